@@ -1,0 +1,65 @@
+/**
+ * Typed errors. Each carries the exit code the CLI ends with, so a command
+ * never has to guess: 2 for anything the user typed or configured wrongly,
+ * 1 for a failure at run time (database unreachable, login rejected, …).
+ */
+
+/** Bad input: a flag, a job field, a config key. Exit code 2. */
+export class UsageError extends Error {
+  readonly exitCode = 2;
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** A job field or config key failed validation. Exit code 2. */
+export class ValidationError extends UsageError {
+  constructor(
+    /** The field or config key at fault, e.g. `minute` or `db.port`. */
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ValidationError";
+  }
+}
+
+/** The operation cannot proceed at run time. Exit code 1. */
+export class RuntimeError extends Error {
+  readonly exitCode = 1;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RuntimeError";
+  }
+}
+
+/** The database could not be reached or refused the login. Exit code 1. */
+export class DatabaseError extends RuntimeError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DatabaseError";
+  }
+}
+
+/** A job id that does not exist (exit 1: the input was well formed). */
+export class NotFoundError extends RuntimeError {
+  constructor(message: string) {
+    super(message);
+    this.name = "NotFoundError";
+  }
+}
+
+/** A job id that already exists, on `job add` without `--replace`. */
+export class ConflictError extends RuntimeError {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConflictError";
+  }
+}
+
+/** The exit code for any thrown value: typed errors carry theirs, the rest are 1. */
+export function exitCodeOf(error: unknown): number {
+  if (error instanceof UsageError) return error.exitCode;
+  return 1;
+}
