@@ -1,0 +1,63 @@
+/**
+ * The command tree and the one place errors become exit codes: 0 ok,
+ * 1 runtime failure, 2 usage or validation error. Every error is one line
+ * on stderr, scrubbed of secrets.
+ */
+import { Command, CommanderError } from "commander";
+import { exitCodeOf } from "../errors.ts";
+import { VERSION } from "../version.ts";
+import { CommandContext, type GlobalOptions, writeErr, writeOut } from "./context.ts";
+import { dbCommand, reloadCommand } from "./db.ts";
+import { jobCommand } from "./job.ts";
+
+function contextOf(cmd: Command): CommandContext {
+  return new CommandContext(cmd.optsWithGlobals<GlobalOptions>());
+}
+
+export function buildProgram(): Command {
+  const program = new Command("jobsmanager")
+    .description("a database-driven cron job scheduler")
+    .version(VERSION, "-V, --version")
+    .option(
+      "-c, --config <file>",
+      "config file (JSON5); default $JM_CONFIG, ./etc/jobsmanager.json, /etc/jobsmanager/jobsmanager.json",
+    )
+    .option(
+      "-d, --database <url>",
+      "database: sqlite:PATH or mysql://USER@HOST:PORT/DB (overrides config and $JM_DATABASE_URL)",
+    )
+    .option("--json", "machine-readable output");
+  program.addCommand(jobCommand(contextOf));
+  program.addCommand(reloadCommand(contextOf));
+  program.addCommand(dbCommand(contextOf));
+  // Every command reports through exitOverride instead of exiting itself,
+  // and writes its errors the way the rest of the program does.
+  const configure = (cmd: Command) => {
+    cmd.exitOverride()
+      .showHelpAfterError("(add --help for usage)")
+      .configureOutput({
+        writeOut: (text) => writeOut(text.trimEnd()),
+        writeErr: (text) => writeErr(text.trimEnd()),
+        outputError: (text, write) => write(`jobsmanager: ${text.replace(/^error: /, "")}`),
+      });
+    cmd.commands.forEach(configure);
+  };
+  configure(program);
+  return program;
+}
+
+/** Run the CLI with `args` (without the program name); resolves to the exit code. */
+export async function runCli(args: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(args, { from: "user" });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and --version end with 0; anything commander rejects is usage.
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    writeErr(`jobsmanager: ${(error as Error).message ?? String(error)}`);
+    return exitCodeOf(error);
+  }
+}

@@ -1,0 +1,385 @@
+/**
+ * Configuration: one table of keys (doc, default, parser), loaded from a
+ * JSON5 file, overridden by environment variables, overridden by flags.
+ *
+ * The file shape is the original project's `etc/global.json` (sections `db`,
+ * `log`, `lib`, `jobsmanager`) plus our own keys, so an old file loads as is:
+ * its quirks (`port: "3306"`, `coalesce: "False"`) are accepted on purpose.
+ */
+import JSON5 from "json5";
+import { ValidationError } from "./errors.ts";
+import { validateTimezone } from "./schedule.ts";
+
+type Parser<T> = (value: unknown, key: string) => T;
+
+interface KeySpec<T> {
+  /** One line, shown in the example config. */
+  doc: string;
+  default: T;
+  parse: Parser<T>;
+  /** Environment variable that overrides the file. */
+  env?: string;
+}
+
+function fail(key: string, value: unknown, allowed: string): never {
+  throw new ValidationError(key, `${key}: ${JSON.stringify(value)} is not valid (${allowed})`);
+}
+
+const text: Parser<string> = (v, key) =>
+  typeof v === "string" ? v : fail(key, v, "expected a string");
+
+function integer(min: number, max: number): Parser<number> {
+  return (v, key) => {
+    // The original global.json wrote numbers as strings ("3306"): accept those too.
+    const n = typeof v === "string" && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+      fail(key, v, `expected a whole number from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+function seconds(min: number, max: number): Parser<number> {
+  return (v, key) => {
+    const n = typeof v === "string" && /^\s*\d+(\.\d+)?\s*$/.test(v) ? Number(v) : v;
+    if (typeof n !== "number" || !Number.isFinite(n) || n < min || n > max) {
+      fail(key, v, `expected a number of seconds from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+const boolean: Parser<boolean> = (v, key) => {
+  if (typeof v === "boolean") return v;
+  // The original global.json wrote Python booleans as strings ("False").
+  if (typeof v === "string" && /^(true|false)$/i.test(v.trim())) {
+    return v.trim().toLowerCase() === "true";
+  }
+  return fail(key, v, "expected true or false");
+};
+
+export const LOG_LEVELS = ["debug", "info", "warning", "error", "fatal"] as const;
+export type LogLevel = typeof LOG_LEVELS[number];
+
+const logLevel: Parser<LogLevel> = (v, key) => {
+  const s = typeof v === "string" ? v.trim().toLowerCase() : "";
+  // Python's logging spelled it "warn" and "critical" as well.
+  const alias: Record<string, LogLevel> = { warn: "warning", critical: "fatal" };
+  const level = alias[s] ?? s;
+  return (LOG_LEVELS as readonly string[]).includes(level)
+    ? level as LogLevel
+    : fail(key, v, `expected one of ${LOG_LEVELS.join(", ")}`);
+};
+
+function fixed(value: string): Parser<string> {
+  return (v, key) =>
+    v === value
+      ? value
+      : fail(key, v, `jobsmanager always uses ${JSON.stringify(value)}; remove the key`);
+}
+
+const timezone: Parser<string> = (v, key) => {
+  const tz = text(v, key);
+  if (tz === "") return tz;
+  try {
+    return validateTimezone(tz);
+  } catch (error) {
+    throw new ValidationError(key, `${key}: ${(error as Error).message}`);
+  }
+};
+
+/** Every config key, in file order. The example config is rendered from this table. */
+export const CONFIG_KEYS = {
+  "db.url": {
+    doc:
+      "Database URL, sqlite:PATH or mysql://USER@HOST:PORT/DB; empty = built from host/port/… when host is set, else sqlite:jobsmanager.db",
+    default: "",
+    parse: text,
+    env: "JM_DATABASE_URL",
+  } as KeySpec<string>,
+  "db.host": { doc: "MySQL/MariaDB host; setting it selects MySQL", default: "", parse: text },
+  "db.port": { doc: "MySQL/MariaDB port", default: 3306, parse: integer(1, 65535) },
+  "db.username": { doc: "MySQL/MariaDB user", default: "root", parse: text },
+  "db.password": {
+    doc: "MySQL/MariaDB password (better: JM_DB_PASSWORD or password_file)",
+    default: "",
+    parse: text,
+    env: "JM_DB_PASSWORD",
+  },
+  "db.password_file": {
+    doc: "File whose first line is the password; not together with password",
+    default: "",
+    parse: text,
+  },
+  "db.database": { doc: "MySQL/MariaDB database name", default: "jobsmanager", parse: text },
+  "db.charset": { doc: "Connection character set", default: "utf8mb4", parse: text },
+  "db.pool_size": {
+    doc: "Most MySQL connections the service keeps open",
+    default: 10,
+    parse: integer(1, 1000),
+  },
+  "db.connect_timeout": {
+    doc: "Seconds to wait for a database connection before giving up",
+    default: 10,
+    parse: seconds(1, 600),
+  },
+  "log.level": {
+    doc: `Lowest level logged: ${LOG_LEVELS.join(", ")}`,
+    default: "info" as LogLevel,
+    parse: logLevel,
+    env: "JM_LOG_LEVEL",
+  },
+  "log.path": {
+    doc: "Directory of the log file, relative to the working directory",
+    default: "log",
+    parse: text,
+    env: "JM_LOG_PATH",
+  },
+  "log.file": { doc: "Log file name inside log.path", default: "jobsmanager.log", parse: text },
+  "log.table": {
+    doc: "Log table (fixed; kept for old configs)",
+    default: "jm_syslog",
+    parse: fixed("jm_syslog"),
+  },
+  "log.rotate.max_size": {
+    doc: "Rotate the log file when it reaches this many MiB",
+    default: 500,
+    parse: integer(1, 1_000_000),
+  },
+  "log.rotate.backup_count": {
+    doc: "Rotated log files kept",
+    default: 7,
+    parse: integer(0, 1000),
+  },
+  "lib.path": {
+    doc: "Ignored; kept so the original global.json loads",
+    default: "lib",
+    parse: text,
+  },
+  "jobsmanager.table": {
+    doc: "Jobs table (fixed; kept for old configs)",
+    default: "jm_jobs",
+    parse: fixed("jm_jobs"),
+  },
+  "jobsmanager.timezone": {
+    doc: "Time zone of jobs that name none (IANA name); empty = this machine's zone",
+    default: "",
+    parse: timezone,
+    env: "JM_TIMEZONE",
+  },
+  "jobsmanager.coalesce": {
+    doc: "Run several late fires of one job once, for jobs that do not say",
+    default: false,
+    parse: boolean,
+  },
+  "jobsmanager.max_instances": {
+    doc: "Concurrent runs of one job, for jobs that do not say",
+    default: 1,
+    parse: integer(1, 10_000),
+  },
+  "jobsmanager.max_workers": {
+    doc: "Concurrent runs across all jobs; further fires queue",
+    default: 300,
+    parse: integer(1, 100_000),
+    env: "JM_MAX_WORKERS",
+  },
+  "jobsmanager.misfire_grace_time": {
+    doc: "Seconds a fire may start late and still run, for jobs that do not say",
+    default: 1,
+    parse: seconds(0, 31_536_000),
+  },
+  "jobsmanager.reload_interval": {
+    doc: "Seconds between polls for reload markers",
+    default: 2,
+    parse: seconds(0.1, 3600),
+    env: "JM_RELOAD_INTERVAL",
+  },
+  "jobsmanager.shutdown_timeout": {
+    doc: "Seconds running jobs get to finish on SIGTERM before they are killed",
+    default: 25,
+    parse: seconds(0, 3600),
+  },
+  "jobsmanager.kill_grace": {
+    doc: "Seconds between SIGTERM and SIGKILL for a job that timed out",
+    default: 5,
+    parse: seconds(0, 600),
+  },
+  "jobsmanager.output_cap": {
+    doc: "Bytes of stdout and of stderr kept per run (head and tail)",
+    default: 65536,
+    parse: integer(0, 16 * 1024 * 1024),
+  },
+} satisfies Record<string, KeySpec<unknown>>;
+
+export type ConfigKey = keyof typeof CONFIG_KEYS;
+type ValueOf<K extends ConfigKey> = (typeof CONFIG_KEYS)[K]["default"];
+/** The effective settings, flat, keyed as in the file (`db.port`). */
+export type Settings = { -readonly [K in ConfigKey]: ValueOf<K> };
+
+/** Where the settings came from, for messages and `--json` output. */
+export interface LoadedConfig {
+  settings: Settings;
+  /** The config file read, or null when none was found. */
+  file: string | null;
+}
+
+/** Flags that override the file and the environment. */
+export interface ConfigOverrides {
+  config?: string;
+  database?: string;
+}
+
+export const DEFAULT_CONFIG_PATHS = ["./etc/jobsmanager.json", "/etc/jobsmanager/jobsmanager.json"];
+
+export function defaultSettings(): Settings {
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(CONFIG_KEYS)) out[key] = spec.default;
+  return out as Settings;
+}
+
+/** Flatten a parsed JSON5 document into dotted keys, rejecting unknown ones. */
+function flatten(doc: unknown, prefix: string, file: string, out: Map<string, unknown>): void {
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
+    throw new ValidationError(
+      prefix || "config",
+      `config ${file}: ${prefix || "the document"} must be an object`,
+    );
+  }
+  const known = Object.keys(CONFIG_KEYS);
+  for (const [name, value] of Object.entries(doc)) {
+    const key = prefix ? `${prefix}.${name}` : name;
+    if (known.includes(key)) {
+      out.set(key, value);
+    } else if (known.some((k) => k.startsWith(`${key}.`))) {
+      flatten(value, key, file, out);
+    } else {
+      const siblings = known.filter((k) => k.startsWith(prefix ? `${prefix}.` : ""))
+        .map((k) => k.slice(prefix ? prefix.length + 1 : 0).split(".")[0]);
+      throw new ValidationError(
+        key,
+        `config ${file}: unknown key '${key}' (known here: ${[...new Set(siblings)].join(", ")})`,
+      );
+    }
+  }
+}
+
+function findConfigFile(
+  overrides: ConfigOverrides,
+  env: Record<string, string | undefined>,
+): string | null {
+  const explicit = overrides.config ?? env.JM_CONFIG;
+  if (explicit !== undefined && explicit !== "") {
+    if (!exists(explicit)) {
+      const from = overrides.config !== undefined ? "--config" : "JM_CONFIG";
+      throw new ValidationError(
+        "config",
+        `config file '${explicit}' (from ${from}) does not exist; fix the path or drop ${from} to use the defaults`,
+      );
+    }
+    return explicit;
+  }
+  return DEFAULT_CONFIG_PATHS.find(exists) ?? null;
+}
+
+function exists(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+function parseFile(file: string): Map<string, unknown> {
+  let source: string;
+  try {
+    source = Deno.readTextFileSync(file);
+  } catch (error) {
+    throw new ValidationError(
+      "config",
+      `config ${file}: cannot be read: ${(error as Error).message}`,
+    );
+  }
+  let doc: unknown;
+  try {
+    doc = JSON5.parse(source);
+  } catch (error) {
+    throw new ValidationError(
+      "config",
+      `config ${file}: not valid JSON5: ${(error as Error).message}`,
+    );
+  }
+  const out = new Map<string, unknown>();
+  flatten(doc, "", file, out);
+  return out;
+}
+
+/**
+ * Load settings: defaults < file < environment < flags. Throws
+ * ValidationError (exit 2) naming the key for anything malformed.
+ */
+export function loadConfig(
+  overrides: ConfigOverrides = {},
+  env: Record<string, string | undefined> = Deno.env.toObject(),
+): LoadedConfig {
+  const file = findConfigFile(overrides, env);
+  const values = file ? parseFile(file) : new Map<string, unknown>();
+  const settings: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(CONFIG_KEYS) as [string, KeySpec<unknown>][]) {
+    const envValue = spec.env ? env[spec.env] : undefined;
+    const where = file ? `config ${file}: ` : "";
+    if (envValue !== undefined && envValue !== "") {
+      settings[key] = withSource(() => spec.parse(envValue, key), `environment ${spec.env}: `);
+    } else if (values.has(key)) {
+      settings[key] = withSource(() => spec.parse(values.get(key), key), where);
+    } else {
+      settings[key] = spec.default;
+    }
+  }
+  if (overrides.database !== undefined) settings["db.url"] = overrides.database;
+  return { settings: settings as Settings, file };
+}
+
+function withSource<T>(parse: () => T, source: string): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof ValidationError) {
+      throw new ValidationError(error.field, `${source}${error.message}`);
+    }
+    throw error;
+  }
+}
+
+/** The example config file: every key, its doc line and its default. */
+export function renderExampleConfig(): string {
+  const lines = [
+    "// jobsmanager configuration (JSON5). Every key is optional; the values below are",
+    "// the defaults. Environment variables named after a key override the file, and",
+    "// command-line flags (--database) override both. The original project's",
+    "// etc/global.json loads as it is.",
+  ];
+  const open: string[] = [];
+  lines.push("{");
+  for (const [key, spec] of Object.entries(CONFIG_KEYS) as [string, KeySpec<unknown>][]) {
+    const path = key.split(".");
+    const name = path.pop()!;
+    while (open.length > 0 && open.join(".") !== path.slice(0, open.length).join(".")) {
+      open.pop();
+      lines.push(`${"  ".repeat(open.length + 1)}},`);
+    }
+    while (open.length < path.length) {
+      lines.push(`${"  ".repeat(open.length + 1)}${path[open.length]}: {`);
+      open.push(path[open.length]);
+    }
+    const indent = "  ".repeat(open.length + 1);
+    const env = spec.env ? ` (env ${spec.env})` : "";
+    lines.push(`${indent}// ${spec.doc}${env}`);
+    lines.push(`${indent}${name}: ${JSON.stringify(spec.default)},`);
+  }
+  while (open.length > 0) {
+    open.pop();
+    lines.push(`${"  ".repeat(open.length + 1)}},`);
+  }
+  lines.push("}");
+  return lines.join("\n") + "\n";
+}

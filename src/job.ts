@@ -1,0 +1,250 @@
+/**
+ * The Job model: one row of `jm_jobs`, its validation, and how CLI options
+ * become a job. Property names are the column names, so a job, its row and
+ * its snapshot in `jm_update_info` all read the same.
+ */
+import { ValidationError } from "./errors.ts";
+import {
+  FIELD_NAMES,
+  type FieldName,
+  type ScheduleFields,
+  scheduleFromCrontab,
+  scheduleFromFields,
+  toCronerPattern,
+  validateTimezone,
+} from "./schedule.ts";
+
+export interface Job extends ScheduleFields {
+  id: string;
+  command: string;
+  /** IANA zone; null = the service's `jobsmanager.timezone`. */
+  timezone: string | null;
+  /** Seconds before the run is killed; 0 = never. */
+  timeout: number;
+  enabled: boolean;
+  /** null = the service's `jobsmanager.max_instances`. */
+  max_instances: number | null;
+  /** null = the service's `jobsmanager.coalesce`. */
+  coalesce: boolean | null;
+  /** Seconds; null = the service's `jobsmanager.misfire_grace_time`. */
+  misfire_grace_time: number | null;
+  /** Extra environment variables for the command. */
+  env: Record<string, string>;
+  /** Working directory; null = the service's. */
+  cwd: string | null;
+  description: string | null;
+  /** Milliseconds since the epoch. */
+  created_at: number;
+  updated_at: number;
+}
+
+/** What `job add` / `job update` were told; absent = not given. */
+export interface JobOptions {
+  command?: string;
+  cron?: string;
+  schedule?: Partial<Record<FieldName, string>>;
+  timeout?: string;
+  timezone?: string;
+  enabled?: boolean;
+  max_instances?: string;
+  coalesce?: boolean;
+  misfire_grace_time?: string;
+  env?: string[];
+  /** Names of env variables to drop (`--unset-env`). */
+  unset_env?: string[];
+  cwd?: string;
+  description?: string;
+}
+
+export const DEFAULT_TIMEOUT = 60;
+const ID_PATTERN = /^[A-Za-z0-9._:-]{1,191}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Variables the runner sets itself; a job may not override them. */
+const RESERVED_ENV = ["JM_JOB_ID", "JM_RUN_ID", "JM_SCHEDULED_AT"];
+const MAX_TIMEOUT = 31_536_000;
+
+export function validateId(id: string): string {
+  if (!ID_PATTERN.test(id)) {
+    const why = id.length === 0
+      ? "is empty"
+      : id.length > 191
+      ? `is ${id.length} characters long`
+      : "has characters outside A-Z a-z 0-9 . _ : -";
+    throw new ValidationError(
+      "id",
+      `id: ${
+        JSON.stringify(id.length > 60 ? id.slice(0, 60) + "…" : id)
+      } ${why} (allowed: 1-191 characters of A-Z a-z 0-9 . _ : -)`,
+    );
+  }
+  return id;
+}
+
+function wholeNumber(field: string, raw: string, min: number, max: number): number {
+  const value = raw.trim();
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new ValidationError(
+      field,
+      `${field}: ${
+        JSON.stringify(raw)
+      } is not valid (allowed: a whole number from ${min} to ${max})`,
+    );
+  }
+  return Number(value);
+}
+
+function parseEnv(pairs: string[], into: Record<string, string>): Record<string, string> {
+  const env = { ...into };
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    const name = eq < 0 ? pair : pair.slice(0, eq);
+    if (eq < 0 || !ENV_NAME.test(name)) {
+      throw new ValidationError(
+        "env",
+        `env: ${
+          JSON.stringify(pair)
+        } is not NAME=VALUE with NAME of A-Z a-z 0-9 _ not starting with a digit`,
+      );
+    }
+    if (RESERVED_ENV.includes(name)) {
+      throw new ValidationError(
+        "env",
+        `env: ${name} is set by jobsmanager for every run and cannot be overridden`,
+      );
+    }
+    env[name] = pair.slice(eq + 1);
+  }
+  return env;
+}
+
+function schedulePatch(options: JobOptions): ScheduleFields | null {
+  const fields = Object.fromEntries(
+    Object.entries(options.schedule ?? {}).filter(([, v]) => v !== undefined),
+  );
+  if (options.cron !== undefined) {
+    if (Object.keys(fields).length > 0) {
+      throw new ValidationError(
+        "cron",
+        `cron: give either --cron or the field options (--${
+          Object.keys(fields)[0].replaceAll("_", "-")
+        }), not both`,
+      );
+    }
+    return scheduleFromCrontab(options.cron);
+  }
+  return Object.keys(fields).length > 0 ? scheduleFromFields(fields) : null;
+}
+
+/**
+ * Build the job `job add` (no `current`) or `job update` (with `current`)
+ * describes. Only options that were given change; the whole result is
+ * validated before it is returned, so nothing half-valid is ever stored.
+ */
+export function buildJob(id: string, options: JobOptions, current: Job | null, now: number): Job {
+  validateId(id);
+  const schedule = schedulePatch(options);
+  if (current === null) {
+    if (options.command === undefined) {
+      throw new ValidationError("command", "command: missing (give --command 'shell command')");
+    }
+    if (schedule === null) {
+      throw new ValidationError(
+        "schedule",
+        "schedule: missing (give --cron 'm h dom mon dow' or at least one of --second --minute --hour --day --month --day-of-week)",
+      );
+    }
+  }
+  const base: Job = current ?? {
+    id,
+    command: "",
+    ...(schedule as ScheduleFields),
+    timezone: null,
+    timeout: DEFAULT_TIMEOUT,
+    enabled: true,
+    max_instances: null,
+    coalesce: null,
+    misfire_grace_time: null,
+    env: {},
+    cwd: null,
+    description: null,
+    created_at: now,
+    updated_at: now,
+  };
+  const job: Job = { ...base, ...(schedule ?? {}), env: { ...base.env } };
+  if (options.command !== undefined) job.command = options.command;
+  if (options.timeout !== undefined) {
+    job.timeout = wholeNumber("timeout", options.timeout, 0, MAX_TIMEOUT);
+  }
+  if (options.timezone !== undefined) {
+    job.timezone = options.timezone === "" ? null : options.timezone;
+  }
+  if (options.enabled !== undefined) job.enabled = options.enabled;
+  if (options.max_instances !== undefined) {
+    job.max_instances = wholeNumber("max_instances", options.max_instances, 1, 10_000);
+  }
+  if (options.coalesce !== undefined) job.coalesce = options.coalesce;
+  if (options.misfire_grace_time !== undefined) {
+    job.misfire_grace_time = wholeNumber(
+      "misfire_grace_time",
+      options.misfire_grace_time,
+      0,
+      MAX_TIMEOUT,
+    );
+  }
+  for (const name of options.unset_env ?? []) delete job.env[name];
+  if (options.env !== undefined) job.env = parseEnv(options.env, job.env);
+  if (options.cwd !== undefined) job.cwd = options.cwd === "" ? null : options.cwd;
+  if (options.description !== undefined) {
+    job.description = options.description === "" ? null : options.description;
+  }
+  validateJob(job);
+  return job;
+}
+
+/**
+ * Check every field of a job, whatever wrote it (CLI or hand-written SQL).
+ * Throws ValidationError naming the first field at fault.
+ */
+export function validateJob(job: Job): Job {
+  validateId(job.id);
+  if (job.command.trim() === "") {
+    throw new ValidationError("command", "command: is empty (give --command 'shell command')");
+  }
+  if (job.command.includes("\0")) {
+    throw new ValidationError("command", "command: contains a NUL byte, which no shell can run");
+  }
+  for (const field of FIELD_NAMES) {
+    if (typeof job[field] !== "string" || job[field].trim() === "") {
+      throw new ValidationError(field, `${field}: is empty (use '*' for every value)`);
+    }
+  }
+  toCronerPattern(job);
+  if (job.timezone !== null) validateTimezone(job.timezone);
+  if (job.cwd !== null && !job.cwd.startsWith("/")) {
+    throw new ValidationError(
+      "cwd",
+      `cwd: ${
+        JSON.stringify(job.cwd)
+      } is not an absolute path (the service's working directory is not yours)`,
+    );
+  }
+  if (job.description !== null && job.description.length > 1000) {
+    throw new ValidationError(
+      "description",
+      `description: is ${job.description.length} characters long (allowed: up to 1000)`,
+    );
+  }
+  return job;
+}
+
+/** The six schedule fields as one line, `second minute hour day month day_of_week`. */
+export function scheduleText(job: ScheduleFields): string {
+  return FIELD_NAMES.map((f) => job[f]).join(" ");
+}
+
+/** True when two jobs differ in anything but their timestamps. */
+export function sameDefinition(a: Job, b: Job): boolean {
+  const strip = ({ created_at: _c, updated_at: _u, env, ...rest }: Job) =>
+    JSON.stringify({ ...rest, env: Object.entries(env).sort() });
+  return strip(a) === strip(b);
+}

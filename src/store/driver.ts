@@ -1,0 +1,72 @@
+/**
+ * The seam between the store's SQL and a database library. Both drivers
+ * take `?` placeholders and return rows as plain objects; what differs
+ * between the dialects is listed once, in `DialectProfile`.
+ */
+import type { Dialect } from "./migrations.ts";
+
+export type Param = string | number | boolean | null;
+export type Row = Record<string, unknown>;
+
+export interface RunResult {
+  /** Rows inserted, updated or deleted. */
+  changes: number;
+  /** The auto-increment id of an INSERT. */
+  lastId: number;
+}
+
+/** Runs statements: the driver itself, or one open transaction. */
+export interface Executor {
+  all(sql: string, params?: Param[]): Promise<Row[]>;
+  run(sql: string, params?: Param[]): Promise<RunResult>;
+}
+
+export interface Driver extends Executor {
+  readonly profile: DialectProfile;
+  /** Where it points, password redacted. */
+  readonly description: string;
+  /**
+   * Run `fn` in one transaction that holds the write lock on the rows it
+   * reads with `profile.forUpdate` (SQLite: the whole database, BEGIN
+   * IMMEDIATE). Commits when `fn` resolves, rolls back when it throws.
+   */
+  transaction<T>(fn: (tx: Executor) => Promise<T>): Promise<T>;
+  /**
+   * Run `fn` holding the lock that serializes migrations across processes
+   * (MySQL: GET_LOCK on one connection; SQLite: BEGIN IMMEDIATE).
+   */
+  withMigrationLock<T>(fn: (tx: Executor) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** Everything the SQL in `sql_store.ts` needs to know about the dialect. */
+export interface DialectProfile {
+  dialect: Dialect;
+  /** Appended to a SELECT that must lock the rows it reads. */
+  forUpdate: string;
+  /** The current time as the jm_update_info timestamp columns hold it. */
+  nowDatetime: string;
+  /** A query with one `?` (the table name) returning one row per column, named `name`. */
+  columnsSql: string;
+  /** How to move an offending table aside, for error messages. */
+  renameTable(from: string, to: string): string;
+}
+
+export const PROFILES: Record<Dialect, DialectProfile> = {
+  mysql: {
+    dialect: "mysql",
+    forUpdate: " FOR UPDATE",
+    nowDatetime: "CURRENT_TIMESTAMP(3)",
+    columnsSql:
+      "SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+    renameTable: (from, to) => `RENAME TABLE ${from} TO ${to};`,
+  },
+  sqlite: {
+    dialect: "sqlite",
+    // BEGIN IMMEDIATE already holds the database's write lock.
+    forUpdate: "",
+    nowDatetime: "strftime('%Y-%m-%d %H:%M:%f', 'now')",
+    columnsSql: "SELECT name FROM pragma_table_info(?)",
+    renameTable: (from, to) => `ALTER TABLE ${from} RENAME TO ${to};`,
+  },
+};

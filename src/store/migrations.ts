@@ -1,0 +1,210 @@
+/**
+ * Numbered schema migrations, embedded so the single binary carries them.
+ * `sql/mysql.sql` and `sql/sqlite.sql` are rendered from this file for
+ * people (`deno task generate`); a test proves they match.
+ *
+ * Never edit a migration that has shipped: add the next one.
+ */
+
+export type Dialect = "sqlite" | "mysql";
+
+export interface Migration {
+  version: number;
+  name: string;
+  statements: Record<Dialect, string[]>;
+}
+
+const MYSQL_TABLE = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+const MYSQL_NOW_MS = "(CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS UNSIGNED))";
+const SQLITE_NOW_MS = "(CAST(unixepoch('subsec') * 1000 AS INTEGER))";
+
+function jobsTable(d: Dialect): string {
+  const [str, text, bool, now] = d === "mysql"
+    ? ["VARCHAR(191)", "TEXT", "TINYINT(1)", MYSQL_NOW_MS]
+    : ["TEXT", "TEXT", "INTEGER", SQLITE_NOW_MS];
+  const field = (name: string) =>
+    `  \`${name}\` ${d === "mysql" ? "VARCHAR(255)" : "TEXT"} NOT NULL DEFAULT '*',`;
+  return [
+    "CREATE TABLE IF NOT EXISTS jm_jobs (",
+    `  id ${str} NOT NULL PRIMARY KEY,`,
+    `  command ${text} NOT NULL,`,
+    ...["second", "minute", "hour", "day", "month", "day_of_week"].map(field),
+    `  timezone ${d === "mysql" ? "VARCHAR(64)" : "TEXT"} NULL,`,
+    `  timeout INTEGER NOT NULL DEFAULT 60,`,
+    `  enabled ${bool} NOT NULL DEFAULT 1,`,
+    `  max_instances INTEGER NULL,`,
+    `  \`coalesce\` ${bool} NULL,`,
+    `  misfire_grace_time INTEGER NULL,`,
+    `  env ${text} NULL,`,
+    `  cwd ${text} NULL,`,
+    `  description ${text} NULL,`,
+    `  created_at BIGINT NOT NULL DEFAULT ${now},`,
+    `  updated_at BIGINT NOT NULL DEFAULT ${now}`,
+    d === "mysql" ? `) ${MYSQL_TABLE}` : ")",
+  ].join("\n");
+}
+
+function updateInfoTable(d: Dialect): string {
+  return d === "mysql"
+    ? [
+      "CREATE TABLE IF NOT EXISTS jm_update_info (",
+      "  id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,",
+      "  updated TINYINT NOT NULL DEFAULT 0,",
+      "  insert_time DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),",
+      "  update_time DATETIME(3) NULL,",
+      "  jobs_before_update LONGTEXT NULL,",
+      "  jobs_after_update LONGTEXT NULL,",
+      "  KEY jm_update_info_updated (updated, id)",
+      `) ${MYSQL_TABLE}`,
+    ].join("\n")
+    : [
+      "CREATE TABLE IF NOT EXISTS jm_update_info (",
+      "  id INTEGER PRIMARY KEY AUTOINCREMENT,",
+      "  updated INTEGER NOT NULL DEFAULT 0,",
+      "  insert_time TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),",
+      "  update_time TEXT NULL,",
+      "  jobs_before_update TEXT NULL,",
+      "  jobs_after_update TEXT NULL",
+      ")",
+    ].join("\n");
+}
+
+function idColumn(d: Dialect): string {
+  return d === "mysql"
+    ? "id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY"
+    : "id INTEGER PRIMARY KEY AUTOINCREMENT";
+}
+
+function syslogTable(d: Dialect): string {
+  const str = d === "mysql" ? "VARCHAR(191)" : "TEXT";
+  return [
+    "CREATE TABLE IF NOT EXISTS jm_syslog (",
+    `  ${idColumn(d)},`,
+    "  created_at BIGINT NOT NULL,",
+    `  level ${d === "mysql" ? "VARCHAR(16)" : "TEXT"} NOT NULL,`,
+    `  logger_name ${str} NOT NULL,`,
+    `  message ${d === "mysql" ? "MEDIUMTEXT" : "TEXT"} NOT NULL,`,
+    `  context ${d === "mysql" ? "MEDIUMTEXT" : "TEXT"} NULL`,
+    d === "mysql" ? `) ${MYSQL_TABLE}` : ")",
+  ].join("\n");
+}
+
+function runsTable(d: Dialect): string {
+  const [str, short, out] = d === "mysql"
+    ? ["VARCHAR(191)", "VARCHAR(16)", "MEDIUMTEXT"]
+    : ["TEXT", "TEXT", "TEXT"];
+  return [
+    "CREATE TABLE IF NOT EXISTS jm_runs (",
+    `  ${idColumn(d)},`,
+    `  job_id ${str} NOT NULL,`,
+    "  scheduled_at BIGINT NOT NULL,",
+    "  started_at BIGINT NULL,",
+    "  finished_at BIGINT NULL,",
+    `  status ${short} NOT NULL,`,
+    "  exit_code INTEGER NULL,",
+    `  \`signal\` ${short} NULL,`,
+    `  stdout ${out} NULL,`,
+    `  stderr ${out} NULL,`,
+    `  node_id ${str} NULL,`,
+    `  \`trigger\` ${short} NOT NULL,`,
+    "  UNIQUE (job_id, scheduled_at, `trigger`)",
+    d === "mysql" ? `) ${MYSQL_TABLE}` : ")",
+  ].join("\n");
+}
+
+function nodesTable(d: Dialect): string {
+  const str = d === "mysql" ? "VARCHAR(191)" : "TEXT";
+  return [
+    "CREATE TABLE IF NOT EXISTS jm_nodes (",
+    `  id ${str} NOT NULL PRIMARY KEY,`,
+    `  host ${d === "mysql" ? "VARCHAR(255)" : "TEXT"} NOT NULL,`,
+    "  pid INTEGER NOT NULL,",
+    `  version ${d === "mysql" ? "VARCHAR(32)" : "TEXT"} NOT NULL,`,
+    "  started_at BIGINT NOT NULL,",
+    "  heartbeat_at BIGINT NOT NULL,",
+    "  applied_marker BIGINT NULL,",
+    "  jobs_loaded INTEGER NOT NULL DEFAULT 0",
+    d === "mysql" ? `) ${MYSQL_TABLE}` : ")",
+  ].join("\n");
+}
+
+function both(build: (d: Dialect) => string): Record<Dialect, string[]> {
+  return { sqlite: [build("sqlite")], mysql: [build("mysql")] };
+}
+
+function indexes(
+  specs: [name: string, table: string, columns: string][],
+): Record<Dialect, string[]> {
+  return {
+    // MySQL has no CREATE INDEX IF NOT EXISTS; the migration lock and the
+    // version row make each index statement run exactly once there.
+    mysql: specs.map(([name, table, columns]) => `CREATE INDEX ${name} ON ${table} (${columns})`),
+    sqlite: specs.map(([name, table, columns]) =>
+      `CREATE INDEX IF NOT EXISTS ${name} ON ${table} (${columns})`
+    ),
+  };
+}
+
+function merge(...parts: Record<Dialect, string[]>[]): Record<Dialect, string[]> {
+  return {
+    sqlite: parts.flatMap((p) => p.sqlite),
+    mysql: parts.flatMap((p) => p.mysql),
+  };
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: "jobs, reload markers, logs, runs, nodes",
+    statements: merge(
+      both(jobsTable),
+      both(updateInfoTable),
+      both(syslogTable),
+      both(runsTable),
+      both(nodesTable),
+      {
+        mysql: [],
+        sqlite: [
+          "CREATE INDEX IF NOT EXISTS jm_update_info_updated ON jm_update_info (updated, id)",
+        ],
+      },
+      indexes([
+        ["jm_syslog_created_at", "jm_syslog", "created_at"],
+        ["jm_runs_job", "jm_runs", "job_id, id"],
+        ["jm_runs_status", "jm_runs", "status"],
+        ["jm_runs_scheduled_at", "jm_runs", "scheduled_at"],
+      ]),
+    ),
+  },
+];
+
+/** The schema version this build creates and understands. */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
+
+/** The table that records applied migrations. */
+export function versionTable(d: Dialect): string {
+  return d === "mysql"
+    ? `CREATE TABLE IF NOT EXISTS jm_schema_version (\n  version INTEGER NOT NULL PRIMARY KEY,\n  name VARCHAR(191) NOT NULL,\n  applied_at BIGINT NOT NULL\n) ${MYSQL_TABLE}`
+    : "CREATE TABLE IF NOT EXISTS jm_schema_version (\n  version INTEGER NOT NULL PRIMARY KEY,\n  name TEXT NOT NULL,\n  applied_at BIGINT NOT NULL\n)";
+}
+
+/** The whole schema as one SQL file, for DBAs: what `sql/<dialect>.sql` holds. */
+export function renderSchema(d: Dialect): string {
+  const out = [
+    `-- jobsmanager schema for ${
+      d === "mysql" ? "MySQL / MariaDB" : "SQLite"
+    }, version ${SCHEMA_VERSION}.`,
+    "-- Generated from src/store/migrations.ts (deno task generate); jobsmanager",
+    "-- applies the same statements itself on `serve` and `db migrate`.",
+    "",
+    `${versionTable(d)};`,
+  ];
+  for (const m of MIGRATIONS) {
+    out.push("", `-- migration ${m.version}: ${m.name}`);
+    for (const s of m.statements[d]) out.push(`${s};`);
+    out.push(
+      `INSERT INTO jm_schema_version (version, name, applied_at) VALUES (${m.version}, '${m.name}', 0);`,
+    );
+  }
+  return out.join("\n") + "\n";
+}

@@ -1,0 +1,170 @@
+/**
+ * The MySQL / MariaDB store driver: a `mysql2` promise pool. Driver errors
+ * become DatabaseError with a message that says what to check; the
+ * password never appears in them.
+ */
+import mysql from "mysql2/promise";
+import { DatabaseError } from "../errors.ts";
+import type { Driver, Executor, Param, Row, RunResult } from "./driver.ts";
+import { PROFILES } from "./driver.ts";
+import { describeTarget, type MysqlTarget } from "./target.ts";
+
+const MIGRATION_LOCK = "jobsmanager.migrate";
+const MIGRATION_LOCK_WAIT_S = 60;
+
+type Queryable = mysql.Pool | mysql.PoolConnection;
+
+interface DriverError {
+  code?: string;
+  errno?: number;
+  message?: string;
+}
+
+/** Turn a driver error into one an operator can act on. */
+export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
+  if (error instanceof DatabaseError) return error;
+  const e = error as DriverError;
+  const where = `MySQL at ${target.host}:${target.port}`;
+  const options = { cause: error };
+  switch (e.code) {
+    case "ECONNREFUSED":
+      return new DatabaseError(
+        `cannot connect to ${where}: connection refused; is the server running, and are db.host/db.port (or --database) right?`,
+        options,
+      );
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return new DatabaseError(
+        `cannot connect to ${where}: host '${target.host}' not found; check db.host`,
+        options,
+      );
+    case "ETIMEDOUT":
+      return new DatabaseError(
+        `cannot connect to ${where}: no answer within ${
+          target.connectTimeoutMs / 1000
+        } s; check the address and any firewall`,
+        options,
+      );
+    case "ER_ACCESS_DENIED_ERROR":
+    case "ER_DBACCESS_DENIED_ERROR":
+      return new DatabaseError(
+        `${where} rejected the login of user '${target.user}' to database '${target.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL)`,
+        options,
+      );
+    case "ER_BAD_DB_ERROR":
+      return new DatabaseError(
+        `database '${target.database}' does not exist on ${where}; create it with: CREATE DATABASE \`${target.database}\` CHARACTER SET utf8mb4`,
+        options,
+      );
+    case "PROTOCOL_CONNECTION_LOST":
+    case "ECONNRESET":
+      return new DatabaseError(`lost the connection to ${where}; is the server running?`, options);
+  }
+  return new DatabaseError(`${describeTarget(target)}: ${e.message ?? String(error)}`, options);
+}
+
+export class MysqlDriver implements Driver {
+  readonly profile = PROFILES.mysql;
+  readonly description: string;
+  private readonly pool: mysql.Pool;
+
+  constructor(private readonly target: MysqlTarget) {
+    this.description = describeTarget(target);
+    this.pool = mysql.createPool({
+      host: target.host,
+      port: target.port,
+      user: target.user,
+      password: target.password,
+      database: target.database,
+      charset: target.charset,
+      connectionLimit: target.poolSize,
+      connectTimeout: target.connectTimeoutMs,
+      supportBigNumbers: true,
+      dateStrings: true,
+      // Keep idle connections few: a CLI call needs one, the service a handful.
+      maxIdle: 2,
+      idleTimeout: 60_000,
+      enableKeepAlive: true,
+    });
+  }
+
+  private async query(on: Queryable, sql: string, params: Param[]): Promise<unknown> {
+    try {
+      const [result] = await on.query(sql, params);
+      return result;
+    } catch (error) {
+      throw explainMysqlError(error, this.target);
+    }
+  }
+
+  private executor(on: Queryable): Executor {
+    return {
+      all: async (sql, params = []) => await this.query(on, sql, params) as Row[],
+      run: async (sql, params = []) => {
+        const header = await this.query(on, sql, params) as mysql.ResultSetHeader;
+        return { changes: header.affectedRows, lastId: Number(header.insertId) };
+      },
+    };
+  }
+
+  all(sql: string, params: Param[] = []): Promise<Row[]> {
+    return this.executor(this.pool).all(sql, params);
+  }
+
+  run(sql: string, params: Param[] = []): Promise<RunResult> {
+    return this.executor(this.pool).run(sql, params);
+  }
+
+  private async connection(): Promise<mysql.PoolConnection> {
+    try {
+      return await this.pool.getConnection();
+    } catch (error) {
+      throw explainMysqlError(error, this.target);
+    }
+  }
+
+  async transaction<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
+    const conn = await this.connection();
+    try {
+      await this.query(conn, "START TRANSACTION", []);
+      try {
+        const result = await fn(this.executor(conn));
+        await this.query(conn, "COMMIT", []);
+        return result;
+      } catch (error) {
+        await conn.query("ROLLBACK").catch(() => undefined);
+        throw error;
+      }
+    } finally {
+      conn.release();
+    }
+  }
+
+  async withMigrationLock<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
+    const conn = await this.connection();
+    try {
+      const rows = await this.query(conn, "SELECT GET_LOCK(?, ?) AS got", [
+        MIGRATION_LOCK,
+        MIGRATION_LOCK_WAIT_S,
+      ]) as Row[];
+      if (Number(rows[0]?.got) !== 1) {
+        throw new DatabaseError(
+          `another process has been migrating ${this.description} for over ${MIGRATION_LOCK_WAIT_S} s; try again when it is done`,
+        );
+      }
+      try {
+        // DDL commits implicitly in MySQL, so the advisory lock, not a
+        // transaction, is what keeps two migrators apart.
+        return await fn(this.executor(conn));
+      } finally {
+        await conn.query("SELECT RELEASE_LOCK(?)", [MIGRATION_LOCK]).catch(() => undefined);
+      }
+    } finally {
+      conn.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * The Store contract (store.ts) written once in SQL both dialects accept;
+ * what differs lives in the driver's DialectProfile.
+ */
+import { RuntimeError } from "../errors.ts";
+import { type Job, sameDefinition } from "../job.ts";
+import { VERSION } from "../version.ts";
+import type { Driver, Executor, Param, Row } from "./driver.ts";
+import { MIGRATIONS, SCHEMA_VERSION, versionTable } from "./migrations.ts";
+import type { JobChange, JobMutation, Marker, MigrationReport, Store } from "./store.ts";
+
+const JOB_COLUMNS = [
+  "id",
+  "command",
+  "second",
+  "minute",
+  "hour",
+  "day",
+  "month",
+  "day_of_week",
+  "timezone",
+  "timeout",
+  "enabled",
+  "max_instances",
+  "coalesce",
+  "misfire_grace_time",
+  "env",
+  "cwd",
+  "description",
+  "created_at",
+  "updated_at",
+] as const;
+const JOB_SELECT = `SELECT ${JOB_COLUMNS.map((c) => `\`${c}\``).join(", ")} FROM jm_jobs`;
+
+/** Columns of the original project's APScheduler job store. */
+const APSCHEDULER_COLUMNS = ["next_run_time", "job_state"];
+
+function nullableNumber(v: unknown): number | null {
+  return v === null || v === undefined ? null : Number(v);
+}
+
+function nullableBool(v: unknown): boolean | null {
+  return v === null || v === undefined ? null : Number(v) !== 0;
+}
+
+function parseJson<T>(v: unknown, fallback: T): T {
+  if (v === null || v === undefined || v === "") return fallback;
+  return (typeof v === "string" ? JSON.parse(v) : v) as T;
+}
+
+/** A row of jm_jobs as a Job; tolerant of what hand-written SQL may leave. */
+export function rowToJob(row: Row): Job {
+  return {
+    id: String(row.id),
+    command: String(row.command),
+    second: String(row.second),
+    minute: String(row.minute),
+    hour: String(row.hour),
+    day: String(row.day),
+    month: String(row.month),
+    day_of_week: String(row.day_of_week),
+    timezone: row.timezone === null ? null : String(row.timezone),
+    timeout: Number(row.timeout),
+    enabled: Number(row.enabled) !== 0,
+    max_instances: nullableNumber(row.max_instances),
+    coalesce: nullableBool(row.coalesce),
+    misfire_grace_time: nullableNumber(row.misfire_grace_time),
+    env: parseJson<Record<string, string>>(row.env, {}),
+    cwd: row.cwd === null ? null : String(row.cwd),
+    description: row.description === null ? null : String(row.description),
+    created_at: Number(row.created_at),
+    updated_at: Number(row.updated_at),
+  };
+}
+
+function jobParams(job: Job): Param[] {
+  return JOB_COLUMNS.map((c) => c === "env" ? JSON.stringify(job.env) : job[c]);
+}
+
+function rowToMarker(row: Row): Marker {
+  return {
+    id: Number(row.id),
+    updated: Number(row.updated) !== 0,
+    insert_time: String(row.insert_time),
+    update_time: row.update_time === null ? null : String(row.update_time),
+    jobs_before_update: parseJson<Job[]>(row.jobs_before_update, []),
+    jobs_after_update: parseJson<Job[]>(row.jobs_after_update, []),
+  };
+}
+
+export class SqlStore implements Store {
+  constructor(private readonly driver: Driver) {}
+
+  get kind() {
+    return this.driver.profile.dialect;
+  }
+
+  get description() {
+    return this.driver.description;
+  }
+
+  async migrate(): Promise<MigrationReport> {
+    await this.refuseForeignJobsTable();
+    const current = await this.schemaVersion(this.driver);
+    this.refuseNewer(current);
+    if (current === SCHEMA_VERSION) return { from: current, to: current, applied: [] };
+    return await this.driver.withMigrationLock(async (tx) => {
+      await tx.run(versionTable(this.kind));
+      // Another process may have migrated while this one waited for the lock.
+      const from = await this.schemaVersion(tx);
+      this.refuseNewer(from);
+      const applied: number[] = [];
+      for (const migration of MIGRATIONS.filter((m) => m.version > from)) {
+        for (const statement of migration.statements[this.kind]) await tx.run(statement);
+        await tx.run(
+          "INSERT INTO jm_schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+          [migration.version, migration.name, Date.now()],
+        );
+        applied.push(migration.version);
+      }
+      return { from, to: SCHEMA_VERSION, applied };
+    });
+  }
+
+  /** Column names of a table, or null when it does not exist. */
+  private async columns(executor: Executor, table: string): Promise<string[] | null> {
+    const rows = await executor.all(this.driver.profile.columnsSql, [table]);
+    return rows.length === 0 ? null : rows.map((r) => String(r.name));
+  }
+
+  private async schemaVersion(executor: Executor): Promise<number> {
+    if (await this.columns(executor, "jm_schema_version") === null) return 0;
+    const rows = await executor.all("SELECT MAX(version) AS v FROM jm_schema_version");
+    return Number(rows[0]?.v ?? 0);
+  }
+
+  private refuseNewer(version: number): void {
+    if (version > SCHEMA_VERSION) {
+      throw new RuntimeError(
+        `${this.description} has schema version ${version}, newer than this jobsmanager ${VERSION} understands (${SCHEMA_VERSION}); run the jobsmanager release that migrated it, or a newer one`,
+      );
+    }
+  }
+
+  private async refuseForeignJobsTable(): Promise<void> {
+    const columns = await this.columns(this.driver, "jm_jobs");
+    if (columns === null) return;
+    const foreign = APSCHEDULER_COLUMNS.filter((c) => columns.includes(c));
+    if (foreign.length === 0) return;
+    throw new RuntimeError(
+      `table jm_jobs in ${this.description} is the original JobsManager's APScheduler job store (it has ${
+        foreign.join(" and ")
+      }); jobsmanager changed nothing. Move it aside with \`${
+        this.driver.profile.renameTable("jm_jobs", "jm_jobs_apscheduler")
+      }\`, run \`jobsmanager db migrate\`, then re-create the jobs with \`jobsmanager job add\``,
+    );
+  }
+
+  async listJobs(): Promise<Job[]> {
+    const rows = await this.driver.all(`${JOB_SELECT} ORDER BY id`);
+    return rows.map(rowToJob);
+  }
+
+  async getJob(id: string): Promise<Job | null> {
+    const rows = await this.driver.all(`${JOB_SELECT} WHERE id = ?`, [id]);
+    return rows.length === 0 ? null : rowToJob(rows[0]);
+  }
+
+  async changeJob(id: string, mutate: JobMutation): Promise<JobChange> {
+    return await this.driver.transaction(async (tx) => {
+      const rows = await tx.all(`${JOB_SELECT} WHERE id = ?${this.driver.profile.forUpdate}`, [id]);
+      const before = rows.length === 0 ? null : rowToJob(rows[0]);
+      const after = mutate(before);
+      if (before === null && after === null) return { before, after, markerId: null };
+      if (before !== null && after !== null && sameDefinition(before, after)) {
+        return { before, after: before, markerId: null };
+      }
+      if (after === null) {
+        await tx.run("DELETE FROM jm_jobs WHERE id = ?", [id]);
+      } else if (before === null) {
+        await tx.run(
+          `INSERT INTO jm_jobs (${JOB_COLUMNS.map((c) => `\`${c}\``).join(", ")}) VALUES (${
+            JOB_COLUMNS.map(() => "?").join(", ")
+          })`,
+          jobParams(after),
+        );
+      } else {
+        const columns = JOB_COLUMNS.filter((c) => c !== "id");
+        await tx.run(
+          `UPDATE jm_jobs SET ${columns.map((c) => `\`${c}\` = ?`).join(", ")} WHERE id = ?`,
+          [...jobParams(after).slice(1), id],
+        );
+      }
+      const markerId = await this.insertMarkerWith(
+        tx,
+        before ? [before] : [],
+        after ? [after] : [],
+      );
+      return { before, after, markerId };
+    });
+  }
+
+  async insertMarker(before: Job[], after: Job[]): Promise<number> {
+    return await this.insertMarkerWith(this.driver, before, after);
+  }
+
+  private async insertMarkerWith(executor: Executor, before: Job[], after: Job[]): Promise<number> {
+    const result = await executor.run(
+      "INSERT INTO jm_update_info (updated, jobs_before_update, jobs_after_update) VALUES (0, ?, ?)",
+      [JSON.stringify(before), JSON.stringify(after)],
+    );
+    return result.lastId;
+  }
+
+  async listMarkers(afterId: number, limit: number): Promise<Marker[]> {
+    const rows = await this.driver.all(
+      "SELECT id, updated, insert_time, update_time, jobs_before_update, jobs_after_update FROM jm_update_info WHERE id > ? ORDER BY id LIMIT ?",
+      [afterId, limit],
+    );
+    return rows.map(rowToMarker);
+  }
+
+  async markApplied(ids: number[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const result = await this.driver.run(
+      `UPDATE jm_update_info SET updated = 1, update_time = ${this.driver.profile.nowDatetime} WHERE updated = 0 AND id IN (${
+        ids.map(() => "?").join(", ")
+      })`,
+      ids,
+    );
+    return result.changes;
+  }
+
+  async close(): Promise<void> {
+    await this.driver.close();
+  }
+}

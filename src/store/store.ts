@@ -1,0 +1,87 @@
+/**
+ * The Store: everything jobsmanager keeps in its database. One interface,
+ * its contract in these doc comments, kept by `SqlStore` over either driver
+ * (`sqlite.ts`, `mysql.ts`). The contract suite in `tests/store_test.ts`
+ * runs against every backend.
+ */
+import type { Job } from "../job.ts";
+
+/** One row of `jm_update_info`: a request to reload, with what changed. */
+export interface Marker {
+  id: number;
+  /** false while no service has applied it (`updated = 0`). */
+  updated: boolean;
+  insert_time: string;
+  update_time: string | null;
+  jobs_before_update: Job[];
+  jobs_after_update: Job[];
+}
+
+/** The outcome of `changeJob`. */
+export interface JobChange {
+  before: Job | null;
+  after: Job | null;
+  /** The marker inserted with the change; null when nothing changed. */
+  markerId: number | null;
+}
+
+/**
+ * Computes the new state of one job from its current state, inside the
+ * transaction that holds the row. Return null to delete; return `current`
+ * unchanged to write nothing; throw to abort with nothing written.
+ */
+export type JobMutation = (current: Job | null) => Job | null;
+
+export interface MigrationReport {
+  /** Schema version before and after. */
+  from: number;
+  to: number;
+  /** Versions this call applied (empty when the schema was current). */
+  applied: number[];
+}
+
+export interface Store {
+  readonly kind: "sqlite" | "mysql";
+  /** Where the store points, password redacted. */
+  readonly description: string;
+
+  /**
+   * Bring the schema to the version this build knows, idempotently and
+   * safely when several processes do it at once (one lock for the whole
+   * run). Refuses, touching nothing, when the database holds a newer schema
+   * or the original project's APScheduler table under `jm_jobs`.
+   */
+  migrate(): Promise<MigrationReport>;
+
+  /** All jobs, ordered by id. */
+  listJobs(): Promise<Job[]>;
+
+  /** One job, or null. */
+  getJob(id: string): Promise<Job | null>;
+
+  /**
+   * In one transaction: read and lock the row of `id`, compute its new state
+   * with `mutate`, write it (insert, update or delete) and insert one
+   * `jm_update_info` row (`updated = 0`) holding the before and after
+   * snapshots. When `mutate` throws, or any write fails, nothing is written.
+   * When `mutate` returns the job unchanged, nothing is written and no
+   * marker is inserted.
+   */
+  changeJob(id: string, mutate: JobMutation): Promise<JobChange>;
+
+  /** Insert a marker without changing any job (`jobsmanager reload`). Returns its id. */
+  insertMarker(before: Job[], after: Job[]): Promise<number>;
+
+  /** Markers with id greater than `afterId`, oldest first, at most `limit`. */
+  listMarkers(afterId: number, limit: number): Promise<Marker[]>;
+
+  /**
+   * Set `updated = 1` on exactly these markers (never a blind
+   * `WHERE updated = 0`: markers inserted meanwhile stay pending).
+   * Returns how many rows changed.
+   */
+  markApplied(ids: number[]): Promise<number>;
+
+  /** Release connections and files. The store is unusable afterwards. */
+  close(): Promise<void>;
+}

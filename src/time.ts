@@ -1,0 +1,118 @@
+/**
+ * Instants as people read and type them, in a named time zone.
+ */
+import { UsageError } from "./errors.ts";
+
+/** This machine's zone, the default for `jobsmanager.timezone`. */
+export function systemTimezone(): string {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone ?? "UTC";
+}
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+function formatter(timeZone: string): Intl.DateTimeFormat {
+  let f = formatters.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat("en-US", {
+      timeZone,
+      hourCycle: "h23",
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+      weekday: "short",
+      timeZoneName: "longOffset",
+    });
+    formatters.set(timeZone, f);
+  }
+  return f;
+}
+
+interface LocalParts {
+  year: number;
+  month: number;
+  day: number;
+  hour: number;
+  minute: number;
+  second: number;
+  weekday: string;
+  /** e.g. "+01:00" */
+  offset: string;
+}
+
+function localParts(instant: Date, timeZone: string): LocalParts {
+  const parts: Record<string, string> = {};
+  for (const p of formatter(timeZone).formatToParts(instant)) parts[p.type] = p.value;
+  const offset = parts.timeZoneName === "GMT" ? "+00:00" : parts.timeZoneName.replace("GMT", "");
+  return {
+    year: Number(parts.year),
+    month: Number(parts.month),
+    day: Number(parts.day),
+    hour: Number(parts.hour),
+    minute: Number(parts.minute),
+    second: Number(parts.second),
+    weekday: parts.weekday,
+    offset,
+  };
+}
+
+const pad = (n: number, width = 2) => String(n).padStart(width, "0");
+
+/** `Fri 2026-03-13 09:30:00 +01:00` in the given zone. */
+export function formatInZone(instant: Date, timeZone: string): string {
+  const p = localParts(instant, timeZone);
+  return `${p.weekday} ${p.year}-${pad(p.month)}-${pad(p.day)} ${pad(p.hour)}:${pad(p.minute)}:${
+    pad(p.second)
+  } ${p.offset}`;
+}
+
+/** `2026-03-13T08:30:00Z`: UTC, to the second. */
+export function formatUtc(instant: Date): string {
+  return instant.toISOString().replace(/\.000Z$/, "Z");
+}
+
+const ISO_LOCAL =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?)?(Z|[+-]\d{2}:?\d{2})?$/;
+
+/**
+ * Parse an instant a person typed: ISO 8601 with `Z` or an offset, or a
+ * local date-time without one, read in `timeZone` (the job's zone).
+ */
+export function parseInstant(text: string, timeZone: string, option = "--from"): Date {
+  const m = ISO_LOCAL.exec(text.trim());
+  if (!m) {
+    throw new UsageError(
+      `${option}: '${text}' is not a date-time (expected e.g. 2026-03-29T01:30:00Z, 2026-03-29T02:30+02:00 or 2026-03-29 02:30 in the job's zone)`,
+    );
+  }
+  const [, y, mo, d, h = "0", mi = "0", s = "0", ms = "0", zone] = m;
+  const wall = Date.UTC(+y, +mo - 1, +d, +h, +mi, +s, Number(ms.padEnd(3, "0")));
+  const check = new Date(wall);
+  if (
+    check.getUTCMonth() !== +mo - 1 || check.getUTCDate() !== +d || +h > 23 || +mi > 59 || +s > 59
+  ) {
+    throw new UsageError(`${option}: '${text}' is not a valid date-time`);
+  }
+  if (zone !== undefined) {
+    if (zone === "Z") return new Date(wall);
+    const sign = zone.startsWith("-") ? -1 : 1;
+    const digits = zone.slice(1).replace(":", "");
+    return new Date(
+      wall - sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2))) * 60_000,
+    );
+  }
+  // Wall-clock time in the zone: guess with the offset at that instant, then
+  // correct once with the offset at the guess (enough for any real zone).
+  let guess = wall - offsetMs(new Date(wall), timeZone);
+  guess = wall - offsetMs(new Date(guess), timeZone);
+  return new Date(guess);
+}
+
+/** The zone's UTC offset at an instant, in milliseconds. */
+export function offsetMs(instant: Date, timeZone: string): number {
+  const p = localParts(instant, timeZone);
+  const local = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
+  return local - Math.floor(instant.getTime() / 1000) * 1000;
+}
