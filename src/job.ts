@@ -117,10 +117,15 @@ function parseEnv(pairs: string[], into: Record<string, string>): Record<string,
   return env;
 }
 
-function schedulePatch(options: JobOptions): ScheduleFields | null {
+/**
+ * The schedule fields the options set. A new job gets all six (CronTrigger's
+ * defaults fill the gaps); an update changes only the fields given, and
+ * `--cron` replaces the whole schedule.
+ */
+function schedulePatch(options: JobOptions, isUpdate: boolean): Partial<ScheduleFields> | null {
   const fields = Object.fromEntries(
     Object.entries(options.schedule ?? {}).filter(([, v]) => v !== undefined),
-  );
+  ) as Partial<ScheduleFields>;
   if (options.cron !== undefined) {
     if (Object.keys(fields).length > 0) {
       throw new ValidationError(
@@ -132,7 +137,10 @@ function schedulePatch(options: JobOptions): ScheduleFields | null {
     }
     return scheduleFromCrontab(options.cron);
   }
-  return Object.keys(fields).length > 0 ? scheduleFromFields(fields) : null;
+  if (Object.keys(fields).length === 0) return null;
+  const full = scheduleFromFields(fields);
+  if (!isUpdate) return full;
+  return Object.fromEntries(FIELD_NAMES.filter((f) => f in fields).map((f) => [f, full[f]]));
 }
 
 /**
@@ -142,7 +150,7 @@ function schedulePatch(options: JobOptions): ScheduleFields | null {
  */
 export function buildJob(id: string, options: JobOptions, current: Job | null, now: number): Job {
   validateId(id);
-  const schedule = schedulePatch(options);
+  const schedule = schedulePatch(options, current !== null);
   if (current === null) {
     if (options.command === undefined) {
       throw new ValidationError("command", "command: missing (give --command 'shell command')");

@@ -1,8 +1,13 @@
 /**
- * The embedded store: one SQLite file through `node:sqlite`. WAL mode and a
- * busy timeout let a CLI process write while `serve` reads. node:sqlite is
- * synchronous, so statements are queued one at a time inside this process;
- * a transaction holds the queue until it ends.
+ * The embedded store: one SQLite file through `node:sqlite`. WAL mode lets a
+ * CLI process write while `serve` reads. node:sqlite is synchronous, so
+ * statements are queued one at a time inside this process; a transaction
+ * holds the queue until it ends.
+ *
+ * SQLite's own busy timeout would block the whole thread while it waits,
+ * freezing every timer of the service (and deadlocking two connections of
+ * one process). So the timeout is 0 and a locked database is retried here,
+ * asynchronously, until BUSY_TIMEOUT_MS.
  */
 import { DatabaseSync } from "node:sqlite";
 import { DatabaseError } from "../errors.ts";
@@ -10,6 +15,14 @@ import type { Driver, Executor, Param, Row, RunResult } from "./driver.ts";
 import { PROFILES } from "./driver.ts";
 
 const BUSY_TIMEOUT_MS = 10_000;
+const BUSY_RETRY_MS = [1, 2, 5, 10, 20, 50];
+
+function isBusy(error: unknown): boolean {
+  // node:sqlite reports SQLITE_BUSY as a generic ERR_SQLITE_ERROR; its text
+  // ("database is locked") is what tells it apart.
+  const e = error as { code?: string; message?: string };
+  return e.code === "ERR_SQLITE_ERROR" && /database is (locked|busy)/.test(e.message ?? "");
+}
 
 type Bindable = string | number | null;
 
@@ -58,7 +71,7 @@ export class SqliteDriver implements Driver {
       );
     }
     try {
-      db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      db.exec("PRAGMA busy_timeout = 0");
       db.exec("PRAGMA journal_mode = WAL");
       db.exec("PRAGMA foreign_keys = ON");
     } catch (error) {
@@ -74,19 +87,40 @@ export class SqliteDriver implements Driver {
     return result;
   }
 
+  /** Run `op`, retrying while another connection holds the write lock. */
+  private async whenUnlocked<T>(op: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + BUSY_TIMEOUT_MS;
+    for (let attempt = 0;; attempt++) {
+      try {
+        return await op();
+      } catch (error) {
+        if (!isBusy(error)) throw error;
+        if (Date.now() >= deadline) {
+          throw new DatabaseError(
+            `${this.description} stayed locked by another process for ${
+              BUSY_TIMEOUT_MS / 1000
+            } s; try again`,
+          );
+        }
+        const wait = BUSY_RETRY_MS[Math.min(attempt, BUSY_RETRY_MS.length - 1)];
+        await new Promise((resolve) => setTimeout(resolve, wait * (0.5 + Math.random())));
+      }
+    }
+  }
+
   all(sql: string, params?: Param[]): Promise<Row[]> {
-    return this.enqueue(() => this.executor.all(sql, params));
+    return this.enqueue(() => this.whenUnlocked(() => this.executor.all(sql, params)));
   }
 
   run(sql: string, params?: Param[]): Promise<RunResult> {
-    return this.enqueue(() => this.executor.run(sql, params));
+    return this.enqueue(() => this.whenUnlocked(() => this.executor.run(sql, params)));
   }
 
   transaction<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
     return this.enqueue(async () => {
       // IMMEDIATE takes the write lock now, so two writers never both read
       // a row and then both try to upgrade (which SQLite would fail).
-      this.db.exec("BEGIN IMMEDIATE");
+      await this.whenUnlocked(() => Promise.resolve(this.db.exec("BEGIN IMMEDIATE")));
       try {
         const result = await fn(this.executor);
         this.db.exec("COMMIT");

@@ -1,0 +1,267 @@
+/**
+ * The Store contract, written once and run against every backend.
+ */
+import { assert, assertEquals, assertRejects } from "./assert.ts";
+import { buildJob, type Job } from "../src/job.ts";
+import { SCHEMA_VERSION } from "../src/store/migrations.ts";
+import type { Store } from "../src/store/store.ts";
+import { BACKENDS, freshDatabase, rawQuery, type TestDatabase } from "./helpers.ts";
+
+function job(id: string, extra: Partial<Job> = {}): Job {
+  return {
+    ...buildJob(id, { command: `echo ${id}`, cron: "*/5 * * * *" }, null, 1_700_000_000_000),
+    ...extra,
+  };
+}
+
+async function withStore(db: TestDatabase, fn: (store: Store) => Promise<void>): Promise<void> {
+  const store = db.open();
+  try {
+    await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+async function counts(db: TestDatabase): Promise<{ jobs: number; markers: number }> {
+  const [j] = await rawQuery(db, "SELECT COUNT(*) AS n FROM jm_jobs");
+  const [m] = await rawQuery(db, "SELECT COUNT(*) AS n FROM jm_update_info");
+  return { jobs: Number(j.n), markers: Number(m.n) };
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`store[${backend}]`, async (t) => {
+    await using db = await freshDatabase(backend);
+
+    await t.step("migrate creates every table once and is idempotent", async () => {
+      await withStore(db, async (store) => {
+        assertEquals(await store.migrate(), { from: 0, to: SCHEMA_VERSION, applied: [1] });
+        assertEquals(await store.migrate(), {
+          from: SCHEMA_VERSION,
+          to: SCHEMA_VERSION,
+          applied: [],
+        });
+      });
+      for (
+        const table of [
+          "jm_jobs",
+          "jm_update_info",
+          "jm_syslog",
+          "jm_runs",
+          "jm_nodes",
+          "jm_schema_version",
+        ]
+      ) {
+        const rows = await rawQuery(db, `SELECT COUNT(*) AS n FROM ${table}`);
+        assertEquals(rows.length, 1, table);
+      }
+      const versions = await rawQuery(db, "SELECT version FROM jm_schema_version");
+      assertEquals(versions.map((r) => Number(r.version)), [1]);
+    });
+
+    await t.step(
+      "add, update and remove each write the job and one marker with snapshots",
+      async () => {
+        await withStore(db, async (store) => {
+          const a = job("alpha");
+          const added = await store.changeJob("alpha", () => a);
+          assertEquals(added.before, null);
+          assertEquals(added.after, a);
+          assert(added.markerId !== null);
+          assertEquals(await store.getJob("alpha"), a);
+
+          const changed = {
+            ...a,
+            command: "echo changed",
+            env: { B: "2", A: "1" },
+            updated_at: a.updated_at + 5,
+          };
+          const updated = await store.changeJob("alpha", (cur) => ({ ...cur!, ...changed }));
+          assertEquals(updated.before, a);
+          assertEquals(await store.getJob("alpha"), changed);
+
+          const removed = await store.changeJob("alpha", () => null);
+          assertEquals(removed.after, null);
+          assertEquals(await store.getJob("alpha"), null);
+
+          const markers = await store.listMarkers(0, 10);
+          assertEquals(markers.map((m) => m.id), [
+            added.markerId,
+            updated.markerId,
+            removed.markerId,
+          ]);
+          assertEquals(markers.map((m) => m.updated), [false, false, false]);
+          assertEquals(markers[0].jobs_before_update, []);
+          assertEquals(markers[0].jobs_after_update, [a]);
+          assertEquals(markers[1].jobs_before_update, [a]);
+          assertEquals(markers[1].jobs_after_update, [changed]);
+          assertEquals(markers[2].jobs_before_update, [changed]);
+          assertEquals(markers[2].jobs_after_update, []);
+        });
+      },
+    );
+
+    await t.step("an unchanged job writes nothing and inserts no marker", async () => {
+      await withStore(db, async (store) => {
+        await store.changeJob("same", () => job("same"));
+        const before = await counts(db);
+        const change = await store.changeJob("same", (cur) => ({ ...cur!, updated_at: 42 }));
+        assertEquals(change.markerId, null);
+        assertEquals(await counts(db), before);
+        assertEquals((await store.getJob("same"))!.updated_at, 1_700_000_000_000);
+      });
+    });
+
+    await t.step("a mutation that throws writes neither job nor marker", async () => {
+      await withStore(db, async (store) => {
+        const before = await counts(db);
+        await assertRejects(
+          () =>
+            store.changeJob("boom", () => {
+              throw new Error("refused");
+            }),
+          Error,
+          "refused",
+        );
+        assertEquals(await counts(db), before);
+      });
+    });
+
+    await t.step("a failing marker insert rolls the job write back", async () => {
+      await withStore(db, async (store) => {
+        const before = await counts(db);
+        await rawQuery(db, "ALTER TABLE jm_update_info RENAME TO jm_update_info_away");
+        try {
+          await assertRejects(() => store.changeJob("orphan", () => job("orphan")));
+        } finally {
+          await rawQuery(db, "ALTER TABLE jm_update_info_away RENAME TO jm_update_info");
+        }
+        assertEquals(await store.getJob("orphan"), null);
+        assertEquals(await counts(db), before);
+      });
+    });
+
+    await t.step("markApplied marks exactly the given markers", async () => {
+      await withStore(db, async (store) => {
+        const first = await store.insertMarker([], []);
+        const second = await store.insertMarker([], []);
+        const pending = (await store.listMarkers(first - 1, 100)).map((m) => m.id);
+        assertEquals(pending, [first, second]);
+        const third = await store.insertMarker([], []);
+        assertEquals(await store.markApplied([first, second]), 2);
+        const after = await store.listMarkers(first - 1, 100);
+        assertEquals(after.map((m) => [m.id, m.updated]), [[first, true], [second, true], [
+          third,
+          false,
+        ]]);
+        assert(after[0].update_time !== null);
+        assertEquals(
+          await store.markApplied([first]),
+          0,
+          "already applied markers are not touched again",
+        );
+      });
+    });
+
+    await t.step(
+      "jobs are listed by id; a row written by hand with SQL defaults reads back",
+      async () => {
+        await rawQuery(
+          db,
+          "INSERT INTO jm_jobs (id, command, minute) VALUES ('hand.made', 'true', '*/10')",
+        );
+        await withStore(db, async (store) => {
+          const ids = (await store.listJobs()).map((j) => j.id);
+          assertEquals(ids, [...ids].sort());
+          const hand = await store.getJob("hand.made");
+          assertEquals(hand?.minute, "*/10");
+          assertEquals(hand?.second, "*");
+          assertEquals(hand?.timeout, 60);
+          assertEquals(hand?.enabled, true);
+          assertEquals(hand?.env, {});
+          assert(
+            Math.abs(hand!.created_at - Date.now()) < 60_000,
+            "created_at defaults to now in ms",
+          );
+        });
+      },
+    );
+
+    await t.step("two stores adding the same id at once: exactly one wins", async () => {
+      const [s1, s2] = [db.open(), db.open()];
+      try {
+        const before = await counts(db);
+        const add = (store: Store) =>
+          store.changeJob("race", (cur) => {
+            if (cur) throw new Error("exists");
+            return job("race");
+          });
+        const results = await Promise.allSettled([add(s1), add(s2)]);
+        assertEquals(results.filter((r) => r.status === "fulfilled").length, 1);
+        const after = await counts(db);
+        assertEquals(after, { jobs: before.jobs + 1, markers: before.markers + 1 });
+      } finally {
+        await s1.close();
+        await s2.close();
+      }
+    });
+  });
+
+  Deno.test(`store[${backend}]: concurrent first migrations both succeed, applying each version once`, async () => {
+    await using db = await freshDatabase(backend);
+    const stores = [db.open(), db.open(), db.open()];
+    try {
+      const reports = await Promise.all(stores.map((s) => s.migrate()));
+      assertEquals(reports.flatMap((r) => r.applied), [1]);
+      const versions = await rawQuery(db, "SELECT version FROM jm_schema_version");
+      assertEquals(versions.length, 1);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  Deno.test(`store[${backend}]: a newer schema is refused, naming both versions`, async () => {
+    await using db = await freshDatabase(backend);
+    const store = db.open();
+    try {
+      await store.migrate();
+      await rawQuery(
+        db,
+        "INSERT INTO jm_schema_version (version, name, applied_at) VALUES (99, 'future', 0)",
+      );
+      await assertRejects(
+        () => store.migrate(),
+        Error,
+        `has schema version 99, newer than this jobsmanager`,
+      );
+      await assertRejects(() => store.migrate(), Error, `understands (${SCHEMA_VERSION})`);
+    } finally {
+      await store.close();
+    }
+  });
+
+  Deno.test(`store[${backend}]: the original APScheduler jm_jobs table is left untouched`, async () => {
+    await using db = await freshDatabase(backend);
+    await rawQuery(
+      db,
+      "CREATE TABLE jm_jobs (id VARCHAR(191) NOT NULL PRIMARY KEY, next_run_time DOUBLE, job_state BLOB NOT NULL)",
+    );
+    const store = db.open();
+    try {
+      await assertRejects(
+        () => store.migrate(),
+        Error,
+        "is the original JobsManager's APScheduler job store (it has next_run_time and job_state); jobsmanager changed nothing. Move it aside with",
+      );
+    } finally {
+      await store.close();
+    }
+    const version = await rawQuery(
+      db,
+      backend === "sqlite"
+        ? "SELECT name FROM sqlite_master WHERE name = 'jm_schema_version'"
+        : "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'jm_schema_version'",
+    );
+    assertEquals(version, [], "no table was created");
+  });
+}
