@@ -1,0 +1,79 @@
+-- jobsmanager schema for MySQL / MariaDB, version 1.
+-- Generated from src/store/migrations.ts (deno task generate); jobsmanager
+-- applies the same statements itself on `serve` and `db migrate`.
+
+CREATE TABLE IF NOT EXISTS jm_schema_version (
+  version INTEGER NOT NULL PRIMARY KEY,
+  name VARCHAR(191) NOT NULL,
+  applied_at BIGINT NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- migration 1: jobs, reload markers, logs, runs, nodes
+CREATE TABLE IF NOT EXISTS jm_jobs (
+  id VARCHAR(191) NOT NULL PRIMARY KEY,
+  command TEXT NOT NULL,
+  `second` VARCHAR(255) NOT NULL DEFAULT '*',
+  `minute` VARCHAR(255) NOT NULL DEFAULT '*',
+  `hour` VARCHAR(255) NOT NULL DEFAULT '*',
+  `day` VARCHAR(255) NOT NULL DEFAULT '*',
+  `month` VARCHAR(255) NOT NULL DEFAULT '*',
+  `day_of_week` VARCHAR(255) NOT NULL DEFAULT '*',
+  timezone VARCHAR(64) NULL,
+  timeout INTEGER NOT NULL DEFAULT 60,
+  enabled TINYINT(1) NOT NULL DEFAULT 1,
+  max_instances INTEGER NULL,
+  `coalesce` TINYINT(1) NULL,
+  misfire_grace_time INTEGER NULL,
+  env TEXT NULL,
+  cwd TEXT NULL,
+  description TEXT NULL,
+  created_at BIGINT NOT NULL DEFAULT (CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS UNSIGNED)),
+  updated_at BIGINT NOT NULL DEFAULT (CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS UNSIGNED))
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE TABLE IF NOT EXISTS jm_update_info (
+  id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  updated TINYINT NOT NULL DEFAULT 0,
+  insert_time DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  update_time DATETIME(3) NULL,
+  jobs_before_update LONGTEXT NULL,
+  jobs_after_update LONGTEXT NULL,
+  KEY jm_update_info_updated (updated, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE TABLE IF NOT EXISTS jm_syslog (
+  id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  created_at BIGINT NOT NULL,
+  level VARCHAR(16) NOT NULL,
+  logger_name VARCHAR(191) NOT NULL,
+  message MEDIUMTEXT NOT NULL,
+  context MEDIUMTEXT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE TABLE IF NOT EXISTS jm_runs (
+  id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  job_id VARCHAR(191) NOT NULL,
+  scheduled_at BIGINT NOT NULL,
+  started_at BIGINT NULL,
+  finished_at BIGINT NULL,
+  status VARCHAR(16) NOT NULL,
+  exit_code INTEGER NULL,
+  `signal` VARCHAR(16) NULL,
+  stdout MEDIUMTEXT NULL,
+  stderr MEDIUMTEXT NULL,
+  node_id VARCHAR(191) NULL,
+  `trigger` VARCHAR(16) NOT NULL,
+  UNIQUE (job_id, scheduled_at, `trigger`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE TABLE IF NOT EXISTS jm_nodes (
+  id VARCHAR(191) NOT NULL PRIMARY KEY,
+  host VARCHAR(255) NOT NULL,
+  pid INTEGER NOT NULL,
+  version VARCHAR(32) NOT NULL,
+  started_at BIGINT NOT NULL,
+  heartbeat_at BIGINT NOT NULL,
+  applied_marker BIGINT NULL,
+  jobs_loaded INTEGER NOT NULL DEFAULT 0
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE INDEX jm_syslog_created_at ON jm_syslog (created_at);
+CREATE INDEX jm_runs_job ON jm_runs (job_id, id);
+CREATE INDEX jm_runs_status ON jm_runs (status);
+CREATE INDEX jm_runs_scheduled_at ON jm_runs (scheduled_at);
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (1, 'jobs, reload markers, logs, runs, nodes', 0);

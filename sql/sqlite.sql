@@ -1,0 +1,79 @@
+-- jobsmanager schema for SQLite, version 1.
+-- Generated from src/store/migrations.ts (deno task generate); jobsmanager
+-- applies the same statements itself on `serve` and `db migrate`.
+
+CREATE TABLE IF NOT EXISTS jm_schema_version (
+  version INTEGER NOT NULL PRIMARY KEY,
+  name TEXT NOT NULL,
+  applied_at BIGINT NOT NULL
+);
+
+-- migration 1: jobs, reload markers, logs, runs, nodes
+CREATE TABLE IF NOT EXISTS jm_jobs (
+  id TEXT NOT NULL PRIMARY KEY,
+  command TEXT NOT NULL,
+  `second` TEXT NOT NULL DEFAULT '*',
+  `minute` TEXT NOT NULL DEFAULT '*',
+  `hour` TEXT NOT NULL DEFAULT '*',
+  `day` TEXT NOT NULL DEFAULT '*',
+  `month` TEXT NOT NULL DEFAULT '*',
+  `day_of_week` TEXT NOT NULL DEFAULT '*',
+  timezone TEXT NULL,
+  timeout INTEGER NOT NULL DEFAULT 60,
+  enabled INTEGER NOT NULL DEFAULT 1,
+  max_instances INTEGER NULL,
+  `coalesce` INTEGER NULL,
+  misfire_grace_time INTEGER NULL,
+  env TEXT NULL,
+  cwd TEXT NULL,
+  description TEXT NULL,
+  created_at BIGINT NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000 AS INTEGER)),
+  updated_at BIGINT NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000 AS INTEGER))
+);
+CREATE TABLE IF NOT EXISTS jm_update_info (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  updated INTEGER NOT NULL DEFAULT 0,
+  insert_time TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+  update_time TEXT NULL,
+  jobs_before_update TEXT NULL,
+  jobs_after_update TEXT NULL
+);
+CREATE TABLE IF NOT EXISTS jm_syslog (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  created_at BIGINT NOT NULL,
+  level TEXT NOT NULL,
+  logger_name TEXT NOT NULL,
+  message TEXT NOT NULL,
+  context TEXT NULL
+);
+CREATE TABLE IF NOT EXISTS jm_runs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT NOT NULL,
+  scheduled_at BIGINT NOT NULL,
+  started_at BIGINT NULL,
+  finished_at BIGINT NULL,
+  status TEXT NOT NULL,
+  exit_code INTEGER NULL,
+  `signal` TEXT NULL,
+  stdout TEXT NULL,
+  stderr TEXT NULL,
+  node_id TEXT NULL,
+  `trigger` TEXT NOT NULL,
+  UNIQUE (job_id, scheduled_at, `trigger`)
+);
+CREATE TABLE IF NOT EXISTS jm_nodes (
+  id TEXT NOT NULL PRIMARY KEY,
+  host TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  version TEXT NOT NULL,
+  started_at BIGINT NOT NULL,
+  heartbeat_at BIGINT NOT NULL,
+  applied_marker BIGINT NULL,
+  jobs_loaded INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jm_update_info_updated ON jm_update_info (updated, id);
+CREATE INDEX IF NOT EXISTS jm_syslog_created_at ON jm_syslog (created_at);
+CREATE INDEX IF NOT EXISTS jm_runs_job ON jm_runs (job_id, id);
+CREATE INDEX IF NOT EXISTS jm_runs_status ON jm_runs (status);
+CREATE INDEX IF NOT EXISTS jm_runs_scheduled_at ON jm_runs (scheduled_at);
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (1, 'jobs, reload markers, logs, runs, nodes', 0);

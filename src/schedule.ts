@@ -1,0 +1,263 @@
+/**
+ * Job schedules: six fields that mean exactly what they meant in
+ * APScheduler 3's CronTrigger (the Python project jobsmanager replaces),
+ * validated with its rules and translated into a croner pattern.
+ *
+ * croner reads a different dialect: its weekdays count from Sunday, its
+ * day-of-week `*\/2` starts on Sunday, it has no `a/n` and writes an nth
+ * weekday in the day-of-week field. So weekdays are always sent as explicit
+ * croner numbers, and the rest is rewritten where the meanings differ.
+ */
+
+import { Cron } from "croner";
+import { ValidationError } from "./errors.ts";
+import {
+  type FieldSyntax,
+  grammarOf,
+  MONTH_NAMES,
+  parseTerm,
+  runsOf,
+  splitList,
+  type Term,
+  termValues,
+  WEEKDAY_NAMES,
+} from "./crontab.ts";
+
+export { scheduleFromCrontab } from "./crontab.ts";
+
+export const FIELD_NAMES = ["second", "minute", "hour", "day", "month", "day_of_week"] as const;
+export type FieldName = typeof FIELD_NAMES[number];
+export type ScheduleFields = Record<FieldName, string>;
+
+/** A compiled schedule: compile once, ask many times (used by the service's timetable). */
+export interface Schedule {
+  /** The first fire time strictly after `instant`, or null if the schedule never fires again. */
+  nextAfter(instant: Date): Date | null;
+  /** Up to `n` fire times strictly after `after`, in order. */
+  nextRuns(n: number, after: Date): Date[];
+}
+
+function syntax(
+  field: FieldName,
+  min: number,
+  max: number,
+  extra: { bounds?: string; values?: string; names?: readonly string[]; grammar?: string } = {},
+): FieldSyntax {
+  const bounds = extra.bounds ?? `${min}-${max}`;
+  const grammar = grammarOf(true, extra.values ?? bounds, extra.grammar);
+  return {
+    field,
+    label: `${field}:`,
+    min,
+    max,
+    bounds,
+    names: extra.names,
+    openStep: true,
+    grammar,
+  };
+}
+
+const SYNTAX: Record<FieldName, FieldSyntax> = {
+  second: syntax("second", 0, 59),
+  minute: syntax("minute", 0, 59),
+  hour: syntax("hour", 0, 23),
+  day: syntax("day", 1, 31, {
+    grammar: ", last, or 1st-5th/last + weekday name (e.g. 2nd fri)",
+  }),
+  month: syntax("month", 1, 12, { values: "1-12 or jan-dec", names: MONTH_NAMES }),
+  day_of_week: syntax("day_of_week", 0, 6, {
+    bounds: "0-6, 0 = mon",
+    values: "0-6 (0 = mon) or mon-sun",
+    names: WEEKDAY_NAMES,
+  }),
+};
+
+/** CronTrigger's field order, most significant first (its day comes before day_of_week). */
+const SIGNIFICANCE: readonly FieldName[] = [
+  "month",
+  "day",
+  "day_of_week",
+  "hour",
+  "minute",
+  "second",
+];
+
+/** CronTrigger's DEFAULT_VALUES: what a field after the last given one becomes. */
+const MINIMUM: ScheduleFields = {
+  second: "0",
+  minute: "0",
+  hour: "0",
+  day: "1",
+  month: "1",
+  day_of_week: "*",
+};
+
+/**
+ * Validate given fields (any subset), apply CronTrigger's default rule, and
+ * return all six normalized (trimmed; spaces around commas removed; lower-case
+ * names). Throws ValidationError if no field is given or any is invalid.
+ */
+export function scheduleFromFields(given: Partial<Record<FieldName, string>>): ScheduleFields {
+  // CronTrigger walks its fields from the most significant: those before the
+  // least significant given one default to `*`, those after it to their minimum.
+  const lastGiven = SIGNIFICANCE.findLastIndex((field) => given[field] !== undefined);
+  if (lastGiven < 0) {
+    throw new ValidationError(
+      "schedule",
+      "no schedule given: pass --cron or at least one of --second … --day-of-week",
+    );
+  }
+  const fields = Object.fromEntries(FIELD_NAMES.map((field) => {
+    const value = given[field] ?? (SIGNIFICANCE.indexOf(field) < lastGiven ? "*" : MINIMUM[field]);
+    return [field, value];
+  })) as ScheduleFields;
+  // Validate what was typed, so messages quote it; store the normalized spelling.
+  toCronerPattern(fields);
+  return Object.fromEntries(
+    FIELD_NAMES.map((field) => [field, normalized(fields[field])]),
+  ) as ScheduleFields;
+}
+
+/** One spelling per meaning, so stored fields compare and display alike. */
+function normalized(value: string): string {
+  return value.trim().split(/\s*,\s*/).map((element) => element.replace(/\s+/g, " "))
+    .join(",").toLowerCase();
+}
+
+/**
+ * Validate all six fields with APScheduler's rules and return the croner
+ * pattern. Throws ValidationError naming the field.
+ */
+export function toCronerPattern(fields: ScheduleFields): string {
+  const [second, minute, hour] = (["second", "minute", "hour"] as const).map((field) =>
+    terms(fields[field], SYNTAX[field]).map(cronerTerm).join(",")
+  );
+  const days = splitList(fields.day, SYNTAX.day).map(parseDay);
+  const month = terms(fields.month, SYNTAX.month).map(cronerTerm).join(",");
+  const weekdays = new Set(terms(fields.day_of_week, SYNTAX.day_of_week).flatMap(termValues));
+  const [dayOfMonth, dayOfWeek] = cronerDays(fields, days, weekdays);
+  return [second, minute, hour, dayOfMonth, month, dayOfWeek].join(" ");
+}
+
+function terms(value: string, fieldSyntax: FieldSyntax): Term[] {
+  return splitList(value, fieldSyntax).map((element) => parseTerm(element, fieldSyntax));
+}
+
+/**
+ * A term in croner's syntax. Its `*`, `*\/n` and ranges mean what APScheduler's
+ * do for every field but day-of-week (steps start at the field's minimum), so
+ * they are kept: croner's DST rules tell interval jobs from fixed-time jobs
+ * by them. Only `a/n` is spelled out, as croner requires `a-max/n`.
+ */
+function cronerTerm(term: Term): string {
+  const step = term.step === undefined ? "" : `/${term.step}`;
+  if (term.star) return `*${step}`;
+  return term.first === term.last && step === ""
+    ? `${term.first}`
+    : `${term.first}-${term.last}${step}`;
+}
+
+/** One element of `day` in croner's syntax, and the croner field that can hold it. */
+interface CronerDay {
+  field: "dayOfMonth" | "dayOfWeek";
+  text: string;
+}
+
+const NTH_WEEKDAY = /^(1st|2nd|3rd|4th|5th|last)\s+([a-z]+)$/i;
+
+function parseDay(element: string): CronerDay {
+  if (element.toLowerCase() === "last") return { field: "dayOfMonth", text: "L" };
+  const nth = NTH_WEEKDAY.exec(element);
+  const weekday = nth ? WEEKDAY_NAMES.indexOf(nth[2].toLowerCase()) : -1;
+  if (nth && weekday >= 0) {
+    const position = nth[1].toLowerCase() === "last" ? "L" : nth[1][0];
+    return { field: "dayOfWeek", text: `${cronerWeekday(weekday)}#${position}` };
+  }
+  return { field: "dayOfMonth", text: cronerTerm(parseTerm(element, SYNTAX.day)) };
+}
+
+/**
+ * croner's day-of-month and day-of-week fields. croner writes an nth weekday
+ * (`5#2`, the 2nd Friday) only in day-of-week, and ANDs that field with
+ * day-of-month, so `day: 2nd fri` cannot sit beside plain days, nor beside a
+ * day_of_week restriction: that would need an OR, or an AND within one field.
+ */
+function cronerDays(
+  fields: ScheduleFields,
+  days: CronerDay[],
+  weekdays: Set<number>,
+): [string, string] {
+  const nth = days.filter((day) => day.field === "dayOfWeek").map((day) => day.text);
+  if (nth.length === 0) return [days.map((day) => day.text).join(","), cronerWeekdays(weekdays)];
+  const day = fields.day.trim();
+  if (nth.length < days.length) {
+    throw new ValidationError(
+      "day",
+      `day: '${day}' mixes nth weekdays with other days, which cannot be scheduled together; ` +
+        `use only nth weekdays (e.g. '1st mon,3rd mon') or schedule two jobs`,
+    );
+  }
+  if (weekdays.size < 7) {
+    throw new ValidationError(
+      "day",
+      `day: '${day}' needs day_of_week '*' (got '${fields.day_of_week.trim()}'), since an nth ` +
+        `weekday already picks the weekday; drop the day_of_week restriction or schedule two jobs`,
+    );
+  }
+  return ["*", nth.join(",")];
+}
+
+/** APScheduler counts weekdays from Monday (0), croner from Sunday (0). */
+function cronerWeekday(weekday: number): number {
+  return (weekday + 1) % 7;
+}
+
+function cronerWeekdays(weekdays: Set<number>): string {
+  if (weekdays.size === 7) return "*";
+  const sorted = [...weekdays].map(cronerWeekday).sort((a, b) => a - b);
+  return runsOf(sorted).map(([a, b]) => a === b ? `${a}` : `${a}-${b}`).join(",");
+}
+
+/**
+ * Validate an IANA time zone name (e.g. "Europe/Berlin", "UTC") and return it
+ * unchanged; throws ValidationError("timezone", …) for unknown names or
+ * offsets like "+01:00". Not canonicalized: ICU would turn EST5EDT into
+ * America/New_York, and what the user typed is what they should see.
+ */
+export function validateTimezone(tz: string): string {
+  const examples = "(e.g. Europe/Berlin, America/New_York, UTC)";
+  // Intl also takes offsets such as +01:00, but a zone name is what keeps DST rules.
+  if (!/^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+)*$/.test(tz)) {
+    throw new ValidationError(
+      "timezone",
+      `timezone: '${tz}' is not an IANA time zone name ${examples}`,
+    );
+  }
+  try {
+    new Intl.DateTimeFormat(undefined, { timeZone: tz });
+  } catch {
+    throw new ValidationError(
+      "timezone",
+      `timezone: '${tz}' is not a known IANA time zone ${examples}`,
+    );
+  }
+  return tz;
+}
+
+/**
+ * Compile fields and a time zone once; throws ValidationError like
+ * {@link toCronerPattern} and {@link validateTimezone}.
+ */
+export function compileSchedule(fields: ScheduleFields, timezone: string): Schedule {
+  const cron = new Cron(toCronerPattern(fields), {
+    timezone: validateTimezone(timezone),
+    domAndDow: true,
+    // Vixie cron's DST rule: a fixed time in a gap runs once after it, in an overlap once.
+    fixedTimeRule: "no-wildcard",
+    mode: "6-part",
+  });
+  return {
+    nextAfter: (instant) => cron.nextRun(instant),
+    nextRuns: (n, after) => cron.nextRuns(n, after),
+  };
+}

@@ -1,0 +1,195 @@
+/** Config loading: file < environment < flags, the original global.json, and errors that name the key. */
+import { assertEquals, assertThrows } from "./assert.ts";
+import { defaultSettings, loadConfig } from "../src/config.ts";
+import { ValidationError } from "../src/errors.ts";
+import { describeTarget, resolveTarget } from "../src/store/target.ts";
+
+/** The original project's etc/global.json, as it shipped. */
+const ORIGINAL_GLOBAL_JSON = `{
+  db: {
+    host: "172.18.0.7",
+    port: "3306",
+    username: "root",
+    password: "pass",
+    database: "workflow",
+    charset: "utf8mb4",
+  },
+  log: {
+    path: "log",
+    file: "jobsmanager.log",
+    level: "debug",
+    table: "jm_syslog",
+    rotate: {
+      max_size: 500,
+      backup_count: 7,
+    },
+  },
+  lib: {
+    path: "lib",
+  },
+  jobsmanager: {
+    table: "jm_jobs",
+    coalesce: "False",
+    max_instances: 1,
+    max_workers: 300,
+    misfire_grace_time: 1,
+    timezone: "Asia/Hong_Kong",
+    reload_interval: 10
+  },
+}
+`;
+
+async function withFile(text: string, fn: (path: string) => void | Promise<void>): Promise<void> {
+  const path = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    await Deno.writeTextFile(path, text);
+    await fn(path);
+  } finally {
+    await Deno.remove(path);
+  }
+}
+
+Deno.test("no config file: defaults, embedded SQLite in the working directory", () => {
+  const loaded = loadConfig({}, {});
+  // The test runs from the repository, where ./etc/jobsmanager.json holds the defaults.
+  assertEquals(loaded.settings, defaultSettings());
+  assertEquals(resolveTarget(loaded.settings), { kind: "sqlite", path: "jobsmanager.db" });
+});
+
+Deno.test("the original global.json loads as it is, quirks included", async () => {
+  await withFile(ORIGINAL_GLOBAL_JSON, (path) => {
+    const { settings, file } = loadConfig({ config: path }, {});
+    assertEquals(file, path);
+    assertEquals(settings["db.port"], 3306);
+    assertEquals(settings["jobsmanager.coalesce"], false);
+    assertEquals(settings["jobsmanager.reload_interval"], 10);
+    assertEquals(settings["jobsmanager.timezone"], "Asia/Hong_Kong");
+    assertEquals(settings["log.level"], "debug");
+    const target = resolveTarget(settings);
+    assertEquals(target.kind, "mysql");
+    assertEquals(describeTarget(target), "mysql://root:***@172.18.0.7:3306/workflow");
+  });
+});
+
+Deno.test("environment overrides the file; --database overrides both", async () => {
+  await withFile(`{ db: { url: "sqlite:/from/file.db" }, log: { level: "error" } }`, (path) => {
+    const env = { JM_CONFIG: path, JM_DATABASE_URL: "sqlite:/from/env.db", JM_LOG_LEVEL: "WARN" };
+    const viaEnv = loadConfig({}, env);
+    assertEquals(viaEnv.settings["db.url"], "sqlite:/from/env.db");
+    assertEquals(viaEnv.settings["log.level"], "warning");
+    const viaFlag = loadConfig({ database: "sqlite:/from/flag.db" }, env);
+    assertEquals(viaFlag.settings["db.url"], "sqlite:/from/flag.db");
+  });
+});
+
+Deno.test("a password file supplies the password; with a password too it is ambiguous", async () => {
+  await withFile("s3cret-from-file\n", async (pwFile) => {
+    await withFile(`{ db: { host: "db.example", password_file: "${pwFile}" } }`, (path) => {
+      const target = resolveTarget(loadConfig({ config: path }, {}).settings);
+      assertEquals(target.kind === "mysql" && target.password, "s3cret-from-file");
+      assertThrows(
+        () => resolveTarget(loadConfig({ config: path }, { JM_DB_PASSWORD: "other" }).settings),
+        ValidationError,
+        "db.password_file: a password is also given",
+      );
+    });
+  });
+});
+
+const BAD_CONFIGS: [name: string, text: string, message: string][] = [
+  [
+    "unknown key",
+    `{ jobsmanager: { reload_intervall: 2 } }`,
+    "unknown key 'jobsmanager.reload_intervall' (known here: table, timezone,",
+  ],
+  ["unknown section", `{ database: {} }`, "unknown key 'database'"],
+  ["malformed JSON5", `{ db: { port: 3306 `, "not valid JSON5: JSON5: invalid end of input"],
+  [
+    "port not a number",
+    `{ db: { port: "mysql" } }`,
+    'db.port: "mysql" is not valid (expected a whole number from 1 to 65535)',
+  ],
+  [
+    "negative reload interval",
+    `{ jobsmanager: { reload_interval: -1 } }`,
+    "jobsmanager.reload_interval: -1 is not valid (expected a number of seconds from 0.1 to 3600)",
+  ],
+  [
+    "coalesce not a boolean",
+    `{ jobsmanager: { coalesce: "maybe" } }`,
+    'jobsmanager.coalesce: "maybe" is not valid (expected true or false)',
+  ],
+  [
+    "unknown log level",
+    `{ log: { level: "loud" } }`,
+    'log.level: "loud" is not valid (expected one of debug, info, warning, error, fatal)',
+  ],
+  [
+    "unknown time zone",
+    `{ jobsmanager: { timezone: "Mars/Olympus" } }`,
+    "jobsmanager.timezone: timezone: 'Mars/Olympus' is not a known IANA time zone",
+  ],
+  ["section not an object", `{ db: 5 }`, "db must be an object"],
+  [
+    "other jobs table",
+    `{ jobsmanager: { table: "apscheduler_jobs" } }`,
+    'jobsmanager.table: "apscheduler_jobs" is not valid (jobsmanager always uses "jm_jobs"; remove the key)',
+  ],
+];
+
+for (const [name, text, message] of BAD_CONFIGS) {
+  Deno.test(`config error: ${name}`, async () => {
+    await withFile(text, (path) => {
+      const error = assertThrows(() => loadConfig({ config: path }, {}), ValidationError, message);
+      assertEquals(error.message.startsWith(`config ${path}: `), true, error.message);
+    });
+  });
+}
+
+Deno.test("config error: a bad environment value names the variable", () => {
+  assertThrows(
+    () => loadConfig({}, { JM_MAX_WORKERS: "lots" }),
+    ValidationError,
+    'environment JM_MAX_WORKERS: jobsmanager.max_workers: "lots" is not valid',
+  );
+});
+
+Deno.test("config error: --config naming a missing file", () => {
+  assertThrows(
+    () => loadConfig({ config: "/nonexistent/jm.json" }, {}),
+    ValidationError,
+    "config file '/nonexistent/jm.json' (from --config) does not exist",
+  );
+});
+
+Deno.test("database URLs: sqlite and mysql forms, with the password never described", () => {
+  const target = (url: string) => resolveTarget({ ...defaultSettings(), "db.url": url });
+  assertEquals(target("sqlite:/var/lib/jm/jobs.db"), {
+    kind: "sqlite",
+    path: "/var/lib/jm/jobs.db",
+  });
+  const my = target("mysql://jm:p%40ss@db.local:3307/sched?charset=utf8");
+  assertEquals(
+    my.kind === "mysql" && [my.user, my.password, my.host, my.port, my.database, my.charset],
+    [
+      "jm",
+      "p@ss",
+      "db.local",
+      3307,
+      "sched",
+      "utf8",
+    ],
+  );
+  assertEquals(describeTarget(my), "mysql://jm:***@db.local:3307/sched");
+  assertThrows(
+    () => target("postgres://x@y/z"),
+    ValidationError,
+    "scheme 'postgres:' is not supported",
+  );
+  const error = assertThrows(
+    () => target("mysql://u:topsecret@dbhost"),
+    ValidationError,
+    "must name a host and a database",
+  );
+  assertEquals(error.message.includes("topsecret"), false);
+});
