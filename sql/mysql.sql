@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS jm_runs (
   stderr MEDIUMTEXT NULL,
   node_id VARCHAR(191) NULL,
   `trigger` VARCHAR(16) NOT NULL,
+  note TEXT NULL,
   UNIQUE (job_id, scheduled_at, `trigger`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 CREATE TABLE IF NOT EXISTS jm_nodes (

@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS jm_runs (
   stderr TEXT NULL,
   node_id TEXT NULL,
   `trigger` TEXT NOT NULL,
+  note TEXT NULL,
   UNIQUE (job_id, scheduled_at, `trigger`)
 );
 CREATE TABLE IF NOT EXISTS jm_nodes (

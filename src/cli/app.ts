@@ -9,6 +9,7 @@ import { VERSION } from "../version.ts";
 import { CommandContext, type GlobalOptions, writeErr, writeOut } from "./context.ts";
 import { dbCommand, reloadCommand } from "./db.ts";
 import { jobCommand } from "./job.ts";
+import { serveCommand } from "./serve.ts";
 
 function contextOf(cmd: Command): CommandContext {
   return new CommandContext(cmd.optsWithGlobals<GlobalOptions>());
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
       "database: sqlite:PATH or mysql://USER@HOST:PORT/DB (overrides config and $JM_DATABASE_URL)",
     )
     .option("--json", "machine-readable output");
+  program.addCommand(serveCommand(contextOf));
   program.addCommand(jobCommand(contextOf));
   program.addCommand(reloadCommand(contextOf));
   program.addCommand(dbCommand(contextOf));

@@ -44,6 +44,8 @@ export interface DialectProfile {
   dialect: Dialect;
   /** Appended to a SELECT that must lock the rows it reads. */
   forUpdate: string;
+  /** Appended to an INSERT so a duplicate key inserts nothing (0 changes) instead of failing. */
+  onDuplicateIgnore: string;
   /** The current time as the jm_update_info timestamp columns hold it. */
   nowDatetime: string;
   /** A query with one `?` (the table name) returning one row per column, named `name`. */
@@ -56,6 +58,8 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
   mysql: {
     dialect: "mysql",
     forUpdate: " FOR UPDATE",
+    // Not INSERT IGNORE: that would also hide other errors (bad values, truncation).
+    onDuplicateIgnore: " ON DUPLICATE KEY UPDATE id = id",
     nowDatetime: "CURRENT_TIMESTAMP(3)",
     columnsSql:
       "SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
@@ -65,6 +69,7 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     dialect: "sqlite",
     // BEGIN IMMEDIATE already holds the database's write lock.
     forUpdate: "",
+    onDuplicateIgnore: " ON CONFLICT DO NOTHING",
     nowDatetime: "strftime('%Y-%m-%d %H:%M:%f', 'now')",
     columnsSql: "SELECT name FROM pragma_table_info(?)",
     renameTable: (from, to) => `ALTER TABLE ${from} RENAME TO ${to};`,

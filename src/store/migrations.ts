@@ -107,6 +107,7 @@ function runsTable(d: Dialect): string {
     `  stderr ${out} NULL,`,
     `  node_id ${str} NULL,`,
     `  \`trigger\` ${short} NOT NULL,`,
+    "  note TEXT NULL,",
     "  UNIQUE (job_id, scheduled_at, `trigger`)",
     d === "mysql" ? `) ${MYSQL_TABLE}` : ")",
   ].join("\n");

@@ -8,6 +8,7 @@ import { VERSION } from "../version.ts";
 import type { Driver, Executor, Param, Row } from "./driver.ts";
 import { MIGRATIONS, SCHEMA_VERSION, versionTable } from "./migrations.ts";
 import type { JobChange, JobMutation, Marker, MigrationReport, Store } from "./store.ts";
+import type { NewRun, Run, RunFilter, RunStatus, RunTrigger, RunUpdate } from "../run.ts";
 
 const JOB_COLUMNS = [
   "id",
@@ -75,6 +76,43 @@ export function rowToJob(row: Row): Job {
 
 function jobParams(job: Job): Param[] {
   return JOB_COLUMNS.map((c) => c === "env" ? JSON.stringify(job.env) : job[c]);
+}
+
+const RUN_COLUMNS = [
+  "id",
+  "job_id",
+  "scheduled_at",
+  "started_at",
+  "finished_at",
+  "status",
+  "exit_code",
+  "signal",
+  "stdout",
+  "stderr",
+  "node_id",
+  "trigger",
+  "note",
+] as const;
+const RUN_SELECT = `SELECT ${RUN_COLUMNS.map((c) => `\`${c}\``).join(", ")} FROM jm_runs`;
+
+const nullableText = (v: unknown) => v === null || v === undefined ? null : String(v);
+
+function rowToRun(row: Row): Run {
+  return {
+    id: Number(row.id),
+    job_id: String(row.job_id),
+    scheduled_at: Number(row.scheduled_at),
+    started_at: nullableNumber(row.started_at),
+    finished_at: nullableNumber(row.finished_at),
+    status: String(row.status) as RunStatus,
+    exit_code: nullableNumber(row.exit_code),
+    signal: nullableText(row.signal),
+    stdout: nullableText(row.stdout),
+    stderr: nullableText(row.stderr),
+    node_id: nullableText(row.node_id),
+    trigger: String(row.trigger) as RunTrigger,
+    note: nullableText(row.note),
+  };
 }
 
 function rowToMarker(row: Row): Marker {
@@ -212,6 +250,11 @@ export class SqlStore implements Store {
     return result.lastId;
   }
 
+  async latestMarkerId(): Promise<number> {
+    const rows = await this.driver.all("SELECT MAX(id) AS id FROM jm_update_info");
+    return Number(rows[0]?.id ?? 0);
+  }
+
   async listMarkers(afterId: number, limit: number): Promise<Marker[]> {
     const rows = await this.driver.all(
       "SELECT id, updated, insert_time, update_time, jobs_before_update, jobs_after_update FROM jm_update_info WHERE id > ? ORDER BY id LIMIT ?",
@@ -229,6 +272,85 @@ export class SqlStore implements Store {
       ids,
     );
     return result.changes;
+  }
+
+  async claimRuns(runs: NewRun[]): Promise<(number | null)[]> {
+    if (runs.length === 0) return [];
+    const columns = RUN_COLUMNS.filter((c) => c !== "id");
+    const sql = `INSERT INTO jm_runs (${columns.map((c) => `\`${c}\``).join(", ")}) VALUES (${
+      columns.map(() => "?").join(", ")
+    })${this.driver.profile.onDuplicateIgnore}`;
+    return await this.driver.transaction(async (tx) => {
+      const ids: (number | null)[] = [];
+      for (const run of runs) {
+        const result = await tx.run(sql, columns.map((c) => run[c] ?? null));
+        ids.push(result.changes === 1 ? result.lastId : null);
+      }
+      return ids;
+    });
+  }
+
+  async updateRun(id: number, update: RunUpdate, onlyIf?: RunStatus): Promise<boolean> {
+    const entries = Object.entries(update).filter(([, v]) => v !== undefined);
+    if (entries.length === 0) return false;
+    const params = [...entries.map(([, v]) => v as Param), id];
+    let sql = `UPDATE jm_runs SET ${entries.map(([k]) => `\`${k}\` = ?`).join(", ")} WHERE id = ?`;
+    if (onlyIf !== undefined) {
+      sql += " AND status = ?";
+      params.push(onlyIf);
+    }
+    return (await this.driver.run(sql, params)).changes === 1;
+  }
+
+  async getRun(id: number): Promise<Run | null> {
+    const rows = await this.driver.all(`${RUN_SELECT} WHERE id = ?`, [id]);
+    return rows.length === 0 ? null : rowToRun(rows[0]);
+  }
+
+  async listRuns(filter: RunFilter): Promise<Run[]> {
+    const where: string[] = [];
+    const params: Param[] = [];
+    if (filter.job_id !== undefined) {
+      where.push("job_id = ?");
+      params.push(filter.job_id);
+    }
+    if (filter.status !== undefined) {
+      where.push("status = ?");
+      params.push(filter.status);
+    }
+    if (filter.since !== undefined) {
+      where.push("scheduled_at >= ?");
+      params.push(filter.since);
+    }
+    const clause = where.length === 0 ? "" : ` WHERE ${where.join(" AND ")}`;
+    const rows = await this.driver.all(`${RUN_SELECT}${clause} ORDER BY id DESC LIMIT ?`, [
+      ...params,
+      filter.limit,
+    ]);
+    return rows.map(rowToRun);
+  }
+
+  async queuedManualRuns(limit: number): Promise<Run[]> {
+    const rows = await this.driver.all(
+      `${RUN_SELECT} WHERE status = 'queued' AND \`trigger\` = 'manual' AND node_id IS NULL ORDER BY id LIMIT ?`,
+      [limit],
+    );
+    return rows.map(rowToRun);
+  }
+
+  async interruptOrphans(nodeId: string, now: number): Promise<number> {
+    const result = await this.driver.run(
+      "UPDATE jm_runs SET status = 'interrupted', finished_at = ?, note = 'the service stopped while it ran' WHERE node_id = ? AND status IN ('running', 'queued')",
+      [now, nodeId],
+    );
+    return result.changes;
+  }
+
+  async lastFires(): Promise<Map<string, number>> {
+    const rows = await this.driver.all(
+      "SELECT job_id, MAX(scheduled_at) AS last FROM jm_runs WHERE `trigger` = 'schedule' GROUP BY job_id",
+    );
+    return new Map(rows.map((r) => [String(r.job_id), Number(r.last)]));
   }
 
   async close(): Promise<void> {

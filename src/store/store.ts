@@ -5,6 +5,7 @@
  * runs against every backend.
  */
 import type { Job } from "../job.ts";
+import type { NewRun, Run, RunFilter, RunUpdate } from "../run.ts";
 
 /** One row of `jm_update_info`: a request to reload, with what changed. */
 export interface Marker {
@@ -72,6 +73,9 @@ export interface Store {
   /** Insert a marker without changing any job (`jobsmanager reload`). Returns its id. */
   insertMarker(before: Job[], after: Job[]): Promise<number>;
 
+  /** The highest marker id, 0 when there is none. */
+  latestMarkerId(): Promise<number>;
+
   /** Markers with id greater than `afterId`, oldest first, at most `limit`. */
   listMarkers(afterId: number, limit: number): Promise<Marker[]>;
 
@@ -81,6 +85,38 @@ export interface Store {
    * Returns how many rows changed.
    */
   markApplied(ids: number[]): Promise<number>;
+
+  /**
+   * Insert run rows, each unless a row with the same (job_id, scheduled_at,
+   * trigger) exists: that unique key is what makes a fire claimable exactly
+   * once, across processes. Returns each new row's id, or null where the
+   * fire was already claimed. One transaction for the batch.
+   */
+  claimRuns(runs: NewRun[]): Promise<(number | null)[]>;
+
+  /**
+   * Change a run's columns; with `onlyIf`, only while its status is that one
+   * (a conditional write: the affected-row count says who acted). Returns
+   * whether the row changed.
+   */
+  updateRun(id: number, update: RunUpdate, onlyIf?: Run["status"]): Promise<boolean>;
+
+  getRun(id: number): Promise<Run | null>;
+
+  /** Runs, newest first. */
+  listRuns(filter: RunFilter): Promise<Run[]>;
+
+  /** `job run` requests no service has taken yet, oldest first. */
+  queuedManualRuns(limit: number): Promise<Run[]>;
+
+  /**
+   * Mark runs a crashed service left `running` or `queued` on this node as
+   * `interrupted`. Returns how many.
+   */
+  interruptOrphans(nodeId: string, now: number): Promise<number>;
+
+  /** The latest scheduled fire (trigger `schedule`) of every job that has one. */
+  lastFires(): Promise<Map<string, number>>;
 
   /** Release connections and files. The store is unusable afterwards. */
   close(): Promise<void>;

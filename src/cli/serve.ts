@@ -1,0 +1,103 @@
+/**
+ * `jobsmanager serve`: the long-running service, for systemd.
+ * SIGTERM/SIGINT stop it gracefully; SIGHUP reloads at once.
+ */
+import { Command } from "commander";
+import { RuntimeError } from "../errors.ts";
+import { closeLogging, log, setupLogging } from "../log.ts";
+import { systemClock } from "../service/clock.ts";
+import { Service } from "../service/service.ts";
+import type { DatabaseTarget } from "../store/target.ts";
+import { systemTimezone } from "../time.ts";
+import { VERSION } from "../version.ts";
+import type { CommandContext } from "./context.ts";
+
+type ContextOf = (cmd: Command) => CommandContext;
+
+/** Variables of the service that must not reach a job: they may hold the password. */
+const PRIVATE_ENV = ["JM_DB_PASSWORD", "JM_DATABASE_URL"];
+
+/**
+ * SQLite allows one service per file: hold an exclusive lock on FILE.lock
+ * for the life of the process (the kernel drops it if the process dies).
+ */
+async function lockSqlite(target: DatabaseTarget): Promise<Deno.FsFile | null> {
+  if (target.kind !== "sqlite") return null;
+  const path = `${target.path}.lock`;
+  const file = await Deno.open(path, { read: true, write: true, create: true });
+  const locked = file.lock(true).then(() => true);
+  const busy = new Promise<false>((resolve) => setTimeout(() => resolve(false), 200));
+  if (!await Promise.race([locked, busy])) {
+    throw new RuntimeError(
+      `another jobsmanager serve already runs on sqlite:${target.path} (it holds ${path}); SQLite allows one service per database file. Stop the other one, or use MySQL/MariaDB to run several`,
+    );
+  }
+  return file;
+}
+
+export function serveCommand(contextOf: ContextOf): Command {
+  return new Command("serve").description("run the scheduler service (foreground, for systemd)")
+    .action(async (_opts, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const s = ctx.config.settings;
+      const target = ctx.target;
+      const lock = await lockSqlite(target);
+      const logFile = s["log.path"] === "" ? null : `${s["log.path"]}/${s["log.file"]}`;
+      await setupLogging({
+        level: s["log.level"],
+        file: logFile,
+        maxSizeBytes: s["log.rotate.max_size"] * 1024 * 1024,
+        backups: s["log.rotate.backup_count"],
+      });
+      const serviceLog = log("service");
+      const store = ctx.openStore();
+      try {
+        await store.migrate();
+        const baseEnv = Deno.env.toObject();
+        for (const name of PRIVATE_ENV) delete baseEnv[name];
+        const service = new Service({
+          store,
+          clock: systemClock,
+          nodeId: Deno.hostname(),
+          defaults: {
+            timezone: s["jobsmanager.timezone"] || systemTimezone(),
+            coalesce: s["jobsmanager.coalesce"],
+            maxInstances: s["jobsmanager.max_instances"],
+            misfireGraceTime: s["jobsmanager.misfire_grace_time"],
+          },
+          reloadIntervalMs: s["jobsmanager.reload_interval"] * 1000,
+          maxWorkers: s["jobsmanager.max_workers"],
+          shutdownTimeoutMs: s["jobsmanager.shutdown_timeout"] * 1000,
+          killGraceMs: s["jobsmanager.kill_grace"] * 1000,
+          outputCap: s["jobsmanager.output_cap"],
+          baseEnv,
+        });
+        serviceLog.info("jobsmanager {version} starting on {database}, node {node}, pid {pid}", {
+          version: VERSION,
+          database: store.description,
+          node: Deno.hostname(),
+          pid: Deno.pid,
+        });
+        await service.start();
+        const stop = () => service.stop();
+        const reload = () => service.requestReload();
+        Deno.addSignalListener("SIGTERM", stop);
+        Deno.addSignalListener("SIGINT", stop);
+        Deno.addSignalListener("SIGHUP", reload);
+        try {
+          await service.run();
+        } finally {
+          Deno.removeSignalListener("SIGTERM", stop);
+          Deno.removeSignalListener("SIGINT", stop);
+          Deno.removeSignalListener("SIGHUP", reload);
+        }
+      } catch (error) {
+        serviceLog.fatal("cannot run: {error}", { error: (error as Error).message });
+        throw error;
+      } finally {
+        await store.close();
+        await closeLogging();
+        lock?.close();
+      }
+    });
+}

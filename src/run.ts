@@ -1,0 +1,83 @@
+/**
+ * The Run model: one row of `jm_runs`, one per fire (or manual request).
+ */
+
+/** What became of a fire. Closed set; the column holds these words. */
+export const RUN_STATUSES = [
+  /** Claimed, waiting for a worker (or, for `job run`, for a service). */
+  "queued",
+  "running",
+  /** Exit code 0. */
+  "success",
+  /** Exit code other than 0. */
+  "failed",
+  /** Killed for running past the job's timeout. */
+  "timeout",
+  /** Killed by a signal jobsmanager did not send. */
+  "killed",
+  /** Still running when the service stopped or crashed. */
+  "interrupted",
+  /** Not run: max_instances earlier runs were still running. */
+  "skipped",
+  /** Not run: later than misfire_grace_time (downtime, stall, full pool). */
+  "missed",
+  /** Its node stopped sending heartbeats while it ran. */
+  "lost",
+  /** The command could not be started at all. */
+  "error",
+] as const;
+export type RunStatus = typeof RUN_STATUSES[number];
+
+/** Statuses of a run that has ended. */
+export const FINAL_STATUSES: readonly RunStatus[] = RUN_STATUSES.filter(
+  (s) => s !== "queued" && s !== "running",
+);
+
+/** Why a run exists: its schedule, or `job run`. */
+export const RUN_TRIGGERS = ["schedule", "manual"] as const;
+export type RunTrigger = typeof RUN_TRIGGERS[number];
+
+export interface Run {
+  id: number;
+  job_id: string;
+  /** The fire instant (ms); for manual runs, when it was asked for. */
+  scheduled_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  status: RunStatus;
+  exit_code: number | null;
+  signal: string | null;
+  stdout: string | null;
+  stderr: string | null;
+  node_id: string | null;
+  trigger: RunTrigger;
+  /** Why it was skipped, missed or failed to start; how many fires a `missed` row stands for. */
+  note: string | null;
+}
+
+/** What a new row starts with; the rest is filled in as the run proceeds. */
+export type NewRun = Pick<Run, "job_id" | "scheduled_at" | "status" | "trigger"> & Partial<Run>;
+
+/** The columns a run's progress may change. */
+export type RunUpdate = Partial<
+  Pick<
+    Run,
+    | "started_at"
+    | "finished_at"
+    | "status"
+    | "exit_code"
+    | "signal"
+    | "stdout"
+    | "stderr"
+    | "node_id"
+    | "note"
+  >
+>;
+
+export interface RunFilter {
+  job_id?: string;
+  status?: RunStatus;
+  /** Only runs scheduled at or after this instant (ms). */
+  since?: number;
+  limit: number;
+}

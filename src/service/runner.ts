@@ -1,0 +1,145 @@
+/**
+ * Runs one command: `/bin/sh -c COMMAND` in a process group of its own
+ * (through `setsid`), stdin from /dev/null, output captured head-and-tail.
+ * On timeout the whole group gets SIGTERM, then SIGKILL after the grace;
+ * when the shell exits, whatever it left behind in its group is ended the
+ * same way, so no orphan outlives its run.
+ */
+import { HeadTailCapture } from "./capture.ts";
+
+export interface RunSpec {
+  command: string;
+  /** The complete environment of the child. */
+  env: Record<string, string>;
+  cwd?: string;
+  /** 0 = no timeout. */
+  timeoutMs: number;
+  killGraceMs: number;
+  /** Bytes kept of stdout and of stderr each. */
+  outputCap: number;
+}
+
+export type Outcome = "success" | "failed" | "timeout" | "killed" | "interrupted" | "error";
+
+export interface RunResult {
+  status: Outcome;
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  startedAt: number;
+  finishedAt: number;
+  /** Why it ended as it did, when that needs saying (spawn errors, kills). */
+  note: string | null;
+}
+
+export interface RunHandle {
+  /** When the child process started (ms). */
+  readonly startedAt: number;
+  readonly pid: number | null;
+  readonly done: Promise<RunResult>;
+  /** End the run now (service shutdown): TERM the group, KILL after the grace. */
+  interrupt(): void;
+}
+
+function killGroup(pgid: number, signal: Deno.Signal): void {
+  try {
+    Deno.kill(-pgid, signal);
+  } catch {
+    // ESRCH: the group is already gone.
+  }
+}
+
+async function drain(stream: ReadableStream<Uint8Array>, into: HeadTailCapture): Promise<void> {
+  for await (const chunk of stream) into.push(chunk);
+}
+
+/** Start a run. Never throws: a command that cannot start resolves as `error`. */
+export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle {
+  const startedAt = now();
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command("setsid", {
+      args: ["/bin/sh", "-c", spec.command],
+      env: spec.env,
+      clearEnv: true,
+      cwd: spec.cwd,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (error) {
+    const note = `could not start the command: ${(error as Error).message}`;
+    return {
+      startedAt,
+      pid: null,
+      interrupt: () => {},
+      done: Promise.resolve({
+        status: "error",
+        exitCode: null,
+        signal: null,
+        stdout: "",
+        stderr: "",
+        startedAt,
+        finishedAt: now(),
+        note,
+      }),
+    };
+  }
+  const pgid = child.pid;
+  const stdout = new HeadTailCapture(spec.outputCap);
+  const stderr = new HeadTailCapture(spec.outputCap);
+  let endedBy: "timeout" | "interrupted" | null = null;
+  let killTimer: ReturnType<typeof setTimeout> | undefined;
+
+  const terminate = (reason: "timeout" | "interrupted") => {
+    if (endedBy !== null) return;
+    endedBy = reason;
+    killGroup(pgid, "SIGTERM");
+    killTimer = setTimeout(() => killGroup(pgid, "SIGKILL"), spec.killGraceMs);
+  };
+  const timeoutTimer = spec.timeoutMs > 0
+    ? setTimeout(() => terminate("timeout"), spec.timeoutMs)
+    : undefined;
+
+  const done = (async (): Promise<RunResult> => {
+    const output = Promise.all([drain(child.stdout, stdout), drain(child.stderr, stderr)]);
+    const status = await child.status;
+    clearTimeout(timeoutTimer);
+    // Leftovers of the group (`cmd &`) would hold the pipes open: end them.
+    killGroup(pgid, "SIGTERM");
+    const leftovers = setTimeout(() => killGroup(pgid, "SIGKILL"), spec.killGraceMs);
+    await output;
+    clearTimeout(leftovers);
+    clearTimeout(killTimer);
+    const finishedAt = now();
+    const base = {
+      exitCode: status.signal === null ? status.code : null,
+      signal: status.signal,
+      stdout: stdout.text(),
+      stderr: stderr.text(),
+      startedAt,
+      finishedAt,
+    };
+    if (endedBy === "timeout") {
+      return {
+        ...base,
+        status: "timeout",
+        note: `killed after the timeout of ${spec.timeoutMs / 1000} s`,
+      };
+    }
+    if (endedBy === "interrupted") {
+      return { ...base, status: "interrupted", note: "killed: the service was shutting down" };
+    }
+    if (status.signal !== null) {
+      return {
+        ...base,
+        status: "killed",
+        note: `ended by ${status.signal}, not sent by jobsmanager`,
+      };
+    }
+    return { ...base, status: status.code === 0 ? "success" : "failed", note: null };
+  })();
+
+  return { startedAt, pid: pgid, done, interrupt: () => terminate("interrupted") };
+}

@@ -1,0 +1,451 @@
+/**
+ * The running service: fires the timetable on time, gates fires through
+ * max_instances and max_workers, records every fire in `jm_runs`, applies
+ * reload markers, and shuts down cleanly. Decisions come from the pure
+ * timetable; this class owns the timers, the processes and the writes.
+ */
+import { type Job, sameDefinition, validateJob } from "../job.ts";
+import { log } from "../log.ts";
+import type { NewRun, Run, RunUpdate } from "../run.ts";
+import type { Store } from "../store/store.ts";
+import type { Clock } from "./clock.ts";
+import { type RunHandle, type RunResult, startRun } from "./runner.ts";
+import { type Decision, type Due, type JobDefaults, Timetable } from "./timetable.ts";
+
+export interface ServiceOptions {
+  store: Store;
+  clock: Clock;
+  nodeId: string;
+  defaults: JobDefaults;
+  reloadIntervalMs: number;
+  maxWorkers: number;
+  shutdownTimeoutMs: number;
+  killGraceMs: number;
+  outputCap: number;
+  /** The environment every run starts from (secrets already removed). */
+  baseEnv: Record<string, string>;
+}
+
+/** No timer waits longer than this: the clock is re-read, so suspend and clock jumps heal. */
+const MAX_SLEEP_MS = 30_000;
+const MARKERS_PER_RELOAD = 10_000;
+const MANUAL_RUNS_PER_POLL = 100;
+
+interface Active {
+  job: Job;
+  handle: RunHandle;
+}
+
+interface Waiting {
+  due: Due;
+  runId: number;
+}
+
+const schedulerLog = log("scheduler");
+const runnerLog = log("runner");
+const reloadLog = log("reload");
+
+export class Service {
+  private readonly timetable: Timetable;
+  private readonly active = new Map<number, Active>();
+  /** Runs of each job that are running or waiting for a worker. */
+  private readonly perJob = new Map<string, number>();
+  private readonly waiting: Waiting[] = [];
+  /** Writes of finished runs still in flight; shutdown waits for them. */
+  private readonly writes = new Set<Promise<unknown>>();
+  private lastMarker = 0;
+  private stopping = false;
+  private wake = new AbortController();
+  private reloading: Promise<void> | null = null;
+  private reloadAgain = false;
+  private polling = false;
+
+  constructor(private readonly o: ServiceOptions) {
+    this.timetable = new Timetable(o.defaults);
+  }
+
+  get jobsLoaded(): number {
+    return this.timetable.size;
+  }
+
+  /** Recover from a crash, load every enabled job, and apply pending markers. */
+  async start(): Promise<void> {
+    const now = this.o.clock.now();
+    const orphans = await this.o.store.interruptOrphans(this.o.nodeId, now);
+    if (orphans > 0) {
+      schedulerLog.warn("{count} runs left running by a previous service were marked interrupted", {
+        count: orphans,
+      });
+    }
+    const latest = await this.o.store.latestMarkerId();
+    const jobs = await this.o.store.listJobs();
+    const lastFires = await this.o.store.lastFires();
+    for (const job of jobs) {
+      if (!job.enabled || !this.valid(job)) continue;
+      // Resume after the last recorded fire, so fires missed while the
+      // service was down are decided (run or recorded missed) right away.
+      this.timetable.set(job, lastFires.get(job.id) ?? now);
+    }
+    const pending = await this.o.store.listMarkers(0, MARKERS_PER_RELOAD);
+    await this.o.store.markApplied(
+      pending.filter((m) => !m.updated && m.id <= latest).map((m) => m.id),
+    );
+    this.lastMarker = latest;
+    schedulerLog.info("loaded {jobs} enabled jobs of {total}; last marker {marker}", {
+      jobs: this.timetable.size,
+      total: jobs.length,
+      marker: latest,
+    });
+  }
+
+  /** Fire until `stop()`, then shut down. */
+  async run(): Promise<void> {
+    let nextPoll = this.o.clock.now();
+    while (!this.stopping) {
+      const now = this.o.clock.now();
+      const decision = this.timetable.takeDue(now);
+      if (decision.run.length > 0 || decision.missed.length > 0) await this.dispatch(decision, now);
+      if (now >= nextPoll) {
+        nextPoll = now + this.o.reloadIntervalMs;
+        this.poll();
+      }
+      const wakeAt = Math.min(this.timetable.nextDue() ?? Infinity, nextPoll, now + MAX_SLEEP_MS);
+      this.wake = new AbortController();
+      if (!this.stopping) await this.o.clock.sleep(wakeAt - this.o.clock.now(), this.wake.signal);
+    }
+    await this.shutdown();
+  }
+
+  /** Begin a graceful stop: no new fires; running jobs get shutdown_timeout. */
+  stop(): void {
+    this.stopping = true;
+    this.wake.abort();
+  }
+
+  /** Reload now (SIGHUP); a request during a reload folds into one follow-up. */
+  requestReload(): void {
+    if (this.reloading) {
+      this.reloadAgain = true;
+      return;
+    }
+    this.reloading = this.reloadLoop().finally(() => this.reloading = null);
+  }
+
+  private async reloadLoop(): Promise<void> {
+    do {
+      this.reloadAgain = false;
+      try {
+        await this.reload();
+      } catch (error) {
+        // The old timetable stays; the next poll retries.
+        reloadLog.error("reload failed, keeping the current timetable: {error}", {
+          error: String(error),
+        });
+        return;
+      }
+    } while (this.reloadAgain && !this.stopping);
+  }
+
+  private poll(): void {
+    if (this.polling || this.stopping) return;
+    this.polling = true;
+    (async () => {
+      if (await this.o.store.latestMarkerId() > this.lastMarker) {
+        this.requestReload();
+        await this.reloading;
+      }
+      await this.takeManualRuns();
+    })().catch((error) => {
+      schedulerLog.error("polling the database failed: {error}", { error: String(error) });
+    }).finally(() => this.polling = false);
+  }
+
+  private valid(job: Job): boolean {
+    try {
+      validateJob(job);
+      return true;
+    } catch (error) {
+      reloadLog.error("job {job} is invalid and is not scheduled: {error}", {
+        job: job.id,
+        error: (error as Error).message,
+      });
+      return false;
+    }
+  }
+
+  /** Apply the markers after the last applied one: only the difference changes. */
+  private async reload(): Promise<void> {
+    const started = performance.now();
+    const markers = await this.o.store.listMarkers(this.lastMarker, MARKERS_PER_RELOAD);
+    if (markers.length === 0) return;
+    const jobs = await this.o.store.listJobs();
+    const now = this.o.clock.now();
+    const counts = { added: 0, changed: 0, removed: 0, unchanged: 0 };
+    const seen = new Set<string>();
+    for (const job of jobs) {
+      if (!job.enabled) continue;
+      const current = this.timetable.job(job.id);
+      seen.add(job.id);
+      if (current && sameDefinition(current, job)) {
+        counts.unchanged++;
+      } else if (this.valid(job)) {
+        this.timetable.set(job, now);
+        counts[current ? "changed" : "added"]++;
+      }
+    }
+    for (const id of this.timetable.ids()) {
+      if (!seen.has(id)) {
+        this.timetable.delete(id);
+        counts.removed++;
+      }
+    }
+    const ids = markers.map((m) => m.id);
+    await this.o.store.markApplied(ids.filter((_, i) => !markers[i].updated));
+    this.lastMarker = Math.max(...ids);
+    this.wake.abort();
+    reloadLog.info(
+      "reload applied markers {first}-{last}: {added} added, {changed} changed, {removed} removed, {unchanged} unchanged in {ms} ms",
+      {
+        first: ids[0],
+        last: this.lastMarker,
+        ...counts,
+        ms: Math.round(performance.now() - started),
+      },
+    );
+  }
+
+  private instances(jobId: string): number {
+    return this.perJob.get(jobId) ?? 0;
+  }
+
+  private countInstance(jobId: string, delta: number): void {
+    const n = this.instances(jobId) + delta;
+    if (n <= 0) this.perJob.delete(jobId);
+    else this.perJob.set(jobId, n);
+  }
+
+  /** Record what the timetable decided, then start what may start. */
+  private async dispatch(decision: Decision, now: number): Promise<void> {
+    const rows: NewRun[] = [];
+    const plans: ({ kind: "start" | "wait"; due: Due } | null)[] = [];
+    for (const m of decision.missed) {
+      const grace = this.timetable.policy(m.job.id)?.graceMs ?? 0;
+      rows.push({
+        job_id: m.job.id,
+        scheduled_at: m.last,
+        status: "missed",
+        trigger: "schedule",
+        node_id: this.o.nodeId,
+        finished_at: now,
+        note: `${m.more ? "more than " : ""}${m.count} fire${m.count === 1 ? "" : "s"} from ${
+          new Date(m.first).toISOString()
+        } to ${new Date(m.last).toISOString()} came later than misfire_grace_time (${
+          grace / 1000
+        } s)`,
+      });
+      plans.push(null);
+      schedulerLog.warn("job {job}: {count} fires missed", { job: m.job.id, count: m.count });
+    }
+    let planned = this.active.size;
+    for (const due of decision.run) {
+      const policy = this.timetable.policy(due.job.id)!;
+      const base = {
+        job_id: due.job.id,
+        scheduled_at: due.scheduledAt,
+        trigger: "schedule" as const,
+        node_id: this.o.nodeId,
+      };
+      if (this.instances(due.job.id) >= policy.maxInstances) {
+        rows.push({
+          ...base,
+          status: "skipped",
+          finished_at: now,
+          note: `max_instances (${policy.maxInstances}) runs were still running`,
+        });
+        plans.push(null);
+        schedulerLog.info("job {job}: fire skipped, max_instances reached", { job: due.job.id });
+        continue;
+      }
+      this.countInstance(due.job.id, 1);
+      const start = planned < this.o.maxWorkers;
+      if (start) planned++;
+      rows.push({
+        ...base,
+        status: start ? "running" : "queued",
+        started_at: start ? now : null,
+        note: due.coalesced > 0 ? `coalesced ${due.coalesced + 1} fires into one run` : null,
+      });
+      plans.push({ kind: start ? "start" : "wait", due });
+    }
+    let ids: (number | null)[];
+    try {
+      ids = await this.o.store.claimRuns(rows);
+    } catch (error) {
+      schedulerLog.error("could not record {count} fires, they do not run: {error}", {
+        count: rows.length,
+        error: String(error),
+      });
+      for (const plan of plans) if (plan) this.countInstance(plan.due.job.id, -1);
+      return;
+    }
+    plans.forEach((plan, i) => {
+      if (!plan) return;
+      const id = ids[i];
+      if (id === null) {
+        // Another node or an earlier life of this one claimed it.
+        this.countInstance(plan.due.job.id, -1);
+      } else if (plan.kind === "start") {
+        this.launch(plan.due.job, id, plan.due.scheduledAt);
+      } else {
+        this.waiting.push({ due: plan.due, runId: id });
+      }
+    });
+  }
+
+  private environment(job: Job, runId: number, scheduledAt: number): Record<string, string> {
+    return {
+      ...this.o.baseEnv,
+      ...job.env,
+      JM_JOB_ID: job.id,
+      JM_RUN_ID: String(runId),
+      JM_SCHEDULED_AT: new Date(scheduledAt).toISOString(),
+    };
+  }
+
+  private launch(job: Job, runId: number, scheduledAt: number): void {
+    const handle = startRun({
+      command: job.command,
+      env: this.environment(job, runId, scheduledAt),
+      cwd: job.cwd ?? undefined,
+      timeoutMs: job.timeout * 1000,
+      killGraceMs: this.o.killGraceMs,
+      outputCap: this.o.outputCap,
+    }, () => this.o.clock.now());
+    this.active.set(runId, { job, handle });
+    runnerLog.info("job {job} run {run} started, {lag} ms after its fire time", {
+      job: job.id,
+      run: runId,
+      lag: handle.startedAt - scheduledAt,
+    });
+    handle.done.then((result) => this.finished(job, runId, result));
+  }
+
+  private finished(job: Job, runId: number, result: RunResult): void {
+    this.active.delete(runId);
+    this.countInstance(job.id, -1);
+    const level = result.status === "success" ? "info" : "warn";
+    runnerLog[level]("job {job} run {run} ended {status} (exit {exit}) after {ms} ms", {
+      job: job.id,
+      run: runId,
+      status: result.status,
+      exit: result.exitCode ?? result.signal,
+      ms: result.finishedAt - result.startedAt,
+    });
+    this.track(this.o.store.updateRun(runId, {
+      status: result.status,
+      started_at: result.startedAt,
+      finished_at: result.finishedAt,
+      exit_code: result.exitCode,
+      signal: result.signal,
+      stdout: result.stdout,
+      stderr: result.stderr,
+      note: result.note,
+    }));
+    this.startWaiting();
+  }
+
+  /** Give free workers to waiting fires, oldest first; too late ones are missed. */
+  private startWaiting(): void {
+    while (this.waiting.length > 0 && this.active.size < this.o.maxWorkers && !this.stopping) {
+      const { due, runId } = this.waiting.shift()!;
+      const now = this.o.clock.now();
+      const grace = this.timetable.policy(due.job.id)?.graceMs ??
+        this.o.defaults.misfireGraceTime * 1000;
+      if (now - due.scheduledAt > grace) {
+        this.countInstance(due.job.id, -1);
+        this.track(this.o.store.updateRun(runId, {
+          status: "missed",
+          finished_at: now,
+          note: `waited ${
+            now - due.scheduledAt
+          } ms for a free worker (max_workers ${this.o.maxWorkers})`,
+        }));
+        continue;
+      }
+      this.track(this.o.store.updateRun(runId, { status: "running", started_at: now }));
+      this.launch(due.job, runId, due.scheduledAt);
+    }
+  }
+
+  /** Take `job run` requests: same max_instances gate unless forced. */
+  private async takeManualRuns(): Promise<void> {
+    const requests = await this.o.store.queuedManualRuns(MANUAL_RUNS_PER_POLL);
+    for (const request of requests) {
+      if (this.stopping || this.active.size >= this.o.maxWorkers) return;
+      await this.takeManualRun(request);
+    }
+  }
+
+  private async takeManualRun(request: Run): Promise<void> {
+    const now = this.o.clock.now();
+    const job = await this.o.store.getJob(request.job_id);
+    const claim = (update: RunUpdate) =>
+      this.o.store.updateRun(request.id, { node_id: this.o.nodeId, ...update }, "queued");
+    if (!job) {
+      await claim({
+        status: "error",
+        finished_at: now,
+        note: "the job was removed before the run started",
+      });
+      return;
+    }
+    const maxInstances = job.max_instances ?? this.o.defaults.maxInstances;
+    if (request.note !== FORCED && this.instances(job.id) >= maxInstances) {
+      await claim({
+        status: "skipped",
+        finished_at: now,
+        note: `max_instances (${maxInstances}) runs were still running`,
+      });
+      return;
+    }
+    if (await claim({ status: "running", started_at: now })) {
+      this.countInstance(job.id, 1);
+      this.launch(job, request.id, request.scheduled_at);
+    }
+  }
+
+  private track(write: Promise<unknown>): void {
+    const tracked = write.catch((error) => {
+      schedulerLog.error("could not write a run record: {error}", { error: String(error) });
+    }).finally(() => this.writes.delete(tracked));
+    this.writes.add(tracked);
+  }
+
+  private async shutdown(): Promise<void> {
+    schedulerLog.info("stopping: {running} runs running, waiting up to {seconds} s for them", {
+      running: this.active.size,
+      seconds: this.o.shutdownTimeoutMs / 1000,
+    });
+    const now = this.o.clock.now();
+    for (const { runId, due } of this.waiting.splice(0)) {
+      this.countInstance(due.job.id, -1);
+      this.track(this.o.store.updateRun(runId, {
+        status: "interrupted",
+        finished_at: now,
+        note: "the service stopped before a worker was free",
+      }));
+    }
+    const all = () => Promise.all([...this.active.values()].map((a) => a.handle.done));
+    const timeout = new AbortController();
+    await Promise.race([all(), this.o.clock.sleep(this.o.shutdownTimeoutMs, timeout.signal)]);
+    timeout.abort();
+    for (const { handle } of this.active.values()) handle.interrupt();
+    await all();
+    await this.reloading;
+    while (this.writes.size > 0) await Promise.all([...this.writes]);
+    schedulerLog.info("stopped");
+  }
+}
+
+/** The note `job run --force` leaves on its request. */
+export const FORCED = "forced: max_instances not checked";

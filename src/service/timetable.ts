@@ -1,0 +1,179 @@
+/**
+ * The timetable: each enabled job's next fire, and what to do with fires
+ * that are due. Pure: every method takes the current time as an argument;
+ * the service owns the clock and the timers.
+ */
+import { type Job, scheduleText } from "../job.ts";
+import { compileSchedule, type Schedule } from "../schedule.ts";
+
+/** Service-wide defaults for what a job leaves null. */
+export interface JobDefaults {
+  timezone: string;
+  coalesce: boolean;
+  maxInstances: number;
+  /** Seconds. */
+  misfireGraceTime: number;
+}
+
+/** A job's effective policy, its nulls resolved. */
+export interface Policy {
+  zone: string;
+  coalesce: boolean;
+  maxInstances: number;
+  graceMs: number;
+}
+
+export function policyOf(job: Job, defaults: JobDefaults): Policy {
+  return {
+    zone: job.timezone ?? defaults.timezone,
+    coalesce: job.coalesce ?? defaults.coalesce,
+    maxInstances: job.max_instances ?? defaults.maxInstances,
+    graceMs: (job.misfire_grace_time ?? defaults.misfireGraceTime) * 1000,
+  };
+}
+
+/** Fires of one job that came too late to run, as one summary. */
+export interface Missed {
+  job: Job;
+  first: number;
+  last: number;
+  /** How many fires; at least this many when `more` is set. */
+  count: number;
+  more: boolean;
+}
+
+/** A fire to run now. `coalesced` counts the earlier fires folded into it. */
+export interface Due {
+  job: Job;
+  scheduledAt: number;
+  coalesced: number;
+}
+
+export interface Decision {
+  run: Due[];
+  missed: Missed[];
+}
+
+/**
+ * Split the due fires of one job (ascending, all <= now) into those to run
+ * and those missed: late beyond the grace is missed; with coalesce only the
+ * latest fire is considered and the earlier ones fold into it.
+ */
+export function decideLate(
+  fires: number[],
+  now: number,
+  graceMs: number,
+  coalesce: boolean,
+): { run: number[]; missed: number[]; coalesced: number } {
+  if (fires.length === 0) return { run: [], missed: [], coalesced: 0 };
+  const onTime = (f: number) => now - f <= graceMs;
+  if (coalesce) {
+    const latest = fires[fires.length - 1];
+    return onTime(latest)
+      ? { run: [latest], missed: [], coalesced: fires.length - 1 }
+      : { run: [], missed: fires, coalesced: 0 };
+  }
+  return { run: fires.filter(onTime), missed: fires.filter((f) => !onTime(f)), coalesced: 0 };
+}
+
+/** Most fires of one job enumerated in one step; beyond it they are counted as "more". */
+const MAX_FIRES_PER_STEP = 1000;
+
+interface Entry {
+  job: Job;
+  policy: Policy;
+  schedule: Schedule;
+  /** Next fire (ms), or null when the schedule never fires again. */
+  next: number | null;
+}
+
+export class Timetable {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(private readonly defaults: JobDefaults) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  job(id: string): Job | undefined {
+    return this.entries.get(id)?.job;
+  }
+
+  policy(id: string): Policy | undefined {
+    return this.entries.get(id)?.policy;
+  }
+
+  ids(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  /**
+   * Schedule `job`, its first fire strictly after `after` (ms). A job
+   * already here whose schedule and zone did not change keeps its next
+   * fire, so changing a command never skips or repeats a fire.
+   */
+  set(job: Job, after: number): void {
+    const policy = policyOf(job, this.defaults);
+    const old = this.entries.get(job.id);
+    if (old && old.policy.zone === policy.zone && scheduleText(old.job) === scheduleText(job)) {
+      this.entries.set(job.id, { ...old, job, policy });
+      return;
+    }
+    const schedule = compileSchedule(job, policy.zone);
+    const next = schedule.nextAfter(new Date(after));
+    this.entries.set(job.id, { job, policy, schedule, next: next?.getTime() ?? null });
+  }
+
+  delete(id: string): boolean {
+    return this.entries.delete(id);
+  }
+
+  /** The earliest next fire of any job, or null when none will fire. */
+  nextDue(): number | null {
+    let min: number | null = null;
+    for (const e of this.entries.values()) {
+      if (e.next !== null && (min === null || e.next < min)) min = e.next;
+    }
+    return min;
+  }
+
+  /** Take every fire due at `now` or before, move each job past `now`, and decide. */
+  takeDue(now: number): Decision {
+    const decision: Decision = { run: [], missed: [] };
+    for (const entry of this.entries.values()) {
+      if (entry.next === null || entry.next > now) continue;
+      const fires: number[] = [];
+      let next: number | null = entry.next;
+      while (next !== null && next <= now && fires.length < MAX_FIRES_PER_STEP) {
+        fires.push(next);
+        next = entry.schedule.nextAfter(new Date(next))?.getTime() ?? null;
+      }
+      let more = false;
+      if (next !== null && next <= now) {
+        // Too many to list (a long outage of a frequent job): skip ahead.
+        more = true;
+        next = entry.schedule.nextAfter(new Date(now))?.getTime() ?? null;
+      }
+      entry.next = next;
+      const { run, missed, coalesced } = decideLate(
+        fires,
+        now,
+        entry.policy.graceMs,
+        entry.policy.coalesce,
+      );
+      for (const scheduledAt of run) decision.run.push({ job: entry.job, scheduledAt, coalesced });
+      if (missed.length > 0 || more) {
+        const all = missed.length > 0 ? missed : fires;
+        decision.missed.push({
+          job: entry.job,
+          first: all[0],
+          last: more ? fires[fires.length - 1] : all[all.length - 1],
+          count: all.length,
+          more,
+        });
+      }
+    }
+    return decision;
+  }
+}
