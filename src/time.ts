@@ -116,3 +116,22 @@ export function offsetMs(instant: Date, timeZone: string): number {
   const local = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
   return local - Math.floor(instant.getTime() / 1000) * 1000;
 }
+
+const DURATION_UNITS: Record<string, number> = {
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+};
+
+/** `90s`, `15m`, `2h`, `7d`, `1w` in milliseconds. */
+export function parseDuration(text: string, option: string): number {
+  const m = /^(\d+)([smhdw])$/.exec(text.trim());
+  if (!m) {
+    throw new UsageError(
+      `${option}: '${text}' is not a duration (expected a number and a unit: 90s, 15m, 2h, 7d, 1w)`,
+    );
+  }
+  return Number(m[1]) * DURATION_UNITS[m[2]];
+}

@@ -9,6 +9,7 @@ import { VERSION } from "../version.ts";
 import { CommandContext, type GlobalOptions, writeErr, writeOut } from "./context.ts";
 import { dbCommand, reloadCommand } from "./db.ts";
 import { jobCommand } from "./job.ts";
+import { runsCommand } from "./runs.ts";
 import { serveCommand } from "./serve.ts";
 
 function contextOf(cmd: Command): CommandContext {
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
     .option("--json", "machine-readable output");
   program.addCommand(serveCommand(contextOf));
   program.addCommand(jobCommand(contextOf));
+  program.addCommand(runsCommand(contextOf));
   program.addCommand(reloadCommand(contextOf));
   program.addCommand(dbCommand(contextOf));
   // Every command reports through exitOverride instead of exiting itself,
@@ -53,7 +55,9 @@ export async function runCli(args: string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync(args, { from: "user" });
-    return 0;
+    // A command whose outcome is not a failure of ours (a job's exit code
+    // after `job run --wait`) sets Deno.exitCode.
+    return Deno.exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and --version end with 0; anything commander rejects is usage.

@@ -10,9 +10,14 @@ import { FIELD_NAMES, type FieldName } from "../schedule.ts";
 import type { JobChange } from "../store/store.ts";
 import { parseInstant, systemTimezone } from "../time.ts";
 import type { CommandContext } from "./context.ts";
+import { jobRunCommand } from "./job_run.ts";
 import { fireLines, jobDetails, jobsTable, nextFires, zoneOf } from "./output.ts";
+import { runsTable } from "./runs.ts";
 
 type ContextOf = (cmd: Command) => CommandContext;
+
+/** Runs `job show` lists. */
+const LAST_RUNS = 5;
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -203,12 +208,14 @@ export function jobCommand(contextOf: ContextOf): Command {
       const ctx = contextOf(cmd);
       validateId(id);
       const count = parseCount(opts.count);
-      const found = await ctx.withStore((store) => store.getJob(id));
+      const [found, runs] = await ctx.withStore((store) =>
+        Promise.all([store.getJob(id), store.listRuns({ job_id: id, limit: LAST_RUNS })])
+      );
       if (!found) throw notFound(id);
       const fires = nextFires(found, defaultZone(ctx), new Date(), count);
       ctx.print(
-        () => jobDetails(found, defaultZone(ctx), fires),
-        { ...found, next: fires.map((d) => d.toISOString()) },
+        () => `${jobDetails(found, defaultZone(ctx), fires)}\nlast runs:\n${runsTable(runs)}`,
+        { ...found, next: fires.map((d) => d.toISOString()), runs },
       );
     });
 
@@ -236,6 +243,7 @@ export function jobCommand(contextOf: ContextOf): Command {
       );
     });
 
+  job.addCommand(jobRunCommand(contextOf));
   return job;
 }
 

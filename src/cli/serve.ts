@@ -6,6 +6,7 @@ import { Command } from "commander";
 import { RuntimeError } from "../errors.ts";
 import { closeLogging, log, setupLogging } from "../log.ts";
 import { systemClock } from "../service/clock.ts";
+import { inheritedEnv } from "../service/runner.ts";
 import { Service } from "../service/service.ts";
 import type { DatabaseTarget } from "../store/target.ts";
 import { systemTimezone } from "../time.ts";
@@ -13,9 +14,6 @@ import { VERSION } from "../version.ts";
 import type { CommandContext } from "./context.ts";
 
 type ContextOf = (cmd: Command) => CommandContext;
-
-/** Variables of the service that must not reach a job: they may hold the password. */
-const PRIVATE_ENV = ["JM_DB_PASSWORD", "JM_DATABASE_URL"];
 
 /**
  * SQLite allows one service per file: hold an exclusive lock on FILE.lock
@@ -53,8 +51,6 @@ export function serveCommand(contextOf: ContextOf): Command {
       const store = ctx.openStore();
       try {
         await store.migrate();
-        const baseEnv = Deno.env.toObject();
-        for (const name of PRIVATE_ENV) delete baseEnv[name];
         const service = new Service({
           store,
           clock: systemClock,
@@ -70,7 +66,7 @@ export function serveCommand(contextOf: ContextOf): Command {
           shutdownTimeoutMs: s["jobsmanager.shutdown_timeout"] * 1000,
           killGraceMs: s["jobsmanager.kill_grace"] * 1000,
           outputCap: s["jobsmanager.output_cap"],
-          baseEnv,
+          baseEnv: inheritedEnv(),
         });
         serviceLog.info("jobsmanager {version} starting on {database}, node {node}, pid {pid}", {
           version: VERSION,

@@ -42,6 +42,32 @@ export interface RunHandle {
   interrupt(): void;
 }
 
+/** Variables of the service that must not reach a job: they may hold the password. */
+const PRIVATE_ENV = ["JM_DB_PASSWORD", "JM_DATABASE_URL"];
+
+/** This process's environment, minus what a job must not see. */
+export function inheritedEnv(): Record<string, string> {
+  const env = Deno.env.toObject();
+  for (const name of PRIVATE_ENV) delete env[name];
+  return env;
+}
+
+/** The environment of one run: inherited + the job's own + who and when. */
+export function runEnv(
+  base: Record<string, string>,
+  job: { id: string; env: Record<string, string> },
+  runId: number,
+  scheduledAt: number,
+): Record<string, string> {
+  return {
+    ...base,
+    ...job.env,
+    JM_JOB_ID: job.id,
+    JM_RUN_ID: String(runId),
+    JM_SCHEDULED_AT: new Date(scheduledAt).toISOString(),
+  };
+}
+
 function killGroup(pgid: number, signal: Deno.Signal): void {
   try {
     Deno.kill(-pgid, signal);

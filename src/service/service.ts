@@ -9,7 +9,7 @@ import { log } from "../log.ts";
 import type { NewRun, Run, RunUpdate } from "../run.ts";
 import type { Store } from "../store/store.ts";
 import type { Clock } from "./clock.ts";
-import { type RunHandle, type RunResult, startRun } from "./runner.ts";
+import { runEnv, type RunHandle, type RunResult, startRun } from "./runner.ts";
 import { type Decision, type Due, type JobDefaults, Timetable } from "./timetable.ts";
 
 export interface ServiceOptions {
@@ -302,20 +302,10 @@ export class Service {
     });
   }
 
-  private environment(job: Job, runId: number, scheduledAt: number): Record<string, string> {
-    return {
-      ...this.o.baseEnv,
-      ...job.env,
-      JM_JOB_ID: job.id,
-      JM_RUN_ID: String(runId),
-      JM_SCHEDULED_AT: new Date(scheduledAt).toISOString(),
-    };
-  }
-
   private launch(job: Job, runId: number, scheduledAt: number): void {
     const handle = startRun({
       command: job.command,
-      env: this.environment(job, runId, scheduledAt),
+      env: runEnv(this.o.baseEnv, job, runId, scheduledAt),
       cwd: job.cwd ?? undefined,
       timeoutMs: job.timeout * 1000,
       killGraceMs: this.o.killGraceMs,
