@@ -68,11 +68,22 @@ export function runEnv(
   };
 }
 
-function killGroup(pgid: number, signal: Deno.Signal): void {
+/**
+ * Signal the run's process group. Right after spawn, `setsid` may not have
+ * made the group yet; while the child is known to be alive, signal it
+ * directly then (before its exec, that ends it just as well).
+ */
+function killGroup(pgid: number, signal: Deno.Signal, childAlive = false): void {
   try {
     Deno.kill(-pgid, signal);
   } catch {
-    // ESRCH: the group is already gone.
+    // ESRCH: no such group (gone, or not made yet).
+    if (!childAlive) return;
+    try {
+      Deno.kill(pgid, signal);
+    } catch {
+      // It exited meanwhile.
+    }
   }
 }
 
@@ -116,13 +127,14 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   const stdout = new HeadTailCapture(spec.outputCap);
   const stderr = new HeadTailCapture(spec.outputCap);
   let endedBy: "timeout" | "interrupted" | null = null;
+  let exited = false;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
 
   const terminate = (reason: "timeout" | "interrupted") => {
     if (endedBy !== null) return;
     endedBy = reason;
-    killGroup(pgid, "SIGTERM");
-    killTimer = setTimeout(() => killGroup(pgid, "SIGKILL"), spec.killGraceMs);
+    killGroup(pgid, "SIGTERM", !exited);
+    killTimer = setTimeout(() => killGroup(pgid, "SIGKILL", !exited), spec.killGraceMs);
   };
   const timeoutTimer = spec.timeoutMs > 0
     ? setTimeout(() => terminate("timeout"), spec.timeoutMs)
@@ -131,6 +143,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   const done = (async (): Promise<RunResult> => {
     const output = Promise.all([drain(child.stdout, stdout), drain(child.stderr, stderr)]);
     const status = await child.status;
+    exited = true;
     clearTimeout(timeoutTimer);
     // Leftovers of the group (`cmd &`) would hold the pipes open: end them.
     killGroup(pgid, "SIGTERM");

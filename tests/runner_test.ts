@@ -1,0 +1,122 @@
+/** Running commands: real processes, short ones. */
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
+import { HeadTailCapture } from "../src/service/capture.ts";
+import { type RunSpec, startRun } from "../src/service/runner.ts";
+
+const encode = (s: string) => new TextEncoder().encode(s);
+
+function spec(command: string, extra: Partial<RunSpec> = {}): RunSpec {
+  return {
+    command,
+    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
+    timeoutMs: 10_000,
+    killGraceMs: 500,
+    outputCap: 1024,
+    ...extra,
+  };
+}
+
+/** Pids of live (not zombie) processes whose command line contains `needle`. */
+function livePidsMatching(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
+      const state = Deno.readTextFileSync(`/proc/${entry.name}/stat`).split(") ")[1]?.[0];
+      if (cmdline.includes(needle) && state !== "Z") pids.push(Number(entry.name));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return pids;
+}
+
+Deno.test("capture keeps everything under the cap", () => {
+  const c = new HeadTailCapture(100);
+  c.push(encode("hello "));
+  c.push(encode("world"));
+  assertEquals(c.text(), "hello world");
+  assertEquals(c.bytes, 11);
+});
+
+Deno.test("capture keeps the head and the tail and says how much it cut", () => {
+  const c = new HeadTailCapture(10);
+  for (const chunk of ["abc", "defgh", "ijklmnop", "qrstuvwxyz"]) c.push(encode(chunk));
+  assertEquals(c.bytes, 26);
+  assertEquals(c.text(), "abcde\n[… jobsmanager cut 16 bytes of 26 …]\nvwxyz");
+});
+
+Deno.test("capture of a huge stream stays within its cap", () => {
+  const c = new HeadTailCapture(64);
+  const chunk = new Uint8Array(1 << 20).fill(120);
+  for (let i = 0; i < 50; i++) c.push(chunk);
+  assertEquals(c.bytes, 50 << 20);
+  assert(c.text().length < 200);
+});
+
+Deno.test("a run gets its environment and cwd, and records output and exit code", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const result = await startRun(
+      spec('echo "$GREETING from $(pwd)"; echo oops >&2; exit 7', {
+        env: { GREETING: "hi", PATH: "/usr/bin:/bin" },
+        cwd: dir,
+      }),
+    ).done;
+    assertEquals(result.status, "failed");
+    assertEquals(result.exitCode, 7);
+    assertEquals(result.stdout, `hi from ${await Deno.realPath(dir)}\n`);
+    assertEquals(result.stderr, "oops\n");
+    assert(result.finishedAt >= result.startedAt);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("stdin is /dev/null, so a command reading it does not hang", async () => {
+  const result = await startRun(spec("cat; echo done")).done;
+  assertEquals([result.status, result.stdout], ["success", "done\n"]);
+});
+
+Deno.test("a timeout kills the whole process group, background children included", async () => {
+  const marker = `sleep 4${Math.floor(Math.random() * 1000).toString().padStart(3, "0")}`;
+  const result = await startRun(spec(`${marker} & ${marker}`, { timeoutMs: 300, killGraceMs: 300 }))
+    .done;
+  assertEquals(result.status, "timeout");
+  assertStringIncludes(result.note ?? "", "timeout of 0.3 s");
+  assertEquals(livePidsMatching(marker), [], "no process of the group survives");
+});
+
+Deno.test("a group that ignores SIGTERM is killed after the grace", async () => {
+  const marker = `sleep 5${Math.floor(Math.random() * 1000).toString().padStart(3, "0")}`;
+  const result = await startRun(
+    spec(`trap '' TERM; ${marker} & trap '' TERM; ${marker}`, { timeoutMs: 200, killGraceMs: 300 }),
+  ).done;
+  assertEquals(result.status, "timeout");
+  assertEquals(result.signal, "SIGKILL");
+  assertEquals(livePidsMatching(marker), []);
+});
+
+Deno.test("interrupt ends a run as interrupted", async () => {
+  const handle = startRun(spec("sleep 30"));
+  handle.interrupt();
+  const result = await handle.done;
+  assertEquals(result.status, "interrupted");
+});
+
+Deno.test("a command that cannot start is an error, not a crash", async () => {
+  const result = await startRun(spec("true", { cwd: "/nonexistent/dir" })).done;
+  assertEquals(result.status, "error");
+  assertMatch(result.note ?? "", /could not start the command/);
+});
+
+Deno.test("output beyond the cap is cut, not kept", async () => {
+  const result = await startRun(
+    spec("head -c 5000000 /dev/zero | tr '\\0' x; echo; echo END", { outputCap: 100 }),
+  ).done;
+  assertEquals(result.status, "success");
+  assertStringIncludes(result.stdout, "jobsmanager cut");
+  assert(result.stdout.endsWith("END\n"));
+  assert(result.stdout.length < 200);
+});
