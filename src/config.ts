@@ -19,6 +19,8 @@ interface KeySpec<T> {
   parse: Parser<T>;
   /** Environment variable that overrides the file. */
   env?: string;
+  /** Never echo the value, not even in an error about it. */
+  secret?: boolean;
 }
 
 function fail(key: string, value: unknown, allowed: string): never {
@@ -105,6 +107,7 @@ export const CONFIG_KEYS = {
     default: "",
     parse: text,
     env: "JM_DB_PASSWORD",
+    secret: true,
   },
   "db.password_file": {
     doc: "File whose first line is the password; not together with password",
@@ -327,16 +330,30 @@ export function loadConfig(
   for (const [key, spec] of Object.entries(CONFIG_KEYS) as [string, KeySpec<unknown>][]) {
     const envValue = spec.env ? env[spec.env] : undefined;
     const where = file ? `config ${file}: ` : "";
+    const parse = (value: unknown) =>
+      spec.secret ? parseSecret(spec, value, key) : spec.parse(value, key);
     if (envValue !== undefined && envValue !== "") {
-      settings[key] = withSource(() => spec.parse(envValue, key), `environment ${spec.env}: `);
+      settings[key] = withSource(() => parse(envValue), `environment ${spec.env}: `);
     } else if (values.has(key)) {
-      settings[key] = withSource(() => spec.parse(values.get(key), key), where);
+      settings[key] = withSource(() => parse(values.get(key)), where);
     } else {
       settings[key] = spec.default;
     }
   }
   if (overrides.database !== undefined) settings["db.url"] = overrides.database;
   return { settings: settings as Settings, file };
+}
+
+function parseSecret(spec: KeySpec<unknown>, value: unknown, key: string): unknown {
+  try {
+    return spec.parse(value, key);
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    throw new ValidationError(
+      key,
+      `${key}: is not valid (expected a string; the value is not shown)`,
+    );
+  }
 }
 
 function withSource<T>(parse: () => T, source: string): T {

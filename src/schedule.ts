@@ -225,6 +225,7 @@ function cronerWeekdays(weekdays: Set<number>): string {
  * America/New_York, and what the user typed is what they should see.
  */
 export function validateTimezone(tz: string): string {
+  if (knownZones.has(tz)) return tz;
   const examples = "(e.g. Europe/Berlin, America/New_York, UTC)";
   // Intl also takes offsets such as +01:00, but a zone name is what keeps DST rules.
   if (!/^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+)*$/.test(tz)) {
@@ -241,23 +242,42 @@ export function validateTimezone(tz: string): string {
       `timezone: '${tz}' is not a known IANA time zone ${examples}`,
     );
   }
+  knownZones.add(tz);
   return tz;
 }
+
+/** Zones already validated: asking ICU costs tens of microseconds a time. */
+const knownZones = new Set<string>();
+
+/**
+ * Compiled schedules by pattern and zone. A croner instance answers
+ * `nextRun(date)` as a pure function of the date, so jobs with the same
+ * schedule share one; bounded, since patterns come and go with reloads.
+ */
+const compiled = new Map<string, Schedule>();
+const MAX_COMPILED = 50_000;
 
 /**
  * Compile fields and a time zone once; throws ValidationError like
  * {@link toCronerPattern} and {@link validateTimezone}.
  */
 export function compileSchedule(fields: ScheduleFields, timezone: string): Schedule {
-  const cron = new Cron(toCronerPattern(fields), {
+  const pattern = toCronerPattern(fields);
+  const key = `${pattern}|${timezone}`;
+  const cached = compiled.get(key);
+  if (cached) return cached;
+  const cron = new Cron(pattern, {
     timezone: validateTimezone(timezone),
     domAndDow: true,
     // Vixie cron's DST rule: a fixed time in a gap runs once after it, in an overlap once.
     fixedTimeRule: "no-wildcard",
     mode: "6-part",
   });
-  return {
+  const schedule: Schedule = {
     nextAfter: (instant) => cron.nextRun(instant),
     nextRuns: (n, after) => cron.nextRuns(n, after),
   };
+  if (compiled.size >= MAX_COMPILED) compiled.clear();
+  compiled.set(key, schedule);
+  return schedule;
 }

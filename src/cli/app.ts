@@ -16,6 +16,11 @@ function contextOf(cmd: Command): CommandContext {
   return new CommandContext(cmd.optsWithGlobals<GlobalOptions>());
 }
 
+/** `jobsmanager job add`, for messages. */
+function commandPath(cmd: Command): string {
+  return cmd.parent ? `${commandPath(cmd.parent)} ${cmd.name()}` : cmd.name();
+}
+
 export function buildProgram(): Command {
   const program = new Command("jobsmanager")
     .description("a database-driven cron job scheduler")
@@ -38,11 +43,15 @@ export function buildProgram(): Command {
   // and writes its errors the way the rest of the program does.
   const configure = (cmd: Command) => {
     cmd.exitOverride()
-      .showHelpAfterError("(add --help for usage)")
       .configureOutput({
         writeOut: (text) => writeOut(text.trimEnd()),
         writeErr: (text) => writeErr(text.trimEnd()),
-        outputError: (text, write) => write(`jobsmanager: ${text.replace(/^error: /, "")}`),
+        outputError: (text, write) =>
+          write(
+            `jobsmanager: ${text.trim().replace(/^error: /, "")} (see \`${
+              commandPath(cmd)
+            } --help\`)`,
+          ),
       });
     cmd.commands.forEach(configure);
   };

@@ -93,7 +93,6 @@ async function drain(stream: ReadableStream<Uint8Array>, into: HeadTailCapture):
 
 /** Start a run. Never throws: a command that cannot start resolves as `error`. */
 export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle {
-  const startedAt = now();
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command("setsid", {
@@ -107,6 +106,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     }).spawn();
   } catch (error) {
     const note = `could not start the command: ${(error as Error).message}`;
+    const startedAt = now();
     return {
       startedAt,
       pid: null,
@@ -123,6 +123,8 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
       }),
     };
   }
+  // The child exists from here: this is when the run started.
+  const startedAt = now();
   const pgid = child.pid;
   const stdout = new HeadTailCapture(spec.outputCap);
   const stderr = new HeadTailCapture(spec.outputCap);

@@ -30,6 +30,8 @@ export interface ServiceOptions {
 const MAX_SLEEP_MS = 30_000;
 const MARKERS_PER_RELOAD = 10_000;
 const MANUAL_RUNS_PER_POLL = 100;
+/** Jobs a reload applies between two chances for the timers to run. */
+const RELOAD_CHUNK = 500;
 
 interface Active {
   job: Job;
@@ -182,7 +184,11 @@ export class Service {
     const now = this.o.clock.now();
     const counts = { added: 0, changed: 0, removed: 0, unchanged: 0 };
     const seen = new Set<string>();
-    for (const job of jobs) {
+    for (const [i, job] of jobs.entries()) {
+      // Compiling thousands of schedules takes a while: let due fires go first.
+      if (i % RELOAD_CHUNK === RELOAD_CHUNK - 1) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
       if (!job.enabled) continue;
       const current = this.timetable.job(job.id);
       seen.add(job.id);

@@ -69,7 +69,7 @@ function parseMysqlUrl(url: string, base: MysqlTarget): MysqlTarget {
       "db.url",
       `db.url: ${
         JSON.stringify(redactUrl(url))
-      } is not a URL (expected sqlite:PATH or mysql://USER@HOST:PORT/DB)`,
+      } is not a URL (expected sqlite:PATH or mysql://USER:PASSWORD@HOST:PORT/DB; write / @ : % in a password as %2F %40 %3A %25)`,
     );
   }
   if (parsed.protocol !== "mysql:" && parsed.protocol !== "mariadb:") {
@@ -121,7 +121,8 @@ function resolvePassword(settings: Settings, password: string): string {
 
 /** Replace the password in a URL-shaped string with `***`. */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z0-9+.-]+:\/\/[^:@/]*:)[^@/]*@/i, "$1***@");
+  // Up to the last "@": an unencoded password may hold "/" or "@".
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*:).*@/i, "$1***@");
 }
 
 /** A target as people see it: `mysql://root:***@127.0.0.1:3306/test`, `sqlite:jobs.db`. */

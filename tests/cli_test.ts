@@ -1,0 +1,718 @@
+/**
+ * The real CLI end to end, as a subprocess, on every backend: the happy
+ * paths of every job command (each write checked against `jm_jobs` and its
+ * one reload marker), secrets kept out of every output, the original
+ * project's `etc/global.json`, and the program's own flags. Bad input is in
+ * cli_bad_input_test.ts.
+ */
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
+import type { Job } from "../src/job.ts";
+import { describeTarget } from "../src/store/target.ts";
+import { VERSION } from "../src/version.ts";
+import {
+  BACKENDS,
+  cli,
+  type CliResult,
+  freshDatabase,
+  MYSQL_URL,
+  rawQuery,
+  type TestDatabase,
+} from "./helpers.ts";
+
+type Row = Record<string, unknown>;
+
+const JOB_FIELDS = [
+  "id",
+  "command",
+  "second",
+  "minute",
+  "hour",
+  "day",
+  "month",
+  "day_of_week",
+  "timezone",
+  "timeout",
+  "enabled",
+  "max_instances",
+  "coalesce",
+  "misfire_grace_time",
+  "env",
+  "cwd",
+  "description",
+  "created_at",
+  "updated_at",
+].sort();
+
+/** A jm_jobs row as the Job its snapshots hold (written here, not borrowed from src). */
+function toJob(row: Row): Job {
+  const orNull = <T>(v: unknown, f: (v: unknown) => T): T | null =>
+    v === null || v === undefined ? null : f(v);
+  return {
+    id: String(row.id),
+    command: String(row.command),
+    second: String(row.second),
+    minute: String(row.minute),
+    hour: String(row.hour),
+    day: String(row.day),
+    month: String(row.month),
+    day_of_week: String(row.day_of_week),
+    timezone: orNull(row.timezone, String),
+    timeout: Number(row.timeout),
+    enabled: Number(row.enabled) === 1,
+    max_instances: orNull(row.max_instances, Number),
+    coalesce: orNull(row.coalesce, (v) => Number(v) === 1),
+    misfire_grace_time: orNull(row.misfire_grace_time, Number),
+    env: JSON.parse(String(row.env ?? "{}")),
+    cwd: orNull(row.cwd, String),
+    description: orNull(row.description, String),
+    created_at: Number(row.created_at),
+    updated_at: Number(row.updated_at),
+  };
+}
+
+async function jobRows(db: TestDatabase): Promise<Map<string, Row>> {
+  const rows = await rawQuery(db, "SELECT * FROM jm_jobs ORDER BY id");
+  return new Map(rows.map((r) => [String(r.id), r]));
+}
+
+async function jobs(db: TestDatabase): Promise<Map<string, Job>> {
+  const rows = await jobRows(db);
+  return new Map([...rows].map(([id, row]) => [id, toJob(row)]));
+}
+
+async function markers(db: TestDatabase): Promise<Row[]> {
+  return await rawQuery(db, "SELECT * FROM jm_update_info ORDER BY id");
+}
+
+function run(db: TestDatabase, args: string[]): Promise<CliResult> {
+  return cli(["--database", db.url, ...args], { cwd: db.dir });
+}
+
+/** Run a command that must succeed silently on stderr; return its stdout. */
+async function ok(db: TestDatabase, args: string[]): Promise<string> {
+  const r = await run(db, args);
+  assertEquals({ code: r.code, stderr: r.stderr }, { code: 0, stderr: "" }, args.join(" "));
+  return r.stdout;
+}
+
+interface Write {
+  stdout: string;
+  before: Job | null;
+  after: Job | null;
+  markerId: number;
+}
+
+/**
+ * Run a write on job `id` and check the promise every write keeps: jm_jobs
+ * changed for `id` only, and exactly one marker was added, pending, whose
+ * snapshots are the row before and after.
+ */
+async function write(db: TestDatabase, id: string, args: string[]): Promise<Write> {
+  const jobsBefore = await jobs(db);
+  const markersBefore = await markers(db);
+  const stdout = await ok(db, args);
+  const jobsAfter = await jobs(db);
+  const added = (await markers(db)).slice(markersBefore.length);
+  assertEquals(added.length, 1, `one marker for ${args.join(" ")}`);
+  const [marker] = added;
+  const before = jobsBefore.get(id) ?? null;
+  const after = jobsAfter.get(id) ?? null;
+  assertEquals(Number(marker.updated), 0);
+  assertEquals(marker.update_time, null);
+  assertEquals(JSON.parse(String(marker.jobs_before_update)), before ? [before] : []);
+  assertEquals(JSON.parse(String(marker.jobs_after_update)), after ? [after] : []);
+  assertNotEqualJobs(before, after);
+  jobsBefore.delete(id);
+  jobsAfter.delete(id);
+  assertEquals(jobsAfter, jobsBefore, "other jobs untouched");
+  return { stdout, before, after, markerId: Number(marker.id) };
+}
+
+function assertNotEqualJobs(before: Job | null, after: Job | null): void {
+  assert(JSON.stringify(before) !== JSON.stringify(after), "jm_jobs changed");
+}
+
+/** Run a command that must change nothing (no row, no marker); return its stdout. */
+async function noWrite(db: TestDatabase, args: string[]): Promise<string> {
+  const rowsBefore = await jobRows(db);
+  const markersBefore = await markers(db);
+  const stdout = await ok(db, args);
+  assertEquals(await jobRows(db), rowsBefore);
+  assertEquals(await markers(db), markersBefore);
+  return stdout;
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: job commands end to end`, async (t) => {
+    await using db = await freshDatabase(backend);
+    const description = describeTarget(db.target);
+
+    await t.step("db migrate creates the schema, then reports it current", async () => {
+      assertEquals(
+        await ok(db, ["db", "migrate"]),
+        `${description}: schema migrated from version 0 to 1 (applied 1)\n`,
+      );
+      assertEquals(
+        await noWrite(db, ["db", "migrate"]),
+        `${description}: schema already at version 1\n`,
+      );
+      assertEquals(JSON.parse(await noWrite(db, ["--json", "db", "migrate"])), {
+        database: description,
+        from: 1,
+        to: 1,
+        applied: [],
+        version: 1,
+      });
+      assertEquals(await markers(db), []);
+    });
+
+    await t.step("job add with field options, --timezone, --env twice, --cwd, …", async () => {
+      const w = await write(db, "berlin", [
+        "job",
+        "add",
+        "berlin",
+        "--command",
+        "echo hi",
+        "--hour",
+        "2",
+        "--minute",
+        "30",
+        "--timezone",
+        "Europe/Berlin",
+        "--env",
+        "A=1",
+        "--env",
+        "B=x=y",
+        "--cwd",
+        "/tmp",
+        "--description",
+        "nightly backup",
+        "--timeout",
+        "0",
+      ]);
+      const lines = w.stdout.split("\n");
+      assertEquals(lines.slice(0, 2), [
+        `added job 'berlin' (reload marker ${w.markerId})`,
+        "next fire:",
+      ]);
+      assertMatch(lines[2], /^ {2}\w{3} \d{4}-\d\d-\d\d 02:30:00 \+0[12]:00 {2}Europe\/Berlin {3}/);
+      const row = (await jobRows(db)).get("berlin")!;
+      assertEquals(
+        {
+          ...row,
+          enabled: Number(row.enabled),
+          timeout: Number(row.timeout),
+          created_at: undefined,
+          updated_at: undefined,
+        },
+        {
+          id: "berlin",
+          command: "echo hi",
+          second: "0",
+          minute: "30",
+          hour: "2",
+          day: "*",
+          month: "*",
+          day_of_week: "*",
+          timezone: "Europe/Berlin",
+          timeout: 0,
+          enabled: 1,
+          max_instances: null,
+          coalesce: null,
+          misfire_grace_time: null,
+          env: JSON.stringify({ A: "1", B: "x=y" }),
+          cwd: "/tmp",
+          description: "nightly backup",
+          created_at: undefined,
+          updated_at: undefined,
+        },
+      );
+      assertEquals(w.after!.created_at, w.after!.updated_at);
+      assert(Math.abs(w.after!.created_at - Date.now()) < 60_000, "created_at is now, in ms");
+    });
+
+    await t.step("job add with --cron and --disabled, --json", async () => {
+      const w = await write(db, "tick", [
+        "--json",
+        "job",
+        "add",
+        "tick",
+        "--command",
+        "date",
+        "--cron",
+        "*/5 * * * 1-5",
+        "--disabled",
+      ]);
+      const out = JSON.parse(w.stdout);
+      assertEquals(out.job, w.after);
+      assertEquals(out.marker_id, w.markerId);
+      assertEquals(out.next.length, 1);
+      const { second, minute, hour, day, month, day_of_week, enabled } = w.after!;
+      assertEquals({ second, minute, hour, day, month, day_of_week, enabled }, {
+        second: "0",
+        minute: "*/5",
+        hour: "*",
+        day: "*",
+        month: "*",
+        day_of_week: "mon-fri",
+        enabled: false,
+      });
+    });
+
+    await t.step("job add --replace replaces the job and keeps created_at", async () => {
+      const w = await write(db, "tick", [
+        "job",
+        "add",
+        "tick",
+        "--replace",
+        "--command",
+        "date -u",
+        "--cron",
+        "*/5 * * * 1-5",
+      ]);
+      assertEquals(w.stdout.split("\n")[0], `replaced job 'tick' (reload marker ${w.markerId})`);
+      assertEquals(w.after, {
+        ...w.before!,
+        command: "date -u",
+        enabled: true,
+        updated_at: w.after!.updated_at,
+      });
+      assert(w.after!.updated_at >= w.before!.updated_at);
+    });
+
+    await t.step("job list: a table with the ids; --json has every field", async () => {
+      const text = await noWrite(db, ["job", "list"]);
+      const lines = text.trimEnd().split("\n");
+      assertMatch(
+        lines[0],
+        /^ID +SCHEDULE \(s m h dom mon dow\) +ZONE +ENABLED +TIMEOUT +NEXT FIRE +COMMAND$/,
+      );
+      assertEquals(lines.length, 3);
+      assertMatch(
+        lines[1],
+        /^berlin +0 30 2 \* \* \* +Europe\/Berlin +yes +none +\w{3} .* +echo hi$/,
+      );
+      assertMatch(
+        lines[2],
+        /^tick +0 \*\/5 \* \* \* mon-fri +\(.+\) +yes +60s +\w{3} .* +date -u$/,
+      );
+      const listed = JSON.parse(await noWrite(db, ["--json", "job", "list"]));
+      assertEquals(listed.map((j: Job) => j.id), ["berlin", "tick"]);
+      for (const job of listed) assertEquals(Object.keys(job).sort(), JOB_FIELDS);
+      const stored = await jobs(db);
+      assertEquals(listed, [stored.get("berlin"), stored.get("tick")]);
+    });
+
+    await t.step("job show: every field, and the next fires (--json with next)", async () => {
+      const text = await noWrite(db, ["job", "show", "berlin"]);
+      for (
+        const line of [
+          "id                  berlin",
+          "command             echo hi",
+          "schedule            0 30 2 * * *   (second minute hour day month day_of_week)",
+          "timezone            Europe/Berlin",
+          "enabled             yes",
+          "timeout             none",
+          "max_instances       (service default: jobsmanager.max_instances)",
+          "env                 A=1 B=x=y",
+          "cwd                 /tmp",
+          "description         nightly backup",
+          "next fires:",
+        ]
+      ) {
+        assert(text.split("\n").includes(line), `job show has ${JSON.stringify(line)}:\n${text}`);
+      }
+      assertEquals(
+        text.trimEnd().split("\n").filter((l) => l.includes("Europe/Berlin   ")).length,
+        5,
+      );
+      const shown = JSON.parse(await noWrite(db, ["--json", "job", "show", "berlin", "-n", "3"]));
+      // Every job field plus `next` (other keys, such as recent runs, may follow).
+      const job = Object.fromEntries(JOB_FIELDS.map((f) => [f, shown[f]]));
+      assertEquals(job, (await jobs(db)).get("berlin"));
+      const next: string[] = shown.next;
+      assertEquals(next.length, 3);
+      const times = next.map((s: string) => Date.parse(s));
+      assert(times[0] > Date.now() && times[0] < times[1] && times[1] < times[2], next.join());
+      for (const s of next) assertMatch(s, /^\d{4}-\d\d-\d\dT(00|01):30:00\.000Z$/);
+    });
+
+    await t.step("job next pins the Berlin spring-forward night", async () => {
+      const args = ["job", "next", "berlin", "-n", "3", "--from", "2026-03-28T00:00:00Z"];
+      assertEquals(JSON.parse(await noWrite(db, ["--json", ...args])), {
+        id: "berlin",
+        timezone: "Europe/Berlin",
+        from: "2026-03-28T00:00:00.000Z",
+        next: ["2026-03-28T01:30:00.000Z", "2026-03-29T01:00:00.000Z", "2026-03-30T00:30:00.000Z"],
+      });
+      assertEquals(
+        await noWrite(db, args),
+        [
+          "next 3 fires of 'berlin' after 2026-03-28T00:00:00.000Z (Europe/Berlin, then UTC):",
+          "  Sat 2026-03-28 02:30:00 +01:00  Europe/Berlin   2026-03-28T01:30:00Z",
+          "  Sun 2026-03-29 03:00:00 +02:00  Europe/Berlin   2026-03-29T01:00:00Z",
+          "  Mon 2026-03-30 02:30:00 +02:00  Europe/Berlin   2026-03-30T00:30:00Z",
+          "",
+        ].join("\n"),
+      );
+    });
+
+    await t.step("job update changes only the options given; --cron replaces all six", async () => {
+      let w = await write(db, "tick", ["job", "update", "tick", "--hour", "3"]);
+      assertEquals(w.stdout, `updated job 'tick' (reload marker ${w.markerId})\n`);
+      assertEquals(w.after, { ...w.before!, hour: "3", updated_at: w.after!.updated_at });
+
+      w = await write(db, "tick", ["job", "update", "tick", "--cron", "15 4 1 * *"]);
+      assertEquals(w.after, {
+        ...w.before!,
+        second: "0",
+        minute: "15",
+        hour: "4",
+        day: "1",
+        month: "*",
+        day_of_week: "*",
+        updated_at: w.after!.updated_at,
+      });
+
+      w = await write(db, "tick", [
+        "--json",
+        "job",
+        "update",
+        "tick",
+        "--timeout",
+        "120",
+        "--env",
+        "C=3",
+        "--max-instances",
+        "2",
+        "--no-coalesce",
+        "--misfire-grace-time",
+        "30",
+      ]);
+      assertEquals(w.after, {
+        ...w.before!,
+        timeout: 120,
+        env: { C: "3" },
+        max_instances: 2,
+        coalesce: false,
+        misfire_grace_time: 30,
+        updated_at: w.after!.updated_at,
+      });
+      assertEquals(JSON.parse(w.stdout), { job: w.after, marker_id: w.markerId });
+
+      assertEquals(
+        await noWrite(db, ["job", "update", "tick", "--timeout", "120", "--hour", "4"]),
+        "job 'tick' unchanged (the options given match it)\n",
+      );
+    });
+
+    await t.step("job disable and enable; a second disable adds no marker", async () => {
+      let w = await write(db, "berlin", ["job", "disable", "berlin"]);
+      assertEquals(w.stdout, `disabled job 'berlin' (reload marker ${w.markerId})\n`);
+      assertEquals(w.after, { ...w.before!, enabled: false, updated_at: w.after!.updated_at });
+      assertEquals(
+        await noWrite(db, ["job", "disable", "berlin"]),
+        "job 'berlin' is already disabled\n",
+      );
+      w = await write(db, "berlin", ["job", "enable", "berlin"]);
+      assertEquals(w.stdout, `enabled job 'berlin' (reload marker ${w.markerId})\n`);
+      assertEquals(w.after, { ...w.before!, enabled: true, updated_at: w.after!.updated_at });
+      assertEquals(
+        await noWrite(db, ["job", "enable", "berlin"]),
+        "job 'berlin' is already enabled\n",
+      );
+    });
+
+    await t.step("reload adds a marker with empty snapshots", async () => {
+      const rowsBefore = await jobRows(db);
+      const before = await markers(db);
+      const human = await ok(db, ["reload"]);
+      const json = JSON.parse(await ok(db, ["--json", "reload"]));
+      const added = (await markers(db)).slice(before.length);
+      assertEquals(added.length, 2);
+      assertEquals(
+        human,
+        `reload requested (marker ${
+          added[0].id
+        }); a running service applies it within jobsmanager.reload_interval\n`,
+      );
+      assertEquals(json, { marker_id: Number(added[1].id) });
+      for (const m of added) {
+        assertEquals(
+          [Number(m.updated), m.jobs_before_update, m.jobs_after_update],
+          [0, "[]", "[]"],
+        );
+      }
+      assertEquals(await jobRows(db), rowsBefore);
+    });
+
+    await t.step("job remove deletes the row with one marker", async () => {
+      let w = await write(db, "tick", ["job", "remove", "tick"]);
+      assertEquals(w.stdout, `removed job 'tick' (reload marker ${w.markerId})\n`);
+      assertEquals(w.after, null);
+      w = await write(db, "berlin", ["--json", "job", "rm", "berlin"]);
+      assertEquals(JSON.parse(w.stdout), { job: w.before, marker_id: w.markerId });
+      assertEquals(
+        await noWrite(db, ["job", "list"]),
+        "no jobs (add one with `jobsmanager job add ID --command CMD --cron '…'`)\n",
+      );
+      assertEquals(await noWrite(db, ["--json", "job", "list"]), "[]\n");
+    });
+  });
+}
+
+Deno.test("cli: --version, --help, and job without a subcommand", async () => {
+  const results = await Promise.all([
+    cli(["--version"]),
+    cli(["-V"]),
+    cli(["--help"]),
+    cli(["job", "--help"]),
+    cli(["job"]),
+  ]);
+  const [version, v, help, jobHelp, job] = results;
+  assertEquals(version, { code: 0, stdout: `${VERSION}\n`, stderr: "" });
+  assertEquals(v, version);
+  assertEquals([help.code, help.stderr], [0, ""]);
+  assert(help.stdout.startsWith("Usage: jobsmanager [options] [command]\n"), help.stdout);
+  for (const name of ["job", "reload", "db", "--config", "--database", "--json"]) {
+    assertStringIncludes(help.stdout, name);
+  }
+  assertEquals([jobHelp.code, jobHelp.stderr], [0, ""]);
+  assert(jobHelp.stdout.startsWith("Usage: jobsmanager job [options] [command]\n"));
+  // commander prints the group's help as the error, and it is a usage error.
+  assertEquals([job.code, job.stdout], [2, ""]);
+  assert(job.stderr.startsWith("Usage: jobsmanager job [options] [command]\n"), job.stderr);
+});
+
+// ---------------------------------------------------------------- secrets
+
+const PASSWORD = "Sup3r-S3cret-PW";
+const CLOSED = "127.0.0.1:1";
+const REFUSED =
+  `jobsmanager: cannot connect to MySQL at ${CLOSED}: connection refused; is the server running, and are db.host/db.port (or --database) right?\n`;
+
+function assertNoSecret(r: CliResult, secret: string, what: string): void {
+  for (const [name, text] of [["stdout", r.stdout], ["stderr", r.stderr]]) {
+    assert(!text.includes(secret), `${what}: ${name} shows the password: ${text}`);
+  }
+}
+
+Deno.test("cli: the password never reaches stdout or stderr (server unreachable)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-cli-secrets-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/url.json`,
+      `{ db: { url: "mysql://root@${CLOSED}/jobs", password: "${PASSWORD}" } }`,
+    );
+    await Deno.writeTextFile(
+      `${dir}/keys.json`,
+      `{ db: { host: "127.0.0.1", port: "1", username: "root", password: "${PASSWORD}", database: "jobs" } }`,
+    );
+    const sources: { name: string; args: string[]; env?: Record<string, string> }[] = [
+      { name: "config db.url + db.password", args: ["--config", "url.json"] },
+      { name: "config host keys", args: ["--config", "keys.json"] },
+      { name: "JM_CONFIG", args: [], env: { JM_CONFIG: "keys.json" } },
+      {
+        name: "JM_DB_PASSWORD",
+        args: ["--database", `mysql://root@${CLOSED}/jobs`],
+        env: { JM_DB_PASSWORD: PASSWORD },
+      },
+      {
+        name: "JM_DATABASE_URL",
+        args: [],
+        env: { JM_DATABASE_URL: `mysql://root:${PASSWORD}@${CLOSED}/jobs` },
+      },
+      { name: "--database URL", args: ["--database", `mysql://root:${PASSWORD}@${CLOSED}/jobs`] },
+    ];
+    const commands: [string[], number, string][] = [
+      [["job", "list"], 1, REFUSED],
+      [["--json", "job", "list"], 1, REFUSED],
+      [["job", "add", "a", "--command", "true", "--minute", "5"], 1, REFUSED],
+      [["--json", "job", "show", "a"], 1, REFUSED],
+      [["--json", "db", "migrate"], 1, REFUSED],
+      [["reload"], 1, REFUSED],
+      [
+        ["job", "add", "a", "--command", "true", "--minute", "61"],
+        2,
+        "jobsmanager: minute: '61' is out of range (allowed 0-59)\n",
+      ],
+    ];
+    await Promise.all(sources.map(async (source) => {
+      for (const [args, code, stderr] of commands) {
+        const what = `${source.name}: ${args.join(" ")}`;
+        const r = await cli([...source.args, ...args], { cwd: dir, env: source.env });
+        assertNoSecret(r, PASSWORD, what);
+        assertEquals(r, { code, stdout: "", stderr }, what);
+      }
+    }));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "cli[mysql]: the password never reaches output, with a server that checks it",
+  ignore: MYSQL_URL === "",
+  async fn() {
+    await using db = await freshDatabase("mysql");
+    const t = db.target;
+    assert(t.kind === "mysql");
+    const user = `jm_cli_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    await rawQuery(db, `CREATE USER '${user}'@'%' IDENTIFIED BY '${PASSWORD}'`);
+    try {
+      await rawQuery(db, `GRANT ALL ON \`${t.database}\`.* TO '${user}'@'%'`);
+      const at = `${t.host}:${t.port}/${t.database}`;
+      const viaUrl = ["--database", `mysql://${user}:${PASSWORD}@${at}`];
+      const run = async (args: string[], env?: Record<string, string>) => {
+        const r = await cli(args, { cwd: db.dir, env });
+        assertNoSecret(r, PASSWORD, args.join(" "));
+        return r;
+      };
+      assertEquals(await run([...viaUrl, "db", "migrate"]), {
+        code: 0,
+        stdout: `mysql://${user}:***@${at}: schema migrated from version 0 to 1 (applied 1)\n`,
+        stderr: "",
+      });
+      const json = await run([...viaUrl, "--json", "db", "migrate"]);
+      assertEquals(JSON.parse(json.stdout).database, `mysql://${user}:***@${at}`);
+      const add = await run([
+        ...viaUrl,
+        "--json",
+        "job",
+        "add",
+        "a",
+        "--command",
+        "echo hi",
+        "--minute",
+        "*/5",
+      ]);
+      assertEquals(add.code, 0, add.stderr);
+      const viaEnv = await run(["--database", `mysql://${user}@${at}`, "--json", "job", "list"], {
+        JM_DB_PASSWORD: PASSWORD,
+      });
+      assertEquals([viaEnv.code, JSON.parse(viaEnv.stdout).length], [0, 1]);
+      const show = await run([...viaUrl, "job", "show", "a"]);
+      assertEquals(show.code, 0, show.stderr);
+
+      // A wrong password is rejected, and neither password is printed.
+      const wrong = "Wr0ng-Sup3r-S3cret-PW";
+      const rejected = await run(["--database", `mysql://${user}:${wrong}@${at}`, "job", "list"]);
+      assertNoSecret(rejected, wrong, "wrong password");
+      assertEquals(rejected, {
+        code: 1,
+        stdout: "",
+        stderr:
+          `jobsmanager: MySQL at ${t.host}:${t.port} rejected the login of user '${user}' to database '${t.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL)\n`,
+      });
+    } finally {
+      await rawQuery(db, `DROP USER '${user}'@'%'`);
+    }
+  },
+});
+
+Deno.test({
+  name: "cli: a non-string db.password in the config is not echoed",
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "jm-cli-secrets-" });
+    try {
+      await Deno.writeTextFile(
+        `${dir}/num.json`,
+        `{ db: { url: "mysql://root@${CLOSED}/jobs", password: 4242424242 } }`,
+      );
+      const r = await cli(["--config", "num.json", "job", "list"], { cwd: dir });
+      assertEquals(r.code, 2);
+      assertNoSecret(r, "4242424242", "numeric password");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "cli: a password with '/' in a malformed --database URL is not echoed",
+  async fn() {
+    const secret = "Sup3r/S3cret-PW";
+    const r = await cli(["--database", `mysql://root:${secret}@${CLOSED}/jobs`, "job", "list"]);
+    assertEquals(r.code, 2);
+    assertNoSecret(r, secret, "password with a slash");
+    assertNoSecret(r, "S3cret-PW", "password with a slash");
+  },
+});
+
+// ------------------------------------------------- the original global.json
+
+Deno.test({
+  name: "cli[mysql]: the original project's etc/global.json works end to end",
+  ignore: MYSQL_URL === "",
+  async fn() {
+    await using db = await freshDatabase("mysql");
+    const t = db.target;
+    assert(t.kind === "mysql");
+    await Deno.mkdir(`${db.dir}/etc`);
+    await Deno.writeTextFile(
+      `${db.dir}/etc/global.json`,
+      `{
+  db: {
+    host: "${t.host}",
+    port: "${t.port}",
+    username: "${t.user}",
+    password: "${t.password}",
+    database: "${t.database}",
+    charset: "utf8mb4",
+  },
+  log: {
+    path: "log",
+    file: "jobsmanager.log",
+    level: "debug",
+    table: "jm_syslog",
+    rotate: {
+      max_size: 500,
+      backup_count: 7,
+    },
+  },
+  lib: {
+    path: "lib",
+  },
+  jobsmanager: {
+    table: "jm_jobs",
+    coalesce: "False",
+    max_instances: 1,
+    max_workers: 300,
+    misfire_grace_time: 1,
+    timezone: "Asia/Hong_Kong",
+    reload_interval: 10
+  },
+}
+`,
+    );
+    const config = ["--config", "etc/global.json"];
+    const add = await cli(
+      [...config, "job", "add", "hk", "--command", "echo hk", "--hour", "9"],
+      { cwd: db.dir },
+    );
+    assertEquals([add.code, add.stderr], [0, ""]);
+    assertEquals(add.stdout.split("\n")[0], "added job 'hk' (reload marker 1)");
+    assertMatch(add.stdout.split("\n")[2], /09:00:00 \+08:00 {2}Asia\/Hong_Kong {3}/);
+
+    const list = await cli(["job", "list"], { cwd: db.dir, env: { JM_CONFIG: "etc/global.json" } });
+    assertEquals([list.code, list.stderr], [0, ""]);
+    assertMatch(
+      list.stdout.split("\n")[1],
+      /^hk +0 0 9 \* \* \* +\(Asia\/Hong_Kong\) +yes +60s +.* echo hk$/,
+    );
+
+    const next = await cli(
+      [...config, "--json", "job", "next", "hk", "-n", "1", "--from", "2026-01-01T00:00:00Z"],
+      { cwd: db.dir },
+    );
+    assertEquals(JSON.parse(next.stdout), {
+      id: "hk",
+      timezone: "Asia/Hong_Kong",
+      from: "2026-01-01T00:00:00.000Z",
+      next: ["2026-01-01T01:00:00.000Z"],
+    });
+    const rows = await rawQuery(db, "SELECT id, hour, timezone FROM jm_jobs");
+    assertEquals(rows, [{ id: "hk", hour: "9", timezone: null }]);
+    assertEquals((await rawQuery(db, "SELECT COUNT(*) AS n FROM jm_update_info"))[0].n, 1);
+  },
+});
