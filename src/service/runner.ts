@@ -1,6 +1,8 @@
 /**
  * Runs one command: `/bin/sh -c COMMAND` in a process group of its own
- * (through `setsid`), stdin from /dev/null, output captured head-and-tail.
+ * (Deno's `detached` calls setsid() in the child before exec, so the group
+ * exists before the command runs), stdin from /dev/null, output captured
+ * head-and-tail.
  * On timeout the whole group gets SIGTERM, then SIGKILL after the grace;
  * when the shell exits, whatever it left behind in its group is ended the
  * same way, so no orphan outlives its run.
@@ -68,22 +70,12 @@ export function runEnv(
   };
 }
 
-/**
- * Signal the run's process group. Right after spawn, `setsid` may not have
- * made the group yet; while the child is known to be alive, signal it
- * directly then (before its exec, that ends it just as well).
- */
-function killGroup(pgid: number, signal: Deno.Signal, childAlive = false): void {
+/** Signal the run's whole process group. */
+function killGroup(pgid: number, signal: Deno.Signal): void {
   try {
     Deno.kill(-pgid, signal);
   } catch {
-    // ESRCH: no such group (gone, or not made yet).
-    if (!childAlive) return;
-    try {
-      Deno.kill(pgid, signal);
-    } catch {
-      // It exited meanwhile.
-    }
+    // ESRCH: the group is already gone.
   }
 }
 
@@ -95,8 +87,9 @@ async function drain(stream: ReadableStream<Uint8Array>, into: HeadTailCapture):
 export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle {
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command("setsid", {
-      args: ["/bin/sh", "-c", spec.command],
+    child = new Deno.Command("/bin/sh", {
+      args: ["-c", spec.command],
+      detached: true,
       env: spec.env,
       clearEnv: true,
       cwd: spec.cwd,
@@ -129,14 +122,13 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   const stdout = new HeadTailCapture(spec.outputCap);
   const stderr = new HeadTailCapture(spec.outputCap);
   let endedBy: "timeout" | "interrupted" | null = null;
-  let exited = false;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
 
   const terminate = (reason: "timeout" | "interrupted") => {
     if (endedBy !== null) return;
     endedBy = reason;
-    killGroup(pgid, "SIGTERM", !exited);
-    killTimer = setTimeout(() => killGroup(pgid, "SIGKILL", !exited), spec.killGraceMs);
+    killGroup(pgid, "SIGTERM");
+    killTimer = setTimeout(() => killGroup(pgid, "SIGKILL"), spec.killGraceMs);
   };
   const timeoutTimer = spec.timeoutMs > 0
     ? setTimeout(() => terminate("timeout"), spec.timeoutMs)
@@ -145,7 +137,6 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   const done = (async (): Promise<RunResult> => {
     const output = Promise.all([drain(child.stdout, stdout), drain(child.stderr, stderr)]);
     const status = await child.status;
-    exited = true;
     clearTimeout(timeoutTimer);
     // Leftovers of the group (`cmd &`) would hold the pipes open: end them.
     killGroup(pgid, "SIGTERM");
