@@ -38,6 +38,10 @@ interface Active {
   handle: RunHandle;
 }
 
+function coalescedNote(due: Due): string | null {
+  return due.coalesced > 0 ? `coalesced ${due.coalesced + 1} fires into one run` : null;
+}
+
 interface Waiting {
   due: Due;
   runId: number;
@@ -279,7 +283,7 @@ export class Service {
         ...base,
         status: start ? "running" : "queued",
         started_at: start ? now : null,
-        note: due.coalesced > 0 ? `coalesced ${due.coalesced + 1} fires into one run` : null,
+        note: coalescedNote(due),
       });
       plans.push({ kind: start ? "start" : "wait", due });
     }
@@ -301,14 +305,15 @@ export class Service {
         // Another node or an earlier life of this one claimed it.
         this.countInstance(plan.due.job.id, -1);
       } else if (plan.kind === "start") {
-        this.launch(plan.due.job, id, plan.due.scheduledAt);
+        this.launch(plan.due.job, id, plan.due.scheduledAt, coalescedNote(plan.due));
       } else {
         this.waiting.push({ due: plan.due, runId: id });
       }
     });
   }
 
-  private launch(job: Job, runId: number, scheduledAt: number): void {
+  /** Start a claimed run; `note` (coalesced, forced) is kept in its record when it ends. */
+  private launch(job: Job, runId: number, scheduledAt: number, note: string | null): void {
     const handle = startRun({
       command: job.command,
       env: runEnv(this.o.baseEnv, job, runId, scheduledAt),
@@ -323,10 +328,10 @@ export class Service {
       run: runId,
       lag: handle.startedAt - scheduledAt,
     });
-    handle.done.then((result) => this.finished(job, runId, result));
+    handle.done.then((result) => this.finished(job, runId, result, note));
   }
 
-  private finished(job: Job, runId: number, result: RunResult): void {
+  private finished(job: Job, runId: number, result: RunResult, claimNote: string | null): void {
     this.active.delete(runId);
     this.countInstance(job.id, -1);
     const level = result.status === "success" ? "info" : "warn";
@@ -345,7 +350,7 @@ export class Service {
       signal: result.signal,
       stdout: result.stdout,
       stderr: result.stderr,
-      note: result.note,
+      note: [claimNote, result.note].filter((n) => n !== null).join("; ") || null,
     }));
     this.startWaiting();
   }
@@ -369,7 +374,7 @@ export class Service {
         continue;
       }
       this.track(this.o.store.updateRun(runId, { status: "running", started_at: now }));
-      this.launch(due.job, runId, due.scheduledAt);
+      this.launch(due.job, runId, due.scheduledAt, coalescedNote(due));
     }
   }
 
@@ -406,7 +411,7 @@ export class Service {
     }
     if (await claim({ status: "running", started_at: now })) {
       this.countInstance(job.id, 1);
-      this.launch(job, request.id, request.scheduled_at);
+      this.launch(job, request.id, request.scheduled_at, request.note);
     }
   }
 

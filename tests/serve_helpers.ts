@@ -1,0 +1,351 @@
+/**
+ * Fixtures for the end-to-end tests of `jobsmanager serve`: the real
+ * service as a subprocess with a config file of its own, the CLI against
+ * the same database, deadline polling instead of fixed sleeps, and the
+ * `jm_runs` rows as plain numbers.
+ */
+import { assertEquals } from "./assert.ts";
+import { cli, type CliResult, rawQuery, type TestDatabase } from "./helpers.ts";
+
+const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
+
+/** The `jobsmanager` section of a test's config file. */
+export interface ServeSettings {
+  reload_interval?: number;
+  shutdown_timeout?: number;
+  kill_grace?: number;
+  misfire_grace_time?: number;
+  max_workers?: number;
+  max_instances?: number;
+  coalesce?: boolean;
+}
+
+/** Fast settings for tests; each test overrides what it is about. */
+export const TEST_SETTINGS = {
+  reload_interval: 0.5,
+  shutdown_timeout: 1,
+  kill_grace: 1,
+  misfire_grace_time: 1,
+  max_workers: 300,
+  timezone: "UTC",
+};
+
+/** Write `DIR/config.json5` for this test and return its path. */
+export async function writeConfig(db: TestDatabase, settings: ServeSettings = {}): Promise<string> {
+  const path = `${db.dir}/config.json5`;
+  const doc = { jobsmanager: { ...TEST_SETTINGS, ...settings }, log: { path: `${db.dir}/log` } };
+  await Deno.writeTextFile(path, JSON.stringify(doc, null, 2));
+  return path;
+}
+
+/** The caller's environment without JM_* variables, as the CLI helper does. */
+function cleanEnv(): Record<string, string> {
+  const env: Record<string, string> = { NO_COLOR: "1" };
+  for (const [k, v] of Object.entries(Deno.env.toObject())) {
+    if (!k.startsWith("JM_")) env[k] = v;
+  }
+  return env;
+}
+
+async function collect(stream: ReadableStream<Uint8Array>, into: string[]): Promise<void> {
+  const decoder = new TextDecoder();
+  for await (const chunk of stream) into.push(decoder.decode(chunk, { stream: true }));
+}
+
+/**
+ * One `jobsmanager serve` process. Dispose it (`await using`) so it is
+ * killed if still running and its pipes are drained: nothing leaks.
+ */
+export class Serve implements AsyncDisposable {
+  readonly pid: number;
+  /** Resolves when the process has exited. */
+  readonly status: Promise<Deno.CommandStatus>;
+  readonly startedAt = Date.now();
+  private exited: Deno.CommandStatus | null = null;
+  private readonly out: string[] = [];
+  private readonly err: string[] = [];
+  private readonly drains: Promise<unknown>;
+  private readonly child: Deno.ChildProcess;
+
+  constructor(db: TestDatabase, configPath: string) {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-all",
+        "--quiet",
+        MAIN,
+        "--database",
+        db.url,
+        "--config",
+        configPath,
+        "serve",
+      ],
+      cwd: db.dir,
+      env: cleanEnv(),
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.pid = this.child.pid;
+    this.drains = Promise.all([
+      collect(this.child.stdout, this.out),
+      collect(this.child.stderr, this.err),
+    ]);
+    this.status = this.child.status.then((s) => this.exited = s);
+  }
+
+  get running(): boolean {
+    return this.exited === null;
+  }
+
+  get stdout(): string {
+    return this.out.join("");
+  }
+
+  get stderr(): string {
+    return this.err.join("");
+  }
+
+  signal(signal: Deno.Signal): void {
+    if (this.running) this.child.kill(signal);
+  }
+
+  /** Wait for the process to exit by itself within `timeoutMs`. */
+  async exit(timeoutMs: number, what = "serve to exit"): Promise<Deno.CommandStatus> {
+    await waitFor(() => !this.running, { timeoutMs, what, intervalMs: 20 });
+    return await this.status;
+  }
+
+  /** SIGTERM, then wait for exit; returns the status and how long the exit took. */
+  async terminate(timeoutMs = 10_000): Promise<{ status: Deno.CommandStatus; ms: number }> {
+    const sent = Date.now();
+    this.signal("SIGTERM");
+    const status = await this.exit(timeoutMs, "serve to exit after SIGTERM");
+    return { status, ms: Date.now() - sent };
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.running) this.child.kill("SIGKILL");
+    await this.status;
+    await this.drains;
+  }
+}
+
+/** Start `serve` on `db` with a fresh config file of these settings. */
+export async function startServe(db: TestDatabase, settings: ServeSettings = {}): Promise<Serve> {
+  return new Serve(db, await writeConfig(db, settings));
+}
+
+/**
+ * Poll `probe` until it returns something truthy, and return that; throw
+ * a message naming `what` (and the current state, from `detail`) when
+ * `timeoutMs` passes first.
+ */
+export async function waitFor<T>(
+  probe: () => T | Promise<T>,
+  options: { timeoutMs: number; what: string; intervalMs?: number; detail?: () => unknown },
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) {
+      let detail = "";
+      if (options.detail) {
+        try {
+          detail = `\n${await options.detail()}`;
+        } catch (error) {
+          detail = `\n(could not describe the state: ${error})`;
+        }
+      }
+      throw new Error(
+        `timed out after ${options.timeoutMs} ms waiting for ${options.what}${detail}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 100));
+  }
+}
+
+/** Run the CLI on `db` in its directory and require exit 0. */
+export async function jm(db: TestDatabase, ...args: string[]): Promise<CliResult> {
+  const result = await cli(["--database", db.url, ...args], { cwd: db.dir });
+  assertEquals(
+    result.code,
+    0,
+    `jobsmanager ${args.join(" ")} exited ${result.code}: ${result.stderr}${result.stdout}`,
+  );
+  return result;
+}
+
+/** Run a CLI write with --json and return the reload marker it inserted. */
+export async function jmMarker(db: TestDatabase, ...args: string[]): Promise<number> {
+  const result = await jm(db, "--json", ...args);
+  const marker = JSON.parse(result.stdout).marker_id;
+  if (typeof marker !== "number") throw new Error(`no marker_id in: ${result.stdout}`);
+  return marker;
+}
+
+/** SQL on the test database, retried while SQLite reports it busy. */
+export async function sql(
+  db: TestDatabase,
+  text: string,
+  params: unknown[] = [],
+): Promise<Record<string, unknown>[]> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      return await rawQuery(db, text, params);
+    } catch (error) {
+      if (attempt > 50 || !/database is (locked|busy)/.test(String(error))) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
+/** A `jm_runs` row, numbers as numbers on both backends. */
+export interface RunRow {
+  id: number;
+  job_id: string;
+  scheduled_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  status: string;
+  exit_code: number | null;
+  signal: string | null;
+  stdout: string | null;
+  stderr: string | null;
+  node_id: string | null;
+  trigger: string;
+  note: string | null;
+}
+
+const num = (v: unknown) => v === null || v === undefined ? null : Number(v);
+const str = (v: unknown) => v === null || v === undefined ? null : String(v);
+
+/** Every run (of `jobId`), oldest first. */
+export async function runs(db: TestDatabase, jobId?: string): Promise<RunRow[]> {
+  const where = jobId === undefined ? "" : " WHERE job_id = ?";
+  const rows = await sql(
+    db,
+    `SELECT id, job_id, scheduled_at, started_at, finished_at, status, exit_code, \`signal\`, stdout, stderr, node_id, \`trigger\`, note FROM jm_runs${where} ORDER BY id`,
+    jobId === undefined ? [] : [jobId],
+  );
+  return rows.map((r) => ({
+    id: Number(r.id),
+    job_id: String(r.job_id),
+    scheduled_at: Number(r.scheduled_at),
+    started_at: num(r.started_at),
+    finished_at: num(r.finished_at),
+    status: String(r.status),
+    exit_code: num(r.exit_code),
+    signal: str(r.signal),
+    stdout: str(r.stdout),
+    stderr: str(r.stderr),
+    node_id: str(r.node_id),
+    trigger: String(r.trigger),
+    note: str(r.note),
+  }));
+}
+
+/** The runs as a small table, for failure messages. */
+export function describeRuns(rows: RunRow[]): string {
+  return rows.map((r) =>
+    [
+      r.id,
+      r.job_id,
+      r.scheduled_at,
+      r.status,
+      `start+${r.started_at === null ? "-" : r.started_at - r.scheduled_at}`,
+      `dur ${r.started_at === null || r.finished_at === null ? "-" : r.finished_at - r.started_at}`,
+      r.trigger,
+      r.note ?? "",
+    ].join(" | ")
+  ).join("\n");
+}
+
+/** `detail` for waitFor: the current runs of `db`. */
+export function runsDetail(db: TestDatabase, jobId?: string): () => Promise<string> {
+  return async () => `runs now:\n${describeRuns(await runs(db, jobId))}`;
+}
+
+/** Statuses of a run that actually started a process. */
+const STARTED = ["running", "success", "failed", "timeout", "killed", "interrupted"];
+
+export function started(r: RunRow): boolean {
+  return STARTED.includes(r.status) && r.started_at !== null;
+}
+
+/**
+ * The most runs in progress at one instant, over runs that started; a run
+ * still running counts until `now`.
+ */
+export function maxConcurrent(rows: RunRow[], now = Date.now()): number {
+  const events: [number, number][] = [];
+  for (const r of rows.filter(started)) {
+    events.push([r.started_at!, 1], [r.finished_at ?? now, -1]);
+  }
+  // An end and a start at the same millisecond do not overlap: ends first.
+  events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let current = 0;
+  let most = 0;
+  for (const [, delta] of events) {
+    current += delta;
+    most = Math.max(most, current);
+  }
+  return most;
+}
+
+/** Pids whose command line matches `pattern` (pgrep -f); [] when none. */
+export async function pgrep(pattern: string): Promise<number[]> {
+  const out = await new Deno.Command("pgrep", { args: ["-f", pattern], stdout: "piped" }).output();
+  if (out.code === 1) return [];
+  if (out.code !== 0) throw new Error(`pgrep -f '${pattern}' exited ${out.code}`);
+  return new TextDecoder().decode(out.stdout).trim().split(/\s+/).map(Number);
+}
+
+/** SIGKILL, by pid, the processes this test started that match its unique `pattern`. */
+export async function killLeftovers(pattern: string): Promise<void> {
+  for (const pid of await pgrep(pattern)) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/**
+ * A `sleep` duration unique to this test (`30.4821`), so pgrep can find
+ * exactly this test's processes while other tests run in parallel.
+ */
+export function uniqueSeconds(whole: number): string {
+  return `${whole}.${100_000 + Math.floor(Math.random() * 900_000)}1`;
+}
+
+/** The whole second `ahead` seconds from now, as a `--second` field value (UTC). */
+export function secondFromNow(ahead: number): { field: string; at: number } {
+  const at = Math.ceil((Date.now() + ahead * 1000) / 1000) * 1000;
+  return { field: String(new Date(at).getUTCSeconds()), at };
+}
+
+/** Reload markers: id and whether a service has applied it. */
+export async function markers(db: TestDatabase): Promise<{ id: number; updated: number }[]> {
+  const rows = await sql(db, "SELECT id, updated FROM jm_update_info ORDER BY id");
+  return rows.map((r) => ({ id: Number(r.id), updated: Number(r.updated) }));
+}
+
+/**
+ * Wait until a service started on `db` has loaded it: at start it marks
+ * every pending marker applied, so this needs at least one marker.
+ */
+export async function ready(db: TestDatabase, serve: Serve, timeoutMs = 10_000): Promise<void> {
+  await waitFor(async () => {
+    if (!serve.running) throw new Error(`serve exited early:\n${serve.stderr}`);
+    const all = await markers(db);
+    return all.length > 0 && all.every((m) => m.updated === 1);
+  }, {
+    timeoutMs,
+    what: "serve to start and apply the pending markers",
+    detail: () => serve.stderr,
+  });
+}

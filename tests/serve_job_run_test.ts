@@ -1,0 +1,108 @@
+/**
+ * `jobsmanager job run` against a running (or absent) `serve`, on every
+ * backend: a request without a service stays queued until one starts;
+ * `--wait` returns the job's exit code and prints its output; the
+ * max_instances gate applies unless `--force`.
+ */
+import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
+import { BACKENDS, cli, freshDatabase, type TestDatabase } from "./helpers.ts";
+import {
+  jm,
+  killLeftovers,
+  pgrep,
+  type RunRow,
+  runs,
+  runsDetail,
+  startServe,
+  uniqueSeconds,
+  waitFor,
+} from "./serve_helpers.ts";
+
+/** Never fires during a test. */
+const YEARLY = "0 0 1 1 *";
+
+async function requestRun(db: TestDatabase, ...args: string[]): Promise<RunRow> {
+  const out = JSON.parse((await jm(db, "--json", "job", "run", ...args)).stdout);
+  return out as RunRow;
+}
+
+async function runBecomes(
+  db: TestDatabase,
+  id: number,
+  ok: (r: RunRow) => boolean,
+  what: string,
+): Promise<RunRow> {
+  return await waitFor(async () => {
+    const r = (await runs(db)).find((r) => r.id === id);
+    return r && ok(r) ? r : undefined;
+  }, { timeoutMs: 6000, what: `run ${id} ${what}`, detail: runsDetail(db) });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`serve[${backend}]: job run queues, --wait reports, --force bypasses max_instances`, async () => {
+    await using db = await freshDatabase(backend);
+    const secs = uniqueSeconds(30);
+    const pattern = `^sleep ${secs.replaceAll(".", "\\.")}$`;
+    await jm(
+      db,
+      "job",
+      "add",
+      "three",
+      "--cron",
+      YEARLY,
+      "--command",
+      'echo "out $JM_JOB_ID"; exit 3',
+    );
+    await jm(db, "job", "add", "fine", "--cron", YEARLY, "--command", "echo fine");
+    await jm(db, "job", "add", "long", "--cron", YEARLY, "--command", `sleep ${secs}`);
+    try {
+      // No service: the request waits as a queued manual row.
+      const queued = await requestRun(db, "three");
+      assertEquals([queued.status, queued.trigger, queued.node_id], ["queued", "manual", null]);
+      assertEquals((await runs(db)).map((r) => [r.id, r.status]), [[queued.id, "queued"]]);
+
+      await using serve = await startServe(db);
+      // The service takes the waiting request.
+      const taken = await runBecomes(db, queued.id, (r) => r.status === "failed", "to be run");
+      assertEquals([taken.exit_code, taken.stdout], [3, "out three\n"]);
+      assert(taken.node_id !== null, "the service did not claim the request");
+
+      // --wait: the job's exit code and its output.
+      const failed = await cli(["--database", db.url, "job", "run", "three", "--wait"], {
+        cwd: db.dir,
+      });
+      assertEquals(failed.code, 3, failed.stderr);
+      assertStringIncludes(failed.stdout, "out three");
+      assertStringIncludes(failed.stdout, "failed");
+      const fine = await cli(["--database", db.url, "job", "run", "fine", "--wait"], {
+        cwd: db.dir,
+      });
+      assertEquals(fine.code, 0, fine.stderr);
+      assertStringIncludes(fine.stdout, "fine\n");
+
+      // max_instances 1: a second request is skipped while the first runs; --force is not.
+      const first = await requestRun(db, "long");
+      await runBecomes(db, first.id, (r) => r.status === "running", "to start");
+      const gated = await requestRun(db, "long");
+      const skipped = await runBecomes(db, gated.id, (r) => r.status !== "queued", "to be taken");
+      assertEquals([skipped.status, skipped.note], [
+        "skipped",
+        "max_instances (1) runs were still running",
+      ]);
+      const forced = await requestRun(db, "long", "--force");
+      await runBecomes(db, forced.id, (r) => r.status === "running", "to start");
+      const both = (await runs(db, "long")).filter((r) => r.status === "running");
+      assertEquals(both.map((r) => r.id), [first.id, forced.id], "two runs at once");
+      await waitFor(async () => (await pgrep(pattern)).length === 2, {
+        timeoutMs: 2000,
+        what: "two sleeps to run",
+      });
+
+      assertEquals((await serve.terminate()).status.code, 0, serve.stderr);
+      const ended = (await runs(db, "long")).filter((r) => r.id !== gated.id);
+      assertEquals(ended.map((r) => r.status), ["interrupted", "interrupted"]);
+    } finally {
+      await killLeftovers(pattern);
+    }
+  });
+}

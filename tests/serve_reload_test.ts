@@ -1,0 +1,219 @@
+/**
+ * Changes reaching a running `jobsmanager serve` through reload markers,
+ * on every backend: CLI writes take effect within reload_interval plus a
+ * second while an unchanged job keeps firing without a gap; hand-written
+ * SQL (a job row plus a marker) is picked up the same way; markers
+ * written while a reload runs are applied by the next one; every marker
+ * ends up applied; SIGHUP reloads at once.
+ */
+import { assert, assertEquals } from "./assert.ts";
+import { BACKENDS, freshDatabase, type TestDatabase } from "./helpers.ts";
+import {
+  jm,
+  jmMarker,
+  markers,
+  ready,
+  type RunRow,
+  runs,
+  runsDetail,
+  sql,
+  started,
+  startServe,
+  waitFor,
+} from "./serve_helpers.ts";
+
+const RELOAD_MS = 500;
+/** The promise: a change takes effect within reload_interval + 1 s. */
+const EFFECT_MS = RELOAD_MS + 1000;
+/** Allowance for polling the database and for the reload's own queries. */
+const SLACK_MS = 300;
+
+async function markerApplied(db: TestDatabase, id: number): Promise<number> {
+  await waitFor(async () => (await markers(db)).find((m) => m.id === id)?.updated === 1, {
+    timeoutMs: EFFECT_MS + 5000,
+    what: `marker ${id} to be applied`,
+    intervalMs: 50,
+    detail: async () => JSON.stringify(await markers(db)),
+  });
+  return Date.now();
+}
+
+/** Wait until `jobId` has `count` fires scheduled after `after` (real time passing, by events). */
+async function firesAfter(db: TestDatabase, jobId: string, after: number, count: number) {
+  await waitFor(
+    async () => (await runs(db, jobId)).filter((r) => r.scheduled_at > after).length >= count,
+    { timeoutMs: count * 1000 + 5000, what: `${count} fires of ${jobId}`, detail: runsDetail(db) },
+  );
+}
+
+function lastFire(rows: RunRow[]): number {
+  return Math.max(...rows.map((r) => r.scheduled_at));
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`serve[${backend}]: CLI changes take effect while serve runs`, async () => {
+    await using db = await freshDatabase(backend);
+    await jm(db, "job", "add", "steady", "--second", "*", "--command", "echo steady");
+    await jm(db, "job", "add", "victim", "--second", "*", "--command", "echo victim");
+    await using serve = await startServe(db, { reload_interval: RELOAD_MS / 1000 });
+    await ready(db, serve);
+    await firesAfter(db, "victim", 0, 1);
+    const detail = runsDetail(db);
+
+    // Add: the first fire comes within the promise.
+    await jmMarker(db, "job", "add", "added", "--second", "*", "--command", "echo v1");
+    let done = Date.now();
+    const first = await waitFor(async () => (await runs(db, "added")).find(started), {
+      timeoutMs: EFFECT_MS + 5000,
+      what: "the first run of the added job",
+      detail,
+    });
+    assert(
+      first.scheduled_at <= done + EFFECT_MS + SLACK_MS,
+      `added job first fired ${first.scheduled_at - done} ms after job add returned`,
+    );
+
+    // Change the command: the new one runs within the promise, the old one never again.
+    await jmMarker(db, "job", "update", "added", "--command", "echo v2");
+    done = Date.now();
+    const changed = await waitFor(
+      async () => (await runs(db, "added")).find((r) => r.stdout === "v2\n"),
+      { timeoutMs: EFFECT_MS + 5000, what: "a run of the changed command", detail },
+    );
+    assert(
+      changed.scheduled_at <= done + EFFECT_MS + SLACK_MS,
+      `changed command first ran ${changed.scheduled_at - done} ms after job update returned`,
+    );
+
+    // Disable one job and remove another: no fire of either once the markers are applied.
+    const disabled = await jmMarker(db, "job", "disable", "added");
+    const removed = await jmMarker(db, "job", "remove", "victim");
+    done = Date.now();
+    const applied = Math.max(
+      await markerApplied(db, disabled),
+      await markerApplied(db, removed),
+    );
+    assert(
+      applied - done <= EFFECT_MS + SLACK_MS,
+      `the markers were applied ${applied - done} ms after the CLI returned`,
+    );
+    await firesAfter(db, "steady", applied, 2);
+
+    assertEquals((await serve.terminate()).status.code, 0, serve.stderr);
+    const added = await runs(db, "added");
+    const victim = await runs(db, "victim");
+    assert(lastFire(added) <= applied, `disabled job fired after its marker was applied`);
+    assert(lastFire(victim) <= applied, `removed job fired after its marker was applied`);
+    assert(lastFire(added) <= done + EFFECT_MS, "disabled job kept firing past the promise");
+    assert(lastFire(victim) <= done + EFFECT_MS, "removed job kept firing past the promise");
+    const v2From = changed.scheduled_at;
+    for (const r of added) {
+      assertEquals(r.stdout, r.scheduled_at < v2From ? "v1\n" : "v2\n", `run ${r.id} of added`);
+    }
+
+    // The unchanged job fired every second across all four reloads.
+    const steady = await runs(db, "steady");
+    assert(steady.length >= 5, `steady ran ${steady.length} times`);
+    for (let i = 1; i < steady.length; i++) {
+      assertEquals(
+        steady[i].scheduled_at - steady[i - 1].scheduled_at,
+        1000,
+        `steady has a gap or a repeat after run ${steady[i - 1].id}:\n${await detail()}`,
+      );
+    }
+    assert(steady.every((r) => r.status === "success"), `steady:\n${await detail()}`);
+    assert((await markers(db)).every((m) => m.updated === 1), "a marker was left unapplied");
+  });
+
+  Deno.test(`serve[${backend}]: hand-written SQL job and markers are applied`, async () => {
+    await using db = await freshDatabase(backend);
+    await jm(db, "job", "add", "idle", "--command", "true", "--cron", "0 0 1 1 *");
+    await using serve = await startServe(db, { reload_interval: RELOAD_MS / 1000 });
+    await ready(db, serve);
+
+    // As a DBA would: the row, then a marker with empty snapshots.
+    await sql(db, "INSERT INTO jm_jobs (id, command, `second`) VALUES ('hand', 'echo hand', '*')");
+    await sql(
+      db,
+      "INSERT INTO jm_update_info (jobs_before_update, jobs_after_update) VALUES ('[]', '[]')",
+    );
+    const detail = runsDetail(db);
+    const run = await waitFor(
+      async () => (await runs(db, "hand")).find((r) => r.status === "success"),
+      { timeoutMs: EFFECT_MS + 5000, what: "the hand-written job to run", detail },
+    );
+    assertEquals(run.stdout, "hand\n");
+
+    await waitFor(async () => (await markers(db)).every((m) => m.updated === 1), {
+      timeoutMs: EFFECT_MS + 3000,
+      what: "every marker to be applied",
+      detail: async () => JSON.stringify(await markers(db)),
+    });
+    assertEquals((await serve.terminate()).status.code, 0, serve.stderr);
+  });
+
+  Deno.test(`serve[${backend}]: markers written while a reload runs are applied, not lost`, async () => {
+    await using db = await freshDatabase(backend);
+    await jm(db, "db", "migrate");
+    // 20,000 disabled jobs make each reload read for a while (about 0.2 s),
+    // so the writes below land while reloads run.
+    const digits = Array.from({ length: 10 }, (_, d) => `SELECT ${d} AS d`).join(" UNION ALL ");
+    const name = backend === "mysql" ? "CONCAT('filler', n)" : "'filler' || n";
+    await sql(
+      db,
+      `INSERT INTO jm_jobs (id, command, enabled) SELECT ${name}, 'true', 0 FROM (SELECT a.d * 10000 + b.d * 1000 + c.d * 100 + e.d * 10 + f.d AS n FROM (${digits}) a, (${digits}) b, (${digits}) c, (${digits}) e, (${digits}) f WHERE a.d < 2) seq`,
+    );
+    await sql(
+      db,
+      `INSERT INTO jm_update_info (jobs_before_update, jobs_after_update) VALUES ('[]', '[]')`,
+    );
+    await using serve = await startServe(db, { reload_interval: RELOAD_MS / 1000 });
+    await ready(db, serve, 20_000);
+    const ids = Array.from({ length: 24 }, (_, i) => `late${i}`);
+    for (const id of ids) {
+      await sql(db, "INSERT INTO jm_jobs (id, command, `second`) VALUES (?, 'true', '*')", [id]);
+      await sql(
+        db,
+        "INSERT INTO jm_update_info (jobs_before_update, jobs_after_update) VALUES ('[]', '[]')",
+      );
+      // Spread the writes over several reloads (not waiting for anything).
+      await new Promise((resolve) => setTimeout(resolve, 60));
+    }
+    await waitFor(async () => {
+      const ran = new Set((await runs(db)).filter(started).map((r) => r.job_id));
+      return ids.every((id) => ran.has(id));
+    }, {
+      timeoutMs: EFFECT_MS + 8000,
+      what: "every job written during the reloads to fire",
+      detail: async () => {
+        const ran = new Set((await runs(db)).map((r) => r.job_id));
+        return `never fired: ${ids.filter((id) => !ran.has(id))}`;
+      },
+    });
+    await waitFor(async () => (await markers(db)).every((m) => m.updated === 1), {
+      timeoutMs: EFFECT_MS + 3000,
+      what: "every marker to be applied",
+      detail: async () => JSON.stringify(await markers(db)),
+    });
+    assertEquals((await serve.terminate()).status.code, 0, serve.stderr);
+  });
+
+  Deno.test(`serve[${backend}]: SIGHUP reloads at once`, async () => {
+    await using db = await freshDatabase(backend);
+    await jm(db, "job", "add", "idle", "--command", "true", "--cron", "0 0 1 1 *");
+    // A poll every 30 s: only SIGHUP can apply the change in time.
+    await using serve = await startServe(db, { reload_interval: 30 });
+    await ready(db, serve);
+    const marker = await jmMarker(db, "job", "add", "hup", "--second", "*", "--command", "true");
+    const sent = Date.now();
+    serve.signal("SIGHUP");
+    const applied = await markerApplied(db, marker);
+    assert(applied - sent < 1000, `SIGHUP applied the marker after ${applied - sent} ms`);
+    await waitFor(async () => (await runs(db, "hup")).some(started), {
+      timeoutMs: 3000,
+      what: "the job added before SIGHUP to fire",
+      detail: runsDetail(db),
+    });
+    assertEquals((await serve.terminate()).status.code, 0, serve.stderr);
+  });
+}

@@ -1,0 +1,187 @@
+/**
+ * How `jobsmanager serve` stops and starts again, on every backend:
+ * SIGTERM lets short runs finish and interrupts long ones after
+ * shutdown_timeout; after kill -9 the next start marks the orphaned run
+ * interrupted and nothing fires twice; SQLite refuses a second service.
+ */
+import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
+import { BACKENDS, freshDatabase } from "./helpers.ts";
+import {
+  jm,
+  killLeftovers,
+  pgrep,
+  ready,
+  runs,
+  runsDetail,
+  Serve,
+  sql,
+  started,
+  startServe,
+  uniqueSeconds,
+  waitFor,
+  writeConfig,
+} from "./serve_helpers.ts";
+
+const regex = (s: string) => s.replaceAll(".", "\\.");
+
+for (const backend of BACKENDS) {
+  Deno.test(`serve[${backend}]: SIGTERM interrupts a long run after shutdown_timeout`, async () => {
+    await using db = await freshDatabase(backend);
+    const secs = uniqueSeconds(30);
+    const pattern = `^sleep ${regex(secs)}$`;
+    try {
+      await jm(db, "job", "add", "long", "--second", "*", "--command", `sleep ${secs}`);
+      await using serve = await startServe(db, { shutdown_timeout: 1, kill_grace: 1 });
+      const detail = runsDetail(db);
+      const run = await waitFor(
+        async () => (await runs(db, "long")).find((r) => r.status === "running"),
+        { timeoutMs: 8000, what: "the long run to start", detail },
+      );
+      await waitFor(async () => (await pgrep(pattern)).length === 1, {
+        timeoutMs: 2000,
+        what: "the sleep to run",
+      });
+      const sent = Date.now();
+      const { status, ms } = await serve.terminate(10_000);
+      assertEquals(status.code, 0, serve.stderr);
+      assert(ms >= 900, `serve exited ${ms} ms after SIGTERM, before shutdown_timeout`);
+      assert(ms < 1000 + 1000 + 2000, `serve took ${ms} ms to exit after SIGTERM`);
+
+      const rows = await runs(db, "long");
+      const after = rows.find((r) => r.id === run.id)!;
+      assertEquals(after.status, "interrupted", `run ${run.id}:\n${await detail()}`);
+      assert(after.finished_at! >= sent, "finished before SIGTERM");
+      assert(
+        rows.every((r) => r.status !== "running" && r.status !== "queued"),
+        `runs left open:\n${await detail()}`,
+      );
+      assert(rows.every((r) => r.scheduled_at <= sent + 100), "fired after SIGTERM");
+      assertEquals(await pgrep(pattern), [], "the interrupted run's process survived");
+    } finally {
+      await killLeftovers(pattern);
+    }
+  });
+
+  Deno.test(`serve[${backend}]: SIGTERM lets a short run finish, then exits 0`, async () => {
+    await using db = await freshDatabase(backend);
+    await jm(db, "job", "add", "short", "--second", "*", "--command", "sleep 0.8; echo done");
+    await using serve = await startServe(db, { shutdown_timeout: 5 });
+    const detail = runsDetail(db);
+    // A run caught early, so SIGTERM surely arrives while it runs.
+    const run = await waitFor(
+      async () =>
+        (await runs(db, "short")).find((r) =>
+          r.status === "running" && Date.now() - r.started_at! < 300
+        ),
+      { timeoutMs: 8000, what: "a run that has just started", intervalMs: 25, detail },
+    );
+    const sent = Date.now();
+    const { status, ms } = await serve.terminate(10_000);
+    assertEquals(status.code, 0, serve.stderr);
+    assert(ms < 4000, `serve took ${ms} ms to exit: it waited for more than the run`);
+
+    const after = (await runs(db, "short")).find((r) => r.id === run.id)!;
+    assertEquals([after.status, after.stdout], ["success", "done\n"], await detail());
+    assert(after.finished_at! > sent, "the run had ended before SIGTERM; the test proves nothing");
+    const rows = await runs(db, "short");
+    assert(rows.every((r) => r.status === "success"), await detail());
+    assert(rows.every((r) => r.scheduled_at <= sent + 100), "fired after SIGTERM");
+  });
+
+  Deno.test(`serve[${backend}]: after kill -9 a restart interrupts the old run, fires once`, async () => {
+    await using db = await freshDatabase(backend);
+    const secs = uniqueSeconds(30);
+    const pattern = `^sleep ${regex(secs)}$`;
+    const firesFile = `${db.dir}/fires.txt`;
+    try {
+      await jm(db, "job", "add", "long", "--second", "*", "--command", `sleep ${secs}`);
+      await jm(
+        db,
+        "job",
+        "add",
+        "tick",
+        "--second",
+        "*",
+        "--command",
+        `echo "$JM_SCHEDULED_AT" >> ${firesFile}`,
+      );
+      const config = await writeConfig(db);
+      const detail = runsDetail(db);
+      let orphan: number;
+      {
+        await using first = new Serve(db, config);
+        const run = await waitFor(
+          async () => (await runs(db, "long")).find((r) => r.status === "running"),
+          { timeoutMs: 8000, what: "the long run to start", detail },
+        );
+        orphan = run.id;
+        await waitFor(async () => (await runs(db, "tick")).filter(started).length >= 2, {
+          timeoutMs: 8000,
+          what: "two ticks",
+          detail,
+        });
+        first.signal("SIGKILL");
+        assertEquals((await first.exit(5000)).signal, "SIGKILL");
+      }
+      const killedAt = Date.now();
+      {
+        await using second = new Serve(db, config);
+        await waitFor(
+          async () => (await runs(db, "long")).find((r) => r.id === orphan)?.status !== "running",
+          { timeoutMs: 10_000, what: "the orphaned run to be closed", detail },
+        );
+        await waitFor(
+          async () =>
+            (await runs(db, "tick")).filter((r) =>
+              r.status === "success" && r.started_at! > killedAt
+            )
+              .length >= 2,
+          { timeoutMs: 10_000, what: "two ticks after the restart", detail },
+        );
+        assertEquals((await second.terminate()).status.code, 0, second.stderr);
+      }
+
+      const rows = await runs(db);
+      const old = rows.find((r) => r.id === orphan)!;
+      assertEquals([old.status, old.note], ["interrupted", "the service stopped while it ran"]);
+      const dupes = await sql(
+        db,
+        "SELECT job_id, scheduled_at, `trigger`, COUNT(*) AS n FROM jm_runs GROUP BY job_id, scheduled_at, `trigger` HAVING COUNT(*) > 1",
+      );
+      assertEquals(dupes, [], "a fire was recorded twice");
+      const ran = new Map<string, number>();
+      for (const r of rows.filter((r) => r.status === "success" || r.status === "running")) {
+        const key = `${r.job_id}@${r.scheduled_at}`;
+        ran.set(key, (ran.get(key) ?? 0) + 1);
+      }
+      assert([...ran.values()].every((n) => n === 1), `a fire ran twice:\n${await detail()}`);
+      // What the command itself saw: each fire instant executed at most once.
+      const executed = (await Deno.readTextFile(firesFile)).trim().split("\n");
+      assertEquals(new Set(executed).size, executed.length, `fires executed:\n${executed}`);
+      for (const r of rows.filter((r) => r.job_id === "tick" && r.status === "success")) {
+        assert(executed.includes(new Date(r.scheduled_at).toISOString()), `tick run ${r.id}`);
+      }
+    } finally {
+      // kill -9 of the service leaves its runs' process groups behind (they
+      // have their own session); end this test's by pid.
+      await killLeftovers(pattern);
+    }
+  });
+}
+
+Deno.test("serve[sqlite]: a second serve on the same file refuses to start", async () => {
+  await using db = await freshDatabase("sqlite");
+  await jm(db, "job", "add", "idle", "--command", "true", "--cron", "0 0 1 1 *");
+  const config = await writeConfig(db);
+  await using serve = new Serve(db, config);
+  await ready(db, serve);
+  await using second = new Serve(db, config);
+  const status = await second.exit(8000, "the second serve to give up");
+  assertEquals(status.code, 1, second.stderr);
+  assertStringIncludes(
+    second.stderr,
+    `another jobsmanager serve already runs on sqlite:${db.dir}/jobs.db`,
+  );
+  assert(serve.running, "the first serve stopped");
+  assertEquals((await serve.terminate()).status.code, 0, serve.stderr);
+});
