@@ -121,3 +121,13 @@ Deno.test("removed jobs no longer fire; a schedule that never fires again is not
   assertEquals(t.nextDue(), null);
   assertEquals(t.takeDue(T0 + 60_000), { run: [], missed: [] });
 });
+
+Deno.test("a job changed right after a fire was taken still gets its following fire", () => {
+  const t = new Timetable(DEFAULTS);
+  const tick = job("tick", { schedule: { second: "*" } });
+  t.set(tick, T0);
+  assertEquals(t.takeDue(T0 + 1000).run.map((d) => d.scheduledAt), [T0 + 1000]);
+  t.set({ ...tick, command: "echo changed" }, T0 + 1000);
+  assertEquals(t.nextDue(), T0 + 2000);
+  assertEquals(t.takeDue(T0 + 2000).run.map((d) => d.job.command), ["echo changed"]);
+});

@@ -9,16 +9,34 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
+/**
+ * Timers fire 1-3 ms late. The system clock's sleep therefore ends its
+ * timer this much early and blocks the thread for the rest (a futex wait,
+ * no spinning), so a fire starts within a millisecond of its instant.
+ */
+const PRECISE_TAIL_MS = 4;
+const futex = new Int32Array(new SharedArrayBuffer(4));
+
+function preciseNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 export const systemClock: Clock = {
-  now: () => Date.now(),
+  now: () => Math.floor(preciseNow()),
   sleep: (ms, signal) =>
     new Promise((resolve) => {
-      if (signal?.aborted) return resolve();
-      const timer = setTimeout(done, Math.max(0, ms));
-      signal?.addEventListener("abort", done, { once: true });
-      function done() {
+      if (signal?.aborted || ms <= 0) return resolve();
+      const deadline = preciseNow() + ms;
+      const timer = setTimeout(finish, Math.max(0, ms - PRECISE_TAIL_MS));
+      signal?.addEventListener("abort", abort, { once: true });
+      function finish() {
+        signal?.removeEventListener("abort", abort);
+        const rest = deadline - preciseNow();
+        if (rest > 0) Atomics.wait(futex, 0, 0, rest);
+        resolve();
+      }
+      function abort() {
         clearTimeout(timer);
-        signal?.removeEventListener("abort", done);
         resolve();
       }
     }),

@@ -78,6 +78,8 @@ export function decideLate(
 
 /** Most fires of one job enumerated in one step; beyond it they are counted as "more". */
 const MAX_FIRES_PER_STEP = 1000;
+/** Cron fires are whole seconds apart at the least. */
+const MIN_FIRE_GAP_MS = 1000;
 
 interface Entry {
   job: Job;
@@ -85,10 +87,18 @@ interface Entry {
   schedule: Schedule;
   /** Next fire (ms), or null when the schedule never fires again. */
   next: number | null;
+  /**
+   * Set when `next` was just taken on time and the one after it is not
+   * computed yet: croner needs tens of microseconds per job, which should
+   * not stand between a due fire and its start.
+   */
+  advanceFrom?: number;
 }
 
 export class Timetable {
   private readonly entries = new Map<string, Entry>();
+  /** Entries whose next fire is still to compute (see `Entry.advanceFrom`). */
+  private pending: Entry[] = [];
 
   constructor(private readonly defaults: JobDefaults) {}
 
@@ -114,6 +124,7 @@ export class Timetable {
    * fire, so changing a command never skips or repeats a fire.
    */
   set(job: Job, after: number): void {
+    this.advance();
     const policy = policyOf(job, this.defaults);
     const old = this.entries.get(job.id);
     if (old && old.policy.zone === policy.zone && scheduleText(old.job) === scheduleText(job)) {
@@ -126,11 +137,23 @@ export class Timetable {
   }
 
   delete(id: string): boolean {
+    this.advance();
     return this.entries.delete(id);
+  }
+
+  /** Compute the next fire of every job whose fire was just taken. */
+  private advance(): void {
+    for (const entry of this.pending) {
+      if (entry.advanceFrom === undefined) continue;
+      entry.next = entry.schedule.nextAfter(new Date(entry.advanceFrom))?.getTime() ?? null;
+      entry.advanceFrom = undefined;
+    }
+    this.pending = [];
   }
 
   /** The earliest next fire of any job, or null when none will fire. */
   nextDue(): number | null {
+    this.advance();
     let min: number | null = null;
     for (const e of this.entries.values()) {
       if (e.next !== null && (min === null || e.next < min)) min = e.next;
@@ -138,11 +161,24 @@ export class Timetable {
     return min;
   }
 
-  /** Take every fire due at `now` or before, move each job past `now`, and decide. */
+  /**
+   * Take every fire due at `now` or before, move each job past `now`, and
+   * decide. A fire taken on time is returned before the job's following
+   * fire is computed; `nextDue` (or the next `takeDue`) computes it.
+   */
   takeDue(now: number): Decision {
+    this.advance();
     const decision: Decision = { run: [], missed: [] };
     for (const entry of this.entries.values()) {
       if (entry.next === null || entry.next > now) continue;
+      if (now - entry.next < MIN_FIRE_GAP_MS && now - entry.next <= entry.policy.graceMs) {
+        // The usual case: one fire, on time, and no other can be due yet.
+        decision.run.push({ job: entry.job, scheduledAt: entry.next, coalesced: 0 });
+        entry.advanceFrom = entry.next;
+        entry.next = null;
+        this.pending.push(entry);
+        continue;
+      }
       const fires: number[] = [];
       let next: number | null = entry.next;
       while (next !== null && next <= now && fires.length < MAX_FIRES_PER_STEP) {
