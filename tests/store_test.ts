@@ -265,3 +265,74 @@ for (const backend of BACKENDS) {
     assertEquals(version, [], "no table was created");
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`store[${backend}]: a batch of fires is claimed once; fires claimed before come back null`, async () => {
+    await using db = await freshDatabase(backend);
+    const store = db.open();
+    try {
+      await store.migrate();
+      const fire = (job_id: string, scheduled_at: number) => ({
+        job_id,
+        scheduled_at,
+        status: "running" as const,
+        trigger: "schedule" as const,
+        node_id: "n1",
+      });
+      const [a1] = await store.claimRuns([fire("a", 1000)]);
+      assert(a1 !== null);
+      // b@1000 and a@2000 share a job id and an instant with a@1000: only exact keys count.
+      const ids = await store.claimRuns([
+        fire("a", 1000),
+        fire("b", 1000),
+        fire("a", 2000),
+        fire("b", 2000),
+      ]);
+      assertEquals(ids[0], null);
+      assert(ids.slice(1).every((id) => id !== null));
+      assertEquals(new Set(ids.slice(1)).size, 3);
+      for (const [i, [job, at]] of [["b", 1000], ["a", 2000], ["b", 2000]].entries()) {
+        const run = await store.getRun(ids[i + 1]!);
+        assertEquals([run?.job_id, run?.scheduled_at], [job, at]);
+      }
+      const manual = await store.claimRuns([{ ...fire("a", 1000), trigger: "manual" }]);
+      assert(manual[0] !== null, "the same instant with another trigger is another fire");
+      const many = await store.claimRuns(
+        Array.from({ length: 1200 }, (_, i) => fire(`j${i}`, 5000)),
+      );
+      assertEquals(new Set(many).size, 1200);
+      assertEquals(
+        await store.claimRuns(Array.from({ length: 1200 }, (_, i) => fire(`j${i}`, 5000))),
+        Array(1200).fill(null),
+      );
+    } finally {
+      await store.close();
+    }
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`store[${backend}]: two stores claiming the same fires at once: each fire has one winner`, async () => {
+    await using db = await freshDatabase(backend);
+    const stores = [db.open(), db.open()];
+    try {
+      await stores[0].migrate();
+      const fires = Array.from({ length: 300 }, (_, i) => ({
+        job_id: `j${i % 7}`,
+        scheduled_at: 1000 * (1 + Math.floor(i / 7)),
+        status: "running" as const,
+        trigger: "schedule" as const,
+      }));
+      const [x, y] = await Promise.all(
+        stores.map((s, n) => s.claimRuns(fires.map((f) => ({ ...f, node_id: `n${n}` })))),
+      );
+      for (let i = 0; i < fires.length; i++) {
+        assertEquals([x[i], y[i]].filter((id) => id !== null).length, 1, `fire ${i}`);
+      }
+      const [{ n }] = await rawQuery(db, "SELECT COUNT(*) AS n FROM jm_runs");
+      assertEquals(Number(n), fires.length);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+}
