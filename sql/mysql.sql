@@ -71,7 +71,10 @@ CREATE TABLE IF NOT EXISTS jm_nodes (
   started_at BIGINT NOT NULL,
   heartbeat_at BIGINT NOT NULL,
   applied_marker BIGINT NULL,
-  jobs_loaded INTEGER NOT NULL DEFAULT 0
+  jobs_loaded INTEGER NOT NULL DEFAULT 0,
+  last_reload_at BIGINT NULL,
+  last_reload_ms INTEGER NULL,
+  stopped_at BIGINT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 CREATE INDEX jm_syslog_created_at ON jm_syslog (created_at);
 CREATE INDEX jm_runs_job ON jm_runs (job_id, id);

@@ -70,7 +70,10 @@ CREATE TABLE IF NOT EXISTS jm_nodes (
   started_at BIGINT NOT NULL,
   heartbeat_at BIGINT NOT NULL,
   applied_marker BIGINT NULL,
-  jobs_loaded INTEGER NOT NULL DEFAULT 0
+  jobs_loaded INTEGER NOT NULL DEFAULT 0,
+  last_reload_at BIGINT NULL,
+  last_reload_ms INTEGER NULL,
+  stopped_at BIGINT NULL
 );
 CREATE INDEX IF NOT EXISTS jm_update_info_updated ON jm_update_info (updated, id);
 CREATE INDEX IF NOT EXISTS jm_syslog_created_at ON jm_syslog (created_at);

@@ -73,6 +73,8 @@ const logLevel: Parser<LogLevel> = (v, key) => {
     : fail(key, v, `expected one of ${LOG_LEVELS.join(", ")}`);
 };
 
+const optionalLevel: Parser<LogLevel | ""> = (v, key) => v === "" ? "" : logLevel(v, key);
+
 function fixed(value: string): Parser<string> {
   return (v, key) =>
     v === value
@@ -132,6 +134,26 @@ export const CONFIG_KEYS = {
     parse: logLevel,
     env: "JM_LOG_LEVEL",
   },
+  "log.console_level": {
+    doc: "Lowest level written to stderr; empty = log.level",
+    default: "" as LogLevel | "",
+    parse: optionalLevel,
+  },
+  "log.file_level": {
+    doc: "Lowest level written to the log file; empty = log.level",
+    default: "" as LogLevel | "",
+    parse: optionalLevel,
+  },
+  "log.db_level": {
+    doc: "Lowest level written to the jm_syslog table; empty = log.level",
+    default: "" as LogLevel | "",
+    parse: optionalLevel,
+  },
+  "log.keep_days": {
+    doc: "Days of jm_syslog rows kept; older ones are deleted by the service; 0 = keep all",
+    default: 30,
+    parse: integer(0, 36_500),
+  },
   "log.path": {
     doc: "Directory of the log file, relative to the working directory",
     default: "log",
@@ -153,6 +175,11 @@ export const CONFIG_KEYS = {
     doc: "Rotated log files kept",
     default: 7,
     parse: integer(0, 1000),
+  },
+  "runs.keep_days": {
+    doc: "Days of jm_runs rows kept; older ended runs are deleted by the service; 0 = keep all",
+    default: 90,
+    parse: integer(0, 36_500),
   },
   "lib.path": {
     doc: "Ignored; kept so the original global.json loads",
@@ -196,6 +223,11 @@ export const CONFIG_KEYS = {
     default: 2,
     parse: seconds(0.1, 3600),
     env: "JM_RELOAD_INTERVAL",
+  },
+  "jobsmanager.heartbeat_interval": {
+    doc: "Seconds between the service's heartbeats in jm_nodes; status calls it stale after 3",
+    default: 5,
+    parse: seconds(1, 3600),
   },
   "jobsmanager.shutdown_timeout": {
     doc: "Seconds running jobs get to finish on SIGTERM before they are killed",

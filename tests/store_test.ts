@@ -336,3 +336,136 @@ for (const backend of BACKENDS) {
     }
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`store[${backend}]: nodes, logs, counts and retention`, async (t) => {
+    await using db = await freshDatabase(backend);
+    const store = db.open();
+    try {
+      await store.migrate();
+
+      await t.step("saveNode inserts, then updates the same id", async () => {
+        const node = {
+          id: "host-a",
+          host: "host-a",
+          pid: 10,
+          version: "0.1.0",
+          started_at: 1000,
+          heartbeat_at: 1000,
+          applied_marker: null,
+          jobs_loaded: 0,
+          last_reload_at: null,
+          last_reload_ms: null,
+          stopped_at: null,
+        };
+        await store.saveNode(node);
+        await store.saveNode({
+          ...node,
+          heartbeat_at: 6000,
+          jobs_loaded: 7,
+          applied_marker: 3,
+          last_reload_ms: 12,
+        });
+        await store.saveNode({ ...node, id: "host-b", host: "host-b", heartbeat_at: 2000 });
+        const nodes = await store.listNodes();
+        assertEquals(
+          nodes.map((
+            n,
+          ) => [n.id, n.heartbeat_at, n.jobs_loaded, n.applied_marker, n.last_reload_ms]),
+          [
+            ["host-a", 6000, 7, 3, 12],
+            ["host-b", 2000, 0, null, null],
+          ],
+        );
+      });
+
+      await t.step("log rows filter by level, job, run, time, and follow by id", async () => {
+        const row = (n: number, level: string, context: Record<string, unknown>) => ({
+          created_at: 1000 * n,
+          level,
+          logger_name: "jobsmanager.test",
+          message: `message ${n}`,
+          context,
+        });
+        await store.insertLogs([
+          row(1, "debug", {}),
+          row(2, "info", { job: "a", run: 7 }),
+          row(3, "warning", { job: "b", run: 8 }),
+          row(4, "error", { job: "a", run: 9 }),
+        ]);
+        const messages = async (filter: Parameters<Store["listLogs"]>[0]) =>
+          (await store.listLogs(filter)).map((r) => r.message);
+        assertEquals(await messages({ limit: 10 }), [
+          "message 4",
+          "message 3",
+          "message 2",
+          "message 1",
+        ]);
+        assertEquals(await messages({ minLevel: "warning", limit: 10 }), [
+          "message 4",
+          "message 3",
+        ]);
+        assertEquals(await messages({ job_id: "a", limit: 10 }), ["message 4", "message 2"]);
+        assertEquals(await messages({ run_id: 8, limit: 10 }), ["message 3"]);
+        assertEquals(await messages({ since: 3000, limit: 10 }), ["message 4", "message 3"]);
+        const [second] = await store.listLogs({
+          job_id: "a",
+          limit: 1,
+          since: 2000,
+          minLevel: "info",
+        });
+        assertEquals(second.context, { job: "a", run: 9 });
+        const after = (await store.listLogs({ limit: 10 })).at(-1)!.id!;
+        assertEquals(await messages({ afterId: after, limit: 2 }), ["message 2", "message 3"]);
+        const many = Array.from({ length: 1234 }, (_, i) => row(10 + i, "info", { i }));
+        await store.insertLogs(many);
+        assertEquals((await store.listLogs({ since: 10_000, limit: 5000 })).length, 1234);
+      });
+
+      await t.step("pending markers and runs by status", async () => {
+        const before = await store.pendingMarkers();
+        const id = await store.insertMarker([], []);
+        assertEquals(await store.pendingMarkers(), before + 1);
+        await store.markApplied([id]);
+        assertEquals(await store.pendingMarkers(), before);
+        const fire = (job: string, at: number, status: "success" | "failed" | "running") => ({
+          job_id: job,
+          scheduled_at: at,
+          status,
+          trigger: "schedule" as const,
+        });
+        await store.claimRuns([
+          fire("a", 100, "success"),
+          fire("b", 100, "failed"),
+          fire("a", 200, "success"),
+          fire("a", 50, "running"),
+        ]);
+        assertEquals(await store.countRuns(100), { success: 2, failed: 1 });
+      });
+
+      await t.step(
+        "retention deletes old rows in batches, never a run that has not ended",
+        async () => {
+          assertEquals(await store.pruneOlderThan("jm_syslog", 3000, 1), 1);
+          assertEquals(await store.pruneOlderThan("jm_syslog", 3000, 100), 1);
+          assertEquals(await store.pruneOlderThan("jm_syslog", 3000, 100), 0);
+          assertEquals(
+            (await store.listLogs({ limit: 5000 })).filter((r) => r.created_at < 3000),
+            [],
+          );
+          assertEquals(
+            await store.pruneOlderThan("jm_runs", 150, 100),
+            2,
+            "b@100 and a@100; a@50 still runs",
+          );
+          assertEquals(
+            (await store.listRuns({ limit: 10 })).map((r) => [r.job_id, r.scheduled_at]).sort(),
+            [["a", 200], ["a", 50]],
+          );
+        },
+      );
+    } finally {
+      await store.close();
+    }
+  });
+}

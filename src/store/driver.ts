@@ -50,6 +50,12 @@ export interface DialectProfile {
   nowDatetime: string;
   /** A query with one `?` (the table name) returning one row per column, named `name`. */
   columnsSql: string;
+  /** `INSERT … ` tail that updates `columns` when the key exists. */
+  upsertTail(key: string, columns: string[]): string;
+  /** A JSON property of a column as text. */
+  jsonText(column: string, property: string): string;
+  /** Delete the `limit` oldest rows (by id) matching `where`. */
+  deleteOldest(table: string, where: string): string;
   /** How to move an offending table aside, for error messages. */
   renameTable(from: string, to: string): string;
 }
@@ -63,6 +69,10 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     nowDatetime: "CURRENT_TIMESTAMP(3)",
     columnsSql:
       "SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+    upsertTail: (_key, columns) =>
+      ` ON DUPLICATE KEY UPDATE ${columns.map((c) => `\`${c}\` = VALUES(\`${c}\`)`).join(", ")}`,
+    jsonText: (column, property) => `JSON_UNQUOTE(JSON_EXTRACT(${column}, '$.${property}'))`,
+    deleteOldest: (table, where) => `DELETE FROM ${table} WHERE ${where} ORDER BY id LIMIT ?`,
     renameTable: (from, to) => `RENAME TABLE ${from} TO ${to};`,
   },
   sqlite: {
@@ -72,6 +82,15 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     onDuplicateIgnore: " ON CONFLICT DO NOTHING",
     nowDatetime: "strftime('%Y-%m-%d %H:%M:%f', 'now')",
     columnsSql: "SELECT name FROM pragma_table_info(?)",
+    upsertTail: (key, columns) =>
+      ` ON CONFLICT (${key}) DO UPDATE SET ${
+        columns.map((c) => `\`${c}\` = excluded.\`${c}\``).join(", ")
+      }`,
+    // As text, as MySQL gives it: json_extract would return 42, which is not '42'.
+    jsonText: (column, property) => `CAST(json_extract(${column}, '$.${property}') AS TEXT)`,
+    // SQLite's DELETE takes no LIMIT unless compiled for it.
+    deleteOldest: (table, where) =>
+      `DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE ${where} ORDER BY id LIMIT ?)`,
     renameTable: (from, to) => `ALTER TABLE ${from} RENAME TO ${to};`,
   },
 };

@@ -124,7 +124,10 @@ function nodesTable(d: Dialect): string {
     "  started_at BIGINT NOT NULL,",
     "  heartbeat_at BIGINT NOT NULL,",
     "  applied_marker BIGINT NULL,",
-    "  jobs_loaded INTEGER NOT NULL DEFAULT 0",
+    "  jobs_loaded INTEGER NOT NULL DEFAULT 0,",
+    "  last_reload_at BIGINT NULL,",
+    "  last_reload_ms INTEGER NULL,",
+    "  stopped_at BIGINT NULL",
     d === "mysql" ? `) ${MYSQL_TABLE}` : ")",
   ].join("\n");
 }

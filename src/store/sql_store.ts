@@ -9,6 +9,9 @@ import type { Driver, Executor, Param, Row } from "./driver.ts";
 import { MIGRATIONS, SCHEMA_VERSION, versionTable } from "./migrations.ts";
 import type { JobChange, JobMutation, Marker, MigrationReport, Store } from "./store.ts";
 import type { NewRun, Run, RunFilter, RunStatus, RunTrigger, RunUpdate } from "../run.ts";
+import type { LogFilter, LogRow } from "../log_row.ts";
+import type { Node } from "../node.ts";
+import * as status from "./sql_status.ts";
 
 const JOB_COLUMNS = [
   "id",
@@ -417,6 +420,34 @@ export class SqlStore implements Store {
       "SELECT job_id, MAX(scheduled_at) AS last FROM jm_runs WHERE `trigger` = 'schedule' GROUP BY job_id",
     );
     return new Map(rows.map((r) => [String(r.job_id), Number(r.last)]));
+  }
+
+  pendingMarkers(): Promise<number> {
+    return status.pendingMarkers(this.driver);
+  }
+
+  countRuns(since: number): Promise<Partial<Record<RunStatus, number>>> {
+    return status.countRuns(this.driver, since);
+  }
+
+  saveNode(node: Node): Promise<void> {
+    return status.saveNode(this.driver, node);
+  }
+
+  listNodes(): Promise<Node[]> {
+    return status.listNodes(this.driver);
+  }
+
+  insertLogs(rows: LogRow[]): Promise<void> {
+    return status.insertLogs(this.driver, rows);
+  }
+
+  listLogs(filter: LogFilter): Promise<LogRow[]> {
+    return status.listLogs(this.driver, filter);
+  }
+
+  pruneOlderThan(table: "jm_syslog" | "jm_runs", before: number, limit: number): Promise<number> {
+    return status.pruneOlderThan(this.driver, table, before, limit);
   }
 
   async close(): Promise<void> {

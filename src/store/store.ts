@@ -5,7 +5,9 @@
  * runs against every backend.
  */
 import type { Job } from "../job.ts";
-import type { NewRun, Run, RunFilter, RunUpdate } from "../run.ts";
+import type { LogFilter, LogRow } from "../log_row.ts";
+import type { Node } from "../node.ts";
+import type { NewRun, Run, RunFilter, RunStatus, RunUpdate } from "../run.ts";
 
 /** One row of `jm_update_info`: a request to reload, with what changed. */
 export interface Marker {
@@ -117,6 +119,31 @@ export interface Store {
 
   /** The latest scheduled fire (trigger `schedule`) of every job that has one. */
   lastFires(): Promise<Map<string, number>>;
+
+  /** Number of markers no service has applied yet (`updated = 0`). */
+  pendingMarkers(): Promise<number>;
+
+  /** Runs scheduled at or after `since`, counted by status. */
+  countRuns(since: number): Promise<Partial<Record<RunStatus, number>>>;
+
+  /** Insert or replace the row of a service node. */
+  saveNode(node: Node): Promise<void>;
+
+  /** All nodes, most recent heartbeat first. */
+  listNodes(): Promise<Node[]>;
+
+  /** Append log rows, in one statement per batch. */
+  insertLogs(rows: LogRow[]): Promise<void>;
+
+  /** Log rows, newest first (oldest first with `afterId`). */
+  listLogs(filter: LogFilter): Promise<LogRow[]>;
+
+  /**
+   * Delete at most `limit` of the oldest rows older than `before` (ms):
+   * `jm_syslog` by created_at, `jm_runs` by scheduled_at (ended runs only).
+   * Small batches keep locks short. Returns how many were deleted.
+   */
+  pruneOlderThan(table: "jm_syslog" | "jm_runs", before: number, limit: number): Promise<number>;
 
   /** Release connections and files. The store is unusable afterwards. */
   close(): Promise<void>;

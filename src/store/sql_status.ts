@@ -1,0 +1,146 @@
+/**
+ * The store's bookkeeping beyond jobs and runs: log rows, service nodes,
+ * counts for `status`, and retention. Plain functions over a driver, used
+ * by SqlStore.
+ */
+import { levelsFrom, type LogFilter, type LogRow } from "../log_row.ts";
+import type { Node } from "../node.ts";
+import { FINAL_STATUSES, type RunStatus } from "../run.ts";
+import type { Driver, Param, Row } from "./driver.ts";
+
+const NODE_COLUMNS = [
+  "id",
+  "host",
+  "pid",
+  "version",
+  "started_at",
+  "heartbeat_at",
+  "applied_marker",
+  "jobs_loaded",
+  "last_reload_at",
+  "last_reload_ms",
+  "stopped_at",
+] as const;
+
+const num = (v: unknown) => v === null || v === undefined ? null : Number(v);
+
+export async function saveNode(driver: Driver, node: Node): Promise<void> {
+  const columns = NODE_COLUMNS.map((c) => `\`${c}\``).join(", ");
+  await driver.run(
+    `INSERT INTO jm_nodes (${columns}) VALUES (${NODE_COLUMNS.map(() => "?").join(", ")})${
+      driver.profile.upsertTail("id", NODE_COLUMNS.filter((c) => c !== "id"))
+    }`,
+    NODE_COLUMNS.map((c) => node[c]),
+  );
+}
+
+export async function listNodes(driver: Driver): Promise<Node[]> {
+  const rows = await driver.all(
+    `SELECT ${
+      NODE_COLUMNS.map((c) => `\`${c}\``).join(", ")
+    } FROM jm_nodes ORDER BY heartbeat_at DESC`,
+  );
+  return rows.map((r) => ({
+    id: String(r.id),
+    host: String(r.host),
+    pid: Number(r.pid),
+    version: String(r.version),
+    started_at: Number(r.started_at),
+    heartbeat_at: Number(r.heartbeat_at),
+    applied_marker: num(r.applied_marker),
+    jobs_loaded: Number(r.jobs_loaded),
+    last_reload_at: num(r.last_reload_at),
+    last_reload_ms: num(r.last_reload_ms),
+    stopped_at: num(r.stopped_at),
+  }));
+}
+
+/** Rows per INSERT statement: 5 parameters each, well under SQLite's limit. */
+const LOG_CHUNK = 500;
+
+export async function insertLogs(driver: Driver, rows: LogRow[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += LOG_CHUNK) {
+    const chunk = rows.slice(i, i + LOG_CHUNK);
+    await driver.run(
+      `INSERT INTO jm_syslog (created_at, level, logger_name, message, context) VALUES ${
+        chunk.map(() => "(?, ?, ?, ?, ?)").join(", ")
+      }`,
+      chunk.flatMap((
+        r,
+      ) => [r.created_at, r.level, r.logger_name, r.message, JSON.stringify(r.context)]),
+    );
+  }
+}
+
+export async function listLogs(driver: Driver, filter: LogFilter): Promise<LogRow[]> {
+  const where: string[] = [];
+  const params: Param[] = [];
+  if (filter.minLevel !== undefined) {
+    const levels = levelsFrom(filter.minLevel);
+    where.push(`level IN (${levels.map(() => "?").join(", ")})`);
+    params.push(...levels);
+  }
+  if (filter.job_id !== undefined) {
+    where.push(`${driver.profile.jsonText("context", "job")} = ?`);
+    params.push(filter.job_id);
+  }
+  if (filter.run_id !== undefined) {
+    where.push(`${driver.profile.jsonText("context", "run")} = ?`);
+    params.push(String(filter.run_id));
+  }
+  if (filter.since !== undefined) {
+    where.push("created_at >= ?");
+    params.push(filter.since);
+  }
+  if (filter.afterId !== undefined) {
+    where.push("id > ?");
+    params.push(filter.afterId);
+  }
+  const clause = where.length === 0 ? "" : ` WHERE ${where.join(" AND ")}`;
+  const order = filter.afterId !== undefined ? "ASC" : "DESC";
+  const rows = await driver.all(
+    `SELECT id, created_at, level, logger_name, message, context FROM jm_syslog${clause} ORDER BY id ${order} LIMIT ?`,
+    [...params, filter.limit],
+  );
+  return rows.map((r: Row) => ({
+    id: Number(r.id),
+    created_at: Number(r.created_at),
+    level: String(r.level),
+    logger_name: String(r.logger_name),
+    message: String(r.message),
+    context: r.context === null
+      ? {}
+      : typeof r.context === "string"
+      ? JSON.parse(r.context)
+      : r.context as Record<string, unknown>,
+  }));
+}
+
+export async function pendingMarkers(driver: Driver): Promise<number> {
+  const rows = await driver.all("SELECT COUNT(*) AS n FROM jm_update_info WHERE updated = 0");
+  return Number(rows[0]?.n ?? 0);
+}
+
+export async function countRuns(
+  driver: Driver,
+  since: number,
+): Promise<Partial<Record<RunStatus, number>>> {
+  const rows = await driver.all(
+    "SELECT status, COUNT(*) AS n FROM jm_runs WHERE scheduled_at >= ? GROUP BY status",
+    [since],
+  );
+  return Object.fromEntries(rows.map((r) => [String(r.status), Number(r.n)]));
+}
+
+export async function pruneOlderThan(
+  driver: Driver,
+  table: "jm_syslog" | "jm_runs",
+  before: number,
+  limit: number,
+): Promise<number> {
+  const where = table === "jm_syslog"
+    ? "created_at < ?"
+    : `scheduled_at < ? AND status IN (${FINAL_STATUSES.map((s) => `'${s}'`).join(", ")})`;
+  const result = await driver.run(driver.profile.deleteOldest(table, where), [before, limit]);
+  return result.changes;
+}
