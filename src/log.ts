@@ -20,12 +20,20 @@ import { getRotatingFileSink } from "@logtape/file";
 import type { LogLevel } from "./config.ts";
 
 export interface LogOptions {
-  level: LogLevel;
+  consoleLevel: LogLevel;
+  fileLevel: LogLevel;
   /** The log file; null = no file. */
   file: string | null;
   maxSizeBytes: number;
   backups: number;
+  /** The jm_syslog sink and its level, once there is a store. */
+  database?: { sink: Sink; level: LogLevel };
 }
+
+/** The logger the database sink reports on itself through (never to itself). */
+export const SINK_CATEGORY = ["jobsmanager", "logsink"];
+
+const SEVERITY: LogLevel[] = ["debug", "info", "warning", "error", "fatal"];
 
 /** Configure the sinks; call `closeLogging` before exit to flush them. */
 export async function setupLogging(options: LogOptions): Promise<void> {
@@ -33,8 +41,12 @@ export async function setupLogging(options: LogOptions): Promise<void> {
     ? getTextFormatter({ timestamp: "date-time-tz", category: "." })
     : jsonLinesFormatter;
   const sinks: Record<string, Sink> = {
-    console: getStreamSink(Deno.stderr.writable, { formatter: consoleFormatter }),
+    console: withFilter(
+      getStreamSink(Deno.stderr.writable, { formatter: consoleFormatter }),
+      options.consoleLevel,
+    ),
   };
+  const levels = [options.consoleLevel];
   if (options.file !== null) {
     const dir = options.file.replace(/\/[^/]*$/, "");
     if (dir !== options.file) await Deno.mkdir(dir, { recursive: true });
@@ -44,14 +56,22 @@ export async function setupLogging(options: LogOptions): Promise<void> {
         maxSize: options.maxSizeBytes,
         maxFiles: options.backups + 1,
       }),
-      options.level,
+      options.fileLevel,
     );
+    levels.push(options.fileLevel);
   }
+  if (options.database) {
+    sinks.database = withFilter(options.database.sink, options.database.level);
+    levels.push(options.database.level);
+  }
+  const lowest = SEVERITY.find((level) => levels.includes(level)) ?? "info";
+  const local = Object.keys(sinks).filter((name) => name !== "database");
   await configure({
     reset: true,
     sinks,
     loggers: [
-      { category: ["jobsmanager"], lowestLevel: options.level, sinks: Object.keys(sinks) },
+      { category: ["jobsmanager"], lowestLevel: lowest, sinks: Object.keys(sinks) },
+      { category: SINK_CATEGORY, lowestLevel: "info", sinks: local, parentSinks: "override" },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
     ],
   });

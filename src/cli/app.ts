@@ -9,7 +9,9 @@ import { VERSION } from "../version.ts";
 import { CommandContext, type GlobalOptions, writeErr, writeOut } from "./context.ts";
 import { dbCommand, reloadCommand } from "./db.ts";
 import { jobCommand } from "./job.ts";
+import { logsCommand } from "./logs.ts";
 import { runsCommand } from "./runs.ts";
+import { statusCommand } from "./status.ts";
 import { serveCommand } from "./serve.ts";
 
 function contextOf(cmd: Command): CommandContext {
@@ -37,6 +39,8 @@ export function buildProgram(): Command {
   program.addCommand(serveCommand(contextOf));
   program.addCommand(jobCommand(contextOf));
   program.addCommand(runsCommand(contextOf));
+  program.addCommand(logsCommand(contextOf));
+  program.addCommand(statusCommand(contextOf));
   program.addCommand(reloadCommand(contextOf));
   program.addCommand(dbCommand(contextOf));
   // Every command reports through exitOverride instead of exiting itself,

@@ -4,7 +4,11 @@
  */
 import { Command } from "commander";
 import { RuntimeError } from "../errors.ts";
-import { closeLogging, log, setupLogging } from "../log.ts";
+import { getLogger } from "@logtape/logtape";
+import type { LogLevel } from "../config.ts";
+import { closeLogging, log, setupLogging, SINK_CATEGORY } from "../log.ts";
+import { Housekeeping } from "../service/housekeeping.ts";
+import { DatabaseLogSink } from "../service/log_sink.ts";
 import { systemClock } from "../service/clock.ts";
 import { inheritedEnv } from "../service/runner.ts";
 import { Service } from "../service/service.ts";
@@ -33,28 +37,46 @@ async function lockSqlite(target: DatabaseTarget): Promise<Deno.FsFile | null> {
   return file;
 }
 
+/** How long shutdown waits for queued log rows to reach the database. */
+const LOG_FLUSH_ON_EXIT_MS = 3000;
+
 export function serveCommand(contextOf: ContextOf): Command {
   return new Command("serve").description("run the scheduler service (foreground, for systemd)")
     .action(async (_opts, cmd: Command) => {
       const ctx = contextOf(cmd);
       const s = ctx.config.settings;
-      const target = ctx.target;
-      const lock = await lockSqlite(target);
-      const logFile = s["log.path"] === "" ? null : `${s["log.path"]}/${s["log.file"]}`;
+      const lock = await lockSqlite(ctx.target);
+      const store = ctx.openStore();
+      const level = (sinkLevel: LogLevel | "") => sinkLevel || s["log.level"];
+      const sinkLog = getLogger(SINK_CATEGORY);
+      const dbSink = new DatabaseLogSink({
+        insert: (rows) => store.insertLogs(rows),
+        report: (lvl, message, properties) =>
+          sinkLog[lvl === "warning" ? "warn" : "info"](message, properties),
+      });
       await setupLogging({
-        level: s["log.level"],
-        file: logFile,
+        consoleLevel: level(s["log.console_level"]),
+        fileLevel: level(s["log.file_level"]),
+        file: s["log.path"] === "" ? null : `${s["log.path"]}/${s["log.file"]}`,
         maxSizeBytes: s["log.rotate.max_size"] * 1024 * 1024,
         backups: s["log.rotate.backup_count"],
+        database: { sink: dbSink.sink, level: level(s["log.db_level"]) },
       });
       const serviceLog = log("service");
-      const store = ctx.openStore();
       try {
         await store.migrate();
+        dbSink.start();
+        const node = {
+          id: Deno.hostname(),
+          host: Deno.hostname(),
+          pid: Deno.pid,
+          version: VERSION,
+          started_at: Date.now(),
+        };
         const service = new Service({
           store,
           clock: systemClock,
-          nodeId: Deno.hostname(),
+          nodeId: node.id,
           defaults: {
             timezone: s["jobsmanager.timezone"] || systemTimezone(),
             coalesce: s["jobsmanager.coalesce"],
@@ -68,13 +90,29 @@ export function serveCommand(contextOf: ContextOf): Command {
           outputCap: s["jobsmanager.output_cap"],
           baseEnv: inheritedEnv(),
         });
-        serviceLog.info("jobsmanager {version} starting on {database}, node {node}, pid {pid}", {
-          version: VERSION,
-          database: store.description,
-          node: Deno.hostname(),
-          pid: Deno.pid,
-        });
+        serviceLog.info(
+          "jobsmanager {version} starting on {store} ({database}), node {node}, pid {pid}",
+          {
+            version: VERSION,
+            store: store.kind,
+            database: store.description,
+            node: node.id,
+            pid: node.pid,
+          },
+        );
         await service.start();
+        const housekeeping = new Housekeeping({
+          store,
+          clock: systemClock,
+          node,
+          heartbeatMs: s["jobsmanager.heartbeat_interval"] * 1000,
+          keepLogDays: s["log.keep_days"],
+          keepRunDays: s["runs.keep_days"],
+          state: () => service.state,
+          online: () => service.recorder.online,
+          failed: (error) => service.recorder.failed(error),
+        });
+        housekeeping.start();
         const stop = () => service.stop();
         const reload = () => service.requestReload();
         Deno.addSignalListener("SIGTERM", stop);
@@ -86,11 +124,13 @@ export function serveCommand(contextOf: ContextOf): Command {
           Deno.removeSignalListener("SIGTERM", stop);
           Deno.removeSignalListener("SIGINT", stop);
           Deno.removeSignalListener("SIGHUP", reload);
+          await housekeeping.stop();
         }
       } catch (error) {
         serviceLog.fatal("cannot run: {error}", { error: (error as Error).message });
         throw error;
       } finally {
+        await dbSink.close(LOG_FLUSH_ON_EXIT_MS);
         await store.close();
         await closeLogging();
         lock?.close();

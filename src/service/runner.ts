@@ -31,6 +31,8 @@ export interface RunResult {
   stderr: string;
   startedAt: number;
   finishedAt: number;
+  /** Bytes the command wrote to stdout and stderr, kept or not. */
+  outputBytes: number;
   /** Why it ended as it did, when that needs saying (spawn errors, kills). */
   note: string | null;
 }
@@ -112,6 +114,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
         stderr: "",
         startedAt,
         finishedAt: now(),
+        outputBytes: 0,
         note,
       }),
     };
@@ -152,6 +155,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
       stderr: stderr.text(),
       startedAt,
       finishedAt,
+      outputBytes: stdout.bytes + stderr.bytes,
     };
     if (endedBy === "timeout") {
       return {

@@ -9,6 +9,7 @@ import { log } from "../log.ts";
 import type { NewRun, Run, RunUpdate } from "../run.ts";
 import type { Store } from "../store/store.ts";
 import type { Clock } from "./clock.ts";
+import { backoff, RunRecorder } from "./recorder.ts";
 import { runEnv, type RunHandle, type RunResult, startRun } from "./runner.ts";
 import { type Decision, type Due, type JobDefaults, Timetable } from "./timetable.ts";
 
@@ -30,6 +31,15 @@ export interface ServiceOptions {
 const MAX_SLEEP_MS = 30_000;
 const MARKERS_PER_RELOAD = 10_000;
 const MANUAL_RUNS_PER_POLL = 100;
+/** A fire waits at most this long for its claim before it starts anyway. */
+const CLAIM_TIMEOUT_MS = 1000;
+const MAX_BUFFERED_RECORDS = 10_000;
+
+export interface ServiceState {
+  jobsLoaded: number;
+  appliedMarker: number;
+  lastReload: { at: number; ms: number } | null;
+}
 /** Jobs a reload applies between two chances for the timers to run. */
 const RELOAD_CHUNK = 500;
 
@@ -65,13 +75,26 @@ export class Service {
   private reloading: Promise<void> | null = null;
   private reloadAgain = false;
   private polling = false;
+  private lastReload: { at: number; ms: number } | null = null;
+  /** Run records, kept through database outages. */
+  readonly recorder: RunRecorder;
 
   constructor(private readonly o: ServiceOptions) {
     this.timetable = new Timetable(o.defaults);
+    this.recorder = new RunRecorder(o.store, o.clock, {
+      claimTimeoutMs: CLAIM_TIMEOUT_MS,
+      maxBuffered: MAX_BUFFERED_RECORDS,
+      retryDelayMs: backoff,
+    });
   }
 
-  get jobsLoaded(): number {
-    return this.timetable.size;
+  /** What the heartbeat reports. */
+  get state(): ServiceState {
+    return {
+      jobsLoaded: this.timetable.size,
+      appliedMarker: this.lastMarker,
+      lastReload: this.lastReload,
+    };
   }
 
   /** Recover from a crash, load every enabled job, and apply pending markers. */
@@ -143,17 +166,19 @@ export class Service {
       try {
         await this.reload();
       } catch (error) {
-        // The old timetable stays; the next poll retries.
-        reloadLog.error("reload failed, keeping the current timetable: {error}", {
+        // The old timetable stays; polling retries once the database answers.
+        reloadLog.warn("reload failed, keeping the current timetable: {error}", {
           error: String(error),
         });
+        this.recorder.failed(error);
         return;
       }
     } while (this.reloadAgain && !this.stopping);
   }
 
   private poll(): void {
-    if (this.polling || this.stopping) return;
+    // While the database is away the recorder probes it; polling resumes after.
+    if (this.polling || this.stopping || !this.recorder.online) return;
     this.polling = true;
     (async () => {
       if (await this.o.store.latestMarkerId() > this.lastMarker) {
@@ -161,9 +186,7 @@ export class Service {
         await this.reloading;
       }
       await this.takeManualRuns();
-    })().catch((error) => {
-      schedulerLog.error("polling the database failed: {error}", { error: String(error) });
-    }).finally(() => this.polling = false);
+    })().catch((error) => this.recorder.failed(error)).finally(() => this.polling = false);
   }
 
   private valid(job: Job): boolean {
@@ -212,6 +235,7 @@ export class Service {
     const ids = markers.map((m) => m.id);
     await this.o.store.markApplied(ids.filter((_, i) => !markers[i].updated));
     this.lastMarker = Math.max(...ids);
+    this.lastReload = { at: now, ms: Math.round(performance.now() - started) };
     this.wake.abort();
     reloadLog.info(
       "reload applied markers {first}-{last}: {added} added, {changed} changed, {removed} removed, {unchanged} unchanged in {ms} ms",
@@ -287,17 +311,7 @@ export class Service {
       });
       plans.push({ kind: start ? "start" : "wait", due });
     }
-    let ids: (number | null)[];
-    try {
-      ids = await this.o.store.claimRuns(rows);
-    } catch (error) {
-      schedulerLog.error("could not record {count} fires, they do not run: {error}", {
-        count: rows.length,
-        error: String(error),
-      });
-      for (const plan of plans) if (plan) this.countInstance(plan.due.job.id, -1);
-      return;
-    }
+    const ids = await this.recorder.claim(rows);
     plans.forEach((plan, i) => {
       if (!plan) return;
       const id = ids[i];
@@ -335,14 +349,18 @@ export class Service {
     this.active.delete(runId);
     this.countInstance(job.id, -1);
     const level = result.status === "success" ? "info" : "warn";
-    runnerLog[level]("job {job} run {run} ended {status} (exit {exit}) after {ms} ms", {
-      job: job.id,
-      run: runId,
-      status: result.status,
-      exit: result.exitCode ?? result.signal,
-      ms: result.finishedAt - result.startedAt,
-    });
-    this.track(this.o.store.updateRun(runId, {
+    runnerLog[level](
+      "job {job} run {run} ended {status} (exit {exit}) after {ms} ms, {bytes} bytes of output",
+      {
+        job: job.id,
+        run: runId,
+        status: result.status,
+        exit: result.exitCode ?? result.signal,
+        ms: result.finishedAt - result.startedAt,
+        bytes: result.outputBytes,
+      },
+    );
+    this.track(this.recorder.update(runId, {
       status: result.status,
       started_at: result.startedAt,
       finished_at: result.finishedAt,
@@ -364,7 +382,7 @@ export class Service {
         this.o.defaults.misfireGraceTime * 1000;
       if (now - due.scheduledAt > grace) {
         this.countInstance(due.job.id, -1);
-        this.track(this.o.store.updateRun(runId, {
+        this.track(this.recorder.update(runId, {
           status: "missed",
           finished_at: now,
           note: `waited ${
@@ -373,7 +391,7 @@ export class Service {
         }));
         continue;
       }
-      this.track(this.o.store.updateRun(runId, { status: "running", started_at: now }));
+      this.track(this.recorder.update(runId, { status: "running", started_at: now }));
       this.launch(due.job, runId, due.scheduledAt, coalescedNote(due));
     }
   }
@@ -430,7 +448,7 @@ export class Service {
     const now = this.o.clock.now();
     for (const { runId, due } of this.waiting.splice(0)) {
       this.countInstance(due.job.id, -1);
-      this.track(this.o.store.updateRun(runId, {
+      this.track(this.recorder.update(runId, {
         status: "interrupted",
         finished_at: now,
         note: "the service stopped before a worker was free",
@@ -444,6 +462,7 @@ export class Service {
     await all();
     await this.reloading;
     while (this.writes.size > 0) await Promise.all([...this.writes]);
+    await this.recorder.close();
     schedulerLog.info("stopped");
   }
 }

@@ -1,0 +1,150 @@
+/**
+ * The `jm_syslog` sink. It never blocks and never throws into the caller:
+ * records go into a bounded queue and are written in batches (every
+ * second, or as soon as a batch is full). While the database is away the
+ * queue keeps what fits and drops the oldest, counting; the count is
+ * reported (to the file and console) once writes succeed again.
+ */
+import type { LogRecord, Sink } from "@logtape/logtape";
+import type { LogRow } from "../log_row.ts";
+
+export interface DatabaseSinkOptions {
+  /** Writes one batch; rejects when the database is away. */
+  insert: (rows: LogRow[]) => Promise<void>;
+  /** Where the sink reports on itself (never itself). */
+  report: (level: "warning" | "info", message: string, properties: Record<string, unknown>) => void;
+  maxQueue?: number;
+  batchSize?: number;
+  flushMs?: number;
+}
+
+/** The text of a record, its values rendered as JSON. */
+export function renderMessage(record: LogRecord): string {
+  return record.message.map((part, i) =>
+    i % 2 === 0 || typeof part === "string" ? String(part) : JSON.stringify(part) ?? String(part)
+  ).join("");
+}
+
+export function toLogRow(record: LogRecord): LogRow {
+  return {
+    created_at: Math.floor(record.timestamp),
+    level: record.level,
+    logger_name: record.category.join("."),
+    message: renderMessage(record),
+    context: { ...record.properties },
+  };
+}
+
+export class DatabaseLogSink implements AsyncDisposable {
+  private queue: LogRow[] = [];
+  private dropped = 0;
+  private failing = false;
+  private writing: Promise<void> | null = null;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private started = false;
+  private readonly maxQueue: number;
+  private readonly batchSize: number;
+
+  constructor(private readonly options: DatabaseSinkOptions) {
+    this.maxQueue = options.maxQueue ?? 10_000;
+    this.batchSize = options.batchSize ?? 500;
+  }
+
+  /** Begin writing (once the table exists); records queue until then. */
+  start(): void {
+    this.started = true;
+    this.timer ??= setInterval(() => this.flush(), this.options.flushMs ?? 1000);
+    this.flush();
+  }
+
+  /** Records waiting to be written. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** The LogTape sink: enqueue and return. */
+  readonly sink: Sink = (record) => {
+    this.queue.push(toLogRow(record));
+    this.trim();
+    if (this.started && this.queue.length >= this.batchSize && !this.failing) this.flush();
+  };
+
+  private trim(): void {
+    // Cut in bulk, so a flood costs one splice per thousand records, not a shift each.
+    const excess = this.queue.length - this.maxQueue;
+    if (excess > 0 && (excess >= 1000 || this.queue.length % 1000 === 0)) {
+      this.queue.splice(0, excess);
+      this.dropped += excess;
+    }
+  }
+
+  /** Write what is queued, one batch at a time; resolves when done or failed. */
+  flush(): Promise<void> {
+    this.writing ??= this.drain().finally(() => this.writing = null);
+    return this.writing;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.slice(0, this.batchSize);
+      try {
+        await this.options.insert(batch);
+      } catch (error) {
+        if (!this.failing) {
+          this.failing = true;
+          this.options.report(
+            "warning",
+            "cannot write logs to the database, queueing them: {error}",
+            {
+              error: String(error),
+              queued: this.queue.length,
+            },
+          );
+        }
+        return;
+      }
+      this.queue.splice(0, batch.length);
+      if (this.failing) {
+        this.failing = false;
+        this.options.report(
+          "info",
+          "writing logs to the database again; {dropped} records were dropped meanwhile",
+          {
+            dropped: this.dropped,
+          },
+        );
+        this.dropped = 0;
+      }
+    }
+  }
+
+  /** Stop the timer and write what is queued, for at most `timeoutMs`. */
+  async close(timeoutMs: number): Promise<void> {
+    clearInterval(this.timer);
+    if (!this.started) return;
+    let timeout: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      (async () => {
+        while (this.queue.length > 0) {
+          await this.flush();
+          if (this.failing) return;
+        }
+      })(),
+      new Promise<void>((resolve) => timeout = setTimeout(resolve, timeoutMs)),
+    ]);
+    clearTimeout(timeout);
+    if (this.queue.length > 0) {
+      this.options.report(
+        "warning",
+        "{count} log records could not be written to the database before exit",
+        {
+          count: this.queue.length + this.dropped,
+        },
+      );
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close(0);
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * Run records between the service and the store, built for the database
+ * going away. While it answers, claims and updates go straight through.
+ * When it fails, or does not answer a claim in time, the service keeps
+ * firing from its timetable: new runs get provisional (negative) ids and
+ * wait, with their updates, in a bounded buffer that a recovery loop writes
+ * once the database is back. The outage is logged once when it starts and
+ * once when it ends, not per attempt.
+ */
+import { log } from "../log.ts";
+import type { NewRun, RunUpdate } from "../run.ts";
+import type { Store } from "../store/store.ts";
+import type { Clock } from "./clock.ts";
+
+export interface RecorderOptions {
+  /** How long a claim may take before the fire starts anyway. */
+  claimTimeoutMs: number;
+  /** Most run records held while the database is away; the oldest go first. */
+  maxBuffered: number;
+  /** Wait before the n-th reconnection attempt (n from 0). */
+  retryDelayMs: (attempt: number) => number;
+}
+
+/** 1 s, 2 s, 4 s … up to 30 s between reconnection attempts. */
+export const backoff = (attempt: number) => Math.min(30_000, 1000 * 2 ** attempt);
+
+const storeLog = log("store");
+
+export class RunRecorder {
+  /** Runs not yet in the database, by provisional id, with every update merged in. */
+  private readonly buffered = new Map<number, NewRun>();
+  /** Updates of rows that exist in the database, in order. */
+  private updates: { id: number; update: RunUpdate }[] = [];
+  /** Provisional ids whose rows were written since, and their real ids. */
+  private readonly written = new Map<number, number | null>();
+  private nextProvisional = -1;
+  private downSince: number | null = null;
+  private dropped = 0;
+  private recovery: Promise<void> | null = null;
+  private closed = false;
+  private readonly closing = new AbortController();
+
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly options: RecorderOptions,
+  ) {}
+
+  /** False while the database is known to be away. */
+  get online(): boolean {
+    return this.downSince === null;
+  }
+
+  /** Records waiting for the database. */
+  get backlog(): number {
+    return this.buffered.size + this.updates.length;
+  }
+
+  /** Ids for new run rows (null where the fire was claimed already); never throws. */
+  async claim(rows: NewRun[]): Promise<(number | null)[]> {
+    if (!this.online) return this.buffer(rows);
+    const attempt = this.store.claimRuns(rows);
+    const timeout = new AbortController();
+    const outcome = await Promise.race([
+      attempt.then((ids) => ({ ids }), (error: unknown) => ({ error })),
+      this.clock.sleep(this.options.claimTimeoutMs, timeout.signal).then(() => null),
+    ]);
+    timeout.abort();
+    if (outcome && "ids" in outcome) return outcome.ids;
+    this.wentDown(outcome ? outcome.error : `no answer within ${this.options.claimTimeoutMs} ms`);
+    const provisional = this.buffer(rows);
+    if (outcome === null) {
+      // The claim may still land: then its rows exist, under real ids.
+      attempt.then((ids) => ids.forEach((id, i) => this.landed(provisional[i], id)), () => {});
+    }
+    return provisional;
+  }
+
+  /** Record progress of a run; resolves when written or buffered, never rejects. */
+  async update(id: number, update: RunUpdate): Promise<void> {
+    const real = id < 0 ? this.written.get(id) : id;
+    if (real === null) return;
+    if (real === undefined) {
+      const row = this.buffered.get(id);
+      if (row) this.buffered.set(id, { ...row, ...definedOnly(update) });
+      return;
+    }
+    if (!this.online) {
+      this.updates.push({ id: real, update });
+      return;
+    }
+    try {
+      await this.store.updateRun(real, update);
+    } catch (error) {
+      this.wentDown(error);
+      this.updates.push({ id: real, update });
+    }
+  }
+
+  /** Note a failure seen elsewhere (polling, heartbeats): start recovering. */
+  failed(error: unknown): void {
+    this.wentDown(error);
+  }
+
+  private buffer(rows: NewRun[]): (number | null)[] {
+    return rows.map((row) => {
+      const id = this.nextProvisional--;
+      this.buffered.set(id, row);
+      this.trim();
+      return id;
+    });
+  }
+
+  private trim(): void {
+    while (this.backlog > this.options.maxBuffered) {
+      const oldest = this.buffered.keys().next();
+      if (!oldest.done) {
+        this.buffered.delete(oldest.value);
+        this.written.set(oldest.value, null);
+      } else {
+        this.updates.shift();
+      }
+      this.dropped++;
+    }
+  }
+
+  private landed(provisional: number | null, id: number | null): void {
+    if (provisional === null) return;
+    const row = this.buffered.get(provisional);
+    this.buffered.delete(provisional);
+    this.written.set(provisional, id);
+    if (row && id !== null) this.updates.push({ id, update: postClaimFields(row) });
+  }
+
+  private wentDown(error: unknown): void {
+    if (this.closed) return;
+    if (this.downSince === null) {
+      this.downSince = this.clock.now();
+      storeLog.error(
+        "the database is unreachable ({error}); jobs keep firing from the current timetable and their run records wait in memory",
+        { error: error instanceof Error ? error.message : String(error) },
+      );
+    }
+    this.recovery ??= this.recover().finally(() => this.recovery = null);
+  }
+
+  private async recover(): Promise<void> {
+    for (let attempt = 0; !this.closed; attempt++) {
+      await this.clock.sleep(this.options.retryDelayMs(attempt), this.closing.signal);
+      if (this.closed) return;
+      try {
+        await this.flush();
+      } catch {
+        continue;
+      }
+      const downFor = this.clock.now() - (this.downSince ?? this.clock.now());
+      this.downSince = null;
+      storeLog.info(
+        "the database is back after {seconds} s; buffered run records written ({dropped} dropped)",
+        {
+          seconds: Math.round(downFor / 1000),
+          dropped: this.dropped,
+        },
+      );
+      this.dropped = 0;
+      return;
+    }
+  }
+
+  /** Write every buffered record; throws (keeping the rest) when the database fails. */
+  private async flush(): Promise<void> {
+    await this.store.latestMarkerId();
+    const pending = [...this.buffered.entries()];
+    if (pending.length > 0) {
+      const ids = await this.store.claimRuns(pending.map(([, row]) => row));
+      pending.forEach(([provisional], i) => {
+        this.buffered.delete(provisional);
+        this.written.set(provisional, ids[i]);
+      });
+    }
+    while (this.updates.length > 0) {
+      const { id, update } = this.updates[0];
+      await this.store.updateRun(id, update);
+      this.updates.shift();
+    }
+  }
+
+  /** Try once more to write the backlog (at shutdown), then stop recovering. */
+  async close(): Promise<void> {
+    if (!this.online) {
+      await this.flush().catch(() => {
+        storeLog.error("{count} run records could not be written before exit", {
+          count: this.backlog,
+        });
+      });
+    }
+    this.closed = true;
+    this.closing.abort();
+    await this.recovery;
+  }
+}
+
+function definedOnly(update: RunUpdate): RunUpdate {
+  return Object.fromEntries(Object.entries(update).filter(([, v]) => v !== undefined));
+}
+
+/** What a buffered row learned after its claim, as an update of the landed row. */
+function postClaimFields(row: NewRun): RunUpdate {
+  const { job_id: _j, scheduled_at: _s, trigger: _t, ...rest } = row;
+  return definedOnly(rest as RunUpdate);
+}
