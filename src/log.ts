@@ -33,6 +33,7 @@ export interface LogOptions {
 /** The logger the database sink reports on itself through (never to itself). */
 export const SINK_CATEGORY = ["jobsmanager", "logsink"];
 
+const FILE_FLUSH_MS = 1000;
 const SEVERITY: LogLevel[] = ["debug", "info", "warning", "error", "fatal"];
 
 /** Configure the sinks; call `closeLogging` before exit to flush them. */
@@ -55,6 +56,10 @@ export async function setupLogging(options: LogOptions): Promise<void> {
         formatter: jsonLinesFormatter,
         maxSize: options.maxSizeBytes,
         maxFiles: options.backups + 1,
+        // Buffered writes flushed in the background within a second, so
+        // `tail -f` keeps up and a busy service never waits on the disk.
+        nonBlocking: true,
+        flushInterval: FILE_FLUSH_MS,
       }),
       options.fileLevel,
     );
