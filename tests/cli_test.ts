@@ -5,6 +5,7 @@
  * project's `etc/global.json`, and the program's own flags. Bad input is in
  * cli_bad_input_test.ts.
  */
+import { originalGlobalJson } from "./fixtures.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import type { Job } from "../src/job.ts";
 import { describeTarget } from "../src/store/target.ts";
@@ -651,39 +652,13 @@ Deno.test({
     await Deno.mkdir(`${db.dir}/etc`);
     await Deno.writeTextFile(
       `${db.dir}/etc/global.json`,
-      `{
-  db: {
-    host: "${t.host}",
-    port: "${t.port}",
-    username: "${t.user}",
-    password: "${t.password}",
-    database: "${t.database}",
-    charset: "utf8mb4",
-  },
-  log: {
-    path: "log",
-    file: "jobsmanager.log",
-    level: "debug",
-    table: "jm_syslog",
-    rotate: {
-      max_size: 500,
-      backup_count: 7,
-    },
-  },
-  lib: {
-    path: "lib",
-  },
-  jobsmanager: {
-    table: "jm_jobs",
-    coalesce: "False",
-    max_instances: 1,
-    max_workers: 300,
-    misfire_grace_time: 1,
-    timezone: "Asia/Hong_Kong",
-    reload_interval: 10
-  },
-}
-`,
+      originalGlobalJson({
+        host: t.host,
+        port: String(t.port),
+        username: t.user,
+        password: t.password,
+        database: t.database,
+      }),
     );
     const config = ["--config", "etc/global.json"];
     const add = await cli(

@@ -3,41 +3,7 @@ import { assertEquals, assertThrows } from "./assert.ts";
 import { defaultSettings, loadConfig } from "../src/config.ts";
 import { ValidationError } from "../src/errors.ts";
 import { describeTarget, resolveTarget } from "../src/store/target.ts";
-
-/** The original project's etc/global.json, as it shipped. */
-const ORIGINAL_GLOBAL_JSON = `{
-  db: {
-    host: "172.18.0.7",
-    port: "3306",
-    username: "root",
-    password: "pass",
-    database: "workflow",
-    charset: "utf8mb4",
-  },
-  log: {
-    path: "log",
-    file: "jobsmanager.log",
-    level: "debug",
-    table: "jm_syslog",
-    rotate: {
-      max_size: 500,
-      backup_count: 7,
-    },
-  },
-  lib: {
-    path: "lib",
-  },
-  jobsmanager: {
-    table: "jm_jobs",
-    coalesce: "False",
-    max_instances: 1,
-    max_workers: 300,
-    misfire_grace_time: 1,
-    timezone: "Asia/Hong_Kong",
-    reload_interval: 10
-  },
-}
-`;
+import { originalGlobalJson } from "./fixtures.ts";
 
 async function withFile(text: string, fn: (path: string) => void | Promise<void>): Promise<void> {
   const path = await Deno.makeTempFile({ suffix: ".json" });
@@ -57,7 +23,7 @@ Deno.test("no config file: defaults, embedded SQLite in the working directory", 
 });
 
 Deno.test("the original global.json loads as it is, quirks included", async () => {
-  await withFile(ORIGINAL_GLOBAL_JSON, (path) => {
+  await withFile(originalGlobalJson(), (path) => {
     const { settings, file } = loadConfig({ config: path }, {});
     assertEquals(file, path);
     assertEquals(settings["db.port"], 3306);

@@ -9,7 +9,7 @@ import { Command } from "commander";
 import { NotFoundError, RuntimeError } from "../errors.ts";
 import { type Job, validateId } from "../job.ts";
 import { FINAL_STATUSES, type Run } from "../run.ts";
-import { inheritedEnv, runEnv, startRun } from "../service/runner.ts";
+import { finishedRecord, inheritedEnv, runEnv, startRun } from "../service/runner.ts";
 import { FORCED } from "../service/service.ts";
 import type { Store } from "../store/store.ts";
 import { type CommandContext, writeErr } from "./context.ts";
@@ -18,6 +18,7 @@ import { runDetails } from "./runs.ts";
 type ContextOf = (cmd: Command) => CommandContext;
 
 const WAIT_POLL_MS = 200;
+const HERE_NOTE = "run in the CLI with --here";
 
 /** The exit code a shell would give for this outcome. */
 function exitCodeFor(run: Run): number {
@@ -37,7 +38,7 @@ async function runHere(ctx: CommandContext, store: Store, job: Job): Promise<Run
     trigger: "manual",
     node_id: `cli@${Deno.hostname()}`,
     started_at: requested,
-    note: "run in the CLI with --here",
+    note: HERE_NOTE,
   }]);
   if (id === null) throw new RuntimeError(`could not record a run of '${job.id}'; try again`);
   const result = await startRun({
@@ -48,16 +49,7 @@ async function runHere(ctx: CommandContext, store: Store, job: Job): Promise<Run
     killGraceMs: s["jobsmanager.kill_grace"] * 1000,
     outputCap: s["jobsmanager.output_cap"],
   }).done;
-  await store.updateRun(id, {
-    status: result.status,
-    started_at: result.startedAt,
-    finished_at: result.finishedAt,
-    exit_code: result.exitCode,
-    signal: result.signal,
-    stdout: result.stdout,
-    stderr: result.stderr,
-    note: result.note ?? "run in the CLI with --here",
-  });
+  await store.updateRun(id, finishedRecord(result, HERE_NOTE));
   return (await store.getRun(id))!;
 }
 

@@ -7,6 +7,7 @@
  * when the shell exits, whatever it left behind in its group is ended the
  * same way, so no orphan outlives its run.
  */
+import type { RunUpdate } from "../run.ts";
 import { HeadTailCapture } from "./capture.ts";
 
 export interface RunSpec {
@@ -44,6 +45,23 @@ export interface RunHandle {
   readonly done: Promise<RunResult>;
   /** End the run now (service shutdown): TERM the group, KILL after the grace. */
   interrupt(): void;
+}
+
+/**
+ * The run record's columns for a finished run. `claimNote` (why the run
+ * exists: coalesced, forced, --here) is kept, joined with the runner's.
+ */
+export function finishedRecord(result: RunResult, claimNote: string | null): RunUpdate {
+  return {
+    status: result.status,
+    started_at: result.startedAt,
+    finished_at: result.finishedAt,
+    exit_code: result.exitCode,
+    signal: result.signal,
+    stdout: result.stdout,
+    stderr: result.stderr,
+    note: [claimNote, result.note].filter((n) => n !== null).join("; ") || null,
+  };
 }
 
 /** Variables of the service that must not reach a job: they may hold the password. */

@@ -10,7 +10,7 @@ import type { NewRun, Run, RunUpdate } from "../run.ts";
 import type { Store } from "../store/store.ts";
 import type { Clock } from "./clock.ts";
 import { backoff, RunRecorder } from "./recorder.ts";
-import { runEnv, type RunHandle, type RunResult, startRun } from "./runner.ts";
+import { finishedRecord, runEnv, type RunHandle, type RunResult, startRun } from "./runner.ts";
 import { type Decision, type Due, type JobDefaults, Timetable } from "./timetable.ts";
 
 export interface ServiceOptions {
@@ -360,16 +360,7 @@ export class Service {
         bytes: result.outputBytes,
       },
     );
-    this.track(this.recorder.update(runId, {
-      status: result.status,
-      started_at: result.startedAt,
-      finished_at: result.finishedAt,
-      exit_code: result.exitCode,
-      signal: result.signal,
-      stdout: result.stdout,
-      stderr: result.stderr,
-      note: [claimNote, result.note].filter((n) => n !== null).join("; ") || null,
-    }));
+    this.track(this.recorder.update(runId, finishedRecord(result, claimNote)));
     this.startWaiting();
   }
 
