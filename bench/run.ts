@@ -1,19 +1,28 @@
 /**
  * Benchmarks (not tests): `deno task bench [SECTION…] [--backend sqlite|mysql] [--seconds N]`.
- * Sections: catalogue, firing, latency, reload, idle, throughput (default: all).
+ * Sections: catalogue, firing, latency, reload, idle, throughput, sink, flood (default: all).
  * MySQL runs when JM_BENCH_DATABASE_URL (or JM_TEST_DATABASE_URL) names a server;
  * each section uses a fresh database. Prints one markdown table per section.
  */
-import mysql from "mysql2/promise";
-import { DatabaseSync } from "node:sqlite";
-import { defaultSettings } from "../src/config.ts";
-import { buildJob, type Job } from "../src/job.ts";
-import { openStore } from "../src/store/open.ts";
-import { type DatabaseTarget, resolveTarget } from "../src/store/target.ts";
 import { compileSchedule } from "../src/schedule.ts";
-
-const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
-const SERVER = Deno.env.get("JM_BENCH_DATABASE_URL") ?? Deno.env.get("JM_TEST_DATABASE_URL") ?? "";
+import { openStore } from "../src/store/open.ts";
+import {
+  type Backend,
+  cli,
+  freshDb,
+  makeJobs,
+  median,
+  ms,
+  printTable,
+  quantile,
+  query,
+  readLog,
+  seed,
+  serve,
+  SERVER,
+  until,
+} from "./common.ts";
+import { floodLag, sinkThroughput } from "./logging.ts";
 
 const args = [...Deno.args];
 const flag = (name: string) => {
@@ -24,211 +33,12 @@ const onlyBackend = flag("--backend");
 const SECONDS = Number(flag("--seconds") ?? 60);
 const sections = args.length > 0
   ? args
-  : ["catalogue", "firing", "latency", "reload", "idle", "throughput"];
+  : ["catalogue", "firing", "latency", "reload", "idle", "throughput", "sink", "flood"];
 const backends = (["sqlite", "mysql"] as const).filter((b) =>
   (onlyBackend === undefined || onlyBackend === b) && (b === "sqlite" || SERVER !== "")
 );
 
-interface Db {
-  url: string;
-  dir: string;
-  target: DatabaseTarget;
-  drop(): Promise<void>;
-}
-
-async function freshDb(backend: "sqlite" | "mysql"): Promise<Db> {
-  const dir = await Deno.makeTempDir({ prefix: "jm-bench-" });
-  if (backend === "sqlite") {
-    const url = `sqlite:${dir}/jobs.db`;
-    return { url, dir, target: target(url), drop: () => Deno.remove(dir, { recursive: true }) };
-  }
-  const name = `jm_bench_${crypto.randomUUID().slice(0, 8)}`;
-  const admin = await mysql.createConnection(SERVER);
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const u = new URL(SERVER);
-  u.pathname = `/${name}`;
-  return {
-    url: u.toString(),
-    dir,
-    target: target(u.toString()),
-    drop: async () => {
-      const c = await mysql.createConnection(SERVER);
-      await c.query(`DROP DATABASE ${name}`);
-      await c.end();
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
-}
-
-function target(url: string): DatabaseTarget {
-  return resolveTarget({ ...defaultSettings(), "db.url": url });
-}
-
-/**
- * `n` jobs; unless `schedule` says otherwise, daily at 1,440 different
- * minutes, so schedules are as varied as a real catalogue's, not one
- * pattern compiled once.
- */
-function makeJobs(n: number, schedule: Partial<Job>, command = "true"): Job[] {
-  const now = Date.now();
-  return Array.from({ length: n }, (_, i) => ({
-    ...buildJob(
-      `bench.${String(i).padStart(5, "0")}`,
-      { command, cron: `${i % 60} ${Math.floor(i / 60) % 24} * * *` },
-      null,
-      now,
-    ),
-    ...schedule,
-  }));
-}
-
-/** Insert jobs in bulk (a bench seed, not the product path) plus one marker. */
-async function seed(db: Db, jobs: Job[]): Promise<void> {
-  const store = openStore(db.target);
-  await store.migrate();
-  await store.close();
-  const cols = Object.keys(jobs[0]);
-  const row = (j: Job) =>
-    cols.map((c) =>
-      c === "env" ? JSON.stringify(j.env) : (j as unknown as Record<string, unknown>)[c]
-    );
-  const sql = (k: number) =>
-    `INSERT INTO jm_jobs (${cols.map((c) => `\`${c}\``).join(",")}) VALUES ${
-      Array(k).fill(`(${cols.map(() => "?").join(",")})`).join(",")
-    }`;
-  const marker =
-    "INSERT INTO jm_update_info (jobs_before_update, jobs_after_update) VALUES ('[]', '[]')";
-  for (let i = 0; i < jobs.length; i += 500) {
-    const batch = jobs.slice(i, i + 500);
-    const params = batch.flatMap(row).map((v) =>
-      typeof v === "boolean" ? (v ? 1 : 0) : v
-    ) as (string | number | null)[];
-    if (db.target.kind === "sqlite") {
-      const conn = new DatabaseSync(db.target.path);
-      conn.prepare(sql(batch.length)).run(...params);
-      conn.close();
-    } else {
-      const conn = await mysql.createConnection(db.url);
-      await conn.query(sql(batch.length), params);
-      await conn.end();
-    }
-  }
-  await query(db, marker);
-}
-
-async function query(db: Db, sql: string): Promise<Record<string, unknown>[]> {
-  if (db.target.kind === "sqlite") {
-    const conn = new DatabaseSync(db.target.path);
-    try {
-      return /^\s*select/i.test(sql)
-        ? conn.prepare(sql).all() as Record<string, unknown>[]
-        : (conn.exec(sql), []);
-    } finally {
-      conn.close();
-    }
-  }
-  const conn = await mysql.createConnection(db.url);
-  try {
-    const [rows] = await conn.query(sql);
-    return Array.isArray(rows) ? rows as Record<string, unknown>[] : [];
-  } finally {
-    await conn.end();
-  }
-}
-
-async function cli(db: Db, cliArgs: string[]): Promise<number> {
-  const t0 = performance.now();
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN, "--database", db.url, ...cliArgs],
-    cwd: db.dir,
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(`jobsmanager ${cliArgs.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return performance.now() - t0;
-}
-
-function quantile(values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-}
-const median = (v: number[]) => quantile(v, 0.5);
-const ms = (v: number) => `${v.toFixed(1)} ms`;
-
-function printTable(title: string, head: string[], rows: (string | number)[][]): void {
-  console.log(`\n### ${title}\n`);
-  console.log(`| ${head.join(" | ")} |`);
-  console.log(`| ${head.map(() => "---").join(" | ")} |`);
-  for (const r of rows) console.log(`| ${r.join(" | ")} |`);
-}
-
-interface Serve {
-  child: Deno.ChildProcess;
-  logFile: string;
-  stop(): Promise<void>;
-}
-
-async function serve(db: Db, config: Record<string, unknown>): Promise<Serve> {
-  const logFile = `${db.dir}/log/jobsmanager.log`;
-  await Deno.writeTextFile(
-    `${db.dir}/bench.json`,
-    JSON.stringify({
-      log: { path: `${db.dir}/log`, level: "info" },
-      jobsmanager: { timezone: "UTC", ...config },
-    }),
-  );
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--quiet",
-      MAIN,
-      "--database",
-      db.url,
-      "--config",
-      `${db.dir}/bench.json`,
-      "serve",
-    ],
-    cwd: db.dir,
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  await until(
-    async () => (await readLog(logFile)).some((l) => String(l.message).startsWith("loaded ")),
-    60_000,
-  );
-  return {
-    child,
-    logFile,
-    stop: async () => {
-      child.kill("SIGTERM");
-      await child.status;
-    },
-  };
-}
-
-async function readLog(file: string): Promise<Record<string, unknown>[]> {
-  try {
-    return (await Deno.readTextFile(file)).split("\n").filter((l) => l !== "").map((l) =>
-      JSON.parse(l)
-    );
-  } catch {
-    return [];
-  }
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error("bench: timed out waiting");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function catalogue(backend: "sqlite" | "mysql"): Promise<(string | number)[][]> {
+async function catalogue(backend: Backend): Promise<(string | number)[][]> {
   const db = await freshDb(backend);
   try {
     await seed(db, makeJobs(10_000, {}));
@@ -266,7 +76,7 @@ async function catalogue(backend: "sqlite" | "mysql"): Promise<(string | number)
   }
 }
 
-async function firing(backend: "sqlite" | "mysql"): Promise<(string | number)[][]> {
+async function firing(backend: Backend): Promise<(string | number)[][]> {
   const rows: (string | number)[][] = [];
   for (const n of [10, 100, 1000]) {
     const db = await freshDb(backend);
@@ -315,7 +125,7 @@ async function firing(backend: "sqlite" | "mysql"): Promise<(string | number)[][
   return rows;
 }
 
-async function latency(backend: "sqlite" | "mysql"): Promise<(string | number)[][]> {
+async function latency(backend: Backend): Promise<(string | number)[][]> {
   const db = await freshDb(backend);
   try {
     await seed(db, makeJobs(1, {}));
@@ -346,7 +156,7 @@ async function latency(backend: "sqlite" | "mysql"): Promise<(string | number)[]
   }
 }
 
-async function reload(backend: "sqlite" | "mysql"): Promise<(string | number)[][]> {
+async function reload(backend: Backend): Promise<(string | number)[][]> {
   const rows: (string | number)[][] = [];
   for (const n of [1000, 10_000]) {
     const db = await freshDb(backend);
@@ -396,7 +206,7 @@ function cpuTicks(pid: number): number {
   return Number(fields[11]) + Number(fields[12]);
 }
 
-async function idle(backend: "sqlite" | "mysql"): Promise<(string | number)[][]> {
+async function idle(backend: Backend): Promise<(string | number)[][]> {
   const db = await freshDb(backend);
   try {
     await seed(db, makeJobs(10_000, {}));
@@ -436,7 +246,7 @@ async function spawnLoop(n: number, concurrency: number): Promise<number> {
   return n / ((performance.now() - t0) / 1000);
 }
 
-async function throughput(backend: "sqlite" | "mysql"): Promise<(string | number)[][]> {
+async function throughput(backend: Backend): Promise<(string | number)[][]> {
   const db = await freshDb(backend);
   try {
     const fireAt = new Date(Math.ceil(Date.now() / 1000) * 1000 + 20_000);
@@ -477,7 +287,7 @@ async function throughput(backend: "sqlite" | "mysql"): Promise<(string | number
 
 const SECTIONS: Record<
   string,
-  [string, string[], (b: "sqlite" | "mysql") => Promise<(string | number)[][]>]
+  [string, string[], (b: Backend) => Promise<(string | number)[][]>]
 > = {
   catalogue: [
     "Catalogue with 10,000 jobs (median wall time of the CLI process; load = listJobs + next fire of each, in-process)",
@@ -515,6 +325,16 @@ const SECTIONS: Record<
     "1,000 jobs firing `true` at the same second vs a plain loop spawning /bin/sh -c true (300 at once)",
     ["backend", "runs/s (service)", "runs/s (plain loop)", "ratio"],
     throughput,
+  ],
+  sink: [
+    "Database log sink: 100,000 records written in its batches of 500",
+    ["backend", "records", "rate"],
+    sinkThroughput,
+  ],
+  flood: [
+    `Firing lag of 100 every-second jobs for ${SECONDS} s, quiet and under a log flood (all sinks at info)`,
+    ["backend", "flood", "fires", "p50", "p99"],
+    (b) => floodLag(b, SECONDS),
   ],
 };
 

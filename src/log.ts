@@ -36,6 +36,20 @@ export const SINK_CATEGORY = ["jobsmanager", "logsink"];
 const FILE_FLUSH_MS = 1000;
 const SEVERITY: LogLevel[] = ["debug", "info", "warning", "error", "fatal"];
 
+/**
+ * stderr as a stream the console sink may close on dispose without closing
+ * stderr itself (later errors, or a second configuration, still need it).
+ */
+function stderrStream(): WritableStream<Uint8Array> {
+  return new WritableStream({
+    async write(chunk) {
+      for (let offset = 0; offset < chunk.length;) {
+        offset += await Deno.stderr.write(chunk.subarray(offset));
+      }
+    },
+  });
+}
+
 /** Configure the sinks; call `closeLogging` before exit to flush them. */
 export async function setupLogging(options: LogOptions): Promise<void> {
   const consoleFormatter = Deno.stderr.isTerminal()
@@ -43,7 +57,7 @@ export async function setupLogging(options: LogOptions): Promise<void> {
     : jsonLinesFormatter;
   const sinks: Record<string, Sink> = {
     console: withFilter(
-      getStreamSink(Deno.stderr.writable, { formatter: consoleFormatter }),
+      getStreamSink(stderrStream(), { formatter: consoleFormatter }),
       options.consoleLevel,
     ),
   };
