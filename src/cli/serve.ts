@@ -9,7 +9,8 @@ import type { LogLevel } from "../config.ts";
 import { closeLogging, log, setupLogging, SINK_CATEGORY } from "../log.ts";
 import { Housekeeping } from "../service/housekeeping.ts";
 import { DatabaseLogSink } from "../service/log_sink.ts";
-import { systemClock } from "../service/clock.ts";
+import type { RunRecorder } from "../service/recorder.ts";
+import { settlesWithin, systemClock } from "../service/clock.ts";
 import { inheritedEnv } from "../service/runner.ts";
 import { Service } from "../service/service.ts";
 import type { DatabaseTarget } from "../store/target.ts";
@@ -37,8 +38,8 @@ async function lockSqlite(target: DatabaseTarget): Promise<Deno.FsFile | null> {
   return file;
 }
 
-/** How long shutdown waits for queued log rows to reach the database. */
-const LOG_FLUSH_ON_EXIT_MS = 3000;
+/** How long each shutdown step waits on the database (heartbeat, log rows, pool). */
+const FINAL_DB_WAIT_MS = 3000;
 
 export function serveCommand(contextOf: ContextOf): Command {
   return new Command("serve").description("run the scheduler service (foreground, for systemd)")
@@ -49,10 +50,18 @@ export function serveCommand(contextOf: ContextOf): Command {
       const store = ctx.openStore();
       const level = (sinkLevel: LogLevel | "") => sinkLevel || s["log.level"];
       const sinkLog = getLogger(SINK_CATEGORY);
+      // Logging starts before the service exists; the sink asks it once it does.
+      let recorder: RunRecorder | undefined;
       const dbSink = new DatabaseLogSink({
         insert: (rows) => store.insertLogs(rows),
         report: (lvl, message, properties) =>
           sinkLog[lvl === "warning" ? "warn" : "info"](message, properties),
+        online: () => recorder?.online ?? true,
+        resolve: (context) => {
+          const run = context.run;
+          const real = typeof run === "number" && run < 0 ? recorder?.realId(run) : undefined;
+          return typeof real === "number" ? { ...context, run: real } : context;
+        },
       });
       await setupLogging({
         consoleLevel: level(s["log.console_level"]),
@@ -90,6 +99,7 @@ export function serveCommand(contextOf: ContextOf): Command {
           outputCap: s["jobsmanager.output_cap"],
           baseEnv: inheritedEnv(),
         });
+        recorder = service.recorder;
         serviceLog.info(
           "jobsmanager {version} starting on {store} ({database}), node {node}, pid {pid}",
           {
@@ -124,14 +134,15 @@ export function serveCommand(contextOf: ContextOf): Command {
           Deno.removeSignalListener("SIGTERM", stop);
           Deno.removeSignalListener("SIGINT", stop);
           Deno.removeSignalListener("SIGHUP", reload);
-          await housekeeping.stop();
+          await housekeeping.stop(FINAL_DB_WAIT_MS);
         }
       } catch (error) {
         serviceLog.fatal("cannot run: {error}", { error: (error as Error).message });
         throw error;
       } finally {
-        await dbSink.close(LOG_FLUSH_ON_EXIT_MS);
-        await store.close();
+        await dbSink.close(FINAL_DB_WAIT_MS);
+        // A pool whose server stopped answering can wait forever to end.
+        await settlesWithin(systemClock, store.close(), FINAL_DB_WAIT_MS);
         await closeLogging();
         lock?.close();
       }

@@ -41,3 +41,21 @@ export const systemClock: Clock = {
       }
     }),
 };
+
+/**
+ * Wait for `work`, but no longer than `ms`: true when it settled in time.
+ * For shutdown steps that must not hang on a database that does not answer.
+ */
+export async function settlesWithin(
+  clock: Clock,
+  work: Promise<unknown>,
+  ms: number,
+): Promise<boolean> {
+  const timeout = new AbortController();
+  const settled = await Promise.race([
+    work.then(() => true, () => true),
+    clock.sleep(ms, timeout.signal).then(() => false),
+  ]);
+  timeout.abort();
+  return settled;
+}

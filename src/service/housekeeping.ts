@@ -7,7 +7,7 @@
 import { log } from "../log.ts";
 import type { Node } from "../node.ts";
 import type { Store } from "../store/store.ts";
-import type { Clock } from "./clock.ts";
+import { type Clock, settlesWithin } from "./clock.ts";
 import type { ServiceState } from "./service.ts";
 
 export interface HousekeepingOptions {
@@ -46,11 +46,13 @@ export class Housekeeping {
     ];
   }
 
-  /** Stop the loops and record the node as stopped. */
-  async stop(): Promise<void> {
+  /** Stop the loops and record the node as stopped, waiting at most `timeoutMs` on the database. */
+  async stop(timeoutMs: number): Promise<void> {
     this.stopping.abort();
-    await Promise.all(this.loops);
-    await this.beat(this.o.clock.now()).catch(() => {});
+    const last = Promise.all(this.loops).then(() =>
+      this.o.online() ? this.beat(this.o.clock.now()) : undefined
+    );
+    await settlesWithin(this.o.clock, last, timeoutMs);
   }
 
   private async every(

@@ -13,6 +13,13 @@ export interface DatabaseSinkOptions {
   insert: (rows: LogRow[]) => Promise<void>;
   /** Where the sink reports on itself (never itself). */
   report: (level: "warning" | "info", message: string, properties: Record<string, unknown>) => void;
+  /**
+   * False while the database is known to be away (the run recorder probes
+   * it): the sink then keeps queueing without trying.
+   */
+  online?: () => boolean;
+  /** Rewrite a row's context just before it is written (provisional run ids → real ones). */
+  resolve?: (context: Record<string, unknown>) => Record<string, unknown>;
   maxQueue?: number;
   batchSize?: number;
   flushMs?: number;
@@ -41,6 +48,7 @@ export class DatabaseLogSink implements AsyncDisposable {
   private failing = false;
   private writing: Promise<void> | null = null;
   private timer: ReturnType<typeof setInterval> | undefined;
+  private soon: ReturnType<typeof setTimeout> | undefined;
   private started = false;
   private readonly maxQueue: number;
   private readonly batchSize: number;
@@ -66,7 +74,13 @@ export class DatabaseLogSink implements AsyncDisposable {
   readonly sink: Sink = (record) => {
     this.queue.push(toLogRow(record));
     this.trim();
-    if (this.started && this.queue.length >= this.batchSize && !this.failing) this.flush();
+    // A full batch is written soon, but never on the stack of whoever logged.
+    if (this.started && this.queue.length >= this.batchSize && !this.failing) {
+      this.soon ??= setTimeout(() => {
+        this.soon = undefined;
+        this.flush();
+      }, 0);
+    }
   };
 
   private trim(): void {
@@ -80,15 +94,20 @@ export class DatabaseLogSink implements AsyncDisposable {
 
   /** Write what is queued, one batch at a time; resolves when done or failed. */
   flush(): Promise<void> {
+    if (!this.started) return Promise.resolve();
     this.writing ??= this.drain().finally(() => this.writing = null);
     return this.writing;
   }
 
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
+      if (this.options.online && !this.options.online()) return;
+      const resolve = this.options.resolve;
       const batch = this.queue.slice(0, this.batchSize);
       try {
-        await this.options.insert(batch);
+        await this.options.insert(
+          resolve ? batch.map((r) => ({ ...r, context: resolve(r.context) })) : batch,
+        );
       } catch (error) {
         if (!this.failing) {
           this.failing = true;
@@ -114,6 +133,15 @@ export class DatabaseLogSink implements AsyncDisposable {
           },
         );
         this.dropped = 0;
+      } else if (this.dropped > 0) {
+        this.options.report(
+          "warning",
+          "{dropped} log records were dropped: more came than the queue holds",
+          {
+            dropped: this.dropped,
+          },
+        );
+        this.dropped = 0;
       }
     }
   }
@@ -121,6 +149,7 @@ export class DatabaseLogSink implements AsyncDisposable {
   /** Stop the timer and write what is queued, for at most `timeoutMs`. */
   async close(timeoutMs: number): Promise<void> {
     clearInterval(this.timer);
+    clearTimeout(this.soon);
     if (!this.started) return;
     let timeout: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([

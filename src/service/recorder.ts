@@ -10,7 +10,7 @@
 import { log } from "../log.ts";
 import type { NewRun, RunUpdate } from "../run.ts";
 import type { Store } from "../store/store.ts";
-import type { Clock } from "./clock.ts";
+import { type Clock, settlesWithin } from "./clock.ts";
 
 export interface RecorderOptions {
   /** How long a claim may take before the fire starts anyway. */
@@ -33,6 +33,8 @@ export class RunRecorder {
   private updates: { id: number; update: RunUpdate }[] = [];
   /** Provisional ids whose rows were written since, and their real ids. */
   private readonly written = new Map<number, number | null>();
+  /** Provisional ids whose first claim timed out but may still land: not flushed meanwhile. */
+  private readonly inFlight = new Set<number>();
   private nextProvisional = -1;
   private downSince: number | null = null;
   private dropped = 0;
@@ -71,9 +73,18 @@ export class RunRecorder {
     const provisional = this.buffer(rows);
     if (outcome === null) {
       // The claim may still land: then its rows exist, under real ids.
-      attempt.then((ids) => ids.forEach((id, i) => this.landed(provisional[i], id)), () => {});
+      for (const id of provisional) if (id !== null) this.inFlight.add(id);
+      attempt.then(
+        (ids) => ids.forEach((id, i) => this.landed(provisional[i], id)),
+        () => provisional.forEach((id) => id !== null && this.inFlight.delete(id)),
+      );
     }
     return provisional;
+  }
+
+  /** The real id of a provisional one, once its row is written. */
+  realId(provisional: number): number | null | undefined {
+    return this.written.get(provisional);
   }
 
   /** Record progress of a run; resolves when written or buffered, never rejects. */
@@ -124,12 +135,16 @@ export class RunRecorder {
     }
   }
 
+  /** A claim that timed out answered after all: its rows exist (or were someone else's). */
   private landed(provisional: number | null, id: number | null): void {
     if (provisional === null) return;
+    this.inFlight.delete(provisional);
     const row = this.buffered.get(provisional);
+    if (!row) return;
     this.buffered.delete(provisional);
     this.written.set(provisional, id);
-    if (row && id !== null) this.updates.push({ id, update: postClaimFields(row) });
+    // What the run learned meanwhile (its end, its output) goes to the landed row.
+    if (id !== null) this.update(id, postClaimFields(row));
   }
 
   private wentDown(error: unknown): void {
@@ -170,7 +185,7 @@ export class RunRecorder {
   /** Write every buffered record; throws (keeping the rest) when the database fails. */
   private async flush(): Promise<void> {
     await this.store.latestMarkerId();
-    const pending = [...this.buffered.entries()];
+    const pending = [...this.buffered.entries()].filter(([id]) => !this.inFlight.has(id));
     if (pending.length > 0) {
       const ids = await this.store.claimRuns(pending.map(([, row]) => row));
       pending.forEach(([provisional], i) => {
@@ -185,18 +200,16 @@ export class RunRecorder {
     }
   }
 
-  /** Try once more to write the backlog (at shutdown), then stop recovering. */
-  async close(): Promise<void> {
-    if (!this.online) {
-      await this.flush().catch(() => {
-        storeLog.error("{count} run records could not be written before exit", {
-          count: this.backlog,
-        });
-      });
-    }
+  /** Try once more, for at most `timeoutMs`, to write the backlog; then stop recovering. */
+  async close(timeoutMs: number): Promise<void> {
     this.closed = true;
     this.closing.abort();
-    await this.recovery;
+    if (this.backlog > 0) await settlesWithin(this.clock, this.flush(), timeoutMs);
+    if (this.backlog > 0) {
+      storeLog.error("{count} run records could not be written before exit", {
+        count: this.backlog,
+      });
+    }
   }
 }
 

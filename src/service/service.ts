@@ -8,7 +8,7 @@ import { type Job, sameDefinition, validateJob } from "../job.ts";
 import { log } from "../log.ts";
 import type { NewRun, Run, RunUpdate } from "../run.ts";
 import type { Store } from "../store/store.ts";
-import type { Clock } from "./clock.ts";
+import { type Clock, settlesWithin } from "./clock.ts";
 import { backoff, RunRecorder } from "./recorder.ts";
 import { finishedRecord, runEnv, type RunHandle, type RunResult, startRun } from "./runner.ts";
 import { type Decision, type Due, type JobDefaults, Timetable } from "./timetable.ts";
@@ -34,6 +34,8 @@ const MANUAL_RUNS_PER_POLL = 100;
 /** A fire waits at most this long for its claim before it starts anyway. */
 const CLAIM_TIMEOUT_MS = 1000;
 const MAX_BUFFERED_RECORDS = 10_000;
+/** At shutdown, how long buffered run records may take to reach the database. */
+const FINAL_WRITE_MS = 5000;
 
 export interface ServiceState {
   jobsLoaded: number;
@@ -451,9 +453,14 @@ export class Service {
     timeout.abort();
     for (const { handle } of this.active.values()) handle.interrupt();
     await all();
-    await this.reloading;
-    while (this.writes.size > 0) await Promise.all([...this.writes]);
-    await this.recorder.close();
+    // Run records go through the recorder, which buffers what the database refuses;
+    // only a database that hangs (no answer at all) can hold these up, and not for long.
+    await settlesWithin(
+      this.o.clock,
+      Promise.all([this.reloading, ...this.writes]),
+      FINAL_WRITE_MS,
+    );
+    await this.recorder.close(FINAL_WRITE_MS);
     schedulerLog.info("stopped");
   }
 }

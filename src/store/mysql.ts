@@ -11,6 +11,12 @@ import { describeTarget, type MysqlTarget } from "./target.ts";
 
 const MIGRATION_LOCK = "jobsmanager.migrate";
 const MIGRATION_LOCK_WAIT_S = 60;
+/**
+ * No statement may hang longer (but the migration lock's wait): a network
+ * that drops packets would otherwise hold a query, and whoever awaits it,
+ * for TCP's many minutes.
+ */
+const QUERY_TIMEOUT_MS = 30_000;
 
 type Queryable = mysql.Pool | mysql.PoolConnection;
 
@@ -88,9 +94,14 @@ export class MysqlDriver implements Driver {
     });
   }
 
-  private async query(on: Queryable, sql: string, params: Param[]): Promise<unknown> {
+  private async query(
+    on: Queryable,
+    sql: string,
+    params: Param[],
+    timeout = QUERY_TIMEOUT_MS,
+  ): Promise<unknown> {
     try {
-      const [result] = await on.query(sql, params);
+      const [result] = await on.query({ sql, timeout }, params);
       return result;
     } catch (error) {
       throw explainMysqlError(error, this.target);
@@ -143,10 +154,12 @@ export class MysqlDriver implements Driver {
   async withMigrationLock<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
     const conn = await this.connection();
     try {
-      const rows = await this.query(conn, "SELECT GET_LOCK(?, ?) AS got", [
-        MIGRATION_LOCK,
-        MIGRATION_LOCK_WAIT_S,
-      ]) as Row[];
+      const rows = await this.query(
+        conn,
+        "SELECT GET_LOCK(?, ?) AS got",
+        [MIGRATION_LOCK, MIGRATION_LOCK_WAIT_S],
+        (MIGRATION_LOCK_WAIT_S + 10) * 1000,
+      ) as Row[];
       if (Number(rows[0]?.got) !== 1) {
         throw new DatabaseError(
           `another process has been migrating ${this.description} for over ${MIGRATION_LOCK_WAIT_S} s; try again when it is done`,

@@ -1,0 +1,307 @@
+/**
+ * RunRecorder on its own, with a fake store and a fake clock: claims go
+ * straight through while the database answers; when it fails or does not
+ * answer in time, runs get provisional ids, their updates are merged, and
+ * a recovery loop writes them, with their final status, once it is back.
+ */
+import { assert, assertEquals } from "./assert.ts";
+import type { Clock } from "../src/service/clock.ts";
+import { RunRecorder } from "../src/service/recorder.ts";
+import type { NewRun, Run, RunUpdate } from "../src/run.ts";
+import type { Store } from "../src/store/store.ts";
+
+/** Time moves only when the test says so. */
+class FakeClock implements Clock {
+  private sleepers: { until: number; resolve: () => void }[] = [];
+
+  constructor(public time = 1_700_000_000_000) {}
+
+  now(): number {
+    return this.time;
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal?.aborted || ms <= 0) return resolve();
+      const sleeper = { until: this.time + ms, resolve };
+      this.sleepers.push(sleeper);
+      signal?.addEventListener("abort", () => {
+        this.sleepers = this.sleepers.filter((s) => s !== sleeper);
+        resolve();
+      }, { once: true });
+    });
+  }
+
+  /** Move time on, wake the sleepers due, and let what they start run. */
+  async advance(ms: number): Promise<void> {
+    this.time += ms;
+    const due = this.sleepers.filter((s) => s.until <= this.time);
+    this.sleepers = this.sleepers.filter((s) => s.until > this.time);
+    for (const s of due) s.resolve();
+    await settle();
+  }
+}
+
+/** Let every pending promise callback run. */
+function settle(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+type Mode = "up" | "down" | "hang";
+
+/**
+ * The store methods the recorder uses, over an in-memory jm_runs with its
+ * unique key. `down` rejects every call; `hang` (claims only) commits at
+ * once but holds the answer until `release()`, like a reply lost in a
+ * partition.
+ */
+class FakeStore {
+  mode: Mode = "up";
+  readonly rows = new Map<number, Run>();
+  calls = { claimRuns: 0, updateRun: 0, latestMarkerId: 0 };
+  private nextId = 1;
+  private held: (() => void)[] = [];
+
+  asStore(): Store {
+    return this as unknown as Store;
+  }
+
+  private check(): Promise<void> {
+    return this.mode === "down"
+      ? Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:3306"))
+      : Promise.resolve();
+  }
+
+  latestMarkerId(): Promise<number> {
+    this.calls.latestMarkerId++;
+    return this.check().then(() => 0);
+  }
+
+  claimRuns(runs: NewRun[]): Promise<(number | null)[]> {
+    this.calls.claimRuns++;
+    if (this.mode === "down") return this.check().then(() => []);
+    const ids = runs.map((run) => {
+      const taken = [...this.rows.values()].some((r) =>
+        r.job_id === run.job_id && r.scheduled_at === run.scheduled_at && r.trigger === run.trigger
+      );
+      if (taken) return null;
+      const id = this.nextId++;
+      this.rows.set(id, { ...EMPTY_RUN, ...run, id });
+      return id;
+    });
+    if (this.mode === "hang") {
+      return new Promise((resolve) => this.held.push(() => resolve(ids)));
+    }
+    return Promise.resolve(ids);
+  }
+
+  async updateRun(id: number, update: RunUpdate): Promise<boolean> {
+    this.calls.updateRun++;
+    await this.check();
+    const row = this.rows.get(id);
+    if (!row) return false;
+    this.rows.set(id, { ...row, ...definedOnly(update) });
+    return true;
+  }
+
+  /** Deliver the answers of the hung claims. */
+  async release(): Promise<void> {
+    for (const answer of this.held.splice(0)) answer();
+    await settle();
+  }
+
+  /** The rows as [job, scheduled_at, status], by id. */
+  summary(): [string, number, string][] {
+    return [...this.rows.values()].sort((a, b) => a.id - b.id)
+      .map((r) => [r.job_id, r.scheduled_at, r.status]);
+  }
+}
+
+const EMPTY_RUN: Omit<Run, "id" | "job_id" | "scheduled_at" | "status" | "trigger"> = {
+  started_at: null,
+  finished_at: null,
+  exit_code: null,
+  signal: null,
+  stdout: null,
+  stderr: null,
+  node_id: null,
+  note: null,
+};
+
+function definedOnly(update: RunUpdate): RunUpdate {
+  return Object.fromEntries(Object.entries(update).filter(([, v]) => v !== undefined));
+}
+
+const CLAIM_TIMEOUT_MS = 1000;
+
+function setup(maxBuffered = 100) {
+  const store = new FakeStore();
+  const clock = new FakeClock();
+  const recorder = new RunRecorder(store.asStore(), clock, {
+    claimTimeoutMs: CLAIM_TIMEOUT_MS,
+    maxBuffered,
+    // 1 s, then 2 s, 4 s …, as in the service.
+    retryDelayMs: (attempt) => 1000 * 2 ** attempt,
+  });
+  return { store, clock, recorder };
+}
+
+function fire(job: string, at: number, startedAt = at): NewRun {
+  return {
+    job_id: job,
+    scheduled_at: at,
+    status: "running",
+    trigger: "schedule",
+    started_at: startedAt,
+  };
+}
+
+const finished = (at: number): RunUpdate => ({
+  status: "success",
+  finished_at: at,
+  exit_code: 0,
+  stdout: "done\n",
+});
+
+Deno.test("recorder: while the database answers, claims and updates go straight through", async () => {
+  const { store, recorder } = setup();
+  const ids = await recorder.claim([fire("a", 1000), fire("b", 1000)]);
+  assertEquals(ids, [1, 2]);
+  // A fire claimed already (by another node) gets no id.
+  assertEquals(await recorder.claim([fire("a", 1000)]), [null]);
+  await recorder.update(1, finished(1100));
+  assertEquals(store.summary(), [["a", 1000, "success"], ["b", 1000, "running"]]);
+  assert(recorder.online);
+  assertEquals(recorder.backlog, 0);
+  await recorder.close(1000);
+});
+
+Deno.test("recorder: while the database is down, runs get provisional ids and are written with their final status after", async () => {
+  const { store, clock, recorder } = setup();
+  assertEquals(await recorder.claim([fire("a", 1000)]), [1]);
+  store.mode = "down";
+  const [first] = await recorder.claim([fire("a", 2000)]);
+  assert(first !== null && first < 0, `provisional id ${first}`);
+  assert(!recorder.online);
+  await recorder.update(first, finished(2100));
+  await recorder.update(1, finished(1100));
+  // Offline, a claim does not even try the database.
+  const tries = store.calls.claimRuns;
+  const [second] = await recorder.claim([fire("a", 3000)]);
+  assert(second !== null && second < 0 && second !== first);
+  assertEquals(store.calls.claimRuns, tries);
+  assertEquals(recorder.backlog, 3);
+
+  // Retries after 1 s, then 2 s more, while still down.
+  await clock.advance(1000);
+  assertEquals(store.calls.latestMarkerId, 1);
+  await clock.advance(1999);
+  assertEquals(store.calls.latestMarkerId, 1);
+  await clock.advance(1);
+  assertEquals(store.calls.latestMarkerId, 2);
+
+  store.mode = "up";
+  await clock.advance(4000);
+  assert(recorder.online);
+  assertEquals(recorder.backlog, 0);
+  assertEquals(store.summary(), [["a", 1000, "success"], ["a", 2000, "success"], [
+    "a",
+    3000,
+    "running",
+  ]]);
+  const written = [...store.rows.values()].find((r) => r.scheduled_at === 2000)!;
+  assertEquals([written.finished_at, written.exit_code, written.stdout], [2100, 0, "done\n"]);
+
+  // The provisional id still works after the flush: it maps to the real row.
+  await recorder.update(second, finished(3100));
+  assertEquals(store.summary()[2], ["a", 3000, "success"]);
+  await recorder.close(1000);
+});
+
+Deno.test("recorder: the buffer is bounded; the oldest runs go first", async () => {
+  const { store, clock, recorder } = setup(3);
+  store.mode = "down";
+  for (let i = 1; i <= 5; i++) await recorder.claim([fire("a", i * 1000)]);
+  assertEquals(recorder.backlog, 3);
+  store.mode = "up";
+  await clock.advance(1000);
+  assertEquals(store.summary().map(([, at]) => at), [3000, 4000, 5000]);
+  await recorder.close(1000);
+});
+
+Deno.test("recorder: a claim that does not answer in time starts anyway and is reconciled when it lands", async () => {
+  const { store, clock, recorder } = setup();
+  store.mode = "hang";
+  const claiming = recorder.claim([fire("a", 1000)]);
+  await clock.advance(CLAIM_TIMEOUT_MS);
+  const [id] = await claiming;
+  assert(id !== null && id < 0, `provisional id ${id}`);
+  assert(!recorder.online);
+  // The run ends before the claim's answer arrives.
+  await recorder.update(id, finished(1200));
+  store.mode = "up";
+  await store.release();
+  await clock.advance(1000);
+  assert(recorder.online);
+  assertEquals(recorder.backlog, 0);
+  assertEquals(store.summary(), [["a", 1000, "success"]]);
+  assertEquals(store.rows.get(1)!.stdout, "done\n");
+  await recorder.close(1000);
+});
+
+Deno.test({
+  name:
+    "recorder: a late claim that lands after the recovery flush still ends with the final status",
+  async fn() {
+    const { store, clock, recorder } = setup();
+    store.mode = "hang";
+    const claiming = recorder.claim([fire("a", 1000)]);
+    await clock.advance(CLAIM_TIMEOUT_MS);
+    const [id] = await claiming;
+    await recorder.update(id!, finished(1200));
+    // The database answers again, but the first claim's reply is still on its way.
+    store.mode = "up";
+    await clock.advance(1000);
+    await store.release();
+    await clock.advance(5000);
+    assertEquals(store.summary(), [["a", 1000, "success"]]);
+    await recorder.close(1000);
+  },
+});
+
+Deno.test({
+  name: "recorder: a run still going when its late claim and the flush cross keeps its updates",
+  async fn() {
+    const { store, clock, recorder } = setup();
+    store.mode = "hang";
+    const claiming = recorder.claim([fire("a", 1000)]);
+    await clock.advance(CLAIM_TIMEOUT_MS);
+    const [id] = await claiming;
+    // The flush's claim hangs too; the first claim's answer arrives first.
+    await clock.advance(1000);
+    await store.release();
+    store.mode = "up";
+    await store.release();
+    await clock.advance(5000);
+    assert(recorder.online);
+    await recorder.update(id!, finished(9000));
+    assertEquals(store.summary(), [["a", 1000, "success"]]);
+    await recorder.close(1000);
+  },
+});
+
+Deno.test("recorder: close() writes the backlog once more, and does not hang when it cannot", async () => {
+  const { store, recorder } = setup();
+  store.mode = "down";
+  const [id] = await recorder.claim([fire("a", 1000)]);
+  await recorder.update(id!, finished(1100));
+  store.mode = "up";
+  await recorder.close(1000);
+  assertEquals(store.summary(), [["a", 1000, "success"]]);
+
+  const other = setup();
+  other.store.mode = "down";
+  await other.recorder.claim([fire("a", 1000)]);
+  await other.recorder.close(1000);
+  assertEquals(other.store.rows.size, 0);
+});
