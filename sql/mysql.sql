@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS jm_syslog (
   level VARCHAR(16) NOT NULL,
   logger_name VARCHAR(191) NOT NULL,
   message MEDIUMTEXT NOT NULL,
-  context MEDIUMTEXT NULL
+  context MEDIUMTEXT NULL,
+  KEY jm_syslog_created_at (created_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 CREATE TABLE IF NOT EXISTS jm_runs (
   id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
@@ -61,7 +62,10 @@ CREATE TABLE IF NOT EXISTS jm_runs (
   node_id VARCHAR(191) NULL,
   `trigger` VARCHAR(16) NOT NULL,
   note TEXT NULL,
-  UNIQUE (job_id, scheduled_at, `trigger`)
+  UNIQUE (job_id, scheduled_at, `trigger`),
+  KEY jm_runs_job (job_id, id),
+  KEY jm_runs_status (status),
+  KEY jm_runs_scheduled_at (scheduled_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 CREATE TABLE IF NOT EXISTS jm_nodes (
   id VARCHAR(191) NOT NULL PRIMARY KEY,
@@ -76,8 +80,4 @@ CREATE TABLE IF NOT EXISTS jm_nodes (
   last_reload_ms INTEGER NULL,
   stopped_at BIGINT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
-CREATE INDEX jm_syslog_created_at ON jm_syslog (created_at);
-CREATE INDEX jm_runs_job ON jm_runs (job_id, id);
-CREATE INDEX jm_runs_status ON jm_runs (status);
-CREATE INDEX jm_runs_scheduled_at ON jm_runs (scheduled_at);
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (1, 'jobs, reload markers, logs, runs, nodes', 0);

@@ -120,3 +120,14 @@ Deno.test("output beyond the cap is cut, not kept", async () => {
   assert(result.stdout.endsWith("END\n"));
   assert(result.stdout.length < 200);
 });
+
+Deno.test("a process that leaves the group and holds the output does not hang the run", async () => {
+  const marker = `sleep 6${Math.floor(Math.random() * 1000).toString().padStart(3, "0")}`;
+  const result = await startRun(spec(`setsid ${marker} & sleep 0.3; echo started`, { killGraceMs: 200 })).done;
+  try {
+    assertEquals([result.status, result.stdout], ["success", "started\n"]);
+    assertStringIncludes(result.note ?? "", "left its process group");
+  } finally {
+    for (const pid of livePidsMatching(marker)) Deno.kill(pid, "SIGKILL");
+  }
+});

@@ -72,6 +72,14 @@ export function serveCommand(contextOf: ContextOf): Command {
         database: { sink: dbSink.sink, level: level(s["log.db_level"]) },
       });
       const serviceLog = log("service");
+      // Listen from the start: an early SIGHUP (systemctl reload) must not
+      // kill the process, and an early SIGTERM stops it once it has started.
+      const signals: { service?: Service; stopRequested: boolean } = { stopRequested: false };
+      const stop = () => signals.service ? signals.service.stop() : signals.stopRequested = true;
+      const reload = () => signals.service?.requestReload();
+      Deno.addSignalListener("SIGTERM", stop);
+      Deno.addSignalListener("SIGINT", stop);
+      Deno.addSignalListener("SIGHUP", reload);
       try {
         await store.migrate();
         dbSink.start();
@@ -123,23 +131,20 @@ export function serveCommand(contextOf: ContextOf): Command {
           failed: (error) => service.recorder.failed(error),
         });
         housekeeping.start();
-        const stop = () => service.stop();
-        const reload = () => service.requestReload();
-        Deno.addSignalListener("SIGTERM", stop);
-        Deno.addSignalListener("SIGINT", stop);
-        Deno.addSignalListener("SIGHUP", reload);
+        signals.service = service;
+        if (signals.stopRequested) service.stop();
         try {
           await service.run();
         } finally {
-          Deno.removeSignalListener("SIGTERM", stop);
-          Deno.removeSignalListener("SIGINT", stop);
-          Deno.removeSignalListener("SIGHUP", reload);
           await housekeeping.stop(FINAL_DB_WAIT_MS);
         }
       } catch (error) {
         serviceLog.fatal("cannot run: {error}", { error: (error as Error).message });
         throw error;
       } finally {
+        Deno.removeSignalListener("SIGTERM", stop);
+        Deno.removeSignalListener("SIGINT", stop);
+        Deno.removeSignalListener("SIGHUP", reload);
         await dbSink.close(FINAL_DB_WAIT_MS);
         // A pool whose server stopped answering can wait forever to end.
         await settlesWithin(systemClock, store.close(), FINAL_DB_WAIT_MS);

@@ -90,6 +90,9 @@ export function runEnv(
   };
 }
 
+/** How long output may stay open after the group's SIGKILL. */
+const OUTPUT_LINGER_MS = 1000;
+
 /** Signal the run's whole process group. */
 function killGroup(pgid: number, signal: Deno.Signal): void {
   try {
@@ -99,8 +102,26 @@ function killGroup(pgid: number, signal: Deno.Signal): void {
   }
 }
 
-async function drain(stream: ReadableStream<Uint8Array>, into: HeadTailCapture): Promise<void> {
-  for await (const chunk of stream) into.push(chunk);
+/** Read a stream into a capture until it ends or `stop` aborts. */
+async function drain(
+  stream: ReadableStream<Uint8Array>,
+  into: HeadTailCapture,
+  stop: AbortSignal,
+): Promise<void> {
+  const reader = stream.getReader();
+  const cancel = () => reader.cancel().catch(() => {});
+  stop.addEventListener("abort", cancel, { once: true });
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      into.push(value);
+    }
+  } catch {
+    // Cancelled: the caller stopped waiting for the end of the output.
+  } finally {
+    stop.removeEventListener("abort", cancel);
+  }
 }
 
 /** Start a run. Never throws: a command that cannot start resolves as `error`. */
@@ -156,15 +177,26 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     : undefined;
 
   const done = (async (): Promise<RunResult> => {
-    const output = Promise.all([drain(child.stdout, stdout), drain(child.stderr, stderr)]);
+    const stopReading = new AbortController();
+    const output = Promise.all([
+      drain(child.stdout, stdout, stopReading.signal),
+      drain(child.stderr, stderr, stopReading.signal),
+    ]);
     const status = await child.status;
     clearTimeout(timeoutTimer);
     // Leftovers of the group (`cmd &`) would hold the pipes open: end them.
     killGroup(pgid, "SIGTERM");
     const leftovers = setTimeout(() => killGroup(pgid, "SIGKILL"), spec.killGraceMs);
+    // A process that left the group (setsid, a daemon) may keep the pipes
+    // open for ever: stop reading a little after the SIGKILL.
+    const giveUp = setTimeout(() => stopReading.abort(), spec.killGraceMs + OUTPUT_LINGER_MS);
     await output;
+    clearTimeout(giveUp);
     clearTimeout(leftovers);
     clearTimeout(killTimer);
+    const escaped = stopReading.signal.aborted
+      ? "stopped reading its output: a process that left its process group still held it open"
+      : null;
     const finishedAt = now();
     const base = {
       exitCode: status.signal === null ? status.code : null,
@@ -192,7 +224,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
         note: `ended by ${status.signal}, not sent by jobsmanager`,
       };
     }
-    return { ...base, status: status.code === 0 ? "success" : "failed", note: null };
+    return { ...base, status: status.code === 0 ? "success" : "failed", note: escaped };
   })();
 
   return { startedAt, pid: pgid, done, interrupt: () => terminate("interrupted") };

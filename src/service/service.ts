@@ -326,6 +326,8 @@ export class Service {
         this.waiting.push({ due: plan.due, runId: id });
       }
     });
+    // Runs may have ended while the claim was written: their workers are free now.
+    this.startWaiting();
   }
 
   /** Start a claimed run; `note` (coalesced, forced) is kept in its record when it ends. */
@@ -344,7 +346,13 @@ export class Service {
       run: runId,
       lag: handle.startedAt - scheduledAt,
     });
-    handle.done.then((result) => this.finished(job, runId, result, note));
+    handle.done.then((result) => this.finished(job, runId, result, note)).catch((error) => {
+      runnerLog.error("job {job} run {run}: could not finish its record: {error}", {
+        job: job.id,
+        run: runId,
+        error: String(error),
+      });
+    });
   }
 
   private finished(job: Job, runId: number, result: RunResult, claimNote: string | null): void {

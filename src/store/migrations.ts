@@ -84,7 +84,8 @@ function syslogTable(d: Dialect): string {
     `  level ${d === "mysql" ? "VARCHAR(16)" : "TEXT"} NOT NULL,`,
     `  logger_name ${str} NOT NULL,`,
     `  message ${d === "mysql" ? "MEDIUMTEXT" : "TEXT"} NOT NULL,`,
-    `  context ${d === "mysql" ? "MEDIUMTEXT" : "TEXT"} NULL`,
+    `  context ${d === "mysql" ? "MEDIUMTEXT" : "TEXT"} NULL${d === "mysql" ? "," : ""}`,
+    ...mysqlKeys(d, [["jm_syslog_created_at", "created_at"]]),
     d === "mysql" ? `) ${MYSQL_TABLE}` : ")",
   ].join("\n");
 }
@@ -108,7 +109,8 @@ function runsTable(d: Dialect): string {
     `  node_id ${str} NULL,`,
     `  \`trigger\` ${short} NOT NULL,`,
     "  note TEXT NULL,",
-    "  UNIQUE (job_id, scheduled_at, `trigger`)",
+    `  UNIQUE (job_id, scheduled_at, \`trigger\`)${d === "mysql" ? "," : ""}`,
+    ...mysqlKeys(d, RUNS_INDEXES),
     d === "mysql" ? `) ${MYSQL_TABLE}` : ")",
   ].join("\n");
 }
@@ -136,13 +138,28 @@ function both(build: (d: Dialect) => string): Record<Dialect, string[]> {
   return { sqlite: [build("sqlite")], mysql: [build("mysql")] };
 }
 
-function indexes(
+const RUNS_INDEXES: [name: string, columns: string][] = [
+  ["jm_runs_job", "job_id, id"],
+  ["jm_runs_status", "status"],
+  ["jm_runs_scheduled_at", "scheduled_at"],
+];
+
+/**
+ * MySQL has no CREATE INDEX IF NOT EXISTS, so its indexes live inside
+ * CREATE TABLE IF NOT EXISTS, which a half-finished migration can re-run.
+ */
+function mysqlKeys(d: Dialect, keys: [name: string, columns: string][]): string[] {
+  if (d !== "mysql") return [];
+  return keys.map(([name, columns], i) =>
+    `  KEY ${name} (${columns})${i < keys.length - 1 ? "," : ""}`
+  );
+}
+
+function sqliteIndexes(
   specs: [name: string, table: string, columns: string][],
 ): Record<Dialect, string[]> {
   return {
-    // MySQL has no CREATE INDEX IF NOT EXISTS; the migration lock and the
-    // version row make each index statement run exactly once there.
-    mysql: specs.map(([name, table, columns]) => `CREATE INDEX ${name} ON ${table} (${columns})`),
+    mysql: [],
     sqlite: specs.map(([name, table, columns]) =>
       `CREATE INDEX IF NOT EXISTS ${name} ON ${table} (${columns})`
     ),
@@ -166,17 +183,12 @@ export const MIGRATIONS: Migration[] = [
       both(syslogTable),
       both(runsTable),
       both(nodesTable),
-      {
-        mysql: [],
-        sqlite: [
-          "CREATE INDEX IF NOT EXISTS jm_update_info_updated ON jm_update_info (updated, id)",
-        ],
-      },
-      indexes([
+      sqliteIndexes([
+        ["jm_update_info_updated", "jm_update_info", "updated, id"],
         ["jm_syslog_created_at", "jm_syslog", "created_at"],
-        ["jm_runs_job", "jm_runs", "job_id, id"],
-        ["jm_runs_status", "jm_runs", "status"],
-        ["jm_runs_scheduled_at", "jm_runs", "scheduled_at"],
+        ...RUNS_INDEXES.map((
+          [name, columns],
+        ): [string, string, string] => [name, "jm_runs", columns]),
       ]),
     ),
   },
