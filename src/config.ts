@@ -214,7 +214,7 @@ export const CONFIG_KEYS = {
     env: "JM_MAX_WORKERS",
   },
   "jobsmanager.misfire_grace_time": {
-    doc: "Seconds a fire may start late and still run, for jobs that do not say",
+    doc: "Seconds a fire may start late and still run, for jobs that do not say (at least 0.25 s)",
     default: 1,
     parse: seconds(0, 31_536_000),
   },
@@ -242,7 +242,8 @@ export const CONFIG_KEYS = {
   "jobsmanager.output_cap": {
     doc: "Bytes of stdout and of stderr kept per run (head and tail)",
     default: 65536,
-    parse: integer(0, 16 * 1024 * 1024),
+    // Both streams of a run in one row must stay under MySQL's default 16 MiB packet.
+    parse: integer(0, 4 * 1024 * 1024),
   },
 } satisfies Record<string, KeySpec<unknown>>;
 

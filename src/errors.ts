@@ -34,12 +34,26 @@ export class RuntimeError extends Error {
   }
 }
 
-/** The database could not be reached or refused the login. Exit code 1. */
+/** The database could not be reached, refused the login, or refused a statement. Exit code 1. */
 export class DatabaseError extends RuntimeError {
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(
+    message: string,
+    options?: ErrorOptions & {
+      /** False when the server answered but refused the statement: retrying will not help. */
+      unreachable?: boolean;
+    },
+  ) {
     super(message, options);
     this.name = "DatabaseError";
+    this.unreachable = options?.unreachable ?? true;
   }
+
+  readonly unreachable: boolean;
+}
+
+/** True unless the database answered and refused: worth waiting for and retrying. */
+export function isUnreachable(error: unknown): boolean {
+  return !(error instanceof DatabaseError) || error.unreachable;
 }
 
 /** A job id that does not exist (exit 1: the input was well formed). */

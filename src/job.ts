@@ -228,6 +228,21 @@ export function validateJob(job: Job): Job {
   }
   toCronerPattern(job);
   if (job.timezone !== null) validateTimezone(job.timezone);
+  checkNumber(job, "timeout", 0, MAX_TIMEOUT, false);
+  checkNumber(job, "max_instances", 1, 10_000, true);
+  checkNumber(job, "misfire_grace_time", 0, MAX_TIMEOUT, true);
+  const env: unknown = job.env;
+  if (
+    typeof env !== "object" || env === null || Array.isArray(env) ||
+    Object.entries(env).some(([k, v]) => !ENV_NAME.test(k) || typeof v !== "string")
+  ) {
+    throw new ValidationError(
+      "env",
+      `env: ${
+        JSON.stringify(env)
+      } is not a JSON object of NAME: "value" strings (fix the row, e.g. UPDATE jm_jobs SET env = '{}' WHERE id = '${job.id}')`,
+    );
+  }
   if (job.cwd !== null && !job.cwd.startsWith("/")) {
     throw new ValidationError(
       "cwd",
@@ -245,6 +260,26 @@ export function validateJob(job: Job): Job {
   return job;
 }
 
+/** A numeric column, as a row written by hand may hold it. */
+function checkNumber(
+  job: Job,
+  field: "timeout" | "max_instances" | "misfire_grace_time",
+  min: number,
+  max: number,
+  nullable: boolean,
+): void {
+  const v = job[field];
+  if (v === null && nullable) return;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    throw new ValidationError(
+      field,
+      `${field}: ${JSON.stringify(v)} is not valid (allowed: a whole number from ${min} to ${max}${
+        nullable ? ", or NULL for the service default" : ""
+      })`,
+    );
+  }
+}
+
 /** The six schedule fields as one line, `second minute hour day month day_of_week`. */
 export function scheduleText(job: ScheduleFields): string {
   return FIELD_NAMES.map((f) => job[f]).join(" ");
@@ -253,6 +288,6 @@ export function scheduleText(job: ScheduleFields): string {
 /** True when two jobs differ in anything but their timestamps. */
 export function sameDefinition(a: Job, b: Job): boolean {
   const strip = ({ created_at: _c, updated_at: _u, env, ...rest }: Job) =>
-    JSON.stringify({ ...rest, env: Object.entries(env).sort() });
+    JSON.stringify({ ...rest, env: Object.entries(env ?? {}).sort() });
   return strip(a) === strip(b);
 }

@@ -152,6 +152,35 @@ for (const backend of BACKENDS) {
     assertEquals((await serve.terminate()).status.code, 0, serve.stderr);
   });
 
+  Deno.test(`serve[${backend}]: a marker that commits after a newer one is still applied`, async () => {
+    await using db = await freshDatabase(backend);
+    await jm(db, "job", "add", "idle", "--command", "true", "--cron", "0 0 1 1 *");
+    await using serve = await startServe(db, { reload_interval: RELOAD_MS / 1000 });
+    await ready(db, serve);
+    // Two writers at once on MySQL: id 1000 commits and is applied first…
+    await sql(
+      db,
+      "INSERT INTO jm_update_info (id, jobs_before_update, jobs_after_update) VALUES (1000, '[]', '[]')",
+    );
+    await waitFor(async () => (await markers(db)).find((m) => m.id === 1000 && m.updated === 1), {
+      timeoutMs: EFFECT_MS + 3000,
+      what: "marker 1000 to be applied",
+    });
+    // …then the other writer's lower id commits, with its job.
+    await sql(db, "INSERT INTO jm_jobs (id, command, `second`) VALUES ('late', 'echo late', '*')");
+    await sql(
+      db,
+      "INSERT INTO jm_update_info (id, jobs_before_update, jobs_after_update) VALUES (500, '[]', '[]')",
+    );
+    await waitFor(async () => (await runs(db, "late")).find((r) => r.status === "success"), {
+      timeoutMs: EFFECT_MS + 5000,
+      what: "the job of the late marker to run",
+      detail: runsDetail(db),
+    });
+    assert((await markers(db)).every((m) => m.updated === 1), "marker 500 was left unapplied");
+    assertEquals((await serve.terminate()).status.code, 0, serve.stderr);
+  });
+
   Deno.test(`serve[${backend}]: markers written while a reload runs are applied, not lost`, async () => {
     await using db = await freshDatabase(backend);
     await jm(db, "db", "migrate");

@@ -1,8 +1,9 @@
 /**
  * The Store contract, written once and run against every backend.
  */
-import { assert, assertEquals, assertRejects } from "./assert.ts";
-import { buildJob, type Job } from "../src/job.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import { buildJob, type Job, validateJob } from "../src/job.ts";
+import { ValidationError } from "../src/errors.ts";
 import { SCHEMA_VERSION } from "../src/store/migrations.ts";
 import type { Store } from "../src/store/store.ts";
 import { BACKENDS, freshDatabase, rawQuery, type TestDatabase } from "./helpers.ts";
@@ -186,6 +187,27 @@ for (const backend of BACKENDS) {
         });
       },
     );
+
+    await t.step("a row broken by hand still loads, and validation names the fix", async () => {
+      await rawQuery(
+        db,
+        "INSERT INTO jm_jobs (id, command, minute, env, max_instances) VALUES ('broken', 'true', '*/10', 'not json', 0)",
+      );
+      await withStore(db, async (store) => {
+        const broken = (await store.listJobs()).find((j) => j.id === "broken")!;
+        assertThrows(
+          () => validateJob({ ...broken, max_instances: 1 }),
+          ValidationError,
+          `env: "not json" is not a JSON object`,
+        );
+        assertThrows(
+          () => validateJob({ ...broken, env: {} }),
+          ValidationError,
+          "max_instances: 0 is not valid",
+        );
+        await store.changeJob("broken", () => null);
+      });
+    });
 
     await t.step("two stores adding the same id at once: exactly one wins", async () => {
       const [s1, s2] = [db.open(), db.open()];

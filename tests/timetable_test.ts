@@ -131,3 +131,10 @@ Deno.test("a job changed right after a fire was taken still gets its following f
   assertEquals(t.nextDue(), T0 + 2000);
   assertEquals(t.takeDue(T0 + 2000).run.map((d) => d.job.command), ["echo changed"]);
 });
+
+Deno.test("a grace of 0 still runs a fire dispatched a few milliseconds late", () => {
+  const t = new Timetable({ ...DEFAULTS, misfireGraceTime: 0 });
+  t.set(job("strict", { schedule: { second: "*" } }), T0);
+  assertEquals(t.takeDue(T0 + 1003).run.map((d) => d.scheduledAt), [T0 + 1000]);
+  assertEquals(t.takeDue(T0 + 2400).missed.map((m) => m.last), [T0 + 2000]);
+});

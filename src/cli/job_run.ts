@@ -41,14 +41,26 @@ async function runHere(ctx: CommandContext, store: Store, job: Job): Promise<Run
     note: HERE_NOTE,
   }]);
   if (id === null) throw new RuntimeError(`could not record a run of '${job.id}'; try again`);
-  const result = await startRun({
+  const handle = startRun({
     command: job.command,
     env: runEnv(inheritedEnv(), job, id, requested),
     cwd: job.cwd ?? undefined,
     timeoutMs: job.timeout * 1000,
     killGraceMs: s["jobsmanager.kill_grace"] * 1000,
     outputCap: s["jobsmanager.output_cap"],
-  }).done;
+  });
+  // The command has a process group of its own, so Ctrl-C would not reach
+  // it: end it, and record it interrupted, rather than leave it behind.
+  const interrupt = () => handle.interrupt();
+  Deno.addSignalListener("SIGINT", interrupt);
+  Deno.addSignalListener("SIGTERM", interrupt);
+  let result;
+  try {
+    result = await handle.done;
+  } finally {
+    Deno.removeSignalListener("SIGINT", interrupt);
+    Deno.removeSignalListener("SIGTERM", interrupt);
+  }
   await store.updateRun(id, finishedRecord(result, HERE_NOTE));
   return (await store.getRun(id))!;
 }

@@ -2,7 +2,7 @@
  * Human-readable rendering of jobs: tables for lists, key/value blocks for
  * one job. `--json` output never comes through here.
  */
-import { type Job, scheduleText } from "../job.ts";
+import { type Job, scheduleText, validateJob } from "../job.ts";
 import { compileSchedule } from "../schedule.ts";
 import { formatInZone, formatUtc } from "../time.ts";
 
@@ -40,14 +40,21 @@ export function jobsTable(jobs: Job[], defaultZone: string, now: Date): string {
     ["ID", "SCHEDULE (s m h dom mon dow)", "ZONE", "ENABLED", "TIMEOUT", "NEXT FIRE", "COMMAND"],
     jobs.map((job) => {
       const zone = zoneOf(job, defaultZone);
-      const next = job.enabled ? nextFires(job, defaultZone, now, 1)[0] : undefined;
+      let next: Date | string | undefined;
+      try {
+        validateJob(job);
+        next = job.enabled ? nextFires(job, defaultZone, now, 1)[0] : undefined;
+      } catch (error) {
+        // A row broken by hand: say so in its line, keep listing the others.
+        next = `INVALID: ${(error as Error).message}`;
+      }
       return [
         job.id,
         scheduleText(job),
         job.timezone ?? `(${zone})`,
         job.enabled ? "yes" : "no",
         job.timeout === 0 ? "none" : `${job.timeout}s`,
-        next ? formatInZone(next, zone) : "-",
+        typeof next === "string" ? next : next ? formatInZone(next, zone) : "-",
         shorten(job.command, 50),
       ];
     }),

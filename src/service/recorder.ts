@@ -7,6 +7,7 @@
  * once the database is back. The outage is logged once when it starts and
  * once when it ends, not per attempt.
  */
+import { isUnreachable } from "../errors.ts";
 import { log } from "../log.ts";
 import type { NewRun, RunUpdate } from "../run.ts";
 import type { Store } from "../store/store.ts";
@@ -25,6 +26,8 @@ export interface RecorderOptions {
 export const backoff = (attempt: number) => Math.min(30_000, 1000 * 2 ** attempt);
 
 const storeLog = log("store");
+/** Provisional ids remembered after their rows were written. */
+const MAX_REMEMBERED = 100_000;
 
 export class RunRecorder {
   /** Runs not yet in the database, by provisional id, with every update merged in. */
@@ -103,14 +106,29 @@ export class RunRecorder {
     try {
       await this.store.updateRun(real, update);
     } catch (error) {
+      if (!isUnreachable(error)) return this.refused(real, error);
       this.wentDown(error);
       this.updates.push({ id: real, update });
     }
   }
 
-  /** Note a failure seen elsewhere (polling, heartbeats): start recovering. */
+  /** The database answered and refused an update: retrying cannot help, so say so and drop it. */
+  private refused(id: number, error: unknown): void {
+    storeLog.error("run {run}: the database refused its record, which is dropped: {error}", {
+      run: id,
+      error: error instanceof Error ? error.message : String(error),
+    });
+  }
+
+  /** Note a failure seen elsewhere (polling, heartbeats): if the database is away, start recovering. */
   failed(error: unknown): void {
-    this.wentDown(error);
+    if (isUnreachable(error)) {
+      this.wentDown(error);
+    } else {
+      storeLog.error("the database refused a statement: {error}", {
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
   }
 
   private buffer(rows: NewRun[]): (number | null)[] {
@@ -127,7 +145,7 @@ export class RunRecorder {
       const oldest = this.buffered.keys().next();
       if (!oldest.done) {
         this.buffered.delete(oldest.value);
-        this.written.set(oldest.value, null);
+        this.remember(oldest.value, null);
       } else {
         this.updates.shift();
       }
@@ -142,7 +160,7 @@ export class RunRecorder {
     const row = this.buffered.get(provisional);
     if (!row) return;
     this.buffered.delete(provisional);
-    this.written.set(provisional, id);
+    this.remember(provisional, id);
     // What the run learned meanwhile (its end, its output) goes to the landed row.
     if (id !== null) this.update(id, postClaimFields(row));
   }
@@ -185,18 +203,38 @@ export class RunRecorder {
   /** Write every buffered record; throws (keeping the rest) when the database fails. */
   private async flush(): Promise<void> {
     await this.store.latestMarkerId();
-    const pending = [...this.buffered.entries()].filter(([id]) => !this.inFlight.has(id));
-    if (pending.length > 0) {
-      const ids = await this.store.claimRuns(pending.map(([, row]) => row));
-      pending.forEach(([provisional], i) => {
-        this.buffered.delete(provisional);
-        this.written.set(provisional, ids[i]);
-      });
+    // Fires keep coming while this writes: go round until nothing is left.
+    for (;;) {
+      const pending = [...this.buffered.entries()].filter(([id]) => !this.inFlight.has(id));
+      if (pending.length === 0 && this.updates.length === 0) return;
+      if (pending.length > 0) {
+        const ids = await this.store.claimRuns(pending.map(([, row]) => row));
+        pending.forEach(([provisional], i) => {
+          this.buffered.delete(provisional);
+          this.remember(provisional, ids[i]);
+        });
+      }
+      while (this.updates.length > 0) {
+        const { id, update } = this.updates[0];
+        try {
+          await this.store.updateRun(id, update);
+        } catch (error) {
+          if (isUnreachable(error)) throw error;
+          this.refused(id, error);
+        }
+        this.updates.shift();
+      }
     }
-    while (this.updates.length > 0) {
-      const { id, update } = this.updates[0];
-      await this.store.updateRun(id, update);
-      this.updates.shift();
+  }
+
+  /**
+   * Map a provisional id to its row's id, for the run's later updates and
+   * log lines. Bounded: runs that old have long ended.
+   */
+  private remember(provisional: number, id: number | null): void {
+    this.written.set(provisional, id);
+    if (this.written.size > MAX_REMEMBERED) {
+      this.written.delete(this.written.keys().next().value!);
     }
   }
 

@@ -7,7 +7,7 @@
 import { type Job, sameDefinition, validateJob } from "../job.ts";
 import { log } from "../log.ts";
 import type { NewRun, Run, RunUpdate } from "../run.ts";
-import type { Store } from "../store/store.ts";
+import type { Marker, Store } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
 import { backoff, RunRecorder } from "./recorder.ts";
 import { finishedRecord, runEnv, type RunHandle, type RunResult, startRun } from "./runner.ts";
@@ -117,7 +117,7 @@ export class Service {
       // service was down are decided (run or recorded missed) right away.
       this.timetable.set(job, lastFires.get(job.id) ?? now);
     }
-    const pending = await this.o.store.listMarkers(0, MARKERS_PER_RELOAD);
+    const pending = await this.markersToApply(latest);
     await this.o.store.markApplied(
       pending.filter((m) => !m.updated && m.id <= latest).map((m) => m.id),
     );
@@ -183,7 +183,11 @@ export class Service {
     if (this.polling || this.stopping || !this.recorder.online) return;
     this.polling = true;
     (async () => {
-      if (await this.o.store.latestMarkerId() > this.lastMarker) {
+      const [latest, oldestPending] = await Promise.all([
+        this.o.store.latestMarkerId(),
+        this.o.store.oldestPendingMarkerId(),
+      ]);
+      if (latest > this.lastMarker || oldestPending !== null) {
         this.requestReload();
         await this.reloading;
       }
@@ -204,10 +208,22 @@ export class Service {
     }
   }
 
+  /**
+   * Markers newer than `afterId`, and older ones still pending: on MySQL a
+   * marker can commit after one with a higher id (two writers at once), and
+   * must not be skipped for it.
+   */
+  private async markersToApply(afterId: number): Promise<Marker[]> {
+    const oldestPending = await this.o.store.oldestPendingMarkerId();
+    const from = oldestPending === null ? afterId : Math.min(afterId, oldestPending - 1);
+    return (await this.o.store.listMarkers(from, MARKERS_PER_RELOAD))
+      .filter((m) => m.id > afterId || !m.updated);
+  }
+
   /** Apply the markers after the last applied one: only the difference changes. */
   private async reload(): Promise<void> {
     const started = performance.now();
-    const markers = await this.o.store.listMarkers(this.lastMarker, MARKERS_PER_RELOAD);
+    const markers = await this.markersToApply(this.lastMarker);
     if (markers.length === 0) return;
     const jobs = await this.o.store.listJobs();
     const now = this.o.clock.now();
@@ -236,7 +252,7 @@ export class Service {
     }
     const ids = markers.map((m) => m.id);
     await this.o.store.markApplied(ids.filter((_, i) => !markers[i].updated));
-    this.lastMarker = Math.max(...ids);
+    this.lastMarker = Math.max(this.lastMarker, ...ids);
     this.lastReload = { at: now, ms: Math.round(performance.now() - started) };
     this.wake.abort();
     reloadLog.info(
@@ -409,6 +425,8 @@ export class Service {
   private async takeManualRun(request: Run): Promise<void> {
     const now = this.o.clock.now();
     const job = await this.o.store.getJob(request.job_id);
+    // Shutdown may have begun meanwhile: leave the request for the next service.
+    if (this.stopping) return;
     const claim = (update: RunUpdate) =>
       this.o.store.updateRun(request.id, { node_id: this.o.nodeId, ...update }, "queued");
     if (!job) {
@@ -428,9 +446,20 @@ export class Service {
       });
       return;
     }
+    this.countInstance(job.id, 1);
     if (await claim({ status: "running", started_at: now })) {
-      this.countInstance(job.id, 1);
+      if (this.stopping) {
+        this.countInstance(job.id, -1);
+        this.track(this.recorder.update(request.id, {
+          status: "interrupted",
+          finished_at: this.o.clock.now(),
+          note: "the service stopped before the run started",
+        }));
+        return;
+      }
       this.launch(job, request.id, request.scheduled_at, request.note);
+    } else {
+      this.countInstance(job.id, -1);
     }
   }
 

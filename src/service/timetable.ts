@@ -23,12 +23,19 @@ export interface Policy {
   graceMs: number;
 }
 
+/**
+ * However small the grace, a fire started within this of its instant is on
+ * time: the dispatch itself takes a few milliseconds, and a grace of 0
+ * must not turn every fire into a miss.
+ */
+export const MIN_GRACE_MS = 250;
+
 export function policyOf(job: Job, defaults: JobDefaults): Policy {
   return {
     zone: job.timezone ?? defaults.timezone,
     coalesce: job.coalesce ?? defaults.coalesce,
     maxInstances: job.max_instances ?? defaults.maxInstances,
-    graceMs: (job.misfire_grace_time ?? defaults.misfireGraceTime) * 1000,
+    graceMs: Math.max(MIN_GRACE_MS, (job.misfire_grace_time ?? defaults.misfireGraceTime) * 1000),
   };
 }
 

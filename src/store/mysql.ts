@@ -66,7 +66,11 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
     case "ECONNRESET":
       return new DatabaseError(`lost the connection to ${where}; is the server running?`, options);
   }
-  return new DatabaseError(`${describeTarget(target)}: ${e.message ?? String(error)}`, options);
+  // The server answered: the statement itself was refused.
+  return new DatabaseError(`${describeTarget(target)}: ${e.message ?? String(error)}`, {
+    ...options,
+    unreachable: false,
+  });
 }
 
 export class MysqlDriver implements Driver {

@@ -64,6 +64,18 @@ function parseJson<T>(v: unknown, fallback: T): T {
   return (typeof v === "string" ? JSON.parse(v) : v) as T;
 }
 
+/**
+ * The env column as written. Not validated here: a row someone broke by
+ * hand must still load, so that validateJob can name the job and the fix.
+ */
+function envColumn(v: unknown): Record<string, string> {
+  try {
+    return parseJson<Record<string, string>>(v, {});
+  } catch {
+    return v as Record<string, string>;
+  }
+}
+
 /** A row of jm_jobs as a Job; tolerant of what hand-written SQL may leave. */
 export function rowToJob(row: Row): Job {
   return {
@@ -81,7 +93,7 @@ export function rowToJob(row: Row): Job {
     max_instances: nullableNumber(row.max_instances),
     coalesce: nullableBool(row.coalesce),
     misfire_grace_time: nullableNumber(row.misfire_grace_time),
-    env: parseJson<Record<string, string>>(row.env, {}),
+    env: envColumn(row.env),
     cwd: row.cwd === null ? null : String(row.cwd),
     description: row.description === null ? null : String(row.description),
     created_at: Number(row.created_at),
@@ -268,6 +280,13 @@ export class SqlStore implements Store {
   async latestMarkerId(): Promise<number> {
     const rows = await this.driver.all("SELECT MAX(id) AS id FROM jm_update_info");
     return Number(rows[0]?.id ?? 0);
+  }
+
+  async oldestPendingMarkerId(): Promise<number | null> {
+    const rows = await this.driver.all(
+      "SELECT MIN(id) AS id FROM jm_update_info WHERE updated = 0",
+    );
+    return rows[0]?.id === null || rows[0]?.id === undefined ? null : Number(rows[0].id);
   }
 
   async listMarkers(afterId: number, limit: number): Promise<Marker[]> {

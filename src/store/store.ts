@@ -78,6 +78,9 @@ export interface Store {
   /** The highest marker id, 0 when there is none. */
   latestMarkerId(): Promise<number>;
 
+  /** The lowest id of a marker not applied yet (`updated = 0`), or null. */
+  oldestPendingMarkerId(): Promise<number | null>;
+
   /** Markers with id greater than `afterId`, oldest first, at most `limit`. */
   listMarkers(afterId: number, limit: number): Promise<Marker[]>;
 
