@@ -287,7 +287,27 @@ export function scheduleText(job: ScheduleFields): string {
 
 /** True when two jobs differ in anything but their timestamps. */
 export function sameDefinition(a: Job, b: Job): boolean {
-  const strip = ({ created_at: _c, updated_at: _u, env, ...rest }: Job) =>
-    JSON.stringify({ ...rest, env: Object.entries(env ?? {}).sort() });
-  return strip(a) === strip(b);
+  // Field by field, not through JSON: a reload compares every loaded job.
+  for (const key of DEFINITION_FIELDS) {
+    if (a[key] !== b[key]) return false;
+  }
+  const envA = Object.entries(a.env ?? {});
+  const envB = b.env ?? {};
+  return envA.length === Object.keys(envB).length &&
+    envA.every(([k, v]) => Object.hasOwn(envB, k) && envB[k] === v);
 }
+
+/** Every field of a job but env (compared apart) and the timestamps. */
+const DEFINITION_FIELDS = [
+  "id",
+  "command",
+  ...FIELD_NAMES,
+  "timezone",
+  "timeout",
+  "enabled",
+  "max_instances",
+  "coalesce",
+  "misfire_grace_time",
+  "cwd",
+  "description",
+] as const satisfies readonly (keyof Job)[];

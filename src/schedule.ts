@@ -273,8 +273,18 @@ export function compileSchedule(fields: ScheduleFields, timezone: string): Sched
     fixedTimeRule: "no-wildcard",
     mode: "6-part",
   });
+  // Jobs sharing a schedule are often asked the same question at once (a
+  // reload schedules them all from the same instant): answer it once.
+  let lastAfter = NaN;
+  let lastNext: Date | null = null;
   const schedule: Schedule = {
-    nextAfter: (instant) => cron.nextRun(instant),
+    nextAfter: (instant) => {
+      if (instant.getTime() !== lastAfter) {
+        lastAfter = instant.getTime();
+        lastNext = cron.nextRun(instant);
+      }
+      return lastNext === null ? null : new Date(lastNext);
+    },
     nextRuns: (n, after) => cron.nextRuns(n, after),
   };
   if (compiled.size >= MAX_COMPILED) compiled.clear();
