@@ -123,7 +123,9 @@ Deno.test("output beyond the cap is cut, not kept", async () => {
 
 Deno.test("a process that leaves the group and holds the output does not hang the run", async () => {
   const marker = `sleep 6${Math.floor(Math.random() * 1000).toString().padStart(3, "0")}`;
-  const result = await startRun(spec(`setsid ${marker} & sleep 0.3; echo started`, { killGraceMs: 200 })).done;
+  const result = await startRun(
+    spec(`setsid ${marker} & sleep 0.3; echo started`, { killGraceMs: 200 }),
+  ).done;
   try {
     assertEquals([result.status, result.stdout], ["success", "started\n"]);
     assertStringIncludes(result.note ?? "", "left its process group");
