@@ -491,3 +491,25 @@ for (const backend of BACKENDS) {
     }
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`store[${backend}]: the original jm_syslog table is left untouched`, async () => {
+    await using db = await freshDatabase(backend);
+    await rawQuery(
+      db,
+      "CREATE TABLE jm_syslog (id INTEGER PRIMARY KEY, created_at DATETIME, level VARCHAR(16), logger_name VARCHAR(64), message TEXT)",
+    );
+    const store = db.open();
+    try {
+      await assertRejects(
+        () => store.migrate(),
+        Error,
+        "is the original JobsManager's log table (it has no context column); jobsmanager changed nothing. Move it aside with",
+      );
+    } finally {
+      await store.close();
+    }
+    const [{ n }] = await rawQuery(db, "SELECT COUNT(*) AS n FROM jm_syslog");
+    assertEquals(Number(n), 0);
+  });
+}

@@ -166,6 +166,7 @@ export class SqlStore implements Store {
 
   async migrate(): Promise<MigrationReport> {
     await this.refuseForeignJobsTable();
+    await this.refuseOriginalLogTable();
     const current = await this.schemaVersion(this.driver);
     this.refuseNewer(current);
     if (current === SCHEMA_VERSION) return { from: current, to: current, applied: [] };
@@ -218,6 +219,21 @@ export class SqlStore implements Store {
       }); jobsmanager changed nothing. Move it aside with \`${
         this.driver.profile.renameTable("jm_jobs", "jm_jobs_apscheduler")
       }\`, run \`jobsmanager db migrate\`, then re-create the jobs with \`jobsmanager job add\``,
+    );
+  }
+
+  /**
+   * The original project's jm_syslog has no context column and keeps its
+   * times in its own way: writing into it would fail on every log line.
+   * Ours always has a context column, so it is never mistaken for it.
+   */
+  private async refuseOriginalLogTable(): Promise<void> {
+    const columns = await this.columns(this.driver, "jm_syslog");
+    if (columns === null || columns.includes("context")) return;
+    throw new RuntimeError(
+      `table jm_syslog in ${this.description} is the original JobsManager's log table (it has no context column); jobsmanager changed nothing. Move it aside with \`${
+        this.driver.profile.renameTable("jm_syslog", "jm_syslog_original")
+      }\` (its rows stay there to read), then run \`jobsmanager db migrate\``,
     );
   }
 
