@@ -257,12 +257,7 @@ export class Service {
     this.wake.abort();
     reloadLog.info(
       "reload applied markers {first}-{last}: {added} added, {changed} changed, {removed} removed, {unchanged} unchanged in {ms} ms",
-      {
-        first: ids[0],
-        last: this.lastMarker,
-        ...counts,
-        ms: Math.round(performance.now() - started),
-      },
+      { first: ids[0], last: this.lastMarker, ...counts, ms: this.lastReload.ms },
     );
   }
 

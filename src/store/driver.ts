@@ -15,6 +15,14 @@ export interface RunResult {
   lastId: number;
 }
 
+/** `INSERT INTO table (columns) VALUES (?, …), …` for `rows` rows, then `tail`. */
+export function insertSql(table: string, columns: readonly string[], rows = 1, tail = ""): string {
+  const row = `(${columns.map(() => "?").join(", ")})`;
+  return `INSERT INTO ${table} (${columns.map((c) => `\`${c}\``).join(", ")}) VALUES ${
+    Array(rows).fill(row).join(", ")
+  }${tail}`;
+}
+
 /** Runs statements: the driver itself, or one open transaction. */
 export interface Executor {
   all(sql: string, params?: Param[]): Promise<Row[]>;

@@ -6,7 +6,7 @@
 import { levelsFrom, type LogFilter, type LogRow } from "../log_row.ts";
 import type { Node } from "../node.ts";
 import { FINAL_STATUSES, type RunStatus } from "../run.ts";
-import type { Driver, Param, Row } from "./driver.ts";
+import { type Driver, insertSql, type Param, type Row } from "./driver.ts";
 
 const NODE_COLUMNS = [
   "id",
@@ -25,11 +25,13 @@ const NODE_COLUMNS = [
 const num = (v: unknown) => v === null || v === undefined ? null : Number(v);
 
 export async function saveNode(driver: Driver, node: Node): Promise<void> {
-  const columns = NODE_COLUMNS.map((c) => `\`${c}\``).join(", ");
   await driver.run(
-    `INSERT INTO jm_nodes (${columns}) VALUES (${NODE_COLUMNS.map(() => "?").join(", ")})${
-      driver.profile.upsertTail("id", NODE_COLUMNS.filter((c) => c !== "id"))
-    }`,
+    insertSql(
+      "jm_nodes",
+      NODE_COLUMNS,
+      1,
+      driver.profile.upsertTail("id", NODE_COLUMNS.filter((c) => c !== "id")),
+    ),
     NODE_COLUMNS.map((c) => node[c]),
   );
 }
@@ -55,6 +57,8 @@ export async function listNodes(driver: Driver): Promise<Node[]> {
   }));
 }
 
+const LOG_COLUMNS = ["created_at", "level", "logger_name", "message", "context"];
+
 /** Rows per INSERT statement: 5 parameters each, well under SQLite's limit. */
 const LOG_CHUNK = 500;
 
@@ -62,9 +66,7 @@ export async function insertLogs(driver: Driver, rows: LogRow[]): Promise<void> 
   for (let i = 0; i < rows.length; i += LOG_CHUNK) {
     const chunk = rows.slice(i, i + LOG_CHUNK);
     await driver.run(
-      `INSERT INTO jm_syslog (created_at, level, logger_name, message, context) VALUES ${
-        chunk.map(() => "(?, ?, ?, ?, ?)").join(", ")
-      }`,
+      insertSql("jm_syslog", LOG_COLUMNS, chunk.length),
       chunk.flatMap((
         r,
       ) => [r.created_at, r.level, r.logger_name, r.message, JSON.stringify(r.context)]),

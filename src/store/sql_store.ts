@@ -5,7 +5,7 @@
 import { RuntimeError } from "../errors.ts";
 import { type Job, sameDefinition } from "../job.ts";
 import { VERSION } from "../version.ts";
-import type { Driver, Executor, Param, Row } from "./driver.ts";
+import { type Driver, type Executor, insertSql, type Param, type Row } from "./driver.ts";
 import { MIGRATIONS, SCHEMA_VERSION, versionTable } from "./migrations.ts";
 import type { JobChange, JobMutation, Marker, MigrationReport, Store } from "./store.ts";
 import type { NewRun, Run, RunFilter, RunStatus, RunTrigger, RunUpdate } from "../run.ts";
@@ -260,9 +260,7 @@ export class SqlStore implements Store {
         await tx.run("DELETE FROM jm_jobs WHERE id = ?", [id]);
       } else if (before === null) {
         await tx.run(
-          `INSERT INTO jm_jobs (${JOB_COLUMNS.map((c) => `\`${c}\``).join(", ")}) VALUES (${
-            JOB_COLUMNS.map(() => "?").join(", ")
-          })`,
+          insertSql("jm_jobs", JOB_COLUMNS),
           jobParams(after),
         );
       } else {
@@ -351,9 +349,7 @@ export class SqlStore implements Store {
     const columns = RUN_COLUMNS.filter((c) => c !== "id");
     for (const chunk of chunks(fresh, CLAIM_CHUNK)) {
       const result = await tx.run(
-        `INSERT INTO jm_runs (${columns.map((c) => `\`${c}\``).join(", ")}) VALUES ${
-          chunk.map(() => `(${columns.map(() => "?").join(", ")})`).join(", ")
-        }${this.driver.profile.onDuplicateIgnore}`,
+        insertSql("jm_runs", columns, chunk.length, this.driver.profile.onDuplicateIgnore),
         chunk.flatMap((run) => columns.map((c) => run[c] ?? null)),
       );
       if (result.changes !== chunk.length) throw new ClaimRace();
@@ -383,9 +379,7 @@ export class SqlStore implements Store {
 
   private async claimOneByOne(tx: Executor, runs: NewRun[]): Promise<(number | null)[]> {
     const columns = RUN_COLUMNS.filter((c) => c !== "id");
-    const sql = `INSERT INTO jm_runs (${columns.map((c) => `\`${c}\``).join(", ")}) VALUES (${
-      columns.map(() => "?").join(", ")
-    })${this.driver.profile.onDuplicateIgnore}`;
+    const sql = insertSql("jm_runs", columns, 1, this.driver.profile.onDuplicateIgnore);
     const ids: (number | null)[] = [];
     for (const run of runs) {
       const result = await tx.run(sql, columns.map((c) => run[c] ?? null));
