@@ -1,10 +1,11 @@
 /** What the benchmark sections share: fresh databases, seeding, the CLI and `serve` as processes. */
 import mysql from "mysql2/promise";
 import { DatabaseSync } from "node:sqlite";
-import { defaultSettings } from "../src/config.ts";
-import { buildJob, type Job } from "../src/job.ts";
+import { defaultSettings } from "../src/config/config.ts";
+import { buildJob, type Job } from "../src/domain/job.ts";
 import { openStore } from "../src/store/open.ts";
-import { type DatabaseTarget, resolveTarget } from "../src/store/target.ts";
+import { resolveTarget } from "../src/config/database.ts";
+import type { DatabaseTarget } from "../src/store/target.ts";
 
 export const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
 export const SERVER = Deno.env.get("JM_BENCH_DATABASE_URL") ??

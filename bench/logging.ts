@@ -3,12 +3,12 @@
  * firing lag of 100 every-second jobs with and without a log flood.
  */
 import { getLogger, type LogRecord } from "@logtape/logtape";
-import { buildJob } from "../src/job.ts";
-import { closeLogging, setupLogging } from "../src/log.ts";
-import { systemClock } from "../src/service/clock.ts";
-import { DatabaseLogSink } from "../src/service/log_sink.ts";
-import { inheritedEnv } from "../src/service/runner.ts";
-import { Service } from "../src/service/service.ts";
+import { buildJob } from "../src/domain/job.ts";
+import { closeLogging, setupLogging } from "../src/daemon/log.ts";
+import { systemClock } from "../src/daemon/clock.ts";
+import { DatabaseLogSink } from "../src/daemon/log_sink.ts";
+import { inheritedEnv } from "../src/daemon/runner.ts";
+import { Service } from "../src/daemon/service.ts";
 import { openStore } from "../src/store/open.ts";
 import { type Backend, freshDb, ms, quantile } from "./common.ts";
 

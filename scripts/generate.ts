@@ -3,7 +3,7 @@
  * config and the schema DDL. `tests/generated_test.ts` fails when they are
  * stale; run `deno task generate` after changing config keys or migrations.
  */
-import { renderExampleConfig } from "../src/config.ts";
+import { renderExampleConfig } from "../src/config/config.ts";
 import { renderSchema } from "../src/store/migrations.ts";
 
 const root = new URL("../", import.meta.url);

@@ -7,7 +7,7 @@
  */
 import { originalGlobalJson } from "./fixtures.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
-import type { Job } from "../src/job.ts";
+import type { Job } from "../src/domain/job.ts";
 import { describeTarget } from "../src/store/target.ts";
 import { VERSION } from "../src/version.ts";
 import {

@@ -1,8 +1,9 @@
 /** Config loading: file < environment < flags, the original global.json, and errors that name the key. */
 import { assertEquals, assertThrows } from "./assert.ts";
-import { defaultSettings, loadConfig } from "../src/config.ts";
+import { defaultSettings, loadConfig } from "../src/config/config.ts";
 import { ValidationError } from "../src/errors.ts";
-import { describeTarget, resolveTarget } from "../src/store/target.ts";
+import { resolveTarget } from "../src/config/database.ts";
+import { describeTarget } from "../src/store/target.ts";
 import { originalGlobalJson } from "./fixtures.ts";
 
 async function withFile(text: string, fn: (path: string) => void | Promise<void>): Promise<void> {

@@ -5,12 +5,8 @@
  */
 import { deepStrictEqual, fail } from "node:assert/strict";
 import { ValidationError } from "../src/errors.ts";
-import {
-  compileSchedule,
-  type ScheduleFields,
-  scheduleFromCrontab,
-  toCronerPattern,
-} from "../src/schedule.ts";
+import type { ScheduleFields } from "../src/cron/fields.ts";
+import { compileSchedule, scheduleFromCrontab, toCronerPattern } from "../src/cron/schedule.ts";
 
 const ALL = { second: "*", minute: "*", hour: "*", day: "*", month: "*", day_of_week: "*" };
 

@@ -1,6 +1,6 @@
 /** The files derived from code must match it: run `deno task generate` when this fails. */
 import { assertEquals } from "./assert.ts";
-import { defaultSettings, loadConfig, renderExampleConfig } from "../src/config.ts";
+import { defaultSettings, loadConfig, renderExampleConfig } from "../src/config/config.ts";
 import { renderSchema } from "../src/store/migrations.ts";
 
 const root = new URL("../", import.meta.url);

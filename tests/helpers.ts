@@ -5,8 +5,9 @@
 import mysql from "mysql2/promise";
 import { openStore } from "../src/store/open.ts";
 import type { Store } from "../src/store/store.ts";
-import { type DatabaseTarget, type MysqlTarget, resolveTarget } from "../src/store/target.ts";
-import { defaultSettings } from "../src/config.ts";
+import { resolveTarget } from "../src/config/database.ts";
+import type { DatabaseTarget, MysqlTarget } from "../src/store/target.ts";
+import { defaultSettings } from "../src/config/config.ts";
 
 /** The MariaDB/MySQL server tests may create databases on (CI always sets it). */
 export const MYSQL_URL = Deno.env.get("JM_TEST_DATABASE_URL") ?? "";

@@ -1,6 +1,6 @@
 /** The Job model's comparisons. */
 import { assertEquals } from "./assert.ts";
-import { buildJob, sameDefinition } from "../src/job.ts";
+import { buildJob, sameDefinition } from "../src/domain/job.ts";
 
 Deno.test("sameDefinition ignores timestamps and env order, and sees every other field", () => {
   const a = buildJob("j", { command: "true", cron: "* * * * *", env: ["A=1", "B=2"] }, null, 1000);

@@ -5,9 +5,9 @@
  */
 import { getLogger, type LogRecord } from "@logtape/logtape";
 import { assert, assertEquals } from "./assert.ts";
-import { DatabaseLogSink, type DatabaseSinkOptions, toLogRow } from "../src/service/log_sink.ts";
-import type { LogRow } from "../src/log_row.ts";
-import { closeLogging, log, setupLogging, SINK_CATEGORY } from "../src/log.ts";
+import { DatabaseLogSink, type DatabaseSinkOptions, toLogRow } from "../src/daemon/log_sink.ts";
+import type { LogRow } from "../src/domain/log_row.ts";
+import { closeLogging, log, setupLogging, SINK_CATEGORY } from "../src/daemon/log.ts";
 
 /** Let queued promise callbacks and timers of 0 ms run. */
 function tick(): Promise<void> {

@@ -5,9 +5,9 @@
  * a recovery loop writes them, with their final status, once it is back.
  */
 import { assert, assertEquals } from "./assert.ts";
-import type { Clock } from "../src/service/clock.ts";
-import { RunRecorder } from "../src/service/recorder.ts";
-import type { NewRun, Run, RunUpdate } from "../src/run.ts";
+import type { Clock } from "../src/daemon/clock.ts";
+import { RunRecorder } from "../src/daemon/recorder.ts";
+import type { NewRun, Run, RunUpdate } from "../src/domain/run.ts";
 import type { Store } from "../src/store/store.ts";
 
 /** Time moves only when the test says so. */

@@ -1,7 +1,7 @@
 /** Running commands: real processes, short ones. */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
-import { HeadTailCapture } from "../src/service/capture.ts";
-import { type RunSpec, startRun } from "../src/service/runner.ts";
+import { HeadTailCapture } from "../src/daemon/capture.ts";
+import { type RunSpec, startRun } from "../src/daemon/runner.ts";
 
 const encode = (s: string) => new TextEncoder().encode(s);
 

@@ -5,14 +5,13 @@
  */
 import { deepStrictEqual, fail, strictEqual } from "node:assert/strict";
 import { ValidationError } from "../src/errors.ts";
+import type { FieldName, ScheduleFields } from "../src/cron/fields.ts";
 import {
   compileSchedule,
-  type FieldName,
-  type ScheduleFields,
   scheduleFromFields,
   toCronerPattern,
   validateTimezone,
-} from "../src/schedule.ts";
+} from "../src/cron/schedule.ts";
 
 type Given = Partial<Record<FieldName, string>>;
 

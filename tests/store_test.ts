@@ -2,7 +2,7 @@
  * The Store contract, written once and run against every backend.
  */
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
-import { buildJob, type Job, validateJob } from "../src/job.ts";
+import { buildJob, type Job, validateJob } from "../src/domain/job.ts";
 import { ValidationError } from "../src/errors.ts";
 import { SCHEMA_VERSION } from "../src/store/migrations.ts";
 import type { Store } from "../src/store/store.ts";

@@ -1,7 +1,7 @@
 /** The timetable's decisions, driven by instants passed in: no sleeping. */
 import { assertEquals } from "./assert.ts";
-import { buildJob, type Job, type JobOptions } from "../src/job.ts";
-import { decideLate, type JobDefaults, Timetable } from "../src/service/timetable.ts";
+import { buildJob, type Job, type JobOptions } from "../src/domain/job.ts";
+import { decideLate, type JobDefaults, Timetable } from "../src/daemon/timetable.ts";
 
 const DEFAULTS: JobDefaults = {
   timezone: "UTC",

@@ -3,10 +3,11 @@
  * store (opened and migrated on first use), and the one place output is
  * written, so `--json` and secret redaction cannot be forgotten.
  */
-import { loadConfig, type LoadedConfig } from "../config.ts";
+import { loadConfig, type LoadedConfig } from "../config/config.ts";
 import { openStore } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
-import { type DatabaseTarget, resolveTarget, secretsOf } from "../store/target.ts";
+import { resolveTarget } from "../config/database.ts";
+import { type DatabaseTarget, secretsOf } from "../store/target.ts";
 
 export interface GlobalOptions {
   config?: string;

@@ -5,10 +5,10 @@
  */
 import { Command } from "commander";
 import { ConflictError, NotFoundError, UsageError } from "../errors.ts";
-import { buildJob, type Job, type JobOptions, validateId } from "../job.ts";
-import { FIELD_NAMES, type FieldName } from "../schedule.ts";
+import { buildJob, type Job, type JobOptions, validateId } from "../domain/job.ts";
+import { FIELD_NAMES, type FieldName } from "../cron/fields.ts";
 import type { JobChange } from "../store/store.ts";
-import { parseInstant, systemTimezone } from "../time.ts";
+import { parseInstant, systemTimezone } from "../domain/time.ts";
 import type { CommandContext } from "./context.ts";
 import { jobRunCommand } from "./job_run.ts";
 import { fireLines, jobDetails, jobsTable, nextFires, zoneOf } from "./output.ts";

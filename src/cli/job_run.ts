@@ -7,10 +7,10 @@
  */
 import { Command } from "commander";
 import { NotFoundError, RuntimeError } from "../errors.ts";
-import { type Job, validateId } from "../job.ts";
-import { FINAL_STATUSES, type Run } from "../run.ts";
-import { finishedRecord, inheritedEnv, runEnv, startRun } from "../service/runner.ts";
-import { FORCED } from "../service/service.ts";
+import { type Job, validateId } from "../domain/job.ts";
+import { FINAL_STATUSES, type Run } from "../domain/run.ts";
+import { finishedRecord, inheritedEnv, runEnv, startRun } from "../daemon/runner.ts";
+import { FORCED } from "../daemon/service.ts";
 import type { Store } from "../store/store.ts";
 import { type CommandContext, writeErr } from "./context.ts";
 import { runDetails } from "./runs.ts";

@@ -1,10 +1,10 @@
 /** `jobsmanager logs`: read `jm_syslog`, optionally following new rows. */
 import { Command } from "commander";
-import { LOG_LEVELS } from "../config.ts";
+import { LOG_LEVELS } from "../config/config.ts";
 import { UsageError } from "../errors.ts";
-import { validateId } from "../job.ts";
-import type { LogFilter, LogRow } from "../log_row.ts";
-import { formatUtc, parseDuration } from "../time.ts";
+import { validateId } from "../domain/job.ts";
+import type { LogFilter, LogRow } from "../domain/log_row.ts";
+import { formatUtc, parseDuration } from "../domain/time.ts";
 import { type CommandContext, writeOut } from "./context.ts";
 import { parseLimit } from "./runs.ts";
 

@@ -2,9 +2,9 @@
  * Human-readable rendering of jobs: tables for lists, key/value blocks for
  * one job. `--json` output never comes through here.
  */
-import { type Job, scheduleText, validateJob } from "../job.ts";
-import { compileSchedule } from "../schedule.ts";
-import { formatInZone, formatUtc } from "../time.ts";
+import { type Job, scheduleText, validateJob } from "../domain/job.ts";
+import { compileSchedule } from "../cron/schedule.ts";
+import { formatInZone, formatUtc } from "../domain/time.ts";
 
 /**
  * A borderless table with a header row, like `ps` or `kubectl get`.

@@ -1,9 +1,9 @@
 /** `jobsmanager runs` and `runs show`: what happened to each fire. */
 import { Command } from "commander";
 import { NotFoundError, UsageError } from "../errors.ts";
-import { validateId } from "../job.ts";
-import { type Run, RUN_STATUSES, type RunStatus } from "../run.ts";
-import { formatUtc, parseDuration } from "../time.ts";
+import { validateId } from "../domain/job.ts";
+import { type Run, RUN_STATUSES, type RunStatus } from "../domain/run.ts";
+import { formatUtc, parseDuration } from "../domain/time.ts";
 import type { CommandContext } from "./context.ts";
 import { table } from "./output.ts";
 

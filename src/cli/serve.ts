@@ -5,16 +5,16 @@
 import { Command } from "commander";
 import { RuntimeError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
-import type { LogLevel } from "../config.ts";
-import { closeLogging, log, setupLogging, SINK_CATEGORY } from "../log.ts";
-import { Housekeeping } from "../service/housekeeping.ts";
-import { DatabaseLogSink } from "../service/log_sink.ts";
-import type { RunRecorder } from "../service/recorder.ts";
-import { settlesWithin, systemClock } from "../service/clock.ts";
-import { inheritedEnv } from "../service/runner.ts";
-import { Service } from "../service/service.ts";
+import type { LogLevel } from "../config/config.ts";
+import { closeLogging, log, setupLogging, SINK_CATEGORY } from "../daemon/log.ts";
+import { Housekeeping } from "../daemon/housekeeping.ts";
+import { DatabaseLogSink } from "../daemon/log_sink.ts";
+import type { RunRecorder } from "../daemon/recorder.ts";
+import { settlesWithin, systemClock } from "../daemon/clock.ts";
+import { inheritedEnv } from "../daemon/runner.ts";
+import { Service } from "../daemon/service.ts";
 import type { DatabaseTarget } from "../store/target.ts";
-import { systemTimezone } from "../time.ts";
+import { systemTimezone } from "../domain/time.ts";
 import { VERSION } from "../version.ts";
 import type { CommandContext } from "./context.ts";
 

@@ -5,9 +5,9 @@
  */
 import { Command } from "commander";
 import { RuntimeError } from "../errors.ts";
-import { type Node, nodeState, STALE_AFTER_BEATS } from "../node.ts";
-import { systemTimezone } from "../time.ts";
-import { formatInZone, formatUtc } from "../time.ts";
+import { type Node, nodeState, STALE_AFTER_BEATS } from "../domain/node.ts";
+import { systemTimezone } from "../domain/time.ts";
+import { formatInZone, formatUtc } from "../domain/time.ts";
 import type { CommandContext } from "./context.ts";
 import { nextFires, table, zoneOf } from "./output.ts";
 

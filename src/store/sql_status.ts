@@ -3,9 +3,9 @@
  * counts for `status`, and retention. Plain functions over a driver, used
  * by SqlStore.
  */
-import { levelsFrom, type LogFilter, type LogRow } from "../log_row.ts";
-import type { Node } from "../node.ts";
-import { FINAL_STATUSES, type RunStatus } from "../run.ts";
+import { levelsFrom, type LogFilter, type LogRow } from "../domain/log_row.ts";
+import type { Node } from "../domain/node.ts";
+import { FINAL_STATUSES, type RunStatus } from "../domain/run.ts";
 import { type Driver, insertSql, type Param, type Row } from "./driver.ts";
 
 const NODE_COLUMNS = [

@@ -3,14 +3,14 @@
  * what differs lives in the driver's DialectProfile.
  */
 import { RuntimeError } from "../errors.ts";
-import { type Job, sameDefinition } from "../job.ts";
+import { type Job, sameDefinition } from "../domain/job.ts";
 import { VERSION } from "../version.ts";
 import { type Driver, type Executor, insertSql, type Param, type Row } from "./driver.ts";
 import { MIGRATIONS, SCHEMA_VERSION, versionTable } from "./migrations.ts";
 import type { JobChange, JobMutation, Marker, MigrationReport, Store } from "./store.ts";
-import type { NewRun, Run, RunFilter, RunStatus, RunTrigger, RunUpdate } from "../run.ts";
-import type { LogFilter, LogRow } from "../log_row.ts";
-import type { Node } from "../node.ts";
+import type { NewRun, Run, RunFilter, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
+import type { LogFilter, LogRow } from "../domain/log_row.ts";
+import type { Node } from "../domain/node.ts";
 import * as status from "./sql_status.ts";
 
 const JOB_COLUMNS = [

@@ -4,10 +4,10 @@
  * (`sqlite.ts`, `mysql.ts`). The contract suite in `tests/store_test.ts`
  * runs against every backend.
  */
-import type { Job } from "../job.ts";
-import type { LogFilter, LogRow } from "../log_row.ts";
-import type { Node } from "../node.ts";
-import type { NewRun, Run, RunFilter, RunStatus, RunUpdate } from "../run.ts";
+import type { Job } from "../domain/job.ts";
+import type { LogFilter, LogRow } from "../domain/log_row.ts";
+import type { Node } from "../domain/node.ts";
+import type { NewRun, Run, RunFilter, RunStatus, RunUpdate } from "../domain/run.ts";
 
 /** One row of `jm_update_info`: a request to reload, with what changed. */
 export interface Marker {

@@ -7,8 +7,8 @@
  * its quirks (`port: "3306"`, `coalesce: "False"`) are accepted on purpose.
  */
 import JSON5 from "json5";
-import { ValidationError } from "./errors.ts";
-import { validateTimezone } from "./schedule.ts";
+import { ValidationError } from "../errors.ts";
+import { validateTimezone } from "../cron/schedule.ts";
 
 type Parser<T> = (value: unknown, key: string) => T;
 

@@ -10,7 +10,8 @@
  */
 
 import { Cron } from "croner";
-import { ValidationError } from "./errors.ts";
+import { ValidationError } from "../errors.ts";
+import { FIELD_NAMES, type FieldName, type ScheduleFields } from "./fields.ts";
 import {
   type FieldSyntax,
   grammarOf,
@@ -24,10 +25,6 @@ import {
 } from "./crontab.ts";
 
 export { scheduleFromCrontab } from "./crontab.ts";
-
-export const FIELD_NAMES = ["second", "minute", "hour", "day", "month", "day_of_week"] as const;
-export type FieldName = typeof FIELD_NAMES[number];
-export type ScheduleFields = Record<FieldName, string>;
 
 /** A compiled schedule: compile once, ask many times (used by the service's timetable). */
 export interface Schedule {

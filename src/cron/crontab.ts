@@ -9,8 +9,8 @@
  * prefix, so `mon-fri/2` silently meant `mon-fri`; we reject such text.
  */
 
-import { ValidationError } from "./errors.ts";
-import type { ScheduleFields } from "./schedule.ts";
+import { ValidationError } from "../errors.ts";
+import type { ScheduleFields } from "./fields.ts";
 
 /** APScheduler's weekday names: index 0 is Monday. */
 export const WEEKDAY_NAMES: readonly string[] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];

@@ -1,7 +1,7 @@
 /**
  * Instants as people read and type them, in a named time zone.
  */
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../errors.ts";
 
 /** This machine's zone, the default for `jobsmanager.timezone`. */
 export function systemTimezone(): string {

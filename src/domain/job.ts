@@ -3,16 +3,14 @@
  * become a job. Property names are the column names, so a job, its row and
  * its snapshot in `jm_update_info` all read the same.
  */
-import { ValidationError } from "./errors.ts";
+import { ValidationError } from "../errors.ts";
+import { FIELD_NAMES, type FieldName, type ScheduleFields } from "../cron/fields.ts";
 import {
-  FIELD_NAMES,
-  type FieldName,
-  type ScheduleFields,
   scheduleFromCrontab,
   scheduleFromFields,
   toCronerPattern,
   validateTimezone,
-} from "./schedule.ts";
+} from "../cron/schedule.ts";
 
 export interface Job extends ScheduleFields {
   id: string;

@@ -3,8 +3,8 @@
  * that are due. Pure: every method takes the current time as an argument;
  * the service owns the clock and the timers.
  */
-import { type Job, scheduleText } from "../job.ts";
-import { compileSchedule, type Schedule } from "../schedule.ts";
+import { type Job, scheduleText } from "../domain/job.ts";
+import { compileSchedule, type Schedule } from "../cron/schedule.ts";
 
 /** Service-wide defaults for what a job leaves null. */
 export interface JobDefaults {

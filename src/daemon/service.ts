@@ -4,9 +4,9 @@
  * reload markers, and shuts down cleanly. Decisions come from the pure
  * timetable; this class owns the timers, the processes and the writes.
  */
-import { type Job, sameDefinition, validateJob } from "../job.ts";
-import { log } from "../log.ts";
-import type { NewRun, Run, RunUpdate } from "../run.ts";
+import { type Job, sameDefinition, validateJob } from "../domain/job.ts";
+import { log } from "./log.ts";
+import type { NewRun, Run, RunUpdate } from "../domain/run.ts";
 import type { Marker, Store } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
 import { backoff, RunRecorder } from "./recorder.ts";

@@ -6,7 +6,7 @@
  * reported (to the file and console) once writes succeed again.
  */
 import type { LogRecord, Sink } from "@logtape/logtape";
-import type { LogRow } from "../log_row.ts";
+import type { LogRow } from "../domain/log_row.ts";
 
 export interface DatabaseSinkOptions {
   /** Writes one batch; rejects when the database is away. */

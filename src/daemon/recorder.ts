@@ -8,8 +8,8 @@
  * once when it ends, not per attempt.
  */
 import { isUnreachable } from "../errors.ts";
-import { log } from "../log.ts";
-import type { NewRun, RunUpdate } from "../run.ts";
+import { log } from "./log.ts";
+import type { NewRun, RunUpdate } from "../domain/run.ts";
 import type { Store } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
 

@@ -7,7 +7,7 @@
  * when the shell exits, whatever it left behind in its group is ended the
  * same way, so no orphan outlives its run.
  */
-import type { RunUpdate } from "../run.ts";
+import type { RunUpdate } from "../domain/run.ts";
 import { HeadTailCapture } from "./capture.ts";
 
 export interface RunSpec {

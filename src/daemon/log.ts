@@ -17,7 +17,7 @@ import {
   withFilter,
 } from "@logtape/logtape";
 import { getRotatingFileSink } from "@logtape/file";
-import type { LogLevel } from "./config.ts";
+import type { LogLevel } from "../config/config.ts";
 
 export interface LogOptions {
   consoleLevel: LogLevel;

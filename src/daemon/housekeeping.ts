@@ -4,8 +4,8 @@
  * `jm_syslog` and `jm_runs` in small batches. Both skip their turn while
  * the database is away rather than pile up attempts.
  */
-import { log } from "../log.ts";
-import type { Node } from "../node.ts";
+import { log } from "./log.ts";
+import type { Node } from "../domain/node.ts";
 import type { Store } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
 import type { ServiceState } from "./service.ts";
