@@ -3,6 +3,7 @@
  * store (opened and migrated on first use), and the one place output is
  * written, so `--json` and secret redaction cannot be forgotten.
  */
+import type { Command } from "commander";
 import { loadConfig, type LoadedConfig } from "../config/config.ts";
 import { openStore } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
@@ -36,6 +37,9 @@ export function writeOut(text: string): void {
 export function writeErr(text: string): void {
   console.error(redact(text));
 }
+
+/** How a command reaches the context of the whole invocation (its global options). */
+export type ContextOf = (cmd: Command) => CommandContext;
 
 export class CommandContext {
   readonly json: boolean;

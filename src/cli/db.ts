@@ -1,9 +1,7 @@
 /** `jobsmanager db migrate` and `jobsmanager reload`. */
 import { Command } from "commander";
 import { SCHEMA_VERSION } from "../store/migrations.ts";
-import type { CommandContext } from "./context.ts";
-
-type ContextOf = (cmd: Command) => CommandContext;
+import type { ContextOf } from "./context.ts";
 
 export function dbCommand(contextOf: ContextOf): Command {
   const db = new Command("db").description("database maintenance");

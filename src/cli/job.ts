@@ -9,12 +9,10 @@ import { buildJob, type Job, type JobOptions, validateId } from "../domain/job.t
 import { FIELD_NAMES, type FieldName } from "../cron/fields.ts";
 import type { JobChange } from "../store/store.ts";
 import { parseInstant, systemTimezone } from "../domain/time.ts";
-import type { CommandContext } from "./context.ts";
+import type { CommandContext, ContextOf } from "./context.ts";
 import { jobRunCommand } from "./job_run.ts";
 import { fireLines, jobDetails, jobsTable, nextFires, zoneOf } from "./output.ts";
 import { runsTable } from "./runs.ts";
-
-type ContextOf = (cmd: Command) => CommandContext;
 
 /** Runs `job show` lists. */
 const LAST_RUNS = 5;

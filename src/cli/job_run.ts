@@ -12,10 +12,8 @@ import { FINAL_STATUSES, type Run } from "../domain/run.ts";
 import { finishedRecord, inheritedEnv, runEnv, startRun } from "../daemon/runner.ts";
 import { FORCED } from "../daemon/service.ts";
 import type { Store } from "../store/store.ts";
-import { type CommandContext, writeErr } from "./context.ts";
+import { type CommandContext, type ContextOf, writeErr } from "./context.ts";
 import { runDetails } from "./runs.ts";
-
-type ContextOf = (cmd: Command) => CommandContext;
 
 const WAIT_POLL_MS = 200;
 const HERE_NOTE = "run in the CLI with --here";

@@ -1,14 +1,17 @@
 /** `jobsmanager logs`: read `jm_syslog`, optionally following new rows. */
 import { Command } from "commander";
-import { LOG_LEVELS } from "../config/config.ts";
 import { UsageError } from "../errors.ts";
 import { validateId } from "../domain/job.ts";
-import type { LogFilter, LogRow } from "../domain/log_row.ts";
+import {
+  LOG_LEVELS,
+  type LogFilter,
+  type LogLevel,
+  type LogRow,
+  parseLogLevel,
+} from "../domain/log_row.ts";
 import { formatUtc, parseDuration } from "../domain/time.ts";
-import { type CommandContext, writeOut } from "./context.ts";
+import { type ContextOf, writeOut } from "./context.ts";
 import { parseLimit } from "./runs.ts";
-
-type ContextOf = (cmd: Command) => CommandContext;
 
 const FOLLOW_POLL_MS = 1000;
 
@@ -20,9 +23,9 @@ function line(row: LogRow, json: boolean): string {
   }  ${row.logger_name}  ${row.message}${context}`;
 }
 
-function parseLevel(raw: string): string {
-  const level = raw.toLowerCase() === "warn" ? "warning" : raw.toLowerCase();
-  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+function parseLevel(raw: string): LogLevel {
+  const level = parseLogLevel(raw);
+  if (level === null) {
     throw new UsageError(`level: '${raw}' is not a log level (one of ${LOG_LEVELS.join(", ")})`);
   }
   return level;

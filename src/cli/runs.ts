@@ -4,10 +4,8 @@ import { NotFoundError, UsageError } from "../errors.ts";
 import { validateId } from "../domain/job.ts";
 import { type Run, RUN_STATUSES, type RunStatus } from "../domain/run.ts";
 import { formatUtc, parseDuration } from "../domain/time.ts";
-import type { CommandContext } from "./context.ts";
+import type { ContextOf } from "./context.ts";
 import { table } from "./output.ts";
-
-type ContextOf = (cmd: Command) => CommandContext;
 
 function duration(run: Run): string {
   if (run.started_at === null || run.finished_at === null) return "-";

@@ -5,7 +5,7 @@
 import { Command } from "commander";
 import { RuntimeError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
-import type { LogLevel } from "../config/config.ts";
+import type { LogLevel } from "../domain/log_row.ts";
 import { closeLogging, log, setupLogging, SINK_CATEGORY } from "../daemon/log.ts";
 import { Housekeeping } from "../daemon/housekeeping.ts";
 import { DatabaseLogSink } from "../daemon/log_sink.ts";
@@ -16,9 +16,7 @@ import { Service } from "../daemon/service.ts";
 import type { DatabaseTarget } from "../store/target.ts";
 import { systemTimezone } from "../domain/time.ts";
 import { VERSION } from "../version.ts";
-import type { CommandContext } from "./context.ts";
-
-type ContextOf = (cmd: Command) => CommandContext;
+import type { ContextOf } from "./context.ts";
 
 /**
  * SQLite allows one service per file: hold an exclusive lock on FILE.lock

@@ -8,10 +8,8 @@ import { RuntimeError } from "../errors.ts";
 import { type Node, nodeState, STALE_AFTER_BEATS } from "../domain/node.ts";
 import { systemTimezone } from "../domain/time.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
-import type { CommandContext } from "./context.ts";
+import type { ContextOf } from "./context.ts";
 import { nextFires, table, zoneOf } from "./output.ts";
-
-type ContextOf = (cmd: Command) => CommandContext;
 
 const HOUR_MS = 3_600_000;
 const NEXT_FIRES = 5;

@@ -8,6 +8,7 @@
  */
 import JSON5 from "json5";
 import { ValidationError } from "../errors.ts";
+import { LOG_LEVELS, type LogLevel, parseLogLevel } from "../domain/log_row.ts";
 import { validateTimezone } from "../cron/schedule.ts";
 
 type Parser<T> = (value: unknown, key: string) => T;
@@ -60,18 +61,9 @@ const boolean: Parser<boolean> = (v, key) => {
   return fail(key, v, "expected true or false");
 };
 
-export const LOG_LEVELS = ["debug", "info", "warning", "error", "fatal"] as const;
-export type LogLevel = typeof LOG_LEVELS[number];
-
-const logLevel: Parser<LogLevel> = (v, key) => {
-  const s = typeof v === "string" ? v.trim().toLowerCase() : "";
-  // Python's logging spelled it "warn" and "critical" as well.
-  const alias: Record<string, LogLevel> = { warn: "warning", critical: "fatal" };
-  const level = alias[s] ?? s;
-  return (LOG_LEVELS as readonly string[]).includes(level)
-    ? level as LogLevel
-    : fail(key, v, `expected one of ${LOG_LEVELS.join(", ")}`);
-};
+const logLevel: Parser<LogLevel> = (v, key) =>
+  (typeof v === "string" ? parseLogLevel(v) : null) ??
+    fail(key, v, `expected one of ${LOG_LEVELS.join(", ")}`);
 
 const optionalLevel: Parser<LogLevel | ""> = (v, key) => v === "" ? "" : logLevel(v, key);
 

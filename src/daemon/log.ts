@@ -17,7 +17,7 @@ import {
   withFilter,
 } from "@logtape/logtape";
 import { getRotatingFileSink } from "@logtape/file";
-import type { LogLevel } from "../config/config.ts";
+import { LOG_LEVELS, type LogLevel } from "../domain/log_row.ts";
 
 export interface LogOptions {
   consoleLevel: LogLevel;
@@ -34,7 +34,6 @@ export interface LogOptions {
 export const SINK_CATEGORY = ["jobsmanager", "logsink"];
 
 const FILE_FLUSH_MS = 1000;
-const SEVERITY: LogLevel[] = ["debug", "info", "warning", "error", "fatal"];
 
 /**
  * stderr as a stream the console sink may close on dispose without closing
@@ -83,7 +82,7 @@ export async function setupLogging(options: LogOptions): Promise<void> {
     sinks.database = withFilter(options.database.sink, options.database.level);
     levels.push(options.database.level);
   }
-  const lowest = SEVERITY.find((level) => levels.includes(level)) ?? "info";
+  const lowest = LOG_LEVELS.find((level) => levels.includes(level)) ?? "info";
   const local = Object.keys(sinks).filter((name) => name !== "database");
   await configure({
     reset: true,

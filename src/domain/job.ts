@@ -295,8 +295,8 @@ export function sameDefinition(a: Job, b: Job): boolean {
     envA.every(([k, v]) => Object.hasOwn(envB, k) && envB[k] === v);
 }
 
-/** Every field of a job but env (compared apart) and the timestamps. */
-const DEFINITION_FIELDS = [
+/** Every field of a job, in the column order of `jm_jobs`. */
+export const JOB_FIELDS = [
   "id",
   "command",
   ...FIELD_NAMES,
@@ -306,6 +306,14 @@ const DEFINITION_FIELDS = [
   "max_instances",
   "coalesce",
   "misfire_grace_time",
+  "env",
   "cwd",
   "description",
+  "created_at",
+  "updated_at",
 ] as const satisfies readonly (keyof Job)[];
+
+/** Every field of a job but env (compared apart) and the timestamps. */
+const DEFINITION_FIELDS = JOB_FIELDS.filter((f) =>
+  f !== "env" && f !== "created_at" && f !== "updated_at"
+);

@@ -12,7 +12,7 @@ export interface LogRow {
 
 export interface LogFilter {
   /** This level and above. */
-  minLevel?: string;
+  minLevel?: LogLevel;
   job_id?: string;
   run_id?: number;
   since?: number;
@@ -21,9 +21,21 @@ export interface LogFilter {
   limit: number;
 }
 
-/** Levels from least to most severe, as LogTape names them. */
-export const LEVEL_ORDER = ["trace", "debug", "info", "warning", "error", "fatal"];
+/** Levels from least to most severe, as LogTape names them: the one list every part uses. */
+export const LOG_LEVELS = ["debug", "info", "warning", "error", "fatal"] as const;
+export type LogLevel = typeof LOG_LEVELS[number];
 
-export function levelsFrom(level: string): string[] {
-  return LEVEL_ORDER.slice(Math.max(0, LEVEL_ORDER.indexOf(level)));
+/** Python's logging (the original project) spelled two of them differently. */
+const LEVEL_ALIASES: Record<string, LogLevel> = { warn: "warning", critical: "fatal" };
+
+/** A level as a person may write it (any case, `warn`, `critical`), or null. */
+export function parseLogLevel(raw: string): LogLevel | null {
+  const s = raw.trim().toLowerCase();
+  const level = LEVEL_ALIASES[s] ?? s;
+  return (LOG_LEVELS as readonly string[]).includes(level) ? level as LogLevel : null;
+}
+
+/** `level` and every more severe one. */
+export function levelsFrom(level: LogLevel): LogLevel[] {
+  return LOG_LEVELS.slice(Math.max(0, LOG_LEVELS.indexOf(level)));
 }

@@ -8,7 +8,7 @@ import type { Dialect } from "./migrations.ts";
 export type Param = string | number | boolean | null;
 export type Row = Record<string, unknown>;
 
-export interface RunResult {
+export interface ExecResult {
   /** Rows inserted, updated or deleted. */
   changes: number;
   /** The auto-increment id of an INSERT. */
@@ -26,7 +26,7 @@ export function insertSql(table: string, columns: readonly string[], rows = 1, t
 /** Runs statements: the driver itself, or one open transaction. */
 export interface Executor {
   all(sql: string, params?: Param[]): Promise<Row[]>;
-  run(sql: string, params?: Param[]): Promise<RunResult>;
+  run(sql: string, params?: Param[]): Promise<ExecResult>;
 }
 
 export interface Driver extends Executor {

@@ -5,7 +5,7 @@
  */
 import mysql from "mysql2/promise";
 import { DatabaseError } from "../errors.ts";
-import type { Driver, Executor, Param, Row, RunResult } from "./driver.ts";
+import type { Driver, ExecResult, Executor, Param, Row } from "./driver.ts";
 import { PROFILES } from "./driver.ts";
 import { describeTarget, type MysqlTarget } from "./target.ts";
 
@@ -129,7 +129,7 @@ export class MysqlDriver implements Driver {
     return this.executor(this.pool).all(sql, params);
   }
 
-  run(sql: string, params: Param[] = []): Promise<RunResult> {
+  run(sql: string, params: Param[] = []): Promise<ExecResult> {
     return this.executor(this.pool).run(sql, params);
   }
 

@@ -3,7 +3,7 @@
  * what differs lives in the driver's DialectProfile.
  */
 import { RuntimeError } from "../errors.ts";
-import { type Job, sameDefinition } from "../domain/job.ts";
+import { type Job, JOB_FIELDS, sameDefinition } from "../domain/job.ts";
 import { VERSION } from "../version.ts";
 import { type Driver, type Executor, insertSql, type Param, type Row } from "./driver.ts";
 import { MIGRATIONS, SCHEMA_VERSION, versionTable } from "./migrations.ts";
@@ -13,28 +13,7 @@ import type { LogFilter, LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
 import * as status from "./sql_status.ts";
 
-const JOB_COLUMNS = [
-  "id",
-  "command",
-  "second",
-  "minute",
-  "hour",
-  "day",
-  "month",
-  "day_of_week",
-  "timezone",
-  "timeout",
-  "enabled",
-  "max_instances",
-  "coalesce",
-  "misfire_grace_time",
-  "env",
-  "cwd",
-  "description",
-  "created_at",
-  "updated_at",
-] as const;
-const JOB_SELECT = `SELECT ${JOB_COLUMNS.map((c) => `\`${c}\``).join(", ")} FROM jm_jobs`;
+const JOB_SELECT = `SELECT ${JOB_FIELDS.map((c) => `\`${c}\``).join(", ")} FROM jm_jobs`;
 
 /** Rows per statement when claiming fires in bulk. */
 const CLAIM_CHUNK = 500;
@@ -102,7 +81,7 @@ export function rowToJob(row: Row): Job {
 }
 
 function jobParams(job: Job): Param[] {
-  return JOB_COLUMNS.map((c) => c === "env" ? JSON.stringify(job.env) : job[c]);
+  return JOB_FIELDS.map((c) => c === "env" ? JSON.stringify(job.env) : job[c]);
 }
 
 const RUN_COLUMNS = [
@@ -260,11 +239,11 @@ export class SqlStore implements Store {
         await tx.run("DELETE FROM jm_jobs WHERE id = ?", [id]);
       } else if (before === null) {
         await tx.run(
-          insertSql("jm_jobs", JOB_COLUMNS),
+          insertSql("jm_jobs", JOB_FIELDS),
           jobParams(after),
         );
       } else {
-        const columns = JOB_COLUMNS.filter((c) => c !== "id");
+        const columns = JOB_FIELDS.filter((c) => c !== "id");
         await tx.run(
           `UPDATE jm_jobs SET ${columns.map((c) => `\`${c}\` = ?`).join(", ")} WHERE id = ?`,
           [...jobParams(after).slice(1), id],
@@ -477,6 +456,10 @@ export class SqlStore implements Store {
 
   pruneOlderThan(table: "jm_syslog" | "jm_runs", before: number, limit: number): Promise<number> {
     return status.pruneOlderThan(this.driver, table, before, limit);
+  }
+
+  async ping(): Promise<void> {
+    await this.driver.all("SELECT 1");
   }
 
   async close(): Promise<void> {

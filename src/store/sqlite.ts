@@ -11,7 +11,7 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { DatabaseError } from "../errors.ts";
-import type { Driver, Executor, Param, Row, RunResult } from "./driver.ts";
+import type { Driver, ExecResult, Executor, Param, Row } from "./driver.ts";
 import { PROFILES } from "./driver.ts";
 
 const BUSY_TIMEOUT_MS = 10_000;
@@ -37,7 +37,7 @@ class SqliteExecutor implements Executor {
     return Promise.resolve(this.db.prepare(sql).all(...bind(params)) as Row[]);
   }
 
-  run(sql: string, params: Param[] = []): Promise<RunResult> {
+  run(sql: string, params: Param[] = []): Promise<ExecResult> {
     const result = this.db.prepare(sql).run(...bind(params));
     return Promise.resolve({
       changes: Number(result.changes),
@@ -115,7 +115,7 @@ export class SqliteDriver implements Driver {
     return this.enqueue(() => this.whenUnlocked(() => this.executor.all(sql, params)));
   }
 
-  run(sql: string, params?: Param[]): Promise<RunResult> {
+  run(sql: string, params?: Param[]): Promise<ExecResult> {
     return this.enqueue(() => this.whenUnlocked(() => this.executor.run(sql, params)));
   }
 

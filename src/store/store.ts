@@ -1,8 +1,9 @@
 /**
- * The Store: everything jobsmanager keeps in its database. One interface,
- * its contract in these doc comments, kept by `SqlStore` over either driver
- * (`sqlite.ts`, `mysql.ts`). The contract suite in `tests/store_test.ts`
- * runs against every backend.
+ * The Store: everything jobsmanager keeps in its database, as narrow
+ * interfaces (jobs, markers, runs, nodes, logs) so each consumer asks for
+ * only what it uses; their contract is in these doc comments, kept by
+ * `SqlStore` over either driver (`sqlite.ts`, `mysql.ts`). The contract
+ * suite in `tests/store_test.ts` runs against every backend.
  */
 import type { Job } from "../domain/job.ts";
 import type { LogFilter, LogRow } from "../domain/log_row.ts";
@@ -43,19 +44,8 @@ export interface MigrationReport {
   applied: number[];
 }
 
-export interface Store {
-  readonly kind: "sqlite" | "mysql";
-  /** Where the store points, password redacted. */
-  readonly description: string;
-
-  /**
-   * Bring the schema to the version this build knows, idempotently and
-   * safely when several processes do it at once (one lock for the whole
-   * run). Refuses, touching nothing, when the database holds a newer schema
-   * or the original project's APScheduler table under `jm_jobs`.
-   */
-  migrate(): Promise<MigrationReport>;
-
+/** The catalogue: `jm_jobs`, each write with its reload marker. */
+export interface JobStore {
   /** All jobs, ordered by id. */
   listJobs(): Promise<Job[]>;
 
@@ -71,7 +61,10 @@ export interface Store {
    * marker is inserted.
    */
   changeJob(id: string, mutate: JobMutation): Promise<JobChange>;
+}
 
+/** Reload markers (`jm_update_info`): how a change reaches running services. */
+export interface MarkerStore {
   /** Insert a marker without changing any job (`jobsmanager reload`). Returns its id. */
   insertMarker(before: Job[], after: Job[]): Promise<number>;
 
@@ -91,6 +84,12 @@ export interface Store {
    */
   markApplied(ids: number[]): Promise<number>;
 
+  /** Number of markers no service has applied yet (`updated = 0`). */
+  pendingMarkers(): Promise<number>;
+}
+
+/** One row per fire (`jm_runs`): claims, outcomes and the questions asked of them. */
+export interface RunStore {
   /**
    * Insert run rows, each unless a row with the same (job_id, scheduled_at,
    * trigger) exists: that unique key is what makes a fire claimable exactly
@@ -123,18 +122,21 @@ export interface Store {
   /** The latest scheduled fire (trigger `schedule`) of every job that has one. */
   lastFires(): Promise<Map<string, number>>;
 
-  /** Number of markers no service has applied yet (`updated = 0`). */
-  pendingMarkers(): Promise<number>;
-
   /** Runs scheduled at or after `since`, counted by status. */
   countRuns(since: number): Promise<Partial<Record<RunStatus, number>>>;
+}
 
+/** Services (`jm_nodes`) and their heartbeats. */
+export interface NodeStore {
   /** Insert or replace the row of a service node. */
   saveNode(node: Node): Promise<void>;
 
   /** All nodes, most recent heartbeat first. */
   listNodes(): Promise<Node[]>;
+}
 
+/** The log table (`jm_syslog`) and the retention of old rows. */
+export interface LogStore {
   /** Append log rows, in one statement per batch. */
   insertLogs(rows: LogRow[]): Promise<void>;
 
@@ -147,6 +149,27 @@ export interface Store {
    * Small batches keep locks short. Returns how many were deleted.
    */
   pruneOlderThan(table: "jm_syslog" | "jm_runs", before: number, limit: number): Promise<number>;
+}
+
+/** Every part together, with the connection's life: what `openStore` returns. */
+export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogStore {
+  readonly kind: "sqlite" | "mysql";
+  /** Where the store points, password redacted. */
+  readonly description: string;
+
+  /**
+   * Bring the schema to the version this build knows, idempotently and
+   * safely when several processes do it at once (one lock for the whole
+   * run). Refuses, touching nothing, when the database holds a newer schema
+   * or the original project's APScheduler table under `jm_jobs`.
+   */
+  migrate(): Promise<MigrationReport>;
+
+  /**
+   * One cheap round trip (`SELECT 1`): resolves when the database answers,
+   * throws the driver's error when it does not. The daemon's health check.
+   */
+  ping(): Promise<void>;
 
   /** Release connections and files. The store is unusable afterwards. */
   close(): Promise<void>;
