@@ -29,3 +29,35 @@ Deno.test("sqlite: opening a file another connection holds locked waits for the 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("sqlite: a new database file and its WAL are readable by their owner only", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-sqlite-" });
+  const path = `${dir}/jobs.db`;
+  const driver = SqliteDriver.open(path);
+  try {
+    await driver.run("CREATE TABLE t (x INTEGER)");
+    await driver.run("INSERT INTO t VALUES (1)");
+    const modes = ["", "-wal", "-shm"].map((suffix) =>
+      `${suffix || "db"} ${(Deno.statSync(path + suffix).mode! & 0o777).toString(8)}`
+    );
+    assertEquals(modes, ["db 600", "-wal 600", "-shm 600"]);
+  } finally {
+    await driver.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("sqlite: an existing database file keeps the mode its owner gave it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-sqlite-" });
+  const path = `${dir}/jobs.db`;
+  new DatabaseSync(path).close();
+  Deno.chmodSync(path, 0o640);
+  const driver = SqliteDriver.open(path);
+  try {
+    await driver.run("CREATE TABLE t (x INTEGER)");
+    assertEquals((Deno.statSync(path).mode! & 0o777).toString(8), "640");
+  } finally {
+    await driver.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

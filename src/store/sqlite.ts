@@ -24,6 +24,19 @@ function isBusy(error: unknown): boolean {
   return e.code === "ERR_SQLITE_ERROR" && /database is (locked|busy)/.test(e.message ?? "");
 }
 
+/**
+ * Create a missing database file readable by its owner only: it holds
+ * commands, environments and job output. SQLite gives its -wal and -shm
+ * files the mode of the database file.
+ */
+function createPrivately(path: string): void {
+  try {
+    Deno.openSync(path, { createNew: true, write: true, mode: 0o600 }).close();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+  }
+}
+
 type Bindable = string | number | null;
 
 function bind(params: Param[]): Bindable[] {
@@ -62,6 +75,7 @@ export class SqliteDriver implements Driver {
   static open(path: string): SqliteDriver {
     let db: DatabaseSync;
     try {
+      createPrivately(path);
       db = new DatabaseSync(path);
     } catch (error) {
       throw new DatabaseError(
