@@ -22,9 +22,7 @@ import {
   type Term,
   termValues,
   WEEKDAY_NAMES,
-} from "./crontab.ts";
-
-export { scheduleFromCrontab } from "./crontab.ts";
+} from "./grammar.ts";
 
 /** A compiled schedule: compile once, ask many times (used by the service's timetable). */
 export interface Schedule {

@@ -5,12 +5,8 @@
  */
 import { ValidationError } from "../errors.ts";
 import { FIELD_NAMES, type FieldName, type ScheduleFields } from "../cron/fields.ts";
-import {
-  scheduleFromCrontab,
-  scheduleFromFields,
-  toCronerPattern,
-  validateTimezone,
-} from "../cron/schedule.ts";
+import { scheduleFromCrontab } from "../cron/crontab.ts";
+import { scheduleFromFields, toCronerPattern, validateTimezone } from "../cron/schedule.ts";
 
 export interface Job extends ScheduleFields {
   id: string;
