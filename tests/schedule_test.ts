@@ -5,7 +5,8 @@
  */
 import { deepStrictEqual, fail, strictEqual } from "node:assert/strict";
 import { ValidationError } from "../src/errors.ts";
-import type { FieldName, ScheduleFields } from "../src/cron/fields.ts";
+import type { ScheduleFields } from "../src/cron/fields.ts";
+import type { FieldName } from "../src/cron/grammar.ts";
 import {
   compileSchedule,
   scheduleFromFields,

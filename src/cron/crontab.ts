@@ -6,12 +6,11 @@
 import { ValidationError } from "../errors.ts";
 import type { ScheduleFields } from "./fields.ts";
 import {
-  type FieldSyntax,
-  grammarOf,
-  MONTH_NAMES,
+  FIELD_NAMES,
   parseTerm,
   runsOf,
   splitList,
+  SYNTAX,
   termValues,
   WEEKDAY_NAMES,
 } from "./grammar.ts";
@@ -25,42 +24,6 @@ const NICKNAMES: Record<string, string> = {
   "@midnight": "0 0 * * *",
   "@hourly": "0 * * * *",
 };
-
-/** crontab weekdays: 0 and 7 are Sunday. */
-const CRONTAB_WEEKDAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
-
-function crontabSyntax(
-  name: string,
-  min: number,
-  max: number,
-  extra: { bounds?: string; values?: string; names?: readonly string[] } = {},
-): FieldSyntax {
-  const bounds = extra.bounds ?? `${min}-${max}`;
-  const grammar = grammarOf(false, extra.values ?? bounds);
-  return {
-    field: "cron",
-    label: `cron: ${name}`,
-    min,
-    max,
-    bounds,
-    names: extra.names,
-    openStep: false,
-    grammar,
-  };
-}
-
-const CRONTAB_SYNTAX = [
-  crontabSyntax("second", 0, 59),
-  crontabSyntax("minute", 0, 59),
-  crontabSyntax("hour", 0, 23),
-  crontabSyntax("day-of-month", 1, 31),
-  crontabSyntax("month", 1, 12, { values: "1-12 or jan-dec", names: MONTH_NAMES }),
-  crontabSyntax("day-of-week", 0, 7, {
-    bounds: "0-7, 0 and 7 = sun",
-    values: "0-7 (0 and 7 = sun) or sun-sat",
-    names: CRONTAB_WEEKDAYS,
-  }),
-];
 
 /**
  * Convert a crontab line (`m h dom mon dow`, `s m h dom mon dow` or a
@@ -80,8 +43,9 @@ export function scheduleFromCrontab(expression: string): ScheduleFields {
     );
   }
   const raw = parts.length === 5 ? ["0", ...parts] : parts;
-  const lists = raw.map((value, i) => splitList(value, CRONTAB_SYNTAX[i]));
-  const terms = lists.map((elements, i) => elements.map((e) => parseTerm(e, CRONTAB_SYNTAX[i])));
+  const syntax = FIELD_NAMES.map((field) => SYNTAX.crontab[field]);
+  const lists = raw.map((value, i) => splitList(value, syntax[i]));
+  const terms = lists.map((elements, i) => elements.map((e) => parseTerm(e, syntax[i])));
   const [second, minute, hour, day, month] = lists.map((elements) =>
     elements.join(",").toLowerCase()
   );

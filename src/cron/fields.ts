@@ -1,4 +1,4 @@
-/** The six schedule fields of a job, in APScheduler's order: the vocabulary every cron module shares. */
-export const FIELD_NAMES = ["second", "minute", "hour", "day", "month", "day_of_week"] as const;
-export type FieldName = typeof FIELD_NAMES[number];
+import type { FieldName } from "./grammar.ts";
+
+/** A job's schedule: APScheduler's six fields as text. */
 export type ScheduleFields = Record<FieldName, string>;

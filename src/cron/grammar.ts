@@ -4,18 +4,28 @@
  *
  * An element of a field (`*`, `*\/n`, `a`, `a-b`, `a-b/n`, names) reads the
  * same in both; the notations differ in bounds, weekday numbering and extras,
- * which each caller describes with a {@link FieldSyntax}. Elements must match
+ * which {@link SYNTAX} spells out per field and notation. Elements must match
  * whole: APScheduler matched only a prefix, so `mon-fri/2` silently meant
  * `mon-fri`; we reject such text.
  */
 
 import { ValidationError } from "../errors.ts";
 
+/** The six fields of a schedule, in APScheduler's order (a six-field crontab line's too). */
+export const FIELD_NAMES = ["second", "minute", "hour", "day", "month", "day_of_week"] as const;
+export type FieldName = typeof FIELD_NAMES[number];
+
+/** The notations a field is read in: a job's own fields, or a crontab line (`--cron`). */
+export type Notation = "apscheduler" | "crontab";
+
 /** APScheduler's weekday names: index 0 is Monday. */
 export const WEEKDAY_NAMES: readonly string[] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
+/** crontab's weekday names: index 0 is Sunday (and crontab's 7 is Sunday again). */
+const CRONTAB_WEEKDAYS: readonly string[] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+
 /** Month names: index 0 is January (month 1). */
-export const MONTH_NAMES: readonly string[] = "jan feb mar apr may jun jul aug sep oct nov dec"
+const MONTH_NAMES: readonly string[] = "jan feb mar apr may jun jul aug sep oct nov dec"
   .split(" ");
 
 /** How one field reads: its bounds, its names, and how its errors are worded. */
@@ -36,6 +46,94 @@ export interface FieldSyntax {
   grammar: string;
 }
 
+/** The values a field takes. */
+interface Values {
+  min: number;
+  max: number;
+  /** As range errors show them; `min-max` when not given. */
+  bounds?: string;
+  /** As the grammar line shows them; the bounds when not given. */
+  values?: string;
+  /** Names in value order: `names[i]` stands for `min + i`. */
+  names?: readonly string[];
+}
+
+/** A field as APScheduler reads it, and where crontab reads it differently. */
+interface FieldRow extends Values {
+  /** Forms APScheduler adds to this field's grammar; crontab has none of them. */
+  apschedulerForms?: string;
+  /** crontab's name for the field in messages, when not the APScheduler name. */
+  crontabName?: string;
+  /** crontab's values, when not APScheduler's. */
+  crontabValues?: Values;
+}
+
+/** One row per field: the single source of both notations' {@link SYNTAX}. */
+const FIELDS: Record<FieldName, FieldRow> = {
+  second: { min: 0, max: 59 },
+  minute: { min: 0, max: 59 },
+  hour: { min: 0, max: 23 },
+  day: {
+    min: 1,
+    max: 31,
+    apschedulerForms: ", last, or 1st-5th/last + weekday name (e.g. 2nd fri)",
+    crontabName: "day-of-month",
+  },
+  month: { min: 1, max: 12, values: "1-12 or jan-dec", names: MONTH_NAMES },
+  day_of_week: {
+    min: 0,
+    max: 6,
+    bounds: "0-6, 0 = mon",
+    values: "0-6 (0 = mon) or mon-sun",
+    names: WEEKDAY_NAMES,
+    crontabName: "day-of-week",
+    crontabValues: {
+      min: 0,
+      max: 7,
+      bounds: "0-7, 0 and 7 = sun",
+      values: "0-7 (0 and 7 = sun) or sun-sat",
+      names: CRONTAB_WEEKDAYS,
+    },
+  },
+};
+
+/**
+ * How `field` reads in `notation`. A crontab error names the field `cron`,
+ * the flag the line came from; crontab has no `a/n` (a to the maximum).
+ */
+function fieldSyntax(field: FieldName, notation: Notation): FieldSyntax {
+  const row = FIELDS[field];
+  const crontab = notation === "crontab";
+  const { min, max, bounds = `${min}-${max}`, values = bounds, names } = crontab
+    ? row.crontabValues ?? row
+    : row;
+  const openStep = !crontab;
+  const forms = `*, */N, A, A-B, A-B/N${openStep ? ", A/N" : ""}`;
+  const extra = crontab ? "" : row.apschedulerForms ?? "";
+  return {
+    field: crontab ? "cron" : field,
+    label: crontab ? `cron: ${row.crontabName ?? field}` : `${field}:`,
+    min,
+    max,
+    bounds,
+    names,
+    openStep,
+    grammar: `${forms} with ${values}${extra}, comma-separated`,
+  };
+}
+
+function syntaxes(notation: Notation): Record<FieldName, FieldSyntax> {
+  return Object.fromEntries(
+    FIELD_NAMES.map((field) => [field, fieldSyntax(field, notation)]),
+  ) as Record<FieldName, FieldSyntax>;
+}
+
+/** How each field reads in each notation. */
+export const SYNTAX: Readonly<Record<Notation, Readonly<Record<FieldName, FieldSyntax>>>> = {
+  apscheduler: syntaxes("apscheduler"),
+  crontab: syntaxes("crontab"),
+};
+
 /** One parsed element: the values `first` to `last`, every `step`. */
 export interface Term {
   first: number;
@@ -53,11 +151,6 @@ const NAMES = /^([a-z]+)(?:-([a-z]+))?$/i;
 /** A one-line ValidationError in the field's own wording. */
 function fieldError(syntax: FieldSyntax, message: string): ValidationError {
   return new ValidationError(syntax.field, `${syntax.label} ${message}`);
-}
-
-/** The grammar line for messages: `values` are the numbers and names, `extra` other forms. */
-export function grammarOf(openStep: boolean, values: string, extra = ""): string {
-  return `*, */N, A, A-B, A-B/N${openStep ? ", A/N" : ""} with ${values}${extra}, comma-separated`;
 }
 
 /** Split a comma-separated list; spaces around commas are allowed, empty elements are not. */

@@ -11,14 +11,15 @@
 
 import { Cron } from "croner";
 import { ValidationError } from "../errors.ts";
-import { FIELD_NAMES, type FieldName, type ScheduleFields } from "./fields.ts";
+import type { ScheduleFields } from "./fields.ts";
 import {
+  FIELD_NAMES,
+  type FieldName,
   type FieldSyntax,
-  grammarOf,
-  MONTH_NAMES,
   parseTerm,
   runsOf,
   splitList,
+  SYNTAX,
   type Term,
   termValues,
   WEEKDAY_NAMES,
@@ -31,41 +32,6 @@ export interface Schedule {
   /** Up to `n` fire times strictly after `after`, in order. */
   nextRuns(n: number, after: Date): Date[];
 }
-
-function syntax(
-  field: FieldName,
-  min: number,
-  max: number,
-  extra: { bounds?: string; values?: string; names?: readonly string[]; grammar?: string } = {},
-): FieldSyntax {
-  const bounds = extra.bounds ?? `${min}-${max}`;
-  const grammar = grammarOf(true, extra.values ?? bounds, extra.grammar);
-  return {
-    field,
-    label: `${field}:`,
-    min,
-    max,
-    bounds,
-    names: extra.names,
-    openStep: true,
-    grammar,
-  };
-}
-
-const SYNTAX: Record<FieldName, FieldSyntax> = {
-  second: syntax("second", 0, 59),
-  minute: syntax("minute", 0, 59),
-  hour: syntax("hour", 0, 23),
-  day: syntax("day", 1, 31, {
-    grammar: ", last, or 1st-5th/last + weekday name (e.g. 2nd fri)",
-  }),
-  month: syntax("month", 1, 12, { values: "1-12 or jan-dec", names: MONTH_NAMES }),
-  day_of_week: syntax("day_of_week", 0, 6, {
-    bounds: "0-6, 0 = mon",
-    values: "0-6 (0 = mon) or mon-sun",
-    names: WEEKDAY_NAMES,
-  }),
-};
 
 /** CronTrigger's field order, most significant first (its day comes before day_of_week). */
 const SIGNIFICANCE: readonly FieldName[] = [
@@ -125,11 +91,13 @@ function normalized(value: string): string {
  */
 export function toCronerPattern(fields: ScheduleFields): string {
   const [second, minute, hour] = (["second", "minute", "hour"] as const).map((field) =>
-    terms(fields[field], SYNTAX[field]).map(cronerTerm).join(",")
+    terms(fields[field], SYNTAX.apscheduler[field]).map(cronerTerm).join(",")
   );
-  const days = splitList(fields.day, SYNTAX.day).map(parseDay);
-  const month = terms(fields.month, SYNTAX.month).map(cronerTerm).join(",");
-  const weekdays = new Set(terms(fields.day_of_week, SYNTAX.day_of_week).flatMap(termValues));
+  const days = splitList(fields.day, SYNTAX.apscheduler.day).map(parseDay);
+  const month = terms(fields.month, SYNTAX.apscheduler.month).map(cronerTerm).join(",");
+  const weekdays = new Set(
+    terms(fields.day_of_week, SYNTAX.apscheduler.day_of_week).flatMap(termValues),
+  );
   const [dayOfMonth, dayOfWeek] = cronerDays(fields, days, weekdays);
   return [second, minute, hour, dayOfMonth, month, dayOfWeek].join(" ");
 }
@@ -168,7 +136,7 @@ function parseDay(element: string): CronerDay {
     const position = nth[1].toLowerCase() === "last" ? "L" : nth[1][0];
     return { field: "dayOfWeek", text: `${cronerWeekday(weekday)}#${position}` };
   }
-  return { field: "dayOfMonth", text: cronerTerm(parseTerm(element, SYNTAX.day)) };
+  return { field: "dayOfMonth", text: cronerTerm(parseTerm(element, SYNTAX.apscheduler.day)) };
 }
 
 /**

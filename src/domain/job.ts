@@ -4,7 +4,8 @@
  * its snapshot in `jm_update_info` all read the same.
  */
 import { ValidationError } from "../errors.ts";
-import { FIELD_NAMES, type FieldName, type ScheduleFields } from "../cron/fields.ts";
+import type { ScheduleFields } from "../cron/fields.ts";
+import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import { scheduleFromCrontab } from "../cron/crontab.ts";
 import { scheduleFromFields, toCronerPattern, validateTimezone } from "../cron/schedule.ts";
 
