@@ -5,14 +5,9 @@
  */
 import { deepStrictEqual, fail, strictEqual } from "node:assert/strict";
 import { ValidationError } from "../src/errors.ts";
-import type { ScheduleFields } from "../src/cron/fields.ts";
 import type { FieldName } from "../src/cron/grammar.ts";
-import {
-  compileSchedule,
-  scheduleFromFields,
-  toCronerPattern,
-  validateTimezone,
-} from "../src/cron/schedule.ts";
+import { type ScheduleFields, scheduleFromFields } from "../src/cron/fields.ts";
+import { compileSchedule, toCronerPattern, validateTimezone } from "../src/cron/croner.ts";
 
 type Given = Partial<Record<FieldName, string>>;
 
