@@ -11,7 +11,7 @@
 import { Cron } from "croner";
 import { ValidationError } from "../errors.ts";
 import { type Day, parseFields, type ScheduleFields } from "./fields.ts";
-import { runsOf, type Term } from "./grammar.ts";
+import { runList, type Term } from "./grammar.ts";
 
 /** A compiled schedule: compile once, ask many times (used by the service's timetable). */
 export interface Schedule {
@@ -74,9 +74,7 @@ function cronerWeekday(weekday: number): number {
 }
 
 function cronerWeekdays(weekdays: Set<number>): string {
-  if (weekdays.size === 7) return "*";
-  const sorted = [...weekdays].map(cronerWeekday).sort((a, b) => a - b);
-  return runsOf(sorted).map(([a, b]) => a === b ? `${a}` : `${a}-${b}`).join(",");
+  return weekdays.size === 7 ? "*" : runList([...weekdays].map(cronerWeekday), String);
 }
 
 /**

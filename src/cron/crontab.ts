@@ -8,7 +8,7 @@ import type { ScheduleFields } from "./fields.ts";
 import {
   FIELD_NAMES,
   parseTerm,
-  runsOf,
+  runList,
   splitList,
   SYNTAX,
   termValues,
@@ -76,8 +76,5 @@ function nickname(line: string): string {
 
 /** APScheduler weekdays (0 = Monday) as names and name ranges, or `*` for all seven. */
 function weekdayNames(weekdays: Set<number>): string {
-  if (weekdays.size === 7) return "*";
-  const name = (weekday: number) => WEEKDAY_NAMES[weekday];
-  const runs = runsOf([...weekdays].sort((a, b) => a - b));
-  return runs.map(([a, b]) => a === b ? name(a) : `${name(a)}-${name(b)}`).join(",");
+  return weekdays.size === 7 ? "*" : runList(weekdays, (weekday) => WEEKDAY_NAMES[weekday]);
 }

@@ -227,13 +227,13 @@ export function termValues(term: Term): number[] {
   return values;
 }
 
-/** Sorted distinct values grouped into runs of consecutive values, e.g. 0,1,2,5 → [0,2],[5,5]. */
-export function runsOf(sorted: readonly number[]): [number, number][] {
+/** Distinct values as a list of runs, each value written by `spell`: 0,1,2,5 → `0-2,5`. */
+export function runList(values: Iterable<number>, spell: (value: number) => string): string {
   const runs: [number, number][] = [];
-  for (const value of sorted) {
+  for (const value of [...values].sort((a, b) => a - b)) {
     const run = runs.at(-1);
     if (run && value === run[1] + 1) run[1] = value;
     else runs.push([value, value]);
   }
-  return runs;
+  return runs.map(([a, b]) => a === b ? spell(a) : `${spell(a)}-${spell(b)}`).join(",");
 }
