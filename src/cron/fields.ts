@@ -105,9 +105,8 @@ export function parseFields(fields: ScheduleFields): ParsedFields {
 }
 
 function terms(value: string, field: FieldName): Term[] {
-  return splitList(value, SYNTAX.apscheduler[field]).map((element) =>
-    parseTerm(element, SYNTAX.apscheduler[field])
-  );
+  const syntax = SYNTAX.apscheduler[field];
+  return splitList(value, syntax).map((element) => parseTerm(element, syntax));
 }
 
 const NTH_WEEKDAY = /^(1st|2nd|3rd|4th|5th|last)\s+([a-z]+)$/i;
