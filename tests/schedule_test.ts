@@ -5,13 +5,9 @@
  */
 import { deepStrictEqual, fail, strictEqual } from "node:assert/strict";
 import { ValidationError } from "../src/errors.ts";
-import type { FieldName, ScheduleFields } from "../src/cron/fields.ts";
-import {
-  compileSchedule,
-  scheduleFromFields,
-  toCronerPattern,
-  validateTimezone,
-} from "../src/cron/schedule.ts";
+import type { FieldName } from "../src/cron/grammar.ts";
+import { type ScheduleFields, scheduleFromFields } from "../src/cron/fields.ts";
+import { compileSchedule, toCronerPattern, validateTimezone } from "../src/cron/croner.ts";
 
 type Given = Partial<Record<FieldName, string>>;
 

@@ -6,7 +6,7 @@
 import { Command } from "commander";
 import { ConflictError, NotFoundError, UsageError } from "../errors.ts";
 import { buildJob, type Job, type JobOptions, validateId } from "../domain/job.ts";
-import { FIELD_NAMES, type FieldName } from "../cron/fields.ts";
+import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import type { JobChange } from "../store/store.ts";
 import { parseInstant, systemTimezone } from "../domain/time.ts";
 import type { CommandContext, ContextOf } from "./context.ts";

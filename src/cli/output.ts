@@ -3,7 +3,7 @@
  * one job. `--json` output never comes through here.
  */
 import { type Job, scheduleText, validateJob } from "../domain/job.ts";
-import { compileSchedule } from "../cron/schedule.ts";
+import { compileSchedule } from "../cron/croner.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
 
 /**

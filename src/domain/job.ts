@@ -4,13 +4,10 @@
  * its snapshot in `jm_update_info` all read the same.
  */
 import { ValidationError } from "../errors.ts";
-import { FIELD_NAMES, type FieldName, type ScheduleFields } from "../cron/fields.ts";
-import {
-  scheduleFromCrontab,
-  scheduleFromFields,
-  toCronerPattern,
-  validateTimezone,
-} from "../cron/schedule.ts";
+import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
+import { type ScheduleFields, scheduleFromFields } from "../cron/fields.ts";
+import { scheduleFromCrontab } from "../cron/crontab.ts";
+import { toCronerPattern, validateTimezone } from "../cron/croner.ts";
 
 export interface Job extends ScheduleFields {
   id: string;
