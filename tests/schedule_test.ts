@@ -5,6 +5,7 @@
  */
 import { deepStrictEqual, fail, strictEqual } from "node:assert/strict";
 import { ValidationError } from "../src/errors.ts";
+import { buildJob } from "../src/domain/job.ts";
 import type { FieldName } from "../src/cron/grammar.ts";
 import { type ScheduleFields, scheduleFromFields } from "../src/cron/fields.ts";
 import { compileSchedule, toCronerPattern, validateTimezone } from "../src/cron/croner.ts";
@@ -266,6 +267,28 @@ Deno.test("a schedule that can never fire gives null and no runs", () => {
   const schedule = compileSchedule(scheduleFromFields({ month: "2", day: "30" }), "UTC");
   strictEqual(schedule.nextAfter(new Date("2026-01-01T00:00:00Z")), null);
   deepStrictEqual(schedule.nextRuns(3, new Date("2026-01-01T00:00:00Z")), []);
+});
+
+Deno.test("a job whose schedule never fires is refused when written, naming the fields", () => {
+  const never = (given: Given) =>
+    rejection(() =>
+      buildJob("x", { command: "true", schedule: given }, null, Date.parse("2026-11-30T00:00:00Z"))
+    );
+  const message = (day: string, month: string, dow: string) =>
+    `schedule: day '${day}', month '${month}' and day_of_week '${dow}' never fall on one date, ` +
+    `so the job would never fire; check those fields`;
+  deepStrictEqual(never({ day: "31", month: "2" }), ["schedule", message("31", "2", "*")]);
+  deepStrictEqual(never({ day: "30", month: "feb" }), ["schedule", message("30", "feb", "*")]);
+  deepStrictEqual(never({ day: "31", month: "4,6,9,11", day_of_week: "mon" }), [
+    "schedule",
+    message("31", "4,6,9,11", "mon"),
+  ]);
+  // Rare is not never: a 5th Monday in February comes in leap years that start it on a Monday.
+  strictEqual(
+    buildJob("x", { command: "true", schedule: { day: "5th mon", month: "feb" } }, null, 0).day,
+    "5th mon",
+  );
+  strictEqual(buildJob("x", { command: "true", cron: "0 0 29 2 *" }, null, 0).day, "29");
 });
 
 const ALL = { second: "*", minute: "*", hour: "*", day: "*", month: "*", day_of_week: "*" };

@@ -150,3 +150,21 @@ export function compileSchedule(fields: ScheduleFields, timezone: string): Sched
   compiled.set(key, schedule);
   return schedule;
 }
+
+/** Where the search for a first fire starts: any instant would do, a fixed one keeps it repeatable. */
+const SEARCH_FROM = new Date("2000-01-01T00:00:00Z");
+
+/**
+ * Throw ValidationError when the fields match no date of any year (day 31
+ * of February, a 5th Monday in a month that never has one…): such a job
+ * would be stored and never fire. Costs a croner search (milliseconds), so
+ * it is asked when a schedule is written, not on every reload.
+ */
+export function checkEverFires(fields: ScheduleFields): void {
+  if (compileSchedule(fields, "UTC").nextAfter(SEARCH_FROM) !== null) return;
+  throw new ValidationError(
+    "schedule",
+    `schedule: day '${fields.day}', month '${fields.month}' and day_of_week '${fields.day_of_week}' ` +
+      `never fall on one date, so the job would never fire; check those fields`,
+  );
+}

@@ -7,7 +7,7 @@ import { ValidationError } from "../errors.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import { type ScheduleFields, scheduleFromFields } from "../cron/fields.ts";
 import { scheduleFromCrontab } from "../cron/crontab.ts";
-import { toCronerPattern, validateTimezone } from "../cron/croner.ts";
+import { checkEverFires, toCronerPattern, validateTimezone } from "../cron/croner.ts";
 
 export interface Job extends ScheduleFields {
   id: string;
@@ -201,6 +201,7 @@ export function buildJob(id: string, options: JobOptions, current: Job | null, n
     job.description = options.description === "" ? null : options.description;
   }
   validateJob(job);
+  if (schedule !== null) checkEverFires(job);
   return job;
 }
 
