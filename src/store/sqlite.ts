@@ -32,8 +32,8 @@ function isBusy(error: unknown): boolean {
 function createPrivately(path: string): void {
   try {
     Deno.openSync(path, { createNew: true, write: true, mode: 0o600 }).close();
-  } catch (error) {
-    if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+  } catch {
+    // It exists, or cannot be created: opening it next says which, in SQLite's words.
   }
 }
 
