@@ -2,7 +2,8 @@
  * Human-readable rendering of jobs: tables for lists, key/value blocks for
  * one job. `--json` output never comes through here.
  */
-import { type Job, scheduleText, validateJob } from "../domain/job.ts";
+import { type Job, validateJob } from "../domain/job.ts";
+import { readableSchedule } from "../cron/fields.ts";
 import { compileSchedule } from "../cron/croner.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
 
@@ -50,7 +51,7 @@ export function jobsTable(jobs: Job[], defaultZone: string, now: Date): string {
       }
       return [
         job.id,
-        scheduleText(job),
+        readableSchedule(job),
         job.timezone ?? `(${zone})`,
         job.enabled ? "yes" : "no",
         job.timeout === 0 ? "none" : `${job.timeout}s`,
@@ -73,7 +74,7 @@ export function jobDetails(job: Job, defaultZone: string, fires: Date[]): string
   const rows: [string, string][] = [
     ["id", job.id],
     ["command", job.command],
-    ["schedule", `${scheduleText(job)}   (second minute hour day month day_of_week)`],
+    ["schedule", `${readableSchedule(job)}   (second minute hour day month day_of_week)`],
     ["timezone", job.timezone ?? `(service default: ${zone})`],
     ["enabled", job.enabled ? "yes" : "no"],
     ["timeout", job.timeout === 0 ? "none" : `${job.timeout} s`],

@@ -10,6 +10,7 @@ import {
   FIELD_NAMES,
   type FieldName,
   parseTerm,
+  runList,
   splitList,
   SYNTAX,
   type Term,
@@ -60,10 +61,41 @@ export function scheduleFromFields(given: Partial<Record<FieldName, string>>): S
     return [field, value];
   })) as ScheduleFields;
   // Validate what was typed, so messages quote it; store the normalized spelling.
-  parseFields(fields);
-  return Object.fromEntries(
-    FIELD_NAMES.map((field) => [field, normalized(fields[field])]),
-  ) as ScheduleFields;
+  const { weekdays } = parseFields(fields);
+  return Object.fromEntries(FIELD_NAMES.map((field) => [
+    field,
+    field === "day_of_week" ? weekdayNames(weekdays) : normalized(fields[field]),
+  ])) as ScheduleFields;
+}
+
+/**
+ * The six fields as a person should read them: day_of_week in names, so a
+ * schedule pasted back into `--cron` (whose weekday numbers count from
+ * Sunday) means what it meant. A row broken by hand is shown as it is.
+ */
+export function readableSchedule(fields: ScheduleFields): string {
+  let weekdays: Set<number>;
+  try {
+    weekdays = parseFields(fields).weekdays;
+  } catch {
+    return FIELD_NAMES.map((field) => fields[field]).join(" ");
+  }
+  return FIELD_NAMES.map((field) =>
+    field === "day_of_week" ? weekdayNames(weekdays) : fields[field]
+  ).join(" ");
+}
+
+/**
+ * day_of_week in names (`0-4` → `mon-fri`, `*\/2` → `mon,wed,fri,sun`, every day `*`):
+ * APScheduler counts weekdays from Monday, crontab from Sunday; only names
+ * mean the same in both.
+ */
+function weekdayNames(weekdays: Set<number>): string {
+  if (weekdays.size === WEEKDAY_NAMES.length) return "*";
+  // Sunday ends APScheduler's week but starts crontab's: `sat-sun` would be a backwards range there.
+  const SUNDAY = 6;
+  const names = runList([...weekdays].filter((day) => day !== SUNDAY), (day) => WEEKDAY_NAMES[day]);
+  return weekdays.has(SUNDAY) ? (names === "" ? "sun" : `${names},sun`) : names;
 }
 
 /** One spelling per meaning, so stored fields compare and display alike. */
