@@ -3,7 +3,7 @@
  * interfaces (jobs, markers, runs, nodes, logs) so each consumer asks for
  * only what it uses; their contract is in these doc comments, kept by
  * `SqlStore` over either driver (`sqlite.ts`, `mysql.ts`). The contract
- * suite in `tests/store_test.ts` runs against every backend.
+ * suite in `tests/store_*_test.ts` runs against every backend.
  */
 import type { Job } from "../domain/job.ts";
 import type { LogFilter, LogRow } from "../domain/log_row.ts";
@@ -32,7 +32,9 @@ export interface JobChange {
 /**
  * Computes the new state of one job from its current state, inside the
  * transaction that holds the row. Return null to delete; return `current`
- * unchanged to write nothing; throw to abort with nothing written.
+ * unchanged to write nothing; throw to abort with nothing written. It may
+ * be called more than once (a transaction MySQL picks as a deadlock victim
+ * runs again), so it must have no other effect.
  */
 export type JobMutation = (current: Job | null) => Job | null;
 
