@@ -103,7 +103,9 @@ export interface RunStore {
   /**
    * Change a run's columns; with `onlyIf`, only while its status is that one
    * (a conditional write: the affected-row count says who acted). Returns
-   * whether the row changed.
+   * whether the row changed. A write that leaves every value as it was
+   * counts as a change on SQLite and not on MySQL: callers that race always
+   * change the status.
    */
   updateRun(id: number, update: RunUpdate, onlyIf?: Run["status"]): Promise<boolean>;
 
