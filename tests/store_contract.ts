@@ -34,13 +34,17 @@ export function contract(method: string, name: string, fn: (c: Case) => Promise<
   });
 }
 
-/** Like `contract`, on a fresh database with no store opened and nothing migrated. */
+/**
+ * Like `contract`, on a fresh database with no store opened and nothing
+ * migrated; `backends` narrows it to what only some backends can show.
+ */
 export function onEveryBackend(
   method: string,
   name: string,
   fn: (db: TestDatabase, backend: Backend) => Promise<void>,
+  backends: Backend[] = BACKENDS,
 ): void {
-  for (const backend of BACKENDS) {
+  for (const backend of backends) {
     Deno.test(`store[${backend}] ${method}: ${name}`, async () => {
       await using db = await freshDatabase(backend);
       await fn(db, backend);
