@@ -172,6 +172,8 @@ export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogSt
   /**
    * One cheap round trip (`SELECT 1`): resolves when the database answers,
    * throws the driver's error when it does not. The daemon's health check.
+   * On MySQL a pooled connection opened before its database was dropped
+   * still answers; a new one is refused, naming the database.
    */
   ping(): Promise<void>;
 
