@@ -8,7 +8,7 @@ import { openStore } from "../src/store/open.ts";
 import { rawQuery, type TestDatabase } from "./helpers.ts";
 import { contract, fire, logRow, onEveryBackend } from "./store_contract.ts";
 
-contract("kind", "names the backend", async ({ backend, store }) => {
+contract("kind", "names the backend", ({ backend, store }) => {
   assertEquals(store.kind, backend);
 });
 

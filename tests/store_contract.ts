@@ -22,7 +22,11 @@ export interface Case {
  * store. The test is named `store[backend] method: name`, so a failure says
  * which backend and which method broke.
  */
-export function contract(method: string, name: string, fn: (c: Case) => Promise<void>): void {
+export function contract(
+  method: string,
+  name: string,
+  fn: (c: Case) => void | Promise<void>,
+): void {
   onEveryBackend(method, name, async (db, backend) => {
     const store = db.open();
     try {
