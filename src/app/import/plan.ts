@@ -41,7 +41,15 @@ export interface PlanEntry {
 /** Compare candidates with the stored jobs; with `prune`, stored jobs no candidate names go. */
 export function plan(candidates: Candidate[], stored: Job[], prune = false): PlanEntry[] {
   const byId = new Map(stored.map((job) => [job.id, job]));
-  const entries: PlanEntry[] = candidates.map((c) => {
+  const firstSource = new Map<string, string>();
+  const entries: PlanEntry[] = candidates.map((candidate) => {
+    const first = firstSource.get(candidate.id);
+    firstSource.set(candidate.id, first ?? candidate.source);
+    const c = first === undefined ? candidate : {
+      ...candidate,
+      job: null,
+      problem: `id ${candidate.id} is already used by ${first}; give one of them another id`,
+    };
     const current = byId.get(c.id) ?? null;
     const base = { id: c.id, source: c.source, current, notes: c.notes, problem: c.problem };
     if (c.job === null) return { ...base, status: "cannot import", job: null, changes: [] };
