@@ -7,7 +7,7 @@ import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { candidateFromRow, type ServiceDefaults } from "../src/app/import/apscheduler.ts";
 import { unpickle } from "../src/app/import/pickle.ts";
 import type { Candidate } from "../src/app/import/plan.ts";
-import { seedBlob, seedRows } from "./fixtures/seed.ts";
+import { SEED_IDS, seedBlob, seedJob, seedRows } from "./fixtures/seed.ts";
 
 const HONG_KONG: ServiceDefaults = { timezone: "Asia/Hong_Kong", coalesce: false };
 const NOW = Date.UTC(2026, 0, 1);
@@ -16,80 +16,13 @@ function candidates(defaults = HONG_KONG): Map<string, Candidate> {
   return new Map(seedRows().map((row) => [row.id, candidateFromRow(row, defaults, NOW)]));
 }
 
-/** The table in seed-jm_jobs.md: command, timeout, six fields, zone, enabled. */
-const EXPECTED: Record<string, [string, number, string, string, boolean]> = {
-  "backup": ["/usr/local/bin/backup.sh --full", 600, "0 30 2 * * mon-fri", "Asia/Hong_Kong", true],
-  "tick": ["date >> /tmp/tick", 60, "*/10 * * * * *", "Asia/Hong_Kong", true],
-  "month-end-report": ["report --month", 120, "0 55 23 last * *", "Asia/Hong_Kong", true],
-  "second-friday": ["echo second friday", 60, "0 0 9 2nd fri jan-jun *", "Asia/Hong_Kong", true],
-  "quoted": [
-    `echo "héllo $(hostname)" | logger -t 'jm test'`,
-    60,
-    "0 */15 * * * *",
-    "Asia/Hong_Kong",
-    true,
-  ],
-  "paused": ["true", 5, "0 0 12 * * *", "Asia/Hong_Kong", false],
-  "every-minute-seed-style": ["uptime", 60, "* */1 * * * *", "Asia/Hong_Kong", true],
-  "berlin-morning": ["echo guten morgen", 30, "0 0 7 * * 0-4", "Europe/Berlin", true],
-};
-
 Deno.test("every seed job maps every field", () => {
   const found = candidates();
-  assertEquals([...found.keys()].sort(), Object.keys(EXPECTED).sort());
-  for (const [id, [command, timeout, schedule, timezone, enabled]] of Object.entries(EXPECTED)) {
-    const c = found.get(id)!;
-    assertEquals(c.problem, null, id);
-    const job = c.job!;
-    const [second, minute, hour, day, month, day_of_week] = schedule.split(" ").reduce(
-      (fields, part) => {
-        // "2nd fri" is one field: glue a weekday name to the ordinal before it.
-        if (/^[a-z]{3}$/.test(part) && /^(\d(st|nd|rd|th)|last)$/.test(fields.at(-1) ?? "")) {
-          fields[fields.length - 1] += ` ${part}`;
-        } else fields.push(part);
-        return fields;
-      },
-      [] as string[],
-    );
-    assertEquals(job, {
-      id,
-      command,
-      second,
-      minute,
-      hour,
-      day,
-      month,
-      day_of_week,
-      timezone,
-      timeout,
-      enabled,
-      max_instances: 1,
-      // The original's coalesce came from its global.json: the service's setting decides now.
-      coalesce: null,
-      misfire_grace_time: 1,
-      env: {},
-      cwd: null,
-      description: null,
-      created_at: NOW,
-      updated_at: NOW,
-    }, id);
+  assertEquals([...found.keys()].sort(), SEED_IDS.toSorted());
+  for (const id of SEED_IDS) {
+    assertEquals(found.get(id)!.problem, null, id);
+    assertEquals(found.get(id)!.job, seedJob(id, NOW), id);
   }
-});
-
-Deno.test("the notes report the original's quirks, per job", () => {
-  const found = candidates();
-  const notes = (id: string) => found.get(id)!.notes.join("\n");
-  assertMatch(notes("berlin-morning"), /fires in Europe\/Berlin, as before: .*host's zone/);
-  assert(!/fires in/.test(notes("backup")), "a job in the service's zone needs no zone note");
-  assertMatch(notes("every-minute-seed-style"), /every second .*--second 0/);
-  assert(!/every second/.test(notes("tick")), "*/10 seconds is not the default-second quirk");
-  assertMatch(notes("paused"), /paused in the original .*imported disabled/);
-  for (const c of found.values()) {
-    assertMatch(c.notes.join("\n"), /coalesce "False" as true.*--coalesce/, c.id);
-  }
-  const coalescing = candidates({ timezone: "Europe/Berlin", coalesce: true });
-  assert(!/coalesce/.test(coalescing.get("backup")!.notes.join("\n")));
-  assertMatch(coalescing.get("backup")!.notes.join("\n"), /fires in Asia\/Hong_Kong/);
 });
 
 /** A protocol-4 pickle from opcodes and short strings. */

@@ -205,7 +205,7 @@ export class SqlStore implements Store {
         foreign.join(" and ")
       }); jobsmanager changed nothing. Move it aside with \`${
         this.driver.profile.renameTable("jm_jobs", "jm_jobs_apscheduler")
-      }\`, run \`jobsmanager db migrate\`, then re-create the jobs with \`jobsmanager job add\``,
+      }\`, then bring its jobs in with \`jobsmanager import apscheduler\` (which migrates)`,
     );
   }
 
