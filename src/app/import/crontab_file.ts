@@ -29,6 +29,16 @@ export interface CrontabSource {
   system: boolean;
 }
 
+/**
+ * A crontab read from `path` (`-` for stdin). Without `system`, files cron
+ * reads with a user column (/etc/crontab, /etc/cron.d/*) get one.
+ */
+export function crontabSource(path: string, text: string, system?: boolean): CrontabSource {
+  const name = path === "-" ? "crontab" : path.slice(path.lastIndexOf("/") + 1);
+  const systemPath = path === "/etc/crontab" || path.startsWith("/etc/cron.d/");
+  return { text, name, system: system ?? systemPath };
+}
+
 /** The environment lines above a job line, as cron hands them to it. */
 interface Environment {
   vars: Map<string, string>;
