@@ -77,7 +77,7 @@ for (const backend of BACKENDS) {
       );
       assertMatch(
         plan.stdout,
-        /\n8 new, 0 same, 0 differ, 1 cannot be imported; nothing written: run again with --apply to write 8\n$/,
+        /\n8 new, 0 same, 0 differ, 1 cannot be imported; nothing written: run again with --apply to write them\n$/,
       );
       assertEquals(await counts(db), { jobs: 0, markers: 0 });
     });
@@ -124,7 +124,7 @@ for (const backend of BACKENDS) {
       assertEquals(applied.code, 0, applied.stderr);
       assertMatch(
         applied.stdout,
-        /5 new, 0 same, 0 differ, 3 cannot be imported; wrote 5 jobs \(reload marker \d+\)\n$/,
+        /5 new, 0 same, 0 differ, 3 cannot be imported; changed 5 jobs \(reload marker \d+\)\n$/,
       );
       assertEquals(await counts(db), { jobs: 13, markers: 2 });
       const text = await Deno.readTextFile(file);

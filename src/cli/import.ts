@@ -25,8 +25,12 @@ function entryLines(entry: PlanEntry): string[] {
   return [head, ...details.map((d) => `    ${d.replaceAll("\n", "\n    ")}`)];
 }
 
-/** The plan as people read it: one entry a line, its changes, notes or problem beneath. */
-export function planText(outcome: Outcome, applied: boolean, what: string): string {
+/**
+ * The plan as people read it: each entry that is not the same as stored,
+ * with its changes, notes or problem beneath, then the tally. `preview`
+ * says how to write it, when nothing was written.
+ */
+export function planText(outcome: Outcome, what: string, preview: string | null): string {
   const counts = countStatuses(outcome.entries);
   const writes = counts.new + counts.differs + counts.remove;
   const tally = [
@@ -34,19 +38,17 @@ export function planText(outcome: Outcome, applied: boolean, what: string): stri
     `${counts.same} same`,
     `${counts.differs} differ${counts.differs === 1 ? "s" : ""}`,
     ...(counts.remove > 0 ? [`${counts.remove} to remove`] : []),
-    `${counts["cannot import"]} cannot be imported`,
+    ...(counts["cannot import"] > 0 ? [`${counts["cannot import"]} cannot be imported`] : []),
   ].join(", ");
-  const outcomeLine = !applied
-    ? writes === 0
-      ? "nothing to write"
-      : `nothing written: run again with --apply to write ${writes}`
-    : outcome.markerId === null
+  const outcomeLine = writes === 0
     ? "nothing to write"
-    : `wrote ${writes} job${writes === 1 ? "" : "s"} (reload marker ${outcome.markerId})`;
+    : preview !== null
+    ? `nothing written: ${preview}`
+    : `changed ${writes} job${writes === 1 ? "" : "s"} (reload marker ${outcome.markerId})`;
   if (outcome.entries.length === 0) return `${what}: no jobs found; ${outcomeLine}`;
   return [
     `${what}:`,
-    ...outcome.entries.flatMap(entryLines),
+    ...outcome.entries.filter((e) => e.status !== "same").flatMap(entryLines),
     `${tally}; ${outcomeLine}`,
   ].join("\n");
 }
@@ -77,7 +79,8 @@ async function report(
   what: string,
 ): Promise<void> {
   const outcome = await ctx.withStore((store) => importJobs(store, candidates, apply));
-  ctx.print(() => planText(outcome, apply, what), planData(outcome, apply, what));
+  const preview = apply ? null : `run again with --apply to write them`;
+  ctx.print(() => planText(outcome, what, preview), planData(outcome, apply, what));
 }
 
 async function readText(path: string): Promise<string> {
