@@ -46,7 +46,10 @@ function stateOf(value: PyValue, cls: string | RegExp, where: string): [string, 
   const ok = typeof value === "object" && value !== null && "kind" in value &&
     value.kind === "object" &&
     (typeof cls === "string" ? value.class === cls : cls.test(value.class));
-  if (!ok) throw new ShapeError(`${where} is ${describe(value)}, not ${String(cls)}`);
+  if (!ok) {
+    const expected = typeof cls === "string" ? cls : "an APScheduler trigger, field or expression";
+    throw new ShapeError(`${where} is ${describe(value)}, not ${expected}`);
+  }
   const object = value as { class: string; state: PyDict };
   return [object.class, object.state];
 }

@@ -101,9 +101,8 @@ export function candidatesFromCrontab(source: CrontabSource, now: number): Candi
       setVariable(env, assignment[1], unquote(assignment[2]));
     } else {
       const line = splitLine(text, source.system);
-      const source_ = `line ${number}`;
       if (typeof line === "string") {
-        candidates.push(refused(source_, id ?? ids.fallback(number), line));
+        candidates.push(refused(`line ${number}`, id ?? ids.fallback(number), line));
       } else {
         candidates.push(
           ...lineCandidates({ ...line, number, comments, id }, snapshot(env), ids, now),
