@@ -7,7 +7,15 @@ import { type Job, JOB_FIELDS, sameDefinition } from "../domain/job.ts";
 import { VERSION } from "../version.ts";
 import { type Driver, type Executor, insertSql, type Param, type Row } from "./driver.ts";
 import { MIGRATIONS, SCHEMA_VERSION, versionTable } from "./migrations.ts";
-import type { JobChange, JobMutation, Marker, MigrationReport, Store } from "./store.ts";
+import type {
+  JobChange,
+  JobMutation,
+  JobsChange,
+  JobWrites,
+  Marker,
+  MigrationReport,
+  Store,
+} from "./store.ts";
 import type { NewRun, Run, RunFilter, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
 import type { LogFilter, LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
@@ -197,7 +205,7 @@ export class SqlStore implements Store {
         foreign.join(" and ")
       }); jobsmanager changed nothing. Move it aside with \`${
         this.driver.profile.renameTable("jm_jobs", "jm_jobs_apscheduler")
-      }\`, run \`jobsmanager db migrate\`, then re-create the jobs with \`jobsmanager job add\``,
+      }\`, then bring its jobs in with \`jobsmanager import apscheduler\` (which migrates)`,
     );
   }
 
@@ -255,6 +263,39 @@ export class SqlStore implements Store {
         after ? [after] : [],
       );
       return { before, after, markerId };
+    });
+  }
+
+  async changeJobs(mutate: (current: Job[]) => JobWrites): Promise<JobsChange> {
+    return await this.driver.transaction(async (tx) => {
+      const rows = await tx.all(`${JOB_SELECT} ORDER BY id${this.driver.profile.forUpdate}`);
+      const stored = new Map(rows.map(rowToJob).map((job) => [job.id, job]));
+      const writes = mutate([...stored.values()]);
+      const before: Job[] = [];
+      const after: Job[] = [];
+      for (const job of writes.put) {
+        const current = stored.get(job.id);
+        if (current && sameDefinition(current, job)) continue;
+        if (current) {
+          const columns = JOB_FIELDS.filter((c) => c !== "id");
+          await tx.run(
+            `UPDATE jm_jobs SET ${columns.map((c) => `\`${c}\` = ?`).join(", ")} WHERE id = ?`,
+            [...jobParams(job).slice(1), job.id],
+          );
+          before.push(current);
+        } else {
+          await tx.run(insertSql("jm_jobs", JOB_FIELDS), jobParams(job));
+        }
+        after.push(job);
+      }
+      for (const id of writes.remove) {
+        const current = stored.get(id);
+        if (!current) continue;
+        await tx.run("DELETE FROM jm_jobs WHERE id = ?", [id]);
+        before.push(current);
+      }
+      if (before.length === 0 && after.length === 0) return { before, after, markerId: null };
+      return { before, after, markerId: await this.insertMarkerWith(tx, before, after) };
     });
   }
 

@@ -38,6 +38,22 @@ export interface JobChange {
  */
 export type JobMutation = (current: Job | null) => Job | null;
 
+/** What `changeJobs` writes: jobs to insert or replace, ids to delete. */
+export interface JobWrites {
+  put: Job[];
+  remove: string[];
+}
+
+/** The outcome of `changeJobs`: the snapshots its marker holds. */
+export interface JobsChange {
+  /** Stored versions of the jobs replaced or deleted. */
+  before: Job[];
+  /** New versions of the jobs inserted or replaced. */
+  after: Job[];
+  /** The one marker inserted with the changes; null when nothing changed. */
+  markerId: number | null;
+}
+
 export interface MigrationReport {
   /** Schema version before and after. */
   from: number;
@@ -63,6 +79,17 @@ export interface JobStore {
    * marker is inserted.
    */
   changeJob(id: string, mutate: JobMutation): Promise<JobChange>;
+
+  /**
+   * In one transaction: read and lock every row of `jm_jobs`, compute the
+   * writes with `mutate` (given all jobs, ordered by id), insert or replace
+   * each job of `put` and delete each id of `remove`, and insert one
+   * `jm_update_info` row holding the before and after snapshots of the jobs
+   * that changed. A job of `put` equal to the stored one is not written;
+   * when nothing changes, no marker is inserted. When `mutate` throws, or
+   * any write fails, nothing is written. (`import --apply`, `apply`.)
+   */
+  changeJobs(mutate: (current: Job[]) => JobWrites): Promise<JobsChange>;
 }
 
 /** Reload markers (`jm_update_info`): how a change reaches running services. */
