@@ -7,7 +7,7 @@ import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { candidatesFromCrontab, splitPercent } from "../src/app/import/crontab_file.ts";
 import type { Candidate } from "../src/app/import/plan.ts";
 import { scheduleText } from "../src/domain/job.ts";
-import { compileSchedule } from "../src/cron/schedule.ts";
+import { compileSchedule } from "../src/cron/croner.ts";
 
 const FIXTURES = new URL("./fixtures/crontab/", import.meta.url);
 

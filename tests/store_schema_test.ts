@@ -121,7 +121,7 @@ onEveryBackend(
       const error = await assertRejects(() => store.migrate(), RuntimeError);
       assertEquals(
         error.message,
-        `table jm_jobs in ${store.description} is the original JobsManager's APScheduler job store (it has next_run_time and job_state); jobsmanager changed nothing. Move it aside with \`${rename}\`, run \`jobsmanager db migrate\`, then re-create the jobs with \`jobsmanager job add\``,
+        `table jm_jobs in ${store.description} is the original JobsManager's APScheduler job store (it has next_run_time and job_state); jobsmanager changed nothing. Move it aside with \`${rename}\`, then bring its jobs in with \`jobsmanager import apscheduler\` (which migrates)`,
       );
       assertEquals(await tables(db), ["jm_jobs"]);
       assertEquals(await countRows(db, "jm_jobs", "id = 'old'"), 1);

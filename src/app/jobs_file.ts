@@ -12,7 +12,7 @@ import JSON5 from "json5";
 import { isMap, isSeq, LineCounter, parseDocument, stringify as toYaml } from "yaml";
 import { UsageError, ValidationError } from "../errors.ts";
 import { buildJob, DEFAULT_TIMEOUT, type Job, type JobOptions } from "../domain/job.ts";
-import { FIELD_NAMES, type FieldName } from "../cron/fields.ts";
+import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import type { JobStore } from "../store/store.ts";
 import { applyPlan, type Candidate, type Outcome, previewPlan } from "./import/plan.ts";
 

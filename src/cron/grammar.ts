@@ -25,7 +25,7 @@ export const WEEKDAY_NAMES: readonly string[] = ["mon", "tue", "wed", "thu", "fr
 const CRONTAB_WEEKDAYS: readonly string[] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
 /** Month names: index 0 is January (month 1). */
-const MONTH_NAMES: readonly string[] = "jan feb mar apr may jun jul aug sep oct nov dec"
+export const MONTH_NAMES: readonly string[] = "jan feb mar apr may jun jul aug sep oct nov dec"
   .split(" ");
 
 /** How one field reads: its bounds, its names, and how its errors are worded. */

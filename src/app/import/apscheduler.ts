@@ -9,8 +9,7 @@
  */
 import { ValidationError } from "../../errors.ts";
 import { buildJob, type JobOptions } from "../../domain/job.ts";
-import { FIELD_NAMES, type FieldName } from "../../cron/fields.ts";
-import { MONTH_NAMES, WEEKDAY_NAMES } from "../../cron/crontab.ts";
+import { FIELD_NAMES, type FieldName, MONTH_NAMES, WEEKDAY_NAMES } from "../../cron/grammar.ts";
 import { describe, PickleError, type PyDict, type PyValue, unpickle } from "./pickle.ts";
 import type { Candidate } from "./plan.ts";
 import type { LegacyRow } from "../../store/legacy.ts";

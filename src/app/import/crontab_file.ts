@@ -9,15 +9,8 @@
  */
 import { ValidationError } from "../../errors.ts";
 import { buildJob, type JobOptions, validateId } from "../../domain/job.ts";
-import {
-  type FieldSyntax,
-  grammarOf,
-  parseTerm,
-  runsOf,
-  splitList,
-  termValues,
-} from "../../cron/crontab.ts";
-import { scheduleFromCrontab } from "../../cron/schedule.ts";
+import { parseTerm, runList, splitList, SYNTAX, termValues } from "../../cron/grammar.ts";
+import { scheduleFromCrontab } from "../../cron/crontab.ts";
 import type { ScheduleFields } from "../../cron/fields.ts";
 import type { Candidate } from "./plan.ts";
 
@@ -62,17 +55,6 @@ interface Line {
 const ENV_LINE = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/;
 const ID_COMMENT = /^jobsmanager:\s*id=(\S*)\s*$/;
 const MAX_DESCRIPTION = 1000;
-
-/** crontab's day-of-month field, to compute the days a split line leaves to its weekday job. */
-const DAY_OF_MONTH: FieldSyntax = {
-  field: "cron",
-  label: "cron: day-of-month",
-  min: 1,
-  max: 31,
-  bounds: "1-31",
-  openStep: false,
-  grammar: grammarOf(false, "1-31"),
-};
 
 /** Every line of a crontab as candidate jobs, in file order. */
 export function candidatesFromCrontab(source: CrontabSource, now: number): Candidate[] {
@@ -236,16 +218,15 @@ function splitDays(line: Line, env: Environment, id: string, now: number): Candi
   const [minute, hour, dom, month, dow] = line.when.split(" ");
   const byDay = scheduleFromCrontab(`${minute} ${hour} ${dom} ${month} *`);
   const byWeekday = scheduleFromCrontab(`${minute} ${hour} * ${month} ${dow}`);
-  const days = new Set(
-    splitList(dom, DAY_OF_MONTH).map((e) => parseTerm(e, DAY_OF_MONTH)).flatMap(termValues),
-  );
+  const syntax = SYNTAX.crontab.day;
+  const days = new Set(splitList(dom, syntax).map((e) => parseTerm(e, syntax)).flatMap(termValues));
   const others = [...Array(31).keys()].map((d) => d + 1).filter((d) => !days.has(d));
   if (others.length === 0) {
     return [candidate(line, env, id, byDay, [
       `day-of-month '${dom}' names every day, so cron ran it daily whatever day-of-week said`,
     ], now)];
   }
-  const otherDays = runsOf(others).map(([a, b]) => a === b ? `${a}` : `${a}-${b}`).join(",");
+  const otherDays = runList(others, String);
   const why =
     `cron runs this line on day ${byDay.day} of the month OR on ${byWeekday.day_of_week}; jobsmanager ANDs the fields, so it is two jobs, ${id}-day and ${id}-weekday (${byWeekday.day_of_week} on days ${otherDays}), which never fire together`;
   return [
