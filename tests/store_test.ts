@@ -36,7 +36,7 @@ for (const backend of BACKENDS) {
 
     await t.step("migrate creates every table once and is idempotent", async () => {
       await withStore(db, async (store) => {
-        assertEquals(await store.migrate(), { from: 0, to: SCHEMA_VERSION, applied: [1] });
+        assertEquals(await store.migrate(), { from: 0, to: SCHEMA_VERSION, applied: [1, 2] });
         assertEquals(await store.migrate(), {
           from: SCHEMA_VERSION,
           to: SCHEMA_VERSION,
@@ -57,7 +57,7 @@ for (const backend of BACKENDS) {
         assertEquals(rows.length, 1, table);
       }
       const versions = await rawQuery(db, "SELECT version FROM jm_schema_version");
-      assertEquals(versions.map((r) => Number(r.version)), [1]);
+      assertEquals(versions.map((r) => Number(r.version)), [1, 2]);
     });
 
     await t.step(
@@ -234,9 +234,9 @@ for (const backend of BACKENDS) {
     const stores = [db.open(), db.open(), db.open()];
     try {
       const reports = await Promise.all(stores.map((s) => s.migrate()));
-      assertEquals(reports.flatMap((r) => r.applied), [1]);
+      assertEquals(reports.flatMap((r) => r.applied), [1, 2]);
       const versions = await rawQuery(db, "SELECT version FROM jm_schema_version");
-      assertEquals(versions.length, 1);
+      assertEquals(versions.length, 2);
     } finally {
       await Promise.all(stores.map((s) => s.close()));
     }

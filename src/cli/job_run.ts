@@ -10,13 +10,14 @@ import { NotFoundError, RuntimeError } from "../errors.ts";
 import { type Job, validateId } from "../domain/job.ts";
 import { FINAL_STATUSES, type Run } from "../domain/run.ts";
 import { finishedRecord, inheritedEnv, runEnv, startRun } from "../daemon/runner.ts";
-import { FORCED } from "../daemon/service.ts";
 import type { Store } from "../store/store.ts";
 import { type CommandContext, type ContextOf, writeErr } from "./context.ts";
 import { runDetails } from "./runs.ts";
 
 const WAIT_POLL_MS = 200;
 const HERE_NOTE = "run in the CLI with --here";
+/** What `runs show` says of a forced run; the daemon reads `forced`, not this. */
+const FORCED_NOTE = "forced: max_instances not checked";
 
 /** The exit code a shell would give for this outcome. */
 function exitCodeFor(run: Run): number {
@@ -102,7 +103,8 @@ export function jobRunCommand(contextOf: ContextOf): Command {
           scheduled_at: Date.now(),
           status: "queued",
           trigger: "manual",
-          note: opts.force ? FORCED : null,
+          note: opts.force ? FORCED_NOTE : null,
+          forced: opts.force === true,
         }]);
         if (runId === null) {
           throw new RuntimeError(

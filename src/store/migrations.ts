@@ -192,6 +192,14 @@ export const MIGRATIONS: Migration[] = [
       ]),
     ),
   },
+  {
+    version: 2,
+    name: "jm_runs.forced: job run --force as a column",
+    statements: {
+      mysql: ["ALTER TABLE jm_runs ADD COLUMN forced TINYINT(1) NOT NULL DEFAULT 0"],
+      sqlite: ["ALTER TABLE jm_runs ADD COLUMN forced INTEGER NOT NULL DEFAULT 0"],
+    },
+  },
 ];
 
 /** The schema version this build creates and understands. */
