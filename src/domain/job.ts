@@ -7,6 +7,7 @@ import { ValidationError } from "../errors.ts";
 import { wholeNumber, wholeNumberRule } from "./number.ts";
 import { FIELD_NAMES, type FieldName, type ScheduleFields } from "../cron/fields.ts";
 import {
+  compileSchedule,
   scheduleFromCrontab,
   scheduleFromFields,
   toCronerPattern,
@@ -276,6 +277,16 @@ function checkNumber(
       })`,
     );
   }
+}
+
+/** The zone a job fires in: its own, else the service default. */
+export function zoneOf(job: Job, defaultZone: string): string {
+  return job.timezone ?? defaultZone;
+}
+
+/** The next `n` fires of a job after `from` (none when the schedule never fires again). */
+export function nextFires(job: Job, defaultZone: string, from: Date, n: number): Date[] {
+  return compileSchedule(job, zoneOf(job, defaultZone)).nextRuns(n, from);
 }
 
 /** The six schedule fields as one line, `second minute hour day month day_of_week`. */
