@@ -84,4 +84,5 @@ INSERT INTO jm_schema_version (version, name, applied_at) VALUES (1, 'jobs, relo
 
 -- migration 2: jm_runs.forced: job run --force as a column
 ALTER TABLE jm_runs ADD COLUMN forced INTEGER NOT NULL DEFAULT 0;
+UPDATE jm_runs SET forced = 1 WHERE note = 'forced: max_instances not checked';
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (2, 'jm_runs.forced: job run --force as a column', 0);
