@@ -5,7 +5,7 @@
 import { Command } from "commander";
 import { UsageError } from "../errors.ts";
 import { buildJob, type JobOptions, nextFires, validateId, zoneOf } from "../domain/job.ts";
-import { FIELD_NAMES, type FieldName } from "../cron/fields.ts";
+import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import type { JobChange } from "../store/store.ts";
 import {
   addJob,

@@ -3,9 +3,9 @@
  * or run, log lines. `--json` output never comes through here.
  */
 import type { JobDetails, JobListing } from "../app/jobs.ts";
-import { scheduleText } from "../domain/job.ts";
 import type { LogRow } from "../domain/log_row.ts";
 import type { Run } from "../domain/run.ts";
+import { readableSchedule } from "../cron/fields.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
 
 /**
@@ -32,7 +32,7 @@ export function jobsTable(listings: JobListing[]): string {
     ["ID", "SCHEDULE (s m h dom mon dow)", "ZONE", "ENABLED", "TIMEOUT", "NEXT FIRE", "COMMAND"],
     listings.map(({ job, zone, next, invalid }) => [
       job.id,
-      scheduleText(job),
+      readableSchedule(job),
       job.timezone ?? `(${zone})`,
       job.enabled ? "yes" : "no",
       job.timeout === 0 ? "none" : `${job.timeout}s`,
@@ -53,7 +53,7 @@ export function jobDetails({ job, zone, next, runs }: JobDetails): string {
   const rows: [string, string][] = [
     ["id", job.id],
     ["command", job.command],
-    ["schedule", `${scheduleText(job)}   (second minute hour day month day_of_week)`],
+    ["schedule", `${readableSchedule(job)}   (second minute hour day month day_of_week)`],
     ["timezone", job.timezone ?? `(service default: ${zone})`],
     ["enabled", job.enabled ? "yes" : "no"],
     ["timeout", job.timeout === 0 ? "none" : `${job.timeout} s`],

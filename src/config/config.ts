@@ -10,7 +10,7 @@ import JSON5 from "json5";
 import { ValidationError } from "../errors.ts";
 import { LOG_LEVELS, type LogLevel, parseLogLevel } from "../domain/log_row.ts";
 import { wholeNumber, wholeNumberRule } from "../domain/number.ts";
-import { validateTimezone } from "../cron/schedule.ts";
+import { validateTimezone } from "../cron/croner.ts";
 
 type Parser<T> = (value: unknown, key: string) => T;
 

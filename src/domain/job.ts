@@ -5,14 +5,15 @@
  */
 import { ValidationError } from "../errors.ts";
 import { wholeNumber, wholeNumberRule } from "./number.ts";
-import { FIELD_NAMES, type FieldName, type ScheduleFields } from "../cron/fields.ts";
+import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
+import { type ScheduleFields, scheduleFromFields } from "../cron/fields.ts";
+import { scheduleFromCrontab } from "../cron/crontab.ts";
 import {
+  checkEverFires,
   compileSchedule,
-  scheduleFromCrontab,
-  scheduleFromFields,
   toCronerPattern,
   validateTimezone,
-} from "../cron/schedule.ts";
+} from "../cron/croner.ts";
 
 export interface Job extends ScheduleFields {
   id: string;
@@ -204,6 +205,7 @@ export function buildJob(id: string, options: JobOptions, current: Job | null, n
     job.description = options.description === "" ? null : options.description;
   }
   validateJob(job);
+  if (schedule !== null) checkEverFires(job);
   return job;
 }
 

@@ -3,7 +3,7 @@
  * interfaces (jobs, markers, runs, nodes, logs) so each consumer asks for
  * only what it uses; their contract is in these doc comments, kept by
  * `SqlStore` over either driver (`sqlite.ts`, `mysql.ts`). The contract
- * suite in `tests/store_test.ts` runs against every backend.
+ * suite in `tests/store_*_test.ts` runs against every backend.
  */
 import type { Job } from "../domain/job.ts";
 import type { LogFilter, LogRow } from "../domain/log_row.ts";
@@ -32,7 +32,9 @@ export interface JobChange {
 /**
  * Computes the new state of one job from its current state, inside the
  * transaction that holds the row. Return null to delete; return `current`
- * unchanged to write nothing; throw to abort with nothing written.
+ * unchanged to write nothing; throw to abort with nothing written. It may
+ * be called more than once (a transaction MySQL picks as a deadlock victim
+ * runs again), so it must have no other effect.
  */
 export type JobMutation = (current: Job | null) => Job | null;
 
@@ -101,7 +103,9 @@ export interface RunStore {
   /**
    * Change a run's columns; with `onlyIf`, only while its status is that one
    * (a conditional write: the affected-row count says who acted). Returns
-   * whether the row changed.
+   * whether the row changed. A write that leaves every value as it was
+   * counts as a change on SQLite and not on MySQL: callers that race always
+   * change the status.
    */
   updateRun(id: number, update: RunUpdate, onlyIf?: Run["status"]): Promise<boolean>;
 
@@ -168,6 +172,8 @@ export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogSt
   /**
    * One cheap round trip (`SELECT 1`): resolves when the database answers,
    * throws the driver's error when it does not. The daemon's health check.
+   * On MySQL a pooled connection opened before its database was dropped
+   * still answers; a new one is refused, naming the database.
    */
   ping(): Promise<void>;
 
