@@ -25,6 +25,7 @@ contract("getRun", "every column reads back as written", async ({ store }) => {
     node_id: "host-a",
     trigger: "manual",
     note: "killed after 60 s",
+    forced: true,
   } as const;
   const [id] = await store.claimRuns([written]);
   assertEquals(await store.getRun(id!), { id: id!, ...written });

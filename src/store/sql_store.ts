@@ -106,6 +106,7 @@ const RUN_COLUMNS = [
   "node_id",
   "trigger",
   "note",
+  "forced",
 ] as const;
 const RUN_SELECT = `SELECT ${RUN_COLUMNS.map((c) => `\`${c}\``).join(", ")} FROM jm_runs`;
 
@@ -126,7 +127,13 @@ function rowToRun(row: Row): Run {
     node_id: nullableText(row.node_id),
     trigger: String(row.trigger) as RunTrigger,
     note: nullableText(row.note),
+    forced: Number(row.forced) !== 0,
   };
+}
+
+/** The values of a new run's `columns`, absent ones NULL (forced: 0 or 1, as both dialects store it). */
+function runParams(run: NewRun, columns: readonly (keyof Run)[]): Param[] {
+  return columns.map((c) => c === "forced" ? (run.forced ? 1 : 0) : run[c] ?? null);
 }
 
 function rowToMarker(row: Row): Marker {
@@ -370,7 +377,7 @@ export class SqlStore implements Store {
     for (const chunk of chunks(fresh, CLAIM_CHUNK)) {
       const result = await tx.run(
         insertSql("jm_runs", columns, chunk.length, this.driver.profile.onDuplicateIgnore),
-        chunk.flatMap((run) => columns.map((c) => run[c] ?? null)),
+        chunk.flatMap((run) => runParams(run, columns)),
       );
       if (result.changes !== chunk.length) throw new ClaimRace();
       const inserted = new Set(chunk.map(key));
@@ -402,7 +409,7 @@ export class SqlStore implements Store {
     const sql = insertSql("jm_runs", columns, 1, this.driver.profile.onDuplicateIgnore);
     const ids: (number | null)[] = [];
     for (const run of runs) {
-      const result = await tx.run(sql, columns.map((c) => run[c] ?? null));
+      const result = await tx.run(sql, runParams(run, columns));
       ids.push(result.changes === 1 ? result.lastId : null);
     }
     return ids;
