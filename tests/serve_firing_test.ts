@@ -4,7 +4,7 @@
  * whole. Concurrency limits are in serve_limits_test.ts.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { BACKENDS, freshDatabase, waitFor } from "./helpers.ts";
 import {
   jm,
   killLeftovers,
@@ -15,7 +15,6 @@ import {
   secondFromNow,
   startServe,
   uniqueSeconds,
-  waitFor,
 } from "./serve_helpers.ts";
 
 for (const backend of BACKENDS) {

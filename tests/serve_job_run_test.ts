@@ -5,7 +5,7 @@
  * max_instances gate applies unless `--force`.
  */
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
-import { BACKENDS, cli, freshDatabase, type TestDatabase } from "./helpers.ts";
+import { BACKENDS, cli, freshDatabase, type TestDatabase, waitFor } from "./helpers.ts";
 import {
   jm,
   killLeftovers,
@@ -15,7 +15,6 @@ import {
   runsDetail,
   startServe,
   uniqueSeconds,
-  waitFor,
 } from "./serve_helpers.ts";
 
 /** Never fires during a test. */

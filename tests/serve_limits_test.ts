@@ -5,7 +5,7 @@
  * recording those that waited past their grace as missed.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { BACKENDS, freshDatabase, waitFor } from "./helpers.ts";
 import {
   jm,
   maxConcurrent,
@@ -14,7 +14,6 @@ import {
   runsDetail,
   started,
   startServe,
-  waitFor,
 } from "./serve_helpers.ts";
 
 /** Every skipped fire was decided while a run of its job was in progress. */

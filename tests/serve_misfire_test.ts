@@ -5,7 +5,7 @@
  * downtime, so it waits real seconds on purpose.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { type Backend, BACKENDS, freshDatabase } from "./helpers.ts";
+import { type Backend, BACKENDS, freshDatabase, waitFor } from "./helpers.ts";
 import {
   describeRuns,
   jm,
@@ -14,7 +14,6 @@ import {
   runsDetail,
   Serve,
   started,
-  waitFor,
   writeConfig,
 } from "./serve_helpers.ts";
 

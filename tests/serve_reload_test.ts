@@ -7,7 +7,7 @@
  * ends up applied; SIGHUP reloads at once.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { BACKENDS, freshDatabase, type TestDatabase } from "./helpers.ts";
+import { BACKENDS, freshDatabase, type TestDatabase, waitFor } from "./helpers.ts";
 import {
   jm,
   jmMarker,
@@ -19,7 +19,6 @@ import {
   sql,
   started,
   startServe,
-  waitFor,
 } from "./serve_helpers.ts";
 
 const RELOAD_MS = 500;

@@ -5,7 +5,7 @@
  * interrupted and nothing fires twice; SQLite refuses a second service.
  */
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
-import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { BACKENDS, freshDatabase, waitFor } from "./helpers.ts";
 import {
   jm,
   killLeftovers,
@@ -18,7 +18,6 @@ import {
   started,
   startServe,
   uniqueSeconds,
-  waitFor,
   writeConfig,
 } from "./serve_helpers.ts";
 
