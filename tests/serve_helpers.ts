@@ -214,12 +214,6 @@ export function uniqueSeconds(whole: number): string {
   return `${whole}.${100_000 + Math.floor(Math.random() * 900_000)}1`;
 }
 
-/** The whole second `ahead` seconds from now, as a `--second` field value (UTC). */
-export function secondFromNow(ahead: number): { field: string; at: number } {
-  const at = Math.ceil((Date.now() + ahead * 1000) / 1000) * 1000;
-  return { field: String(new Date(at).getUTCSeconds()), at };
-}
-
 /** Reload markers: id and whether a service has applied it. */
 export async function markers(db: TestDatabase): Promise<{ id: number; updated: number }[]> {
   const rows = await sql(db, "SELECT id, updated FROM jm_update_info ORDER BY id");
