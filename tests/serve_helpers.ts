@@ -54,6 +54,31 @@ export class Serve extends CliProcess {
   }
 }
 
+/** The "stopping" line serve logs (JSON, on stderr) when a stop begins; null before. */
+function stoppingLine(serve: Serve): { "@timestamp": string } | null {
+  // The last piece may be a line still being written.
+  for (const line of serve.stderr.split("\n").slice(0, -1)) {
+    if (!line.startsWith("{")) continue;
+    const entry = JSON.parse(line);
+    if (/^stopping\b/.test(entry.message)) return entry;
+  }
+  return null;
+}
+
+export function stoppingLogged(serve: Serve): boolean {
+  return stoppingLine(serve) !== null;
+}
+
+/**
+ * When serve began to stop, by its own clock: it fires nothing after this,
+ * however late the signal reached it.
+ */
+export function stoppingAt(serve: Serve): number {
+  const line = stoppingLine(serve);
+  if (line === null) throw new Error(`serve logged no "stopping" line:\n${serve.stderr}`);
+  return Date.parse(line["@timestamp"]);
+}
+
 /** Start `serve` on `db` with a fresh config file of these settings. */
 export async function startServe(db: TestDatabase, settings: ServeSettings = {}): Promise<Serve> {
   return new Serve(db, await writeConfig(db, settings));
