@@ -326,7 +326,7 @@ for (const backend of BACKENDS) {
       const now = await left();
       return now.logs.length === 1 && now.runs.length === 2;
     }, {
-      timeoutMs: 12_000,
+      timeoutMs: 20_000,
       what: "old rows to be pruned",
       detail: async () => JSON.stringify(await left()),
     });
