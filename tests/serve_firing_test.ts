@@ -38,12 +38,9 @@ for (const backend of BACKENDS) {
     assertEquals(status.code, 0, serve.stderr);
 
     const rows = await runs(db, "tick");
-    const seen = new Set<number>();
     for (const r of rows) {
       const where = `run ${r.id} (${r.scheduled_at})`;
       assertEquals(r.scheduled_at % 1000, 0, `${where}: not a whole second`);
-      assert(!seen.has(r.scheduled_at), `${where}: fired twice`);
-      seen.add(r.scheduled_at);
       assertEquals([r.status, r.trigger, r.exit_code], ["success", "schedule", 0], where);
       // Never early; a fire later than misfire_grace_time would be recorded missed.
       assert(r.started_at! >= r.scheduled_at, `${where}: started before its fire time`);

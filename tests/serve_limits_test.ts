@@ -51,7 +51,6 @@ for (const backend of BACKENDS) {
     const rows = await runs(db, "slow");
     assertEquals(maxConcurrent(rows), 1, `runs overlapped:\n${await detail()}`);
     assertSkipsJustified(rows, 1);
-    assertEquals(new Set(rows.map((r) => r.scheduled_at)).size, rows.length);
   });
 
   Deno.test(`serve[${backend}]: max_instances 2 lets two runs overlap, not three`, async () => {
