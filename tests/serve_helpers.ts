@@ -65,6 +65,7 @@ function stoppingLine(serve: Serve): { "@timestamp": string } | null {
   return null;
 }
 
+/** Whether serve has begun to stop (its stderr has the "stopping" line). */
 export function stoppingLogged(serve: Serve): boolean {
   return stoppingLine(serve) !== null;
 }
