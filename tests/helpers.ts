@@ -4,7 +4,6 @@
  * for a state with a deadline.
  */
 import mysql from "mysql2/promise";
-import { DatabaseSync } from "node:sqlite";
 import { openStore } from "../src/store/open.ts";
 import type { Store } from "../src/store/store.ts";
 import { resolveTarget } from "../src/config/database.ts";
@@ -65,29 +64,6 @@ async function admin<T>(fn: (conn: mysql.Connection) => Promise<T>): Promise<T> 
   }
 }
 
-/**
- * The test's own connection to each SQLite test file, held until the
- * database is disposed. A connection per query would now and then be the
- * file's first (WAL recovery) or last (checkpoint on close) connection,
- * which locks the file for an instant: a CLI or serve opening it just then
- * fails with "database is locked" (the store's open does not retry).
- */
-const sqliteConnections = new Map<string, DatabaseSync>();
-
-function sqliteConnection(path: string): DatabaseSync {
-  let conn = sqliteConnections.get(path);
-  if (conn === undefined) {
-    conn = new DatabaseSync(path);
-    sqliteConnections.set(path, conn);
-  }
-  return conn;
-}
-
-function closeSqliteConnection(path: string): void {
-  sqliteConnections.get(path)?.close();
-  sqliteConnections.delete(path);
-}
-
 /** Run raw SQL on a test database (for checks and for simulating hand edits). */
 export async function rawQuery(
   db: TestDatabase,
@@ -95,11 +71,16 @@ export async function rawQuery(
   params: unknown[] = [],
 ): Promise<Record<string, unknown>[]> {
   if (db.target.kind === "sqlite") {
-    const stmt = sqliteConnection(db.target.path).prepare(sql);
-    const values = params as (string | number | null)[];
-    return /^\s*(select|pragma|with)/i.test(sql)
-      ? stmt.all(...values) as Record<string, unknown>[]
-      : (stmt.run(...values), []);
+    const { DatabaseSync } = await import("node:sqlite");
+    const conn = new DatabaseSync(db.target.path);
+    try {
+      const stmt = conn.prepare(sql);
+      return /^\s*(select|pragma|with)/i.test(sql)
+        ? stmt.all(...params as (string | number | null)[]) as Record<string, unknown>[]
+        : (stmt.run(...params as (string | number | null)[]), []);
+    } finally {
+      conn.close();
+    }
   }
   const t = db.target;
   const conn = await mysql.createConnection({
@@ -124,7 +105,6 @@ export async function freshDatabase(backend: Backend): Promise<TestDatabase> {
   let drop = async () => {};
   if (backend === "sqlite") {
     url = `sqlite:${dir}/jobs.db`;
-    drop = () => Promise.resolve(closeSqliteConnection(`${dir}/jobs.db`));
   } else {
     if (MYSQL_URL === "") {
       throw new Error(
