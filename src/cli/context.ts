@@ -3,13 +3,16 @@
  * store (opened and migrated on first use), and the one place output is
  * written, so `--json` and secret redaction cannot be forgotten.
  */
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import { loadConfig, type LoadedConfig } from "../config/config.ts";
 import { openStore } from "../store/open.ts";
-import type { Store } from "../store/store.ts";
+import type { NodeStore, Store } from "../store/store.ts";
 import { resolveTarget } from "../config/database.ts";
-import { type DatabaseTarget, secretsOf } from "../store/target.ts";
+import { type DatabaseTarget, describeTarget, secretsOf } from "../store/target.ts";
 import { systemTimezone } from "../domain/time.ts";
+import type { Node } from "../domain/node.ts";
+import { liveServices } from "../app/status.ts";
 
 export interface GlobalOptions {
   config?: string;
@@ -74,15 +77,48 @@ export class CommandContext {
     return this.config.settings["jobsmanager.timezone"] || systemTimezone();
   }
 
+  /** The database as people should read it: a SQLite path made absolute. */
+  get databaseName(): string {
+    const target = this.target;
+    return target.kind === "sqlite" ? `sqlite:${resolve(target.path)}` : describeTarget(target);
+  }
+
   /** Open the store as it is; the caller migrates and closes it. */
   openStore(): Store {
     return openStore(this.target);
+  }
+
+  /**
+   * Say so when opening `store` made a new database: run from the wrong
+   * directory, or with a mistyped path, a command would otherwise write
+   * jobs no service ever reads.
+   */
+  noteCreated(store: Store): void {
+    if (!store.created) return;
+    const s = this.config.settings;
+    const byDefault = s["db.url"] === "" && s["db.host"] === ""
+      ? " (the default: no --database, $JM_DATABASE_URL or config file names one)"
+      : "";
+    writeErr(
+      `jobsmanager: created a new, empty database ${
+        this.databaseName.slice("sqlite:".length)
+      }${byDefault}; if the service uses another, point this command at it with --database or --config`,
+    );
+  }
+
+  /** The services live on this database now, by the heartbeat interval configured here. */
+  async liveServices(nodes: NodeStore): Promise<Node[]> {
+    return await liveServices(nodes, {
+      now: Date.now(),
+      heartbeatMs: this.config.settings["jobsmanager.heartbeat_interval"] * 1000,
+    });
   }
 
   /** Open the store, bring its schema up to date, run `fn`, close it. */
   async withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
     const store = this.openStore();
     try {
+      this.noteCreated(store);
       await store.migrate();
       return await fn(store);
     } finally {

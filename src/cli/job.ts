@@ -6,7 +6,8 @@ import { Command } from "commander";
 import { UsageError } from "../errors.ts";
 import { buildJob, type JobOptions, nextFires, validateId, zoneOf } from "../domain/job.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
-import type { JobChange } from "../store/store.ts";
+import type { JobChange, Store } from "../store/store.ts";
+import type { Node } from "../domain/node.ts";
 import {
   addJob,
   listJobs,
@@ -16,9 +17,9 @@ import {
   upcomingFires,
   updateJob,
 } from "../app/jobs.ts";
-import type { ContextOf } from "./context.ts";
+import type { CommandContext, ContextOf } from "./context.ts";
 import { jobRunCommand } from "./job_run.ts";
-import { fireLines, jobDetails, jobsTable } from "./output.ts";
+import { fireLines, jobDetails, jobsTable, serviceLine } from "./output.ts";
 import { parseCount } from "./parse.ts";
 
 /** The most fires `job show -n` and `job next -n` print. */
@@ -87,8 +88,38 @@ function toJobOptions(opts: Record<string, any>): JobOptions {
   };
 }
 
-function changeSummary(change: JobChange): Record<string, unknown> {
-  return { job: change.after ?? change.before, marker_id: change.markerId };
+/** A job write and the services live after it, which apply it. */
+interface Written {
+  change: JobChange;
+  live: Node[];
+}
+
+async function writeJob(
+  ctx: CommandContext,
+  write: (store: Store) => Promise<JobChange>,
+): Promise<Written> {
+  return await ctx.withStore(async (store) => ({
+    change: await write(store),
+    live: await ctx.liveServices(store),
+  }));
+}
+
+/** Print what a write did: `text`, then who applies it; --json: the same as fields. */
+function printWrite(
+  ctx: CommandContext,
+  { change, live }: Written,
+  text: string,
+  extra: Record<string, unknown> = {},
+): void {
+  ctx.print(
+    () => change.markerId === null ? text : `${text}\n${serviceLine(live, ctx.databaseName)}`,
+    {
+      job: change.after ?? change.before,
+      marker_id: change.markerId,
+      ...extra,
+      live_services: live.map((n) => n.id),
+    },
+  );
 }
 
 export function jobCommand(contextOf: ContextOf): Command {
@@ -103,20 +134,23 @@ export function jobCommand(contextOf: ContextOf): Command {
     const ctx = contextOf(cmd);
     // Built, and so validated, before the database is touched.
     const built = buildJob(id, toJobOptions(opts), null, Date.now());
-    const change = await ctx.withStore((store) =>
-      addJob(store, built, { replace: opts.replace === true })
+    const written = await writeJob(
+      ctx,
+      (store) => addJob(store, built, { replace: opts.replace === true }),
     );
+    const { change } = written;
     const after = change.after!;
     const next = nextFires(after, ctx.defaultZone, new Date(), 1);
-    ctx.print(
-      () =>
-        `${change.before ? "replaced" : "added"} job '${id}' (reload marker ${
-          change.markerId ?? "-"
-        })\n` +
+    printWrite(
+      ctx,
+      written,
+      `${change.before ? "replaced" : "added"} job '${id}' (reload marker ${
+        change.markerId ?? "-"
+      })\n` +
         `next fire${after.enabled ? "" : " (once enabled)"}:\n${
           fireLines(next, zoneOf(after, ctx.defaultZone))
         }`,
-      { ...changeSummary(change), next: next.map((d) => d.toISOString()) },
+      { next: next.map((d) => d.toISOString()) },
     );
   });
 
@@ -127,13 +161,13 @@ export function jobCommand(contextOf: ContextOf): Command {
     const ctx = contextOf(cmd);
     validateId(id);
     const options = toJobOptions(opts);
-    const change = await ctx.withStore((store) => updateJob(store, id, options, Date.now()));
-    ctx.print(
-      () =>
-        change.markerId === null
-          ? `job '${id}' unchanged (the options given match it)`
-          : `updated job '${id}' (reload marker ${change.markerId})`,
-      changeSummary(change),
+    const written = await writeJob(ctx, (store) => updateJob(store, id, options, Date.now()));
+    printWrite(
+      ctx,
+      written,
+      written.change.markerId === null
+        ? `job '${id}' unchanged (the options given match it)`
+        : `updated job '${id}' (reload marker ${written.change.markerId})`,
     );
   });
 
@@ -141,11 +175,8 @@ export function jobCommand(contextOf: ContextOf): Command {
     .action(async (id: string, _opts, cmd: Command) => {
       const ctx = contextOf(cmd);
       validateId(id);
-      const change = await ctx.withStore((store) => removeJob(store, id));
-      ctx.print(
-        () => `removed job '${id}' (reload marker ${change.markerId})`,
-        changeSummary(change),
-      );
+      const written = await writeJob(ctx, (store) => removeJob(store, id));
+      printWrite(ctx, written, `removed job '${id}' (reload marker ${written.change.markerId})`);
     });
 
   for (const [name, enabled] of [["enable", true], ["disable", false]] as const) {
@@ -153,13 +184,16 @@ export function jobCommand(contextOf: ContextOf): Command {
       .action(async (id: string, _opts, cmd: Command) => {
         const ctx = contextOf(cmd);
         validateId(id);
-        const change = await ctx.withStore((store) => setEnabled(store, id, enabled, Date.now()));
-        ctx.print(
-          () =>
-            change.markerId === null
-              ? `job '${id}' is already ${name}d`
-              : `${name}d job '${id}' (reload marker ${change.markerId})`,
-          changeSummary(change),
+        const written = await writeJob(
+          ctx,
+          (store) => setEnabled(store, id, enabled, Date.now()),
+        );
+        printWrite(
+          ctx,
+          written,
+          written.change.markerId === null
+            ? `job '${id}' is already ${name}d`
+            : `${name}d job '${id}' (reload marker ${written.change.markerId})`,
         );
       });
   }

@@ -4,6 +4,7 @@
  */
 import type { JobDetails, JobListing } from "../app/jobs.ts";
 import type { LogRow } from "../domain/log_row.ts";
+import type { Node } from "../domain/node.ts";
 import type { Run } from "../domain/run.ts";
 import { readableSchedule } from "../cron/fields.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
@@ -40,6 +41,20 @@ export function jobsTable(listings: JobListing[]): string {
       shorten(job.command, 50),
     ]),
   );
+}
+
+/**
+ * What a write or a reload means for the services on `database`: which
+ * live ones apply it, or, with none, that nothing does until one runs.
+ */
+export function serviceLine(live: Node[], database: string): string {
+  if (live.length === 0) {
+    return `no live service uses ${database}, so nothing applies this yet: start one with \`jobsmanager serve\` on this database, or point this command at the service's database with --database or --config`;
+  }
+  const names = live.map((n) => n.id).join(", ");
+  return live.length === 1
+    ? `the live service on this database (${names}) applies it within its reload_interval`
+    : `the ${live.length} live services on this database (${names}) apply it within their reload_interval`;
 }
 
 export function fireLines(fires: Date[], zone: string): string {
