@@ -389,6 +389,7 @@ for (const backend of BACKENDS) {
     assertEquals(JSON.parse(await noWrite(db, ["--json", ...args])), {
       id: "berlin",
       timezone: "Europe/Berlin",
+      timezone_source: "job",
       from: "2026-03-28T00:00:00.000Z",
       next: ["2026-03-28T01:30:00.000Z", "2026-03-29T01:00:00.000Z", "2026-03-30T00:30:00.000Z"],
     });
@@ -720,7 +721,7 @@ mysqlTest(
     assertEquals([list.code, list.stderr], [0, ""]);
     assertMatch(
       list.stdout.split("\n")[1],
-      /^hk +0 0 9 \* \* \* +\(Asia\/Hong_Kong\) +yes +60s +.* echo hk$/,
+      /^hk +0 0 9 \* \* \* +\(configured zone, Asia\/Hong_Kong\) +yes +60s +.* echo hk$/,
     );
 
     const next = await cli(
@@ -730,6 +731,7 @@ mysqlTest(
     assertEquals(JSON.parse(next.stdout), {
       id: "hk",
       timezone: "Asia/Hong_Kong",
+      timezone_source: "configured",
       from: "2026-01-01T00:00:00.000Z",
       next: ["2026-01-01T01:00:00.000Z"],
     });

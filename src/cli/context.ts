@@ -13,6 +13,7 @@ import { type DatabaseTarget, describeTarget, secretsOf } from "../store/target.
 import { systemTimezone } from "../domain/time.ts";
 import type { Node } from "../domain/node.ts";
 import { liveServices } from "../app/status.ts";
+import { type DefaultZone, defaultZone } from "../app/zone.ts";
 
 export interface GlobalOptions {
   config?: string;
@@ -72,9 +73,17 @@ export class CommandContext {
     return this.#target;
   }
 
-  /** The zone of jobs that name none: `jobsmanager.timezone`, else this machine's. */
-  get defaultZone(): string {
-    return this.config.settings["jobsmanager.timezone"] || systemTimezone();
+  /**
+   * The zone of jobs that name none: `jobsmanager.timezone`, else the one a
+   * live service reports, else this machine's.
+   */
+  async defaultZone(nodes: NodeStore): Promise<DefaultZone> {
+    return await defaultZone(nodes, {
+      configured: this.config.settings["jobsmanager.timezone"],
+      local: systemTimezone(),
+      now: Date.now(),
+      heartbeatMs: this.config.settings["jobsmanager.heartbeat_interval"] * 1000,
+    });
   }
 
   /** The database as people should read it: a SQLite path made absolute. */

@@ -19,7 +19,15 @@ import {
 } from "../app/jobs.ts";
 import type { CommandContext, ContextOf } from "./context.ts";
 import { jobRunCommand } from "./job_run.ts";
-import { fireLines, jobDetails, jobsTable, serviceLine } from "./output.ts";
+import {
+  defaultZoneText,
+  fireLines,
+  jobDetails,
+  jobsTable,
+  serviceLine,
+  zoneNote,
+} from "./output.ts";
+import type { DefaultZone } from "../app/zone.ts";
 import { parseCount } from "./parse.ts";
 
 /** The most fires `job show -n` and `job next -n` print. */
@@ -134,21 +142,22 @@ export function jobCommand(contextOf: ContextOf): Command {
     const ctx = contextOf(cmd);
     // Built, and so validated, before the database is touched.
     const built = buildJob(id, toJobOptions(opts), null, Date.now());
-    const written = await writeJob(
-      ctx,
-      (store) => addJob(store, built, { replace: opts.replace === true }),
-    );
+    let zone: DefaultZone | undefined;
+    const written = await writeJob(ctx, async (store) => {
+      zone = await ctx.defaultZone(store);
+      return await addJob(store, built, { replace: opts.replace === true });
+    });
     const { change } = written;
     const after = change.after!;
-    const next = nextFires(after, ctx.defaultZone, new Date(), 1);
+    const next = nextFires(after, zone!.name, new Date(), 1);
     printWrite(
       ctx,
       written,
       `${change.before ? "replaced" : "added"} job '${id}' (reload marker ${
         change.markerId ?? "-"
       })\n` +
-        `next fire${after.enabled ? "" : " (once enabled)"}:\n${
-          fireLines(next, zoneOf(after, ctx.defaultZone))
+        `next fire${zoneNote(after, zone!)}${after.enabled ? "" : " (once enabled)"}:\n${
+          fireLines(next, zoneOf(after, zone!.name))
         }`,
       { next: next.map((d) => d.toISOString()) },
     );
@@ -201,10 +210,14 @@ export function jobCommand(contextOf: ContextOf): Command {
   job.command("list").alias("ls").description("list all jobs with their next fire")
     .action(async (_opts, cmd: Command) => {
       const ctx = contextOf(cmd);
-      const listings = await ctx.withStore((store) =>
-        listJobs(store, { defaultZone: ctx.defaultZone, now: Date.now() })
-      );
-      ctx.print(() => jobsTable(listings), listings.map((l) => l.job));
+      const { zone, listings } = await ctx.withStore(async (store) => {
+        const zone = await ctx.defaultZone(store);
+        return {
+          zone,
+          listings: await listJobs(store, { defaultZone: zone.name, now: Date.now() }),
+        };
+      });
+      ctx.print(() => jobsTable(listings, zone), listings.map((l) => l.job));
     });
 
   job.command("show").argument("<id>").description("show a job and its next fires")
@@ -213,11 +226,17 @@ export function jobCommand(contextOf: ContextOf): Command {
       const ctx = contextOf(cmd);
       validateId(id);
       const count = parseCount(opts.count, "count", MAX_FIRES);
-      const details = await ctx.withStore((store) =>
-        showJob(store, id, { count, defaultZone: ctx.defaultZone, now: Date.now() })
-      );
+      const { zone, details } = await ctx.withStore(async (store) => {
+        const zone = await ctx.defaultZone(store);
+        const details = await showJob(store, id, {
+          count,
+          defaultZone: zone.name,
+          now: Date.now(),
+        });
+        return { zone, details };
+      });
       ctx.print(
-        () => jobDetails(details),
+        () => jobDetails(details, zone),
         { ...details.job, next: details.next.map((d) => d.toISOString()), runs: details.runs },
       );
     });
@@ -232,20 +251,31 @@ export function jobCommand(contextOf: ContextOf): Command {
       const ctx = contextOf(cmd);
       validateId(id);
       const count = parseCount(opts.count, "count", MAX_FIRES);
-      const { zone, from, next } = await ctx.withStore((store) =>
-        upcomingFires(store, id, {
-          count,
-          from: opts.from,
-          defaultZone: ctx.defaultZone,
-          now: Date.now(),
-        })
+      const { defaultZone, fires: { job, zone, from, next } } = await ctx.withStore(
+        async (store) => {
+          const defaultZone = await ctx.defaultZone(store);
+          const fires = await upcomingFires(store, id, {
+            count,
+            from: opts.from,
+            defaultZone: defaultZone.name,
+            now: Date.now(),
+          });
+          return { defaultZone, fires };
+        },
       );
+      const zoneText = job.timezone ?? defaultZoneText(defaultZone);
       ctx.print(
         () =>
-          `next ${count} fires of '${id}' after ${from.toISOString()} (${zone}, then UTC):\n${
+          `next ${count} fires of '${id}' after ${from.toISOString()} (${zoneText}, then UTC):\n${
             fireLines(next, zone)
           }`,
-        { id, timezone: zone, from: from.toISOString(), next: next.map((d) => d.toISOString()) },
+        {
+          id,
+          timezone: zone,
+          timezone_source: job.timezone === null ? defaultZone.source : "job",
+          from: from.toISOString(),
+          next: next.map((d) => d.toISOString()),
+        },
       );
     });
 

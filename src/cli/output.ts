@@ -3,6 +3,8 @@
  * or run, log lines. `--json` output never comes through here.
  */
 import type { JobDetails, JobListing } from "../app/jobs.ts";
+import type { DefaultZone, ZoneSource } from "../app/zone.ts";
+import type { Job } from "../domain/job.ts";
 import type { LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
 import type { Run } from "../domain/run.ts";
@@ -25,7 +27,28 @@ function shorten(text: string, width: number): string {
   return line.length > width ? `${line.slice(0, width - 1)}…` : line;
 }
 
-export function jobsTable(listings: JobListing[]): string {
+const ZONE_SOURCES: Record<ZoneSource, string> = {
+  configured: "configured zone",
+  service: "service zone",
+  local: "local zone",
+};
+
+/** The default zone and where it comes from: `service zone, UTC`. */
+export function defaultZoneText(zone: DefaultZone): string {
+  return `${ZONE_SOURCES[zone.source]}, ${zone.name}`;
+}
+
+/** A job's zone as a cell: its own, or `(service zone, UTC)`. */
+export function zoneCell(job: Job, zone: DefaultZone): string {
+  return job.timezone ?? `(${defaultZoneText(zone)})`;
+}
+
+/** ` (service zone, UTC)` after a heading of fires, for a job without a zone of its own. */
+export function zoneNote(job: Job, zone: DefaultZone): string {
+  return job.timezone === null ? ` (${defaultZoneText(zone)})` : "";
+}
+
+export function jobsTable(listings: JobListing[], defaultZone: DefaultZone): string {
   if (listings.length === 0) {
     return "no jobs (add one with `jobsmanager job add ID --command CMD --cron '…'`)";
   }
@@ -34,7 +57,7 @@ export function jobsTable(listings: JobListing[]): string {
     listings.map(({ job, zone, next, invalid }) => [
       job.id,
       readableSchedule(job),
-      job.timezone ?? `(${zone})`,
+      zoneCell(job, defaultZone),
       job.enabled ? "yes" : "no",
       job.timeout === 0 ? "none" : `${job.timeout}s`,
       invalid !== null ? `INVALID: ${invalid}` : next ? formatInZone(next, zone) : "-",
@@ -62,14 +85,17 @@ export function fireLines(fires: Date[], zone: string): string {
   return fires.map((f) => `  ${formatInZone(f, zone)}  ${zone}   ${formatUtc(f)}`).join("\n");
 }
 
-export function jobDetails({ job, zone, next, runs }: JobDetails): string {
+export function jobDetails(
+  { job, zone, next, runs }: JobDetails,
+  defaultZone: DefaultZone,
+): string {
   const orDefault = <T>(v: T | null, what: string) =>
     v === null ? `(service default: ${what})` : String(v);
   const rows: [string, string][] = [
     ["id", job.id],
     ["command", job.command],
     ["schedule", `${readableSchedule(job)}   (second minute hour day month day_of_week)`],
-    ["timezone", job.timezone ?? `(service default: ${zone})`],
+    ["timezone", zoneCell(job, defaultZone)],
     ["enabled", job.enabled ? "yes" : "no"],
     ["timeout", job.timeout === 0 ? "none" : `${job.timeout} s`],
     ["max_instances", orDefault(job.max_instances, "jobsmanager.max_instances")],
@@ -89,7 +115,7 @@ export function jobDetails({ job, zone, next, runs }: JobDetails): string {
   const width = Math.max(...rows.map(([k]) => k.length));
   const lines = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`);
   lines.push(
-    `next fires${job.enabled ? "" : " (if enabled)"}:`,
+    `next fires${zoneNote(job, defaultZone)}${job.enabled ? "" : " (if enabled)"}:`,
     fireLines(next, zone),
     "last runs:",
     runsTable(runs),
