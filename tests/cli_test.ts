@@ -76,6 +76,15 @@ function toJob(row: Row): Job {
   };
 }
 
+/** A job as --json prints it: its times in ISO 8601. */
+function asJson(job: Job): Record<string, unknown> {
+  return {
+    ...job,
+    created_at: new Date(job.created_at).toISOString(),
+    updated_at: new Date(job.updated_at).toISOString(),
+  };
+}
+
 async function jobRows(db: TestDatabase): Promise<Map<string, Row>> {
   const rows = await rawQuery(db, "SELECT * FROM jm_jobs ORDER BY id");
   return new Map(rows.map((r) => [String(r.id), r]));
@@ -287,7 +296,7 @@ for (const backend of BACKENDS) {
     await using db = await databaseWith(backend, ADD_BERLIN);
     const w = await write(db, "tick", ["--json", ...ADD_TICK]);
     const out = JSON.parse(w.stdout);
-    assertEquals(out.job, w.after);
+    assertEquals(out.job, asJson(w.after!));
     assertEquals(out.marker_id, w.markerId);
     assertEquals(out.next.length, 1);
     const { second, minute, hour, day, month, day_of_week, enabled } = w.after!;
@@ -343,9 +352,15 @@ for (const backend of BACKENDS) {
     );
     const listed = JSON.parse(await noWrite(db, ["--json", "job", "list"]));
     assertEquals(listed.map((j: Job) => j.id), ["berlin", "tick"]);
-    for (const job of listed) assertEquals(Object.keys(job).sort(), JOB_FIELDS);
+    // Every field of the job, and its next fire.
+    for (const job of listed) assertEquals(Object.keys(job).sort(), [...JOB_FIELDS, "next"].sort());
     const stored = await jobs(db);
-    assertEquals(listed, [stored.get("berlin"), stored.get("tick")]);
+    assertEquals(listed.map(({ next: _, ...job }: { next: string }) => job), [
+      asJson(stored.get("berlin")!),
+      asJson(stored.get("tick")!),
+    ]);
+    for (const { next } of listed) assert(Date.parse(next) > Date.now(), next);
+    assertMatch(listed[0].next, /^\d{4}-\d\d-\d\dT(00|01):30:00\.000Z$/);
   });
 
   Deno.test(`cli[${backend}]: job show: every field, and the next fires (--json with next)`, async () => {
@@ -375,7 +390,7 @@ for (const backend of BACKENDS) {
     const shown = JSON.parse(await noWrite(db, ["--json", "job", "show", "berlin", "-n", "3"]));
     // Every job field plus `next` (other keys, such as recent runs, may follow).
     const job = Object.fromEntries(JOB_FIELDS.map((f) => [f, shown[f]]));
-    assertEquals(job, (await jobs(db)).get("berlin"));
+    assertEquals(job, asJson((await jobs(db)).get("berlin")!));
     const next: string[] = shown.next;
     assertEquals(next.length, 3);
     const times = next.map((s: string) => Date.parse(s));
@@ -447,7 +462,11 @@ for (const backend of BACKENDS) {
       misfire_grace_time: 30,
       updated_at: w.after!.updated_at,
     });
-    assertEquals(JSON.parse(w.stdout), { job: w.after, marker_id: w.markerId, live_services: [] });
+    assertEquals(JSON.parse(w.stdout), {
+      job: asJson(w.after!),
+      marker_id: w.markerId,
+      live_services: [],
+    });
 
     assertEquals(
       await noWrite(db, ["job", "update", "tick", "--timeout", "120", "--hour", "4"]),
@@ -499,7 +518,7 @@ for (const backend of BACKENDS) {
     assertEquals(w.after, null);
     w = await write(db, "berlin", ["--json", "job", "rm", "berlin"]);
     assertEquals(JSON.parse(w.stdout), {
-      job: w.before,
+      job: asJson(w.before!),
       marker_id: w.markerId,
       live_services: [],
     });

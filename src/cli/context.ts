@@ -14,6 +14,7 @@ import { systemTimezone } from "../domain/time.ts";
 import type { Node } from "../domain/node.ts";
 import { liveServices } from "../app/status.ts";
 import { type DefaultZone, defaultZone } from "../app/zone.ts";
+import { toJson } from "./json.ts";
 
 export interface GlobalOptions {
   config?: string;
@@ -135,8 +136,18 @@ export class CommandContext {
     }
   }
 
-  /** Print `data` as JSON with --json, else the human text. */
+  /** Print `data` as JSON with --json (times in ISO 8601), else the human text. */
   print(human: () => string, data: unknown): void {
-    writeOut(this.json ? JSON.stringify(data, null, 2) : human());
+    writeOut(this.json ? toJson(data, 2) : human());
   }
+}
+
+/**
+ * How wide a table may be: the terminal's width when stdout is one, else
+ * $COLUMNS when set, else null: piped output is never cut.
+ */
+export function outputWidth(): number | null {
+  if (Deno.stdout.isTerminal()) return Deno.consoleSize().columns;
+  const columns = Number(Deno.env.get("COLUMNS"));
+  return Number.isInteger(columns) && columns > 0 ? columns : null;
 }

@@ -17,7 +17,7 @@ import {
   upcomingFires,
   updateJob,
 } from "../app/jobs.ts";
-import type { CommandContext, ContextOf } from "./context.ts";
+import { type CommandContext, type ContextOf, outputWidth } from "./context.ts";
 import { jobRunCommand } from "./job_run.ts";
 import {
   defaultZoneText,
@@ -217,7 +217,10 @@ export function jobCommand(contextOf: ContextOf): Command {
           listings: await listJobs(store, { defaultZone: zone.name, now: Date.now() }),
         };
       });
-      ctx.print(() => jobsTable(listings, zone), listings.map((l) => l.job));
+      ctx.print(
+        () => jobsTable(listings, zone, outputWidth()),
+        listings.map(({ job, next }) => ({ ...job, next })),
+      );
     });
 
   job.command("show").argument("<id>").description("show a job and its next fires")
@@ -236,7 +239,7 @@ export function jobCommand(contextOf: ContextOf): Command {
         return { zone, details };
       });
       ctx.print(
-        () => jobDetails(details, zone),
+        () => jobDetails(details, zone, outputWidth()),
         { ...details.job, next: details.next.map((d) => d.toISOString()), runs: details.runs },
       );
     });

@@ -3,7 +3,7 @@ import { Command } from "commander";
 import { validateId } from "../domain/job.ts";
 import { RUN_STATUSES } from "../domain/run.ts";
 import { cancelRun, showRun } from "../app/runs.ts";
-import type { ContextOf } from "./context.ts";
+import { type ContextOf, outputWidth } from "./context.ts";
 import { runDetails, runsTable } from "./output.ts";
 import { parseCount, parseRunId, parseSince, parseStatus } from "./parse.ts";
 
@@ -25,7 +25,7 @@ export function runsCommand(contextOf: ContextOf): Command {
         limit: parseCount(opts.limit, "limit", MAX_RUNS),
       };
       const found = await ctx.withStore((store) => store.listRuns(filter));
-      ctx.print(() => runsTable(found), found);
+      ctx.print(() => runsTable(found, outputWidth()), found);
     });
   runs.command("show").argument("<run-id>").description("one run, with its output")
     .action(async (raw: string, _opts, cmd: Command) => {
