@@ -403,6 +403,7 @@ for (const backend of BACKENDS) {
     const args = ["job", "next", "berlin", "-n", "3", "--from", "2026-03-28T00:00:00Z"];
     assertEquals(JSON.parse(await noWrite(db, ["--json", ...args])), {
       id: "berlin",
+      schedule: "0 30 2 * * *",
       timezone: "Europe/Berlin",
       timezone_source: "job",
       from: "2026-03-28T00:00:00.000Z",
@@ -749,6 +750,7 @@ mysqlTest(
     );
     assertEquals(JSON.parse(next.stdout), {
       id: "hk",
+      schedule: "0 0 9 * * *",
       timezone: "Asia/Hong_Kong",
       timezone_source: "configured",
       from: "2026-01-01T00:00:00.000Z",

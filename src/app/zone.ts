@@ -16,14 +16,16 @@ export interface DefaultZone {
 
 /**
  * `configured` (`jobsmanager.timezone`) when set; else the zone the live
- * service with the latest heartbeat reports; else `local`.
+ * service with the latest heartbeat reports (`nodes` null: there is no
+ * database to ask); else `local`.
  */
 export async function defaultZone(
-  nodes: NodeStore,
+  nodes: NodeStore | null,
   options: { configured: string; local: string; now: number; heartbeatMs: number },
 ): Promise<DefaultZone> {
   if (options.configured !== "") return { name: options.configured, source: "configured" };
-  const reported = (await liveServices(nodes, options)).find((n) => n.timezone)?.timezone;
+  const live = nodes === null ? [] : await liveServices(nodes, options);
+  const reported = live.find((n) => n.timezone)?.timezone;
   return reported
     ? { name: reported, source: "service" }
     : { name: options.local, source: "local" };

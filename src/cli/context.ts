@@ -78,7 +78,7 @@ export class CommandContext {
    * The zone of jobs that name none: `jobsmanager.timezone`, else the one a
    * live service reports, else this machine's.
    */
-  async defaultZone(nodes: NodeStore): Promise<DefaultZone> {
+  async defaultZone(nodes: NodeStore | null): Promise<DefaultZone> {
     return await defaultZone(nodes, {
       configured: this.config.settings["jobsmanager.timezone"],
       local: systemTimezone(),
@@ -91,6 +91,18 @@ export class CommandContext {
   get databaseName(): string {
     const target = this.target;
     return target.kind === "sqlite" ? `sqlite:${resolve(target.path)}` : describeTarget(target);
+  }
+
+  /** Whether the database exists: false only for a SQLite file not made yet. */
+  databaseExists(): boolean {
+    const target = this.target;
+    if (target.kind !== "sqlite") return true;
+    try {
+      Deno.statSync(target.path);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Open the store as it is; the caller migrates and closes it. */

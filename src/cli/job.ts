@@ -11,12 +11,15 @@ import type { Node } from "../domain/node.ts";
 import {
   addJob,
   listJobs,
+  previewFires,
   removeJob,
   setEnabled,
   showJob,
+  type UpcomingFires,
   upcomingFires,
   updateJob,
 } from "../app/jobs.ts";
+import { readableSchedule } from "../cron/fields.ts";
 import { type CommandContext, type ContextOf, outputWidth } from "./context.ts";
 import { jobRunCommand } from "./job_run.ts";
 import {
@@ -39,20 +42,26 @@ function flagOf(field: FieldName): string {
   return field.replaceAll("_", "-");
 }
 
-/** The options `job add` and `job update` share. */
-function addJobOptions(cmd: Command, forUpdate: boolean): Command {
-  cmd
-    .option("--command <cmd>", "shell command, run with /bin/sh -c")
-    .option(
-      "--cron <expr>",
-      "crontab schedule: 'm h dom mon dow' or with seconds first, or @daily …",
-    );
+/** The schedule options: `--cron`, or the six fields. */
+function addScheduleOptions(cmd: Command): Command {
+  cmd.option(
+    "--cron <expr>",
+    "crontab schedule: 'm h dom mon dow' or with seconds first, or @daily …",
+  );
   for (const field of FIELD_NAMES) {
     cmd.option(`--${flagOf(field)} <expr>`, `schedule field ${field} (APScheduler cron syntax)`);
   }
-  cmd
+  return cmd;
+}
+
+const TIMEZONE_HELP = "IANA time zone of the schedule (default: the service's)";
+
+/** The options `job add` and `job update` share. */
+function addJobOptions(cmd: Command, forUpdate: boolean): Command {
+  cmd.option("--command <cmd>", "shell command, run with /bin/sh -c");
+  addScheduleOptions(cmd)
     .option("--timeout <seconds>", "kill the run after this many seconds; 0 = never (default 60)")
-    .option("--timezone <tz>", "IANA time zone of the schedule (default: the service's)")
+    .option("--timezone <tz>", TIMEZONE_HELP)
     .option("--max-instances <n>", "concurrent runs of this job (default: the service's)")
     .option("--misfire-grace-time <seconds>", "how late a fire may start (default: the service's)")
     .option("--coalesce", "run several late fires once")
@@ -69,13 +78,19 @@ function addJobOptions(cmd: Command, forUpdate: boolean): Command {
   return cmd;
 }
 
-// deno-lint-ignore no-explicit-any
-function toJobOptions(opts: Record<string, any>): JobOptions {
+/** The schedule fields given as options (`--day-of-week` → day_of_week). */
+function scheduleOf(opts: Record<string, string | undefined>): Partial<Record<FieldName, string>> {
   const schedule: Partial<Record<FieldName, string>> = {};
   for (const field of FIELD_NAMES) {
     const key = field.replace(/_(\w)/g, (_, c: string) => c.toUpperCase());
     if (opts[key] !== undefined) schedule[field] = opts[key];
   }
+  return schedule;
+}
+
+// deno-lint-ignore no-explicit-any
+function toJobOptions(opts: Record<string, any>): JobOptions {
+  const schedule = scheduleOf(opts);
   if (opts.enabled && opts.disabled) {
     throw new UsageError("enabled: give --enabled or --disabled, not both");
   }
@@ -244,40 +259,71 @@ export function jobCommand(contextOf: ContextOf): Command {
       );
     });
 
-  job.command("next").argument("<id>").description("print the next fire times of a job")
+  addScheduleOptions(
+    job.command("next").argument("[id]", "a job; or leave it out and give a schedule to preview")
+      .description("print the next fire times of a job, or of a schedule before it is saved"),
+  )
+    .option("--timezone <tz>", `with a schedule: ${TIMEZONE_HELP}`)
     .option("-n, --count <n>", "how many", "10")
     .option(
       "--from <time>",
       "start after this instant (ISO 8601; without offset: in the job's zone)",
     )
-    .action(async (id: string, opts, cmd: Command) => {
+    .action(async (id: string | undefined, opts, cmd: Command) => {
       const ctx = contextOf(cmd);
-      validateId(id);
+      const schedule = scheduleOf(opts);
+      const preview = opts.cron !== undefined || Object.keys(schedule).length > 0 ||
+        opts.timezone !== undefined;
+      if (id !== undefined && preview) {
+        throw new UsageError(
+          "job next: give a job id or a schedule (--cron, --minute, …, --timezone), not both",
+        );
+      }
+      if (id === undefined && !preview) {
+        throw new UsageError(
+          "job next: give a job id, or a schedule to preview (--cron '…' or --minute … --hour …)",
+        );
+      }
+      if (id !== undefined) validateId(id);
       const count = parseCount(opts.count, "count", MAX_FIRES);
-      const { defaultZone, fires: { job, zone, from, next } } = await ctx.withStore(
-        async (store) => {
+      const query = (defaultZone: DefaultZone) => ({
+        count,
+        from: opts.from,
+        defaultZone: defaultZone.name,
+        now: Date.now(),
+      });
+      let defaultZone: DefaultZone;
+      let fires: UpcomingFires;
+      if (id === undefined) {
+        // A preview makes no database: without one there is no service to ask.
+        defaultZone = opts.timezone === undefined && ctx.databaseExists()
+          ? await ctx.withStore((store) => ctx.defaultZone(store))
+          : await ctx.defaultZone(null);
+        fires = previewFires(
+          { cron: opts.cron, schedule, timezone: opts.timezone },
+          query(defaultZone),
+        );
+      } else {
+        ({ defaultZone, fires } = await ctx.withStore(async (store) => {
           const defaultZone = await ctx.defaultZone(store);
-          const fires = await upcomingFires(store, id, {
-            count,
-            from: opts.from,
-            defaultZone: defaultZone.name,
-            now: Date.now(),
-          });
-          return { defaultZone, fires };
-        },
-      );
+          return { defaultZone, fires: await upcomingFires(store, id, query(defaultZone)) };
+        }));
+      }
+      const { job, zone, from, next } = fires;
+      const what = id === undefined ? `schedule '${readableSchedule(job)}'` : `'${id}'`;
       const zoneText = job.timezone ?? defaultZoneText(defaultZone);
       ctx.print(
         () =>
-          `next ${count} fires of '${id}' after ${from.toISOString()} (${zoneText}, then UTC):\n${
+          `next ${count} fires of ${what} after ${from.toISOString()} (${zoneText}, then UTC):\n${
             fireLines(next, zone)
           }`,
         {
-          id,
+          id: id ?? null,
+          schedule: readableSchedule(job),
           timezone: zone,
           timezone_source: job.timezone === null ? defaultZone.source : "job",
-          from: from.toISOString(),
-          next: next.map((d) => d.toISOString()),
+          from,
+          next,
         },
       );
     });
