@@ -90,12 +90,20 @@ export class FakeRun {
 
 export class FakeRunner {
   readonly runs: FakeRun[] = [];
+  private ending = false;
 
   readonly start: StartRun = (spec, now) => {
     const run = new FakeRun(spec, now);
     this.runs.push(run);
+    if (this.ending) run.finish();
     return run.handle;
   };
+
+  /** End every run, and from now on each run as soon as it starts. */
+  endAll(): void {
+    this.ending = true;
+    for (const run of this.runs) run.finish();
+  }
 
   of(jobId: string): FakeRun[] {
     return this.runs.filter((r) => r.jobId === jobId);
@@ -292,7 +300,7 @@ export class DaemonHarness implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     try {
       if (this.running && this.outcome === null) {
-        for (const run of this.runner.runs) run.finish();
+        this.runner.endAll();
         if (this.stoppedAt === null) this.stop();
         // Without runs left, the stop needs no time but the database's; a test
         // that left the database unreachable needs the clock at the deadline.
