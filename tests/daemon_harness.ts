@@ -17,7 +17,7 @@ import type { Run } from "../src/domain/run.ts";
 import type { Store } from "../src/store/store.ts";
 import { VERSION } from "../src/version.ts";
 import { FakeClock } from "./fake_clock.ts";
-import type { TestDatabase } from "./helpers.ts";
+import { rawQuery, type TestDatabase } from "./helpers.ts";
 
 /** 2030-01-01T00:00:00Z: the daemon starts here; fires of `second *` are T0 + n s. */
 export const T0 = Date.UTC(2030, 0, 1);
@@ -177,8 +177,14 @@ export class DaemonHarness implements AsyncDisposable {
     return (await this.store.changeJob(id, () => null)).markerId!;
   }
 
-  /** Boot the daemon and run it; without `wait: false`, wait until it has loaded the jobs. */
-  async start(options: { wait?: boolean } = {}): Promise<Daemon> {
+  /**
+   * Boot the daemon and run it; without `wait: false`, wait until it has
+   * loaded the jobs. `early` gets the daemon before `run()`, as a signal
+   * that comes before the start would.
+   */
+  async start(
+    options: { wait?: boolean; early?: (daemon: Daemon) => void } = {},
+  ): Promise<Daemon> {
     const daemon = boot({
       settings: this.settings,
       store: this.options.store?.() ?? this.db.open(),
@@ -197,6 +203,7 @@ export class DaemonHarness implements AsyncDisposable {
         { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
       ],
     });
+    options.early?.(daemon);
     this.running = daemon.run().then(
       () => void (this.outcome = "ok"),
       (error) => void (this.outcome = { error }),
@@ -232,6 +239,24 @@ export class DaemonHarness implements AsyncDisposable {
 
   count(pattern: RegExp): number {
     return this.logs.map(renderMessage).filter((m) => pattern.test(m)).length;
+  }
+
+  /** Reload markers: id and whether a service has applied them. */
+  async markers(): Promise<{ id: number; updated: boolean }[]> {
+    return (await this.store.listMarkers(0, 100_000)).map(({ id, updated }) => ({ id, updated }));
+  }
+
+  /** SQL by hand, as a DBA would; retried while the daemon's SQLite transaction holds the lock. */
+  async sql(text: string, params: unknown[] = []): Promise<void> {
+    for (let attempt = 0;; attempt++) {
+      try {
+        await rawQuery(this.db, text, params);
+        return;
+      } catch (error) {
+        if (attempt > 50 || !/database is (locked|busy)/.test(String(error))) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
   }
 
   /** Every run (of `jobId`), oldest first, as the database has them. */
@@ -281,10 +306,13 @@ export class DaemonHarness implements AsyncDisposable {
   /** The state, for failure messages: clock, runner, runs, the last log lines. */
   async describe(): Promise<string> {
     let runs: string;
+    let markers: string;
     try {
       runs = (await this.runs()).map(describeRun).join("\n");
+      markers = (await this.markers()).map((m) => `${m.id}${m.updated ? "" : " pending"}`)
+        .join(", ");
     } catch (error) {
-      runs = `(cannot read jm_runs: ${error})`;
+      runs = markers = `(cannot read the database: ${error})`;
     }
     return [
       `clock: T0+${this.clock.now() - T0} ms; sleepers wake at ${
@@ -292,6 +320,7 @@ export class DaemonHarness implements AsyncDisposable {
       }`,
       `daemon: ${this.outcome === null ? "running" : JSON.stringify(this.outcome)}`,
       `fake runs: ${this.runner.runs.join("; ")}`,
+      `markers: ${markers}`,
       `jm_runs:\n${runs}`,
       `log (last 30):\n${this.lines.slice(-30).join("\n")}`,
     ].join("\n");
