@@ -18,6 +18,9 @@ import type { Store } from "../src/store/store.ts";
 import { VERSION } from "../src/version.ts";
 import { FakeClock } from "./fake_clock.ts";
 import { rawQuery, type TestDatabase } from "./helpers.ts";
+import { resolveTarget } from "../src/config/database.ts";
+import { openStore } from "../src/store/open.ts";
+import { TcpProxy } from "./tcp_proxy.ts";
 
 /** 2030-01-01T00:00:00Z: the daemon starts here; fires of `second *` are T0 + n s. */
 export const T0 = Date.UTC(2030, 0, 1);
@@ -214,10 +217,17 @@ export class DaemonHarness implements AsyncDisposable {
     return daemon;
   }
 
-  /** `stop()`, as SIGTERM does; returns the instant of the stop. */
-  stop(): number {
+  /**
+   * `stop()`, as SIGTERM does; returns the instant of the stop. When the
+   * service had started, waits until its shutdown has begun, so that a
+   * clock moved next is seen by the shutdown's own waits.
+   */
+  async stop(): Promise<number> {
     this.stoppedAt = this.clock.now();
     this.daemon.stop();
+    if (this.line(/^loaded \d+ enabled jobs/)) {
+      await this.until(() => this.line(/^stopping: /), "the shutdown to begin");
+    }
     return this.stoppedAt;
   }
 
@@ -330,7 +340,10 @@ export class DaemonHarness implements AsyncDisposable {
     try {
       if (this.running && this.outcome === null) {
         this.runner.endAll();
-        if (this.stoppedAt === null) this.stop();
+        if (this.stoppedAt === null) {
+          this.stoppedAt = this.clock.now();
+          this.daemon.stop();
+        }
         // Without runs left, the stop needs no time but the database's; a test
         // that left the database unreachable needs the clock at the deadline.
         if (!await settlesWithin(this.running, 5000)) {
@@ -344,6 +357,19 @@ export class DaemonHarness implements AsyncDisposable {
       await this.db[Symbol.asyncDispose]();
     }
   }
+}
+
+/** A proxy in front of `db`'s MariaDB server, for outages (tcp_proxy.ts). */
+export function proxyFor(db: TestDatabase): TcpProxy {
+  if (db.target.kind !== "mysql") throw new Error("outage tests need MySQL");
+  return TcpProxy.start({ hostname: db.target.host, port: db.target.port });
+}
+
+/** Open a store on `db` through `proxy`: what the daemon uses in an outage test. */
+export function throughProxy(db: TestDatabase, proxy: TcpProxy): () => Store {
+  const url = new URL(db.url);
+  url.port = String(proxy.port);
+  return () => openStore(resolveTarget({ ...defaultSettings(), "db.url": url.toString() }));
 }
 
 /** True when `work` settles within `ms` of real time. */

@@ -76,7 +76,7 @@ for (const backend of BACKENDS) {
 
   Deno.test(`daemon[${backend}]: a job and a marker written in SQL by hand are applied`, async () => {
     await using h = await Harness.create(await freshDatabase(backend));
-    await h.job("idle", { cron: "0 0 1 1 *" });
+    await h.job("idle", { cron: "0 12 15 6 *" });
     await h.start();
     await h.sql("INSERT INTO jm_jobs (id, command, `second`) VALUES ('hand', 'echo hand', '*')");
     await h.sql(
@@ -91,7 +91,7 @@ for (const backend of BACKENDS) {
 
   Deno.test(`daemon[${backend}]: a marker that commits after a newer one is still applied`, async () => {
     await using h = await Harness.create(await freshDatabase(backend));
-    await h.job("idle", { cron: "0 0 1 1 *" });
+    await h.job("idle", { cron: "0 12 15 6 *" });
     await h.start();
     // Two writers at once on MySQL: id 1000 commits and is applied first…
     await h.sql(
@@ -115,7 +115,7 @@ for (const backend of BACKENDS) {
     await using h = await Harness.create(await freshDatabase(backend), {
       settings: { "jobsmanager.reload_interval": 30 },
     });
-    const before = await h.job("idle", { cron: "0 0 1 1 *" });
+    const before = await h.job("idle", { cron: "0 12 15 6 *" });
     await h.start({ early: (daemon) => daemon.reload() });
     assertEquals(await h.markers(), [{ id: before, updated: true }]);
     const marker = await h.job("hup", { schedule: { second: "*" } });
