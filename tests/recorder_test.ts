@@ -305,3 +305,20 @@ Deno.test("recorder: close() writes the backlog once more, and does not hang whe
   await other.recorder.close(1000);
   assertEquals(other.store.rows.size, 0);
 });
+
+Deno.test("recorder: a run that ends while the recovery's claim is on its way keeps its end", async () => {
+  const { store, clock, health, recorder } = setup();
+  store.mode = "down";
+  const [id] = await recorder.claim([fire("a", 1000)]);
+  // The probe answers; the flush's claim of the buffered row commits, its answer is held.
+  store.mode = "hang";
+  await clock.advance(1000);
+  assertEquals(store.summary(), [["a", 1000, "running"]]);
+  await recorder.update(id!, finished(1200));
+  store.mode = "up";
+  await store.release();
+  assert(health.online);
+  assertEquals(store.summary(), [["a", 1000, "success"]]);
+  assertEquals(recorder.backlog, 0);
+  await recorder.close(1000);
+});

@@ -184,9 +184,16 @@ export class RunRecorder {
       if (pending.length === 0 && this.updates.length === 0) return;
       if (pending.length > 0) {
         const ids = await this.store.claimRuns(pending.map(([, row]) => row));
-        pending.forEach(([provisional], i) => {
+        pending.forEach(([provisional, sent], i) => {
+          const current = this.buffered.get(provisional);
           this.buffered.delete(provisional);
           this.remember(provisional, ids[i]);
+          // A run that ended while its row was on its way merged its end into
+          // the buffered copy, not the one sent: send that as an update.
+          const id = ids[i];
+          if (current && current !== sent && id !== null) {
+            this.updates.push({ id, update: postClaimFields(current) });
+          }
         });
       }
       while (this.updates.length > 0) {
