@@ -201,7 +201,7 @@ export class DaemonHarness implements AsyncDisposable {
       reset: true,
       sinks: { memory: (record) => this.logs.push(record), database: daemon.logSink },
       loggers: [
-        { category: ["jobsmanager"], lowestLevel: "info", sinks: ["memory", "database"] },
+        { category: ["jobsmanager"], lowestLevel: "debug", sinks: ["memory", "database"] },
         { category: SINK_CATEGORY, sinks: ["memory"], parentSinks: "override" },
         { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
       ],

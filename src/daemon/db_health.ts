@@ -75,7 +75,14 @@ export class DbHealth {
         await this.store.ping();
         for (const recovery of this.recoveries) await recovery();
       } catch (error) {
-        if (isUnreachable(error)) continue;
+        if (isUnreachable(error)) {
+          // Per attempt, so only at debug: the outage itself is logged once.
+          storeLog.debug("still unreachable ({error}); next attempt in {seconds} s", {
+            error: message(error),
+            seconds: this.retryDelayMs(attempt + 1) / 1000,
+          });
+          continue;
+        }
         // It answers, but refused what waited: that will not change by waiting.
         storeLog.error("the database refused a statement: {error}", { error: message(error) });
       }
