@@ -276,22 +276,12 @@ export class DaemonHarness implements AsyncDisposable {
   }
 
   /** Wait (real time) until `probe` returns something truthy; fail showing the state. */
-  async until<T>(
+  until<T>(
     probe: () => T | Promise<T>,
     what: string,
     timeoutMs = WAIT_MS,
   ): Promise<NonNullable<T>> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = await probe();
-      if (value) return value as NonNullable<T>;
-      if (Date.now() > deadline) {
-        throw new Error(
-          `timed out after ${timeoutMs} ms waiting for ${what}\n${await this.describe()}`,
-        );
-      }
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    return until(probe, what, () => this.describe(), timeoutMs);
   }
 
   /** Wait for the run of `jobId` fired at `at` to reach one of `statuses`. */
@@ -356,6 +346,27 @@ export class DaemonHarness implements AsyncDisposable {
       await this.store.close();
       await this.db[Symbol.asyncDispose]();
     }
+  }
+}
+
+/**
+ * Wait (real time) until `probe` returns something truthy, and return it;
+ * fail naming `what`, with the state `detail` describes.
+ */
+export async function until<T>(
+  probe: () => T | Promise<T>,
+  what: string,
+  detail: () => string | Promise<string>,
+  timeoutMs = WAIT_MS,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${await detail()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 
