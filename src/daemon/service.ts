@@ -91,6 +91,7 @@ export class Service {
   private reloading: Promise<void> | null = null;
   private reloadAgain = false;
   private polling = false;
+  private pollAgain = false;
   private lastReload: { at: number; ms: number } | null = null;
   private readonly recorder: RunRecorder;
 
@@ -193,20 +194,28 @@ export class Service {
     } while (this.reloadAgain && !this.stopping);
   }
 
+  /** Poll for markers and `job run` requests; a poll due during one folds into one more. */
   private poll(): void {
     // While the database is away its health probes it; polling resumes after.
-    if (this.polling || this.stopping || !this.o.health.online) return;
+    if (this.stopping || !this.o.health.online) return;
+    if (this.polling) {
+      this.pollAgain = true;
+      return;
+    }
     this.polling = true;
     (async () => {
-      const [latest, oldestPending] = await Promise.all([
-        this.o.store.latestMarkerId(),
-        this.o.store.oldestPendingMarkerId(),
-      ]);
-      if (latest > this.lastMarker || oldestPending !== null) {
-        this.requestReload();
-        await this.reloading;
-      }
-      await this.takeManualRuns();
+      do {
+        this.pollAgain = false;
+        const [latest, oldestPending] = await Promise.all([
+          this.o.store.latestMarkerId(),
+          this.o.store.oldestPendingMarkerId(),
+        ]);
+        if (latest > this.lastMarker || oldestPending !== null) {
+          this.requestReload();
+          await this.reloading;
+        }
+        await this.takeManualRuns();
+      } while (this.pollAgain && !this.stopping);
     })().catch((error) => this.o.health.failed(error)).finally(() => this.polling = false);
   }
 
