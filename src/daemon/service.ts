@@ -45,7 +45,7 @@ const MANUAL_RUNS_PER_POLL = 100;
  * At shutdown, how long after the interrupted runs' SIGKILL their output
  * may take to end (a process that left its group can hold it open).
  */
-export const KILLED_OUTPUT_MS = 1000;
+const KILLED_OUTPUT_MS = 1000;
 
 export interface ServiceState {
   jobsLoaded: number;

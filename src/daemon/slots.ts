@@ -21,11 +21,6 @@ export class SlotGate {
 
   constructor(private readonly maxWorkers: number) {}
 
-  /** Slots holding a worker. */
-  get working(): number {
-    return this.busy;
-  }
-
   get workerFree(): boolean {
     return this.busy < this.maxWorkers;
   }
