@@ -51,7 +51,10 @@ export interface Daemon {
    * soon as it has.
    */
   stop(): void;
-  /** Reload now; before the service has started, nothing (starting applies every marker). */
+  /**
+   * Re-read every job now (SIGHUP), marker or not; before the service has
+   * started, nothing (starting reads every job).
+   */
   reload(): void;
 }
 
@@ -162,7 +165,7 @@ class BootedDaemon implements Daemon {
   }
 
   reload(): void {
-    if (this.started) this.service.requestReload();
+    if (this.started) this.service.requestReload(true);
   }
 
   async run(): Promise<void> {
