@@ -8,7 +8,8 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { freshDatabase, mysqlTest } from "./helpers.ts";
-import { DaemonHarness, describeRun, proxyFor, T0, throughProxy } from "./daemon_harness.ts";
+import { DaemonHarness, describeRun, T0, throughProxy } from "./daemon_harness.ts";
+import { proxyFor } from "./tcp_proxy.ts";
 import { renderMessage } from "../src/daemon/log_sink.ts";
 
 const at = (s: number) => T0 + s * 1000;

@@ -10,7 +10,8 @@ import { assert, assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase, MYSQL_URL } from "./helpers.ts";
 import { EXIT_RESERVE_MS, stopBudgetMs } from "../src/daemon/boot.ts";
 import { settle } from "./fake_clock.ts";
-import { DaemonHarness, NODE_ID, proxyFor, T0, throughProxy } from "./daemon_harness.ts";
+import { DaemonHarness, NODE_ID, T0, throughProxy } from "./daemon_harness.ts";
+import { proxyFor } from "./tcp_proxy.ts";
 
 const at = (s: number) => T0 + s * 1000;
 /** The defaults: shutdown_timeout 25 s, kill_grace 5 s. */

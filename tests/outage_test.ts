@@ -16,7 +16,7 @@ import {
   startServe,
   TEST_SETTINGS,
 } from "./serve_helpers.ts";
-import { TcpProxy } from "./tcp_proxy.ts";
+import { proxyFor, TcpProxy } from "./tcp_proxy.ts";
 
 async function readLines(path: string): Promise<string[]> {
   try {
@@ -40,11 +40,6 @@ function throughProxy(db: TestDatabase, proxy: TcpProxy): TestDatabase {
   const url = new URL(db.url);
   url.port = String(proxy.port);
   return { ...db, url: url.toString() };
-}
-
-function proxyFor(db: TestDatabase): TcpProxy {
-  if (db.target.kind !== "mysql") throw new Error("outage tests need MySQL");
-  return TcpProxy.start({ hostname: db.target.host, port: db.target.port });
 }
 
 /** Every second, append the fire instant to DIR/fires.txt. */
