@@ -18,10 +18,10 @@ export interface Node {
   stopped_at: number | null;
   /**
    * The IANA zone the service fires jobs without a zone in (its
-   * `jobsmanager.timezone`, else its machine's); null or absent when the
-   * service does not report one.
+   * `jobsmanager.timezone`, else its machine's); null in rows written
+   * before services reported it.
    */
-  timezone?: string | null;
+  timezone: string | null;
 }
 
 /** Heartbeats older than this many intervals mean the node is gone. */
