@@ -10,7 +10,7 @@ import { RuntimeError, UsageError } from "../errors.ts";
 import { validateId } from "../domain/job.ts";
 import { FINAL_STATUSES, type Run } from "../domain/run.ts";
 import { finishedRecord, inheritedEnv, runEnv, startRun } from "../daemon/runner.ts";
-import { requestRun, startHereRun } from "../app/runs.ts";
+import { hereNode, requestRun, startHereRun } from "../app/runs.ts";
 import type { JobStore, RunStore } from "../store/store.ts";
 import { type CommandContext, type ContextOf, writeErr } from "./context.ts";
 import { runDetails } from "./output.ts";
@@ -35,7 +35,7 @@ async function runHere(
 ): Promise<Run> {
   const s = ctx.config.settings;
   const { job, run } = await startHereRun(store, id, {
-    node: `cli@${Deno.hostname()}`,
+    node: hereNode(Deno.hostname()),
     now: Date.now(),
   });
   const handle = startRun({

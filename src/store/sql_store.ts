@@ -471,6 +471,14 @@ export class SqlStore implements Store {
     return rows.map(rowToRun);
   }
 
+  async cancelRequests(nodeId: string): Promise<Run[]> {
+    const rows = await this.driver.all(
+      `${RUN_SELECT} WHERE status IN ('running', 'queued') AND node_id = ? AND cancel_requested_at IS NOT NULL ORDER BY id`,
+      [nodeId],
+    );
+    return rows.map(rowToRun);
+  }
+
   async interruptOrphans(nodeId: string, now: number): Promise<number> {
     const result = await this.driver.run(
       "UPDATE jm_runs SET status = 'interrupted', finished_at = ?, note = 'the service stopped while it ran' WHERE node_id = ? AND status IN ('running', 'queued')",

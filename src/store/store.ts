@@ -145,6 +145,13 @@ export interface RunStore {
   queuedManualRuns(limit: number): Promise<Run[]>;
 
   /**
+   * Runs of `nodeId` someone asked to cancel (`runs cancel`) that are still
+   * running or waiting for a worker there, oldest first: what that service
+   * must end.
+   */
+  cancelRequests(nodeId: string): Promise<Run[]>;
+
+  /**
    * Mark runs a crashed service left `running` or `queued` on this node as
    * `interrupted`. Returns how many.
    */
