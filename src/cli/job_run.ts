@@ -28,10 +28,18 @@ function exitCodeFor(run: Run): number {
   return 1;
 }
 
+/** Write a chunk of the job's output to our own stream, whole. */
+function relay(stream: "stdout" | "stderr", chunk: Uint8Array): void {
+  const to = stream === "stdout" ? Deno.stdout : Deno.stderr;
+  for (let offset = 0; offset < chunk.length;) offset += to.writeSync(chunk.subarray(offset));
+}
+
+/** Run job `id` in this process; with `live`, its output is shown as it comes. */
 async function runHere(
   ctx: CommandContext,
   store: JobStore & RunStore,
   id: string,
+  live: boolean,
 ): Promise<Run> {
   const s = ctx.config.settings;
   const { job, run } = await startHereRun(store, id, {
@@ -45,6 +53,7 @@ async function runHere(
     timeoutMs: job.timeout * 1000,
     killGraceMs: s["jobsmanager.kill_grace"] * 1000,
     outputCap: s["jobsmanager.output_cap"],
+    onOutput: live ? relay : undefined,
   });
   // The command has a process group of its own, so Ctrl-C would not reach
   // it: end it, and record it interrupted, rather than leave it behind.
@@ -120,7 +129,7 @@ export function jobRunCommand(contextOf: ContextOf): Command {
       const s = ctx.config.settings;
       const reloadIntervalMs = s["jobsmanager.reload_interval"] * 1000;
       const run = await ctx.withStore(async (store) => {
-        if (opts.here) return await runHere(ctx, store, id);
+        if (opts.here) return await runHere(ctx, store, id, !ctx.json);
         const queued = await requestRun(store, id, {
           force: opts.force === true,
           queue: opts.queue === true,
@@ -133,7 +142,7 @@ export function jobRunCommand(contextOf: ContextOf): Command {
       ctx.print(
         () =>
           finished
-            ? runDetails(run)
+            ? runDetails(run, { output: !opts.here })
             : `queued run ${run.id} of '${id}'; see it with \`jobsmanager runs show ${run.id}\``,
         run,
       );

@@ -188,7 +188,8 @@ export function runsTable(runs: Run[], width: number | null): string {
   );
 }
 
-export function runDetails(run: Run): string {
+/** A run's fields and, unless it was already shown as it came (`job run --here`), its output. */
+export function runDetails(run: Run, options: { output: boolean } = { output: true }): string {
   const time = (ms: number | null) => ms === null ? "-" : `${formatUtc(new Date(ms))} (${ms})`;
   const lines = [
     `run          ${run.id}`,
@@ -203,11 +204,10 @@ export function runDetails(run: Run): string {
     `signal       ${run.signal ?? "-"}`,
     `node         ${run.node_id ?? "-"}`,
     `note         ${run.note ?? "-"}`,
-    "--- stdout ---",
-    run.stdout ?? "",
-    "--- stderr ---",
-    run.stderr ?? "",
   ];
+  if (options.output) {
+    lines.push("--- stdout ---", run.stdout ?? "", "--- stderr ---", run.stderr ?? "");
+  }
   return lines.join("\n");
 }
 
