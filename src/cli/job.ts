@@ -27,7 +27,7 @@ import {
   fireLines,
   jobDetails,
   jobsTable,
-  serviceLine,
+  withServiceLine,
   zoneNote,
 } from "./output.ts";
 import type { DefaultZone } from "../app/zone.ts";
@@ -135,7 +135,7 @@ function printWrite(
   extra: Record<string, unknown> = {},
 ): void {
   ctx.print(
-    () => change.markerId === null ? text : `${text}\n${serviceLine(live, ctx.databaseName)}`,
+    () => withServiceLine(text, change.markerId, live, ctx.databaseName),
     {
       job: change.after ?? change.before,
       marker_id: change.markerId,

@@ -120,6 +120,16 @@ export function serviceLine(live: Node[], database: string): string {
     : `the ${live.length} live services on this database (${names}) apply it within their reload_interval`;
 }
 
+/** `text` about a write, then, when it wrote a marker, who applies it. */
+export function withServiceLine(
+  text: string,
+  markerId: number | null,
+  live: Node[],
+  database: string,
+): string {
+  return markerId === null ? text : `${text}\n${serviceLine(live, database)}`;
+}
+
 export function fireLines(fires: Date[], zone: string): string {
   if (fires.length === 0) return "  (the schedule never fires again)";
   return fires.map((f) => `  ${formatInZone(f, zone)}  ${zone}   ${formatUtc(f)}`).join("\n");

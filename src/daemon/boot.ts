@@ -217,6 +217,13 @@ class BootedDaemon implements Daemon {
         pid: node.pid,
       },
     );
+    if (store.created) {
+      // A mistyped path, or a service started in the wrong directory, reads no jobs: say so.
+      serviceLog.warn(
+        "created a new, empty database {database}; add jobs with `jobsmanager job add --database {database} …`",
+        { database: store.description },
+      );
+    }
     await this.service.start();
     if (this.abandoned) return;
     this.housekeeping.start();
