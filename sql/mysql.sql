@@ -1,4 +1,4 @@
--- jobsmanager schema for MySQL / MariaDB, version 3.
+-- jobsmanager schema for MySQL / MariaDB, version 5.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -92,3 +92,17 @@ ALTER TABLE jm_nodes ADD COLUMN timezone VARCHAR(64) NULL;
 ALTER TABLE jm_runs ADD COLUMN cancel_requested_at BIGINT NULL;
 ALTER TABLE jm_runs ADD COLUMN cancel_requested_by VARCHAR(191) NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (3, 'jm_nodes.timezone and cancel requests in jm_runs', 0);
+
+-- migration 5: several services: liveness by the database clock, markers applied per node
+ALTER TABLE jm_nodes ADD COLUMN db_heartbeat_at BIGINT NULL;
+ALTER TABLE jm_nodes ADD COLUMN heartbeat_ms INTEGER NULL;
+ALTER TABLE jm_nodes ADD COLUMN skew_ms INTEGER NULL;
+ALTER TABLE jm_nodes ADD COLUMN jobs_owned INTEGER NULL;
+ALTER TABLE jm_nodes ADD COLUMN declared_dead_at BIGINT NULL;
+ALTER TABLE jm_nodes ADD COLUMN declared_dead_by VARCHAR(191) NULL;
+CREATE TABLE IF NOT EXISTS jm_marker_nodes (
+  marker_id BIGINT NOT NULL,
+  node_id VARCHAR(191) NOT NULL,
+  PRIMARY KEY (marker_id, node_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (5, 'several services: liveness by the database clock, markers applied per node', 0);

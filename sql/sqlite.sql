@@ -1,4 +1,4 @@
--- jobsmanager schema for SQLite, version 3.
+-- jobsmanager schema for SQLite, version 5.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -92,3 +92,17 @@ ALTER TABLE jm_nodes ADD COLUMN timezone TEXT NULL;
 ALTER TABLE jm_runs ADD COLUMN cancel_requested_at BIGINT NULL;
 ALTER TABLE jm_runs ADD COLUMN cancel_requested_by TEXT NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (3, 'jm_nodes.timezone and cancel requests in jm_runs', 0);
+
+-- migration 5: several services: liveness by the database clock, markers applied per node
+ALTER TABLE jm_nodes ADD COLUMN db_heartbeat_at BIGINT NULL;
+ALTER TABLE jm_nodes ADD COLUMN heartbeat_ms INTEGER NULL;
+ALTER TABLE jm_nodes ADD COLUMN skew_ms INTEGER NULL;
+ALTER TABLE jm_nodes ADD COLUMN jobs_owned INTEGER NULL;
+ALTER TABLE jm_nodes ADD COLUMN declared_dead_at BIGINT NULL;
+ALTER TABLE jm_nodes ADD COLUMN declared_dead_by TEXT NULL;
+CREATE TABLE IF NOT EXISTS jm_marker_nodes (
+  marker_id BIGINT NOT NULL,
+  node_id TEXT NOT NULL,
+  PRIMARY KEY (marker_id, node_id)
+);
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (5, 'several services: liveness by the database clock, markers applied per node', 0);

@@ -95,6 +95,12 @@ export function node(id: string, extra: Partial<Node> = {}): Node {
     last_reload_ms: null,
     stopped_at: null,
     timezone: null,
+    db_heartbeat_at: null,
+    heartbeat_ms: null,
+    skew_ms: null,
+    jobs_owned: null,
+    declared_dead_at: null,
+    declared_dead_by: null,
     ...extra,
   };
 }

@@ -11,6 +11,7 @@ import { countRows, job, onEveryBackend } from "./store_contract.ts";
 
 const TABLES = [
   "jm_jobs",
+  "jm_marker_nodes",
   "jm_nodes",
   "jm_runs",
   "jm_schema_version",

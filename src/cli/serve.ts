@@ -43,7 +43,8 @@ export function serveCommand(contextOf: ContextOf): Command {
         store: ctx.openStore(),
         clock: systemClock,
         node: {
-          id: Deno.hostname(),
+          // Empty: the daemon picks the host name, or host:2 … while live services hold it.
+          id: settings["jobsmanager.node_id"],
           host: Deno.hostname(),
           pid: Deno.pid,
           version: VERSION,

@@ -70,6 +70,11 @@ function fixed(value: string): Parser<string> {
       : fail(key, v, `jobsmanager always uses ${JSON.stringify(value)}; remove the key`);
 }
 
+function oneOf<T extends string>(...values: T[]): Parser<T> {
+  return (v, key) =>
+    values.includes(v as T) ? v as T : fail(key, v, `expected one of ${values.join(", ")}`);
+}
+
 const timezone: Parser<string> = (v, key) => {
   const tz = text(v, key);
   if (tz === "") return tz;
@@ -227,12 +232,25 @@ export const CONFIG_KEYS = {
     default: 5,
     parse: seconds(0, 600),
   },
+  "jobsmanager.node_id": {
+    doc:
+      "This service's name in jm_nodes, unique among the services on one database; empty = the host name (host:2, host:3 … while a live service holds it)",
+    default: "",
+    parse: text,
+    env: "JM_NODE_ID",
+  } as KeySpec<string>,
   "jobsmanager.output_cap": {
     doc: "Bytes of stdout and of stderr kept per run (head and tail)",
     default: 65536,
     // Both streams of a run in one row must stay under MySQL's default 16 MiB packet.
     parse: integer(0, 4 * 1024 * 1024),
   },
+  "cluster.on_database_outage": {
+    doc:
+      "While the database is away: run (fire the timetable's own jobs anyway) or hold (fire nothing that cannot be claimed); auto = run when this service last saw no other live one, else hold",
+    default: "auto",
+    parse: oneOf("auto", "run", "hold"),
+  } as KeySpec<"auto" | "run" | "hold">,
 } satisfies Record<string, KeySpec<unknown>>;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;

@@ -6,11 +6,11 @@
  */
 import { getLogger, type Sink } from "@logtape/logtape";
 import type { Settings } from "../config/config.ts";
-import type { Node } from "../domain/node.ts";
 import { systemTimezone } from "../domain/time.ts";
 import type { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
 import { type Clock, Deadline } from "./clock.ts";
+import { Cluster, type NodeIdentity } from "./cluster.ts";
 import { DbHealth } from "./db_health.ts";
 import { Housekeeping } from "./housekeeping.ts";
 import { log, SINK_CATEGORY } from "./log.ts";
@@ -19,14 +19,14 @@ import { RunRecorder } from "./recorder.ts";
 import { startRun } from "./runner.ts";
 import { Service, type ServiceState, type StartRun } from "./service.ts";
 
-/** Who this service is, in `jm_nodes`. */
-export type NodeIdentity = Pick<Node, "id" | "host" | "pid" | "version" | "started_at">;
+export type { NodeIdentity };
 
 export interface BootOptions {
   settings: Settings;
   /** The daemon owns it from here: `run()` migrates it and closes it. */
   store: Store;
   clock: Clock;
+  /** Who this service is in `jm_nodes`; an empty id picks one from the host name. */
   node: NodeIdentity;
   /** The environment every run starts from (secrets already removed). */
   env: Record<string, string>;
@@ -95,6 +95,7 @@ class BootedDaemon implements Daemon {
   private readonly health: DbHealth;
   private readonly recorder: RunRecorder;
   private readonly service: Service;
+  private readonly cluster: Cluster;
   private readonly housekeeping: Housekeeping;
   private readonly sink: DatabaseLogSink;
   private deadline: Deadline | null = null;
@@ -111,13 +112,24 @@ class BootedDaemon implements Daemon {
       claimTimeoutMs: CLAIM_TIMEOUT_MS,
       maxBuffered: MAX_BUFFERED_RECORDS,
     });
+    this.cluster = new Cluster({
+      store,
+      clock,
+      health: this.health,
+      // The CLI shows jobs without a zone in the zone the service reports here.
+      node: { ...o.node, timezone: zone },
+      heartbeatMs: s["jobsmanager.heartbeat_interval"] * 1000,
+      reloadIntervalMs: s["jobsmanager.reload_interval"] * 1000,
+      outagePolicy: s["cluster.on_database_outage"],
+      state: () => this.service.state,
+    });
     this.service = new Service({
       store,
       clock,
       health: this.health,
       recorder: this.recorder,
       startRun: o.startRun ?? startRun,
-      nodeId: o.node.id,
+      cluster: this.cluster,
       defaults: {
         timezone: zone,
         coalesce: s["jobsmanager.coalesce"],
@@ -135,12 +147,8 @@ class BootedDaemon implements Daemon {
       store,
       clock,
       health: this.health,
-      // The CLI shows jobs without a zone in the zone the service reports here.
-      node: { ...o.node, timezone: zone },
-      heartbeatMs: s["jobsmanager.heartbeat_interval"] * 1000,
       keepLogDays: s["log.keep_days"],
       keepRunDays: s["runs.keep_days"],
-      state: () => this.service.state,
     });
     const sinkLog = getLogger(SINK_CATEGORY);
     this.sink = new DatabaseLogSink({
@@ -207,13 +215,15 @@ class BootedDaemon implements Daemon {
     await store.migrate();
     if (this.abandoned) return;
     this.sink.start();
+    const nodeId = await this.cluster.register();
+    if (this.abandoned) return;
     serviceLog.info(
       "jobsmanager {version} starting on {store} ({database}), node {node}, pid {pid}",
       {
         version: VERSION,
         store: store.kind,
         database: store.description,
-        node: node.id,
+        node: nodeId,
         pid: node.pid,
       },
     );
@@ -226,6 +236,7 @@ class BootedDaemon implements Daemon {
     }
     await this.service.start();
     if (this.abandoned) return;
+    this.cluster.start();
     this.housekeeping.start();
     this.started = true;
   }
@@ -234,7 +245,10 @@ class BootedDaemon implements Daemon {
   private async close(): Promise<void> {
     // A start that failed has no stop deadline: the last steps get the margin.
     const deadline = this.deadline ?? Deadline.in(this.o.clock, STOP_MARGIN_MS);
-    if (this.started) await this.housekeeping.stop(deadline.left);
+    if (this.started) {
+      await this.housekeeping.stop(deadline.left);
+      await this.cluster.stop(deadline.left);
+    }
     await this.sink.close(deadline.left);
     this.health.close();
     // A pool whose server stopped answering can wait forever to end.

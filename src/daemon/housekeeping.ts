@@ -1,26 +1,20 @@
 /**
- * The service's chores on timers of their own: the heartbeat in `jm_nodes`
- * (so `status` can tell a live service from a dead one) and retention of
- * `jm_syslog` and `jm_runs` in small batches. Both skip their turn while
- * the database is away rather than pile up attempts.
+ * The service's chores on a timer of their own: retention of `jm_syslog`
+ * and `jm_runs` in small batches, skipping its turn while the database is
+ * away rather than pile up attempts. (The heartbeat is the cluster's.)
  */
 import { log } from "./log.ts";
-import type { Node } from "../domain/node.ts";
-import type { LogStore, NodeStore } from "../store/store.ts";
+import type { LogStore } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
 import type { DbHealth } from "./db_health.ts";
-import type { ServiceState } from "./service.ts";
 
 export interface HousekeepingOptions {
-  store: Pick<NodeStore, "saveNode"> & Pick<LogStore, "pruneOlderThan">;
+  store: Pick<LogStore, "pruneOlderThan">;
   clock: Clock;
   health: DbHealth;
-  node: Pick<Node, "id" | "host" | "pid" | "version" | "started_at" | "timezone">;
-  heartbeatMs: number;
   /** Days kept; 0 = keep everything. */
   keepLogDays: number;
   keepRunDays: number;
-  state: () => ServiceState;
 }
 
 const DAY_MS = 86_400_000;
@@ -35,24 +29,18 @@ const houseLog = log("housekeeping");
 
 export class Housekeeping {
   private readonly stopping = new AbortController();
-  private loops: Promise<void>[] = [];
+  private loop: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: HousekeepingOptions) {}
 
   start(): void {
-    this.loops = [
-      this.every(this.o.heartbeatMs, 0, () => this.beat(null)),
-      this.every(RETENTION_EVERY_MS, RETENTION_FIRST_MS, () => this.prune()),
-    ];
+    this.loop = this.every(RETENTION_EVERY_MS, RETENTION_FIRST_MS, () => this.prune());
   }
 
-  /** Stop the loops and record the node as stopped, waiting at most `timeoutMs` on the database. */
+  /** Stop pruning, waiting at most `timeoutMs` for a batch under way. */
   async stop(timeoutMs: number): Promise<void> {
     this.stopping.abort();
-    const last = Promise.all(this.loops).then(() =>
-      this.o.health.online ? this.beat(this.o.clock.now()) : undefined
-    );
-    await settlesWithin(this.o.clock, last, timeoutMs);
+    await settlesWithin(this.o.clock, this.loop, timeoutMs);
   }
 
   private async every(
@@ -71,19 +59,6 @@ export class Housekeeping {
         this.o.health.failed(error);
       }
     }
-  }
-
-  private async beat(stoppedAt: number | null): Promise<void> {
-    const state = this.o.state();
-    await this.o.store.saveNode({
-      ...this.o.node,
-      heartbeat_at: this.o.clock.now(),
-      applied_marker: state.appliedMarker,
-      jobs_loaded: state.jobsLoaded,
-      last_reload_at: state.lastReload?.at ?? null,
-      last_reload_ms: state.lastReload?.ms ?? null,
-      stopped_at: stoppedAt,
-    });
   }
 
   private async prune(): Promise<void> {

@@ -57,19 +57,8 @@ export class RunRecorder {
   /** Ids for new run rows (null where the fire was claimed already); never throws. */
   async claim(rows: NewRun[]): Promise<(number | null)[]> {
     if (!this.health.online) return this.buffer(rows);
-    const attempt = this.store.claimRuns(rows);
-    const timeout = new AbortController();
-    const outcome = await Promise.race([
-      attempt.then((ids) => ({ ids }), (error: unknown) => ({ error })),
-      this.clock.sleep(this.options.claimTimeoutMs, timeout.signal).then(() => null),
-    ]);
-    timeout.abort();
+    const { attempt, outcome } = await this.attempt(rows);
     if (outcome && "ids" in outcome) return outcome.ids;
-    this.health.failed(
-      outcome ? outcome.error : new DatabaseError(
-        `no answer to a claim within ${this.options.claimTimeoutMs} ms`,
-      ),
-    );
     const provisional = this.buffer(rows);
     if (outcome === null) {
       // The claim may still land: then its rows exist, under real ids.
@@ -80,6 +69,50 @@ export class RunRecorder {
       );
     }
     return provisional;
+  }
+
+  /**
+   * As `claim`, but null when the database does not answer: nothing is
+   * buffered and nothing may run (a cluster node holding through an
+   * outage). A claim that lands after its timeout is recorded `missed`.
+   */
+  async claimOrHold(rows: NewRun[]): Promise<(number | null)[] | null> {
+    if (!this.health.online) return null;
+    const { attempt, outcome } = await this.attempt(rows);
+    if (outcome && "ids" in outcome) return outcome.ids;
+    if (outcome === null) {
+      attempt.then((ids) => {
+        for (const id of ids) {
+          if (id === null) continue;
+          this.update(id, {
+            status: "missed",
+            finished_at: this.clock.now(),
+            note:
+              "held: its claim reached the database too late to start it (cluster.on_database_outage)",
+          });
+        }
+      }, () => {});
+    }
+    return null;
+  }
+
+  /** Claim with a deadline; a failure or a timeout turns the database health offline. */
+  private async attempt(rows: NewRun[]) {
+    const attempt = this.store.claimRuns(rows);
+    const timeout = new AbortController();
+    const outcome = await Promise.race([
+      attempt.then((ids) => ({ ids }), (error: unknown) => ({ error })),
+      this.clock.sleep(this.options.claimTimeoutMs, timeout.signal).then(() => null),
+    ]);
+    timeout.abort();
+    if (!outcome || !("ids" in outcome)) {
+      this.health.failed(
+        outcome ? outcome.error : new DatabaseError(
+          `no answer to a claim within ${this.options.claimTimeoutMs} ms`,
+        ),
+      );
+    }
+    return { attempt, outcome };
   }
 
   /** The real id of a provisional one, once its row is written. */

@@ -10,6 +10,7 @@ import { log } from "./log.ts";
 import type { NewRun, Run, RunUpdate } from "../domain/run.ts";
 import type { JobStore, Marker, MarkerStore, RunStore } from "../store/store.ts";
 import type { Clock, Deadline } from "./clock.ts";
+import type { Cluster, Gained } from "./cluster.ts";
 import type { DbHealth } from "./db_health.ts";
 import type { RunRecorder } from "./recorder.ts";
 import { finishedRecord, runEnv, type RunHandle, type RunResult, type RunSpec } from "./runner.ts";
@@ -26,7 +27,8 @@ export interface ServiceOptions {
   /** Run records, kept through database outages. */
   recorder: RunRecorder;
   startRun: StartRun;
-  nodeId: string;
+  /** This node among the others on the database: its id, which jobs it fires, its outage policy. */
+  cluster: Cluster;
   defaults: JobDefaults;
   reloadIntervalMs: number;
   maxWorkers: number;
@@ -40,6 +42,8 @@ export interface ServiceOptions {
 /** No timer waits longer than this: the clock is re-read, so suspend and clock jumps heal. */
 const MAX_SLEEP_MS = 30_000;
 const MARKERS_PER_RELOAD = 10_000;
+/** While holding through an outage, how often to look whether the database is back. */
+const HELD_RECHECK_MS = 1000;
 const MANUAL_RUNS_PER_POLL = 100;
 /**
  * At shutdown, how long after the interrupted runs' SIGKILL their output
@@ -98,11 +102,20 @@ export class Service {
   private pollAgain = false;
   private lastReload: { at: number; ms: number } | null = null;
   private readonly recorder: RunRecorder;
+  /** Markers this node applied that others may not have yet (still `updated = 0`). */
+  private readonly appliedHere = new Set<number>();
+  /** Jobs taken over from a node that is gone, and why: their missed fires say so. */
+  private readonly inherited = new Map<string, string>();
 
   constructor(private readonly o: ServiceOptions) {
     this.timetable = new Timetable(o.defaults);
     this.slots = new SlotGate(o.maxWorkers);
     this.recorder = o.recorder;
+    o.cluster.whenGaining((gained) => this.gain(gained));
+  }
+
+  private get nodeId(): string {
+    return this.o.cluster.nodeId;
   }
 
   /** What the heartbeat reports. */
@@ -117,7 +130,7 @@ export class Service {
   /** Recover from a crash, load every enabled job, and apply pending markers. */
   async start(): Promise<void> {
     const now = this.o.clock.now();
-    const orphans = await this.o.store.interruptOrphans(this.o.nodeId, now);
+    const orphans = await this.o.store.interruptOrphans(this.nodeId, now);
     if (orphans > 0) {
       schedulerLog.warn("{count} runs left running by a previous service were marked interrupted", {
         count: orphans,
@@ -132,10 +145,9 @@ export class Service {
       // service was down are decided (run or recorded missed) right away.
       this.timetable.set(job, lastFires.get(job.id) ?? now);
     }
+    this.o.cluster.setJobs(this.timetable.ids());
     const pending = await this.markersToApply(latest);
-    await this.o.store.markApplied(
-      pending.filter((m) => !m.updated && m.id <= latest).map((m) => m.id),
-    );
+    await this.applied(pending.filter((m) => !m.updated && m.id <= latest).map((m) => m.id));
     this.lastMarker = latest;
     schedulerLog.info("loaded {jobs} enabled jobs of {total}; last marker {marker}", {
       jobs: this.timetable.size,
@@ -149,13 +161,19 @@ export class Service {
     let nextPoll = this.o.clock.now();
     while (!this.stopping) {
       const now = this.o.clock.now();
-      const decision = this.timetable.takeDue(now);
+      // Holding through an outage: the fires stay in the timetable, decided when it returns.
+      const held = !this.o.health.online && this.o.cluster.holds;
+      const decision = held ? { run: [], missed: [] } : this.timetable.takeDue(now);
       if (decision.run.length > 0 || decision.missed.length > 0) await this.dispatch(decision, now);
       if (now >= nextPoll) {
         nextPoll = now + this.o.reloadIntervalMs;
         this.poll();
       }
-      const wakeAt = Math.min(this.timetable.nextDue() ?? Infinity, nextPoll, now + MAX_SLEEP_MS);
+      const wakeAt = Math.min(
+        held ? now + HELD_RECHECK_MS : this.timetable.nextDue() ?? Infinity,
+        nextPoll,
+        now + MAX_SLEEP_MS,
+      );
       this.wake = new AbortController();
       if (!this.stopping) await this.o.clock.sleep(wakeAt - this.o.clock.now(), this.wake.signal);
     }
@@ -251,8 +269,37 @@ export class Service {
   private async markersToApply(afterId: number): Promise<Marker[]> {
     const oldestPending = await this.o.store.oldestPendingMarkerId();
     const from = oldestPending === null ? afterId : Math.min(afterId, oldestPending - 1);
+    if (oldestPending !== null) {
+      for (const id of this.appliedHere) if (id < oldestPending) this.appliedHere.delete(id);
+    }
     return (await this.o.store.listMarkers(from, MARKERS_PER_RELOAD))
-      .filter((m) => m.id > afterId || !m.updated);
+      .filter((m) => m.id > afterId || (!m.updated && !this.appliedHere.has(m.id)));
+  }
+
+  /**
+   * Record that this node applied markers `ids`; each becomes `updated`
+   * once every live node has applied it.
+   */
+  private async applied(ids: number[]): Promise<void> {
+    await this.o.store.recordApplied(this.nodeId, ids);
+    for (const id of ids) this.appliedHere.add(id);
+    await this.o.store.settleMarkers();
+  }
+
+  /**
+   * Jobs became this node's: decide their fires since the last one
+   * recorded (the node that had them may have died before running them),
+   * late or missed by the usual grace and coalesce rules.
+   */
+  private gain(gained: Gained): void {
+    for (const [job, why] of gained) if (why) this.inherited.set(job, why);
+    this.o.store.lastFires().then((last) => {
+      for (const job of gained.keys()) {
+        const at = last.get(job);
+        if (at !== undefined) this.timetable.rewind(job, at);
+      }
+      this.wake.abort();
+    }).catch((error) => this.o.health.failed(error));
   }
 
   /** Apply the markers after the last applied one: only the difference changes. */
@@ -287,8 +334,9 @@ export class Service {
         counts.removed++;
       }
     }
+    this.o.cluster.setJobs(this.timetable.ids());
     const ids = markers.map((m) => m.id);
-    await this.o.store.markApplied(ids.filter((_, i) => !markers[i].updated));
+    await this.applied(ids.filter((_, i) => !markers[i].updated));
     this.lastMarker = Math.max(this.lastMarker, ...ids);
     this.lastReload = { at: now, ms: Math.round(performance.now() - started) };
     this.wake.abort();
@@ -310,22 +358,29 @@ export class Service {
   }
 
   /** Record what the timetable decided, then start what may start. */
-  private async dispatch(decision: Decision, now: number): Promise<void> {
+  private async dispatch(all: Decision, now: number): Promise<void> {
+    // Other nodes fire the other jobs; the claim settles moments of disagreement.
+    const decision: Decision = {
+      run: all.run.filter((d) => this.o.cluster.mayFire(d.job.id)),
+      missed: all.missed.filter((m) => this.o.cluster.mayFire(m.job.id)),
+    };
+    if (decision.run.length === 0 && decision.missed.length === 0) return;
     const rows: NewRun[] = [];
     const plans: ({ due: Due; slot: Slot } | null)[] = [];
     for (const m of decision.missed) {
+      const why = this.inherited.get(m.job.id);
       rows.push({
         job_id: m.job.id,
         scheduled_at: m.last,
         status: "missed",
         trigger: "schedule",
-        node_id: this.o.nodeId,
+        node_id: this.nodeId,
         finished_at: now,
         note: `${m.more ? "more than " : ""}${m.count} fire${m.count === 1 ? "" : "s"} from ${
           new Date(m.first).toISOString()
         } to ${new Date(m.last).toISOString()} came later than misfire_grace_time (${
           m.policy.graceMs / 1000
-        } s)`,
+        } s)${why ? `; ${why}` : ""}`,
       });
       plans.push(null);
       schedulerLog.warn("job {job}: {count} fires missed", { job: m.job.id, count: m.count });
@@ -335,7 +390,7 @@ export class Service {
         job_id: due.job.id,
         scheduled_at: due.scheduledAt,
         trigger: "schedule" as const,
-        node_id: this.o.nodeId,
+        node_id: this.nodeId,
       };
       const slot = this.slots.tryAcquire(due.job.id, due.policy.maxInstances);
       if (!slot) {
@@ -357,7 +412,11 @@ export class Service {
       });
       plans.push({ due, slot });
     }
-    const ids = await this.recorder.claim(rows);
+    for (const row of rows) this.inherited.delete(row.job_id);
+    const ids = this.o.cluster.holds
+      ? await this.recorder.claimOrHold(rows)
+      : await this.recorder.claim(rows);
+    if (ids === null) return this.hold(rows, plans);
     plans.forEach((plan, i) => {
       if (!plan) return;
       const id = ids[i];
@@ -372,6 +431,20 @@ export class Service {
     });
     // Runs may have ended while the claim was written: their workers are free now.
     this.startWaiting();
+  }
+
+  /**
+   * The database did not answer the claim and this node holds: run
+   * nothing, and put the fires back in the timetable, to be decided (late,
+   * or missed) once the database is back.
+   */
+  private hold(rows: NewRun[], plans: ({ slot: Slot } | null)[]): void {
+    for (const plan of plans) plan?.slot.release();
+    for (const row of rows) this.timetable.rewind(row.job_id, row.scheduled_at - 1);
+    schedulerLog.warn(
+      "the database did not answer; holding {count} fires until it does (cluster.on_database_outage)",
+      { count: rows.length },
+    );
   }
 
   /** Start a claimed run holding `slot`; `note` (coalesced, forced) is kept in its record. */
@@ -434,7 +507,7 @@ export class Service {
    * worker never starts. Both are recorded `cancelled`, naming who asked.
    */
   private async takeCancelRequests(): Promise<void> {
-    for (const request of await this.o.store.cancelRequests(this.o.nodeId)) {
+    for (const request of await this.o.store.cancelRequests(this.nodeId)) {
       const note = `cancelled by ${request.cancel_requested_by} at ${
         new Date(request.cancel_requested_at!).toISOString()
       }`;
@@ -504,7 +577,7 @@ export class Service {
     // Shutdown may have begun meanwhile: leave the request for the next service.
     if (this.stopping) return;
     const claim = (update: RunUpdate) =>
-      this.o.store.updateRun(request.id, { node_id: this.o.nodeId, ...update }, "queued");
+      this.o.store.updateRun(request.id, { node_id: this.nodeId, ...update }, "queued");
     if (!job) {
       await claim({
         status: "error",

@@ -150,6 +150,19 @@ export class Timetable {
     this.entries.set(job.id, { job, policy, schedule, next: next?.getTime() ?? null });
   }
 
+  /**
+   * Bring the next fire of job `id` back to the first one after `after`,
+   * when that is earlier: fires another node was to run (it died) or that
+   * could not be claimed (an outage) are decided again, late.
+   */
+  rewind(id: string, after: number): void {
+    this.advance();
+    const entry = this.entries.get(id);
+    if (!entry) return;
+    const next = entry.schedule.nextAfter(new Date(after))?.getTime() ?? null;
+    if (next !== null && (entry.next === null || next < entry.next)) entry.next = next;
+  }
+
   delete(id: string): boolean {
     this.advance();
     return this.entries.delete(id);

@@ -1,6 +1,7 @@
 /**
  * The Node model: one row of `jm_nodes` per running service, kept fresh by
- * its heartbeat so `jobsmanager status` can tell live services from dead.
+ * its heartbeat so `jobsmanager status` and the other services can tell
+ * live services from dead.
  */
 export interface Node {
   id: string;
@@ -8,6 +9,7 @@ export interface Node {
   pid: number;
   version: string;
   started_at: number;
+  /** The node's own clock at its last heartbeat. */
   heartbeat_at: number;
   /** The last reload marker the service applied. */
   applied_marker: number | null;
@@ -22,14 +24,45 @@ export interface Node {
    * before services reported it.
    */
   timezone: string | null;
+  /**
+   * The database's clock at the last heartbeat: liveness is judged by it,
+   * so skew between servers cannot make a live node look dead. Null in
+   * rows written before services reported it.
+   */
+  db_heartbeat_at?: number | null;
+  /** The node's heartbeat interval: it is dead after STALE_AFTER_BEATS of them. */
+  heartbeat_ms?: number | null;
+  /** The node's clock minus the database's, measured at the heartbeat. */
+  skew_ms?: number | null;
+  /** How many jobs fire on this node (its share of the cluster). */
+  jobs_owned?: number | null;
+  /** When another node found it dead (database clock), and which. */
+  declared_dead_at?: number | null;
+  declared_dead_by?: string | null;
 }
 
 /** Heartbeats older than this many intervals mean the node is gone. */
 export const STALE_AFTER_BEATS = 3;
 
+/** A node clock further than this from the database's is reported. */
+export const MAX_SKEW_MS = 2000;
+
 export type NodeState = "live" | "stale" | "stopped";
 
-export function nodeState(node: Node, now: number, heartbeatMs: number): NodeState {
+/**
+ * Live, stale (dead) or stopped. With `databaseNow`, a node that reports
+ * the database's clock in its heartbeat is judged by that clock and by its
+ * own interval; older rows by `now` and `heartbeatMs`.
+ */
+export function nodeState(
+  node: Node,
+  now: number,
+  heartbeatMs: number,
+  databaseNow?: number,
+): NodeState {
   if (node.stopped_at !== null) return "stopped";
-  return now - node.heartbeat_at > STALE_AFTER_BEATS * heartbeatMs ? "stale" : "live";
+  const byDatabase = databaseNow !== undefined && node.db_heartbeat_at != null;
+  const age = byDatabase ? databaseNow - node.db_heartbeat_at! : now - node.heartbeat_at;
+  const interval = byDatabase ? node.heartbeat_ms ?? heartbeatMs : heartbeatMs;
+  return age > STALE_AFTER_BEATS * interval ? "stale" : "live";
 }

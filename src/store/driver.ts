@@ -3,7 +3,7 @@
  * take `?` placeholders and return rows as plain objects; what differs
  * between the dialects is listed once, in `DialectProfile`.
  */
-import type { Dialect } from "./migrations.ts";
+import { type Dialect, MYSQL_NOW_MS, SQLITE_NOW_MS } from "./migrations.ts";
 
 export type Param = string | number | boolean | null;
 export type Row = Record<string, unknown>;
@@ -60,6 +60,8 @@ export interface DialectProfile {
   onDuplicateIgnore: string;
   /** The current time as the jm_update_info timestamp columns hold it. */
   nowDatetime: string;
+  /** The database's current time in ms since the epoch: the cluster's one clock. */
+  nowMs: string;
   /** A query with one `?` (the table name) returning one row per column, named `name`. */
   columnsSql: string;
   /** `INSERT … ` tail that updates `columns` when the key exists. */
@@ -79,6 +81,7 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     // Not INSERT IGNORE: that would also hide other errors (bad values, truncation).
     onDuplicateIgnore: " ON DUPLICATE KEY UPDATE id = id",
     nowDatetime: "CURRENT_TIMESTAMP(3)",
+    nowMs: MYSQL_NOW_MS,
     columnsSql:
       "SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
     upsertTail: (_key, columns) =>
@@ -93,6 +96,7 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     forUpdate: "",
     onDuplicateIgnore: " ON CONFLICT DO NOTHING",
     nowDatetime: "strftime('%Y-%m-%d %H:%M:%f', 'now')",
+    nowMs: SQLITE_NOW_MS,
     columnsSql: "SELECT name FROM pragma_table_info(?)",
     upsertTail: (key, columns) =>
       ` ON CONFLICT (${key}) DO UPDATE SET ${

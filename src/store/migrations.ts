@@ -15,8 +15,8 @@ export interface Migration {
 }
 
 const MYSQL_TABLE = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
-const MYSQL_NOW_MS = "(CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS UNSIGNED))";
-const SQLITE_NOW_MS = "(CAST(unixepoch('subsec') * 1000 AS INTEGER))";
+export const MYSQL_NOW_MS = "(CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS UNSIGNED))";
+export const SQLITE_NOW_MS = "(CAST(unixepoch('subsec') * 1000 AS INTEGER))";
 
 function jobsTable(d: Dialect): string {
   const [str, text, bool, now] = d === "mysql"
@@ -134,6 +134,17 @@ function nodesTable(d: Dialect): string {
   ].join("\n");
 }
 
+/** Which node applied which marker, until every live node has (then the marker is `updated`). */
+function markerNodesTable(d: Dialect): string {
+  return [
+    "CREATE TABLE IF NOT EXISTS jm_marker_nodes (",
+    "  marker_id BIGINT NOT NULL,",
+    `  node_id ${d === "mysql" ? "VARCHAR(191)" : "TEXT"} NOT NULL,`,
+    "  PRIMARY KEY (marker_id, node_id)",
+    d === "mysql" ? `) ${MYSQL_TABLE}` : ")",
+  ].join("\n");
+}
+
 function both(build: (d: Dialect) => string): Record<Dialect, string[]> {
   return { sqlite: [build("sqlite")], mysql: [build("mysql")] };
 }
@@ -222,6 +233,26 @@ export const MIGRATIONS: Migration[] = [
         "ALTER TABLE jm_runs ADD COLUMN cancel_requested_by TEXT NULL",
       ],
     },
+  },
+  {
+    version: 5,
+    name: "several services: liveness by the database clock, markers applied per node",
+    // db_heartbeat_at is the database's own time at the heartbeat, so that
+    // clock skew between servers cannot make a live node look dead.
+    statements: merge(
+      ...[
+        "db_heartbeat_at BIGINT NULL",
+        "heartbeat_ms INTEGER NULL",
+        "skew_ms INTEGER NULL",
+        "jobs_owned INTEGER NULL",
+        "declared_dead_at BIGINT NULL",
+      ].map((column) => both(() => `ALTER TABLE jm_nodes ADD COLUMN ${column}`)),
+      {
+        mysql: ["ALTER TABLE jm_nodes ADD COLUMN declared_dead_by VARCHAR(191) NULL"],
+        sqlite: ["ALTER TABLE jm_nodes ADD COLUMN declared_dead_by TEXT NULL"],
+      },
+      both(markerNodesTable),
+    ),
   },
 ];
 

@@ -4,9 +4,16 @@
  * by SqlStore.
  */
 import { levelsFrom, type LogFilter, type LogRow } from "../domain/log_row.ts";
-import type { Node } from "../domain/node.ts";
+import { type Node, STALE_AFTER_BEATS } from "../domain/node.ts";
 import { FINAL_STATUSES, type RunStatus } from "../domain/run.ts";
-import { type Driver, insertSql, type Param, type Row } from "./driver.ts";
+import {
+  type DialectProfile,
+  type Driver,
+  type Executor,
+  insertSql,
+  type Param,
+  type Row,
+} from "./driver.ts";
 
 const NODE_COLUMNS = [
   "id",
@@ -21,12 +28,22 @@ const NODE_COLUMNS = [
   "last_reload_ms",
   "stopped_at",
   "timezone",
+  "db_heartbeat_at",
+  "heartbeat_ms",
+  "skew_ms",
+  "jobs_owned",
+  "declared_dead_at",
+  "declared_dead_by",
 ] as const;
 
 const num = (v: unknown) => v === null || v === undefined ? null : Number(v);
 
 export async function saveNode(driver: Driver, node: Node): Promise<void> {
-  await driver.run(
+  await writeNode(driver, driver, node);
+}
+
+async function writeNode(executor: Executor, driver: Driver, node: Node): Promise<void> {
+  await executor.run(
     insertSql(
       "jm_nodes",
       NODE_COLUMNS,
@@ -37,13 +54,100 @@ export async function saveNode(driver: Driver, node: Node): Promise<void> {
   );
 }
 
-export async function listNodes(driver: Driver): Promise<Node[]> {
-  const rows = await driver.all(
-    `SELECT ${
-      NODE_COLUMNS.map((c) => `\`${c}\``).join(", ")
-    } FROM jm_nodes ORDER BY heartbeat_at DESC`,
+const NODE_SELECT = `SELECT ${NODE_COLUMNS.map((c) => `\`${c}\``).join(", ")} FROM jm_nodes`;
+
+export async function listNodes(driver: Executor): Promise<Node[]> {
+  const rows = await driver.all(`${NODE_SELECT} ORDER BY heartbeat_at DESC`);
+  return rows.map(rowToNode);
+}
+
+export async function databaseNow(executor: Executor, profile: DialectProfile): Promise<number> {
+  const rows = await executor.all(`SELECT ${profile.nowMs} AS now`);
+  return Number(rows[0].now);
+}
+
+export async function claimNode(
+  driver: Driver,
+  node: Node,
+  mayReplace: (existing: Node, databaseNow: number) => boolean,
+): Promise<Node | null> {
+  return await driver.transaction(async (tx) => {
+    const now = await databaseNow(tx, driver.profile);
+    const rows = await tx.all(`${NODE_SELECT} WHERE id = ?${driver.profile.forUpdate}`, [
+      node.id,
+    ]);
+    const existing = rows.length === 0 ? null : rowToNode(rows[0]);
+    if (existing && !mayReplace(existing, now)) return existing;
+    await writeNode(tx, driver, {
+      ...node,
+      db_heartbeat_at: now,
+      declared_dead_at: null,
+      declared_dead_by: null,
+    });
+    return null;
+  });
+}
+
+export async function declareDead(
+  driver: Driver,
+  id: string,
+  lastBeat: number,
+  by: string,
+): Promise<{ at: number; lost: number } | null> {
+  return await driver.transaction(async (tx) => {
+    const at = await databaseNow(tx, driver.profile);
+    const declared = await tx.run(
+      "UPDATE jm_nodes SET declared_dead_at = ?, declared_dead_by = ? WHERE id = ? AND db_heartbeat_at = ? AND stopped_at IS NULL AND declared_dead_at IS NULL",
+      [at, by, id, lastBeat],
+    );
+    if (declared.changes === 0) return null;
+    const note = `lost: node ${id} stopped sending heartbeats (last at ${
+      new Date(lastBeat).toISOString()
+    }) and was declared dead at ${new Date(at).toISOString()} by node ${by}`;
+    const lost = await tx.run(
+      "UPDATE jm_runs SET status = 'lost', finished_at = ?, note = ? WHERE node_id = ? AND status IN ('running', 'queued')",
+      [at, note, id],
+    );
+    return { at, lost: lost.changes };
+  });
+}
+
+export async function recordApplied(driver: Driver, nodeId: string, ids: number[]) {
+  if (ids.length === 0) return;
+  await driver.run(
+    // Applied twice (a retried write) is still applied once.
+    insertSql(
+      "jm_marker_nodes",
+      ["marker_id", "node_id"],
+      ids.length,
+      driver.profile.upsertTail("marker_id, node_id", ["node_id"]),
+    ),
+    ids.flatMap((id) => [id, nodeId]),
   );
-  return rows.map((r) => ({
+}
+
+export async function settleMarkers(driver: Driver): Promise<number> {
+  const applied = (node: string) =>
+    `SELECT 1 FROM jm_marker_nodes a WHERE a.marker_id = jm_update_info.id${
+      node ? ` AND a.node_id = ${node}` : ""
+    }`;
+  const settled = await driver.run(
+    `UPDATE jm_update_info SET updated = 1, update_time = ${driver.profile.nowDatetime} WHERE updated = 0 AND EXISTS (${
+      applied("")
+    }) AND NOT EXISTS (SELECT 1 FROM jm_nodes n WHERE n.stopped_at IS NULL AND n.declared_dead_at IS NULL AND n.db_heartbeat_at >= ${driver.profile.nowMs} - ${STALE_AFTER_BEATS} * n.heartbeat_ms AND NOT EXISTS (${
+      applied("n.id")
+    }))`,
+  );
+  if (settled.changes > 0) {
+    await driver.run(
+      "DELETE FROM jm_marker_nodes WHERE marker_id IN (SELECT id FROM jm_update_info WHERE updated = 1)",
+    );
+  }
+  return settled.changes;
+}
+
+function rowToNode(r: Row): Node {
+  return {
     id: String(r.id),
     host: String(r.host),
     pid: Number(r.pid),
@@ -56,7 +160,13 @@ export async function listNodes(driver: Driver): Promise<Node[]> {
     last_reload_ms: num(r.last_reload_ms),
     stopped_at: num(r.stopped_at),
     timezone: r.timezone === null || r.timezone === undefined ? null : String(r.timezone),
-  }));
+    db_heartbeat_at: num(r.db_heartbeat_at),
+    heartbeat_ms: num(r.heartbeat_ms),
+    skew_ms: num(r.skew_ms),
+    jobs_owned: num(r.jobs_owned),
+    declared_dead_at: num(r.declared_dead_at),
+    declared_dead_by: r.declared_dead_by == null ? null : String(r.declared_dead_by),
+  };
 }
 
 const LOG_COLUMNS = ["created_at", "level", "logger_name", "message", "context"];

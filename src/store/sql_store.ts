@@ -510,6 +510,33 @@ export class SqlStore implements Store {
     return status.listNodes(this.driver);
   }
 
+  databaseNow(): Promise<number> {
+    return status.databaseNow(this.driver, this.driver.profile);
+  }
+
+  claimNode(
+    node: Node,
+    mayReplace: (existing: Node, databaseNow: number) => boolean,
+  ): Promise<Node | null> {
+    return status.claimNode(this.driver, node, mayReplace);
+  }
+
+  declareDead(
+    id: string,
+    lastBeat: number,
+    by: string,
+  ): Promise<{ at: number; lost: number } | null> {
+    return status.declareDead(this.driver, id, lastBeat, by);
+  }
+
+  recordApplied(nodeId: string, ids: number[]): Promise<void> {
+    return status.recordApplied(this.driver, nodeId, ids);
+  }
+
+  settleMarkers(): Promise<number> {
+    return status.settleMarkers(this.driver);
+  }
+
   insertLogs(rows: LogRow[]): Promise<void> {
     return status.insertLogs(this.driver, rows);
   }

@@ -115,6 +115,17 @@ export interface MarkerStore {
 
   /** Number of markers no service has applied yet (`updated = 0`). */
   pendingMarkers(): Promise<number>;
+
+  /** Record that node `nodeId` applied these markers (in `jm_marker_nodes`). */
+  recordApplied(nodeId: string, ids: number[]): Promise<void>;
+
+  /**
+   * Set `updated = 1` on every pending marker some node applied and every
+   * live node (by the database's clock and each node's own interval) has
+   * applied, so a node that died does not hold a marker back; then forget
+   * who applied the markers settled. Returns how many markers it settled.
+   */
+  settleMarkers(): Promise<number>;
 }
 
 /** One row per fire (`jm_runs`): claims, outcomes and the questions asked of them. */
@@ -171,6 +182,35 @@ export interface NodeStore {
 
   /** All nodes, most recent heartbeat first. */
   listNodes(): Promise<Node[]>;
+
+  /** The database's clock, in ms since the epoch: the one clock every node agrees on. */
+  databaseNow(): Promise<number>;
+
+  /**
+   * In one transaction: read and lock the row of `node.id`; when there is
+   * none, or `mayReplace(existing, databaseNow)` says so, write `node`
+   * with `db_heartbeat_at` the database's clock and return null; else
+   * write nothing and return the existing row. `mayReplace` may run more
+   * than once (a deadlock victim runs again).
+   */
+  claimNode(
+    node: Node,
+    mayReplace: (existing: Node, databaseNow: number) => boolean,
+  ): Promise<Node | null>;
+
+  /**
+   * In one transaction, only while node `id` still has the heartbeat
+   * `lastBeat` (database clock), is not stopped and not declared dead yet:
+   * record it declared dead now by `by`, and mark its `running` and
+   * `queued` runs `lost` with a note naming it and when. Returns when it
+   * was declared dead and how many runs were lost, or null when another
+   * node declared it first or it sent a heartbeat meanwhile.
+   */
+  declareDead(
+    id: string,
+    lastBeat: number,
+    by: string,
+  ): Promise<{ at: number; lost: number } | null>;
 }
 
 /** The log table (`jm_syslog`) and the retention of old rows. */

@@ -1,0 +1,305 @@
+/**
+ * This service as one node of several on one database, with MySQL as the
+ * only coordinator: it takes a node id no live service holds, writes its
+ * heartbeat with the database's clock, finds nodes that stopped beating
+ * (by that clock: skew between servers cannot kill a live node) and
+ * declares them dead by a conditional write, so exactly one node marks
+ * their runs `lost`. Every node computes the same owner for every job from
+ * the live node ids (domain/share.ts); the `jm_runs` claim stays the
+ * safety net for the moments two nodes disagree.
+ */
+import { RuntimeError } from "../errors.ts";
+import { MAX_SKEW_MS, type Node, nodeState } from "../domain/node.ts";
+import { assignJobs } from "../domain/share.ts";
+import type { MarkerStore, NodeStore } from "../store/store.ts";
+import { type Clock, settlesWithin } from "./clock.ts";
+import type { DbHealth } from "./db_health.ts";
+import { log } from "./log.ts";
+
+/** Who this service is; `id` empty: pick one (see `Cluster.register`). */
+export type NodeIdentity = Pick<Node, "id" | "host" | "pid" | "version" | "started_at">;
+
+/** What the heartbeat reports of the scheduler. */
+export interface BeatState {
+  jobsLoaded: number;
+  appliedMarker: number;
+  lastReload: { at: number; ms: number } | null;
+}
+
+export type OutagePolicy = "auto" | "run" | "hold";
+
+/** Jobs that became this node's, each with why (a node that left), for the scheduler to catch up. */
+export type Gained = Map<string, string | null>;
+
+export interface ClusterOptions {
+  store:
+    & Pick<NodeStore, "claimNode" | "saveNode" | "listNodes" | "databaseNow" | "declareDead">
+    & Pick<MarkerStore, "settleMarkers">;
+  clock: Clock;
+  health: DbHealth;
+  node: NodeIdentity & { timezone: string };
+  heartbeatMs: number;
+  /** How long nodes may disagree on the assignment (a reload or a heartbeat apart). */
+  reloadIntervalMs: number;
+  outagePolicy: OutagePolicy;
+  state: () => BeatState;
+}
+
+/** Other nodes are looked at this often (or every heartbeat, when that is shorter). */
+const SWEEP_MS = 1000;
+/** Ids tried after the host name while live services hold them: host:2 … */
+const MAX_AUTOMATIC_IDS = 100;
+
+const clusterLog = log("cluster");
+
+/**
+ * Whether process `pid` runs on this machine: false only when /proc says
+ * it does not (elsewhere it cannot be told, and it is assumed to run).
+ */
+function processRuns(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    try {
+      Deno.statSync("/proc/self");
+      return false;
+    } catch {
+      return true;
+    }
+  }
+}
+
+export class Cluster {
+  private id = "";
+  private live: string[] = [];
+  private jobs: string[] = [];
+  private owners = new Map<string, string>();
+  /** The assignment before the last change, honoured for `transitionMs` after it. */
+  private previous = new Map<string, string>();
+  private changedAt = -Infinity;
+  private skewed = false;
+  private readonly stopping = new AbortController();
+  private loop: Promise<void> | null = null;
+  private onGain: (gained: Gained) => void = () => {};
+
+  constructor(private readonly o: ClusterOptions) {}
+
+  /** This node's id; set by `register`. */
+  get nodeId(): string {
+    return this.id;
+  }
+
+  /** Live node ids as last seen, this one included. */
+  get liveNodes(): readonly string[] {
+    return this.live;
+  }
+
+  /** Call `fn` when jobs become this node's (another node died, stopped or joined). */
+  whenGaining(fn: (gained: Gained) => void): void {
+    this.onGain = fn;
+  }
+
+  /**
+   * Take a node id: the configured one, refused while a live service holds
+   * it; else the host name, or host:2, host:3 … while live services hold
+   * those. A row left by a crashed service on this host (its pid gone) is
+   * taken over at once, so a restart keeps its id.
+   */
+  async register(): Promise<string> {
+    const { node } = this.o;
+    const explicit = node.id !== "";
+    const candidates = explicit ? [node.id] : [
+      node.host,
+      ...Array.from(
+        { length: MAX_AUTOMATIC_IDS - 1 },
+        (_, i) => `${node.host}:${i + 2}`,
+      ),
+    ];
+    for (const id of candidates) {
+      const holder = await this.o.store.claimNode(
+        this.row(id, this.o.clock.now(), 0, null),
+        (existing, now) =>
+          nodeState(existing, now, this.o.heartbeatMs, now) !== "live" ||
+          (existing.host === node.host && !processRuns(existing.pid)),
+      );
+      if (holder === null) {
+        this.id = id;
+        this.live = [id];
+        // Know the others before the first fire: it then goes to its owner only.
+        await this.sweep();
+        return id;
+      }
+      if (explicit) {
+        throw new RuntimeError(
+          `node id ${
+            JSON.stringify(id)
+          } is in use by a live service (pid ${holder.pid} on ${holder.host}); give each service on this database its own: set jobsmanager.node_id in the config or JM_NODE_ID, or leave both empty for an automatic one`,
+        );
+      }
+    }
+    throw new RuntimeError(
+      `live services hold ${node.host} to ${node.host}:${MAX_AUTOMATIC_IDS}; set jobsmanager.node_id or JM_NODE_ID`,
+    );
+  }
+
+  /** The jobs this node schedules changed (start, reload): share them again. */
+  setJobs(ids: Iterable<string>): void {
+    this.jobs = [...ids];
+    this.reassign([]);
+  }
+
+  /**
+   * Whether this node fires `jobId`: it owns it now, or owned it just
+   * before the assignment changed (the others may not have seen the change
+   * yet; the claim decides between the two).
+   */
+  mayFire(jobId: string): boolean {
+    if (this.owners.get(jobId) === this.id) return true;
+    const transitionMs = 2 * Math.max(this.o.reloadIntervalMs, this.o.heartbeatMs) + SWEEP_MS;
+    return this.o.clock.now() - this.changedAt < transitionMs &&
+      this.previous.get(jobId) === this.id;
+  }
+
+  /** Whether fires that cannot be claimed must not run (cluster.on_database_outage). */
+  get holds(): boolean {
+    const policy = this.o.outagePolicy;
+    return policy === "hold" || (policy === "auto" && this.live.length > 1);
+  }
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  /** Stop the loop and record the node as stopped, waiting at most `timeoutMs` on the database. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.stopping.abort();
+    const last = (this.loop ?? Promise.resolve()).then(() =>
+      this.o.health.online ? this.beat(this.o.clock.now()) : undefined
+    );
+    await settlesWithin(this.o.clock, last, timeoutMs);
+  }
+
+  private async run(): Promise<void> {
+    const tick = Math.min(SWEEP_MS, this.o.heartbeatMs);
+    let nextBeat = this.o.clock.now();
+    while (!this.stopping.signal.aborted) {
+      if (this.o.health.online) {
+        try {
+          if (this.o.clock.now() >= nextBeat) {
+            nextBeat = this.o.clock.now() + this.o.heartbeatMs;
+            await this.beat(null);
+          }
+          await this.sweep();
+        } catch (error) {
+          this.o.health.failed(error);
+        }
+      }
+      await this.o.clock.sleep(tick, this.stopping.signal);
+    }
+  }
+
+  private row(id: string, now: number, databaseNow: number, stoppedAt: number | null): Node {
+    const state = this.o.state();
+    return {
+      ...this.o.node,
+      id,
+      heartbeat_at: now,
+      db_heartbeat_at: databaseNow,
+      heartbeat_ms: this.o.heartbeatMs,
+      applied_marker: state.appliedMarker,
+      jobs_loaded: state.jobsLoaded,
+      jobs_owned: [...this.owners.values()].filter((n) => n === id).length,
+      last_reload_at: state.lastReload?.at ?? null,
+      last_reload_ms: state.lastReload?.ms ?? null,
+      stopped_at: stoppedAt,
+      skew_ms: null,
+      declared_dead_at: null,
+      declared_dead_by: null,
+    };
+  }
+
+  /** Write the heartbeat, with the database's clock and how far this node's is from it. */
+  private async beat(stoppedAt: number | null): Promise<void> {
+    const before = this.o.clock.now();
+    const databaseNow = await this.o.store.databaseNow();
+    const after = this.o.clock.now();
+    const skew = Math.round((before + after) / 2 - databaseNow);
+    if (Math.abs(skew) > MAX_SKEW_MS && !this.skewed) {
+      clusterLog.warn(
+        "this node's clock is {skew} ms off the database's; fires are computed from this node's clock, so fix its time sync (NTP)",
+        { skew },
+      );
+    } else if (Math.abs(skew) <= MAX_SKEW_MS && this.skewed) {
+      clusterLog.info("this node's clock is back within {max} ms of the database's", {
+        max: MAX_SKEW_MS,
+      });
+    }
+    this.skewed = Math.abs(skew) > MAX_SKEW_MS;
+    await this.o.store.saveNode({
+      ...this.row(this.id, after, databaseNow, stoppedAt),
+      skew_ms: skew,
+    });
+  }
+
+  /** Declare the nodes that stopped beating dead, settle markers, and share the jobs again. */
+  private async sweep(): Promise<void> {
+    const nodes = await this.o.store.listNodes();
+    const databaseNow = await this.o.store.databaseNow();
+    const live: string[] = [];
+    for (const node of nodes) {
+      const state = node.id === this.id
+        ? "live"
+        : nodeState(node, databaseNow, this.o.heartbeatMs, databaseNow);
+      if (state === "live") live.push(node.id);
+      if (state !== "stale" || node.declared_dead_at != null || node.db_heartbeat_at == null) {
+        continue;
+      }
+      const declared = await this.o.store.declareDead(node.id, node.db_heartbeat_at, this.id);
+      if (declared) {
+        clusterLog.warn(
+          "node {node} sent no heartbeat for {seconds} s (database clock) and is declared dead: {lost} of its runs marked lost; its jobs move to the live nodes",
+          {
+            node: node.id,
+            seconds: Math.round((declared.at - node.db_heartbeat_at) / 1000),
+            lost: declared.lost,
+          },
+        );
+      }
+    }
+    await this.o.store.settleMarkers();
+    const before = this.live;
+    this.live = live.sort();
+    if (before.join("\n") !== this.live.join("\n")) {
+      clusterLog.info("{count} live nodes: {nodes}", {
+        count: this.live.length,
+        nodes: this.live.join(", "),
+      });
+      this.reassign(before.filter((id) => !this.live.includes(id)));
+    }
+  }
+
+  /** Share the jobs over the live nodes; `left`: nodes gone since the last time. */
+  private reassign(left: string[]): void {
+    const owners = assignJobs(this.jobs, this.live);
+    const gained: Gained = new Map();
+    let moved = false;
+    for (const [job, owner] of owners) {
+      const was = this.owners.get(job);
+      if (was === undefined || was === owner) continue;
+      moved = true;
+      if (owner === this.id) {
+        gained.set(
+          job,
+          left.includes(was) ? `node ${was}, which fired this job, is no longer live` : null,
+        );
+      }
+    }
+    if (moved) {
+      this.previous = this.owners;
+      this.changedAt = this.o.clock.now();
+    }
+    this.owners = owners;
+    if (gained.size > 0) this.onGain(gained);
+  }
+}
