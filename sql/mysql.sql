@@ -96,7 +96,7 @@ INSERT INTO jm_schema_version (version, name, applied_at) VALUES (3, 'jm_nodes.t
 -- migration 5: several services: liveness by the database clock, markers applied per node
 ALTER TABLE jm_nodes ADD COLUMN db_heartbeat_at BIGINT NULL;
 ALTER TABLE jm_nodes ADD COLUMN heartbeat_ms INTEGER NULL;
-ALTER TABLE jm_nodes ADD COLUMN skew_ms INTEGER NULL;
+ALTER TABLE jm_nodes ADD COLUMN skew_ms BIGINT NULL;
 ALTER TABLE jm_nodes ADD COLUMN jobs_owned INTEGER NULL;
 ALTER TABLE jm_nodes ADD COLUMN declared_dead_at BIGINT NULL;
 ALTER TABLE jm_nodes ADD COLUMN declared_dead_by VARCHAR(191) NULL;

@@ -15,21 +15,27 @@ const NEXT_FIRES = 5;
 export interface Status {
   /** Most recent heartbeat first. */
   services: (Node & { state: NodeState })[];
-  /** Reload markers no service has applied yet. */
+  /** Reload markers not every live service has applied yet. */
   pendingMarkers: number;
+  /** The newest reload marker: how far behind each service is. */
+  latestMarker: number;
   /** Runs scheduled in the hour before `now`, by status. */
   runsLastHour: Partial<Record<RunStatus, number>>;
   /** The earliest next fires of the enabled jobs, soonest first. */
   nextFires: { job: Job; at: Date }[];
 }
 
-/** The services whose heartbeat is fresh: they apply reloads and take `job run` requests. */
+/**
+ * The services whose heartbeat is fresh, by the database's clock where
+ * they report it: they apply reloads and take `job run` requests.
+ */
 export async function liveServices(
   nodes: NodeStore,
   options: { now: number; heartbeatMs: number },
 ): Promise<Node[]> {
+  const databaseNow = await nodes.databaseNow();
   return (await nodes.listNodes())
-    .filter((n) => nodeState(n, options.now, options.heartbeatMs) === "live");
+    .filter((n) => nodeState(n, options.now, options.heartbeatMs, databaseNow) === "live");
 }
 
 export async function status(
@@ -38,7 +44,9 @@ export async function status(
 ): Promise<Status> {
   const { now, heartbeatMs, defaultZone } = options;
   const nodes = await stores.listNodes();
+  const databaseNow = await stores.databaseNow();
   const pendingMarkers = await stores.pendingMarkers();
+  const latestMarker = await stores.latestMarkerId();
   const runsLastHour = await stores.countRuns(now - HOUR_MS);
   const jobs = await stores.listJobs();
   const fires = jobs.filter((j) => j.enabled)
@@ -46,8 +54,9 @@ export async function status(
     .sort((a, b) => a.at.getTime() - b.at.getTime())
     .slice(0, NEXT_FIRES);
   return {
-    services: nodes.map((n) => ({ ...n, state: nodeState(n, now, heartbeatMs) })),
+    services: nodes.map((n) => ({ ...n, state: nodeState(n, now, heartbeatMs, databaseNow) })),
     pendingMarkers,
+    latestMarker,
     runsLastHour,
     nextFires: fires,
   };

@@ -6,7 +6,7 @@
 import { Command } from "commander";
 import { RuntimeError } from "../errors.ts";
 import { zoneOf } from "../domain/job.ts";
-import { STALE_AFTER_BEATS } from "../domain/node.ts";
+import { MAX_SKEW_MS, STALE_AFTER_BEATS } from "../domain/node.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
 import { type Status, status } from "../app/status.ts";
 import type { ContextOf } from "./context.ts";
@@ -25,7 +25,19 @@ function servicesText(report: Status, now: number, heartbeatMs: number): string 
     heartbeatMs / 1000
   } s):\n` +
     table(
-      ["NODE", "STATE", "PID", "VERSION", "UP", "LAST BEAT", "JOBS", "MARKER", "LAST RELOAD"],
+      [
+        "NODE",
+        "STATE",
+        "PID",
+        "VERSION",
+        "UP",
+        "LAST BEAT",
+        "JOBS",
+        "SHARE",
+        "MARKER",
+        "SKEW",
+        "LAST RELOAD",
+      ],
       report.services.map((n) => [
         n.id,
         n.state,
@@ -34,7 +46,15 @@ function servicesText(report: Status, now: number, heartbeatMs: number): string 
         n.state === "live" ? uptime(now - n.started_at) : "-",
         `${Math.round((now - n.heartbeat_at) / 1000)} s ago`,
         String(n.jobs_loaded),
-        String(n.applied_marker ?? "-"),
+        n.state === "live" && n.jobs_owned != null ? String(n.jobs_owned) : "-",
+        n.applied_marker === null
+          ? "-"
+          : n.applied_marker >= report.latestMarker
+          ? String(n.applied_marker)
+          : `${n.applied_marker} (${report.latestMarker - n.applied_marker} behind)`,
+        n.skew_ms == null
+          ? "-"
+          : `${Math.abs(n.skew_ms) > MAX_SKEW_MS ? "!" : ""}${(n.skew_ms / 1000).toFixed(1)} s`,
         n.last_reload_at === null
           ? "-"
           : `${formatUtc(new Date(n.last_reload_at))} (${n.last_reload_ms} ms)`,

@@ -243,7 +243,7 @@ export const MIGRATIONS: Migration[] = [
       ...[
         "db_heartbeat_at BIGINT NULL",
         "heartbeat_ms INTEGER NULL",
-        "skew_ms INTEGER NULL",
+        "skew_ms BIGINT NULL",
         "jobs_owned INTEGER NULL",
         "declared_dead_at BIGINT NULL",
       ].map((column) => both(() => `ALTER TABLE jm_nodes ADD COLUMN ${column}`)),

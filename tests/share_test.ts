@@ -1,0 +1,34 @@
+/** Which node fires which job (domain/share.ts): the same everywhere, and fair. */
+import { assert, assertEquals } from "./assert.ts";
+import { assignJobs } from "../src/domain/share.ts";
+
+const jobs = (n: number) => Array.from({ length: n }, (_, i) => `job-${i}`);
+
+Deno.test("share: 50 jobs on 3 nodes: each node gets 16 or 17", () => {
+  const owners = assignJobs(jobs(50), ["web1", "web2", "web3"]);
+  const counts = ["web1", "web2", "web3"].map((n) =>
+    [...owners.values()].filter((o) => o === n).length
+  );
+  assertEquals(counts.reduce((a, b) => a + b), 50);
+  for (const c of counts) assert(c === 16 || c === 17, `shares ${counts}`);
+});
+
+Deno.test("share: every node computes the same, whatever order it lists ids in", () => {
+  const a = assignJobs(jobs(200), ["c", "a", "b"]);
+  const b = assignJobs(jobs(200).reverse(), ["b", "c", "a"]);
+  assertEquals([...a].sort(), [...b].sort());
+});
+
+Deno.test("share: one node owns everything; no node owns nothing", () => {
+  assertEquals(new Set(assignJobs(jobs(20), ["only"]).values()), new Set(["only"]));
+  assertEquals(assignJobs(jobs(20), []).size, 0);
+});
+
+Deno.test("share: a node leaving moves its jobs and few others", () => {
+  const before = assignJobs(jobs(300), ["a", "b", "c"]);
+  const after = assignJobs(jobs(300), ["a", "b"]);
+  const moved = [...before].filter(([job, owner]) => owner !== "c" && after.get(job) !== owner);
+  // Bounded loads may move a few more than the leaver's, never a reshuffle.
+  assert(moved.length < 30, `${moved.length} jobs of the remaining nodes moved`);
+  for (const owner of after.values()) assert(owner === "a" || owner === "b");
+});
