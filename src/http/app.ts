@@ -11,6 +11,7 @@ import { bearerOf, type Role, type Tokens } from "./auth.ts";
 import { errorBody, HttpError, statusOf } from "./errors.ts";
 import { healthRoutes, type Readiness } from "./health.ts";
 import type { Metrics } from "./metrics.ts";
+import { dashboardRoutes } from "./dashboard/routes.ts";
 
 export interface HttpDeps {
   tokens: Tokens;
@@ -93,6 +94,8 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
   app.get("/metrics", async (c) => {
     return c.body(await deps.metrics.text(), 200, { "Content-Type": deps.metrics.contentType });
   });
+  app.route("/", dashboardRoutes());
   app.use("/api/v1/*", authenticate(deps.tokens), authorize);
+  app.get("/api/v1/session", (c) => c.json({ role: c.get("role"), auth: deps.tokens.configured }));
   return app;
 }
