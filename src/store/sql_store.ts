@@ -7,7 +7,14 @@ import { type Job, JOB_FIELDS, sameDefinition } from "../domain/job.ts";
 import { VERSION } from "../version.ts";
 import { type Driver, type Executor, insertSql, type Param, type Row } from "./driver.ts";
 import { MIGRATIONS, SCHEMA_VERSION, versionTable } from "./migrations.ts";
-import type { JobChange, JobMutation, Marker, MigrationReport, Store } from "./store.ts";
+import type {
+  JobChange,
+  JobMutation,
+  Marker,
+  MigrationReport,
+  MinuteCounts,
+  Store,
+} from "./store.ts";
 import type { NewRun, Run, RunFilter, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
 import type { LogFilter, LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
@@ -436,6 +443,10 @@ export class SqlStore implements Store {
 
   countRuns(since: number): Promise<Partial<Record<RunStatus, number>>> {
     return status.countRuns(this.driver, since);
+  }
+
+  countRunsByMinute(since: number): Promise<MinuteCounts[]> {
+    return status.countRunsByMinute(this.driver, since);
   }
 
   saveNode(node: Node): Promise<void> {
