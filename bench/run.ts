@@ -4,7 +4,7 @@
  * MySQL runs when JM_BENCH_DATABASE_URL (or JM_TEST_DATABASE_URL) names a server;
  * each section uses a fresh database. Prints one markdown table per section.
  */
-import { compileSchedule } from "../src/cron/schedule.ts";
+import { compileSchedule } from "../src/cron/croner.ts";
 import { openStore } from "../src/store/open.ts";
 import {
   type Backend,

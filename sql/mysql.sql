@@ -1,4 +1,4 @@
--- jobsmanager schema for MySQL / MariaDB, version 1.
+-- jobsmanager schema for MySQL / MariaDB, version 2.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -81,3 +81,8 @@ CREATE TABLE IF NOT EXISTS jm_nodes (
   stopped_at BIGINT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (1, 'jobs, reload markers, logs, runs, nodes', 0);
+
+-- migration 2: jm_runs.forced: job run --force as a column
+ALTER TABLE jm_runs ADD COLUMN forced TINYINT(1) NOT NULL DEFAULT 0;
+UPDATE jm_runs SET forced = 1 WHERE note = 'forced: max_instances not checked';
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (2, 'jm_runs.forced: job run --force as a column', 0);

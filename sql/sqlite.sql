@@ -1,4 +1,4 @@
--- jobsmanager schema for SQLite, version 1.
+-- jobsmanager schema for SQLite, version 2.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -81,3 +81,8 @@ CREATE INDEX IF NOT EXISTS jm_runs_job ON jm_runs (job_id, id);
 CREATE INDEX IF NOT EXISTS jm_runs_status ON jm_runs (status);
 CREATE INDEX IF NOT EXISTS jm_runs_scheduled_at ON jm_runs (scheduled_at);
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (1, 'jobs, reload markers, logs, runs, nodes', 0);
+
+-- migration 2: jm_runs.forced: job run --force as a column
+ALTER TABLE jm_runs ADD COLUMN forced INTEGER NOT NULL DEFAULT 0;
+UPDATE jm_runs SET forced = 1 WHERE note = 'forced: max_instances not checked';
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (2, 'jm_runs.forced: job run --force as a column', 0);

@@ -68,7 +68,7 @@ Deno.test("every import in src/ points down the layers", async () => {
 
 Deno.test("the layer check sees the whole program", async () => {
   const layers = new Set((await imports()).flat().map(layerOf));
-  for (const layer of ["cli", "daemon", "store", "domain", "cron", "config"]) {
+  for (const layer of ["cli", "app", "daemon", "store", "domain", "cron", "config"]) {
     assertEquals(layers.has(layer), true, `no module of ${layer}/ reached from main.ts`);
   }
 });

@@ -6,7 +6,8 @@
 import { deepStrictEqual, fail } from "node:assert/strict";
 import { ValidationError } from "../src/errors.ts";
 import type { ScheduleFields } from "../src/cron/fields.ts";
-import { compileSchedule, scheduleFromCrontab, toCronerPattern } from "../src/cron/schedule.ts";
+import { scheduleFromCrontab } from "../src/cron/crontab.ts";
+import { compileSchedule, toCronerPattern } from "../src/cron/croner.ts";
 
 const ALL = { second: "*", minute: "*", hour: "*", day: "*", month: "*", day_of_week: "*" };
 

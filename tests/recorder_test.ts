@@ -126,6 +126,7 @@ const EMPTY_RUN: Omit<Run, "id" | "job_id" | "scheduled_at" | "status" | "trigge
   stderr: null,
   node_id: null,
   note: null,
+  forced: false,
 };
 
 function definedOnly(update: RunUpdate): RunUpdate {

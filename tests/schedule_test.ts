@@ -5,13 +5,11 @@
  */
 import { deepStrictEqual, fail, strictEqual } from "node:assert/strict";
 import { ValidationError } from "../src/errors.ts";
-import type { FieldName, ScheduleFields } from "../src/cron/fields.ts";
-import {
-  compileSchedule,
-  scheduleFromFields,
-  toCronerPattern,
-  validateTimezone,
-} from "../src/cron/schedule.ts";
+import { buildJob } from "../src/domain/job.ts";
+import type { FieldName } from "../src/cron/grammar.ts";
+import { readableSchedule, type ScheduleFields, scheduleFromFields } from "../src/cron/fields.ts";
+import { scheduleFromCrontab } from "../src/cron/crontab.ts";
+import { compileSchedule, toCronerPattern, validateTimezone } from "../src/cron/croner.ts";
 
 type Given = Partial<Record<FieldName, string>>;
 
@@ -272,7 +270,67 @@ Deno.test("a schedule that can never fire gives null and no runs", () => {
   deepStrictEqual(schedule.nextRuns(3, new Date("2026-01-01T00:00:00Z")), []);
 });
 
+Deno.test("a job whose schedule never fires is refused when written, naming the fields", () => {
+  const never = (given: Given) =>
+    rejection(() =>
+      buildJob("x", { command: "true", schedule: given }, null, Date.parse("2026-11-30T00:00:00Z"))
+    );
+  const message = (day: string, month: string, dow: string) =>
+    `schedule: day '${day}', month '${month}' and day_of_week '${dow}' never fall on one date, ` +
+    `so the job would never fire; check those fields`;
+  deepStrictEqual(never({ day: "31", month: "2" }), ["schedule", message("31", "2", "*")]);
+  deepStrictEqual(never({ day: "30", month: "feb" }), ["schedule", message("30", "feb", "*")]);
+  deepStrictEqual(never({ day: "31", month: "4,6,9,11", day_of_week: "mon" }), [
+    "schedule",
+    message("31", "4,6,9,11", "mon"),
+  ]);
+  // Rare is not never: a 5th Monday in February comes in leap years that start it on a Monday.
+  strictEqual(
+    buildJob("x", { command: "true", schedule: { day: "5th mon", month: "feb" } }, null, 0).day,
+    "5th mon",
+  );
+  strictEqual(buildJob("x", { command: "true", cron: "0 0 29 2 *" }, null, 0).day, "29");
+});
+
 const ALL = { second: "*", minute: "*", hour: "*", day: "*", month: "*", day_of_week: "*" };
+
+Deno.test("a schedule as printed, pasted back into --cron, fires at the same instants", () => {
+  const from = new Date("2026-11-30T00:00:00Z");
+  const fires = (fields: ScheduleFields) =>
+    compileSchedule(fields, "UTC").nextRuns(30, from).map((d) => d.toISOString());
+  // Rows as the original program or a hand-written UPDATE left them: APScheduler's numbers.
+  const stored: [ScheduleFields, string][] = [
+    [{ ...ALL, second: "0", minute: "0", hour: "9", day_of_week: "0" }, "0 0 9 * * mon"],
+    [{ ...ALL, second: "0", minute: "0", hour: "9", day_of_week: "0-4" }, "0 0 9 * * mon-fri"],
+    [
+      { ...ALL, second: "0", minute: "0", hour: "0", day_of_week: "*/2" },
+      "0 0 0 * * mon,wed,fri,sun",
+    ],
+    [{ ...ALL, second: "0", minute: "30", hour: "6", day_of_week: "5,6" }, "0 30 6 * * sat,sun"],
+    [
+      { ...ALL, second: "0", minute: "0", hour: "1-3/2", day_of_week: "1-5/2" },
+      "0 0 1-3/2 * * tue,thu,sat",
+    ],
+    [{ ...ALL, second: "0", minute: "0", hour: "0", day_of_week: "*" }, "0 0 0 * * *"],
+  ];
+  for (const [fields, printed] of stored) {
+    strictEqual(readableSchedule(fields), printed);
+    deepStrictEqual(fires(scheduleFromCrontab(printed)), fires(fields), printed);
+  }
+});
+
+Deno.test("day_of_week is stored in names, whatever numbering was typed", () => {
+  deepStrictEqual(scheduleFromFields({ hour: "9", day_of_week: "0-4" }).day_of_week, "mon-fri");
+  deepStrictEqual(scheduleFromFields({ day_of_week: "*/3" }).day_of_week, "mon,thu,sun");
+  deepStrictEqual(scheduleFromCrontab("0 9 * * 1-5").day_of_week, "mon-fri");
+  deepStrictEqual(scheduleFromFields({ day_of_week: "*" }).day_of_week, "*");
+  deepStrictEqual(scheduleFromFields({ day_of_week: "mon-sun" }).day_of_week, "*");
+  deepStrictEqual(scheduleFromFields({ day_of_week: "sun" }).day_of_week, "sun");
+});
+
+Deno.test("a row broken by hand is printed as it is", () => {
+  strictEqual(readableSchedule({ ...ALL, day_of_week: "funday" }), "* * * * * funday");
+});
 
 Deno.test("defaults follow CronTrigger: * before the last given field, minimum after it", () => {
   const cases: [Given, ScheduleFields][] = [

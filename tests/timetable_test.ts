@@ -116,7 +116,8 @@ Deno.test("fires follow the job's zone, and the service zone when it has none", 
 Deno.test("removed jobs no longer fire; a schedule that never fires again is not due", () => {
   const t = new Timetable(DEFAULTS);
   t.set(job("gone", { schedule: { second: "*" } }), T0);
-  t.set(job("never", { schedule: { day: "31", month: "2" } }), T0);
+  // Written by hand in SQL: `job add` refuses a day that never comes.
+  t.set({ ...job("never", { schedule: { day: "31", month: "1" } }), month: "2" }, T0);
   t.delete("gone");
   assertEquals(t.nextDue(), null);
   assertEquals(t.takeDue(T0 + 60_000), { run: [], missed: [] });

@@ -8,7 +8,9 @@ import { exitCodeOf } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { CommandContext, type GlobalOptions, writeErr, writeOut } from "./context.ts";
 import { dbCommand, reloadCommand } from "./db.ts";
+import { importCommand } from "./import.ts";
 import { jobCommand } from "./job.ts";
+import { applyCommand, exportCommand } from "./jobs_file.ts";
 import { logsCommand } from "./logs.ts";
 import { runsCommand } from "./runs.ts";
 import { statusCommand } from "./status.ts";
@@ -43,6 +45,9 @@ export function buildProgram(): Command {
   program.addCommand(statusCommand(contextOf));
   program.addCommand(reloadCommand(contextOf));
   program.addCommand(dbCommand(contextOf));
+  program.addCommand(importCommand(contextOf));
+  program.addCommand(exportCommand(contextOf));
+  program.addCommand(applyCommand(contextOf));
   // Every command reports through exitOverride instead of exiting itself,
   // and writes its errors the way the rest of the program does.
   const configure = (cmd: Command) => {

@@ -9,6 +9,7 @@ import { openStore } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
 import { resolveTarget } from "../config/database.ts";
 import { type DatabaseTarget, secretsOf } from "../store/target.ts";
+import { systemTimezone } from "../domain/time.ts";
 
 export interface GlobalOptions {
   config?: string;
@@ -66,6 +67,11 @@ export class CommandContext {
       secretsOf(this.#target).forEach(addSecret);
     }
     return this.#target;
+  }
+
+  /** The zone of jobs that name none: `jobsmanager.timezone`, else this machine's. */
+  get defaultZone(): string {
+    return this.config.settings["jobsmanager.timezone"] || systemTimezone();
   }
 
   /** Open the store as it is; the caller migrates and closes it. */

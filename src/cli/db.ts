@@ -1,6 +1,7 @@
 /** `jobsmanager db migrate` and `jobsmanager reload`. */
 import { Command } from "commander";
-import { SCHEMA_VERSION } from "../store/migrations.ts";
+import { reload } from "../app/jobs.ts";
+import { migrateSchema } from "../app/schema.ts";
 import type { ContextOf } from "./context.ts";
 
 export function dbCommand(contextOf: ContextOf): Command {
@@ -11,15 +12,15 @@ export function dbCommand(contextOf: ContextOf): Command {
       // Not withStore: that migrates silently; this reports what it did.
       const store = ctx.openStore();
       try {
-        const report = await store.migrate();
+        const report = await migrateSchema(store);
         ctx.print(
           () =>
             report.applied.length === 0
-              ? `${store.description}: schema already at version ${report.to}`
-              : `${store.description}: schema migrated from version ${report.from} to ${report.to} (applied ${
+              ? `${report.database}: schema already at version ${report.to}`
+              : `${report.database}: schema migrated from version ${report.from} to ${report.to} (applied ${
                 report.applied.join(", ")
               })`,
-          { database: store.description, ...report, version: SCHEMA_VERSION },
+          report,
         );
       } finally {
         await store.close();
@@ -33,7 +34,7 @@ export function reloadCommand(contextOf: ContextOf): Command {
     .description("ask the running service to reload all jobs (inserts a reload marker)")
     .action(async (_opts, cmd: Command) => {
       const ctx = contextOf(cmd);
-      const id = await ctx.withStore((store) => store.insertMarker([], []));
+      const id = await ctx.withStore((store) => reload(store));
       ctx.print(
         () =>
           `reload requested (marker ${id}); a running service applies it within jobsmanager.reload_interval`,

@@ -1,21 +1,28 @@
 /**
- * `jobsmanager job …`: define, inspect and change jobs. Every write goes
- * through `Store.changeJob`, so the job row and its reload marker are
- * written in one transaction or not at all.
+ * `jobsmanager job …`: define, inspect and change jobs. The flags become
+ * the input of a use case in `app/jobs.ts`; its result becomes text or JSON.
  */
 import { Command } from "commander";
-import { ConflictError, NotFoundError, UsageError } from "../errors.ts";
-import { buildJob, type Job, type JobOptions, validateId } from "../domain/job.ts";
-import { FIELD_NAMES, type FieldName } from "../cron/fields.ts";
+import { UsageError } from "../errors.ts";
+import { buildJob, type JobOptions, nextFires, validateId, zoneOf } from "../domain/job.ts";
+import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import type { JobChange } from "../store/store.ts";
-import { parseInstant, systemTimezone } from "../domain/time.ts";
-import type { CommandContext, ContextOf } from "./context.ts";
+import {
+  addJob,
+  listJobs,
+  removeJob,
+  setEnabled,
+  showJob,
+  upcomingFires,
+  updateJob,
+} from "../app/jobs.ts";
+import type { ContextOf } from "./context.ts";
 import { jobRunCommand } from "./job_run.ts";
-import { fireLines, jobDetails, jobsTable, nextFires, zoneOf } from "./output.ts";
-import { runsTable } from "./runs.ts";
+import { fireLines, jobDetails, jobsTable } from "./output.ts";
+import { parseCount } from "./parse.ts";
 
-/** Runs `job show` lists. */
-const LAST_RUNS = 5;
+/** The most fires `job show -n` and `job next -n` print. */
+const MAX_FIRES = 1000;
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -80,14 +87,6 @@ function toJobOptions(opts: Record<string, any>): JobOptions {
   };
 }
 
-function notFound(id: string): NotFoundError {
-  return new NotFoundError(`job '${id}' does not exist (see \`jobsmanager job list\`)`);
-}
-
-function defaultZone(ctx: CommandContext): string {
-  return ctx.config.settings["jobsmanager.timezone"] || systemTimezone();
-}
-
 function changeSummary(change: JobChange): Record<string, unknown> {
   return { job: change.after ?? change.before, marker_id: change.markerId };
 }
@@ -102,30 +101,20 @@ export function jobCommand(contextOf: ContextOf): Command {
     false,
   ).action(async (id: string, opts, cmd: Command) => {
     const ctx = contextOf(cmd);
-    const options = toJobOptions(opts);
-    // Validate fully before touching the database.
-    buildJob(id, options, null, Date.now());
+    // Built, and so validated, before the database is touched.
+    const built = buildJob(id, toJobOptions(opts), null, Date.now());
     const change = await ctx.withStore((store) =>
-      store.changeJob(id, (current) => {
-        if (current && !opts.replace) {
-          throw new ConflictError(
-            `job '${id}' already exists; change it with \`jobsmanager job update ${id} …\` or pass --replace`,
-          );
-        }
-        const now = Date.now();
-        const created = buildJob(id, options, null, now);
-        return current ? { ...created, created_at: current.created_at } : created;
-      })
+      addJob(store, built, { replace: opts.replace === true })
     );
     const after = change.after!;
-    const next = nextFires(after, defaultZone(ctx), new Date(), 1);
+    const next = nextFires(after, ctx.defaultZone, new Date(), 1);
     ctx.print(
       () =>
         `${change.before ? "replaced" : "added"} job '${id}' (reload marker ${
           change.markerId ?? "-"
         })\n` +
         `next fire${after.enabled ? "" : " (once enabled)"}:\n${
-          fireLines(next, zoneOf(after, defaultZone(ctx)))
+          fireLines(next, zoneOf(after, ctx.defaultZone))
         }`,
       { ...changeSummary(change), next: next.map((d) => d.toISOString()) },
     );
@@ -138,13 +127,7 @@ export function jobCommand(contextOf: ContextOf): Command {
     const ctx = contextOf(cmd);
     validateId(id);
     const options = toJobOptions(opts);
-    const change = await ctx.withStore((store) =>
-      store.changeJob(id, (current) => {
-        if (!current) throw notFound(id);
-        const updated = buildJob(id, options, current, Date.now());
-        return { ...updated, updated_at: Date.now() };
-      })
-    );
+    const change = await ctx.withStore((store) => updateJob(store, id, options, Date.now()));
     ctx.print(
       () =>
         change.markerId === null
@@ -158,12 +141,7 @@ export function jobCommand(contextOf: ContextOf): Command {
     .action(async (id: string, _opts, cmd: Command) => {
       const ctx = contextOf(cmd);
       validateId(id);
-      const change = await ctx.withStore((store) =>
-        store.changeJob(id, (current) => {
-          if (!current) throw notFound(id);
-          return null;
-        })
-      );
+      const change = await ctx.withStore((store) => removeJob(store, id));
       ctx.print(
         () => `removed job '${id}' (reload marker ${change.markerId})`,
         changeSummary(change),
@@ -175,14 +153,7 @@ export function jobCommand(contextOf: ContextOf): Command {
       .action(async (id: string, _opts, cmd: Command) => {
         const ctx = contextOf(cmd);
         validateId(id);
-        const change = await ctx.withStore((store) =>
-          store.changeJob(id, (current) => {
-            if (!current) throw notFound(id);
-            return current.enabled === enabled
-              ? current
-              : { ...current, enabled, updated_at: Date.now() };
-          })
-        );
+        const change = await ctx.withStore((store) => setEnabled(store, id, enabled, Date.now()));
         ctx.print(
           () =>
             change.markerId === null
@@ -196,8 +167,10 @@ export function jobCommand(contextOf: ContextOf): Command {
   job.command("list").alias("ls").description("list all jobs with their next fire")
     .action(async (_opts, cmd: Command) => {
       const ctx = contextOf(cmd);
-      const jobs = await ctx.withStore((store) => store.listJobs());
-      ctx.print(() => jobsTable(jobs, defaultZone(ctx), new Date()), jobs);
+      const listings = await ctx.withStore((store) =>
+        listJobs(store, { defaultZone: ctx.defaultZone, now: Date.now() })
+      );
+      ctx.print(() => jobsTable(listings), listings.map((l) => l.job));
     });
 
   job.command("show").argument("<id>").description("show a job and its next fires")
@@ -205,15 +178,13 @@ export function jobCommand(contextOf: ContextOf): Command {
     .action(async (id: string, opts, cmd: Command) => {
       const ctx = contextOf(cmd);
       validateId(id);
-      const count = parseCount(opts.count);
-      const [found, runs] = await ctx.withStore((store) =>
-        Promise.all([store.getJob(id), store.listRuns({ job_id: id, limit: LAST_RUNS })])
+      const count = parseCount(opts.count, "count", MAX_FIRES);
+      const details = await ctx.withStore((store) =>
+        showJob(store, id, { count, defaultZone: ctx.defaultZone, now: Date.now() })
       );
-      if (!found) throw notFound(id);
-      const fires = nextFires(found, defaultZone(ctx), new Date(), count);
       ctx.print(
-        () => `${jobDetails(found, defaultZone(ctx), fires)}\nlast runs:\n${runsTable(runs)}`,
-        { ...found, next: fires.map((d) => d.toISOString()), runs },
+        () => jobDetails(details),
+        { ...details.job, next: details.next.map((d) => d.toISOString()), runs: details.runs },
       );
     });
 
@@ -226,28 +197,24 @@ export function jobCommand(contextOf: ContextOf): Command {
     .action(async (id: string, opts, cmd: Command) => {
       const ctx = contextOf(cmd);
       validateId(id);
-      const count = parseCount(opts.count);
-      const found: Job | null = await ctx.withStore((store) => store.getJob(id));
-      if (!found) throw notFound(id);
-      const zone = zoneOf(found, defaultZone(ctx));
-      const from = opts.from === undefined ? new Date() : parseInstant(opts.from, zone);
-      const fires = nextFires(found, defaultZone(ctx), from, count);
+      const count = parseCount(opts.count, "count", MAX_FIRES);
+      const { zone, from, next } = await ctx.withStore((store) =>
+        upcomingFires(store, id, {
+          count,
+          from: opts.from,
+          defaultZone: ctx.defaultZone,
+          now: Date.now(),
+        })
+      );
       ctx.print(
         () =>
           `next ${count} fires of '${id}' after ${from.toISOString()} (${zone}, then UTC):\n${
-            fireLines(fires, zone)
+            fireLines(next, zone)
           }`,
-        { id, timezone: zone, from: from.toISOString(), next: fires.map((d) => d.toISOString()) },
+        { id, timezone: zone, from: from.toISOString(), next: next.map((d) => d.toISOString()) },
       );
     });
 
   job.addCommand(jobRunCommand(contextOf));
   return job;
-}
-
-function parseCount(raw: string): number {
-  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 1000) {
-    throw new UsageError(`count: '${raw}' is not valid (allowed: a whole number from 1 to 1000)`);
-  }
-  return Number(raw);
 }

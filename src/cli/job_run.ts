@@ -6,17 +6,16 @@
  * code, 124 for a timeout, 1 for anything else that is not success.
  */
 import { Command } from "commander";
-import { NotFoundError, RuntimeError } from "../errors.ts";
-import { type Job, validateId } from "../domain/job.ts";
+import { RuntimeError } from "../errors.ts";
+import { validateId } from "../domain/job.ts";
 import { FINAL_STATUSES, type Run } from "../domain/run.ts";
 import { finishedRecord, inheritedEnv, runEnv, startRun } from "../daemon/runner.ts";
-import { FORCED } from "../daemon/service.ts";
-import type { Store } from "../store/store.ts";
+import { requestRun, startHereRun } from "../app/runs.ts";
+import type { JobStore, RunStore } from "../store/store.ts";
 import { type CommandContext, type ContextOf, writeErr } from "./context.ts";
-import { runDetails } from "./runs.ts";
+import { runDetails } from "./output.ts";
 
 const WAIT_POLL_MS = 200;
-const HERE_NOTE = "run in the CLI with --here";
 
 /** The exit code a shell would give for this outcome. */
 function exitCodeFor(run: Run): number {
@@ -26,22 +25,19 @@ function exitCodeFor(run: Run): number {
   return 1;
 }
 
-async function runHere(ctx: CommandContext, store: Store, job: Job): Promise<Run> {
+async function runHere(
+  ctx: CommandContext,
+  store: JobStore & RunStore,
+  id: string,
+): Promise<Run> {
   const s = ctx.config.settings;
-  const requested = Date.now();
-  const [id] = await store.claimRuns([{
-    job_id: job.id,
-    scheduled_at: requested,
-    status: "running",
-    trigger: "manual",
-    node_id: `cli@${Deno.hostname()}`,
-    started_at: requested,
-    note: HERE_NOTE,
-  }]);
-  if (id === null) throw new RuntimeError(`could not record a run of '${job.id}'; try again`);
+  const { job, run } = await startHereRun(store, id, {
+    node: `cli@${Deno.hostname()}`,
+    now: Date.now(),
+  });
   const handle = startRun({
     command: job.command,
-    env: runEnv(inheritedEnv(), job, id, requested),
+    env: runEnv(inheritedEnv(), job, run.id, run.scheduled_at),
     cwd: job.cwd ?? undefined,
     timeoutMs: job.timeout * 1000,
     killGraceMs: s["jobsmanager.kill_grace"] * 1000,
@@ -59,15 +55,15 @@ async function runHere(ctx: CommandContext, store: Store, job: Job): Promise<Run
     Deno.removeSignalListener("SIGINT", interrupt);
     Deno.removeSignalListener("SIGTERM", interrupt);
   }
-  await store.updateRun(id, finishedRecord(result, HERE_NOTE));
-  return (await store.getRun(id))!;
+  await store.updateRun(run.id, finishedRecord(result, run.note));
+  return (await store.getRun(run.id))!;
 }
 
-async function waitFor(store: Store, id: number, reloadIntervalMs: number): Promise<Run> {
+async function waitFor(runs: RunStore, id: number, reloadIntervalMs: number): Promise<Run> {
   const hintAt = Date.now() + 2 * reloadIntervalMs + 1000;
   let hinted = false;
   for (;;) {
-    const run = await store.getRun(id);
+    const run = await runs.getRun(id);
     if (!run) throw new RuntimeError(`run ${id} disappeared while waiting for it`);
     if (FINAL_STATUSES.includes(run.status)) return run;
     if (!hinted && run.status === "queued" && Date.now() > hintAt) {
@@ -92,26 +88,12 @@ export function jobRunCommand(contextOf: ContextOf): Command {
       validateId(id);
       const reloadIntervalMs = ctx.config.settings["jobsmanager.reload_interval"] * 1000;
       const run = await ctx.withStore(async (store) => {
-        const job = await store.getJob(id);
-        if (!job) {
-          throw new NotFoundError(`job '${id}' does not exist (see \`jobsmanager job list\`)`);
-        }
-        if (opts.here) return await runHere(ctx, store, job);
-        const [runId] = await store.claimRuns([{
-          job_id: id,
-          scheduled_at: Date.now(),
-          status: "queued",
-          trigger: "manual",
-          note: opts.force ? FORCED : null,
-        }]);
-        if (runId === null) {
-          throw new RuntimeError(
-            `job '${id}' was asked to run this very millisecond already; try again`,
-          );
-        }
-        return opts.wait
-          ? await waitFor(store, runId, reloadIntervalMs)
-          : (await store.getRun(runId))!;
+        if (opts.here) return await runHere(ctx, store, id);
+        const queued = await requestRun(store, id, {
+          force: opts.force === true,
+          now: Date.now(),
+        });
+        return opts.wait ? await waitFor(store, queued.id, reloadIntervalMs) : queued;
       });
       const finished = FINAL_STATUSES.includes(run.status);
       ctx.print(

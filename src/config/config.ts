@@ -9,7 +9,8 @@
 import JSON5 from "json5";
 import { ValidationError } from "../errors.ts";
 import { LOG_LEVELS, type LogLevel, parseLogLevel } from "../domain/log_row.ts";
-import { validateTimezone } from "../cron/schedule.ts";
+import { wholeNumber, wholeNumberRule } from "../domain/number.ts";
+import { validateTimezone } from "../cron/croner.ts";
 
 type Parser<T> = (value: unknown, key: string) => T;
 
@@ -31,15 +32,10 @@ function fail(key: string, value: unknown, allowed: string): never {
 const text: Parser<string> = (v, key) =>
   typeof v === "string" ? v : fail(key, v, "expected a string");
 
+/** The original global.json wrote numbers as strings ("3306"): wholeNumber accepts those too. */
 function integer(min: number, max: number): Parser<number> {
-  return (v, key) => {
-    // The original global.json wrote numbers as strings ("3306"): accept those too.
-    const n = typeof v === "string" && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v;
-    if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
-      fail(key, v, `expected a whole number from ${min} to ${max}`);
-    }
-    return n;
-  };
+  return (v, key) =>
+    wholeNumber(v, min, max) ?? fail(key, v, `expected ${wholeNumberRule(min, max)}`);
 }
 
 function seconds(min: number, max: number): Parser<number> {

@@ -1,150 +1,19 @@
 /**
- * The cron field grammar shared by the two notations jobsmanager reads, and
- * the conversion of POSIX crontab lines into APScheduler's six fields.
- *
- * An element of a field (`*`, `*\/n`, `a`, `a-b`, `a-b/n`, names) reads the
- * same in APScheduler's CronTrigger and in crontab; the notations differ in
- * bounds, weekday numbering and extras, which each caller describes with a
- * {@link FieldSyntax}. Elements must match whole: APScheduler matched only a
- * prefix, so `mon-fri/2` silently meant `mon-fri`; we reject such text.
+ * The conversion of POSIX crontab lines into APScheduler's six fields, read
+ * with the grammar both notations share (see grammar.ts).
  */
 
 import { ValidationError } from "../errors.ts";
 import type { ScheduleFields } from "./fields.ts";
-
-/** APScheduler's weekday names: index 0 is Monday. */
-export const WEEKDAY_NAMES: readonly string[] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-
-/** Month names: index 0 is January (month 1). */
-export const MONTH_NAMES: readonly string[] = "jan feb mar apr may jun jul aug sep oct nov dec"
-  .split(" ");
-
-/** How one field reads: its bounds, its names, and how its errors are worded. */
-export interface FieldSyntax {
-  /** The field a ValidationError names, e.g. `minute` or `cron`. */
-  field: string;
-  /** What starts each message, e.g. `minute:` or `cron: minute`. */
-  label: string;
-  min: number;
-  max: number;
-  /** The allowed values as messages show them, e.g. `0-6, 0 = mon`. */
-  bounds: string;
-  /** Names in value order: `names[i]` stands for `min + i`. */
-  names?: readonly string[];
-  /** Whether `a/n` (a to the maximum, every n) is allowed: APScheduler has it, crontab not. */
-  openStep: boolean;
-  /** The whole grammar, shown when an element does not parse. */
-  grammar: string;
-}
-
-/** One parsed element: the values `first` to `last`, every `step`. */
-export interface Term {
-  first: number;
-  last: number;
-  /** Undefined when no step was written, which is not the same as `/1` for the range checks. */
-  step?: number;
-  /** Written as `*` or `*\/n`. */
-  star: boolean;
-}
-
-const STAR = /^\*(?:\/(\d+))?$/;
-const NUMBERS = /^(\d+)(?:-(\d+))?(?:\/(\d+))?$/;
-const NAMES = /^([a-z]+)(?:-([a-z]+))?$/i;
-
-/** A one-line ValidationError in the field's own wording. */
-function fieldError(syntax: FieldSyntax, message: string): ValidationError {
-  return new ValidationError(syntax.field, `${syntax.label} ${message}`);
-}
-
-/** The grammar line for messages: `values` are the numbers and names, `extra` other forms. */
-export function grammarOf(openStep: boolean, values: string, extra = ""): string {
-  return `*, */N, A, A-B, A-B/N${openStep ? ", A/N" : ""} with ${values}${extra}, comma-separated`;
-}
-
-/** Split a comma-separated list; spaces around commas are allowed, empty elements are not. */
-export function splitList(value: string, syntax: FieldSyntax): string[] {
-  const elements = value.trim().split(/\s*,\s*/);
-  if (elements.length > 1 && elements.includes("")) {
-    throw fieldError(syntax, `'${value.trim()}' has an empty element in its list`);
-  }
-  return elements;
-}
-
-/** Parse one element with APScheduler's range rules (see RangeExpression.validate_range). */
-export function parseTerm(element: string, syntax: FieldSyntax): Term {
-  const star = STAR.exec(element);
-  if (star) {
-    return checked(
-      { first: syntax.min, last: syntax.max, step: intOrUndefined(star[1]), star: true },
-      element,
-      syntax,
-    );
-  }
-  const numbers = NUMBERS.exec(element);
-  if (numbers && (numbers[2] !== undefined || numbers[3] === undefined || syntax.openStep)) {
-    const first = Number(numbers[1]);
-    const step = intOrUndefined(numbers[3]);
-    const last = numbers[2] !== undefined
-      ? Number(numbers[2])
-      : step !== undefined
-      ? syntax.max
-      : first;
-    return checked({ first, last, step, star: false }, element, syntax);
-  }
-  const names = NAMES.exec(element);
-  if (names && syntax.names) {
-    const first = syntax.names.indexOf(names[1].toLowerCase());
-    const last = names[2] === undefined ? first : syntax.names.indexOf(names[2].toLowerCase());
-    if (first >= 0 && last >= 0) {
-      return checked(
-        { first: syntax.min + first, last: syntax.min + last, star: false },
-        element,
-        syntax,
-      );
-    }
-  }
-  throw fieldError(syntax, `'${element}' is not valid (allowed: ${syntax.grammar})`);
-}
-
-function intOrUndefined(digits: string | undefined): number | undefined {
-  return digits === undefined ? undefined : Number(digits);
-}
-
-function checked(term: Term, element: string, syntax: FieldSyntax): Term {
-  const { first, last, step } = term;
-  if (step === 0) throw fieldError(syntax, `step 0 in '${element}' must be at least 1`);
-  if (first < syntax.min || first > syntax.max || last > syntax.max) {
-    throw fieldError(syntax, `'${element}' is out of range (allowed ${syntax.bounds})`);
-  }
-  if (first > last) {
-    throw fieldError(syntax, `range '${element}' goes backwards (first must not be after last)`);
-  }
-  if (step !== undefined && step > last - first) {
-    const range = term.star
-      ? `the field's range (${first}-${last})`
-      : `its range (${first}-${last})`;
-    throw fieldError(syntax, `step ${step} in '${element}' is larger than ${range}`);
-  }
-  return term;
-}
-
-/** Every value a term stands for, in ascending order. */
-export function termValues(term: Term): number[] {
-  const values: number[] = [];
-  for (let value = term.first; value <= term.last; value += term.step ?? 1) values.push(value);
-  return values;
-}
-
-/** Sorted distinct values grouped into runs of consecutive values, e.g. 0,1,2,5 → [0,2],[5,5]. */
-export function runsOf(sorted: readonly number[]): [number, number][] {
-  const runs: [number, number][] = [];
-  for (const value of sorted) {
-    const run = runs.at(-1);
-    if (run && value === run[1] + 1) run[1] = value;
-    else runs.push([value, value]);
-  }
-  return runs;
-}
+import {
+  FIELD_NAMES,
+  parseTerm,
+  runList,
+  splitList,
+  SYNTAX,
+  termValues,
+  WEEKDAY_NAMES,
+} from "./grammar.ts";
 
 const NICKNAMES: Record<string, string> = {
   "@yearly": "0 0 1 1 *",
@@ -155,42 +24,6 @@ const NICKNAMES: Record<string, string> = {
   "@midnight": "0 0 * * *",
   "@hourly": "0 * * * *",
 };
-
-/** crontab weekdays: 0 and 7 are Sunday. */
-const CRONTAB_WEEKDAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
-
-function crontabSyntax(
-  name: string,
-  min: number,
-  max: number,
-  extra: { bounds?: string; values?: string; names?: readonly string[] } = {},
-): FieldSyntax {
-  const bounds = extra.bounds ?? `${min}-${max}`;
-  const grammar = grammarOf(false, extra.values ?? bounds);
-  return {
-    field: "cron",
-    label: `cron: ${name}`,
-    min,
-    max,
-    bounds,
-    names: extra.names,
-    openStep: false,
-    grammar,
-  };
-}
-
-const CRONTAB_SYNTAX = [
-  crontabSyntax("second", 0, 59),
-  crontabSyntax("minute", 0, 59),
-  crontabSyntax("hour", 0, 23),
-  crontabSyntax("day-of-month", 1, 31),
-  crontabSyntax("month", 1, 12, { values: "1-12 or jan-dec", names: MONTH_NAMES }),
-  crontabSyntax("day-of-week", 0, 7, {
-    bounds: "0-7, 0 and 7 = sun",
-    values: "0-7 (0 and 7 = sun) or sun-sat",
-    names: CRONTAB_WEEKDAYS,
-  }),
-];
 
 /**
  * Convert a crontab line (`m h dom mon dow`, `s m h dom mon dow` or a
@@ -210,8 +43,9 @@ export function scheduleFromCrontab(expression: string): ScheduleFields {
     );
   }
   const raw = parts.length === 5 ? ["0", ...parts] : parts;
-  const lists = raw.map((value, i) => splitList(value, CRONTAB_SYNTAX[i]));
-  const terms = lists.map((elements, i) => elements.map((e) => parseTerm(e, CRONTAB_SYNTAX[i])));
+  const syntax = FIELD_NAMES.map((field) => SYNTAX.crontab[field]);
+  const lists = raw.map((value, i) => splitList(value, syntax[i]));
+  const terms = lists.map((elements, i) => elements.map((e) => parseTerm(e, syntax[i])));
   const [second, minute, hour, day, month] = lists.map((elements) =>
     elements.join(",").toLowerCase()
   );
@@ -242,8 +76,5 @@ function nickname(line: string): string {
 
 /** APScheduler weekdays (0 = Monday) as names and name ranges, or `*` for all seven. */
 function weekdayNames(weekdays: Set<number>): string {
-  if (weekdays.size === 7) return "*";
-  const name = (weekday: number) => WEEKDAY_NAMES[weekday];
-  const runs = runsOf([...weekdays].sort((a, b) => a - b));
-  return runs.map(([a, b]) => a === b ? name(a) : `${name(a)}-${name(b)}`).join(",");
+  return weekdays.size === 7 ? "*" : runList(weekdays, (weekday) => WEEKDAY_NAMES[weekday]);
 }

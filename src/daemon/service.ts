@@ -433,7 +433,7 @@ export class Service {
       return;
     }
     const maxInstances = job.max_instances ?? this.o.defaults.maxInstances;
-    if (request.note !== FORCED && this.instances(job.id) >= maxInstances) {
+    if (!request.forced && this.instances(job.id) >= maxInstances) {
       await claim({
         status: "skipped",
         finished_at: now,
@@ -496,6 +496,3 @@ export class Service {
     schedulerLog.info("stopped");
   }
 }
-
-/** The note `job run --force` leaves on its request. */
-export const FORCED = "forced: max_instances not checked";

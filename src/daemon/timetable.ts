@@ -4,7 +4,7 @@
  * the service owns the clock and the timers.
  */
 import { type Job, scheduleText } from "../domain/job.ts";
-import { compileSchedule, type Schedule } from "../cron/schedule.ts";
+import { compileSchedule, type Schedule } from "../cron/croner.ts";
 
 /** Service-wide defaults for what a job leaves null. */
 export interface JobDefaults {

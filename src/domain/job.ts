@@ -4,13 +4,16 @@
  * its snapshot in `jm_update_info` all read the same.
  */
 import { ValidationError } from "../errors.ts";
-import { FIELD_NAMES, type FieldName, type ScheduleFields } from "../cron/fields.ts";
+import { wholeNumber, wholeNumberRule } from "./number.ts";
+import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
+import { type ScheduleFields, scheduleFromFields } from "../cron/fields.ts";
+import { scheduleFromCrontab } from "../cron/crontab.ts";
 import {
-  scheduleFromCrontab,
-  scheduleFromFields,
+  checkEverFires,
+  compileSchedule,
   toCronerPattern,
   validateTimezone,
-} from "../cron/schedule.ts";
+} from "../cron/croner.ts";
 
 export interface Job extends ScheduleFields {
   id: string;
@@ -78,17 +81,15 @@ export function validateId(id: string): string {
   return id;
 }
 
-function wholeNumber(field: string, raw: string, min: number, max: number): number {
-  const value = raw.trim();
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+function numberOption(field: string, raw: string, min: number, max: number): number {
+  const value = wholeNumber(raw, min, max);
+  if (value === null) {
     throw new ValidationError(
       field,
-      `${field}: ${
-        JSON.stringify(raw)
-      } is not valid (allowed: a whole number from ${min} to ${max})`,
+      `${field}: ${JSON.stringify(raw)} is not valid (allowed: ${wholeNumberRule(min, max)})`,
     );
   }
-  return Number(value);
+  return value;
 }
 
 function parseEnv(pairs: string[], into: Record<string, string>): Record<string, string> {
@@ -179,18 +180,18 @@ export function buildJob(id: string, options: JobOptions, current: Job | null, n
   const job: Job = { ...base, ...(schedule ?? {}), env: { ...base.env } };
   if (options.command !== undefined) job.command = options.command;
   if (options.timeout !== undefined) {
-    job.timeout = wholeNumber("timeout", options.timeout, 0, MAX_TIMEOUT);
+    job.timeout = numberOption("timeout", options.timeout, 0, MAX_TIMEOUT);
   }
   if (options.timezone !== undefined) {
     job.timezone = options.timezone === "" ? null : options.timezone;
   }
   if (options.enabled !== undefined) job.enabled = options.enabled;
   if (options.max_instances !== undefined) {
-    job.max_instances = wholeNumber("max_instances", options.max_instances, 1, 10_000);
+    job.max_instances = numberOption("max_instances", options.max_instances, 1, 10_000);
   }
   if (options.coalesce !== undefined) job.coalesce = options.coalesce;
   if (options.misfire_grace_time !== undefined) {
-    job.misfire_grace_time = wholeNumber(
+    job.misfire_grace_time = numberOption(
       "misfire_grace_time",
       options.misfire_grace_time,
       0,
@@ -204,6 +205,7 @@ export function buildJob(id: string, options: JobOptions, current: Job | null, n
     job.description = options.description === "" ? null : options.description;
   }
   validateJob(job);
+  if (schedule !== null) checkEverFires(job);
   return job;
 }
 
@@ -268,14 +270,25 @@ function checkNumber(
 ): void {
   const v = job[field];
   if (v === null && nullable) return;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+  // A number, not digits in a string: the row mapper already turned the column into one.
+  if (typeof v !== "number" || wholeNumber(v, min, max) === null) {
     throw new ValidationError(
       field,
-      `${field}: ${JSON.stringify(v)} is not valid (allowed: a whole number from ${min} to ${max}${
+      `${field}: ${JSON.stringify(v)} is not valid (allowed: ${wholeNumberRule(min, max)}${
         nullable ? ", or NULL for the service default" : ""
       })`,
     );
   }
+}
+
+/** The zone a job fires in: its own, else the service default. */
+export function zoneOf(job: Job, defaultZone: string): string {
+  return job.timezone ?? defaultZone;
+}
+
+/** The next `n` fires of a job after `from` (none when the schedule never fires again). */
+export function nextFires(job: Job, defaultZone: string, from: Date, n: number): Date[] {
+  return compileSchedule(job, zoneOf(job, defaultZone)).nextRuns(n, from);
 }
 
 /** The six schedule fields as one line, `second minute hour day month day_of_week`. */

@@ -53,6 +53,8 @@ export interface Run {
   trigger: RunTrigger;
   /** Why it was skipped, missed or failed to start; how many fires a `missed` row stands for. */
   note: string | null;
+  /** `job run --force`: started even when max_instances runs of the job are running. */
+  forced: boolean;
 }
 
 /** What a new row starts with; the rest is filled in as the run proceeds. */

@@ -37,6 +37,8 @@ export interface Driver extends Executor {
    * Run `fn` in one transaction that holds the write lock on the rows it
    * reads with `profile.forUpdate` (SQLite: the whole database, BEGIN
    * IMMEDIATE). Commits when `fn` resolves, rolls back when it throws.
+   * `fn` may run more than once (MySQL restarts a deadlock victim), so it
+   * must have no effect outside the transaction.
    */
   transaction<T>(fn: (tx: Executor) => Promise<T>): Promise<T>;
   /**

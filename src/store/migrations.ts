@@ -192,6 +192,19 @@ export const MIGRATIONS: Migration[] = [
       ]),
     ),
   },
+  {
+    version: 2,
+    name: "jm_runs.forced: job run --force as a column",
+    // Version 1 marked a forced run by its note alone: requests queued
+    // across the upgrade stay forced.
+    statements: merge(
+      {
+        mysql: ["ALTER TABLE jm_runs ADD COLUMN forced TINYINT(1) NOT NULL DEFAULT 0"],
+        sqlite: ["ALTER TABLE jm_runs ADD COLUMN forced INTEGER NOT NULL DEFAULT 0"],
+      },
+      both(() => "UPDATE jm_runs SET forced = 1 WHERE note = 'forced: max_instances not checked'"),
+    ),
+  },
 ];
 
 /** The schema version this build creates and understands. */

@@ -18,6 +18,9 @@ const MIGRATION_LOCK_WAIT_S = 60;
  */
 const QUERY_TIMEOUT_MS = 30_000;
 
+/** Runs of a transaction InnoDB may pick as a deadlock victim before its error is passed on. */
+const DEADLOCK_ATTEMPTS = 3;
+
 type Queryable = mysql.Pool | mysql.PoolConnection;
 
 interface DriverError {
@@ -71,6 +74,10 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
     ...options,
     unreachable: false,
   });
+}
+
+function isDeadlock(error: unknown): boolean {
+  return ((error as Error).cause as DriverError | undefined)?.code === "ER_LOCK_DEADLOCK";
 }
 
 export class MysqlDriver implements Driver {
@@ -141,7 +148,23 @@ export class MysqlDriver implements Driver {
     }
   }
 
+  /**
+   * Two transactions that lock the same missing row (`SELECT … FOR UPDATE`
+   * takes only a shared gap lock) and then both insert it deadlock; InnoDB
+   * rolls one back and says to restart it. Run again, it finds the row the
+   * other committed.
+   */
   async transaction<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.transactionOnce(fn);
+      } catch (error) {
+        if (attempt >= DEADLOCK_ATTEMPTS || !isDeadlock(error)) throw error;
+      }
+    }
+  }
+
+  private async transactionOnce<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
     const conn = await this.connection();
     try {
       await this.query(conn, "START TRANSACTION", []);

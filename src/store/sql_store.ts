@@ -10,6 +10,8 @@ import { MIGRATIONS, SCHEMA_VERSION, versionTable } from "./migrations.ts";
 import type {
   JobChange,
   JobMutation,
+  JobsChange,
+  JobWrites,
   Marker,
   MigrationReport,
   MinuteCounts,
@@ -105,6 +107,7 @@ const RUN_COLUMNS = [
   "node_id",
   "trigger",
   "note",
+  "forced",
 ] as const;
 const RUN_SELECT = `SELECT ${RUN_COLUMNS.map((c) => `\`${c}\``).join(", ")} FROM jm_runs`;
 
@@ -125,7 +128,13 @@ function rowToRun(row: Row): Run {
     node_id: nullableText(row.node_id),
     trigger: String(row.trigger) as RunTrigger,
     note: nullableText(row.note),
+    forced: Number(row.forced) !== 0,
   };
+}
+
+/** The values of a new run's `columns`, absent ones NULL (forced: 0 or 1, as both dialects store it). */
+function runParams(run: NewRun, columns: readonly (keyof Run)[]): Param[] {
+  return columns.map((c) => c === "forced" ? (run.forced ? 1 : 0) : run[c] ?? null);
 }
 
 function rowToMarker(row: Row): Marker {
@@ -204,7 +213,7 @@ export class SqlStore implements Store {
         foreign.join(" and ")
       }); jobsmanager changed nothing. Move it aside with \`${
         this.driver.profile.renameTable("jm_jobs", "jm_jobs_apscheduler")
-      }\`, run \`jobsmanager db migrate\`, then re-create the jobs with \`jobsmanager job add\``,
+      }\`, then bring its jobs in with \`jobsmanager import apscheduler\` (which migrates)`,
     );
   }
 
@@ -262,6 +271,39 @@ export class SqlStore implements Store {
         after ? [after] : [],
       );
       return { before, after, markerId };
+    });
+  }
+
+  async changeJobs(mutate: (current: Job[]) => JobWrites): Promise<JobsChange> {
+    return await this.driver.transaction(async (tx) => {
+      const rows = await tx.all(`${JOB_SELECT} ORDER BY id${this.driver.profile.forUpdate}`);
+      const stored = new Map(rows.map(rowToJob).map((job) => [job.id, job]));
+      const writes = mutate([...stored.values()]);
+      const before: Job[] = [];
+      const after: Job[] = [];
+      for (const job of writes.put) {
+        const current = stored.get(job.id);
+        if (current && sameDefinition(current, job)) continue;
+        if (current) {
+          const columns = JOB_FIELDS.filter((c) => c !== "id");
+          await tx.run(
+            `UPDATE jm_jobs SET ${columns.map((c) => `\`${c}\` = ?`).join(", ")} WHERE id = ?`,
+            [...jobParams(job).slice(1), job.id],
+          );
+          before.push(current);
+        } else {
+          await tx.run(insertSql("jm_jobs", JOB_FIELDS), jobParams(job));
+        }
+        after.push(job);
+      }
+      for (const id of writes.remove) {
+        const current = stored.get(id);
+        if (!current) continue;
+        await tx.run("DELETE FROM jm_jobs WHERE id = ?", [id]);
+        before.push(current);
+      }
+      if (before.length === 0 && after.length === 0) return { before, after, markerId: null };
+      return { before, after, markerId: await this.insertMarkerWith(tx, before, after) };
     });
   }
 
@@ -336,7 +378,7 @@ export class SqlStore implements Store {
     for (const chunk of chunks(fresh, CLAIM_CHUNK)) {
       const result = await tx.run(
         insertSql("jm_runs", columns, chunk.length, this.driver.profile.onDuplicateIgnore),
-        chunk.flatMap((run) => columns.map((c) => run[c] ?? null)),
+        chunk.flatMap((run) => runParams(run, columns)),
       );
       if (result.changes !== chunk.length) throw new ClaimRace();
       const inserted = new Set(chunk.map(key));
@@ -368,7 +410,7 @@ export class SqlStore implements Store {
     const sql = insertSql("jm_runs", columns, 1, this.driver.profile.onDuplicateIgnore);
     const ids: (number | null)[] = [];
     for (const run of runs) {
-      const result = await tx.run(sql, columns.map((c) => run[c] ?? null));
+      const result = await tx.run(sql, runParams(run, columns));
       ids.push(result.changes === 1 ? result.lastId : null);
     }
     return ids;

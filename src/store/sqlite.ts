@@ -24,6 +24,19 @@ function isBusy(error: unknown): boolean {
   return e.code === "ERR_SQLITE_ERROR" && /database is (locked|busy)/.test(e.message ?? "");
 }
 
+/**
+ * Create a missing database file readable by its owner only: it holds
+ * commands, environments and job output. SQLite gives its -wal and -shm
+ * files the mode of the database file.
+ */
+function createPrivately(path: string): void {
+  try {
+    Deno.openSync(path, { createNew: true, write: true, mode: 0o600 }).close();
+  } catch {
+    // It exists, or cannot be created: opening it next says which, in SQLite's words.
+  }
+}
+
 type Bindable = string | number | null;
 
 function bind(params: Param[]): Bindable[] {
@@ -62,6 +75,7 @@ export class SqliteDriver implements Driver {
   static open(path: string): SqliteDriver {
     let db: DatabaseSync;
     try {
+      createPrivately(path);
       db = new DatabaseSync(path);
     } catch (error) {
       throw new DatabaseError(
@@ -70,22 +84,30 @@ export class SqliteDriver implements Driver {
         }; check that the directory exists and is writable, or pass --database sqlite:PATH`,
       );
     }
-    try {
+    const driver = new SqliteDriver(db, path);
+    // Setting up a file reads it, and switching a new one to WAL takes the
+    // write lock: another process opening the same file may hold the lock
+    // for a moment, so this is retried like any statement.
+    driver.ready = driver.whenUnlocked(() => {
       db.exec("PRAGMA busy_timeout = 0");
       db.exec("PRAGMA journal_mode = WAL");
       // In WAL mode NORMAL is still safe from corruption; it skips an fsync
       // per commit, which would cap the service at a few hundred writes/s.
       db.exec("PRAGMA synchronous = NORMAL");
       db.exec("PRAGMA foreign_keys = ON");
-    } catch (error) {
-      db.close();
+      return Promise.resolve();
+    }).catch((error) => {
       throw new DatabaseError(`cannot use SQLite database '${path}': ${(error as Error).message}`);
-    }
-    return new SqliteDriver(db, path);
+    });
+    driver.ready.catch(() => undefined);
+    return driver;
   }
 
+  /** The connection's setup; every statement waits for it and fails with it. */
+  private ready: Promise<void> = Promise.resolve();
+
   private enqueue<T>(work: () => Promise<T>): Promise<T> {
-    const result = this.queue.then(work);
+    const result = this.queue.then(() => this.ready).then(work);
     this.queue = result.catch(() => undefined);
     return result;
   }
@@ -140,9 +162,11 @@ export class SqliteDriver implements Driver {
   }
 
   close(): Promise<void> {
-    return this.enqueue(() => {
+    // Not through enqueue: a connection whose setup failed must still close.
+    const closed = this.queue.then(() => {
       if (this.db.isOpen) this.db.close();
-      return Promise.resolve();
     });
+    this.queue = closed;
+    return closed;
   }
 }

@@ -3,7 +3,7 @@
  * interfaces (jobs, markers, runs, nodes, logs) so each consumer asks for
  * only what it uses; their contract is in these doc comments, kept by
  * `SqlStore` over either driver (`sqlite.ts`, `mysql.ts`). The contract
- * suite in `tests/store_test.ts` runs against every backend.
+ * suite in `tests/store_*_test.ts` runs against every backend.
  */
 import type { Job } from "../domain/job.ts";
 import type { LogFilter, LogRow } from "../domain/log_row.ts";
@@ -39,9 +39,27 @@ export interface JobChange {
 /**
  * Computes the new state of one job from its current state, inside the
  * transaction that holds the row. Return null to delete; return `current`
- * unchanged to write nothing; throw to abort with nothing written.
+ * unchanged to write nothing; throw to abort with nothing written. It may
+ * be called more than once (a transaction MySQL picks as a deadlock victim
+ * runs again), so it must have no other effect.
  */
 export type JobMutation = (current: Job | null) => Job | null;
+
+/** What `changeJobs` writes: jobs to insert or replace, ids to delete. */
+export interface JobWrites {
+  put: Job[];
+  remove: string[];
+}
+
+/** The outcome of `changeJobs`: the snapshots its marker holds. */
+export interface JobsChange {
+  /** Stored versions of the jobs replaced or deleted. */
+  before: Job[];
+  /** New versions of the jobs inserted or replaced. */
+  after: Job[];
+  /** The one marker inserted with the changes; null when nothing changed. */
+  markerId: number | null;
+}
 
 export interface MigrationReport {
   /** Schema version before and after. */
@@ -68,6 +86,17 @@ export interface JobStore {
    * marker is inserted.
    */
   changeJob(id: string, mutate: JobMutation): Promise<JobChange>;
+
+  /**
+   * In one transaction: read and lock every row of `jm_jobs`, compute the
+   * writes with `mutate` (given all jobs, ordered by id), insert or replace
+   * each job of `put` and delete each id of `remove`, and insert one
+   * `jm_update_info` row holding the before and after snapshots of the jobs
+   * that changed. A job of `put` equal to the stored one is not written;
+   * when nothing changes, no marker is inserted. When `mutate` throws, or
+   * any write fails, nothing is written. (`import --apply`, `apply`.)
+   */
+  changeJobs(mutate: (current: Job[]) => JobWrites): Promise<JobsChange>;
 }
 
 /** Reload markers (`jm_update_info`): how a change reaches running services. */
@@ -108,7 +137,9 @@ export interface RunStore {
   /**
    * Change a run's columns; with `onlyIf`, only while its status is that one
    * (a conditional write: the affected-row count says who acted). Returns
-   * whether the row changed.
+   * whether the row changed. A write that leaves every value as it was
+   * counts as a change on SQLite and not on MySQL: callers that race always
+   * change the status.
    */
   updateRun(id: number, update: RunUpdate, onlyIf?: Run["status"]): Promise<boolean>;
 
@@ -182,6 +213,8 @@ export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogSt
   /**
    * One cheap round trip (`SELECT 1`): resolves when the database answers,
    * throws the driver's error when it does not. The daemon's health check.
+   * On MySQL a pooled connection opened before its database was dropped
+   * still answers; a new one is refused, naming the database.
    */
   ping(): Promise<void>;
 

@@ -1,0 +1,305 @@
+/**
+ * Crontab files as jobs: user crontabs (`m h dom mon dow command`) and
+ * system ones (`/etc/crontab`, `/etc/cron.d/*`, a user column before the
+ * command), read the way Vixie cron (Debian's cron) reads them.
+ *
+ * Every line keeps its meaning or is listed with why it cannot: a line that
+ * ORs day-of-month and day-of-week becomes two jobs, `%` becomes the
+ * standard input it was, `SHELL` other than /bin/sh wraps the command.
+ */
+import { ValidationError } from "../../errors.ts";
+import { buildJob, type JobOptions, validateId } from "../../domain/job.ts";
+import { parseTerm, runList, splitList, SYNTAX, termValues } from "../../cron/grammar.ts";
+import { scheduleFromCrontab } from "../../cron/crontab.ts";
+import type { ScheduleFields } from "../../cron/fields.ts";
+import type { Candidate } from "./plan.ts";
+
+export interface CrontabSource {
+  text: string;
+  /** For generated ids and messages: the file's base name, `crontab` for stdin. */
+  name: string;
+  /** A user column precedes the command, as in /etc/crontab and /etc/cron.d files. */
+  system: boolean;
+}
+
+/**
+ * A crontab read from `path` (`-` for stdin). Without `system`, files cron
+ * reads with a user column (/etc/crontab, /etc/cron.d/*) get one.
+ */
+export function crontabSource(path: string, text: string, system?: boolean): CrontabSource {
+  const name = path === "-" ? "crontab" : path.slice(path.lastIndexOf("/") + 1);
+  const systemPath = path === "/etc/crontab" || path.startsWith("/etc/cron.d/");
+  return { text, name, system: system ?? systemPath };
+}
+
+/** The environment lines above a job line, as cron hands them to it. */
+interface Environment {
+  vars: Map<string, string>;
+  /** CRON_TZ, else TZ: the zone the schedule is read in. */
+  zone: string | null;
+  mailto: string | null;
+  shell: string | null;
+}
+
+/** One job line, split into its parts. */
+interface Line {
+  number: number;
+  /** `m h dom mon dow`, or a nickname such as `@daily`. */
+  when: string;
+  user: string | null;
+  command: string;
+  comments: string[];
+  id: string | null;
+}
+
+const ENV_LINE = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/;
+const ID_COMMENT = /^jobsmanager:\s*id=(\S*)\s*$/;
+const MAX_DESCRIPTION = 1000;
+
+/** Every line of a crontab as candidate jobs, in file order. */
+export function candidatesFromCrontab(source: CrontabSource, now: number): Candidate[] {
+  const env: Environment = { vars: new Map(), zone: null, mailto: null, shell: null };
+  const candidates: Candidate[] = [];
+  const ids = new Ids(source.name);
+  let comments: string[] = [];
+  let id: string | null = null;
+  source.text.split(/\r?\n/).forEach((raw, index) => {
+    const number = index + 1;
+    const text = raw.trim();
+    if (text === "") {
+      comments = [];
+      id = null;
+      return;
+    }
+    if (text.startsWith("#")) {
+      const comment = text.replace(/^#+\s?/, "").trimEnd();
+      const override = ID_COMMENT.exec(comment);
+      if (override) id = override[1];
+      else if (comment !== "") comments.push(comment);
+      return;
+    }
+    const assignment = ENV_LINE.exec(text);
+    if (assignment) {
+      setVariable(env, assignment[1], unquote(assignment[2]));
+    } else {
+      const line = splitLine(text, source.system);
+      if (typeof line === "string") {
+        candidates.push(refused(`line ${number}`, id ?? ids.fallback(number), line));
+      } else {
+        candidates.push(
+          ...lineCandidates({ ...line, number, comments, id }, snapshot(env), ids, now),
+        );
+      }
+    }
+    comments = [];
+    id = null;
+  });
+  return candidates;
+}
+
+function refused(source: string, id: string, problem: string): Candidate {
+  return { source, id, job: null, notes: [], problem };
+}
+
+/** `"value"` or `'value'` keeps its blanks; otherwise the value is trimmed. */
+function unquote(value: string): string {
+  const trimmed = value.trim();
+  const quoted = /^(["'])(.*)\1$/.exec(trimmed);
+  return quoted ? quoted[2] : trimmed;
+}
+
+function setVariable(env: Environment, name: string, value: string): void {
+  if (name === "CRON_TZ") env.zone = value;
+  else if (name === "MAILTO") env.mailto = value;
+  else if (name === "SHELL") env.shell = value;
+  else {
+    // TZ is both the zone cron reads the schedule in and a variable the command sees.
+    if (name === "TZ") env.zone = value;
+    env.vars.set(name, value);
+  }
+}
+
+function snapshot(env: Environment): Environment {
+  return { ...env, vars: new Map(env.vars) };
+}
+
+/** A job line's parts, or why it is not one. */
+function splitLine(
+  text: string,
+  system: boolean,
+): Omit<Line, "number" | "comments" | "id"> | string {
+  const userPart = system ? "(\\S+)\\s+" : "()";
+  const nickname = new RegExp(`^(@\\S+)\\s+${userPart}(.*)$`).exec(text);
+  const fields = new RegExp(`^((?:\\S+\\s+){4}\\S+)\\s+${userPart}(.*)$`).exec(text);
+  const match = text.startsWith("@") ? nickname : fields;
+  const expected = `expected ${text.startsWith("@") ? "a nickname" : "five time fields"}${
+    system ? ", a user" : ""
+  } and a command`;
+  if (!match || match[3].trim() === "") return `'${text}' is not a crontab line (${expected})`;
+  return { when: match[1].replace(/\s+/g, " "), user: system ? match[2] : null, command: match[3] };
+}
+
+/**
+ * Cron's `%`: the command ends at the first unescaped `%`; the rest, with
+ * each unescaped `%` as a newline, is its standard input. `\%` is a `%`.
+ */
+export function splitPercent(text: string): { command: string; input: string | null } {
+  let command = "";
+  let input: string | null = null;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    let out = c;
+    if (c === "\\" && text[i + 1] === "%") {
+      out = "%";
+      i++;
+    } else if (c === "%") {
+      if (input === null) {
+        input = "";
+        continue;
+      }
+      out = "\n";
+    }
+    if (input === null) command += out;
+    else input += out;
+  }
+  return { command, input };
+}
+
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The command jobsmanager runs with /bin/sh -c, and the notes on how it was rewritten. */
+function commandOf(line: Line, env: Environment): { command: string; notes: string[] } {
+  const notes: string[] = [];
+  const { command: body, input } = splitPercent(line.command);
+  let command = body;
+  if (env.shell !== null && env.shell !== "/bin/sh") {
+    command = `exec ${env.shell} -c ${shellQuote(command)}`;
+    notes.push(`SHELL=${env.shell}: the command runs as \`${env.shell} -c …\`, as cron ran it`);
+  }
+  if (input !== null && input !== "") {
+    // A newline before the closing parenthesis: the command may end in a comment.
+    command = `printf '%s' ${shellQuote(input)} | (\n${command}\n)`;
+    notes.push("% in the command: the text after it is the command's standard input, as in cron");
+  }
+  return { command, notes };
+}
+
+/** The line's job, or two when it ORs day-of-month and day-of-week. */
+function lineCandidates(line: Line, env: Environment, ids: Ids, now: number): Candidate[] {
+  const source = `line ${line.number}`;
+  const id = line.id ?? ids.generate(line.command);
+  if (line.when.toLowerCase() === "@reboot") {
+    return [refused(
+      source,
+      id,
+      "@reboot runs once when cron starts, and jobsmanager has no such trigger; start it from a systemd unit (or `jobsmanager job run` after boot)",
+    )];
+  }
+  const [, , dom = "*", , dow = "*"] = line.when.split(" ");
+  try {
+    if (line.id !== null) validateId(line.id);
+    // Vixie cron ORs the two day fields unless one of them starts with `*`.
+    if (!dom.startsWith("*") && !dow.startsWith("*")) return splitDays(line, env, id, now);
+    const schedule = scheduleFromCrontab(line.when);
+    return [candidate(line, env, id, schedule, [], now)];
+  } catch (error) {
+    if (error instanceof ValidationError) return [refused(source, id, error.message)];
+    throw error;
+  }
+}
+
+/**
+ * `m h DOM mon DOW` fires on a day when either matches: the DOM days, plus
+ * the DOW weekdays among the other days. Two jobs, never both on one day.
+ */
+function splitDays(line: Line, env: Environment, id: string, now: number): Candidate[] {
+  const [minute, hour, dom, month, dow] = line.when.split(" ");
+  const byDay = scheduleFromCrontab(`${minute} ${hour} ${dom} ${month} *`);
+  const byWeekday = scheduleFromCrontab(`${minute} ${hour} * ${month} ${dow}`);
+  const syntax = SYNTAX.crontab.day;
+  const days = new Set(splitList(dom, syntax).map((e) => parseTerm(e, syntax)).flatMap(termValues));
+  const others = [...Array(31).keys()].map((d) => d + 1).filter((d) => !days.has(d));
+  if (others.length === 0) {
+    return [candidate(line, env, id, byDay, [
+      `day-of-month '${dom}' names every day, so cron ran it daily whatever day-of-week said`,
+    ], now)];
+  }
+  const otherDays = runList(others, String);
+  const why =
+    `cron runs this line on day ${byDay.day} of the month OR on ${byWeekday.day_of_week}; jobsmanager ANDs the fields, so it is two jobs, ${id}-day and ${id}-weekday (${byWeekday.day_of_week} on days ${otherDays}), which never fire together`;
+  return [
+    candidate(line, env, `${id}-day`, byDay, [why], now),
+    candidate(line, env, `${id}-weekday`, { ...byWeekday, day: otherDays }, [why], now),
+  ];
+}
+
+function candidate(
+  line: Line,
+  env: Environment,
+  id: string,
+  schedule: ScheduleFields,
+  extraNotes: string[],
+  now: number,
+): Candidate {
+  const source = `line ${line.number}`;
+  const { command, notes } = commandOf(line, env);
+  notes.push(...extraNotes);
+  if (line.user !== null) {
+    notes.push(
+      `cron ran it as ${line.user}; jobsmanager runs it as the user of \`jobsmanager serve\``,
+    );
+  }
+  if (env.mailto !== null) {
+    notes.push(
+      `MAILTO=${env.mailto} not imported: jobsmanager sends no mail; the output is in \`jobsmanager runs show\``,
+    );
+  }
+  let description = line.comments.join(" ");
+  if (description.length > MAX_DESCRIPTION) {
+    description = `${description.slice(0, MAX_DESCRIPTION - 1)}…`;
+  }
+  const options: JobOptions = {
+    command,
+    schedule,
+    timezone: env.zone ?? undefined,
+    // cron never kills a job: neither does the imported one.
+    timeout: "0",
+    env: [...env.vars].map(([k, v]) => `${k}=${v}`),
+    description: description === "" ? undefined : description,
+  };
+  try {
+    return { source, id, job: buildJob(id, options, null, now), notes, problem: null };
+  } catch (error) {
+    if (error instanceof ValidationError) return refused(source, id, error.message);
+    throw error;
+  }
+}
+
+/** Generated ids: `NAME.command-words`, unique within the file. */
+class Ids {
+  private readonly used = new Map<string, number>();
+  private readonly prefix: string;
+
+  constructor(name: string) {
+    this.prefix = slug(name, 40) || "crontab";
+  }
+
+  generate(command: string): string {
+    const base = `${this.prefix}.${slug(splitPercent(command).command, 48) || "job"}`;
+    const count = (this.used.get(base) ?? 0) + 1;
+    this.used.set(base, count);
+    return count === 1 ? base : `${base}-${count}`;
+  }
+
+  /** For a line that is not a job line at all. */
+  fallback(number: number): string {
+    return `${this.prefix}.line-${number}`;
+  }
+}
+
+function slug(text: string, max: number): string {
+  return text.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+/, "").slice(0, max)
+    .replace(/-+$/, "");
+}

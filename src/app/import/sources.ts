@@ -1,0 +1,54 @@
+/**
+ * The import use cases: read a source into candidate jobs, then preview
+ * the plan or apply it (one transaction, one reload marker).
+ */
+import { defaultSettings, type Settings } from "../../config/config.ts";
+import { resolveTarget } from "../../config/database.ts";
+import { systemTimezone } from "../../domain/time.ts";
+import { readApschedulerTable } from "../../store/legacy.ts";
+import type { JobStore } from "../../store/store.ts";
+import type { DatabaseTarget } from "../../store/target.ts";
+import { candidateFromRow, type ServiceDefaults } from "./apscheduler.ts";
+import { applyPlan, type Candidate, type Outcome, previewPlan } from "./plan.ts";
+
+/** The table the original's jm_jobs becomes after the rename jobsmanager asks for. */
+export const RENAMED_TABLE = "jm_jobs_apscheduler";
+/** The original's own name for it, in its own database. */
+export const ORIGINAL_TABLE = "jm_jobs";
+
+/** What the notes compare an old job with: this service's settings. */
+export function serviceDefaults(settings: Settings): ServiceDefaults {
+  return {
+    timezone: settings["jobsmanager.timezone"] || systemTimezone(),
+    coalesce: settings["jobsmanager.coalesce"],
+  };
+}
+
+/** The database `--from-database URL` names (no other setting applies to it). */
+export function legacyTarget(url: string): DatabaseTarget {
+  return resolveTarget({ ...defaultSettings(), "db.url": url });
+}
+
+export interface ApschedulerSource {
+  target: DatabaseTarget;
+  table: string;
+}
+
+/** The original's jobs as candidates, in id order. */
+export async function apschedulerCandidates(
+  source: ApschedulerSource,
+  defaults: ServiceDefaults,
+  now: number,
+): Promise<Candidate[]> {
+  const rows = await readApschedulerTable(source.target, source.table);
+  return rows.map((row) => candidateFromRow(row, defaults, now));
+}
+
+/** Preview (`apply` false) or write the candidates; never removes other jobs. */
+export function importJobs(
+  store: JobStore,
+  candidates: Candidate[],
+  apply: boolean,
+): Promise<Outcome> {
+  return apply ? applyPlan(store, candidates) : previewPlan(store, candidates);
+}

@@ -1,0 +1,167 @@
+/**
+ * The job catalogue's use cases, for every entry point (CLI, HTTP). Each
+ * write goes through `JobStore.changeJob`, so the row and its reload
+ * marker are written in one transaction or not at all, and a write that
+ * changes nothing writes no marker.
+ *
+ * Inputs arrive parsed with the domain's parsers (`buildJob`, `validateId`):
+ * the CLI checks them before it opens the database.
+ */
+import { ConflictError, NotFoundError } from "../errors.ts";
+import {
+  buildJob,
+  type Job,
+  type JobOptions,
+  nextFires,
+  validateJob,
+  zoneOf,
+} from "../domain/job.ts";
+import { parseInstant } from "../domain/time.ts";
+import type { Run } from "../domain/run.ts";
+import type { JobChange, JobStore, MarkerStore, RunStore } from "../store/store.ts";
+
+/** Runs `showJob` lists. */
+const LAST_RUNS = 5;
+
+export function jobNotFound(id: string): NotFoundError {
+  return new NotFoundError(`job '${id}' does not exist (see \`jobsmanager job list\`)`);
+}
+
+/**
+ * Store `job` (made by `buildJob`). An id that is taken is a conflict unless
+ * `replace`; a replaced job keeps the `created_at` of the one it replaces.
+ */
+export async function addJob(
+  jobs: JobStore,
+  job: Job,
+  options: { replace: boolean },
+): Promise<JobChange> {
+  return await jobs.changeJob(job.id, (current) => {
+    if (current === null) return job;
+    if (!options.replace) {
+      throw new ConflictError(
+        `job '${job.id}' already exists; change it with \`jobsmanager job update ${job.id} …\` or pass --replace`,
+      );
+    }
+    return { ...job, created_at: current.created_at };
+  });
+}
+
+/** Change the given options of an existing job; `updated_at` becomes `now` when anything changed. */
+export async function updateJob(
+  jobs: JobStore,
+  id: string,
+  options: JobOptions,
+  now: number,
+): Promise<JobChange> {
+  return await jobs.changeJob(id, (current) => {
+    if (!current) throw jobNotFound(id);
+    return { ...buildJob(id, options, current, now), updated_at: now };
+  });
+}
+
+export async function removeJob(jobs: JobStore, id: string): Promise<JobChange> {
+  return await jobs.changeJob(id, (current) => {
+    if (!current) throw jobNotFound(id);
+    return null;
+  });
+}
+
+/** Enable or disable a job; one already so is left as it is (no marker). */
+export async function setEnabled(
+  jobs: JobStore,
+  id: string,
+  enabled: boolean,
+  now: number,
+): Promise<JobChange> {
+  return await jobs.changeJob(id, (current) => {
+    if (!current) throw jobNotFound(id);
+    return current.enabled === enabled ? current : { ...current, enabled, updated_at: now };
+  });
+}
+
+/** Ask every running service to reload all jobs: a marker that changes no job. Returns its id. */
+export async function reload(markers: MarkerStore): Promise<number> {
+  return await markers.insertMarker([], []);
+}
+
+export interface JobListing {
+  job: Job;
+  /** The zone it fires in. */
+  zone: string;
+  /** Its next fire; null when disabled, invalid, or never firing again. */
+  next: Date | null;
+  /** Why a row broken by hand cannot be scheduled; null when it is valid. */
+  invalid: string | null;
+}
+
+/** Every job with its next fire after `now`; a broken row is listed with what is wrong. */
+export async function listJobs(
+  jobs: JobStore,
+  options: { defaultZone: string; now: number },
+): Promise<JobListing[]> {
+  const from = new Date(options.now);
+  return (await jobs.listJobs()).map((job) => {
+    const zone = zoneOf(job, options.defaultZone);
+    try {
+      validateJob(job);
+      const next = job.enabled ? nextFires(job, options.defaultZone, from, 1)[0] ?? null : null;
+      return { job, zone, next, invalid: null };
+    } catch (error) {
+      return { job, zone, next: null, invalid: (error as Error).message };
+    }
+  });
+}
+
+export interface JobDetails {
+  job: Job;
+  zone: string;
+  /** The next `count` fires after `now` (whether or not the job is enabled). */
+  next: Date[];
+  /** Its latest runs, newest first. */
+  runs: Run[];
+}
+
+export async function showJob(
+  stores: JobStore & RunStore,
+  id: string,
+  options: { count: number; defaultZone: string; now: number },
+): Promise<JobDetails> {
+  const [job, runs] = await Promise.all([
+    stores.getJob(id),
+    stores.listRuns({ job_id: id, limit: LAST_RUNS }),
+  ]);
+  if (!job) throw jobNotFound(id);
+  return {
+    job,
+    zone: zoneOf(job, options.defaultZone),
+    next: nextFires(job, options.defaultZone, new Date(options.now), options.count),
+    runs,
+  };
+}
+
+export interface UpcomingFires {
+  job: Job;
+  zone: string;
+  /** The instant the fires follow. */
+  from: Date;
+  next: Date[];
+}
+
+/**
+ * The next `count` fires of a job after `from` (ISO 8601; without an offset
+ * it is read in the job's zone), else after `now`.
+ */
+export async function upcomingFires(
+  jobs: JobStore,
+  id: string,
+  options: { count: number; from?: string; defaultZone: string; now: number },
+): Promise<UpcomingFires> {
+  const job = await jobs.getJob(id);
+  if (!job) throw jobNotFound(id);
+  const zone = zoneOf(job, options.defaultZone);
+  const from = options.from === undefined
+    ? new Date(options.now)
+    : parseInstant(options.from, zone);
+  return { job, zone, from, next: nextFires(job, options.defaultZone, from, options.count) };
+}

@@ -1,0 +1,291 @@
+/**
+ * Jobs as a file a team reviews: `export` writes every job (JSON5 or YAML),
+ * one entry each with only the fields that differ from a new job's
+ * defaults, in id order and column order so it diffs well; `apply` makes
+ * the database match a file, all of it or nothing.
+ *
+ * An entry's keys are the job's columns, read as `job add` reads its
+ * options: the six schedule fields follow CronTrigger's default rule, or
+ * `cron` gives a crontab expression instead.
+ */
+import JSON5 from "json5";
+import { isMap, isSeq, LineCounter, parseDocument, stringify as toYaml } from "yaml";
+import { UsageError, ValidationError } from "../errors.ts";
+import { buildJob, DEFAULT_TIMEOUT, type Job, type JobOptions } from "../domain/job.ts";
+import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
+import type { JobStore } from "../store/store.ts";
+import { applyPlan, type Candidate, type Outcome, previewPlan } from "./import/plan.ts";
+
+export type FileFormat = "json5" | "yaml";
+export const FILE_FORMATS: readonly FileFormat[] = ["json5", "yaml"];
+
+const HEADER = "jobsmanager jobs; `jobsmanager apply FILE` makes the database match this file";
+
+/** The columns an entry may set, in the order export writes them. */
+const ENTRY_KEYS = [
+  "id",
+  "command",
+  "cron",
+  ...FIELD_NAMES,
+  "timezone",
+  "timeout",
+  "enabled",
+  "max_instances",
+  "coalesce",
+  "misfire_grace_time",
+  "env",
+  "cwd",
+  "description",
+] as const;
+
+/** YAML for `.yaml`/`.yml`, JSON5 for anything else. */
+export function formatOfPath(path: string): FileFormat {
+  return /\.ya?ml$/i.test(path) ? "yaml" : "json5";
+}
+
+/** One job as a file entry: identity and schedule always, the rest where not the default. */
+function entryOf(job: Job): Record<string, unknown> {
+  const entry: Record<string, unknown> = { id: job.id, command: job.command };
+  for (const field of FIELD_NAMES) entry[field] = job[field];
+  const optional: [keyof Job, unknown][] = [
+    ["timezone", null],
+    ["timeout", DEFAULT_TIMEOUT],
+    ["enabled", true],
+    ["max_instances", null],
+    ["coalesce", null],
+    ["misfire_grace_time", null],
+    ["cwd", null],
+    ["description", null],
+  ];
+  for (const [key, fallback] of optional) {
+    if (job[key] !== fallback) entry[key] = job[key];
+  }
+  if (Object.keys(job.env).length > 0) {
+    entry.env = Object.fromEntries(Object.entries(job.env).sort(([a], [b]) => a < b ? -1 : 1));
+  }
+  return Object.fromEntries(ENTRY_KEYS.filter((k) => k in entry).map((k) => [k, entry[k]]));
+}
+
+/** The file's content as data (`export --json`, itself a valid JSON5 file). */
+export function exportData(jobs: Job[]): { jobs: Record<string, unknown>[] } {
+  return { jobs: jobs.map(entryOf) };
+}
+
+/** Every job (ordered by id, as the store lists them) as a file. */
+export function exportJobs(jobs: Job[], format: FileFormat): string {
+  const data = exportData(jobs);
+  return format === "yaml"
+    ? `# ${HEADER}\n${toYaml(data, { lineWidth: 0 })}`
+    : `// ${HEADER}\n${JSON5.stringify(data, null, 2)}\n`;
+}
+
+/** Where an entry and its keys are in the file, for messages. */
+interface Locator {
+  entryLine(index: number, id: unknown): number;
+  fieldLine(index: number, id: unknown, field: string): number;
+}
+
+function parseYaml(path: string, text: string): { data: unknown; at: Locator } {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const error = doc.errors[0];
+    throw new UsageError(
+      `${path}:${error.linePos?.[0].line ?? 1}: ${error.message.split("\n")[0]}`,
+    );
+  }
+  const line = (offset: number | undefined) =>
+    offset === undefined ? 1 : lines.linePos(offset).line;
+  const item = (index: number) => {
+    const seq = doc.get("jobs", true);
+    return isSeq(seq) ? seq.items[index] : undefined;
+  };
+  return {
+    data: doc.toJS(),
+    at: {
+      entryLine: (index) => line((item(index) as { range?: number[] })?.range?.[0]),
+      fieldLine: (index, _id, field) => {
+        const entry = item(index);
+        const pair = isMap(entry)
+          ? entry.items.find((p) => (p.key as { value?: unknown })?.value === field)
+          : undefined;
+        const node = (pair?.key ?? entry) as { range?: number[] } | undefined;
+        return line(node?.range?.[0]);
+      },
+    },
+  };
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/**
+ * JSON5 keeps no positions: an entry is found by its `id` key (with its
+ * value when it has one), a field by its key on the lines of the entry
+ * that follow, which is how export writes and people edit them.
+ */
+function parseJson5(path: string, text: string): { data: unknown; at: Locator } {
+  let data: unknown;
+  try {
+    data = JSON5.parse(text);
+  } catch (error) {
+    const e = error as SyntaxError & { lineNumber?: number };
+    throw new UsageError(`${path}:${e.lineNumber ?? 1}: ${e.message}`);
+  }
+  const lines = text.split("\n");
+  const key = (name: string) => new RegExp(`(^|[{,\\s])(["']?)${escapeRegExp(name)}\\2\\s*:`);
+  const idLines = lines.flatMap((l, i) => key("id").test(l) ? [i] : []);
+  const ids = Array.isArray((data as { jobs?: unknown })?.jobs)
+    ? (data as { jobs: unknown[] }).jobs.map((e) => (e as { id?: unknown } | null)?.id)
+    : [];
+  const entryIndex = (index: number, id: unknown) => {
+    if (typeof id !== "string") return idLines[index] ?? 0;
+    // The n-th entry with this id is on the n-th line that names it.
+    const nth = ids.slice(0, index).filter((other) => other === id).length;
+    const value = new RegExp(`:\\s*(["'])${escapeRegExp(id)}\\1`);
+    return idLines.filter((i) => value.test(lines[i]))[nth] ?? idLines[index] ?? 0;
+  };
+  return {
+    data,
+    at: {
+      entryLine: (index, id) => entryIndex(index, id) + 1,
+      fieldLine: (index, id, field) => {
+        const start = entryIndex(index, id);
+        const end = idLines.find((i) => i > start) ?? lines.length;
+        const found = lines.slice(start, end).findIndex((l) => key(field).test(l));
+        return (found < 0 ? start : start + found) + 1;
+      },
+    },
+  };
+}
+
+/** A file entry as `job add` options; ValidationError names the key at fault. */
+function optionsOf(entry: Record<string, unknown>): JobOptions {
+  const unknown = Object.keys(entry).find((k) => !(ENTRY_KEYS as readonly string[]).includes(k));
+  if (unknown !== undefined) {
+    throw new ValidationError(
+      unknown,
+      `${unknown}: not a job field (allowed: ${ENTRY_KEYS.join(", ")})`,
+    );
+  }
+  const text = (k: string, nullable = false): string | undefined => {
+    const v = entry[k];
+    if (v === undefined) return undefined;
+    // "" is how job options say "back to the default" (null).
+    if (v === null && nullable) return "";
+    if (typeof v === "string") return v;
+    if (typeof v === "number" && FIELD_NAMES.includes(k as FieldName)) return String(v);
+    throw new ValidationError(k, `${k}: ${JSON.stringify(v)} is not a string`);
+  };
+  const number = (k: string): string | undefined => {
+    const v = entry[k];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v === "number" || typeof v === "string") return String(v);
+    throw new ValidationError(k, `${k}: ${JSON.stringify(v)} is not a number`);
+  };
+  const flag = (k: string): boolean | undefined => {
+    const v = entry[k];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v === "boolean") return v;
+    throw new ValidationError(k, `${k}: ${JSON.stringify(v)} is not true or false`);
+  };
+  const env = entry.env;
+  if (
+    env !== undefined &&
+    (typeof env !== "object" || env === null || Array.isArray(env) ||
+      Object.values(env).some((v) => typeof v !== "string"))
+  ) {
+    throw new ValidationError("env", `env: ${JSON.stringify(env)} is not an object of strings`);
+  }
+  const schedule = Object.fromEntries(
+    FIELD_NAMES.flatMap((f) => entry[f] === undefined ? [] : [[f, text(f)]]),
+  );
+  return {
+    command: text("command"),
+    cron: text("cron"),
+    schedule,
+    timezone: text("timezone", true),
+    timeout: number("timeout"),
+    enabled: flag("enabled"),
+    max_instances: number("max_instances"),
+    coalesce: flag("coalesce"),
+    misfire_grace_time: number("misfire_grace_time"),
+    env: env === undefined
+      ? undefined
+      : Object.entries(env as Record<string, string>).map(([k, v]) => `${k}=${v}`),
+    cwd: text("cwd", true),
+    description: text("description", true),
+  };
+}
+
+/**
+ * Every entry of a jobs file as a job. All entries are checked; when any
+ * is wrong, UsageError lists each as `FILE:LINE: job 'ID': field: why`.
+ */
+export function candidatesFromFile(path: string, text: string, now: number): Candidate[] {
+  const { data, at } = formatOfPath(path) === "yaml"
+    ? parseYaml(path, text)
+    : parseJson5(path, text);
+  const top = data as { jobs?: unknown } | null;
+  const extra = top !== null && typeof top === "object" && !Array.isArray(top)
+    ? Object.keys(top).filter((k) => k !== "jobs")
+    : [];
+  if (top === null || typeof top !== "object" || !Array.isArray(top.jobs) || extra.length > 0) {
+    throw new UsageError(
+      `${path}:1: expected an object with one key, jobs, holding a list of jobs${
+        extra.length > 0 ? ` (found ${extra.join(", ")})` : ""
+      }`,
+    );
+  }
+  const errors: string[] = [];
+  const candidates: Candidate[] = [];
+  const seen = new Map<string, number>();
+  (top.jobs as unknown[]).forEach((entry, index) => {
+    const id = (entry as { id?: unknown } | null)?.id;
+    const where = (line: number) =>
+      `${path}:${line}: job ${typeof id === "string" ? `'${id}'` : `#${index + 1}`}`;
+    if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
+      errors.push(`${where(at.entryLine(index, id))}: not an object of job fields`);
+      return;
+    }
+    if (typeof id !== "string") {
+      errors.push(`${where(at.entryLine(index, id))}: id: missing (every job needs an id)`);
+      return;
+    }
+    const line = at.entryLine(index, id);
+    if (seen.has(id)) {
+      errors.push(
+        `${where(line)}: id: '${id}' is already the id of the job on line ${seen.get(id)}`,
+      );
+      return;
+    }
+    seen.set(id, line);
+    try {
+      const job = buildJob(id, optionsOf(entry as Record<string, unknown>), null, now);
+      candidates.push({ source: `line ${line}`, id, job, notes: [], problem: null });
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      errors.push(`${where(at.fieldLine(index, id, error.field))}: ${error.message}`);
+    }
+  });
+  if (errors.length > 0) {
+    throw new UsageError(
+      `${path} has ${errors.length} invalid job${
+        errors.length === 1 ? "" : "s"
+      }; nothing written:\n${errors.join("\n")}`,
+    );
+  }
+  return candidates;
+}
+
+/** Make the database match the file (`dryRun`: only the plan); `prune` removes the rest. */
+export function applyJobsFile(
+  store: JobStore,
+  candidates: Candidate[],
+  options: { prune: boolean; dryRun: boolean },
+): Promise<Outcome> {
+  return options.dryRun
+    ? previewPlan(store, candidates, options.prune)
+    : applyPlan(store, candidates, options.prune);
+}

@@ -1,0 +1,45 @@
+/**
+ * What `jobsmanager status` shows: the services on this database and
+ * whether each is live, reloads not applied yet, the last hour's runs and
+ * the next fires.
+ */
+import { type Job, nextFires } from "../domain/job.ts";
+import { type Node, type NodeState, nodeState } from "../domain/node.ts";
+import type { RunStatus } from "../domain/run.ts";
+import type { JobStore, MarkerStore, NodeStore, RunStore } from "../store/store.ts";
+
+const HOUR_MS = 3_600_000;
+/** Fires `status` lists. */
+const NEXT_FIRES = 5;
+
+export interface Status {
+  /** Most recent heartbeat first. */
+  services: (Node & { state: NodeState })[];
+  /** Reload markers no service has applied yet. */
+  pendingMarkers: number;
+  /** Runs scheduled in the hour before `now`, by status. */
+  runsLastHour: Partial<Record<RunStatus, number>>;
+  /** The earliest next fires of the enabled jobs, soonest first. */
+  nextFires: { job: Job; at: Date }[];
+}
+
+export async function status(
+  stores: NodeStore & MarkerStore & RunStore & JobStore,
+  options: { now: number; heartbeatMs: number; defaultZone: string },
+): Promise<Status> {
+  const { now, heartbeatMs, defaultZone } = options;
+  const nodes = await stores.listNodes();
+  const pendingMarkers = await stores.pendingMarkers();
+  const runsLastHour = await stores.countRuns(now - HOUR_MS);
+  const jobs = await stores.listJobs();
+  const fires = jobs.filter((j) => j.enabled)
+    .flatMap((job) => nextFires(job, defaultZone, new Date(now), 1).map((at) => ({ job, at })))
+    .sort((a, b) => a.at.getTime() - b.at.getTime())
+    .slice(0, NEXT_FIRES);
+  return {
+    services: nodes.map((n) => ({ ...n, state: nodeState(n, now, heartbeatMs) })),
+    pendingMarkers,
+    runsLastHour,
+    nextFires: fires,
+  };
+}

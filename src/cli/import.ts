@@ -1,0 +1,149 @@
+/**
+ * `jobsmanager import apscheduler|crontab`: bring jobs in from the original
+ * JobsManager's table or from a crontab. Prints the plan; writes only with
+ * `--apply` (one transaction, one reload marker). Also the plan's rendering,
+ * which `apply` shares.
+ */
+import { Command } from "commander";
+import { UsageError } from "../errors.ts";
+import {
+  apschedulerCandidates,
+  importJobs,
+  legacyTarget,
+  ORIGINAL_TABLE,
+  RENAMED_TABLE,
+  serviceDefaults,
+} from "../app/import/sources.ts";
+import { candidatesFromCrontab, crontabSource } from "../app/import/crontab_file.ts";
+import { type Candidate, countStatuses, type Outcome, type PlanEntry } from "../app/import/plan.ts";
+import { describeTarget, secretsOf } from "../store/target.ts";
+import { addSecret, type CommandContext, type ContextOf } from "./context.ts";
+
+function entryLines(entry: PlanEntry): string[] {
+  const head = `${entry.status.padEnd(13)}  ${entry.id}  (${entry.source})`;
+  const details = entry.problem !== null ? [entry.problem] : [...entry.changes, ...entry.notes];
+  return [head, ...details.map((d) => `    ${d.replaceAll("\n", "\n    ")}`)];
+}
+
+/**
+ * The plan as people read it: each entry that is not the same as stored,
+ * with its changes, notes or problem beneath, then the tally. `preview`
+ * says how to write it, when nothing was written.
+ */
+export function planText(outcome: Outcome, what: string, preview: string | null): string {
+  const counts = countStatuses(outcome.entries);
+  const writes = counts.new + counts.differs + counts.remove;
+  const tally = [
+    `${counts.new} new`,
+    `${counts.same} same`,
+    `${counts.differs} differ${counts.differs === 1 ? "s" : ""}`,
+    ...(counts.remove > 0 ? [`${counts.remove} to remove`] : []),
+    ...(counts["cannot import"] > 0 ? [`${counts["cannot import"]} cannot be imported`] : []),
+  ].join(", ");
+  const outcomeLine = writes === 0
+    ? "nothing to write"
+    : preview !== null
+    ? `nothing written: ${preview}`
+    : `changed ${writes} job${writes === 1 ? "" : "s"} (reload marker ${outcome.markerId})`;
+  if (outcome.entries.length === 0) return `${what}: no jobs found; ${outcomeLine}`;
+  return [
+    `${what}:`,
+    ...outcome.entries.filter((e) => e.status !== "same").flatMap(entryLines),
+    `${tally}; ${outcomeLine}`,
+  ].join("\n");
+}
+
+/** The plan for --json: every entry with its job, and the counts. */
+export function planData(outcome: Outcome, applied: boolean, source: string): unknown {
+  return {
+    source,
+    applied: applied && outcome.markerId !== null,
+    marker_id: outcome.markerId,
+    counts: countStatuses(outcome.entries),
+    entries: outcome.entries.map((e) => ({
+      status: e.status,
+      id: e.id,
+      source: e.source,
+      changes: e.changes,
+      notes: e.notes,
+      problem: e.problem,
+      job: e.job,
+    })),
+  };
+}
+
+async function report(
+  ctx: CommandContext,
+  candidates: Candidate[],
+  apply: boolean,
+  what: string,
+): Promise<void> {
+  const outcome = await ctx.withStore((store) => importJobs(store, candidates, apply));
+  const preview = apply ? null : `run again with --apply to write them`;
+  ctx.print(() => planText(outcome, what, preview), planData(outcome, apply, what));
+}
+
+async function readText(path: string): Promise<string> {
+  try {
+    if (path === "-") return await new Response(Deno.stdin.readable).text();
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    throw new UsageError(`cannot read ${path}: ${(error as Error).message}`);
+  }
+}
+
+export function importCommand(contextOf: ContextOf): Command {
+  const command = new Command("import").description(
+    "bring jobs in from the original JobsManager or a crontab (prints the plan; --apply writes it)",
+  );
+
+  command.command("apscheduler")
+    .description("import the original JobsManager's APScheduler job table")
+    .option(
+      "--table <name>",
+      `the table (default: ${RENAMED_TABLE}, or ${ORIGINAL_TABLE} with --from-database)`,
+    )
+    .option(
+      "--from-database <url>",
+      "read it from this database (mysql://… or sqlite:PATH) instead of jobsmanager's",
+    )
+    .option("--apply", "write the plan (one transaction, one reload marker)")
+    .action(async (opts, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const target = opts.fromDatabase === undefined ? ctx.target : legacyTarget(opts.fromDatabase);
+      secretsOf(target).forEach(addSecret);
+      const table = opts.table ??
+        (opts.fromDatabase === undefined ? RENAMED_TABLE : ORIGINAL_TABLE);
+      const candidates = await apschedulerCandidates(
+        { target, table },
+        serviceDefaults(ctx.config.settings),
+        Date.now(),
+      );
+      await report(
+        ctx,
+        candidates,
+        opts.apply === true,
+        `table ${table} in ${describeTarget(target)}`,
+      );
+    });
+
+  command.command("crontab")
+    .description("import a crontab: a user crontab, /etc/crontab or an /etc/cron.d file")
+    .argument("<file>", "the crontab file, or - for standard input")
+    .option("--system", "lines have a user column (default for /etc/crontab and /etc/cron.d/*)")
+    .option("--no-system", "lines have no user column (default for other files)")
+    .option("--apply", "write the plan (one transaction, one reload marker)")
+    .action(async (file: string, opts, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const source = crontabSource(file, await readText(file), opts.system);
+      const candidates = candidatesFromCrontab(source, Date.now());
+      await report(
+        ctx,
+        candidates,
+        opts.apply === true,
+        `crontab ${file === "-" ? "(stdin)" : file}`,
+      );
+    });
+
+  return command;
+}

@@ -1,0 +1,54 @@
+/**
+ * `jobsmanager export` and `jobsmanager apply FILE`: the jobs as a file a
+ * team keeps in review, and the database made to match it.
+ */
+import { Command, Option } from "commander";
+import {
+  applyJobsFile,
+  candidatesFromFile,
+  exportData,
+  exportJobs,
+  FILE_FORMATS,
+  type FileFormat,
+} from "../app/jobs_file.ts";
+import { UsageError } from "../errors.ts";
+import type { ContextOf } from "./context.ts";
+import { planData, planText } from "./import.ts";
+
+export function exportCommand(contextOf: ContextOf): Command {
+  return new Command("export")
+    .description("print every job as a file for `jobsmanager apply` (only non-default fields)")
+    .addOption(
+      new Option("--format <format>", "file format").choices(FILE_FORMATS).default("json5"),
+    )
+    .action(async (opts: { format: FileFormat }, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const jobs = await ctx.withStore((store) => store.listJobs());
+      ctx.print(() => exportJobs(jobs, opts.format).trimEnd(), exportData(jobs));
+    });
+}
+
+export function applyCommand(contextOf: ContextOf): Command {
+  return new Command("apply")
+    .description("make the jobs match FILE (JSON5, or YAML for .yaml/.yml): add and update")
+    .argument("<file>", "a file as `jobsmanager export` writes it")
+    .option("--prune", "also remove the jobs FILE does not name")
+    .option("--dry-run", "print the plan, write nothing")
+    .action(async (file: string, opts, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      let text: string;
+      try {
+        text = await Deno.readTextFile(file);
+      } catch (error) {
+        throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
+      }
+      const candidates = candidatesFromFile(file, text, Date.now());
+      const options = { prune: opts.prune === true, dryRun: opts.dryRun === true };
+      const outcome = await ctx.withStore((store) => applyJobsFile(store, candidates, options));
+      const preview = options.dryRun ? "a dry run" : null;
+      ctx.print(
+        () => planText(outcome, `file ${file}`, preview),
+        planData(outcome, !options.dryRun, `file ${file}`),
+      );
+    });
+}

@@ -1,0 +1,47 @@
+/**
+ * Parsers of command-line values shared by the commands. Each throws a
+ * UsageError (exit 2) naming the option, the value and what is allowed.
+ * Job fields are parsed by the domain (`buildJob`), config keys by config.
+ */
+import { UsageError } from "../errors.ts";
+import { LOG_LEVELS, type LogLevel, parseLogLevel } from "../domain/log_row.ts";
+import { wholeNumber, wholeNumberRule } from "../domain/number.ts";
+import { RUN_STATUSES, type RunStatus } from "../domain/run.ts";
+import { parseDuration } from "../domain/time.ts";
+
+/** `-n`, `--limit`: how many, from 1 to `max`. */
+export function parseCount(raw: string, name: string, max: number): number {
+  const value = wholeNumber(raw, 1, max);
+  if (value === null) {
+    throw new UsageError(`${name}: '${raw}' is not valid (allowed: ${wholeNumberRule(1, max)})`);
+  }
+  return value;
+}
+
+/** A run id (`runs show`, `logs --run`). */
+export function parseRunId(raw: string, name: string): number {
+  if (!/^\d+$/.test(raw)) throw new UsageError(`${name}: '${raw}' is not a run number`);
+  return Number(raw);
+}
+
+export function parseStatus(raw: string): RunStatus {
+  if (!(RUN_STATUSES as readonly string[]).includes(raw)) {
+    throw new UsageError(
+      `status: '${raw}' is not a run status (one of ${RUN_STATUSES.join(", ")})`,
+    );
+  }
+  return raw as RunStatus;
+}
+
+export function parseLevel(raw: string): LogLevel {
+  const level = parseLogLevel(raw);
+  if (level === null) {
+    throw new UsageError(`level: '${raw}' is not a log level (one of ${LOG_LEVELS.join(", ")})`);
+  }
+  return level;
+}
+
+/** `--since 2h`: the instant that long before `now`. */
+export function parseSince(raw: string, now: number): number {
+  return now - parseDuration(raw, "since");
+}

@@ -1,0 +1,85 @@
+/**
+ * Reading the original JobsManager's APScheduler 3 job table (SQLAlchemy's
+ * `id`, `next_run_time`, `job_state`), in this database or another one.
+ * Read only: the rows are only selected, never changed.
+ */
+import { NotFoundError, RuntimeError, UsageError } from "../errors.ts";
+import type { Driver } from "./driver.ts";
+import { MysqlDriver } from "./mysql.ts";
+import { SqliteDriver } from "./sqlite.ts";
+import type { DatabaseTarget } from "./target.ts";
+
+/** One row of an APScheduler 3 SQLAlchemy job table. */
+export interface LegacyRow {
+  id: string;
+  /** Epoch seconds; null when the job is paused. */
+  next_run_time: number | null;
+  /** The pickled job state, not decoded. */
+  job_state: Uint8Array;
+}
+
+const COLUMNS = ["id", "next_run_time", "job_state"];
+/** Names safe to quote with backticks in both dialects. */
+const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,63}$/;
+
+/** Every row of `table` in `target`, ordered by id. */
+export async function readApschedulerTable(
+  target: DatabaseTarget,
+  table: string,
+): Promise<LegacyRow[]> {
+  if (!TABLE_NAME.test(table)) {
+    throw new UsageError(
+      `table: ${
+        JSON.stringify(table)
+      } is not a table name (allowed: letters, digits, _ and $, up to 64, not starting with a digit)`,
+    );
+  }
+  if (target.kind === "sqlite") await mustExist(target.path);
+  const driver: Driver = target.kind === "sqlite"
+    ? SqliteDriver.open(target.path)
+    : new MysqlDriver(target);
+  try {
+    const columns = (await driver.all(driver.profile.columnsSql, [table])).map((r) =>
+      String(r.name)
+    );
+    if (columns.length === 0) {
+      throw new NotFoundError(
+        `table ${table} does not exist in ${driver.description}; name the original's table with --table (after the rename jobsmanager asks for it is jm_jobs_apscheduler), or its database with --from-database`,
+      );
+    }
+    const missing = COLUMNS.filter((c) => !columns.includes(c));
+    if (missing.length > 0) {
+      throw new RuntimeError(
+        `table ${table} in ${driver.description} is not an APScheduler job table (it has no ${
+          missing.join(" or ")
+        } column)`,
+      );
+    }
+    const rows = await driver.all(
+      `SELECT id, next_run_time, job_state FROM \`${table}\` ORDER BY id`,
+    );
+    return rows.map((row) => {
+      if (!(row.job_state instanceof Uint8Array)) {
+        throw new RuntimeError(
+          `table ${table}, row '${row.id}': job_state is not binary (a pickled job state is a BLOB)`,
+        );
+      }
+      return {
+        id: String(row.id),
+        next_run_time: row.next_run_time === null ? null : Number(row.next_run_time),
+        job_state: new Uint8Array(row.job_state),
+      };
+    });
+  } finally {
+    await driver.close();
+  }
+}
+
+/** Opening a SQLite path that does not exist would create an empty file there. */
+async function mustExist(path: string): Promise<void> {
+  try {
+    await Deno.stat(path);
+  } catch {
+    throw new NotFoundError(`SQLite database '${path}' does not exist; check --from-database`);
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * The operations use cases on a real store, every backend, each test on a
+ * fresh database: reload's marker, what status gathers, the migrate report
+ * (from nothing and from schema 1), and reading the log.
+ */
+import { assertEquals } from "./assert.ts";
+import { addJob, reload } from "../src/app/jobs.ts";
+import { followFrom, logsAfter, recentLogs } from "../src/app/logs.ts";
+import { migrateSchema } from "../src/app/schema.ts";
+import { status } from "../src/app/status.ts";
+import { buildJob } from "../src/domain/job.ts";
+import type { Node } from "../src/domain/node.ts";
+import type { NewRun } from "../src/domain/run.ts";
+import { MIGRATIONS, SCHEMA_VERSION, versionTable } from "../src/store/migrations.ts";
+import type { Store } from "../src/store/store.ts";
+import { type Backend, BACKENDS, freshDatabase, rawQuery, type TestDatabase } from "./helpers.ts";
+
+const NOW = Date.UTC(2026, 0, 1, 0, 0, 30);
+const HEARTBEAT_MS = 5000;
+const HOUR_MS = 3_600_000;
+
+/** Run `fn` on a migrated store over a fresh database of `backend`. */
+async function onFreshStore(
+  backend: Backend,
+  fn: (store: Store, db: TestDatabase) => Promise<void>,
+): Promise<void> {
+  await using db = await freshDatabase(backend);
+  const store = db.open();
+  try {
+    await store.migrate();
+    await fn(store, db);
+  } finally {
+    await store.close();
+  }
+}
+
+function node(id: string, heartbeatAgoMs: number, stopped = false): Node {
+  return {
+    id,
+    host: "host",
+    pid: 1,
+    version: "0.1.0",
+    started_at: NOW - HOUR_MS,
+    heartbeat_at: NOW - heartbeatAgoMs,
+    applied_marker: null,
+    jobs_loaded: 0,
+    last_reload_at: null,
+    last_reload_ms: null,
+    stopped_at: stopped ? NOW - heartbeatAgoMs : null,
+  };
+}
+
+function run(scheduledAt: number, status: NewRun["status"]): NewRun {
+  return { job_id: "j", scheduled_at: scheduledAt, status, trigger: "schedule" };
+}
+
+for (const backend of BACKENDS) {
+  const test = (name: string, fn: Parameters<typeof onFreshStore>[1]) =>
+    Deno.test(`app operations[${backend}]: ${name}`, () => onFreshStore(backend, fn));
+
+  test("reload inserts one pending marker that changes no job", async (store) => {
+    const id = await reload(store);
+    const markers = await store.listMarkers(0, 10);
+    assertEquals(
+      markers.map((m) => [m.id, m.updated, m.jobs_before_update, m.jobs_after_update]),
+      [[id, false, [], []]],
+    );
+    assertEquals(await store.pendingMarkers(), 1);
+  });
+
+  test("status gathers services and their state, pending markers, the last hour's runs, the next fires", async (store) => {
+    await store.saveNode(node("live", 1000));
+    await store.saveNode(node("stale", 4 * HEARTBEAT_MS));
+    await store.saveNode(node("stopped", 2000, true));
+    await store.claimRuns([
+      run(NOW - 10 * 60_000, "success"),
+      run(NOW - 20 * 60_000, "success"),
+      run(NOW - 30 * 60_000, "failed"),
+      run(NOW - 2 * HOUR_MS, "failed"),
+    ]);
+    // Jobs firing at minute 1…6, and a disabled one that would fire first.
+    for (const minute of [6, 2, 4, 1, 5, 3]) {
+      const options = { command: "true", schedule: { minute: String(minute) } };
+      await addJob(store, buildJob(`m${minute}`, options, null, NOW), { replace: false });
+    }
+    await addJob(
+      store,
+      buildJob("off", { command: "true", schedule: { second: "45" }, enabled: false }, null, NOW),
+      { replace: false },
+    );
+    await reload(store);
+    const report = await status(store, {
+      now: NOW,
+      heartbeatMs: HEARTBEAT_MS,
+      defaultZone: "UTC",
+    });
+    assertEquals(report.services.map((n) => [n.id, n.state]), [
+      ["live", "live"],
+      ["stopped", "stopped"],
+      ["stale", "stale"],
+    ]);
+    assertEquals(report.pendingMarkers, 8);
+    assertEquals(report.runsLastHour, { success: 2, failed: 1 });
+    assertEquals(report.nextFires.map(({ job, at }) => [job.id, at.toISOString()]), [
+      ["m1", "2026-01-01T00:01:00.000Z"],
+      ["m2", "2026-01-01T00:02:00.000Z"],
+      ["m3", "2026-01-01T00:03:00.000Z"],
+      ["m4", "2026-01-01T00:04:00.000Z"],
+      ["m5", "2026-01-01T00:05:00.000Z"],
+    ]);
+  });
+
+  test("status of an empty database", async (store) => {
+    assertEquals(
+      await status(store, { now: NOW, heartbeatMs: HEARTBEAT_MS, defaultZone: "UTC" }),
+      { services: [], pendingMarkers: 0, runsLastHour: {}, nextFires: [] },
+    );
+  });
+
+  test("recentLogs gives the newest lines oldest first; the follow-up ones come after them", async (store) => {
+    const line = (n: number, level: string) => ({
+      created_at: NOW + n,
+      level,
+      logger_name: "jobsmanager",
+      message: `line ${n}`,
+      context: {},
+    });
+    await store.insertLogs([line(1, "info"), line(2, "error"), line(3, "info"), line(4, "error")]);
+    const shown = await recentLogs(store, { minLevel: "error" }, 1);
+    assertEquals(shown.map((r) => r.message), ["line 4"]);
+    assertEquals(await followFrom(store, shown), shown[0].id);
+    assertEquals((await recentLogs(store, {}, 3)).map((r) => r.message), [
+      "line 2",
+      "line 3",
+      "line 4",
+    ]);
+    // Nothing matched: follow on from the newest line of all, so only later ones come.
+    const none = await recentLogs(store, { job_id: "x" }, 10);
+    const from = await followFrom(store, none);
+    assertEquals(from, shown[0].id);
+    await store.insertLogs([line(5, "error"), line(6, "info")]);
+    assertEquals((await logsAfter(store, { minLevel: "error" }, from)).map((r) => r.message), [
+      "line 5",
+    ]);
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`app operations[${backend}]: migrateSchema reports what it applied`, async () => {
+    await using db = await freshDatabase(backend);
+    const store = db.open();
+    try {
+      const all = MIGRATIONS.map((m) => m.version);
+      assertEquals(await migrateSchema(store), {
+        database: store.description,
+        from: 0,
+        to: SCHEMA_VERSION,
+        applied: all,
+        version: SCHEMA_VERSION,
+      });
+      assertEquals(await migrateSchema(store), {
+        database: store.description,
+        from: SCHEMA_VERSION,
+        to: SCHEMA_VERSION,
+        applied: [],
+        version: SCHEMA_VERSION,
+      });
+    } finally {
+      await store.close();
+    }
+  });
+
+  Deno.test(`app operations[${backend}]: a schema 1 database gains jm_runs.forced, set where the note said so`, async () => {
+    await using db = await freshDatabase(backend);
+    await rawQuery(db, versionTable(backend));
+    for (const statement of MIGRATIONS[0].statements[backend]) await rawQuery(db, statement);
+    await rawQuery(
+      db,
+      "INSERT INTO jm_schema_version (version, name, applied_at) VALUES (1, 'one', 0)",
+    );
+    await rawQuery(
+      db,
+      "INSERT INTO jm_runs (job_id, scheduled_at, status, `trigger`, note) VALUES ('plain', 1, 'queued', 'manual', NULL), ('forced', 2, 'queued', 'manual', 'forced: max_instances not checked')",
+    );
+    const store = db.open();
+    try {
+      const report = await migrateSchema(store);
+      assertEquals([report.from, report.applied], [1, [2]]);
+      assertEquals(
+        (await store.queuedManualRuns(10)).map((r) => [r.job_id, r.forced]),
+        [["plain", false], ["forced", true]],
+      );
+    } finally {
+      await store.close();
+    }
+  });
+}

@@ -1,0 +1,137 @@
+/**
+ * Decoding the original JobsManager's pickled job states without running
+ * anything, and mapping them to jobs: every field of every seed job, the
+ * quirks in the notes, and the blobs that must be refused.
+ */
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { candidateFromRow, type ServiceDefaults } from "../src/app/import/apscheduler.ts";
+import { unpickle } from "../src/app/import/pickle.ts";
+import type { Candidate } from "../src/app/import/plan.ts";
+import { SEED_IDS, seedBlob, seedJob, seedRows } from "./fixtures/seed.ts";
+
+const HONG_KONG: ServiceDefaults = { timezone: "Asia/Hong_Kong", coalesce: false };
+const NOW = Date.UTC(2026, 0, 1);
+
+function candidates(defaults = HONG_KONG): Map<string, Candidate> {
+  return new Map(seedRows().map((row) => [row.id, candidateFromRow(row, defaults, NOW)]));
+}
+
+Deno.test("every seed job maps every field", () => {
+  const found = candidates();
+  assertEquals([...found.keys()].sort(), SEED_IDS.toSorted());
+  for (const id of SEED_IDS) {
+    assertEquals(found.get(id)!.problem, null, id);
+    assertEquals(found.get(id)!.job, seedJob(id, NOW), id);
+  }
+});
+
+/** A protocol-4 pickle from opcodes and short strings. */
+function pickle(...parts: (number | string)[]): Uint8Array {
+  const bytes: number[] = [0x80, 4];
+  for (const part of parts) {
+    if (typeof part === "number") bytes.push(part);
+    else {
+      const encoded = new TextEncoder().encode(part);
+      bytes.push(0x8c, encoded.length, ...encoded);
+    }
+  }
+  return Uint8Array.from(bytes);
+}
+
+function refusal(blob: Uint8Array): string {
+  const c = candidateFromRow({ id: "x", next_run_time: 1, job_state: blob }, HONG_KONG, NOW);
+  assertEquals(c.job, null);
+  return c.problem!;
+}
+
+Deno.test("a truncated blob is refused with where it ends", () => {
+  const blob = seedBlob("backup");
+  assertEquals(
+    refusal(blob.slice(0, 50)),
+    "its job_state cannot be decoded: byte 49: truncated: needs 21 more bytes, the blob ends at 50",
+  );
+  assertMatch(refusal(blob.slice(0, -1)), /truncated: the blob ends before STOP/);
+  assertMatch(refusal(new Uint8Array()), /truncated/);
+});
+
+Deno.test("a foreign class is refused before anything could call it", () => {
+  // The real backup state with its logger, logging.getLogger('jobsmanager'),
+  // turned into os.system('jobsmanager'): Python would run a command.
+  const blob = seedBlob("backup");
+  const text = String.fromCharCode(...blob);
+  const hostile = text.replace(
+    "\x8c\x07logging\x94\x8c\x09getLogger",
+    "\x8c\x02os\x94\x8c\x06system",
+  );
+  assert(hostile !== text);
+  assertEquals(
+    refusal(Uint8Array.from(hostile, (c) => c.charCodeAt(0))),
+    "its job_state cannot be decoded: byte 996: names os.system, which is not part of an APScheduler 3 job state; refused without running anything",
+  );
+  // The same through GLOBAL, protocol 2's way of naming it.
+  const global = Uint8Array.from(
+    "\x80\x02cposix\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03.",
+    (c) => c.charCodeAt(0),
+  );
+  assertMatch(refusal(global), /byte 2: names posix\.system, which is not part/);
+  // getattr may fetch only ZoneInfo._unpickle.
+  assertMatch(
+    refusal(
+      pickle(
+        "builtins",
+        "getattr",
+        0x93,
+        "zoneinfo",
+        "ZoneInfo",
+        0x93,
+        "__new__",
+        0x86,
+        0x52,
+        0x2e,
+      ),
+    ),
+    /refuses getattr\(zoneinfo\.ZoneInfo, "__new__"\)/,
+  );
+  // An allowed class cannot be called as a function, nor a function built as an object.
+  assertMatch(
+    refusal(pickle("apscheduler.triggers.cron", "CronTrigger", 0x93, 0x29, 0x52, 0x2e)),
+    /refuses to call apscheduler\.triggers\.cron\.CronTrigger/,
+  );
+  assertMatch(
+    refusal(pickle("logging", "getLogger", 0x93, 0x29, 0x81, 0x2e)),
+    /refuses to instantiate logging\.getLogger/,
+  );
+});
+
+Deno.test("opcodes that load code or objects by other means are refused by name", () => {
+  assertMatch(
+    refusal(pickle(0x28, 0x69)),
+    /opcode 0x69 \(INST\) is not one an APScheduler 3 job state uses/,
+  );
+  assertMatch(refusal(pickle(0x28, 0x6f)), /opcode 0x6f \(OBJ\)/);
+  assertMatch(refusal(pickle("x", 0x51)), /opcode 0x51 \(BINPERSID\)/);
+  assertMatch(refusal(pickle(0x82, 1)), /opcode 0x82 \(EXT1\)/);
+  assertMatch(
+    refusal(Uint8Array.of(0x80, 1, 0x4e, 0x2e)),
+    /protocol 1 \(APScheduler 3 writes 2 to 5\)/,
+  );
+});
+
+Deno.test("a decodable state of another shape says what is missing", () => {
+  assertMatch(refusal(pickle(0x4e, 0x2e)), /job_state is None, not a dict/);
+  assertMatch(refusal(pickle(0x7d, "version", 0x4b, 1, 0x73, 0x2e)), /job_state has no 'func'/);
+});
+
+Deno.test("unpickle builds plain data: dicts as Maps, zones and datetimes as tagged values", () => {
+  const state = unpickle(seedBlob("berlin-morning")) as Map<unknown, unknown>;
+  assertEquals(state.get("id"), "berlin-morning");
+  assertEquals(state.get("next_run_time"), {
+    kind: "datetime",
+    local: "2026-12-01T07:00:00.000000",
+    zone: "Europe/Berlin",
+  });
+  assertEquals((state.get("args") as unknown[])[0], { kind: "logger", name: "jobsmanager" });
+  // A key named __proto__ is data, not a prototype.
+  const dict = unpickle(pickle(0x7d, "__proto__", 0x4b, 7, 0x73, 0x2e)) as Map<unknown, unknown>;
+  assertEquals(dict.get("__proto__"), 7);
+});

@@ -1,0 +1,157 @@
+/**
+ * `jobsmanager import …` end to end, as a subprocess: the plan, --apply,
+ * --json, the original's table beside ours or in its own database, crontabs
+ * from a file and from stdin, and the exit codes.
+ */
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
+import { BACKENDS, cli, freshDatabase, rawQuery, type TestDatabase } from "./helpers.ts";
+import { insertLegacyRow, loadSeed, SEED_IDS } from "./fixtures/seed.ts";
+
+const CRONTABS = new URL("./fixtures/crontab/", import.meta.url).pathname;
+
+async function counts(db: TestDatabase): Promise<{ jobs: number; markers: number }> {
+  const [j] = await rawQuery(db, "SELECT COUNT(*) AS n FROM jm_jobs");
+  const [m] = await rawQuery(db, "SELECT COUNT(*) AS n FROM jm_update_info");
+  return { jobs: Number(j.n), markers: Number(m.n) };
+}
+
+/** Run with stdin fed from `input` (cli() gives none). */
+async function cliWithInput(
+  args: string[],
+  input: string,
+): Promise<{ code: number; stdout: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      "--quiet",
+      new URL("../src/main.ts", import.meta.url).pathname,
+      ...args,
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(input));
+  await writer.close();
+  const out = await child.output();
+  return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`import cli[${backend}]`, async (t) => {
+    await using db = await freshDatabase(backend);
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args]);
+
+    await t.step("the original's table under its own name is refused, naming the fix", async () => {
+      await loadSeed(db, "jm_jobs");
+      const refused = await jm("import", "apscheduler", "--table", "jm_jobs");
+      assertEquals(refused.code, 1, refused.stderr);
+      assertMatch(
+        refused.stderr,
+        /is the original JobsManager's APScheduler job store .*Move it aside with `.*jm_jobs_apscheduler;?`, then bring its jobs in with `jobsmanager import apscheduler`/,
+      );
+      await rawQuery(
+        db,
+        backend === "mysql"
+          ? "RENAME TABLE jm_jobs TO jm_jobs_apscheduler"
+          : "ALTER TABLE jm_jobs RENAME TO jm_jobs_apscheduler",
+      );
+      await insertLegacyRow(db, "jm_jobs_apscheduler", {
+        id: "hostile",
+        next_run_time: 1,
+        job_state: Uint8Array.from("\x80\x04\x8c\x02os\x8c\x06system\x93.", (c) => c.charCodeAt(0)),
+      });
+    });
+
+    await t.step("without --apply: the plan, and nothing written", async () => {
+      const plan = await jm("import", "apscheduler");
+      assertEquals(plan.code, 0, plan.stderr);
+      assertMatch(plan.stdout, /^table jm_jobs_apscheduler in (sqlite|mysql):.*:\n/);
+      assertStringIncludes(plan.stdout, "new            backup  (row 'backup')\n");
+      assertStringIncludes(
+        plan.stdout,
+        "cannot import  hostile  (row 'hostile')\n    its job_state cannot be decoded: byte 14: names os.system, which is not part of an APScheduler 3 job state; refused without running anything\n",
+      );
+      assertMatch(
+        plan.stdout,
+        /\n8 new, 0 same, 0 differ, 1 cannot be imported; nothing written: run again with --apply to write them\n$/,
+      );
+      assertEquals(await counts(db), { jobs: 0, markers: 0 });
+    });
+
+    await t.step("--apply writes every job with one marker; again, nothing", async () => {
+      const applied = await jm("import", "apscheduler", "--apply", "--json");
+      assertEquals(applied.code, 0, applied.stderr);
+      const data = JSON.parse(applied.stdout);
+      assertEquals([data.applied, data.counts.new, data.counts["cannot import"]], [true, 8, 1]);
+      assertEquals(await counts(db), { jobs: 8, markers: 1 });
+      const ids = await rawQuery(db, "SELECT id, enabled FROM jm_jobs ORDER BY id");
+      assertEquals(
+        ids.map((r) => [r.id, Number(r.enabled)]),
+        SEED_IDS.toSorted().map((id) => [id, id === "paused" ? 0 : 1]),
+      );
+      const again = await jm("import", "apscheduler", "--apply");
+      assertMatch(again.stdout, /8 same, 0 differ, 1 cannot be imported; nothing to write\n$/);
+      assertEquals(await counts(db), { jobs: 8, markers: 1 });
+    });
+
+    await t.step("--from-database reads the original's own database (jm_jobs there)", async () => {
+      await using old = await freshDatabase(backend);
+      await loadSeed(old, "jm_jobs");
+      const plan = await jm("import", "apscheduler", "--from-database", old.url, "--json");
+      assertEquals(plan.code, 0, plan.stderr);
+      const data = JSON.parse(plan.stdout);
+      assertMatch(data.source, /^table jm_jobs in /);
+      assertEquals(data.counts.same, 8);
+      const missing = await jm(
+        "import",
+        "apscheduler",
+        "--from-database",
+        old.url,
+        "--table",
+        "nope",
+      );
+      assertEquals(missing.code, 1);
+      assertMatch(missing.stderr, /^jobsmanager: table nope does not exist in /);
+    });
+
+    await t.step("a crontab file, then the same from stdin: same", async () => {
+      const file = `${CRONTABS}user-crontab`;
+      const applied = await jm("import", "crontab", file, "--apply");
+      assertEquals(applied.code, 0, applied.stderr);
+      assertMatch(
+        applied.stdout,
+        /5 new, 0 same, 0 differ, 3 cannot be imported; changed 5 jobs \(reload marker \d+\)\n$/,
+      );
+      assertEquals(await counts(db), { jobs: 13, markers: 2 });
+      const text = await Deno.readTextFile(file);
+      const piped = await cliWithInput(
+        ["--database", db.url, "import", "crontab", "-", "--json"],
+        text,
+      );
+      assertEquals(piped.code, 0);
+      // From stdin the generated ids start with "crontab.", so only the named one matches.
+      const entries = JSON.parse(piped.stdout).entries as { id: string; status: string }[];
+      assertEquals(entries.find((e) => e.id === "wiki-backup")!.status, "same");
+      const show = await jm("job", "show", "user-crontab.mail-s-timesheets-team-weekday", "--json");
+      assertEquals(JSON.parse(show.stdout).day, "2-14,16-31");
+    });
+
+    await t.step("usage errors exit 2 and write nothing", async () => {
+      const before = await counts(db);
+      const unreadable = await jm("import", "crontab", "/nonexistent/crontab");
+      assertEquals(unreadable.code, 2);
+      assertMatch(unreadable.stderr, /^jobsmanager: cannot read \/nonexistent\/crontab: /);
+      const noFile = await jm("import", "crontab");
+      assertEquals(noFile.code, 2);
+      const badTable = await jm("import", "apscheduler", "--table", "a;b");
+      assertEquals(badTable.code, 2);
+      assertMatch(badTable.stderr, /table: "a;b" is not a table name/);
+      assert((await jm("import", "nothing")).code === 2);
+      assertEquals(await counts(db), before);
+    });
+  });
+}

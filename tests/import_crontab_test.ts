@@ -1,0 +1,179 @@
+/**
+ * Crontab files as jobs: the /etc/cron.d files Debian packages ship (see
+ * fixtures/crontab/README.md), a user crontab with every feature, and the
+ * rewrites checked by running them or by comparing fire times with cron's.
+ */
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { candidatesFromCrontab, splitPercent } from "../src/app/import/crontab_file.ts";
+import type { Candidate } from "../src/app/import/plan.ts";
+import { scheduleText } from "../src/domain/job.ts";
+import { compileSchedule } from "../src/cron/croner.ts";
+
+const FIXTURES = new URL("./fixtures/crontab/", import.meta.url);
+
+function read(name: string, system = true): Candidate[] {
+  const text = Deno.readTextFileSync(new URL(name, FIXTURES));
+  return candidatesFromCrontab({ text, name, system }, 0);
+}
+
+/** id, schedule and command of each candidate, or its problem. */
+function summary(candidates: Candidate[]): string[] {
+  return candidates.map((c) =>
+    c.job ? `${c.id} | ${scheduleText(c.job)} | ${c.job.command}` : `${c.id} ! ${c.problem}`
+  );
+}
+
+Deno.test("Debian's /etc/cron.d files import line by line, with their PATH", () => {
+  assertEquals(summary(read("sysstat")), [
+    "sysstat.command-v-debian-sa1-dev-null-debian-sa1-1-1 | 0 5-55/10 * * * * | command -v debian-sa1 > /dev/null && debian-sa1 1 1",
+    "sysstat.command-v-debian-sa1-dev-null-debian-sa1-60-2 | 0 59 23 * * * | command -v debian-sa1 > /dev/null && debian-sa1 60 2",
+  ]);
+  const sysstat = read("sysstat")[0];
+  assertEquals(sysstat.job!.env, {
+    PATH: "/usr/lib/sysstat:/usr/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
+  });
+  assertEquals(sysstat.job!.description, "Activity reports every 10 minutes everyday");
+  assertEquals(sysstat.job!.timeout, 0);
+  assertEquals(sysstat.notes, [
+    "cron ran it as root; jobsmanager runs it as the user of `jobsmanager serve`",
+  ]);
+  assertEquals(summary(read("php")), [
+    "php.x-usr-lib-php-sessionclean-if-d-run-systemd-syst | 0 09,39 * * * * | [ -x /usr/lib/php/sessionclean ] && if [ ! -d /run/systemd/system ]; then /usr/lib/php/sessionclean; fi",
+  ]);
+  const [certbot] = read("certbot");
+  assertEquals(scheduleText(certbot.job!), "0 0 */12 * * *");
+  // SHELL=/bin/sh is jobsmanager's shell already: the command is unchanged.
+  assertEquals(
+    certbot.job!.command,
+    "test -x /usr/bin/certbot -a \\! -d /run/systemd/system && perl -e 'sleep int(rand(43200))' && certbot -q renew --no-random-sleep-on-renew",
+  );
+  assertEquals(summary(read("e2scrub_all")).map((s) => s.split(" | ")[1]), [
+    "0 30 3 * * sun",
+    "0 10 3 * * *",
+  ]);
+  // mdadm escapes % as crontab(5) says: \% is a plain %.
+  assertMatch(read("mdadm")[0].job!.command, /\[ \$\(date \+%d\) -le 7 \]/);
+  assertMatch(read("mdadm")[0].job!.description!, /^By default, run at 00:57 on every Sunday/);
+  assertEquals(read("anacron").map((c) => scheduleText(c.job!)), ["0 30 7-23 * * *"]);
+});
+
+Deno.test("/etc/crontab: weekday 7 is Sunday, generated ids stay unique", () => {
+  assertEquals(summary(read("etc-crontab")).map((s) => s.split(" | ").slice(0, 2).join(" | ")), [
+    "etc-crontab.cd-run-parts-report-etc-cron-hourly | 0 17 * * * *",
+    "etc-crontab.test-x-usr-sbin-anacron-cd-run-parts-report-etc | 0 25 6 * * *",
+    "etc-crontab.test-x-usr-sbin-anacron-cd-run-parts-report-etc-2 | 0 47 6 * * sun",
+    "etc-crontab.test-x-usr-sbin-anacron-cd-run-parts-report-etc-3 | 0 52 6 1 * *",
+  ]);
+});
+
+Deno.test("a user crontab: ids, comments, env, zones, MAILTO, @reboot and bad lines", () => {
+  const found = read("user-crontab", false);
+  assertEquals(summary(found), [
+    "wiki-backup | 0 30 2 * * mon-fri | /usr/local/bin/backup.sh wiki >> /var/log/backup.log 2>&1",
+    "user-crontab.date-h-tmp-hours | 0 0 * * * * | date +%H >> /tmp/hours",
+    "user-crontab.mail-s-timesheets-team-day | 0 0 9 1,15 * * | printf '%s' 'Please fill in your timesheets.\nThanks\n' | (\nmail -s \"Timesheets\" team\n)",
+    "user-crontab.mail-s-timesheets-team-weekday | 0 0 9 2-14,16-31 * fri | printf '%s' 'Please fill in your timesheets.\nThanks\n' | (\nmail -s \"Timesheets\" team\n)",
+    'user-crontab.echo-good-morning-new-york | 0 15 8 * * * | echo "good morning, New York"',
+    "user-crontab.usr-local-bin-warm-cache ! @reboot runs once when cron starts, and jobsmanager has no such trigger; start it from a systemd unit (or `jobsmanager job run` after boot)",
+    "user-crontab.line-18 ! '*/5 * * *' is not a crontab line (expected five time fields and a command)",
+    "user-crontab.echo-bad-minute ! cron: minute '61' is out of range (allowed 0-59)",
+  ]);
+  const [backup, , day, weekday, newYork] = found;
+  assertEquals(backup.job!.description, "Nightly backup of the wiki");
+  assertEquals(backup.job!.env, { PATH: "/usr/local/bin:/usr/bin:/bin" });
+  assertEquals(backup.job!.timezone, null);
+  assertEquals(newYork.job!.timezone, "America/New_York");
+  assert(!("CRON_TZ" in newYork.job!.env) && !("MAILTO" in newYork.job!.env));
+  assertMatch(
+    backup.notes.join("\n"),
+    /MAILTO=ops@example.com not imported: jobsmanager sends no mail/,
+  );
+  assertEquals(day.job!.description, "Remind the team on the 1st and 15th, and every Friday");
+  assertMatch(day.notes.join("\n"), /day 1,15 of the month OR on fri; .* two jobs/);
+  assertEquals(day.notes, weekday.notes);
+});
+
+Deno.test("the two jobs of a day-of-month OR day-of-week line fire exactly when cron did", () => {
+  const text = "30 4 1,15 * 5 echo pay day\n0 6 31 1-3 sat,sun echo odd\n";
+  const jobs = candidatesFromCrontab({ text, name: "x", system: false }, 0).map((c) => c.job!);
+  assertEquals(jobs.length, 4);
+  for (
+    const [[first, second], [hour, minute, days, months, weekdays]] of [
+      [[jobs[0], jobs[1]], [4, 30, [1, 15], [1, 12], [5]]],
+      [[jobs[2], jobs[3]], [6, 0, [31], [1, 3], [6, 0]]],
+    ] as const
+  ) {
+    const fires = [first, second].flatMap((job) =>
+      compileSchedule(job, "UTC").nextRuns(400, new Date("2025-12-31T23:59:59Z"))
+        .filter((d) => d.getUTCFullYear() === 2026).map((d) => d.toISOString())
+    );
+    // Cron's own rule, day by day through 2026.
+    const expected: string[] = [];
+    for (let day = Date.UTC(2026, 0, 1); day < Date.UTC(2027, 0, 1); day += 86_400_000) {
+      const d = new Date(day);
+      const month = d.getUTCMonth() + 1;
+      if (month < months[0] || month > months[1]) continue;
+      if (
+        (days as readonly number[]).includes(d.getUTCDate()) ||
+        (weekdays as readonly number[]).includes(d.getUTCDay())
+      ) {
+        expected.push(new Date(day + (hour * 60 + minute) * 60_000).toISOString());
+      }
+    }
+    assertEquals(fires.sort(), expected);
+  }
+});
+
+Deno.test("a day-of-month that names every day needs no weekday job", () => {
+  const [only, ...rest] = candidatesFromCrontab(
+    { text: "0 1 1-31 * mon echo daily\n", name: "x", system: false },
+    0,
+  );
+  assertEquals(rest, []);
+  assertEquals(scheduleText(only.job!), "0 0 1 1-31 * *");
+  assertMatch(only.notes[0], /names every day, so cron ran it daily/);
+});
+
+async function sh(command: string): Promise<string> {
+  const out = await new Deno.Command("/bin/sh", { args: ["-c", command], stdin: "null" }).output();
+  return new TextDecoder().decode(out.stdout);
+}
+
+Deno.test("% becomes standard input exactly as cron sends it", async () => {
+  assertEquals(splitPercent("date +\\%s"), { command: "date +%s", input: null });
+  assertEquals(splitPercent("cat%a\\%b%c\\d%"), { command: "cat", input: "a%b\nc\\d\n" });
+  const [job] = candidatesFromCrontab(
+    { text: "* * * * * tr a-z A-Z # shout%it's%here\n", name: "x", system: false },
+    0,
+  );
+  assertEquals(await sh(job.job!.command), "IT'S\nHERE");
+  assertMatch(job.notes[0], /% in the command: the text after it is the command's standard input/);
+});
+
+Deno.test("SHELL other than /bin/sh runs the command through it", async () => {
+  const [job] = candidatesFromCrontab(
+    { text: 'SHELL=/bin/bash\n* * * * * echo "it\'s $0"\n', name: "x", system: false },
+    0,
+  );
+  assertEquals(job.job!.command, `exec /bin/bash -c 'echo "it'\\''s $0"'`);
+  assertEquals(await sh(job.job!.command), "it's /bin/bash\n");
+  assertMatch(job.notes[0], /SHELL=\/bin\/bash: the command runs as `\/bin\/bash -c …`/);
+});
+
+Deno.test("system lines without a command, and bad override ids, are refused with why", () => {
+  const found = candidatesFromCrontab(
+    { text: "0 1 * * * root\n@weekly root true\n", name: "x", system: true },
+    0,
+  );
+  assertEquals(found.map((c) => c.problem), [
+    "'0 1 * * * root' is not a crontab line (expected five time fields, a user and a command)",
+    null,
+  ]);
+  assertEquals(found[1].id, "x.true");
+  assertEquals(scheduleText(found[1].job!), "0 0 0 * * sun");
+  const bad = candidatesFromCrontab(
+    { text: "# jobsmanager: id=bad/id\n0 2 * * * echo x\n", name: "x", system: false },
+    0,
+  );
+  assertMatch(bad[0].problem!, /^id: "bad\/id" has characters outside/);
+});

@@ -1,0 +1,211 @@
+/**
+ * The import path against real databases: `JobStore.changeJobs`, the
+ * original's table read from this database, and plan vs apply. On every
+ * backend.
+ */
+import { assert, assertEquals, assertMatch, assertRejects } from "./assert.ts";
+import { buildJob, type Job } from "../src/domain/job.ts";
+import { NotFoundError, RuntimeError, UsageError } from "../src/errors.ts";
+import { readApschedulerTable } from "../src/store/legacy.ts";
+import type { Store } from "../src/store/store.ts";
+import type { ServiceDefaults } from "../src/app/import/apscheduler.ts";
+import { apschedulerCandidates, importJobs } from "../src/app/import/sources.ts";
+import { countStatuses } from "../src/app/import/plan.ts";
+import { BACKENDS, freshDatabase, rawQuery, type TestDatabase } from "./helpers.ts";
+import {
+  insertLegacyRow,
+  loadSeed,
+  SEED_IDS,
+  seedBlob,
+  seedJob,
+  seedRows,
+} from "./fixtures/seed.ts";
+
+const TABLE = "jm_jobs_apscheduler";
+const DEFAULTS: ServiceDefaults = { timezone: "Asia/Hong_Kong", coalesce: false };
+
+function job(id: string, extra: Partial<Job> = {}): Job {
+  return { ...buildJob(id, { command: `echo ${id}`, cron: "*/5 * * * *" }, null, 1_000), ...extra };
+}
+
+async function counts(db: TestDatabase): Promise<{ jobs: number; markers: number }> {
+  const [j] = await rawQuery(db, "SELECT COUNT(*) AS n FROM jm_jobs");
+  const [m] = await rawQuery(db, "SELECT COUNT(*) AS n FROM jm_update_info");
+  return { jobs: Number(j.n), markers: Number(m.n) };
+}
+
+async function importSeed(store: Store, db: TestDatabase, apply: boolean, now = 5_000) {
+  const candidates = await apschedulerCandidates(
+    { target: db.target, table: TABLE },
+    DEFAULTS,
+    now,
+  );
+  return await importJobs(store, candidates, apply);
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`import store[${backend}]`, async (t) => {
+    await using db = await freshDatabase(backend);
+    const store = db.open();
+    try {
+      await store.migrate();
+
+      await t.step("changeJobs writes many jobs with one marker, or nothing", async () => {
+        const first = await store.changeJobs(() => ({ put: [job("a"), job("b")], remove: [] }));
+        assertEquals(await counts(db), { jobs: 2, markers: 1 });
+        assertEquals(first.after.map((j) => j.id), ["a", "b"]);
+        const [marker] = await store.listMarkers(0, 10);
+        assertEquals([marker.id, marker.jobs_before_update, marker.jobs_after_update.length], [
+          first.markerId,
+          [],
+          2,
+        ]);
+        const seen: string[][] = [];
+        const second = await store.changeJobs((current) => {
+          seen.push(current.map((j) => j.id));
+          return { put: [job("a"), job("b", { command: "echo changed" })], remove: ["a", "zz"] };
+        });
+        assertEquals(seen, [["a", "b"]]);
+        assertEquals(second.before.map((j) => j.id), ["b", "a"]);
+        assertEquals(second.after.map((j) => j.command), ["echo changed"]);
+        assertEquals(await counts(db), { jobs: 1, markers: 2 });
+        const same = await store.changeJobs((current) => ({ put: current, remove: [] }));
+        assertEquals([same.markerId, await counts(db)], [null, { jobs: 1, markers: 2 }]);
+        // The second "c" breaks the primary key after the first was inserted.
+        await assertRejects(() =>
+          store.changeJobs(() => ({ put: [job("c"), job("c")], remove: ["b"] }))
+        );
+        await assertRejects(() =>
+          store.changeJobs(() => {
+            throw new UsageError("no");
+          })
+        );
+        assertEquals(await counts(db), { jobs: 1, markers: 2 });
+        await store.changeJobs((current) => ({ put: [], remove: current.map((j) => j.id) }));
+      });
+
+      await t.step("the original's table is read as it is, in id order", async () => {
+        await loadSeed(db, TABLE);
+        const rows = await readApschedulerTable(db.target, TABLE);
+        assertEquals(rows, seedRows().toSorted((a, b) => a.id < b.id ? -1 : 1));
+        assertEquals(rows.find((r) => r.id === "paused")!.next_run_time, null);
+        assertEquals(rows.find((r) => r.id === "backup")!.next_run_time, 1796063400);
+      });
+
+      await t.step("a missing or foreign table, or a bad name, is refused", async () => {
+        const missing = await assertRejects(() => readApschedulerTable(db.target, "nope"));
+        assert(missing instanceof NotFoundError);
+        assertMatch(
+          missing.message,
+          /^table nope does not exist in .*; name the original's table with --table/,
+        );
+        const foreign = await assertRejects(() => readApschedulerTable(db.target, "jm_runs"));
+        assert(foreign instanceof RuntimeError);
+        assertMatch(
+          foreign.message,
+          /is not an APScheduler job table \(it has no next_run_time or job_state column\)/,
+        );
+        const bad = await assertRejects(() =>
+          readApschedulerTable(db.target, "x; DROP TABLE jm_jobs")
+        );
+        assert(bad instanceof UsageError);
+      });
+
+      await t.step("without apply: every job new, nothing written", async () => {
+        const before = await counts(db);
+        const preview = await importSeed(store, db, false);
+        assertEquals(preview.markerId, null);
+        assertEquals(
+          preview.entries.map((e) => [e.id, e.status]),
+          SEED_IDS.toSorted().map((id) => [id, "new"]),
+        );
+        assertEquals(await counts(db), before);
+      });
+
+      await t.step("apply: every field of every job, one marker", async () => {
+        const markers = (await counts(db)).markers;
+        const applied = await importSeed(store, db, true);
+        assert(applied.markerId !== null);
+        assertEquals(await counts(db), { jobs: 8, markers: markers + 1 });
+        for (const id of SEED_IDS) assertEquals(await store.getJob(id), seedJob(id, 5_000), id);
+        const [marker] = await store.listMarkers(applied.markerId - 1, 1);
+        assertEquals(marker.jobs_after_update.length, 8);
+      });
+
+      await t.step("re-import: every job the same, nothing written", async () => {
+        const before = await counts(db);
+        const again = await importSeed(store, db, true, 9_000);
+        assertEquals(countStatuses(again.entries).same, 8);
+        assertEquals([again.markerId, await counts(db)], [null, before]);
+      });
+
+      await t.step("a job changed since: differs, and apply puts it back", async () => {
+        await store.changeJob("backup", (j) => ({ ...j!, timeout: 5, updated_at: 6_000 }));
+        const preview = await importSeed(store, db, false, 9_000);
+        const backup = preview.entries.find((e) => e.id === "backup")!;
+        assertEquals([backup.status, backup.changes], ["differs", ["timeout: 5 → 600"]]);
+        const applied = await importSeed(store, db, true, 9_000);
+        assertEquals(countStatuses(applied.entries), {
+          new: 0,
+          same: 7,
+          differs: 1,
+          remove: 0,
+          "cannot import": 0,
+        });
+        assertEquals(await store.getJob("backup"), {
+          ...seedJob("backup", 5_000),
+          updated_at: 9_000,
+        });
+      });
+
+      await t.step(
+        "a truncated blob and a foreign class: a line each, nothing written",
+        async () => {
+          const blob = seedBlob("backup");
+          const hostile = Uint8Array.from(
+            String.fromCharCode(...blob).replace(
+              "\x8c\x07logging\x94\x8c\x09getLogger",
+              "\x8c\x02os\x94\x8c\x06system",
+            ),
+            (c) => c.charCodeAt(0),
+          );
+          await insertLegacyRow(db, TABLE, {
+            id: "truncated",
+            next_run_time: 1,
+            job_state: blob.slice(0, 50),
+          });
+          await insertLegacyRow(db, TABLE, { id: "hostile", next_run_time: 1, job_state: hostile });
+          const before = await counts(db);
+          const applied = await importSeed(store, db, true, 5_000);
+          const refused = applied.entries.filter((e) => e.status === "cannot import");
+          assertEquals(refused.map((e) => [e.id, e.problem]), [
+            [
+              "hostile",
+              "its job_state cannot be decoded: byte 996: names os.system, which is not part of an APScheduler 3 job state; refused without running anything",
+            ],
+            [
+              "truncated",
+              "its job_state cannot be decoded: byte 49: truncated: needs 21 more bytes, the blob ends at 50",
+            ],
+          ]);
+          assertEquals([applied.markerId, await counts(db)], [null, before]);
+        },
+      );
+
+      await t.step("an empty table: no candidates, nothing written", async () => {
+        await loadSeed(db, "jm_jobs_empty", { rows: false });
+        const before = await counts(db);
+        const candidates = await apschedulerCandidates(
+          { target: db.target, table: "jm_jobs_empty" },
+          DEFAULTS,
+          1,
+        );
+        assertEquals(candidates, []);
+        assertEquals((await importJobs(store, candidates, true)).markerId, null);
+        assertEquals(await counts(db), before);
+      });
+    } finally {
+      await store.close();
+    }
+  });
+}

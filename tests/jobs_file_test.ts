@@ -1,0 +1,269 @@
+/**
+ * Jobs as a file: what `export` writes, `apply` of it as a no-op, adds,
+ * updates, --prune, --dry-run, and validation errors that name the file,
+ * the line and the field. On every backend; the CLI as a subprocess.
+ */
+import { assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
+import { buildJob, type Job } from "../src/domain/job.ts";
+import { candidatesFromFile, exportJobs } from "../src/app/jobs_file.ts";
+import { BACKENDS, cli, freshDatabase, rawQuery, type TestDatabase } from "./helpers.ts";
+
+const NOW = 1_700_000_000_000;
+
+/** Jobs with every kind of field: defaults, a zone, env, an nth weekday, disabled. */
+function sampleJobs(): Job[] {
+  return [
+    buildJob(
+      "backup",
+      {
+        command: "/usr/local/bin/backup.sh --full",
+        cron: "30 2 * * mon-fri",
+        timezone: "Europe/Berlin",
+        timeout: "600",
+        env: ["TARGET=/mnt/backup", "A=1"],
+        description: "nightly: the wiki",
+      },
+      null,
+      NOW,
+    ),
+    buildJob(
+      "report",
+      {
+        command: `echo "it's the 2nd friday"`,
+        schedule: { hour: "9", day: "2nd fri" },
+        enabled: false,
+        max_instances: "2",
+        coalesce: true,
+        misfire_grace_time: "30",
+        cwd: "/tmp",
+      },
+      null,
+      NOW,
+    ),
+    buildJob("tick", { command: "date", schedule: { second: "*/10" } }, null, NOW),
+  ];
+}
+
+const JSON5_EXPORT =
+  `// jobsmanager jobs; \`jobsmanager apply FILE\` makes the database match this file
+{
+  jobs: [
+    {
+      id: 'backup',
+      command: '/usr/local/bin/backup.sh --full',
+      second: '0',
+      minute: '30',
+      hour: '2',
+      day: '*',
+      month: '*',
+      day_of_week: 'mon-fri',
+      timezone: 'Europe/Berlin',
+      timeout: 600,
+      env: {
+        A: '1',
+        TARGET: '/mnt/backup',
+      },
+      description: 'nightly: the wiki',
+    },
+    {
+      id: 'report',
+      command: 'echo "it\\'s the 2nd friday"',
+      second: '0',
+      minute: '0',
+      hour: '9',
+      day: '2nd fri',
+      month: '*',
+      day_of_week: '*',
+      enabled: false,
+      max_instances: 2,
+      coalesce: true,
+      misfire_grace_time: 30,
+      cwd: '/tmp',
+    },
+    {
+      id: 'tick',
+      command: 'date',
+      second: '*/10',
+      minute: '*',
+      hour: '*',
+      day: '*',
+      month: '*',
+      day_of_week: '*',
+    },
+  ],
+}
+`;
+
+Deno.test("export writes only non-default fields, in id and column order", () => {
+  assertEquals(exportJobs(sampleJobs(), "json5"), JSON5_EXPORT);
+  const yaml = exportJobs(sampleJobs(), "yaml");
+  assertStringIncludes(
+    yaml,
+    `  - id: tick\n    command: date\n    second: "*/10"\n    minute: "*"\n    hour: "*"\n    day: "*"\n    month: "*"\n    day_of_week: "*"\n`,
+  );
+  for (const format of ["json5", "yaml"] as const) {
+    const path = `jobs.${format}`;
+    const back = candidatesFromFile(path, exportJobs(sampleJobs(), format), NOW);
+    assertEquals(back.map((c) => c.job), sampleJobs(), format);
+  }
+});
+
+Deno.test("a file entry reads like job add: the CronTrigger rule, cron, null for the default", () => {
+  const [hour, cron, reset] = candidatesFromFile(
+    "jobs.yaml",
+    [
+      "jobs:",
+      "  - {id: a, command: x, hour: 3}",
+      "  - {id: b, command: x, cron: '*/5 * * * 1-5'}",
+      "  - {id: c, command: x, minute: 0, timezone: null, cwd: null}",
+    ].join("\n"),
+    NOW,
+  ).map((c) => c.job!);
+  assertEquals([hour.second, hour.minute, hour.hour, hour.day], ["0", "0", "3", "*"]);
+  assertEquals([cron.minute, cron.day_of_week], ["*/5", "mon-fri"]);
+  assertEquals([reset.timezone, reset.cwd], [null, null]);
+});
+
+function invalid(path: string, text: string): string {
+  try {
+    candidatesFromFile(path, text, NOW);
+  } catch (error) {
+    return (error as Error).message;
+  }
+  throw new Error("the file was accepted");
+}
+
+Deno.test("validation errors name the file, the line and the field, all of them", () => {
+  const yaml = exportJobs(sampleJobs(), "yaml")
+    .replace('minute: "30"', 'minute: "61"')
+    .replace("max_instances: 2", "max_instances: many")
+    .replace("id: tick", "id: backup");
+  assertEquals(
+    invalid("jobs.yaml", yaml),
+    [
+      "jobs.yaml has 3 invalid jobs; nothing written:",
+      "jobs.yaml:6: job 'backup': minute: '61' is out of range (allowed 0-59)",
+      "jobs.yaml:26: job 'report': max_instances: \"many\" is not valid (allowed: a whole number from 1 to 10000)",
+      "jobs.yaml:30: job 'backup': id: 'backup' is already the id of the job on line 3",
+    ].join("\n"),
+  );
+  const json5 = JSON5_EXPORT.replace("timeout: 600", "timeout: -1").replace(
+    "cwd: '/tmp'",
+    "cwd: 'tmp', colour: 'red'",
+  );
+  assertEquals(
+    invalid("jobs.json5", json5),
+    [
+      "jobs.json5 has 2 invalid jobs; nothing written:",
+      "jobs.json5:14: job 'backup': timeout: \"-1\" is not valid (allowed: a whole number from 0 to 31536000)",
+      "jobs.json5:34: job 'report': colour: not a job field (allowed: id, command, cron, second, minute, hour, day, month, day_of_week, timezone, timeout, enabled, max_instances, coalesce, misfire_grace_time, env, cwd, description)",
+    ].join("\n"),
+  );
+  assertEquals(
+    invalid("jobs.json5", "{ jobs: [ { id: 'a', command: 'x' } ] }"),
+    "jobs.json5 has 1 invalid job; nothing written:\njobs.json5:1: job 'a': schedule: missing (give --cron 'm h dom mon dow' or at least one of --second --minute --hour --day --month --day-of-week)",
+  );
+  assertEquals(
+    invalid("jobs.json5", "{ jobs: [ }"),
+    "jobs.json5:1: JSON5: invalid character '}' at 1:11",
+  );
+  assertMatch(invalid("jobs.yml", "jobs:\n  - id: a\n  id: b\n"), /^jobs\.yml:3: /);
+  assertEquals(
+    invalid("jobs.yaml", "- id: a\n"),
+    "jobs.yaml:1: expected an object with one key, jobs, holding a list of jobs",
+  );
+});
+
+async function counts(db: TestDatabase): Promise<{ jobs: number; markers: number }> {
+  const [j] = await rawQuery(db, "SELECT COUNT(*) AS n FROM jm_jobs");
+  const [m] = await rawQuery(db, "SELECT COUNT(*) AS n FROM jm_update_info");
+  return { jobs: Number(j.n), markers: Number(m.n) };
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`jobs file cli[${backend}]`, async (t) => {
+    await using db = await freshDatabase(backend);
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args]);
+    const file = (name: string) => `${db.dir}/${name}`;
+
+    await t.step("apply adds every job of a file with one marker", async () => {
+      await Deno.writeTextFile(file("jobs.json5"), JSON5_EXPORT);
+      const dry = await jm("apply", file("jobs.json5"), "--dry-run");
+      assertMatch(dry.stdout, /3 new, 0 same, 0 differ; nothing written: a dry run\n$/);
+      assertEquals(await counts(db), { jobs: 0, markers: 0 });
+      const applied = await jm("apply", file("jobs.json5"));
+      assertEquals(applied.code, 0, applied.stderr);
+      assertMatch(applied.stdout, /3 new, 0 same, 0 differ; changed 3 jobs \(reload marker 1\)\n$/);
+      assertEquals(await counts(db), { jobs: 3, markers: 1 });
+    });
+
+    await t.step("export then apply, in either format, writes nothing", async () => {
+      for (const format of ["json5", "yaml"]) {
+        const exported = await jm("export", "--format", format);
+        assertEquals(exported.code, 0, exported.stderr);
+        await Deno.writeTextFile(file(`again.${format}`), exported.stdout);
+        const applied = await jm("apply", file(`again.${format}`));
+        assertEquals(
+          applied.stdout,
+          `file ${file(`again.${format}`)}:\n0 new, 3 same, 0 differ; nothing to write\n`,
+        );
+      }
+      assertEquals((await jm("export")).stdout, JSON5_EXPORT);
+      assertEquals(await counts(db), { jobs: 3, markers: 1 });
+    });
+
+    await t.step("an edited file updates what changed and keeps the rest", async () => {
+      await jm("job", "add", "extra", "--command", "true", "--cron", "@daily");
+      const [before] = await rawQuery(db, "SELECT created_at FROM jm_jobs WHERE id = 'backup'");
+      await Deno.writeTextFile(
+        file("edited.json5"),
+        JSON5_EXPORT.replace("timeout: 600", "timeout: 900"),
+      );
+      const applied = await jm("apply", file("edited.json5"), "--json");
+      const data = JSON.parse(applied.stdout);
+      assertEquals(data.counts, { new: 0, same: 2, differs: 1, remove: 0, "cannot import": 0 });
+      assertEquals(data.entries.find((e: { id: string }) => e.id === "backup").changes, [
+        "timeout: 600 → 900",
+      ]);
+      const [after] = await rawQuery(
+        db,
+        "SELECT created_at, timeout FROM jm_jobs WHERE id = 'backup'",
+      );
+      assertEquals([Number(after.created_at), Number(after.timeout)], [
+        Number(before.created_at),
+        900,
+      ]);
+      assertEquals(await counts(db), { jobs: 4, markers: 3 });
+    });
+
+    await t.step("--prune removes the jobs the file does not name", async () => {
+      const pruned = await jm("apply", file("edited.json5"), "--prune");
+      assertStringIncludes(pruned.stdout, "remove         extra  (database)\n");
+      assertMatch(
+        pruned.stdout,
+        /0 new, 3 same, 0 differ, 1 to remove; changed 1 job \(reload marker 4\)\n$/,
+      );
+      const ids = await rawQuery(db, "SELECT id FROM jm_jobs ORDER BY id");
+      assertEquals(ids.map((r) => r.id), ["backup", "report", "tick"]);
+    });
+
+    await t.step("an invalid file exits 2 and writes nothing", async () => {
+      const before = await counts(db);
+      await Deno.writeTextFile(
+        file("bad.yaml"),
+        "jobs:\n  - id: a\n    command: x\n    hour: 25\n",
+      );
+      const bad = await jm("apply", file("bad.yaml"), "--prune");
+      assertEquals(bad.code, 2);
+      assertEquals(
+        bad.stderr,
+        `jobsmanager: ${file("bad.yaml")} has 1 invalid job; nothing written:\n${
+          file("bad.yaml")
+        }:4: job 'a': hour: '25' is out of range (allowed 0-23)\n`,
+      );
+      assertEquals((await jm("apply", file("missing.json5"))).code, 2);
+      assertEquals((await jm("export", "--format", "xml")).code, 2);
+      assertEquals(await counts(db), before);
+    });
+  });
+}

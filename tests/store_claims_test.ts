@@ -1,0 +1,201 @@
+/**
+ * The store contract of the two writes that coordinate services (store.ts,
+ * RunStore): claimRuns and its unique key, updateRun and its condition.
+ */
+import { assert, assertEquals, assertRejects } from "./assert.ts";
+import type { Run, RunStatus } from "../src/domain/run.ts";
+import { contract, countRows, fire, manualRequest } from "./store_contract.ts";
+
+contract("claimRuns", "an empty batch claims nothing", async ({ db, store }) => {
+  assertEquals(await store.claimRuns([]), []);
+  assertEquals(await countRows(db, "jm_runs"), 0);
+});
+
+contract(
+  "claimRuns",
+  "a new fire gets an id and a row holding what was given",
+  async ({ store }) => {
+    const [id] = await store.claimRuns([
+      fire("a", 1000, { node_id: "n1", started_at: 1005, note: "first" }),
+    ]);
+    assert(id !== null);
+    // getRun's own case pins a whole row; this one: what was given, and NULL for the rest.
+    const run = await store.getRun(id);
+    assertEquals(
+      [run?.job_id, run?.scheduled_at, run?.status, run?.trigger, run?.node_id, run?.note],
+      ["a", 1000, "running", "schedule", "n1", "first"],
+    );
+    assertEquals(
+      [run?.started_at, run?.finished_at, run?.exit_code, run?.signal, run?.stdout, run?.stderr],
+      [1005, null, null, null, null, null],
+    );
+  },
+);
+
+contract(
+  "claimRuns",
+  "a fire claimed twice returns null the second time",
+  async ({ db, store }) => {
+    const [first] = await store.claimRuns([fire("a", 1000, { node_id: "n1" })]);
+    assert(first !== null);
+    const before = await store.getRun(first);
+    assertEquals(await store.claimRuns([fire("a", 1000, { node_id: "n2", status: "skipped" })]), [
+      null,
+    ]);
+    assertEquals(await store.getRun(first), before, "the first claim's row is left as it was");
+    assertEquals(await countRows(db, "jm_runs"), 1);
+  },
+);
+
+contract(
+  "claimRuns",
+  "in a batch, only fires claimed before come back null, in order",
+  async ({ store }) => {
+    const [a1000] = await store.claimRuns([fire("a", 1000)]);
+    // b@1000 and a@2000 share a job id or an instant with a@1000: only the whole key counts.
+    const ids = await store.claimRuns([
+      fire("b", 1000),
+      fire("a", 1000),
+      fire("a", 2000),
+      fire("b", 2000),
+    ]);
+    assertEquals(ids[1], null);
+    const fresh = [ids[0], ids[2], ids[3]];
+    assert(fresh.every((id) => id !== null && id !== a1000), `new ids: ${fresh}`);
+    assertEquals(new Set(fresh).size, 3);
+    const rows = await Promise.all(fresh.map((id) => store.getRun(id!)));
+    assertEquals(rows.map((r) => [r?.job_id, r?.scheduled_at]), [["b", 1000], ["a", 2000], [
+      "b",
+      2000,
+    ]]);
+  },
+);
+
+contract("claimRuns", "the same fire twice in one batch is claimed once", async ({ db, store }) => {
+  const ids = await store.claimRuns([fire("a", 1000), fire("b", 1000), fire("a", 1000)]);
+  assert(ids[0] !== null && ids[1] !== null, `first a and b claimed: ${ids}`);
+  assertEquals(ids[2], null);
+  assertEquals(await countRows(db, "jm_runs"), 2);
+});
+
+contract(
+  "claimRuns",
+  "the same instant with another trigger is another fire",
+  async ({ store }) => {
+    const [scheduled] = await store.claimRuns([fire("a", 1000)]);
+    const [manual] = await store.claimRuns([manualRequest("a", 1000)]);
+    assert(scheduled !== null && manual !== null && manual !== scheduled);
+    assertEquals((await store.getRun(manual))?.trigger, "manual");
+  },
+);
+
+contract(
+  "claimRuns",
+  "a batch larger than one statement is claimed whole, then refused whole",
+  async ({ db, store }) => {
+    const fires = Array.from({ length: 1200 }, (_, i) => fire(`j${i}`, 5000));
+    const ids = await store.claimRuns(fires);
+    assert(ids.every((id) => id !== null), "every fire claimed");
+    assertEquals(new Set(ids).size, 1200);
+    const last = await store.getRun(ids[1199]!);
+    assertEquals(last?.job_id, "j1199");
+    assertEquals(await store.claimRuns(fires), Array(1200).fill(null));
+    assertEquals(await countRows(db, "jm_runs"), 1200);
+  },
+);
+
+contract(
+  "claimRuns",
+  "one transaction: a row that fails takes the whole batch back",
+  async ({ db, store }) => {
+    // The 501st row is in the second INSERT: the first must be rolled back with it.
+    const fires = Array.from({ length: 501 }, (_, i) => fire(`j${i}`, 5000));
+    fires[500] = { ...fires[500], status: null as unknown as RunStatus };
+    await assertRejects(() => store.claimRuns(fires), Error, "status");
+    assertEquals(await countRows(db, "jm_runs"), 0);
+  },
+);
+
+contract(
+  "claimRuns",
+  "two stores claiming the same fires at once: each fire has one winner",
+  async ({ db }) => {
+    const stores = [db.open(), db.open()];
+    try {
+      const fires = Array.from({ length: 300 }, (_, i) => fire(`j${i % 7}`, 1000 * (1 + i)));
+      const [x, y] = await Promise.all(
+        stores.map((s, n) => s.claimRuns(fires.map((f) => ({ ...f, node_id: `n${n}` })))),
+      );
+      const twice = fires.filter((_, i) => (x[i] === null) === (y[i] === null));
+      assertEquals(twice, [], "fires claimed by both stores or by neither");
+      assertEquals(await countRows(db, "jm_runs"), 300);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  },
+);
+
+contract("updateRun", "writes the columns given and leaves the others", async ({ store }) => {
+  const [id] = await store.claimRuns([fire("a", 1000, { node_id: "n1", started_at: 1001 })]);
+  const before = await store.getRun(id!);
+  const update = {
+    status: "failed",
+    finished_at: 2000,
+    exit_code: 3,
+    signal: "SIGTERM",
+    stdout: "out ✓",
+    stderr: "err",
+    note: "why",
+  } satisfies Partial<Run>;
+  assertEquals(await store.updateRun(id!, update), true);
+  assertEquals(await store.getRun(id!), { ...before!, ...update });
+});
+
+contract("updateRun", "an unknown id changes nothing", async ({ store }) => {
+  const [id] = await store.claimRuns([fire("a", 1000)]);
+  assertEquals(await store.updateRun(id! + 1, { status: "success" }), false);
+  assertEquals((await store.getRun(id!))?.status, "running");
+});
+
+contract("updateRun", "an empty update changes nothing", async ({ store }) => {
+  const [id] = await store.claimRuns([fire("a", 1000)]);
+  const before = await store.getRun(id!);
+  assertEquals(await store.updateRun(id!, {}), false);
+  assertEquals(await store.getRun(id!), before);
+});
+
+contract("updateRun", "onlyIf the current status: written", async ({ store }) => {
+  const [id] = await store.claimRuns([manualRequest("a", 1000)]);
+  assertEquals(
+    await store.updateRun(id!, { status: "running", node_id: "n1", started_at: 1500 }, "queued"),
+    true,
+  );
+  const run = await store.getRun(id!);
+  assertEquals([run?.status, run?.node_id, run?.started_at], ["running", "n1", 1500]);
+});
+
+contract("updateRun", "onlyIf another status: false, and nothing changes", async ({ store }) => {
+  const [id] = await store.claimRuns([manualRequest("a", 1000)]);
+  await store.updateRun(id!, { status: "running", node_id: "n1" }, "queued");
+  const before = await store.getRun(id!);
+  assertEquals(
+    await store.updateRun(id!, { status: "skipped", node_id: "n2", note: "late" }, "queued"),
+    false,
+  );
+  assertEquals(await store.getRun(id!), before);
+});
+
+contract("updateRun", "two stores taking one request at once: exactly one acts", async ({ db }) => {
+  const stores = [db.open(), db.open()];
+  try {
+    const [id] = await stores[0].claimRuns([manualRequest("a", 1000)]);
+    const took = await Promise.all(
+      stores.map((s, n) => s.updateRun(id!, { status: "running", node_id: `n${n}` }, "queued")),
+    );
+    assertEquals(took.filter(Boolean).length, 1, `who acted: ${took}`);
+    const winner = `n${took.indexOf(true)}`;
+    assertEquals((await stores[0].getRun(id!))?.node_id, winner);
+  } finally {
+    await Promise.all(stores.map((s) => s.close()));
+  }
+});

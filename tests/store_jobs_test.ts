@@ -1,0 +1,261 @@
+/** The store contract of JobStore (store.ts): listJobs, getJob, changeJob. */
+import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import { type Job, validateJob } from "../src/domain/job.ts";
+import { ValidationError } from "../src/errors.ts";
+import type { Store } from "../src/store/store.ts";
+import { rawQuery } from "./helpers.ts";
+import { contract, countRows, job } from "./store_contract.ts";
+
+contract("listJobs", "an empty catalogue lists nothing", async ({ store }) => {
+  assertEquals(await store.listJobs(), []);
+});
+
+contract(
+  "listJobs",
+  "every job, ordered by id whatever the order they came in",
+  async ({ store }) => {
+    for (const id of ["b", "a", "Z", "c.1"]) await store.changeJob(id, () => job(id));
+    assertEquals((await store.listJobs()).map((j) => j.id), ["Z", "a", "b", "c.1"]);
+  },
+);
+
+contract(
+  "listJobs",
+  "a row broken by hand still loads, so validation can name the fix",
+  async ({ db, store }) => {
+    await rawQuery(
+      db,
+      "INSERT INTO jm_jobs (id, command, minute, env, max_instances) VALUES ('broken', 'true', '*/10', 'not json', 0)",
+    );
+    const [broken] = await store.listJobs();
+    assertEquals(broken.id, "broken");
+    assertThrows(
+      () => validateJob({ ...broken, max_instances: 1 }),
+      ValidationError,
+      `env: "not json" is not a JSON object`,
+    );
+    assertThrows(
+      () => validateJob({ ...broken, env: {} }),
+      ValidationError,
+      "max_instances: 0 is not valid",
+    );
+  },
+);
+
+contract("getJob", "an unknown id is null", async ({ store }) => {
+  await store.changeJob("alpha", () => job("alpha"));
+  assertEquals(await store.getJob("beta"), null);
+});
+
+contract("getJob", "ids are compared exactly, case included", async ({ store }) => {
+  await store.changeJob("alpha", () => job("alpha"));
+  assertEquals(await store.getJob("Alpha"), null);
+  assertEquals((await store.getJob("alpha"))?.id, "alpha");
+});
+
+contract("getJob", "every field reads back as written", async ({ store }) => {
+  const full = job("full", {
+    command: "printf '%s' \"ünïcode ✓\"",
+    second: "30",
+    minute: "*/2",
+    hour: "1-5",
+    day: "1,15",
+    month: "jan-jun",
+    day_of_week: "mon-fri",
+    timezone: "Asia/Hong_Kong",
+    timeout: 0,
+    enabled: false,
+    max_instances: 3,
+    coalesce: false,
+    misfire_grace_time: 0,
+    env: { B: "2", A: "x=y" },
+    cwd: "/srv/jobs",
+    description: "every field set",
+    created_at: 1_700_000_000_123,
+    updated_at: 1_700_000_000_456,
+  });
+  const bare = job("bare");
+  await store.changeJob("full", () => full);
+  await store.changeJob("bare", () => bare);
+  assertEquals(await store.getJob("full"), full);
+  assertEquals(await store.getJob("bare"), bare);
+});
+
+contract(
+  "getJob",
+  "a row written by hand with the SQL defaults reads back",
+  async ({ db, store }) => {
+    await rawQuery(
+      db,
+      "INSERT INTO jm_jobs (id, command, minute) VALUES ('hand.made', 'true', '*/10')",
+    );
+    const hand = await store.getJob("hand.made");
+    assert(hand !== null);
+    const { created_at, updated_at, ...rest } = hand;
+    assertEquals(rest, {
+      id: "hand.made",
+      command: "true",
+      second: "*",
+      minute: "*/10",
+      hour: "*",
+      day: "*",
+      month: "*",
+      day_of_week: "*",
+      timezone: null,
+      timeout: 60,
+      enabled: true,
+      max_instances: null,
+      coalesce: null,
+      misfire_grace_time: null,
+      env: {},
+      cwd: null,
+      description: null,
+    });
+    assert(Math.abs(created_at - Date.now()) < 60_000, `created_at ${created_at} is now, in ms`);
+    assert(Math.abs(updated_at - Date.now()) < 60_000, `updated_at ${updated_at} is now, in ms`);
+  },
+);
+
+contract(
+  "changeJob",
+  "a new job is inserted with one pending marker holding it",
+  async ({ store }) => {
+    const a = job("alpha");
+    let seen: Job | null | undefined;
+    const change = await store.changeJob("alpha", (current) => {
+      seen = current;
+      return a;
+    });
+    assertEquals(seen, null, "mutate sees no current job");
+    assertEquals([change.before, change.after], [null, a]);
+    assert(change.markerId !== null);
+    assertEquals(await store.getJob("alpha"), a);
+    const markers = await store.listMarkers(0, 10);
+    assertEquals(
+      markers.map((m) => [m.id, m.updated, m.jobs_before_update, m.jobs_after_update]),
+      [[change.markerId, false, [], [a]]],
+    );
+  },
+);
+
+contract(
+  "changeJob",
+  "an update writes the new state and a marker with both snapshots",
+  async ({ store }) => {
+    const a = job("alpha");
+    await store.changeJob("alpha", () => a);
+    const changed = { ...a, command: "echo changed", env: { B: "2", A: "1" }, updated_at: 5 };
+    let seen: Job | null | undefined;
+    const change = await store.changeJob("alpha", (current) => {
+      seen = current;
+      return changed;
+    });
+    assertEquals(seen, a, "mutate sees the stored job");
+    assertEquals([change.before, change.after], [a, changed]);
+    assertEquals(await store.getJob("alpha"), changed);
+    const [, marker] = await store.listMarkers(0, 10);
+    assertEquals(
+      [marker.id, marker.updated, marker.jobs_before_update, marker.jobs_after_update],
+      [change.markerId, false, [a], [changed]],
+    );
+  },
+);
+
+contract("changeJob", "a change of env alone is a change", async ({ store }) => {
+  await store.changeJob("alpha", () => job("alpha", { env: { A: "1" } }));
+  const change = await store.changeJob("alpha", (cur) => ({ ...cur!, env: { A: "2" } }));
+  assert(change.markerId !== null);
+  assertEquals((await store.getJob("alpha"))?.env, { A: "2" });
+});
+
+contract(
+  "changeJob",
+  "returning null deletes the job, with a marker holding it",
+  async ({ store }) => {
+    const a = job("alpha");
+    await store.changeJob("alpha", () => a);
+    const change = await store.changeJob("alpha", () => null);
+    assertEquals([change.before, change.after], [a, null]);
+    assertEquals(await store.getJob("alpha"), null);
+    const [, marker] = await store.listMarkers(0, 10);
+    assertEquals(
+      [marker.id, marker.jobs_before_update, marker.jobs_after_update],
+      [change.markerId, [a], []],
+    );
+  },
+);
+
+contract(
+  "changeJob",
+  "deleting a job that does not exist writes nothing",
+  async ({ db, store }) => {
+    const change = await store.changeJob("ghost", () => null);
+    assertEquals(change, { before: null, after: null, markerId: null });
+    assertEquals(await countRows(db, "jm_update_info"), 0);
+  },
+);
+
+contract(
+  "changeJob",
+  "an unchanged job writes nothing and inserts no marker",
+  async ({ db, store }) => {
+    const a = job("same");
+    await store.changeJob("same", () => a);
+    // updated_at alone is no change: `job update` with the same values must not reload.
+    const change = await store.changeJob("same", (cur) => ({ ...cur!, updated_at: 42 }));
+    assertEquals(change, { before: a, after: a, markerId: null });
+    assertEquals(await store.getJob("same"), a);
+    assertEquals(await countRows(db, "jm_update_info"), 1);
+  },
+);
+
+contract(
+  "changeJob",
+  "a mutation that throws writes neither job nor marker",
+  async ({ db, store }) => {
+    const a = job("alpha");
+    await store.changeJob("alpha", () => a);
+    const refuse = () => {
+      throw new Error("refused");
+    };
+    await assertRejects(() => store.changeJob("alpha", refuse), Error, "refused");
+    await assertRejects(() => store.changeJob("beta", refuse), Error, "refused");
+    assertEquals(await store.listJobs(), [a]);
+    assertEquals(await countRows(db, "jm_update_info"), 1);
+  },
+);
+
+contract("changeJob", "a failing marker insert rolls the job write back", async ({ db, store }) => {
+  const a = job("alpha");
+  await store.changeJob("alpha", () => a);
+  await rawQuery(db, "ALTER TABLE jm_update_info RENAME TO jm_update_info_away");
+  try {
+    await assertRejects(() => store.changeJob("beta", () => job("beta")));
+    await assertRejects(() => store.changeJob("alpha", (cur) => ({ ...cur!, command: "new" })));
+    await assertRejects(() => store.changeJob("alpha", () => null));
+  } finally {
+    await rawQuery(db, "ALTER TABLE jm_update_info_away RENAME TO jm_update_info");
+  }
+  assertEquals(await store.listJobs(), [a]);
+  assertEquals(await countRows(db, "jm_update_info"), 1);
+});
+
+contract("changeJob", "two stores adding the same id at once: exactly one wins", async ({ db }) => {
+  const [s1, s2] = [db.open(), db.open()];
+  try {
+    const add = (store: Store) =>
+      store.changeJob("race", (cur) => {
+        if (cur) throw new Error("exists");
+        return job("race");
+      });
+    const results = await Promise.allSettled([add(s1), add(s2)]);
+    assertEquals(results.map((r) => r.status).sort(), ["fulfilled", "rejected"]);
+    const lost = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+    assertEquals(lost.reason.message, "exists", "the loser saw the winner's row");
+    assertEquals(await countRows(db, "jm_jobs"), 1);
+    assertEquals(await countRows(db, "jm_update_info"), 1);
+  } finally {
+    await s1.close();
+    await s2.close();
+  }
+});

@@ -1,0 +1,135 @@
+/**
+ * The store contract of MarkerStore (store.ts): insertMarker, latestMarkerId,
+ * oldestPendingMarkerId, listMarkers, markApplied, pendingMarkers.
+ */
+import { assert, assertEquals } from "./assert.ts";
+import { contract, countRows, job } from "./store_contract.ts";
+
+contract(
+  "insertMarker",
+  "a pending marker with the snapshots given, ids rising",
+  async ({ store }) => {
+    const a = job("alpha");
+    const first = await store.insertMarker([a], []);
+    const second = await store.insertMarker([], [a]);
+    assert(second > first, `ids rise: ${first} then ${second}`);
+    const markers = await store.listMarkers(0, 10);
+    assertEquals(
+      markers.map((
+        m,
+      ) => [m.id, m.updated, m.update_time, m.jobs_before_update, m.jobs_after_update]),
+      [[first, false, null, [a], []], [second, false, null, [], [a]]],
+    );
+    assert(markers.every((m) => m.insert_time !== ""), "insert_time is set");
+  },
+);
+
+contract("insertMarker", "no job is written", async ({ db, store }) => {
+  await store.insertMarker([], [job("alpha")]);
+  assertEquals(await countRows(db, "jm_jobs"), 0);
+});
+
+contract("latestMarkerId", "0 when there is no marker", async ({ store }) => {
+  assertEquals(await store.latestMarkerId(), 0);
+});
+
+contract("latestMarkerId", "the highest id, applied or not", async ({ store }) => {
+  await store.insertMarker([], []);
+  const last = await store.insertMarker([], []);
+  assertEquals(await store.latestMarkerId(), last);
+  await store.markApplied([last]);
+  assertEquals(await store.latestMarkerId(), last);
+});
+
+contract("oldestPendingMarkerId", "null when there is no marker", async ({ store }) => {
+  assertEquals(await store.oldestPendingMarkerId(), null);
+});
+
+contract("oldestPendingMarkerId", "null when every marker is applied", async ({ store }) => {
+  const ids = [await store.insertMarker([], []), await store.insertMarker([], [])];
+  await store.markApplied(ids);
+  assertEquals(await store.oldestPendingMarkerId(), null);
+});
+
+contract(
+  "oldestPendingMarkerId",
+  "the lowest id not applied, past applied ones",
+  async ({ store }) => {
+    const [m1, m2, m3, m4] = [
+      await store.insertMarker([], []),
+      await store.insertMarker([], []),
+      await store.insertMarker([], []),
+      await store.insertMarker([], []),
+    ];
+    assertEquals(await store.oldestPendingMarkerId(), m1);
+    await store.markApplied([m1, m3]);
+    assertEquals(await store.oldestPendingMarkerId(), m2);
+    await store.markApplied([m2]);
+    assertEquals(await store.oldestPendingMarkerId(), m4);
+  },
+);
+
+contract(
+  "listMarkers",
+  "markers after the given id, oldest first, at most limit",
+  async ({ store }) => {
+    const ids = [];
+    for (let i = 0; i < 5; i++) ids.push(await store.insertMarker([], []));
+    assertEquals((await store.listMarkers(0, 100)).map((m) => m.id), ids);
+    assertEquals((await store.listMarkers(ids[1], 2)).map((m) => m.id), [ids[2], ids[3]]);
+    assertEquals((await store.listMarkers(ids[4], 100)).map((m) => m.id), []);
+  },
+);
+
+contract("listMarkers", "applied markers are listed too, marked applied", async ({ store }) => {
+  const first = await store.insertMarker([], []);
+  const second = await store.insertMarker([], []);
+  await store.markApplied([first]);
+  const markers = await store.listMarkers(0, 10);
+  assertEquals(markers.map((m) => [m.id, m.updated]), [[first, true], [second, false]]);
+  assert(markers[0].update_time !== null, "an applied marker has its update_time");
+});
+
+contract(
+  "markApplied",
+  "exactly the given markers; those inserted meanwhile stay pending",
+  async ({ store }) => {
+    const first = await store.insertMarker([], []);
+    const second = await store.insertMarker([], []);
+    // A service read first and second; a third arrives before it marks them.
+    const third = await store.insertMarker([], []);
+    assertEquals(await store.markApplied([first, second]), 2);
+    assertEquals(
+      (await store.listMarkers(0, 10)).map((m) => [m.id, m.updated]),
+      [[first, true], [second, true], [third, false]],
+    );
+  },
+);
+
+contract("markApplied", "counts only markers it changed", async ({ store }) => {
+  const first = await store.insertMarker([], []);
+  const second = await store.insertMarker([], []);
+  assertEquals(await store.markApplied([first]), 1);
+  assertEquals(await store.markApplied([first]), 0, "already applied");
+  assertEquals(await store.markApplied([first, second, second + 100]), 1, "one of three");
+  assertEquals(await store.pendingMarkers(), 0);
+});
+
+contract("markApplied", "an empty list changes nothing", async ({ store }) => {
+  await store.insertMarker([], []);
+  assertEquals(await store.markApplied([]), 0);
+  assertEquals(await store.pendingMarkers(), 1);
+});
+
+contract("pendingMarkers", "0 when there is no marker", async ({ store }) => {
+  assertEquals(await store.pendingMarkers(), 0);
+});
+
+contract("pendingMarkers", "counts the markers not applied yet", async ({ store }) => {
+  const ids = [];
+  for (let i = 0; i < 4; i++) ids.push(await store.insertMarker([], []));
+  await store.changeJob("alpha", () => job("alpha"));
+  assertEquals(await store.pendingMarkers(), 5);
+  await store.markApplied([ids[0], ids[2]]);
+  assertEquals(await store.pendingMarkers(), 3);
+});

@@ -1,0 +1,186 @@
+/**
+ * The store contract of RunStore's reads and bookkeeping (store.ts): getRun,
+ * listRuns, queuedManualRuns, interruptOrphans, lastFires, countRuns.
+ */
+import { assertEquals } from "./assert.ts";
+import { FINAL_STATUSES, type RunStatus } from "../src/domain/run.ts";
+import { contract, fire, manualRequest } from "./store_contract.ts";
+
+contract("getRun", "an unknown id is null", async ({ store }) => {
+  const [id] = await store.claimRuns([fire("a", 1000)]);
+  assertEquals(await store.getRun(id! + 1), null);
+});
+
+contract("getRun", "every column reads back as written", async ({ store }) => {
+  const written = {
+    job_id: "a",
+    scheduled_at: 1_700_000_000_123,
+    started_at: 1_700_000_000_200,
+    finished_at: 1_700_000_060_000,
+    status: "timeout",
+    exit_code: 124,
+    signal: "SIGKILL",
+    stdout: "ünïcode ✓\nline 2",
+    stderr: "",
+    node_id: "host-a",
+    trigger: "manual",
+    note: "killed after 60 s",
+    forced: true,
+  } as const;
+  const [id] = await store.claimRuns([written]);
+  assertEquals(await store.getRun(id!), { id: id!, ...written });
+});
+
+contract("listRuns", "nothing when there is no run", async ({ store }) => {
+  assertEquals(await store.listRuns({ limit: 10 }), []);
+});
+
+contract("listRuns", "newest first, at most limit", async ({ store }) => {
+  const ids = [];
+  for (const at of [3000, 1000, 2000]) ids.push((await store.claimRuns([fire("a", at)]))[0]);
+  assertEquals((await store.listRuns({ limit: 10 })).map((r) => r.id), ids.toReversed());
+  assertEquals((await store.listRuns({ limit: 2 })).map((r) => r.id), ids.toReversed().slice(0, 2));
+});
+
+contract(
+  "listRuns",
+  "filters by job, status and since (inclusive), together",
+  async ({ store }) => {
+    await store.claimRuns([
+      fire("a", 1000, { status: "success" }),
+      fire("a", 2000, { status: "failed" }),
+      fire("a", 3000, { status: "success" }),
+      fire("b", 3000, { status: "success" }),
+    ]);
+    const keys = async (filter: Parameters<typeof store.listRuns>[0]) =>
+      (await store.listRuns(filter)).map((r) => `${r.job_id}@${r.scheduled_at}`);
+    assertEquals(await keys({ job_id: "b", limit: 10 }), ["b@3000"]);
+    assertEquals(await keys({ status: "failed", limit: 10 }), ["a@2000"]);
+    assertEquals(await keys({ since: 2000, limit: 10 }), ["b@3000", "a@3000", "a@2000"]);
+    assertEquals(
+      await keys({ job_id: "a", status: "success", since: 1000, limit: 10 }),
+      ["a@3000", "a@1000"],
+    );
+  },
+);
+
+contract("queuedManualRuns", "nothing when no request waits", async ({ store }) => {
+  await store.claimRuns([fire("a", 1000)]);
+  assertEquals(await store.queuedManualRuns(10), []);
+});
+
+contract(
+  "queuedManualRuns",
+  "only manual requests still queued and untaken, oldest first",
+  async ({ store }) => {
+    const [first, , , , second, , third] = await store.claimRuns([
+      manualRequest("b", 1000),
+      fire("a", 1000, { status: "queued" }), // a scheduled fire waiting for a worker
+      { ...manualRequest("a", 2000), node_id: "n1" }, // taken by a service, not started yet
+      { ...manualRequest("a", 3000), status: "running", node_id: "n1" },
+      manualRequest("a", 500),
+      { ...manualRequest("c", 4000), status: "success" },
+      manualRequest("c", 5000),
+    ]);
+    const pending = await store.queuedManualRuns(10);
+    assertEquals(pending.map((r) => r.id), [first, second, third]);
+    assertEquals(pending.map((r) => [r.job_id, r.scheduled_at]), [["b", 1000], ["a", 500], [
+      "c",
+      5000,
+    ]]);
+  },
+);
+
+contract("queuedManualRuns", "at most limit", async ({ store }) => {
+  const ids = await store.claimRuns([
+    manualRequest("a", 1000),
+    manualRequest("b", 1000),
+    manualRequest("c", 1000),
+  ]);
+  assertEquals((await store.queuedManualRuns(2)).map((r) => r.id), ids.slice(0, 2));
+});
+
+contract(
+  "interruptOrphans",
+  "runs left running or queued on this node become interrupted",
+  async ({ store }) => {
+    const ids = await store.claimRuns([
+      fire("a", 1000, { node_id: "me", started_at: 1000 }),
+      fire("b", 1000, { node_id: "me", status: "queued" }),
+      { ...manualRequest("c", 1000), node_id: "me" },
+    ]);
+    assertEquals(await store.interruptOrphans("me", 9000), 3);
+    for (const id of ids) {
+      const run = await store.getRun(id!);
+      assertEquals(
+        [run?.status, run?.finished_at, run?.note],
+        ["interrupted", 9000, "the service stopped while it ran"],
+        `run ${id}`,
+      );
+    }
+    assertEquals((await store.getRun(ids[0]!))?.started_at, 1000, "started_at is kept");
+  },
+);
+
+contract(
+  "interruptOrphans",
+  "other nodes' runs, untaken requests and ended runs are left alone",
+  async ({ store }) => {
+    const ended = FINAL_STATUSES.map((status, i) => fire("done", i, { node_id: "me", status }));
+    const others = [
+      fire("a", 1000, { node_id: "other" }),
+      fire("b", 1000, { node_id: "other", status: "queued" }),
+      manualRequest("c", 1000),
+    ];
+    const ids = await store.claimRuns([...ended, ...others]);
+    const before = await Promise.all(ids.map((id) => store.getRun(id!)));
+    assertEquals(await store.interruptOrphans("me", 9000), 0);
+    assertEquals(await Promise.all(ids.map((id) => store.getRun(id!))), before);
+  },
+);
+
+contract("lastFires", "empty when no job has fired", async ({ store }) => {
+  assertEquals(await store.lastFires(), new Map());
+});
+
+contract(
+  "lastFires",
+  "the latest scheduled fire of each job, whatever became of it",
+  async ({ store }) => {
+    await store.claimRuns([
+      fire("a", 1000, { status: "success" }),
+      fire("a", 3000, { status: "missed" }),
+      fire("a", 2000, { status: "failed" }),
+      fire("b", 500, { status: "skipped" }),
+    ]);
+    assertEquals(await store.lastFires(), new Map([["a", 3000], ["b", 500]]));
+  },
+);
+
+contract("lastFires", "manual runs are not fires of the schedule", async ({ store }) => {
+  await store.claimRuns([
+    fire("a", 1000, { status: "success" }),
+    { ...manualRequest("a", 9000), status: "success" },
+    manualRequest("only-manual", 9000),
+  ]);
+  assertEquals(await store.lastFires(), new Map([["a", 1000]]));
+});
+
+contract("countRuns", "empty when no run is that recent", async ({ store }) => {
+  await store.claimRuns([fire("a", 1000, { status: "success" })]);
+  assertEquals(await store.countRuns(1001), {});
+});
+
+contract("countRuns", "runs scheduled at or after since, by status", async ({ store }) => {
+  const at = (job: string, scheduled_at: number, status: RunStatus) =>
+    fire(job, scheduled_at, { status });
+  await store.claimRuns([
+    at("a", 999, "failed"),
+    at("a", 1000, "success"),
+    at("b", 1000, "failed"),
+    at("a", 2000, "success"),
+    at("c", 2000, "running"),
+    { ...manualRequest("d", 3000), status: "success" },
+  ]);
+  assertEquals(await store.countRuns(1000), { success: 3, failed: 1, running: 1 });
+});
