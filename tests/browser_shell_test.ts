@@ -4,9 +4,8 @@
  * sign-in form, a right one signs in and shows its role.
  */
 import { assertEquals } from "./assert.ts";
-import { defaultSettings } from "../src/config/config.ts";
-import { Metrics } from "../src/http/metrics.ts";
-import { startHttpServer } from "../src/http/server.ts";
+import { freshDatabase } from "./helpers.ts";
+import { READER, startApi } from "./http_harness.ts";
 import {
   CHROMIUM,
   fill,
@@ -16,36 +15,23 @@ import {
   waitForText,
 } from "./browser_harness.ts";
 
-const READER = "read-token-0123456789abcdef";
-
 Deno.test({
   name: "dashboard: sign in with a token; a wrong one is refused",
   ignore: CHROMIUM === null,
   async fn() {
-    const server = await startHttpServer(
-      {
-        ...defaultSettings(),
-        "http.listen": "127.0.0.1:0",
-        "http.token": "",
-        "http.tokens": [{ token: READER, role: "read" }],
-      },
-      { metrics: new Metrics(), readiness: () => ({ ready: true, checks: {} }), redact: (t) => t },
-    );
-    try {
-      await using chromium = await openBrowser();
-      const page = await chromium.page();
-      await page.goto(`${server.url}/#/status`);
-      await page.waitForSelector("#login input[name=token]");
-      await page.type("#login input[name=token]", "wrong-token-0123456789abcdef");
-      await page.click("#login button[type=submit]");
-      await waitForText(page, "#login .alert", "the bearer token is not one of http.tokens");
-      await screenshot(page, "login-refused");
-      await fill(page, "#login input[name=token]", READER);
-      await page.click("#login button[type=submit]");
-      await waitForText(page, "#who", "read");
-      assertEquals(takePageErrors(), []);
-    } finally {
-      await server.close();
-    }
+    await using db = await freshDatabase("sqlite");
+    await using api = await startApi(db, { "http.tokens": [{ token: READER, role: "read" }] });
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    await page.goto(`${api.url}/#/status`);
+    await page.waitForSelector("#login input[name=token]");
+    await page.type("#login input[name=token]", "wrong-token-0123456789abcdef");
+    await page.click("#login button[type=submit]");
+    await waitForText(page, "#login .alert", "the bearer token is not one of http.tokens");
+    await screenshot(page, "login-refused");
+    await fill(page, "#login input[name=token]", READER);
+    await page.click("#login button[type=submit]");
+    await waitForText(page, "#who", "read");
+    assertEquals(takePageErrors(), []);
   },
 });

@@ -15,8 +15,9 @@ import {
 } from "../src/errors.ts";
 import { planListen } from "../src/http/listen.ts";
 import { errorBody, HttpError, statusOf } from "../src/http/errors.ts";
-import { Metrics } from "../src/http/metrics.ts";
-import { startHttpServer } from "../src/http/server.ts";
+import { type ServeDeps, startHttpServer } from "../src/http/server.ts";
+import { freshDatabase } from "./helpers.ts";
+import { serverDeps } from "./http_harness.ts";
 import { assertRejects } from "./assert.ts";
 
 const ADMIN = "admin-token-0123456789abcdef";
@@ -26,12 +27,15 @@ function settings(overrides: Partial<Settings>): Settings {
   return { ...defaultSettings(), "http.listen": "127.0.0.1:0", ...overrides };
 }
 
-function deps() {
-  return {
-    metrics: new Metrics(),
-    readiness: () => ({ ready: true, checks: {} }),
-    redact: (text: string) => text,
-  };
+/** A real store on a fresh SQLite file for a server whose test does not query it. */
+async function withDeps<T>(fn: (deps: ServeDeps) => Promise<T>): Promise<T> {
+  await using db = await freshDatabase("sqlite");
+  const store = db.open();
+  try {
+    return await fn(serverDeps(store));
+  } finally {
+    await store.close();
+  }
 }
 
 async function withConfig<T>(text: string, fn: (path: string) => T): Promise<T> {
@@ -121,69 +125,72 @@ Deno.test("errors map to statuses; the body is the CLI's message, with the field
   );
 });
 
-Deno.test("a server without tokens is open on loopback; /healthz and /metrics answer", async () => {
-  const server = await startHttpServer(settings({}), deps());
-  try {
-    assertStringIncludes(server.url, "http://127.0.0.1:");
-    const health = await fetch(`${server.url}/healthz`);
-    assertEquals([health.status, await health.json()], [200, { status: "ok" }]);
-    const metrics = await fetch(`${server.url}/metrics`);
-    assertEquals(metrics.status, 200);
-    assertStringIncludes(await metrics.text(), "jobsmanager_process_resident_memory_bytes");
-    const missing = await fetch(`${server.url}/nowhere`);
-    assertEquals([missing.status, await missing.json()], [404, {
-      error: "no such endpoint: GET /nowhere",
-    }]);
-  } finally {
-    await server.close();
-  }
-});
-
-Deno.test("tokens guard /metrics; a wrong one is refused without being echoed", async () => {
-  const dir = await Deno.makeTempDir();
-  const file = `${dir}/read.token`;
-  await Deno.writeTextFile(file, `${READER}\n`);
-  const seen: string[] = [];
-  const server = await startHttpServer(
-    settings({ "http.tokens": [{ token_file: file, role: "read" }], "http.token": ADMIN }),
-    deps(),
-    (values) => seen.push(...values),
-  );
-  try {
-    assertEquals(seen, [READER, ADMIN]);
-    const get = (token?: string) =>
-      fetch(`${server.url}/metrics`, {
-        headers: token === undefined ? {} : { Authorization: `Bearer ${token}` },
-      });
-    const none = await get();
-    assertEquals(none.status, 401);
-    assertEquals(none.headers.get("www-authenticate"), 'Bearer realm="jobsmanager"');
-    assertStringIncludes((await none.json()).error, "Authorization: Bearer TOKEN");
-    const wrong = await get("not-a-token-of-ours-at-all");
-    const body = await wrong.text();
-    assertEquals(wrong.status, 401);
-    assert(!body.includes("not-a-token-of-ours"), body);
-    for (const token of [READER, ADMIN]) {
-      const ok = await get(token);
-      assertEquals(ok.status, 200);
-      await ok.body?.cancel();
+Deno.test("a server without tokens is open on loopback; /healthz and /metrics answer", () =>
+  withDeps(async (deps) => {
+    const server = await startHttpServer(settings({}), deps);
+    try {
+      assertStringIncludes(server.url, "http://127.0.0.1:");
+      const health = await fetch(`${server.url}/healthz`);
+      assertEquals([health.status, await health.json()], [200, { status: "ok" }]);
+      const metrics = await fetch(`${server.url}/metrics`);
+      assertEquals(metrics.status, 200);
+      assertStringIncludes(await metrics.text(), "jobsmanager_process_resident_memory_bytes");
+      const missing = await fetch(`${server.url}/nowhere`);
+      assertEquals([missing.status, await missing.json()], [404, {
+        error: "no such endpoint: GET /nowhere",
+      }]);
+    } finally {
+      await server.close();
     }
-    const health = await fetch(`${server.url}/healthz`);
-    assertEquals(health.status, 200, "probes need no token");
-    await health.body?.cancel();
-  } finally {
-    await server.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("a reachable address without a token does not start", async () => {
-  await assertRejects(
-    () => startHttpServer(settings({ "http.listen": "0.0.0.0:0" }), deps()),
-    ValidationError,
-    "no token is configured",
-  );
-});
+Deno.test("tokens guard /metrics; a wrong one is refused without being echoed", () =>
+  withDeps(async (deps) => {
+    const dir = await Deno.makeTempDir();
+    const file = `${dir}/read.token`;
+    await Deno.writeTextFile(file, `${READER}\n`);
+    const seen: string[] = [];
+    const server = await startHttpServer(
+      settings({ "http.tokens": [{ token_file: file, role: "read" }], "http.token": ADMIN }),
+      deps,
+      (values) => seen.push(...values),
+    );
+    try {
+      assertEquals(seen, [READER, ADMIN]);
+      const get = (token?: string) =>
+        fetch(`${server.url}/metrics`, {
+          headers: token === undefined ? {} : { Authorization: `Bearer ${token}` },
+        });
+      const none = await get();
+      assertEquals(none.status, 401);
+      assertEquals(none.headers.get("www-authenticate"), 'Bearer realm="jobsmanager"');
+      assertStringIncludes((await none.json()).error, "Authorization: Bearer TOKEN");
+      const wrong = await get("not-a-token-of-ours-at-all");
+      const body = await wrong.text();
+      assertEquals(wrong.status, 401);
+      assert(!body.includes("not-a-token-of-ours"), body);
+      for (const token of [READER, ADMIN]) {
+        const ok = await get(token);
+        assertEquals(ok.status, 200);
+        await ok.body?.cancel();
+      }
+      const health = await fetch(`${server.url}/healthz`);
+      assertEquals(health.status, 200, "probes need no token");
+      await health.body?.cancel();
+    } finally {
+      await server.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  }));
+
+Deno.test("a reachable address without a token does not start", () =>
+  withDeps(async (deps) => {
+    await assertRejects(
+      () => startHttpServer(settings({ "http.listen": "0.0.0.0:0" }), deps),
+      ValidationError,
+      "no token is configured",
+    );
+  }));
 
 /** A throwaway certificate authority and a certificate for 127.0.0.1 it signed. */
 async function openssl(dir: string, args: string): Promise<void> {
@@ -197,36 +204,37 @@ async function openssl(dir: string, args: string): Promise<void> {
   assert(out.success, `openssl ${args}: ${new TextDecoder().decode(out.stderr)}`);
 }
 
-Deno.test("http.cert and http.key serve HTTPS; one without the other is refused", async () => {
-  const dir = await Deno.makeTempDir();
-  const [cert, key] = [`${dir}/cert.pem`, `${dir}/key.pem`];
-  const ca = `${dir}/ca.pem`;
-  await openssl(
-    dir,
-    "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca.key -out ca.pem",
-  );
-  await openssl(
-    dir,
-    "req -newkey rsa:2048 -nodes -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -keyout key.pem -out leaf.csr",
-  );
-  await openssl(
-    dir,
-    "x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -days 1 -copy_extensions copy -out cert.pem",
-  );
-  await assertRejects(
-    () => startHttpServer(settings({ "http.cert": cert }), deps()),
-    ValidationError,
-    "http.key: missing; HTTPS needs both http.cert and http.key",
-  );
-  const server = await startHttpServer(settings({ "http.cert": cert, "http.key": key }), deps());
-  const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(ca)] });
-  try {
-    assertStringIncludes(server.url, "https://127.0.0.1:");
-    const health = await fetch(`${server.url}/healthz`, { client });
-    assertEquals(await health.json(), { status: "ok" });
-  } finally {
-    client.close();
-    await server.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+Deno.test("http.cert and http.key serve HTTPS; one without the other is refused", () =>
+  withDeps(async (deps) => {
+    const dir = await Deno.makeTempDir();
+    const [cert, key] = [`${dir}/cert.pem`, `${dir}/key.pem`];
+    const ca = `${dir}/ca.pem`;
+    await openssl(
+      dir,
+      "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca.key -out ca.pem",
+    );
+    await openssl(
+      dir,
+      "req -newkey rsa:2048 -nodes -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -keyout key.pem -out leaf.csr",
+    );
+    await openssl(
+      dir,
+      "x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -days 1 -copy_extensions copy -out cert.pem",
+    );
+    await assertRejects(
+      () => startHttpServer(settings({ "http.cert": cert }), deps),
+      ValidationError,
+      "http.key: missing; HTTPS needs both http.cert and http.key",
+    );
+    const server = await startHttpServer(settings({ "http.cert": cert, "http.key": key }), deps);
+    const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(ca)] });
+    try {
+      assertStringIncludes(server.url, "https://127.0.0.1:");
+      const health = await fetch(`${server.url}/healthz`, { client });
+      assertEquals(await health.json(), { status: "ok" });
+    } finally {
+      client.close();
+      await server.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  }));

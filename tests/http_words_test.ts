@@ -21,6 +21,7 @@ Deno.test("common schedules read as a sentence; the rest field by field", () => 
     [words("0", "0", "0", "1 * *"), "at 00:00 on day 1 of the month"],
     [words("0", "0", "0", "last * *"), "at 00:00 on the last day of the month"],
     [words("0", "0", "0", "* jan,jul *"), "at 00:00 in month jan,jul"],
+    [words("0", "0", "9", "* * 0-4"), "at 09:00 on mon-fri"],
     [words("0", "0,30", "9-17", "* * mon-fri"), "at second 0, minute 0,30, hour 9-17 on mon-fri"],
   ];
   assertEquals(cases.map(([got]) => got), cases.map(([, want]) => want));

@@ -19,7 +19,7 @@ import {
 import type { ContextOf } from "./context.ts";
 import { jobRunCommand } from "./job_run.ts";
 import { fireLines, jobDetails, jobsTable } from "./output.ts";
-import { parseCount } from "./parse.ts";
+import { parseCount } from "../domain/input.ts";
 
 /** The most fires `job show -n` and `job next -n` print. */
 const MAX_FIRES = 1000;

@@ -7,16 +7,28 @@ import { Hono } from "hono";
 import type { Context, MiddlewareHandler } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { log } from "../daemon/log.ts";
+import type { Store } from "../store/store.ts";
+import { jobRoutes } from "./api/jobs.ts";
+import { logRoutes } from "./api/logs.ts";
+import { runRoutes } from "./api/runs.ts";
+import { statusRoutes } from "./api/status.ts";
 import { bearerOf, type Role, type Tokens } from "./auth.ts";
+import { dashboardRoutes } from "./dashboard/routes.ts";
 import { errorBody, HttpError, statusOf } from "./errors.ts";
 import { healthRoutes, type Readiness } from "./health.ts";
+import { isLoopback } from "./listen.ts";
 import type { Metrics } from "./metrics.ts";
-import { dashboardRoutes } from "./dashboard/routes.ts";
+import { OPENAPI } from "./openapi.ts";
 
 export interface HttpDeps {
+  store: Store;
+  /** Time zone of jobs that name none (`jobsmanager.timezone`, else this machine's). */
+  defaultZone: string;
+  /** `jobsmanager.heartbeat_interval` in ms: when a node counts as stale. */
+  heartbeatMs: number;
   tokens: Tokens;
   metrics: Metrics;
-  readiness: () => Readiness | Promise<Readiness>;
+  readiness: () => Promise<Readiness>;
   /** Scrub secrets (the database password, tokens) from a message. */
   redact: (text: string) => string;
   /** Aborted when the server stops: live streams end. */
@@ -34,6 +46,7 @@ const httpLog = log("http");
 function authenticate(tokens: Tokens): MiddlewareHandler<Env> {
   return async (c, next) => {
     if (!tokens.configured) {
+      guardOpenServer(c);
       c.set("role", "admin");
       return await next();
     }
@@ -53,6 +66,31 @@ function authenticate(tokens: Tokens): MiddlewareHandler<Env> {
     c.set("role", role);
     await next();
   };
+}
+
+/**
+ * Without tokens, any page a local browser opens could reach the API:
+ * refuse a Host that is not loopback (DNS rebinding) and a write from
+ * another origin (cross-site requests).
+ */
+function guardOpenServer(c: Context): void {
+  const host = new URL(`http://${c.req.header("host") ?? "localhost"}`).hostname.replace(
+    /^\[|\]$/g,
+    "",
+  );
+  if (!isLoopback(host)) {
+    throw new HttpError(
+      403,
+      `Host '${host}' refused: without a token this server answers loopback names only`,
+    );
+  }
+  const origin = c.req.header("origin");
+  if (c.req.method !== "GET" && origin !== undefined && new URL(c.req.url).origin !== origin) {
+    throw new HttpError(
+      403,
+      `a write from ${origin} refused: only pages of this server may change jobs`,
+    );
+  }
 }
 
 /** Reading needs any role; anything else needs admin. */
@@ -82,20 +120,23 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
   });
   app.notFound((c) =>
     c.json(
-      errorBody(
-        new HttpError(404, `no such endpoint: ${c.req.method} ${c.req.path}`),
-        deps.redact,
-      ),
+      errorBody(new HttpError(404, `no such endpoint: ${c.req.method} ${c.req.path}`), deps.redact),
       404,
     )
   );
   app.route("/", healthRoutes(deps.readiness));
+  app.route("/", dashboardRoutes());
+  app.get("/api/v1/openapi.json", (c) => c.json(OPENAPI));
   app.use("/metrics", authenticate(deps.tokens));
   app.get("/metrics", async (c) => {
     return c.body(await deps.metrics.text(), 200, { "Content-Type": deps.metrics.contentType });
   });
-  app.route("/", dashboardRoutes());
   app.use("/api/v1/*", authenticate(deps.tokens), authorize);
   app.get("/api/v1/session", (c) => c.json({ role: c.get("role"), auth: deps.tokens.configured }));
+  const api = { ...deps };
+  app.route("/api/v1", jobRoutes(api));
+  app.route("/api/v1", runRoutes(api));
+  app.route("/api/v1", logRoutes(api));
+  app.route("/api/v1", statusRoutes(api, deps.readiness));
   return app;
 }

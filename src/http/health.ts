@@ -1,26 +1,37 @@
 /**
- * `/healthz`: the process answers. `/readyz`: the service can do its work
- * (timetable loaded, database reachable); a load balancer or Kubernetes
- * probe takes a node out while it is not.
+ * `/healthz`: the process answers (a liveness probe). `/readyz`: the node
+ * can do its work: timetable loaded and database reachable (a readiness
+ * probe). With the database away but the timetable loaded, the node is
+ * `degraded`: it keeps firing from memory, but the API cannot answer, so
+ * it says 503 and a load balancer takes it out without restarting it.
  */
 import { Hono } from "hono";
 
-export interface Readiness {
-  /** True when the node should get traffic. */
-  ready: boolean;
-  /** What the probe saw, for people: timetable, database, … */
-  checks: Record<string, string>;
+export interface Check {
+  ok: boolean;
+  /** For people: "reachable", "unreachable for 12 s", "42 jobs loaded", … */
+  detail: string;
 }
 
-export function healthRoutes(readiness: () => Readiness | Promise<Readiness>): Hono {
+export interface Readiness {
+  database: Check;
+  timetable: Check;
+}
+
+export type ReadyState = "ready" | "degraded" | "not ready";
+
+export function readyState(r: Readiness): ReadyState {
+  if (r.database.ok && r.timetable.ok) return "ready";
+  return r.timetable.ok ? "degraded" : "not ready";
+}
+
+export function healthRoutes(readiness: () => Promise<Readiness>): Hono {
   const routes = new Hono();
   routes.get("/healthz", (c) => c.json({ status: "ok" }));
   routes.get("/readyz", async (c) => {
-    const state = await readiness();
-    return c.json(
-      { status: state.ready ? "ready" : "not ready", ...state.checks },
-      state.ready ? 200 : 503,
-    );
+    const r = await readiness();
+    const state = readyState(r);
+    return c.json({ status: state, ...r }, state === "ready" ? 200 : 503);
   });
   return routes;
 }

@@ -3,7 +3,7 @@
  * mon-fri"). Common shapes get a sentence; anything else is said field by
  * field, so the words never claim more than the fields do.
  */
-import type { ScheduleFields } from "../cron/fields.ts";
+import { readableSchedule, type ScheduleFields } from "../cron/fields.ts";
 
 const NUMBER = /^\d+$/;
 const EVERY = /^\*\/(\d+)$/;
@@ -43,7 +43,9 @@ function datePart(s: ScheduleFields): string[] {
   return out;
 }
 
-export function scheduleWords(s: ScheduleFields): string {
+export function scheduleWords(fields: ScheduleFields): string {
+  // Weekdays in names, as the CLI shows them: numbers count differently in crontab.
+  const s = { ...fields, day_of_week: readableSchedule(fields).split(" ")[5] };
   const time = timePart(s);
   const dates = datePart(s);
   if (time === null) {

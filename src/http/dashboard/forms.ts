@@ -28,7 +28,7 @@ page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
     h("div", { class: "card" }, h("dl", { class: "grid", id: "job-fields" },
       row("command", h("code", {}, job.command)),
       row("schedule", [job.schedule_words, h("div", { class: "mono muted small" },
-        FIELDS.map((f) => f + "=" + job[f]).join("  "))]),
+        job.schedule + "   (second minute hour day month day_of_week)")]),
       row("timezone", job.timezone === null ? h("span", {}, d.zone, h("span", { class: "muted" }, " (service default)")) : job.timezone),
       row("timeout", job.timeout === 0 ? "none" : job.timeout + " s"),
       row("max_instances", orDefault(job.max_instances)),

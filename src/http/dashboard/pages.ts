@@ -31,7 +31,7 @@ function jobRow(job) {
     h("td", {}, h("a", { href: "#/jobs/" + enc(job.id) }, job.id),
       job.description ? h("div", { class: "muted small" }, job.description) : null),
     h("td", {}, job.invalid ? h("div", { class: "field-error" }, job.invalid) : job.schedule_words,
-      h("div", { class: "mono muted small" }, FIELDS.map((f) => job[f]).join(" "))),
+      h("div", { class: "mono muted small" }, job.schedule)),
     h("td", { class: "hide-narrow" }, job.zone),
     h("td", {}, job.next_fire ? [when(job.next_fire, job.zone),
       h("div", { class: "muted small" }, ago(Date.parse(job.next_fire)))] : h("span", { class: "muted" }, "-")),
@@ -150,8 +150,7 @@ page(/^\/runs\/(\d+)$/, async ([id], _, signal) => {
     const run = await api("GET", "/runs/" + id);
     const output = (name, text) => [h("h2", {}, name), text ? h("pre", { id: name }, text) : h("p", { class: "muted" }, "(empty)")];
     show(signal,
-      h("h1", {}, "Run #" + run.id, badge(run.status, run.note),
-        FINAL(run.status) ? null : action("Cancel", () => api("POST", "/runs/" + run.id + "/cancel"), { class: "danger", confirm: "Cancel run #" + run.id + "?" })),
+      h("h1", {}, "Run #" + run.id, badge(run.status, run.note)),
       h("div", { class: "card" }, h("dl", { class: "grid" },
         h("dt", {}, "job"), h("dd", {}, h("a", { href: "#/jobs/" + enc(run.job_id) }, run.job_id)),
         h("dt", {}, "trigger"), h("dd", {}, run.trigger + (run.forced ? " (forced)" : "")),

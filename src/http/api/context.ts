@@ -1,0 +1,36 @@
+/** What every API route needs: the store, the service defaults, and how to read a body. */
+import type { Context } from "hono";
+import type { Store } from "../../store/store.ts";
+import { HttpError } from "../errors.ts";
+
+export interface ApiContext {
+  store: Store;
+  /** Time zone of jobs that name none (`jobsmanager.timezone`, else this machine's). */
+  defaultZone: string;
+  /** `jobsmanager.heartbeat_interval` in ms: when a node counts as stale. */
+  heartbeatMs: number;
+  /** Aborted when the server stops: live streams end. */
+  closing: AbortSignal;
+  redact: (text: string) => string;
+}
+
+/** The JSON body of a request; `fallback` when there is none (else that is an error). */
+export async function readJson(c: Context, fallback?: unknown): Promise<unknown> {
+  const text = await c.req.text();
+  if (text.trim() === "") {
+    if (fallback !== undefined) return fallback;
+    throw new HttpError(400, "the request has no body; send a JSON object");
+  }
+  const type = c.req.header("content-type") ?? "";
+  if (!/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
+    throw new HttpError(
+      415,
+      `the body must be JSON (Content-Type: application/json), not '${type}'`,
+    );
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new HttpError(400, `the body is not valid JSON: ${(error as Error).message}`);
+  }
+}
