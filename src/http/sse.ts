@@ -27,7 +27,10 @@ const KEEPALIVE_MS = 15_000;
 
 export function pollStream(c: Context, o: PollOptions): Response {
   return streamSSE(c, async (stream) => {
-    const done = AbortSignal.any([o.closing, c.req.raw.signal]);
+    // The client leaving cancels the stream; the server stopping ends it.
+    const left = new AbortController();
+    stream.onAbort(() => left.abort());
+    const done = AbortSignal.any([o.closing, left.signal]);
     done.addEventListener("abort", () => stream.abort(), { once: true });
     let quietSince = Date.now();
     let failing = false;

@@ -292,7 +292,7 @@ async function route() {
 
 /** Replace the page, unless the viewer has moved on meanwhile. */
 function show(signal, ...children) {
-  if (!signal.aborted) main().replaceChildren(...children);
+  if (!signal.aborted) main().replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
 }
 
 window.addEventListener("hashchange", route);

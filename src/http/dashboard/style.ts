@@ -81,7 +81,7 @@ dl.grid dd { margin: 0; word-break: break-word; }
 .logs td { font-family: ui-monospace, monospace; font-size: .8rem; }
 .login { max-width: 26rem; margin: 3rem auto; }
 .login input { width: 100%; margin: .5rem 0 .75rem; }
-.switch { display: inline-flex; align-items: center; gap: .35rem; cursor: pointer; }
+.switch, .filters label.switch { display: inline-flex; flex-direction: row; align-items: center; gap: .35rem; cursor: pointer; }
 @media (max-width: 700px) {
   main { padding: .6rem; }
   th, td { padding: .4rem .45rem; }
