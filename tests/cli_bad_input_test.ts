@@ -10,7 +10,7 @@ import {
   cli,
   type CliResult,
   freshDatabase,
-  MYSQL_URL,
+  mysqlTest,
   rawQuery,
   type TestDatabase,
 } from "./helpers.ts";
@@ -487,10 +487,9 @@ Deno.test("cli: database URLs that cannot work (exit 2 or 1)", async () => {
   }
 });
 
-Deno.test({
-  name: "cli[mysql]: a wrong password and a missing database (exit 1, nothing changed)",
-  ignore: MYSQL_URL === "",
-  async fn() {
+mysqlTest(
+  "cli[mysql]: a wrong password and a missing database (exit 1, nothing changed)",
+  async () => {
     await using db = await freshDatabase("mysql");
     await seeded(db);
     const t = db.target;
@@ -521,4 +520,4 @@ Deno.test({
     );
     assertEquals(schemas.length, 0, "the missing database was not created");
   },
-});
+);

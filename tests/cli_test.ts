@@ -1,9 +1,9 @@
 /**
  * The real CLI end to end, as a subprocess, on every backend: the happy
  * paths of every job command (each write checked against `jm_jobs` and its
- * one reload marker), secrets kept out of every output, the original
- * project's `etc/global.json`, and the program's own flags. Bad input is in
- * cli_bad_input_test.ts.
+ * one reload marker, each test on a fresh database of its own), secrets
+ * kept out of every output, the original project's `etc/global.json`, and
+ * the program's own flags. Bad input is in cli_bad_input_test.ts.
  */
 import { originalGlobalJson } from "./fixtures.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
@@ -12,11 +12,12 @@ import { describeTarget } from "../src/store/target.ts";
 import { MIGRATIONS, SCHEMA_VERSION } from "../src/store/migrations.ts";
 import { VERSION } from "../src/version.ts";
 import {
+  type Backend,
   BACKENDS,
   cli,
   type CliResult,
   freshDatabase,
-  MYSQL_URL,
+  mysqlTest,
   rawQuery,
   type TestDatabase,
 } from "./helpers.ts";
@@ -100,6 +101,59 @@ async function ok(db: TestDatabase, args: string[]): Promise<string> {
   return r.stdout;
 }
 
+/** A job with field options, --timezone, --env twice, --cwd, --description and no timeout. */
+const ADD_BERLIN = [
+  "job",
+  "add",
+  "berlin",
+  "--command",
+  "echo hi",
+  "--hour",
+  "2",
+  "--minute",
+  "30",
+  "--timezone",
+  "Europe/Berlin",
+  "--env",
+  "A=1",
+  "--env",
+  "B=x=y",
+  "--cwd",
+  "/tmp",
+  "--description",
+  "nightly backup",
+  "--timeout",
+  "0",
+];
+/** A disabled job from a crontab line. */
+const ADD_TICK = [
+  "job",
+  "add",
+  "tick",
+  "--command",
+  "date",
+  "--cron",
+  "*/5 * * * 1-5",
+  "--disabled",
+];
+/** The same job enabled and running `date -u`, as `job add tick --replace` leaves it. */
+const ADD_TICK_ENABLED = ["job", "add", "tick", "--command", "date -u", "--cron", "*/5 * * * 1-5"];
+
+/**
+ * A fresh database on `backend` holding what these CLI commands add, so
+ * each test starts from its own state and fails alone.
+ */
+async function databaseWith(backend: Backend, ...setup: string[][]): Promise<TestDatabase> {
+  const db = await freshDatabase(backend);
+  try {
+    for (const args of setup) await ok(db, args);
+  } catch (error) {
+    await db[Symbol.asyncDispose]();
+    throw new Error(`setting up the test failed: ${(error as Error).message}`);
+  }
+  return db;
+}
+
 interface Write {
   stdout: string;
   before: Job | null;
@@ -148,321 +202,297 @@ async function noWrite(db: TestDatabase, args: string[]): Promise<string> {
 }
 
 for (const backend of BACKENDS) {
-  Deno.test(`cli[${backend}]: job commands end to end`, async (t) => {
-    await using db = await freshDatabase(backend);
+  Deno.test(`cli[${backend}]: db migrate creates the schema, then reports it current`, async () => {
+    await using db = await databaseWith(backend);
     const description = describeTarget(db.target);
-
-    await t.step("db migrate creates the schema, then reports it current", async () => {
-      assertEquals(
-        await ok(db, ["db", "migrate"]),
-        `${description}: schema migrated from version 0 to ${SCHEMA_VERSION} (applied ${EVERY_VERSION})\n`,
-      );
-      assertEquals(
-        await noWrite(db, ["db", "migrate"]),
-        `${description}: schema already at version ${SCHEMA_VERSION}\n`,
-      );
-      assertEquals(JSON.parse(await noWrite(db, ["--json", "db", "migrate"])), {
-        database: description,
-        from: SCHEMA_VERSION,
-        to: SCHEMA_VERSION,
-        applied: [],
-        version: SCHEMA_VERSION,
-      });
-      assertEquals(await markers(db), []);
+    assertEquals(
+      await ok(db, ["db", "migrate"]),
+      `${description}: schema migrated from version 0 to ${SCHEMA_VERSION} (applied ${EVERY_VERSION})\n`,
+    );
+    assertEquals(
+      await noWrite(db, ["db", "migrate"]),
+      `${description}: schema already at version ${SCHEMA_VERSION}\n`,
+    );
+    assertEquals(JSON.parse(await noWrite(db, ["--json", "db", "migrate"])), {
+      database: description,
+      from: SCHEMA_VERSION,
+      to: SCHEMA_VERSION,
+      applied: [],
+      version: SCHEMA_VERSION,
     });
+    assertEquals(await markers(db), []);
+  });
 
-    await t.step("job add with field options, --timezone, --env twice, --cwd, …", async () => {
-      const w = await write(db, "berlin", [
-        "job",
-        "add",
-        "berlin",
-        "--command",
-        "echo hi",
-        "--hour",
-        "2",
-        "--minute",
-        "30",
-        "--timezone",
-        "Europe/Berlin",
-        "--env",
-        "A=1",
-        "--env",
-        "B=x=y",
-        "--cwd",
-        "/tmp",
-        "--description",
-        "nightly backup",
-        "--timeout",
-        "0",
-      ]);
-      const lines = w.stdout.split("\n");
-      assertEquals(lines.slice(0, 2), [
-        `added job 'berlin' (reload marker ${w.markerId})`,
-        "next fire:",
-      ]);
-      assertMatch(lines[2], /^ {2}\w{3} \d{4}-\d\d-\d\d 02:30:00 \+0[12]:00 {2}Europe\/Berlin {3}/);
-      const row = (await jobRows(db)).get("berlin")!;
-      assertEquals(
-        {
-          ...row,
-          enabled: Number(row.enabled),
-          timeout: Number(row.timeout),
-          created_at: undefined,
-          updated_at: undefined,
-        },
-        {
-          id: "berlin",
-          command: "echo hi",
-          second: "0",
-          minute: "30",
-          hour: "2",
-          day: "*",
-          month: "*",
-          day_of_week: "*",
-          timezone: "Europe/Berlin",
-          timeout: 0,
-          enabled: 1,
-          max_instances: null,
-          coalesce: null,
-          misfire_grace_time: null,
-          env: JSON.stringify({ A: "1", B: "x=y" }),
-          cwd: "/tmp",
-          description: "nightly backup",
-          created_at: undefined,
-          updated_at: undefined,
-        },
-      );
-      assertEquals(w.after!.created_at, w.after!.updated_at);
-      assert(Math.abs(w.after!.created_at - Date.now()) < 60_000, "created_at is now, in ms");
-    });
-
-    await t.step("job add with --cron and --disabled, --json", async () => {
-      const w = await write(db, "tick", [
-        "--json",
-        "job",
-        "add",
-        "tick",
-        "--command",
-        "date",
-        "--cron",
-        "*/5 * * * 1-5",
-        "--disabled",
-      ]);
-      const out = JSON.parse(w.stdout);
-      assertEquals(out.job, w.after);
-      assertEquals(out.marker_id, w.markerId);
-      assertEquals(out.next.length, 1);
-      const { second, minute, hour, day, month, day_of_week, enabled } = w.after!;
-      assertEquals({ second, minute, hour, day, month, day_of_week, enabled }, {
+  Deno.test(`cli[${backend}]: job add with field options, --timezone, --env twice, --cwd, …`, async () => {
+    // The schema only, so the write can be compared with the empty tables before it.
+    await using db = await databaseWith(backend, ["db", "migrate"]);
+    const w = await write(db, "berlin", ADD_BERLIN);
+    const lines = w.stdout.split("\n");
+    assertEquals(lines.slice(0, 2), [
+      `added job 'berlin' (reload marker ${w.markerId})`,
+      "next fire:",
+    ]);
+    assertMatch(lines[2], /^ {2}\w{3} \d{4}-\d\d-\d\d 02:30:00 \+0[12]:00 {2}Europe\/Berlin {3}/);
+    const row = (await jobRows(db)).get("berlin")!;
+    assertEquals(
+      {
+        ...row,
+        enabled: Number(row.enabled),
+        timeout: Number(row.timeout),
+        created_at: undefined,
+        updated_at: undefined,
+      },
+      {
+        id: "berlin",
+        command: "echo hi",
         second: "0",
-        minute: "*/5",
-        hour: "*",
+        minute: "30",
+        hour: "2",
         day: "*",
         month: "*",
-        day_of_week: "mon-fri",
-        enabled: false,
-      });
-    });
-
-    await t.step("job add --replace replaces the job and keeps created_at", async () => {
-      const w = await write(db, "tick", [
-        "job",
-        "add",
-        "tick",
-        "--replace",
-        "--command",
-        "date -u",
-        "--cron",
-        "*/5 * * * 1-5",
-      ]);
-      assertEquals(w.stdout.split("\n")[0], `replaced job 'tick' (reload marker ${w.markerId})`);
-      assertEquals(w.after, {
-        ...w.before!,
-        command: "date -u",
-        enabled: true,
-        updated_at: w.after!.updated_at,
-      });
-      assert(w.after!.updated_at >= w.before!.updated_at);
-    });
-
-    await t.step("job list: a table with the ids; --json has every field", async () => {
-      const text = await noWrite(db, ["job", "list"]);
-      const lines = text.trimEnd().split("\n");
-      assertMatch(
-        lines[0],
-        /^ID +SCHEDULE \(s m h dom mon dow\) +ZONE +ENABLED +TIMEOUT +NEXT FIRE +COMMAND$/,
-      );
-      assertEquals(lines.length, 3);
-      assertMatch(
-        lines[1],
-        /^berlin +0 30 2 \* \* \* +Europe\/Berlin +yes +none +\w{3} .* +echo hi$/,
-      );
-      assertMatch(
-        lines[2],
-        /^tick +0 \*\/5 \* \* \* mon-fri +\(.+\) +yes +60s +\w{3} .* +date -u$/,
-      );
-      const listed = JSON.parse(await noWrite(db, ["--json", "job", "list"]));
-      assertEquals(listed.map((j: Job) => j.id), ["berlin", "tick"]);
-      for (const job of listed) assertEquals(Object.keys(job).sort(), JOB_FIELDS);
-      const stored = await jobs(db);
-      assertEquals(listed, [stored.get("berlin"), stored.get("tick")]);
-    });
-
-    await t.step("job show: every field, and the next fires (--json with next)", async () => {
-      const text = await noWrite(db, ["job", "show", "berlin"]);
-      for (
-        const line of [
-          "id                  berlin",
-          "command             echo hi",
-          "schedule            0 30 2 * * *   (second minute hour day month day_of_week)",
-          "timezone            Europe/Berlin",
-          "enabled             yes",
-          "timeout             none",
-          "max_instances       (service default: jobsmanager.max_instances)",
-          "env                 A=1 B=x=y",
-          "cwd                 /tmp",
-          "description         nightly backup",
-          "next fires:",
-        ]
-      ) {
-        assert(text.split("\n").includes(line), `job show has ${JSON.stringify(line)}:\n${text}`);
-      }
-      assertEquals(
-        text.trimEnd().split("\n").filter((l) => l.includes("Europe/Berlin   ")).length,
-        5,
-      );
-      const shown = JSON.parse(await noWrite(db, ["--json", "job", "show", "berlin", "-n", "3"]));
-      // Every job field plus `next` (other keys, such as recent runs, may follow).
-      const job = Object.fromEntries(JOB_FIELDS.map((f) => [f, shown[f]]));
-      assertEquals(job, (await jobs(db)).get("berlin"));
-      const next: string[] = shown.next;
-      assertEquals(next.length, 3);
-      const times = next.map((s: string) => Date.parse(s));
-      assert(times[0] > Date.now() && times[0] < times[1] && times[1] < times[2], next.join());
-      for (const s of next) assertMatch(s, /^\d{4}-\d\d-\d\dT(00|01):30:00\.000Z$/);
-    });
-
-    await t.step("job next pins the Berlin spring-forward night", async () => {
-      const args = ["job", "next", "berlin", "-n", "3", "--from", "2026-03-28T00:00:00Z"];
-      assertEquals(JSON.parse(await noWrite(db, ["--json", ...args])), {
-        id: "berlin",
-        timezone: "Europe/Berlin",
-        from: "2026-03-28T00:00:00.000Z",
-        next: ["2026-03-28T01:30:00.000Z", "2026-03-29T01:00:00.000Z", "2026-03-30T00:30:00.000Z"],
-      });
-      assertEquals(
-        await noWrite(db, args),
-        [
-          "next 3 fires of 'berlin' after 2026-03-28T00:00:00.000Z (Europe/Berlin, then UTC):",
-          "  Sat 2026-03-28 02:30:00 +01:00  Europe/Berlin   2026-03-28T01:30:00Z",
-          "  Sun 2026-03-29 03:00:00 +02:00  Europe/Berlin   2026-03-29T01:00:00Z",
-          "  Mon 2026-03-30 02:30:00 +02:00  Europe/Berlin   2026-03-30T00:30:00Z",
-          "",
-        ].join("\n"),
-      );
-    });
-
-    await t.step("job update changes only the options given; --cron replaces all six", async () => {
-      let w = await write(db, "tick", ["job", "update", "tick", "--hour", "3"]);
-      assertEquals(w.stdout, `updated job 'tick' (reload marker ${w.markerId})\n`);
-      assertEquals(w.after, { ...w.before!, hour: "3", updated_at: w.after!.updated_at });
-
-      w = await write(db, "tick", ["job", "update", "tick", "--cron", "15 4 1 * *"]);
-      assertEquals(w.after, {
-        ...w.before!,
-        second: "0",
-        minute: "15",
-        hour: "4",
-        day: "1",
-        month: "*",
         day_of_week: "*",
-        updated_at: w.after!.updated_at,
-      });
+        timezone: "Europe/Berlin",
+        timeout: 0,
+        enabled: 1,
+        max_instances: null,
+        coalesce: null,
+        misfire_grace_time: null,
+        env: JSON.stringify({ A: "1", B: "x=y" }),
+        cwd: "/tmp",
+        description: "nightly backup",
+        created_at: undefined,
+        updated_at: undefined,
+      },
+    );
+    assertEquals(w.after!.created_at, w.after!.updated_at);
+    assert(Math.abs(w.after!.created_at - Date.now()) < 60_000, "created_at is now, in ms");
+  });
 
-      w = await write(db, "tick", [
-        "--json",
-        "job",
-        "update",
-        "tick",
-        "--timeout",
-        "120",
-        "--env",
-        "C=3",
-        "--max-instances",
-        "2",
-        "--no-coalesce",
-        "--misfire-grace-time",
-        "30",
-      ]);
-      assertEquals(w.after, {
-        ...w.before!,
-        timeout: 120,
-        env: { C: "3" },
-        max_instances: 2,
-        coalesce: false,
-        misfire_grace_time: 30,
-        updated_at: w.after!.updated_at,
-      });
-      assertEquals(JSON.parse(w.stdout), { job: w.after, marker_id: w.markerId });
+  Deno.test(`cli[${backend}]: job add with --cron and --disabled, --json`, async () => {
+    await using db = await databaseWith(backend, ADD_BERLIN);
+    const w = await write(db, "tick", ["--json", ...ADD_TICK]);
+    const out = JSON.parse(w.stdout);
+    assertEquals(out.job, w.after);
+    assertEquals(out.marker_id, w.markerId);
+    assertEquals(out.next.length, 1);
+    const { second, minute, hour, day, month, day_of_week, enabled } = w.after!;
+    assertEquals({ second, minute, hour, day, month, day_of_week, enabled }, {
+      second: "0",
+      minute: "*/5",
+      hour: "*",
+      day: "*",
+      month: "*",
+      day_of_week: "mon-fri",
+      enabled: false,
+    });
+  });
 
-      assertEquals(
-        await noWrite(db, ["job", "update", "tick", "--timeout", "120", "--hour", "4"]),
-        "job 'tick' unchanged (the options given match it)\n",
-      );
+  Deno.test(`cli[${backend}]: job add --replace replaces the job and keeps created_at`, async () => {
+    await using db = await databaseWith(backend, ADD_BERLIN, ADD_TICK);
+    const w = await write(db, "tick", [
+      "job",
+      "add",
+      "tick",
+      "--replace",
+      "--command",
+      "date -u",
+      "--cron",
+      "*/5 * * * 1-5",
+    ]);
+    assertEquals(w.stdout.split("\n")[0], `replaced job 'tick' (reload marker ${w.markerId})`);
+    assertEquals(w.after, {
+      ...w.before!,
+      command: "date -u",
+      enabled: true,
+      updated_at: w.after!.updated_at,
+    });
+    assert(w.after!.updated_at >= w.before!.updated_at);
+  });
+
+  Deno.test(`cli[${backend}]: job list: a table with the ids; --json has every field`, async () => {
+    await using db = await databaseWith(backend, ADD_BERLIN, ADD_TICK_ENABLED);
+    const text = await noWrite(db, ["job", "list"]);
+    const lines = text.trimEnd().split("\n");
+    assertMatch(
+      lines[0],
+      /^ID +SCHEDULE \(s m h dom mon dow\) +ZONE +ENABLED +TIMEOUT +NEXT FIRE +COMMAND$/,
+    );
+    assertEquals(lines.length, 3);
+    assertMatch(
+      lines[1],
+      /^berlin +0 30 2 \* \* \* +Europe\/Berlin +yes +none +\w{3} .* +echo hi$/,
+    );
+    assertMatch(
+      lines[2],
+      /^tick +0 \*\/5 \* \* \* mon-fri +\(.+\) +yes +60s +\w{3} .* +date -u$/,
+    );
+    const listed = JSON.parse(await noWrite(db, ["--json", "job", "list"]));
+    assertEquals(listed.map((j: Job) => j.id), ["berlin", "tick"]);
+    for (const job of listed) assertEquals(Object.keys(job).sort(), JOB_FIELDS);
+    const stored = await jobs(db);
+    assertEquals(listed, [stored.get("berlin"), stored.get("tick")]);
+  });
+
+  Deno.test(`cli[${backend}]: job show: every field, and the next fires (--json with next)`, async () => {
+    await using db = await databaseWith(backend, ADD_BERLIN);
+    const text = await noWrite(db, ["job", "show", "berlin"]);
+    for (
+      const line of [
+        "id                  berlin",
+        "command             echo hi",
+        "schedule            0 30 2 * * *   (second minute hour day month day_of_week)",
+        "timezone            Europe/Berlin",
+        "enabled             yes",
+        "timeout             none",
+        "max_instances       (service default: jobsmanager.max_instances)",
+        "env                 A=1 B=x=y",
+        "cwd                 /tmp",
+        "description         nightly backup",
+        "next fires:",
+      ]
+    ) {
+      assert(text.split("\n").includes(line), `job show has ${JSON.stringify(line)}:\n${text}`);
+    }
+    assertEquals(
+      text.trimEnd().split("\n").filter((l) => l.includes("Europe/Berlin   ")).length,
+      5,
+    );
+    const shown = JSON.parse(await noWrite(db, ["--json", "job", "show", "berlin", "-n", "3"]));
+    // Every job field plus `next` (other keys, such as recent runs, may follow).
+    const job = Object.fromEntries(JOB_FIELDS.map((f) => [f, shown[f]]));
+    assertEquals(job, (await jobs(db)).get("berlin"));
+    const next: string[] = shown.next;
+    assertEquals(next.length, 3);
+    const times = next.map((s: string) => Date.parse(s));
+    assert(times[0] > Date.now() && times[0] < times[1] && times[1] < times[2], next.join());
+    for (const s of next) assertMatch(s, /^\d{4}-\d\d-\d\dT(00|01):30:00\.000Z$/);
+  });
+
+  Deno.test(`cli[${backend}]: job next pins the Berlin spring-forward night`, async () => {
+    await using db = await databaseWith(backend, ADD_BERLIN);
+    const args = ["job", "next", "berlin", "-n", "3", "--from", "2026-03-28T00:00:00Z"];
+    assertEquals(JSON.parse(await noWrite(db, ["--json", ...args])), {
+      id: "berlin",
+      timezone: "Europe/Berlin",
+      from: "2026-03-28T00:00:00.000Z",
+      next: ["2026-03-28T01:30:00.000Z", "2026-03-29T01:00:00.000Z", "2026-03-30T00:30:00.000Z"],
+    });
+    assertEquals(
+      await noWrite(db, args),
+      [
+        "next 3 fires of 'berlin' after 2026-03-28T00:00:00.000Z (Europe/Berlin, then UTC):",
+        "  Sat 2026-03-28 02:30:00 +01:00  Europe/Berlin   2026-03-28T01:30:00Z",
+        "  Sun 2026-03-29 03:00:00 +02:00  Europe/Berlin   2026-03-29T01:00:00Z",
+        "  Mon 2026-03-30 02:30:00 +02:00  Europe/Berlin   2026-03-30T00:30:00Z",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  Deno.test(`cli[${backend}]: job update changes only the options given; --cron replaces all six`, async () => {
+    await using db = await databaseWith(backend, ADD_BERLIN, ADD_TICK_ENABLED);
+    let w = await write(db, "tick", ["job", "update", "tick", "--hour", "3"]);
+    assertEquals(w.stdout, `updated job 'tick' (reload marker ${w.markerId})\n`);
+    assertEquals(w.after, { ...w.before!, hour: "3", updated_at: w.after!.updated_at });
+
+    w = await write(db, "tick", ["job", "update", "tick", "--cron", "15 4 1 * *"]);
+    assertEquals(w.after, {
+      ...w.before!,
+      second: "0",
+      minute: "15",
+      hour: "4",
+      day: "1",
+      month: "*",
+      day_of_week: "*",
+      updated_at: w.after!.updated_at,
     });
 
-    await t.step("job disable and enable; a second disable adds no marker", async () => {
-      let w = await write(db, "berlin", ["job", "disable", "berlin"]);
-      assertEquals(w.stdout, `disabled job 'berlin' (reload marker ${w.markerId})\n`);
-      assertEquals(w.after, { ...w.before!, enabled: false, updated_at: w.after!.updated_at });
-      assertEquals(
-        await noWrite(db, ["job", "disable", "berlin"]),
-        "job 'berlin' is already disabled\n",
-      );
-      w = await write(db, "berlin", ["job", "enable", "berlin"]);
-      assertEquals(w.stdout, `enabled job 'berlin' (reload marker ${w.markerId})\n`);
-      assertEquals(w.after, { ...w.before!, enabled: true, updated_at: w.after!.updated_at });
-      assertEquals(
-        await noWrite(db, ["job", "enable", "berlin"]),
-        "job 'berlin' is already enabled\n",
-      );
+    w = await write(db, "tick", [
+      "--json",
+      "job",
+      "update",
+      "tick",
+      "--timeout",
+      "120",
+      "--env",
+      "C=3",
+      "--max-instances",
+      "2",
+      "--no-coalesce",
+      "--misfire-grace-time",
+      "30",
+    ]);
+    assertEquals(w.after, {
+      ...w.before!,
+      timeout: 120,
+      env: { C: "3" },
+      max_instances: 2,
+      coalesce: false,
+      misfire_grace_time: 30,
+      updated_at: w.after!.updated_at,
     });
+    assertEquals(JSON.parse(w.stdout), { job: w.after, marker_id: w.markerId });
 
-    await t.step("reload adds a marker with empty snapshots", async () => {
-      const rowsBefore = await jobRows(db);
-      const before = await markers(db);
-      const human = await ok(db, ["reload"]);
-      const json = JSON.parse(await ok(db, ["--json", "reload"]));
-      const added = (await markers(db)).slice(before.length);
-      assertEquals(added.length, 2);
-      assertEquals(
-        human,
-        `reload requested (marker ${
-          added[0].id
-        }); a running service applies it within jobsmanager.reload_interval\n`,
-      );
-      assertEquals(json, { marker_id: Number(added[1].id) });
-      for (const m of added) {
-        assertEquals(
-          [Number(m.updated), m.jobs_before_update, m.jobs_after_update],
-          [0, "[]", "[]"],
-        );
-      }
-      assertEquals(await jobRows(db), rowsBefore);
-    });
+    assertEquals(
+      await noWrite(db, ["job", "update", "tick", "--timeout", "120", "--hour", "4"]),
+      "job 'tick' unchanged (the options given match it)\n",
+    );
+  });
 
-    await t.step("job remove deletes the row with one marker", async () => {
-      let w = await write(db, "tick", ["job", "remove", "tick"]);
-      assertEquals(w.stdout, `removed job 'tick' (reload marker ${w.markerId})\n`);
-      assertEquals(w.after, null);
-      w = await write(db, "berlin", ["--json", "job", "rm", "berlin"]);
-      assertEquals(JSON.parse(w.stdout), { job: w.before, marker_id: w.markerId });
+  Deno.test(`cli[${backend}]: job disable and enable; a second disable adds no marker`, async () => {
+    await using db = await databaseWith(backend, ADD_BERLIN, ADD_TICK_ENABLED);
+    let w = await write(db, "berlin", ["job", "disable", "berlin"]);
+    assertEquals(w.stdout, `disabled job 'berlin' (reload marker ${w.markerId})\n`);
+    assertEquals(w.after, { ...w.before!, enabled: false, updated_at: w.after!.updated_at });
+    assertEquals(
+      await noWrite(db, ["job", "disable", "berlin"]),
+      "job 'berlin' is already disabled\n",
+    );
+    w = await write(db, "berlin", ["job", "enable", "berlin"]);
+    assertEquals(w.stdout, `enabled job 'berlin' (reload marker ${w.markerId})\n`);
+    assertEquals(w.after, { ...w.before!, enabled: true, updated_at: w.after!.updated_at });
+    assertEquals(
+      await noWrite(db, ["job", "enable", "berlin"]),
+      "job 'berlin' is already enabled\n",
+    );
+  });
+
+  Deno.test(`cli[${backend}]: reload adds a marker with empty snapshots`, async () => {
+    await using db = await databaseWith(backend, ADD_BERLIN, ADD_TICK_ENABLED);
+    const rowsBefore = await jobRows(db);
+    const before = await markers(db);
+    const human = await ok(db, ["reload"]);
+    const json = JSON.parse(await ok(db, ["--json", "reload"]));
+    const added = (await markers(db)).slice(before.length);
+    assertEquals(added.length, 2);
+    assertEquals(
+      human,
+      `reload requested (marker ${
+        added[0].id
+      }); a running service applies it within jobsmanager.reload_interval\n`,
+    );
+    assertEquals(json, { marker_id: Number(added[1].id) });
+    for (const m of added) {
       assertEquals(
-        await noWrite(db, ["job", "list"]),
-        "no jobs (add one with `jobsmanager job add ID --command CMD --cron '…'`)\n",
+        [Number(m.updated), m.jobs_before_update, m.jobs_after_update],
+        [0, "[]", "[]"],
       );
-      assertEquals(await noWrite(db, ["--json", "job", "list"]), "[]\n");
-    });
+    }
+    assertEquals(await jobRows(db), rowsBefore);
+  });
+
+  Deno.test(`cli[${backend}]: job remove deletes the row with one marker`, async () => {
+    await using db = await databaseWith(backend, ADD_BERLIN, ADD_TICK_ENABLED);
+    let w = await write(db, "tick", ["job", "remove", "tick"]);
+    assertEquals(w.stdout, `removed job 'tick' (reload marker ${w.markerId})\n`);
+    assertEquals(w.after, null);
+    w = await write(db, "berlin", ["--json", "job", "rm", "berlin"]);
+    assertEquals(JSON.parse(w.stdout), { job: w.before, marker_id: w.markerId });
+    assertEquals(
+      await noWrite(db, ["job", "list"]),
+      "no jobs (add one with `jobsmanager job add ID --command CMD --cron '…'`)\n",
+    );
+    assertEquals(await noWrite(db, ["--json", "job", "list"]), "[]\n");
   });
 }
 
@@ -555,10 +585,9 @@ Deno.test("cli: the password never reaches stdout or stderr (server unreachable)
   }
 });
 
-Deno.test({
-  name: "cli[mysql]: the password never reaches output, with a server that checks it",
-  ignore: MYSQL_URL === "",
-  async fn() {
+mysqlTest(
+  "cli[mysql]: the password never reaches output, with a server that checks it",
+  async () => {
     await using db = await freshDatabase("mysql");
     const t = db.target;
     assert(t.kind === "mysql");
@@ -614,7 +643,7 @@ Deno.test({
       await rawQuery(db, `DROP USER '${user}'@'%'`);
     }
   },
-});
+);
 
 Deno.test({
   name: "cli: a non-string db.password in the config is not echoed",
@@ -647,10 +676,9 @@ Deno.test({
 
 // ------------------------------------------------- the original global.json
 
-Deno.test({
-  name: "cli[mysql]: the original project's etc/global.json works end to end",
-  ignore: MYSQL_URL === "",
-  async fn() {
+mysqlTest(
+  "cli[mysql]: the original project's etc/global.json works end to end",
+  async () => {
     await using db = await freshDatabase("mysql");
     const t = db.target;
     assert(t.kind === "mysql");
@@ -695,4 +723,4 @@ Deno.test({
     assertEquals(rows, [{ id: "hk", hour: "9", timezone: null }]);
     assertEquals((await rawQuery(db, "SELECT COUNT(*) AS n FROM jm_update_info"))[0].n, 1);
   },
-});
+);

@@ -1,6 +1,7 @@
 /**
- * Shared test fixtures: a fresh database per test file on every backend,
- * and the real CLI run as a subprocess.
+ * Shared test fixtures: a fresh database per test on every backend, the
+ * real CLI run as a subprocess (to its end, or kept running), and waiting
+ * for a state with a deadline.
  */
 import mysql from "mysql2/promise";
 import { openStore } from "../src/store/open.ts";
@@ -17,8 +18,16 @@ export type Backend = "sqlite" | "mysql";
 /** Every backend to run against: SQLite always, MySQL when a server is given. */
 export const BACKENDS: Backend[] = MYSQL_URL === "" ? ["sqlite"] : ["sqlite", "mysql"];
 
-if (MYSQL_URL === "") {
-  console.warn("JM_TEST_DATABASE_URL is not set: MySQL tests are skipped");
+/** The README's test command with a MariaDB server, as the skip line shows it. */
+export const WITH_MYSQL =
+  "JM_TEST_DATABASE_URL=mysql://root@127.0.0.1:3306/test npx --yes deno@2.9.6 task test";
+
+/**
+ * A test only MariaDB can run: ignored, not failed, without
+ * JM_TEST_DATABASE_URL (mariadb_test.ts says so once per run).
+ */
+export function mysqlTest(name: string, fn: () => Promise<void>): void {
+  Deno.test({ name, ignore: MYSQL_URL === "", fn });
 }
 
 export interface TestDatabase extends AsyncDisposable {
@@ -97,6 +106,11 @@ export async function freshDatabase(backend: Backend): Promise<TestDatabase> {
   if (backend === "sqlite") {
     url = `sqlite:${dir}/jobs.db`;
   } else {
+    if (MYSQL_URL === "") {
+      throw new Error(
+        "a MySQL test database needs JM_TEST_DATABASE_URL: register the test with mysqlTest() or over BACKENDS so it is skipped without one",
+      );
+    }
     const name = `jm_test_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
     await admin((c) => c.query(`CREATE DATABASE ${name} CHARACTER SET utf8mb4`));
     const base = new URL(MYSQL_URL);
@@ -126,28 +140,149 @@ export interface CliResult {
 
 const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
 
+export interface CliOptions {
+  /** Where the CLI runs (relative paths in its arguments); the test's cwd by default. */
+  cwd?: string;
+  /** Variables added to the scrubbed environment (see `cliEnv`). */
+  env?: Record<string, string>;
+}
+
 /**
- * Run the real CLI (`deno run -A src/main.ts ARGS`) in `cwd`, with an
- * environment free of the caller's JM_* variables unless given.
+ * The environment a CLI subprocess gets: the caller's, without its JM_*
+ * variables (a developer's JM_DATABASE_URL must not reach a test), with
+ * NO_COLOR, plus `extra`.
  */
-export async function cli(
-  args: string[],
-  options: { cwd?: string; env?: Record<string, string> } = {},
-): Promise<CliResult> {
+export function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(Deno.env.toObject())) {
     if (!k.startsWith("JM_")) env[k] = v;
   }
-  const command = new Deno.Command(Deno.execPath(), {
+  return { ...env, NO_COLOR: "1", ...extra };
+}
+
+/** `deno run -A src/main.ts ARGS`, the one way tests start the real CLI. */
+function cliCommand(args: string[], options: CliOptions): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "--quiet", MAIN, ...args],
     cwd: options.cwd ?? Deno.cwd(),
-    env: { ...env, NO_COLOR: "1", ...options.env },
+    env: cliEnv(options.env),
     clearEnv: true,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
   });
-  const out = await command.output();
+}
+
+/** Run the real CLI to its end. */
+export async function cli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  const out = await cliCommand(args, options).output();
   const decode = (b: Uint8Array) => new TextDecoder().decode(b);
   return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+}
+
+async function collect(stream: ReadableStream<Uint8Array>, into: string[]): Promise<void> {
+  const decoder = new TextDecoder();
+  for await (const chunk of stream) into.push(decoder.decode(chunk, { stream: true }));
+}
+
+/**
+ * The real CLI kept running (`serve`, `logs --follow`), its output read
+ * as it comes. Dispose it (`await using`) so it is killed if still running
+ * and its pipes are drained: nothing leaks.
+ */
+export class CliProcess implements AsyncDisposable {
+  readonly pid: number;
+  /** Resolves when the process has exited. */
+  readonly status: Promise<Deno.CommandStatus>;
+  readonly startedAt = Date.now();
+  private exited: Deno.CommandStatus | null = null;
+  private readonly out: string[] = [];
+  private readonly err: string[] = [];
+  private readonly drains: Promise<unknown>;
+  private readonly child: Deno.ChildProcess;
+
+  constructor(args: string[], options: CliOptions = {}) {
+    this.child = cliCommand(args, options).spawn();
+    this.pid = this.child.pid;
+    this.drains = Promise.all([
+      collect(this.child.stdout, this.out),
+      collect(this.child.stderr, this.err),
+    ]);
+    this.status = this.child.status.then((s) => this.exited = s);
+  }
+
+  get running(): boolean {
+    return this.exited === null;
+  }
+
+  get stdout(): string {
+    return this.out.join("");
+  }
+
+  get stderr(): string {
+    return this.err.join("");
+  }
+
+  signal(signal: Deno.Signal): void {
+    if (this.running) this.child.kill(signal);
+  }
+
+  /** Wait for the process to exit by itself within `timeoutMs`, its output read to the end. */
+  async exit(timeoutMs: number, what = "the process to exit"): Promise<Deno.CommandStatus> {
+    await waitFor(() => !this.running, {
+      timeoutMs,
+      what,
+      intervalMs: 20,
+      detail: () => `stderr:\n${this.stderr}`,
+    });
+    await this.drains;
+    return await this.status;
+  }
+
+  /** Send `signal`, then wait for the exit; returns the status and how long the exit took. */
+  async stop(
+    signal: Deno.Signal,
+    timeoutMs: number,
+  ): Promise<{ status: Deno.CommandStatus; ms: number }> {
+    const sent = Date.now();
+    this.signal(signal);
+    const status = await this.exit(timeoutMs, `the process to exit after ${signal}`);
+    return { status, ms: Date.now() - sent };
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.running) this.child.kill("SIGKILL");
+    await this.status;
+    await this.drains;
+  }
+}
+
+/**
+ * Poll `probe` until it returns something truthy, and return that; throw
+ * a message naming `what` (and the current state, from `detail`) when
+ * `timeoutMs` passes first.
+ */
+export async function waitFor<T>(
+  probe: () => T | Promise<T>,
+  options: { timeoutMs: number; what: string; intervalMs?: number; detail?: () => unknown },
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) {
+      let detail = "";
+      if (options.detail) {
+        try {
+          detail = `\n${await options.detail()}`;
+        } catch (error) {
+          detail = `\n(could not describe the state: ${error})`;
+        }
+      }
+      throw new Error(
+        `timed out after ${options.timeoutMs} ms waiting for ${options.what}${detail}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 100));
+  }
 }

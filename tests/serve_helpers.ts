@@ -1,13 +1,17 @@
 /**
  * Fixtures for the end-to-end tests of `jobsmanager serve`: the real
  * service as a subprocess with a config file of its own, the CLI against
- * the same database, deadline polling instead of fixed sleeps, and the
- * `jm_runs` rows as plain numbers.
+ * the same database, and the `jm_runs` rows as plain numbers.
  */
 import { assertEquals } from "./assert.ts";
-import { cli, type CliResult, rawQuery, type TestDatabase } from "./helpers.ts";
-
-const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
+import {
+  cli,
+  CliProcess,
+  type CliResult,
+  rawQuery,
+  type TestDatabase,
+  waitFor,
+} from "./helpers.ts";
 
 /** The `jobsmanager` section of a test's config file. */
 export interface ServeSettings {
@@ -38,133 +42,47 @@ export async function writeConfig(db: TestDatabase, settings: ServeSettings = {}
   return path;
 }
 
-/** The caller's environment without JM_* variables, as the CLI helper does. */
-function cleanEnv(): Record<string, string> {
-  const env: Record<string, string> = { NO_COLOR: "1" };
-  for (const [k, v] of Object.entries(Deno.env.toObject())) {
-    if (!k.startsWith("JM_")) env[k] = v;
-  }
-  return env;
-}
-
-async function collect(stream: ReadableStream<Uint8Array>, into: string[]): Promise<void> {
-  const decoder = new TextDecoder();
-  for await (const chunk of stream) into.push(decoder.decode(chunk, { stream: true }));
-}
-
-/**
- * One `jobsmanager serve` process. Dispose it (`await using`) so it is
- * killed if still running and its pipes are drained: nothing leaks.
- */
-export class Serve implements AsyncDisposable {
-  readonly pid: number;
-  /** Resolves when the process has exited. */
-  readonly status: Promise<Deno.CommandStatus>;
-  readonly startedAt = Date.now();
-  private exited: Deno.CommandStatus | null = null;
-  private readonly out: string[] = [];
-  private readonly err: string[] = [];
-  private readonly drains: Promise<unknown>;
-  private readonly child: Deno.ChildProcess;
-
+/** One `jobsmanager serve` process on `db` with the config file at `configPath`. */
+export class Serve extends CliProcess {
   constructor(db: TestDatabase, configPath: string) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-all",
-        "--quiet",
-        MAIN,
-        "--database",
-        db.url,
-        "--config",
-        configPath,
-        "serve",
-      ],
-      cwd: db.dir,
-      env: cleanEnv(),
-      clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.pid = this.child.pid;
-    this.drains = Promise.all([
-      collect(this.child.stdout, this.out),
-      collect(this.child.stderr, this.err),
-    ]);
-    this.status = this.child.status.then((s) => this.exited = s);
-  }
-
-  get running(): boolean {
-    return this.exited === null;
-  }
-
-  get stdout(): string {
-    return this.out.join("");
-  }
-
-  get stderr(): string {
-    return this.err.join("");
-  }
-
-  signal(signal: Deno.Signal): void {
-    if (this.running) this.child.kill(signal);
-  }
-
-  /** Wait for the process to exit by itself within `timeoutMs`. */
-  async exit(timeoutMs: number, what = "serve to exit"): Promise<Deno.CommandStatus> {
-    await waitFor(() => !this.running, { timeoutMs, what, intervalMs: 20 });
-    return await this.status;
+    super(["--database", db.url, "--config", configPath, "serve"], { cwd: db.dir });
   }
 
   /** SIGTERM, then wait for exit; returns the status and how long the exit took. */
-  async terminate(timeoutMs = 10_000): Promise<{ status: Deno.CommandStatus; ms: number }> {
-    const sent = Date.now();
-    this.signal("SIGTERM");
-    const status = await this.exit(timeoutMs, "serve to exit after SIGTERM");
-    return { status, ms: Date.now() - sent };
+  terminate(timeoutMs = 10_000): Promise<{ status: Deno.CommandStatus; ms: number }> {
+    return this.stop("SIGTERM", timeoutMs);
   }
+}
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    if (this.running) this.child.kill("SIGKILL");
-    await this.status;
-    await this.drains;
+/** The "stopping" line serve logs (JSON, on stderr) when a stop begins; null before. */
+function stoppingLine(serve: Serve): { "@timestamp": string } | null {
+  // The last piece may be a line still being written.
+  for (const line of serve.stderr.split("\n").slice(0, -1)) {
+    if (!line.startsWith("{")) continue;
+    const entry = JSON.parse(line);
+    if (/^stopping\b/.test(entry.message)) return entry;
   }
+  return null;
+}
+
+/** Whether serve has begun to stop (its stderr has the "stopping" line). */
+export function stoppingLogged(serve: Serve): boolean {
+  return stoppingLine(serve) !== null;
+}
+
+/**
+ * When serve began to stop, by its own clock: it fires nothing after this,
+ * however late the signal reached it.
+ */
+export function stoppingAt(serve: Serve): number {
+  const line = stoppingLine(serve);
+  if (line === null) throw new Error(`serve logged no "stopping" line:\n${serve.stderr}`);
+  return Date.parse(line["@timestamp"]);
 }
 
 /** Start `serve` on `db` with a fresh config file of these settings. */
 export async function startServe(db: TestDatabase, settings: ServeSettings = {}): Promise<Serve> {
   return new Serve(db, await writeConfig(db, settings));
-}
-
-/**
- * Poll `probe` until it returns something truthy, and return that; throw
- * a message naming `what` (and the current state, from `detail`) when
- * `timeoutMs` passes first.
- */
-export async function waitFor<T>(
-  probe: () => T | Promise<T>,
-  options: { timeoutMs: number; what: string; intervalMs?: number; detail?: () => unknown },
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + options.timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) {
-      let detail = "";
-      if (options.detail) {
-        try {
-          detail = `\n${await options.detail()}`;
-        } catch (error) {
-          detail = `\n(could not describe the state: ${error})`;
-        }
-      }
-      throw new Error(
-        `timed out after ${options.timeoutMs} ms waiting for ${options.what}${detail}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 100));
-  }
 }
 
 /** Run the CLI on `db` in its directory and require exit 0. */
@@ -320,12 +238,6 @@ export async function killLeftovers(pattern: string): Promise<void> {
  */
 export function uniqueSeconds(whole: number): string {
   return `${whole}.${100_000 + Math.floor(Math.random() * 900_000)}1`;
-}
-
-/** The whole second `ahead` seconds from now, as a `--second` field value (UTC). */
-export function secondFromNow(ahead: number): { field: string; at: number } {
-  const at = Math.ceil((Date.now() + ahead * 1000) / 1000) * 1000;
-  return { field: String(new Date(at).getUTCSeconds()), at };
 }
 
 /** Reload markers: id and whether a service has applied it. */

@@ -5,7 +5,7 @@
  * max_instances gate applies unless `--force`.
  */
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
-import { BACKENDS, cli, freshDatabase, type TestDatabase } from "./helpers.ts";
+import { BACKENDS, cli, freshDatabase, type TestDatabase, waitFor } from "./helpers.ts";
 import {
   jm,
   killLeftovers,
@@ -15,7 +15,6 @@ import {
   runsDetail,
   startServe,
   uniqueSeconds,
-  waitFor,
 } from "./serve_helpers.ts";
 
 /** Never fires during a test. */
@@ -35,7 +34,7 @@ async function runBecomes(
   return await waitFor(async () => {
     const r = (await runs(db)).find((r) => r.id === id);
     return r && ok(r) ? r : undefined;
-  }, { timeoutMs: 6000, what: `run ${id} ${what}`, detail: runsDetail(db) });
+  }, { timeoutMs: 15_000, what: `run ${id} ${what}`, detail: runsDetail(db) });
 }
 
 for (const backend of BACKENDS) {
@@ -94,8 +93,9 @@ for (const backend of BACKENDS) {
       const both = (await runs(db, "long")).filter((r) => r.status === "running");
       assertEquals(both.map((r) => r.id), [first.id, forced.id], "two runs at once");
       await waitFor(async () => (await pgrep(pattern)).length === 2, {
-        timeoutMs: 2000,
+        timeoutMs: 10_000,
         what: "two sleeps to run",
+        detail: async () => `sleeps: ${await pgrep(pattern)}`,
       });
 
       assertEquals((await serve.terminate()).status.code, 0, serve.stderr);

