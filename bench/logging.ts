@@ -8,8 +8,10 @@ import { closeLogging, setupLogging } from "../src/daemon/log.ts";
 import { systemClock } from "../src/daemon/clock.ts";
 import { DatabaseLogSink } from "../src/daemon/log_sink.ts";
 import { inheritedEnv } from "../src/daemon/runner.ts";
-import { Service } from "../src/daemon/service.ts";
+import { boot } from "../src/daemon/boot.ts";
+import { defaultSettings } from "../src/config/config.ts";
 import { openStore } from "../src/store/open.ts";
+import { VERSION } from "../src/version.ts";
 import { type Backend, freshDb, ms, quantile } from "./common.ts";
 
 const RECORDS = 100_000;
@@ -56,7 +58,6 @@ async function lagWith(
 ): Promise<number[]> {
   const db = await freshDb(backend);
   const store = openStore(db.target);
-  const sink = new DatabaseLogSink({ insert: (rows) => store.insertLogs(rows), report: () => {} });
   try {
     await store.migrate();
     for (let i = 0; i < 100; i++) {
@@ -66,29 +67,27 @@ async function lagWith(
         () => buildJob(id, { command: "true", schedule: { second: "*" } }, null, Date.now()),
       );
     }
+    const daemon = boot({
+      settings: {
+        ...defaultSettings(),
+        "jobsmanager.timezone": "UTC",
+        "jobsmanager.shutdown_timeout": 5,
+        "jobsmanager.kill_grace": 1,
+      },
+      store: openStore(db.target),
+      clock: systemClock,
+      node: { id: "bench", host: "bench", pid: Deno.pid, version: VERSION, started_at: Date.now() },
+      env: inheritedEnv(),
+    });
     await setupLogging({
       consoleLevel: "fatal",
       fileLevel: "info",
       file: `${db.dir}/log/jobsmanager.log`,
       maxSizeBytes: 1 << 30,
       backups: 1,
-      database: { sink: sink.sink, level: "info" },
+      database: { sink: daemon.logSink, level: "info" },
     });
-    sink.start();
-    const service = new Service({
-      store,
-      clock: systemClock,
-      nodeId: "bench",
-      defaults: { timezone: "UTC", coalesce: false, maxInstances: 1, misfireGraceTime: 1 },
-      reloadIntervalMs: 2000,
-      maxWorkers: 300,
-      shutdownTimeoutMs: 5000,
-      killGraceMs: 1000,
-      outputCap: 65536,
-      baseEnv: inheritedEnv(),
-    });
-    await service.start();
-    const running = service.run();
+    const running = daemon.run();
     const flood = getLogger(["jobsmanager", "bench"]);
     let n = 0;
     const timer = floodPerSecond === 0 ? undefined : setInterval(() => {
@@ -97,13 +96,12 @@ async function lagWith(
     const from = Math.ceil(Date.now() / 1000) * 1000 + 1000;
     await new Promise((r) => setTimeout(r, from + seconds * 1000 - Date.now() + 300));
     clearInterval(timer);
-    service.stop();
+    daemon.stop();
     await running;
     const runs = await store.listRuns({ since: from, limit: 1_000_000 });
     return runs.filter((r) => r.scheduled_at < from + seconds * 1000 && r.started_at !== null)
       .map((r) => r.started_at! - r.scheduled_at);
   } finally {
-    await sink.close(1000);
     await closeLogging();
     await store.close();
     await db.drop();

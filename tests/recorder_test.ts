@@ -1,14 +1,18 @@
 /**
- * RunRecorder on its own, with a fake store and a fake clock: claims go
- * straight through while the database answers; when it fails or does not
- * answer in time, runs get provisional ids, their updates are merged, and
- * a recovery loop writes them, with their final status, once it is back.
+ * RunRecorder and DbHealth on their own, with an in-memory jm_runs and a
+ * fake clock, for the interleavings a real database cannot be made to
+ * show on demand (a claim that commits but whose answer is lost): claims
+ * go straight through while the database answers; when it fails or does
+ * not answer in time, runs get provisional ids, their updates are merged,
+ * and they are written, with their final status, once the health probe
+ * finds the database back. The real database through an outage is in
+ * daemon_outage_test.ts.
  */
 import { assert, assertEquals } from "./assert.ts";
 import type { Clock } from "../src/daemon/clock.ts";
-import { RunRecorder } from "../src/daemon/recorder.ts";
+import { DbHealth } from "../src/daemon/db_health.ts";
+import { RunRecorder, type RunWriter } from "../src/daemon/recorder.ts";
 import type { NewRun, Run, RunUpdate } from "../src/domain/run.ts";
-import type { Store } from "../src/store/store.ts";
 
 /** Time moves only when the test says so. */
 class FakeClock implements Clock {
@@ -50,21 +54,17 @@ function settle(): Promise<void> {
 type Mode = "up" | "down" | "hang";
 
 /**
- * The store methods the recorder uses, over an in-memory jm_runs with its
- * unique key. `down` rejects every call; `hang` (claims only) commits at
- * once but holds the answer until `release()`, like a reply lost in a
- * partition.
+ * The store methods the recorder and the health probe use, over an
+ * in-memory jm_runs with its unique key. `down` rejects every call; `hang`
+ * (claims only) commits at once but holds the answer until `release()`,
+ * like a reply lost in a partition.
  */
-class FakeStore {
+class FakeStore implements RunWriter {
   mode: Mode = "up";
   readonly rows = new Map<number, Run>();
-  calls = { claimRuns: 0, updateRun: 0, latestMarkerId: 0 };
+  calls = { claimRuns: 0, updateRun: 0, ping: 0 };
   private nextId = 1;
   private held: (() => void)[] = [];
-
-  asStore(): Store {
-    return this as unknown as Store;
-  }
 
   private check(): Promise<void> {
     return this.mode === "down"
@@ -72,9 +72,9 @@ class FakeStore {
       : Promise.resolve();
   }
 
-  latestMarkerId(): Promise<number> {
-    this.calls.latestMarkerId++;
-    return this.check().then(() => 0);
+  ping(): Promise<void> {
+    this.calls.ping++;
+    return this.check();
   }
 
   claimRuns(runs: NewRun[]): Promise<(number | null)[]> {
@@ -138,13 +138,13 @@ const CLAIM_TIMEOUT_MS = 1000;
 function setup(maxBuffered = 100) {
   const store = new FakeStore();
   const clock = new FakeClock();
-  const recorder = new RunRecorder(store.asStore(), clock, {
+  // Probes after 1 s, then 2 s, 4 s …, as in the service.
+  const health = new DbHealth(store, clock);
+  const recorder = new RunRecorder(store, health, clock, {
     claimTimeoutMs: CLAIM_TIMEOUT_MS,
     maxBuffered,
-    // 1 s, then 2 s, 4 s …, as in the service.
-    retryDelayMs: (attempt) => 1000 * 2 ** attempt,
   });
-  return { store, clock, recorder };
+  return { store, clock, health, recorder };
 }
 
 function fire(job: string, at: number, startedAt = at): NewRun {
@@ -165,25 +165,25 @@ const finished = (at: number): RunUpdate => ({
 });
 
 Deno.test("recorder: while the database answers, claims and updates go straight through", async () => {
-  const { store, recorder } = setup();
+  const { store, health, recorder } = setup();
   const ids = await recorder.claim([fire("a", 1000), fire("b", 1000)]);
   assertEquals(ids, [1, 2]);
   // A fire claimed already (by another node) gets no id.
   assertEquals(await recorder.claim([fire("a", 1000)]), [null]);
   await recorder.update(1, finished(1100));
   assertEquals(store.summary(), [["a", 1000, "success"], ["b", 1000, "running"]]);
-  assert(recorder.online);
+  assert(health.online);
   assertEquals(recorder.backlog, 0);
   await recorder.close(1000);
 });
 
 Deno.test("recorder: while the database is down, runs get provisional ids and are written with their final status after", async () => {
-  const { store, clock, recorder } = setup();
+  const { store, clock, health, recorder } = setup();
   assertEquals(await recorder.claim([fire("a", 1000)]), [1]);
   store.mode = "down";
   const [first] = await recorder.claim([fire("a", 2000)]);
   assert(first !== null && first < 0, `provisional id ${first}`);
-  assert(!recorder.online);
+  assert(!health.online);
   await recorder.update(first, finished(2100));
   await recorder.update(1, finished(1100));
   // Offline, a claim does not even try the database.
@@ -195,15 +195,15 @@ Deno.test("recorder: while the database is down, runs get provisional ids and ar
 
   // Retries after 1 s, then 2 s more, while still down.
   await clock.advance(1000);
-  assertEquals(store.calls.latestMarkerId, 1);
+  assertEquals(store.calls.ping, 1);
   await clock.advance(1999);
-  assertEquals(store.calls.latestMarkerId, 1);
+  assertEquals(store.calls.ping, 1);
   await clock.advance(1);
-  assertEquals(store.calls.latestMarkerId, 2);
+  assertEquals(store.calls.ping, 2);
 
   store.mode = "up";
   await clock.advance(4000);
-  assert(recorder.online);
+  assert(health.online);
   assertEquals(recorder.backlog, 0);
   assertEquals(store.summary(), [["a", 1000, "success"], ["a", 2000, "success"], [
     "a",
@@ -231,19 +231,19 @@ Deno.test("recorder: the buffer is bounded; the oldest runs go first", async () 
 });
 
 Deno.test("recorder: a claim that does not answer in time starts anyway and is reconciled when it lands", async () => {
-  const { store, clock, recorder } = setup();
+  const { store, clock, health, recorder } = setup();
   store.mode = "hang";
   const claiming = recorder.claim([fire("a", 1000)]);
   await clock.advance(CLAIM_TIMEOUT_MS);
   const [id] = await claiming;
   assert(id !== null && id < 0, `provisional id ${id}`);
-  assert(!recorder.online);
+  assert(!health.online);
   // The run ends before the claim's answer arrives.
   await recorder.update(id, finished(1200));
   store.mode = "up";
   await store.release();
   await clock.advance(1000);
-  assert(recorder.online);
+  assert(health.online);
   assertEquals(recorder.backlog, 0);
   assertEquals(store.summary(), [["a", 1000, "success"]]);
   assertEquals(store.rows.get(1)!.stdout, "done\n");
@@ -273,7 +273,7 @@ Deno.test({
 Deno.test({
   name: "recorder: a run still going when its late claim and the flush cross keeps its updates",
   async fn() {
-    const { store, clock, recorder } = setup();
+    const { store, clock, health, recorder } = setup();
     store.mode = "hang";
     const claiming = recorder.claim([fire("a", 1000)]);
     await clock.advance(CLAIM_TIMEOUT_MS);
@@ -284,7 +284,7 @@ Deno.test({
     store.mode = "up";
     await store.release();
     await clock.advance(5000);
-    assert(recorder.online);
+    assert(health.online);
     await recorder.update(id!, finished(9000));
     assertEquals(store.summary(), [["a", 1000, "success"]]);
     await recorder.close(1000);
@@ -305,4 +305,21 @@ Deno.test("recorder: close() writes the backlog once more, and does not hang whe
   await other.recorder.claim([fire("a", 1000)]);
   await other.recorder.close(1000);
   assertEquals(other.store.rows.size, 0);
+});
+
+Deno.test("recorder: a run that ends while the recovery's claim is on its way keeps its end", async () => {
+  const { store, clock, health, recorder } = setup();
+  store.mode = "down";
+  const [id] = await recorder.claim([fire("a", 1000)]);
+  // The probe answers; the flush's claim of the buffered row commits, its answer is held.
+  store.mode = "hang";
+  await clock.advance(1000);
+  assertEquals(store.summary(), [["a", 1000, "running"]]);
+  await recorder.update(id!, finished(1200));
+  store.mode = "up";
+  await store.release();
+  assert(health.online);
+  assertEquals(store.summary(), [["a", 1000, "success"]]);
+  assertEquals(recorder.backlog, 0);
+  await recorder.close(1000);
 });

@@ -16,22 +16,30 @@ function job(id: string, options: JobOptions): Job {
 }
 
 Deno.test("decideLate: on time runs, late beyond the grace is missed", () => {
-  assertEquals(decideLate([1000, 2000, 3000], 3500, 1000, false), {
+  assertEquals(decideLate([1000, 2000, 3000], 3500, { graceMs: 1000, coalesce: false }), {
     run: [3000],
     missed: [1000, 2000],
     coalesced: 0,
   });
-  assertEquals(decideLate([3000], 4000, 1000, false), { run: [3000], missed: [], coalesced: 0 });
-  assertEquals(decideLate([3000], 4001, 1000, false), { run: [], missed: [3000], coalesced: 0 });
+  assertEquals(decideLate([3000], 4000, { graceMs: 1000, coalesce: false }), {
+    run: [3000],
+    missed: [],
+    coalesced: 0,
+  });
+  assertEquals(decideLate([3000], 4001, { graceMs: 1000, coalesce: false }), {
+    run: [],
+    missed: [3000],
+    coalesced: 0,
+  });
 });
 
 Deno.test("decideLate: coalesce folds the earlier fires into the latest, if it is on time", () => {
-  assertEquals(decideLate([1000, 2000, 3000], 3500, 1000, true), {
+  assertEquals(decideLate([1000, 2000, 3000], 3500, { graceMs: 1000, coalesce: true }), {
     run: [3000],
     missed: [],
     coalesced: 2,
   });
-  assertEquals(decideLate([1000, 2000, 3000], 9000, 1000, true), {
+  assertEquals(decideLate([1000, 2000, 3000], 9000, { graceMs: 1000, coalesce: true }), {
     run: [],
     missed: [1000, 2000, 3000],
     coalesced: 0,

@@ -59,3 +59,27 @@ export async function settlesWithin(
   timeout.abort();
   return settled;
 }
+
+/**
+ * One instant that every step of a stop shares: each step waits at most
+ * for what is left of it, so the steps together cannot overrun it however
+ * many of them hang.
+ */
+export class Deadline {
+  constructor(private readonly clock: Clock, readonly at: number) {}
+
+  /** A deadline `ms` from now. */
+  static in(clock: Clock, ms: number): Deadline {
+    return new Deadline(clock, clock.now() + ms);
+  }
+
+  /** Milliseconds left, 0 once passed. */
+  get left(): number {
+    return Math.max(0, this.at - this.clock.now());
+  }
+
+  /** Wait for `work` until the deadline, or for `ms` if that ends sooner: true when it settled. */
+  wait(work: Promise<unknown>, ms = Infinity): Promise<boolean> {
+    return settlesWithin(this.clock, work, Math.min(ms, this.left));
+  }
+}

@@ -6,21 +6,21 @@
  */
 import { log } from "./log.ts";
 import type { Node } from "../domain/node.ts";
-import type { Store } from "../store/store.ts";
+import type { LogStore, NodeStore } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
+import type { DbHealth } from "./db_health.ts";
 import type { ServiceState } from "./service.ts";
 
 export interface HousekeepingOptions {
-  store: Store;
+  store: Pick<NodeStore, "saveNode"> & Pick<LogStore, "pruneOlderThan">;
   clock: Clock;
+  health: DbHealth;
   node: Pick<Node, "id" | "host" | "pid" | "version" | "started_at">;
   heartbeatMs: number;
   /** Days kept; 0 = keep everything. */
   keepLogDays: number;
   keepRunDays: number;
   state: () => ServiceState;
-  online: () => boolean;
-  failed: (error: unknown) => void;
 }
 
 const DAY_MS = 86_400_000;
@@ -50,7 +50,7 @@ export class Housekeeping {
   async stop(timeoutMs: number): Promise<void> {
     this.stopping.abort();
     const last = Promise.all(this.loops).then(() =>
-      this.o.online() ? this.beat(this.o.clock.now()) : undefined
+      this.o.health.online ? this.beat(this.o.clock.now()) : undefined
     );
     await settlesWithin(this.o.clock, last, timeoutMs);
   }
@@ -64,11 +64,11 @@ export class Housekeeping {
     while (!this.stopping.signal.aborted) {
       await this.o.clock.sleep(wait, this.stopping.signal);
       wait = intervalMs;
-      if (this.stopping.signal.aborted || !this.o.online()) continue;
+      if (this.stopping.signal.aborted || !this.o.health.online) continue;
       try {
         await chore();
       } catch (error) {
-        this.o.failed(error);
+        this.o.health.failed(error);
       }
     }
   }

@@ -17,6 +17,7 @@ import {
   withFilter,
 } from "@logtape/logtape";
 import { getRotatingFileSink } from "@logtape/file";
+import type { Settings } from "../config/config.ts";
 import { LOG_LEVELS, type LogLevel } from "../domain/log_row.ts";
 
 export interface LogOptions {
@@ -102,4 +103,17 @@ export async function closeLogging(): Promise<void> {
 /** A logger under `jobsmanager`, e.g. `log("scheduler")`. */
 export function log(name: string): Logger {
   return getLogger(["jobsmanager", name]);
+}
+
+/** The logging of `serve` as the settings say, with `database` as the jm_syslog sink. */
+export function serveLogging(s: Settings, database: Sink): LogOptions {
+  const level = (sinkLevel: LogLevel | "") => sinkLevel || s["log.level"];
+  return {
+    consoleLevel: level(s["log.console_level"]),
+    fileLevel: level(s["log.file_level"]),
+    file: s["log.path"] === "" ? null : `${s["log.path"]}/${s["log.file"]}`,
+    maxSizeBytes: s["log.rotate.max_size"] * 1024 * 1024,
+    backups: s["log.rotate.backup_count"],
+    database: { sink: database, level: level(s["log.db_level"]) },
+  };
 }

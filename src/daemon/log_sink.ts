@@ -7,6 +7,7 @@
  */
 import type { LogRecord, Sink } from "@logtape/logtape";
 import type { LogRow } from "../domain/log_row.ts";
+import { type Clock, settlesWithin, systemClock } from "./clock.ts";
 
 export interface DatabaseSinkOptions {
   /** Writes one batch; rejects when the database is away. */
@@ -14,8 +15,8 @@ export interface DatabaseSinkOptions {
   /** Where the sink reports on itself (never itself). */
   report: (level: "warning" | "info", message: string, properties: Record<string, unknown>) => void;
   /**
-   * False while the database is known to be away (the run recorder probes
-   * it): the sink then keeps queueing without trying.
+   * False while the database is known to be away (the database health
+   * probes it): the sink then keeps queueing without trying.
    */
   online?: () => boolean;
   /** Rewrite a row's context just before it is written (provisional run ids → real ones). */
@@ -23,6 +24,8 @@ export interface DatabaseSinkOptions {
   maxQueue?: number;
   batchSize?: number;
   flushMs?: number;
+  /** What bounds `close`; the system clock by default. */
+  clock?: Clock;
 }
 
 /** The text of a record, its values rendered as JSON. */
@@ -151,17 +154,14 @@ export class DatabaseLogSink implements AsyncDisposable {
     clearInterval(this.timer);
     clearTimeout(this.soon);
     if (!this.started) return;
-    let timeout: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      (async () => {
-        while (this.queue.length > 0) {
-          await this.flush();
-          if (this.failing) return;
-        }
-      })(),
-      new Promise<void>((resolve) => timeout = setTimeout(resolve, timeoutMs)),
-    ]);
-    clearTimeout(timeout);
+    const drained = (async () => {
+      // Offline, a flush returns at once without trying: stop rather than spin.
+      while (this.queue.length > 0 && (this.options.online?.() ?? true)) {
+        await this.flush();
+        if (this.failing) return;
+      }
+    })();
+    await settlesWithin(this.options.clock ?? systemClock, drained, timeoutMs);
     if (this.queue.length > 0) {
       this.options.report(
         "warning",

@@ -3,27 +3,25 @@
  * going away. While it answers, claims and updates go straight through.
  * When it fails, or does not answer a claim in time, the service keeps
  * firing from its timetable: new runs get provisional (negative) ids and
- * wait, with their updates, in a bounded buffer that a recovery loop writes
- * once the database is back. The outage is logged once when it starts and
- * once when it ends, not per attempt.
+ * wait, with their updates, in a bounded buffer, written when the database
+ * health says the database is back (before it counts as back).
  */
-import { isUnreachable } from "../errors.ts";
+import { DatabaseError, isUnreachable } from "../errors.ts";
 import { log } from "./log.ts";
 import type { NewRun, RunUpdate } from "../domain/run.ts";
-import type { Store } from "../store/store.ts";
+import type { RunStore } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
+import type { DbHealth } from "./db_health.ts";
+
+/** What the recorder writes with. */
+export type RunWriter = Pick<RunStore, "claimRuns" | "updateRun">;
 
 export interface RecorderOptions {
   /** How long a claim may take before the fire starts anyway. */
   claimTimeoutMs: number;
   /** Most run records held while the database is away; the oldest go first. */
   maxBuffered: number;
-  /** Wait before the n-th reconnection attempt (n from 0). */
-  retryDelayMs: (attempt: number) => number;
 }
-
-/** 1 s, 2 s, 4 s … up to 30 s between reconnection attempts. */
-export const backoff = (attempt: number) => Math.min(30_000, 1000 * 2 ** attempt);
 
 const storeLog = log("store");
 /** Provisional ids remembered after their rows were written. */
@@ -39,21 +37,16 @@ export class RunRecorder {
   /** Provisional ids whose first claim timed out but may still land: not flushed meanwhile. */
   private readonly inFlight = new Set<number>();
   private nextProvisional = -1;
-  private downSince: number | null = null;
   private dropped = 0;
-  private recovery: Promise<void> | null = null;
-  private closed = false;
-  private readonly closing = new AbortController();
+  private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly store: Store,
+    private readonly store: RunWriter,
+    private readonly health: DbHealth,
     private readonly clock: Clock,
     private readonly options: RecorderOptions,
-  ) {}
-
-  /** False while the database is known to be away. */
-  get online(): boolean {
-    return this.downSince === null;
+  ) {
+    health.onRecovery(() => this.recover());
   }
 
   /** Records waiting for the database. */
@@ -63,7 +56,7 @@ export class RunRecorder {
 
   /** Ids for new run rows (null where the fire was claimed already); never throws. */
   async claim(rows: NewRun[]): Promise<(number | null)[]> {
-    if (!this.online) return this.buffer(rows);
+    if (!this.health.online) return this.buffer(rows);
     const attempt = this.store.claimRuns(rows);
     const timeout = new AbortController();
     const outcome = await Promise.race([
@@ -72,7 +65,11 @@ export class RunRecorder {
     ]);
     timeout.abort();
     if (outcome && "ids" in outcome) return outcome.ids;
-    this.wentDown(outcome ? outcome.error : `no answer within ${this.options.claimTimeoutMs} ms`);
+    this.health.failed(
+      outcome ? outcome.error : new DatabaseError(
+        `no answer to a claim within ${this.options.claimTimeoutMs} ms`,
+      ),
+    );
     const provisional = this.buffer(rows);
     if (outcome === null) {
       // The claim may still land: then its rows exist, under real ids.
@@ -99,7 +96,7 @@ export class RunRecorder {
       if (row) this.buffered.set(id, { ...row, ...definedOnly(update) });
       return;
     }
-    if (!this.online) {
+    if (!this.health.online) {
       this.updates.push({ id: real, update });
       return;
     }
@@ -107,7 +104,7 @@ export class RunRecorder {
       await this.store.updateRun(real, update);
     } catch (error) {
       if (!isUnreachable(error)) return this.refused(real, error);
-      this.wentDown(error);
+      this.health.failed(error);
       this.updates.push({ id: real, update });
     }
   }
@@ -118,17 +115,6 @@ export class RunRecorder {
       run: id,
       error: error instanceof Error ? error.message : String(error),
     });
-  }
-
-  /** Note a failure seen elsewhere (polling, heartbeats): if the database is away, start recovering. */
-  failed(error: unknown): void {
-    if (isUnreachable(error)) {
-      this.wentDown(error);
-    } else {
-      storeLog.error("the database refused a statement: {error}", {
-        error: error instanceof Error ? error.message : String(error),
-      });
-    }
   }
 
   private buffer(rows: NewRun[]): (number | null)[] {
@@ -165,53 +151,49 @@ export class RunRecorder {
     if (id !== null) this.update(id, postClaimFields(row));
   }
 
-  private wentDown(error: unknown): void {
-    if (this.closed) return;
-    if (this.downSince === null) {
-      this.downSince = this.clock.now();
-      storeLog.error(
-        "the database is unreachable ({error}); jobs keep firing from the current timetable and their run records wait in memory",
-        { error: error instanceof Error ? error.message : String(error) },
-      );
-    }
-    this.recovery ??= this.recover().finally(() => this.recovery = null);
-  }
-
+  /** The database answers again: write what waited (throws, keeping the rest, if it fails). */
   private async recover(): Promise<void> {
-    for (let attempt = 0; !this.closed; attempt++) {
-      await this.clock.sleep(this.options.retryDelayMs(attempt), this.closing.signal);
-      if (this.closed) return;
-      try {
-        await this.flush();
-      } catch {
-        continue;
-      }
-      const downFor = this.clock.now() - (this.downSince ?? this.clock.now());
-      this.downSince = null;
+    const waiting = this.backlog;
+    await this.flush();
+    if (waiting > 0 || this.dropped > 0) {
       storeLog.info(
-        "the database is back after {seconds} s; buffered run records written ({dropped} dropped)",
+        "wrote {written} run records that waited for the database ({dropped} dropped)",
         {
-          seconds: Math.round(downFor / 1000),
+          written: waiting,
           dropped: this.dropped,
         },
       );
-      this.dropped = 0;
-      return;
     }
+    this.dropped = 0;
   }
 
-  /** Write every buffered record; throws (keeping the rest) when the database fails. */
-  private async flush(): Promise<void> {
-    await this.store.latestMarkerId();
+  /**
+   * Write every buffered record; throws (keeping the rest) when the
+   * database fails. One flush at a time: two would claim the same rows.
+   */
+  private flush(): Promise<void> {
+    const next = this.flushing.catch(() => {}).then(() => this.writeBacklog());
+    this.flushing = next;
+    return next;
+  }
+
+  private async writeBacklog(): Promise<void> {
     // Fires keep coming while this writes: go round until nothing is left.
     for (;;) {
       const pending = [...this.buffered.entries()].filter(([id]) => !this.inFlight.has(id));
       if (pending.length === 0 && this.updates.length === 0) return;
       if (pending.length > 0) {
         const ids = await this.store.claimRuns(pending.map(([, row]) => row));
-        pending.forEach(([provisional], i) => {
+        pending.forEach(([provisional, sent], i) => {
+          const current = this.buffered.get(provisional);
           this.buffered.delete(provisional);
           this.remember(provisional, ids[i]);
+          // A run that ended while its row was on its way merged its end into
+          // the buffered copy, not the one sent: send that as an update.
+          const id = ids[i];
+          if (current && current !== sent && id !== null) {
+            this.updates.push({ id, update: postClaimFields(current) });
+          }
         });
       }
       while (this.updates.length > 0) {
@@ -238,10 +220,8 @@ export class RunRecorder {
     }
   }
 
-  /** Try once more, for at most `timeoutMs`, to write the backlog; then stop recovering. */
+  /** At shutdown: try once more, for at most `timeoutMs`, to write the backlog. */
   async close(timeoutMs: number): Promise<void> {
-    this.closed = true;
-    this.closing.abort();
     if (this.backlog > 0) await settlesWithin(this.clock, this.flush(), timeoutMs);
     if (this.backlog > 0) {
       storeLog.error("{count} run records could not be written before exit", {

@@ -1,21 +1,31 @@
 /**
- * The running service: fires the timetable on time, gates fires through
- * max_instances and max_workers, records every fire in `jm_runs`, applies
- * reload markers, and shuts down cleanly. Decisions come from the pure
- * timetable; this class owns the timers, the processes and the writes.
+ * The running service: fires the timetable on time, asks the slot gate
+ * whether each fire starts, waits or is skipped, records every fire in
+ * `jm_runs`, applies reload markers, and shuts down by a deadline.
+ * Decisions come from the pure timetable and the gate; this class owns the
+ * timers, the processes and the writes.
  */
 import { type Job, sameDefinition, validateJob } from "../domain/job.ts";
 import { log } from "./log.ts";
 import type { NewRun, Run, RunUpdate } from "../domain/run.ts";
-import type { Marker, Store } from "../store/store.ts";
-import { type Clock, settlesWithin } from "./clock.ts";
-import { backoff, RunRecorder } from "./recorder.ts";
-import { finishedRecord, runEnv, type RunHandle, type RunResult, startRun } from "./runner.ts";
-import { type Decision, type Due, type JobDefaults, Timetable } from "./timetable.ts";
+import type { JobStore, Marker, MarkerStore, RunStore } from "../store/store.ts";
+import type { Clock, Deadline } from "./clock.ts";
+import type { DbHealth } from "./db_health.ts";
+import type { RunRecorder } from "./recorder.ts";
+import { finishedRecord, runEnv, type RunHandle, type RunResult, type RunSpec } from "./runner.ts";
+import { type Slot, SlotGate } from "./slots.ts";
+import { type Decision, type Due, type JobDefaults, onTime, Timetable } from "./timetable.ts";
+
+/** Starts a run's process: `startRun` of runner.ts. */
+export type StartRun = (spec: RunSpec, now: () => number) => RunHandle;
 
 export interface ServiceOptions {
-  store: Store;
+  store: JobStore & MarkerStore & RunStore;
   clock: Clock;
+  health: DbHealth;
+  /** Run records, kept through database outages. */
+  recorder: RunRecorder;
+  startRun: StartRun;
   nodeId: string;
   defaults: JobDefaults;
   reloadIntervalMs: number;
@@ -31,11 +41,11 @@ export interface ServiceOptions {
 const MAX_SLEEP_MS = 30_000;
 const MARKERS_PER_RELOAD = 10_000;
 const MANUAL_RUNS_PER_POLL = 100;
-/** A fire waits at most this long for its claim before it starts anyway. */
-const CLAIM_TIMEOUT_MS = 1000;
-const MAX_BUFFERED_RECORDS = 10_000;
-/** At shutdown, how long buffered run records may take to reach the database. */
-const FINAL_WRITE_MS = 5000;
+/**
+ * At shutdown, how long after the interrupted runs' SIGKILL their output
+ * may take to end (a process that left its group can hold it open).
+ */
+const KILLED_OUTPUT_MS = 1000;
 
 export interface ServiceState {
   jobsLoaded: number;
@@ -48,6 +58,9 @@ const RELOAD_CHUNK = 500;
 interface Active {
   job: Job;
   handle: RunHandle;
+  slot: Slot;
+  /** Why the run exists (coalesced, forced), kept in its record when it ends. */
+  note: string | null;
 }
 
 function coalescedNote(due: Due): string | null {
@@ -57,6 +70,7 @@ function coalescedNote(due: Due): string | null {
 interface Waiting {
   due: Due;
   runId: number;
+  slot: Slot;
 }
 
 const schedulerLog = log("scheduler");
@@ -65,29 +79,26 @@ const reloadLog = log("reload");
 
 export class Service {
   private readonly timetable: Timetable;
+  private readonly slots: SlotGate;
   private readonly active = new Map<number, Active>();
-  /** Runs of each job that are running or waiting for a worker. */
-  private readonly perJob = new Map<string, number>();
   private readonly waiting: Waiting[] = [];
   /** Writes of finished runs still in flight; shutdown waits for them. */
   private readonly writes = new Set<Promise<unknown>>();
   private lastMarker = 0;
   private stopping = false;
+  private deadline: Deadline | null = null;
   private wake = new AbortController();
   private reloading: Promise<void> | null = null;
   private reloadAgain = false;
   private polling = false;
+  private pollAgain = false;
   private lastReload: { at: number; ms: number } | null = null;
-  /** Run records, kept through database outages. */
-  readonly recorder: RunRecorder;
+  private readonly recorder: RunRecorder;
 
   constructor(private readonly o: ServiceOptions) {
     this.timetable = new Timetable(o.defaults);
-    this.recorder = new RunRecorder(o.store, o.clock, {
-      claimTimeoutMs: CLAIM_TIMEOUT_MS,
-      maxBuffered: MAX_BUFFERED_RECORDS,
-      retryDelayMs: backoff,
-    });
+    this.slots = new SlotGate(o.maxWorkers);
+    this.recorder = o.recorder;
   }
 
   /** What the heartbeat reports. */
@@ -129,7 +140,7 @@ export class Service {
     });
   }
 
-  /** Fire until `stop()`, then shut down. */
+  /** Fire until `stop()`, then shut down by its deadline. */
   async run(): Promise<void> {
     let nextPoll = this.o.clock.now();
     while (!this.stopping) {
@@ -144,11 +155,16 @@ export class Service {
       this.wake = new AbortController();
       if (!this.stopping) await this.o.clock.sleep(wakeAt - this.o.clock.now(), this.wake.signal);
     }
-    await this.shutdown();
+    await this.shutdown(this.deadline!);
   }
 
-  /** Begin a graceful stop: no new fires; running jobs get shutdown_timeout. */
-  stop(): void {
+  /**
+   * Begin a graceful stop: no new fires; running jobs get shutdown_timeout,
+   * and the whole shutdown ends by `deadline`. Later calls change nothing.
+   */
+  stop(deadline: Deadline): void {
+    if (this.stopping) return;
+    this.deadline = deadline;
     this.stopping = true;
     this.wake.abort();
   }
@@ -172,27 +188,35 @@ export class Service {
         reloadLog.warn("reload failed, keeping the current timetable: {error}", {
           error: String(error),
         });
-        this.recorder.failed(error);
+        this.o.health.failed(error);
         return;
       }
     } while (this.reloadAgain && !this.stopping);
   }
 
+  /** Poll for markers and `job run` requests; a poll due during one folds into one more. */
   private poll(): void {
-    // While the database is away the recorder probes it; polling resumes after.
-    if (this.polling || this.stopping || !this.recorder.online) return;
+    // While the database is away its health probes it; polling resumes after.
+    if (this.stopping || !this.o.health.online) return;
+    if (this.polling) {
+      this.pollAgain = true;
+      return;
+    }
     this.polling = true;
     (async () => {
-      const [latest, oldestPending] = await Promise.all([
-        this.o.store.latestMarkerId(),
-        this.o.store.oldestPendingMarkerId(),
-      ]);
-      if (latest > this.lastMarker || oldestPending !== null) {
-        this.requestReload();
-        await this.reloading;
-      }
-      await this.takeManualRuns();
-    })().catch((error) => this.recorder.failed(error)).finally(() => this.polling = false);
+      do {
+        this.pollAgain = false;
+        const [latest, oldestPending] = await Promise.all([
+          this.o.store.latestMarkerId(),
+          this.o.store.oldestPendingMarkerId(),
+        ]);
+        if (latest > this.lastMarker || oldestPending !== null) {
+          this.requestReload();
+          await this.reloading;
+        }
+        await this.takeManualRuns();
+      } while (this.pollAgain && !this.stopping);
+    })().catch((error) => this.o.health.failed(error)).finally(() => this.polling = false);
   }
 
   private valid(job: Job): boolean {
@@ -261,22 +285,11 @@ export class Service {
     );
   }
 
-  private instances(jobId: string): number {
-    return this.perJob.get(jobId) ?? 0;
-  }
-
-  private countInstance(jobId: string, delta: number): void {
-    const n = this.instances(jobId) + delta;
-    if (n <= 0) this.perJob.delete(jobId);
-    else this.perJob.set(jobId, n);
-  }
-
   /** Record what the timetable decided, then start what may start. */
   private async dispatch(decision: Decision, now: number): Promise<void> {
     const rows: NewRun[] = [];
-    const plans: ({ kind: "start" | "wait"; due: Due } | null)[] = [];
+    const plans: ({ due: Due; slot: Slot } | null)[] = [];
     for (const m of decision.missed) {
-      const grace = this.timetable.policy(m.job.id)?.graceMs ?? 0;
       rows.push({
         job_id: m.job.id,
         scheduled_at: m.last,
@@ -287,42 +300,38 @@ export class Service {
         note: `${m.more ? "more than " : ""}${m.count} fire${m.count === 1 ? "" : "s"} from ${
           new Date(m.first).toISOString()
         } to ${new Date(m.last).toISOString()} came later than misfire_grace_time (${
-          grace / 1000
+          m.policy.graceMs / 1000
         } s)`,
       });
       plans.push(null);
       schedulerLog.warn("job {job}: {count} fires missed", { job: m.job.id, count: m.count });
     }
-    let planned = this.active.size;
     for (const due of decision.run) {
-      const policy = this.timetable.policy(due.job.id)!;
       const base = {
         job_id: due.job.id,
         scheduled_at: due.scheduledAt,
         trigger: "schedule" as const,
         node_id: this.o.nodeId,
       };
-      if (this.instances(due.job.id) >= policy.maxInstances) {
+      const slot = this.slots.tryAcquire(due.job.id, due.policy.maxInstances);
+      if (!slot) {
         rows.push({
           ...base,
           status: "skipped",
           finished_at: now,
-          note: `max_instances (${policy.maxInstances}) runs were still running`,
+          note: `max_instances (${due.policy.maxInstances}) runs were still running`,
         });
         plans.push(null);
         schedulerLog.info("job {job}: fire skipped, max_instances reached", { job: due.job.id });
         continue;
       }
-      this.countInstance(due.job.id, 1);
-      const start = planned < this.o.maxWorkers;
-      if (start) planned++;
       rows.push({
         ...base,
-        status: start ? "running" : "queued",
-        started_at: start ? now : null,
+        status: slot.working ? "running" : "queued",
+        started_at: slot.working ? now : null,
         note: coalescedNote(due),
       });
-      plans.push({ kind: start ? "start" : "wait", due });
+      plans.push({ due, slot });
     }
     const ids = await this.recorder.claim(rows);
     plans.forEach((plan, i) => {
@@ -330,20 +339,20 @@ export class Service {
       const id = ids[i];
       if (id === null) {
         // Another node or an earlier life of this one claimed it.
-        this.countInstance(plan.due.job.id, -1);
-      } else if (plan.kind === "start") {
-        this.launch(plan.due.job, id, plan.due.scheduledAt, coalescedNote(plan.due));
+        plan.slot.release();
+      } else if (plan.slot.working) {
+        this.launch(plan.due.job, id, plan.due.scheduledAt, coalescedNote(plan.due), plan.slot);
       } else {
-        this.waiting.push({ due: plan.due, runId: id });
+        this.waiting.push({ due: plan.due, runId: id, slot: plan.slot });
       }
     });
     // Runs may have ended while the claim was written: their workers are free now.
     this.startWaiting();
   }
 
-  /** Start a claimed run; `note` (coalesced, forced) is kept in its record when it ends. */
-  private launch(job: Job, runId: number, scheduledAt: number, note: string | null): void {
-    const handle = startRun({
+  /** Start a claimed run holding `slot`; `note` (coalesced, forced) is kept in its record. */
+  private launch(job: Job, runId: number, scheduledAt: number, note: string | null, slot: Slot) {
+    const handle = this.o.startRun({
       command: job.command,
       env: runEnv(this.o.baseEnv, job, runId, scheduledAt),
       cwd: job.cwd ?? undefined,
@@ -351,13 +360,13 @@ export class Service {
       killGraceMs: this.o.killGraceMs,
       outputCap: this.o.outputCap,
     }, () => this.o.clock.now());
-    this.active.set(runId, { job, handle });
+    this.active.set(runId, { job, handle, slot, note });
     runnerLog.info("job {job} run {run} started, {lag} ms after its fire time", {
       job: job.id,
       run: runId,
       lag: handle.startedAt - scheduledAt,
     });
-    handle.done.then((result) => this.finished(job, runId, result, note)).catch((error) => {
+    handle.done.then((result) => this.finished(runId, result)).catch((error) => {
       runnerLog.error("job {job} run {run}: could not finish its record: {error}", {
         job: job.id,
         run: runId,
@@ -366,14 +375,17 @@ export class Service {
     });
   }
 
-  private finished(job: Job, runId: number, result: RunResult, claimNote: string | null): void {
+  private finished(runId: number, result: RunResult): void {
+    const run = this.active.get(runId);
+    // Shutdown already recorded a run that outlived its kill.
+    if (!run) return;
     this.active.delete(runId);
-    this.countInstance(job.id, -1);
+    run.slot.release();
     const level = result.status === "success" ? "info" : "warn";
     runnerLog[level](
       "job {job} run {run} ended {status} (exit {exit}) after {ms} ms, {bytes} bytes of output",
       {
-        job: job.id,
+        job: run.job.id,
         run: runId,
         status: result.status,
         exit: result.exitCode ?? result.signal,
@@ -381,19 +393,17 @@ export class Service {
         bytes: result.outputBytes,
       },
     );
-    this.track(this.recorder.update(runId, finishedRecord(result, claimNote)));
+    this.track(this.recorder.update(runId, finishedRecord(result, run.note)));
     this.startWaiting();
   }
 
   /** Give free workers to waiting fires, oldest first; too late ones are missed. */
   private startWaiting(): void {
-    while (this.waiting.length > 0 && this.active.size < this.o.maxWorkers && !this.stopping) {
-      const { due, runId } = this.waiting.shift()!;
+    while (this.waiting.length > 0 && this.slots.workerFree && !this.stopping) {
+      const { due, runId, slot } = this.waiting.shift()!;
       const now = this.o.clock.now();
-      const grace = this.timetable.policy(due.job.id)?.graceMs ??
-        this.o.defaults.misfireGraceTime * 1000;
-      if (now - due.scheduledAt > grace) {
-        this.countInstance(due.job.id, -1);
+      if (!onTime(due.scheduledAt, now, due.policy)) {
+        slot.release();
         this.track(this.recorder.update(runId, {
           status: "missed",
           finished_at: now,
@@ -403,8 +413,9 @@ export class Service {
         }));
         continue;
       }
+      slot.work();
       this.track(this.recorder.update(runId, { status: "running", started_at: now }));
-      this.launch(due.job, runId, due.scheduledAt, coalescedNote(due));
+      this.launch(due.job, runId, due.scheduledAt, coalescedNote(due), slot);
     }
   }
 
@@ -412,7 +423,7 @@ export class Service {
   private async takeManualRuns(): Promise<void> {
     const requests = await this.o.store.queuedManualRuns(MANUAL_RUNS_PER_POLL);
     for (const request of requests) {
-      if (this.stopping || this.active.size >= this.o.maxWorkers) return;
+      if (this.stopping || !this.slots.workerFree) return;
       await this.takeManualRun(request);
     }
   }
@@ -433,7 +444,8 @@ export class Service {
       return;
     }
     const maxInstances = job.max_instances ?? this.o.defaults.maxInstances;
-    if (!request.forced && this.instances(job.id) >= maxInstances) {
+    const slot = this.slots.tryAcquire(job.id, request.forced ? Infinity : maxInstances);
+    if (!slot) {
       await claim({
         status: "skipped",
         finished_at: now,
@@ -441,21 +453,25 @@ export class Service {
       });
       return;
     }
-    this.countInstance(job.id, 1);
-    if (await claim({ status: "running", started_at: now })) {
-      if (this.stopping) {
-        this.countInstance(job.id, -1);
-        this.track(this.recorder.update(request.id, {
-          status: "interrupted",
-          finished_at: this.o.clock.now(),
-          note: "the service stopped before the run started",
-        }));
-        return;
-      }
-      this.launch(job, request.id, request.scheduled_at, request.note);
-    } else {
-      this.countInstance(job.id, -1);
+    // No worker is free after all: the request waits for the next poll.
+    if (!slot.working) return slot.release();
+    let claimed = false;
+    try {
+      claimed = await claim({ status: "running", started_at: now });
+    } finally {
+      if (!claimed) slot.release();
     }
+    if (!claimed) return;
+    if (this.stopping) {
+      slot.release();
+      this.track(this.recorder.update(request.id, {
+        status: "interrupted",
+        finished_at: this.o.clock.now(),
+        note: "the service stopped before the run started",
+      }));
+      return;
+    }
+    this.launch(job, request.id, request.scheduled_at, request.note, slot);
   }
 
   private track(write: Promise<unknown>): void {
@@ -465,14 +481,14 @@ export class Service {
     this.writes.add(tracked);
   }
 
-  private async shutdown(): Promise<void> {
+  private async shutdown(deadline: Deadline): Promise<void> {
     schedulerLog.info("stopping: {running} runs running, waiting up to {seconds} s for them", {
       running: this.active.size,
       seconds: this.o.shutdownTimeoutMs / 1000,
     });
     const now = this.o.clock.now();
-    for (const { runId, due } of this.waiting.splice(0)) {
-      this.countInstance(due.job.id, -1);
+    for (const { runId, slot } of this.waiting.splice(0)) {
+      slot.release();
       this.track(this.recorder.update(runId, {
         status: "interrupted",
         finished_at: now,
@@ -480,19 +496,22 @@ export class Service {
       }));
     }
     const all = () => Promise.all([...this.active.values()].map((a) => a.handle.done));
-    const timeout = new AbortController();
-    await Promise.race([all(), this.o.clock.sleep(this.o.shutdownTimeoutMs, timeout.signal)]);
-    timeout.abort();
+    await deadline.wait(all(), this.o.shutdownTimeoutMs);
     for (const { handle } of this.active.values()) handle.interrupt();
-    await all();
-    // Run records go through the recorder, which buffers what the database refuses;
-    // only a database that hangs (no answer at all) can hold these up, and not for long.
-    await settlesWithin(
-      this.o.clock,
-      Promise.all([this.reloading, ...this.writes]),
-      FINAL_WRITE_MS,
-    );
-    await this.recorder.close(FINAL_WRITE_MS);
+    await deadline.wait(all(), this.o.killGraceMs + KILLED_OUTPUT_MS);
+    for (const [runId, run] of this.active) {
+      this.active.delete(runId);
+      run.slot.release();
+      this.track(this.recorder.update(runId, {
+        status: "interrupted",
+        finished_at: this.o.clock.now(),
+        note: "killed: the service was shutting down; its output was not read to the end",
+      }));
+    }
+    // Run records go through the recorder, which buffers what the database
+    // refuses; only a database that does not answer at all holds these up.
+    await deadline.wait(Promise.all([this.reloading, ...this.writes]));
+    await this.recorder.close(deadline.left);
     schedulerLog.info("stopped");
   }
 }

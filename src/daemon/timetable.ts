@@ -39,9 +39,19 @@ export function policyOf(job: Job, defaults: JobDefaults): Policy {
   };
 }
 
+/**
+ * The one grace rule: a fire may still start at `now` when it is at most
+ * the grace late. The timetable asks it of due fires, the service of fires
+ * that waited for a worker.
+ */
+export function onTime(fire: number, now: number, policy: Pick<Policy, "graceMs">): boolean {
+  return now - fire <= policy.graceMs;
+}
+
 /** Fires of one job that came too late to run, as one summary. */
 export interface Missed {
   job: Job;
+  policy: Policy;
   first: number;
   last: number;
   /** How many fires; at least this many when `more` is set. */
@@ -52,6 +62,8 @@ export interface Missed {
 /** A fire to run now. `coalesced` counts the earlier fires folded into it. */
 export interface Due {
   job: Job;
+  /** The job's policy when the fire was taken: a reload meanwhile does not change it. */
+  policy: Policy;
   scheduledAt: number;
   coalesced: number;
 }
@@ -69,18 +81,17 @@ export interface Decision {
 export function decideLate(
   fires: number[],
   now: number,
-  graceMs: number,
-  coalesce: boolean,
+  policy: Pick<Policy, "graceMs" | "coalesce">,
 ): { run: number[]; missed: number[]; coalesced: number } {
   if (fires.length === 0) return { run: [], missed: [], coalesced: 0 };
-  const onTime = (f: number) => now - f <= graceMs;
-  if (coalesce) {
+  const inTime = (f: number) => onTime(f, now, policy);
+  if (policy.coalesce) {
     const latest = fires[fires.length - 1];
-    return onTime(latest)
+    return inTime(latest)
       ? { run: [latest], missed: [], coalesced: fires.length - 1 }
       : { run: [], missed: fires, coalesced: 0 };
   }
-  return { run: fires.filter(onTime), missed: fires.filter((f) => !onTime(f)), coalesced: 0 };
+  return { run: fires.filter(inTime), missed: fires.filter((f) => !inTime(f)), coalesced: 0 };
 }
 
 /** Most fires of one job enumerated in one step; beyond it they are counted as "more". */
@@ -115,10 +126,6 @@ export class Timetable {
 
   job(id: string): Job | undefined {
     return this.entries.get(id)?.job;
-  }
-
-  policy(id: string): Policy | undefined {
-    return this.entries.get(id)?.policy;
   }
 
   ids(): string[] {
@@ -178,9 +185,14 @@ export class Timetable {
     const decision: Decision = { run: [], missed: [] };
     for (const entry of this.entries.values()) {
       if (entry.next === null || entry.next > now) continue;
-      if (now - entry.next < MIN_FIRE_GAP_MS && now - entry.next <= entry.policy.graceMs) {
+      if (now - entry.next < MIN_FIRE_GAP_MS && onTime(entry.next, now, entry.policy)) {
         // The usual case: one fire, on time, and no other can be due yet.
-        decision.run.push({ job: entry.job, scheduledAt: entry.next, coalesced: 0 });
+        decision.run.push({
+          job: entry.job,
+          policy: entry.policy,
+          scheduledAt: entry.next,
+          coalesced: 0,
+        });
         entry.advanceFrom = entry.next;
         entry.next = null;
         this.pending.push(entry);
@@ -199,17 +211,14 @@ export class Timetable {
         next = entry.schedule.nextAfter(new Date(now))?.getTime() ?? null;
       }
       entry.next = next;
-      const { run, missed, coalesced } = decideLate(
-        fires,
-        now,
-        entry.policy.graceMs,
-        entry.policy.coalesce,
-      );
-      for (const scheduledAt of run) decision.run.push({ job: entry.job, scheduledAt, coalesced });
+      const { job, policy } = entry;
+      const { run, missed, coalesced } = decideLate(fires, now, policy);
+      for (const scheduledAt of run) decision.run.push({ job, policy, scheduledAt, coalesced });
       if (missed.length > 0 || more) {
         const all = missed.length > 0 ? missed : fires;
         decision.missed.push({
-          job: entry.job,
+          job,
+          policy,
           first: all[0],
           last: more ? fires[fires.length - 1] : all[all.length - 1],
           count: all.length,

@@ -1,0 +1,224 @@
+/**
+ * The daemon, assembled from the settings, a store and a clock: database
+ * health, run recorder, scheduler, housekeeping and the jm_syslog sink.
+ * `jobsmanager serve` boots it and turns signals into `stop()` and
+ * `reload()`; tests boot it in-process with a fake clock.
+ */
+import { getLogger, type Sink } from "@logtape/logtape";
+import type { Settings } from "../config/config.ts";
+import type { Node } from "../domain/node.ts";
+import { systemTimezone } from "../domain/time.ts";
+import type { Store } from "../store/store.ts";
+import { VERSION } from "../version.ts";
+import { type Clock, Deadline } from "./clock.ts";
+import { DbHealth } from "./db_health.ts";
+import { Housekeeping } from "./housekeeping.ts";
+import { log, SINK_CATEGORY } from "./log.ts";
+import { DatabaseLogSink } from "./log_sink.ts";
+import { RunRecorder } from "./recorder.ts";
+import { startRun } from "./runner.ts";
+import { Service, type ServiceState, type StartRun } from "./service.ts";
+
+/** Who this service is, in `jm_nodes`. */
+export type NodeIdentity = Pick<Node, "id" | "host" | "pid" | "version" | "started_at">;
+
+export interface BootOptions {
+  settings: Settings;
+  /** The daemon owns it from here: `run()` migrates it and closes it. */
+  store: Store;
+  clock: Clock;
+  node: NodeIdentity;
+  /** The environment every run starts from (secrets already removed). */
+  env: Record<string, string>;
+  /** Starts a run's process: the real runner unless a test gives a double. */
+  startRun?: StartRun;
+}
+
+export interface Daemon {
+  /** The jm_syslog sink for the logging setup; it writes once `run()` has migrated the schema. */
+  readonly logSink: Sink;
+  /** What the heartbeat reports. */
+  readonly state: ServiceState;
+  /**
+   * Migrate, mark crashed runs interrupted, load the jobs and fire them
+   * until `stop()`; then shut down and close the store by the stop's
+   * deadline. Rejects (logged as fatal) when the service cannot start.
+   */
+  run(): Promise<void>;
+  /**
+   * Stop firing; `run()` resolves within `stopBudgetMs` of this call, the
+   * database answering or not. Before the service has started, it stops as
+   * soon as it has.
+   */
+  stop(): void;
+  /** Reload now; before the service has started, nothing (starting applies every marker). */
+  reload(): void;
+}
+
+/**
+ * What a stop's last steps get beyond shutdown_timeout and kill_grace:
+ * a second for the killed runs' output (service.ts, KILLED_OUTPUT_MS),
+ * the rest for the run records, the last heartbeat, the log rows and the
+ * pool.
+ */
+export const STOP_MARGIN_MS = 5000;
+
+/** From SIGTERM to exit at the most: the systemd unit's TimeoutStopSec is derived from it. */
+export function stopBudgetMs(
+  settings: Pick<Settings, "jobsmanager.shutdown_timeout" | "jobsmanager.kill_grace">,
+): number {
+  const { "jobsmanager.shutdown_timeout": timeout, "jobsmanager.kill_grace": grace } = settings;
+  return (timeout + grace) * 1000 + STOP_MARGIN_MS;
+}
+
+/** A fire waits at most this long for its claim before it starts anyway. */
+const CLAIM_TIMEOUT_MS = 1000;
+const MAX_BUFFERED_RECORDS = 10_000;
+
+const serviceLog = log("service");
+
+export function boot(options: BootOptions): Daemon {
+  return new BootedDaemon(options);
+}
+
+class BootedDaemon implements Daemon {
+  private readonly health: DbHealth;
+  private readonly recorder: RunRecorder;
+  private readonly service: Service;
+  private readonly housekeeping: Housekeeping;
+  private readonly sink: DatabaseLogSink;
+  private deadline: Deadline | null = null;
+  private readonly stopped = Promise.withResolvers<Deadline>();
+  private started = false;
+  /** Set when a stop's deadline passed before the start finished: it goes no further. */
+  private abandoned = false;
+
+  constructor(private readonly o: BootOptions) {
+    const { settings: s, store, clock } = o;
+    this.health = new DbHealth(store, clock);
+    this.recorder = new RunRecorder(store, this.health, clock, {
+      claimTimeoutMs: CLAIM_TIMEOUT_MS,
+      maxBuffered: MAX_BUFFERED_RECORDS,
+    });
+    this.service = new Service({
+      store,
+      clock,
+      health: this.health,
+      recorder: this.recorder,
+      startRun: o.startRun ?? startRun,
+      nodeId: o.node.id,
+      defaults: {
+        timezone: s["jobsmanager.timezone"] || systemTimezone(),
+        coalesce: s["jobsmanager.coalesce"],
+        maxInstances: s["jobsmanager.max_instances"],
+        misfireGraceTime: s["jobsmanager.misfire_grace_time"],
+      },
+      reloadIntervalMs: s["jobsmanager.reload_interval"] * 1000,
+      maxWorkers: s["jobsmanager.max_workers"],
+      shutdownTimeoutMs: s["jobsmanager.shutdown_timeout"] * 1000,
+      killGraceMs: s["jobsmanager.kill_grace"] * 1000,
+      outputCap: s["jobsmanager.output_cap"],
+      baseEnv: o.env,
+    });
+    this.housekeeping = new Housekeeping({
+      store,
+      clock,
+      health: this.health,
+      node: o.node,
+      heartbeatMs: s["jobsmanager.heartbeat_interval"] * 1000,
+      keepLogDays: s["log.keep_days"],
+      keepRunDays: s["runs.keep_days"],
+      state: () => this.service.state,
+    });
+    const sinkLog = getLogger(SINK_CATEGORY);
+    this.sink = new DatabaseLogSink({
+      insert: (rows) => store.insertLogs(rows),
+      report: (level, message, properties) =>
+        sinkLog[level === "warning" ? "warn" : "info"](message, properties),
+      online: () => this.health.online,
+      // Lines logged during an outage name provisional run ids; write the real ones.
+      resolve: (context) => {
+        const run = context.run;
+        const real = typeof run === "number" && run < 0 ? this.recorder.realId(run) : undefined;
+        return typeof real === "number" ? { ...context, run: real } : context;
+      },
+      clock,
+    });
+  }
+
+  get logSink(): Sink {
+    return this.sink.sink;
+  }
+
+  get state(): ServiceState {
+    return this.service.state;
+  }
+
+  stop(): void {
+    if (this.deadline) return;
+    this.deadline = Deadline.in(this.o.clock, stopBudgetMs(this.o.settings));
+    this.service.stop(this.deadline);
+    this.stopped.resolve(this.deadline);
+  }
+
+  reload(): void {
+    if (this.started) this.service.requestReload();
+  }
+
+  async run(): Promise<void> {
+    try {
+      if (await this.start()) await this.service.run();
+    } catch (error) {
+      serviceLog.fatal("cannot run: {error}", { error: (error as Error).message });
+      throw error;
+    } finally {
+      await this.close();
+    }
+  }
+
+  /** Start the service; false when a stop's deadline passed first (a database that hangs). */
+  private async start(): Promise<boolean> {
+    const starting = this.startService();
+    const timedOut = this.stopped.promise
+      .then((deadline) => deadline.wait(starting))
+      .then((settled) => settled ? new Promise<never>(() => {}) : false);
+    const started = await Promise.race([starting.then(() => true), timedOut]);
+    if (!started) {
+      this.abandoned = true;
+      starting.catch(() => {});
+    }
+    return started;
+  }
+
+  private async startService(): Promise<void> {
+    const { store, node } = this.o;
+    await store.migrate();
+    if (this.abandoned) return;
+    this.sink.start();
+    serviceLog.info(
+      "jobsmanager {version} starting on {store} ({database}), node {node}, pid {pid}",
+      {
+        version: VERSION,
+        store: store.kind,
+        database: store.description,
+        node: node.id,
+        pid: node.pid,
+      },
+    );
+    await this.service.start();
+    if (this.abandoned) return;
+    this.housekeeping.start();
+    this.started = true;
+  }
+
+  /** The last steps, in the order their output matters, by the stop's deadline. */
+  private async close(): Promise<void> {
+    // A start that failed has no stop deadline: the last steps get the margin.
+    const deadline = this.deadline ?? Deadline.in(this.o.clock, STOP_MARGIN_MS);
+    if (this.started) await this.housekeeping.stop(deadline.left);
+    await this.sink.close(deadline.left);
+    this.health.close();
+    // A pool whose server stopped answering can wait forever to end.
+    await deadline.wait(this.o.store.close());
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Whether the database answers, for everything in the service that uses
+ * it. Consumers report the failures they see; an unreachable database
+ * turns the service offline: the outage is logged once, the recorder
+ * buffers, polling, heartbeats and the log sink wait, and a probe
+ * (`ping`, backing off from 1 s to 30 s) brings it back online, which is
+ * logged once too.
+ */
+import { isUnreachable } from "../errors.ts";
+import type { Store } from "../store/store.ts";
+import type { Clock } from "./clock.ts";
+import { log } from "./log.ts";
+
+/** 1 s, 2 s, 4 s … up to 30 s between reconnection attempts. */
+export const backoff = (attempt: number) => Math.min(30_000, 1000 * 2 ** attempt);
+
+/** Work that must succeed before the database counts as back (writing what waited). */
+export type Recovery = () => Promise<void>;
+
+const storeLog = log("store");
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export class DbHealth {
+  private downSince: number | null = null;
+  private probing: Promise<void> | null = null;
+  private readonly recoveries: Recovery[] = [];
+  private readonly closing = new AbortController();
+
+  constructor(
+    private readonly store: Pick<Store, "ping">,
+    private readonly clock: Clock,
+    /** Wait before the n-th probe of an outage (n from 0). */
+    private readonly retryDelayMs: (attempt: number) => number = backoff,
+  ) {}
+
+  /** False while the database is known to be away. */
+  get online(): boolean {
+    return this.downSince === null;
+  }
+
+  /** Run `recovery` after each outage, once the database answers; if it fails, the outage goes on. */
+  onRecovery(recovery: Recovery): void {
+    this.recoveries.push(recovery);
+  }
+
+  /**
+   * A statement failed. When the database is unreachable, go offline (if
+   * not already) and probe until it answers; when it answered and refused
+   * the statement, retrying cannot help: only say so.
+   */
+  failed(error: unknown): void {
+    if (!isUnreachable(error)) {
+      storeLog.error("the database refused a statement: {error}", { error: message(error) });
+      return;
+    }
+    if (this.closing.signal.aborted) return;
+    if (this.downSince === null) {
+      this.downSince = this.clock.now();
+      storeLog.error(
+        "the database is unreachable ({error}); jobs keep firing from the current timetable and their run records wait in memory",
+        { error: message(error) },
+      );
+    }
+    this.probing ??= this.probe().finally(() => this.probing = null);
+  }
+
+  private async probe(): Promise<void> {
+    for (let attempt = 0;; attempt++) {
+      await this.clock.sleep(this.retryDelayMs(attempt), this.closing.signal);
+      if (this.closing.signal.aborted) return;
+      try {
+        await this.store.ping();
+        for (const recovery of this.recoveries) await recovery();
+      } catch (error) {
+        if (isUnreachable(error)) {
+          // Per attempt, so only at debug: the outage itself is logged once.
+          storeLog.debug("still unreachable ({error}); next attempt in {seconds} s", {
+            error: message(error),
+            seconds: this.retryDelayMs(attempt + 1) / 1000,
+          });
+          continue;
+        }
+        // It answers, but refused what waited: that will not change by waiting.
+        storeLog.error("the database refused a statement: {error}", { error: message(error) });
+      }
+      const downFor = this.clock.now() - (this.downSince ?? this.clock.now());
+      this.downSince = null;
+      storeLog.info("the database is back after {seconds} s", {
+        seconds: Math.round(downFor / 1000),
+      });
+      return;
+    }
+  }
+
+  /** Stop probing (the service is stopping); `online` keeps its last value. */
+  close(): void {
+    this.closing.abort();
+  }
+}

@@ -1,0 +1,409 @@
+/**
+ * The daemon built in-process, as `serve` builds it, on a real store
+ * (SQLite file or MariaDB), with a fake clock and, unless a test wants
+ * real processes, a fake runner whose runs end when the test says. The
+ * test moves the clock to an instant, then waits for the state it expects
+ * (rows in jm_runs, log lines); nothing depends on how fast the machine is.
+ */
+import { configure, dispose, type LogRecord } from "@logtape/logtape";
+import { defaultSettings, type Settings } from "../src/config/config.ts";
+import { boot, type Daemon, stopBudgetMs } from "../src/daemon/boot.ts";
+import { SINK_CATEGORY } from "../src/daemon/log.ts";
+import { renderMessage } from "../src/daemon/log_sink.ts";
+import { type RunHandle, type RunResult, type RunSpec, startRun } from "../src/daemon/runner.ts";
+import type { StartRun } from "../src/daemon/service.ts";
+import { buildJob, type JobOptions } from "../src/domain/job.ts";
+import type { Run } from "../src/domain/run.ts";
+import type { Store } from "../src/store/store.ts";
+import { VERSION } from "../src/version.ts";
+import { FakeClock } from "./fake_clock.ts";
+import { rawQuery, type TestDatabase } from "./helpers.ts";
+import { resolveTarget } from "../src/config/database.ts";
+import { openStore } from "../src/store/open.ts";
+import { TcpProxy } from "./tcp_proxy.ts";
+
+/** 2030-01-01T00:00:00Z: the daemon starts here; fires of `second *` are T0 + n s. */
+export const T0 = Date.UTC(2030, 0, 1);
+export const NODE_ID = "test-node";
+
+/** A run the fake runner started: a process that ends when the test says. */
+export class FakeRun {
+  readonly jobId: string;
+  readonly runId: number;
+  readonly scheduledAt: number;
+  readonly startedAt: number;
+  interrupted = false;
+  /** When set, `interrupt()` does not end it (a process that ignores SIGTERM). */
+  ignoresInterrupt = false;
+  private ended = false;
+  private readonly result = Promise.withResolvers<RunResult>();
+  readonly handle: RunHandle;
+
+  constructor(readonly spec: RunSpec, private readonly now: () => number) {
+    this.jobId = spec.env.JM_JOB_ID;
+    this.runId = Number(spec.env.JM_RUN_ID);
+    this.scheduledAt = Date.parse(spec.env.JM_SCHEDULED_AT);
+    this.startedAt = now();
+    this.handle = {
+      startedAt: this.startedAt,
+      pid: null,
+      done: this.result.promise,
+      interrupt: () => {
+        this.interrupted = true;
+        if (!this.ignoresInterrupt) {
+          this.finish({
+            status: "interrupted",
+            exitCode: null,
+            signal: "SIGTERM",
+            note: "killed: the service was shutting down",
+          });
+        }
+      },
+    };
+  }
+
+  get running(): boolean {
+    return !this.ended;
+  }
+
+  /** End the run: exit 0 unless told otherwise. */
+  finish(outcome: Partial<RunResult> = {}): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.result.resolve({
+      status: "success",
+      exitCode: 0,
+      signal: null,
+      stdout: "",
+      stderr: "",
+      startedAt: this.startedAt,
+      finishedAt: this.now(),
+      outputBytes: 0,
+      note: null,
+      ...outcome,
+    });
+  }
+
+  toString(): string {
+    return `${this.jobId} run ${this.runId} @${this.scheduledAt - T0}${
+      this.ended ? " ended" : " running"
+    }${this.interrupted ? " interrupted" : ""}`;
+  }
+}
+
+export class FakeRunner {
+  readonly runs: FakeRun[] = [];
+  private ending = false;
+
+  readonly start: StartRun = (spec, now) => {
+    const run = new FakeRun(spec, now);
+    this.runs.push(run);
+    if (this.ending) run.finish();
+    return run.handle;
+  };
+
+  /** End every run, and from now on each run as soon as it starts. */
+  endAll(): void {
+    this.ending = true;
+    for (const run of this.runs) run.finish();
+  }
+
+  of(jobId: string): FakeRun[] {
+    return this.runs.filter((r) => r.jobId === jobId);
+  }
+
+  get running(): FakeRun[] {
+    return this.runs.filter((r) => r.running);
+  }
+}
+
+export interface HarnessOptions {
+  /** Settings over the defaults (and UTC as the zone). */
+  settings?: Partial<Settings>;
+  /** Run real processes (`/bin/sh -c`) instead of fake ones. */
+  realRuns?: boolean;
+  /** The store the daemon uses; `db.open()` by default (a store through a proxy, for outages). */
+  store?: () => Store;
+}
+
+/** How long a test waits, in real time, for a state it expects. */
+const WAIT_MS = 15_000;
+
+/**
+ * One daemon on one test database. Create it, add jobs, `start()`; move
+ * the clock and wait for states; dispose it (`await using`) to stop the
+ * daemon and drop what it opened.
+ */
+export class DaemonHarness implements AsyncDisposable {
+  readonly clock = new FakeClock(T0);
+  readonly runner = new FakeRunner();
+  readonly logs: LogRecord[] = [];
+  readonly settings: Settings;
+  /** A store of the test's own, to arrange and inspect the database. */
+  readonly store: Store;
+  private daemon_: Daemon | null = null;
+  private running: Promise<void> | null = null;
+  private outcome: { error: unknown } | "ok" | null = null;
+  private stoppedAt: number | null = null;
+
+  private constructor(readonly db: TestDatabase, private readonly options: HarnessOptions) {
+    this.settings = {
+      ...defaultSettings(),
+      "jobsmanager.timezone": "UTC",
+      ...options.settings,
+    };
+    this.store = db.open();
+  }
+
+  /** A harness on `db` with its schema in place; `start()` boots the daemon. */
+  static async create(db: TestDatabase, options: HarnessOptions = {}): Promise<DaemonHarness> {
+    const h = new DaemonHarness(db, options);
+    await h.store.migrate();
+    return h;
+  }
+
+  get daemon(): Daemon {
+    if (!this.daemon_) throw new Error("the daemon is not booted yet: call start()");
+    return this.daemon_;
+  }
+
+  /** Add (or, given `current`, change) a job through the store, with its marker. */
+  async job(id: string, options: JobOptions): Promise<number> {
+    const change = await this.store.changeJob(
+      id,
+      (current) => buildJob(id, { command: "true", ...options }, current, this.clock.now()),
+    );
+    return change.markerId!;
+  }
+
+  async removeJob(id: string): Promise<number> {
+    return (await this.store.changeJob(id, () => null)).markerId!;
+  }
+
+  /**
+   * Boot the daemon and run it; without `wait: false`, wait until it has
+   * loaded the jobs. `early` gets the daemon before `run()`, as a signal
+   * that comes before the start would.
+   */
+  async start(
+    options: { wait?: boolean; early?: (daemon: Daemon) => void } = {},
+  ): Promise<Daemon> {
+    const daemon = boot({
+      settings: this.settings,
+      store: this.options.store?.() ?? this.db.open(),
+      clock: this.clock,
+      node: { id: NODE_ID, host: "test", pid: Deno.pid, version: VERSION, started_at: T0 },
+      env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
+      startRun: this.options.realRuns ? startRun : this.runner.start,
+    });
+    this.daemon_ = daemon;
+    await configure({
+      reset: true,
+      sinks: { memory: (record) => this.logs.push(record), database: daemon.logSink },
+      loggers: [
+        { category: ["jobsmanager"], lowestLevel: "debug", sinks: ["memory", "database"] },
+        { category: SINK_CATEGORY, sinks: ["memory"], parentSinks: "override" },
+        { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
+      ],
+    });
+    options.early?.(daemon);
+    this.running = daemon.run().then(
+      () => void (this.outcome = "ok"),
+      (error) => void (this.outcome = { error }),
+    );
+    if (options.wait !== false) {
+      await this.until(() => this.line(/^loaded \d+ enabled jobs/), "the daemon to load its jobs");
+    }
+    return daemon;
+  }
+
+  /**
+   * `stop()`, as SIGTERM does; returns the instant of the stop. When the
+   * service had started, waits until its shutdown has begun, so that a
+   * clock moved next is seen by the shutdown's own waits.
+   */
+  async stop(): Promise<number> {
+    this.stoppedAt = this.clock.now();
+    this.daemon.stop();
+    if (this.line(/^loaded \d+ enabled jobs/)) {
+      await this.until(() => this.line(/^stopping: /), "the shutdown to begin");
+    }
+    return this.stoppedAt;
+  }
+
+  /** True once `run()` has resolved; throws what it rejected with. */
+  get ended(): boolean {
+    if (this.outcome !== null && this.outcome !== "ok") throw this.outcome.error;
+    return this.outcome === "ok";
+  }
+
+  /** The log lines so far, rendered, as `logger: message`. */
+  get lines(): string[] {
+    return this.logs.map((r) => `${r.category.slice(1).join(".")}: ${renderMessage(r)}`);
+  }
+
+  /** The first log message matching `pattern` (without its logger name), or undefined. */
+  line(pattern: RegExp): string | undefined {
+    return this.logs.map(renderMessage).find((m) => pattern.test(m));
+  }
+
+  count(pattern: RegExp): number {
+    return this.logs.map(renderMessage).filter((m) => pattern.test(m)).length;
+  }
+
+  /** Reload markers: id and whether a service has applied them. */
+  async markers(): Promise<{ id: number; updated: boolean }[]> {
+    return (await this.store.listMarkers(0, 100_000)).map(({ id, updated }) => ({ id, updated }));
+  }
+
+  /** SQL by hand, as a DBA would; retried while the daemon's SQLite transaction holds the lock. */
+  async sql(text: string, params: unknown[] = []): Promise<void> {
+    for (let attempt = 0;; attempt++) {
+      try {
+        await rawQuery(this.db, text, params);
+        return;
+      } catch (error) {
+        if (attempt > 50 || !/database is (locked|busy)/.test(String(error))) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+  }
+
+  /** Every run (of `jobId`), oldest first, as the database has them. */
+  async runs(jobId?: string): Promise<Run[]> {
+    const rows = await this.store.listRuns({ job_id: jobId, limit: 100_000 });
+    return rows.sort((a, b) => a.id - b.id);
+  }
+
+  /** Wait (real time) until `probe` returns something truthy; fail showing the state. */
+  until<T>(
+    probe: () => T | Promise<T>,
+    what: string,
+    timeoutMs = WAIT_MS,
+  ): Promise<NonNullable<T>> {
+    return until(probe, what, () => this.describe(), timeoutMs);
+  }
+
+  /** Wait for the run of `jobId` fired at `at` to reach one of `statuses`. */
+  run(jobId: string, at: number, ...statuses: Run["status"][]): Promise<Run> {
+    return this.until(
+      async () =>
+        (await this.runs(jobId)).find((r) =>
+          r.scheduled_at === at && r.trigger === "schedule" && statuses.includes(r.status)
+        ),
+      `a run of ${jobId} fired at T0+${at - T0} that is ${statuses.join(" or ")}`,
+    );
+  }
+
+  /** Wait for the fake runner to have started the run of `jobId` fired at `at`. */
+  started(jobId: string, at: number): Promise<FakeRun> {
+    return this.until(
+      () => this.runner.of(jobId).find((r) => r.scheduledAt === at),
+      `the runner to start ${jobId} fired at T0+${at - T0}`,
+    );
+  }
+
+  /** The state, for failure messages: clock, runner, runs, the last log lines. */
+  async describe(): Promise<string> {
+    let runs: string;
+    let markers: string;
+    try {
+      runs = (await this.runs()).map(describeRun).join("\n");
+      markers = (await this.markers()).map((m) => `${m.id}${m.updated ? "" : " pending"}`)
+        .join(", ");
+    } catch (error) {
+      runs = markers = `(cannot read the database: ${error})`;
+    }
+    return [
+      `clock: T0+${this.clock.now() - T0} ms; sleepers wake at ${
+        this.clock.wakeUps.map((t) => `T0+${t - T0}`).join(", ")
+      }`,
+      `daemon: ${this.outcome === null ? "running" : JSON.stringify(this.outcome)}`,
+      `fake runs: ${this.runner.runs.join("; ")}`,
+      `markers: ${markers}`,
+      `jm_runs:\n${runs}`,
+      `log (last 30):\n${this.lines.slice(-30).join("\n")}`,
+    ].join("\n");
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      if (this.running && this.outcome === null) {
+        this.runner.endAll();
+        if (this.stoppedAt === null) {
+          this.stoppedAt = this.clock.now();
+          this.daemon.stop();
+        }
+        // Without runs left, the stop needs no time but the database's; a test
+        // that left the database unreachable needs the clock at the deadline.
+        if (!await settlesWithin(this.running, 5000)) {
+          await this.clock.set(this.stoppedAt! + stopBudgetMs(this.settings));
+        }
+        await this.running;
+      }
+    } finally {
+      await dispose();
+      await this.store.close();
+      await this.db[Symbol.asyncDispose]();
+    }
+  }
+}
+
+/**
+ * Wait (real time) until `probe` returns something truthy, and return it;
+ * fail naming `what`, with the state `detail` describes.
+ */
+export async function until<T>(
+  probe: () => T | Promise<T>,
+  what: string,
+  detail: () => string | Promise<string>,
+  timeoutMs = WAIT_MS,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${await detail()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** A proxy in front of `db`'s MariaDB server, for outages (tcp_proxy.ts). */
+export function proxyFor(db: TestDatabase): TcpProxy {
+  if (db.target.kind !== "mysql") throw new Error("outage tests need MySQL");
+  return TcpProxy.start({ hostname: db.target.host, port: db.target.port });
+}
+
+/** Open a store on `db` through `proxy`: what the daemon uses in an outage test. */
+export function throughProxy(db: TestDatabase, proxy: TcpProxy): () => Store {
+  const url = new URL(db.url);
+  url.port = String(proxy.port);
+  return () => openStore(resolveTarget({ ...defaultSettings(), "db.url": url.toString() }));
+}
+
+/** True when `work` settles within `ms` of real time. */
+async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const settled = await Promise.race([
+    work.then(() => true, () => true),
+    new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms)),
+  ]);
+  clearTimeout(timer);
+  return settled;
+}
+
+export function describeRun(r: Run): string {
+  const at = (t: number | null) => t === null ? "-" : `T0+${t - T0}`;
+  return [
+    r.id,
+    r.job_id,
+    at(r.scheduled_at),
+    r.status,
+    `started ${at(r.started_at)}`,
+    `finished ${at(r.finished_at)}`,
+    r.trigger,
+    r.note ?? "",
+  ].join(" | ");
+}

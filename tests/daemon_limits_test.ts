@@ -1,0 +1,109 @@
+/**
+ * Concurrency limits, in-process with a fake clock, on every backend:
+ * max_instances skips a fire while that many runs of the job hold slots;
+ * max_workers queues fires, starts them as workers free up, and records
+ * those that waited past their grace (never under 250 ms) as missed.
+ */
+import { assert, assertEquals } from "./assert.ts";
+import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { DaemonHarness, describeRun, T0 } from "./daemon_harness.ts";
+
+const at = (s: number) => T0 + s * 1000;
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: max_instances 1 skips fires while a run runs`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("slow", { schedule: { second: "*" } });
+    await h.start();
+    await h.clock.set(at(1));
+    const first = await h.started("slow", at(1));
+    await h.clock.set(at(2));
+    const skipped = await h.run("slow", at(2), "skipped");
+    assertEquals(
+      [skipped.note, skipped.finished_at, skipped.started_at],
+      ["max_instances (1) runs were still running", at(2), null],
+    );
+    first.finish();
+    await h.run("slow", at(1), "success");
+    await h.clock.set(at(3));
+    await h.started("slow", at(3));
+    await h.run("slow", at(3), "running");
+    assertEquals(h.runner.runs.length, 2);
+  });
+
+  Deno.test(`daemon[${backend}]: max_instances 2 lets two runs overlap, not three`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("slow", { schedule: { second: "*" }, max_instances: "2" });
+    await h.start();
+    await h.clock.set(at(1));
+    const first = await h.started("slow", at(1));
+    await h.clock.set(at(2));
+    await h.started("slow", at(2));
+    await h.clock.set(at(3));
+    assertEquals(
+      (await h.run("slow", at(3), "skipped")).note,
+      "max_instances (2) runs were still running",
+    );
+    first.finish();
+    await h.run("slow", at(1), "success");
+    await h.clock.set(at(4));
+    await h.started("slow", at(4));
+    assertEquals(h.runner.running.length, 2);
+  });
+
+  Deno.test(`daemon[${backend}]: max_workers 1 queues fires; those queued past their grace are missed`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.max_workers": 1 },
+    });
+    await h.job("a", { schedule: { second: "*" } });
+    await h.job("b", { schedule: { second: "*" }, misfire_grace_time: "5" });
+    await h.job("c", { schedule: { second: "*" } });
+    const oneAtATime = () => assert(h.runner.running.length <= 1, `${h.runner.runs.join("; ")}`);
+    await h.start();
+    await h.clock.set(at(1));
+    const a1 = await h.started("a", at(1));
+    for (const job of ["b", "c"]) {
+      const queued = await h.run(job, at(1), "queued");
+      assertEquals(queued.started_at, null);
+    }
+    oneAtATime();
+    // a ends 200 ms in: b, first in the queue, takes the worker.
+    await h.clock.set(at(1) + 200);
+    a1.finish();
+    const b1 = await h.started("b", at(1));
+    assertEquals((await h.run("b", at(1), "running")).started_at, at(1) + 200);
+    oneAtATime();
+    // The fires at 2 s: b and c hold slots (running, queued), so theirs are
+    // skipped; a's queues behind c.
+    await h.clock.set(at(2) + 500);
+    await h.run("b", at(2), "skipped");
+    await h.run("c", at(2), "skipped");
+    await h.run("a", at(2), "queued");
+    // b ends at 2.5 s: c waited 1.5 s, past its 1 s grace; a's fire waited 0.5 s and runs.
+    b1.finish();
+    const missed = await h.run("c", at(1), "missed");
+    assertEquals(
+      [missed.note, missed.finished_at],
+      ["waited 1500 ms for a free worker (max_workers 1)", at(2) + 500],
+    );
+    assertEquals((await h.run("a", at(2), "running")).started_at, at(2) + 500);
+    oneAtATime();
+    const rows = await h.runs();
+    assertEquals(rows.filter((r) => r.status === "queued"), [], rows.map(describeRun).join("\n"));
+  });
+
+  Deno.test(`daemon[${backend}]: a queued fire of a job with grace 0 still gets 250 ms`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.max_workers": 1 },
+    });
+    await h.job("first", { schedule: { second: "*" } });
+    await h.job("strict", { schedule: { second: "*" }, misfire_grace_time: "0" });
+    await h.start();
+    await h.clock.set(at(1));
+    const first = await h.started("first", at(1));
+    await h.run("strict", at(1), "queued");
+    await h.clock.set(at(1) + 250);
+    first.finish();
+    assertEquals((await h.run("strict", at(1), "running")).started_at, at(1) + 250);
+  });
+}

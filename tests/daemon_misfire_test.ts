@@ -1,0 +1,112 @@
+/**
+ * Late fires, in-process with a fake clock, on every backend: fires missed
+ * while the service was down become one `missed` row per job, or one
+ * coalesced run; a stall does the same; the grace never drops below
+ * 250 ms.
+ */
+import { assertEquals } from "./assert.ts";
+import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { DaemonHarness, describeRun, NODE_ID, T0 } from "./daemon_harness.ts";
+
+const iso = (t: number) => new Date(t).toISOString();
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: fires missed while down: one missed row, or one coalesced run`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.misfire_grace_time": 1, "jobsmanager.coalesce": false },
+    });
+    await h.job("strict", { schedule: { second: "*" } });
+    await h.job("merge", { schedule: { second: "*" }, coalesce: true, misfire_grace_time: "60" });
+    await h.job("new", { schedule: { second: "*" } });
+    // The previous life of the service last fired both at T0-10 s.
+    const last = T0 - 10_000;
+    await h.store.claimRuns(["strict", "merge"].map((job_id) => ({
+      job_id,
+      scheduled_at: last,
+      status: "success" as const,
+      trigger: "schedule" as const,
+      node_id: NODE_ID,
+      started_at: last,
+      finished_at: last,
+    })));
+    await h.clock.set(T0 + 300);
+    await h.start();
+
+    const missed = await h.run("strict", T0 - 1000, "missed");
+    assertEquals(
+      missed.note,
+      `9 fires from ${iso(T0 - 9000)} to ${
+        iso(T0 - 1000)
+      } came later than misfire_grace_time (1 s)`,
+    );
+    assertEquals(missed.finished_at, T0 + 300);
+    // The fire at T0 is 300 ms late, within the grace: it runs.
+    const strict = await h.run("strict", T0, "running");
+    assertEquals(strict.started_at, T0 + 300);
+    const merged = await h.run("merge", T0, "running");
+    assertEquals(merged.note, "coalesced 10 fires into one run");
+    (await h.started("merge", T0)).finish();
+    const done = await h.run("merge", T0, "success");
+    assertEquals(done.note, "coalesced 10 fires into one run", "the note outlives the run");
+    (await h.started("strict", T0)).finish();
+    await h.run("strict", T0, "success");
+    // A job that never fired starts from now: nothing to catch up.
+    await h.clock.set(T0 + 1000);
+    for (const job of ["strict", "merge", "new"]) await h.run(job, T0 + 1000, "running");
+    const rows = await h.runs();
+    const summary = rows.map((r) => `${r.job_id} ${r.scheduled_at - T0} ${r.status}`).sort();
+    assertEquals(summary, [
+      "merge -10000 success",
+      "merge 0 success",
+      "merge 1000 running",
+      "new 1000 running",
+      "strict -1000 missed",
+      "strict -10000 success",
+      "strict 0 success",
+      "strict 1000 running",
+    ], rows.map(describeRun).join("\n"));
+  });
+
+  Deno.test(`daemon[${backend}]: after a stall the late fires are missed or coalesced`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("strict", { schedule: { second: "*" } });
+    await h.job("merge", { schedule: { second: "*" }, coalesce: true });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    for (const job of ["strict", "merge"]) (await h.started(job, T0 + 1000)).finish();
+    await h.run("strict", T0 + 1000, "success");
+    await h.run("merge", T0 + 1000, "success");
+    // The event loop was stalled from T0+1 s to T0+4.5 s.
+    await h.clock.set(T0 + 4500);
+    const missed = await h.run("strict", T0 + 3000, "missed");
+    assertEquals(
+      missed.note,
+      `2 fires from ${iso(T0 + 2000)} to ${
+        iso(T0 + 3000)
+      } came later than misfire_grace_time (1 s)`,
+    );
+    assertEquals((await h.run("strict", T0 + 4000, "running")).started_at, T0 + 4500);
+    const merged = await h.run("merge", T0 + 4000, "running");
+    assertEquals(merged.note, "coalesced 3 fires into one run");
+    assertEquals((await h.runs()).length, 5, (await h.runs()).map(describeRun).join("\n"));
+  });
+
+  Deno.test(`daemon[${backend}]: a grace of 0 still runs a fire up to 250 ms late`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.misfire_grace_time": 0 },
+    });
+    await h.job("strict", { schedule: { second: "*" } });
+    await h.start();
+    await h.clock.set(T0 + 1250);
+    (await h.started("strict", T0 + 1000)).finish();
+    await h.run("strict", T0 + 1000, "success");
+    await h.clock.set(T0 + 2251);
+    const missed = await h.run("strict", T0 + 2000, "missed");
+    assertEquals(
+      missed.note,
+      `1 fire from ${iso(T0 + 2000)} to ${
+        iso(T0 + 2000)
+      } came later than misfire_grace_time (0.25 s)`,
+    );
+  });
+}

@@ -1,0 +1,142 @@
+/**
+ * The daemon through a database outage, in-process with a fake clock, on
+ * MariaDB behind a loopback proxy (tcp_proxy.ts) that the test cuts
+ * (connections closed, new ones refused) or blackholes (queries hang).
+ * Fires keep starting from the timetable; their records and log rows wait
+ * in memory and are written once the health probe finds the database
+ * back; the outage is logged once each way; polling resumes by itself.
+ */
+import { assert, assertEquals } from "./assert.ts";
+import { freshDatabase, MYSQL_URL } from "./helpers.ts";
+import { DaemonHarness, describeRun, proxyFor, T0, throughProxy } from "./daemon_harness.ts";
+import { renderMessage } from "../src/daemon/log_sink.ts";
+
+const at = (s: number) => T0 + s * 1000;
+const UNREACHABLE = /^the database is unreachable/;
+const BACK = /^the database is back after (\d+) s$/;
+
+function mysqlTest(name: string, fn: () => Promise<void>): void {
+  Deno.test({ name, ignore: MYSQL_URL === "", fn });
+}
+
+const STILL = /^still unreachable \(.*\); next attempt in (\d+) s$/;
+
+/** Wait until `n` probes have failed; return in how many seconds the last said the next comes. */
+async function failedProbes(h: DaemonHarness, n: number): Promise<number> {
+  await h.until(() => h.count(STILL) >= n, `${n} failed probes`);
+  return Number(h.logs.map(renderMessage).filter((m) => STILL.test(m))[n - 1].match(STILL)![1]);
+}
+
+/** Every fire of `tick` at these seconds has exactly one row, ended `success`, under a real id. */
+async function recorded(h: DaemonHarness, seconds: number[]): Promise<void> {
+  await h.until(async () => {
+    const rows = await h.runs("tick");
+    return seconds.every((s) => {
+      const mine = rows.filter((r) => r.scheduled_at === at(s));
+      return mine.length === 1 && mine[0].status === "success";
+    });
+  }, `one successful row for each fire at ${seconds} s`);
+  const rows = await h.runs("tick");
+  assertEquals(new Set(rows.map((r) => r.scheduled_at)).size, rows.length, "a fire recorded twice");
+  assert(rows.every((r) => r.id > 0), rows.map(describeRun).join("\n"));
+}
+
+mysqlTest(
+  "daemon[mysql]: connections cut and refused: fires go on, records and logs follow",
+  async () => {
+    const db = await freshDatabase("mysql");
+    await using proxy = proxyFor(db);
+    await using h = await DaemonHarness.create(db, { store: throughProxy(db, proxy) });
+    await h.job("tick", { schedule: { second: "*" } });
+    await h.start();
+    await h.clock.set(at(1));
+    (await h.started("tick", at(1))).finish();
+    await h.run("tick", at(1), "success");
+
+    proxy.cut();
+    // The fire at 2 s finds the database gone: it runs under a provisional id.
+    await h.clock.set(at(2));
+    const during = [await h.started("tick", at(2))];
+    assert(during[0].runId < 0, `run id ${during[0].runId}`);
+    await h.until(() => h.line(UNREACHABLE), "the outage to be logged");
+    during[0].finish({ stdout: "2\n" });
+    // Probes back off from 1 s: the one at 3 s fails, the next comes at 5 s.
+    await h.clock.set(at(3));
+    assertEquals(await failedProbes(h, 1), 2);
+    // Meanwhile fires do not even try the database.
+    for (const s of [3, 4]) {
+      await h.clock.set(at(s));
+      const run = await h.started("tick", at(s));
+      assert(run.runId < 0, `run id ${run.runId}`);
+      run.finish({ stdout: `${s}\n` });
+      during.push(run);
+    }
+    proxy.restore();
+    // The probe at 5 s finds it back and writes what waited.
+    await h.clock.set(at(5));
+    await h.until(() => h.line(BACK), "the database to be back");
+    (await h.started("tick", at(5))).finish();
+    await recorded(h, [1, 2, 3, 4, 5]);
+    assertEquals(h.line(BACK)!.match(BACK)![1], "3");
+    assertEquals([h.count(UNREACHABLE), h.count(BACK)], [1, 1], h.lines.join("\n"));
+    for (const [i, s] of [2, 3, 4].entries()) {
+      assertEquals((await h.run("tick", at(s), "success")).stdout, `${s}\n`, `run ${during[i]}`);
+    }
+
+    // The runner's lines of the outage reach jm_syslog under the runs' real ids.
+    for (const s of [2, 3, 4]) {
+      const id = (await h.run("tick", at(s), "success")).id;
+      await h.until(
+        async () => (await h.store.listLogs({ run_id: id, limit: 10 })).length >= 2,
+        `the started and ended lines of run ${id} in jm_syslog`,
+      );
+    }
+
+    // Polling resumes by itself: a job added now is loaded at the next poll (6 s).
+    const marker = await h.job("after", { schedule: { second: "*" } });
+    await h.clock.set(at(6));
+    await h.until(
+      async () => (await h.markers()).find((m) => m.id === marker)?.updated,
+      "the marker written after the outage to be applied",
+    );
+    await h.clock.set(at(7));
+    await h.started("after", at(7));
+  },
+);
+
+mysqlTest(
+  "daemon[mysql]: queries hang: a fire starts after its claim's second, recorded after",
+  async () => {
+    const db = await freshDatabase("mysql");
+    await using proxy = proxyFor(db);
+    await using h = await DaemonHarness.create(db, {
+      store: throughProxy(db, proxy),
+      // The fire waiting for its claim overlaps the next one: let both run.
+      settings: { "jobsmanager.max_instances": 2 },
+    });
+    await h.job("tick", { schedule: { second: "*" } });
+    await h.start();
+    await h.clock.set(at(1));
+    (await h.started("tick", at(1))).finish();
+    await h.run("tick", at(1), "success");
+
+    proxy.blackhole();
+    await h.clock.set(at(2));
+    // The claim does not answer: after a second the fire starts anyway.
+    await h.clock.set(at(3));
+    const late = await h.started("tick", at(2));
+    assertEquals([late.startedAt, late.runId < 0], [at(3), true]);
+    await h.until(() => h.line(UNREACHABLE), "the outage to be logged");
+    const next = await h.started("tick", at(3));
+    late.finish();
+    next.finish();
+    proxy.restore();
+    // The held claim lands; the probe at 4 s finds the database back and writes the rest.
+    await h.clock.set(at(4));
+    (await h.started("tick", at(4))).finish();
+    await h.until(() => h.line(BACK), "the database to be back");
+    await recorded(h, [1, 2, 3, 4]);
+    assertEquals((await h.run("tick", at(2), "success")).started_at, at(3));
+    assertEquals([h.count(UNREACHABLE), h.count(BACK)], [1, 1], h.lines.join("\n"));
+  },
+);

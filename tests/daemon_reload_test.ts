@@ -1,0 +1,128 @@
+/**
+ * Reload markers reaching the daemon, in-process with a fake clock, on
+ * every backend: each poll applies only the difference (an unchanged job
+ * keeps its timer: no gap, no repeat), marks exactly the markers it read,
+ * picks up SQL written by hand and a marker that commits after a newer
+ * one; `reload()` (SIGHUP) applies at once.
+ */
+import { assert, assertEquals } from "./assert.ts";
+import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { type DaemonHarness, DaemonHarness as Harness, describeRun, T0 } from "./daemon_harness.ts";
+
+const at = (s: number) => T0 + s * 1000;
+const RELOADED = /^reload applied markers (\d+)-(\d+): (.*) in \d+ ms$/;
+
+/** Move to second `s`, let each of `jobs` fire there and end it. */
+async function second(h: DaemonHarness, s: number, ...jobs: string[]): Promise<void> {
+  await h.clock.set(at(s));
+  for (const job of jobs) (await h.started(job, at(s))).finish();
+  for (const job of jobs) await h.run(job, at(s), "success");
+}
+
+/** Wait until `marker` is applied in the database and logged; return the log's counts. */
+async function applied(h: DaemonHarness, marker: number): Promise<string> {
+  await h.until(
+    async () => (await h.markers()).find((m) => m.id === marker)?.updated,
+    `marker ${marker} to be applied`,
+  );
+  return await h.until(() => counts(h, marker), `the reload of marker ${marker} to be logged`);
+}
+
+/** What the reload that applied `marker` logged: "1 added, 0 changed, …". */
+function counts(h: DaemonHarness, marker: number): string | undefined {
+  for (const line of h.lines) {
+    const m = line.replace(/^reload: /, "").match(RELOADED);
+    if (m && Number(m[1]) <= marker && marker <= Number(m[2])) return m[3];
+  }
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: each poll applies only what changed; an unchanged job keeps firing`, async () => {
+    await using h = await Harness.create(await freshDatabase(backend));
+    await h.job("steady", { schedule: { second: "*" } });
+    await h.job("victim", { schedule: { second: "*" } });
+    await h.start();
+    await second(h, 1, "steady", "victim");
+
+    // Polls come every reload_interval (2 s): at 2 s, 4 s, 6 s.
+    const added = await h.job("added", { schedule: { second: "*" }, command: "echo v1" });
+    await second(h, 2, "steady", "victim");
+    assertEquals(await applied(h, added), "1 added, 0 changed, 0 removed, 2 unchanged");
+    await second(h, 3, "steady", "victim", "added");
+
+    const changed = await h.job("added", { command: "echo v2" });
+    // The fire at 4 s comes before that poll: it still runs v1.
+    await second(h, 4, "steady", "victim", "added");
+    assertEquals(await applied(h, changed), "0 added, 1 changed, 0 removed, 2 unchanged");
+    await second(h, 5, "steady", "victim", "added");
+
+    const disabled = await h.job("added", { enabled: false });
+    const removed = await h.removeJob("victim");
+    await second(h, 6, "steady", "victim", "added");
+    await applied(h, disabled);
+    assertEquals(await applied(h, removed), "0 added, 0 changed, 2 removed, 1 unchanged");
+    await second(h, 7, "steady");
+    await second(h, 8, "steady");
+
+    const commands = h.runner.of("added").map((r) => `${r.scheduledAt - T0} ${r.spec.command}`);
+    assertEquals(commands, ["3000 echo v1", "4000 echo v1", "5000 echo v2", "6000 echo v2"]);
+    assertEquals(h.runner.of("victim").map((r) => r.scheduledAt), [1, 2, 3, 4, 5, 6].map(at));
+    assertEquals(h.runner.of("steady").map((r) => r.scheduledAt), [1, 2, 3, 4, 5, 6, 7, 8].map(at));
+    const rows = await h.runs("steady");
+    assertEquals(rows.map((r) => r.scheduled_at), [1, 2, 3, 4, 5, 6, 7, 8].map(at));
+    assert((await h.markers()).every((m) => m.updated), JSON.stringify(await h.markers()));
+  });
+
+  Deno.test(`daemon[${backend}]: a job and a marker written in SQL by hand are applied`, async () => {
+    await using h = await Harness.create(await freshDatabase(backend));
+    await h.job("idle", { cron: "0 12 15 6 *" });
+    await h.start();
+    await h.sql("INSERT INTO jm_jobs (id, command, `second`) VALUES ('hand', 'echo hand', '*')");
+    await h.sql(
+      "INSERT INTO jm_update_info (jobs_before_update, jobs_after_update) VALUES ('[]', '[]')",
+    );
+    await h.clock.set(at(2));
+    await h.until(async () => (await h.markers()).every((m) => m.updated), "every marker applied");
+    await h.clock.set(at(3));
+    const run = await h.started("hand", at(3));
+    assertEquals(run.spec.command, "echo hand");
+  });
+
+  Deno.test(`daemon[${backend}]: a marker that commits after a newer one is still applied`, async () => {
+    await using h = await Harness.create(await freshDatabase(backend));
+    await h.job("idle", { cron: "0 12 15 6 *" });
+    await h.start();
+    // Two writers at once on MySQL: id 1000 commits and is applied first…
+    await h.sql(
+      "INSERT INTO jm_update_info (id, jobs_before_update, jobs_after_update) VALUES (1000, '[]', '[]')",
+    );
+    await h.clock.set(at(2));
+    await applied(h, 1000);
+    // …then the other writer's lower id commits, with its job.
+    await h.sql("INSERT INTO jm_jobs (id, command, `second`) VALUES ('late', 'echo late', '*')");
+    await h.sql(
+      "INSERT INTO jm_update_info (id, jobs_before_update, jobs_after_update) VALUES (500, '[]', '[]')",
+    );
+    await h.clock.set(at(4));
+    assertEquals(await applied(h, 500), "1 added, 0 changed, 0 removed, 1 unchanged");
+    await h.clock.set(at(5));
+    await h.started("late", at(5));
+  });
+
+  Deno.test(`daemon[${backend}]: reload() (SIGHUP) applies at once; the start marks what is pending`, async () => {
+    await using h = await Harness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.reload_interval": 30 },
+    });
+    const before = await h.job("idle", { cron: "0 12 15 6 *" });
+    await h.start({ early: (daemon) => daemon.reload() });
+    assertEquals(await h.markers(), [{ id: before, updated: true }]);
+    const marker = await h.job("hup", { schedule: { second: "*" } });
+    // An early reload() (before the start) did nothing; this one applies
+    // without a poll (the clock stays at T0, the next poll is at 30 s).
+    h.daemon.reload();
+    await applied(h, marker);
+    await h.clock.set(at(1));
+    await h.started("hup", at(1));
+    assertEquals(h.count(RELOADED), 1, (await h.runs()).map(describeRun).join("\n"));
+  });
+}

@@ -1,0 +1,59 @@
+/**
+ * A Clock whose time moves only when the test says so: `now()` is what the
+ * test set, and `sleep()` resolves when the test moves the time past its
+ * end (or its signal aborts). Real I/O (the database, processes) goes on
+ * in real time meanwhile, so a test moves the clock to an instant, then
+ * waits for the state it expects.
+ */
+import type { Clock } from "../src/daemon/clock.ts";
+
+interface Sleeper {
+  until: number;
+  resolve: () => void;
+}
+
+/** Let every callback queued so far run, timers of 0 ms included. */
+export function settle(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+export class FakeClock implements Clock {
+  private sleepers: Sleeper[] = [];
+
+  constructor(private time: number) {}
+
+  now(): number {
+    return this.time;
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal?.aborted || ms <= 0) return resolve();
+      const sleeper = { until: this.time + ms, resolve };
+      this.sleepers.push(sleeper);
+      signal?.addEventListener("abort", () => {
+        this.sleepers = this.sleepers.filter((s) => s !== sleeper);
+        resolve();
+      }, { once: true });
+    });
+  }
+
+  /** When each sleeper wakes, soonest first (for failure messages). */
+  get wakeUps(): number[] {
+    return this.sleepers.map((s) => s.until).sort((a, b) => a - b);
+  }
+
+  /** Move the time to `at` (never back), wake the sleepers due by then, and let them run. */
+  async set(at: number): Promise<void> {
+    if (at < this.time) throw new Error(`the fake clock cannot go back from ${this.time} to ${at}`);
+    this.time = at;
+    const due = this.sleepers.filter((s) => s.until <= at).sort((a, b) => a.until - b.until);
+    this.sleepers = this.sleepers.filter((s) => s.until > at);
+    for (const s of due) s.resolve();
+    await settle();
+  }
+
+  advance(ms: number): Promise<void> {
+    return this.set(this.time + ms);
+  }
+}
