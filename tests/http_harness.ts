@@ -5,7 +5,8 @@
  */
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { assert } from "./assert.ts";
-import type { TestDatabase } from "./helpers.ts";
+import { type TestDatabase, waitFor } from "./helpers.ts";
+import { Serve, writeConfig } from "./serve_helpers.ts";
 import { defaultSettings, type Settings, type TokenSpec } from "../src/config/config.ts";
 import type { Readiness } from "../src/http/health.ts";
 import { Metrics } from "../src/http/metrics.ts";
@@ -231,4 +232,53 @@ export async function readSse(api: Api, path: string, token: string = ADMIN): Pr
       await pump;
     },
   };
+}
+
+// ------------------------------------------------------------ a real serve
+
+export interface ServedHttp extends AsyncDisposable {
+  serve: Serve;
+  /** Where its HTTP side answers, from the line it logged. */
+  url: string;
+}
+
+/**
+ * `jobsmanager serve` as a subprocess with `http` settings in its config
+ * (listening on a free loopback port), once it has logged where it listens.
+ */
+export async function serveWithHttp(
+  db: TestDatabase,
+  http: Record<string, unknown>,
+  env: Record<string, string> = {},
+): Promise<ServedHttp> {
+  const config = await writeConfig(db);
+  const doc = JSON.parse(await Deno.readTextFile(config));
+  await Deno.writeTextFile(
+    config,
+    JSON.stringify({ ...doc, http: { listen: "127.0.0.1:0", ...http } }),
+  );
+  const serve = new Serve(db, config, env);
+  const url = await waitFor(() => listeningUrl(serve.stderr), {
+    timeoutMs: 20_000,
+    what: "serve to log where its HTTP side listens",
+    detail: () => `stderr:\n${serve.stderr}`,
+  });
+  return {
+    serve,
+    url,
+    async [Symbol.asyncDispose]() {
+      await serve[Symbol.asyncDispose]();
+    },
+  };
+}
+
+function listeningUrl(stderr: string): string | null {
+  for (const line of stderr.split("\n").slice(0, -1)) {
+    if (!line.startsWith("{")) continue;
+    const entry = JSON.parse(line);
+    if (typeof entry.properties?.url === "string" && /dashboard on/.test(entry.message)) {
+      return entry.properties.url;
+    }
+  }
+  return null;
 }

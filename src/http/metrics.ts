@@ -4,43 +4,40 @@
  * keep their own counts.
  *
  * Counters and the fire-lag histogram are fed by the daemon as runs start
- * and end; gauges are read from the daemon at each scrape. The `job`
- * label takes job ids, so series are bounded by the jobs table: at most
- * one per job and status (12 statuses) for `jobsmanager_runs_total`, one
- * per job for the histogram; a removed job's series go at the next reload.
+ * and end (this class is its `RunObserver`); gauges are read from the
+ * daemon, and node liveness from `jm_nodes`, at each scrape. The `job`
+ * label takes job ids: series are bounded by the jobs this process has
+ * run since it started, at most one per job and status for
+ * `jobsmanager_runs_total` and one histogram per job.
  */
 import client from "prom-client";
-import { RUN_STATUSES, type RunStatus } from "../domain/run.ts";
-
-/** What the daemon shows at a scrape. */
-export interface DaemonGauges {
-  jobsLoaded: number;
-  lastReload: { at: number; ms: number } | null;
-  running: number;
-  queued: number;
-  databaseUp: boolean;
-  /** Seconds the database has been away in all, this outage included. */
-  outageSeconds: number;
-  logRecordsDropped: number;
-  /** This node's last heartbeat written (ms), null before the first. */
-  heartbeatAt: number | null;
-}
+import type { DaemonVitals } from "../daemon/boot.ts";
+import type { RunObserver } from "../daemon/service.ts";
+import { type Node, type NodeState, nodeState } from "../domain/node.ts";
+import type { RunStatus } from "../domain/run.ts";
 
 /** Fire lag buckets (s): a fire starts within milliseconds; seconds mean trouble. */
 const LAG_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const NODE_STATES: NodeState[] = ["live", "stale", "stopped"];
 
-export class Metrics {
+/** Where the gauges come from. */
+export interface MetricSources {
+  vitals: () => DaemonVitals;
+  nodes: () => Promise<Node[]>;
+  heartbeatMs: number;
+}
+
+export class Metrics implements RunObserver {
   readonly registry = new client.Registry();
   private readonly runs: client.Counter<"job" | "status">;
   private readonly lag: client.Histogram<"job">;
-  private readonly jobs = new Set<string>();
 
-  constructor(gauges?: () => DaemonGauges) {
+  constructor() {
     const registers = [this.registry];
     client.collectDefaultMetrics({ register: this.registry, prefix: "jobsmanager_" });
     this.runs = new client.Counter({
       name: "jobsmanager_runs_total",
-      help: "Runs recorded by this node, by job and final status (skipped and missed included)",
+      help: "Runs this node recorded, by job and final status (skipped and missed included)",
       labelNames: ["job", "status"],
       registers,
     });
@@ -51,51 +48,6 @@ export class Metrics {
       buckets: LAG_BUCKETS,
       registers,
     });
-    if (!gauges) return;
-    const gauge = (name: string, help: string, read: (g: DaemonGauges) => number | null) =>
-      new client.Gauge({
-        name,
-        help,
-        registers,
-        collect() {
-          const value = read(gauges());
-          if (value === null) this.reset();
-          else this.set(value);
-        },
-      });
-    gauge("jobsmanager_runs_running", "Runs holding a worker now", (g) => g.running);
-    gauge("jobsmanager_runs_queued", "Fires waiting for a worker (max_workers)", (g) => g.queued);
-    gauge("jobsmanager_jobs_loaded", "Enabled jobs in the timetable", (g) => g.jobsLoaded);
-    gauge(
-      "jobsmanager_last_reload_timestamp_seconds",
-      "When the last reload was applied",
-      (g) => g.lastReload && g.lastReload.at / 1000,
-    );
-    gauge(
-      "jobsmanager_last_reload_duration_seconds",
-      "How long the last reload took",
-      (g) => g.lastReload && g.lastReload.ms / 1000,
-    );
-    gauge(
-      "jobsmanager_database_up",
-      "1 while the database answers, 0 during an outage",
-      (g) => g.databaseUp ? 1 : 0,
-    );
-    gauge(
-      "jobsmanager_database_outage_seconds",
-      "Seconds the database has been unreachable since this node started",
-      (g) => g.outageSeconds,
-    );
-    gauge(
-      "jobsmanager_log_records_dropped",
-      "Log records the jm_syslog sink dropped (outage buffer full)",
-      (g) => g.logRecordsDropped,
-    );
-    gauge(
-      "jobsmanager_heartbeat_timestamp_seconds",
-      "This node's last heartbeat in jm_nodes: its liveness as status judges it",
-      (g) => g.heartbeatAt && g.heartbeatAt / 1000,
-    );
   }
 
   get contentType(): string {
@@ -106,26 +58,78 @@ export class Metrics {
     return this.registry.metrics();
   }
 
-  /** A run started `lagMs` after its scheduled instant. */
-  runStarted(jobId: string, lagMs: number): void {
-    this.jobs.add(jobId);
+  started(jobId: string, lagMs: number): void {
     this.lag.observe({ job: jobId }, Math.max(0, lagMs) / 1000);
   }
 
-  /** A run, or a fire that did not run (skipped, missed), got its final status. */
-  runEnded(jobId: string, status: RunStatus): void {
-    this.jobs.add(jobId);
+  ended(jobId: string, status: RunStatus): void {
     this.runs.inc({ job: jobId, status });
   }
 
-  /** Drop the series of jobs no longer defined (after a reload), keeping cardinality bounded. */
-  keepJobs(ids: Iterable<string>): void {
-    const keep = new Set(ids);
-    for (const id of this.jobs) {
-      if (keep.has(id)) continue;
-      for (const status of RUN_STATUSES) this.runs.remove({ job: id, status });
-      this.lag.remove({ job: id });
-      this.jobs.delete(id);
-    }
+  /** Add the gauges read at each scrape. */
+  watch(sources: MetricSources): void {
+    const registers = [this.registry];
+    const gauge = (name: string, help: string, read: (v: DaemonVitals) => number | null) =>
+      new client.Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const value = read(sources.vitals());
+          if (value === null) this.reset();
+          else this.set(value);
+        },
+      });
+    gauge("jobsmanager_runs_running", "Runs holding a worker now", (v) => v.running);
+    gauge("jobsmanager_runs_queued", "Fires waiting for a worker (max_workers)", (v) => v.queued);
+    gauge("jobsmanager_jobs_loaded", "Enabled jobs in the timetable", (v) => v.jobsLoaded);
+    gauge(
+      "jobsmanager_last_reload_timestamp_seconds",
+      "When the last reload was applied",
+      (v) => v.lastReload && v.lastReload.at / 1000,
+    );
+    gauge(
+      "jobsmanager_last_reload_duration_seconds",
+      "How long the last reload took",
+      (v) => v.lastReload && v.lastReload.ms / 1000,
+    );
+    gauge(
+      "jobsmanager_database_up",
+      "1 while the database answers, 0 during an outage",
+      (v) => v.databaseOnline ? 1 : 0,
+    );
+    gauge(
+      "jobsmanager_database_outage_seconds",
+      "Seconds the database has been unreachable since this node started",
+      (v) => v.outageMs / 1000,
+    );
+    gauge(
+      "jobsmanager_log_records_dropped",
+      "Log records the jm_syslog sink dropped since this node started (its queue was full)",
+      (v) => v.logRecordsDropped,
+    );
+    new client.Gauge({
+      name: "jobsmanager_nodes",
+      help: "Services on this database by liveness (jm_nodes, judged by heartbeats)",
+      labelNames: ["state"],
+      registers,
+      async collect() {
+        this.reset();
+        let nodes: Node[];
+        try {
+          nodes = await sources.nodes();
+        } catch {
+          // The database is away: jobsmanager_database_up says so; no guess here.
+          return;
+        }
+        const now = Date.now();
+        for (const state of NODE_STATES) {
+          this.set(
+            { state },
+            nodes.filter((n) => nodeState(n, now, sources.heartbeatMs) === state).length,
+          );
+        }
+      },
+    });
   }
 }
