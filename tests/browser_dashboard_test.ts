@@ -1,13 +1,14 @@
 /**
- * The dashboard in real Chromium against the API on a real store: sign in,
- * add a job through the form (a bad schedule refused beside its field),
- * open it, see a run appear live and read its output, disable the job,
- * follow the log tail, read the status page; on a laptop and on a phone.
- * Screenshots of each page go to test-output/screenshots/.
+ * The dashboard in real Chromium against a real `jobsmanager serve`: sign
+ * in, add a job through the form (a bad schedule refused beside its field,
+ * with the CLI's message), watch it fire and its run appear live, read the
+ * run's output, disable the job, follow the log tail, read the status
+ * page; on a laptop and on a phone. Screenshots of each page go to
+ * test-output/screenshots/.
  */
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
-import { freshDatabase } from "./helpers.ts";
-import { ADMIN, startApi } from "./http_harness.ts";
+import { cli, freshDatabase } from "./helpers.ts";
+import { ADMIN, serveWithHttp } from "./http_harness.ts";
 import {
   CHROMIUM,
   fill,
@@ -30,15 +31,14 @@ const text = (page: Page, selector: string) =>
   page.evaluate<string>(`document.querySelector(${JSON.stringify(selector)})?.textContent ?? ""`);
 
 Deno.test({
-  name: "dashboard: add a job, watch its run, read the output, disable it, tail the log",
+  name: "dashboard: add a job, watch it fire, read the output, disable it, tail the log",
   ignore: CHROMIUM === null,
   async fn() {
     await using db = await freshDatabase("sqlite");
-    await using api = await startApi(db);
+    await using served = await serveWithHttp(db, {}, { JM_HTTP_TOKEN: ADMIN });
     await using chromium = await openBrowser();
     const page = await chromium.page();
-    page.on("dialog", (dialog) => dialog.accept());
-    await signIn(page, api.url);
+    await signIn(page, served.url);
     await waitForText(page, "#jobs", "no jobs yet");
 
     await page.click("#add-job");
@@ -49,103 +49,103 @@ Deno.test({
     await page.click("#save");
     await waitForText(page, "[data-error=cron]", "minute");
     const refused = await text(page, "[data-error=cron]");
-    await screenshot(page, "job-form-refused");
-    const cli = await api.call("POST", "/api/v1/jobs", {
-      body: { id: "x", command: "true", cron: "61 2 * * *" },
-    });
+    const byCli = await cli([
+      "--database",
+      db.url,
+      "job",
+      "add",
+      "x",
+      "--command",
+      "true",
+      "--cron",
+      "61 2 * * *",
+    ]);
     assertEquals(
-      refused,
-      (cli.body as { error: string }).error,
+      `jobsmanager: ${refused}`,
+      byCli.stderr.trim(),
       "the CLI's message, beside the field",
     );
+    await screenshot(page, "job-form-refused");
 
-    await fill(page, "#job-form [name=cron]", "30 2 * * *");
-    await page.type("#job-form [name=timezone]", "Europe/Paris");
+    // Every second, so it fires while the page is open.
+    await fill(page, "#job-form [name=cron]", "* * * * * *");
+    await page.type("#job-form [name=description]", "copies the data");
     await page.click("#preview-button");
-    await waitForText(page, "#preview", "at 02:30 every day");
+    await waitForText(page, "#preview", "every second");
     await page.click("#save");
     await waitForText(page, "#job-fields", "echo saved");
-    await waitForText(page, "#next-fires", "Europe/Paris");
     assertEquals(
       await page.evaluate<number>(`document.querySelectorAll("#next-fires li").length`),
       10,
     );
-
-    // What a service does with a fire; the page must show it without a reload.
-    const now = Date.now();
-    const [runId] = await api.store.claimRuns([{
-      job_id: "backup",
-      scheduled_at: now,
-      status: "running",
-      trigger: "schedule",
-      started_at: now,
-      node_id: "node-1",
-    }]);
-    await waitForText(page, `#runs [data-run="${runId}"]`, "running");
-    await api.store.updateRun(runId!, {
-      status: "success",
-      finished_at: now + 42,
-      exit_code: 0,
-      stdout: "saved\n",
-      stderr: "careful\n",
-    });
-    await waitForText(page, `#runs [data-run="${runId}"]`, "success");
+    // No reload: the run comes on the live stream once the service has fired.
+    await waitForText(page, "#runs [data-status=success]", "success", 30_000);
     await screenshot(page, "job");
 
-    await page.click(`#runs [data-run="${runId}"] a`);
+    await page.click("#runs [data-status=success] a");
     await waitForText(page, "#stdout", "saved");
     assertEquals(await text(page, "#stderr"), "careful\n");
     await screenshot(page, "run");
 
-    await page.goto(`${api.url}/#/jobs`);
-    await waitForText(page, "#jobs", "backup");
-    assertStringIncludes(await text(page, "#jobs [data-job=backup]"), "success");
+    await page.goto(`${served.url}/#/jobs/backup/edit`);
+    await page.waitForSelector("#job-form [name=timeout]");
+    await fill(page, "#job-form [name=timeout]", "soon");
+    await page.click("#save");
+    await waitForText(page, "[data-error=timeout]", "timeout:");
+    await screenshot(page, "job-form-edit-refused");
+    await fill(page, "#job-form [name=timeout]", "30");
+    await page.click("#save");
+    await waitForText(page, "#job-fields", "30 s");
+
+    await page.goto(`${served.url}/#/jobs`);
+    await waitForText(page, "#jobs [data-job=backup]", "success");
     await page.click("#jobs [data-job=backup] input[data-action=disable]");
     await waitForText(page, "#jobs [data-job=backup]", "off");
-    const stored = await api.call("GET", "/api/v1/jobs/backup");
-    assertEquals((stored.body as { enabled: boolean }).enabled, false);
+    const stored = await fetch(`${served.url}/api/v1/jobs/backup`, {
+      headers: { Authorization: `Bearer ${ADMIN}` },
+    });
+    assertEquals((await stored.json()).enabled, false);
     await screenshot(page, "jobs");
 
-    await api.store.insertLogs([{
-      created_at: Date.now(),
-      level: "info",
-      logger_name: "jobsmanager.runner",
-      message: "run of backup ended: success",
-      context: { job: "backup", run: runId },
-    }]);
-    await page.goto(`${api.url}/#/logs`);
-    await waitForText(page, "#logs", "run of backup ended");
-    await api.store.insertLogs([{
-      created_at: Date.now(),
-      level: "error",
-      logger_name: "jobsmanager.runner",
-      message: "a line written after the page opened",
-      context: { job: "backup" },
-    }]);
-    await waitForText(page, "#logs", "a line written after the page opened");
+    await page.goto(`${served.url}/#/logs`);
+    await waitForText(page, "#logs", "run");
+    // A reload asked for now is logged by the service while the page follows.
+    const reload = await fetch(`${served.url}/api/v1/reload`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${ADMIN}` },
+    });
+    const { marker_id } = await reload.json();
+    // Markers that come together are applied together: "markers 2-3".
+    await waitForText(page, "#logs", `-${marker_id}: `, 20_000);
     await screenshot(page, "logs");
 
-    await page.goto(`${api.url}/#/runs`);
+    await page.goto(`${served.url}/#/runs?job=backup`);
     await waitForText(page, "#runs", "backup");
     await screenshot(page, "runs");
 
-    await page.goto(`${api.url}/#/status`);
-    await waitForText(page, "#chart", "Runs per minute");
+    await page.goto(`${served.url}/#/status`);
+    await waitForText(page, "#services", "live");
     const bars = await page.evaluate<number>(`document.querySelectorAll("#chart rect").length`);
-    assert(bars >= 1, "the chart has a bar for the run");
+    assert(bars >= 1, "the chart has a bar for the runs");
+    assertStringIncludes(await text(page, ".tiles"), "reachable");
     await screenshot(page, "status");
 
     const phone = await chromium.page({ width: 390, height: 844, mobile: true });
-    await signIn(phone, api.url, "#/jobs");
+    await signIn(phone, served.url, "#/jobs");
     await waitForText(phone, "#jobs", "backup");
     const overflow = await phone.evaluate<number>(
       `document.documentElement.scrollWidth - document.documentElement.clientWidth`,
     );
     assertEquals(overflow, 0, "the page fits a phone's width (wide tables scroll in their box)");
     await screenshot(phone, "jobs-phone");
-    await phone.goto(`${api.url}/#/jobs/backup`);
+    await phone.goto(`${served.url}/#/jobs/backup`);
     await waitForText(phone, "#job-fields", "echo saved");
     await screenshot(phone, "job-phone");
+    await phone.goto(`${served.url}/#/status`);
+    await waitForText(phone, "#services", "live");
+    await screenshot(phone, "status-phone");
     assertEquals(takePageErrors(), []);
+    const { status } = await served.serve.terminate(20_000);
+    assertEquals(status.code, 0, served.serve.stderr);
   },
 });

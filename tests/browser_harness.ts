@@ -66,8 +66,13 @@ export async function openBrowser(): Promise<TestBrowser> {
         hasTouch: size.mobile ?? false,
         deviceScaleFactor: 1,
       });
-      // A script error on the page is a failed test, not a silent one.
+      // A script error on the page (or a policy violation) is a failed test, not a silent one.
       page.on("pageerror", (error) => pageErrors.push(String(error)));
+      page.on("console", (message) => {
+        // An API answer of 400 or 401 is what some steps expect; the tests check those.
+        const expected = message.text().startsWith("Failed to load resource: the server responded");
+        if (message.type() === "error" && !expected) pageErrors.push(message.text());
+      });
       return page;
     },
     async [Symbol.asyncDispose]() {
@@ -77,7 +82,7 @@ export async function openBrowser(): Promise<TestBrowser> {
   };
 }
 
-/** Errors thrown by page scripts since the last `takePageErrors()`. */
+/** Errors thrown or logged by page scripts since the last `takePageErrors()`. */
 const pageErrors: string[] = [];
 
 export function takePageErrors(): string[] {

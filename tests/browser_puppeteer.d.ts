@@ -28,7 +28,7 @@ export interface Page {
   goto(url: string): Promise<unknown>;
   setViewport(viewport: Viewport): Promise<void>;
   on(event: "pageerror", handler: (error: Error) => void): void;
-  on(event: "dialog", handler: (dialog: { accept(): Promise<void> }) => void): void;
+  on(event: "console", handler: (message: { type(): string; text(): string }) => void): void;
   screenshot(options: { path: string; fullPage?: boolean }): Promise<unknown>;
   waitForSelector(selector: string, options?: { timeout?: number }): Promise<ElementHandle | null>;
   waitForFunction(expression: string, options?: { timeout?: number }): Promise<unknown>;

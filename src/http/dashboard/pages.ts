@@ -229,34 +229,35 @@ function svg(tag, attrs, ...children) {
   return el;
 }
 
-/** Runs per minute over the last hour, stacked by status group. */
+/** Runs per minute over the last hour, stacked by status group; labels in HTML so they stay readable on a phone. */
 function chart(perMinute) {
-  const W = 600, H = 160, left = 30, bottom = 18;
+  const W = 600, H = 150;
   const totals = perMinute.map((m) => Object.values(m.counts).reduce((a, b) => a + b, 0));
   const max = Math.max(1, ...totals);
-  const bar = (W - left) / perMinute.length;
+  const bar = W / perMinute.length;
   const g = svg("g", {});
   perMinute.forEach((m, i) => {
-    let y = H - bottom;
+    let y = H;
     for (const [name, statuses, color] of CHART_GROUPS) {
       const n = statuses.reduce((a, s) => a + (m.counts[s] || 0), 0);
       if (n === 0) continue;
-      const height = (H - bottom - 8) * n / max;
+      const height = (H - 4) * n / max;
       y -= height;
-      g.append(svg("rect", { x: left + i * bar + 0.5, y, width: Math.max(1, bar - 1), height, fill: color },
+      g.append(svg("rect", { x: i * bar + 0.5, y, width: Math.max(1, bar - 1), height, fill: color },
         svg("title", {}, fmt(m.minute) + ": " + n + " " + name)));
     }
   });
-  const axis = svg("g", { "font-size": 10, fill: "#59636e" },
-    svg("text", { x: 0, y: 14 }, String(max)), svg("text", { x: 0, y: H - bottom }, "0"),
-    ...[0, 15, 30, 45, 60].map((minutes) => svg("text", {
-      x: left + (W - left) * (60 - minutes) / 60, y: H - 4, "text-anchor": minutes === 0 ? "end" : minutes === 60 ? "start" : "middle",
-    }, minutes === 0 ? "now" : "-" + minutes + " min")));
-  const line = svg("line", { x1: left, x2: W, y1: H - bottom + 0.5, y2: H - bottom + 0.5, stroke: "#d1d9e0" });
+  const line = svg("line", { x1: 0, x2: W, y1: H - 0.5, y2: H - 0.5, stroke: "#d1d9e0" });
   return h("div", { class: "card chart", id: "chart" },
     h("strong", {}, "Runs per minute, last hour"),
-    svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": "runs per minute by status" }, line, g, axis),
-    h("div", { class: "legend" }, CHART_GROUPS.map(([name, , color]) => h("span", { style: "--c:" + color }, name))));
+    h("span", { class: "muted small" }, " (highest: " + Math.max(...totals) + ")"),
+    svg("svg", { viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none", role: "img", "aria-label": "runs per minute by status" }, line, g),
+    h("div", { class: "axis muted small" }, ["-60 min", "-45", "-30", "-15", "now"].map((t) => h("span", {}, t))),
+    h("div", { class: "legend" }, CHART_GROUPS.map(([name, , color]) => {
+      const item = h("span", {}, name);
+      item.style.setProperty("--c", color);
+      return item;
+    })));
 }
 
 page(/^\/status$/, async (_, __, signal) => {

@@ -61,6 +61,7 @@ form.job { display: grid; grid-template-columns: repeat(auto-fit, minmax(15rem, 
 form.job .wide { grid-column: 1 / -1; }
 form.job label { display: flex; flex-direction: column; gap: .2rem; font-weight: 600; font-size: .85rem; }
 form.job label input, form.job label select, form.job label textarea { font-weight: 400; width: 100%; }
+form.job label input[type=checkbox] { width: auto; align-self: flex-start; margin: .4rem 0; }
 form.job .hint { font-weight: 400; color: var(--muted); font-size: .78rem; }
 .fields6 { display: grid; grid-template-columns: repeat(6, minmax(3.2rem, 1fr)); gap: .3rem; }
 .fields6 label { font-size: .72rem; }
@@ -75,7 +76,8 @@ dl.grid dd { margin: 0; word-break: break-word; }
 .tile { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: .75rem; }
 .tile .value { font-size: 1.5rem; font-weight: 700; }
 .tile .label { color: var(--muted); font-size: .8rem; }
-.chart svg { width: 100%; height: auto; display: block; }
+.chart svg { width: 100%; height: 9rem; display: block; margin-top: .5rem; }
+.chart .axis { display: flex; justify-content: space-between; margin-top: .2rem; }
 .legend { display: flex; flex-wrap: wrap; gap: .75rem; font-size: .8rem; margin-top: .4rem; }
 .legend span::before { content: ""; display: inline-block; width: .7rem; height: .7rem; border-radius: 2px; margin-right: .3rem; background: var(--c); vertical-align: -1px; }
 .logs td { font-family: ui-monospace, monospace; font-size: .8rem; }
