@@ -24,7 +24,6 @@ export const TOKENS: TokenSpec[] = [{ token: ADMIN, role: "admin" }, {
 export interface Api extends AsyncDisposable {
   url: string;
   store: Store;
-  metrics: Metrics;
   server: HttpServer;
   /** A request with `token` (admin unless told; null for none); the answer, its JSON checked. */
   call(
@@ -78,7 +77,6 @@ export async function startApi(
   return {
     url: server.url,
     store,
-    metrics: deps.metrics,
     server,
     async call(method, path, options = {}) {
       const token = options.token === undefined ? ADMIN : options.token;

@@ -53,7 +53,7 @@ for (const backend of BACKENDS) {
       target: db.target,
       metrics,
       vitals: () => daemon.vitals,
-      redact: (t) => t,
+      secrets: [],
       onTokens: () => {},
     });
     try {

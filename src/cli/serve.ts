@@ -13,9 +13,9 @@ import { inheritedEnv } from "../daemon/runner.ts";
 import { Metrics } from "../http/metrics.ts";
 import { startServeHttp } from "../http/serve_http.ts";
 import type { HttpServer } from "../http/server.ts";
-import type { DatabaseTarget } from "../store/target.ts";
+import { type DatabaseTarget, secretsOf } from "../store/target.ts";
 import { VERSION } from "../version.ts";
-import { addSecret, type ContextOf, redact } from "./context.ts";
+import { addSecret, type ContextOf } from "./context.ts";
 
 /**
  * SQLite allows one service per file: hold an exclusive lock on FILE.lock
@@ -73,7 +73,7 @@ export function serveCommand(contextOf: ContextOf): Command {
             target: ctx.target,
             metrics,
             vitals: () => daemon.vitals,
-            redact,
+            secrets: [...secretsOf(ctx.target), settings["db.password"]].filter((s) => s !== ""),
             onTokens: (tokens) => tokens.forEach(addSecret),
           });
         }

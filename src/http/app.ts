@@ -17,8 +17,13 @@ import { dashboardRoutes } from "./dashboard/routes.ts";
 import { errorBody, HttpError, statusOf } from "./errors.ts";
 import { healthRoutes, type Readiness } from "./health.ts";
 import { isLoopback } from "./listen.ts";
-import type { Metrics } from "./metrics.ts";
 import { OPENAPI } from "./openapi.ts";
+
+/** What `/metrics` answers with: this process's registry, or the main thread's from a worker. */
+export interface MetricsText {
+  readonly contentType: string;
+  text(): Promise<string>;
+}
 
 export interface HttpDeps {
   store: Store;
@@ -27,7 +32,7 @@ export interface HttpDeps {
   /** `jobsmanager.heartbeat_interval` in ms: when a node counts as stale. */
   heartbeatMs: number;
   tokens: Tokens;
-  metrics: Metrics;
+  metrics: MetricsText;
   readiness: () => Promise<Readiness>;
   /** Scrub secrets (the database password, tokens) from a message. */
   redact: (text: string) => string;

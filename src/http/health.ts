@@ -6,6 +6,7 @@
  * it says 503 and a load balancer takes it out without restarting it.
  */
 import { Hono } from "hono";
+import type { DaemonVitals } from "../daemon/boot.ts";
 
 export interface Check {
   ok: boolean;
@@ -23,6 +24,18 @@ export type ReadyState = "ready" | "degraded" | "not ready";
 export function readyState(r: Readiness): ReadyState {
   if (r.database.ok && r.timetable.ok) return "ready";
   return r.timetable.ok ? "degraded" : "not ready";
+}
+
+/** Ready: the timetable is loaded and firing, and the database answers. */
+export function readinessOf(v: DaemonVitals): Readiness {
+  return {
+    database: v.databaseOnline
+      ? { ok: true, detail: "reachable" }
+      : { ok: false, detail: "unreachable; jobs keep firing from the timetable in memory" },
+    timetable: v.firing
+      ? { ok: true, detail: `${v.jobsLoaded} jobs loaded` }
+      : { ok: false, detail: "not loaded: the service is starting or stopping" },
+  };
 }
 
 export function healthRoutes(readiness: () => Promise<Readiness>): Hono {

@@ -5,7 +5,7 @@
  *
  * Counters and the fire-lag histogram are fed by the daemon as runs start
  * and end (this class is its `RunObserver`); gauges are read from the
- * daemon, and node liveness from `jm_nodes`, at each scrape. The `job`
+ * daemon at each scrape, node liveness from `jm_nodes` (`nodeMetrics`). The `job`
  * label takes job ids: series are bounded by the jobs this process has
  * run since it started, at most one per job and status for
  * `jobsmanager_runs_total` and one histogram per job.
@@ -19,13 +19,6 @@ import type { RunStatus } from "../domain/run.ts";
 /** Fire lag buckets (s): a fire starts within milliseconds; seconds mean trouble. */
 const LAG_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const NODE_STATES: NodeState[] = ["live", "stale", "stopped"];
-
-/** Where the gauges come from. */
-export interface MetricSources {
-  vitals: () => DaemonVitals;
-  nodes: () => Promise<Node[]>;
-  heartbeatMs: number;
-}
 
 export class Metrics implements RunObserver {
   readonly registry = new client.Registry();
@@ -66,8 +59,8 @@ export class Metrics implements RunObserver {
     this.runs.inc({ job: jobId, status });
   }
 
-  /** Add the gauges read at each scrape. */
-  watch(sources: MetricSources): void {
+  /** Add the gauges read from the daemon at each scrape. */
+  watch(vitals: () => DaemonVitals): void {
     const registers = [this.registry];
     const gauge = (name: string, help: string, read: (v: DaemonVitals) => number | null) =>
       new client.Gauge({
@@ -75,7 +68,7 @@ export class Metrics implements RunObserver {
         help,
         registers,
         collect() {
-          const value = read(sources.vitals());
+          const value = read(vitals());
           if (value === null) this.reset();
           else this.set(value);
         },
@@ -108,28 +101,35 @@ export class Metrics implements RunObserver {
       "Log records the jm_syslog sink dropped since this node started (its queue was full)",
       (v) => v.logRecordsDropped,
     );
-    new client.Gauge({
-      name: "jobsmanager_nodes",
-      help: "Services on this database by liveness (jm_nodes, judged by heartbeats)",
-      labelNames: ["state"],
-      registers,
-      async collect() {
-        this.reset();
-        let nodes: Node[];
-        try {
-          nodes = await sources.nodes();
-        } catch {
-          // The database is away: jobsmanager_database_up says so; no guess here.
-          return;
-        }
-        const now = Date.now();
-        for (const state of NODE_STATES) {
-          this.set(
-            { state },
-            nodes.filter((n) => nodeState(n, now, sources.heartbeatMs) === state).length,
-          );
-        }
-      },
-    });
   }
+}
+
+/**
+ * Node liveness from `jm_nodes` at each scrape, in a registry of its own:
+ * the HTTP worker reads it on its own connection, so the scheduler's thread
+ * does no database work for a scrape.
+ */
+export function nodeMetrics(nodes: () => Promise<Node[]>, heartbeatMs: number): client.Registry {
+  const registry = new client.Registry();
+  new client.Gauge({
+    name: "jobsmanager_nodes",
+    help: "Services on this database by liveness (jm_nodes, judged by heartbeats)",
+    labelNames: ["state"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      let found: Node[];
+      try {
+        found = await nodes();
+      } catch {
+        // The database is away: jobsmanager_database_up says so; no guess here.
+        return;
+      }
+      const now = Date.now();
+      for (const state of NODE_STATES) {
+        this.set({ state }, found.filter((n) => nodeState(n, now, heartbeatMs) === state).length);
+      }
+    },
+  });
+  return registry;
 }

@@ -1,20 +1,21 @@
 /**
- * The HTTP side of `jobsmanager serve`: the server on a store of its own
- * (API load never takes the scheduler's connections), `/readyz` and the
- * gauges of `/metrics` read from the running daemon.
+ * The HTTP side of `jobsmanager serve`, started in a worker thread
+ * (worker.ts) so that API load never holds up the scheduler: this side
+ * answers the worker's questions (the daemon's vitals, the metrics), logs
+ * its records, and stops it.
  */
+import { getLogger } from "@logtape/logtape";
 import type { Settings } from "../config/config.ts";
 import type { DaemonVitals } from "../daemon/boot.ts";
 import { settlesWithin, systemClock } from "../daemon/clock.ts";
-import { systemTimezone } from "../domain/time.ts";
-import { openStore } from "../store/open.ts";
+import { RuntimeError, ValidationError } from "../errors.ts";
 import type { DatabaseTarget } from "../store/target.ts";
-import type { Readiness } from "./health.ts";
 import type { Metrics } from "./metrics.ts";
-import { type HttpServer, startHttpServer } from "./server.ts";
+import type { HttpServer } from "./server.ts";
+import type { FromWorker, ToWorker } from "./worker.ts";
 
-/** Steps of the HTTP side's stop wait at most this long each: the service's stop budget holds. */
-const CLOSE_WAIT_MS = 1000;
+/** How long the worker gets to finish requests in flight at a stop: the stop budget holds. */
+const CLOSE_WAIT_MS = 2000;
 
 export interface ServeHttpOptions {
   settings: Settings;
@@ -22,46 +23,74 @@ export interface ServeHttpOptions {
   /** Given to the daemon as its run observer before it started. */
   metrics: Metrics;
   vitals: () => DaemonVitals;
-  redact: (text: string) => string;
+  /** Strings no answer or log line may show (the database password). */
+  secrets: string[];
   /** Receives the token values before anything could echo them. */
   onTokens: (values: string[]) => void;
 }
 
-/** Ready: the timetable is loaded and firing, and the database answers. */
-export function readinessOf(v: DaemonVitals): Readiness {
-  return {
-    database: v.databaseOnline
-      ? { ok: true, detail: "reachable" }
-      : { ok: false, detail: "unreachable; jobs keep firing from the timetable in memory" },
-    timetable: v.firing
-      ? { ok: true, detail: `${v.jobsLoaded} jobs loaded` }
-      : { ok: false, detail: "not loaded: the service is starting or stopping" },
-  };
-}
+const METHODS = {
+  trace: "trace",
+  debug: "debug",
+  info: "info",
+  warning: "warn",
+  error: "error",
+  fatal: "fatal",
+} as const;
 
 export async function startServeHttp(o: ServeHttpOptions): Promise<HttpServer> {
-  const store = openStore(o.target);
-  const heartbeatMs = o.settings["jobsmanager.heartbeat_interval"] * 1000;
-  o.metrics.watch({ vitals: o.vitals, nodes: () => store.listNodes(), heartbeatMs });
-  let server: HttpServer;
+  o.metrics.watch(o.vitals);
+  const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
+  const send = (message: ToWorker) => worker.postMessage(message);
+  const listening = Promise.withResolvers<string>();
+  const closed = Promise.withResolvers<void>();
+  worker.onmessage = async ({ data }: MessageEvent<FromWorker>) => {
+    switch (data.type) {
+      case "ask":
+        send({
+          type: "answer",
+          id: data.id,
+          value: data.what === "vitals" ? o.vitals() : await o.metrics.text(),
+        });
+        break;
+      case "tokens":
+        o.onTokens(data.values);
+        break;
+      case "log":
+        getLogger(data.category)[METHODS[data.level]](data.message, data.properties);
+        break;
+      case "listening":
+        listening.resolve(data.url);
+        break;
+      case "failed":
+        listening.reject(
+          data.name === "ValidationError"
+            ? new ValidationError(data.field ?? "http", data.message)
+            : new RuntimeError(data.message),
+        );
+        break;
+      case "closed":
+        closed.resolve();
+    }
+  };
+  worker.onerror = (event) => {
+    event.preventDefault();
+    listening.reject(new RuntimeError(`the HTTP side failed: ${event.message}`));
+  };
+  send({ type: "start", settings: o.settings, target: o.target, secrets: o.secrets });
+  let url: string;
   try {
-    server = await startHttpServer(o.settings, {
-      store,
-      defaultZone: o.settings["jobsmanager.timezone"] || systemTimezone(),
-      heartbeatMs,
-      metrics: o.metrics,
-      readiness: () => Promise.resolve(readinessOf(o.vitals())),
-      redact: o.redact,
-    }, o.onTokens);
+    url = await listening.promise;
   } catch (error) {
-    await store.close();
+    worker.terminate();
     throw error;
   }
   return {
-    url: server.url,
+    url,
     async close() {
-      await settlesWithin(systemClock, server.close(), CLOSE_WAIT_MS);
-      await settlesWithin(systemClock, store.close(), CLOSE_WAIT_MS);
+      send({ type: "close" });
+      await settlesWithin(systemClock, closed.promise, CLOSE_WAIT_MS);
+      worker.terminate();
     },
   };
 }
