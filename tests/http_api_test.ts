@@ -311,9 +311,9 @@ for (const backend of BACKENDS) {
     }));
 }
 
-Deno.test("api: an unreachable database answers 503 with the CLI's message", async () => {
+Deno.test("api: an unreachable database answers 503 with the CLI's message, no password", async () => {
   const store = openStore(
-    resolveTarget({ ...defaultSettings(), "db.url": "mysql://root@127.0.0.1:1/nowhere" }),
+    resolveTarget({ ...defaultSettings(), "db.url": "mysql://root:S3cret-pw@127.0.0.1:1/nowhere" }),
   );
   const server = await startHttpServer(
     { ...defaultSettings(), "http.listen": "127.0.0.1:0" },
@@ -335,6 +335,7 @@ Deno.test("api: an unreachable database answers 503 with the CLI's message", asy
     const body = await res.json();
     assertEquals(res.status, 503);
     assertStringIncludes(body.error, "127.0.0.1:1");
+    assert(!JSON.stringify(body).includes("S3cret-pw"), "the password shows in an answer");
     const ready = await fetch(`${server.url}/readyz`);
     assertEquals([ready.status, (await ready.json()).status], [503, "degraded"]);
   } finally {

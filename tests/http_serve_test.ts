@@ -65,7 +65,13 @@ for (const backend of BACKENDS) {
 
     const status = (await call("GET", "/api/v1/status")).body as { services: { state: string }[] };
     assertEquals(status.services.map((s) => s.state), ["live"]);
+    // A live stream still open does not hold the stop up.
+    const tail = await fetch(`${served.url}/api/v1/logs/stream`, {
+      headers: { Authorization: `Bearer ${READER}` },
+    });
+    assertEquals(tail.status, 200);
     const { status: exit } = await served.serve.terminate(20_000);
+    await tail.body?.cancel();
     assertEquals(exit.code, 0, served.serve.stderr);
     for (const token of [ADMIN, READER]) {
       assert(!served.serve.stderr.includes(token), "a token shows in serve's log");
