@@ -11,7 +11,8 @@ import { renderMessage } from "../src/daemon/log_sink.ts";
 import { DatabaseError } from "../src/errors.ts";
 import { freshDatabase, MYSQL_URL } from "./helpers.ts";
 import { FakeClock } from "./fake_clock.ts";
-import { proxyFor, T0, throughProxy, until } from "./daemon_harness.ts";
+import { T0, throughProxy, until } from "./daemon_harness.ts";
+import { proxyFor } from "./tcp_proxy.ts";
 
 const UNREACHABLE = /^the database is unreachable/;
 const STILL = /^still unreachable \(.*\); next attempt in (\d+) s$/;

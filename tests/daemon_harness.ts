@@ -17,7 +17,7 @@ import type { Run } from "../src/domain/run.ts";
 import type { Store } from "../src/store/store.ts";
 import { VERSION } from "../src/version.ts";
 import { FakeClock } from "./fake_clock.ts";
-import { rawQuery, type TestDatabase } from "./helpers.ts";
+import { rawQuery, type TestDatabase, waitFor } from "./helpers.ts";
 import { resolveTarget } from "../src/config/database.ts";
 import { openStore } from "../src/store/open.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
@@ -356,27 +356,13 @@ export class DaemonHarness implements AsyncDisposable {
  * Wait (real time) until `probe` returns something truthy, and return it;
  * fail naming `what`, with the state `detail` describes.
  */
-export async function until<T>(
+export function until<T>(
   probe: () => T | Promise<T>,
   what: string,
   detail: () => string | Promise<string>,
   timeoutMs = WAIT_MS,
 ): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${await detail()}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-/** A proxy in front of `db`'s MariaDB server, for outages (tcp_proxy.ts). */
-export function proxyFor(db: TestDatabase): TcpProxy {
-  if (db.target.kind !== "mysql") throw new Error("outage tests need MySQL");
-  return TcpProxy.start({ hostname: db.target.host, port: db.target.port });
+  return waitFor(probe, { timeoutMs, what, intervalMs: 10, detail });
 }
 
 /** Open a store on `db` through `proxy`: what the daemon uses in an outage test. */

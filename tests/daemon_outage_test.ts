@@ -7,17 +7,14 @@
  * back; the outage is logged once each way; polling resumes by itself.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { freshDatabase, MYSQL_URL } from "./helpers.ts";
-import { DaemonHarness, describeRun, proxyFor, T0, throughProxy } from "./daemon_harness.ts";
+import { freshDatabase, mysqlTest } from "./helpers.ts";
+import { DaemonHarness, describeRun, T0, throughProxy } from "./daemon_harness.ts";
+import { proxyFor } from "./tcp_proxy.ts";
 import { renderMessage } from "../src/daemon/log_sink.ts";
 
 const at = (s: number) => T0 + s * 1000;
 const UNREACHABLE = /^the database is unreachable/;
 const BACK = /^the database is back after (\d+) s$/;
-
-function mysqlTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({ name, ignore: MYSQL_URL === "", fn });
-}
 
 const STILL = /^still unreachable \(.*\); next attempt in (\d+) s$/;
 

@@ -125,4 +125,26 @@ for (const backend of BACKENDS) {
     await h.started("hup", at(1));
     assertEquals(h.count(RELOADED), 1, (await h.runs()).map(describeRun).join("\n"));
   });
+
+  Deno.test(`daemon[${backend}]: reload() (SIGHUP) re-reads a job changed by hand without a marker`, async () => {
+    await using h = await Harness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.reload_interval": 30 },
+    });
+    await h.job("edited", { schedule: { second: "*" }, command: "echo v1" });
+    await h.start();
+    await h.sql("UPDATE jm_jobs SET command = 'echo v2' WHERE id = 'edited'");
+    h.daemon.reload();
+    await h.until(
+      () => h.lines.find((l) => l.startsWith("reload: reload re-read every job")),
+      "the re-read to be logged",
+    );
+    assertEquals(
+      h.lines.filter((l) => l.startsWith("reload: reload re-read every job")).map((l) =>
+        l.replace(/ in \d+ ms$/, "")
+      ),
+      ["reload: reload re-read every job (no marker pending): 0 added, 1 changed, 0 removed, 0 unchanged"],
+    );
+    await h.clock.set(at(1));
+    assertEquals((await h.started("edited", at(1))).spec.command, "echo v2");
+  });
 }

@@ -4,6 +4,7 @@ import { defaultSettings, loadConfig, renderExampleConfig } from "../src/config/
 import { renderSchema } from "../src/store/migrations.ts";
 import { stopBudgetMs } from "../src/daemon/boot.ts";
 import { renderSystemdUnit, SYSTEMD_STOP_HEADROOM_S } from "../src/daemon/systemd_unit.ts";
+import { resolveTarget } from "../src/config/database.ts";
 
 const root = new URL("../", import.meta.url);
 const read = (path: string) => Deno.readTextFile(new URL(path, root));
@@ -29,4 +30,57 @@ Deno.test("systemd/jobsmanager.service stops later than the service's own stop b
     stopBudgetMs(settings),
     (settings["jobsmanager.shutdown_timeout"] + settings["jobsmanager.kill_grace"] + 5) * 1000,
   );
+});
+
+Deno.test("the README's install config names the database the unit's service uses", async () => {
+  const readme = await read("README.md");
+  const config = readme.match(/<<'CONFIG'\n([\s\S]*?)\nCONFIG\n/)?.[1];
+  assertEquals(typeof config, "string", "the Installing section's config block");
+  const path = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    await Deno.writeTextFile(path, config!);
+    const settings = loadConfig({ config: path }, {}).settings;
+    assertEquals(resolveTarget(settings), {
+      kind: "sqlite",
+      path: "/var/lib/jobsmanager/jobsmanager.db",
+    });
+    assertEquals(settings["log.path"], "/var/log/jobsmanager");
+  } finally {
+    await Deno.remove(path);
+  }
+  const unit = renderSystemdUnit();
+  for (const line of ["WorkingDirectory=/var/lib/jobsmanager", "UMask=0077", "User=jobsmanager"]) {
+    assertEquals(unit.split("\n").includes(line), true, line);
+  }
+  // The unit points at the README the install copies.
+  const doc = unit.match(/^Documentation=file:\/\/(.*)$/m)?.[1];
+  assertEquals(readme.includes(`install -D -m 0644 README.md ${doc}`), true, `${doc}`);
+});
+
+const analyze = await new Deno.Command("systemd-analyze", { args: ["--version"] }).output()
+  .then((out) => out.success, () => false);
+
+Deno.test({
+  name: analyze
+    ? "systemd-analyze security rates the unit OK (exposure at most 4.0)"
+    : "systemd-analyze is not installed: the unit's security rating is not checked",
+  ignore: !analyze,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(`${dir}/jobsmanager.service`, renderSystemdUnit());
+      const out = await new Deno.Command("systemd-analyze", {
+        args: ["security", "--offline=true", `${dir}/jobsmanager.service`],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      const level = Number(
+        text.match(/Overall exposure level for jobsmanager\.service: ([\d.]+)/)?.[1],
+      );
+      assertEquals(level <= 4.0, true, text.split("\n").filter((l) => l.includes("✗")).join("\n"));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

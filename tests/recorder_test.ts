@@ -9,47 +9,10 @@
  * daemon_outage_test.ts.
  */
 import { assert, assertEquals } from "./assert.ts";
-import type { Clock } from "../src/daemon/clock.ts";
+import { FakeClock, settle } from "./fake_clock.ts";
 import { DbHealth } from "../src/daemon/db_health.ts";
 import { RunRecorder, type RunWriter } from "../src/daemon/recorder.ts";
 import type { NewRun, Run, RunUpdate } from "../src/domain/run.ts";
-
-/** Time moves only when the test says so. */
-class FakeClock implements Clock {
-  private sleepers: { until: number; resolve: () => void }[] = [];
-
-  constructor(public time = 1_700_000_000_000) {}
-
-  now(): number {
-    return this.time;
-  }
-
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      if (signal?.aborted || ms <= 0) return resolve();
-      const sleeper = { until: this.time + ms, resolve };
-      this.sleepers.push(sleeper);
-      signal?.addEventListener("abort", () => {
-        this.sleepers = this.sleepers.filter((s) => s !== sleeper);
-        resolve();
-      }, { once: true });
-    });
-  }
-
-  /** Move time on, wake the sleepers due, and let what they start run. */
-  async advance(ms: number): Promise<void> {
-    this.time += ms;
-    const due = this.sleepers.filter((s) => s.until <= this.time);
-    this.sleepers = this.sleepers.filter((s) => s.until > this.time);
-    for (const s of due) s.resolve();
-    await settle();
-  }
-}
-
-/** Let every pending promise callback run. */
-function settle(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
 
 type Mode = "up" | "down" | "hang";
 
@@ -137,7 +100,7 @@ const CLAIM_TIMEOUT_MS = 1000;
 
 function setup(maxBuffered = 100) {
   const store = new FakeStore();
-  const clock = new FakeClock();
+  const clock = new FakeClock(1_700_000_000_000);
   // Probes after 1 s, then 2 s, 4 s …, as in the service.
   const health = new DbHealth(store, clock);
   const recorder = new RunRecorder(store, health, clock, {

@@ -193,26 +193,6 @@ export function started(r: RunRow): boolean {
   return STARTED.includes(r.status) && r.started_at !== null;
 }
 
-/**
- * The most runs in progress at one instant, over runs that started; a run
- * still running counts until `now`.
- */
-export function maxConcurrent(rows: RunRow[], now = Date.now()): number {
-  const events: [number, number][] = [];
-  for (const r of rows.filter(started)) {
-    events.push([r.started_at!, 1], [r.finished_at ?? now, -1]);
-  }
-  // An end and a start at the same millisecond do not overlap: ends first.
-  events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  let current = 0;
-  let most = 0;
-  for (const [, delta] of events) {
-    current += delta;
-    most = Math.max(most, current);
-  }
-  return most;
-}
-
 /** Pids whose command line matches `pattern` (pgrep -f); [] when none. */
 export async function pgrep(pattern: string): Promise<number[]> {
   const out = await new Deno.Command("pgrep", { args: ["-f", pattern], stdout: "piped" }).output();

@@ -1,9 +1,10 @@
 /**
  * Changes reaching a running `jobsmanager serve` through reload markers,
  * on every backend: CLI writes take effect while an unchanged job keeps
- * firing without a gap; hand-written SQL (a job row plus a marker) is
- * picked up the same way; markers written while a reload runs are applied
- * by the next one; every marker ends up applied; SIGHUP reloads at once.
+ * firing without a gap; markers written while a reload runs are applied
+ * by the next one; every marker ends up applied; SIGHUP re-reads every job,
+ * marker or not. The reload rules themselves are tested in-process
+ * (daemon_reload_test.ts).
  * Each waits for the change's effect with a deadline well past the
  * promise (reload_interval + 1 s); a loaded machine may be slower than the
  * promise without the change being lost.
@@ -116,62 +117,6 @@ for (const backend of BACKENDS) {
     assert((await markers(db)).every((m) => m.updated === 1), "a marker was left unapplied");
   });
 
-  Deno.test(`serve[${backend}]: hand-written SQL job and markers are applied`, async () => {
-    await using db = await freshDatabase(backend);
-    await jm(db, "job", "add", "idle", "--command", "true", "--cron", "0 0 1 1 *");
-    await using serve = await startServe(db, { reload_interval: RELOAD_MS / 1000 });
-    await ready(db, serve);
-
-    // As a DBA would: the row, then a marker with empty snapshots.
-    await sql(db, "INSERT INTO jm_jobs (id, command, `second`) VALUES ('hand', 'echo hand', '*')");
-    await sql(
-      db,
-      "INSERT INTO jm_update_info (jobs_before_update, jobs_after_update) VALUES ('[]', '[]')",
-    );
-    const detail = runsDetail(db);
-    const run = await waitFor(
-      async () => (await runs(db, "hand")).find((r) => r.status === "success"),
-      { timeoutMs: EFFECT_MS + 10_000, what: "the hand-written job to run", detail },
-    );
-    assertEquals(run.stdout, "hand\n");
-
-    await waitFor(async () => (await markers(db)).every((m) => m.updated === 1), {
-      timeoutMs: EFFECT_MS + 10_000,
-      what: "every marker to be applied",
-      detail: async () => JSON.stringify(await markers(db)),
-    });
-    assertEquals((await serve.terminate()).status.code, 0, serve.stderr);
-  });
-
-  Deno.test(`serve[${backend}]: a marker that commits after a newer one is still applied`, async () => {
-    await using db = await freshDatabase(backend);
-    await jm(db, "job", "add", "idle", "--command", "true", "--cron", "0 0 1 1 *");
-    await using serve = await startServe(db, { reload_interval: RELOAD_MS / 1000 });
-    await ready(db, serve);
-    // Two writers at once on MySQL: id 1000 commits and is applied first…
-    await sql(
-      db,
-      "INSERT INTO jm_update_info (id, jobs_before_update, jobs_after_update) VALUES (1000, '[]', '[]')",
-    );
-    await waitFor(async () => (await markers(db)).find((m) => m.id === 1000 && m.updated === 1), {
-      timeoutMs: EFFECT_MS + 10_000,
-      what: "marker 1000 to be applied",
-    });
-    // …then the other writer's lower id commits, with its job.
-    await sql(db, "INSERT INTO jm_jobs (id, command, `second`) VALUES ('late', 'echo late', '*')");
-    await sql(
-      db,
-      "INSERT INTO jm_update_info (id, jobs_before_update, jobs_after_update) VALUES (500, '[]', '[]')",
-    );
-    await waitFor(async () => (await runs(db, "late")).find((r) => r.status === "success"), {
-      timeoutMs: EFFECT_MS + 10_000,
-      what: "the job of the late marker to run",
-      detail: runsDetail(db),
-    });
-    assert((await markers(db)).every((m) => m.updated === 1), "marker 500 was left unapplied");
-    assertEquals((await serve.terminate()).status.code, 0, serve.stderr);
-  });
-
   Deno.test(`serve[${backend}]: markers written while a reload runs are applied, not lost`, async () => {
     await using db = await freshDatabase(backend);
     await jm(db, "db", "migrate");
@@ -217,22 +162,21 @@ for (const backend of BACKENDS) {
     assertEquals((await serve.terminate()).status.code, 0, serve.stderr);
   });
 
-  Deno.test(`serve[${backend}]: SIGHUP reloads at once`, async () => {
+  Deno.test(`serve[${backend}]: SIGHUP re-reads a job edited by hand, without a marker`, async () => {
     await using db = await freshDatabase(backend);
-    await jm(db, "job", "add", "idle", "--command", "true", "--cron", "0 0 1 1 *");
-    // The next poll comes 30 s after the start: only SIGHUP can apply the
-    // change before the deadline below.
+    await jm(db, "job", "add", "edited", "--second", "*", "--command", "echo v1");
+    // The next poll comes 30 s after the start, and no marker is written:
+    // only SIGHUP can bring the edit in.
     await using serve = await startServe(db, { reload_interval: 30 });
     await ready(db, serve);
-    const marker = await jmMarker(db, "job", "add", "hup", "--second", "*", "--command", "true");
+    await sql(db, "UPDATE jm_jobs SET command = 'echo v2' WHERE id = 'edited'");
     serve.signal("SIGHUP");
-    await markerApplied(db, marker, 10_000);
-    assert(Date.now() - serve.startedAt < 30_000, "the poll, not SIGHUP, may have applied it");
-    await waitFor(async () => (await runs(db, "hup")).some(started), {
-      timeoutMs: 10_000,
-      what: "the job added before SIGHUP to fire",
+    await waitFor(async () => (await runs(db, "edited")).some((r) => r.stdout === "v2\n"), {
+      timeoutMs: 20_000,
+      what: "a run of the edited command",
       detail: runsDetail(db),
     });
+    assert(Date.now() - serve.startedAt < 30_000, "the poll, not SIGHUP, may have applied it");
     assertEquals((await serve.terminate()).status.code, 0, serve.stderr);
   });
 }

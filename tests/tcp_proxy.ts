@@ -15,6 +15,7 @@
  * Dispose it (`await using`) to close the listener and every socket, so
  * Deno's resource sanitizer finds nothing open.
  */
+import type { TestDatabase } from "./helpers.ts";
 
 type Mode = "forward" | "blackhole" | "cut";
 
@@ -193,4 +194,10 @@ export class TcpProxy implements AsyncDisposable {
     this.disposed = true;
     while (this.tasks.size > 0) await Promise.all([...this.tasks]);
   }
+}
+
+/** A proxy in front of `db`'s MariaDB server, for outage tests. */
+export function proxyFor(db: TestDatabase): TcpProxy {
+  if (db.target.kind !== "mysql") throw new Error("outage tests need MySQL");
+  return TcpProxy.start({ hostname: db.target.host, port: db.target.port });
 }

@@ -11,7 +11,7 @@
 import JSON5 from "json5";
 import { isMap, isSeq, LineCounter, parseDocument, stringify as toYaml } from "yaml";
 import { UsageError, ValidationError } from "../errors.ts";
-import { buildJob, DEFAULT_TIMEOUT, type Job, type JobOptions } from "../domain/job.ts";
+import { buildJob, DEFAULT_TIMEOUT, type Job, JOB_FIELDS, type JobOptions } from "../domain/job.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import type { JobStore } from "../store/store.ts";
 import { applyPlan, type Candidate, type Outcome, previewPlan } from "./import/plan.ts";
@@ -22,21 +22,12 @@ export const FILE_FORMATS: readonly FileFormat[] = ["json5", "yaml"];
 const HEADER = "jobsmanager jobs; `jobsmanager apply FILE` makes the database match this file";
 
 /** The columns an entry may set, in the order export writes them. */
-const ENTRY_KEYS = [
+const ENTRY_KEYS: readonly string[] = [
   "id",
   "command",
   "cron",
-  ...FIELD_NAMES,
-  "timezone",
-  "timeout",
-  "enabled",
-  "max_instances",
-  "coalesce",
-  "misfire_grace_time",
-  "env",
-  "cwd",
-  "description",
-] as const;
+  ...JOB_FIELDS.filter((f) => !["id", "command", "created_at", "updated_at"].includes(f)),
+];
 
 /** YAML for `.yaml`/`.yml`, JSON5 for anything else. */
 export function formatOfPath(path: string): FileFormat {
@@ -162,7 +153,7 @@ function parseJson5(path: string, text: string): { data: unknown; at: Locator } 
 
 /** A file entry as `job add` options; ValidationError names the key at fault. */
 function optionsOf(entry: Record<string, unknown>): JobOptions {
-  const unknown = Object.keys(entry).find((k) => !(ENTRY_KEYS as readonly string[]).includes(k));
+  const unknown = Object.keys(entry).find((k) => !ENTRY_KEYS.includes(k));
   if (unknown !== undefined) {
     throw new ValidationError(
       unknown,

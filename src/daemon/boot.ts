@@ -64,7 +64,10 @@ export interface Daemon {
    * soon as it has.
    */
   stop(): void;
-  /** Reload now; before the service has started, nothing (starting applies every marker). */
+  /**
+   * Re-read every job now (SIGHUP), marker or not; before the service has
+   * started, nothing (starting reads every job).
+   */
   reload(): void;
   readonly vitals: DaemonVitals;
 }
@@ -72,8 +75,8 @@ export interface Daemon {
 /**
  * What a stop's last steps get beyond shutdown_timeout and kill_grace:
  * a second for the killed runs' output (service.ts, KILLED_OUTPUT_MS),
- * the rest for the run records, the last heartbeat, the log rows and the
- * pool.
+ * half a second for the process to exit (EXIT_RESERVE_MS), the rest for
+ * the run records, the last heartbeat, the log rows and the pool.
  */
 export const STOP_MARGIN_MS = 5000;
 
@@ -84,6 +87,13 @@ export function stopBudgetMs(
   const { "jobsmanager.shutdown_timeout": timeout, "jobsmanager.kill_grace": grace } = settings;
   return (timeout + grace) * 1000 + STOP_MARGIN_MS;
 }
+
+/**
+ * What the process needs after the daemon's last step to flush its log file
+ * and exit: the daemon's own deadline ends this much before the budget, so
+ * the process is gone within it.
+ */
+export const EXIT_RESERVE_MS = 500;
 
 /** A fire waits at most this long for its claim before it starts anyway. */
 const CLAIM_TIMEOUT_MS = 1000;
@@ -181,13 +191,13 @@ class BootedDaemon implements Daemon {
 
   stop(): void {
     if (this.deadline) return;
-    this.deadline = Deadline.in(this.o.clock, stopBudgetMs(this.o.settings));
+    this.deadline = Deadline.in(this.o.clock, stopBudgetMs(this.o.settings) - EXIT_RESERVE_MS);
     this.service.stop(this.deadline);
     this.stopped.resolve(this.deadline);
   }
 
   reload(): void {
-    if (this.started) this.service.requestReload();
+    if (this.started) this.service.requestReload(true);
   }
 
   async run(): Promise<void> {

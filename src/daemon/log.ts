@@ -1,6 +1,6 @@
 /**
- * Logging for `serve`, on LogTape: stderr (readable lines on a terminal,
- * JSON lines otherwise, for journald and log shippers) and a rotating file
+ * Logging for `serve`, on LogTape: stderr (see ConsoleStyle: journald,
+ * terminal or JSON lines for log shippers) and a rotating file
  * of JSON lines. Logger names say where a line comes from
  * (`jobsmanager.scheduler`, `jobsmanager.runner`, …); job and run ids go
  * into the properties, not only the text.
@@ -8,12 +8,15 @@
 import {
   configure,
   dispose,
+  getAnsiColorFormatter,
   getLogger,
   getStreamSink,
   getTextFormatter,
   jsonLinesFormatter,
   type Logger,
+  type LogRecord,
   type Sink,
+  type TextFormatter,
   withFilter,
 } from "@logtape/logtape";
 import { getRotatingFileSink } from "@logtape/file";
@@ -50,14 +53,75 @@ function stderrStream(): WritableStream<Uint8Array> {
   });
 }
 
+/**
+ * How stderr lines are written: for journald (systemd's `JOURNAL_STREAM`
+ * names stderr), readable lines with the `<N>` priority prefix it reads, so
+ * `journalctl -p warning` filters; on a terminal, readable lines with
+ * coloured levels (plain with `NO_COLOR`); anywhere else, JSON lines.
+ */
+export type ConsoleStyle = "journal" | "color" | "text" | "json";
+
+/** The style for this process's stderr. */
+export function consoleStyle(
+  env: { JOURNAL_STREAM?: string; NO_COLOR?: string },
+  stderr: { terminal: boolean; device: string | null },
+): ConsoleStyle {
+  // systemd sets JOURNAL_STREAM to stderr's device:inode; a child whose
+  // stderr was redirected inherits the variable but not the stream.
+  if (env.JOURNAL_STREAM !== undefined && env.JOURNAL_STREAM === stderr.device) return "journal";
+  if (stderr.terminal) return env.NO_COLOR ? "text" : "color";
+  return "json";
+}
+
+/** stderr's `device:inode`, as systemd writes it in JOURNAL_STREAM; null where it cannot be read. */
+function stderrDevice(): string | null {
+  try {
+    const stat = Deno.statSync("/proc/self/fd/2");
+    return `${stat.dev}:${stat.ino}`;
+  } catch {
+    return null;
+  }
+}
+
+/** syslog priorities (sd-daemon(3)) by level: journald reads them from a `<N>` prefix. */
+const JOURNAL_PRIORITY: Record<LogRecord["level"], number> = {
+  trace: 7,
+  debug: 7,
+  info: 6,
+  warning: 4,
+  error: 3,
+  fatal: 2,
+};
+
+export function consoleFormatter(style: ConsoleStyle): TextFormatter {
+  switch (style) {
+    case "journal":
+      // journald stamps the time itself.
+      return getTextFormatter({
+        timestamp: "none",
+        category: ".",
+        value: "bare",
+        format: ({ category, message, record }) =>
+          `<${JOURNAL_PRIORITY[record.level]}>${category}: ${message}`,
+      });
+    case "color":
+      return getAnsiColorFormatter({ timestamp: "date-time-tz", category: "." });
+    case "text":
+      return getTextFormatter({ timestamp: "date-time-tz", category: "." });
+    case "json":
+      return jsonLinesFormatter;
+  }
+}
+
 /** Configure the sinks; call `closeLogging` before exit to flush them. */
 export async function setupLogging(options: LogOptions): Promise<void> {
-  const consoleFormatter = Deno.stderr.isTerminal()
-    ? getTextFormatter({ timestamp: "date-time-tz", category: "." })
-    : jsonLinesFormatter;
+  const style = consoleStyle(
+    { JOURNAL_STREAM: Deno.env.get("JOURNAL_STREAM"), NO_COLOR: Deno.env.get("NO_COLOR") },
+    { terminal: Deno.stderr.isTerminal(), device: stderrDevice() },
+  );
   const sinks: Record<string, Sink> = {
     console: withFilter(
-      getStreamSink(stderrStream(), { formatter: consoleFormatter }),
+      getStreamSink(stderrStream(), { formatter: consoleFormatter(style) }),
       options.consoleLevel,
     ),
   };

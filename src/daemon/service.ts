@@ -106,6 +106,8 @@ export class Service {
   private wake = new AbortController();
   private reloading: Promise<void> | null = null;
   private reloadAgain = false;
+  /** A reload asked to re-read every job, marker or not (SIGHUP), is pending. */
+  private rereadEveryJob = false;
   private polling = false;
   private pollAgain = false;
   private lastReload: { at: number; ms: number } | null = null;
@@ -187,8 +189,14 @@ export class Service {
     this.wake.abort();
   }
 
-  /** Reload now (SIGHUP); a request during a reload folds into one follow-up. */
-  requestReload(): void {
+  /**
+   * Reload now; a request during a reload folds into one follow-up. With
+   * `everyJob` (SIGHUP) every job is re-read even when no marker is
+   * pending, so an `UPDATE jm_jobs` written by hand without a marker is
+   * applied too.
+   */
+  requestReload(everyJob = false): void {
+    this.rereadEveryJob ||= everyJob;
     if (this.reloading) {
       this.reloadAgain = true;
       return;
@@ -265,8 +273,10 @@ export class Service {
   /** Apply the markers after the last applied one: only the difference changes. */
   private async reload(): Promise<void> {
     const started = performance.now();
+    const everyJob = this.rereadEveryJob;
+    this.rereadEveryJob = false;
     const markers = await this.markersToApply(this.lastMarker);
-    if (markers.length === 0) return;
+    if (markers.length === 0 && !everyJob) return;
     const jobs = await this.o.store.listJobs();
     const now = this.o.clock.now();
     const counts = { added: 0, changed: 0, removed: 0, unchanged: 0 };
@@ -297,10 +307,21 @@ export class Service {
     this.lastMarker = Math.max(this.lastMarker, ...ids);
     this.lastReload = { at: now, ms: Math.round(performance.now() - started) };
     this.wake.abort();
-    reloadLog.info(
-      "reload applied markers {first}-{last}: {added} added, {changed} changed, {removed} removed, {unchanged} unchanged in {ms} ms",
-      { first: ids[0], last: this.lastMarker, ...counts, ms: this.lastReload.ms },
-    );
+    const summary =
+      "{added} added, {changed} changed, {removed} removed, {unchanged} unchanged in {ms} ms";
+    if (ids.length === 0) {
+      reloadLog.info(`reload re-read every job (no marker pending): ${summary}`, {
+        ...counts,
+        ms: this.lastReload.ms,
+      });
+    } else {
+      reloadLog.info(`reload applied markers {first}-{last}: ${summary}`, {
+        first: ids[0],
+        last: this.lastMarker,
+        ...counts,
+        ms: this.lastReload.ms,
+      });
+    }
   }
 
   /** Record what the timetable decided, then start what may start. */

@@ -21,7 +21,7 @@ export function renderSystemdUnit(settings: Settings = defaultSettings()): strin
 # Secrets: put JM_DB_PASSWORD=… in /etc/jobsmanager/env (mode 0600), not in the config.
 [Unit]
 Description=jobsmanager cron job scheduler
-Documentation=https://github.com/kylechenoO/JobsManager
+Documentation=file:///usr/local/share/doc/jobsmanager/README.md
 Wants=network-online.target
 After=network-online.target mariadb.service mysql.service
 
@@ -43,20 +43,48 @@ RestartSec=5s
 # stays ${SYSTEMD_STOP_HEADROOM_S} s above that: raise both together.
 KillMode=mixed
 TimeoutStopSec=${budget + SYSTEMD_STOP_HEADROOM_S}s
-# Jobs are arbitrary shell commands: give them a private /tmp and keep the
-# system read-only except where the scheduler writes. Loosen ReadWritePaths
-# for what your jobs write. No NoNewPrivileges or syscall filters, which would
-# break jobs that use sudo or unusual syscalls.
+# Jobs are arbitrary shell commands, run as this user: they get a private /tmp
+# and devices, a read-only /usr, /boot, /etc and home directories, and no way
+# to touch the kernel, the clock or other users' processes. What the jobs
+# write elsewhere (/srv, /var, /mnt) stays writable; files the service
+# creates (database, logs, output) are private to its user.
 User=jobsmanager
 Group=jobsmanager
+UMask=0077
 PrivateTmp=true
+PrivateDevices=true
 ProtectSystem=full
 ProtectHome=read-only
 ProtectKernelTunables=true
 ProtectKernelModules=true
+ProtectKernelLogs=true
 ProtectControlGroups=true
+ProtectClock=true
+ProtectHostname=true
+ProtectProc=invisible
+RestrictNamespaces=true
+RestrictRealtime=true
+RestrictSUIDSGID=true
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+LockPersonality=true
+SystemCallArchitectures=native
+SystemCallFilter=~@clock @cpu-emulation @module @obsolete @raw-io @reboot @swap
+PrivateMounts=true
+RemoveIPC=true
+# Jobs may sudo: keep what root needs for ordinary admin work, drop the exotic.
+CapabilityBoundingSet=~CAP_SYS_BOOT CAP_SYS_MODULE CAP_SYS_TIME CAP_SYS_PACCT CAP_SYS_TTY_CONFIG CAP_BPF CAP_MAC_ADMIN CAP_MAC_OVERRIDE CAP_WAKE_ALARM CAP_BLOCK_SUSPEND CAP_LINUX_IMMUTABLE
 LimitNOFILE=65536
 TasksMax=infinity
+# Stricter still, for hosts whose jobs never use sudo, su or other setuid
+# programs and write only under /var/lib/jobsmanager: each of these stops
+# sudo (no new privileges, no capabilities to regain) or any write outside
+# the state directory, which is why they are not on by default.
+#NoNewPrivileges=true
+#CapabilityBoundingSet=
+#SystemCallFilter=
+#SystemCallFilter=@system-service
+#ProtectSystem=strict
+#PrivateUsers=true
 
 [Install]
 WantedBy=multi-user.target
