@@ -373,7 +373,14 @@ export const OPENAPI = {
     "/runs/stream": {
       get: {
         summary: "new and changed runs as Server-Sent Events (event: run, data: a Run)",
-        parameters: runFilters,
+        parameters: [
+          ...runFilters,
+          query(
+            "after",
+            "also send, at once, the runs newer than this id (the newest one listed)",
+            int,
+          ),
+        ],
         responses: { "200": sse("the stream"), ...READ },
       },
     },

@@ -49,6 +49,9 @@ export function runRoutes(api: ApiContext): Hono {
       limit: STREAM_WINDOW,
     };
     const seen = new Map<number, string>();
+    // The client has the runs up to `after` (from GET /runs): newer ones it has not seen.
+    const after = c.req.query("after");
+    const known = after === undefined || after === "" ? Infinity : parseRunId(after, "after");
     let first = true;
     return pollStream(c, {
       closing: api.closing,
@@ -67,7 +70,7 @@ export function runRoutes(api: ApiContext): Hono {
         const events: SseEvent[] = [];
         for (const run of runs.sort((a, b) => a.id - b.id)) {
           const state = stateOf(run);
-          if (seen.get(run.id) !== state && !first) {
+          if (seen.get(run.id) !== state && (!first || run.id > known)) {
             events.push({ event: "run", data: run, id: String(run.id) });
           }
           seen.set(run.id, state);

@@ -43,7 +43,7 @@ page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
     h("ol", { id: "next-fires" }, d.next.map((at) => h("li", {}, when(at, d.zone), " ", h("span", { class: "muted small" }, inZone(Date.parse(at), d.zone))))),
     h("h2", {}, "Runs ", live, " ", h("a", { class: "small", href: "#/runs?job=" + enc(job.id) }, "all runs")),
     runs);
-  follow(() => "/runs/stream?job=" + enc(job.id), (event, run) => {
+  follow(() => "/runs/stream?job=" + enc(job.id) + "&after=" + (d.runs.length ? d.runs[0].id : 0), (event, run) => {
     if (event === "run") runs.upsert(run, true);
   }, signal, (on) => live.set(on));
 });

@@ -134,6 +134,7 @@ page(/^\/runs$/, async (_, query, signal) => {
   show(signal, h("h1", {}, "Runs", live), apply, box);
   const stream = new URLSearchParams(filters);
   stream.delete("since");
+  stream.set("after", String(runs.length ? runs[0].id : 0));
   let connected = false;
   follow(() => "/runs/stream?" + stream, (event, run) => {
     if (event === "run") box.upsert(run, true);
