@@ -183,6 +183,16 @@ Deno.test("tokens guard /metrics; a wrong one is refused without being echoed", 
     }
   }));
 
+Deno.test("a port in use is refused with a message naming http.listen", () =>
+  withDeps(async (deps) => {
+    using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    await assertRejects(
+      () => startHttpServer(settings({ "http.listen": `127.0.0.1:${taken.addr.port}` }), deps),
+      RuntimeError,
+      `http.listen: cannot listen on 127.0.0.1:${taken.addr.port}: `,
+    );
+  }));
+
 Deno.test("a reachable address without a token does not start", () =>
   withDeps(async (deps) => {
     await assertRejects(

@@ -4,7 +4,7 @@
  * Deno's own server, and stop cleanly.
  */
 import type { Settings } from "../config/config.ts";
-import { ValidationError } from "../errors.ts";
+import { RuntimeError, ValidationError } from "../errors.ts";
 import { log } from "../daemon/log.ts";
 import { buildHttpApp, type HttpDeps } from "./app.ts";
 import { loadTokens, Tokens } from "./auth.ts";
@@ -61,12 +61,21 @@ export async function startHttpServer(
   const closing = new AbortController();
   const app = buildHttpApp({ ...deps, tokens, closing: closing.signal });
   const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
-  const server = Deno.serve({
-    hostname: plan.hostname,
-    port: plan.port,
-    ...(tls ?? {}),
-    onListen: (addr) => resolve(addr as Deno.NetAddr),
-  }, app.fetch);
+  let server: Deno.HttpServer;
+  try {
+    server = Deno.serve({
+      hostname: plan.hostname,
+      port: plan.port,
+      ...(tls ?? {}),
+      onListen: (addr) => resolve(addr as Deno.NetAddr),
+    }, app.fetch);
+  } catch (error) {
+    throw new RuntimeError(
+      `http.listen: cannot listen on ${plan.hostname}:${plan.port}: ${
+        (error as Error).message
+      }; choose another address or port, or stop what holds it`,
+    );
+  }
   const addr = await listening;
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   const url = `${tls ? "https" : "http"}://${host}:${addr.port}`;
