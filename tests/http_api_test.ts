@@ -210,7 +210,14 @@ for (const backend of BACKENDS) {
       ]);
       await using stream = await readSse(api, "/api/v1/runs/stream?job=nightly&after=0");
       await stream.until((e) => (e.data as { id: number }).id === early);
-      const queued = await api.call("POST", "/api/v1/jobs/nightly/run", { body: { force: true } });
+      const nobody = await api.call("POST", "/api/v1/jobs/nightly/run");
+      assertEquals([nobody.status, nobody.body], [409, {
+        error:
+          "no live service uses this database, so nothing would run job 'nightly': run it in this process with `jobsmanager job run nightly --here`, or pass --queue to leave it for the next service that starts",
+      }]);
+      const queued = await api.call("POST", "/api/v1/jobs/nightly/run", {
+        body: { force: true, queue: true },
+      });
       assertEquals(queued.status, 202);
       const run = queued.body as { id: number; status: string; forced: boolean; trigger: string };
       assertEquals([run.status, run.forced, run.trigger], ["queued", true, "manual"]);
@@ -243,6 +250,23 @@ for (const backend of BACKENDS) {
         last_run: { id: number };
       }[];
       assertEquals(listing[0].last_run.id, run.id);
+
+      const waiting =
+        (await api.call("POST", "/api/v1/jobs/nightly/run", { body: { queue: true } }))
+          .body as { id: number };
+      const cancel = await api.call("POST", `/api/v1/runs/${waiting.id}/cancel`, { token: READER });
+      assertEquals(cancel.status, 403);
+      const cancelled = await api.call("POST", `/api/v1/runs/${waiting.id}/cancel`);
+      const { outcome, run: dropped } = cancelled.body as {
+        outcome: string;
+        run: { status: string; cancel_requested_by: string };
+      };
+      assertEquals([cancelled.status, outcome, dropped.status], [202, "dropped", "cancelled"]);
+      assertEquals(dropped.cancel_requested_by, "admin token@127.0.0.1");
+      const again = await api.call("POST", `/api/v1/runs/${waiting.id}/cancel`);
+      assertEquals([again.status, again.body], [409, {
+        error: `run ${waiting.id} has already ended (cancelled); there is nothing to cancel`,
+      }]);
     }));
 
   Deno.test(`api (${backend}): logs with filters, and the live tail`, () =>

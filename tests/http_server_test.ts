@@ -112,7 +112,8 @@ Deno.test("errors map to statuses; the body is the CLI's message, with the field
     [new ConflictError("job 'x' already exists"), 409],
     [new DatabaseError("database unreachable"), 503],
     [new DatabaseError("refused", { unreachable: false }), 500],
-    [new RuntimeError("something else"), 500],
+    [new RuntimeError("run 3 has already ended"), 409],
+    [new TypeError("a bug"), 500],
   ];
   assertEquals(cases.map(([error]) => statusOf(error)), cases.map(([, status]) => status));
   assertEquals(errorBody(new ValidationError("minute", "minute: bad"), (t) => t), {

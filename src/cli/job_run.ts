@@ -6,16 +6,19 @@
  * code, 124 for a timeout, 1 for anything else that is not success.
  */
 import { Command } from "commander";
-import { RuntimeError } from "../errors.ts";
+import { RuntimeError, UsageError } from "../errors.ts";
 import { validateId } from "../domain/job.ts";
 import { FINAL_STATUSES, type Run } from "../domain/run.ts";
 import { finishedRecord, inheritedEnv, runEnv, startRun } from "../daemon/runner.ts";
-import { requestRun, startHereRun } from "../app/runs.ts";
+import { hereNode, requestRun, startHereRun } from "../app/runs.ts";
 import type { JobStore, RunStore } from "../store/store.ts";
 import { type CommandContext, type ContextOf, writeErr } from "./context.ts";
 import { runDetails } from "./output.ts";
+import { parseCount } from "../domain/input.ts";
 
 const WAIT_POLL_MS = 200;
+/** The longest `--wait --timeout`: a year, in seconds. */
+const MAX_WAIT_S = 31_536_000;
 
 /** The exit code a shell would give for this outcome. */
 function exitCodeFor(run: Run): number {
@@ -25,14 +28,22 @@ function exitCodeFor(run: Run): number {
   return 1;
 }
 
+/** Write a chunk of the job's output to our own stream, whole. */
+function relay(stream: "stdout" | "stderr", chunk: Uint8Array): void {
+  const to = stream === "stdout" ? Deno.stdout : Deno.stderr;
+  for (let offset = 0; offset < chunk.length;) offset += to.writeSync(chunk.subarray(offset));
+}
+
+/** Run job `id` in this process; with `live`, its output is shown as it comes. */
 async function runHere(
   ctx: CommandContext,
   store: JobStore & RunStore,
   id: string,
+  live: boolean,
 ): Promise<Run> {
   const s = ctx.config.settings;
   const { job, run } = await startHereRun(store, id, {
-    node: `cli@${Deno.hostname()}`,
+    node: hereNode(Deno.hostname()),
     now: Date.now(),
   });
   const handle = startRun({
@@ -42,6 +53,7 @@ async function runHere(
     timeoutMs: job.timeout * 1000,
     killGraceMs: s["jobsmanager.kill_grace"] * 1000,
     outputCap: s["jobsmanager.output_cap"],
+    onOutput: live ? relay : undefined,
   });
   // The command has a process group of its own, so Ctrl-C would not reach
   // it: end it, and record it interrupted, rather than leave it behind.
@@ -59,13 +71,28 @@ async function runHere(
   return (await store.getRun(run.id))!;
 }
 
-async function waitFor(runs: RunStore, id: number, reloadIntervalMs: number): Promise<Run> {
+/**
+ * Poll run `id` until it ends; after `timeoutS` seconds (null: never) give
+ * up, leaving the run as it is.
+ */
+async function waitFor(
+  runs: RunStore,
+  id: number,
+  reloadIntervalMs: number,
+  timeoutS: number | null,
+): Promise<Run> {
   const hintAt = Date.now() + 2 * reloadIntervalMs + 1000;
+  const deadline = timeoutS === null ? Infinity : Date.now() + timeoutS * 1000;
   let hinted = false;
   for (;;) {
     const run = await runs.getRun(id);
     if (!run) throw new RuntimeError(`run ${id} disappeared while waiting for it`);
     if (FINAL_STATUSES.includes(run.status)) return run;
+    if (Date.now() >= deadline) {
+      throw new RuntimeError(
+        `run ${id} did not end within ${timeoutS} s and is left ${run.status}: see it with \`jobsmanager runs show ${id}\`, or cancel it with \`jobsmanager runs cancel ${id}\``,
+      );
+    }
     if (!hinted && run.status === "queued" && Date.now() > hintAt) {
       hinted = true;
       writeErr(
@@ -81,25 +108,41 @@ export function jobRunCommand(contextOf: ContextOf): Command {
     "run a job now, through the running service",
   )
     .option("--wait", "wait for the run to end and print its outcome and output")
+    .option("--timeout <seconds>", "with --wait: stop waiting after this long (the run goes on)")
     .option("--force", "run even if max_instances runs are running")
+    .option("--queue", "queue it even with no live service on this database (for the next one)")
     .option("--here", "run it in this process instead (to try a command)")
     .action(async (id: string, opts, cmd: Command) => {
       const ctx = contextOf(cmd);
       validateId(id);
-      const reloadIntervalMs = ctx.config.settings["jobsmanager.reload_interval"] * 1000;
+      if (opts.timeout !== undefined && !opts.wait) {
+        throw new UsageError("timeout: --timeout limits --wait; give --wait too");
+      }
+      if (opts.queue && opts.here) {
+        throw new UsageError(
+          "queue: --queue leaves the run for a service, --here runs it now; give one",
+        );
+      }
+      const timeoutS = opts.timeout === undefined
+        ? null
+        : parseCount(opts.timeout, "timeout", MAX_WAIT_S);
+      const s = ctx.config.settings;
+      const reloadIntervalMs = s["jobsmanager.reload_interval"] * 1000;
       const run = await ctx.withStore(async (store) => {
-        if (opts.here) return await runHere(ctx, store, id);
+        if (opts.here) return await runHere(ctx, store, id, !ctx.json);
         const queued = await requestRun(store, id, {
           force: opts.force === true,
+          queue: opts.queue === true,
           now: Date.now(),
+          heartbeatMs: s["jobsmanager.heartbeat_interval"] * 1000,
         });
-        return opts.wait ? await waitFor(store, queued.id, reloadIntervalMs) : queued;
+        return opts.wait ? await waitFor(store, queued.id, reloadIntervalMs, timeoutS) : queued;
       });
       const finished = FINAL_STATUSES.includes(run.status);
       ctx.print(
         () =>
           finished
-            ? runDetails(run)
+            ? runDetails(run, { output: !opts.here })
             : `queued run ${run.id} of '${id}'; see it with \`jobsmanager runs show ${run.id}\``,
         run,
       );

@@ -97,6 +97,8 @@ export class Service {
   private readonly timetable: Timetable;
   private readonly slots: SlotGate;
   private readonly active = new Map<number, Active>();
+  /** Runs being ended because someone asked (`runs cancel`): the note each is recorded with. */
+  private readonly cancelling = new Map<number, string>();
   private readonly waiting: Waiting[] = [];
   /** Writes of finished runs still in flight; shutdown waits for them. */
   private readonly writes = new Set<Promise<unknown>>();
@@ -241,6 +243,7 @@ export class Service {
           await this.reloading;
         }
         await this.takeManualRuns();
+        await this.takeCancelRequests();
       } while (this.pollAgain && !this.stopping);
     })().catch((error) => this.o.health.failed(error)).finally(() => this.polling = false);
   }
@@ -435,9 +438,55 @@ export class Service {
         bytes: result.outputBytes,
       },
     );
-    this.track(this.recorder.update(runId, finishedRecord(result, run.note)));
-    this.o.observer?.ended(run.job.id, result.status);
+    const cancelled = this.cancelling.get(runId);
+    this.cancelling.delete(runId);
+    this.track(this.recorder.update(
+      runId,
+      cancelled === undefined
+        ? finishedRecord(result, run.note)
+        : { ...finishedRecord(result, run.note), status: "cancelled", note: cancelled },
+    ));
+    this.o.observer?.ended(run.job.id, cancelled === undefined ? result.status : "cancelled");
     this.startWaiting();
+  }
+
+  /**
+   * End what `runs cancel` asked this service to end: a running run's group
+   * gets SIGTERM, then SIGKILL after kill_grace; a fire still waiting for a
+   * worker never starts. Both are recorded `cancelled`, naming who asked.
+   */
+  private async takeCancelRequests(): Promise<void> {
+    for (const request of await this.o.store.cancelRequests(this.o.nodeId)) {
+      const note = `cancelled by ${request.cancel_requested_by} at ${
+        new Date(request.cancel_requested_at!).toISOString()
+      }`;
+      const active = this.active.get(request.id);
+      if (active && !this.cancelling.has(request.id)) {
+        this.cancelling.set(request.id, note);
+        runnerLog.info("job {job} run {run}: {note}; ending it", {
+          job: active.job.id,
+          run: request.id,
+          note,
+        });
+        active.handle.interrupt();
+        continue;
+      }
+      const waiting = this.waiting.findIndex((w) => w.runId === request.id);
+      if (waiting >= 0) {
+        const [{ slot, due }] = this.waiting.splice(waiting, 1);
+        slot.release();
+        schedulerLog.info("job {job} run {run}: {note} before it started", {
+          job: due.job.id,
+          run: request.id,
+          note,
+        });
+        this.track(this.recorder.update(request.id, {
+          status: "cancelled",
+          finished_at: this.o.clock.now(),
+          note,
+        }));
+      }
+    }
   }
 
   /** Give free workers to waiting fires, oldest first; too late ones are missed. */

@@ -8,11 +8,12 @@ import type { Context, MiddlewareHandler } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { log } from "../daemon/log.ts";
 import type { Store } from "../store/store.ts";
+import type { Env } from "./api/context.ts";
 import { jobRoutes } from "./api/jobs.ts";
 import { logRoutes } from "./api/logs.ts";
 import { runRoutes } from "./api/runs.ts";
 import { statusRoutes } from "./api/status.ts";
-import { bearerOf, type Role, type Tokens } from "./auth.ts";
+import { bearerOf, type Tokens } from "./auth.ts";
 import { dashboardRoutes } from "./dashboard/routes.ts";
 import { errorBody, HttpError, statusOf } from "./errors.ts";
 import { healthRoutes, type Readiness } from "./health.ts";
@@ -39,8 +40,6 @@ export interface HttpDeps {
   /** Aborted when the server stops: live streams end. */
   closing: AbortSignal;
 }
-
-export type Env = { Variables: { role: Role } };
 
 const httpLog = log("http");
 

@@ -7,6 +7,7 @@ import {
   ConflictError,
   DatabaseError,
   NotFoundError,
+  RuntimeError,
   UsageError,
   ValidationError,
 } from "../errors.ts";
@@ -30,7 +31,10 @@ export function statusOf(error: unknown): number {
   if (error instanceof NotFoundError) return 404;
   if (error instanceof ConflictError) return 409;
   if (error instanceof UsageError) return 400;
-  if (error instanceof DatabaseError && error.unreachable) return 503;
+  if (error instanceof DatabaseError) return error.unreachable ? 503 : 500;
+  // The rest of the typed failures refuse a request the state does not allow
+  // (a run that has ended, no live service to take a run): a conflict, not a fault.
+  if (error instanceof RuntimeError) return 409;
   return 500;
 }
 

@@ -141,6 +141,16 @@ const schemas: Record<string, Schema> = {
     trigger: { enum: [...RUN_TRIGGERS] },
     note: nullable("string"),
     forced: { type: "boolean", description: "started even when max_instances runs were running" },
+    cancel_requested_at: msOrNull("when a cancel was asked for"),
+    cancel_requested_by: { type: ["string", "null"], description: "who asked for the cancel" },
+  }),
+  Cancel: closed({
+    outcome: {
+      enum: ["dropped", "requested"],
+      description:
+        "dropped: a queued request no service had taken is cancelled; requested: the service running it will end it",
+    },
+    run: ref("Run"),
   }),
   LogRow: closed({
     id: int,
@@ -162,6 +172,7 @@ const schemas: Record<string, Schema> = {
     last_reload_at: msOrNull("its last reload"),
     last_reload_ms: nullable("integer"),
     stopped_at: msOrNull("when it stopped cleanly"),
+    timezone: { type: ["string", "null"], description: "the zone it fires zoneless jobs in" },
     state: { enum: ["live", "stale", "stopped"] },
   }),
   StatusCounts: {
@@ -311,9 +322,21 @@ export const OPENAPI = {
         summary: "run a job now, through the running service (job run)",
         requestBody: {
           required: false,
-          content: { "application/json": { schema: closed({ force: bool }, ["force"]) } },
+          content: {
+            "application/json": {
+              schema: closed({
+                force: { type: "boolean", description: "even when max_instances runs are running" },
+                queue: { type: "boolean", description: "even when no live service would take it" },
+              }, ["force", "queue"]),
+            },
+          },
         },
-        responses: { "202": json(ref("Run"), "the queued run"), ...WRITE, ...NOT_FOUND },
+        responses: {
+          "202": json(ref("Run"), "the queued run"),
+          ...WRITE,
+          ...NOT_FOUND,
+          "409": error("no live service would take it (send queue: true to leave it for one)"),
+        },
       },
     },
     "/jobs/{id}/next": {
@@ -389,6 +412,18 @@ export const OPENAPI = {
       get: {
         summary: "one run with its output (runs show)",
         responses: { "200": json(ref("Run"), "the run"), ...READ, ...NOT_FOUND },
+      },
+    },
+    "/runs/{id}/cancel": {
+      parameters: [{ ...idParam, schema: int }],
+      post: {
+        summary: "cancel a run (runs cancel)",
+        responses: {
+          "202": json(ref("Cancel"), "what was done"),
+          ...WRITE,
+          ...NOT_FOUND,
+          "409": error("the run has already ended, or runs in a terminal"),
+        },
       },
     },
     "/logs": {

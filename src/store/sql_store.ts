@@ -108,6 +108,8 @@ const RUN_COLUMNS = [
   "trigger",
   "note",
   "forced",
+  "cancel_requested_at",
+  "cancel_requested_by",
 ] as const;
 const RUN_SELECT = `SELECT ${RUN_COLUMNS.map((c) => `\`${c}\``).join(", ")} FROM jm_runs`;
 
@@ -129,6 +131,8 @@ function rowToRun(row: Row): Run {
     trigger: String(row.trigger) as RunTrigger,
     note: nullableText(row.note),
     forced: Number(row.forced) !== 0,
+    cancel_requested_at: nullableNumber(row.cancel_requested_at),
+    cancel_requested_by: nullableText(row.cancel_requested_by),
   };
 }
 
@@ -157,6 +161,10 @@ export class SqlStore implements Store {
 
   get description() {
     return this.driver.description;
+  }
+
+  get created() {
+    return this.driver.created;
   }
 
   async migrate(): Promise<MigrationReport> {
@@ -460,6 +468,14 @@ export class SqlStore implements Store {
     const rows = await this.driver.all(
       `${RUN_SELECT} WHERE status = 'queued' AND \`trigger\` = 'manual' AND node_id IS NULL ORDER BY id LIMIT ?`,
       [limit],
+    );
+    return rows.map(rowToRun);
+  }
+
+  async cancelRequests(nodeId: string): Promise<Run[]> {
+    const rows = await this.driver.all(
+      `${RUN_SELECT} WHERE status IN ('running', 'queued') AND node_id = ? AND cancel_requested_at IS NOT NULL ORDER BY id`,
+      [nodeId],
     );
     return rows.map(rowToRun);
   }

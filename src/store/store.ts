@@ -152,6 +152,13 @@ export interface RunStore {
   queuedManualRuns(limit: number): Promise<Run[]>;
 
   /**
+   * Runs of `nodeId` someone asked to cancel (`runs cancel`) that are still
+   * running or waiting for a worker there, oldest first: what that service
+   * must end.
+   */
+  cancelRequests(nodeId: string): Promise<Run[]>;
+
+  /**
    * Mark runs a crashed service left `running` or `queued` on this node as
    * `interrupted`. Returns how many.
    */
@@ -201,6 +208,11 @@ export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogSt
   readonly kind: "sqlite" | "mysql";
   /** Where the store points, password redacted. */
   readonly description: string;
+  /**
+   * Whether opening it made a new, empty database: a SQLite file that did
+   * not exist. Always false on MySQL, whose databases are made by hand.
+   */
+  readonly created: boolean;
 
   /**
    * Bring the schema to the version this build knows, idempotently and

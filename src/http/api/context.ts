@@ -1,7 +1,11 @@
 /** What every API route needs: the store, the service defaults, and how to read a body. */
 import type { Context } from "hono";
 import type { Store } from "../../store/store.ts";
+import type { Role } from "../auth.ts";
 import { HttpError } from "../errors.ts";
+
+/** What a request carries through the middleware: the caller's role. */
+export type Env = { Variables: { role: Role } };
 
 export interface ApiContext {
   store: Store;

@@ -121,15 +121,23 @@ export function jobRoutes(api: ApiContext): Hono {
 
   routes.post("/jobs/:id/run", async (c) => {
     const id = validateId(c.req.param("id"));
-    const body = await readJson(c, {});
-    const force = (body as { force?: unknown }).force ?? false;
-    if (typeof force !== "boolean") {
-      throw new ValidationError(
-        "force",
-        `force: ${JSON.stringify(force)} is not valid (expected true or false)`,
-      );
-    }
-    const run = await requestRun(store, id, { force, now: Date.now() });
+    const body = await readJson(c, {}) as Record<string, unknown>;
+    const flag = (name: "force" | "queue") => {
+      const value = body[name] ?? false;
+      if (typeof value !== "boolean") {
+        throw new ValidationError(
+          name,
+          `${name}: ${JSON.stringify(value)} is not valid (expected true or false)`,
+        );
+      }
+      return value;
+    };
+    const run = await requestRun(store, id, {
+      force: flag("force"),
+      queue: flag("queue"),
+      now: Date.now(),
+      heartbeatMs: api.heartbeatMs,
+    });
     c.header("Location", `/api/v1/runs/${run.id}`);
     return c.json(run, 202);
   });

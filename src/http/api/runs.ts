@@ -3,13 +3,15 @@
  * live stream of new and changed runs for the dashboard.
  */
 import { Hono } from "hono";
-import { showRun } from "../../app/runs.ts";
+import type { Context } from "hono";
+import { getConnInfo } from "hono/deno";
+import { cancelRun, showRun } from "../../app/runs.ts";
 import type { Run } from "../../domain/run.ts";
 import { FINAL_STATUSES } from "../../domain/run.ts";
 import { parseRunId } from "../../domain/input.ts";
 import { count, optionalJob, optionalSince, optionalStatus } from "../query.ts";
 import { pollStream, type SseEvent } from "../sse.ts";
-import type { ApiContext } from "./context.ts";
+import type { ApiContext, Env } from "./context.ts";
 
 /** The most runs one answer lists, as `runs --limit`. */
 const MAX_RUNS = 100_000;
@@ -28,8 +30,17 @@ function ended(state: string): boolean {
   return FINAL_STATUSES.includes(state.split("|")[0] as Run["status"]);
 }
 
-export function runRoutes(api: ApiContext): Hono {
-  const routes = new Hono();
+function remoteOf(c: Context): string {
+  try {
+    return getConnInfo(c).remote.address ?? "unknown";
+  } catch {
+    // Not served by Deno.serve (app.request in a test): no address to name.
+    return "unknown";
+  }
+}
+
+export function runRoutes(api: ApiContext): Hono<Env> {
+  const routes = new Hono<Env>();
   const { store } = api;
 
   routes.get("/runs", async (c) => {
@@ -87,6 +98,13 @@ export function runRoutes(api: ApiContext): Hono {
     "/runs/:id",
     async (c) => c.json(await showRun(store, parseRunId(c.req.param("id"), "run id"))),
   );
+
+  /** As `runs cancel`: the run records who asked, here the token's role and the client's address. */
+  routes.post("/runs/:id/cancel", async (c) => {
+    const id = parseRunId(c.req.param("id"), "run id");
+    const by = `${c.get("role")} token@${remoteOf(c)}`;
+    return c.json(await cancelRun(store, id, { by, now: Date.now() }), 202);
+  });
 
   return routes;
 }

@@ -151,7 +151,10 @@ page(/^\/runs\/(\d+)$/, async ([id], _, signal) => {
     const run = await api("GET", "/runs/" + id);
     const output = (name, text) => [h("h2", {}, name), text ? h("pre", { id: name }, text) : h("p", { class: "muted" }, "(empty)")];
     show(signal,
-      h("h1", {}, "Run #" + run.id, badge(run.status, run.note)),
+      h("h1", {}, "Run #" + run.id, badge(run.status, run.note),
+        FINAL(run.status) || run.cancel_requested_at ? null : action("Cancel", () => api("POST", "/runs/" + run.id + "/cancel"), {
+          class: "danger", confirm: "Cancel run #" + run.id + "?",
+        })),
       h("div", { class: "card" }, h("dl", { class: "grid" },
         h("dt", {}, "job"), h("dd", {}, h("a", { href: "#/jobs/" + enc(run.job_id) }, run.job_id)),
         h("dt", {}, "trigger"), h("dd", {}, run.trigger + (run.forced ? " (forced)" : "")),
@@ -162,7 +165,8 @@ page(/^\/runs\/(\d+)$/, async ([id], _, signal) => {
         h("dt", {}, "exit code"), h("dd", {}, run.exit_code === null ? "-" : run.exit_code),
         h("dt", {}, "signal"), h("dd", {}, run.signal || "-"),
         h("dt", {}, "node"), h("dd", {}, run.node_id || "-"),
-        h("dt", {}, "note"), h("dd", {}, run.note || "-"))),
+        h("dt", {}, "note"), h("dd", {}, run.note || "-"),
+        run.cancel_requested_at ? [h("dt", {}, "cancel asked"), h("dd", {}, when(run.cancel_requested_at), " by " + run.cancel_requested_by)] : null)),
       output("stdout", run.stdout), output("stderr", run.stderr));
     if (FINAL(run.status)) return;
     if (first) document.title = "run " + run.id;
