@@ -16,13 +16,16 @@ const str: Schema = { type: "string" };
 const int: Schema = { type: "integer" };
 const bool: Schema = { type: "boolean" };
 const nullable = (type: string): Schema => ({ type: [type, "null"] });
-const ms = (doc: string): Schema => ({
-  type: "integer",
-  description: `${doc} (ms since the epoch)`,
+/** An instant: ISO 8601 in UTC, as the CLI's `--json` writes it. */
+const instant = (doc: string): Schema => ({
+  type: "string",
+  format: "date-time",
+  description: doc,
 });
-const msOrNull = (doc: string): Schema => ({
-  type: ["integer", "null"],
-  description: `${doc} (ms since the epoch)`,
+const instantOrNull = (doc: string): Schema => ({
+  type: ["string", "null"],
+  format: "date-time",
+  description: doc,
 });
 const iso: Schema = { type: "string", format: "date-time" };
 const list = (items: Schema): Schema => ({ type: "array", items });
@@ -55,15 +58,15 @@ const JOB_PROPERTIES: Record<string, Schema> = {
   env: { type: "object", additionalProperties: str },
   cwd: nullable("string"),
   description: nullable("string"),
-  created_at: ms("when the job was added"),
-  updated_at: ms("when the job last changed"),
+  created_at: instant("when the job was added"),
+  updated_at: instant("when the job last changed"),
 };
 
 const RUN_SUMMARY = closed({
   id: int,
   status: { enum: [...RUN_STATUSES] },
-  scheduled_at: ms("the fire instant"),
-  finished_at: msOrNull("when it ended"),
+  scheduled_at: instant("the fire instant"),
+  finished_at: instantOrNull("when it ended"),
   exit_code: nullable("integer"),
 });
 
@@ -129,9 +132,9 @@ const schemas: Record<string, Schema> = {
   Run: closed({
     id: int,
     job_id: str,
-    scheduled_at: ms("the fire instant; for a manual run, when it was asked for"),
-    started_at: msOrNull("when the command started"),
-    finished_at: msOrNull("when it ended"),
+    scheduled_at: instant("the fire instant; for a manual run, when it was asked for"),
+    started_at: instantOrNull("when the command started"),
+    finished_at: instantOrNull("when it ended"),
     status: { enum: [...RUN_STATUSES] },
     exit_code: nullable("integer"),
     signal: nullable("string"),
@@ -141,7 +144,7 @@ const schemas: Record<string, Schema> = {
     trigger: { enum: [...RUN_TRIGGERS] },
     note: nullable("string"),
     forced: { type: "boolean", description: "started even when max_instances runs were running" },
-    cancel_requested_at: msOrNull("when a cancel was asked for"),
+    cancel_requested_at: instantOrNull("when a cancel was asked for"),
     cancel_requested_by: { type: ["string", "null"], description: "who asked for the cancel" },
   }),
   Cancel: closed({
@@ -154,7 +157,7 @@ const schemas: Record<string, Schema> = {
   }),
   LogRow: closed({
     id: int,
-    created_at: ms("when it was logged"),
+    created_at: instant("when it was logged"),
     level: { enum: [...LOG_LEVELS] },
     logger_name: str,
     message: str,
@@ -165,13 +168,13 @@ const schemas: Record<string, Schema> = {
     host: str,
     pid: int,
     version: str,
-    started_at: ms("when the service started"),
-    heartbeat_at: ms("its last heartbeat"),
+    started_at: instant("when the service started"),
+    heartbeat_at: instant("its last heartbeat"),
     applied_marker: nullable("integer"),
     jobs_loaded: int,
-    last_reload_at: msOrNull("its last reload"),
+    last_reload_at: instantOrNull("its last reload"),
     last_reload_ms: nullable("integer"),
-    stopped_at: msOrNull("when it stopped cleanly"),
+    stopped_at: instantOrNull("when it stopped cleanly"),
     timezone: { type: ["string", "null"], description: "the zone it fires zoneless jobs in" },
     state: { enum: ["live", "stale", "stopped"] },
   }),
@@ -187,7 +190,7 @@ const schemas: Record<string, Schema> = {
     next_fires: list(closed({ job: str, at: iso, timezone: str })),
     database: closed({ state: { enum: ["up", "down"] }, detail: str }),
     runs_per_minute: list(
-      closed({ minute: ms("start of the minute"), counts: ref("StatusCounts") }),
+      closed({ minute: instant("start of the minute"), counts: ref("StatusCounts") }),
     ),
   }),
   Check: closed({ ok: bool, detail: str }),

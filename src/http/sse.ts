@@ -6,6 +6,7 @@
  */
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
+import { toJson } from "../domain/json.ts";
 
 export interface SseEvent {
   event: string;
@@ -37,7 +38,7 @@ export function pollStream(c: Context, o: PollOptions): Response {
     while (!done.aborted) {
       try {
         for (const e of await o.poll()) {
-          await stream.writeSSE({ event: e.event, data: JSON.stringify(e.data), id: e.id });
+          await stream.writeSSE({ event: e.event, data: toJson(e.data), id: e.id });
           quietSince = Date.now();
         }
         failing = false;

@@ -1,5 +1,7 @@
 /** What every API route needs: the store, the service defaults, and how to read a body. */
 import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { toJson } from "../../domain/json.ts";
 import type { Store } from "../../store/store.ts";
 import type { Role } from "../auth.ts";
 import { HttpError } from "../errors.ts";
@@ -16,6 +18,11 @@ export interface ApiContext {
   /** Aborted when the server stops: live streams end. */
   closing: AbortSignal;
   redact: (text: string) => string;
+}
+
+/** An answer in JSON, instants in ISO 8601 as the CLI's `--json` writes them. */
+export function json(c: Context, data: unknown, status: ContentfulStatusCode = 200): Response {
+  return c.body(toJson(data), status, { "Content-Type": "application/json" });
 }
 
 /** The JSON body of a request; `fallback` when there is none (else that is an error). */

@@ -22,8 +22,7 @@ import { readableSchedule } from "../../cron/fields.ts";
 import { jobOptionsOf } from "../job_body.ts";
 import { count } from "../query.ts";
 import { scheduleWords } from "../schedule_words.ts";
-import type { ApiContext } from "./context.ts";
-import { readJson } from "./context.ts";
+import { type ApiContext, json, readJson } from "./context.ts";
 
 /** The most fires one answer lists, as `job next -n`. */
 const MAX_FIRES = 1000;
@@ -32,7 +31,7 @@ const LOOKUP_BATCH = 16;
 
 function written(c: Context, change: JobChange, job: Job, status: 200 | 201 = 200): Response {
   if (change.markerId !== null) c.header("Reload-Marker", String(change.markerId));
-  return c.json(job, status);
+  return json(c, job, status);
 }
 
 export function jobRoutes(api: ApiContext): Hono {
@@ -53,15 +52,18 @@ export function jobRoutes(api: ApiContext): Hono {
         }),
       );
     }
-    return c.json(listings.map(({ job, zone, next, invalid }) => ({
-      ...job,
-      zone,
-      schedule: readableSchedule(job),
-      schedule_words: scheduleWords(job),
-      next_fire: next?.toISOString() ?? null,
-      invalid,
-      last_run: last.get(job.id) ?? null,
-    })));
+    return json(
+      c,
+      listings.map(({ job, zone, next, invalid }) => ({
+        ...job,
+        zone,
+        schedule: readableSchedule(job),
+        schedule_words: scheduleWords(job),
+        next_fire: next?.toISOString() ?? null,
+        invalid,
+        last_run: last.get(job.id) ?? null,
+      })),
+    );
   });
 
   routes.post("/jobs", async (c) => {
@@ -86,7 +88,7 @@ export function jobRoutes(api: ApiContext): Hono {
       defaultZone: api.defaultZone,
       now: Date.now(),
     });
-    return c.json({
+    return json(c, {
       ...details.job,
       zone: details.zone,
       schedule: readableSchedule(details.job),
@@ -139,7 +141,7 @@ export function jobRoutes(api: ApiContext): Hono {
       heartbeatMs: api.heartbeatMs,
     });
     c.header("Location", `/api/v1/runs/${run.id}`);
-    return c.json(run, 202);
+    return json(c, run, 202);
   });
 
   routes.get("/jobs/:id/next", async (c) => {
@@ -150,7 +152,7 @@ export function jobRoutes(api: ApiContext): Hono {
       defaultZone: api.defaultZone,
       now: Date.now(),
     });
-    return c.json({
+    return json(c, {
       id,
       timezone: fires.zone,
       from: fires.from.toISOString(),
@@ -170,7 +172,7 @@ export function jobRoutes(api: ApiContext): Hono {
       Date.now(),
     );
     const zone = job.timezone ?? api.defaultZone;
-    return c.json({
+    return json(c, {
       timezone: zone,
       second: job.second,
       minute: job.minute,

@@ -8,7 +8,7 @@ import { followFrom, type LogQuery, logsAfter, recentLogs } from "../../app/logs
 import { parseRunId } from "../../domain/input.ts";
 import { count, optionalJob, optionalLevel, optionalSince } from "../query.ts";
 import { pollStream } from "../sse.ts";
-import type { ApiContext } from "./context.ts";
+import { type ApiContext, json } from "./context.ts";
 
 const MAX_LINES = 100_000;
 const TAIL_POLL_MS = 1000;
@@ -29,7 +29,7 @@ export function logRoutes(api: ApiContext): Hono {
 
   routes.get("/logs", async (c) => {
     const limit = count(c.req.query("limit"), "limit", MAX_LINES, 100);
-    return c.json(await recentLogs(store, queryOf(c), limit));
+    return json(c, await recentLogs(store, queryOf(c), limit));
   });
 
   /**

@@ -11,7 +11,7 @@ import { FINAL_STATUSES } from "../../domain/run.ts";
 import { parseRunId } from "../../domain/input.ts";
 import { count, optionalJob, optionalSince, optionalStatus } from "../query.ts";
 import { pollStream, type SseEvent } from "../sse.ts";
-import type { ApiContext, Env } from "./context.ts";
+import { type ApiContext, type Env, json } from "./context.ts";
 
 /** The most runs one answer lists, as `runs --limit`. */
 const MAX_RUNS = 100_000;
@@ -50,7 +50,7 @@ export function runRoutes(api: ApiContext): Hono<Env> {
       since: optionalSince(c.req.query("since"), Date.now()),
       limit: count(c.req.query("limit"), "limit", MAX_RUNS, 50),
     });
-    return c.json(runs);
+    return json(c, runs);
   });
 
   routes.get("/runs/stream", (c) => {
@@ -96,14 +96,14 @@ export function runRoutes(api: ApiContext): Hono<Env> {
 
   routes.get(
     "/runs/:id",
-    async (c) => c.json(await showRun(store, parseRunId(c.req.param("id"), "run id"))),
+    async (c) => json(c, await showRun(store, parseRunId(c.req.param("id"), "run id"))),
   );
 
   /** As `runs cancel`: the run records who asked, here the token's role and the client's address. */
   routes.post("/runs/:id/cancel", async (c) => {
     const id = parseRunId(c.req.param("id"), "run id");
     const by = `${c.get("role")} token@${remoteOf(c)}`;
-    return c.json(await cancelRun(store, id, { by, now: Date.now() }), 202);
+    return json(c, await cancelRun(store, id, { by, now: Date.now() }), 202);
   });
 
   return routes;

@@ -7,7 +7,7 @@ import { reload } from "../../app/jobs.ts";
 import { status } from "../../app/status.ts";
 import { zoneOf } from "../../domain/job.ts";
 import type { Readiness } from "../health.ts";
-import type { ApiContext } from "./context.ts";
+import { type ApiContext, json } from "./context.ts";
 
 const HOUR_MS = 3_600_000;
 const MINUTE_MS = 60_000;
@@ -25,7 +25,7 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
       readiness(),
     ]);
     const counts = new Map(perMinute.map((m) => [m.minute, m.counts]));
-    return c.json({
+    return json(c, {
       services: s.services,
       pending_markers: s.pendingMarkers,
       runs_last_hour: s.runsLastHour,
@@ -37,12 +37,12 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
       database: { state: ready.database.ok ? "up" : "down", detail: ready.database.detail },
       runs_per_minute: Array.from({ length: 60 }, (_, i) => {
         const minute = first + i * MINUTE_MS;
-        return { minute, counts: counts.get(minute) ?? {} };
+        return { minute: new Date(minute), counts: counts.get(minute) ?? {} };
       }),
     });
   });
 
-  routes.post("/reload", async (c) => c.json({ marker_id: await reload(store) }, 202));
+  routes.post("/reload", async (c) => json(c, { marker_id: await reload(store) }, 202));
 
   return routes;
 }

@@ -125,10 +125,15 @@ function liveBadge() {
 const two = (n) => String(n).padStart(2, "0");
 const VIEWER_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
+/** An instant as the API writes it (ISO 8601) or as ms, in ms. */
+function msOf(value) {
+  return typeof value === "number" ? value : Date.parse(value);
+}
+
 /** An instant in the viewer's zone, YYYY-MM-DD HH:MM:SS. */
-function fmt(ms) {
-  if (ms === null || ms === undefined) return "-";
-  const d = new Date(ms);
+function fmt(value) {
+  if (value === null || value === undefined) return "-";
+  const d = new Date(msOf(value));
   return d.getFullYear() + "-" + two(d.getMonth() + 1) + "-" + two(d.getDate()) + " " +
     two(d.getHours()) + ":" + two(d.getMinutes()) + ":" + two(d.getSeconds());
 }
@@ -144,13 +149,13 @@ function inZone(ms, zone) {
 /** A time element: the viewer's zone shown, the job's zone and UTC on hover. */
 function when(value, zone) {
   if (value === null || value === undefined) return h("span", { class: "muted" }, "-");
-  const ms = typeof value === "number" ? value : Date.parse(value);
+  const ms = msOf(value);
   const hover = (zone ? inZone(ms, zone) + "\n" : "") + new Date(ms).toISOString();
   return h("time", { datetime: new Date(ms).toISOString(), title: hover, class: "nowrap" }, fmt(ms));
 }
 
-function ago(ms) {
-  const s = Math.round((Date.now() - ms) / 1000);
+function ago(value) {
+  const s = Math.round((Date.now() - msOf(value)) / 1000);
   const a = Math.abs(s);
   const text = a < 60 ? a + " s" : a < 3600 ? Math.round(a / 60) + " min" : a < 86400
     ? Math.round(a / 3600) + " h" : Math.round(a / 86400) + " d";
@@ -159,7 +164,7 @@ function ago(ms) {
 
 function duration(run) {
   if (run.started_at === null || run.finished_at === null) return "-";
-  const ms = run.finished_at - run.started_at;
+  const ms = msOf(run.finished_at) - msOf(run.started_at);
   return ms < 10000 ? ms + " ms" : (ms / 1000).toFixed(1) + " s";
 }
 

@@ -34,7 +34,7 @@ function jobRow(job) {
       h("div", { class: "mono muted small" }, job.schedule)),
     h("td", { class: "hide-narrow" }, job.zone),
     h("td", {}, job.next_fire ? [when(job.next_fire, job.zone),
-      h("div", { class: "muted small" }, ago(Date.parse(job.next_fire)))] : h("span", { class: "muted" }, "-")),
+      h("div", { class: "muted small" }, ago(job.next_fire))] : h("span", { class: "muted" }, "-")),
     h("td", {}, last ? h("a", { href: "#/runs/" + last.id }, badge(last.status), " ",
       h("span", { class: "small" }, ago(last.scheduled_at))) : h("span", { class: "muted" }, "never")),
     h("td", {}, h("label", { class: "switch" }, toggle, job.enabled ? "on" : "off")),
