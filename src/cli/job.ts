@@ -31,7 +31,7 @@ import {
   zoneNote,
 } from "./output.ts";
 import type { DefaultZone } from "../app/zone.ts";
-import { parseCount } from "./parse.ts";
+import { parseCount } from "../domain/input.ts";
 
 /** The most fires `job show -n` and `job next -n` print. */
 const MAX_FIRES = 1000;

@@ -14,7 +14,7 @@ import { hereNode, requestRun, startHereRun } from "../app/runs.ts";
 import type { JobStore, RunStore } from "../store/store.ts";
 import { type CommandContext, type ContextOf, writeErr } from "./context.ts";
 import { runDetails } from "./output.ts";
-import { parseCount } from "./parse.ts";
+import { parseCount } from "../domain/input.ts";
 
 const WAIT_POLL_MS = 200;
 /** The longest `--wait --timeout`: a year, in seconds. */

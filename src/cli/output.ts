@@ -10,7 +10,7 @@ import type { Node } from "../domain/node.ts";
 import type { Run } from "../domain/run.ts";
 import { readableSchedule } from "../cron/fields.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
-import { toJson } from "./json.ts";
+import { toJson } from "../domain/json.ts";
 
 /** The narrowest a cut last column gets, however narrow the terminal. */
 const MIN_LAST_COLUMN = 12;

@@ -10,9 +10,12 @@ import { boot } from "../daemon/boot.ts";
 import { systemClock } from "../daemon/clock.ts";
 import { closeLogging, serveLogging, setupLogging } from "../daemon/log.ts";
 import { inheritedEnv } from "../daemon/runner.ts";
-import type { DatabaseTarget } from "../store/target.ts";
+import { Metrics } from "../http/metrics.ts";
+import { startServeHttp } from "../http/serve_http.ts";
+import type { HttpServer } from "../http/server.ts";
+import { type DatabaseTarget, secretsOf } from "../store/target.ts";
 import { VERSION } from "../version.ts";
-import type { ContextOf } from "./context.ts";
+import { addSecret, type ContextOf } from "./context.ts";
 
 /**
  * SQLite allows one service per file: hold an exclusive lock on FILE.lock
@@ -38,6 +41,8 @@ export function serveCommand(contextOf: ContextOf): Command {
       const ctx = contextOf(cmd);
       const settings = ctx.config.settings;
       const lock = await lockSqlite(ctx.target);
+      // Made before the daemon, which tells it of every run from the start.
+      const metrics = settings["http.listen"] === "" ? null : new Metrics();
       const daemon = boot({
         settings,
         store: ctx.openStore(),
@@ -51,6 +56,7 @@ export function serveCommand(contextOf: ContextOf): Command {
           started_at: Date.now(),
         },
         env: inheritedEnv(),
+        observer: metrics ?? undefined,
       });
       // Listen from the start: an early SIGHUP (systemctl reload) must not
       // kill the process, and an early SIGTERM stops it once it has started.
@@ -59,10 +65,22 @@ export function serveCommand(contextOf: ContextOf): Command {
       Deno.addSignalListener("SIGTERM", stop);
       Deno.addSignalListener("SIGINT", stop);
       Deno.addSignalListener("SIGHUP", reload);
+      let http: HttpServer | null = null;
       try {
         await setupLogging(serveLogging(settings, daemon.logSink));
+        if (metrics) {
+          http = await startServeHttp({
+            settings,
+            target: ctx.target,
+            metrics,
+            vitals: () => daemon.vitals,
+            secrets: [...secretsOf(ctx.target), settings["db.password"]].filter((s) => s !== ""),
+            onTokens: (tokens) => tokens.forEach(addSecret),
+          });
+        }
         await daemon.run();
       } finally {
+        await http?.close();
         Deno.removeSignalListener("SIGTERM", stop);
         Deno.removeSignalListener("SIGINT", stop);
         Deno.removeSignalListener("SIGHUP", reload);

@@ -17,7 +17,7 @@ import { log, SINK_CATEGORY } from "./log.ts";
 import { DatabaseLogSink } from "./log_sink.ts";
 import { RunRecorder } from "./recorder.ts";
 import { startRun } from "./runner.ts";
-import { Service, type ServiceState, type StartRun } from "./service.ts";
+import { type RunObserver, Service, type ServiceState, type StartRun } from "./service.ts";
 
 export type { NodeIdentity };
 
@@ -32,6 +32,19 @@ export interface BootOptions {
   env: Record<string, string>;
   /** Starts a run's process: the real runner unless a test gives a double. */
   startRun?: StartRun;
+  /** Told of runs as they start and end (the HTTP side's metrics). */
+  observer?: RunObserver;
+}
+
+/** What probes and metrics read from a running daemon. */
+export interface DaemonVitals extends ServiceState {
+  /** Jobs loaded and firing: false before the start and once a stop began. */
+  firing: boolean;
+  databaseOnline: boolean;
+  /** How long the database has been away since the start, the current outage included. */
+  outageMs: number;
+  /** Log records the jm_syslog sink dropped since the start. */
+  logRecordsDropped: number;
 }
 
 export interface Daemon {
@@ -56,6 +69,7 @@ export interface Daemon {
    * started, nothing (starting reads every job).
    */
   reload(): void;
+  readonly vitals: DaemonVitals;
 }
 
 /**
@@ -142,6 +156,7 @@ class BootedDaemon implements Daemon {
       killGraceMs: s["jobsmanager.kill_grace"] * 1000,
       outputCap: s["jobsmanager.output_cap"],
       baseEnv: o.env,
+      observer: o.observer,
     });
     this.housekeeping = new Housekeeping({
       store,
@@ -172,6 +187,16 @@ class BootedDaemon implements Daemon {
 
   get state(): ServiceState {
     return this.service.state;
+  }
+
+  get vitals(): DaemonVitals {
+    return {
+      ...this.service.state,
+      firing: this.started && this.deadline === null,
+      databaseOnline: this.health.online,
+      outageMs: this.health.outageMs,
+      logRecordsDropped: this.sink.droppedTotal,
+    };
   }
 
   stop(): void {

@@ -7,7 +7,7 @@
  */
 import { type Job, sameDefinition, validateJob } from "../domain/job.ts";
 import { log } from "./log.ts";
-import type { NewRun, Run, RunUpdate } from "../domain/run.ts";
+import type { NewRun, Run, RunStatus, RunUpdate } from "../domain/run.ts";
 import type { JobStore, Marker, MarkerStore, RunStore } from "../store/store.ts";
 import type { Clock, Deadline } from "./clock.ts";
 import type { Cluster, Gained } from "./cluster.ts";
@@ -16,6 +16,17 @@ import type { RunRecorder } from "./recorder.ts";
 import { finishedRecord, runEnv, type RunHandle, type RunResult, type RunSpec } from "./runner.ts";
 import { type Slot, SlotGate } from "./slots.ts";
 import { type Decision, type Due, type JobDefaults, onTime, Timetable } from "./timetable.ts";
+
+/**
+ * Told of each run as it starts and as it gets its final status (a fire
+ * skipped or missed included): what `/metrics` counts. Called on the
+ * scheduler's path, so it must return at once.
+ */
+export interface RunObserver {
+  /** A run's command started `lagMs` after its scheduled instant. */
+  started(jobId: string, lagMs: number): void;
+  ended(jobId: string, status: RunStatus): void;
+}
 
 /** Starts a run's process: `startRun` of runner.ts. */
 export type StartRun = (spec: RunSpec, now: () => number) => RunHandle;
@@ -37,6 +48,7 @@ export interface ServiceOptions {
   outputCap: number;
   /** The environment every run starts from (secrets already removed). */
   baseEnv: Record<string, string>;
+  observer?: RunObserver;
 }
 
 /** No timer waits longer than this: the clock is re-read, so suspend and clock jumps heal. */
@@ -53,6 +65,10 @@ const KILLED_OUTPUT_MS = 1000;
 
 export interface ServiceState {
   jobsLoaded: number;
+  /** Runs holding a worker. */
+  running: number;
+  /** Fires waiting for a worker (max_workers). */
+  queued: number;
   appliedMarker: number;
   lastReload: { at: number; ms: number } | null;
 }
@@ -122,6 +138,8 @@ export class Service {
   get state(): ServiceState {
     return {
       jobsLoaded: this.timetable.size,
+      running: this.active.size,
+      queued: this.waiting.length,
       appliedMarker: this.lastMarker,
       lastReload: this.lastReload,
     };
@@ -383,6 +401,7 @@ export class Service {
         } s)${why ? `; ${why}` : ""}`,
       });
       plans.push(null);
+      this.o.observer?.ended(m.job.id, "missed");
       schedulerLog.warn("job {job}: {count} fires missed", { job: m.job.id, count: m.count });
     }
     for (const due of decision.run) {
@@ -401,6 +420,7 @@ export class Service {
           note: `max_instances (${due.policy.maxInstances}) runs were still running`,
         });
         plans.push(null);
+        this.o.observer?.ended(due.job.id, "skipped");
         schedulerLog.info("job {job}: fire skipped, max_instances reached", { job: due.job.id });
         continue;
       }
@@ -458,6 +478,7 @@ export class Service {
       outputCap: this.o.outputCap,
     }, () => this.o.clock.now());
     this.active.set(runId, { job, handle, slot, note });
+    this.o.observer?.started(job.id, handle.startedAt - scheduledAt);
     runnerLog.info("job {job} run {run} started, {lag} ms after its fire time", {
       job: job.id,
       run: runId,
@@ -498,6 +519,7 @@ export class Service {
         ? finishedRecord(result, run.note)
         : { ...finishedRecord(result, run.note), status: "cancelled", note: cancelled },
     ));
+    this.o.observer?.ended(run.job.id, cancelled === undefined ? result.status : "cancelled");
     this.startWaiting();
   }
 
@@ -547,6 +569,7 @@ export class Service {
       const now = this.o.clock.now();
       if (!onTime(due.scheduledAt, now, due.policy)) {
         slot.release();
+        this.o.observer?.ended(due.job.id, "missed");
         this.track(this.recorder.update(runId, {
           status: "missed",
           finished_at: now,
@@ -589,11 +612,12 @@ export class Service {
     const maxInstances = job.max_instances ?? this.o.defaults.maxInstances;
     const slot = this.slots.tryAcquire(job.id, request.forced ? Infinity : maxInstances);
     if (!slot) {
-      await claim({
+      const skipped = await claim({
         status: "skipped",
         finished_at: now,
         note: `max_instances (${maxInstances}) runs were still running`,
       });
+      if (skipped) this.o.observer?.ended(job.id, "skipped");
       return;
     }
     // No worker is free after all: the request waits for the next poll.
@@ -630,8 +654,9 @@ export class Service {
       seconds: this.o.shutdownTimeoutMs / 1000,
     });
     const now = this.o.clock.now();
-    for (const { runId, slot } of this.waiting.splice(0)) {
+    for (const { due, runId, slot } of this.waiting.splice(0)) {
       slot.release();
+      this.o.observer?.ended(due.job.id, "interrupted");
       this.track(this.recorder.update(runId, {
         status: "interrupted",
         finished_at: now,
@@ -645,6 +670,7 @@ export class Service {
     for (const [runId, run] of this.active) {
       this.active.delete(runId);
       run.slot.release();
+      this.o.observer?.ended(run.job.id, "interrupted");
       this.track(this.recorder.update(runId, {
         status: "interrupted",
         finished_at: this.o.clock.now(),

@@ -14,6 +14,7 @@ import type {
   JobWrites,
   Marker,
   MigrationReport,
+  MinuteCounts,
   Store,
 } from "./store.ts";
 import type { NewRun, Run, RunFilter, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
@@ -500,6 +501,10 @@ export class SqlStore implements Store {
 
   countRuns(since: number): Promise<Partial<Record<RunStatus, number>>> {
     return status.countRuns(this.driver, since);
+  }
+
+  countRunsByMinute(since: number): Promise<MinuteCounts[]> {
+    return status.countRunsByMinute(this.driver, since);
   }
 
   saveNode(node: Node): Promise<void> {

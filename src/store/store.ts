@@ -21,6 +21,13 @@ export interface Marker {
   jobs_after_update: Job[];
 }
 
+/** Runs of one minute, by status. */
+export interface MinuteCounts {
+  /** The minute's first instant (ms). */
+  minute: number;
+  counts: Partial<Record<RunStatus, number>>;
+}
+
 /** The outcome of `changeJob`. */
 export interface JobChange {
   before: Job | null;
@@ -173,6 +180,13 @@ export interface RunStore {
 
   /** Runs scheduled at or after `since`, counted by status. */
   countRuns(since: number): Promise<Partial<Record<RunStatus, number>>>;
+
+  /**
+   * Runs scheduled at or after `since`, counted by the minute they were
+   * scheduled in (its first instant, ms) and status; oldest minute first,
+   * minutes without runs left out.
+   */
+  countRunsByMinute(since: number): Promise<MinuteCounts[]>;
 }
 
 /** Services (`jm_nodes`) and their heartbeats. */
