@@ -488,6 +488,16 @@ export class SqlStore implements Store {
     return result.changes;
   }
 
+  async latestRuns(): Promise<Map<string, Run>> {
+    const rows = await this.driver.all(
+      `${RUN_SELECT} WHERE id IN (SELECT MAX(id) FROM jm_runs GROUP BY job_id)`,
+    );
+    return new Map(rows.map((row) => {
+      const run = rowToRun(row);
+      return [run.job_id, run];
+    }));
+  }
+
   async lastFires(): Promise<Map<string, number>> {
     const rows = await this.driver.all(
       "SELECT job_id, MAX(scheduled_at) AS last FROM jm_runs WHERE `trigger` = 'schedule' GROUP BY job_id",

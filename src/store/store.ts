@@ -167,6 +167,9 @@ export interface RunStore {
   /** The latest scheduled fire (trigger `schedule`) of every job that has one. */
   lastFires(): Promise<Map<string, number>>;
 
+  /** The newest run (highest id, any trigger) of every job that has one, in one query. */
+  latestRuns(): Promise<Map<string, Run>>;
+
   /** Runs scheduled at or after `since`, counted by status. */
   countRuns(since: number): Promise<Partial<Record<RunStatus, number>>>;
 
