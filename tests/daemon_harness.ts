@@ -47,6 +47,7 @@ export class FakeRun {
     this.handle = {
       startedAt: this.startedAt,
       pid: null,
+      marker: null,
       done: this.result.promise,
       interrupt: () => {
         this.interrupted = true;

@@ -2,13 +2,18 @@
  * Runs one command: `/bin/sh -c COMMAND` in a process group of its own
  * (Deno's `detached` calls setsid() in the child before exec, so the group
  * exists before the command runs), stdin from /dev/null, output captured
- * head-and-tail.
+ * head-and-tail. Through util-linux's `setpriv --pdeathsig KILL` where it
+ * is installed, so the kernel kills the shell if the service dies first.
  * On timeout the whole group gets SIGTERM, then SIGKILL after the grace;
- * when the shell exits, whatever it left behind in its group is ended the
- * same way, so no orphan outlives its run.
+ * when the shell exits, whatever it left behind is ended the same way:
+ * what stayed in its group, and what left the group (setsid, a double
+ * fork) but carries the run's marker (processes.ts). What left the group
+ * is named in the run's note, with its pids, so no orphan outlives its run
+ * unseen.
  */
 import type { RunUpdate } from "../domain/run.ts";
 import { HeadTailCapture } from "./capture.ts";
+import { MARKER_VARIABLE, ProcessTable, type RunProcess } from "./processes.ts";
 
 export interface RunSpec {
   command: string;
@@ -41,7 +46,10 @@ export interface RunResult {
 export interface RunHandle {
   /** When the child process started (ms). */
   readonly startedAt: number;
+  /** The shell's pid, which is its process group's id. */
   readonly pid: number | null;
+  /** The run's marker (JM_RUN_MARKER in its environment); null when nothing started. */
+  readonly marker: string | null;
   readonly done: Promise<RunResult>;
   /** End the run now (service shutdown): TERM the group, KILL after the grace. */
   interrupt(): void;
@@ -92,14 +100,79 @@ export function runEnv(
 
 /** How long output may stay open after the group's SIGKILL. */
 const OUTPUT_LINGER_MS = 1000;
+/** How often, within the grace, the end of a run's leftovers is looked for. */
+const LEFTOVERS_POLL_MS = 50;
 
-/** Signal the run's whole process group. */
-function killGroup(pgid: number, signal: Deno.Signal): void {
+/** One pass over /proc answers every run that ends at the same instant. */
+const processes = new ProcessTable();
+
+/** Signal a process, or with a negative pid a process group. */
+function signal(pid: number, signal: Deno.Signal): void {
   try {
-    Deno.kill(-pgid, signal);
+    Deno.kill(pid, signal);
   } catch {
-    // ESRCH: the group is already gone.
+    // ESRCH: it is already gone.
   }
+}
+
+/** Signal the run's group and whatever carries its marker outside it; returns what it found. */
+async function signalRun(pgid: number, marker: string, sig: Deno.Signal): Promise<RunProcess[]> {
+  signal(-pgid, sig);
+  const found = await processes.find({ marker, pgid });
+  for (const p of found) if (p.pgid !== pgid) signal(p.pid, sig);
+  return found;
+}
+
+/**
+ * End what a run left when its shell exited: SIGTERM to its group and to
+ * the processes that left it, SIGKILL after the grace to what is still
+ * there. Returns a note naming what had left the group, or null.
+ */
+async function endLeftovers(pgid: number, marker: string, graceMs: number): Promise<string | null> {
+  const escaped = new Map<number, RunProcess>();
+  const note = (found: RunProcess[]) => {
+    for (const p of found) if (p.pgid !== pgid) escaped.set(p.pid, p);
+  };
+  const deadline = Date.now() + graceMs;
+  let left = await signalRun(pgid, marker, "SIGTERM");
+  note(left);
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, LEFTOVERS_POLL_MS));
+    left = await processes.find({ marker, pgid });
+  }
+  const killed = left.length > 0;
+  if (killed) note(await signalRun(pgid, marker, "SIGKILL"));
+  if (escaped.size === 0) return null;
+  const list = [...escaped.values()].map((p) => `${p.pid} (${p.command})`).join(", ");
+  const count = escaped.size === 1 ? "1 process" : `${escaped.size} processes`;
+  const pids = escaped.size === 1 ? "pid" : "pids";
+  return `${count} had left the run's process group and still ran after it: ${pids} ${list}; ended with ${
+    killed ? `SIGKILL after ${graceMs / 1000} s of SIGTERM` : "SIGTERM"
+  }`;
+}
+
+let setprivPath: string | null | undefined;
+
+/** util-linux's setpriv, where installed (it is on Debian and most Linux systems). */
+function setpriv(): string | null {
+  setprivPath ??= ["/usr/bin/setpriv", "/bin/setpriv"].find((path) => {
+    try {
+      return Deno.statSync(path).isFile;
+    } catch {
+      return false;
+    }
+  }) ?? null;
+  return setprivPath;
+}
+
+/** The program and arguments that run `command`: the shell, under setpriv if there is one. */
+function shell(command: string): [string, string[]] {
+  const sh = ["/bin/sh", "-c", command];
+  const wrapper = setpriv();
+  // The parent-death signal survives the exec of the shell.
+  return wrapper === null
+    ? ["/bin/sh", sh.slice(1)]
+    : [wrapper, ["--pdeathsig", "KILL", "--", ...sh]];
 }
 
 /** Read a stream into a capture until it ends or `stop` aborts. */
@@ -127,11 +200,13 @@ async function drain(
 /** Start a run. Never throws: a command that cannot start resolves as `error`. */
 export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle {
   let child: Deno.ChildProcess;
+  const marker = crypto.randomUUID();
   try {
-    child = new Deno.Command("/bin/sh", {
-      args: ["-c", spec.command],
+    const [program, args] = shell(spec.command);
+    child = new Deno.Command(program, {
+      args,
       detached: true,
-      env: spec.env,
+      env: { ...spec.env, [MARKER_VARIABLE]: marker },
       clearEnv: true,
       cwd: spec.cwd,
       stdin: "null",
@@ -144,6 +219,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     return {
       startedAt,
       pid: null,
+      marker: null,
       interrupt: () => {},
       done: Promise.resolve({
         status: "error",
@@ -169,8 +245,8 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   const terminate = (reason: "timeout" | "interrupted") => {
     if (endedBy !== null) return;
     endedBy = reason;
-    killGroup(pgid, "SIGTERM");
-    killTimer = setTimeout(() => killGroup(pgid, "SIGKILL"), spec.killGraceMs);
+    signalRun(pgid, marker, "SIGTERM");
+    killTimer = setTimeout(() => signalRun(pgid, marker, "SIGKILL"), spec.killGraceMs);
   };
   const timeoutTimer = spec.timeoutMs > 0
     ? setTimeout(() => terminate("timeout"), spec.timeoutMs)
@@ -184,19 +260,20 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     ]);
     const status = await child.status;
     clearTimeout(timeoutTimer);
-    // Leftovers of the group (`cmd &`) would hold the pipes open: end them.
-    killGroup(pgid, "SIGTERM");
-    const leftovers = setTimeout(() => killGroup(pgid, "SIGKILL"), spec.killGraceMs);
-    // A process that left the group (setsid, a daemon) may keep the pipes
-    // open for ever: stop reading a little after the SIGKILL.
+    // Leftovers (`cmd &`, `setsid cmd &`) would run on, and hold the pipes open: end them.
+    const leftovers = endLeftovers(pgid, marker, spec.killGraceMs);
+    // A process no one can find or end may keep the pipes open for ever:
+    // stop reading a little after the SIGKILL.
     const giveUp = setTimeout(() => stopReading.abort(), spec.killGraceMs + OUTPUT_LINGER_MS);
     await output;
     clearTimeout(giveUp);
-    clearTimeout(leftovers);
+    const escaped = await leftovers;
     clearTimeout(killTimer);
-    const escaped = stopReading.signal.aborted
-      ? "stopped reading its output: a process that left its process group still held it open"
+    const unread = stopReading.signal.aborted
+      ? "stopped reading its output: a process outside its process group still held it open"
       : null;
+    const notes = (...parts: (string | null)[]) =>
+      parts.filter((n) => n !== null).join("; ") || null;
     const finishedAt = now();
     const base = {
       exitCode: status.signal === null ? status.code : null,
@@ -211,21 +288,29 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
       return {
         ...base,
         status: "timeout",
-        note: `killed after the timeout of ${spec.timeoutMs / 1000} s`,
+        note: notes(`killed after the timeout of ${spec.timeoutMs / 1000} s`, escaped, unread),
       };
     }
     if (endedBy === "interrupted") {
-      return { ...base, status: "interrupted", note: "killed: the service was shutting down" };
+      return {
+        ...base,
+        status: "interrupted",
+        note: notes("killed: the service was shutting down", escaped, unread),
+      };
     }
     if (status.signal !== null) {
       return {
         ...base,
         status: "killed",
-        note: `ended by ${status.signal}, not sent by jobsmanager`,
+        note: notes(`ended by ${status.signal}, not sent by jobsmanager`, escaped, unread),
       };
     }
-    return { ...base, status: status.code === 0 ? "success" : "failed", note: escaped };
+    return {
+      ...base,
+      status: status.code === 0 ? "success" : "failed",
+      note: notes(escaped, unread),
+    };
   })();
 
-  return { startedAt, pid: pgid, done, interrupt: () => terminate("interrupted") };
+  return { startedAt, pid: pgid, marker, done, interrupt: () => terminate("interrupted") };
 }
