@@ -10,6 +10,7 @@ import { BACKENDS, freshDatabase, waitFor } from "./helpers.ts";
 import {
   jm,
   killLeftovers,
+  pgrep,
   ready,
   runs,
   runsDetail,
@@ -135,12 +136,38 @@ for (const backend of BACKENDS) {
         assert(executed.includes(new Date(r.scheduled_at).toISOString()), `tick run ${r.id}`);
       }
     } finally {
-      // kill -9 of the service leaves its runs' process groups behind (they
-      // have their own session); end this test's by pid.
+      // Should the guard that ends a killed service's runs fail, end this
+      // test's by pid.
       await killLeftovers(pattern);
     }
   });
 }
+
+Deno.test("serve[sqlite]: kill -9 of the service ends its runs, children of the shell included", async () => {
+  await using db = await freshDatabase("sqlite");
+  const secs = uniqueSeconds(30);
+  const pattern = `sleep ${regex(secs)}`;
+  try {
+    // Two commands: the shell stays, and sleep is its child, not the shell itself.
+    await jm(db, "job", "add", "long", "--second", "*", "--command", `sleep ${secs}; echo after`);
+    await using serve = new Serve(db, await writeConfig(db));
+    const detail = async () => `${serve.stderr}\n${await runsDetail(db)()}`;
+    await waitFor(async () => (await pgrep(`^sleep ${regex(secs)}$`)).length > 0, {
+      timeoutMs: 20_000,
+      what: "the run's sleep to start",
+      detail,
+    });
+    serve.signal("SIGKILL");
+    assertEquals((await serve.exit(10_000)).signal, "SIGKILL");
+    await waitFor(async () => (await pgrep(pattern)).length === 0, {
+      timeoutMs: 5_000,
+      what: "the run's shell and sleep to be ended with the service",
+      detail: async () => `left: ${await pgrep(pattern)}\n${await detail()}`,
+    });
+  } finally {
+    await killLeftovers(pattern);
+  }
+});
 
 Deno.test("serve[sqlite]: a second serve on the same file refuses to start", async () => {
   await using db = await freshDatabase("sqlite");

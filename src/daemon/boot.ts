@@ -16,6 +16,7 @@ import { Housekeeping } from "./housekeeping.ts";
 import { log, SINK_CATEGORY } from "./log.ts";
 import { DatabaseLogSink } from "./log_sink.ts";
 import { RunRecorder } from "./recorder.ts";
+import { RunGuard } from "./run_guard.ts";
 import { startRun } from "./runner.ts";
 import { Service, type ServiceState, type StartRun } from "./service.ts";
 
@@ -97,6 +98,7 @@ class BootedDaemon implements Daemon {
   private readonly service: Service;
   private readonly housekeeping: Housekeeping;
   private readonly sink: DatabaseLogSink;
+  private readonly guard = RunGuard.start();
   private deadline: Deadline | null = null;
   private readonly stopped = Promise.withResolvers<Deadline>();
   private started = false;
@@ -116,6 +118,7 @@ class BootedDaemon implements Daemon {
       health: this.health,
       recorder: this.recorder,
       startRun: o.startRun ?? startRun,
+      guard: this.guard,
       nodeId: o.node.id,
       defaults: {
         timezone: s["jobsmanager.timezone"] || systemTimezone(),
@@ -227,6 +230,8 @@ class BootedDaemon implements Daemon {
     const deadline = this.deadline ?? Deadline.in(this.o.clock, STOP_MARGIN_MS);
     if (this.started) await this.housekeeping.stop(deadline.left);
     await this.sink.close(deadline.left);
+    // Runs that outlived even their SIGKILL are still listed: the guard kills their groups again.
+    await this.guard?.close();
     this.health.close();
     // A pool whose server stopped answering can wait forever to end.
     await deadline.wait(this.o.store.close());

@@ -12,6 +12,7 @@ import type { JobStore, Marker, MarkerStore, RunStore } from "../store/store.ts"
 import type { Clock, Deadline } from "./clock.ts";
 import type { DbHealth } from "./db_health.ts";
 import type { RunRecorder } from "./recorder.ts";
+import type { RunGuard } from "./run_guard.ts";
 import { finishedRecord, runEnv, type RunHandle, type RunResult, type RunSpec } from "./runner.ts";
 import { type Slot, SlotGate } from "./slots.ts";
 import { type Decision, type Due, type JobDefaults, onTime, Timetable } from "./timetable.ts";
@@ -26,6 +27,8 @@ export interface ServiceOptions {
   /** Run records, kept through database outages. */
   recorder: RunRecorder;
   startRun: StartRun;
+  /** Told which process groups run, to end them if the service dies; null without one. */
+  guard: RunGuard | null;
   nodeId: string;
   defaults: JobDefaults;
   reloadIntervalMs: number;
@@ -382,6 +385,7 @@ export class Service {
       outputCap: this.o.outputCap,
     }, () => this.o.clock.now());
     this.active.set(runId, { job, handle, slot, note });
+    if (handle.pid !== null) this.o.guard?.add(handle.pid);
     runnerLog.info("job {job} run {run} started, {lag} ms after its fire time", {
       job: job.id,
       run: runId,
@@ -401,6 +405,7 @@ export class Service {
     // Shutdown already recorded a run that outlived its kill.
     if (!run) return;
     this.active.delete(runId);
+    if (run.handle.pid !== null) this.o.guard?.remove(run.handle.pid);
     run.slot.release();
     const level = result.status === "success" ? "info" : "warn";
     runnerLog[level](
