@@ -1,6 +1,6 @@
 /**
  * A run's final record that the database answers but refuses (a table
- * missing, a read-only server) is kept and retried, backing off, until it
+ * missing, a privilege revoked) is kept and retried, backing off, until it
  * is written; at a stop before that, the count left unwritten is logged.
  * Logged causes name the database's own error, never "unreachable".
  * In-process, fake clock, real store on every backend.
@@ -77,29 +77,51 @@ for (const backend of BACKENDS) {
 }
 
 /**
- * A user of the test database only, as a service would log in: root
- * (SUPER) writes through `read_only`, so the server's read-only mode needs
- * a user without it. Dropped, with read_only off again, at the end.
+ * A user of the test database only, as a service would log in, whose
+ * UPDATE is granted per table: revoking it on one table takes effect at
+ * its next statement (a database-wide grant would wait for a new USE).
+ * Nothing global on the shared server is touched. Dropped at the end.
  */
-async function writer(db: TestDatabase): Promise<AsyncDisposable & { url: string }> {
+async function writer(db: TestDatabase): Promise<
+  AsyncDisposable & {
+    url: string;
+    revoke(table: string): Promise<void>;
+    grant(table: string): Promise<void>;
+  }
+> {
   const user = `jm_writer_${crypto.randomUUID().slice(0, 8)}`;
   const database = new URL(db.url).pathname.slice(1);
+  const on = (table: string) => `\`${database}\`.\`${table}\``;
   await rawQuery(db, `CREATE USER '${user}'@'%' IDENTIFIED BY 'pw-${user}'`);
-  await rawQuery(db, `GRANT ALL ON \`${database}\`.* TO '${user}'@'%'`);
+  await rawQuery(
+    db,
+    `GRANT SELECT, INSERT, DELETE, CREATE, ALTER, INDEX, DROP ON \`${database}\`.* TO '${user}'@'%'`,
+  );
+  const tables = await rawQuery(
+    db,
+    "SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
+    [database],
+  );
+  for (const { name } of tables) {
+    await rawQuery(db, `GRANT UPDATE ON ${on(String(name))} TO '${user}'@'%'`);
+  }
   const url = new URL(db.url);
   url.username = user;
   url.password = `pw-${user}`;
   return {
     url: url.toString(),
+    revoke: async (table) =>
+      void await rawQuery(db, `REVOKE UPDATE ON ${on(table)} FROM '${user}'@'%'`),
+    grant: async (table) =>
+      void await rawQuery(db, `GRANT UPDATE ON ${on(table)} TO '${user}'@'%'`),
     async [Symbol.asyncDispose]() {
-      await rawQuery(db, "SET GLOBAL read_only = 0");
       await rawQuery(db, `DROP USER '${user}'@'%'`);
     },
   };
 }
 
 mysqlTest(
-  "daemon[mysql]: a record refused by a read-only server is retried until written",
+  "daemon[mysql]: a record refused for want of a privilege is retried until written",
   async () => {
     const db = await freshDatabase("mysql");
     // The daemon logs in as `user` once started; `user` goes before the database does.
@@ -108,14 +130,14 @@ mysqlTest(
     });
     await using user = await writer(db);
     const run = await running(h);
-    await rawQuery(db, "SET GLOBAL read_only = 1");
+    await user.revoke("jm_runs");
     try {
       run.finish({ stdout: "kept\n" });
       const cause = (await h.until(() => h.line(REFUSED), "the refusal to be logged"))
         .match(REFUSED)![1];
-      assert(/read-only/.test(cause), `the cause is not the server's: ${cause}`);
+      assert(/UPDATE command denied/.test(cause), `the cause is not the server's: ${cause}`);
     } finally {
-      await rawQuery(db, "SET GLOBAL read_only = 0");
+      await user.grant("jm_runs");
     }
     await h.clock.set(at(2));
     await h.until(() => h.line(WRITTEN), "the refused record to be written");
