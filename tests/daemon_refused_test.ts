@@ -76,6 +76,27 @@ for (const backend of BACKENDS) {
   });
 }
 
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: a fire whose claim is refused runs with an empty JM_RUN_ID, recorded later`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("once", { schedule: { second: "1" } });
+    await h.start();
+    await h.sql("ALTER TABLE jm_runs RENAME TO jm_runs_aside");
+    try {
+      await h.clock.set(at(1));
+      const run = await h.started("once", at(1));
+      // Not a placeholder number: the run has no row, so no id, yet.
+      assertEquals(run.spec.env.JM_RUN_ID, "");
+      run.finish({ stdout: "kept\n" });
+    } finally {
+      await h.sql("ALTER TABLE jm_runs_aside RENAME TO jm_runs");
+    }
+    await h.clock.set(at(2));
+    assertEquals((await h.run("once", at(1), "success")).stdout, "kept\n");
+    causesNamed(h);
+  });
+}
+
 /**
  * A user of the test database only, as a service would log in, whose
  * UPDATE is granted per table: revoking it on one table takes effect at

@@ -82,7 +82,12 @@ export function inheritedEnv(): Record<string, string> {
   return env;
 }
 
-/** The environment of one run: inherited + the job's own + who and when. */
+/**
+ * The environment of one run: inherited + the job's own + who and when.
+ * A run that started while the database was away has no id yet (its row
+ * is written when the database is back): its JM_RUN_ID is empty, and
+ * JM_JOB_ID with JM_SCHEDULED_AT name its row.
+ */
 export function runEnv(
   base: Record<string, string>,
   job: { id: string; env: Record<string, string> },
@@ -93,7 +98,7 @@ export function runEnv(
     ...base,
     ...job.env,
     JM_JOB_ID: job.id,
-    JM_RUN_ID: String(runId),
+    JM_RUN_ID: runId > 0 ? String(runId) : "",
     JM_SCHEDULED_AT: new Date(scheduledAt).toISOString(),
   };
 }

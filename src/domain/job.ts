@@ -61,7 +61,7 @@ export const DEFAULT_TIMEOUT = 60;
 const ID_PATTERN = /^[A-Za-z0-9._:-]{1,191}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Variables the runner sets itself; a job may not override them. */
-const RESERVED_ENV = ["JM_JOB_ID", "JM_RUN_ID", "JM_SCHEDULED_AT"];
+const RESERVED_ENV = ["JM_JOB_ID", "JM_RUN_ID", "JM_SCHEDULED_AT", "JM_RUN_MARKER"];
 const MAX_TIMEOUT = 31_536_000;
 
 export function validateId(id: string): string {
