@@ -12,6 +12,7 @@ import { systemClock } from "../daemon/clock.ts";
 import { closeLogging, log, serveLogging, setupLogging } from "../daemon/log.ts";
 import { inheritedEnv } from "../daemon/runner.ts";
 import { SqliteFileLock } from "../daemon/sqlite_file.ts";
+import { secretsOf } from "../store/target.ts";
 import { VERSION } from "../version.ts";
 import type { ContextOf } from "./context.ts";
 
@@ -35,6 +36,7 @@ export function serveCommand(contextOf: ContextOf): Command {
           started_at: Date.now(),
         },
         env: inheritedEnv(),
+        secrets: secretsOf(ctx.target),
       });
       // Listen from the start: an early SIGHUP (systemctl reload) must not
       // kill the process, and an early SIGTERM stops it once it has started.

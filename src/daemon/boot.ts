@@ -31,6 +31,8 @@ export interface BootOptions {
   node: NodeIdentity;
   /** The environment every run starts from (secrets already removed). */
   env: Record<string, string>;
+  /** Strings never stored from a run's output: the database password, plain and %-encoded. */
+  secrets?: readonly string[];
   /** Starts a run's process: the real runner unless a test gives a double. */
   startRun?: StartRun;
 }
@@ -132,6 +134,7 @@ class BootedDaemon implements Daemon {
       killGraceMs: s["jobsmanager.kill_grace"] * 1000,
       outputCap: s["jobsmanager.output_cap"],
       baseEnv: o.env,
+      secrets: o.secrets ?? [],
     });
     this.housekeeping = new Housekeeping({
       store,

@@ -13,6 +13,7 @@
  */
 import type { RunUpdate } from "../domain/run.ts";
 import { HeadTailCapture } from "./capture.ts";
+import { redactSecrets } from "../store/target.ts";
 import { MARKER_VARIABLE, ProcessTable, type RunProcess } from "./processes.ts";
 
 export interface RunSpec {
@@ -25,6 +26,8 @@ export interface RunSpec {
   killGraceMs: number;
   /** Bytes kept of stdout and of stderr each. */
   outputCap: number;
+  /** Strings replaced by `***` in the output kept (the database password). */
+  secrets?: readonly string[];
 }
 
 export type Outcome = "success" | "failed" | "timeout" | "killed" | "interrupted" | "error";
@@ -283,8 +286,8 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     const base = {
       exitCode: status.signal === null ? status.code : null,
       signal: status.signal,
-      stdout: stdout.text(),
-      stderr: stderr.text(),
+      stdout: redactSecrets(stdout.text(), spec.secrets ?? []),
+      stderr: redactSecrets(stderr.text(), spec.secrets ?? []),
       startedAt,
       finishedAt,
       outputBytes: stdout.bytes + stderr.bytes,

@@ -38,6 +38,8 @@ export interface ServiceOptions {
   outputCap: number;
   /** The environment every run starts from (secrets already removed). */
   baseEnv: Record<string, string>;
+  /** Strings never stored from a run's output (the database password). */
+  secrets: readonly string[];
 }
 
 /** No timer waits longer than this: the clock is re-read, so suspend and clock jumps heal. */
@@ -383,6 +385,7 @@ export class Service {
       timeoutMs: job.timeout * 1000,
       killGraceMs: this.o.killGraceMs,
       outputCap: this.o.outputCap,
+      secrets: this.o.secrets,
     }, () => this.o.clock.now());
     this.active.set(runId, { job, handle, slot, note });
     if (handle.pid !== null) this.o.guard?.add(handle.pid);
