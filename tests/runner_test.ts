@@ -55,6 +55,14 @@ Deno.test("capture of a huge stream stays within its cap", () => {
   assert(c.text().length < 200);
 });
 
+Deno.test("capture keeps every byte: NUL and what is not UTF-8 written \\xNN", () => {
+  const c = new HeadTailCapture(100);
+  c.push(encode("héllo "));
+  c.push(new Uint8Array([0x61, 0x00, 0x62, 0xff, 0x63, 0xe2, 0x82, 0x0a]));
+  c.push(encode("€ end"));
+  assertEquals(c.text(), "héllo a\\x00b\\xffc\\xe2\\x82\n€ end");
+});
+
 Deno.test("a run gets its environment and cwd, and records output and exit code", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -2,6 +2,8 @@
  * Keeps the head and the tail of a stream within a fixed number of bytes,
  * and counts what it cut, so a job printing gigabytes costs the service
  * `cap` bytes of memory, not gigabytes (a ring buffer, like dkron's).
+ * The text it gives keeps every byte: what is not UTF-8, and NUL (at
+ * which SQLite would cut the text), is written `\xNN`.
  */
 export class HeadTailCapture {
   private readonly head: Uint8Array;
@@ -48,8 +50,7 @@ export class HeadTailCapture {
 
   /** The kept text; when bytes were cut, a line in the middle says how many. */
   text(): string {
-    const decoder = new TextDecoder();
-    const head = decoder.decode(this.head.subarray(0, this.headLength));
+    const head = decodeEscaped(this.head.subarray(0, this.headLength));
     const tail = this.tailFilled < this.tail.length
       ? this.tail.subarray(0, this.tailFilled)
       : new Uint8Array([
@@ -57,8 +58,51 @@ export class HeadTailCapture {
         ...this.tail.subarray(0, this.tailPos),
       ]);
     const cut = this.total - this.headLength - this.tailFilled;
-    const tailText = decoder.decode(tail);
+    const tailText = decodeEscaped(tail);
     if (cut === 0) return head + tailText;
     return `${head}\n[… jobsmanager cut ${cut} bytes of ${this.total} …]\n${tailText}`;
   }
+}
+
+const strict = new TextDecoder("utf-8", { fatal: true });
+
+/** `bytes` as text, with NUL and every byte that is not part of valid UTF-8 as `\xNN`. */
+export function decodeEscaped(bytes: Uint8Array): string {
+  let out = "";
+  let from = 0;
+  for (let i = 0; i < bytes.length;) {
+    const length = bytes[i] === 0 ? 0 : sequenceLength(bytes, i);
+    if (length > 0) {
+      i += length;
+      continue;
+    }
+    out += strict.decode(bytes.subarray(from, i)) + `\\x${bytes[i].toString(16).padStart(2, "0")}`;
+    from = ++i;
+  }
+  return out + strict.decode(bytes.subarray(from));
+}
+
+/** The length of the valid UTF-8 sequence at `i` (RFC 3629: no overlongs, no surrogates), or 0. */
+function sequenceLength(bytes: Uint8Array, i: number): number {
+  const b = bytes[i];
+  if (b < 0x80) return 1;
+  const [length, low, high] = b >= 0xc2 && b <= 0xdf
+    ? [2, 0x80, 0xbf]
+    : b === 0xe0
+    ? [3, 0xa0, 0xbf]
+    : b === 0xed
+    ? [3, 0x80, 0x9f]
+    : b >= 0xe1 && b <= 0xef
+    ? [3, 0x80, 0xbf]
+    : b === 0xf0
+    ? [4, 0x90, 0xbf]
+    : b >= 0xf1 && b <= 0xf3
+    ? [4, 0x80, 0xbf]
+    : b === 0xf4
+    ? [4, 0x80, 0x8f]
+    : [0, 0, 0];
+  if (length === 0 || i + length > bytes.length) return 0;
+  if (bytes[i + 1] < low || bytes[i + 1] > high) return 0;
+  for (let k = 2; k < length; k++) if ((bytes[i + k] & 0xc0) !== 0x80) return 0;
+  return length;
 }
