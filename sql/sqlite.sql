@@ -1,4 +1,4 @@
--- jobsmanager schema for SQLite, version 2.
+-- jobsmanager schema for SQLite, version 3.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -86,3 +86,9 @@ INSERT INTO jm_schema_version (version, name, applied_at) VALUES (1, 'jobs, relo
 ALTER TABLE jm_runs ADD COLUMN forced INTEGER NOT NULL DEFAULT 0;
 UPDATE jm_runs SET forced = 1 WHERE note = 'forced: max_instances not checked';
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (2, 'jm_runs.forced: job run --force as a column', 0);
+
+-- migration 3: jm_nodes.timezone and cancel requests in jm_runs
+ALTER TABLE jm_nodes ADD COLUMN timezone TEXT NULL;
+ALTER TABLE jm_runs ADD COLUMN cancel_requested_at BIGINT NULL;
+ALTER TABLE jm_runs ADD COLUMN cancel_requested_by TEXT NULL;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (3, 'jm_nodes.timezone and cancel requests in jm_runs', 0);

@@ -1,11 +1,12 @@
 /**
  * The run use cases (src/app/runs.ts) on a real store, every backend, each
  * test on a fresh database: the manual-run rows `job run` writes, `forced`
- * as the service reads it back, and runs that do not exist.
+ * as the service reads it back, the refusal without a live service,
+ * cancelling, and runs that do not exist.
  */
 import { assertEquals, assertRejects } from "./assert.ts";
 import { addJob } from "../src/app/jobs.ts";
-import { requestRun, showRun, startHereRun } from "../src/app/runs.ts";
+import { cancelRun, requestRun, showRun, startHereRun } from "../src/app/runs.ts";
 import { buildJob } from "../src/domain/job.ts";
 import { NotFoundError, RuntimeError } from "../src/errors.ts";
 import type { Store } from "../src/store/store.ts";
@@ -13,6 +14,10 @@ import { type Backend, BACKENDS, freshDatabase } from "./helpers.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 const NOT_FOUND = "job 'nope' does not exist (see `jobsmanager job list`)";
+const HEARTBEAT_MS = 5000;
+/** A request queued whether or not a service is live. */
+const QUEUE = { queue: true, now: T0, heartbeatMs: HEARTBEAT_MS };
+const BY = "ops@host-1";
 
 /** Run `fn` on a migrated store over a fresh database of `backend`, holding job `a`. */
 async function onFreshStore(backend: Backend, fn: (store: Store) => Promise<void>): Promise<void> {
@@ -33,7 +38,7 @@ for (const backend of BACKENDS) {
     Deno.test(`app runs[${backend}]: ${name}`, () => onFreshStore(backend, fn));
 
   test("requestRun queues a manual run for a service, not forced", async (store) => {
-    const run = await requestRun(store, "a", { force: false, now: T0 });
+    const run = await requestRun(store, "a", { ...QUEUE, force: false });
     assertEquals(
       [run.job_id, run.scheduled_at, run.status, run.trigger, run.node_id, run.note, run.forced],
       ["a", T0, "queued", "manual", null, null, false],
@@ -42,7 +47,7 @@ for (const backend of BACKENDS) {
   });
 
   test("requestRun with force sets forced, which the service reads back", async (store) => {
-    const run = await requestRun(store, "a", { force: true, now: T0 });
+    const run = await requestRun(store, "a", { ...QUEUE, force: true });
     assertEquals([run.status, run.forced, run.note], [
       "queued",
       true,
@@ -55,9 +60,9 @@ for (const backend of BACKENDS) {
   });
 
   test("requestRun twice in one millisecond refuses the second", async (store) => {
-    await requestRun(store, "a", { force: false, now: T0 });
+    await requestRun(store, "a", { ...QUEUE, force: false });
     const error = await assertRejects(
-      () => requestRun(store, "a", { force: true, now: T0 }),
+      () => requestRun(store, "a", { ...QUEUE, force: true }),
       RuntimeError,
     );
     assertEquals(
@@ -70,7 +75,7 @@ for (const backend of BACKENDS) {
   test("requestRun and startHereRun of a missing job are NotFound and write no run", async (store) => {
     for (
       const attempt of [
-        () => requestRun(store, "nope", { force: true, now: T0 }),
+        () => requestRun(store, "nope", { ...QUEUE, force: true }),
         () => startHereRun(store, "nope", { node: "cli@host", now: T0 }),
       ]
     ) {
@@ -90,12 +95,89 @@ for (const backend of BACKENDS) {
   });
 
   test("showRun gives one run, and NotFound for an id that has none", async (store) => {
-    const run = await requestRun(store, "a", { force: false, now: T0 });
+    const run = await requestRun(store, "a", { ...QUEUE, force: false });
     assertEquals(await showRun(store, run.id), run);
     const missing = run.id + 1;
     assertEquals(
       (await assertRejects(() => showRun(store, missing), NotFoundError)).message,
       `run ${missing} does not exist (see \`jobsmanager runs\`)`,
+    );
+  });
+
+  test("requestRun without a live service is refused unless queue, and writes nothing", async (store) => {
+    const ask = { force: false, queue: false, now: T0, heartbeatMs: HEARTBEAT_MS };
+    const service = {
+      id: "svc",
+      host: "svc",
+      pid: 1,
+      version: "0.1.0",
+      started_at: T0 - 60_000,
+      applied_marker: null,
+      jobs_loaded: 1,
+      last_reload_at: null,
+      last_reload_ms: null,
+      stopped_at: null,
+      timezone: null,
+    };
+    // Its last heartbeat more than three beats ago: stale, not live.
+    await store.saveNode({ ...service, heartbeat_at: T0 - 4 * HEARTBEAT_MS });
+    const error = await assertRejects(() => requestRun(store, "a", ask), RuntimeError);
+    assertEquals(
+      error.message,
+      "no live service uses this database, so nothing would run job 'a': run it in this process with `jobsmanager job run a --here`, or pass --queue to leave it for the next service that starts",
+    );
+    assertEquals(await store.listRuns({ limit: 10 }), []);
+    await store.saveNode({ ...service, heartbeat_at: T0 - 1000 });
+    assertEquals((await requestRun(store, "a", ask)).status, "queued");
+  });
+
+  test("cancelRun drops a request no service took, noting who asked and when", async (store) => {
+    const queued = await requestRun(store, "a", { ...QUEUE, force: false });
+    const { outcome, run } = await cancelRun(store, queued.id, { by: BY, now: T0 + 1000 });
+    assertEquals(outcome, "dropped");
+    assertEquals(run, {
+      ...queued,
+      status: "cancelled",
+      finished_at: T0 + 1000,
+      note: "cancelled by ops@host-1 at 2026-01-01T00:00:01.000Z",
+      cancel_requested_at: T0 + 1000,
+      cancel_requested_by: BY,
+    });
+    assertEquals(await store.queuedManualRuns(10), [], "no service takes it any more");
+  });
+
+  test("cancelRun records the request on a run a service holds, and leaves its status", async (store) => {
+    const [running, waiting] = await store.claimRuns([
+      { job_id: "a", scheduled_at: T0, status: "running", trigger: "schedule", node_id: "svc" },
+      // A fire queued inside a service for a free worker: the service decides.
+      { job_id: "a", scheduled_at: T0 + 1, status: "queued", trigger: "schedule", node_id: "svc" },
+    ]);
+    for (const id of [running!, waiting!]) {
+      const before = (await store.getRun(id))!;
+      const { outcome, run } = await cancelRun(store, id, { by: BY, now: T0 + 2000 });
+      assertEquals(outcome, "requested");
+      assertEquals(run, { ...before, cancel_requested_at: T0 + 2000, cancel_requested_by: BY });
+    }
+  });
+
+  test("cancelRun of an ended run names its status and changes nothing; of a missing one is NotFound", async (store) => {
+    const [id] = await store.claimRuns([
+      { job_id: "a", scheduled_at: T0, status: "success", trigger: "schedule", finished_at: T0 },
+    ]);
+    const before = await store.getRun(id!);
+    const error = await assertRejects(
+      () => cancelRun(store, id!, { by: BY, now: T0 }),
+      RuntimeError,
+    );
+    assertEquals(
+      error.message,
+      `run ${id} has already ended (success); there is nothing to cancel`,
+    );
+    assertEquals(await store.getRun(id!), before);
+    assertEquals(
+      (await assertRejects(() => cancelRun(store, id! + 1, { by: BY, now: T0 }), NotFoundError))
+        .message,
+      `run ${id! + 1} does not exist (see \`jobsmanager runs\`)`,
     );
   });
 }

@@ -398,7 +398,7 @@ async function seeded(db: TestDatabase): Promise<void> {
     ["--database", db.url, "job", "add", "seed", "--command", "echo seed", "--minute", "*/5"],
     { cwd: db.dir },
   );
-  assertEquals([r.code, r.stderr], [0, ""]);
+  assertEquals(r.code, 0, r.stderr);
   await writeConfigs(db);
   const { jobs, markers } = await snapshot(db);
   assertEquals([jobs.length, markers.length], [1, 1]);

@@ -76,6 +76,15 @@ function toJob(row: Row): Job {
   };
 }
 
+/** A job as --json prints it: its times in ISO 8601. */
+function asJson(job: Job): Record<string, unknown> {
+  return {
+    ...job,
+    created_at: new Date(job.created_at).toISOString(),
+    updated_at: new Date(job.updated_at).toISOString(),
+  };
+}
+
 async function jobRows(db: TestDatabase): Promise<Map<string, Row>> {
   const rows = await rawQuery(db, "SELECT * FROM jm_jobs ORDER BY id");
   return new Map(rows.map((r) => [String(r.id), r]));
@@ -92,6 +101,13 @@ async function markers(db: TestDatabase): Promise<Row[]> {
 
 function run(db: TestDatabase, args: string[]): Promise<CliResult> {
   return cli(["--database", db.url, ...args], { cwd: db.dir });
+}
+
+/** The line a write ends with while no service runs, as in every test here. */
+function noService(db: TestDatabase): string {
+  return `no live service uses ${
+    describeTarget(db.target)
+  }, so nothing applies this yet: start one with \`jobsmanager serve\` on this database, or point this command at the service's database with --database or --config\n`;
 }
 
 /** Run a command that must succeed silently on stderr; return its stdout. */
@@ -146,6 +162,9 @@ const ADD_TICK_ENABLED = ["job", "add", "tick", "--command", "date -u", "--cron"
 async function databaseWith(backend: Backend, ...setup: string[][]): Promise<TestDatabase> {
   const db = await freshDatabase(backend);
   try {
+    // Made here, so no command below is the one that creates it (and says so).
+    const store = db.open();
+    await store.migrate().finally(() => store.close());
     for (const args of setup) await ok(db, args);
   } catch (error) {
     await db[Symbol.asyncDispose]();
@@ -203,12 +222,17 @@ async function noWrite(db: TestDatabase, args: string[]): Promise<string> {
 
 for (const backend of BACKENDS) {
   Deno.test(`cli[${backend}]: db migrate creates the schema, then reports it current`, async () => {
-    await using db = await databaseWith(backend);
+    await using db = await freshDatabase(backend);
     const description = describeTarget(db.target);
-    assertEquals(
-      await ok(db, ["db", "migrate"]),
-      `${description}: schema migrated from version 0 to ${SCHEMA_VERSION} (applied ${EVERY_VERSION})\n`,
-    );
+    assertEquals(await run(db, ["db", "migrate"]), {
+      code: 0,
+      stdout:
+        `${description}: schema migrated from version 0 to ${SCHEMA_VERSION} (applied ${EVERY_VERSION})\n`,
+      // A new SQLite file is made, and named; a MySQL database never is.
+      stderr: db.target.kind === "sqlite"
+        ? `jobsmanager: created a new, empty database ${db.target.path}; if the service uses another, point this command at it with --database or --config\n`
+        : "",
+    });
     assertEquals(
       await noWrite(db, ["db", "migrate"]),
       `${description}: schema already at version ${SCHEMA_VERSION}\n`,
@@ -272,7 +296,7 @@ for (const backend of BACKENDS) {
     await using db = await databaseWith(backend, ADD_BERLIN);
     const w = await write(db, "tick", ["--json", ...ADD_TICK]);
     const out = JSON.parse(w.stdout);
-    assertEquals(out.job, w.after);
+    assertEquals(out.job, asJson(w.after!));
     assertEquals(out.marker_id, w.markerId);
     assertEquals(out.next.length, 1);
     const { second, minute, hour, day, month, day_of_week, enabled } = w.after!;
@@ -328,9 +352,15 @@ for (const backend of BACKENDS) {
     );
     const listed = JSON.parse(await noWrite(db, ["--json", "job", "list"]));
     assertEquals(listed.map((j: Job) => j.id), ["berlin", "tick"]);
-    for (const job of listed) assertEquals(Object.keys(job).sort(), JOB_FIELDS);
+    // Every field of the job, and its next fire.
+    for (const job of listed) assertEquals(Object.keys(job).sort(), [...JOB_FIELDS, "next"].sort());
     const stored = await jobs(db);
-    assertEquals(listed, [stored.get("berlin"), stored.get("tick")]);
+    assertEquals(listed.map(({ next: _, ...job }: { next: string }) => job), [
+      asJson(stored.get("berlin")!),
+      asJson(stored.get("tick")!),
+    ]);
+    for (const { next } of listed) assert(Date.parse(next) > Date.now(), next);
+    assertMatch(listed[0].next, /^\d{4}-\d\d-\d\dT(00|01):30:00\.000Z$/);
   });
 
   Deno.test(`cli[${backend}]: job show: every field, and the next fires (--json with next)`, async () => {
@@ -360,7 +390,7 @@ for (const backend of BACKENDS) {
     const shown = JSON.parse(await noWrite(db, ["--json", "job", "show", "berlin", "-n", "3"]));
     // Every job field plus `next` (other keys, such as recent runs, may follow).
     const job = Object.fromEntries(JOB_FIELDS.map((f) => [f, shown[f]]));
-    assertEquals(job, (await jobs(db)).get("berlin"));
+    assertEquals(job, asJson((await jobs(db)).get("berlin")!));
     const next: string[] = shown.next;
     assertEquals(next.length, 3);
     const times = next.map((s: string) => Date.parse(s));
@@ -373,7 +403,9 @@ for (const backend of BACKENDS) {
     const args = ["job", "next", "berlin", "-n", "3", "--from", "2026-03-28T00:00:00Z"];
     assertEquals(JSON.parse(await noWrite(db, ["--json", ...args])), {
       id: "berlin",
+      schedule: "0 30 2 * * *",
       timezone: "Europe/Berlin",
+      timezone_source: "job",
       from: "2026-03-28T00:00:00.000Z",
       next: ["2026-03-28T01:30:00.000Z", "2026-03-29T01:00:00.000Z", "2026-03-30T00:30:00.000Z"],
     });
@@ -392,7 +424,7 @@ for (const backend of BACKENDS) {
   Deno.test(`cli[${backend}]: job update changes only the options given; --cron replaces all six`, async () => {
     await using db = await databaseWith(backend, ADD_BERLIN, ADD_TICK_ENABLED);
     let w = await write(db, "tick", ["job", "update", "tick", "--hour", "3"]);
-    assertEquals(w.stdout, `updated job 'tick' (reload marker ${w.markerId})\n`);
+    assertEquals(w.stdout, `updated job 'tick' (reload marker ${w.markerId})\n${noService(db)}`);
     assertEquals(w.after, { ...w.before!, hour: "3", updated_at: w.after!.updated_at });
 
     w = await write(db, "tick", ["job", "update", "tick", "--cron", "15 4 1 * *"]);
@@ -431,7 +463,11 @@ for (const backend of BACKENDS) {
       misfire_grace_time: 30,
       updated_at: w.after!.updated_at,
     });
-    assertEquals(JSON.parse(w.stdout), { job: w.after, marker_id: w.markerId });
+    assertEquals(JSON.parse(w.stdout), {
+      job: asJson(w.after!),
+      marker_id: w.markerId,
+      live_services: [],
+    });
 
     assertEquals(
       await noWrite(db, ["job", "update", "tick", "--timeout", "120", "--hour", "4"]),
@@ -442,14 +478,14 @@ for (const backend of BACKENDS) {
   Deno.test(`cli[${backend}]: job disable and enable; a second disable adds no marker`, async () => {
     await using db = await databaseWith(backend, ADD_BERLIN, ADD_TICK_ENABLED);
     let w = await write(db, "berlin", ["job", "disable", "berlin"]);
-    assertEquals(w.stdout, `disabled job 'berlin' (reload marker ${w.markerId})\n`);
+    assertEquals(w.stdout, `disabled job 'berlin' (reload marker ${w.markerId})\n${noService(db)}`);
     assertEquals(w.after, { ...w.before!, enabled: false, updated_at: w.after!.updated_at });
     assertEquals(
       await noWrite(db, ["job", "disable", "berlin"]),
       "job 'berlin' is already disabled\n",
     );
     w = await write(db, "berlin", ["job", "enable", "berlin"]);
-    assertEquals(w.stdout, `enabled job 'berlin' (reload marker ${w.markerId})\n`);
+    assertEquals(w.stdout, `enabled job 'berlin' (reload marker ${w.markerId})\n${noService(db)}`);
     assertEquals(w.after, { ...w.before!, enabled: true, updated_at: w.after!.updated_at });
     assertEquals(
       await noWrite(db, ["job", "enable", "berlin"]),
@@ -465,13 +501,8 @@ for (const backend of BACKENDS) {
     const json = JSON.parse(await ok(db, ["--json", "reload"]));
     const added = (await markers(db)).slice(before.length);
     assertEquals(added.length, 2);
-    assertEquals(
-      human,
-      `reload requested (marker ${
-        added[0].id
-      }); a running service applies it within jobsmanager.reload_interval\n`,
-    );
-    assertEquals(json, { marker_id: Number(added[1].id) });
+    assertEquals(human, `reload requested (marker ${added[0].id})\n${noService(db)}`);
+    assertEquals(json, { marker_id: Number(added[1].id), live_services: [] });
     for (const m of added) {
       assertEquals(
         [Number(m.updated), m.jobs_before_update, m.jobs_after_update],
@@ -484,10 +515,14 @@ for (const backend of BACKENDS) {
   Deno.test(`cli[${backend}]: job remove deletes the row with one marker`, async () => {
     await using db = await databaseWith(backend, ADD_BERLIN, ADD_TICK_ENABLED);
     let w = await write(db, "tick", ["job", "remove", "tick"]);
-    assertEquals(w.stdout, `removed job 'tick' (reload marker ${w.markerId})\n`);
+    assertEquals(w.stdout, `removed job 'tick' (reload marker ${w.markerId})\n${noService(db)}`);
     assertEquals(w.after, null);
     w = await write(db, "berlin", ["--json", "job", "rm", "berlin"]);
-    assertEquals(JSON.parse(w.stdout), { job: w.before, marker_id: w.markerId });
+    assertEquals(JSON.parse(w.stdout), {
+      job: asJson(w.before!),
+      marker_id: w.markerId,
+      live_services: [],
+    });
     assertEquals(
       await noWrite(db, ["job", "list"]),
       "no jobs (add one with `jobsmanager job add ID --command CMD --cron '…'`)\n",
@@ -706,7 +741,7 @@ mysqlTest(
     assertEquals([list.code, list.stderr], [0, ""]);
     assertMatch(
       list.stdout.split("\n")[1],
-      /^hk +0 0 9 \* \* \* +\(Asia\/Hong_Kong\) +yes +60s +.* echo hk$/,
+      /^hk +0 0 9 \* \* \* +\(configured zone, Asia\/Hong_Kong\) +yes +60s +.* echo hk$/,
     );
 
     const next = await cli(
@@ -715,7 +750,9 @@ mysqlTest(
     );
     assertEquals(JSON.parse(next.stdout), {
       id: "hk",
+      schedule: "0 0 9 * * *",
       timezone: "Asia/Hong_Kong",
+      timezone_source: "configured",
       from: "2026-01-01T00:00:00.000Z",
       next: ["2026-01-01T01:00:00.000Z"],
     });

@@ -278,7 +278,7 @@ for (const backend of BACKENDS) {
     assertEquals(afterJson.code, 1);
     const stoppedNode = JSON.parse(afterJson.stdout).services[0];
     assertEquals(stoppedNode.state, "stopped");
-    assert(typeof stoppedNode.stopped_at === "number", afterJson.stdout);
+    assertMatch(stoppedNode.stopped_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   });
 
   Deno.test(`observe[${backend}]: retention prunes old log rows and ended runs, in batches`, async () => {

@@ -100,6 +100,8 @@ const EMPTY_RUN: Omit<Run, "id" | "job_id" | "scheduled_at" | "status" | "trigge
   node_id: null,
   note: null,
   forced: false,
+  cancel_requested_at: null,
+  cancel_requested_by: null,
 };
 
 function definedOnly(update: RunUpdate): RunUpdate {

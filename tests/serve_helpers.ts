@@ -234,10 +234,12 @@ export async function ready(db: TestDatabase, serve: Serve, timeoutMs = 10_000):
   await waitFor(async () => {
     if (!serve.running) throw new Error(`serve exited early:\n${serve.stderr}`);
     const all = await markers(db);
-    return all.length > 0 && all.every((m) => m.updated === 1);
+    // Its heartbeat too: `job run` refuses while no live service is in jm_nodes.
+    const beating = await sql(db, "SELECT id FROM jm_nodes WHERE stopped_at IS NULL");
+    return all.length > 0 && all.every((m) => m.updated === 1) && beating.length > 0;
   }, {
     timeoutMs,
-    what: "serve to start and apply the pending markers",
+    what: "serve to start, apply the pending markers and beat in jm_nodes",
     detail: () => serve.stderr,
   });
 }

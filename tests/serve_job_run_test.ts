@@ -1,7 +1,7 @@
 /**
  * `jobsmanager job run` against a running (or absent) `serve`, on every
- * backend: a request without a service stays queued until one starts;
- * `--wait` returns the job's exit code and prints its output; the
+ * backend: a request queued (`--queue`) without a service waits until one
+ * starts; `--wait` returns the job's exit code and prints its output; the
  * max_instances gate applies unless `--force`.
  */
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
@@ -10,6 +10,7 @@ import {
   jm,
   killLeftovers,
   pgrep,
+  ready,
   type RunRow,
   runs,
   runsDetail,
@@ -55,12 +56,13 @@ for (const backend of BACKENDS) {
     await jm(db, "job", "add", "fine", "--cron", YEARLY, "--command", "echo fine");
     await jm(db, "job", "add", "long", "--cron", YEARLY, "--command", `sleep ${secs}`);
     try {
-      // No service: the request waits as a queued manual row.
-      const queued = await requestRun(db, "three");
+      // No service: a request given --queue waits as a queued manual row.
+      const queued = await requestRun(db, "three", "--queue");
       assertEquals([queued.status, queued.trigger, queued.node_id], ["queued", "manual", null]);
       assertEquals((await runs(db)).map((r) => [r.id, r.status]), [[queued.id, "queued"]]);
 
       await using serve = await startServe(db);
+      await ready(db, serve);
       // The service takes the waiting request.
       const taken = await runBecomes(db, queued.id, (r) => r.status === "failed", "to be run");
       assertEquals([taken.exit_code, taken.stdout], [3, "out three\n"]);

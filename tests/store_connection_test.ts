@@ -1,6 +1,6 @@
 /**
  * The store contract of the connection's life (store.ts, Store): kind,
- * description, ping and close.
+ * description, created, ping and close.
  */
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { DatabaseError } from "../src/errors.ts";
@@ -23,6 +23,14 @@ onEveryBackend("description", "names the database, never the password", async (d
   const store = openStore({ ...db.target, password: "s3cret/@pass" });
   await store.close();
   assertEquals(store.description, `mysql://${user}:***@${host}:${port}/${database}`);
+});
+
+onEveryBackend("created", "true only for the open that made a new SQLite file", async (db) => {
+  const first = db.open();
+  await first.close();
+  const again = db.open();
+  await again.close();
+  assertEquals([first.created, again.created], [db.backend === "sqlite", false]);
 });
 
 contract("ping", "resolves while the database answers", async ({ store }) => {

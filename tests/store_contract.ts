@@ -94,6 +94,7 @@ export function node(id: string, extra: Partial<Node> = {}): Node {
     last_reload_at: null,
     last_reload_ms: null,
     stopped_at: null,
+    timezone: null,
     ...extra,
   };
 }

@@ -14,6 +14,7 @@ contract("saveNode", "a new node reads back every field as written", async ({ st
     last_reload_at: 1_700_000_004_000,
     last_reload_ms: 35,
     stopped_at: 1_700_000_006_000,
+    timezone: "America/New_York",
   });
   await store.saveNode(full);
   assertEquals(await store.listNodes(), [full]);
@@ -27,11 +28,21 @@ contract("saveNode", "saving the same id again replaces every column", async ({ 
     last_reload_at: 4000,
     last_reload_ms: 12,
     stopped_at: 6000,
+    timezone: "UTC",
   }));
   const restarted = node("a", { pid: 11, started_at: 7000, heartbeat_at: 7000 });
   await store.saveNode(restarted);
   assertEquals(await store.listNodes(), [restarted]);
 });
+
+contract(
+  "saveNode",
+  "a node that reports no zone reads back with timezone null",
+  async ({ store }) => {
+    await store.saveNode(node("a", { timezone: null }));
+    assertEquals((await store.listNodes()).map((n) => n.timezone), [null]);
+  },
+);
 
 contract("listNodes", "nothing when no service ever ran", async ({ store }) => {
   assertEquals(await store.listNodes(), []);

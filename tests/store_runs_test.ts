@@ -26,6 +26,8 @@ contract("getRun", "every column reads back as written", async ({ store }) => {
     trigger: "manual",
     note: "killed after 60 s",
     forced: true,
+    cancel_requested_at: 1_700_000_030_000,
+    cancel_requested_by: "root@host-b",
   } as const;
   const [id] = await store.claimRuns([written]);
   assertEquals(await store.getRun(id!), { id: id!, ...written });

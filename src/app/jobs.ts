@@ -148,20 +148,44 @@ export interface UpcomingFires {
   next: Date[];
 }
 
-/**
- * The next `count` fires of a job after `from` (ISO 8601; without an offset
- * it is read in the job's zone), else after `now`.
- */
+/** What `upcomingFires` and `previewFires` are asked. */
+export interface FiresQuery {
+  count: number;
+  /** ISO 8601; without an offset it is read in the job's zone. Absent: `now`. */
+  from?: string;
+  defaultZone: string;
+  now: number;
+}
+
+function firesOf(job: Job, query: FiresQuery): UpcomingFires {
+  const zone = zoneOf(job, query.defaultZone);
+  const from = query.from === undefined ? new Date(query.now) : parseInstant(query.from, zone);
+  return { job, zone, from, next: nextFires(job, query.defaultZone, from, query.count) };
+}
+
+/** The next `count` fires of a stored job after `from`, else after `now`. */
 export async function upcomingFires(
   jobs: JobStore,
   id: string,
-  options: { count: number; from?: string; defaultZone: string; now: number },
+  query: FiresQuery,
 ): Promise<UpcomingFires> {
   const job = await jobs.getJob(id);
   if (!job) throw jobNotFound(id);
-  const zone = zoneOf(job, options.defaultZone);
-  const from = options.from === undefined
-    ? new Date(options.now)
-    : parseInstant(options.from, zone);
-  return { job, zone, from, next: nextFires(job, options.defaultZone, from, options.count) };
+  return firesOf(job, query);
+}
+
+/** The id of a previewed schedule's job, which is never stored. */
+const PREVIEW_ID = "preview";
+
+/**
+ * The next fires of a schedule no job has yet (`job next --cron …`): it is
+ * built into a job that is never stored, so it is checked exactly as
+ * `job add` would check it.
+ */
+export function previewFires(
+  schedule: Pick<JobOptions, "cron" | "schedule" | "timezone">,
+  query: FiresQuery,
+): UpcomingFires {
+  const job = buildJob(PREVIEW_ID, { ...schedule, command: "true" }, null, query.now);
+  return firesOf(job, query);
 }

@@ -1,13 +1,15 @@
 /**
- * Runs asked for by hand (`job run`) and the questions asked of runs.
- * A request is a `queued` manual row the service takes on its next poll;
- * a run in the asking process (`--here`) is recorded `running` at once.
+ * Runs asked for by hand (`job run`), cancelled by hand (`runs cancel`),
+ * and the questions asked of runs. A request is a `queued` manual row the
+ * service takes on its next poll; a run in the asking process (`--here`)
+ * is recorded `running` at once.
  */
 import { NotFoundError, RuntimeError } from "../errors.ts";
 import type { Job } from "../domain/job.ts";
 import type { Run } from "../domain/run.ts";
-import type { JobStore, RunStore } from "../store/store.ts";
+import type { JobStore, NodeStore, RunStore } from "../store/store.ts";
 import { jobNotFound } from "./jobs.ts";
+import { liveServices } from "./status.ts";
 
 /** What `runs show` says of a forced run; the service reads `forced`, not this. */
 const FORCED_NOTE = "forced: max_instances not checked";
@@ -15,14 +17,21 @@ const HERE_NOTE = "run in the CLI with --here";
 
 /**
  * Queue a manual run of job `id` for a running service; with `force` it
- * starts even when max_instances runs are running. Returns the queued row.
+ * starts even when max_instances runs are running. Without a live service
+ * on this database the request would wait, unseen, until one starts: it is
+ * refused unless `queue` says that is meant. Returns the queued row.
  */
 export async function requestRun(
-  stores: JobStore & RunStore,
+  stores: JobStore & RunStore & NodeStore,
   id: string,
-  options: { force: boolean; now: number },
+  options: { force: boolean; queue: boolean; now: number; heartbeatMs: number },
 ): Promise<Run> {
   if (!await stores.getJob(id)) throw jobNotFound(id);
+  if (!options.queue && (await liveServices(stores, options)).length === 0) {
+    throw new RuntimeError(
+      `no live service uses this database, so nothing would run job '${id}': run it in this process with \`jobsmanager job run ${id} --here\`, or pass --queue to leave it for the next service that starts`,
+    );
+  }
   const [runId] = await stores.claimRuns([{
     job_id: id,
     scheduled_at: options.now,
@@ -68,4 +77,47 @@ export async function showRun(runs: RunStore, id: number): Promise<Run> {
   const run = await runs.getRun(id);
   if (!run) throw new NotFoundError(`run ${id} does not exist (see \`jobsmanager runs\`)`);
   return run;
+}
+
+/** What `cancelRun` did: dropped a request no service had taken, or asked the service to end the run. */
+export type CancelOutcome = "dropped" | "requested";
+
+/** A status write can lose a race with the service at most this often before giving up. */
+const CANCEL_ATTEMPTS = 3;
+
+/**
+ * Cancel run `id` on behalf of `by` (`user@host`). A `job run` request no
+ * service has taken is `cancelled` at once, with a note naming who asked
+ * and when; a run a service holds (running, or queued for a worker) gets
+ * the request recorded (`cancel_requested_at`, `cancel_requested_by`) for
+ * that service to end it. A run that has ended is an error naming its status.
+ */
+export async function cancelRun(
+  runs: RunStore,
+  id: number,
+  options: { by: string; now: number },
+): Promise<{ outcome: CancelOutcome; run: Run }> {
+  const request = { cancel_requested_at: options.now, cancel_requested_by: options.by };
+  for (let attempt = 0; attempt < CANCEL_ATTEMPTS; attempt++) {
+    const run = await showRun(runs, id);
+    if (run.status === "queued" && run.node_id === null) {
+      const dropped = await runs.updateRun(id, {
+        ...request,
+        status: "cancelled",
+        finished_at: options.now,
+        note: `cancelled by ${options.by} at ${new Date(options.now).toISOString()}`,
+      }, "queued");
+      if (dropped) return { outcome: "dropped", run: await showRun(runs, id) };
+    } else if (run.status === "queued" || run.status === "running") {
+      if (await runs.updateRun(id, request, run.status)) {
+        return { outcome: "requested", run: await showRun(runs, id) };
+      }
+    } else {
+      throw new RuntimeError(
+        `run ${id} has already ended (${run.status}); there is nothing to cancel`,
+      );
+    }
+    // A service took or ended the run meanwhile: look again.
+  }
+  throw new RuntimeError(`run ${id} kept changing while it was being cancelled; try again`);
 }

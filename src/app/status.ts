@@ -23,6 +23,15 @@ export interface Status {
   nextFires: { job: Job; at: Date }[];
 }
 
+/** The services whose heartbeat is fresh: they apply reloads and take `job run` requests. */
+export async function liveServices(
+  nodes: NodeStore,
+  options: { now: number; heartbeatMs: number },
+): Promise<Node[]> {
+  return (await nodes.listNodes())
+    .filter((n) => nodeState(n, options.now, options.heartbeatMs) === "live");
+}
+
 export async function status(
   stores: NodeStore & MarkerStore & RunStore & JobStore,
   options: { now: number; heartbeatMs: number; defaultZone: string },

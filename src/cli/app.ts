@@ -4,7 +4,7 @@
  * on stderr, scrubbed of secrets.
  */
 import { Command, CommanderError } from "commander";
-import { exitCodeOf } from "../errors.ts";
+import { exitCodeOf, UsageError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { CommandContext, type GlobalOptions, writeErr, writeOut } from "./context.ts";
 import { dbCommand, reloadCommand } from "./db.ts";
@@ -15,6 +15,8 @@ import { logsCommand } from "./logs.ts";
 import { runsCommand } from "./runs.ts";
 import { statusCommand } from "./status.ts";
 import { serveCommand } from "./serve.ts";
+import { completionsCommand } from "./completions.ts";
+import { EXAMPLES } from "./examples.ts";
 
 function contextOf(cmd: Command): CommandContext {
   return new CommandContext(cmd.optsWithGlobals<GlobalOptions>());
@@ -23,6 +25,34 @@ function contextOf(cmd: Command): CommandContext {
 /** `jobsmanager job add`, for messages. */
 function commandPath(cmd: Command): string {
   return cmd.parent ? `${commandPath(cmd.parent)} ${cmd.name()}` : cmd.name();
+}
+
+/**
+ * `jobsmanager help job add`: commander's own help command reads one word
+ * only, and would print the help of `job`.
+ */
+function helpCommand(): Command {
+  return new Command("help").description("show the help of a command")
+    .argument("[command...]", "the command, as typed after jobsmanager")
+    .action((words: string[], _opts, cmd: Command) => {
+      let target = cmd.parent!;
+      for (const word of words) {
+        const next = target.commands.find((c) => c.name() === word || c.aliases().includes(word));
+        if (!next) {
+          throw new UsageError(
+            `help: '${words.join(" ")}' is not a command (see \`jobsmanager --help\`)`,
+          );
+        }
+        target = next;
+      }
+      target.help();
+    });
+}
+
+function examplesText(cmd: Command): string {
+  const path = commandPath(cmd).split(" ").slice(1).join(" ");
+  const examples = EXAMPLES[path] ?? [];
+  return `\nExamples:\n${examples.map((e) => `  $ ${e}`).join("\n")}`;
 }
 
 export function buildProgram(): Command {
@@ -48,10 +78,15 @@ export function buildProgram(): Command {
   program.addCommand(importCommand(contextOf));
   program.addCommand(exportCommand(contextOf));
   program.addCommand(applyCommand(contextOf));
+  program.addCommand(completionsCommand());
+  program.addCommand(helpCommand());
   // Every command reports through exitOverride instead of exiting itself,
-  // and writes its errors the way the rest of the program does.
+  // and writes its errors the way the rest of the program does; its help
+  // shows the global options too, and ends with examples.
   const configure = (cmd: Command) => {
-    cmd.exitOverride()
+    cmd.configureHelp({ showGlobalOptions: true })
+      .addHelpText("after", examplesText(cmd))
+      .exitOverride()
       .configureOutput({
         writeOut: (text) => writeOut(text.trimEnd()),
         writeErr: (text) => writeErr(text.trimEnd()),

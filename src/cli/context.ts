@@ -3,13 +3,18 @@
  * store (opened and migrated on first use), and the one place output is
  * written, so `--json` and secret redaction cannot be forgotten.
  */
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import { loadConfig, type LoadedConfig } from "../config/config.ts";
 import { openStore } from "../store/open.ts";
-import type { Store } from "../store/store.ts";
+import type { NodeStore, Store } from "../store/store.ts";
 import { resolveTarget } from "../config/database.ts";
-import { type DatabaseTarget, secretsOf } from "../store/target.ts";
+import { type DatabaseTarget, describeTarget, secretsOf } from "../store/target.ts";
 import { systemTimezone } from "../domain/time.ts";
+import type { Node } from "../domain/node.ts";
+import { liveServices } from "../app/status.ts";
+import { type DefaultZone, defaultZone } from "../app/zone.ts";
+import { toJson } from "./json.ts";
 
 export interface GlobalOptions {
   config?: string;
@@ -69,9 +74,35 @@ export class CommandContext {
     return this.#target;
   }
 
-  /** The zone of jobs that name none: `jobsmanager.timezone`, else this machine's. */
-  get defaultZone(): string {
-    return this.config.settings["jobsmanager.timezone"] || systemTimezone();
+  /**
+   * The zone of jobs that name none: `jobsmanager.timezone`, else the one a
+   * live service reports, else this machine's.
+   */
+  async defaultZone(nodes: NodeStore | null): Promise<DefaultZone> {
+    return await defaultZone(nodes, {
+      configured: this.config.settings["jobsmanager.timezone"],
+      local: systemTimezone(),
+      now: Date.now(),
+      heartbeatMs: this.config.settings["jobsmanager.heartbeat_interval"] * 1000,
+    });
+  }
+
+  /** The database as people should read it: a SQLite path made absolute. */
+  get databaseName(): string {
+    const target = this.target;
+    return target.kind === "sqlite" ? `sqlite:${resolve(target.path)}` : describeTarget(target);
+  }
+
+  /** Whether the database exists: false only for a SQLite file not made yet. */
+  databaseExists(): boolean {
+    const target = this.target;
+    if (target.kind !== "sqlite") return true;
+    try {
+      Deno.statSync(target.path);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Open the store as it is; the caller migrates and closes it. */
@@ -79,10 +110,37 @@ export class CommandContext {
     return openStore(this.target);
   }
 
+  /**
+   * Say so when opening `store` made a new database: run from the wrong
+   * directory, or with a mistyped path, a command would otherwise write
+   * jobs no service ever reads.
+   */
+  noteCreated(store: Store): void {
+    if (!store.created) return;
+    const s = this.config.settings;
+    const byDefault = s["db.url"] === "" && s["db.host"] === ""
+      ? " (the default: no --database, $JM_DATABASE_URL or config file names one)"
+      : "";
+    writeErr(
+      `jobsmanager: created a new, empty database ${
+        this.databaseName.slice("sqlite:".length)
+      }${byDefault}; if the service uses another, point this command at it with --database or --config`,
+    );
+  }
+
+  /** The services live on this database now, by the heartbeat interval configured here. */
+  async liveServices(nodes: NodeStore): Promise<Node[]> {
+    return await liveServices(nodes, {
+      now: Date.now(),
+      heartbeatMs: this.config.settings["jobsmanager.heartbeat_interval"] * 1000,
+    });
+  }
+
   /** Open the store, bring its schema up to date, run `fn`, close it. */
   async withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
     const store = this.openStore();
     try {
+      this.noteCreated(store);
       await store.migrate();
       return await fn(store);
     } finally {
@@ -90,8 +148,18 @@ export class CommandContext {
     }
   }
 
-  /** Print `data` as JSON with --json, else the human text. */
+  /** Print `data` as JSON with --json (times in ISO 8601), else the human text. */
   print(human: () => string, data: unknown): void {
-    writeOut(this.json ? JSON.stringify(data, null, 2) : human());
+    writeOut(this.json ? toJson(data, 2) : human());
   }
+}
+
+/**
+ * How wide a table may be: the terminal's width when stdout is one, else
+ * $COLUMNS when set, else null: piped output is never cut.
+ */
+export function outputWidth(): number | null {
+  if (Deno.stdout.isTerminal()) return Deno.consoleSize().columns;
+  const columns = Number(Deno.env.get("COLUMNS"));
+  return Number.isInteger(columns) && columns > 0 ? columns : null;
 }

@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { reload } from "../app/jobs.ts";
 import { migrateSchema } from "../app/schema.ts";
 import type { ContextOf } from "./context.ts";
+import { serviceLine } from "./output.ts";
 
 export function dbCommand(contextOf: ContextOf): Command {
   const db = new Command("db").description("database maintenance");
@@ -12,6 +13,7 @@ export function dbCommand(contextOf: ContextOf): Command {
       // Not withStore: that migrates silently; this reports what it did.
       const store = ctx.openStore();
       try {
+        ctx.noteCreated(store);
         const report = await migrateSchema(store);
         ctx.print(
           () =>
@@ -31,14 +33,16 @@ export function dbCommand(contextOf: ContextOf): Command {
 
 export function reloadCommand(contextOf: ContextOf): Command {
   return new Command("reload")
-    .description("ask the running service to reload all jobs (inserts a reload marker)")
+    .description("ask the live services to reload all jobs (inserts a reload marker)")
     .action(async (_opts, cmd: Command) => {
       const ctx = contextOf(cmd);
-      const id = await ctx.withStore((store) => reload(store));
+      const { id, live } = await ctx.withStore(async (store) => ({
+        id: await reload(store),
+        live: await ctx.liveServices(store),
+      }));
       ctx.print(
-        () =>
-          `reload requested (marker ${id}); a running service applies it within jobsmanager.reload_interval`,
-        { marker_id: id },
+        () => `reload requested (marker ${id})\n${serviceLine(live, ctx.databaseName)}`,
+        { marker_id: id, live_services: live.map((n) => n.id) },
       );
     });
 }

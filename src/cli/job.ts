@@ -6,19 +6,31 @@ import { Command } from "commander";
 import { UsageError } from "../errors.ts";
 import { buildJob, type JobOptions, nextFires, validateId, zoneOf } from "../domain/job.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
-import type { JobChange } from "../store/store.ts";
+import type { JobChange, Store } from "../store/store.ts";
+import type { Node } from "../domain/node.ts";
 import {
   addJob,
   listJobs,
+  previewFires,
   removeJob,
   setEnabled,
   showJob,
+  type UpcomingFires,
   upcomingFires,
   updateJob,
 } from "../app/jobs.ts";
-import type { ContextOf } from "./context.ts";
+import { readableSchedule } from "../cron/fields.ts";
+import { type CommandContext, type ContextOf, outputWidth } from "./context.ts";
 import { jobRunCommand } from "./job_run.ts";
-import { fireLines, jobDetails, jobsTable } from "./output.ts";
+import {
+  defaultZoneText,
+  fireLines,
+  jobDetails,
+  jobsTable,
+  serviceLine,
+  zoneNote,
+} from "./output.ts";
+import type { DefaultZone } from "../app/zone.ts";
 import { parseCount } from "./parse.ts";
 
 /** The most fires `job show -n` and `job next -n` print. */
@@ -30,20 +42,26 @@ function flagOf(field: FieldName): string {
   return field.replaceAll("_", "-");
 }
 
-/** The options `job add` and `job update` share. */
-function addJobOptions(cmd: Command, forUpdate: boolean): Command {
-  cmd
-    .option("--command <cmd>", "shell command, run with /bin/sh -c")
-    .option(
-      "--cron <expr>",
-      "crontab schedule: 'm h dom mon dow' or with seconds first, or @daily …",
-    );
+/** The schedule options: `--cron`, or the six fields. */
+function addScheduleOptions(cmd: Command): Command {
+  cmd.option(
+    "--cron <expr>",
+    "crontab schedule: 'm h dom mon dow' or with seconds first, or @daily …",
+  );
   for (const field of FIELD_NAMES) {
     cmd.option(`--${flagOf(field)} <expr>`, `schedule field ${field} (APScheduler cron syntax)`);
   }
-  cmd
+  return cmd;
+}
+
+const TIMEZONE_HELP = "IANA time zone of the schedule (default: the service's)";
+
+/** The options `job add` and `job update` share. */
+function addJobOptions(cmd: Command, forUpdate: boolean): Command {
+  cmd.option("--command <cmd>", "shell command, run with /bin/sh -c");
+  addScheduleOptions(cmd)
     .option("--timeout <seconds>", "kill the run after this many seconds; 0 = never (default 60)")
-    .option("--timezone <tz>", "IANA time zone of the schedule (default: the service's)")
+    .option("--timezone <tz>", TIMEZONE_HELP)
     .option("--max-instances <n>", "concurrent runs of this job (default: the service's)")
     .option("--misfire-grace-time <seconds>", "how late a fire may start (default: the service's)")
     .option("--coalesce", "run several late fires once")
@@ -60,13 +78,19 @@ function addJobOptions(cmd: Command, forUpdate: boolean): Command {
   return cmd;
 }
 
-// deno-lint-ignore no-explicit-any
-function toJobOptions(opts: Record<string, any>): JobOptions {
+/** The schedule fields given as options (`--day-of-week` → day_of_week). */
+function scheduleOf(opts: Record<string, string | undefined>): Partial<Record<FieldName, string>> {
   const schedule: Partial<Record<FieldName, string>> = {};
   for (const field of FIELD_NAMES) {
     const key = field.replace(/_(\w)/g, (_, c: string) => c.toUpperCase());
     if (opts[key] !== undefined) schedule[field] = opts[key];
   }
+  return schedule;
+}
+
+// deno-lint-ignore no-explicit-any
+function toJobOptions(opts: Record<string, any>): JobOptions {
+  const schedule = scheduleOf(opts);
   if (opts.enabled && opts.disabled) {
     throw new UsageError("enabled: give --enabled or --disabled, not both");
   }
@@ -87,8 +111,38 @@ function toJobOptions(opts: Record<string, any>): JobOptions {
   };
 }
 
-function changeSummary(change: JobChange): Record<string, unknown> {
-  return { job: change.after ?? change.before, marker_id: change.markerId };
+/** A job write and the services live after it, which apply it. */
+interface Written {
+  change: JobChange;
+  live: Node[];
+}
+
+async function writeJob(
+  ctx: CommandContext,
+  write: (store: Store) => Promise<JobChange>,
+): Promise<Written> {
+  return await ctx.withStore(async (store) => ({
+    change: await write(store),
+    live: await ctx.liveServices(store),
+  }));
+}
+
+/** Print what a write did: `text`, then who applies it; --json: the same as fields. */
+function printWrite(
+  ctx: CommandContext,
+  { change, live }: Written,
+  text: string,
+  extra: Record<string, unknown> = {},
+): void {
+  ctx.print(
+    () => change.markerId === null ? text : `${text}\n${serviceLine(live, ctx.databaseName)}`,
+    {
+      job: change.after ?? change.before,
+      marker_id: change.markerId,
+      ...extra,
+      live_services: live.map((n) => n.id),
+    },
+  );
 }
 
 export function jobCommand(contextOf: ContextOf): Command {
@@ -103,20 +157,24 @@ export function jobCommand(contextOf: ContextOf): Command {
     const ctx = contextOf(cmd);
     // Built, and so validated, before the database is touched.
     const built = buildJob(id, toJobOptions(opts), null, Date.now());
-    const change = await ctx.withStore((store) =>
-      addJob(store, built, { replace: opts.replace === true })
-    );
+    let zone: DefaultZone | undefined;
+    const written = await writeJob(ctx, async (store) => {
+      zone = await ctx.defaultZone(store);
+      return await addJob(store, built, { replace: opts.replace === true });
+    });
+    const { change } = written;
     const after = change.after!;
-    const next = nextFires(after, ctx.defaultZone, new Date(), 1);
-    ctx.print(
-      () =>
-        `${change.before ? "replaced" : "added"} job '${id}' (reload marker ${
-          change.markerId ?? "-"
-        })\n` +
-        `next fire${after.enabled ? "" : " (once enabled)"}:\n${
-          fireLines(next, zoneOf(after, ctx.defaultZone))
+    const next = nextFires(after, zone!.name, new Date(), 1);
+    printWrite(
+      ctx,
+      written,
+      `${change.before ? "replaced" : "added"} job '${id}' (reload marker ${
+        change.markerId ?? "-"
+      })\n` +
+        `next fire${zoneNote(after, zone!)}${after.enabled ? "" : " (once enabled)"}:\n${
+          fireLines(next, zoneOf(after, zone!.name))
         }`,
-      { ...changeSummary(change), next: next.map((d) => d.toISOString()) },
+      { next: next.map((d) => d.toISOString()) },
     );
   });
 
@@ -127,13 +185,13 @@ export function jobCommand(contextOf: ContextOf): Command {
     const ctx = contextOf(cmd);
     validateId(id);
     const options = toJobOptions(opts);
-    const change = await ctx.withStore((store) => updateJob(store, id, options, Date.now()));
-    ctx.print(
-      () =>
-        change.markerId === null
-          ? `job '${id}' unchanged (the options given match it)`
-          : `updated job '${id}' (reload marker ${change.markerId})`,
-      changeSummary(change),
+    const written = await writeJob(ctx, (store) => updateJob(store, id, options, Date.now()));
+    printWrite(
+      ctx,
+      written,
+      written.change.markerId === null
+        ? `job '${id}' unchanged (the options given match it)`
+        : `updated job '${id}' (reload marker ${written.change.markerId})`,
     );
   });
 
@@ -141,11 +199,8 @@ export function jobCommand(contextOf: ContextOf): Command {
     .action(async (id: string, _opts, cmd: Command) => {
       const ctx = contextOf(cmd);
       validateId(id);
-      const change = await ctx.withStore((store) => removeJob(store, id));
-      ctx.print(
-        () => `removed job '${id}' (reload marker ${change.markerId})`,
-        changeSummary(change),
-      );
+      const written = await writeJob(ctx, (store) => removeJob(store, id));
+      printWrite(ctx, written, `removed job '${id}' (reload marker ${written.change.markerId})`);
     });
 
   for (const [name, enabled] of [["enable", true], ["disable", false]] as const) {
@@ -153,13 +208,16 @@ export function jobCommand(contextOf: ContextOf): Command {
       .action(async (id: string, _opts, cmd: Command) => {
         const ctx = contextOf(cmd);
         validateId(id);
-        const change = await ctx.withStore((store) => setEnabled(store, id, enabled, Date.now()));
-        ctx.print(
-          () =>
-            change.markerId === null
-              ? `job '${id}' is already ${name}d`
-              : `${name}d job '${id}' (reload marker ${change.markerId})`,
-          changeSummary(change),
+        const written = await writeJob(
+          ctx,
+          (store) => setEnabled(store, id, enabled, Date.now()),
+        );
+        printWrite(
+          ctx,
+          written,
+          written.change.markerId === null
+            ? `job '${id}' is already ${name}d`
+            : `${name}d job '${id}' (reload marker ${written.change.markerId})`,
         );
       });
   }
@@ -167,10 +225,17 @@ export function jobCommand(contextOf: ContextOf): Command {
   job.command("list").alias("ls").description("list all jobs with their next fire")
     .action(async (_opts, cmd: Command) => {
       const ctx = contextOf(cmd);
-      const listings = await ctx.withStore((store) =>
-        listJobs(store, { defaultZone: ctx.defaultZone, now: Date.now() })
+      const { zone, listings } = await ctx.withStore(async (store) => {
+        const zone = await ctx.defaultZone(store);
+        return {
+          zone,
+          listings: await listJobs(store, { defaultZone: zone.name, now: Date.now() }),
+        };
+      });
+      ctx.print(
+        () => jobsTable(listings, zone, outputWidth()),
+        listings.map(({ job, next }) => ({ ...job, next })),
       );
-      ctx.print(() => jobsTable(listings), listings.map((l) => l.job));
     });
 
   job.command("show").argument("<id>").description("show a job and its next fires")
@@ -179,39 +244,87 @@ export function jobCommand(contextOf: ContextOf): Command {
       const ctx = contextOf(cmd);
       validateId(id);
       const count = parseCount(opts.count, "count", MAX_FIRES);
-      const details = await ctx.withStore((store) =>
-        showJob(store, id, { count, defaultZone: ctx.defaultZone, now: Date.now() })
-      );
+      const { zone, details } = await ctx.withStore(async (store) => {
+        const zone = await ctx.defaultZone(store);
+        const details = await showJob(store, id, {
+          count,
+          defaultZone: zone.name,
+          now: Date.now(),
+        });
+        return { zone, details };
+      });
       ctx.print(
-        () => jobDetails(details),
+        () => jobDetails(details, zone, outputWidth()),
         { ...details.job, next: details.next.map((d) => d.toISOString()), runs: details.runs },
       );
     });
 
-  job.command("next").argument("<id>").description("print the next fire times of a job")
+  addScheduleOptions(
+    job.command("next").argument("[id]", "a job; or leave it out and give a schedule to preview")
+      .description("print the next fire times of a job, or of a schedule before it is saved"),
+  )
+    .option("--timezone <tz>", `with a schedule: ${TIMEZONE_HELP}`)
     .option("-n, --count <n>", "how many", "10")
     .option(
       "--from <time>",
       "start after this instant (ISO 8601; without offset: in the job's zone)",
     )
-    .action(async (id: string, opts, cmd: Command) => {
+    .action(async (id: string | undefined, opts, cmd: Command) => {
       const ctx = contextOf(cmd);
-      validateId(id);
+      const schedule = scheduleOf(opts);
+      const preview = opts.cron !== undefined || Object.keys(schedule).length > 0 ||
+        opts.timezone !== undefined;
+      if (id !== undefined && preview) {
+        throw new UsageError(
+          "job next: give a job id or a schedule (--cron, --minute, …, --timezone), not both",
+        );
+      }
+      if (id === undefined && !preview) {
+        throw new UsageError(
+          "job next: give a job id, or a schedule to preview (--cron '…' or --minute … --hour …)",
+        );
+      }
+      if (id !== undefined) validateId(id);
       const count = parseCount(opts.count, "count", MAX_FIRES);
-      const { zone, from, next } = await ctx.withStore((store) =>
-        upcomingFires(store, id, {
-          count,
-          from: opts.from,
-          defaultZone: ctx.defaultZone,
-          now: Date.now(),
-        })
-      );
+      const query = (defaultZone: DefaultZone) => ({
+        count,
+        from: opts.from,
+        defaultZone: defaultZone.name,
+        now: Date.now(),
+      });
+      let defaultZone: DefaultZone;
+      let fires: UpcomingFires;
+      if (id === undefined) {
+        // A preview makes no database: without one there is no service to ask.
+        defaultZone = opts.timezone === undefined && ctx.databaseExists()
+          ? await ctx.withStore((store) => ctx.defaultZone(store))
+          : await ctx.defaultZone(null);
+        fires = previewFires(
+          { cron: opts.cron, schedule, timezone: opts.timezone },
+          query(defaultZone),
+        );
+      } else {
+        ({ defaultZone, fires } = await ctx.withStore(async (store) => {
+          const defaultZone = await ctx.defaultZone(store);
+          return { defaultZone, fires: await upcomingFires(store, id, query(defaultZone)) };
+        }));
+      }
+      const { job, zone, from, next } = fires;
+      const what = id === undefined ? `schedule '${readableSchedule(job)}'` : `'${id}'`;
+      const zoneText = job.timezone ?? defaultZoneText(defaultZone);
       ctx.print(
         () =>
-          `next ${count} fires of '${id}' after ${from.toISOString()} (${zone}, then UTC):\n${
+          `next ${count} fires of ${what} after ${from.toISOString()} (${zoneText}, then UTC):\n${
             fireLines(next, zone)
           }`,
-        { id, timezone: zone, from: from.toISOString(), next: next.map((d) => d.toISOString()) },
+        {
+          id: id ?? null,
+          schedule: readableSchedule(job),
+          timezone: zone,
+          timezone_source: job.timezone === null ? defaultZone.source : "job",
+          from,
+          next,
+        },
       );
     });
 

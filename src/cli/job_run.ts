@@ -6,7 +6,7 @@
  * code, 124 for a timeout, 1 for anything else that is not success.
  */
 import { Command } from "commander";
-import { RuntimeError } from "../errors.ts";
+import { RuntimeError, UsageError } from "../errors.ts";
 import { validateId } from "../domain/job.ts";
 import { FINAL_STATUSES, type Run } from "../domain/run.ts";
 import { finishedRecord, inheritedEnv, runEnv, startRun } from "../daemon/runner.ts";
@@ -14,8 +14,11 @@ import { requestRun, startHereRun } from "../app/runs.ts";
 import type { JobStore, RunStore } from "../store/store.ts";
 import { type CommandContext, type ContextOf, writeErr } from "./context.ts";
 import { runDetails } from "./output.ts";
+import { parseCount } from "./parse.ts";
 
 const WAIT_POLL_MS = 200;
+/** The longest `--wait --timeout`: a year, in seconds. */
+const MAX_WAIT_S = 31_536_000;
 
 /** The exit code a shell would give for this outcome. */
 function exitCodeFor(run: Run): number {
@@ -59,13 +62,28 @@ async function runHere(
   return (await store.getRun(run.id))!;
 }
 
-async function waitFor(runs: RunStore, id: number, reloadIntervalMs: number): Promise<Run> {
+/**
+ * Poll run `id` until it ends; after `timeoutS` seconds (null: never) give
+ * up, leaving the run as it is.
+ */
+async function waitFor(
+  runs: RunStore,
+  id: number,
+  reloadIntervalMs: number,
+  timeoutS: number | null,
+): Promise<Run> {
   const hintAt = Date.now() + 2 * reloadIntervalMs + 1000;
+  const deadline = timeoutS === null ? Infinity : Date.now() + timeoutS * 1000;
   let hinted = false;
   for (;;) {
     const run = await runs.getRun(id);
     if (!run) throw new RuntimeError(`run ${id} disappeared while waiting for it`);
     if (FINAL_STATUSES.includes(run.status)) return run;
+    if (Date.now() >= deadline) {
+      throw new RuntimeError(
+        `run ${id} did not end within ${timeoutS} s and is left ${run.status}: see it with \`jobsmanager runs show ${id}\`, or cancel it with \`jobsmanager runs cancel ${id}\``,
+      );
+    }
     if (!hinted && run.status === "queued" && Date.now() > hintAt) {
       hinted = true;
       writeErr(
@@ -81,19 +99,35 @@ export function jobRunCommand(contextOf: ContextOf): Command {
     "run a job now, through the running service",
   )
     .option("--wait", "wait for the run to end and print its outcome and output")
+    .option("--timeout <seconds>", "with --wait: stop waiting after this long (the run goes on)")
     .option("--force", "run even if max_instances runs are running")
+    .option("--queue", "queue it even with no live service on this database (for the next one)")
     .option("--here", "run it in this process instead (to try a command)")
     .action(async (id: string, opts, cmd: Command) => {
       const ctx = contextOf(cmd);
       validateId(id);
-      const reloadIntervalMs = ctx.config.settings["jobsmanager.reload_interval"] * 1000;
+      if (opts.timeout !== undefined && !opts.wait) {
+        throw new UsageError("timeout: --timeout limits --wait; give --wait too");
+      }
+      if (opts.queue && opts.here) {
+        throw new UsageError(
+          "queue: --queue leaves the run for a service, --here runs it now; give one",
+        );
+      }
+      const timeoutS = opts.timeout === undefined
+        ? null
+        : parseCount(opts.timeout, "timeout", MAX_WAIT_S);
+      const s = ctx.config.settings;
+      const reloadIntervalMs = s["jobsmanager.reload_interval"] * 1000;
       const run = await ctx.withStore(async (store) => {
         if (opts.here) return await runHere(ctx, store, id);
         const queued = await requestRun(store, id, {
           force: opts.force === true,
+          queue: opts.queue === true,
           now: Date.now(),
+          heartbeatMs: s["jobsmanager.heartbeat_interval"] * 1000,
         });
-        return opts.wait ? await waitFor(store, queued.id, reloadIntervalMs) : queued;
+        return opts.wait ? await waitFor(store, queued.id, reloadIntervalMs, timeoutS) : queued;
       });
       const finished = FINAL_STATUSES.includes(run.status);
       ctx.print(

@@ -3,7 +3,7 @@ import { Command } from "commander";
 import { validateId } from "../domain/job.ts";
 import { LOG_LEVELS } from "../domain/log_row.ts";
 import { followFrom, type LogQuery, logsAfter, recentLogs } from "../app/logs.ts";
-import { type ContextOf, writeOut } from "./context.ts";
+import { type ContextOf, writeErr, writeOut } from "./context.ts";
 import { logLine } from "./output.ts";
 import { parseCount, parseLevel, parseRunId, parseSince } from "./parse.ts";
 
@@ -32,6 +32,8 @@ export function logsCommand(contextOf: ContextOf): Command {
       await ctx.withStore(async (store) => {
         const rows = await recentLogs(store, query, limit);
         for (const row of rows) writeOut(logLine(row, ctx.json));
+        // Said on stderr, so stdout stays log lines (JSON lines with --json).
+        if (rows.length === 0) writeErr(`jobsmanager: ${nothingToShow(opts)}`);
         if (!opts.follow) return;
         let last = await followFrom(store, rows);
         const stop = new AbortController();
@@ -56,4 +58,14 @@ export function logsCommand(contextOf: ContextOf): Command {
         }
       });
     });
+}
+
+/** Why `logs` printed nothing: no line matches the filters given, named as typed. */
+function nothingToShow(opts: Record<string, string | undefined>): string {
+  const filters = (["level", "job", "run", "since"] as const)
+    .filter((name) => opts[name] !== undefined)
+    .map((name) => `--${name} ${opts[name]}`);
+  return filters.length === 0
+    ? "no log lines in jm_syslog yet"
+    : `no log lines match ${filters.join(" ")}`;
 }

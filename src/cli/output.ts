@@ -3,28 +3,91 @@
  * or run, log lines. `--json` output never comes through here.
  */
 import type { JobDetails, JobListing } from "../app/jobs.ts";
+import type { DefaultZone, ZoneSource } from "../app/zone.ts";
+import type { Job } from "../domain/job.ts";
 import type { LogRow } from "../domain/log_row.ts";
+import type { Node } from "../domain/node.ts";
 import type { Run } from "../domain/run.ts";
 import { readableSchedule } from "../cron/fields.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
+import { toJson } from "./json.ts";
+
+/** The narrowest a cut last column gets, however narrow the terminal. */
+const MIN_LAST_COLUMN = 12;
+
+/** How a table fits a terminal: its width, and the columns it may hide, first to go first. */
+export interface Fit {
+  width: number | null;
+  hide?: string[];
+}
 
 /**
- * A borderless table with a header row, like `ps` or `kubectl get`.
+ * A borderless table with a header row, like `ps` or `kubectl get`. Given
+ * a width, the last column (free text: a command, a note) is cut with `…`
+ * so each line fits; when even the shortest cut leaves too little room, the
+ * columns of `hide` are left out, in that order, and a last line says which.
  * Hand-made: cli-table3 took 10 s for the 10,000 rows of a big `job list`.
  */
-export function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+export function table(head: string[], rows: string[][], fit: Fit = { width: null }): string {
+  const natural = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const last = head.length - 1;
+  const fixed = (shown: number[]) =>
+    shown.filter((i) => i !== last).reduce((sum, i) => sum + natural[i] + 2, 0);
+  let shown = head.map((_, i) => i);
+  const hidden: string[] = [];
+  for (const name of fit.hide ?? []) {
+    if (fit.width === null || fixed(shown) + MIN_LAST_COLUMN <= fit.width) break;
+    shown = shown.filter((i) => head[i] !== name);
+    hidden.push(name);
+  }
+  const room = fit.width === null ? Infinity : Math.max(fit.width - fixed(shown), MIN_LAST_COLUMN);
   const line = (cells: string[]) =>
-    cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i])).join("  ").trimEnd();
-  return [line(head), ...rows.map(line)].join("\n");
+    shown.map((i) => i === last ? shorten(cells[i], room) : cells[i].padEnd(natural[i]))
+      .join("  ").trimEnd();
+  const lines = [line(head), ...rows.map(line)];
+  if (hidden.length > 0) {
+    lines.push(
+      `(${hidden.join(", ")} left out to fit ${fit.width} columns; --json has everything)`,
+    );
+  }
+  return lines.join("\n");
 }
 
 function shorten(text: string, width: number): string {
-  const line = text.replace(/\s+/g, " ");
-  return line.length > width ? `${line.slice(0, width - 1)}…` : line;
+  return text.length > width ? `${text.slice(0, width - 1)}…` : text;
 }
 
-export function jobsTable(listings: JobListing[]): string {
+/** Text on one line, as a table cell must be. */
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, " ");
+}
+
+const ZONE_SOURCES: Record<ZoneSource, string> = {
+  configured: "configured zone",
+  service: "service zone",
+  local: "local zone",
+};
+
+/** The default zone and where it comes from: `service zone, UTC`. */
+export function defaultZoneText(zone: DefaultZone): string {
+  return `${ZONE_SOURCES[zone.source]}, ${zone.name}`;
+}
+
+/** A job's zone as a cell: its own, or `(service zone, UTC)`. */
+export function zoneCell(job: Job, zone: DefaultZone): string {
+  return job.timezone ?? `(${defaultZoneText(zone)})`;
+}
+
+/** ` (service zone, UTC)` after a heading of fires, for a job without a zone of its own. */
+export function zoneNote(job: Job, zone: DefaultZone): string {
+  return job.timezone === null ? ` (${defaultZoneText(zone)})` : "";
+}
+
+export function jobsTable(
+  listings: JobListing[],
+  defaultZone: DefaultZone,
+  width: number | null,
+): string {
   if (listings.length === 0) {
     return "no jobs (add one with `jobsmanager job add ID --command CMD --cron '…'`)";
   }
@@ -33,13 +96,28 @@ export function jobsTable(listings: JobListing[]): string {
     listings.map(({ job, zone, next, invalid }) => [
       job.id,
       readableSchedule(job),
-      job.timezone ?? `(${zone})`,
+      zoneCell(job, defaultZone),
       job.enabled ? "yes" : "no",
       job.timeout === 0 ? "none" : `${job.timeout}s`,
       invalid !== null ? `INVALID: ${invalid}` : next ? formatInZone(next, zone) : "-",
-      shorten(job.command, 50),
+      oneLine(job.command),
     ]),
+    { width, hide: ["TIMEOUT", "ENABLED", "ZONE"] },
   );
+}
+
+/**
+ * What a write or a reload means for the services on `database`: which
+ * live ones apply it, or, with none, that nothing does until one runs.
+ */
+export function serviceLine(live: Node[], database: string): string {
+  if (live.length === 0) {
+    return `no live service uses ${database}, so nothing applies this yet: start one with \`jobsmanager serve\` on this database, or point this command at the service's database with --database or --config`;
+  }
+  const names = live.map((n) => n.id).join(", ");
+  return live.length === 1
+    ? `the live service on this database (${names}) applies it within its reload_interval`
+    : `the ${live.length} live services on this database (${names}) apply it within their reload_interval`;
 }
 
 export function fireLines(fires: Date[], zone: string): string {
@@ -47,14 +125,18 @@ export function fireLines(fires: Date[], zone: string): string {
   return fires.map((f) => `  ${formatInZone(f, zone)}  ${zone}   ${formatUtc(f)}`).join("\n");
 }
 
-export function jobDetails({ job, zone, next, runs }: JobDetails): string {
+export function jobDetails(
+  { job, zone, next, runs }: JobDetails,
+  defaultZone: DefaultZone,
+  width: number | null,
+): string {
   const orDefault = <T>(v: T | null, what: string) =>
     v === null ? `(service default: ${what})` : String(v);
   const rows: [string, string][] = [
     ["id", job.id],
     ["command", job.command],
     ["schedule", `${readableSchedule(job)}   (second minute hour day month day_of_week)`],
-    ["timezone", job.timezone ?? `(service default: ${zone})`],
+    ["timezone", zoneCell(job, defaultZone)],
     ["enabled", job.enabled ? "yes" : "no"],
     ["timeout", job.timeout === 0 ? "none" : `${job.timeout} s`],
     ["max_instances", orDefault(job.max_instances, "jobsmanager.max_instances")],
@@ -71,13 +153,13 @@ export function jobDetails({ job, zone, next, runs }: JobDetails): string {
     ["created", formatUtc(new Date(job.created_at))],
     ["updated", formatUtc(new Date(job.updated_at))],
   ];
-  const width = Math.max(...rows.map(([k]) => k.length));
-  const lines = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`);
+  const keyWidth = Math.max(...rows.map(([k]) => k.length));
+  const lines = rows.map(([k, v]) => `${k.padEnd(keyWidth)}  ${v}`);
   lines.push(
-    `next fires${job.enabled ? "" : " (if enabled)"}:`,
+    `next fires${zoneNote(job, defaultZone)}${job.enabled ? "" : " (if enabled)"}:`,
     fireLines(next, zone),
     "last runs:",
-    runsTable(runs),
+    runsTable(runs, width),
   );
   return lines.join("\n");
 }
@@ -88,7 +170,7 @@ function duration(run: Run): string {
   return ms < 10_000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
-export function runsTable(runs: Run[]): string {
+export function runsTable(runs: Run[], width: number | null): string {
   if (runs.length === 0) return "no runs";
   return table(
     ["RUN", "JOB", "SCHEDULED (UTC)", "STATUS", "EXIT", "DURATION", "TRIGGER", "NOTE"],
@@ -100,8 +182,9 @@ export function runsTable(runs: Run[]): string {
       r.exit_code !== null ? String(r.exit_code) : r.signal ?? "-",
       duration(r),
       r.trigger,
-      r.note ?? "",
+      oneLine(r.note ?? ""),
     ]),
+    { width, hide: ["TRIGGER", "DURATION", "EXIT"] },
   );
 }
 
@@ -130,7 +213,7 @@ export function runDetails(run: Run): string {
 
 /** One line of `logs`: JSON with --json, else time, level, logger, message and context. */
 export function logLine(row: LogRow, json: boolean): string {
-  if (json) return JSON.stringify(row);
+  if (json) return toJson(row);
   const context = Object.keys(row.context).length === 0 ? "" : `  ${JSON.stringify(row.context)}`;
   return `${formatUtc(new Date(row.created_at))}  ${
     row.level.toUpperCase().padEnd(7)

@@ -1,9 +1,9 @@
-/** `jobsmanager runs` and `runs show`: what happened to each fire. */
+/** `jobsmanager runs`, `runs show` and `runs cancel`: what happened to each fire, and stopping one. */
 import { Command } from "commander";
 import { validateId } from "../domain/job.ts";
 import { RUN_STATUSES } from "../domain/run.ts";
-import { showRun } from "../app/runs.ts";
-import type { ContextOf } from "./context.ts";
+import { cancelRun, showRun } from "../app/runs.ts";
+import { type ContextOf, outputWidth } from "./context.ts";
 import { runDetails, runsTable } from "./output.ts";
 import { parseCount, parseRunId, parseSince, parseStatus } from "./parse.ts";
 
@@ -25,7 +25,7 @@ export function runsCommand(contextOf: ContextOf): Command {
         limit: parseCount(opts.limit, "limit", MAX_RUNS),
       };
       const found = await ctx.withStore((store) => store.listRuns(filter));
-      ctx.print(() => runsTable(found), found);
+      ctx.print(() => runsTable(found, outputWidth()), found);
     });
   runs.command("show").argument("<run-id>").description("one run, with its output")
     .action(async (raw: string, _opts, cmd: Command) => {
@@ -34,5 +34,29 @@ export function runsCommand(contextOf: ContextOf): Command {
       const run = await ctx.withStore((store) => showRun(store, id));
       ctx.print(() => runDetails(run), run);
     });
+  runs.command("cancel").argument("<run-id>")
+    .description("drop a queued run, or ask the service running it to end it")
+    .action(async (raw: string, _opts, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const id = parseRunId(raw, "run id");
+      const { outcome, run } = await ctx.withStore((store) =>
+        cancelRun(store, id, { by: whoAsks(), now: Date.now() })
+      );
+      ctx.print(
+        () =>
+          outcome === "dropped"
+            ? `cancelled run ${id} of '${run.job_id}': it was queued and will not run`
+            : `asked the service to end run ${id} of '${run.job_id}' (${run.status} on ${
+              run.node_id ?? "a service"
+            }); it records the run cancelled when it has ended it`,
+        { outcome, run },
+      );
+    });
   return runs;
+}
+
+/** `user@host`, as a cancelled run records who asked. */
+function whoAsks(): string {
+  const user = Deno.env.get("USER") || Deno.env.get("LOGNAME") || `uid ${Deno.uid()}`;
+  return `${user}@${Deno.hostname()}`;
 }

@@ -10,7 +10,8 @@ import { STALE_AFTER_BEATS } from "../domain/node.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
 import { type Status, status } from "../app/status.ts";
 import type { ContextOf } from "./context.ts";
-import { table } from "./output.ts";
+import { defaultZoneText, table } from "./output.ts";
+import type { DefaultZone } from "../app/zone.ts";
 
 function uptime(ms: number): string {
   const s = Math.floor(ms / 1000);
@@ -45,7 +46,7 @@ function statusText(
   report: Status,
   now: number,
   heartbeatMs: number,
-  defaultZone: string,
+  defaultZone: DefaultZone,
 ): string {
   const runs = Object.entries(report.runsLastHour);
   return [
@@ -54,12 +55,12 @@ function statusText(
     `runs in the last hour: ${
       runs.length === 0 ? "none" : runs.map(([k, v]) => `${k} ${v}`).join(", ")
     }`,
-    "next fires:",
+    `next fires (jobs without a zone: ${defaultZoneText(defaultZone)}):`,
     report.nextFires.length === 0 ? "  none" : table(
       ["  AT", "JOB"],
       report.nextFires.map((
         { job, at },
-      ) => [`  ${formatInZone(at, zoneOf(job, defaultZone))}`, job.id]),
+      ) => [`  ${formatInZone(at, zoneOf(job, defaultZone.name))}`, job.id]),
     ),
   ].join("\n");
 }
@@ -71,11 +72,14 @@ export function statusCommand(contextOf: ContextOf): Command {
     .action(async (_opts, cmd: Command) => {
       const ctx = contextOf(cmd);
       const heartbeatMs = ctx.config.settings["jobsmanager.heartbeat_interval"] * 1000;
-      const defaultZone = ctx.defaultZone;
       const now = Date.now();
-      const report = await ctx.withStore((store) =>
-        status(store, { now, heartbeatMs, defaultZone })
-      );
+      const { defaultZone, report } = await ctx.withStore(async (store) => {
+        const defaultZone = await ctx.defaultZone(store);
+        return {
+          defaultZone,
+          report: await status(store, { now, heartbeatMs, defaultZone: defaultZone.name }),
+        };
+      });
       ctx.print(
         () => statusText(report, now, heartbeatMs, defaultZone),
         {

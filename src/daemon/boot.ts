@@ -109,6 +109,7 @@ class BootedDaemon implements Daemon {
 
   constructor(private readonly o: BootOptions) {
     const { settings: s, store, clock } = o;
+    const zone = s["jobsmanager.timezone"] || systemTimezone();
     this.health = new DbHealth(store, clock);
     this.recorder = new RunRecorder(store, this.health, clock, {
       claimTimeoutMs: CLAIM_TIMEOUT_MS,
@@ -123,7 +124,7 @@ class BootedDaemon implements Daemon {
       guard: this.guard,
       nodeId: o.node.id,
       defaults: {
-        timezone: s["jobsmanager.timezone"] || systemTimezone(),
+        timezone: zone,
         coalesce: s["jobsmanager.coalesce"],
         maxInstances: s["jobsmanager.max_instances"],
         misfireGraceTime: s["jobsmanager.misfire_grace_time"],
@@ -140,7 +141,8 @@ class BootedDaemon implements Daemon {
       store,
       clock,
       health: this.health,
-      node: o.node,
+      // The CLI shows jobs without a zone in the zone the service reports here.
+      node: { ...o.node, timezone: zone },
       heartbeatMs: s["jobsmanager.heartbeat_interval"] * 1000,
       keepLogDays: s["log.keep_days"],
       keepRunDays: s["runs.keep_days"],

@@ -15,7 +15,7 @@ export interface HousekeepingOptions {
   store: Pick<NodeStore, "saveNode"> & Pick<LogStore, "pruneOlderThan">;
   clock: Clock;
   health: DbHealth;
-  node: Pick<Node, "id" | "host" | "pid" | "version" | "started_at">;
+  node: Pick<Node, "id" | "host" | "pid" | "version" | "started_at" | "timezone">;
   heartbeatMs: number;
   /** Days kept; 0 = keep everything. */
   keepLogDays: number;

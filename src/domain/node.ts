@@ -16,6 +16,12 @@ export interface Node {
   last_reload_ms: number | null;
   /** Set when the service stopped cleanly; null while it runs (or after a crash). */
   stopped_at: number | null;
+  /**
+   * The IANA zone the service fires jobs without a zone in (its
+   * `jobsmanager.timezone`, else its machine's); null in rows written
+   * before services reported it.
+   */
+  timezone: string | null;
 }
 
 /** Heartbeats older than this many intervals mean the node is gone. */

@@ -25,6 +25,8 @@ export const RUN_STATUSES = [
   "lost",
   /** The command could not be started at all. */
   "error",
+  /** Dropped before it started, or ended, at a person's request (`runs cancel`). */
+  "cancelled",
 ] as const;
 export type RunStatus = typeof RUN_STATUSES[number];
 
@@ -55,6 +57,10 @@ export interface Run {
   note: string | null;
   /** `job run --force`: started even when max_instances runs of the job are running. */
   forced: boolean;
+  /** When `runs cancel` asked for this run to end (ms); null when nobody did. */
+  cancel_requested_at: number | null;
+  /** Who asked, as `user@host`; null when nobody did. */
+  cancel_requested_by: string | null;
 }
 
 /** What a new row starts with; the rest is filled in as the run proceeds. */
@@ -73,6 +79,8 @@ export type RunUpdate = Partial<
     | "stderr"
     | "node_id"
     | "note"
+    | "cancel_requested_at"
+    | "cancel_requested_by"
   >
 >;
 

@@ -33,6 +33,8 @@ export interface Driver extends Executor {
   readonly profile: DialectProfile;
   /** Where it points, password redacted. */
   readonly description: string;
+  /** Whether opening it created the database (see `Store.created`). */
+  readonly created: boolean;
   /**
    * Run `fn` in one transaction that holds the write lock on the rows it
    * reads with `profile.forUpdate` (SQLite: the whole database, BEGIN

@@ -205,6 +205,24 @@ export const MIGRATIONS: Migration[] = [
       both(() => "UPDATE jm_runs SET forced = 1 WHERE note = 'forced: max_instances not checked'"),
     ),
   },
+  {
+    version: 3,
+    name: "jm_nodes.timezone and cancel requests in jm_runs",
+    // All nullable: a service that predates them reports no zone, and a run
+    // nobody asked to cancel has no request.
+    statements: {
+      mysql: [
+        "ALTER TABLE jm_nodes ADD COLUMN timezone VARCHAR(64) NULL",
+        "ALTER TABLE jm_runs ADD COLUMN cancel_requested_at BIGINT NULL",
+        "ALTER TABLE jm_runs ADD COLUMN cancel_requested_by VARCHAR(191) NULL",
+      ],
+      sqlite: [
+        "ALTER TABLE jm_nodes ADD COLUMN timezone TEXT NULL",
+        "ALTER TABLE jm_runs ADD COLUMN cancel_requested_at BIGINT NULL",
+        "ALTER TABLE jm_runs ADD COLUMN cancel_requested_by TEXT NULL",
+      ],
+    },
+  },
 ];
 
 /** The schema version this build creates and understands. */

@@ -83,6 +83,7 @@ function isDeadlock(error: unknown): boolean {
 export class MysqlDriver implements Driver {
   readonly profile = PROFILES.mysql;
   readonly description: string;
+  readonly created = false;
   private readonly pool: mysql.Pool;
 
   constructor(private readonly target: MysqlTarget) {

@@ -20,6 +20,7 @@ const NODE_COLUMNS = [
   "last_reload_at",
   "last_reload_ms",
   "stopped_at",
+  "timezone",
 ] as const;
 
 const num = (v: unknown) => v === null || v === undefined ? null : Number(v);
@@ -32,7 +33,7 @@ export async function saveNode(driver: Driver, node: Node): Promise<void> {
       1,
       driver.profile.upsertTail("id", NODE_COLUMNS.filter((c) => c !== "id")),
     ),
-    NODE_COLUMNS.map((c) => node[c]),
+    NODE_COLUMNS.map((c) => node[c] ?? null),
   );
 }
 
@@ -54,6 +55,7 @@ export async function listNodes(driver: Driver): Promise<Node[]> {
     last_reload_at: num(r.last_reload_at),
     last_reload_ms: num(r.last_reload_ms),
     stopped_at: num(r.stopped_at),
+    timezone: r.timezone === null || r.timezone === undefined ? null : String(r.timezone),
   }));
 }
 

@@ -107,6 +107,8 @@ const RUN_COLUMNS = [
   "trigger",
   "note",
   "forced",
+  "cancel_requested_at",
+  "cancel_requested_by",
 ] as const;
 const RUN_SELECT = `SELECT ${RUN_COLUMNS.map((c) => `\`${c}\``).join(", ")} FROM jm_runs`;
 
@@ -128,6 +130,8 @@ function rowToRun(row: Row): Run {
     trigger: String(row.trigger) as RunTrigger,
     note: nullableText(row.note),
     forced: Number(row.forced) !== 0,
+    cancel_requested_at: nullableNumber(row.cancel_requested_at),
+    cancel_requested_by: nullableText(row.cancel_requested_by),
   };
 }
 
@@ -156,6 +160,10 @@ export class SqlStore implements Store {
 
   get description() {
     return this.driver.description;
+  }
+
+  get created() {
+    return this.driver.created;
   }
 
   async migrate(): Promise<MigrationReport> {

@@ -45,13 +45,15 @@ function explainSqliteError(error: unknown): unknown {
 /**
  * Create a missing database file readable by its owner only: it holds
  * commands, environments and job output. SQLite gives its -wal and -shm
- * files the mode of the database file.
+ * files the mode of the database file. Returns whether it created the file.
  */
-function createPrivately(path: string): void {
+function createPrivately(path: string): boolean {
   try {
     Deno.openSync(path, { createNew: true, write: true, mode: 0o600 }).close();
+    return true;
   } catch {
     // It exists, or cannot be created: opening it next says which, in SQLite's words.
+    return false;
   }
 }
 
@@ -88,7 +90,11 @@ export class SqliteDriver implements Driver {
   /** The tail of the queue of work on this connection. */
   private queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(private readonly db: DatabaseSync, path: string) {
+  private constructor(
+    private readonly db: DatabaseSync,
+    path: string,
+    readonly created: boolean,
+  ) {
     this.description = `sqlite:${path}`;
     this.executor = new SqliteExecutor(db);
   }
@@ -96,8 +102,9 @@ export class SqliteDriver implements Driver {
   /** Open (creating if needed) the file; throws DatabaseError when it cannot. */
   static open(path: string): SqliteDriver {
     let db: DatabaseSync;
+    let created = false;
     try {
-      createPrivately(path);
+      created = createPrivately(path);
       db = new DatabaseSync(path);
     } catch (error) {
       throw new DatabaseError(
@@ -106,7 +113,7 @@ export class SqliteDriver implements Driver {
         }; check that the directory exists and is writable, or pass --database sqlite:PATH`,
       );
     }
-    const driver = new SqliteDriver(db, path);
+    const driver = new SqliteDriver(db, path, created);
     // Setting up a file reads it, and switching a new one to WAL takes the
     // write lock: another process opening the same file may hold the lock
     // for a moment, so this is retried like any statement.

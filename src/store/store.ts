@@ -187,6 +187,11 @@ export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogSt
   readonly kind: "sqlite" | "mysql";
   /** Where the store points, password redacted. */
   readonly description: string;
+  /**
+   * Whether opening it made a new, empty database: a SQLite file that did
+   * not exist. Always false on MySQL, whose databases are made by hand.
+   */
+  readonly created: boolean;
 
   /**
    * Bring the schema to the version this build knows, idempotently and

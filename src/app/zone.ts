@@ -1,0 +1,32 @@
+/**
+ * The zone of jobs that name none, as every command shows them: the zone
+ * the service fires them in, not the zone of the machine the CLI runs on.
+ */
+import type { NodeStore } from "../store/store.ts";
+import { liveServices } from "./status.ts";
+
+/** Where the zone came from: the config, a live service's report, or this machine. */
+export type ZoneSource = "configured" | "service" | "local";
+
+export interface DefaultZone {
+  /** An IANA zone name. */
+  name: string;
+  source: ZoneSource;
+}
+
+/**
+ * `configured` (`jobsmanager.timezone`) when set; else the zone the live
+ * service with the latest heartbeat reports (`nodes` null: there is no
+ * database to ask); else `local`.
+ */
+export async function defaultZone(
+  nodes: NodeStore | null,
+  options: { configured: string; local: string; now: number; heartbeatMs: number },
+): Promise<DefaultZone> {
+  if (options.configured !== "") return { name: options.configured, source: "configured" };
+  const live = nodes === null ? [] : await liveServices(nodes, options);
+  const reported = live.find((n) => n.timezone)?.timezone;
+  return reported
+    ? { name: reported, source: "service" }
+    : { name: options.local, source: "local" };
+}

@@ -1,0 +1,251 @@
+/**
+ * `jobsmanager completions bash|zsh|fish`: shell completion scripts
+ * generated from the command tree itself, so a new command or option is
+ * completed without anyone remembering to add it.
+ */
+import { Argument, Command, type Option } from "commander";
+import { writeOut } from "./context.ts";
+
+export const SHELLS = ["bash", "zsh", "fish"] as const;
+export type Shell = typeof SHELLS[number];
+
+/** What can follow a command, as the completion scripts need it. */
+interface Level {
+  /** `job add`; "" for the program itself. */
+  path: string;
+  /** Subcommands: their name, every alias, and the description. */
+  children: { name: string; aliases: string[]; description: string }[];
+  /** Options of this command and, after them, the global ones. */
+  options: Flag[];
+  /** What a positional argument can be: a list, files, or nothing we can guess. */
+  argument: string[] | "file" | null;
+}
+
+interface Flag {
+  names: string[];
+  description: string;
+  /** The option takes a value: `<file>` completes files, choices complete as words. */
+  value: string[] | "file" | "other" | null;
+}
+
+/** The value a `<file>` placeholder or a list of choices allows. */
+function valueOf(flags: string, choices: readonly string[] | undefined): Flag["value"] {
+  if (choices) return [...choices];
+  if (!/[<[]/.test(flags)) return null;
+  return /[<[]file[>\]]/.test(flags) ? "file" : "other";
+}
+
+function flagOf(option: Option): Flag {
+  return {
+    names: [option.long, option.short].filter((n): n is string => n !== undefined),
+    description: option.description,
+    value: valueOf(option.flags, option.argChoices),
+  };
+}
+
+const HELP: Flag = {
+  names: ["--help", "-h"],
+  description: "display help for command",
+  value: null,
+};
+
+function argumentOf(cmd: Command): Level["argument"] {
+  const first: Argument | undefined = cmd.registeredArguments[0];
+  if (!first) return null;
+  if (first.argChoices) return [...first.argChoices];
+  return first.name() === "file" ? "file" : null;
+}
+
+/** Every command of the tree, the program first, each with what may follow it. */
+function levels(program: Command): Level[] {
+  const globals = program.options.map(flagOf);
+  const out: Level[] = [];
+  const visit = (cmd: Command, path: string) => {
+    out.push({
+      path,
+      children: cmd.commands.map((c) => ({
+        name: c.name(),
+        aliases: c.aliases(),
+        description: c.description(),
+      })),
+      options: [
+        ...(path === "" ? [] : cmd.options.map(flagOf)),
+        ...globals,
+        HELP,
+      ],
+      argument: argumentOf(cmd),
+    });
+    for (const child of cmd.commands) {
+      visit(child, path === "" ? child.name() : `${path} ${child.name()}`);
+    }
+  };
+  visit(program, "");
+  return out;
+}
+
+const quote = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
+
+/** Every flag that takes a value somewhere: its value is no command word. */
+function valueFlags(all: Level[]): string[] {
+  return [
+    ...new Set(
+      all.flatMap((l) => l.options.filter((o) => o.value !== null).flatMap((o) => o.names)),
+    ),
+  ];
+}
+
+/** `case` arms that turn (path, word) into the child's path, aliases resolved. */
+function childArms(all: Level[], arm: (from: string, to: string) => string): string[] {
+  return all.flatMap((l) =>
+    l.children.flatMap((c) => {
+      const to = l.path === "" ? c.name : `${l.path} ${c.name}`;
+      return [c.name, ...c.aliases].map((word) => arm(`${l.path}|${word}`, to));
+    })
+  );
+}
+
+function bash(program: Command): string {
+  const all = levels(program);
+  const children = (l: Level) => l.children.flatMap((c) => [c.name, ...c.aliases]);
+  const valueArms = all.flatMap((l) =>
+    l.options.filter((o) => o.value !== null).map((o) => {
+      const patterns = o.names.map((n) => quote(`${l.path}|${n}`)).join("|");
+      const reply = o.value === "file"
+        ? `COMPREPLY=($(compgen -f -- "$cur"))`
+        : Array.isArray(o.value)
+        ? `COMPREPLY=($(compgen -W ${quote(o.value.join(" "))} -- "$cur"))`
+        : "COMPREPLY=()";
+      return `    ${patterns}) ${reply}; return ;;`;
+    })
+  );
+  const levelArms = all.map((l) => {
+    const words = [...children(l), ...Array.isArray(l.argument) ? l.argument : []];
+    return `    ${quote(l.path)}) words=${quote(words.join(" "))} options=${
+      quote(l.options.flatMap((o) => o.names).join(" "))
+    } files=${l.argument === "file" ? 1 : 0} ;;`;
+  });
+  return [
+    "# bash completion for jobsmanager, generated from its commands by `jobsmanager completions bash`.",
+    "# Load it with: source <(jobsmanager completions bash)",
+    "_jobsmanager() {",
+    "  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}",
+    "  local path= word next i skip=0 words options files",
+    "  for ((i = 1; i < COMP_CWORD; i++)); do",
+    "    word=${COMP_WORDS[i]}",
+    "    if ((skip)); then skip=0; continue; fi",
+    "    case $word in",
+    `      ${valueFlags(all).join("|")}) skip=1; continue ;;`,
+    "      -*) continue ;;",
+    "    esac",
+    "    next=",
+    '    case "$path|$word" in',
+    ...childArms(all, (from, to) => `      ${quote(from)}) next=${quote(to)} ;;`),
+    "    esac",
+    "    [[ -n $next ]] && path=$next",
+    "  done",
+    '  case "$path|$prev" in',
+    ...valueArms,
+    "  esac",
+    '  case "$path" in',
+    ...levelArms,
+    "  esac",
+    "  # Options once a dash is typed; subcommands and arguments before.",
+    "  if [[ $cur == -* ]]; then",
+    '    COMPREPLY=($(compgen -W "$options" -- "$cur"))',
+    "  else",
+    '    COMPREPLY=($(compgen -W "$words" -- "$cur"))',
+    '    ((files)) && COMPREPLY+=($(compgen -f -- "$cur"))',
+    "  fi",
+    "}",
+    "complete -F _jobsmanager jobsmanager",
+    "",
+  ].join("\n");
+}
+
+function zsh(program: Command): string {
+  return [
+    "# zsh completion for jobsmanager, generated by `jobsmanager completions zsh`: zsh runs the",
+    "# bash completion through bashcompinit. Load it, after compinit, with:",
+    "#   source <(jobsmanager completions zsh)",
+    "autoload -U +X bashcompinit && bashcompinit",
+    ...bash(program).split("\n").slice(2),
+  ].join("\n");
+}
+
+function fish(program: Command): string {
+  const all = levels(program);
+  const lines = [
+    "# fish completion for jobsmanager, generated from its commands by `jobsmanager completions fish`.",
+    "# Install it with: jobsmanager completions fish > ~/.config/fish/completions/jobsmanager.fish",
+    "function __jobsmanager_path",
+    "    set -l path ''",
+    "    set -l skip 0",
+    "    for word in (commandline -opc)[2..-1]",
+    "        if test $skip = 1",
+    "            set skip 0",
+    "            continue",
+    "        end",
+    `        if contains -- $word ${valueFlags(all).join(" ")}`,
+    "            set skip 1",
+    "            continue",
+    "        end",
+    '        switch "$path|$word"',
+    ...childArms(
+      all,
+      (from, to) => `            case ${quote(from)}\n                set path ${quote(to)}`,
+    ),
+    "        end",
+    "    end",
+    "    echo $path",
+    "end",
+    "function __jobsmanager_at",
+    "    set -l path (__jobsmanager_path)",
+    '    test "$path" = "$argv[1]"',
+    "end",
+    "complete -c jobsmanager -f",
+  ];
+  for (const l of all) {
+    const at = `-n ${quote(`__jobsmanager_at ${quote(l.path)}`)}`;
+    for (const c of l.children) {
+      for (const name of [c.name, ...c.aliases]) {
+        lines.push(`complete -c jobsmanager ${at} -a ${quote(name)} -d ${quote(c.description)}`);
+      }
+    }
+    for (const o of l.options) {
+      const names = o.names.map((n) =>
+        n.startsWith("--") ? `-l ${n.slice(2)}` : `-s ${n.slice(1)}`
+      );
+      const value = o.value === null
+        ? ""
+        : o.value === "file"
+        ? " -r -F"
+        : Array.isArray(o.value)
+        ? ` -x -a ${quote(o.value.join(" "))}`
+        : " -x";
+      lines.push(
+        `complete -c jobsmanager ${at} ${names.join(" ")}${value} -d ${quote(o.description)}`,
+      );
+    }
+    if (l.argument === "file") lines.push(`complete -c jobsmanager ${at} -F`);
+    if (Array.isArray(l.argument)) {
+      lines.push(`complete -c jobsmanager ${at} -a ${quote(l.argument.join(" "))}`);
+    }
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** The completion script for `shell`, from the whole tree `program` roots. */
+export function completionScript(program: Command, shell: Shell): string {
+  return { bash, zsh, fish }[shell](program);
+}
+
+export function completionsCommand(): Command {
+  return new Command("completions")
+    .description("print a shell completion script (bash, zsh or fish)")
+    .addArgument(new Argument("<shell>", "the shell").choices(SHELLS))
+    .action((shell: Shell, _opts, cmd: Command) => {
+      let program = cmd;
+      while (program.parent) program = program.parent;
+      writeOut(completionScript(program, shell).trimEnd());
+    });
+}

@@ -1,0 +1,149 @@
+/**
+ * Jobs must not silently go nowhere (issue 8, point 1): a command that
+ * creates a new database says so, naming the path; every job write and
+ * `reload` says whether a live service uses this database, by the
+ * heartbeats in `jm_nodes`, and how to start one when none does.
+ */
+import { assertEquals, assertStringIncludes } from "./assert.ts";
+import type { Node } from "../src/domain/node.ts";
+import { describeTarget } from "../src/store/target.ts";
+import { BACKENDS, cli, freshDatabase, type TestDatabase } from "./helpers.ts";
+
+const ADD = ["job", "add", "a", "--command", "echo a", "--cron", "0 0 1 1 *"];
+const DEFAULT_CLAUSE = " (the default: no --database, $JM_DATABASE_URL or config file names one)";
+const POINT_ELSEWHERE =
+  "; if the service uses another, point this command at it with --database or --config\n";
+
+Deno.test("cli: the command that creates the default database says so, naming its path", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "jm-cli-created-" }));
+  try {
+    const first = await cli(ADD, { cwd: dir });
+    assertEquals([first.code, first.stderr], [
+      0,
+      `jobsmanager: created a new, empty database ${dir}/jobsmanager.db${DEFAULT_CLAUSE}${POINT_ELSEWHERE}`,
+    ]);
+    const again = await cli(["job", "list"], { cwd: dir });
+    assertEquals([again.code, again.stderr], [0, ""]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: a relative --database path that creates a file is named absolute", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "jm-cli-created-" }));
+  try {
+    const r = await cli(["--database", "sqlite:jobs.db", "db", "migrate"], { cwd: dir });
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(
+      r.stderr,
+      `jobsmanager: created a new, empty database ${dir}/jobs.db${POINT_ELSEWHERE}`,
+    );
+    // A preview or an error before the database is touched creates nothing.
+    const bad = await cli(["--database", "sqlite:other.db", "job", "add", "b", "--minute", "61"], {
+      cwd: dir,
+    });
+    assertEquals(bad.code, 2);
+    assertEquals(await exists(`${dir}/other.db`), false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A service row whose last heartbeat was `agoMs` before now (5 s beats: stale after 15 s). */
+function service(id: string, agoMs: number): Node {
+  const now = Date.now();
+  return {
+    id,
+    host: id,
+    pid: 4242,
+    version: "0.1.0",
+    started_at: now - 3_600_000,
+    heartbeat_at: now - agoMs,
+    applied_marker: null,
+    jobs_loaded: 0,
+    last_reload_at: null,
+    last_reload_ms: null,
+    stopped_at: null,
+    timezone: null,
+  };
+}
+
+async function saveNodes(db: TestDatabase, ...nodes: Node[]): Promise<void> {
+  const store = db.open();
+  try {
+    await store.migrate();
+    for (const node of nodes) await store.saveNode(node);
+  } finally {
+    await store.close();
+  }
+}
+
+for (const backend of BACKENDS) {
+  const run = (db: TestDatabase, args: string[]) =>
+    cli(["--database", db.url, ...args], { cwd: db.dir });
+
+  Deno.test(`cli[${backend}]: with no live service, writes and reload say so and how to start one`, async () => {
+    await using db = await freshDatabase(backend);
+    // A service that stopped and one whose heartbeats stopped a minute ago are not live.
+    await saveNodes(
+      db,
+      { ...service("stopped", 1000), stopped_at: Date.now() },
+      service("stale", 60_000),
+    );
+    const none = `no live service uses ${
+      describeTarget(db.target)
+    }, so nothing applies this yet: start one with \`jobsmanager serve\` on this database, or point this command at the service's database with --database or --config`;
+    const add = await run(db, ADD);
+    assertEquals([add.code, add.stderr], [0, ""]);
+    assertEquals(add.stdout.trimEnd().split("\n").at(-1), none);
+    for (
+      const [args, first] of [
+        [["job", "update", "a", "--hour", "3"], "updated job 'a' (reload marker 2)"],
+        [["job", "disable", "a"], "disabled job 'a' (reload marker 3)"],
+        [["job", "enable", "a"], "enabled job 'a' (reload marker 4)"],
+        [["reload"], "reload requested (marker 5)"],
+        [["job", "remove", "a"], "removed job 'a' (reload marker 6)"],
+      ]
+    ) {
+      const r = await run(db, args as string[]);
+      assertEquals(r, { code: 0, stdout: `${first}\n${none}\n`, stderr: "" }, String(args));
+    }
+    const json = await run(db, ["--json", ...ADD]);
+    assertEquals(JSON.parse(json.stdout).live_services, []);
+    // A write that changes nothing applies nothing: no word about services.
+    const same = await run(db, ["job", "enable", "a"]);
+    assertEquals(same.stdout, "job 'a' is already enabled\n");
+  });
+
+  Deno.test(`cli[${backend}]: with live services, writes and reload name them`, async () => {
+    await using db = await freshDatabase(backend);
+    await saveNodes(db, service("alpha", 1000));
+    const add = await run(db, ADD);
+    assertEquals(add.code, 0, add.stderr);
+    assertEquals(
+      add.stdout.trimEnd().split("\n").at(-1),
+      "the live service on this database (alpha) applies it within its reload_interval",
+    );
+    await saveNodes(db, service("beta", 2000), service("gone", 60_000));
+    const reload = await run(db, ["reload"]);
+    assertEquals(
+      reload.stdout,
+      "reload requested (marker 2)\nthe 2 live services on this database (alpha, beta) apply it within their reload_interval\n",
+    );
+    const json = JSON.parse((await run(db, ["--json", "job", "disable", "a"])).stdout);
+    assertEquals([json.marker_id, json.live_services], [3, ["alpha", "beta"]]);
+    assertStringIncludes(
+      (await run(db, ["--json", "reload"])).stdout,
+      '"live_services": [\n    "alpha",\n    "beta"\n  ]',
+    );
+  });
+}

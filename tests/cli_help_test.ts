@@ -1,0 +1,137 @@
+/**
+ * Help and completion (issue 8, point 7): subcommand help shows the global
+ * options; `help job add` is the help of `job add`; every command's help
+ * ends with examples; `completions bash|zsh|fish` comes from the command
+ * tree, and the bash one completes commands, options and their values.
+ */
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
+import type { Command } from "commander";
+import { buildProgram } from "../src/cli/app.ts";
+import { EXAMPLES } from "../src/cli/examples.ts";
+import { cli } from "./helpers.ts";
+
+/** Every command path of the tree: "" for the program, then `job`, `job add`, … */
+function paths(cmd: Command = buildProgram(), path = ""): string[] {
+  return [
+    path,
+    ...cmd.commands.flatMap((c) => paths(c, path === "" ? c.name() : `${path} ${c.name()}`)),
+  ];
+}
+
+Deno.test("cli: subcommand help shows the global options and ends with examples", async () => {
+  const [jobAdd, runsCancel, viaHelp] = await Promise.all([
+    cli(["job", "add", "--help"]),
+    cli(["runs", "cancel", "--help"]),
+    cli(["help", "job", "add"]),
+  ]);
+  assertEquals([jobAdd.code, jobAdd.stderr], [0, ""]);
+  const globals = jobAdd.stdout.slice(jobAdd.stdout.indexOf("\nGlobal Options:\n"));
+  for (const option of ["--json", "-d, --database <url>", "-c, --config <file>"]) {
+    assertStringIncludes(globals, option);
+  }
+  assert(
+    jobAdd.stdout.trimEnd().endsWith(
+      `\nExamples:\n${EXAMPLES["job add"].map((e) => `  $ ${e}`).join("\n")}`,
+    ),
+    jobAdd.stdout,
+  );
+  assertMatch(
+    runsCancel.stdout,
+    /\nGlobal Options:\n(.|\n)*\nExamples:\n {2}\$ jobsmanager runs cancel 42\n$/,
+  );
+  // `help job add` is the help of `job add`, not of `job`.
+  assertEquals(viaHelp, jobAdd);
+  assertEquals(await cli(["help", "job", "nope"]), {
+    code: 2,
+    stdout: "",
+    stderr: "jobsmanager: help: 'job nope' is not a command (see `jobsmanager --help`)\n",
+  });
+});
+
+Deno.test("cli: every command has one or two examples that use it, and no example names a command that is gone", () => {
+  const all = paths();
+  assertEquals(Object.keys(EXAMPLES).sort(), [...all].sort());
+  for (const path of all) {
+    const examples = EXAMPLES[path];
+    assert(examples.length === 1 || examples.length === 2, `${path}: ${examples.length} examples`);
+    for (const example of examples) {
+      assertMatch(example, new RegExp(`\\bjobsmanager\\b.*${path}`), `an example of '${path}'`);
+    }
+  }
+});
+
+/** What bash completes for `words` (the last one being typed), with the script sourced. */
+async function complete(dir: string, ...words: string[]): Promise<string> {
+  const out = await new Deno.Command("bash", {
+    args: [
+      "-c",
+      `source ${dir}/jobsmanager.bash
+COMP_WORDS=("$@"); COMP_CWORD=$((\${#COMP_WORDS[@]} - 1)); COMPREPLY=()
+_jobsmanager
+printf '%s\\n' "\${COMPREPLY[@]}"`,
+      "bash",
+      ...words,
+    ],
+    cwd: dir,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assertEquals([out.code, new TextDecoder().decode(out.stderr)], [0, ""]);
+  return text.trimEnd().split("\n").sort().join(" ");
+}
+
+Deno.test("cli: completions bash, sourced, completes commands, options and values", async () => {
+  const r = await cli(["completions", "bash"]);
+  assertEquals([r.code, r.stderr], [0, ""]);
+  const dir = await Deno.makeTempDir({ prefix: "jm-completions-" });
+  try {
+    await Deno.writeTextFile(`${dir}/jobsmanager.bash`, r.stdout);
+    await Deno.writeTextFile(`${dir}/jobs.json5`, "{ jobs: [] }");
+    const registered = await new Deno.Command("bash", {
+      args: ["-c", `source ${dir}/jobsmanager.bash; complete -p jobsmanager`],
+      stdout: "piped",
+    }).output();
+    assertEquals(
+      new TextDecoder().decode(registered.stdout),
+      "complete -F _jobsmanager jobsmanager\n",
+    );
+    const c = (...words: string[]) => complete(dir, "jobsmanager", ...words);
+    assertEquals(await c("jo"), "job");
+    assertEquals(await c("job", "r"), "remove rm run");
+    assertEquals(await c("runs", ""), "cancel show");
+    // Global options before the command, and an option's value, are skipped.
+    assertEquals(await c("--database", "sqlite:x.db", "job", "add", "x", "--cr"), "--cron");
+    assertEquals(await c("job", "run", "x", "--q"), "--queue");
+    assertEquals(await c("export", "--format", ""), "json5 yaml");
+    assertEquals(await c("completions", ""), "bash fish zsh");
+    assertEquals(await c("apply", "jobs."), "jobs.json5");
+    assertEquals(await c("--config", "jobsmanager."), "jobsmanager.bash");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: completions zsh and fish come from the same tree; an unknown shell is a usage error", async () => {
+  const [zsh, fish, bad] = await Promise.all([
+    cli(["completions", "zsh"]),
+    cli(["completions", "fish"]),
+    cli(["completions", "tcsh"]),
+  ]);
+  assertEquals([zsh.code, fish.code, bad.code], [0, 0, 2]);
+  assertStringIncludes(zsh.stdout, "autoload -U +X bashcompinit && bashcompinit\n");
+  assertStringIncludes(zsh.stdout, "complete -F _jobsmanager jobsmanager\n");
+  for (const path of paths().filter((p) => p !== "")) {
+    const [parent, name] = [path.split(" ").slice(0, -1).join(" "), path.split(" ").at(-1)];
+    assertStringIncludes(zsh.stdout, `'${parent}|${name}') next='${path}' ;;`);
+    assertStringIncludes(
+      fish.stdout,
+      `complete -c jobsmanager -n '__jobsmanager_at '\\''${parent}'\\''' -a '${name}'`,
+    );
+  }
+  assertStringIncludes(fish.stdout, "-l database -s d -x -d");
+  assertEquals(
+    bad.stderr,
+    "jobsmanager: command-argument value 'tcsh' is invalid for argument 'shell'. Allowed choices are bash, zsh, fish. (see `jobsmanager completions --help`)\n",
+  );
+});

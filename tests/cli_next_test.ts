@@ -1,0 +1,97 @@
+/**
+ * `job next` previews a schedule before any job has it (issue 8, point 9):
+ * `--cron` or the field options, with `--timezone`, `--from` and `-n`,
+ * print what the same schedule prints once saved; an id together with a
+ * schedule is refused; a preview creates no database.
+ */
+import { assertEquals } from "./assert.ts";
+import { BACKENDS, cli, type CliResult, freshDatabase, type TestDatabase } from "./helpers.ts";
+
+const FROM = ["--from", "2026-03-28T00:00:00Z", "-n", "3"];
+const BERLIN = ["--minute", "30", "--hour", "2", "--timezone", "Europe/Berlin"];
+const FIRES = [
+  "  Sat 2026-03-28 02:30:00 +01:00  Europe/Berlin   2026-03-28T01:30:00Z",
+  "  Sun 2026-03-29 03:00:00 +02:00  Europe/Berlin   2026-03-29T01:00:00Z",
+  "  Mon 2026-03-30 02:30:00 +02:00  Europe/Berlin   2026-03-30T00:30:00Z",
+];
+
+function jm(db: TestDatabase, ...args: string[]): Promise<CliResult> {
+  return cli(["--database", db.url, ...args], { cwd: db.dir });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: job next previews a schedule as job next shows the saved job`, async () => {
+    await using db = await freshDatabase(backend);
+    assertEquals((await jm(db, "job", "add", "b", "--command", "true", ...BERLIN)).code, 0);
+    const saved = await jm(db, "job", "next", "b", ...FROM);
+    assertEquals(saved.stdout.split("\n").slice(1, 4), FIRES);
+    for (
+      const schedule of [BERLIN, ["--cron", "30 2 * * *", "--timezone", "Europe/Berlin"]]
+    ) {
+      const preview = await jm(db, "job", "next", ...schedule, ...FROM);
+      assertEquals(preview, {
+        code: 0,
+        stdout: [
+          "next 3 fires of schedule '0 30 2 * * *' after 2026-03-28T00:00:00.000Z (Europe/Berlin, then UTC):",
+          ...FIRES,
+          "",
+        ].join("\n"),
+        stderr: "",
+      });
+    }
+    const json = JSON.parse((await jm(db, "--json", "job", "next", ...BERLIN, ...FROM)).stdout);
+    const savedJson = JSON.parse((await jm(db, "--json", "job", "next", "b", ...FROM)).stdout);
+    assertEquals(json, { ...savedJson, id: null });
+    // Nothing was saved by the previews.
+    const list = JSON.parse((await jm(db, "--json", "job", "list")).stdout);
+    assertEquals(list.map((j: { id: string }) => j.id), ["b"]);
+  });
+}
+
+Deno.test("cli: job next refuses an id with a schedule, or neither, and checks the schedule as job add does", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-cli-next-" });
+  try {
+    const run = (...args: string[]) => cli(["job", "next", ...args], { cwd: dir });
+    for (
+      const [args, error] of [
+        [
+          ["b", "--hour", "3"],
+          "job next: give a job id or a schedule (--cron, --minute, …, --timezone), not both",
+        ],
+        [
+          ["b", "--timezone", "UTC"],
+          "job next: give a job id or a schedule (--cron, --minute, …, --timezone), not both",
+        ],
+        [
+          [],
+          "job next: give a job id, or a schedule to preview (--cron '…' or --minute … --hour …)",
+        ],
+        [["--minute", "61"], "minute: '61' is out of range (allowed 0-59)"],
+        [
+          ["--timezone", "Mars/Olympus"],
+          "schedule: missing (give --cron 'm h dom mon dow' or at least one of --second --minute --hour --day --month --day-of-week)",
+        ],
+      ] as const
+    ) {
+      assertEquals(
+        await run(...args),
+        { code: 2, stdout: "", stderr: `jobsmanager: ${error}\n` },
+        args.join(" "),
+      );
+    }
+    // A preview without --timezone, and no database here: the CLI's zone, and no file made.
+    const local = await cli(["job", "next", "--hour", "3", "-n", "1"], {
+      cwd: dir,
+      env: { TZ: "Asia/Tokyo" },
+    });
+    assertEquals([local.code, local.stderr], [0, ""]);
+    assertEquals(
+      local.stdout.split("\n")[0].endsWith("(local zone, Asia/Tokyo, then UTC):"),
+      true,
+      local.stdout,
+    );
+    assertEquals([...Deno.readDirSync(dir)], [], "a preview creates no database");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,154 @@
+/**
+ * `job run` with no service, `--wait --timeout`, and `runs cancel` (issue 8,
+ * point 5), through the real CLI on every backend: a request that nothing
+ * would take is refused unless `--queue`; a wait that expires leaves the run
+ * as it is and names it; a queued run is dropped with who asked, a running
+ * one gets the request recorded for its service, an ended one is refused.
+ */
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import {
+  BACKENDS,
+  cli,
+  type CliResult,
+  freshDatabase,
+  rawQuery,
+  type TestDatabase,
+} from "./helpers.ts";
+
+const ADD = ["job", "add", "a", "--command", "echo a", "--cron", "0 0 1 1 *"];
+
+function jm(db: TestDatabase, ...args: string[]): Promise<CliResult> {
+  return cli(["--database", db.url, ...args], { cwd: db.dir, env: { USER: "tester" } });
+}
+
+async function runRows(db: TestDatabase): Promise<Record<string, unknown>[]> {
+  const rows = await rawQuery(
+    db,
+    "SELECT id, status, note, finished_at, cancel_requested_at, cancel_requested_by FROM jm_runs ORDER BY id",
+  );
+  return rows.map((r) => ({
+    ...r,
+    id: Number(r.id),
+    finished_at: r.finished_at === null ? null : Number(r.finished_at),
+    cancel_requested_at: r.cancel_requested_at === null ? null : Number(r.cancel_requested_at),
+  }));
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: job run with no live service refuses, unless --queue; --wait --timeout gives up`, async () => {
+    await using db = await freshDatabase(backend);
+    assertEquals((await jm(db, ...ADD)).code, 0);
+    for (
+      const args of [["job", "run", "a"], ["job", "run", "a", "--wait"], [
+        "--json",
+        "job",
+        "run",
+        "a",
+      ]]
+    ) {
+      assertEquals(await jm(db, ...args), {
+        code: 1,
+        stdout: "",
+        stderr:
+          "jobsmanager: no live service uses this database, so nothing would run job 'a': run it in this process with `jobsmanager job run a --here`, or pass --queue to leave it for the next service that starts\n",
+      }, args.join(" "));
+    }
+    assertEquals(await runRows(db), [], "a refused request writes no run");
+
+    const queued = JSON.parse((await jm(db, "--json", "job", "run", "a", "--queue")).stdout);
+    assertEquals([queued.status, queued.trigger], ["queued", "manual"]);
+
+    const waited = await jm(db, "job", "run", "a", "--queue", "--wait", "--timeout", "1");
+    const [left] = (await runRows(db)).slice(-1);
+    assertEquals([waited.code, waited.stdout], [1, ""]);
+    assertEquals(
+      waited.stderr,
+      `jobsmanager: run ${left.id} did not end within 1 s and is left queued: see it with \`jobsmanager runs show ${left.id}\`, or cancel it with \`jobsmanager runs cancel ${left.id}\`\n`,
+    );
+    assertEquals(left.status, "queued");
+
+    for (
+      const [args, error] of [
+        [
+          ["job", "run", "a", "--queue", "--timeout", "5"],
+          "timeout: --timeout limits --wait; give --wait too",
+        ],
+        [
+          ["job", "run", "a", "--queue", "--here"],
+          "queue: --queue leaves the run for a service, --here runs it now; give one",
+        ],
+        [
+          ["job", "run", "a", "--queue", "--wait", "--timeout", "0"],
+          "timeout: '0' is not valid (allowed: a whole number from 1 to 31536000)",
+        ],
+      ] as const
+    ) {
+      assertEquals(await jm(db, ...args), {
+        code: 2,
+        stdout: "",
+        stderr: `jobsmanager: ${error}\n`,
+      });
+    }
+    assertEquals((await runRows(db)).length, 2, "a refused option writes no run");
+  });
+
+  Deno.test(`cli[${backend}]: runs cancel drops a queued run, records a request for a running one, refuses an ended one`, async () => {
+    await using db = await freshDatabase(backend);
+    assertEquals((await jm(db, ...ADD)).code, 0);
+    const queued = JSON.parse((await jm(db, "--json", "job", "run", "a", "--queue")).stdout);
+    const before = Date.now();
+    const dropped = await jm(db, "runs", "cancel", String(queued.id));
+    assertEquals(dropped, {
+      code: 0,
+      stdout: `cancelled run ${queued.id} of 'a': it was queued and will not run\n`,
+      stderr: "",
+    });
+    const [row] = await runRows(db);
+    const by = `tester@${Deno.hostname()}`;
+    assertEquals([row.status, row.cancel_requested_by], ["cancelled", by]);
+    const at = row.cancel_requested_at as number;
+    assert(
+      at >= before - 1000 && at <= Date.now(),
+      `cancel_requested_at ${at} is when it was asked`,
+    );
+    assertEquals([row.finished_at, row.note], [
+      at,
+      `cancelled by ${by} at ${new Date(at).toISOString()}`,
+    ]);
+
+    const ended = await jm(db, "runs", "cancel", String(queued.id));
+    assertEquals(ended, {
+      code: 1,
+      stdout: "",
+      stderr:
+        `jobsmanager: run ${queued.id} has already ended (cancelled); there is nothing to cancel\n`,
+    });
+
+    // A run a service holds: the request is recorded for it, the status left to it.
+    await rawQuery(
+      db,
+      "INSERT INTO jm_runs (job_id, scheduled_at, status, `trigger`, node_id, started_at) VALUES ('a', 1000, 'running', 'schedule', 'svc-1', 1000)",
+    );
+    const [, running] = await runRows(db);
+    const asked = JSON.parse((await jm(db, "--json", "runs", "cancel", String(running.id))).stdout);
+    assertEquals([asked.outcome, asked.run.status, asked.run.cancel_requested_by], [
+      "requested",
+      "running",
+      by,
+    ]);
+    const human = await jm(db, "runs", "cancel", String(running.id));
+    assertEquals(
+      human.stdout,
+      `asked the service to end run ${running.id} of 'a' (running on svc-1); it records the run cancelled when it has ended it\n`,
+    );
+    const [, after] = await runRows(db);
+    assertEquals(after.status, "running");
+    assertMatch(String(after.cancel_requested_by), /^tester@/);
+
+    assertEquals(await jm(db, "runs", "cancel", "999"), {
+      code: 1,
+      stdout: "",
+      stderr: "jobsmanager: run 999 does not exist (see `jobsmanager runs`)\n",
+    });
+  });
+}

@@ -1,0 +1,21 @@
+/**
+ * What the daemon's heartbeat tells the CLI in jm_nodes: the zone it fires
+ * jobs without a zone in, so `job list` shows them in that zone.
+ */
+import { assertEquals } from "./assert.ts";
+import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { DaemonHarness } from "./daemon_harness.ts";
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: the heartbeat reports the zone of jobs without one`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.timezone": "Asia/Tokyo" },
+    });
+    await h.start();
+    const node = await h.until(
+      async () => (await h.store.listNodes()).find((n) => n.timezone !== null),
+      "a heartbeat with a zone",
+    );
+    assertEquals(node.timezone, "Asia/Tokyo");
+  });
+}
