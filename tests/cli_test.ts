@@ -242,9 +242,16 @@ for (const backend of BACKENDS) {
       from: SCHEMA_VERSION,
       to: SCHEMA_VERSION,
       applied: [],
+      created: [],
       version: SCHEMA_VERSION,
     });
     assertEquals(await markers(db), []);
+    // A table dropped by hand is created again, and named.
+    await rawQuery(db, "DROP TABLE jm_nodes");
+    assertEquals(
+      await ok(db, ["db", "migrate"]),
+      `${description}: created the missing table jm_nodes again, empty\n${description}: schema already at version ${SCHEMA_VERSION}\n`,
+    );
   });
 
   Deno.test(`cli[${backend}]: job add with field options, --timezone, --env twice, --cwd, …`, async () => {

@@ -210,9 +210,12 @@ class BootedDaemon implements Daemon {
 
   private async startService(): Promise<void> {
     const { store, node } = this.o;
-    await store.migrate();
+    const { created } = await store.migrate();
     if (this.abandoned) return;
     this.sink.start();
+    if (created.length > 0) {
+      serviceLog.warn("created the missing tables {tables} again, empty", { tables: created });
+    }
     serviceLog.info(
       "jobsmanager {version} starting on {store} ({database}), node {node}, pid {pid}",
       {
