@@ -102,6 +102,8 @@ const EMPTY_RUN: Omit<Run, "id" | "job_id" | "scheduled_at" | "status" | "trigge
   forced: false,
   cancel_requested_at: null,
   cancel_requested_by: null,
+  pgid: null,
+  marker: null,
 };
 
 function definedOnly(update: RunUpdate): RunUpdate {

@@ -1,10 +1,10 @@
 /**
- * The processes of a run, found in /proc: those of its process group, and
- * those that left it (setsid, a double fork) but still carry the run's
- * marker in their environment (`JM_RUN_MARKER`, set by the runner; a
- * process that replaced its whole environment cannot be found this way).
- * Only processes this user may read are seen, which are the ones it may
- * signal. Where there is no /proc, nothing is found.
+ * The processes of a run, found in /proc and ended: those of its process
+ * group, and those that left it (setsid, a double fork) but still carry
+ * the run's marker in their environment (`JM_RUN_MARKER`, set by the
+ * runner; a process that replaced its whole environment cannot be found
+ * this way). Only processes this user may read are seen, which are the
+ * ones it may signal. Where there is no /proc, nothing is found.
  */
 
 /** One process of a run. */
@@ -14,6 +14,8 @@ export interface RunProcess {
   pgid: number;
   /** Its command line, shortened, for notes and logs. */
   command: string;
+  /** It carries the run's marker. */
+  marked: boolean;
 }
 
 /** What one run asks: its marker, and its process group when known. */
@@ -68,7 +70,12 @@ export class ProcessTable {
         const i = byGroup.get(process.pgid) ??
           (process.marker === null ? undefined : byMarker.get(process.marker));
         if (i === undefined) continue;
-        found[i].push({ pid, pgid: process.pgid, command: await commandLine(pid) });
+        found[i].push({
+          pid,
+          pgid: process.pgid,
+          command: await commandLine(pid),
+          marked: process.marker === batch[i].query.marker,
+        });
       }
     } catch {
       // No /proc: nothing can be found, and nothing is claimed to be.
@@ -101,4 +108,68 @@ async function commandLine(pid: number): Promise<string> {
   } catch {
     return "?";
   }
+}
+
+/** A run whose processes are to be signalled. */
+export interface RunRef extends RunQuery {
+  /**
+   * The group is the run's for sure: its shell was this service's child.
+   * Otherwise (a run a previous service left) the group counts as the
+   * run's only while a process in it carries the marker: its id may have
+   * been reused since.
+   */
+  ownGroup: boolean;
+}
+
+/** What ending a run's leftovers found. */
+export interface Ended {
+  /** Every process of the run that was still there. */
+  found: RunProcess[];
+  /** Those of them outside its group. */
+  escaped: RunProcess[];
+  /** Some were still there after the grace, and got SIGKILL. */
+  killed: boolean;
+}
+
+/** How often, within the grace, the end of a run's leftovers is looked for. */
+const POLL_MS = 50;
+
+/** One pass over /proc answers every run that ends at the same instant. */
+const table = new ProcessTable();
+
+/** Signal a process, or with a negative pid a process group. */
+function signal(pid: number, sig: Deno.Signal): void {
+  try {
+    Deno.kill(pid, sig);
+  } catch {
+    // ESRCH: it is already gone.
+  }
+}
+
+/** Signal the run's group and what carries its marker outside it; returns what belongs to it. */
+export async function signalRun(run: RunRef, sig: Deno.Signal): Promise<RunProcess[]> {
+  if (run.ownGroup && run.pgid !== null) signal(-run.pgid, sig);
+  const found = await table.find(run);
+  const group = run.pgid !== null &&
+    (run.ownGroup || found.some((p) => p.marked && p.pgid === run.pgid));
+  if (group && !run.ownGroup) signal(-run.pgid!, sig);
+  for (const p of found) if (p.marked && p.pgid !== run.pgid) signal(p.pid, sig);
+  return found.filter((p) => p.marked || (group && p.pgid === run.pgid));
+}
+
+/** SIGTERM to what belongs to the run, SIGKILL after `graceMs` to what is still there. */
+export async function endRun(run: RunRef, graceMs: number): Promise<Ended> {
+  const seen = new Map<number, RunProcess>();
+  const note = (found: RunProcess[]) => found.forEach((p) => seen.set(p.pid, p));
+  const deadline = Date.now() + graceMs;
+  let left = await signalRun(run, "SIGTERM");
+  note(left);
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    left = (await table.find(run)).filter((p) => seen.has(p.pid) || p.marked);
+  }
+  const killed = left.length > 0;
+  if (killed) note(await signalRun(run, "SIGKILL"));
+  const found = [...seen.values()];
+  return { found, escaped: found.filter((p) => p.pgid !== run.pgid), killed };
 }

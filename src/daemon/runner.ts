@@ -14,7 +14,7 @@
 import type { RunUpdate } from "../domain/run.ts";
 import { HeadTailCapture } from "./capture.ts";
 import { redactSecrets } from "../store/target.ts";
-import { MARKER_VARIABLE, ProcessTable, type RunProcess } from "./processes.ts";
+import { type Ended, endRun, MARKER_VARIABLE, signalRun } from "./processes.ts";
 
 export interface RunSpec {
   command: string;
@@ -108,54 +108,18 @@ export function runEnv(
 
 /** How long output may stay open after the group's SIGKILL. */
 const OUTPUT_LINGER_MS = 1000;
-/** How often, within the grace, the end of a run's leftovers is looked for. */
-const LEFTOVERS_POLL_MS = 50;
-
-/** One pass over /proc answers every run that ends at the same instant. */
-const processes = new ProcessTable();
-
-/** Signal a process, or with a negative pid a process group. */
-function signal(pid: number, signal: Deno.Signal): void {
-  try {
-    Deno.kill(pid, signal);
-  } catch {
-    // ESRCH: it is already gone.
-  }
-}
-
-/** Signal the run's group and whatever carries its marker outside it; returns what it found. */
-async function signalRun(pgid: number, marker: string, sig: Deno.Signal): Promise<RunProcess[]> {
-  signal(-pgid, sig);
-  const found = await processes.find({ marker, pgid });
-  for (const p of found) if (p.pgid !== pgid) signal(p.pid, sig);
-  return found;
-}
-
 /**
- * End what a run left when its shell exited: SIGTERM to its group and to
- * the processes that left it, SIGKILL after the grace to what is still
- * there. Returns a note naming what had left the group, or null.
+ * The note of a run whose processes left its group: which, with their
+ * pids, and how they were ended.
  */
-async function endLeftovers(pgid: number, marker: string, graceMs: number): Promise<string | null> {
-  const escaped = new Map<number, RunProcess>();
-  const note = (found: RunProcess[]) => {
-    for (const p of found) if (p.pgid !== pgid) escaped.set(p.pid, p);
-  };
-  const deadline = Date.now() + graceMs;
-  let left = await signalRun(pgid, marker, "SIGTERM");
-  note(left);
-  while (left.length > 0 && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, LEFTOVERS_POLL_MS));
-    left = await processes.find({ marker, pgid });
-  }
-  const killed = left.length > 0;
-  if (killed) note(await signalRun(pgid, marker, "SIGKILL"));
-  if (escaped.size === 0) return null;
-  const list = [...escaped.values()].map((p) => `${p.pid} (${p.command})`).join(", ");
-  const count = escaped.size === 1 ? "1 process" : `${escaped.size} processes`;
-  const pids = escaped.size === 1 ? "pid" : "pids";
+function escapedNote(ended: Ended, graceMs: number): string | null {
+  const { escaped } = ended;
+  if (escaped.length === 0) return null;
+  const list = escaped.map((p) => `${p.pid} (${p.command})`).join(", ");
+  const count = escaped.length === 1 ? "1 process" : `${escaped.length} processes`;
+  const pids = escaped.length === 1 ? "pid" : "pids";
   return `${count} had left the run's process group and still ran after it: ${pids} ${list}; ended with ${
-    killed ? `SIGKILL after ${graceMs / 1000} s of SIGTERM` : "SIGTERM"
+    ended.killed ? `SIGKILL after ${graceMs / 1000} s of SIGTERM` : "SIGTERM"
   }`;
 }
 
@@ -245,6 +209,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   // The child exists from here: this is when the run started.
   const startedAt = now();
   const pgid = child.pid;
+  const run = { pgid, marker, ownGroup: true };
   const stdout = new HeadTailCapture(spec.outputCap);
   const stderr = new HeadTailCapture(spec.outputCap);
   let endedBy: "timeout" | "interrupted" | null = null;
@@ -253,8 +218,8 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   const terminate = (reason: "timeout" | "interrupted") => {
     if (endedBy !== null) return;
     endedBy = reason;
-    signalRun(pgid, marker, "SIGTERM");
-    killTimer = setTimeout(() => signalRun(pgid, marker, "SIGKILL"), spec.killGraceMs);
+    signalRun(run, "SIGTERM");
+    killTimer = setTimeout(() => signalRun(run, "SIGKILL"), spec.killGraceMs);
   };
   const timeoutTimer = spec.timeoutMs > 0
     ? setTimeout(() => terminate("timeout"), spec.timeoutMs)
@@ -269,13 +234,13 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     const status = await child.status;
     clearTimeout(timeoutTimer);
     // Leftovers (`cmd &`, `setsid cmd &`) would run on, and hold the pipes open: end them.
-    const leftovers = endLeftovers(pgid, marker, spec.killGraceMs);
+    const leftovers = endRun(run, spec.killGraceMs);
     // A process no one can find or end may keep the pipes open for ever:
     // stop reading a little after the SIGKILL.
     const giveUp = setTimeout(() => stopReading.abort(), spec.killGraceMs + OUTPUT_LINGER_MS);
     await output;
     clearTimeout(giveUp);
-    const escaped = await leftovers;
+    const escaped = escapedNote(await leftovers, spec.killGraceMs);
     clearTimeout(killTimer);
     const unread = stopReading.signal.aborted
       ? "stopped reading its output: a process outside its process group still held it open"

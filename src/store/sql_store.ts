@@ -109,6 +109,8 @@ const RUN_COLUMNS = [
   "forced",
   "cancel_requested_at",
   "cancel_requested_by",
+  "pgid",
+  "marker",
 ] as const;
 const RUN_SELECT = `SELECT ${RUN_COLUMNS.map((c) => `\`${c}\``).join(", ")} FROM jm_runs`;
 
@@ -132,6 +134,8 @@ function rowToRun(row: Row): Run {
     forced: Number(row.forced) !== 0,
     cancel_requested_at: nullableNumber(row.cancel_requested_at),
     cancel_requested_by: nullableText(row.cancel_requested_by),
+    pgid: nullableNumber(row.pgid),
+    marker: nullableText(row.marker),
   };
 }
 
@@ -468,6 +472,10 @@ export class SqlStore implements Store {
     if (filter.status !== undefined) {
       where.push("status = ?");
       params.push(filter.status);
+    }
+    if (filter.node_id !== undefined) {
+      where.push("node_id = ?");
+      params.push(filter.node_id);
     }
     if (filter.since !== undefined) {
       where.push("scheduled_at >= ?");
