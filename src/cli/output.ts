@@ -126,7 +126,7 @@ export function fireLines(fires: Date[], zone: string): string {
 }
 
 export function jobDetails(
-  { job, zone, next, runs }: JobDetails,
+  { job, zone, next, runs, invalid }: JobDetails,
   defaultZone: DefaultZone,
   width: number | null,
 ): string {
@@ -152,6 +152,9 @@ export function jobDetails(
     ["description", job.description ?? "-"],
     ["created", formatUtc(new Date(job.created_at))],
     ["updated", formatUtc(new Date(job.updated_at))],
+    ...(invalid === null
+      ? []
+      : [["INVALID", `${invalid} (the service skips it)`] as [string, string]]),
   ];
   const keyWidth = Math.max(...rows.map(([k]) => k.length));
   const lines = rows.map(([k, v]) => `${k.padEnd(keyWidth)}  ${v}`);
