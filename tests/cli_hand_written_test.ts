@@ -49,3 +49,58 @@ for (const backend of BACKENDS) {
     assertStringIncludes(refused.stderr, `jobsmanager: id: `);
   });
 }
+
+/** Raw terminal controls: ESC (clear screen, retitle), BEL, CR, a C1 CSI, a bidi override. */
+const HOSTILE = "\x1b[2J\x1b]0;owned\x07\r\u009b31m\u202e";
+const SHOWN = String.raw`\x1b[2J\x1b]0;owned\x07\x0d\x9b31m\u{202e}`;
+
+/** No control character but newline and tab reaches the terminal. */
+function assertPrintable(text: string, what: string): void {
+  // deno-lint-ignore no-control-regex
+  const raw = text.match(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e]/);
+  assertEquals(raw, null, `${what} prints ${JSON.stringify(raw?.[0])}:\n${JSON.stringify(text)}`);
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: control characters in jobs, runs and logs are printed escaped`, async () => {
+    await using db = await freshDatabase(backend);
+    const store = db.open();
+    await store.migrate().finally(() => store.close());
+    const id = `evil${HOSTILE}`;
+    await rawQuery(
+      db,
+      "INSERT INTO jm_jobs (id, command, `second`, description, env) VALUES (?, ?, '0', ?, ?)",
+      [id, `echo ${HOSTILE}`, `about ${HOSTILE}`, JSON.stringify({ X: HOSTILE })],
+    );
+    await rawQuery(
+      db,
+      "INSERT INTO jm_runs (job_id, scheduled_at, status, `trigger`, stdout, stderr, note) VALUES (?, 1, 'success', 'schedule', ?, ?, ?)",
+      [id, `out ${HOSTILE}\nline 2\n`, `err ${HOSTILE}`, `note ${HOSTILE}`],
+    );
+    await rawQuery(
+      db,
+      "INSERT INTO jm_syslog (created_at, level, logger_name, message, context) VALUES (1, 'info', 'jobsmanager.runner', ?, ?)",
+      [`said ${HOSTILE}`, JSON.stringify({ job: id })],
+    );
+    const [{ id: runId }] = await rawQuery(db, "SELECT id FROM jm_runs");
+    for (
+      const [args, shows] of [
+        // A table cell is one line: the CR is a space there.
+        [["job", "list"], [String.raw`echo \x1b[2J\x1b]0;owned\x07 \x9b31m\u{202e}`]],
+        [["job", "show", id], [`echo ${SHOWN}`, `about ${SHOWN}`, `X=${SHOWN}`]],
+        [["runs"], [String.raw`note \x1b[2J\x1b]0;owned\x07 \x9b31m\u{202e}`]],
+        [["runs", "show", String(runId)], [`out ${SHOWN}\nline 2\n`, `err ${SHOWN}`]],
+        [["logs"], [`said ${SHOWN}`]],
+        [["--json", "job", "list"], []],
+        [["--json", "runs", "show", String(runId)], []],
+      ] as [string[], string[]][]
+    ) {
+      const out = await ok(db, ...args);
+      assertPrintable(out, args.join(" "));
+      for (const text of shows) assertStringIncludes(out, text, args.join(" "));
+    }
+    // --json escapes them too, and reads back the same.
+    const [job] = JSON.parse(await ok(db, "--json", "job", "list"));
+    assertEquals([job.id, job.command], [id, `echo ${HOSTILE}`]);
+  });
+}
