@@ -154,13 +154,19 @@ export interface Serve {
   stop(): Promise<void>;
 }
 
-export async function serve(db: Db, config: Record<string, unknown>): Promise<Serve> {
+/** `serve` on `db` with `config` in its `jobsmanager` section and `sections` (e.g. `http`) beside it. */
+export async function serve(
+  db: Db,
+  config: Record<string, unknown>,
+  sections: Record<string, unknown> = {},
+): Promise<Serve> {
   const logFile = `${db.dir}/log/jobsmanager.log`;
   await Deno.writeTextFile(
     `${db.dir}/bench.json`,
     JSON.stringify({
       log: { path: `${db.dir}/log`, level: "info" },
       jobsmanager: { timezone: "UTC", ...config },
+      ...sections,
     }),
   );
   const child = new Deno.Command(Deno.execPath(), {

@@ -1,6 +1,6 @@
 /**
  * Benchmarks (not tests): `deno task bench [SECTION…] [--backend sqlite|mysql] [--seconds N]`.
- * Sections: catalogue, firing, latency, reload, idle, throughput, sink, flood (default: all).
+ * Sections: catalogue, firing, latency, reload, idle, throughput, sink, flood, api (default: all).
  * MySQL runs when JM_BENCH_DATABASE_URL (or JM_TEST_DATABASE_URL) names a server;
  * each section uses a fresh database. Prints one markdown table per section.
  */
@@ -22,6 +22,7 @@ import {
   SERVER,
   until,
 } from "./common.ts";
+import { apiLoad } from "./http.ts";
 import { floodLag, sinkThroughput } from "./logging.ts";
 
 const args = [...Deno.args];
@@ -33,7 +34,7 @@ const onlyBackend = flag("--backend");
 const SECONDS = Number(flag("--seconds") ?? 60);
 const sections = args.length > 0
   ? args
-  : ["catalogue", "firing", "latency", "reload", "idle", "throughput", "sink", "flood"];
+  : ["catalogue", "firing", "latency", "reload", "idle", "throughput", "sink", "flood", "api"];
 const backends = (["sqlite", "mysql"] as const).filter((b) =>
   (onlyBackend === undefined || onlyBackend === b) && (b === "sqlite" || SERVER !== "")
 );
@@ -335,6 +336,11 @@ const SECTIONS: Record<
     `Firing lag of 100 every-second jobs for ${SECONDS} s, quiet and under a log flood (all sinks at info)`,
     ["backend", "flood", "fires", "p50", "p99"],
     (b) => floodLag(b, SECONDS),
+  ],
+  api: [
+    `Firing lag of 100 every-second jobs for ${SECONDS} s, without and with 200 concurrent API requests (loopback)`,
+    ["backend", "API load", "fires", "lag p50", "lag p99", "requests/s", "request p99", "failed"],
+    (b) => apiLoad(b, SECONDS),
   ],
 };
 

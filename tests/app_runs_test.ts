@@ -6,7 +6,7 @@
  */
 import { assertEquals, assertRejects } from "./assert.ts";
 import { addJob } from "../src/app/jobs.ts";
-import { cancelRun, requestRun, showRun, startHereRun } from "../src/app/runs.ts";
+import { cancelRun, hereNode, requestRun, showRun, startHereRun } from "../src/app/runs.ts";
 import { buildJob } from "../src/domain/job.ts";
 import { NotFoundError, RuntimeError } from "../src/errors.ts";
 import type { Store } from "../src/store/store.ts";
@@ -158,6 +158,28 @@ for (const backend of BACKENDS) {
       assertEquals(outcome, "requested");
       assertEquals(run, { ...before, cancel_requested_at: T0 + 2000, cancel_requested_by: BY });
     }
+  });
+
+  test("cancelRun of a run in a terminal (job run --here) says to end it there, changing nothing", async (store) => {
+    const [id] = await store.claimRuns([
+      {
+        job_id: "a",
+        scheduled_at: T0,
+        status: "running",
+        trigger: "manual",
+        node_id: hereNode("box"),
+      },
+    ]);
+    const before = await store.getRun(id!);
+    const error = await assertRejects(
+      () => cancelRun(store, id!, { by: BY, now: T0 }),
+      RuntimeError,
+    );
+    assertEquals(
+      error.message,
+      `run ${id} runs in a terminal (\`jobsmanager job run --here\` on box), not in a service: end it there with Ctrl-C`,
+    );
+    assertEquals(await store.getRun(id!), before);
   });
 
   test("cancelRun of an ended run names its status and changes nothing; of a missing one is NotFound", async (store) => {

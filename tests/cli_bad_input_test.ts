@@ -312,7 +312,7 @@ const CASES: BadCase[] = [
     config: true,
     code: 2,
     error:
-      "config unknown-section.json: unknown key 'frobnicate' (known here: db, log, runs, lib, jobsmanager)",
+      "config unknown-section.json: unknown key 'frobnicate' (known here: db, log, runs, lib, jobsmanager, http)",
   },
   {
     name: "config value of the wrong type",

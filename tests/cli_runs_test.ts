@@ -9,10 +9,12 @@ import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
   BACKENDS,
   cli,
+  CliProcess,
   type CliResult,
   freshDatabase,
   rawQuery,
   type TestDatabase,
+  waitFor,
 } from "./helpers.ts";
 
 const ADD = ["job", "add", "a", "--command", "echo a", "--cron", "0 0 1 1 *"];
@@ -150,5 +152,29 @@ for (const backend of BACKENDS) {
       stdout: "",
       stderr: "jobsmanager: run 999 does not exist (see `jobsmanager runs`)\n",
     });
+  });
+
+  Deno.test(`cli[${backend}]: job run --here shows the output as it comes, and records it`, async () => {
+    await using db = await freshDatabase(backend);
+    // The job prints, then waits for the test to see that line before it goes on.
+    const command =
+      `echo one; echo err >&2; while [ ! -e '${db.dir}/go' ]; do sleep 0.05; done; echo two`;
+    const add = await jm(db, "job", "add", "live", "--command", command, "--cron", "0 0 1 1 *");
+    assertEquals(add.code, 0, add.stderr);
+    await using run = new CliProcess(["--database", db.url, "job", "run", "live", "--here"], {
+      cwd: db.dir,
+    });
+    await waitFor(() => run.stdout.includes("one\n") && run.stderr.includes("err\n"), {
+      timeoutMs: 20_000,
+      what: "the job's first lines while it still runs",
+      detail: () => `stdout: ${run.stdout}\nstderr: ${run.stderr}`,
+    });
+    assert(run.running, "the job ended before the test let it");
+    await Deno.writeTextFile(`${db.dir}/go`, "");
+    assertEquals((await run.exit(20_000)).code, 0, run.stderr);
+    assertMatch(run.stdout, /^one\ntwo\nrun +\d+\njob +live\nstatus +success\n/);
+    assert(!run.stdout.includes("--- stdout ---"), "the output was printed twice");
+    const [row] = await rawQuery(db, "SELECT status, stdout, stderr FROM jm_runs");
+    assertEquals({ ...row }, { status: "success", stdout: "one\ntwo\n", stderr: "err\n" });
   });
 }

@@ -11,7 +11,7 @@ import { boot, type Daemon, stopBudgetMs } from "../src/daemon/boot.ts";
 import { SINK_CATEGORY } from "../src/daemon/log.ts";
 import { renderMessage } from "../src/daemon/log_sink.ts";
 import { type RunHandle, type RunResult, type RunSpec, startRun } from "../src/daemon/runner.ts";
-import type { StartRun } from "../src/daemon/service.ts";
+import type { RunObserver, StartRun } from "../src/daemon/service.ts";
 import { buildJob, type JobOptions } from "../src/domain/job.ts";
 import type { Run } from "../src/domain/run.ts";
 import type { Store } from "../src/store/store.ts";
@@ -126,6 +126,8 @@ export interface HarnessOptions {
   realRuns?: boolean;
   /** The store the daemon uses; `db.open()` by default (a store through a proxy, for outages). */
   store?: () => Store;
+  /** Told of runs as they start and end (the HTTP side's metrics). */
+  observer?: RunObserver;
 }
 
 /** How long a test waits, in real time, for a state it expects. */
@@ -197,6 +199,7 @@ export class DaemonHarness implements AsyncDisposable {
       node: { id: NODE_ID, host: "test", pid: Deno.pid, version: VERSION, started_at: T0 },
       env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
       startRun: this.options.realRuns ? startRun : this.runner.start,
+      observer: this.options.observer,
     });
     this.daemon_ = daemon;
     await configure({

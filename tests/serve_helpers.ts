@@ -44,8 +44,8 @@ export async function writeConfig(db: TestDatabase, settings: ServeSettings = {}
 
 /** One `jobsmanager serve` process on `db` with the config file at `configPath`. */
 export class Serve extends CliProcess {
-  constructor(db: TestDatabase, configPath: string) {
-    super(["--database", db.url, "--config", configPath, "serve"], { cwd: db.dir });
+  constructor(db: TestDatabase, configPath: string, env: Record<string, string> = {}) {
+    super(["--database", db.url, "--config", configPath, "serve"], { cwd: db.dir, env });
   }
 
   /** SIGTERM, then wait for exit; returns the status and how long the exit took. */

@@ -1,6 +1,6 @@
 /**
  * The store contract of RunStore's reads and bookkeeping (store.ts): getRun,
- * listRuns, queuedManualRuns, interruptOrphans, lastFires, countRuns.
+ * listRuns, queuedManualRuns, cancelRequests, interruptOrphans, lastFires, countRuns.
  */
 import { assertEquals } from "./assert.ts";
 import { FINAL_STATUSES, type RunStatus } from "../src/domain/run.ts";
@@ -94,6 +94,30 @@ contract(
     ]]);
   },
 );
+
+contract(
+  "cancelRequests",
+  "this node's running and queued runs someone asked to cancel, oldest first",
+  async ({ store }) => {
+    const asked = { cancel_requested_at: 5000, cancel_requested_by: "ops@host" };
+    const [running, , queued] = await store.claimRuns([
+      fire("a", 1000, { status: "running", node_id: "me", started_at: 1000, ...asked }),
+      fire("b", 1000, { status: "running", node_id: "me", started_at: 1000 }), // nobody asked
+      fire("c", 1000, { status: "queued", node_id: "me", ...asked }),
+      fire("d", 1000, { status: "running", node_id: "other", started_at: 1000, ...asked }),
+      { ...manualRequest("e", 1000), ...asked }, // no service took it: the CLI ends it itself
+      fire("f", 1000, { status: "success", node_id: "me", finished_at: 2000, ...asked }),
+    ]);
+    const requests = await store.cancelRequests("me");
+    assertEquals(requests.map((r) => r.id), [running, queued]);
+    assertEquals(requests.map((r) => r.cancel_requested_by), ["ops@host", "ops@host"]);
+  },
+);
+
+contract("cancelRequests", "nothing when nobody asked", async ({ store }) => {
+  await store.claimRuns([fire("a", 1000, { status: "running", node_id: "me", started_at: 1 })]);
+  assertEquals(await store.cancelRequests("me"), []);
+});
 
 contract("queuedManualRuns", "at most limit", async ({ store }) => {
   const ids = await store.claimRuns([

@@ -48,6 +48,13 @@ export async function requestRun(
   return (await stores.getRun(runId))!;
 }
 
+/** The node of a run `job run --here` runs in a terminal on `host`, not in a service. */
+export function hereNode(host: string): string {
+  return `${HERE_PREFIX}${host}`;
+}
+
+const HERE_PREFIX = "cli@";
+
 /**
  * Record a manual run of job `id` that `node` (not a service) starts now
  * itself; the caller runs the job and records how it ended, keeping the
@@ -108,6 +115,12 @@ export async function cancelRun(
         note: `cancelled by ${options.by} at ${new Date(options.now).toISOString()}`,
       }, "queued");
       if (dropped) return { outcome: "dropped", run: await showRun(runs, id) };
+    } else if (run.status === "running" && run.node_id?.startsWith(HERE_PREFIX)) {
+      throw new RuntimeError(
+        `run ${id} runs in a terminal (\`jobsmanager job run --here\` on ${
+          run.node_id.slice(HERE_PREFIX.length)
+        }), not in a service: end it there with Ctrl-C`,
+      );
     } else if (run.status === "queued" || run.status === "running") {
       if (await runs.updateRun(id, request, run.status)) {
         return { outcome: "requested", run: await showRun(runs, id) };

@@ -14,7 +14,7 @@ import { systemTimezone } from "../domain/time.ts";
 import type { Node } from "../domain/node.ts";
 import { liveServices } from "../app/status.ts";
 import { type DefaultZone, defaultZone } from "../app/zone.ts";
-import { toJson } from "./json.ts";
+import { toJson } from "../domain/json.ts";
 
 export interface GlobalOptions {
   config?: string;

@@ -18,6 +18,7 @@ import { candidatesFromCrontab, crontabSource } from "../app/import/crontab_file
 import { type Candidate, countStatuses, type Outcome, type PlanEntry } from "../app/import/plan.ts";
 import { describeTarget, secretsOf } from "../store/target.ts";
 import { addSecret, type CommandContext, type ContextOf } from "./context.ts";
+import { withServiceLine } from "./output.ts";
 
 function entryLines(entry: PlanEntry): string[] {
   const head = `${entry.status.padEnd(13)}  ${entry.id}  (${entry.source})`;
@@ -54,7 +55,11 @@ export function planText(outcome: Outcome, what: string, preview: string | null)
 }
 
 /** The plan for --json: every entry with its job, and the counts. */
-export function planData(outcome: Outcome, applied: boolean, source: string): unknown {
+export function planData(
+  outcome: Outcome,
+  applied: boolean,
+  source: string,
+): Record<string, unknown> {
   return {
     source,
     applied: applied && outcome.markerId !== null,
@@ -78,9 +83,16 @@ async function report(
   apply: boolean,
   what: string,
 ): Promise<void> {
-  const outcome = await ctx.withStore((store) => importJobs(store, candidates, apply));
+  const { outcome, live } = await ctx.withStore(async (store) => ({
+    outcome: await importJobs(store, candidates, apply),
+    live: await ctx.liveServices(store),
+  }));
   const preview = apply ? null : `run again with --apply to write them`;
-  ctx.print(() => planText(outcome, what, preview), planData(outcome, apply, what));
+  ctx.print(
+    () =>
+      withServiceLine(planText(outcome, what, preview), outcome.markerId, live, ctx.databaseName),
+    { ...planData(outcome, apply, what), live_services: live.map((n) => n.id) },
+  );
 }
 
 async function readText(path: string): Promise<string> {

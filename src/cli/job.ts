@@ -27,11 +27,11 @@ import {
   fireLines,
   jobDetails,
   jobsTable,
-  serviceLine,
+  withServiceLine,
   zoneNote,
 } from "./output.ts";
 import type { DefaultZone } from "../app/zone.ts";
-import { parseCount } from "./parse.ts";
+import { parseCount } from "../domain/input.ts";
 
 /** The most fires `job show -n` and `job next -n` print. */
 const MAX_FIRES = 1000;
@@ -135,7 +135,7 @@ function printWrite(
   extra: Record<string, unknown> = {},
 ): void {
   ctx.print(
-    () => change.markerId === null ? text : `${text}\n${serviceLine(live, ctx.databaseName)}`,
+    () => withServiceLine(text, change.markerId, live, ctx.databaseName),
     {
       job: change.after ?? change.before,
       marker_id: change.markerId,

@@ -11,11 +11,11 @@ import { secretsOf } from "../store/target.ts";
 import { validateId } from "../domain/job.ts";
 import { FINAL_STATUSES, type Run } from "../domain/run.ts";
 import { finishedRecord, inheritedEnv, runEnv, startRun } from "../daemon/runner.ts";
-import { requestRun, startHereRun } from "../app/runs.ts";
+import { hereNode, requestRun, startHereRun } from "../app/runs.ts";
 import type { JobStore, RunStore } from "../store/store.ts";
 import { type CommandContext, type ContextOf, writeErr } from "./context.ts";
 import { runDetails } from "./output.ts";
-import { parseCount } from "./parse.ts";
+import { parseCount } from "../domain/input.ts";
 
 const WAIT_POLL_MS = 200;
 /** The longest `--wait --timeout`: a year, in seconds. */
@@ -29,14 +29,22 @@ function exitCodeFor(run: Run): number {
   return 1;
 }
 
+/** Write a chunk of the job's output to our own stream, whole. */
+function relay(stream: "stdout" | "stderr", chunk: Uint8Array): void {
+  const to = stream === "stdout" ? Deno.stdout : Deno.stderr;
+  for (let offset = 0; offset < chunk.length;) offset += to.writeSync(chunk.subarray(offset));
+}
+
+/** Run job `id` in this process; with `live`, its output is shown as it comes. */
 async function runHere(
   ctx: CommandContext,
   store: JobStore & RunStore,
   id: string,
+  live: boolean,
 ): Promise<Run> {
   const s = ctx.config.settings;
   const { job, run } = await startHereRun(store, id, {
-    node: `cli@${Deno.hostname()}`,
+    node: hereNode(Deno.hostname()),
     now: Date.now(),
   });
   const handle = startRun({
@@ -47,6 +55,7 @@ async function runHere(
     killGraceMs: s["jobsmanager.kill_grace"] * 1000,
     outputCap: s["jobsmanager.output_cap"],
     secrets: secretsOf(ctx.target),
+    onOutput: live ? relay : undefined,
   });
   // The command has a process group of its own, so Ctrl-C would not reach
   // it: end it, and record it interrupted, rather than leave it behind.
@@ -122,7 +131,7 @@ export function jobRunCommand(contextOf: ContextOf): Command {
       const s = ctx.config.settings;
       const reloadIntervalMs = s["jobsmanager.reload_interval"] * 1000;
       const run = await ctx.withStore(async (store) => {
-        if (opts.here) return await runHere(ctx, store, id);
+        if (opts.here) return await runHere(ctx, store, id, !ctx.json);
         const queued = await requestRun(store, id, {
           force: opts.force === true,
           queue: opts.queue === true,
@@ -135,7 +144,7 @@ export function jobRunCommand(contextOf: ContextOf): Command {
       ctx.print(
         () =>
           finished
-            ? runDetails(run)
+            ? runDetails(run, { output: !opts.here })
             : `queued run ${run.id} of '${id}'; see it with \`jobsmanager runs show ${run.id}\``,
         run,
       );

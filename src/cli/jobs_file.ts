@@ -14,6 +14,7 @@ import {
 import { UsageError } from "../errors.ts";
 import type { ContextOf } from "./context.ts";
 import { planData, planText } from "./import.ts";
+import { withServiceLine } from "./output.ts";
 
 export function exportCommand(contextOf: ContextOf): Command {
   return new Command("export")
@@ -44,11 +45,18 @@ export function applyCommand(contextOf: ContextOf): Command {
       }
       const candidates = candidatesFromFile(file, text, Date.now());
       const options = { prune: opts.prune === true, dryRun: opts.dryRun === true };
-      const outcome = await ctx.withStore((store) => applyJobsFile(store, candidates, options));
+      const { outcome, live } = await ctx.withStore(async (store) => ({
+        outcome: await applyJobsFile(store, candidates, options),
+        live: await ctx.liveServices(store),
+      }));
       const preview = options.dryRun ? "a dry run" : null;
+      const plan = planText(outcome, `file ${file}`, preview);
       ctx.print(
-        () => planText(outcome, `file ${file}`, preview),
-        planData(outcome, !options.dryRun, `file ${file}`),
+        () => withServiceLine(plan, outcome.markerId, live, ctx.databaseName),
+        {
+          ...planData(outcome, !options.dryRun, `file ${file}`),
+          live_services: live.map((n) => n.id),
+        },
       );
     });
 }

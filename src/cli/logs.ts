@@ -5,7 +5,7 @@ import { LOG_LEVELS } from "../domain/log_row.ts";
 import { followFrom, type LogQuery, logsAfter, recentLogs } from "../app/logs.ts";
 import { type ContextOf, writeErr, writeOut } from "./context.ts";
 import { logLine } from "./output.ts";
-import { parseCount, parseLevel, parseRunId, parseSince } from "./parse.ts";
+import { parseCount, parseLevel, parseRunId, parseSince } from "../domain/input.ts";
 
 const FOLLOW_POLL_MS = 1000;
 /** The most lines one `logs` prints before following. */

@@ -10,7 +10,7 @@ import type { Node } from "../domain/node.ts";
 import type { Run } from "../domain/run.ts";
 import { readableSchedule } from "../cron/fields.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
-import { toJson } from "./json.ts";
+import { toJson } from "../domain/json.ts";
 
 /** The narrowest a cut last column gets, however narrow the terminal. */
 const MIN_LAST_COLUMN = 12;
@@ -140,6 +140,16 @@ export function serviceLine(live: Node[], database: string): string {
     : `the ${live.length} live services on this database (${names}) apply it within their reload_interval`;
 }
 
+/** `text` about a write, then, when it wrote a marker, who applies it. */
+export function withServiceLine(
+  text: string,
+  markerId: number | null,
+  live: Node[],
+  database: string,
+): string {
+  return markerId === null ? text : `${text}\n${serviceLine(live, database)}`;
+}
+
 export function fireLines(fires: Date[], zone: string): string {
   if (fires.length === 0) return "  (the schedule never fires again)";
   return fires.map((f) => `  ${formatInZone(f, zone)}  ${zone}   ${formatUtc(f)}`).join("\n");
@@ -211,7 +221,8 @@ export function runsTable(runs: Run[], width: number | null): string {
   );
 }
 
-export function runDetails(run: Run): string {
+/** A run's fields and, unless it was already shown as it came (`job run --here`), its output. */
+export function runDetails(run: Run, options: { output: boolean } = { output: true }): string {
   const time = (ms: number | null) => ms === null ? "-" : `${formatUtc(new Date(ms))} (${ms})`;
   const lines = [
     `run          ${run.id}`,
@@ -226,11 +237,15 @@ export function runDetails(run: Run): string {
     `signal       ${run.signal ?? "-"}`,
     `node         ${printable(run.node_id ?? "-")}`,
     `note         ${printable(run.note ?? "-")}`,
-    "--- stdout ---",
-    printable(run.stdout ?? ""),
-    "--- stderr ---",
-    printable(run.stderr ?? ""),
   ];
+  if (options.output) {
+    lines.push(
+      "--- stdout ---",
+      printable(run.stdout ?? ""),
+      "--- stderr ---",
+      printable(run.stderr ?? ""),
+    );
+  }
   return lines.join("\n");
 }
 

@@ -5,7 +5,7 @@ import { RUN_STATUSES } from "../domain/run.ts";
 import { cancelRun, showRun } from "../app/runs.ts";
 import { type ContextOf, outputWidth } from "./context.ts";
 import { runDetails, runsTable } from "./output.ts";
-import { parseCount, parseRunId, parseSince, parseStatus } from "./parse.ts";
+import { parseCount, parseRunId, parseSince, parseStatus } from "../domain/input.ts";
 
 /** The most runs one `runs` lists. */
 const MAX_RUNS = 100_000;

@@ -12,9 +12,12 @@ import { systemClock } from "../daemon/clock.ts";
 import { closeLogging, log, serveLogging, setupLogging } from "../daemon/log.ts";
 import { inheritedEnv } from "../daemon/runner.ts";
 import { SqliteFileLock } from "../daemon/sqlite_file.ts";
+import { Metrics } from "../http/metrics.ts";
+import { startServeHttp } from "../http/serve_http.ts";
+import type { HttpServer } from "../http/server.ts";
 import { secretsOf } from "../store/target.ts";
 import { VERSION } from "../version.ts";
-import type { ContextOf } from "./context.ts";
+import { addSecret, type ContextOf } from "./context.ts";
 
 export function serveCommand(contextOf: ContextOf): Command {
   return new Command("serve").description("run the scheduler service (foreground, for systemd)")
@@ -24,6 +27,8 @@ export function serveCommand(contextOf: ContextOf): Command {
       const lock = ctx.target.kind === "sqlite"
         ? await SqliteFileLock.acquire(ctx.target.path)
         : null;
+      // Made before the daemon, which tells it of every run from the start.
+      const metrics = settings["http.listen"] === "" ? null : new Metrics();
       const daemon = boot({
         settings,
         store: ctx.openStore(),
@@ -37,6 +42,7 @@ export function serveCommand(contextOf: ContextOf): Command {
         },
         env: inheritedEnv(),
         secrets: secretsOf(ctx.target),
+        observer: metrics ?? undefined,
       });
       // Listen from the start: an early SIGHUP (systemctl reload) must not
       // kill the process, and an early SIGTERM stops it once it has started.
@@ -46,11 +52,23 @@ export function serveCommand(contextOf: ContextOf): Command {
       Deno.addSignalListener("SIGINT", stop);
       Deno.addSignalListener("SIGHUP", reload);
       const watch = lock && watchFile(lock, daemon, settings["jobsmanager.reload_interval"] * 1000);
+      let http: HttpServer | null = null;
       try {
         await setupLogging(serveLogging(settings, daemon.logSink));
+        if (metrics) {
+          http = await startServeHttp({
+            settings,
+            target: ctx.target,
+            metrics,
+            vitals: () => daemon.vitals,
+            secrets: [...secretsOf(ctx.target), settings["db.password"]].filter((s) => s !== ""),
+            onTokens: (tokens) => tokens.forEach(addSecret),
+          });
+        }
         await daemon.run();
       } finally {
         watch?.stop();
+        await http?.close();
         Deno.removeSignalListener("SIGTERM", stop);
         Deno.removeSignalListener("SIGINT", stop);
         Deno.removeSignalListener("SIGHUP", reload);

@@ -80,6 +80,71 @@ const timezone: Parser<string> = (v, key) => {
   }
 };
 
+/** A bearer token of the HTTP API, as configured: the token itself or a file holding it. */
+export interface TokenSpec {
+  token?: string;
+  token_file?: string;
+  role: TokenRole;
+}
+
+export const TOKEN_ROLES = ["read", "admin"] as const;
+export type TokenRole = typeof TOKEN_ROLES[number];
+
+/** Shortest token accepted: guessable ones ("admin", "changeme") are refused. */
+export const MIN_TOKEN_LENGTH = 16;
+
+/** `http.tokens`: its messages name the entry and the field, never a token's value. */
+const tokens: Parser<TokenSpec[]> = (v, key) => {
+  if (!Array.isArray(v)) {
+    throw new ValidationError(
+      key,
+      `${key}: expected a list like [{ token_file: "/etc/jobsmanager/admin.token", role: "admin" }]`,
+    );
+  }
+  return v.map((entry, i): TokenSpec => {
+    const at = `${key}[${i}]`;
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+      throw new ValidationError(key, `${at}: expected { token or token_file, role }`);
+    }
+    const unknown = Object.keys(entry).find((k) => !["token", "token_file", "role"].includes(k));
+    if (unknown !== undefined) {
+      throw new ValidationError(
+        key,
+        `${at}: unknown key '${unknown}' (known here: token, token_file, role)`,
+      );
+    }
+    const { token, token_file, role } = entry as Record<string, unknown>;
+    if ((token === undefined) === (token_file === undefined)) {
+      throw new ValidationError(key, `${at}: give either token or token_file, not both or neither`);
+    }
+    if (token !== undefined) checkToken(token, `${at}.token`, key);
+    if (token_file !== undefined && (typeof token_file !== "string" || token_file === "")) {
+      throw new ValidationError(key, `${at}.token_file: expected the path of a file`);
+    }
+    if (!(TOKEN_ROLES as readonly unknown[]).includes(role)) {
+      throw new ValidationError(
+        key,
+        `${at}.role: ${JSON.stringify(role)} is not valid (expected ${TOKEN_ROLES.join(" or ")})`,
+      );
+    }
+    return { token: token as string | undefined, token_file, role: role as TokenRole };
+  });
+};
+
+/** Throw unless `value` is a usable token; the message never shows it. */
+export function checkToken(value: unknown, where: string, key = where): string {
+  if (typeof value !== "string" || value.trim().length < MIN_TOKEN_LENGTH || /\s/.test(value)) {
+    throw new ValidationError(
+      key,
+      `${where}: expected at least ${MIN_TOKEN_LENGTH} characters without spaces, e.g. from \`openssl rand -hex 32\` (the value is not shown)`,
+    );
+  }
+  return value;
+}
+
+/** `http.token`: one admin token, usually from the environment; empty = none. */
+const optionalToken: Parser<string> = (v, key) => v === "" ? "" : checkToken(v, key);
+
 /** Every config key, in file order. The example config is rendered from this table. */
 export const CONFIG_KEYS = {
   "db.url": {
@@ -233,6 +298,32 @@ export const CONFIG_KEYS = {
     // Both streams of a run in one row must stay under MySQL's default 16 MiB packet.
     parse: integer(0, 4 * 1024 * 1024),
   },
+  "http.listen": {
+    doc:
+      "Where serve answers HTTP (API, /metrics, /healthz, /readyz, dashboard), HOST:PORT or :PORT; empty = no HTTP",
+    default: "",
+    parse: text,
+    env: "JM_HTTP_LISTEN",
+  } as KeySpec<string>,
+  "http.tokens": {
+    doc:
+      'Bearer tokens, each { token: "…" or token_file: PATH, role: "read" or "admin" }; none = loopback only, no auth',
+    default: [] as TokenSpec[],
+    parse: tokens,
+  },
+  "http.token": {
+    doc: "One more admin token; better given in the environment than in this file",
+    default: "",
+    parse: optionalToken,
+    env: "JM_HTTP_TOKEN",
+    secret: true,
+  },
+  "http.cert": {
+    doc: "PEM certificate file: serve HTTPS instead of HTTP (with http.key)",
+    default: "",
+    parse: text,
+  },
+  "http.key": { doc: "PEM private key file of http.cert", default: "", parse: text },
 } satisfies Record<string, KeySpec<unknown>>;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
@@ -369,7 +460,10 @@ function parseSecret(spec: KeySpec<unknown>, value: unknown, key: string): unkno
   try {
     return spec.parse(value, key);
   } catch (error) {
+    // A message that does not contain the value (a token parser's) may stand.
+    const shown = typeof value === "string" ? value : JSON.stringify(value) ?? "";
     if (!(error instanceof ValidationError)) throw error;
+    if (shown !== "" && !error.message.includes(shown)) throw error;
     throw new ValidationError(
       key,
       `${key}: is not valid (expected a string; the value is not shown)`,

@@ -18,7 +18,7 @@ import { DatabaseLogSink } from "./log_sink.ts";
 import { RunRecorder } from "./recorder.ts";
 import { RunGuard } from "./run_guard.ts";
 import { startRun } from "./runner.ts";
-import { Service, type ServiceState, type StartRun } from "./service.ts";
+import { type RunObserver, Service, type ServiceState, type StartRun } from "./service.ts";
 
 /** Who this service is, in `jm_nodes`. */
 export type NodeIdentity = Pick<Node, "id" | "host" | "pid" | "version" | "started_at">;
@@ -35,6 +35,19 @@ export interface BootOptions {
   secrets?: readonly string[];
   /** Starts a run's process: the real runner unless a test gives a double. */
   startRun?: StartRun;
+  /** Told of runs as they start and end (the HTTP side's metrics). */
+  observer?: RunObserver;
+}
+
+/** What probes and metrics read from a running daemon. */
+export interface DaemonVitals extends ServiceState {
+  /** Jobs loaded and firing: false before the start and once a stop began. */
+  firing: boolean;
+  databaseOnline: boolean;
+  /** How long the database has been away since the start, the current outage included. */
+  outageMs: number;
+  /** Log records the jm_syslog sink dropped since the start. */
+  logRecordsDropped: number;
 }
 
 export interface Daemon {
@@ -59,6 +72,7 @@ export interface Daemon {
    * started, nothing (starting reads every job).
    */
   reload(): void;
+  readonly vitals: DaemonVitals;
 }
 
 /**
@@ -136,6 +150,7 @@ class BootedDaemon implements Daemon {
       outputCap: s["jobsmanager.output_cap"],
       baseEnv: o.env,
       secrets: o.secrets ?? [],
+      observer: o.observer,
     });
     this.housekeeping = new Housekeeping({
       store,
@@ -170,6 +185,16 @@ class BootedDaemon implements Daemon {
 
   get state(): ServiceState {
     return this.service.state;
+  }
+
+  get vitals(): DaemonVitals {
+    return {
+      ...this.service.state,
+      firing: this.started && this.deadline === null,
+      databaseOnline: this.health.online,
+      outageMs: this.health.outageMs,
+      logRecordsDropped: this.sink.droppedTotal,
+    };
   }
 
   stop(): void {
@@ -226,6 +251,13 @@ class BootedDaemon implements Daemon {
         pid: node.pid,
       },
     );
+    if (store.created) {
+      // A mistyped path, or a service started in the wrong directory, reads no jobs: say so.
+      serviceLog.warn(
+        "created a new, empty database {database}; add jobs with `jobsmanager job add --database {database} …`",
+        { database: store.description },
+      );
+    }
     await this.service.start();
     if (this.abandoned) return;
     this.housekeeping.start();

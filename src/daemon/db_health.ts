@@ -25,6 +25,8 @@ function message(error: unknown): string {
 
 export class DbHealth {
   private downSince: number | null = null;
+  /** Length of the outages that ended (for /metrics). */
+  private pastOutagesMs = 0;
   private probing: Promise<void> | null = null;
   private readonly recoveries: Recovery[] = [];
   private readonly closing = new AbortController();
@@ -39,6 +41,12 @@ export class DbHealth {
   /** False while the database is known to be away. */
   get online(): boolean {
     return this.downSince === null;
+  }
+
+  /** How long the database has been away since this object was made, the current outage included. */
+  get outageMs(): number {
+    const current = this.downSince === null ? 0 : this.clock.now() - this.downSince;
+    return this.pastOutagesMs + current;
   }
 
   /** Run `recovery` after each outage, once the database answers; if it fails, the outage goes on. */
@@ -88,6 +96,7 @@ export class DbHealth {
       }
       const downFor = this.clock.now() - (this.downSince ?? this.clock.now());
       this.downSince = null;
+      this.pastOutagesMs += downFor;
       storeLog.info("the database is back after {seconds} s", {
         seconds: Math.round(downFor / 1000),
       });

@@ -48,6 +48,8 @@ export function toLogRow(record: LogRecord): LogRow {
 export class DatabaseLogSink implements AsyncDisposable {
   private queue: LogRow[] = [];
   private dropped = 0;
+  /** Records dropped since the sink was made (for /metrics); `dropped` restarts at each report. */
+  droppedTotal = 0;
   private failing = false;
   private writing: Promise<void> | null = null;
   private timer: ReturnType<typeof setInterval> | undefined;
@@ -92,6 +94,7 @@ export class DatabaseLogSink implements AsyncDisposable {
     if (excess > 0 && (excess >= 1000 || this.queue.length % 1000 === 0)) {
       this.queue.splice(0, excess);
       this.dropped += excess;
+      this.droppedTotal += excess;
     }
   }
 

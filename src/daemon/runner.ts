@@ -28,6 +28,8 @@ export interface RunSpec {
   outputCap: number;
   /** Strings replaced by `***` in the output kept (the database password). */
   secrets?: readonly string[];
+  /** Each chunk of output as it comes, besides what is kept (`job run --here` shows it live). */
+  onOutput?: (stream: "stdout" | "stderr", chunk: Uint8Array) => void;
 }
 
 export type Outcome = "success" | "failed" | "timeout" | "killed" | "interrupted" | "error";
@@ -152,6 +154,7 @@ async function drain(
   stream: ReadableStream<Uint8Array>,
   into: HeadTailCapture,
   stop: AbortSignal,
+  onChunk?: (chunk: Uint8Array) => void,
 ): Promise<void> {
   const reader = stream.getReader();
   const cancel = () => reader.cancel().catch(() => {});
@@ -161,6 +164,7 @@ async function drain(
       const { done, value } = await reader.read();
       if (done) return;
       into.push(value);
+      onChunk?.(value);
     }
   } catch {
     // Cancelled: the caller stopped waiting for the end of the output.
@@ -228,8 +232,8 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   const done = (async (): Promise<RunResult> => {
     const stopReading = new AbortController();
     const output = Promise.all([
-      drain(child.stdout, stdout, stopReading.signal),
-      drain(child.stderr, stderr, stopReading.signal),
+      drain(child.stdout, stdout, stopReading.signal, spec.onOutput?.bind(null, "stdout")),
+      drain(child.stderr, stderr, stopReading.signal, spec.onOutput?.bind(null, "stderr")),
     ]);
     const status = await child.status;
     clearTimeout(timeoutTimer);

@@ -7,7 +7,7 @@
  */
 import { type Job, sameDefinition, validateJob } from "../domain/job.ts";
 import { log } from "./log.ts";
-import type { NewRun, Run, RunUpdate } from "../domain/run.ts";
+import type { NewRun, Run, RunStatus, RunUpdate } from "../domain/run.ts";
 import type { JobStore, Marker, MarkerStore, RunStore } from "../store/store.ts";
 import type { Clock, Deadline } from "./clock.ts";
 import type { DbHealth } from "./db_health.ts";
@@ -17,6 +17,17 @@ import { finishedRecord, runEnv, type RunHandle, type RunResult, type RunSpec } 
 import { endRun } from "./processes.ts";
 import { type Slot, SlotGate } from "./slots.ts";
 import { type Decision, type Due, type JobDefaults, onTime, Timetable } from "./timetable.ts";
+
+/**
+ * Told of each run as it starts and as it gets its final status (a fire
+ * skipped or missed included): what `/metrics` counts. Called on the
+ * scheduler's path, so it must return at once.
+ */
+export interface RunObserver {
+  /** A run's command started `lagMs` after its scheduled instant. */
+  started(jobId: string, lagMs: number): void;
+  ended(jobId: string, status: RunStatus): void;
+}
 
 /** Starts a run's process: `startRun` of runner.ts. */
 export type StartRun = (spec: RunSpec, now: () => number) => RunHandle;
@@ -41,6 +52,7 @@ export interface ServiceOptions {
   baseEnv: Record<string, string>;
   /** Strings never stored from a run's output (the database password). */
   secrets: readonly string[];
+  observer?: RunObserver;
 }
 
 /** No timer waits longer than this: the clock is re-read, so suspend and clock jumps heal. */
@@ -57,6 +69,10 @@ const KILLED_OUTPUT_MS = 1000;
 
 export interface ServiceState {
   jobsLoaded: number;
+  /** Runs holding a worker. */
+  running: number;
+  /** Fires waiting for a worker (max_workers). */
+  queued: number;
   appliedMarker: number;
   lastReload: { at: number; ms: number } | null;
 }
@@ -89,6 +105,8 @@ export class Service {
   private readonly timetable: Timetable;
   private readonly slots: SlotGate;
   private readonly active = new Map<number, Active>();
+  /** Runs being ended because someone asked (`runs cancel`): the note each is recorded with. */
+  private readonly cancelling = new Map<number, string>();
   private readonly waiting: Waiting[] = [];
   /** Writes of finished runs still in flight; shutdown waits for them. */
   private readonly writes = new Set<Promise<unknown>>();
@@ -115,6 +133,8 @@ export class Service {
   get state(): ServiceState {
     return {
       jobsLoaded: this.timetable.size,
+      running: this.active.size,
+      queued: this.waiting.length,
       appliedMarker: this.lastMarker,
       lastReload: this.lastReload,
     };
@@ -265,6 +285,7 @@ export class Service {
           await this.reloading;
         }
         await this.takeManualRuns();
+        await this.takeCancelRequests();
       } while (this.pollAgain && !this.stopping);
     })().catch((error) => this.o.health.failed(error)).finally(() => this.polling = false);
   }
@@ -367,6 +388,7 @@ export class Service {
         } s)`,
       });
       plans.push(null);
+      this.o.observer?.ended(m.job.id, "missed");
       schedulerLog.warn("job {job}: {count} fires missed", { job: m.job.id, count: m.count });
     }
     for (const due of decision.run) {
@@ -385,6 +407,7 @@ export class Service {
           note: `max_instances (${due.policy.maxInstances}) runs were still running`,
         });
         plans.push(null);
+        this.o.observer?.ended(due.job.id, "skipped");
         schedulerLog.info("job {job}: fire skipped, max_instances reached", { job: due.job.id });
         continue;
       }
@@ -430,6 +453,7 @@ export class Service {
       // So that a service starting after a crash can end what this run left.
       this.track(this.recorder.update(runId, { pgid: handle.pid, marker: handle.marker }));
     }
+    this.o.observer?.started(job.id, handle.startedAt - scheduledAt);
     runnerLog.info("job {job} run {run} started, {lag} ms after its fire time", {
       job: job.id,
       run: runId,
@@ -463,8 +487,55 @@ export class Service {
         bytes: result.outputBytes,
       },
     );
-    this.track(this.recorder.update(runId, finishedRecord(result, run.note)));
+    const cancelled = this.cancelling.get(runId);
+    this.cancelling.delete(runId);
+    this.track(this.recorder.update(
+      runId,
+      cancelled === undefined
+        ? finishedRecord(result, run.note)
+        : { ...finishedRecord(result, run.note), status: "cancelled", note: cancelled },
+    ));
+    this.o.observer?.ended(run.job.id, cancelled === undefined ? result.status : "cancelled");
     this.startWaiting();
+  }
+
+  /**
+   * End what `runs cancel` asked this service to end: a running run's group
+   * gets SIGTERM, then SIGKILL after kill_grace; a fire still waiting for a
+   * worker never starts. Both are recorded `cancelled`, naming who asked.
+   */
+  private async takeCancelRequests(): Promise<void> {
+    for (const request of await this.o.store.cancelRequests(this.o.nodeId)) {
+      const note = `cancelled by ${request.cancel_requested_by} at ${
+        new Date(request.cancel_requested_at!).toISOString()
+      }`;
+      const active = this.active.get(request.id);
+      if (active && !this.cancelling.has(request.id)) {
+        this.cancelling.set(request.id, note);
+        runnerLog.info("job {job} run {run}: {note}; ending it", {
+          job: active.job.id,
+          run: request.id,
+          note,
+        });
+        active.handle.interrupt();
+        continue;
+      }
+      const waiting = this.waiting.findIndex((w) => w.runId === request.id);
+      if (waiting >= 0) {
+        const [{ slot, due }] = this.waiting.splice(waiting, 1);
+        slot.release();
+        schedulerLog.info("job {job} run {run}: {note} before it started", {
+          job: due.job.id,
+          run: request.id,
+          note,
+        });
+        this.track(this.recorder.update(request.id, {
+          status: "cancelled",
+          finished_at: this.o.clock.now(),
+          note,
+        }));
+      }
+    }
   }
 
   /** Give free workers to waiting fires, oldest first; too late ones are missed. */
@@ -474,6 +545,7 @@ export class Service {
       const now = this.o.clock.now();
       if (!onTime(due.scheduledAt, now, due.policy)) {
         slot.release();
+        this.o.observer?.ended(due.job.id, "missed");
         this.track(this.recorder.update(runId, {
           status: "missed",
           finished_at: now,
@@ -516,11 +588,12 @@ export class Service {
     const maxInstances = job.max_instances ?? this.o.defaults.maxInstances;
     const slot = this.slots.tryAcquire(job.id, request.forced ? Infinity : maxInstances);
     if (!slot) {
-      await claim({
+      const skipped = await claim({
         status: "skipped",
         finished_at: now,
         note: `max_instances (${maxInstances}) runs were still running`,
       });
+      if (skipped) this.o.observer?.ended(job.id, "skipped");
       return;
     }
     // No worker is free after all: the request waits for the next poll.
@@ -557,8 +630,9 @@ export class Service {
       seconds: this.o.shutdownTimeoutMs / 1000,
     });
     const now = this.o.clock.now();
-    for (const { runId, slot } of this.waiting.splice(0)) {
+    for (const { due, runId, slot } of this.waiting.splice(0)) {
       slot.release();
+      this.o.observer?.ended(due.job.id, "interrupted");
       this.track(this.recorder.update(runId, {
         status: "interrupted",
         finished_at: now,
@@ -572,6 +646,7 @@ export class Service {
     for (const [runId, run] of this.active) {
       this.active.delete(runId);
       run.slot.release();
+      this.o.observer?.ended(run.job.id, "interrupted");
       this.track(this.recorder.update(runId, {
         status: "interrupted",
         finished_at: this.o.clock.now(),

@@ -7,6 +7,7 @@ import { levelsFrom, type LogFilter, type LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
 import { FINAL_STATUSES, type RunStatus } from "../domain/run.ts";
 import { type Driver, insertSql, type Param, type Row } from "./driver.ts";
+import type { MinuteCounts } from "./store.ts";
 
 const NODE_COLUMNS = [
   "id",
@@ -134,6 +135,21 @@ export async function countRuns(
     [since],
   );
   return Object.fromEntries(rows.map((r) => [String(r.status), Number(r.n)]));
+}
+
+export async function countRunsByMinute(driver: Driver, since: number): Promise<MinuteCounts[]> {
+  // `%` on whole numbers means the same in SQLite and MySQL: no dialect needed.
+  const rows = await driver.all(
+    "SELECT scheduled_at - scheduled_at % 60000 AS minute, status, COUNT(*) AS n FROM jm_runs WHERE scheduled_at >= ? GROUP BY minute, status ORDER BY minute",
+    [since],
+  );
+  const out: MinuteCounts[] = [];
+  for (const r of rows) {
+    const minute = Number(r.minute);
+    if (out.at(-1)?.minute !== minute) out.push({ minute, counts: {} });
+    out.at(-1)!.counts[String(r.status) as RunStatus] = Number(r.n);
+  }
+  return out;
 }
 
 export async function pruneOlderThan(

@@ -14,6 +14,7 @@ import type {
   JobWrites,
   Marker,
   MigrationReport,
+  MinuteCounts,
   Store,
 } from "./store.ts";
 import type { NewRun, Run, RunFilter, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
@@ -497,6 +498,14 @@ export class SqlStore implements Store {
     return rows.map(rowToRun);
   }
 
+  async cancelRequests(nodeId: string): Promise<Run[]> {
+    const rows = await this.driver.all(
+      `${RUN_SELECT} WHERE status IN ('running', 'queued') AND node_id = ? AND cancel_requested_at IS NOT NULL ORDER BY id`,
+      [nodeId],
+    );
+    return rows.map(rowToRun);
+  }
+
   async interruptOrphans(nodeId: string, now: number): Promise<number> {
     const result = await this.driver.run(
       "UPDATE jm_runs SET status = 'interrupted', finished_at = ?, note = 'the service stopped while it ran' WHERE node_id = ? AND status IN ('running', 'queued')",
@@ -518,6 +527,10 @@ export class SqlStore implements Store {
 
   countRuns(since: number): Promise<Partial<Record<RunStatus, number>>> {
     return status.countRuns(this.driver, since);
+  }
+
+  countRunsByMinute(since: number): Promise<MinuteCounts[]> {
+    return status.countRunsByMinute(this.driver, since);
   }
 
   saveNode(node: Node): Promise<void> {

@@ -21,6 +21,13 @@ export interface Marker {
   jobs_after_update: Job[];
 }
 
+/** Runs of one minute, by status. */
+export interface MinuteCounts {
+  /** The minute's first instant (ms). */
+  minute: number;
+  counts: Partial<Record<RunStatus, number>>;
+}
+
 /** The outcome of `changeJob`. */
 export interface JobChange {
   before: Job | null;
@@ -147,6 +154,13 @@ export interface RunStore {
   queuedManualRuns(limit: number): Promise<Run[]>;
 
   /**
+   * Runs of `nodeId` someone asked to cancel (`runs cancel`) that are still
+   * running or waiting for a worker there, oldest first: what that service
+   * must end.
+   */
+  cancelRequests(nodeId: string): Promise<Run[]>;
+
+  /**
    * Mark runs a crashed service left `running` or `queued` on this node as
    * `interrupted`. Returns how many.
    */
@@ -157,6 +171,13 @@ export interface RunStore {
 
   /** Runs scheduled at or after `since`, counted by status. */
   countRuns(since: number): Promise<Partial<Record<RunStatus, number>>>;
+
+  /**
+   * Runs scheduled at or after `since`, counted by the minute they were
+   * scheduled in (its first instant, ms) and status; oldest minute first,
+   * minutes without runs left out.
+   */
+  countRunsByMinute(since: number): Promise<MinuteCounts[]>;
 }
 
 /** Services (`jm_nodes`) and their heartbeats. */

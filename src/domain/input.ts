@@ -1,13 +1,14 @@
 /**
- * Parsers of command-line values shared by the commands. Each throws a
- * UsageError (exit 2) naming the option, the value and what is allowed.
- * Job fields are parsed by the domain (`buildJob`), config keys by config.
+ * Parsers of the values a person types as options: CLI flags and the API's
+ * query parameters, so both say the same thing about the same value. Each
+ * throws a UsageError (exit 2, HTTP 400) naming the option, the value and
+ * what is allowed. Job fields are parsed by `buildJob`, config keys by config.
  */
 import { UsageError } from "../errors.ts";
-import { LOG_LEVELS, type LogLevel, parseLogLevel } from "../domain/log_row.ts";
-import { wholeNumber, wholeNumberRule } from "../domain/number.ts";
-import { RUN_STATUSES, type RunStatus } from "../domain/run.ts";
-import { parseDuration } from "../domain/time.ts";
+import { LOG_LEVELS, type LogLevel, parseLogLevel } from "./log_row.ts";
+import { wholeNumber, wholeNumberRule } from "./number.ts";
+import { RUN_STATUSES, type RunStatus } from "./run.ts";
+import { parseDuration } from "./time.ts";
 
 /** `-n`, `--limit`: how many, from 1 to `max`. */
 export function parseCount(raw: string, name: string, max: number): number {

@@ -1,0 +1,47 @@
+/** What every API route needs: the store, the service defaults, and how to read a body. */
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { toJson } from "../../domain/json.ts";
+import type { Store } from "../../store/store.ts";
+import type { Role } from "../auth.ts";
+import { HttpError } from "../errors.ts";
+
+/** What a request carries through the middleware: the caller's role. */
+export type Env = { Variables: { role: Role } };
+
+export interface ApiContext {
+  store: Store;
+  /** Time zone of jobs that name none (`jobsmanager.timezone`, else this machine's). */
+  defaultZone: string;
+  /** `jobsmanager.heartbeat_interval` in ms: when a node counts as stale. */
+  heartbeatMs: number;
+  /** Aborted when the server stops: live streams end. */
+  closing: AbortSignal;
+  redact: (text: string) => string;
+}
+
+/** An answer in JSON, instants in ISO 8601 as the CLI's `--json` writes them. */
+export function json(c: Context, data: unknown, status: ContentfulStatusCode = 200): Response {
+  return c.body(toJson(data), status, { "Content-Type": "application/json" });
+}
+
+/** The JSON body of a request; `fallback` when there is none (else that is an error). */
+export async function readJson(c: Context, fallback?: unknown): Promise<unknown> {
+  const text = await c.req.text();
+  if (text.trim() === "") {
+    if (fallback !== undefined) return fallback;
+    throw new HttpError(400, "the request has no body; send a JSON object");
+  }
+  const type = c.req.header("content-type") ?? "";
+  if (!/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
+    throw new HttpError(
+      415,
+      `the body must be JSON (Content-Type: application/json), not '${type}'`,
+    );
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new HttpError(400, `the body is not valid JSON: ${(error as Error).message}`);
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * `/api/v1/jobs`: the catalogue, through the same use cases as `jobsmanager
+ * job …`. A job in JSON has the field names of `jm_jobs`; writes answer
+ * with the stored job and name their reload marker in a header.
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import {
+  addJob,
+  listJobs,
+  removeJob,
+  setEnabled,
+  showJob,
+  upcomingFires,
+  updateJob,
+} from "../../app/jobs.ts";
+import { requestRun } from "../../app/runs.ts";
+import { ValidationError } from "../../errors.ts";
+import { buildJob, type Job, nextFires, validateId } from "../../domain/job.ts";
+import type { JobChange } from "../../store/store.ts";
+import { readableSchedule } from "../../cron/fields.ts";
+import { jobOptionsOf } from "../job_body.ts";
+import { count } from "../query.ts";
+import { scheduleWords } from "../schedule_words.ts";
+import { type ApiContext, json, readJson } from "./context.ts";
+
+/** The most fires one answer lists, as `job next -n`. */
+const MAX_FIRES = 1000;
+/** Last runs looked up at once for the job list. */
+const LOOKUP_BATCH = 16;
+
+function written(c: Context, change: JobChange, job: Job, status: 200 | 201 = 200): Response {
+  if (change.markerId !== null) c.header("Reload-Marker", String(change.markerId));
+  return json(c, job, status);
+}
+
+export function jobRoutes(api: ApiContext): Hono {
+  const routes = new Hono();
+  const { store } = api;
+
+  routes.get("/jobs", async (c) => {
+    const listings = await listJobs(store, { defaultZone: api.defaultZone, now: Date.now() });
+    const last = new Map<string, unknown>();
+    for (let i = 0; i < listings.length; i += LOOKUP_BATCH) {
+      await Promise.all(
+        listings.slice(i, i + LOOKUP_BATCH).map(async ({ job }) => {
+          const [run] = await store.listRuns({ job_id: job.id, limit: 1 });
+          if (run) {
+            const { id, status, scheduled_at, finished_at, exit_code } = run;
+            last.set(job.id, { id, status, scheduled_at, finished_at, exit_code });
+          }
+        }),
+      );
+    }
+    return json(
+      c,
+      listings.map(({ job, zone, next, invalid }) => ({
+        ...job,
+        zone,
+        schedule: readableSchedule(job),
+        schedule_words: scheduleWords(job),
+        next_fire: next?.toISOString() ?? null,
+        invalid,
+        last_run: last.get(job.id) ?? null,
+      })),
+    );
+  });
+
+  routes.post("/jobs", async (c) => {
+    const body = await readJson(c);
+    const id = (body as { id?: unknown }).id;
+    if (typeof id !== "string") {
+      throw new ValidationError(
+        "id",
+        "id: missing (give the job's id, 1-191 characters of A-Z a-z 0-9 . _ : -)",
+      );
+    }
+    const job = buildJob(id, jobOptionsOf(body, false), null, Date.now());
+    const change = await addJob(store, job, { replace: c.req.query("replace") === "true" });
+    c.header("Location", `/api/v1/jobs/${encodeURIComponent(id)}`);
+    return written(c, change, change.after!, change.before ? 200 : 201);
+  });
+
+  routes.get("/jobs/:id", async (c) => {
+    const id = validateId(c.req.param("id"));
+    const details = await showJob(store, id, {
+      count: count(c.req.query("count"), "count", MAX_FIRES, 5),
+      defaultZone: api.defaultZone,
+      now: Date.now(),
+    });
+    return json(c, {
+      ...details.job,
+      zone: details.zone,
+      schedule: readableSchedule(details.job),
+      schedule_words: scheduleWords(details.job),
+      next: details.next.map((d) => d.toISOString()),
+      runs: details.runs,
+    });
+  });
+
+  routes.patch("/jobs/:id", async (c) => {
+    const id = validateId(c.req.param("id"));
+    const body = await readJson(c);
+    const given = (body as { id?: unknown }).id;
+    if (given !== undefined && given !== id) {
+      throw new ValidationError("id", `id: a job's id cannot change (the path names '${id}')`);
+    }
+    const change = await updateJob(store, id, jobOptionsOf(body, true), Date.now());
+    return written(c, change, change.after!);
+  });
+
+  routes.delete("/jobs/:id", async (c) => {
+    const change = await removeJob(store, validateId(c.req.param("id")));
+    return written(c, change, change.before!);
+  });
+
+  for (const [name, enabled] of [["enable", true], ["disable", false]] as const) {
+    routes.post(`/jobs/:id/${name}`, async (c) => {
+      const change = await setEnabled(store, validateId(c.req.param("id")), enabled, Date.now());
+      return written(c, change, change.after!);
+    });
+  }
+
+  routes.post("/jobs/:id/run", async (c) => {
+    const id = validateId(c.req.param("id"));
+    const body = await readJson(c, {}) as Record<string, unknown>;
+    const flag = (name: "force" | "queue") => {
+      const value = body[name] ?? false;
+      if (typeof value !== "boolean") {
+        throw new ValidationError(
+          name,
+          `${name}: ${JSON.stringify(value)} is not valid (expected true or false)`,
+        );
+      }
+      return value;
+    };
+    const run = await requestRun(store, id, {
+      force: flag("force"),
+      queue: flag("queue"),
+      now: Date.now(),
+      heartbeatMs: api.heartbeatMs,
+    });
+    c.header("Location", `/api/v1/runs/${run.id}`);
+    return json(c, run, 202);
+  });
+
+  routes.get("/jobs/:id/next", async (c) => {
+    const id = validateId(c.req.param("id"));
+    const fires = await upcomingFires(store, id, {
+      count: count(c.req.query("count"), "count", MAX_FIRES, 10),
+      from: c.req.query("from"),
+      defaultZone: api.defaultZone,
+      now: Date.now(),
+    });
+    return json(c, {
+      id,
+      timezone: fires.zone,
+      from: fires.from.toISOString(),
+      next: fires.next.map((d) => d.toISOString()),
+    });
+  });
+
+  routes.post("/schedule/preview", async (c) => {
+    const body = await readJson(c);
+    const { count: rawCount, timezone, ...schedule } = body as Record<string, unknown>;
+    const n = count(rawCount === undefined ? undefined : String(rawCount), "count", MAX_FIRES, 5);
+    // The job builder checks the schedule and zone exactly as for a job.
+    const job = buildJob(
+      "preview",
+      { ...jobOptionsOf({ ...schedule, timezone }, false), command: "true" },
+      null,
+      Date.now(),
+    );
+    const zone = job.timezone ?? api.defaultZone;
+    return json(c, {
+      timezone: zone,
+      second: job.second,
+      minute: job.minute,
+      hour: job.hour,
+      day: job.day,
+      month: job.month,
+      day_of_week: job.day_of_week,
+      schedule: readableSchedule(job),
+      schedule_words: scheduleWords(job),
+      next: nextFires(job, api.defaultZone, new Date(), n).map((d) => d.toISOString()),
+    });
+  });
+
+  return routes;
+}

@@ -1,0 +1,63 @@
+/**
+ * `/api/v1/logs`: the service's log in `jm_syslog`, as `jobsmanager logs`,
+ * and its live tail (`logs --follow`) as Server-Sent Events.
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import { followFrom, type LogQuery, logsAfter, recentLogs } from "../../app/logs.ts";
+import { parseRunId } from "../../domain/input.ts";
+import { count, optionalJob, optionalLevel, optionalSince } from "../query.ts";
+import { pollStream } from "../sse.ts";
+import { type ApiContext, json } from "./context.ts";
+
+const MAX_LINES = 100_000;
+const TAIL_POLL_MS = 1000;
+
+function queryOf(c: Context): LogQuery {
+  const run = c.req.query("run");
+  return {
+    minLevel: optionalLevel(c.req.query("level")),
+    job_id: optionalJob(c.req.query("job")),
+    run_id: run === undefined || run === "" ? undefined : parseRunId(run, "run"),
+    since: optionalSince(c.req.query("since"), Date.now()),
+  };
+}
+
+export function logRoutes(api: ApiContext): Hono {
+  const routes = new Hono();
+  const { store } = api;
+
+  routes.get("/logs", async (c) => {
+    const limit = count(c.req.query("limit"), "limit", MAX_LINES, 100);
+    return json(c, await recentLogs(store, queryOf(c), limit));
+  });
+
+  /**
+   * The newest `limit` lines, then each new one as it is written; with
+   * `after=ID` (a reconnecting client) only the lines after that one.
+   */
+  routes.get("/logs/stream", (c) => {
+    const query = queryOf(c);
+    const after = c.req.query("after");
+    let last = after === undefined ? null : parseRunId(after, "after");
+    const limit = count(c.req.query("limit"), "limit", MAX_LINES, 100);
+    return pollStream(c, {
+      closing: api.closing,
+      redact: api.redact,
+      intervalMs: TAIL_POLL_MS,
+      poll: async () => {
+        let rows;
+        if (last === null) {
+          rows = await recentLogs(store, query, limit);
+          last = await followFrom(store, rows);
+        } else {
+          rows = await logsAfter(store, query, last);
+          last = rows.at(-1)?.id ?? last;
+        }
+        return rows.map((row) => ({ event: "log", data: row, id: String(row.id) }));
+      },
+    });
+  });
+
+  return routes;
+}

@@ -1,0 +1,110 @@
+/**
+ * `/api/v1/runs`: what happened to each fire, as `jobsmanager runs`; and a
+ * live stream of new and changed runs for the dashboard.
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import { getConnInfo } from "hono/deno";
+import { cancelRun, showRun } from "../../app/runs.ts";
+import type { Run } from "../../domain/run.ts";
+import { FINAL_STATUSES } from "../../domain/run.ts";
+import { parseRunId } from "../../domain/input.ts";
+import { count, optionalJob, optionalSince, optionalStatus } from "../query.ts";
+import { pollStream, type SseEvent } from "../sse.ts";
+import { type ApiContext, type Env, json } from "./context.ts";
+
+/** The most runs one answer lists, as `runs --limit`. */
+const MAX_RUNS = 100_000;
+/** Newest runs the stream compares each second. */
+const STREAM_WINDOW = 200;
+/** Runs still open that the stream re-reads each second once they left the window. */
+const MAX_FOLLOWED = 100;
+const STREAM_POLL_MS = 1000;
+
+/** What a change of a run shows in: its status and times. */
+function stateOf(run: Run): string {
+  return `${run.status}|${run.started_at}|${run.finished_at}`;
+}
+
+function ended(state: string): boolean {
+  return FINAL_STATUSES.includes(state.split("|")[0] as Run["status"]);
+}
+
+function remoteOf(c: Context): string {
+  try {
+    return getConnInfo(c).remote.address ?? "unknown";
+  } catch {
+    // Not served by Deno.serve (app.request in a test): no address to name.
+    return "unknown";
+  }
+}
+
+export function runRoutes(api: ApiContext): Hono<Env> {
+  const routes = new Hono<Env>();
+  const { store } = api;
+
+  routes.get("/runs", async (c) => {
+    const runs = await store.listRuns({
+      job_id: optionalJob(c.req.query("job")),
+      status: optionalStatus(c.req.query("status")),
+      since: optionalSince(c.req.query("since"), Date.now()),
+      limit: count(c.req.query("limit"), "limit", MAX_RUNS, 50),
+    });
+    return json(c, runs);
+  });
+
+  routes.get("/runs/stream", (c) => {
+    const filter = {
+      job_id: optionalJob(c.req.query("job")),
+      status: optionalStatus(c.req.query("status")),
+      limit: STREAM_WINDOW,
+    };
+    const seen = new Map<number, string>();
+    // The client has the runs up to `after` (from GET /runs): newer ones it has not seen.
+    const after = c.req.query("after");
+    const known = after === undefined || after === "" ? Infinity : parseRunId(after, "after");
+    let first = true;
+    return pollStream(c, {
+      closing: api.closing,
+      redact: api.redact,
+      intervalMs: STREAM_POLL_MS,
+      poll: async () => {
+        const runs = await store.listRuns(filter);
+        const inWindow = new Set(runs.map((r) => r.id));
+        // A long run that dropped out of the window still ends on the page.
+        const open = [...seen].filter(([id, state]) => !inWindow.has(id) && !ended(state))
+          .slice(0, MAX_FOLLOWED);
+        for (const [id] of open) {
+          const run = await store.getRun(id);
+          if (run) runs.push(run);
+        }
+        const events: SseEvent[] = [];
+        for (const run of runs.sort((a, b) => a.id - b.id)) {
+          const state = stateOf(run);
+          if (seen.get(run.id) !== state && (!first || run.id > known)) {
+            events.push({ event: "run", data: run, id: String(run.id) });
+          }
+          seen.set(run.id, state);
+        }
+        // An ended run that left the window cannot come back into it.
+        for (const [id, state] of seen) if (!inWindow.has(id) && ended(state)) seen.delete(id);
+        first = false;
+        return events;
+      },
+    });
+  });
+
+  routes.get(
+    "/runs/:id",
+    async (c) => json(c, await showRun(store, parseRunId(c.req.param("id"), "run id"))),
+  );
+
+  /** As `runs cancel`: the run records who asked, here the token's role and the client's address. */
+  routes.post("/runs/:id/cancel", async (c) => {
+    const id = parseRunId(c.req.param("id"), "run id");
+    const by = `${c.get("role")} token@${remoteOf(c)}`;
+    return json(c, await cancelRun(store, id, { by, now: Date.now() }), 202);
+  });
+
+  return routes;
+}

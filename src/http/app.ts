@@ -1,0 +1,146 @@
+/**
+ * The HTTP application: routes, auth and the one error handler, as a Hono
+ * app independent of any socket, so tests can call `app.request()` or
+ * serve it on a random port.
+ */
+import { Hono } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { log } from "../daemon/log.ts";
+import type { Store } from "../store/store.ts";
+import type { Env } from "./api/context.ts";
+import { jobRoutes } from "./api/jobs.ts";
+import { logRoutes } from "./api/logs.ts";
+import { runRoutes } from "./api/runs.ts";
+import { statusRoutes } from "./api/status.ts";
+import { bearerOf, type Tokens } from "./auth.ts";
+import { dashboardRoutes } from "./dashboard/routes.ts";
+import { errorBody, HttpError, statusOf } from "./errors.ts";
+import { healthRoutes, type Readiness } from "./health.ts";
+import { isLoopback } from "./listen.ts";
+import { OPENAPI } from "./openapi.ts";
+
+/** What `/metrics` answers with: this process's registry, or the main thread's from a worker. */
+export interface MetricsText {
+  readonly contentType: string;
+  text(): Promise<string>;
+}
+
+export interface HttpDeps {
+  store: Store;
+  /** Time zone of jobs that name none (`jobsmanager.timezone`, else this machine's). */
+  defaultZone: string;
+  /** `jobsmanager.heartbeat_interval` in ms: when a node counts as stale. */
+  heartbeatMs: number;
+  tokens: Tokens;
+  metrics: MetricsText;
+  readiness: () => Promise<Readiness>;
+  /** Scrub secrets (the database password, tokens) from a message. */
+  redact: (text: string) => string;
+  /** Aborted when the server stops: live streams end. */
+  closing: AbortSignal;
+}
+
+const httpLog = log("http");
+
+/**
+ * Every caller gets a role: admin on an open (token-less, loopback) server,
+ * else the role of its bearer token; a request without a valid one ends here.
+ */
+function authenticate(tokens: Tokens): MiddlewareHandler<Env> {
+  return async (c, next) => {
+    if (!tokens.configured) {
+      guardOpenServer(c);
+      c.set("role", "admin");
+      return await next();
+    }
+    const token = bearerOf(c.req.header("authorization"));
+    if (token === null) {
+      c.header("WWW-Authenticate", 'Bearer realm="jobsmanager"');
+      throw new HttpError(
+        401,
+        "no bearer token: send the header Authorization: Bearer TOKEN with a token from http.tokens",
+      );
+    }
+    const role = tokens.roleOf(token);
+    if (role === null) {
+      c.header("WWW-Authenticate", 'Bearer realm="jobsmanager", error="invalid_token"');
+      throw new HttpError(401, "the bearer token is not one of http.tokens (it is not shown)");
+    }
+    c.set("role", role);
+    await next();
+  };
+}
+
+/**
+ * Without tokens, any page a local browser opens could reach the API:
+ * refuse a Host that is not loopback (DNS rebinding) and a write from
+ * another origin (cross-site requests).
+ */
+function guardOpenServer(c: Context): void {
+  const host = new URL(`http://${c.req.header("host") ?? "localhost"}`).hostname.replace(
+    /^\[|\]$/g,
+    "",
+  );
+  if (!isLoopback(host)) {
+    throw new HttpError(
+      403,
+      `Host '${host}' refused: without a token this server answers loopback names only`,
+    );
+  }
+  const origin = c.req.header("origin");
+  if (c.req.method !== "GET" && origin !== undefined && new URL(c.req.url).origin !== origin) {
+    throw new HttpError(
+      403,
+      `a write from ${origin} refused: only pages of this server may change jobs`,
+    );
+  }
+}
+
+/** Reading needs any role; anything else needs admin. */
+const authorize: MiddlewareHandler<Env> = async (c, next) => {
+  const method = c.req.method;
+  if (method !== "GET" && method !== "HEAD" && c.get("role") !== "admin") {
+    throw new HttpError(
+      403,
+      `${method} ${c.req.path} changes jobs or runs and needs an admin token; this one is read-only`,
+    );
+  }
+  await next();
+};
+
+export function buildHttpApp(deps: HttpDeps): Hono<Env> {
+  const app = new Hono<Env>();
+  app.onError((error, c: Context) => {
+    const status = statusOf(error);
+    if (status >= 500) {
+      httpLog.error("{method} {path} failed: {error}", {
+        method: c.req.method,
+        path: c.req.path,
+        error: deps.redact((error as Error).message ?? String(error)),
+      });
+    }
+    return c.json(errorBody(error, deps.redact), status as ContentfulStatusCode);
+  });
+  app.notFound((c) =>
+    c.json(
+      errorBody(new HttpError(404, `no such endpoint: ${c.req.method} ${c.req.path}`), deps.redact),
+      404,
+    )
+  );
+  app.route("/", healthRoutes(deps.readiness));
+  app.route("/", dashboardRoutes());
+  app.get("/api/v1/openapi.json", (c) => c.json(OPENAPI));
+  app.use("/metrics", authenticate(deps.tokens));
+  app.get("/metrics", async (c) => {
+    return c.body(await deps.metrics.text(), 200, { "Content-Type": deps.metrics.contentType });
+  });
+  app.use("/api/v1/*", authenticate(deps.tokens), authorize);
+  app.get("/api/v1/session", (c) => c.json({ role: c.get("role"), auth: deps.tokens.configured }));
+  const api = { ...deps };
+  app.route("/api/v1", jobRoutes(api));
+  app.route("/api/v1", runRoutes(api));
+  app.route("/api/v1", logRoutes(api));
+  app.route("/api/v1", statusRoutes(api, deps.readiness));
+  return app;
+}

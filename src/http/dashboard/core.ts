@@ -1,0 +1,305 @@
+/**
+ * The dashboard script's core, as plain browser JavaScript in a string (the
+ * binary embeds it; nothing is read from disk): a DOM builder that never
+ * parses HTML (so no value from the database can become markup), the API
+ * client with the bearer token, a Server-Sent Events reader over fetch (so
+ * the token goes in a header, never in a URL), times in the viewer's zone,
+ * and the hash router. Pages are in pages.ts and forms.ts.
+ */
+export const CORE_JS = String.raw`"use strict";
+const TOKEN_KEY = "jobsmanager.token";
+const session = { token: sessionStorage.getItem(TOKEN_KEY) || "", role: null, auth: false };
+let pageAbort = new AbortController();
+const main = () => document.getElementById("main");
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else if (k === "text") el.textContent = v;
+    else if (k === "value" || k === "checked" || k === "selected") el[k] = v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.error) || "the server answered " + status);
+    this.status = status;
+    this.field = body && body.field;
+  }
+}
+
+function authHeaders(extra) {
+  const headers = Object.assign({}, extra);
+  if (session.token) headers.Authorization = "Bearer " + session.token;
+  return headers;
+}
+
+async function api(method, path, body) {
+  const headers = authHeaders({ Accept: "application/json" });
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let res;
+  try {
+    res = await fetch("/api/v1" + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new ApiError(0, { error: "the server did not answer: " + e.message });
+  }
+  const data = await res.json().catch(() => null);
+  if (res.status === 401) {
+    showLogin(data && data.error);
+    throw new ApiError(401, data);
+  }
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+
+function sleep(ms, signal) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
+  });
+}
+
+/**
+ * Follow a Server-Sent Events stream until signal aborts, reconnecting
+ * after a failure; pathOf() is asked again on each connection so the
+ * stream resumes after the last event seen.
+ */
+async function follow(pathOf, onEvent, signal, onState) {
+  while (!signal.aborted) {
+    try {
+      const res = await fetch("/api/v1" + pathOf(), {
+        headers: authHeaders({ Accept: "text/event-stream" }),
+        signal,
+      });
+      if (res.status === 401) return showLogin();
+      if (!res.ok) throw new Error("HTTP " + res.status);
+      onState(true);
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          let event = "message";
+          let data = "";
+          for (const line of block.split("\n")) {
+            if (line.startsWith("event:")) event = line.slice(6).trim();
+            else if (line.startsWith("data:")) data += line.slice(5).trim();
+          }
+          if (data !== "") onEvent(event, JSON.parse(data));
+        }
+      }
+    } catch (e) {
+      if (signal.aborted) return;
+    }
+    onState(false);
+    await sleep(2000, signal);
+  }
+}
+
+function liveBadge() {
+  const badge = h("span", { class: "badge queued", id: "live", text: "connecting" });
+  badge.set = (live) => {
+    badge.className = "badge " + (live ? "live" : "stale");
+    badge.textContent = live ? "live" : "reconnecting";
+  };
+  return badge;
+}
+
+const two = (n) => String(n).padStart(2, "0");
+const VIEWER_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
+
+/** An instant as the API writes it (ISO 8601) or as ms, in ms. */
+function msOf(value) {
+  return typeof value === "number" ? value : Date.parse(value);
+}
+
+/** An instant in the viewer's zone, YYYY-MM-DD HH:MM:SS. */
+function fmt(value) {
+  if (value === null || value === undefined) return "-";
+  const d = new Date(msOf(value));
+  return d.getFullYear() + "-" + two(d.getMonth() + 1) + "-" + two(d.getDate()) + " " +
+    two(d.getHours()) + ":" + two(d.getMinutes()) + ":" + two(d.getSeconds());
+}
+
+function inZone(ms, zone) {
+  const text = new Intl.DateTimeFormat("sv-SE", {
+    timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  }).format(new Date(ms));
+  return text + " " + zone;
+}
+
+/** A time element: the viewer's zone shown, the job's zone and UTC on hover. */
+function when(value, zone) {
+  if (value === null || value === undefined) return h("span", { class: "muted" }, "-");
+  const ms = msOf(value);
+  const hover = (zone ? inZone(ms, zone) + "\n" : "") + new Date(ms).toISOString();
+  return h("time", { datetime: new Date(ms).toISOString(), title: hover, class: "nowrap" }, fmt(ms));
+}
+
+function ago(value) {
+  const s = Math.round((Date.now() - msOf(value)) / 1000);
+  const a = Math.abs(s);
+  const text = a < 60 ? a + " s" : a < 3600 ? Math.round(a / 60) + " min" : a < 86400
+    ? Math.round(a / 3600) + " h" : Math.round(a / 86400) + " d";
+  return s >= 0 ? text + " ago" : "in " + text;
+}
+
+function duration(run) {
+  if (run.started_at === null || run.finished_at === null) return "-";
+  const ms = msOf(run.finished_at) - msOf(run.started_at);
+  return ms < 10000 ? ms + " ms" : (ms / 1000).toFixed(1) + " s";
+}
+
+function badge(word, extra) {
+  return h("span", { class: "badge " + word, title: extra || null }, word);
+}
+
+function table(headers, rows, options) {
+  const o = options || {};
+  return h("div", { class: "scroll" }, h("table", { class: o.class || null, id: o.id || null },
+    h("thead", {}, h("tr", {}, headers.map((x) =>
+      typeof x === "string" ? h("th", {}, x) : h("th", { class: x.class }, x.text)))),
+    h("tbody", {}, rows)));
+}
+
+function errorBox(error) {
+  return h("div", { class: "alert", role: "alert" }, error.message);
+}
+
+function isAdmin() {
+  return session.role === "admin";
+}
+
+/** A button that runs an API call, shows its error beside the page title, and refreshes. */
+function action(label, run, options) {
+  const o = options || {};
+  const button = h("button", {
+    class: o.class || null,
+    disabled: !isAdmin(),
+    title: isAdmin() ? o.title || null : "needs an admin token",
+    "data-action": o.name || label.toLowerCase(),
+  }, label);
+  button.addEventListener("click", async () => {
+    if (o.confirm && !confirm(o.confirm)) return;
+    button.disabled = true;
+    try {
+      await run();
+      if (o.after) o.after();
+      else route();
+    } catch (e) {
+      if (e.status === 401) return;
+      const place = main().querySelector(".alert") || h("div", { class: "alert", role: "alert" });
+      place.textContent = e.message;
+      main().prepend(place);
+      button.disabled = false;
+    }
+  });
+  return button;
+}
+
+function showLogin(message) {
+  pageAbort.abort();
+  session.role = null;
+  renderWho();
+  const input = h("input", {
+    type: "password", name: "token", autocomplete: "off", placeholder: "bearer token",
+    "aria-label": "token",
+  });
+  const form = h("form", { class: "card login", id: "login" },
+    h("h1", {}, "Sign in"),
+    h("p", { class: "muted" },
+      "Paste a token from http.tokens (role read to look, admin to change)."),
+    message && session.token ? h("div", { class: "alert", role: "alert" }, message) : null,
+    input,
+    h("button", { class: "primary", type: "submit" }, "Sign in"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    session.token = input.value.trim();
+    sessionStorage.setItem(TOKEN_KEY, session.token);
+    route();
+  });
+  main().replaceChildren(form);
+  input.focus();
+}
+
+function renderWho() {
+  const who = document.getElementById("who");
+  if (!session.role) return who.replaceChildren();
+  who.replaceChildren(
+    h("span", { title: "times in your zone; hover a time for the job's zone and UTC" }, VIEWER_ZONE),
+    badge(session.role),
+    session.auth ? h("button", {
+      id: "signout",
+      onclick: () => {
+        session.token = "";
+        sessionStorage.removeItem(TOKEN_KEY);
+        showLogin();
+      },
+    }, "Sign out") : h("span", { class: "muted" }, "no auth (loopback)"),
+  );
+}
+
+const ROUTES = [];
+function page(pattern, render) {
+  ROUTES.push([pattern, render]);
+}
+
+async function route() {
+  pageAbort.abort();
+  pageAbort = new AbortController();
+  const signal = pageAbort.signal;
+  const hash = location.hash || "#/jobs";
+  const [path, query] = hash.slice(1).split("?");
+  for (const a of document.querySelectorAll("nav a")) {
+    a.classList.toggle("active", path.startsWith("/" + a.dataset.page));
+  }
+  if (!session.role) {
+    try {
+      const me = await api("GET", "/session");
+      session.role = me.role;
+      session.auth = me.auth;
+      renderWho();
+    } catch (e) {
+      if (e.status !== 401) main().replaceChildren(errorBox(e));
+      return;
+    }
+  }
+  for (const [pattern, render] of ROUTES) {
+    const match = pattern.exec(path);
+    if (!match) continue;
+    try {
+      await render(match.slice(1).map(decodeURIComponent), new URLSearchParams(query || ""), signal);
+    } catch (e) {
+      if (!signal.aborted && e.status !== 401) main().replaceChildren(errorBox(e));
+    }
+    return;
+  }
+  main().replaceChildren(errorBox(new Error("no such page: " + hash)));
+}
+
+/** Replace the page, unless the viewer has moved on meanwhile. */
+function show(signal, ...children) {
+  if (!signal.aborted) main().replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+}
+
+window.addEventListener("hashchange", route);
+document.addEventListener("DOMContentLoaded", route);
+`;

@@ -1,0 +1,177 @@
+/**
+ * The dashboard's job page and the add/edit form, as browser JavaScript.
+ * The form sends what was typed, as typed: the API validates with the
+ * CLI's rules and its message is shown beside the field it names.
+ */
+export const FORMS_JS = String.raw`
+page(/^\/jobs\/new$/, (_, query, signal) => jobForm(null, signal));
+page(/^\/jobs\/(.+)\/edit$/, async ([id], _, signal) => jobForm(await api("GET", "/jobs/" + enc(id)), signal));
+
+page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
+  const d = await api("GET", "/jobs/" + enc(id) + "?count=10");
+  const job = d;
+  const row = (label, value) => [h("dt", {}, label), h("dd", {}, value)];
+  const orDefault = (v, what) => v === null ? h("span", { class: "muted" }, "service default" + (what ? " (" + what + ")" : "")) : String(v);
+  const env = Object.entries(job.env);
+  const runs = runsTable(d.runs, { hideJob: true });
+  const live = liveBadge();
+  show(signal,
+    h("h1", {}, job.id, h("span", { class: "badge " + (job.enabled ? "live" : "disabled") }, job.enabled ? "enabled" : "disabled"),
+      h("span", { class: "actions" },
+        isAdmin() ? h("a", { class: "button", href: "#/jobs/" + enc(job.id) + "/edit", id: "edit" }, "Edit") : null,
+        action(job.enabled ? "Disable" : "Enable", () => api("POST", "/jobs/" + enc(job.id) + (job.enabled ? "/disable" : "/enable"))),
+        action("Run now", () => api("POST", "/jobs/" + enc(job.id) + "/run", {}), { name: "run" }),
+        action("Remove", () => api("DELETE", "/jobs/" + enc(job.id)), {
+          class: "danger", confirm: "Remove job " + job.id + "? Its runs stay.", after: () => { location.hash = "#/jobs"; },
+        }))),
+    job.invalid ? h("div", { class: "alert" }, job.invalid) : null,
+    h("div", { class: "card" }, h("dl", { class: "grid", id: "job-fields" },
+      row("command", h("code", {}, job.command)),
+      row("schedule", [job.schedule_words, h("div", { class: "mono muted small" },
+        job.schedule + "   (second minute hour day month day_of_week)")]),
+      row("timezone", job.timezone === null ? h("span", {}, d.zone, h("span", { class: "muted" }, " (service default)")) : job.timezone),
+      row("timeout", job.timeout === 0 ? "none" : job.timeout + " s"),
+      row("max_instances", orDefault(job.max_instances)),
+      row("coalesce", orDefault(job.coalesce)),
+      row("misfire_grace_time", job.misfire_grace_time === null ? orDefault(null) : job.misfire_grace_time + " s"),
+      row("env", env.length ? h("code", {}, env.map(([k, v]) => k + "=" + v).join("\n")) : h("span", { class: "muted" }, "none")),
+      row("cwd", orDefault(job.cwd)),
+      row("description", job.description || h("span", { class: "muted" }, "none")),
+      row("created", when(job.created_at)),
+      row("updated", when(job.updated_at)))),
+    h("h2", {}, "Next " + d.next.length + " fires", job.enabled ? null : h("span", { class: "muted small" }, " (once enabled)")),
+    h("ol", { id: "next-fires" }, d.next.map((at) => h("li", {}, when(at, d.zone), " ", h("span", { class: "muted small" }, inZone(Date.parse(at), d.zone))))),
+    h("h2", {}, "Runs ", live, " ", h("a", { class: "small", href: "#/runs?job=" + enc(job.id) }, "all runs")),
+    runs);
+  follow(() => "/runs/stream?job=" + enc(job.id) + "&after=" + (d.runs.length ? d.runs[0].id : 0), (event, run) => {
+    if (event === "run") runs.upsert(run, true);
+  }, signal, (on) => live.set(on));
+});
+
+/** Add (job null) or edit a job. */
+function jobForm(job, signal) {
+  const editing = job !== null;
+  const errors = new Map();
+  const field = (name, label, control, hint, wide) => {
+    const error = h("span", { class: "field-error", "data-error": name });
+    errors.set(name, error);
+    return h("label", { class: wide ? "wide" : null, "data-field": name }, label, control, hint ? h("span", { class: "hint" }, hint) : null, error);
+  };
+  const input = (name, value, attrs) => h("input", Object.assign({ name, value: value === null || value === undefined ? "" : String(value) }, attrs || {}));
+  const id = input("id", editing ? job.id : "", { disabled: editing, placeholder: "e.g. nightly-backup", autocomplete: "off" });
+  const command = h("textarea", { name: "command", value: editing ? job.command : "", placeholder: "/usr/local/bin/backup --all" });
+  const cron = input("cron", "", { placeholder: editing ? "leave empty to keep the fields below" : "e.g. */5 * * * *  or  @daily", class: "mono" });
+  const fieldInputs = FIELDS.map((f) => input(f, editing ? job[f] : "", { placeholder: editing ? "" : f === "second" ? "0" : "*", class: "mono", "aria-label": f }));
+  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  const timezone = input("timezone", editing ? job.timezone : "", { list: "zones", placeholder: "service default" });
+  const timeout = input("timeout", editing ? job.timeout : "", { inputmode: "numeric", placeholder: "60" });
+  const maxInstances = input("max_instances", editing ? job.max_instances : "", { inputmode: "numeric", placeholder: "service default" });
+  const grace = input("misfire_grace_time", editing ? job.misfire_grace_time : "", { inputmode: "numeric", placeholder: "service default" });
+  const coalesce = h("select", { name: "coalesce" }, [["", "service default"], ["true", "yes"], ["false", "no"]].map(([v, t]) =>
+    h("option", { value: v, selected: editing && String(job.coalesce) === v || (!editing || job.coalesce === null) && v === "" }, t)));
+  const enabled = h("input", { type: "checkbox", name: "enabled", checked: editing ? job.enabled : true });
+  const env = h("textarea", { name: "env", value: editing ? Object.entries(job.env).map(([k, v]) => k + "=" + v).join("\n") : "", placeholder: "NAME=value, one per line" });
+  const cwd = input("cwd", editing ? job.cwd : "", { placeholder: "the service's" });
+  const description = input("description", editing ? job.description : "");
+  const preview = h("div", { class: "small", id: "preview" });
+  const formError = h("div", { id: "form-error" });
+
+  const scheduleBody = () => {
+    if (cron.value.trim() !== "") return { cron: cron.value.trim() };
+    const out = {};
+    FIELDS.forEach((f, i) => {
+      const v = fieldInputs[i].value.trim();
+      if (v !== "" && (!editing || v !== job[f])) out[f] = v;
+    });
+    return out;
+  };
+  const body = () => {
+    const b = Object.assign({}, scheduleBody());
+    const put = (name, value, old) => {
+      if (!editing || value !== (old === null || old === undefined ? "" : String(old))) b[name] = value;
+    };
+    if (!editing) b.id = id.value.trim();
+    put("command", command.value, editing ? job.command : undefined);
+    put("timezone", timezone.value.trim(), editing ? job.timezone : undefined);
+    if (timeout.value.trim() !== "" || editing) put("timeout", timeout.value.trim(), editing ? job.timeout : undefined);
+    if (maxInstances.value.trim() !== "" || editing) put("max_instances", maxInstances.value.trim(), editing ? job.max_instances : undefined);
+    if (grace.value.trim() !== "" || editing) put("misfire_grace_time", grace.value.trim(), editing ? job.misfire_grace_time : undefined);
+    if (coalesce.value !== "" && (!editing || coalesce.value !== String(job.coalesce))) b.coalesce = coalesce.value === "true";
+    if (!editing || enabled.checked !== job.enabled) b.enabled = enabled.checked;
+    const lines = env.value.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+    if (editing) {
+      const kept = new Set(lines.map((l) => l.split("=")[0]));
+      const gone = Object.keys(job.env).filter((k) => !kept.has(k));
+      if (gone.length) b.unset_env = gone;
+      const before = Object.entries(job.env).map(([k, v]) => k + "=" + v);
+      const changed = lines.filter((l) => !before.includes(l));
+      if (changed.length) b.env = changed;
+    } else if (lines.length) b.env = lines;
+    put("cwd", cwd.value.trim(), editing ? job.cwd : undefined);
+    put("description", description.value.trim(), editing ? job.description : undefined);
+    if (!editing) for (const k of Object.keys(b)) if (b[k] === "") delete b[k];
+    return b;
+  };
+  const clearErrors = () => {
+    for (const el of errors.values()) el.textContent = "";
+    for (const el of document.querySelectorAll(".invalid")) el.classList.remove("invalid");
+    formError.replaceChildren();
+  };
+  /** Show an API error beside its field, or above the form when it names none we show. */
+  const showError = (e) => {
+    const name = FIELDS.includes(e.field) && cron.value.trim() !== "" ? "cron" : e.field === "schedule" ? "cron" : e.field;
+    const place = errors.get(name);
+    if (place) {
+      place.textContent = e.message;
+      place.parentElement.classList.add("invalid");
+      place.parentElement.scrollIntoView({ block: "center" });
+    } else {
+      formError.replaceChildren(errorBox(e));
+    }
+  };
+  const previewSchedule = async () => {
+    clearErrors();
+    preview.replaceChildren();
+    const s = editing && cron.value.trim() === "" ? Object.fromEntries(FIELDS.map((f, i) => [f, fieldInputs[i].value.trim() || "*"])) : scheduleBody();
+    try {
+      const p = await api("POST", "/schedule/preview", Object.assign({}, s, { timezone: timezone.value.trim() || undefined, count: 5 }));
+      preview.replaceChildren(h("div", { class: "muted" }, p.schedule_words + " (" + p.timezone + "):"),
+        h("ol", {}, p.next.map((at) => h("li", {}, when(at, p.timezone)))));
+    } catch (e) {
+      if (e.status !== 401) showError(e);
+    }
+  };
+  const form = h("form", { class: "job card", id: "job-form", novalidate: true },
+    field("id", "Id", id, editing ? "cannot change" : "1-191 characters of A-Z a-z 0-9 . _ : -"),
+    field("command", "Command", command, "run with /bin/sh -c", true),
+    field("cron", "Schedule (crontab line)", cron, "m h dom mon dow, with seconds first, or @daily …; or the six fields:", true),
+    h("div", { class: "wide fields6" }, FIELDS.map((f, i) => field(f, f, fieldInputs[i]))),
+    h("div", { class: "wide actions" }, h("button", { type: "button", onclick: previewSchedule, id: "preview-button" }, "Preview next fires"), preview),
+    field("timezone", "Time zone", timezone, "IANA name, e.g. Europe/Paris"),
+    field("timeout", "Timeout (s)", timeout, "0 = never; default 60"),
+    field("max_instances", "Max instances", maxInstances),
+    field("misfire_grace_time", "Misfire grace time (s)", grace),
+    field("coalesce", "Coalesce late fires", coalesce),
+    field("enabled", "Enabled", enabled),
+    field("env", "Environment", env, "NAME=value per line", true),
+    field("cwd", "Working directory", cwd, "absolute path"),
+    field("description", "Description", description),
+    h("datalist", { id: "zones" }, zones.map((z) => h("option", { value: z }))),
+    h("div", { class: "wide actions" },
+      h("button", { class: "primary", type: "submit", id: "save" }, editing ? "Save changes" : "Add job"),
+      h("a", { class: "button", href: editing ? "#/jobs/" + enc(job.id) : "#/jobs" }, "Cancel")));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors();
+    try {
+      const saved = editing
+        ? await api("PATCH", "/jobs/" + enc(job.id), body())
+        : await api("POST", "/jobs", body());
+      location.hash = "#/jobs/" + enc(saved.id);
+    } catch (e) {
+      if (e.status !== 401) showError(e);
+    }
+  });
+  show(signal, h("h1", {}, editing ? "Edit " + job.id : "Add a job"), formError, form);
+}
+`;

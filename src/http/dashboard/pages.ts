@@ -1,0 +1,302 @@
+/**
+ * The dashboard's pages as browser JavaScript: jobs, a job, runs (live), a
+ * run, logs (live tail) and status with its runs-per-minute chart.
+ */
+export const PAGES_JS = String.raw`
+const enc = encodeURIComponent;
+const FIELDS = ["second", "minute", "hour", "day", "month", "day_of_week"];
+const RUN_STATUSES = ["queued", "running", "success", "failed", "timeout", "killed", "interrupted",
+  "skipped", "missed", "lost", "error", "cancelled"];
+const FINAL = (status) => status !== "queued" && status !== "running";
+
+function jobRow(job) {
+  const last = job.last_run;
+  const toggle = h("input", {
+    type: "checkbox", checked: job.enabled, disabled: !isAdmin(), "aria-label": "enabled",
+    "data-action": job.enabled ? "disable" : "enable",
+    title: isAdmin() ? (job.enabled ? "disable" : "enable") : "needs an admin token",
+  });
+  toggle.addEventListener("change", async () => {
+    toggle.disabled = true;
+    try {
+      await api("POST", "/jobs/" + enc(job.id) + (toggle.checked ? "/enable" : "/disable"));
+      route();
+    } catch (e) {
+      toggle.checked = !toggle.checked;
+      toggle.disabled = false;
+      main().prepend(errorBox(e));
+    }
+  });
+  return h("tr", { "data-job": job.id },
+    h("td", {}, h("a", { href: "#/jobs/" + enc(job.id) }, job.id),
+      job.description ? h("div", { class: "muted small" }, job.description) : null),
+    h("td", {}, job.invalid ? h("div", { class: "field-error" }, job.invalid) : job.schedule_words,
+      h("div", { class: "mono muted small" }, job.schedule)),
+    h("td", { class: "hide-narrow" }, job.zone),
+    h("td", {}, job.next_fire ? [when(job.next_fire, job.zone),
+      h("div", { class: "muted small" }, ago(job.next_fire))] : h("span", { class: "muted" }, "-")),
+    h("td", {}, last ? h("a", { href: "#/runs/" + last.id }, badge(last.status), " ",
+      h("span", { class: "small" }, ago(last.scheduled_at))) : h("span", { class: "muted" }, "never")),
+    h("td", {}, h("label", { class: "switch" }, toggle, job.enabled ? "on" : "off")),
+    h("td", {}, action("Run now", () => api("POST", "/jobs/" + enc(job.id) + "/run", {}), {
+      name: "run", after: () => { location.hash = "#/runs?job=" + enc(job.id); },
+    })),
+  );
+}
+
+page(/^\/jobs$/, async (_, query, signal) => {
+  const jobs = await api("GET", "/jobs");
+  const filter = h("input", {
+    type: "search", id: "filter", value: query.get("q") || "",
+    placeholder: "filter by id, command, description", "aria-label": "filter",
+  });
+  const box = table(["Job", "Schedule", { text: "Zone", class: "hide-narrow" }, "Next fire",
+    "Last run", "Enabled", ""], [], { id: "jobs" });
+  const draw = () => {
+    const q = filter.value.trim().toLowerCase();
+    const shown = jobs.filter((j) =>
+      !q || (j.id + " " + j.command + " " + (j.description || "")).toLowerCase().includes(q));
+    box.querySelector("tbody").replaceChildren(...(shown.length > 0 ? shown.map(jobRow)
+      : [h("tr", {}, h("td", { colspan: 7, class: "muted" }, jobs.length ? "no job matches" : "no jobs yet"))]));
+  };
+  filter.addEventListener("input", draw);
+  draw();
+  show(signal,
+    h("h1", {}, "Jobs", h("span", { class: "muted small" }, jobs.length + " in all"),
+      isAdmin() ? h("a", { class: "button", href: "#/jobs/new", id: "add-job" }, "Add job") : null),
+    h("div", { class: "filters" }, filter),
+    box);
+});
+
+/** A live table of runs: rows are added and updated as events come. */
+function runsTable(runs, options) {
+  const withJob = !(options && options.hideJob);
+  const box = table(["Run", withJob ? "Job" : null, "Scheduled", "Status",
+    { text: "Exit", class: "hide-narrow" }, "Duration", { text: "Trigger", class: "hide-narrow" },
+    { text: "Node", class: "hide-narrow" }].filter(Boolean), [], { id: "runs" });
+  const body = box.querySelector("tbody");
+  const rows = new Map();
+  const row = (run, fresh) => h("tr", { "data-run": run.id, "data-status": run.status, class: fresh ? "fresh" : null },
+    h("td", {}, h("a", { href: "#/runs/" + run.id }, "#" + run.id)),
+    withJob ? h("td", {}, h("a", { href: "#/jobs/" + enc(run.job_id) }, run.job_id)) : null,
+    h("td", {}, when(run.scheduled_at)),
+    h("td", {}, badge(run.status, run.note)),
+    h("td", { class: "hide-narrow num" }, run.exit_code !== null ? run.exit_code : run.signal || "-"),
+    h("td", { class: "num" }, duration(run)),
+    h("td", { class: "hide-narrow" }, run.trigger),
+    h("td", { class: "hide-narrow muted small" }, run.node_id || "-"));
+  box.upsert = (run, fresh) => {
+    const next = row(run, fresh);
+    const old = rows.get(run.id);
+    if (old) old.replaceWith(next);
+    else {
+      const later = [...rows.keys()].filter((id) => id < run.id).sort((a, b) => b - a)[0];
+      if (later === undefined) body.append(next);
+      else body.insertBefore(next, rows.get(later));
+    }
+    rows.set(run.id, next);
+    const empty = body.querySelector(".empty");
+    if (empty) empty.remove();
+  };
+  for (const run of runs) box.upsert(run, false);
+  if (runs.length === 0) body.append(h("tr", { class: "empty" }, h("td", { colspan: 8, class: "muted" }, "no runs yet")));
+  return box;
+}
+
+function runFilterQuery(params) {
+  const q = new URLSearchParams();
+  for (const key of ["job", "status", "since"]) if (params.get(key)) q.set(key, params.get(key));
+  return q;
+}
+
+page(/^\/runs$/, async (_, query, signal) => {
+  const filters = runFilterQuery(query);
+  const runs = await api("GET", "/runs?" + filters + "&limit=100");
+  const jobInput = h("input", { name: "job", value: filters.get("job") || "", placeholder: "any job" });
+  const status = h("select", { name: "status" }, h("option", { value: "" }, "any status"),
+    RUN_STATUSES.map((s) => h("option", { value: s, selected: s === filters.get("status") }, s)));
+  const since = h("select", { name: "since" }, [["", "any time"], ["15m", "last 15 min"],
+    ["1h", "last hour"], ["24h", "last day"], ["7d", "last week"]].map(([v, t]) =>
+      h("option", { value: v, selected: v === (filters.get("since") || "") }, t)));
+  const apply = h("form", { class: "filters", id: "run-filters" },
+    h("label", {}, "Job", jobInput), h("label", {}, "Status", status), h("label", {}, "Scheduled", since),
+    h("button", { type: "submit" }, "Apply"));
+  apply.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const q = new URLSearchParams();
+    if (jobInput.value.trim()) q.set("job", jobInput.value.trim());
+    if (status.value) q.set("status", status.value);
+    if (since.value) q.set("since", since.value);
+    location.hash = "#/runs" + (String(q) ? "?" + q : "");
+  });
+  const box = runsTable(runs);
+  const live = liveBadge();
+  show(signal, h("h1", {}, "Runs", live), apply, box);
+  const stream = new URLSearchParams(filters);
+  stream.delete("since");
+  stream.set("after", String(runs.length ? runs[0].id : 0));
+  let connected = false;
+  follow(() => "/runs/stream?" + stream, (event, run) => {
+    if (event === "run") box.upsert(run, true);
+  }, signal, async (on) => {
+    live.set(on);
+    // After a gap, fetch what changed meanwhile.
+    if (on && connected) for (const run of await api("GET", "/runs?" + filters + "&limit=100")) box.upsert(run, false);
+    connected = connected || on;
+  });
+});
+
+page(/^\/runs\/(\d+)$/, async ([id], _, signal) => {
+  for (let first = true; !signal.aborted; first = false) {
+    const run = await api("GET", "/runs/" + id);
+    const output = (name, text) => [h("h2", {}, name), text ? h("pre", { id: name }, text) : h("p", { class: "muted" }, "(empty)")];
+    show(signal,
+      h("h1", {}, "Run #" + run.id, badge(run.status, run.note),
+        FINAL(run.status) || run.cancel_requested_at ? null : action("Cancel", () => api("POST", "/runs/" + run.id + "/cancel"), {
+          class: "danger", confirm: "Cancel run #" + run.id + "?",
+        })),
+      h("div", { class: "card" }, h("dl", { class: "grid" },
+        h("dt", {}, "job"), h("dd", {}, h("a", { href: "#/jobs/" + enc(run.job_id) }, run.job_id)),
+        h("dt", {}, "trigger"), h("dd", {}, run.trigger + (run.forced ? " (forced)" : "")),
+        h("dt", {}, "scheduled"), h("dd", {}, when(run.scheduled_at)),
+        h("dt", {}, "started"), h("dd", {}, when(run.started_at)),
+        h("dt", {}, "finished"), h("dd", {}, when(run.finished_at)),
+        h("dt", {}, "duration"), h("dd", {}, duration(run)),
+        h("dt", {}, "exit code"), h("dd", {}, run.exit_code === null ? "-" : run.exit_code),
+        h("dt", {}, "signal"), h("dd", {}, run.signal || "-"),
+        h("dt", {}, "node"), h("dd", {}, run.node_id || "-"),
+        h("dt", {}, "note"), h("dd", {}, run.note || "-"),
+        run.cancel_requested_at ? [h("dt", {}, "cancel asked"), h("dd", {}, when(run.cancel_requested_at), " by " + run.cancel_requested_by)] : null)),
+      output("stdout", run.stdout), output("stderr", run.stderr));
+    if (FINAL(run.status)) return;
+    if (first) document.title = "run " + run.id;
+    await sleep(1000, signal);
+  }
+});
+
+const LEVELS = ["debug", "info", "warning", "error", "fatal"];
+
+page(/^\/logs$/, async (_, query, signal) => {
+  const level = h("select", { name: "level" }, h("option", { value: "" }, "all levels"),
+    LEVELS.map((l) => h("option", { value: l, selected: l === query.get("level") }, l + " and above")));
+  const jobInput = h("input", { name: "job", value: query.get("job") || "", placeholder: "any job" });
+  const followBox = h("input", { type: "checkbox", checked: true, name: "follow" });
+  const form = h("form", { class: "filters", id: "log-filters" },
+    h("label", {}, "Level", level), h("label", {}, "Job", jobInput),
+    h("button", { type: "submit" }, "Apply"),
+    h("label", { class: "switch" }, followBox, "scroll to new lines"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const q = new URLSearchParams();
+    if (level.value) q.set("level", level.value);
+    if (jobInput.value.trim()) q.set("job", jobInput.value.trim());
+    location.hash = "#/logs" + (String(q) ? "?" + q : "");
+  });
+  const box = table(["Time", "Level", { text: "Logger", class: "hide-narrow" }, "Message"], [], { id: "logs", class: "logs" });
+  box.style.maxHeight = "70vh";
+  box.style.overflowY = "auto";
+  const body = box.querySelector("tbody");
+  const live = liveBadge();
+  show(signal, h("h1", {}, "Logs", live), form, box);
+  const filters = new URLSearchParams();
+  if (query.get("level")) filters.set("level", query.get("level"));
+  if (query.get("job")) filters.set("job", query.get("job"));
+  let last = null;
+  follow(() => {
+    const q = new URLSearchParams(filters);
+    if (last !== null) q.set("after", last);
+    return "/logs/stream?" + q;
+  }, (event, row) => {
+    if (event !== "log") return;
+    last = row.id;
+    const context = Object.entries(row.context || {}).map(([k, v]) => k + "=" + (typeof v === "string" ? v : JSON.stringify(v))).join(" ");
+    body.append(h("tr", { "data-log": row.id, "data-level": row.level },
+      h("td", { class: "nowrap" }, when(row.created_at)),
+      h("td", {}, badge(row.level)),
+      h("td", { class: "hide-narrow muted" }, row.logger_name),
+      h("td", {}, row.message, context ? h("div", { class: "muted small" }, context) : null)));
+    while (body.children.length > 1000) body.firstElementChild.remove();
+    if (followBox.checked) box.scrollTop = box.scrollHeight;
+  }, signal, (on) => live.set(on));
+});
+
+const CHART_GROUPS = [
+  ["success", ["success"], "#1a7f37"],
+  ["failed", ["failed", "error", "timeout", "killed", "lost"], "#cf222e"],
+  ["skipped or missed", ["skipped", "missed"], "#9a6700"],
+  ["other", ["queued", "running", "interrupted", "cancelled"], "#8c959f"],
+];
+
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  for (const c of children) el.append(c);
+  return el;
+}
+
+/** Runs per minute over the last hour, stacked by status group; labels in HTML so they stay readable on a phone. */
+function chart(perMinute) {
+  const W = 600, H = 150;
+  const totals = perMinute.map((m) => Object.values(m.counts).reduce((a, b) => a + b, 0));
+  const max = Math.max(1, ...totals);
+  const bar = W / perMinute.length;
+  const g = svg("g", {});
+  perMinute.forEach((m, i) => {
+    let y = H;
+    for (const [name, statuses, color] of CHART_GROUPS) {
+      const n = statuses.reduce((a, s) => a + (m.counts[s] || 0), 0);
+      if (n === 0) continue;
+      const height = (H - 4) * n / max;
+      y -= height;
+      g.append(svg("rect", { x: i * bar + 0.5, y, width: Math.max(1, bar - 1), height, fill: color },
+        svg("title", {}, fmt(m.minute) + ": " + n + " " + name)));
+    }
+  });
+  const line = svg("line", { x1: 0, x2: W, y1: H - 0.5, y2: H - 0.5, stroke: "#d1d9e0" });
+  return h("div", { class: "card chart", id: "chart" },
+    h("strong", {}, "Runs per minute, last hour"),
+    h("span", { class: "muted small" }, " (highest: " + Math.max(...totals) + ")"),
+    svg("svg", { viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none", role: "img", "aria-label": "runs per minute by status" }, line, g),
+    h("div", { class: "axis muted small" }, ["-60 min", "-45", "-30", "-15", "now"].map((t) => h("span", {}, t))),
+    h("div", { class: "legend" }, CHART_GROUPS.map(([name, , color]) => {
+      const item = h("span", {}, name);
+      item.style.setProperty("--c", color);
+      return item;
+    })));
+}
+
+page(/^\/status$/, async (_, __, signal) => {
+  while (!signal.aborted) {
+    const s = await api("GET", "/status");
+    const live = s.services.filter((n) => n.state === "live").length;
+    const total = Object.values(s.runs_last_hour).reduce((a, b) => a + b, 0);
+    const failed = ["failed", "error", "timeout", "killed", "lost"].reduce((a, k) => a + (s.runs_last_hour[k] || 0), 0);
+    const tile = (label, value, extra) => h("div", { class: "tile" }, h("div", { class: "value" }, value), h("div", { class: "label" }, label), extra || null);
+    show(signal,
+      h("h1", {}, "Status"),
+      h("div", { class: "tiles" },
+        tile("live services", live, s.services.length > live ? h("div", { class: "small muted" }, (s.services.length - live) + " stale or stopped") : null),
+        tile("database", badge(s.database.state), h("div", { class: "small muted" }, s.database.detail)),
+        tile("pending reload markers", s.pending_markers),
+        tile("runs in the last hour", total, failed ? h("div", { class: "small field-error" }, failed + " failed") : null)),
+      chart(s.runs_per_minute),
+      h("h2", {}, "Services"),
+      table(["Node", "State", { text: "PID", class: "hide-narrow" }, { text: "Version", class: "hide-narrow" }, "Last heartbeat", "Jobs", { text: "Marker", class: "hide-narrow" }, { text: "Last reload", class: "hide-narrow" }],
+        s.services.length ? s.services.map((n) => h("tr", { "data-node": n.id },
+          h("td", {}, n.id, h("div", { class: "muted small" }, n.host)),
+          h("td", {}, badge(n.state)),
+          h("td", { class: "hide-narrow" }, n.pid),
+          h("td", { class: "hide-narrow" }, n.version),
+          h("td", {}, when(n.heartbeat_at), h("div", { class: "muted small" }, ago(n.heartbeat_at))),
+          h("td", { class: "num" }, n.jobs_loaded),
+          h("td", { class: "hide-narrow num" }, n.applied_marker === null ? "-" : n.applied_marker),
+          h("td", { class: "hide-narrow" }, n.last_reload_at === null ? "-" : [when(n.last_reload_at), " (" + n.last_reload_ms + " ms)"])))
+          : [h("tr", {}, h("td", { colspan: 8, class: "muted" }, "no service has ever run on this database"))], { id: "services" }),
+      h("h2", {}, "Next fires"),
+      table(["At", "Job"], s.next_fires.length ? s.next_fires.map((f) => h("tr", {},
+        h("td", {}, when(f.at, f.timezone)), h("td", {}, h("a", { href: "#/jobs/" + enc(f.job) }, f.job))))
+        : [h("tr", {}, h("td", { colspan: 2, class: "muted" }, "none"))]));
+    await sleep(5000, signal);
+  }
+});
+`;

@@ -1,0 +1,46 @@
+/**
+ * Errors as JSON: the same one-line message the CLI prints, with the HTTP
+ * status that matches the typed error (src/errors.ts), and the field at
+ * fault for validation errors so a form can show it beside the field.
+ */
+import {
+  ConflictError,
+  DatabaseError,
+  NotFoundError,
+  RuntimeError,
+  UsageError,
+  ValidationError,
+} from "../errors.ts";
+
+/** A refusal only HTTP has: a missing or wrong token, an unknown path, a body that is not JSON. */
+export class HttpError extends Error {
+  constructor(readonly status: 400 | 401 | 403 | 404 | 405 | 415, message: string) {
+    super(message);
+    this.name = "HttpError";
+  }
+}
+
+export interface ErrorBody {
+  error: string;
+  /** The job field or config key at fault (validation errors only). */
+  field?: string;
+}
+
+export function statusOf(error: unknown): number {
+  if (error instanceof HttpError) return error.status;
+  if (error instanceof NotFoundError) return 404;
+  if (error instanceof ConflictError) return 409;
+  if (error instanceof UsageError) return 400;
+  if (error instanceof DatabaseError) return error.unreachable ? 503 : 500;
+  // The rest of the typed failures refuse a request the state does not allow
+  // (a run that has ended, no live service to take a run): a conflict, not a fault.
+  if (error instanceof RuntimeError) return 409;
+  return 500;
+}
+
+export function errorBody(error: unknown, redact: (text: string) => string): ErrorBody {
+  const message = redact(error instanceof Error ? error.message : String(error));
+  return error instanceof ValidationError
+    ? { error: message, field: error.field }
+    : { error: message };
+}

@@ -1,0 +1,50 @@
+/**
+ * `/healthz`: the process answers (a liveness probe). `/readyz`: the node
+ * can do its work: timetable loaded and database reachable (a readiness
+ * probe). With the database away but the timetable loaded, the node is
+ * `degraded`: it keeps firing from memory, but the API cannot answer, so
+ * it says 503 and a load balancer takes it out without restarting it.
+ */
+import { Hono } from "hono";
+import type { DaemonVitals } from "../daemon/boot.ts";
+
+export interface Check {
+  ok: boolean;
+  /** For people: "reachable", "unreachable for 12 s", "42 jobs loaded", … */
+  detail: string;
+}
+
+export interface Readiness {
+  database: Check;
+  timetable: Check;
+}
+
+export type ReadyState = "ready" | "degraded" | "not ready";
+
+export function readyState(r: Readiness): ReadyState {
+  if (r.database.ok && r.timetable.ok) return "ready";
+  return r.timetable.ok ? "degraded" : "not ready";
+}
+
+/** Ready: the timetable is loaded and firing, and the database answers. */
+export function readinessOf(v: DaemonVitals): Readiness {
+  return {
+    database: v.databaseOnline
+      ? { ok: true, detail: "reachable" }
+      : { ok: false, detail: "unreachable; jobs keep firing from the timetable in memory" },
+    timetable: v.firing
+      ? { ok: true, detail: `${v.jobsLoaded} jobs loaded` }
+      : { ok: false, detail: "not loaded: the service is starting or stopping" },
+  };
+}
+
+export function healthRoutes(readiness: () => Promise<Readiness>): Hono {
+  const routes = new Hono();
+  routes.get("/healthz", (c) => c.json({ status: "ok" }));
+  routes.get("/readyz", async (c) => {
+    const r = await readiness();
+    const state = readyState(r);
+    return c.json({ status: state, ...r }, state === "ready" ? 200 : 503);
+  });
+  return routes;
+}

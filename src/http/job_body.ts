@@ -1,0 +1,101 @@
+/**
+ * A job as JSON, in the field names of `jm_jobs` (or `cron` for a crontab
+ * line), becomes the same `JobOptions` the CLI's flags become, so one
+ * builder validates both with the same messages. Numbers may come as JSON
+ * numbers or digit strings; `env` as an object or NAME=VALUE strings.
+ */
+import { ValidationError } from "../errors.ts";
+import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
+import type { JobOptions } from "../domain/job.ts";
+
+const TEXT_FIELDS = ["command", "cron", "timezone", "cwd", "description"] as const;
+const NUMBER_FIELDS = ["timeout", "max_instances", "misfire_grace_time"] as const;
+const BOOLEAN_FIELDS = ["enabled", "coalesce"] as const;
+/** Set by jobsmanager; accepted so a job read from the API can be sent back. */
+const READ_ONLY = ["created_at", "updated_at"];
+const NULLABLE: readonly string[] = ["timezone", "cwd", "description"];
+
+function bad(field: string, value: unknown, expected: string): ValidationError {
+  return new ValidationError(
+    field,
+    `${field}: ${JSON.stringify(value)} is not valid (expected ${expected})`,
+  );
+}
+
+function envPairs(value: unknown): string[] {
+  if (Array.isArray(value) && value.every((v) => typeof v === "string")) return value;
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+    return Object.entries(value).map(([name, v]) => {
+      if (typeof v !== "string") throw bad("env", { [name]: v }, "string values");
+      return `${name}=${v}`;
+    });
+  }
+  throw bad("env", value, 'an object like { "NAME": "value" } or a list of "NAME=value"');
+}
+
+/**
+ * The options a JSON body gives. `forUpdate` allows `unset_env`; `id` is
+ * read by the caller (from the body to add, from the path to update).
+ */
+export function jobOptionsOf(body: unknown, forUpdate: boolean): JobOptions {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new ValidationError("body", "body: expected a JSON object of job fields");
+  }
+  const known = [
+    "id",
+    ...TEXT_FIELDS,
+    ...FIELD_NAMES,
+    ...NUMBER_FIELDS,
+    ...BOOLEAN_FIELDS,
+    "env",
+    ...(forUpdate ? ["unset_env"] : []),
+    ...READ_ONLY,
+  ];
+  const fields = body as Record<string, unknown>;
+  const unknown = Object.keys(fields).find((k) => !known.includes(k));
+  if (unknown !== undefined) {
+    throw new ValidationError(
+      unknown,
+      `${unknown}: not a job field (known: ${known.filter((k) => k !== "id").join(", ")})`,
+    );
+  }
+  const options: JobOptions = {};
+  for (const field of TEXT_FIELDS) {
+    const value = fields[field];
+    if (value === undefined) continue;
+    // null resets a field to the service default, as an empty flag does.
+    if (value === null && NULLABLE.includes(field)) options[field] = "";
+    else if (typeof value === "string") options[field] = value;
+    else throw bad(field, value, NULLABLE.includes(field) ? "a string or null" : "a string");
+  }
+  const schedule: Partial<Record<FieldName, string>> = {};
+  for (const field of FIELD_NAMES) {
+    const value = fields[field];
+    if (value === undefined) continue;
+    if (typeof value === "string") schedule[field] = value;
+    else if (typeof value === "number") schedule[field] = String(value);
+    else throw bad(field, value, "a string in APScheduler cron syntax");
+  }
+  if (Object.keys(schedule).length > 0) options.schedule = schedule;
+  for (const field of NUMBER_FIELDS) {
+    const value = fields[field];
+    if (value === undefined) continue;
+    if (typeof value === "number" || typeof value === "string") options[field] = String(value);
+    else throw bad(field, value, "a whole number");
+  }
+  for (const field of BOOLEAN_FIELDS) {
+    const value = fields[field];
+    if (value === undefined) continue;
+    if (typeof value !== "boolean") throw bad(field, value, "true or false");
+    options[field] = value;
+  }
+  if (fields.env !== undefined) options.env = envPairs(fields.env);
+  if (fields.unset_env !== undefined) {
+    const names = fields.unset_env;
+    if (!Array.isArray(names) || !names.every((n) => typeof n === "string")) {
+      throw bad("unset_env", names, "a list of variable names");
+    }
+    options.unset_env = names;
+  }
+  return options;
+}

@@ -1,0 +1,472 @@
+/**
+ * The OpenAPI 3.1 document of `/api/v1`, served at `/api/v1/openapi.json`.
+ * Its schemas are closed (`additionalProperties: false`) and
+ * tests/http_api_test.ts validates every response it gets against them, so
+ * the document cannot drift from what the server answers.
+ */
+import { FIELD_NAMES } from "../cron/grammar.ts";
+import { LOG_LEVELS } from "../domain/log_row.ts";
+import { RUN_STATUSES, RUN_TRIGGERS } from "../domain/run.ts";
+import { VERSION } from "../version.ts";
+
+type Schema = Record<string, unknown>;
+
+const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
+const str: Schema = { type: "string" };
+const int: Schema = { type: "integer" };
+const bool: Schema = { type: "boolean" };
+const nullable = (type: string): Schema => ({ type: [type, "null"] });
+/** An instant: ISO 8601 in UTC, as the CLI's `--json` writes it. */
+const instant = (doc: string): Schema => ({
+  type: "string",
+  format: "date-time",
+  description: doc,
+});
+const instantOrNull = (doc: string): Schema => ({
+  type: ["string", "null"],
+  format: "date-time",
+  description: doc,
+});
+const iso: Schema = { type: "string", format: "date-time" };
+const list = (items: Schema): Schema => ({ type: "array", items });
+
+function closed(properties: Record<string, Schema>, optional: string[] = []): Schema {
+  return {
+    type: "object",
+    properties,
+    required: Object.keys(properties).filter((k) => !optional.includes(k)),
+    additionalProperties: false,
+  };
+}
+
+const SCHEDULE: Schema = {
+  type: "string",
+  description: "the six fields as the CLI shows them, weekdays in names",
+};
+const scheduleFields = Object.fromEntries(FIELD_NAMES.map((f) => [f, str]));
+
+const JOB_PROPERTIES: Record<string, Schema> = {
+  id: { type: "string", pattern: "^[A-Za-z0-9._:-]{1,191}$" },
+  command: str,
+  ...scheduleFields,
+  timezone: { type: ["string", "null"], description: "IANA zone; null = the service's" },
+  timeout: { type: "integer", description: "seconds before the run is killed; 0 = never" },
+  enabled: bool,
+  max_instances: { type: ["integer", "null"], description: "null = the service's" },
+  coalesce: { type: ["boolean", "null"], description: "null = the service's" },
+  misfire_grace_time: { type: ["integer", "null"], description: "seconds; null = the service's" },
+  env: { type: "object", additionalProperties: str },
+  cwd: nullable("string"),
+  description: nullable("string"),
+  created_at: instant("when the job was added"),
+  updated_at: instant("when the job last changed"),
+};
+
+const RUN_SUMMARY = closed({
+  id: int,
+  status: { enum: [...RUN_STATUSES] },
+  scheduled_at: instant("the fire instant"),
+  finished_at: instantOrNull("when it ended"),
+  exit_code: nullable("integer"),
+});
+
+const schemas: Record<string, Schema> = {
+  Error: closed({
+    error: {
+      type: "string",
+      description: "the one-line message the CLI prints for the same error",
+    },
+    field: { type: "string", description: "the job field or parameter at fault" },
+  }, ["field"]),
+  Session: closed({ role: { enum: ["read", "admin"] }, auth: bool }),
+  Job: closed(JOB_PROPERTIES),
+  JobInput: {
+    type: "object",
+    description:
+      "A job in the field names of jm_jobs. Numbers may be given as digit strings; env as an object or a list of NAME=value; cron (a crontab line) instead of the six fields. To add: id, command and a schedule are required. To update: only the fields given change; unset_env drops variables.",
+    properties: {
+      id: str,
+      command: str,
+      cron: str,
+      ...scheduleFields,
+      timezone: nullable("string"),
+      timeout: { type: ["integer", "string"] },
+      enabled: bool,
+      max_instances: { type: ["integer", "string"] },
+      coalesce: bool,
+      misfire_grace_time: { type: ["integer", "string"] },
+      env: { oneOf: [{ type: "object", additionalProperties: str }, list(str)] },
+      unset_env: list(str),
+      cwd: nullable("string"),
+      description: nullable("string"),
+      created_at: { description: "ignored" },
+      updated_at: { description: "ignored" },
+    },
+    additionalProperties: false,
+  },
+  JobListing: closed({
+    ...JOB_PROPERTIES,
+    zone: { type: "string", description: "the zone it fires in" },
+    schedule: SCHEDULE,
+    schedule_words: str,
+    next_fire: { type: ["string", "null"], format: "date-time" },
+    invalid: { type: ["string", "null"], description: "why a row broken by hand cannot run" },
+    last_run: { oneOf: [RUN_SUMMARY, { type: "null" }] },
+  }),
+  JobDetails: closed({
+    ...JOB_PROPERTIES,
+    zone: str,
+    schedule: SCHEDULE,
+    schedule_words: str,
+    next: list(iso),
+    runs: list(ref("Run")),
+  }),
+  NextFires: closed({ id: str, timezone: str, from: iso, next: list(iso) }),
+  Preview: closed({
+    timezone: str,
+    ...scheduleFields,
+    schedule: SCHEDULE,
+    schedule_words: str,
+    next: list(iso),
+  }),
+  Run: closed({
+    id: int,
+    job_id: str,
+    scheduled_at: instant("the fire instant; for a manual run, when it was asked for"),
+    started_at: instantOrNull("when the command started"),
+    finished_at: instantOrNull("when it ended"),
+    status: { enum: [...RUN_STATUSES] },
+    exit_code: nullable("integer"),
+    signal: nullable("string"),
+    stdout: { type: ["string", "null"], description: "head and tail, capped" },
+    stderr: { type: ["string", "null"], description: "head and tail, capped" },
+    node_id: nullable("string"),
+    trigger: { enum: [...RUN_TRIGGERS] },
+    note: nullable("string"),
+    forced: { type: "boolean", description: "started even when max_instances runs were running" },
+    cancel_requested_at: instantOrNull("when a cancel was asked for"),
+    cancel_requested_by: { type: ["string", "null"], description: "who asked for the cancel" },
+  }),
+  Cancel: closed({
+    outcome: {
+      enum: ["dropped", "requested"],
+      description:
+        "dropped: a queued request no service had taken is cancelled; requested: the service running it will end it",
+    },
+    run: ref("Run"),
+  }),
+  LogRow: closed({
+    id: int,
+    created_at: instant("when it was logged"),
+    level: { enum: [...LOG_LEVELS] },
+    logger_name: str,
+    message: str,
+    context: { type: "object", description: "job id, run id, counts, …" },
+  }),
+  Node: closed({
+    id: str,
+    host: str,
+    pid: int,
+    version: str,
+    started_at: instant("when the service started"),
+    heartbeat_at: instant("its last heartbeat"),
+    applied_marker: nullable("integer"),
+    jobs_loaded: int,
+    last_reload_at: instantOrNull("its last reload"),
+    last_reload_ms: nullable("integer"),
+    stopped_at: instantOrNull("when it stopped cleanly"),
+    timezone: { type: ["string", "null"], description: "the zone it fires zoneless jobs in" },
+    state: { enum: ["live", "stale", "stopped"] },
+  }),
+  StatusCounts: {
+    type: "object",
+    propertyNames: { enum: [...RUN_STATUSES] },
+    additionalProperties: int,
+  },
+  Status: closed({
+    services: list(ref("Node")),
+    pending_markers: int,
+    runs_last_hour: ref("StatusCounts"),
+    next_fires: list(closed({ job: str, at: iso, timezone: str })),
+    database: closed({ state: { enum: ["up", "down"] }, detail: str }),
+    runs_per_minute: list(
+      closed({ minute: instant("start of the minute"), counts: ref("StatusCounts") }),
+    ),
+  }),
+  Check: closed({ ok: bool, detail: str }),
+  Readiness: closed({
+    status: { enum: ["ready", "degraded", "not ready"] },
+    database: ref("Check"),
+    timetable: ref("Check"),
+  }),
+  Marker: closed({ marker_id: int }),
+};
+
+const json = (schema: Schema, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+const error = (description: string) => json(ref("Error"), description);
+
+/** The answers every route of the API may give besides its own. */
+const COMMON = {
+  "401": error("no token, or not one of http.tokens"),
+  "503": error("the database is unreachable"),
+};
+const READ = { ...COMMON };
+const WRITE = {
+  ...COMMON,
+  "400": error("invalid input (the CLI's message, with the field)"),
+  "403": error("a read token on a write"),
+};
+const NOT_FOUND = { "404": error("no such job or run") };
+
+const idParam = { name: "id", in: "path", required: true, schema: str };
+const query = (name: string, description: string, schema: Schema = str) => ({
+  name,
+  in: "query",
+  required: false,
+  description,
+  schema,
+});
+const runFilters = [
+  query("job", "only this job's runs"),
+  query("status", "only runs with this status", { enum: [...RUN_STATUSES] }),
+];
+const logFilters = [
+  query("level", "this level and above", { enum: [...LOG_LEVELS] }),
+  query("job", "only lines about this job"),
+  query("run", "only lines about this run", int),
+];
+const sse = (description: string) => ({
+  description,
+  content: { "text/event-stream": { schema: str } },
+});
+const jobBody = { required: true, content: { "application/json": { schema: ref("JobInput") } } };
+
+export const OPENAPI = {
+  openapi: "3.1.0",
+  info: {
+    title: "jobsmanager",
+    version: VERSION,
+    description:
+      "The HTTP API of `jobsmanager serve`: the same use cases, validation and messages as the CLI. Authenticate with `Authorization: Bearer TOKEN` (a token of http.tokens); read tokens may GET, admin tokens may also change. Writes answer with the stored job and its reload marker in the Reload-Marker header.",
+  },
+  servers: [{ url: "/api/v1" }],
+  security: [{ bearer: [] }],
+  components: {
+    securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
+    schemas,
+  },
+  paths: {
+    "/session": {
+      get: {
+        summary: "who the token is",
+        responses: { "200": json(ref("Session"), "its role"), ...READ },
+      },
+    },
+    "/jobs": {
+      get: {
+        summary: "every job with its next fire and last run (job list)",
+        responses: { "200": json(list(ref("JobListing")), "the jobs, by id"), ...READ },
+      },
+      post: {
+        summary: "add a job (job add)",
+        parameters: [query("replace", "replace a job of that id", { enum: ["true", "false"] })],
+        requestBody: jobBody,
+        responses: {
+          "201": json(ref("Job"), "the stored job"),
+          "200": json(ref("Job"), "the job, replaced (with replace=true)"),
+          ...WRITE,
+          "409": error("the id is taken"),
+          "415": error("the body is not JSON"),
+        },
+      },
+    },
+    "/jobs/{id}": {
+      parameters: [idParam],
+      get: {
+        summary: "a job, its next fires and last runs (job show)",
+        parameters: [query("count", "how many next fires (default 5)", int)],
+        responses: {
+          "200": json(ref("JobDetails"), "the job"),
+          ...READ,
+          ...NOT_FOUND,
+          "400": error("bad id or count"),
+        },
+      },
+      patch: {
+        summary: "change the given fields of a job (job update)",
+        requestBody: jobBody,
+        responses: { "200": json(ref("Job"), "the stored job"), ...WRITE, ...NOT_FOUND },
+      },
+      delete: {
+        summary: "remove a job (job remove)",
+        responses: { "200": json(ref("Job"), "the job removed"), ...WRITE, ...NOT_FOUND },
+      },
+    },
+    "/jobs/{id}/enable": {
+      parameters: [idParam],
+      post: {
+        summary: "enable a job",
+        responses: { "200": json(ref("Job"), "the stored job"), ...WRITE, ...NOT_FOUND },
+      },
+    },
+    "/jobs/{id}/disable": {
+      parameters: [idParam],
+      post: {
+        summary: "disable a job",
+        responses: { "200": json(ref("Job"), "the stored job"), ...WRITE, ...NOT_FOUND },
+      },
+    },
+    "/jobs/{id}/run": {
+      parameters: [idParam],
+      post: {
+        summary: "run a job now, through the running service (job run)",
+        requestBody: {
+          required: false,
+          content: {
+            "application/json": {
+              schema: closed({
+                force: { type: "boolean", description: "even when max_instances runs are running" },
+                queue: { type: "boolean", description: "even when no live service would take it" },
+              }, ["force", "queue"]),
+            },
+          },
+        },
+        responses: {
+          "202": json(ref("Run"), "the queued run"),
+          ...WRITE,
+          ...NOT_FOUND,
+          "409": error("no live service would take it (send queue: true to leave it for one)"),
+        },
+      },
+    },
+    "/jobs/{id}/next": {
+      parameters: [idParam],
+      get: {
+        summary: "the next fires of a job (job next)",
+        parameters: [
+          query("count", "how many (default 10)", int),
+          query("from", "after this instant (ISO 8601; without offset: in the job's zone)"),
+        ],
+        responses: {
+          "200": json(ref("NextFires"), "the fires"),
+          ...READ,
+          ...NOT_FOUND,
+          "400": error("bad input"),
+        },
+      },
+    },
+    "/schedule/preview": {
+      post: {
+        summary: "the next fires of a schedule, validated as a job's",
+        requestBody: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: {
+                type: "object",
+                properties: {
+                  cron: str,
+                  ...scheduleFields,
+                  timezone: nullable("string"),
+                  count: { type: ["integer", "string"] },
+                },
+                additionalProperties: false,
+              },
+            },
+          },
+        },
+        responses: { "200": json(ref("Preview"), "the schedule and its fires"), ...WRITE },
+      },
+    },
+    "/runs": {
+      get: {
+        summary: "runs, newest first (runs)",
+        parameters: [
+          ...runFilters,
+          query("since", "scheduled in the last 90s, 15m, 2h, 7d, …"),
+          query("limit", "at most (default 50)", int),
+        ],
+        responses: {
+          "200": json(list(ref("Run")), "the runs"),
+          ...READ,
+          "400": error("bad filter"),
+        },
+      },
+    },
+    "/runs/stream": {
+      get: {
+        summary: "new and changed runs as Server-Sent Events (event: run, data: a Run)",
+        parameters: [
+          ...runFilters,
+          query(
+            "after",
+            "also send, at once, the runs newer than this id (the newest one listed)",
+            int,
+          ),
+        ],
+        responses: { "200": sse("the stream"), ...READ },
+      },
+    },
+    "/runs/{id}": {
+      parameters: [{ ...idParam, schema: int }],
+      get: {
+        summary: "one run with its output (runs show)",
+        responses: { "200": json(ref("Run"), "the run"), ...READ, ...NOT_FOUND },
+      },
+    },
+    "/runs/{id}/cancel": {
+      parameters: [{ ...idParam, schema: int }],
+      post: {
+        summary: "cancel a run (runs cancel)",
+        responses: {
+          "202": json(ref("Cancel"), "what was done"),
+          ...WRITE,
+          ...NOT_FOUND,
+          "409": error("the run has already ended, or runs in a terminal"),
+        },
+      },
+    },
+    "/logs": {
+      get: {
+        summary: "the newest lines of the service's log, oldest first (logs)",
+        parameters: [
+          ...logFilters,
+          query("since", "the last 90s, 15m, 2h, 7d, …"),
+          query("limit", "at most (default 100)", int),
+        ],
+        responses: {
+          "200": json(list(ref("LogRow")), "the lines"),
+          ...READ,
+          "400": error("bad filter"),
+        },
+      },
+    },
+    "/logs/stream": {
+      get: {
+        summary:
+          "the newest lines, then each new one, as Server-Sent Events (event: log, data: a LogRow) (logs --follow)",
+        parameters: [
+          ...logFilters,
+          query("after", "only lines after this id (to resume)", int),
+          query("limit", "lines sent first (default 100)", int),
+        ],
+        responses: { "200": sse("the stream"), ...READ },
+      },
+    },
+    "/status": {
+      get: {
+        summary: "services, pending markers, runs and the database (status)",
+        responses: { "200": json(ref("Status"), "the status"), ...READ },
+      },
+    },
+    "/reload": {
+      post: {
+        summary: "ask every service to reload all jobs (reload)",
+        responses: { "202": json(ref("Marker"), "the marker"), ...WRITE },
+      },
+    },
+  },
+};

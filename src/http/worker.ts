@@ -1,0 +1,133 @@
+/**
+ * The HTTP side of `serve`, inside a worker thread: request handling (JSON,
+ * queries on a database connection of its own, which for SQLite are
+ * synchronous) never holds up the scheduler's event loop, so API load does
+ * not delay fires. What only the daemon knows, its vitals and its metrics,
+ * the worker asks the main thread for (serve_http.ts answers); its log
+ * records go to the main thread's logging.
+ */
+import { configure, type LogRecord } from "@logtape/logtape";
+import type { Settings } from "../config/config.ts";
+import type { DaemonVitals } from "../daemon/boot.ts";
+import { systemTimezone } from "../domain/time.ts";
+import { openStore } from "../store/open.ts";
+import type { DatabaseTarget } from "../store/target.ts";
+import { ValidationError } from "../errors.ts";
+import { readinessOf } from "./health.ts";
+import { nodeMetrics } from "./metrics.ts";
+import { type HttpServer, startHttpServer } from "./server.ts";
+
+/** Messages the main thread sends. */
+export type ToWorker =
+  | { type: "start"; settings: Settings; target: DatabaseTarget; secrets: string[] }
+  | { type: "answer"; id: number; value: unknown }
+  | { type: "close" };
+
+/** Messages the worker sends. */
+export type FromWorker =
+  | { type: "listening"; url: string }
+  | { type: "failed"; name: string; message: string; field?: string }
+  | { type: "tokens"; values: string[] }
+  | { type: "ask"; id: number; what: "vitals" | "metrics" }
+  | {
+    type: "log";
+    category: string[];
+    level: LogRecord["level"];
+    message: string;
+    properties: Record<string, unknown>;
+  }
+  | { type: "closed" };
+
+/** The content type of Prometheus' text format, as prom-client writes it. */
+export const PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8";
+
+// deno-lint-ignore no-explicit-any
+const port = self as any as {
+  postMessage(message: FromWorker): void;
+  onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
+  close(): void;
+};
+
+const pending = new Map<number, (value: unknown) => void>();
+let nextId = 0;
+
+function ask<T>(what: "vitals" | "metrics"): Promise<T> {
+  const id = nextId++;
+  return new Promise((resolve) => {
+    pending.set(id, resolve as (value: unknown) => void);
+    port.postMessage({ type: "ask", id, what });
+  });
+}
+
+async function start(settings: Settings, target: DatabaseTarget, secrets: string[]) {
+  await configure({
+    sinks: {
+      main: (record: LogRecord) =>
+        port.postMessage({
+          type: "log",
+          category: [...record.category],
+          level: record.level,
+          message: String(record.rawMessage),
+          properties: record.properties,
+        }),
+    },
+    loggers: [
+      { category: ["jobsmanager"], lowestLevel: "debug", sinks: ["main"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
+    ],
+  });
+  const known = [...secrets];
+  const redact = (text: string) => known.reduce((t, s) => s ? t.replaceAll(s, "***") : t, text);
+  const store = openStore(target);
+  const heartbeatMs = settings["jobsmanager.heartbeat_interval"] * 1000;
+  const nodes = nodeMetrics(() => store.listNodes(), heartbeatMs);
+  let server: HttpServer;
+  try {
+    server = await startHttpServer(settings, {
+      store,
+      defaultZone: settings["jobsmanager.timezone"] || systemTimezone(),
+      heartbeatMs,
+      metrics: {
+        contentType: PROMETHEUS_TEXT,
+        // Two expositions of distinct families read as one.
+        text: async () => (await ask<string>("metrics")) + await nodes.metrics(),
+      },
+      readiness: async () => readinessOf(await ask<DaemonVitals>("vitals")),
+      redact,
+    }, (values) => {
+      known.push(...values);
+      port.postMessage({ type: "tokens", values });
+    });
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  port.postMessage({ type: "listening", url: server.url });
+  return { server, store };
+}
+
+let running: Promise<{ server: HttpServer; store: { close(): Promise<void> } }> | null = null;
+
+port.onmessage = async ({ data }) => {
+  if (data.type === "answer") {
+    pending.get(data.id)?.(data.value);
+    pending.delete(data.id);
+  } else if (data.type === "start") {
+    running = start(data.settings, data.target, data.secrets);
+    running.catch((error) =>
+      port.postMessage({
+        type: "failed",
+        name: (error as Error).name,
+        message: (error as Error).message,
+        field: error instanceof ValidationError ? error.field : undefined,
+      })
+    );
+  } else if (data.type === "close") {
+    const started = await running?.catch(() => null);
+    if (started) {
+      await started.server.close();
+      await started.store.close();
+    }
+    port.postMessage({ type: "closed" });
+  }
+};

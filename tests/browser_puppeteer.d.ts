@@ -1,0 +1,48 @@
+/**
+ * The part of puppeteer-core the browser tests use. Its own types pull in
+ * @types/node, which would replace Deno's node types for the whole type
+ * check (and break `node:assert`'s signatures in tests/assert.ts); these
+ * few declarations keep the browser tests out of everyone else's types.
+ * Page functions are passed as strings: the tests have no DOM types.
+ */
+export interface LaunchOptions {
+  executablePath: string;
+  headless: boolean;
+  args: string[];
+}
+
+export interface Viewport {
+  width: number;
+  height: number;
+  deviceScaleFactor?: number;
+  isMobile?: boolean;
+  hasTouch?: boolean;
+}
+
+export interface ElementHandle {
+  click(): Promise<void>;
+  type(text: string): Promise<void>;
+}
+
+export interface Page {
+  goto(url: string): Promise<unknown>;
+  setViewport(viewport: Viewport): Promise<void>;
+  on(event: "pageerror", handler: (error: Error) => void): void;
+  on(event: "console", handler: (message: { type(): string; text(): string }) => void): void;
+  screenshot(options: { path: string; fullPage?: boolean }): Promise<unknown>;
+  waitForSelector(selector: string, options?: { timeout?: number }): Promise<ElementHandle | null>;
+  waitForFunction(expression: string, options?: { timeout?: number }): Promise<unknown>;
+  evaluate<T>(expression: string): Promise<T>;
+  click(selector: string): Promise<void>;
+  type(selector: string, text: string): Promise<void>;
+  select(selector: string, ...values: string[]): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export interface Browser {
+  newPage(): Promise<Page>;
+  close(): Promise<void>;
+}
+
+declare const puppeteer: { launch(options: LaunchOptions): Promise<Browser> };
+export default puppeteer;

@@ -1,0 +1,101 @@
+/**
+ * /metrics and /readyz on a daemon built in-process (fake clock, fake
+ * runs, real store), through the HTTP side `serve` starts: the text parsed
+ * by a Prometheus text-format parser, the values moving as runs happen.
+ */
+import parsePrometheus from "parse-prometheus-text-format";
+import { assert, assertEquals } from "./assert.ts";
+import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { DaemonHarness, T0 } from "./daemon_harness.ts";
+import { ADMIN, READER, TOKENS } from "./http_harness.ts";
+import { Metrics } from "../src/http/metrics.ts";
+import { startServeHttp } from "../src/http/serve_http.ts";
+import type { HttpServer } from "../src/http/server.ts";
+
+interface Family {
+  name: string;
+  type: string;
+  metrics: { value?: string; labels?: Record<string, string>; buckets?: Record<string, string> }[];
+}
+
+async function scrape(server: HttpServer, token = READER): Promise<Family[]> {
+  const res = await fetch(`${server.url}/metrics`, {
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  assertEquals(res.status, 200);
+  assert(res.headers.get("content-type")!.startsWith("text/plain; version=0.0.4"));
+  return parsePrometheus(await res.text()) as Family[];
+}
+
+/** The value of one series, or null when the family or the series is absent. */
+function value(
+  families: Family[],
+  name: string,
+  labels: Record<string, string> = {},
+): number | null {
+  const family = families.find((f) => f.name === name);
+  const series = family?.metrics.find((m) =>
+    Object.entries(labels).every(([k, v]) => m.labels?.[k] === v)
+  );
+  if (!series) return null;
+  return Number(series.value ?? series.buckets?.["+Inf"]);
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`metrics (${backend}): runs, skips, fire lag and gauges move as the daemon works`, async () => {
+    const db = await freshDatabase(backend);
+    const metrics = new Metrics();
+    await using h = await DaemonHarness.create(db, { observer: metrics });
+    await h.job("tick", { schedule: { second: "*" }, max_instances: "1" });
+    const daemon = await h.start();
+    const server = await startServeHttp({
+      settings: { ...h.settings, "http.listen": "127.0.0.1:0", "http.tokens": TOKENS },
+      target: db.target,
+      metrics,
+      vitals: () => daemon.vitals,
+      secrets: [],
+      onTokens: () => {},
+    });
+    try {
+      const before = await scrape(server);
+      assertEquals(value(before, "jobsmanager_jobs_loaded"), 1);
+      assertEquals(value(before, "jobsmanager_runs_total", { job: "tick" }), null);
+      assertEquals(value(before, "jobsmanager_database_up"), 1);
+      assertEquals(value(before, "jobsmanager_nodes", { state: "live" }), 1);
+      assert(value(before, "jobsmanager_process_resident_memory_bytes")! > 0, "process metrics");
+      const ready = await fetch(`${server.url}/readyz`);
+      assertEquals([ready.status, (await ready.json()).status], [200, "ready"]);
+
+      await h.clock.set(T0 + 1000);
+      const first = await h.started("tick", T0 + 1000);
+      await h.until(
+        async () => value(await scrape(server), "jobsmanager_runs_running") === 1,
+        "one run in flight on /metrics",
+      );
+      // Still running at the next fire: max_instances 1 skips it.
+      await h.clock.set(T0 + 2000);
+      await h.run("tick", T0 + 2000, "skipped");
+      first.finish();
+      await h.run("tick", T0 + 1000, "success");
+      const after = await scrape(server);
+      assertEquals(value(after, "jobsmanager_runs_total", { job: "tick", status: "success" }), 1);
+      assertEquals(value(after, "jobsmanager_runs_total", { job: "tick", status: "skipped" }), 1);
+      // The parser drops a histogram's labels: with one job, its one series is tick's.
+      assertEquals(value(after, "jobsmanager_fire_lag_seconds"), 1, "one lag observed");
+      assertEquals(value(after, "jobsmanager_runs_running"), 0);
+      assertEquals(value(after, "jobsmanager_runs_queued"), 0);
+
+      const refused = await fetch(`${server.url}/metrics`);
+      assertEquals(refused.status, 401, "a scrape needs a token when tokens are set");
+      await refused.body?.cancel();
+      await h.stop();
+      const stopping = await fetch(`${server.url}/readyz`, {
+        headers: { Authorization: `Bearer ${ADMIN}` },
+      });
+      const body = await stopping.json();
+      assertEquals([stopping.status, body.status, body.timetable.ok], [503, "not ready", false]);
+    } finally {
+      await server.close();
+    }
+  });
+}

@@ -1,0 +1,99 @@
+/**
+ * `jobsmanager serve` with `http.listen` set, end to end: a job added over
+ * the API fires, its run comes on the live stream, /metrics counts it,
+ * /readyz says ready, the tokens never show in the log, SIGTERM stops
+ * both sides; and a reachable address without a token refuses to start.
+ */
+import parsePrometheus from "parse-prometheus-text-format";
+import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
+import { BACKENDS, freshDatabase, waitFor } from "./helpers.ts";
+import { ADMIN, READER, serveWithHttp } from "./http_harness.ts";
+import { Serve, writeConfig } from "./serve_helpers.ts";
+
+for (const backend of BACKENDS) {
+  Deno.test(`serve with http (${backend}): a job added over the API fires and is counted`, async () => {
+    await using db = await freshDatabase(backend);
+    const tokenFile = `${db.dir}/read.token`;
+    await Deno.writeTextFile(tokenFile, `${READER}\n`);
+    await using served = await serveWithHttp(
+      db,
+      { tokens: [{ token_file: tokenFile, role: "read" }] },
+      { JM_HTTP_TOKEN: ADMIN },
+    );
+    const call = async (method: string, path: string, body?: unknown) => {
+      const res = await fetch(`${served.url}${path}`, {
+        method,
+        headers: {
+          Authorization: `Bearer ${ADMIN}`,
+          ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: res.status, body: await res.json() };
+    };
+    const ready = await waitFor(async () => (await call("GET", "/readyz")).status === 200, {
+      timeoutMs: 20_000,
+      what: "/readyz to say ready",
+      detail: () => served.serve.stderr,
+    });
+    assert(ready);
+    const added = await call("POST", "/api/v1/jobs", {
+      id: "tick",
+      command: "echo tick",
+      second: "*",
+    });
+    assertEquals(added.status, 201);
+
+    const run = await waitFor(async () => {
+      const runs = (await call("GET", "/api/v1/runs?job=tick&status=success")).body;
+      return runs[0] as { id: number; stdout: string } | undefined;
+    }, { timeoutMs: 20_000, what: "a successful run of tick", detail: () => served.serve.stderr });
+    assertEquals(run.stdout, "tick\n");
+
+    const counted = await waitFor(async () => {
+      const res = await fetch(`${served.url}/metrics`, {
+        headers: { Authorization: `Bearer ${READER}` },
+      });
+      const families = parsePrometheus(await res.text()) as {
+        name: string;
+        metrics: { value: string; labels: Record<string, string> }[];
+      }[];
+      const runs = families.find((f) => f.name === "jobsmanager_runs_total");
+      return runs?.metrics.find((m) => m.labels.job === "tick" && m.labels.status === "success");
+    }, { timeoutMs: 10_000, what: "/metrics to count tick's run" });
+    assert(Number(counted.value) >= 1);
+
+    const status = (await call("GET", "/api/v1/status")).body as { services: { state: string }[] };
+    assertEquals(status.services.map((s) => s.state), ["live"]);
+    // A live stream still open does not hold the stop up.
+    const tail = await fetch(`${served.url}/api/v1/logs/stream`, {
+      headers: { Authorization: `Bearer ${READER}` },
+    });
+    assertEquals(tail.status, 200);
+    const { status: exit } = await served.serve.terminate(20_000);
+    await tail.body?.cancel();
+    assertEquals(exit.code, 0, served.serve.stderr);
+    for (const token of [ADMIN, READER]) {
+      assert(!served.serve.stderr.includes(token), "a token shows in serve's log");
+    }
+    assertStringIncludes(
+      served.serve.stderr,
+      "HTTP API, metrics and dashboard on",
+    );
+  });
+}
+
+Deno.test("serve refuses a reachable http.listen without a token, before it starts", async () => {
+  await using db = await freshDatabase("sqlite");
+  const config = await writeConfig(db);
+  const doc = JSON.parse(await Deno.readTextFile(config));
+  await Deno.writeTextFile(config, JSON.stringify({ ...doc, http: { listen: "0.0.0.0:0" } }));
+  await using serve = new Serve(db, config);
+  const status = await serve.exit(20_000);
+  assertEquals(status.code, 2, serve.stderr);
+  assertStringIncludes(serve.stderr, 'http.listen: "0.0.0.0:0" is reachable from other machines');
+  assertStringIncludes(
+    serve.stderr,
+    "add a token (http.tokens, or JM_HTTP_TOKEN) or listen on 127.0.0.1",
+  );
+});

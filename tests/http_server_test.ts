@@ -1,0 +1,251 @@
+/**
+ * The HTTP side's ground floor: the http.* config keys, where it listens and
+ * when it refuses, bearer tokens never echoed, /healthz, /metrics behind a
+ * token, HTTPS, and typed errors mapped to statuses.
+ */
+import { assert, assertEquals, assertStringIncludes, assertThrows } from "./assert.ts";
+import { defaultSettings, loadConfig, type Settings } from "../src/config/config.ts";
+import {
+  ConflictError,
+  DatabaseError,
+  NotFoundError,
+  RuntimeError,
+  UsageError,
+  ValidationError,
+} from "../src/errors.ts";
+import { planListen } from "../src/http/listen.ts";
+import { errorBody, HttpError, statusOf } from "../src/http/errors.ts";
+import { type ServeDeps, startHttpServer } from "../src/http/server.ts";
+import { freshDatabase } from "./helpers.ts";
+import { serverDeps } from "./http_harness.ts";
+import { assertRejects } from "./assert.ts";
+
+const ADMIN = "admin-token-0123456789abcdef";
+const READER = "read-token-0123456789abcdef";
+
+function settings(overrides: Partial<Settings>): Settings {
+  return { ...defaultSettings(), "http.listen": "127.0.0.1:0", ...overrides };
+}
+
+/** A real store on a fresh SQLite file for a server whose test does not query it. */
+async function withDeps<T>(fn: (deps: ServeDeps) => Promise<T>): Promise<T> {
+  await using db = await freshDatabase("sqlite");
+  const store = db.open();
+  try {
+    return await fn(serverDeps(store));
+  } finally {
+    await store.close();
+  }
+}
+
+async function withConfig<T>(text: string, fn: (path: string) => T): Promise<T> {
+  const path = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    await Deno.writeTextFile(path, text);
+    return await fn(path);
+  } finally {
+    await Deno.remove(path);
+  }
+}
+
+Deno.test("http.listen: a bare port is loopback without tokens, every interface with them", () => {
+  assertEquals(planListen(":8080", false), { hostname: "127.0.0.1", port: 8080, loopback: true });
+  assertEquals(planListen(":8080", true), { hostname: "0.0.0.0", port: 8080, loopback: false });
+  assertEquals(planListen("[::1]:0", false), { hostname: "::1", port: 0, loopback: true });
+  assertEquals(planListen("localhost:9", false).loopback, true);
+  assertEquals(planListen("10.1.2.3:80", true).loopback, false);
+});
+
+Deno.test("http.listen: a reachable address without a token refuses, naming the fix", () => {
+  assertThrows(
+    () => planListen("0.0.0.0:8080", false),
+    ValidationError,
+    'http.listen: "0.0.0.0:8080" is reachable from other machines, but no token is configured',
+  );
+  assertThrows(() => planListen("0.0.0.0:8080", false), ValidationError, "JM_HTTP_TOKEN");
+  assertThrows(() => planListen("8080", false), ValidationError, "expected HOST:PORT");
+  assertThrows(() => planListen("host:70000", true), ValidationError, "expected HOST:PORT");
+});
+
+Deno.test("http config: tokens from the file and the environment; bad ones never echoed", async () => {
+  const secret = "short-secret";
+  await withConfig(
+    `{ http: { listen: ":8080", tokens: [{ token: "${ADMIN}", role: "admin" }, { token_file: "/x", role: "read" }] } }`,
+    (path) => {
+      const { settings } = loadConfig({ config: path }, { JM_HTTP_TOKEN: READER });
+      assertEquals(settings["http.listen"], ":8080");
+      assertEquals(settings["http.tokens"], [
+        { token: ADMIN, token_file: undefined, role: "admin" },
+        { token: undefined, token_file: "/x", role: "read" },
+      ]);
+      assertEquals(settings["http.token"], READER);
+    },
+  );
+  const bad: [string, string][] = [
+    [`[{ token: "${secret}", role: "admin" }]`, "http.tokens[0].token: expected at least 16"],
+    [`[{ token: "${ADMIN}", role: "root" }]`, 'http.tokens[0].role: "root" is not valid'],
+    [`[{ token: "${ADMIN}", token_file: "/x", role: "read" }]`, "give either token or token_file"],
+    [`[{ token: "${ADMIN}", role: "read", rol: 1 }]`, "unknown key 'rol'"],
+    [`{ token: "${ADMIN}" }`, "http.tokens: expected a list"],
+  ];
+  for (const [tokens, message] of bad) {
+    await withConfig(`{ http: { tokens: ${tokens} } }`, (path) => {
+      const error = assertThrows(() => loadConfig({ config: path }, {}), ValidationError, message);
+      assert(!error.message.includes(secret) && !error.message.includes(ADMIN), error.message);
+    });
+  }
+  const fromEnv = assertThrows(
+    () => loadConfig({}, { JM_HTTP_TOKEN: secret }),
+    ValidationError,
+    "environment JM_HTTP_TOKEN: http.token: expected at least 16 characters",
+  );
+  assert(!fromEnv.message.includes(secret), fromEnv.message);
+});
+
+Deno.test("errors map to statuses; the body is the CLI's message, with the field", () => {
+  const cases: [Error, number][] = [
+    [new ValidationError("minute", "minute: '61' is not valid"), 400],
+    [new UsageError("count: 'x' is not valid"), 400],
+    [new HttpError(401, "no bearer token"), 401],
+    [new HttpError(403, "needs an admin token"), 403],
+    [new NotFoundError("job 'x' does not exist"), 404],
+    [new ConflictError("job 'x' already exists"), 409],
+    [new DatabaseError("database unreachable"), 503],
+    [new DatabaseError("refused", { unreachable: false }), 500],
+    [new RuntimeError("run 3 has already ended"), 409],
+    [new TypeError("a bug"), 500],
+  ];
+  assertEquals(cases.map(([error]) => statusOf(error)), cases.map(([, status]) => status));
+  assertEquals(errorBody(new ValidationError("minute", "minute: bad"), (t) => t), {
+    error: "minute: bad",
+    field: "minute",
+  });
+  assertEquals(
+    errorBody(new DatabaseError("login as root:pw failed"), (t) => t.replaceAll("pw", "***")),
+    { error: "login as root:*** failed" },
+  );
+});
+
+Deno.test("a server without tokens is open on loopback; /healthz and /metrics answer", () =>
+  withDeps(async (deps) => {
+    const server = await startHttpServer(settings({}), deps);
+    try {
+      assertStringIncludes(server.url, "http://127.0.0.1:");
+      const health = await fetch(`${server.url}/healthz`);
+      assertEquals([health.status, await health.json()], [200, { status: "ok" }]);
+      const metrics = await fetch(`${server.url}/metrics`);
+      assertEquals(metrics.status, 200);
+      assertStringIncludes(await metrics.text(), "jobsmanager_process_resident_memory_bytes");
+      const missing = await fetch(`${server.url}/nowhere`);
+      assertEquals([missing.status, await missing.json()], [404, {
+        error: "no such endpoint: GET /nowhere",
+      }]);
+    } finally {
+      await server.close();
+    }
+  }));
+
+Deno.test("tokens guard /metrics; a wrong one is refused without being echoed", () =>
+  withDeps(async (deps) => {
+    const dir = await Deno.makeTempDir();
+    const file = `${dir}/read.token`;
+    await Deno.writeTextFile(file, `${READER}\n`);
+    const seen: string[] = [];
+    const server = await startHttpServer(
+      settings({ "http.tokens": [{ token_file: file, role: "read" }], "http.token": ADMIN }),
+      deps,
+      (values) => seen.push(...values),
+    );
+    try {
+      assertEquals(seen, [READER, ADMIN]);
+      const get = (token?: string) =>
+        fetch(`${server.url}/metrics`, {
+          headers: token === undefined ? {} : { Authorization: `Bearer ${token}` },
+        });
+      const none = await get();
+      assertEquals(none.status, 401);
+      assertEquals(none.headers.get("www-authenticate"), 'Bearer realm="jobsmanager"');
+      assertStringIncludes((await none.json()).error, "Authorization: Bearer TOKEN");
+      const wrong = await get("not-a-token-of-ours-at-all");
+      const body = await wrong.text();
+      assertEquals(wrong.status, 401);
+      assert(!body.includes("not-a-token-of-ours"), body);
+      for (const token of [READER, ADMIN]) {
+        const ok = await get(token);
+        assertEquals(ok.status, 200);
+        await ok.body?.cancel();
+      }
+      const health = await fetch(`${server.url}/healthz`);
+      assertEquals(health.status, 200, "probes need no token");
+      await health.body?.cancel();
+    } finally {
+      await server.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  }));
+
+Deno.test("a port in use is refused with a message naming http.listen", () =>
+  withDeps(async (deps) => {
+    using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    await assertRejects(
+      () => startHttpServer(settings({ "http.listen": `127.0.0.1:${taken.addr.port}` }), deps),
+      RuntimeError,
+      `http.listen: cannot listen on 127.0.0.1:${taken.addr.port}: `,
+    );
+  }));
+
+Deno.test("a reachable address without a token does not start", () =>
+  withDeps(async (deps) => {
+    await assertRejects(
+      () => startHttpServer(settings({ "http.listen": "0.0.0.0:0" }), deps),
+      ValidationError,
+      "no token is configured",
+    );
+  }));
+
+/** A throwaway certificate authority and a certificate for 127.0.0.1 it signed. */
+async function openssl(dir: string, args: string): Promise<void> {
+  const out = await new Deno.Command("openssl", {
+    args: args.split(" "),
+    cwd: dir,
+    stdout: "null",
+    stderr: "piped",
+  })
+    .output();
+  assert(out.success, `openssl ${args}: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+Deno.test("http.cert and http.key serve HTTPS; one without the other is refused", () =>
+  withDeps(async (deps) => {
+    const dir = await Deno.makeTempDir();
+    const [cert, key] = [`${dir}/cert.pem`, `${dir}/key.pem`];
+    const ca = `${dir}/ca.pem`;
+    await openssl(
+      dir,
+      "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca.key -out ca.pem",
+    );
+    await openssl(
+      dir,
+      "req -newkey rsa:2048 -nodes -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -keyout key.pem -out leaf.csr",
+    );
+    await openssl(
+      dir,
+      "x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -days 1 -copy_extensions copy -out cert.pem",
+    );
+    await assertRejects(
+      () => startHttpServer(settings({ "http.cert": cert }), deps),
+      ValidationError,
+      "http.key: missing; HTTPS needs both http.cert and http.key",
+    );
+    const server = await startHttpServer(settings({ "http.cert": cert, "http.key": key }), deps);
+    const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(ca)] });
+    try {
+      assertStringIncludes(server.url, "https://127.0.0.1:");
+      const health = await fetch(`${server.url}/healthz`, { client });
+      assertEquals(await health.json(), { status: "ok" });
+    } finally {
+      client.close();
+      await server.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  }));
