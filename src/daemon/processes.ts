@@ -133,6 +133,8 @@ export interface Ended {
 
 /** How often, within the grace, the end of a run's leftovers is looked for. */
 const POLL_MS = 50;
+/** How long processes sent SIGKILL may take to be gone. */
+const KILLED_WAIT_MS = 1000;
 
 /** One pass over /proc answers every run that ends at the same instant. */
 const table = new ProcessTable();
@@ -169,7 +171,14 @@ export async function endRun(run: RunRef, graceMs: number): Promise<Ended> {
     left = (await table.find(run)).filter((p) => seen.has(p.pid) || p.marked);
   }
   const killed = left.length > 0;
-  if (killed) note(await signalRun(run, "SIGKILL"));
+  if (killed) {
+    note(await signalRun(run, "SIGKILL"));
+    // SIGKILL is not instant: the run is over once they are gone.
+    const reaped = Date.now() + KILLED_WAIT_MS;
+    while (Date.now() < reaped && (await table.find(run)).some((p) => seen.has(p.pid))) {
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  }
   const found = [...seen.values()];
   return { found, escaped: found.filter((p) => p.pgid !== run.pgid), killed };
 }
