@@ -63,6 +63,18 @@ Deno.test("capture keeps every byte: NUL and what is not UTF-8 written \\xNN", (
   assertEquals(c.text(), "héllo a\\x00b\\xffc\\xe2\\x82\n€ end");
 });
 
+Deno.test("capture: escaped bytes count as written, so the text stays within the cap", () => {
+  const zeros = new HeadTailCapture(20);
+  zeros.push(new Uint8Array(100));
+  assertEquals(
+    zeros.text(),
+    String.raw`\x00\x00` + "\n[… jobsmanager cut 96 bytes of 100 …]\n" + String.raw`\x00\x00`,
+  );
+  const emoji = new HeadTailCapture(20);
+  emoji.push(encode("😀😀😀"));
+  assertEquals(emoji.text(), "😀😀😀");
+});
+
 Deno.test("a run gets its environment and cwd, and records output and exit code", async () => {
   const dir = await Deno.makeTempDir();
   try {
