@@ -1,4 +1,4 @@
--- jobsmanager schema for MySQL / MariaDB, version 3.
+-- jobsmanager schema for MySQL / MariaDB, version 4.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -92,3 +92,8 @@ ALTER TABLE jm_nodes ADD COLUMN timezone VARCHAR(64) NULL;
 ALTER TABLE jm_runs ADD COLUMN cancel_requested_at BIGINT NULL;
 ALTER TABLE jm_runs ADD COLUMN cancel_requested_by VARCHAR(191) NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (3, 'jm_nodes.timezone and cancel requests in jm_runs', 0);
+
+-- migration 4: jm_runs.pgid and marker; SQLite jm_jobs defaults any SQLite evaluates
+ALTER TABLE jm_runs ADD COLUMN pgid INTEGER NULL;
+ALTER TABLE jm_runs ADD COLUMN marker VARCHAR(36) NULL;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (4, 'jm_runs.pgid and marker; SQLite jm_jobs defaults any SQLite evaluates', 0);

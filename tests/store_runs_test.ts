@@ -29,6 +29,8 @@ contract("getRun", "every column reads back as written", async ({ store }) => {
     forced: true,
     cancel_requested_at: 1_700_000_030_000,
     cancel_requested_by: "root@host-b",
+    pgid: 4_194_303,
+    marker: "0b6c3f7e-1d2a-4c55-9e8f-123456789abc",
   } as const;
   const [id] = await store.claimRuns([written]);
   assertEquals(await store.getRun(id!), { id: id!, ...written });

@@ -67,6 +67,8 @@ export interface MigrationReport {
   to: number;
   /** Versions this call applied (empty when the schema was current). */
   applied: number[];
+  /** Tables of the schema found missing (dropped by hand) and created again, empty. */
+  created: string[];
 }
 
 /** The catalogue: `jm_jobs`, each write with its reload marker. */
@@ -220,8 +222,10 @@ export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogSt
   /**
    * Bring the schema to the version this build knows, idempotently and
    * safely when several processes do it at once (one lock for the whole
-   * run). Refuses, touching nothing, when the database holds a newer schema
-   * or the original project's APScheduler table under `jm_jobs`.
+   * run). A table of the schema found missing (dropped by hand) is created
+   * again, empty, as the migrations left it, and reported. Refuses,
+   * touching nothing, when the database holds a newer schema or the
+   * original project's APScheduler table under `jm_jobs`.
    */
   migrate(): Promise<MigrationReport>;
 
