@@ -93,6 +93,11 @@ ALTER TABLE jm_runs ADD COLUMN cancel_requested_at BIGINT NULL;
 ALTER TABLE jm_runs ADD COLUMN cancel_requested_by VARCHAR(191) NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (3, 'jm_nodes.timezone and cancel requests in jm_runs', 0);
 
+-- migration 4: jm_runs.pgid and marker; SQLite jm_jobs defaults any SQLite evaluates
+ALTER TABLE jm_runs ADD COLUMN pgid INTEGER NULL;
+ALTER TABLE jm_runs ADD COLUMN marker VARCHAR(36) NULL;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (4, 'jm_runs.pgid and marker; SQLite jm_jobs defaults any SQLite evaluates', 0);
+
 -- migration 5: several services: liveness by the database clock, markers applied per node
 ALTER TABLE jm_nodes ADD COLUMN db_heartbeat_at BIGINT NULL;
 ALTER TABLE jm_nodes ADD COLUMN heartbeat_ms INTEGER NULL;

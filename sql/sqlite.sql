@@ -93,6 +93,35 @@ ALTER TABLE jm_runs ADD COLUMN cancel_requested_at BIGINT NULL;
 ALTER TABLE jm_runs ADD COLUMN cancel_requested_by TEXT NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (3, 'jm_nodes.timezone and cancel requests in jm_runs', 0);
 
+-- migration 4: jm_runs.pgid and marker; SQLite jm_jobs defaults any SQLite evaluates
+ALTER TABLE jm_runs ADD COLUMN pgid INTEGER NULL;
+ALTER TABLE jm_runs ADD COLUMN marker TEXT NULL;
+CREATE TABLE IF NOT EXISTS jm_jobs_rebuilt (
+  id TEXT NOT NULL PRIMARY KEY,
+  command TEXT NOT NULL,
+  `second` TEXT NOT NULL DEFAULT '*',
+  `minute` TEXT NOT NULL DEFAULT '*',
+  `hour` TEXT NOT NULL DEFAULT '*',
+  `day` TEXT NOT NULL DEFAULT '*',
+  `month` TEXT NOT NULL DEFAULT '*',
+  `day_of_week` TEXT NOT NULL DEFAULT '*',
+  timezone TEXT NULL,
+  timeout INTEGER NOT NULL DEFAULT 60,
+  enabled INTEGER NOT NULL DEFAULT 1,
+  max_instances INTEGER NULL,
+  `coalesce` INTEGER NULL,
+  misfire_grace_time INTEGER NULL,
+  env TEXT NULL,
+  cwd TEXT NULL,
+  description TEXT NULL,
+  created_at BIGINT NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)),
+  updated_at BIGINT NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
+);
+INSERT INTO jm_jobs_rebuilt (`id`, `command`, `second`, `minute`, `hour`, `day`, `month`, `day_of_week`, `timezone`, `timeout`, `enabled`, `max_instances`, `coalesce`, `misfire_grace_time`, `env`, `cwd`, `description`, `created_at`, `updated_at`) SELECT `id`, `command`, `second`, `minute`, `hour`, `day`, `month`, `day_of_week`, `timezone`, `timeout`, `enabled`, `max_instances`, `coalesce`, `misfire_grace_time`, `env`, `cwd`, `description`, `created_at`, `updated_at` FROM jm_jobs;
+DROP TABLE jm_jobs;
+ALTER TABLE jm_jobs_rebuilt RENAME TO jm_jobs;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (4, 'jm_runs.pgid and marker; SQLite jm_jobs defaults any SQLite evaluates', 0);
+
 -- migration 5: several services: liveness by the database clock, markers applied per node
 ALTER TABLE jm_nodes ADD COLUMN db_heartbeat_at BIGINT NULL;
 ALTER TABLE jm_nodes ADD COLUMN heartbeat_ms INTEGER NULL;

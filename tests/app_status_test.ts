@@ -157,6 +157,7 @@ for (const backend of BACKENDS) {
         from: 0,
         to: SCHEMA_VERSION,
         applied: all,
+        created: [],
         version: SCHEMA_VERSION,
       });
       assertEquals(await migrateSchema(store), {
@@ -164,6 +165,7 @@ for (const backend of BACKENDS) {
         from: SCHEMA_VERSION,
         to: SCHEMA_VERSION,
         applied: [],
+        created: [],
         version: SCHEMA_VERSION,
       });
     } finally {

@@ -501,7 +501,9 @@ mysqlTest(
     wrong.password = "definitely-wrong";
     await expectRejected(db, ["--database", wrong.toString(), ...ADD, "--minute", "5"], {
       code: 1,
+      // Given on the command line, the password is warned about first.
       stderr:
+        "jobsmanager: warning: the password given in --database can be read by every user of this machine (ps, /proc); give it in JM_DB_PASSWORD or db.password_file instead\n" +
         `jobsmanager: MySQL at ${where} rejected the login of user '${t.user}' to database '${t.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL)\n`,
     });
 

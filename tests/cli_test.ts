@@ -242,9 +242,16 @@ for (const backend of BACKENDS) {
       from: SCHEMA_VERSION,
       to: SCHEMA_VERSION,
       applied: [],
+      created: [],
       version: SCHEMA_VERSION,
     });
     assertEquals(await markers(db), []);
+    // A table dropped by hand is created again, and named.
+    await rawQuery(db, "DROP TABLE jm_nodes");
+    assertEquals(
+      await ok(db, ["db", "migrate"]),
+      `${description}: created the missing table jm_nodes again, empty\n${description}: schema already at version ${SCHEMA_VERSION}\n`,
+    );
   });
 
   Deno.test(`cli[${backend}]: job add with field options, --timezone, --env twice, --cwd, …`, async () => {
@@ -558,6 +565,9 @@ Deno.test("cli: --version, --help, and job without a subcommand", async () => {
 
 const PASSWORD = "Sup3r-S3cret-PW";
 const CLOSED = "127.0.0.1:1";
+/** What a password in --database earns, before anything else. */
+const PASSWORD_IN_ARGS =
+  "jobsmanager: warning: the password given in --database can be read by every user of this machine (ps, /proc); give it in JM_DB_PASSWORD or db.password_file instead\n";
 const REFUSED =
   `jobsmanager: cannot connect to MySQL at ${CLOSED}: connection refused; is the server running, and are db.host/db.port (or --database) right?\n`;
 
@@ -578,7 +588,12 @@ Deno.test("cli: the password never reaches stdout or stderr (server unreachable)
       `${dir}/keys.json`,
       `{ db: { host: "127.0.0.1", port: "1", username: "root", password: "${PASSWORD}", database: "jobs" } }`,
     );
-    const sources: { name: string; args: string[]; env?: Record<string, string> }[] = [
+    const sources: {
+      name: string;
+      args: string[];
+      env?: Record<string, string>;
+      warning?: string;
+    }[] = [
       { name: "config db.url + db.password", args: ["--config", "url.json"] },
       { name: "config host keys", args: ["--config", "keys.json"] },
       { name: "JM_CONFIG", args: [], env: { JM_CONFIG: "keys.json" } },
@@ -592,7 +607,11 @@ Deno.test("cli: the password never reaches stdout or stderr (server unreachable)
         args: [],
         env: { JM_DATABASE_URL: `mysql://root:${PASSWORD}@${CLOSED}/jobs` },
       },
-      { name: "--database URL", args: ["--database", `mysql://root:${PASSWORD}@${CLOSED}/jobs`] },
+      {
+        name: "--database URL",
+        args: ["--database", `mysql://root:${PASSWORD}@${CLOSED}/jobs`],
+        warning: PASSWORD_IN_ARGS,
+      },
     ];
     const commands: [string[], number, string][] = [
       [["job", "list"], 1, REFUSED],
@@ -612,7 +631,7 @@ Deno.test("cli: the password never reaches stdout or stderr (server unreachable)
         const what = `${source.name}: ${args.join(" ")}`;
         const r = await cli([...source.args, ...args], { cwd: dir, env: source.env });
         assertNoSecret(r, PASSWORD, what);
-        assertEquals(r, { code, stdout: "", stderr }, what);
+        assertEquals(r, { code, stdout: "", stderr: (source.warning ?? "") + stderr }, what);
       }
     }));
   } finally {
@@ -641,7 +660,7 @@ mysqlTest(
         code: 0,
         stdout:
           `mysql://${user}:***@${at}: schema migrated from version 0 to ${SCHEMA_VERSION} (applied ${EVERY_VERSION})\n`,
-        stderr: "",
+        stderr: PASSWORD_IN_ARGS,
       });
       const json = await run([...viaUrl, "--json", "db", "migrate"]);
       assertEquals(JSON.parse(json.stdout).database, `mysql://${user}:***@${at}`);
@@ -671,7 +690,7 @@ mysqlTest(
       assertEquals(rejected, {
         code: 1,
         stdout: "",
-        stderr:
+        stderr: PASSWORD_IN_ARGS +
           `jobsmanager: MySQL at ${t.host}:${t.port} rejected the login of user '${user}' to database '${t.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL)\n`,
       });
     } finally {

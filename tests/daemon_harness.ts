@@ -29,7 +29,8 @@ export const NODE_ID = "test-node";
 /** A run the fake runner started: a process that ends when the test says. */
 export class FakeRun {
   readonly jobId: string;
-  readonly runId: number;
+  /** Null for a run started under a provisional id (JM_RUN_ID empty). */
+  readonly runId: number | null;
   readonly scheduledAt: number;
   readonly startedAt: number;
   interrupted = false;
@@ -41,12 +42,13 @@ export class FakeRun {
 
   constructor(readonly spec: RunSpec, private readonly now: () => number) {
     this.jobId = spec.env.JM_JOB_ID;
-    this.runId = Number(spec.env.JM_RUN_ID);
+    this.runId = spec.env.JM_RUN_ID === "" ? null : Number(spec.env.JM_RUN_ID);
     this.scheduledAt = Date.parse(spec.env.JM_SCHEDULED_AT);
     this.startedAt = now();
     this.handle = {
       startedAt: this.startedAt,
       pid: null,
+      marker: null,
       done: this.result.promise,
       interrupt: () => {
         this.interrupted = true;

@@ -54,7 +54,7 @@ mysqlTest(
     // The fire at 2 s finds the database gone: it runs under a provisional id.
     await h.clock.set(at(2));
     const during = [await h.started("tick", at(2))];
-    assert(during[0].runId < 0, `run id ${during[0].runId}`);
+    assertEquals(during[0].spec.env.JM_RUN_ID, "", "a run without a row yet has no id");
     await h.until(() => h.line(UNREACHABLE), "the outage to be logged");
     during[0].finish({ stdout: "2\n" });
     // Probes back off from 1 s: the one at 3 s fails, the next comes at 5 s.
@@ -64,7 +64,7 @@ mysqlTest(
     for (const s of [3, 4]) {
       await h.clock.set(at(s));
       const run = await h.started("tick", at(s));
-      assert(run.runId < 0, `run id ${run.runId}`);
+      assertEquals(run.spec.env.JM_RUN_ID, "");
       run.finish({ stdout: `${s}\n` });
       during.push(run);
     }
@@ -122,7 +122,7 @@ mysqlTest(
     // The claim does not answer: after a second the fire starts anyway.
     await h.clock.set(at(3));
     const late = await h.started("tick", at(2));
-    assertEquals([late.startedAt, late.runId < 0], [at(3), true]);
+    assertEquals([late.startedAt, late.spec.env.JM_RUN_ID], [at(3), ""]);
     await h.until(() => h.line(UNREACHABLE), "the outage to be logged");
     const next = await h.started("tick", at(3));
     late.finish();

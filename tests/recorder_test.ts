@@ -13,14 +13,16 @@ import { FakeClock, settle } from "./fake_clock.ts";
 import { DbHealth } from "../src/daemon/db_health.ts";
 import { RunRecorder, type RunWriter } from "../src/daemon/recorder.ts";
 import type { NewRun, Run, RunUpdate } from "../src/domain/run.ts";
+import { DatabaseError } from "../src/errors.ts";
 
-type Mode = "up" | "down" | "hang";
+type Mode = "up" | "down" | "hang" | "refuse";
 
 /**
  * The store methods the recorder and the health probe use, over an
  * in-memory jm_runs with its unique key. `down` rejects every call; `hang`
  * (claims only) commits at once but holds the answer until `release()`,
- * like a reply lost in a partition.
+ * like a reply lost in a partition; `refuse` answers pings but refuses
+ * every write, like a read-only database.
  */
 class FakeStore implements RunWriter {
   mode: Mode = "up";
@@ -29,20 +31,28 @@ class FakeStore implements RunWriter {
   private nextId = 1;
   private held: (() => void)[] = [];
 
-  private check(): Promise<void> {
-    return this.mode === "down"
-      ? Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:3306"))
-      : Promise.resolve();
+  private check(write = true): Promise<void> {
+    if (this.mode === "down") {
+      return Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:3306"));
+    }
+    if (this.mode === "refuse" && write) {
+      return Promise.reject(
+        new DatabaseError("The MariaDB server is running with the --read-only option", {
+          unreachable: false,
+        }),
+      );
+    }
+    return Promise.resolve();
   }
 
   ping(): Promise<void> {
     this.calls.ping++;
-    return this.check();
+    return this.check(false);
   }
 
   claimRuns(runs: NewRun[]): Promise<(number | null)[]> {
     this.calls.claimRuns++;
-    if (this.mode === "down") return this.check().then(() => []);
+    if (this.mode === "down" || this.mode === "refuse") return this.check().then(() => []);
     const ids = runs.map((run) => {
       const taken = [...this.rows.values()].some((r) =>
         r.job_id === run.job_id && r.scheduled_at === run.scheduled_at && r.trigger === run.trigger
@@ -92,6 +102,8 @@ const EMPTY_RUN: Omit<Run, "id" | "job_id" | "scheduled_at" | "status" | "trigge
   forced: false,
   cancel_requested_at: null,
   cancel_requested_by: null,
+  pgid: null,
+  marker: null,
 };
 
 function definedOnly(update: RunUpdate): RunUpdate {
@@ -254,6 +266,37 @@ Deno.test({
     assertEquals(store.summary(), [["a", 1000, "success"]]);
     await recorder.close(1000);
   },
+});
+
+Deno.test("recorder: records the database refuses are kept, in order, and retried until written", async () => {
+  const { store, clock, health, recorder } = setup();
+  assertEquals(await recorder.claim([fire("a", 1000)]), [1]);
+  store.mode = "refuse";
+  await recorder.update(1, { stdout: "first\n" });
+  await recorder.update(1, finished(1100));
+  const [b] = await recorder.claim([fire("b", 2000)]);
+  assert(b !== null && b < 0, `provisional id ${b}`);
+  await recorder.update(b, finished(2100));
+  // A refusal is no outage: the service stays online, and keeps the records.
+  assert(health.online);
+  assertEquals(recorder.backlog, 3);
+  assertEquals(store.calls.ping, 0);
+
+  // Retried after 1 s, then 2 s more, while still refused.
+  const writes = () => store.calls.claimRuns + store.calls.updateRun;
+  const before = writes();
+  await clock.advance(1000);
+  assert(writes() > before, "no retry after 1 s");
+  assertEquals(recorder.backlog, 3);
+  store.mode = "up";
+  await clock.advance(1999);
+  assertEquals(recorder.backlog, 3);
+  await clock.advance(1);
+  assertEquals(recorder.backlog, 0);
+  assertEquals(store.summary(), [["a", 1000, "success"], ["b", 2000, "success"]]);
+  // The later update of run 1 was written after the earlier one, not undone by it.
+  assertEquals(store.rows.get(1)!.stdout, "done\n");
+  await recorder.close(1000);
 });
 
 Deno.test("recorder: close() writes the backlog once more, and does not hang when it cannot", async () => {

@@ -55,6 +55,26 @@ Deno.test("capture of a huge stream stays within its cap", () => {
   assert(c.text().length < 200);
 });
 
+Deno.test("capture keeps every byte: NUL and what is not UTF-8 written \\xNN", () => {
+  const c = new HeadTailCapture(100);
+  c.push(encode("héllo "));
+  c.push(new Uint8Array([0x61, 0x00, 0x62, 0xff, 0x63, 0xe2, 0x82, 0x0a]));
+  c.push(encode("€ end"));
+  assertEquals(c.text(), "héllo a\\x00b\\xffc\\xe2\\x82\n€ end");
+});
+
+Deno.test("capture: escaped bytes count as written, so the text stays within the cap", () => {
+  const zeros = new HeadTailCapture(20);
+  zeros.push(new Uint8Array(100));
+  assertEquals(
+    zeros.text(),
+    String.raw`\x00\x00` + "\n[… jobsmanager cut 96 bytes of 100 …]\n" + String.raw`\x00\x00`,
+  );
+  const emoji = new HeadTailCapture(20);
+  emoji.push(encode("😀😀😀"));
+  assertEquals(emoji.text(), "😀😀😀");
+});
+
 Deno.test("a run gets its environment and cwd, and records output and exit code", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -121,15 +141,62 @@ Deno.test("output beyond the cap is cut, not kept", async () => {
   assert(result.stdout.length < 200);
 });
 
-Deno.test("a process that leaves the group and holds the output does not hang the run", async () => {
+Deno.test("a process that leaves the group and holds the output is ended, and named in the note", async () => {
   const marker = `sleep 6${Math.floor(Math.random() * 1000).toString().padStart(3, "0")}`;
   const result = await startRun(
     spec(`setsid ${marker} & sleep 0.3; echo started`, { killGraceMs: 200 }),
   ).done;
   try {
     assertEquals([result.status, result.stdout], ["success", "started\n"]);
-    assertStringIncludes(result.note ?? "", "left its process group");
+    assertMatch(
+      result.note ?? "",
+      new RegExp(
+        `^1 process had left the run's process group and still ran after it: pid \\d+ \\(${marker}\\); ended with SIGTERM$`,
+      ),
+    );
+    assertEquals(livePidsMatching(marker), []);
   } finally {
     for (const pid of livePidsMatching(marker)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
+/** `setsid sh -c 'trap "" TERM; sleep N' &`, its output elsewhere: it holds nothing of the run's. */
+function escapee(seconds: string): string {
+  return `setsid sh -c 'trap "" TERM; sleep ${seconds}' >/dev/null 2>&1 &`;
+}
+
+Deno.test("an escaped process that ignores SIGTERM is killed after the grace when the run ends", async () => {
+  const seconds = `300.${Math.floor(Math.random() * 100_000)}`;
+  try {
+    const result = await startRun(
+      spec(`${escapee(seconds)} sleep 0.2; echo done`, { killGraceMs: 300 }),
+    ).done;
+    assertEquals([result.status, result.stdout], ["success", "done\n"]);
+    assertMatch(result.note ?? "", /^\d process(es)? had left the run's process group/);
+    assertMatch(
+      result.note ?? "",
+      new RegExp(
+        `pids \\d+ \\(sh -c trap "" TERM; sleep ${seconds.replace(".", "\\.")}\\), \\d+ \\(sleep`,
+      ),
+    );
+    assertStringIncludes(result.note ?? "", "ended with SIGKILL after 0.3 s of SIGTERM");
+    assertEquals(livePidsMatching(`sleep ${seconds}`), []);
+  } finally {
+    for (const pid of livePidsMatching(`sleep ${seconds}`)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
+Deno.test("at the timeout, an escaped process is ended with the group, and named", async () => {
+  const seconds = `300.${Math.floor(Math.random() * 100_000)}`;
+  try {
+    const result = await startRun(
+      spec(`${escapee(seconds)} sleep 30`, { timeoutMs: 300, killGraceMs: 300 }),
+    ).done;
+    assertEquals(result.status, "timeout");
+    assertMatch(result.note ?? "", /^killed after the timeout of 0\.3 s; \d process(es)? had left/);
+    assertMatch(result.note ?? "", new RegExp(`\\(sleep ${seconds.replace(".", "\\.")}\\)`));
+    assertEquals(livePidsMatching(`sleep ${seconds}`), []);
+  } finally {
+    for (const pid of livePidsMatching(`sleep ${seconds}`)) Deno.kill(pid, "SIGKILL");
   }
 });

@@ -10,6 +10,7 @@ import { BACKENDS, freshDatabase, waitFor } from "./helpers.ts";
 import {
   jm,
   killLeftovers,
+  pgrep,
   ready,
   runs,
   runsDetail,
@@ -135,9 +136,124 @@ for (const backend of BACKENDS) {
         assert(executed.includes(new Date(r.scheduled_at).toISOString()), `tick run ${r.id}`);
       }
     } finally {
-      // kill -9 of the service leaves its runs' process groups behind (they
-      // have their own session); end this test's by pid.
+      // Should the guard that ends a killed service's runs fail, end this
+      // test's by pid.
       await killLeftovers(pattern);
+    }
+  });
+}
+
+Deno.test("serve[sqlite]: kill -9 of the service ends its runs, children of the shell included", async () => {
+  await using db = await freshDatabase("sqlite");
+  const secs = uniqueSeconds(30);
+  const pattern = `sleep ${regex(secs)}`;
+  try {
+    // Two commands: the shell stays, and sleep is its child, not the shell itself.
+    await jm(db, "job", "add", "long", "--second", "*", "--command", `sleep ${secs}; echo after`);
+    await using serve = new Serve(db, await writeConfig(db));
+    const detail = async () => `${serve.stderr}\n${await runsDetail(db)()}`;
+    await waitFor(async () => (await pgrep(`^sleep ${regex(secs)}$`)).length > 0, {
+      timeoutMs: 20_000,
+      what: "the run's sleep to start",
+      detail,
+    });
+    serve.signal("SIGKILL");
+    assertEquals((await serve.exit(10_000)).signal, "SIGKILL");
+    await waitFor(async () => (await pgrep(pattern)).length === 0, {
+      timeoutMs: 5_000,
+      what: "the run's shell and sleep to be ended with the service",
+      detail: async () => `left: ${await pgrep(pattern)}\n${await detail()}`,
+    });
+  } finally {
+    await killLeftovers(pattern);
+  }
+});
+
+function cmdline(pid: number): string {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ");
+  } catch {
+    return "";
+  }
+}
+
+/** The pids whose parent is `parent`. */
+function childrenOf(parent: number): number[] {
+  return [...Deno.readDirSync("/proc")].filter((e) => /^\d+$/.test(e.name)).map((e) =>
+    Number(e.name)
+  )
+    .filter((pid) => {
+      try {
+        const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === parent;
+      } catch {
+        return false;
+      }
+    });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`serve[${backend}]: after kill -9 of serve and its guard, the restart ends the run's processes first`, async () => {
+    await using db = await freshDatabase(backend);
+    const [group, escaped] = [uniqueSeconds(60), uniqueSeconds(60)];
+    const patterns = [group, escaped].map((secs) => `^sleep ${regex(secs)}$`);
+    const alive = async () => (await Promise.all(patterns.map(pgrep))).flat();
+    try {
+      // Once only: one sleep stays in the run's group, one leaves it.
+      await jm(
+        db,
+        "job",
+        "add",
+        "long",
+        "--second",
+        "*",
+        "--command",
+        `[ -e ran ] && exit 0; touch ran; setsid sh -c 'trap "" TERM; sleep ${escaped}' >/dev/null 2>&1 & sleep ${group}`,
+      );
+      const config = await writeConfig(db);
+      const detail = runsDetail(db);
+      let orphan: number;
+      {
+        await using first = new Serve(db, config);
+        orphan = (await waitFor(
+          async () => (await runs(db, "long")).find((r) => r.status === "running"),
+          { timeoutMs: 20_000, what: "the run to start", detail },
+        )).id;
+        await waitFor(async () => (await alive()).length === 2, {
+          timeoutMs: 10_000,
+          what: "both sleeps to run",
+          detail,
+        });
+        // As if the guard had died too (the OOM killer, a kill of the user's processes).
+        const guard = childrenOf(first.pid).filter((pid) =>
+          cmdline(pid).includes("read -r op pgid")
+        );
+        assertEquals(guard.length, 1, "serve's guard");
+        first.signal("SIGKILL");
+        for (const pid of guard) Deno.kill(pid, "SIGKILL");
+        assertEquals((await first.exit(10_000)).signal, "SIGKILL");
+      }
+      assertEquals((await alive()).length, 2, "the leftovers did not outlive the service");
+      {
+        await using second = new Serve(db, config);
+        await waitFor(async () => (await alive()).length === 0, {
+          timeoutMs: 20_000,
+          what: "the restart to end both sleeps",
+          detail: async () => `left: ${await alive()}\n${second.stderr}`,
+        });
+        await waitFor(
+          async () =>
+            (await runs(db, "long")).find((r) => r.id === orphan)?.status === "interrupted",
+          { timeoutMs: 10_000, what: "the orphaned run to be interrupted", detail },
+        );
+        assertStringIncludes(
+          second.stderr,
+          "left running by a previous service: ended its processes",
+        );
+        assertEquals((await second.terminate()).status.code, 0, second.stderr);
+      }
+    } finally {
+      for (const pattern of patterns) await killLeftovers(pattern);
     }
   });
 }

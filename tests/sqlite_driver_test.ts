@@ -1,10 +1,12 @@
 /**
  * The SQLite driver's own duties: a locked file at open is waited for, like
- * a locked file at any statement, not reported as "database is locked".
+ * a locked file at any statement, not reported as "database is locked";
+ * errors come out as DatabaseErrors naming SQLite's own cause.
  */
 import { DatabaseSync } from "node:sqlite";
 import { SqliteDriver } from "../src/store/sqlite.ts";
-import { assertEquals } from "./assert.ts";
+import { DatabaseError } from "../src/errors.ts";
+import { assert, assertEquals } from "./assert.ts";
 
 Deno.test("sqlite: opening a file another connection holds locked waits for the lock", async () => {
   const dir = await Deno.makeTempDir({ prefix: "jm-sqlite-" });
@@ -56,6 +58,27 @@ Deno.test("sqlite: an existing database file keeps the mode its owner gave it", 
   try {
     await driver.run("CREATE TABLE t (x INTEGER)");
     assertEquals((Deno.statSync(path).mode! & 0o777).toString(8), "640");
+  } finally {
+    await driver.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("sqlite: a transaction SQLite rolled back itself fails with its own error, a refusal", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-sqlite-" });
+  const driver = SqliteDriver.open(`${dir}/jobs.db`);
+  try {
+    await driver.run("CREATE TABLE t (x TEXT)");
+    // A full disk, on this connection: SQLite rolls the transaction back itself.
+    await driver.run("PRAGMA max_page_count = 10");
+    const error = await driver.transaction(async (tx) => {
+      for (let i = 0; i < 100; i++) await tx.run("INSERT INTO t VALUES (?)", ["x".repeat(4000)]);
+    }).then(() => null, (e) => e);
+    assert(error instanceof DatabaseError, `not a DatabaseError: ${error}`);
+    assertEquals([error.message, error.unreachable], ["database or disk is full", false]);
+    const missing = await driver.all("SELECT * FROM nowhere").then(() => null, (e) => e);
+    assert(missing instanceof DatabaseError, `not a DatabaseError: ${missing}`);
+    assertEquals([missing.message, missing.unreachable], ["no such table: nowhere", false]);
   } finally {
     await driver.close();
     await Deno.remove(dir, { recursive: true });

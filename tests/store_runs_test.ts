@@ -1,6 +1,7 @@
 /**
  * The store contract of RunStore's reads and bookkeeping (store.ts): getRun,
- * listRuns, queuedManualRuns, cancelRequests, interruptOrphans, lastFires, countRuns.
+ * listRuns, queuedManualRuns, cancelRequests, interruptOrphans, latestRuns, lastFires,
+ * countRuns.
  */
 import { assertEquals } from "./assert.ts";
 import { FINAL_STATUSES, type RunStatus } from "../src/domain/run.ts";
@@ -28,6 +29,8 @@ contract("getRun", "every column reads back as written", async ({ store }) => {
     forced: true,
     cancel_requested_at: 1_700_000_030_000,
     cancel_requested_by: "root@host-b",
+    pgid: 4_194_303,
+    marker: "0b6c3f7e-1d2a-4c55-9e8f-123456789abc",
   } as const;
   const [id] = await store.claimRuns([written]);
   assertEquals(await store.getRun(id!), { id: id!, ...written });
@@ -164,6 +167,25 @@ contract(
     assertEquals(await Promise.all(ids.map((id) => store.getRun(id!))), before);
   },
 );
+
+contract("latestRuns", "empty when nothing ran", async ({ store }) => {
+  assertEquals(await store.latestRuns(), new Map());
+});
+
+contract("latestRuns", "the newest run of each job, whatever its trigger", async ({ store }) => {
+  const [, , b1, a3] = await store.claimRuns([
+    fire("a", 1000),
+    fire("a", 2000),
+    fire("b", 500),
+    manualRequest("a", 1500),
+  ]);
+  const latest = await store.latestRuns();
+  assertEquals([...latest.entries()].map(([job, run]) => [job, run.id]).sort(), [
+    ["a", a3],
+    ["b", b1],
+  ]);
+  assertEquals(latest.get("a"), await store.getRun(a3!));
+});
 
 contract("lastFires", "empty when no job has fired", async ({ store }) => {
   assertEquals(await store.lastFires(), new Map());

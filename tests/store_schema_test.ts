@@ -2,11 +2,16 @@
  * The store contract of `Store.migrate` (store.ts): the schema it creates,
  * idempotence, and the databases it refuses to touch, with their messages.
  */
-import { assertEquals, assertRejects } from "./assert.ts";
+import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { RuntimeError } from "../src/errors.ts";
-import { MIGRATIONS, SCHEMA_VERSION, versionTable } from "../src/store/migrations.ts";
+import {
+  MIGRATIONS,
+  SCHEMA_TABLES,
+  SCHEMA_VERSION,
+  versionTable,
+} from "../src/store/migrations.ts";
 import { VERSION } from "../src/version.ts";
-import { rawQuery, type TestDatabase } from "./helpers.ts";
+import { freshDatabase, rawQuery, type TestDatabase } from "./helpers.ts";
 import { countRows, job, onEveryBackend } from "./store_contract.ts";
 
 const TABLES = [
@@ -30,6 +35,36 @@ async function tables(db: TestDatabase): Promise<string[]> {
   return rows.map((r) => String(r.name)).sort();
 }
 
+/** Every column (name, type, null, default) and index column of `table`, as text. */
+async function shape(db: TestDatabase, table: string): Promise<string[]> {
+  const rows = db.backend === "sqlite"
+    ? [
+      ...await rawQuery(
+        db,
+        'SELECT name, type, "notnull" AS n, dflt_value AS d, pk FROM pragma_table_info(?)',
+        [table],
+      ),
+      ...await rawQuery(
+        db,
+        'SELECT il.name AS i, ii.name AS c, il."unique" AS u FROM pragma_index_list(?) il, pragma_index_info(il.name) ii',
+        [table],
+      ),
+    ]
+    : [
+      ...await rawQuery(
+        db,
+        "SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS n, COLUMN_DEFAULT AS d FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+        [table],
+      ),
+      ...await rawQuery(
+        db,
+        "SELECT INDEX_NAME AS i, COLUMN_NAME AS c, SEQ_IN_INDEX AS q FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+        [table],
+      ),
+    ];
+  return rows.map((r) => JSON.stringify(r)).sort();
+}
+
 async function versions(db: TestDatabase): Promise<[number, string][]> {
   const rows = await rawQuery(db, "SELECT version, name FROM jm_schema_version ORDER BY version");
   return rows.map((r) => [Number(r.version), String(r.name)]);
@@ -45,6 +80,7 @@ onEveryBackend(
         from: 0,
         to: SCHEMA_VERSION,
         applied: MIGRATIONS.map((m) => m.version),
+        created: [],
       });
     } finally {
       await store.close();
@@ -59,7 +95,12 @@ onEveryBackend("migrate", "run again, it applies nothing and keeps the data", as
   try {
     await store.migrate();
     await store.changeJob("alpha", () => job("alpha"));
-    assertEquals(await store.migrate(), { from: SCHEMA_VERSION, to: SCHEMA_VERSION, applied: [] });
+    assertEquals(await store.migrate(), {
+      from: SCHEMA_VERSION,
+      to: SCHEMA_VERSION,
+      applied: [],
+      created: [],
+    });
     assertEquals(await store.getJob("alpha"), job("alpha"));
   } finally {
     await store.close();
@@ -169,3 +210,101 @@ onEveryBackend(
     }
   },
 );
+
+onEveryBackend(
+  "migrate",
+  "a table dropped by hand is created again, as the migrations left it, and reported",
+  async (db) => {
+    const store = db.open();
+    try {
+      await store.migrate();
+      await store.changeJob("alpha", () => job("alpha"));
+      for (const table of SCHEMA_TABLES) {
+        const before = await shape(db, table);
+        await rawQuery(db, `DROP TABLE ${table}`);
+        assertEquals(await store.migrate(), {
+          from: SCHEMA_VERSION,
+          to: SCHEMA_VERSION,
+          applied: [],
+          created: [table],
+        });
+        assertEquals(await shape(db, table), before, table);
+      }
+      assertEquals(await tables(db), TABLES);
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+onEveryBackend(
+  "migrate",
+  "migration 4 keeps the jobs it finds, their times included",
+  async (db) => {
+    await rawQuery(db, versionTable(db.backend));
+    for (const m of MIGRATIONS.filter((m) => m.version < 4)) {
+      for (const statement of m.statements[db.backend]) await rawQuery(db, statement);
+      await rawQuery(
+        db,
+        "INSERT INTO jm_schema_version (version, name, applied_at) VALUES (?, ?, 0)",
+        [m.version, m.name],
+      );
+    }
+    await rawQuery(
+      db,
+      "INSERT INTO jm_jobs (id, command, created_at, updated_at) VALUES ('kept', 'true', 5, 6)",
+    );
+    const store = db.open();
+    try {
+      assertEquals((await store.migrate()).applied, [4]);
+      const kept = await store.getJob("kept");
+      assertEquals([kept?.command, kept?.created_at, kept?.updated_at], ["true", 5, 6]);
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+/** The system's sqlite3 shell, where installed (Debian 12's is 3.40, older than 'subsec'). */
+const SQLITE3 = ["/usr/bin/sqlite3", "/bin/sqlite3"].find((path) => {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+});
+
+Deno.test("migrate[sqlite]: no default of the schema needs an SQLite newer than 3.38", async () => {
+  await using db = await freshDatabase("sqlite");
+  const store = db.open();
+  try {
+    await store.migrate();
+  } finally {
+    await store.close();
+  }
+  const ddl = await rawQuery(db, "SELECT name, sql FROM sqlite_master WHERE sql LIKE '%subsec%'");
+  assertEquals(ddl, []);
+});
+
+Deno.test({
+  name: "migrate[sqlite]: a job row written by hand with the sqlite3 shell gets its timestamps",
+  ignore: SQLITE3 === undefined,
+  fn: async () => {
+    await using db = await freshDatabase("sqlite");
+    const store = db.open();
+    try {
+      await store.migrate();
+      const path = db.target.kind === "sqlite" ? db.target.path : "";
+      const shell = await new Deno.Command(SQLITE3!, {
+        args: [path, "INSERT INTO jm_jobs (id, command) VALUES ('by-hand', 'true')"],
+        stderr: "piped",
+      }).output();
+      assertEquals(shell.code, 0, new TextDecoder().decode(shell.stderr));
+      const job = await store.getJob("by-hand");
+      assert(job !== null && Math.abs(job.created_at - Date.now()) < 60_000, JSON.stringify(job));
+      assertEquals(job.updated_at, job.created_at);
+    } finally {
+      await store.close();
+    }
+  },
+});

@@ -120,6 +120,8 @@ export interface JobDetails {
   next: Date[];
   /** Its latest runs, newest first. */
   runs: Run[];
+  /** Why a row broken by hand cannot be scheduled; null when it is valid. */
+  invalid: string | null;
 }
 
 export async function showJob(
@@ -132,12 +134,14 @@ export async function showJob(
     stores.listRuns({ job_id: id, limit: LAST_RUNS }),
   ]);
   if (!job) throw jobNotFound(id);
-  return {
-    job,
-    zone: zoneOf(job, options.defaultZone),
-    next: nextFires(job, options.defaultZone, new Date(options.now), options.count),
-    runs,
-  };
+  const zone = zoneOf(job, options.defaultZone);
+  try {
+    validateJob(job);
+  } catch (error) {
+    return { job, zone, next: [], runs, invalid: (error as Error).message };
+  }
+  const next = nextFires(job, options.defaultZone, new Date(options.now), options.count);
+  return { job, zone, next, runs, invalid: null };
 }
 
 export interface UpcomingFires {

@@ -6,6 +6,7 @@
 import { Command, CommanderError } from "commander";
 import { exitCodeOf, UsageError } from "../errors.ts";
 import { VERSION } from "../version.ts";
+import { printable } from "./output.ts";
 import { CommandContext, type GlobalOptions, writeErr, writeOut } from "./context.ts";
 import { dbCommand, reloadCommand } from "./db.ts";
 import { importCommand } from "./import.ts";
@@ -116,7 +117,7 @@ export async function runCli(args: string[]): Promise<number> {
       // Help and --version end with 0; anything commander rejects is usage.
       return error.exitCode === 0 ? 0 : 2;
     }
-    writeErr(`jobsmanager: ${(error as Error).message ?? String(error)}`);
+    writeErr(`jobsmanager: ${printable((error as Error).message ?? String(error))}`);
     return exitCodeOf(error);
   }
 }

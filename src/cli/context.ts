@@ -44,6 +44,15 @@ export function writeErr(text: string): void {
   console.error(redact(text));
 }
 
+/** Whether a `--database` URL holds a password (`mysql://user:password@…`). */
+function passwordIn(url: string | undefined): boolean {
+  try {
+    return url !== undefined && new URL(url).password !== "";
+  } catch {
+    return false;
+  }
+}
+
 /** How a command reaches the context of the whole invocation (its global options). */
 export type ContextOf = (cmd: Command) => CommandContext;
 
@@ -54,6 +63,11 @@ export class CommandContext {
 
   constructor(private readonly options: GlobalOptions) {
     this.json = options.json === true;
+    if (passwordIn(options.database)) {
+      writeErr(
+        "jobsmanager: warning: the password given in --database can be read by every user of this machine (ps, /proc); give it in JM_DB_PASSWORD or db.password_file instead",
+      );
+    }
   }
 
   get config(): LoadedConfig {

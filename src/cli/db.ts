@@ -15,13 +15,21 @@ export function dbCommand(contextOf: ContextOf): Command {
       try {
         ctx.noteCreated(store);
         const report = await migrateSchema(store);
+        const created = report.created.length === 0 ? [] : [
+          `${report.database}: created the missing table${report.created.length === 1 ? "" : "s"} ${
+            report.created.join(", ")
+          } again, empty`,
+        ];
         ctx.print(
           () =>
-            report.applied.length === 0
-              ? `${report.database}: schema already at version ${report.to}`
-              : `${report.database}: schema migrated from version ${report.from} to ${report.to} (applied ${
-                report.applied.join(", ")
-              })`,
+            [
+              ...created,
+              report.applied.length === 0
+                ? `${report.database}: schema already at version ${report.to}`
+                : `${report.database}: schema migrated from version ${report.from} to ${report.to} (applied ${
+                  report.applied.join(", ")
+                })`,
+            ].join("\n"),
           report,
         );
       } finally {

@@ -145,6 +145,22 @@ function printWrite(
   );
 }
 
+/**
+ * Check the id of a command on a stored job (show, remove, enable,
+ * disable): a valid one, or one a row written by hand in SQL holds, which
+ * the service skips but these commands must still reach. An id neither
+ * valid nor stored fails as invalid; a valid one is checked before the
+ * database is opened, as every id is.
+ */
+async function storedJobId(ctx: CommandContext, id: string): Promise<void> {
+  try {
+    validateId(id);
+  } catch (error) {
+    const stored = ctx.databaseExists() && await ctx.withStore((store) => store.getJob(id));
+    if (!stored) throw error;
+  }
+}
+
 export function jobCommand(contextOf: ContextOf): Command {
   const job = new Command("job").description("define, inspect and change jobs");
 
@@ -198,7 +214,7 @@ export function jobCommand(contextOf: ContextOf): Command {
   job.command("remove").alias("rm").argument("<id>").description("remove a job")
     .action(async (id: string, _opts, cmd: Command) => {
       const ctx = contextOf(cmd);
-      validateId(id);
+      await storedJobId(ctx, id);
       const written = await writeJob(ctx, (store) => removeJob(store, id));
       printWrite(ctx, written, `removed job '${id}' (reload marker ${written.change.markerId})`);
     });
@@ -207,7 +223,7 @@ export function jobCommand(contextOf: ContextOf): Command {
     job.command(name).argument("<id>").description(`${name} a job`)
       .action(async (id: string, _opts, cmd: Command) => {
         const ctx = contextOf(cmd);
-        validateId(id);
+        await storedJobId(ctx, id);
         const written = await writeJob(
           ctx,
           (store) => setEnabled(store, id, enabled, Date.now()),
@@ -242,7 +258,7 @@ export function jobCommand(contextOf: ContextOf): Command {
     .option("-n, --count <n>", "how many next fires", "5")
     .action(async (id: string, opts, cmd: Command) => {
       const ctx = contextOf(cmd);
-      validateId(id);
+      await storedJobId(ctx, id);
       const count = parseCount(opts.count, "count", MAX_FIRES);
       const { zone, details } = await ctx.withStore(async (store) => {
         const zone = await ctx.defaultZone(store);

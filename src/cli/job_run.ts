@@ -7,6 +7,7 @@
  */
 import { Command } from "commander";
 import { RuntimeError, UsageError } from "../errors.ts";
+import { secretsOf } from "../store/target.ts";
 import { validateId } from "../domain/job.ts";
 import { FINAL_STATUSES, type Run } from "../domain/run.ts";
 import { finishedRecord, inheritedEnv, runEnv, startRun } from "../daemon/runner.ts";
@@ -53,6 +54,7 @@ async function runHere(
     timeoutMs: job.timeout * 1000,
     killGraceMs: s["jobsmanager.kill_grace"] * 1000,
     outputCap: s["jobsmanager.output_cap"],
+    secrets: secretsOf(ctx.target),
     onOutput: live ? relay : undefined,
   });
   // The command has a process group of its own, so Ctrl-C would not reach

@@ -62,6 +62,26 @@ function oneLine(text: string): string {
   return text.replace(/\s+/g, " ");
 }
 
+/**
+ * Control characters but newline and tab (C0, DEL, C1) and the
+ * bidirectional overrides: what lets text from the database or a job move
+ * the cursor, recolour, retitle or rewrite a terminal.
+ */
+// deno-lint-ignore no-control-regex
+const CONTROLS = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Text anyone may have written (a command, an id or row written by hand,
+ * a job's output) as it is safe to print: each control character as
+ * `\xNN` (`\u{NNNN}` beyond U+00FF), never raw.
+ */
+export function printable(text: string): string {
+  return text.replace(CONTROLS, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u{${code.toString(16)}}`;
+  });
+}
+
 const ZONE_SOURCES: Record<ZoneSource, string> = {
   configured: "configured zone",
   service: "service zone",
@@ -94,13 +114,13 @@ export function jobsTable(
   return table(
     ["ID", "SCHEDULE (s m h dom mon dow)", "ZONE", "ENABLED", "TIMEOUT", "NEXT FIRE", "COMMAND"],
     listings.map(({ job, zone, next, invalid }) => [
-      job.id,
+      printable(job.id),
       readableSchedule(job),
       zoneCell(job, defaultZone),
       job.enabled ? "yes" : "no",
       job.timeout === 0 ? "none" : `${job.timeout}s`,
-      invalid !== null ? `INVALID: ${invalid}` : next ? formatInZone(next, zone) : "-",
-      oneLine(job.command),
+      invalid !== null ? printable(`INVALID: ${invalid}`) : next ? formatInZone(next, zone) : "-",
+      printable(oneLine(job.command)),
     ]),
     { width, hide: ["TIMEOUT", "ENABLED", "ZONE"] },
   );
@@ -136,15 +156,15 @@ export function fireLines(fires: Date[], zone: string): string {
 }
 
 export function jobDetails(
-  { job, zone, next, runs }: JobDetails,
+  { job, zone, next, runs, invalid }: JobDetails,
   defaultZone: DefaultZone,
   width: number | null,
 ): string {
   const orDefault = <T>(v: T | null, what: string) =>
     v === null ? `(service default: ${what})` : String(v);
   const rows: [string, string][] = [
-    ["id", job.id],
-    ["command", job.command],
+    ["id", printable(job.id)],
+    ["command", printable(job.command)],
     ["schedule", `${readableSchedule(job)}   (second minute hour day month day_of_week)`],
     ["timezone", zoneCell(job, defaultZone)],
     ["enabled", job.enabled ? "yes" : "no"],
@@ -156,12 +176,15 @@ export function jobDetails(
       "env",
       Object.keys(job.env).length === 0
         ? "-"
-        : Object.entries(job.env).map(([k, v]) => `${k}=${v}`).join(" "),
+        : printable(Object.entries(job.env).map(([k, v]) => `${k}=${v}`).join(" ")),
     ],
-    ["cwd", job.cwd ?? "(service working directory)"],
-    ["description", job.description ?? "-"],
+    ["cwd", printable(job.cwd ?? "(service working directory)")],
+    ["description", printable(job.description ?? "-")],
     ["created", formatUtc(new Date(job.created_at))],
     ["updated", formatUtc(new Date(job.updated_at))],
+    ...(invalid === null
+      ? []
+      : [["INVALID", printable(`${invalid} (the service skips it)`)] as [string, string]]),
   ];
   const keyWidth = Math.max(...rows.map(([k]) => k.length));
   const lines = rows.map(([k, v]) => `${k.padEnd(keyWidth)}  ${v}`);
@@ -186,13 +209,13 @@ export function runsTable(runs: Run[], width: number | null): string {
     ["RUN", "JOB", "SCHEDULED (UTC)", "STATUS", "EXIT", "DURATION", "TRIGGER", "NOTE"],
     runs.map((r) => [
       String(r.id),
-      r.job_id,
+      printable(r.job_id),
       formatUtc(new Date(r.scheduled_at)),
       r.status,
       r.exit_code !== null ? String(r.exit_code) : r.signal ?? "-",
       duration(r),
       r.trigger,
-      oneLine(r.note ?? ""),
+      printable(oneLine(r.note ?? "")),
     ]),
     { width, hide: ["TRIGGER", "DURATION", "EXIT"] },
   );
@@ -203,7 +226,7 @@ export function runDetails(run: Run, options: { output: boolean } = { output: tr
   const time = (ms: number | null) => ms === null ? "-" : `${formatUtc(new Date(ms))} (${ms})`;
   const lines = [
     `run          ${run.id}`,
-    `job          ${run.job_id}`,
+    `job          ${printable(run.job_id)}`,
     `status       ${run.status}`,
     `trigger      ${run.trigger}`,
     `scheduled    ${time(run.scheduled_at)}`,
@@ -212,11 +235,16 @@ export function runDetails(run: Run, options: { output: boolean } = { output: tr
     `duration     ${duration(run)}`,
     `exit code    ${run.exit_code ?? "-"}`,
     `signal       ${run.signal ?? "-"}`,
-    `node         ${run.node_id ?? "-"}`,
-    `note         ${run.note ?? "-"}`,
+    `node         ${printable(run.node_id ?? "-")}`,
+    `note         ${printable(run.note ?? "-")}`,
   ];
   if (options.output) {
-    lines.push("--- stdout ---", run.stdout ?? "", "--- stderr ---", run.stderr ?? "");
+    lines.push(
+      "--- stdout ---",
+      printable(run.stdout ?? ""),
+      "--- stderr ---",
+      printable(run.stderr ?? ""),
+    );
   }
   return lines.join("\n");
 }
@@ -225,7 +253,9 @@ export function runDetails(run: Run, options: { output: boolean } = { output: tr
 export function logLine(row: LogRow, json: boolean): string {
   if (json) return toJson(row);
   const context = Object.keys(row.context).length === 0 ? "" : `  ${JSON.stringify(row.context)}`;
-  return `${formatUtc(new Date(row.created_at))}  ${
-    row.level.toUpperCase().padEnd(7)
-  }  ${row.logger_name}  ${row.message}${context}`;
+  return printable(
+    `${formatUtc(new Date(row.created_at))}  ${
+      row.level.toUpperCase().padEnd(7)
+    }  ${row.logger_name}  ${row.message}${context}`,
+  );
 }

@@ -1,46 +1,32 @@
 /**
  * `jobsmanager serve`: the long-running service, for systemd. The daemon
- * itself is built by `boot`; this command locks a SQLite file, sets up
- * logging and turns signals into calls: SIGTERM/SIGINT stop it gracefully,
- * SIGHUP reloads at once.
+ * itself is built by `boot`; this command locks a SQLite file (and stops
+ * the service when its path stops naming that file), sets up logging and
+ * turns signals into calls: SIGTERM/SIGINT stop it gracefully, SIGHUP
+ * reloads at once.
  */
 import { Command } from "commander";
 import { RuntimeError } from "../errors.ts";
-import { boot } from "../daemon/boot.ts";
+import { boot, type Daemon } from "../daemon/boot.ts";
 import { systemClock } from "../daemon/clock.ts";
-import { closeLogging, serveLogging, setupLogging } from "../daemon/log.ts";
+import { closeLogging, log, serveLogging, setupLogging } from "../daemon/log.ts";
 import { inheritedEnv } from "../daemon/runner.ts";
+import { SqliteFileLock } from "../daemon/sqlite_file.ts";
 import { Metrics } from "../http/metrics.ts";
 import { startServeHttp } from "../http/serve_http.ts";
 import type { HttpServer } from "../http/server.ts";
-import { type DatabaseTarget, secretsOf } from "../store/target.ts";
+import { secretsOf } from "../store/target.ts";
 import { VERSION } from "../version.ts";
 import { addSecret, type ContextOf } from "./context.ts";
-
-/**
- * SQLite allows one service per file: hold an exclusive lock on FILE.lock
- * for the life of the process (the kernel drops it if the process dies).
- */
-async function lockSqlite(target: DatabaseTarget): Promise<Deno.FsFile | null> {
-  if (target.kind !== "sqlite") return null;
-  const path = `${target.path}.lock`;
-  const file = await Deno.open(path, { read: true, write: true, create: true });
-  const locked = file.lock(true).then(() => true);
-  const busy = new Promise<false>((resolve) => setTimeout(() => resolve(false), 200));
-  if (!await Promise.race([locked, busy])) {
-    throw new RuntimeError(
-      `another jobsmanager serve already runs on sqlite:${target.path} (it holds ${path}); SQLite allows one service per database file. Stop the other one, or use MySQL/MariaDB to run several`,
-    );
-  }
-  return file;
-}
 
 export function serveCommand(contextOf: ContextOf): Command {
   return new Command("serve").description("run the scheduler service (foreground, for systemd)")
     .action(async (_opts, cmd: Command) => {
       const ctx = contextOf(cmd);
       const settings = ctx.config.settings;
-      const lock = await lockSqlite(ctx.target);
+      const lock = ctx.target.kind === "sqlite"
+        ? await SqliteFileLock.acquire(ctx.target.path)
+        : null;
       // Made before the daemon, which tells it of every run from the start.
       const metrics = settings["http.listen"] === "" ? null : new Metrics();
       const daemon = boot({
@@ -56,6 +42,7 @@ export function serveCommand(contextOf: ContextOf): Command {
           started_at: Date.now(),
         },
         env: inheritedEnv(),
+        secrets: secretsOf(ctx.target),
         observer: metrics ?? undefined,
       });
       // Listen from the start: an early SIGHUP (systemctl reload) must not
@@ -65,6 +52,7 @@ export function serveCommand(contextOf: ContextOf): Command {
       Deno.addSignalListener("SIGTERM", stop);
       Deno.addSignalListener("SIGINT", stop);
       Deno.addSignalListener("SIGHUP", reload);
+      const watch = lock && watchFile(lock, daemon, settings["jobsmanager.reload_interval"] * 1000);
       let http: HttpServer | null = null;
       try {
         await setupLogging(serveLogging(settings, daemon.logSink));
@@ -80,6 +68,7 @@ export function serveCommand(contextOf: ContextOf): Command {
         }
         await daemon.run();
       } finally {
+        watch?.stop();
         await http?.close();
         Deno.removeSignalListener("SIGTERM", stop);
         Deno.removeSignalListener("SIGINT", stop);
@@ -87,5 +76,32 @@ export function serveCommand(contextOf: ContextOf): Command {
         await closeLogging();
         lock?.close();
       }
+      // Exit non-zero, so that systemd (Restart=on-failure) starts the
+      // service again, on the file the path names now.
+      if (watch?.lost) throw new RuntimeError(`stopped: ${watch.lost}`);
     });
+}
+
+/**
+ * Every `intervalMs`, check that the SQLite path still names the locked
+ * file; when it does not, say so at error level and stop the service:
+ * what it would write goes to a file no one can open again.
+ */
+function watchFile(lock: SqliteFileLock, daemon: Daemon, intervalMs: number) {
+  const state = { lost: null as string | null, stop: () => clearInterval(timer) };
+  let checking = false;
+  const timer = setInterval(async () => {
+    if (checking || state.lost !== null) return;
+    checking = true;
+    const moved = await lock.moved();
+    checking = false;
+    if (moved === null) return;
+    state.lost = moved;
+    log("service").error(
+      "{problem}; the service stops rather than write where no one reads: start it again to use the file the path names now",
+      { problem: moved },
+    );
+    daemon.stop();
+  }, intervalMs);
+  return state;
 }

@@ -16,6 +16,7 @@ import { Housekeeping } from "./housekeeping.ts";
 import { log, SINK_CATEGORY } from "./log.ts";
 import { DatabaseLogSink } from "./log_sink.ts";
 import { RunRecorder } from "./recorder.ts";
+import { RunGuard } from "./run_guard.ts";
 import { startRun } from "./runner.ts";
 import { type RunObserver, Service, type ServiceState, type StartRun } from "./service.ts";
 
@@ -30,6 +31,8 @@ export interface BootOptions {
   node: NodeIdentity;
   /** The environment every run starts from (secrets already removed). */
   env: Record<string, string>;
+  /** Strings never stored from a run's output: the database password, plain and %-encoded. */
+  secrets?: readonly string[];
   /** Starts a run's process: the real runner unless a test gives a double. */
   startRun?: StartRun;
   /** Told of runs as they start and end (the HTTP side's metrics). */
@@ -112,6 +115,7 @@ class BootedDaemon implements Daemon {
   private readonly cluster: Cluster;
   private readonly housekeeping: Housekeeping;
   private readonly sink: DatabaseLogSink;
+  private readonly guard = RunGuard.start();
   private deadline: Deadline | null = null;
   private readonly stopped = Promise.withResolvers<Deadline>();
   private started = false;
@@ -144,6 +148,7 @@ class BootedDaemon implements Daemon {
       recorder: this.recorder,
       startRun: o.startRun ?? startRun,
       cluster: this.cluster,
+      guard: this.guard,
       defaults: {
         timezone: zone,
         coalesce: s["jobsmanager.coalesce"],
@@ -156,6 +161,7 @@ class BootedDaemon implements Daemon {
       killGraceMs: s["jobsmanager.kill_grace"] * 1000,
       outputCap: s["jobsmanager.output_cap"],
       baseEnv: o.env,
+      secrets: o.secrets ?? [],
       observer: o.observer,
     });
     this.housekeeping = new Housekeeping({
@@ -237,9 +243,12 @@ class BootedDaemon implements Daemon {
 
   private async startService(): Promise<void> {
     const { store, node } = this.o;
-    await store.migrate();
+    const { created } = await store.migrate();
     if (this.abandoned) return;
     this.sink.start();
+    if (created.length > 0) {
+      serviceLog.warn("created the missing tables {tables} again, empty", { tables: created });
+    }
     const nodeId = await this.cluster.register();
     if (this.abandoned) return;
     serviceLog.info(
@@ -275,6 +284,8 @@ class BootedDaemon implements Daemon {
       await this.cluster.stop(deadline.left);
     }
     await this.sink.close(deadline.left);
+    // Runs that outlived even their SIGKILL are still listed: the guard kills their groups again.
+    await this.guard?.close();
     this.health.close();
     // A pool whose server stopped answering can wait forever to end.
     await deadline.wait(this.o.store.close());

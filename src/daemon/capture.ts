@@ -2,6 +2,10 @@
  * Keeps the head and the tail of a stream within a fixed number of bytes,
  * and counts what it cut, so a job printing gigabytes costs the service
  * `cap` bytes of memory, not gigabytes (a ring buffer, like dkron's).
+ * The text it gives keeps every byte it kept: what is not UTF-8, and NUL
+ * (at which SQLite would cut the text), is written `\xNN`; as that text
+ * takes up to four times the bytes, head and tail are cut further to stay
+ * within `cap` bytes written, and the count of what was cut says so.
  */
 export class HeadTailCapture {
   private readonly head: Uint8Array;
@@ -12,7 +16,7 @@ export class HeadTailCapture {
   private tailFilled = 0;
   private total = 0;
 
-  constructor(cap: number) {
+  constructor(private readonly cap: number) {
     const headCap = Math.floor(cap / 2);
     this.head = new Uint8Array(headCap);
     this.tail = new Uint8Array(cap - headCap);
@@ -48,17 +52,118 @@ export class HeadTailCapture {
 
   /** The kept text; when bytes were cut, a line in the middle says how many. */
   text(): string {
-    const decoder = new TextDecoder();
-    const head = decoder.decode(this.head.subarray(0, this.headLength));
     const tail = this.tailFilled < this.tail.length
       ? this.tail.subarray(0, this.tailFilled)
       : new Uint8Array([
         ...this.tail.subarray(this.tailPos),
         ...this.tail.subarray(0, this.tailPos),
       ]);
-    const cut = this.total - this.headLength - this.tailFilled;
-    const tailText = decoder.decode(tail);
-    if (cut === 0) return head + tailText;
-    return `${head}\n[… jobsmanager cut ${cut} bytes of ${this.total} …]\n${tailText}`;
+    const head = this.head.subarray(0, this.headLength);
+    if (this.total === head.length + tail.length) {
+      // Nothing was dropped: one text, so no character is split at the seam.
+      const whole = new Uint8Array(head.length + tail.length);
+      whole.set(head);
+      whole.set(tail, head.length);
+      if (fittingPrefix(whole, this.cap) === whole.length) return decodeEscaped(whole);
+    }
+    const headEnd = fittingPrefix(head, this.head.length);
+    const tailStart = fittingSuffix(tail, this.cap - this.head.length);
+    const cut = this.total - headEnd - (tail.length - tailStart);
+    const headText = decodeEscaped(head.subarray(0, headEnd));
+    const tailText = decodeEscaped(tail.subarray(tailStart));
+    if (cut === 0) return headText + tailText;
+    return `${headText}\n[… jobsmanager cut ${cut} bytes of ${this.total} …]\n${tailText}`;
   }
+}
+
+const strict = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The units of `bytes` (a valid character, or any other byte and NUL), as
+ * [raw bytes, bytes once written]: a character as itself, the others as
+ * the four of `\xNN`.
+ */
+function units(bytes: Uint8Array): [raw: number, written: number][] {
+  const out: [number, number][] = [];
+  for (let i = 0; i < bytes.length;) {
+    const length = bytes[i] === 0 ? 0 : sequenceLength(bytes, i);
+    out.push(length === 0 ? [1, 4] : [length, length]);
+    i += length === 0 ? 1 : length;
+  }
+  return out;
+}
+
+/** Text that is written byte for byte: valid UTF-8 without NUL (what jobs print, nearly always). */
+function plain(bytes: Uint8Array): boolean {
+  if (bytes.includes(0)) return false;
+  try {
+    strict.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The end of the longest prefix of `bytes`, at a unit's edge, written in at most `budget` bytes. */
+function fittingPrefix(bytes: Uint8Array, budget: number): number {
+  if (bytes.length <= budget && plain(bytes)) return bytes.length;
+  let end = 0;
+  for (const [raw, written] of units(bytes)) {
+    if ((budget -= written) < 0) break;
+    end += raw;
+  }
+  return end;
+}
+
+/** The start of the longest suffix of `bytes`, at a unit's edge, written in at most `budget` bytes. */
+function fittingSuffix(bytes: Uint8Array, budget: number): number {
+  if (bytes.length <= budget && plain(bytes)) return 0;
+  const all = units(bytes);
+  let start = bytes.length;
+  for (let i = all.length - 1; i >= 0; i--) {
+    if ((budget -= all[i][1]) < 0) break;
+    start -= all[i][0];
+  }
+  return start;
+}
+
+/** `bytes` as text, with NUL and every byte that is not part of valid UTF-8 as `\xNN`. */
+export function decodeEscaped(bytes: Uint8Array): string {
+  let out = "";
+  let from = 0;
+  for (let i = 0; i < bytes.length;) {
+    const length = bytes[i] === 0 ? 0 : sequenceLength(bytes, i);
+    if (length > 0) {
+      i += length;
+      continue;
+    }
+    out += strict.decode(bytes.subarray(from, i)) + `\\x${bytes[i].toString(16).padStart(2, "0")}`;
+    from = ++i;
+  }
+  return out + strict.decode(bytes.subarray(from));
+}
+
+/** The length of the valid UTF-8 sequence at `i` (RFC 3629: no overlongs, no surrogates), or 0. */
+function sequenceLength(bytes: Uint8Array, i: number): number {
+  const b = bytes[i];
+  if (b < 0x80) return 1;
+  const [length, low, high] = b >= 0xc2 && b <= 0xdf
+    ? [2, 0x80, 0xbf]
+    : b === 0xe0
+    ? [3, 0xa0, 0xbf]
+    : b === 0xed
+    ? [3, 0x80, 0x9f]
+    : b >= 0xe1 && b <= 0xef
+    ? [3, 0x80, 0xbf]
+    : b === 0xf0
+    ? [4, 0x90, 0xbf]
+    : b >= 0xf1 && b <= 0xf3
+    ? [4, 0x80, 0xbf]
+    : b === 0xf4
+    ? [4, 0x80, 0x8f]
+    : [0, 0, 0];
+  if (length === 0 || i + length > bytes.length) return 0;
+  if (bytes[i + 1] < low || bytes[i + 1] > high) return 0;
+  for (let k = 2; k < length; k++) if ((bytes[i + k] & 0xc0) !== 0x80) return 0;
+  return length;
 }

@@ -1,7 +1,7 @@
 /**
  * Logging for `serve`, on LogTape: stderr (see ConsoleStyle: journald,
  * terminal or JSON lines for log shippers) and a rotating file
- * of JSON lines. Logger names say where a line comes from
+ * of JSON lines (log_file.ts). Logger names say where a line comes from
  * (`jobsmanager.scheduler`, `jobsmanager.runner`, …); job and run ids go
  * into the properties, not only the text.
  */
@@ -19,9 +19,9 @@ import {
   type TextFormatter,
   withFilter,
 } from "@logtape/logtape";
-import { getRotatingFileSink } from "@logtape/file";
 import type { Settings } from "../config/config.ts";
 import { LOG_LEVELS, type LogLevel } from "../domain/log_row.ts";
+import { logFileSink } from "./log_file.ts";
 
 export interface LogOptions {
   consoleLevel: LogLevel;
@@ -130,14 +130,11 @@ export async function setupLogging(options: LogOptions): Promise<void> {
     const dir = options.file.replace(/\/[^/]*$/, "");
     if (dir !== options.file) await Deno.mkdir(dir, { recursive: true });
     sinks.file = withFilter(
-      getRotatingFileSink(options.file, {
+      logFileSink(options.file, {
         formatter: jsonLinesFormatter,
         maxSize: options.maxSizeBytes,
-        maxFiles: options.backups + 1,
-        // Buffered writes flushed in the background within a second, so
-        // `tail -f` keeps up and a busy service never waits on the disk.
-        nonBlocking: true,
-        flushInterval: FILE_FLUSH_MS,
+        backups: options.backups,
+        flushMs: FILE_FLUSH_MS,
       }),
       options.fileLevel,
     );

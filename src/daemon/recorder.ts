@@ -4,14 +4,18 @@
  * When it fails, or does not answer a claim in time, the service keeps
  * firing from its timetable: new runs get provisional (negative) ids and
  * wait, with their updates, in a bounded buffer, written when the database
- * health says the database is back (before it counts as back).
+ * health says the database is back (before it counts as back). A record
+ * the database answers but refuses (read-only, access denied, disk full, a
+ * table missing) waits in the same buffer and is retried, backing off, until
+ * it is written or the service stops: nothing is dropped but what the
+ * bound forces out, and that is counted.
  */
 import { DatabaseError, isUnreachable } from "../errors.ts";
 import { log } from "./log.ts";
 import type { NewRun, RunUpdate } from "../domain/run.ts";
 import type { RunStore } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
-import type { DbHealth } from "./db_health.ts";
+import { backoff, type DbHealth } from "./db_health.ts";
 
 /** What the recorder writes with. */
 export type RunWriter = Pick<RunStore, "claimRuns" | "updateRun">;
@@ -39,6 +43,9 @@ export class RunRecorder {
   private nextProvisional = -1;
   private dropped = 0;
   private flushing: Promise<void> = Promise.resolve();
+  /** The retries of records the database refused, while any wait. */
+  private retrying: Promise<void> | null = null;
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly store: RunWriter,
@@ -57,9 +64,10 @@ export class RunRecorder {
   /** Ids for new run rows (null where the fire was claimed already); never throws. */
   async claim(rows: NewRun[]): Promise<(number | null)[]> {
     if (!this.health.online) return this.buffer(rows);
-    const { attempt, outcome } = await this.attempt(rows);
+    const { attempt, outcome, error } = await this.attempt(rows);
     if (outcome && "ids" in outcome) return outcome.ids;
     const provisional = this.buffer(rows);
+    if (!isUnreachable(error)) this.retryRefused();
     if (outcome === null) {
       // The claim may still land: then its rows exist, under real ids.
       for (const id of provisional) if (id !== null) this.inFlight.add(id);
@@ -105,14 +113,12 @@ export class RunRecorder {
       this.clock.sleep(this.options.claimTimeoutMs, timeout.signal).then(() => null),
     ]);
     timeout.abort();
-    if (!outcome || !("ids" in outcome)) {
-      this.health.failed(
-        outcome ? outcome.error : new DatabaseError(
-          `no answer to a claim within ${this.options.claimTimeoutMs} ms`,
-        ),
-      );
-    }
-    return { attempt, outcome };
+    if (outcome && "ids" in outcome) return { attempt, outcome, error: null };
+    const error = outcome ? outcome.error : new DatabaseError(
+      `no answer to a claim within ${this.options.claimTimeoutMs} ms`,
+    );
+    this.health.failed(error);
+    return { attempt, outcome, error };
   }
 
   /** The real id of a provisional one, once its row is written. */
@@ -129,25 +135,53 @@ export class RunRecorder {
       if (row) this.buffered.set(id, { ...row, ...definedOnly(update) });
       return;
     }
-    if (!this.health.online) {
+    // Behind an earlier update of its run that waits, or it would be undone by it.
+    if (!this.health.online || this.updates.some((waiting) => waiting.id === real)) {
       this.updates.push({ id: real, update });
       return;
     }
     try {
       await this.store.updateRun(real, update);
     } catch (error) {
-      if (!isUnreachable(error)) return this.refused(real, error);
-      this.health.failed(error);
       this.updates.push({ id: real, update });
+      if (isUnreachable(error)) return this.health.failed(error);
+      storeLog.error(
+        "run {run}: the database refused its record ({error}); it is kept and retried until written or the service stops",
+        { run: real, error: message(error) },
+      );
+      this.retryRefused();
     }
   }
 
-  /** The database answered and refused an update: retrying cannot help, so say so and drop it. */
-  private refused(id: number, error: unknown): void {
-    storeLog.error("run {run}: the database refused its record, which is dropped: {error}", {
-      run: id,
-      error: error instanceof Error ? error.message : String(error),
-    });
+  /**
+   * Retry what the database refused, backing off from 1 s to 30 s, until
+   * nothing waits or the service stops. While the database is away, its
+   * recovery writes the backlog instead.
+   */
+  private retryRefused(): void {
+    if (this.retrying || this.closing.signal.aborted) return;
+    this.retrying = (async () => {
+      for (let attempt = 0; this.backlog > 0; attempt++) {
+        await this.clock.sleep(backoff(attempt), this.closing.signal);
+        if (this.closing.signal.aborted) return;
+        if (!this.health.online) continue;
+        const waiting = this.backlog;
+        try {
+          await this.flush();
+          storeLog.info("wrote {count} run records the database had refused", { count: waiting });
+        } catch (error) {
+          if (isUnreachable(error)) {
+            this.health.failed(error);
+          } else {
+            // Per attempt, so only at debug: each refusal was logged when it came.
+            storeLog.debug("the database still refuses {count} run records ({error})", {
+              count: this.backlog,
+              error: message(error),
+            });
+          }
+        }
+      }
+    })().finally(() => this.retrying = null);
   }
 
   private buffer(rows: NewRun[]): (number | null)[] {
@@ -187,7 +221,13 @@ export class RunRecorder {
   /** The database answers again: write what waited (throws, keeping the rest, if it fails). */
   private async recover(): Promise<void> {
     const waiting = this.backlog;
-    await this.flush();
+    try {
+      await this.flush();
+    } catch (error) {
+      // Back, but refusing: the outage is over; the refused records wait on.
+      if (!isUnreachable(error)) this.retryRefused();
+      throw error;
+    }
     if (waiting > 0 || this.dropped > 0) {
       storeLog.info(
         "wrote {written} run records that waited for the database ({dropped} dropped)",
@@ -201,8 +241,9 @@ export class RunRecorder {
   }
 
   /**
-   * Write every buffered record; throws (keeping the rest) when the
-   * database fails. One flush at a time: two would claim the same rows.
+   * Write every buffered record; throws (keeping what it could not write)
+   * when the database fails or refuses. One flush at a time: two would
+   * claim the same rows.
    */
   private flush(): Promise<void> {
     const next = this.flushing.catch(() => {}).then(() => this.writeBacklog());
@@ -229,16 +270,40 @@ export class RunRecorder {
           }
         });
       }
-      while (this.updates.length > 0) {
-        const { id, update } = this.updates[0];
-        try {
-          await this.store.updateRun(id, update);
-        } catch (error) {
-          if (isUnreachable(error)) throw error;
-          this.refused(id, error);
-        }
-        this.updates.shift();
+      await this.writeUpdates();
+    }
+  }
+
+  /**
+   * Write the updates in order. One the database refuses is kept, with
+   * every later update of its run (written after it, they would be undone
+   * by it); the others go on. Throws the first refusal at the end.
+   */
+  private async writeUpdates(): Promise<void> {
+    const kept: { id: number; update: RunUpdate }[] = [];
+    const held = new Set<number>();
+    let refusal: unknown = null;
+    while (this.updates.length > 0) {
+      const next = this.updates.shift()!;
+      if (held.has(next.id)) {
+        kept.push(next);
+        continue;
       }
+      try {
+        await this.store.updateRun(next.id, next.update);
+      } catch (error) {
+        if (isUnreachable(error)) {
+          this.updates = [...kept, next, ...this.updates];
+          throw error;
+        }
+        kept.push(next);
+        held.add(next.id);
+        refusal ??= error;
+      }
+    }
+    if (refusal !== null) {
+      this.updates = kept;
+      throw refusal;
     }
   }
 
@@ -255,13 +320,19 @@ export class RunRecorder {
 
   /** At shutdown: try once more, for at most `timeoutMs`, to write the backlog. */
   async close(timeoutMs: number): Promise<void> {
+    this.closing.abort();
     if (this.backlog > 0) await settlesWithin(this.clock, this.flush(), timeoutMs);
-    if (this.backlog > 0) {
-      storeLog.error("{count} run records could not be written before exit", {
-        count: this.backlog,
-      });
+    if (this.backlog > 0 || this.dropped > 0) {
+      storeLog.error(
+        "{count} run records could not be written before exit ({dropped} more were dropped earlier: more than {max} waited)",
+        { count: this.backlog, dropped: this.dropped, max: this.options.maxBuffered },
+      );
     }
   }
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function definedOnly(update: RunUpdate): RunUpdate {

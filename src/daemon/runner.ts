@@ -2,13 +2,19 @@
  * Runs one command: `/bin/sh -c COMMAND` in a process group of its own
  * (Deno's `detached` calls setsid() in the child before exec, so the group
  * exists before the command runs), stdin from /dev/null, output captured
- * head-and-tail.
+ * head-and-tail. Through util-linux's `setpriv --pdeathsig KILL` where it
+ * is installed, so the kernel kills the shell if the service dies first.
  * On timeout the whole group gets SIGTERM, then SIGKILL after the grace;
- * when the shell exits, whatever it left behind in its group is ended the
- * same way, so no orphan outlives its run.
+ * when the shell exits, whatever it left behind is ended the same way:
+ * what stayed in its group, and what left the group (setsid, a double
+ * fork) but carries the run's marker (processes.ts). What left the group
+ * is named in the run's note, with its pids, so no orphan outlives its run
+ * unseen.
  */
 import type { RunUpdate } from "../domain/run.ts";
 import { HeadTailCapture } from "./capture.ts";
+import { redactSecrets } from "../store/target.ts";
+import { type Ended, endRun, MARKER_VARIABLE, signalRun } from "./processes.ts";
 
 export interface RunSpec {
   command: string;
@@ -20,6 +26,8 @@ export interface RunSpec {
   killGraceMs: number;
   /** Bytes kept of stdout and of stderr each. */
   outputCap: number;
+  /** Strings replaced by `***` in the output kept (the database password). */
+  secrets?: readonly string[];
   /** Each chunk of output as it comes, besides what is kept (`job run --here` shows it live). */
   onOutput?: (stream: "stdout" | "stderr", chunk: Uint8Array) => void;
 }
@@ -43,7 +51,10 @@ export interface RunResult {
 export interface RunHandle {
   /** When the child process started (ms). */
   readonly startedAt: number;
+  /** The shell's pid, which is its process group's id. */
   readonly pid: number | null;
+  /** The run's marker (JM_RUN_MARKER in its environment); null when nothing started. */
+  readonly marker: string | null;
   readonly done: Promise<RunResult>;
   /** End the run now (service shutdown): TERM the group, KILL after the grace. */
   interrupt(): void;
@@ -76,7 +87,12 @@ export function inheritedEnv(): Record<string, string> {
   return env;
 }
 
-/** The environment of one run: inherited + the job's own + who and when. */
+/**
+ * The environment of one run: inherited + the job's own + who and when.
+ * A run that started while the database was away has no id yet (its row
+ * is written when the database is back): its JM_RUN_ID is empty, and
+ * JM_JOB_ID with JM_SCHEDULED_AT name its row.
+ */
 export function runEnv(
   base: Record<string, string>,
   job: { id: string; env: Record<string, string> },
@@ -87,21 +103,50 @@ export function runEnv(
     ...base,
     ...job.env,
     JM_JOB_ID: job.id,
-    JM_RUN_ID: String(runId),
+    JM_RUN_ID: runId > 0 ? String(runId) : "",
     JM_SCHEDULED_AT: new Date(scheduledAt).toISOString(),
   };
 }
 
 /** How long output may stay open after the group's SIGKILL. */
 const OUTPUT_LINGER_MS = 1000;
+/**
+ * The note of a run whose processes left its group: which, with their
+ * pids, and how they were ended.
+ */
+function escapedNote(ended: Ended, graceMs: number): string | null {
+  const { escaped } = ended;
+  if (escaped.length === 0) return null;
+  const list = escaped.map((p) => `${p.pid} (${p.command})`).join(", ");
+  const count = escaped.length === 1 ? "1 process" : `${escaped.length} processes`;
+  const pids = escaped.length === 1 ? "pid" : "pids";
+  return `${count} had left the run's process group and still ran after it: ${pids} ${list}; ended with ${
+    ended.killed ? `SIGKILL after ${graceMs / 1000} s of SIGTERM` : "SIGTERM"
+  }`;
+}
 
-/** Signal the run's whole process group. */
-function killGroup(pgid: number, signal: Deno.Signal): void {
-  try {
-    Deno.kill(-pgid, signal);
-  } catch {
-    // ESRCH: the group is already gone.
-  }
+let setprivPath: string | null | undefined;
+
+/** util-linux's setpriv, where installed (it is on Debian and most Linux systems). */
+function setpriv(): string | null {
+  setprivPath ??= ["/usr/bin/setpriv", "/bin/setpriv"].find((path) => {
+    try {
+      return Deno.statSync(path).isFile;
+    } catch {
+      return false;
+    }
+  }) ?? null;
+  return setprivPath;
+}
+
+/** The program and arguments that run `command`: the shell, under setpriv if there is one. */
+function shell(command: string): [string, string[]] {
+  const sh = ["/bin/sh", "-c", command];
+  const wrapper = setpriv();
+  // The parent-death signal survives the exec of the shell.
+  return wrapper === null
+    ? ["/bin/sh", sh.slice(1)]
+    : [wrapper, ["--pdeathsig", "KILL", "--", ...sh]];
 }
 
 /** Read a stream into a capture until it ends or `stop` aborts. */
@@ -131,11 +176,13 @@ async function drain(
 /** Start a run. Never throws: a command that cannot start resolves as `error`. */
 export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle {
   let child: Deno.ChildProcess;
+  const marker = crypto.randomUUID();
   try {
-    child = new Deno.Command("/bin/sh", {
-      args: ["-c", spec.command],
+    const [program, args] = shell(spec.command);
+    child = new Deno.Command(program, {
+      args,
       detached: true,
-      env: spec.env,
+      env: { ...spec.env, [MARKER_VARIABLE]: marker },
       clearEnv: true,
       cwd: spec.cwd,
       stdin: "null",
@@ -148,6 +195,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     return {
       startedAt,
       pid: null,
+      marker: null,
       interrupt: () => {},
       done: Promise.resolve({
         status: "error",
@@ -165,6 +213,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   // The child exists from here: this is when the run started.
   const startedAt = now();
   const pgid = child.pid;
+  const run = { pgid, marker, ownGroup: true };
   const stdout = new HeadTailCapture(spec.outputCap);
   const stderr = new HeadTailCapture(spec.outputCap);
   let endedBy: "timeout" | "interrupted" | null = null;
@@ -173,8 +222,8 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   const terminate = (reason: "timeout" | "interrupted") => {
     if (endedBy !== null) return;
     endedBy = reason;
-    killGroup(pgid, "SIGTERM");
-    killTimer = setTimeout(() => killGroup(pgid, "SIGKILL"), spec.killGraceMs);
+    signalRun(run, "SIGTERM");
+    killTimer = setTimeout(() => signalRun(run, "SIGKILL"), spec.killGraceMs);
   };
   const timeoutTimer = spec.timeoutMs > 0
     ? setTimeout(() => terminate("timeout"), spec.timeoutMs)
@@ -188,25 +237,26 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     ]);
     const status = await child.status;
     clearTimeout(timeoutTimer);
-    // Leftovers of the group (`cmd &`) would hold the pipes open: end them.
-    killGroup(pgid, "SIGTERM");
-    const leftovers = setTimeout(() => killGroup(pgid, "SIGKILL"), spec.killGraceMs);
-    // A process that left the group (setsid, a daemon) may keep the pipes
-    // open for ever: stop reading a little after the SIGKILL.
+    // Leftovers (`cmd &`, `setsid cmd &`) would run on, and hold the pipes open: end them.
+    const leftovers = endRun(run, spec.killGraceMs);
+    // A process no one can find or end may keep the pipes open for ever:
+    // stop reading a little after the SIGKILL.
     const giveUp = setTimeout(() => stopReading.abort(), spec.killGraceMs + OUTPUT_LINGER_MS);
     await output;
     clearTimeout(giveUp);
-    clearTimeout(leftovers);
+    const escaped = escapedNote(await leftovers, spec.killGraceMs);
     clearTimeout(killTimer);
-    const escaped = stopReading.signal.aborted
-      ? "stopped reading its output: a process that left its process group still held it open"
+    const unread = stopReading.signal.aborted
+      ? "stopped reading its output: a process outside its process group still held it open"
       : null;
+    const notes = (...parts: (string | null)[]) =>
+      parts.filter((n) => n !== null).join("; ") || null;
     const finishedAt = now();
     const base = {
       exitCode: status.signal === null ? status.code : null,
       signal: status.signal,
-      stdout: stdout.text(),
-      stderr: stderr.text(),
+      stdout: redactSecrets(stdout.text(), spec.secrets ?? []),
+      stderr: redactSecrets(stderr.text(), spec.secrets ?? []),
       startedAt,
       finishedAt,
       outputBytes: stdout.bytes + stderr.bytes,
@@ -215,21 +265,29 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
       return {
         ...base,
         status: "timeout",
-        note: `killed after the timeout of ${spec.timeoutMs / 1000} s`,
+        note: notes(`killed after the timeout of ${spec.timeoutMs / 1000} s`, escaped, unread),
       };
     }
     if (endedBy === "interrupted") {
-      return { ...base, status: "interrupted", note: "killed: the service was shutting down" };
+      return {
+        ...base,
+        status: "interrupted",
+        note: notes("killed: the service was shutting down", escaped, unread),
+      };
     }
     if (status.signal !== null) {
       return {
         ...base,
         status: "killed",
-        note: `ended by ${status.signal}, not sent by jobsmanager`,
+        note: notes(`ended by ${status.signal}, not sent by jobsmanager`, escaped, unread),
       };
     }
-    return { ...base, status: status.code === 0 ? "success" : "failed", note: escaped };
+    return {
+      ...base,
+      status: status.code === 0 ? "success" : "failed",
+      note: notes(escaped, unread),
+    };
   })();
 
-  return { startedAt, pid: pgid, done, interrupt: () => terminate("interrupted") };
+  return { startedAt, pid: pgid, marker, done, interrupt: () => terminate("interrupted") };
 }

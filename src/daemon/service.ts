@@ -13,7 +13,9 @@ import type { Clock, Deadline } from "./clock.ts";
 import type { Cluster, Gained } from "./cluster.ts";
 import type { DbHealth } from "./db_health.ts";
 import type { RunRecorder } from "./recorder.ts";
+import type { RunGuard } from "./run_guard.ts";
 import { finishedRecord, runEnv, type RunHandle, type RunResult, type RunSpec } from "./runner.ts";
+import { endRun } from "./processes.ts";
 import { type Slot, SlotGate } from "./slots.ts";
 import { type Decision, type Due, type JobDefaults, onTime, Timetable } from "./timetable.ts";
 
@@ -40,6 +42,8 @@ export interface ServiceOptions {
   startRun: StartRun;
   /** This node among the others on the database: its id, which jobs it fires, its outage policy. */
   cluster: Cluster;
+  /** Told which process groups run, to end them if the service dies; null without one. */
+  guard: RunGuard | null;
   defaults: JobDefaults;
   reloadIntervalMs: number;
   maxWorkers: number;
@@ -48,6 +52,8 @@ export interface ServiceOptions {
   outputCap: number;
   /** The environment every run starts from (secrets already removed). */
   baseEnv: Record<string, string>;
+  /** Strings never stored from a run's output (the database password). */
+  secrets: readonly string[];
   observer?: RunObserver;
 }
 
@@ -56,6 +62,8 @@ const MAX_SLEEP_MS = 30_000;
 const MARKERS_PER_RELOAD = 10_000;
 /** While holding through an outage, how often to look whether the database is back. */
 const HELD_RECHECK_MS = 1000;
+/** Runs a crashed service may have left running whose processes the start looks for. */
+const ORPHANS_ENDED = 10_000;
 const MANUAL_RUNS_PER_POLL = 100;
 /**
  * At shutdown, how long after the interrupted runs' SIGKILL their output
@@ -147,6 +155,7 @@ export class Service {
 
   /** Recover from a crash, load every enabled job, and apply pending markers. */
   async start(): Promise<void> {
+    await this.endOrphans();
     const now = this.o.clock.now();
     const orphans = await this.o.store.interruptOrphans(this.nodeId, now);
     if (orphans > 0) {
@@ -172,6 +181,39 @@ export class Service {
       total: jobs.length,
       marker: latest,
     });
+  }
+
+  /**
+   * End what the runs a previous service on this node left `running` still
+   * have going (it was killed, or crashed, and its guard with it): their
+   * process groups, where a process in one still carries the run's
+   * marker (a group id may have been reused since), and what carries the
+   * marker outside; SIGTERM, SIGKILL after kill_grace. Before the first
+   * fire, so that no job runs twice at once.
+   */
+  private async endOrphans(): Promise<void> {
+    const left = await this.o.store.listRuns({
+      node_id: this.nodeId,
+      status: "running",
+      limit: ORPHANS_ENDED,
+    });
+    await Promise.all(left.map(async (run) => {
+      if (run.marker === null) return;
+      const { found, killed } = await endRun(
+        { pgid: run.pgid, marker: run.marker, ownGroup: false },
+        this.o.killGraceMs,
+      );
+      if (found.length === 0) return;
+      schedulerLog.warn(
+        "job {job} run {run}, left running by a previous service: ended its processes {pids} with {signal}",
+        {
+          job: run.job_id,
+          run: run.id,
+          pids: found.map((p) => `${p.pid} (${p.command})`).join(", "),
+          signal: killed ? "SIGKILL after SIGTERM" : "SIGTERM",
+        },
+      );
+    }));
   }
 
   /** Fire until `stop()`, then shut down by its deadline. */
@@ -476,8 +518,14 @@ export class Service {
       timeoutMs: job.timeout * 1000,
       killGraceMs: this.o.killGraceMs,
       outputCap: this.o.outputCap,
+      secrets: this.o.secrets,
     }, () => this.o.clock.now());
     this.active.set(runId, { job, handle, slot, note });
+    if (handle.pid !== null) {
+      this.o.guard?.add(handle.pid);
+      // So that a service starting after a crash can end what this run left.
+      this.track(this.recorder.update(runId, { pgid: handle.pid, marker: handle.marker }));
+    }
     this.o.observer?.started(job.id, handle.startedAt - scheduledAt);
     runnerLog.info("job {job} run {run} started, {lag} ms after its fire time", {
       job: job.id,
@@ -498,6 +546,7 @@ export class Service {
     // Shutdown already recorded a run that outlived its kill.
     if (!run) return;
     this.active.delete(runId);
+    if (run.handle.pid !== null) this.o.guard?.remove(run.handle.pid);
     run.slot.release();
     const level = result.status === "success" ? "info" : "warn";
     runnerLog[level](

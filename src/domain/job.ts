@@ -61,7 +61,7 @@ export const DEFAULT_TIMEOUT = 60;
 const ID_PATTERN = /^[A-Za-z0-9._:-]{1,191}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Variables the runner sets itself; a job may not override them. */
-const RESERVED_ENV = ["JM_JOB_ID", "JM_RUN_ID", "JM_SCHEDULED_AT"];
+const RESERVED_ENV = ["JM_JOB_ID", "JM_RUN_ID", "JM_SCHEDULED_AT", "JM_RUN_MARKER"];
 const MAX_TIMEOUT = 31_536_000;
 
 export function validateId(id: string): string {
@@ -243,12 +243,28 @@ export function validateJob(job: Job): Job {
       } is not a JSON object of NAME: "value" strings (fix the row, e.g. UPDATE jm_jobs SET env = '{}' WHERE id = '${job.id}')`,
     );
   }
+  const nul = Object.entries(env as Record<string, string>).find(([, v]) => v.includes("\0"));
+  if (nul) {
+    throw new ValidationError(
+      "env",
+      `env: ${nul[0]} contains a NUL byte, which no environment variable can hold`,
+    );
+  }
+  if (job.cwd?.includes("\0")) {
+    throw new ValidationError("cwd", "cwd: contains a NUL byte, which no path can hold");
+  }
   if (job.cwd !== null && !job.cwd.startsWith("/")) {
     throw new ValidationError(
       "cwd",
       `cwd: ${
         JSON.stringify(job.cwd)
       } is not an absolute path (the service's working directory is not yours)`,
+    );
+  }
+  if (job.description?.includes("\0")) {
+    throw new ValidationError(
+      "description",
+      "description: contains a NUL byte, at which the database would cut it",
     );
   }
   if (job.description !== null && job.description.length > 1000) {

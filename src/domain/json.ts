@@ -9,7 +9,20 @@ function isoTimes(key: string, value: unknown): unknown {
   return key.endsWith("_at") && typeof value === "number" ? new Date(value).toISOString() : value;
 }
 
-/** `data` as JSON with times in ISO 8601; indented for documents, one line for log lines. */
+/**
+ * Characters JSON.stringify leaves raw that a terminal may act on: DEL,
+ * the C1 controls (U+009B is a CSI) and the bidirectional overrides.
+ */
+const RAW_CONTROLS = /[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * `data` as JSON with times in ISO 8601; indented for documents, one line
+ * for log lines. No control character is written raw: JSON.stringify
+ * escapes C0, and the rest are written `\uNNNN`, which reads back the same.
+ */
 export function toJson(data: unknown, indent?: number): string {
-  return JSON.stringify(data, isoTimes, indent);
+  return JSON.stringify(data, isoTimes, indent).replace(
+    RAW_CONTROLS,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }

@@ -61,6 +61,10 @@ export interface Run {
   cancel_requested_at: number | null;
   /** Who asked, as `user@host`; null when nobody did. */
   cancel_requested_by: string | null;
+  /** The process group its shell led; null until it started. */
+  pgid: number | null;
+  /** Its JM_RUN_MARKER, by which its processes are found; null until it started. */
+  marker: string | null;
 }
 
 /** What a new row starts with; the rest is filled in as the run proceeds. */
@@ -81,12 +85,16 @@ export type RunUpdate = Partial<
     | "note"
     | "cancel_requested_at"
     | "cancel_requested_by"
+    | "pgid"
+    | "marker"
   >
 >;
 
 export interface RunFilter {
   job_id?: string;
   status?: RunStatus;
+  /** Only runs of this service node. */
+  node_id?: string;
   /** Only runs scheduled at or after this instant (ms). */
   since?: number;
   limit: number;

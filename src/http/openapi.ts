@@ -146,6 +146,11 @@ const schemas: Record<string, Schema> = {
     forced: { type: "boolean", description: "started even when max_instances runs were running" },
     cancel_requested_at: instantOrNull("when a cancel was asked for"),
     cancel_requested_by: { type: ["string", "null"], description: "who asked for the cancel" },
+    pgid: { type: ["integer", "null"], description: "the process group its shell led" },
+    marker: {
+      type: ["string", "null"],
+      description: "its JM_RUN_MARKER, by which its processes are found",
+    },
   }),
   Cancel: closed({
     outcome: {

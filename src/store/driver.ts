@@ -64,6 +64,8 @@ export interface DialectProfile {
   nowMs: string;
   /** A query with one `?` (the table name) returning one row per column, named `name`. */
   columnsSql: string;
+  /** A query returning one row per table of the database, named `name`. */
+  tablesSql: string;
   /** `INSERT … ` tail that updates `columns` when the key exists. */
   upsertTail(key: string, columns: string[]): string;
   /** A JSON property of a column as text. */
@@ -84,6 +86,8 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     nowMs: MYSQL_NOW_MS,
     columnsSql:
       "SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+    tablesSql:
+      "SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()",
     upsertTail: (_key, columns) =>
       ` ON DUPLICATE KEY UPDATE ${columns.map((c) => `\`${c}\` = VALUES(\`${c}\`)`).join(", ")}`,
     jsonText: (column, property) => `JSON_UNQUOTE(JSON_EXTRACT(${column}, '$.${property}'))`,
@@ -98,6 +102,7 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     nowDatetime: "strftime('%Y-%m-%d %H:%M:%f', 'now')",
     nowMs: SQLITE_NOW_MS,
     columnsSql: "SELECT name FROM pragma_table_info(?)",
+    tablesSql: "SELECT name FROM sqlite_master WHERE type = 'table'",
     upsertTail: (key, columns) =>
       ` ON CONFLICT (${key}) DO UPDATE SET ${
         columns.map((c) => `\`${c}\` = excluded.\`${c}\``).join(", ")

@@ -16,16 +16,20 @@ export interface Migration {
 
 const MYSQL_TABLE = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 export const MYSQL_NOW_MS = "(CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS UNSIGNED))";
-export const SQLITE_NOW_MS = "(CAST(unixepoch('subsec') * 1000 AS INTEGER))";
+/** Needs SQLite 3.42 ('subsec'); Debian 12's sqlite3 (3.40) makes it NULL. Version 1 only. */
+const SQLITE_NOW_MS_3_42 = "(CAST(unixepoch('subsec') * 1000 AS INTEGER))";
+/** The same, in ms, in every SQLite: julianday() has had ms precision since 3.0. */
+export const SQLITE_NOW_MS = "(CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))";
 
-function jobsTable(d: Dialect): string {
+/** jm_jobs, as `name`, its timestamps defaulting to `sqliteNow` on SQLite. */
+function jobsTable(d: Dialect, name = "jm_jobs", sqliteNow = SQLITE_NOW_MS_3_42): string {
   const [str, text, bool, now] = d === "mysql"
     ? ["VARCHAR(191)", "TEXT", "TINYINT(1)", MYSQL_NOW_MS]
-    : ["TEXT", "TEXT", "INTEGER", SQLITE_NOW_MS];
+    : ["TEXT", "TEXT", "INTEGER", sqliteNow];
   const field = (name: string) =>
     `  \`${name}\` ${d === "mysql" ? "VARCHAR(255)" : "TEXT"} NOT NULL DEFAULT '*',`;
   return [
-    "CREATE TABLE IF NOT EXISTS jm_jobs (",
+    `CREATE TABLE IF NOT EXISTS ${name} (`,
     `  id ${str} NOT NULL PRIMARY KEY,`,
     `  command ${text} NOT NULL,`,
     ...["second", "minute", "hour", "day", "month", "day_of_week"].map(field),
@@ -184,6 +188,24 @@ function merge(...parts: Record<Dialect, string[]>[]): Record<Dialect, string[]>
   };
 }
 
+/** The columns of jm_jobs, in their order. */
+const JOB_COLUMNS = [
+  "id",
+  "command",
+  ...["second", "minute", "hour", "day", "month", "day_of_week"],
+  "timezone",
+  "timeout",
+  "enabled",
+  "max_instances",
+  "coalesce",
+  "misfire_grace_time",
+  "env",
+  "cwd",
+  "description",
+  "created_at",
+  "updated_at",
+].map((c) => `\`${c}\``).join(", ");
+
 export const MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -235,6 +257,27 @@ export const MIGRATIONS: Migration[] = [
     },
   },
   {
+    version: 4,
+    name: "jm_runs.pgid and marker; SQLite jm_jobs defaults any SQLite evaluates",
+    // The process group and JM_RUN_MARKER of a run, so that a service
+    // starting after a crash ends what its runs left. SQLite cannot change a
+    // column's default: jm_jobs is rebuilt, rows kept.
+    statements: {
+      mysql: [
+        "ALTER TABLE jm_runs ADD COLUMN pgid INTEGER NULL",
+        "ALTER TABLE jm_runs ADD COLUMN marker VARCHAR(36) NULL",
+      ],
+      sqlite: [
+        "ALTER TABLE jm_runs ADD COLUMN pgid INTEGER NULL",
+        "ALTER TABLE jm_runs ADD COLUMN marker TEXT NULL",
+        jobsTable("sqlite", "jm_jobs_rebuilt", SQLITE_NOW_MS),
+        `INSERT INTO jm_jobs_rebuilt (${JOB_COLUMNS}) SELECT ${JOB_COLUMNS} FROM jm_jobs`,
+        "DROP TABLE jm_jobs",
+        "ALTER TABLE jm_jobs_rebuilt RENAME TO jm_jobs",
+      ],
+    },
+  },
+  {
     version: 5,
     name: "several services: liveness by the database clock, markers applied per node",
     // db_heartbeat_at is the database's own time at the heartbeat, so that
@@ -255,6 +298,28 @@ export const MIGRATIONS: Migration[] = [
     ),
   },
 ];
+
+/** The tables of the schema (but jm_schema_version), which `migrate` checks are all there. */
+export const SCHEMA_TABLES = [
+  "jm_jobs",
+  "jm_update_info",
+  "jm_syslog",
+  "jm_runs",
+  "jm_nodes",
+  "jm_marker_nodes",
+];
+
+/**
+ * The schema tables a statement touches: by name, or through a name built
+ * on one (its indexes, `jm_jobs_rebuilt`). Replaying, in order, the
+ * statements that touch a table creates it as the migrations left it.
+ */
+export function tablesOf(statement: string): string[] {
+  const names = statement.match(/\bjm_\w+/g) ?? [];
+  return SCHEMA_TABLES.filter((table) =>
+    names.some((name) => name === table || name.startsWith(`${table}_`))
+  );
+}
 
 /** The schema version this build creates and understands. */
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

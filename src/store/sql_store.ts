@@ -6,7 +6,7 @@ import { RuntimeError } from "../errors.ts";
 import { type Job, JOB_FIELDS, sameDefinition } from "../domain/job.ts";
 import { VERSION } from "../version.ts";
 import { type Driver, type Executor, insertSql, type Param, type Row } from "./driver.ts";
-import { MIGRATIONS, SCHEMA_VERSION, versionTable } from "./migrations.ts";
+import { MIGRATIONS, SCHEMA_TABLES, SCHEMA_VERSION, tablesOf, versionTable } from "./migrations.ts";
 import type {
   JobChange,
   JobMutation,
@@ -110,6 +110,8 @@ const RUN_COLUMNS = [
   "forced",
   "cancel_requested_at",
   "cancel_requested_by",
+  "pgid",
+  "marker",
 ] as const;
 const RUN_SELECT = `SELECT ${RUN_COLUMNS.map((c) => `\`${c}\``).join(", ")} FROM jm_runs`;
 
@@ -133,6 +135,8 @@ function rowToRun(row: Row): Run {
     forced: Number(row.forced) !== 0,
     cancel_requested_at: nullableNumber(row.cancel_requested_at),
     cancel_requested_by: nullableText(row.cancel_requested_by),
+    pgid: nullableNumber(row.pgid),
+    marker: nullableText(row.marker),
   };
 }
 
@@ -172,12 +176,23 @@ export class SqlStore implements Store {
     await this.refuseOriginalLogTable();
     const current = await this.schemaVersion(this.driver);
     this.refuseNewer(current);
-    if (current === SCHEMA_VERSION) return { from: current, to: current, applied: [] };
+    if (current === SCHEMA_VERSION && (await this.missingTables(this.driver)).length === 0) {
+      return { from: current, to: current, applied: [], created: [] };
+    }
     return await this.driver.withMigrationLock(async (tx) => {
       await tx.run(versionTable(this.kind));
       // Another process may have migrated while this one waited for the lock.
       const from = await this.schemaVersion(tx);
       this.refuseNewer(from);
+      // Before the new migrations, which may alter a missing table.
+      const created = from === 0 ? [] : await this.missingTables(tx);
+      for (const table of created) {
+        for (const migration of MIGRATIONS.filter((m) => m.version <= from)) {
+          for (const statement of migration.statements[this.kind]) {
+            if (tablesOf(statement).includes(table)) await tx.run(statement);
+          }
+        }
+      }
       const applied: number[] = [];
       for (const migration of MIGRATIONS.filter((m) => m.version > from)) {
         for (const statement of migration.statements[this.kind]) await tx.run(statement);
@@ -187,8 +202,15 @@ export class SqlStore implements Store {
         );
         applied.push(migration.version);
       }
-      return { from, to: SCHEMA_VERSION, applied };
+      return { from, to: SCHEMA_VERSION, applied, created };
     });
+  }
+
+  /** Tables of the schema the database lacks. */
+  private async missingTables(executor: Executor): Promise<string[]> {
+    const rows = await executor.all(this.driver.profile.tablesSql);
+    const present = new Set(rows.map((r) => String(r.name)));
+    return SCHEMA_TABLES.filter((table) => !present.has(table));
   }
 
   /** Column names of a table, or null when it does not exist. */
@@ -452,6 +474,10 @@ export class SqlStore implements Store {
       where.push("status = ?");
       params.push(filter.status);
     }
+    if (filter.node_id !== undefined) {
+      where.push("node_id = ?");
+      params.push(filter.node_id);
+    }
     if (filter.since !== undefined) {
       where.push("scheduled_at >= ?");
       params.push(filter.since);
@@ -486,6 +512,16 @@ export class SqlStore implements Store {
       [now, nodeId],
     );
     return result.changes;
+  }
+
+  async latestRuns(): Promise<Map<string, Run>> {
+    const rows = await this.driver.all(
+      `${RUN_SELECT} WHERE id IN (SELECT MAX(id) FROM jm_runs GROUP BY job_id)`,
+    );
+    return new Map(rows.map((row) => {
+      const run = rowToRun(row);
+      return [run.job_id, run];
+    }));
   }
 
   async lastFires(): Promise<Map<string, number>> {

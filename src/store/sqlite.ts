@@ -25,6 +25,24 @@ function isBusy(error: unknown): boolean {
 }
 
 /**
+ * A node:sqlite error as a DatabaseError, its text unchanged (it names the
+ * cause: "attempt to write a readonly database", "database or disk is
+ * full", "no such table: jm_runs"). Only what may pass by waiting counts as
+ * unreachable: an I/O error, a file that cannot be opened just now, and
+ * (from `whenUnlocked`) a lock held too long. Other errors, and errors that
+ * are not SQLite's, pass through as they are.
+ */
+function explainSqliteError(error: unknown): unknown {
+  const e = error as { code?: string; message?: string };
+  if (error instanceof DatabaseError || e?.code !== "ERR_SQLITE_ERROR") return error;
+  const message = e.message ?? String(error);
+  return new DatabaseError(message, {
+    cause: error,
+    unreachable: /disk I\/O error|unable to open database file/.test(message),
+  });
+}
+
+/**
  * Create a missing database file readable by its owner only: it holds
  * commands, environments and job output. SQLite gives its -wal and -shm
  * files the mode of the database file. Returns whether it created the file.
@@ -37,6 +55,10 @@ function createPrivately(path: string): boolean {
     // It exists, or cannot be created: opening it next says which, in SQLite's words.
     return false;
   }
+}
+
+function rethrowExplained(error: unknown): never {
+  throw explainSqliteError(error);
 }
 
 type Bindable = string | number | null;
@@ -141,11 +163,13 @@ export class SqliteDriver implements Driver {
   }
 
   all(sql: string, params?: Param[]): Promise<Row[]> {
-    return this.enqueue(() => this.whenUnlocked(() => this.executor.all(sql, params)));
+    return this.enqueue(() => this.whenUnlocked(() => this.executor.all(sql, params)))
+      .catch(rethrowExplained);
   }
 
   run(sql: string, params?: Param[]): Promise<ExecResult> {
-    return this.enqueue(() => this.whenUnlocked(() => this.executor.run(sql, params)));
+    return this.enqueue(() => this.whenUnlocked(() => this.executor.run(sql, params)))
+      .catch(rethrowExplained);
   }
 
   transaction<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
@@ -158,10 +182,12 @@ export class SqliteDriver implements Driver {
         this.db.exec("COMMIT");
         return result;
       } catch (error) {
-        this.db.exec("ROLLBACK");
+        // SQLite rolls back by itself on some errors (a full disk, an I/O
+        // error): a ROLLBACK then would fail and hide the error that matters.
+        if (this.db.isTransaction) this.db.exec("ROLLBACK");
         throw error;
       }
-    });
+    }).catch(rethrowExplained);
   }
 
   withMigrationLock<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {

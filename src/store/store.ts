@@ -67,6 +67,8 @@ export interface MigrationReport {
   to: number;
   /** Versions this call applied (empty when the schema was current). */
   applied: number[];
+  /** Tables of the schema found missing (dropped by hand) and created again, empty. */
+  created: string[];
 }
 
 /** The catalogue: `jm_jobs`, each write with its reload marker. */
@@ -178,6 +180,9 @@ export interface RunStore {
   /** The latest scheduled fire (trigger `schedule`) of every job that has one. */
   lastFires(): Promise<Map<string, number>>;
 
+  /** The newest run (highest id, any trigger) of every job that has one, in one query. */
+  latestRuns(): Promise<Map<string, Run>>;
+
   /** Runs scheduled at or after `since`, counted by status. */
   countRuns(since: number): Promise<Partial<Record<RunStatus, number>>>;
 
@@ -257,8 +262,10 @@ export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogSt
   /**
    * Bring the schema to the version this build knows, idempotently and
    * safely when several processes do it at once (one lock for the whole
-   * run). Refuses, touching nothing, when the database holds a newer schema
-   * or the original project's APScheduler table under `jm_jobs`.
+   * run). A table of the schema found missing (dropped by hand) is created
+   * again, empty, as the migrations left it, and reported. Refuses,
+   * touching nothing, when the database holds a newer schema or the
+   * original project's APScheduler table under `jm_jobs`.
    */
   migrate(): Promise<MigrationReport>;
 

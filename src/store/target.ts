@@ -36,7 +36,18 @@ export function describeTarget(target: DatabaseTarget): string {
   return `mysql://${auth}@${target.host}:${target.port}/${target.database}`;
 }
 
-/** Strings that must never be printed: the configured password, if any. */
+/**
+ * Strings that must never be printed: the configured password, if any, as
+ * it is and %-encoded as it appears in a URL.
+ */
 export function secretsOf(target: DatabaseTarget): string[] {
-  return target.kind === "mysql" && target.password !== "" ? [target.password] : [];
+  if (target.kind !== "mysql" || target.password === "") return [];
+  return [...new Set([target.password, encodeURIComponent(target.password)])];
+}
+
+/** `text` with every one of `secrets` replaced by `***`. */
+export function redactSecrets(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) if (secret !== "") out = out.replaceAll(secret, "***");
+  return out;
 }

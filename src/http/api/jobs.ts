@@ -26,9 +26,6 @@ import { type ApiContext, json, readJson } from "./context.ts";
 
 /** The most fires one answer lists, as `job next -n`. */
 const MAX_FIRES = 1000;
-/** Last runs looked up at once for the job list. */
-const LOOKUP_BATCH = 16;
-
 function written(c: Context, change: JobChange, job: Job, status: 200 | 201 = 200): Response {
   if (change.markerId !== null) c.header("Reload-Marker", String(change.markerId));
   return json(c, job, status);
@@ -40,18 +37,11 @@ export function jobRoutes(api: ApiContext): Hono {
 
   routes.get("/jobs", async (c) => {
     const listings = await listJobs(store, { defaultZone: api.defaultZone, now: Date.now() });
-    const last = new Map<string, unknown>();
-    for (let i = 0; i < listings.length; i += LOOKUP_BATCH) {
-      await Promise.all(
-        listings.slice(i, i + LOOKUP_BATCH).map(async ({ job }) => {
-          const [run] = await store.listRuns({ job_id: job.id, limit: 1 });
-          if (run) {
-            const { id, status, scheduled_at, finished_at, exit_code } = run;
-            last.set(job.id, { id, status, scheduled_at, finished_at, exit_code });
-          }
-        }),
-      );
-    }
+    const latest = await store.latestRuns();
+    const last = new Map([...latest].map(([jobId, run]) => {
+      const { id, status, scheduled_at, finished_at, exit_code } = run;
+      return [jobId, { id, status, scheduled_at, finished_at, exit_code }];
+    }));
     return json(
       c,
       listings.map(({ job, zone, next, invalid }) => ({

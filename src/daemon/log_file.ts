@@ -1,0 +1,103 @@
+/**
+ * The log file: formatted lines appended to `path`, which is rotated when
+ * it would pass `maxSize` bytes (`path` → `path.1` → … `path.N`, the
+ * oldest deleted). Every file is created readable by its owner only: the
+ * lines hold commands, ids and errors. Lines wait in memory and are
+ * written every `flushMs` (or once `BUFFER_BYTES` wait), so a busy service
+ * never waits on the disk, and `tail -f` keeps up.
+ */
+import type { LogRecord, Sink, TextFormatter } from "@logtape/logtape";
+
+export interface LogFileOptions {
+  formatter: TextFormatter;
+  maxSize: number;
+  /** Rotated files kept: 0 = none (the file starts again empty). */
+  backups: number;
+  flushMs: number;
+}
+
+const BUFFER_BYTES = 64 * 1024;
+const FILE_MODE = 0o600;
+
+export function logFileSink(path: string, options: LogFileOptions): Sink & AsyncDisposable {
+  const encoder = new TextEncoder();
+  let file = open(path);
+  let size = file.statSync().size;
+  let buffer: string[] = [];
+  let buffered = 0;
+  let writing: Promise<void> = Promise.resolve();
+
+  const rotate = () => {
+    file.close();
+    if (options.backups === 0) {
+      Deno.removeSync(path);
+    } else {
+      for (let i = options.backups - 1; i > 0; i--) {
+        try {
+          Deno.renameSync(`${path}.${i}`, `${path}.${i + 1}`);
+        } catch {
+          // Fewer rotated files than kept so far.
+        }
+      }
+      Deno.renameSync(path, `${path}.1`);
+    }
+    file = open(path);
+    size = 0;
+  };
+
+  const writeAll = async (bytes: Uint8Array) => {
+    for (let offset = 0; offset < bytes.length;) {
+      offset += await file.write(bytes.subarray(offset));
+    }
+  };
+
+  /** Write `lines`, rotating between two lines where the next would pass the size. */
+  const write = async (lines: string[]) => {
+    let chunk: string[] = [];
+    let chunkBytes = 0;
+    for (const line of lines) {
+      const bytes = encoder.encode(line).length;
+      if (size + chunkBytes > 0 && size + chunkBytes + bytes > options.maxSize) {
+        await writeAll(encoder.encode(chunk.join("")));
+        rotate();
+        chunk = [];
+        chunkBytes = 0;
+      }
+      chunk.push(line);
+      chunkBytes += bytes;
+    }
+    await writeAll(encoder.encode(chunk.join("")));
+    size += chunkBytes;
+  };
+
+  /** Write what waits, after what is being written; a failed write costs its lines, not the service. */
+  const flush = (): Promise<void> => {
+    if (buffer.length === 0) return writing;
+    const lines = buffer;
+    buffer = [];
+    buffered = 0;
+    writing = writing.then(() => write(lines)).catch((error) => {
+      console.error(`jobsmanager: cannot write the log file ${path}: ${error}`);
+    });
+    return writing;
+  };
+
+  const timer = setInterval(flush, options.flushMs);
+  const sink = (record: LogRecord) => {
+    const line = options.formatter(record);
+    buffer.push(line);
+    buffered += line.length;
+    if (buffered >= BUFFER_BYTES) flush();
+  };
+  return Object.assign(sink, {
+    async [Symbol.asyncDispose]() {
+      clearInterval(timer);
+      await flush();
+      file.close();
+    },
+  });
+}
+
+function open(path: string): Deno.FsFile {
+  return Deno.openSync(path, { create: true, append: true, mode: FILE_MODE });
+}

@@ -1,0 +1,184 @@
+/**
+ * The processes of a run, found in /proc and ended: those of its process
+ * group, and those that left it (setsid, a double fork) but still carry
+ * the run's marker in their environment (`JM_RUN_MARKER`, set by the
+ * runner; a process that replaced its whole environment cannot be found
+ * this way). Only processes this user may read are seen, which are the
+ * ones it may signal. Where there is no /proc, nothing is found.
+ */
+
+/** One process of a run. */
+export interface RunProcess {
+  pid: number;
+  /** Its process group: the run's, or another when it escaped. */
+  pgid: number;
+  /** Its command line, shortened, for notes and logs. */
+  command: string;
+  /** It carries the run's marker. */
+  marked: boolean;
+}
+
+/** What one run asks: its marker, and its process group when known. */
+export interface RunQuery {
+  marker: string;
+  pgid: number | null;
+}
+
+export const MARKER_VARIABLE = "JM_RUN_MARKER";
+const COMMAND_CHARS = 80;
+
+interface Pending {
+  query: RunQuery;
+  resolve: (found: RunProcess[]) => void;
+}
+
+/**
+ * Finds the processes of runs. Queries made while a scan waits to start
+ * share it: many runs end at the same instant, and one pass over /proc
+ * answers them all.
+ */
+export class ProcessTable {
+  private pending: Pending[] = [];
+  private scheduled = false;
+
+  /** The live processes of a run (none once it is all gone). */
+  find(query: RunQuery): Promise<RunProcess[]> {
+    const answer = Promise.withResolvers<RunProcess[]>();
+    this.pending.push({ query, resolve: answer.resolve });
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setTimeout(() => this.scan(), 0);
+    }
+    return answer.promise;
+  }
+
+  private async scan(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    this.scheduled = false;
+    const byMarker = new Map(batch.map((p, i) => [p.query.marker, i]));
+    const byGroup = new Map(
+      batch.flatMap((p, i) => p.query.pgid === null ? [] : [[p.query.pgid, i] as const]),
+    );
+    const found: RunProcess[][] = batch.map(() => []);
+    try {
+      for await (const entry of Deno.readDir("/proc")) {
+        if (!/^\d+$/.test(entry.name)) continue;
+        const pid = Number(entry.name);
+        const process = await inspect(pid);
+        if (process === null) continue;
+        const i = byGroup.get(process.pgid) ??
+          (process.marker === null ? undefined : byMarker.get(process.marker));
+        if (i === undefined) continue;
+        found[i].push({
+          pid,
+          pgid: process.pgid,
+          command: await commandLine(pid),
+          marked: process.marker === batch[i].query.marker,
+        });
+      }
+    } catch {
+      // No /proc: nothing can be found, and nothing is claimed to be.
+    }
+    batch.forEach((p, i) => p.resolve(found[i]));
+  }
+}
+
+/** The process group and run marker of a live process; null when gone, a zombie or not ours. */
+async function inspect(pid: number): Promise<{ pgid: number; marker: string | null } | null> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    // "pid (comm) state ppid pgrp …": comm may hold spaces and parentheses.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (state === "Z") return null;
+    const environ = `\0${new TextDecoder().decode(await Deno.readFile(`/proc/${pid}/environ`))}`;
+    const key = `\0${MARKER_VARIABLE}=`;
+    const at = environ.indexOf(key);
+    const marker = at < 0 ? null : environ.slice(at + key.length).split("\0", 1)[0];
+    return { pgid: Number(pgrp), marker };
+  } catch {
+    return null;
+  }
+}
+
+async function commandLine(pid: number): Promise<string> {
+  try {
+    const text = (await Deno.readTextFile(`/proc/${pid}/cmdline`)).replaceAll("\0", " ").trim();
+    return text.length > COMMAND_CHARS ? `${text.slice(0, COMMAND_CHARS)}…` : text;
+  } catch {
+    return "?";
+  }
+}
+
+/** A run whose processes are to be signalled. */
+export interface RunRef extends RunQuery {
+  /**
+   * The group is the run's for sure: its shell was this service's child.
+   * Otherwise (a run a previous service left) the group counts as the
+   * run's only while a process in it carries the marker: its id may have
+   * been reused since.
+   */
+  ownGroup: boolean;
+}
+
+/** What ending a run's leftovers found. */
+export interface Ended {
+  /** Every process of the run that was still there. */
+  found: RunProcess[];
+  /** Those of them outside its group. */
+  escaped: RunProcess[];
+  /** Some were still there after the grace, and got SIGKILL. */
+  killed: boolean;
+}
+
+/** How often, within the grace, the end of a run's leftovers is looked for. */
+const POLL_MS = 50;
+/** How long processes sent SIGKILL may take to be gone. */
+const KILLED_WAIT_MS = 1000;
+
+/** One pass over /proc answers every run that ends at the same instant. */
+const table = new ProcessTable();
+
+/** Signal a process, or with a negative pid a process group. */
+function signal(pid: number, sig: Deno.Signal): void {
+  try {
+    Deno.kill(pid, sig);
+  } catch {
+    // ESRCH: it is already gone.
+  }
+}
+
+/** Signal the run's group and what carries its marker outside it; returns what belongs to it. */
+export async function signalRun(run: RunRef, sig: Deno.Signal): Promise<RunProcess[]> {
+  if (run.ownGroup && run.pgid !== null) signal(-run.pgid, sig);
+  const found = await table.find(run);
+  const group = run.pgid !== null &&
+    (run.ownGroup || found.some((p) => p.marked && p.pgid === run.pgid));
+  if (group && !run.ownGroup) signal(-run.pgid!, sig);
+  for (const p of found) if (p.marked && p.pgid !== run.pgid) signal(p.pid, sig);
+  return found.filter((p) => p.marked || (group && p.pgid === run.pgid));
+}
+
+/** SIGTERM to what belongs to the run, SIGKILL after `graceMs` to what is still there. */
+export async function endRun(run: RunRef, graceMs: number): Promise<Ended> {
+  const seen = new Map<number, RunProcess>();
+  const note = (found: RunProcess[]) => found.forEach((p) => seen.set(p.pid, p));
+  const deadline = Date.now() + graceMs;
+  let left = await signalRun(run, "SIGTERM");
+  note(left);
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    left = (await table.find(run)).filter((p) => seen.has(p.pid) || p.marked);
+  }
+  const killed = left.length > 0;
+  if (killed) {
+    note(await signalRun(run, "SIGKILL"));
+    // SIGKILL is not instant: the run is over once they are gone.
+    const reaped = Date.now() + KILLED_WAIT_MS;
+    while (Date.now() < reaped && (await table.find(run)).some((p) => seen.has(p.pid))) {
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  }
+  const found = [...seen.values()];
+  return { found, escaped: found.filter((p) => p.pgid !== run.pgid), killed };
+}

@@ -1,0 +1,72 @@
+/**
+ * At start, before its first fire, the service ends what runs of a
+ * previous service on this node left running (it was killed with its
+ * guard, or crashed): the run's group, only while a process in it still
+ * carries the run's marker (the id may have been reused), and whatever
+ * carries the marker outside it. In-process, on every backend, with real
+ * processes standing in for the leftovers.
+ */
+import { assert, assertEquals } from "./assert.ts";
+import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { DaemonHarness, NODE_ID, T0 } from "./daemon_harness.ts";
+
+/** A process in a group of its own, as a run's shell would be. */
+function leftover(env: Record<string, string>): Deno.ChildProcess {
+  return new Deno.Command("sleep", {
+    args: [`300.${Math.floor(Math.random() * 100_000)}`],
+    env,
+    detached: true,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: the start ends a crashed run's processes, and only those`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    const marker = crypto.randomUUID();
+    const orphan = leftover({ JM_RUN_MARKER: marker });
+    // Its group id is in a row too, but it does not carry that row's marker.
+    const stranger = leftover({});
+    try {
+      await h.sql(
+        "INSERT INTO jm_runs (job_id, scheduled_at, status, `trigger`, node_id, pgid, marker) VALUES ('a', ?, 'running', 'schedule', ?, ?, ?), ('b', ?, 'running', 'schedule', ?, ?, ?)",
+        [
+          T0 - 1000,
+          NODE_ID,
+          orphan.pid,
+          marker,
+          T0 - 1000,
+          NODE_ID,
+          stranger.pid,
+          crypto.randomUUID(),
+        ],
+      );
+      await h.start();
+      assertEquals((await orphan.status).signal, "SIGTERM");
+      const runs = await h.runs();
+      assertEquals(runs.map((r) => [r.job_id, r.status]), [["a", "interrupted"], [
+        "b",
+        "interrupted",
+      ]]);
+      const ended = h.lines.filter((l) => /left running by a previous service: ended/.test(l));
+      assertEquals(ended.length, 1, h.lines.join("\n"));
+      assert(
+        ended[0].includes(`job a run ${runs[0].id}`) &&
+          ended[0].includes(`ended its processes ${orphan.pid} (`),
+        ended[0],
+      );
+      // The stranger lives on.
+      Deno.kill(stranger.pid, "SIGCONT");
+    } finally {
+      for (const child of [orphan, stranger]) {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // Already ended.
+        }
+        await child.status;
+      }
+    }
+  });
+}
