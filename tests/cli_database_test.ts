@@ -5,9 +5,15 @@
  * heartbeats in `jm_nodes`, and how to start one when none does.
  */
 import { assertEquals, assertStringIncludes } from "./assert.ts";
-import type { Node } from "../src/domain/node.ts";
 import { describeTarget } from "../src/store/target.ts";
-import { BACKENDS, cli, freshDatabase, type TestDatabase } from "./helpers.ts";
+import {
+  BACKENDS,
+  cli,
+  freshDatabase,
+  saveNodes,
+  serviceRow,
+  type TestDatabase,
+} from "./helpers.ts";
 
 const ADD = ["job", "add", "a", "--command", "echo a", "--cron", "0 0 1 1 *"];
 const DEFAULT_CLAUSE = " (the default: no --database, $JM_DATABASE_URL or config file names one)";
@@ -58,35 +64,6 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** A service row whose last heartbeat was `agoMs` before now (5 s beats: stale after 15 s). */
-function service(id: string, agoMs: number): Node {
-  const now = Date.now();
-  return {
-    id,
-    host: id,
-    pid: 4242,
-    version: "0.1.0",
-    started_at: now - 3_600_000,
-    heartbeat_at: now - agoMs,
-    applied_marker: null,
-    jobs_loaded: 0,
-    last_reload_at: null,
-    last_reload_ms: null,
-    stopped_at: null,
-    timezone: null,
-  };
-}
-
-async function saveNodes(db: TestDatabase, ...nodes: Node[]): Promise<void> {
-  const store = db.open();
-  try {
-    await store.migrate();
-    for (const node of nodes) await store.saveNode(node);
-  } finally {
-    await store.close();
-  }
-}
-
 for (const backend of BACKENDS) {
   const run = (db: TestDatabase, args: string[]) =>
     cli(["--database", db.url, ...args], { cwd: db.dir });
@@ -96,8 +73,8 @@ for (const backend of BACKENDS) {
     // A service that stopped and one whose heartbeats stopped a minute ago are not live.
     await saveNodes(
       db,
-      { ...service("stopped", 1000), stopped_at: Date.now() },
-      service("stale", 60_000),
+      { ...serviceRow("stopped", { agoMs: 1000 }), stopped_at: Date.now() },
+      serviceRow("stale", { agoMs: 60_000 }),
     );
     const none = `no live service uses ${
       describeTarget(db.target)
@@ -126,14 +103,14 @@ for (const backend of BACKENDS) {
 
   Deno.test(`cli[${backend}]: with live services, writes and reload name them`, async () => {
     await using db = await freshDatabase(backend);
-    await saveNodes(db, service("alpha", 1000));
+    await saveNodes(db, serviceRow("alpha", { agoMs: 1000 }));
     const add = await run(db, ADD);
     assertEquals(add.code, 0, add.stderr);
     assertEquals(
       add.stdout.trimEnd().split("\n").at(-1),
       "the live service on this database (alpha) applies it within its reload_interval",
     );
-    await saveNodes(db, service("beta", 2000), service("gone", 60_000));
+    await saveNodes(db, serviceRow("beta", { agoMs: 2000 }), serviceRow("gone", { agoMs: 60_000 }));
     const reload = await run(db, ["reload"]);
     assertEquals(
       reload.stdout,

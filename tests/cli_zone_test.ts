@@ -6,40 +6,19 @@
  * zone differs from every other.
  */
 import { assertEquals, assertMatch } from "./assert.ts";
-import type { Node } from "../src/domain/node.ts";
-import { BACKENDS, cli, type CliResult, freshDatabase, type TestDatabase } from "./helpers.ts";
+import {
+  BACKENDS,
+  cli,
+  type CliResult,
+  freshDatabase,
+  saveNodes,
+  serviceRow,
+  type TestDatabase,
+} from "./helpers.ts";
 
 /** 09:00 every day in the zone it is read in. */
 const ADD = ["job", "add", "nine", "--command", "true", "--cron", "0 9 * * *"];
 const FROM = ["--from", "2026-01-05T00:00:00Z"];
-
-function service(id: string, timezone: string | null, agoMs = 1000): Node {
-  const now = Date.now();
-  return {
-    id,
-    host: id,
-    pid: 1,
-    version: "0.1.0",
-    started_at: now - 60_000,
-    heartbeat_at: now - agoMs,
-    applied_marker: null,
-    jobs_loaded: 0,
-    last_reload_at: null,
-    last_reload_ms: null,
-    stopped_at: null,
-    timezone,
-  };
-}
-
-async function saveNodes(db: TestDatabase, ...nodes: Node[]): Promise<void> {
-  const store = db.open();
-  try {
-    await store.migrate();
-    for (const node of nodes) await store.saveNode(node);
-  } finally {
-    await store.close();
-  }
-}
 
 function jm(
   db: TestDatabase,
@@ -94,7 +73,11 @@ for (const backend of BACKENDS) {
     });
 
     // A stale service's zone does not count; a live one's does.
-    await saveNodes(db, service("gone", "Asia/Tokyo", 60_000), service("live", "UTC"));
+    await saveNodes(
+      db,
+      serviceRow("gone", { timezone: "Asia/Tokyo", agoMs: 60_000 }),
+      serviceRow("live", { timezone: "UTC" }),
+    );
     assertEquals(await shown(db), {
       zoneCell: "(service zone, UTC)",
       heading:

@@ -6,6 +6,7 @@
 import mysql from "mysql2/promise";
 import { openStore } from "../src/store/open.ts";
 import type { Store } from "../src/store/store.ts";
+import type { Node } from "../src/domain/node.ts";
 import { resolveTarget } from "../src/config/database.ts";
 import type { DatabaseTarget, MysqlTarget } from "../src/store/target.ts";
 import { defaultSettings } from "../src/config/config.ts";
@@ -284,5 +285,42 @@ export async function waitFor<T>(
       );
     }
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 100));
+  }
+}
+
+/**
+ * A `jm_nodes` row of a service whose last heartbeat was `agoMs` ago (by
+ * this machine's clock), reporting `timezone`: to give a test live, stale
+ * or stopped services without running any.
+ */
+export function serviceRow(
+  id: string,
+  options: { agoMs?: number; timezone?: string | null } = {},
+): Node {
+  const now = Date.now();
+  return {
+    id,
+    host: id,
+    pid: 4242,
+    version: "0.1.0",
+    started_at: now - 3_600_000,
+    heartbeat_at: now - (options.agoMs ?? 1000),
+    applied_marker: null,
+    jobs_loaded: 0,
+    last_reload_at: null,
+    last_reload_ms: null,
+    stopped_at: null,
+    timezone: options.timezone ?? null,
+  };
+}
+
+/** Write service rows into `db` (its schema first). */
+export async function saveNodes(db: TestDatabase, ...nodes: Node[]): Promise<void> {
+  const store = db.open();
+  try {
+    await store.migrate();
+    for (const node of nodes) await store.saveNode(node);
+  } finally {
+    await store.close();
   }
 }

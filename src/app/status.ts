@@ -34,8 +34,10 @@ export async function liveServices(
   options: { now: number; heartbeatMs: number },
 ): Promise<Node[]> {
   const databaseNow = await nodes.databaseNow();
+  // By id, so that what a command prints does not depend on which beat last.
   return (await nodes.listNodes())
-    .filter((n) => nodeState(n, options.now, options.heartbeatMs, databaseNow) === "live");
+    .filter((n) => nodeState(n, options.now, options.heartbeatMs, databaseNow) === "live")
+    .sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 export async function status(

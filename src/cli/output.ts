@@ -134,7 +134,7 @@ export function serviceLine(live: Node[], database: string): string {
   if (live.length === 0) {
     return `no live service uses ${database}, so nothing applies this yet: start one with \`jobsmanager serve\` on this database, or point this command at the service's database with --database or --config`;
   }
-  const names = live.map((n) => n.id).sort().join(", ");
+  const names = live.map((n) => n.id).join(", ");
   return live.length === 1
     ? `the live service on this database (${names}) applies it within its reload_interval`
     : `the ${live.length} live services on this database (${names}) apply it within their reload_interval`;
