@@ -15,7 +15,7 @@
  * fault and the totals.
  */
 import mysql from "mysql2/promise";
-import { type Backend, type Db, freshDb, MAIN, query, SERVER } from "./common.ts";
+import { type Backend, type Db, freshDb, MAIN, query, serveCommand, SERVER } from "./common.ts";
 import { TcpProxy } from "../tests/tcp_proxy.ts";
 
 const args = [...Deno.args];
@@ -74,23 +74,7 @@ class Service {
   readonly status: Promise<Deno.CommandStatus>;
 
   constructor(url: string, dir: string) {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--quiet",
-        MAIN,
-        "--database",
-        url,
-        "--config",
-        `${dir}/attack.json`,
-        "serve",
-      ],
-      cwd: dir,
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
+    const child = serveCommand(url, `${dir}/attack.json`, dir, "piped").spawn();
     this.child = child;
     this.reading = (async () => {
       const decoder = new TextDecoder();

@@ -154,6 +154,22 @@ export interface Serve {
   stop(): Promise<void>;
 }
 
+/** `jobsmanager serve` on `url` with the config file at `configPath`, run in `cwd`. */
+export function serveCommand(
+  url: string,
+  configPath: string,
+  cwd: string,
+  stderr: "null" | "piped",
+): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", MAIN, "--database", url, "--config", configPath, "serve"],
+    cwd,
+    stdin: "null",
+    stdout: "null",
+    stderr,
+  });
+}
+
 /** `serve` on `db` with `config` in its `jobsmanager` section and `sections` (e.g. `http`) beside it. */
 export async function serve(
   db: Db,
@@ -169,22 +185,7 @@ export async function serve(
       ...sections,
     }),
   );
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--quiet",
-      MAIN,
-      "--database",
-      db.url,
-      "--config",
-      `${db.dir}/bench.json`,
-      "serve",
-    ],
-    cwd: db.dir,
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const child = serveCommand(db.url, `${db.dir}/bench.json`, db.dir, "null").spawn();
   await until(
     async () => (await readLog(logFile)).some((l) => String(l.message).startsWith("loaded ")),
     60_000,

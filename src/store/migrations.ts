@@ -188,7 +188,11 @@ function merge(...parts: Record<Dialect, string[]>[]): Record<Dialect, string[]>
   };
 }
 
-/** The columns of jm_jobs, in their order. */
+/**
+ * The columns of jm_jobs as migration 4 found them, in their order. Frozen on
+ * purpose, not `JOB_FIELDS`: a migration must keep meaning what it meant when
+ * jm_jobs gains a column.
+ */
 const JOB_COLUMNS = [
   "id",
   "command",
