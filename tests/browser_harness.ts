@@ -25,11 +25,8 @@ function findChromium(): string | null {
 
 export const CHROMIUM = findChromium();
 
-if (CHROMIUM === null) {
-  console.warn(
-    "Chromium not found: browser tests are skipped (apt-get install -y chromium, or set JM_CHROMIUM=/path/to/chromium)",
-  );
-}
+/** How to run the browser tests, for the one line a run without Chromium shows. */
+export const WITH_CHROMIUM = "apt-get install -y chromium, or set JM_CHROMIUM=/path/to/chromium";
 
 export const SCREENSHOTS = new URL("../test-output/screenshots/", import.meta.url).pathname;
 

@@ -13,7 +13,17 @@ import {
   screenshot,
   takePageErrors,
   waitForText,
+  WITH_CHROMIUM,
 } from "./browser_harness.ts";
+
+// The one line a run without Chromium prints: every browser test is then ignored.
+if (CHROMIUM === null) {
+  Deno.test({
+    name: `Chromium not found: browser tests skipped (${WITH_CHROMIUM})`,
+    ignore: true,
+    fn() {},
+  });
+}
 
 Deno.test({
   name: "dashboard: sign in with a token; a wrong one is refused",
