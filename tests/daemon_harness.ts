@@ -95,11 +95,14 @@ export class FakeRun {
 
 export class FakeRunner {
   readonly runs: FakeRun[] = [];
+  /** Called as each run starts (a test makes starting take time). */
+  onStart: ((run: FakeRun) => void) | null = null;
   private ending = false;
 
   readonly start: StartRun = (spec, now) => {
     const run = new FakeRun(spec, now);
     this.runs.push(run);
+    this.onStart?.(run);
     if (this.ending) run.finish();
     return run.handle;
   };

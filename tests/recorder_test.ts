@@ -27,7 +27,7 @@ type Mode = "up" | "down" | "hang" | "refuse";
 class FakeStore implements RunWriter {
   mode: Mode = "up";
   readonly rows = new Map<number, Run>();
-  calls = { claimRuns: 0, updateRun: 0, ping: 0 };
+  calls = { claimRuns: 0, updateRun: 0, updateRuns: 0, ping: 0 };
   private nextId = 1;
   private held: (() => void)[] = [];
 
@@ -75,6 +75,15 @@ class FakeStore implements RunWriter {
     if (!row) return false;
     this.rows.set(id, { ...row, ...definedOnly(update) });
     return true;
+  }
+
+  async updateRuns(updates: readonly { id: number; update: RunUpdate }[]): Promise<void> {
+    this.calls.updateRuns++;
+    await this.check();
+    for (const { id, update } of updates) {
+      const row = this.rows.get(id);
+      if (row) this.rows.set(id, { ...row, ...definedOnly(update) });
+    }
   }
 
   /** Deliver the answers of the hung claims. */
@@ -151,6 +160,24 @@ Deno.test("recorder: while the database answers, claims and updates go straight 
   assertEquals(store.summary(), [["a", 1000, "success"], ["b", 1000, "running"]]);
   assert(health.online);
   assertEquals(recorder.backlog, 0);
+  await recorder.close(1000);
+});
+
+Deno.test("recorder: the updates of one turn are one write, merged by run, the later over the earlier", async () => {
+  const { store, recorder } = setup();
+  assertEquals(await recorder.claim([fire("a", 1000), fire("b", 1000)]), [1, 2]);
+  await Promise.all([
+    recorder.update(1, { status: "running", started_at: 1001, pgid: 7 }),
+    recorder.update(2, { status: "running", started_at: 1002 }),
+    recorder.update(1, finished(1100)),
+  ]);
+  assertEquals([store.calls.updateRuns, store.calls.updateRun], [1, 0]);
+  assertEquals(store.summary(), [["a", 1000, "success"], ["b", 1000, "running"]]);
+  assertEquals([store.rows.get(1)!.pgid, store.rows.get(1)!.started_at], [7, 1001]);
+  // The next turn's updates are the next write.
+  await recorder.update(2, finished(1200));
+  assertEquals(store.calls.updateRuns, 2);
+  assertEquals(store.summary(), [["a", 1000, "success"], ["b", 1000, "success"]]);
   await recorder.close(1000);
 });
 
@@ -283,7 +310,7 @@ Deno.test("recorder: records the database refuses are kept, in order, and retrie
   assertEquals(store.calls.ping, 0);
 
   // Retried after 1 s, then 2 s more, while still refused.
-  const writes = () => store.calls.claimRuns + store.calls.updateRun;
+  const writes = () => store.calls.claimRuns + store.calls.updateRun + store.calls.updateRuns;
   const before = writes();
   await clock.advance(1000);
   assert(writes() > before, "no retry after 1 s");

@@ -151,6 +151,23 @@ contract("updateRun", "writes the columns given and leaves the others", async ({
   assertEquals(await store.getRun(id!), { ...before!, ...update });
 });
 
+contract("updateRuns", "writes every update in the order given", async ({ store }) => {
+  const [a, b] = await store.claimRuns([fire("a", 1000), fire("b", 1000)]);
+  await store.updateRuns([
+    { id: a!, update: { pgid: 41, marker: "m-a", started_at: 1002 } },
+    { id: b!, update: { status: "failed", finished_at: 1500, exit_code: 1 } },
+    { id: a!, update: { status: "success", finished_at: 1600, exit_code: 0 } },
+    { id: b! + 1, update: { status: "success" } },
+  ]);
+  const [ra, rb] = [await store.getRun(a!), await store.getRun(b!)];
+  assertEquals(
+    [ra!.pgid, ra!.marker, ra!.started_at, ra!.status, ra!.finished_at, ra!.exit_code],
+    [41, "m-a", 1002, "success", 1600, 0],
+  );
+  assertEquals([rb!.status, rb!.finished_at, rb!.exit_code], ["failed", 1500, 1]);
+  assertEquals(await store.getRun(b! + 1), null);
+});
+
 contract("updateRun", "an unknown id changes nothing", async ({ store }) => {
   const [id] = await store.claimRuns([fire("a", 1000)]);
   assertEquals(await store.updateRun(id! + 1, { status: "success" }), false);

@@ -18,7 +18,7 @@ import { type Clock, settlesWithin } from "./clock.ts";
 import { backoff, type DbHealth } from "./db_health.ts";
 
 /** What the recorder writes with. */
-export type RunWriter = Pick<RunStore, "claimRuns" | "updateRun">;
+export type RunWriter = Pick<RunStore, "claimRuns" | "updateRun" | "updateRuns">;
 
 export interface RecorderOptions {
   /** How long a claim may take before the fire starts anyway. */
@@ -46,6 +46,14 @@ export class RunRecorder {
   /** The retries of records the database refused, while any wait. */
   private retrying: Promise<void> | null = null;
   private readonly closing = new AbortController();
+  /**
+   * Updates gathered for the next batch, merged by run: what one turn of
+   * the event loop records (a burst of starts and ends) is one commit.
+   */
+  private batch = new Map<number, RunUpdate>();
+  private batchWritten: PromiseWithResolvers<void> | null = null;
+  /** One batch at a time, in order: a run's later update never lands before its earlier one. */
+  private batches: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly store: RunWriter,
@@ -140,17 +148,48 @@ export class RunRecorder {
       this.updates.push({ id: real, update });
       return;
     }
-    try {
-      await this.store.updateRun(real, update);
-    } catch (error) {
-      this.updates.push({ id: real, update });
-      if (isUnreachable(error)) return this.health.failed(error);
-      storeLog.error(
-        "run {run}: the database refused its record ({error}); it is kept and retried until written or the service stops",
-        { run: real, error: message(error) },
-      );
-      this.retryRefused();
+    const earlier = this.batch.get(real);
+    this.batch.set(real, { ...earlier, ...definedOnly(update) });
+    if (this.batchWritten === null) {
+      this.batchWritten = Promise.withResolvers();
+      setTimeout(() => this.batches = this.batches.then(() => this.writeBatch()), 0);
     }
+    return this.batchWritten.promise;
+  }
+
+  /**
+   * Write the gathered updates in one transaction. If the database fails
+   * or refuses it, they wait with the backlog, in order, and are retried
+   * one by one there (so one refused record holds up only its own run's).
+   */
+  private async writeBatch(): Promise<void> {
+    const written = this.batchWritten!;
+    const waiting = new Set(this.updates.map((u) => u.id));
+    const updates: { id: number; update: RunUpdate }[] = [];
+    for (const [id, update] of this.batch) {
+      // An earlier batch with this run failed meanwhile: stay behind it.
+      (waiting.has(id) ? this.updates : updates).push({ id, update });
+    }
+    this.batch = new Map();
+    this.batchWritten = null;
+    try {
+      await this.store.updateRuns(updates);
+    } catch (error) {
+      this.updates.push(...updates);
+      if (isUnreachable(error)) {
+        this.health.failed(error);
+      } else {
+        const runs = updates.map((u) => u.id).join(", ");
+        storeLog.error(
+          updates.length === 1
+            ? "run {runs}: the database refused its record ({error}); it is kept and retried until written or the service stops"
+            : "runs {runs}: the database refused their records ({error}); they are kept and retried until written or the service stops",
+          { runs, error: message(error) },
+        );
+        this.retryRefused();
+      }
+    }
+    written.resolve();
   }
 
   /**

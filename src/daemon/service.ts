@@ -130,6 +130,8 @@ export class Service {
   private readonly appliedHere = new Set<number>();
   /** Jobs taken over from a node that is gone, and why: their missed fires say so. */
   private readonly inherited = new Map<string, string>();
+  /** When each job's last run started: under overload, the longest waiting go first. */
+  private readonly lastStarted = new Map<string, number>();
 
   constructor(private readonly o: ServiceOptions) {
     this.timetable = new Timetable(o.defaults);
@@ -391,6 +393,7 @@ export class Service {
     for (const id of this.timetable.ids()) {
       if (!seen.has(id)) {
         this.timetable.delete(id);
+        this.lastStarted.delete(id);
         counts.removed++;
       }
     }
@@ -446,7 +449,10 @@ export class Service {
       this.o.observer?.ended(m.job.id, "missed");
       schedulerLog.warn("job {job}: {count} fires missed", { job: m.job.id, count: m.count });
     }
-    for (const due of decision.run) {
+    // Under overload the workers go to the jobs that waited longest since they last started.
+    const byLastStart = (d: Due) => this.lastStarted.get(d.job.id) ?? 0;
+    const inTurn = decision.run.toSorted((a, b) => byLastStart(a) - byLastStart(b));
+    for (const due of inTurn) {
       const base = {
         job_id: due.job.id,
         scheduled_at: due.scheduledAt,
@@ -486,7 +492,7 @@ export class Service {
         // Another node or an earlier life of this one claimed it.
         plan.slot.release();
       } else if (plan.slot.working) {
-        this.launch(plan.due.job, id, plan.due.scheduledAt, coalescedNote(plan.due), plan.slot);
+        this.startOnTime(plan.due, id, plan.slot, "the service was busy starting other runs");
       } else {
         this.waiting.push({ due: plan.due, runId: id, slot: plan.slot });
       }
@@ -521,11 +527,15 @@ export class Service {
       secrets: this.o.secrets,
     }, () => this.o.clock.now());
     this.active.set(runId, { job, handle, slot, note });
-    if (handle.pid !== null) {
-      this.o.guard?.add(handle.pid);
-      // So that a service starting after a crash can end what this run left.
-      this.track(this.recorder.update(runId, { pgid: handle.pid, marker: handle.marker }));
-    }
+    this.lastStarted.set(job.id, handle.startedAt);
+    if (handle.pid !== null) this.o.guard?.add(handle.pid);
+    // When it really started; and its group and marker, so that a service
+    // starting after a crash can end what this run left.
+    this.track(this.recorder.update(runId, {
+      status: "running",
+      started_at: handle.startedAt,
+      ...(handle.pid === null ? {} : { pgid: handle.pid, marker: handle.marker }),
+    }));
     this.o.observer?.started(job.id, handle.startedAt - scheduledAt);
     runnerLog.info("job {job} run {run} started, {lag} ms after its fire time", {
       job: job.id,
@@ -615,23 +625,38 @@ export class Service {
   private startWaiting(): void {
     while (this.waiting.length > 0 && this.slots.workerFree && !this.stopping) {
       const { due, runId, slot } = this.waiting.shift()!;
-      const now = this.o.clock.now();
-      if (!onTime(due.scheduledAt, now, due.policy)) {
-        slot.release();
-        this.o.observer?.ended(due.job.id, "missed");
-        this.track(this.recorder.update(runId, {
-          status: "missed",
-          finished_at: now,
-          note: `waited ${
-            now - due.scheduledAt
-          } ms for a free worker (max_workers ${this.o.maxWorkers})`,
-        }));
-        continue;
-      }
       slot.work();
-      this.track(this.recorder.update(runId, { status: "running", started_at: now }));
-      this.launch(due.job, runId, due.scheduledAt, coalescedNote(due), slot);
+      this.startOnTime(
+        due,
+        runId,
+        slot,
+        `it waited for a free worker (max_workers ${this.o.maxWorkers})`,
+      );
     }
+  }
+
+  /**
+   * Start a claimed fire holding a worker, unless it is too late by now:
+   * grace is judged when the process would start, whatever held it (the
+   * worker pool, a burst of other starts, a slow claim), and a fire that
+   * would start later than its grace is `missed`, saying what held it.
+   */
+  private startOnTime(due: Due, runId: number, slot: Slot, heldBy: string): void {
+    const now = this.o.clock.now();
+    if (onTime(due.scheduledAt, now, due.policy)) {
+      this.launch(due.job, runId, due.scheduledAt, coalescedNote(due), slot);
+      return;
+    }
+    slot.release();
+    this.o.observer?.ended(due.job.id, "missed");
+    this.track(this.recorder.update(runId, {
+      status: "missed",
+      started_at: null,
+      finished_at: now,
+      note: `would have started ${now - due.scheduledAt} ms after its fire time, later than ${
+        due.policy.graceMs / 1000
+      } s of grace: ${heldBy}`,
+    }));
   }
 
   /** Take `job run` requests: same max_instances gate unless forced. */

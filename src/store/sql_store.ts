@@ -447,15 +447,18 @@ export class SqlStore implements Store {
   }
 
   async updateRun(id: number, update: RunUpdate, onlyIf?: RunStatus): Promise<boolean> {
-    const entries = Object.entries(update).filter(([, v]) => v !== undefined);
-    if (entries.length === 0) return false;
-    const params = [...entries.map(([, v]) => v as Param), id];
-    let sql = `UPDATE jm_runs SET ${entries.map(([k]) => `\`${k}\` = ?`).join(", ")} WHERE id = ?`;
-    if (onlyIf !== undefined) {
-      sql += " AND status = ?";
-      params.push(onlyIf);
-    }
-    return (await this.driver.run(sql, params)).changes === 1;
+    const statement = updateRunSql(id, update, onlyIf);
+    if (statement === null) return false;
+    return (await this.driver.run(...statement)).changes === 1;
+  }
+
+  async updateRuns(updates: readonly { id: number; update: RunUpdate }[]): Promise<void> {
+    const statements = updates.map(({ id, update }) => updateRunSql(id, update))
+      .filter((s) => s !== null);
+    if (statements.length === 0) return;
+    await this.driver.transaction(async (tx) => {
+      for (const statement of statements) await tx.run(...statement);
+    });
   }
 
   async getRun(id: number): Promise<Run | null> {
@@ -597,4 +600,17 @@ export class SqlStore implements Store {
   async close(): Promise<void> {
     await this.driver.close();
   }
+}
+
+/** The UPDATE of one run's given columns (null when none is given). */
+function updateRunSql(id: number, update: RunUpdate, onlyIf?: RunStatus): [string, Param[]] | null {
+  const entries = Object.entries(update).filter(([, v]) => v !== undefined);
+  if (entries.length === 0) return null;
+  const params = [...entries.map(([, v]) => v as Param), id];
+  let sql = `UPDATE jm_runs SET ${entries.map(([k]) => `\`${k}\` = ?`).join(", ")} WHERE id = ?`;
+  if (onlyIf !== undefined) {
+    sql += " AND status = ?";
+    params.push(onlyIf);
+  }
+  return [sql, params];
 }

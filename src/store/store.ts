@@ -156,6 +156,13 @@ export interface RunStore {
    */
   updateRun(id: number, update: RunUpdate, onlyIf?: Run["status"]): Promise<boolean>;
 
+  /**
+   * Change many runs' columns in one transaction, in the order given: all
+   * or none. What the service writes of a burst of starts and ends goes in
+   * one commit instead of one each.
+   */
+  updateRuns(updates: readonly { id: number; update: RunUpdate }[]): Promise<void>;
+
   getRun(id: number): Promise<Run | null>;
 
   /** Runs, newest first. */

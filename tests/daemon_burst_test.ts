@@ -1,0 +1,93 @@
+/**
+ * Many fires at one instant, in-process with a fake clock, on every
+ * backend: grace is judged when a run's process would start (a start that
+ * comes later than its grace is `missed`, whatever held it), and under
+ * overload the workers go first to the jobs that waited longest since they
+ * last started, so no job starves.
+ */
+import { assertEquals } from "./assert.ts";
+import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { DaemonHarness, describeRun, T0 } from "./daemon_harness.ts";
+import type { Run } from "../src/domain/run.ts";
+
+const at = (s: number) => T0 + s * 1000;
+const JOBS = ["a", "b", "c", "d", "e"];
+
+/** Each job's run fired at `fire`, once every one has a final status, as "job status started". */
+async function settled(h: DaemonHarness, fire: number): Promise<string[]> {
+  const rows = await h.until(async () => {
+    const rows = (await h.runs()).filter((r) => r.scheduled_at === fire);
+    return rows.length === JOBS.length &&
+        rows.every((r) => r.status !== "queued" && r.status !== "running")
+      ? rows
+      : null;
+  }, `a settled run of each of ${JOBS.join(", ")} fired at T0+${fire - T0}`);
+  const started = (r: Run) => r.started_at === null ? "-" : `+${r.started_at - fire}`;
+  return rows.toSorted((x, y) => x.job_id.localeCompare(y.job_id))
+    .map((r) => `${r.job_id} ${r.status} ${started(r)}`);
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: a fire whose start comes later than its grace is missed; the next time its job goes first`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    for (const id of JOBS) await h.job(id, { schedule: { second: "*/5" } });
+    await h.start();
+    h.runner.endAll();
+    // Each start takes 400 ms (a loaded machine): with 1 s of grace, three of five start.
+    h.runner.onStart = () => h.clock.pass(400);
+    await h.clock.set(at(5));
+    assertEquals(await settled(h, at(5)), [
+      "a success +0",
+      "b success +400",
+      "c success +800",
+      "d missed -",
+      "e missed -",
+    ]);
+    const missed = (await h.runs("d")).find((r) => r.scheduled_at === at(5))!;
+    assertEquals(
+      [missed.note, missed.finished_at],
+      [
+        "would have started 1200 ms after its fire time, later than 1 s of grace: the service was busy starting other runs",
+        at(5) + 1200,
+      ],
+      describeRun(missed),
+    );
+    // d and e have not run yet, so they start first; the jobs that ran wait.
+    await h.clock.set(at(10));
+    assertEquals(await settled(h, at(10)), [
+      "a success +800",
+      "b missed -",
+      "c missed -",
+      "d success +0",
+      "e success +400",
+    ]);
+    // Then b and c, which last started longest ago.
+    await h.clock.set(at(15));
+    assertEquals(await settled(h, at(15)), [
+      "a missed -",
+      "b success +0",
+      "c success +400",
+      "d success +800",
+      "e missed -",
+    ]);
+  });
+
+  Deno.test(`daemon[${backend}]: a queued fire that gets a worker past its grace is missed, saying it waited`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.max_workers": 1 },
+    });
+    await h.job("first", { schedule: { second: "*" } });
+    await h.job("second", { schedule: { second: "*" } });
+    await h.start();
+    await h.clock.set(at(1));
+    const first = await h.started("first", at(1));
+    await h.run("second", at(1), "queued");
+    await h.clock.set(at(1) + 1001);
+    first.finish();
+    const missed = await h.run("second", at(1), "missed");
+    assertEquals(
+      missed.note,
+      "would have started 1001 ms after its fire time, later than 1 s of grace: it waited for a free worker (max_workers 1)",
+    );
+  });
+}
