@@ -135,18 +135,18 @@ export class RunRecorder {
   }
 
   /** Record progress of a run; resolves when written or buffered, never rejects. */
-  async update(id: number, update: RunUpdate): Promise<void> {
+  update(id: number, update: RunUpdate): Promise<void> {
     const real = id < 0 ? this.written.get(id) : id;
-    if (real === null) return;
+    if (real === null) return Promise.resolve();
     if (real === undefined) {
       const row = this.buffered.get(id);
       if (row) this.buffered.set(id, { ...row, ...definedOnly(update) });
-      return;
+      return Promise.resolve();
     }
     // Behind an earlier update of its run that waits, or it would be undone by it.
     if (!this.health.online || this.updates.some((waiting) => waiting.id === real)) {
       this.updates.push({ id: real, update });
-      return;
+      return Promise.resolve();
     }
     const earlier = this.batch.get(real);
     this.batch.set(real, { ...earlier, ...definedOnly(update) });
