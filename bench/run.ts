@@ -1,6 +1,6 @@
 /**
  * Benchmarks (not tests): `deno task bench [SECTION…] [--backend sqlite|mysql] [--seconds N]`.
- * Sections: catalogue, firing, burst, latency, reload, idle, throughput, sink, flood, api (default: all).
+ * Sections: catalogue, firing, burst, cost, latency, reload, idle, throughput, sink, flood, api (default: all).
  * MySQL runs when JM_BENCH_DATABASE_URL (or JM_TEST_DATABASE_URL) names a server;
  * each section uses a fresh database. Prints one markdown table per section.
  */
@@ -300,6 +300,48 @@ async function idle(backend: Backend): Promise<(string | number)[][]> {
   }
 }
 
+/** The original program's cost as issue 11 measured it (it cannot be installed here: no PyPI). */
+const ORIGINAL_COST: Record<number, string> = { 10: "2.3 %, 89 MiB", 100: "19 %, 94 MiB" };
+
+/** CPU of the service (not its jobs) and its RSS while N every-second jobs fire `true`. */
+async function cost(backend: Backend): Promise<(string | number)[][]> {
+  const rows: (string | number)[][] = [];
+  for (const rate of [10, 100]) {
+    const db = await freshDb(backend);
+    try {
+      await seed(db, makeJobs(rate, EVERY_SECOND));
+      const s = await serve(db, {});
+      try {
+        await new Promise((r) => setTimeout(r, 5000));
+        const rss = () =>
+          Number(/VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${s.child.pid}/status`))![1]);
+        const t0 = cpuTicks(s.child.pid);
+        const w0 = performance.now();
+        let maxRss = rss();
+        for (let i = 0; i < Math.min(SECONDS, 30); i++) {
+          await new Promise((r) => setTimeout(r, 1000));
+          maxRss = Math.max(maxRss, rss());
+        }
+        const seconds = (performance.now() - w0) / 1000;
+        const cpuSeconds = (cpuTicks(s.child.pid) - t0) / 100;
+        rows.push([
+          backend,
+          rate,
+          `${(100 * cpuSeconds / seconds).toFixed(1)} %`,
+          `${(1000 * cpuSeconds / (rate * seconds)).toFixed(2)} ms`,
+          `${(maxRss / 1024).toFixed(0)} MiB`,
+          ORIGINAL_COST[rate],
+        ]);
+      } finally {
+        await s.stop();
+      }
+    } finally {
+      await db.drop();
+    }
+  }
+  return rows;
+}
+
 async function spawnLoop(n: number, concurrency: number): Promise<number> {
   const t0 = performance.now();
   let next = 0;
@@ -409,6 +451,11 @@ const SECTIONS: Record<
     "Idle service with 10,000 jobs loaded",
     ["backend", "jobs", "CPU (of one core)", "RSS"],
     idle,
+  ],
+  cost: [
+    "The service's own CPU (of one core) and peak RSS while N jobs fire `true` every second",
+    ["backend", "fires/s", "CPU", "CPU per fire", "RSS (peak)", "original (issue 11's figures)"],
+    cost,
   ],
   throughput: [
     "1,000 jobs firing `true` at the same second vs a plain loop spawning /bin/sh -c true (300 at once)",
