@@ -91,14 +91,17 @@ export async function apiLoad(backend: Backend, seconds: number): Promise<(strin
       } finally {
         await s.stop();
       }
-      const lags = (await query(
+      const runs = await query(
         db,
-        `SELECT started_at - scheduled_at AS lag FROM jm_runs WHERE scheduled_at >= ${from} AND scheduled_at < ${to} AND started_at IS NOT NULL`,
-      )).map((r) => Number(r.lag));
+        `SELECT started_at - scheduled_at AS lag, status FROM jm_runs WHERE scheduled_at >= ${from} AND scheduled_at < ${to}`,
+      );
+      const lags = runs.filter((r) => r.lag !== null).map((r) => Number(r.lag));
       rows.push([
         backend,
         withLoad ? `${CONCURRENCY} concurrent` : "none",
-        lags.length,
+        `${lags.length} of ${100 * seconds} (${
+          runs.filter((r) => r.status === "missed").length
+        } missed)`,
         ms(quantile(lags, 0.5)),
         ms(quantile(lags, 0.99)),
         result ? (result.requests / seconds).toFixed(0) : "-",

@@ -474,7 +474,16 @@ const SECTIONS: Record<
   ],
   api: [
     `Firing lag of 100 every-second jobs for ${SECONDS} s, without and with 200 concurrent API requests (loopback)`,
-    ["backend", "API load", "fires", "lag p50", "lag p99", "requests/s", "request p99", "failed"],
+    [
+      "backend",
+      "API load",
+      "fires started",
+      "lag p50",
+      "lag p99",
+      "requests/s",
+      "request p99",
+      "failed",
+    ],
     (b) => apiLoad(b, SECONDS),
   ],
 };

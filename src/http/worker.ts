@@ -14,6 +14,8 @@ import { openStore } from "../store/open.ts";
 import type { DatabaseTarget } from "../store/target.ts";
 import { ValidationError } from "../errors.ts";
 import { readinessOf } from "./health.ts";
+import { HTTP_NICE, lowerThreadPriority } from "./priority.ts";
+import { log } from "../daemon/log.ts";
 import { nodeMetrics } from "./metrics.ts";
 import { type HttpServer, startHttpServer } from "./server.ts";
 
@@ -76,6 +78,16 @@ async function start(settings: Settings, target: DatabaseTarget, secrets: string
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
     ],
   });
+  const notLowered = lowerThreadPriority();
+  if (notLowered === null) {
+    log("http").debug("the HTTP worker runs at nice {nice}: fires go first when the CPU is busy", {
+      nice: HTTP_NICE,
+    });
+  } else {
+    log("http").info("the HTTP worker keeps the scheduler's CPU priority: {why}", {
+      why: notLowered,
+    });
+  }
   const known = [...secrets];
   const redact = (text: string) => known.reduce((t, s) => s ? t.replaceAll(s, "***") : t, text);
   const store = openStore(target);
