@@ -110,6 +110,13 @@ contract(
       env: {},
       cwd: null,
       description: null,
+      retries: 0,
+      retry_delay: 10,
+      retry_max_delay: 3600,
+      retry_on: "failed,timeout,error,lost",
+      retry_overlap: false,
+      after_job: null,
+      after_outcome: null,
     });
     assert(Math.abs(created_at - Date.now()) < 60_000, `created_at ${created_at} is now, in ms`);
     assert(Math.abs(updated_at - Date.now()) < 60_000, `updated_at ${updated_at} is now, in ms`);

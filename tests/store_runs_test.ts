@@ -31,6 +31,9 @@ contract("getRun", "every column reads back as written", async ({ store }) => {
     cancel_requested_by: "root@host-b",
     pgid: 4_194_303,
     marker: "0b6c3f7e-1d2a-4c55-9e8f-123456789abc",
+    attempt: 3,
+    first_run_id: 17,
+    parent_run_id: 12,
   } as const;
   const [id] = await store.claimRuns([written]);
   assertEquals(await store.getRun(id!), { id: id!, ...written });
