@@ -266,3 +266,29 @@ contract("changeJob", "two stores adding the same id at once: exactly one wins",
     await s2.close();
   }
 });
+
+contract(
+  "getJob",
+  "retry and follow-up fields read back, a job without a schedule included (migration 6)",
+  async ({ store }) => {
+    await store.changeJob("up", () => job("up"));
+    const follower = job("follower", {
+      second: "",
+      minute: "",
+      hour: "",
+      day: "",
+      month: "",
+      day_of_week: "",
+      retries: 3,
+      retry_delay: 5,
+      retry_max_delay: 60,
+      retry_on: "failed,killed",
+      retry_overlap: true,
+      after_job: "up",
+      after_outcome: "always",
+    });
+    await store.changeJob("follower", () => follower);
+    assertEquals(await store.getJob("follower"), follower);
+    assertEquals((await store.getJob("up"))?.retries, 0);
+  },
+);

@@ -742,8 +742,20 @@ export class Service {
    */
   private async afterEnd(job: Job, ended: Ended): Promise<void> {
     const id = ended.id < 0 ? this.recorder.realId(ended.id) ?? null : ended.id;
-    const retries = job.retries > 0 && ended.attempt <= job.retries &&
-      retryOn(job).includes(ended.status);
+    const retryable = job.retries > 0 && retryOn(job).includes(ended.status);
+    const retries = retryable && ended.attempt <= job.retries;
+    if (retryable && !retries) {
+      schedulerLog.warn(
+        "job {job} run {run} ended {status}: attempt {attempt}/{attempts}, no retry left",
+        {
+          job: job.id,
+          run: id ?? ended.id,
+          status: ended.status,
+          attempt: ended.attempt,
+          attempts: job.retries + 1,
+        },
+      );
+    }
     const followers = (this.followers.get(job.id) ?? [])
       .filter((f) => afterMatches(f.after_outcome!, ended.status));
     if (!retries && followers.length === 0) return;
