@@ -7,7 +7,8 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
-import { DaemonHarness, T0 } from "./daemon_harness.ts";
+import { DaemonHarness, NODE_ID, T0 } from "./daemon_harness.ts";
+import { node } from "./store_contract.ts";
 import { retryDelayMs } from "../src/domain/job.ts";
 import type { Run } from "../src/domain/run.ts";
 
@@ -121,8 +122,9 @@ for (const backend of BACKENDS) {
           new Date(T0 + 20_000).toISOString()
         }) came before it ran (--retry-overlap keeps retries)`,
       );
-      await h.run("keeps", T0 + 20_000, "running");
-      for (const run of h.runner.running) run.finish();
+      (await h.started("often", T0 + 20_000)).finish();
+      (await h.started("keeps", T0 + 20_000)).finish();
+      await h.run("keeps", T0 + 20_000, "success");
       await h.clock.set(kept.scheduled_at);
       const retry = await h.until(
         () => h.runner.of("keeps").find((r) => r.runId === kept.id),
@@ -155,7 +157,10 @@ for (const backend of BACKENDS) {
         [b.trigger, b.parent_run_id, b.scheduled_at, b.started_at],
         ["after", a1.id, a1.finished_at, T0 + 10_000],
       );
-      h.runner.of("b")[0].finish();
+      (await h.until(
+        () => h.runner.of("b").find((r) => r.runId === b.id),
+        "the runner to start b",
+      )).finish();
       await ended(h, b.id, "success");
 
       await h.clock.set(T0 + 20_000);
@@ -166,7 +171,10 @@ for (const backend of BACKENDS) {
         "c to run after a's failure",
       );
       assertEquals([c.trigger, c.parent_run_id], ["after", a2.id]);
-      h.runner.of("c")[0].finish();
+      (await h.until(
+        () => h.runner.of("c").find((r) => r.runId === c.id),
+        "the runner to start c",
+      )).finish();
       await ended(h, c.id, "success");
       await h.until(
         () => h.line(new RegExp(`^job a run ${a2.id} ended failed: follow-up job c`)),
@@ -175,6 +183,78 @@ for (const backend of BACKENDS) {
       assertEquals((await h.runs("b")).map((r) => r.parent_run_id), [a1.id]);
       assertEquals((await h.runs("c")).map((r) => r.parent_run_id), [a2.id]);
       assertEquals(h.runner.of("b").length + h.runner.of("c").length, 2);
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: a retry queued before a restart is taken by the next service when due`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", { schedule: { second: "5", minute: "0" }, retries: "2" });
+      // What a service that stopped after queuing the retry left.
+      const [first] = await h.store.claimRuns([
+        { job_id: "flaky", scheduled_at: T0 - 10_000, status: "failed", trigger: "schedule" },
+      ]);
+      const [retry] = await h.store.claimRuns([{
+        job_id: "flaky",
+        scheduled_at: T0 + 3000,
+        status: "queued",
+        trigger: "retry",
+        attempt: 2,
+        first_run_id: first,
+      }]);
+      await h.start();
+      await h.clock.set(T0 + 3000);
+      const run = await h.until(
+        () => h.runner.of("flaky").find((r) => r.runId === retry),
+        "the queued retry to start",
+      );
+      assertEquals(run.startedAt, T0 + 3000);
+      run.finish();
+      const done = await ended(h, retry!, "success");
+      assertEquals([done.attempt, done.first_run_id, done.node_id], [2, first, NODE_ID]);
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: the node that declares another dead retries its lost runs`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", { schedule: { second: "5", minute: "0" }, retries: "1" });
+      await h.job("cleanup", { after: "flaky:failure" });
+      await h.store.saveNode(node("ghost", { db_heartbeat_at: 1000, heartbeat_ms: 1000 }));
+      const [lostId] = await h.store.claimRuns([
+        { job_id: "flaky", scheduled_at: T0 - 5000, status: "running", trigger: "schedule" },
+      ]);
+      await h.store.updateRun(lostId!, { node_id: "ghost" });
+      await h.start();
+      const lost = await ended(h, lostId!, "lost");
+      const retry = await h.until(
+        async () => (await h.runs("flaky")).find((r) => r.trigger === "retry"),
+        "a retry of the lost run",
+      );
+      assertEquals([retry.attempt, retry.first_run_id], [2, lostId]);
+      assertEquals(
+        retry.scheduled_at,
+        lost.finished_at! + retryDelayMs(
+          (await h.store.getJob("flaky"))!,
+          1,
+          lostId!,
+        ),
+      );
+      // The database's clock declared it: the retry is long due on the test's clock.
+      const run = await h.until(
+        () => h.runner.of("flaky").find((r) => r.runId === retry.id),
+        "the retry to start",
+      );
+      run.finish(FAILED);
+      await ended(h, retry.id, "failed");
+      const cleanup = await h.until(
+        async () => (await h.runs("cleanup"))[0],
+        "cleanup to follow the last failed attempt",
+      );
+      assertEquals([cleanup.trigger, cleanup.parent_run_id], ["after", retry.id]);
+      assertEquals((await h.runs("cleanup")).length, 1);
     },
   );
 }

@@ -163,6 +163,8 @@ export class Service {
   private followers = new Map<string, Job[]>();
   /** When retries and follow-up runs this node queued are due: it polls then. */
   private readonly dueRuns: number[] = [];
+  /** Resolved once `start` has loaded the jobs: runs lost before then wait for it. */
+  private readonly loaded = Promise.withResolvers<void>();
   // --- end of retries and follow-ups ---
 
   constructor(private readonly o: ServiceOptions) {
@@ -212,6 +214,7 @@ export class Service {
       this.timetable.set(job, lastFires.get(job.id) ?? now);
     }
     this.know(known);
+    this.loaded.resolve();
     this.o.cluster.setJobs(this.timetable.ids());
     const pending = await this.markersToApply(latest);
     await this.applied(pending.filter((m) => !m.updated && m.id <= latest).map((m) => m.id));
@@ -868,6 +871,8 @@ export class Service {
 
   /** Runs this node marked `lost` declaring their node dead: retried, followed, as any end. */
   private async lost(ids: number[]): Promise<void> {
+    // A node is declared dead as this one registers, before its jobs are loaded.
+    await this.loaded.promise;
     for (const id of ids) {
       const run = await this.o.store.getRun(id);
       const job = run && this.known.get(run.job_id);
