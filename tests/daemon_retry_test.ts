@@ -257,4 +257,27 @@ for (const backend of BACKENDS) {
       assertEquals((await h.runs("cleanup")).length, 1);
     },
   );
+
+  Deno.test(
+    `daemon[${backend}]: a follow-up cycle written by hand in SQL is logged and not followed`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("a", { schedule: { second: "*/10" } });
+      await h.job("b", { after: "a" });
+      await h.job("c", { after: "a" });
+      await h.sql("UPDATE jm_jobs SET after_job = 'b', after_outcome = 'success' WHERE id = 'a'");
+      await h.start();
+      await h.until(
+        () =>
+          h.line(
+            /^job a: its follow-up link closes a cycle, a → b → a, and is ignored \(fix it with `jobsmanager job update a --after ''`\)$/,
+          ),
+        "the cycle to be logged",
+      );
+      await h.clock.set(T0 + 10_000);
+      (await h.started("a", T0 + 10_000)).finish();
+      await h.until(async () => (await h.runs("c")).length === 1, "c to follow a");
+      assertEquals(await h.runs("b"), [], "b, in the cycle, did not follow a");
+    },
+  );
 }

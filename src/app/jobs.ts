@@ -10,6 +10,7 @@
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import {
   buildJob,
+  followCycle,
   type Job,
   type JobOptions,
   nextFires,
@@ -66,23 +67,14 @@ export function checkFollowUps(all: Map<string, Job>, changed: Job[]): void {
         `after: job '${job.after_job}' does not exist, so '${job.id}' could never follow it (add it first, or see \`jobsmanager job list\`)`,
       );
     }
-    const chain = [job.id];
-    for (
-      let at = all.get(job.after_job);
-      at;
-      at = at.after_job ? all.get(at.after_job) : undefined
-    ) {
-      chain.push(at.id);
-      if (at.id === job.id) {
-        throw new ValidationError(
-          "after",
-          `after: '${job.id}' following '${job.after_job}' would close a cycle: ${
-            chain.reverse().join(" → ")
-          } (a job's end would start itself again); drop one link with --after ''`,
-        );
-      }
-      // A cycle written by hand elsewhere in the chain: stop once it repeats.
-      if (chain.indexOf(at.id) !== chain.length - 1) break;
+    const cycle = followCycle(all, job);
+    if (cycle !== null) {
+      throw new ValidationError(
+        "after",
+        `after: '${job.id}' following '${job.after_job}' would close a cycle: ${
+          cycle.join(" → ")
+        } (a job's end would start itself again); drop one link with --after ''`,
+      );
     }
   }
 }

@@ -7,6 +7,7 @@
  */
 import {
   afterMatches,
+  followCycle,
   hasSchedule,
   type Job,
   retryDelayMs,
@@ -721,6 +722,15 @@ export class Service {
     this.followers = new Map();
     for (const job of known.values()) {
       if (job.after_job === null) continue;
+      // Writes refuse cycles; one written by hand in SQL would run for ever.
+      const cycle = followCycle(known, job);
+      if (cycle !== null) {
+        reloadLog.error(
+          "job {job}: its follow-up link closes a cycle, {cycle}, and is ignored (fix it with `jobsmanager job update {job} --after ''`)",
+          { job: job.id, cycle: cycle.join(" → ") },
+        );
+        continue;
+      }
       this.followers.set(job.after_job, [...this.followers.get(job.after_job) ?? [], job]);
     }
   }
@@ -892,7 +902,7 @@ export class Service {
     const due = await this.o.store.dueQueuedRuns(this.o.clock.now(), DUE_RUNS_PER_POLL);
     for (const request of due) {
       if (this.stopping || !this.slots.workerFree) return;
-      await this.takeManualRun(request);
+      await this.takeQueuedRun(request);
     }
   }
   // --- end of retries and follow-ups ---
@@ -902,11 +912,17 @@ export class Service {
     const requests = await this.o.store.queuedManualRuns(MANUAL_RUNS_PER_POLL);
     for (const request of requests) {
       if (this.stopping || !this.slots.workerFree) return;
-      await this.takeManualRun(request);
+      await this.takeQueuedRun(request);
     }
   }
 
-  private async takeManualRun(request: Run): Promise<void> {
+  /**
+   * Take one queued run no service has taken (a `job run` request, a due
+   * retry or follow-up run) by a write conditional on `queued`, so that one
+   * service takes it: it starts, or is skipped by the max_instances gate,
+   * or waits for the next poll when no worker is free.
+   */
+  private async takeQueuedRun(request: Run): Promise<void> {
     const now = this.o.clock.now();
     const job = await this.o.store.getJob(request.job_id);
     // Shutdown may have begun meanwhile: leave the request for the next service.

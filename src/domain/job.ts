@@ -354,6 +354,23 @@ export function afterMatches(outcome: AfterOutcome, status: string): boolean {
   return status === "success" || FAILURE_STATUSES.includes(status);
 }
 
+/**
+ * The cycle `job`'s follow-up link closes among `all` (every job by id),
+ * in run order and back to the start (`a → b → a`: a's end starts b,
+ * whose end starts a); null when it closes none.
+ */
+export function followCycle(all: ReadonlyMap<string, Job>, job: Job): string[] | null {
+  const chain = [job.id];
+  for (let at = job.after_job === null ? undefined : all.get(job.after_job); at;) {
+    chain.push(at.id);
+    if (at.id === job.id) return chain.reverse();
+    // A cycle further up the chain, which does not come back to `job`.
+    if (chain.indexOf(at.id) !== chain.length - 1) return null;
+    at = at.after_job === null ? undefined : all.get(at.after_job);
+  }
+  return null;
+}
+
 function validateRetries(job: Job): void {
   checkNumber(job, "retries", 0, MAX_RETRIES, false);
   checkNumber(job, "retry_delay", 0, MAX_TIMEOUT, false);
