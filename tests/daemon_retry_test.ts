@@ -14,15 +14,27 @@ import type { Run } from "../src/domain/run.ts";
 
 const FAILED = { status: "failed", exitCode: 1 } as const;
 
-/** Wait for a run of `jobId` queued by `trigger` after run `afterId`, no service having taken it. */
-function queued(h: DaemonHarness, jobId: string, trigger: Run["trigger"], afterId = 0) {
-  return h.until(
+/**
+ * Wait for a retry of `jobId` queued after run `afterId`, and for the
+ * service to have logged it: its claim has then come back, so a clock moved
+ * next cannot time it out.
+ */
+async function queued(h: DaemonHarness, jobId: string, afterId = 0): Promise<Run> {
+  const row = await h.until(
     async () =>
       (await h.runs(jobId)).find((r) =>
-        r.trigger === trigger && r.node_id === null && r.status === "queued" && r.id > afterId
+        r.trigger === "retry" && r.node_id === null && r.status === "queued" && r.id > afterId
       ),
-    `a ${trigger} run of ${jobId} queued after run ${afterId}`,
+    `a retry of ${jobId} queued after run ${afterId}`,
   );
+  await h.until(
+    () =>
+      h.line(
+        new RegExp(`^job ${jobId} run \\d+ ended \\w+: attempt \\d+/\\d+ \\(run ${row.id}\\)`),
+      ),
+    `the service to log that it queued run ${row.id}`,
+  );
+  return row;
 }
 
 /** Wait for run `id` to reach one of `statuses`. */
@@ -53,7 +65,7 @@ for (const backend of BACKENDS) {
       (await h.started("flaky", T0 + 5000)).finish(FAILED);
       const first = await h.run("flaky", T0 + 5000, "failed");
 
-      const second = await queued(h, "flaky", "retry");
+      const second = await queued(h, "flaky");
       const delay = second.scheduled_at - first.finished_at!;
       assertEquals(delay, retryDelayMs(job, 1, first.id));
       assert(delay >= 10_000 && delay <= 11_000, `first delay ${delay} ms is 10 s + up to 10%`);
@@ -68,7 +80,7 @@ for (const backend of BACKENDS) {
       secondRun.finish(FAILED);
       await ended(h, second.id, "failed");
 
-      const third = await queued(h, "flaky", "retry", second.id);
+      const third = await queued(h, "flaky", second.id);
       // 20 s doubled, capped by retry_max_delay.
       assertEquals(third.scheduled_at - second.scheduled_at, 15_000);
       assertEquals([third.attempt, third.first_run_id], [3, first.id]);
@@ -81,6 +93,7 @@ for (const backend of BACKENDS) {
         () => h.line(/^job flaky run \d+ ended failed: attempt 3\/3, no retry left$/),
         "the last attempt to say no retry is left",
       );
+      await ended(h, third.id, "failed");
       const rows = await h.runs("flaky");
       assertEquals(
         rows.map((r) => [r.trigger, r.attempt, r.first_run_id, r.status]),
@@ -109,8 +122,8 @@ for (const backend of BACKENDS) {
       await h.clock.set(T0 + 10_000);
       (await h.started("often", T0 + 10_000)).finish(FAILED);
       (await h.started("keeps", T0 + 10_000)).finish(FAILED);
-      const dropped = await queued(h, "often", "retry");
-      const kept = await queued(h, "keeps", "retry");
+      const dropped = await queued(h, "often");
+      const kept = await queued(h, "keeps");
       assert(dropped.scheduled_at > T0 + 20_000, "the retry is due after the next fire");
 
       await h.clock.set(T0 + 20_000);

@@ -633,23 +633,28 @@ export class Service {
     );
     const cancelled = this.cancelling.get(runId);
     this.cancelling.delete(runId);
-    this.track(this.recorder.update(
+    const recorded = this.recorder.update(
       runId,
       cancelled === undefined
         ? finishedRecord(result, run.note)
         : { ...finishedRecord(result, run.note), status: "cancelled", note: cancelled },
-    ));
+    );
     this.o.observer?.ended(run.job.id, cancelled === undefined ? result.status : "cancelled");
     this.startWaiting();
-    if (cancelled === undefined) {
-      this.track(this.afterEnd(run.job, {
-        id: runId,
-        status: result.status,
-        finishedAt: result.finishedAt,
-        attempt: run.attempt,
-        firstRunId: run.firstRunId,
-      }));
-    }
+    // After its record (the update never rejects): a retry or follow-up never precedes its cause.
+    this.track(
+      cancelled === undefined
+        ? recorded.then(() =>
+          this.afterEnd(run.job, {
+            id: runId,
+            status: result.status,
+            finishedAt: result.finishedAt,
+            attempt: run.attempt,
+            firstRunId: run.firstRunId,
+          })
+        )
+        : recorded,
+    );
   }
 
   /**
