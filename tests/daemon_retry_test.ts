@@ -293,4 +293,32 @@ for (const backend of BACKENDS) {
       assertEquals(await h.runs("b"), [], "b, in the cycle, did not follow a");
     },
   );
+
+  Deno.test(
+    `daemon[${backend}]: a retry passes the max_instances gate: skipped while the next fire runs`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("slow", {
+        schedule: { second: "*/10" },
+        retries: "1",
+        retry_delay: "15",
+        retry_overlap: true,
+        max_instances: "1",
+      });
+      await h.start();
+      await h.clock.set(T0 + 10_000);
+      (await h.started("slow", T0 + 10_000)).finish(FAILED);
+      const retry = await queued(h, "slow");
+      await h.clock.set(T0 + 20_000);
+      const next = await h.started("slow", T0 + 20_000);
+      await h.clock.set(retry.scheduled_at);
+      const skipped = await ended(h, retry.id, "skipped");
+      assertEquals(
+        [skipped.note, skipped.node_id],
+        ["max_instances (1) runs were still running", NODE_ID],
+      );
+      assert(next.running, "the fire kept running");
+      assert(!h.runner.of("slow").some((r) => r.runId === retry.id), "the retry started");
+    },
+  );
 }
