@@ -569,7 +569,9 @@ export const JOB_FIELDS = [
   "env",
   "cwd",
   "description",
-  // --- retries and follow-ups (issue 13; migration 6) ---
+  "created_at",
+  "updated_at",
+  // --- retries and follow-ups (issue 13; migration 6 adds them after updated_at) ---
   "retries",
   "retry_delay",
   "retry_max_delay",
@@ -578,8 +580,6 @@ export const JOB_FIELDS = [
   "after_job",
   "after_outcome",
   // --- end of retries and follow-ups ---
-  "created_at",
-  "updated_at",
 ] as const satisfies readonly (keyof Job)[];
 
 /** Every field of a job but env (compared apart) and the timestamps. */
