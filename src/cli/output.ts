@@ -198,7 +198,7 @@ export function jobDetails(
     `next fires${zoneNote(job, defaultZone)}${job.enabled ? "" : " (if enabled)"}:`,
     hasSchedule(job) ? fireLines(next, zone) : `  ${printable(followsText(job))}`,
     "last runs:",
-    runsTable(runs, width, job.retries + 1),
+    runsTable(runs, width, () => job.retries + 1),
   );
   return lines.join("\n");
 }
@@ -254,7 +254,12 @@ export function triggerText(run: Run, attempts?: number): string {
 }
 // --- end of retries and follow-ups ---
 
-export function runsTable(runs: Run[], width: number | null, attempts?: number): string {
+/** Runs as a table; `attempts` gives the attempts a job allows, for its retries. */
+export function runsTable(
+  runs: Run[],
+  width: number | null,
+  attempts: (jobId: string) => number | undefined = () => undefined,
+): string {
   if (runs.length === 0) return "no runs";
   return table(
     ["RUN", "JOB", "SCHEDULED (UTC)", "STATUS", "EXIT", "DURATION", "TRIGGER", "NOTE"],
@@ -265,7 +270,7 @@ export function runsTable(runs: Run[], width: number | null, attempts?: number):
       r.status,
       r.exit_code !== null ? String(r.exit_code) : r.signal ?? "-",
       duration(r),
-      triggerText(r, attempts),
+      triggerText(r, attempts(r.job_id)),
       printable(oneLine(r.note ?? "")),
     ]),
     { width, hide: ["TRIGGER", "DURATION", "EXIT"] },
@@ -273,13 +278,16 @@ export function runsTable(runs: Run[], width: number | null, attempts?: number):
 }
 
 /** A run's fields and, unless it was already shown as it came (`job run --here`), its output. */
-export function runDetails(run: Run, options: { output: boolean } = { output: true }): string {
+export function runDetails(
+  run: Run,
+  options: { output: boolean; attempts?: number } = { output: true },
+): string {
   const time = (ms: number | null) => ms === null ? "-" : `${formatUtc(new Date(ms))} (${ms})`;
   const lines = [
     `run          ${run.id}`,
     `job          ${printable(run.job_id)}`,
     `status       ${run.status}`,
-    `trigger      ${triggerText(run)}`,
+    `trigger      ${triggerText(run, options.attempts)}`,
     `scheduled    ${time(run.scheduled_at)}`,
     `started      ${time(run.started_at)}`,
     `finished     ${time(run.finished_at)}`,
