@@ -1,4 +1,4 @@
--- jobsmanager schema for SQLite, version 5.
+-- jobsmanager schema for SQLite, version 6.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -135,3 +135,16 @@ CREATE TABLE IF NOT EXISTS jm_marker_nodes (
   PRIMARY KEY (marker_id, node_id)
 );
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (5, 'several services: liveness by the database clock, markers applied per node', 0);
+
+-- migration 6: retries and follow-up jobs: jm_jobs retry and after columns, jm_runs attempts
+ALTER TABLE jm_jobs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jm_jobs ADD COLUMN retry_delay INTEGER NOT NULL DEFAULT 10;
+ALTER TABLE jm_jobs ADD COLUMN retry_max_delay INTEGER NOT NULL DEFAULT 3600;
+ALTER TABLE jm_jobs ADD COLUMN retry_on TEXT NOT NULL DEFAULT 'failed,timeout,error,lost';
+ALTER TABLE jm_jobs ADD COLUMN retry_overlap INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jm_jobs ADD COLUMN after_job TEXT NULL;
+ALTER TABLE jm_jobs ADD COLUMN after_outcome TEXT NULL;
+ALTER TABLE jm_runs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE jm_runs ADD COLUMN first_run_id BIGINT NULL;
+ALTER TABLE jm_runs ADD COLUMN parent_run_id BIGINT NULL;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (6, 'retries and follow-up jobs: jm_jobs retry and after columns, jm_runs attempts', 0);

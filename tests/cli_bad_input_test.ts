@@ -227,7 +227,7 @@ const CASES: BadCase[] = [
     args: ADD,
     code: 2,
     error:
-      "schedule: missing (give --cron 'm h dom mon dow' or at least one of --second --minute --hour --day --month --day-of-week)",
+      "schedule: missing (give --cron 'm h dom mon dow' or at least one of --second --minute --hour --day --month --day-of-week, or --after JOB for a job that runs only after another)",
   },
   {
     name: "job add of an existing id without --replace",

@@ -69,7 +69,7 @@ Deno.test("cli: job next refuses an id with a schedule, or neither, and checks t
         [["--minute", "61"], "minute: '61' is out of range (allowed 0-59)"],
         [
           ["--timezone", "Mars/Olympus"],
-          "schedule: missing (give --cron 'm h dom mon dow' or at least one of --second --minute --hour --day --month --day-of-week)",
+          "schedule: missing (give --cron 'm h dom mon dow' or at least one of --second --minute --hour --day --month --day-of-week, or --after JOB for a job that runs only after another)",
         ],
       ] as const
     ) {

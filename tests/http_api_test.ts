@@ -103,6 +103,60 @@ for (const backend of BACKENDS) {
       assertEquals((await api.call("GET", "/api/v1/jobs")).body, []);
     }));
 
+  Deno.test(`api (${backend}): retries and follow-up jobs: fields, a job without a schedule, a cycle refused`, () =>
+    withApi(backend, async (api) => {
+      const added = await api.call("POST", "/api/v1/jobs", {
+        body: { ...JOB, retries: 2, retry_delay: "30", retry_on: "failed,timeout" },
+      });
+      assertEquals(added.status, 201);
+      const job = added.body as Record<string, unknown>;
+      assertEquals(
+        [job.retries, job.retry_delay, job.retry_max_delay, job.retry_on, job.retry_overlap],
+        [2, 30, 3600, "failed,timeout", false],
+      );
+      const follower = await api.call("POST", "/api/v1/jobs", {
+        body: {
+          id: "report",
+          command: "echo report",
+          after_job: "nightly",
+          after_outcome: "failure",
+        },
+      });
+      assertEquals(follower.status, 201);
+      const listed = (await api.call("GET", "/api/v1/jobs")).body as Record<string, unknown>[];
+      assertEquals(listed.map((j) => [j.id, j.schedule, j.schedule_words, j.next_fire]).slice(1), [
+        ["report", "", "after 'nightly' ends: failure", null],
+      ]);
+      const shown = (await api.call("GET", "/api/v1/jobs/report")).body as Record<string, unknown>;
+      assertEquals([shown.after_job, shown.after_outcome, shown.next], ["nightly", "failure", []]);
+      // Its schedule and follow-up fields, as read, go back unchanged.
+      const back = Object.fromEntries(
+        [
+          ...["second", "minute", "hour", "day", "month", "day_of_week"],
+          ...["retries", "retry_delay", "retry_max_delay", "retry_on", "retry_overlap"],
+          ...["after_job", "after_outcome"],
+        ].map((k) => [k, shown[k]]),
+      );
+      const same = await api.call("PATCH", "/api/v1/jobs/report", { body: back });
+      assertEquals([same.status, same.headers.get("reload-marker")], [200, null]);
+
+      const cycle = await api.call("PATCH", "/api/v1/jobs/nightly", {
+        body: { after_job: "report" },
+      });
+      assertEquals([cycle.status, cycle.body], [400, {
+        error:
+          "after: 'nightly' following 'report' would close a cycle: nightly → report → nightly (a job's end would start itself again); drop one link with --after ''",
+        field: "after",
+      }]);
+      const badOutcome = await api.call("PATCH", "/api/v1/jobs/report", {
+        body: { after_job: "nightly", after_outcome: "sometimes" },
+      });
+      assertEquals([badOutcome.status, (badOutcome.body as { field: string }).field], [
+        400,
+        "after_outcome",
+      ]);
+    }));
+
   Deno.test(`api (${backend}): errors carry the CLI's message, the field and the status`, () =>
     withApi(backend, async (api) => {
       await using db = await freshDatabase(backend);

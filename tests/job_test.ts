@@ -1,6 +1,14 @@
 /** The Job model's comparisons, and the text it refuses. */
 import { assertEquals, assertThrows } from "./assert.ts";
-import { buildJob, sameDefinition, validateJob } from "../src/domain/job.ts";
+import {
+  buildJob,
+  followCycle,
+  type Job,
+  parseAfter,
+  retryDelayMs,
+  sameDefinition,
+  validateJob,
+} from "../src/domain/job.ts";
 import { ValidationError } from "../src/errors.ts";
 
 Deno.test("sameDefinition ignores timestamps and env order, and sees every other field", () => {
@@ -18,6 +26,12 @@ Deno.test("sameDefinition ignores timestamps and env order, and sees every other
     { misfire_grace_time: 3 },
     { cwd: "/tmp" },
     { description: "x" },
+    { retries: 1 },
+    { retry_delay: 5 },
+    { retry_max_delay: 60 },
+    { retry_on: "failed" },
+    { retry_overlap: true },
+    { after_job: "x", after_outcome: "success" },
     { env: { A: "1" } },
     { env: { A: "1", B: "3" } },
     { env: { A: "1", B: "2", C: "" } },
@@ -50,4 +64,49 @@ Deno.test("a NUL byte is refused in every text a job holds, naming the field", (
     ValidationError,
   ) as ValidationError;
   assertEquals(error.field, "description");
+});
+
+Deno.test("--after splits a known outcome off an id that may hold ':' itself", () => {
+  assertEquals(parseAfter("backup"), { job: "backup", outcome: "success" });
+  assertEquals(parseAfter("ns:backup:failure"), { job: "ns:backup", outcome: "failure" });
+  assertEquals(parseAfter("ns:backup"), { job: "ns:backup", outcome: "success" });
+  assertEquals(parseAfter("a:always"), { job: "a", outcome: "always" });
+  assertThrows(
+    () => parseAfter(":failure"),
+    ValidationError,
+    'after: ":failure" is not JOB[:success|failure|always] (id: "" is empty',
+  );
+});
+
+Deno.test("retry delays double from retry_delay, with up to 10 % jitter, capped", () => {
+  const job = buildJob(
+    "j",
+    { command: "x", cron: "@daily", retry_delay: "10", retry_max_delay: "100", retries: "5" },
+    null,
+    0,
+  );
+  for (let id = 1; id < 200; id++) {
+    for (const [attempt, nominal] of [[1, 10_000], [2, 20_000], [3, 40_000], [4, 80_000]]) {
+      const ms = retryDelayMs(job, attempt, id);
+      if (ms < nominal || ms > Math.min(nominal * 1.1, 100_000)) {
+        throw new Error(`attempt ${attempt} of run ${id}: ${ms} ms`);
+      }
+    }
+    assertEquals(retryDelayMs(job, 5, id), 100_000, "capped");
+  }
+  assertEquals(retryDelayMs(job, 1, 7), retryDelayMs(job, 1, 7), "the same for the same run");
+});
+
+Deno.test("followCycle names the cycle a link closes, in run order, and nothing else", () => {
+  const job = (id: string, after: string | null): Job => ({
+    ...buildJob(id, { command: "x", cron: "@daily" }, null, 0),
+    after_job: after,
+    after_outcome: after === null ? null : "success",
+  });
+  const all = new Map(
+    [job("a", "c"), job("b", "a"), job("c", "b"), job("d", "a")].map((j) => [j.id, j]),
+  );
+  assertEquals(followCycle(all, all.get("a")!), ["a", "b", "c", "a"]);
+  assertEquals(followCycle(all, all.get("d")!), null, "d follows the cycle but closes none");
+  assertEquals(followCycle(all, job("e", "missing")), null);
 });

@@ -124,6 +124,27 @@ Deno.test("a file entry reads like job add: the CronTrigger rule, cron, null for
   assertEquals([reset.timezone, reset.cwd], [null, null]);
 });
 
+Deno.test("retries and a follow-up job without a schedule go out and come back (issue 13)", () => {
+  const jobs = [
+    buildJob("a", { command: "x", cron: "@daily", retries: "2", retry_on: "failed" }, null, NOW),
+    buildJob("b", { command: "y", after: "a:always" }, null, NOW),
+  ];
+  const json5 = exportJobs(jobs, "json5");
+  assertStringIncludes(json5, "retries: 2,\n      retry_on: 'failed',\n");
+  assertStringIncludes(
+    json5,
+    "id: 'b',\n      command: 'y',\n      after_job: 'a',\n      after_outcome: 'always',\n",
+  );
+  for (const format of ["json5", "yaml"] as const) {
+    const back = candidatesFromFile(`jobs.${format}`, exportJobs(jobs, format), NOW);
+    assertEquals(back.map((c) => c.job), jobs, format);
+  }
+  assertEquals(
+    invalid("jobs.yaml", "jobs:\n  - {id: b, command: y, after_outcome: failure}\n"),
+    "jobs.yaml has 1 invalid job; nothing written:\njobs.yaml:2: job 'b': after_outcome: give after_job with it",
+  );
+});
+
 function invalid(path: string, text: string): string {
   try {
     candidatesFromFile(path, text, NOW);
@@ -156,12 +177,12 @@ Deno.test("validation errors name the file, the line and the field, all of them"
     [
       "jobs.json5 has 2 invalid jobs; nothing written:",
       "jobs.json5:14: job 'backup': timeout: \"-1\" is not valid (allowed: a whole number from 0 to 31536000)",
-      "jobs.json5:34: job 'report': colour: not a job field (allowed: id, command, cron, second, minute, hour, day, month, day_of_week, timezone, timeout, enabled, max_instances, coalesce, misfire_grace_time, env, cwd, description)",
+      "jobs.json5:34: job 'report': colour: not a job field (allowed: id, command, cron, second, minute, hour, day, month, day_of_week, timezone, timeout, enabled, max_instances, coalesce, misfire_grace_time, env, cwd, description, retries, retry_delay, retry_max_delay, retry_on, retry_overlap, after_job, after_outcome)",
     ].join("\n"),
   );
   assertEquals(
     invalid("jobs.json5", "{ jobs: [ { id: 'a', command: 'x' } ] }"),
-    "jobs.json5 has 1 invalid job; nothing written:\njobs.json5:1: job 'a': schedule: missing (give --cron 'm h dom mon dow' or at least one of --second --minute --hour --day --month --day-of-week)",
+    "jobs.json5 has 1 invalid job; nothing written:\njobs.json5:1: job 'a': schedule: missing (give --cron 'm h dom mon dow' or at least one of --second --minute --hour --day --month --day-of-week, or --after JOB for a job that runs only after another)",
   );
   assertEquals(
     invalid("jobs.json5", "{ jobs: [ }"),

@@ -113,6 +113,9 @@ const EMPTY_RUN: Omit<Run, "id" | "job_id" | "scheduled_at" | "status" | "trigge
   cancel_requested_by: null,
   pgid: null,
   marker: null,
+  attempt: 1,
+  first_run_id: null,
+  parent_run_id: null,
 };
 
 function definedOnly(update: RunUpdate): RunUpdate {

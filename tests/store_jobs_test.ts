@@ -110,6 +110,13 @@ contract(
       env: {},
       cwd: null,
       description: null,
+      retries: 0,
+      retry_delay: 10,
+      retry_max_delay: 3600,
+      retry_on: "failed,timeout,error,lost",
+      retry_overlap: false,
+      after_job: null,
+      after_outcome: null,
     });
     assert(Math.abs(created_at - Date.now()) < 60_000, `created_at ${created_at} is now, in ms`);
     assert(Math.abs(updated_at - Date.now()) < 60_000, `updated_at ${updated_at} is now, in ms`);
@@ -259,3 +266,29 @@ contract("changeJob", "two stores adding the same id at once: exactly one wins",
     await s2.close();
   }
 });
+
+contract(
+  "getJob",
+  "retry and follow-up fields read back, a job without a schedule included (migration 6)",
+  async ({ store }) => {
+    await store.changeJob("up", () => job("up"));
+    const follower = job("follower", {
+      second: "",
+      minute: "",
+      hour: "",
+      day: "",
+      month: "",
+      day_of_week: "",
+      retries: 3,
+      retry_delay: 5,
+      retry_max_delay: 60,
+      retry_on: "failed,killed",
+      retry_overlap: true,
+      after_job: "up",
+      after_outcome: "always",
+    });
+    await store.changeJob("follower", () => follower);
+    assertEquals(await store.getJob("follower"), follower);
+    assertEquals((await store.getJob("up"))?.retries, 0);
+  },
+);

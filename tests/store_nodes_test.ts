@@ -1,6 +1,6 @@
 /** The store contract of NodeStore (store.ts): saveNode, listNodes. */
 import { assertEquals } from "./assert.ts";
-import { contract, node } from "./store_contract.ts";
+import { contract, fire, node } from "./store_contract.ts";
 
 contract("saveNode", "a new node reads back every field as written", async ({ store }) => {
   const full = node("a", {
@@ -54,3 +54,24 @@ contract("listNodes", "every node, most recent heartbeat first", async ({ store 
   await store.saveNode(node("mid", { heartbeat_at: 2000 }));
   assertEquals((await store.listNodes()).map((n) => n.id), ["new", "mid", "old"]);
 });
+
+contract(
+  "declareDead",
+  "returns the ids of the runs it marked lost, for the declaring node to retry",
+  async ({ store }) => {
+    await store.saveNode(node("gone", { db_heartbeat_at: 5000 }));
+    const [running, , queued] = await store.claimRuns([
+      fire("a", 1000, { node_id: "gone" }),
+      fire("b", 1000, { node_id: "live" }),
+      fire("c", 1000, { node_id: "gone", status: "queued" }),
+      fire("d", 2000, { node_id: "gone", status: "success" }),
+    ]);
+    const declared = await store.declareDead("gone", 5000, "live");
+    assertEquals(
+      [declared?.lost, declared?.runIds.sort((x, y) => x - y)],
+      [2, [running!, queued!]],
+    );
+    assertEquals((await store.getRun(running!))?.status, "lost");
+    assertEquals(await store.declareDead("gone", 5000, "live"), null);
+  },
+);

@@ -31,6 +31,9 @@ contract("getRun", "every column reads back as written", async ({ store }) => {
     cancel_requested_by: "root@host-b",
     pgid: 4_194_303,
     marker: "0b6c3f7e-1d2a-4c55-9e8f-123456789abc",
+    attempt: 3,
+    first_run_id: 17,
+    parent_run_id: 12,
   } as const;
   const [id] = await store.claimRuns([written]);
   assertEquals(await store.getRun(id!), { id: id!, ...written });
@@ -232,3 +235,35 @@ contract("countRuns", "runs scheduled at or after since, by status", async ({ st
   ]);
   assertEquals(await store.countRuns(1000), { success: 3, failed: 1, running: 1 });
 });
+
+contract(
+  "dueQueuedRuns",
+  "retries and follow-up runs still queued, untaken and due by now, earliest first",
+  async ({ store }) => {
+    const queued = (job_id: string, at: number, trigger: "retry" | "after", extra = {}) => ({
+      job_id,
+      scheduled_at: at,
+      status: "queued" as const,
+      trigger,
+      ...extra,
+    });
+    const [later, , first, , , , , second] = await store.claimRuns([
+      queued("a", 2000, "retry", { attempt: 2, first_run_id: 1 }),
+      queued("a", 9000, "retry"), // not due yet
+      queued("b", 1000, "after", { parent_run_id: 7 }),
+      queued("c", 1000, "retry", { node_id: "n1" }), // taken by a service
+      queued("d", 1000, "retry", { status: "skipped" }), // dropped
+      manualRequest("e", 500), // a `job run` request: queuedManualRuns
+      fire("f", 500, { status: "queued" }), // a fire waiting for a worker
+      queued("g", 2000, "after"),
+    ]);
+    const due = await store.dueQueuedRuns(5000, 10);
+    assertEquals(due.map((r) => r.id), [first, later, second]);
+    assertEquals(
+      due.map((r) => [r.attempt, r.first_run_id, r.parent_run_id]),
+      [[1, null, 7], [2, 1, null], [1, null, null]],
+    );
+    assertEquals((await store.dueQueuedRuns(1500, 10)).map((r) => r.id), [first]);
+    assertEquals((await store.dueQueuedRuns(5000, 1)).map((r) => r.id), [first]);
+  },
+);

@@ -7,9 +7,10 @@
  * Inputs arrive parsed with the domain's parsers (`buildJob`, `validateId`):
  * the CLI checks them before it opens the database.
  */
-import { ConflictError, NotFoundError } from "../errors.ts";
+import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import {
   buildJob,
+  followCycle,
   type Job,
   type JobOptions,
   nextFires,
@@ -36,7 +37,7 @@ export async function addJob(
   job: Job,
   options: { replace: boolean },
 ): Promise<JobChange> {
-  return await jobs.changeJob(job.id, (current) => {
+  const mutate = (current: Job | null) => {
     if (current === null) return job;
     if (!options.replace) {
       throw new ConflictError(
@@ -44,8 +45,67 @@ export async function addJob(
       );
     }
     return { ...job, created_at: current.created_at };
-  });
+  };
+  return job.after_job === null
+    ? await jobs.changeJob(job.id, mutate)
+    : await changeFollowing(jobs, job.id, mutate);
 }
+
+// --- follow-up jobs (issue 13) ---
+
+/**
+ * Refuse jobs that follow (`--after`) a job that does not exist, or that
+ * would close a cycle, naming it in run order (A → B → A: A's end starts
+ * B, whose end starts A). `all` is every job once the write is done.
+ */
+export function checkFollowUps(all: Map<string, Job>, changed: Job[]): void {
+  for (const job of changed) {
+    if (job.after_job === null) continue;
+    if (!all.has(job.after_job)) {
+      throw new ValidationError(
+        "after",
+        `after: job '${job.after_job}' does not exist, so '${job.id}' could never follow it (add it first, or see \`jobsmanager job list\`)`,
+      );
+    }
+    const cycle = followCycle(all, job);
+    if (cycle !== null) {
+      throw new ValidationError(
+        "after",
+        `after: '${job.id}' following '${job.after_job}' would close a cycle: ${
+          cycle.join(" → ")
+        } (a job's end would start itself again); drop one link with --after ''`,
+      );
+    }
+  }
+}
+
+/**
+ * A change to one job that sets a follow-up link: through `changeJobs`,
+ * which locks every job, so that two writes at once cannot close a cycle
+ * between them.
+ */
+async function changeFollowing(
+  jobs: JobStore,
+  id: string,
+  mutate: (current: Job | null) => Job,
+): Promise<JobChange> {
+  let current: Job | null = null;
+  const change = await jobs.changeJobs((all) => {
+    current = all.find((j) => j.id === id) ?? null;
+    const job = mutate(current);
+    const after = new Map(all.map((j) => [j.id, j]));
+    after.set(job.id, job);
+    checkFollowUps(after, [job]);
+    return { put: [job], remove: [] };
+  });
+  return {
+    before: change.before[0] ?? current,
+    after: change.after[0] ?? current,
+    markerId: change.markerId,
+  };
+}
+
+// --- end of follow-up jobs ---
 
 /** Change the given options of an existing job; `updated_at` becomes `now` when anything changed. */
 export async function updateJob(
@@ -54,10 +114,12 @@ export async function updateJob(
   options: JobOptions,
   now: number,
 ): Promise<JobChange> {
-  return await jobs.changeJob(id, (current) => {
+  const mutate = (current: Job | null) => {
     if (!current) throw jobNotFound(id);
     return { ...buildJob(id, options, current, now), updated_at: now };
-  });
+  };
+  // Only a new link can close a cycle.
+  return options.after ? await changeFollowing(jobs, id, mutate) : await jobs.changeJob(id, mutate);
 }
 
 export async function removeJob(jobs: JobStore, id: string): Promise<JobChange> {

@@ -11,7 +11,18 @@
 import JSON5 from "json5";
 import { isMap, isSeq, LineCounter, parseDocument, stringify as toYaml } from "yaml";
 import { UsageError, ValidationError } from "../errors.ts";
-import { buildJob, DEFAULT_TIMEOUT, type Job, JOB_FIELDS, type JobOptions } from "../domain/job.ts";
+import {
+  AFTER_OUTCOMES,
+  buildJob,
+  DEFAULT_RETRY_DELAY,
+  DEFAULT_RETRY_MAX_DELAY,
+  DEFAULT_RETRY_ON,
+  DEFAULT_TIMEOUT,
+  hasSchedule,
+  type Job,
+  JOB_FIELDS,
+  type JobOptions,
+} from "../domain/job.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import type { JobStore } from "../store/store.ts";
 import { applyPlan, type Candidate, type Outcome, previewPlan } from "./import/plan.ts";
@@ -37,7 +48,8 @@ export function formatOfPath(path: string): FileFormat {
 /** One job as a file entry: identity and schedule always, the rest where not the default. */
 function entryOf(job: Job): Record<string, unknown> {
   const entry: Record<string, unknown> = { id: job.id, command: job.command };
-  for (const field of FIELD_NAMES) entry[field] = job[field];
+  // A job without a schedule of its own is known by the job it follows.
+  if (hasSchedule(job)) { for (const field of FIELD_NAMES) entry[field] = job[field]; }
   const optional: [keyof Job, unknown][] = [
     ["timezone", null],
     ["timeout", DEFAULT_TIMEOUT],
@@ -47,6 +59,15 @@ function entryOf(job: Job): Record<string, unknown> {
     ["misfire_grace_time", null],
     ["cwd", null],
     ["description", null],
+    // --- retries and follow-ups (issue 13) ---
+    ["retries", 0],
+    ["retry_delay", DEFAULT_RETRY_DELAY],
+    ["retry_max_delay", DEFAULT_RETRY_MAX_DELAY],
+    ["retry_on", DEFAULT_RETRY_ON],
+    ["retry_overlap", false],
+    ["after_job", null],
+    ["after_outcome", null],
+    // --- end of retries and follow-ups ---
   ];
   for (const [key, fallback] of optional) {
     if (job[key] !== fallback) entry[key] = job[key];
@@ -207,7 +228,30 @@ function optionsOf(entry: Record<string, unknown>): JobOptions {
       : Object.entries(env as Record<string, string>).map(([k, v]) => `${k}=${v}`),
     cwd: text("cwd", true),
     description: text("description", true),
+    // --- retries and follow-ups (issue 13) ---
+    retries: number("retries"),
+    retry_delay: number("retry_delay"),
+    retry_max_delay: number("retry_max_delay"),
+    retry_on: text("retry_on"),
+    retry_overlap: flag("retry_overlap"),
+    after: afterOf(text("after_job", true), text("after_outcome")),
+    // --- end of retries and follow-ups ---
   };
+}
+
+/** `after_job` and `after_outcome` as `--after JOB[:outcome]`. */
+function afterOf(job: string | undefined, outcome: string | undefined): string | undefined {
+  if (outcome !== undefined && !job) {
+    throw new ValidationError("after_outcome", "after_outcome: give after_job with it");
+  }
+  if (job === undefined || job === "" || outcome === undefined) return job;
+  if (!(AFTER_OUTCOMES as readonly string[]).includes(outcome)) {
+    throw new ValidationError(
+      "after_outcome",
+      `after_outcome: ${JSON.stringify(outcome)} is not one of ${AFTER_OUTCOMES.join(", ")}`,
+    );
+  }
+  return `${job}:${outcome}`;
 }
 
 /**

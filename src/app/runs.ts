@@ -86,6 +86,17 @@ export async function showRun(runs: RunStore, id: number): Promise<Run> {
   return run;
 }
 
+/**
+ * How many attempts (retries + 1) the jobs of the retries among `runs`
+ * allow, by job id: what `attempt 2/3 of run 17` is shown with. A job
+ * removed since is left out.
+ */
+export async function attemptsOf(jobs: JobStore, runs: Run[]): Promise<Map<string, number>> {
+  const ids = [...new Set(runs.filter((r) => r.trigger === "retry").map((r) => r.job_id))];
+  const found = await Promise.all(ids.map((id) => jobs.getJob(id)));
+  return new Map(found.flatMap((job) => job ? [[job.id, job.retries + 1]] : []));
+}
+
 /** What `cancelRun` did: dropped a request no service had taken, or asked the service to end the run. */
 export type CancelOutcome = "dropped" | "requested";
 

@@ -4,7 +4,14 @@
  */
 import { Command } from "commander";
 import { UsageError } from "../errors.ts";
-import { buildJob, type JobOptions, nextFires, validateId, zoneOf } from "../domain/job.ts";
+import {
+  buildJob,
+  hasSchedule,
+  type JobOptions,
+  nextFires,
+  validateId,
+  zoneOf,
+} from "../domain/job.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import type { JobChange, Store } from "../store/store.ts";
 import type { Node } from "../domain/node.ts";
@@ -25,8 +32,10 @@ import { jobRunCommand } from "./job_run.ts";
 import {
   defaultZoneText,
   fireLines,
+  followsText,
   jobDetails,
   jobsTable,
+  printable,
   withServiceLine,
   zoneNote,
 } from "./output.ts";
@@ -75,8 +84,51 @@ function addJobOptions(cmd: Command, forUpdate: boolean): Command {
       .option("--enabled", "schedule the job again")
       .option("--unset-env <NAME>", "drop an environment variable (repeatable)", collect);
   }
+  addRetryOptions(cmd, forUpdate);
   return cmd;
 }
+
+// --- retries and follow-ups (issue 13) ---
+function addRetryOptions(cmd: Command, forUpdate: boolean): Command {
+  cmd
+    .option("--retries <n>", "run a failed run again up to n times (default 0)")
+    .option(
+      "--retry-delay <seconds>",
+      "wait before the first retry; doubles each time, plus up to 10% jitter (default 10)",
+    )
+    .option("--retry-max-delay <seconds>", "no retry waits longer (default 3600)")
+    .option(
+      "--retry-on <outcomes>",
+      "outcomes that retry, comma-separated: failed,timeout,error,lost,killed (default failed,timeout,error,lost)",
+    )
+    .option("--retry-overlap", "keep a pending retry when the next scheduled fire comes")
+    .option(
+      "--no-retry-overlap",
+      "drop a pending retry when the next scheduled fire comes (default)",
+    )
+    .option(
+      "--after <job[:outcome]>",
+      `run when a run of JOB ends: success (default), failure or always${
+        forUpdate ? "; '' drops the link" : "; with no schedule, only then"
+      }`,
+    );
+  if (forUpdate) cmd.option("--no-schedule", "drop the schedule: the job runs only --after JOB");
+  return cmd;
+}
+
+// deno-lint-ignore no-explicit-any
+function retryOptionsOf(opts: Record<string, any>): JobOptions {
+  return {
+    retries: opts.retries,
+    retry_delay: opts.retryDelay,
+    retry_max_delay: opts.retryMaxDelay,
+    retry_on: opts.retryOn,
+    retry_overlap: opts.retryOverlap,
+    after: opts.after,
+    no_schedule: opts.schedule === false ? true : undefined,
+  };
+}
+// --- end of retries and follow-ups ---
 
 /** The schedule fields given as options (`--day-of-week` → day_of_week). */
 function scheduleOf(opts: Record<string, string | undefined>): Partial<Record<FieldName, string>> {
@@ -108,6 +160,7 @@ function toJobOptions(opts: Record<string, any>): JobOptions {
     unset_env: opts.unsetEnv,
     cwd: opts.cwd,
     description: opts.description,
+    ...retryOptionsOf(opts),
   };
 }
 
@@ -188,7 +241,9 @@ export function jobCommand(contextOf: ContextOf): Command {
         change.markerId ?? "-"
       })\n` +
         `next fire${zoneNote(after, zone!)}${after.enabled ? "" : " (once enabled)"}:\n${
-          fireLines(next, zoneOf(after, zone!.name))
+          hasSchedule(after)
+            ? fireLines(next, zoneOf(after, zone!.name))
+            : `  ${printable(followsText(after))}`
         }`,
       { next: next.map((d) => d.toISOString()) },
     );
@@ -331,7 +386,7 @@ export function jobCommand(contextOf: ContextOf): Command {
       ctx.print(
         () =>
           `next ${count} fires of ${what} after ${from.toISOString()} (${zoneText}, then UTC):\n${
-            fireLines(next, zone)
+            hasSchedule(job) ? fireLines(next, zone) : `  ${printable(followsText(job))}`
           }`,
         {
           id: id ?? null,

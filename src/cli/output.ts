@@ -4,7 +4,7 @@
  */
 import type { JobDetails, JobListing } from "../app/jobs.ts";
 import type { DefaultZone, ZoneSource } from "../app/zone.ts";
-import type { Job } from "../domain/job.ts";
+import { hasSchedule, type Job } from "../domain/job.ts";
 import type { LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
 import type { Run } from "../domain/run.ts";
@@ -115,7 +115,7 @@ export function jobsTable(
     ["ID", "SCHEDULE (s m h dom mon dow)", "ZONE", "ENABLED", "TIMEOUT", "NEXT FIRE", "COMMAND"],
     listings.map(({ job, zone, next, invalid }) => [
       printable(job.id),
-      readableSchedule(job),
+      printable(scheduleCell(job)),
       zoneCell(job, defaultZone),
       job.enabled ? "yes" : "no",
       job.timeout === 0 ? "none" : `${job.timeout}s`,
@@ -165,7 +165,13 @@ export function jobDetails(
   const rows: [string, string][] = [
     ["id", printable(job.id)],
     ["command", printable(job.command)],
-    ["schedule", `${readableSchedule(job)}   (second minute hour day month day_of_week)`],
+    [
+      "schedule",
+      hasSchedule(job)
+        ? `${readableSchedule(job)}   (second minute hour day month day_of_week)`
+        : "none of its own",
+    ],
+    ...retryRows(job),
     ["timezone", zoneCell(job, defaultZone)],
     ["enabled", job.enabled ? "yes" : "no"],
     ["timeout", job.timeout === 0 ? "none" : `${job.timeout} s`],
@@ -190,9 +196,9 @@ export function jobDetails(
   const lines = rows.map(([k, v]) => `${k.padEnd(keyWidth)}  ${v}`);
   lines.push(
     `next fires${zoneNote(job, defaultZone)}${job.enabled ? "" : " (if enabled)"}:`,
-    fireLines(next, zone),
+    hasSchedule(job) ? fireLines(next, zone) : `  ${printable(followsText(job))}`,
     "last runs:",
-    runsTable(runs, width),
+    runsTable(runs, width, () => job.retries + 1),
   );
   return lines.join("\n");
 }
@@ -203,7 +209,57 @@ function duration(run: Run): string {
   return ms < 10_000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
-export function runsTable(runs: Run[], width: number | null): string {
+// --- retries and follow-ups (issue 13) ---
+
+/** A job's schedule in a listing: its fields, and which job it follows. */
+function scheduleCell(job: Job): string {
+  if (!hasSchedule(job)) return followsText(job);
+  const own = readableSchedule(job);
+  return job.after_job === null ? own : `${own}; and ${followsText(job)}`;
+}
+
+/** `after 'backup' ends: success`, for a job following another. */
+export function followsText(job: Job): string {
+  return job.after_job === null
+    ? "(no schedule and no job to follow: the service skips it)"
+    : `after '${job.after_job}' ends: ${job.after_outcome}`;
+}
+
+function retryRows(job: Job): [string, string][] {
+  return [
+    [
+      "retries",
+      job.retries === 0
+        ? "none"
+        : `${job.retries} (first after ${job.retry_delay} s, doubling, at most ${job.retry_max_delay} s; on ${
+          job.retry_on.replaceAll(",", ", ")
+        }; ${job.retry_overlap ? "kept" : "dropped"} when the next fire comes)`,
+    ],
+    ["after", job.after_job === null ? "-" : printable(`${job.after_job}:${job.after_outcome}`)],
+  ];
+}
+
+/**
+ * Why a run exists, with its attempt (`retry 2/3 of run 17`) or the run it
+ * follows (`after run 12`); `attempts` is the job's total, when known.
+ */
+export function triggerText(run: Run, attempts?: number): string {
+  if (run.trigger === "retry") {
+    return `retry ${run.attempt}${
+      attempts === undefined ? "" : `/${attempts}`
+    } of run ${run.first_run_id}`;
+  }
+  if (run.trigger === "after") return `after run ${run.parent_run_id}`;
+  return run.trigger;
+}
+// --- end of retries and follow-ups ---
+
+/** Runs as a table; `attempts` gives the attempts a job allows, for its retries. */
+export function runsTable(
+  runs: Run[],
+  width: number | null,
+  attempts: (jobId: string) => number | undefined = () => undefined,
+): string {
   if (runs.length === 0) return "no runs";
   return table(
     ["RUN", "JOB", "SCHEDULED (UTC)", "STATUS", "EXIT", "DURATION", "TRIGGER", "NOTE"],
@@ -214,7 +270,7 @@ export function runsTable(runs: Run[], width: number | null): string {
       r.status,
       r.exit_code !== null ? String(r.exit_code) : r.signal ?? "-",
       duration(r),
-      r.trigger,
+      triggerText(r, attempts(r.job_id)),
       printable(oneLine(r.note ?? "")),
     ]),
     { width, hide: ["TRIGGER", "DURATION", "EXIT"] },
@@ -222,13 +278,16 @@ export function runsTable(runs: Run[], width: number | null): string {
 }
 
 /** A run's fields and, unless it was already shown as it came (`job run --here`), its output. */
-export function runDetails(run: Run, options: { output: boolean } = { output: true }): string {
+export function runDetails(
+  run: Run,
+  options: { output: boolean; attempts?: number } = { output: true },
+): string {
   const time = (ms: number | null) => ms === null ? "-" : `${formatUtc(new Date(ms))} (${ms})`;
   const lines = [
     `run          ${run.id}`,
     `job          ${printable(run.job_id)}`,
     `status       ${run.status}`,
-    `trigger      ${run.trigger}`,
+    `trigger      ${triggerText(run, options.attempts)}`,
     `scheduled    ${time(run.scheduled_at)}`,
     `started      ${time(run.started_at)}`,
     `finished     ${time(run.finished_at)}`,

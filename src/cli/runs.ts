@@ -2,7 +2,7 @@
 import { Command } from "commander";
 import { validateId } from "../domain/job.ts";
 import { RUN_STATUSES } from "../domain/run.ts";
-import { cancelRun, showRun } from "../app/runs.ts";
+import { attemptsOf, cancelRun, showRun } from "../app/runs.ts";
 import { type ContextOf, outputWidth } from "./context.ts";
 import { runDetails, runsTable } from "./output.ts";
 import { parseCount, parseRunId, parseSince, parseStatus } from "../domain/input.ts";
@@ -24,15 +24,21 @@ export function runsCommand(contextOf: ContextOf): Command {
         since: opts.since === undefined ? undefined : parseSince(opts.since, Date.now()),
         limit: parseCount(opts.limit, "limit", MAX_RUNS),
       };
-      const found = await ctx.withStore((store) => store.listRuns(filter));
-      ctx.print(() => runsTable(found, outputWidth()), found);
+      const { found, attempts } = await ctx.withStore(async (store) => {
+        const found = await store.listRuns(filter);
+        return { found, attempts: await attemptsOf(store, found) };
+      });
+      ctx.print(() => runsTable(found, outputWidth(), (id) => attempts.get(id)), found);
     });
   runs.command("show").argument("<run-id>").description("one run, with its output")
     .action(async (raw: string, _opts, cmd: Command) => {
       const ctx = contextOf(cmd);
       const id = parseRunId(raw, "run id");
-      const run = await ctx.withStore((store) => showRun(store, id));
-      ctx.print(() => runDetails(run), run);
+      const { run, attempts } = await ctx.withStore(async (store) => {
+        const run = await showRun(store, id);
+        return { run, attempts: await attemptsOf(store, [run]) };
+      });
+      ctx.print(() => runDetails(run, { output: true, attempts: attempts.get(run.job_id) }), run);
     });
   runs.command("cancel").argument("<run-id>")
     .description("drop a queued run, or ask the service running it to end it")

@@ -82,6 +82,7 @@ export class Cluster {
   private readonly stopping = new AbortController();
   private loop: Promise<void> | null = null;
   private onGain: (gained: Gained) => void = () => {};
+  private onLost: (runIds: number[]) => void = () => {};
 
   constructor(private readonly o: ClusterOptions) {}
 
@@ -98,6 +99,11 @@ export class Cluster {
   /** Call `fn` when jobs become this node's (another node died, stopped or joined). */
   whenGaining(fn: (gained: Gained) => void): void {
     this.onGain = fn;
+  }
+
+  /** Call `fn` with the runs this node marked `lost` when it declared their node dead. */
+  whenLost(fn: (runIds: number[]) => void): void {
+    this.onLost = fn;
   }
 
   /**
@@ -265,6 +271,8 @@ export class Cluster {
             lost: declared.lost,
           },
         );
+        // The node that declares the death retries the lost runs and starts their follow-ups.
+        if (declared.runIds.length > 0) this.onLost(declared.runIds);
       }
     }
     await this.o.store.settleMarkers();

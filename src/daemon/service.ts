@@ -5,7 +5,16 @@
  * Decisions come from the pure timetable and the gate; this class owns the
  * timers, the processes and the writes.
  */
-import { type Job, sameDefinition, validateJob } from "../domain/job.ts";
+import {
+  afterMatches,
+  followCycle,
+  hasSchedule,
+  type Job,
+  retryDelayMs,
+  retryOn,
+  sameDefinition,
+  validateJob,
+} from "../domain/job.ts";
 import { log } from "./log.ts";
 import type { NewRun, Run, RunStatus, RunUpdate } from "../domain/run.ts";
 import type { JobStore, Marker, MarkerStore, RunStore } from "../store/store.ts";
@@ -65,6 +74,12 @@ const HELD_RECHECK_MS = 1000;
 /** Runs a crashed service may have left running whose processes the start looks for. */
 const ORPHANS_ENDED = 10_000;
 const MANUAL_RUNS_PER_POLL = 100;
+/** Retries and follow-up runs taken per poll. */
+const DUE_RUNS_PER_POLL = 100;
+/** Pending retries of one job a fire looks at to drop. */
+const PENDING_RETRIES = 100;
+/** Instants a retry or follow-up row may move by when its own instant is taken. */
+const QUEUE_TRIES = 10;
 /**
  * At shutdown, how long after the interrupted runs' SIGKILL their output
  * may take to end (a process that left its group can hold it open).
@@ -89,6 +104,18 @@ interface Active {
   slot: Slot;
   /** Why the run exists (coalesced, forced), kept in its record when it ends. */
   note: string | null;
+  /** Which attempt it is (1 = the first) and the run of the first, for its retry. */
+  attempt: number;
+  firstRunId: number | null;
+}
+
+/** How a run ended, as the retry and follow-up decisions need it. */
+interface Ended {
+  id: number;
+  status: RunStatus;
+  finishedAt: number;
+  attempt: number;
+  firstRunId: number | null;
 }
 
 function coalescedNote(due: Due): string | null {
@@ -132,12 +159,21 @@ export class Service {
   private readonly inherited = new Map<string, string>();
   /** When each job's last run started: under overload, the longest waiting go first. */
   private readonly lastStarted = new Map<string, number>();
+  /** Every enabled, valid job, scheduled or not: whose runs retry, and which follow which. */
+  private known = new Map<string, Job>();
+  /** Enabled jobs following each job (`--after`), by the followed job's id. */
+  private followers = new Map<string, Job[]>();
+  /** When retries and follow-up runs this node queued are due: it polls then. */
+  private readonly dueRuns: number[] = [];
+  /** Resolved once `start` has loaded the jobs: runs lost before then wait for it. */
+  private readonly loaded = Promise.withResolvers<void>();
 
   constructor(private readonly o: ServiceOptions) {
     this.timetable = new Timetable(o.defaults);
     this.slots = new SlotGate(o.maxWorkers);
     this.recorder = o.recorder;
     o.cluster.whenGaining((gained) => this.gain(gained));
+    o.cluster.whenLost((ids) => this.track(this.lost(ids)));
   }
 
   private get nodeId(): string {
@@ -168,12 +204,18 @@ export class Service {
     const latest = await this.o.store.latestMarkerId();
     const jobs = await this.o.store.listJobs();
     const lastFires = await this.o.store.lastFires();
+    const known = new Map<string, Job>();
     for (const job of jobs) {
       if (!job.enabled || !this.valid(job)) continue;
+      known.set(job.id, job);
+      // A job without a schedule runs only after another's runs.
+      if (!hasSchedule(job)) continue;
       // Resume after the last recorded fire, so fires missed while the
       // service was down are decided (run or recorded missed) right away.
       this.timetable.set(job, lastFires.get(job.id) ?? now);
     }
+    this.know(known);
+    this.loaded.resolve();
     this.o.cluster.setJobs(this.timetable.ids());
     const pending = await this.markersToApply(latest);
     await this.applied(pending.filter((m) => !m.updated && m.id <= latest).map((m) => m.id));
@@ -227,13 +269,15 @@ export class Service {
       const held = !this.o.health.online && this.o.cluster.holds;
       const decision = held ? { run: [], missed: [] } : this.timetable.takeDue(now);
       if (decision.run.length > 0 || decision.missed.length > 0) await this.dispatch(decision, now);
-      if (now >= nextPoll) {
+      const runDue = this.takeDueInstants(now);
+      if (now >= nextPoll || runDue) {
         nextPoll = now + this.o.reloadIntervalMs;
         this.poll();
       }
       const wakeAt = Math.min(
         held ? now + HELD_RECHECK_MS : this.timetable.nextDue() ?? Infinity,
         nextPoll,
+        Math.min(...this.dueRuns),
         now + MAX_SLEEP_MS,
       );
       this.wake = new AbortController();
@@ -305,6 +349,7 @@ export class Service {
           await this.reloading;
         }
         await this.takeManualRuns();
+        await this.takeDueRuns();
         await this.takeCancelRequests();
       } while (this.pollAgain && !this.stopping);
     })().catch((error) => this.o.health.failed(error)).finally(() => this.polling = false);
@@ -375,21 +420,30 @@ export class Service {
     const now = this.o.clock.now();
     const counts = { added: 0, changed: 0, removed: 0, unchanged: 0 };
     const seen = new Set<string>();
+    const known = new Map<string, Job>();
     for (const [i, job] of jobs.entries()) {
       // Compiling thousands of schedules takes a while: let due fires go first.
       if (i % RELOAD_CHUNK === RELOAD_CHUNK - 1) {
         await new Promise((resolve) => setTimeout(resolve, 0));
       }
       if (!job.enabled) continue;
+      if (!hasSchedule(job)) {
+        // Out of the timetable (removed, if it had a schedule before): it runs only after another.
+        if (this.valid(job)) known.set(job.id, job);
+        continue;
+      }
       const current = this.timetable.job(job.id);
       seen.add(job.id);
       if (current && sameDefinition(current, job)) {
         counts.unchanged++;
+        known.set(job.id, job);
       } else if (this.valid(job)) {
         this.timetable.set(job, now);
+        known.set(job.id, job);
         counts[current ? "changed" : "added"]++;
       }
     }
+    this.know(known);
     for (const id of this.timetable.ids()) {
       if (!seen.has(id)) {
         this.timetable.delete(id);
@@ -491,10 +545,15 @@ export class Service {
       if (id === null) {
         // Another node or an earlier life of this one claimed it.
         plan.slot.release();
-      } else if (plan.slot.working) {
-        this.startOnTime(plan.due, id, plan.slot, "the service was busy starting other runs");
       } else {
-        this.waiting.push({ due: plan.due, runId: id, slot: plan.slot });
+        if (plan.due.job.retries > 0 && !plan.due.job.retry_overlap) {
+          this.track(this.dropRetries(plan.due.job, id, plan.due.scheduledAt));
+        }
+        if (plan.slot.working) {
+          this.startOnTime(plan.due, id, plan.slot, "the service was busy starting other runs");
+        } else {
+          this.waiting.push({ due: plan.due, runId: id, slot: plan.slot });
+        }
       }
     });
     // Runs may have ended while the claim was written: their workers are free now.
@@ -515,8 +574,18 @@ export class Service {
     );
   }
 
-  /** Start a claimed run holding `slot`; `note` (coalesced, forced) is kept in its record. */
-  private launch(job: Job, runId: number, scheduledAt: number, note: string | null, slot: Slot) {
+  /**
+   * Start a claimed run holding `slot`; `note` (coalesced, forced) is kept
+   * in its record; `attempt` says which attempt it is, for its retry.
+   */
+  private launch(
+    job: Job,
+    runId: number,
+    scheduledAt: number,
+    note: string | null,
+    slot: Slot,
+    attempt: { attempt: number; firstRunId: number | null } = { attempt: 1, firstRunId: null },
+  ) {
     const handle = this.o.startRun({
       command: job.command,
       env: runEnv(this.o.baseEnv, job, runId, scheduledAt),
@@ -526,7 +595,7 @@ export class Service {
       outputCap: this.o.outputCap,
       secrets: this.o.secrets,
     }, () => this.o.clock.now());
-    this.active.set(runId, { job, handle, slot, note });
+    this.active.set(runId, { job, handle, slot, note, ...attempt });
     this.lastStarted.set(job.id, handle.startedAt);
     if (handle.pid !== null) this.o.guard?.add(handle.pid);
     // When it really started; and its group and marker, so that a service
@@ -572,14 +641,28 @@ export class Service {
     );
     const cancelled = this.cancelling.get(runId);
     this.cancelling.delete(runId);
-    this.track(this.recorder.update(
+    const recorded = this.recorder.update(
       runId,
       cancelled === undefined
         ? finishedRecord(result, run.note)
         : { ...finishedRecord(result, run.note), status: "cancelled", note: cancelled },
-    ));
+    );
     this.o.observer?.ended(run.job.id, cancelled === undefined ? result.status : "cancelled");
     this.startWaiting();
+    // After its record (the update never rejects): a retry or follow-up never precedes its cause.
+    this.track(
+      cancelled === undefined
+        ? recorded.then(() =>
+          this.afterEnd(run.job, {
+            id: runId,
+            status: result.status,
+            finishedAt: result.finishedAt,
+            attempt: run.attempt,
+            firstRunId: run.firstRunId,
+          })
+        )
+        : recorded,
+    );
   }
 
   /**
@@ -659,16 +742,211 @@ export class Service {
     }));
   }
 
+  /** The enabled, valid jobs as loaded, and who follows whom among them. */
+  private know(known: Map<string, Job>): void {
+    this.known = known;
+    this.followers = new Map();
+    for (const job of known.values()) {
+      if (job.after_job === null) continue;
+      // Writes refuse cycles; one written by hand in SQL would run for ever.
+      const cycle = followCycle(known, job);
+      if (cycle !== null) {
+        reloadLog.error(
+          "job {job}: its follow-up link closes a cycle, {cycle}, and is ignored (fix it with `jobsmanager job update {job} --after ''`)",
+          { job: job.id, cycle: cycle.join(" → ") },
+        );
+        continue;
+      }
+      this.followers.set(job.after_job, [...this.followers.get(job.after_job) ?? [], job]);
+    }
+  }
+
+  /** Whether a retry or follow-up this node queued is due by `now` (each instant counts once). */
+  private takeDueInstants(now: number): boolean {
+    let due = false;
+    for (let i = this.dueRuns.length - 1; i >= 0; i--) {
+      if (this.dueRuns[i] <= now) {
+        this.dueRuns.splice(i, 1);
+        due = true;
+      }
+    }
+    return due;
+  }
+
+  /**
+   * A run ended: queue its retry when its outcome is one the job retries
+   * on and attempts are left; else queue a run of each job following it
+   * whose outcome matches. Queued rows (`queued`, no node) are taken by
+   * any service once due, as `job run` requests are.
+   */
+  private async afterEnd(job: Job, ended: Ended): Promise<void> {
+    const id = ended.id < 0 ? this.recorder.realId(ended.id) ?? null : ended.id;
+    const retryable = job.retries > 0 && retryOn(job).includes(ended.status);
+    const retries = retryable && ended.attempt <= job.retries;
+    if (retryable && !retries) {
+      schedulerLog.warn(
+        "job {job} run {run} ended {status}: attempt {attempt}/{attempts}, no retry left",
+        {
+          job: job.id,
+          run: id ?? ended.id,
+          status: ended.status,
+          attempt: ended.attempt,
+          attempts: job.retries + 1,
+        },
+      );
+    }
+    const followers = (this.followers.get(job.id) ?? [])
+      .filter((f) => afterMatches(f.after_outcome!, ended.status));
+    if (!retries && followers.length === 0) return;
+    if (id === null) {
+      schedulerLog.warn(
+        "job {job}: its run ended {status} while the database was away and has no id yet: no retry or follow-up run is queued for it",
+        { job: job.id, status: ended.status },
+      );
+      return;
+    }
+    if (retries) {
+      const first = ended.firstRunId ?? id;
+      const at = ended.finishedAt + retryDelayMs(job, ended.attempt, id);
+      const retryId = await this.queue({
+        job_id: job.id,
+        scheduled_at: at,
+        status: "queued",
+        trigger: "retry",
+        attempt: ended.attempt + 1,
+        first_run_id: first,
+        note: `retry: run ${id} ended ${ended.status}`,
+      });
+      schedulerLog.info(
+        "job {job} run {run} ended {status}: attempt {attempt}/{attempts} (run {retry}) at {at}",
+        {
+          job: job.id,
+          run: id,
+          status: ended.status,
+          attempt: ended.attempt + 1,
+          attempts: job.retries + 1,
+          retry: retryId,
+          at: new Date(at).toISOString(),
+        },
+      );
+      return;
+    }
+    for (const follower of followers) {
+      const runId = await this.queue({
+        job_id: follower.id,
+        scheduled_at: ended.finishedAt,
+        status: "queued",
+        trigger: "after",
+        parent_run_id: id,
+        note: `after run ${id} of ${job.id} ended ${ended.status}`,
+      });
+      schedulerLog.info("job {job} run {run} ended {status}: follow-up job {follower} (run {id})", {
+        job: job.id,
+        run: id,
+        status: ended.status,
+        follower: follower.id,
+        id: runId,
+      });
+    }
+  }
+
+  /**
+   * Insert a retry or follow-up row, waiting for any service to take it at
+   * its instant. Only the node that saw its cause inserts it, so an instant
+   * already taken (two runs ending in the same ms) moves it on by one ms.
+   */
+  private async queue(row: NewRun): Promise<number | null> {
+    for (let i = 0; i < QUEUE_TRIES; i++) {
+      const [id] = await this.recorder.claim([{ ...row, scheduled_at: row.scheduled_at + i }]);
+      if (id !== null) {
+        this.dueRuns.push(row.scheduled_at + i);
+        this.wake.abort();
+        return id;
+      }
+    }
+    schedulerLog.error(
+      "job {job}: could not queue its {trigger} run: {tries} instants from {at} were all taken",
+      {
+        job: row.job_id,
+        trigger: row.trigger,
+        tries: QUEUE_TRIES,
+        at: new Date(row.scheduled_at).toISOString(),
+      },
+    );
+    return null;
+  }
+
+  /**
+   * A scheduled fire of `job` was claimed: retries of it still pending are
+   * dropped (`skipped`, saying why), unless the job keeps them
+   * (`--retry-overlap`).
+   */
+  private async dropRetries(job: Job, fireId: number, scheduledAt: number): Promise<void> {
+    const pending = (await this.o.store.listRuns({
+      job_id: job.id,
+      status: "queued",
+      limit: PENDING_RETRIES,
+    })).filter((r) => r.trigger === "retry" && r.node_id === null && r.id !== fireId);
+    for (const retry of pending) {
+      const dropped = await this.o.store.updateRun(retry.id, {
+        status: "skipped",
+        node_id: this.nodeId,
+        finished_at: this.o.clock.now(),
+        note: `retry dropped: the next scheduled fire (run ${fireId} at ${
+          new Date(scheduledAt).toISOString()
+        }) came before it ran (--retry-overlap keeps retries)`,
+      }, "queued");
+      if (!dropped) continue;
+      this.o.observer?.ended(job.id, "skipped");
+      schedulerLog.info("job {job}: retry run {run} dropped, the next fire came first", {
+        job: job.id,
+        run: retry.id,
+      });
+    }
+  }
+
+  /** Runs this node marked `lost` declaring their node dead: retried, followed, as any end. */
+  private async lost(ids: number[]): Promise<void> {
+    // A node is declared dead as this one registers, before its jobs are loaded.
+    await this.loaded.promise;
+    for (const id of ids) {
+      const run = await this.o.store.getRun(id);
+      const job = run && this.known.get(run.job_id);
+      if (!run || !job) continue;
+      await this.afterEnd(job, {
+        id,
+        status: run.status,
+        finishedAt: run.finished_at ?? this.o.clock.now(),
+        attempt: run.attempt,
+        firstRunId: run.first_run_id,
+      });
+    }
+  }
+
+  /** Take retries and follow-up runs that are due: the same gate as `job run` requests. */
+  private async takeDueRuns(): Promise<void> {
+    const due = await this.o.store.dueQueuedRuns(this.o.clock.now(), DUE_RUNS_PER_POLL);
+    for (const request of due) {
+      if (this.stopping || !this.slots.workerFree) return;
+      await this.takeQueuedRun(request);
+    }
+  }
   /** Take `job run` requests: same max_instances gate unless forced. */
   private async takeManualRuns(): Promise<void> {
     const requests = await this.o.store.queuedManualRuns(MANUAL_RUNS_PER_POLL);
     for (const request of requests) {
       if (this.stopping || !this.slots.workerFree) return;
-      await this.takeManualRun(request);
+      await this.takeQueuedRun(request);
     }
   }
 
-  private async takeManualRun(request: Run): Promise<void> {
+  /**
+   * Take one queued run no service has taken (a `job run` request, a due
+   * retry or follow-up run) by a write conditional on `queued`, so that one
+   * service takes it: it starts, or is skipped by the max_instances gate,
+   * or waits for the next poll when no worker is free.
+   */
+  private async takeQueuedRun(request: Run): Promise<void> {
     const now = this.o.clock.now();
     const job = await this.o.store.getJob(request.job_id);
     // Shutdown may have begun meanwhile: leave the request for the next service.
@@ -681,6 +959,15 @@ export class Service {
         finished_at: now,
         note: "the job was removed before the run started",
       });
+      return;
+    }
+    if (!job.enabled && request.trigger !== "manual") {
+      const skipped = await claim({
+        status: "skipped",
+        finished_at: now,
+        note: `the job was disabled before its ${request.trigger} run started`,
+      });
+      if (skipped) this.o.observer?.ended(job.id, "skipped");
       return;
     }
     const maxInstances = job.max_instances ?? this.o.defaults.maxInstances;
@@ -712,7 +999,10 @@ export class Service {
       }));
       return;
     }
-    this.launch(job, request.id, request.scheduled_at, request.note, slot);
+    this.launch(job, request.id, request.scheduled_at, request.note, slot, {
+      attempt: request.attempt,
+      firstRunId: request.first_run_id,
+    });
   }
 
   private track(write: Promise<unknown>): void {

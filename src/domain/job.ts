@@ -34,6 +34,22 @@ export interface Job extends ScheduleFields {
   /** Working directory; null = the service's. */
   cwd: string | null;
   description: string | null;
+  // --- retries and follow-ups (issue 13; migration 6) ---
+  /** Attempts after a failed one; 0 = none. */
+  retries: number;
+  /** Seconds before the first retry; each further one waits twice as long, with jitter. */
+  retry_delay: number;
+  /** Seconds no retry waits longer than. */
+  retry_max_delay: number;
+  /** The outcomes that retry, comma-separated (RETRYABLE_STATUSES). */
+  retry_on: string;
+  /** A retry still pending when the next scheduled fire comes is kept, not dropped. */
+  retry_overlap: boolean;
+  /** The job whose runs this one follows; null = none. */
+  after_job: string | null;
+  /** Which ends of after_job's runs start this one; null exactly when after_job is. */
+  after_outcome: AfterOutcome | null;
+  // --- end of retries and follow-ups ---
   /** Milliseconds since the epoch. */
   created_at: number;
   updated_at: number;
@@ -55,7 +71,32 @@ export interface JobOptions {
   unset_env?: string[];
   cwd?: string;
   description?: string;
+  // --- retries and follow-ups (issue 13) ---
+  retries?: string;
+  retry_delay?: string;
+  retry_max_delay?: string;
+  /** Comma-separated outcomes (`failed,timeout`). */
+  retry_on?: string;
+  retry_overlap?: boolean;
+  /** `JOB[:success|failure|always]`; "" drops the link. */
+  after?: string;
+  /** Drop the job's own schedule (it then runs only after another job's runs). */
+  no_schedule?: boolean;
+  // --- end of retries and follow-ups ---
 }
+
+/** Outcomes of a run that may be retried (`--retry-on`). */
+export const RETRYABLE_STATUSES = ["failed", "timeout", "error", "lost", "killed"] as const;
+export const DEFAULT_RETRY_ON = "failed,timeout,error,lost";
+export const DEFAULT_RETRY_DELAY = 10;
+export const DEFAULT_RETRY_MAX_DELAY = 3600;
+const MAX_RETRIES = 100;
+
+/** Which ends of the parent's runs start a follow-up job. */
+export const AFTER_OUTCOMES = ["success", "failure", "always"] as const;
+export type AfterOutcome = typeof AFTER_OUTCOMES[number];
+/** Run statuses that count as a failure for `--after JOB:failure`. */
+export const FAILURE_STATUSES: readonly string[] = ["failed", "timeout", "killed", "error", "lost"];
 
 export const DEFAULT_TIMEOUT = 60;
 const ID_PATTERN = /^[A-Za-z0-9._:-]{1,191}$/;
@@ -125,6 +166,15 @@ function schedulePatch(options: JobOptions, isUpdate: boolean): Partial<Schedule
   const fields = Object.fromEntries(
     Object.entries(options.schedule ?? {}).filter(([, v]) => v !== undefined),
   ) as Partial<ScheduleFields>;
+  if (options.no_schedule) {
+    if (options.cron !== undefined || Object.keys(fields).length > 0) {
+      throw new ValidationError(
+        "schedule",
+        "schedule: give --no-schedule or a schedule (--cron, --second …), not both",
+      );
+    }
+    return NO_SCHEDULE;
+  }
   if (options.cron !== undefined) {
     if (Object.keys(fields).length > 0) {
       throw new ValidationError(
@@ -149,22 +199,23 @@ function schedulePatch(options: JobOptions, isUpdate: boolean): Partial<Schedule
  */
 export function buildJob(id: string, options: JobOptions, current: Job | null, now: number): Job {
   validateId(id);
-  const schedule = schedulePatch(options, current !== null);
+  // A job without a schedule gets a whole one, as a new job does.
+  const schedule = schedulePatch(options, current !== null && hasSchedule(current));
   if (current === null) {
     if (options.command === undefined) {
       throw new ValidationError("command", "command: missing (give --command 'shell command')");
     }
-    if (schedule === null) {
+    if (schedule === null && !options.after) {
       throw new ValidationError(
         "schedule",
-        "schedule: missing (give --cron 'm h dom mon dow' or at least one of --second --minute --hour --day --month --day-of-week)",
+        "schedule: missing (give --cron 'm h dom mon dow' or at least one of --second --minute --hour --day --month --day-of-week, or --after JOB for a job that runs only after another)",
       );
     }
   }
   const base: Job = current ?? {
     id,
     command: "",
-    ...(schedule as ScheduleFields),
+    ...((schedule ?? NO_SCHEDULE) as ScheduleFields),
     timezone: null,
     timeout: DEFAULT_TIMEOUT,
     enabled: true,
@@ -174,6 +225,13 @@ export function buildJob(id: string, options: JobOptions, current: Job | null, n
     env: {},
     cwd: null,
     description: null,
+    retries: 0,
+    retry_delay: DEFAULT_RETRY_DELAY,
+    retry_max_delay: DEFAULT_RETRY_MAX_DELAY,
+    retry_on: DEFAULT_RETRY_ON,
+    retry_overlap: false,
+    after_job: null,
+    after_outcome: null,
     created_at: now,
     updated_at: now,
   };
@@ -204,9 +262,165 @@ export function buildJob(id: string, options: JobOptions, current: Job | null, n
   if (options.description !== undefined) {
     job.description = options.description === "" ? null : options.description;
   }
+  applyRetryOptions(job, options);
   validateJob(job);
-  if (schedule !== null) checkEverFires(job);
+  if (schedule !== null && hasSchedule(job)) checkEverFires(job);
   return job;
+}
+
+/** The fields of a job with no schedule of its own: all six empty. */
+const NO_SCHEDULE: ScheduleFields = Object.fromEntries(
+  FIELD_NAMES.map((f) => [f, ""]),
+) as unknown as ScheduleFields;
+
+/** False for a job that runs only after another job's runs (every schedule field empty). */
+export function hasSchedule(job: ScheduleFields): boolean {
+  return FIELD_NAMES.some((f) => job[f] !== "");
+}
+
+/** `JOB[:success|failure|always]`; an id may hold ':' itself, so only a known outcome splits. */
+export function parseAfter(raw: string): { job: string; outcome: AfterOutcome } {
+  const m = raw.match(/^(.*):(success|failure|always)$/);
+  const job = m ? m[1] : raw;
+  try {
+    validateId(job);
+  } catch (error) {
+    throw new ValidationError(
+      "after",
+      `after: ${JSON.stringify(raw)} is not JOB[:success|failure|always] (${
+        (error as Error).message
+      })`,
+    );
+  }
+  return { job, outcome: m ? m[2] as AfterOutcome : "success" };
+}
+
+/** `failed, timeout` → `failed,timeout`, each checked, duplicates dropped. */
+function parseRetryOn(raw: string): string {
+  const items = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const wrong = items.find((s) => !(RETRYABLE_STATUSES as readonly string[]).includes(s));
+  if (items.length === 0 || wrong !== undefined) {
+    throw new ValidationError(
+      "retry_on",
+      `retry_on: ${JSON.stringify(raw)} ${
+        wrong === undefined ? "names no outcome" : `names ${JSON.stringify(wrong)}`
+      } (allowed: a comma-separated list of ${RETRYABLE_STATUSES.join(", ")})`,
+    );
+  }
+  return [...new Set(items)].join(",");
+}
+
+function applyRetryOptions(job: Job, options: JobOptions): void {
+  if (options.retries !== undefined) {
+    job.retries = numberOption("retries", options.retries, 0, MAX_RETRIES);
+  }
+  if (options.retry_delay !== undefined) {
+    job.retry_delay = numberOption("retry_delay", options.retry_delay, 0, MAX_TIMEOUT);
+  }
+  if (options.retry_max_delay !== undefined) {
+    job.retry_max_delay = numberOption("retry_max_delay", options.retry_max_delay, 0, MAX_TIMEOUT);
+  }
+  if (options.retry_on !== undefined) job.retry_on = parseRetryOn(options.retry_on);
+  if (options.retry_overlap !== undefined) job.retry_overlap = options.retry_overlap;
+  if (options.after !== undefined) {
+    const after = options.after === "" ? null : parseAfter(options.after);
+    job.after_job = after?.job ?? null;
+    job.after_outcome = after?.outcome ?? null;
+  }
+}
+
+/** The outcomes a job retries on, as a list. */
+export function retryOn(job: Job): string[] {
+  return job.retry_on.split(",");
+}
+
+/**
+ * Milliseconds to wait before attempt `attempt + 1`, after attempt
+ * `attempt` (1 = the first run) failed: retry_delay doubled per attempt,
+ * plus up to 10 % jitter (drawn from the failed run's id `runId`), never
+ * above retry_max_delay.
+ */
+export function retryDelayMs(job: Job, attempt: number, runId: number): number {
+  // From the failed run's id, so that the delay is the same whoever computes it.
+  const jitter = (Math.imul(runId, 0x9e3779b1) >>> 0) / 2 ** 32;
+  const nominal = job.retry_delay * 1000 * 2 ** Math.min(attempt - 1, 40);
+  return Math.round(Math.min(job.retry_max_delay * 1000, nominal * (1 + 0.1 * jitter)));
+}
+
+/** Whether a parent run that ended `status` starts a job following it with `outcome`. */
+export function afterMatches(outcome: AfterOutcome, status: string): boolean {
+  if (outcome === "success") return status === "success";
+  if (outcome === "failure") return FAILURE_STATUSES.includes(status);
+  return status === "success" || FAILURE_STATUSES.includes(status);
+}
+
+/**
+ * The cycle `job`'s follow-up link closes among `all` (every job by id),
+ * in run order and back to the start (`a → b → a`: a's end starts b,
+ * whose end starts a); null when it closes none.
+ */
+export function followCycle(all: ReadonlyMap<string, Job>, job: Job): string[] | null {
+  const chain = [job.id];
+  for (let at = job.after_job === null ? undefined : all.get(job.after_job); at;) {
+    chain.push(at.id);
+    if (at.id === job.id) return chain.reverse();
+    // A cycle further up the chain, which does not come back to `job`.
+    if (chain.indexOf(at.id) !== chain.length - 1) return null;
+    at = at.after_job === null ? undefined : all.get(at.after_job);
+  }
+  return null;
+}
+
+function validateRetries(job: Job): void {
+  checkNumber(job, "retries", 0, MAX_RETRIES, false);
+  checkNumber(job, "retry_delay", 0, MAX_TIMEOUT, false);
+  checkNumber(job, "retry_max_delay", 0, MAX_TIMEOUT, false);
+  if (job.retry_max_delay < job.retry_delay) {
+    throw new ValidationError(
+      "retry_max_delay",
+      `retry_max_delay: ${job.retry_max_delay} s is shorter than retry_delay (${job.retry_delay} s); give --retry-max-delay at least ${job.retry_delay}`,
+    );
+  }
+  if (typeof job.retry_on !== "string") {
+    throw new ValidationError("retry_on", `retry_on: ${JSON.stringify(job.retry_on)} is not text`);
+  }
+  if (parseRetryOn(job.retry_on) !== job.retry_on) {
+    throw new ValidationError(
+      "retry_on",
+      `retry_on: ${JSON.stringify(job.retry_on)} is not a comma-separated list of ${
+        RETRYABLE_STATUSES.join(", ")
+      } without blanks`,
+    );
+  }
+  if (typeof job.retry_overlap !== "boolean") {
+    throw new ValidationError(
+      "retry_overlap",
+      `retry_overlap: ${JSON.stringify(job.retry_overlap)} is not true or false`,
+    );
+  }
+  if ((job.after_job === null) !== (job.after_outcome === null)) {
+    throw new ValidationError(
+      "after",
+      `after: after_job and after_outcome must both be set or both NULL (fix the row, e.g. UPDATE jm_jobs SET after_outcome = 'success' WHERE id = '${job.id}')`,
+    );
+  }
+  if (job.after_job !== null) {
+    parseAfter(job.after_job);
+    if (!(AFTER_OUTCOMES as readonly string[]).includes(job.after_outcome!)) {
+      throw new ValidationError(
+        "after",
+        `after: outcome ${JSON.stringify(job.after_outcome)} is not one of ${
+          AFTER_OUTCOMES.join(", ")
+        }`,
+      );
+    }
+    if (job.after_job === job.id) {
+      throw new ValidationError(
+        "after",
+        `after: job '${job.id}' cannot follow itself (${job.id} → ${job.id})`,
+      );
+    }
+  }
 }
 
 /**
@@ -221,12 +435,22 @@ export function validateJob(job: Job): Job {
   if (job.command.includes("\0")) {
     throw new ValidationError("command", "command: contains a NUL byte, which no shell can run");
   }
-  for (const field of FIELD_NAMES) {
-    if (typeof job[field] !== "string" || job[field].trim() === "") {
-      throw new ValidationError(field, `${field}: is empty (use '*' for every value)`);
+  validateRetries(job);
+  if (!hasSchedule(job)) {
+    if (job.after_job === null) {
+      throw new ValidationError(
+        "schedule",
+        "schedule: missing, and the job follows no other (give --cron … or --after JOB)",
+      );
     }
+  } else {
+    for (const field of FIELD_NAMES) {
+      if (typeof job[field] !== "string" || job[field].trim() === "") {
+        throw new ValidationError(field, `${field}: is empty (use '*' for every value)`);
+      }
+    }
+    toCronerPattern(job);
   }
-  toCronerPattern(job);
   if (job.timezone !== null) validateTimezone(job.timezone);
   checkNumber(job, "timeout", 0, MAX_TIMEOUT, false);
   checkNumber(job, "max_instances", 1, 10_000, true);
@@ -279,7 +503,13 @@ export function validateJob(job: Job): Job {
 /** A numeric column, as a row written by hand may hold it. */
 function checkNumber(
   job: Job,
-  field: "timeout" | "max_instances" | "misfire_grace_time",
+  field:
+    | "timeout"
+    | "max_instances"
+    | "misfire_grace_time"
+    | "retries"
+    | "retry_delay"
+    | "retry_max_delay",
   min: number,
   max: number,
   nullable: boolean,
@@ -304,6 +534,7 @@ export function zoneOf(job: Job, defaultZone: string): string {
 
 /** The next `n` fires of a job after `from` (none when the schedule never fires again). */
 export function nextFires(job: Job, defaultZone: string, from: Date, n: number): Date[] {
+  if (!hasSchedule(job)) return [];
   return compileSchedule(job, zoneOf(job, defaultZone)).nextRuns(n, from);
 }
 
@@ -340,6 +571,15 @@ export const JOB_FIELDS = [
   "description",
   "created_at",
   "updated_at",
+  // --- retries and follow-ups (issue 13; migration 6 adds them after updated_at) ---
+  "retries",
+  "retry_delay",
+  "retry_max_delay",
+  "retry_on",
+  "retry_overlap",
+  "after_job",
+  "after_outcome",
+  // --- end of retries and follow-ups ---
 ] as const satisfies readonly (keyof Job)[];
 
 /** Every field of a job but env (compared apart) and the timestamps. */

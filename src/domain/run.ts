@@ -35,8 +35,11 @@ export const FINAL_STATUSES: readonly RunStatus[] = RUN_STATUSES.filter(
   (s) => s !== "queued" && s !== "running",
 );
 
-/** Why a run exists: its schedule, or `job run`. */
-export const RUN_TRIGGERS = ["schedule", "manual"] as const;
+/**
+ * Why a run exists: its schedule, `job run`, a retry of a failed attempt,
+ * or the end of a run of the job it follows (`--after`).
+ */
+export const RUN_TRIGGERS = ["schedule", "manual", "retry", "after"] as const;
 export type RunTrigger = typeof RUN_TRIGGERS[number];
 
 export interface Run {
@@ -65,6 +68,14 @@ export interface Run {
   pgid: number | null;
   /** Its JM_RUN_MARKER, by which its processes are found; null until it started. */
   marker: string | null;
+  // --- retries and follow-ups (issue 13; migration 6) ---
+  /** 1 for a first run; n for the (n-1)th retry. */
+  attempt: number;
+  /** A retry's first attempt; null for a first attempt. */
+  first_run_id: number | null;
+  /** The run of the followed job whose end started this one (trigger `after`). */
+  parent_run_id: number | null;
+  // --- end of retries and follow-ups ---
 }
 
 /** What a new row starts with; the rest is filled in as the run proceeds. */

@@ -6,11 +6,20 @@
  */
 import { ValidationError } from "../errors.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
-import type { JobOptions } from "../domain/job.ts";
+import { AFTER_OUTCOMES, type JobOptions } from "../domain/job.ts";
 
-const TEXT_FIELDS = ["command", "cron", "timezone", "cwd", "description"] as const;
-const NUMBER_FIELDS = ["timeout", "max_instances", "misfire_grace_time"] as const;
-const BOOLEAN_FIELDS = ["enabled", "coalesce"] as const;
+const TEXT_FIELDS = ["command", "cron", "timezone", "cwd", "description", "retry_on"] as const;
+const NUMBER_FIELDS = [
+  "timeout",
+  "max_instances",
+  "misfire_grace_time",
+  "retries",
+  "retry_delay",
+  "retry_max_delay",
+] as const;
+const BOOLEAN_FIELDS = ["enabled", "coalesce", "retry_overlap"] as const;
+/** The follow-up link, as jm_jobs holds it (read back by GET, so sent back as such). */
+const AFTER_FIELDS = ["after_job", "after_outcome"];
 /** Set by jobsmanager; accepted so a job read from the API can be sent back. */
 const READ_ONLY = ["created_at", "updated_at"];
 const NULLABLE: readonly string[] = ["timezone", "cwd", "description"];
@@ -33,6 +42,21 @@ function envPairs(value: unknown): string[] {
   throw bad("env", value, 'an object like { "NAME": "value" } or a list of "NAME=value"');
 }
 
+/** `after_job` and `after_outcome` as the `--after JOB[:outcome]` option; "" drops the link. */
+function afterOf(job: unknown, outcome: unknown): string | undefined {
+  if (job === undefined && outcome === undefined) return undefined;
+  if (job === null) return "";
+  if (job === undefined) {
+    throw new ValidationError("after_outcome", "after_outcome: give after_job with it");
+  }
+  if (typeof job !== "string") throw bad("after_job", job, "a job id or null");
+  if (outcome === undefined || outcome === null) return job;
+  if (!(AFTER_OUTCOMES as readonly unknown[]).includes(outcome)) {
+    throw bad("after_outcome", outcome, AFTER_OUTCOMES.join(", "));
+  }
+  return `${job}:${outcome}`;
+}
+
 /**
  * The options a JSON body gives. `forUpdate` allows `unset_env`; `id` is
  * read by the caller (from the body to add, from the path to update).
@@ -47,6 +71,7 @@ export function jobOptionsOf(body: unknown, forUpdate: boolean): JobOptions {
     ...FIELD_NAMES,
     ...NUMBER_FIELDS,
     ...BOOLEAN_FIELDS,
+    ...AFTER_FIELDS,
     "env",
     ...(forUpdate ? ["unset_env"] : []),
     ...READ_ONLY,
@@ -76,7 +101,11 @@ export function jobOptionsOf(body: unknown, forUpdate: boolean): JobOptions {
     else if (typeof value === "number") schedule[field] = String(value);
     else throw bad(field, value, "a string in APScheduler cron syntax");
   }
-  if (Object.keys(schedule).length > 0) options.schedule = schedule;
+  // All six empty, as a job without a schedule of its own reads back.
+  if (FIELD_NAMES.every((f) => schedule[f] === "")) options.no_schedule = true;
+  else if (Object.keys(schedule).length > 0) options.schedule = schedule;
+  const after = afterOf(fields.after_job, fields.after_outcome);
+  if (after !== undefined) options.after = after;
   for (const field of NUMBER_FIELDS) {
     const value = fields[field];
     if (value === undefined) continue;

@@ -6,6 +6,7 @@
  */
 import { FIELD_NAMES } from "../cron/grammar.ts";
 import { LOG_LEVELS } from "../domain/log_row.ts";
+import { AFTER_OUTCOMES } from "../domain/job.ts";
 import { RUN_STATUSES, RUN_TRIGGERS } from "../domain/run.ts";
 import { VERSION } from "../version.ts";
 
@@ -58,6 +59,15 @@ const JOB_PROPERTIES: Record<string, Schema> = {
   env: { type: "object", additionalProperties: str },
   cwd: nullable("string"),
   description: nullable("string"),
+  // --- retries and follow-ups (issue 13) ---
+  retries: { type: "integer", description: "attempts after a failed one; 0 = none" },
+  retry_delay: { type: "integer", description: "seconds before the first retry; doubles" },
+  retry_max_delay: { type: "integer", description: "seconds no retry waits longer than" },
+  retry_on: { type: "string", description: "outcomes that retry, comma-separated" },
+  retry_overlap: { type: "boolean", description: "a pending retry survives the next fire" },
+  after_job: { type: ["string", "null"], description: "the job whose runs' ends start this one" },
+  after_outcome: { enum: [...AFTER_OUTCOMES, null], description: "which ends start it" },
+  // --- end of retries and follow-ups ---
   created_at: instant("when the job was added"),
   updated_at: instant("when the job last changed"),
 };
@@ -99,6 +109,18 @@ const schemas: Record<string, Schema> = {
       unset_env: list(str),
       cwd: nullable("string"),
       description: nullable("string"),
+      // --- retries and follow-ups (issue 13) ---
+      retries: { type: ["integer", "string"] },
+      retry_delay: { type: ["integer", "string"] },
+      retry_max_delay: { type: ["integer", "string"] },
+      retry_on: str,
+      retry_overlap: bool,
+      after_job: {
+        type: ["string", "null"],
+        description: "null drops the link; with all six schedule fields empty, its only trigger",
+      },
+      after_outcome: { enum: [...AFTER_OUTCOMES, null], description: "default success" },
+      // --- end of retries and follow-ups ---
       created_at: { description: "ignored" },
       updated_at: { description: "ignored" },
     },
@@ -150,6 +172,12 @@ const schemas: Record<string, Schema> = {
     marker: {
       type: ["string", "null"],
       description: "its JM_RUN_MARKER, by which its processes are found",
+    },
+    attempt: { type: "integer", description: "1 for a first run; n for the (n-1)th retry" },
+    first_run_id: { type: ["integer", "null"], description: "a retry's first attempt" },
+    parent_run_id: {
+      type: ["integer", "null"],
+      description: "the run whose end started it (trigger after)",
     },
   }),
   Cancel: closed({

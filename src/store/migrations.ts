@@ -301,6 +301,40 @@ export const MIGRATIONS: Migration[] = [
       both(markerNodesTable),
     ),
   },
+  // --- retries and follow-ups (issue 13) ---
+  {
+    version: 6,
+    name: "retries and follow-up jobs: jm_jobs retry and after columns, jm_runs attempts",
+    // Defaults keep every existing job as it was (no retries, no parent) and
+    // make every existing run a first attempt.
+    statements: merge(
+      ...[
+        "retries INTEGER NOT NULL DEFAULT 0",
+        "retry_delay INTEGER NOT NULL DEFAULT 10",
+        "retry_max_delay INTEGER NOT NULL DEFAULT 3600",
+      ].map((column) => both(() => `ALTER TABLE jm_jobs ADD COLUMN ${column}`)),
+      {
+        mysql: [
+          "ALTER TABLE jm_jobs ADD COLUMN retry_on VARCHAR(191) NOT NULL DEFAULT 'failed,timeout,error,lost'",
+          "ALTER TABLE jm_jobs ADD COLUMN retry_overlap TINYINT(1) NOT NULL DEFAULT 0",
+          "ALTER TABLE jm_jobs ADD COLUMN after_job VARCHAR(191) NULL",
+          "ALTER TABLE jm_jobs ADD COLUMN after_outcome VARCHAR(16) NULL",
+        ],
+        sqlite: [
+          "ALTER TABLE jm_jobs ADD COLUMN retry_on TEXT NOT NULL DEFAULT 'failed,timeout,error,lost'",
+          "ALTER TABLE jm_jobs ADD COLUMN retry_overlap INTEGER NOT NULL DEFAULT 0",
+          "ALTER TABLE jm_jobs ADD COLUMN after_job TEXT NULL",
+          "ALTER TABLE jm_jobs ADD COLUMN after_outcome TEXT NULL",
+        ],
+      },
+      ...[
+        "attempt INTEGER NOT NULL DEFAULT 1",
+        "first_run_id BIGINT NULL",
+        "parent_run_id BIGINT NULL",
+      ].map((column) => both(() => `ALTER TABLE jm_runs ADD COLUMN ${column}`)),
+    ),
+  },
+  // --- end of retries and follow-ups ---
 ];
 
 /** The tables of the schema (but jm_schema_version), which `migrate` checks are all there. */

@@ -94,7 +94,7 @@ export async function declareDead(
   id: string,
   lastBeat: number,
   by: string,
-): Promise<{ at: number; lost: number } | null> {
+): Promise<{ at: number; lost: number; runIds: number[] } | null> {
   return await driver.transaction(async (tx) => {
     const at = await databaseNow(tx, driver.profile);
     const declared = await tx.run(
@@ -105,11 +105,16 @@ export async function declareDead(
     const note = `lost: node ${id} stopped sending heartbeats (last at ${
       new Date(lastBeat).toISOString()
     }) and was declared dead at ${new Date(at).toISOString()} by node ${by}`;
+    // The ids, for the declaring node to retry them and start what follows them.
+    const rows = await tx.all(
+      `SELECT id FROM jm_runs WHERE node_id = ? AND status IN ('running', 'queued')${driver.profile.forUpdate}`,
+      [id],
+    );
     const lost = await tx.run(
       "UPDATE jm_runs SET status = 'lost', finished_at = ?, note = ? WHERE node_id = ? AND status IN ('running', 'queued')",
       [at, note, id],
     );
-    return { at, lost: lost.changes };
+    return { at, lost: lost.changes, runIds: rows.map((r) => Number(r.id)) };
   });
 }
 

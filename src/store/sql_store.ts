@@ -43,6 +43,8 @@ function nullableNumber(v: unknown): number | null {
   return v === null || v === undefined ? null : Number(v);
 }
 
+const nullableText = (v: unknown) => v === null || v === undefined ? null : String(v);
+
 function nullableBool(v: unknown): boolean | null {
   return v === null || v === undefined ? null : Number(v) !== 0;
 }
@@ -84,6 +86,15 @@ export function rowToJob(row: Row): Job {
     env: envColumn(row.env),
     cwd: row.cwd === null ? null : String(row.cwd),
     description: row.description === null ? null : String(row.description),
+    // --- retries and follow-ups (issue 13) ---
+    retries: Number(row.retries),
+    retry_delay: Number(row.retry_delay),
+    retry_max_delay: Number(row.retry_max_delay),
+    retry_on: String(row.retry_on),
+    retry_overlap: Number(row.retry_overlap) !== 0,
+    after_job: nullableText(row.after_job),
+    after_outcome: nullableText(row.after_outcome) as Job["after_outcome"],
+    // --- end of retries and follow-ups ---
     created_at: Number(row.created_at),
     updated_at: Number(row.updated_at),
   };
@@ -112,10 +123,11 @@ const RUN_COLUMNS = [
   "cancel_requested_by",
   "pgid",
   "marker",
+  "attempt",
+  "first_run_id",
+  "parent_run_id",
 ] as const;
 const RUN_SELECT = `SELECT ${RUN_COLUMNS.map((c) => `\`${c}\``).join(", ")} FROM jm_runs`;
-
-const nullableText = (v: unknown) => v === null || v === undefined ? null : String(v);
 
 function rowToRun(row: Row): Run {
   return {
@@ -137,12 +149,17 @@ function rowToRun(row: Row): Run {
     cancel_requested_by: nullableText(row.cancel_requested_by),
     pgid: nullableNumber(row.pgid),
     marker: nullableText(row.marker),
+    attempt: Number(row.attempt ?? 1),
+    first_run_id: nullableNumber(row.first_run_id),
+    parent_run_id: nullableNumber(row.parent_run_id),
   };
 }
 
 /** The values of a new run's `columns`, absent ones NULL (forced: 0 or 1, as both dialects store it). */
 function runParams(run: NewRun, columns: readonly (keyof Run)[]): Param[] {
-  return columns.map((c) => c === "forced" ? (run.forced ? 1 : 0) : run[c] ?? null);
+  return columns.map((c) =>
+    c === "forced" ? (run.forced ? 1 : 0) : c === "attempt" ? run.attempt ?? 1 : run[c] ?? null
+  );
 }
 
 function rowToMarker(row: Row): Marker {
@@ -501,6 +518,14 @@ export class SqlStore implements Store {
     return rows.map(rowToRun);
   }
 
+  async dueQueuedRuns(now: number, limit: number): Promise<Run[]> {
+    const rows = await this.driver.all(
+      `${RUN_SELECT} WHERE status = 'queued' AND \`trigger\` IN ('retry', 'after') AND node_id IS NULL AND scheduled_at <= ? ORDER BY scheduled_at, id LIMIT ?`,
+      [now, limit],
+    );
+    return rows.map(rowToRun);
+  }
+
   async cancelRequests(nodeId: string): Promise<Run[]> {
     const rows = await this.driver.all(
       `${RUN_SELECT} WHERE status IN ('running', 'queued') AND node_id = ? AND cancel_requested_at IS NOT NULL ORDER BY id`,
@@ -569,7 +594,7 @@ export class SqlStore implements Store {
     id: string,
     lastBeat: number,
     by: string,
-  ): Promise<{ at: number; lost: number } | null> {
+  ): Promise<{ at: number; lost: number; runIds: number[] } | null> {
     return status.declareDead(this.driver, id, lastBeat, by);
   }
 

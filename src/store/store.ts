@@ -172,6 +172,14 @@ export interface RunStore {
   queuedManualRuns(limit: number): Promise<Run[]>;
 
   /**
+   * Retries and follow-up runs (trigger `retry` or `after`) no service has
+   * taken yet (`queued`, no node) that are due by `now`, earliest first.
+   * A service takes one as a `job run` request: by a write conditional on
+   * `queued`.
+   */
+  dueQueuedRuns(now: number, limit: number): Promise<Run[]>;
+
+  /**
    * Runs of `nodeId` someone asked to cancel (`runs cancel`) that are still
    * running or waiting for a worker there, oldest first: what that service
    * must end.
@@ -229,14 +237,15 @@ export interface NodeStore {
    * `lastBeat` (database clock), is not stopped and not declared dead yet:
    * record it declared dead now by `by`, and mark its `running` and
    * `queued` runs `lost` with a note naming it and when. Returns when it
-   * was declared dead and how many runs were lost, or null when another
-   * node declared it first or it sent a heartbeat meanwhile.
+   * was declared dead, how many runs were lost and their ids (which the
+   * declaring node retries), or null when another node declared it first
+   * or it sent a heartbeat meanwhile.
    */
   declareDead(
     id: string,
     lastBeat: number,
     by: string,
-  ): Promise<{ at: number; lost: number } | null>;
+  ): Promise<{ at: number; lost: number; runIds: number[] } | null>;
 }
 
 /** The log table (`jm_syslog`) and the retention of old rows. */

@@ -7,6 +7,7 @@
  */
 import { type Job, JOB_FIELDS, sameDefinition } from "../../domain/job.ts";
 import type { JobStore } from "../../store/store.ts";
+import { checkFollowUps } from "../jobs.ts";
 
 /** One job a source describes, or why it could not describe one. */
 export interface Candidate {
@@ -130,6 +131,12 @@ export async function applyPlan(
   let entries: PlanEntry[] = [];
   const change = await store.changeJobs((current) => {
     entries = plan(candidates, current, prune);
+    const after = new Map(current.map((j) => [j.id, j]));
+    for (const e of entries) {
+      if (e.status === "remove") after.delete(e.id);
+      else if (e.job) after.set(e.id, e.job);
+    }
+    checkFollowUps(after, entries.flatMap((e) => e.job && e.status !== "remove" ? [e.job] : []));
     return {
       put: entries.filter((e) => e.status === "new" || e.status === "differs").map((e) => e.job!),
       remove: entries.filter((e) => e.status === "remove").map((e) => e.id),

@@ -16,7 +16,7 @@ import {
 } from "../../app/jobs.ts";
 import { requestRun } from "../../app/runs.ts";
 import { ValidationError } from "../../errors.ts";
-import { buildJob, type Job, nextFires, validateId } from "../../domain/job.ts";
+import { buildJob, hasSchedule, type Job, nextFires, validateId } from "../../domain/job.ts";
 import type { JobChange } from "../../store/store.ts";
 import { readableSchedule } from "../../cron/fields.ts";
 import { jobOptionsOf } from "../job_body.ts";
@@ -29,6 +29,14 @@ const MAX_FIRES = 1000;
 function written(c: Context, change: JobChange, job: Job, status: 200 | 201 = 200): Response {
   if (change.markerId !== null) c.header("Reload-Marker", String(change.markerId));
   return json(c, job, status);
+}
+
+/** A job's schedule as the CLI shows it and in words; a job without one, by the job it follows. */
+function scheduleTexts(job: Job): { schedule: string; schedule_words: string } {
+  if (hasSchedule(job)) {
+    return { schedule: readableSchedule(job), schedule_words: scheduleWords(job) };
+  }
+  return { schedule: "", schedule_words: `after '${job.after_job}' ends: ${job.after_outcome}` };
 }
 
 export function jobRoutes(api: ApiContext): Hono {
@@ -47,8 +55,7 @@ export function jobRoutes(api: ApiContext): Hono {
       listings.map(({ job, zone, next, invalid }) => ({
         ...job,
         zone,
-        schedule: readableSchedule(job),
-        schedule_words: scheduleWords(job),
+        ...scheduleTexts(job),
         next_fire: next?.toISOString() ?? null,
         invalid,
         last_run: last.get(job.id) ?? null,
@@ -81,8 +88,7 @@ export function jobRoutes(api: ApiContext): Hono {
     return json(c, {
       ...details.job,
       zone: details.zone,
-      schedule: readableSchedule(details.job),
-      schedule_words: scheduleWords(details.job),
+      ...scheduleTexts(details.job),
       next: details.next.map((d) => d.toISOString()),
       runs: details.runs,
     });

@@ -68,6 +68,13 @@ page(/^\/jobs$/, async (_, query, signal) => {
     box);
 });
 
+/** Why a run exists, with its attempt or the run it follows (as the CLI shows it). */
+function triggerText(run) {
+  if (run.trigger === "retry") return "retry " + run.attempt + " of #" + run.first_run_id;
+  if (run.trigger === "after") return "after #" + run.parent_run_id;
+  return run.trigger;
+}
+
 /** A live table of runs: rows are added and updated as events come. */
 function runsTable(runs, options) {
   const withJob = !(options && options.hideJob);
@@ -83,7 +90,7 @@ function runsTable(runs, options) {
     h("td", {}, badge(run.status, run.note)),
     h("td", { class: "hide-narrow num" }, run.exit_code !== null ? run.exit_code : run.signal || "-"),
     h("td", { class: "num" }, duration(run)),
-    h("td", { class: "hide-narrow" }, run.trigger),
+    h("td", { class: "hide-narrow" }, triggerText(run)),
     h("td", { class: "hide-narrow muted small" }, run.node_id || "-"));
   box.upsert = (run, fresh) => {
     const next = row(run, fresh);

@@ -1,0 +1,324 @@
+/**
+ * Retries and follow-up jobs (issue 13), in-process on a fake clock, on
+ * every backend: a failed run is retried with doubling, capped delays, each
+ * attempt its own row; a retry still pending when the next fire comes is
+ * dropped (or kept, with --retry-overlap); a job following another runs
+ * once per matching end of its runs, recording the parent run.
+ */
+import { assert, assertEquals } from "./assert.ts";
+import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { DaemonHarness, NODE_ID, T0 } from "./daemon_harness.ts";
+import { node } from "./store_contract.ts";
+import { retryDelayMs } from "../src/domain/job.ts";
+import type { Run } from "../src/domain/run.ts";
+
+const FAILED = { status: "failed", exitCode: 1 } as const;
+
+/**
+ * Wait for a retry of `jobId` queued after run `afterId`, and for the
+ * service to have logged it: its claim has then come back, so a clock moved
+ * next cannot time it out.
+ */
+async function queued(h: DaemonHarness, jobId: string, afterId = 0): Promise<Run> {
+  const row = await h.until(
+    async () =>
+      (await h.runs(jobId)).find((r) =>
+        r.trigger === "retry" && r.node_id === null && r.status === "queued" && r.id > afterId
+      ),
+    `a retry of ${jobId} queued after run ${afterId}`,
+  );
+  await h.until(
+    () =>
+      h.line(
+        new RegExp(`^job ${jobId} run \\d+ ended \\w+: attempt \\d+/\\d+ \\(run ${row.id}\\)`),
+      ),
+    `the service to log that it queued run ${row.id}`,
+  );
+  return row;
+}
+
+/** Wait for run `id` to reach one of `statuses`. */
+function ended(h: DaemonHarness, id: number, ...statuses: Run["status"][]): Promise<Run> {
+  return h.until(
+    async () => {
+      const run = await h.store.getRun(id);
+      return run && statuses.includes(run.status) ? run : null;
+    },
+    `run ${id} to be ${statuses.join(" or ")}`,
+  );
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(
+    `daemon[${backend}]: a failing job is retried after doubling delays, capped, each attempt a row`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", {
+        schedule: { second: "5", minute: "0" },
+        retries: "2",
+        retry_delay: "10",
+        retry_max_delay: "15",
+      });
+      const job = (await h.store.getJob("flaky"))!;
+      await h.start();
+      await h.clock.set(T0 + 5000);
+      (await h.started("flaky", T0 + 5000)).finish(FAILED);
+      const first = await h.run("flaky", T0 + 5000, "failed");
+
+      const second = await queued(h, "flaky");
+      const delay = second.scheduled_at - first.finished_at!;
+      assertEquals(delay, retryDelayMs(job, 1, first.id));
+      assert(delay >= 10_000 && delay <= 11_000, `first delay ${delay} ms is 10 s + up to 10%`);
+      assertEquals([second.attempt, second.first_run_id], [2, first.id]);
+
+      await h.clock.set(second.scheduled_at);
+      const secondRun = await h.until(
+        () => h.runner.of("flaky").find((r) => r.runId === second.id),
+        "the runner to start attempt 2",
+      );
+      assertEquals(secondRun.startedAt, second.scheduled_at);
+      secondRun.finish(FAILED);
+      await ended(h, second.id, "failed");
+
+      const third = await queued(h, "flaky", second.id);
+      // 20 s doubled, capped by retry_max_delay.
+      assertEquals(third.scheduled_at - second.scheduled_at, 15_000);
+      assertEquals([third.attempt, third.first_run_id], [3, first.id]);
+      await h.clock.set(third.scheduled_at);
+      (await h.until(
+        () => h.runner.of("flaky").find((r) => r.runId === third.id),
+        "the runner to start attempt 3",
+      )).finish(FAILED);
+      await h.until(
+        () => h.line(/^job flaky run \d+ ended failed: attempt 3\/3, no retry left$/),
+        "the last attempt to say no retry is left",
+      );
+      await ended(h, third.id, "failed");
+      const rows = await h.runs("flaky");
+      assertEquals(
+        rows.map((r) => [r.trigger, r.attempt, r.first_run_id, r.status]),
+        [
+          ["schedule", 1, null, "failed"],
+          ["retry", 2, first.id, "failed"],
+          ["retry", 3, first.id, "failed"],
+        ],
+      );
+      assertEquals(h.runner.of("flaky").length, 3);
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: a retry still pending at the next fire is dropped, saying why`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("often", { schedule: { second: "*/10" }, retries: "3", retry_delay: "15" });
+      await h.job("keeps", {
+        schedule: { second: "*/10" },
+        retries: "3",
+        retry_delay: "15",
+        retry_overlap: true,
+      });
+      await h.start();
+      await h.clock.set(T0 + 10_000);
+      (await h.started("often", T0 + 10_000)).finish(FAILED);
+      (await h.started("keeps", T0 + 10_000)).finish(FAILED);
+      const dropped = await queued(h, "often");
+      const kept = await queued(h, "keeps");
+      assert(dropped.scheduled_at > T0 + 20_000, "the retry is due after the next fire");
+
+      await h.clock.set(T0 + 20_000);
+      const fire = await h.run("often", T0 + 20_000, "running");
+      const skipped = await ended(h, dropped.id, "skipped");
+      assertEquals(
+        skipped.note,
+        `retry dropped: the next scheduled fire (run ${fire.id} at ${
+          new Date(T0 + 20_000).toISOString()
+        }) came before it ran (--retry-overlap keeps retries)`,
+      );
+      (await h.started("often", T0 + 20_000)).finish();
+      (await h.started("keeps", T0 + 20_000)).finish();
+      await h.run("keeps", T0 + 20_000, "success");
+      await h.clock.set(kept.scheduled_at);
+      const retry = await h.until(
+        () => h.runner.of("keeps").find((r) => r.runId === kept.id),
+        "the kept retry to start",
+      );
+      retry.finish();
+      await ended(h, kept.id, "success");
+      assertEquals((await h.store.getRun(dropped.id))?.status, "skipped");
+      assert(!h.runner.of("often").some((r) => r.runId === dropped.id), "the dropped retry ran");
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: A → B on success and A → C on failure, once per run of A`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("a", { schedule: { second: "*/10" } });
+      await h.job("b", { after: "a" });
+      await h.job("c", { after: "a:failure" });
+      await h.start();
+
+      await h.clock.set(T0 + 10_000);
+      (await h.started("a", T0 + 10_000)).finish();
+      const a1 = await h.run("a", T0 + 10_000, "success");
+      const b = await h.until(
+        async () => (await h.runs("b")).find((r) => r.status === "running"),
+        "b to run after a's success",
+      );
+      assertEquals(
+        [b.trigger, b.parent_run_id, b.scheduled_at, b.started_at],
+        ["after", a1.id, a1.finished_at, T0 + 10_000],
+      );
+      (await h.until(
+        () => h.runner.of("b").find((r) => r.runId === b.id),
+        "the runner to start b",
+      )).finish();
+      await ended(h, b.id, "success");
+
+      await h.clock.set(T0 + 20_000);
+      (await h.started("a", T0 + 20_000)).finish(FAILED);
+      const a2 = await h.run("a", T0 + 20_000, "failed");
+      const c = await h.until(
+        async () => (await h.runs("c")).find((r) => r.status === "running"),
+        "c to run after a's failure",
+      );
+      assertEquals([c.trigger, c.parent_run_id], ["after", a2.id]);
+      (await h.until(
+        () => h.runner.of("c").find((r) => r.runId === c.id),
+        "the runner to start c",
+      )).finish();
+      await ended(h, c.id, "success");
+      await h.until(
+        () => h.line(new RegExp(`^job a run ${a2.id} ended failed: follow-up job c`)),
+        "the follow-up to be logged",
+      );
+      assertEquals((await h.runs("b")).map((r) => r.parent_run_id), [a1.id]);
+      assertEquals((await h.runs("c")).map((r) => r.parent_run_id), [a2.id]);
+      assertEquals(h.runner.of("b").length + h.runner.of("c").length, 2);
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: a retry queued before a restart is taken by the next service when due`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", { schedule: { second: "5", minute: "0" }, retries: "2" });
+      // What a service that stopped after queuing the retry left.
+      const [first] = await h.store.claimRuns([
+        { job_id: "flaky", scheduled_at: T0 - 10_000, status: "failed", trigger: "schedule" },
+      ]);
+      const [retry] = await h.store.claimRuns([{
+        job_id: "flaky",
+        scheduled_at: T0 + 3000,
+        status: "queued",
+        trigger: "retry",
+        attempt: 2,
+        first_run_id: first,
+      }]);
+      await h.start();
+      await h.clock.set(T0 + 3000);
+      const run = await h.until(
+        () => h.runner.of("flaky").find((r) => r.runId === retry),
+        "the queued retry to start",
+      );
+      assertEquals(run.startedAt, T0 + 3000);
+      run.finish();
+      const done = await ended(h, retry!, "success");
+      assertEquals([done.attempt, done.first_run_id, done.node_id], [2, first, NODE_ID]);
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: the node that declares another dead retries its lost runs`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", { schedule: { second: "5", minute: "0" }, retries: "1" });
+      await h.job("cleanup", { after: "flaky:failure" });
+      await h.store.saveNode(node("ghost", { db_heartbeat_at: 1000, heartbeat_ms: 1000 }));
+      const [lostId] = await h.store.claimRuns([
+        { job_id: "flaky", scheduled_at: T0 - 5000, status: "running", trigger: "schedule" },
+      ]);
+      await h.store.updateRun(lostId!, { node_id: "ghost" });
+      await h.start();
+      const lost = await ended(h, lostId!, "lost");
+      const retry = await h.until(
+        async () => (await h.runs("flaky")).find((r) => r.trigger === "retry"),
+        "a retry of the lost run",
+      );
+      assertEquals([retry.attempt, retry.first_run_id], [2, lostId]);
+      assertEquals(
+        retry.scheduled_at,
+        lost.finished_at! + retryDelayMs(
+          (await h.store.getJob("flaky"))!,
+          1,
+          lostId!,
+        ),
+      );
+      // The database's clock declared it: the retry is long due on the test's clock.
+      const run = await h.until(
+        () => h.runner.of("flaky").find((r) => r.runId === retry.id),
+        "the retry to start",
+      );
+      run.finish(FAILED);
+      await ended(h, retry.id, "failed");
+      const cleanup = await h.until(
+        async () => (await h.runs("cleanup"))[0],
+        "cleanup to follow the last failed attempt",
+      );
+      assertEquals([cleanup.trigger, cleanup.parent_run_id], ["after", retry.id]);
+      assertEquals((await h.runs("cleanup")).length, 1);
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: a follow-up cycle written by hand in SQL is logged and not followed`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("a", { schedule: { second: "*/10" } });
+      await h.job("b", { after: "a" });
+      await h.job("c", { after: "a" });
+      await h.sql("UPDATE jm_jobs SET after_job = 'b', after_outcome = 'success' WHERE id = 'a'");
+      await h.start();
+      await h.until(
+        () =>
+          h.line(
+            /^job a: its follow-up link closes a cycle, a → b → a, and is ignored \(fix it with `jobsmanager job update a --after ''`\)$/,
+          ),
+        "the cycle to be logged",
+      );
+      await h.clock.set(T0 + 10_000);
+      (await h.started("a", T0 + 10_000)).finish();
+      await h.until(async () => (await h.runs("c")).length === 1, "c to follow a");
+      assertEquals(await h.runs("b"), [], "b, in the cycle, did not follow a");
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: a retry passes the max_instances gate: skipped while the next fire runs`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("slow", {
+        schedule: { second: "*/10" },
+        retries: "1",
+        retry_delay: "15",
+        retry_overlap: true,
+        max_instances: "1",
+      });
+      await h.start();
+      await h.clock.set(T0 + 10_000);
+      (await h.started("slow", T0 + 10_000)).finish(FAILED);
+      const retry = await queued(h, "slow");
+      await h.clock.set(T0 + 20_000);
+      const next = await h.started("slow", T0 + 20_000);
+      await h.clock.set(retry.scheduled_at);
+      const skipped = await ended(h, retry.id, "skipped");
+      assertEquals(
+        [skipped.note, skipped.node_id],
+        ["max_instances (1) runs were still running", NODE_ID],
+      );
+      assert(next.running, "the fire kept running");
+      assert(!h.runner.of("slow").some((r) => r.runId === retry.id), "the retry started");
+    },
+  );
+}
