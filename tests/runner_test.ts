@@ -2,6 +2,7 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { HeadTailCapture } from "../src/daemon/capture.ts";
 import { type RunSpec, startRun } from "../src/daemon/runner.ts";
+import { waitFor } from "./helpers.ts";
 
 const encode = (s: string) => new TextEncoder().encode(s);
 
@@ -30,6 +31,15 @@ function livePidsMatching(needle: string): number[] {
     }
   }
   return pids;
+}
+
+/** Process `pid` exists and is not a zombie. */
+function alive(pid: number): boolean {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]?.[0] !== "Z";
+  } catch {
+    return false;
+  }
 }
 
 Deno.test("capture keeps everything under the cap", () => {
@@ -94,6 +104,46 @@ Deno.test("a run gets its environment and cwd, and records output and exit code"
   }
 });
 
+Deno.test("a run's shell leads a session and a process group of its own", async () => {
+  const handle = startRun(spec("cat /proc/$$/stat"));
+  const result = await handle.done;
+  // "pid (comm) state ppid pgrp session …"
+  const [pid, , , , pgrp, session] = result.stdout.replace(/\(.*\)/, "comm").split(" ");
+  assertEquals([pid, pgrp, session].map(Number), [handle.pid, handle.pid, handle.pid]);
+});
+
+Deno.test("with dieWithParent, the shell is killed when the process that started it dies", async () => {
+  const seconds = `300.${Math.floor(Math.random() * 100_000)}`;
+  const script = `import { startRun } from ${
+    JSON.stringify(import.meta.resolve("../src/daemon/runner.ts"))
+  };
+const handle = startRun({ command: "sleep ${seconds}; true", env: {}, timeoutMs: 0, killGraceMs: 500, outputCap: 100, dieWithParent: true });
+console.log(handle.pid);
+await handle.done;`;
+  const parent = new Deno.Command(Deno.execPath(), {
+    args: ["eval", script],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = parent.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const shell = Number((await reader.read()).value);
+  try {
+    await waitFor(() => livePidsMatching(`sleep ${seconds}`).length > 0, {
+      timeoutMs: 15_000,
+      what: "the run's sleep to start",
+    });
+    parent.kill("SIGKILL");
+    await parent.status;
+    await waitFor(() => !alive(shell), {
+      timeoutMs: 15_000,
+      what: `the run's shell ${shell} to be killed with its parent`,
+    });
+  } finally {
+    await reader.cancel();
+    for (const pid of livePidsMatching(`sleep ${seconds}`)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
 Deno.test("stdin is /dev/null, so a command reading it does not hang", async () => {
   const result = await startRun(spec("cat; echo done")).done;
   assertEquals([result.status, result.stdout], ["success", "done\n"]);
@@ -118,11 +168,12 @@ Deno.test("a group that ignores SIGTERM is killed after the grace", async () => 
   assertEquals(livePidsMatching(marker), []);
 });
 
-Deno.test("interrupt ends a run as interrupted", async () => {
+Deno.test("interrupt ends a run as interrupted, even at once after its start", async () => {
+  // Before setsid has made the run's group, the child alone is signalled.
   const handle = startRun(spec("sleep 30"));
   handle.interrupt();
   const result = await handle.done;
-  assertEquals(result.status, "interrupted");
+  assertEquals([result.status, result.signal], ["interrupted", "SIGTERM"]);
 });
 
 Deno.test("a command that cannot start is an error, not a crash", async () => {

@@ -56,6 +56,8 @@ async function runHere(
     outputCap: s["jobsmanager.output_cap"],
     secrets: secretsOf(ctx.target),
     onOutput: live ? relay : undefined,
+    // No guard watches this process: if it dies, the kernel ends the shell.
+    dieWithParent: true,
   });
   // The command has a process group of its own, so Ctrl-C would not reach
   // it: end it, and record it interrupted, rather than leave it behind.
