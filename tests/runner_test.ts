@@ -216,25 +216,33 @@ function escapee(seconds: string): string {
   return `setsid sh -c 'trap "" TERM; sleep ${seconds}' >/dev/null 2>&1 &`;
 }
 
-Deno.test("an escaped process that ignores SIGTERM is killed after the grace when the run ends", async () => {
+Deno.test("an escaped process that ignores SIGTERM is ended after the run, and named for its note", async () => {
   const seconds = `300.${Math.floor(Math.random() * 100_000)}`;
   try {
-    const result = await startRun(
-      spec(`${escapee(seconds)} sleep 0.2; echo done`, { killGraceMs: 300 }),
-    ).done;
-    assertEquals([result.status, result.stdout], ["success", "done\n"]);
-    assertMatch(result.note ?? "", /^\d process(es)? had left the run's process group/);
+    const handle = startRun(spec(`${escapee(seconds)} sleep 0.2; echo done`, { killGraceMs: 300 }));
+    const result = await handle.done;
+    // Its group is empty and its output closed: the run is over at once.
+    assertEquals([result.status, result.stdout, result.note], ["success", "done\n", null]);
+    const escaped = await handle.escaped;
+    assertMatch(escaped ?? "", /^\d process(es)? had left the run's process group/);
     assertMatch(
-      result.note ?? "",
+      escaped ?? "",
       new RegExp(
         `pids \\d+ \\(sh -c trap "" TERM; sleep ${seconds.replace(".", "\\.")}\\), \\d+ \\(sleep`,
       ),
     );
-    assertStringIncludes(result.note ?? "", "ended with SIGKILL after 0.3 s of SIGTERM");
+    assertStringIncludes(escaped ?? "", "ended with SIGKILL after 0.3 s of SIGTERM");
     assertEquals(livePidsMatching(`sleep ${seconds}`), []);
   } finally {
     for (const pid of livePidsMatching(`sleep ${seconds}`)) Deno.kill(pid, "SIGKILL");
   }
+});
+
+Deno.test("a run that leaves nothing behind names nothing", async () => {
+  const handle = startRun(spec("sleep 0.01 & echo hi"));
+  const result = await handle.done;
+  assertEquals([result.status, result.stdout, result.note], ["success", "hi\n", null]);
+  assertEquals(await handle.escaped, null);
 });
 
 Deno.test("at the timeout, an escaped process is ended with the group, and named", async () => {

@@ -71,7 +71,10 @@ async function runHere(
     Deno.removeSignalListener("SIGINT", interrupt);
     Deno.removeSignalListener("SIGTERM", interrupt);
   }
-  await store.updateRun(run.id, finishedRecord(result, run.note));
+  const record = finishedRecord(result, run.note);
+  const escaped = await handle.escaped;
+  if (escaped !== null) record.note = [record.note, escaped].filter((n) => n !== null).join("; ");
+  await store.updateRun(run.id, record);
   return (await store.getRun(run.id))!;
 }
 

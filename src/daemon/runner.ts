@@ -21,7 +21,14 @@
 import type { RunUpdate } from "../domain/run.ts";
 import { HeadTailCapture } from "./capture.ts";
 import { redactSecrets } from "../store/target.ts";
-import { type Ended, endRun, MARKER_VARIABLE, signalRun } from "./processes.ts";
+import {
+  type Ended,
+  endEscapedLater,
+  endRun,
+  MARKER_VARIABLE,
+  signalGroup,
+  signalRun,
+} from "./processes.ts";
 
 export interface RunSpec {
   command: string;
@@ -68,6 +75,14 @@ export interface RunHandle {
   /** The run's marker (JM_RUN_MARKER in its environment); null when nothing started. */
   readonly marker: string | null;
   readonly done: Promise<RunResult>;
+  /**
+   * Processes that had left the run's group, with their output elsewhere,
+   * are looked for shortly after its end, with those of the runs that end
+   * meanwhile (one pass over /proc for all): ended as leftovers are, and
+   * named here, for the run's note. Null when there were none, or when
+   * `done`'s note already names them.
+   */
+  readonly escaped: Promise<string | null>;
   /** End the run now (service shutdown): TERM the group, KILL after the grace. */
   interrupt(): void;
 }
@@ -122,6 +137,22 @@ export function runEnv(
 
 /** How long output may stay open after the group's SIGKILL. */
 const OUTPUT_LINGER_MS = 1000;
+/**
+ * How long, after the shell's exit, its output may take to close before
+ * something outside its group is taken to hold it open.
+ */
+const OUTPUT_SETTLE_MS = 50;
+
+/** Whether `promise` settles within `ms`. */
+async function settles(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([promise.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 /**
  * The note of a run whose processes left its group: which, with their
  * pids, and how they were ended.
@@ -234,6 +265,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
       pid: null,
       marker: null,
       interrupt: () => {},
+      escaped: Promise.resolve(null),
       done: Promise.resolve({
         status: "error",
         exitCode: null,
@@ -276,17 +308,70 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     ? setTimeout(() => terminate("timeout"), spec.timeoutMs)
     : undefined;
 
+  const notes = (...parts: (string | null)[]) => parts.filter((n) => n !== null).join("; ") || null;
+  const result = (status: Deno.CommandStatus, escaped: string | null, unread: string | null) => {
+    const base = {
+      exitCode: status.signal === null ? status.code : null,
+      signal: status.signal,
+      stdout: redactSecrets(stdout.text(), spec.secrets ?? []),
+      stderr: redactSecrets(stderr.text(), spec.secrets ?? []),
+      startedAt,
+      finishedAt: now(),
+      outputBytes: stdout.bytes + stderr.bytes,
+    };
+    if (endedBy === "timeout") {
+      return {
+        ...base,
+        status: "timeout" as const,
+        note: notes(`killed after the timeout of ${spec.timeoutMs / 1000} s`, escaped, unread),
+      };
+    }
+    if (endedBy === "interrupted") {
+      return {
+        ...base,
+        status: "interrupted" as const,
+        note: notes("killed: the service was shutting down", escaped, unread),
+      };
+    }
+    if (status.signal !== null) {
+      return {
+        ...base,
+        status: "killed" as const,
+        note: notes(`ended by ${status.signal}, not sent by jobsmanager`, escaped, unread),
+      };
+    }
+    return {
+      ...base,
+      status: status.code === 0 ? "success" as const : "failed" as const,
+      note: notes(escaped, unread),
+    };
+  };
+
+  const late = Promise.withResolvers<string | null>();
   const done = (async (): Promise<RunResult> => {
     const stopReading = new AbortController();
+    let drained = false;
     const output = Promise.all([
       drain(child.stdout, stdout, stopReading.signal, spec.onOutput?.bind(null, "stdout")),
       drain(child.stderr, stderr, stopReading.signal, spec.onOutput?.bind(null, "stderr")),
-    ]);
+    ]).then(() => drained = true);
     const status = await child.status;
     exited = true;
     clearTimeout(timeoutTimer);
-    // Leftovers (`cmd &`, `setsid cmd &`) would run on, and hold the pipes open: end them.
-    const leftovers = endRun(run, spec.killGraceMs);
+    // Leftovers in the group (`cmd &`) would run on, and may hold the pipes open: end them.
+    const groupLeft = signalGroup(pgid, "SIGTERM");
+    if (endedBy === null && !groupLeft && (drained || await settles(output, OUTPUT_SETTLE_MS))) {
+      // The common end: nothing in the group, the output closed. What left
+      // the group with its output elsewhere is looked for a little later,
+      // with the runs that end meanwhile, in one pass over /proc.
+      endEscapedLater(run, spec.killGraceMs).then(
+        (ended) => late.resolve(escapedNote(ended, spec.killGraceMs)),
+        () => late.resolve(null),
+      );
+      return result(status, null, null);
+    }
+    late.resolve(null);
+    const leftovers = endRun(run, spec.killGraceMs, { groupSignalled: groupLeft });
     // A process no one can find or end may keep the pipes open for ever:
     // stop reading a little after the SIGKILL.
     const giveUp = setTimeout(() => stopReading.abort(), spec.killGraceMs + OUTPUT_LINGER_MS);
@@ -297,45 +382,15 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     const unread = stopReading.signal.aborted
       ? "stopped reading its output: a process outside its process group still held it open"
       : null;
-    const notes = (...parts: (string | null)[]) =>
-      parts.filter((n) => n !== null).join("; ") || null;
-    const finishedAt = now();
-    const base = {
-      exitCode: status.signal === null ? status.code : null,
-      signal: status.signal,
-      stdout: redactSecrets(stdout.text(), spec.secrets ?? []),
-      stderr: redactSecrets(stderr.text(), spec.secrets ?? []),
-      startedAt,
-      finishedAt,
-      outputBytes: stdout.bytes + stderr.bytes,
-    };
-    if (endedBy === "timeout") {
-      return {
-        ...base,
-        status: "timeout",
-        note: notes(`killed after the timeout of ${spec.timeoutMs / 1000} s`, escaped, unread),
-      };
-    }
-    if (endedBy === "interrupted") {
-      return {
-        ...base,
-        status: "interrupted",
-        note: notes("killed: the service was shutting down", escaped, unread),
-      };
-    }
-    if (status.signal !== null) {
-      return {
-        ...base,
-        status: "killed",
-        note: notes(`ended by ${status.signal}, not sent by jobsmanager`, escaped, unread),
-      };
-    }
-    return {
-      ...base,
-      status: status.code === 0 ? "success" : "failed",
-      note: notes(escaped, unread),
-    };
+    return result(status, escaped, unread);
   })();
 
-  return { startedAt, pid: pgid, marker, done, interrupt: () => terminate("interrupted") };
+  return {
+    startedAt,
+    pid: pgid,
+    marker,
+    done,
+    escaped: late.promise,
+    interrupt: () => terminate("interrupted"),
+  };
 }
