@@ -143,6 +143,56 @@ const OUTPUT_LINGER_MS = 1000;
  */
 const OUTPUT_SETTLE_MS = 50;
 
+/**
+ * The runs' timeouts, in one timer for all: a run costs an entry in a set,
+ * not a timer of its own (hundreds start each second). A timeout fires
+ * within `TICK_MS` after its due time.
+ */
+class Timeouts {
+  private readonly slots = new Map<number, Set<() => void>>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private next = 0;
+
+  add(ms: number, fire: () => void): [number, () => void] {
+    const slot = Math.ceil((Date.now() + ms) / TICK_MS);
+    let due = this.slots.get(slot);
+    if (due === undefined) this.slots.set(slot, due = new Set());
+    due.add(fire);
+    if (this.timer === undefined) {
+      this.next = Math.floor(Date.now() / TICK_MS);
+      this.timer = setInterval(() => this.tick(), TICK_MS);
+    }
+    return [slot, fire];
+  }
+
+  remove([slot, fire]: [number, () => void]): void {
+    const due = this.slots.get(slot);
+    due?.delete(fire);
+    if (due?.size === 0) this.slots.delete(slot);
+    if (this.slots.size === 0) this.stop();
+  }
+
+  private tick(): void {
+    // Slots up to now, including those a stalled loop skipped.
+    const now = Math.floor(Date.now() / TICK_MS);
+    for (; this.next <= now; this.next++) {
+      const due = this.slots.get(this.next);
+      if (due === undefined) continue;
+      this.slots.delete(this.next);
+      for (const fire of due) fire();
+    }
+    if (this.slots.size === 0) this.stop();
+  }
+
+  private stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
+
+const TICK_MS = 100;
+const timeouts = new Timeouts();
+
 /** Whether `promise` settles within `ms`. */
 async function settles(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -304,8 +354,8 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     signalRun(run, "SIGTERM");
     killTimer = setTimeout(() => signalRun(run, "SIGKILL"), spec.killGraceMs);
   };
-  const timeoutTimer = spec.timeoutMs > 0
-    ? setTimeout(() => terminate("timeout"), spec.timeoutMs)
+  const timeout = spec.timeoutMs > 0
+    ? timeouts.add(spec.timeoutMs, () => terminate("timeout"))
     : undefined;
 
   const notes = (...parts: (string | null)[]) => parts.filter((n) => n !== null).join("; ") || null;
@@ -357,7 +407,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     ]).then(() => drained = true);
     const status = await child.status;
     exited = true;
-    clearTimeout(timeoutTimer);
+    if (timeout !== undefined) timeouts.remove(timeout);
     // Leftovers in the group (`cmd &`) would run on, and may hold the pipes open: end them.
     const groupLeft = signalGroup(pgid, "SIGTERM");
     if (endedBy === null && !groupLeft && (drained || await settles(output, OUTPUT_SETTLE_MS))) {
