@@ -353,12 +353,20 @@ async function runner(): Promise<(string | number)[][]> {
   };
   const alone = await recorded(1, 200);
   const burst = await recorded(100, 5);
+  // The floor: the same command through `Command.output()`, timed around the call.
+  const floor: number[] = [];
+  await loop(200, 1, async () => {
+    const t0 = performance.now();
+    await new Deno.Command("/bin/sh", { args: ["-c", "sleep 0.001"], stdin: "null" }).output();
+    floor.push(performance.now() - t0);
+  });
   const best = (v: number[]) => Math.max(...v);
   const row = [
     best(ourRates).toFixed(0),
     best(plainRates).toFixed(0),
     (best(ourRates) / best(plainRates)).toFixed(2),
     `${ms(median(alone))} / ${ms(quantile(alone, 0.99))}`,
+    `${ms(median(floor))} / ${ms(quantile(floor, 0.99))}`,
     `${ms(median(burst))} / ${ms(quantile(burst, 0.99))}`,
   ];
   ballast.length = 0;
@@ -413,6 +421,7 @@ const SECTIONS: Record<
       "runs/s (plain loop)",
       "ratio",
       "recorded p50 / p99, alone",
+      "Command.output() p50 / p99, alone",
       "recorded p50 / p99, 100 at once",
     ],
     runner,
