@@ -112,12 +112,12 @@ Deno.test("a run's shell leads a session and a process group of its own", async 
   assertEquals([pid, pgrp, session].map(Number), [handle.pid, handle.pid, handle.pid]);
 });
 
-Deno.test("with dieWithParent, the shell is killed when the process that started it dies", async () => {
+Deno.test("a standalone run's shell is killed when the process that started it dies", async () => {
   const seconds = `300.${Math.floor(Math.random() * 100_000)}`;
   const script = `import { startRun } from ${
     JSON.stringify(import.meta.resolve("../src/daemon/runner.ts"))
   };
-const handle = startRun({ command: "sleep ${seconds}; true", env: {}, timeoutMs: 0, killGraceMs: 500, outputCap: 100, dieWithParent: true });
+const handle = startRun({ command: "sleep ${seconds}; true", env: {}, timeoutMs: 0, killGraceMs: 500, outputCap: 100, standalone: true });
 console.log(handle.pid);
 await handle.done;`;
   const parent = new Deno.Command(Deno.execPath(), {
@@ -232,6 +232,22 @@ Deno.test("an escaped process that ignores SIGTERM is ended after the run, and n
       ),
     );
     assertStringIncludes(escaped ?? "", "ended with SIGKILL after 0.3 s of SIGTERM");
+    assertEquals(livePidsMatching(`sleep ${seconds}`), []);
+  } finally {
+    for (const pid of livePidsMatching(`sleep ${seconds}`)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
+Deno.test("a standalone run names what left its group in its own note", async () => {
+  const seconds = `300.${Math.floor(Math.random() * 100_000)}`;
+  try {
+    const handle = startRun(
+      spec(`${escapee(seconds)} sleep 0.2; echo done`, { killGraceMs: 300, standalone: true }),
+    );
+    const result = await handle.done;
+    assertEquals([result.status, result.stdout], ["success", "done\n"]);
+    assertMatch(result.note ?? "", /^\d process(es)? had left the run's process group/);
+    assertEquals(await handle.escaped, null);
     assertEquals(livePidsMatching(`sleep ${seconds}`), []);
   } finally {
     for (const pid of livePidsMatching(`sleep ${seconds}`)) Deno.kill(pid, "SIGKILL");

@@ -56,8 +56,7 @@ async function runHere(
     outputCap: s["jobsmanager.output_cap"],
     secrets: secretsOf(ctx.target),
     onOutput: live ? relay : undefined,
-    // No guard watches this process: if it dies, the kernel ends the shell.
-    dieWithParent: true,
+    standalone: true,
   });
   // The command has a process group of its own, so Ctrl-C would not reach
   // it: end it, and record it interrupted, rather than leave it behind.
@@ -71,10 +70,7 @@ async function runHere(
     Deno.removeSignalListener("SIGINT", interrupt);
     Deno.removeSignalListener("SIGTERM", interrupt);
   }
-  const record = finishedRecord(result, run.note);
-  const escaped = await handle.escaped;
-  if (escaped !== null) record.note = [record.note, escaped].filter((n) => n !== null).join("; ");
-  await store.updateRun(run.id, record);
+  await store.updateRun(run.id, finishedRecord(result, run.note));
   return (await store.getRun(run.id))!;
 }
 

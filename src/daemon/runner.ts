@@ -6,11 +6,11 @@
  * would do the same, but makes Deno fork the whole service (page tables
  * of hundreds of MiB) for each run, where a plain spawn is a vfork: at
  * 150 MiB of heap, 40 runs/s instead of 420. Only where `setsid` is
- * missing is `detached` used. A run with `dieWithParent` (no guard
- * watches it: `job run --here`) runs under util-linux's
- * `setpriv --pdeathsig KILL` too, so the kernel kills the shell if this
- * process dies first; the service's runs have the guard instead
- * (run_guard.ts), which kills their whole groups, and spare that exec.
+ * missing is `detached` used. A `standalone` run (`job run --here`: no
+ * guard watches it) runs under util-linux's `setpriv --pdeathsig KILL`
+ * too, so the kernel kills the shell if this process dies first; the
+ * service's runs have the guard instead (run_guard.ts), which kills their
+ * whole groups, and spare that exec.
  * On timeout the whole group gets SIGTERM, then SIGKILL after the grace;
  * when the shell exits, whatever it left behind is ended the same way:
  * what stayed in its group, and what left the group (setsid, a double
@@ -47,8 +47,13 @@ export interface RunSpec {
    * shows it live). The chunk is only valid during the call.
    */
   onOutput?: (stream: "stdout" | "stderr", chunk: Uint8Array) => void;
-  /** Kill the shell if this process dies (`setpriv --pdeathsig`): for runs no guard watches. */
-  dieWithParent?: boolean;
+  /**
+   * The only run of this process (`job run --here`): no guard watches it,
+   * so the kernel kills its shell if this process dies (`setpriv
+   * --pdeathsig`); and no other run ends with it, so what left its group
+   * is looked for at once, and named in `done`'s note.
+   */
+  standalone?: boolean;
 }
 
 export type Outcome = "success" | "failed" | "timeout" | "killed" | "interrupted" | "error";
@@ -238,12 +243,12 @@ function tool(name: string): string | null {
 }
 
 /** The program and arguments that run `command` in a group of its own, and whether Deno must make that group. */
-function shell(command: string, dieWithParent: boolean): [string, string[], boolean] {
+function shell(command: string, standalone: boolean): [string, string[], boolean] {
   const setsid = tool("setsid");
   const grouped = setsid === null
     ? ["/bin/sh", "-c", command]
     : [setsid, "--", "/bin/sh", "-c", command];
-  const setpriv = dieWithParent ? tool("setpriv") : null;
+  const setpriv = standalone ? tool("setpriv") : null;
   // The parent-death signal survives the execs of setsid and the shell.
   const argv = setpriv === null ? grouped : [setpriv, "--pdeathsig", "KILL", "--", ...grouped];
   return [argv[0], argv.slice(1), setsid === null];
@@ -295,7 +300,7 @@ async function drain(
 export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle {
   let child: Deno.ChildProcess;
   const marker = crypto.randomUUID();
-  const [program, args, detached] = shell(spec.command, spec.dieWithParent ?? false);
+  const [program, args, detached] = shell(spec.command, spec.standalone ?? false);
   try {
     child = new Deno.Command(program, {
       args,
@@ -410,7 +415,10 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     if (timeout !== undefined) timeouts.remove(timeout);
     // Leftovers in the group (`cmd &`) would run on, and may hold the pipes open: end them.
     const groupLeft = signalGroup(pgid, "SIGTERM");
-    if (endedBy === null && !groupLeft && (drained || await settles(output, OUTPUT_SETTLE_MS))) {
+    if (
+      !spec.standalone && endedBy === null && !groupLeft &&
+      (drained || await settles(output, OUTPUT_SETTLE_MS))
+    ) {
       // The common end: nothing in the group, the output closed. What left
       // the group with its output elsewhere is looked for a little later,
       // with the runs that end meanwhile, in one pass over /proc.
