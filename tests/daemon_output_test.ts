@@ -25,10 +25,14 @@ for (const backend of BACKENDS) {
 for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: a process that left its run's group is ended and named in the run's note`, async () => {
     const seconds = `300.${Math.floor(Math.random() * 100_000)}`;
+    const ready = await Deno.makeTempFile();
+    await Deno.remove(ready);
     await using h = await DaemonHarness.create(await freshDatabase(backend), { realRuns: true });
+    // The job ends once the process has left its group.
     await h.job("escapes", {
       schedule: { second: "1" },
-      command: `setsid sleep ${seconds} >/dev/null 2>&1 & echo started`,
+      command: `setsid sh -c 'touch ${ready}; exec sleep ${seconds}' >/dev/null 2>&1 &
+        while [ ! -e ${ready} ]; do sleep 0.01; done; rm ${ready}; echo started`,
     });
     await h.start();
     await h.clock.set(T0 + 1000);
