@@ -149,9 +149,10 @@ const OUTPUT_LINGER_MS = 1000;
 const OUTPUT_SETTLE_MS = 50;
 
 /**
- * The runs' timeouts, in one timer for all: a run costs an entry in a set,
- * not a timer of its own (hundreds start each second). A timeout fires
- * within `TICK_MS` after its due time.
+ * The runs' timeouts (and waits for their output to close), in one timer
+ * for all: a run costs an entry in a set, not a timer of its own
+ * (hundreds start each second). A timeout fires within `TICK_MS` after
+ * its due time.
  */
 class Timeouts {
   private readonly slots = new Map<number, Set<() => void>>();
@@ -198,16 +199,18 @@ class Timeouts {
 const TICK_MS = 100;
 const timeouts = new Timeouts();
 
-/** Whether `promise` settles within `ms`. */
-async function settles(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
-  try {
-    return await Promise.race([promise.then(() => true), late]);
-  } finally {
-    clearTimeout(timer);
-  }
+/** Whether `promise` settles within about `ms` (on the timeouts' timer). */
+function settles(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const entry = timeouts.add(ms, () => resolve(false));
+    const settled = () => {
+      timeouts.remove(entry);
+      resolve(true);
+    };
+    promise.then(settled, settled);
+  });
 }
+
 /**
  * The note of a run whose processes left its group: which, with their
  * pids, and how they were ended.
