@@ -56,10 +56,18 @@ export class ProcessTable {
     const batch = this.pending;
     this.pending = [];
     this.scheduled = false;
-    const byMarker = new Map(batch.map((p, i) => [p.query.marker, i]));
-    const byGroup = new Map(
-      batch.flatMap((p, i) => p.query.pgid === null ? [] : [[p.query.pgid, i] as const]),
-    );
+    // Queries may share a group id: a run that ended a while ago, and a
+    // new run whose shell got the same pid since.
+    const index = (key: (p: Pending) => string | number | null) => {
+      const map = new Map<string | number, number[]>();
+      batch.forEach((p, i) => {
+        const k = key(p);
+        if (k !== null) map.set(k, [...map.get(k) ?? [], i]);
+      });
+      return map;
+    };
+    const byMarker = index((p) => p.query.marker);
+    const byGroup = index((p) => p.query.pgid);
     const found: RunProcess[][] = batch.map(() => []);
     try {
       for await (const entry of Deno.readDir("/proc")) {
@@ -67,15 +75,20 @@ export class ProcessTable {
         const pid = Number(entry.name);
         const process = await inspect(pid);
         if (process === null) continue;
-        const i = byGroup.get(process.pgid) ??
-          (process.marker === null ? undefined : byMarker.get(process.marker));
-        if (i === undefined) continue;
-        found[i].push({
-          pid,
-          pgid: process.pgid,
-          command: await commandLine(pid),
-          marked: process.marker === batch[i].query.marker,
-        });
+        const queries = new Set([
+          ...byGroup.get(process.pgid) ?? [],
+          ...(process.marker === null ? [] : byMarker.get(process.marker) ?? []),
+        ]);
+        if (queries.size === 0) continue;
+        const command = await commandLine(pid);
+        for (const i of queries) {
+          found[i].push({
+            pid,
+            pgid: process.pgid,
+            command,
+            marked: process.marker === batch[i].query.marker,
+          });
+        }
       }
     } catch {
       // No /proc: nothing can be found, and nothing is claimed to be.

@@ -160,12 +160,13 @@ class Timeouts {
   private next = 0;
 
   add(ms: number, fire: () => void): [number, () => void] {
-    const slot = Math.ceil((Date.now() + ms) / TICK_MS);
+    // Monotonic: a clock set back must not put a timeout out of reach.
+    const slot = Math.ceil((performance.now() + ms) / TICK_MS);
     let due = this.slots.get(slot);
     if (due === undefined) this.slots.set(slot, due = new Set());
     due.add(fire);
     if (this.timer === undefined) {
-      this.next = Math.floor(Date.now() / TICK_MS);
+      this.next = Math.floor(performance.now() / TICK_MS);
       this.timer = setInterval(() => this.tick(), TICK_MS);
     }
     return [slot, fire];
@@ -180,7 +181,7 @@ class Timeouts {
 
   private tick(): void {
     // Slots up to now, including those a stalled loop skipped.
-    const now = Math.floor(Date.now() / TICK_MS);
+    const now = Math.floor(performance.now() / TICK_MS);
     for (; this.next <= now; this.next++) {
       const due = this.slots.get(this.next);
       if (due === undefined) continue;
