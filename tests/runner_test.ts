@@ -57,6 +57,24 @@ Deno.test("capture keeps the head and the tail and says how much it cut", () => 
   assertEquals(c.text(), "abcde\n[… jobsmanager cut 16 bytes of 26 …]\nvwxyz");
 });
 
+Deno.test("capture takes its memory as output comes, and keeps every byte across its growth", () => {
+  const c = new HeadTailCapture(4096);
+  let all = "";
+  for (let i = 0; i < 1000; i++) {
+    const chunk = `${i.toString().padStart(4, "0")}|`;
+    c.push(encode(chunk));
+    all += chunk;
+    if (i === 400) assertEquals(c.text(), all, "all kept while under the cap");
+  }
+  const cut = all.length - 4096;
+  assertEquals(
+    c.text(),
+    `${all.slice(0, 2048)}\n[… jobsmanager cut ${cut} bytes of ${all.length} …]\n${
+      all.slice(-2048)
+    }`,
+  );
+});
+
 Deno.test("capture of a huge stream stays within its cap", () => {
   const c = new HeadTailCapture(64);
   const chunk = new Uint8Array(1 << 20).fill(120);
