@@ -270,8 +270,13 @@ function leadsItsGroup(pid: number): boolean {
   return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === pid;
 }
 
-/** Bytes read from a pipe at a time: one buffer per stream, reused for every read. */
+/**
+ * Bytes read from a pipe at a time: one buffer per stream, reused for
+ * every read; small for the many runs that print little, doubled each time
+ * a read fills it, up to a pipe's capacity, for those that print a lot.
+ */
 const READ_BUFFER = 4096;
+const READ_BUFFER_MAX = 65_536;
 
 /** Read a stream into a capture until it ends or `stop` aborts. */
 async function drain(
@@ -291,7 +296,10 @@ async function drain(
       if (done || value === undefined) return;
       into.push(value);
       onChunk?.(value);
-      buffer = new Uint8Array(value.buffer);
+      const full = value.length === value.buffer.byteLength;
+      buffer = full && value.length < READ_BUFFER_MAX
+        ? new Uint8Array(2 * value.length)
+        : new Uint8Array(value.buffer);
     }
   } catch {
     // Cancelled: the caller stopped waiting for the end of the output.
