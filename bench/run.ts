@@ -1,11 +1,12 @@
 /**
  * Benchmarks (not tests): `deno task bench [SECTION…] [--backend sqlite|mysql] [--seconds N]`.
- * Sections: catalogue, firing, burst, cost, latency, reload, idle, throughput, sink, flood, api (default: all).
+ * Sections: catalogue, firing, burst, cost, latency, reload, idle, throughput, runner, sink, flood, api (default: all).
  * MySQL runs when JM_BENCH_DATABASE_URL (or JM_TEST_DATABASE_URL) names a server;
  * each section uses a fresh database. Prints one markdown table per section.
  */
 import { compileSchedule } from "../src/cron/croner.ts";
 import { openStore } from "../src/store/open.ts";
+import { startRun } from "../src/daemon/runner.ts";
 import {
   type Backend,
   cli,
@@ -32,9 +33,18 @@ const flag = (name: string) => {
 };
 const onlyBackend = flag("--backend");
 const SECONDS = Number(flag("--seconds") ?? 60);
-const sections = args.length > 0
-  ? args
-  : ["catalogue", "firing", "latency", "reload", "idle", "throughput", "sink", "flood", "api"];
+const sections = args.length > 0 ? args : [
+  "catalogue",
+  "firing",
+  "latency",
+  "reload",
+  "idle",
+  "throughput",
+  "runner",
+  "sink",
+  "flood",
+  "api",
+];
 const backends = (["sqlite", "mysql"] as const).filter((b) =>
   (onlyBackend === undefined || onlyBackend === b) && (b === "sqlite" || SERVER !== "")
 );
@@ -342,24 +352,29 @@ async function cost(backend: Backend): Promise<(string | number)[][]> {
   return rows;
 }
 
-async function spawnLoop(n: number, concurrency: number): Promise<number> {
+/** `n` calls of `one`, `concurrency` at a time; returns calls per second. */
+async function loop(n: number, concurrency: number, one: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();
   let next = 0;
   const worker = async () => {
     while (next < n) {
       next++;
-      await new Deno.Command("/bin/sh", {
-        args: ["-c", "true"],
-        stdin: "null",
-        stdout: "null",
-        stderr: "null",
-      })
-        .output();
+      await one();
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   return n / ((performance.now() - t0) / 1000);
 }
+
+/** `/bin/sh -c true` run to its end the plainest way, output discarded. */
+const plainTrue = () =>
+  new Deno.Command("/bin/sh", {
+    args: ["-c", "true"],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  })
+    .output();
 
 async function throughput(backend: Backend): Promise<(string | number)[][]> {
   const db = await freshDb(backend);
@@ -393,11 +408,104 @@ async function throughput(backend: Backend): Promise<(string | number)[][]> {
       `SELECT MIN(started_at) AS a, MAX(finished_at) AS b, COUNT(*) AS n FROM jm_runs WHERE scheduled_at = ${fireAt.getTime()}`,
     );
     const rate = Number(r[0].n) / ((Number(r[0].b) - Number(r[0].a)) / 1000);
-    const plain = await spawnLoop(1000, 300);
+    const plain = await loop(1000, 300, plainTrue);
     return [[backend, rate.toFixed(0), plain.toFixed(0), (rate / plain).toFixed(2)]];
   } finally {
     await db.drop();
   }
+}
+
+/**
+ * The runner alone (no store, no service): 2,000 runs of `/bin/sh -c true`,
+ * 300 at once, against a plain `Command.output()` loop (output piped and
+ * collected, in a group of its own: what the runner must do, without its
+ * bounds) at the same concurrency in the same process; then how long a
+ * ~1 ms command is recorded as running (finished_at − started_at), alone
+ * and in a burst of 100 (100 jobs due at the same second). The process
+ * holds 150 MiB, as the service does under load: what a spawn costs
+ * depends on it.
+ */
+async function runner(): Promise<(string | number)[][]> {
+  const ballast = Array.from({ length: 150 }, () => new Uint8Array(1 << 20).fill(1));
+  const runSpec = (command: string) => ({
+    command,
+    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
+    timeoutMs: 60_000,
+    killGraceMs: 2000,
+    outputCap: 65_536,
+  });
+  const plain = () =>
+    new Deno.Command("/bin/sh", {
+      args: ["-c", "true"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      detached: true,
+    }).output();
+  const ours = async () => {
+    const result = await startRun(runSpec("true")).done;
+    if (result.status !== "success") throw new Error(`bench: a run ended ${result.status}`);
+  };
+  // Warm both up, then alternate, so that neither gets the quieter moment alone.
+  await loop(200, 50, plain);
+  await loop(200, 50, ours);
+  // CPU (this process and its children, all reaped by then) per run: what
+  // contention from other processes changes least.
+  const cpuMs = () => {
+    const f = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
+    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 10;
+  };
+  const measure = async (one: () => Promise<unknown>) => {
+    const cpu0 = cpuMs();
+    const rate = await loop(2000, 300, one);
+    return { rate, cpu: (cpuMs() - cpu0) / 2000 };
+  };
+  const plainRuns: { rate: number; cpu: number }[] = [];
+  const ourRuns: { rate: number; cpu: number }[] = [];
+  for (let i = 0; i < 3; i++) {
+    plainRuns.push(await measure(plain));
+    ourRuns.push(await measure(ours));
+  }
+  const recorded = async (burst: number, rounds: number) => {
+    const durations: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      await loop(burst, burst, async () => {
+        const result = await startRun(runSpec("sleep 0.001")).done;
+        durations.push(result.finishedAt - result.startedAt);
+      });
+    }
+    return durations;
+  };
+  const alone = await recorded(1, 200);
+  const burst = await recorded(100, 5);
+  // The floor: the same command through `Command.output()`, timed around the call.
+  const floor = async (burst: number, rounds: number) => {
+    const durations: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      await loop(burst, burst, async () => {
+        const t0 = performance.now();
+        await new Deno.Command("/bin/sh", { args: ["-c", "sleep 0.001"], stdin: "null" }).output();
+        durations.push(performance.now() - t0);
+      });
+    }
+    return durations;
+  };
+  const floorAlone = await floor(1, 200);
+  const floorBurst = await floor(100, 5);
+  const rate = (v: { rate: number }[]) => median(v.map((r) => r.rate));
+  const cpu = (v: { cpu: number }[]) => median(v.map((r) => r.cpu));
+  const row = [
+    rate(ourRuns).toFixed(0),
+    rate(plainRuns).toFixed(0),
+    median(ourRuns.map((r, i) => r.rate / plainRuns[i].rate)).toFixed(2),
+    `${cpu(ourRuns).toFixed(2)} / ${cpu(plainRuns).toFixed(2)} ms`,
+    `${ms(median(alone))} / ${ms(quantile(alone, 0.99))}`,
+    `${ms(median(floorAlone))} / ${ms(quantile(floorAlone, 0.99))}`,
+    `${ms(median(burst))} / ${ms(quantile(burst, 0.99))}`,
+    `${ms(median(floorBurst))} / ${ms(quantile(floorBurst, 0.99))}`,
+  ];
+  ballast.length = 0;
+  return [row];
 }
 
 const SECTIONS: Record<
@@ -462,6 +570,20 @@ const SECTIONS: Record<
     ["backend", "runs/s (service)", "runs/s (plain loop)", "ratio"],
     throughput,
   ],
+  runner: [
+    "The runner alone in a 150 MiB process: 2,000 runs of `/bin/sh -c true`, 300 at once, vs a plain `Command.output()` loop (3 rounds alternated: medians, ratio of each round's pair); recorded duration of `sleep 0.001`",
+    [
+      "runs/s (runner)",
+      "runs/s (plain loop)",
+      "ratio",
+      "CPU per run, runner / plain (with children)",
+      "recorded p50 / p99, alone",
+      "Command.output() p50 / p99, alone",
+      "recorded p50 / p99, 100 at once",
+      "Command.output() p50 / p99, 100 at once",
+    ],
+    runner,
+  ],
   sink: [
     "Database log sink: 100,000 records written in its batches of 500",
     ["backend", "records", "rate"],
@@ -495,6 +617,7 @@ for (const name of sections) {
   }
   const [title, head, fn] = section;
   const rows: (string | number)[][] = [];
-  for (const b of backends) rows.push(...await fn(b));
+  // The runner section uses no database: once, whatever the backends.
+  for (const b of name === "runner" ? backends.slice(0, 1) : backends) rows.push(...await fn(b));
   printTable(title, head, rows);
 }

@@ -50,6 +50,7 @@ export class FakeRun {
       pid: null,
       marker: null,
       done: this.result.promise,
+      escaped: Promise.resolve(null),
       interrupt: () => {
         this.interrupted = true;
         if (!this.ignoresInterrupt) {

@@ -4,7 +4,7 @@
  * are not UTF-8 are kept as `\xNN` instead of lost to U+FFFD. In-process,
  * fake clock, a real process.
  */
-import { assertEquals } from "./assert.ts";
+import { assertEquals, assertMatch } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
 import { DaemonHarness, T0 } from "./daemon_harness.ts";
 
@@ -19,5 +19,37 @@ for (const backend of BACKENDS) {
     await h.clock.set(T0 + 1000);
     const run = await h.run("bytes", T0 + 1000, "success");
     assertEquals([run.stdout, run.stderr], ["a\\x00b\\xffc\n", "x\\x00y"]);
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: a process that left its run's group is ended and named in the run's note`, async () => {
+    const seconds = `300.${Math.floor(Math.random() * 100_000)}`;
+    const ready = await Deno.makeTempFile();
+    await Deno.remove(ready);
+    await using h = await DaemonHarness.create(await freshDatabase(backend), { realRuns: true });
+    // The job ends once the process has left its group.
+    await h.job("escapes", {
+      schedule: { second: "1" },
+      command: `setsid sh -c 'touch ${ready}; exec sleep ${seconds}' >/dev/null 2>&1 &
+        while [ ! -e ${ready} ]; do sleep 0.01; done; rm ${ready}; echo started`,
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    const run = await h.run("escapes", T0 + 1000, "success");
+    assertEquals(run.stdout, "started\n");
+    // Found a little after the run's end, with the runs that end meanwhile.
+    const noted = await h.until(
+      async () => (await h.runs("escapes")).find((r) => r.note !== null),
+      "the run's note to name the process that left its group",
+    );
+    assertMatch(
+      noted.note!,
+      new RegExp(
+        `^1 process had left the run's process group and still ran after it: pid \\d+ \\(sleep ${
+          seconds.replace(".", "\\.")
+        }\\); ended with SIGTERM$`,
+      ),
+    );
   });
 }

@@ -2,6 +2,7 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { HeadTailCapture } from "../src/daemon/capture.ts";
 import { type RunSpec, startRun } from "../src/daemon/runner.ts";
+import { waitFor } from "./helpers.ts";
 
 const encode = (s: string) => new TextEncoder().encode(s);
 
@@ -32,6 +33,15 @@ function livePidsMatching(needle: string): number[] {
   return pids;
 }
 
+/** Process `pid` exists and is not a zombie. */
+function alive(pid: number): boolean {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]?.[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
 Deno.test("capture keeps everything under the cap", () => {
   const c = new HeadTailCapture(100);
   c.push(encode("hello "));
@@ -45,6 +55,24 @@ Deno.test("capture keeps the head and the tail and says how much it cut", () => 
   for (const chunk of ["abc", "defgh", "ijklmnop", "qrstuvwxyz"]) c.push(encode(chunk));
   assertEquals(c.bytes, 26);
   assertEquals(c.text(), "abcde\n[… jobsmanager cut 16 bytes of 26 …]\nvwxyz");
+});
+
+Deno.test("capture takes its memory as output comes, and keeps every byte across its growth", () => {
+  const c = new HeadTailCapture(4096);
+  let all = "";
+  for (let i = 0; i < 1000; i++) {
+    const chunk = `${i.toString().padStart(4, "0")}|`;
+    c.push(encode(chunk));
+    all += chunk;
+    if (i === 400) assertEquals(c.text(), all, "all kept while under the cap");
+  }
+  const cut = all.length - 4096;
+  assertEquals(
+    c.text(),
+    `${all.slice(0, 2048)}\n[… jobsmanager cut ${cut} bytes of ${all.length} …]\n${
+      all.slice(-2048)
+    }`,
+  );
 });
 
 Deno.test("capture of a huge stream stays within its cap", () => {
@@ -94,6 +122,46 @@ Deno.test("a run gets its environment and cwd, and records output and exit code"
   }
 });
 
+Deno.test("a run's shell leads a session and a process group of its own", async () => {
+  const handle = startRun(spec("cat /proc/$$/stat"));
+  const result = await handle.done;
+  // "pid (comm) state ppid pgrp session …"
+  const [pid, , , , pgrp, session] = result.stdout.replace(/\(.*\)/, "comm").split(" ");
+  assertEquals([pid, pgrp, session].map(Number), [handle.pid, handle.pid, handle.pid]);
+});
+
+Deno.test("a standalone run's shell is killed when the process that started it dies", async () => {
+  const seconds = `300.${Math.floor(Math.random() * 100_000)}`;
+  const script = `import { startRun } from ${
+    JSON.stringify(import.meta.resolve("../src/daemon/runner.ts"))
+  };
+const handle = startRun({ command: "sleep ${seconds}; true", env: {}, timeoutMs: 0, killGraceMs: 500, outputCap: 100, standalone: true });
+console.log(handle.pid);
+await handle.done;`;
+  const parent = new Deno.Command(Deno.execPath(), {
+    args: ["eval", script],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = parent.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const shell = Number((await reader.read()).value);
+  try {
+    await waitFor(() => livePidsMatching(`sleep ${seconds}`).length > 0, {
+      timeoutMs: 15_000,
+      what: "the run's sleep to start",
+    });
+    parent.kill("SIGKILL");
+    await parent.status;
+    await waitFor(() => !alive(shell), {
+      timeoutMs: 15_000,
+      what: `the run's shell ${shell} to be killed with its parent`,
+    });
+  } finally {
+    await reader.cancel();
+    for (const pid of livePidsMatching(`sleep ${seconds}`)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
 Deno.test("stdin is /dev/null, so a command reading it does not hang", async () => {
   const result = await startRun(spec("cat; echo done")).done;
   assertEquals([result.status, result.stdout], ["success", "done\n"]);
@@ -118,11 +186,12 @@ Deno.test("a group that ignores SIGTERM is killed after the grace", async () => 
   assertEquals(livePidsMatching(marker), []);
 });
 
-Deno.test("interrupt ends a run as interrupted", async () => {
+Deno.test("interrupt ends a run as interrupted, even at once after its start", async () => {
+  // Before setsid has made the run's group, the child alone is signalled.
   const handle = startRun(spec("sleep 30"));
   handle.interrupt();
   const result = await handle.done;
-  assertEquals(result.status, "interrupted");
+  assertEquals([result.status, result.signal], ["interrupted", "SIGTERM"]);
 });
 
 Deno.test("a command that cannot start is an error, not a crash", async () => {
@@ -165,25 +234,49 @@ function escapee(seconds: string): string {
   return `setsid sh -c 'trap "" TERM; sleep ${seconds}' >/dev/null 2>&1 &`;
 }
 
-Deno.test("an escaped process that ignores SIGTERM is killed after the grace when the run ends", async () => {
+Deno.test("an escaped process that ignores SIGTERM is ended after the run, and named for its note", async () => {
   const seconds = `300.${Math.floor(Math.random() * 100_000)}`;
   try {
-    const result = await startRun(
-      spec(`${escapee(seconds)} sleep 0.2; echo done`, { killGraceMs: 300 }),
-    ).done;
-    assertEquals([result.status, result.stdout], ["success", "done\n"]);
-    assertMatch(result.note ?? "", /^\d process(es)? had left the run's process group/);
+    const handle = startRun(spec(`${escapee(seconds)} sleep 0.2; echo done`, { killGraceMs: 300 }));
+    const result = await handle.done;
+    // Its group is empty and its output closed: the run is over at once.
+    assertEquals([result.status, result.stdout, result.note], ["success", "done\n", null]);
+    const escaped = await handle.escaped;
+    assertMatch(escaped ?? "", /^\d process(es)? had left the run's process group/);
     assertMatch(
-      result.note ?? "",
+      escaped ?? "",
       new RegExp(
         `pids \\d+ \\(sh -c trap "" TERM; sleep ${seconds.replace(".", "\\.")}\\), \\d+ \\(sleep`,
       ),
     );
-    assertStringIncludes(result.note ?? "", "ended with SIGKILL after 0.3 s of SIGTERM");
+    assertStringIncludes(escaped ?? "", "ended with SIGKILL after 0.3 s of SIGTERM");
     assertEquals(livePidsMatching(`sleep ${seconds}`), []);
   } finally {
     for (const pid of livePidsMatching(`sleep ${seconds}`)) Deno.kill(pid, "SIGKILL");
   }
+});
+
+Deno.test("a standalone run names what left its group in its own note", async () => {
+  const seconds = `300.${Math.floor(Math.random() * 100_000)}`;
+  try {
+    const handle = startRun(
+      spec(`${escapee(seconds)} sleep 0.2; echo done`, { killGraceMs: 300, standalone: true }),
+    );
+    const result = await handle.done;
+    assertEquals([result.status, result.stdout], ["success", "done\n"]);
+    assertMatch(result.note ?? "", /^\d process(es)? had left the run's process group/);
+    assertEquals(await handle.escaped, null);
+    assertEquals(livePidsMatching(`sleep ${seconds}`), []);
+  } finally {
+    for (const pid of livePidsMatching(`sleep ${seconds}`)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
+Deno.test("a run that leaves nothing behind names nothing", async () => {
+  const handle = startRun(spec("sleep 0.01 & echo hi"));
+  const result = await handle.done;
+  assertEquals([result.status, result.stdout, result.note], ["success", "hi\n", null]);
+  assertEquals(await handle.escaped, null);
 });
 
 Deno.test("at the timeout, an escaped process is ended with the group, and named", async () => {

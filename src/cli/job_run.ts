@@ -56,6 +56,7 @@ async function runHere(
     outputCap: s["jobsmanager.output_cap"],
     secrets: secretsOf(ctx.target),
     onOutput: live ? relay : undefined,
+    standalone: true,
   });
   // The command has a process group of its own, so Ctrl-C would not reach
   // it: end it, and record it interrupted, rather than leave it behind.

@@ -6,20 +6,22 @@
  * (at which SQLite would cut the text), is written `\xNN`; as that text
  * takes up to four times the bytes, head and tail are cut further to stay
  * within `cap` bytes written, and the count of what was cut says so.
+ * Memory is taken as output comes, not up front: most runs print little
+ * or nothing, and hundreds run at once.
  */
 export class HeadTailCapture {
-  private readonly head: Uint8Array;
+  private head: Uint8Array = EMPTY;
   private headLength = 0;
-  private readonly tail: Uint8Array;
+  private readonly headCap: number;
+  /** Allocated once the head is full. */
+  private tail: Uint8Array = EMPTY;
   /** Next write position in the tail ring. */
   private tailPos = 0;
   private tailFilled = 0;
   private total = 0;
 
   constructor(private readonly cap: number) {
-    const headCap = Math.floor(cap / 2);
-    this.head = new Uint8Array(headCap);
-    this.tail = new Uint8Array(cap - headCap);
+    this.headCap = Math.floor(cap / 2);
   }
 
   /** Bytes seen in all. */
@@ -30,13 +32,25 @@ export class HeadTailCapture {
   push(chunk: Uint8Array): void {
     this.total += chunk.length;
     let data = chunk;
-    if (this.headLength < this.head.length) {
-      const take = Math.min(this.head.length - this.headLength, data.length);
+    if (this.headLength < this.headCap) {
+      const take = Math.min(this.headCap - this.headLength, data.length);
+      if (this.headLength + take > this.head.length) {
+        // Grow by doubling: a few copies at most, never more than the head's share.
+        const grown = new Uint8Array(
+          Math.min(
+            this.headCap,
+            Math.max(MIN_BUFFER, this.headLength + take, 2 * this.head.length),
+          ),
+        );
+        grown.set(this.head.subarray(0, this.headLength));
+        this.head = grown;
+      }
       this.head.set(data.subarray(0, take), this.headLength);
       this.headLength += take;
       data = data.subarray(take);
     }
-    if (data.length === 0 || this.tail.length === 0) return;
+    if (data.length === 0 || this.cap === this.headCap) return;
+    if (this.tail.length === 0) this.tail = new Uint8Array(this.cap - this.headCap);
     if (data.length >= this.tail.length) {
       this.tail.set(data.subarray(data.length - this.tail.length));
       this.tailPos = 0;
@@ -66,8 +80,8 @@ export class HeadTailCapture {
       whole.set(tail, head.length);
       if (fittingPrefix(whole, this.cap) === whole.length) return decodeEscaped(whole);
     }
-    const headEnd = fittingPrefix(head, this.head.length);
-    const tailStart = fittingSuffix(tail, this.cap - this.head.length);
+    const headEnd = fittingPrefix(head, this.headCap);
+    const tailStart = fittingSuffix(tail, this.cap - this.headCap);
     const cut = this.total - headEnd - (tail.length - tailStart);
     const headText = decodeEscaped(head.subarray(0, headEnd));
     const tailText = decodeEscaped(tail.subarray(tailStart));
@@ -75,6 +89,10 @@ export class HeadTailCapture {
     return `${headText}\n[… jobsmanager cut ${cut} bytes of ${this.total} …]\n${tailText}`;
   }
 }
+
+const EMPTY = new Uint8Array(0);
+/** The head's first allocation. */
+const MIN_BUFFER = 256;
 
 const strict = new TextDecoder("utf-8", { fatal: true });
 

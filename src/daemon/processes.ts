@@ -56,10 +56,18 @@ export class ProcessTable {
     const batch = this.pending;
     this.pending = [];
     this.scheduled = false;
-    const byMarker = new Map(batch.map((p, i) => [p.query.marker, i]));
-    const byGroup = new Map(
-      batch.flatMap((p, i) => p.query.pgid === null ? [] : [[p.query.pgid, i] as const]),
-    );
+    // Queries may share a group id: a run that ended a while ago, and a
+    // new run whose shell got the same pid since.
+    const index = (key: (p: Pending) => string | number | null) => {
+      const map = new Map<string | number, number[]>();
+      batch.forEach((p, i) => {
+        const k = key(p);
+        if (k !== null) map.set(k, [...map.get(k) ?? [], i]);
+      });
+      return map;
+    };
+    const byMarker = index((p) => p.query.marker);
+    const byGroup = index((p) => p.query.pgid);
     const found: RunProcess[][] = batch.map(() => []);
     try {
       for await (const entry of Deno.readDir("/proc")) {
@@ -67,15 +75,20 @@ export class ProcessTable {
         const pid = Number(entry.name);
         const process = await inspect(pid);
         if (process === null) continue;
-        const i = byGroup.get(process.pgid) ??
-          (process.marker === null ? undefined : byMarker.get(process.marker));
-        if (i === undefined) continue;
-        found[i].push({
-          pid,
-          pgid: process.pgid,
-          command: await commandLine(pid),
-          marked: process.marker === batch[i].query.marker,
-        });
+        const queries = new Set([
+          ...byGroup.get(process.pgid) ?? [],
+          ...(process.marker === null ? [] : byMarker.get(process.marker) ?? []),
+        ]);
+        if (queries.size === 0) continue;
+        const command = await commandLine(pid);
+        for (const i of queries) {
+          found[i].push({
+            pid,
+            pgid: process.pgid,
+            command,
+            marked: process.marker === batch[i].query.marker,
+          });
+        }
       }
     } catch {
       // No /proc: nothing can be found, and nothing is claimed to be.
@@ -139,18 +152,35 @@ const KILLED_WAIT_MS = 1000;
 /** One pass over /proc answers every run that ends at the same instant. */
 const table = new ProcessTable();
 
-/** Signal a process, or with a negative pid a process group. */
-function signal(pid: number, sig: Deno.Signal): void {
+/** Signal a process, or with a negative pid a process group; false when there is none. */
+function signal(pid: number, sig: Deno.Signal): boolean {
   try {
     Deno.kill(pid, sig);
+    return true;
   } catch {
     // ESRCH: it is already gone.
+    return false;
   }
 }
 
-/** Signal the run's group and what carries its marker outside it; returns what belongs to it. */
-export async function signalRun(run: RunRef, sig: Deno.Signal): Promise<RunProcess[]> {
-  if (run.ownGroup && run.pgid !== null) signal(-run.pgid, sig);
+/**
+ * Signal process group `pgid`; false when it has no process left (a cheap
+ * check: no pass over /proc).
+ */
+export function signalGroup(pgid: number, sig: Deno.Signal): boolean {
+  return signal(-pgid, sig);
+}
+
+/**
+ * Signal the run's group (unless `groupSignalled`: the caller just did)
+ * and what carries its marker outside it; returns what belongs to it.
+ */
+export async function signalRun(
+  run: RunRef,
+  sig: Deno.Signal,
+  groupSignalled = false,
+): Promise<RunProcess[]> {
+  if (run.ownGroup && run.pgid !== null && !groupSignalled) signal(-run.pgid, sig);
   const found = await table.find(run);
   const group = run.pgid !== null &&
     (run.ownGroup || found.some((p) => p.marked && p.pgid === run.pgid));
@@ -159,12 +189,20 @@ export async function signalRun(run: RunRef, sig: Deno.Signal): Promise<RunProce
   return found.filter((p) => p.marked || (group && p.pgid === run.pgid));
 }
 
-/** SIGTERM to what belongs to the run, SIGKILL after `graceMs` to what is still there. */
-export async function endRun(run: RunRef, graceMs: number): Promise<Ended> {
+/**
+ * SIGTERM to what belongs to the run, SIGKILL after `graceMs` to what is
+ * still there; with `groupSignalled`, the caller has just sent its group
+ * the SIGTERM.
+ */
+export async function endRun(
+  run: RunRef,
+  graceMs: number,
+  { groupSignalled = false } = {},
+): Promise<Ended> {
   const seen = new Map<number, RunProcess>();
   const note = (found: RunProcess[]) => found.forEach((p) => seen.set(p.pid, p));
   const deadline = Date.now() + graceMs;
-  let left = await signalRun(run, "SIGTERM");
+  let left = await signalRun(run, "SIGTERM", groupSignalled);
   note(left);
   while (left.length > 0 && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
@@ -181,4 +219,44 @@ export async function endRun(run: RunRef, graceMs: number): Promise<Ended> {
   }
   const found = [...seen.values()];
   return { found, escaped: found.filter((p) => p.pgid !== run.pgid), killed };
+}
+
+/**
+ * How long after a run's end what left its group is looked for: one pass
+ * over /proc then answers every run that ended meanwhile. Such a process
+ * outlives its run by this much before its SIGTERM; in exchange, a run
+ * that leaves nothing (nearly all) costs no pass of its own, which at
+ * hundreds of runs a second is what bounded the rate.
+ */
+const SWEEP_MS = 1000;
+
+interface Later {
+  run: RunQuery;
+  graceMs: number;
+  resolve: (ended: Promise<Ended>) => void;
+}
+
+let later: Later[] = [];
+
+/**
+ * End, after a while, what carries the marker of a run whose group is
+ * empty: processes that left the group (setsid, a double fork) with their
+ * output elsewhere. Its group id is not signalled: it may be reused by
+ * then, and counts as the run's only while a process in it carries the
+ * marker.
+ */
+export function endEscapedLater(run: RunQuery, graceMs: number): Promise<Ended> {
+  const answer = Promise.withResolvers<Ended>();
+  if (later.length === 0) setTimeout(sweep, SWEEP_MS);
+  later.push({ run, graceMs, resolve: answer.resolve });
+  return answer.promise;
+}
+
+function sweep(): void {
+  const batch = later;
+  later = [];
+  // Queried in the same turn, they share one pass over /proc.
+  for (const { run, graceMs, resolve } of batch) {
+    resolve(endRun({ ...run, ownGroup: false }, graceMs));
+  }
 }

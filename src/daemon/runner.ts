@@ -1,9 +1,16 @@
 /**
- * Runs one command: `/bin/sh -c COMMAND` in a process group of its own
- * (Deno's `detached` calls setsid() in the child before exec, so the group
- * exists before the command runs), stdin from /dev/null, output captured
- * head-and-tail. Through util-linux's `setpriv --pdeathsig KILL` where it
- * is installed, so the kernel kills the shell if the service dies first.
+ * Runs one command: `/bin/sh -c COMMAND` in a session and process group of
+ * its own, stdin from /dev/null, output captured head-and-tail. The group
+ * comes from util-linux's `setsid`, which the child execs before the
+ * shell, so the group exists before the command runs; Deno's `detached`
+ * would do the same, but makes Deno fork the whole service (page tables
+ * of hundreds of MiB) for each run, where a plain spawn is a vfork: at
+ * 150 MiB of heap, 40 runs/s instead of 420. Only where `setsid` is
+ * missing is `detached` used. A `standalone` run (`job run --here`: no
+ * guard watches it) runs under util-linux's `setpriv --pdeathsig KILL`
+ * too, so the kernel kills the shell if this process dies first; the
+ * service's runs have the guard instead (run_guard.ts), which kills their
+ * whole groups, and spare that exec.
  * On timeout the whole group gets SIGTERM, then SIGKILL after the grace;
  * when the shell exits, whatever it left behind is ended the same way:
  * what stayed in its group, and what left the group (setsid, a double
@@ -14,7 +21,14 @@
 import type { RunUpdate } from "../domain/run.ts";
 import { HeadTailCapture } from "./capture.ts";
 import { redactSecrets } from "../store/target.ts";
-import { type Ended, endRun, MARKER_VARIABLE, signalRun } from "./processes.ts";
+import {
+  type Ended,
+  endEscapedLater,
+  endRun,
+  MARKER_VARIABLE,
+  signalGroup,
+  signalRun,
+} from "./processes.ts";
 
 export interface RunSpec {
   command: string;
@@ -28,8 +42,18 @@ export interface RunSpec {
   outputCap: number;
   /** Strings replaced by `***` in the output kept (the database password). */
   secrets?: readonly string[];
-  /** Each chunk of output as it comes, besides what is kept (`job run --here` shows it live). */
+  /**
+   * Each chunk of output as it comes, besides what is kept (`job run --here`
+   * shows it live). The chunk is only valid during the call.
+   */
   onOutput?: (stream: "stdout" | "stderr", chunk: Uint8Array) => void;
+  /**
+   * The only run of this process (`job run --here`): no guard watches it,
+   * so the kernel kills its shell if this process dies (`setpriv
+   * --pdeathsig`); and no other run ends with it, so what left its group
+   * is looked for at once, and named in `done`'s note.
+   */
+  standalone?: boolean;
 }
 
 export type Outcome = "success" | "failed" | "timeout" | "killed" | "interrupted" | "error";
@@ -56,6 +80,14 @@ export interface RunHandle {
   /** The run's marker (JM_RUN_MARKER in its environment); null when nothing started. */
   readonly marker: string | null;
   readonly done: Promise<RunResult>;
+  /**
+   * Processes that had left the run's group, with their output elsewhere,
+   * are looked for shortly after its end, with those of the runs that end
+   * meanwhile (one pass over /proc for all): ended as leftovers are, and
+   * named here, for the run's note. Null when there were none, or when
+   * `done`'s note already names them.
+   */
+  readonly escaped: Promise<string | null>;
   /** End the run now (service shutdown): TERM the group, KILL after the grace. */
   interrupt(): void;
 }
@@ -111,6 +143,76 @@ export function runEnv(
 /** How long output may stay open after the group's SIGKILL. */
 const OUTPUT_LINGER_MS = 1000;
 /**
+ * How long, after the shell's exit, its output may take to close before
+ * something outside its group is taken to hold it open.
+ */
+const OUTPUT_SETTLE_MS = 50;
+
+/**
+ * The runs' timeouts (and waits for their output to close), in one timer
+ * for all: a run costs an entry in a set, not a timer of its own
+ * (hundreds start each second). A timeout fires within `TICK_MS` after
+ * its due time.
+ */
+class Timeouts {
+  private readonly slots = new Map<number, Set<() => void>>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private next = 0;
+
+  add(ms: number, fire: () => void): [number, () => void] {
+    // Monotonic: a clock set back must not put a timeout out of reach.
+    const slot = Math.ceil((performance.now() + ms) / TICK_MS);
+    let due = this.slots.get(slot);
+    if (due === undefined) this.slots.set(slot, due = new Set());
+    due.add(fire);
+    if (this.timer === undefined) {
+      this.next = Math.floor(performance.now() / TICK_MS);
+      this.timer = setInterval(() => this.tick(), TICK_MS);
+    }
+    return [slot, fire];
+  }
+
+  remove([slot, fire]: [number, () => void]): void {
+    const due = this.slots.get(slot);
+    due?.delete(fire);
+    if (due?.size === 0) this.slots.delete(slot);
+    if (this.slots.size === 0) this.stop();
+  }
+
+  private tick(): void {
+    // Slots up to now, including those a stalled loop skipped.
+    const now = Math.floor(performance.now() / TICK_MS);
+    for (; this.next <= now; this.next++) {
+      const due = this.slots.get(this.next);
+      if (due === undefined) continue;
+      this.slots.delete(this.next);
+      for (const fire of due) fire();
+    }
+    if (this.slots.size === 0) this.stop();
+  }
+
+  private stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
+
+const TICK_MS = 100;
+const timeouts = new Timeouts();
+
+/** Whether `promise` settles within about `ms` (on the timeouts' timer). */
+function settles(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const entry = timeouts.add(ms, () => resolve(false));
+    const settled = () => {
+      timeouts.remove(entry);
+      resolve(true);
+    };
+    promise.then(settled, settled);
+  });
+}
+
+/**
  * The note of a run whose processes left its group: which, with their
  * pids, and how they were ended.
  */
@@ -125,29 +227,56 @@ function escapedNote(ended: Ended, graceMs: number): string | null {
   }`;
 }
 
-let setprivPath: string | null | undefined;
+const tools = new Map<string, string | null>();
 
-/** util-linux's setpriv, where installed (it is on Debian and most Linux systems). */
-function setpriv(): string | null {
-  setprivPath ??= ["/usr/bin/setpriv", "/bin/setpriv"].find((path) => {
-    try {
-      return Deno.statSync(path).isFile;
-    } catch {
-      return false;
-    }
-  }) ?? null;
-  return setprivPath;
+/** A util-linux tool (`setsid`, `setpriv`) where installed (it is on Debian and most Linux systems). */
+function tool(name: string): string | null {
+  if (!tools.has(name)) {
+    tools.set(
+      name,
+      [`/usr/bin/${name}`, `/bin/${name}`].find((path) => {
+        try {
+          return Deno.statSync(path).isFile;
+        } catch {
+          return false;
+        }
+      }) ?? null,
+    );
+  }
+  return tools.get(name)!;
 }
 
-/** The program and arguments that run `command`: the shell, under setpriv if there is one. */
-function shell(command: string): [string, string[]] {
-  const sh = ["/bin/sh", "-c", command];
-  const wrapper = setpriv();
-  // The parent-death signal survives the exec of the shell.
-  return wrapper === null
-    ? ["/bin/sh", sh.slice(1)]
-    : [wrapper, ["--pdeathsig", "KILL", "--", ...sh]];
+/** The program and arguments that run `command` in a group of its own, and whether Deno must make that group. */
+function shell(command: string, standalone: boolean): [string, string[], boolean] {
+  const setsid = tool("setsid");
+  const grouped = setsid === null
+    ? ["/bin/sh", "-c", command]
+    : [setsid, "--", "/bin/sh", "-c", command];
+  const setpriv = standalone ? tool("setpriv") : null;
+  // The parent-death signal survives the execs of setsid and the shell.
+  const argv = setpriv === null ? grouped : [setpriv, "--pdeathsig", "KILL", "--", ...grouped];
+  return [argv[0], argv.slice(1), setsid === null];
 }
+
+/** Process `pid` leads its process group (where there is no /proc, it is taken to). */
+function leadsItsGroup(pid: number): boolean {
+  let stat;
+  try {
+    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  } catch {
+    return true;
+  }
+  // "pid (comm) state ppid pgrp …": comm may hold spaces and parentheses.
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === pid;
+}
+
+/**
+ * Bytes read from a pipe at a time: one buffer per stream, reused for
+ * every read; small for the many runs that print little, doubled each time
+ * a read fills it, up to a pipe's capacity, for those that print a lot.
+ */
+const READ_BUFFER = 4096;
+const READ_BUFFER_MAX = 65_536;
 
 /** Read a stream into a capture until it ends or `stop` aborts. */
 async function drain(
@@ -156,15 +285,21 @@ async function drain(
   stop: AbortSignal,
   onChunk?: (chunk: Uint8Array) => void,
 ): Promise<void> {
-  const reader = stream.getReader();
+  // A reader of our own buffer: the default one allocates 64 KiB for each read.
+  const reader = stream.getReader({ mode: "byob" });
   const cancel = () => reader.cancel().catch(() => {});
   stop.addEventListener("abort", cancel, { once: true });
+  let buffer = new Uint8Array(READ_BUFFER);
   try {
     for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
+      const { done, value } = await reader.read(buffer);
+      if (done || value === undefined) return;
       into.push(value);
       onChunk?.(value);
+      const full = value.length === value.buffer.byteLength;
+      buffer = full && value.length < READ_BUFFER_MAX
+        ? new Uint8Array(2 * value.length)
+        : new Uint8Array(value.buffer);
     }
   } catch {
     // Cancelled: the caller stopped waiting for the end of the output.
@@ -177,11 +312,11 @@ async function drain(
 export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle {
   let child: Deno.ChildProcess;
   const marker = crypto.randomUUID();
+  const [program, args, detached] = shell(spec.command, spec.standalone ?? false);
   try {
-    const [program, args] = shell(spec.command);
     child = new Deno.Command(program, {
       args,
-      detached: true,
+      detached,
       env: { ...spec.env, [MARKER_VARIABLE]: marker },
       clearEnv: true,
       cwd: spec.cwd,
@@ -197,6 +332,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
       pid: null,
       marker: null,
       interrupt: () => {},
+      escaped: Promise.resolve(null),
       done: Promise.resolve({
         status: "error",
         exitCode: null,
@@ -219,26 +355,93 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   let endedBy: "timeout" | "interrupted" | null = null;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
 
+  let exited = false;
   const terminate = (reason: "timeout" | "interrupted") => {
     if (endedBy !== null) return;
     endedBy = reason;
+    // Just after the spawn, setsid may not have made the run's group yet:
+    // the child, about to exec the shell, is then all there is of the run.
+    if (!detached && !exited && !leadsItsGroup(pgid)) {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // It has just ended.
+      }
+    }
     signalRun(run, "SIGTERM");
     killTimer = setTimeout(() => signalRun(run, "SIGKILL"), spec.killGraceMs);
   };
-  const timeoutTimer = spec.timeoutMs > 0
-    ? setTimeout(() => terminate("timeout"), spec.timeoutMs)
+  const timeout = spec.timeoutMs > 0
+    ? timeouts.add(spec.timeoutMs, () => terminate("timeout"))
     : undefined;
 
+  const notes = (...parts: (string | null)[]) => parts.filter((n) => n !== null).join("; ") || null;
+  const result = (status: Deno.CommandStatus, escaped: string | null, unread: string | null) => {
+    const base = {
+      exitCode: status.signal === null ? status.code : null,
+      signal: status.signal,
+      stdout: redactSecrets(stdout.text(), spec.secrets ?? []),
+      stderr: redactSecrets(stderr.text(), spec.secrets ?? []),
+      startedAt,
+      finishedAt: now(),
+      outputBytes: stdout.bytes + stderr.bytes,
+    };
+    if (endedBy === "timeout") {
+      return {
+        ...base,
+        status: "timeout" as const,
+        note: notes(`killed after the timeout of ${spec.timeoutMs / 1000} s`, escaped, unread),
+      };
+    }
+    if (endedBy === "interrupted") {
+      return {
+        ...base,
+        status: "interrupted" as const,
+        note: notes("killed: the service was shutting down", escaped, unread),
+      };
+    }
+    if (status.signal !== null) {
+      return {
+        ...base,
+        status: "killed" as const,
+        note: notes(`ended by ${status.signal}, not sent by jobsmanager`, escaped, unread),
+      };
+    }
+    return {
+      ...base,
+      status: status.code === 0 ? "success" as const : "failed" as const,
+      note: notes(escaped, unread),
+    };
+  };
+
+  const late = Promise.withResolvers<string | null>();
   const done = (async (): Promise<RunResult> => {
     const stopReading = new AbortController();
+    let drained = false;
     const output = Promise.all([
       drain(child.stdout, stdout, stopReading.signal, spec.onOutput?.bind(null, "stdout")),
       drain(child.stderr, stderr, stopReading.signal, spec.onOutput?.bind(null, "stderr")),
-    ]);
+    ]).then(() => drained = true);
     const status = await child.status;
-    clearTimeout(timeoutTimer);
-    // Leftovers (`cmd &`, `setsid cmd &`) would run on, and hold the pipes open: end them.
-    const leftovers = endRun(run, spec.killGraceMs);
+    exited = true;
+    if (timeout !== undefined) timeouts.remove(timeout);
+    // Leftovers in the group (`cmd &`) would run on, and may hold the pipes open: end them.
+    const groupLeft = signalGroup(pgid, "SIGTERM");
+    if (
+      !spec.standalone && endedBy === null && !groupLeft &&
+      (drained || await settles(output, OUTPUT_SETTLE_MS))
+    ) {
+      // The common end: nothing in the group, the output closed. What left
+      // the group with its output elsewhere is looked for a little later,
+      // with the runs that end meanwhile, in one pass over /proc.
+      endEscapedLater(run, spec.killGraceMs).then(
+        (ended) => late.resolve(escapedNote(ended, spec.killGraceMs)),
+        () => late.resolve(null),
+      );
+      return result(status, null, null);
+    }
+    late.resolve(null);
+    const leftovers = endRun(run, spec.killGraceMs, { groupSignalled: groupLeft });
     // A process no one can find or end may keep the pipes open for ever:
     // stop reading a little after the SIGKILL.
     const giveUp = setTimeout(() => stopReading.abort(), spec.killGraceMs + OUTPUT_LINGER_MS);
@@ -249,45 +452,15 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     const unread = stopReading.signal.aborted
       ? "stopped reading its output: a process outside its process group still held it open"
       : null;
-    const notes = (...parts: (string | null)[]) =>
-      parts.filter((n) => n !== null).join("; ") || null;
-    const finishedAt = now();
-    const base = {
-      exitCode: status.signal === null ? status.code : null,
-      signal: status.signal,
-      stdout: redactSecrets(stdout.text(), spec.secrets ?? []),
-      stderr: redactSecrets(stderr.text(), spec.secrets ?? []),
-      startedAt,
-      finishedAt,
-      outputBytes: stdout.bytes + stderr.bytes,
-    };
-    if (endedBy === "timeout") {
-      return {
-        ...base,
-        status: "timeout",
-        note: notes(`killed after the timeout of ${spec.timeoutMs / 1000} s`, escaped, unread),
-      };
-    }
-    if (endedBy === "interrupted") {
-      return {
-        ...base,
-        status: "interrupted",
-        note: notes("killed: the service was shutting down", escaped, unread),
-      };
-    }
-    if (status.signal !== null) {
-      return {
-        ...base,
-        status: "killed",
-        note: notes(`ended by ${status.signal}, not sent by jobsmanager`, escaped, unread),
-      };
-    }
-    return {
-      ...base,
-      status: status.code === 0 ? "success" : "failed",
-      note: notes(escaped, unread),
-    };
+    return result(status, escaped, unread);
   })();
 
-  return { startedAt, pid: pgid, marker, done, interrupt: () => terminate("interrupted") };
+  return {
+    startedAt,
+    pid: pgid,
+    marker,
+    done,
+    escaped: late.promise,
+    interrupt: () => terminate("interrupted"),
+  };
 }

@@ -641,11 +641,17 @@ export class Service {
     );
     const cancelled = this.cancelling.get(runId);
     this.cancelling.delete(runId);
-    const recorded = this.recorder.update(
-      runId,
-      cancelled === undefined
-        ? finishedRecord(result, run.note)
-        : { ...finishedRecord(result, run.note), status: "cancelled", note: cancelled },
+    const record = cancelled === undefined
+      ? finishedRecord(result, run.note)
+      : { ...finishedRecord(result, run.note), status: "cancelled" as const, note: cancelled };
+    const recorded = this.recorder.update(runId, record);
+    // Processes that had left the run's group are found a little after its end.
+    this.track(
+      run.handle.escaped.then((escaped) =>
+        escaped === null ? undefined : this.recorder.update(runId, {
+          note: [record.note, escaped].filter((n) => n !== null).join("; "),
+        })
+      ),
     );
     this.o.observer?.ended(run.job.id, cancelled === undefined ? result.status : "cancelled");
     this.startWaiting();

@@ -1,0 +1,27 @@
+/** Finding a run's processes in /proc: real processes, short ones. */
+import { assertEquals } from "./assert.ts";
+import { MARKER_VARIABLE, ProcessTable } from "../src/daemon/processes.ts";
+
+Deno.test("one pass answers queries that share a group id, each by its own marker", async () => {
+  const marker = crypto.randomUUID();
+  const child = new Deno.Command("sleep", {
+    args: [`300.${Math.floor(Math.random() * 100_000)}`],
+    env: { [MARKER_VARIABLE]: marker },
+    detached: true,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    const table = new ProcessTable();
+    // A run that ended a while ago, whose group id the new one's shell got since.
+    const [old, current] = await Promise.all([
+      table.find({ pgid: child.pid, marker: crypto.randomUUID() }),
+      table.find({ pgid: child.pid, marker }),
+    ]);
+    assertEquals(old.map((p) => [p.pid, p.marked]), [[child.pid, false]]);
+    assertEquals(current.map((p) => [p.pid, p.marked]), [[child.pid, true]]);
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+  }
+});
