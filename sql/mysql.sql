@@ -1,4 +1,4 @@
--- jobsmanager schema for MySQL / MariaDB, version 5.
+-- jobsmanager schema for MySQL / MariaDB, version 7.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -111,3 +111,33 @@ CREATE TABLE IF NOT EXISTS jm_marker_nodes (
   PRIMARY KEY (marker_id, node_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (5, 'several services: liveness by the database clock, markers applied per node', 0);
+
+-- migration 7: notifications: hooks and silence alerts per job, claims and throttling
+ALTER TABLE jm_jobs ADD COLUMN on_failure TEXT NULL;
+ALTER TABLE jm_jobs ADD COLUMN on_failure_url TEXT NULL;
+ALTER TABLE jm_jobs ADD COLUMN on_recovery TEXT NULL;
+ALTER TABLE jm_jobs ADD COLUMN on_recovery_url TEXT NULL;
+ALTER TABLE jm_jobs ADD COLUMN on_success TEXT NULL;
+ALTER TABLE jm_jobs ADD COLUMN on_success_url TEXT NULL;
+ALTER TABLE jm_jobs ADD COLUMN alert_after INTEGER NULL;
+CREATE TABLE IF NOT EXISTS jm_notifications (
+  id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  job_id VARCHAR(191) NOT NULL,
+  event VARCHAR(16) NOT NULL,
+  ref BIGINT NOT NULL,
+  status VARCHAR(16) NOT NULL,
+  created_at BIGINT NOT NULL,
+  node_id VARCHAR(191) NULL,
+  outcome VARCHAR(16) NOT NULL,
+  UNIQUE (job_id, event, ref),
+  KEY jm_notifications_created_at (created_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE TABLE IF NOT EXISTS jm_notify_state (
+  job_id VARCHAR(191) NOT NULL PRIMARY KEY,
+  last_sent_at BIGINT NOT NULL DEFAULT 0,
+  held_count INTEGER NOT NULL DEFAULT 0,
+  held_since BIGINT NULL,
+  held_statuses MEDIUMTEXT NULL,
+  held_payload MEDIUMTEXT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (7, 'notifications: hooks and silence alerts per job, claims and throttling', 0);

@@ -1,4 +1,4 @@
--- jobsmanager schema for SQLite, version 5.
+-- jobsmanager schema for SQLite, version 7.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -135,3 +135,33 @@ CREATE TABLE IF NOT EXISTS jm_marker_nodes (
   PRIMARY KEY (marker_id, node_id)
 );
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (5, 'several services: liveness by the database clock, markers applied per node', 0);
+
+-- migration 7: notifications: hooks and silence alerts per job, claims and throttling
+ALTER TABLE jm_jobs ADD COLUMN on_failure TEXT NULL;
+ALTER TABLE jm_jobs ADD COLUMN on_failure_url TEXT NULL;
+ALTER TABLE jm_jobs ADD COLUMN on_recovery TEXT NULL;
+ALTER TABLE jm_jobs ADD COLUMN on_recovery_url TEXT NULL;
+ALTER TABLE jm_jobs ADD COLUMN on_success TEXT NULL;
+ALTER TABLE jm_jobs ADD COLUMN on_success_url TEXT NULL;
+ALTER TABLE jm_jobs ADD COLUMN alert_after INTEGER NULL;
+CREATE TABLE IF NOT EXISTS jm_notifications (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT NOT NULL,
+  event TEXT NOT NULL,
+  ref BIGINT NOT NULL,
+  status TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  node_id TEXT NULL,
+  outcome TEXT NOT NULL,
+  UNIQUE (job_id, event, ref)
+);
+CREATE INDEX IF NOT EXISTS jm_notifications_created_at ON jm_notifications (created_at);
+CREATE TABLE IF NOT EXISTS jm_notify_state (
+  job_id TEXT NOT NULL PRIMARY KEY,
+  last_sent_at BIGINT NOT NULL DEFAULT 0,
+  held_count INTEGER NOT NULL DEFAULT 0,
+  held_since BIGINT NULL,
+  held_statuses TEXT NULL,
+  held_payload TEXT NULL
+);
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (7, 'notifications: hooks and silence alerts per job, claims and throttling', 0);

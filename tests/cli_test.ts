@@ -47,6 +47,14 @@ const JOB_FIELDS = [
   "description",
   "created_at",
   "updated_at",
+  // Notifications (issue 13).
+  "on_failure",
+  "on_failure_url",
+  "on_recovery",
+  "on_recovery_url",
+  "on_success",
+  "on_success_url",
+  "alert_after",
 ].sort();
 
 /** A jm_jobs row as the Job its snapshots hold (written here, not borrowed from src). */
@@ -73,6 +81,14 @@ function toJob(row: Row): Job {
     description: orNull(row.description, String),
     created_at: Number(row.created_at),
     updated_at: Number(row.updated_at),
+    // Notifications (issue 13).
+    on_failure: orNull(row.on_failure, String),
+    on_failure_url: orNull(row.on_failure_url, String),
+    on_recovery: orNull(row.on_recovery, String),
+    on_recovery_url: orNull(row.on_recovery_url, String),
+    on_success: orNull(row.on_success, String),
+    on_success_url: orNull(row.on_success_url, String),
+    alert_after: orNull(row.alert_after, Number),
   };
 }
 

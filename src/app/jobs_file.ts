@@ -12,6 +12,7 @@ import JSON5 from "json5";
 import { isMap, isSeq, LineCounter, parseDocument, stringify as toYaml } from "yaml";
 import { UsageError, ValidationError } from "../errors.ts";
 import { buildJob, DEFAULT_TIMEOUT, type Job, JOB_FIELDS, type JobOptions } from "../domain/job.ts";
+import { HOOK_COMMANDS, HOOK_URLS, NOTIFY_FIELDS } from "../domain/notify.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import type { JobStore } from "../store/store.ts";
 import { applyPlan, type Candidate, type Outcome, previewPlan } from "./import/plan.ts";
@@ -47,6 +48,8 @@ function entryOf(job: Job): Record<string, unknown> {
     ["misfire_grace_time", null],
     ["cwd", null],
     ["description", null],
+    // Notifications (issue 13).
+    ...NOTIFY_FIELDS.map((f): [keyof Job, unknown] => [f, null]),
   ];
   for (const [key, fallback] of optional) {
     if (job[key] !== fallback) entry[key] = job[key];
@@ -207,6 +210,9 @@ function optionsOf(entry: Record<string, unknown>): JobOptions {
       : Object.entries(env as Record<string, string>).map(([k, v]) => `${k}=${v}`),
     cwd: text("cwd", true),
     description: text("description", true),
+    // Notifications (issue 13).
+    ...Object.fromEntries([...HOOK_COMMANDS, ...HOOK_URLS].map((f) => [f, text(f, true)])),
+    alert_after: entry.alert_after === null ? "" : number("alert_after"),
   };
 }
 

@@ -70,6 +70,18 @@ function addJobOptions(cmd: Command, forUpdate: boolean): Command {
     .option("--cwd <dir>", "absolute working directory for the command")
     .option("--description <text>", "free text shown by job show")
     .option("--disabled", "store the job without scheduling it");
+  // Notifications (issue 13): '' sets one back to the service's notify.* default.
+  cmd
+    .option("--on-failure <cmd>", "shell command run when a run fails (the run as JSON on stdin)")
+    .option("--on-failure-url <url>", "URL POSTed the run as JSON when a run fails")
+    .option("--on-recovery <cmd>", "shell command run on the first success after a failure")
+    .option("--on-recovery-url <url>", "URL POSTed on the first success after a failure")
+    .option("--on-success <cmd>", "shell command run after every successful run")
+    .option("--on-success-url <url>", "URL POSTed after every successful run")
+    .option(
+      "--alert-after <duration>",
+      "run on_failure (status silent) when no run succeeded for this long: 90s, 2h, 1d; '' = never",
+    );
   if (forUpdate) {
     cmd
       .option("--enabled", "schedule the job again")
@@ -108,6 +120,14 @@ function toJobOptions(opts: Record<string, any>): JobOptions {
     unset_env: opts.unsetEnv,
     cwd: opts.cwd,
     description: opts.description,
+    // Notifications (issue 13).
+    on_failure: opts.onFailure,
+    on_failure_url: opts.onFailureUrl,
+    on_recovery: opts.onRecovery,
+    on_recovery_url: opts.onRecoveryUrl,
+    on_success: opts.onSuccess,
+    on_success_url: opts.onSuccessUrl,
+    alert_after: opts.alertAfter,
   };
 }
 

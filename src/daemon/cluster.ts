@@ -43,6 +43,8 @@ export interface ClusterOptions {
   reloadIntervalMs: number;
   outagePolicy: OutagePolicy;
   state: () => BeatState;
+  /** Told when this node declared node `nodeId` dead at `at` (its runs were marked lost then). */
+  declaredDead?: (nodeId: string, at: number) => void;
 }
 
 /** Other nodes are looked at this often (or every heartbeat, when that is shorter). */
@@ -265,6 +267,7 @@ export class Cluster {
             lost: declared.lost,
           },
         );
+        if (declared.lost > 0) this.o.declaredDead?.(node.id, declared.at);
       }
     }
     await this.o.store.settleMarkers();

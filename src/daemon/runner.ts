@@ -1,7 +1,8 @@
 /**
  * Runs one command: `/bin/sh -c COMMAND` in a process group of its own
  * (Deno's `detached` calls setsid() in the child before exec, so the group
- * exists before the command runs), stdin from /dev/null, output captured
+ * exists before the command runs), stdin from /dev/null (or a notification
+ * hook's JSON), output captured
  * head-and-tail. Through util-linux's `setpriv --pdeathsig KILL` where it
  * is installed, so the kernel kills the shell if the service dies first.
  * On timeout the whole group gets SIGTERM, then SIGKILL after the grace;
@@ -28,6 +29,8 @@ export interface RunSpec {
   outputCap: number;
   /** Strings replaced by `***` in the output kept (the database password). */
   secrets?: readonly string[];
+  /** Written to the command's stdin, then closed (a notification hook's JSON); none = /dev/null. */
+  stdin?: string;
   /** Each chunk of output as it comes, besides what is kept (`job run --here` shows it live). */
   onOutput?: (stream: "stdout" | "stderr", chunk: Uint8Array) => void;
 }
@@ -185,7 +188,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
       env: { ...spec.env, [MARKER_VARIABLE]: marker },
       clearEnv: true,
       cwd: spec.cwd,
-      stdin: "null",
+      stdin: spec.stdin === undefined ? "null" : "piped",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
@@ -212,6 +215,12 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   }
   // The child exists from here: this is when the run started.
   const startedAt = now();
+  // A command that exits without reading it all ends the write (a broken pipe): no matter.
+  const feeding = spec.stdin === undefined
+    ? Promise.resolve()
+    : ReadableStream.from([new TextEncoder().encode(spec.stdin)]).pipeTo(child.stdin).catch(
+      () => {},
+    );
   const pgid = child.pid;
   const run = { pgid, marker, ownGroup: true };
   const stdout = new HeadTailCapture(spec.outputCap);
@@ -237,6 +246,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     ]);
     const status = await child.status;
     clearTimeout(timeoutTimer);
+    await feeding;
     // Leftovers (`cmd &`, `setsid cmd &`) would run on, and hold the pipes open: end them.
     const leftovers = endRun(run, spec.killGraceMs);
     // A process no one can find or end may keep the pipes open for ever:

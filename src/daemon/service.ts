@@ -7,7 +7,7 @@
  */
 import { type Job, sameDefinition, validateJob } from "../domain/job.ts";
 import { log } from "./log.ts";
-import type { NewRun, Run, RunStatus, RunUpdate } from "../domain/run.ts";
+import type { NewRun, Run, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
 import type { JobStore, Marker, MarkerStore, RunStore } from "../store/store.ts";
 import type { Clock, Deadline } from "./clock.ts";
 import type { Cluster, Gained } from "./cluster.ts";
@@ -16,6 +16,7 @@ import type { RunRecorder } from "./recorder.ts";
 import type { RunGuard } from "./run_guard.ts";
 import { finishedRecord, runEnv, type RunHandle, type RunResult, type RunSpec } from "./runner.ts";
 import { endRun } from "./processes.ts";
+import type { EndedRun, Notifier, NotifyObserver } from "./notifier.ts";
 import { type Slot, SlotGate } from "./slots.ts";
 import { type Decision, type Due, type JobDefaults, onTime, Timetable } from "./timetable.ts";
 
@@ -24,7 +25,7 @@ import { type Decision, type Due, type JobDefaults, onTime, Timetable } from "./
  * skipped or missed included): what `/metrics` counts. Called on the
  * scheduler's path, so it must return at once.
  */
-export interface RunObserver {
+export interface RunObserver extends NotifyObserver {
   /** A run's command started `lagMs` after its scheduled instant. */
   started(jobId: string, lagMs: number): void;
   ended(jobId: string, status: RunStatus): void;
@@ -55,6 +56,8 @@ export interface ServiceOptions {
   /** Strings never stored from a run's output (the database password). */
   secrets: readonly string[];
   observer?: RunObserver;
+  /** Told of every run that ends, to notify whom the job's hooks name. */
+  notifier: Notifier;
 }
 
 /** No timer waits longer than this: the clock is re-read, so suspend and clock jumps heal. */
@@ -89,6 +92,27 @@ interface Active {
   slot: Slot;
   /** Why the run exists (coalesced, forced), kept in its record when it ends. */
   note: string | null;
+  scheduledAt: number;
+  trigger: RunTrigger;
+}
+
+/** A fire recorded `missed`, as the notifier is told of it. */
+function missedRun(id: number, row: NewRun, now: number): EndedRun {
+  return {
+    id,
+    job_id: row.job_id,
+    status: row.status,
+    exit_code: null,
+    signal: null,
+    scheduled_at: row.scheduled_at,
+    started_at: null,
+    finished_at: row.finished_at ?? now,
+    node_id: row.node_id ?? null,
+    trigger: row.trigger,
+    note: row.note ?? null,
+    stdout: null,
+    stderr: null,
+  };
 }
 
 function coalescedNote(due: Due): string | null {
@@ -479,6 +503,10 @@ export class Service {
       ? await this.recorder.claimOrHold(rows)
       : await this.recorder.claim(rows);
     if (ids === null) return this.hold(rows, plans);
+    decision.missed.forEach((m, i) => {
+      const id = ids[i];
+      if (id !== null) this.o.notifier.runEnded(m.job, missedRun(id, rows[i], now));
+    });
     plans.forEach((plan, i) => {
       if (!plan) return;
       const id = ids[i];
@@ -510,7 +538,14 @@ export class Service {
   }
 
   /** Start a claimed run holding `slot`; `note` (coalesced, forced) is kept in its record. */
-  private launch(job: Job, runId: number, scheduledAt: number, note: string | null, slot: Slot) {
+  private launch(
+    job: Job,
+    runId: number,
+    scheduledAt: number,
+    note: string | null,
+    slot: Slot,
+    trigger: RunTrigger = "schedule",
+  ) {
     const handle = this.o.startRun({
       command: job.command,
       env: runEnv(this.o.baseEnv, job, runId, scheduledAt),
@@ -520,7 +555,7 @@ export class Service {
       outputCap: this.o.outputCap,
       secrets: this.o.secrets,
     }, () => this.o.clock.now());
-    this.active.set(runId, { job, handle, slot, note });
+    this.active.set(runId, { job, handle, slot, note, scheduledAt, trigger });
     if (handle.pid !== null) {
       this.o.guard?.add(handle.pid);
       // So that a service starting after a crash can end what this run left.
@@ -562,12 +597,27 @@ export class Service {
     );
     const cancelled = this.cancelling.get(runId);
     this.cancelling.delete(runId);
-    this.track(this.recorder.update(
-      runId,
-      cancelled === undefined
-        ? finishedRecord(result, run.note)
-        : { ...finishedRecord(result, run.note), status: "cancelled", note: cancelled },
-    ));
+    const record = cancelled === undefined
+      ? finishedRecord(result, run.note)
+      : { ...finishedRecord(result, run.note), status: "cancelled" as const, note: cancelled };
+    this.track(this.recorder.update(runId, record));
+    if (cancelled === undefined) {
+      this.o.notifier.runEnded(run.job, {
+        id: runId,
+        job_id: run.job.id,
+        status: result.status,
+        exit_code: result.exitCode,
+        signal: result.signal,
+        scheduled_at: run.scheduledAt,
+        started_at: result.startedAt,
+        finished_at: result.finishedAt,
+        node_id: this.nodeId,
+        trigger: run.trigger,
+        note: record.note ?? null,
+        stdout: result.stdout,
+        stderr: result.stderr,
+      });
+    }
     this.o.observer?.ended(run.job.id, cancelled === undefined ? result.status : "cancelled");
     this.startWaiting();
   }
@@ -619,13 +669,24 @@ export class Service {
       if (!onTime(due.scheduledAt, now, due.policy)) {
         slot.release();
         this.o.observer?.ended(due.job.id, "missed");
-        this.track(this.recorder.update(runId, {
-          status: "missed",
+        const missed = {
+          status: "missed" as const,
           finished_at: now,
           note: `waited ${
             now - due.scheduledAt
           } ms for a free worker (max_workers ${this.o.maxWorkers})`,
-        }));
+        };
+        this.track(this.recorder.update(runId, missed));
+        this.o.notifier.runEnded(
+          due.job,
+          missedRun(runId, {
+            job_id: due.job.id,
+            scheduled_at: due.scheduledAt,
+            node_id: this.nodeId,
+            trigger: "schedule",
+            ...missed,
+          }, now),
+        );
         continue;
       }
       slot.work();
@@ -687,7 +748,7 @@ export class Service {
       }));
       return;
     }
-    this.launch(job, request.id, request.scheduled_at, request.note, slot);
+    this.launch(job, request.id, request.scheduled_at, request.note, slot, request.trigger);
   }
 
   private track(write: Promise<unknown>): void {

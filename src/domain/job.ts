@@ -14,8 +14,16 @@ import {
   toCronerPattern,
   validateTimezone,
 } from "../cron/croner.ts";
+import {
+  applyNotifyOptions,
+  NO_NOTIFY,
+  NOTIFY_FIELDS,
+  type NotifyFields,
+  type NotifyOptions,
+  validateNotify,
+} from "./notify.ts";
 
-export interface Job extends ScheduleFields {
+export interface Job extends ScheduleFields, NotifyFields {
   id: string;
   command: string;
   /** IANA zone; null = the service's `jobsmanager.timezone`. */
@@ -40,7 +48,7 @@ export interface Job extends ScheduleFields {
 }
 
 /** What `job add` / `job update` were told; absent = not given. */
-export interface JobOptions {
+export interface JobOptions extends NotifyOptions {
   command?: string;
   cron?: string;
   schedule?: Partial<Record<FieldName, string>>;
@@ -174,6 +182,8 @@ export function buildJob(id: string, options: JobOptions, current: Job | null, n
     env: {},
     cwd: null,
     description: null,
+    // Notifications (issue 13).
+    ...NO_NOTIFY,
     created_at: now,
     updated_at: now,
   };
@@ -204,6 +214,8 @@ export function buildJob(id: string, options: JobOptions, current: Job | null, n
   if (options.description !== undefined) {
     job.description = options.description === "" ? null : options.description;
   }
+  // Notifications (issue 13).
+  Object.assign(job, applyNotifyOptions(job, options));
   validateJob(job);
   if (schedule !== null) checkEverFires(job);
   return job;
@@ -273,6 +285,8 @@ export function validateJob(job: Job): Job {
       `description: is ${job.description.length} characters long (allowed: up to 1000)`,
     );
   }
+  // Notifications (issue 13).
+  validateNotify(job);
   return job;
 }
 
@@ -340,6 +354,8 @@ export const JOB_FIELDS = [
   "description",
   "created_at",
   "updated_at",
+  // Notifications (issue 13, migration 7).
+  ...NOTIFY_FIELDS,
 ] as const satisfies readonly (keyof Job)[];
 
 /** Every field of a job but env (compared apart) and the timestamps. */

@@ -7,13 +7,29 @@
 import { ValidationError } from "../errors.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import type { JobOptions } from "../domain/job.ts";
+import { HOOK_COMMANDS, HOOK_URLS } from "../domain/notify.ts";
 
-const TEXT_FIELDS = ["command", "cron", "timezone", "cwd", "description"] as const;
+const TEXT_FIELDS = [
+  "command",
+  "cron",
+  "timezone",
+  "cwd",
+  "description",
+  // Notifications (issue 13).
+  ...HOOK_COMMANDS,
+  ...HOOK_URLS,
+] as const;
 const NUMBER_FIELDS = ["timeout", "max_instances", "misfire_grace_time"] as const;
 const BOOLEAN_FIELDS = ["enabled", "coalesce"] as const;
 /** Set by jobsmanager; accepted so a job read from the API can be sent back. */
 const READ_ONLY = ["created_at", "updated_at"];
-const NULLABLE: readonly string[] = ["timezone", "cwd", "description"];
+const NULLABLE: readonly string[] = [
+  "timezone",
+  "cwd",
+  "description",
+  ...HOOK_COMMANDS,
+  ...HOOK_URLS,
+];
 
 function bad(field: string, value: unknown, expected: string): ValidationError {
   return new ValidationError(
@@ -48,6 +64,7 @@ export function jobOptionsOf(body: unknown, forUpdate: boolean): JobOptions {
     ...NUMBER_FIELDS,
     ...BOOLEAN_FIELDS,
     "env",
+    "alert_after",
     ...(forUpdate ? ["unset_env"] : []),
     ...READ_ONLY,
   ];
@@ -88,6 +105,14 @@ export function jobOptionsOf(body: unknown, forUpdate: boolean): JobOptions {
     if (value === undefined) continue;
     if (typeof value !== "boolean") throw bad(field, value, "true or false");
     options[field] = value;
+  }
+  // Notifications (issue 13): seconds, or a duration like "2h"; null = no silence alert.
+  const alertAfter = fields.alert_after;
+  if (alertAfter === null) options.alert_after = "";
+  else if (typeof alertAfter === "number" || typeof alertAfter === "string") {
+    options.alert_after = String(alertAfter);
+  } else if (alertAfter !== undefined) {
+    throw bad("alert_after", alertAfter, 'seconds, a duration like "2h", or null');
   }
   if (fields.env !== undefined) options.env = envPairs(fields.env);
   if (fields.unset_env !== undefined) {

@@ -17,10 +17,12 @@ import type {
   MinuteCounts,
   Store,
 } from "./store.ts";
+import type { ClaimOutcome, HeldBack, NotificationClaim, SilenceCandidate } from "./store.ts";
 import type { NewRun, Run, RunFilter, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
 import type { LogFilter, LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
 import * as status from "./sql_status.ts";
+import * as notify from "./sql_notify.ts";
 
 const JOB_SELECT = `SELECT ${JOB_FIELDS.map((c) => `\`${c}\``).join(", ")} FROM jm_jobs`;
 
@@ -42,6 +44,8 @@ const APSCHEDULER_COLUMNS = ["next_run_time", "job_state"];
 function nullableNumber(v: unknown): number | null {
   return v === null || v === undefined ? null : Number(v);
 }
+
+const nullableText = (v: unknown) => v === null || v === undefined ? null : String(v);
 
 function nullableBool(v: unknown): boolean | null {
   return v === null || v === undefined ? null : Number(v) !== 0;
@@ -86,6 +90,14 @@ export function rowToJob(row: Row): Job {
     description: row.description === null ? null : String(row.description),
     created_at: Number(row.created_at),
     updated_at: Number(row.updated_at),
+    // Notifications (issue 13, migration 7).
+    on_failure: nullableText(row.on_failure),
+    on_failure_url: nullableText(row.on_failure_url),
+    on_recovery: nullableText(row.on_recovery),
+    on_recovery_url: nullableText(row.on_recovery_url),
+    on_success: nullableText(row.on_success),
+    on_success_url: nullableText(row.on_success_url),
+    alert_after: nullableNumber(row.alert_after),
   };
 }
 
@@ -114,8 +126,6 @@ const RUN_COLUMNS = [
   "marker",
 ] as const;
 const RUN_SELECT = `SELECT ${RUN_COLUMNS.map((c) => `\`${c}\``).join(", ")} FROM jm_runs`;
-
-const nullableText = (v: unknown) => v === null || v === undefined ? null : String(v);
 
 function rowToRun(row: Row): Run {
   return {
@@ -588,6 +598,23 @@ export class SqlStore implements Store {
 
   pruneOlderThan(table: "jm_syslog" | "jm_runs", before: number, limit: number): Promise<number> {
     return status.pruneOlderThan(this.driver, table, before, limit);
+  }
+
+  // Notifications (issue 13).
+  claimNotification(claim: NotificationClaim): Promise<ClaimOutcome | null> {
+    return notify.claimNotification(this.driver, claim);
+  }
+
+  failingBefore(jobId: string, runId: number, failures: readonly string[]): Promise<boolean> {
+    return notify.failingBefore(this.driver, jobId, runId, failures);
+  }
+
+  silenceCandidates(): Promise<SilenceCandidate[]> {
+    return notify.silenceCandidates(this.driver);
+  }
+
+  takeHeld(now: number, minIntervalMs: number): Promise<{ payload: string; heldBack: HeldBack }[]> {
+    return notify.takeHeld(this.driver, now, minIntervalMs);
   }
 
   async ping(): Promise<void> {
