@@ -309,6 +309,13 @@ for (const backend of BACKENDS) {
         description: "nightly backup",
         created_at: undefined,
         updated_at: undefined,
+        on_failure: null,
+        on_failure_url: null,
+        on_recovery: null,
+        on_recovery_url: null,
+        on_success: null,
+        on_success_url: null,
+        alert_after: null,
       },
     );
     assertEquals(w.after!.created_at, w.after!.updated_at);

@@ -5,7 +5,7 @@
 import type { JobDetails, JobListing } from "../app/jobs.ts";
 import type { DefaultZone, ZoneSource } from "../app/zone.ts";
 import type { Job } from "../domain/job.ts";
-import { HOOK_COMMANDS, HOOK_URLS, urlForLog } from "../domain/notify.ts";
+import { NOTIFY_FIELDS, urlForLog } from "../domain/notify.ts";
 import type { LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
 import type { Run } from "../domain/run.ts";
@@ -182,7 +182,7 @@ export function jobDetails(
     ["cwd", printable(job.cwd ?? "(service working directory)")],
     ["description", printable(job.description ?? "-")],
     // Notifications (issue 13): only those set; URLs without their secrets.
-    ...([...HOOK_COMMANDS, ...HOOK_URLS] as const).flatMap((f): [string, string][] =>
+    ...NOTIFY_FIELDS.filter((f) => f !== "alert_after").flatMap((f): [string, string][] =>
       job[f] === null ? [] : [[f, printable(f.endsWith("_url") ? urlForLog(job[f]!) : job[f]!)]]
     ),
     ...(job.alert_after === null ? [] : [["alert_after", `${job.alert_after} s`]] as [
