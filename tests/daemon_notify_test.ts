@@ -10,6 +10,7 @@ import { BACKENDS, freshDatabase, rawQuery } from "./helpers.ts";
 import { DaemonHarness, T0 } from "./daemon_harness.ts";
 import { status } from "../src/app/status.ts";
 import type { NotifyPayload } from "../src/daemon/notifier.ts";
+import { Metrics } from "../src/http/metrics.ts";
 
 /** A temporary directory, removed with the test. */
 async function tempDir(): Promise<AsyncDisposable & { path: string }> {
@@ -181,6 +182,45 @@ for (const backend of BACKENDS) {
       log.includes(`http://***@127.0.0.1:${server.addr.port}/hooks/jm?***`),
       `the log names the URL, redacted:\n${log}`,
     );
+  });
+
+  Deno.test(`notify[${backend}]: a webhook answered 503 is tried again after a delay, and counted once sent`, async () => {
+    const answers = [503, 200];
+    const received: number[] = [];
+    await using server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      async (request) => {
+        await request.body?.cancel();
+        const status = answers[Math.min(received.length, answers.length - 1)];
+        received.push(status);
+        return new Response(null, { status });
+      },
+    );
+    const metrics = new Metrics();
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      observer: metrics,
+    });
+    await h.job("sync", {
+      schedule: { second: "1", minute: "0", hour: "0" },
+      on_failure_url: `http://127.0.0.1:${server.addr.port}/hook`,
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("sync", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    await h.until(() => received.length === 1, "the first POST");
+    // The retry waits on the service's clock: move it until the second POST comes.
+    await h.until(async () => {
+      if (received.length < 2 && h.clock.now() < T0 + 30_000) await h.clock.advance(250);
+      return received.length === 2;
+    }, "the POST tried again");
+    await h.until(() => h.line(/^job sync: failure webhook .* answered 200/), "the POST logged");
+    assertEquals(received, [503, 200]);
+    const text = await metrics.text();
+    assert(
+      text.includes('jobsmanager_notifications_total{channel="webhook",outcome="sent"} 1'),
+      text,
+    );
+    assert(!text.includes('outcome="failed"'), text);
   });
 
   Deno.test(`notify[${backend}]: on_recovery runs on the first success after a failure, not on the next`, async () => {
