@@ -5,7 +5,14 @@
  * silent jobs.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { BACKENDS, cli, type CliResult, freshDatabase, type TestDatabase } from "./helpers.ts";
+import {
+  BACKENDS,
+  cli,
+  type CliResult,
+  freshDatabase,
+  rawQuery,
+  type TestDatabase,
+} from "./helpers.ts";
 
 function jm(db: TestDatabase, ...args: string[]): Promise<CliResult> {
   return cli(["--database", db.url, ...args], { cwd: db.dir });
@@ -67,6 +74,18 @@ for (const backend of BACKENDS) {
       null,
       null,
       "logger -t backup failed",
+    ]);
+    assertEquals((await jm(db, "job", "update", "backup", "--alert-after", "90s")).code, 0);
+    await rawQuery(db, "UPDATE jm_jobs SET updated_at = ?", [Date.UTC(2026, 0, 2, 3, 4, 5)]);
+    const status = await jm(db, "status");
+    assert(
+      /^silent jobs \(no success for their alert_after\):\n +JOB +NO SUCCESS SINCE +ALERT AFTER\n +backup +2026-01-02T03:04:05Z +90 s$/m
+        .test(status.stdout),
+      status.stdout,
+    );
+    const json = JSON.parse((await jm(db, "status", "--json")).stdout);
+    assertEquals(json.silent_jobs, [
+      { job: "backup", since: "2026-01-02T03:04:05.000Z", alert_after: 90 },
     ]);
   });
 
