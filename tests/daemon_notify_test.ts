@@ -6,7 +6,7 @@
  * rows it expects.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { BACKENDS, freshDatabase, rawQuery } from "./helpers.ts";
+import { BACKENDS, freshDatabase, rawQuery, serviceRow } from "./helpers.ts";
 import { DaemonHarness, T0 } from "./daemon_harness.ts";
 import { status } from "../src/app/status.ts";
 import type { NotifyPayload } from "../src/daemon/notifier.ts";
@@ -221,6 +221,50 @@ for (const backend of BACKENDS) {
       text,
     );
     assert(!text.includes('outcome="failed"'), text);
+  });
+
+  Deno.test(`notify[${backend}]: a missed fire and a run lost with a dead node notify on_failure`, async () => {
+    await using dir = await tempDir();
+    const file = `${dir.path}/failure.jsonl`;
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "notify.min_interval": 0 },
+    });
+    await h.job("late", {
+      schedule: { second: "1", minute: "0", hour: "0" },
+      on_failure: appendStdin(file),
+    });
+    await h.job("elsewhere", {
+      schedule: { second: "0", minute: "0", hour: "12" },
+      on_failure: appendStdin(file),
+    });
+    // A node that stopped beating a minute ago, with a run of "elsewhere" still running there.
+    const databaseNow = await h.store.databaseNow();
+    await h.store.saveNode({
+      ...serviceRow("dead-node"),
+      db_heartbeat_at: databaseNow - 60_000,
+      heartbeat_ms: 1000,
+    });
+    const [lostId] = await h.store.claimRuns([{
+      job_id: "elsewhere",
+      scheduled_at: T0 - 60_000,
+      started_at: T0 - 60_000,
+      status: "running",
+      trigger: "schedule",
+      node_id: "dead-node",
+    }]);
+    await h.start();
+    // 4 s after its fire, beyond misfire_grace_time (1 s): missed.
+    await h.clock.set(T0 + 5000);
+    const missed = await h.run("late", T0 + 1000, "missed");
+    const got = await h.until(async () => {
+      const lines = await jsonLines(file);
+      if (lines.length < 2 && h.clock.now() < T0 + 30_000) await h.clock.advance(500);
+      return lines.length === 2 ? lines : null;
+    }, "on_failure of the missed fire and of the lost run");
+    assertEquals(
+      got.map((p) => [p.job_id, p.status, p.run_id]).sort(),
+      [["elsewhere", "lost", lostId], ["late", "missed", missed.id]],
+    );
   });
 
   Deno.test(`notify[${backend}]: on_recovery runs on the first success after a failure, not on the next`, async () => {
