@@ -1,6 +1,7 @@
 /**
  * Benchmarks (not tests): `deno task bench [SECTION…] [--backend sqlite|mysql] [--seconds N]`.
- * Sections: catalogue, firing, latency, reload, idle, throughput, sink, flood, api (default: all).
+ * Sections: catalogue, firing, latency, reload, idle, throughput, sink, flood, api, notify
+ * (default: all).
  * MySQL runs when JM_BENCH_DATABASE_URL (or JM_TEST_DATABASE_URL) names a server;
  * each section uses a fresh database. Prints one markdown table per section.
  */
@@ -24,6 +25,7 @@ import {
 } from "./common.ts";
 import { apiLoad } from "./http.ts";
 import { floodLag, sinkThroughput } from "./logging.ts";
+import { notifyLag } from "./notify.ts";
 
 const args = [...Deno.args];
 const flag = (name: string) => {
@@ -32,9 +34,18 @@ const flag = (name: string) => {
 };
 const onlyBackend = flag("--backend");
 const SECONDS = Number(flag("--seconds") ?? 60);
-const sections = args.length > 0
-  ? args
-  : ["catalogue", "firing", "latency", "reload", "idle", "throughput", "sink", "flood", "api"];
+const sections = args.length > 0 ? args : [
+  "catalogue",
+  "firing",
+  "latency",
+  "reload",
+  "idle",
+  "throughput",
+  "sink",
+  "flood",
+  "api",
+  "notify",
+];
 const backends = (["sqlite", "mysql"] as const).filter((b) =>
   (onlyBackend === undefined || onlyBackend === b) && (b === "sqlite" || SERVER !== "")
 );
@@ -341,6 +352,11 @@ const SECTIONS: Record<
     `Firing lag of 100 every-second jobs for ${SECONDS} s, without and with 200 concurrent API requests (loopback)`,
     ["backend", "API load", "fires", "lag p50", "lag p99", "requests/s", "request p99", "failed"],
     (b) => apiLoad(b, SECONDS),
+  ],
+  notify: [
+    `Firing lag of 100 every-second jobs that all fail, for ${SECONDS} s, by on_failure hook`,
+    ["backend", "hooks", "fires", "lag p50", "lag p99", "notifications", "hooks run"],
+    (b) => notifyLag(b, SECONDS),
   ],
 };
 

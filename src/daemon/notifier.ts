@@ -334,13 +334,13 @@ export class Notifier {
         return;
       }
       const s = this.o.settings;
+      // Decided before on_success runs, which may take up to notify.timeout.
+      const recovered = hasHooks("recovery", job, s) &&
+        await this.o.store.failingBefore(job.id, run.id, FAILURE_STATUSES);
       if (hasHooks("success", job, s)) {
         await this.notify(job, "success", run.id, run.status, runPayload("success", job, run));
       }
-      if (
-        hasHooks("recovery", job, s) &&
-        await this.o.store.failingBefore(job.id, run.id, FAILURE_STATUSES)
-      ) {
+      if (recovered) {
         await this.notify(job, "recovery", run.id, run.status, runPayload("recovery", job, run));
       }
     });
@@ -378,7 +378,7 @@ export class Notifier {
   }
 
   /** One look: silence alerts due, held-back notifications due. */
-  async check(): Promise<void> {
+  private async check(): Promise<void> {
     const now = this.o.clock.now();
     for (const candidate of await this.o.store.silenceCandidates()) {
       if (!this.o.mayFire(candidate.job_id)) continue;
