@@ -416,7 +416,13 @@ export class Notifier {
   /** Stop taking work; wait up to `timeoutMs` for deliveries under way, then end them. */
   async close(timeoutMs: number): Promise<void> {
     this.closing.abort();
-    this.queue.length = 0;
+    if (this.queue.length > 0) {
+      notifyLog.warn("{count} notifications waiting for a turn are not sent: the service stops", {
+        count: this.queue.length,
+      });
+      for (const _ of this.queue) this.o.observer?.notified("queue", false);
+      this.queue.length = 0;
+    }
     const all = () => Promise.all([this.loop, ...this.busy]);
     if (await settlesWithin(this.o.clock, all(), timeoutMs)) return;
     for (const hook of this.hooks) hook.interrupt();
