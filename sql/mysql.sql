@@ -134,7 +134,7 @@ CREATE TABLE IF NOT EXISTS jm_notifications (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 CREATE TABLE IF NOT EXISTS jm_notify_state (
   job_id VARCHAR(191) NOT NULL PRIMARY KEY,
-  last_sent_at BIGINT NOT NULL DEFAULT 0,
+  last_sent_at BIGINT NULL,
   held_count INTEGER NOT NULL DEFAULT 0,
   held_since BIGINT NULL,
   held_statuses MEDIUMTEXT NULL,

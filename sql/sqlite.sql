@@ -158,7 +158,7 @@ CREATE TABLE IF NOT EXISTS jm_notifications (
 CREATE INDEX IF NOT EXISTS jm_notifications_created_at ON jm_notifications (created_at);
 CREATE TABLE IF NOT EXISTS jm_notify_state (
   job_id TEXT NOT NULL PRIMARY KEY,
-  last_sent_at BIGINT NOT NULL DEFAULT 0,
+  last_sent_at BIGINT NULL,
   held_count INTEGER NOT NULL DEFAULT 0,
   held_since BIGINT NULL,
   held_statuses TEXT NULL,

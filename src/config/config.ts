@@ -242,7 +242,8 @@ export const CONFIG_KEYS = {
     parse: integer(0, 1000),
   },
   "runs.keep_days": {
-    doc: "Days of jm_runs rows kept; older ended runs are deleted by the service; 0 = keep all",
+    doc:
+      "Days of jm_runs rows (and jm_notifications claims) kept; older ended runs are deleted by the service; 0 = keep all",
     default: 90,
     parse: integer(0, 36_500),
   },

@@ -25,7 +25,7 @@ import type {
 } from "../store/store.ts";
 import { redactSecrets } from "../store/target.ts";
 import { VERSION } from "../version.ts";
-import { type Clock, settlesWithin } from "./clock.ts";
+import { type Clock, Deadline } from "./clock.ts";
 import type { DbHealth } from "./db_health.ts";
 import { log } from "./log.ts";
 import type { RunHandle, RunSpec } from "./runner.ts";
@@ -413,7 +413,11 @@ export class Notifier {
     }
   }
 
-  /** Stop taking work; wait up to `timeoutMs` for deliveries under way, then end them. */
+  /**
+   * Stop taking work; give deliveries under way half of `timeoutMs`, then
+   * end their hook commands (SIGTERM, SIGKILL after kill_grace) and wait for
+   * them the other half. Never longer than `timeoutMs` in all.
+   */
   async close(timeoutMs: number): Promise<void> {
     this.closing.abort();
     if (this.queue.length > 0) {
@@ -423,10 +427,11 @@ export class Notifier {
       for (const _ of this.queue) this.o.observer?.notified("queue", false);
       this.queue.length = 0;
     }
+    const deadline = Deadline.in(this.o.clock, timeoutMs);
     const all = () => Promise.all([this.loop, ...this.busy]);
-    if (await settlesWithin(this.o.clock, all(), timeoutMs)) return;
+    if (await deadline.wait(all(), timeoutMs / 2)) return;
     for (const hook of this.hooks) hook.interrupt();
-    await settlesWithin(this.o.clock, all(), this.o.killGraceMs + 1000);
+    await deadline.wait(all());
   }
 
   private enqueue(what: string, task: () => Promise<void>): void {

@@ -172,13 +172,13 @@ function notificationsTable(d: Dialect): string {
   ].join("\n");
 }
 
-/** Per job: when it was last notified, and what was held back since (notify.min_interval). */
+/** Per job: when it was last notified (null: never), and what was held back since (notify.min_interval). */
 function notifyStateTable(d: Dialect): string {
   const [str, text] = d === "mysql" ? ["VARCHAR(191)", "MEDIUMTEXT"] : ["TEXT", "TEXT"];
   return [
     "CREATE TABLE IF NOT EXISTS jm_notify_state (",
     `  job_id ${str} NOT NULL PRIMARY KEY,`,
-    "  last_sent_at BIGINT NOT NULL DEFAULT 0,",
+    "  last_sent_at BIGINT NULL,",
     "  held_count INTEGER NOT NULL DEFAULT 0,",
     "  held_since BIGINT NULL,",
     `  held_statuses ${text} NULL,`,

@@ -49,7 +49,9 @@ export async function claimNotification(
     );
     const held = Number(state.held_count);
     const statuses = statusCounts(state.held_statuses);
-    if (Number(state.last_sent_at) > claim.at - claim.minIntervalMs) {
+    // Null: the job was never notified.
+    const lastSent = state.last_sent_at === null ? null : Number(state.last_sent_at);
+    if (lastSent !== null && lastSent > claim.at - claim.minIntervalMs) {
       statuses[claim.status] = (statuses[claim.status] ?? 0) + 1;
       await tx.run(
         "UPDATE jm_notify_state SET held_count = ?, held_since = ?, held_statuses = ?, held_payload = ? WHERE job_id = ?",

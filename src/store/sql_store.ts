@@ -596,7 +596,11 @@ export class SqlStore implements Store {
     return status.listLogs(this.driver, filter);
   }
 
-  pruneOlderThan(table: "jm_syslog" | "jm_runs", before: number, limit: number): Promise<number> {
+  pruneOlderThan(
+    table: "jm_syslog" | "jm_runs" | "jm_notifications",
+    before: number,
+    limit: number,
+  ): Promise<number> {
     return status.pruneOlderThan(this.driver, table, before, limit);
   }
 

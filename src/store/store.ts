@@ -242,10 +242,15 @@ export interface LogStore {
 
   /**
    * Delete at most `limit` of the oldest rows older than `before` (ms):
-   * `jm_syslog` by created_at, `jm_runs` by scheduled_at (ended runs only).
+   * `jm_syslog` and `jm_notifications` by created_at, `jm_runs` by
+   * scheduled_at (ended runs only).
    * Small batches keep locks short. Returns how many were deleted.
    */
-  pruneOlderThan(table: "jm_syslog" | "jm_runs", before: number, limit: number): Promise<number>;
+  pruneOlderThan(
+    table: "jm_syslog" | "jm_runs" | "jm_notifications",
+    before: number,
+    limit: number,
+  ): Promise<number>;
 }
 
 /** What a notification is about (issue 13). */
