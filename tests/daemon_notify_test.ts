@@ -9,7 +9,7 @@ import { assert, assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase, rawQuery, serviceRow } from "./helpers.ts";
 import { DaemonHarness, T0 } from "./daemon_harness.ts";
 import { status } from "../src/app/status.ts";
-import type { NotifyPayload } from "../src/daemon/notifier.ts";
+import type { NotifyPayload } from "../src/daemon/notify_message.ts";
 import { Metrics } from "../src/http/metrics.ts";
 
 /** A temporary directory, removed with the test. */

@@ -16,7 +16,8 @@ import type { RunRecorder } from "./recorder.ts";
 import type { RunGuard } from "./run_guard.ts";
 import { finishedRecord, runEnv, type RunHandle, type RunResult, type RunSpec } from "./runner.ts";
 import { endRun } from "./processes.ts";
-import type { EndedRun, Notifier, NotifyObserver } from "./notifier.ts";
+import type { Notifier, NotifyObserver } from "./notifier.ts";
+import type { EndedRun } from "./notify_message.ts";
 import { type Slot, SlotGate } from "./slots.ts";
 import { type Decision, type Due, type JobDefaults, onTime, Timetable } from "./timetable.ts";
 
