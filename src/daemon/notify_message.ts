@@ -54,6 +54,7 @@ export interface NotifyPayload {
 
 /** Characters of output a notification carries. */
 const OUTPUT_TAIL = 2000;
+
 /** The parts of a URL that may be secret: the URL itself, its user info, its query values. */
 export function urlSecrets(url: string): string[] {
   const out = [url];
@@ -147,6 +148,7 @@ export function heldBackText(held: NonNullable<NotifyPayload["held_back"]>): str
   }`;
 }
 
+/** The `X-Jobsmanager-Signature` value's hex: HMAC-SHA256 of `body` under `secret` (WebCrypto). */
 export async function hmacHex(secret: string, body: string): Promise<string> {
   const encoder = new TextEncoder();
   const key = await crypto.subtle.importKey(
@@ -190,10 +192,12 @@ export function mailText(to: string, payload: NotifyPayload): string {
   return lines.join("\n") + "\n";
 }
 
+/** What the store kept of the held-back notifications, as the payload gives it. */
 export function heldBackOf(held: HeldBack): NonNullable<NotifyPayload["held_back"]> {
   return { count: held.count, since: new Date(held.since).toISOString(), statuses: held.statuses };
 }
 
+/** The counts by status without one of `status` (the notification sent stands for itself). */
 export function minusOne(statuses: Record<string, number>, status: string): Record<string, number> {
   const out = { ...statuses };
   if ((out[status] ?? 0) > 1) out[status]--;
