@@ -223,6 +223,30 @@ for (const backend of BACKENDS) {
     assert(!text.includes('outcome="failed"'), text);
   });
 
+  Deno.test(`notify[${backend}]: a hook that fails is logged with its exit code and output, and counted`, async () => {
+    const metrics = new Metrics();
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      observer: metrics,
+    });
+    await h.job("broken", {
+      schedule: { second: "1", minute: "0", hour: "0" },
+      on_failure: "cat > /dev/null; echo 'pager unreachable' >&2; exit 7",
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("broken", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    const line = await h.until(
+      () => h.line(/^job broken: failure hook command ended/),
+      "the failed hook logged",
+    );
+    assertEquals(line, "job broken: failure hook command ended failed (exit 7): pager unreachable");
+    const text = await metrics.text();
+    assert(
+      text.includes('jobsmanager_notifications_total{channel="command",outcome="failed"} 1'),
+      text,
+    );
+  });
+
   Deno.test(`notify[${backend}]: a missed fire and a run lost with a dead node notify on_failure`, async () => {
     await using dir = await tempDir();
     const file = `${dir.path}/failure.jsonl`;

@@ -357,7 +357,7 @@ export class Notifier {
     };
   }
 
-  /** Run `command` with the payload on stdin; true when it exits 0. */
+  /** Run `command` (a hook, sendmail) with `stdin` and the JM_* variables of `payload`. */
   private async shell(command: string, payload: NotifyPayload, stdin: string) {
     const handle = this.o.startRun({
       command,
