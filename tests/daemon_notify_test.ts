@@ -18,19 +18,29 @@ async function tempDir(): Promise<AsyncDisposable & { path: string }> {
   return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
 }
 
-/** A hook command appending its stdin as one line to `file` (JSON has no newline). */
+/**
+ * A hook command keeping its stdin as one more entry of `file`: a file of
+ * its own, `FILE.NANOSECONDS.PID`, written whole then renamed, so hooks
+ * that run at once never mix their writes.
+ */
 function appendStdin(file: string): string {
-  return `{ cat; echo; } >> '${file}'`;
+  return `cat > '${file}.tmp.'$$ && mv '${file}.tmp.'$$ '${file}.'$(date +%s%N).$$`;
 }
 
+/** The entries hooks kept in `file`, oldest first. */
 async function jsonLines(file: string): Promise<NotifyPayload[]> {
-  try {
-    const text = await Deno.readTextFile(file);
-    return text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return [];
-    throw error;
+  const dir = file.slice(0, file.lastIndexOf("/"));
+  const base = file.slice(file.lastIndexOf("/") + 1);
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.name.startsWith(`${base}.`) && /^\d+\.\d+$/.test(entry.name.slice(base.length + 1))) {
+      names.push(entry.name);
+    }
   }
+  names.sort();
+  return await Promise.all(
+    names.map(async (name) => JSON.parse(await Deno.readTextFile(`${dir}/${name}`))),
+  );
 }
 
 async function readIfThere(file: string): Promise<string | null> {
