@@ -6,8 +6,9 @@
  * rows it expects.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { BACKENDS, freshDatabase, rawQuery, serviceRow } from "./helpers.ts";
-import { DaemonHarness, T0 } from "./daemon_harness.ts";
+import { BACKENDS, freshDatabase, mysqlTest, rawQuery, serviceRow } from "./helpers.ts";
+import { DaemonHarness, T0, throughProxy } from "./daemon_harness.ts";
+import { proxyFor } from "./tcp_proxy.ts";
 import { status } from "../src/app/status.ts";
 import type { NotifyPayload } from "../src/daemon/notify_message.ts";
 import { Metrics } from "../src/http/metrics.ts";
@@ -432,3 +433,36 @@ for (const backend of BACKENDS) {
     assert(h.clock.now() >= T0 + 61_000, `sent at T0+${h.clock.now() - T0}`);
   });
 }
+
+mysqlTest(
+  "notify[mysql]: a run that failed while the database was away notifies once its record is written",
+  async () => {
+    await using dir = await tempDir();
+    const file = `${dir.path}/failure`;
+    const db = await freshDatabase("mysql");
+    await using proxy = proxyFor(db);
+    await using h = await DaemonHarness.create(db, {
+      store: throughProxy(db, proxy),
+      settings: { "notify.min_interval": 0 },
+    });
+    await h.job("tick", {
+      schedule: { second: "2", minute: "0", hour: "0" },
+      on_failure: appendStdin(file),
+    });
+    await h.start();
+    proxy.cut();
+    await h.clock.set(T0 + 2000);
+    const run = await h.started("tick", T0 + 2000);
+    assertEquals(run.spec.env.JM_RUN_ID, "", "the run started without a row");
+    run.finish({ status: "failed", exitCode: 5 });
+    proxy.restore();
+    // The database's health probe finds it back, the record is written, the notifier looks.
+    const [payload] = await h.until(async () => {
+      const got = await jsonLines(file);
+      if (got.length === 0 && h.clock.now() < T0 + 60_000) await h.clock.advance(500);
+      return got.length > 0 ? got : null;
+    }, "the notification of the run that failed during the outage");
+    const row = await h.run("tick", T0 + 2000, "failed");
+    assertEquals([payload.status, payload.exit_code, payload.run_id], ["failed", 5, row.id]);
+  },
+);

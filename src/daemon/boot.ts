@@ -139,6 +139,7 @@ class BootedDaemon implements Daemon {
       clock,
       health: this.health,
       nodeId: () => this.cluster.nodeId,
+      realId: (provisional) => this.recorder.realId(provisional),
       mayFire: (jobId) => this.cluster.mayFire(jobId),
       settings: {
         onFailure: s["notify.on_failure"],

@@ -69,6 +69,8 @@ export interface NotifierOptions {
   clock: Clock;
   health: DbHealth;
   nodeId: () => string;
+  /** The real id of a run recorded under a provisional one: undefined until written (recorder.ts). */
+  realId: (provisional: number) => number | null | undefined;
   /** Whether this node fires the job (the others check its silence). */
   mayFire: (jobId: string) => boolean;
   settings: NotifySettings;
@@ -133,6 +135,8 @@ export class Notifier {
   private readonly hooks = new Set<RunHandle>();
   private readonly closing = new AbortController();
   private loop: Promise<void> = Promise.resolve();
+  /** Runs that ended while the database was away, by provisional id, until their rows are written. */
+  private readonly unrecorded = new Map<number, { job: Job; run: EndedRun }>();
   /** Silence alerts this node has claimed or seen claimed: job id → the `since` they were for. */
   private readonly silenced = new Map<string, number>();
 
@@ -150,10 +154,16 @@ export class Notifier {
   runEnded(job: Job, run: EndedRun): void {
     if (this.closing.signal.aborted || !this.wanted(job, run.status)) return;
     if (run.id < 0) {
-      notifyLog.warn(
-        "job {job}: a run recorded while the database was away ended {status}; it cannot be claimed, so it notifies nobody",
-        { job: job.id, status: run.status },
-      );
+      // Its row waits in the recorder: it is claimed once written, under its real id.
+      if (this.unrecorded.size >= MAX_QUEUED) {
+        notifyLog.error(
+          "job {job}: notification of a run that ended {status} while the database was away dropped: {count} such runs already wait",
+          { job: job.id, status: run.status, count: this.unrecorded.size },
+        );
+        this.o.observer?.notified("queue", false);
+      } else {
+        this.unrecorded.set(run.id, { job, run });
+      }
       return;
     }
     this.enqueue(`job ${job.id} run ${run.id}`, async () => {
@@ -205,8 +215,15 @@ export class Notifier {
     })();
   }
 
-  /** One look: silence alerts due, held-back notifications due. */
+  /** One look: runs recorded since they ended, silence alerts due, held-back notifications due. */
   private async check(): Promise<void> {
+    for (const [provisional, { job, run }] of this.unrecorded) {
+      const id = this.o.realId(provisional);
+      if (id === undefined) continue;
+      this.unrecorded.delete(provisional);
+      // Null: another service had claimed the fire; its run notifies.
+      if (id !== null) this.runEnded(job, { ...run, id });
+    }
     const now = this.o.clock.now();
     for (const candidate of await this.o.store.silenceCandidates()) {
       if (!this.o.mayFire(candidate.job_id)) continue;
@@ -254,6 +271,13 @@ export class Notifier {
       });
       for (const _ of this.queue) this.o.observer?.notified("queue", false);
       this.queue.length = 0;
+    }
+    if (this.unrecorded.size > 0) {
+      notifyLog.warn(
+        "{count} notifications are not sent: the service stops before their runs were recorded",
+        { count: this.unrecorded.size },
+      );
+      for (const _ of this.unrecorded) this.o.observer?.notified("queue", false);
     }
     const deadline = Deadline.in(this.o.clock, timeoutMs);
     const all = () => Promise.all([this.loop, ...this.busy]);
