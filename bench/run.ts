@@ -1,6 +1,8 @@
 /**
  * Benchmarks (not tests): `deno task bench [SECTION…] [--backend sqlite|mysql] [--seconds N]`.
  * Sections: catalogue, firing, burst, cost, latency, reload, idle, throughput, runner, sink, flood, api (default: all).
+ * Sections: catalogue, firing, latency, reload, idle, throughput, sink, flood, api, notify
+ * (default: all).
  * MySQL runs when JM_BENCH_DATABASE_URL (or JM_TEST_DATABASE_URL) names a server;
  * each section uses a fresh database. Prints one markdown table per section.
  */
@@ -25,6 +27,7 @@ import {
 } from "./common.ts";
 import { apiLoad } from "./http.ts";
 import { floodLag, sinkThroughput } from "./logging.ts";
+import { notifyLag } from "./notify.ts";
 
 const args = [...Deno.args];
 const flag = (name: string) => {
@@ -44,6 +47,10 @@ const sections = args.length > 0 ? args : [
   "sink",
   "flood",
   "api",
+  "sink",
+  "flood",
+  "api",
+  "notify",
 ];
 const backends = (["sqlite", "mysql"] as const).filter((b) =>
   (onlyBackend === undefined || onlyBackend === b) && (b === "sqlite" || SERVER !== "")
@@ -607,6 +614,11 @@ const SECTIONS: Record<
       "failed",
     ],
     (b) => apiLoad(b, SECONDS),
+  ],
+  notify: [
+    `Firing lag of 100 every-second jobs that all fail, for ${SECONDS} s, by on_failure hook`,
+    ["backend", "hooks", "fires", "lag p50", "lag p99", "notifications", "hooks run"],
+    (b) => notifyLag(b, SECONDS),
   ],
 };
 

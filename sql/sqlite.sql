@@ -1,4 +1,4 @@
--- jobsmanager schema for SQLite, version 6.
+-- jobsmanager schema for SQLite, version 7.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -148,3 +148,33 @@ ALTER TABLE jm_runs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE jm_runs ADD COLUMN first_run_id BIGINT NULL;
 ALTER TABLE jm_runs ADD COLUMN parent_run_id BIGINT NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (6, 'retries and follow-up jobs: jm_jobs retry and after columns, jm_runs attempts', 0);
+
+-- migration 7: notifications: hooks and silence alerts per job, claims and throttling
+ALTER TABLE jm_jobs ADD COLUMN on_failure TEXT NULL;
+ALTER TABLE jm_jobs ADD COLUMN on_failure_url TEXT NULL;
+ALTER TABLE jm_jobs ADD COLUMN on_recovery TEXT NULL;
+ALTER TABLE jm_jobs ADD COLUMN on_recovery_url TEXT NULL;
+ALTER TABLE jm_jobs ADD COLUMN on_success TEXT NULL;
+ALTER TABLE jm_jobs ADD COLUMN on_success_url TEXT NULL;
+ALTER TABLE jm_jobs ADD COLUMN alert_after INTEGER NULL;
+CREATE TABLE IF NOT EXISTS jm_notifications (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT NOT NULL,
+  event TEXT NOT NULL,
+  ref BIGINT NOT NULL,
+  status TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  node_id TEXT NULL,
+  outcome TEXT NOT NULL,
+  UNIQUE (job_id, event, ref)
+);
+CREATE INDEX IF NOT EXISTS jm_notifications_created_at ON jm_notifications (created_at);
+CREATE TABLE IF NOT EXISTS jm_notify_state (
+  job_id TEXT NOT NULL PRIMARY KEY,
+  last_sent_at BIGINT NULL,
+  held_count INTEGER NOT NULL DEFAULT 0,
+  held_since BIGINT NULL,
+  held_statuses TEXT NULL,
+  held_payload TEXT NULL
+);
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (7, 'notifications: hooks and silence alerts per job, claims and throttling', 0);

@@ -114,7 +114,14 @@ for (const backend of BACKENDS) {
   test("status of an empty database", async (store) => {
     assertEquals(
       await status(store, { now: NOW, heartbeatMs: HEARTBEAT_MS, defaultZone: "UTC" }),
-      { services: [], pendingMarkers: 0, latestMarker: 0, runsLastHour: {}, nextFires: [] },
+      {
+        services: [],
+        pendingMarkers: 0,
+        latestMarker: 0,
+        runsLastHour: {},
+        nextFires: [],
+        silentJobs: [],
+      },
     );
   });
 

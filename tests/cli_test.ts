@@ -54,6 +54,14 @@ const JOB_FIELDS = [
   "after_outcome",
   "created_at",
   "updated_at",
+  // Notifications (issue 13).
+  "on_failure",
+  "on_failure_url",
+  "on_recovery",
+  "on_recovery_url",
+  "on_success",
+  "on_success_url",
+  "alert_after",
 ].sort();
 
 /** A jm_jobs row as the Job its snapshots hold (written here, not borrowed from src). */
@@ -87,6 +95,14 @@ function toJob(row: Row): Job {
     after_outcome: orNull(row.after_outcome, String) as Job["after_outcome"],
     created_at: Number(row.created_at),
     updated_at: Number(row.updated_at),
+    // Notifications (issue 13).
+    on_failure: orNull(row.on_failure, String),
+    on_failure_url: orNull(row.on_failure_url, String),
+    on_recovery: orNull(row.on_recovery, String),
+    on_recovery_url: orNull(row.on_recovery_url, String),
+    on_success: orNull(row.on_success, String),
+    on_success_url: orNull(row.on_success_url, String),
+    alert_after: orNull(row.alert_after, Number),
   };
 }
 
@@ -318,6 +334,13 @@ for (const backend of BACKENDS) {
         after_outcome: null,
         created_at: undefined,
         updated_at: undefined,
+        on_failure: null,
+        on_failure_url: null,
+        on_recovery: null,
+        on_recovery_url: null,
+        on_success: null,
+        on_success_url: null,
+        alert_after: null,
       },
     );
     assertEquals(w.after!.created_at, w.after!.updated_at);

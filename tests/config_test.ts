@@ -121,6 +121,31 @@ Deno.test("config error: a bad environment value names the variable", () => {
   );
 });
 
+Deno.test("notify: webhook URLs and the signing key come from the environment; a bad URL is not shown", () => {
+  const { settings } = loadConfig({}, {
+    JM_NOTIFY_ON_FAILURE_URL: "https://hooks.example.com/x?token=abc",
+    JM_NOTIFY_WEBHOOK_SECRET: "signing-key",
+    JM_NOTIFY_MAILTO: "ops@example.com",
+  });
+  assertEquals(
+    [
+      settings["notify.on_failure_url"],
+      settings["notify.webhook_secret"],
+      settings["notify.mailto"],
+      settings["notify.min_interval"],
+    ],
+    ["https://hooks.example.com/x?token=abc", "signing-key", "ops@example.com", 300],
+  );
+  const error = assertThrows(
+    () => loadConfig({}, { JM_NOTIFY_ON_RECOVERY_URL: "ftp://user:s3cret@host/" }),
+    ValidationError,
+  );
+  assertEquals(
+    error.message,
+    "environment JM_NOTIFY_ON_RECOVERY_URL: notify.on_recovery_url: is not an http:// or https:// URL (the value is not shown: it may hold a secret)",
+  );
+});
+
 Deno.test("config error: --config naming a missing file", () => {
   assertThrows(
     () => loadConfig({ config: "/nonexistent/jm.json" }, {}),

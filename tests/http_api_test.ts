@@ -4,7 +4,7 @@
  * every answer checked against the OpenAPI document (tests/http_harness.ts).
  */
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
-import { BACKENDS, cli, freshDatabase } from "./helpers.ts";
+import { BACKENDS, cli, freshDatabase, rawQuery } from "./helpers.ts";
 import { defaultSettings } from "../src/config/config.ts";
 import { Metrics } from "../src/http/metrics.ts";
 import { OPENAPI } from "../src/http/openapi.ts";
@@ -356,6 +356,48 @@ for (const backend of BACKENDS) {
         "line 4",
       ]);
     }));
+
+  Deno.test(`api (${backend}): notification fields in and out; status lists silent jobs`, async () => {
+    await using db = await freshDatabase(backend);
+    await using api = await startApi(db);
+    const added = await api.call("POST", "/api/v1/jobs", {
+      body: {
+        ...JOB,
+        on_failure: "logger failed",
+        on_failure_url: "https://hooks.example.com/jm",
+        alert_after: "2h",
+      },
+    });
+    assertEquals(added.status, 201);
+    const job = added.body as Record<string, unknown>;
+    assertEquals([job.on_failure, job.on_failure_url, job.on_recovery, job.alert_after], [
+      "logger failed",
+      "https://hooks.example.com/jm",
+      null,
+      7200,
+    ]);
+    const updated = await api.call("PATCH", "/api/v1/jobs/nightly", {
+      body: { on_failure_url: null, alert_after: 60 },
+    });
+    const after = updated.body as Record<string, unknown>;
+    assertEquals([after.on_failure_url, after.alert_after], [null, 60]);
+    const bad = await api.call("PATCH", "/api/v1/jobs/nightly", {
+      body: { on_recovery_url: "mailto:ops@example.com" },
+    });
+    assertEquals([bad.status, bad.body], [400, {
+      error:
+        "on_recovery_url: is not an http:// or https:// URL (the value is not shown: it may hold a secret)",
+      field: "on_recovery_url",
+    }]);
+    const since = Date.now() - 120_000;
+    await rawQuery(db, "UPDATE jm_jobs SET updated_at = ?", [since]);
+    const status = (await api.call("GET", "/api/v1/status")).body as {
+      silent_jobs: { job: string; since: string; alert_after: number }[];
+    };
+    assertEquals(status.silent_jobs, [
+      { job: "nightly", since: new Date(since).toISOString(), alert_after: 60 },
+    ]);
+  });
 
   Deno.test(`api (${backend}): status: services, markers, runs by minute, the database`, () =>
     withApi(backend, async (api) => {

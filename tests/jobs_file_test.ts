@@ -177,7 +177,7 @@ Deno.test("validation errors name the file, the line and the field, all of them"
     [
       "jobs.json5 has 2 invalid jobs; nothing written:",
       "jobs.json5:14: job 'backup': timeout: \"-1\" is not valid (allowed: a whole number from 0 to 31536000)",
-      "jobs.json5:34: job 'report': colour: not a job field (allowed: id, command, cron, second, minute, hour, day, month, day_of_week, timezone, timeout, enabled, max_instances, coalesce, misfire_grace_time, env, cwd, description, retries, retry_delay, retry_max_delay, retry_on, retry_overlap, after_job, after_outcome)",
+      "jobs.json5:34: job 'report': colour: not a job field (allowed: id, command, cron, second, minute, hour, day, month, day_of_week, timezone, timeout, enabled, max_instances, coalesce, misfire_grace_time, env, cwd, description, retries, retry_delay, retry_max_delay, retry_on, retry_overlap, after_job, after_outcome, on_failure, on_failure_url, on_recovery, on_recovery_url, on_success, on_success_url, alert_after)",
     ].join("\n"),
   );
   assertEquals(

@@ -117,6 +117,13 @@ contract(
       retry_overlap: false,
       after_job: null,
       after_outcome: null,
+      on_failure: null,
+      on_failure_url: null,
+      on_recovery: null,
+      on_recovery_url: null,
+      on_success: null,
+      on_success_url: null,
+      alert_after: null,
     });
     assert(Math.abs(created_at - Date.now()) < 60_000, `created_at ${created_at} is now, in ms`);
     assert(Math.abs(updated_at - Date.now()) < 60_000, `updated_at ${updated_at} is now, in ms`);

@@ -18,6 +18,8 @@ const TABLES = [
   "jm_jobs",
   "jm_marker_nodes",
   "jm_nodes",
+  "jm_notifications",
+  "jm_notify_state",
   "jm_runs",
   "jm_schema_version",
   "jm_syslog",

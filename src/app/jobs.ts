@@ -51,8 +51,6 @@ export async function addJob(
     : await changeFollowing(jobs, job.id, mutate);
 }
 
-// --- follow-up jobs (issue 13) ---
-
 /**
  * Refuse jobs that follow (`--after`) a job that does not exist, or that
  * would close a cycle, naming it in run order (A → B → A: A's end starts
@@ -104,8 +102,6 @@ async function changeFollowing(
     markerId: change.markerId,
   };
 }
-
-// --- end of follow-up jobs ---
 
 /** Change the given options of an existing job; `updated_at` becomes `now` when anything changed. */
 export async function updateJob(

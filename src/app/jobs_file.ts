@@ -23,6 +23,7 @@ import {
   JOB_FIELDS,
   type JobOptions,
 } from "../domain/job.ts";
+import { HOOK_COMMANDS, HOOK_URLS, NOTIFY_FIELDS } from "../domain/notify.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import type { JobStore } from "../store/store.ts";
 import { applyPlan, type Candidate, type Outcome, previewPlan } from "./import/plan.ts";
@@ -59,7 +60,6 @@ function entryOf(job: Job): Record<string, unknown> {
     ["misfire_grace_time", null],
     ["cwd", null],
     ["description", null],
-    // --- retries and follow-ups (issue 13) ---
     ["retries", 0],
     ["retry_delay", DEFAULT_RETRY_DELAY],
     ["retry_max_delay", DEFAULT_RETRY_MAX_DELAY],
@@ -67,7 +67,8 @@ function entryOf(job: Job): Record<string, unknown> {
     ["retry_overlap", false],
     ["after_job", null],
     ["after_outcome", null],
-    // --- end of retries and follow-ups ---
+    // Notifications (issue 13).
+    ...NOTIFY_FIELDS.map((f): [keyof Job, unknown] => [f, null]),
   ];
   for (const [key, fallback] of optional) {
     if (job[key] !== fallback) entry[key] = job[key];
@@ -228,14 +229,15 @@ function optionsOf(entry: Record<string, unknown>): JobOptions {
       : Object.entries(env as Record<string, string>).map(([k, v]) => `${k}=${v}`),
     cwd: text("cwd", true),
     description: text("description", true),
-    // --- retries and follow-ups (issue 13) ---
     retries: number("retries"),
     retry_delay: number("retry_delay"),
     retry_max_delay: number("retry_max_delay"),
     retry_on: text("retry_on"),
     retry_overlap: flag("retry_overlap"),
     after: afterOf(text("after_job", true), text("after_outcome")),
-    // --- end of retries and follow-ups ---
+    // Notifications (issue 13).
+    ...Object.fromEntries([...HOOK_COMMANDS, ...HOOK_URLS].map((f) => [f, text(f, true)])),
+    alert_after: entry.alert_after === null ? "" : number("alert_after"),
   };
 }
 

@@ -6,7 +6,7 @@
 import { type Job, nextFires } from "../domain/job.ts";
 import { type Node, type NodeState, nodeState } from "../domain/node.ts";
 import type { RunStatus } from "../domain/run.ts";
-import type { JobStore, MarkerStore, NodeStore, RunStore } from "../store/store.ts";
+import type { JobStore, MarkerStore, NodeStore, NotifyStore, RunStore } from "../store/store.ts";
 
 const HOUR_MS = 3_600_000;
 /** Fires `status` lists. */
@@ -23,6 +23,12 @@ export interface Status {
   runsLastHour: Partial<Record<RunStatus, number>>;
   /** The earliest next fires of the enabled jobs, soonest first. */
   nextFires: { job: Job; at: Date }[];
+  /**
+   * Enabled jobs with `alert_after` that have had no successful run for
+   * that long (issue 13): `since` is their last success, or their last
+   * change when none came after it.
+   */
+  silentJobs: { job_id: string; since: number; alert_after: number }[];
 }
 
 /**
@@ -41,7 +47,7 @@ export async function liveServices(
 }
 
 export async function status(
-  stores: NodeStore & MarkerStore & RunStore & JobStore,
+  stores: NodeStore & MarkerStore & RunStore & JobStore & Pick<NotifyStore, "silenceCandidates">,
   options: { now: number; heartbeatMs: number; defaultZone: string },
 ): Promise<Status> {
   const { now, heartbeatMs, defaultZone } = options;
@@ -55,11 +61,14 @@ export async function status(
     .flatMap((job) => nextFires(job, defaultZone, new Date(now), 1).map((at) => ({ job, at })))
     .sort((a, b) => a.at.getTime() - b.at.getTime())
     .slice(0, NEXT_FIRES);
+  const silentJobs = (await stores.silenceCandidates())
+    .filter((c) => c.since + c.alert_after * 1000 <= now);
   return {
     services: nodes.map((n) => ({ ...n, state: nodeState(n, now, heartbeatMs, databaseNow) })),
     pendingMarkers,
     latestMarker,
     runsLastHour,
     nextFires: fires,
+    silentJobs,
   };
 }

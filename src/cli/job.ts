@@ -79,6 +79,18 @@ function addJobOptions(cmd: Command, forUpdate: boolean): Command {
     .option("--cwd <dir>", "absolute working directory for the command")
     .option("--description <text>", "free text shown by job show")
     .option("--disabled", "store the job without scheduling it");
+  // Notifications (issue 13): '' sets one back to the service's notify.* default.
+  cmd
+    .option("--on-failure <cmd>", "shell command run when a run fails (the run as JSON on stdin)")
+    .option("--on-failure-url <url>", "URL POSTed the run as JSON when a run fails")
+    .option("--on-recovery <cmd>", "shell command run on the first success after a failure")
+    .option("--on-recovery-url <url>", "URL POSTed on the first success after a failure")
+    .option("--on-success <cmd>", "shell command run after every successful run")
+    .option("--on-success-url <url>", "URL POSTed after every successful run")
+    .option(
+      "--alert-after <duration>",
+      "run on_failure (status silent) when no run succeeded for this long: 90s, 2h, 1d; '' = never",
+    );
   if (forUpdate) {
     cmd
       .option("--enabled", "schedule the job again")
@@ -88,7 +100,6 @@ function addJobOptions(cmd: Command, forUpdate: boolean): Command {
   return cmd;
 }
 
-// --- retries and follow-ups (issue 13) ---
 function addRetryOptions(cmd: Command, forUpdate: boolean): Command {
   cmd
     .option("--retries <n>", "run a failed run again up to n times (default 0)")
@@ -128,7 +139,6 @@ function retryOptionsOf(opts: Record<string, any>): JobOptions {
     no_schedule: opts.schedule === false ? true : undefined,
   };
 }
-// --- end of retries and follow-ups ---
 
 /** The schedule fields given as options (`--day-of-week` → day_of_week). */
 function scheduleOf(opts: Record<string, string | undefined>): Partial<Record<FieldName, string>> {
@@ -161,6 +171,14 @@ function toJobOptions(opts: Record<string, any>): JobOptions {
     cwd: opts.cwd,
     description: opts.description,
     ...retryOptionsOf(opts),
+    // Notifications (issue 13).
+    on_failure: opts.onFailure,
+    on_failure_url: opts.onFailureUrl,
+    on_recovery: opts.onRecovery,
+    on_recovery_url: opts.onRecoveryUrl,
+    on_success: opts.onSuccess,
+    on_success_url: opts.onSuccessUrl,
+    alert_after: opts.alertAfter,
   };
 }
 

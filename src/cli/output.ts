@@ -5,6 +5,7 @@
 import type { JobDetails, JobListing } from "../app/jobs.ts";
 import type { DefaultZone, ZoneSource } from "../app/zone.ts";
 import { hasSchedule, type Job } from "../domain/job.ts";
+import { NOTIFY_FIELDS, urlForLog } from "../domain/notify.ts";
 import type { LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
 import type { Run } from "../domain/run.ts";
@@ -186,6 +187,14 @@ export function jobDetails(
     ],
     ["cwd", printable(job.cwd ?? "(service working directory)")],
     ["description", printable(job.description ?? "-")],
+    // Notifications (issue 13): only those set; URLs without their secrets.
+    ...NOTIFY_FIELDS.filter((f) => f !== "alert_after").flatMap((f): [string, string][] =>
+      job[f] === null ? [] : [[f, printable(f.endsWith("_url") ? urlForLog(job[f]!) : job[f]!)]]
+    ),
+    ...(job.alert_after === null ? [] : [["alert_after", `${job.alert_after} s`]] as [
+      string,
+      string,
+    ][]),
     ["created", formatUtc(new Date(job.created_at))],
     ["updated", formatUtc(new Date(job.updated_at))],
     ...(invalid === null
@@ -208,8 +217,6 @@ function duration(run: Run): string {
   const ms = run.finished_at - run.started_at;
   return ms < 10_000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
-
-// --- retries and follow-ups (issue 13) ---
 
 /** A job's schedule in a listing: its fields, and which job it follows. */
 function scheduleCell(job: Job): string {
@@ -252,7 +259,6 @@ export function triggerText(run: Run, attempts?: number): string {
   if (run.trigger === "after") return `after run ${run.parent_run_id}`;
   return run.trigger;
 }
-// --- end of retries and follow-ups ---
 
 /** Runs as a table; `attempts` gives the attempts a job allows, for its retries. */
 export function runsTable(

@@ -75,6 +75,16 @@ function statusText(
     `runs in the last hour: ${
       runs.length === 0 ? "none" : runs.map(([k, v]) => `${k} ${v}`).join(", ")
     }`,
+    report.silentJobs.length === 0
+      ? "silent jobs (no success for their alert_after): none"
+      : "silent jobs (no success for their alert_after):\n" + table(
+        ["  JOB", "NO SUCCESS SINCE", "ALERT AFTER"],
+        report.silentJobs.map((j) => [
+          `  ${j.job_id}`,
+          formatUtc(new Date(j.since)),
+          `${j.alert_after} s`,
+        ]),
+      ),
     `next fires (jobs without a zone: ${defaultZoneText(defaultZone)}):`,
     report.nextFires.length === 0 ? "  none" : table(
       ["  AT", "JOB"],
@@ -109,6 +119,11 @@ export function statusCommand(contextOf: ContextOf): Command {
           next_fires: report.nextFires.map(({ job, at }) => ({
             job: job.id,
             at: at.toISOString(),
+          })),
+          silent_jobs: report.silentJobs.map((j) => ({
+            job: j.job_id,
+            since: new Date(j.since).toISOString(),
+            alert_after: j.alert_after,
           })),
         },
       );

@@ -11,6 +11,7 @@ import { ValidationError } from "../errors.ts";
 import { LOG_LEVELS, type LogLevel, parseLogLevel } from "../domain/log_row.ts";
 import { wholeNumber, wholeNumberRule } from "../domain/number.ts";
 import { validateTimezone } from "../cron/croner.ts";
+import { checkHookUrl } from "../domain/notify.ts";
 
 type Parser<T> = (value: unknown, key: string) => T;
 
@@ -83,6 +84,12 @@ const timezone: Parser<string> = (v, key) => {
   } catch (error) {
     throw new ValidationError(key, `${key}: ${(error as Error).message}`);
   }
+};
+
+/** A webhook URL (notify.*_url): http(s) or empty; the message never shows it (it may hold a token). */
+const hookUrl: Parser<string> = (v, key) => {
+  const url = text(v, key);
+  return url === "" ? url : checkHookUrl(url, key);
 };
 
 /** A bearer token of the HTTP API, as configured: the token itself or a file holding it. */
@@ -235,7 +242,8 @@ export const CONFIG_KEYS = {
     parse: integer(0, 1000),
   },
   "runs.keep_days": {
-    doc: "Days of jm_runs rows kept; older ended runs are deleted by the service; 0 = keep all",
+    doc:
+      "Days of jm_runs rows (and jm_notifications claims) kept; older ended runs are deleted by the service; 0 = keep all",
     default: 90,
     parse: integer(0, 36_500),
   },
@@ -316,6 +324,91 @@ export const CONFIG_KEYS = {
     default: "auto",
     parse: oneOf("auto", "run", "hold"),
   } as KeySpec<"auto" | "run" | "hold">,
+  // Notifications (issue 13): defaults for jobs that name no hook of their own.
+  "notify.on_failure": {
+    doc:
+      "Shell command run when a run fails (failed, timeout, error, killed, lost, missed) or a job falls silent, for jobs without their own; the run as JSON on stdin, JM_* variables; empty = none",
+    default: "",
+    parse: text,
+  } as KeySpec<string>,
+  "notify.on_failure_url": {
+    doc: "URL POSTed the same JSON when a run fails, for jobs without their own; empty = none",
+    default: "",
+    parse: hookUrl,
+    env: "JM_NOTIFY_ON_FAILURE_URL",
+    secret: true,
+  } as KeySpec<string>,
+  "notify.on_recovery": {
+    doc: "Shell command run on a job's first success after a failure; empty = none",
+    default: "",
+    parse: text,
+  } as KeySpec<string>,
+  "notify.on_recovery_url": {
+    doc: "URL POSTed on a job's first success after a failure; empty = none",
+    default: "",
+    parse: hookUrl,
+    env: "JM_NOTIFY_ON_RECOVERY_URL",
+    secret: true,
+  } as KeySpec<string>,
+  "notify.on_success": {
+    doc: "Shell command run after every successful run (never held back); empty = none",
+    default: "",
+    parse: text,
+  } as KeySpec<string>,
+  "notify.on_success_url": {
+    doc: "URL POSTed after every successful run (never held back); empty = none",
+    default: "",
+    parse: hookUrl,
+    secret: true,
+  } as KeySpec<string>,
+  "notify.mailto": {
+    doc:
+      "Address(es) mailed on failures, silence and recoveries of every job, as cron's MAILTO; empty = no mail",
+    default: "",
+    parse: text,
+    env: "JM_NOTIFY_MAILTO",
+  } as KeySpec<string>,
+  "notify.sendmail": {
+    doc: "Command that sends a mail given on stdin with its headers (notify.mailto)",
+    default: "/usr/sbin/sendmail -t",
+    parse: text,
+  } as KeySpec<string>,
+  "notify.min_interval": {
+    doc:
+      "Seconds between two notifications of one job; those in between are held back and summarised in the next",
+    default: 300,
+    parse: seconds(0, 86_400),
+  },
+  "notify.timeout": {
+    doc: "Seconds a hook command (or sendmail) may run before it is killed",
+    default: 30,
+    parse: seconds(1, 3600),
+  },
+  "notify.webhook_timeout": {
+    doc: "Seconds a webhook POST may take before it counts as failed",
+    default: 10,
+    parse: seconds(1, 600),
+  },
+  "notify.webhook_retries": {
+    doc:
+      "Further attempts of a webhook that failed (network error, 5xx, 429), 1 s, 2 s, 4 s … apart",
+    default: 3,
+    parse: integer(0, 10),
+  },
+  "notify.webhook_secret": {
+    doc:
+      "Key of the X-Jobsmanager-Signature header (sha256=HMAC-SHA256 of the body, hex); empty = unsigned",
+    default: "",
+    parse: text,
+    env: "JM_NOTIFY_WEBHOOK_SECRET",
+    secret: true,
+  } as KeySpec<string>,
+  "notify.max_concurrent": {
+    doc:
+      "Hooks, webhooks and mails delivered at once; more wait (at most 1000, then dropped and logged)",
+    default: 4,
+    parse: integer(1, 100),
+  },
   "http.listen": {
     doc:
       "Where serve answers HTTP (API, /metrics, /healthz, /readyz, dashboard), HOST:PORT or :PORT; empty = no HTTP",

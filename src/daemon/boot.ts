@@ -15,6 +15,7 @@ import { DbHealth } from "./db_health.ts";
 import { Housekeeping } from "./housekeeping.ts";
 import { log, SINK_CATEGORY } from "./log.ts";
 import { DatabaseLogSink } from "./log_sink.ts";
+import { Notifier } from "./notifier.ts";
 import { RunRecorder } from "./recorder.ts";
 import { RunGuard } from "./run_guard.ts";
 import { startRun } from "./runner.ts";
@@ -103,6 +104,8 @@ const CLAIM_TIMEOUT_MS = 1000;
 const MAX_BUFFERED_RECORDS = 10_000;
 
 const serviceLog = log("service");
+/** At most this long, at a stop, for notifications under way (then their hooks are ended). */
+const NOTIFY_CLOSE_MS = 5000;
 
 export function boot(options: BootOptions): Daemon {
   return new BootedDaemon(options);
@@ -114,6 +117,7 @@ class BootedDaemon implements Daemon {
   private readonly service: Service;
   private readonly cluster: Cluster;
   private readonly housekeeping: Housekeeping;
+  private readonly notifier: Notifier;
   private readonly sink: DatabaseLogSink;
   private readonly guard = RunGuard.start();
   private deadline: Deadline | null = null;
@@ -130,6 +134,36 @@ class BootedDaemon implements Daemon {
       claimTimeoutMs: CLAIM_TIMEOUT_MS,
       maxBuffered: MAX_BUFFERED_RECORDS,
     });
+    this.notifier = new Notifier({
+      store,
+      clock,
+      health: this.health,
+      nodeId: () => this.cluster.nodeId,
+      realId: (provisional) => this.recorder.realId(provisional),
+      mayFire: (jobId) => this.cluster.mayFire(jobId),
+      settings: {
+        onFailure: s["notify.on_failure"],
+        onFailureUrl: s["notify.on_failure_url"],
+        onRecovery: s["notify.on_recovery"],
+        onRecoveryUrl: s["notify.on_recovery_url"],
+        onSuccess: s["notify.on_success"],
+        onSuccessUrl: s["notify.on_success_url"],
+        mailto: s["notify.mailto"],
+        sendmail: s["notify.sendmail"],
+        minIntervalMs: s["notify.min_interval"] * 1000,
+        timeoutMs: s["notify.timeout"] * 1000,
+        webhookTimeoutMs: s["notify.webhook_timeout"] * 1000,
+        webhookRetries: s["notify.webhook_retries"],
+        webhookSecret: s["notify.webhook_secret"],
+        maxConcurrent: s["notify.max_concurrent"],
+      },
+      // Hooks are real commands even when a test's runs are not.
+      startRun,
+      baseEnv: o.env,
+      killGraceMs: s["jobsmanager.kill_grace"] * 1000,
+      secrets: o.secrets ?? [],
+      observer: o.observer,
+    });
     this.cluster = new Cluster({
       store,
       clock,
@@ -140,6 +174,7 @@ class BootedDaemon implements Daemon {
       reloadIntervalMs: s["jobsmanager.reload_interval"] * 1000,
       outagePolicy: s["cluster.on_database_outage"],
       state: () => this.service.state,
+      declaredDead: (nodeId, at) => this.notifier.lostRuns(nodeId, at),
     });
     this.service = new Service({
       store,
@@ -163,6 +198,7 @@ class BootedDaemon implements Daemon {
       baseEnv: o.env,
       secrets: o.secrets ?? [],
       observer: o.observer,
+      notifier: this.notifier,
     });
     this.housekeeping = new Housekeeping({
       store,
@@ -272,6 +308,7 @@ class BootedDaemon implements Daemon {
     if (this.abandoned) return;
     this.cluster.start();
     this.housekeeping.start();
+    this.notifier.start();
     this.started = true;
   }
 
@@ -280,6 +317,8 @@ class BootedDaemon implements Daemon {
     // A start that failed has no stop deadline: the last steps get the margin.
     const deadline = this.deadline ?? Deadline.in(this.o.clock, STOP_MARGIN_MS);
     if (this.started) {
+      // Hooks under way get a share of what is left; the rest is for the records.
+      await this.notifier.close(Math.min(deadline.left / 2, NOTIFY_CLOSE_MS));
       await this.housekeeping.stop(deadline.left);
       await this.cluster.stop(deadline.left);
     }

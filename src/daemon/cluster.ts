@@ -43,6 +43,8 @@ export interface ClusterOptions {
   reloadIntervalMs: number;
   outagePolicy: OutagePolicy;
   state: () => BeatState;
+  /** Told when this node declared node `nodeId` dead at `at` (its runs were marked lost then). */
+  declaredDead?: (nodeId: string, at: number) => void;
 }
 
 /** Other nodes are looked at this often (or every heartbeat, when that is shorter). */
@@ -273,6 +275,7 @@ export class Cluster {
         );
         // The node that declares the death retries the lost runs and starts their follow-ups.
         if (declared.runIds.length > 0) this.onLost(declared.runIds);
+        if (declared.lost > 0) this.o.declaredDead?.(node.id, declared.at);
       }
     }
     await this.o.store.settleMarkers();

@@ -1,6 +1,6 @@
 /**
- * The service's chores on a timer of their own: retention of `jm_syslog`
- * and `jm_runs` in small batches, skipping its turn while the database is
+ * The service's chores on a timer of their own: retention of `jm_syslog`,
+ * `jm_runs` and `jm_notifications` in small batches, skipping its turn while the database is
  * away rather than pile up attempts. (The heartbeat is the cluster's.)
  */
 import { log } from "./log.ts";
@@ -62,11 +62,14 @@ export class Housekeeping {
   }
 
   private async prune(): Promise<void> {
+    // Notification claims go with the runs they were for (a silence alert's
+    // claim too: a job silent for longer alerts again once it is gone).
     for (
-      const [table, days] of [["jm_syslog", this.o.keepLogDays], [
-        "jm_runs",
-        this.o.keepRunDays,
-      ]] as const
+      const [table, days] of [
+        ["jm_syslog", this.o.keepLogDays],
+        ["jm_runs", this.o.keepRunDays],
+        ["jm_notifications", this.o.keepRunDays],
+      ] as const
     ) {
       if (days === 0) continue;
       const before = this.o.clock.now() - days * DAY_MS;

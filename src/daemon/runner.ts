@@ -1,6 +1,7 @@
 /**
  * Runs one command: `/bin/sh -c COMMAND` in a session and process group of
- * its own, stdin from /dev/null, output captured head-and-tail. The group
+ * its own, stdin from /dev/null (or a notification hook's JSON), output
+ * captured head-and-tail. The group
  * comes from util-linux's `setsid`, which the child execs before the
  * shell, so the group exists before the command runs; Deno's `detached`
  * would do the same, but makes Deno fork the whole service (page tables
@@ -42,6 +43,8 @@ export interface RunSpec {
   outputCap: number;
   /** Strings replaced by `***` in the output kept (the database password). */
   secrets?: readonly string[];
+  /** Written to the command's stdin, then closed (a notification hook's JSON); none = /dev/null. */
+  stdin?: string;
   /**
    * Each chunk of output as it comes, besides what is kept (`job run --here`
    * shows it live). The chunk is only valid during the call.
@@ -320,7 +323,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
       env: { ...spec.env, [MARKER_VARIABLE]: marker },
       clearEnv: true,
       cwd: spec.cwd,
-      stdin: "null",
+      stdin: spec.stdin === undefined ? "null" : "piped",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
@@ -348,6 +351,12 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   }
   // The child exists from here: this is when the run started.
   const startedAt = now();
+  // A command that exits without reading it all ends the write (a broken pipe): no matter.
+  const feeding = spec.stdin === undefined
+    ? Promise.resolve()
+    : ReadableStream.from([new TextEncoder().encode(spec.stdin)]).pipeTo(child.stdin).catch(
+      () => {},
+    );
   const pgid = child.pid;
   const run = { pgid, marker, ownGroup: true };
   const stdout = new HeadTailCapture(spec.outputCap);
@@ -425,6 +434,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     const status = await child.status;
     exited = true;
     if (timeout !== undefined) timeouts.remove(timeout);
+    await feeding;
     // Leftovers in the group (`cmd &`) would run on, and may hold the pipes open: end them.
     const groupLeft = signalGroup(pgid, "SIGTERM");
     if (

@@ -16,7 +16,7 @@ import {
   validateJob,
 } from "../domain/job.ts";
 import { log } from "./log.ts";
-import type { NewRun, Run, RunStatus, RunUpdate } from "../domain/run.ts";
+import type { NewRun, Run, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
 import type { JobStore, Marker, MarkerStore, RunStore } from "../store/store.ts";
 import type { Clock, Deadline } from "./clock.ts";
 import type { Cluster, Gained } from "./cluster.ts";
@@ -25,6 +25,8 @@ import type { RunRecorder } from "./recorder.ts";
 import type { RunGuard } from "./run_guard.ts";
 import { finishedRecord, runEnv, type RunHandle, type RunResult, type RunSpec } from "./runner.ts";
 import { endRun } from "./processes.ts";
+import type { Notifier, NotifyObserver } from "./notifier.ts";
+import type { EndedRun } from "./notify_message.ts";
 import { type Slot, SlotGate } from "./slots.ts";
 import { type Decision, type Due, type JobDefaults, onTime, Timetable } from "./timetable.ts";
 
@@ -33,7 +35,7 @@ import { type Decision, type Due, type JobDefaults, onTime, Timetable } from "./
  * skipped or missed included): what `/metrics` counts. Called on the
  * scheduler's path, so it must return at once.
  */
-export interface RunObserver {
+export interface RunObserver extends NotifyObserver {
   /** A run's command started `lagMs` after its scheduled instant. */
   started(jobId: string, lagMs: number): void;
   ended(jobId: string, status: RunStatus): void;
@@ -64,6 +66,8 @@ export interface ServiceOptions {
   /** Strings never stored from a run's output (the database password). */
   secrets: readonly string[];
   observer?: RunObserver;
+  /** Told of every run that ends, to notify whom the job's hooks name. */
+  notifier: Notifier;
 }
 
 /** No timer waits longer than this: the clock is re-read, so suspend and clock jumps heal. */
@@ -107,6 +111,8 @@ interface Active {
   /** Which attempt it is (1 = the first) and the run of the first, for its retry. */
   attempt: number;
   firstRunId: number | null;
+  scheduledAt: number;
+  trigger: RunTrigger;
 }
 
 /** How a run ended, as the retry and follow-up decisions need it. */
@@ -116,6 +122,25 @@ interface Ended {
   finishedAt: number;
   attempt: number;
   firstRunId: number | null;
+}
+
+/** A fire recorded `missed`, as the notifier is told of it. */
+function missedRun(id: number, row: NewRun, now: number): EndedRun {
+  return {
+    id,
+    job_id: row.job_id,
+    status: row.status,
+    exit_code: null,
+    signal: null,
+    scheduled_at: row.scheduled_at,
+    started_at: null,
+    finished_at: row.finished_at ?? now,
+    node_id: row.node_id ?? null,
+    trigger: row.trigger,
+    note: row.note ?? null,
+    stdout: null,
+    stderr: null,
+  };
 }
 
 function coalescedNote(due: Due): string | null {
@@ -539,6 +564,10 @@ export class Service {
       ? await this.recorder.claimOrHold(rows)
       : await this.recorder.claim(rows);
     if (ids === null) return this.hold(rows, plans);
+    decision.missed.forEach((m, i) => {
+      const id = ids[i];
+      if (id !== null) this.o.notifier.runEnded(m.job, missedRun(id, rows[i], now));
+    });
     plans.forEach((plan, i) => {
       if (!plan) return;
       const id = ids[i];
@@ -576,7 +605,7 @@ export class Service {
 
   /**
    * Start a claimed run holding `slot`; `note` (coalesced, forced) is kept
-   * in its record; `attempt` says which attempt it is, for its retry.
+   * in its record; `from` says what started it and which attempt it is.
    */
   private launch(
     job: Job,
@@ -584,7 +613,11 @@ export class Service {
     scheduledAt: number,
     note: string | null,
     slot: Slot,
-    attempt: { attempt: number; firstRunId: number | null } = { attempt: 1, firstRunId: null },
+    from: { trigger: RunTrigger; attempt: number; firstRunId: number | null } = {
+      trigger: "schedule",
+      attempt: 1,
+      firstRunId: null,
+    },
   ) {
     const handle = this.o.startRun({
       command: job.command,
@@ -595,7 +628,7 @@ export class Service {
       outputCap: this.o.outputCap,
       secrets: this.o.secrets,
     }, () => this.o.clock.now());
-    this.active.set(runId, { job, handle, slot, note, ...attempt });
+    this.active.set(runId, { job, handle, slot, note, scheduledAt, ...from });
     this.lastStarted.set(job.id, handle.startedAt);
     if (handle.pid !== null) this.o.guard?.add(handle.pid);
     // When it really started; and its group and marker, so that a service
@@ -653,6 +686,26 @@ export class Service {
         })
       ),
     );
+    // on_failure is for the last attempt: an attempt that will be retried says nothing yet.
+    const retried = runId > 0 && run.job.retries > 0 && run.attempt <= run.job.retries &&
+      retryOn(run.job).includes(result.status);
+    if (cancelled === undefined && !retried) {
+      this.o.notifier.runEnded(run.job, {
+        id: runId,
+        job_id: run.job.id,
+        status: result.status,
+        exit_code: result.exitCode,
+        signal: result.signal,
+        scheduled_at: run.scheduledAt,
+        started_at: result.startedAt,
+        finished_at: result.finishedAt,
+        node_id: this.nodeId,
+        trigger: run.trigger,
+        note: record.note ?? null,
+        stdout: result.stdout,
+        stderr: result.stderr,
+      });
+    }
     this.o.observer?.ended(run.job.id, cancelled === undefined ? result.status : "cancelled");
     this.startWaiting();
     // After its record (the update never rejects): a retry or follow-up never precedes its cause.
@@ -738,14 +791,25 @@ export class Service {
     }
     slot.release();
     this.o.observer?.ended(due.job.id, "missed");
-    this.track(this.recorder.update(runId, {
-      status: "missed",
+    const missed = {
+      status: "missed" as const,
       started_at: null,
       finished_at: now,
       note: `would have started ${now - due.scheduledAt} ms after its fire time, later than ${
         due.policy.graceMs / 1000
       } s of grace: ${heldBy}`,
-    }));
+    };
+    this.track(this.recorder.update(runId, missed));
+    this.o.notifier.runEnded(
+      due.job,
+      missedRun(runId, {
+        job_id: due.job.id,
+        scheduled_at: due.scheduledAt,
+        node_id: this.nodeId,
+        trigger: "schedule",
+        ...missed,
+      }, now),
+    );
   }
 
   /** The enabled, valid jobs as loaded, and who follows whom among them. */
@@ -1006,6 +1070,7 @@ export class Service {
       return;
     }
     this.launch(job, request.id, request.scheduled_at, request.note, slot, {
+      trigger: request.trigger,
       attempt: request.attempt,
       firstRunId: request.first_run_id,
     });

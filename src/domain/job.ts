@@ -14,8 +14,16 @@ import {
   toCronerPattern,
   validateTimezone,
 } from "../cron/croner.ts";
+import {
+  applyNotifyOptions,
+  NO_NOTIFY,
+  NOTIFY_FIELDS,
+  type NotifyFields,
+  type NotifyOptions,
+  validateNotify,
+} from "./notify.ts";
 
-export interface Job extends ScheduleFields {
+export interface Job extends ScheduleFields, NotifyFields {
   id: string;
   command: string;
   /** IANA zone; null = the service's `jobsmanager.timezone`. */
@@ -34,7 +42,6 @@ export interface Job extends ScheduleFields {
   /** Working directory; null = the service's. */
   cwd: string | null;
   description: string | null;
-  // --- retries and follow-ups (issue 13; migration 6) ---
   /** Attempts after a failed one; 0 = none. */
   retries: number;
   /** Seconds before the first retry; each further one waits twice as long, with jitter. */
@@ -49,14 +56,13 @@ export interface Job extends ScheduleFields {
   after_job: string | null;
   /** Which ends of after_job's runs start this one; null exactly when after_job is. */
   after_outcome: AfterOutcome | null;
-  // --- end of retries and follow-ups ---
   /** Milliseconds since the epoch. */
   created_at: number;
   updated_at: number;
 }
 
 /** What `job add` / `job update` were told; absent = not given. */
-export interface JobOptions {
+export interface JobOptions extends NotifyOptions {
   command?: string;
   cron?: string;
   schedule?: Partial<Record<FieldName, string>>;
@@ -71,7 +77,6 @@ export interface JobOptions {
   unset_env?: string[];
   cwd?: string;
   description?: string;
-  // --- retries and follow-ups (issue 13) ---
   retries?: string;
   retry_delay?: string;
   retry_max_delay?: string;
@@ -82,7 +87,6 @@ export interface JobOptions {
   after?: string;
   /** Drop the job's own schedule (it then runs only after another job's runs). */
   no_schedule?: boolean;
-  // --- end of retries and follow-ups ---
 }
 
 /** Outcomes of a run that may be retried (`--retry-on`). */
@@ -232,6 +236,8 @@ export function buildJob(id: string, options: JobOptions, current: Job | null, n
     retry_overlap: false,
     after_job: null,
     after_outcome: null,
+    // Notifications (issue 13).
+    ...NO_NOTIFY,
     created_at: now,
     updated_at: now,
   };
@@ -263,6 +269,8 @@ export function buildJob(id: string, options: JobOptions, current: Job | null, n
     job.description = options.description === "" ? null : options.description;
   }
   applyRetryOptions(job, options);
+  // Notifications (issue 13).
+  Object.assign(job, applyNotifyOptions(job, options));
   validateJob(job);
   if (schedule !== null && hasSchedule(job)) checkEverFires(job);
   return job;
@@ -497,6 +505,8 @@ export function validateJob(job: Job): Job {
       `description: is ${job.description.length} characters long (allowed: up to 1000)`,
     );
   }
+  // Notifications (issue 13).
+  validateNotify(job);
   return job;
 }
 
@@ -571,7 +581,6 @@ export const JOB_FIELDS = [
   "description",
   "created_at",
   "updated_at",
-  // --- retries and follow-ups (issue 13; migration 6 adds them after updated_at) ---
   "retries",
   "retry_delay",
   "retry_max_delay",
@@ -579,7 +588,8 @@ export const JOB_FIELDS = [
   "retry_overlap",
   "after_job",
   "after_outcome",
-  // --- end of retries and follow-ups ---
+  // Notifications (issue 13, migration 7).
+  ...NOTIFY_FIELDS,
 ] as const satisfies readonly (keyof Job)[];
 
 /** Every field of a job but env (compared apart) and the timestamps. */

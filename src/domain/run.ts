@@ -68,14 +68,12 @@ export interface Run {
   pgid: number | null;
   /** Its JM_RUN_MARKER, by which its processes are found; null until it started. */
   marker: string | null;
-  // --- retries and follow-ups (issue 13; migration 6) ---
   /** 1 for a first run; n for the (n-1)th retry. */
   attempt: number;
   /** A retry's first attempt; null for a first attempt. */
   first_run_id: number | null;
   /** The run of the followed job whose end started this one (trigger `after`). */
   parent_run_id: number | null;
-  // --- end of retries and follow-ups ---
 }
 
 /** What a new row starts with; the rest is filled in as the run proceeds. */

@@ -7,8 +7,18 @@
 import { ValidationError } from "../errors.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import { AFTER_OUTCOMES, type JobOptions } from "../domain/job.ts";
+import { HOOK_COMMANDS, HOOK_URLS } from "../domain/notify.ts";
 
-const TEXT_FIELDS = ["command", "cron", "timezone", "cwd", "description", "retry_on"] as const;
+const TEXT_FIELDS = [
+  "command",
+  "cron",
+  "timezone",
+  "cwd",
+  "description",
+  "retry_on",
+  ...HOOK_COMMANDS,
+  ...HOOK_URLS,
+] as const;
 const NUMBER_FIELDS = [
   "timeout",
   "max_instances",
@@ -22,7 +32,13 @@ const BOOLEAN_FIELDS = ["enabled", "coalesce", "retry_overlap"] as const;
 const AFTER_FIELDS = ["after_job", "after_outcome"];
 /** Set by jobsmanager; accepted so a job read from the API can be sent back. */
 const READ_ONLY = ["created_at", "updated_at"];
-const NULLABLE: readonly string[] = ["timezone", "cwd", "description"];
+const NULLABLE: readonly string[] = [
+  "timezone",
+  "cwd",
+  "description",
+  ...HOOK_COMMANDS,
+  ...HOOK_URLS,
+];
 
 function bad(field: string, value: unknown, expected: string): ValidationError {
   return new ValidationError(
@@ -73,6 +89,7 @@ export function jobOptionsOf(body: unknown, forUpdate: boolean): JobOptions {
     ...BOOLEAN_FIELDS,
     ...AFTER_FIELDS,
     "env",
+    "alert_after",
     ...(forUpdate ? ["unset_env"] : []),
     ...READ_ONLY,
   ];
@@ -117,6 +134,14 @@ export function jobOptionsOf(body: unknown, forUpdate: boolean): JobOptions {
     if (value === undefined) continue;
     if (typeof value !== "boolean") throw bad(field, value, "true or false");
     options[field] = value;
+  }
+  // Notifications (issue 13): seconds, or a duration like "2h"; null = no silence alert.
+  const alertAfter = fields.alert_after;
+  if (alertAfter === null) options.alert_after = "";
+  else if (typeof alertAfter === "number" || typeof alertAfter === "string") {
+    options.alert_after = String(alertAfter);
+  } else if (alertAfter !== undefined) {
+    throw bad("alert_after", alertAfter, 'seconds, a duration like "2h", or null');
   }
   if (fields.env !== undefined) options.env = envPairs(fields.env);
   if (fields.unset_env !== undefined) {

@@ -13,6 +13,7 @@
 import client from "prom-client";
 import type { DaemonVitals } from "../daemon/boot.ts";
 import type { RunObserver } from "../daemon/service.ts";
+import type { NotifyChannel } from "../daemon/notifier.ts";
 import { type Node, type NodeState, nodeState } from "../domain/node.ts";
 import type { RunStatus } from "../domain/run.ts";
 
@@ -24,6 +25,7 @@ export class Metrics implements RunObserver {
   readonly registry = new client.Registry();
   private readonly runs: client.Counter<"job" | "status">;
   private readonly lag: client.Histogram<"job">;
+  private readonly notifications: client.Counter<"channel" | "outcome">;
 
   constructor() {
     const registers = [this.registry];
@@ -39,6 +41,13 @@ export class Metrics implements RunObserver {
       help: "How late a run started after its scheduled instant",
       labelNames: ["job"],
       buckets: LAG_BUCKETS,
+      registers,
+    });
+    this.notifications = new client.Counter({
+      name: "jobsmanager_notifications_total",
+      help:
+        "Notifications this node delivered (command, webhook, mail) by outcome; queue: dropped, too many waiting",
+      labelNames: ["channel", "outcome"],
       registers,
     });
   }
@@ -57,6 +66,10 @@ export class Metrics implements RunObserver {
 
   ended(jobId: string, status: RunStatus): void {
     this.runs.inc({ job: jobId, status });
+  }
+
+  notified(channel: NotifyChannel, ok: boolean): void {
+    this.notifications.inc({ channel, outcome: ok ? "sent" : "failed" });
   }
 
   /** Add the gauges read from the daemon at each scrape. */

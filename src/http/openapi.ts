@@ -59,7 +59,6 @@ const JOB_PROPERTIES: Record<string, Schema> = {
   env: { type: "object", additionalProperties: str },
   cwd: nullable("string"),
   description: nullable("string"),
-  // --- retries and follow-ups (issue 13) ---
   retries: { type: "integer", description: "attempts after a failed one; 0 = none" },
   retry_delay: { type: "integer", description: "seconds before the first retry; doubles" },
   retry_max_delay: { type: "integer", description: "seconds no retry waits longer than" },
@@ -67,9 +66,32 @@ const JOB_PROPERTIES: Record<string, Schema> = {
   retry_overlap: { type: "boolean", description: "a pending retry survives the next fire" },
   after_job: { type: ["string", "null"], description: "the job whose runs' ends start this one" },
   after_outcome: { enum: [...AFTER_OUTCOMES, null], description: "which ends start it" },
-  // --- end of retries and follow-ups ---
   created_at: instant("when the job was added"),
   updated_at: instant("when the job last changed"),
+  // Notifications (issue 13).
+  on_failure: {
+    type: ["string", "null"],
+    description: "shell command run when a run fails; null = notify.on_failure",
+  },
+  on_failure_url: {
+    type: ["string", "null"],
+    description: "URL POSTed the run as JSON when a run fails; null = notify.on_failure_url",
+  },
+  on_recovery: {
+    type: ["string", "null"],
+    description: "command run on the first success after a failure; null = notify.on_recovery",
+  },
+  on_recovery_url: { type: ["string", "null"], description: "null = notify.on_recovery_url" },
+  on_success: {
+    type: ["string", "null"],
+    description: "command run after every success; null = notify.on_success",
+  },
+  on_success_url: { type: ["string", "null"], description: "null = notify.on_success_url" },
+  alert_after: {
+    type: ["integer", "null"],
+    description:
+      "seconds without a success before on_failure fires with status silent; null = never",
+  },
 };
 
 const RUN_SUMMARY = closed({
@@ -109,7 +131,6 @@ const schemas: Record<string, Schema> = {
       unset_env: list(str),
       cwd: nullable("string"),
       description: nullable("string"),
-      // --- retries and follow-ups (issue 13) ---
       retries: { type: ["integer", "string"] },
       retry_delay: { type: ["integer", "string"] },
       retry_max_delay: { type: ["integer", "string"] },
@@ -120,7 +141,14 @@ const schemas: Record<string, Schema> = {
         description: "null drops the link; with all six schedule fields empty, its only trigger",
       },
       after_outcome: { enum: [...AFTER_OUTCOMES, null], description: "default success" },
-      // --- end of retries and follow-ups ---
+      // Notifications (issue 13).
+      on_failure: nullable("string"),
+      on_failure_url: nullable("string"),
+      on_recovery: nullable("string"),
+      on_recovery_url: nullable("string"),
+      on_success: nullable("string"),
+      on_success_url: nullable("string"),
+      alert_after: { type: ["integer", "string", "null"], description: 'seconds or "2h"' },
       created_at: { description: "ignored" },
       updated_at: { description: "ignored" },
     },
@@ -221,6 +249,11 @@ const schemas: Record<string, Schema> = {
     pending_markers: int,
     runs_last_hour: ref("StatusCounts"),
     next_fires: list(closed({ job: str, at: iso, timezone: str })),
+    silent_jobs: list(closed({
+      job: str,
+      since: { ...iso, description: "its last success, or its last change" },
+      alert_after: { type: "integer", description: "seconds" },
+    })),
     database: closed({ state: { enum: ["up", "down"] }, detail: str }),
     runs_per_minute: list(
       closed({ minute: instant("start of the minute"), counts: ref("StatusCounts") }),

@@ -149,6 +149,44 @@ function markerNodesTable(d: Dialect): string {
   ].join("\n");
 }
 
+/**
+ * Notifications (issue 13): one row per notification claimed, whose unique
+ * key makes a hook run once cluster-wide (`ref`: the run's id; for a
+ * silence alert, the instant the silence is measured from).
+ */
+function notificationsTable(d: Dialect): string {
+  const [str, short] = d === "mysql" ? ["VARCHAR(191)", "VARCHAR(16)"] : ["TEXT", "TEXT"];
+  return [
+    "CREATE TABLE IF NOT EXISTS jm_notifications (",
+    `  ${idColumn(d)},`,
+    `  job_id ${str} NOT NULL,`,
+    `  event ${short} NOT NULL,`,
+    "  ref BIGINT NOT NULL,",
+    `  status ${short} NOT NULL,`,
+    "  created_at BIGINT NOT NULL,",
+    `  node_id ${str} NULL,`,
+    `  outcome ${short} NOT NULL,`,
+    `  UNIQUE (job_id, event, ref)${d === "mysql" ? "," : ""}`,
+    ...mysqlKeys(d, [["jm_notifications_created_at", "created_at"]]),
+    d === "mysql" ? `) ${MYSQL_TABLE}` : ")",
+  ].join("\n");
+}
+
+/** Per job: when it was last notified (null: never), and what was held back since (notify.min_interval). */
+function notifyStateTable(d: Dialect): string {
+  const [str, text] = d === "mysql" ? ["VARCHAR(191)", "MEDIUMTEXT"] : ["TEXT", "TEXT"];
+  return [
+    "CREATE TABLE IF NOT EXISTS jm_notify_state (",
+    `  job_id ${str} NOT NULL PRIMARY KEY,`,
+    "  last_sent_at BIGINT NULL,",
+    "  held_count INTEGER NOT NULL DEFAULT 0,",
+    "  held_since BIGINT NULL,",
+    `  held_statuses ${text} NULL,`,
+    `  held_payload ${text} NULL`,
+    d === "mysql" ? `) ${MYSQL_TABLE}` : ")",
+  ].join("\n");
+}
+
 function both(build: (d: Dialect) => string): Record<Dialect, string[]> {
   return { sqlite: [build("sqlite")], mysql: [build("mysql")] };
 }
@@ -301,7 +339,6 @@ export const MIGRATIONS: Migration[] = [
       both(markerNodesTable),
     ),
   },
-  // --- retries and follow-ups (issue 13) ---
   {
     version: 6,
     name: "retries and follow-up jobs: jm_jobs retry and after columns, jm_runs attempts",
@@ -334,7 +371,25 @@ export const MIGRATIONS: Migration[] = [
       ].map((column) => both(() => `ALTER TABLE jm_runs ADD COLUMN ${column}`)),
     ),
   },
-  // --- end of retries and follow-ups ---
+  {
+    version: 7,
+    name: "notifications: hooks and silence alerts per job, claims and throttling",
+    // All nullable: a job without hooks uses the notify.* defaults.
+    statements: merge(
+      ...[
+        "on_failure",
+        "on_failure_url",
+        "on_recovery",
+        "on_recovery_url",
+        "on_success",
+        "on_success_url",
+      ].map((column) => both(() => `ALTER TABLE jm_jobs ADD COLUMN ${column} TEXT NULL`)),
+      both(() => "ALTER TABLE jm_jobs ADD COLUMN alert_after INTEGER NULL"),
+      both(notificationsTable),
+      sqliteIndexes([["jm_notifications_created_at", "jm_notifications", "created_at"]]),
+      both(notifyStateTable),
+    ),
+  },
 ];
 
 /** The tables of the schema (but jm_schema_version), which `migrate` checks are all there. */
@@ -345,6 +400,8 @@ export const SCHEMA_TABLES = [
   "jm_runs",
   "jm_nodes",
   "jm_marker_nodes",
+  "jm_notifications",
+  "jm_notify_state",
 ];
 
 /**

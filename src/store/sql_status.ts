@@ -269,11 +269,11 @@ export async function countRunsByMinute(driver: Driver, since: number): Promise<
 
 export async function pruneOlderThan(
   driver: Driver,
-  table: "jm_syslog" | "jm_runs",
+  table: "jm_syslog" | "jm_runs" | "jm_notifications",
   before: number,
   limit: number,
 ): Promise<number> {
-  const where = table === "jm_syslog"
+  const where = table !== "jm_runs"
     ? "created_at < ?"
     : `scheduled_at < ? AND status IN (${FINAL_STATUSES.map((s) => `'${s}'`).join(", ")})`;
   const result = await driver.run(driver.profile.deleteOldest(table, where), [before, limit]);

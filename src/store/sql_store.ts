@@ -17,10 +17,12 @@ import type {
   MinuteCounts,
   Store,
 } from "./store.ts";
+import type { ClaimOutcome, HeldBack, NotificationClaim, SilenceCandidate } from "./store.ts";
 import type { NewRun, Run, RunFilter, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
 import type { LogFilter, LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
 import * as status from "./sql_status.ts";
+import * as notify from "./sql_notify.ts";
 
 const JOB_SELECT = `SELECT ${JOB_FIELDS.map((c) => `\`${c}\``).join(", ")} FROM jm_jobs`;
 
@@ -86,7 +88,6 @@ export function rowToJob(row: Row): Job {
     env: envColumn(row.env),
     cwd: row.cwd === null ? null : String(row.cwd),
     description: row.description === null ? null : String(row.description),
-    // --- retries and follow-ups (issue 13) ---
     retries: Number(row.retries),
     retry_delay: Number(row.retry_delay),
     retry_max_delay: Number(row.retry_max_delay),
@@ -94,9 +95,16 @@ export function rowToJob(row: Row): Job {
     retry_overlap: Number(row.retry_overlap) !== 0,
     after_job: nullableText(row.after_job),
     after_outcome: nullableText(row.after_outcome) as Job["after_outcome"],
-    // --- end of retries and follow-ups ---
     created_at: Number(row.created_at),
     updated_at: Number(row.updated_at),
+    // Notifications (issue 13, migration 7).
+    on_failure: nullableText(row.on_failure),
+    on_failure_url: nullableText(row.on_failure_url),
+    on_recovery: nullableText(row.on_recovery),
+    on_recovery_url: nullableText(row.on_recovery_url),
+    on_success: nullableText(row.on_success),
+    on_success_url: nullableText(row.on_success_url),
+    alert_after: nullableNumber(row.alert_after),
   };
 }
 
@@ -614,8 +622,29 @@ export class SqlStore implements Store {
     return status.listLogs(this.driver, filter);
   }
 
-  pruneOlderThan(table: "jm_syslog" | "jm_runs", before: number, limit: number): Promise<number> {
+  pruneOlderThan(
+    table: "jm_syslog" | "jm_runs" | "jm_notifications",
+    before: number,
+    limit: number,
+  ): Promise<number> {
     return status.pruneOlderThan(this.driver, table, before, limit);
+  }
+
+  // Notifications (issue 13).
+  claimNotification(claim: NotificationClaim): Promise<ClaimOutcome | null> {
+    return notify.claimNotification(this.driver, claim);
+  }
+
+  failingBefore(jobId: string, runId: number, failures: readonly string[]): Promise<boolean> {
+    return notify.failingBefore(this.driver, jobId, runId, failures);
+  }
+
+  silenceCandidates(): Promise<SilenceCandidate[]> {
+    return notify.silenceCandidates(this.driver);
+  }
+
+  takeHeld(now: number, minIntervalMs: number): Promise<{ payload: string; heldBack: HeldBack }[]> {
+    return notify.takeHeld(this.driver, now, minIntervalMs);
   }
 
   async ping(): Promise<void> {

@@ -258,14 +258,94 @@ export interface LogStore {
 
   /**
    * Delete at most `limit` of the oldest rows older than `before` (ms):
-   * `jm_syslog` by created_at, `jm_runs` by scheduled_at (ended runs only).
+   * `jm_syslog` and `jm_notifications` by created_at, `jm_runs` by
+   * scheduled_at (ended runs only).
    * Small batches keep locks short. Returns how many were deleted.
    */
-  pruneOlderThan(table: "jm_syslog" | "jm_runs", before: number, limit: number): Promise<number>;
+  pruneOlderThan(
+    table: "jm_syslog" | "jm_runs" | "jm_notifications",
+    before: number,
+    limit: number,
+  ): Promise<number>;
+}
+
+/** What a notification is about (issue 13). */
+export const NOTIFY_EVENTS = ["failure", "recovery", "success", "silent"] as const;
+export type NotifyEvent = typeof NOTIFY_EVENTS[number];
+
+/** A notification to claim before any hook runs. */
+export interface NotificationClaim {
+  job_id: string;
+  event: NotifyEvent;
+  /** The run's id; for a silence alert, the instant the silence is measured from (ms). */
+  ref: number;
+  /** The run's status, or `silent`. */
+  status: string;
+  /** Now, by the service's clock (ms). */
+  at: number;
+  node_id: string;
+  /**
+   * Held back when the job was notified less than this long ago (ms);
+   * null = never held (on_success, which is not an alert).
+   */
+  minIntervalMs: number | null;
+  /** What would be sent; kept while held back so that a later flush sends the latest. */
+  payload: string;
+}
+
+/** Notifications of one job held back by notify.min_interval. */
+export interface HeldBack {
+  count: number;
+  /** When the first of them was held (ms). */
+  since: number;
+  /** How many of each status. */
+  statuses: Record<string, number>;
+}
+
+/** What `claimNotification` decided: send now (with what was held back before), or hold. */
+export type ClaimOutcome = { send: true; heldBack: HeldBack | null } | { send: false };
+
+/** A job whose silence alert may be due: no success since `since`. */
+export interface SilenceCandidate {
+  job_id: string;
+  /** Seconds. */
+  alert_after: number;
+  /** The job's last success (finished_at) or its last change, whichever is later (ms). */
+  since: number;
+}
+
+/** Claims and throttling of notifications (`jm_notifications`, `jm_notify_state`). */
+export interface NotifyStore {
+  /**
+   * In one transaction: insert the `jm_notifications` row of (job_id,
+   * event, ref) unless it exists (then return null: another service, or an
+   * earlier attempt, has it); with `minIntervalMs`, lock the job's
+   * `jm_notify_state` row and either hold the notification (the job was
+   * notified less than that long ago: counted, its payload kept) or mark
+   * the job notified now and hand over what was held back before.
+   */
+  claimNotification(claim: NotificationClaim): Promise<ClaimOutcome | null>;
+
+  /**
+   * Whether the job was failing before run `runId`: its latest earlier run
+   * with a status in `failures` or `success` has one of `failures`, or a
+   * silence alert was claimed since its latest success.
+   */
+  failingBefore(jobId: string, runId: number, failures: readonly string[]): Promise<boolean>;
+
+  /** Enabled jobs with an `alert_after`, with when their silence began. */
+  silenceCandidates(): Promise<SilenceCandidate[]>;
+
+  /**
+   * Held-back notifications whose job was last notified `minIntervalMs` or
+   * more before `now`: each is taken (the job marked notified at `now`, its
+   * held count reset) by one caller only, by a conditional write.
+   */
+  takeHeld(now: number, minIntervalMs: number): Promise<{ payload: string; heldBack: HeldBack }[]>;
 }
 
 /** Every part together, with the connection's life: what `openStore` returns. */
-export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogStore {
+export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogStore, NotifyStore {
   readonly kind: "sqlite" | "mysql";
   /** Where the store points, password redacted. */
   readonly description: string;

@@ -34,6 +34,11 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
         at: at.toISOString(),
         timezone: zoneOf(job, api.defaultZone),
       })),
+      silent_jobs: s.silentJobs.map((j) => ({
+        job: j.job_id,
+        since: new Date(j.since).toISOString(),
+        alert_after: j.alert_after,
+      })),
       database: { state: ready.database.ok ? "up" : "down", detail: ready.database.detail },
       runs_per_minute: Array.from({ length: 60 }, (_, i) => {
         const minute = first + i * MINUTE_MS;

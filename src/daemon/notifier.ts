@@ -1,0 +1,523 @@
+/**
+ * Notifications (issue 13): when a run ends, a job's hooks (or the
+ * `notify.*` defaults) learn of it: a shell command with the run as JSON on
+ * stdin, a webhook POST of the same JSON, a mail through sendmail. Off the
+ * scheduling path: `runEnded` only queues; a few deliveries go at once.
+ *
+ * Each notification is claimed in the database first (`jm_notifications`,
+ * unique per job, event and run), so one service of a cluster sends it,
+ * once. Claims also throttle: a job is notified at most once per
+ * `notify.min_interval`; what is held back meanwhile is summarised in the
+ * next one, or sent on its own once the interval has passed. Deliveries
+ * that fail are logged and counted, and retried only as far as the webhook
+ * retries go. URLs are logged without their user info and query.
+ */
+import type { Job } from "../domain/job.ts";
+import { FAILURE_STATUSES, SILENT_STATUS, urlForLog } from "../domain/notify.ts";
+import type { RunStatus } from "../domain/run.ts";
+import type { JobStore, NotifyEvent, NotifyStore, RunStore } from "../store/store.ts";
+import { redactSecrets } from "../store/target.ts";
+import { VERSION } from "../version.ts";
+import { type Clock, Deadline } from "./clock.ts";
+import type { DbHealth } from "./db_health.ts";
+import { log } from "./log.ts";
+import type { RunHandle, RunSpec } from "./runner.ts";
+import {
+  type EndedRun,
+  heldBackOf,
+  heldBackText,
+  hmacHex,
+  mailText,
+  minusOne,
+  type NotifyPayload,
+  runPayload,
+  silencePayload,
+  urlSecrets,
+} from "./notify_message.ts";
+
+/** The settings the notifier reads (`notify.*` of config.ts). */
+export interface NotifySettings {
+  onFailure: string;
+  onFailureUrl: string;
+  onRecovery: string;
+  onRecoveryUrl: string;
+  onSuccess: string;
+  onSuccessUrl: string;
+  mailto: string;
+  sendmail: string;
+  minIntervalMs: number;
+  timeoutMs: number;
+  webhookTimeoutMs: number;
+  webhookRetries: number;
+  webhookSecret: string;
+  maxConcurrent: number;
+}
+
+/** How a notification went out; `queue`: dropped before it could (too many waiting). */
+export type NotifyChannel = "command" | "webhook" | "mail" | "queue";
+
+/** Told of each delivery (the HTTP side's metrics); must return at once. */
+export interface NotifyObserver {
+  notified(channel: NotifyChannel, ok: boolean): void;
+}
+
+export interface NotifierOptions {
+  store:
+    & Pick<NotifyStore, "claimNotification" | "failingBefore" | "silenceCandidates" | "takeHeld">
+    & Pick<JobStore, "getJob">
+    & Pick<RunStore, "listRuns">;
+  clock: Clock;
+  health: DbHealth;
+  nodeId: () => string;
+  /** The real id of a run recorded under a provisional one: undefined until written (recorder.ts). */
+  realId: (provisional: number) => number | null | undefined;
+  /** Whether this node fires the job (the others check its silence). */
+  mayFire: (jobId: string) => boolean;
+  settings: NotifySettings;
+  startRun: (spec: RunSpec, now: () => number) => RunHandle;
+  /** The environment hook commands start from (secrets already removed). */
+  baseEnv: Record<string, string>;
+  killGraceMs: number;
+  secrets: readonly string[];
+  observer?: NotifyObserver;
+}
+
+/** Bytes of a hook's own output kept, for the log line when it fails. */
+const HOOK_OUTPUT_CAP = 4096;
+/** Deliveries waiting for a turn; beyond, new ones are dropped (and logged). */
+const MAX_QUEUED = 1000;
+/** How often silence and held-back notifications are looked at. */
+export const NOTIFY_CHECK_MS = 5000;
+const FIRST_RETRY_MS = 1000;
+/** Lost runs one declared-dead node's notifications are sent for. */
+const LOST_RUNS = 1000;
+
+const notifyLog = log("notify");
+
+/** The hook fields of an event: which command and which URL. */
+function hooksOf(
+  event: NotifyEvent,
+  job: Job,
+  s: NotifySettings,
+): { command: string | null; url: string | null; mail: boolean } {
+  const or = (own: string | null, fallback: string) => own ?? (fallback === "" ? null : fallback);
+  switch (event) {
+    case "failure":
+    case "silent":
+      return {
+        command: or(job.on_failure, s.onFailure),
+        url: or(job.on_failure_url, s.onFailureUrl),
+        mail: s.mailto !== "",
+      };
+    case "recovery":
+      return {
+        command: or(job.on_recovery, s.onRecovery),
+        url: or(job.on_recovery_url, s.onRecoveryUrl),
+        mail: s.mailto !== "",
+      };
+    case "success":
+      return {
+        command: or(job.on_success, s.onSuccess),
+        url: or(job.on_success_url, s.onSuccessUrl),
+        mail: false,
+      };
+  }
+}
+
+function hasHooks(event: NotifyEvent, job: Job, s: NotifySettings): boolean {
+  const h = hooksOf(event, job, s);
+  return h.command !== null || h.url !== null || h.mail;
+}
+
+export class Notifier {
+  private readonly queue: (() => Promise<void>)[] = [];
+  private readonly busy = new Set<Promise<void>>();
+  private readonly hooks = new Set<RunHandle>();
+  private readonly closing = new AbortController();
+  private loop: Promise<void> = Promise.resolve();
+  /** Runs that ended while the database was away, by provisional id, until their rows are written. */
+  private readonly unrecorded = new Map<number, { job: Job; run: EndedRun }>();
+  /** Silence alerts this node has claimed or seen claimed: job id → the `since` they were for. */
+  private readonly silenced = new Map<string, number>();
+
+  constructor(private readonly o: NotifierOptions) {}
+
+  /** Whether a run of this job that ends `status` may notify at all (cheap; no database). */
+  private wanted(job: Job, status: RunStatus): boolean {
+    const s = this.o.settings;
+    if (FAILURE_STATUSES.includes(status)) return hasHooks("failure", job, s);
+    if (status !== "success") return false;
+    return hasHooks("success", job, s) || hasHooks("recovery", job, s);
+  }
+
+  /** A run ended: queue its notifications. Returns at once. */
+  runEnded(job: Job, run: EndedRun): void {
+    if (this.closing.signal.aborted || !this.wanted(job, run.status)) return;
+    if (run.id < 0) {
+      // Its row waits in the recorder: it is claimed once written, under its real id.
+      if (this.unrecorded.size >= MAX_QUEUED) {
+        notifyLog.error(
+          "job {job}: notification of a run that ended {status} while the database was away dropped: {count} such runs already wait",
+          { job: job.id, status: run.status, count: this.unrecorded.size },
+        );
+        this.o.observer?.notified("queue", false);
+      } else {
+        this.unrecorded.set(run.id, { job, run });
+      }
+      return;
+    }
+    this.enqueue(`job ${job.id} run ${run.id}`, async () => {
+      if (FAILURE_STATUSES.includes(run.status)) {
+        await this.notify(job, "failure", run.id, run.status, runPayload("failure", job, run));
+        return;
+      }
+      const s = this.o.settings;
+      // Decided before on_success runs, which may take up to notify.timeout.
+      const recovered = hasHooks("recovery", job, s) &&
+        await this.o.store.failingBefore(job.id, run.id, FAILURE_STATUSES);
+      if (hasHooks("success", job, s)) {
+        await this.notify(job, "success", run.id, run.status, runPayload("success", job, run));
+      }
+      if (recovered) {
+        await this.notify(job, "recovery", run.id, run.status, runPayload("recovery", job, run));
+      }
+    });
+  }
+
+  /** Node `nodeId` was declared dead at `at`: its runs marked lost then notify. */
+  lostRuns(nodeId: string, at: number): void {
+    if (this.closing.signal.aborted) return;
+    this.enqueue(`the runs of node ${nodeId}`, async () => {
+      const runs = await this.o.store.listRuns({
+        node_id: nodeId,
+        status: "lost",
+        limit: LOST_RUNS,
+      });
+      for (const run of runs.filter((r) => r.finished_at === at)) {
+        const job = await this.o.store.getJob(run.job_id);
+        if (job) this.runEnded(job, { ...run, finished_at: at });
+      }
+    });
+  }
+
+  /** Look for silent jobs and due held-back notifications every NOTIFY_CHECK_MS until `close`. */
+  start(): void {
+    this.loop = (async () => {
+      while (!this.closing.signal.aborted) {
+        await this.o.clock.sleep(NOTIFY_CHECK_MS, this.closing.signal);
+        if (this.closing.signal.aborted || !this.o.health.online) continue;
+        try {
+          await this.check();
+        } catch (error) {
+          this.o.health.failed(error);
+        }
+      }
+    })();
+  }
+
+  /** One look: runs recorded since they ended, silence alerts due, held-back notifications due. */
+  private async check(): Promise<void> {
+    for (const [provisional, { job, run }] of this.unrecorded) {
+      const id = this.o.realId(provisional);
+      if (id === undefined) continue;
+      this.unrecorded.delete(provisional);
+      // Null: another service had claimed the fire; its run notifies.
+      if (id !== null) this.runEnded(job, { ...run, id });
+    }
+    const now = this.o.clock.now();
+    for (const candidate of await this.o.store.silenceCandidates()) {
+      if (!this.o.mayFire(candidate.job_id)) continue;
+      if (candidate.since + candidate.alert_after * 1000 > now) continue;
+      if (this.silenced.get(candidate.job_id) === candidate.since) continue;
+      const job = await this.o.store.getJob(candidate.job_id);
+      if (!job || !job.enabled || !hasHooks("silent", job, this.o.settings)) continue;
+      const payload = silencePayload(job, candidate, this.o.nodeId());
+      this.silenced.set(job.id, candidate.since);
+      this.enqueue(
+        `job ${job.id} silence`,
+        () => this.notify(job, "silent", candidate.since, SILENT_STATUS, payload),
+      );
+    }
+    if (this.o.settings.minIntervalMs === 0) return;
+    for (const held of await this.o.store.takeHeld(now, this.o.settings.minIntervalMs)) {
+      const payload = JSON.parse(held.payload) as NotifyPayload;
+      const job = await this.o.store.getJob(payload.job_id);
+      if (!job) continue;
+      this.enqueue(`job ${job.id} held back`, () =>
+        this.deliver(job, {
+          ...payload,
+          // The payload is the latest of those held: the others are summarised.
+          held_back: held.heldBack.count > 1
+            ? heldBackOf({
+              ...held.heldBack,
+              count: held.heldBack.count - 1,
+              statuses: minusOne(held.heldBack.statuses, payload.status),
+            })
+            : null,
+        }));
+    }
+  }
+
+  /**
+   * Stop taking work; give deliveries under way half of `timeoutMs`, then
+   * end their hook commands (SIGTERM, SIGKILL after kill_grace) and wait for
+   * them the other half. Never longer than `timeoutMs` in all.
+   */
+  async close(timeoutMs: number): Promise<void> {
+    this.closing.abort();
+    if (this.queue.length > 0) {
+      notifyLog.warn("{count} notifications waiting for a turn are not sent: the service stops", {
+        count: this.queue.length,
+      });
+      for (const _ of this.queue) this.o.observer?.notified("queue", false);
+      this.queue.length = 0;
+    }
+    if (this.unrecorded.size > 0) {
+      notifyLog.warn(
+        "{count} notifications are not sent: the service stops before their runs were recorded",
+        { count: this.unrecorded.size },
+      );
+      for (const _ of this.unrecorded) this.o.observer?.notified("queue", false);
+    }
+    const deadline = Deadline.in(this.o.clock, timeoutMs);
+    const all = () => Promise.all([this.loop, ...this.busy]);
+    if (await deadline.wait(all(), timeoutMs / 2)) return;
+    for (const hook of this.hooks) hook.interrupt();
+    await deadline.wait(all());
+  }
+
+  private enqueue(what: string, task: () => Promise<void>): void {
+    if (this.queue.length >= MAX_QUEUED) {
+      notifyLog.error(
+        "{what}: notification dropped: {queued} are already waiting (notify.max_concurrent is {max})",
+        { what, queued: this.queue.length, max: this.o.settings.maxConcurrent },
+      );
+      this.o.observer?.notified("queue", false);
+      return;
+    }
+    this.queue.push(async () => {
+      try {
+        await task();
+      } catch (error) {
+        notifyLog.warn("{what}: notification not sent: {error}", {
+          what,
+          error: this.scrub(String(error)),
+        });
+      }
+    });
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.busy.size < this.o.settings.maxConcurrent && this.queue.length > 0) {
+      const task = this.queue.shift()!;
+      const running: Promise<void> = task().finally(() => {
+        this.busy.delete(running);
+        this.pump();
+      });
+      this.busy.add(running);
+    }
+  }
+
+  /** Claim, then deliver unless held back (or claimed elsewhere). */
+  private async notify(
+    job: Job,
+    event: NotifyEvent,
+    ref: number,
+    status: string,
+    payload: NotifyPayload,
+  ): Promise<void> {
+    const outcome = await this.o.store.claimNotification({
+      job_id: job.id,
+      event,
+      ref,
+      status,
+      at: this.o.clock.now(),
+      node_id: this.o.nodeId(),
+      // on_success is a hook of every run, not an alert: never held back.
+      minIntervalMs: event === "success" ? null : this.o.settings.minIntervalMs,
+      payload: JSON.stringify(payload),
+    });
+    if (outcome === null) return;
+    if (!outcome.send) {
+      notifyLog.info("job {job}: {event} notification held back (notify.min_interval)", {
+        job: job.id,
+        event,
+        run: payload.run_id,
+      });
+      return;
+    }
+    await this.deliver(job, {
+      ...payload,
+      held_back: outcome.heldBack && heldBackOf(outcome.heldBack),
+    });
+  }
+
+  private async deliver(job: Job, payload: NotifyPayload): Promise<void> {
+    const hooks = hooksOf(payload.event, job, this.o.settings);
+    await Promise.all([
+      hooks.command === null ? null : this.runCommand(job, hooks.command, payload),
+      hooks.url === null ? null : this.post(job, hooks.url, payload),
+      hooks.mail ? this.mail(job, payload) : null,
+    ]);
+  }
+
+  private hookEnv(payload: NotifyPayload): Record<string, string> {
+    const text = (v: unknown) => v === null || v === undefined ? "" : String(v);
+    return {
+      ...this.o.baseEnv,
+      JM_EVENT: payload.event,
+      JM_JOB_ID: payload.job_id,
+      JM_RUN_ID: text(payload.run_id),
+      JM_STATUS: payload.status,
+      JM_EXIT_CODE: text(payload.exit_code),
+      JM_DURATION: payload.duration_ms === null ? "" : (payload.duration_ms / 1000).toFixed(3),
+      JM_SCHEDULED_AT: text(payload.scheduled_at),
+      JM_STARTED_AT: text(payload.started_at),
+      JM_NODE_ID: text(payload.node_id),
+      JM_OUTPUT_TAIL: payload.output_tail.replaceAll("\0", ""),
+      JM_SUMMARY: payload.summary,
+      JM_HELD_BACK: payload.held_back ? heldBackText(payload.held_back) : "",
+    };
+  }
+
+  /** Run `command` (a hook, sendmail) with `stdin` and the JM_* variables of `payload`. */
+  private async shell(command: string, payload: NotifyPayload, stdin: string) {
+    const handle = this.o.startRun({
+      command,
+      env: this.hookEnv(payload),
+      stdin,
+      timeoutMs: this.o.settings.timeoutMs,
+      killGraceMs: this.o.killGraceMs,
+      outputCap: HOOK_OUTPUT_CAP,
+      secrets: this.o.secrets,
+    }, () => this.o.clock.now());
+    this.hooks.add(handle);
+    try {
+      return await handle.done;
+    } finally {
+      this.hooks.delete(handle);
+    }
+  }
+
+  private async runCommand(job: Job, command: string, payload: NotifyPayload): Promise<void> {
+    const result = await this.shell(command, payload, JSON.stringify(payload));
+    const ok = result.status === "success";
+    this.o.observer?.notified("command", ok);
+    if (ok) {
+      notifyLog.info("job {job}: {event} hook command ran", {
+        job: job.id,
+        event: payload.event,
+        run: payload.run_id,
+      });
+      return;
+    }
+    notifyLog.warn(
+      "job {job}: {event} hook command ended {status} (exit {exit}){note}: {output}",
+      {
+        job: job.id,
+        event: payload.event,
+        run: payload.run_id,
+        status: result.status,
+        exit: result.exitCode ?? result.signal,
+        note: result.note ? `; ${result.note}` : "",
+        output: (result.stderr || result.stdout).trim().slice(-500) || "(no output)",
+      },
+    );
+  }
+
+  private async mail(job: Job, payload: NotifyPayload): Promise<void> {
+    const s = this.o.settings;
+    const result = await this.shell(s.sendmail, payload, mailText(s.mailto, payload));
+    const ok = result.status === "success";
+    this.o.observer?.notified("mail", ok);
+    if (ok) {
+      notifyLog.info("job {job}: {event} mailed to {to}", {
+        job: job.id,
+        event: payload.event,
+        to: s.mailto,
+      });
+      return;
+    }
+    notifyLog.warn(
+      "job {job}: {event} mail to {to} not sent: `{sendmail}` ended {status} (exit {exit}): {output}",
+      {
+        job: job.id,
+        event: payload.event,
+        to: s.mailto,
+        sendmail: s.sendmail,
+        status: result.status,
+        exit: result.exitCode ?? result.signal,
+        output: (result.stderr || result.stdout).trim().slice(-500) || "(no output)",
+      },
+    );
+  }
+
+  /** `text` without anything secret a webhook URL (or the signing key) holds. */
+  private scrub(text: string, url?: string): string {
+    const secrets = [...(url ? urlSecrets(url) : []), ...this.o.secrets];
+    if (this.o.settings.webhookSecret !== "") secrets.push(this.o.settings.webhookSecret);
+    return redactSecrets(
+      url ? text.replaceAll(url, urlForLog(url)) : text,
+      secrets.filter((s) => s !== url),
+    );
+  }
+
+  /** POST the payload, retrying network errors, 5xx and 429 with doubling delays. */
+  private async post(job: Job, url: string, payload: NotifyPayload): Promise<void> {
+    const s = this.o.settings;
+    const body = JSON.stringify(payload);
+    const headers: Record<string, string> = {
+      "content-type": "application/json",
+      "user-agent": `jobsmanager/${VERSION}`,
+      "x-jobsmanager-event": payload.event,
+    };
+    if (s.webhookSecret !== "") {
+      headers["x-jobsmanager-signature"] = `sha256=${await hmacHex(s.webhookSecret, body)}`;
+    }
+    let why = "";
+    for (let attempt = 0; attempt <= s.webhookRetries; attempt++) {
+      if (attempt > 0) {
+        await this.o.clock.sleep(FIRST_RETRY_MS * 2 ** (attempt - 1), this.closing.signal);
+        if (this.closing.signal.aborted) break;
+      }
+      let retry = true;
+      try {
+        const response = await fetch(url, {
+          method: "POST",
+          headers,
+          body,
+          signal: AbortSignal.any([
+            AbortSignal.timeout(s.webhookTimeoutMs),
+            this.closing.signal,
+          ]),
+        });
+        await response.body?.cancel();
+        if (response.ok) {
+          this.o.observer?.notified("webhook", true);
+          notifyLog.info("job {job}: {event} webhook {url} answered {code}", {
+            job: job.id,
+            event: payload.event,
+            run: payload.run_id,
+            url: urlForLog(url),
+            code: response.status,
+          });
+          return;
+        }
+        why = `HTTP ${response.status} ${response.statusText}`;
+        retry = response.status >= 500 || response.status === 429;
+      } catch (error) {
+        why = this.scrub((error as Error).message, url);
+      }
+      if (!retry) break;
+    }
+    this.o.observer?.notified("webhook", false);
+    notifyLog.warn("job {job}: {event} webhook {url} failed: {why}", {
+      job: job.id,
+      event: payload.event,
+      run: payload.run_id,
+      url: urlForLog(url),
+      why,
+    });
+  }
+}

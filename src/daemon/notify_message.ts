@@ -1,0 +1,206 @@
+/**
+ * What a notification says (issue 13): the JSON a hook gets on stdin and a
+ * webhook as its body, the mail `sendmail -t` gets, the summary of what was
+ * held back, the webhook's signature, and the parts of a URL never logged.
+ * Pure functions; the notifier (notifier.ts) sends them.
+ */
+import type { Job } from "../domain/job.ts";
+import { SILENT_STATUS } from "../domain/notify.ts";
+import type { RunStatus, RunTrigger } from "../domain/run.ts";
+import type { HeldBack, NotifyEvent, SilenceCandidate } from "../store/store.ts";
+
+/** What the notifier is told of a run that ended. */
+export interface EndedRun {
+  id: number;
+  job_id: string;
+  status: RunStatus;
+  exit_code: number | null;
+  signal: string | null;
+  scheduled_at: number;
+  started_at: number | null;
+  finished_at: number;
+  node_id: string | null;
+  trigger: RunTrigger;
+  note: string | null;
+  stdout: string | null;
+  stderr: string | null;
+}
+
+/** The JSON a hook gets on stdin and a webhook as its body. */
+export interface NotifyPayload {
+  event: NotifyEvent;
+  job_id: string;
+  description: string | null;
+  /** The run's status, or `silent`. */
+  status: string;
+  /** Null for a silence alert. */
+  run_id: number | null;
+  exit_code: number | null;
+  signal: string | null;
+  scheduled_at: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  duration_ms: number | null;
+  node_id: string | null;
+  trigger: string | null;
+  note: string | null;
+  /** The end of the run's output (stdout, then stderr). */
+  output_tail: string;
+  /** One line saying what happened, the mail's subject. */
+  summary: string;
+  /** Notifications of this job not sent since the last one (notify.min_interval). */
+  held_back: { count: number; since: string; statuses: Record<string, number> } | null;
+}
+
+/** Characters of output a notification carries. */
+const OUTPUT_TAIL = 2000;
+
+/** The parts of a URL that may be secret: the URL itself, its user info, its query values. */
+export function urlSecrets(url: string): string[] {
+  const out = [url];
+  try {
+    const u = new URL(url);
+    out.push(u.href, u.username, u.password, decodeURIComponent(u.password), u.search);
+    for (const value of u.searchParams.values()) out.push(value, encodeURIComponent(value));
+  } catch {
+    // Nothing more to find in it.
+  }
+  // Longest first, so that a URL is replaced whole before its parts are.
+  return [...new Set(out.filter((s) => s.length >= 3))].sort((a, b) => b.length - a.length);
+}
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+function tail(run: Pick<EndedRun, "stdout" | "stderr">): string {
+  const text = [run.stdout ?? "", run.stderr ?? ""].filter((s) => s !== "").join("\n");
+  return text.length > OUTPUT_TAIL ? text.slice(-OUTPUT_TAIL) : text;
+}
+
+function runSummary(event: NotifyEvent, run: EndedRun): string {
+  const how = run.exit_code !== null && run.status !== "success"
+    ? ` (exit ${run.exit_code})`
+    : run.signal !== null
+    ? ` (${run.signal})`
+    : "";
+  const what = event === "recovery" ? "recovered: succeeded after failing" : run.status;
+  return `job ${run.job_id} ${what}${how}, run ${run.id}${run.node_id ? ` on ${run.node_id}` : ""}`;
+}
+
+/** The payload of a run that ended. */
+export function runPayload(event: NotifyEvent, job: Job, run: EndedRun): NotifyPayload {
+  return {
+    event,
+    job_id: job.id,
+    description: job.description,
+    status: run.status,
+    run_id: run.id,
+    exit_code: run.exit_code,
+    signal: run.signal,
+    scheduled_at: iso(run.scheduled_at),
+    started_at: iso(run.started_at),
+    finished_at: iso(run.finished_at),
+    duration_ms: run.started_at === null ? null : run.finished_at - run.started_at,
+    node_id: run.node_id,
+    trigger: run.trigger,
+    note: run.note,
+    output_tail: tail(run),
+    summary: runSummary(event, run),
+    held_back: null,
+  };
+}
+
+export function silencePayload(
+  job: Job,
+  candidate: SilenceCandidate,
+  nodeId: string,
+): NotifyPayload {
+  return {
+    event: "silent",
+    job_id: job.id,
+    description: job.description,
+    status: SILENT_STATUS,
+    run_id: null,
+    exit_code: null,
+    signal: null,
+    scheduled_at: null,
+    started_at: null,
+    finished_at: null,
+    duration_ms: null,
+    node_id: nodeId,
+    trigger: null,
+    note: `no successful run since ${
+      new Date(candidate.since).toISOString()
+    } (alert_after ${candidate.alert_after} s)`,
+    output_tail: "",
+    summary: `job ${job.id} silent: no successful run for ${candidate.alert_after} s`,
+    held_back: null,
+  };
+}
+
+/** "3 more notifications held back since …: failed 2, missed 1". */
+export function heldBackText(held: NonNullable<NotifyPayload["held_back"]>): string {
+  return `${held.count} more notification${
+    held.count === 1 ? "" : "s"
+  } held back since ${held.since}: ${
+    Object.entries(held.statuses).map(([status, n]) => `${status} ${n}`).join(", ")
+  }`;
+}
+
+/** The `X-Jobsmanager-Signature` value's hex: HMAC-SHA256 of `body` under `secret` (WebCrypto). */
+export async function hmacHex(secret: string, body: string): Promise<string> {
+  const encoder = new TextEncoder();
+  const key = await crypto.subtle.importKey(
+    "raw",
+    encoder.encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const signature = new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(body)));
+  return Array.from(signature, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The mail of a notification, headers first, as `sendmail -t` reads it. */
+export function mailText(to: string, payload: NotifyPayload): string {
+  const oneLine = (s: string) => s.replace(/[\r\n]+/g, " ");
+  const lines = [
+    `To: ${oneLine(to)}`,
+    `Subject: jobsmanager: ${oneLine(payload.summary)}`,
+    "Content-Type: text/plain; charset=utf-8",
+    `X-Jobsmanager-Job: ${payload.job_id}`,
+    `X-Jobsmanager-Status: ${payload.status}`,
+    "",
+    payload.summary,
+    "",
+    ...([
+      ["job", payload.job_id],
+      ["status", payload.status],
+      ["run", payload.run_id],
+      ["exit code", payload.exit_code],
+      ["signal", payload.signal],
+      ["scheduled at", payload.scheduled_at],
+      ["started at", payload.started_at],
+      ["finished at", payload.finished_at],
+      ["node", payload.node_id],
+      ["note", payload.note],
+    ] as [string, unknown][]).filter(([, v]) => v !== null).map(([k, v]) => `${k}: ${v}`),
+  ];
+  if (payload.held_back) lines.push("", heldBackText(payload.held_back));
+  if (payload.output_tail !== "") lines.push("", "output (end):", payload.output_tail);
+  return lines.join("\n") + "\n";
+}
+
+/** What the store kept of the held-back notifications, as the payload gives it. */
+export function heldBackOf(held: HeldBack): NonNullable<NotifyPayload["held_back"]> {
+  return { count: held.count, since: new Date(held.since).toISOString(), statuses: held.statuses };
+}
+
+/** The counts by status without one of `status` (the notification sent stands for itself). */
+export function minusOne(statuses: Record<string, number>, status: string): Record<string, number> {
+  const out = { ...statuses };
+  if ((out[status] ?? 0) > 1) out[status]--;
+  else delete out[status];
+  return out;
+}

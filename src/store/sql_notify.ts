@@ -1,0 +1,139 @@
+/**
+ * NotifyStore (store.ts) in SQL both dialects accept: the claim of a
+ * notification by the unique key of `jm_notifications`, throttling in
+ * `jm_notify_state`, and the questions the notifier asks of `jm_runs`.
+ */
+import { type Driver, insertSql } from "./driver.ts";
+import type { ClaimOutcome, HeldBack, NotificationClaim, SilenceCandidate } from "./store.ts";
+
+const CLAIM_COLUMNS = [
+  "job_id",
+  "event",
+  "ref",
+  "status",
+  "created_at",
+  "node_id",
+  "outcome",
+] as const;
+
+/** Most held-back notifications one flush takes. */
+const HELD_PER_FLUSH = 100;
+
+function statusCounts(text: unknown): Record<string, number> {
+  if (typeof text !== "string" || text === "") return {};
+  try {
+    return JSON.parse(text) as Record<string, number>;
+  } catch {
+    return {};
+  }
+}
+
+export async function claimNotification(
+  driver: Driver,
+  claim: NotificationClaim,
+): Promise<ClaimOutcome | null> {
+  return await driver.transaction(async (tx) => {
+    const inserted = await tx.run(
+      insertSql("jm_notifications", CLAIM_COLUMNS, 1, driver.profile.onDuplicateIgnore),
+      [claim.job_id, claim.event, claim.ref, claim.status, claim.at, claim.node_id, "sent"],
+    );
+    if (inserted.changes !== 1) return null;
+    if (claim.minIntervalMs === null) return { send: true, heldBack: null };
+    await tx.run(
+      insertSql("jm_notify_state", ["job_id"], 1, driver.profile.upsertTail("job_id", ["job_id"])),
+      [claim.job_id],
+    );
+    const [state] = await tx.all(
+      `SELECT last_sent_at, held_count, held_since, held_statuses FROM jm_notify_state WHERE job_id = ?${driver.profile.forUpdate}`,
+      [claim.job_id],
+    );
+    const held = Number(state.held_count);
+    const statuses = statusCounts(state.held_statuses);
+    // Null: the job was never notified.
+    const lastSent = state.last_sent_at === null ? null : Number(state.last_sent_at);
+    if (lastSent !== null && lastSent > claim.at - claim.minIntervalMs) {
+      statuses[claim.status] = (statuses[claim.status] ?? 0) + 1;
+      await tx.run(
+        "UPDATE jm_notify_state SET held_count = ?, held_since = ?, held_statuses = ?, held_payload = ? WHERE job_id = ?",
+        [
+          held + 1,
+          held === 0 ? claim.at : Number(state.held_since),
+          JSON.stringify(statuses),
+          claim.payload,
+          claim.job_id,
+        ],
+      );
+      await tx.run("UPDATE jm_notifications SET outcome = 'held' WHERE id = ?", [inserted.lastId]);
+      return { send: false };
+    }
+    await tx.run(
+      "UPDATE jm_notify_state SET last_sent_at = ?, held_count = 0, held_since = NULL, held_statuses = NULL, held_payload = NULL WHERE job_id = ?",
+      [claim.at, claim.job_id],
+    );
+    const heldBack: HeldBack | null = held === 0
+      ? null
+      : { count: held, since: Number(state.held_since), statuses };
+    return { send: true, heldBack };
+  });
+}
+
+export async function failingBefore(
+  driver: Driver,
+  jobId: string,
+  runId: number,
+  failures: readonly string[],
+): Promise<boolean> {
+  const decisive = [...failures, "success"];
+  const [previous] = await driver.all(
+    `SELECT status FROM jm_runs WHERE job_id = ? AND id < ? AND status IN (${
+      decisive.map(() => "?").join(", ")
+    }) ORDER BY id DESC LIMIT 1`,
+    [jobId, runId, ...decisive],
+  );
+  if (previous !== undefined && failures.includes(String(previous.status))) return true;
+  const [silent] = await driver.all(
+    "SELECT 1 AS silent FROM jm_notifications WHERE job_id = ? AND event = 'silent' AND created_at >= COALESCE((SELECT MAX(finished_at) FROM jm_runs WHERE job_id = ? AND id < ? AND status = 'success'), 0) LIMIT 1",
+    [jobId, jobId, runId],
+  );
+  return silent !== undefined;
+}
+
+export async function silenceCandidates(driver: Driver): Promise<SilenceCandidate[]> {
+  const rows = await driver.all(
+    "SELECT j.id, j.alert_after, j.updated_at, (SELECT MAX(r.finished_at) FROM jm_runs r WHERE r.job_id = j.id AND r.status = 'success') AS last_success FROM jm_jobs j WHERE j.enabled = 1 AND j.alert_after IS NOT NULL ORDER BY j.id",
+  );
+  return rows.map((row) => ({
+    job_id: String(row.id),
+    alert_after: Number(row.alert_after),
+    since: Math.max(Number(row.updated_at), Number(row.last_success ?? 0)),
+  }));
+}
+
+export async function takeHeld(
+  driver: Driver,
+  now: number,
+  minIntervalMs: number,
+): Promise<{ payload: string; heldBack: HeldBack }[]> {
+  const rows = await driver.all(
+    "SELECT job_id, last_sent_at, held_count, held_since, held_statuses, held_payload FROM jm_notify_state WHERE held_count > 0 AND last_sent_at <= ? ORDER BY job_id LIMIT ?",
+    [now - minIntervalMs, HELD_PER_FLUSH],
+  );
+  const taken: { payload: string; heldBack: HeldBack }[] = [];
+  for (const row of rows) {
+    // Only one service takes it: the write that finds the row as read.
+    const took = await driver.run(
+      "UPDATE jm_notify_state SET last_sent_at = ?, held_count = 0, held_since = NULL, held_statuses = NULL, held_payload = NULL WHERE job_id = ? AND last_sent_at = ? AND held_count = ?",
+      [now, String(row.job_id), Number(row.last_sent_at), Number(row.held_count)],
+    );
+    if (took.changes !== 1 || typeof row.held_payload !== "string") continue;
+    taken.push({
+      payload: row.held_payload,
+      heldBack: {
+        count: Number(row.held_count),
+        since: Number(row.held_since),
+        statuses: statusCounts(row.held_statuses),
+      },
+    });
+  }
+  return taken;
+}

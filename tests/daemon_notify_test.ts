@@ -1,0 +1,468 @@
+/**
+ * Notifications (issue 13), in-process on a fake clock, every backend: the
+ * jobs' runs are fake, their hooks real `/bin/sh` commands (they write what
+ * they got to files the test reads) and a loopback webhook receiver.
+ * Nothing waits a fixed time: each test waits for the files, requests or
+ * rows it expects.
+ */
+import { assert, assertEquals } from "./assert.ts";
+import { BACKENDS, freshDatabase, mysqlTest, rawQuery, serviceRow } from "./helpers.ts";
+import { DaemonHarness, T0, throughProxy } from "./daemon_harness.ts";
+import { proxyFor } from "./tcp_proxy.ts";
+import { status } from "../src/app/status.ts";
+import type { NotifyPayload } from "../src/daemon/notify_message.ts";
+import { Metrics } from "../src/http/metrics.ts";
+
+/** A temporary directory, removed with the test. */
+async function tempDir(): Promise<AsyncDisposable & { path: string }> {
+  const path = await Deno.makeTempDir({ prefix: "jm_notify_" });
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+}
+
+/**
+ * A hook command keeping its stdin as one more entry of `file`: a file of
+ * its own, `FILE.NANOSECONDS.PID`, written whole then renamed, so hooks
+ * that run at once never mix their writes.
+ */
+function appendStdin(file: string): string {
+  return `cat > '${file}.tmp.'$$ && mv '${file}.tmp.'$$ '${file}.'$(date +%s%N).$$`;
+}
+
+/** The entries hooks kept in `file`, oldest first. */
+async function jsonLines(file: string): Promise<NotifyPayload[]> {
+  const dir = file.slice(0, file.lastIndexOf("/"));
+  const base = file.slice(file.lastIndexOf("/") + 1);
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.name.startsWith(`${base}.`) && /^\d+\.\d+$/.test(entry.name.slice(base.length + 1))) {
+      names.push(entry.name);
+    }
+  }
+  names.sort();
+  return await Promise.all(
+    names.map(async (name) => JSON.parse(await Deno.readTextFile(`${dir}/${name}`))),
+  );
+}
+
+async function readIfThere(file: string): Promise<string | null> {
+  try {
+    return await Deno.readTextFile(file);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
+async function claims(h: DaemonHarness, event: string): Promise<number[]> {
+  const rows = await rawQuery(
+    h.db,
+    "SELECT ref FROM jm_notifications WHERE event = ? ORDER BY ref",
+    [event],
+  );
+  return rows.map((r) => Number(r.ref));
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`notify[${backend}]: on_failure gets the run as JSON on stdin and in JM_* variables; mailto mails it`, async () => {
+    await using dir = await tempDir();
+    const d = dir.path;
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: {
+        "notify.mailto": "ops@example.com",
+        "notify.sendmail": `cat > '${d}/mail.tmp' && mv '${d}/mail.tmp' '${d}/mail.txt'`,
+      },
+    });
+    await h.job("backup", {
+      schedule: { second: "1", minute: "0", hour: "0" },
+      description: "nightly backup",
+      on_failure:
+        `cat > '${d}/stdin.tmp' && env > '${d}/env.tmp' && mv '${d}/env.tmp' '${d}/env.txt' && mv '${d}/stdin.tmp' '${d}/stdin.json'`,
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("backup", T0 + 1000)).finish({
+      status: "failed",
+      exitCode: 3,
+      stdout: "copying\n",
+      stderr: "disk full\n",
+    });
+    const run = await h.run("backup", T0 + 1000, "failed");
+    const payload = await h.until(
+      async () => {
+        const text = await readIfThere(`${d}/stdin.json`);
+        return text === null ? null : JSON.parse(text) as NotifyPayload;
+      },
+      "the on_failure hook to write its stdin",
+    );
+    assertEquals(
+      [payload.event, payload.job_id, payload.description, payload.status, payload.run_id],
+      ["failure", "backup", "nightly backup", "failed", run.id],
+    );
+    assertEquals([payload.exit_code, payload.scheduled_at, payload.node_id, payload.trigger], [
+      3,
+      new Date(T0 + 1000).toISOString(),
+      "test-node",
+      "schedule",
+    ]);
+    assertEquals(payload.output_tail, "copying\n\ndisk full\n");
+    assertEquals(payload.held_back, null);
+    const env = new Map(
+      (await Deno.readTextFile(`${d}/env.txt`)).split("\n").filter((l) => /^JM_[A-Z_]+=/.test(l))
+        .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+    );
+    assertEquals(
+      ["JM_JOB_ID", "JM_RUN_ID", "JM_STATUS", "JM_EXIT_CODE", "JM_SCHEDULED_AT", "JM_NODE_ID"]
+        .map((k) => env.get(k)),
+      ["backup", String(run.id), "failed", "3", new Date(T0 + 1000).toISOString(), "test-node"],
+    );
+    assertEquals(env.get("JM_DURATION"), "0.000");
+    assertEquals(env.get("JM_STARTED_AT"), new Date(T0 + 1000).toISOString());
+    const mail = await h.until(() => readIfThere(`${d}/mail.txt`), "the mail to be sent");
+    assert(mail.startsWith("To: ops@example.com\n"), mail);
+    assert(mail.includes(`Subject: jobsmanager: job backup failed (exit 3), run ${run.id}`), mail);
+    assert(mail.includes("output (end):\ncopying\n\ndisk full\n"), mail);
+    assertEquals(await claims(h, "failure"), [run.id]);
+  });
+
+  Deno.test(`notify[${backend}]: a webhook gets the same JSON, signed; URLs' secrets never reach the log`, async () => {
+    const secret = "webhook-signing-key";
+    const received: { body: string; signature: string | null; event: string | null }[] = [];
+    await using server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      async (request) => {
+        received.push({
+          body: await request.text(),
+          signature: request.headers.get("x-jobsmanager-signature"),
+          event: request.headers.get("x-jobsmanager-event"),
+        });
+        return new Response("ok");
+      },
+    );
+    // Nothing listens there: the POST fails, and its error must not show the URL's secrets.
+    const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const closedPort = (closed.addr as Deno.NetAddr).port;
+    closed.close();
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "notify.webhook_secret": secret, "notify.webhook_retries": 0 },
+    });
+    await h.job("sync", {
+      schedule: { second: "1", minute: "0", hour: "0" },
+      on_failure_url:
+        `http://hook:pa55word-in-url@127.0.0.1:${server.addr.port}/hooks/jm?token=query-s3cret`,
+    });
+    await h.job("orphan", {
+      schedule: { second: "1", minute: "0", hour: "0" },
+      on_failure_url: `http://hook:pa55word-in-url@127.0.0.1:${closedPort}/x?token=query-s3cret`,
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("sync", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    (await h.started("orphan", T0 + 1000)).finish({ status: "timeout", exitCode: null });
+    const run = await h.run("sync", T0 + 1000, "failed");
+    const request = await h.until(() => received[0], "the webhook to be POSTed");
+    const payload = JSON.parse(request.body) as NotifyPayload;
+    assertEquals([payload.event, payload.job_id, payload.status, payload.run_id], [
+      "failure",
+      "sync",
+      "failed",
+      run.id,
+    ]);
+    assertEquals(request.event, "failure");
+    const key = await crypto.subtle.importKey(
+      "raw",
+      new TextEncoder().encode(secret),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["verify"],
+    );
+    assert(request.signature?.startsWith("sha256="), String(request.signature));
+    const hex = request.signature!.slice("sha256=".length);
+    const signature = new Uint8Array(hex.match(/../g)!.map((b) => parseInt(b, 16)));
+    assert(
+      await crypto.subtle.verify("HMAC", key, signature, new TextEncoder().encode(request.body)),
+      "the signature is the body's HMAC-SHA256 under notify.webhook_secret",
+    );
+    await h.until(() => h.line(/^job orphan: failure webhook .* failed/), "the failed POST logged");
+    await h.until(() => h.line(/^job sync: failure webhook .* answered 200/), "the POST logged");
+    assertEquals(received.length, 1);
+    const log = h.lines.join("\n");
+    for (const secretPart of ["pa55word-in-url", "query-s3cret", secret]) {
+      assert(!log.includes(secretPart), `the log shows ${secretPart}:\n${log}`);
+    }
+    assert(
+      log.includes(`http://***@127.0.0.1:${server.addr.port}/hooks/jm?***`),
+      `the log names the URL, redacted:\n${log}`,
+    );
+  });
+
+  Deno.test(`notify[${backend}]: a webhook answered 503 is tried again after a delay, and counted once sent`, async () => {
+    const answers = [503, 200];
+    const received: number[] = [];
+    await using server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      async (request) => {
+        await request.body?.cancel();
+        const status = answers[Math.min(received.length, answers.length - 1)];
+        received.push(status);
+        return new Response(null, { status });
+      },
+    );
+    const metrics = new Metrics();
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      observer: metrics,
+    });
+    await h.job("sync", {
+      schedule: { second: "1", minute: "0", hour: "0" },
+      on_failure_url: `http://127.0.0.1:${server.addr.port}/hook`,
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("sync", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    await h.until(() => received.length === 1, "the first POST");
+    // The retry waits on the service's clock: move it until the second POST comes.
+    await h.until(async () => {
+      if (received.length < 2 && h.clock.now() < T0 + 30_000) await h.clock.advance(250);
+      return received.length === 2;
+    }, "the POST tried again");
+    await h.until(() => h.line(/^job sync: failure webhook .* answered 200/), "the POST logged");
+    assertEquals(received, [503, 200]);
+    const text = await metrics.text();
+    assert(
+      text.includes('jobsmanager_notifications_total{channel="webhook",outcome="sent"} 1'),
+      text,
+    );
+    assert(!text.includes('outcome="failed"'), text);
+  });
+
+  Deno.test(`notify[${backend}]: a hook that fails is logged with its exit code and output, and counted`, async () => {
+    const metrics = new Metrics();
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      observer: metrics,
+    });
+    await h.job("broken", {
+      schedule: { second: "1", minute: "0", hour: "0" },
+      on_failure: "cat > /dev/null; echo 'pager unreachable' >&2; exit 7",
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("broken", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    const line = await h.until(
+      () => h.line(/^job broken: failure hook command ended/),
+      "the failed hook logged",
+    );
+    assertEquals(line, "job broken: failure hook command ended failed (exit 7): pager unreachable");
+    const text = await metrics.text();
+    assert(
+      text.includes('jobsmanager_notifications_total{channel="command",outcome="failed"} 1'),
+      text,
+    );
+  });
+
+  Deno.test(`notify[${backend}]: a missed fire and a run lost with a dead node notify on_failure`, async () => {
+    await using dir = await tempDir();
+    const file = `${dir.path}/failure.jsonl`;
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "notify.min_interval": 0 },
+    });
+    await h.job("late", {
+      schedule: { second: "1", minute: "0", hour: "0" },
+      on_failure: appendStdin(file),
+    });
+    await h.job("elsewhere", {
+      schedule: { second: "0", minute: "0", hour: "12" },
+      on_failure: appendStdin(file),
+    });
+    // A node that stopped beating a minute ago, with a run of "elsewhere" still running there.
+    const databaseNow = await h.store.databaseNow();
+    await h.store.saveNode({
+      ...serviceRow("dead-node"),
+      db_heartbeat_at: databaseNow - 60_000,
+      heartbeat_ms: 1000,
+    });
+    const [lostId] = await h.store.claimRuns([{
+      job_id: "elsewhere",
+      scheduled_at: T0 - 60_000,
+      started_at: T0 - 60_000,
+      status: "running",
+      trigger: "schedule",
+      node_id: "dead-node",
+    }]);
+    await h.start();
+    // 4 s after its fire, beyond misfire_grace_time (1 s): missed.
+    await h.clock.set(T0 + 5000);
+    const missed = await h.run("late", T0 + 1000, "missed");
+    const got = await h.until(async () => {
+      const lines = await jsonLines(file);
+      if (lines.length < 2 && h.clock.now() < T0 + 30_000) await h.clock.advance(500);
+      return lines.length === 2 ? lines : null;
+    }, "on_failure of the missed fire and of the lost run");
+    assertEquals(
+      got.map((p) => [p.job_id, p.status, p.run_id]).sort(),
+      [["elsewhere", "lost", lostId], ["late", "missed", missed.id]],
+    );
+  });
+
+  Deno.test(`notify[${backend}]: on_recovery runs on the first success after a failure, not on the next`, async () => {
+    await using dir = await tempDir();
+    const d = dir.path;
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "notify.min_interval": 0 },
+    });
+    await h.job("flaky", {
+      schedule: { second: "1,2,3", minute: "0", hour: "0" },
+      on_recovery: appendStdin(`${d}/recovery.jsonl`),
+      on_success: appendStdin(`${d}/success.jsonl`),
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("flaky", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    await h.run("flaky", T0 + 1000, "failed");
+    await h.clock.set(T0 + 2000);
+    (await h.started("flaky", T0 + 2000)).finish();
+    const second = await h.run("flaky", T0 + 2000, "success");
+    const recovery = await h.until(
+      async () => (await jsonLines(`${d}/recovery.jsonl`))[0],
+      "the on_recovery hook",
+    );
+    assertEquals([recovery.event, recovery.status, recovery.run_id], [
+      "recovery",
+      "success",
+      second.id,
+    ]);
+    await h.clock.set(T0 + 3000);
+    (await h.started("flaky", T0 + 3000)).finish();
+    const third = await h.run("flaky", T0 + 3000, "success");
+    // The recovery of a run is decided before its on_success runs.
+    await h.until(
+      async () => (await jsonLines(`${d}/success.jsonl`)).some((p) => p.run_id === third.id),
+      "on_success of the third run",
+    );
+    assertEquals(await claims(h, "recovery"), [second.id]);
+    assertEquals((await jsonLines(`${d}/recovery.jsonl`)).length, 1);
+  });
+
+  Deno.test(`notify[${backend}]: a job silent for alert_after alerts once, and again only after a success`, async () => {
+    await using dir = await tempDir();
+    const file = `${dir.path}/failure.jsonl`;
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "notify.min_interval": 0 },
+    });
+    await h.job("heartbeat", {
+      schedule: { second: "30", minute: "0", hour: "0" },
+      alert_after: "3s",
+      on_failure: appendStdin(file),
+    });
+    await h.job("disabled", {
+      schedule: { second: "30", minute: "0", hour: "0" },
+      alert_after: "3s",
+      enabled: false,
+      on_failure: appendStdin(file),
+    });
+    await h.start();
+    const silent = async () =>
+      (await status(h.store, { now: h.clock.now(), heartbeatMs: 5000, defaultZone: "UTC" }))
+        .silentJobs.map((j) => [j.job_id, j.since - T0]);
+    assertEquals(await silent(), []);
+    // The silence is looked for every few seconds: move on until it is found.
+    const first = await h.until(async () => {
+      const lines = await jsonLines(file);
+      if (lines.length === 0 && h.clock.now() < T0 + 25_000) await h.clock.advance(1000);
+      return lines[0];
+    }, "the silence alert");
+    assertEquals([first.event, first.job_id, first.status, first.run_id], [
+      "silent",
+      "heartbeat",
+      "silent",
+      null,
+    ]);
+    assertEquals(await silent(), [["heartbeat", 0]]);
+    await h.clock.set(T0 + 30_000);
+    (await h.started("heartbeat", T0 + 30_000)).finish();
+    await h.run("heartbeat", T0 + 30_000, "success");
+    assertEquals(await silent(), []);
+    const second = await h.until(async () => {
+      const lines = await jsonLines(file);
+      if (lines.length < 2 && h.clock.now() < T0 + 55_000) await h.clock.advance(1000);
+      return lines[1];
+    }, "the second silence alert, after the success");
+    assertEquals([second.job_id, second.status], ["heartbeat", "silent"]);
+    assertEquals(await claims(h, "silent"), [T0, T0 + 30_000]);
+    assertEquals((await jsonLines(file)).length, 2);
+    assertEquals(await silent(), [["heartbeat", 30_000]]);
+  });
+
+  Deno.test(`notify[${backend}]: one notification per min_interval; what was held back follows, summarised`, async () => {
+    await using dir = await tempDir();
+    const file = `${dir.path}/failure.jsonl`;
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "notify.min_interval": 60 },
+    });
+    await h.job("flapping", {
+      schedule: { second: "1,2,3,4", minute: "0", hour: "0" },
+      on_failure: appendStdin(file),
+    });
+    await h.start();
+    const ids: number[] = [];
+    for (const s of [1, 2, 3, 4]) {
+      await h.clock.set(T0 + s * 1000);
+      (await h.started("flapping", T0 + s * 1000)).finish({ status: "failed", exitCode: s });
+      const id = (await h.run("flapping", T0 + s * 1000, "failed")).id;
+      ids.push(id);
+      // Claimed before the clock moves on, so that each is claimed at its own instant.
+      await h.until(async () => (await claims(h, "failure")).includes(id), `run ${id} claimed`);
+    }
+    const first = await h.until(async () => (await jsonLines(file))[0], "the first notification");
+    assertEquals([first.run_id, first.held_back], [ids[0], null]);
+    await h.until(
+      async () =>
+        (await rawQuery(h.db, "SELECT held_count FROM jm_notify_state"))[0]?.held_count == 3,
+      "three failures held back",
+    );
+    assertEquals((await jsonLines(file)).length, 1);
+    const next = await h.until(async () => {
+      const lines = await jsonLines(file);
+      if (lines.length < 2 && h.clock.now() < T0 + 90_000) await h.clock.advance(1000);
+      return lines[1];
+    }, "the held-back notification once min_interval has passed");
+    assertEquals([next.run_id, next.exit_code], [ids[3], 4]);
+    assertEquals(next.held_back, {
+      count: 2,
+      since: new Date(T0 + 2000).toISOString(),
+      statuses: { failed: 2 },
+    });
+    assert(h.clock.now() >= T0 + 61_000, `sent at T0+${h.clock.now() - T0}`);
+  });
+}
+
+mysqlTest(
+  "notify[mysql]: a run that failed while the database was away notifies once its record is written",
+  async () => {
+    await using dir = await tempDir();
+    const file = `${dir.path}/failure`;
+    const db = await freshDatabase("mysql");
+    await using proxy = proxyFor(db);
+    await using h = await DaemonHarness.create(db, {
+      store: throughProxy(db, proxy),
+      settings: { "notify.min_interval": 0 },
+    });
+    await h.job("tick", {
+      schedule: { second: "2", minute: "0", hour: "0" },
+      on_failure: appendStdin(file),
+    });
+    await h.start();
+    proxy.cut();
+    await h.clock.set(T0 + 2000);
+    const run = await h.started("tick", T0 + 2000);
+    assertEquals(run.spec.env.JM_RUN_ID, "", "the run started without a row");
+    run.finish({ status: "failed", exitCode: 5 });
+    proxy.restore();
+    // The database's health probe finds it back, the record is written, the notifier looks.
+    const [payload] = await h.until(async () => {
+      const got = await jsonLines(file);
+      if (got.length === 0 && h.clock.now() < T0 + 60_000) await h.clock.advance(500);
+      return got.length > 0 ? got : null;
+    }, "the notification of the run that failed during the outage");
+    const row = await h.run("tick", T0 + 2000, "failed");
+    assertEquals([payload.status, payload.exit_code, payload.run_id], ["failed", 5, row.id]);
+  },
+);

@@ -1,0 +1,122 @@
+/**
+ * The store contract of NotifyStore (store.ts): a notification claimed
+ * once, held back within min_interval and handed over after, held-back
+ * ones taken by one caller, the questions asked of jm_runs, and retention.
+ */
+import { assertEquals } from "./assert.ts";
+import type { NotificationClaim } from "../src/store/store.ts";
+import { FAILURE_STATUSES } from "../src/domain/notify.ts";
+import { contract, countRows, fire, job } from "./store_contract.ts";
+
+const MINUTE = 60_000;
+
+function claim(ref: number, at: number, extra: Partial<NotificationClaim> = {}): NotificationClaim {
+  return {
+    job_id: "a",
+    event: "failure",
+    ref,
+    status: "failed",
+    at,
+    node_id: "n1",
+    minIntervalMs: MINUTE,
+    payload: JSON.stringify({ ref }),
+    ...extra,
+  };
+}
+
+contract(
+  "claimNotification",
+  "one claim per job, event and run, whoever asks",
+  async ({ store }) => {
+    assertEquals(await store.claimNotification(claim(1, 1000)), { send: true, heldBack: null });
+    assertEquals(await store.claimNotification(claim(1, 1000, { node_id: "n2" })), null);
+    // Another event of the same run is another notification (on_success is never held).
+    assertEquals(
+      await store.claimNotification(claim(1, 1000, { event: "success", minIntervalMs: null })),
+      { send: true, heldBack: null },
+    );
+  },
+);
+
+contract(
+  "claimNotification",
+  "within min_interval it holds; after, it sends with what was held",
+  async ({ db, store }) => {
+    await store.claimNotification(claim(1, 1000));
+    assertEquals(await store.claimNotification(claim(2, 2000)), { send: false });
+    assertEquals(
+      await store.claimNotification(claim(3, 3000, { status: "timeout" })),
+      { send: false },
+    );
+    assertEquals(await countRows(db, "jm_notifications", "outcome = 'held'"), 2);
+    assertEquals(await store.claimNotification(claim(4, 1000 + MINUTE)), {
+      send: true,
+      heldBack: { count: 2, since: 2000, statuses: { failed: 1, timeout: 1 } },
+    });
+    assertEquals(await store.claimNotification(claim(5, 2000 + MINUTE)), { send: false });
+  },
+);
+
+contract("takeHeld", "held ones are taken once, after min_interval", async ({ store }) => {
+  await store.claimNotification(claim(1, 1000));
+  await store.claimNotification(claim(2, 2000));
+  await store.claimNotification(claim(3, 3000));
+  assertEquals(await store.takeHeld(1000 + MINUTE - 1, MINUTE), []);
+  assertEquals(await store.takeHeld(1000 + MINUTE, MINUTE), [
+    {
+      payload: JSON.stringify({ ref: 3 }),
+      heldBack: { count: 2, since: 2000, statuses: { failed: 2 } },
+    },
+  ]);
+  assertEquals(await store.takeHeld(1000 + MINUTE, MINUTE), []);
+  // Taken means notified then: the next one within min_interval of it is held.
+  assertEquals(await store.claimNotification(claim(4, 2000 + MINUTE)), { send: false });
+});
+
+contract(
+  "failingBefore",
+  "the latest decisive run before, or a silence alert since the last success",
+  async ({ store }) => {
+    const [ok, failed, skipped, later] = await store.claimRuns([
+      fire("a", 1000, { status: "success", finished_at: 1000 }),
+      fire("a", 2000, { status: "failed", finished_at: 2000 }),
+      fire("a", 3000, { status: "skipped", finished_at: 3000 }),
+      fire("a", 4000, { status: "success", finished_at: 4000 }),
+    ]);
+    assertEquals(await store.failingBefore("a", ok!, FAILURE_STATUSES), false);
+    assertEquals(await store.failingBefore("a", failed!, FAILURE_STATUSES), false);
+    // Skipped is not decisive: the failure before it is.
+    assertEquals(await store.failingBefore("a", later!, FAILURE_STATUSES), true);
+    assertEquals(await store.failingBefore("a", skipped!, FAILURE_STATUSES), true);
+    const [next] = await store.claimRuns([fire("a", 5000, { status: "success" })]);
+    assertEquals(await store.failingBefore("a", next!, FAILURE_STATUSES), false);
+    await store.claimNotification(claim(4000, 4500, { event: "silent", status: "silent" }));
+    assertEquals(await store.failingBefore("a", next!, FAILURE_STATUSES), true);
+  },
+);
+
+contract(
+  "silenceCandidates",
+  "enabled jobs with alert_after, silent since their last success or change",
+  async ({ store }) => {
+    await store.changeJob("quiet", () => job("quiet", { alert_after: 60, updated_at: 500 }));
+    await store.changeJob("ran", () => job("ran", { alert_after: 30, updated_at: 500 }));
+    await store.changeJob("off", () => job("off", { alert_after: 30, enabled: false }));
+    await store.changeJob("plain", () => job("plain"));
+    await store.claimRuns([
+      fire("ran", 1000, { status: "success", finished_at: 1200 }),
+      fire("ran", 2000, { status: "failed", finished_at: 2100 }),
+    ]);
+    assertEquals(await store.silenceCandidates(), [
+      { job_id: "quiet", alert_after: 60, since: 500 },
+      { job_id: "ran", alert_after: 30, since: 1200 },
+    ]);
+  },
+);
+
+contract("pruneOlderThan", "jm_notifications by created_at", async ({ db, store }) => {
+  await store.claimNotification(claim(1, 1000, { minIntervalMs: null }));
+  await store.claimNotification(claim(2, 5000, { minIntervalMs: null }));
+  assertEquals(await store.pruneOlderThan("jm_notifications", 3000, 100), 1);
+  assertEquals(await countRows(db, "jm_notifications"), 1);
+});
