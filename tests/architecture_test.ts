@@ -91,3 +91,31 @@ Deno.test("no two modules of src/ import each other, directly or around a loop",
   for (const module of next.keys()) if (!state.has(module)) visit(module, []);
   assertEquals(cycles, []);
 });
+
+Deno.test("commands start without the service, HTTP, YAML or mysql2: those load when a command needs them", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", new URL("main.ts", SRC).pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+  const modules: (Module & { dependencies?: { isDynamic?: boolean }[] })[] =
+    JSON.parse(new TextDecoder().decode(out.stdout)).modules;
+  const byId = new Map(modules.map((m) => [m.specifier, m]));
+  const loaded = new Set<string>();
+  const visit = (specifier: string) => {
+    if (loaded.has(specifier)) return;
+    loaded.add(specifier);
+    for (const dep of byId.get(specifier)?.dependencies ?? []) {
+      if (!dep.isDynamic && dep.code) visit(dep.code.specifier);
+    }
+  };
+  visit(new URL("main.ts", SRC).href);
+  const packages = [...loaded].filter((s) => s.startsWith("npm:"))
+    .map((s) => s.replace(/^npm:\/?(@?[^@/]+(?:\/[^@/]+)?)@.*$/, "$1")).sort();
+  assertEquals(packages, ["commander", "croner", "json5"]);
+  const local = [...loaded].filter((s) => s.startsWith(SRC.href)).map((s) =>
+    s.slice(SRC.href.length)
+  );
+  assertEquals(local.filter((m) => m.startsWith("http/") || m === "daemon/boot.ts"), []);
+});

@@ -603,3 +603,51 @@ const REJECTED: [string, () => unknown, string, string][] = [
 for (const [name, f, field, message] of REJECTED) {
   Deno.test(`rejects: ${name}`, () => deepStrictEqual(rejection(f), [field, message]));
 }
+
+Deno.test("a schedule refused once is refused again: only valid patterns are remembered", () => {
+  const broken = { ...valid, minute: "1 2" };
+  for (let i = 0; i < 2; i++) {
+    deepStrictEqual(rejection(() => toCronerPattern(broken))[0], "minute");
+  }
+  // The same text split into other fields is another schedule, not a remembered one.
+  strictEqual(toCronerPattern({ ...valid, second: "0", minute: "1, 2" }), "0 1,2 0 * * *");
+  deepStrictEqual(
+    rejection(() => toCronerPattern({ ...valid, second: "0 1,", minute: "2" }))[0],
+    "second",
+  );
+});
+
+Deno.test("one next fire is the first of several, in UTC and across a DST change", () => {
+  for (
+    const [zone, from] of [["UTC", "2026-03-29T00:59:59Z"], [
+      "Europe/Berlin",
+      "2026-03-29T00:30:00Z",
+    ]]
+  ) {
+    for (const cron of ["30 2 * * *", "*/7 * * * *", "0 0 1 */2 *", "15 3 * * 1-5"]) {
+      const schedule = compileSchedule(scheduleFromCrontab(cron), zone);
+      const after = new Date(from);
+      const [first] = schedule.nextRuns(3, after);
+      deepStrictEqual(schedule.nextRuns(1, after), [first], `${cron} in ${zone}`);
+      deepStrictEqual(schedule.nextAfter(after), first, `${cron} in ${zone}`);
+    }
+  }
+});
+
+Deno.test("thousands of compiled schedules stay small (croner's table of years is dropped)", () => {
+  const before = Deno.memoryUsage().heapUsed;
+  const kept = [];
+  // 2,000 schedules compiled nowhere else in this file (a zone of their own).
+  for (let i = 0; i < 2000; i++) {
+    kept.push(
+      compileSchedule(
+        { ...valid, second: String(i % 60), minute: String(Math.floor(i / 60)) },
+        "Asia/Kathmandu",
+      ),
+    );
+  }
+  const grownMb = (Deno.memoryUsage().heapUsed - before) / 1e6;
+  // Croner's table alone is 80 kB a schedule: 160 MB for these.
+  strictEqual(grownMb < 60, true, `2,000 schedules grew the heap by ${grownMb.toFixed(0)} MB`);
+  strictEqual(kept.length, 2000);
+});

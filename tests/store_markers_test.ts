@@ -3,7 +3,7 @@
  * oldestPendingMarkerId, listMarkers, markApplied, pendingMarkers.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { contract, countRows, job } from "./store_contract.ts";
+import { contract, countRows, fire, job, manualRequest } from "./store_contract.ts";
 
 contract(
   "insertMarker",
@@ -133,3 +133,69 @@ contract("pendingMarkers", "counts the markers not applied yet", async ({ store 
   await store.markApplied([ids[0], ids[2]]);
   assertEquals(await store.pendingMarkers(), 3);
 });
+
+contract("pollState", "markers: the newest, and the oldest pending", async ({ store }) => {
+  assertEquals(await store.pollState("me", 0), {
+    latestMarker: 0,
+    oldestPendingMarker: null,
+    manualRuns: false,
+    cancelRequests: false,
+    dueRuns: false,
+  });
+  const first = await store.insertMarker([], []);
+  const second = await store.insertMarker([], []);
+  let state = await store.pollState("me", 0);
+  assertEquals([state.latestMarker, state.oldestPendingMarker], [second, first]);
+  await store.markApplied([first]);
+  state = await store.pollState("me", 0);
+  assertEquals([state.latestMarker, state.oldestPendingMarker], [second, second]);
+  await store.markApplied([second]);
+  state = await store.pollState("me", 0);
+  assertEquals([state.latestMarker, state.oldestPendingMarker], [second, null]);
+});
+
+contract(
+  "pollState",
+  "runs: a request no service took; a cancel asked of this node's running or queued run",
+  async ({ store }) => {
+    const asked = { cancel_requested_at: 5000, cancel_requested_by: "ops@host" };
+    const flags = async (node: string) => {
+      const { manualRuns, cancelRequests } = await store.pollState(node, 0);
+      return { manualRuns, cancelRequests };
+    };
+    // What queuedManualRuns and cancelRequests leave out.
+    await store.claimRuns([
+      fire("a", 1000, { status: "queued" }),
+      { ...manualRequest("a", 2000), node_id: "n1" },
+      { ...manualRequest("c", 4000), status: "success" },
+      fire("d", 1000, { status: "running", node_id: "other", started_at: 1000, ...asked }),
+      fire("f", 1000, { status: "success", node_id: "me", finished_at: 2000, ...asked }),
+      fire("g", 1000, { status: "running", node_id: "me", started_at: 1000 }),
+    ]);
+    assertEquals(await flags("me"), { manualRuns: false, cancelRequests: false });
+    await store.claimRuns([manualRequest("b", 1000)]);
+    assertEquals(await flags("me"), { manualRuns: true, cancelRequests: false });
+    await store.claimRuns([fire("h", 1000, { status: "queued", node_id: "me", ...asked })]);
+    assertEquals(await flags("me"), { manualRuns: true, cancelRequests: true });
+    assertEquals(await flags("other"), { manualRuns: true, cancelRequests: true });
+    assertEquals(await flags("third"), { manualRuns: true, cancelRequests: false });
+  },
+);
+
+contract(
+  "pollState",
+  "runs: a retry or follow-up run no service took, once it is due",
+  async ({ store }) => {
+    const due = async (now: number) => (await store.pollState("me", now)).dueRuns;
+    await store.claimRuns([
+      fire("a", 1000, { status: "queued", trigger: "retry", node_id: "taken" }),
+      fire("b", 1000, { status: "success", trigger: "after" }),
+      manualRequest("c", 1000),
+    ]);
+    assertEquals(await due(5000), false);
+    await store.claimRuns([fire("d", 3000, { status: "queued", trigger: "retry" })]);
+    assertEquals([await due(2999), await due(3000)], [false, true]);
+    await store.claimRuns([fire("e", 2000, { status: "queued", trigger: "after" })]);
+    assertEquals(await due(2000), true);
+  },
+);

@@ -147,3 +147,29 @@ Deno.test("a grace of 0 still runs a fire dispatched a few milliseconds late", (
   assertEquals(t.takeDue(T0 + 1003).run.map((d) => d.scheduledAt), [T0 + 1000]);
   assertEquals(t.takeDue(T0 + 2400).missed.map((m) => m.last), [T0 + 2000]);
 });
+
+Deno.test("the earliest fire follows every change: a sooner job, a later schedule, a removal, a rewind", () => {
+  const t = new Timetable(DEFAULTS);
+  const at = (s: number) => T0 + s * 1000;
+  t.set(job("ten", { schedule: { second: "10" } }), T0);
+  t.set(job("thirty", { schedule: { second: "30" } }), T0);
+  assertEquals(t.nextDue(), at(10));
+  assertEquals(t.takeDue(at(9)), { run: [], missed: [] });
+  t.set(job("five", { schedule: { second: "5" } }), T0);
+  assertEquals(t.nextDue(), at(5), "a job added with a sooner fire");
+  t.set(job("five", { schedule: { second: "20" } }), T0);
+  assertEquals(t.nextDue(), at(10), "the earliest job's schedule moved later");
+  t.delete("ten");
+  assertEquals(t.nextDue(), at(20), "the earliest job removed");
+  assertEquals(t.takeDue(at(19)), { run: [], missed: [] });
+  t.rewind("thirty", T0 - 60_000);
+  assertEquals(t.nextDue(), T0 - 30_000, "a rewind to before the earliest");
+  assertEquals(t.takeDue(at(20)).missed.map((m) => m.job.id), ["thirty"]);
+  assertEquals(t.takeDue(at(20)).run.map((d) => d.job.id), []);
+  assertEquals(t.nextDue(), at(30));
+  assertEquals(t.takeDue(at(30)).run.map((d) => [d.job.id, d.scheduledAt]), [["thirty", at(30)]]);
+  assertEquals(t.nextDue(), at(60 + 20));
+  t.delete("five");
+  t.delete("thirty");
+  assertEquals(t.nextDue(), null);
+});

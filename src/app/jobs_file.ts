@@ -27,9 +27,7 @@ import { HOOK_COMMANDS, HOOK_URLS, NOTIFY_FIELDS } from "../domain/notify.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import type { JobStore } from "../store/store.ts";
 import { applyPlan, type Candidate, type Outcome, previewPlan } from "./import/plan.ts";
-
-export type FileFormat = "json5" | "yaml";
-export const FILE_FORMATS: readonly FileFormat[] = ["json5", "yaml"];
+import type { FileFormat } from "./file_format.ts";
 
 const HEADER = "jobsmanager jobs; `jobsmanager apply FILE` makes the database match this file";
 

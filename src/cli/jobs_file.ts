@@ -3,18 +3,14 @@
  * team keeps in review, and the database made to match it.
  */
 import { Command, Option } from "commander";
-import {
-  applyJobsFile,
-  candidatesFromFile,
-  exportData,
-  exportJobs,
-  FILE_FORMATS,
-  type FileFormat,
-} from "../app/jobs_file.ts";
+import { FILE_FORMATS, type FileFormat } from "../app/file_format.ts";
 import { UsageError } from "../errors.ts";
 import type { ContextOf } from "./context.ts";
 import { planData, planText } from "./import.ts";
 import { withServiceLine } from "./output.ts";
+
+/** The file parsers and writers (YAML's is large), loaded by the commands that use them. */
+const jobsFile = () => import("../app/jobs_file.ts");
 
 export function exportCommand(contextOf: ContextOf): Command {
   return new Command("export")
@@ -24,6 +20,7 @@ export function exportCommand(contextOf: ContextOf): Command {
     )
     .action(async (opts: { format: FileFormat }, cmd: Command) => {
       const ctx = contextOf(cmd);
+      const { exportData, exportJobs } = await jobsFile();
       const jobs = await ctx.withStore((store) => store.listJobs());
       ctx.print(() => exportJobs(jobs, opts.format).trimEnd(), exportData(jobs));
     });
@@ -43,6 +40,7 @@ export function applyCommand(contextOf: ContextOf): Command {
       } catch (error) {
         throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
       }
+      const { applyJobsFile, candidatesFromFile } = await jobsFile();
       const candidates = candidatesFromFile(file, text, Date.now());
       const options = { prune: opts.prune === true, dryRun: opts.dryRun === true };
       const { outcome, live } = await ctx.withStore(async (store) => ({

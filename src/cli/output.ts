@@ -6,6 +6,7 @@ import type { JobDetails, JobListing } from "../app/jobs.ts";
 import type { DefaultZone, ZoneSource } from "../app/zone.ts";
 import { hasSchedule, type Job } from "../domain/job.ts";
 import { NOTIFY_FIELDS, urlForLog } from "../domain/notify.ts";
+import { FIELD_NAMES } from "../cron/grammar.ts";
 import type { LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
 import type { Run } from "../domain/run.ts";
@@ -99,6 +100,20 @@ export function zoneCell(job: Job, zone: DefaultZone): string {
   return job.timezone ?? `(${defaultZoneText(zone)})`;
 }
 
+/** `fn`, asked once per key its argument gives. */
+function memo<A>(key: (arg: A) => string, fn: (arg: A) => string): (arg: A) => string {
+  const known = new Map<string, string>();
+  return (arg) => {
+    const k = key(arg);
+    let value = known.get(k);
+    if (value === undefined) {
+      value = fn(arg);
+      known.set(k, value);
+    }
+    return value;
+  };
+}
+
 /** ` (service zone, UTC)` after a heading of fires, for a job without a zone of its own. */
 export function zoneNote(job: Job, zone: DefaultZone): string {
   return job.timezone === null ? ` (${defaultZoneText(zone)})` : "";
@@ -112,15 +127,25 @@ export function jobsTable(
   if (listings.length === 0) {
     return "no jobs (add one with `jobsmanager job add ID --command CMD --cron '…'`)";
   }
+  // Thousands of jobs share far fewer schedules and fire times: each is written once.
+  const schedule = memo(
+    (job: Job) =>
+      JSON.stringify([...FIELD_NAMES.map((f) => job[f]), job.after_job, job.after_outcome]),
+    (job: Job) => printable(scheduleCell(job)),
+  );
+  const fire = memo(
+    (at: [Date, string]) => `${at[0].getTime()} ${at[1]}`,
+    ([next, zone]) => formatInZone(next, zone),
+  );
   return table(
     ["ID", "SCHEDULE (s m h dom mon dow)", "ZONE", "ENABLED", "TIMEOUT", "NEXT FIRE", "COMMAND"],
     listings.map(({ job, zone, next, invalid }) => [
       printable(job.id),
-      printable(scheduleCell(job)),
+      schedule(job),
       zoneCell(job, defaultZone),
       job.enabled ? "yes" : "no",
       job.timeout === 0 ? "none" : `${job.timeout}s`,
-      invalid !== null ? printable(`INVALID: ${invalid}`) : next ? formatInZone(next, zone) : "-",
+      invalid !== null ? printable(`INVALID: ${invalid}`) : next ? fire([next, zone]) : "-",
       printable(oneLine(job.command)),
     ]),
     { width, hide: ["TIMEOUT", "ENABLED", "ZONE"] },

@@ -7,13 +7,9 @@
  */
 import { Command } from "commander";
 import { RuntimeError } from "../errors.ts";
-import { boot, type Daemon } from "../daemon/boot.ts";
-import { systemClock } from "../daemon/clock.ts";
-import { closeLogging, log, serveLogging, setupLogging } from "../daemon/log.ts";
-import { inheritedEnv } from "../daemon/runner.ts";
-import { SqliteFileLock } from "../daemon/sqlite_file.ts";
-import { Metrics } from "../http/metrics.ts";
-import { startServeHttp } from "../http/serve_http.ts";
+import type { Logger } from "@logtape/logtape";
+import type { Daemon } from "../daemon/boot.ts";
+import type { SqliteFileLock } from "../daemon/sqlite_file.ts";
 import type { HttpServer } from "../http/server.ts";
 import { secretsOf } from "../store/target.ts";
 import { VERSION } from "../version.ts";
@@ -23,6 +19,24 @@ export function serveCommand(contextOf: ContextOf): Command {
   return new Command("serve").description("run the scheduler service (foreground, for systemd)")
     .action(async (_opts, cmd: Command) => {
       const ctx = contextOf(cmd);
+      // Loaded here, not with the CLI: every other command starts without them.
+      const [
+        { boot },
+        { systemClock },
+        { closeLogging, log, serveLogging, setupLogging },
+        { inheritedEnv },
+        { SqliteFileLock },
+        { Metrics },
+        { startServeHttp },
+      ] = await Promise.all([
+        import("../daemon/boot.ts"),
+        import("../daemon/clock.ts"),
+        import("../daemon/log.ts"),
+        import("../daemon/runner.ts"),
+        import("../daemon/sqlite_file.ts"),
+        import("../http/metrics.ts"),
+        import("../http/serve_http.ts"),
+      ]);
       const settings = ctx.config.settings;
       const lock = ctx.target.kind === "sqlite"
         ? await SqliteFileLock.acquire(ctx.target.path)
@@ -52,7 +66,8 @@ export function serveCommand(contextOf: ContextOf): Command {
       Deno.addSignalListener("SIGTERM", stop);
       Deno.addSignalListener("SIGINT", stop);
       Deno.addSignalListener("SIGHUP", reload);
-      const watch = lock && watchFile(lock, daemon, settings["jobsmanager.reload_interval"] * 1000);
+      const watch = lock &&
+        watchFile(lock, daemon, settings["jobsmanager.reload_interval"] * 1000, log("service"));
       let http: HttpServer | null = null;
       try {
         await setupLogging(serveLogging(settings, daemon.logSink));
@@ -87,7 +102,7 @@ export function serveCommand(contextOf: ContextOf): Command {
  * file; when it does not, say so at error level and stop the service:
  * what it would write goes to a file no one can open again.
  */
-function watchFile(lock: SqliteFileLock, daemon: Daemon, intervalMs: number) {
+function watchFile(lock: SqliteFileLock, daemon: Daemon, intervalMs: number, logger: Logger) {
   const state = { lost: null as string | null, stop: () => clearInterval(timer) };
   let checking = false;
   const timer = setInterval(async () => {
@@ -97,7 +112,7 @@ function watchFile(lock: SqliteFileLock, daemon: Daemon, intervalMs: number) {
     checking = false;
     if (moved === null) return;
     state.lost = moved;
-    log("service").error(
+    logger.error(
       "{problem}; the service stops rather than write where no one reads: start it again to use the file the path names now",
       { problem: moved },
     );

@@ -285,8 +285,9 @@ export const CONFIG_KEYS = {
     parse: seconds(0, 31_536_000),
   },
   "jobsmanager.reload_interval": {
-    doc: "Seconds between polls for reload markers",
-    default: 2,
+    doc:
+      "Seconds between polls for reload markers, `job run` requests and cancels (each poll one indexed query)",
+    default: 0.5,
     parse: seconds(0.1, 3600),
     env: "JM_RELOAD_INTERVAL",
   },

@@ -11,7 +11,7 @@
 import { Cron } from "croner";
 import { ValidationError } from "../errors.ts";
 import { type Day, parseFields, type ScheduleFields } from "./fields.ts";
-import { runList, type Term } from "./grammar.ts";
+import { FIELD_NAMES, runList, type Term } from "./grammar.ts";
 
 /** A compiled schedule: compile once, ask many times (used by the service's timetable). */
 export interface Schedule {
@@ -26,6 +26,24 @@ export interface Schedule {
  * pattern. Throws ValidationError naming the field.
  */
 export function toCronerPattern(fields: ScheduleFields): string {
+  // JSON, not spaces: a field written by hand may hold one.
+  const key = JSON.stringify(FIELD_NAMES.map((field) => fields[field]));
+  const known = patterns.get(key);
+  if (known !== undefined) return known;
+  const pattern = translate(fields);
+  if (patterns.size >= MAX_COMPILED) patterns.clear();
+  patterns.set(key, pattern);
+  return pattern;
+}
+
+/**
+ * Croner patterns of valid fields already seen: a catalogue of thousands of
+ * jobs shares far fewer schedules, and each is checked and translated on
+ * every `job list` and reload. Invalid fields are not kept: they throw.
+ */
+const patterns = new Map<string, string>();
+
+function translate(fields: ScheduleFields): string {
   const parsed = parseFields(fields);
   const [second, minute, hour, month] = [parsed.second, parsed.minute, parsed.hour, parsed.month]
     .map((terms) => terms.map(cronerTerm).join(","));
@@ -114,6 +132,7 @@ const knownZones = new Set<string>();
  * schedule share one; bounded, since patterns come and go with reloads.
  */
 const compiled = new Map<string, Schedule>();
+const UTC_ZONES = new Set(["UTC", "Etc/UTC"]);
 const MAX_COMPILED = 50_000;
 
 /**
@@ -126,29 +145,55 @@ export function compileSchedule(fields: ScheduleFields, timezone: string): Sched
   const cached = compiled.get(key);
   if (cached) return cached;
   const cron = new Cron(pattern, {
-    timezone: validateTimezone(timezone),
+    // UTC has no transitions: croner's offset arithmetic finds the same
+    // fires several times faster than its search through Intl.
+    ...(UTC_ZONES.has(validateTimezone(timezone)) ? { utcOffset: 0 } : { timezone }),
     domAndDow: true,
     // Vixie cron's DST rule: a fixed time in a gap runs once after it, in an overlap once.
     fixedTimeRule: "no-wildcard",
     mode: "6-part",
   });
+  dropYearTable(cron);
   // Jobs sharing a schedule are often asked the same question at once (a
   // reload schedules them all from the same instant): answer it once.
   let lastAfter = NaN;
   let lastNext: Date | null = null;
+  const nextAfter = (instant: Date) => {
+    if (instant.getTime() !== lastAfter) {
+      lastAfter = instant.getTime();
+      lastNext = cron.nextRun(instant);
+    }
+    return lastNext === null ? null : new Date(lastNext);
+  };
   const schedule: Schedule = {
-    nextAfter: (instant) => {
-      if (instant.getTime() !== lastAfter) {
-        lastAfter = instant.getTime();
-        lastNext = cron.nextRun(instant);
-      }
-      return lastNext === null ? null : new Date(lastNext);
+    nextAfter,
+    // `job list` asks every job for one fire after the same instant.
+    nextRuns: (n, after) => {
+      if (n !== 1) return cron.nextRuns(n, after);
+      const next = nextAfter(after);
+      return next === null ? [] : [next];
     },
-    nextRuns: (n, after) => cron.nextRuns(n, after),
   };
   if (compiled.size >= MAX_COMPILED) compiled.clear();
   compiled.set(key, schedule);
   return schedule;
+}
+
+/** What {@link dropYearTable} reaches inside a croner instance. */
+interface CronInternals {
+  _states?: { pattern?: { starYear?: boolean; year?: number[] } };
+}
+
+/**
+ * croner gives every pattern a table of 10,000 years (80 kB), which it
+ * reads only when the pattern names years; ours never do (6-part). A
+ * service holding thousands of schedules would keep hundreds of megabytes
+ * of it, so it is dropped. Only when the pattern says every year: should a
+ * later croner change its insides, nothing is dropped.
+ */
+function dropYearTable(cron: Cron): void {
+  const pattern = (cron as unknown as CronInternals)._states?.pattern;
+  if (pattern?.starYear === true && Array.isArray(pattern.year)) pattern.year = [];
 }
 
 /** Where the search for a first fire starts: any instant would do, a fixed one keeps it repeatable. */

@@ -117,6 +117,13 @@ export class Timetable {
   private readonly entries = new Map<string, Entry>();
   /** Entries whose next fire is still to compute (see `Entry.advanceFrom`). */
   private pending: Entry[] = [];
+  /**
+   * The earliest next fire of any entry (null: none fires again), or
+   * undefined when a change may have moved it: then the next `nextDue`
+   * finds it again. A service polling while nothing is due asks
+   * `takeDue` and `nextDue` without walking every job.
+   */
+  private earliest: number | null | undefined = null;
 
   constructor(private readonly defaults: JobDefaults) {}
 
@@ -146,8 +153,20 @@ export class Timetable {
       return;
     }
     const schedule = compileSchedule(job, policy.zone);
-    const next = schedule.nextAfter(new Date(after));
-    this.entries.set(job.id, { job, policy, schedule, next: next?.getTime() ?? null });
+    const next = schedule.nextAfter(new Date(after))?.getTime() ?? null;
+    this.entries.set(job.id, { job, policy, schedule, next });
+    if (old?.next === this.earliest) this.earliest = undefined;
+    this.sooner(next);
+  }
+
+  /** A fire at `next` was added: it may be the new earliest. */
+  private sooner(next: number | null): void {
+    if (
+      next !== null && this.earliest !== undefined &&
+      (this.earliest === null || next < this.earliest)
+    ) {
+      this.earliest = next;
+    }
   }
 
   /**
@@ -160,11 +179,15 @@ export class Timetable {
     const entry = this.entries.get(id);
     if (!entry) return;
     const next = entry.schedule.nextAfter(new Date(after))?.getTime() ?? null;
-    if (next !== null && (entry.next === null || next < entry.next)) entry.next = next;
+    if (next !== null && (entry.next === null || next < entry.next)) {
+      entry.next = next;
+      this.sooner(next);
+    }
   }
 
   delete(id: string): boolean {
     this.advance();
+    if (this.entries.get(id)?.next === this.earliest) this.earliest = undefined;
     return this.entries.delete(id);
   }
 
@@ -174,6 +197,7 @@ export class Timetable {
       if (entry.advanceFrom === undefined) continue;
       entry.next = entry.schedule.nextAfter(new Date(entry.advanceFrom))?.getTime() ?? null;
       entry.advanceFrom = undefined;
+      this.sooner(entry.next);
     }
     this.pending = [];
   }
@@ -181,10 +205,12 @@ export class Timetable {
   /** The earliest next fire of any job, or null when none will fire. */
   nextDue(): number | null {
     this.advance();
+    if (this.earliest !== undefined) return this.earliest;
     let min: number | null = null;
     for (const e of this.entries.values()) {
       if (e.next !== null && (min === null || e.next < min)) min = e.next;
     }
+    this.earliest = min;
     return min;
   }
 
@@ -196,6 +222,10 @@ export class Timetable {
   takeDue(now: number): Decision {
     this.advance();
     const decision: Decision = { run: [], missed: [] };
+    const earliest = this.nextDue();
+    if (earliest === null || earliest > now) return decision;
+    // Fires are taken: the earliest is found again once their next ones are known.
+    this.earliest = undefined;
     for (const entry of this.entries.values()) {
       if (entry.next === null || entry.next > now) continue;
       if (now - entry.next < MIN_FIRE_GAP_MS && onTime(entry.next, now, entry.policy)) {

@@ -39,6 +39,8 @@ export function assignJobs(
   const jobs = [...new Set(jobIds)].sort();
   const owners = new Map<string, string>();
   if (nodes.length === 0) return owners;
+  // Alone, a node holds every job: no need to rank (a reload of 10,000 jobs spent 60 ms on it).
+  if (nodes.length === 1) return new Map(jobs.map((id) => [id, nodes[0]]));
   const capacity = Math.ceil(jobs.length / nodes.length);
   const load = new Map(nodes.map((n) => [n, 0]));
   // A fixed order every node agrees on, independent of how ids sort.

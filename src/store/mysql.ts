@@ -3,7 +3,7 @@
  * become DatabaseError with a message that says what to check; the
  * password never appears in them.
  */
-import mysql from "mysql2/promise";
+import type mysql from "mysql2/promise";
 import { DatabaseError } from "../errors.ts";
 import type { Driver, ExecResult, Executor, Param, Row } from "./driver.ts";
 import { PROFILES } from "./driver.ts";
@@ -84,29 +84,36 @@ export class MysqlDriver implements Driver {
   readonly profile = PROFILES.mysql;
   readonly description: string;
   readonly created = false;
-  private readonly pool: mysql.Pool;
+  /** Made on first use: loading mysql2 is most of a short command's start on SQLite. */
+  #pool: Promise<mysql.Pool> | null = null;
 
   constructor(private readonly target: MysqlTarget) {
     this.description = describeTarget(target);
-    this.pool = mysql.createPool({
-      host: target.host,
-      port: target.port,
-      user: target.user,
-      password: target.password,
-      database: target.database,
-      charset: target.charset,
-      connectionLimit: target.poolSize,
-      connectTimeout: target.connectTimeoutMs,
-      supportBigNumbers: true,
-      // Without FOUND_ROWS, a duplicate that `ON DUPLICATE KEY UPDATE id = id`
-      // leaves alone counts 0 affected rows, which is how a claim tells it lost.
-      flags: ["-FOUND_ROWS"],
-      dateStrings: true,
-      // Keep idle connections few: a CLI call needs one, the service a handful.
-      maxIdle: 2,
-      idleTimeout: 60_000,
-      enableKeepAlive: true,
-    });
+  }
+
+  private get pool(): Promise<mysql.Pool> {
+    this.#pool ??= import("mysql2/promise").then(({ default: mysql }) =>
+      mysql.createPool({
+        host: this.target.host,
+        port: this.target.port,
+        user: this.target.user,
+        password: this.target.password,
+        database: this.target.database,
+        charset: this.target.charset,
+        connectionLimit: this.target.poolSize,
+        connectTimeout: this.target.connectTimeoutMs,
+        supportBigNumbers: true,
+        // Without FOUND_ROWS, a duplicate that `ON DUPLICATE KEY UPDATE id = id`
+        // leaves alone counts 0 affected rows, which is how a claim tells it lost.
+        flags: ["-FOUND_ROWS"],
+        dateStrings: true,
+        // Keep idle connections few: a CLI call needs one, the service a handful.
+        maxIdle: 2,
+        idleTimeout: 60_000,
+        enableKeepAlive: true,
+      })
+    );
+    return this.#pool;
   }
 
   private async query(
@@ -133,17 +140,17 @@ export class MysqlDriver implements Driver {
     };
   }
 
-  all(sql: string, params: Param[] = []): Promise<Row[]> {
-    return this.executor(this.pool).all(sql, params);
+  async all(sql: string, params: Param[] = []): Promise<Row[]> {
+    return await this.executor(await this.pool).all(sql, params);
   }
 
-  run(sql: string, params: Param[] = []): Promise<ExecResult> {
-    return this.executor(this.pool).run(sql, params);
+  async run(sql: string, params: Param[] = []): Promise<ExecResult> {
+    return await this.executor(await this.pool).run(sql, params);
   }
 
   private async connection(): Promise<mysql.PoolConnection> {
     try {
-      return await this.pool.getConnection();
+      return await (await this.pool).getConnection();
     } catch (error) {
       throw explainMysqlError(error, this.target);
     }
@@ -209,6 +216,8 @@ export class MysqlDriver implements Driver {
   }
 
   async close(): Promise<void> {
-    await this.pool.end();
+    // Never used: there is nothing to end, nor any reason to load mysql2.
+    if (this.#pool === null) return;
+    await (await this.#pool).end();
   }
 }

@@ -21,6 +21,20 @@ export interface Marker {
   jobs_after_update: Job[];
 }
 
+/** See {@link MarkerStore.pollState}. */
+export interface PollState {
+  /** As `latestMarkerId`. */
+  latestMarker: number;
+  /** As `oldestPendingMarkerId`. */
+  oldestPendingMarker: number | null;
+  /** Whether `queuedManualRuns` would return any. */
+  manualRuns: boolean;
+  /** Whether `cancelRequests(nodeId)` would return any. */
+  cancelRequests: boolean;
+  /** Whether `dueQueuedRuns(now)` would return any (retries and follow-up runs due). */
+  dueRuns: boolean;
+}
+
 /** Runs of one minute, by status. */
 export interface MinuteCounts {
   /** The minute's first instant (ms). */
@@ -114,6 +128,14 @@ export interface MarkerStore {
 
   /** Markers with id greater than `afterId`, oldest first, at most `limit`. */
   listMarkers(afterId: number, limit: number): Promise<Marker[]>;
+
+  /**
+   * What the poll of service `nodeId` looks for, in one query: the newest
+   * marker, the oldest pending one, and whether `job run` requests,
+   * retries and follow-up runs due by `now`, or cancels for it wait (then
+   * `queuedManualRuns`, `dueQueuedRuns` and `cancelRequests` say which).
+   */
+  pollState(nodeId: string, now: number): Promise<PollState>;
 
   /**
    * Set `updated = 1` on exactly these markers (never a blind
