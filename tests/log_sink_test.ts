@@ -8,6 +8,7 @@ import { assert, assertEquals } from "./assert.ts";
 import { DatabaseLogSink, type DatabaseSinkOptions, toLogRow } from "../src/daemon/log_sink.ts";
 import type { LogRow } from "../src/domain/log_row.ts";
 import { closeLogging, log, setupLogging, SINK_CATEGORY } from "../src/daemon/log.ts";
+import { waitFor } from "./helpers.ts";
 
 /** Let queued promise callbacks and timers of 0 ms run. */
 function tick(): Promise<void> {
@@ -108,6 +109,33 @@ Deno.test("log sink: a full batch is written without waiting for the timer", asy
   assert(table.rows.length >= 20, `${table.rows.length} rows written`);
   await sink.close(1000);
   assertEquals(table.rows.length, 25);
+});
+
+Deno.test("log sink: the timer writes what waits, and is armed only while records wait", async () => {
+  const table = new FakeTable();
+  const sink = new DatabaseLogSink(table.options({ flushMs: 10 }));
+  sink.start();
+  sink.sink(record("one"));
+  await waitFor(() => table.rows.length === 1, {
+    timeoutMs: 10_000,
+    what: "the timer to write the record",
+    detail: () => `rows ${table.messages()}, queued ${sink.queued}`,
+  });
+  table.down = true;
+  sink.sink(record("two"));
+  // A failed write is retried by the timer until the database takes it.
+  await waitFor(() => table.calls >= 3, {
+    timeoutMs: 10_000,
+    what: "retries",
+    detail: () => `${table.calls} calls`,
+  });
+  table.down = false;
+  await waitFor(() => sink.queued === 0, { timeoutMs: 10_000, what: "the retry to write it" });
+  assertEquals(table.messages(), ["one", "two"]);
+  await waitFor(() => !sink.armed, { timeoutMs: 10_000, what: "no timer while nothing waits" });
+  await tick();
+  assertEquals([sink.queued, sink.armed], [0, false]);
+  await sink.close(1000);
 });
 
 Deno.test("log sink: while the database is away the queue stays bounded and drops the oldest", async () => {

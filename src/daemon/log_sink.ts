@@ -52,7 +52,9 @@ export class DatabaseLogSink implements AsyncDisposable {
   droppedTotal = 0;
   private failing = false;
   private writing: Promise<void> | null = null;
-  private timer: ReturnType<typeof setInterval> | undefined;
+  /** The next periodic flush, armed only while records wait: an idle service never wakes for it. */
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
   private soon: ReturnType<typeof setTimeout> | undefined;
   private started = false;
   private readonly maxQueue: number;
@@ -66,8 +68,24 @@ export class DatabaseLogSink implements AsyncDisposable {
   /** Begin writing (once the table exists); records queue until then. */
   start(): void {
     this.started = true;
-    this.timer ??= setInterval(() => this.flush(), this.options.flushMs ?? 1000);
     this.flush();
+    this.arm();
+  }
+
+  /** Flush in `flushMs` if records wait (a failed write is retried the same way). */
+  private arm(): void {
+    if (!this.started || this.closed || this.timer !== undefined || this.queue.length === 0) {
+      return;
+    }
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.flush().finally(() => this.arm());
+    }, this.options.flushMs ?? 1000);
+  }
+
+  /** Whether a flush is timed: only while records wait, so an idle service never wakes for it. */
+  get armed(): boolean {
+    return this.timer !== undefined;
   }
 
   /** Records waiting to be written. */
@@ -79,6 +97,7 @@ export class DatabaseLogSink implements AsyncDisposable {
   readonly sink: Sink = (record) => {
     this.queue.push(toLogRow(record));
     this.trim();
+    this.arm();
     // A full batch is written soon, but never on the stack of whoever logged.
     if (this.started && this.queue.length >= this.batchSize && !this.failing) {
       this.soon ??= setTimeout(() => {
@@ -154,7 +173,8 @@ export class DatabaseLogSink implements AsyncDisposable {
 
   /** Stop the timer and write what is queued, for at most `timeoutMs`. */
   async close(timeoutMs: number): Promise<void> {
-    clearInterval(this.timer);
+    this.closed = true;
+    clearTimeout(this.timer);
     clearTimeout(this.soon);
     if (!this.started) return;
     const drained = (async () => {
