@@ -171,7 +171,8 @@ const EVERY_SECOND = {
 async function burst(backend: Backend): Promise<(string | number)[][]> {
   const rows: (string | number)[][] = [];
   // Shipped defaults, then 1,000 with 2 s of grace: how many start within 2 s.
-  for (const [n, grace] of [[500, null], [1000, null], [1000, 2]]) {
+  const cases: [number, number | null][] = [[500, null], [1000, null], [1000, 2]];
+  for (const [n, grace] of cases) {
     const db = await freshDb(backend);
     try {
       const fireAt = Math.ceil(Date.now() / 1000) * 1000 + 15_000;
