@@ -63,6 +63,27 @@ async function claims(h: DaemonHarness, event: string): Promise<number[]> {
 }
 
 for (const backend of BACKENDS) {
+  Deno.test(`notify[${backend}]: a failed attempt that is to be retried notifies too (the next fire may drop the retry)`, async () => {
+    await using dir = await tempDir();
+    const d = dir.path;
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("flaky", {
+      schedule: { second: "*" },
+      retries: "2",
+      retry_delay: "5",
+      on_failure: `cat > '${d}/stdin.tmp' && mv '${d}/stdin.tmp' '${d}/stdin.json'`,
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("flaky", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    const run = await h.run("flaky", T0 + 1000, "failed");
+    const payload = await h.until(async () => {
+      const text = await readIfThere(`${d}/stdin.json`);
+      return text === null ? null : JSON.parse(text) as NotifyPayload;
+    }, "the on_failure hook of the first attempt");
+    assertEquals([payload.event, payload.status, payload.run_id], ["failure", "failed", run.id]);
+  });
+
   Deno.test(`notify[${backend}]: on_failure gets the run as JSON on stdin and in JM_* variables; mailto mails it`, async () => {
     await using dir = await tempDir();
     const d = dir.path;

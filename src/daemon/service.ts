@@ -687,10 +687,9 @@ export class Service {
         })
       ),
     );
-    // on_failure is for the last attempt: an attempt that will be retried says nothing yet.
-    const retried = runId > 0 && run.job.retries > 0 && run.attempt <= run.job.retries &&
-      retryOn(run.job).includes(result.status);
-    if (cancelled === undefined && !retried) {
+    // Every attempt speaks: a retry may never run (the next fire drops it), and
+    // notify.min_interval keeps a retried failure from flooding.
+    if (cancelled === undefined) {
       this.o.notifier.runEnded(run.job, {
         id: runId,
         job_id: run.job.id,
