@@ -112,6 +112,7 @@ for (const backend of BACKENDS) {
     async () => {
       await using h = await DaemonHarness.create(await freshDatabase(backend));
       await h.job("often", { schedule: { second: "*/10" }, retries: "3", retry_delay: "15" });
+      await h.job("cleanup", { after: "often:failure" });
       await h.job("keeps", {
         schedule: { second: "*/10" },
         retries: "3",
@@ -135,6 +136,13 @@ for (const backend of BACKENDS) {
           new Date(T0 + 20_000).toISOString()
         }) came before it ran (--retry-overlap keeps retries)`,
       );
+      // The failed attempt was the last after all: its failure follow-up starts now.
+      const cleanup = await h.until(
+        async () => (await h.runs("cleanup")).find((r) => r.status === "running"),
+        "cleanup to run once the retry of often was dropped",
+      );
+      const failed = await h.run("often", T0 + 10_000, "failed");
+      assertEquals([cleanup.trigger, cleanup.parent_run_id], ["after", failed.id]);
       (await h.started("often", T0 + 20_000)).finish();
       (await h.started("keeps", T0 + 20_000)).finish();
       await h.run("keeps", T0 + 20_000, "success");

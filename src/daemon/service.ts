@@ -123,6 +123,8 @@ interface Ended {
   finishedAt: number;
   attempt: number;
   firstRunId: number | null;
+  /** Its retry was dropped: no other comes, its follow-ups start now. */
+  retryDropped?: boolean;
 }
 
 /** A fire recorded `missed`, as the notifier is told of it. */
@@ -852,8 +854,8 @@ export class Service {
   private async afterEnd(job: Job, ended: Ended): Promise<void> {
     const id = ended.id < 0 ? this.recorder.realId(ended.id) ?? null : ended.id;
     const retryable = job.retries > 0 && retryOn(job).includes(ended.status);
-    const retries = retryable && ended.attempt <= job.retries;
-    if (retryable && !retries) {
+    const retries = retryable && ended.attempt <= job.retries && !ended.retryDropped;
+    if (retryable && !retries && !ended.retryDropped) {
       schedulerLog.warn(
         "job {job} run {run} ended {status}: attempt {attempt}/{attempts}, no retry left",
         {
@@ -972,6 +974,22 @@ export class Service {
         job: job.id,
         run: retry.id,
       });
+      // The attempt it would have retried is the last: its failure follow-ups start now.
+      const failed = (await this.o.store.listRuns({ job_id: job.id, limit: PENDING_RETRIES }))
+        .find((r) =>
+          r.attempt === retry.attempt - 1 &&
+          (r.id === retry.first_run_id || r.first_run_id === retry.first_run_id)
+        );
+      if (failed) {
+        await this.afterEnd(job, {
+          id: failed.id,
+          status: failed.status,
+          finishedAt: failed.finished_at ?? this.o.clock.now(),
+          attempt: failed.attempt,
+          firstRunId: failed.first_run_id,
+          retryDropped: true,
+        });
+      }
     }
   }
 
