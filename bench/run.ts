@@ -1,6 +1,7 @@
 /**
  * Benchmarks (not tests): `deno task bench [SECTION…] [--backend sqlite|mysql] [--seconds N]`.
- * Sections: catalogue, firing, latency, reload, idle, throughput, sink, flood, api (default: all).
+ * Sections: catalogue, firing, latency, reload, idle, throughput, sink, flood, api (default: all);
+ * `cluster` (the chaos run of bench/cluster.ts, default 300 s) only when named.
  * MySQL runs when JM_BENCH_DATABASE_URL (or JM_TEST_DATABASE_URL) names a server;
  * each section uses a fresh database. Prints one markdown table per section.
  */
@@ -22,6 +23,7 @@ import {
   SERVER,
   until,
 } from "./common.ts";
+import { chaos } from "./cluster.ts";
 import { apiLoad } from "./http.ts";
 import { floodLag, sinkThroughput } from "./logging.ts";
 
@@ -31,7 +33,8 @@ const flag = (name: string) => {
   return i < 0 ? undefined : args.splice(i, 2)[1];
 };
 const onlyBackend = flag("--backend");
-const SECONDS = Number(flag("--seconds") ?? 60);
+const secondsGiven = flag("--seconds");
+const SECONDS = Number(secondsGiven ?? 60);
 const sections = args.length > 0
   ? args
   : ["catalogue", "firing", "latency", "reload", "idle", "throughput", "sink", "flood", "api"];
@@ -344,10 +347,63 @@ const SECTIONS: Record<
   ],
 };
 
+/** The chaos run: its own MariaDB server, so it runs whatever `--backend` says. */
+async function cluster(): Promise<void> {
+  const seconds = Number(secondsGiven ?? 300);
+  const rows: (string | number)[][] = [];
+  for (const [nodes, explicitIds] of [[3, true], [2, false]] as const) {
+    const f = await chaos(nodes, seconds, explicitIds);
+    console.error(`${f.nodes} nodes, records that are not a run:`);
+    for (const note of f.notes) console.error(`  ${note}`);
+    if (f.unaccountedSample.length > 0) {
+      console.error(`unaccounted (first ${f.unaccountedSample.length}):`);
+      for (const line of f.unaccountedSample) console.error(`  ${line}`);
+    }
+    rows.push([
+      `${f.nodes} (${f.ids})`,
+      f.kills,
+      f.expected,
+      f.once,
+      f.twice,
+      f.unaccounted,
+      f.missed,
+      f.lost,
+      f.interrupted,
+      f.skipped,
+      `${f.p99LagMs} ms`,
+      `${f.maxLagMs} ms`,
+    ]);
+  }
+  printTable(
+    `Chaos: 50 every-second jobs for ${seconds} s, a random node kill -9'd and restarted every 10 s, the MariaDB server restarted once; per (job, instant)`,
+    [
+      "nodes (ids)",
+      "kills",
+      "instants",
+      "run once",
+      "run twice",
+      "unaccounted",
+      "missed",
+      "lost",
+      "interrupted",
+      "skipped",
+      "lag p99",
+      "lag max",
+    ],
+    rows,
+  );
+}
+
 for (const name of sections) {
+  if (name === "cluster") {
+    await cluster();
+    continue;
+  }
   const section = SECTIONS[name];
   if (!section) {
-    throw new Error(`unknown section '${name}' (one of ${Object.keys(SECTIONS).join(", ")})`);
+    throw new Error(
+      `unknown section '${name}' (one of ${[...Object.keys(SECTIONS), "cluster"].join(", ")})`,
+    );
   }
   const [title, head, fn] = section;
   const rows: (string | number)[][] = [];
