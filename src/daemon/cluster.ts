@@ -252,7 +252,7 @@ export class Cluster {
         ? "live"
         : nodeState(node, databaseNow, this.o.heartbeatMs, databaseNow);
       if (state === "live") live.push(node.id);
-      if (state !== "stale" || node.declared_dead_at != null || node.db_heartbeat_at == null) {
+      if (state !== "stale" || node.db_heartbeat_at == null) {
         continue;
       }
       const declared = await this.o.store.declareDead(node.id, node.db_heartbeat_at, this.id);

@@ -13,12 +13,11 @@
 import client from "prom-client";
 import type { DaemonVitals } from "../daemon/boot.ts";
 import type { RunObserver } from "../daemon/service.ts";
-import { type Node, type NodeState, nodeState } from "../domain/node.ts";
+import { type Node, NODE_STATES, nodeState } from "../domain/node.ts";
 import type { RunStatus } from "../domain/run.ts";
 
 /** Fire lag buckets (s): a fire starts within milliseconds; seconds mean trouble. */
 const LAG_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
-const NODE_STATES: NodeState[] = ["live", "stale", "stopped"];
 
 export class Metrics implements RunObserver {
   readonly registry = new client.Registry();
