@@ -375,7 +375,7 @@ async function cluster(): Promise<void> {
     ]);
   }
   printTable(
-    `Chaos: 50 every-second jobs for ${seconds} s, a random node kill -9'd and restarted every 10 s, the MariaDB server restarted once; per (job, instant)`,
+    `Chaos: 50 every-second jobs for ${seconds} s, a random node kill -9'd every 10 s and restarted 0-6 s later, the MariaDB server restarted once; per (job, instant)`,
     [
       "nodes (ids)",
       "kills",
