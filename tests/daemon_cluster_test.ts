@@ -8,8 +8,9 @@
  * one process (it is `serve` that refuses a second one on the file).
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { ClusterHarness, T0 } from "./daemon_harness.ts";
-import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { ClusterHarness, T0, throughProxy } from "./daemon_harness.ts";
+import { BACKENDS, freshDatabase, mysqlTest } from "./helpers.ts";
+import { proxyFor } from "./tcp_proxy.ts";
 import { buildJob, type JobOptions } from "../src/domain/job.ts";
 import type { Run } from "../src/domain/run.ts";
 
@@ -229,3 +230,78 @@ for (const backend of BACKENDS) {
     assertEquals(c.node("n3").daemon.state.appliedMarker < third, true);
   });
 }
+
+mysqlTest(
+  "daemon cluster[mysql]: through an outage two nodes hold: nothing runs, then each fire once",
+  async () => {
+    const db = await freshDatabase("mysql");
+    await using first = proxyFor(db);
+    await using second = proxyFor(db);
+    const proxies: Record<string, typeof first> = { n1: first, n2: second };
+    await using c = await ClusterHarness.create(db, ["n1", "n2"], (id) => ({
+      store: throughProxy(db, proxies[id]),
+    }));
+    const jobs = everySecond(6);
+    for (const node of c.nodes) node.runner.endAll();
+    await c.start();
+    await addJobs(c, jobs, { schedule: { second: "*" } });
+    await c.load(jobs.length);
+    const from = c.now() + SETTLED_MS;
+    await step(c, from, jobs.length);
+
+    first.cut();
+    second.cut();
+    await c.set(from + 1000);
+    await c.until(
+      () => c.nodes.every((n) => n.line(/^the database did not answer; holding \d+ fires/)),
+      "both nodes holding their fires",
+    );
+    for (const s of [2, 3]) await c.set(from + s * 1000);
+    const ranDuring = c.nodes.flatMap((n) => n.runner.runs.filter((r) => r.scheduledAt > from));
+    assertEquals(ranDuring.map(String), [], "nothing runs while the database is away");
+
+    const restored = c.now();
+    first.restore();
+    second.restore();
+    // The probes back off (1 s, 2 s, …): move on until both find it back.
+    await c.until(async () => {
+      if (c.nodes.every((n) => n.line(/^the database is back/))) return true;
+      await c.set(c.now() + 1000);
+      return false;
+    }, "both nodes to find the database back");
+    const back = c.now();
+    await step(c, back + 1000, jobs.length);
+    // Every fire since the outage began: run once (late within grace, or on time) or missed.
+    const rows = await c.until(async () => {
+      const all = (await c.runs()).filter((r) =>
+        r.scheduled_at > from && r.scheduled_at <= back + 1000 && r.trigger === "schedule"
+      );
+      return all.every((r) => r.status !== "running") ? all : null;
+    }, "the fires since the outage ended");
+    const accounted = new Map<string, string[]>();
+    const count = (key: string, what: string) =>
+      accounted.set(key, [...accounted.get(key) ?? [], what]);
+    for (const r of rows) {
+      if (r.status !== "missed") {
+        count(`${r.job_id} ${r.scheduled_at}`, r.status);
+        continue;
+      }
+      const [, first, last] = /from (\S+) to (\S+) came later/.exec(r.note!)!;
+      for (let t = Date.parse(first); t <= Date.parse(last); t += 1000) {
+        count(`${r.job_id} ${t}`, "missed");
+      }
+    }
+    const wrong = jobs.flatMap((job) =>
+      Array.from({ length: (back + 1000 - from) / 1000 }, (_, i) => from + (i + 1) * 1000)
+        .map((t) => [`${job} @T0+${t - T0}`, accounted.get(`${job} ${t}`) ?? []] as const)
+        .filter(([, what]) => what.length !== 1)
+    );
+    assertEquals(wrong, [], "fires not accounted exactly once");
+    assert(rows.some((r) => r.status === "missed"), "fires older than the grace are missed");
+    assertEquals(started(c, from).twice, []);
+    const early = c.nodes.flatMap((n) =>
+      n.runner.runs.filter((r) => r.scheduledAt > from && r.startedAt < restored)
+    );
+    assertEquals(early.map(String), [], "no run started before the database was back");
+  },
+);

@@ -431,14 +431,15 @@ export class ClusterHarness implements AsyncDisposable {
 
   private constructor(readonly db: TestDatabase, readonly nodes: DaemonHarness[]) {}
 
-  /** Nodes `ids` on `db`, not started yet. */
+  /** Nodes `ids` on `db`, not started yet; `options` may differ by node (a proxy each). */
   static async create(
     db: TestDatabase,
     ids: string[],
-    options: HarnessOptions = {},
+    optionsOf: HarnessOptions | ((id: string) => HarnessOptions) = {},
   ): Promise<ClusterHarness> {
     const nodes: DaemonHarness[] = [];
     for (const nodeId of ids) {
+      const options = typeof optionsOf === "function" ? optionsOf(nodeId) : optionsOf;
       nodes.push(
         await DaemonHarness.create(db, {
           claimTimeoutMs: 600_000,
