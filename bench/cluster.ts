@@ -183,6 +183,9 @@ export interface ChaosFigures {
   p99LagMs: number;
   maxLagMs: number;
   unaccountedSample: string[];
+  twiceSample: string[];
+  /** Kills, restarts and the database's restart, by ms from the window's start. */
+  events: string[];
   /** A few distinct notes of the records that are not a run, by status. */
   notes: string[];
 }
@@ -214,6 +217,7 @@ export async function chaos(
     (_, i) => new Node(db, i, explicitIds ? { JM_NODE_ID: `n${i + 1}` } : {}),
   );
   let kills = 0;
+  const events: string[] = [];
   let figures: ChaosFigures;
   try {
     for (const s of slots) await s.start();
@@ -233,10 +237,14 @@ export async function chaos(
     }
     const from = Math.ceil(Date.now() / 1000) * 1000 + 2000;
     const to = from + seconds * 1000;
+    const event = (what: string) => void events.push(`+${Date.now() - from} ms: ${what}`);
     // In the middle, between two kills.
     const restart = sleep(from + Math.floor(seconds / 2) * 1000 + KILL_EVERY_MS / 2 - Date.now())
+      .then(() => event("database server stopping"))
       .then(() => server.down())
-      .then(() => server.up());
+      .then(() => event("database server down, starting"))
+      .then(() => server.up())
+      .then(() => event("database server up"));
     const restarts: Promise<void>[] = [];
     for (let next = from + KILL_EVERY_MS; next < to; next += KILL_EVERY_MS) {
       await sleep(next - Date.now());
@@ -244,22 +252,38 @@ export async function chaos(
       const up = slots.filter((s) => s.child !== null);
       const victim = up[Math.floor(Math.random() * up.length)];
       await victim.kill();
+      event(`node slot ${victim.index} killed`);
       kills++;
-      restarts.push(sleep(Math.random() * MAX_RESTART_DELAY_MS).then(() => victim.start()));
+      restarts.push(
+        sleep(Math.random() * MAX_RESTART_DELAY_MS).then(() => victim.start()).then(() =>
+          void event(`node slot ${victim.index} started`)
+        ),
+      );
     }
     await Promise.all(restarts);
     await restart;
     await sleep(to + SETTLE_MS - Date.now());
     for (const s of slots) await s.stop();
     const ids = (await rows(url, "SELECT id FROM jm_nodes ORDER BY id")).map((r) => r.id);
-    figures = { ...await account(url, file, from, to), nodes, seconds, kills, ids: ids.join(" ") };
+    figures = {
+      ...await account(url, file, from, to),
+      nodes,
+      seconds,
+      kills,
+      ids: ids.join(" "),
+      events,
+    };
   } catch (error) {
     console.error(`chaos: failed; its files are kept in ${dir}`);
     throw error;
   } finally {
     for (const s of slots) await s.kill().catch(() => {});
   }
-  await Deno.remove(dir, { recursive: true });
+  if (figures.twice > 0 || figures.unaccounted > 0) {
+    console.error(`chaos: fires run twice or unaccounted; the nodes' logs are kept in ${dir}`);
+  } else {
+    await Deno.remove(dir, { recursive: true });
+  }
   return figures;
 }
 
@@ -281,7 +305,7 @@ async function account(
   from: number,
   to: number,
 ): Promise<
-  Omit<ChaosFigures, "nodes" | "seconds" | "kills" | "ids">
+  Omit<ChaosFigures, "nodes" | "seconds" | "kills" | "ids" | "events">
 > {
   const key = (job: string, at: number) => `${job} ${at}`;
   const ran = new Map<string, number>();
@@ -326,6 +350,7 @@ async function account(
     skipped: 0,
     unaccounted: 0,
     unaccountedSample: [] as string[],
+    twiceSample: [] as string[],
   };
   for (let i = 0; i < JOBS; i++) {
     const job = `bench.${String(i).padStart(5, "0")}`;
@@ -335,8 +360,12 @@ async function account(
       const n = ran.get(k) ?? 0;
       const status = recorded.get(k);
       if (n === 1) out.once++;
-      else if (n > 1) out.twice++;
-      else if (status === "missed") out.missed++;
+      else if (n > 1) {
+        out.twice++;
+        if (out.twiceSample.length < 10) {
+          out.twiceSample.push(`${job} ${new Date(at).toISOString()}`);
+        }
+      } else if (status === "missed") out.missed++;
       else if (status === "lost") out.lost++;
       else if (status === "interrupted") out.interrupted++;
       else if (status === "skipped") out.skipped++;

@@ -1,7 +1,8 @@
 /**
  * Benchmarks (not tests): `deno task bench [SECTION…] [--backend sqlite|mysql] [--seconds N]`.
  * Sections: catalogue, firing, latency, reload, idle, throughput, sink, flood, api (default: all);
- * `cluster` (the chaos run of bench/cluster.ts, default 300 s) only when named.
+ * `cluster` (the chaos run of bench/cluster.ts, default 300 s; `--nodes 3|2` for one of its two
+ * setups) only when named.
  * MySQL runs when JM_BENCH_DATABASE_URL (or JM_TEST_DATABASE_URL) names a server;
  * each section uses a fresh database. Prints one markdown table per section.
  */
@@ -34,6 +35,7 @@ const flag = (name: string) => {
 };
 const onlyBackend = flag("--backend");
 const secondsGiven = flag("--seconds");
+const nodesGiven = flag("--nodes");
 const SECONDS = Number(secondsGiven ?? 60);
 const sections = args.length > 0
   ? args
@@ -351,10 +353,17 @@ const SECTIONS: Record<
 async function cluster(): Promise<void> {
   const seconds = Number(secondsGiven ?? 300);
   const rows: (string | number)[][] = [];
-  for (const [nodes, explicitIds] of [[3, true], [2, false]] as const) {
+  const runs = ([[3, true], [2, false]] as const).filter(([n]) =>
+    nodesGiven === undefined || n === Number(nodesGiven)
+  );
+  for (const [nodes, explicitIds] of runs) {
     const f = await chaos(nodes, seconds, explicitIds);
     console.error(`${f.nodes} nodes, records that are not a run:`);
     for (const note of f.notes) console.error(`  ${note}`);
+    if (f.twiceSample.length > 0 || f.unaccountedSample.length > 0) {
+      console.error(`events:\n  ${f.events.join("\n  ")}`);
+      console.error(`run twice (first ${f.twiceSample.length}):\n  ${f.twiceSample.join("\n  ")}`);
+    }
     if (f.unaccountedSample.length > 0) {
       console.error(`unaccounted (first ${f.unaccountedSample.length}):`);
       for (const line of f.unaccountedSample) console.error(`  ${line}`);

@@ -151,7 +151,7 @@ for (const backend of BACKENDS) {
     assertMatch(
       lost.note!,
       new RegExp(
-        `^lost: node ${victim} stopped sending heartbeats \\(last at \\S+Z\\) and was declared dead at \\S+Z by node ${survivor.nodeId}$`,
+        `^node ${victim} stopped sending heartbeats \\(last at \\S+Z\\) and was declared dead at \\S+Z by node ${survivor.nodeId}$`,
       ),
     );
     const [row] = (await c.store.listNodes()).filter((n) => n.id === victim);
