@@ -36,7 +36,8 @@ const storeLog = log("store");
  * outcome here is in this log, the row is the other service's.
  */
 function claimedElsewhere(row: NewRun): void {
-  if (row.status === "missed" || row.status === "skipped") return;
+  // Missed, skipped, or still waiting for a worker: nothing ran here.
+  if (row.started_at == null) return;
   storeLog.warn(
     "job {job}: the fire at {at} ran here while the database did not answer, but another service had claimed it meanwhile, so it ran twice (set cluster.on_database_outage to hold so that nodes that cannot claim do not fire); its outcome here: {status}",
     {
