@@ -8,18 +8,9 @@
  * one process (it is `serve` that refuses a second one on the file).
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import {
-  ClusterHarness,
-  DaemonHarness,
-  describeRun,
-  NODE_ID,
-  T0,
-  throughProxy,
-} from "./daemon_harness.ts";
+import { ClusterHarness, T0, throughProxy } from "./daemon_harness.ts";
 import { BACKENDS, freshDatabase, mysqlTest } from "./helpers.ts";
 import { proxyFor } from "./tcp_proxy.ts";
-import { node } from "./store_contract.ts";
-import { assignJobs } from "../src/domain/share.ts";
 import { buildJob, type JobOptions } from "../src/domain/job.ts";
 import type { Run } from "../src/domain/run.ts";
 
@@ -314,77 +305,3 @@ mysqlTest(
     assertEquals(early.map(String), [], "no run started before the database was back");
   },
 );
-
-for (const backend of BACKENDS) {
-  for (const declarerLive of [true, false]) {
-    Deno.test(
-      `daemon cluster[${backend}]: a node restarting after ${
-        declarerLive ? "a live node" : "a node gone since"
-      } declared it dead ${
-        declarerLive ? "leaves the fires since to it" : "decides the fires since itself"
-      }`,
-      async () => {
-        await using h = await DaemonHarness.create(await freshDatabase(backend), {
-          settings: { "jobsmanager.heartbeat_interval": 60 },
-          // The clock moves while the start's catch-up is claimed: that is no outage.
-          claimTimeoutMs: 600_000,
-        });
-        const jobs = everySecond(6);
-        for (const id of jobs) await h.job(id, { schedule: { second: "*" } });
-        // Its previous life recorded fires up to 3 s, then died; "other" declared it dead.
-        await h.store.claimRuns(
-          jobs.map((job_id) => ({
-            job_id,
-            scheduled_at: T0 + 3000,
-            status: "success" as const,
-            trigger: "schedule" as const,
-            node_id: NODE_ID,
-          })),
-        );
-        const databaseNow = await h.store.databaseNow();
-        await h.store.saveNode({
-          ...node(NODE_ID),
-          host: "test",
-          pid: 2 ** 22 + 1,
-          db_heartbeat_at: databaseNow - 240_000,
-          heartbeat_ms: 60_000,
-          declared_dead_at: databaseNow - 60_000,
-          declared_dead_by: "other",
-        });
-        await h.store.saveNode({
-          ...node("other"),
-          db_heartbeat_at: declarerLive ? databaseNow : databaseNow - 240_000,
-          heartbeat_ms: 60_000,
-        });
-        const mine = jobs.filter((id) =>
-          assignJobs(jobs, declarerLive ? ["other", NODE_ID] : [NODE_ID]).get(id) === NODE_ID
-        );
-        assert(mine.length > 0, "some jobs are this node's");
-        h.runner.endAll();
-        await h.clock.set(T0 + 10_000);
-        await h.start();
-        await h.clock.set(T0 + 11_000);
-        const at11 = await h.until(async () => {
-          const rows = (await h.runs()).filter((r) => r.scheduled_at === T0 + 11_000);
-          return rows.length === mine.length ? rows : null;
-        }, "this node's fires at 11 s");
-        assertEquals(at11.map((r) => r.job_id).sort(), mine);
-        const between = (await h.runs()).filter((r) =>
-          r.scheduled_at > T0 + 3000 && r.scheduled_at < T0 + 11_000
-        );
-        if (declarerLive) {
-          assertEquals(between.map(describeRun), [], "fires before the restart are the other's");
-          assertEquals(
-            h.line(/took over its jobs/),
-            "node other declared this node dead and took over its jobs: it decided their fires until now",
-          );
-        } else {
-          // Nobody covered them: this node decides them (missed, or run late within the grace).
-          const covered = between.filter((r) => r.status === "missed").map((r) => r.job_id).sort();
-          assertEquals(covered, mine);
-          assertEquals(h.line(/took over its jobs/), undefined);
-        }
-      },
-    );
-  }
-}

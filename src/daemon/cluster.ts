@@ -78,7 +78,6 @@ function processRuns(pid: number): boolean {
 
 export class Cluster {
   private id = "";
-  private coveredBy_: string | null = null;
   private live: string[] = [];
   private jobs: string[] = [];
   private owners = new Map<string, string>();
@@ -95,17 +94,6 @@ export class Cluster {
   /** This node's id; set by `register`. */
   get nodeId(): string {
     return this.id;
-  }
-
-  /**
-   * The live node that declared this node's previous life dead, set by
-   * `register`: it took over the jobs from their last recorded fires and
-   * decided every fire since (ran it, or recorded it missed; during an
-   * outage, perhaps without a claim), so this node does not decide them
-   * again. Null when nobody did, or when that node is gone too.
-   */
-  get coveredBy(): string | null {
-    return this.coveredBy_;
   }
 
   /** Live node ids as last seen, this one included. */
@@ -135,23 +123,17 @@ export class Cluster {
       ),
     ];
     for (const id of candidates) {
-      let replaced: Node | null = null;
       const holder = await this.o.store.claimNode(
         this.row(id, this.o.clock.now(), 0, null),
-        (existing, now) => {
-          const may = nodeState(existing, now, this.o.heartbeatMs, now) !== "live" ||
-            (existing.host === node.host && !processRuns(existing.pid));
-          replaced = may ? existing : null;
-          return may;
-        },
+        (existing, now) =>
+          nodeState(existing, now, this.o.heartbeatMs, now) !== "live" ||
+          (existing.host === node.host && !processRuns(existing.pid)),
       );
       if (holder === null) {
         this.id = id;
         this.live = [id];
         // Know the others before the first fire: it then goes to its owner only.
         await this.sweep();
-        const by = (replaced as Node | null)?.declared_dead_by ?? null;
-        this.coveredBy_ = by !== null && by !== id && this.live.includes(by) ? by : null;
         return id;
       }
       if (explicit) {

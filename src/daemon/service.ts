@@ -166,19 +166,11 @@ export class Service {
     const latest = await this.o.store.latestMarkerId();
     const jobs = await this.o.store.listJobs();
     const lastFires = await this.o.store.lastFires();
-    // A node that took over this one's jobs decided their fires since: resume from now.
-    const coveredBy = this.o.cluster.coveredBy;
     for (const job of jobs) {
       if (!job.enabled || !this.valid(job)) continue;
       // Resume after the last recorded fire, so fires missed while the
       // service was down are decided (run or recorded missed) right away.
-      this.timetable.set(job, coveredBy === null ? lastFires.get(job.id) ?? now : now);
-    }
-    if (coveredBy !== null) {
-      schedulerLog.info(
-        "node {node} declared this node dead and took over its jobs: it decided their fires until now",
-        { node: coveredBy },
-      );
+      this.timetable.set(job, lastFires.get(job.id) ?? now);
     }
     this.o.cluster.setJobs(this.timetable.ids());
     const pending = await this.markersToApply(latest);
