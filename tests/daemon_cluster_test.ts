@@ -8,9 +8,18 @@
  * one process (it is `serve` that refuses a second one on the file).
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { ClusterHarness, T0, throughProxy } from "./daemon_harness.ts";
+import {
+  ClusterHarness,
+  DaemonHarness,
+  describeRun,
+  NODE_ID,
+  T0,
+  throughProxy,
+} from "./daemon_harness.ts";
 import { BACKENDS, freshDatabase, mysqlTest } from "./helpers.ts";
 import { proxyFor } from "./tcp_proxy.ts";
+import { node } from "./store_contract.ts";
+import { assignJobs } from "../src/domain/share.ts";
 import { buildJob, type JobOptions } from "../src/domain/job.ts";
 import type { Run } from "../src/domain/run.ts";
 
@@ -305,3 +314,57 @@ mysqlTest(
     assertEquals(early.map(String), [], "no run started before the database was back");
   },
 );
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon cluster[${backend}]: a node restarting after another declared it dead decides the fires of its downtime`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.heartbeat_interval": 60 },
+      // The clock moves while the start's catch-up is claimed: that is no outage.
+      claimTimeoutMs: 600_000,
+    });
+    const jobs = everySecond(6);
+    for (const id of jobs) await h.job(id, { schedule: { second: "*" } });
+    // Its previous life recorded fires up to 3 s, then died; "other", live, declared it dead.
+    await h.store.claimRuns(
+      jobs.map((job_id) => ({
+        job_id,
+        scheduled_at: T0 + 3000,
+        status: "success" as const,
+        trigger: "schedule" as const,
+        node_id: NODE_ID,
+      })),
+    );
+    const databaseNow = await h.store.databaseNow();
+    await h.store.saveNode({
+      ...node(NODE_ID),
+      host: "test",
+      pid: 2 ** 22 + 1,
+      db_heartbeat_at: databaseNow - 240_000,
+      heartbeat_ms: 60_000,
+      declared_dead_at: databaseNow - 60_000,
+      declared_dead_by: "other",
+    });
+    await h.store.saveNode({
+      ...node("other"),
+      db_heartbeat_at: databaseNow,
+      heartbeat_ms: 60_000,
+    });
+    const mine = jobs.filter((id) => assignJobs(jobs, ["other", NODE_ID]).get(id) === NODE_ID);
+    assert(mine.length > 0, "some jobs are this node's");
+    h.runner.endAll();
+    await h.clock.set(T0 + 10_000);
+    await h.start();
+    // The other may not have seen every one of them (a third node may have had some): this
+    // node decides them, and the claim keeps each fire once.
+    const decided = await h.until(async () => {
+      const rows = (await h.runs()).filter((r) =>
+        r.scheduled_at > T0 + 3000 && r.scheduled_at <= T0 + 10_000 && r.node_id === NODE_ID
+      );
+      return new Set(rows.map((r) => r.job_id)).size === mine.length ? rows : null;
+    }, "this node's jobs decided since 3 s");
+    assertEquals([...new Set(decided.map((r) => r.job_id))].sort(), mine);
+    assert(decided.some((r) => r.status === "missed"), decided.map(describeRun).join("\n"));
+    const [self] = (await h.store.listNodes()).filter((n) => n.id === NODE_ID);
+    assertEquals([self.declared_dead_at, self.declared_dead_by], [null, null]);
+  });
+}
