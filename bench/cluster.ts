@@ -111,15 +111,26 @@ function freePort(): number {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** One node slot: a `serve` process, killed and started again under the same environment. */
+/** As systemd/jobsmanager.service (Restart=on-failure, RestartSec=5s). */
+const RESTART_SEC_MS = 5000;
+
+/**
+ * One node slot: a `serve` process, killed and started again under the
+ * same environment. One that exits by itself (it cannot start while the
+ * database is away) is started again 5 s later, as systemd would.
+ */
 class Node {
   child: Deno.ChildProcess | null = null;
-  starts = 0;
+  /** Exits the run did not ask for. */
+  exits = 0;
+  /** Whether an exit of its own is followed by a restart (off once the window is over). */
+  supervised = true;
 
   constructor(
     readonly db: Db,
     readonly index: number,
     readonly env: Record<string, string>,
+    private readonly event: (what: string) => void,
   ) {}
 
   get config(): string {
@@ -138,8 +149,17 @@ class Node {
         jobsmanager: { timezone: "UTC", heartbeat_interval: 1 },
       }),
     );
-    this.child = serveCommand(this.db.url, this.config, this.db.dir, "null", this.env).spawn();
-    this.starts++;
+    const child = serveCommand(this.db.url, this.config, this.db.dir, "null", this.env).spawn();
+    this.child = child;
+    child.status.then(async ({ code }) => {
+      // Killed or stopped by the run: `signal` let go of it first.
+      if (this.child !== child) return;
+      this.child = null;
+      this.exits++;
+      this.event(`node slot ${this.index} exited by itself (code ${code}), restarted in 5 s`);
+      await sleep(RESTART_SEC_MS);
+      if (this.supervised && this.child === null) await this.start();
+    });
   }
 
   kill(): Promise<void> {
@@ -150,7 +170,7 @@ class Node {
     return this.signal("SIGTERM");
   }
 
-  /** Send `signal` and wait for the exit; a node that exited on its own is an error of the run. */
+  /** Send `signal` and wait for the exit. */
   private async signal(signal: Deno.Signal): Promise<void> {
     const child = this.child;
     if (!child) return;
@@ -158,10 +178,7 @@ class Node {
     try {
       child.kill(signal);
     } catch {
-      const { code } = await child.status;
-      throw new Error(
-        `node ${this.index} had exited by itself (code ${code}): see ${this.logFile}`,
-      );
+      // It had just exited.
     }
     await child.status;
   }
@@ -186,6 +203,8 @@ export interface ChaosFigures {
   twiceSample: string[];
   /** Kills, restarts and the database's restart, by ms from the window's start. */
   events: string[];
+  /** Nodes that exited by themselves (restarted 5 s later). */
+  exits: number;
   /** A few distinct notes of the records that are not a run, by status. */
   notes: string[];
 }
@@ -212,12 +231,15 @@ export async function chaos(
       `echo "$JM_JOB_ID $JM_SCHEDULED_AT" >> ${file}`,
     ),
   );
+  const events: string[] = [];
+  /** The window's first instant, once known: events are told from it. */
+  let from = Date.now();
+  const event = (what: string) => void events.push(`+${Date.now() - from} ms: ${what}`);
   const slots = Array.from(
     { length: nodes },
-    (_, i) => new Node(db, i, explicitIds ? { JM_NODE_ID: `n${i + 1}` } : {}),
+    (_, i) => new Node(db, i, explicitIds ? { JM_NODE_ID: `n${i + 1}` } : {}, event),
   );
   let kills = 0;
-  const events: string[] = [];
   let figures: ChaosFigures;
   try {
     for (const s of slots) await s.start();
@@ -235,9 +257,8 @@ export async function chaos(
       if (Date.now() > deadline) throw new Error("the nodes did not all see each other");
       await sleep(200);
     }
-    const from = Math.ceil(Date.now() / 1000) * 1000 + 2000;
+    from = Math.ceil(Date.now() / 1000) * 1000 + 2000;
     const to = from + seconds * 1000;
-    const event = (what: string) => void events.push(`+${Date.now() - from} ms: ${what}`);
     // In the middle, between two kills.
     const restart = sleep(from + Math.floor(seconds / 2) * 1000 + KILL_EVERY_MS / 2 - Date.now())
       .then(() => event("database server stopping"))
@@ -263,6 +284,7 @@ export async function chaos(
     await Promise.all(restarts);
     await restart;
     await sleep(to + SETTLE_MS - Date.now());
+    for (const s of slots) s.supervised = false;
     for (const s of slots) await s.stop();
     const ids = (await rows(url, "SELECT id FROM jm_nodes ORDER BY id")).map((r) => r.id);
     figures = {
@@ -272,12 +294,14 @@ export async function chaos(
       kills,
       ids: ids.join(" "),
       events,
+      exits: slots.reduce((n, s) => n + s.exits, 0),
     };
   } catch (error) {
     console.error(`chaos: failed; its files are kept in ${dir}`);
     throw error;
   } finally {
-    for (const s of slots) await s.kill().catch(() => {});
+    for (const s of slots) s.supervised = false;
+    for (const s of slots) await s.kill();
   }
   if (figures.twice > 0 || figures.unaccounted > 0) {
     console.error(`chaos: fires run twice or unaccounted; the nodes' logs are kept in ${dir}`);
@@ -305,7 +329,7 @@ async function account(
   from: number,
   to: number,
 ): Promise<
-  Omit<ChaosFigures, "nodes" | "seconds" | "kills" | "ids" | "events">
+  Omit<ChaosFigures, "nodes" | "seconds" | "kills" | "ids" | "events" | "exits">
 > {
   const key = (job: string, at: number) => `${job} ${at}`;
   const ran = new Map<string, number>();

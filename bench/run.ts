@@ -360,7 +360,7 @@ async function cluster(): Promise<void> {
     const f = await chaos(nodes, seconds, explicitIds);
     console.error(`${f.nodes} nodes, records that are not a run:`);
     for (const note of f.notes) console.error(`  ${note}`);
-    if (f.twiceSample.length > 0 || f.unaccountedSample.length > 0) {
+    if (f.twiceSample.length > 0 || f.unaccountedSample.length > 0 || f.exits > 0) {
       console.error(`events:\n  ${f.events.join("\n  ")}`);
       console.error(`run twice (first ${f.twiceSample.length}):\n  ${f.twiceSample.join("\n  ")}`);
     }
@@ -371,6 +371,7 @@ async function cluster(): Promise<void> {
     rows.push([
       `${f.nodes} (${f.ids})`,
       f.kills,
+      f.exits,
       f.expected,
       f.once,
       f.twice,
@@ -388,6 +389,7 @@ async function cluster(): Promise<void> {
     [
       "nodes (ids)",
       "kills",
+      "exits (restarted after 5 s)",
       "instants",
       "run once",
       "run twice",
