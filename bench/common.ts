@@ -154,16 +154,18 @@ export interface Serve {
   stop(): Promise<void>;
 }
 
-/** `jobsmanager serve` on `url` with the config file at `configPath`, run in `cwd`. */
+/** `jobsmanager serve` on `url` with the config file at `configPath`, run in `cwd`, `env` added. */
 export function serveCommand(
   url: string,
   configPath: string,
   cwd: string,
   stderr: "null" | "piped",
+  env: Record<string, string> = {},
 ): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", MAIN, "--database", url, "--config", configPath, "serve"],
     cwd,
+    env,
     stdin: "null",
     stdout: "null",
     stderr,

@@ -1,8 +1,8 @@
 /**
  * Benchmarks (not tests): `deno task bench [SECTION…] [--backend sqlite|mysql] [--seconds N]`.
- * Sections: catalogue, firing, burst, cost, latency, reload, idle, throughput, runner, sink, flood, api (default: all).
- * Sections: catalogue, firing, latency, reload, idle, throughput, sink, flood, api, notify
- * (default: all).
+ * Sections: catalogue, firing, burst, cost, latency, reload, idle, throughput, runner, sink, flood,
+ * api, notify (default: all); `cluster` (the chaos run of bench/cluster.ts, default 300 s;
+ * `--nodes 3|2` for one of its two setups) only when named.
  * MySQL runs when JM_BENCH_DATABASE_URL (or JM_TEST_DATABASE_URL) names a server;
  * each section uses a fresh database. Prints one markdown table per section.
  */
@@ -25,6 +25,7 @@ import {
   SERVER,
   until,
 } from "./common.ts";
+import { chaos } from "./cluster.ts";
 import { apiLoad } from "./http.ts";
 import { floodLag, sinkThroughput } from "./logging.ts";
 import { notifyLag } from "./notify.ts";
@@ -35,18 +36,19 @@ const flag = (name: string) => {
   return i < 0 ? undefined : args.splice(i, 2)[1];
 };
 const onlyBackend = flag("--backend");
-const SECONDS = Number(flag("--seconds") ?? 60);
+const secondsGiven = flag("--seconds");
+const nodesGiven = flag("--nodes");
+const SECONDS = Number(secondsGiven ?? 60);
 const sections = args.length > 0 ? args : [
   "catalogue",
   "firing",
+  "burst",
+  "cost",
   "latency",
   "reload",
   "idle",
   "throughput",
   "runner",
-  "sink",
-  "flood",
-  "api",
   "sink",
   "flood",
   "api",
@@ -670,10 +672,72 @@ const SECTIONS: Record<
   ],
 };
 
+/** The chaos run: its own MariaDB server, so it runs whatever `--backend` says. */
+async function cluster(): Promise<void> {
+  const seconds = Number(secondsGiven ?? 300);
+  const rows: (string | number)[][] = [];
+  const runs = ([[3, true], [2, false]] as const).filter(([n]) =>
+    nodesGiven === undefined || n === Number(nodesGiven)
+  );
+  for (const [nodes, explicitIds] of runs) {
+    const f = await chaos(nodes, seconds, explicitIds);
+    console.error(`${f.nodes} nodes, records that are not a run:`);
+    for (const note of f.notes) console.error(`  ${note}`);
+    if (f.twiceSample.length > 0 || f.unaccountedSample.length > 0 || f.exits > 0) {
+      console.error(`events:\n  ${f.events.join("\n  ")}`);
+      console.error(`run twice (first ${f.twiceSample.length}):\n  ${f.twiceSample.join("\n  ")}`);
+    }
+    if (f.unaccountedSample.length > 0) {
+      console.error(`unaccounted (first ${f.unaccountedSample.length}):`);
+      for (const line of f.unaccountedSample) console.error(`  ${line}`);
+    }
+    rows.push([
+      `${f.nodes} (${f.ids})`,
+      f.kills,
+      f.exits,
+      f.expected,
+      f.once,
+      f.twice,
+      f.unaccounted,
+      f.missed,
+      f.lost,
+      f.interrupted,
+      f.skipped,
+      `${f.p99LagMs} ms`,
+      `${f.maxLagMs} ms`,
+    ]);
+  }
+  printTable(
+    `Chaos: 50 every-second jobs for ${seconds} s, a random node kill -9'd every 10 s and restarted 0-6 s later, the MariaDB server restarted once; per (job, instant)`,
+    [
+      "nodes (ids)",
+      "kills",
+      "exits (restarted after 5 s)",
+      "instants",
+      "run once",
+      "run twice",
+      "unaccounted",
+      "missed",
+      "lost",
+      "interrupted",
+      "skipped",
+      "lag p99",
+      "lag max",
+    ],
+    rows,
+  );
+}
+
 for (const name of sections) {
+  if (name === "cluster") {
+    await cluster();
+    continue;
+  }
   const section = SECTIONS[name];
   if (!section) {
-    throw new Error(`unknown section '${name}' (one of ${Object.keys(SECTIONS).join(", ")})`);
+    throw new Error(
+      `unknown section '${name}' (one of ${[...Object.keys(SECTIONS), "cluster"].join(", ")})`,
+    );
   }
   const [title, head, fn] = section;
   const rows: (string | number)[][] = [];

@@ -111,6 +111,29 @@ for (const backend of BACKENDS) {
     ]);
   });
 
+  test("status judges nodes that report the database's clock by it: live, stale, dead", async (store) => {
+    const databaseNow = await store.databaseNow();
+    const beat = (id: string, dbAgoMs: number, extra: Partial<Node> = {}) =>
+      store.saveNode({
+        // Its own clock an hour off: it is the database's that counts.
+        ...node(id, HOUR_MS),
+        db_heartbeat_at: databaseNow - dbAgoMs,
+        heartbeat_ms: HEARTBEAT_MS,
+        ...extra,
+      });
+    await beat("fresh", 0);
+    await beat("late", 4 * HEARTBEAT_MS);
+    await beat("declared", 4 * HEARTBEAT_MS, {
+      declared_dead_at: databaseNow,
+      declared_dead_by: "fresh",
+    });
+    const report = await status(store, { now: NOW, heartbeatMs: HEARTBEAT_MS, defaultZone: "UTC" });
+    assertEquals(
+      Object.fromEntries(report.services.map((n) => [n.id, n.state])),
+      { fresh: "live", late: "stale", declared: "dead" },
+    );
+  });
+
   test("status of an empty database", async (store) => {
     assertEquals(
       await status(store, { now: NOW, heartbeatMs: HEARTBEAT_MS, defaultZone: "UTC" }),

@@ -5,7 +5,8 @@
  * test moves the clock to an instant, then waits for the state it expects
  * (rows in jm_runs, log lines); nothing depends on how fast the machine is.
  */
-import { configure, dispose, type LogRecord } from "@logtape/logtape";
+import { AsyncLocalStorage } from "node:async_hooks";
+import { configure, dispose, type LogRecord, withContext } from "@logtape/logtape";
 import { defaultSettings, type Settings } from "../src/config/config.ts";
 import { boot, type Daemon, stopBudgetMs } from "../src/daemon/boot.ts";
 import { SINK_CATEGORY } from "../src/daemon/log.ts";
@@ -98,20 +99,23 @@ export class FakeRunner {
   readonly runs: FakeRun[] = [];
   /** Called as each run starts (a test makes starting take time). */
   onStart: ((run: FakeRun) => void) | null = null;
-  private ending = false;
+  private ending: ((run: FakeRun) => boolean) | null = null;
 
   readonly start: StartRun = (spec, now) => {
     const run = new FakeRun(spec, now);
     this.runs.push(run);
     this.onStart?.(run);
-    if (this.ending) run.finish();
+    if (this.ending?.(run)) run.finish();
     return run.handle;
   };
 
-  /** End every run, and from now on each run as soon as it starts. */
-  endAll(): void {
-    this.ending = true;
-    for (const run of this.runs) run.finish();
+  /**
+   * End every run, and from now on each run as soon as it starts; with
+   * `keep`, those it picks run on until the test ends them.
+   */
+  endAll(keep: (run: FakeRun) => boolean = () => false): void {
+    this.ending = (run) => !keep(run);
+    for (const run of this.runs) if (!keep(run)) run.finish();
   }
 
   of(jobId: string): FakeRun[] {
@@ -132,6 +136,15 @@ export interface HarnessOptions {
   store?: () => Store;
   /** Told of runs as they start and end (the HTTP side's metrics). */
   observer?: RunObserver;
+  /** The node id in jm_nodes; NODE_ID by default. */
+  nodeId?: string;
+  /**
+   * This machine's clock as the daemon measures it against the database's
+   * (the real one by default: the fake clock is years away by design).
+   */
+  wallClock?: () => number;
+  /** How long a fire waits for its claim before the database counts as away (1 s, as served). */
+  claimTimeoutMs?: number;
 }
 
 /** How long a test waits, in real time, for a state it expects. */
@@ -153,6 +166,10 @@ export class DaemonHarness implements AsyncDisposable {
   private running: Promise<void> | null = null;
   private outcome: { error: unknown } | "ok" | null = null;
   private stoppedAt: number | null = null;
+  /** The daemons logging in this process: itself, or every node of a ClusterHarness. */
+  peers: DaemonHarness[] = [this];
+  /** Whether disposing it ends the logging and drops the database (not a cluster's node). */
+  owner = true;
 
   private constructor(readonly db: TestDatabase, private readonly options: HarnessOptions) {
     this.settings = {
@@ -168,6 +185,15 @@ export class DaemonHarness implements AsyncDisposable {
     const h = new DaemonHarness(db, options);
     await h.store.migrate();
     return h;
+  }
+
+  /** Whether `start()` has booted the daemon. */
+  get booted(): boolean {
+    return this.daemon_ !== null;
+  }
+
+  get nodeId(): string {
+    return this.options.nodeId ?? NODE_ID;
   }
 
   get daemon(): Daemon {
@@ -200,23 +226,21 @@ export class DaemonHarness implements AsyncDisposable {
       settings: this.settings,
       store: this.options.store?.() ?? this.db.open(),
       clock: this.clock,
-      node: { id: NODE_ID, host: "test", pid: Deno.pid, version: VERSION, started_at: T0 },
+      wallClock: this.options.wallClock,
+      claimTimeoutMs: this.options.claimTimeoutMs,
+      node: { id: this.nodeId, host: "test", pid: Deno.pid, version: VERSION, started_at: T0 },
       env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
       startRun: this.options.realRuns ? startRun : this.runner.start,
       observer: this.options.observer,
     });
     this.daemon_ = daemon;
-    await configure({
-      reset: true,
-      sinks: { memory: (record) => this.logs.push(record), database: daemon.logSink },
-      loggers: [
-        { category: ["jobsmanager"], lowestLevel: "debug", sinks: ["memory", "database"] },
-        { category: SINK_CATEGORY, sinks: ["memory"], parentSinks: "override" },
-        { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
-      ],
-    });
+    await configureLogs(this.peers);
     options.early?.(daemon);
-    this.running = daemon.run().then(
+    // In a cluster, each record says which node logged it (see configureLogs).
+    const run = this.peers.length > 1
+      ? withContext({ node: this.nodeId }, () => daemon.run())
+      : daemon.run();
+    this.running = run.then(
       () => void (this.outcome = "ok"),
       (error) => void (this.outcome = { error }),
     );
@@ -351,8 +375,211 @@ export class DaemonHarness implements AsyncDisposable {
         await this.running;
       }
     } finally {
-      await dispose();
       await this.store.close();
+      if (this.owner) {
+        await dispose();
+        await this.db[Symbol.asyncDispose]();
+      }
+    }
+  }
+}
+
+/**
+ * Log records to the harnesses' memory and to their daemons' jm_syslog
+ * sinks. Alone, a harness gets every record; in a cluster, a record goes
+ * to the node its `node` property (set by `withContext` around the
+ * node's `run()`) names, and one without it to every node's memory.
+ */
+/** One store of contexts for every configuration: a node's `withContext` outlives a reconfiguration. */
+const contexts = new AsyncLocalStorage<Record<string, unknown>>();
+
+async function configureLogs(peers: DaemonHarness[]): Promise<void> {
+  const of = (record: LogRecord) =>
+    peers.length === 1
+      ? peers
+      : peers.filter((p) =>
+        record.properties.node === undefined || record.properties.node === p.nodeId
+      );
+  await configure({
+    reset: true,
+    contextLocalStorage: contexts,
+    sinks: {
+      memory: (record) => of(record).forEach((p) => p.logs.push(record)),
+      database: (record) => {
+        const [peer] = of(record).filter((p) => p.booted);
+        peer?.daemon.logSink(record);
+      },
+    },
+    loggers: [
+      { category: ["jobsmanager"], lowestLevel: "debug", sinks: ["memory", "database"] },
+      { category: SINK_CATEGORY, sinks: ["memory"], parentSinks: "override" },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
+    ],
+  });
+}
+
+/**
+ * Two or more daemons on one test database, as services on several
+ * machines: each with its own node id, fake clock and fake runner. `set`
+ * moves every clock but those of nodes `freeze` stopped: a frozen node
+ * neither fires nor beats, as a process killed with SIGKILL (its runs stay
+ * `running` in jm_runs). The heartbeat is a minute unless the settings say
+ * otherwise, so that no node looks dead by the database's clock while a
+ * test waits; `age` makes a node's last heartbeat old by that clock
+ * instead of waiting three intervals. A claim waits ten minutes, not one
+ * second: a clock moved while one node's claim is on its way (another
+ * node's rows already visible) must not count as a database outage.
+ */
+export class ClusterHarness implements AsyncDisposable {
+  private readonly frozen = new Set<DaemonHarness>();
+
+  private constructor(readonly db: TestDatabase, readonly nodes: DaemonHarness[]) {}
+
+  /** Nodes `ids` on `db`, not started yet; `options` may differ by node (a proxy each). */
+  static async create(
+    db: TestDatabase,
+    ids: string[],
+    optionsOf: HarnessOptions | ((id: string) => HarnessOptions) = {},
+  ): Promise<ClusterHarness> {
+    const nodes: DaemonHarness[] = [];
+    for (const nodeId of ids) {
+      const options = typeof optionsOf === "function" ? optionsOf(nodeId) : optionsOf;
+      nodes.push(
+        await DaemonHarness.create(db, {
+          claimTimeoutMs: 600_000,
+          ...options,
+          nodeId,
+          settings: { "jobsmanager.heartbeat_interval": 60, ...options.settings },
+        }),
+      );
+    }
+    for (const node of nodes) {
+      node.peers = nodes;
+      node.owner = false;
+    }
+    return new ClusterHarness(db, nodes);
+  }
+
+  /** The store of the first node, to arrange and inspect the database. */
+  get store(): Store {
+    return this.nodes[0].store;
+  }
+
+  node(id: string): DaemonHarness {
+    const node = this.nodes.find((n) => n.nodeId === id);
+    if (!node) throw new Error(`no node ${id} in this cluster`);
+    return node;
+  }
+
+  /** The nodes still moving with the clock. */
+  get running(): DaemonHarness[] {
+    return this.nodes.filter((n) => !this.frozen.has(n));
+  }
+
+  /** The time of the nodes still moving. */
+  now(): number {
+    return this.running[0].clock.now();
+  }
+
+  /**
+   * Start every node in turn, then move the clocks a second at a time
+   * until each sees all the others live. Jobs are best added after it
+   * (see `load`): a clock moved while a node waits on its claim of a fire
+   * ends that wait as a database outage would.
+   */
+  async start(): Promise<void> {
+    for (const node of this.nodes) await node.start();
+    const all = this.nodes.length;
+    // Nodes see the others at their next sweep, a second later.
+    let moved = 0;
+    await this.until(async () => {
+      if (this.nodes.every((n) => n.line(new RegExp(`^${all} live nodes`)))) return true;
+      // Each move wakes the sweeps; the next waits a little for them to run.
+      if (Date.now() - moved > 100) {
+        moved = Date.now();
+        await this.set(this.now() + 1000);
+      }
+      return false;
+    }, `every node to see ${all} live nodes`);
+  }
+
+  /** Move the clocks past a poll and wait until every running node has loaded `count` jobs. */
+  async load(count: number): Promise<void> {
+    await this.set(this.now() + this.nodes[0].settings["jobsmanager.reload_interval"] * 1000);
+    await this.until(
+      () => this.running.every((n) => n.daemon.state.jobsLoaded === count),
+      `every node to load ${count} jobs`,
+    );
+  }
+
+  /** Move the clocks of the nodes not frozen to `at`. */
+  async set(at: number): Promise<void> {
+    for (const node of this.running) await node.clock.set(at);
+  }
+
+  /** Stop moving `id`'s clock: from now on it neither fires nor beats. */
+  freeze(id: string): DaemonHarness {
+    const node = this.node(id);
+    this.frozen.add(node);
+    return node;
+  }
+
+  /** Move `id`'s clock again, from the time of the others. */
+  async thaw(id: string): Promise<void> {
+    const node = this.node(id);
+    const at = this.now();
+    this.frozen.delete(node);
+    await node.clock.set(at);
+  }
+
+  /**
+   * Make node `id`'s last heartbeat older than three of its intervals by the
+   * database's clock: what waiting that long after its last beat would do.
+   */
+  async age(id: string): Promise<void> {
+    const [row] = await rawQuery(this.db, "SELECT heartbeat_ms FROM jm_nodes WHERE id = ?", [id]);
+    const old = (await this.store.databaseNow()) - 4 * Number(row.heartbeat_ms);
+    await this.nodes[0].sql(
+      "UPDATE jm_nodes SET db_heartbeat_at = ? WHERE id = ? AND declared_dead_at IS NULL",
+      [old, id],
+    );
+  }
+
+  /** Every run of the database, oldest first. */
+  runs(jobId?: string): Promise<Run[]> {
+    return this.nodes[0].runs(jobId);
+  }
+
+  /** Wait (real time) until `probe` returns something truthy; fail showing every node. */
+  until<T>(probe: () => T | Promise<T>, what: string): Promise<NonNullable<T>> {
+    return until(probe, what, () => this.describe());
+  }
+
+  async describe(): Promise<string> {
+    const nodes = await rawQuery(
+      this.db,
+      "SELECT id, db_heartbeat_at, jobs_owned, applied_marker, declared_dead_at, declared_dead_by, stopped_at FROM jm_nodes ORDER BY id",
+    ).catch((error) => [{ error: String(error) }]);
+    const parts = [`jm_nodes: ${JSON.stringify(nodes)}`, await this.nodes[0].describe()];
+    for (const node of this.nodes.slice(1)) {
+      parts.push(
+        `--- node ${node.nodeId}${this.frozen.has(node) ? " (frozen)" : ""}: clock T0+${
+          node.clock.now() - T0
+        }; fake runs: ${node.runner.runs.length}; log (last 15):\n${
+          node.lines.slice(-15).join("\n")
+        }`,
+      );
+    }
+    return `--- node ${this.nodes[0].nodeId}:\n${parts.join("\n")}`;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      // Each node stops on its own clock, a frozen one too.
+      const stopped = await Promise.allSettled(this.nodes.map((n) => n[Symbol.asyncDispose]()));
+      for (const result of stopped) if (result.status === "rejected") throw result.reason;
+    } finally {
+      await dispose();
       await this.db[Symbol.asyncDispose]();
     }
   }

@@ -1,8 +1,11 @@
 /**
  * What the daemon's heartbeat tells the CLI in jm_nodes: the zone it fires
- * jobs without a zone in, so `job list` shows them in that zone.
+ * jobs without a zone in, so `job list` shows them in that zone; how far
+ * this machine's clock is from the database's, said in the log and in
+ * `status` when it is more than 2 s.
  */
-import { assertEquals } from "./assert.ts";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { status } from "../src/app/status.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
 import { DaemonHarness } from "./daemon_harness.ts";
 import { openStore } from "../src/store/open.ts";
@@ -18,6 +21,46 @@ for (const backend of BACKENDS) {
       "a heartbeat with a zone",
     );
     assertEquals(node.timezone, "Asia/Tokyo");
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: a clock 5 s off the database's is said in the log and in status`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      wallClock: () => Date.now() + 5000,
+    });
+    await h.start();
+    const node = await h.until(
+      async () => (await h.store.listNodes()).find((n) => n.skew_ms != null),
+      "a heartbeat with the skew",
+    );
+    // The database runs on this machine: the skew is the 5 s given, give or take a second.
+    assert(Math.abs(node.skew_ms! - 5000) < 1000, `skew ${node.skew_ms} ms`);
+    assertMatch(
+      h.line(/clock is/)!,
+      /^this node's clock is \d+ ms off the database's; fires are computed from this node's clock, so fix its time sync \(NTP\)$/,
+    );
+    const report = await status(h.store, {
+      now: Date.now(),
+      heartbeatMs: 5000,
+      defaultZone: "UTC",
+    });
+    assertEquals(report.services.map((n) => [n.id, n.state, n.skew_ms]), [[
+      node.id,
+      "live",
+      node.skew_ms,
+    ]]);
+  });
+
+  Deno.test(`daemon[${backend}]: the fake clock, years from the database's, is not measured: no skew`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.start();
+    const node = await h.until(
+      async () => (await h.store.listNodes()).find((n) => n.skew_ms != null),
+      "a heartbeat with the skew",
+    );
+    assert(Math.abs(node.skew_ms!) < 1000, `skew ${node.skew_ms} ms`);
+    assertEquals(h.line(/clock is/), undefined);
   });
 }
 

@@ -105,6 +105,15 @@ export function node(id: string, extra: Partial<Node> = {}): Node {
   };
 }
 
+/**
+ * Node `id` registered now by the database's clock, with a heartbeat of a
+ * minute: live for the length of any test.
+ */
+export async function liveNode(store: Store, id: string): Promise<Node> {
+  await store.claimNode(node(id, { heartbeat_ms: 60_000 }), () => true);
+  return (await store.listNodes()).find((n) => n.id === id)!;
+}
+
 /** Log row `n`, created at n seconds. */
 export function logRow(n: number, level: string, context: Record<string, unknown> = {}): LogRow {
   return {

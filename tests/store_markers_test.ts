@@ -1,9 +1,11 @@
 /**
  * The store contract of MarkerStore (store.ts): insertMarker, latestMarkerId,
- * oldestPendingMarkerId, listMarkers, markApplied, pendingMarkers.
+ * oldestPendingMarkerId, listMarkers, markApplied, pendingMarkers,
+ * recordApplied, settleMarkers.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { contract, countRows, fire, job, manualRequest } from "./store_contract.ts";
+import { contract, countRows, fire, job, liveNode, manualRequest, node } from "./store_contract.ts";
+import type { Store } from "../src/store/store.ts";
 
 contract(
   "insertMarker",
@@ -182,6 +184,72 @@ contract(
   },
 );
 
+/** Which markers are applied (`updated = 1`), by id. */
+async function updated(store: Store): Promise<Record<number, boolean>> {
+  return Object.fromEntries((await store.listMarkers(0, 100)).map((m) => [m.id, m.updated]));
+}
+
+contract("recordApplied", "one row per marker and node, however often", async ({ db, store }) => {
+  const m1 = await store.insertMarker([], []);
+  const m2 = await store.insertMarker([], []);
+  await store.recordApplied("a", [m1, m2]);
+  await store.recordApplied("a", [m1]);
+  await store.recordApplied("b", [m1]);
+  await store.recordApplied("b", []);
+  assertEquals(await countRows(db, "jm_marker_nodes"), 3);
+  assertEquals(await countRows(db, "jm_marker_nodes", "node_id = 'b'"), 1);
+});
+
+contract(
+  "settleMarkers",
+  "a marker is applied once every live node applied it; the others stay pending",
+  async ({ db, store }) => {
+    await liveNode(store, "a");
+    await liveNode(store, "b");
+    const m1 = await store.insertMarker([], []);
+    const m2 = await store.insertMarker([], []);
+    await store.recordApplied("a", [m1, m2]);
+    await store.recordApplied("b", [m1]);
+    assertEquals(await store.settleMarkers(), 1);
+    assertEquals(await updated(store), { [m1]: true, [m2]: false });
+    // Who applied a settled marker is forgotten; the pending one's are kept.
+    assertEquals(await countRows(db, "jm_marker_nodes", `marker_id = ${m1}`), 0);
+    assertEquals(await countRows(db, "jm_marker_nodes", `marker_id = ${m2}`), 1);
+    await store.recordApplied("b", [m2]);
+    assertEquals(await store.settleMarkers(), 1);
+    assertEquals(await updated(store), { [m1]: true, [m2]: true });
+    assertEquals(await store.settleMarkers(), 0);
+  },
+);
+
+contract("settleMarkers", "a marker no node applied stays pending", async ({ store }) => {
+  const m = await store.insertMarker([], []);
+  assertEquals(await store.settleMarkers(), 0);
+  await liveNode(store, "a");
+  assertEquals(await store.settleMarkers(), 0);
+  assertEquals(await updated(store), { [m]: false });
+});
+
+contract(
+  "settleMarkers",
+  "nodes that are gone do not hold a marker back: declared dead, late by 3 beats, stopped",
+  async ({ store }) => {
+    await liveNode(store, "a");
+    const dead = await liveNode(store, "dead");
+    const m = await store.insertMarker([], []);
+    await store.recordApplied("a", [m]);
+    const late = await liveNode(store, "late");
+    const stopped = await liveNode(store, "stopped");
+    assertEquals(await store.settleMarkers(), 0, "three live nodes have not applied it");
+    await store.declareDead("dead", dead.db_heartbeat_at!, "a");
+    // Its last beat more than 3 intervals ago by the database's clock, not declared yet.
+    await store.saveNode({ ...late, db_heartbeat_at: late.db_heartbeat_at! - 4 * 60_000 });
+    await store.saveNode({ ...stopped, stopped_at: stopped.heartbeat_at });
+    assertEquals(await store.settleMarkers(), 1);
+    assertEquals(await updated(store), { [m]: true });
+  },
+);
+
 contract(
   "pollState",
   "runs: a retry or follow-up run no service took, once it is due",
@@ -197,5 +265,33 @@ contract(
     assertEquals([await due(2999), await due(3000)], [false, true]);
     await store.claimRuns([fire("e", 2000, { status: "queued", trigger: "after" })]);
     assertEquals(await due(2000), true);
+  },
+);
+
+contract(
+  "settleMarkers",
+  "by the nodes live now: one that joined later holds a marker until it applied it too",
+  async ({ store }) => {
+    await liveNode(store, "a");
+    const m = await store.insertMarker([], []);
+    await store.recordApplied("a", [m]);
+    // b starts after the marker: it applies the pending markers as it loads the jobs.
+    await liveNode(store, "b");
+    assertEquals(await store.settleMarkers(), 0);
+    await store.recordApplied("b", [m]);
+    assertEquals(await store.settleMarkers(), 1);
+    assertEquals(await updated(store), { [m]: true });
+  },
+);
+
+contract(
+  "settleMarkers",
+  "rows of services older than the cluster (no database heartbeat) hold nothing back",
+  async ({ store }) => {
+    await liveNode(store, "a");
+    await store.saveNode(node("old", { heartbeat_at: Date.now() }));
+    const m = await store.insertMarker([], []);
+    await store.recordApplied("a", [m]);
+    assertEquals(await store.settleMarkers(), 1);
   },
 );

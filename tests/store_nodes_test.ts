@@ -1,6 +1,10 @@
-/** The store contract of NodeStore (store.ts): saveNode, listNodes. */
-import { assertEquals } from "./assert.ts";
-import { contract, fire, node } from "./store_contract.ts";
+/**
+ * The store contract of NodeStore (store.ts): saveNode, listNodes,
+ * databaseNow, claimNode, declareDead.
+ */
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { contract, fire, liveNode, node } from "./store_contract.ts";
+import type { Node } from "../src/domain/node.ts";
 
 contract("saveNode", "a new node reads back every field as written", async ({ store }) => {
   const full = node("a", {
@@ -73,5 +77,135 @@ contract(
     );
     assertEquals((await store.getRun(running!))?.status, "lost");
     assertEquals(await store.declareDead("gone", 5000, "live"), null);
+  },
+);
+
+contract(
+  "databaseNow",
+  "ms since the epoch by the database's clock, never going back",
+  async ({ store }) => {
+    const first = await store.databaseNow();
+    const second = await store.databaseNow();
+    assert(Number.isInteger(first), `an integer: ${first}`);
+    // The database runs on this machine: its clock is this one's, give or take a minute.
+    assert(Math.abs(first - Date.now()) < 60_000, `${first} is near ${Date.now()} (ms, UTC)`);
+    assert(second >= first, `${second} is not before ${first}`);
+  },
+);
+
+contract(
+  "claimNode",
+  "an id nobody holds: written with the database's clock, null returned, nobody asked",
+  async ({ store }) => {
+    const before = await store.databaseNow();
+    const asked: string[] = [];
+    const holder = await store.claimNode(node("a", { heartbeat_ms: 1000 }), (existing) => {
+      asked.push(existing.id);
+      return false;
+    });
+    const after = await store.databaseNow();
+    assertEquals(holder, null);
+    assertEquals(asked, []);
+    const [row] = await store.listNodes();
+    assertEquals({ ...row, db_heartbeat_at: null }, node("a", { heartbeat_ms: 1000 }));
+    assert(
+      row.db_heartbeat_at! >= before && row.db_heartbeat_at! <= after,
+      `db_heartbeat_at ${row.db_heartbeat_at} within [${before}, ${after}]`,
+    );
+  },
+);
+
+contract(
+  "claimNode",
+  "an id held: mayReplace is asked with the row and the database's clock; false keeps the row",
+  async ({ store }) => {
+    const held = node("a", { pid: 1, db_heartbeat_at: 5000, heartbeat_ms: 1000 });
+    await store.saveNode(held);
+    const asked: [Node, number][] = [];
+    const holder = await store.claimNode(node("a", { pid: 2 }), (existing, now) => {
+      asked.push([existing, now]);
+      return false;
+    });
+    assertEquals(holder, held);
+    assertEquals(asked.map(([n]) => n), [held]);
+    assert(Math.abs(asked[0][1] - Date.now()) < 60_000, `the database's clock: ${asked[0][1]}`);
+    assertEquals(await store.listNodes(), [held]);
+  },
+);
+
+contract(
+  "claimNode",
+  "an id held: true replaces the row and clears its dead mark",
+  async ({ store }) => {
+    await store.saveNode(
+      node("a", { pid: 1, declared_dead_at: 5000, declared_dead_by: "b", heartbeat_ms: 1000 }),
+    );
+    assertEquals(
+      await store.claimNode(node("a", { pid: 2, heartbeat_ms: 1000 }), () => true),
+      null,
+    );
+    const [row] = await store.listNodes();
+    assertEquals([row.pid, row.declared_dead_at, row.declared_dead_by], [2, null, null]);
+    assert(row.db_heartbeat_at !== null, "the heartbeat is the database's clock");
+  },
+);
+
+contract(
+  "declareDead",
+  "marks the node dead by whom and its running and queued runs lost, naming it and when",
+  async ({ store }) => {
+    const a = await liveNode(store, "a");
+    await liveNode(store, "b");
+    const [running, queued, done, other] = await store.claimRuns([
+      fire("j1", 1000, { node_id: "a" }),
+      fire("j2", 1000, { node_id: "a", status: "queued" }),
+      fire("j3", 1000, { node_id: "a", status: "success" }),
+      fire("j4", 1000, { node_id: "b" }),
+    ]);
+    const declared = await store.declareDead("a", a.db_heartbeat_at!, "b");
+    assert(declared !== null, "declared");
+    assertEquals(declared.lost, 2);
+    assert(declared.at >= a.db_heartbeat_at!, `declared at ${declared.at}, after the last beat`);
+    const row = (await store.listNodes()).find((n) => n.id === "a")!;
+    assertEquals([row.declared_dead_at, row.declared_dead_by], [declared.at, "b"]);
+    for (const id of [running, queued]) {
+      const run = (await store.getRun(id!))!;
+      assertEquals([run.status, run.finished_at], ["lost", declared.at]);
+      assertMatch(
+        run.note!,
+        new RegExp(
+          `node a stopped sending heartbeats \\(last at ${
+            new Date(a.db_heartbeat_at!).toISOString()
+          }\\) and was declared dead at ${new Date(declared.at).toISOString()} by node b`,
+        ),
+      );
+    }
+    assertEquals((await store.getRun(done!))!.status, "success");
+    assertEquals((await store.getRun(other!))!.status, "running");
+  },
+);
+
+contract("declareDead", "only once: the second node to try gets null", async ({ store }) => {
+  const a = await liveNode(store, "a");
+  await store.claimRuns([fire("j1", 1000, { node_id: "a" })]);
+  assert(await store.declareDead("a", a.db_heartbeat_at!, "b") !== null, "the first declares");
+  assertEquals(await store.declareDead("a", a.db_heartbeat_at!, "c"), null);
+  assertEquals((await store.listNodes())[0].declared_dead_by, "b");
+});
+
+contract(
+  "declareDead",
+  "a node that beat since it was seen, or stopped cleanly, is not declared",
+  async ({ store }) => {
+    const a = await liveNode(store, "a");
+    await store.saveNode({ ...a, db_heartbeat_at: a.db_heartbeat_at! + 1 });
+    await store.saveNode(
+      node("s", { stopped_at: 5000, db_heartbeat_at: 4000, heartbeat_ms: 1000 }),
+    );
+    const [run] = await store.claimRuns([fire("j1", 1000, { node_id: "a" })]);
+    assertEquals(await store.declareDead("a", a.db_heartbeat_at!, "b"), null);
+    assertEquals(await store.declareDead("s", 4000, "b"), null);
+    assertEquals((await store.getRun(run!))!.status, "running");
+    assert((await store.listNodes()).every((n) => n.declared_dead_at === null), "nobody dead");
   },
 );

@@ -19,11 +19,22 @@ function uptime(ms: number): string {
   return d > 0 ? `${d}d ${h}h` : h > 0 ? `${h}h ${m}m` : `${m}m ${s % 60}s`;
 }
 
+/** A node's clock against the database's: signed seconds, flagged beyond MAX_SKEW_MS. */
+function skewText(skewMs: number | null | undefined): string {
+  if (skewMs == null) return "-";
+  const text = `${skewMs >= 0 ? "+" : "-"}${(Math.abs(skewMs) / 1000).toFixed(1)} s`;
+  return Math.abs(skewMs) > MAX_SKEW_MS ? `${text} (off)` : text;
+}
+
 function servicesText(report: Status, now: number, heartbeatMs: number): string {
   if (report.services.length === 0) return "services: none has ever run on this database";
-  return `services (stale after ${STALE_AFTER_BEATS} missed heartbeats of ${
-    heartbeatMs / 1000
-  } s):\n` +
+  const skewed = report.services.filter((n) =>
+    n.state === "live" && n.skew_ms != null && Math.abs(n.skew_ms) > MAX_SKEW_MS
+  );
+  return [
+    `services (stale: no heartbeat for ${STALE_AFTER_BEATS} intervals of ${
+      heartbeatMs / 1000
+    } s; dead: declared dead by another node, its runs lost and its jobs moved):`,
     table(
       [
         "NODE",
@@ -40,7 +51,7 @@ function servicesText(report: Status, now: number, heartbeatMs: number): string 
       ],
       report.services.map((n) => [
         n.id,
-        n.state,
+        n.state === "dead" ? `dead (by ${n.declared_dead_by})` : n.state,
         String(n.pid),
         n.version,
         n.state === "live" ? uptime(now - n.started_at) : "-",
@@ -52,14 +63,20 @@ function servicesText(report: Status, now: number, heartbeatMs: number): string 
           : n.applied_marker >= report.latestMarker
           ? String(n.applied_marker)
           : `${n.applied_marker} (${report.latestMarker - n.applied_marker} behind)`,
-        n.skew_ms == null
-          ? "-"
-          : `${Math.abs(n.skew_ms) > MAX_SKEW_MS ? "!" : ""}${(n.skew_ms / 1000).toFixed(1)} s`,
+        skewText(n.skew_ms),
         n.last_reload_at === null
           ? "-"
           : `${formatUtc(new Date(n.last_reload_at))} (${n.last_reload_ms} ms)`,
       ]),
-    );
+    ),
+    ...skewed.map((n) =>
+      `node ${n.id}: its clock is ${
+        skewText(n.skew_ms).replace(" (off)", "")
+      } off the database's (more than ${
+        MAX_SKEW_MS / 1000
+      } s); it computes its fires from its own clock: fix its time sync (NTP)`
+    ),
+  ].join("\n");
 }
 
 function statusText(
@@ -115,6 +132,7 @@ export function statusCommand(contextOf: ContextOf): Command {
         {
           services: report.services,
           pending_markers: report.pendingMarkers,
+          latest_marker: report.latestMarker,
           runs_last_hour: report.runsLastHour,
           next_fires: report.nextFires.map(({ job, at }) => ({
             job: job.id,

@@ -9,7 +9,7 @@ import type { Settings } from "../config/config.ts";
 import { systemTimezone } from "../domain/time.ts";
 import type { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
-import { type Clock, Deadline } from "./clock.ts";
+import { type Clock, Deadline, systemClock } from "./clock.ts";
 import { Cluster, type NodeIdentity } from "./cluster.ts";
 import { DbHealth } from "./db_health.ts";
 import { Housekeeping } from "./housekeeping.ts";
@@ -28,6 +28,12 @@ export interface BootOptions {
   /** The daemon owns it from here: `run()` migrates it and closes it. */
   store: Store;
   clock: Clock;
+  /**
+   * This machine's clock, which its time sync (NTP) keeps and the cluster
+   * compares with the database's: the system clock unless a test, whose
+   * `clock` is a fake one, gives another.
+   */
+  wallClock?: () => number;
   /** Who this service is in `jm_nodes`; an empty id picks one from the host name. */
   node: NodeIdentity;
   /** The environment every run starts from (secrets already removed). */
@@ -38,6 +44,12 @@ export interface BootOptions {
   startRun?: StartRun;
   /** Told of runs as they start and end (the HTTP side's metrics). */
   observer?: RunObserver;
+  /**
+   * How long a fire waits for its claim before the database counts as
+   * away (1 s); a test whose fake clock jumps while claims are under way
+   * gives more.
+   */
+  claimTimeoutMs?: number;
 }
 
 /** What probes and metrics read from a running daemon. */
@@ -131,7 +143,7 @@ class BootedDaemon implements Daemon {
     const zone = s["jobsmanager.timezone"] || systemTimezone();
     this.health = new DbHealth(store, clock);
     this.recorder = new RunRecorder(store, this.health, clock, {
-      claimTimeoutMs: CLAIM_TIMEOUT_MS,
+      claimTimeoutMs: o.claimTimeoutMs ?? CLAIM_TIMEOUT_MS,
       maxBuffered: MAX_BUFFERED_RECORDS,
     });
     this.notifier = new Notifier({
@@ -167,6 +179,7 @@ class BootedDaemon implements Daemon {
     this.cluster = new Cluster({
       store,
       clock,
+      wallClock: o.wallClock ?? systemClock.now,
       health: this.health,
       // The CLI shows jobs without a zone in the zone the service reports here.
       node: { ...o.node, timezone: zone },

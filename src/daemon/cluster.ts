@@ -36,6 +36,12 @@ export interface ClusterOptions {
     & Pick<NodeStore, "claimNode" | "saveNode" | "listNodes" | "databaseNow" | "declareDead">
     & Pick<MarkerStore, "settleMarkers">;
   clock: Clock;
+  /**
+   * This machine's clock, measured against the database's at each
+   * heartbeat. It is the one `clock` reads in a service; a test's fake
+   * `clock` is far from the database's by design, and is not measured.
+   */
+  wallClock: () => number;
   health: DbHealth;
   node: NodeIdentity & { timezone: string };
   heartbeatMs: number;
@@ -227,12 +233,11 @@ export class Cluster {
     };
   }
 
-  /** Write the heartbeat, with the database's clock and how far this node's is from it. */
+  /** Write the heartbeat, with the database's clock and how far this machine's is from it. */
   private async beat(stoppedAt: number | null): Promise<void> {
-    const before = this.o.clock.now();
+    const before = this.o.wallClock();
     const databaseNow = await this.o.store.databaseNow();
-    const after = this.o.clock.now();
-    const skew = Math.round((before + after) / 2 - databaseNow);
+    const skew = Math.round((before + this.o.wallClock()) / 2 - databaseNow);
     if (Math.abs(skew) > MAX_SKEW_MS && !this.skewed) {
       clusterLog.warn(
         "this node's clock is {skew} ms off the database's; fires are computed from this node's clock, so fix its time sync (NTP)",
@@ -245,7 +250,7 @@ export class Cluster {
     }
     this.skewed = Math.abs(skew) > MAX_SKEW_MS;
     await this.o.store.saveNode({
-      ...this.row(this.id, after, databaseNow, stoppedAt),
+      ...this.row(this.id, this.o.clock.now(), databaseNow, stoppedAt),
       skew_ms: skew,
     });
   }
@@ -260,7 +265,7 @@ export class Cluster {
         ? "live"
         : nodeState(node, databaseNow, this.o.heartbeatMs, databaseNow);
       if (state === "live") live.push(node.id);
-      if (state !== "stale" || node.declared_dead_at != null || node.db_heartbeat_at == null) {
+      if (state !== "stale" || node.db_heartbeat_at == null) {
         continue;
       }
       const declared = await this.o.store.declareDead(node.id, node.db_heartbeat_at, this.id);

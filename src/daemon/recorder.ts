@@ -28,6 +28,26 @@ export interface RecorderOptions {
 }
 
 const storeLog = log("store");
+
+/**
+ * A run that started here under a provisional id (the database did not
+ * answer its claim) found, once written, that the fire was claimed
+ * already: another service ran it too. Said, never dropped silently; its
+ * outcome here is in this log, the row is the other service's.
+ */
+function claimedElsewhere(row: NewRun): void {
+  // Missed, skipped, or still waiting for a worker: nothing ran here.
+  if (row.started_at == null) return;
+  storeLog.warn(
+    "job {job}: the fire at {at} ran here while the database did not answer, but another service had claimed it meanwhile, so it ran twice (set cluster.on_database_outage to hold so that nodes that cannot claim do not fire); its outcome here: {status}",
+    {
+      job: row.job_id,
+      at: new Date(row.scheduled_at).toISOString(),
+      status: row.status,
+      exit_code: row.exit_code ?? null,
+    },
+  );
+}
 /** Provisional ids remembered after their rows were written. */
 const MAX_REMEMBERED = 100_000;
 
@@ -255,6 +275,7 @@ export class RunRecorder {
     this.remember(provisional, id);
     // What the run learned meanwhile (its end, its output) goes to the landed row.
     if (id !== null) this.update(id, postClaimFields(row));
+    else claimedElsewhere(row);
   }
 
   /** The database answers again: write what waited (throws, keeping the rest, if it fails). */
@@ -304,7 +325,8 @@ export class RunRecorder {
           // A run that ended while its row was on its way merged its end into
           // the buffered copy, not the one sent: send that as an update.
           const id = ids[i];
-          if (current && current !== sent && id !== null) {
+          if (id === null) claimedElsewhere(current ?? sent);
+          else if (current && current !== sent) {
             this.updates.push({ id, update: postClaimFields(current) });
           }
         });

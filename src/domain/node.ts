@@ -47,12 +47,22 @@ export const STALE_AFTER_BEATS = 3;
 /** A node clock further than this from the database's is reported. */
 export const MAX_SKEW_MS = 2000;
 
-export type NodeState = "live" | "stale" | "stopped";
+/**
+ * What a node is, in these words everywhere (CLI, API, dashboard, metrics):
+ * live (its heartbeat is fresh), stale (late by more than
+ * STALE_AFTER_BEATS intervals, not declared dead yet: with other live
+ * nodes, for at most a moment; alone, until it starts again), dead
+ * (declared dead by another node, its runs lost, its jobs moved), stopped
+ * (it stopped cleanly).
+ */
+export type NodeState = "live" | "stale" | "dead" | "stopped";
+
+export const NODE_STATES: readonly NodeState[] = ["live", "stale", "dead", "stopped"];
 
 /**
- * Live, stale (dead) or stopped. With `databaseNow`, a node that reports
- * the database's clock in its heartbeat is judged by that clock and by its
- * own interval; older rows by `now` and `heartbeatMs`.
+ * The node's state. With `databaseNow`, a node that reports the database's
+ * clock in its heartbeat is judged by that clock and by its own interval;
+ * older rows by `now` and `heartbeatMs`.
  */
 export function nodeState(
   node: Node,
@@ -61,6 +71,7 @@ export function nodeState(
   databaseNow?: number,
 ): NodeState {
   if (node.stopped_at !== null) return "stopped";
+  if (node.declared_dead_at != null) return "dead";
   const byDatabase = databaseNow !== undefined && node.db_heartbeat_at != null;
   const age = byDatabase ? databaseNow - node.db_heartbeat_at! : now - node.heartbeat_at;
   const interval = byDatabase ? node.heartbeat_ms ?? heartbeatMs : heartbeatMs;

@@ -14,12 +14,12 @@ import client from "prom-client";
 import type { DaemonVitals } from "../daemon/boot.ts";
 import type { RunObserver } from "../daemon/service.ts";
 import type { NotifyChannel } from "../daemon/notifier.ts";
-import { type Node, type NodeState, nodeState } from "../domain/node.ts";
+import { type Node, NODE_STATES, nodeState } from "../domain/node.ts";
 import type { RunStatus } from "../domain/run.ts";
+import type { NodeStore } from "../store/store.ts";
 
 /** Fire lag buckets (s): a fire starts within milliseconds; seconds mean trouble. */
 const LAG_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
-const NODE_STATES: NodeState[] = ["live", "stale", "stopped"];
 
 export class Metrics implements RunObserver {
   readonly registry = new client.Registry();
@@ -122,7 +122,10 @@ export class Metrics implements RunObserver {
  * the HTTP worker reads it on its own connection, so the scheduler's thread
  * does no database work for a scrape.
  */
-export function nodeMetrics(nodes: () => Promise<Node[]>, heartbeatMs: number): client.Registry {
+export function nodeMetrics(
+  store: Pick<NodeStore, "listNodes" | "databaseNow">,
+  heartbeatMs: number,
+): client.Registry {
   const registry = new client.Registry();
   new client.Gauge({
     name: "jobsmanager_nodes",
@@ -132,15 +135,18 @@ export function nodeMetrics(nodes: () => Promise<Node[]>, heartbeatMs: number): 
     async collect() {
       this.reset();
       let found: Node[];
+      let databaseNow: number;
       try {
-        found = await nodes();
+        found = await store.listNodes();
+        databaseNow = await store.databaseNow();
       } catch {
         // The database is away: jobsmanager_database_up says so; no guess here.
         return;
       }
-      const now = Date.now();
+      // Judged as `status` judges them: by the database's clock where a node reports it.
+      const stateOf = (n: Node) => nodeState(n, Date.now(), heartbeatMs, databaseNow);
       for (const state of NODE_STATES) {
-        this.set({ state }, found.filter((n) => nodeState(n, now, heartbeatMs) === state).length);
+        this.set({ state }, found.filter((n) => stateOf(n) === state).length);
       }
     },
   });

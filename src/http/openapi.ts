@@ -7,6 +7,7 @@
 import { FIELD_NAMES } from "../cron/grammar.ts";
 import { LOG_LEVELS } from "../domain/log_row.ts";
 import { AFTER_OUTCOMES } from "../domain/job.ts";
+import { NODE_STATES } from "../domain/node.ts";
 import { RUN_STATUSES, RUN_TRIGGERS } from "../domain/run.ts";
 import { VERSION } from "../version.ts";
 
@@ -237,7 +238,20 @@ const schemas: Record<string, Schema> = {
     last_reload_ms: nullable("integer"),
     stopped_at: instantOrNull("when it stopped cleanly"),
     timezone: { type: ["string", "null"], description: "the zone it fires zoneless jobs in" },
-    state: { enum: ["live", "stale", "stopped"] },
+    db_heartbeat_at: instantOrNull("its last heartbeat by the database's clock"),
+    heartbeat_ms: { type: ["integer", "null"], description: "its heartbeat interval" },
+    skew_ms: {
+      type: ["integer", "null"],
+      description: "its clock minus the database's at the last heartbeat",
+    },
+    jobs_owned: { type: ["integer", "null"], description: "the jobs it fires (its share)" },
+    declared_dead_at: instantOrNull("when another node declared it dead"),
+    declared_dead_by: { type: ["string", "null"], description: "the node that declared it dead" },
+    state: {
+      enum: [...NODE_STATES],
+      description:
+        "live; stale: no heartbeat for 3 intervals, not declared dead yet; dead: declared dead by another node; stopped: stopped cleanly",
+    },
   }),
   StatusCounts: {
     type: "object",
@@ -247,6 +261,7 @@ const schemas: Record<string, Schema> = {
   Status: closed({
     services: list(ref("Node")),
     pending_markers: int,
+    latest_marker: { type: "integer", description: "the newest reload marker (0: none)" },
     runs_last_hour: ref("StatusCounts"),
     next_fires: list(closed({ job: str, at: iso, timezone: str })),
     silent_jobs: list(closed({

@@ -92,7 +92,7 @@ async function start(settings: Settings, target: DatabaseTarget, secrets: string
   const redact = (text: string) => known.reduce((t, s) => s ? t.replaceAll(s, "***") : t, text);
   const store = openStore(target);
   const heartbeatMs = settings["jobsmanager.heartbeat_interval"] * 1000;
-  const nodes = nodeMetrics(() => store.listNodes(), heartbeatMs);
+  const nodes = nodeMetrics(store, heartbeatMs);
   let server: HttpServer;
   try {
     server = await startHttpServer(settings, {

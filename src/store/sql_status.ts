@@ -102,7 +102,7 @@ export async function declareDead(
       [at, by, id, lastBeat],
     );
     if (declared.changes === 0) return null;
-    const note = `lost: node ${id} stopped sending heartbeats (last at ${
+    const note = `node ${id} stopped sending heartbeats (last at ${
       new Date(lastBeat).toISOString()
     }) and was declared dead at ${new Date(at).toISOString()} by node ${by}`;
     // The ids, for the declaring node to retry them and start what follows them.

@@ -28,6 +28,7 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
     return json(c, {
       services: s.services,
       pending_markers: s.pendingMarkers,
+      latest_marker: s.latestMarker,
       runs_last_hour: s.runsLastHour,
       next_fires: s.nextFires.map(({ job, at }) => ({
         job: job.id,

@@ -2,6 +2,8 @@
  * The dashboard's pages as browser JavaScript: jobs, a job, runs (live), a
  * run, logs (live tail) and status with its runs-per-minute chart.
  */
+import { MAX_SKEW_MS } from "../../domain/node.ts";
+
 export const PAGES_JS = String.raw`
 const enc = encodeURIComponent;
 const FIELDS = ["second", "minute", "hour", "day", "month", "day_of_week"];
@@ -272,6 +274,16 @@ function chart(perMinute) {
     })));
 }
 
+/** A node clock further than this from the database's is shown in red. */
+const MAX_SKEW_MS = ${MAX_SKEW_MS};
+
+/** The services that are not live, by state: "1 stale, 2 stopped". */
+function notLive(services) {
+  const counts = {};
+  for (const n of services) if (n.state !== "live") counts[n.state] = (counts[n.state] || 0) + 1;
+  return Object.entries(counts).map(([state, n]) => n + " " + state).join(", ");
+}
+
 page(/^\/status$/, async (_, __, signal) => {
   while (!signal.aborted) {
     const s = await api("GET", "/status");
@@ -282,23 +294,25 @@ page(/^\/status$/, async (_, __, signal) => {
     show(signal,
       h("h1", {}, "Status"),
       h("div", { class: "tiles" },
-        tile("live services", live, s.services.length > live ? h("div", { class: "small muted" }, (s.services.length - live) + " stale or stopped") : null),
+        tile("live services", live, s.services.length > live ? h("div", { class: "small muted" }, notLive(s.services)) : null),
         tile("database", badge(s.database.state), h("div", { class: "small muted" }, s.database.detail)),
         tile("pending reload markers", s.pending_markers),
         tile("runs in the last hour", total, failed ? h("div", { class: "small field-error" }, failed + " failed") : null)),
       chart(s.runs_per_minute),
       h("h2", {}, "Services"),
-      table(["Node", "State", { text: "PID", class: "hide-narrow" }, { text: "Version", class: "hide-narrow" }, "Last heartbeat", "Jobs", { text: "Marker", class: "hide-narrow" }, { text: "Last reload", class: "hide-narrow" }],
+      table(["Node", "State", { text: "PID", class: "hide-narrow" }, { text: "Version", class: "hide-narrow" }, "Last heartbeat", "Jobs", "Share", { text: "Marker", class: "hide-narrow" }, { text: "Skew", class: "hide-narrow" }, { text: "Last reload", class: "hide-narrow" }],
         s.services.length ? s.services.map((n) => h("tr", { "data-node": n.id },
           h("td", {}, n.id, h("div", { class: "muted small" }, n.host)),
-          h("td", {}, badge(n.state)),
+          h("td", {}, badge(n.state), n.state === "dead" ? h("div", { class: "muted small" }, "by " + n.declared_dead_by + ", " + ago(n.declared_dead_at)) : null),
           h("td", { class: "hide-narrow" }, n.pid),
           h("td", { class: "hide-narrow" }, n.version),
           h("td", {}, when(n.heartbeat_at), h("div", { class: "muted small" }, ago(n.heartbeat_at))),
           h("td", { class: "num" }, n.jobs_loaded),
-          h("td", { class: "hide-narrow num" }, n.applied_marker === null ? "-" : n.applied_marker),
+          h("td", { class: "num" }, n.state === "live" && n.jobs_owned !== null ? n.jobs_owned : "-"),
+          h("td", { class: "hide-narrow num" }, n.applied_marker === null ? "-" : n.applied_marker < s.latest_marker ? n.applied_marker + " (" + (s.latest_marker - n.applied_marker) + " behind)" : n.applied_marker),
+          h("td", { class: "hide-narrow num" + (Math.abs(n.skew_ms ?? 0) > MAX_SKEW_MS ? " field-error" : "") }, n.skew_ms === null ? "-" : (n.skew_ms >= 0 ? "+" : "-") + (Math.abs(n.skew_ms) / 1000).toFixed(1) + " s"),
           h("td", { class: "hide-narrow" }, n.last_reload_at === null ? "-" : [when(n.last_reload_at), " (" + n.last_reload_ms + " ms)"])))
-          : [h("tr", {}, h("td", { colspan: 8, class: "muted" }, "no service has ever run on this database"))], { id: "services" }),
+          : [h("tr", {}, h("td", { colspan: 10, class: "muted" }, "no service has ever run on this database"))], { id: "services" }),
       h("h2", {}, "Next fires"),
       table(["At", "Job"], s.next_fires.length ? s.next_fires.map((f) => h("tr", {},
         h("td", {}, when(f.at, f.timezone)), h("td", {}, h("a", { href: "#/jobs/" + enc(f.job) }, f.job))))

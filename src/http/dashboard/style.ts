@@ -37,7 +37,7 @@ pre { background: #0d1117; color: #e6edf3; padding: .75rem; border-radius: 6px; 
 .small { font-size: .8rem; }
 .badge { display: inline-block; padding: .05rem .5rem; border-radius: 999px; font-size: .78rem; font-weight: 600; color: #fff; background: var(--muted); white-space: nowrap; }
 .badge.success, .badge.live, .badge.up, .badge.ready { background: var(--ok); }
-.badge.failed, .badge.error, .badge.timeout, .badge.killed, .badge.lost, .badge.down, .badge.fatal { background: var(--bad); }
+.badge.failed, .badge.error, .badge.timeout, .badge.killed, .badge.lost, .badge.dead, .badge.down, .badge.fatal { background: var(--bad); }
 .badge.running, .badge.info { background: var(--accent); }
 .badge.skipped, .badge.missed, .badge.stale, .badge.warning { background: var(--warn); }
 .badge.interrupted, .badge.cancelled { background: var(--info); }

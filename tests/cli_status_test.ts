@@ -1,0 +1,61 @@
+/**
+ * `jobsmanager status` on a cluster's rows: each node's state in the words
+ * the API and the dashboard use (live, stale, dead, stopped), its share,
+ * how far behind its marker is, and a clock that is off, said plainly.
+ */
+import { assertEquals, assertMatch } from "./assert.ts";
+import { BACKENDS, cli, freshDatabase, serviceRow } from "./helpers.ts";
+import type { Node } from "../src/domain/node.ts";
+
+const HEARTBEAT_MS = 5000;
+
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: status lists the cluster: live, stale, dead, stopped, share, marker, skew`, async () => {
+    await using db = await freshDatabase(backend);
+    const store = db.open();
+    try {
+      await store.migrate();
+      await store.insertMarker([], []);
+      const latest = await store.insertMarker([], []);
+      const databaseNow = await store.databaseNow();
+      const row = (id: string, dbAgoMs: number, extra: Partial<Node> = {}) => ({
+        ...serviceRow(id),
+        db_heartbeat_at: databaseNow - dbAgoMs,
+        heartbeat_ms: HEARTBEAT_MS,
+        applied_marker: latest,
+        skew_ms: 100,
+        jobs_owned: 2,
+        ...extra,
+      });
+      for (
+        const node of [
+          row("alpha", 0, { skew_ms: 5240, applied_marker: latest - 1, jobs_owned: 3 }),
+          row("beta", 0, { skew_ms: -300 }),
+          row("gamma", 4 * HEARTBEAT_MS),
+          row("delta", 4 * HEARTBEAT_MS, {
+            declared_dead_at: databaseNow,
+            declared_dead_by: "alpha",
+          }),
+          row("omega", 0, { stopped_at: Date.now() }),
+        ]
+      ) {
+        await store.saveNode(node);
+      }
+    } finally {
+      await store.close();
+    }
+    const status = await cli(["--database", db.url, "status"], { cwd: db.dir });
+    assertEquals(status.code, 0, status.stderr);
+    const line = (id: string) => status.stdout.split("\n").find((l) => l.startsWith(`${id} `));
+    assertMatch(line("alpha")!, /^alpha +live +.* 3 +1 \(1 behind\) +\+5\.2 s \(off\) /);
+    assertMatch(line("beta")!, /^beta +live +.* 2 +2 +-0\.3 s /);
+    assertMatch(line("gamma")!, /^gamma +stale +.* - +2 +\+0\.1 s /);
+    assertMatch(line("delta")!, /^delta +dead \(by alpha\) /);
+    assertMatch(line("omega")!, /^omega +stopped /);
+    assertMatch(
+      status.stdout,
+      /^node alpha: its clock is \+5\.2 s off the database's \(more than 2 s\); it computes its fires from its own clock: fix its time sync \(NTP\)$/m,
+    );
+    assertEquals(status.stdout.match(/its clock is/g)?.length, 1, status.stdout);
+  });
+}

@@ -1,0 +1,370 @@
+/**
+ * Several daemons on one database, in-process on fake clocks (issue 10):
+ * the jobs spread over the live nodes with every fire run once, `job run`
+ * taken by one node, a node that stops beating declared dead (its running
+ * run lost, its fires run elsewhere or recorded missed naming it), and
+ * every marker applied by every live node before it counts as applied.
+ * On both backends: the store allows two services on one SQLite file in
+ * one process (it is `serve` that refuses a second one on the file).
+ */
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import {
+  ClusterHarness,
+  DaemonHarness,
+  describeRun,
+  NODE_ID,
+  T0,
+  throughProxy,
+} from "./daemon_harness.ts";
+import { BACKENDS, freshDatabase, mysqlTest } from "./helpers.ts";
+import { proxyFor } from "./tcp_proxy.ts";
+import { node } from "./store_contract.ts";
+import { assignJobs } from "../src/domain/share.ts";
+import { buildJob, type JobOptions } from "../src/domain/job.ts";
+import type { Run } from "../src/domain/run.ts";
+
+/** Nodes honour the assignment they had before a change for 2 × 60 s + 1 s: past it. */
+const SETTLED_MS = 130_000;
+
+/** Add jobs `ids` at once, with one marker. */
+async function addJobs(c: ClusterHarness, ids: string[], options: JobOptions): Promise<number> {
+  const change = await c.store.changeJobs(() => ({
+    put: ids.map((id) => buildJob(id, { command: "true", ...options }, null, T0)),
+    remove: [],
+  }));
+  return change.markerId!;
+}
+
+const everySecond = (n: number, prefix = "j") =>
+  Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(2, "0")}`);
+
+/**
+ * Move every running node to `at` and wait until `count` fires at `at` are
+ * claimed and each node knows it: a row another connection sees may not
+ * have reached its node yet, and a clock moved meanwhile would end the
+ * node's wait for its claim as a database outage does. A run that ended,
+ * or that a runner started, was claimed and launched.
+ */
+async function step(c: ClusterHarness, at: number, count: number): Promise<Run[]> {
+  await c.set(at);
+  return await c.until(async () => {
+    const launched = new Set(c.nodes.flatMap((n) => n.runner.runs.map((r) => r.runId)));
+    const rows = (await c.runs()).filter((r) => r.scheduled_at === at && r.trigger === "schedule");
+    const known = rows.every((r) => r.status !== "running" || launched.has(r.id));
+    return rows.length >= count && known ? rows : null;
+  }, `${count} fires at T0+${at - T0} claimed and launched`);
+}
+
+/** The (job, instant) pairs the fake runners started, and those started more than once. */
+function started(c: ClusterHarness, from: number) {
+  const seen = new Map<string, string[]>();
+  for (const node of c.nodes) {
+    for (const run of node.runner.runs.filter((r) => r.scheduledAt > from)) {
+      const key = `${run.jobId} @T0+${run.scheduledAt - T0}`;
+      seen.set(key, [...seen.get(key) ?? [], node.nodeId]);
+    }
+  }
+  return { count: seen.size, twice: [...seen].filter(([, nodes]) => nodes.length > 1) };
+}
+
+for (const backend of BACKENDS) {
+  const test = (name: string, fn: () => Promise<void>) =>
+    Deno.test(`daemon cluster[${backend}]: ${name}`, fn);
+
+  test("three nodes share 50 every-second jobs: each fire runs once, each node 25-42 %", async () => {
+    await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2", "n3"]);
+    const jobs = everySecond(50);
+    for (const node of c.nodes) node.runner.endAll();
+    await c.start();
+    await addJobs(c, jobs, { schedule: { second: "*" } });
+    await c.load(jobs.length);
+    const from = c.now() + SETTLED_MS;
+    await step(c, from, jobs.length);
+    for (let s = 1; s <= 20; s++) await step(c, from + s * 1000, jobs.length);
+    const window = await c.until(async () => {
+      const rows = (await c.runs()).filter((r) =>
+        r.scheduled_at > from && r.trigger === "schedule"
+      );
+      return rows.every((r) => r.status !== "running") ? rows : null;
+    }, "every run of the window ended");
+    assertEquals(
+      window.filter((r) => r.scheduled_at <= from + 20_000).length,
+      1000,
+      "one record per fire",
+    );
+    assertEquals(window.filter((r) => r.status !== "success").map((r) => r.status), []);
+    assertEquals(started(c, from), { count: 1000, twice: [] });
+    const shares = Object.fromEntries(
+      c.nodes.map((n) => [n.nodeId, window.filter((r) => r.node_id === n.nodeId).length / 1000]),
+    );
+    for (const [node, share] of Object.entries(shares)) {
+      assert(
+        share >= 0.25 && share <= 0.42,
+        `${node} ran ${share * 100} %: ${JSON.stringify(shares)}`,
+      );
+    }
+    // `job run --force`: ten requests, each taken by exactly one node.
+    const requests = await c.store.claimRuns(
+      jobs.slice(0, 10).map((job_id) => ({
+        job_id,
+        scheduled_at: from + 20_000,
+        status: "queued" as const,
+        trigger: "manual" as const,
+        // `job run --force`: not skipped for the job's scheduled run at the same moment.
+        forced: true,
+      })),
+    );
+    // A poll takes them: every reload_interval (2 s).
+    for (let s = 21; s <= 23; s++) await step(c, from + s * 1000, jobs.length);
+    const manual = await c.until(async () => {
+      const done = (await c.runs()).filter((r) => r.trigger === "manual" && r.status === "success");
+      return done.length === 10 ? done : null;
+    }, "the ten manual runs done");
+    assertEquals(manual.map((r) => r.id).sort(), [...requests].sort());
+    const taken = c.nodes.flatMap((n) =>
+      n.runner.runs.filter((r) => requests.includes(r.runId)).map((r) => r.runId)
+    );
+    assertEquals(taken.sort(), [...requests].sort(), "each manual run started once");
+  });
+
+  test("a node that stops beating: its running run is lost, its fires run elsewhere or are missed naming it", async () => {
+    await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
+    const jobs = everySecond(10);
+    // Every run ends at once but slow's, which runs until the test ends.
+    for (const node of c.nodes) node.runner.endAll((run) => run.jobId === "slow");
+    await c.start();
+    await addJobs(c, jobs, { schedule: { second: "*" } });
+    await addJobs(c, ["slow"], { schedule: { second: "*" }, max_instances: "1" });
+    await c.load(11);
+    const from = c.now() + SETTLED_MS;
+    await step(c, from, 11);
+    await step(c, from + 1000, 11);
+    const slowRun = (await c.runs("slow")).find((r) => r.status === "running")!;
+    const victim = slowRun.node_id!;
+    const survivor = c.nodes.find((n) => n.nodeId !== victim)!;
+    const frozenAt = from + 1000;
+    const owned = new Set(
+      (await c.runs()).filter((r) => r.scheduled_at === frozenAt && r.node_id === victim)
+        .map((r) => r.job_id),
+    );
+    assert(owned.size > 1, `${victim} fires slow and more: ${[...owned]}`);
+
+    // The victim stops, as a process killed with SIGKILL; its last beat grows old.
+    c.freeze(victim);
+    await c.age(victim);
+    await c.set(frozenAt + 5000);
+    const lost = await c.until(
+      async () => (await c.runs("slow")).find((r) => r.id === slowRun.id && r.status === "lost"),
+      `run ${slowRun.id} of slow lost`,
+    );
+    assertMatch(
+      lost.note!,
+      new RegExp(
+        `^node ${victim} stopped sending heartbeats \\(last at \\S+Z\\) and was declared dead at \\S+Z by node ${survivor.nodeId}$`,
+      ),
+    );
+    const [row] = (await c.store.listNodes()).filter((n) => n.id === victim);
+    assertEquals(row.declared_dead_by, survivor.nodeId);
+    // The survivor has claimed what it took over (run late, or missed) before its clock moves on.
+    for (let s = 5; s <= 8; s++) await step(c, frozenAt + s * 1000, 11);
+
+    // Every fire after the freeze, the victim's jobs too: run once on the survivor, or missed naming the victim.
+    const runs = (await c.runs()).filter((r) =>
+      r.scheduled_at > frozenAt && r.trigger === "schedule"
+    );
+    const why = `node ${victim}, which fired this job, is no longer live`;
+    const missed = runs.filter((r) => r.status === "missed" && owned.has(r.job_id));
+    assert(missed.length > 0, "the victim's fires 3 s late or more are missed");
+    const accounted = new Map<string, string>();
+    for (const r of runs) {
+      assertEquals(r.node_id, survivor.nodeId, `${r.job_id} @T0+${r.scheduled_at - T0}`);
+      if (r.status !== "missed") {
+        accounted.set(`${r.job_id} ${r.scheduled_at}`, r.status);
+        continue;
+      }
+      // The 5 s step makes the survivor's own fires late too; the victim's say why they were.
+      if (owned.has(r.job_id)) assert(r.note!.endsWith(`; ${why}`), r.note!);
+      const [, first, last] = /from (\S+) to (\S+) came later/.exec(r.note!)!;
+      for (let t = Date.parse(first); t <= Date.parse(last); t += 1000) {
+        accounted.set(`${r.job_id} ${t}`, "missed");
+      }
+    }
+    const unaccounted = [...jobs, "slow"].flatMap((job) =>
+      Array.from({ length: 8 }, (_, i) => frozenAt + (i + 1) * 1000)
+        .filter((t) => !accounted.has(`${job} ${t}`))
+        .map((t) => `${job} @T0+${t - T0}`)
+    );
+    assertEquals(unaccounted, []);
+    assertEquals(c.node(victim).runner.runs.filter((r) => r.scheduledAt > frozenAt), []);
+    assertEquals(started(c, frozenAt).twice, []);
+    // The survivor runs slow now: its own run of it is running.
+    assert(
+      survivor.runner.of("slow").some((r) => r.running),
+      "slow runs on the survivor",
+    );
+  });
+
+  test("every live node applies every marker; a node declared dead holds none back", async () => {
+    await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2", "n3"]);
+    // Jobs that do not fire while the test runs: the clocks move freely.
+    const never = { schedule: { second: "0", minute: "0", hour: "3" } };
+    await c.start();
+    const pending = async (id: number) => (await c.nodes[0].markers()).find((m) => m.id === id)!;
+    const applied = (id: number, nodes = c.running) =>
+      c.until(async () => {
+        await c.set(c.now() + 1000);
+        return nodes.every((n) => n.daemon.state.appliedMarker >= id);
+      }, `${nodes.map((n) => n.nodeId)} to apply marker ${id}`);
+
+    // n3 stands still: the others apply the marker, which waits for n3.
+    c.freeze("n3");
+    const second = await addJobs(c, ["second"], never);
+    await applied(second);
+    assertEquals((await pending(second)).updated, false, "n3, live, has not applied it");
+    await c.thaw("n3");
+    await applied(second, c.nodes);
+    await c.until(async () => (await pending(second)).updated, `marker ${second} applied`);
+
+    // n3 stops for good: once declared dead, it holds the next marker back no more.
+    c.freeze("n3");
+    const third = await addJobs(c, ["third"], never);
+    await applied(third);
+    assertEquals((await pending(third)).updated, false, "n3, still live, has not applied it");
+    await c.age("n3");
+    await c.until(async () => {
+      await c.set(c.now() + 1000);
+      const n3 = (await c.store.listNodes()).find((n) => n.id === "n3")!;
+      return n3.declared_dead_at !== null && (await pending(third)).updated;
+    }, `n3 declared dead and marker ${third} applied`);
+    assertEquals(c.node("n3").daemon.state.appliedMarker < third, true);
+  });
+}
+
+mysqlTest(
+  "daemon cluster[mysql]: through an outage two nodes hold: nothing runs, then each fire once",
+  async () => {
+    const db = await freshDatabase("mysql");
+    await using first = proxyFor(db);
+    await using second = proxyFor(db);
+    const proxies: Record<string, typeof first> = { n1: first, n2: second };
+    await using c = await ClusterHarness.create(db, ["n1", "n2"], (id) => ({
+      store: throughProxy(db, proxies[id]),
+    }));
+    const jobs = everySecond(6);
+    for (const node of c.nodes) node.runner.endAll();
+    await c.start();
+    await addJobs(c, jobs, { schedule: { second: "*" } });
+    await c.load(jobs.length);
+    const from = c.now() + SETTLED_MS;
+    await step(c, from, jobs.length);
+
+    first.cut();
+    second.cut();
+    await c.set(from + 1000);
+    await c.until(
+      () => c.nodes.every((n) => n.line(/^the database did not answer; holding \d+ fires/)),
+      "both nodes holding their fires",
+    );
+    for (const s of [2, 3]) await c.set(from + s * 1000);
+    const ranDuring = c.nodes.flatMap((n) => n.runner.runs.filter((r) => r.scheduledAt > from));
+    assertEquals(ranDuring.map(String), [], "nothing runs while the database is away");
+
+    const restored = c.now();
+    first.restore();
+    second.restore();
+    // The probes back off (1 s, 2 s, …): move on until both find it back.
+    await c.until(async () => {
+      if (c.nodes.every((n) => n.line(/^the database is back/))) return true;
+      await c.set(c.now() + 1000);
+      return false;
+    }, "both nodes to find the database back");
+    const back = c.now();
+    await step(c, back + 1000, jobs.length);
+    // Every fire since the outage began: run once (late within grace, or on time) or missed.
+    const rows = await c.until(async () => {
+      const all = (await c.runs()).filter((r) =>
+        r.scheduled_at > from && r.scheduled_at <= back + 1000 && r.trigger === "schedule"
+      );
+      return all.every((r) => r.status !== "running") ? all : null;
+    }, "the fires since the outage ended");
+    const accounted = new Map<string, string[]>();
+    const count = (key: string, what: string) =>
+      accounted.set(key, [...accounted.get(key) ?? [], what]);
+    for (const r of rows) {
+      if (r.status !== "missed") {
+        count(`${r.job_id} ${r.scheduled_at}`, r.status);
+        continue;
+      }
+      const [, first, last] = /from (\S+) to (\S+) came later/.exec(r.note!)!;
+      for (let t = Date.parse(first); t <= Date.parse(last); t += 1000) {
+        count(`${r.job_id} ${t}`, "missed");
+      }
+    }
+    const wrong = jobs.flatMap((job) =>
+      Array.from({ length: (back + 1000 - from) / 1000 }, (_, i) => from + (i + 1) * 1000)
+        .map((t) => [`${job} @T0+${t - T0}`, accounted.get(`${job} ${t}`) ?? []] as const)
+        .filter(([, what]) => what.length !== 1)
+    );
+    assertEquals(wrong, [], "fires not accounted exactly once");
+    assert(rows.some((r) => r.status === "missed"), "fires older than the grace are missed");
+    assertEquals(started(c, from).twice, []);
+    const early = c.nodes.flatMap((n) =>
+      n.runner.runs.filter((r) => r.scheduledAt > from && r.startedAt < restored)
+    );
+    assertEquals(early.map(String), [], "no run started before the database was back");
+  },
+);
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon cluster[${backend}]: a node restarting after another declared it dead decides the fires of its downtime`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.heartbeat_interval": 60 },
+      // The clock moves while the start's catch-up is claimed: that is no outage.
+      claimTimeoutMs: 600_000,
+    });
+    const jobs = everySecond(6);
+    for (const id of jobs) await h.job(id, { schedule: { second: "*" } });
+    // Its previous life recorded fires up to 3 s, then died; "other", live, declared it dead.
+    await h.store.claimRuns(
+      jobs.map((job_id) => ({
+        job_id,
+        scheduled_at: T0 + 3000,
+        status: "success" as const,
+        trigger: "schedule" as const,
+        node_id: NODE_ID,
+      })),
+    );
+    const databaseNow = await h.store.databaseNow();
+    await h.store.saveNode({
+      ...node(NODE_ID),
+      host: "test",
+      pid: 2 ** 22 + 1,
+      db_heartbeat_at: databaseNow - 240_000,
+      heartbeat_ms: 60_000,
+      declared_dead_at: databaseNow - 60_000,
+      declared_dead_by: "other",
+    });
+    await h.store.saveNode({
+      ...node("other"),
+      db_heartbeat_at: databaseNow,
+      heartbeat_ms: 60_000,
+    });
+    const mine = jobs.filter((id) => assignJobs(jobs, ["other", NODE_ID]).get(id) === NODE_ID);
+    assert(mine.length > 0, "some jobs are this node's");
+    h.runner.endAll();
+    await h.clock.set(T0 + 10_000);
+    await h.start();
+    // The other may not have seen every one of them (a third node may have had some): this
+    // node decides them, and the claim keeps each fire once.
+    const decided = await h.until(async () => {
+      const rows = (await h.runs()).filter((r) =>
+        r.scheduled_at > T0 + 3000 && r.scheduled_at <= T0 + 10_000 && r.node_id === NODE_ID
+      );
+      return new Set(rows.map((r) => r.job_id)).size === mine.length ? rows : null;
+    }, "this node's jobs decided since 3 s");
+    assertEquals([...new Set(decided.map((r) => r.job_id))].sort(), mine);
+    assert(decided.some((r) => r.status === "missed"), decided.map(describeRun).join("\n"));
+    const [self] = (await h.store.listNodes()).filter((n) => n.id === NODE_ID);
+    assertEquals([self.declared_dead_at, self.declared_dead_by], [null, null]);
+  });
+}
