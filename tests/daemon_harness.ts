@@ -484,8 +484,7 @@ export class ClusterHarness implements AsyncDisposable {
   /**
    * Start every node in turn, then move the clocks a second at a time
    * until each sees all the others live. Jobs are best added after it
-   * (see `load`): a clock moved while a node waits on its claim of a fire
-   * ends that wait as a database outage would.
+   * (see `load`), so that none fires while the nodes still disagree.
    */
   async start(): Promise<void> {
     for (const node of this.nodes) await node.start();
