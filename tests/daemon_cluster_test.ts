@@ -114,7 +114,7 @@ for (const backend of BACKENDS) {
         forced: true,
       })),
     );
-    // A poll takes them: every reload_interval (2 s).
+    // A poll takes them: every reload_interval.
     for (let s = 21; s <= 23; s++) await step(c, from + s * 1000, jobs.length);
     const manual = await c.until(async () => {
       const done = (await c.runs()).filter((r) => r.trigger === "manual" && r.status === "success");

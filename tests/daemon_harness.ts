@@ -504,7 +504,9 @@ export class ClusterHarness implements AsyncDisposable {
 
   /** Move the clocks past a poll and wait until every running node has loaded `count` jobs. */
   async load(count: number): Promise<void> {
-    await this.set(this.now() + this.nodes[0].settings["jobsmanager.reload_interval"] * 1000);
+    // Past a poll, onto a whole second: the tests step from fire to fire.
+    const polled = this.now() + this.nodes[0].settings["jobsmanager.reload_interval"] * 1000;
+    await this.set(Math.ceil(polled / 1000) * 1000);
     await this.until(
       () => this.running.every((n) => n.daemon.state.jobsLoaded === count),
       `every node to load ${count} jobs`,
