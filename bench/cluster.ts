@@ -12,7 +12,16 @@
  * unaccounted.
  */
 import mysql from "mysql2/promise";
-import { type Db, makeJobs, quantile, readLog, seed, serveCommand, target } from "./common.ts";
+import {
+  type Db,
+  EVERY_SECOND,
+  makeJobs,
+  quantile,
+  readLog,
+  seed,
+  serveCommand,
+  target,
+} from "./common.ts";
 
 const JOBS = 50;
 const KILL_EVERY_MS = 10_000;
@@ -227,7 +236,7 @@ export async function chaos(
     db,
     makeJobs(
       JOBS,
-      { second: "*", minute: "*", hour: "*", day: "*", month: "*", day_of_week: "*" },
+      EVERY_SECOND,
       `echo "$JM_JOB_ID $JM_SCHEDULED_AT" >> ${file}`,
     ),
   );

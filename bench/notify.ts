@@ -5,18 +5,19 @@
  * for every failure (min_interval 0): hooks must not delay fires. Counts
  * what was claimed, held back and actually run.
  */
-import { type Backend, freshDb, makeJobs, ms, quantile, query, seed, serve } from "./common.ts";
+import {
+  type Backend,
+  EVERY_SECOND,
+  freshDb,
+  makeJobs,
+  ms,
+  quantile,
+  query,
+  seed,
+  serve,
+} from "./common.ts";
 
 const JOBS = 100;
-
-const EVERY_SECOND = {
-  second: "*",
-  minute: "*",
-  hour: "*",
-  day: "*",
-  month: "*",
-  day_of_week: "*",
-};
 
 async function failingWith(
   backend: Backend,

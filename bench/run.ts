@@ -12,6 +12,7 @@ import { startRun } from "../src/daemon/runner.ts";
 import {
   type Backend,
   cli,
+  EVERY_SECOND,
   freshDb,
   makeJobs,
   median,
@@ -160,15 +161,6 @@ async function firing(backend: Backend): Promise<(string | number)[][]> {
   return rows;
 }
 
-const EVERY_SECOND = {
-  second: "*",
-  minute: "*",
-  hour: "*",
-  day: "*",
-  month: "*",
-  day_of_week: "*",
-};
-
 /** N jobs due at one instant, shipped defaults (max_workers 300, grace 1 s). */
 async function burst(backend: Backend): Promise<(string | number)[][]> {
   const rows: (string | number)[][] = [];
@@ -230,8 +222,7 @@ async function latency(backend: Backend): Promise<(string | number)[][]> {
   for (const busy of [0, 100]) {
     const db = await freshDb(backend);
     try {
-      const every = { second: "*", minute: "*", hour: "*", day: "*", month: "*", day_of_week: "*" };
-      await seed(db, busy === 0 ? makeJobs(1, {}) : makeJobs(busy, every));
+      await seed(db, busy === 0 ? makeJobs(1, {}) : makeJobs(busy, EVERY_SECOND));
       const s = await serve(db, {});
       const applied: number[] = [];
       const fired: number[] = [];
@@ -289,17 +280,7 @@ async function reload(backend: Backend): Promise<(string | number)[][]> {
   for (const n of [1000, 10_000]) {
     const db = await freshDb(backend);
     try {
-      await seed(
-        db,
-        makeJobs(1, {
-          second: "*",
-          minute: "*",
-          hour: "*",
-          day: "*",
-          month: "*",
-          day_of_week: "*",
-        }),
-      );
+      await seed(db, makeJobs(1, EVERY_SECOND));
       const s = await serve(db, { reload_interval: 0.5 });
       try {
         // CPU, unlike wall time, barely depends on what else the machine runs.
