@@ -79,8 +79,14 @@ class FakeStore implements RunWriter {
     return true;
   }
 
+  /** When set, the next updateRuns waits for it, then fails as the database does then. */
+  updatesHeld: Promise<void> | null = null;
+
   async updateRuns(updates: readonly { id: number; update: RunUpdate }[]): Promise<void> {
     this.calls.updateRuns++;
+    const held = this.updatesHeld;
+    this.updatesHeld = null;
+    if (held) await held;
     await this.check();
     for (const { id, update } of updates) {
       const row = this.rows.get(id);
@@ -183,6 +189,27 @@ Deno.test("recorder: the updates of one turn are one write, merged by run, the l
   await recorder.update(2, finished(1200));
   assertEquals(store.calls.updateRuns, 2);
   assertEquals(store.summary(), [["a", 1000, "success"], ["b", 1000, "success"]]);
+  await recorder.close(1000);
+});
+
+Deno.test("recorder: a batch that fails after a later update of its run was queued still comes first", async () => {
+  const { store, clock, health, recorder } = setup();
+  assertEquals(await recorder.claim([fire("a", 1000)]), [1]);
+  const release = Promise.withResolvers<void>();
+  store.updatesHeld = release.promise;
+  const started = recorder.update(1, { status: "running", started_at: 1001 });
+  await settle();
+  // The start's batch is on its way when the database is found gone, and the run ends.
+  store.mode = "down";
+  health.failed(new Error("connect ECONNREFUSED 127.0.0.1:3306"));
+  await recorder.update(1, finished(1100));
+  release.resolve();
+  await started;
+  store.mode = "up";
+  await clock.advance(1000);
+  await settle();
+  assertEquals(recorder.backlog, 0);
+  assertEquals(store.summary(), [["a", 1000, "success"]]);
   await recorder.close(1000);
 });
 

@@ -195,7 +195,8 @@ export class RunRecorder {
     try {
       await this.store.updateRuns(updates);
     } catch (error) {
-      this.updates.push(...updates);
+      // Before what came meanwhile: a later update of one of these runs may wait there already.
+      this.updates = [...updates, ...this.updates];
       if (isUnreachable(error)) {
         this.health.failed(error);
       } else {
