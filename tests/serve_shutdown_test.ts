@@ -229,8 +229,9 @@ for (const backend of BACKENDS) {
           cmdline(pid).includes("read -r op pgid")
         );
         assertEquals(guard.length, 1, "serve's guard");
-        first.signal("SIGKILL");
+        // The guard first: killed after serve, it could still end the groups as serve died.
         for (const pid of guard) Deno.kill(pid, "SIGKILL");
+        first.signal("SIGKILL");
         assertEquals((await first.exit(10_000)).signal, "SIGKILL");
       }
       assertEquals((await alive()).length, 2, "the leftovers did not outlive the service");
