@@ -28,6 +28,39 @@ async function settled(h: DaemonHarness, fire: number): Promise<string[]> {
 }
 
 for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: runs the runner gets to later than their grace do not start, and are missed`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    for (const id of JOBS) await h.job(id, { schedule: { second: "*/5" } });
+    await h.start();
+    h.runner.endAll();
+    // The runner threads are behind a burst: the runs handed out wait there.
+    h.runner.holdStarts = true;
+    await h.clock.set(at(5));
+    await h.until(
+      () => Promise.resolve(h.runner.heldStarts === JOBS.length || null),
+      `${JOBS.length} runs handed to the runner (${h.runner.heldStarts} so far)`,
+    );
+    await h.clock.pass(1200);
+    h.runner.releaseStarts();
+    assertEquals(await settled(h, at(5)), JOBS.map((id) => `${id} missed -`));
+    assertEquals([h.runner.runs.length, h.runner.late.length], [0, JOBS.length]);
+    const missed = (await h.runs("a")).find((r) => r.scheduled_at === at(5))!;
+    assertEquals(
+      missed.note,
+      "would have started 1200 ms after its fire time, later than 1 s of grace: the runner was busy starting other runs",
+      describeRun(missed),
+    );
+    // Within the grace, they start when the runner gets to them.
+    await h.clock.set(at(10));
+    await h.until(
+      () => Promise.resolve(h.runner.heldStarts === JOBS.length || null),
+      `${JOBS.length} runs handed to the runner (${h.runner.heldStarts} so far)`,
+    );
+    await h.clock.pass(700);
+    h.runner.releaseStarts();
+    assertEquals(await settled(h, at(10)), JOBS.map((id) => `${id} success +700`));
+  });
+
   Deno.test(`daemon[${backend}]: a fire whose start comes later than its grace is missed; the next time its job goes first`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend));
     for (const id of JOBS) await h.job(id, { schedule: { second: "*/5" } });

@@ -11,8 +11,14 @@ import { defaultSettings, type Settings } from "../src/config/config.ts";
 import { boot, type Daemon, stopBudgetMs } from "../src/daemon/boot.ts";
 import { SINK_CATEGORY } from "../src/daemon/log.ts";
 import { renderMessage } from "../src/daemon/log_sink.ts";
-import { type RunHandle, type RunResult, type RunSpec, startRun } from "../src/daemon/runner.ts";
-import type { RunObserver, StartRun } from "../src/daemon/service.ts";
+import type {
+  Launch,
+  LaunchOptions,
+  LaunchSpec,
+  RunResult,
+  StartRun,
+} from "../src/daemon/runner.ts";
+import type { RunObserver } from "../src/daemon/service.ts";
 import { buildJob, type JobOptions } from "../src/domain/job.ts";
 import type { Run } from "../src/domain/run.ts";
 import type { Store } from "../src/store/store.ts";
@@ -39,17 +45,15 @@ export class FakeRun {
   ignoresInterrupt = false;
   private ended = false;
   private readonly result = Promise.withResolvers<RunResult>();
-  readonly handle: RunHandle;
+  readonly handle: Launch;
 
-  constructor(readonly spec: RunSpec, private readonly now: () => number) {
+  constructor(readonly spec: LaunchSpec, private readonly now: () => number) {
     this.jobId = spec.env.JM_JOB_ID;
     this.runId = spec.env.JM_RUN_ID === "" ? null : Number(spec.env.JM_RUN_ID);
     this.scheduledAt = Date.parse(spec.env.JM_SCHEDULED_AT);
     this.startedAt = now();
     this.handle = {
-      startedAt: this.startedAt,
-      pid: null,
-      marker: null,
+      started: Promise.resolve({ startedAt: this.startedAt, pid: null, marker: null }),
       done: this.result.promise,
       escaped: Promise.resolve(null),
       interrupt: () => {
@@ -101,13 +105,53 @@ export class FakeRunner {
   onStart: ((run: FakeRun) => void) | null = null;
   private ending: ((run: FakeRun) => boolean) | null = null;
 
-  readonly start: StartRun = (spec, now) => {
+  /** Runs that came to the runner after their `startBy`, and did not start. */
+  readonly late: LaunchSpec[] = [];
+  /**
+   * While set, runs handed out wait until `releaseStarts()`, as behind a
+   * burst in a runner thread; their grace is judged then.
+   */
+  holdStarts = false;
+  private readonly held: (() => void)[] = [];
+
+  readonly start: StartRun = (spec, o) => {
+    if (!this.holdStarts) return this.begin(spec, o);
+    const later = Promise.withResolvers<Launch>();
+    this.held.push(() => later.resolve(this.begin(spec, o)));
+    return {
+      started: later.promise.then((launch) => launch.started),
+      done: later.promise.then((launch) => launch.done),
+      escaped: later.promise.then((launch) => launch.escaped),
+      interrupt: () => later.promise.then((launch) => launch.interrupt()),
+    };
+  };
+
+  /** How many runs wait for `releaseStarts()`. */
+  get heldStarts(): number {
+    return this.held.length;
+  }
+
+  /** Let the held runs come to the runner, in the order they were handed out. */
+  releaseStarts(): void {
+    for (const begin of this.held.splice(0)) begin();
+  }
+
+  private begin(spec: LaunchSpec, { now, startBy }: LaunchOptions): Launch {
+    if (now() > startBy) {
+      this.late.push(spec);
+      return {
+        started: Promise.resolve(null),
+        done: new Promise(() => {}),
+        escaped: new Promise(() => {}),
+        interrupt: () => {},
+      };
+    }
     const run = new FakeRun(spec, now);
     this.runs.push(run);
     this.onStart?.(run);
     if (this.ending?.(run)) run.finish();
     return run.handle;
-  };
+  }
 
   /**
    * End every run, and from now on each run as soon as it starts; with
@@ -230,7 +274,8 @@ export class DaemonHarness implements AsyncDisposable {
       claimTimeoutMs: this.options.claimTimeoutMs,
       node: { id: this.nodeId, host: "test", pid: Deno.pid, version: VERSION, started_at: T0 },
       env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
-      startRun: this.options.realRuns ? startRun : this.runner.start,
+      // Real runs go through the daemon's own runner threads, as in production.
+      startRun: this.options.realRuns ? undefined : this.runner.start,
       observer: this.options.observer,
     });
     this.daemon_ = daemon;

@@ -14,8 +14,9 @@ import { defaultSettings } from "../src/config/config.ts";
 
 const at = (s: number) => T0 + s * 1000;
 const REFUSED = /^run \d+: the database refused its record \((.*)\); it is kept and retried/;
-const WRITTEN = /^wrote 1 run records the database had refused$/;
-const NOT_WRITTEN = /^1 run records could not be written before exit/;
+// The run's end, and its start's record when that was still on its way.
+const WRITTEN = /^wrote [12] run records the database had refused$/;
+const NOT_WRITTEN = /^[12] run records could not be written before exit/;
 
 /** No line says the database was unreachable, or hides the cause behind a failed rollback. */
 function causesNamed(h: DaemonHarness): void {

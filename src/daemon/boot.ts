@@ -18,8 +18,9 @@ import { DatabaseLogSink } from "./log_sink.ts";
 import { Notifier } from "./notifier.ts";
 import { RunRecorder } from "./recorder.ts";
 import { RunGuard } from "./run_guard.ts";
-import { startRun } from "./runner.ts";
-import { type RunObserver, Service, type ServiceState, type StartRun } from "./service.ts";
+import { RunPool } from "./run_pool.ts";
+import { type StartRun, startRun } from "./runner.ts";
+import { type RunObserver, Service, type ServiceState } from "./service.ts";
 
 export type { NodeIdentity };
 
@@ -40,7 +41,7 @@ export interface BootOptions {
   env: Record<string, string>;
   /** Strings never stored from a run's output: the database password, plain and %-encoded. */
   secrets?: readonly string[];
-  /** Starts a run's process: the real runner unless a test gives a double. */
+  /** Starts a run's process: a RunPool of real runners unless a test gives a double. */
   startRun?: StartRun;
   /** Told of runs as they start and end (the HTTP side's metrics). */
   observer?: RunObserver;
@@ -132,6 +133,8 @@ class BootedDaemon implements Daemon {
   private readonly notifier: Notifier;
   private readonly sink: DatabaseLogSink;
   private readonly guard = RunGuard.start();
+  /** The runner threads, unless a test gave its own runner. */
+  private readonly pool: RunPool | null;
   private deadline: Deadline | null = null;
   private readonly stopped = Promise.withResolvers<Deadline>();
   private started = false;
@@ -142,6 +145,7 @@ class BootedDaemon implements Daemon {
     const { settings: s, store, clock } = o;
     const zone = s["jobsmanager.timezone"] || systemTimezone();
     this.health = new DbHealth(store, clock);
+    this.pool = o.startRun ? null : new RunPool();
     this.recorder = new RunRecorder(store, this.health, clock, {
       claimTimeoutMs: o.claimTimeoutMs ?? CLAIM_TIMEOUT_MS,
       maxBuffered: MAX_BUFFERED_RECORDS,
@@ -194,7 +198,7 @@ class BootedDaemon implements Daemon {
       clock,
       health: this.health,
       recorder: this.recorder,
-      startRun: o.startRun ?? startRun,
+      startRun: o.startRun ?? this.pool!.launch,
       cluster: this.cluster,
       guard: this.guard,
       defaults: {
@@ -336,6 +340,7 @@ class BootedDaemon implements Daemon {
       await this.cluster.stop(deadline.left);
     }
     await this.sink.close(deadline.left);
+    this.pool?.close();
     // Runs that outlived even their SIGKILL are still listed: the guard kills their groups again.
     await this.guard?.close();
     this.health.close();

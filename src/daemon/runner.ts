@@ -75,13 +75,7 @@ export interface RunResult {
   note: string | null;
 }
 
-export interface RunHandle {
-  /** When the child process started (ms). */
-  readonly startedAt: number;
-  /** The shell's pid, which is its process group's id. */
-  readonly pid: number | null;
-  /** The run's marker (JM_RUN_MARKER in its environment); null when nothing started. */
-  readonly marker: string | null;
+export interface RunHandle extends Started {
   readonly done: Promise<RunResult>;
   /**
    * Processes that had left the run's group, with their output elsewhere,
@@ -94,6 +88,45 @@ export interface RunHandle {
   /** End the run now (service shutdown): TERM the group, KILL after the grace. */
   interrupt(): void;
 }
+
+/** A run's process as it started. */
+export interface Started {
+  /** When the child process started (ms). */
+  readonly startedAt: number;
+  /** The shell's pid, which is its process group's id; null when it could not start. */
+  readonly pid: number | null;
+  /** The run's marker (JM_RUN_MARKER in its environment); null when nothing started. */
+  readonly marker: string | null;
+}
+
+/**
+ * A run handed to a runner that starts it in its own time (another
+ * thread, run_pool.ts): the service hears when it started, or that it
+ * came too late to.
+ */
+export interface Launch {
+  /** The process started; null when it would have started after `startBy`, and did not. */
+  readonly started: Promise<Started | null>;
+  /** The run's end; never settles for a run that did not start. */
+  readonly done: Promise<RunResult>;
+  /** As RunHandle's. */
+  readonly escaped: Promise<string | null>;
+  /** As RunHandle's; a run not started yet is ended as soon as it starts. */
+  interrupt(): void;
+}
+
+/** What a service's runs may ask: no live output, never standalone. */
+export type LaunchSpec = Omit<RunSpec, "onOutput" | "standalone">;
+
+export interface LaunchOptions {
+  /** The service's clock: the times reported are on it. */
+  now: () => number;
+  /** The latest time (on `now`) the process may start: its fire's grace; Infinity = any time. */
+  startBy: number;
+}
+
+/** Starts a service's runs: a RunPool's `launch`, or a test's fake runner. */
+export type StartRun = (spec: LaunchSpec, o: LaunchOptions) => Launch;
 
 /**
  * The run record's columns for a finished run. `claimNote` (why the run

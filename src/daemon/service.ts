@@ -24,7 +24,14 @@ import type { Cluster, Gained } from "./cluster.ts";
 import type { DbHealth } from "./db_health.ts";
 import type { RunRecorder } from "./recorder.ts";
 import type { RunGuard } from "./run_guard.ts";
-import { finishedRecord, runEnv, type RunHandle, type RunResult, type RunSpec } from "./runner.ts";
+import {
+  finishedRecord,
+  type Launch,
+  runEnv,
+  type RunResult,
+  type Started,
+  type StartRun,
+} from "./runner.ts";
 import { endRun } from "./processes.ts";
 import type { Notifier, NotifyObserver } from "./notifier.ts";
 import type { EndedRun } from "./notify_message.ts";
@@ -41,9 +48,6 @@ export interface RunObserver extends NotifyObserver {
   started(jobId: string, lagMs: number): void;
   ended(jobId: string, status: RunStatus): void;
 }
-
-/** Starts a run's process: `startRun` of runner.ts. */
-export type StartRun = (spec: RunSpec, now: () => number) => RunHandle;
 
 export interface ServiceOptions {
   store: JobStore & MarkerStore & RunStore;
@@ -105,7 +109,9 @@ const RELOAD_CHUNK = 200;
 
 interface Active {
   job: Job;
-  handle: RunHandle;
+  run: Launch;
+  /** Its process group once started (null: it could not start). */
+  pid: number | null;
   slot: Slot;
   /** Why the run exists (coalesced, forced), kept in its record when it ends. */
   note: string | null;
@@ -608,7 +614,8 @@ export class Service {
 
   /**
    * Start a claimed run holding `slot`; `note` (coalesced, forced) is kept
-   * in its record; `from` says what started it and which attempt it is.
+   * in its record; `from` says what started it and which attempt it is; a
+   * runner that gets to it after `startBy` does not start it (its grace).
    */
   private launch(
     job: Job,
@@ -616,13 +623,14 @@ export class Service {
     scheduledAt: number,
     note: string | null,
     slot: Slot,
+    startBy: { at: number; graceMs: number } | null,
     from: { trigger: RunTrigger; attempt: number; firstRunId: number | null } = {
       trigger: "schedule",
       attempt: 1,
       firstRunId: null,
     },
   ) {
-    const handle = this.o.startRun({
+    const run = this.o.startRun({
       command: job.command,
       env: runEnv(this.o.baseEnv, job, runId, scheduledAt),
       cwd: job.cwd ?? undefined,
@@ -630,24 +638,52 @@ export class Service {
       killGraceMs: this.o.killGraceMs,
       outputCap: this.o.outputCap,
       secrets: this.o.secrets,
-    }, () => this.o.clock.now());
-    this.active.set(runId, { job, handle, slot, note, scheduledAt, ...from });
-    this.lastStarted.set(job.id, handle.startedAt);
-    if (handle.pid !== null) this.o.guard?.add(handle.pid);
+    }, { now: () => this.o.clock.now(), startBy: startBy?.at ?? Infinity });
+    const active: Active = { job, run, pid: null, slot, note, scheduledAt, ...from };
+    this.active.set(runId, active);
+    this.lastStarted.set(job.id, this.o.clock.now());
+    run.started.then((started) => {
+      if (started === null) {
+        this.active.delete(runId);
+        this.missedAtStart(
+          job,
+          scheduledAt,
+          runId,
+          slot,
+          startBy!.graceMs,
+          "the runner was busy starting other runs",
+        );
+      } else {
+        this.running(active, runId, started);
+      }
+    }).catch((error) => {
+      runnerLog.error("job {job} run {run}: could not record its start: {error}", {
+        job: job.id,
+        run: runId,
+        error: String(error),
+      });
+    });
+  }
+
+  /** A launched run's process started: record it running, and wait for its end. */
+  private running(active: Active, runId: number, started: Started): void {
+    const { job, scheduledAt } = active;
+    active.pid = started.pid;
+    if (started.pid !== null) this.o.guard?.add(started.pid);
     // When it really started; and its group and marker, so that a service
     // starting after a crash can end what this run left.
     this.track(this.recorder.update(runId, {
       status: "running",
-      started_at: handle.startedAt,
-      ...(handle.pid === null ? {} : { pgid: handle.pid, marker: handle.marker }),
+      started_at: started.startedAt,
+      ...(started.pid === null ? {} : { pgid: started.pid, marker: started.marker }),
     }));
-    this.o.observer?.started(job.id, handle.startedAt - scheduledAt);
+    this.o.observer?.started(job.id, started.startedAt - scheduledAt);
     runnerLog.info("job {job} run {run} started, {lag} ms after its fire time", {
       job: job.id,
       run: runId,
-      lag: handle.startedAt - scheduledAt,
+      lag: started.startedAt - scheduledAt,
     });
-    handle.done.then((result) => this.finished(runId, result)).catch((error) => {
+    active.run.done.then((result) => this.finished(runId, result)).catch((error) => {
       runnerLog.error("job {job} run {run}: could not finish its record: {error}", {
         job: job.id,
         run: runId,
@@ -661,7 +697,7 @@ export class Service {
     // Shutdown already recorded a run that outlived its kill.
     if (!run) return;
     this.active.delete(runId);
-    if (run.handle.pid !== null) this.o.guard?.remove(run.handle.pid);
+    if (run.pid !== null) this.o.guard?.remove(run.pid);
     run.slot.release();
     const level = result.status === "success" ? "info" : "warn";
     runnerLog[level](
@@ -683,7 +719,7 @@ export class Service {
     const recorded = this.recorder.update(runId, record);
     // Processes that had left the run's group are found a little after its end.
     this.track(
-      run.handle.escaped.then((escaped) =>
+      run.run.escaped.then((escaped) =>
         escaped === null ? undefined : this.recorder.update(runId, {
           note: [record.note, escaped].filter((n) => n !== null).join("; "),
         })
@@ -744,7 +780,7 @@ export class Service {
           run: request.id,
           note,
         });
-        active.handle.interrupt();
+        active.run.interrupt();
         continue;
       }
       const waiting = this.waiting.findIndex((w) => w.runId === request.id);
@@ -786,27 +822,43 @@ export class Service {
    * would start later than its grace is `missed`, saying what held it.
    */
   private startOnTime(due: Due, runId: number, slot: Slot, heldBy: string): void {
-    const now = this.o.clock.now();
-    if (onTime(due.scheduledAt, now, due.policy)) {
-      this.launch(due.job, runId, due.scheduledAt, coalescedNote(due), slot);
+    const { job, scheduledAt, policy } = due;
+    if (onTime(scheduledAt, this.o.clock.now(), policy)) {
+      this.launch(job, runId, scheduledAt, coalescedNote(due), slot, {
+        at: scheduledAt + policy.graceMs,
+        graceMs: policy.graceMs,
+      });
       return;
     }
+    this.missedAtStart(job, scheduledAt, runId, slot, policy.graceMs, heldBy);
+  }
+
+  /** A claimed fire that would have started later than its grace: recorded `missed`, saying what held it. */
+  private missedAtStart(
+    job: Job,
+    scheduledAt: number,
+    runId: number,
+    slot: Slot,
+    graceMs: number,
+    heldBy: string,
+  ): void {
+    const now = this.o.clock.now();
     slot.release();
-    this.o.observer?.ended(due.job.id, "missed");
+    this.o.observer?.ended(job.id, "missed");
     const missed = {
       status: "missed" as const,
       started_at: null,
       finished_at: now,
-      note: `would have started ${now - due.scheduledAt} ms after its fire time, later than ${
-        due.policy.graceMs / 1000
+      note: `would have started ${now - scheduledAt} ms after its fire time, later than ${
+        graceMs / 1000
       } s of grace: ${heldBy}`,
     };
     this.track(this.recorder.update(runId, missed));
     this.o.notifier.runEnded(
-      due.job,
+      job,
       missedRun(runId, {
-        job_id: due.job.id,
-        scheduled_at: due.scheduledAt,
+        job_id: job.id,
+        scheduled_at: scheduledAt,
         node_id: this.nodeId,
         trigger: "schedule",
         ...missed,
@@ -1087,7 +1139,7 @@ export class Service {
       }));
       return;
     }
-    this.launch(job, request.id, request.scheduled_at, request.note, slot, {
+    this.launch(job, request.id, request.scheduled_at, request.note, slot, null, {
       trigger: request.trigger,
       attempt: request.attempt,
       firstRunId: request.first_run_id,
@@ -1116,9 +1168,9 @@ export class Service {
         note: "the service stopped before a worker was free",
       }));
     }
-    const all = () => Promise.all([...this.active.values()].map((a) => a.handle.done));
+    const all = () => Promise.all([...this.active.values()].map((a) => a.run.done));
     await deadline.wait(all(), this.o.shutdownTimeoutMs);
-    for (const { handle } of this.active.values()) handle.interrupt();
+    for (const { run } of this.active.values()) run.interrupt();
     await deadline.wait(all(), this.o.killGraceMs + KILLED_OUTPUT_MS);
     for (const [runId, run] of this.active) {
       this.active.delete(runId);

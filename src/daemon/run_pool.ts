@@ -1,0 +1,219 @@
+/**
+ * A service's runs, started from worker threads (run_worker.ts).
+ * Starting a process holds the thread that does it for a millisecond or
+ * two (the vfork waits for setsid's exec, longer while hundreds of
+ * children compete for the CPU): a burst of 500 fires started from the
+ * scheduler's thread held its event loop for a second or more, and with it
+ * the claims, the records and the ends of the runs that started first.
+ * Here the scheduler only posts each run; the threads spawn, capture and
+ * reap, and say when a run started and how it ended. A thread judges the
+ * fire's grace when it gets to the run, so a run queued behind a burst is
+ * not started late: it is reported late, and the service records it
+ * missed.
+ */
+import { signalGroup } from "./processes.ts";
+import type { Launch, LaunchOptions, LaunchSpec, RunResult, Started, StartRun } from "./runner.ts";
+import type { FromRunWorker, ToRunWorker } from "./run_worker.ts";
+
+/** Threads that start runs: two keep both cores of a small machine spawning in a burst. */
+const THREADS = 2;
+/**
+ * A thread with no run for this long ends (each holds some 20 MiB): a
+ * service whose jobs fire rarely keeps none between fires.
+ */
+const IDLE_MS = 60_000;
+
+interface Pending {
+  thread: Thread;
+  now: () => number;
+  /** When it was handed out, on `now`: it cannot have started before. */
+  launchedAt: number;
+  /** When it started, on `now`. */
+  startedAt: number;
+  /** Its process group once started; undefined before. */
+  pid: number | null | undefined;
+  /** Its end and what left its group (either may come first): heard once both are. */
+  ended: boolean;
+  escapedHeard: boolean;
+  started: PromiseWithResolvers<Started | null>;
+  done: PromiseWithResolvers<RunResult>;
+  escaped: PromiseWithResolvers<string | null>;
+}
+
+interface Thread {
+  worker: Worker;
+  /** Runs posted to it and not started yet: the next run goes to the shortest queue. */
+  queued: number;
+  runs: Set<number>;
+  /** Set while it has no run: ends it after IDLE_MS. */
+  idle?: ReturnType<typeof setTimeout>;
+}
+
+export class RunPool {
+  private readonly threads: (Thread | null)[];
+  private readonly runs = new Map<number, Pending>();
+  private nextId = 0;
+
+  constructor(private readonly o: { threads?: number; idleMs?: number } = {}) {
+    this.threads = Array.from({ length: o.threads ?? THREADS }, () => null);
+  }
+
+  /** Threads running now. */
+  get running(): number {
+    return this.threads.filter((t) => t !== null).length;
+  }
+
+  /** Hand a run to a thread; see Launch. */
+  readonly launch: StartRun = (spec: LaunchSpec, o: LaunchOptions): Launch => {
+    const id = this.nextId++;
+    const thread = this.thread();
+    const run: Pending = {
+      thread,
+      now: o.now,
+      launchedAt: o.now(),
+      startedAt: 0,
+      pid: undefined,
+      ended: false,
+      escapedHeard: false,
+      started: Promise.withResolvers(),
+      done: Promise.withResolvers(),
+      escaped: Promise.withResolvers(),
+    };
+    this.runs.set(id, run);
+    thread.runs.add(id);
+    thread.queued++;
+    clearTimeout(thread.idle);
+    // The thread's clock is Date.now(); the service's may differ (a test's, or set apart).
+    const startBy = o.startBy === Infinity ? Infinity : o.startBy - (o.now() - Date.now());
+    this.post(thread, { type: "start", id, spec, startBy });
+    return {
+      started: run.started.promise,
+      done: run.done.promise,
+      escaped: run.escaped.promise,
+      interrupt: () => this.post(thread, { type: "interrupt", id }),
+    };
+  };
+
+  /** Stop the threads: runs still going are no longer watched (the service has ended them). */
+  close(): void {
+    for (const [i, thread] of this.threads.entries()) {
+      if (thread) this.end(i, thread);
+    }
+  }
+
+  private end(index: number, thread: Thread): void {
+    clearTimeout(thread.idle);
+    thread.worker.terminate();
+    if (this.threads[index] === thread) this.threads[index] = null;
+  }
+
+  private post(thread: Thread, message: ToRunWorker): void {
+    thread.worker.postMessage(message);
+  }
+
+  /** The thread with the shortest queue, started if it is not running yet. */
+  private thread(): Thread {
+    let best = -1;
+    for (const [i, thread] of this.threads.entries()) {
+      if (thread === null) return this.spawn(i);
+      if (best < 0 || thread.queued < this.threads[best]!.queued) best = i;
+    }
+    return this.threads[best]!;
+  }
+
+  private spawn(index: number): Thread {
+    const worker = new Worker(new URL("./run_worker.ts", import.meta.url).href, {
+      type: "module",
+    });
+    const thread: Thread = { worker, queued: 0, runs: new Set() };
+    this.threads[index] = thread;
+    worker.onmessage = ({ data }: MessageEvent<FromRunWorker>) => this.heard(thread, data);
+    worker.onerror = (event) => {
+      event.preventDefault();
+      this.failed(index, thread, event.message);
+    };
+    return thread;
+  }
+
+  private heard(thread: Thread, message: FromRunWorker): void {
+    const run = this.runs.get(message.id);
+    if (!run) return;
+    // From the thread's clock to the run's, in order: a test's clock may stand still.
+    const onClock = (at: number, notBefore: number) =>
+      Math.max(notBefore, at + (run.now() - Date.now()));
+    switch (message.type) {
+      case "started":
+        thread.queued--;
+        run.pid = message.pid;
+        run.startedAt = onClock(message.startedAt, run.launchedAt);
+        run.started.resolve({
+          startedAt: run.startedAt,
+          pid: message.pid,
+          marker: message.marker,
+        });
+        break;
+      case "late":
+        thread.queued--;
+        this.forget(thread, message.id);
+        run.started.resolve(null);
+        break;
+      case "done":
+        run.ended = true;
+        run.done.resolve({
+          ...message.result,
+          startedAt: run.startedAt,
+          finishedAt: onClock(message.result.finishedAt, run.startedAt),
+        });
+        if (run.escapedHeard) this.forget(thread, message.id);
+        break;
+      case "escaped":
+        run.escapedHeard = true;
+        run.escaped.resolve(message.note);
+        if (run.ended) this.forget(thread, message.id);
+    }
+  }
+
+  private forget(thread: Thread, id: number): void {
+    this.runs.delete(id);
+    thread.runs.delete(id);
+    if (thread.runs.size > 0) return;
+    const index = this.threads.indexOf(thread);
+    const idle = setTimeout(() => this.end(index, thread), this.o.idleMs ?? IDLE_MS);
+    Deno.unrefTimer(idle);
+    thread.idle = idle;
+  }
+
+  /**
+   * A thread died (a bug, not a job's doing): its runs cannot be watched
+   * any more. Those it had started are ended with their groups, those it had
+   * not are never started; all end `error`, saying why. The next run starts
+   * a new thread.
+   */
+  private failed(index: number, thread: Thread, why: string): void {
+    this.end(index, thread);
+    for (const id of thread.runs) {
+      const run = this.runs.get(id)!;
+      this.runs.delete(id);
+      run.escaped.resolve(null);
+      if (run.ended) continue;
+      const now = run.now();
+      const wasStarted = run.pid !== undefined;
+      if (run.pid) signalGroup(run.pid, "SIGKILL");
+      if (!wasStarted) run.started.resolve({ startedAt: now, pid: null, marker: null });
+      run.done.resolve({
+        status: "error",
+        exitCode: null,
+        signal: null,
+        stdout: "",
+        stderr: "",
+        startedAt: now,
+        finishedAt: now,
+        outputBytes: 0,
+        note: wasStarted
+          ? `the thread that ran it failed (${why}): its process group was killed, its output lost`
+          : `the thread that was to start it failed (${why}): it never started`,
+      });
+    }
+    thread.runs.clear();
+  }
+}

@@ -1,0 +1,143 @@
+/** The service's runner threads: real processes, started from worker threads. */
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { RunPool } from "../src/daemon/run_pool.ts";
+import type { LaunchSpec } from "../src/daemon/runner.ts";
+import { waitFor } from "./helpers.ts";
+
+function spec(command: string, extra: Partial<LaunchSpec> = {}): LaunchSpec {
+  return {
+    command,
+    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", JM_JOB_ID: "pooled" },
+    timeoutMs: 10_000,
+    killGraceMs: 500,
+    outputCap: 1024,
+    ...extra,
+  };
+}
+
+const anyTime = { now: Date.now, startBy: Infinity };
+
+/** Process `pid` exists and is not a zombie. */
+function alive(pid: number): boolean {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]?.[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("pool: a run starts in a group of its own, with its environment; its output and end come back", async () => {
+  const pool = new RunPool();
+  try {
+    const launch = pool.launch(
+      spec('echo "$JM_JOB_ID $JM_RUN_MARKER"; cut -d" " -f5 /proc/$$/stat; exit 4'),
+      anyTime,
+    );
+    const started = await launch.started;
+    assert(started !== null && started.pid !== null, `started: ${JSON.stringify(started)}`);
+    const result = await launch.done;
+    assertEquals(
+      [result.status, result.exitCode, result.stdout],
+      ["failed", 4, `pooled ${started.marker}\n${started.pid}\n`],
+    );
+    assert(started.startedAt <= result.finishedAt, JSON.stringify([started, result]));
+    assertEquals(await launch.escaped, null);
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("pool: a run its thread gets to after its start-by time never starts", async () => {
+  const dir = await Deno.makeTempDir();
+  // One thread: what it takes next comes after the late run.
+  const pool = new RunPool({ threads: 1 });
+  try {
+    const late = pool.launch(spec(`touch ${dir}/late`), {
+      now: Date.now,
+      startBy: Date.now() - 1,
+    });
+    const next = pool.launch(spec(`touch ${dir}/next`), anyTime);
+    assertEquals(await late.started, null);
+    assertEquals((await next.done).status, "success");
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["next"]);
+  } finally {
+    pool.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("pool: times come on the service's clock, never before the run was handed out", async () => {
+  const pool = new RunPool();
+  try {
+    // A clock an hour ahead of this machine's, standing still.
+    const hourAhead = Date.now() + 3_600_000;
+    const launch = pool.launch(spec("true"), { now: () => hourAhead, startBy: hourAhead + 1000 });
+    const started = await launch.started;
+    const result = await launch.done;
+    assertEquals([started?.startedAt, result.startedAt, result.finishedAt], [
+      hourAhead,
+      hourAhead,
+      hourAhead,
+    ]);
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("pool: a timeout and an interrupt end the run's whole group", async () => {
+  const pool = new RunPool();
+  try {
+    const timedOut = pool.launch(spec("sleep 30 & sleep 30", { timeoutMs: 300 }), anyTime);
+    const interrupted = pool.launch(spec("sleep 30"), anyTime);
+    const pid = (await interrupted.started)?.pid;
+    interrupted.interrupt();
+    const [a, b] = await Promise.all([timedOut.done, interrupted.done]);
+    assertEquals([a.status, b.status], ["timeout", "interrupted"], JSON.stringify([a, b]));
+    assert(pid && !alive(pid), `pid ${pid} still alive`);
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("pool: a thread that fails ends its runs as errors, killing their groups; the next run gets a new thread", async () => {
+  const pool = new RunPool({ threads: 1 });
+  try {
+    const running = pool.launch(spec("sleep 30"), anyTime);
+    const pid = (await running.started)?.pid;
+    assert(pid, "the first run started");
+    // A run the thread cannot even read throws in it: a bug's stand-in.
+    pool.launch(undefined as unknown as LaunchSpec, anyTime);
+    const result = await running.done;
+    assertEquals(result.status, "error");
+    assertMatch(
+      result.note ?? "",
+      /^the thread that ran it failed \(.+\): its process group was killed/,
+    );
+    await waitFor(() => !alive(pid) || null, {
+      timeoutMs: 5000,
+      what: `the group of pid ${pid} to end`,
+    });
+    assertEquals((await pool.launch(spec("true"), anyTime).done).status, "success");
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("pool: a thread with no run for a while ends; the next run starts one again", async () => {
+  const pool = new RunPool({ threads: 1, idleMs: 50 });
+  try {
+    assertEquals(pool.running, 0);
+    const first = pool.launch(spec("true"), anyTime);
+    assertEquals(pool.running, 1);
+    await first.done;
+    await first.escaped;
+    await waitFor(() => pool.running === 0 || null, {
+      timeoutMs: 5000,
+      what: "the idle thread to end",
+      detail: () => pool.running,
+    });
+    assertEquals((await pool.launch(spec("true"), anyTime).done).status, "success");
+  } finally {
+    pool.close();
+  }
+});
