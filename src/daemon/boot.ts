@@ -199,6 +199,7 @@ class BootedDaemon implements Daemon {
       health: this.health,
       recorder: this.recorder,
       startRun: o.startRun ?? this.pool!.launch,
+      warmRunner: this.pool ? () => this.pool!.warm() : undefined,
       cluster: this.cluster,
       guard: this.guard,
       defaults: {

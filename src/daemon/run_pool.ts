@@ -94,6 +94,11 @@ export class RunPool {
     };
   };
 
+  /** Start the threads ahead of a fire, so that its runs do not wait for them to load. */
+  warm(): void {
+    for (const [i, thread] of this.threads.entries()) if (thread === null) this.spawn(i);
+  }
+
   /** Stop the threads: runs still going are no longer watched (the service has ended them). */
   close(): void {
     for (const [i, thread] of this.threads.entries()) {
@@ -127,6 +132,7 @@ export class RunPool {
     });
     const thread: Thread = { worker, queued: 0, runs: new Set() };
     this.threads[index] = thread;
+    this.idleOut(thread);
     worker.onmessage = ({ data }: MessageEvent<FromRunWorker>) => this.heard(thread, data);
     worker.onerror = (event) => {
       event.preventDefault();
@@ -176,7 +182,11 @@ export class RunPool {
   private forget(thread: Thread, id: number): void {
     this.runs.delete(id);
     thread.runs.delete(id);
-    if (thread.runs.size > 0) return;
+    if (thread.runs.size === 0) this.idleOut(thread);
+  }
+
+  /** End `thread` unless a run comes to it within IDLE_MS. */
+  private idleOut(thread: Thread): void {
     const index = this.threads.indexOf(thread);
     const idle = setTimeout(() => this.end(index, thread), this.o.idleMs ?? IDLE_MS);
     Deno.unrefTimer(idle);

@@ -56,6 +56,8 @@ export interface ServiceOptions {
   /** Run records, kept through database outages. */
   recorder: RunRecorder;
   startRun: StartRun;
+  /** Told shortly before each fire, so that the runner is ready for it (its threads loaded). */
+  warmRunner?: () => void;
   /** This node among the others on the database: its id, which jobs it fires, its outage policy. */
   cluster: Cluster;
   /** Told which process groups run, to end them if the service dies; null without one. */
@@ -78,6 +80,8 @@ export interface ServiceOptions {
 /** No timer waits longer than this: the clock is re-read, so suspend and clock jumps heal. */
 const MAX_SLEEP_MS = 30_000;
 const MARKERS_PER_RELOAD = 10_000;
+/** How long before a fire the runner is told to get ready. */
+const WARM_MS = 2000;
 /** While holding through an outage, how often to look whether the database is back. */
 const HELD_RECHECK_MS = 1000;
 /** Runs a crashed service may have left running whose processes the start looks for. */
@@ -308,8 +312,10 @@ export class Service {
         nextPoll = now + this.o.reloadIntervalMs;
         this.poll();
       }
+      const nextFire = this.timetable.nextDue() ?? Infinity;
+      if (nextFire - now <= WARM_MS) this.o.warmRunner?.();
       const wakeAt = Math.min(
-        held ? now + HELD_RECHECK_MS : this.timetable.nextDue() ?? Infinity,
+        held ? now + HELD_RECHECK_MS : nextFire,
         nextPoll,
         Math.min(...this.dueRuns),
         now + MAX_SLEEP_MS,
