@@ -31,6 +31,7 @@ export class RunGuard {
   private readonly writer: WritableStreamDefaultWriter<Uint8Array>;
   private readonly encoder = new TextEncoder();
   private writing: Promise<void> = Promise.resolve();
+  private lines = "";
 
   private constructor(private readonly child: Deno.ChildProcess) {
     this.writer = child.stdin.getWriter();
@@ -63,16 +64,26 @@ export class RunGuard {
     this.send(`- ${pgid}\n`);
   }
 
+  /** Lines of this turn of the event loop: a burst's hundreds of starts make one write. */
   private send(line: string): void {
+    if (this.lines === "") setTimeout(() => this.flush(), 0);
+    this.lines += line;
+  }
+
+  private flush(): Promise<void> {
+    const lines = this.lines;
+    this.lines = "";
+    if (lines === "") return this.writing;
     this.writing = this.writing
-      .then(() => this.writer.write(this.encoder.encode(line)))
+      .then(() => this.writer.write(this.encoder.encode(lines)))
       // A guard that died cannot be told; the next start still finds the runs.
       .catch(() => {});
+    return this.writing;
   }
 
   /** End the guard; what is still listed is killed, as if the service had died. */
   async close(): Promise<void> {
-    await this.writing;
+    await this.flush();
     await this.writer.close().catch(() => {});
     await this.child.status;
   }
