@@ -154,3 +154,17 @@ Deno.test("pool: a thread with no run for a while ends; the next run starts one 
     pool.close();
   }
 });
+
+Deno.test("pool: one thread for runs one at a time; a burst starts the second", async () => {
+  const pool = new RunPool({ threads: 2 });
+  try {
+    for (let i = 0; i < 3; i++) await pool.launch(spec("true"), anyTime).done;
+    assertEquals(pool.running, 1);
+    const burst = Array.from({ length: 20 }, () => pool.launch(spec("true"), anyTime));
+    assertEquals(pool.running, 2);
+    const results = await Promise.all(burst.map((l) => l.done));
+    assertEquals(results.filter((r) => r.status !== "success"), []);
+  } finally {
+    pool.close();
+  }
+});

@@ -15,12 +15,14 @@ import { signalGroup } from "./processes.ts";
 import type { Launch, LaunchOptions, LaunchSpec, RunResult, Started, StartRun } from "./runner.ts";
 import type { FromRunWorker, ToRunWorker } from "./run_worker.ts";
 
-/** Threads that start runs: two keep both cores of a small machine spawning in a burst. */
-const THREADS = 2;
 /**
- * A thread with no run for this long ends (each holds some 20 MiB): a
- * service whose jobs fire rarely keeps none between fires.
+ * Threads that start runs, at most: two keep both cores of a small machine
+ * spawning in a burst; one does for the usual load (each holds some 20 MiB).
  */
+const THREADS = 2;
+/** Runs waiting in every thread's queue that start one more thread. */
+const MORE_AT = 4;
+/** A thread with no run for this long ends: a service whose jobs fire rarely keeps none between fires. */
 const IDLE_MS = 60_000;
 
 interface Pending {
@@ -96,7 +98,7 @@ export class RunPool {
 
   /** Start the threads ahead of a fire, so that its runs do not wait for them to load. */
   warm(): void {
-    for (const [i, thread] of this.threads.entries()) if (thread === null) this.spawn(i);
+    if (this.running === 0) this.spawn(0);
   }
 
   /** Stop the threads: runs still going are no longer watched (the service has ended them). */
@@ -117,13 +119,18 @@ export class RunPool {
   }
 
   /** The thread with the shortest queue, started if it is not running yet. */
+  /**
+   * The running thread with the shortest queue; another is started while
+   * every queue is at least MORE_AT long (a burst), up to the pool's size.
+   */
   private thread(): Thread {
-    let best = -1;
-    for (const [i, thread] of this.threads.entries()) {
-      if (thread === null) return this.spawn(i);
-      if (best < 0 || thread.queued < this.threads[best]!.queued) best = i;
+    let best: Thread | null = null;
+    for (const thread of this.threads) {
+      if (thread !== null && (best === null || thread.queued < best.queued)) best = thread;
     }
-    return this.threads[best]!;
+    const free = this.threads.indexOf(null);
+    if (free >= 0 && (best === null || best.queued >= MORE_AT)) return this.spawn(free);
+    return best!;
   }
 
   private spawn(index: number): Thread {
