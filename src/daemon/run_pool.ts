@@ -11,6 +11,7 @@
  * not started late: it is reported late, and the service records it
  * missed.
  */
+import { Outbox } from "./outbox.ts";
 import { signalGroup } from "./processes.ts";
 import type { Launch, LaunchOptions, LaunchSpec, RunResult, Started, StartRun } from "./runner.ts";
 import type { FromRunWorker, ToRunWorker } from "./run_worker.ts";
@@ -44,6 +45,7 @@ interface Pending {
 
 interface Thread {
   worker: Worker;
+  outbox: Outbox<ToRunWorker>;
   /** Runs posted to it and not started yet: the next run goes to the shortest queue. */
   queued: number;
   runs: Set<number>;
@@ -115,7 +117,7 @@ export class RunPool {
   }
 
   private post(thread: Thread, message: ToRunWorker): void {
-    thread.worker.postMessage(message);
+    thread.outbox.push(message);
   }
 
   /** The thread with the shortest queue, started if it is not running yet. */
@@ -137,10 +139,17 @@ export class RunPool {
     const worker = new Worker(new URL("./run_worker.ts", import.meta.url).href, {
       type: "module",
     });
-    const thread: Thread = { worker, queued: 0, runs: new Set() };
+    const thread: Thread = {
+      worker,
+      outbox: new Outbox((batch) => worker.postMessage(batch)),
+      queued: 0,
+      runs: new Set(),
+    };
     this.threads[index] = thread;
     this.idleOut(thread);
-    worker.onmessage = ({ data }: MessageEvent<FromRunWorker>) => this.heard(thread, data);
+    worker.onmessage = ({ data }: MessageEvent<FromRunWorker[]>) => {
+      for (const message of data) this.heard(thread, message);
+    };
     worker.onerror = (event) => {
       event.preventDefault();
       this.failed(index, thread, event.message);

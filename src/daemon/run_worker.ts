@@ -4,6 +4,7 @@
  * thread gets to it; the run's start, its end and what left its group are
  * posted back. Times are this process's wall clock (Date.now).
  */
+import { Outbox } from "./outbox.ts";
 import { type LaunchSpec, type RunHandle, type RunResult, startRun } from "./runner.ts";
 
 export type ToRunWorker =
@@ -19,9 +20,10 @@ export type FromRunWorker =
 
 // deno-lint-ignore no-explicit-any
 const port = self as any as {
-  postMessage(message: FromRunWorker): void;
-  onmessage: ((event: MessageEvent<ToRunWorker>) => void) | null;
+  postMessage(batch: FromRunWorker[]): void;
+  onmessage: ((event: MessageEvent<ToRunWorker[]>) => void) | null;
 };
+const outbox = new Outbox<FromRunWorker>((batch) => port.postMessage(batch));
 
 const runs = new Map<number, RunHandle>();
 /** Runs to start, in the order they came. */
@@ -29,23 +31,25 @@ const queue: Extract<ToRunWorker, { type: "start" }>[] = [];
 let starting = false;
 
 port.onmessage = ({ data }) => {
-  if (data.type === "interrupt") {
-    runs.get(data.id)?.interrupt();
-    return;
+  for (const message of data) {
+    if (message.type === "interrupt") runs.get(message.id)?.interrupt();
+    else queue.push(message);
   }
-  queue.push(data);
   if (!starting) startQueued();
 };
 
+/** Runs started in one turn of the event loop. */
+const STARTS_PER_TURN = 8;
+
 /**
- * Start the queued runs one at a time, letting the event loop turn
- * between two: the ends of the runs started first (a burst's are quick)
- * are heard and posted meanwhile, which frees their workers for the rest.
+ * Start the queued runs a few at a time, letting the event loop turn
+ * between: the ends of the runs started first (a burst's are quick) are
+ * heard and posted meanwhile, which frees their workers for the rest.
  */
 async function startQueued(): Promise<void> {
   starting = true;
   while (queue.length > 0) {
-    start(queue.shift()!);
+    for (const run of queue.splice(0, STARTS_PER_TURN)) start(run);
     await new Promise((turn) => setTimeout(turn, 0));
   }
   starting = false;
@@ -54,16 +58,16 @@ async function startQueued(): Promise<void> {
 function start({ id, spec, startBy }: Extract<ToRunWorker, { type: "start" }>): void {
   const now = Date.now();
   if (now > startBy) {
-    port.postMessage({ type: "late", id, at: now });
+    outbox.push({ type: "late", id, at: now });
     return;
   }
   const handle = startRun(spec);
   runs.set(id, handle);
   const { startedAt, pid, marker } = handle;
-  port.postMessage({ type: "started", id, startedAt, pid, marker });
+  outbox.push({ type: "started", id, startedAt, pid, marker });
   handle.done.then((result) => {
     runs.delete(id);
-    port.postMessage({ type: "done", id, result });
+    outbox.push({ type: "done", id, result });
   });
-  handle.escaped.then((note) => port.postMessage({ type: "escaped", id, note }));
+  handle.escaped.then((note) => outbox.push({ type: "escaped", id, note }));
 }
