@@ -26,11 +26,11 @@ function alive(pid: number): boolean {
   }
 }
 
-Deno.test("pool: a run starts in a group of its own, with its environment; its output and end come back", async () => {
-  const pool = new RunPool();
+Deno.test("pool: a run starts in a group of its own, with its variables over the base environment; its output and end come back", async () => {
+  const pool = new RunPool({ baseEnv: { BASE: "base", JM_JOB_ID: "from the base" } });
   try {
     const launch = pool.launch(
-      spec('echo "$JM_JOB_ID $JM_RUN_MARKER"; cut -d" " -f5 /proc/$$/stat; exit 4'),
+      spec('echo "$BASE $JM_JOB_ID $JM_RUN_MARKER"; cut -d" " -f5 /proc/$$/stat; exit 4'),
       anyTime,
     );
     const started = await launch.started;
@@ -38,7 +38,7 @@ Deno.test("pool: a run starts in a group of its own, with its environment; its o
     const result = await launch.done;
     assertEquals(
       [result.status, result.exitCode, result.stdout],
-      ["failed", 4, `pooled ${started.marker}\n${started.pid}\n`],
+      ["failed", 4, `base pooled ${started.marker}\n${started.pid}\n`],
     );
     assert(started.startedAt <= result.finishedAt, JSON.stringify([started, result]));
     assertEquals(await launch.escaped, null);

@@ -145,7 +145,7 @@ class BootedDaemon implements Daemon {
     const { settings: s, store, clock } = o;
     const zone = s["jobsmanager.timezone"] || systemTimezone();
     this.health = new DbHealth(store, clock);
-    this.pool = o.startRun ? null : new RunPool();
+    this.pool = o.startRun ? null : new RunPool({ baseEnv: o.env });
     this.recorder = new RunRecorder(store, this.health, clock, {
       claimTimeoutMs: o.claimTimeoutMs ?? CLAIM_TIMEOUT_MS,
       maxBuffered: MAX_BUFFERED_RECORDS,
@@ -213,7 +213,6 @@ class BootedDaemon implements Daemon {
       shutdownTimeoutMs: s["jobsmanager.shutdown_timeout"] * 1000,
       killGraceMs: s["jobsmanager.kill_grace"] * 1000,
       outputCap: s["jobsmanager.output_cap"],
-      baseEnv: o.env,
       secrets: o.secrets ?? [],
       observer: o.observer,
       notifier: this.notifier,

@@ -58,7 +58,14 @@ export class RunPool {
   private readonly runs = new Map<number, Pending>();
   private nextId = 0;
 
-  constructor(private readonly o: { threads?: number; idleMs?: number } = {}) {
+  constructor(
+    private readonly o: {
+      /** The environment every run starts from (secrets already removed). */
+      baseEnv?: Record<string, string>;
+      threads?: number;
+      idleMs?: number;
+    } = {},
+  ) {
     this.threads = Array.from({ length: o.threads ?? THREADS }, () => null);
   }
 
@@ -146,6 +153,7 @@ export class RunPool {
       runs: new Set(),
     };
     this.threads[index] = thread;
+    this.post(thread, { type: "base", env: this.o.baseEnv ?? {} });
     this.idleOut(thread);
     worker.onmessage = ({ data }: MessageEvent<FromRunWorker[]>) => {
       for (const message of data) this.heard(thread, message);

@@ -8,6 +8,8 @@ import { Outbox } from "./outbox.ts";
 import { type LaunchSpec, type RunHandle, type RunResult, startRun } from "./runner.ts";
 
 export type ToRunWorker =
+  /** The environment every run starts from; its own variables go over it. */
+  | { type: "base"; env: Record<string, string> }
   /** `startBy`: the latest Date.now() at which the process may start. */
   | { type: "start"; id: number; spec: LaunchSpec; startBy: number }
   | { type: "interrupt"; id: number };
@@ -26,13 +28,15 @@ const port = self as any as {
 const outbox = new Outbox<FromRunWorker>((batch) => port.postMessage(batch));
 
 const runs = new Map<number, RunHandle>();
+let base: Record<string, string> = {};
 /** Runs to start, in the order they came. */
 const queue: Extract<ToRunWorker, { type: "start" }>[] = [];
 let starting = false;
 
 port.onmessage = ({ data }) => {
   for (const message of data) {
-    if (message.type === "interrupt") runs.get(message.id)?.interrupt();
+    if (message.type === "base") base = message.env;
+    else if (message.type === "interrupt") runs.get(message.id)?.interrupt();
     else queue.push(message);
   }
   if (!starting) startQueued();
@@ -61,7 +65,7 @@ function start({ id, spec, startBy }: Extract<ToRunWorker, { type: "start" }>): 
     outbox.push({ type: "late", id, at: now });
     return;
   }
-  const handle = startRun(spec);
+  const handle = startRun({ ...spec, env: { ...base, ...spec.env } });
   runs.set(id, handle);
   const { startedAt, pid, marker } = handle;
   outbox.push({ type: "started", id, startedAt, pid, marker });

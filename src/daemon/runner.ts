@@ -115,7 +115,11 @@ export interface Launch {
   interrupt(): void;
 }
 
-/** What a service's runs may ask: no live output, never standalone. */
+/**
+ * What a service's runs may ask: no live output, never standalone; `env`
+ * holds the run's own variables, which the runner sets over the
+ * environment every run starts from (given to it once, not with each run).
+ */
 export type LaunchSpec = Omit<RunSpec, "onOutput" | "standalone">;
 
 export interface LaunchOptions {

@@ -68,8 +68,6 @@ export interface ServiceOptions {
   shutdownTimeoutMs: number;
   killGraceMs: number;
   outputCap: number;
-  /** The environment every run starts from (secrets already removed). */
-  baseEnv: Record<string, string>;
   /** Strings never stored from a run's output (the database password). */
   secrets: readonly string[];
   observer?: RunObserver;
@@ -638,7 +636,7 @@ export class Service {
   ) {
     const run = this.o.startRun({
       command: job.command,
-      env: runEnv(this.o.baseEnv, job, runId, scheduledAt),
+      env: runEnv({}, job, runId, scheduledAt),
       cwd: job.cwd ?? undefined,
       timeoutMs: job.timeout * 1000,
       killGraceMs: this.o.killGraceMs,
