@@ -11,6 +11,7 @@
  * not started late: it is reported late, and the service records it
  * missed.
  */
+import { log } from "./log.ts";
 import { Outbox } from "./outbox.ts";
 import { signalGroup } from "./processes.ts";
 import type { Launch, LaunchOptions, LaunchSpec, RunResult, Started, StartRun } from "./runner.ts";
@@ -225,6 +226,10 @@ export class RunPool {
    */
   private failed(index: number, thread: Thread, why: string): void {
     this.end(index, thread);
+    log("runner").error("a runner thread failed ({why}): its {count} runs end as errors", {
+      why,
+      count: [...thread.runs].filter((id) => !this.runs.get(id)?.ended).length,
+    });
     for (const id of thread.runs) {
       const run = this.runs.get(id)!;
       this.runs.delete(id);
