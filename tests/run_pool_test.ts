@@ -168,3 +168,21 @@ Deno.test("pool: one thread for runs one at a time; a burst starts the second", 
     pool.close();
   }
 });
+
+Deno.test("pool: a run interrupted while it waits in its thread's queue ends as soon as it starts", async () => {
+  const pool = new RunPool({ threads: 1 });
+  try {
+    // Its thread takes 8 at a time: the ninth waits in the queue.
+    const ahead = Array.from({ length: 8 }, () => pool.launch(spec("true"), anyTime));
+    const queued = pool.launch(spec("sleep 30"), anyTime);
+    queued.interrupt();
+    const result = await queued.done;
+    assertEquals([result.status, result.note], [
+      "interrupted",
+      "killed: the service was shutting down",
+    ]);
+    await Promise.all(ahead.map((l) => l.done));
+  } finally {
+    pool.close();
+  }
+});

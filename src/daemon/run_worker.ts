@@ -36,11 +36,20 @@ let starting = false;
 port.onmessage = ({ data }) => {
   for (const message of data) {
     if (message.type === "base") base = message.env;
-    else if (message.type === "interrupt") runs.get(message.id)?.interrupt();
+    else if (message.type === "interrupt") interrupt(message.id);
     else queue.push(message);
   }
   if (!starting) startQueued();
 };
+
+/** Queued runs interrupted before they started: each is ended as soon as it starts. */
+const interruptedEarly = new Set<number>();
+
+function interrupt(id: number): void {
+  const handle = runs.get(id);
+  if (handle) handle.interrupt();
+  else if (queue.some((run) => run.id === id)) interruptedEarly.add(id);
+}
 
 /** Runs started in one turn of the event loop. */
 const STARTS_PER_TURN = 8;
@@ -60,6 +69,7 @@ async function startQueued(): Promise<void> {
 }
 
 function start({ id, spec, startBy }: Extract<ToRunWorker, { type: "start" }>): void {
+  const interrupted = interruptedEarly.delete(id);
   const now = Date.now();
   if (now > startBy) {
     outbox.push({ type: "late", id, at: now });
@@ -67,6 +77,7 @@ function start({ id, spec, startBy }: Extract<ToRunWorker, { type: "start" }>): 
   }
   const handle = startRun({ ...spec, env: { ...base, ...spec.env } });
   runs.set(id, handle);
+  if (interrupted) handle.interrupt();
   const { startedAt, pid, marker } = handle;
   outbox.push({ type: "started", id, startedAt, pid, marker });
   handle.done.then((result) => {
