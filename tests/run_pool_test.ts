@@ -169,7 +169,7 @@ Deno.test("pool: one thread for runs one at a time; a burst starts the second", 
   }
 });
 
-Deno.test("pool: a run interrupted while it waits in its thread's queue ends as soon as it starts", async () => {
+Deno.test("pool: a run interrupted while it waits in its thread's queue never starts", async () => {
   const pool = new RunPool({ threads: 1 });
   try {
     // Its thread takes 8 at a time: the ninth waits in the queue.
@@ -177,9 +177,10 @@ Deno.test("pool: a run interrupted while it waits in its thread's queue ends as 
     const queued = pool.launch(spec("sleep 30"), anyTime);
     queued.interrupt();
     const result = await queued.done;
-    assertEquals([result.status, result.note], [
+    assertEquals([result.status, result.note, (await queued.started)?.pid], [
       "interrupted",
-      "killed: the service was shutting down",
+      "the service stopped before it started",
+      null,
     ]);
     await Promise.all(ahead.map((l) => l.done));
   } finally {

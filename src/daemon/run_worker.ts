@@ -42,7 +42,7 @@ port.onmessage = ({ data }) => {
   if (!starting) startQueued();
 };
 
-/** Queued runs interrupted before they started: each is ended as soon as it starts. */
+/** Queued runs interrupted before they started: none of them starts. */
 const interruptedEarly = new Set<number>();
 
 function interrupt(id: number): void {
@@ -75,9 +75,28 @@ function start({ id, spec, startBy }: Extract<ToRunWorker, { type: "start" }>): 
     outbox.push({ type: "late", id, at: now });
     return;
   }
+  if (interrupted) {
+    outbox.push({ type: "started", id, startedAt: now, pid: null, marker: null });
+    outbox.push({
+      type: "done",
+      id,
+      result: {
+        status: "interrupted",
+        exitCode: null,
+        signal: null,
+        stdout: "",
+        stderr: "",
+        startedAt: now,
+        finishedAt: now,
+        outputBytes: 0,
+        note: "the service stopped before it started",
+      },
+    });
+    outbox.push({ type: "escaped", id, note: null });
+    return;
+  }
   const handle = startRun({ ...spec, env: { ...base, ...spec.env } });
   runs.set(id, handle);
-  if (interrupted) handle.interrupt();
   const { startedAt, pid, marker } = handle;
   outbox.push({ type: "started", id, startedAt, pid, marker });
   handle.done.then((result) => {

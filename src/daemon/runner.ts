@@ -111,7 +111,7 @@ export interface Launch {
   readonly done: Promise<RunResult>;
   /** As RunHandle's. */
   readonly escaped: Promise<string | null>;
-  /** As RunHandle's; a run not started yet is ended as soon as it starts. */
+  /** As RunHandle's; a run not started yet never starts, and ends `interrupted`. */
   interrupt(): void;
 }
 
