@@ -27,6 +27,14 @@ async function settled(h: DaemonHarness, fire: number): Promise<string[]> {
     .map((r) => `${r.job_id} ${r.status} ${started(r)}`);
 }
 
+/** Until a run of each job waits in the fake runner's queue. */
+function handedOut(h: DaemonHarness): Promise<unknown> {
+  return h.until(
+    () => Promise.resolve(h.runner.heldStarts === JOBS.length || null),
+    `${JOBS.length} runs handed to the runner (${h.runner.heldStarts} so far)`,
+  );
+}
+
 for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: runs the runner gets to later than their grace do not start, and are missed`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend));
@@ -36,10 +44,7 @@ for (const backend of BACKENDS) {
     // The runner threads are behind a burst: the runs handed out wait there.
     h.runner.holdStarts = true;
     await h.clock.set(at(5));
-    await h.until(
-      () => Promise.resolve(h.runner.heldStarts === JOBS.length || null),
-      `${JOBS.length} runs handed to the runner (${h.runner.heldStarts} so far)`,
-    );
+    await handedOut(h);
     await h.clock.pass(1200);
     h.runner.releaseStarts();
     assertEquals(await settled(h, at(5)), JOBS.map((id) => `${id} missed -`));
@@ -52,10 +57,7 @@ for (const backend of BACKENDS) {
     );
     // Within the grace, they start when the runner gets to them.
     await h.clock.set(at(10));
-    await h.until(
-      () => Promise.resolve(h.runner.heldStarts === JOBS.length || null),
-      `${JOBS.length} runs handed to the runner (${h.runner.heldStarts} so far)`,
-    );
+    await handedOut(h);
     await h.clock.pass(700);
     h.runner.releaseStarts();
     assertEquals(await settled(h, at(10)), JOBS.map((id) => `${id} success +700`));

@@ -14,7 +14,15 @@
 import { log } from "./log.ts";
 import { Outbox } from "./outbox.ts";
 import { signalGroup } from "./processes.ts";
-import type { Launch, LaunchOptions, LaunchSpec, RunResult, Started, StartRun } from "./runner.ts";
+import {
+  type Launch,
+  type LaunchOptions,
+  type LaunchSpec,
+  type RunResult,
+  type Started,
+  type StartRun,
+  unwatched,
+} from "./runner.ts";
 import type { FromRunWorker, ToRunWorker } from "./run_worker.ts";
 
 /**
@@ -239,19 +247,13 @@ export class RunPool {
       const wasStarted = run.pid !== undefined;
       if (run.pid) signalGroup(run.pid, "SIGKILL");
       if (!wasStarted) run.started.resolve({ startedAt: now, pid: null, marker: null });
-      run.done.resolve({
-        status: "error",
-        exitCode: null,
-        signal: null,
-        stdout: "",
-        stderr: "",
-        startedAt: now,
-        finishedAt: now,
-        outputBytes: 0,
-        note: wasStarted
+      run.done.resolve(unwatched(
+        "error",
+        now,
+        wasStarted
           ? `the thread that ran it failed (${why}): its process group was killed, its output lost`
           : `the thread that was to start it failed (${why}): it never started`,
-      });
+      ));
     }
     thread.runs.clear();
   }

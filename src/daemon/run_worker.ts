@@ -5,7 +5,7 @@
  * posted back. Times are this process's wall clock (Date.now).
  */
 import { Outbox } from "./outbox.ts";
-import { type LaunchSpec, type RunHandle, type RunResult, startRun } from "./runner.ts";
+import { type LaunchSpec, type RunHandle, type RunResult, startRun, unwatched } from "./runner.ts";
 
 export type ToRunWorker =
   /** The environment every run starts from; its own variables go over it. */
@@ -80,17 +80,7 @@ function start({ id, spec, startBy }: Extract<ToRunWorker, { type: "start" }>): 
     outbox.push({
       type: "done",
       id,
-      result: {
-        status: "interrupted",
-        exitCode: null,
-        signal: null,
-        stdout: "",
-        stderr: "",
-        startedAt: now,
-        finishedAt: now,
-        outputBytes: 0,
-        note: "the service stopped before it started",
-      },
+      result: unwatched("interrupted", now, "the service stopped before it started"),
     });
     outbox.push({ type: "escaped", id, note: null });
     return;

@@ -132,6 +132,21 @@ export interface LaunchOptions {
 /** Starts a service's runs: a RunPool's `launch`, or a test's fake runner. */
 export type StartRun = (spec: LaunchSpec, o: LaunchOptions) => Launch;
 
+/** The result of a run whose process never ran to its end where it could be watched, at `at`. */
+export function unwatched(status: Outcome, at: number, note: string): RunResult {
+  return {
+    status,
+    exitCode: null,
+    signal: null,
+    stdout: "",
+    stderr: "",
+    startedAt: at,
+    finishedAt: at,
+    outputBytes: 0,
+    note,
+  };
+}
+
 /**
  * The run record's columns for a finished run. `claimNote` (why the run
  * exists: coalesced, forced, --here) is kept, joined with the runner's.
@@ -373,17 +388,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
       marker: null,
       interrupt: () => {},
       escaped: Promise.resolve(null),
-      done: Promise.resolve({
-        status: "error",
-        exitCode: null,
-        signal: null,
-        stdout: "",
-        stderr: "",
-        startedAt,
-        finishedAt: now(),
-        outputBytes: 0,
-        note,
-      }),
+      done: Promise.resolve(unwatched("error", startedAt, note)),
     };
   }
   // The child exists from here: this is when the run started.
