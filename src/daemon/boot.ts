@@ -189,6 +189,7 @@ class BootedDaemon implements Daemon {
       state: () => this.service.state,
       declaredDead: (nodeId, at) => this.notifier.lostRuns(nodeId, at),
     });
+    this.health.holdsWhen(() => this.cluster.holdingReason);
     this.service = new Service({
       store,
       clock,
