@@ -7,6 +7,7 @@ import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { BACKENDS, cli, freshDatabase, rawQuery } from "./helpers.ts";
 import { defaultSettings } from "../src/config/config.ts";
 import { Metrics } from "../src/http/metrics.ts";
+import { readinessOf } from "../src/http/health.ts";
 import { OPENAPI } from "../src/http/openapi.ts";
 import { startHttpServer } from "../src/http/server.ts";
 import { openStore } from "../src/store/open.ts";
@@ -467,6 +468,28 @@ Deno.test("api: an unreachable database answers 503 with the CLI's message, no p
     await server.close();
     await store.close();
   }
+});
+
+Deno.test("readyz: with the database away, says whether this node keeps firing or holds, and why", () => {
+  const vitals = {
+    jobsLoaded: 3,
+    running: 0,
+    queued: 0,
+    appliedMarker: 1,
+    lastReload: null,
+    firing: true,
+    databaseOnline: false,
+    outageMs: 2000,
+    logRecordsDropped: 0,
+  };
+  assertEquals(
+    readinessOf({ ...vitals, holdingReason: null }).database.detail,
+    "unreachable; jobs keep firing from the timetable in memory",
+  );
+  assertEquals(
+    readinessOf({ ...vitals, holdingReason: "cluster.on_database_outage is hold" }).database.detail,
+    "unreachable; this node holds its fires until it is back (cluster.on_database_outage is hold)",
+  );
 });
 
 Deno.test("api: without tokens, only loopback names and same-origin writes", async () => {

@@ -321,7 +321,7 @@ export const CONFIG_KEYS = {
   },
   "cluster.on_database_outage": {
     doc:
-      "While the database is away: run (fire the timetable's own jobs anyway) or hold (fire nothing that cannot be claimed); auto = run when this service last saw no other live one, else hold",
+      "While the database is away: run (fire the timetable's own jobs anyway) or hold (fire nothing that cannot be claimed); auto = run when every other service this one last saw in jm_nodes had stopped cleanly (none live, none dead that may start again), else hold",
     default: "auto",
     parse: oneOf("auto", "run", "hold"),
   } as KeySpec<"auto" | "run" | "hold">,

@@ -58,6 +58,8 @@ export interface DaemonVitals extends ServiceState {
   /** Jobs loaded and firing: false before the start and once a stop began. */
   firing: boolean;
   databaseOnline: boolean;
+  /** Why this node holds its fires while the database is away; null when it fires them anyway. */
+  holdingReason: string | null;
   /** How long the database has been away since the start, the current outage included. */
   outageMs: number;
   /** Log records the jm_syslog sink dropped since the start. */
@@ -193,6 +195,7 @@ class BootedDaemon implements Daemon {
       state: () => this.service.state,
       declaredDead: (nodeId, at) => this.notifier.lostRuns(nodeId, at),
     });
+    this.health.holdsWhen(() => this.cluster.holdingReason);
     this.service = new Service({
       store,
       clock,
@@ -253,6 +256,7 @@ class BootedDaemon implements Daemon {
       ...this.service.state,
       firing: this.started && this.deadline === null,
       databaseOnline: this.health.online,
+      holdingReason: this.cluster.holdingReason,
       outageMs: this.health.outageMs,
       logRecordsDropped: this.sink.droppedTotal,
     };

@@ -81,6 +81,8 @@ function processRuns(pid: number): boolean {
 export class Cluster {
   private id = "";
   private live: string[] = [];
+  /** Other nodes as last seen that may fire again on their own: all but those stopped cleanly. */
+  private mayReturn: string[] = [];
   private jobs: string[] = [];
   private owners = new Map<string, string>();
   /** The assignment before the last change, honoured for `transitionMs` after it. */
@@ -175,10 +177,28 @@ export class Cluster {
       this.previous.get(jobId) === this.id;
   }
 
-  /** Whether fires that cannot be claimed must not run (cluster.on_database_outage). */
+  /**
+   * Whether fires that cannot be claimed must not run
+   * (cluster.on_database_outage). `auto` runs them only when no other node
+   * was last seen that could fire again on its own: a live one, or one that
+   * died (killed, crashed: its supervisor starts it again, and it then
+   * catches up the fires since its last recorded one, which this node,
+   * unable to record them, would have run too). Only nodes stopped cleanly
+   * count as gone.
+   */
   get holds(): boolean {
     const policy = this.o.outagePolicy;
-    return policy === "hold" || (policy === "auto" && this.live.length > 1);
+    return policy === "hold" || (policy === "auto" && this.mayReturn.length > 0);
+  }
+
+  /** Why this node holds its fires while the database is away; null when it fires them anyway. */
+  get holdingReason(): string | null {
+    if (!this.holds) return null;
+    return this.o.outagePolicy === "hold"
+      ? "cluster.on_database_outage is hold"
+      : `cluster.on_database_outage is auto and other nodes may fire them: ${
+        this.mayReturn.join(", ")
+      }`;
   }
 
   start(): void {
@@ -260,11 +280,13 @@ export class Cluster {
     const nodes = await this.o.store.listNodes();
     const databaseNow = await this.o.store.databaseNow();
     const live: string[] = [];
+    const mayReturn: string[] = [];
     for (const node of nodes) {
       const state = node.id === this.id
         ? "live"
         : nodeState(node, databaseNow, this.o.heartbeatMs, databaseNow);
       if (state === "live") live.push(node.id);
+      if (node.id !== this.id && state !== "stopped") mayReturn.push(node.id);
       if (state !== "stale" || node.db_heartbeat_at == null) {
         continue;
       }
@@ -284,6 +306,7 @@ export class Cluster {
       }
     }
     await this.o.store.settleMarkers();
+    this.mayReturn = mayReturn.sort();
     const before = this.live;
     this.live = live.sort();
     if (before.join("\n") !== this.live.join("\n")) {

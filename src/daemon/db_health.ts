@@ -29,6 +29,7 @@ export class DbHealth {
   private pastOutagesMs = 0;
   private probing: Promise<void> | null = null;
   private readonly recoveries: Recovery[] = [];
+  private holdingReason: () => string | null = () => null;
   private readonly closing = new AbortController();
 
   constructor(
@@ -55,6 +56,15 @@ export class DbHealth {
   }
 
   /**
+   * Say in the outage's log line that the service holds its fires, and
+   * why, whenever `reason` gives one (a cluster node); else that it keeps
+   * firing.
+   */
+  holdsWhen(reason: () => string | null): void {
+    this.holdingReason = reason;
+  }
+
+  /**
    * A statement failed. When the database is unreachable, go offline (if
    * not already) and probe until it answers; when it answered and refused
    * the statement, retrying cannot help: only say so.
@@ -67,10 +77,18 @@ export class DbHealth {
     if (this.closing.signal.aborted) return;
     if (this.downSince === null) {
       this.downSince = this.clock.now();
-      storeLog.error(
-        "the database is unreachable ({error}); jobs keep firing from the current timetable and their run records wait in memory",
-        { error: message(error) },
-      );
+      const reason = this.holdingReason();
+      if (reason === null) {
+        storeLog.error(
+          "the database is unreachable ({error}); jobs keep firing from the current timetable and their run records wait in memory",
+          { error: message(error) },
+        );
+      } else {
+        storeLog.error(
+          "the database is unreachable ({error}); this node holds its fires until it is back ({reason}), then runs them late within misfire_grace_time or records them missed",
+          { error: message(error), reason },
+        );
+      }
     }
     this.probing ??= this.probe().finally(() => this.probing = null);
   }

@@ -2,8 +2,9 @@
  * `/healthz`: the process answers (a liveness probe). `/readyz`: the node
  * can do its work: timetable loaded and database reachable (a readiness
  * probe). With the database away but the timetable loaded, the node is
- * `degraded`: it keeps firing from memory, but the API cannot answer, so
- * it says 503 and a load balancer takes it out without restarting it.
+ * `degraded`: it keeps firing from memory (or, a cluster node, holds its
+ * fires), but the API cannot answer, so it says 503 and a load balancer
+ * takes it out without restarting it.
  */
 import { Hono } from "hono";
 import type { DaemonVitals } from "../daemon/boot.ts";
@@ -29,9 +30,12 @@ export function readyState(r: Readiness): ReadyState {
 /** Ready: the timetable is loaded and firing, and the database answers. */
 export function readinessOf(v: DaemonVitals): Readiness {
   return {
-    database: v.databaseOnline
-      ? { ok: true, detail: "reachable" }
-      : { ok: false, detail: "unreachable; jobs keep firing from the timetable in memory" },
+    database: v.databaseOnline ? { ok: true, detail: "reachable" } : {
+      ok: false,
+      detail: v.holdingReason === null
+        ? "unreachable; jobs keep firing from the timetable in memory"
+        : `unreachable; this node holds its fires until it is back (${v.holdingReason})`,
+    },
     timetable: v.firing
       ? { ok: true, detail: `${v.jobsLoaded} jobs loaded` }
       : { ok: false, detail: "not loaded: the service is starting or stopping" },
