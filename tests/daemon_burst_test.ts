@@ -63,6 +63,74 @@ for (const backend of BACKENDS) {
     assertEquals(await settled(h, at(10)), JOBS.map((id) => `${id} success +700`));
   });
 
+  Deno.test(`daemon[${backend}]: a run the runner got to too late does not count as started: its job goes first next time`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    for (const id of JOBS) await h.job(id, { schedule: { second: "*/5" } });
+    await h.start();
+    h.runner.endAll();
+    h.runner.holdStarts = true;
+    // The runner gets to three runs of each burst in time, to the rest too late.
+    const burst = async (s: number) => {
+      await h.clock.set(at(s));
+      await handedOut(h);
+      h.runner.releaseStarts(3);
+      await h.clock.pass(1200);
+      h.runner.releaseStarts();
+      return await settled(h, at(s));
+    };
+    assertEquals(await burst(5), [
+      "a success +0",
+      "b success +0",
+      "c success +0",
+      "d missed -",
+      "e missed -",
+    ]);
+    assertEquals(await burst(10), [
+      "a success +0",
+      "b missed -",
+      "c missed -",
+      "d success +0",
+      "e success +0",
+    ]);
+  });
+
+  Deno.test(`daemon[${backend}]: a worker freed by a run that came too late to the runner starts a fire waiting for one`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.max_workers": 1 },
+    });
+    await h.job("a", { schedule: { second: "5" } });
+    await h.job("b", { schedule: { second: "6" }, misfire_grace_time: "60" });
+    await h.start();
+    h.runner.endAll();
+    h.runner.holdStarts = true;
+    await h.clock.set(at(5));
+    await h.until(() => Promise.resolve(h.runner.heldStarts === 1 || null), "a handed out");
+    await h.clock.set(at(6) + 200);
+    await h.run("b", at(6), "queued");
+    h.runner.holdStarts = false;
+    h.runner.releaseStarts();
+    await h.run("a", at(5), "missed");
+    const b = await h.run("b", at(6), "success");
+    assertEquals(b.started_at, at(6) + 200, describeRun(b));
+  });
+
+  Deno.test(`daemon[${backend}]: a stop while runs wait in the runner is not held up by those that come too late`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("a", { schedule: { second: "*/5" } });
+    await h.start();
+    h.runner.endAll();
+    h.runner.holdStarts = true;
+    await h.clock.set(at(5));
+    await h.until(() => Promise.resolve(h.runner.heldStarts === 1 || null), "a handed out");
+    await h.clock.pass(1200);
+    const stopping = h.stop();
+    h.runner.releaseStarts();
+    await h.run("a", at(5), "missed");
+    // The clock stands still: a stop that waited out shutdown_timeout would never end.
+    await h.until(() => Promise.resolve(h.ended || null), "the daemon to stop");
+    await stopping;
+  });
+
   Deno.test(`daemon[${backend}]: a fire whose start comes later than its grace is missed; the next time its job goes first`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend));
     for (const id of JOBS) await h.job(id, { schedule: { second: "*/5" } });

@@ -131,9 +131,9 @@ export class FakeRunner {
     return this.held.length;
   }
 
-  /** Let the held runs come to the runner, in the order they were handed out. */
-  releaseStarts(): void {
-    for (const begin of this.held.splice(0)) begin();
+  /** Let the held runs (the first `count` of them) come to the runner, in the order they were handed out. */
+  releaseStarts(count = this.held.length): void {
+    for (const begin of this.held.splice(0, count)) begin();
   }
 
   private begin(spec: LaunchSpec, { now, startBy }: LaunchOptions): Launch {

@@ -69,13 +69,9 @@ async function startQueued(): Promise<void> {
 }
 
 function start({ id, spec, startBy }: Extract<ToRunWorker, { type: "start" }>): void {
-  const interrupted = interruptedEarly.delete(id);
   const now = Date.now();
-  if (now > startBy) {
-    outbox.push({ type: "late", id, at: now });
-    return;
-  }
-  if (interrupted) {
+  // Interrupted (a stop, a cancel) before it was due to start: that is what it was, late or not.
+  if (interruptedEarly.delete(id)) {
     outbox.push({ type: "started", id, startedAt: now, pid: null, marker: null });
     outbox.push({
       type: "done",
@@ -83,6 +79,10 @@ function start({ id, spec, startBy }: Extract<ToRunWorker, { type: "start" }>): 
       result: unwatched("interrupted", now, "the service stopped before it started"),
     });
     outbox.push({ type: "escaped", id, note: null });
+    return;
+  }
+  if (now > startBy) {
+    outbox.push({ type: "late", id, at: now });
     return;
   }
   const handle = startRun({ ...spec, env: { ...base, ...spec.env } });

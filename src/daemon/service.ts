@@ -645,21 +645,22 @@ export class Service {
     }, { now: () => this.o.clock.now(), startBy: startBy?.at ?? Infinity });
     const active: Active = { job, run, pid: null, slot, note, scheduledAt, ...from };
     this.active.set(runId, active);
-    this.lastStarted.set(job.id, this.o.clock.now());
     run.started.then((started) => {
-      if (started === null) {
-        this.active.delete(runId);
-        this.missedAtStart(
-          job,
-          scheduledAt,
-          runId,
-          slot,
-          startBy!.graceMs,
-          "the runner was busy starting other runs",
-        );
-      } else {
-        this.running(active, runId, started);
-      }
+      // A stop that gave up on it has recorded it already.
+      if (this.active.get(runId) !== active) return;
+      if (started !== null) return this.running(active, runId, started);
+      this.active.delete(runId);
+      this.cancelling.delete(runId);
+      this.missedAtStart(
+        job,
+        scheduledAt,
+        runId,
+        slot,
+        startBy!.graceMs,
+        "the runner was busy starting other runs",
+      );
+      // Its worker is free for the fires waiting for one.
+      this.startWaiting();
     }).catch((error) => {
       runnerLog.error("job {job} run {run}: could not record its start: {error}", {
         job: job.id,
@@ -673,6 +674,8 @@ export class Service {
   private running(active: Active, runId: number, started: Started): void {
     const { job, scheduledAt } = active;
     active.pid = started.pid;
+    // Only a run that started counts: a late one keeps its job first in line.
+    this.lastStarted.set(job.id, started.startedAt);
     if (started.pid !== null) this.o.guard?.add(started.pid);
     // When it really started; and its group and marker, so that a service
     // starting after a crash can end what this run left.
@@ -1172,7 +1175,13 @@ export class Service {
         note: "the service stopped before a worker was free",
       }));
     }
-    const all = () => Promise.all([...this.active.values()].map((a) => a.run.done));
+    // A run its thread gets to too late never ends: it leaves `active` instead.
+    const all = () =>
+      Promise.all(
+        [...this.active.values()].map((a) =>
+          a.run.started.then((started) => started === null ? undefined : a.run.done)
+        ),
+      );
     await deadline.wait(all(), this.o.shutdownTimeoutMs);
     for (const { run } of this.active.values()) run.interrupt();
     await deadline.wait(all(), this.o.killGraceMs + KILLED_OUTPUT_MS);
