@@ -3,6 +3,12 @@
  * bounded time) while 100 every-second jobs fire, against the same
  * service without requests. The load comes from this process; `serve` is
  * a process of its own, as in production.
+ *
+ * For reference, the same with a plain loop instead of the scheduler: a
+ * Deno process that only spawns the runner's 100 commands at each second
+ * (`setsid /bin/sh -c true`, output piped), no database, while `serve`
+ * (its jobs disabled) answers the same requests. What the load adds to
+ * that loop's lag is what CPU contention alone costs on this machine.
  */
 import {
   type Backend,
@@ -70,34 +76,68 @@ async function listeningUrl(logFile: string): Promise<string> {
   return url;
 }
 
-/** Fire lag of 100 every-second jobs for `seconds`, with and without the API under load. */
+/** The plain loop: at each second in [FROM, TO), 100 spawns; prints each one's lag (ms). */
+const PLAIN_LOOP = `
+const [from, to] = [Number(Deno.env.get("FROM")), Number(Deno.env.get("TO"))];
+const lags = [];
+const ends = [];
+for (let t = from; t < to; t += 1000) {
+  await new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())));
+  for (let i = 0; i < 100; i++) {
+    const child = new Deno.Command("setsid", {
+      args: ["/bin/sh", "-c", "true"], stdin: "null", stdout: "piped", stderr: "piped",
+    }).spawn();
+    lags.push(Date.now() - t);
+    ends.push(child.output());
+  }
+}
+await Promise.all(ends);
+console.log(JSON.stringify(lags));
+`;
+
+function plainLoop(from: number, to: number): Promise<number[]> {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["eval", PLAIN_LOOP],
+    env: { FROM: String(from), TO: String(to) },
+    stdout: "piped",
+  }).output().then((out) => JSON.parse(new TextDecoder().decode(out.stdout)));
+}
+
+/**
+ * Fire lag of 100 every-second jobs for `seconds`, with and without the
+ * API under load; then the plain loop's lag, with and without the load.
+ */
 export async function apiLoad(backend: Backend, seconds: number): Promise<(string | number)[][]> {
   const rows: (string | number)[][] = [];
-  for (const withLoad of [false, true]) {
+  for (const [plain, withLoad] of [[false, false], [false, true], [true, false], [true, true]]) {
     const db = await freshDb(backend);
     try {
-      await seed(db, makeJobs(100, { second: "*", minute: "*", hour: "*" }));
+      await seed(db, makeJobs(100, { second: "*", minute: "*", hour: "*", enabled: !plain }));
       const s = await serve(db, {}, {
         http: { listen: "127.0.0.1:0", tokens: [{ token: TOKEN, role: "read" }] },
       });
       let result: Load | null = null;
-      const from = Math.ceil(Date.now() / 1000) * 1000 + 1000;
+      let plainLags: number[] | null = null;
+      // The plain loop is a process to start: it gets time to be ready by the first second.
+      const from = Math.ceil(Date.now() / 1000) * 1000 + (plain ? 3000 : 1000);
       const to = from + seconds * 1000;
       try {
         const url = await listeningUrl(s.logFile);
+        const loop = plain ? plainLoop(from, to) : null;
         await new Promise((r) => setTimeout(r, from - Date.now()));
         if (withLoad) result = await load(url, to);
         await new Promise((r) => setTimeout(r, Math.max(0, to - Date.now() + 500)));
+        plainLags = await loop;
       } finally {
         await s.stop();
       }
-      const runs = await query(
+      const runs = plain ? [] : await query(
         db,
         `SELECT started_at - scheduled_at AS lag, status FROM jm_runs WHERE scheduled_at >= ${from} AND scheduled_at < ${to}`,
       );
-      const lags = runs.filter((r) => r.lag !== null).map((r) => Number(r.lag));
+      const lags = plainLags ?? runs.filter((r) => r.lag !== null).map((r) => Number(r.lag));
       rows.push([
-        backend,
+        plain ? `${backend}, plain loop` : backend,
         withLoad ? `${CONCURRENCY} concurrent` : "none",
         `${lags.length} of ${100 * seconds} (${
           runs.filter((r) => r.status === "missed").length

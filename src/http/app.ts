@@ -19,6 +19,7 @@ import { errorBody, HttpError, statusOf } from "./errors.ts";
 import { healthRoutes, type Readiness } from "./health.ts";
 import { isLoopback } from "./listen.ts";
 import { OPENAPI } from "./openapi.ts";
+import { Door, type Starts } from "./starts.ts";
 
 /** What `/metrics` answers with: this process's registry, or the main thread's from a worker. */
 export interface MetricsText {
@@ -39,6 +40,8 @@ export interface HttpDeps {
   redact: (text: string) => string;
   /** Aborted when the server stops: live streams end. */
   closing: AbortSignal;
+  /** The scheduler's starts, which requests make way for (starts.ts); none in tests of the app alone. */
+  starts?: Starts;
 }
 
 const httpLog = log("http");
@@ -129,6 +132,11 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
     )
   );
   app.route("/", healthRoutes(deps.readiness));
+  // Probes answer at once; everything else makes way for runs starting.
+  if (deps.starts) {
+    const door = new Door(deps.starts);
+    app.use("*", (_c, next) => door.through(next));
+  }
   app.route("/", dashboardRoutes());
   app.get("/api/v1/openapi.json", (c) => c.json(OPENAPI));
   app.use("/metrics", authenticate(deps.tokens));

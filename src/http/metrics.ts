@@ -17,6 +17,7 @@ import type { NotifyChannel } from "../daemon/notifier.ts";
 import { type Node, NODE_STATES, nodeState } from "../domain/node.ts";
 import type { RunStatus } from "../domain/run.ts";
 import type { NodeStore } from "../store/store.ts";
+import type { Starts } from "./starts.ts";
 
 /** Fire lag buckets (s): a fire starts within milliseconds; seconds mean trouble. */
 const LAG_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -26,6 +27,7 @@ export class Metrics implements RunObserver {
   private readonly runs: client.Counter<"job" | "status">;
   private readonly lag: client.Histogram<"job">;
   private readonly notifications: client.Counter<"channel" | "outcome">;
+  private starts: Starts | null = null;
 
   constructor() {
     const registers = [this.registry];
@@ -62,6 +64,7 @@ export class Metrics implements RunObserver {
 
   started(jobId: string, lagMs: number): void {
     this.lag.observe({ job: jobId }, Math.max(0, lagMs) / 1000);
+    this.starts?.started();
   }
 
   ended(jobId: string, status: RunStatus): void {
@@ -70,6 +73,11 @@ export class Metrics implements RunObserver {
 
   notified(channel: NotifyChannel, ok: boolean): void {
     this.notifications.inc({ channel, outcome: ok ? "sent" : "failed" });
+  }
+
+  /** Note each start in `starts`, for the HTTP worker to make way (starts.ts). */
+  announceStarts(starts: Starts): void {
+    this.starts = starts;
   }
 
   /** Add the gauges read from the daemon at each scrape. */

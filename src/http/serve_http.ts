@@ -12,6 +12,7 @@ import { RuntimeError, ValidationError } from "../errors.ts";
 import type { DatabaseTarget } from "../store/target.ts";
 import type { Metrics } from "./metrics.ts";
 import type { HttpServer } from "./server.ts";
+import { Starts } from "./starts.ts";
 import type { FromWorker, ToWorker } from "./worker.ts";
 
 /** How long the worker gets to finish requests in flight at a stop: the stop budget holds. */
@@ -40,6 +41,8 @@ const METHODS = {
 
 export async function startServeHttp(o: ServeHttpOptions): Promise<HttpServer> {
   o.metrics.watch(o.vitals);
+  const starts = new Starts();
+  o.metrics.announceStarts(starts);
   const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
   const send = (message: ToWorker) => worker.postMessage(message);
   const listening = Promise.withResolvers<string>();
@@ -77,7 +80,13 @@ export async function startServeHttp(o: ServeHttpOptions): Promise<HttpServer> {
     event.preventDefault();
     listening.reject(new RuntimeError(`the HTTP side failed: ${event.message}`));
   };
-  send({ type: "start", settings: o.settings, target: o.target, secrets: o.secrets });
+  send({
+    type: "start",
+    settings: o.settings,
+    target: o.target,
+    secrets: o.secrets,
+    starts: starts.memory,
+  });
   let url: string;
   try {
     url = await listening.promise;

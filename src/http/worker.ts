@@ -18,10 +18,18 @@ import { HTTP_NICE, lowerThreadPriority } from "./priority.ts";
 import { log } from "../daemon/log.ts";
 import { nodeMetrics } from "./metrics.ts";
 import { type HttpServer, startHttpServer } from "./server.ts";
+import { Starts } from "./starts.ts";
 
 /** Messages the main thread sends. */
 export type ToWorker =
-  | { type: "start"; settings: Settings; target: DatabaseTarget; secrets: string[] }
+  | {
+    type: "start";
+    settings: Settings;
+    target: DatabaseTarget;
+    secrets: string[];
+    /** The scheduler's starts (starts.ts). */
+    starts: SharedArrayBuffer;
+  }
   | { type: "answer"; id: number; value: unknown }
   | { type: "close" };
 
@@ -61,7 +69,12 @@ function ask<T>(what: "vitals" | "metrics"): Promise<T> {
   });
 }
 
-async function start(settings: Settings, target: DatabaseTarget, secrets: string[]) {
+async function start(
+  settings: Settings,
+  target: DatabaseTarget,
+  secrets: string[],
+  starts: SharedArrayBuffer,
+) {
   await configure({
     sinks: {
       main: (record: LogRecord) =>
@@ -106,6 +119,7 @@ async function start(settings: Settings, target: DatabaseTarget, secrets: string
       },
       readiness: async () => readinessOf(await ask<DaemonVitals>("vitals")),
       redact,
+      starts: new Starts(starts),
     }, (values) => {
       known.push(...values);
       port.postMessage({ type: "tokens", values });
@@ -125,7 +139,7 @@ port.onmessage = async ({ data }) => {
     pending.get(data.id)?.(data.value);
     pending.delete(data.id);
   } else if (data.type === "start") {
-    running = start(data.settings, data.target, data.secrets);
+    running = start(data.settings, data.target, data.secrets, data.starts);
     running.catch((error) =>
       port.postMessage({
         type: "failed",
