@@ -172,22 +172,21 @@ Deno.test("log sink: while the database is away the queue stays bounded and drop
   await sink.close(1000);
 });
 
-/** Log 100,000 records in one synchronous loop; how long it took and how many inserts ran meanwhile. */
+/** Log 100,000 records in one synchronous loop; how many inserts ran meanwhile. */
 async function burst(table: FakeTable, sink: DatabaseLogSink) {
   sink.start();
   await sink.flush();
   const calls = table.calls;
-  const started = performance.now();
   for (let i = 0; i < 100_000; i++) sink.sink(record(`burst ${i}`, { i }));
-  return { ms: performance.now() - started, insertsDuring: table.calls - calls };
+  return { insertsDuring: table.calls - calls };
 }
 
 Deno.test("log sink: a burst of 100,000 records is logged at once, into a bounded queue", async () => {
   const table = new FakeTable();
   const sink = new DatabaseLogSink(table.options());
-  const { ms } = await burst(table, sink);
+  // How fast is for the benchmark (bench sink); here, what is kept.
+  await burst(table, sink);
   assert(sink.queued <= 11_000, `${sink.queued} records queued`);
-  assert(ms < 1000, `100,000 records took ${ms} ms to log`);
   await sink.close(5000);
   assertEquals(sink.queued, 0);
   assert(table.rows.length >= 10_000, `${table.rows.length} rows written`);
@@ -246,7 +245,9 @@ Deno.test("log sink: close() writes what is queued, and gives up after its timeo
   // The hung batch never answers: close waits its timeout, then reports what is left.
   const started = performance.now();
   await sink.close(100);
-  assert(performance.now() - started < 1000);
+  // Not a timing: a close that waited for the hung batch would never return.
+  const waited = performance.now() - started;
+  assert(waited < 10_000, `close waited ${waited} ms for a batch that never answers`);
   assertEquals(table.reports.map((r) => [r.level, r.properties.count]), [["warning", 1]]);
   void writing;
 
