@@ -153,6 +153,7 @@ class BootedDaemon implements Daemon {
       nodeId: () => this.cluster.nodeId,
       realId: (provisional) => this.recorder.realId(provisional),
       mayFire: (jobId) => this.cluster.mayFire(jobId),
+      silenceWatched: () => this.service.silenceWatched,
       settings: {
         onFailure: s["notify.on_failure"],
         onFailureUrl: s["notify.on_failure_url"],
