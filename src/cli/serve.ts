@@ -26,23 +26,24 @@ export function serveCommand(contextOf: ContextOf): Command {
         { closeLogging, log, serveLogging, setupLogging },
         { inheritedEnv },
         { SqliteFileLock },
-        { Metrics },
-        { startServeHttp },
       ] = await Promise.all([
         import("../daemon/boot.ts"),
         import("../daemon/clock.ts"),
         import("../daemon/log.ts"),
         import("../daemon/runner.ts"),
         import("../daemon/sqlite_file.ts"),
+      ]);
+      const settings = ctx.config.settings;
+      // The HTTP side (prom-client among it: megabytes held for good) only when it listens.
+      const httpModules = settings["http.listen"] === "" ? null : await Promise.all([
         import("../http/metrics.ts"),
         import("../http/serve_http.ts"),
       ]);
-      const settings = ctx.config.settings;
       const lock = ctx.target.kind === "sqlite"
         ? await SqliteFileLock.acquire(ctx.target.path)
         : null;
       // Made before the daemon, which tells it of every run from the start.
-      const metrics = settings["http.listen"] === "" ? null : new Metrics();
+      const metrics = httpModules && new httpModules[0].Metrics();
       const daemon = boot({
         settings,
         store: ctx.openStore(),
@@ -71,8 +72,8 @@ export function serveCommand(contextOf: ContextOf): Command {
       let http: HttpServer | null = null;
       try {
         await setupLogging(serveLogging(settings, daemon.logSink));
-        if (metrics) {
-          http = await startServeHttp({
+        if (httpModules && metrics) {
+          http = await httpModules[1].startServeHttp({
             settings,
             target: ctx.target,
             metrics,
@@ -104,12 +105,9 @@ export function serveCommand(contextOf: ContextOf): Command {
  */
 function watchFile(lock: SqliteFileLock, daemon: Daemon, intervalMs: number, logger: Logger) {
   const state = { lost: null as string | null, stop: () => clearInterval(timer) };
-  let checking = false;
-  const timer = setInterval(async () => {
-    if (checking || state.lost !== null) return;
-    checking = true;
-    const moved = await lock.moved();
-    checking = false;
+  const timer = setInterval(() => {
+    if (state.lost !== null) return;
+    const moved = lock.moved();
     if (moved === null) return;
     state.lost = moved;
     logger.error(

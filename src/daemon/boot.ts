@@ -13,6 +13,7 @@ import { type Clock, Deadline, systemClock } from "./clock.ts";
 import { Cluster, type NodeIdentity } from "./cluster.ts";
 import { DbHealth } from "./db_health.ts";
 import { Housekeeping } from "./housekeeping.ts";
+import { collectGarbage } from "./heap.ts";
 import { log, SINK_CATEGORY } from "./log.ts";
 import { DatabaseLogSink } from "./log_sink.ts";
 import { Notifier } from "./notifier.ts";
@@ -114,6 +115,8 @@ export function stopBudgetMs(
  */
 export const EXIT_RESERVE_MS = 500;
 
+/** Jobs loaded at the start from which a full collection gives back what loading grew. */
+const BULK_LOAD = 1000;
 /** A fire waits at most this long for its claim before it starts anyway. */
 const CLAIM_TIMEOUT_MS = 1000;
 const MAX_BUFFERED_RECORDS = 10_000;
@@ -159,6 +162,7 @@ class BootedDaemon implements Daemon {
       nodeId: () => this.cluster.nodeId,
       realId: (provisional) => this.recorder.realId(provisional),
       mayFire: (jobId) => this.cluster.mayFire(jobId),
+      silenceWatched: () => this.service.silenceWatched,
       settings: {
         onFailure: s["notify.on_failure"],
         onFailureUrl: s["notify.on_failure_url"],
@@ -327,6 +331,8 @@ class BootedDaemon implements Daemon {
     }
     await this.service.start();
     if (this.abandoned) return;
+    // Before the first fire: the collection blocks for tens of milliseconds.
+    if (this.service.state.jobsLoaded >= BULK_LOAD) collectGarbage();
     this.cluster.start();
     this.housekeeping.start();
     this.notifier.start();

@@ -73,6 +73,12 @@ export interface NotifierOptions {
   realId: (provisional: number) => number | null | undefined;
   /** Whether this node fires the job (the others check its silence). */
   mayFire: (jobId: string) => boolean;
+  /**
+   * Whether any loaded job has an alert_after (the service knows): when
+   * none has, silence is not looked for, a scan of jm_jobs saved every
+   * NOTIFY_CHECK_MS. Looked for always when not given.
+   */
+  silenceWatched?: () => boolean;
   settings: NotifySettings;
   startRun: (spec: RunSpec, now: () => number) => RunHandle;
   /** The environment hook commands start from (secrets already removed). */
@@ -225,7 +231,10 @@ export class Notifier {
       if (id !== null) this.runEnded(job, { ...run, id });
     }
     const now = this.o.clock.now();
-    for (const candidate of await this.o.store.silenceCandidates()) {
+    const candidates = this.o.silenceWatched?.() === false
+      ? []
+      : await this.o.store.silenceCandidates();
+    for (const candidate of candidates) {
       if (!this.o.mayFire(candidate.job_id)) continue;
       if (candidate.since + candidate.alert_after * 1000 > now) continue;
       if (this.silenced.get(candidate.job_id) === candidate.since) continue;

@@ -197,6 +197,8 @@ export class Service {
   private readonly lastStarted = new Map<string, number>();
   /** Every enabled, valid job, scheduled or not: whose runs retry, and which follow which. */
   private known = new Map<string, Job>();
+  /** Whether a job in `known` has an alert_after. */
+  private alertAfter = false;
   /** Enabled jobs following each job (`--after`), by the followed job's id. */
   private followers = new Map<string, Job[]>();
   /** When retries and follow-up runs this node queued are due: it polls then. */
@@ -873,11 +875,18 @@ export class Service {
     );
   }
 
+  /** Whether a loaded job has an alert_after: only then does the notifier look for silence. */
+  get silenceWatched(): boolean {
+    return this.alertAfter;
+  }
+
   /** The enabled, valid jobs as loaded, and who follows whom among them. */
   private know(known: Map<string, Job>): void {
     this.known = known;
     this.followers = new Map();
+    this.alertAfter = false;
     for (const job of known.values()) {
+      if (job.alert_after !== null) this.alertAfter = true;
       if (job.after_job === null) continue;
       // Writes refuse cycles; one written by hand in SQL would run for ever.
       const cycle = followCycle(known, job);
