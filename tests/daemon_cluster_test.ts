@@ -182,10 +182,17 @@ for (const backend of BACKENDS) {
         accounted.set(`${r.job_id} ${r.scheduled_at}`, r.status);
         continue;
       }
+      // A fire claimed in time that could not start within its grace (the
+      // test's clock moved on while a loaded machine claimed it) is its own.
+      const range = /from (\S+) to (\S+) came later/.exec(r.note!);
+      if (!range) {
+        assertMatch(r.note!, /^would have started \d+ ms after its fire time/);
+        accounted.set(`${r.job_id} ${r.scheduled_at}`, "missed");
+        continue;
+      }
       // The 5 s step makes the survivor's own fires late too; the victim's say why they were.
       if (owned.has(r.job_id)) assert(r.note!.endsWith(`; ${why}`), r.note!);
-      const [, first, last] = /from (\S+) to (\S+) came later/.exec(r.note!)!;
-      for (let t = Date.parse(first); t <= Date.parse(last); t += 1000) {
+      for (let t = Date.parse(range[1]); t <= Date.parse(range[2]); t += 1000) {
         accounted.set(`${r.job_id} ${t}`, "missed");
       }
     }
