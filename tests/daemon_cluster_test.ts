@@ -55,6 +55,20 @@ async function step(c: ClusterHarness, at: number, count: number): Promise<Run[]
   }, `${count} fires at T0+${at - T0} claimed and launched`);
 }
 
+/**
+ * Start the nodes (every run ending at once) with `jobs` firing every
+ * second; step to the first fire after their shares settled, and return it.
+ */
+async function everySecondSettled(c: ClusterHarness, jobs: string[]): Promise<number> {
+  for (const node of c.nodes) node.runner.endAll();
+  await c.start();
+  await addJobs(c, jobs, { schedule: { second: "*" } });
+  await c.load(jobs.length);
+  const from = c.now() + SETTLED_MS;
+  await step(c, from, jobs.length);
+  return from;
+}
+
 /** The (job, instant) pairs the fake runners started, and those started more than once. */
 function started(c: ClusterHarness, from: number) {
   const seen = new Map<string, string[]>();
@@ -74,12 +88,7 @@ for (const backend of BACKENDS) {
   test("three nodes share 50 every-second jobs: each fire runs once, each node 25-42 %", async () => {
     await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2", "n3"]);
     const jobs = everySecond(50);
-    for (const node of c.nodes) node.runner.endAll();
-    await c.start();
-    await addJobs(c, jobs, { schedule: { second: "*" } });
-    await c.load(jobs.length);
-    const from = c.now() + SETTLED_MS;
-    await step(c, from, jobs.length);
+    const from = await everySecondSettled(c, jobs);
     for (let s = 1; s <= 20; s++) await step(c, from + s * 1000, jobs.length);
     const window = await c.until(async () => {
       const rows = (await c.runs()).filter((r) =>
@@ -258,12 +267,7 @@ mysqlTest(
       store: throughProxy(db, proxies[id]),
     }));
     const jobs = everySecond(6);
-    for (const node of c.nodes) node.runner.endAll();
-    await c.start();
-    await addJobs(c, jobs, { schedule: { second: "*" } });
-    await c.load(jobs.length);
-    const from = c.now() + SETTLED_MS;
-    await step(c, from, jobs.length);
+    const from = await everySecondSettled(c, jobs);
 
     first.cut();
     second.cut();
@@ -394,12 +398,7 @@ mysqlTest(
       settings: { "jobsmanager.misfire_grace_time": 3600, "jobsmanager.coalesce": true },
     }));
     const jobs = everySecond(6);
-    for (const node of c.nodes) node.runner.endAll();
-    await c.start();
-    await addJobs(c, jobs, { schedule: { second: "*" } });
-    await c.load(jobs.length);
-    const from = c.now() + SETTLED_MS;
-    await step(c, from, jobs.length);
+    const from = await everySecondSettled(c, jobs);
 
     // n2 is killed: n1 declares it dead and fires every job, alone.
     c.freeze("n2");
