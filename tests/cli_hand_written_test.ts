@@ -5,18 +5,7 @@
  * refused as invalid.
  */
 import { assertEquals, assertStringIncludes } from "./assert.ts";
-import {
-  BACKENDS,
-  cli,
-  type CliResult,
-  freshDatabase,
-  rawQuery,
-  type TestDatabase,
-} from "./helpers.ts";
-
-function jm(db: TestDatabase, ...args: string[]): Promise<CliResult> {
-  return cli(["--database", db.url, ...args], { cwd: db.dir });
-}
+import { BACKENDS, freshDatabase, jm, rawQuery, type TestDatabase } from "./helpers.ts";
 
 async function ok(db: TestDatabase, ...args: string[]): Promise<string> {
   const r = await jm(db, ...args);

@@ -3,11 +3,7 @@
  * naming the filters, so stdout stays log lines (JSON lines with --json).
  */
 import { assertEquals, assertMatch } from "./assert.ts";
-import { BACKENDS, cli, freshDatabase, type TestDatabase } from "./helpers.ts";
-
-function jm(db: TestDatabase, ...args: string[]) {
-  return cli(["--database", db.url, ...args], { cwd: db.dir });
-}
+import { BACKENDS, freshDatabase, jm } from "./helpers.ts";
 
 for (const backend of BACKENDS) {
   Deno.test(`cli[${backend}]: logs with nothing to show says so, naming the filter`, async () => {

@@ -5,7 +5,7 @@
  * schedule is refused; a preview creates no database.
  */
 import { assertEquals } from "./assert.ts";
-import { BACKENDS, cli, type CliResult, freshDatabase, type TestDatabase } from "./helpers.ts";
+import { BACKENDS, cli, freshDatabase, jm } from "./helpers.ts";
 
 const FROM = ["--from", "2026-03-28T00:00:00Z", "-n", "3"];
 const BERLIN = ["--minute", "30", "--hour", "2", "--timezone", "Europe/Berlin"];
@@ -14,10 +14,6 @@ const FIRES = [
   "  Sun 2026-03-29 03:00:00 +02:00  Europe/Berlin   2026-03-29T01:00:00Z",
   "  Mon 2026-03-30 02:30:00 +02:00  Europe/Berlin   2026-03-30T00:30:00Z",
 ];
-
-function jm(db: TestDatabase, ...args: string[]): Promise<CliResult> {
-  return cli(["--database", db.url, ...args], { cwd: db.dir });
-}
 
 for (const backend of BACKENDS) {
   Deno.test(`cli[${backend}]: job next previews a schedule as job next shows the saved job`, async () => {

@@ -5,18 +5,7 @@
  * silent jobs.
  */
 import { assert, assertEquals } from "./assert.ts";
-import {
-  BACKENDS,
-  cli,
-  type CliResult,
-  freshDatabase,
-  rawQuery,
-  type TestDatabase,
-} from "./helpers.ts";
-
-function jm(db: TestDatabase, ...args: string[]): Promise<CliResult> {
-  return cli(["--database", db.url, ...args], { cwd: db.dir });
-}
+import { BACKENDS, freshDatabase, jm, rawQuery } from "./helpers.ts";
 
 const URL_WITH_SECRETS = "https://ops:hunter2-secret@hooks.example.com/jm?token=abc-secret-token";
 

@@ -181,6 +181,11 @@ export async function cli(args: string[], options: CliOptions = {}): Promise<Cli
   return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
 }
 
+/** The CLI on `db`, run in its folder: `jm(db, "job", "list")`. */
+export function jm(db: TestDatabase, ...args: string[]): Promise<CliResult> {
+  return cli(["--database", db.url, ...args], { cwd: db.dir });
+}
+
 async function collect(stream: ReadableStream<Uint8Array>, into: string[]): Promise<void> {
   const decoder = new TextDecoder();
   for await (const chunk of stream) into.push(decoder.decode(chunk, { stream: true }));
