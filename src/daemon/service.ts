@@ -46,6 +46,8 @@ import { type Decision, type Due, type JobDefaults, onTime, Timetable } from "./
 export interface RunObserver extends NotifyObserver {
   /** A run's command started `lagMs` after its scheduled instant. */
   started(jobId: string, lagMs: number): void;
+  /** The timetable's next fire is now at `at` (ms; Infinity: none), before any start it brings. */
+  upcoming?(at: number): void;
   ended(jobId: string, status: RunStatus): void;
 }
 
@@ -188,6 +190,8 @@ export class Service {
   private polling = false;
   private pollAgain = false;
   private lastReload: { at: number; ms: number } | null = null;
+  /** The next fire the observer was told of. */
+  private toldUpcoming = NaN;
   private readonly recorder: RunRecorder;
   /** Markers this node applied that others may not have yet (still `updated = 0`). */
   private readonly appliedHere = new Set<number>();
@@ -314,6 +318,10 @@ export class Service {
       }
       const nextFire = this.timetable.nextDue() ?? Infinity;
       if (nextFire - now <= WARM_MS) this.o.warmRunner?.();
+      if (nextFire !== this.toldUpcoming) {
+        this.toldUpcoming = nextFire;
+        this.o.observer?.upcoming?.(nextFire);
+      }
       const wakeAt = Math.min(
         held ? now + HELD_RECHECK_MS : nextFire,
         nextPoll,

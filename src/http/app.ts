@@ -112,6 +112,25 @@ const authorize: MiddlewareHandler<Env> = async (c, next) => {
   await next();
 };
 
+/**
+ * What makes two reads the same question (Door.share): the URL and every
+ * header the answer depends on, credentials included, so a request is
+ * never answered with what another caller was allowed to see. Null for
+ * writes and live streams, which are each their own.
+ */
+function sharedReadKey(c: Context): string | null {
+  const accept = c.req.header("accept") ?? "";
+  if (c.req.method !== "GET" || c.req.path.endsWith("/stream") || accept.includes("event-stream")) {
+    return null;
+  }
+  return [
+    c.req.url,
+    accept,
+    ...["authorization", "host", "if-none-match"].map((h) => c.req.header(h)),
+  ]
+    .join("\n");
+}
+
 export function buildHttpApp(deps: HttpDeps): Hono<Env> {
   const app = new Hono<Env>();
   app.onError((error, c: Context) => {
@@ -135,7 +154,15 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
   // Probes answer at once; everything else makes way for runs starting.
   if (deps.starts) {
     const door = new Door(deps.starts);
-    app.use("*", (_c, next) => door.through(next));
+    app.use("*", async (c, next) => {
+      const key = sharedReadKey(c);
+      if (key === null) return await door.through(next);
+      // Set, not returned: Hono keeps the handler's own response, whose body was read to share it.
+      c.res = await door.share(key, async () => {
+        await next();
+        return c.res;
+      });
+    });
   }
   app.route("/", dashboardRoutes());
   app.get("/api/v1/openapi.json", (c) => c.json(OPENAPI));

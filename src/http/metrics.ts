@@ -67,6 +67,10 @@ export class Metrics implements RunObserver {
     this.starts?.started();
   }
 
+  upcoming(at: number): void {
+    this.starts?.upcoming(at);
+  }
+
   ended(jobId: string, status: RunStatus): void {
     this.runs.inc({ job: jobId, status });
   }

@@ -10,10 +10,17 @@
  * waits until no run has started for `QUIET_MS`, `MAX_WAIT_MS` at most, so
  * the API answers even while starts never pause. Clients that wait for
  * their answers wait with it, and leave the CPU to the starts too.
+ *
+ * The scheduler also notes its next fire: from `LEAD_MS` before it, new
+ * requests wait as if the burst had begun, so the answers in flight are
+ * written, and their clients have asked again, before the starts, not
+ * during them.
  */
 
 /** After a start, this long without another one ends the burst. */
 export const QUIET_MS = 50;
+/** How long before the next fire requests begin to wait for it. */
+export const LEAD_MS = 50;
 /** No request waits longer for a quiet moment. */
 export const MAX_WAIT_MS = 1000;
 /**
@@ -33,39 +40,68 @@ const systemClock: StartsClock = {
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
 };
 
-/** The instant of the last start, in memory both threads see. */
+/** Slots of the shared memory: the last start, the next fire (ms; 0 = none). */
+const LAST_START = 0;
+const NEXT_FIRE = 1;
+
+/** The instant of the last start and of the next fire, in memory both threads see. */
 export class Starts {
-  private readonly last: BigInt64Array;
+  private readonly instants: BigInt64Array;
 
   /** `memory`: the one given by the other thread's `Starts`, or a new one. */
   constructor(
-    readonly memory: SharedArrayBuffer = new SharedArrayBuffer(8),
+    readonly memory: SharedArrayBuffer = new SharedArrayBuffer(16),
     private readonly clock: StartsClock = systemClock,
   ) {
-    this.last = new BigInt64Array(memory);
+    this.instants = new BigInt64Array(memory);
   }
 
   /** A run started (the scheduler's thread). */
   started(): void {
-    Atomics.store(this.last, 0, BigInt(this.clock.now()));
+    Atomics.store(this.instants, LAST_START, BigInt(this.clock.now()));
   }
 
-  /** Resolves once no run has started for QUIET_MS, or after MAX_WAIT_MS (the HTTP worker). */
+  /** The next fire is at `at` (ms), or none when not finite (the scheduler's thread). */
+  upcoming(at: number): void {
+    Atomics.store(this.instants, NEXT_FIRE, BigInt(Number.isFinite(at) ? Math.round(at) : 0));
+  }
+
+  /**
+   * Resolves once no run has started for QUIET_MS, counting the next fire
+   * as a start from LEAD_MS before it, or after MAX_WAIT_MS (the HTTP worker).
+   */
   async quiet(): Promise<void> {
     const deadline = this.clock.now() + MAX_WAIT_MS;
     for (;;) {
       const now = this.clock.now();
-      const left = Math.min(Number(Atomics.load(this.last, 0)) + QUIET_MS, deadline) - now;
+      const next = Number(Atomics.load(this.instants, NEXT_FIRE));
+      const burst = Math.max(
+        Number(Atomics.load(this.instants, LAST_START)),
+        next !== 0 && now >= next - LEAD_MS ? next : 0,
+      );
+      const left = Math.min(burst + QUIET_MS, deadline) - now;
       if (left <= 0) return;
       await this.clock.sleep(left);
     }
   }
 }
 
-/** Who may go in: at most MAX_HANDLED requests at once, each once the starts are quiet. */
+/** An answer to a read, copied for every request that waited for it. */
+interface SharedAnswer {
+  status: number;
+  headers: [string, string][];
+  body: Uint8Array<ArrayBuffer>;
+}
+
+/**
+ * Who may go in: at most MAX_HANDLED requests at once, each once the starts
+ * are quiet. Identical reads waiting together are answered once (`share`).
+ */
 export class Door {
   private inside = 0;
   private readonly queue: (() => void)[] = [];
+  /** Reads waiting at the door, by key, with the answer they will share. */
+  private readonly reads = new Map<string, Promise<SharedAnswer>>();
 
   constructor(private readonly starts: Starts, private readonly limit = MAX_HANDLED) {}
 
@@ -84,5 +120,37 @@ export class Door {
       if (next) next();
       else this.inside--;
     }
+  }
+
+  /**
+   * Handle a read like `through`, except that a request with the same `key`
+   * (its method, URL and credentials) that arrives while one is still
+   * waiting at the door gets a copy of that one's answer. The answer is
+   * computed after both arrived, so it is no older than a read of its own
+   * would be; a request arriving once the computation began waits for the
+   * next. Under load the many clients of one page cost one query.
+   */
+  async share(key: string, handle: () => Promise<Response>): Promise<Response> {
+    let answer = this.reads.get(key);
+    if (answer === undefined) {
+      const computed = this.through(async () => {
+        // From here on the answer may predate a newcomer: it waits for its own.
+        if (this.reads.get(key) === computed) this.reads.delete(key);
+        const response = await handle();
+        return {
+          status: response.status,
+          headers: [...response.headers],
+          body: new Uint8Array(await response.arrayBuffer()),
+        };
+      });
+      answer = computed;
+      this.reads.set(key, computed);
+      // A failure reaches every request that waited for it, not an unhandled rejection.
+      computed.catch(() => {
+        if (this.reads.get(key) === computed) this.reads.delete(key);
+      });
+    }
+    const { status, headers, body } = await answer;
+    return new Response(status === 204 || status === 304 ? null : body, { status, headers });
   }
 }
