@@ -1,5 +1,6 @@
 /**
- * Benchmarks (not tests): `deno task bench [SECTION…] [--backend sqlite|mysql] [--seconds N]`.
+ * Benchmarks (not tests): `deno task bench [SECTION…] [--backend sqlite|mysql] [--seconds N]`
+ * (`--rounds N`: pairs of runs without and with load in `api`, default 3).
  * Sections: catalogue, firing, burst, cost, latency, reload, idle, throughput, runner, sink, flood,
  * api, notify (default: all); `cluster` (the chaos run of bench/cluster.ts, default 300 s;
  * `--nodes 3|2` for one of its two setups) only when named.
@@ -40,6 +41,7 @@ const flag = (name: string) => {
 const onlyBackend = flag("--backend");
 const secondsGiven = flag("--seconds");
 const nodesGiven = flag("--nodes");
+const roundsGiven = flag("--rounds");
 const SECONDS = Number(secondsGiven ?? 60);
 const sections = args.length > 0 ? args : [
   "catalogue",
@@ -662,7 +664,7 @@ const SECTIONS: Record<
       "request p99",
       "failed",
     ],
-    (b) => apiLoad(b, SECONDS),
+    (b) => apiLoad(b, SECONDS, Number(roundsGiven ?? 3)),
   ],
   notify: [
     `Firing lag of 100 every-second jobs that all fail, for ${SECONDS} s, by on_failure hook`,
