@@ -4,7 +4,10 @@
  * keeping the backups asked for; every line written by the close.
  */
 import { assert, assertEquals } from "./assert.ts";
+import type { LogRecord } from "@logtape/logtape";
 import { closeLogging, log, setupLogging } from "../src/daemon/log.ts";
+import { logFileSink } from "../src/daemon/log_file.ts";
+import { waitFor } from "./helpers.ts";
 
 async function withLogFile(
   backups: number,
@@ -57,4 +60,40 @@ Deno.test("log file: with no backups the file starts again, alone", async () => 
     assertEquals([...Deno.readDirSync(`${dir}/logs`)].map((e) => e.name), ["jobsmanager.log"]);
     assertEquals(await mode(path), 0o600);
   });
+});
+
+Deno.test("log file: each line is written within the flush interval, the service still running", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
+  const path = `${dir}/jobsmanager.log`;
+  const sink = logFileSink(path, {
+    formatter: (record) => `${record.rawMessage}\n`,
+    maxSize: 1_000_000,
+    backups: 1,
+    flushMs: 20,
+  });
+  try {
+    const record = (message: string): LogRecord => ({
+      category: ["test"],
+      level: "info",
+      message: [message],
+      rawMessage: message,
+      properties: {},
+      timestamp: Date.now(),
+    });
+    sink(record("first line"));
+    await waitFor(async () => (await Deno.readTextFile(path)) === "first line\n", {
+      timeoutMs: 10_000,
+      what: "the first line in the file",
+      detail: async () => JSON.stringify(await Deno.readTextFile(path)),
+    });
+    sink(record("second line"));
+    await waitFor(async () => (await Deno.readTextFile(path)).endsWith("second line\n"), {
+      timeoutMs: 10_000,
+      what: "the second line in the file",
+      detail: async () => JSON.stringify(await Deno.readTextFile(path)),
+    });
+  } finally {
+    await sink[Symbol.asyncDispose]();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

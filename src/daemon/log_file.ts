@@ -3,8 +3,9 @@
  * it would pass `maxSize` bytes (`path` → `path.1` → … `path.N`, the
  * oldest deleted). Every file is created readable by its owner only: the
  * lines hold commands, ids and errors. Lines wait in memory and are
- * written every `flushMs` (or once `BUFFER_BYTES` wait), so a busy service
- * never waits on the disk, and `tail -f` keeps up.
+ * written `flushMs` after the first of them (or once `BUFFER_BYTES` wait),
+ * so a busy service never waits on the disk, `tail -f` keeps up, and an
+ * idle one sets no timer.
  */
 import type { LogRecord, Sink, TextFormatter } from "@logtape/logtape";
 
@@ -26,6 +27,7 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
   let buffer: string[] = [];
   let buffered = 0;
   let writing: Promise<void> = Promise.resolve();
+  let timer: ReturnType<typeof setTimeout> | undefined;
 
   const rotate = () => {
     file.close();
@@ -72,6 +74,8 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
 
   /** Write what waits, after what is being written; a failed write costs its lines, not the service. */
   const flush = (): Promise<void> => {
+    clearTimeout(timer);
+    timer = undefined;
     if (buffer.length === 0) return writing;
     const lines = buffer;
     buffer = [];
@@ -82,16 +86,15 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
     return writing;
   };
 
-  const timer = setInterval(flush, options.flushMs);
   const sink = (record: LogRecord) => {
     const line = options.formatter(record);
+    timer ??= setTimeout(flush, options.flushMs);
     buffer.push(line);
     buffered += line.length;
     if (buffered >= BUFFER_BYTES) flush();
   };
   return Object.assign(sink, {
     async [Symbol.asyncDispose]() {
-      clearInterval(timer);
       await flush();
       file.close();
     },
