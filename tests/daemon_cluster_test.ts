@@ -172,7 +172,7 @@ for (const backend of BACKENDS) {
         `^node ${victim} stopped sending heartbeats \\(last at \\S+Z\\) and was declared dead at \\S+Z by node ${survivor.nodeId}$`,
       ),
     );
-    const [row] = (await c.store.listNodes()).filter((n) => n.id === victim);
+    const [row] = (await c.store.nodesAndNow()).nodes.filter((n) => n.id === victim);
     assertEquals(row.declared_dead_by, survivor.nodeId);
     // The survivor has claimed what it took over (run late, or missed) before its clock moves on.
     for (let s = 5; s <= 8; s++) await step(c, frozenAt + s * 1000, 11);
@@ -249,7 +249,7 @@ for (const backend of BACKENDS) {
     await c.age("n3");
     await c.until(async () => {
       await c.set(c.now() + 1000);
-      const n3 = (await c.store.listNodes()).find((n) => n.id === "n3")!;
+      const n3 = (await c.store.nodesAndNow()).nodes.find((n) => n.id === "n3")!;
       return n3.declared_dead_at !== null && (await pending(third)).updated;
     }, `n3 declared dead and marker ${third} applied`);
     assertEquals(c.node("n3").daemon.state.appliedMarker < third, true);
@@ -382,7 +382,7 @@ for (const backend of BACKENDS) {
     }, "this node's jobs decided since 3 s");
     assertEquals([...new Set(decided.map((r) => r.job_id))].sort(), mine);
     assert(decided.some((r) => r.status === "missed"), decided.map(describeRun).join("\n"));
-    const [self] = (await h.store.listNodes()).filter((n) => n.id === NODE_ID);
+    const [self] = (await h.store.nodesAndNow()).nodes.filter((n) => n.id === NODE_ID);
     assertEquals([self.declared_dead_at, self.declared_dead_by], [null, null]);
   });
 }

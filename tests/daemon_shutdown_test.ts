@@ -39,7 +39,7 @@ for (const backend of BACKENDS) {
     ]);
     // No fire after the stop, though the clock passed many of its instants.
     assertEquals((await h.runs()).map((r) => r.scheduled_at), [at(1)]);
-    const [node] = await h.store.listNodes();
+    const [node] = (await h.store.nodesAndNow()).nodes;
     assertEquals([node.id, node.stopped_at], [NODE_ID, stoppedAt + SHUTDOWN_MS]);
     assert(h.line(/^stopped$/), h.lines.join("\n"));
   });

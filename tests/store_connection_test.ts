@@ -115,7 +115,7 @@ async function held(db: TestDatabase): Promise<string[]> {
 onEveryBackend("close", "releases the database's files and connections", async (db) => {
   const store = db.open();
   await store.migrate();
-  await Promise.all([store.listJobs(), store.listRuns({ limit: 1 }), store.listNodes()]);
+  await Promise.all([store.listJobs(), store.listRuns({ limit: 1 }), store.nodesAndNow()]);
   assert((await held(db)).length > 0, "the open store holds the database");
   await store.close();
   // A server ends a connection's thread after the client hung up.

@@ -111,7 +111,7 @@ export function node(id: string, extra: Partial<Node> = {}): Node {
  */
 export async function liveNode(store: Store, id: string): Promise<Node> {
   await store.claimNode(node(id, { heartbeat_ms: 60_000 }), () => true);
-  return (await store.listNodes()).find((n) => n.id === id)!;
+  return (await store.nodesAndNow()).nodes.find((n) => n.id === id)!;
 }
 
 /** Log row `n`, created at n seconds. */

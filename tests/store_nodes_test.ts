@@ -1,5 +1,5 @@
 /**
- * The store contract of NodeStore (store.ts): saveNode, listNodes,
+ * The store contract of NodeStore (store.ts): saveNode, nodesAndNow,
  * databaseNow, claimNode, declareDead.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
@@ -21,7 +21,7 @@ contract("saveNode", "a new node reads back every field as written", async ({ st
     timezone: "America/New_York",
   });
   await store.saveNode(full);
-  assertEquals(await store.listNodes(), [full]);
+  assertEquals((await store.nodesAndNow()).nodes, [full]);
 });
 
 contract("saveNode", "saving the same id again replaces every column", async ({ store }) => {
@@ -36,7 +36,7 @@ contract("saveNode", "saving the same id again replaces every column", async ({ 
   }));
   const restarted = node("a", { pid: 11, started_at: 7000, heartbeat_at: 7000 });
   await store.saveNode(restarted);
-  assertEquals(await store.listNodes(), [restarted]);
+  assertEquals((await store.nodesAndNow()).nodes, [restarted]);
 });
 
 contract(
@@ -44,19 +44,39 @@ contract(
   "a node that reports no zone reads back with timezone null",
   async ({ store }) => {
     await store.saveNode(node("a", { timezone: null }));
-    assertEquals((await store.listNodes()).map((n) => n.timezone), [null]);
+    assertEquals((await store.nodesAndNow()).nodes.map((n) => n.timezone), [null]);
   },
 );
 
-contract("listNodes", "nothing when no service ever ran", async ({ store }) => {
-  assertEquals(await store.listNodes(), []);
+contract("nodesAndNow", "nothing when no service ever ran", async ({ store }) => {
+  assertEquals((await store.nodesAndNow()).nodes, []);
 });
 
-contract("listNodes", "every node, most recent heartbeat first", async ({ store }) => {
+contract(
+  "nodesAndNow",
+  "the database's clock comes with the nodes, and without any",
+  async ({ store }) => {
+    const between = async () => {
+      const before = await store.databaseNow();
+      const { databaseNow } = await store.nodesAndNow();
+      const after = await store.databaseNow();
+      assert(
+        before <= databaseNow && databaseNow <= after,
+        `${before} <= ${databaseNow} <= ${after} (the database's clock, read around it)`,
+      );
+    };
+    await between();
+    await store.saveNode(node("a", { heartbeat_at: 1000 }));
+    await store.saveNode(node("b", { heartbeat_at: 2000 }));
+    await between();
+  },
+);
+
+contract("nodesAndNow", "every node, most recent heartbeat first", async ({ store }) => {
   await store.saveNode(node("old", { heartbeat_at: 1000 }));
   await store.saveNode(node("new", { heartbeat_at: 3000 }));
   await store.saveNode(node("mid", { heartbeat_at: 2000 }));
-  assertEquals((await store.listNodes()).map((n) => n.id), ["new", "mid", "old"]);
+  assertEquals((await store.nodesAndNow()).nodes.map((n) => n.id), ["new", "mid", "old"]);
 });
 
 contract(
@@ -106,7 +126,7 @@ contract(
     const after = await store.databaseNow();
     assertEquals(holder, null);
     assertEquals(asked, []);
-    const [row] = await store.listNodes();
+    const [row] = (await store.nodesAndNow()).nodes;
     assertEquals({ ...row, db_heartbeat_at: null }, node("a", { heartbeat_ms: 1000 }));
     assert(
       row.db_heartbeat_at! >= before && row.db_heartbeat_at! <= after,
@@ -129,7 +149,7 @@ contract(
     assertEquals(holder, held);
     assertEquals(asked.map(([n]) => n), [held]);
     assert(Math.abs(asked[0][1] - Date.now()) < 60_000, `the database's clock: ${asked[0][1]}`);
-    assertEquals(await store.listNodes(), [held]);
+    assertEquals((await store.nodesAndNow()).nodes, [held]);
   },
 );
 
@@ -144,7 +164,7 @@ contract(
       await store.claimNode(node("a", { pid: 2, heartbeat_ms: 1000 }), () => true),
       null,
     );
-    const [row] = await store.listNodes();
+    const [row] = (await store.nodesAndNow()).nodes;
     assertEquals([row.pid, row.declared_dead_at, row.declared_dead_by], [2, null, null]);
     assert(row.db_heartbeat_at !== null, "the heartbeat is the database's clock");
   },
@@ -166,7 +186,7 @@ contract(
     assert(declared !== null, "declared");
     assertEquals(declared.lost, 2);
     assert(declared.at >= a.db_heartbeat_at!, `declared at ${declared.at}, after the last beat`);
-    const row = (await store.listNodes()).find((n) => n.id === "a")!;
+    const row = (await store.nodesAndNow()).nodes.find((n) => n.id === "a")!;
     assertEquals([row.declared_dead_at, row.declared_dead_by], [declared.at, "b"]);
     for (const id of [running, queued]) {
       const run = (await store.getRun(id!))!;
@@ -190,7 +210,7 @@ contract("declareDead", "only once: the second node to try gets null", async ({ 
   await store.claimRuns([fire("j1", 1000, { node_id: "a" })]);
   assert(await store.declareDead("a", a.db_heartbeat_at!, "b") !== null, "the first declares");
   assertEquals(await store.declareDead("a", a.db_heartbeat_at!, "c"), null);
-  assertEquals((await store.listNodes())[0].declared_dead_by, "b");
+  assertEquals((await store.nodesAndNow()).nodes[0].declared_dead_by, "b");
 });
 
 contract(
@@ -206,6 +226,9 @@ contract(
     assertEquals(await store.declareDead("a", a.db_heartbeat_at!, "b"), null);
     assertEquals(await store.declareDead("s", 4000, "b"), null);
     assertEquals((await store.getRun(run!))!.status, "running");
-    assert((await store.listNodes()).every((n) => n.declared_dead_at === null), "nobody dead");
+    assert(
+      (await store.nodesAndNow()).nodes.every((n) => n.declared_dead_at === null),
+      "nobody dead",
+    );
   },
 );

@@ -39,9 +39,9 @@ export async function liveServices(
   nodes: NodeStore,
   options: { now: number; heartbeatMs: number },
 ): Promise<Node[]> {
-  const databaseNow = await nodes.databaseNow();
+  const { nodes: all, databaseNow } = await nodes.nodesAndNow();
   // By id, so that what a command prints does not depend on which beat last.
-  return (await nodes.listNodes())
+  return all
     .filter((n) => nodeState(n, options.now, options.heartbeatMs, databaseNow) === "live")
     .sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
@@ -51,8 +51,7 @@ export async function status(
   options: { now: number; heartbeatMs: number; defaultZone: string },
 ): Promise<Status> {
   const { now, heartbeatMs, defaultZone } = options;
-  const nodes = await stores.listNodes();
-  const databaseNow = await stores.databaseNow();
+  const { nodes, databaseNow } = await stores.nodesAndNow();
   const pendingMarkers = await stores.pendingMarkers();
   const latestMarker = await stores.latestMarkerId();
   const runsLastHour = await stores.countRuns(now - HOUR_MS);

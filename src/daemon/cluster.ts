@@ -11,7 +11,7 @@
 import { RuntimeError } from "../errors.ts";
 import { MAX_SKEW_MS, type Node, nodeState } from "../domain/node.ts";
 import { assignJobs } from "../domain/share.ts";
-import type { MarkerStore, NodeStore } from "../store/store.ts";
+import type { NodeStore } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
 import type { DbHealth } from "./db_health.ts";
 import { log } from "./log.ts";
@@ -32,9 +32,10 @@ export type OutagePolicy = "auto" | "run" | "hold";
 export type Gained = Map<string, string | null>;
 
 export interface ClusterOptions {
-  store:
-    & Pick<NodeStore, "claimNode" | "saveNode" | "listNodes" | "databaseNow" | "declareDead">
-    & Pick<MarkerStore, "settleMarkers">;
+  store: Pick<
+    NodeStore,
+    "claimNode" | "saveNode" | "nodesAndNow" | "databaseNow" | "declareDead"
+  >;
   clock: Clock;
   /**
    * This machine's clock, measured against the database's at each
@@ -275,10 +276,9 @@ export class Cluster {
     });
   }
 
-  /** Declare the nodes that stopped beating dead, settle markers, and share the jobs again. */
+  /** Declare the nodes that stopped beating dead, and share the jobs again. */
   private async sweep(): Promise<void> {
-    const nodes = await this.o.store.listNodes();
-    const databaseNow = await this.o.store.databaseNow();
+    const { nodes, databaseNow } = await this.o.store.nodesAndNow();
     const live: string[] = [];
     const mayReturn: string[] = [];
     for (const node of nodes) {
@@ -305,7 +305,6 @@ export class Cluster {
         if (declared.lost > 0) this.o.declaredDead?.(node.id, declared.at);
       }
     }
-    await this.o.store.settleMarkers();
     this.mayReturn = mayReturn.sort();
     const before = this.live;
     this.live = live.sort();

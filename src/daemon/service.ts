@@ -394,6 +394,10 @@ export class Service {
           this.requestReload();
           await this.reloading;
         }
+        // A marker every live node applied may still wait on a node that
+        // died or stopped since: asked only while one is pending, not on
+        // every poll of an idle service.
+        if (state.oldestPendingMarker !== null) await this.o.store.settleMarkers();
         if (state.manualRuns) await this.takeManualRuns();
         if (state.dueRuns) await this.takeDueRuns();
         if (state.cancelRequests) await this.takeCancelRequests();

@@ -135,7 +135,7 @@ export class Metrics implements RunObserver {
  * does no database work for a scrape.
  */
 export function nodeMetrics(
-  store: Pick<NodeStore, "listNodes" | "databaseNow">,
+  store: Pick<NodeStore, "nodesAndNow">,
   heartbeatMs: number,
 ): client.Registry {
   const registry = new client.Registry();
@@ -149,8 +149,7 @@ export function nodeMetrics(
       let found: Node[];
       let databaseNow: number;
       try {
-        found = await store.listNodes();
-        databaseNow = await store.databaseNow();
+        ({ nodes: found, databaseNow } = await store.nodesAndNow());
       } catch {
         // The database is away: jobsmanager_database_up says so; no guess here.
         return;

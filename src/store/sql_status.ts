@@ -55,11 +55,22 @@ async function writeNode(executor: Executor, driver: Driver, node: Node): Promis
   );
 }
 
-const NODE_SELECT = `SELECT ${NODE_COLUMNS.map((c) => `\`${c}\``).join(", ")} FROM jm_nodes`;
+const NODE_FIELDS = NODE_COLUMNS.map((c) => `\`${c}\``).join(", ");
+const NODE_SELECT = `SELECT ${NODE_FIELDS} FROM jm_nodes`;
 
-export async function listNodes(driver: Executor): Promise<Node[]> {
-  const rows = await driver.all(`${NODE_SELECT} ORDER BY heartbeat_at DESC`);
-  return rows.map(rowToNode);
+/**
+ * All nodes and the database's clock in one query (a service asks every
+ * second); with no node yet, the clock alone.
+ */
+export async function nodesAndNow(
+  driver: Executor,
+  profile: DialectProfile,
+): Promise<{ nodes: Node[]; databaseNow: number }> {
+  const rows = await driver.all(
+    `SELECT ${NODE_FIELDS}, ${profile.nowMs} AS db_now FROM jm_nodes ORDER BY heartbeat_at DESC`,
+  );
+  if (rows.length === 0) return { nodes: [], databaseNow: await databaseNow(driver, profile) };
+  return { nodes: rows.map(rowToNode), databaseNow: Number(rows[0].db_now) };
 }
 
 export async function databaseNow(executor: Executor, profile: DialectProfile): Promise<number> {

@@ -605,12 +605,12 @@ export class SqlStore implements Store {
     return status.saveNode(this.driver, node);
   }
 
-  listNodes(): Promise<Node[]> {
-    return status.listNodes(this.driver);
-  }
-
   databaseNow(): Promise<number> {
     return status.databaseNow(this.driver, this.driver.profile);
+  }
+
+  nodesAndNow(): Promise<{ nodes: Node[]; databaseNow: number }> {
+    return status.nodesAndNow(this.driver, this.driver.profile);
   }
 
   claimNode(

@@ -236,11 +236,14 @@ export interface NodeStore {
   /** Insert or replace the row of a service node. */
   saveNode(node: Node): Promise<void>;
 
-  /** All nodes, most recent heartbeat first. */
-  listNodes(): Promise<Node[]>;
-
   /** The database's clock, in ms since the epoch: the one clock every node agrees on. */
   databaseNow(): Promise<number>;
+
+  /**
+   * All nodes, most recent heartbeat first, and the database's clock
+   * (as {@link databaseNow}), read in one query.
+   */
+  nodesAndNow(): Promise<{ nodes: Node[]; databaseNow: number }>;
 
   /**
    * In one transaction: read and lock the row of `node.id`; when there is
