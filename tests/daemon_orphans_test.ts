@@ -69,4 +69,38 @@ for (const backend of BACKENDS) {
       }
     }
   });
+
+  Deno.test(`daemon[${backend}]: a run's marker is recorded with its claim, before its process starts`, async () => {
+    // A service killed between the start and the next write leaves a run its successor can end.
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("a", { schedule: { second: "5" } });
+    await h.start();
+    h.runner.holdStarts = true;
+    const fire = T0 + 5000;
+    await h.clock.set(fire);
+    await h.until(() => Promise.resolve(h.runner.heldStarts === 1 || null), "the run handed out");
+    const claimed = await h.run("a", fire, "running");
+    assert(claimed.marker !== null, `no marker in the claimed row: ${JSON.stringify(claimed)}`);
+    // A `job run` request: claimed by an update of its queued row.
+    await h.sql(
+      "INSERT INTO jm_runs (job_id, scheduled_at, status, `trigger`, forced) VALUES ('a', ?, 'queued', 'manual', 1)",
+      [fire + 100],
+    );
+    await h.clock.pass(1000);
+    const manual = await h.until(
+      async () => (await h.runs("a")).find((r) => r.trigger === "manual" && r.status === "running"),
+      "the request claimed",
+    );
+    assert(manual.marker !== null, `no marker in the claimed request: ${JSON.stringify(manual)}`);
+    h.runner.releaseStarts();
+    const started = await h.until(
+      () => Promise.resolve(h.runner.of("a").length === 2 ? h.runner.of("a") : null),
+      "both runs started",
+    );
+    assertEquals(
+      started.map((r) => r.spec.marker).sort(),
+      [claimed.marker, manual.marker].sort(),
+      "the processes carry the markers recorded",
+    );
+  });
 }

@@ -57,6 +57,11 @@ export interface RunSpec {
    * is looked for at once, and named in `done`'s note.
    */
   standalone?: boolean;
+  /**
+   * Its JM_RUN_MARKER, when the caller recorded it before the start (the
+   * service, with the claim); else a new one.
+   */
+  marker?: string;
 }
 
 export type Outcome = "success" | "failed" | "timeout" | "killed" | "interrupted" | "error";
@@ -366,7 +371,7 @@ async function drain(
 /** Start a run. Never throws: a command that cannot start resolves as `error`. */
 export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle {
   let child: Deno.ChildProcess;
-  const marker = crypto.randomUUID();
+  const marker = spec.marker ?? crypto.randomUUID();
   const [program, args, detached] = shell(spec.command, spec.standalone ?? false);
   try {
     child = new Deno.Command(program, {

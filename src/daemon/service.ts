@@ -164,6 +164,8 @@ interface Waiting {
   due: Due;
   runId: number;
   slot: Slot;
+  /** Its JM_RUN_MARKER, recorded with the claim. */
+  marker: string;
 }
 
 const schedulerLog = log("scheduler");
@@ -535,7 +537,7 @@ export class Service {
     };
     if (decision.run.length === 0 && decision.missed.length === 0) return;
     const rows: NewRun[] = [];
-    const plans: ({ due: Due; slot: Slot } | null)[] = [];
+    const plans: ({ due: Due; slot: Slot; marker: string } | null)[] = [];
     for (const m of decision.missed) {
       const why = this.inherited.get(m.job.id);
       rows.push({
@@ -578,13 +580,17 @@ export class Service {
         schedulerLog.info("job {job}: fire skipped, max_instances reached", { job: due.job.id });
         continue;
       }
+      // Recorded with the claim, before the process exists: a service
+      // killed right after the start leaves a run its successor can end.
+      const marker = crypto.randomUUID();
       rows.push({
         ...base,
         status: slot.working ? "running" : "queued",
         started_at: slot.working ? now : null,
         note: coalescedNote(due),
+        marker,
       });
-      plans.push({ due, slot });
+      plans.push({ due, slot, marker });
     }
     for (const row of rows) this.inherited.delete(row.job_id);
     const ids = this.o.cluster.holds
@@ -606,9 +612,15 @@ export class Service {
           this.track(this.dropRetries(plan.due.job, id, plan.due.scheduledAt));
         }
         if (plan.slot.working) {
-          this.startOnTime(plan.due, id, plan.slot, "the service was busy starting other runs");
+          this.startOnTime(
+            plan.due,
+            id,
+            plan.slot,
+            plan.marker,
+            "the service was busy starting other runs",
+          );
         } else {
-          this.waiting.push({ due: plan.due, runId: id, slot: plan.slot });
+          this.waiting.push({ due: plan.due, runId: id, slot: plan.slot, marker: plan.marker });
         }
       }
     });
@@ -631,8 +643,8 @@ export class Service {
   }
 
   /**
-   * Start a claimed run holding `slot`; `note` (coalesced, forced) is kept
-   * in its record; `from` says what started it and which attempt it is; a
+   * Start a claimed run holding `slot`, its processes carrying `marker`;
+   * `note` (coalesced, forced) is kept in its record; `from` says what started it and which attempt it is; a
    * runner that gets to it after `startBy` does not start it (its grace).
    */
   private launch(
@@ -641,6 +653,7 @@ export class Service {
     scheduledAt: number,
     note: string | null,
     slot: Slot,
+    marker: string,
     startBy: { at: number; graceMs: number } | null,
     from: { trigger: RunTrigger; attempt: number; firstRunId: number | null } = {
       trigger: "schedule",
@@ -656,6 +669,7 @@ export class Service {
       killGraceMs: this.o.killGraceMs,
       outputCap: this.o.outputCap,
       secrets: this.o.secrets,
+      marker,
     }, { now: () => this.o.clock.now(), startBy: startBy?.at ?? Infinity });
     const active: Active = { job, run, pid: null, slot, note, scheduledAt, ...from };
     this.active.set(runId, active);
@@ -825,12 +839,13 @@ export class Service {
   /** Give free workers to waiting fires, oldest first; too late ones are missed. */
   private startWaiting(): void {
     while (this.waiting.length > 0 && this.slots.workerFree && !this.stopping) {
-      const { due, runId, slot } = this.waiting.shift()!;
+      const { due, runId, slot, marker } = this.waiting.shift()!;
       slot.work();
       this.startOnTime(
         due,
         runId,
         slot,
+        marker,
         `it waited for a free worker (max_workers ${this.o.maxWorkers})`,
       );
     }
@@ -842,10 +857,16 @@ export class Service {
    * worker pool, a burst of other starts, a slow claim), and a fire that
    * would start later than its grace is `missed`, saying what held it.
    */
-  private startOnTime(due: Due, runId: number, slot: Slot, heldBy: string): void {
+  private startOnTime(
+    due: Due,
+    runId: number,
+    slot: Slot,
+    marker: string,
+    heldBy: string,
+  ): void {
     const { job, scheduledAt, policy } = due;
     if (onTime(scheduledAt, this.o.clock.now(), policy)) {
-      this.launch(job, runId, scheduledAt, coalescedNote(due), slot, {
+      this.launch(job, runId, scheduledAt, coalescedNote(due), slot, marker, {
         at: scheduledAt + policy.graceMs,
         graceMs: policy.graceMs,
       });
@@ -1151,9 +1172,11 @@ export class Service {
     }
     // No worker is free after all: the request waits for the next poll.
     if (!slot.working) return slot.release();
+    // Recorded with the claim, before the process exists (see dispatch).
+    const marker = crypto.randomUUID();
     let claimed = false;
     try {
-      claimed = await claim({ status: "running", started_at: now });
+      claimed = await claim({ status: "running", started_at: now, marker });
     } finally {
       if (!claimed) slot.release();
     }
@@ -1167,7 +1190,7 @@ export class Service {
       }));
       return;
     }
-    this.launch(job, request.id, request.scheduled_at, request.note, slot, null, {
+    this.launch(job, request.id, request.scheduled_at, request.note, slot, marker, null, {
       trigger: request.trigger,
       attempt: request.attempt,
       firstRunId: request.first_run_id,
