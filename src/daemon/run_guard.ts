@@ -7,24 +7,45 @@
  * shell sends SIGKILL to each group still listed. At a normal stop the
  * list is empty by then, and the shell just exits.
  *
- * Processes that left their group (setsid) are not in the list; the next
- * start finds them by their run's marker.
+ * It is also told each run's marker before the run's process starts, and
+ * ends whatever carries one still listed: a service killed between a
+ * start and telling it the group leaves nothing, nor do processes that
+ * left their group (setsid). The next start finds by marker what escaped
+ * even that (the guard killed too).
  */
 
+import { MARKER_VARIABLE } from "./processes.ts";
+
 /**
- * `+ PGID` adds a group, `- PGID` removes it; at end of input, SIGKILL to
- * each left. The service's own signals (a terminal's Ctrl-C, SIGTERM to
- * its group) must not end it before the service has ended the runs.
+ * `+ PGID` adds a group, `- PGID` removes it; `m MARKER` adds a marker,
+ * `u MARKER` removes it. At end of input, SIGKILL to each group left and
+ * to each process whose environment holds `JM_RUN_MARKER=` a marker left
+ * (one grep over /proc). The service's own signals (a terminal's Ctrl-C,
+ * SIGTERM to its group) must not end it before the service has ended the
+ * runs.
  */
 const SCRIPT = `trap '' INT TERM HUP
 groups=' '
-while read -r op pgid; do
+markers=' '
+while read -r op arg; do
   case "$op $groups" in
-    "+ "*) groups="$groups$pgid " ;;
-    "- "*" $pgid "*) groups="\${groups%% $pgid *} \${groups#* $pgid }" ;;
+    "+ "*) groups="$groups$arg " ;;
+    "- "*" $arg "*) groups="\${groups%% $arg *} \${groups#* $arg }" ;;
+  esac
+  case "$op $markers" in
+    "m "*) markers="$markers$arg " ;;
+    "u "*" $arg "*) markers="\${markers%% $arg *} \${markers#* $arg }" ;;
   esac
 done
 for pgid in $groups; do kill -KILL -"$pgid" 2>/dev/null; done
+set --
+for marker in $markers; do set -- "$@" -e "${MARKER_VARIABLE}=$marker"; done
+if [ $# -gt 0 ]; then
+  for file in $(grep -lzxF "$@" /proc/[0-9]*/environ 2>/dev/null); do
+    pid=\${file#/proc/}
+    kill -KILL "\${pid%/environ}" 2>/dev/null
+  done
+fi
 exit 0`;
 
 export class RunGuard {
@@ -62,6 +83,16 @@ export class RunGuard {
   /** A run's group is gone (or its run was given up at a stop). */
   remove(pgid: number): void {
     this.send(`- ${pgid}\n`);
+  }
+
+  /** A run whose processes will carry `marker` is about to start. */
+  watch(marker: string): void {
+    this.send(`m ${marker}\n`);
+  }
+
+  /** The run of `marker` ended, or never started. */
+  unwatch(marker: string): void {
+    this.send(`u ${marker}\n`);
   }
 
   /** Lines of this turn of the event loop: a burst's hundreds of starts make one write. */

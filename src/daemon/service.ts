@@ -116,6 +116,8 @@ interface Active {
   run: Launch;
   /** Its process group once started (null: it could not start). */
   pid: number | null;
+  /** The JM_RUN_MARKER its processes carry, which the guard watches. */
+  marker: string;
   slot: Slot;
   /** Why the run exists (coalesced, forced), kept in its record when it ends. */
   note: string | null;
@@ -661,6 +663,8 @@ export class Service {
       firstRunId: null,
     },
   ) {
+    // Before the start: a service killed right after it leaves nothing running.
+    this.o.guard?.watch(marker);
     const run = this.o.startRun({
       command: job.command,
       env: runEnv({}, job, runId, scheduledAt),
@@ -671,12 +675,13 @@ export class Service {
       secrets: this.o.secrets,
       marker,
     }, { now: () => this.o.clock.now(), startBy: startBy?.at ?? Infinity });
-    const active: Active = { job, run, pid: null, slot, note, scheduledAt, ...from };
+    const active: Active = { job, run, pid: null, marker, slot, note, scheduledAt, ...from };
     this.active.set(runId, active);
     run.started.then((started) => {
       // A stop that gave up on it has recorded it already.
       if (this.active.get(runId) !== active) return;
       if (started !== null) return this.running(active, runId, started);
+      this.o.guard?.unwatch(marker);
       this.active.delete(runId);
       this.cancelling.delete(runId);
       this.missedAtStart(
@@ -733,6 +738,7 @@ export class Service {
     if (!run) return;
     this.active.delete(runId);
     if (run.pid !== null) this.o.guard?.remove(run.pid);
+    this.o.guard?.unwatch(run.marker);
     run.slot.release();
     const level = result.status === "success" ? "info" : "warn";
     runnerLog[level](

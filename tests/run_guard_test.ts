@@ -1,0 +1,80 @@
+/**
+ * The run guard (run_guard.ts): when the service dies, or at its close,
+ * it ends the groups and the marked processes still listed, and only
+ * those. Real processes, each in a session of its own as a run's shell.
+ */
+import { assertEquals } from "./assert.ts";
+import { RunGuard } from "../src/daemon/run_guard.ts";
+import { MARKER_VARIABLE } from "../src/daemon/processes.ts";
+import { waitFor } from "./helpers.ts";
+
+function sleeper(env: Record<string, string>): Deno.ChildProcess {
+  return new Deno.Command("sleep", {
+    args: [`300.${Math.floor(Math.random() * 100_000)}`],
+    env,
+    detached: true,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+}
+
+/** How `child` ended, waiting for it no longer than a state should take. */
+async function ending(child: Deno.ChildProcess, what: string): Promise<Deno.CommandStatus> {
+  let status: Deno.CommandStatus | null = null;
+  child.status.then((s) => status = s);
+  return await waitFor(() => status, {
+    timeoutMs: 10_000,
+    what: `${what} (pid ${child.pid}) to end`,
+  });
+}
+
+async function end(child: Deno.ChildProcess): Promise<void> {
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    // Already ended.
+  }
+  await child.status;
+}
+
+Deno.test("run guard: at its end it kills what carries a watched marker, in no listed group; not an unwatched one", async () => {
+  const guard = RunGuard.start()!;
+  const [watched, unwatched] = [crypto.randomUUID(), crypto.randomUUID()];
+  const carrying = sleeper({ [MARKER_VARIABLE]: watched });
+  const done = sleeper({ [MARKER_VARIABLE]: unwatched });
+  const other = sleeper({});
+  try {
+    guard.watch(watched);
+    guard.watch(unwatched);
+    guard.unwatch(unwatched);
+    await guard.close();
+    const marked = await ending(carrying, "the watched marker's process");
+    assertEquals(marked.signal, "SIGKILL", "the watched marker's process");
+    // The others live on: ended here, by the test, with a signal of its own.
+    for (const child of [done, other]) child.kill("SIGTERM");
+    assertEquals(
+      [(await done.status).signal, (await other.status).signal],
+      ["SIGTERM", "SIGTERM"],
+      "the unwatched marker's process and a stranger",
+    );
+  } finally {
+    for (const child of [carrying, done, other]) await end(child);
+  }
+});
+
+Deno.test("run guard: at its end it kills the groups still listed, not those removed", async () => {
+  const guard = RunGuard.start()!;
+  const listed = sleeper({});
+  const removed = sleeper({});
+  try {
+    guard.add(listed.pid);
+    guard.add(removed.pid);
+    guard.remove(removed.pid);
+    await guard.close();
+    assertEquals((await ending(listed, "the listed group")).signal, "SIGKILL", "the listed group");
+    removed.kill("SIGTERM");
+    assertEquals((await removed.status).signal, "SIGTERM", "the removed group");
+  } finally {
+    for (const child of [listed, removed]) await end(child);
+  }
+});
