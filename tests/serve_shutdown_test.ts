@@ -169,6 +169,41 @@ Deno.test("serve[sqlite]: kill -9 of the service ends its runs, children of the 
   }
 });
 
+Deno.test("serve[sqlite]: kill -9 of the service alone: its guard also ends what left the run's group", async () => {
+  await using db = await freshDatabase("sqlite");
+  const [group, escaped] = [uniqueSeconds(60), uniqueSeconds(60)];
+  const patterns = [group, escaped].map((secs) => `^sleep ${regex(secs)}$`);
+  const alive = async () => (await Promise.all(patterns.map(pgrep))).flat();
+  try {
+    await jm(
+      db,
+      "job",
+      "add",
+      "long",
+      "--second",
+      "*",
+      "--command",
+      `[ -e ran ] && exit 0; touch ran; setsid sh -c 'trap "" TERM; sleep ${escaped}' >/dev/null 2>&1 & sleep ${group}`,
+    );
+    await using serve = new Serve(db, await writeConfig(db));
+    const detail = async () => `left: ${await alive()}\n${serve.stderr}\n${await runsDetail(db)()}`;
+    await waitFor(async () => (await alive()).length === 2, {
+      timeoutMs: 20_000,
+      what: "both sleeps to run",
+      detail,
+    });
+    serve.signal("SIGKILL");
+    assertEquals((await serve.exit(10_000)).signal, "SIGKILL");
+    await waitFor(async () => (await alive()).length === 0, {
+      timeoutMs: 10_000,
+      what: "the guard to end both sleeps, the one that left the group included",
+      detail,
+    });
+  } finally {
+    for (const secs of [group, escaped]) await killLeftovers(`sleep ${regex(secs)}`);
+  }
+});
+
 function cmdline(pid: number): string {
   try {
     return Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ");
