@@ -85,3 +85,29 @@ Deno.test("daemon[sqlite]: a service that creates its database says so; one that
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: a reload is in jm_nodes at the next sweep, not at the next heartbeat`, async () => {
+    // status and the dashboard compare each node's applied marker with the latest.
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.start();
+    const row = async () => (await h.store.nodesAndNow()).nodes[0];
+    await h.until(row, "the first heartbeat");
+    const marker = await h.job("a", { schedule: { second: "30" } });
+    await h.clock.advance(600);
+    await h.until(
+      async () => (await h.markers()).find((m) => m.id === marker)?.updated,
+      `marker ${marker} applied`,
+    );
+    // One sweep later; the next heartbeat is 5 s away.
+    await h.clock.advance(1000);
+    const node = await h.until(
+      async () => {
+        const node = await row();
+        return node.applied_marker === marker && node.jobs_loaded === 1 ? node : null;
+      },
+      `jm_nodes to report marker ${marker} and 1 job`,
+    );
+    assertEquals([node.applied_marker, node.jobs_loaded], [marker, 1]);
+  });
+}

@@ -91,6 +91,8 @@ export class Cluster {
   private changedAt = -Infinity;
   private skewed = false;
   private readonly stopping = new AbortController();
+  /** Set by {@link reportSoon}. */
+  private reportDue = false;
   private loop: Promise<void> | null = null;
   private onGain: (gained: Gained) => void = () => {};
   private onLost: (runIds: number[]) => void = () => {};
@@ -160,6 +162,15 @@ export class Cluster {
     );
   }
 
+  /**
+   * What the heartbeat reports changed (a reload applied markers): it is
+   * written at the next sweep, not at the next beat, so that `status`
+   * does not show a node behind on markers it has applied.
+   */
+  reportSoon(): void {
+    this.reportDue = true;
+  }
+
   /** The jobs this node schedules changed (start, reload): share them again. */
   setJobs(ids: Iterable<string>): void {
     this.jobs = [...ids];
@@ -221,7 +232,8 @@ export class Cluster {
     while (!this.stopping.signal.aborted) {
       if (this.o.health.online) {
         try {
-          if (this.o.clock.now() >= nextBeat) {
+          if (this.o.clock.now() >= nextBeat || this.reportDue) {
+            this.reportDue = false;
             nextBeat = this.o.clock.now() + this.o.heartbeatMs;
             await this.beat(null);
           }

@@ -513,6 +513,7 @@ export class Service {
     await this.applied(ids.filter((_, i) => !markers[i].updated));
     this.lastMarker = Math.max(this.lastMarker, ...ids);
     this.lastReload = { at: now, ms: Math.round(performance.now() - started) };
+    this.o.cluster.reportSoon();
     const summary =
       "{added} added, {changed} changed, {removed} removed, {unchanged} unchanged in {ms} ms";
     if (ids.length === 0) {
