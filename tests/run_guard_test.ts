@@ -78,3 +78,30 @@ Deno.test("run guard: at its end it kills the groups still listed, not those rem
     for (const child of [listed, removed]) await end(child);
   }
 });
+
+Deno.test("run guard: 600 runs listed and ended in any order, then one left: it is killed, promptly", async () => {
+  // With 600 runs at once (max_workers 600), each line costs the guard a loop over the list, not its square.
+  const guard = RunGuard.start()!;
+  const marker = crypto.randomUUID();
+  const left = sleeper({ [MARKER_VARIABLE]: marker });
+  try {
+    const ended = Array.from({ length: 600 }, (_, i) => ({
+      marker: crypto.randomUUID(),
+      pgid: 4_000_000 + i,
+    }));
+    for (const run of ended) {
+      guard.watch(run.marker);
+      guard.add(run.pgid);
+    }
+    guard.watch(marker);
+    for (const run of ended.toSorted(() => Math.random() - 0.5)) {
+      guard.unwatch(run.marker);
+      guard.remove(run.pgid);
+    }
+    const closed = guard.close();
+    assertEquals((await ending(left, "the run left listed")).signal, "SIGKILL");
+    await closed;
+  } finally {
+    await end(left);
+  }
+});

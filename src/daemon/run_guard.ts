@@ -7,34 +7,42 @@
  * shell sends SIGKILL to each group still listed. At a normal stop the
  * list is empty by then, and the shell just exits.
  *
- * It is also told each run's marker before the run's process starts, and
- * ends whatever carries one still listed: a service killed between a
- * start and telling it the group leaves nothing, nor do processes that
- * left their group (setsid). The next start finds by marker what escaped
- * even that (the guard killed too).
+ * It is also told each run's marker as the run is handed to the runner,
+ * and ends whatever carries one still listed: a service killed between a
+ * start and telling it the group, and processes that left their group
+ * (setsid). In a burst, a run handed to the runner thread with the turn's
+ * first 16 may start a moment before the guard reads its marker; the next
+ * start finds by marker what escaped the guard (killed too, or too late).
  */
 
 import { MARKER_VARIABLE } from "./processes.ts";
 
 /**
  * `+ PGID` adds a group, `- PGID` removes it; `m MARKER` adds a marker,
- * `u MARKER` removes it. At end of input, SIGKILL to each group left and
- * to each process whose environment holds `JM_RUN_MARKER=` a marker left
- * (one grep over /proc). The service's own signals (a terminal's Ctrl-C,
- * SIGTERM to its group) must not end it before the service has ended the
- * runs.
+ * `u MARKER` removes it. A word is removed by a loop over the list: dash
+ * takes time in the square of the list's length for `${list#* word }`, a
+ * second of CPU a line with 300 runs listed. At end of input, SIGKILL to
+ * each group left and to each process whose environment holds
+ * `JM_RUN_MARKER=` a marker left (one grep over /proc). The service's own
+ * signals (a terminal's Ctrl-C, SIGTERM to its group) must not end it
+ * before the service has ended the runs.
  */
 const SCRIPT = `trap '' INT TERM HUP
 groups=' '
 markers=' '
+drop() {
+  list=' '
+  dropped=
+  for word in $1; do
+    if [ -z "$dropped" ] && [ "$word" = "$2" ]; then dropped=1; else list="$list$word "; fi
+  done
+}
 while read -r op arg; do
-  case "$op $groups" in
-    "+ "*) groups="$groups$arg " ;;
-    "- "*" $arg "*) groups="\${groups%% $arg *} \${groups#* $arg }" ;;
-  esac
-  case "$op $markers" in
-    "m "*) markers="$markers$arg " ;;
-    "u "*" $arg "*) markers="\${markers%% $arg *} \${markers#* $arg }" ;;
+  case "$op" in
+    +) groups="$groups$arg " ;;
+    -) drop "$groups" "$arg"; groups=$list ;;
+    m) markers="$markers$arg " ;;
+    u) drop "$markers" "$arg"; markers=$list ;;
   esac
 done
 for pgid in $groups; do kill -KILL -"$pgid" 2>/dev/null; done
