@@ -204,6 +204,44 @@ Deno.test("serve[sqlite]: kill -9 of the service alone: its guard also ends what
   }
 });
 
+Deno.test("serve[sqlite]: kill -9 of the service while it looks for what left an ended run's group: the guard ends it", async () => {
+  await using db = await freshDatabase("sqlite");
+  const secs = uniqueSeconds(60);
+  const pattern = `^sleep ${regex(secs)}$`;
+  try {
+    // The run ends at once; what it left ignores SIGTERM, so the runner's
+    // search holds it for kill_grace before SIGKILL: the window of the kill.
+    await jm(
+      db,
+      "job",
+      "add",
+      "quick",
+      "--second",
+      "*",
+      "--command",
+      `[ -e ran ] && exit 0; touch ran; setsid sh -c 'trap "" TERM; sleep ${secs}' >/dev/null 2>&1 &`,
+    );
+    await using serve = new Serve(db, await writeConfig(db, { kill_grace: 60 }));
+    const detail = async () =>
+      `left: ${await pgrep(pattern)}\n${serve.stderr}\n${await runsDetail(db)()}`;
+    await waitFor(
+      async () =>
+        (await pgrep(pattern)).length === 1 &&
+        (await runs(db, "quick")).some((r) => r.status === "success"),
+      { timeoutMs: 20_000, what: "the run ended, what it left still running", detail },
+    );
+    serve.signal("SIGKILL");
+    assertEquals((await serve.exit(10_000)).signal, "SIGKILL");
+    await waitFor(async () => (await pgrep(pattern)).length === 0, {
+      timeoutMs: 10_000,
+      what: "the guard to end what the ended run left",
+      detail,
+    });
+  } finally {
+    await killLeftovers(`sleep ${regex(secs)}`);
+  }
+});
+
 function cmdline(pid: number): string {
   try {
     return Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ");

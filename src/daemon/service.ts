@@ -739,7 +739,10 @@ export class Service {
     if (!run) return;
     this.active.delete(runId);
     if (run.pid !== null) this.o.guard?.remove(run.pid);
-    this.o.guard?.unwatch(run.marker);
+    // What left the run's group is looked for a while after its end: the
+    // guard watches its marker until then.
+    const unwatch = () => this.o.guard?.unwatch(run.marker);
+    run.run.escaped.then(unwatch, unwatch);
     run.slot.release();
     const level = result.status === "success" ? "info" : "warn";
     runnerLog[level](

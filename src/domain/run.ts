@@ -66,7 +66,11 @@ export interface Run {
   cancel_requested_by: string | null;
   /** The process group its shell led; null until it started. */
   pgid: number | null;
-  /** Its JM_RUN_MARKER, by which its processes are found; null until it started. */
+  /**
+   * Its JM_RUN_MARKER, by which its processes are found; recorded with the
+   * claim of a run to start (null for skipped and missed rows, and in rows
+   * written before version 0.1 recorded it there).
+   */
   marker: string | null;
   /** 1 for a first run; n for the (n-1)th retry. */
   attempt: number;
