@@ -7,19 +7,8 @@
  * processes standing in for the leftovers.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { BACKENDS, detachedSleep as leftover, freshDatabase } from "./helpers.ts";
 import { DaemonHarness, NODE_ID, T0 } from "./daemon_harness.ts";
-
-/** A process in a group of its own, as a run's shell would be. */
-function leftover(env: Record<string, string>): Deno.ChildProcess {
-  return new Deno.Command("sleep", {
-    args: [`300.${Math.floor(Math.random() * 100_000)}`],
-    env,
-    detached: true,
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-}
 
 for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: the start ends a crashed run's processes, and only those`, async () => {

@@ -329,3 +329,14 @@ export async function saveNodes(db: TestDatabase, ...nodes: Node[]): Promise<voi
     await store.close();
   }
 }
+
+/** A `sleep` in a process group and session of its own, as a run's shell would be, with `env`. */
+export function detachedSleep(env: Record<string, string>): Deno.ChildProcess {
+  return new Deno.Command("sleep", {
+    args: [`300.${Math.floor(Math.random() * 100_000)}`],
+    env,
+    detached: true,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+}

@@ -6,17 +6,7 @@
 import { assertEquals } from "./assert.ts";
 import { RunGuard } from "../src/daemon/run_guard.ts";
 import { MARKER_VARIABLE } from "../src/daemon/processes.ts";
-import { waitFor } from "./helpers.ts";
-
-function sleeper(env: Record<string, string>): Deno.ChildProcess {
-  return new Deno.Command("sleep", {
-    args: [`300.${Math.floor(Math.random() * 100_000)}`],
-    env,
-    detached: true,
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-}
+import { detachedSleep as sleeper, waitFor } from "./helpers.ts";
 
 /** How `child` ended, waiting for it no longer than a state should take. */
 async function ending(child: Deno.ChildProcess, what: string): Promise<Deno.CommandStatus> {

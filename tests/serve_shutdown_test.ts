@@ -6,7 +6,7 @@
  * kill_grace, the deadline) are tested in-process (daemon_shutdown_test.ts).
  */
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
-import { BACKENDS, freshDatabase, waitFor } from "./helpers.ts";
+import { BACKENDS, freshDatabase, type TestDatabase, waitFor } from "./helpers.ts";
 import {
   jm,
   killLeftovers,
@@ -171,20 +171,8 @@ Deno.test("serve[sqlite]: kill -9 of the service ends its runs, children of the 
 
 Deno.test("serve[sqlite]: kill -9 of the service alone: its guard also ends what left the run's group", async () => {
   await using db = await freshDatabase("sqlite");
-  const [group, escaped] = [uniqueSeconds(60), uniqueSeconds(60)];
-  const patterns = [group, escaped].map((secs) => `^sleep ${regex(secs)}$`);
-  const alive = async () => (await Promise.all(patterns.map(pgrep))).flat();
+  const { alive, leftovers } = await addJobLeavingTwoSleeps(db);
   try {
-    await jm(
-      db,
-      "job",
-      "add",
-      "long",
-      "--second",
-      "*",
-      "--command",
-      `[ -e ran ] && exit 0; touch ran; setsid sh -c 'trap "" TERM; sleep ${escaped}' >/dev/null 2>&1 & sleep ${group}`,
-    );
     await using serve = new Serve(db, await writeConfig(db));
     const detail = async () => `left: ${await alive()}\n${serve.stderr}\n${await runsDetail(db)()}`;
     await waitFor(async () => (await alive()).length === 2, {
@@ -200,7 +188,7 @@ Deno.test("serve[sqlite]: kill -9 of the service alone: its guard also ends what
       detail,
     });
   } finally {
-    for (const secs of [group, escaped]) await killLeftovers(`sleep ${regex(secs)}`);
+    await leftovers();
   }
 });
 
@@ -242,6 +230,32 @@ Deno.test("serve[sqlite]: kill -9 of the service while it looks for what left an
   }
 });
 
+/**
+ * Add job `long`, every second but doing its work once: it leaves one
+ * sleep in the run's group and one outside it (setsid, ignoring SIGTERM).
+ * `alive` lists the pids of both still running; `leftovers` kills them.
+ */
+async function addJobLeavingTwoSleeps(db: TestDatabase) {
+  const [group, escaped] = [uniqueSeconds(60), uniqueSeconds(60)];
+  const patterns = [group, escaped].map((secs) => `^sleep ${regex(secs)}$`);
+  await jm(
+    db,
+    "job",
+    "add",
+    "long",
+    "--second",
+    "*",
+    "--command",
+    `[ -e ran ] && exit 0; touch ran; setsid sh -c 'trap "" TERM; sleep ${escaped}' >/dev/null 2>&1 & sleep ${group}`,
+  );
+  return {
+    alive: async () => (await Promise.all(patterns.map(pgrep))).flat(),
+    leftovers: async () => {
+      for (const pattern of patterns) await killLeftovers(pattern);
+    },
+  };
+}
+
 function cmdline(pid: number): string {
   try {
     return Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ");
@@ -268,21 +282,8 @@ function childrenOf(parent: number): number[] {
 for (const backend of BACKENDS) {
   Deno.test(`serve[${backend}]: after kill -9 of serve and its guard, the restart ends the run's processes first`, async () => {
     await using db = await freshDatabase(backend);
-    const [group, escaped] = [uniqueSeconds(60), uniqueSeconds(60)];
-    const patterns = [group, escaped].map((secs) => `^sleep ${regex(secs)}$`);
-    const alive = async () => (await Promise.all(patterns.map(pgrep))).flat();
+    const { alive, leftovers } = await addJobLeavingTwoSleeps(db);
     try {
-      // Once only: one sleep stays in the run's group, one leaves it.
-      await jm(
-        db,
-        "job",
-        "add",
-        "long",
-        "--second",
-        "*",
-        "--command",
-        `[ -e ran ] && exit 0; touch ran; setsid sh -c 'trap "" TERM; sleep ${escaped}' >/dev/null 2>&1 & sleep ${group}`,
-      );
       const config = await writeConfig(db);
       const detail = runsDetail(db);
       let orphan: number;
@@ -327,7 +328,7 @@ for (const backend of BACKENDS) {
         assertEquals((await second.terminate()).status.code, 0, second.stderr);
       }
     } finally {
-      for (const pattern of patterns) await killLeftovers(pattern);
+      await leftovers();
     }
   });
 }
