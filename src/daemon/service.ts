@@ -647,8 +647,9 @@ export class Service {
 
   /**
    * Start a claimed run holding `slot`, its processes carrying `marker`;
-   * `note` (coalesced, forced) is kept in its record; `from` says what started it and which attempt it is; a
-   * runner that gets to it after `startBy` does not start it (its grace).
+   * `note` (coalesced, forced) is kept in its record; `from` says what
+   * started it and which attempt it is; a runner that gets to it after
+   * `startBy` does not start it (its grace).
    */
   private launch(
     job: Job,
@@ -664,7 +665,8 @@ export class Service {
       firstRunId: null,
     },
   ) {
-    // Before the start: a service killed right after it leaves nothing running.
+    // Told as the run is handed out, so a service killed just after the
+    // start leaves nothing running (for a burst's first runs, see run_guard.ts).
     this.o.guard?.watch(marker);
     const run = this.o.startRun({
       command: job.command,
