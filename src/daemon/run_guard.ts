@@ -98,7 +98,7 @@ export class RunGuard {
     this.send(`m ${marker}\n`);
   }
 
-  /** The run of `marker` ended, or never started. */
+  /** The run of `marker` never started, or ended and what left its group was looked for. */
   unwatch(marker: string): void {
     this.send(`u ${marker}\n`);
   }
