@@ -2,11 +2,12 @@
  * `serve` and its SQLite file, as processes: the one-service lock is on the
  * database file itself, so a symlink or a hard link to it is refused too;
  * and a service whose path stops naming the file it has open (deleted,
- * replaced) says so at error level and exits 1 within a reload interval.
+ * replaced) says so at error level and exits 1. It watches the file: a
+ * `job add` is applied at once, not at the next timed poll.
  */
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
-import { freshDatabase, type TestDatabase } from "./helpers.ts";
-import { jm, ready, Serve, writeConfig } from "./serve_helpers.ts";
+import { freshDatabase, type TestDatabase, waitFor } from "./helpers.ts";
+import { jm, jmMarker, markers, ready, Serve, writeConfig } from "./serve_helpers.ts";
 
 /** The same test database, named by another path. */
 function through(db: TestDatabase, path: string): TestDatabase {
@@ -87,3 +88,32 @@ for (
     assertStringIncludes(serve.stderr, `jobsmanager: stopped: sqlite:${db.dir}/jobs.db`);
   });
 }
+
+Deno.test("serve[sqlite]: a job added is applied at once, long before the next timed poll", async () => {
+  await using db = await freshDatabase("sqlite");
+  await jm(db, "job", "add", "idle", "--command", "true", "--cron", "0 0 1 1 *");
+  // The timed poll comes every 60 s: only the watch can apply the job within the wait below.
+  await using serve = new Serve(db, await writeConfig(db, { reload_interval: 60 }));
+  await ready(db, serve);
+  const watching = serve.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) =>
+    JSON.parse(l)
+  )
+    .find((e) => e.message.startsWith("watching "));
+  assertEquals(watching?.properties.database, `sqlite:${db.dir}/jobs.db`, serve.stderr);
+  const marker = await jmMarker(
+    db,
+    "job",
+    "add",
+    "new",
+    "--command",
+    "true",
+    "--cron",
+    "0 0 1 1 *",
+  );
+  await waitFor(async () => (await markers(db)).find((m) => m.id === marker)?.updated === 1, {
+    timeoutMs: 20_000,
+    what: `marker ${marker} to be applied`,
+    detail: () => serve.stderr,
+  });
+  assertEquals((await serve.terminate()).status.code, 0, serve.stderr);
+});

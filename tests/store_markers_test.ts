@@ -137,22 +137,22 @@ contract("pendingMarkers", "counts the markers not applied yet", async ({ store 
 });
 
 contract("pollState", "markers: the newest, and the oldest pending", async ({ store }) => {
-  assertEquals(await store.pollState("me", 0), {
+  assertEquals(await store.pollState("me"), {
     latestMarker: 0,
     oldestPendingMarker: null,
     manualRuns: false,
     cancelRequests: false,
-    dueRuns: false,
+    nextDueRun: null,
   });
   const first = await store.insertMarker([], []);
   const second = await store.insertMarker([], []);
-  let state = await store.pollState("me", 0);
+  let state = await store.pollState("me");
   assertEquals([state.latestMarker, state.oldestPendingMarker], [second, first]);
   await store.markApplied([first]);
-  state = await store.pollState("me", 0);
+  state = await store.pollState("me");
   assertEquals([state.latestMarker, state.oldestPendingMarker], [second, second]);
   await store.markApplied([second]);
-  state = await store.pollState("me", 0);
+  state = await store.pollState("me");
   assertEquals([state.latestMarker, state.oldestPendingMarker], [second, null]);
 });
 
@@ -162,7 +162,7 @@ contract(
   async ({ store }) => {
     const asked = { cancel_requested_at: 5000, cancel_requested_by: "ops@host" };
     const flags = async (node: string) => {
-      const { manualRuns, cancelRequests } = await store.pollState(node, 0);
+      const { manualRuns, cancelRequests } = await store.pollState(node);
       return { manualRuns, cancelRequests };
     };
     // What queuedManualRuns and cancelRequests leave out.
@@ -252,19 +252,19 @@ contract(
 
 contract(
   "pollState",
-  "runs: a retry or follow-up run no service took, once it is due",
+  "runs: when the first retry or follow-up run no service took is due",
   async ({ store }) => {
-    const due = async (now: number) => (await store.pollState("me", now)).dueRuns;
+    const next = async () => (await store.pollState("me")).nextDueRun;
     await store.claimRuns([
       fire("a", 1000, { status: "queued", trigger: "retry", node_id: "taken" }),
       fire("b", 1000, { status: "success", trigger: "after" }),
       manualRequest("c", 1000),
     ]);
-    assertEquals(await due(5000), false);
+    assertEquals(await next(), null);
     await store.claimRuns([fire("d", 3000, { status: "queued", trigger: "retry" })]);
-    assertEquals([await due(2999), await due(3000)], [false, true]);
+    assertEquals(await next(), 3000);
     await store.claimRuns([fire("e", 2000, { status: "queued", trigger: "after" })]);
-    assertEquals(await due(2000), true);
+    assertEquals(await next(), 2000);
   },
 );
 

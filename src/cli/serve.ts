@@ -7,9 +7,6 @@
  */
 import { Command } from "commander";
 import { RuntimeError } from "../errors.ts";
-import type { Logger } from "@logtape/logtape";
-import type { Daemon } from "../daemon/boot.ts";
-import type { SqliteFileLock } from "../daemon/sqlite_file.ts";
 import type { HttpServer } from "../http/server.ts";
 import { secretsOf } from "../store/target.ts";
 import { VERSION } from "../version.ts";
@@ -23,9 +20,9 @@ export function serveCommand(contextOf: ContextOf): Command {
       const [
         { boot },
         { systemClock },
-        { closeLogging, log, serveLogging, setupLogging },
+        { closeLogging, serveLogging, setupLogging },
         { inheritedEnv },
-        { SqliteFileLock },
+        { SqliteFileLock, watchDatabaseFile },
       ] = await Promise.all([
         import("../daemon/boot.ts"),
         import("../daemon/clock.ts"),
@@ -59,6 +56,7 @@ export function serveCommand(contextOf: ContextOf): Command {
         env: inheritedEnv(),
         secrets: secretsOf(ctx.target),
         observer: metrics ?? undefined,
+        soleService: lock !== null,
       });
       // Listen from the start: an early SIGHUP (systemctl reload) must not
       // kill the process, and an early SIGTERM stops it once it has started.
@@ -67,11 +65,13 @@ export function serveCommand(contextOf: ContextOf): Command {
       Deno.addSignalListener("SIGTERM", stop);
       Deno.addSignalListener("SIGINT", stop);
       Deno.addSignalListener("SIGHUP", reload);
-      const watch = lock &&
-        watchFile(lock, daemon, settings["jobsmanager.reload_interval"] * 1000, log("service"));
       let http: HttpServer | null = null;
+      let watch: ReturnType<typeof watchDatabaseFile> | null = null;
       try {
         await setupLogging(serveLogging(settings, daemon.logSink));
+        // After the logging: it says whether the watch works.
+        watch = lock &&
+          watchDatabaseFile(lock, daemon, settings["jobsmanager.reload_interval"] * 1000);
         if (httpModules && metrics) {
           http = await httpModules[1].startServeHttp({
             settings,
@@ -96,25 +96,4 @@ export function serveCommand(contextOf: ContextOf): Command {
       // service again, on the file the path names now.
       if (watch?.lost) throw new RuntimeError(`stopped: ${watch.lost}`);
     });
-}
-
-/**
- * Every `intervalMs`, check that the SQLite path still names the locked
- * file; when it does not, say so at error level and stop the service:
- * what it would write goes to a file no one can open again.
- */
-function watchFile(lock: SqliteFileLock, daemon: Daemon, intervalMs: number, logger: Logger) {
-  const state = { lost: null as string | null, stop: () => clearInterval(timer) };
-  const timer = setInterval(() => {
-    if (state.lost !== null) return;
-    const moved = lock.moved();
-    if (moved === null) return;
-    state.lost = moved;
-    logger.error(
-      "{problem}; the service stops rather than write where no one reads: start it again to use the file the path names now",
-      { problem: moved },
-    );
-    daemon.stop();
-  }, intervalMs);
-  return state;
 }

@@ -286,7 +286,7 @@ export const CONFIG_KEYS = {
   },
   "jobsmanager.reload_interval": {
     doc:
-      "Seconds between polls for reload markers, `job run` requests and cancels (each poll one indexed query)",
+      "Seconds between polls for reload markers, `job run` requests and cancels (each poll one indexed query); on SQLite, serve also polls as soon as the database is written, and otherwise every 5 s or this, whichever is longer",
     default: 0.5,
     parse: seconds(0.1, 3600),
     env: "JM_RELOAD_INTERVAL",

@@ -52,6 +52,12 @@ export interface BootOptions {
    * gives more.
    */
   claimTimeoutMs?: number;
+  /**
+   * No other service can use this database (`serve` holds the SQLite
+   * file's lock): other nodes' rows, left by a service that died, are
+   * looked at every heartbeat instead of every second.
+   */
+  soleService?: boolean;
 }
 
 /** What probes and metrics read from a running daemon. */
@@ -89,6 +95,14 @@ export interface Daemon {
    * started, nothing (starting reads every job).
    */
   reload(): void;
+  /**
+   * From now on something reports every write to the database
+   * (`changed()`), or, with false, no longer does: the timed poll is then
+   * only a safety net, every few seconds.
+   */
+  watched(reported: boolean): void;
+  /** The database was written, by anyone: poll now, or 0.5 s after the last poll when it just polled. */
+  changed(): void;
   readonly vitals: DaemonVitals;
 }
 
@@ -195,6 +209,7 @@ class BootedDaemon implements Daemon {
       node: { ...o.node, timezone: zone },
       heartbeatMs: s["jobsmanager.heartbeat_interval"] * 1000,
       reloadIntervalMs: s["jobsmanager.reload_interval"] * 1000,
+      sweepMs: o.soleService ? s["jobsmanager.heartbeat_interval"] * 1000 : undefined,
       outagePolicy: s["cluster.on_database_outage"],
       state: () => this.service.state,
       declaredDead: (nodeId, at) => this.notifier.lostRuns(nodeId, at),
@@ -275,6 +290,14 @@ class BootedDaemon implements Daemon {
 
   reload(): void {
     if (this.started) this.service.requestReload(true);
+  }
+
+  watched(reported: boolean): void {
+    this.service.watched(reported);
+  }
+
+  changed(): void {
+    this.service.changed();
   }
 
   async run(): Promise<void> {

@@ -48,6 +48,8 @@ export interface ClusterOptions {
   heartbeatMs: number;
   /** How long nodes may disagree on the assignment (a reload or a heartbeat apart). */
   reloadIntervalMs: number;
+  /** How often other nodes are looked at: every second unless said (or every heartbeat, when that is shorter). */
+  sweepMs?: number;
   outagePolicy: OutagePolicy;
   state: () => BeatState;
   /** Told when this node declared node `nodeId` dead at `at` (its runs were marked lost then). */
@@ -93,6 +95,8 @@ export class Cluster {
   private readonly stopping = new AbortController();
   /** Set by {@link reportSoon}. */
   private reportDue = false;
+  /** Aborted to end the loop's wait early. */
+  private wake = new AbortController();
   private loop: Promise<void> | null = null;
   private onGain: (gained: Gained) => void = () => {};
   private onLost: (runIds: number[]) => void = () => {};
@@ -164,11 +168,12 @@ export class Cluster {
 
   /**
    * What the heartbeat reports changed (a reload applied markers): it is
-   * written at the next sweep, not at the next beat, so that `status`
-   * does not show a node behind on markers it has applied.
+   * written now, not at the next beat, so that `status` does not show a
+   * node behind on markers it has applied.
    */
   reportSoon(): void {
     this.reportDue = true;
+    this.wake.abort();
   }
 
   /** The jobs this node schedules changed (start, reload): share them again. */
@@ -184,7 +189,8 @@ export class Cluster {
    */
   mayFire(jobId: string): boolean {
     if (this.owners.get(jobId) === this.id) return true;
-    const transitionMs = 2 * Math.max(this.o.reloadIntervalMs, this.o.heartbeatMs) + SWEEP_MS;
+    const transitionMs = 2 * Math.max(this.o.reloadIntervalMs, this.o.heartbeatMs) +
+      (this.o.sweepMs ?? SWEEP_MS);
     return this.o.clock.now() - this.changedAt < transitionMs &&
       this.previous.get(jobId) === this.id;
   }
@@ -227,9 +233,11 @@ export class Cluster {
   }
 
   private async run(): Promise<void> {
-    const tick = Math.min(SWEEP_MS, this.o.heartbeatMs);
+    const tick = Math.min(this.o.sweepMs ?? SWEEP_MS, this.o.heartbeatMs);
     let nextBeat = this.o.clock.now();
     while (!this.stopping.signal.aborted) {
+      // Before the report is looked at: one asked for meanwhile ends the wait below.
+      this.wake = new AbortController();
       if (this.o.health.online) {
         try {
           if (this.o.clock.now() >= nextBeat || this.reportDue) {
@@ -242,7 +250,7 @@ export class Cluster {
           this.o.health.failed(error);
         }
       }
-      await this.o.clock.sleep(tick, this.stopping.signal);
+      await this.o.clock.sleep(tick, AbortSignal.any([this.stopping.signal, this.wake.signal]));
     }
   }
 

@@ -79,6 +79,13 @@ export interface ServiceOptions {
 
 /** No timer waits longer than this: the clock is re-read, so suspend and clock jumps heal. */
 const MAX_SLEEP_MS = 30_000;
+/**
+ * How often the poll runs while something reports every write to the
+ * database (`changed()`): a safety net, not the way changes arrive.
+ */
+export const WATCHED_POLL_MS = 5000;
+/** Polls for reported writes come at least this far apart (or reload_interval, when shorter). */
+const WRITE_POLL_GAP_MS = 500;
 const MARKERS_PER_RELOAD = 10_000;
 /** How long before a fire the runner is told to get ready. */
 const WARM_MS = 2000;
@@ -209,8 +216,13 @@ export class Service {
   private alertAfter = false;
   /** Enabled jobs following each job (`--after`), by the followed job's id. */
   private followers = new Map<string, Job[]>();
-  /** When retries and follow-up runs this node queued are due: it polls then. */
+  /** When retries and follow-up runs are due (queued here, or seen by a poll): it polls then. */
   private readonly dueRuns: number[] = [];
+  /** When the last poll began, and when the next one is due. */
+  private lastPoll = -Infinity;
+  private nextPoll = -Infinity;
+  /** Whether every write to the database is reported (`watched`). */
+  private writesReported = false;
   /** Resolved once `start` has loaded the jobs: runs lost before then wait for it. */
   private readonly loaded = Promise.withResolvers<void>();
 
@@ -308,7 +320,6 @@ export class Service {
 
   /** Fire until `stop()`, then shut down by its deadline. */
   async run(): Promise<void> {
-    let nextPoll = this.o.clock.now();
     while (!this.stopping) {
       const now = this.o.clock.now();
       // Holding through an outage: the fires stay in the timetable, decided when it returns.
@@ -316,8 +327,9 @@ export class Service {
       const decision = held ? { run: [], missed: [] } : this.timetable.takeDue(now);
       if (decision.run.length > 0 || decision.missed.length > 0) await this.dispatch(decision, now);
       const runDue = this.takeDueInstants(now);
-      if (now >= nextPoll || runDue) {
-        nextPoll = now + this.o.reloadIntervalMs;
+      if (now >= this.nextPoll || runDue) {
+        this.lastPoll = now;
+        this.nextPoll = now + this.timedPollMs;
         this.poll();
       }
       const nextFire = this.timetable.nextDue() ?? Infinity;
@@ -328,7 +340,7 @@ export class Service {
       }
       const wakeAt = Math.min(
         held ? now + HELD_RECHECK_MS : nextFire,
-        nextPoll,
+        this.nextPoll,
         Math.min(...this.dueRuns),
         now + MAX_SLEEP_MS,
       );
@@ -336,6 +348,35 @@ export class Service {
       if (!this.stopping) await this.o.clock.sleep(wakeAt - this.o.clock.now(), this.wake.signal);
     }
     await this.shutdown(this.deadline!);
+  }
+
+  /**
+   * From now on something reports every write to the database (`changed()`),
+   * or, with false, no longer does: the timed poll is then only a safety net.
+   */
+  watched(reported: boolean): void {
+    this.writesReported = reported;
+    this.nextPoll = Math.min(this.nextPoll, this.lastPoll + this.timedPollMs);
+    this.wake.abort();
+  }
+
+  /**
+   * The database was written, by anyone (a `job add`, the API, this
+   * service): poll now, or, when a poll has just begun, 0.5 s (or
+   * reload_interval) after it: a busy service's own writes do not make it
+   * poll more often than unwatched.
+   */
+  changed(): void {
+    const soon = this.lastPoll + Math.min(WRITE_POLL_GAP_MS, this.o.reloadIntervalMs);
+    if (soon >= this.nextPoll) return;
+    this.nextPoll = soon;
+    this.wake.abort();
+  }
+
+  private get timedPollMs(): number {
+    return this.writesReported
+      ? Math.max(WATCHED_POLL_MS, this.o.reloadIntervalMs)
+      : this.o.reloadIntervalMs;
   }
 
   /**
@@ -393,7 +434,7 @@ export class Service {
       do {
         this.pollAgain = false;
         // One indexed query: a poll finding nothing to do, the usual case, costs no more.
-        const state = await this.o.store.pollState(this.nodeId, this.o.clock.now());
+        const state = await this.o.store.pollState(this.nodeId);
         if (state.latestMarker > this.lastMarker || state.oldestPendingMarker !== null) {
           this.requestReload();
           await this.reloading;
@@ -403,7 +444,10 @@ export class Service {
         // every poll of an idle service.
         if (state.oldestPendingMarker !== null) await this.o.store.settleMarkers();
         if (state.manualRuns) await this.takeManualRuns();
-        if (state.dueRuns) await this.takeDueRuns();
+        if (state.nextDueRun !== null) {
+          if (state.nextDueRun <= this.o.clock.now()) await this.takeDueRuns();
+          else this.dueAt(state.nextDueRun);
+        }
         if (state.cancelRequests) await this.takeCancelRequests();
       } while (this.pollAgain && !this.stopping);
     })().catch((error) => this.o.health.failed(error)).finally(() => this.polling = false);
@@ -946,7 +990,14 @@ export class Service {
     }
   }
 
-  /** Whether a retry or follow-up this node queued is due by `now` (each instant counts once). */
+  /** Poll at `instant`, when a retry or follow-up run is due. */
+  private dueAt(instant: number): void {
+    if (this.dueRuns.includes(instant)) return;
+    this.dueRuns.push(instant);
+    this.wake.abort();
+  }
+
+  /** Whether a retry or follow-up run is due by `now` (each instant counts once). */
   private takeDueInstants(now: number): boolean {
     let due = false;
     for (let i = this.dueRuns.length - 1; i >= 0; i--) {
@@ -1044,8 +1095,7 @@ export class Service {
     for (let i = 0; i < QUEUE_TRIES; i++) {
       const [id] = await this.recorder.claim([{ ...row, scheduled_at: row.scheduled_at + i }]);
       if (id !== null) {
-        this.dueRuns.push(row.scheduled_at + i);
-        this.wake.abort();
+        this.dueAt(row.scheduled_at + i);
         return id;
       }
     }

@@ -11,8 +11,16 @@
  * The lock also keeps the file's identity (device and inode): when the
  * path is deleted or made to name another file, the service would go on
  * writing to a file no one can open again; `moved()` says so.
+ *
+ * And `serve` watches the database's directory for writes (inotify), so
+ * that a `job add` reaches an idle service at once without polling.
  */
 import { RuntimeError } from "../errors.ts";
+import type { Daemon } from "./boot.ts";
+import { log } from "./log.ts";
+import { WATCHED_POLL_MS } from "./service.ts";
+
+const serviceLog = log("service");
 
 export class SqliteFileLock {
   private constructor(
@@ -72,4 +80,216 @@ export class SqliteFileLock {
 
 function identityOf(stat: Deno.FileInfo): string {
   return `${stat.dev}:${stat.ino}`;
+}
+
+/** What a {@link DatabaseWatch} reports. */
+export interface DatabaseWatchEvents {
+  /** The database or its WAL was written, by any process (the CLI, the API, the service). */
+  written(): void;
+  /** A file in the database's directory, or the directory, was created, renamed or deleted: maybe the database. */
+  moved(): void;
+}
+
+/**
+ * libc's inotify, through FFI. Not `Deno.watchFs`: it opens and closes
+ * each file an event names, and closing any descriptor of the database in
+ * this process drops the POSIX locks SQLite holds on it, after which
+ * another process closing its connection deletes the WAL under the
+ * service (seen in tests: the service's writes went to a deleted file).
+ */
+const LIBC = {
+  inotify_init1: { parameters: ["i32"], result: "i32" },
+  inotify_add_watch: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  inotify_rm_watch: { parameters: ["i32", "i32"], result: "i32" },
+  // On a thread of the runtime's pool: it blocks until events come.
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
+  close: { parameters: ["i32"], result: "i32" },
+} as const;
+
+const IN_CLOEXEC = 0o2000000;
+const IN_MODIFY = 0x2;
+const IN_MOVED_FROM = 0x40;
+const IN_MOVED_TO = 0x80;
+const IN_CREATE = 0x100;
+const IN_DELETE = 0x200;
+const IN_DELETE_SELF = 0x400;
+const IN_MOVE_SELF = 0x800;
+const IN_Q_OVERFLOW = 0x4000;
+const IN_IGNORED = 0x8000;
+/** Not IN_ATTRIB: SQLite run as root chowns its WAL on opening, which a `job list` does. */
+const MOVES = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF;
+/** struct inotify_event: wd, mask, cookie, len, then `len` bytes of name. */
+const EVENT_HEADER = 16;
+/** Failed reads in a row before the watch gives up (a signal may interrupt one). */
+const READ_FAILURES = 3;
+
+/**
+ * Writes to a SQLite database as they happen, through inotify on the
+ * database's directory (a write to the WAL is what a `job add` does).
+ * Reads make no events, so an idle service wakes for nothing. `ended`
+ * resolves when the watch stops reporting: its error, or null after
+ * `close()`.
+ */
+export class DatabaseWatch {
+  readonly ended: Promise<Error | null>;
+  private closed = false;
+
+  private constructor(
+    private readonly libc: Deno.DynamicLibrary<typeof LIBC>,
+    private readonly fd: number,
+    private readonly wd: number,
+    path: string,
+    on: DatabaseWatchEvents,
+  ) {
+    this.ended = this.report(path, on).finally(() => {
+      libc.symbols.close(fd);
+      libc.close();
+    });
+  }
+
+  /**
+   * Watch the directory of the database at `path`; throws, saying why,
+   * when it cannot be watched (no libc to call, no inotify watches left).
+   */
+  static start(path: string, on: DatabaseWatchEvents): DatabaseWatch {
+    const slash = path.lastIndexOf("/");
+    const dir = slash === -1 ? "." : path.slice(0, slash) || "/";
+    const libc = Deno.dlopen("libc.so.6", LIBC);
+    const fd = libc.symbols.inotify_init1(IN_CLOEXEC);
+    if (fd < 0) {
+      libc.close();
+      throw new Error("inotify_init1 failed (fs.inotify.max_user_instances reached?)");
+    }
+    const wd = libc.symbols.inotify_add_watch(
+      fd,
+      new TextEncoder().encode(`${dir}\0`),
+      IN_MODIFY | MOVES,
+    );
+    if (wd < 0) {
+      libc.symbols.close(fd);
+      libc.close();
+      throw new Error(
+        `inotify_add_watch on ${dir} failed (fs.inotify.max_user_watches reached, or the directory cannot be read?)`,
+      );
+    }
+    return new DatabaseWatch(libc, fd, wd, path, on);
+  }
+
+  /** Stop reporting; `ended` then resolves null. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    // The kernel answers the pending read with IN_IGNORED, which ends the loop.
+    this.libc.symbols.inotify_rm_watch(this.fd, this.wd);
+  }
+
+  private async report(path: string, on: DatabaseWatchEvents): Promise<Error | null> {
+    const name = basename(path);
+    const written = new Set([name, `${name}-wal`, `${name}-journal`]);
+    const buffer = new Uint8Array(64 * 1024);
+    const view = new DataView(buffer.buffer);
+    const decoder = new TextDecoder();
+    let failures = 0;
+    for (;;) {
+      const n = Number(await this.libc.symbols.read(this.fd, buffer, BigInt(buffer.length)));
+      if (n <= 0) {
+        if (this.closed) return null;
+        if (++failures < READ_FAILURES) continue;
+        return new Error(`reading inotify events failed ${READ_FAILURES} times in a row`);
+      }
+      failures = 0;
+      let wrote = false;
+      let moved = false;
+      for (let at = 0; at < n;) {
+        const mask = view.getUint32(at + 4, true);
+        const length = view.getUint32(at + 12, true);
+        const file = decoder.decode(buffer.subarray(at + EVENT_HEADER, at + EVENT_HEADER + length))
+          .replace(/\0+$/, "");
+        at += EVENT_HEADER + length;
+        if (mask & IN_IGNORED) {
+          if (this.closed) return null;
+          on.moved();
+          return new Error("the directory is no longer watched (deleted or unmounted)");
+        }
+        // Events were lost: anything may have happened.
+        if (mask & IN_Q_OVERFLOW) wrote = moved = true;
+        if (mask & IN_MODIFY && written.has(file)) wrote = true;
+        if (mask & MOVES) moved = true;
+      }
+      if (wrote) on.written();
+      if (moved) on.moved();
+    }
+  }
+}
+
+function basename(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+/**
+ * What `serve` does with a SQLite database: it watches the file for
+ * writes, so that changes apply at once and the service need not poll
+ * for them (falling back to polling every `reloadIntervalMs` when the
+ * directory cannot be watched), and it stops the service, at error level,
+ * when the path no longer names the locked file: what the service would
+ * write would go to a file no one can open again.
+ */
+export function watchDatabaseFile(
+  lock: SqliteFileLock,
+  daemon: Pick<Daemon, "changed" | "watched" | "stop">,
+  reloadIntervalMs: number,
+): { readonly lost: string | null; stop(): void } {
+  let lost: string | null = null;
+  const check = () => {
+    if (lost !== null) return;
+    lost = lock.moved();
+    if (lost === null) return;
+    serviceLog.error(
+      "{problem}; the service stops rather than write where no one reads: start it again to use the file the path names now",
+      { problem: lost },
+    );
+    daemon.stop();
+  };
+  let timer = setInterval(check, reloadIntervalMs);
+  let watch: DatabaseWatch | null = null;
+  try {
+    watch = DatabaseWatch.start(lock.path, { written: () => daemon.changed(), moved: check });
+  } catch (error) {
+    serviceLog.warn(
+      "cannot watch the directory of {database} for writes ({error}): the service polls it every reload_interval instead; raise fs.inotify.max_user_watches if that is what ran out",
+      { database: `sqlite:${lock.path}`, error: (error as Error).message },
+    );
+  }
+  if (watch) {
+    // The watch tells of a rename or deletion at once; the timer is a safety net.
+    clearInterval(timer);
+    timer = setInterval(check, WATCHED_POLL_MS);
+    daemon.watched(true);
+    serviceLog.info(
+      "watching {database} for writes: changes apply at once, and the service polls every {seconds} s besides",
+      {
+        database: `sqlite:${lock.path}`,
+        seconds: Math.max(WATCHED_POLL_MS, reloadIntervalMs) / 1000,
+      },
+    );
+    watch.ended.then((error) => {
+      if (error === null) return;
+      daemon.watched(false);
+      clearInterval(timer);
+      timer = setInterval(check, reloadIntervalMs);
+      serviceLog.warn(
+        "stopped watching {database} for writes ({error}): the service polls it every reload_interval instead",
+        { database: `sqlite:${lock.path}`, error: error.message },
+      );
+    });
+  }
+  return {
+    get lost() {
+      return lost;
+    },
+    stop() {
+      clearInterval(timer);
+      watch?.close();
+    },
+  };
 }

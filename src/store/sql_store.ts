@@ -387,15 +387,15 @@ export class SqlStore implements Store {
     return rows[0]?.id === null || rows[0]?.id === undefined ? null : Number(rows[0].id);
   }
 
-  async pollState(nodeId: string, now: number): Promise<PollState> {
+  async pollState(nodeId: string): Promise<PollState> {
     // The conditions of queuedManualRuns, dueQueuedRuns and cancelRequests, each on an index.
     const [row] = await this.driver.all(
       `SELECT (SELECT MAX(id) FROM jm_update_info) AS latest,
         (SELECT MIN(id) FROM jm_update_info WHERE updated = 0) AS pending,
         EXISTS (SELECT 1 FROM jm_runs WHERE status = 'queued' AND \`trigger\` = 'manual' AND node_id IS NULL) AS manual,
-        EXISTS (SELECT 1 FROM jm_runs WHERE status = 'queued' AND \`trigger\` IN ('retry', 'after') AND node_id IS NULL AND scheduled_at <= ?) AS due,
+        (SELECT MIN(scheduled_at) FROM jm_runs WHERE status = 'queued' AND \`trigger\` IN ('retry', 'after') AND node_id IS NULL) AS due,
         EXISTS (SELECT 1 FROM jm_runs WHERE status IN ('running', 'queued') AND node_id = ? AND cancel_requested_at IS NOT NULL) AS cancels`,
-      [now, nodeId],
+      [nodeId],
     );
     return {
       latestMarker: Number(row.latest ?? 0),
@@ -404,7 +404,7 @@ export class SqlStore implements Store {
         : Number(row.pending),
       manualRuns: Number(row.manual) !== 0,
       cancelRequests: Number(row.cancels) !== 0,
-      dueRuns: Number(row.due) !== 0,
+      nextDueRun: row.due === null || row.due === undefined ? null : Number(row.due),
     };
   }
 

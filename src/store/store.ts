@@ -31,8 +31,11 @@ export interface PollState {
   manualRuns: boolean;
   /** Whether `cancelRequests(nodeId)` would return any. */
   cancelRequests: boolean;
-  /** Whether `dueQueuedRuns(now)` would return any (retries and follow-up runs due). */
-  dueRuns: boolean;
+  /**
+   * When the first retry or follow-up run no service took is due (ms), due
+   * or not: `dueQueuedRuns(now)` returns it from then on. Null when none waits.
+   */
+  nextDueRun: number | null;
 }
 
 /** Runs of one minute, by status. */
@@ -131,11 +134,11 @@ export interface MarkerStore {
 
   /**
    * What the poll of service `nodeId` looks for, in one query: the newest
-   * marker, the oldest pending one, and whether `job run` requests,
-   * retries and follow-up runs due by `now`, or cancels for it wait (then
-   * `queuedManualRuns`, `dueQueuedRuns` and `cancelRequests` say which).
+   * marker, the oldest pending one, whether `job run` requests or cancels
+   * for it wait, and when the first retry or follow-up run is due (then
+   * `queuedManualRuns`, `cancelRequests` and `dueQueuedRuns` say which).
    */
-  pollState(nodeId: string, now: number): Promise<PollState>;
+  pollState(nodeId: string): Promise<PollState>;
 
   /**
    * Set `updated = 1` on exactly these markers (never a blind

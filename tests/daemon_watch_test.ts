@@ -1,0 +1,96 @@
+/**
+ * A daemon told of every write to its database (`serve` on SQLite watches
+ * the file), in-process with a fake clock, on every backend: the timed
+ * poll becomes a safety net every 5 s, a reported write is polled for at
+ * once but never sooner than 0.5 s after the last poll, and a
+ * retry queued by an earlier service is taken at its instant, not at the
+ * next timed poll.
+ */
+import { assertEquals } from "./assert.ts";
+import { BACKENDS, freshDatabase, type TestDatabase } from "./helpers.ts";
+import { DaemonHarness, T0 } from "./daemon_harness.ts";
+import { fire } from "./store_contract.ts";
+import type { Store } from "../src/store/store.ts";
+
+/** A store that counts the service's polls. */
+function counting(db: TestDatabase): { polls: () => number; open: () => Store } {
+  let polls = 0;
+  return {
+    polls: () => polls,
+    open: () => {
+      const store = db.open();
+      return new Proxy(store, {
+        get(target, key) {
+          const value = Reflect.get(target, key);
+          if (typeof value !== "function") return value;
+          if (key === "pollState") {
+            return (...args: Parameters<Store["pollState"]>) => {
+              polls++;
+              return target.pollState(...args);
+            };
+          }
+          return value.bind(target);
+        },
+      });
+    },
+  };
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: watched, it polls every 5 s, and for a reported write at once, 0.5 s after the last poll at the soonest`, async () => {
+    const db = await freshDatabase(backend);
+    const store = counting(db);
+    await using h = await DaemonHarness.create(db, {
+      store: store.open,
+      settings: { "jobsmanager.reload_interval": 2 },
+    });
+    await h.job("idle", { cron: "0 12 15 6 *" });
+    const daemon = await h.start();
+    daemon.watched(true);
+    // The poll the start planned, reload_interval after the first.
+    await h.clock.set(T0 + 2000);
+    await h.until(() => store.polls() === 2, `the second poll (${store.polls()} so far)`);
+
+    const added = await h.job("added", { cron: "0 12 15 6 *" });
+    await h.clock.set(T0 + 4000);
+    assertEquals(store.polls(), 2, "a timed poll came at reload_interval, not after 5 s");
+    daemon.changed();
+    await h.until(() => store.polls() === 3, `a poll for the write (${store.polls()} so far)`);
+    await h.until(
+      async () => (await h.markers()).find((m) => m.id === added)?.updated,
+      `marker ${added} to be applied`,
+    );
+
+    // Another write right after: its poll waits until 0.5 s after the last.
+    await h.clock.set(T0 + 4250);
+    daemon.changed();
+    await h.clock.set(T0 + 4499);
+    assertEquals(store.polls(), 3, "a poll came sooner than 0.5 s after the last");
+    await h.clock.set(T0 + 4500);
+    await h.until(() => store.polls() === 4, `the poll for the second write (${store.polls()})`);
+
+    // Nothing written: the safety net, 5 s after the last poll.
+    await h.clock.set(T0 + 9499);
+    assertEquals(store.polls(), 4, "a poll came before the 5 s safety net");
+    await h.clock.set(T0 + 9500);
+    await h.until(() => store.polls() === 5, `the safety-net poll (${store.polls()})`);
+
+    // No longer watched: every reload_interval again.
+    daemon.watched(false);
+    await h.clock.set(T0 + 11_500);
+    await h.until(() => store.polls() === 6, `a poll at reload_interval (${store.polls()})`);
+  });
+
+  Deno.test(`daemon[${backend}]: a retry an earlier service queued is taken at its instant, between timed polls`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("flaky", { cron: "0 12 15 6 *" });
+    await h.store.claimRuns([fire("flaky", T0 + 3000, { status: "queued", trigger: "retry" })]);
+    const daemon = await h.start();
+    daemon.watched(true);
+    // The poll at reload_interval learns when it is due; the next timed poll would be 5 s later.
+    await h.clock.set(T0 + h.settings["jobsmanager.reload_interval"] * 1000);
+    await h.until(() => h.clock.wakeUps.includes(T0 + 3000), "the service to wait for T0+3000");
+    await h.clock.set(T0 + 3000);
+    await h.started("flaky", T0 + 3000);
+  });
+}
