@@ -84,3 +84,20 @@ Deno.test("sqlite: a transaction SQLite rolled back itself fails with its own er
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("sqlite: rows are plain objects of their columns, whatever the names", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-sqlite-" });
+  const driver = SqliteDriver.open(`${dir}/jobs.db`);
+  try {
+    const [row] = await driver.all(`SELECT 1 AS a, 'x' AS "b c", NULL AS "it's"`);
+    assertEquals(row, { a: 1, "b c": "x", "it's": null });
+    // A column named __proto__ is a column, not the row's prototype.
+    const [odd] = await driver.all(`SELECT 1 AS "__proto__", 2 AS b`);
+    assertEquals(Object.getPrototypeOf(odd), Object.prototype);
+    assertEquals(Object.getOwnPropertyDescriptor(odd, "__proto__")?.value, 1);
+    assertEquals(odd.b, 2);
+  } finally {
+    await driver.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -303,6 +303,13 @@ export function parseAfter(raw: string): { job: string; outcome: AfterOutcome } 
   return { job, outcome: m ? m[2] as AfterOutcome : "success" };
 }
 
+/**
+ * retry_on values already found canonical: a catalogue shares a few, and
+ * each job's is checked on every reload and `job list`. Bounded: only
+ * lists of RETRYABLE_STATUSES, each status once, are kept.
+ */
+const RETRY_ON_SEEN = new Set<string>();
+
 /** `failed, timeout` → `failed,timeout`, each checked, duplicates dropped. */
 function parseRetryOn(raw: string): string {
   const items = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
@@ -392,7 +399,7 @@ function validateRetries(job: Job): void {
   if (typeof job.retry_on !== "string") {
     throw new ValidationError("retry_on", `retry_on: ${JSON.stringify(job.retry_on)} is not text`);
   }
-  if (parseRetryOn(job.retry_on) !== job.retry_on) {
+  if (!RETRY_ON_SEEN.has(job.retry_on) && parseRetryOn(job.retry_on) !== job.retry_on) {
     throw new ValidationError(
       "retry_on",
       `retry_on: ${JSON.stringify(job.retry_on)} is not a comma-separated list of ${
@@ -400,6 +407,7 @@ function validateRetries(job: Job): void {
       } without blanks`,
     );
   }
+  RETRY_ON_SEEN.add(job.retry_on);
   if (typeof job.retry_overlap !== "boolean") {
     throw new ValidationError(
       "retry_overlap",
