@@ -15,7 +15,7 @@
  * fault and the totals.
  */
 import mysql from "mysql2/promise";
-import { type Backend, type Db, freshDb, MAIN, query, serveCommand, SERVER } from "./common.ts";
+import { type Backend, type Db, freshDb, query, RUN_MAIN, serveCommand, SERVER } from "./common.ts";
 import { TcpProxy } from "../tests/tcp_proxy.ts";
 
 const args = [...Deno.args];
@@ -121,7 +121,7 @@ async function writeConfig(dir: string): Promise<void> {
 
 function jm(db: Db, ...cli: string[]): Promise<Deno.CommandOutput> {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN, "--database", db.url, ...cli],
+    args: [...RUN_MAIN, "--database", db.url, ...cli],
     cwd: db.dir,
     stdout: "piped",
     stderr: "piped",

@@ -7,7 +7,14 @@ import { openStore } from "../src/store/open.ts";
 import { resolveTarget } from "../src/config/database.ts";
 import type { DatabaseTarget } from "../src/store/target.ts";
 
-export const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
+const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
+/** The V8 flags the program ships with (deno.json's tasks, baked into the binary by `build`). */
+const V8_FLAGS = (JSON.parse(
+  await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+).tasks.build as string).match(/--v8-flags=\S+/)?.[0];
+if (V8_FLAGS === undefined) throw new Error("deno.json's build task sets no --v8-flags");
+/** `deno` arguments that run the program as it ships, before its own arguments. */
+export const RUN_MAIN = ["run", "-A", "--quiet", V8_FLAGS, MAIN];
 export const SERVER = Deno.env.get("JM_BENCH_DATABASE_URL") ??
   Deno.env.get("JM_TEST_DATABASE_URL") ?? "";
 export type Backend = "sqlite" | "mysql";
@@ -133,7 +140,7 @@ export async function query(db: Db, sql: string): Promise<Record<string, unknown
 export async function cli(db: Db, cliArgs: string[]): Promise<number> {
   const t0 = performance.now();
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN, "--database", db.url, ...cliArgs],
+    args: [...RUN_MAIN, "--database", db.url, ...cliArgs],
     cwd: db.dir,
     stdout: "null",
     stderr: "piped",
@@ -173,7 +180,7 @@ export function serveCommand(
   env: Record<string, string> = {},
 ): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN, "--database", url, "--config", configPath, "serve"],
+    args: [...RUN_MAIN, "--database", url, "--config", configPath, "serve"],
     cwd,
     env,
     stdin: "null",
