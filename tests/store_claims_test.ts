@@ -168,6 +168,34 @@ contract("updateRuns", "writes every update in the order given", async ({ store 
   assertEquals(await store.getRun(b! + 1), null);
 });
 
+contract(
+  "updateRuns",
+  "a burst's records, written many rows to a statement: each run gets its own",
+  async ({ store }) => {
+    const ids = await store.claimRuns(Array.from({ length: 250 }, (_, i) => fire(`j${i}`, 1000)));
+    // Six outputs of 3 MB: more than a 16 MiB packet in one statement.
+    const big = "x".repeat(3_000_000);
+    const want = (i: number): Partial<Run> =>
+      i % 3 === 0
+        ? { pgid: 1000 + i }
+        : i % 3 === 1
+        ? { status: "success", finished_at: 2000 + i, exit_code: 0, stdout: `out ${i}` }
+        : { status: "failed", exit_code: i, stderr: i < 18 ? big : null };
+    await store.updateRuns([
+      ...ids.map((id, i) => ({ id: id!, update: want(i) })),
+      { id: ids[0]!, update: { status: "killed", signal: "SIGKILL" } },
+    ]);
+    for (const [i, id] of ids.entries()) {
+      const run = await store.getRun(id!);
+      const expected = { ...want(i), ...(i === 0 ? { status: "killed", signal: "SIGKILL" } : {}) };
+      const got = Object.fromEntries(
+        Object.keys(expected).map((k) => [k, run![k as keyof Run]]),
+      );
+      assertEquals(got, expected, `run ${i}`);
+    }
+  },
+);
+
 contract("updateRun", "an unknown id changes nothing", async ({ store }) => {
   const [id] = await store.claimRuns([fire("a", 1000)]);
   assertEquals(await store.updateRun(id! + 1, { status: "success" }), false);
