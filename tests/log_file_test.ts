@@ -33,6 +33,15 @@ async function withLogFile(
   }
 }
 
+const record = (message: string): LogRecord => ({
+  category: ["test"],
+  level: "info",
+  message: [message],
+  rawMessage: message,
+  properties: {},
+  timestamp: Date.now(),
+});
+
 const mode = async (path: string) => (await Deno.stat(path)).mode! & 0o777;
 
 Deno.test("log file: created 0600, and so is every file it rotates into", async () => {
@@ -72,14 +81,6 @@ Deno.test("log file: each line is written within the flush interval, the service
     flushMs: 20,
   });
   try {
-    const record = (message: string): LogRecord => ({
-      category: ["test"],
-      level: "info",
-      message: [message],
-      rawMessage: message,
-      properties: {},
-      timestamp: Date.now(),
-    });
     sink(record("first line"));
     await waitFor(async () => (await Deno.readTextFile(path)) === "first line\n", {
       timeoutMs: 10_000,
@@ -94,6 +95,26 @@ Deno.test("log file: each line is written within the flush interval, the service
     });
   } finally {
     await sink[Symbol.asyncDispose]();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("log file: a line logged after the close is written at once, no timer left", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
+  const path = `${dir}/jobsmanager.log`;
+  const sink = logFileSink(path, {
+    formatter: (record) => `${record.rawMessage}\n`,
+    maxSize: 1_000_000,
+    backups: 1,
+    flushMs: 60_000,
+  });
+  try {
+    sink(record("before the close"));
+    await sink[Symbol.asyncDispose]();
+    sink(record("after the close"));
+    // The test's timer sanitizer fails it if the late line armed a flush.
+    assertEquals(await Deno.readTextFile(path), "before the close\nafter the close\n");
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -28,6 +28,7 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
   let buffered = 0;
   let writing: Promise<void> = Promise.resolve();
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let closed = false;
 
   const rotate = () => {
     file.close();
@@ -88,6 +89,9 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
 
   const sink = (record: LogRecord) => {
     const line = options.formatter(record);
+    // A line logged after the close (as the service exits): written at
+    // once, since no flush would come and a timer would hold the exit.
+    if (closed) return appendNow(path, encoder.encode(line));
     timer ??= setTimeout(flush, options.flushMs);
     buffer.push(line);
     buffered += line.length;
@@ -96,9 +100,23 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
   return Object.assign(sink, {
     async [Symbol.asyncDispose]() {
       await flush();
+      closed = true;
       file.close();
     },
   });
+}
+
+function appendNow(path: string, bytes: Uint8Array): void {
+  try {
+    const file = open(path);
+    try {
+      for (let offset = 0; offset < bytes.length;) offset += file.writeSync(bytes.subarray(offset));
+    } finally {
+      file.close();
+    }
+  } catch (error) {
+    console.error(`jobsmanager: cannot write the log file ${path}: ${error}`);
+  }
 }
 
 function open(path: string): Deno.FsFile {
