@@ -5,14 +5,20 @@
 export interface Clock {
   /** Milliseconds since the epoch. */
   now(): number;
-  /** Resolve after `ms`, or as soon as `signal` aborts. Never rejects. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Resolve after `ms`, or as soon as `signal` aborts. Never rejects.
+   * `precise`: for a fire's instant, which the system clock keeps to a
+   * millisecond by blocking the thread for the last few.
+   */
+  sleep(ms: number, signal?: AbortSignal, precise?: boolean): Promise<void>;
 }
 
 /**
- * Timers fire 1-3 ms late. The system clock's sleep therefore ends its
- * timer this much early and blocks the thread for the rest (a futex wait,
- * no spinning), so a fire starts within a millisecond of its instant.
+ * Timers fire 1-3 ms late. The system clock's precise sleep therefore ends
+ * its timer this much early and blocks the thread for the rest (a futex
+ * wait, no spinning), so a fire starts within a millisecond of its
+ * instant. Other waits (polls, sweeps, back-offs) do not block: the
+ * thread hears the runs' ends meanwhile.
  */
 const PRECISE_TAIL_MS = 4;
 const futex = new Int32Array(new SharedArrayBuffer(4));
@@ -23,16 +29,16 @@ function preciseNow(): number {
 
 export const systemClock: Clock = {
   now: () => Math.floor(preciseNow()),
-  sleep: (ms, signal) =>
+  sleep: (ms, signal, precise = false) =>
     new Promise((resolve) => {
       if (signal?.aborted || ms <= 0) return resolve();
       const deadline = preciseNow() + ms;
-      const timer = setTimeout(finish, Math.max(0, ms - PRECISE_TAIL_MS));
+      const timer = setTimeout(finish, Math.max(0, ms - (precise ? PRECISE_TAIL_MS : 0)));
       signal?.addEventListener("abort", abort, { once: true });
       function finish() {
         signal?.removeEventListener("abort", abort);
         const rest = deadline - preciseNow();
-        if (rest > 0) Atomics.wait(futex, 0, 0, rest);
+        if (precise && rest > 0) Atomics.wait(futex, 0, 0, rest);
         resolve();
       }
       function abort() {

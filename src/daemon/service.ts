@@ -338,14 +338,17 @@ export class Service {
         this.toldUpcoming = nextFire;
         this.o.observer?.upcoming?.(nextFire);
       }
+      const instant = Math.min(held ? Infinity : nextFire, ...this.dueRuns);
       const wakeAt = Math.min(
-        held ? now + HELD_RECHECK_MS : nextFire,
+        instant,
+        held ? now + HELD_RECHECK_MS : Infinity,
         this.nextPoll,
-        Math.min(...this.dueRuns),
         now + MAX_SLEEP_MS,
       );
       this.wake = new AbortController();
-      if (!this.stopping) await this.o.clock.sleep(wakeAt - this.o.clock.now(), this.wake.signal);
+      if (!this.stopping) {
+        await this.o.clock.sleep(wakeAt - this.o.clock.now(), this.wake.signal, wakeAt === instant);
+      }
     }
     await this.shutdown(this.deadline!);
   }
