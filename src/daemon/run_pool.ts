@@ -138,7 +138,6 @@ export class RunPool {
     thread.outbox.push(message);
   }
 
-  /** The thread with the shortest queue, started if it is not running yet. */
   /**
    * The running thread with the shortest queue; another is started while
    * every queue is at least MORE_AT long (a burst), up to the pool's size.
