@@ -189,6 +189,8 @@ export interface HarnessOptions {
   wallClock?: () => number;
   /** How long a fire waits for its claim before the database counts as away (1 s, as served). */
   claimTimeoutMs?: number;
+  /** The only service its database can have (`serve` holding an SQLite file's lock). */
+  soleService?: boolean;
 }
 
 /** How long a test waits, in real time, for a state it expects. */
@@ -275,6 +277,7 @@ export class DaemonHarness implements AsyncDisposable {
       clock: this.clock,
       wallClock: this.options.wallClock,
       claimTimeoutMs: this.options.claimTimeoutMs,
+      soleService: this.options.soleService,
       node: { id: this.nodeId, host: "test", pid: Deno.pid, version: VERSION, started_at: T0 },
       env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
       // Real runs go through the daemon's own runner threads, as in production.

@@ -4,7 +4,8 @@
  * poll becomes a safety net every 5 s, a reported write is polled for at
  * once but never sooner than 0.5 s after the last poll, and a
  * retry queued by an earlier service is taken at its instant, not at the
- * next timed poll.
+ * next timed poll. Sole on its database (`serve` holding the SQLite
+ * file's lock), it looks for other nodes only at each heartbeat.
  */
 import { assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase, type TestDatabase } from "./helpers.ts";
@@ -12,21 +13,24 @@ import { DaemonHarness, T0 } from "./daemon_harness.ts";
 import { fire } from "./store_contract.ts";
 import type { Store } from "../src/store/store.ts";
 
-/** A store that counts the service's polls. */
-function counting(db: TestDatabase): { polls: () => number; open: () => Store } {
-  let polls = 0;
+/** A store that counts the service's calls of `method` (its polls: pollState). */
+function counting(
+  db: TestDatabase,
+  method: keyof Store = "pollState",
+): { calls: () => number; open: () => Store } {
+  let calls = 0;
   return {
-    polls: () => polls,
+    calls: () => calls,
     open: () => {
       const store = db.open();
       return new Proxy(store, {
         get(target, key) {
           const value = Reflect.get(target, key);
           if (typeof value !== "function") return value;
-          if (key === "pollState") {
-            return (...args: Parameters<Store["pollState"]>) => {
-              polls++;
-              return target.pollState(...args);
+          if (key === method) {
+            return (...args: unknown[]) => {
+              calls++;
+              return value.apply(target, args);
             };
           }
           return value.bind(target);
@@ -49,13 +53,13 @@ for (const backend of BACKENDS) {
     daemon.watched(true);
     // The poll the start planned, reload_interval after the first.
     await h.clock.set(T0 + 2000);
-    await h.until(() => store.polls() === 2, `the second poll (${store.polls()} so far)`);
+    await h.until(() => store.calls() === 2, `the second poll (${store.calls()} so far)`);
 
     const added = await h.job("added", { cron: "0 12 15 6 *" });
     await h.clock.set(T0 + 4000);
-    assertEquals(store.polls(), 2, "a timed poll came at reload_interval, not after 5 s");
+    assertEquals(store.calls(), 2, "a timed poll came at reload_interval, not after 5 s");
     daemon.changed();
-    await h.until(() => store.polls() === 3, `a poll for the write (${store.polls()} so far)`);
+    await h.until(() => store.calls() === 3, `a poll for the write (${store.calls()} so far)`);
     await h.until(
       async () => (await h.markers()).find((m) => m.id === added)?.updated,
       `marker ${added} to be applied`,
@@ -65,20 +69,20 @@ for (const backend of BACKENDS) {
     await h.clock.set(T0 + 4250);
     daemon.changed();
     await h.clock.set(T0 + 4499);
-    assertEquals(store.polls(), 3, "a poll came sooner than 0.5 s after the last");
+    assertEquals(store.calls(), 3, "a poll came sooner than 0.5 s after the last");
     await h.clock.set(T0 + 4500);
-    await h.until(() => store.polls() === 4, `the poll for the second write (${store.polls()})`);
+    await h.until(() => store.calls() === 4, `the poll for the second write (${store.calls()})`);
 
     // Nothing written: the safety net, 5 s after the last poll.
     await h.clock.set(T0 + 9499);
-    assertEquals(store.polls(), 4, "a poll came before the 5 s safety net");
+    assertEquals(store.calls(), 4, "a poll came before the 5 s safety net");
     await h.clock.set(T0 + 9500);
-    await h.until(() => store.polls() === 5, `the safety-net poll (${store.polls()})`);
+    await h.until(() => store.calls() === 5, `the safety-net poll (${store.calls()})`);
 
     // No longer watched: every reload_interval again.
     daemon.watched(false);
     await h.clock.set(T0 + 11_500);
-    await h.until(() => store.polls() === 6, `a poll at reload_interval (${store.polls()})`);
+    await h.until(() => store.calls() === 6, `a poll at reload_interval (${store.calls()})`);
   });
 
   Deno.test(`daemon[${backend}]: a retry an earlier service queued is taken at its instant, between timed polls`, async () => {
@@ -92,5 +96,23 @@ for (const backend of BACKENDS) {
     await h.until(() => h.clock.wakeUps.includes(T0 + 3000), "the service to wait for T0+3000");
     await h.clock.set(T0 + 3000);
     await h.started("flaky", T0 + 3000);
+  });
+
+  Deno.test(`daemon[${backend}]: the sole service of its database looks for other nodes at each heartbeat, not each second`, async () => {
+    const db = await freshDatabase(backend);
+    const store = counting(db, "nodesAndNow");
+    await using h = await DaemonHarness.create(db, { store: store.open, soleService: true });
+    await h.job("idle", { cron: "0 12 15 6 *" });
+    await h.start();
+    // One as the loop starts, one as the first load is reported.
+    await h.until(() => store.calls() === 2, `the start's two sweeps (${store.calls()})`);
+    await h.until(() => h.clock.wakeUps.includes(T0 + 5000), "the cluster loop to wait for T0+5s");
+    for (const at of [1000, 2000, 3000, 4000, 4999]) await h.clock.set(T0 + at);
+    assertEquals(store.calls(), 2, "a sweep came before the heartbeat");
+    await h.clock.set(T0 + 5000);
+    await h.until(
+      () => store.calls() === 3,
+      `the sweep at the heartbeat (${store.calls()})`,
+    );
   });
 }
