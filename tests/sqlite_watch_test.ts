@@ -88,3 +88,28 @@ Deno.test("sqlite watch: the locks SQLite holds in this process survive it (anot
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("sqlite watch: a database named through a symbolic link into another directory: its writes are reported", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-watch-" });
+  await Deno.mkdir(`${dir}/data`);
+  await Deno.mkdir(`${dir}/etc`);
+  const path = `${dir}/etc/jobs.db`;
+  await Deno.symlink(`${dir}/data/jobs.db`, path);
+  const service = new DatabaseSync(path);
+  try {
+    service.exec("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER)");
+    let written = 0;
+    const watch = DatabaseWatch.start(path, { written: () => written++, moved: () => {} });
+    await inOtherProcess(path, "INSERT INTO t VALUES (1)");
+    await waitFor(() => written > 0, {
+      timeoutMs: 10_000,
+      what: "the write to be reported",
+      detail: () => JSON.stringify([...Deno.readDirSync(`${dir}/data`)].map((e) => e.name)),
+    });
+    watch.close();
+    assertEquals(await watch.ended, null);
+  } finally {
+    service.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

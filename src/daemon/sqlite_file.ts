@@ -148,10 +148,13 @@ export class DatabaseWatch {
   }
 
   /**
-   * Watch the directory of the database at `path`; throws, saying why,
-   * when it cannot be watched (no libc to call, no inotify watches left).
+   * Watch the directory of the database at `linked` (of the file it names,
+   * through symbolic links); throws, saying why, when it cannot be watched
+   * (no libc to call, no inotify watches left).
    */
-  static start(path: string, on: DatabaseWatchEvents): DatabaseWatch {
+  static start(linked: string, on: DatabaseWatchEvents): DatabaseWatch {
+    // SQLite follows a symbolic link: its WAL lies beside the file itself.
+    const path = Deno.realPathSync(linked);
     const slash = path.lastIndexOf("/");
     const dir = slash === -1 ? "." : path.slice(0, slash) || "/";
     const libc = Deno.dlopen("libc.so.6", LIBC);
