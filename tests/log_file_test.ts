@@ -99,7 +99,7 @@ Deno.test("log file: each line is written within the flush interval, the service
   }
 });
 
-Deno.test("log file: a line logged after the close is written at once, no timer left", async () => {
+Deno.test("log file: lines logged during and after the close are written, in order, no timer left", async () => {
   const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
   const path = `${dir}/jobsmanager.log`;
   const sink = logFileSink(path, {
@@ -110,10 +110,15 @@ Deno.test("log file: a line logged after the close is written at once, no timer 
   });
   try {
     sink(record("before the close"));
-    await sink[Symbol.asyncDispose]();
+    const closed = sink[Symbol.asyncDispose]();
+    sink(record("during the close"));
+    await closed;
     sink(record("after the close"));
-    // The test's timer sanitizer fails it if the late line armed a flush.
-    assertEquals(await Deno.readTextFile(path), "before the close\nafter the close\n");
+    // The test's timer sanitizer fails it if a late line armed a flush.
+    assertEquals(
+      await Deno.readTextFile(path),
+      "before the close\nduring the close\nafter the close\n",
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -28,6 +28,9 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
   let buffered = 0;
   let writing: Promise<void> = Promise.resolve();
   let timer: ReturnType<typeof setTimeout> | undefined;
+  /** Closing: lines go straight behind what is being written, with no timer. */
+  let closing = false;
+  /** Closed: a line is appended at once. */
   let closed = false;
 
   const rotate = () => {
@@ -89,17 +92,23 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
 
   const sink = (record: LogRecord) => {
     const line = options.formatter(record);
-    // A line logged after the close (as the service exits): written at
-    // once, since no flush would come and a timer would hold the exit.
+    // A line logged as the service exits, during or after the close: no
+    // later flush would write it, and a timer would hold the exit.
     if (closed) return appendNow(path, encoder.encode(line));
-    timer ??= setTimeout(flush, options.flushMs);
+    if (!closing) timer ??= setTimeout(flush, options.flushMs);
     buffer.push(line);
     buffered += line.length;
-    if (buffered >= BUFFER_BYTES) flush();
+    if (closing || buffered >= BUFFER_BYTES) flush();
   };
   return Object.assign(sink, {
     async [Symbol.asyncDispose]() {
+      closing = true;
       await flush();
+      // Lines logged while it waited chained more writes behind it: those too.
+      for (let last = writing;; last = writing) {
+        await last;
+        if (last === writing) break;
+      }
       closed = true;
       file.close();
     },
