@@ -137,3 +137,35 @@ mysqlTest(
     assertEquals([h.count(UNREACHABLE), h.count(BACK)], [1, 1], h.lines.join("\n"));
   },
 );
+
+mysqlTest(
+  "daemon[mysql]: watched, a change written during an outage is applied as the database comes back, not at the next 5 s poll",
+  async () => {
+    const db = await freshDatabase("mysql");
+    await using proxy = proxyFor(db);
+    await using h = await DaemonHarness.create(db, { store: throughProxy(db, proxy) });
+    await h.job("idle", { cron: "0 12 15 6 *" });
+    const daemon = await h.start();
+    daemon.watched(true);
+    proxy.cut();
+    // The timed poll finds the database gone.
+    await h.clock.set(at(5));
+    await h.until(() => h.line(UNREACHABLE), "the outage to be logged");
+    // Written meanwhile: the poll for the reported write finds the database still away.
+    const marker = await h.job("added", { cron: "0 12 15 6 *" });
+    daemon.changed();
+    await h.clock.set(at(5) + 500);
+    await h.until(
+      () => h.clock.wakeUps.includes(at(10) + 500),
+      `the service to wait for its next timed poll (${h.clock.wakeUps})`,
+    );
+    proxy.restore();
+    // The probe 1 s later finds it back; the next timed poll would be at 10 s.
+    await h.clock.set(at(6));
+    await h.until(() => h.line(BACK), "the database to be back");
+    await h.until(
+      async () => (await h.markers()).find((m) => m.id === marker)?.updated,
+      `marker ${marker}, written during the outage, to be applied (clock at 6 s)`,
+    );
+  },
+);

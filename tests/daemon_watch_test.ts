@@ -1,10 +1,10 @@
 /**
  * A daemon told of every write to its database (`serve` on SQLite watches
  * the file), in-process with a fake clock, on every backend: the timed
- * poll becomes a safety net every 5 s, a reported write is polled for at
- * once but never sooner than 0.5 s after the last poll, and a
- * retry queued by an earlier service is taken at its instant, not at the
- * next timed poll. Sole on its database (`serve` holding the SQLite
+ * poll becomes a safety net every 5 s, a reported write is polled for 50 ms
+ * after it (its commit visible by then) but never sooner than 0.5 s after
+ * the last poll, and a retry queued by an earlier service is taken at its
+ * instant, not at the next timed poll. Sole on its database (`serve` holding the SQLite
  * file's lock), it looks for other nodes only at each heartbeat.
  */
 import { assertEquals } from "./assert.ts";
@@ -41,7 +41,7 @@ function counting(
 }
 
 for (const backend of BACKENDS) {
-  Deno.test(`daemon[${backend}]: watched, it polls every 5 s, and for a reported write at once, 0.5 s after the last poll at the soonest`, async () => {
+  Deno.test(`daemon[${backend}]: watched, it polls every 5 s, and for a reported write 50 ms after it, 0.5 s after the last poll at the soonest`, async () => {
     const db = await freshDatabase(backend);
     const store = counting(db);
     await using h = await DaemonHarness.create(db, {
@@ -59,6 +59,10 @@ for (const backend of BACKENDS) {
     await h.clock.set(T0 + 4000);
     assertEquals(store.calls(), 2, "a timed poll came at reload_interval, not after 5 s");
     daemon.changed();
+    // Not at once: SQLite makes a commit visible a moment after its last write.
+    await h.clock.set(T0 + 4049);
+    assertEquals(store.calls(), 2, "a poll came sooner than 50 ms after the write");
+    await h.clock.set(T0 + 4050);
     await h.until(() => store.calls() === 3, `a poll for the write (${store.calls()} so far)`);
     await h.until(
       async () => (await h.markers()).find((m) => m.id === added)?.updated,
@@ -68,20 +72,20 @@ for (const backend of BACKENDS) {
     // Another write right after: its poll waits until 0.5 s after the last.
     await h.clock.set(T0 + 4250);
     daemon.changed();
-    await h.clock.set(T0 + 4499);
+    await h.clock.set(T0 + 4549);
     assertEquals(store.calls(), 3, "a poll came sooner than 0.5 s after the last");
-    await h.clock.set(T0 + 4500);
+    await h.clock.set(T0 + 4550);
     await h.until(() => store.calls() === 4, `the poll for the second write (${store.calls()})`);
 
     // Nothing written: the safety net, 5 s after the last poll.
-    await h.clock.set(T0 + 9499);
+    await h.clock.set(T0 + 9549);
     assertEquals(store.calls(), 4, "a poll came before the 5 s safety net");
-    await h.clock.set(T0 + 9500);
+    await h.clock.set(T0 + 9550);
     await h.until(() => store.calls() === 5, `the safety-net poll (${store.calls()})`);
 
     // No longer watched: every reload_interval again.
     daemon.watched(false);
-    await h.clock.set(T0 + 11_500);
+    await h.clock.set(T0 + 11_550);
     await h.until(() => store.calls() === 6, `a poll at reload_interval (${store.calls()})`);
   });
 

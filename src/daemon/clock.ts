@@ -20,7 +20,7 @@ export interface Clock {
  * instant. Other waits (polls, sweeps, back-offs) do not block: the
  * thread hears the runs' ends meanwhile.
  */
-const PRECISE_TAIL_MS = 4;
+export const PRECISE_TAIL_MS = 4;
 const futex = new Int32Array(new SharedArrayBuffer(4));
 
 function preciseNow(): number {

@@ -19,7 +19,7 @@ import {
 import { log } from "./log.ts";
 import type { NewRun, Run, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
 import type { JobStore, Marker, MarkerStore, RunStore } from "../store/store.ts";
-import type { Clock, Deadline } from "./clock.ts";
+import { type Clock, type Deadline, PRECISE_TAIL_MS } from "./clock.ts";
 import type { Cluster, Gained } from "./cluster.ts";
 import type { DbHealth } from "./db_health.ts";
 import type { RunRecorder } from "./recorder.ts";
@@ -86,6 +86,12 @@ const MAX_SLEEP_MS = 30_000;
 export const WATCHED_POLL_MS = 5000;
 /** Polls for reported writes come at least this far apart (or reload_interval, when shorter). */
 const WRITE_POLL_GAP_MS = 500;
+/**
+ * How long after a reported write its poll comes at the soonest: SQLite
+ * makes a commit visible just after its last write to the WAL (in shared
+ * memory, which reports nothing), so a read at once may miss it.
+ */
+const WRITE_SETTLE_MS = 50;
 const MARKERS_PER_RELOAD = 10_000;
 /** How long before a fire the runner is told to get ready. */
 const WARM_MS = 2000;
@@ -223,6 +229,8 @@ export class Service {
   private nextPoll = -Infinity;
   /** Whether every write to the database is reported (`watched`). */
   private writesReported = false;
+  /** Set when the database came back after an outage: poll at once. */
+  private pollOnRecovery = false;
   /** Resolved once `start` has loaded the jobs: runs lost before then wait for it. */
   private readonly loaded = Promise.withResolvers<void>();
 
@@ -232,6 +240,14 @@ export class Service {
     this.recorder = o.recorder;
     o.cluster.whenGaining((gained) => this.gain(gained));
     o.cluster.whenLost((ids) => this.track(this.lost(ids)));
+    // Writes made while the database was away were polled for by no one
+    // (a watched service's next timed poll is 5 s off): poll once it is back.
+    o.health.onRecovery(() => {
+      this.pollOnRecovery = true;
+      // After the recovery: the health counts the database back only then.
+      setTimeout(() => this.wake.abort(), 0);
+      return Promise.resolve();
+    });
   }
 
   private get nodeId(): string {
@@ -327,7 +343,9 @@ export class Service {
       const decision = held ? { run: [], missed: [] } : this.timetable.takeDue(now);
       if (decision.run.length > 0 || decision.missed.length > 0) await this.dispatch(decision, now);
       const runDue = this.takeDueInstants(now);
-      if (now >= this.nextPoll || runDue) {
+      const recovered = this.pollOnRecovery && this.o.health.online;
+      if (now >= this.nextPoll || runDue || recovered) {
+        this.pollOnRecovery = false;
         this.lastPoll = now;
         this.nextPoll = now + this.timedPollMs;
         this.poll();
@@ -347,7 +365,9 @@ export class Service {
       );
       this.wake = new AbortController();
       if (!this.stopping) {
-        await this.o.clock.sleep(wakeAt - this.o.clock.now(), this.wake.signal, wakeAt === instant);
+        // A wake just before a fire is kept as precisely: it would otherwise end after the fire.
+        const precise = instant - wakeAt < PRECISE_TAIL_MS;
+        await this.o.clock.sleep(wakeAt - this.o.clock.now(), this.wake.signal, precise);
       }
     }
     await this.shutdown(this.deadline!);
@@ -365,12 +385,15 @@ export class Service {
 
   /**
    * The database was written, by anyone (a `job add`, the API, this
-   * service): poll now, or, when a poll has just begun, 0.5 s (or
-   * reload_interval) after it: a busy service's own writes do not make it
-   * poll more often than unwatched.
+   * service): poll in WRITE_SETTLE_MS, or, when a poll has just begun, 0.5 s
+   * (or reload_interval) after it: a busy service's own writes do not make
+   * it poll more often than unwatched.
    */
   changed(): void {
-    const soon = this.lastPoll + Math.min(WRITE_POLL_GAP_MS, this.o.reloadIntervalMs);
+    const soon = Math.max(
+      this.o.clock.now() + WRITE_SETTLE_MS,
+      this.lastPoll + Math.min(WRITE_POLL_GAP_MS, this.o.reloadIntervalMs),
+    );
     if (soon >= this.nextPoll) return;
     this.nextPoll = soon;
     this.wake.abort();
