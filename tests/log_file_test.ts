@@ -71,15 +71,21 @@ Deno.test("log file: with no backups the file starts again, alone", async () => 
   });
 });
 
-Deno.test("log file: each line is written within the flush interval, the service still running", async () => {
+/** A log file sink writing each record's message as a line, in a new directory. */
+async function bareSink(flushMs: number) {
   const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
   const path = `${dir}/jobsmanager.log`;
   const sink = logFileSink(path, {
     formatter: (record) => `${record.rawMessage}\n`,
     maxSize: 1_000_000,
     backups: 1,
-    flushMs: 20,
+    flushMs,
   });
+  return { dir, path, sink };
+}
+
+Deno.test("log file: each line is written within the flush interval, the service still running", async () => {
+  const { dir, path, sink } = await bareSink(20);
   try {
     sink(record("first line"));
     await waitFor(async () => (await Deno.readTextFile(path)) === "first line\n", {
@@ -100,14 +106,7 @@ Deno.test("log file: each line is written within the flush interval, the service
 });
 
 Deno.test("log file: lines logged during and after the close are written, in order, no timer left", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
-  const path = `${dir}/jobsmanager.log`;
-  const sink = logFileSink(path, {
-    formatter: (record) => `${record.rawMessage}\n`,
-    maxSize: 1_000_000,
-    backups: 1,
-    flushMs: 60_000,
-  });
+  const { dir, path, sink } = await bareSink(60_000);
   try {
     sink(record("before the close"));
     const closed = sink[Symbol.asyncDispose]();
