@@ -12,6 +12,8 @@ import { boot, type Daemon, stopBudgetMs } from "../src/daemon/boot.ts";
 import { SINK_CATEGORY } from "../src/daemon/log.ts";
 import { renderMessage } from "../src/daemon/log_sink.ts";
 import type {
+  Armed,
+  ArmRun,
   Launch,
   LaunchOptions,
   LaunchSpec,
@@ -40,6 +42,8 @@ export class FakeRun {
   readonly runId: number | null;
   readonly scheduledAt: number;
   readonly startedAt: number;
+  /** It was released from a shell armed ahead of its fire. */
+  armed = false;
   interrupted = false;
   /** When set, `interrupt()` does not end it (a process that ignores SIGTERM). */
   ignoresInterrupt = false;
@@ -99,8 +103,51 @@ export class FakeRun {
   }
 }
 
+/** A shell the fake runner armed ahead of a fire: released by one run, or disarmed. */
+export class FakeArmed implements Armed {
+  released = false;
+  disarmed = false;
+
+  constructor(readonly spec: LaunchSpec, readonly at: number) {}
+
+  disarm(): void {
+    if (!this.released) this.disarmed = true;
+  }
+
+  /**
+   * Released for the run `spec` asks: it must be what was armed, JM_RUN_ID
+   * aside (empty when armed), or the service ran another command than the
+   * one it armed.
+   */
+  release(spec: LaunchSpec): void {
+    const armed = { ...this.spec, env: { ...this.spec.env, JM_RUN_ID: spec.env.JM_RUN_ID } };
+    if (this.released || this.disarmed || this.spec.env.JM_RUN_ID !== "") {
+      throw new Error(
+        `an armed shell released twice, after its disarm, or armed with a run id: ${this}`,
+      );
+    }
+    if (JSON.stringify(armed) !== JSON.stringify(spec)) {
+      throw new Error(
+        `released for another run than armed: armed ${JSON.stringify(this.spec)}, released ${
+          JSON.stringify(spec)
+        }`,
+      );
+    }
+    this.released = true;
+  }
+
+  toString(): string {
+    return `armed ${this.spec.env.JM_JOB_ID} @${this.at - T0}${this.released ? " released" : ""}${
+      this.disarmed ? " disarmed" : ""
+    }`;
+  }
+}
+
 export class FakeRunner {
   readonly runs: FakeRun[] = [];
+  /** The shells armed, in order. */
+  readonly armed: FakeArmed[] = [];
+
   /** Called as each run starts (a test makes starting take time). */
   onStart: ((run: FakeRun) => void) | null = null;
   private ending: ((run: FakeRun) => boolean) | null = null;
@@ -114,7 +161,19 @@ export class FakeRunner {
   holdStarts = false;
   private readonly held: (() => void)[] = [];
 
+  readonly arm: ArmRun = (spec) => {
+    const armed = new FakeArmed(spec, Date.parse(spec.env.JM_SCHEDULED_AT));
+    this.armed.push(armed);
+    return armed;
+  };
+
   readonly start: StartRun = (spec, o) => {
+    if (o.armed !== undefined) {
+      if (!(o.armed instanceof FakeArmed)) {
+        throw new Error("released a shell the runner did not arm");
+      }
+      o.armed.release(spec);
+    }
     if (!this.holdStarts) return this.begin(spec, o);
     const later = Promise.withResolvers<Launch>();
     this.held.push(() => later.resolve(this.begin(spec, o)));
@@ -136,7 +195,8 @@ export class FakeRunner {
     for (const begin of this.held.splice(0, count)) begin();
   }
 
-  private begin(spec: LaunchSpec, { now, startBy }: LaunchOptions): Launch {
+  private begin(spec: LaunchSpec, o: LaunchOptions): Launch {
+    const { now, startBy } = o;
     if (now() > startBy) {
       this.late.push(spec);
       return {
@@ -147,6 +207,7 @@ export class FakeRunner {
       };
     }
     const run = new FakeRun(spec, now);
+    run.armed = o.armed !== undefined;
     this.runs.push(run);
     this.onStart?.(run);
     if (this.ending?.(run)) run.finish();
@@ -282,6 +343,7 @@ export class DaemonHarness implements AsyncDisposable {
       env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
       // Real runs go through the daemon's own runner threads, as in production.
       startRun: this.options.realRuns ? undefined : this.runner.start,
+      armRun: this.options.realRuns ? undefined : this.runner.arm,
       observer: this.options.observer,
     });
     this.daemon_ = daemon;

@@ -187,3 +187,78 @@ Deno.test("pool: a run interrupted while it waits in its thread's queue never st
     pool.close();
   }
 });
+
+Deno.test("pool: a launch given an armed shell releases it; a disarmed one runs nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  const pool = new RunPool({ baseEnv: { BASE: "base" } });
+  try {
+    const armedSpec = (id: string, file: string) =>
+      spec(
+        `touch ${dir}/${file}; echo "$BASE $JM_RUN_ID $JM_RUN_MARKER"; cut -d" " -f5 /proc/$$/stat`,
+        {
+          env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", JM_RUN_ID: id },
+          marker: `marker-${file}`,
+        },
+      );
+    const released = pool.arm(armedSpec("", "released"));
+    const dropped = pool.arm(armedSpec("", "dropped"));
+    // The shells exist (waiting) before the launch.
+    await waitFor(
+      () => livePids(`${dir}/released`).length + livePids(`${dir}/dropped`).length === 2,
+      {
+        timeoutMs: 10_000,
+        what: "both shells armed",
+      },
+    );
+    const [armedPid] = livePids(`${dir}/released`);
+    dropped.disarm();
+    const launch = pool.launch(armedSpec("9", "released"), { ...anyTime, armed: released });
+    const started = await launch.started;
+    const result = await launch.done;
+    assertEquals([started?.pid, started?.marker], [armedPid, "marker-released"]);
+    assertEquals(result.stdout, `base 9 marker-released\n${armedPid}\n`);
+    await waitFor(() => livePids(`${dir}/dropped`).length === 0, {
+      timeoutMs: 10_000,
+      what: "the disarmed shell to exit",
+    });
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["released"]);
+  } finally {
+    pool.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("pool: an armed run launched after its start-by never runs", async () => {
+  const dir = await Deno.makeTempDir();
+  const pool = new RunPool();
+  try {
+    const late = spec(`touch ${dir}/late`, { marker: "late" });
+    const armed = pool.arm(late);
+    await waitFor(() => livePids(`${dir}/late`).length === 1, { timeoutMs: 10_000, what: "armed" });
+    const launch = pool.launch(late, { now: Date.now, startBy: Date.now() - 1, armed });
+    assertEquals(await launch.started, null);
+    await waitFor(() => livePids(`${dir}/late`).length === 0, {
+      timeoutMs: 10_000,
+      what: "the shell to exit",
+    });
+    assertEquals([...Deno.readDirSync(dir)], []);
+  } finally {
+    pool.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Pids of live (not zombie) processes whose command line holds `needle`. */
+function livePids(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
+      if (cmdline.includes(needle) && alive(Number(entry.name))) pids.push(Number(entry.name));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return pids;
+}

@@ -1,7 +1,7 @@
 /** Running commands: real processes, short ones. */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { HeadTailCapture } from "../src/daemon/capture.ts";
-import { type RunSpec, startRun } from "../src/daemon/runner.ts";
+import { armRun, type RunSpec, startRun } from "../src/daemon/runner.ts";
 import { waitFor } from "./helpers.ts";
 
 const encode = (s: string) => new TextEncoder().encode(s);
@@ -292,4 +292,61 @@ Deno.test("at the timeout, an escaped process is ended with the group, and named
   } finally {
     for (const pid of livePidsMatching(`sleep ${seconds}`)) Deno.kill(pid, "SIGKILL");
   }
+});
+
+/** The pid of the one live process whose command line holds `needle`, once there is one. */
+function onePid(needle: string): Promise<number> {
+  return waitFor(() => livePidsMatching(needle)[0], {
+    timeoutMs: 10_000,
+    what: `a process running ${needle}`,
+  });
+}
+
+Deno.test("an armed run's shell runs nothing until released; then its command, as the run it was released for", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const marker = crypto.randomUUID();
+    const command =
+      `touch ${dir}/ran; echo "$JM_RUN_ID $JM_RUN_MARKER $WHO"; cat; cut -d" " -f5 /proc/$$/stat`;
+    const env = { PATH: "/usr/bin:/bin", WHO: "me", JM_RUN_ID: "" };
+    const shell = armRun(spec(command, { env, marker }))!;
+    const pid = await onePid(`${dir}/ran`);
+    assertEquals([...Deno.readDirSync(dir)], [], "it ran before its release");
+    const releasedAt = Date.now();
+    const handle = shell.release(spec(command, { env: { ...env, JM_RUN_ID: "42" }, marker }));
+    const result = await handle.done;
+    // Its id from the release, its marker, stdin from /dev/null, a group of its own.
+    assertEquals([result.status, result.stdout], ["success", `42 ${marker} me\n${pid}\n`]);
+    assertEquals([handle.pid, handle.marker], [pid, marker]);
+    assert(handle.startedAt >= releasedAt, `started ${handle.startedAt}, released ${releasedAt}`);
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["ran"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a disarmed shell exits without running its command", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const shell = armRun(spec(`touch ${dir}/ran`))!;
+    const pid = await onePid(`${dir}/ran`);
+    shell.disarm();
+    await waitFor(() => !alive(pid), { timeoutMs: 10_000, what: `the shell ${pid} to exit` });
+    assertEquals([...Deno.readDirSync(dir)], []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an armed shell that died before its release: the run starts anew", async () => {
+  const token = crypto.randomUUID();
+  const command = `echo "${token} $JM_RUN_ID"`;
+  const shell = armRun(spec(command, { env: { PATH: "/usr/bin:/bin", JM_RUN_ID: "" } }))!;
+  const pid = await onePid(token);
+  Deno.kill(pid, "SIGKILL");
+  await waitFor(() => !alive(pid), { timeoutMs: 10_000, what: `the shell ${pid} to be gone` });
+  const handle = shell.release(spec(command, { env: { PATH: "/usr/bin:/bin", JM_RUN_ID: "7" } }));
+  const result = await handle.done;
+  assertEquals([result.status, result.stdout], ["success", `${token} 7\n`]);
+  assert(handle.pid !== pid, `released the dead shell ${pid}`);
 });

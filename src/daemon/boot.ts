@@ -20,7 +20,7 @@ import { Notifier } from "./notifier.ts";
 import { RunRecorder } from "./recorder.ts";
 import { RunGuard } from "./run_guard.ts";
 import { RunPool } from "./run_pool.ts";
-import { type StartRun, startRun } from "./runner.ts";
+import { type ArmRun, type StartRun, startRun } from "./runner.ts";
 import { type RunObserver, Service, type ServiceState } from "./service.ts";
 
 export type { NodeIdentity };
@@ -44,6 +44,8 @@ export interface BootOptions {
   secrets?: readonly string[];
   /** Starts a run's process: a RunPool of real runners unless a test gives a double. */
   startRun?: StartRun;
+  /** Arms a run's shell ahead of its fire: the RunPool's, unless a test gives a double. */
+  armRun?: ArmRun;
   /** Told of runs as they start and end (the HTTP side's metrics). */
   observer?: RunObserver;
   /**
@@ -222,6 +224,7 @@ class BootedDaemon implements Daemon {
       recorder: this.recorder,
       startRun: o.startRun ?? this.pool!.launch,
       warmRunner: this.pool ? () => this.pool!.warm() : undefined,
+      armRun: o.armRun ?? this.pool?.arm,
       cluster: this.cluster,
       guard: this.guard,
       defaults: {

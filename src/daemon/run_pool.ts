@@ -15,6 +15,8 @@ import { log } from "./log.ts";
 import { Outbox } from "./outbox.ts";
 import { signalGroup } from "./processes.ts";
 import {
+  type Armed,
+  type ArmRun,
   type Launch,
   type LaunchOptions,
   type LaunchSpec,
@@ -64,6 +66,28 @@ interface Thread {
   idle?: ReturnType<typeof setTimeout>;
 }
 
+/** A shell armed in one of the pool's threads: released by one launch, or disarmed. */
+class PooledShell implements Armed {
+  private used = false;
+
+  constructor(
+    readonly thread: Thread,
+    readonly id: number,
+    private readonly dropped: () => void,
+  ) {}
+
+  /** Whether it is still armed; it no longer is. */
+  take(): boolean {
+    const armed = !this.used;
+    this.used = true;
+    return armed;
+  }
+
+  disarm(): void {
+    if (this.take()) this.dropped();
+  }
+}
+
 export class RunPool {
   private readonly threads: (Thread | null)[];
   private readonly runs = new Map<number, Pending>();
@@ -85,10 +109,23 @@ export class RunPool {
     return this.threads.filter((t) => t !== null).length;
   }
 
-  /** Hand a run to a thread; see Launch. */
-  readonly launch: StartRun = (spec: LaunchSpec, o: LaunchOptions): Launch => {
+  /** Arm a run's shell in a thread (runner.ts `armRun`), for a `launch` to release. */
+  readonly arm: ArmRun = (spec: LaunchSpec): Armed => {
     const id = this.nextId++;
     const thread = this.thread();
+    clearTimeout(thread.idle);
+    this.post(thread, { type: "arm", id, spec });
+    return new PooledShell(thread, id, () => {
+      this.post(thread, { type: "disarm", id });
+      if (thread.runs.size === 0) this.idleOut(thread);
+    });
+  };
+
+  /** Hand a run to a thread (to the shell armed for it, if any); see Launch. */
+  readonly launch: StartRun = (spec: LaunchSpec, o: LaunchOptions): Launch => {
+    const id = this.nextId++;
+    const shell = o.armed instanceof PooledShell && o.armed.take() ? o.armed : null;
+    const thread = shell?.thread ?? this.thread();
     const run: Pending = {
       thread,
       now: o.now,
@@ -107,7 +144,7 @@ export class RunPool {
     clearTimeout(thread.idle);
     // The thread's clock is Date.now(); the service's may differ (a test's, or set apart).
     const startBy = o.startBy === Infinity ? Infinity : o.startBy - (o.now() - Date.now());
-    this.post(thread, { type: "start", id, spec, startBy });
+    thread.outbox.push({ type: "start", id, spec, startBy, armed: shell?.id }, shell !== null);
     return {
       started: run.started.promise,
       done: run.done.promise,

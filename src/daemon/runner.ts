@@ -132,10 +132,28 @@ export interface LaunchOptions {
   now: () => number;
   /** The latest time (on `now`) the process may start: its fire's grace; Infinity = any time. */
   startBy: number;
+  /**
+   * The run's shell, armed ahead with this spec (JM_RUN_ID aside, which
+   * the release gives it): released, not started anew.
+   */
+  armed?: Armed;
 }
 
 /** Starts a service's runs: a RunPool's `launch`, or a test's fake runner. */
 export type StartRun = (spec: LaunchSpec, o: LaunchOptions) => Launch;
+
+/**
+ * A run's shell started ahead of its fire (see ArmedShell), before the
+ * fire is claimed: given to StartRun with its run, or disarmed (the claim
+ * went to another node, the job changed, the fire was skipped).
+ */
+export interface Armed {
+  /** It will not run: its shell exits. Once released or disarmed, nothing. */
+  disarm(): void;
+}
+
+/** Arms a run's shell: a RunPool's `arm`, or a test's fake runner. */
+export type ArmRun = (spec: LaunchSpec) => Armed;
 
 /** The result of a run whose process never ran to its end where it could be watched, at `at`. */
 export function unwatched(status: Outcome, at: number, note: string): RunResult {
@@ -368,42 +386,148 @@ async function drain(
   }
 }
 
-/** Start a run. Never throws: a command that cannot start resolves as `error`. */
-export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle {
-  let child: Deno.ChildProcess;
-  const marker = spec.marker ?? crypto.randomUUID();
-  const [program, args, detached] = shell(spec.command, spec.standalone ?? false);
+/** A child process of a run's shell, or why it could not start. */
+type Spawned = { child: Deno.ChildProcess; detached: boolean } | { error: string };
+
+function spawnShell(spec: RunSpec, script: string, marker: string, stdin: boolean): Spawned {
+  const [program, args, detached] = shell(script, spec.standalone ?? false);
   try {
-    child = new Deno.Command(program, {
+    const child = new Deno.Command(program, {
       args,
       detached,
       env: { ...spec.env, [MARKER_VARIABLE]: marker },
       clearEnv: true,
       cwd: spec.cwd,
-      stdin: spec.stdin === undefined ? "null" : "piped",
+      stdin: stdin ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
+    return { child, detached };
   } catch (error) {
-    const note = `could not start the command: ${(error as Error).message}`;
-    const startedAt = now();
-    return {
-      startedAt,
-      pid: null,
-      marker: null,
-      interrupt: () => {},
-      escaped: Promise.resolve(null),
-      done: Promise.resolve(unwatched("error", startedAt, note)),
-    };
+    return { error: `could not start the command: ${(error as Error).message}` };
   }
-  // The child exists from here: this is when the run started.
+}
+
+/** A run that never started: `error`, saying why. */
+function notStarted(note: string, now: () => number): RunHandle {
   const startedAt = now();
+  return {
+    startedAt,
+    pid: null,
+    marker: null,
+    interrupt: () => {},
+    escaped: Promise.resolve(null),
+    done: Promise.resolve(unwatched("error", startedAt, note)),
+  };
+}
+
+/** Start a run. Never throws: a command that cannot start resolves as `error`. */
+export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle {
+  const marker = spec.marker ?? crypto.randomUUID();
+  const spawned = spawnShell(spec, spec.command, marker, spec.stdin !== undefined);
+  if ("error" in spawned) return notStarted(spawned.error, now);
+  const { child } = spawned;
   // A command that exits without reading it all ends the write (a broken pipe): no matter.
   const feeding = spec.stdin === undefined
     ? Promise.resolve()
     : ReadableStream.from([new TextEncoder().encode(spec.stdin)]).pipeTo(child.stdin).catch(
       () => {},
     );
+  // The child exists from here: this is when the run started.
+  return watchRun(spawned, spec, marker, now(), feeding, now);
+}
+
+/**
+ * A run's shell started ahead of its fire, waiting on its stdin: the
+ * costly part of a start (the fork, setsid's and the shell's exec) is paid
+ * before the instant, and the start itself is a write to a pipe: a
+ * hundred runs due at one instant start within a few milliseconds, not
+ * one after another. The shell reads the run's id (JM_RUN_ID), points its
+ * stdin at /dev/null and runs the command as `startRun` would; when its
+ * stdin closes unread (disarmed, or this process died) it exits, having
+ * run nothing.
+ */
+export interface ArmedShell {
+  /**
+   * Let the shell run the command now, as run `runId` (its JM_RUN_ID):
+   * one write to its pipe and nothing more, so that the runs of an instant
+   * all go before any is watched (the children they let go compete for
+   * the CPU with the thread). False when the shell is gone.
+   */
+  go(runId: string): boolean;
+  /**
+   * Watch the run `go` started (started now, if not yet); its timeout,
+   * output cap and secrets count from then. The command, environment and
+   * cwd are those it was armed with. Where the waiting shell was gone,
+   * the run starts as `startRun` starts it.
+   */
+  release(spec: RunSpec, now?: () => number): RunHandle;
+  /** It will not run: its shell exits. */
+  disarm(): void;
+}
+
+/** Exit status of a waiting shell whose stdin closed before a release. */
+const DISARMED_EXIT = 125;
+
+/** Arm a run's shell (see ArmedShell); null when it cannot start: the run then starts as usual. */
+export function armRun(spec: RunSpec): ArmedShell | null {
+  const marker = spec.marker ?? crypto.randomUUID();
+  const script =
+    `IFS= read -r JM_RUN_ID || exit ${DISARMED_EXIT}; exec </dev/null; export JM_RUN_ID\n${spec.command}`;
+  const spawned = spawnShell(spec, script, marker, true);
+  if ("error" in spawned) return null;
+  const { child } = spawned;
+  let gone = false;
+  child.status.then(() => gone = true);
+  const writer = child.stdin.getWriter();
+  const drop = () => {
+    writer.close().catch(() => {});
+    child.stdout.cancel().catch(() => {});
+    child.stderr.cancel().catch(() => {});
+  };
+  let used = false;
+  const use = () => {
+    if (used) throw new Error("an armed run's shell was released or disarmed already");
+    used = true;
+  };
+  let went: { at: number; feeding: Promise<void> } | null = null;
+  const go = (runId: string, now: () => number) => {
+    if (went === null && !gone) {
+      const line = new TextEncoder().encode(`${runId}\n`);
+      // The shell may be gone by the write: its end is then the run's, read as any other.
+      went = { at: now(), feeding: writer.write(line).then(() => writer.close()).catch(() => {}) };
+    }
+    return went !== null;
+  };
+  return {
+    go: (runId) => go(runId, Date.now),
+    release: (run, now = Date.now) => {
+      use();
+      if (!go(run.env.JM_RUN_ID ?? "", now)) {
+        drop();
+        return startRun({ ...run, marker }, now);
+      }
+      return watchRun(spawned, run, marker, went!.at, went!.feeding, now);
+    },
+    disarm: () => {
+      use();
+      drop();
+    },
+  };
+}
+
+/**
+ * Watch a run's started shell to its end: its output, its timeout, what
+ * it leaves behind. `feeding` settles once its stdin is written.
+ */
+function watchRun(
+  { child, detached }: { child: Deno.ChildProcess; detached: boolean },
+  spec: RunSpec,
+  marker: string,
+  startedAt: number,
+  feeding: Promise<void>,
+  now: () => number,
+): RunHandle {
   const pgid = child.pid;
   const run = { pgid, marker, ownGroup: true };
   const stdout = new HeadTailCapture(spec.outputCap);

@@ -25,8 +25,11 @@ import type { DbHealth } from "./db_health.ts";
 import type { RunRecorder } from "./recorder.ts";
 import type { RunGuard } from "./run_guard.ts";
 import {
+  type Armed,
+  type ArmRun,
   finishedRecord,
   type Launch,
+  type LaunchSpec,
   runEnv,
   type RunResult,
   type Started,
@@ -58,6 +61,11 @@ export interface ServiceOptions {
   /** Run records, kept through database outages. */
   recorder: RunRecorder;
   startRun: StartRun;
+  /**
+   * Arms runs' shells ahead of their fire (runner.ts ArmedShell), so that
+   * the fire only releases them; none: each run is started at its fire.
+   */
+  armRun?: ArmRun;
   /** Told shortly before each fire, so that the runner is ready for it (its threads loaded). */
   warmRunner?: () => void;
   /** This node among the others on the database: its id, which jobs it fires, its outage policy. */
@@ -95,6 +103,12 @@ const WRITE_SETTLE_MS = 50;
 const MARKERS_PER_RELOAD = 10_000;
 /** How long before a fire the runner is told to get ready. */
 const WARM_MS = 2000;
+/**
+ * How long before a fire the shells of its runs are armed: time to start
+ * a few hundred (1–2 ms each), and short enough that the runs of an
+ * every-second job have ended by then.
+ */
+const ARM_MS = 500;
 /** While holding through an outage, how often to look whether the database is back. */
 const HELD_RECHECK_MS = 1000;
 /** Runs a crashed service may have left running whose processes the start looks for. */
@@ -175,6 +189,15 @@ function coalescedNote(due: Due): string | null {
   return due.coalesced > 0 ? `coalesced ${due.coalesced + 1} fires into one run` : null;
 }
 
+/** A run's shell armed for a fire of `job` (see `arm`). */
+interface ArmedFire {
+  /** The job as armed: a reload that changed it replaces this object in the timetable. */
+  job: Job;
+  /** Its JM_RUN_MARKER, recorded with the claim. */
+  marker: string;
+  shell: Armed;
+}
+
 interface Waiting {
   due: Due;
   runId: number;
@@ -231,6 +254,8 @@ export class Service {
   private writesReported = false;
   /** Set when the database came back after an outage: poll at once. */
   private pollOnRecovery = false;
+  /** The shells armed for the fires at `at`, by job id. */
+  private armed: { at: number; fires: Map<string, ArmedFire> } = { at: NaN, fires: new Map() };
   /** Resolved once `start` has loaded the jobs: runs lost before then wait for it. */
   private readonly loaded = Promise.withResolvers<void>();
 
@@ -352,6 +377,8 @@ export class Service {
       }
       const nextFire = this.timetable.nextDue() ?? Infinity;
       if (nextFire - now <= WARM_MS) this.o.warmRunner?.();
+      const armAt = held || this.armed.at === nextFire ? Infinity : nextFire - ARM_MS;
+      if (armAt <= now) this.arm(nextFire);
       if (nextFire !== this.toldUpcoming) {
         this.toldUpcoming = nextFire;
         this.o.observer?.upcoming?.(nextFire);
@@ -359,6 +386,7 @@ export class Service {
       const instant = Math.min(held ? Infinity : nextFire, ...this.dueRuns);
       const wakeAt = Math.min(
         instant,
+        armAt > now ? armAt : Infinity,
         held ? now + HELD_RECHECK_MS : Infinity,
         this.nextPoll,
         now + MAX_SLEEP_MS,
@@ -610,7 +638,8 @@ export class Service {
     };
     if (decision.run.length === 0 && decision.missed.length === 0) return;
     const rows: NewRun[] = [];
-    const plans: ({ due: Due; slot: Slot; marker: string } | null)[] = [];
+    const plans: ({ due: Due; slot: Slot; marker: string; shell?: Armed } | null)[] = [];
+    const armed = this.takeArmed(now);
     for (const m of decision.missed) {
       const why = this.inherited.get(m.job.id);
       rows.push({
@@ -655,7 +684,8 @@ export class Service {
       }
       // Recorded with the claim, before the process exists: a service
       // killed right after the start leaves a run its successor can end.
-      const marker = crypto.randomUUID();
+      const fire = slot.working ? this.armedFor(armed, due) : null;
+      const marker = fire?.marker ?? crypto.randomUUID();
       rows.push({
         ...base,
         status: slot.working ? "running" : "queued",
@@ -663,8 +693,10 @@ export class Service {
         note: coalescedNote(due),
         marker,
       });
-      plans.push({ due, slot, marker });
+      plans.push({ due, slot, marker, shell: fire?.shell });
     }
+    // Shells armed for fires that are not run here (skipped, another node's, a job changed).
+    for (const fire of armed.values()) fire.shell.disarm();
     for (const row of rows) this.inherited.delete(row.job_id);
     const ids = this.o.cluster.holds
       ? await this.recorder.claimOrHold(rows)
@@ -674,12 +706,17 @@ export class Service {
       const id = ids[i];
       if (id !== null) this.o.notifier.runEnded(m.job, missedRun(id, rows[i], now));
     });
-    plans.forEach((plan, i) => {
+    // Armed runs first: their starts are writes to pipes, and go in one post.
+    const armedFirst = plans.map((plan, i) => [plan, i] as const).sort(([a], [b]) =>
+      Number(b?.shell !== undefined) - Number(a?.shell !== undefined)
+    );
+    armedFirst.forEach(([plan, i]) => {
       if (!plan) return;
       const id = ids[i];
       if (id === null) {
         // Another node or an earlier life of this one claimed it.
         plan.slot.release();
+        plan.shell?.disarm();
       } else {
         if (plan.due.job.retries > 0 && !plan.due.job.retry_overlap) {
           this.track(this.dropRetries(plan.due.job, id, plan.due.scheduledAt));
@@ -691,6 +728,7 @@ export class Service {
             plan.slot,
             plan.marker,
             "the service was busy starting other runs",
+            plan.shell,
           );
         } else {
           this.waiting.push({ due: plan.due, runId: id, slot: plan.slot, marker: plan.marker });
@@ -706,8 +744,11 @@ export class Service {
    * nothing, and put the fires back in the timetable, to be decided (late,
    * or missed) once the database is back.
    */
-  private hold(rows: NewRun[], plans: ({ slot: Slot } | null)[]): void {
-    for (const plan of plans) plan?.slot.release();
+  private hold(rows: NewRun[], plans: ({ slot: Slot; shell?: Armed } | null)[]): void {
+    for (const plan of plans) {
+      plan?.slot.release();
+      plan?.shell?.disarm();
+    }
     for (const row of rows) this.timetable.rewind(row.job_id, row.scheduled_at - 1);
     schedulerLog.warn(
       "the database did not answer; holding {count} fires until it does (cluster.on_database_outage)",
@@ -734,20 +775,16 @@ export class Service {
       attempt: 1,
       firstRunId: null,
     },
+    armed?: Armed,
   ) {
     // Told as the run is handed out, so a service killed just after the
     // start leaves nothing running (for a burst's first runs, see run_guard.ts).
     this.o.guard?.watch(marker);
-    const run = this.o.startRun({
-      command: job.command,
-      env: runEnv({}, job, runId, scheduledAt),
-      cwd: job.cwd ?? undefined,
-      timeoutMs: job.timeout * 1000,
-      killGraceMs: this.o.killGraceMs,
-      outputCap: this.o.outputCap,
-      secrets: this.o.secrets,
-      marker,
-    }, { now: () => this.o.clock.now(), startBy: startBy?.at ?? Infinity });
+    const run = this.o.startRun(this.runSpec(job, runId, scheduledAt, marker), {
+      now: () => this.o.clock.now(),
+      startBy: startBy?.at ?? Infinity,
+      armed,
+    });
     const active: Active = { job, run, pid: null, marker, slot, note, scheduledAt, ...from };
     this.active.set(runId, active);
     run.started.then((started) => {
@@ -774,6 +811,60 @@ export class Service {
         error: String(error),
       });
     });
+  }
+
+  /** What the runner runs for run `runId` of `job` (0: not claimed yet, an armed shell). */
+  private runSpec(job: Job, runId: number, scheduledAt: number, marker: string): LaunchSpec {
+    return {
+      command: job.command,
+      env: runEnv({}, job, runId, scheduledAt),
+      cwd: job.cwd ?? undefined,
+      timeoutMs: job.timeout * 1000,
+      killGraceMs: this.o.killGraceMs,
+      outputCap: this.o.outputCap,
+      secrets: this.o.secrets,
+      marker,
+    };
+  }
+
+  /**
+   * Arm the shells of the fires at `at` (those armed before are disarmed):
+   * the jobs this node fires, as many as workers are free, skipping those
+   * whose max_instances runs still run.
+   */
+  private arm(at: number): void {
+    for (const fire of this.takeArmed(Infinity).values()) fire.shell.disarm();
+    this.armed.at = at;
+    if (this.o.armRun === undefined || this.stopping || at === Infinity) return;
+    let free = this.slots.freeWorkers;
+    for (const { job, policy } of this.timetable.dueAt(at)) {
+      if (free === 0) break;
+      if (!this.o.cluster.mayFire(job.id) || this.slots.held(job.id) >= policy.maxInstances) {
+        continue;
+      }
+      const marker = crypto.randomUUID();
+      const shell = this.o.armRun(this.runSpec(job, 0, at, marker));
+      this.armed.fires.set(job.id, { job, marker, shell });
+      free--;
+    }
+  }
+
+  /** The shells armed for fires at `now` or before, no longer kept here. */
+  private takeArmed(now: number): Map<string, ArmedFire> {
+    const { at, fires } = this.armed;
+    if (!(at <= now) || fires.size === 0) return new Map();
+    this.armed.fires = new Map();
+    return fires;
+  }
+
+  /** The shell armed for `due` (out of `armed`), if one was and the job did not change since. */
+  private armedFor(armed: Map<string, ArmedFire>, due: Due): ArmedFire | null {
+    const fire = armed.get(due.job.id);
+    if (fire === undefined || fire.job !== due.job || due.scheduledAt !== this.armed.at) {
+      return null;
+    }
+    armed.delete(due.job.id);
+    return fire;
   }
 
   /** A launched run's process started: record it running, and wait for its end. */
@@ -945,15 +1036,24 @@ export class Service {
     slot: Slot,
     marker: string,
     heldBy: string,
+    shell?: Armed,
   ): void {
     const { job, scheduledAt, policy } = due;
     if (onTime(scheduledAt, this.o.clock.now(), policy)) {
-      this.launch(job, runId, scheduledAt, coalescedNote(due), slot, marker, {
-        at: scheduledAt + policy.graceMs,
-        graceMs: policy.graceMs,
-      });
+      this.launch(
+        job,
+        runId,
+        scheduledAt,
+        coalescedNote(due),
+        slot,
+        marker,
+        { at: scheduledAt + policy.graceMs, graceMs: policy.graceMs },
+        undefined,
+        shell,
+      );
       return;
     }
+    shell?.disarm();
     this.missedAtStart(job, scheduledAt, runId, slot, policy.graceMs, heldBy);
   }
 
@@ -1298,6 +1398,7 @@ export class Service {
       seconds: this.o.shutdownTimeoutMs / 1000,
     });
     const now = this.o.clock.now();
+    for (const fire of this.takeArmed(Infinity).values()) fire.shell.disarm();
     for (const { due, runId, slot } of this.waiting.splice(0)) {
       slot.release();
       this.o.observer?.ended(due.job.id, "interrupted");

@@ -25,6 +25,11 @@ export class SlotGate {
     return this.busy < this.maxWorkers;
   }
 
+  /** Workers no slot holds. */
+  get freeWorkers(): number {
+    return this.maxWorkers - this.busy;
+  }
+
   /** Slots `jobId` holds, working or waiting. */
   held(jobId: string): number {
     return this.perJob.get(jobId) ?? 0;

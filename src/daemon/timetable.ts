@@ -214,6 +214,16 @@ export class Timetable {
     return min;
   }
 
+  /** The jobs whose next fire is at `at`, as a `takeDue` then would take them, on time. */
+  dueAt(at: number): { job: Job; policy: Policy }[] {
+    this.advance();
+    const due: { job: Job; policy: Policy }[] = [];
+    for (const { job, policy, next } of this.entries.values()) {
+      if (next === at) due.push({ job, policy });
+    }
+    return due;
+  }
+
   /**
    * Take every fire due at `now` or before, move each job past `now`, and
    * decide. A fire taken on time is returned before the job's following

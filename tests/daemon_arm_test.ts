@@ -1,0 +1,120 @@
+/**
+ * Armed shells, in-process with a fake clock and the fake runner, on every
+ * backend: the runs of an instant are armed half a second before it and
+ * released at it, with the marker their claim records; a shell whose fire
+ * does not run here (a changed job, a busy job, a fire claimed already, a
+ * stop) is disarmed, never released.
+ */
+import { assert, assertEquals } from "./assert.ts";
+import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { DaemonHarness, NODE_ID, T0 } from "./daemon_harness.ts";
+
+const at = (s: number) => T0 + s * 1000;
+
+/** Wait for the shell armed for `jobId`'s fire at `fire`. */
+function armed(h: DaemonHarness, jobId: string, fire: number) {
+  return h.until(
+    () => h.runner.armed.find((a) => a.spec.env.JM_JOB_ID === jobId && a.at === fire),
+    `a shell armed for ${jobId} at T0+${fire - T0}; armed: ${h.runner.armed.join(", ")}`,
+  );
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: the runs of an instant are armed before it and released at it`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("tick", { schedule: { second: "*" }, env: ["WHO=tick"] });
+    await h.job("later", { schedule: { second: "*/5" } });
+    await h.start();
+    await h.clock.set(at(1) - 500);
+    const shell = await armed(h, "tick", at(1));
+    // Armed for its fire only, with the job's environment and no run id yet; nothing runs.
+    assertEquals(h.runner.armed.map(String), ["armed tick @1000"]);
+    assertEquals([shell.spec.env.WHO, shell.spec.env.JM_RUN_ID], ["tick", ""]);
+    assertEquals(h.runner.runs.length, 0);
+
+    await h.clock.set(at(1));
+    const run = await h.started("tick", at(1));
+    assert(run.armed, `the run was started anew, not released: ${h.runner.armed.join(", ")}`);
+    assert(shell.released, String(shell));
+    const row = await h.run("tick", at(1), "running");
+    // The claim recorded the armed shell's marker: a successor finds its processes by it.
+    assertEquals([row.marker, row.node_id, String(row.id)], [
+      shell.spec.marker,
+      NODE_ID,
+      run.spec.env.JM_RUN_ID,
+    ]);
+    run.finish();
+    await h.run("tick", at(1), "success");
+
+    // Each instant arms its own: the next second's, then the fifth's with both jobs.
+    h.runner.endAll();
+    for (let s = 2; s <= 4; s++) {
+      await h.clock.set(at(s) - 500);
+      await armed(h, "tick", at(s));
+      await h.clock.set(at(s));
+      await h.run("tick", at(s), "success");
+    }
+    await h.clock.set(at(5) - 500);
+    await armed(h, "later", at(5));
+    assertEquals(
+      h.runner.armed.filter((a) => a.at === at(5)).map((a) => a.spec.env.JM_JOB_ID).sort(),
+      ["later", "tick"],
+    );
+  });
+
+  Deno.test(`daemon[${backend}]: a job changed after its shell was armed starts anew; the shell is disarmed`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("edited", { schedule: { second: "*" }, command: "echo v1" });
+    await h.start();
+    await h.clock.set(at(1) - 500);
+    const shell = await armed(h, "edited", at(1));
+    const marker = await h.job("edited", { command: "echo v2" });
+    h.daemon.reload();
+    await h.until(
+      async () => (await h.markers()).find((m) => m.id === marker)?.updated,
+      `marker ${marker} to be applied`,
+    );
+    await h.clock.set(at(1));
+    const run = await h.started("edited", at(1));
+    assertEquals([run.spec.command, run.armed], ["echo v2", false]);
+    assert(shell.disarmed && !shell.released, String(shell));
+  });
+
+  Deno.test(`daemon[${backend}]: a job whose run still runs is not armed; a fire claimed already is disarmed`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("busy", { schedule: { second: "*" } });
+    await h.job("taken", { schedule: { second: "*" } });
+    await h.start();
+    await h.clock.set(at(1));
+    (await h.started("taken", at(1))).finish();
+    // busy's first run goes on: max_instances 1 skips its next fire, so nothing is armed for it.
+    await h.started("busy", at(1));
+    // An earlier life of this node claimed taken's next fire.
+    await h.store.claimRuns([{
+      job_id: "taken",
+      scheduled_at: at(2),
+      status: "running",
+      trigger: "schedule",
+      node_id: NODE_ID,
+      started_at: at(2),
+    }]);
+    await h.clock.set(at(2) - 500);
+    const taken = await armed(h, "taken", at(2));
+    assertEquals(h.runner.armed.filter((a) => a.at === at(2)).map(String), ["armed taken @2000"]);
+    await h.clock.set(at(2));
+    await h.run("busy", at(2), "skipped");
+    await h.until(() => taken.disarmed, `taken's shell to be disarmed: ${taken}`);
+    assertEquals(h.runner.of("taken").length, 1, h.runner.runs.join("; "));
+  });
+
+  Deno.test(`daemon[${backend}]: a stop disarms the shells armed for the next instant`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("tick", { schedule: { second: "*" } });
+    await h.start();
+    await h.clock.set(at(1) - 500);
+    const shell = await armed(h, "tick", at(1));
+    await h.stop();
+    await h.until(() => shell.disarmed, `the shell to be disarmed: ${shell}`);
+    assertEquals(h.runner.runs.length, 0);
+  });
+}
