@@ -62,6 +62,30 @@ for (const backend of BACKENDS) {
     );
   });
 
+  Deno.test(`daemon[${backend}]: a burst's shells are armed earlier, by how many there are`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    for (let i = 0; i < 200; i++) await h.job(`burst-${i}`, { schedule: { second: "1" } });
+    await h.start();
+    // 200 shells take about 600 ms to start: armed then, not 500 ms before.
+    await h.clock.set(at(1) - 800);
+    await h.until(
+      () => h.clock.wakeUps.includes(at(1) - 600),
+      `the service to sleep until T0+400; wake-ups: ${h.clock.wakeUps.map((t) => t - T0)}`,
+    );
+    assertEquals(h.runner.armed.length, 0);
+    await h.clock.set(at(1) - 600);
+    await h.until(
+      () => h.runner.armed.length === 200,
+      `200 armed shells; armed: ${h.runner.armed.length}`,
+    );
+    h.runner.endAll();
+    await h.clock.set(at(1));
+    await h.until(
+      () => h.runner.runs.length === 200 && h.runner.runs.every((r) => r.armed),
+      `200 runs released from armed shells; ${h.runner.runs.filter((r) => r.armed).length} were`,
+    );
+  });
+
   Deno.test(`daemon[${backend}]: a job changed after its shell was armed starts anew; the shell is disarmed`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend));
     await h.job("edited", { schedule: { second: "*" }, command: "echo v1" });

@@ -104,11 +104,14 @@ const MARKERS_PER_RELOAD = 10_000;
 /** How long before a fire the runner is told to get ready. */
 const WARM_MS = 2000;
 /**
- * How long before a fire the shells of its runs are armed: time to start
- * a few hundred (1–2 ms each), and short enough that the runs of an
- * every-second job have ended by then.
+ * How long before a fire the shells of its runs are armed: ARM_MS, or
+ * ARM_PER_SHELL_MS for each (starting one takes 1–3 ms), up to
+ * ARM_MAX_MS, so that a burst's shells are all there at its instant; and
+ * late enough that the runs of an every-second job have ended by then.
  */
 const ARM_MS = 500;
+const ARM_PER_SHELL_MS = 3;
+const ARM_MAX_MS = 800;
 /** While holding through an outage, how often to look whether the database is back. */
 const HELD_RECHECK_MS = 1000;
 /** Runs a crashed service may have left running whose processes the start looks for. */
@@ -256,6 +259,8 @@ export class Service {
   private pollOnRecovery = false;
   /** The shells armed for the fires at `at`, by job id. */
   private armed: { at: number; fires: Map<string, ArmedFire> } = { at: NaN, fires: new Map() };
+  /** How long before the fires at `at` their shells are armed. */
+  private armLead = { at: NaN, ms: ARM_MS };
   /** Resolved once `start` has loaded the jobs: runs lost before then wait for it. */
   private readonly loaded = Promise.withResolvers<void>();
 
@@ -377,7 +382,7 @@ export class Service {
       }
       const nextFire = this.timetable.nextDue() ?? Infinity;
       if (nextFire - now <= WARM_MS) this.o.warmRunner?.();
-      const armAt = held || this.armed.at === nextFire ? Infinity : nextFire - ARM_MS;
+      const armAt = held || this.armed.at === nextFire ? Infinity : this.armAt(nextFire, now);
       if (armAt <= now) this.arm(nextFire);
       if (nextFire !== this.toldUpcoming) {
         this.toldUpcoming = nextFire;
@@ -825,6 +830,23 @@ export class Service {
       secrets: this.o.secrets,
       marker,
     };
+  }
+
+  /**
+   * When to arm the shells of the fires at `at`: sized by how many are due
+   * then, counted ARM_MAX_MS before.
+   */
+  private armAt(at: number, now: number): number {
+    if (this.o.armRun === undefined || at === Infinity) return Infinity;
+    if (this.armLead.at !== at) {
+      if (at - now > ARM_MAX_MS) return at - ARM_MAX_MS;
+      const count = Math.min(this.timetable.dueAt(at).length, this.o.maxWorkers);
+      this.armLead = {
+        at,
+        ms: Math.min(ARM_MAX_MS, Math.max(ARM_MS, count * ARM_PER_SHELL_MS)),
+      };
+    }
+    return at - this.armLead.ms;
   }
 
   /**
