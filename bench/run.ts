@@ -115,8 +115,55 @@ function countStatuses(runs: Record<string, unknown>[]): string {
   return [...statuses].map(([k, v]) => `${k} ${v}`).join(", ");
 }
 
+/**
+ * The machine's limit for `n` fires at one instant: `n` shells started
+ * ahead and let go at a whole second by a bare loop (one write each), as
+ * the service's armed shells are, each running OWN_CLOCK; nothing claimed
+ * or recorded. The lag of each one's `date`, over `rounds` seconds.
+ */
+async function releasedTogether(n: number, rounds: number): Promise<number[]> {
+  const lags: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const children = Array.from({ length: n }, () =>
+      new Deno.Command("/bin/sh", {
+        args: ["-c", `read _; ${OWN_CLOCK}`],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "null",
+      }).spawn());
+    const writers = children.map((c) => c.stdin.getWriter());
+    const at = Math.ceil((Date.now() + 500) / 1000) * 1000;
+    await new Promise((resolve) => setTimeout(resolve, at - Date.now() - 5));
+    while (Date.now() < at) {
+      // The instant, to the millisecond.
+    }
+    const line = new TextEncoder().encode("\n");
+    for (const w of writers) w.write(line).then(() => w.close());
+    for (const child of children) {
+      const { stdout } = await child.output();
+      lags.push(Number(new TextDecoder().decode(stdout).trim()) - at);
+    }
+  }
+  return lags;
+}
+
 async function firing(backend: Backend): Promise<(string | number)[][]> {
   const rows: (string | number)[][] = [];
+  for (const n of [10, 100]) {
+    const lags = await releasedTogether(n, SECONDS);
+    rows.push([
+      "limit: a bare loop",
+      n,
+      n * SECONDS,
+      "",
+      "shells started ahead, let go together",
+      ms(quantile(lags, 0.5)),
+      ms(quantile(lags, 0.99)),
+      ms(Math.max(...lags)),
+      "",
+      "",
+    ]);
+  }
   for (const n of [10, 100, 1000]) {
     const db = await freshDb(backend);
     try {
