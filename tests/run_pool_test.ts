@@ -248,6 +248,24 @@ Deno.test("pool: an armed run launched after its start-by never runs", async () 
   }
 });
 
+Deno.test("pool: a run whose shell was armed in a thread that failed since starts in a new one", async () => {
+  const pool = new RunPool({ threads: 1 });
+  try {
+    const token = crypto.randomUUID();
+    const armedSpec = spec(`echo ${token}`, { marker: token });
+    const armed = pool.arm(armedSpec);
+    await waitFor(() => livePids(token).length === 1, { timeoutMs: 10_000, what: "armed" });
+    const running = pool.launch(spec("sleep 30"), anyTime);
+    // A run the thread cannot even read throws in it: a bug's stand-in.
+    pool.launch(undefined as unknown as LaunchSpec, anyTime);
+    assertEquals((await running.done).status, "error");
+    const result = await pool.launch(armedSpec, { ...anyTime, armed }).done;
+    assertEquals([result.status, result.stdout], ["success", `${token}\n`]);
+  } finally {
+    pool.close();
+  }
+});
+
 /** Pids of live (not zombie) processes whose command line holds `needle`. */
 function livePids(needle: string): number[] {
   const pids: number[] = [];

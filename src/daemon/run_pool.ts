@@ -124,7 +124,11 @@ export class RunPool {
   /** Hand a run to a thread (to the shell armed for it, if any); see Launch. */
   readonly launch: StartRun = (spec: LaunchSpec, o: LaunchOptions): Launch => {
     const id = this.nextId++;
-    const shell = o.armed instanceof PooledShell && o.armed.take() ? o.armed : null;
+    // A shell armed in a thread that failed since is gone with it.
+    const shell = o.armed instanceof PooledShell && o.armed.take() &&
+        this.threads.includes(o.armed.thread)
+      ? o.armed
+      : null;
     const thread = shell?.thread ?? this.thread();
     const run: Pending = {
       thread,
