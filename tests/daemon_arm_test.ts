@@ -104,6 +104,22 @@ for (const backend of BACKENDS) {
     assert(shell.disarmed && !shell.released, String(shell));
   });
 
+  Deno.test(`daemon[${backend}]: shells armed for an instant a reload took away are disarmed at once`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("moved", { schedule: { second: "*" } });
+    await h.start();
+    await h.clock.set(at(1) - 500);
+    const shell = await armed(h, "moved", at(1));
+    const marker = await h.job("moved", { schedule: { second: "30" } });
+    h.daemon.reload();
+    await h.until(
+      async () => (await h.markers()).find((m) => m.id === marker)?.updated,
+      `marker ${marker} to be applied`,
+    );
+    // Not at the instant (nothing fires then any more), nor at the next one: now.
+    await h.until(() => shell.disarmed, `the shell to be disarmed: ${shell}`);
+  });
+
   Deno.test(`daemon[${backend}]: a job whose run still runs is not armed; a fire claimed already is disarmed`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend));
     await h.job("busy", { schedule: { second: "*" } });

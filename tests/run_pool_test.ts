@@ -266,6 +266,38 @@ Deno.test("pool: a run whose shell was armed in a thread that failed since start
   }
 });
 
+Deno.test("pool: an instant's shells, all disarmed, do not idle out a thread a run holds", async () => {
+  const dir = await Deno.makeTempDir();
+  const pool = new RunPool({ threads: 1, idleMs: 100 });
+  const witness = new RunPool({ threads: 1, idleMs: 100 });
+  try {
+    // The thread has no run left (heard to its end, what left its group included).
+    await pool.launch(spec("true"), anyTime).escaped;
+    // The shells of an instant, none of which runs here (the claims went elsewhere).
+    const shells = [1, 2, 3].map(() => pool.arm(spec("true")));
+    for (const shell of shells) shell.disarm();
+    const run = pool.launch(
+      spec(`while [ ! -e ${dir}/go ]; do sleep 0.05; done; echo finished`),
+      anyTime,
+    );
+    assert(await run.started, "the run started");
+    // A thread that idled out after the disarms: any idle timer they left has fired too.
+    await witness.launch(spec("true"), anyTime).done;
+    await waitFor(() => witness.running === 0, {
+      timeoutMs: 10_000,
+      what: "the witness thread to idle out",
+    });
+    assertEquals(pool.running, 1, "the thread of a running run was ended");
+    await Deno.writeTextFile(`${dir}/go`, "");
+    const result = await run.done;
+    assertEquals([result.status, result.stdout], ["success", "finished\n"]);
+  } finally {
+    pool.close();
+    witness.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 /** Pids of live (not zombie) processes whose command line holds `needle`. */
 function livePids(needle: string): number[] {
   const pids: number[] = [];

@@ -350,3 +350,37 @@ Deno.test("an armed shell that died before its release: the run starts anew", as
   assertEquals([result.status, result.stdout], ["success", `${token} 7\n`]);
   assert(handle.pid !== pid, `released the dead shell ${pid}`);
 });
+
+Deno.test("an armed run whose cwd was switched before its release (a deploy's symbolic link) starts anew there", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    await Deno.mkdir(`${dir}/release-1`);
+    await Deno.mkdir(`${dir}/release-2`);
+    await Deno.symlink(`${dir}/release-1`, `${dir}/current`);
+    const token = crypto.randomUUID();
+    const command = `echo ${token} >/dev/null; pwd -P`;
+    const shell = armRun(spec(command, { cwd: `${dir}/current` }))!;
+    await onePid(token);
+    await Deno.symlink(`${dir}/release-2`, `${dir}/next`);
+    await Deno.rename(`${dir}/next`, `${dir}/current`);
+    await Deno.remove(`${dir}/release-1`);
+    const result = await shell.release(spec(command, { cwd: `${dir}/current` })).done;
+    assertEquals([result.status, result.stdout], ["success", `${dir}/release-2\n`]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an armed run reports a syntax error as a plain run does, at its line", async () => {
+  const command = "echo never; if then";
+  const plain = await startRun(spec(command)).done;
+  const shell = armRun(spec(command))!;
+  const armed = await shell.release(spec(command)).done;
+  assertEquals([armed.status, armed.exitCode, armed.stdout, armed.stderr], [
+    plain.status,
+    plain.exitCode,
+    plain.stdout,
+    plain.stderr,
+  ]);
+  assertMatch(armed.stderr, /^\/bin\/sh: 1: Syntax error/);
+});

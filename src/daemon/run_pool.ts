@@ -62,6 +62,8 @@ interface Thread {
   /** Runs posted to it and not started yet: the next run goes to the shortest queue. */
   queued: number;
   runs: Set<number>;
+  /** Shells armed in it, not released or disarmed yet. */
+  armed: number;
   /** Set while it has no run: ends it after IDLE_MS. */
   idle?: ReturnType<typeof setTimeout>;
 }
@@ -79,6 +81,7 @@ class PooledShell implements Armed {
   /** Whether it is still armed; it no longer is. */
   take(): boolean {
     const armed = !this.used;
+    if (armed) this.thread.armed--;
     this.used = true;
     return armed;
   }
@@ -114,6 +117,7 @@ export class RunPool {
     const id = this.nextId++;
     const thread = this.thread();
     clearTimeout(thread.idle);
+    thread.armed++;
     this.post(thread, { type: "arm", id, spec });
     return new PooledShell(thread, id, () => {
       this.post(thread, { type: "disarm", id });
@@ -201,6 +205,7 @@ export class RunPool {
       worker,
       outbox: new Outbox((batch) => worker.postMessage(batch)),
       queued: 0,
+      armed: 0,
       runs: new Set(),
     };
     this.threads[index] = thread;
@@ -260,10 +265,15 @@ export class RunPool {
     if (thread.runs.size === 0) this.idleOut(thread);
   }
 
-  /** End `thread` unless a run comes to it within IDLE_MS. */
+  /** End `thread` unless a run or an armed shell comes to it within IDLE_MS. */
   private idleOut(thread: Thread): void {
-    const index = this.threads.indexOf(thread);
-    const idle = setTimeout(() => this.end(index, thread), this.o.idleMs ?? IDLE_MS);
+    clearTimeout(thread.idle);
+    const idle = setTimeout(() => {
+      // What came to it meanwhile idles it out again once it is over.
+      if (thread.runs.size === 0 && thread.armed === 0) {
+        this.end(this.threads.indexOf(thread), thread);
+      }
+    }, this.o.idleMs ?? IDLE_MS);
     Deno.unrefTimer(idle);
     thread.idle = idle;
   }

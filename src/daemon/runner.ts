@@ -472,8 +472,14 @@ const DISARMED_EXIT = 125;
 /** Arm a run's shell (see ArmedShell); null when it cannot start: the run then starts as usual. */
 export function armRun(spec: RunSpec): ArmedShell | null {
   const marker = spec.marker ?? crypto.randomUUID();
+  // On the command's first line: its line numbers (errors, $LINENO) are a
+  // plain shell's, and a syntax error on that line ends the shell at once,
+  // so that the release starts the run anew, which reports it as ever.
   const script =
-    `IFS= read -r JM_RUN_ID || exit ${DISARMED_EXIT}; exec </dev/null; export JM_RUN_ID\n${spec.command}`;
+    `IFS= read -r JM_RUN_ID || exit ${DISARMED_EXIT}; exec </dev/null; export JM_RUN_ID; ${spec.command}`;
+  // Taken before the shell enters it: a directory switched since (a deploy
+  // moving a symbolic link) is seen at the release, which then starts anew.
+  const cwd = spec.cwd === undefined ? null : directoryId(spec.cwd);
   const spawned = spawnShell(spec, script, marker, true);
   if ("error" in spawned) return null;
   const { child } = spawned;
@@ -492,7 +498,7 @@ export function armRun(spec: RunSpec): ArmedShell | null {
   };
   let went: { at: number; feeding: Promise<void> } | null = null;
   const go = (runId: string, now: () => number) => {
-    if (went === null && !gone) {
+    if (went === null && !gone && (cwd === null || directoryId(spec.cwd!) === cwd)) {
       const line = new TextEncoder().encode(`${runId}\n`);
       // The shell may be gone by the write: its end is then the run's, read as any other.
       went = { at: now(), feeding: writer.write(line).then(() => writer.close()).catch(() => {}) };
@@ -514,6 +520,16 @@ export function armRun(spec: RunSpec): ArmedShell | null {
       drop();
     },
   };
+}
+
+/** Which directory `path` is now (device and inode), or null when there is none. */
+function directoryId(path: string): string | null {
+  try {
+    const { dev, ino } = Deno.statSync(path);
+    return `${dev}:${ino}`;
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -382,6 +382,8 @@ export class Service {
       }
       const nextFire = this.timetable.nextDue() ?? Infinity;
       if (nextFire - now <= WARM_MS) this.o.warmRunner?.();
+      // Shells armed for an instant no longer next (a reload moved or removed its fires) go now.
+      if (this.armed.at > now && this.armed.at !== nextFire) this.disarm();
       const armAt = held || this.armed.at === nextFire ? Infinity : this.armAt(nextFire, now);
       if (armAt <= now) this.arm(nextFire);
       if (nextFire !== this.toldUpcoming) {
@@ -855,7 +857,7 @@ export class Service {
    * whose max_instances runs still run.
    */
   private arm(at: number): void {
-    for (const fire of this.takeArmed(Infinity).values()) fire.shell.disarm();
+    this.disarm();
     this.armed.at = at;
     if (this.o.armRun === undefined || this.stopping || at === Infinity) return;
     let free = this.slots.freeWorkers;
@@ -869,6 +871,12 @@ export class Service {
       this.armed.fires.set(job.id, { job, marker, shell });
       free--;
     }
+  }
+
+  /** Disarm every shell armed, for whichever instant. */
+  private disarm(): void {
+    for (const fire of this.takeArmed(Infinity).values()) fire.shell.disarm();
+    this.armed.at = NaN;
   }
 
   /** The shells armed for fires at `now` or before, no longer kept here. */
@@ -1420,7 +1428,7 @@ export class Service {
       seconds: this.o.shutdownTimeoutMs / 1000,
     });
     const now = this.o.clock.now();
-    for (const fire of this.takeArmed(Infinity).values()) fire.shell.disarm();
+    this.disarm();
     for (const { due, runId, slot } of this.waiting.splice(0)) {
       slot.release();
       this.o.observer?.ended(due.job.id, "interrupted");
