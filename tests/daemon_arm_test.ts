@@ -86,6 +86,35 @@ for (const backend of BACKENDS) {
     );
   });
 
+  Deno.test(`daemon[${backend}]: a burst's fires that wait for a worker are released from armed shells too; the next second arms only what can start`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.max_workers": 2 },
+    });
+    const jobs = ["a", "b", "c", "d"];
+    for (const id of jobs) await h.job(id, { schedule: { second: "*" } });
+    await h.start();
+    // The first instant follows no other: a shell for each of the four, two to wait.
+    await h.clock.set(at(1) - 500);
+    await h.until(() => h.runner.armed.length === 4, `4 armed: ${h.runner.armed.join(", ")}`);
+    await h.clock.set(at(1));
+    await h.until(() => h.runner.running.length === 2, `2 running: ${h.runner.runs.join("; ")}`);
+    h.runner.endAll();
+    await h.until(
+      () => h.runner.runs.length === 4 && h.runner.runs.every((r) => r.armed),
+      `all four released from their shells: ${h.runner.runs.map((r) => `${r} ${r.armed}`)}`,
+    );
+    await h.until(
+      async () => (await h.runs()).filter((r) => r.status === "success").length === 4,
+      "four runs to succeed",
+    );
+    // The next second follows closely: only as many as workers are free.
+    await h.clock.set(at(2) - 500);
+    await h.until(
+      () => h.runner.armed.filter((a) => a.at === at(2)).length === 2,
+      `2 armed for the next second: ${h.runner.armed.join(", ")}`,
+    );
+  });
+
   Deno.test(`daemon[${backend}]: a job changed after its shell was armed starts anew; the shell is disarmed`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend));
     await h.job("edited", { schedule: { second: "*" }, command: "echo v1" });

@@ -105,13 +105,14 @@ const MARKERS_PER_RELOAD = 10_000;
 const WARM_MS = 2000;
 /**
  * How long before a fire the shells of its runs are armed: ARM_MS, or
- * ARM_PER_SHELL_MS for each (starting one takes 1–3 ms), up to
- * ARM_MAX_MS, so that a burst's shells are all there at its instant; and
- * late enough that the runs of an every-second job have ended by then.
+ * ARM_PER_SHELL_MS for each (starting one takes 1–3 ms), so that a
+ * burst's shells are all there at its instant; up to ARM_MAX_MS, and at
+ * least ARM_MS after the fires before, whose runs (an every-second job's)
+ * have ended by then.
  */
 const ARM_MS = 500;
 const ARM_PER_SHELL_MS = 3;
-const ARM_MAX_MS = 800;
+const ARM_MAX_MS = 2000;
 /** While holding through an outage, how often to look whether the database is back. */
 const HELD_RECHECK_MS = 1000;
 /** Runs a crashed service may have left running whose processes the start looks for. */
@@ -207,6 +208,8 @@ interface Waiting {
   slot: Slot;
   /** Its JM_RUN_MARKER, recorded with the claim. */
   marker: string;
+  /** Its shell, when one was armed for it. */
+  shell?: Armed;
 }
 
 const schedulerLog = log("scheduler");
@@ -261,6 +264,8 @@ export class Service {
   private armed: { at: number; fires: Map<string, ArmedFire> } = { at: NaN, fires: new Map() };
   /** How long before the fires at `at` their shells are armed. */
   private armLead = { at: NaN, ms: ARM_MS };
+  /** When fires were last dispatched. */
+  private lastFired = -Infinity;
   /** Resolved once `start` has loaded the jobs: runs lost before then wait for it. */
   private readonly loaded = Promise.withResolvers<void>();
 
@@ -371,7 +376,10 @@ export class Service {
       // Holding through an outage: the fires stay in the timetable, decided when it returns.
       const held = !this.o.health.online && this.o.cluster.holds;
       const decision = held ? { run: [], missed: [] } : this.timetable.takeDue(now);
-      if (decision.run.length > 0 || decision.missed.length > 0) await this.dispatch(decision, now);
+      if (decision.run.length > 0 || decision.missed.length > 0) {
+        this.lastFired = now;
+        await this.dispatch(decision, now);
+      }
       const runDue = this.takeDueInstants(now);
       const recovered = this.pollOnRecovery && this.o.health.online;
       if (now >= this.nextPoll || runDue || recovered) {
@@ -691,7 +699,7 @@ export class Service {
       }
       // Recorded with the claim, before the process exists: a service
       // killed right after the start leaves a run its successor can end.
-      const fire = slot.working ? this.armedFor(armed, due) : null;
+      const fire = this.armedFor(armed, due);
       const marker = fire?.marker ?? crypto.randomUUID();
       rows.push({
         ...base,
@@ -738,7 +746,13 @@ export class Service {
             plan.shell,
           );
         } else {
-          this.waiting.push({ due: plan.due, runId: id, slot: plan.slot, marker: plan.marker });
+          this.waiting.push({
+            due: plan.due,
+            runId: id,
+            slot: plan.slot,
+            marker: plan.marker,
+            shell: plan.shell,
+          });
         }
       }
     });
@@ -842,25 +856,34 @@ export class Service {
     if (this.o.armRun === undefined || at === Infinity) return Infinity;
     if (this.armLead.at !== at) {
       if (at - now > ARM_MAX_MS) return at - ARM_MAX_MS;
-      const count = Math.min(this.timetable.dueAt(at).length, this.o.maxWorkers);
-      this.armLead = {
-        at,
-        ms: Math.min(ARM_MAX_MS, Math.max(ARM_MS, count * ARM_PER_SHELL_MS)),
-      };
+      const count = Math.min(this.timetable.dueAt(at).length, this.armable(at));
+      const longest = Math.min(ARM_MAX_MS, Math.max(ARM_MS, at - this.lastFired - ARM_MS));
+      this.armLead = { at, ms: Math.min(longest, Math.max(ARM_MS, count * ARM_PER_SHELL_MS)) };
     }
     return at - this.armLead.ms;
   }
 
   /**
+   * How many shells to arm for the fires at `at`: as many as workers are
+   * free; for an instant that does not follow fires closely (a burst, not
+   * the next second of every-second jobs), as many again for fires that
+   * will wait for a worker: released as one frees up, not started then.
+   */
+  private armable(at: number): number {
+    const alone = at - this.lastFired > ARM_MAX_MS + ARM_MS;
+    return this.slots.freeWorkers + (alone ? this.o.maxWorkers : 0);
+  }
+
+  /**
    * Arm the shells of the fires at `at` (those armed before are disarmed):
-   * the jobs this node fires, as many as workers are free, skipping those
-   * whose max_instances runs still run.
+   * the jobs this node fires, as many as `armable`, skipping those whose
+   * max_instances runs still run.
    */
   private arm(at: number): void {
     this.disarm();
     this.armed.at = at;
     if (this.o.armRun === undefined || this.stopping || at === Infinity) return;
-    let free = this.slots.freeWorkers;
+    let free = this.armable(at);
     for (const { job, policy } of this.timetable.dueAt(at)) {
       if (free === 0) break;
       if (!this.o.cluster.mayFire(job.id) || this.slots.held(job.id) >= policy.maxInstances) {
@@ -1023,8 +1046,9 @@ export class Service {
       }
       const waiting = this.waiting.findIndex((w) => w.runId === request.id);
       if (waiting >= 0) {
-        const [{ slot, due }] = this.waiting.splice(waiting, 1);
+        const [{ slot, due, shell }] = this.waiting.splice(waiting, 1);
         slot.release();
+        shell?.disarm();
         schedulerLog.info("job {job} run {run}: {note} before it started", {
           job: due.job.id,
           run: request.id,
@@ -1042,7 +1066,7 @@ export class Service {
   /** Give free workers to waiting fires, oldest first; too late ones are missed. */
   private startWaiting(): void {
     while (this.waiting.length > 0 && this.slots.workerFree && !this.stopping) {
-      const { due, runId, slot, marker } = this.waiting.shift()!;
+      const { due, runId, slot, marker, shell } = this.waiting.shift()!;
       slot.work();
       this.startOnTime(
         due,
@@ -1050,6 +1074,7 @@ export class Service {
         slot,
         marker,
         `it waited for a free worker (max_workers ${this.o.maxWorkers})`,
+        shell,
       );
     }
   }
@@ -1429,8 +1454,9 @@ export class Service {
     });
     const now = this.o.clock.now();
     this.disarm();
-    for (const { due, runId, slot } of this.waiting.splice(0)) {
+    for (const { due, runId, slot, shell } of this.waiting.splice(0)) {
       slot.release();
+      shell?.disarm();
       this.o.observer?.ended(due.job.id, "interrupted");
       this.track(this.recorder.update(runId, {
         status: "interrupted",
