@@ -340,3 +340,28 @@ export function detachedSleep(env: Record<string, string>): Deno.ChildProcess {
     stderr: "null",
   }).spawn();
 }
+
+/** Pids of live (not zombie) processes whose command line contains `needle`. */
+export function livePidsMatching(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
+      const state = Deno.readTextFileSync(`/proc/${entry.name}/stat`).split(") ")[1]?.[0];
+      if (cmdline.includes(needle) && state !== "Z") pids.push(Number(entry.name));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return pids;
+}
+
+/** Process `pid` exists and is not a zombie. */
+export function alive(pid: number): boolean {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]?.[0] !== "Z";
+  } catch {
+    return false;
+  }
+}

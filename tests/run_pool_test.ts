@@ -2,7 +2,7 @@
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { RunPool } from "../src/daemon/run_pool.ts";
 import type { LaunchSpec } from "../src/daemon/runner.ts";
-import { waitFor } from "./helpers.ts";
+import { alive, livePidsMatching, waitFor } from "./helpers.ts";
 
 function spec(command: string, extra: Partial<LaunchSpec> = {}): LaunchSpec {
   return {
@@ -16,15 +16,6 @@ function spec(command: string, extra: Partial<LaunchSpec> = {}): LaunchSpec {
 }
 
 const anyTime = { now: Date.now, startBy: Infinity };
-
-/** Process `pid` exists and is not a zombie. */
-function alive(pid: number): boolean {
-  try {
-    return Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]?.[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
 
 Deno.test("pool: a run starts in a group of its own, with its variables over the base environment; its output and end come back", async () => {
   const pool = new RunPool({ baseEnv: { BASE: "base", JM_JOB_ID: "from the base" } });
@@ -204,20 +195,22 @@ Deno.test("pool: a launch given an armed shell releases it; a disarmed one runs 
     const dropped = pool.arm(armedSpec("", "dropped"));
     // The shells exist (waiting) before the launch.
     await waitFor(
-      () => livePids(`${dir}/released`).length + livePids(`${dir}/dropped`).length === 2,
+      () =>
+        livePidsMatching(`${dir}/released`).length + livePidsMatching(`${dir}/dropped`).length ===
+          2,
       {
         timeoutMs: 10_000,
         what: "both shells armed",
       },
     );
-    const [armedPid] = livePids(`${dir}/released`);
+    const [armedPid] = livePidsMatching(`${dir}/released`);
     dropped.disarm();
     const launch = pool.launch(armedSpec("9", "released"), { ...anyTime, armed: released });
     const started = await launch.started;
     const result = await launch.done;
     assertEquals([started?.pid, started?.marker], [armedPid, "marker-released"]);
     assertEquals(result.stdout, `base 9 marker-released\n${armedPid}\n`);
-    await waitFor(() => livePids(`${dir}/dropped`).length === 0, {
+    await waitFor(() => livePidsMatching(`${dir}/dropped`).length === 0, {
       timeoutMs: 10_000,
       what: "the disarmed shell to exit",
     });
@@ -234,10 +227,13 @@ Deno.test("pool: an armed run launched after its start-by never runs", async () 
   try {
     const late = spec(`touch ${dir}/late`, { marker: "late" });
     const armed = pool.arm(late);
-    await waitFor(() => livePids(`${dir}/late`).length === 1, { timeoutMs: 10_000, what: "armed" });
+    await waitFor(() => livePidsMatching(`${dir}/late`).length === 1, {
+      timeoutMs: 10_000,
+      what: "armed",
+    });
     const launch = pool.launch(late, { now: Date.now, startBy: Date.now() - 1, armed });
     assertEquals(await launch.started, null);
-    await waitFor(() => livePids(`${dir}/late`).length === 0, {
+    await waitFor(() => livePidsMatching(`${dir}/late`).length === 0, {
       timeoutMs: 10_000,
       what: "the shell to exit",
     });
@@ -254,7 +250,7 @@ Deno.test("pool: a run whose shell was armed in a thread that failed since start
     const token = crypto.randomUUID();
     const armedSpec = spec(`echo ${token}`, { marker: token });
     const armed = pool.arm(armedSpec);
-    await waitFor(() => livePids(token).length === 1, { timeoutMs: 10_000, what: "armed" });
+    await waitFor(() => livePidsMatching(token).length === 1, { timeoutMs: 10_000, what: "armed" });
     const running = pool.launch(spec("sleep 30"), anyTime);
     // A run the thread cannot even read throws in it: a bug's stand-in.
     pool.launch(undefined as unknown as LaunchSpec, anyTime);
@@ -297,18 +293,3 @@ Deno.test("pool: an instant's shells, all disarmed, do not idle out a thread a r
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-/** Pids of live (not zombie) processes whose command line holds `needle`. */
-function livePids(needle: string): number[] {
-  const pids: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
-      if (cmdline.includes(needle) && alive(Number(entry.name))) pids.push(Number(entry.name));
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return pids;
-}

@@ -2,7 +2,7 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { HeadTailCapture } from "../src/daemon/capture.ts";
 import { armRun, type RunSpec, startRun } from "../src/daemon/runner.ts";
-import { waitFor } from "./helpers.ts";
+import { alive, livePidsMatching, waitFor } from "./helpers.ts";
 
 const encode = (s: string) => new TextEncoder().encode(s);
 
@@ -15,31 +15,6 @@ function spec(command: string, extra: Partial<RunSpec> = {}): RunSpec {
     outputCap: 1024,
     ...extra,
   };
-}
-
-/** Pids of live (not zombie) processes whose command line contains `needle`. */
-function livePidsMatching(needle: string): number[] {
-  const pids: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
-      const state = Deno.readTextFileSync(`/proc/${entry.name}/stat`).split(") ")[1]?.[0];
-      if (cmdline.includes(needle) && state !== "Z") pids.push(Number(entry.name));
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return pids;
-}
-
-/** Process `pid` exists and is not a zombie. */
-function alive(pid: number): boolean {
-  try {
-    return Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]?.[0] !== "Z";
-  } catch {
-    return false;
-  }
 }
 
 Deno.test("capture keeps everything under the cap", () => {
