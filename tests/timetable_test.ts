@@ -2,6 +2,8 @@
 import { assertEquals } from "./assert.ts";
 import { buildJob, type Job, type JobOptions } from "../src/domain/job.ts";
 import { decideLate, type JobDefaults, Timetable } from "../src/daemon/timetable.ts";
+import { compileSchedule, scheduleOrOutline } from "../src/cron/croner.ts";
+import type { FieldName } from "../src/cron/grammar.ts";
 
 const DEFAULTS: JobDefaults = {
   timezone: "UTC",
@@ -172,4 +174,116 @@ Deno.test("the earliest fire follows every change: a sooner job, a later schedul
   t.delete("five");
   t.delete("thirty");
   assertEquals(t.nextDue(), null);
+});
+
+/** Every fire of `t` from now to `until`, as job id → ISO instants, stepping from one fire to the next. */
+function firesUntil(t: Timetable, until: number): Map<string, string[]> {
+  const fires = new Map<string, string[]>();
+  for (let at = t.nextDue(); at !== null && at <= until; at = t.nextDue()) {
+    const due = t.dueAt(at).map(({ job }) => job.id).sort();
+    const run = t.takeDue(at).run;
+    assertEquals(run.map((d) => d.job.id).sort(), due, `dueAt(${new Date(at).toISOString()})`);
+    for (const { job, scheduledAt } of run) {
+      fires.set(job.id, [...fires.get(job.id) ?? [], new Date(scheduledAt).toISOString()]);
+    }
+  }
+  return fires;
+}
+
+/** The fires of each job from `from` to `until`, from its compiled schedule. */
+function compiledFires(
+  jobs: Job[],
+  zone: string,
+  from: number,
+  until: number,
+  most: number,
+): Map<string, string[]> {
+  const fires = new Map<string, string[]>();
+  for (const j of jobs) {
+    const runs = compileSchedule(j, zone).nextRuns(most, new Date(from))
+      .filter((d) => d.getTime() <= until).map((d) => d.toISOString());
+    if (runs.length > 0) fires.set(j.id, runs);
+  }
+  return fires;
+}
+
+Deno.test("jobs at 1,440 times of day are compiled as their fires come near, and fire at the same instants", () => {
+  // A zone of their own: no other test compiles these schedules first.
+  const zone = "Australia/Lord_Howe";
+  const t = new Timetable({ ...DEFAULTS, timezone: zone });
+  const jobs = Array.from({ length: 1440 }, (_, i) =>
+    job(`daily.${i}`, {
+      schedule: { hour: String(Math.floor(i / 60)), minute: String(i % 60), second: "7" },
+    }));
+  for (const j of jobs) t.set(j, T0);
+  const first = t.nextDue();
+  // T0 is 23:00 on Lord Howe (UTC+11 in November): the fires of noon are half a day away.
+  const noon = jobs[12 * 60];
+  assertEquals(scheduleOrOutline(noon, zone).exact, false, "a fire 13 hours away is not compiled");
+  const until = T0 + 2 * 86_400_000;
+  const fires = firesUntil(t, until);
+  assertEquals(new Date(first!).toISOString(), "2026-11-26T12:00:07.000Z");
+  assertEquals(fires, compiledFires(jobs, zone, T0, until, 3));
+  assertEquals([...fires.values()].every((f) => f.length === 2), true);
+});
+
+Deno.test("jobs known by their outlines fire as compiled across DST gaps and overlaps", () => {
+  // Days around each change, and hours from just before it (only a job's first fire is
+  // found from its outline: it is compiled then).
+  const windows = [
+    ["2026-03-28T00:00:00Z", "2026-03-31T00:00:00Z"],
+    ["2026-03-29T00:30:00Z", "2026-03-29T04:00:00Z"], // Berlin: 02:00 CET becomes 03:00 CEST
+    ["2026-03-08T06:30:00Z", "2026-03-08T10:00:00Z"], // New York: 02:00 EST becomes 03:00 EDT
+    ["2026-04-03T12:00:00Z", "2026-04-06T00:00:00Z"],
+    ["2026-04-04T14:40:00Z", "2026-04-04T18:00:00Z"], // Lord Howe: 02:00 (+11) becomes 01:30
+    ["2026-10-03T15:20:00Z", "2026-10-03T18:00:00Z"], // Lord Howe: 02:00 (+10:30) becomes 02:30
+    ["2026-10-24T00:00:00Z", "2026-10-27T00:00:00Z"],
+    ["2026-10-25T00:10:00Z", "2026-10-25T03:00:00Z"], // Berlin: 03:00 CEST becomes 02:00 CET
+    ["2026-10-31T12:00:00Z", "2026-11-03T00:00:00Z"],
+    ["2026-11-01T05:10:00Z", "2026-11-01T07:30:00Z"], // New York: 02:00 EDT becomes 01:00 EST
+    ["2026-11-01T06:10:00Z", "2026-11-01T08:00:00Z"], // New York, in the second 01:00 hour
+  ].map(([a, b]) => [Date.parse(a), Date.parse(b)]);
+  for (const [w, [from, until]] of windows.entries()) {
+    // A second of its own in each window: a schedule compiled in one is not known by its outline in the next.
+    const s = String(w);
+    const cases: [string, string, Partial<Record<FieldName, string>>][] = [
+      ["berlin.fixed", "Europe/Berlin", { hour: "2", minute: "30", second: s }],
+      ["berlin.hours", "Europe/Berlin", { hour: "1-3", minute: "15", second: s }],
+      ["berlin.interval", "Europe/Berlin", { hour: "2", minute: "*/20", second: s }],
+      ["york.fixed", "America/New_York", { hour: "1", minute: "30", second: s }],
+      ["york.gap", "America/New_York", { hour: "2", minute: "0,45", second: s }],
+      ["york.interval", "America/New_York", { hour: "1", minute: "*/30", second: `${s},40` }],
+      ["howe.fixed", "Australia/Lord_Howe", { hour: "1,2", minute: "50", second: s }],
+      ["howe.interval", "Australia/Lord_Howe", { hour: "2", minute: "*/15", second: s }],
+    ];
+    const jobs = cases.map(([id, zone, schedule]) => job(id, { schedule, timezone: zone }));
+    const t = new Timetable(DEFAULTS);
+    for (const j of jobs) {
+      assertEquals(scheduleOrOutline(j, j.timezone!).exact, false, j.id);
+      t.set(j, from);
+    }
+    const fires = firesUntil(t, until);
+    const expected = new Map<string, string[]>();
+    for (const j of jobs) {
+      for (const [id, f] of compiledFires([j], j.timezone!, from, until, 100)) expected.set(id, f);
+    }
+    assertEquals(fires, expected, new Date(from).toISOString());
+  }
+});
+
+Deno.test("a rewind of a job known by its outline brings back its own fires after the instant", () => {
+  const zone = "Asia/Kathmandu";
+  const t = new Timetable({ ...DEFAULTS, timezone: zone });
+  const daily = job("daily", { schedule: { hour: "9", minute: "10", second: "11" } });
+  t.set(daily, T0);
+  assertEquals(scheduleOrOutline(daily, zone).exact, false);
+  t.rewind("daily", T0 - 3 * 86_400_000);
+  const fires = t.takeDue(T0).missed.map((m) => [m.first, m.last, m.count].map(String));
+  // 09:10:11 in Kathmandu (UTC+05:45) is 03:25:11Z: the three mornings before T0.
+  assertEquals(fires, [[
+    String(Date.parse("2026-11-24T03:25:11Z")),
+    String(Date.parse("2026-11-26T03:25:11Z")),
+    "3",
+  ]]);
+  assertEquals(new Date(t.nextDue()!).toISOString(), "2026-11-27T03:25:11.000Z");
 });

@@ -4,7 +4,7 @@
  * the service owns the clock and the timers.
  */
 import { type Job, scheduleText } from "../domain/job.ts";
-import { compileSchedule, type Schedule } from "../cron/croner.ts";
+import { compileSchedule, type Schedule, scheduleOrOutline } from "../cron/croner.ts";
 
 /** Service-wide defaults for what a job leaves null. */
 export interface JobDefaults {
@@ -96,14 +96,20 @@ export function decideLate(
 
 /** Most fires of one job enumerated in one step; beyond it they are counted as "more". */
 const MAX_FIRES_PER_STEP = 1000;
+/** A job whose outline fires this soon after it is set is compiled at once (see `set`). */
+const COMPILE_AHEAD_MS = 60_000;
 /** Cron fires are whole seconds apart at the least. */
 const MIN_FIRE_GAP_MS = 1000;
 
 interface Entry {
   job: Job;
   policy: Policy;
+  /** The job's schedule; its outline while `roughFrom` is set. */
   schedule: Schedule;
-  /** Next fire (ms), or null when the schedule never fires again. */
+  /**
+   * Next fire (ms), or null when the schedule never fires again; while
+   * `roughFrom` is set, the outline's, which the job's own is not before.
+   */
   next: number | null;
   /**
    * Set when `next` was just taken on time and the one after it is not
@@ -111,19 +117,29 @@ interface Entry {
    * not stand between a due fire and its start.
    */
   advanceFrom?: number;
+  /**
+   * Set while the job's own schedule is not compiled (see
+   * `scheduleOrOutline`): its next fire is its first after this instant,
+   * found once the outline's fire is the earliest.
+   */
+  roughFrom?: number;
 }
 
 export class Timetable {
   private readonly entries = new Map<string, Entry>();
   /** Entries whose next fire is still to compute (see `Entry.advanceFrom`). */
   private pending: Entry[] = [];
+  /** Entries known by their outline (see `Entry.roughFrom`). */
+  private readonly rough = new Set<Entry>();
   /**
-   * The earliest next fire of any entry (null: none fires again), or
-   * undefined when a change may have moved it: then the next `nextDue`
+   * The earliest next fire of any exact entry (null: none fires again),
+   * or undefined when a change may have moved it: then the next `nextDue`
    * finds it again. A service polling while nothing is due asks
    * `takeDue` and `nextDue` without walking every job.
    */
   private earliest: number | null | undefined = null;
+  /** The earliest outline fire of a rough entry, kept like `earliest`. */
+  private roughEarliest: number | null | undefined = null;
 
   constructor(private readonly defaults: JobDefaults) {}
 
@@ -149,14 +165,36 @@ export class Timetable {
     const policy = policyOf(job, this.defaults);
     const old = this.entries.get(job.id);
     if (old && old.policy.zone === policy.zone && scheduleText(old.job) === scheduleText(job)) {
-      this.entries.set(job.id, { ...old, job, policy });
+      old.job = job;
+      old.policy = policy;
       return;
     }
-    const schedule = compileSchedule(job, policy.zone);
-    const next = schedule.nextAfter(new Date(after))?.getTime() ?? null;
-    this.entries.set(job.id, { job, policy, schedule, next });
-    if (old?.next === this.earliest) this.earliest = undefined;
-    this.sooner(next);
+    if (old) this.forget(old);
+    // Thousands of new schedules are ordered by their outlines, and each
+    // compiled when it is about to fire, not all at once in a reload.
+    let { schedule, exact } = scheduleOrOutline(job, policy.zone);
+    let next = schedule.nextAfterMs(after);
+    if (!exact && next !== null && next - after <= COMPILE_AHEAD_MS) {
+      // About to fire: compiled now, between the steps of the reload that
+      // adds it, not in one go with the others when its outline's fire comes.
+      schedule = compileSchedule(job, policy.zone);
+      next = schedule.nextAfterMs(after);
+      exact = true;
+    }
+    const roughFrom = exact ? undefined : after;
+    const entry: Entry = { job, policy, schedule, next, advanceFrom: undefined, roughFrom };
+    this.entries.set(job.id, entry);
+    if (exact) {
+      this.sooner(next);
+      return;
+    }
+    this.rough.add(entry);
+    if (
+      next !== null && this.roughEarliest !== undefined &&
+      (this.roughEarliest === null || next < this.roughEarliest)
+    ) {
+      this.roughEarliest = next;
+    }
   }
 
   /** A fire at `next` was added: it may be the new earliest. */
@@ -169,6 +207,33 @@ export class Timetable {
     }
   }
 
+  /** `entry` leaves the timetable (or is replaced): the earliest is found again if it was its. */
+  private forget(entry: Entry): void {
+    if (this.rough.delete(entry)) {
+      if (entry.next === this.roughEarliest) this.roughEarliest = undefined;
+    } else if (entry.next === this.earliest) {
+      this.earliest = undefined;
+    }
+  }
+
+  /**
+   * Compile the schedule of every rough entry whose outline fires at `at`
+   * or before, and give it its own next fire (the same or later).
+   */
+  private refine(at: number): void {
+    const earliest = this.roughEarliest;
+    if (earliest === null || (earliest !== undefined && earliest > at)) return;
+    for (const entry of this.rough) {
+      if (entry.next === null || entry.next > at) continue;
+      entry.schedule = compileSchedule(entry.job, entry.policy.zone);
+      entry.next = entry.schedule.nextAfterMs(entry.roughFrom!);
+      entry.roughFrom = undefined;
+      this.rough.delete(entry);
+      this.sooner(entry.next);
+    }
+    this.roughEarliest = undefined;
+  }
+
   /**
    * Bring the next fire of job `id` back to the first one after `after`,
    * when that is earlier: fires another node was to run (it died) or that
@@ -178,16 +243,24 @@ export class Timetable {
     this.advance();
     const entry = this.entries.get(id);
     if (!entry) return;
-    const next = entry.schedule.nextAfter(new Date(after))?.getTime() ?? null;
-    if (next !== null && (entry.next === null || next < entry.next)) {
-      entry.next = next;
+    const next = entry.schedule.nextAfterMs(after);
+    if (next === null || (entry.next !== null && next >= entry.next)) return;
+    entry.next = next;
+    if (entry.roughFrom === undefined) {
       this.sooner(next);
+      return;
+    }
+    // Its own first fire after the earlier instant is the first of the two.
+    entry.roughFrom = Math.min(entry.roughFrom, after);
+    if (this.roughEarliest !== undefined && (this.roughEarliest ?? Infinity) > next) {
+      this.roughEarliest = next;
     }
   }
 
   delete(id: string): boolean {
     this.advance();
-    if (this.entries.get(id)?.next === this.earliest) this.earliest = undefined;
+    const entry = this.entries.get(id);
+    if (entry) this.forget(entry);
     return this.entries.delete(id);
   }
 
@@ -195,7 +268,7 @@ export class Timetable {
   private advance(): void {
     for (const entry of this.pending) {
       if (entry.advanceFrom === undefined) continue;
-      entry.next = entry.schedule.nextAfter(new Date(entry.advanceFrom))?.getTime() ?? null;
+      entry.next = entry.schedule.nextAfterMs(entry.advanceFrom);
       entry.advanceFrom = undefined;
       this.sooner(entry.next);
     }
@@ -205,18 +278,21 @@ export class Timetable {
   /** The earliest next fire of any job, or null when none will fire. */
   nextDue(): number | null {
     this.advance();
-    if (this.earliest !== undefined) return this.earliest;
-    let min: number | null = null;
-    for (const e of this.entries.values()) {
-      if (e.next !== null && (min === null || e.next < min)) min = e.next;
+    for (;;) {
+      this.earliest ??= earliestOf(this.entries.values(), (e) => e.roughFrom === undefined);
+      this.roughEarliest ??= earliestOf(this.rough, () => true);
+      // No job fires before its outline: an exact fire sooner than every outline's is the first.
+      if (this.roughEarliest === null || (this.earliest ?? Infinity) < this.roughEarliest) {
+        return this.earliest;
+      }
+      this.refine(this.roughEarliest);
     }
-    this.earliest = min;
-    return min;
   }
 
   /** The jobs whose next fire is at `at`, as a `takeDue` then would take them, on time. */
   dueAt(at: number): { job: Job; policy: Policy }[] {
     this.advance();
+    this.refine(at);
     const due: { job: Job; policy: Policy }[] = [];
     for (const { job, policy, next } of this.entries.values()) {
       if (next === at) due.push({ job, policy });
@@ -234,6 +310,7 @@ export class Timetable {
     const decision: Decision = { run: [], missed: [] };
     const earliest = this.nextDue();
     if (earliest === null || earliest > now) return decision;
+    this.refine(now);
     // Fires are taken: the earliest is found again once their next ones are known.
     this.earliest = undefined;
     for (const entry of this.entries.values()) {
@@ -255,13 +332,13 @@ export class Timetable {
       let next: number | null = entry.next;
       while (next !== null && next <= now && fires.length < MAX_FIRES_PER_STEP) {
         fires.push(next);
-        next = entry.schedule.nextAfter(new Date(next))?.getTime() ?? null;
+        next = entry.schedule.nextAfterMs(next);
       }
       let more = false;
       if (next !== null && next <= now) {
         // Too many to list (a long outage of a frequent job): skip ahead.
         more = true;
-        next = entry.schedule.nextAfter(new Date(now))?.getTime() ?? null;
+        next = entry.schedule.nextAfterMs(now);
       }
       entry.next = next;
       const { job, policy } = entry;
@@ -281,4 +358,13 @@ export class Timetable {
     }
     return decision;
   }
+}
+
+/** The earliest next fire of the entries that `counts`, or null when none fires again. */
+function earliestOf(entries: Iterable<Entry>, counts: (entry: Entry) => boolean): number | null {
+  let min: number | null = null;
+  for (const e of entries) {
+    if (e.next !== null && (min === null || e.next < min) && counts(e)) min = e.next;
+  }
+  return min;
 }
