@@ -617,6 +617,54 @@ Deno.test("a schedule refused once is refused again: only valid patterns are rem
   );
 });
 
+Deno.test("fields of * and single numbers are translated as the whole grammar reads them", () => {
+  // Such fields skip the grammar; these are the cases where that could differ from it.
+  const plain: [ScheduleFields, string][] = [
+    [{ ...ALL }, "* * * * * *"],
+    [{ ...ALL, second: "00", minute: "07", hour: "23", day: "31", month: "12" }, "0 7 23 31 12 *"],
+    [{ ...ALL, second: "59", minute: "0", hour: "0", day: "1", month: "1" }, "59 0 0 1 1 *"],
+    [{ ...valid, day_of_week: "0" }, "0 0 0 * * 1"],
+    [{ ...valid, month: "jan" }, "0 0 0 * 1 *"],
+    [{ ...valid, hour: " 5" }, "0 0 5 * * *"],
+  ];
+  for (const [fields, pattern] of plain) strictEqual(toCronerPattern(fields), pattern);
+  const outOfRange: [Partial<ScheduleFields>, string, string][] = [
+    [{ hour: "24" }, "hour", "hour: '24' is out of range (allowed 0-23)"],
+    [{ day: "32" }, "day", "day: '32' is out of range (allowed 1-31)"],
+    [{ day: "00" }, "day", "day: '00' is out of range (allowed 1-31)"],
+    [{ month: "13" }, "month", "month: '13' is out of range (allowed 1-12)"],
+    [
+      { second: "99999999999999999999" },
+      "second",
+      "second: '99999999999999999999' is out of range (allowed 0-59)",
+    ],
+  ];
+  for (const [given, field, message] of outOfRange) {
+    deepStrictEqual(rejection(() => toCronerPattern({ ...valid, ...given })), [field, message]);
+  }
+});
+
+Deno.test("fields changed in place after a translation get their own pattern", () => {
+  const fields = { ...valid, minute: "5" };
+  strictEqual(toCronerPattern(fields), "0 5 0 * * *");
+  fields.minute = "6";
+  strictEqual(toCronerPattern(fields), "0 6 0 * * *");
+  fields.minute = "6 7";
+  deepStrictEqual(rejection(() => toCronerPattern(fields))[0], "minute");
+});
+
+Deno.test("a field holding the key's separator is refused, whatever fields were translated before", () => {
+  strictEqual(toCronerPattern({ ...valid, second: "1", minute: "2" }), "1 2 0 * * *");
+  deepStrictEqual(
+    rejection(() => toCronerPattern({ ...valid, second: "1|2", minute: "0" }))[0],
+    "second",
+  );
+  deepStrictEqual(
+    rejection(() => toCronerPattern({ ...valid, second: "1", minute: "2|0" }))[0],
+    "minute",
+  );
+});
+
 Deno.test("one next fire is the first of several, in UTC and across a DST change", () => {
   for (
     const [zone, from] of [["UTC", "2026-03-29T00:59:59Z"], [

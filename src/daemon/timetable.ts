@@ -30,7 +30,10 @@ export interface Policy {
  */
 export const MIN_GRACE_MS = 250;
 
-export function policyOf(job: Job, defaults: JobDefaults): Policy {
+export function policyOf(
+  job: Pick<Job, "timezone" | "coalesce" | "max_instances" | "misfire_grace_time">,
+  defaults: JobDefaults,
+): Policy {
   return {
     zone: job.timezone ?? defaults.timezone,
     coalesce: job.coalesce ?? defaults.coalesce,
@@ -38,6 +41,9 @@ export function policyOf(job: Job, defaults: JobDefaults): Policy {
     graceMs: Math.max(MIN_GRACE_MS, (job.misfire_grace_time ?? defaults.misfireGraceTime) * 1000),
   };
 }
+
+/** A job's policy fields when it sets none. */
+const NO_POLICY = { timezone: null, coalesce: null, max_instances: null, misfire_grace_time: null };
 
 /**
  * The one grace rule: a fire may still start at `now` when it is at most
@@ -141,7 +147,12 @@ export class Timetable {
   /** The earliest outline fire of a rough entry, kept like `earliest`. */
   private roughEarliest: number | null | undefined = null;
 
-  constructor(private readonly defaults: JobDefaults) {}
+  /** The policy of a job that sets none of its own. */
+  private readonly defaultPolicy: Policy;
+
+  constructor(private readonly defaults: JobDefaults) {
+    this.defaultPolicy = policyOf(NO_POLICY, defaults);
+  }
 
   get size(): number {
     return this.entries.size;
@@ -162,7 +173,11 @@ export class Timetable {
    */
   set(job: Job, after: number): void {
     this.advance();
-    const policy = policyOf(job, this.defaults);
+    // Most jobs leave every policy field to the defaults: they share one policy.
+    const policy = job.timezone === null && job.coalesce === null && job.max_instances === null &&
+        job.misfire_grace_time === null
+      ? this.defaultPolicy
+      : policyOf(job, this.defaults);
     const old = this.entries.get(job.id);
     if (old && old.policy.zone === policy.zone && scheduleText(old.job) === scheduleText(job)) {
       old.job = job;
@@ -266,6 +281,7 @@ export class Timetable {
 
   /** Compute the next fire of every job whose fire was just taken. */
   private advance(): void {
+    if (this.pending.length === 0) return;
     for (const entry of this.pending) {
       if (entry.advanceFrom === undefined) continue;
       entry.next = entry.schedule.nextAfterMs(entry.advanceFrom);

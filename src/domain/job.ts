@@ -283,7 +283,10 @@ const NO_SCHEDULE: ScheduleFields = Object.fromEntries(
 
 /** False for a job that runs only after another job's runs (every schedule field empty). */
 export function hasSchedule(job: ScheduleFields): boolean {
-  return FIELD_NAMES.some((f) => job[f] !== "");
+  // Each field by name: a reload asks it of every job, and reading a row's field by a
+  // variable name costs more than the comparison.
+  return job.second !== "" || job.minute !== "" || job.hour !== "" || job.day !== "" ||
+    job.month !== "" || job.day_of_week !== "";
 }
 
 /** `JOB[:success|failure|always]`; an id may hold ':' itself, so only a known outcome splits. */
@@ -387,9 +390,9 @@ export function followCycle(all: ReadonlyMap<string, Job>, job: Job): string[] |
 }
 
 function validateRetries(job: Job): void {
-  checkNumber(job, "retries", 0, MAX_RETRIES, false);
-  checkNumber(job, "retry_delay", 0, MAX_TIMEOUT, false);
-  checkNumber(job, "retry_max_delay", 0, MAX_TIMEOUT, false);
+  checkNumber("retries", job.retries, 0, MAX_RETRIES, false);
+  checkNumber("retry_delay", job.retry_delay, 0, MAX_TIMEOUT, false);
+  checkNumber("retry_max_delay", job.retry_max_delay, 0, MAX_TIMEOUT, false);
   if (job.retry_max_delay < job.retry_delay) {
     throw new ValidationError(
       "retry_max_delay",
@@ -460,17 +463,19 @@ export function validateJob(job: Job): Job {
       );
     }
   } else {
-    for (const field of FIELD_NAMES) {
-      if (typeof job[field] !== "string" || job[field].trim() === "") {
-        throw new ValidationError(field, `${field}: is empty (use '*' for every value)`);
-      }
+    // In FIELD_NAMES' order, read by name (see hasSchedule).
+    const blank = [job.second, job.minute, job.hour, job.day, job.month, job.day_of_week]
+      .findIndex((value: unknown) => typeof value !== "string" || value.trim() === "");
+    if (blank >= 0) {
+      const field = FIELD_NAMES[blank];
+      throw new ValidationError(field, `${field}: is empty (use '*' for every value)`);
     }
     toCronerPattern(job);
   }
   if (job.timezone !== null) validateTimezone(job.timezone);
-  checkNumber(job, "timeout", 0, MAX_TIMEOUT, false);
-  checkNumber(job, "max_instances", 1, 10_000, true);
-  checkNumber(job, "misfire_grace_time", 0, MAX_TIMEOUT, true);
+  checkNumber("timeout", job.timeout, 0, MAX_TIMEOUT, false);
+  checkNumber("max_instances", job.max_instances, 1, 10_000, true);
+  checkNumber("misfire_grace_time", job.misfire_grace_time, 0, MAX_TIMEOUT, true);
   const env: unknown = job.env;
   if (
     typeof env !== "object" || env === null || Array.isArray(env) ||
@@ -518,9 +523,12 @@ export function validateJob(job: Job): Job {
   return job;
 }
 
-/** A numeric column, as a row written by hand may hold it. */
+/**
+ * A numeric column, as a row written by hand may hold it. Given its value,
+ * not the job and the name: a reload checks six of these for each of
+ * thousands of jobs, and a row's field read by a name that varies is slow.
+ */
 function checkNumber(
-  job: Job,
   field:
     | "timeout"
     | "max_instances"
@@ -528,11 +536,11 @@ function checkNumber(
     | "retries"
     | "retry_delay"
     | "retry_max_delay",
+  v: unknown,
   min: number,
   max: number,
   nullable: boolean,
 ): void {
-  const v = job[field];
   if (v === null && nullable) return;
   // A number, not digits in a string: the row mapper already turned the column into one.
   if (typeof v !== "number" || wholeNumber(v, min, max) === null) {
