@@ -19,6 +19,7 @@ import { RuntimeError } from "../errors.ts";
 import type { Daemon } from "./boot.ts";
 import { log } from "./log.ts";
 import { WATCHED_POLL_MS } from "./service.ts";
+import { DirectoryWatch, IN } from "./directory_watch.ts";
 
 const serviceLog = log("service");
 
@@ -90,38 +91,8 @@ export interface DatabaseWatchEvents {
   moved(): void;
 }
 
-/**
- * libc's inotify, through FFI. Not `Deno.watchFs`: it opens and closes
- * each file an event names, and closing any descriptor of the database in
- * this process drops the POSIX locks SQLite holds on it, after which
- * another process closing its connection deletes the WAL under the
- * service (seen in tests: the service's writes went to a deleted file).
- */
-const LIBC = {
-  inotify_init1: { parameters: ["i32"], result: "i32" },
-  inotify_add_watch: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  inotify_rm_watch: { parameters: ["i32", "i32"], result: "i32" },
-  // On a thread of the runtime's pool: it blocks until events come.
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
-  close: { parameters: ["i32"], result: "i32" },
-} as const;
-
-const IN_CLOEXEC = 0o2000000;
-const IN_MODIFY = 0x2;
-const IN_MOVED_FROM = 0x40;
-const IN_MOVED_TO = 0x80;
-const IN_CREATE = 0x100;
-const IN_DELETE = 0x200;
-const IN_DELETE_SELF = 0x400;
-const IN_MOVE_SELF = 0x800;
-const IN_Q_OVERFLOW = 0x4000;
-const IN_IGNORED = 0x8000;
-/** Not IN_ATTRIB: SQLite run as root chowns its WAL on opening, which a `job list` does. */
-const MOVES = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF;
-/** struct inotify_event: wd, mask, cookie, len, then `len` bytes of name. */
-const EVENT_HEADER = 16;
-/** Failed reads in a row before the watch gives up (a signal may interrupt one). */
-const READ_FAILURES = 3;
+/** Not IN.ATTRIB: SQLite run as root chowns its WAL on opening, which a `job list` does. */
+const MOVES = IN.CREATE | IN.DELETE | IN.MOVED_FROM | IN.MOVED_TO | IN.DELETE_SELF | IN.MOVE_SELF;
 
 /**
  * Writes to a SQLite database as they happen, through inotify on the
@@ -131,20 +102,10 @@ const READ_FAILURES = 3;
  * `close()`.
  */
 export class DatabaseWatch {
-  readonly ended: Promise<Error | null>;
-  private closed = false;
+  private constructor(private readonly watch: DirectoryWatch) {}
 
-  private constructor(
-    private readonly libc: Deno.DynamicLibrary<typeof LIBC>,
-    private readonly fd: number,
-    private readonly wd: number,
-    path: string,
-    on: DatabaseWatchEvents,
-  ) {
-    this.ended = this.report(path, on).finally(() => {
-      libc.symbols.close(fd);
-      libc.close();
-    });
+  get ended(): Promise<Error | null> {
+    return this.watch.ended;
   }
 
   /**
@@ -157,71 +118,25 @@ export class DatabaseWatch {
     const path = Deno.realPathSync(linked);
     const slash = path.lastIndexOf("/");
     const dir = slash === -1 ? "." : path.slice(0, slash) || "/";
-    const libc = Deno.dlopen("libc.so.6", LIBC);
-    const fd = libc.symbols.inotify_init1(IN_CLOEXEC);
-    if (fd < 0) {
-      libc.close();
-      throw new Error("inotify_init1 failed (fs.inotify.max_user_instances reached?)");
-    }
-    const wd = libc.symbols.inotify_add_watch(
-      fd,
-      new TextEncoder().encode(`${dir}\0`),
-      IN_MODIFY | MOVES,
-    );
-    if (wd < 0) {
-      libc.symbols.close(fd);
-      libc.close();
-      throw new Error(
-        `inotify_add_watch on ${dir} failed (fs.inotify.max_user_watches reached, or the directory cannot be read?)`,
-      );
-    }
-    return new DatabaseWatch(libc, fd, wd, path, on);
+    const name = basename(path);
+    const written = new Set([name, `${name}-wal`, `${name}-journal`]);
+    return new DatabaseWatch(DirectoryWatch.start(dir, IN.MODIFY | MOVES, (events) => {
+      let wrote = false;
+      let moved = false;
+      for (const { mask, name } of events) {
+        // Events were lost: anything may have happened.
+        if (mask & IN.Q_OVERFLOW) wrote = moved = true;
+        if (mask & IN.MODIFY && written.has(name)) wrote = true;
+        if (mask & (MOVES | IN.IGNORED)) moved = true;
+      }
+      if (wrote) on.written();
+      if (moved) on.moved();
+    }));
   }
 
   /** Stop reporting; `ended` then resolves null. */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    // The kernel answers the pending read with IN_IGNORED, which ends the loop.
-    this.libc.symbols.inotify_rm_watch(this.fd, this.wd);
-  }
-
-  private async report(path: string, on: DatabaseWatchEvents): Promise<Error | null> {
-    const name = basename(path);
-    const written = new Set([name, `${name}-wal`, `${name}-journal`]);
-    const buffer = new Uint8Array(64 * 1024);
-    const view = new DataView(buffer.buffer);
-    const decoder = new TextDecoder();
-    let failures = 0;
-    for (;;) {
-      const n = Number(await this.libc.symbols.read(this.fd, buffer, BigInt(buffer.length)));
-      if (n <= 0) {
-        if (this.closed) return null;
-        if (++failures < READ_FAILURES) continue;
-        return new Error(`reading inotify events failed ${READ_FAILURES} times in a row`);
-      }
-      failures = 0;
-      let wrote = false;
-      let moved = false;
-      for (let at = 0; at < n;) {
-        const mask = view.getUint32(at + 4, true);
-        const length = view.getUint32(at + 12, true);
-        const file = decoder.decode(buffer.subarray(at + EVENT_HEADER, at + EVENT_HEADER + length))
-          .replace(/\0+$/, "");
-        at += EVENT_HEADER + length;
-        if (mask & IN_IGNORED) {
-          if (this.closed) return null;
-          on.moved();
-          return new Error("the directory is no longer watched (deleted or unmounted)");
-        }
-        // Events were lost: anything may have happened.
-        if (mask & IN_Q_OVERFLOW) wrote = moved = true;
-        if (mask & IN_MODIFY && written.has(file)) wrote = true;
-        if (mask & MOVES) moved = true;
-      }
-      if (wrote) on.written();
-      if (moved) on.moved();
-    }
+    this.watch.close();
   }
 }
 
