@@ -5,10 +5,14 @@
  * after it (its commit visible by then) but never sooner than 0.5 s after
  * the last poll, and a retry queued by an earlier service is taken at its
  * instant, not at the next timed poll. Sole on its database (`serve` holding the SQLite
- * file's lock), it looks for other nodes only at each heartbeat.
+ * file's lock), it looks for other nodes only at each heartbeat. Told only
+ * of its machine's writes (`serve` on MySQL watching for change notices),
+ * it polls for others' every 2 s while alone, every reload_interval beside
+ * another live node. Alone on its database, any node looks for others at
+ * each heartbeat, and every second once one has joined.
  */
 import { assertEquals } from "./assert.ts";
-import { BACKENDS, freshDatabase, type TestDatabase } from "./helpers.ts";
+import { BACKENDS, freshDatabase, saveNodes, serviceRow, type TestDatabase } from "./helpers.ts";
 import { DaemonHarness, T0 } from "./daemon_harness.ts";
 import { fire } from "./store_contract.ts";
 import type { Store } from "../src/store/store.ts";
@@ -117,6 +121,71 @@ for (const backend of BACKENDS) {
     await h.until(
       () => store.calls() === 3,
       `the sweep at the heartbeat (${store.calls()})`,
+    );
+  });
+
+  Deno.test(`daemon[${backend}]: watched locally, alone it polls for others' writes every 5 s; beside another live node, every reload_interval`, async () => {
+    const db = await freshDatabase(backend);
+    const store = counting(db);
+    await using h = await DaemonHarness.create(db, { store: store.open });
+    await h.job("idle", { cron: "0 12 15 6 *" });
+    const daemon = await h.start();
+    daemon.watchedLocally(true);
+    // The poll the start planned, reload_interval (0.5 s) after the first.
+    await h.clock.set(T0 + 500);
+    await h.until(() => store.calls() === 2, `the second poll (${store.calls()} so far)`);
+    // The cluster's heartbeat (it sees no other node), then the next at T0+10s.
+    await h.clock.set(T0 + 5000);
+    await h.until(() => h.clock.wakeUps.includes(T0 + 10_000), "the next heartbeat at T0+10s");
+    await h.clock.set(T0 + 5499);
+    assertEquals(store.calls(), 2, "a poll came before 5 s");
+    await h.clock.set(T0 + 5500);
+    await h.until(() => store.calls() === 3, `the poll 5 s later (${store.calls()})`);
+
+    // Another node joins; this one sees it at its next heartbeat (T0+10s), and polls every 0.5 s.
+    await saveNodes(db, serviceRow("other"));
+    await h.clock.set(T0 + 10_000);
+    await h.until(() => h.line(/^2 live nodes/), "the node to see the other one");
+    await h.until(() => store.calls() === 4, `a poll once it is not alone (${store.calls()})`);
+    await h.until(() => h.clock.wakeUps.includes(T0 + 11_000), "the next sweep a second later");
+    await h.clock.set(T0 + 10_500);
+    await h.until(() => store.calls() === 5, `a poll at reload_interval (${store.calls()})`);
+
+    // Alone again: the poll planned at reload_interval comes, and then none for 5 s.
+    await h.sql("UPDATE jm_nodes SET stopped_at = heartbeat_at WHERE id = 'other'");
+    await h.clock.set(T0 + 11_000);
+    await h.until(() => h.line(/^1 live nodes/), "the node to see the other one gone");
+    await h.clock.set(T0 + 11_500);
+    await h.until(
+      () => !h.clock.wakeUps.some((at) => at > T0 + 11_500 && at <= T0 + 12_500),
+      `no wake-up within a second, alone again (wake-ups at T0+${
+        h.clock.wakeUps.map((at) => at - T0).join(", ")
+      })`,
+    );
+  });
+
+  Deno.test(`daemon[${backend}]: alone on its database, a node looks for others at each heartbeat; once one has joined, every second`, async () => {
+    const db = await freshDatabase(backend);
+    const store = counting(db, "nodesAndNow");
+    await using h = await DaemonHarness.create(db, { store: store.open });
+    await h.job("idle", { cron: "0 12 15 6 *" });
+    await h.start();
+    // One as the node registers, one as the loop starts; the next at the heartbeat, T0+5s.
+    await h.until(() => store.calls() === 2, `the start's two sweeps (${store.calls()})`);
+    const atStart = store.calls();
+    for (const at of [1000, 2000, 3000, 4000, 4999]) await h.clock.set(T0 + at);
+    assertEquals(store.calls(), atStart, "a sweep came before the heartbeat");
+    await saveNodes(db, serviceRow("other"));
+    await h.clock.set(T0 + 5000);
+    await h.until(
+      () => h.line(/^2 live nodes/),
+      "the sweep at the heartbeat to see the other node",
+    );
+    await h.until(() => h.clock.wakeUps.includes(T0 + 6000), "the cluster loop to wait for T0+6s");
+    await h.clock.set(T0 + 6000);
+    await h.until(
+      () => store.calls() === atStart + 2,
+      `a sweep a second later (${store.calls() - atStart} since the start)`,
     );
   });
 }

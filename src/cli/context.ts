@@ -6,7 +6,7 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { loadConfig, type LoadedConfig } from "../config/config.ts";
-import { openStore } from "../store/open.ts";
+import { type OpenOptions, openStore } from "../store/open.ts";
 import type { NodeStore, Store } from "../store/store.ts";
 import { resolveTarget } from "../config/database.ts";
 import { type DatabaseTarget, describeTarget, secretsOf } from "../store/target.ts";
@@ -119,9 +119,15 @@ export class CommandContext {
     }
   }
 
-  /** Open the store as it is; the caller migrates and closes it. */
-  openStore(): Store {
-    return openStore(this.target);
+  /**
+   * Open the store as it is; the caller migrates and closes it. Its writes
+   * leave change notices in jobsmanager.notice_dir unless `options` say not.
+   */
+  openStore(options: OpenOptions = {}): Store {
+    return openStore(this.target, {
+      notices: this.config.settings["jobsmanager.notice_dir"],
+      ...options,
+    });
   }
 
   /**

@@ -1,9 +1,9 @@
 /**
  * `jobsmanager serve`: the long-running service, for systemd. The daemon
  * itself is built by `boot`; this command locks a SQLite file (and stops
- * the service when its path stops naming that file), sets up logging and
- * turns signals into calls: SIGTERM/SIGINT stop it gracefully, SIGHUP
- * reloads at once.
+ * the service when its path stops naming that file) or watches for the
+ * change notices of a MySQL database, sets up logging and turns signals
+ * into calls: SIGTERM/SIGINT stop it gracefully, SIGHUP reloads at once.
  */
 import { Command } from "commander";
 import { RuntimeError } from "../errors.ts";
@@ -23,12 +23,14 @@ export function serveCommand(contextOf: ContextOf): Command {
         { closeLogging, serveLogging, setupLogging },
         { inheritedEnv },
         { SqliteFileLock, watchDatabaseFile },
+        { watchChangeNotices },
       ] = await Promise.all([
         import("../daemon/boot.ts"),
         import("../daemon/clock.ts"),
         import("../daemon/log.ts"),
         import("../daemon/runner.ts"),
         import("../daemon/sqlite_file.ts"),
+        import("../daemon/change_notices.ts"),
       ]);
       const settings = ctx.config.settings;
       // The HTTP side (prom-client among it: megabytes held for good) only when it listens.
@@ -43,7 +45,8 @@ export function serveCommand(contextOf: ContextOf): Command {
       const metrics = httpModules && new httpModules[0].Metrics();
       const daemon = boot({
         settings,
-        store: ctx.openStore(),
+        // Its own writes (a claim at each fire) are no news to it: no notices.
+        store: ctx.openStore({ notices: null }),
         clock: systemClock,
         node: {
           // Empty: the daemon picks the host name, or host:2 … while live services hold it.
@@ -67,11 +70,15 @@ export function serveCommand(contextOf: ContextOf): Command {
       Deno.addSignalListener("SIGHUP", reload);
       let http: HttpServer | null = null;
       let watch: ReturnType<typeof watchDatabaseFile> | null = null;
+      let notices: { stop(): void } | null = null;
       try {
         await setupLogging(serveLogging(settings, daemon.logSink));
         // After the logging: it says whether the watch works.
         watch = lock &&
           watchDatabaseFile(lock, daemon, settings["jobsmanager.reload_interval"] * 1000);
+        notices = ctx.target.kind === "mysql"
+          ? await watchChangeNotices(ctx.target, settings["jobsmanager.notice_dir"], daemon)
+          : null;
         if (httpModules && metrics) {
           http = await httpModules[1].startServeHttp({
             settings,
@@ -85,6 +92,7 @@ export function serveCommand(contextOf: ContextOf): Command {
         await daemon.run();
       } finally {
         watch?.stop();
+        notices?.stop();
         await http?.close();
         Deno.removeSignalListener("SIGTERM", stop);
         Deno.removeSignalListener("SIGINT", stop);

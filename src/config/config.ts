@@ -286,11 +286,18 @@ export const CONFIG_KEYS = {
   },
   "jobsmanager.reload_interval": {
     doc:
-      "Seconds between polls for reload markers, `job run` requests and cancels (each poll one indexed query); on SQLite, serve also polls as soon as the database is written, and otherwise every 5 s or this, whichever is longer",
+      "Seconds between polls for reload markers, `job run` requests and cancels (each poll one indexed query); serve also polls as soon as a change is made on its machine (SQLite: the file is written; MySQL: the CLI or the API leaves a notice in notice_dir), and then only every 5 s or this, whichever is longer (on MySQL, while no other service on the database is live)",
     default: 0.5,
     parse: seconds(0.1, 3600),
     env: "JM_RELOAD_INTERVAL",
   },
+  "jobsmanager.notice_dir": {
+    doc:
+      "Directory where the CLI and the API leave a notice of each change to a MySQL database for the services on this machine, which apply it at once; empty = /run/jobsmanager when it exists (the systemd unit makes it), else /tmp/jobsmanager-notices",
+    default: "",
+    parse: text,
+    env: "JM_NOTICE_DIR",
+  } as KeySpec<string>,
   "jobsmanager.heartbeat_interval": {
     doc: "Seconds between the service's heartbeats in jm_nodes; status calls it stale after 3",
     default: 5,

@@ -103,6 +103,16 @@ export interface Daemon {
    * only a safety net, every few seconds.
    */
   watched(reported: boolean): void;
+  /**
+   * From now on something reports every write made on this machine
+   * (`changed()`: MySQL's change notices), or, with false, no longer does.
+   * Writes made elsewhere (plain SQL, a CLI on another machine) still come
+   * only by the timed poll: every 5 s (or reload_interval, when longer)
+   * while this node is its database's only live one, as when `watched`;
+   * every reload_interval while others are live (they fire jobs changed on
+   * their machines, and this one jobs changed on theirs).
+   */
+  watchedLocally(reported: boolean): void;
   /** The database was written, by anyone: poll now, or 0.5 s after the last poll when it just polled. */
   changed(): void;
   readonly vitals: DaemonVitals;
@@ -161,6 +171,8 @@ class BootedDaemon implements Daemon {
   private started = false;
   /** Set when a stop's deadline passed before the start finished: it goes no further. */
   private abandoned = false;
+  /** Set by `watchedLocally`. */
+  private locallyWatched = false;
 
   constructor(private readonly o: BootOptions) {
     const { settings: s, store, clock } = o;
@@ -215,6 +227,9 @@ class BootedDaemon implements Daemon {
       outagePolicy: s["cluster.on_database_outage"],
       state: () => this.service.state,
       declaredDead: (nodeId, at) => this.notifier.lostRuns(nodeId, at),
+      liveChanged: (live) => {
+        if (this.locallyWatched) this.service.watched(live.length <= 1);
+      },
     });
     this.health.holdsWhen(() => this.cluster.holdingReason);
     this.service = new Service({
@@ -301,6 +316,11 @@ class BootedDaemon implements Daemon {
 
   changed(): void {
     this.service.changed();
+  }
+
+  watchedLocally(reported: boolean): void {
+    this.locallyWatched = reported;
+    this.service.watched(reported && this.cluster.liveNodes.length <= 1);
   }
 
   async run(): Promise<void> {

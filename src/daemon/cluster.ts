@@ -48,15 +48,28 @@ export interface ClusterOptions {
   heartbeatMs: number;
   /** How long nodes may disagree on the assignment (a reload or a heartbeat apart). */
   reloadIntervalMs: number;
-  /** How often other nodes are looked at: every second unless said (or every heartbeat, when that is shorter). */
+  /**
+   * How often other nodes are looked at while others are live: every
+   * second unless said (or every heartbeat, when that is shorter). Alone,
+   * this node looks at each heartbeat.
+   */
   sweepMs?: number;
   outagePolicy: OutagePolicy;
   state: () => BeatState;
   /** Told when this node declared node `nodeId` dead at `at` (its runs were marked lost then). */
   declaredDead?: (nodeId: string, at: number) => void;
+  /** Told the live node ids, this one's included, when a sweep finds them changed. */
+  liveChanged?: (live: readonly string[]) => void;
 }
 
-/** Other nodes are looked at this often (or every heartbeat, when that is shorter). */
+/**
+ * Other nodes are looked at this often while others are live (or every
+ * heartbeat, when that is shorter). A node alone looks at each heartbeat
+ * only: no other can die meanwhile, and one that joins fires its share from
+ * its start while this one, till it sees it, fires every job; the `jm_runs`
+ * claim runs each fire once, so the heartbeat only bounds how long both
+ * claim the newcomer's fires.
+ */
 const SWEEP_MS = 1000;
 /** Ids tried after the host name while live services hold them: host:2 … */
 const MAX_AUTOMATIC_IDS = 100;
@@ -233,7 +246,7 @@ export class Cluster {
   }
 
   private async run(): Promise<void> {
-    const tick = Math.min(this.o.sweepMs ?? SWEEP_MS, this.o.heartbeatMs);
+    const sweepMs = Math.min(this.o.sweepMs ?? SWEEP_MS, this.o.heartbeatMs);
     let nextBeat = this.o.clock.now();
     while (!this.stopping.signal.aborted) {
       // Before the report is looked at: one asked for meanwhile ends the wait below.
@@ -250,7 +263,12 @@ export class Cluster {
           this.o.health.failed(error);
         }
       }
-      await this.o.clock.sleep(tick, AbortSignal.any([this.stopping.signal, this.wake.signal]));
+      // Alone: till the next heartbeat (with the database away, a sweep's time).
+      const alone = this.live.length <= 1 && this.o.health.online;
+      await this.o.clock.sleep(
+        alone ? nextBeat - this.o.clock.now() : sweepMs,
+        AbortSignal.any([this.stopping.signal, this.wake.signal]),
+      );
     }
   }
 
@@ -334,6 +352,7 @@ export class Cluster {
         nodes: this.live.join(", "),
       });
       this.reassign(before.filter((id) => !this.live.includes(id)));
+      this.o.liveChanged?.(this.live);
     }
   }
 

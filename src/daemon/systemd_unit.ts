@@ -34,6 +34,11 @@ EnvironmentFile=-/etc/jobsmanager/env
 WorkingDirectory=/var/lib/jobsmanager
 StateDirectory=jobsmanager
 LogsDirectory=jobsmanager
+# /run/jobsmanager: where \`jobsmanager job …\` leaves a notice of each change to a MySQL
+# database, which the service applies at once (its /tmp is its own: PrivateTmp). 1733:
+# every user may leave one, only the service lists them.
+RuntimeDirectory=jobsmanager
+RuntimeDirectoryMode=1733
 Environment=JM_LOG_PATH=/var/log/jobsmanager
 Restart=on-failure
 RestartSec=5s

@@ -103,7 +103,8 @@ async function start(
   }
   const known = [...secrets];
   const redact = (text: string) => known.reduce((t, s) => s ? t.replaceAll(s, "***") : t, text);
-  const store = openStore(target);
+  // Its writes leave change notices: the service (this process's too) applies them at once.
+  const store = openStore(target, { notices: settings["jobsmanager.notice_dir"] });
   const heartbeatMs = settings["jobsmanager.heartbeat_interval"] * 1000;
   const nodes = nodeMetrics(store, heartbeatMs);
   let server: HttpServer;
