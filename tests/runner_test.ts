@@ -1,6 +1,7 @@
 /** Running commands: real processes, short ones. */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { HeadTailCapture } from "../src/daemon/capture.ts";
+import { existsSync } from "node:fs";
 import { armRun, type RunSpec, startRun } from "../src/daemon/runner.ts";
 import { alive, livePidsMatching, waitFor } from "./helpers.ts";
 
@@ -319,7 +320,11 @@ Deno.test("an armed shell that died before its release: the run starts anew", as
   const shell = armRun(spec(command, { env: { PATH: "/usr/bin:/bin", JM_RUN_ID: "" } }))!;
   const pid = await onePid(token);
   Deno.kill(pid, "SIGKILL");
-  await waitFor(() => !alive(pid), { timeoutMs: 10_000, what: `the shell ${pid} to be gone` });
+  // Reaped, not only dead: the runner has heard of its end by then.
+  await waitFor(() => !existsSync(`/proc/${pid}`), {
+    timeoutMs: 10_000,
+    what: `the shell ${pid} to be reaped`,
+  });
   const handle = shell.release(spec(command, { env: { PATH: "/usr/bin:/bin", JM_RUN_ID: "7" } }));
   const result = await handle.done;
   assertEquals([result.status, result.stdout], ["success", `${token} 7\n`]);
