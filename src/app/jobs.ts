@@ -11,6 +11,7 @@ import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import {
   buildJob,
   followCycle,
+  hasSchedule,
   type Job,
   type JobOptions,
   nextFires,
@@ -18,6 +19,7 @@ import {
   zoneOf,
 } from "../domain/job.ts";
 import { parseInstant } from "../domain/time.ts";
+import { firstFireAfter } from "../cron/croner.ts";
 import type { Run } from "../domain/run.ts";
 import type { JobChange, JobStore, MarkerStore, RunStore } from "../store/store.ts";
 
@@ -163,7 +165,7 @@ export async function listJobs(
     const zone = zoneOf(job, options.defaultZone);
     try {
       validateJob(job);
-      const next = job.enabled ? nextFires(job, options.defaultZone, from, 1)[0] ?? null : null;
+      const next = job.enabled && hasSchedule(job) ? firstFireAfter(job, zone, from) : null;
       return { job, zone, next, invalid: null };
     } catch (error) {
       return { job, zone, next: null, invalid: (error as Error).message };

@@ -2,60 +2,11 @@
  * Instants as people read and type them, in a named time zone.
  */
 import { UsageError } from "../errors.ts";
+import { localParts, offsetMs } from "../cron/local_time.ts";
 
 /** This machine's zone, the default for `jobsmanager.timezone`. */
 export function systemTimezone(): string {
   return Intl.DateTimeFormat().resolvedOptions().timeZone ?? "UTC";
-}
-
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
-function formatter(timeZone: string): Intl.DateTimeFormat {
-  let f = formatters.get(timeZone);
-  if (!f) {
-    f = new Intl.DateTimeFormat("en-US", {
-      timeZone,
-      hourCycle: "h23",
-      year: "numeric",
-      month: "2-digit",
-      day: "2-digit",
-      hour: "2-digit",
-      minute: "2-digit",
-      second: "2-digit",
-      weekday: "short",
-      timeZoneName: "longOffset",
-    });
-    formatters.set(timeZone, f);
-  }
-  return f;
-}
-
-interface LocalParts {
-  year: number;
-  month: number;
-  day: number;
-  hour: number;
-  minute: number;
-  second: number;
-  weekday: string;
-  /** e.g. "+01:00" */
-  offset: string;
-}
-
-function localParts(instant: Date, timeZone: string): LocalParts {
-  const parts: Record<string, string> = {};
-  for (const p of formatter(timeZone).formatToParts(instant)) parts[p.type] = p.value;
-  const offset = parts.timeZoneName === "GMT" ? "+00:00" : parts.timeZoneName.replace("GMT", "");
-  return {
-    year: Number(parts.year),
-    month: Number(parts.month),
-    day: Number(parts.day),
-    hour: Number(parts.hour),
-    minute: Number(parts.minute),
-    second: Number(parts.second),
-    weekday: parts.weekday,
-    offset,
-  };
 }
 
 const pad = (n: number, width = 2) => String(n).padStart(width, "0");
@@ -108,13 +59,6 @@ export function parseInstant(text: string, timeZone: string, option = "--from"):
   let guess = wall - offsetMs(new Date(wall), timeZone);
   guess = wall - offsetMs(new Date(guess), timeZone);
   return new Date(guess);
-}
-
-/** The zone's UTC offset at an instant, in milliseconds. */
-export function offsetMs(instant: Date, timeZone: string): number {
-  const p = localParts(instant, timeZone);
-  const local = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
-  return local - Math.floor(instant.getTime() / 1000) * 1000;
 }
 
 const DURATION_UNITS: Record<string, number> = {
