@@ -6,7 +6,6 @@ import type { JobDetails, JobListing } from "../app/jobs.ts";
 import type { DefaultZone, ZoneSource } from "../app/zone.ts";
 import { hasSchedule, type Job } from "../domain/job.ts";
 import { NOTIFY_FIELDS, urlForLog } from "../domain/notify.ts";
-import { FIELD_NAMES } from "../cron/grammar.ts";
 import type { LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
 import type { Run } from "../domain/run.ts";
@@ -31,7 +30,12 @@ export interface Fit {
  * Hand-made: cli-table3 took 10 s for the 10,000 rows of a big `job list`.
  */
 export function table(head: string[], rows: string[][], fit: Fit = { width: null }): string {
-  const natural = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const natural = head.map((h) => h.length);
+  for (const row of rows) {
+    for (let i = 0; i < natural.length; i++) {
+      if (row[i].length > natural[i]) natural[i] = row[i].length;
+    }
+  }
   const last = head.length - 1;
   const fixed = (shown: number[]) =>
     shown.filter((i) => i !== last).reduce((sum, i) => sum + natural[i] + 2, 0);
@@ -43,16 +47,34 @@ export function table(head: string[], rows: string[][], fit: Fit = { width: null
     hidden.push(name);
   }
   const room = fit.width === null ? Infinity : Math.max(fit.width - fixed(shown), MIN_LAST_COLUMN);
-  const line = (cells: string[]) =>
-    shown.map((i) => i === last ? shorten(cells[i], room) : cells[i].padEnd(natural[i]))
-      .join("  ").trimEnd();
-  const lines = [line(head), ...rows.map(line)];
+  // Each line joined from one reused array of its cells and blanks: a
+  // padded string for each cell and an array for each line made 10,000
+  // rows cost 60-90 ms, most of it collecting them.
+  const parts: string[] = [];
+  const line = (cells: string[]) => {
+    parts.length = 0;
+    for (const i of shown) {
+      if (parts.length > 0) parts.push("  ");
+      if (i === last) parts.push(shorten(cells[i], room));
+      else parts.push(cells[i], spaces(natural[i] - cells[i].length));
+    }
+    return parts.join("").trimEnd();
+  };
+  const lines = [line(head)];
+  for (const row of rows) lines.push(line(row));
   if (hidden.length > 0) {
     lines.push(
       `(${hidden.join(", ")} left out to fit ${fit.width} columns; --json has everything)`,
     );
   }
   return lines.join("\n");
+}
+
+const blanks: string[] = [];
+
+/** `n` spaces, made once for each `n`. */
+function spaces(n: number): string {
+  return blanks[n] ??= " ".repeat(n);
 }
 
 function shorten(text: string, width: number): string {
@@ -100,20 +122,6 @@ export function zoneCell(job: Job, zone: DefaultZone): string {
   return job.timezone ?? `(${defaultZoneText(zone)})`;
 }
 
-/** `fn`, asked once per key its argument gives. */
-function memo<A>(key: (arg: A) => string, fn: (arg: A) => string): (arg: A) => string {
-  const known = new Map<string, string>();
-  return (arg) => {
-    const k = key(arg);
-    let value = known.get(k);
-    if (value === undefined) {
-      value = fn(arg);
-      known.set(k, value);
-    }
-    return value;
-  };
-}
-
 /** ` (service zone, UTC)` after a heading of fires, for a job without a zone of its own. */
 export function zoneNote(job: Job, zone: DefaultZone): string {
   return job.timezone === null ? ` (${defaultZoneText(zone)})` : "";
@@ -127,29 +135,54 @@ export function jobsTable(
   if (listings.length === 0) {
     return "no jobs (add one with `jobsmanager job add ID --command CMD --cron '…'`)";
   }
-  // Thousands of jobs share far fewer schedules and fire times: each is written once.
-  const schedule = memo(
-    (job: Job) =>
-      JSON.stringify([...FIELD_NAMES.map((f) => job[f]), job.after_job, job.after_outcome]),
-    (job: Job) => printable(scheduleCell(job)),
-  );
-  const fire = memo(
-    (at: [Date, string]) => `${at[0].getTime()} ${at[1]}`,
-    ([next, zone]) => formatInZone(next, zone),
-  );
+  // Thousands of jobs share far fewer schedules, timeouts and fire times:
+  // each cell of those is written once.
+  const schedules = new Map<string, { job: Job; cell: string }>();
+  const schedule = (job: Job) => {
+    const key =
+      `${job.second} ${job.minute} ${job.hour} ${job.day} ${job.month} ${job.day_of_week} ${job.after_job} ${job.after_outcome}`;
+    const known = schedules.get(key);
+    // The key is cheap, not unique: a row written by hand may hold spaces.
+    if (known !== undefined && sameSchedule(known.job, job)) return known.cell;
+    const cell = printable(scheduleCell(job));
+    if (known === undefined) schedules.set(key, { job, cell });
+    return cell;
+  };
+  const fires = new Map<string, Map<number, string>>();
+  const fire = (next: Date, zone: string) => {
+    let inZone = fires.get(zone);
+    if (inZone === undefined) fires.set(zone, inZone = new Map());
+    let cell = inZone.get(next.getTime());
+    if (cell === undefined) inZone.set(next.getTime(), cell = formatInZone(next, zone));
+    return cell;
+  };
+  const timeouts = new Map<number, string>();
+  const timeout = (seconds: number) => {
+    let cell = timeouts.get(seconds);
+    if (cell === undefined) timeouts.set(seconds, cell = seconds === 0 ? "none" : `${seconds}s`);
+    return cell;
+  };
+  const ownZone = `(${defaultZoneText(defaultZone)})`;
   return table(
     ["ID", "SCHEDULE (s m h dom mon dow)", "ZONE", "ENABLED", "TIMEOUT", "NEXT FIRE", "COMMAND"],
     listings.map(({ job, zone, next, invalid }) => [
       printable(job.id),
       schedule(job),
-      zoneCell(job, defaultZone),
+      job.timezone ?? ownZone,
       job.enabled ? "yes" : "no",
-      job.timeout === 0 ? "none" : `${job.timeout}s`,
-      invalid !== null ? printable(`INVALID: ${invalid}`) : next ? fire([next, zone]) : "-",
+      timeout(job.timeout),
+      invalid !== null ? printable(`INVALID: ${invalid}`) : next ? fire(next, zone) : "-",
       printable(oneLine(job.command)),
     ]),
     { width, hide: ["TIMEOUT", "ENABLED", "ZONE"] },
   );
+}
+
+/** Whether two jobs have the same schedule cell: the same fields, following the same job. */
+function sameSchedule(a: Job, b: Job): boolean {
+  return a.second === b.second && a.minute === b.minute && a.hour === b.hour &&
+    a.day === b.day && a.month === b.month && a.day_of_week === b.day_of_week &&
+    a.after_job === b.after_job && a.after_outcome === b.after_outcome;
 }
 
 /**
