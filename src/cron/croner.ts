@@ -12,7 +12,7 @@ import { Cron } from "croner";
 import { ValidationError } from "../errors.ts";
 import { type Day, parseFields, type ScheduleFields } from "./fields.ts";
 import { runList, SYNTAX, type Term } from "./grammar.ts";
-import { offsetMs } from "./local_time.ts";
+import { offsetMs, UTC_ZONES } from "./local_time.ts";
 
 /** A compiled schedule: compile once, ask many times (used by the service's timetable). */
 export interface Schedule {
@@ -189,7 +189,6 @@ const compiled = new Map<string, Map<string, Schedule>>();
 const outlines = new Map<string, Map<string, Schedule>>();
 /** Schedules in `compiled` and `outlines`. */
 let compiledCount = 0;
-const UTC_ZONES = new Set(["UTC", "Etc/UTC"]);
 const MAX_COMPILED = 50_000;
 
 /** `cache`'s entries for `timezone`. */

@@ -2,7 +2,7 @@
  * Instants as people read and type them, in a named time zone.
  */
 import { UsageError } from "../errors.ts";
-import { localParts, offsetMs } from "../cron/local_time.ts";
+import { offsetMs, zoneOffset } from "../cron/local_time.ts";
 
 /** This machine's zone, the default for `jobsmanager.timezone`. */
 export function systemTimezone(): string {
@@ -11,12 +11,19 @@ export function systemTimezone(): string {
 
 const pad = (n: number, width = 2) => String(n).padStart(width, "0");
 
+const WEEKDAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+
 /** `Fri 2026-03-13 09:30:00 +01:00` in the given zone. */
 export function formatInZone(instant: Date, timeZone: string): string {
-  const p = localParts(instant, timeZone);
-  return `${p.weekday} ${p.year}-${pad(p.month)}-${pad(p.day)} ${pad(p.hour)}:${pad(p.minute)}:${
-    pad(p.second)
-  } ${p.offset}`;
+  const offset = zoneOffset(instant, timeZone);
+  const wall = new Date(instant.getTime() + offset.ms);
+  // ICU writes the years before 1 as their era's: 1 BC is year 0.
+  const year = wall.getUTCFullYear() > 0 ? wall.getUTCFullYear() : 1 - wall.getUTCFullYear();
+  return `${WEEKDAYS[wall.getUTCDay()]} ${year}-${pad(wall.getUTCMonth() + 1)}-${
+    pad(wall.getUTCDate())
+  } ${pad(wall.getUTCHours())}:${pad(wall.getUTCMinutes())}:${
+    pad(wall.getUTCSeconds())
+  } ${offset.text}`;
 }
 
 /** `2026-03-13T08:30:00Z`: UTC, to the second. */
