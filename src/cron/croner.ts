@@ -191,8 +191,11 @@ const outlines = new Map<string, Map<string, Schedule>>();
 let compiledCount = 0;
 const MAX_COMPILED = 50_000;
 
-/** `cache`'s entries for `timezone`. */
-function inZone<K, V>(cache: Map<string, Map<K, V>>, timezone: string): Map<K, V> {
+/** `cache`'s schedules in `timezone`, by pattern. */
+function inZone(
+  cache: Map<string, Map<string, Schedule>>,
+  timezone: string,
+): Map<string, Schedule> {
   let byPattern = cache.get(timezone);
   if (byPattern === undefined) {
     byPattern = new Map();
@@ -289,45 +292,54 @@ function fireInOutline(
   timezone: string,
   after: number,
 ): number | null | undefined {
-  const first = outline.nextAfterMs(after);
-  if (first === null) return null;
-  const start = steadyHourStart(first, timezone);
-  if (start === undefined) return undefined;
+  const start = outlineHour(outline, timezone, after);
+  if (start === null || start === undefined) return start;
   if (start + into > after) return start + into;
   // Its minute and second of this hour have passed: the outline's next hour.
-  const next = outline.nextAfterMs(start + HOUR - 1000);
-  if (next === null) return null;
-  const nextStart = steadyHourStart(next, timezone);
-  return nextStart === undefined ? undefined : nextStart + into;
+  const next = outlineHour(outline, timezone, start + HOUR - 1000);
+  return next === null || next === undefined ? next : next + into;
 }
+
+/**
+ * The start of the hour of `outline`'s first fire after `after`, as
+ * {@link steadyHourStart} gives it; null when it never fires again. Each
+ * outline keeps its last two answers: a listing asks each of its jobs
+ * about the same instant, and about the end of that first hour.
+ */
+function outlineHour(
+  outline: Schedule,
+  timezone: string,
+  after: number,
+): number | null | undefined {
+  let known = outlineHours.get(outline);
+  if (known === undefined) outlineHours.set(outline, known = new Map());
+  if (known.has(after)) return known.get(after);
+  const fire = outline.nextAfterMs(after);
+  const start = fire === null ? null : steadyHourStart(fire, timezone);
+  if (known.size >= 2) known.clear();
+  known.set(after, start);
+  return start;
+}
+
+const outlineHours = new WeakMap<Schedule, Map<number, number | null | undefined>>();
 
 /**
  * The start of the local hour `instant` falls in, when the zone's offset is
  * the same from a day before it to its end; else undefined. A DST change
  * that far back may have shown its wall-clock times already (an overlap:
  * a fixed-time schedule ran then), a gap just before it moves skipped fires
- * to its start, and a change within it moves its times. By zone and
- * instant: the jobs sharing an outline ask about the same fire.
+ * to its start, and a change within it moves its times.
  */
 function steadyHourStart(instant: number, timezone: string): number | undefined {
   if (UTC_ZONES.has(timezone)) return instant - instant % HOUR;
-  const known = inZone(hourStarts, timezone);
-  if (known.has(instant)) return known.get(instant);
   const offset = offsetMs(new Date(instant), timezone);
   const local = instant + offset;
-  let start: number | undefined = local - local % HOUR - offset;
-  if (
-    [start - DAY, start + HOUR].some((t) => offsetMs(new Date(t), timezone) !== offset)
-  ) {
-    start = undefined;
-  }
-  if (known.size >= MAX_COMPILED) known.clear();
-  known.set(instant, start);
-  return start;
+  const start = local - local % HOUR - offset;
+  const steady = [start - DAY, start + HOUR].every((t) =>
+    offsetMs(new Date(t), timezone) === offset
+  );
+  return steady ? start : undefined;
 }
-
-/** {@link steadyHourStart}'s answers, by zone and instant. */
-const hourStarts = new Map<string, Map<number, number | undefined>>();
 
 /**
  * A croner pattern's outline: every second of the hours, days and months
