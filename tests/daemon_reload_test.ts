@@ -3,11 +3,16 @@
  * every backend: each poll applies only the difference (an unchanged job
  * keeps its timer: no gap, no repeat), marks exactly the markers it read,
  * picks up SQL written by hand and a marker that commits after a newer
- * one; `reload()` (SIGHUP) applies at once.
+ * one; `reload()` (SIGHUP) applies at once; a fire due during a long
+ * reload is claimed before the reload goes on.
  */
 import { assert, assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
 import { type DaemonHarness, DaemonHarness as Harness, describeRun, T0 } from "./daemon_harness.ts";
+import { settle } from "./fake_clock.ts";
+import { buildJob } from "../src/domain/job.ts";
+import type { NewRun } from "../src/domain/run.ts";
+import type { Store } from "../src/store/store.ts";
 
 const at = (s: number) => T0 + s * 1000;
 const RELOADED = /^reload applied markers (\d+)-(\d+): (.*) in \d+ ms$/;
@@ -26,6 +31,43 @@ async function applied(h: DaemonHarness, marker: number): Promise<string> {
     `marker ${marker} to be applied`,
   );
   return await h.until(() => counts(h, marker), `the reload of marker ${marker} to be logged`);
+}
+
+/**
+ * `store`, telling `events` of each chunk of jobs it reads and of each
+ * claim; from the first chunk read by a reload of more than one, after
+ * calling `onLongReload`. Each claim takes 20 turns of the event loop, as
+ * one does on MySQL, where it is real I/O.
+ */
+function observed(store: Store, events: string[], onLongReload: () => void): Store {
+  let recording = false;
+  return new Proxy(store, {
+    get(target, key) {
+      if (key === "jobsInChunks") {
+        return async function* (size: number) {
+          for await (const jobs of target.jobsInChunks(size)) {
+            if (!recording && jobs.length === size) {
+              recording = true;
+              onLongReload();
+            }
+            if (recording) events.push(`read ${jobs.length}`);
+            yield jobs;
+          }
+        };
+      }
+      if (key === "claimRuns") {
+        return async (runs: NewRun[]) => {
+          if (recording) events.push(`claim ${runs.map((r) => r.job_id).join(", ")}`);
+          for (let i = 0; i < 20; i++) await settle();
+          const ids = await target.claimRuns(runs);
+          if (recording) events.push("claimed");
+          return ids;
+        };
+      }
+      const value = Reflect.get(target, key, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
 }
 
 /** What the reload that applied `marker` logged: "1 added, 0 changed, …". */
@@ -146,5 +188,28 @@ for (const backend of BACKENDS) {
     );
     await h.clock.set(at(1));
     assertEquals((await h.started("edited", at(1))).spec.command, "echo v2");
+  });
+
+  Deno.test(`daemon[${backend}]: a fire due during a long reload is claimed before it reads on`, async () => {
+    const db = await freshDatabase(backend);
+    const events: string[] = [];
+    await using h = await Harness.create(db, {
+      // The reload's first chunk read, the next second comes: its fire is due meanwhile.
+      store: () => observed(db.open(), events, () => h.clock.pass(1000)),
+    });
+    await h.job("tick", { schedule: { second: "*" } });
+    await h.start();
+    await second(h, 1, "tick");
+    h.runner.endAll();
+    const many = Array.from(
+      { length: 600 },
+      (_, i) => buildJob(`many.${i}`, { command: "true", cron: "0 12 15 6 *" }, null, T0),
+    );
+    const { markerId } = await h.store.changeJobs(() => ({ put: many, remove: [] }));
+    // The poll at 2 s reloads, in chunks of 500 jobs.
+    await h.clock.set(at(2));
+    assertEquals(await applied(h, markerId!), "600 added, 0 changed, 0 removed, 1 unchanged");
+    await h.run("tick", at(3), "success");
+    assertEquals(events, ["read 500", "claim tick", "claimed", "read 101"]);
   });
 }

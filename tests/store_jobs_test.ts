@@ -1,4 +1,4 @@
-/** The store contract of JobStore (store.ts): listJobs, getJob, changeJob. */
+/** The store contract of JobStore (store.ts): listJobs, jobsInChunks, getJob, changeJob. */
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import { type Job, validateJob } from "../src/domain/job.ts";
 import { ValidationError } from "../src/errors.ts";
@@ -39,6 +39,62 @@ contract(
       ValidationError,
       "max_instances: 0 is not valid",
     );
+  },
+);
+
+/** Every chunk `jobsInChunks(size)` yields, as ids; `between` runs before each next one. */
+async function chunkIds(
+  store: Store,
+  size: number,
+  between: (chunk: number) => Promise<void> = () => Promise.resolve(),
+): Promise<string[][]> {
+  const chunks: string[][] = [];
+  for await (const jobs of store.jobsInChunks(size)) {
+    chunks.push(jobs.map((j) => j.command === `echo ${j.id}` ? j.id : `${j.id}: ${j.command}`));
+    await between(chunks.length);
+  }
+  return chunks;
+}
+
+contract(
+  "jobsInChunks",
+  "every job once, ordered by id, in chunks of the size",
+  async ({ store }) => {
+    assertEquals(await chunkIds(store, 2), []);
+    for (const id of ["e", "b", "a", "Z", "c.1", "d"]) await store.changeJob(id, () => job(id));
+    assertEquals(await chunkIds(store, 2), [["Z", "a"], ["b", "c.1"], ["d", "e"]]);
+    assertEquals(await chunkIds(store, 4), [["Z", "a", "b", "c.1"], ["d", "e"]]);
+    assertEquals(await chunkIds(store, 6), [["Z", "a", "b", "c.1", "d", "e"]]);
+    assertEquals((await Array.fromAsync(store.jobsInChunks(5))).flat(), await store.listJobs());
+  },
+);
+
+contract(
+  "jobsInChunks",
+  "a job there throughout is read once, as it was when its chunk was read",
+  async ({ store }) => {
+    for (const id of ["a", "b", "c", "d", "e", "f"]) await store.changeJob(id, () => job(id));
+    const chunks = await chunkIds(store, 2, async (chunk) => {
+      if (chunk !== 1) return;
+      // Rows before the next chunks come and go: none of theirs moves, repeats or goes missing.
+      await store.changeJob("a", () => null);
+      await store.changeJob("0", () => job("0"));
+      await store.changeJob("e", (e) => ({ ...e!, command: "echo changed" }));
+    });
+    assertEquals(chunks, [["a", "b"], ["c", "d"], ["e: echo changed", "f"]]);
+  },
+);
+
+contract(
+  "jobsInChunks",
+  "a chunk asked for ahead fails unheard when no one reads it",
+  async ({ db, store }) => {
+    for (const id of ["a", "b", "c"]) await store.changeJob(id, () => job(id));
+    for await (const jobs of store.jobsInChunks(1)) {
+      assertEquals(jobs.map((j) => j.id), ["a"]);
+      await rawQuery(db, "DROP TABLE jm_jobs");
+      break;
+    }
   },
 );
 

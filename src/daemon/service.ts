@@ -141,6 +141,8 @@ export interface ServiceState {
 }
 /** Jobs a reload applies between two chances for the timers to run. */
 const RELOAD_CHUNK = 200;
+/** Jobs a reload reads per query (see `JobStore.jobsInChunks`). */
+const RELOAD_READ_CHUNK = 500;
 
 interface Active {
   job: Job;
@@ -266,6 +268,8 @@ export class Service {
   private armLead = { at: NaN, ms: ARM_MS };
   /** When fires were last dispatched. */
   private lastFired = -Infinity;
+  /** The dispatch of due fires under way, if any. */
+  private dispatching: Promise<void> | undefined;
   /** Resolved once `start` has loaded the jobs: runs lost before then wait for it. */
   private readonly loaded = Promise.withResolvers<void>();
 
@@ -378,7 +382,9 @@ export class Service {
       const decision = held ? { run: [], missed: [] } : this.timetable.takeDue(now);
       if (decision.run.length > 0 || decision.missed.length > 0) {
         this.lastFired = now;
-        await this.dispatch(decision, now);
+        this.dispatching = this.dispatch(decision, now);
+        await this.dispatching;
+        this.dispatching = undefined;
       }
       const runDue = this.takeDueInstants(now);
       const recovered = this.pollOnRecovery && this.o.health.online;
@@ -583,33 +589,35 @@ export class Service {
     this.rereadEveryJob = false;
     const markers = await this.markersToApply(this.lastMarker);
     if (markers.length === 0 && !everyJob) return;
-    const jobs = await this.o.store.listJobs();
-    const now = this.o.clock.now();
     const counts = { added: 0, changed: 0, removed: 0, unchanged: 0 };
     const seen = new Set<string>();
     const known = new Map<string, Job>();
-    for (const [i, job] of jobs.entries()) {
-      // Compiling thousands of schedules takes a while: let due fires go first.
-      // setImmediate, not setTimeout(0): nested timeouts wait 4 ms each.
-      if (i % RELOAD_CHUNK === RELOAD_CHUNK - 1) {
-        await new Promise((resolve) => setImmediate(resolve));
+    let now = this.o.clock.now();
+    for await (const jobs of this.o.store.jobsInChunks(RELOAD_READ_CHUNK)) {
+      // A job new to the timetable fires first after its row was read.
+      now = this.o.clock.now();
+      for (let i = 0; i < jobs.length; i++) {
+        // Compiling thousands of schedules takes a while: let due fires go first.
+        if (i % RELOAD_CHUNK === RELOAD_CHUNK - 1) await this.giveWay();
+        const job = jobs[i];
+        if (!job.enabled) continue;
+        if (!hasSchedule(job)) {
+          // Out of the timetable (removed, if it had a schedule before): it runs only after another.
+          if (this.valid(job)) known.set(job.id, job);
+          continue;
+        }
+        const current = this.timetable.job(job.id);
+        seen.add(job.id);
+        if (current && sameDefinition(current, job)) {
+          counts.unchanged++;
+          known.set(job.id, job);
+        } else if (this.valid(job)) {
+          this.timetable.set(job, now);
+          known.set(job.id, job);
+          counts[current ? "changed" : "added"]++;
+        }
       }
-      if (!job.enabled) continue;
-      if (!hasSchedule(job)) {
-        // Out of the timetable (removed, if it had a schedule before): it runs only after another.
-        if (this.valid(job)) known.set(job.id, job);
-        continue;
-      }
-      const current = this.timetable.job(job.id);
-      seen.add(job.id);
-      if (current && sameDefinition(current, job)) {
-        counts.unchanged++;
-        known.set(job.id, job);
-      } else if (this.valid(job)) {
-        this.timetable.set(job, now);
-        known.set(job.id, job);
-        counts[current ? "changed" : "added"]++;
-      }
+      await this.giveWay();
     }
     this.know(known);
     for (const id of this.timetable.ids()) {
@@ -642,6 +650,18 @@ export class Service {
         ms: this.lastReload.ms,
       });
     }
+  }
+
+  /**
+   * Let due fires go before more of a long task (a reload): the timers run
+   * (setImmediate, not setTimeout(0): nested timeouts wait 4 ms each), and
+   * a dispatch under way ends, its claim's round trips not each waiting
+   * for a slice of the task.
+   */
+  private async giveWay(): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve));
+    // Its failure is the run loop's to report, not the task's.
+    await this.dispatching?.catch(() => undefined);
   }
 
   /** Record what the timetable decided, then start what may start. */

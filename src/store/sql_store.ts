@@ -293,6 +293,27 @@ export class SqlStore implements Store {
     return rows.map(rowToJob);
   }
 
+  async *jobsInChunks(size: number): AsyncIterable<Job[]> {
+    const after = (id: string | null) =>
+      this.driver.all(
+        `${JOB_SELECT}${id === null ? "" : " WHERE id > ?"} ORDER BY id LIMIT ?`,
+        id === null ? [size] : [id, size],
+      );
+    let next = after(null);
+    try {
+      for (;;) {
+        const rows = await next;
+        // Asked for now, so that it is read while this chunk is used.
+        if (rows.length === size) next = after(String(rows[size - 1].id));
+        if (rows.length > 0) yield rows.map(rowToJob);
+        if (rows.length < size) return;
+      }
+    } finally {
+      // Left early: the chunk asked for ahead is not awaited, and must not fail unheard.
+      next.catch(() => undefined);
+    }
+  }
+
   async getJob(id: string): Promise<Job | null> {
     const rows = await this.driver.all(`${JOB_SELECT} WHERE id = ?`, [id]);
     return rows.length === 0 ? null : rowToJob(rows[0]);
