@@ -1,4 +1,4 @@
-/** The service's runner threads: real processes, started from worker threads. */
+/** The service's runner lanes: real processes, started from the scheduler's thread or worker threads. */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { RunPool } from "../src/daemon/run_pool.ts";
 import type { LaunchSpec } from "../src/daemon/runner.ts";
@@ -41,7 +41,7 @@ Deno.test("pool: a run starts in a group of its own, with its variables over the
 Deno.test("pool: a run its thread gets to after its start-by time never starts", async () => {
   const dir = await Deno.makeTempDir();
   // One thread: what it takes next comes after the late run.
-  const pool = new RunPool({ threads: 1 });
+  const pool = new RunPool({ threads: 1, localRuns: 0 });
   try {
     const late = pool.launch(spec(`touch ${dir}/late`), {
       now: Date.now,
@@ -90,8 +90,79 @@ Deno.test("pool: a timeout and an interrupt end the run's whole group", async ()
   }
 });
 
+Deno.test("pool: a few runs at a time start in the scheduler's thread; more go to a worker thread", async () => {
+  const pool = new RunPool({ threads: 1, localRuns: 2 });
+  try {
+    const local = [pool.launch(spec("sleep 30"), anyTime), pool.launch(spec("sleep 30"), anyTime)];
+    await Promise.all(local.map((l) => l.started));
+    assertEquals(pool.running, 0, "worker threads for two runs");
+    const third = pool.launch(spec("echo third"), anyTime);
+    assertEquals(pool.running, 1, "worker threads for a third run");
+    const result = await third.done;
+    assertEquals([result.status, result.stdout], ["success", "third\n"]);
+    for (const l of local) l.interrupt();
+    const ended = await Promise.all(local.map((l) => l.done));
+    assertEquals(ended.map((r) => r.status), ["interrupted", "interrupted"]);
+    // Once they are over, the next run is the scheduler's thread's again.
+    await Promise.all(local.map((l) => l.escaped));
+    await third.escaped;
+    const pid = (await pool.launch(spec("true"), anyTime).started)?.pid;
+    assert(pid, "the next run started");
+    assertEquals(pool.running, 1, "the idle worker thread is still there, unused");
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("pool: a bug in the scheduler's thread's lane ends its runs as errors, not the service; the next run gets a new lane", async () => {
+  const pool = new RunPool();
+  try {
+    const running = pool.launch(spec("sleep 30"), anyTime);
+    const pid = (await running.started)?.pid;
+    assert(pid, "the first run started");
+    pool.launch(undefined as unknown as LaunchSpec, anyTime);
+    const result = await running.done;
+    assertEquals(result.status, "error");
+    assertMatch(
+      result.note ?? "",
+      /^the thread that ran it failed \(.+\): its process group was killed/,
+    );
+    await waitFor(() => !alive(pid) || null, {
+      timeoutMs: 5000,
+      what: `the group of pid ${pid} to end`,
+    });
+    assertEquals((await pool.launch(spec("true"), anyTime).done).status, "success");
+    assertEquals(pool.running, 0, "worker threads");
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("pool: closed, the scheduler's thread's armed shells exit having run nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  const pool = new RunPool();
+  try {
+    pool.arm(spec(`touch ${dir}/ran`, { marker: "closed" }));
+    await waitFor(() => livePidsMatching(`${dir}/ran`).length === 1, {
+      timeoutMs: 10_000,
+      what: "armed",
+    });
+    assertEquals(pool.running, 0, "worker threads");
+    pool.close();
+    await waitFor(() => livePidsMatching(`${dir}/ran`).length === 0 || null, {
+      timeoutMs: 10_000,
+      what: "the armed shell to exit",
+      detail: () => livePidsMatching(`${dir}/ran`),
+    });
+    assertEquals([...Deno.readDirSync(dir)], []);
+  } finally {
+    pool.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("pool: a thread that fails ends its runs as errors, killing their groups; the next run gets a new thread", async () => {
-  const pool = new RunPool({ threads: 1 });
+  const pool = new RunPool({ threads: 1, localRuns: 0 });
   try {
     const running = pool.launch(spec("sleep 30"), anyTime);
     const pid = (await running.started)?.pid;
@@ -115,7 +186,7 @@ Deno.test("pool: a thread that fails ends its runs as errors, killing their grou
 });
 
 Deno.test("pool: a thread with no run for a while ends; the next run starts one again", async () => {
-  const pool = new RunPool({ threads: 1, idleMs: 50 });
+  const pool = new RunPool({ threads: 1, localRuns: 0, idleMs: 50 });
   try {
     assertEquals(pool.running, 0);
     const first = pool.launch(spec("true"), anyTime);
@@ -147,7 +218,7 @@ Deno.test("pool: a thread with no run for a while ends; the next run starts one 
 });
 
 Deno.test("pool: one thread for runs one at a time; a burst starts the second", async () => {
-  const pool = new RunPool({ threads: 2 });
+  const pool = new RunPool({ threads: 2, localRuns: 0 });
   try {
     for (let i = 0; i < 3; i++) await pool.launch(spec("true"), anyTime).done;
     assertEquals(pool.running, 1);
@@ -161,7 +232,7 @@ Deno.test("pool: one thread for runs one at a time; a burst starts the second", 
 });
 
 Deno.test("pool: a run interrupted while it waits in its thread's queue never starts", async () => {
-  const pool = new RunPool({ threads: 1 });
+  const pool = new RunPool({ threads: 1, localRuns: 0 });
   try {
     // Its thread takes 8 at a time: the ninth waits in the queue.
     const ahead = Array.from({ length: 8 }, () => pool.launch(spec("true"), anyTime));
@@ -245,7 +316,7 @@ Deno.test("pool: an armed run launched after its start-by never runs", async () 
 });
 
 Deno.test("pool: a run whose shell was armed in a thread that failed since starts in a new one", async () => {
-  const pool = new RunPool({ threads: 1 });
+  const pool = new RunPool({ threads: 1, localRuns: 0 });
   try {
     const token = crypto.randomUUID();
     const armedSpec = spec(`echo ${token}`, { marker: token });
@@ -264,8 +335,8 @@ Deno.test("pool: a run whose shell was armed in a thread that failed since start
 
 Deno.test("pool: an instant's shells, all disarmed, do not idle out a thread a run holds", async () => {
   const dir = await Deno.makeTempDir();
-  const pool = new RunPool({ threads: 1, idleMs: 100 });
-  const witness = new RunPool({ threads: 1, idleMs: 100 });
+  const pool = new RunPool({ threads: 1, localRuns: 0, idleMs: 100 });
+  const witness = new RunPool({ threads: 1, localRuns: 0, idleMs: 100 });
   try {
     // The thread has no run left (heard to its end, what left its group included).
     await pool.launch(spec("true"), anyTime).escaped;

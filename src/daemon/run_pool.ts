@@ -1,15 +1,19 @@
 /**
- * A service's runs, started from worker threads (run_worker.ts).
- * Starting a process holds the thread that does it for a millisecond or
- * two (the vfork waits for setsid's exec, longer while hundreds of
- * children compete for the CPU): a burst of 500 fires started from the
- * scheduler's thread held its event loop for a second or more, and with it
- * the claims, the records and the ends of the runs that started first.
- * Here the scheduler only posts each run; the threads spawn, capture and
- * reap, and say when a run started and how it ended. A thread judges the
+ * A service's runs, handed to lanes (run_lane.ts) that spawn, capture and
+ * reap them and say when each started and how it ended. A lane judges the
  * fire's grace when it gets to the run, so a run queued behind a burst is
  * not started late: it is reported late, and the service records it
  * missed.
+ *
+ * The first LOCAL_RUNS runs at a time go to a lane in the scheduler's own
+ * thread; more go to worker threads (run_worker.ts). Starting a process
+ * holds the thread that does it for a millisecond or two (the vfork waits
+ * for setsid's exec, longer while hundreds of children compete for the
+ * CPU): a burst of 500 started from the scheduler's thread held its event
+ * loop for a second or more, and with it the claims, the records and the
+ * ends of the runs that started first. A worker thread costs ~20 MiB and a
+ * post each way per turn, which a few runs at a time do not repay (bench
+ * cost, 10 fires/s: peak RSS 91–95 → 78–84 MiB).
  */
 import { log } from "./log.ts";
 import { Outbox } from "./outbox.ts";
@@ -25,7 +29,7 @@ import {
   type StartRun,
   unwatched,
 } from "./runner.ts";
-import type { FromRunWorker, ToRunWorker } from "./run_worker.ts";
+import { type FromRunLane, RunLane, type ToRunLane } from "./run_lane.ts";
 
 /**
  * Threads that start runs, at most. On two cores one is best: a second
@@ -34,6 +38,8 @@ import type { FromRunWorker, ToRunWorker } from "./run_worker.ts";
  * cores, a second starts while a burst queues runs in the first.
  */
 const THREADS = navigator.hardwareConcurrency > 2 ? 2 : 1;
+/** Runs at a time (queued, armed or running) in the scheduler's own thread; more go to worker threads. */
+const LOCAL_RUNS = 16;
 /** Runs waiting in every thread's queue that start one more thread. */
 const MORE_AT = 4;
 /** A thread with no run for this long ends: a service whose jobs fire rarely keeps none between fires. */
@@ -57,11 +63,14 @@ interface Pending {
 }
 
 interface Thread {
-  worker: Worker;
-  outbox: Outbox<ToRunWorker>;
+  /** Ends the lane: its shells exit, its runs are no longer watched. */
+  end(): void;
+  outbox: Outbox<ToRunLane>;
   /** Runs posted to it and not started yet: the next run goes to the shortest queue. */
   queued: number;
   runs: Set<number>;
+  /** Runs posted to it whose end was not heard yet (what left their groups may be looked for after). */
+  live: number;
   /** Shells armed in it, not released or disarmed yet. */
   armed: number;
   /** Set while it has no run: ends it after IDLE_MS. */
@@ -92,6 +101,9 @@ class PooledShell implements Armed {
 }
 
 export class RunPool {
+  /** The lane in the scheduler's thread; null with `localRuns` 0. */
+  private local: Thread | null;
+  private readonly localRuns: number;
   private readonly threads: (Thread | null)[];
   private readonly runs = new Map<number, Pending>();
   private nextId = 0;
@@ -100,14 +112,19 @@ export class RunPool {
     private readonly o: {
       /** The environment every run starts from (secrets already removed). */
       baseEnv?: Record<string, string>;
+      /** Worker threads at most. */
       threads?: number;
+      /** Runs at a time in the scheduler's thread (0: every run goes to a worker thread). */
+      localRuns?: number;
       idleMs?: number;
     } = {},
   ) {
     this.threads = Array.from({ length: o.threads ?? THREADS }, () => null);
+    this.localRuns = o.localRuns ?? LOCAL_RUNS;
+    this.local = this.localRuns > 0 ? this.localLane() : null;
   }
 
-  /** Threads running now. */
+  /** Worker threads running now. */
   get running(): number {
     return this.threads.filter((t) => t !== null).length;
   }
@@ -130,7 +147,7 @@ export class RunPool {
     const id = this.nextId++;
     // A shell armed in a thread that failed since is gone with it.
     const shell = o.armed instanceof PooledShell && o.armed.take() &&
-        this.threads.includes(o.armed.thread)
+        (o.armed.thread === this.local || this.threads.includes(o.armed.thread))
       ? o.armed
       : null;
     const thread = shell?.thread ?? this.thread();
@@ -149,6 +166,7 @@ export class RunPool {
     this.runs.set(id, run);
     thread.runs.add(id);
     thread.queued++;
+    thread.live++;
     clearTimeout(thread.idle);
     // The thread's clock is Date.now(); the service's may differ (a test's, or set apart).
     const startBy = o.startBy === Infinity ? Infinity : o.startBy - (o.now() - Date.now());
@@ -161,33 +179,38 @@ export class RunPool {
     };
   };
 
-  /** Start the threads ahead of a fire, so that its runs do not wait for them to load. */
+  /** Ready a lane ahead of a fire, so that its runs do not wait for a thread to load. */
   warm(): void {
-    if (this.running === 0) this.spawn(0);
+    if (this.local === null && this.running === 0) this.spawn(0);
   }
 
-  /** Stop the threads: runs still going are no longer watched (the service has ended them). */
+  /** Stop the lanes: runs still going are no longer watched (the service has ended them). */
   close(): void {
-    for (const [i, thread] of this.threads.entries()) {
-      if (thread) this.end(i, thread);
+    this.local?.end();
+    for (const thread of this.threads) {
+      if (thread) this.end(thread);
     }
   }
 
-  private end(index: number, thread: Thread): void {
+  private end(thread: Thread): void {
     clearTimeout(thread.idle);
-    thread.worker.terminate();
-    if (this.threads[index] === thread) this.threads[index] = null;
+    thread.end();
+    const index = this.threads.indexOf(thread);
+    if (index >= 0) this.threads[index] = null;
   }
 
-  private post(thread: Thread, message: ToRunWorker): void {
+  private post(thread: Thread, message: ToRunLane): void {
     thread.outbox.push(message);
   }
 
   /**
-   * The running thread with the shortest queue; another is started while
-   * every queue is at least MORE_AT long (a burst), up to the pool's size.
+   * The local lane while it has fewer than `localRuns` runs; else the
+   * running thread with the shortest queue; another is started while every
+   * queue is at least MORE_AT long (a burst), up to the pool's size.
    */
   private thread(): Thread {
+    const local = this.local;
+    if (local && local.live + local.armed < this.localRuns) return local;
     let best: Thread | null = null;
     for (const thread of this.threads) {
       if (thread !== null && (best === null || thread.queued < best.queued)) best = thread;
@@ -197,31 +220,56 @@ export class RunPool {
     return best!;
   }
 
+  private localLane(): Thread {
+    // A bug in the lane fails its runs as a worker thread's would, not the service.
+    const failed = (e: unknown) => this.failed(thread, e instanceof Error ? e.message : String(e));
+    const lane = new RunLane((batch) => {
+      for (const message of batch) this.heard(thread, message);
+    }, failed);
+    const thread: Thread = {
+      end: () => lane.close(),
+      outbox: new Outbox((batch) => {
+        try {
+          lane.receive(batch);
+        } catch (e) {
+          failed(e);
+        }
+      }),
+      queued: 0,
+      live: 0,
+      armed: 0,
+      runs: new Set(),
+    };
+    this.post(thread, { type: "base", env: this.o.baseEnv ?? {} });
+    return thread;
+  }
+
   private spawn(index: number): Thread {
     const worker = new Worker(new URL("./run_worker.ts", import.meta.url).href, {
       type: "module",
     });
     const thread: Thread = {
-      worker,
+      end: () => worker.terminate(),
       outbox: new Outbox((batch) => worker.postMessage(batch)),
       queued: 0,
+      live: 0,
       armed: 0,
       runs: new Set(),
     };
     this.threads[index] = thread;
     this.post(thread, { type: "base", env: this.o.baseEnv ?? {} });
     this.idleOut(thread);
-    worker.onmessage = ({ data }: MessageEvent<FromRunWorker[]>) => {
+    worker.onmessage = ({ data }: MessageEvent<FromRunLane[]>) => {
       for (const message of data) this.heard(thread, message);
     };
     worker.onerror = (event) => {
       event.preventDefault();
-      this.failed(index, thread, event.message);
+      this.failed(thread, event.message);
     };
     return thread;
   }
 
-  private heard(thread: Thread, message: FromRunWorker): void {
+  private heard(thread: Thread, message: FromRunLane): void {
     const run = this.runs.get(message.id);
     if (!run) return;
     // From the thread's clock to the run's, in order: a test's clock may stand still.
@@ -240,10 +288,12 @@ export class RunPool {
         break;
       case "late":
         thread.queued--;
+        thread.live--;
         this.forget(thread, message.id);
         run.started.resolve(null);
         break;
       case "done":
+        thread.live--;
         run.ended = true;
         run.done.resolve({
           ...message.result,
@@ -265,13 +315,14 @@ export class RunPool {
     if (thread.runs.size === 0) this.idleOut(thread);
   }
 
-  /** End `thread` unless a run or an armed shell comes to it within IDLE_MS. */
+  /** End a worker `thread` unless a run or an armed shell comes to it within IDLE_MS. */
   private idleOut(thread: Thread): void {
+    if (thread === this.local) return;
     clearTimeout(thread.idle);
     const idle = setTimeout(() => {
       // What came to it meanwhile idles it out again once it is over.
       if (thread.runs.size === 0 && thread.armed === 0) {
-        this.end(this.threads.indexOf(thread), thread);
+        this.end(thread);
       }
     }, this.o.idleMs ?? IDLE_MS);
     Deno.unrefTimer(idle);
@@ -284,8 +335,9 @@ export class RunPool {
    * not are never started; all end `error`, saying why. The next run starts
    * a new thread.
    */
-  private failed(index: number, thread: Thread, why: string): void {
-    this.end(index, thread);
+  private failed(thread: Thread, why: string): void {
+    this.end(thread);
+    if (thread === this.local) this.local = this.localLane();
     log("runner").error("a runner thread failed ({why}): its {count} runs end as errors", {
       why,
       count: [...thread.runs].filter((id) => !this.runs.get(id)?.ended).length,

@@ -1,0 +1,189 @@
+/**
+ * Where a service's runs are started, watched and reaped (run_pool.ts
+ * hands them out): each `start` is spawned with runner.ts, unless its
+ * grace is over by the time the lane gets to it; the run's start, its end
+ * and what left its group are sent back. A lane lives in a worker thread
+ * (run_worker.ts) or in the scheduler's own thread. Times are this
+ * process's wall clock (Date.now).
+ */
+import { Outbox } from "./outbox.ts";
+import {
+  type ArmedShell,
+  armRun,
+  type LaunchSpec,
+  type RunHandle,
+  type RunResult,
+  startRun,
+  unwatched,
+} from "./runner.ts";
+
+export type ToRunLane =
+  /** The environment every run starts from; its own variables go over it. */
+  | { type: "base"; env: Record<string, string> }
+  /**
+   * `startBy`: the latest Date.now() at which the process may start;
+   * `armed`: the `arm` whose shell is released for it, if any.
+   */
+  | { type: "start"; id: number; spec: LaunchSpec; startBy: number; armed?: number }
+  | { type: "interrupt"; id: number }
+  /** Start a run's shell ahead of its fire (runner.ts `armRun`), after the starts queued. */
+  | { type: "arm"; id: number; spec: LaunchSpec }
+  | { type: "disarm"; id: number };
+
+export type FromRunLane =
+  | { type: "started"; id: number; startedAt: number; pid: number | null; marker: string | null }
+  | { type: "late"; id: number; at: number }
+  | { type: "done"; id: number; result: RunResult }
+  | { type: "escaped"; id: number; note: string | null };
+
+type Start = Extract<ToRunLane, { type: "start" }>;
+type Arm = Extract<ToRunLane, { type: "arm" }>;
+
+/** Runs started in one turn of the event loop. */
+const STARTS_PER_TURN = 8;
+
+export class RunLane {
+  private readonly outbox: Outbox<FromRunLane>;
+  private readonly runs = new Map<number, RunHandle>();
+  private base: Record<string, string> = {};
+  /** Runs to start, in the order they came. */
+  private readonly queue: Start[] = [];
+  private starting = false;
+  /** Shells to arm, once the queued runs have started. */
+  private readonly arming: Arm[] = [];
+  /** Armed shells, by their arm's id. */
+  private readonly armed = new Map<number, ArmedShell>();
+  /** Queued runs interrupted before they started: none of them starts. */
+  private readonly interruptedEarly = new Set<number>();
+  private closed = false;
+
+  /**
+   * `failed`: told of a bug met while starting the runs queued (after
+   * `receive` returned; a bug within it is thrown to its caller).
+   */
+  constructor(
+    send: (batch: FromRunLane[]) => void,
+    private readonly failed: (error: unknown) => void,
+  ) {
+    this.outbox = new Outbox(send);
+  }
+
+  receive(batch: ToRunLane[]): void {
+    if (this.closed) return;
+    // The armed runs due now go first, each a write to a pipe (see ArmedShell.go).
+    const now = Date.now();
+    for (const message of batch) {
+      if (message.type !== "start" || message.armed === undefined || now > message.startBy) {
+        continue;
+      }
+      this.armed.get(message.armed)?.go(message.spec.env.JM_RUN_ID ?? "");
+    }
+    for (const message of batch) {
+      switch (message.type) {
+        case "base":
+          this.base = message.env;
+          break;
+        case "interrupt":
+          this.interrupt(message.id);
+          break;
+        case "arm":
+          this.arming.push(message);
+          break;
+        case "disarm":
+          this.takeArmed(message.id)?.disarm();
+          break;
+        case "start": {
+          // A release is a write to a pipe: it does not wait behind the spawns queued.
+          const shell = message.armed === undefined ? null : this.takeArmed(message.armed);
+          // Judged late or not as it went (above).
+          if (shell) this.start(message, shell, now);
+          else this.queue.push(message);
+        }
+      }
+    }
+    if (!this.starting) this.startQueued().catch(this.failed);
+  }
+
+  /**
+   * The lane is given up (its service stops): its shells exit, runs
+   * queued never start, and nothing more is sent; the runs going on are
+   * the service's to end. A worker thread's lane needs none of this: the
+   * thread's end closes its shells' pipes.
+   */
+  close(): void {
+    this.closed = true;
+    for (const shell of this.armed.values()) shell.disarm();
+    this.armed.clear();
+    this.arming.length = 0;
+    this.queue.length = 0;
+  }
+
+  /** The armed shell of arm `id`, no longer armed; null when it is not (yet) there: then it never will be. */
+  private takeArmed(id: number): ArmedShell | null {
+    const shell = this.armed.get(id);
+    this.armed.delete(id);
+    const queued = this.arming.findIndex((a) => a.id === id);
+    if (queued >= 0) this.arming.splice(queued, 1);
+    return shell ?? null;
+  }
+
+  private interrupt(id: number): void {
+    const handle = this.runs.get(id);
+    if (handle) handle.interrupt();
+    else if (this.queue.some((run) => run.id === id)) this.interruptedEarly.add(id);
+  }
+
+  /**
+   * Start the queued runs a few at a time, letting the event loop turn
+   * between: the ends of the runs started first (a burst's are quick) are
+   * heard and sent meanwhile, which frees their workers for the rest.
+   */
+  private async startQueued(): Promise<void> {
+    this.starting = true;
+    while (this.queue.length > 0 || this.arming.length > 0) {
+      if (this.queue.length > 0) {
+        for (const run of this.queue.splice(0, STARTS_PER_TURN)) this.start(run);
+      } else {
+        for (const { id, spec } of this.arming.splice(0, STARTS_PER_TURN)) {
+          const shell = armRun({ ...spec, env: { ...this.base, ...spec.env } });
+          if (shell) this.armed.set(id, shell);
+        }
+      }
+      await new Promise((turn) => setTimeout(turn, 0));
+    }
+    this.starting = false;
+  }
+
+  private start({ id, spec, startBy }: Start, shell: ArmedShell | null = null, now = Date.now()) {
+    const outbox = this.outbox;
+    // Interrupted (a stop, a cancel) before it was due to start: that is what it was, late or not.
+    if (this.interruptedEarly.delete(id)) {
+      shell?.disarm();
+      outbox.push({ type: "started", id, startedAt: now, pid: null, marker: null });
+      outbox.push({
+        type: "done",
+        id,
+        result: unwatched("interrupted", now, "the service stopped before it started"),
+      });
+      outbox.push({ type: "escaped", id, note: null });
+      return;
+    }
+    if (now > startBy) {
+      shell?.disarm();
+      outbox.push({ type: "late", id, at: now });
+      return;
+    }
+    const full = { ...spec, env: { ...this.base, ...spec.env } };
+    const handle = shell ? shell.release(full) : startRun(full);
+    this.runs.set(id, handle);
+    const { startedAt, pid, marker } = handle;
+    outbox.push({ type: "started", id, startedAt, pid, marker });
+    handle.done.then((result) => {
+      this.runs.delete(id);
+      if (!this.closed) outbox.push({ type: "done", id, result });
+    });
+    handle.escaped.then((note) => {
+      if (!this.closed) outbox.push({ type: "escaped", id, note });
+    });
+  }
+}
