@@ -197,8 +197,10 @@ Deno.test("serve[sqlite]: kill -9 of the service while it looks for what left an
   const secs = uniqueSeconds(60);
   const pattern = `^sleep ${regex(secs)}$`;
   try {
-    // The run ends at once; what it left ignores SIGTERM, so the runner's
-    // search holds it for kill_grace before SIGKILL: the window of the kill.
+    // The run ends once what it left is out of its group (before, the
+    // group's SIGTERM at the run's end would end it on a busy machine); what
+    // it left ignores SIGTERM, so the runner's search holds it for
+    // kill_grace before SIGKILL: the window of the kill.
     await jm(
       db,
       "job",
@@ -207,7 +209,7 @@ Deno.test("serve[sqlite]: kill -9 of the service while it looks for what left an
       "--second",
       "*",
       "--command",
-      `[ -e ran ] && exit 0; touch ran; setsid sh -c 'trap "" TERM; sleep ${secs}' >/dev/null 2>&1 &`,
+      `[ -e ran ] && exit 0; touch ran; setsid sh -c 'trap "" TERM; touch out; sleep ${secs}' >/dev/null 2>&1 & while [ ! -e out ]; do sleep 0.01; done`,
     );
     await using serve = new Serve(db, await writeConfig(db, { kill_grace: 60 }));
     const detail = async () =>
