@@ -119,10 +119,16 @@ function countStatuses(runs: Record<string, unknown>[]): string {
  * The machine's limit for `n` fires at one instant: `n` shells started
  * ahead and let go at a whole second by a bare loop (one write each), as
  * the service's armed shells are, each running OWN_CLOCK; nothing claimed
- * or recorded. The lag of each one's `date`, over `rounds` seconds.
+ * or recorded. The lag of each one's `date`, and the time from its
+ * release to its exit being heard (what the service records as a run's
+ * duration), over `rounds` seconds.
  */
-async function releasedTogether(n: number, rounds: number): Promise<number[]> {
+async function releasedTogether(
+  n: number,
+  rounds: number,
+): Promise<{ lags: number[]; durations: number[] }> {
   const lags: number[] = [];
+  const durations: number[] = [];
   for (let round = 0; round < rounds; round++) {
     const children = Array.from({ length: n }, () =>
       new Deno.Command("/bin/sh", {
@@ -138,19 +144,25 @@ async function releasedTogether(n: number, rounds: number): Promise<number[]> {
       // The instant, to the millisecond.
     }
     const line = new TextEncoder().encode("\n");
-    for (const w of writers) w.write(line).then(() => w.close());
-    for (const child of children) {
+    const released: number[] = [];
+    for (const w of writers) {
+      released.push(Date.now());
+      w.write(line).then(() => w.close());
+    }
+    const exited = children.map((c) => c.status.then(() => Date.now()));
+    for (const [i, child] of children.entries()) {
       const { stdout } = await child.output();
       lags.push(Number(new TextDecoder().decode(stdout).trim()) - at);
+      durations.push(await exited[i] - released[i]);
     }
   }
-  return lags;
+  return { lags, durations };
 }
 
 async function firing(backend: Backend): Promise<(string | number)[][]> {
   const rows: (string | number)[][] = [];
   for (const n of [10, 100]) {
-    const lags = await releasedTogether(n, SECONDS);
+    const { lags, durations } = await releasedTogether(n, SECONDS);
     rows.push([
       "limit: a bare loop",
       n,
@@ -160,7 +172,7 @@ async function firing(backend: Backend): Promise<(string | number)[][]> {
       ms(quantile(lags, 0.5)),
       ms(quantile(lags, 0.99)),
       ms(Math.max(...lags)),
-      "",
+      `${ms(median(durations))} / ${ms(quantile(durations, 0.99))}`,
       "",
     ]);
   }
