@@ -32,33 +32,79 @@ export function toCronerPattern(fields: ScheduleFields): string {
   const { second, minute, hour, day, month, day_of_week } = fields;
   const last = lastTranslated;
   if (
-    last !== undefined && second === last.second && minute === last.minute &&
+    last.pattern !== "" && second === last.second && minute === last.minute &&
     hour === last.hour && day === last.day && month === last.month &&
     day_of_week === last.day_of_week
   ) {
     return last.pattern;
   }
-  // No valid field holds a `|`: the key of valid fields, the only ones kept, has exactly five.
-  const key = `${second}|${minute}|${hour}|${day}|${month}|${day_of_week}`;
-  let pattern = patterns.get(key);
+  let pattern = patterns.get(second)?.get(minute)?.get(hour)?.get(day)?.get(month)
+    ?.get(day_of_week);
   if (pattern === undefined) {
     pattern = translate(fields);
-    if (patterns.size >= MAX_COMPILED) patterns.clear();
-    patterns.set(key, pattern);
+    if (patternCount >= MAX_COMPILED) {
+      patterns.clear();
+      patternCount = 0;
+    }
+    inPatterns(second, minute, hour, day, month).set(day_of_week, pattern);
+    patternCount++;
   }
-  lastTranslated = { second, minute, hour, day, month, day_of_week, pattern };
+  last.second = second;
+  last.minute = minute;
+  last.hour = hour;
+  last.day = day;
+  last.month = month;
+  last.day_of_week = day_of_week;
+  last.pattern = pattern;
   return pattern;
 }
 
 /**
- * Croner patterns of valid fields already seen: a catalogue of thousands of
- * jobs shares far fewer schedules, and each is checked and translated on
- * every `job list` and reload. Invalid fields are not kept: they throw.
+ * Croner patterns of valid fields already seen, by second, minute, hour,
+ * day, month and day_of_week: a catalogue of thousands of jobs shares far
+ * fewer schedules, and each is checked and translated on every `job list`
+ * and reload. Found one Map at a time, as a key built of the six fields
+ * for each of 10,000 jobs was 4 MB of garbage. Invalid fields are not
+ * kept: they throw.
  */
-const patterns = new Map<string, string>();
+const patterns = new Map<
+  string,
+  Map<string, Map<string, Map<string, Map<string, Map<string, string>>>>>
+>();
+/** Patterns in {@link patterns}. */
+let patternCount = 0;
 
-/** The fields last translated, and their pattern: a reload checks a job, then schedules it. */
-let lastTranslated: ScheduleFields & { pattern: string } | undefined;
+/** The patterns of valid fields with these five, by day_of_week (made empty when there are none). */
+function inPatterns(
+  second: string,
+  minute: string,
+  hour: string,
+  day: string,
+  month: string,
+): Map<string, string> {
+  return child(child(child(child(child(patterns, second), minute), hour), day), month);
+}
+
+/** `map`'s Map at `key`, made empty when there is none. */
+function child<V>(map: Map<string, Map<string, V>>, key: string): Map<string, V> {
+  let found = map.get(key);
+  if (found === undefined) map.set(key, found = new Map());
+  return found;
+}
+
+/**
+ * The fields last translated, and their pattern (empty before the first):
+ * a reload checks a job, then schedules it. One object, written over.
+ */
+const lastTranslated: ScheduleFields & { pattern: string } = {
+  second: "",
+  minute: "",
+  hour: "",
+  day: "",
+  month: "",
+  day_of_week: "",
+  pattern: "",
+};
 
 function translate(fields: ScheduleFields): string {
   return plainPattern(fields) ?? parsedPattern(fields);
@@ -267,16 +313,32 @@ export function scheduleOrOutline(
  */
 export function firstFireAfter(fields: ScheduleFields, timezone: string, after: Date): Date | null {
   const pattern = toCronerPattern(fields);
-  const [second, minute] = pattern.split(" ", 2);
-  if (DIGITS.test(second) && DIGITS.test(minute)) {
+  const into = intoHour(pattern);
+  if (into !== null) {
     const { schedule, exact } = scheduleOrOutline(fields, timezone);
     if (exact) return schedule.nextAfter(after);
-    const into = (Number(minute) * 60 + Number(second)) * 1000;
     const fire = fireInOutline(schedule, into, timezone, after.getTime());
     if (fire !== undefined) return fire === null ? null : new Date(fire);
   }
   return compilePattern(pattern, timezone).nextAfter(after);
 }
+
+/** How far into an hour a pattern of one second and one minute fires, in ms; else null. */
+function intoHour(pattern: string): number | null {
+  let into = intoHours.get(pattern);
+  if (into === undefined) {
+    const [second, minute] = pattern.split(" ", 2);
+    into = DIGITS.test(second) && DIGITS.test(minute)
+      ? (Number(minute) * 60 + Number(second)) * 1000
+      : null;
+    if (intoHours.size >= MAX_COMPILED) intoHours.clear();
+    intoHours.set(pattern, into);
+  }
+  return into;
+}
+
+/** {@link intoHour}'s answers: a listing asks it of every job, and jobs share patterns. */
+const intoHours = new Map<string, number | null>();
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;

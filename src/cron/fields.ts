@@ -74,6 +74,9 @@ export function scheduleFromFields(given: Partial<Record<FieldName, string>>): S
  * Sunday) means what it meant. A row broken by hand is shown as it is.
  */
 export function readableSchedule(fields: ScheduleFields): string {
+  // Every day of the week reads `*`, valid or not: nothing to parse (a
+  // listing of thousands of schedules spent 6 kB on parsing each).
+  if (fields.day_of_week === "*") return FIELD_NAMES.map((field) => fields[field]).join(" ");
   let weekdays: Set<number>;
   try {
     weekdays = parseFields(fields).weekdays;
