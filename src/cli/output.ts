@@ -6,6 +6,7 @@ import type { JobDetails, JobListing } from "../app/jobs.ts";
 import type { DefaultZone, ZoneSource } from "../app/zone.ts";
 import { hasSchedule, type Job } from "../domain/job.ts";
 import { NOTIFY_FIELDS, urlForLog } from "../domain/notify.ts";
+import { FIELD_NAMES } from "../cron/grammar.ts";
 import type { LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
 import type { Run } from "../domain/run.ts";
@@ -83,7 +84,8 @@ function shorten(text: string, width: number): string {
 
 /** Text on one line, as a table cell must be. */
 function oneLine(text: string): string {
-  return text.replace(/\s+/g, " ");
+  // Most commands have no blank but single spaces: testing first makes no new string.
+  return /[^\S ]|\s\s/.test(text) ? text.replace(/\s+/g, " ") : text;
 }
 
 /**
@@ -92,7 +94,8 @@ function oneLine(text: string): string {
  * the cursor, recolour, retitle or rewrite a terminal.
  */
 // deno-lint-ignore no-control-regex
-const CONTROLS = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+const CONTROLS = new RegExp(CONTROL.source, "g");
 
 /**
  * Text anyone may have written (a command, an id or row written by hand,
@@ -100,6 +103,8 @@ const CONTROLS = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u
  * `\xNN` (`\u{NNNN}` beyond U+00FF), never raw.
  */
 export function printable(text: string): string {
+  // Most text holds none: testing first makes no new string.
+  if (!CONTROL.test(text)) return text;
   return text.replace(CONTROLS, (c) => {
     const code = c.charCodeAt(0);
     return code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u{${code.toString(16)}}`;
@@ -137,17 +142,7 @@ export function jobsTable(
   }
   // Thousands of jobs share far fewer schedules, timeouts and fire times:
   // each cell of those is written once.
-  const schedules = new Map<string, { job: Job; cell: string }>();
-  const schedule = (job: Job) => {
-    const key =
-      `${job.second} ${job.minute} ${job.hour} ${job.day} ${job.month} ${job.day_of_week} ${job.after_job} ${job.after_outcome}`;
-    const known = schedules.get(key);
-    // The key is cheap, not unique: a row written by hand may hold spaces.
-    if (known !== undefined && sameSchedule(known.job, job)) return known.cell;
-    const cell = printable(scheduleCell(job));
-    if (known === undefined) schedules.set(key, { job, cell });
-    return cell;
-  };
+  const schedule = scheduleCells();
   const fires = new Map<string, Map<number, string>>();
   const fire = (next: Date, zone: string) => {
     let inZone = fires.get(zone);
@@ -178,11 +173,29 @@ export function jobsTable(
   );
 }
 
-/** Whether two jobs have the same schedule cell: the same fields, following the same job. */
-function sameSchedule(a: Job, b: Job): boolean {
-  return a.second === b.second && a.minute === b.minute && a.hour === b.hour &&
-    a.day === b.day && a.month === b.month && a.day_of_week === b.day_of_week &&
-    a.after_job === b.after_job && a.after_outcome === b.after_outcome;
+/** What a job's schedule cell shows: its fields, and the job it follows. */
+const SCHEDULE_KEYS = [...FIELD_NAMES, "after_job", "after_outcome"] as const;
+
+/**
+ * A job's schedule cell, made once for each schedule: found by its fields
+ * one Map at a time, as a key built of them for each of 10,000 rows was
+ * 5 MB of garbage.
+ */
+function scheduleCells(): (job: Job) => string {
+  const root = new Map<string | null, unknown>();
+  return (job) => {
+    let node = root;
+    for (let i = 0; i < SCHEDULE_KEYS.length - 1; i++) {
+      const key = job[SCHEDULE_KEYS[i]];
+      let next = node.get(key) as Map<string | null, unknown> | undefined;
+      if (next === undefined) node.set(key, next = new Map());
+      node = next;
+    }
+    const key = job[SCHEDULE_KEYS[SCHEDULE_KEYS.length - 1]];
+    let cell = node.get(key) as string | undefined;
+    if (cell === undefined) node.set(key, cell = printable(scheduleCell(job)));
+    return cell;
+  };
 }
 
 /**
