@@ -33,6 +33,16 @@ interface Pending {
 }
 
 /**
+ * Processes read from /proc in one turn of the event loop. Reading /proc
+ * is memory, not disk: a synchronous read costs a few microseconds where
+ * an asynchronous one costs a trip through the blocking thread pool (a
+ * pass over 111 processes: 6.4 ms of CPU against 43.5 ms, and a pass runs
+ * each second that runs end); a slice at a time, the thread still hears
+ * fires and runs' ends between slices on a machine with thousands.
+ */
+const PROCESSES_PER_TURN = 64;
+
+/**
  * Finds the processes of runs. Queries made while a scan waits to start
  * share it: many runs end at the same instant, and one pass over /proc
  * answers them all.
@@ -69,18 +79,26 @@ export class ProcessTable {
     const byMarker = index((p) => p.query.marker);
     const byGroup = index((p) => p.query.pgid);
     const found: RunProcess[][] = batch.map(() => []);
+    let pids: number[] = [];
     try {
-      for await (const entry of Deno.readDir("/proc")) {
-        if (!/^\d+$/.test(entry.name)) continue;
-        const pid = Number(entry.name);
-        const process = await inspect(pid);
-        if (process === null) continue;
+      for (const entry of Deno.readDirSync("/proc")) {
+        if (/^\d+$/.test(entry.name)) pids.push(Number(entry.name));
+      }
+    } catch {
+      // No /proc: nothing can be found, and nothing is claimed to be.
+    }
+    while (pids.length > 0) {
+      for (const pid of pids.slice(0, PROCESSES_PER_TURN)) {
+        const process = inspect(pid);
+        if (
+          process === null ||
+          !byGroup.has(process.pgid) && (process.marker === null || !byMarker.has(process.marker))
+        ) continue;
         const queries = new Set([
           ...byGroup.get(process.pgid) ?? [],
           ...(process.marker === null ? [] : byMarker.get(process.marker) ?? []),
         ]);
-        if (queries.size === 0) continue;
-        const command = await commandLine(pid);
+        const command = commandLine(pid);
         for (const i of queries) {
           found[i].push({
             pid,
@@ -90,21 +108,23 @@ export class ProcessTable {
           });
         }
       }
-    } catch {
-      // No /proc: nothing can be found, and nothing is claimed to be.
+      pids = pids.slice(PROCESSES_PER_TURN);
+      if (pids.length > 0) await new Promise((turn) => setTimeout(turn, 0));
     }
     batch.forEach((p, i) => p.resolve(found[i]));
   }
 }
 
 /** The process group and run marker of a live process; null when gone, a zombie or not ours. */
-async function inspect(pid: number): Promise<{ pgid: number; marker: string | null } | null> {
+const utf8 = new TextDecoder();
+
+function inspect(pid: number): { pgid: number; marker: string | null } | null {
   try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
     // "pid (comm) state ppid pgrp …": comm may hold spaces and parentheses.
     const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     if (state === "Z") return null;
-    const environ = `\0${new TextDecoder().decode(await Deno.readFile(`/proc/${pid}/environ`))}`;
+    const environ = `\0${utf8.decode(Deno.readFileSync(`/proc/${pid}/environ`))}`;
     const key = `\0${MARKER_VARIABLE}=`;
     const at = environ.indexOf(key);
     const marker = at < 0 ? null : environ.slice(at + key.length).split("\0", 1)[0];
@@ -114,9 +134,9 @@ async function inspect(pid: number): Promise<{ pgid: number; marker: string | nu
   }
 }
 
-async function commandLine(pid: number): Promise<string> {
+function commandLine(pid: number): string {
   try {
-    const text = (await Deno.readTextFile(`/proc/${pid}/cmdline`)).replaceAll("\0", " ").trim();
+    const text = Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ").trim();
     return text.length > COMMAND_CHARS ? `${text.slice(0, COMMAND_CHARS)}…` : text;
   } catch {
     return "?";
