@@ -1,6 +1,7 @@
 /** Finding a run's processes in /proc: real processes, short ones. */
 import { assertEquals } from "./assert.ts";
-import { MARKER_VARIABLE, ProcessTable } from "../src/daemon/processes.ts";
+import { bootTicks, MARKER_VARIABLE, ProcessTable } from "../src/daemon/processes.ts";
+import { waitFor } from "./helpers.ts";
 
 Deno.test("one pass answers queries that share a group id, each by its own marker", async () => {
   const marker = crypto.randomUUID();
@@ -20,6 +21,34 @@ Deno.test("one pass answers queries that share a group id, each by its own marke
     ]);
     assertEquals(old.map((p) => [p.pid, p.marked]), [[child.pid, false]]);
     assertEquals(current.map((p) => [p.pid, p.marked]), [[child.pid, true]]);
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+  }
+});
+
+Deno.test("a process started before a run's first one is not taken for the run's by its marker", async () => {
+  const marker = crypto.randomUUID();
+  const before = bootTicks();
+  const child = new Deno.Command("sleep", {
+    args: [`300.${Math.floor(Math.random() * 100_000)}`],
+    env: { [MARKER_VARIABLE]: marker },
+    detached: true,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    // A tick (1/100 s) on from when it had surely started: a run starting now comes after it.
+    const started = bootTicks();
+    const after = await waitFor(() => bootTicks() > started ? bootTicks() : null, {
+      timeoutMs: 5000,
+      what: "the boot clock to tick on",
+      detail: () => [started, bootTicks()],
+    });
+    const table = new ProcessTable();
+    assertEquals(await table.find({ pgid: null, marker, since: after }), [], "its marker read");
+    const found = await table.find({ pgid: null, marker, since: before });
+    assertEquals(found.map((p) => [p.pid, p.marked]), [[child.pid, true]]);
   } finally {
     child.kill("SIGKILL");
     await child.status;

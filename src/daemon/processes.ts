@@ -22,6 +22,13 @@ export interface RunProcess {
 export interface RunQuery {
   marker: string;
   pgid: number | null;
+  /**
+   * `bootTicks()` read before the run's first process started, when
+   * known: a process started before it is not the run's (its group is
+   * its shell's new session, its marker its shell's environment), so
+   * its environment need not be read.
+   */
+  since?: number;
 }
 
 export const MARKER_VARIABLE = "JM_RUN_MARKER";
@@ -78,6 +85,7 @@ export class ProcessTable {
     };
     const byMarker = index((p) => p.query.marker);
     const byGroup = index((p) => p.query.pgid);
+    const since = Math.min(...batch.map((p) => p.query.since ?? 0));
     const found: RunProcess[][] = batch.map(() => []);
     let pids: number[] = [];
     try {
@@ -89,7 +97,7 @@ export class ProcessTable {
     }
     while (pids.length > 0) {
       for (const pid of pids.slice(0, PROCESSES_PER_TURN)) {
-        const process = inspect(pid);
+        const process = inspect(pid, since);
         if (
           process === null ||
           !byGroup.has(process.pgid) && (process.marker === null || !byMarker.has(process.marker))
@@ -115,15 +123,35 @@ export class ProcessTable {
   }
 }
 
-/** The process group and run marker of a live process; null when gone, a zombie or not ours. */
 const utf8 = new TextDecoder();
 
-function inspect(pid: number): { pgid: number; marker: string | null } | null {
+/**
+ * Now on the clock of a process's start time in /proc/PID/stat: 1/100 s
+ * since boot (CLOCK_BOOTTIME, as /proc/uptime counts it); 0 where there
+ * is no /proc.
+ */
+export function bootTicks(): number {
+  try {
+    const [seconds, hundredths] = Deno.readTextFileSync("/proc/uptime").split(" ")[0].split(".");
+    return Number(seconds) * 100 + Number(hundredths);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The process group and run marker of a live process; null when gone, a
+ * zombie or not ours. The marker of one started before `since` (boot
+ * ticks) is not read: null.
+ */
+function inspect(pid: number, since: number): { pgid: number; marker: string | null } | null {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // "pid (comm) state ppid pgrp …": comm may hold spaces and parentheses.
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // "pid (comm) state ppid pgrp … starttime (the 22nd) …": comm may hold spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const [state, , pgrp] = fields;
     if (state === "Z") return null;
+    if (Number(fields[19]) < since) return { pgid: Number(pgrp), marker: null };
     const environ = `\0${utf8.decode(Deno.readFileSync(`/proc/${pid}/environ`))}`;
     const key = `\0${MARKER_VARIABLE}=`;
     const at = environ.indexOf(key);

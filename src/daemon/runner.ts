@@ -23,6 +23,7 @@ import type { RunUpdate } from "../domain/run.ts";
 import { HeadTailCapture } from "./capture.ts";
 import { redactSecrets } from "../store/target.ts";
 import {
+  bootTicks,
   type Ended,
   endEscapedLater,
   endRun,
@@ -387,10 +388,14 @@ async function drain(
 }
 
 /** A child process of a run's shell, or why it could not start. */
-type Spawned = { child: Deno.ChildProcess; detached: boolean } | { error: string };
+type Spawned =
+  /** `since`: boot ticks (processes.ts `bootTicks`) before it started. */
+  | { child: Deno.ChildProcess; detached: boolean; since: number }
+  | { error: string };
 
 function spawnShell(spec: RunSpec, script: string, marker: string, stdin: boolean): Spawned {
   const [program, args, detached] = shell(script, spec.standalone ?? false);
+  const since = bootTicks();
   try {
     const child = new Deno.Command(program, {
       args,
@@ -402,7 +407,7 @@ function spawnShell(spec: RunSpec, script: string, marker: string, stdin: boolea
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    return { child, detached };
+    return { child, detached, since };
   } catch (error) {
     return { error: `could not start the command: ${(error as Error).message}` };
   }
@@ -537,7 +542,7 @@ function directoryId(path: string): string | null {
  * it leaves behind. `feeding` settles once its stdin is written.
  */
 function watchRun(
-  { child, detached }: { child: Deno.ChildProcess; detached: boolean },
+  { child, detached, since }: Extract<Spawned, { child: Deno.ChildProcess }>,
   spec: RunSpec,
   marker: string,
   startedAt: number,
@@ -545,7 +550,7 @@ function watchRun(
   now: () => number,
 ): RunHandle {
   const pgid = child.pid;
-  const run = { pgid, marker, ownGroup: true };
+  const run = { pgid, marker, ownGroup: true, since };
   const stdout = new HeadTailCapture(spec.outputCap);
   const stderr = new HeadTailCapture(spec.outputCap);
   let endedBy: "timeout" | "interrupted" | null = null;
