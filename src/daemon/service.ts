@@ -592,10 +592,10 @@ export class Service {
     const counts = { added: 0, changed: 0, removed: 0, unchanged: 0 };
     const seen = new Set<string>();
     const known = new Map<string, Job>();
-    let now = this.o.clock.now();
+    // A job new to the timetable fires first after this instant: one for
+    // all, so that jobs sharing a schedule share its next fire, found once.
+    const now = this.o.clock.now();
     for await (const jobs of this.o.store.jobsInChunks(RELOAD_READ_CHUNK)) {
-      // A job new to the timetable fires first after its row was read.
-      now = this.o.clock.now();
       for (let i = 0; i < jobs.length; i++) {
         // Compiling thousands of schedules takes a while: let due fires go first.
         if (i % RELOAD_CHUNK === RELOAD_CHUNK - 1) await this.giveWay();

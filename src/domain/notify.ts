@@ -47,6 +47,8 @@ export const NOTIFY_FIELDS = [
 
 export const HOOK_COMMANDS = ["on_failure", "on_recovery", "on_success"] as const;
 export const HOOK_URLS = ["on_failure_url", "on_recovery_url", "on_success_url"] as const;
+/** The commands, then the URLs. */
+const HOOKS = [...HOOK_COMMANDS, ...HOOK_URLS];
 
 export const NO_NOTIFY: NotifyFields = {
   on_failure: null,
@@ -105,7 +107,7 @@ export function parseAlertAfter(raw: string): number {
 /** The notification fields `options` change, over `current`. */
 export function applyNotifyOptions(current: NotifyFields, options: NotifyOptions): NotifyFields {
   const next = { ...current };
-  for (const field of [...HOOK_COMMANDS, ...HOOK_URLS]) {
+  for (const field of HOOKS) {
     const value = options[field];
     if (value !== undefined) next[field] = value.trim() === "" ? null : value;
   }
@@ -136,7 +138,14 @@ export function checkHookUrl(url: string, field: string): string {
 
 /** Check the notification fields of a job, whatever wrote them. */
 export function validateNotify(job: NotifyFields & { id: string }): void {
-  for (const field of [...HOOK_COMMANDS, ...HOOK_URLS]) {
+  // Most jobs set no hook, which six reads by name tell without a loop: a
+  // reload checks every job it adds, while its code is cold and a for-of's
+  // iterator allocates.
+  const hooked = job.on_failure !== null || job.on_recovery !== null ||
+    job.on_success !== null || job.on_failure_url !== null || job.on_recovery_url !== null ||
+    job.on_success_url !== null;
+  for (let i = 0; hooked && i < HOOKS.length; i++) {
+    const field = HOOKS[i];
     const value: unknown = job[field];
     if (value === null) continue;
     if (typeof value !== "string" || value.trim() === "") {
