@@ -4,6 +4,7 @@ import {
   buildJob,
   followCycle,
   type Job,
+  JOB_FIELDS,
   parseAfter,
   retryDelayMs,
   sameDefinition,
@@ -38,6 +39,17 @@ Deno.test("sameDefinition ignores timestamps and env order, and sees every other
   ];
   for (const change of changes) {
     assertEquals(sameDefinition(a, { ...a, ...change }), false, JSON.stringify(change));
+  }
+  // A column added to jm_jobs is compared too.
+  for (const field of JOB_FIELDS) {
+    if (field === "env" || field === "created_at" || field === "updated_at") continue;
+    const value: unknown = a[field];
+    const other = typeof value === "number"
+      ? value + 1
+      : typeof value === "boolean"
+      ? !value
+      : `${value}x`;
+    assertEquals(sameDefinition(a, { ...a, [field]: other }), false, field);
   }
 });
 
