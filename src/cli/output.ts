@@ -53,11 +53,16 @@ export function table(head: string[], rows: string[][], fit: Fit = { width: null
   // rows cost 60-90 ms, most of it collecting them.
   const parts: string[] = [];
   const line = (cells: string[]) => {
-    parts.length = 0;
+    // Every line has as many parts: each is written over, none is added.
+    let k = 0;
     for (const i of shown) {
-      if (parts.length > 0) parts.push("  ");
-      if (i === last) parts.push(shorten(cells[i], room));
-      else parts.push(cells[i], spaces(natural[i] - cells[i].length));
+      if (k > 0) parts[k++] = "  ";
+      if (i === last) {
+        parts[k++] = shorten(cells[i], room);
+      } else {
+        parts[k++] = cells[i];
+        parts[k++] = spaces(natural[i] - cells[i].length);
+      }
     }
     return parts.join("").trimEnd();
   };
