@@ -178,7 +178,8 @@ export interface RunStore {
    * Insert run rows, each unless a row with the same (job_id, scheduled_at,
    * trigger) exists: that unique key is what makes a fire claimable exactly
    * once, across processes. Returns each new row's id, or null where the
-   * fire was already claimed. One transaction for the batch.
+   * fire was already claimed. One transaction for the batch (for one
+   * fire, its one insert).
    */
   claimRuns(runs: NewRun[]): Promise<(number | null)[]>;
 
