@@ -11,9 +11,11 @@
  * for setsid's exec, longer while hundreds of children compete for the
  * CPU): a burst of 500 started from the scheduler's thread held its event
  * loop for a second or more, and with it the claims, the records and the
- * ends of the runs that started first. A worker thread costs ~20 MiB and a
- * post each way per turn, which a few runs at a time do not repay (bench
- * cost, 10 fires/s: peak RSS 91–95 → 78–84 MiB).
+ * ends of the runs that started first. A worker thread costs 14–25 MiB and
+ * a post each way per turn, which an instant's hundred runs, armed ahead
+ * and let go with a write each, do not repay (peak RSS, 10 every-second
+ * jobs: 91–95 → 78–84 MiB; 100: 121–124 with 16 runs here → 88–93 with
+ * all, firing lag the same within the noise of a loaded machine).
  */
 import { log } from "./log.ts";
 import { Outbox } from "./outbox.ts";
@@ -38,8 +40,8 @@ import { type FromRunLane, RunLane, type ToRunLane } from "./run_lane.ts";
  * cores, a second starts while a burst queues runs in the first.
  */
 const THREADS = navigator.hardwareConcurrency > 2 ? 2 : 1;
-/** Runs at a time (queued, armed or running) in the scheduler's own thread; more go to worker threads. */
-const LOCAL_RUNS = 16;
+/** Runs at a time (armed, or not yet ended) in the scheduler's own thread; more go to worker threads. */
+const LOCAL_RUNS = 128;
 /** Runs waiting in every thread's queue that start one more thread. */
 const MORE_AT = 4;
 /** A thread with no run for this long ends: a service whose jobs fire rarely keeps none between fires. */
