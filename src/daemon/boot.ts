@@ -238,7 +238,6 @@ class BootedDaemon implements Daemon {
       health: this.health,
       recorder: this.recorder,
       startRun: o.startRun ?? this.pool!.launch,
-      warmRunner: this.pool ? () => this.pool!.warm() : undefined,
       armRun: o.armRun ?? this.pool?.arm,
       cluster: this.cluster,
       guard: this.guard,

@@ -181,11 +181,6 @@ export class RunPool {
     };
   };
 
-  /** Ready a lane ahead of a fire, so that its runs do not wait for a thread to load. */
-  warm(): void {
-    if (this.local === null && this.running === 0) this.spawn(0);
-  }
-
   /** Stop the lanes: runs still going are no longer watched (the service has ended them). */
   close(): void {
     this.local?.end();

@@ -66,8 +66,6 @@ export interface ServiceOptions {
    * the fire only releases them; none: each run is started at its fire.
    */
   armRun?: ArmRun;
-  /** Told shortly before each fire, so that the runner is ready for it (its threads loaded). */
-  warmRunner?: () => void;
   /** This node among the others on the database: its id, which jobs it fires, its outage policy. */
   cluster: Cluster;
   /** Told which process groups run, to end them if the service dies; null without one. */
@@ -101,8 +99,6 @@ const WRITE_POLL_GAP_MS = 500;
  */
 const WRITE_SETTLE_MS = 50;
 const MARKERS_PER_RELOAD = 10_000;
-/** How long before a fire the runner is told to get ready. */
-const WARM_MS = 2000;
 /**
  * How long before a fire the shells of its runs are armed: ARM_MS, or
  * ARM_PER_SHELL_MS for each (starting one takes 1–3 ms), so that a
@@ -395,7 +391,6 @@ export class Service {
         this.poll();
       }
       const nextFire = this.timetable.nextDue() ?? Infinity;
-      if (nextFire - now <= WARM_MS) this.o.warmRunner?.();
       // Shells armed for an instant no longer next (a reload moved or removed its fires) go now.
       if (this.armed.at > now && this.armed.at !== nextFire) this.disarm();
       const armAt = held || this.armed.at === nextFire ? Infinity : this.armAt(nextFire, now);
