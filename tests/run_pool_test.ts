@@ -1,7 +1,7 @@
 /** The service's runner lanes: real processes, started from the scheduler's thread or worker threads. */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { RunPool } from "../src/daemon/run_pool.ts";
-import type { LaunchSpec } from "../src/daemon/runner.ts";
+import type { Launch, LaunchSpec } from "../src/daemon/runner.ts";
 import { alive, livePidsMatching, waitFor } from "./helpers.ts";
 
 function spec(command: string, extra: Partial<LaunchSpec> = {}): LaunchSpec {
@@ -16,6 +16,22 @@ function spec(command: string, extra: Partial<LaunchSpec> = {}): LaunchSpec {
 }
 
 const anyTime = { now: Date.now, startBy: Infinity };
+
+/**
+ * Until the run's shell leads its own group (setsid has run): before,
+ * its group cannot be signalled, and a run ended then lives on.
+ */
+async function inItsGroup(launch: Launch): Promise<void> {
+  const pid = (await launch.started)?.pid;
+  await waitFor(() => {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === pid || null;
+    } catch {
+      return null;
+    }
+  }, { timeoutMs: 10_000, what: `pid ${pid} to lead its group` });
+}
 
 Deno.test("pool: a run starts in a group of its own, with its variables over the base environment; its output and end come back", async () => {
   const pool = new RunPool({ baseEnv: { BASE: "base", JM_JOB_ID: "from the base" } });
@@ -120,6 +136,7 @@ Deno.test("pool: a bug in the scheduler's thread's lane ends its runs as errors,
     const running = pool.launch(spec("sleep 30"), anyTime);
     const pid = (await running.started)?.pid;
     assert(pid, "the first run started");
+    await inItsGroup(running);
     pool.launch(undefined as unknown as LaunchSpec, anyTime);
     const result = await running.done;
     assertEquals(result.status, "error");
@@ -167,6 +184,7 @@ Deno.test("pool: a thread that fails ends its runs as errors, killing their grou
     const running = pool.launch(spec("sleep 30"), anyTime);
     const pid = (await running.started)?.pid;
     assert(pid, "the first run started");
+    await inItsGroup(running);
     // A run the thread cannot even read throws in it: a bug's stand-in.
     pool.launch(undefined as unknown as LaunchSpec, anyTime);
     const result = await running.done;
