@@ -12,10 +12,12 @@
  * CPU): a burst of 500 started from the scheduler's thread held its event
  * loop for a second or more, and with it the claims, the records and the
  * ends of the runs that started first. A worker thread costs 14–25 MiB and
- * a post each way per turn, which an instant's hundred runs, armed ahead
- * and let go with a write each, do not repay (peak RSS, 10 every-second
- * jobs: 91–95 → 78–84 MiB; 100: 121–124 with 16 runs here → 88–93 with
- * all, firing lag the same within the noise of a loaded machine).
+ * a post each way per turn, which a few runs at a time do not repay (peak
+ * RSS, 10 every-second jobs: 91–95 → 78–84 MiB). More runs here spare more
+ * (100 every-second jobs all here: 121–124 → 88–93 MiB) but hold the
+ * thread while a burst is armed: with 128 here, a burst of 500 on MySQL
+ * had every fire missed, its claim unanswered within a second; with 16,
+ * 192–256 of 500 started in time, as many as with none (184–208).
  */
 import { log } from "./log.ts";
 import { Outbox } from "./outbox.ts";
@@ -41,7 +43,7 @@ import { type FromRunLane, RunLane, type ToRunLane } from "./run_lane.ts";
  */
 const THREADS = navigator.hardwareConcurrency > 2 ? 2 : 1;
 /** Runs at a time (armed, or not yet ended) in the scheduler's own thread; more go to worker threads. */
-const LOCAL_RUNS = 128;
+const LOCAL_RUNS = 16;
 /** Runs waiting in every thread's queue that start one more thread. */
 const MORE_AT = 4;
 /** A thread with no run for this long ends: a service whose jobs fire rarely keeps none between fires. */
