@@ -3,15 +3,20 @@ import { assertEquals } from "./assert.ts";
 import { bootTicks, MARKER_VARIABLE, ProcessTable } from "../src/daemon/processes.ts";
 import { waitFor } from "./helpers.ts";
 
-Deno.test("one pass answers queries that share a group id, each by its own marker", async () => {
-  const marker = crypto.randomUUID();
-  const child = new Deno.Command("sleep", {
+/** A long sleep in a group of its own, carrying run marker `marker`. */
+function markedSleep(marker: string): Deno.ChildProcess {
+  return new Deno.Command("sleep", {
     args: [`300.${Math.floor(Math.random() * 100_000)}`],
     env: { [MARKER_VARIABLE]: marker },
     detached: true,
     stdout: "null",
     stderr: "null",
   }).spawn();
+}
+
+Deno.test("one pass answers queries that share a group id, each by its own marker", async () => {
+  const marker = crypto.randomUUID();
+  const child = markedSleep(marker);
   try {
     const table = new ProcessTable();
     // A run that ended a while ago, whose group id the new one's shell got since.
@@ -30,13 +35,7 @@ Deno.test("one pass answers queries that share a group id, each by its own marke
 Deno.test("a process started before a run's first one is not taken for the run's by its marker", async () => {
   const marker = crypto.randomUUID();
   const before = bootTicks();
-  const child = new Deno.Command("sleep", {
-    args: [`300.${Math.floor(Math.random() * 100_000)}`],
-    env: { [MARKER_VARIABLE]: marker },
-    detached: true,
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const child = markedSleep(marker);
   try {
     // A tick (1/100 s) on from when it had surely started: a run starting now comes after it.
     const started = bootTicks();
