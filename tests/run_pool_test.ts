@@ -1,6 +1,7 @@
 /** The service's runner lanes: real processes, started from the scheduler's thread or worker threads. */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { RunPool } from "../src/daemon/run_pool.ts";
+import { statFields } from "../src/daemon/processes.ts";
 import type { Launch, LaunchSpec } from "../src/daemon/runner.ts";
 import { alive, livePidsMatching, waitFor } from "./helpers.ts";
 
@@ -23,14 +24,10 @@ const anyTime = { now: Date.now, startBy: Infinity };
  */
 async function inItsGroup(launch: Launch): Promise<void> {
   const pid = (await launch.started)?.pid;
-  await waitFor(() => {
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === pid || null;
-    } catch {
-      return null;
-    }
-  }, { timeoutMs: 10_000, what: `pid ${pid} to lead its group` });
+  await waitFor(() => Number(statFields(pid!)?.[2]) === pid || null, {
+    timeoutMs: 10_000,
+    what: `pid ${pid} to lead its group`,
+  });
 }
 
 Deno.test("pool: a run starts in a group of its own, with its variables over the base environment; its output and end come back", async () => {

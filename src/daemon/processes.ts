@@ -87,7 +87,7 @@ export class ProcessTable {
     const byGroup = index((p) => p.query.pgid);
     const since = Math.min(...batch.map((p) => p.query.since ?? 0));
     const found: RunProcess[][] = batch.map(() => []);
-    let pids: number[] = [];
+    const pids: number[] = [];
     try {
       for (const entry of Deno.readDirSync("/proc")) {
         if (/^\d+$/.test(entry.name)) pids.push(Number(entry.name));
@@ -95,8 +95,9 @@ export class ProcessTable {
     } catch {
       // No /proc: nothing can be found, and nothing is claimed to be.
     }
-    while (pids.length > 0) {
-      for (const pid of pids.slice(0, PROCESSES_PER_TURN)) {
+    for (let from = 0; from < pids.length; from += PROCESSES_PER_TURN) {
+      if (from > 0) await new Promise((turn) => setTimeout(turn, 0));
+      for (const pid of pids.slice(from, from + PROCESSES_PER_TURN)) {
         const process = inspect(pid, since);
         if (
           process === null ||
@@ -116,14 +117,27 @@ export class ProcessTable {
           });
         }
       }
-      pids = pids.slice(PROCESSES_PER_TURN);
-      if (pids.length > 0) await new Promise((turn) => setTimeout(turn, 0));
     }
     batch.forEach((p, i) => p.resolve(found[i]));
   }
 }
 
 const utf8 = new TextDecoder();
+
+/**
+ * The fields of /proc/PID/stat after the command's name, from the state
+ * on ("state ppid pgrp … starttime (the 20th here) …"); null when the
+ * process is gone or there is no /proc.
+ */
+export function statFields(pid: number): string[] | null {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // The name, in parentheses, may hold spaces and parentheses itself.
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return null;
+  }
+}
 
 /**
  * Now on the clock of a process's start time in /proc/PID/stat: 1/100 s
@@ -146,9 +160,8 @@ export function bootTicks(): number {
  */
 function inspect(pid: number, since: number): { pgid: number; marker: string | null } | null {
   try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // "pid (comm) state ppid pgrp … starttime (the 22nd) …": comm may hold spaces and parentheses.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const fields = statFields(pid);
+    if (fields === null) return null;
     const [state, , pgrp] = fields;
     if (state === "Z") return null;
     if (Number(fields[19]) < since) return { pgid: Number(pgrp), marker: null };

@@ -30,6 +30,7 @@ import {
   MARKER_VARIABLE,
   signalGroup,
   signalRun,
+  statFields,
 } from "./processes.ts";
 
 export interface RunSpec {
@@ -339,14 +340,8 @@ function shell(command: string, standalone: boolean): [string, string[], boolean
 
 /** Process `pid` leads its process group (where there is no /proc, it is taken to). */
 function leadsItsGroup(pid: number): boolean {
-  let stat;
-  try {
-    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  } catch {
-    return true;
-  }
-  // "pid (comm) state ppid pgrp …": comm may hold spaces and parentheses.
-  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === pid;
+  const fields = statFields(pid);
+  return fields === null || Number(fields[2]) === pid;
 }
 
 /**
