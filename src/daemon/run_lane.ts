@@ -60,10 +60,13 @@ export class RunLane {
   /**
    * `failed`: told of a bug met while starting the runs queued (after
    * `receive` returned; a bug within it is thrown to its caller).
+   * `turnMs`: once starting runs has held a turn of the event loop this
+   * long, the rest wait for the next turn (at least one starts a turn).
    */
   constructor(
     send: (batch: FromRunLane[]) => void,
     private readonly failed: (error: unknown) => void,
+    private readonly turnMs = Infinity,
   ) {
     this.outbox = new Outbox(send);
   }
@@ -141,13 +144,17 @@ export class RunLane {
   private async startQueued(): Promise<void> {
     this.starting = true;
     while (this.queue.length > 0 || this.arming.length > 0) {
-      if (this.queue.length > 0) {
-        for (const run of this.queue.splice(0, STARTS_PER_TURN)) this.start(run);
-      } else {
-        for (const { id, spec } of this.arming.splice(0, STARTS_PER_TURN)) {
-          const shell = armRun({ ...spec, env: { ...this.base, ...spec.env } });
-          if (shell) this.armed.set(id, shell);
+      const turnEnds = performance.now() + this.turnMs;
+      for (let n = 0; n < STARTS_PER_TURN && (n === 0 || performance.now() < turnEnds); n++) {
+        const run = this.queue.shift();
+        if (run) {
+          this.start(run);
+          continue;
         }
+        const arm = this.arming.shift();
+        if (!arm) break;
+        const shell = armRun({ ...arm.spec, env: { ...this.base, ...arm.spec.env } });
+        if (shell) this.armed.set(arm.id, shell);
       }
       await new Promise((turn) => setTimeout(turn, 0));
     }

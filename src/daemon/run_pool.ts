@@ -12,12 +12,13 @@
  * CPU): a burst of 500 started from the scheduler's thread held its event
  * loop for a second or more, and with it the claims, the records and the
  * ends of the runs that started first. A worker thread costs 14–25 MiB and
- * a post each way per turn, which a few runs at a time do not repay (peak
- * RSS, 10 every-second jobs: 91–95 → 78–84 MiB). More runs here spare more
- * (100 every-second jobs all here: 121–124 → 88–93 MiB) but hold the
- * thread while a burst is armed: with 128 here, a burst of 500 on MySQL
- * had every fire missed, its claim unanswered within a second; with 16,
- * 192–256 of 500 started in time, as many as with none (184–208).
+ * a post each way per turn, which up to a hundred runs at a time do not repay (peak
+ * RSS, 10 every-second jobs: 91–95 → 78–84 MiB; 100: 110–112 → 91–96
+ * MiB). Its starts hold the scheduler's thread at most LOCAL_TURN_MS a
+ * turn of the event loop: a burst's claims and records go on between
+ * them. (With 8 starts a turn and no time bound, 128 runs here held the
+ * thread while a burst was armed: on a slow machine a burst of 500 on
+ * MySQL had every fire missed, its claim unanswered within a second.)
  */
 import { log } from "./log.ts";
 import { Outbox } from "./outbox.ts";
@@ -43,7 +44,9 @@ import { type FromRunLane, RunLane, type ToRunLane } from "./run_lane.ts";
  */
 const THREADS = navigator.hardwareConcurrency > 2 ? 2 : 1;
 /** Runs at a time (armed, or not yet ended) in the scheduler's own thread; more go to worker threads. */
-const LOCAL_RUNS = 16;
+const LOCAL_RUNS = 128;
+/** How long the local lane's starts may hold a turn of the scheduler's event loop. */
+const LOCAL_TURN_MS = 4;
 /** Runs waiting in every thread's queue that start one more thread. */
 const MORE_AT = 4;
 /** A thread with no run for this long ends: a service whose jobs fire rarely keeps none between fires. */
@@ -222,9 +225,13 @@ export class RunPool {
   private localLane(): Thread {
     // A bug in the lane fails its runs as a worker thread's would, not the service.
     const failed = (e: unknown) => this.failed(thread, e instanceof Error ? e.message : String(e));
-    const lane = new RunLane((batch) => {
-      for (const message of batch) this.heard(thread, message);
-    }, failed);
+    const lane = new RunLane(
+      (batch) => {
+        for (const message of batch) this.heard(thread, message);
+      },
+      failed,
+      LOCAL_TURN_MS,
+    );
     const thread: Thread = {
       end: () => lane.close(),
       outbox: new Outbox((batch) => {

@@ -1,0 +1,50 @@
+/** A runner lane on its own: how much of a turn of the event loop its starts may hold. */
+import { assertEquals } from "./assert.ts";
+import { type FromRunLane, RunLane, type ToRunLane } from "../src/daemon/run_lane.ts";
+import { waitFor } from "./helpers.ts";
+
+const PATH = Deno.env.get("PATH") ?? "/usr/bin:/bin";
+
+function starts(n: number): ToRunLane[] {
+  return Array.from({ length: n }, (_, id) => ({
+    type: "start" as const,
+    id,
+    spec: {
+      command: "true",
+      env: { PATH, JM_JOB_ID: "lane" },
+      timeoutMs: 10_000,
+      killGraceMs: 500,
+      outputCap: 1024,
+    },
+    startBy: Infinity,
+  }));
+}
+
+/**
+ * The runs started in the lane's first turn: what its first batch back
+ * says (its outbox sends at the first timer after the first start, which
+ * comes before the lane's own next turn), then every run's end.
+ */
+async function firstTurn(turnMs?: number): Promise<number> {
+  const batches: FromRunLane[][] = [];
+  const lane = new RunLane((batch) => batches.push(batch), (e) => {
+    throw e;
+  }, turnMs);
+  try {
+    lane.receive(starts(3));
+    const all = () => batches.flat();
+    await waitFor(() => all().filter((m) => m.type === "done").length === 3 || null, {
+      timeoutMs: 10_000,
+      what: "the 3 runs to end",
+      detail: () => JSON.stringify(all()),
+    });
+    return batches[0].filter((m) => m.type === "started").length;
+  } finally {
+    lane.close();
+  }
+}
+
+Deno.test("lane: without a turn budget a turn starts several runs; with none left, one run a turn", async () => {
+  assertEquals(await firstTurn(), 3);
+  assertEquals(await firstTurn(0), 1);
+});
