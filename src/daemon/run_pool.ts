@@ -12,13 +12,14 @@
  * CPU): a burst of 500 started from the scheduler's thread held its event
  * loop for a second or more, and with it the claims, the records and the
  * ends of the runs that started first. A worker thread costs 14–25 MiB and
- * a post each way per turn, which up to a hundred runs at a time do not repay (peak
- * RSS, 10 every-second jobs: 91–95 → 78–84 MiB; 100: 110–112 → 91–96
- * MiB). Its starts hold the scheduler's thread at most LOCAL_TURN_MS a
- * turn of the event loop: a burst's claims and records go on between
- * them. (With 8 starts a turn and no time bound, 128 runs here held the
- * thread while a burst was armed: on a slow machine a burst of 500 on
- * MySQL had every fire missed, its claim unanswered within a second.)
+ * a post each way per turn, which up to a hundred runs at a time do not
+ * repay (peak RSS, 10 every-second jobs: 91–95 → 78–84 MiB; 100: 110–112
+ * → 91–96 MiB). The local lane's starts hold the scheduler's thread at
+ * most LOCAL_TURN_MS a turn of the event loop, so a burst's claims and
+ * records go on between them. (With 8 starts a turn and no time bound,
+ * 128 runs here held the thread while a burst was armed: on a slow
+ * machine a burst of 500 on MySQL had every fire missed, its claim
+ * unanswered within a second.)
  */
 import { log } from "./log.ts";
 import { Outbox } from "./outbox.ts";
