@@ -229,22 +229,22 @@ export async function listLogs(driver: Driver, filter: LogFilter): Promise<LogRo
   }
   const clause = where.length === 0 ? "" : ` WHERE ${where.join(" AND ")}`;
   const order = filter.afterId !== undefined ? "ASC" : "DESC";
-  const rows = await driver.all(
+  return await driver.map(
     `SELECT id, created_at, level, logger_name, message, context FROM jm_syslog${clause} ORDER BY id ${order} LIMIT ?`,
     [...params, filter.limit],
+    (r: Row) => ({
+      id: Number(r.id),
+      created_at: Number(r.created_at),
+      level: String(r.level),
+      logger_name: String(r.logger_name),
+      message: String(r.message),
+      context: r.context === null
+        ? {}
+        : typeof r.context === "string"
+        ? JSON.parse(r.context)
+        : r.context as Record<string, unknown>,
+    }),
   );
-  return rows.map((r: Row) => ({
-    id: Number(r.id),
-    created_at: Number(r.created_at),
-    level: String(r.level),
-    logger_name: String(r.logger_name),
-    message: String(r.message),
-    context: r.context === null
-      ? {}
-      : typeof r.context === "string"
-      ? JSON.parse(r.context)
-      : r.context as Record<string, unknown>,
-  }));
 }
 
 export async function pendingMarkers(driver: Driver): Promise<number> {

@@ -291,24 +291,24 @@ export class SqlStore implements Store {
   }
 
   async listJobs(): Promise<Job[]> {
-    const rows = await this.driver.all(`${JOB_SELECT} ORDER BY id`);
-    return rows.map(rowToJob);
+    return await this.driver.map(`${JOB_SELECT} ORDER BY id`, [], rowToJob);
   }
 
   async *jobsInChunks(size: number): AsyncIterable<Job[]> {
     const after = (id: string | null) =>
-      this.driver.all(
+      this.driver.map(
         `${JOB_SELECT}${id === null ? "" : " WHERE id > ?"} ORDER BY id LIMIT ?`,
         id === null ? [size] : [id, size],
+        rowToJob,
       );
     let next = after(null);
     try {
       for (;;) {
-        const rows = await next;
+        const jobs = await next;
         // Asked for now, so that it is read while this chunk is used.
-        if (rows.length === size) next = after(String(rows[size - 1].id));
-        if (rows.length > 0) yield rows.map(rowToJob);
-        if (rows.length < size) return;
+        if (jobs.length === size) next = after(jobs[size - 1].id);
+        if (jobs.length > 0) yield jobs;
+        if (jobs.length < size) return;
       }
     } finally {
       // Left early: the chunk asked for ahead is not awaited, and must not fail unheard.
@@ -355,8 +355,12 @@ export class SqlStore implements Store {
 
   async changeJobs(mutate: (current: Job[]) => JobWrites): Promise<JobsChange> {
     return await this.driver.transaction(async (tx) => {
-      const rows = await tx.all(`${JOB_SELECT} ORDER BY id${this.driver.profile.forUpdate}`);
-      const stored = new Map(rows.map(rowToJob).map((job) => [job.id, job]));
+      const jobs = await tx.map(
+        `${JOB_SELECT} ORDER BY id${this.driver.profile.forUpdate}`,
+        [],
+        rowToJob,
+      );
+      const stored = new Map(jobs.map((job) => [job.id, job]));
       const writes = mutate([...stored.values()]);
       const before: Job[] = [];
       const after: Job[] = [];
@@ -562,11 +566,11 @@ export class SqlStore implements Store {
       params.push(filter.since);
     }
     const clause = where.length === 0 ? "" : ` WHERE ${where.join(" AND ")}`;
-    const rows = await this.driver.all(`${RUN_SELECT}${clause} ORDER BY id DESC LIMIT ?`, [
-      ...params,
-      filter.limit,
-    ]);
-    return rows.map(rowToRun);
+    return await this.driver.map(
+      `${RUN_SELECT}${clause} ORDER BY id DESC LIMIT ?`,
+      [...params, filter.limit],
+      rowToRun,
+    );
   }
 
   async queuedManualRuns(limit: number): Promise<Run[]> {

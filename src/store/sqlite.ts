@@ -119,11 +119,15 @@ class SqliteExecutor implements Executor {
   }
 
   all(sql: string, params: Param[] = []): Promise<Row[]> {
+    return this.map(sql, params, (row) => row);
+  }
+
+  map<T>(sql: string, params: Param[], fn: (row: Row) => T): Promise<T[]> {
     const statement = this.prepared(sql);
     const values = statement.all(...bind(params)) as unknown as unknown[][];
     // Asked each time: a migration may have changed what a statement returns.
     const toRow = rowMaker(statement.columns().map((c) => c.name));
-    return Promise.resolve(values.map(toRow));
+    return Promise.resolve(values.map((v) => fn(toRow(v))));
   }
 
   run(sql: string, params: Param[] = []): Promise<ExecResult> {
@@ -215,8 +219,12 @@ export class SqliteDriver implements Driver {
     }
   }
 
-  all(sql: string, params?: Param[]): Promise<Row[]> {
-    return this.enqueue(() => this.whenUnlocked(() => this.executor.all(sql, params)))
+  all(sql: string, params: Param[] = []): Promise<Row[]> {
+    return this.map(sql, params, (row) => row);
+  }
+
+  map<T>(sql: string, params: Param[], fn: (row: Row) => T): Promise<T[]> {
+    return this.enqueue(() => this.whenUnlocked(() => this.executor.map(sql, params, fn)))
       .catch(rethrowExplained);
   }
 
