@@ -170,6 +170,38 @@ Deno.test("interrupt ends a run as interrupted, even at once after its start", a
   assertEquals([result.status, result.signal], ["interrupted", "SIGTERM"]);
 });
 
+Deno.test("interrupt after the shell has ended on its own changes nothing: the run keeps its exit", async () => {
+  // The shell exits 0 once a process that left its group, ignoring
+  // SIGTERM, has started; that process holds the output open, so the run
+  // ends only after the runner has ended it.
+  const seconds = `300.${Math.floor(Math.random() * 100_000)}`;
+  const ready = await Deno.makeTempFile();
+  const handle = startRun(
+    spec(
+      `setsid sh -c 'trap "" TERM; echo up > ${ready}; sleep ${seconds}' & ` +
+        `until [ -s ${ready} ]; do :; done; exit 0`,
+      { killGraceMs: 300 },
+    ),
+  );
+  try {
+    // Reaped: the runner has heard the exit in the same turn.
+    await waitFor(() => !existsSync(`/proc/${handle.pid}`), {
+      timeoutMs: 10_000,
+      what: `the run's shell (pid ${handle.pid}) to be reaped`,
+    });
+    handle.interrupt();
+    const result = await handle.done;
+    assertEquals([result.status, result.exitCode, result.signal], ["success", 0, null]);
+    assertMatch(
+      result.note ?? "",
+      /^2 processes had left the run's process group and still ran after it: .*ended with SIGKILL after 0.3 s of SIGTERM$/,
+    );
+  } finally {
+    for (const pid of livePidsMatching(`sleep ${seconds}`)) Deno.kill(pid, "SIGKILL");
+    await Deno.remove(ready);
+  }
+});
+
 Deno.test("a command that cannot start is an error, not a crash", async () => {
   const result = await startRun(spec("true", { cwd: "/nonexistent/dir" })).done;
   assertEquals(result.status, "error");

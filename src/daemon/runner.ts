@@ -553,11 +553,15 @@ function watchRun(
 
   let exited = false;
   const terminate = (reason: "timeout" | "interrupted") => {
-    if (endedBy !== null) return;
+    // Once the shell has ended, the run ended by itself: what it left is
+    // ended as for any run, and the run keeps its own exit. (An interrupt
+    // at shutdown just after it recorded it `interrupted`, and armed a
+    // SIGKILL for a group that was gone.)
+    if (endedBy !== null || exited) return;
     endedBy = reason;
     // Just after the spawn, setsid may not have made the run's group yet:
     // the child, about to exec the shell, is then all there is of the run.
-    if (!detached && !exited && !leadsItsGroup(pgid)) {
+    if (!detached && !leadsItsGroup(pgid)) {
       try {
         child.kill("SIGTERM");
       } catch {
