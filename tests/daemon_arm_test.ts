@@ -86,6 +86,29 @@ for (const backend of BACKENDS) {
     );
   });
 
+  Deno.test(`daemon[${backend}]: where a spawn takes longer, a burst's shells are armed earlier still, at most 5 s before`, async () => {
+    // 1.5 times the spawn for each shell: 200 of 10 ms take 3 s; of 40 ms, 12 s, so 5 s.
+    for (const [spawnCost, lead] of [[10, 3000], [40, 5000]]) {
+      await using h = await DaemonHarness.create(await freshDatabase(backend), { spawnCost });
+      for (let i = 0; i < 200; i++) await h.job(`burst-${i}`, { schedule: { second: "10" } });
+      await h.start();
+      await h.clock.set(at(10) - lead - 200);
+      await h.until(
+        () => h.clock.wakeUps.includes(at(10) - lead),
+        `a spawn of ${spawnCost} ms: the service to sleep until ${lead} ms before the burst; wake-ups: ${
+          h.clock.wakeUps.map((t) => t - at(10))
+        }`,
+      );
+      assertEquals(h.runner.armed.length, 0);
+      await h.clock.set(at(10) - lead);
+      await h.until(
+        () => h.runner.armed.length === 200,
+        `200 armed shells; armed: ${h.runner.armed.length}`,
+      );
+      h.runner.endAll();
+    }
+  });
+
   Deno.test(`daemon[${backend}]: a burst's fires that wait for a worker are released from armed shells too; the next second arms only what can start`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "jobsmanager.max_workers": 2 },

@@ -252,6 +252,8 @@ export interface HarnessOptions {
   claimTimeoutMs?: number;
   /** The only service its database can have (`serve` holding an SQLite file's lock). */
   soleService?: boolean;
+  /** How long a spawn of the fake runner takes, in ms, as the service sizes its arming by it. */
+  spawnCost?: number;
 }
 
 /** How long a test waits, in real time, for a state it expects. */
@@ -332,6 +334,7 @@ export class DaemonHarness implements AsyncDisposable {
   async start(
     options: { wait?: boolean; early?: (daemon: Daemon) => void } = {},
   ): Promise<Daemon> {
+    const spawnMs = this.options.spawnCost;
     const daemon = boot({
       settings: this.settings,
       store: this.options.store?.() ?? this.db.open(),
@@ -344,6 +347,7 @@ export class DaemonHarness implements AsyncDisposable {
       // Real runs go through the daemon's own runner threads, as in production.
       startRun: this.options.realRuns ? undefined : this.runner.start,
       armRun: this.options.realRuns ? undefined : this.runner.arm,
+      spawnCost: spawnMs === undefined ? undefined : () => spawnMs,
       observer: this.options.observer,
     });
     this.daemon_ = daemon;

@@ -2,7 +2,7 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { HeadTailCapture } from "../src/daemon/capture.ts";
 import { existsSync } from "node:fs";
-import { armRun, type RunSpec, startRun } from "../src/daemon/runner.ts";
+import { armRun, type RunSpec, spawnCost, startRun } from "../src/daemon/runner.ts";
 import { alive, livePidsMatching, waitFor } from "./helpers.ts";
 
 const encode = (s: string) => new TextEncoder().encode(s);
@@ -200,6 +200,12 @@ Deno.test("interrupt after the shell has ended on its own changes nothing: the r
     for (const pid of livePidsMatching(`sleep ${seconds}`)) Deno.kill(pid, "SIGKILL");
     await Deno.remove(ready);
   }
+});
+
+Deno.test("the runner knows how long a spawn holds its thread, for how early to arm a burst", async () => {
+  const result = await startRun(spec("true")).done;
+  assertEquals(result.status, "success");
+  assert(spawnCost() > 0 && spawnCost() < 10_000, `spawnCost() is ${spawnCost()} ms`);
 });
 
 Deno.test("a command that cannot start is an error, not a crash", async () => {

@@ -20,7 +20,7 @@ import { Notifier } from "./notifier.ts";
 import { RunRecorder } from "./recorder.ts";
 import { RunGuard } from "./run_guard.ts";
 import { RunPool } from "./run_pool.ts";
-import { type ArmRun, type StartRun, startRun } from "./runner.ts";
+import { type ArmRun, spawnCost, type StartRun, startRun } from "./runner.ts";
 import { type RunObserver, Service, type ServiceState } from "./service.ts";
 
 export type { NodeIdentity };
@@ -46,6 +46,8 @@ export interface BootOptions {
   startRun?: StartRun;
   /** Arms a run's shell ahead of its fire: the RunPool's, unless a test gives a double. */
   armRun?: ArmRun;
+  /** How long a spawn holds its thread, in ms: the runner's own measure, unless a test gives one. */
+  spawnCost?: () => number;
   /** Told of runs as they start and end (the HTTP side's metrics). */
   observer?: RunObserver;
   /**
@@ -239,6 +241,7 @@ class BootedDaemon implements Daemon {
       recorder: this.recorder,
       startRun: o.startRun ?? this.pool!.launch,
       armRun: o.armRun ?? this.pool?.arm,
+      spawnCost: o.spawnCost ?? (o.armRun ? undefined : spawnCost),
       cluster: this.cluster,
       guard: this.guard,
       defaults: {

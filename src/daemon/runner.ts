@@ -388,9 +388,22 @@ type Spawned =
   | { child: Deno.ChildProcess; detached: boolean; since: number }
   | { error: string };
 
+/**
+ * How long this thread's recent spawns held it, in ms: a moving average
+ * over a few dozen. Before it has any, a slow machine's: a burst just
+ * after the start is then armed early enough wherever it runs.
+ */
+let spawnMs = 6;
+
+/** How long a spawn holds the thread that makes it, in ms. */
+export function spawnCost(): number {
+  return spawnMs;
+}
+
 function spawnShell(spec: RunSpec, script: string, marker: string, stdin: boolean): Spawned {
   const [program, args, detached] = shell(script, spec.standalone ?? false);
   const since = bootTicks();
+  const t0 = performance.now();
   try {
     const child = new Deno.Command(program, {
       args,
@@ -402,6 +415,8 @@ function spawnShell(spec: RunSpec, script: string, marker: string, stdin: boolea
       stdout: "piped",
       stderr: "piped",
     }).spawn();
+    const took = performance.now() - t0;
+    spawnMs += (took - spawnMs) / 32;
     return { child, detached, since };
   } catch (error) {
     return { error: `could not start the command: ${(error as Error).message}` };

@@ -66,6 +66,8 @@ export interface ServiceOptions {
    * the fire only releases them; none: each run is started at its fire.
    */
   armRun?: ArmRun;
+  /** How long a spawn holds the thread that makes it, in ms (runner.ts `spawnCost`); none: 0. */
+  spawnCost?: () => number;
   /** This node among the others on the database: its id, which jobs it fires, its outage policy. */
   cluster: Cluster;
   /** Told which process groups run, to end them if the service dies; null without one. */
@@ -101,14 +103,20 @@ const WRITE_SETTLE_MS = 50;
 const MARKERS_PER_RELOAD = 10_000;
 /**
  * How long before a fire the shells of its runs are armed: ARM_MS, or
- * ARM_PER_SHELL_MS for each (starting one takes 1–3 ms), so that a
- * burst's shells are all there at its instant; up to ARM_MAX_MS, and at
- * least ARM_MS after the fires before, whose runs (an every-second job's)
- * have ended by then.
+ * some time for each, so that a burst's shells are all there at its
+ * instant; up to ARM_MAX_MS, and at least ARM_MS after the fires before,
+ * whose runs (an every-second job's) have ended by then. A shell takes
+ * ARM_PER_SHELL_MS, or SPAWN_SHARE times what a spawn holds the thread
+ * that makes it (a lane starts at least one a turn of its event loop and
+ * yields a millisecond or two between turns): a spawn takes 1–2 ms on a
+ * quick machine, 5–6 on a slow one, where 500 shells took 3 s.
  */
 const ARM_MS = 500;
 const ARM_PER_SHELL_MS = 3;
-const ARM_MAX_MS = 2000;
+const SPAWN_SHARE = 1.5;
+const ARM_MAX_MS = 5000;
+/** An instant with no fire this long before it is alone: a burst, not every-second jobs. */
+const ALONE_AFTER_MS = 2500;
 /** While holding through an outage, how often to look whether the database is back. */
 const HELD_RECHECK_MS = 1000;
 /** Runs a crashed service may have left running whose processes the start looks for. */
@@ -873,7 +881,8 @@ export class Service {
       if (at - now > ARM_MAX_MS) return at - ARM_MAX_MS;
       const count = Math.min(this.timetable.dueAt(at).length, this.armable(at));
       const longest = Math.min(ARM_MAX_MS, Math.max(ARM_MS, at - this.lastFired - ARM_MS));
-      this.armLead = { at, ms: Math.min(longest, Math.max(ARM_MS, count * ARM_PER_SHELL_MS)) };
+      const perShell = Math.max(ARM_PER_SHELL_MS, SPAWN_SHARE * (this.o.spawnCost?.() ?? 0));
+      this.armLead = { at, ms: Math.min(longest, Math.max(ARM_MS, Math.ceil(count * perShell))) };
     }
     return at - this.armLead.ms;
   }
@@ -885,7 +894,7 @@ export class Service {
    * will wait for a worker: released as one frees up, not started then.
    */
   private armable(at: number): number {
-    const alone = at - this.lastFired > ARM_MAX_MS + ARM_MS;
+    const alone = at - this.lastFired > ALONE_AFTER_MS;
     return this.slots.freeWorkers + (alone ? this.o.maxWorkers : 0);
   }
 
