@@ -81,6 +81,14 @@ export interface DialectProfile {
   deleteOldest(table: string, where: string): string;
   /** How to move an offending table aside, for error messages. */
   renameTable(from: string, to: string): string;
+  /**
+   * Runs one UPDATE writes when many runs' records are written at once
+   * (`col = CASE id WHEN ? THEN ? … END`): a round trip saved for each on
+   * MySQL. SQLite has no round trip to save, and would prepare a statement
+   * anew for each number of rows (200 ms of a 500-job burst), where a
+   * one-row UPDATE is prepared once.
+   */
+  rowsPerUpdate: number;
 }
 
 export const PROFILES: Record<Dialect, DialectProfile> = {
@@ -100,6 +108,7 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     jsonText: (column, property) => `JSON_UNQUOTE(JSON_EXTRACT(${column}, '$.${property}'))`,
     deleteOldest: (table, where) => `DELETE FROM ${table} WHERE ${where} ORDER BY id LIMIT ?`,
     renameTable: (from, to) => `RENAME TABLE ${from} TO ${to};`,
+    rowsPerUpdate: 100,
   },
   sqlite: {
     dialect: "sqlite",
@@ -120,5 +129,6 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     deleteOldest: (table, where) =>
       `DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE ${where} ORDER BY id LIMIT ?)`,
     renameTable: (from, to) => `ALTER TABLE ${from} RENAME TO ${to};`,
+    rowsPerUpdate: 1,
   },
 };
