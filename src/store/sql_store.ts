@@ -770,6 +770,11 @@ function updateRunsSql(
   return statements;
 }
 
+/**
+ * The UPDATE of `rows`, each setting `columns`: one `CASE id WHEN …` for
+ * each column; for a single row a plain UPDATE, whose text is the same for
+ * every run setting those columns (SQLite prepares it once).
+ */
 function caseUpdateSql(
   columns: string[],
   rows: { id: number; values: Param[] }[],
