@@ -14,9 +14,9 @@
  * ends of the runs that started first. A worker thread costs 14–25 MiB and
  * a post each way per turn, which up to a hundred runs at a time do not
  * repay (peak RSS, 10 every-second jobs: 91–95 → 78–84 MiB; 100: 110–112
- * → 91–96 MiB). The local lane's starts hold the scheduler's thread at
- * most LOCAL_TURN_MS a turn of the event loop, so a burst's claims and
- * records go on between them. (With 8 starts a turn and no time bound,
+ * → 91–96 MiB). The local lane starts runs for LOCAL_TURN_MS of a turn
+ * of the event loop (at least one a turn, however long a spawn takes), so
+ * a burst's claims and records go on between its turns. (With 8 starts a turn and no time bound,
  * 128 runs here held the thread while a burst was armed: on a slow
  * machine a burst of 500 on MySQL had every fire missed, its claim
  * unanswered within a second.)
@@ -46,7 +46,7 @@ import { type FromRunLane, RunLane, type ToRunLane } from "./run_lane.ts";
 const THREADS = navigator.hardwareConcurrency > 2 ? 2 : 1;
 /** Runs at a time (armed, or not yet ended) in the scheduler's own thread; more go to worker threads. */
 const LOCAL_RUNS = 128;
-/** How long the local lane's starts may hold a turn of the scheduler's event loop. */
+/** How long the local lane starts runs in a turn of the scheduler's event loop (one at least). */
 const LOCAL_TURN_MS = 4;
 /** Runs waiting in every thread's queue that start one more thread. */
 const MORE_AT = 4;
