@@ -282,7 +282,7 @@ export class Cluster {
       heartbeat_ms: this.o.heartbeatMs,
       applied_marker: state.appliedMarker,
       jobs_loaded: state.jobsLoaded,
-      jobs_owned: [...this.owners.values()].filter((n) => n === id).length,
+      jobs_owned: this.ownedBy(id),
       last_reload_at: state.lastReload?.at ?? null,
       last_reload_ms: state.lastReload?.ms ?? null,
       stopped_at: stoppedAt,
@@ -290,6 +290,13 @@ export class Cluster {
       declared_dead_at: null,
       declared_dead_by: null,
     };
+  }
+
+  /** How many jobs `id` fires; counted, not listed: with 10,000 jobs each heartbeat would copy them. */
+  private ownedBy(id: string): number {
+    let count = 0;
+    for (const owner of this.owners.values()) if (owner === id) count++;
+    return count;
   }
 
   /** Write the heartbeat, with the database's clock and how far this machine's is from it. */
