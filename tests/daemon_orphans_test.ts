@@ -76,9 +76,13 @@ for (const backend of BACKENDS) {
       [fire + 100],
     );
     await h.clock.pass(1000);
+    // The request's row says running a moment before its start reaches the runner.
     const manual = await h.until(
-      async () => (await h.runs("a")).find((r) => r.trigger === "manual" && r.status === "running"),
-      "the request claimed",
+      async () =>
+        h.runner.heldStarts === 2
+          ? (await h.runs("a")).find((r) => r.trigger === "manual" && r.status === "running")
+          : undefined,
+      "the request claimed and handed to the runner",
     );
     assert(manual.marker !== null, `no marker in the claimed request: ${JSON.stringify(manual)}`);
     h.runner.releaseStarts();
