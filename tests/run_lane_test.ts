@@ -48,3 +48,52 @@ Deno.test("lane: without a turn budget a turn starts several runs; with none lef
   assertEquals(await firstTurn(), 3);
   assertEquals(await firstTurn(0), 1);
 });
+
+Deno.test("lane: each armed run of a batch is judged late or not just before its release", async () => {
+  const dir = await Deno.makeTempDir();
+  const spec = (job: string, runId?: number) => ({
+    command: `touch "${dir}/$JM_JOB_ID"`,
+    env: { PATH, JM_JOB_ID: job, ...(runId === undefined ? {} : { JM_RUN_ID: `${runId}` }) },
+    timeoutMs: 10_000,
+    killGraceMs: 500,
+    outputCap: 1024,
+  });
+  const startBy = Date.now() + 60_000;
+  // The second release is judged after its grace: as if the first one's write had taken that long.
+  const times = [Date.now(), startBy + 1];
+  const batches: FromRunLane[][] = [];
+  const lane = new RunLane(
+    (batch) => batches.push(batch),
+    (e) => {
+      throw e;
+    },
+    Infinity,
+    () => times.shift() ?? Date.now(),
+  );
+  try {
+    lane.receive([
+      { type: "arm", id: 0, spec: spec("first") },
+      { type: "arm", id: 1, spec: spec("second") },
+    ]);
+    lane.receive([
+      { type: "start", id: 10, spec: spec("first", 10), startBy, armed: 0 },
+      { type: "start", id: 11, spec: spec("second", 11), startBy, armed: 1 },
+    ]);
+    const all = () => batches.flat();
+    await waitFor(() => all().some((m) => m.type === "done" && m.id === 10) || null, {
+      timeoutMs: 10_000,
+      what: "the first run to end",
+      detail: () => JSON.stringify(all()),
+    });
+    assertEquals(
+      all().filter((m) => m.type === "started" || m.type === "late").map((m) =>
+        `${m.type} ${m.id}`
+      ),
+      ["started 10", "late 11"],
+    );
+    assertEquals((await Deno.stat(`${dir}/first`)).isFile, true);
+  } finally {
+    lane.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

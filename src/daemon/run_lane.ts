@@ -62,24 +62,30 @@ export class RunLane {
    * `receive` returned; a bug within it is thrown to its caller).
    * `turnMs`: once starting runs has held a turn of the event loop this
    * long, the rest wait for the next turn (at least one starts a turn).
+   * `now`: the clock grace is judged on (a test's may jump).
    */
   constructor(
     send: (batch: FromRunLane[]) => void,
     private readonly failed: (error: unknown) => void,
     private readonly turnMs = Infinity,
+    private readonly now: () => number = Date.now,
   ) {
     this.outbox = new Outbox(send);
   }
 
   receive(batch: ToRunLane[]): void {
     if (this.closed) return;
-    // The armed runs due now go first, each a write to a pipe (see ArmedShell.go).
-    const now = Date.now();
+    // The armed runs due now go first, each a write to a pipe (see ArmedShell.go),
+    // each judged late or not just before its write: a burst's writes take
+    // a while (a write wakes a shell, which competes for the CPU).
+    const judged = new Map<Start, number>();
     for (const message of batch) {
-      if (message.type !== "start" || message.armed === undefined || now > message.startBy) {
-        continue;
+      if (message.type !== "start" || message.armed === undefined) continue;
+      const at = this.now();
+      judged.set(message, at);
+      if (at <= message.startBy) {
+        this.armed.get(message.armed)?.go(message.spec.env.JM_RUN_ID ?? "");
       }
-      this.armed.get(message.armed)?.go(message.spec.env.JM_RUN_ID ?? "");
     }
     for (const message of batch) {
       switch (message.type) {
@@ -99,7 +105,7 @@ export class RunLane {
           // A release is a write to a pipe: it does not wait behind the spawns queued.
           const shell = message.armed === undefined ? null : this.takeArmed(message.armed);
           // Judged late or not as it went (above).
-          if (shell) this.start(message, shell, now);
+          if (shell) this.start(message, shell, judged.get(message));
           else this.queue.push(message);
         }
       }
@@ -161,7 +167,7 @@ export class RunLane {
     this.starting = false;
   }
 
-  private start({ id, spec, startBy }: Start, shell: ArmedShell | null = null, now = Date.now()) {
+  private start({ id, spec, startBy }: Start, shell: ArmedShell | null = null, now = this.now()) {
     const outbox = this.outbox;
     // Interrupted (a stop, a cancel) before it was due to start: that is what it was, late or not.
     if (this.interruptedEarly.delete(id)) {
