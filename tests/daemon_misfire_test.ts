@@ -50,7 +50,7 @@ for (const backend of BACKENDS) {
     assertEquals(done.note, "coalesced 10 fires into one run", "the note outlives the run");
     (await h.started("strict", T0)).finish();
     await h.run("strict", T0, "success");
-    // A job that never fired starts from now: nothing to catch up.
+    // "new" never fired: it resumes after its last change (T0), with nothing to catch up.
     await h.clock.set(T0 + 1000);
     for (const job of ["strict", "merge", "new"]) await h.run(job, T0 + 1000, "running");
     const rows = await h.runs();
@@ -65,6 +65,24 @@ for (const backend of BACKENDS) {
       "strict 0 success",
       "strict 1000 running",
     ], rows.map(describeRun).join("\n"));
+  });
+
+  Deno.test(`daemon[${backend}]: a job's first fire, due while the service restarted, runs late or is missed`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    // Added at T0, due at T0+5 s; the service starts at T0+7 s.
+    await h.job("lenient", { schedule: { second: "5" }, misfire_grace_time: "30" });
+    await h.job("strict", { schedule: { second: "5" }, misfire_grace_time: "1" });
+    await h.clock.set(T0 + 7000);
+    await h.start();
+    const late = await h.run("lenient", T0 + 5000, "running");
+    assertEquals(late.started_at, T0 + 7000, describeRun(late));
+    const missed = await h.run("strict", T0 + 5000, "missed");
+    assertEquals(
+      missed.note,
+      `1 fire from ${iso(T0 + 5000)} to ${iso(T0 + 5000)} came later than misfire_grace_time (1 s)`,
+    );
+    (await h.started("lenient", T0 + 5000)).finish();
+    await h.run("lenient", T0 + 5000, "success");
   });
 
   Deno.test(`daemon[${backend}]: after a stall the late fires are missed or coalesced`, async () => {

@@ -77,6 +77,8 @@ export interface ServiceOptions {
   maxWorkers: number;
   shutdownTimeoutMs: number;
   killGraceMs: number;
+  /** How long run records are kept (runs.keep_days), in ms; 0: all are. */
+  keepRunsMs: number;
   outputCap: number;
   /** Strings never stored from a run's output (the database password). */
   secrets: readonly string[];
@@ -321,6 +323,8 @@ export class Service {
     const latest = await this.o.store.latestMarkerId();
     const jobs = await this.o.store.listJobs();
     const lastFires = await this.o.store.lastFires();
+    // A fire older than the runs kept may have run, its record pruned since.
+    const kept = this.o.keepRunsMs > 0 ? now - this.o.keepRunsMs : -Infinity;
     const known = new Map<string, Job>();
     for (const job of jobs) {
       if (!job.enabled || !this.valid(job)) continue;
@@ -328,8 +332,13 @@ export class Service {
       // A job without a schedule runs only after another's runs.
       if (!hasSchedule(job)) continue;
       // Resume after the last recorded fire, so fires missed while the
-      // service was down are decided (run or recorded missed) right away.
-      this.timetable.set(job, lastFires.get(job.id) ?? now);
+      // service was down are decided (run or recorded missed) right away;
+      // a job that never fired, after its last change: a first fire that
+      // came during a restart is decided too, not lost.
+      this.timetable.set(
+        job,
+        lastFires.get(job.id) ?? Math.min(now, Math.max(job.updated_at, kept)),
+      );
     }
     this.know(known);
     this.loaded.resolve();
