@@ -24,7 +24,8 @@ export class Outbox<T> {
     if (!whole && ++this.counted >= MAX_BATCH) this.flush();
   }
 
-  private flush(): void {
+  /** Send what is queued now, not at the next timer. */
+  flush(): void {
     const batch = this.batch;
     this.batch = [];
     this.counted = 0;

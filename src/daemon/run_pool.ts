@@ -236,6 +236,10 @@ export class RunPool {
     const thread: Thread = {
       end: () => lane.close(),
       outbox: new Outbox((batch) => {
+        // The worker threads get what is theirs first: the releases of an
+        // instant's armed runs here hold this thread for hundreds of ms on
+        // a busy machine, and theirs would wait behind them, missed.
+        for (const other of this.threads) other?.outbox.flush();
         try {
           lane.receive(batch);
         } catch (e) {
