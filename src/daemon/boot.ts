@@ -12,7 +12,7 @@ import { VERSION } from "../version.ts";
 import { type Clock, Deadline, systemClock } from "./clock.ts";
 import { Cluster, type NodeIdentity } from "./cluster.ts";
 import { DbHealth } from "./db_health.ts";
-import { DAY_MS, Housekeeping } from "./housekeeping.ts";
+import { Housekeeping } from "./housekeeping.ts";
 import { collectGarbage } from "./heap.ts";
 import { log, SINK_CATEGORY } from "./log.ts";
 import { DatabaseLogSink } from "./log_sink.ts";
@@ -254,7 +254,6 @@ class BootedDaemon implements Daemon {
       maxWorkers: s["jobsmanager.max_workers"],
       shutdownTimeoutMs: s["jobsmanager.shutdown_timeout"] * 1000,
       killGraceMs: s["jobsmanager.kill_grace"] * 1000,
-      keepRunsMs: s["runs.keep_days"] * DAY_MS,
       outputCap: s["jobsmanager.output_cap"],
       secrets: o.secrets ?? [],
       observer: o.observer,

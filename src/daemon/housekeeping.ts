@@ -17,7 +17,7 @@ export interface HousekeepingOptions {
   keepRunDays: number;
 }
 
-export const DAY_MS = 86_400_000;
+const DAY_MS = 86_400_000;
 const RETENTION_EVERY_MS = 3_600_000;
 /** The first pruning runs soon after start, once loading is done. */
 const RETENTION_FIRST_MS = 5_000;

@@ -39,7 +39,14 @@ import { endRun } from "./processes.ts";
 import type { Notifier, NotifyObserver } from "./notifier.ts";
 import type { EndedRun } from "./notify_message.ts";
 import { type Slot, SlotGate } from "./slots.ts";
-import { type Decision, type Due, type JobDefaults, onTime, Timetable } from "./timetable.ts";
+import {
+  type Decision,
+  type Due,
+  type JobDefaults,
+  onTime,
+  policyOf,
+  Timetable,
+} from "./timetable.ts";
 
 /**
  * Told of each run as it starts and as it gets its final status (a fire
@@ -77,8 +84,6 @@ export interface ServiceOptions {
   maxWorkers: number;
   shutdownTimeoutMs: number;
   killGraceMs: number;
-  /** How long run records are kept (runs.keep_days), in ms; 0: all are. */
-  keepRunsMs: number;
   outputCap: number;
   /** Strings never stored from a run's output (the database password). */
   secrets: readonly string[];
@@ -323,8 +328,6 @@ export class Service {
     const latest = await this.o.store.latestMarkerId();
     const jobs = await this.o.store.listJobs();
     const lastFires = await this.o.store.lastFires();
-    // A fire older than the runs kept may have run, its record pruned since.
-    const kept = this.o.keepRunsMs > 0 ? now - this.o.keepRunsMs : -Infinity;
     const known = new Map<string, Job>();
     for (const job of jobs) {
       if (!job.enabled || !this.valid(job)) continue;
@@ -332,12 +335,15 @@ export class Service {
       // A job without a schedule runs only after another's runs.
       if (!hasSchedule(job)) continue;
       // Resume after the last recorded fire, so fires missed while the
-      // service was down are decided (run or recorded missed) right away;
-      // a job that never fired, after its last change: a first fire that
-      // came during a restart is decided too, not lost.
+      // service was down are decided (run or recorded missed) right away.
+      // A job that never fired resumes after its last change, but no more
+      // than its grace ago: a first fire due during a restart runs late,
+      // and one added while no service ran is not owed its fires since.
+      const last = lastFires.get(job.id);
       this.timetable.set(
         job,
-        lastFires.get(job.id) ?? Math.min(now, Math.max(job.updated_at, kept)),
+        last ??
+          Math.min(now, Math.max(job.updated_at, now - policyOf(job, this.o.defaults).graceMs)),
       );
     }
     this.know(known);
