@@ -143,15 +143,31 @@ export class MysqlDriver implements Driver {
   }
 
   async all(sql: string, params: Param[] = []): Promise<Row[]> {
-    return await this.executor(await this.pool).all(sql, params);
+    return await this.autocommit((on) => on.all(sql, params));
   }
 
   async map<T>(sql: string, params: Param[], fn: (row: Row) => T): Promise<T[]> {
-    return await this.executor(await this.pool).map(sql, params, fn);
+    return await this.autocommit((on) => on.map(sql, params, fn));
   }
 
   async run(sql: string, params: Param[] = []): Promise<ExecResult> {
-    return await this.executor(await this.pool).run(sql, params);
+    return await this.autocommit((on) => on.run(sql, params));
+  }
+
+  /**
+   * One statement on its own: InnoDB may pick it too as a deadlock victim
+   * (services starting together upsert their jm_nodes rows, mark their
+   * markers applied), and has then rolled it back whole: it runs again.
+   */
+  private async autocommit<T>(fn: (on: Executor) => Promise<T>): Promise<T> {
+    const on = this.executor(await this.pool);
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await fn(on);
+      } catch (error) {
+        if (attempt >= DEADLOCK_ATTEMPTS || !isDeadlock(error)) throw error;
+      }
+    }
   }
 
   private async connection(): Promise<mysql.PoolConnection> {
