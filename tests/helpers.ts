@@ -65,6 +65,19 @@ async function admin<T>(fn: (conn: mysql.Connection) => Promise<T>): Promise<T> 
   }
 }
 
+/** A connection of its own to a MySQL test database (the caller ends it). */
+export async function mysqlConnection(db: TestDatabase): Promise<mysql.Connection> {
+  if (db.target.kind !== "mysql") throw new Error(`${db.backend} is not a MySQL test database`);
+  const t = db.target;
+  return await mysql.createConnection({
+    host: t.host,
+    port: t.port,
+    user: t.user,
+    password: t.password,
+    database: t.database,
+  });
+}
+
 /** Run raw SQL on a test database (for checks and for simulating hand edits). */
 export async function rawQuery(
   db: TestDatabase,
@@ -83,14 +96,7 @@ export async function rawQuery(
       conn.close();
     }
   }
-  const t = db.target;
-  const conn = await mysql.createConnection({
-    host: t.host,
-    port: t.port,
-    user: t.user,
-    password: t.password,
-    database: t.database,
-  });
+  const conn = await mysqlConnection(db);
   try {
     const [rows] = await conn.query(sql, params);
     return Array.isArray(rows) ? rows as Record<string, unknown>[] : [];

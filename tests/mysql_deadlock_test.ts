@@ -4,22 +4,14 @@
  * once): rolled back whole, it runs again instead of failing.
  */
 import { assertEquals } from "./assert.ts";
-import { freshDatabase, mysqlTest, waitFor } from "./helpers.ts";
+import { freshDatabase, mysqlConnection, mysqlTest, waitFor } from "./helpers.ts";
 import { MysqlDriver } from "../src/store/mysql.ts";
-import mysql from "mysql2/promise";
 
 mysqlTest("mysql: a statement picked as a deadlock victim runs again", async () => {
   await using db = await freshDatabase("mysql");
   if (db.target.kind !== "mysql") throw new Error("a MySQL test got another backend");
-  const t = db.target;
-  const other = await mysql.createConnection({
-    host: t.host,
-    port: t.port,
-    user: t.user,
-    password: t.password,
-    database: t.database,
-  });
-  const driver = new MysqlDriver(t);
+  const other = await mysqlConnection(db);
+  const driver = new MysqlDriver(db.target);
   try {
     await other.query("CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB");
     await other.query(
