@@ -80,6 +80,17 @@ function isDeadlock(error: unknown): boolean {
   return ((error as Error).cause as DriverError | undefined)?.code === "ER_LOCK_DEADLOCK";
 }
 
+/** Run `fn` again while InnoDB rolls it back as a deadlock victim, DEADLOCK_ATTEMPTS times at most. */
+async function againIfDeadlocked<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await fn();
+    } catch (error) {
+      if (attempt >= DEADLOCK_ATTEMPTS || !isDeadlock(error)) throw error;
+    }
+  }
+}
+
 export class MysqlDriver implements Driver {
   readonly profile = PROFILES.mysql;
   readonly description: string;
@@ -161,13 +172,7 @@ export class MysqlDriver implements Driver {
    */
   private async autocommit<T>(fn: (on: Executor) => Promise<T>): Promise<T> {
     const on = this.executor(await this.pool);
-    for (let attempt = 1;; attempt++) {
-      try {
-        return await fn(on);
-      } catch (error) {
-        if (attempt >= DEADLOCK_ATTEMPTS || !isDeadlock(error)) throw error;
-      }
-    }
+    return await againIfDeadlocked(() => fn(on));
   }
 
   private async connection(): Promise<mysql.PoolConnection> {
@@ -185,13 +190,7 @@ export class MysqlDriver implements Driver {
    * other committed.
    */
   async transaction<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
-    for (let attempt = 1;; attempt++) {
-      try {
-        return await this.transactionOnce(fn);
-      } catch (error) {
-        if (attempt >= DEADLOCK_ATTEMPTS || !isDeadlock(error)) throw error;
-      }
-    }
+    return await againIfDeadlocked(() => this.transactionOnce(fn));
   }
 
   private async transactionOnce<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
