@@ -16,8 +16,10 @@
  * repay (peak RSS, 10 every-second jobs: 91–95 → 78–84 MiB; 100: 110–112
  * → 91–96 MiB). The local lane starts runs for LOCAL_TURN_MS of a turn
  * of the event loop (at least one a turn, however long a spawn takes), so
- * a burst's claims and records go on between its turns. (With 8 starts a turn and no time bound,
- * 128 runs here held the thread while a burst was armed: on a slow
+ * a burst's claims and records go on between its turns; the writes that
+ * release an instant's armed shells are made in one turn, after the worker
+ * threads got theirs. (With 8 starts a turn and no time bound, 128 runs
+ * here held the thread while a burst was armed: on a slow
  * machine a burst of 500 on MySQL had every fire missed, its claim
  * unanswered within a second.)
  */
