@@ -113,7 +113,7 @@ Deno.test("commands start without the service, HTTP, YAML or mysql2: those load 
   visit(new URL("main.ts", SRC).href);
   const packages = [...loaded].filter((s) => s.startsWith("npm:"))
     .map((s) => s.replace(/^npm:\/?(@?[^@/]+(?:\/[^@/]+)?)@.*$/, "$1")).sort();
-  assertEquals(packages, ["commander", "croner", "json5"]);
+  assertEquals(packages, ["@stricli/core", "croner", "json5"]);
   const local = [...loaded].filter((s) => s.startsWith(SRC.href)).map((s) =>
     s.slice(SRC.href.length)
   );

@@ -422,7 +422,7 @@ for (const backend of BACKENDS) {
   });
 }
 
-Deno.test("cli: commander's usage errors are one line on stderr, naming the help to read", async () => {
+Deno.test("cli: usage errors are one line on stderr, naming the help to read", async () => {
   await using db = await freshDatabase("sqlite");
   await seeded(db);
   await expectRejected(db, ["--database", db.url, ...ADD, "--minute", "5", "--frobnicate"], {
@@ -432,6 +432,20 @@ Deno.test("cli: commander's usage errors are one line on stderr, naming the help
   await expectRejected(db, ["--database", db.url, "job", "add"], {
     code: 2,
     stderr: "jobsmanager: missing required argument 'id' (see `jobsmanager job add --help`)\n",
+  });
+  await expectRejected(db, ["--database", db.url, "job", "add", "x", "--command", "-x"], {
+    code: 2,
+    stderr:
+      "jobsmanager: unknown option '-x'; a value that begins with '-' is given as --option=VALUE (see `jobsmanager job add --help`)\n",
+  });
+  await expectRejected(db, ["--database", db.url, "job", "show", "x", "--count"], {
+    code: 2,
+    stderr: "jobsmanager: option '--count' needs a value (see `jobsmanager job show --help`)\n",
+  });
+  await expectRejected(db, ["--database", db.url, "jobs", "list"], {
+    code: 2,
+    stderr:
+      "jobsmanager: 'jobs' is not a command; did you mean `job`? (see `jobsmanager --help`)\n",
   });
 });
 

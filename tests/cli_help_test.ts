@@ -5,16 +5,20 @@
  * tree, and the bash one completes commands, options and their values.
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
-import type { Command } from "commander";
-import { buildProgram } from "../src/cli/app.ts";
+import { buildTree, isGroup } from "../src/cli/app.ts";
+import type { Target } from "../src/cli/command.ts";
 import { EXAMPLES } from "../src/cli/examples.ts";
 import { cli } from "./helpers.ts";
 
 /** Every command path of the tree: "" for the program, then `job`, `job add`, … */
-function paths(cmd: Command = buildProgram(), path = ""): string[] {
+function paths(target: Target = buildTree(), path = ""): string[] {
+  const entries = isGroup(target) ? target.getAllEntries() : [];
   return [
     path,
-    ...cmd.commands.flatMap((c) => paths(c, path === "" ? c.name() : `${path} ${c.name()}`)),
+    ...entries.flatMap((e) => {
+      const name = e.name["convert-camel-to-kebab"];
+      return paths(e.target, path === "" ? name : `${path} ${name}`);
+    }),
   ];
 }
 
@@ -25,9 +29,9 @@ Deno.test("cli: subcommand help shows the global options and ends with examples"
     cli(["help", "job", "add"]),
   ]);
   assertEquals([jobAdd.code, jobAdd.stderr], [0, ""]);
-  const globals = jobAdd.stdout.slice(jobAdd.stdout.indexOf("\nGlobal Options:\n"));
-  for (const option of ["--json", "-d, --database <url>", "-c, --config <file>"]) {
-    assertStringIncludes(globals, option);
+  const options = jobAdd.stdout.slice(jobAdd.stdout.indexOf("\nFLAGS\n"));
+  for (const option of ["[--json]", "-d [--database]", "<url> database:", "-c [--config]"]) {
+    assertStringIncludes(options, option);
   }
   assert(
     jobAdd.stdout.trimEnd().endsWith(
@@ -37,7 +41,7 @@ Deno.test("cli: subcommand help shows the global options and ends with examples"
   );
   assertMatch(
     runsCancel.stdout,
-    /\nGlobal Options:\n(.|\n)*\nExamples:\n {2}\$ jobsmanager runs cancel 42\n$/,
+    /\nFLAGS\n(.|\n)*--database(.|\n)*\nExamples:\n {2}\$ jobsmanager runs cancel 42\n$/,
   );
   // `help job add` is the help of `job add`, not of `job`.
   assertEquals(viaHelp, jobAdd);
@@ -99,7 +103,7 @@ Deno.test("cli: completions bash, sourced, completes commands, options and value
     const c = (...words: string[]) => complete(dir, "jobsmanager", ...words);
     assertEquals(await c("jo"), "job");
     assertEquals(await c("job", "r"), "remove rm run");
-    assertEquals(await c("runs", ""), "cancel show");
+    assertEquals(await c("runs", ""), "cancel list show");
     // Global options before the command, and an option's value, are skipped.
     assertEquals(await c("--database", "sqlite:x.db", "job", "add", "x", "--cr"), "--cron");
     assertEquals(await c("job", "run", "x", "--q"), "--queue");
@@ -132,6 +136,6 @@ Deno.test("cli: completions zsh and fish come from the same tree; an unknown she
   assertStringIncludes(fish.stdout, "-l database -s d -x -d");
   assertEquals(
     bad.stderr,
-    "jobsmanager: command-argument value 'tcsh' is invalid for argument 'shell'. Allowed choices are bash, zsh, fish. (see `jobsmanager completions --help`)\n",
+    "jobsmanager: shell must be one of bash, zsh, fish, not 'tcsh' (see `jobsmanager completions --help`)\n",
   );
 });

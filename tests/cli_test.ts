@@ -598,15 +598,15 @@ Deno.test("cli: --version, --help, and job without a subcommand", async () => {
   assertEquals(version, { code: 0, stdout: `${VERSION}\n`, stderr: "" });
   assertEquals(v, version);
   assertEquals([help.code, help.stderr], [0, ""]);
-  assert(help.stdout.startsWith("Usage: jobsmanager [options] [command]\n"), help.stdout);
+  assert(help.stdout.startsWith("USAGE\n  jobsmanager serve [options]\n"), help.stdout);
   for (const name of ["job", "reload", "db", "--config", "--database", "--json"]) {
     assertStringIncludes(help.stdout, name);
   }
   assertEquals([jobHelp.code, jobHelp.stderr], [0, ""]);
-  assert(jobHelp.stdout.startsWith("Usage: jobsmanager job [options] [command]\n"));
-  // commander prints the group's help as the error, and it is a usage error.
+  assert(jobHelp.stdout.startsWith("USAGE\n  jobsmanager job add <id> [options]\n"));
+  // A group alone prints its help as the error, and it is a usage error.
   assertEquals([job.code, job.stdout], [2, ""]);
-  assert(job.stderr.startsWith("Usage: jobsmanager job [options] [command]\n"), job.stderr);
+  assertEquals(job.stderr, jobHelp.stdout);
 });
 
 // ---------------------------------------------------------------- secrets

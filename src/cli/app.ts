@@ -3,11 +3,25 @@
  * 1 runtime failure, 2 usage or validation error. Every error is one line
  * on stderr, scrubbed of secrets.
  */
-import { Command, CommanderError } from "commander";
+import {
+  type Application,
+  type ApplicationText,
+  type ArgumentScannerError,
+  buildApplication,
+  type CommandContext as StricliContext,
+  ExitCode,
+  formatMessageForArgumentScannerError,
+  help,
+  type RouteMap,
+  run,
+  text_en,
+  version,
+} from "@stricli/core";
 import { exitCodeOf, UsageError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { printable } from "./output.ts";
-import { CommandContext, type GlobalOptions, writeErr, writeOut } from "./context.ts";
+import { writeErr, writeOut } from "./context.ts";
+import { command, GLOBAL_ALIASES, GLOBAL_FLAGS, group, type Target } from "./command.ts";
 import { dbCommand, reloadCommand } from "./db.ts";
 import { importCommand } from "./import.ts";
 import { jobCommand } from "./job.ts";
@@ -17,107 +31,210 @@ import { runsCommand } from "./runs.ts";
 import { statusCommand } from "./status.ts";
 import { serveCommand } from "./serve.ts";
 import { completionsCommand } from "./completions.ts";
-import { EXAMPLES } from "./examples.ts";
 
-function contextOf(cmd: Command): CommandContext {
-  return new CommandContext(cmd.optsWithGlobals<GlobalOptions>());
+type Routes = RouteMap<StricliContext>;
+
+/** Whether `target` is a group of commands (`job`), not a command. */
+export function isGroup(target: Target): target is Routes {
+  return "getAllEntries" in target;
 }
 
-/** `jobsmanager job add`, for messages. */
-function commandPath(cmd: Command): string {
-  return cmd.parent ? `${commandPath(cmd.parent)} ${cmd.name()}` : cmd.name();
+/** The command `words` name, walking down from `root`; undefined if they name none. */
+function targetOf(root: Routes, words: string[]): Target | undefined {
+  let target: Target | undefined = root;
+  for (const word of words) {
+    target = target && isGroup(target) ? target.getRoutingTargetForInput(word) : undefined;
+  }
+  return target;
 }
 
 /**
- * `jobsmanager help job add`: commander's own help command reads one word
- * only, and would print the help of `job`.
+ * `jobsmanager help job add`: the help of `job add`, as `job add --help`
+ * prints it.
  */
-function helpCommand(): Command {
-  return new Command("help").description("show the help of a command")
-    .argument("[command...]", "the command, as typed after jobsmanager")
-    .action((words: string[], _opts, cmd: Command) => {
-      let target = cmd.parent!;
-      for (const word of words) {
-        const next = target.commands.find((c) => c.name() === word || c.aliases().includes(word));
-        if (!next) {
-          throw new UsageError(
-            `help: '${words.join(" ")}' is not a command (see \`jobsmanager --help\`)`,
-          );
-        }
-        target = next;
+function helpCommand(root: () => Routes) {
+  return command({
+    brief: "show the help of a command",
+    rest: { name: "command", brief: "the command, as typed after jobsmanager" },
+    action: async (_ctx, _options, ...words: string[]) => {
+      if (!targetOf(root(), words)) {
+        throw new UsageError(
+          `help: '${words.join(" ")}' is not a command (see \`jobsmanager --help\`)`,
+        );
       }
-      target.help();
-    });
+      await runCli([...words, "--help"]);
+    },
+  });
 }
 
-function examplesText(cmd: Command): string {
-  const path = commandPath(cmd).split(" ").slice(1).join(" ");
-  const examples = EXAMPLES[path] ?? [];
-  return `\nExamples:\n${examples.map((e) => `  $ ${e}`).join("\n")}`;
+export function buildTree(): Routes {
+  const root: Routes = group("a database-driven cron job scheduler", {
+    serve: serveCommand(),
+    job: jobCommand(),
+    runs: runsCommand(),
+    logs: logsCommand(),
+    status: statusCommand(),
+    reload: reloadCommand(),
+    db: dbCommand(),
+    import: importCommand(),
+    export: exportCommand(),
+    apply: applyCommand(),
+    completions: completionsCommand(() => root),
+    help: helpCommand(() => root),
+  }, {
+    description: `a database-driven cron job scheduler
+
+Every command takes the global options, before or after its name:
+  -c, --config <file>    config file (JSON5)
+  -d, --database <url>   sqlite:PATH or mysql://USER@HOST:PORT/DB
+  --json                 machine-readable output`,
+  });
+  return root;
 }
 
-export function buildProgram(): Command {
-  const program = new Command("jobsmanager")
-    .description("a database-driven cron job scheduler")
-    .version(VERSION, "-V, --version")
-    .option(
-      "-c, --config <file>",
-      "config file (JSON5); default $JM_CONFIG, ./etc/jobsmanager.json, /etc/jobsmanager/jobsmanager.json",
-    )
-    .option(
-      "-d, --database <url>",
-      "database: sqlite:PATH or mysql://USER@HOST:PORT/DB (overrides config and $JM_DATABASE_URL)",
-    )
-    .option("--json", "machine-readable output");
-  program.addCommand(serveCommand(contextOf));
-  program.addCommand(jobCommand(contextOf));
-  program.addCommand(runsCommand(contextOf));
-  program.addCommand(logsCommand(contextOf));
-  program.addCommand(statusCommand(contextOf));
-  program.addCommand(reloadCommand(contextOf));
-  program.addCommand(dbCommand(contextOf));
-  program.addCommand(importCommand(contextOf));
-  program.addCommand(exportCommand(contextOf));
-  program.addCommand(applyCommand(contextOf));
-  program.addCommand(completionsCommand());
-  program.addCommand(helpCommand());
-  // Every command reports through exitOverride instead of exiting itself,
-  // and writes its errors the way the rest of the program does; its help
-  // shows the global options too, and ends with examples.
-  const configure = (cmd: Command) => {
-    cmd.configureHelp({ showGlobalOptions: true })
-      .addHelpText("after", examplesText(cmd))
-      .exitOverride()
-      .configureOutput({
-        writeOut: (text) => writeOut(text.trimEnd()),
-        writeErr: (text) => writeErr(text.trimEnd()),
-        outputError: (text, write) =>
-          write(
-            `jobsmanager: ${text.trim().replace(/^error: /, "")} (see \`${
-              commandPath(cmd)
-            } --help\`)`,
-          ),
-      });
-    cmd.commands.forEach(configure);
+/** What went wrong in the words typed, in the words of the rest of the program. */
+function usageMessage(error: ArgumentScannerError): string {
+  // Values beginning with '-' read as options; '=' keeps them values.
+  const dashHint = "; a value that begins with '-' is given as --option=VALUE";
+  return formatMessageForArgumentScannerError(error, {
+    FlagNotFoundError: (e) =>
+      `unknown option '--${e.input}'${
+        e.corrections.length > 0
+          ? `; did you mean ${e.corrections.map((c) => `--${c}`).join(" or ")}?`
+          : ""
+      }`,
+    AliasNotFoundError: (e) => `unknown option '-${e.input}'${dashHint}`,
+    UnsatisfiedFlagError: (e) =>
+      `option '--${e.externalFlagName}' needs a value${e.nextFlagName ? dashHint : ""}`,
+    UnsatisfiedPositionalError: (e) => `missing required argument '${e.placeholder}'`,
+    UnexpectedPositionalError: (e) =>
+      `too many arguments: '${e.input}' (it takes ${e.expectedCount})`,
+    UnexpectedFlagError: (e) => `option '--${e.externalFlagName}' given more than once`,
+    EnumValidationError: (e) =>
+      `option '--${e.externalFlagName}' must be one of ${e.values.join(", ")}, not '${e.input}'`,
+    InvalidNegatedFlagSyntaxError: (e) =>
+      `option '--${e.externalFlagName}' takes no value, not '${e.valueText}'`,
+    ArgumentParseError: (e) => (e.exception as Error).message ?? String(e.exception),
+  });
+}
+
+/** Error messages of the program's style, naming the help of the command typed. */
+function textFor(path: () => string): ApplicationText {
+  const failed = (error: unknown) =>
+    `jobsmanager: ${printable((error as Error).message ?? String(error))}`;
+  return {
+    ...text_en,
+    exceptionWhileParsingArguments: (error) =>
+      `jobsmanager: ${usageMessage(error as ArgumentScannerError)} (see \`${path()} --help\`)`,
+    noCommandRegisteredForInput: ({ input, corrections }) =>
+      `jobsmanager: '${input}' is not a command${
+        corrections.length > 0 ? `; did you mean ${corrections.join(" or ")}?` : ""
+      } (see \`jobsmanager --help\`)`,
+    exceptionWhileRunningCommand: failed,
+    commandErrorResult: failed,
   };
-  configure(program);
-  return program;
+}
+
+function buildApp(root: Routes, path: () => string): Application<StricliContext> {
+  return buildApplication(root, {
+    name: "jobsmanager",
+    scanner: { caseStyle: "allow-kebab-for-camel" },
+    documentation: { caseStyle: "convert-camel-to-kebab", disableAnsiColor: true },
+    determineExitCode: exitCodeOf,
+    localization: { loadText: () => textFor(path) },
+  }, {
+    help: help({
+      brief: text_en.briefs.help,
+      alias: "h",
+      defaultForRouteMap: true,
+      formatting: {
+        caseStyle: "convert-camel-to-kebab",
+        useAliasInUsageLine: false,
+        onlyRequiredInUsageLine: false,
+      },
+    }),
+    version: version({
+      brief: text_en.briefs.version,
+      info: { currentVersion: VERSION },
+      alias: "V",
+      hook: "app:start",
+    }),
+  });
+}
+
+/** The first word of `option` (`--json=true` → `--json`), and whether it takes the next one. */
+function globalOption(option: string): { takesValue: boolean } | undefined {
+  const name = option.split("=")[0];
+  const short = /^-([a-zA-Z])$/.exec(name)?.[1] as keyof typeof GLOBAL_ALIASES | undefined;
+  const long = short ? GLOBAL_ALIASES[short] : name.startsWith("--") ? name.slice(2) : undefined;
+  const flag = long === undefined ? undefined : GLOBAL_FLAGS[long];
+  if (!flag) return undefined;
+  return { takesValue: flag.kind !== "boolean" && !option.includes("=") };
+}
+
+/**
+ * The words of the command first, then everything else: global options may
+ * come before them (`--json job list`, `job --database … list`), and stricli
+ * reads options only once it has found the command. Also the command those
+ * words name.
+ */
+function commandFirst(
+  root: Routes,
+  args: string[],
+): { words: string[]; rest: string[]; target: Target } {
+  const words: string[] = [];
+  const globals: string[] = [];
+  let target: Target = root;
+  let i = 0;
+  while (i < args.length && isGroup(target)) {
+    const global = globalOption(args[i]);
+    if (global) {
+      globals.push(...args.slice(i, i + (global.takesValue ? 2 : 1)));
+      i += global.takesValue ? 2 : 1;
+      continue;
+    }
+    const next: Target | undefined = target.getRoutingTargetForInput(args[i]);
+    if (!next) break;
+    words.push(args[i++]);
+    target = next;
+  }
+  // Right after a command's name, so that a missing value names the option
+  // before them; after the words a group cannot take, which are the error.
+  const others = args.slice(i);
+  return {
+    words,
+    rest: isGroup(target) ? [...others, ...globals] : [...globals, ...others],
+    target,
+  };
 }
 
 /** Run the CLI with `args` (without the program name); resolves to the exit code. */
 export async function runCli(args: string[]): Promise<number> {
-  const program = buildProgram();
-  try {
-    await program.parseAsync(args, { from: "user" });
-    // A command whose outcome is not a failure of ours (a job's exit code
-    // after `job run --wait`) sets Deno.exitCode.
-    return Deno.exitCode;
-  } catch (error) {
-    if (error instanceof CommanderError) {
-      // Help and --version end with 0; anything commander rejects is usage.
-      return error.exitCode === 0 ? 0 : 2;
-    }
-    writeErr(`jobsmanager: ${printable((error as Error).message ?? String(error))}`);
-    return exitCodeOf(error);
+  const root = buildTree();
+  let path = "jobsmanager";
+  const app = buildApp(root, () => path);
+  const { words, rest, target } = commandFirst(root, args);
+  // A group alone (`jobsmanager job`) is a usage error that shows the group's help.
+  const groupAlone = isGroup(target) && !target.getDefaultCommand() &&
+    rest.every((a) => globalOption(a));
+  const process = {
+    stdout: { write: (text: string) => (groupAlone ? writeErr : writeOut)(text.trimEnd()) },
+    stderr: { write: (text: string) => writeErr(text.trimEnd()) },
+    exitCode: undefined as number | string | null | undefined,
+  };
+  await run(app, groupAlone ? [...words, "--help"] : [...words, ...rest], {
+    process,
+    forCommand: ({ prefix }) => {
+      path = prefix.join(" ");
+      return { process };
+    },
+  });
+  const code = Number(process.exitCode ?? 0);
+  if (groupAlone || code === ExitCode.InvalidArgument || code === ExitCode.UnknownCommand) {
+    return 2;
   }
+  if (code < 0) return 1;
+  // A command whose outcome is not a failure of ours (a job's exit code
+  // after `job run --wait`) sets Deno.exitCode.
+  return code === 0 ? Deno.exitCode : code;
 }

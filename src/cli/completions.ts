@@ -3,8 +3,16 @@
  * generated from the command tree itself, so a new command or option is
  * completed without anyone remembering to add it.
  */
-import { Argument, Command, type Option } from "commander";
 import { writeOut } from "./context.ts";
+import {
+  ARGUMENTS,
+  command,
+  type Flag as Parameter,
+  GLOBAL_ALIASES,
+  GLOBAL_FLAGS,
+  type Target,
+} from "./command.ts";
+import { UsageError } from "../errors.ts";
 
 export const SHELLS = ["bash", "zsh", "fish"] as const;
 export type Shell = typeof SHELLS[number];
@@ -28,58 +36,78 @@ interface Flag {
   value: string[] | "file" | "other" | null;
 }
 
-/** The value a `<file>` placeholder or a list of choices allows. */
-function valueOf(flags: string, choices: readonly string[] | undefined): Flag["value"] {
-  if (choices) return [...choices];
-  if (!/[<[]/.test(flags)) return null;
-  return /[<[]file[>\]]/.test(flags) ? "file" : "other";
+const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** An option as typed (`--max-instances`, `-n`), and `--no-…` for one that can be negated. */
+function flagsOf(flags: Record<string, Parameter>, aliases: Record<string, string>): Flag[] {
+  return Object.entries(flags).flatMap(([name, flag]) => {
+    const short = Object.keys(aliases).filter((a) => aliases[a] === name).map((a) => `-${a}`);
+    const value: Flag["value"] = flag.kind === "boolean"
+      ? null
+      : flag.kind === "enum"
+      ? [...flag.values]
+      : flag.placeholder === "file"
+      ? "file"
+      : "other";
+    const own = { names: [`--${kebab(name)}`, ...short], description: flag.brief, value };
+    const negated = flag.kind === "boolean" && flag.withNegated !== false
+      ? [{ names: [`--no-${kebab(name)}`], description: flag.brief, value: null }]
+      : [];
+    return [own, ...negated];
+  });
 }
 
-function flagOf(option: Option): Flag {
-  return {
-    names: [option.long, option.short].filter((n): n is string => n !== undefined),
-    description: option.description,
-    value: valueOf(option.flags, option.argChoices),
-  };
-}
+const GLOBALS = flagsOf(GLOBAL_FLAGS, GLOBAL_ALIASES);
 
 const HELP: Flag = {
   names: ["--help", "-h"],
-  description: "display help for command",
+  description: "Print help information and exit",
   value: null,
 };
 
-function argumentOf(cmd: Command): Level["argument"] {
-  const first: Argument | undefined = cmd.registeredArguments[0];
+const VERSION: Flag = {
+  names: ["--version", "-V"],
+  description: "Print version information and exit",
+  value: null,
+};
+
+function argumentOf(target: Target): Level["argument"] {
+  const first = ARGUMENTS.get(target)?.[0];
   if (!first) return null;
-  if (first.argChoices) return [...first.argChoices];
-  return first.name() === "file" ? "file" : null;
+  if (first.choices) return [...first.choices];
+  return first.name === "file" ? "file" : null;
 }
 
 /** Every command of the tree, the program first, each with what may follow it. */
-function levels(program: Command): Level[] {
-  const globals = program.options.map(flagOf);
+function levels(root: Target): Level[] {
   const out: Level[] = [];
-  const visit = (cmd: Command, path: string) => {
+  const visit = (target: Target, path: string) => {
+    const entries = "getAllEntries" in target ? target.getAllEntries() : [];
+    const parameters = "parameters" in target ? target.parameters : undefined;
     out.push({
       path,
-      children: cmd.commands.map((c) => ({
-        name: c.name(),
-        aliases: c.aliases(),
-        description: c.description(),
+      children: entries.map((e) => ({
+        name: e.name["convert-camel-to-kebab"],
+        aliases: [...e.aliases],
+        description: e.target.brief,
       })),
-      options: [
-        ...(path === "" ? [] : cmd.options.map(flagOf)),
-        ...globals,
-        HELP,
-      ],
-      argument: argumentOf(cmd),
+      options: parameters
+        ? [
+          ...flagsOf(
+            (parameters.flags ?? {}) as Record<string, Parameter>,
+            (parameters.aliases ?? {}) as Record<string, string>,
+          ),
+          HELP,
+        ]
+        : [...GLOBALS, ...(path === "" ? [VERSION] : []), HELP],
+      argument: argumentOf(target),
     });
-    for (const child of cmd.commands) {
-      visit(child, path === "" ? child.name() : `${path} ${child.name()}`);
+    for (const e of entries) {
+      const name = e.name["convert-camel-to-kebab"];
+      visit(e.target, path === "" ? name : `${path} ${name}`);
     }
   };
-  visit(program, "");
+  visit(root, "");
   return out;
 }
 
@@ -104,8 +132,8 @@ function childArms(all: Level[], arm: (from: string, to: string) => string): str
   );
 }
 
-function bash(program: Command): string {
-  const all = levels(program);
+function bash(root: Target): string {
+  const all = levels(root);
   const children = (l: Level) => l.children.flatMap((c) => [c.name, ...c.aliases]);
   const valueArms = all.flatMap((l) =>
     l.options.filter((o) => o.value !== null).map((o) => {
@@ -162,18 +190,18 @@ function bash(program: Command): string {
   ].join("\n");
 }
 
-function zsh(program: Command): string {
+function zsh(root: Target): string {
   return [
     "# zsh completion for jobsmanager, generated by `jobsmanager completions zsh`: zsh runs the",
     "# bash completion through bashcompinit. Load it, after compinit, with:",
     "#   source <(jobsmanager completions zsh)",
     "autoload -U +X bashcompinit && bashcompinit",
-    ...bash(program).split("\n").slice(2),
+    ...bash(root).split("\n").slice(2),
   ].join("\n");
 }
 
-function fish(program: Command): string {
-  const all = levels(program);
+function fish(root: Target): string {
+  const all = levels(root);
   const lines = [
     "# fish completion for jobsmanager, generated from its commands by `jobsmanager completions fish`.",
     "# Install it with: jobsmanager completions fish > ~/.config/fish/completions/jobsmanager.fish",
@@ -234,18 +262,24 @@ function fish(program: Command): string {
   return lines.join("\n") + "\n";
 }
 
-/** The completion script for `shell`, from the whole tree `program` roots. */
-export function completionScript(program: Command, shell: Shell): string {
-  return { bash, zsh, fish }[shell](program);
+/** The completion script for `shell`, from the whole tree `root` roots. */
+export function completionScript(root: Target, shell: Shell): string {
+  return { bash, zsh, fish }[shell](root);
 }
 
-export function completionsCommand(): Command {
-  return new Command("completions")
-    .description("print a shell completion script (bash, zsh or fish)")
-    .addArgument(new Argument("<shell>", "the shell").choices(SHELLS))
-    .action((shell: Shell, _opts, cmd: Command) => {
-      let program = cmd;
-      while (program.parent) program = program.parent;
-      writeOut(completionScript(program, shell).trimEnd());
-    });
+function parseShell(input: string): Shell {
+  if (!(SHELLS as readonly string[]).includes(input)) {
+    throw new UsageError(`shell must be one of ${SHELLS.join(", ")}, not '${input}'`);
+  }
+  return input as Shell;
+}
+
+export function completionsCommand(root: () => Target) {
+  return command({
+    brief: "print a shell completion script (bash, zsh or fish)",
+    args: [{ name: "shell", brief: "the shell", parse: parseShell, choices: SHELLS }],
+    action: (_ctx, _options, shell: string) => {
+      writeOut(completionScript(root(), shell as Shell).trimEnd());
+    },
+  });
 }

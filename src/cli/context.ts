@@ -4,7 +4,6 @@
  * written, so `--json` and secret redaction cannot be forgotten.
  */
 import { resolve } from "node:path";
-import type { Command } from "commander";
 import { loadConfig, type LoadedConfig } from "../config/config.ts";
 import { type OpenOptions, openStore } from "../store/open.ts";
 import type { NodeStore, Store } from "../store/store.ts";
@@ -88,9 +87,6 @@ function passwordIn(url: string | undefined): boolean {
     return false;
   }
 }
-
-/** How a command reaches the context of the whole invocation (its global options). */
-export type ContextOf = (cmd: Command) => CommandContext;
 
 export class CommandContext {
   readonly json: boolean;

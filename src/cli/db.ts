@@ -1,15 +1,13 @@
 /** `jobsmanager db migrate` and `jobsmanager reload`. */
-import { Command } from "commander";
 import { reload } from "../app/jobs.ts";
 import { migrateSchema } from "../app/schema.ts";
-import type { ContextOf } from "./context.ts";
+import { command, group } from "./command.ts";
 import { serviceLine } from "./output.ts";
 
-export function dbCommand(contextOf: ContextOf): Command {
-  const db = new Command("db").description("database maintenance");
-  db.command("migrate").description("create or upgrade the schema (safe to run at any time)")
-    .action(async (_opts, cmd: Command) => {
-      const ctx = contextOf(cmd);
+export function dbCommand() {
+  const migrate = command({
+    brief: "create or upgrade the schema (safe to run at any time)",
+    action: async (ctx) => {
       // Not withStore: that migrates silently; this reports what it did.
       const store = ctx.openStore();
       try {
@@ -35,15 +33,15 @@ export function dbCommand(contextOf: ContextOf): Command {
       } finally {
         await store.close();
       }
-    });
-  return db;
+    },
+  });
+  return group("database maintenance", { migrate });
 }
 
-export function reloadCommand(contextOf: ContextOf): Command {
-  return new Command("reload")
-    .description("ask the live services to reload all jobs (inserts a reload marker)")
-    .action(async (_opts, cmd: Command) => {
-      const ctx = contextOf(cmd);
+export function reloadCommand() {
+  return command({
+    brief: "ask the live services to reload all jobs (inserts a reload marker)",
+    action: async (ctx) => {
       const { id, live } = await ctx.withStore(async (store) => ({
         id: await reload(store),
         live: await ctx.liveServices(store),
@@ -52,5 +50,6 @@ export function reloadCommand(contextOf: ContextOf): Command {
         () => `reload requested (marker ${id})\n${serviceLine(live, ctx.databaseName)}`,
         { marker_id: id, live_services: live.map((n) => n.id) },
       );
-    });
+    },
+  });
 }

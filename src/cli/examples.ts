@@ -41,6 +41,7 @@ export const EXAMPLES: Record<string, string[]> = {
     "jobsmanager runs --job backup --since 1d",
     "jobsmanager runs --status failed --limit 10",
   ],
+  "runs list": ["jobsmanager runs list --job backup --status failed"],
   "runs show": ["jobsmanager runs show 42"],
   "runs cancel": ["jobsmanager runs cancel 42"],
   "logs": [

@@ -4,7 +4,6 @@
  * `--apply` (one transaction, one reload marker). Also the plan's rendering,
  * which `apply` shares.
  */
-import { Command } from "commander";
 import { UsageError } from "../errors.ts";
 import {
   apschedulerCandidates,
@@ -17,7 +16,8 @@ import {
 import { candidatesFromCrontab, crontabSource } from "../app/import/crontab_file.ts";
 import { type Candidate, countStatuses, type Outcome, type PlanEntry } from "../app/import/plan.ts";
 import { describeTarget, secretsOf } from "../store/target.ts";
-import { addSecret, type CommandContext, type ContextOf } from "./context.ts";
+import { addSecret, type CommandContext } from "./context.ts";
+import { command, either, group, switched, valued } from "./command.ts";
 import { withServiceLine } from "./output.ts";
 
 function entryLines(entry: PlanEntry): string[] {
@@ -104,24 +104,23 @@ async function readText(path: string): Promise<string> {
   }
 }
 
-export function importCommand(contextOf: ContextOf): Command {
-  const command = new Command("import").description(
-    "bring jobs in from the original JobsManager or a crontab (prints the plan; --apply writes it)",
-  );
+const APPLY = switched("write the plan (one transaction, one reload marker)");
 
-  command.command("apscheduler")
-    .description("import the original JobsManager's APScheduler job table")
-    .option(
-      "--table <name>",
-      `the table (default: ${RENAMED_TABLE}, or ${ORIGINAL_TABLE} with --from-database)`,
-    )
-    .option(
-      "--from-database <url>",
-      "read it from this database (mysql://… or sqlite:PATH) instead of jobsmanager's",
-    )
-    .option("--apply", "write the plan (one transaction, one reload marker)")
-    .action(async (opts, cmd: Command) => {
-      const ctx = contextOf(cmd);
+export function importCommand() {
+  const apscheduler = command({
+    brief: "import the original JobsManager's APScheduler job table",
+    options: {
+      table: valued(
+        `the table (default: ${RENAMED_TABLE}, or ${ORIGINAL_TABLE} with --from-database)`,
+        "name",
+      ),
+      fromDatabase: valued(
+        "read it from this database (mysql://… or sqlite:PATH) instead of jobsmanager's",
+        "url",
+      ),
+      apply: APPLY,
+    },
+    action: async (ctx, opts) => {
       const target = opts.fromDatabase === undefined ? ctx.target : legacyTarget(opts.fromDatabase);
       secretsOf(target).forEach(addSecret);
       const table = opts.table ??
@@ -137,16 +136,19 @@ export function importCommand(contextOf: ContextOf): Command {
         opts.apply === true,
         `table ${table} in ${describeTarget(target)}`,
       );
-    });
+    },
+  });
 
-  command.command("crontab")
-    .description("import a crontab: a user crontab, /etc/crontab or an /etc/cron.d file")
-    .argument("<file>", "the crontab file, or - for standard input")
-    .option("--system", "lines have a user column (default for /etc/crontab and /etc/cron.d/*)")
-    .option("--no-system", "lines have no user column (default for other files)")
-    .option("--apply", "write the plan (one transaction, one reload marker)")
-    .action(async (file: string, opts, cmd: Command) => {
-      const ctx = contextOf(cmd);
+  const crontab = command({
+    brief: "import a crontab: a user crontab, /etc/crontab or an /etc/cron.d file",
+    args: [{ name: "file", brief: "the crontab file, or - for standard input" }],
+    options: {
+      system: either(
+        "lines have a user column (default for /etc/crontab and /etc/cron.d/*); --no-system: they have none (default for other files)",
+      ),
+      apply: APPLY,
+    },
+    action: async (ctx, opts, file: string) => {
       const source = crontabSource(file, await readText(file), opts.system);
       const candidates = candidatesFromCrontab(source, Date.now());
       await report(
@@ -155,7 +157,11 @@ export function importCommand(contextOf: ContextOf): Command {
         opts.apply === true,
         `crontab ${file === "-" ? "(stdin)" : file}`,
       );
-    });
+    },
+  });
 
-  return command;
+  return group(
+    "bring jobs in from the original JobsManager or a crontab (prints the plan; --apply writes it)",
+    { apscheduler, crontab },
+  );
 }

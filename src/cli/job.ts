@@ -2,7 +2,6 @@
  * `jobsmanager job …`: define, inspect and change jobs. The flags become
  * the input of a use case in `app/jobs.ts`; its result becomes text or JSON.
  */
-import { Command } from "commander";
 import { UsageError } from "../errors.ts";
 import {
   buildJob,
@@ -27,7 +26,17 @@ import {
   updateJob,
 } from "../app/jobs.ts";
 import { readableSchedule } from "../cron/fields.ts";
-import { type CommandContext, type ContextOf, outputWidth } from "./context.ts";
+import { type CommandContext, outputWidth } from "./context.ts";
+import {
+  command,
+  either,
+  type Flags,
+  group,
+  type Options,
+  repeated,
+  switched,
+  valued,
+} from "./command.ts";
 import { jobRunCommand } from "./job_run.ts";
 import {
   defaultZoneText,
@@ -45,90 +54,86 @@ import { parseCount } from "../domain/input.ts";
 /** The most fires `job show -n` and `job next -n` print. */
 const MAX_FIRES = 1000;
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
-
 function flagOf(field: FieldName): string {
-  return field.replaceAll("_", "-");
+  return field.replace(/_(\w)/g, (_, c: string) => c.toUpperCase());
 }
 
 /** The schedule options: `--cron`, or the six fields. */
-function addScheduleOptions(cmd: Command): Command {
-  cmd.option(
-    "--cron <expr>",
-    "crontab schedule: 'm h dom mon dow' or with seconds first, or @daily …",
-  );
+function scheduleOptions(): Flags {
+  const flags: Flags = {
+    cron: valued("crontab schedule: 'm h dom mon dow' or with seconds first, or @daily …", "expr"),
+  };
   for (const field of FIELD_NAMES) {
-    cmd.option(`--${flagOf(field)} <expr>`, `schedule field ${field} (APScheduler cron syntax)`);
+    flags[flagOf(field)] = valued(`schedule field ${field} (APScheduler cron syntax)`, "expr");
   }
-  return cmd;
+  return flags;
 }
 
 const TIMEZONE_HELP = "IANA time zone of the schedule (default: the service's)";
 
 /** The options `job add` and `job update` share. */
-function addJobOptions(cmd: Command, forUpdate: boolean): Command {
-  cmd.option("--command <cmd>", "shell command, run with /bin/sh -c");
-  addScheduleOptions(cmd)
-    .option("--timeout <seconds>", "kill the run after this many seconds; 0 = never (default 60)")
-    .option("--timezone <tz>", TIMEZONE_HELP)
-    .option("--max-instances <n>", "concurrent runs of this job (default: the service's)")
-    .option("--misfire-grace-time <seconds>", "how late a fire may start (default: the service's)")
-    .option("--coalesce", "run several late fires once")
-    .option("--no-coalesce", "run every late fire within the grace time")
-    .option("--env <NAME=VALUE>", "environment variable for the command (repeatable)", collect)
-    .option("--cwd <dir>", "absolute working directory for the command")
-    .option("--description <text>", "free text shown by job show")
-    .option("--disabled", "store the job without scheduling it");
-  // Notifications (issue 13): '' sets one back to the service's notify.* default.
-  cmd
-    .option("--on-failure <cmd>", "shell command run when a run fails (the run as JSON on stdin)")
-    .option("--on-failure-url <url>", "URL POSTed the run as JSON when a run fails")
-    .option("--on-recovery <cmd>", "shell command run on the first success after a failure")
-    .option("--on-recovery-url <url>", "URL POSTed on the first success after a failure")
-    .option("--on-success <cmd>", "shell command run after every successful run")
-    .option("--on-success-url <url>", "URL POSTed after every successful run")
-    .option(
-      "--alert-after <duration>",
+function jobOptions(forUpdate: boolean): Flags {
+  return {
+    command: valued("shell command, run with /bin/sh -c", "cmd"),
+    ...scheduleOptions(),
+    timeout: valued("kill the run after this many seconds; 0 = never (default 60)", "seconds"),
+    timezone: valued(TIMEZONE_HELP, "tz"),
+    maxInstances: valued("concurrent runs of this job (default: the service's)", "n"),
+    misfireGraceTime: valued("how late a fire may start (default: the service's)", "seconds"),
+    coalesce: either("run several late fires once (--no-coalesce: every late fire within grace)"),
+    env: repeated("environment variable for the command (repeatable)", "NAME=VALUE"),
+    cwd: valued("absolute working directory for the command", "dir"),
+    description: valued("free text shown by job show", "text"),
+    disabled: switched("store the job without scheduling it"),
+    // Notifications (issue 13): '' sets one back to the service's notify.* default.
+    onFailure: valued("shell command run when a run fails (the run as JSON on stdin)", "cmd"),
+    onFailureUrl: valued("URL POSTed the run as JSON when a run fails", "url"),
+    onRecovery: valued("shell command run on the first success after a failure", "cmd"),
+    onRecoveryUrl: valued("URL POSTed on the first success after a failure", "url"),
+    onSuccess: valued("shell command run after every successful run", "cmd"),
+    onSuccessUrl: valued("URL POSTed after every successful run", "url"),
+    alertAfter: valued(
       "run on_failure (status silent) when no run succeeded for this long: 90s, 2h, 1d; '' = never",
-    );
-  if (forUpdate) {
-    cmd
-      .option("--enabled", "schedule the job again")
-      .option("--unset-env <NAME>", "drop an environment variable (repeatable)", collect);
-  }
-  addRetryOptions(cmd, forUpdate);
-  return cmd;
+      "duration",
+    ),
+    ...(forUpdate
+      ? {
+        enabled: switched("schedule the job again"),
+        unsetEnv: repeated("drop an environment variable (repeatable)", "NAME"),
+      }
+      : {}),
+    ...retryOptions(forUpdate),
+  };
 }
 
-function addRetryOptions(cmd: Command, forUpdate: boolean): Command {
-  cmd
-    .option("--retries <n>", "run a failed run again up to n times (default 0)")
-    .option(
-      "--retry-delay <seconds>",
+function retryOptions(forUpdate: boolean): Flags {
+  return {
+    retries: valued("run a failed run again up to n times (default 0)", "n"),
+    retryDelay: valued(
       "wait before the first retry; doubles each time, plus up to 10% jitter (default 10)",
-    )
-    .option("--retry-max-delay <seconds>", "no retry waits longer (default 3600)")
-    .option(
-      "--retry-on <outcomes>",
+      "seconds",
+    ),
+    retryMaxDelay: valued("no retry waits longer (default 3600)", "seconds"),
+    retryOn: valued(
       "outcomes that retry, comma-separated: failed,timeout,error,lost,killed (default failed,timeout,error,lost)",
-    )
-    .option("--retry-overlap", "keep a pending retry when the next scheduled fire comes")
-    .option(
-      "--no-retry-overlap",
-      "drop a pending retry when the next scheduled fire comes (default)",
-    )
-    .option(
-      "--after <job[:outcome]>",
+      "outcomes",
+    ),
+    retryOverlap: either(
+      "keep a pending retry when the next scheduled fire comes (--no-retry-overlap: drop it, the default)",
+    ),
+    after: valued(
       `run when a run of JOB ends: success (default), failure or always${
         forUpdate ? "; '' drops the link" : "; with no schedule, only then"
       }`,
-    );
-  if (forUpdate) cmd.option("--no-schedule", "drop the schedule: the job runs only --after JOB");
-  return cmd;
+      "job[:outcome]",
+    ),
+    ...(forUpdate
+      ? { noSchedule: switched("drop the schedule: the job runs only --after JOB") }
+      : {}),
+  };
 }
 
-// deno-lint-ignore no-explicit-any
-function retryOptionsOf(opts: Record<string, any>): JobOptions {
+function retryOptionsOf(opts: Options): JobOptions {
   return {
     retries: opts.retries,
     retry_delay: opts.retryDelay,
@@ -136,22 +141,20 @@ function retryOptionsOf(opts: Record<string, any>): JobOptions {
     retry_on: opts.retryOn,
     retry_overlap: opts.retryOverlap,
     after: opts.after,
-    no_schedule: opts.schedule === false ? true : undefined,
+    no_schedule: opts.noSchedule,
   };
 }
 
 /** The schedule fields given as options (`--day-of-week` → day_of_week). */
-function scheduleOf(opts: Record<string, string | undefined>): Partial<Record<FieldName, string>> {
+function scheduleOf(opts: Options): Partial<Record<FieldName, string>> {
   const schedule: Partial<Record<FieldName, string>> = {};
   for (const field of FIELD_NAMES) {
-    const key = field.replace(/_(\w)/g, (_, c: string) => c.toUpperCase());
-    if (opts[key] !== undefined) schedule[field] = opts[key];
+    if (opts[flagOf(field)] !== undefined) schedule[field] = opts[flagOf(field)];
   }
   return schedule;
 }
 
-// deno-lint-ignore no-explicit-any
-function toJobOptions(opts: Record<string, any>): JobOptions {
+function toJobOptions(opts: Options): JobOptions {
   const schedule = scheduleOf(opts);
   if (opts.enabled && opts.disabled) {
     throw new UsageError("enabled: give --enabled or --disabled, not both");
@@ -232,88 +235,93 @@ async function storedJobId(ctx: CommandContext, id: string): Promise<void> {
   }
 }
 
-export function jobCommand(contextOf: ContextOf): Command {
-  const job = new Command("job").description("define, inspect and change jobs");
+const ID = { name: "id", brief: "job id: 1-191 characters of A-Z a-z 0-9 . _ : -" };
 
-  addJobOptions(
-    job.command("add").argument("<id>", "job id: 1-191 characters of A-Z a-z 0-9 . _ : -")
-      .description("add a job")
-      .option("--replace", "replace the job if the id exists"),
-    false,
-  ).action(async (id: string, opts, cmd: Command) => {
-    const ctx = contextOf(cmd);
-    // Built, and so validated, before the database is touched.
-    const built = buildJob(id, toJobOptions(opts), null, Date.now());
-    let zone: DefaultZone | undefined;
-    const written = await writeJob(ctx, async (store) => {
-      zone = await ctx.defaultZone(store);
-      return await addJob(store, built, { replace: opts.replace === true });
-    });
-    const { change } = written;
-    const after = change.after!;
-    const next = nextFires(after, zone!.name, new Date(), 1);
-    printWrite(
-      ctx,
-      written,
-      `${change.before ? "replaced" : "added"} job '${id}' (reload marker ${
-        change.markerId ?? "-"
-      })\n` +
-        `next fire${zoneNote(after, zone!)}${after.enabled ? "" : " (once enabled)"}:\n${
-          hasSchedule(after)
-            ? fireLines(next, zoneOf(after, zone!.name))
-            : `  ${printable(followsText(after))}`
-        }`,
-      { next: next.map((d) => d.toISOString()) },
-    );
+/** `job enable` or `job disable`. */
+function enableCommand(name: "enable" | "disable", enabled: boolean) {
+  return command({
+    brief: `${name} a job`,
+    args: [ID],
+    action: async (ctx, _opts, id: string) => {
+      await storedJobId(ctx, id);
+      const written = await writeJob(
+        ctx,
+        (store) => setEnabled(store, id, enabled, Date.now()),
+      );
+      printWrite(
+        ctx,
+        written,
+        written.change.markerId === null
+          ? `job '${id}' is already ${name}d`
+          : `${name}d job '${id}' (reload marker ${written.change.markerId})`,
+      );
+    },
+  });
+}
+
+export function jobCommand() {
+  const add = command({
+    brief: "add a job",
+    args: [ID],
+    options: { ...jobOptions(false), replace: switched("replace the job if the id exists") },
+    action: async (ctx, opts, id: string) => {
+      // Built, and so validated, before the database is touched.
+      const built = buildJob(id, toJobOptions(opts), null, Date.now());
+      let zone: DefaultZone | undefined;
+      const written = await writeJob(ctx, async (store) => {
+        zone = await ctx.defaultZone(store);
+        return await addJob(store, built, { replace: opts.replace === true });
+      });
+      const { change } = written;
+      const after = change.after!;
+      const next = nextFires(after, zone!.name, new Date(), 1);
+      printWrite(
+        ctx,
+        written,
+        `${change.before ? "replaced" : "added"} job '${id}' (reload marker ${
+          change.markerId ?? "-"
+        })\n` +
+          `next fire${zoneNote(after, zone!)}${after.enabled ? "" : " (once enabled)"}:\n${
+            hasSchedule(after)
+              ? fireLines(next, zoneOf(after, zone!.name))
+              : `  ${printable(followsText(after))}`
+          }`,
+        { next: next.map((d) => d.toISOString()) },
+      );
+    },
   });
 
-  addJobOptions(
-    job.command("update").argument("<id>").description("change the given options of a job"),
-    true,
-  ).action(async (id: string, opts, cmd: Command) => {
-    const ctx = contextOf(cmd);
-    validateId(id);
-    const options = toJobOptions(opts);
-    const written = await writeJob(ctx, (store) => updateJob(store, id, options, Date.now()));
-    printWrite(
-      ctx,
-      written,
-      written.change.markerId === null
-        ? `job '${id}' unchanged (the options given match it)`
-        : `updated job '${id}' (reload marker ${written.change.markerId})`,
-    );
+  const update = command({
+    brief: "change the given options of a job",
+    args: [ID],
+    options: jobOptions(true),
+    action: async (ctx, opts, id: string) => {
+      validateId(id);
+      const options = toJobOptions(opts);
+      const written = await writeJob(ctx, (store) => updateJob(store, id, options, Date.now()));
+      printWrite(
+        ctx,
+        written,
+        written.change.markerId === null
+          ? `job '${id}' unchanged (the options given match it)`
+          : `updated job '${id}' (reload marker ${written.change.markerId})`,
+      );
+    },
   });
 
-  job.command("remove").alias("rm").argument("<id>").description("remove a job")
-    .action(async (id: string, _opts, cmd: Command) => {
-      const ctx = contextOf(cmd);
+  const remove = command({
+    brief: "remove a job",
+    args: [ID],
+    action: async (ctx, _opts, id: string) => {
       await storedJobId(ctx, id);
       const written = await writeJob(ctx, (store) => removeJob(store, id));
       printWrite(ctx, written, `removed job '${id}' (reload marker ${written.change.markerId})`);
-    });
+    },
+  });
 
-  for (const [name, enabled] of [["enable", true], ["disable", false]] as const) {
-    job.command(name).argument("<id>").description(`${name} a job`)
-      .action(async (id: string, _opts, cmd: Command) => {
-        const ctx = contextOf(cmd);
-        await storedJobId(ctx, id);
-        const written = await writeJob(
-          ctx,
-          (store) => setEnabled(store, id, enabled, Date.now()),
-        );
-        printWrite(
-          ctx,
-          written,
-          written.change.markerId === null
-            ? `job '${id}' is already ${name}d`
-            : `${name}d job '${id}' (reload marker ${written.change.markerId})`,
-        );
-      });
-  }
-
-  job.command("list").alias("ls").description("list all jobs with their next fire")
-    .action(async (_opts, cmd: Command) => {
-      const ctx = contextOf(cmd);
+  const list = command({
+    brief: "list all jobs with their next fire",
+    action: async (ctx) => {
       const { zone, listings } = await ctx.withStore(async (store) => {
         const zone = await ctx.defaultZone(store);
         return {
@@ -325,12 +333,15 @@ export function jobCommand(contextOf: ContextOf): Command {
         () => jobsTable(listings, zone, outputWidth()),
         listings.map(({ job, next }) => ({ ...job, next })),
       );
-    });
+    },
+  });
 
-  job.command("show").argument("<id>").description("show a job and its next fires")
-    .option("-n, --count <n>", "how many next fires", "5")
-    .action(async (id: string, opts, cmd: Command) => {
-      const ctx = contextOf(cmd);
+  const show = command({
+    brief: "show a job and its next fires",
+    args: [ID],
+    options: { count: valued("how many next fires", "n", "5") },
+    aliases: { n: "count" },
+    action: async (ctx, opts, id: string) => {
       await storedJobId(ctx, id);
       const count = parseCount(opts.count, "count", MAX_FIRES);
       const { zone, details } = await ctx.withStore(async (store) => {
@@ -346,20 +357,27 @@ export function jobCommand(contextOf: ContextOf): Command {
         () => jobDetails(details, zone, outputWidth()),
         { ...details.job, next: details.next.map((d) => d.toISOString()), runs: details.runs },
       );
-    });
+    },
+  });
 
-  addScheduleOptions(
-    job.command("next").argument("[id]", "a job; or leave it out and give a schedule to preview")
-      .description("print the next fire times of a job, or of a schedule before it is saved"),
-  )
-    .option("--timezone <tz>", `with a schedule: ${TIMEZONE_HELP}`)
-    .option("-n, --count <n>", "how many", "10")
-    .option(
-      "--from <time>",
-      "start after this instant (ISO 8601; without offset: in the job's zone)",
-    )
-    .action(async (id: string | undefined, opts, cmd: Command) => {
-      const ctx = contextOf(cmd);
+  const next = command({
+    brief: "print the next fire times of a job, or of a schedule before it is saved",
+    args: [{
+      name: "id",
+      brief: "a job; or leave it out and give a schedule to preview",
+      optional: true,
+    }],
+    options: {
+      ...scheduleOptions(),
+      timezone: valued(`with a schedule: ${TIMEZONE_HELP}`, "tz"),
+      count: valued("how many", "n", "10"),
+      from: valued(
+        "start after this instant (ISO 8601; without offset: in the job's zone)",
+        "time",
+      ),
+    },
+    aliases: { n: "count" },
+    action: async (ctx, opts, id: string | undefined) => {
       const schedule = scheduleOf(opts);
       const preview = opts.cron !== undefined || Object.keys(schedule).length > 0 ||
         opts.timezone !== undefined;
@@ -415,8 +433,18 @@ export function jobCommand(contextOf: ContextOf): Command {
           next,
         },
       );
-    });
+    },
+  });
 
-  job.addCommand(jobRunCommand(contextOf));
-  return job;
+  return group("define, inspect and change jobs", {
+    add,
+    update,
+    remove,
+    enable: enableCommand("enable", true),
+    disable: enableCommand("disable", false),
+    list,
+    show,
+    next,
+    run: jobRunCommand(),
+  }, { aliases: { rm: "remove", ls: "list" } });
 }

@@ -5,7 +5,6 @@
  * With --wait or --here the exit code mimics a shell: the job's own exit
  * code, 124 for a timeout, 1 for anything else that is not success.
  */
-import { Command } from "commander";
 import { RuntimeError, UsageError } from "../errors.ts";
 import { secretsOf } from "../store/target.ts";
 import { validateId } from "../domain/job.ts";
@@ -13,7 +12,8 @@ import { FINAL_STATUSES, type Run } from "../domain/run.ts";
 import { finishedRecord, inheritedEnv, runEnv, startRun } from "../daemon/runner.ts";
 import { hereNode, requestRun, startHereRun } from "../app/runs.ts";
 import type { JobStore, RunStore } from "../store/store.ts";
-import { type CommandContext, type ContextOf, writeErr } from "./context.ts";
+import { type CommandContext, writeErr } from "./context.ts";
+import { command, switched, valued } from "./command.ts";
 import { runDetails } from "./output.ts";
 import { parseCount } from "../domain/input.ts";
 
@@ -106,17 +106,18 @@ async function waitFor(
   }
 }
 
-export function jobRunCommand(contextOf: ContextOf): Command {
-  return new Command("run").argument("<id>").description(
-    "run a job now, through the running service",
-  )
-    .option("--wait", "wait for the run to end and print its outcome and output")
-    .option("--timeout <seconds>", "with --wait: stop waiting after this long (the run goes on)")
-    .option("--force", "run even if max_instances runs are running")
-    .option("--queue", "queue it even with no live service on this database (for the next one)")
-    .option("--here", "run it in this process instead (to try a command)")
-    .action(async (id: string, opts, cmd: Command) => {
-      const ctx = contextOf(cmd);
+export function jobRunCommand() {
+  return command({
+    brief: "run a job now, through the running service",
+    args: [{ name: "id", brief: "the job" }],
+    options: {
+      wait: switched("wait for the run to end and print its outcome and output"),
+      timeout: valued("with --wait: stop waiting after this long (the run goes on)", "seconds"),
+      force: switched("run even if max_instances runs are running"),
+      queue: switched("queue it even with no live service on this database (for the next one)"),
+      here: switched("run it in this process instead (to try a command)"),
+    },
+    action: async (ctx, opts, id: string) => {
       validateId(id);
       if (opts.timeout !== undefined && !opts.wait) {
         throw new UsageError("timeout: --timeout limits --wait; give --wait too");
@@ -150,5 +151,6 @@ export function jobRunCommand(contextOf: ContextOf): Command {
         run,
       );
       if (finished && exitCodeFor(run) !== 0) Deno.exitCode = exitCodeFor(run);
-    });
+    },
+  });
 }

@@ -2,38 +2,36 @@
  * `jobsmanager export` and `jobsmanager apply FILE`: the jobs as a file a
  * team keeps in review, and the database made to match it.
  */
-import { Command, Option } from "commander";
 import { FILE_FORMATS, type FileFormat } from "../app/file_format.ts";
 import { UsageError } from "../errors.ts";
-import type { ContextOf } from "./context.ts";
+import { command, oneOf, switched } from "./command.ts";
 import { planData, planText } from "./import.ts";
 import { withServiceLine } from "./output.ts";
 
 /** The file parsers and writers (YAML's is large), loaded by the commands that use them. */
 const jobsFile = () => import("../app/jobs_file.ts");
 
-export function exportCommand(contextOf: ContextOf): Command {
-  return new Command("export")
-    .description("print every job as a file for `jobsmanager apply` (only non-default fields)")
-    .addOption(
-      new Option("--format <format>", "file format").choices(FILE_FORMATS).default("json5"),
-    )
-    .action(async (opts: { format: FileFormat }, cmd: Command) => {
-      const ctx = contextOf(cmd);
+export function exportCommand() {
+  return command({
+    brief: "print every job as a file for `jobsmanager apply` (only non-default fields)",
+    options: { format: oneOf("file format", FILE_FORMATS, "json5") },
+    action: async (ctx, opts) => {
       const { exportData, exportJobs } = await jobsFile();
       const jobs = await ctx.withStore((store) => store.listJobs());
-      ctx.print(() => exportJobs(jobs, opts.format).trimEnd(), exportData(jobs));
-    });
+      ctx.print(() => exportJobs(jobs, opts.format as FileFormat).trimEnd(), exportData(jobs));
+    },
+  });
 }
 
-export function applyCommand(contextOf: ContextOf): Command {
-  return new Command("apply")
-    .description("make the jobs match FILE (JSON5, or YAML for .yaml/.yml): add and update")
-    .argument("<file>", "a file as `jobsmanager export` writes it")
-    .option("--prune", "also remove the jobs FILE does not name")
-    .option("--dry-run", "print the plan, write nothing")
-    .action(async (file: string, opts, cmd: Command) => {
-      const ctx = contextOf(cmd);
+export function applyCommand() {
+  return command({
+    brief: "make the jobs match FILE (JSON5, or YAML for .yaml/.yml): add and update",
+    args: [{ name: "file", brief: "a file as `jobsmanager export` writes it" }],
+    options: {
+      prune: switched("also remove the jobs FILE does not name"),
+      dryRun: switched("print the plan, write nothing"),
+    },
+    action: async (ctx, opts, file: string) => {
       let text: string;
       try {
         text = await Deno.readTextFile(file);
@@ -56,5 +54,6 @@ export function applyCommand(contextOf: ContextOf): Command {
           live_services: live.map((n) => n.id),
         },
       );
-    });
+    },
+  });
 }

@@ -1,9 +1,9 @@
 /** `jobsmanager logs`: read `jm_syslog`, optionally following new rows. */
-import { Command } from "commander";
 import { validateId } from "../domain/job.ts";
 import { LOG_LEVELS } from "../domain/log_row.ts";
 import { followFrom, type LogQuery, logsAfter, recentLogs } from "../app/logs.ts";
-import { type ContextOf, writeErr, writeOut } from "./context.ts";
+import { writeErr, writeOut } from "./context.ts";
+import { command, switched, valued } from "./command.ts";
 import { logLine } from "./output.ts";
 import { parseCount, parseLevel, parseRunId, parseSince } from "../domain/input.ts";
 
@@ -11,16 +11,19 @@ const FOLLOW_POLL_MS = 1000;
 /** The most lines one `logs` prints before following. */
 const MAX_LINES = 100_000;
 
-export function logsCommand(contextOf: ContextOf): Command {
-  return new Command("logs").description("read the service's log from the database (jm_syslog)")
-    .option("--level <level>", `this level and above (${LOG_LEVELS.join(", ")})`)
-    .option("--job <id>", "only lines about this job")
-    .option("--run <run-id>", "only lines about this run")
-    .option("--since <duration>", "only the last 90s, 15m, 2h, 7d, …")
-    .option("--limit <n>", "at most this many lines (the newest)", "100")
-    .option("-f, --follow", "keep printing new lines until Ctrl-C")
-    .action(async (opts, cmd: Command) => {
-      const ctx = contextOf(cmd);
+export function logsCommand() {
+  return command({
+    brief: "read the service's log from the database (jm_syslog)",
+    options: {
+      level: valued(`this level and above (${LOG_LEVELS.join(", ")})`, "level"),
+      job: valued("only lines about this job", "id"),
+      run: valued("only lines about this run", "run-id"),
+      since: valued("only the last 90s, 15m, 2h, 7d, …", "duration"),
+      limit: valued("at most this many lines (the newest)", "n", "100"),
+      follow: switched("keep printing new lines until Ctrl-C"),
+    },
+    aliases: { f: "follow" },
+    action: async (ctx, opts) => {
       const runId = opts.run === undefined ? undefined : parseRunId(opts.run, "run");
       const query: LogQuery = {
         minLevel: opts.level === undefined ? undefined : parseLevel(opts.level),
@@ -57,7 +60,8 @@ export function logsCommand(contextOf: ContextOf): Command {
           Deno.removeSignalListener("SIGINT", onInterrupt);
         }
       });
-    });
+    },
+  });
 }
 
 /** Why `logs` printed nothing: no line matches the filters given, named as typed. */

@@ -1,23 +1,27 @@
 /** `jobsmanager runs`, `runs show` and `runs cancel`: what happened to each fire, and stopping one. */
-import { Command } from "commander";
 import { validateId } from "../domain/job.ts";
 import { RUN_STATUSES } from "../domain/run.ts";
 import { attemptsOf, cancelRun, showRun } from "../app/runs.ts";
-import { type ContextOf, outputWidth } from "./context.ts";
+import { outputWidth } from "./context.ts";
+import { command, group, valued } from "./command.ts";
 import { runDetails, runsTable } from "./output.ts";
 import { parseCount, parseRunId, parseSince, parseStatus } from "../domain/input.ts";
 
 /** The most runs one `runs` lists. */
 const MAX_RUNS = 100_000;
 
-export function runsCommand(contextOf: ContextOf): Command {
-  const runs = new Command("runs").description("list runs, newest first")
-    .option("--job <id>", "only this job's runs")
-    .option("--status <status>", `only runs with this status (${RUN_STATUSES.join(", ")})`)
-    .option("--since <duration>", "only runs scheduled in the last 90s, 15m, 2h, 7d, …")
-    .option("--limit <n>", "at most this many", "50")
-    .action(async (opts, cmd: Command) => {
-      const ctx = contextOf(cmd);
+const RUN_ID = { name: "run-id", brief: "the run's id, as `jobsmanager runs` lists it" };
+
+export function runsCommand() {
+  const list = command({
+    brief: "list runs, newest first",
+    options: {
+      job: valued("only this job's runs", "id"),
+      status: valued(`only runs with this status (${RUN_STATUSES.join(", ")})`, "status"),
+      since: valued("only runs scheduled in the last 90s, 15m, 2h, 7d, …", "duration"),
+      limit: valued("at most this many", "n", "50"),
+    },
+    action: async (ctx, opts) => {
       const filter = {
         job_id: opts.job === undefined ? undefined : validateId(opts.job),
         status: opts.status === undefined ? undefined : parseStatus(opts.status),
@@ -29,21 +33,24 @@ export function runsCommand(contextOf: ContextOf): Command {
         return { found, attempts: await attemptsOf(store, found) };
       });
       ctx.print(() => runsTable(found, outputWidth(), (id) => attempts.get(id)), found);
-    });
-  runs.command("show").argument("<run-id>").description("one run, with its output")
-    .action(async (raw: string, _opts, cmd: Command) => {
-      const ctx = contextOf(cmd);
+    },
+  });
+  const show = command({
+    brief: "one run, with its output",
+    args: [RUN_ID],
+    action: async (ctx, _opts, raw: string) => {
       const id = parseRunId(raw, "run id");
       const { run, attempts } = await ctx.withStore(async (store) => {
         const run = await showRun(store, id);
         return { run, attempts: await attemptsOf(store, [run]) };
       });
       ctx.print(() => runDetails(run, { output: true, attempts: attempts.get(run.job_id) }), run);
-    });
-  runs.command("cancel").argument("<run-id>")
-    .description("drop a queued run, or ask the service running it to end it")
-    .action(async (raw: string, _opts, cmd: Command) => {
-      const ctx = contextOf(cmd);
+    },
+  });
+  const cancel = command({
+    brief: "drop a queued run, or ask the service running it to end it",
+    args: [RUN_ID],
+    action: async (ctx, _opts, raw: string) => {
       const id = parseRunId(raw, "run id");
       const { outcome, run } = await ctx.withStore((store) =>
         cancelRun(store, id, { by: whoAsks(), now: Date.now() })
@@ -57,8 +64,9 @@ export function runsCommand(contextOf: ContextOf): Command {
             }); it records the run cancelled when it has ended it`,
         { outcome, run },
       );
-    });
-  return runs;
+    },
+  });
+  return group("list runs, or show or cancel one", { list, show, cancel }, { fallback: "list" });
 }
 
 /** `user@host`, as a cancelled run records who asked. */

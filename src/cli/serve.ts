@@ -5,17 +5,17 @@
  * change notices of a MySQL database, sets up logging and turns signals
  * into calls: SIGTERM/SIGINT stop it gracefully, SIGHUP reloads at once.
  */
-import { Command } from "commander";
 import { RuntimeError } from "../errors.ts";
 import type { HttpServer } from "../http/server.ts";
 import { secretsOf } from "../store/target.ts";
 import { VERSION } from "../version.ts";
-import { addSecret, type ContextOf } from "./context.ts";
+import { addSecret } from "./context.ts";
+import { command } from "./command.ts";
 
-export function serveCommand(contextOf: ContextOf): Command {
-  return new Command("serve").description("run the scheduler service (foreground, for systemd)")
-    .action(async (_opts, cmd: Command) => {
-      const ctx = contextOf(cmd);
+export function serveCommand() {
+  return command({
+    brief: "run the scheduler service (foreground, for systemd)",
+    action: async (ctx) => {
       // Loaded here, not with the CLI: every other command starts without them.
       const [
         { boot },
@@ -103,5 +103,6 @@ export function serveCommand(contextOf: ContextOf): Command {
       // Exit non-zero, so that systemd (Restart=on-failure) starts the
       // service again, on the file the path names now.
       if (watch?.lost) throw new RuntimeError(`stopped: ${watch.lost}`);
-    });
+    },
+  });
 }

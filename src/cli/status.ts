@@ -3,13 +3,12 @@
  * hour's runs and the next fires. Exits 1 when no live service is found,
  * so it can serve as a health check.
  */
-import { Command } from "commander";
 import { RuntimeError } from "../errors.ts";
 import { zoneOf } from "../domain/job.ts";
 import { MAX_SKEW_MS, STALE_AFTER_BEATS } from "../domain/node.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
 import { type Status, status } from "../app/status.ts";
-import type { ContextOf } from "./context.ts";
+import { command } from "./command.ts";
 import { defaultZoneText, table } from "./output.ts";
 import type { DefaultZone } from "../app/zone.ts";
 
@@ -112,12 +111,10 @@ function statusText(
   ].join("\n");
 }
 
-export function statusCommand(contextOf: ContextOf): Command {
-  return new Command("status").description(
-    "show running services, pending reloads, recent runs, next fires",
-  )
-    .action(async (_opts, cmd: Command) => {
-      const ctx = contextOf(cmd);
+export function statusCommand() {
+  return command({
+    brief: "show running services, pending reloads, recent runs, next fires",
+    action: async (ctx) => {
       const heartbeatMs = ctx.config.settings["jobsmanager.heartbeat_interval"] * 1000;
       const now = Date.now();
       const { defaultZone, report } = await ctx.withStore(async (store) => {
@@ -150,5 +147,6 @@ export function statusCommand(contextOf: ContextOf): Command {
           "no live jobsmanager service on this database (start one with `jobsmanager serve`)",
         );
       }
-    });
+    },
+  });
 }
