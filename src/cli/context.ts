@@ -3,7 +3,6 @@
  * store (opened and migrated on first use), and the one place output is
  * written, so `--json` and secret redaction cannot be forgotten.
  */
-import { resolve } from "node:path";
 import { loadConfig, type LoadedConfig } from "../config/config.ts";
 import { type OpenOptions, openStore } from "../store/open.ts";
 import type { NodeStore, Store } from "../store/store.ts";
@@ -136,7 +135,9 @@ export class CommandContext {
   /** The database as people should read it: a SQLite path made absolute. */
   get databaseName(): string {
     const target = this.target;
-    return target.kind === "sqlite" ? `sqlite:${resolve(target.path)}` : describeTarget(target);
+    return target.kind === "sqlite"
+      ? `sqlite:${absolutePath(target.path)}`
+      : describeTarget(target);
   }
 
   /** Whether the database exists: false only for a SQLite file not made yet. */
@@ -203,6 +204,19 @@ export class CommandContext {
   /** Print `data` as JSON with --json (times in ISO 8601), else the human text. */
   print(human: () => string, data: unknown): void {
     writeOut(this.json ? toJson(data, 2) : human());
+  }
+}
+
+/**
+ * `path` from the root: the file's real path once it exists (links
+ * resolved), else joined to the working directory. (Not node:path: the CLI
+ * loads no Node module, whose first one costs ~15 ms at every start.)
+ */
+function absolutePath(path: string): string {
+  try {
+    return Deno.realPathSync(path);
+  } catch {
+    return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
   }
 }
 
