@@ -436,7 +436,7 @@ Deno.test("cli: usage errors are one line on stderr, naming the help to read", a
   await expectRejected(db, ["--database", db.url, "job", "add", "x", "--command", "-x"], {
     code: 2,
     stderr:
-      "jobsmanager: unknown option '-x'; a value that begins with '-' is given as --option=VALUE (see `jobsmanager job add --help`)\n",
+      "jobsmanager: unknown option '-x'; a value that begins with '-' is given as --option=VALUE, an argument after -- (see `jobsmanager job add --help`)\n",
   });
   await expectRejected(db, ["--database", db.url, "job", "show", "x", "--count"], {
     code: 2,

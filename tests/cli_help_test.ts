@@ -104,6 +104,8 @@ Deno.test("cli: completions bash, sourced, completes commands, options and value
     assertEquals(await c("jo"), "job");
     assertEquals(await c("job", "r"), "remove rm run");
     assertEquals(await c("runs", ""), "cancel list show");
+    // `runs` alone is `runs list`: its options complete there too.
+    assertEquals(await c("runs", "--li"), "--limit");
     // Global options before the command, and an option's value, are skipped.
     assertEquals(await c("--database", "sqlite:x.db", "job", "add", "x", "--cr"), "--cron");
     assertEquals(await c("job", "run", "x", "--q"), "--queue");

@@ -586,6 +586,50 @@ for (const backend of BACKENDS) {
   });
 }
 
+Deno.test("cli[sqlite]: global options anywhere before the arguments; `--` ends the options; `--name=` is an empty value", async () => {
+  await using db = await freshDatabase("sqlite");
+  const at = { cwd: db.dir };
+  const add = ["add", "--command", "echo", "--cron", "@daily", "--description", "x"];
+  // Before the command, between group and command, after the arguments, with '='.
+  const placements: [string, string[]][] = [
+    ["a", ["--database", db.url, "job", ...add, "a"]],
+    ["b", ["job", "-d", db.url, ...add, "b"]],
+    ["c", ["job", ...add, "c", `--database=${db.url}`]],
+  ];
+  for (const [i, [id, args]] of placements.entries()) {
+    const r = await cli(args, at);
+    assertEquals([r.code, r.stdout.split("\n")[0]], [
+      0,
+      `added job '${id}' (reload marker ${i + 1})`,
+    ]);
+  }
+  // An id that begins with '-' follows `--`.
+  assertEquals((await cli(["-d", db.url, "job", ...add, "--", "-weird"], at)).code, 0);
+  // `--description=` as `--description ''`: empty, not an argument.
+  const update = await cli(["-d", db.url, "job", "update", "a", "--description="], at);
+  assertEquals(update.code, 0, update.stderr);
+  const shown = await cli(["-d", db.url, "--json", "job", "show", "--", "-weird"], at);
+  assertEquals(JSON.parse(shown.stdout).id, "-weird");
+  const a = JSON.parse((await cli(["-d", db.url, "--json", "job", "show", "a"], at)).stdout);
+  const c = JSON.parse((await cli(["-d", db.url, "--json", "job", "show", "c"], at)).stdout);
+  assertEquals([a.description, c.description], [null, "x"]);
+  // A group alone, after a global option with its value, shows its help as the error.
+  const group = await cli(["-d", db.url, "job"], at);
+  assertEquals([group.code, group.stdout], [2, ""]);
+  assert(group.stderr.startsWith("USAGE\n  jobsmanager job add <id> [options]\n"), group.stderr);
+  assertEquals(await cli(["-d"], at), {
+    code: 2,
+    stdout: "",
+    stderr: "jobsmanager: option '-d' needs a value (see `jobsmanager --help`)\n",
+  });
+  assertEquals(await cli(["-d", db.url, "job", "frob"], at), {
+    code: 2,
+    stdout: "",
+    stderr:
+      "jobsmanager: 'frob' is not a command; did you mean `show`? (see `jobsmanager job --help`)\n",
+  });
+});
+
 Deno.test("cli: --version, --help, and job without a subcommand", async () => {
   const results = await Promise.all([
     cli(["--version"]),

@@ -95,7 +95,8 @@ Every command takes the global options, before or after its name:
 /** What went wrong in the words typed, in the words of the rest of the program. */
 function usageMessage(error: ArgumentScannerError): string {
   // Values beginning with '-' read as options; '=' keeps them values.
-  const dashHint = "; a value that begins with '-' is given as --option=VALUE";
+  const dashHint =
+    "; a value that begins with '-' is given as --option=VALUE, an argument after --";
   return formatMessageForArgumentScannerError(error, {
     FlagNotFoundError: (e) =>
       `unknown option '--${e.input}'${
@@ -129,7 +130,7 @@ function textFor(path: () => string): ApplicationText {
     noCommandRegisteredForInput: ({ input, corrections }) =>
       `jobsmanager: '${input}' is not a command${
         corrections.length > 0 ? `; did you mean ${corrections.join(" or ")}?` : ""
-      } (see \`jobsmanager --help\`)`,
+      } (see \`${path()} --help\`)`,
     exceptionWhileRunningCommand: failed,
     commandErrorResult: failed,
   };
@@ -138,7 +139,8 @@ function textFor(path: () => string): ApplicationText {
 function buildApp(root: Routes, path: () => string): Application<StricliContext> {
   return buildApplication(root, {
     name: "jobsmanager",
-    scanner: { caseStyle: "allow-kebab-for-camel" },
+    // `--` ends the options: an id that begins with '-' can follow it.
+    scanner: { caseStyle: "allow-kebab-for-camel", allowArgumentEscapeSequence: true },
     documentation: { caseStyle: "convert-camel-to-kebab", disableAnsiColor: true },
     determineExitCode: exitCodeOf,
     localization: { loadText: () => textFor(path) },
@@ -173,15 +175,33 @@ function globalOption(option: string): { takesValue: boolean } | undefined {
 }
 
 /**
- * The words of the command first, then everything else: global options may
- * come before them (`--json job list`, `job --database … list`), and stricli
- * reads options only once it has found the command. Also the command those
- * words name.
+ * `--name=` as `--name ""`: stricli reads an empty value after '=' as an
+ * argument, and `--description="$TEXT"` must work when TEXT is empty.
  */
-function commandFirst(
-  root: Routes,
-  args: string[],
-): { words: string[]; rest: string[]; target: Target } {
+function emptyValues(args: string[]): string[] {
+  const end = args.includes("--") ? args.indexOf("--") : args.length;
+  return args.flatMap((a, i) => i < end && /^--[^=]+=$/.test(a) ? [a.slice(0, -1), ""] : [a]);
+}
+
+interface Ordered {
+  /** The words that name the command (`job`, `add`). */
+  words: string[];
+  /** The global options found before or among them, with their values. */
+  globals: string[];
+  /** Everything after the words. */
+  others: string[];
+  /** The command or group the words name. */
+  target: Target;
+  /** A global option before the command that lacks its value. */
+  unsatisfied?: string;
+}
+
+/**
+ * The words of the command, apart from the global options that may come
+ * before or among them (`--json job list`, `job --database … list`):
+ * stricli reads options only once it has found the command.
+ */
+function commandFirst(root: Routes, args: string[]): Ordered {
   const words: string[] = [];
   const globals: string[] = [];
   let target: Target = root;
@@ -189,8 +209,12 @@ function commandFirst(
   while (i < args.length && isGroup(target)) {
     const global = globalOption(args[i]);
     if (global) {
-      globals.push(...args.slice(i, i + (global.takesValue ? 2 : 1)));
-      i += global.takesValue ? 2 : 1;
+      const length = global.takesValue ? 2 : 1;
+      if (i + length > args.length) {
+        return { words, globals, others: [], target, unsatisfied: args[i] };
+      }
+      globals.push(...args.slice(i, i + length));
+      i += length;
       continue;
     }
     const next: Target | undefined = target.getRoutingTargetForInput(args[i]);
@@ -198,31 +222,35 @@ function commandFirst(
     words.push(args[i++]);
     target = next;
   }
-  // Right after a command's name, so that a missing value names the option
-  // before them; after the words a group cannot take, which are the error.
-  const others = args.slice(i);
-  return {
-    words,
-    rest: isGroup(target) ? [...others, ...globals] : [...globals, ...others],
-    target,
-  };
+  return { words, globals, others: args.slice(i), target };
 }
 
 /** Run the CLI with `args` (without the program name); resolves to the exit code. */
 export async function runCli(args: string[]): Promise<number> {
   const root = buildTree();
-  let path = "jobsmanager";
+  const { words, globals, others, target, unsatisfied } = commandFirst(root, emptyValues(args));
+  let path = ["jobsmanager", ...words].join(" ");
+  if (unsatisfied !== undefined) {
+    writeErr(`jobsmanager: option '${unsatisfied}' needs a value (see \`${path} --help\`)`);
+    return 2;
+  }
   const app = buildApp(root, () => path);
-  const { words, rest, target } = commandFirst(root, args);
   // A group alone (`jobsmanager job`) is a usage error that shows the group's help.
-  const groupAlone = isGroup(target) && !target.getDefaultCommand() &&
-    rest.every((a) => globalOption(a));
+  const groupAlone = isGroup(target) && !target.getDefaultCommand() && others.length === 0;
   const process = {
     stdout: { write: (text: string) => (groupAlone ? writeErr : writeOut)(text.trimEnd()) },
     stderr: { write: (text: string) => writeErr(text.trimEnd()) },
     exitCode: undefined as number | string | null | undefined,
   };
-  await run(app, groupAlone ? [...words, "--help"] : [...words, ...rest], {
+  // The global options right after a command's name, so that a missing
+  // value names the option before them; after words a group cannot take,
+  // which are the error to report.
+  const inputs = groupAlone
+    ? [...words, "--help"]
+    : isGroup(target)
+    ? [...words, ...others, ...globals]
+    : [...words, ...globals, ...others];
+  await run(app, inputs, {
     process,
     forCommand: ({ prefix }) => {
       path = prefix.join(" ");

@@ -127,8 +127,12 @@ function presented<T extends Target>(target: T, line?: string): T {
       formatUsageLine: (args: { prefix: readonly string[] }) => `${args.prefix.join(" ")} ${line}`,
     }),
     formatHelp: (args) => {
-      const path = args.prefix.slice(1).join(" ");
-      const examples = (EXAMPLES[path] ?? []).map((e) => `  $ ${e}`).join("\n");
+      // Typed as an alias (`job rm`), the command's own name finds its examples.
+      const words = args.prefix.slice(1);
+      const paths = [words, ...(args.aliases ?? []).map((a) => [...words.slice(0, -1), a])]
+        .map((p) => p.join(" "));
+      const examples = (EXAMPLES[paths.find((p) => p in EXAMPLES) ?? paths[0]] ?? [])
+        .map((e) => `  $ ${e}`).join("\n");
       return `${target.formatHelp(args)}\nExamples:\n${examples}\n`;
     },
   };

@@ -83,7 +83,9 @@ function levels(root: Target): Level[] {
   const out: Level[] = [];
   const visit = (target: Target, path: string) => {
     const entries = "getAllEntries" in target ? target.getAllEntries() : [];
-    const parameters = "parameters" in target ? target.parameters : undefined;
+    // A group that runs a command when none is named (`runs`) takes its options.
+    const command = "getAllEntries" in target ? target.getDefaultCommand() : target;
+    const parameters = command?.parameters;
     out.push({
       path,
       children: entries.map((e) => ({

@@ -66,7 +66,11 @@ export function runsCommand() {
       );
     },
   });
-  return group("list runs, or show or cancel one", { list, show, cancel }, { fallback: "list" });
+  return group("list runs, or show or cancel one", { list, show, cancel }, {
+    fallback: "list",
+    description:
+      "list runs, or show or cancel one\n\n`jobsmanager runs` alone is `jobsmanager runs list`: see `jobsmanager runs list --help` for its options",
+  });
 }
 
 /** `user@host`, as a cancelled run records who asked. */
