@@ -164,7 +164,7 @@ function buildApp(root: Routes, path: () => string): Application<StricliContext>
   });
 }
 
-/** The first word of `option` (`--json=true` → `--json`), and whether it takes the next one. */
+/** Whether `option` (`-d`, `--json`, `--database=…`) is a global one, and whether its value is the next word. */
 function globalOption(option: string): { takesValue: boolean } | undefined {
   const name = option.split("=")[0];
   const short = /^-([a-zA-Z])$/.exec(name)?.[1] as keyof typeof GLOBAL_ALIASES | undefined;
