@@ -14,6 +14,7 @@ import {
   type RouteMap,
   type TypedPositionalParameter,
 } from "@stricli/core";
+import { UsageError } from "../errors.ts";
 import { EXAMPLES } from "./examples.ts";
 import { CommandContext, type GlobalOptions } from "./context.ts";
 
@@ -86,9 +87,7 @@ export interface Argument {
   name: string;
   brief: string;
   optional?: boolean;
-  /** Checks the value; what it throws is a usage error. */
-  parse?: (input: string) => string;
-  /** The values it may take, for completion. */
+  /** The values it may take: any other is a usage error; they complete in a shell. */
   choices?: readonly string[];
 }
 
@@ -106,11 +105,20 @@ interface CommandSpec<A extends string[]> {
   action: (ctx: CommandContext, options: Options, ...args: A) => unknown;
 }
 
+function choiceOf(name: string, choices: readonly string[]): (input: string) => string {
+  return (input) => {
+    if (!choices.includes(input)) {
+      throw new UsageError(`${name} must be one of ${choices.join(", ")}, not '${input}'`);
+    }
+    return input;
+  };
+}
+
 function positionalOf(arg: Argument): TypedPositionalParameter<string | undefined> {
   return {
     brief: arg.brief,
     placeholder: arg.name,
-    parse: arg.parse ?? String,
+    parse: arg.choices ? choiceOf(arg.name, arg.choices) : String,
     optional: arg.optional,
   } as TypedPositionalParameter<string | undefined>;
 }

@@ -12,7 +12,6 @@ import {
   GLOBAL_FLAGS,
   type Target,
 } from "./command.ts";
-import { UsageError } from "../errors.ts";
 
 export const SHELLS = ["bash", "zsh", "fish"] as const;
 export type Shell = typeof SHELLS[number];
@@ -269,17 +268,10 @@ export function completionScript(root: Target, shell: Shell): string {
   return { bash, zsh, fish }[shell](root);
 }
 
-function parseShell(input: string): Shell {
-  if (!(SHELLS as readonly string[]).includes(input)) {
-    throw new UsageError(`shell must be one of ${SHELLS.join(", ")}, not '${input}'`);
-  }
-  return input as Shell;
-}
-
 export function completionsCommand(root: () => Target) {
   return command({
     brief: "print a shell completion script (bash, zsh or fish)",
-    args: [{ name: "shell", brief: "the shell", parse: parseShell, choices: SHELLS }],
+    args: [{ name: "shell", brief: "the shell", choices: SHELLS }],
     action: (_ctx, _options, shell: string) => {
       writeOut(completionScript(root(), shell as Shell).trimEnd());
     },
