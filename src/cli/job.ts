@@ -54,7 +54,8 @@ import { parseCount } from "../domain/input.ts";
 /** The most fires `job show -n` and `job next -n` print. */
 const MAX_FIRES = 1000;
 
-function flagOf(field: FieldName): string {
+/** A schedule field's option, as stricli keys it: `day_of_week` → `dayOfWeek` (typed `--day-of-week`). */
+function optionOf(field: FieldName): string {
   return field.replace(/_(\w)/g, (_, c: string) => c.toUpperCase());
 }
 
@@ -64,7 +65,7 @@ function scheduleOptions(): Flags {
     cron: valued("crontab schedule: 'm h dom mon dow' or with seconds first, or @daily …", "expr"),
   };
   for (const field of FIELD_NAMES) {
-    flags[flagOf(field)] = valued(`schedule field ${field} (APScheduler cron syntax)`, "expr");
+    flags[optionOf(field)] = valued(`schedule field ${field} (APScheduler cron syntax)`, "expr");
   }
   return flags;
 }
@@ -149,7 +150,7 @@ function retryOptionsOf(opts: Options): JobOptions {
 function scheduleOf(opts: Options): Partial<Record<FieldName, string>> {
   const schedule: Partial<Record<FieldName, string>> = {};
   for (const field of FIELD_NAMES) {
-    if (opts[flagOf(field)] !== undefined) schedule[field] = opts[flagOf(field)];
+    if (opts[optionOf(field)] !== undefined) schedule[field] = opts[optionOf(field)];
   }
   return schedule;
 }
