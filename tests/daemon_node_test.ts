@@ -7,7 +7,7 @@
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { status } from "../src/app/status.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
-import { DaemonHarness } from "./daemon_harness.ts";
+import { DaemonHarness, T0 } from "./daemon_harness.ts";
 import { openStore } from "../src/store/open.ts";
 
 for (const backend of BACKENDS) {
@@ -61,6 +61,35 @@ for (const backend of BACKENDS) {
     );
     assert(Math.abs(node.skew_ms!) < 1000, `skew ${node.skew_ms} ms`);
     assertEquals(h.line(/clock is/), undefined);
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: a heartbeat takes the database's clock from the sweep before it: no query of its own`, async () => {
+    const db = await freshDatabase(backend);
+    let clockQueries = 0;
+    await using h = await DaemonHarness.create(db, {
+      store: () => {
+        const store = db.open();
+        const databaseNow = store.databaseNow.bind(store);
+        store.databaseNow = () => {
+          clockQueries++;
+          return databaseNow();
+        };
+        return store;
+      },
+    });
+    await h.start();
+    for (let beat = 1; beat <= 3; beat++) {
+      await h.clock.advance(5000);
+      await h.until(
+        async () => (await h.store.nodesAndNow()).nodes[0]?.heartbeat_at === h.clock.now(),
+        `heartbeat ${beat} at the fake clock's T0+${h.clock.now() - T0}`,
+      );
+    }
+    const node = (await h.store.nodesAndNow()).nodes[0];
+    assert(node.db_heartbeat_at! > 0 && node.skew_ms !== null, JSON.stringify(node));
+    assertEquals(clockQueries, 0);
   });
 }
 

@@ -19,6 +19,13 @@ import { log } from "./log.ts";
 /** Who this service is; `id` empty: pick one (see `Cluster.register`). */
 export type NodeIdentity = Pick<Node, "id" | "host" | "pid" | "version" | "started_at">;
 
+/** The database's clock, read between two readings of this machine's (`wallClock`). */
+interface ClockReading {
+  databaseNow: number;
+  before: number;
+  after: number;
+}
+
 /** What the heartbeat reports of the scheduler. */
 export interface BeatState {
   jobsLoaded: number;
@@ -253,12 +260,12 @@ export class Cluster {
       this.wake = new AbortController();
       if (this.o.health.online) {
         try {
+          const reading = await this.sweep();
           if (this.o.clock.now() >= nextBeat || this.reportDue) {
             this.reportDue = false;
             nextBeat = this.o.clock.now() + this.o.heartbeatMs;
-            await this.beat(null);
+            await this.beat(null, reading);
           }
-          await this.sweep();
         } catch (error) {
           this.o.health.failed(error);
         }
@@ -299,11 +306,16 @@ export class Cluster {
     return count;
   }
 
-  /** Write the heartbeat, with the database's clock and how far this machine's is from it. */
-  private async beat(stoppedAt: number | null): Promise<void> {
-    const before = this.o.wallClock();
-    const databaseNow = await this.o.store.databaseNow();
-    const skew = Math.round((before + this.o.wallClock()) / 2 - databaseNow);
+  /**
+   * Write the heartbeat, with the database's clock and how far this
+   * machine's is from it: as `reading` found them (the sweep just before,
+   * whose query reads the database's clock too), else as read now.
+   */
+  private async beat(stoppedAt: number | null, reading?: ClockReading): Promise<void> {
+    const { databaseNow, before, after } = reading ?? await this.readClock(
+      async () => ({ databaseNow: await this.o.store.databaseNow() }),
+    );
+    const skew = Math.round((before + after) / 2 - databaseNow);
     if (Math.abs(skew) > MAX_SKEW_MS && !this.skewed) {
       clusterLog.warn(
         "this node's clock is {skew} ms off the database's; fires are computed from this node's clock, so fix its time sync (NTP)",
@@ -321,9 +333,22 @@ export class Cluster {
     });
   }
 
-  /** Declare the nodes that stopped beating dead, and share the jobs again. */
-  private async sweep(): Promise<void> {
-    const { nodes, databaseNow } = await this.o.store.nodesAndNow();
+  /** `read` the database's clock between two readings of this machine's. */
+  private async readClock<T extends { databaseNow: number }>(
+    read: () => Promise<T>,
+  ): Promise<T & ClockReading> {
+    const before = this.o.wallClock();
+    const found = await read();
+    return { ...found, before, after: this.o.wallClock() };
+  }
+
+  /**
+   * Declare the nodes that stopped beating dead, and share the jobs again;
+   * gives the database's clock as its query read it.
+   */
+  private async sweep(): Promise<ClockReading> {
+    const reading = await this.readClock(() => this.o.store.nodesAndNow());
+    const { nodes, databaseNow } = reading;
     const live: string[] = [];
     const mayReturn: string[] = [];
     for (const node of nodes) {
@@ -361,6 +386,7 @@ export class Cluster {
       this.reassign(before.filter((id) => !this.live.includes(id)));
       this.o.liveChanged?.(this.live);
     }
+    return reading;
   }
 
   /** Share the jobs over the live nodes; `left`: nodes gone since the last time. */
