@@ -6,7 +6,15 @@
  * rows it expects.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { BACKENDS, freshDatabase, mysqlTest, rawQuery, serviceRow } from "./helpers.ts";
+import {
+  BACKENDS,
+  freshDatabase,
+  mysqlTest,
+  rawQuery,
+  serviceRow,
+  type TestDatabase,
+} from "./helpers.ts";
+import type { Store } from "../src/store/store.ts";
 import { DaemonHarness, T0, throughProxy } from "./daemon_harness.ts";
 import { proxyFor } from "./tcp_proxy.ts";
 import { status } from "../src/app/status.ts";
@@ -51,6 +59,28 @@ async function readIfThere(file: string): Promise<string | null> {
     if (error instanceof Deno.errors.NotFound) return null;
     throw error;
   }
+}
+
+/** A store of `db` that adds to `looks` the time of each look for held-back notifications (T0 + ms). */
+function countingLooks(db: TestDatabase, looks: number[]): Store {
+  const store = db.open();
+  const takeHeld = store.takeHeld.bind(store);
+  store.takeHeld = (now, minIntervalMs) => {
+    looks.push(now - T0);
+    return takeHeld(now, minIntervalMs);
+  };
+  return store;
+}
+
+/**
+ * When the job was last notified: a held-back notification, when the look
+ * that took it ran (a fake time; its hook's own run takes real time).
+ */
+async function lastSent(h: DaemonHarness, jobId: string): Promise<number> {
+  const rows = await rawQuery(h.db, "SELECT last_sent_at FROM jm_notify_state WHERE job_id = ?", [
+    jobId,
+  ]);
+  return Number(rows[0].last_sent_at);
 }
 
 async function claims(h: DaemonHarness, event: string): Promise<number[]> {
@@ -415,16 +445,24 @@ for (const backend of BACKENDS) {
   Deno.test(`notify[${backend}]: one notification per min_interval; what was held back follows, summarised`, async () => {
     await using dir = await tempDir();
     const file = `${dir.path}/failure.jsonl`;
-    await using h = await DaemonHarness.create(await freshDatabase(backend), {
-      settings: { "notify.min_interval": 60 },
+    const db = await freshDatabase(backend);
+    const looks: number[] = [];
+    await using h = await DaemonHarness.create(db, {
+      settings: { "notify.min_interval": 30 },
+      store: () => countingLooks(db, looks),
     });
     await h.job("flapping", {
-      schedule: { second: "1,2,3,4", minute: "0", hour: "0" },
+      schedule: { second: "11,12,13,14", minute: "0", hour: "0" },
       on_failure: appendStdin(file),
     });
     await h.start();
+    // The first look for held-back ones finds none: the next would be a minute on.
+    await h.until(async () => {
+      if (looks.length === 0) await h.clock.advance(1000);
+      return looks.length > 0;
+    }, "the first look for held-back notifications");
     const ids: number[] = [];
-    for (const s of [1, 2, 3, 4]) {
+    for (const s of [11, 12, 13, 14]) {
       await h.clock.set(T0 + s * 1000);
       (await h.started("flapping", T0 + s * 1000)).finish({ status: "failed", exitCode: s });
       const id = (await h.run("flapping", T0 + s * 1000, "failed")).id;
@@ -445,13 +483,83 @@ for (const backend of BACKENDS) {
       if (lines.length < 2 && h.clock.now() < T0 + 90_000) await h.clock.advance(1000);
       return lines[1];
     }, "the held-back notification once min_interval has passed");
-    assertEquals([next.run_id, next.exit_code], [ids[3], 4]);
+    assertEquals([next.run_id, next.exit_code], [ids[3], 14]);
     assertEquals(next.held_back, {
       count: 2,
-      since: new Date(T0 + 2000).toISOString(),
+      since: new Date(T0 + 12_000).toISOString(),
       statuses: { failed: 2 },
     });
-    assert(h.clock.now() >= T0 + 61_000, `sent at T0+${h.clock.now() - T0}`);
+    // Due at T0+41 s; taken by the look then (this node held it), not a minute after the last.
+    const takenAt = await lastSent(h, "flapping") - T0;
+    assert(takenAt >= 41_000 && takenAt <= 47_000, `taken at T0+${takenAt}`);
+  });
+
+  Deno.test(`notify[${backend}]: held-back notifications are looked for once a minute while none is known; one another service held, then left, goes when due`, async () => {
+    await using dir = await tempDir();
+    const file = `${dir.path}/failure`;
+    const db = await freshDatabase(backend);
+    const looks: number[] = [];
+    await using h = await DaemonHarness.create(db, {
+      settings: { "notify.min_interval": 90 },
+      store: () => countingLooks(db, looks),
+    });
+    await h.job("elsewhere", {
+      schedule: { second: "0", minute: "0", hour: "12" },
+      on_failure: appendStdin(file),
+    });
+    await h.start();
+    await h.until(async () => {
+      if (looks.length < 2 && h.clock.now() < T0 + 90_000) await h.clock.advance(1000);
+      return looks.length >= 2;
+    }, "a second look for held-back notifications");
+    // At start, then a minute on: not every NOTIFY_CHECK_MS.
+    assert(looks[1] - looks[0] >= 60_000, `looked at T0+${looks.join(", T0+")} ms`);
+
+    // Another service sent one of the job's notifications, held the next one, and left.
+    const payload = (ref: number): NotifyPayload => ({
+      event: "failure",
+      job_id: "elsewhere",
+      description: null,
+      status: "failed",
+      run_id: ref,
+      exit_code: 1,
+      signal: null,
+      scheduled_at: null,
+      started_at: null,
+      finished_at: null,
+      duration_ms: null,
+      node_id: "gone",
+      trigger: "schedule",
+      note: null,
+      output_tail: "",
+      summary: `run ${ref} failed`,
+      held_back: null,
+    });
+    const heldAt = h.clock.now();
+    for (const ref of [1, 2]) {
+      await h.store.claimNotification({
+        job_id: "elsewhere",
+        event: "failure",
+        ref,
+        status: "failed",
+        at: heldAt,
+        node_id: "gone",
+        minIntervalMs: 90_000,
+        payload: JSON.stringify(payload(ref)),
+      });
+    }
+    const sent = await h.until(async () => {
+      const lines = await jsonLines(file);
+      if (lines.length === 0 && h.clock.now() < heldAt + 180_000) await h.clock.advance(1000);
+      return lines[0];
+    }, "the notification the other service held back");
+    assertEquals([sent.run_id, sent.held_back], [2, null]);
+    // The look after it was held found it not due yet, and when it would be.
+    const late = await lastSent(h, "elsewhere") - (heldAt + 90_000);
+    assert(
+      late >= 0 && late <= 6_000,
+      `taken ${late} ms after it was due; looked at T0+${looks.join(", T0+")} ms`,
+    );
   });
 }
 

@@ -43,17 +43,24 @@ contract(
   "within min_interval it holds; after, it sends with what was held",
   async ({ db, store }) => {
     await store.claimNotification(claim(1, 1000));
-    assertEquals(await store.claimNotification(claim(2, 2000)), { send: false });
+    // Held till a minute after the last one sent.
+    assertEquals(await store.claimNotification(claim(2, 2000)), {
+      send: false,
+      dueAt: 1000 + MINUTE,
+    });
     assertEquals(
       await store.claimNotification(claim(3, 3000, { status: "timeout" })),
-      { send: false },
+      { send: false, dueAt: 1000 + MINUTE },
     );
     assertEquals(await countRows(db, "jm_notifications", "outcome = 'held'"), 2);
     assertEquals(await store.claimNotification(claim(4, 1000 + MINUTE)), {
       send: true,
       heldBack: { count: 2, since: 2000, statuses: { failed: 1, timeout: 1 } },
     });
-    assertEquals(await store.claimNotification(claim(5, 2000 + MINUTE)), { send: false });
+    assertEquals(await store.claimNotification(claim(5, 2000 + MINUTE)), {
+      send: false,
+      dueAt: 1000 + 2 * MINUTE,
+    });
   },
 );
 
@@ -61,17 +68,46 @@ contract("takeHeld", "held ones are taken once, after min_interval", async ({ st
   await store.claimNotification(claim(1, 1000));
   await store.claimNotification(claim(2, 2000));
   await store.claimNotification(claim(3, 3000));
-  assertEquals(await store.takeHeld(1000 + MINUTE - 1, MINUTE), []);
-  assertEquals(await store.takeHeld(1000 + MINUTE, MINUTE), [
-    {
+  // Not due yet: when it will be.
+  assertEquals(await store.takeHeld(1000 + MINUTE - 1, MINUTE), {
+    taken: [],
+    nextDueAt: 1000 + MINUTE,
+  });
+  assertEquals(await store.takeHeld(1000 + MINUTE, MINUTE), {
+    taken: [{
       payload: JSON.stringify({ ref: 3 }),
       heldBack: { count: 2, since: 2000, statuses: { failed: 2 } },
-    },
-  ]);
-  assertEquals(await store.takeHeld(1000 + MINUTE, MINUTE), []);
+    }],
+    nextDueAt: null,
+  });
+  assertEquals(await store.takeHeld(1000 + MINUTE, MINUTE), { taken: [], nextDueAt: null });
   // Taken means notified then: the next one within min_interval of it is held.
-  assertEquals(await store.claimNotification(claim(4, 2000 + MINUTE)), { send: false });
+  assertEquals(await store.claimNotification(claim(4, 2000 + MINUTE)), {
+    send: false,
+    dueAt: 1000 + 2 * MINUTE,
+  });
 });
+
+contract(
+  "takeHeld",
+  "the due ones of several jobs are taken; the first of the others says when it is due",
+  async ({ store }) => {
+    for (const [jobId, at] of [["late", 5000], ["early", 1000], ["none", 1000]] as const) {
+      await store.claimNotification(claim(1, at, { job_id: jobId }));
+      if (jobId !== "none") await store.claimNotification(claim(2, at + 10, { job_id: jobId }));
+    }
+    const { taken, nextDueAt } = await store.takeHeld(1000 + MINUTE, MINUTE);
+    assertEquals(taken.map((t) => t.heldBack.since), [1010]);
+    assertEquals(nextDueAt, 5000 + MINUTE);
+    assertEquals(await store.takeHeld(5000 + MINUTE, MINUTE), {
+      taken: [{
+        payload: JSON.stringify({ ref: 2 }),
+        heldBack: { count: 1, since: 5010, statuses: { failed: 1 } },
+      }],
+      nextDueAt: null,
+    });
+  },
+);
 
 contract(
   "failingBefore",

@@ -94,6 +94,12 @@ const HOOK_OUTPUT_CAP = 4096;
 const MAX_QUEUED = 1000;
 /** How often silence and held-back notifications are looked at. */
 export const NOTIFY_CHECK_MS = 5000;
+/**
+ * Held-back notifications are looked for when the first known is due (one
+ * this node held, or one found at the last look), and at the latest this
+ * long after the last look: those another service held, then left.
+ */
+const HELD_LOOK_MAX_MS = 60_000;
 const FIRST_RETRY_MS = 1000;
 /** Lost runs one declared-dead node's notifications are sent for. */
 const LOST_RUNS = 1000;
@@ -145,6 +151,8 @@ export class Notifier {
   private readonly unrecorded = new Map<number, { job: Job; run: EndedRun }>();
   /** Silence alerts this node has claimed or seen claimed: job id → the `since` they were for. */
   private readonly silenced = new Map<string, number>();
+  /** When held-back notifications are looked for next (see HELD_LOOK_MAX_MS); at once at start. */
+  private heldLookAt = -Infinity;
 
   constructor(private readonly o: NotifierOptions) {}
 
@@ -247,8 +255,10 @@ export class Notifier {
         () => this.notify(job, "silent", candidate.since, SILENT_STATUS, payload),
       );
     }
-    if (this.o.settings.minIntervalMs === 0) return;
-    for (const held of await this.o.store.takeHeld(now, this.o.settings.minIntervalMs)) {
+    if (this.o.settings.minIntervalMs === 0 || now < this.heldLookAt) return;
+    const { taken, nextDueAt } = await this.o.store.takeHeld(now, this.o.settings.minIntervalMs);
+    this.heldLookAt = Math.min(nextDueAt ?? Infinity, now + HELD_LOOK_MAX_MS);
+    for (const held of taken) {
       const payload = JSON.parse(held.payload) as NotifyPayload;
       const job = await this.o.store.getJob(payload.job_id);
       if (!job) continue;
@@ -349,6 +359,7 @@ export class Notifier {
     });
     if (outcome === null) return;
     if (!outcome.send) {
+      this.heldLookAt = Math.min(this.heldLookAt, outcome.dueAt);
       notifyLog.info("job {job}: {event} notification held back (notify.min_interval)", {
         job: job.id,
         event,

@@ -4,7 +4,13 @@
  * `jm_notify_state`, and the questions the notifier asks of `jm_runs`.
  */
 import { type Driver, insertSql } from "./driver.ts";
-import type { ClaimOutcome, HeldBack, NotificationClaim, SilenceCandidate } from "./store.ts";
+import type {
+  ClaimOutcome,
+  HeldBack,
+  NotificationClaim,
+  SilenceCandidate,
+  TakenHeld,
+} from "./store.ts";
 
 const CLAIM_COLUMNS = [
   "job_id",
@@ -64,7 +70,7 @@ export async function claimNotification(
         ],
       );
       await tx.run("UPDATE jm_notifications SET outcome = 'held' WHERE id = ?", [inserted.lastId]);
-      return { send: false };
+      return { send: false, dueAt: lastSent + claim.minIntervalMs };
     }
     await tx.run(
       "UPDATE jm_notify_state SET last_sent_at = ?, held_count = 0, held_since = NULL, held_statuses = NULL, held_payload = NULL WHERE job_id = ?",
@@ -113,13 +119,17 @@ export async function takeHeld(
   driver: Driver,
   now: number,
   minIntervalMs: number,
-): Promise<{ payload: string; heldBack: HeldBack }[]> {
+): Promise<TakenHeld> {
+  // The due ones first, and the first not due, for when it will be.
   const rows = await driver.all(
-    "SELECT job_id, last_sent_at, held_count, held_since, held_statuses, held_payload FROM jm_notify_state WHERE held_count > 0 AND last_sent_at <= ? ORDER BY job_id LIMIT ?",
-    [now - minIntervalMs, HELD_PER_FLUSH],
+    "SELECT job_id, last_sent_at, held_count, held_since, held_statuses, held_payload FROM jm_notify_state WHERE held_count > 0 ORDER BY last_sent_at, job_id LIMIT ?",
+    [HELD_PER_FLUSH + 1],
   );
-  const taken: { payload: string; heldBack: HeldBack }[] = [];
-  for (const row of rows) {
+  const taken: TakenHeld["taken"] = [];
+  for (const [i, row] of rows.entries()) {
+    const dueAt = Number(row.last_sent_at) + minIntervalMs;
+    if (dueAt > now) return { taken, nextDueAt: dueAt };
+    if (i === HELD_PER_FLUSH) return { taken, nextDueAt: now };
     // Only one service takes it: the write that finds the row as read.
     const took = await driver.run(
       "UPDATE jm_notify_state SET last_sent_at = ?, held_count = 0, held_since = NULL, held_statuses = NULL, held_payload = NULL WHERE job_id = ? AND last_sent_at = ? AND held_count = ?",
@@ -135,5 +145,5 @@ export async function takeHeld(
       },
     });
   }
-  return taken;
+  return { taken, nextDueAt: null };
 }

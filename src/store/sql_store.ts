@@ -18,7 +18,7 @@ import type {
   PollState,
   Store,
 } from "./store.ts";
-import type { ClaimOutcome, HeldBack, NotificationClaim, SilenceCandidate } from "./store.ts";
+import type { ClaimOutcome, NotificationClaim, SilenceCandidate, TakenHeld } from "./store.ts";
 import type { NewRun, Run, RunFilter, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
 import type { LogFilter, LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
@@ -698,7 +698,7 @@ export class SqlStore implements Store {
     return notify.silenceCandidates(this.driver);
   }
 
-  takeHeld(now: number, minIntervalMs: number): Promise<{ payload: string; heldBack: HeldBack }[]> {
+  takeHeld(now: number, minIntervalMs: number): Promise<TakenHeld> {
     return notify.takeHeld(this.driver, now, minIntervalMs);
   }
 

@@ -342,7 +342,17 @@ export interface HeldBack {
 }
 
 /** What `claimNotification` decided: send now (with what was held back before), or hold. */
-export type ClaimOutcome = { send: true; heldBack: HeldBack | null } | { send: false };
+/** `dueAt`: when the held notification may go (the job's last one plus `minIntervalMs`). */
+export type ClaimOutcome = { send: true; heldBack: HeldBack | null } | {
+  send: false;
+  dueAt: number;
+};
+
+/** What `takeHeld` took, and when the first of those it left may go (null: none left). */
+export interface TakenHeld {
+  taken: { payload: string; heldBack: HeldBack }[];
+  nextDueAt: number | null;
+}
 
 /** A job whose silence alert may be due: no success since `since`. */
 export interface SilenceCandidate {
@@ -378,9 +388,11 @@ export interface NotifyStore {
   /**
    * Held-back notifications whose job was last notified `minIntervalMs` or
    * more before `now`: each is taken (the job marked notified at `now`, its
-   * held count reset) by one caller only, by a conditional write.
+   * held count reset) by one caller only, by a conditional write; with
+   * when the first of those not due yet will be (`now` when more are due
+   * than one call takes).
    */
-  takeHeld(now: number, minIntervalMs: number): Promise<{ payload: string; heldBack: HeldBack }[]>;
+  takeHeld(now: number, minIntervalMs: number): Promise<TakenHeld>;
 }
 
 /** Every part together, with the connection's life: what `openStore` returns. */
