@@ -184,7 +184,8 @@ export const CONFIG_KEYS = {
   "db.database": { doc: "MySQL/MariaDB database name", default: "jobsmanager", parse: text },
   "db.charset": { doc: "Connection character set", default: "utf8mb4", parse: text },
   "db.pool_size": {
-    doc: "Most MySQL connections the service keeps open",
+    doc:
+      "Most MySQL connections the service opens; those opened stay open (an idle service uses one or two, a burst more)",
     default: 10,
     parse: integer(1, 1000),
   },

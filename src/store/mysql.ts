@@ -118,9 +118,10 @@ export class MysqlDriver implements Driver {
         // leaves alone counts 0 affected rows, which is how a claim tells it lost.
         flags: ["-FOUND_ROWS"],
         dateStrings: true,
-        // Keep idle connections few: a CLI call needs one, the service a handful.
-        maxIdle: 2,
-        idleTimeout: 60_000,
+        // Connections opened stay open (up to pool_size): fewer idle ones than
+        // that makes mysql2 look for them every second, on a timer that cost an
+        // idle service more than its own queries.
+        maxIdle: this.target.poolSize,
         enableKeepAlive: true,
       })
     );
