@@ -260,12 +260,14 @@ export class Cluster {
       this.wake = new AbortController();
       if (this.o.health.online) {
         try {
-          const reading = await this.sweep();
-          if (this.o.clock.now() >= nextBeat || this.reportDue) {
+          // The beat is due by the time of the wake, not of the sweep's answer.
+          const beatDue = this.o.clock.now() >= nextBeat || this.reportDue;
+          if (beatDue) {
             this.reportDue = false;
             nextBeat = this.o.clock.now() + this.o.heartbeatMs;
-            await this.beat(null, reading);
           }
+          const reading = await this.sweep();
+          if (beatDue) await this.beat(null, reading);
         } catch (error) {
           this.o.health.failed(error);
         }
