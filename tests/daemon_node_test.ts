@@ -6,9 +6,10 @@
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { status } from "../src/app/status.ts";
-import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { BACKENDS, freshDatabase, serviceRow } from "./helpers.ts";
 import { DaemonHarness, T0 } from "./daemon_harness.ts";
 import { openStore } from "../src/store/open.ts";
+import { DatabaseError } from "../src/errors.ts";
 
 for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: the heartbeat reports the zone of jobs without one`, async () => {
@@ -90,6 +91,45 @@ for (const backend of BACKENDS) {
     const node = (await h.store.nodesAndNow()).nodes[0];
     assert(node.db_heartbeat_at! > 0 && node.skew_ms !== null, JSON.stringify(node));
     assertEquals(clockQueries, 0);
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: a sweep that fails to declare a node dead does not hold back the heartbeat`, async () => {
+    const db = await freshDatabase(backend);
+    // Once started: a start whose sweep fails does not start.
+    let failing = false;
+    await using h = await DaemonHarness.create(db, {
+      store: () => {
+        const store = db.open();
+        store.declareDead = () =>
+          failing
+            ? Promise.reject(
+              new DatabaseError("Lock wait timeout exceeded", { unreachable: false }),
+            )
+            : Promise.resolve(null);
+        return store;
+      },
+    });
+    // A node silent for 4 minutes by the database's clock: each sweep tries to declare it dead.
+    const databaseNow = await h.store.databaseNow();
+    await h.store.saveNode({
+      ...serviceRow("other", { agoMs: 240_000 }),
+      db_heartbeat_at: databaseNow - 240_000,
+      heartbeat_ms: 5000,
+    });
+    await h.start();
+    failing = true;
+    for (let beat = 1; beat <= 3; beat++) {
+      await h.clock.advance(5000);
+      await h.until(
+        async () =>
+          (await h.store.nodesAndNow()).nodes.find((n) => n.id === h.nodeId)?.heartbeat_at ===
+            h.clock.now(),
+        `heartbeat ${beat} at the fake clock's T0+${h.clock.now() - T0}`,
+      );
+    }
+    assert(h.line(/refused a statement: Lock wait timeout exceeded/), "the failed sweep is logged");
   });
 }
 

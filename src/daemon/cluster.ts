@@ -170,7 +170,7 @@ export class Cluster {
         this.id = id;
         this.live = [id];
         // Know the others before the first fire: it then goes to its owner only.
-        await this.sweep();
+        await this.sweep(await this.look());
         return id;
       }
       if (explicit) {
@@ -266,8 +266,11 @@ export class Cluster {
             this.reportDue = false;
             nextBeat = this.o.clock.now() + this.o.heartbeatMs;
           }
-          const reading = await this.sweep();
-          if (beatDue) await this.beat(null, reading);
+          const seen = this.look();
+          // Written before the sweep acts on what the look saw (declaring a node dead may
+          // wait on its locks), with the clock the look read, or one read now if it failed.
+          if (beatDue) await this.beat(null, await seen.catch(() => undefined));
+          await this.sweep(await seen);
         } catch (error) {
           this.o.health.failed(error);
         }
@@ -344,13 +347,15 @@ export class Cluster {
     return { ...found, before, after: this.o.wallClock() };
   }
 
-  /**
-   * Declare the nodes that stopped beating dead, and share the jobs again;
-   * gives the database's clock as its query read it.
-   */
-  private async sweep(): Promise<ClockReading> {
-    const reading = await this.readClock(() => this.o.store.nodesAndNow());
-    const { nodes, databaseNow } = reading;
+  /** All nodes, with the database's clock as the same query read it. */
+  private look(): Promise<{ nodes: Node[] } & ClockReading> {
+    return this.readClock(() => this.o.store.nodesAndNow());
+  }
+
+  /** Declare the nodes that stopped beating dead, and share the jobs again. */
+  private async sweep(
+    { nodes, databaseNow }: { nodes: Node[]; databaseNow: number },
+  ): Promise<void> {
     const live: string[] = [];
     const mayReturn: string[] = [];
     for (const node of nodes) {
@@ -388,7 +393,6 @@ export class Cluster {
       this.reassign(before.filter((id) => !this.live.includes(id)));
       this.o.liveChanged?.(this.live);
     }
-    return reading;
   }
 
   /** Share the jobs over the live nodes; `left`: nodes gone since the last time. */
