@@ -494,6 +494,56 @@ for (const backend of BACKENDS) {
     assert(takenAt >= 41_000 && takenAt <= 47_000, `taken at T0+${takenAt}`);
   });
 
+  Deno.test(`notify[${backend}]: a notification held while a look for held-back ones is under way goes when due`, async () => {
+    await using dir = await tempDir();
+    const file = `${dir.path}/failure`;
+    const db = await freshDatabase(backend);
+    const looks: number[] = [];
+    const gate = Promise.withResolvers<void>();
+    await using h = await DaemonHarness.create(db, {
+      settings: { "notify.min_interval": 30 },
+      store: () => {
+        const store = countingLooks(db, looks);
+        const takeHeld = store.takeHeld.bind(store);
+        // Each look answers only once the gate is open (its query is made at once).
+        store.takeHeld = async (now, minIntervalMs) => {
+          const found = await takeHeld(now, minIntervalMs);
+          await gate.promise;
+          return found;
+        };
+        return store;
+      },
+    });
+    await h.job("flapping", {
+      schedule: { second: "11,12", minute: "0", hour: "0" },
+      on_failure: appendStdin(file),
+    });
+    await h.start();
+    await h.until(async () => {
+      if (looks.length === 0) await h.clock.advance(1000);
+      return looks.length > 0;
+    }, "the first look for held-back notifications");
+    for (const s of [11, 12]) {
+      await h.clock.set(T0 + s * 1000);
+      (await h.started("flapping", T0 + s * 1000)).finish({ status: "failed", exitCode: s });
+      const id = (await h.run("flapping", T0 + s * 1000, "failed")).id;
+      await h.until(async () => (await claims(h, "failure")).includes(id), `run ${id} claimed`);
+    }
+    // The second failure is held (due at T0+41 s) while the first look, which found none, waits.
+    await h.until(() => h.line(/notification held back/), "the second failure held back");
+    gate.resolve();
+    await h.until(async () => {
+      const sent = (await jsonLines(file)).length;
+      if (sent < 2 && h.clock.now() < T0 + 90_000) await h.clock.advance(1000);
+      return sent >= 2;
+    }, "the held-back notification");
+    const takenAt = await lastSent(h, "flapping") - T0;
+    assert(
+      takenAt >= 41_000 && takenAt <= 47_000,
+      `taken at T0+${takenAt}; looked at T0+${looks.join(", T0+")} ms`,
+    );
+  });
+
   Deno.test(`notify[${backend}]: held-back notifications are looked for once a minute while none is known; one another service held, then left, goes when due`, async () => {
     await using dir = await tempDir();
     const file = `${dir.path}/failure`;

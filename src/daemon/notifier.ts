@@ -15,7 +15,7 @@
 import type { Job } from "../domain/job.ts";
 import { FAILURE_STATUSES, SILENT_STATUS, urlForLog } from "../domain/notify.ts";
 import type { RunStatus } from "../domain/run.ts";
-import type { JobStore, NotifyEvent, NotifyStore, RunStore } from "../store/store.ts";
+import type { JobStore, NotifyEvent, NotifyStore, RunStore, TakenHeld } from "../store/store.ts";
 import { redactSecrets } from "../store/target.ts";
 import { VERSION } from "../version.ts";
 import { type Clock, Deadline } from "./clock.ts";
@@ -256,8 +256,18 @@ export class Notifier {
       );
     }
     if (this.o.settings.minIntervalMs === 0 || now < this.heldLookAt) return;
-    const { taken, nextDueAt } = await this.o.store.takeHeld(now, this.o.settings.minIntervalMs);
-    this.heldLookAt = Math.min(nextDueAt ?? Infinity, now + HELD_LOOK_MAX_MS);
+    // A hold meanwhile (notify, from the queue) lowers it; what this look finds must not undo that.
+    const lookAt = this.heldLookAt;
+    this.heldLookAt = Infinity;
+    let found: TakenHeld;
+    try {
+      found = await this.o.store.takeHeld(now, this.o.settings.minIntervalMs);
+    } catch (error) {
+      this.heldLookAt = Math.min(this.heldLookAt, lookAt);
+      throw error;
+    }
+    const { taken, nextDueAt } = found;
+    this.heldLookAt = Math.min(this.heldLookAt, nextDueAt ?? Infinity, now + HELD_LOOK_MAX_MS);
     for (const held of taken) {
       const payload = JSON.parse(held.payload) as NotifyPayload;
       const job = await this.o.store.getJob(payload.job_id);
