@@ -91,6 +91,34 @@ async function againIfDeadlocked<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * A pooled connection unused this long is closed (looked for as often): a
+ * connection that died unseen (a NAT or proxy that forgot it) is not kept,
+ * and idle services do not hold connections for hours.
+ */
+const IDLE_CLOSE_MS = 60_000;
+
+/**
+ * Close `pool`'s connections idle for `idleMs`; returns what stops it.
+ * mysql2 does this itself only with `maxIdle` below the pool's size, on a
+ * timer every second that cost an idle service more than its queries.
+ */
+function closeIdle(pool: mysql.Pool, idleMs: number): () => void {
+  const idleSince = new Map<mysql.PoolConnection, number>();
+  pool.on("release", (connection) => idleSince.set(connection, Date.now()));
+  pool.on("acquire", (connection) => idleSince.delete(connection));
+  const timer = setInterval(() => {
+    const now = Date.now();
+    for (const [connection, since] of idleSince) {
+      if (now - since < idleMs) continue;
+      idleSince.delete(connection);
+      connection.destroy();
+    }
+  }, idleMs);
+  Deno.unrefTimer(timer);
+  return () => clearInterval(timer);
+}
+
 export class MysqlDriver implements Driver {
   readonly profile = PROFILES.mysql;
   readonly description: string;
@@ -98,7 +126,10 @@ export class MysqlDriver implements Driver {
   /** Made on first use: loading mysql2 is most of a short command's start on SQLite. */
   #pool: Promise<mysql.Pool> | null = null;
 
-  constructor(private readonly target: MysqlTarget) {
+  #stopClosingIdle = () => {};
+
+  /** `idleCloseMs`: tests shorten it. */
+  constructor(private readonly target: MysqlTarget, private readonly idleCloseMs = IDLE_CLOSE_MS) {
     this.description = describeTarget(target);
   }
 
@@ -118,13 +149,14 @@ export class MysqlDriver implements Driver {
         // leaves alone counts 0 affected rows, which is how a claim tells it lost.
         flags: ["-FOUND_ROWS"],
         dateStrings: true,
-        // Connections opened stay open (up to pool_size): fewer idle ones than
-        // that makes mysql2 look for them every second, on a timer that cost an
-        // idle service more than its own queries.
+        // Idle ones are closed by closeIdle, not by mysql2's timer.
         maxIdle: this.target.poolSize,
         enableKeepAlive: true,
       })
-    );
+    ).then((pool) => {
+      this.#stopClosingIdle = closeIdle(pool, this.idleCloseMs);
+      return pool;
+    });
     return this.#pool;
   }
 
@@ -240,6 +272,7 @@ export class MysqlDriver implements Driver {
   async close(): Promise<void> {
     // Never used: there is nothing to end, nor any reason to load mysql2.
     if (this.#pool === null) return;
+    this.#stopClosingIdle();
     await (await this.#pool).end();
   }
 }
