@@ -83,6 +83,28 @@ async function lastSent(h: DaemonHarness, jobId: string): Promise<number> {
   return Number(rows[0].last_sent_at);
 }
 
+/** Move the fake clock a second at a time until the notifier has looked for held-back ones `n` times. */
+async function looked(h: DaemonHarness, looks: number[], n: number): Promise<void> {
+  await h.until(async () => {
+    if (looks.length < n && h.clock.now() < T0 + 300_000) await h.clock.advance(1000);
+    return looks.length >= n;
+  }, `look ${n} for held-back notifications`);
+}
+
+/** Fail the runs of job `flapping` at T0 + each of `seconds`, each claimed before the next. */
+async function failures(h: DaemonHarness, seconds: number[]): Promise<number[]> {
+  const ids: number[] = [];
+  for (const s of seconds) {
+    await h.clock.set(T0 + s * 1000);
+    (await h.started("flapping", T0 + s * 1000)).finish({ status: "failed", exitCode: s });
+    const id = (await h.run("flapping", T0 + s * 1000, "failed")).id;
+    ids.push(id);
+    // Claimed before the clock moves on, so that each is claimed at its own instant.
+    await h.until(async () => (await claims(h, "failure")).includes(id), `run ${id} claimed`);
+  }
+  return ids;
+}
+
 async function claims(h: DaemonHarness, event: string): Promise<number[]> {
   const rows = await rawQuery(
     h.db,
@@ -457,19 +479,8 @@ for (const backend of BACKENDS) {
     });
     await h.start();
     // The first look for held-back ones finds none: the next would be a minute on.
-    await h.until(async () => {
-      if (looks.length === 0) await h.clock.advance(1000);
-      return looks.length > 0;
-    }, "the first look for held-back notifications");
-    const ids: number[] = [];
-    for (const s of [11, 12, 13, 14]) {
-      await h.clock.set(T0 + s * 1000);
-      (await h.started("flapping", T0 + s * 1000)).finish({ status: "failed", exitCode: s });
-      const id = (await h.run("flapping", T0 + s * 1000, "failed")).id;
-      ids.push(id);
-      // Claimed before the clock moves on, so that each is claimed at its own instant.
-      await h.until(async () => (await claims(h, "failure")).includes(id), `run ${id} claimed`);
-    }
+    await looked(h, looks, 1);
+    const ids = await failures(h, [11, 12, 13, 14]);
     const first = await h.until(async () => (await jsonLines(file))[0], "the first notification");
     assertEquals([first.run_id, first.held_back], [ids[0], null]);
     await h.until(
@@ -519,16 +530,8 @@ for (const backend of BACKENDS) {
       on_failure: appendStdin(file),
     });
     await h.start();
-    await h.until(async () => {
-      if (looks.length === 0) await h.clock.advance(1000);
-      return looks.length > 0;
-    }, "the first look for held-back notifications");
-    for (const s of [11, 12]) {
-      await h.clock.set(T0 + s * 1000);
-      (await h.started("flapping", T0 + s * 1000)).finish({ status: "failed", exitCode: s });
-      const id = (await h.run("flapping", T0 + s * 1000, "failed")).id;
-      await h.until(async () => (await claims(h, "failure")).includes(id), `run ${id} claimed`);
-    }
+    await looked(h, looks, 1);
+    await failures(h, [11, 12]);
     // The second failure is held (due at T0+41 s) while the first look, which found none, waits.
     await h.until(() => h.line(/notification held back/), "the second failure held back");
     gate.resolve();
@@ -558,10 +561,7 @@ for (const backend of BACKENDS) {
       on_failure: appendStdin(file),
     });
     await h.start();
-    await h.until(async () => {
-      if (looks.length < 2 && h.clock.now() < T0 + 90_000) await h.clock.advance(1000);
-      return looks.length >= 2;
-    }, "a second look for held-back notifications");
+    await looked(h, looks, 2);
     // At start, then a minute on: not every NOTIFY_CHECK_MS.
     assert(looks[1] - looks[0] >= 60_000, `looked at T0+${looks.join(", T0+")} ms`);
 
