@@ -15,6 +15,7 @@ import {
   type TestDatabase,
 } from "./helpers.ts";
 import type { Store } from "../src/store/store.ts";
+import { DatabaseError } from "../src/errors.ts";
 import { DaemonHarness, T0, throughProxy } from "./daemon_harness.ts";
 import { proxyFor } from "./tcp_proxy.ts";
 import { status } from "../src/app/status.ts";
@@ -545,6 +546,31 @@ for (const backend of BACKENDS) {
       takenAt >= 41_000 && takenAt <= 47_000,
       `taken at T0+${takenAt}; looked at T0+${looks.join(", T0+")} ms`,
     );
+  });
+
+  Deno.test(`notify[${backend}]: a look for held-back notifications that fails is made again at the next check`, async () => {
+    const db = await freshDatabase(backend);
+    const looks: number[] = [];
+    let failedAt: number | null = null;
+    await using h = await DaemonHarness.create(db, {
+      settings: { "notify.min_interval": 30 },
+      store: () => {
+        const store = countingLooks(db, looks);
+        const takeHeld = store.takeHeld.bind(store);
+        // The first look fails; the others are counted in `looks`.
+        store.takeHeld = (now, minIntervalMs) => {
+          if (failedAt !== null) return takeHeld(now, minIntervalMs);
+          failedAt = now - T0;
+          return Promise.reject(
+            new DatabaseError("Lock wait timeout exceeded", { unreachable: false }),
+          );
+        };
+        return store;
+      },
+    });
+    await h.start();
+    await looked(h, looks, 1);
+    assert(looks[0] - failedAt! <= 6000, `failed at T0+${failedAt}, looked at T0+${looks[0]} ms`);
   });
 
   Deno.test(`notify[${backend}]: held-back notifications are looked for once a minute while none is known; one another service held, then left, goes when due`, async () => {

@@ -313,8 +313,9 @@ export class Cluster {
 
   /**
    * Write the heartbeat, with the database's clock and how far this
-   * machine's is from it: as `reading` found them (the sweep just before,
-   * whose query reads the database's clock too), else as read now.
+   * machine's is from it: as `reading` found them (the look at the nodes
+   * just before, whose query reads the database's clock too), else as
+   * read now.
    */
   private async beat(stoppedAt: number | null, reading?: ClockReading): Promise<void> {
     const { databaseNow, before, after } = reading ?? await this.readClock(

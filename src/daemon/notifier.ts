@@ -15,7 +15,7 @@
 import type { Job } from "../domain/job.ts";
 import { FAILURE_STATUSES, SILENT_STATUS, urlForLog } from "../domain/notify.ts";
 import type { RunStatus } from "../domain/run.ts";
-import type { JobStore, NotifyEvent, NotifyStore, RunStore, TakenHeld } from "../store/store.ts";
+import type { JobStore, NotifyEvent, NotifyStore, RunStore } from "../store/store.ts";
 import { redactSecrets } from "../store/target.ts";
 import { VERSION } from "../version.ts";
 import { type Clock, Deadline } from "./clock.ts";
@@ -259,14 +259,12 @@ export class Notifier {
     // A hold meanwhile (notify, from the queue) lowers it; what this look finds must not undo that.
     const lookAt = this.heldLookAt;
     this.heldLookAt = Infinity;
-    let found: TakenHeld;
-    try {
-      found = await this.o.store.takeHeld(now, this.o.settings.minIntervalMs);
-    } catch (error) {
-      this.heldLookAt = Math.min(this.heldLookAt, lookAt);
-      throw error;
-    }
-    const { taken, nextDueAt } = found;
+    const { taken, nextDueAt } = await this.o.store.takeHeld(now, this.o.settings.minIntervalMs)
+      .catch((error) => {
+        // Failed: looked for again at the next check.
+        this.heldLookAt = Math.min(this.heldLookAt, lookAt);
+        throw error;
+      });
     this.heldLookAt = Math.min(this.heldLookAt, nextDueAt ?? Infinity, now + HELD_LOOK_MAX_MS);
     for (const held of taken) {
       const payload = JSON.parse(held.payload) as NotifyPayload;

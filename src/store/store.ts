@@ -341,8 +341,10 @@ export interface HeldBack {
   statuses: Record<string, number>;
 }
 
-/** What `claimNotification` decided: send now (with what was held back before), or hold. */
-/** `dueAt`: when the held notification may go (the job's last one plus `minIntervalMs`). */
+/**
+ * What `claimNotification` decided: send now (with what was held back
+ * before), or hold until `dueAt` (the job's last one plus `minIntervalMs`).
+ */
 export type ClaimOutcome = { send: true; heldBack: HeldBack | null } | {
   send: false;
   dueAt: number;
