@@ -109,26 +109,32 @@ for (const backend of BACKENDS) {
     }
   });
 
-  Deno.test(`daemon[${backend}]: a burst's fires that wait for a worker are released from armed shells too; the next second arms only what can start`, async () => {
+  Deno.test(`daemon[${backend}]: a burst's fires that wait for a worker are armed too, four shells a worker, and released as one frees up; the next second arms only what can start`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "jobsmanager.max_workers": 2 },
     });
-    const jobs = ["a", "b", "c", "d"];
+    const jobs = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
     for (const id of jobs) await h.job(id, { schedule: { second: "*" } });
     await h.start();
-    // The first instant follows no other: a shell for each of the four, two to wait.
+    // The first instant follows no other: four shells a worker, six of them to wait.
     await h.clock.set(at(1) - 500);
-    await h.until(() => h.runner.armed.length === 4, `4 armed: ${h.runner.armed.join(", ")}`);
+    await h.until(() => h.runner.armed.length === 8, `8 armed: ${h.runner.armed.join(", ")}`);
     await h.clock.set(at(1));
-    await h.until(() => h.runner.running.length === 2, `2 running: ${h.runner.runs.join("; ")}`);
-    h.runner.endAll();
-    await h.until(
-      () => h.runner.runs.length === 4 && h.runner.runs.every((r) => r.armed),
-      `all four released from their shells: ${h.runner.runs.map((r) => `${r} ${r.armed}`)}`,
+    // Two at a time, each pair as the pair before ends; the last pair anew.
+    for (let started = 2; started <= 10; started += 2) {
+      await h.until(
+        () => h.runner.runs.length === started && h.runner.running.length === 2,
+        `${started} started, 2 of them running`,
+      );
+      for (const run of h.runner.running) run.finish();
+    }
+    assertEquals(
+      h.runner.runs.map((r) => `${r.jobId} ${r.armed ? "released" : "anew"}`),
+      jobs.map((id, i) => `${id} ${i < 8 ? "released" : "anew"}`),
     );
     await h.until(
-      async () => (await h.runs()).filter((r) => r.status === "success").length === 4,
-      "four runs to succeed",
+      async () => (await h.runs()).filter((r) => r.status === "success").length === 10,
+      "ten runs to succeed",
     );
     // The next second follows closely: only as many as workers are free.
     await h.clock.set(at(2) - 500);
@@ -136,6 +142,19 @@ for (const backend of BACKENDS) {
       () => h.runner.armed.filter((a) => a.at === at(2)).length === 2,
       `2 armed for the next second: ${h.runner.armed.join(", ")}`,
     );
+  });
+
+  Deno.test(`daemon[${backend}]: a burst arms no more shells than the open-file limit leaves room for`, async () => {
+    // Room for 14 descriptors: three shells of four each; the other three start anew.
+    await using h = await DaemonHarness.create(await freshDatabase(backend), { fileRoom: 14 });
+    for (let i = 0; i < 6; i++) await h.job(`burst-${i}`, { schedule: { second: "1" } });
+    await h.start();
+    await h.clock.set(at(1) - 500);
+    await h.until(() => h.runner.armed.length === 3, `3 armed: ${h.runner.armed.join(", ")}`);
+    await h.clock.set(at(1));
+    await h.until(() => h.runner.runs.length === 6, `6 started: ${h.runner.runs.join("; ")}`);
+    assertEquals(h.runner.armed.length, 3);
+    assertEquals(h.runner.runs.filter((r) => r.armed).length, 3);
   });
 
   Deno.test(`daemon[${backend}]: a job changed after its shell was armed starts anew; the shell is disarmed`, async () => {

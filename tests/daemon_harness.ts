@@ -254,6 +254,8 @@ export interface HarnessOptions {
   soleService?: boolean;
   /** How long a spawn of the fake runner takes, in ms, as the service sizes its arming by it. */
   spawnCost?: number;
+  /** Descriptors the service may still open, as it bounds its arming by them; none: no bound. */
+  fileRoom?: number;
 }
 
 /** How long a test waits, in real time, for a state it expects. */
@@ -335,6 +337,7 @@ export class DaemonHarness implements AsyncDisposable {
     options: { wait?: boolean; early?: (daemon: Daemon) => void } = {},
   ): Promise<Daemon> {
     const spawnMs = this.options.spawnCost;
+    const fileRoom = this.options.fileRoom;
     const daemon = boot({
       settings: this.settings,
       store: this.options.store?.() ?? this.db.open(),
@@ -348,6 +351,7 @@ export class DaemonHarness implements AsyncDisposable {
       startRun: this.options.realRuns ? undefined : this.runner.start,
       armRun: this.options.realRuns ? undefined : this.runner.arm,
       spawnCost: spawnMs === undefined ? undefined : () => spawnMs,
+      fileRoom: fileRoom === undefined ? undefined : () => fileRoom,
       observer: this.options.observer,
     });
     this.daemon_ = daemon;

@@ -21,6 +21,7 @@ import { RunRecorder } from "./recorder.ts";
 import { RunGuard } from "./run_guard.ts";
 import { RunPool } from "./run_pool.ts";
 import { type ArmRun, spawnCost, type StartRun, startRun } from "./runner.ts";
+import { openFileRoom } from "./open_files.ts";
 import { type RunObserver, Service, type ServiceState } from "./service.ts";
 
 export type { NodeIdentity };
@@ -48,6 +49,8 @@ export interface BootOptions {
   armRun?: ArmRun;
   /** How long a spawn holds its thread, in ms: the runner's own measure, unless a test gives one. */
   spawnCost?: () => number;
+  /** Descriptors the process may still open: /proc's answer, unless a test gives one. */
+  fileRoom?: () => number;
   /** Told of runs as they start and end (the HTTP side's metrics). */
   observer?: RunObserver;
   /**
@@ -242,6 +245,7 @@ class BootedDaemon implements Daemon {
       startRun: o.startRun ?? this.pool!.launch,
       armRun: o.armRun ?? this.pool?.arm,
       spawnCost: o.spawnCost ?? (o.armRun ? undefined : spawnCost),
+      fileRoom: o.fileRoom ?? (o.armRun ? undefined : openFileRoom),
       cluster: this.cluster,
       guard: this.guard,
       defaults: {

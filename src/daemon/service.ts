@@ -75,6 +75,8 @@ export interface ServiceOptions {
   armRun?: ArmRun;
   /** How long a spawn holds the thread that makes it, in ms (runner.ts `spawnCost`); none: 0. */
   spawnCost?: () => number;
+  /** Descriptors the process may still open (open_files.ts `openFileRoom`); none: no bound. */
+  fileRoom?: () => number;
   /** This node among the others on the database: its id, which jobs it fires, its outage policy. */
   cluster: Cluster;
   /** Told which process groups run, to end them if the service dies; null without one. */
@@ -122,6 +124,15 @@ const ARM_MS = 500;
 const ARM_PER_SHELL_MS = 3;
 const SPAWN_SHARE = 1.5;
 const ARM_MAX_MS = 5000;
+/**
+ * A burst's shells, at most, for each of `max_workers`: a burst of quick
+ * runs goes through its workers several times within a grace of a second
+ * or two, and each shell beyond is a process that waits on its stdin for
+ * nothing. (Those its lane has not armed by the instant start anew.)
+ */
+const BURST_SHELLS_PER_WORKER = 4;
+/** Descriptors an armed shell holds in the service: its three pipes and its process. */
+const FILES_PER_SHELL = 4;
 /** An instant with no fire this long before it is alone: a burst, not every-second jobs. */
 const ALONE_AFTER_MS = 2500;
 /** While holding through an outage, how often to look whether the database is back. */
@@ -905,12 +916,16 @@ export class Service {
   /**
    * How many shells to arm for the fires at `at`: as many as workers are
    * free; for an instant that does not follow fires closely (a burst, not
-   * the next second of every-second jobs), as many again for fires that
-   * will wait for a worker: released as one frees up, not started then.
+   * the next second of every-second jobs), its fires that will wait for a
+   * worker too (released as one frees up: a write to a pipe, not a spawn
+   * then), up to BURST_SHELLS_PER_WORKER times `max_workers`. Never more
+   * than their descriptors fit under the open-file limit.
    */
   private armable(at: number): number {
     const alone = at - this.lastFired > ALONE_AFTER_MS;
-    return this.slots.freeWorkers + (alone ? this.o.maxWorkers : 0);
+    const wanted = alone ? BURST_SHELLS_PER_WORKER * this.o.maxWorkers : this.slots.freeWorkers;
+    const room = this.o.fileRoom?.() ?? Infinity;
+    return Math.min(wanted, Math.floor(room / FILES_PER_SHELL));
   }
 
   /**
