@@ -149,6 +149,13 @@ for (const backend of BACKENDS) {
     await using h = await DaemonHarness.create(await freshDatabase(backend), { fileRoom: 14 });
     for (let i = 0; i < 6; i++) await h.job(`burst-${i}`, { schedule: { second: "1" } });
     await h.start();
+    // Told at the start: 300 workers' runs would not fit either.
+    assert(
+      h.line(
+        /^the open-file limit leaves room for about 3 runs at once, fewer than max_workers \(300\)/,
+      ),
+      "a warning at the start",
+    );
     await h.clock.set(at(1) - 500);
     await h.until(() => h.runner.armed.length === 3, `3 armed: ${h.runner.armed.join(", ")}`);
     await h.clock.set(at(1));

@@ -131,7 +131,7 @@ const ARM_MAX_MS = 5000;
  * nothing. (Those its lane has not armed by the instant start anew.)
  */
 const BURST_SHELLS_PER_WORKER = 4;
-/** Descriptors an armed shell holds in the service: its three pipes and its process. */
+/** Descriptors an armed shell, or a run, holds in the service: its three pipes and its process. */
 const FILES_PER_SHELL = 4;
 /** An instant with no fire this long before it is alone: a burst, not every-second jobs. */
 const ALONE_AFTER_MS = 2500;
@@ -368,6 +368,13 @@ export class Service {
       total: jobs.length,
       marker: latest,
     });
+    const room = Math.floor((this.o.fileRoom?.() ?? Infinity) / FILES_PER_SHELL);
+    if (room < this.o.maxWorkers) {
+      schedulerLog.warn(
+        'the open-file limit leaves room for about {room} runs at once, fewer than max_workers ({max}): runs beyond would fail with "Too many open files"; raise the limit (LimitNOFILE= in the systemd unit, ulimit -n) or lower jobsmanager.max_workers',
+        { room, max: this.o.maxWorkers },
+      );
+    }
   }
 
   /**
