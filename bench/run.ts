@@ -367,6 +367,8 @@ async function reload(backend: Backend): Promise<(string | number)[][]> {
       try {
         // CPU, unlike wall time, barely depends on what else the machine runs.
         const ticks = cpuTicks(s.child.pid);
+        // The ticks from here on: the first fire after the start may be a late one, by design.
+        const from = Date.now();
         await seed(db, makeJobs(n, {}).map((j) => ({ ...j, id: `more.${j.id}` })));
         await until(
           async () =>
@@ -381,7 +383,7 @@ async function reload(backend: Backend): Promise<(string | number)[][]> {
         await new Promise((r) => setTimeout(r, 2500));
         const lags = (await query(
           db,
-          "SELECT started_at - scheduled_at AS lag FROM jm_runs WHERE started_at IS NOT NULL",
+          `SELECT started_at - scheduled_at AS lag FROM jm_runs WHERE started_at IS NOT NULL AND scheduled_at >= ${from}`,
         ))
           .map((r) => Number(r.lag));
         rows.push([backend, n, ms(props.ms), ms(cpuMs), props.added, ms(Math.max(...lags))]);
@@ -701,7 +703,7 @@ const SECTIONS: Record<
       "reload",
       "service CPU, seed to reload (a fire each second included)",
       "added",
-      "max lag of the ticking job",
+      "max lag of the ticking job, from the seed on",
     ],
     reload,
   ],
