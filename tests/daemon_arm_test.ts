@@ -29,6 +29,7 @@ for (const backend of BACKENDS) {
     const shell = await armed(h, "tick", at(1));
     // Armed for its fire only, with the job's environment and no run id yet; nothing runs.
     assertEquals(h.runner.armed.map(String), ["armed tick @1000"]);
+    assertEquals(h.line(/open-file limit/), undefined);
     assertEquals([shell.spec.env.WHO, shell.spec.env.JM_RUN_ID], ["tick", ""]);
     assertEquals(h.runner.runs.length, 0);
 
@@ -144,15 +145,31 @@ for (const backend of BACKENDS) {
     );
   });
 
+  Deno.test(`daemon[${backend}]: a burst arms four shells for each worker free, not for those long runs hold`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.max_workers": 2 },
+    });
+    await h.job("long", { schedule: { second: "1" } });
+    for (let i = 0; i < 10; i++) await h.job(`burst-${i}`, { schedule: { second: "5" } });
+    await h.start();
+    await h.clock.set(at(1));
+    await h.started("long", at(1));
+    await h.clock.set(at(5) - 500);
+    await h.until(
+      () => h.runner.armed.filter((a) => a.at === at(5)).length === 4,
+      "4 shells armed for the burst, one worker being free",
+    );
+  });
+
   Deno.test(`daemon[${backend}]: a burst arms no more shells than the open-file limit leaves room for`, async () => {
-    // Room for 14 descriptors: three shells of four each; the other three start anew.
+    // Room for 14 descriptors: three shells of four each (or four runs of three); three start anew.
     await using h = await DaemonHarness.create(await freshDatabase(backend), { fileRoom: 14 });
     for (let i = 0; i < 6; i++) await h.job(`burst-${i}`, { schedule: { second: "1" } });
     await h.start();
     // Told at the start: 300 workers' runs would not fit either.
     assert(
       h.line(
-        /^the open-file limit leaves room for about 3 runs at once, fewer than max_workers \(300\)/,
+        /^the open-file limit leaves room for about 4 runs at once, fewer than max_workers \(300\)/,
       ),
       "a warning at the start",
     );

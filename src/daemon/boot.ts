@@ -17,11 +17,11 @@ import { collectGarbage } from "./heap.ts";
 import { log, SINK_CATEGORY } from "./log.ts";
 import { DatabaseLogSink } from "./log_sink.ts";
 import { Notifier } from "./notifier.ts";
+import { openFileRoom } from "./open_files.ts";
 import { RunRecorder } from "./recorder.ts";
 import { RunGuard } from "./run_guard.ts";
 import { RunPool } from "./run_pool.ts";
 import { type ArmRun, spawnCost, type StartRun, startRun } from "./runner.ts";
-import { openFileRoom } from "./open_files.ts";
 import { type RunObserver, Service, type ServiceState } from "./service.ts";
 
 export type { NodeIdentity };
@@ -151,6 +151,12 @@ const BULK_LOAD = 1000;
 /** A fire waits at most this long for its claim before it starts anyway. */
 const CLAIM_TIMEOUT_MS = 1000;
 const MAX_BUFFERED_RECORDS = 10_000;
+/**
+ * Descriptors the runs leave free: the log files, the HTTP side's
+ * sockets; beside them each database pool's connections (this side's and
+ * the HTTP side's, `db.pool_size` each), opened as they are needed.
+ */
+const FILES_KEPT = 64;
 
 const serviceLog = log("service");
 /** At most this long, at a stop, for notifications under way (then their hooks are ended). */
@@ -245,7 +251,8 @@ class BootedDaemon implements Daemon {
       startRun: o.startRun ?? this.pool!.launch,
       armRun: o.armRun ?? this.pool?.arm,
       spawnCost: o.spawnCost ?? (o.armRun ? undefined : spawnCost),
-      fileRoom: o.fileRoom ?? (o.armRun ? undefined : openFileRoom),
+      fileRoom: o.fileRoom ??
+        (o.armRun ? undefined : () => openFileRoom(FILES_KEPT + 2 * s["db.pool_size"])),
       cluster: this.cluster,
       guard: this.guard,
       defaults: {

@@ -6,31 +6,39 @@
  * of 1,024 leaves room for a few hundred.
  */
 
-/** Descriptors kept free for everything else: the database, the log files, the HTTP side. */
-const RESERVED = 64;
-
 /** The soft limit, read once: it does not change while the service runs. */
 let limit: number | undefined;
 
 /**
- * Descriptors this process may still open, less RESERVED; Infinity where
- * /proc does not say (not Linux).
+ * Descriptors this process may still open, less `reserved` (for the
+ * database's connections, the log files, the HTTP side): Infinity where
+ * /proc does not say (not Linux); 0 where it cannot be counted for want
+ * of a descriptor.
  */
-export function openFileRoom(): number {
+export function openFileRoom(reserved: number): number {
   try {
     limit ??= softLimit(Deno.readTextFileSync("/proc/self/limits"));
     let open = 0;
     for (const _ of Deno.readDirSync("/proc/self/fd")) open++;
-    return Math.max(0, limit - open - RESERVED);
-  } catch {
-    return Infinity;
+    return room(limit, open, reserved);
+  } catch (error) {
+    const noProc = error instanceof Deno.errors.NotFound ||
+      error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable;
+    return noProc ? Infinity : 0;
   }
+}
+
+/** What `limit` leaves beside `open` descriptors and `reserved` more. */
+export function room(limit: number, open: number, reserved: number): number {
+  return Math.max(0, limit - open - reserved);
 }
 
 /** The soft "Max open files" of a /proc/PID/limits text ("unlimited": Infinity). */
 export function softLimit(limits: string): number {
   const line = limits.split("\n").find((l) => l.startsWith("Max open files"));
   const soft = line?.slice("Max open files".length).trim().split(/\s+/)[0];
-  if (soft === undefined) throw new Error("no Max open files line");
-  return soft === "unlimited" ? Infinity : Number(soft);
+  if (soft === "unlimited") return Infinity;
+  const value = Number(soft);
+  if (!Number.isInteger(value)) throw new Error(`no soft limit in "${line}"`);
+  return value;
 }

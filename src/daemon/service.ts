@@ -125,14 +125,16 @@ const ARM_PER_SHELL_MS = 3;
 const SPAWN_SHARE = 1.5;
 const ARM_MAX_MS = 5000;
 /**
- * A burst's shells, at most, for each of `max_workers`: a burst of quick
- * runs goes through its workers several times within a grace of a second
- * or two, and each shell beyond is a process that waits on its stdin for
+ * A burst's shells, at most, for each free worker: a burst of quick runs
+ * goes through its workers several times within a grace of a second or
+ * two, and each shell beyond is a process that waits on its stdin for
  * nothing. (Those its lane has not armed by the instant start anew.)
  */
 const BURST_SHELLS_PER_WORKER = 4;
-/** Descriptors an armed shell, or a run, holds in the service: its three pipes and its process. */
+/** Descriptors an armed shell holds in the service: its three pipes and its process (a pidfd). */
 const FILES_PER_SHELL = 4;
+/** Descriptors a run holds: its output's two pipes and its process (its stdin is closed). */
+const FILES_PER_RUN = 3;
 /** An instant with no fire this long before it is alone: a burst, not every-second jobs. */
 const ALONE_AFTER_MS = 2500;
 /** While holding through an outage, how often to look whether the database is back. */
@@ -368,10 +370,10 @@ export class Service {
       total: jobs.length,
       marker: latest,
     });
-    const room = Math.floor((this.o.fileRoom?.() ?? Infinity) / FILES_PER_SHELL);
+    const room = Math.floor((this.o.fileRoom?.() ?? Infinity) / FILES_PER_RUN);
     if (room < this.o.maxWorkers) {
       schedulerLog.warn(
-        'the open-file limit leaves room for about {room} runs at once, fewer than max_workers ({max}): runs beyond would fail with "Too many open files"; raise the limit (LimitNOFILE= in the systemd unit, ulimit -n) or lower jobsmanager.max_workers',
+        'the open-file limit leaves room for about {room} runs at once, fewer than max_workers ({max}): runs beyond may fail with "Too many open files"; raise the limit (LimitNOFILE= in the systemd unit, ulimit -n) or lower jobsmanager.max_workers',
         { room, max: this.o.maxWorkers },
       );
     }
@@ -707,10 +709,14 @@ export class Service {
       run: all.run.filter((d) => this.o.cluster.mayFire(d.job.id)),
       missed: all.missed.filter((m) => this.o.cluster.mayFire(m.job.id)),
     };
-    if (decision.run.length === 0 && decision.missed.length === 0) return;
+    const armed = this.takeArmed(now);
+    if (decision.run.length === 0 && decision.missed.length === 0) {
+      // Every fire went to another node since its shell was armed.
+      for (const fire of armed.values()) fire.shell.disarm();
+      return;
+    }
     const rows: NewRun[] = [];
     const plans: ({ due: Due; slot: Slot; marker: string; shell?: Armed } | null)[] = [];
-    const armed = this.takeArmed(now);
     for (const m of decision.missed) {
       const why = this.inherited.get(m.job.id);
       rows.push({
@@ -925,12 +931,13 @@ export class Service {
    * free; for an instant that does not follow fires closely (a burst, not
    * the next second of every-second jobs), its fires that will wait for a
    * worker too (released as one frees up: a write to a pipe, not a spawn
-   * then), up to BURST_SHELLS_PER_WORKER times `max_workers`. Never more
-   * than their descriptors fit under the open-file limit.
+   * then), up to BURST_SHELLS_PER_WORKER times as many. Never more than
+   * their descriptors fit under the open-file limit.
    */
   private armable(at: number): number {
     const alone = at - this.lastFired > ALONE_AFTER_MS;
-    const wanted = alone ? BURST_SHELLS_PER_WORKER * this.o.maxWorkers : this.slots.freeWorkers;
+    const wanted = (alone ? BURST_SHELLS_PER_WORKER : 1) * this.slots.freeWorkers;
+    if (wanted === 0) return 0;
     const room = this.o.fileRoom?.() ?? Infinity;
     return Math.min(wanted, Math.floor(room / FILES_PER_SHELL));
   }
