@@ -8,6 +8,8 @@
 import { assert, assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
 import { DaemonHarness, NODE_ID, T0 } from "./daemon_harness.ts";
+import { node } from "./store_contract.ts";
+import { assignJobs } from "../src/domain/share.ts";
 
 const at = (s: number) => T0 + s * 1000;
 
@@ -179,6 +181,37 @@ for (const backend of BACKENDS) {
     await h.until(() => h.runner.runs.length === 6, `6 started: ${h.runner.runs.join("; ")}`);
     assertEquals(h.runner.armed.length, 3);
     assertEquals(h.runner.runs.filter((r) => r.armed).length, 3);
+  });
+
+  Deno.test(`daemon[${backend}]: shells armed for an instant whose every fire went to another node meanwhile are disarmed at it`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.heartbeat_interval": 60 },
+      // A spawn this slow arms a lone fire 4.5 s before it: before the handover's end, the fire after.
+      spawnCost: 3000,
+      claimTimeoutMs: 600_000,
+    });
+    const id = ["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7"].find((id) =>
+      assignJobs([id], ["other", NODE_ID]).get(id) === "other"
+    )!;
+    await h.job(id, { schedule: { second: "3" } });
+    h.runner.endAll();
+    await h.start();
+    // Another node joins: at the next look (a heartbeat), the job becomes its own; this node
+    // may still fire it for 2 × 60 s + 1 s, up to T0+181 s.
+    await h.store.saveNode({
+      ...node("other"),
+      db_heartbeat_at: await h.store.databaseNow(),
+      heartbeat_ms: 60_000,
+    });
+    await h.clock.set(T0 + 60_000);
+    await h.until(() => h.line(/^2 live nodes/), "this node to see the other");
+    await h.clock.set(at(123));
+    await h.run(id, at(123), "success");
+    await h.clock.set(at(183) - 4500);
+    const shell = await armed(h, id, at(183));
+    await h.clock.set(at(183));
+    await h.until(() => shell.disarmed, `the shell for T0+183 s to be disarmed: ${shell}`);
+    assertEquals((await h.runs()).filter((r) => r.scheduled_at === at(183)), []);
   });
 
   Deno.test(`daemon[${backend}]: a job changed after its shell was armed starts anew; the shell is disarmed`, async () => {
