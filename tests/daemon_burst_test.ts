@@ -175,22 +175,32 @@ for (const backend of BACKENDS) {
     ]);
   });
 
-  Deno.test(`daemon[${backend}]: a queued fire that gets a worker past its grace is missed, saying it waited`, async () => {
+  Deno.test(`daemon[${backend}]: a queued fire is missed at the end of its grace, though no worker frees`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "jobsmanager.max_workers": 1 },
     });
     await h.job("first", { schedule: { second: "*" } });
-    await h.job("second", { schedule: { second: "*" } });
+    await h.job("second", { schedule: { second: "*" }, misfire_grace_time: "0" });
     await h.start();
     await h.clock.set(at(1));
     const first = await h.started("first", at(1));
     await h.run("second", at(1), "queued");
-    await h.clock.set(at(1) + 1001);
-    first.finish();
+    await h.clock.set(at(1) + 250);
+    await h.run("second", at(1), "queued");
+    await h.clock.set(at(1) + 251);
     const missed = await h.run("second", at(1), "missed");
     assertEquals(
-      missed.note,
-      "would have started 1001 ms after its fire time, later than 1 s of grace: it waited for a free worker (max_workers 1)",
+      [missed.note, missed.finished_at],
+      [
+        "still waiting for a free worker (max_workers 1) 251 ms after its fire time, past its 0.25 s of grace",
+        at(1) + 251,
+      ],
     );
+    assertEquals(h.runner.running.length, 1, h.runner.runs.join("; "));
+    // Its slot is free: the next fire of `second` queues, not skipped for max_instances.
+    await h.clock.set(at(2));
+    await h.run("second", at(2), "queued");
+    first.finish();
+    assertEquals((await h.run("second", at(2), "running")).started_at, at(2));
   });
 }

@@ -73,23 +73,33 @@ for (const backend of BACKENDS) {
     const b1 = await h.started("b", at(1));
     assertEquals((await h.run("b", at(1), "running")).started_at, at(1) + 200);
     oneAtATime();
-    // The fires at 2 s: b and c hold slots (running, queued), so theirs are
-    // skipped; a's queues behind c.
+    // At 2.5 s c's fire of 1 s has waited 1.5 s, past its 1 s grace: it is
+    // missed, though no worker freed, and its slot is c's again. Of the
+    // fires at 2 s, b's is skipped (b runs); c's and a's queue, c's first
+    // (its job has not run yet).
     await h.clock.set(at(2) + 500);
-    await h.run("b", at(2), "skipped");
-    await h.run("c", at(2), "skipped");
-    await h.run("a", at(2), "queued");
-    // b ends at 2.5 s: c waited 1.5 s, past its 1 s grace; a's fire waited 0.5 s and runs.
-    b1.finish();
     const missed = await h.run("c", at(1), "missed");
     assertEquals(
       [missed.note, missed.finished_at],
       [
-        "would have started 1500 ms after its fire time, later than 1 s of grace: it waited for a free worker (max_workers 1)",
+        "still waiting for a free worker (max_workers 1) 1500 ms after its fire time, past its 1 s of grace",
         at(2) + 500,
       ],
     );
-    assertEquals((await h.run("a", at(2), "running")).started_at, at(2) + 500);
+    await h.run("b", at(2), "skipped");
+    await h.run("c", at(2), "queued");
+    await h.run("a", at(2), "queued");
+    oneAtATime();
+    // b ends at 2.5 s: c's fire of 2 s takes the worker, 0.5 s late; a's waits on.
+    b1.finish();
+    const c2 = await h.started("c", at(2));
+    assertEquals((await h.run("c", at(2), "running")).started_at, at(2) + 500);
+    await h.run("a", at(2), "queued");
+    oneAtATime();
+    // c ends at 2.9 s: a's fire starts within its grace.
+    await h.clock.set(at(2) + 900);
+    c2.finish();
+    assertEquals((await h.run("a", at(2), "running")).started_at, at(2) + 900);
     oneAtATime();
     const rows = await h.runs();
     assertEquals(rows.filter((r) => r.status === "queued"), [], rows.map(describeRun).join("\n"));

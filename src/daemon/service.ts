@@ -238,6 +238,13 @@ interface Waiting {
   shell?: Armed;
 }
 
+/** Why a fire that would have started at `now`, past its grace, is missed: `heldBy` held it. */
+function lateNote(scheduledAt: number, now: number, graceMs: number, heldBy: string): string {
+  return `would have started ${now - scheduledAt} ms after its fire time, later than ${
+    graceMs / 1000
+  } s of grace: ${heldBy}`;
+}
+
 const schedulerLog = log("scheduler");
 const runnerLog = log("runner");
 const reloadLog = log("reload");
@@ -416,6 +423,7 @@ export class Service {
   async run(): Promise<void> {
     while (!this.stopping) {
       const now = this.o.clock.now();
+      this.missLateWaiting(now);
       // Holding through an outage: the fires stay in the timetable, decided when it returns.
       const held = !this.o.health.online && this.o.cluster.holds;
       const decision = held ? { run: [], missed: [] } : this.timetable.takeDue(now);
@@ -447,6 +455,7 @@ export class Service {
         instant,
         armAt > now ? armAt : Infinity,
         held ? now + HELD_RECHECK_MS : Infinity,
+        this.waitingPastGrace(),
         this.nextPoll,
         now + MAX_SLEEP_MS,
       );
@@ -882,8 +891,12 @@ export class Service {
         scheduledAt,
         runId,
         slot,
-        startBy!.graceMs,
-        "the runner was busy starting other runs",
+        lateNote(
+          scheduledAt,
+          this.o.clock.now(),
+          startBy!.graceMs,
+          "the runner was busy starting other runs",
+        ),
       );
       // Its worker is free for the fires waiting for one.
       this.startWaiting();
@@ -1131,6 +1144,43 @@ export class Service {
     }
   }
 
+  /** The first instant at which a fire waiting for a worker is past its grace. */
+  private waitingPastGrace(): number {
+    let first = Infinity;
+    for (const { due } of this.waiting) {
+      first = Math.min(first, due.scheduledAt + due.policy.graceMs + 1);
+    }
+    return first;
+  }
+
+  /**
+   * Fires that waited for a worker past their grace are missed now, not
+   * when a worker frees, which long runs may not do for hours: their jobs'
+   * slots (max_instances) and armed shells are free for the next fires,
+   * and the operator sees `missed`, not `queued`, as soon as it is so.
+   */
+  private missLateWaiting(now: number): void {
+    let kept = 0;
+    for (const waiting of this.waiting) {
+      const { due, runId, slot, shell } = waiting;
+      if (onTime(due.scheduledAt, now, due.policy)) {
+        this.waiting[kept++] = waiting;
+        continue;
+      }
+      shell?.disarm();
+      this.missedAtStart(
+        due.job,
+        due.scheduledAt,
+        runId,
+        slot,
+        `still waiting for a free worker (max_workers ${this.o.maxWorkers}) ${
+          now - due.scheduledAt
+        } ms after its fire time, past its ${due.policy.graceMs / 1000} s of grace`,
+      );
+    }
+    this.waiting.length = kept;
+  }
+
   /** Give free workers to waiting fires, oldest first; too late ones are missed. */
   private startWaiting(): void {
     while (this.waiting.length > 0 && this.slots.workerFree && !this.stopping) {
@@ -1162,7 +1212,8 @@ export class Service {
     shell?: Armed,
   ): void {
     const { job, scheduledAt, policy } = due;
-    if (onTime(scheduledAt, this.o.clock.now(), policy)) {
+    const now = this.o.clock.now();
+    if (onTime(scheduledAt, now, policy)) {
       this.launch(
         job,
         runId,
@@ -1177,7 +1228,13 @@ export class Service {
       return;
     }
     shell?.disarm();
-    this.missedAtStart(job, scheduledAt, runId, slot, policy.graceMs, heldBy);
+    this.missedAtStart(
+      job,
+      scheduledAt,
+      runId,
+      slot,
+      lateNote(scheduledAt, now, policy.graceMs, heldBy),
+    );
   }
 
   /** A claimed fire that would have started later than its grace: recorded `missed`, saying what held it. */
@@ -1186,20 +1243,12 @@ export class Service {
     scheduledAt: number,
     runId: number,
     slot: Slot,
-    graceMs: number,
-    heldBy: string,
+    note: string,
   ): void {
     const now = this.o.clock.now();
     slot.release();
     this.o.observer?.ended(job.id, "missed");
-    const missed = {
-      status: "missed" as const,
-      started_at: null,
-      finished_at: now,
-      note: `would have started ${now - scheduledAt} ms after its fire time, later than ${
-        graceMs / 1000
-      } s of grace: ${heldBy}`,
-    };
+    const missed = { status: "missed" as const, started_at: null, finished_at: now, note };
     this.track(this.recorder.update(runId, missed));
     this.o.notifier.runEnded(
       job,
