@@ -73,36 +73,46 @@ for (const backend of BACKENDS) {
     const b1 = await h.started("b", at(1));
     assertEquals((await h.run("b", at(1), "running")).started_at, at(1) + 200);
     oneAtATime();
-    // At 2.5 s c's fire of 1 s has waited 1.5 s, past its 1 s grace: it is
-    // missed, though no worker freed, and its slot is c's again. Of the
-    // fires at 2 s, b's is skipped (b runs); c's and a's queue, c's first
-    // (its job has not run yet).
-    await h.clock.set(at(2) + 500);
+    // At 2 s c's fire of 1 s is still within its 1 s grace and holds c's
+    // slot: c's fire of 2 s is skipped, as is b's (b runs); a's queues.
+    await h.clock.set(at(2));
+    await h.run("b", at(2), "skipped");
+    await h.run("c", at(2), "skipped");
+    await h.run("a", at(2), "queued");
+    await h.run("c", at(1), "queued");
+    // A millisecond later its grace is over: it is missed, though no worker freed.
+    await h.clock.set(at(2) + 1);
     const missed = await h.run("c", at(1), "missed");
     assertEquals(
       [missed.note, missed.finished_at],
       [
-        "still waiting for a free worker (max_workers 1) 1500 ms after its fire time, past its 1 s of grace",
-        at(2) + 500,
+        "still waiting for a free worker (max_workers 1) 1001 ms after its fire time, past its 1 s of grace",
+        at(2) + 1,
       ],
     );
-    await h.run("b", at(2), "skipped");
-    await h.run("c", at(2), "queued");
-    await h.run("a", at(2), "queued");
     oneAtATime();
-    // b ends at 2.5 s: c's fire of 2 s takes the worker, 0.5 s late; a's waits on.
+    // b ends at 2.5 s: a's fire of 2 s takes the worker, 0.5 s late.
+    await h.clock.set(at(2) + 500);
     b1.finish();
-    const c2 = await h.started("c", at(2));
-    assertEquals((await h.run("c", at(2), "running")).started_at, at(2) + 500);
-    await h.run("a", at(2), "queued");
+    const a2 = await h.started("a", at(2));
+    assertEquals((await h.run("a", at(2), "running")).started_at, at(2) + 500);
     oneAtATime();
-    // c ends at 2.9 s: a's fire starts within its grace.
-    await h.clock.set(at(2) + 900);
-    c2.finish();
-    assertEquals((await h.run("a", at(2), "running")).started_at, at(2) + 900);
+    // At 3 s c's slot is free: its fire queues, ahead of b's (c has not run
+    // yet), and takes the worker when a ends; a's is skipped (a runs).
+    await h.clock.set(at(3));
+    await h.run("a", at(3), "skipped");
+    await h.run("c", at(3), "queued");
+    await h.run("b", at(3), "queued");
+    a2.finish();
+    assertEquals((await h.run("c", at(3), "running")).started_at, at(3));
+    await h.run("b", at(3), "queued");
     oneAtATime();
     const rows = await h.runs();
-    assertEquals(rows.filter((r) => r.status === "queued"), [], rows.map(describeRun).join("\n"));
+    assertEquals(
+      rows.filter((r) => r.status === "queued" && r.scheduled_at < at(3)),
+      [],
+      rows.map(describeRun).join("\n"),
+    );
   });
 
   Deno.test(`daemon[${backend}]: a queued fire of a job with grace 0 still gets 250 ms`, async () => {

@@ -455,7 +455,7 @@ export class Service {
         instant,
         armAt > now ? armAt : Infinity,
         held ? now + HELD_RECHECK_MS : Infinity,
-        this.waitingPastGrace(),
+        this.waitingPastGrace(now),
         this.nextPoll,
         now + MAX_SLEEP_MS,
       );
@@ -1145,19 +1145,25 @@ export class Service {
   }
 
   /** The first instant at which a fire waiting for a worker is past its grace. */
-  private waitingPastGrace(): number {
+  private waitingPastGrace(now: number): number {
     let first = Infinity;
     for (const { due } of this.waiting) {
+      // The first whole millisecond at which `onTime` is false for it.
       first = Math.min(first, due.scheduledAt + due.policy.graceMs + 1);
     }
-    return first;
+    // Never now or before: a fire the sweep kept (were the two rules ever
+    // to disagree) would make the loop spin without a turn for anything else.
+    return Math.max(first, now + 1);
   }
 
   /**
    * Fires that waited for a worker past their grace are missed now, not
    * when a worker frees, which long runs may not do for hours: their jobs'
-   * slots (max_instances) and armed shells are free for the next fires,
-   * and the operator sees `missed`, not `queued`, as soon as it is so.
+   * slots (max_instances) and armed shells are free for the fires after
+   * their grace, and the operator sees `missed`, not `queued`, as soon as
+   * it is so. (A fire still within its grace at its job's next instant,
+   * grace 1 s for an every-second job, holds the slot then: that fire is
+   * `skipped`, the one after it is not.)
    */
   private missLateWaiting(now: number): void {
     let kept = 0;
