@@ -135,6 +135,81 @@ contract(
   },
 );
 
+contract(
+  "claimRuns",
+  "fires with markers: only this batch's rows come back, whoever claimed the others",
+  async ({ db, store }) => {
+    const [earlier] = await store.claimRuns([fire("a", 1000, { marker: "m-earlier" })]);
+    assert(earlier !== null);
+    const ids = await store.claimRuns([
+      fire("b", 1000, { marker: "m-b" }),
+      fire("a", 1000, { marker: "m-a" }),
+      fire("a", 2000, { marker: "m-a2" }),
+      fire("b", 1000, { marker: "m-b-again" }),
+    ]);
+    assertEquals(ids.map((id) => id === null), [false, true, false, true], `${ids}`);
+    assertEquals((await store.getRun(ids[0]!))?.marker, "m-b");
+    assertEquals((await store.getRun(ids[2]!))?.marker, "m-a2");
+    assertEquals(
+      (await store.getRun(earlier))?.marker,
+      "m-earlier",
+      "the earlier claim's row as it was",
+    );
+    assertEquals(await countRows(db, "jm_runs"), 3);
+  },
+);
+
+contract(
+  "claimRuns",
+  "fires with markers claimed again (an answer that never came) get their own ids back",
+  async ({ db, store }) => {
+    const fires = Array.from({ length: 20 }, (_, i) => fire(`j${i}`, 1000, { marker: `m${i}` }));
+    const first = await store.claimRuns(fires);
+    assert(first.every((id) => id !== null), `${first}`);
+    assertEquals(await store.claimRuns(fires), first);
+    assertEquals(await countRows(db, "jm_runs"), 20);
+  },
+);
+
+contract(
+  "claimRuns",
+  "two stores claiming the same fires with markers of their own at once: each fire has one winner",
+  async ({ db }) => {
+    const stores = [db.open(), db.open()];
+    try {
+      const fires = Array.from({ length: 300 }, (_, i) => fire(`j${i % 7}`, 1000 * (1 + i)));
+      const claims = await Promise.all(
+        stores.map((s, n) =>
+          Promise.all(
+            [0, 100, 200].map((from) =>
+              s.claimRuns(
+                fires.slice(from, from + 100).map((f, i) => ({
+                  ...f,
+                  node_id: `n${n}`,
+                  marker: `n${n}-${from + i}`,
+                })),
+              )
+            ),
+          ).then((parts) => parts.flat())
+        ),
+      );
+      const [x, y] = claims;
+      const twice = fires.filter((_, i) => (x[i] === null) === (y[i] === null));
+      assertEquals(twice, [], "fires claimed by both stores or by neither");
+      for (const [n, ids] of claims.entries()) {
+        for (const [i, id] of ids.entries()) {
+          if (id !== null) {
+            assertEquals((await stores[0].getRun(id))?.node_id, `n${n}`, `fire ${i}`);
+          }
+        }
+      }
+      assertEquals(await countRows(db, "jm_runs"), 300);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  },
+);
+
 contract("updateRun", "writes the columns given and leaves the others", async ({ store }) => {
   const [id] = await store.claimRuns([fire("a", 1000, { node_id: "n1", started_at: 1001 })]);
   const before = await store.getRun(id!);
