@@ -31,7 +31,7 @@ class FakeStore implements RunWriter {
   readonly rows = new Map<number, Run>();
   calls = { claimRuns: 0, updateRun: 0, updateRuns: 0, ping: 0 };
   private nextId = 1;
-  private held: (() => void)[] = [];
+  private held: ((lost: boolean) => void)[] = [];
 
   private check(write = true): Promise<void> {
     if (this.mode === "down") {
@@ -56,16 +56,21 @@ class FakeStore implements RunWriter {
     this.calls.claimRuns++;
     if (this.mode === "down" || this.mode === "refuse") return this.check().then(() => []);
     const ids = runs.map((run) => {
-      const taken = [...this.rows.values()].some((r) =>
+      const taken = [...this.rows.values()].find((r) =>
         r.job_id === run.job_id && r.scheduled_at === run.scheduled_at && r.trigger === run.trigger
       );
-      if (taken) return null;
+      // As the real stores: a fire with a marker is known again by it (a claim sent again).
+      if (taken) return taken.marker !== null && taken.marker === run.marker ? taken.id : null;
       const id = this.nextId++;
       this.rows.set(id, { ...EMPTY_RUN, ...run, id });
       return id;
     });
     if (this.mode === "hang") {
-      return new Promise((resolve) => this.held.push(() => resolve(ids)));
+      return new Promise((resolve, reject) =>
+        this.held.push((lost) =>
+          lost ? reject(new Error("read ECONNRESET: the answer was lost")) : resolve(ids)
+        )
+      );
     }
     return Promise.resolve(ids);
   }
@@ -94,9 +99,9 @@ class FakeStore implements RunWriter {
     }
   }
 
-  /** Deliver the answers of the hung claims. */
-  async release(): Promise<void> {
-    for (const answer of this.held.splice(0)) answer();
+  /** Deliver the answers of the hung claims; `lost`: they fail instead, their rows written. */
+  async release(lost = false): Promise<void> {
+    for (const answer of this.held.splice(0)) answer(lost);
     await settle();
   }
 
@@ -388,6 +393,26 @@ Deno.test("recorder: a run that ends while the recovery's claim is on its way ke
   assert(health.online);
   assertEquals(store.summary(), [["a", 1000, "success"]]);
   assertEquals(recorder.backlog, 0);
+  await recorder.close(1000);
+});
+
+Deno.test("recorder: a recovery's claim whose answer was lost is sent again, and its row gets the run's end", async () => {
+  const { store, clock, health, recorder } = setup();
+  store.mode = "down";
+  const [id] = await recorder.claim([{ ...fire("a", 1000), marker: "m-a" }]);
+  // The probe answers; the flush's claim commits the running row, its answer is held.
+  store.mode = "hang";
+  await clock.advance(1000);
+  assertEquals(store.summary(), [["a", 1000, "running"]]);
+  await recorder.update(id!, finished(1200));
+  // The answer never comes: the claim fails, its row written.
+  store.mode = "up";
+  await store.release(true);
+  // Probed again after 1 s, 2 s, 4 s …: 30 s of the fake clock is plenty.
+  for (let s = 0; s < 30 && recorder.backlog > 0; s++) await clock.advance(1000);
+  assertEquals(recorder.backlog, 0, JSON.stringify(store.summary()));
+  assert(health.online);
+  assertEquals(store.summary(), [["a", 1000, "success"]]);
   await recorder.close(1000);
 });
 

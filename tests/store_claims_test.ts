@@ -5,6 +5,43 @@
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 import type { Run, RunStatus } from "../src/domain/run.ts";
 import { contract, countRows, fire, manualRequest } from "./store_contract.ts";
+import type { Driver, Executor } from "../src/store/driver.ts";
+import { MysqlDriver } from "../src/store/mysql.ts";
+import { SqliteDriver } from "../src/store/sqlite.ts";
+import { SqlStore } from "../src/store/sql_store.ts";
+import type { TestDatabase } from "./helpers.ts";
+
+/**
+ * A store on `db` whose transactions fail at their first statement that
+ * starts with `failing` (the database itself answering every other): a
+ * connection lost between the statements of a claim.
+ */
+function storeFailingAt(db: TestDatabase, failing: string): SqlStore {
+  const target = db.target;
+  const real: Driver = target.kind === "sqlite"
+    ? SqliteDriver.open(target.path)
+    : new MysqlDriver(target);
+  const lost = (sql: string) => {
+    if (sql.startsWith(failing)) throw new Error("read ECONNRESET: the connection was lost");
+  };
+  const wrap = (tx: Executor): Executor => ({
+    all: (sql, params) => (lost(sql), tx.all(sql, params)),
+    map: (sql, params, fn) => (lost(sql), tx.map(sql, params, fn)),
+    run: (sql, params) => (lost(sql), tx.run(sql, params)),
+  });
+  const driver: Driver = {
+    profile: real.profile,
+    description: real.description,
+    created: real.created,
+    all: (sql, params) => real.all(sql, params),
+    map: (sql, params, fn) => real.map(sql, params, fn),
+    run: (sql, params) => real.run(sql, params),
+    transaction: (fn) => real.transaction((tx) => fn(wrap(tx))),
+    withMigrationLock: (fn) => real.withMigrationLock(fn),
+    close: () => real.close(),
+  };
+  return new SqlStore(driver);
+}
 
 contract("claimRuns", "an empty batch claims nothing", async ({ db, store }) => {
   assertEquals(await store.claimRuns([]), []);
@@ -207,6 +244,24 @@ contract(
     } finally {
       await Promise.all(stores.map((s) => s.close()));
     }
+  },
+);
+
+contract(
+  "claimRuns",
+  "fires with markers: a claim whose read-back fails leaves no row, and a later claim wins them",
+  async ({ db, store }) => {
+    const fires = [fire("a", 1000, { marker: "m-a" }), fire("b", 1000, { marker: "m-b" })];
+    const failing = storeFailingAt(db, "SELECT id, job_id, scheduled_at");
+    try {
+      await assertRejects(() => failing.claimRuns(fires), Error, "ECONNRESET");
+    } finally {
+      await failing.close();
+    }
+    assertEquals(await countRows(db, "jm_runs"), 0);
+    // Decided again, the fires carry new markers: they are this claim's.
+    const again = await store.claimRuns(fires.map((f) => ({ ...f, marker: `${f.marker}-2` })));
+    assert(again.every((id) => id !== null), `${again}`);
   },
 );
 

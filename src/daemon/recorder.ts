@@ -324,12 +324,12 @@ export class RunRecorder {
           this.buffered.delete(provisional);
           this.remember(provisional, ids[i]);
           // A run that ended while its row was on its way merged its end into
-          // the buffered copy, not the one sent: send that as an update.
+          // the buffered copy, not the one sent; and a claim sent again after
+          // its answer was lost finds its row as the first attempt wrote it:
+          // send the buffered copy as an update.
           const id = ids[i];
           if (id === null) claimedElsewhere(current ?? sent);
-          else if (current && current !== sent) {
-            this.updates.push({ id, update: postClaimFields(current) });
-          }
+          else if (current) this.updates.push({ id, update: postClaimFields(current) });
         });
       }
       await this.writeUpdates();
