@@ -210,6 +210,23 @@ contract(
 
 contract(
   "claimRuns",
+  "a fire claimed again with its marker gets its id back, alone or among unmarked fires",
+  async ({ db, store }) => {
+    const [alone] = await store.claimRuns([fire("a", 1000, { marker: "m-a" })]);
+    assert(alone !== null);
+    assertEquals(await store.claimRuns([fire("a", 1000, { marker: "m-a" })]), [alone]);
+    assertEquals(await store.claimRuns([fire("a", 1000, { marker: "m-other" })]), [null]);
+    // Mixed with a fire that carries no marker (a skip), the batch takes the general path.
+    const mixed = [fire("b", 1000, { marker: "m-b" }), fire("c", 1000, { status: "skipped" })];
+    const first = await store.claimRuns(mixed);
+    assert(first.every((id) => id !== null), `${first}`);
+    assertEquals(await store.claimRuns(mixed), [first[0], null]);
+    assertEquals(await countRows(db, "jm_runs"), 3);
+  },
+);
+
+contract(
+  "claimRuns",
   "two stores claiming the same fires with markers of their own at once: each fire has one winner",
   async ({ db }) => {
     const stores = [db.open(), db.open()];

@@ -60,6 +60,11 @@ export class RunRecorder {
   private readonly written = new Map<number, number | null>();
   /** Provisional ids whose first claim timed out but may still land: not flushed meanwhile. */
   private readonly inFlight = new Set<number>();
+  /**
+   * Provisional ids whose claim was sent and failed: it may have been
+   * written all the same (its answer lost), as the row was then.
+   */
+  private readonly sentBefore = new Set<number>();
   private nextProvisional = -1;
   private dropped = 0;
   private flushing: Promise<void> = Promise.resolve();
@@ -101,8 +106,10 @@ export class RunRecorder {
       for (const id of provisional) if (id !== null) this.inFlight.add(id);
       attempt.then(
         (ids) => ids.forEach((id, i) => this.landed(provisional[i], id)),
-        () => provisional.forEach((id) => id !== null && this.inFlight.delete(id)),
+        () => provisional.forEach((id) => id !== null && this.sentAndFailed(id)),
       );
+    } else {
+      for (const id of provisional) if (id !== null) this.sentBefore.add(id);
     }
     return provisional;
   }
@@ -258,12 +265,19 @@ export class RunRecorder {
       const oldest = this.buffered.keys().next();
       if (!oldest.done) {
         this.buffered.delete(oldest.value);
+        this.sentBefore.delete(oldest.value);
         this.remember(oldest.value, null);
       } else {
         this.updates.shift();
       }
       this.dropped++;
     }
+  }
+
+  /** A claim that timed out failed after all: its rows may have been written all the same. */
+  private sentAndFailed(provisional: number): void {
+    this.inFlight.delete(provisional);
+    if (this.buffered.has(provisional)) this.sentBefore.add(provisional);
   }
 
   /** A claim that timed out answered after all: its rows exist (or were someone else's). */
@@ -318,18 +332,27 @@ export class RunRecorder {
       const pending = [...this.buffered.entries()].filter(([id]) => !this.inFlight.has(id));
       if (pending.length === 0 && this.updates.length === 0) return;
       if (pending.length > 0) {
-        const ids = await this.store.claimRuns(pending.map(([, row]) => row));
+        let ids: (number | null)[];
+        try {
+          ids = await this.store.claimRuns(pending.map(([, row]) => row));
+        } catch (error) {
+          for (const [provisional] of pending) this.sentBefore.add(provisional);
+          throw error;
+        }
         pending.forEach(([provisional, sent], i) => {
           const current = this.buffered.get(provisional);
+          const again = this.sentBefore.delete(provisional);
           this.buffered.delete(provisional);
           this.remember(provisional, ids[i]);
           // A run that ended while its row was on its way merged its end into
-          // the buffered copy, not the one sent; and a claim sent again after
-          // its answer was lost finds its row as the first attempt wrote it:
-          // send the buffered copy as an update.
+          // the buffered copy, not the one sent; a claim sent again after its
+          // answer was lost finds its row as the first attempt wrote it: send
+          // the buffered copy as an update.
           const id = ids[i];
           if (id === null) claimedElsewhere(current ?? sent);
-          else if (current) this.updates.push({ id, update: postClaimFields(current) });
+          else if (current && (current !== sent || again)) {
+            this.updates.push({ id, update: postClaimFields(current) });
+          }
         });
       }
       await this.writeUpdates();

@@ -511,9 +511,14 @@ export class SqlStore implements Store {
    */
   private async claimBatch(tx: Executor, runs: NewRun[]): Promise<(number | null)[]> {
     const key = (r: { [column: string]: unknown }) => `${r.scheduled_at}|${r.trigger}|${r.job_id}`;
+    const markers = new Map(runs.map((r) => [key(r), r.marker ?? null]));
     const ids = new Map<string, number | null>();
     for (const chunk of chunks(runs, CLAIM_CHUNK)) {
-      for (const row of await this.claimedAmong(tx, chunk)) ids.set(key(row), null);
+      for (const row of await this.claimedAmong(tx, chunk)) {
+        // A row with this claim's marker is this claim's, sent again after a lost answer.
+        const own = row.marker !== null && row.marker === markers.get(key(row));
+        ids.set(key(row), own ? Number(row.id) : null);
+      }
     }
     const fresh = runs.filter((r) => !ids.has(key(r)));
     for (const chunk of chunks(fresh, CLAIM_CHUNK)) {
@@ -552,13 +557,23 @@ export class SqlStore implements Store {
     return ids;
   }
 
-  /** Insert one fire unless it was claimed: its id, or null. */
+  /**
+   * Insert one fire unless it was claimed: its id, or null. Its row
+   * already there with its marker is its own (sent again after a lost
+   * answer): that row's id.
+   */
   private async claimOne(executor: Executor, run: NewRun): Promise<number | null> {
     const result = await executor.run(
       insertSql("jm_runs", NEW_RUN_COLUMNS, 1, this.driver.profile.onDuplicateIgnore),
       runParams(run, NEW_RUN_COLUMNS),
     );
-    return result.changes === 1 ? result.lastId : null;
+    if (result.changes === 1) return result.lastId;
+    if (typeof run.marker !== "string") return null;
+    const [row] = await executor.all(
+      "SELECT id FROM jm_runs WHERE job_id = ? AND scheduled_at = ? AND `trigger` = ? AND marker = ?",
+      [run.job_id, run.scheduled_at, run.trigger, run.marker],
+    );
+    return row === undefined ? null : Number(row.id);
   }
 
   async updateRun(id: number, update: RunUpdate, onlyIf?: RunStatus): Promise<boolean> {
