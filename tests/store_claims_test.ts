@@ -270,6 +270,24 @@ contract(
     ),
 );
 
+contract(
+  "claimRuns",
+  "fires with markers: a claim whose read-back fails leaves no row, and a later claim wins them",
+  async ({ db, store }) => {
+    const fires = [fire("a", 1000, { marker: "m-a" }), fire("b", 1000, { marker: "m-b" })];
+    const failing = storeFailingAt(db, "SELECT id, job_id, scheduled_at");
+    try {
+      await assertRejects(() => failing.claimRuns(fires), Error, "ECONNRESET");
+    } finally {
+      await failing.close();
+    }
+    assertEquals(await countRows(db, "jm_runs"), 0);
+    // Decided again, the fires carry new markers: they are this claim's.
+    const again = await store.claimRuns(fires.map((f) => ({ ...f, marker: `${f.marker}-2` })));
+    assert(again.every((id) => id !== null), `${again}`);
+  },
+);
+
 contract("updateRun", "writes the columns given and leaves the others", async ({ store }) => {
   const [id] = await store.claimRuns([fire("a", 1000, { node_id: "n1", started_at: 1001 })]);
   const before = await store.getRun(id!);
