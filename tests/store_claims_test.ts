@@ -397,3 +397,40 @@ contract("updateRun", "two stores taking one request at once: exactly one acts",
     await Promise.all(stores.map((s) => s.close()));
   }
 });
+
+contract(
+  "missLostClaims",
+  "ends missed only the fire's row with its marker still queued or running",
+  async ({ store }) => {
+    const ids = await store.claimRuns([
+      fire("a", 1000, { marker: "m1", started_at: 1000 }),
+      fire("a", 2000, { marker: "m2", status: "queued" }),
+      fire("b", 1000, { marker: "other" }),
+      fire("c", 1000, { marker: "m4" }),
+    ]);
+    await store.updateRun(ids[3]!, { status: "success", finished_at: 1500 });
+    const before = await Promise.all(ids.slice(2).map((id) => store.getRun(id!)));
+    const changed = await store.missLostClaims(
+      [
+        { job_id: "a", scheduled_at: 1000, marker: "m1" },
+        { job_id: "a", scheduled_at: 2000, marker: "m2" },
+        // Another claim's row, one that ended, and one no claim wrote: left alone.
+        { job_id: "b", scheduled_at: 1000, marker: "mine" },
+        { job_id: "c", scheduled_at: 1000, marker: "m4" },
+        { job_id: "d", scheduled_at: 1000, marker: "m5" },
+      ],
+      5000,
+      "held, then decided otherwise",
+    );
+    assertEquals(changed, 2);
+    for (const id of ids.slice(0, 2)) {
+      const run = await store.getRun(id!);
+      assertEquals(
+        [run?.status, run?.finished_at, run?.note],
+        ["missed", 5000, "held, then decided otherwise"],
+      );
+    }
+    assertEquals(await Promise.all(ids.slice(2).map((id) => store.getRun(id!))), before);
+    assertEquals((await store.listRuns({ job_id: "d", limit: 10 })).length, 0);
+  },
+);

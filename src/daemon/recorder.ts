@@ -48,6 +48,15 @@ function claimedElsewhere(row: NewRun): void {
     },
   );
 }
+/** Fires `claimOrHold` could not claim: none of them may run. */
+export interface Held {
+  /**
+   * The claim failed on its way (not a timeout): its rows may exist all
+   * the same, under their markers, as the claim wrote them.
+   */
+  answerLost: boolean;
+}
+
 /** Provisional ids remembered after their rows were written. */
 const MAX_REMEMBERED = 100_000;
 
@@ -115,28 +124,28 @@ export class RunRecorder {
   }
 
   /**
-   * As `claim`, but null when the database does not answer: nothing is
+   * As `claim`, but `Held` when the database does not answer: nothing is
    * buffered and nothing may run (a cluster node holding through an
    * outage). A claim that lands after its timeout is recorded `missed`.
    */
-  async claimOrHold(rows: NewRun[]): Promise<(number | null)[] | null> {
-    if (!this.health.online) return null;
+  async claimOrHold(rows: NewRun[]): Promise<(number | null)[] | Held> {
+    if (!this.health.online) return { answerLost: false };
     const { attempt, outcome } = await this.attempt(rows);
     if (outcome && "ids" in outcome) return outcome.ids;
-    if (outcome === null) {
-      attempt.then((ids) => {
-        for (const id of ids) {
-          if (id === null) continue;
-          this.update(id, {
-            status: "missed",
-            finished_at: this.clock.now(),
-            note:
-              "held: its claim reached the database too late to start it (cluster.on_database_outage)",
-          });
-        }
-      }, () => {});
-    }
-    return null;
+    // It failed on its way: it may have been written all the same, its answer lost.
+    if (outcome !== null) return { answerLost: true };
+    attempt.then((ids) => {
+      for (const id of ids) {
+        if (id === null) continue;
+        this.update(id, {
+          status: "missed",
+          finished_at: this.clock.now(),
+          note:
+            "held: its claim reached the database too late to start it (cluster.on_database_outage)",
+        });
+      }
+    }, () => {});
+    return { answerLost: false };
   }
 
   /** Claim with a deadline; a failure or a timeout turns the database health offline. */

@@ -12,6 +12,7 @@ import type {
   JobMutation,
   JobsChange,
   JobWrites,
+  LostClaim,
   Marker,
   MigrationReport,
   MinuteCounts,
@@ -644,6 +645,21 @@ export class SqlStore implements Store {
       [nodeId],
     );
     return rows.map(rowToRun);
+  }
+
+  async missLostClaims(claims: readonly LostClaim[], now: number, note: string): Promise<number> {
+    if (claims.length === 0) return 0;
+    return await this.driver.transaction(async (tx) => {
+      let changed = 0;
+      for (const claim of claims) {
+        const result = await tx.run(
+          "UPDATE jm_runs SET status = 'missed', finished_at = ?, note = ? WHERE job_id = ? AND scheduled_at = ? AND `trigger` = 'schedule' AND marker = ? AND status IN ('queued', 'running')",
+          [now, note, claim.job_id, claim.scheduled_at, claim.marker],
+        );
+        changed += result.changes;
+      }
+      return changed;
+    });
   }
 
   async interruptOrphans(nodeId: string, now: number): Promise<number> {

@@ -173,6 +173,13 @@ export interface MarkerStore {
 }
 
 /** One row per fire (`jm_runs`): claims, outcomes and the questions asked of them. */
+/** A scheduled fire a claim sent under `marker`, its answer lost: its row may or may not exist. */
+export interface LostClaim {
+  job_id: string;
+  scheduled_at: number;
+  marker: string;
+}
+
 export interface RunStore {
   /**
    * Insert run rows, each unless a row with the same (job_id, scheduled_at,
@@ -221,6 +228,15 @@ export interface RunStore {
    * must end.
    */
   cancelRequests(nodeId: string): Promise<Run[]>;
+
+  /**
+   * End as `missed`, with `note`, the rows that claims whose answer was
+   * lost wrote for these scheduled fires: only a row with the fire's
+   * marker that is still `queued` or `running` (a claim that never landed
+   * wrote none; a row of another claim is not its). Returns how many
+   * changed.
+   */
+  missLostClaims(claims: readonly LostClaim[], now: number, note: string): Promise<number>;
 
   /**
    * Mark runs a crashed service left `running` or `queued` on this node as

@@ -1,0 +1,108 @@
+/**
+ * A node that holds its fires through an outage (cluster.on_database_outage
+ * hold), in-process with a fake clock, when the claim of a fire fails on
+ * its way back: the database wrote the fire's row, but the answer was
+ * lost. Once the database is back the fire is decided again; it runs on
+ * the row its first claim wrote, or that row ends `missed`: never a row
+ * left `running` with nothing behind it.
+ */
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { type Backend, BACKENDS, freshDatabase, type TestDatabase } from "./helpers.ts";
+import { DaemonHarness, describeRun, T0 } from "./daemon_harness.ts";
+import type { Store } from "../src/store/store.ts";
+
+const at = (s: number) => T0 + s * 1000;
+const HELD = /^the database did not answer; holding 1 fires/;
+const BACK = /^the database is back after/;
+
+/** Stores on `db` whose next claim, once `lose.next` is set, is written but answered by an error. */
+function losingAnswers(db: TestDatabase, lose: { next: boolean }): () => Store {
+  return () => {
+    const store = db.open();
+    const claimRuns = store.claimRuns.bind(store);
+    store.claimRuns = async (runs) => {
+      const ids = await claimRuns(runs);
+      if (!lose.next) return ids;
+      lose.next = false;
+      throw new Error("read ECONNRESET: the connection was lost");
+    };
+    return store;
+  };
+}
+
+/** A harness holding through outages, its job `tick` due every second, its claim at 1 s lost. */
+async function lostAtOne(backend: Backend, graceSeconds: number): Promise<DaemonHarness> {
+  const db = await freshDatabase(backend);
+  const lose = { next: false };
+  const h = await DaemonHarness.create(db, {
+    settings: {
+      "cluster.on_database_outage": "hold",
+      "jobsmanager.misfire_grace_time": graceSeconds,
+    },
+    store: losingAnswers(db, lose),
+  });
+  await h.job("tick", { schedule: { second: "*" } });
+  h.runner.endAll();
+  await h.start();
+  lose.next = true;
+  await h.clock.set(at(1));
+  await h.until(() => h.line(HELD), "the fire at 1 s to be held");
+  return h;
+}
+
+/** Move on a second at a time until the database is back. */
+async function untilBack(h: DaemonHarness): Promise<void> {
+  await h.until(async () => {
+    if (h.line(BACK)) return true;
+    await h.clock.set(h.clock.now() + 1000);
+    return false;
+  }, "the database to be back");
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon hold[${backend}]: a held fire whose claim's answer was lost runs on the row that claim wrote`, async () => {
+    await using h = await lostAtOne(backend, 10);
+    const [written] = await h.runs("tick");
+    assertEquals(
+      [written.scheduled_at, written.status],
+      [at(1), "running"],
+      "the lost claim's row",
+    );
+    assertEquals(h.runner.of("tick").map(String), [], "nothing runs while the fire is held");
+
+    await untilBack(h);
+    await h.clock.set(h.clock.now() + 1000);
+    const ran = await h.run("tick", at(1), "success");
+    assertEquals(ran.id, written.id, "the run is recorded on the row the lost claim wrote");
+    assertEquals(h.runner.of("tick").filter((r) => r.scheduledAt === at(1)).length, 1);
+    // The fire at 2 s, decided with it, finds it running: skipped by max_instances.
+    const rows = await h.until(async () => {
+      const rows = await h.runs("tick");
+      return rows.every((r) => r.status !== "running" && r.status !== "queued") ? rows : null;
+    }, "every fire to end");
+    assertEquals(
+      new Set(rows.map((r) => r.scheduled_at)).size,
+      rows.length,
+      "a fire recorded twice",
+    );
+  });
+
+  Deno.test(`daemon hold[${backend}]: a held fire whose claim's answer was lost, back past its grace, ends missed`, async () => {
+    await using h = await lostAtOne(backend, 1);
+    const [written] = await h.runs("tick");
+    await h.clock.set(at(4));
+    await untilBack(h);
+    await h.clock.set(h.clock.now() + 1000);
+    const row = await h.until(async () => {
+      const now = (await h.runs("tick")).find((r) => r.id === written.id)!;
+      return now.status === "running" ? null : now;
+    }, "the lost claim's row to end");
+    assertEquals(row.status, "missed", describeRun(row));
+    assertMatch(row.note!, /^held: the database went away as this fire was claimed/);
+    assertEquals(h.runner.of("tick").filter((r) => r.scheduledAt === at(1)).map(String), []);
+    assert(
+      h.line(/^1 fires held after their claims' answers were lost did not run after all/),
+      h.lines.join("\n"),
+    );
+  });
+}
