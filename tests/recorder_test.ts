@@ -16,6 +16,7 @@ import { renderMessage } from "../src/daemon/log_sink.ts";
 import { RunRecorder, type RunWriter } from "../src/daemon/recorder.ts";
 import type { NewRun, Run, RunUpdate } from "../src/domain/run.ts";
 import { DatabaseError } from "../src/errors.ts";
+import type { LostClaim } from "../src/store/store.ts";
 
 type Mode = "up" | "down" | "hang" | "refuse";
 
@@ -82,6 +83,27 @@ class FakeStore implements RunWriter {
     if (!row) return false;
     this.rows.set(id, { ...row, ...definedOnly(update) });
     return true;
+  }
+
+  async getRun(id: number): Promise<Run | null> {
+    await this.check(false);
+    return this.rows.get(id) ?? null;
+  }
+
+  async missLostClaims(claims: readonly LostClaim[], now: number, note: string): Promise<number> {
+    await this.check();
+    let changed = 0;
+    for (const claim of claims) {
+      for (const row of this.rows.values()) {
+        const same = row.job_id === claim.job_id && row.scheduled_at === claim.scheduled_at &&
+          row.trigger === "schedule" && row.marker === claim.marker;
+        if (same && (row.status === "queued" || row.status === "running")) {
+          this.rows.set(row.id, { ...row, status: "missed", finished_at: now, note });
+          changed++;
+        }
+      }
+    }
+    return changed;
   }
 
   /** When set, the next updateRuns waits for it, then fails as the database does then. */
@@ -444,4 +466,89 @@ Deno.test("recorder: a run written after the outage whose fire another service c
   } finally {
     await dispose();
   }
+});
+
+/** A fire of `job` at `at` with a marker of its own, as the service claims it. */
+const marked = (job: string, at: number): NewRun => ({ ...fire(job, at), marker: `m-${job}` });
+
+/** Hold `row` on a claim that is written but whose answer is lost; the database back after. */
+async function heldOnLostAnswer(row: NewRun) {
+  const { store, clock, health, recorder } = setup();
+  store.mode = "hang";
+  const holding = recorder.claimOrHold([row]);
+  await store.release(true);
+  assertEquals(await holding, null);
+  assertEquals(recorder.lostMarker(row.job_id, row.scheduled_at), row.marker);
+  assertEquals(store.summary(), [[row.job_id, row.scheduled_at, "running"]]);
+  store.mode = "up";
+  await clock.advance(1000);
+  assert(health.online);
+  return { store, clock, recorder };
+}
+
+Deno.test("recorder: a held fire whose claim's answer was lost, claimed again with its marker, gets the row that claim wrote", async () => {
+  const { store, recorder } = await heldOnLostAnswer(marked("a", 1000));
+  const ids = await recorder.claimOrHold([
+    { ...marked("a", 1000), status: "queued", started_at: null },
+    marked("b", 2000),
+  ]);
+  assertEquals(ids, [1, 2]);
+  await settle();
+  // Claimed again, it is no lost claim any more: its row is left to its run.
+  assertEquals(store.summary(), [["a", 1000, "running"], ["b", 2000, "running"]]);
+  assertEquals(recorder.lostMarker("a", 1000), undefined);
+  await recorder.close(1000);
+});
+
+Deno.test("recorder: a held fire whose claim's answer was lost, decided otherwise, has the row that claim wrote end missed", async () => {
+  const { store, clock, recorder } = await heldOnLostAnswer(marked("a", 1000));
+  const missed: NewRun = {
+    job_id: "a",
+    scheduled_at: 1000,
+    status: "missed",
+    trigger: "schedule",
+    finished_at: clock.now(),
+  };
+  assertEquals(await recorder.claimOrHold([missed, marked("b", 2000)]), [null, 2]);
+  await settle();
+  assertEquals(store.summary(), [["a", 1000, "missed"], ["b", 2000, "running"]]);
+  assert(/^held: the database went away/.test(store.rows.get(1)!.note!), store.rows.get(1)!.note!);
+  await recorder.close(1000);
+});
+
+Deno.test("recorder: a held claim that times out, then fails, keeps its markers: the row it wrote ends missed", async () => {
+  const { store, clock, health, recorder } = setup();
+  store.mode = "hang";
+  const holding = recorder.claimOrHold([marked("a", 1000)]);
+  await clock.advance(CLAIM_TIMEOUT_MS);
+  assertEquals(await holding, null);
+  assertEquals(recorder.lostMarker("a", 1000), undefined, "a claim still on its way");
+  await store.release(true);
+  assertEquals(recorder.lostMarker("a", 1000), "m-a");
+  store.mode = "up";
+  await clock.advance(1000);
+  assert(health.online);
+  assertEquals(await recorder.claimOrHold([marked("b", 2000)]), [2]);
+  await settle();
+  assertEquals(store.summary(), [["a", 1000, "missed"], ["b", 2000, "running"]]);
+  await recorder.close(1000);
+});
+
+Deno.test("recorder: a lost claim's row another node ended meanwhile (lost) is not claimed again", async () => {
+  const { store, recorder } = await heldOnLostAnswer(marked("a", 1000));
+  // A node that declared this one dead ended its running rows.
+  store.rows.set(1, { ...store.rows.get(1)!, status: "lost" });
+  assertEquals(await recorder.claimOrHold([marked("a", 1000)]), [null]);
+  await settle();
+  assertEquals(store.summary(), [["a", 1000, "lost"]]);
+  await recorder.close(1000);
+});
+
+Deno.test("recorder: a held claim the database refused keeps no marker: it wrote nothing", async () => {
+  const { store, recorder } = setup();
+  store.mode = "refuse";
+  assertEquals(await recorder.claimOrHold([marked("a", 1000)]), null);
+  assertEquals(recorder.lostMarker("a", 1000), undefined);
+  assertEquals(store.rows.size, 0);
+  await recorder.close(1000);
 });

@@ -13,12 +13,15 @@
 import { DatabaseError, isUnreachable } from "../errors.ts";
 import { log } from "./log.ts";
 import type { NewRun, RunUpdate } from "../domain/run.ts";
-import type { RunStore } from "../store/store.ts";
+import type { LostClaim, RunStore } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
 import { backoff, type DbHealth } from "./db_health.ts";
 
 /** What the recorder writes with. */
-export type RunWriter = Pick<RunStore, "claimRuns" | "updateRun" | "updateRuns">;
+export type RunWriter = Pick<
+  RunStore,
+  "claimRuns" | "updateRun" | "updateRuns" | "getRun" | "missLostClaims"
+>;
 
 export interface RecorderOptions {
   /** How long a claim may take before the fire starts anyway. */
@@ -48,14 +51,12 @@ function claimedElsewhere(row: NewRun): void {
     },
   );
 }
-/** Fires `claimOrHold` could not claim: none of them may run. */
-export interface Held {
-  /**
-   * The claim failed on its way (not a timeout): its rows may exist all
-   * the same, under their markers, as the claim wrote them.
-   */
-  answerLost: boolean;
-}
+/** The note of a row a lost claim wrote for a fire held, then decided otherwise. */
+const LOST_CLAIM_NOTE =
+  "held: the database went away as this fire was claimed and the answer was lost; once it was back, the fire was decided again and did not run here (missed, skipped, coalesced with a later fire, or another node's)";
+
+/** One key per scheduled fire of a job. */
+const fireKey = (jobId: string, scheduledAt: number) => `${scheduledAt} ${jobId}`;
 
 /** Provisional ids remembered after their rows were written. */
 const MAX_REMEMBERED = 100_000;
@@ -74,6 +75,12 @@ export class RunRecorder {
    * written all the same (its answer lost), as the row was then.
    */
   private readonly sentBefore = new Set<number>();
+  /**
+   * Fires held (`claimOrHold`) whose claim was sent and failed, or timed
+   * out and failed later: it may have written their rows all the same,
+   * under these markers. By fireKey.
+   */
+  private readonly lostClaims = new Map<string, LostClaim>();
   private nextProvisional = -1;
   private dropped = 0;
   private flushing: Promise<void> = Promise.resolve();
@@ -103,11 +110,27 @@ export class RunRecorder {
     return this.buffered.size + this.updates.length;
   }
 
+  /**
+   * The marker a fire held after its claim was lost is to be claimed with
+   * again, if it was: a row that claim wrote is then this claim's.
+   */
+  lostMarker(jobId: string, scheduledAt: number): string | undefined {
+    return this.lostClaims.get(fireKey(jobId, scheduledAt))?.marker;
+  }
+
   /** Ids for new run rows (null where the fire was claimed already); never throws. */
   async claim(rows: NewRun[]): Promise<(number | null)[]> {
-    if (!this.health.online) return this.buffer(rows);
+    if (!this.health.online) {
+      // Rows lost claims may have written are these rows' (their markers):
+      // once written, the buffered copies go over them.
+      const again = this.takeLost(rows);
+      const provisional = this.buffer(rows);
+      for (const i of again) if (provisional[i] !== null) this.sentBefore.add(provisional[i]!);
+      return provisional;
+    }
+    const again = this.takeLost(rows);
     const { attempt, outcome, error } = await this.attempt(rows);
-    if (outcome && "ids" in outcome) return outcome.ids;
+    if (outcome && "ids" in outcome) return await this.settleLost(outcome.ids, again);
     const provisional = this.buffer(rows);
     if (!isUnreachable(error)) this.retryRefused();
     if (outcome === null) {
@@ -124,16 +147,23 @@ export class RunRecorder {
   }
 
   /**
-   * As `claim`, but `Held` when the database does not answer: nothing is
+   * As `claim`, but null when the database does not answer: nothing is
    * buffered and nothing may run (a cluster node holding through an
-   * outage). A claim that lands after its timeout is recorded `missed`.
+   * outage). A claim that lands after its timeout is recorded `missed`;
+   * one that failed on its way may have been written all the same: its
+   * fires keep their markers (`lostMarker`) until they are decided again.
    */
-  async claimOrHold(rows: NewRun[]): Promise<(number | null)[] | Held> {
-    if (!this.health.online) return { answerLost: false };
-    const { attempt, outcome } = await this.attempt(rows);
-    if (outcome && "ids" in outcome) return outcome.ids;
-    // It failed on its way: it may have been written all the same, its answer lost.
-    if (outcome !== null) return { answerLost: true };
+  async claimOrHold(rows: NewRun[]): Promise<(number | null)[] | null> {
+    if (!this.health.online) return null;
+    const again = this.takeLost(rows);
+    const { attempt, outcome, error } = await this.attempt(rows);
+    if (outcome && "ids" in outcome) return await this.settleLost(outcome.ids, again);
+    if (outcome !== null) {
+      // Refused, it wrote nothing; the rows earlier claims lost may still be there.
+      this.keepLost(isUnreachable(error) ? rows : again.map((i) => rows[i]));
+      return null;
+    }
+    // Its markers are not used again: what it wrote, if it lands, is ended here.
     attempt.then((ids) => {
       for (const id of ids) {
         if (id === null) continue;
@@ -144,8 +174,62 @@ export class RunRecorder {
             "held: its claim reached the database too late to start it (cluster.on_database_outage)",
         });
       }
-    }, () => {});
-    return { answerLost: false };
+    }, () => this.keepLost(rows));
+    return null;
+  }
+
+  /** Take the lost claims these rows make again (their markers); their indexes. */
+  private takeLost(rows: NewRun[]): number[] {
+    const again: number[] = [];
+    if (this.lostClaims.size === 0) return again;
+    rows.forEach((row, i) => {
+      const key = fireKey(row.job_id, row.scheduled_at);
+      if (row.marker && this.lostClaims.get(key)?.marker === row.marker) {
+        this.lostClaims.delete(key);
+        again.push(i);
+      }
+    });
+    return again;
+  }
+
+  private keepLost(rows: NewRun[]): void {
+    for (const { job_id, scheduled_at, marker, trigger } of rows) {
+      if (!marker || trigger !== "schedule") continue;
+      this.lostClaims.set(fireKey(job_id, scheduled_at), { job_id, scheduled_at, marker });
+    }
+  }
+
+  /**
+   * A claim went through: of the rows lost claims wrote that it made
+   * again, those ended meanwhile (another node declared this one dead and
+   * called them lost) are not its to run; the fires of the other lost
+   * claims were decided otherwise, and their rows, if written, end
+   * `missed`.
+   */
+  private async settleLost(ids: (number | null)[], again: number[]): Promise<(number | null)[]> {
+    for (const i of again) {
+      const id = ids[i];
+      if (id === null) continue;
+      const run = await this.store.getRun(id).catch(() => null);
+      if (run !== null && run.status !== "queued" && run.status !== "running") ids[i] = null;
+    }
+    if (this.lostClaims.size === 0) return ids;
+    const claims = [...this.lostClaims.values()];
+    this.lostClaims.clear();
+    this.store.missLostClaims(claims, this.clock.now(), LOST_CLAIM_NOTE).then((count) => {
+      if (count === 0) return;
+      storeLog.warn(
+        "{count} fires held after their claims' answers were lost did not run after all: recorded missed",
+        { count },
+      );
+    }, (error) => {
+      // Tried again after the next claim that goes through.
+      for (const claim of claims) {
+        this.lostClaims.set(fireKey(claim.job_id, claim.scheduled_at), claim);
+      }
+      this.health.failed(error);
+    });
+    return ids;
   }
 
   /** Claim with a deadline; a failure or a timeout turns the database health offline. */

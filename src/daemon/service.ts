@@ -18,7 +18,7 @@ import {
 } from "../domain/job.ts";
 import { log } from "./log.ts";
 import type { NewRun, Run, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
-import type { JobStore, LostClaim, Marker, MarkerStore, RunStore } from "../store/store.ts";
+import type { JobStore, Marker, MarkerStore, RunStore } from "../store/store.ts";
 import { type Clock, type Deadline, PRECISE_TAIL_MS } from "./clock.ts";
 import type { Cluster, Gained } from "./cluster.ts";
 import type { DbHealth } from "./db_health.ts";
@@ -196,13 +196,6 @@ interface Ended {
   retryDropped?: boolean;
 }
 
-/** The note of a run row a lost claim wrote for a fire held, then decided otherwise. */
-const LOST_CLAIM_NOTE =
-  "held: the database went away as this fire was claimed and its answer was lost; once it was back, the fire was decided again and did not run here (missed, skipped, coalesced with a later fire, or another node's)";
-
-/** One key per scheduled fire of a job. */
-const fireKey = (jobId: string, scheduledAt: number) => `${scheduledAt} ${jobId}`;
-
 /** A fire recorded `missed`, as the notifier is told of it. */
 function missedRun(id: number, row: NewRun, now: number): EndedRun {
   return {
@@ -283,11 +276,6 @@ export class Service {
   private readonly appliedHere = new Set<number>();
   /** Jobs taken over from a node that is gone, and why: their missed fires say so. */
   private readonly inherited = new Map<string, string>();
-  /**
-   * Fires held (cluster.on_database_outage) after a claim that failed on
-   * its way: it may have written their rows all the same. By fireKey.
-   */
-  private readonly lostClaims = new Map<string, LostClaim>();
   /** When each job's last run started: under overload, the longest waiting go first. */
   private readonly lastStarted = new Map<string, number>();
   /** Every enabled, valid job, scheduled or not: whose runs retry, and which follow which. */
@@ -782,11 +770,11 @@ export class Service {
       }
       // Recorded with the claim, before the process exists: a service
       // killed right after the start leaves a run its successor can end.
-      // A fire held after a lost answer keeps its marker: its row, if it
-      // was written, is this claim's then, and the fire runs.
-      const lost = this.lostClaims.get(fireKey(due.job.id, due.scheduledAt));
+      // A fire held after its claim's answer was lost is claimed again
+      // with its marker: the row that claim may have written is its own.
+      const lost = this.recorder.lostMarker(due.job.id, due.scheduledAt);
       const fire = lost === undefined ? this.armedFor(armed, due) : null;
-      const marker = lost?.marker ?? fire?.marker ?? crypto.randomUUID();
+      const marker = lost ?? fire?.marker ?? crypto.randomUUID();
       rows.push({
         ...base,
         status: slot.working ? "running" : "queued",
@@ -802,8 +790,7 @@ export class Service {
     const ids = this.o.cluster.holds
       ? await this.recorder.claimOrHold(rows)
       : await this.recorder.claim(rows);
-    if (!Array.isArray(ids)) return this.hold(rows, plans, ids.answerLost);
-    this.settleLostClaims(rows, now);
+    if (ids === null) return this.hold(rows, plans);
     decision.missed.forEach((m, i) => {
       const id = ids[i];
       if (id !== null) this.o.notifier.runEnded(m.job, missedRun(id, rows[i], now));
@@ -852,59 +839,15 @@ export class Service {
    * nothing, and put the fires back in the timetable, to be decided (late,
    * or missed) once the database is back.
    */
-  private hold(
-    rows: NewRun[],
-    plans: ({ slot: Slot; shell?: Armed } | null)[],
-    answerLost: boolean,
-  ): void {
+  private hold(rows: NewRun[], plans: ({ slot: Slot; shell?: Armed } | null)[]): void {
     for (const plan of plans) {
       plan?.slot.release();
       plan?.shell?.disarm();
     }
-    for (const row of rows) {
-      this.timetable.rewind(row.job_id, row.scheduled_at - 1);
-      if (answerLost && row.marker) {
-        const { job_id, scheduled_at, marker } = row;
-        this.lostClaims.set(fireKey(job_id, scheduled_at), { job_id, scheduled_at, marker });
-      }
-    }
+    for (const row of rows) this.timetable.rewind(row.job_id, row.scheduled_at - 1);
     schedulerLog.warn(
       "the database did not answer; holding {count} fires until it does (cluster.on_database_outage)",
       { count: rows.length },
-    );
-  }
-
-  /**
-   * A claim went through after fires were held on a lost answer: those
-   * claimed again under their markers are settled; the others were
-   * decided otherwise (missed, skipped, another node's, their job
-   * changed), and a row their first claim may have written, left
-   * `running`, ends `missed`.
-   */
-  private settleLostClaims(rows: NewRun[], now: number): void {
-    if (this.lostClaims.size === 0) return;
-    for (const row of rows) {
-      if (row.marker) this.lostClaims.delete(fireKey(row.job_id, row.scheduled_at));
-    }
-    const claims = [...this.lostClaims.values()];
-    this.lostClaims.clear();
-    this.track(
-      this.o.store.missLostClaims(claims, now, LOST_CLAIM_NOTE).then(
-        (count) => {
-          if (count === 0) return;
-          schedulerLog.warn(
-            "{count} fires held after their claims' answers were lost did not run after all: recorded missed",
-            { count },
-          );
-        },
-        (error) => {
-          // Tried again after the next claim that goes through.
-          for (const claim of claims) {
-            this.lostClaims.set(fireKey(claim.job_id, claim.scheduled_at), claim);
-          }
-          this.o.health.failed(error);
-        },
-      ),
     );
   }
 
