@@ -95,3 +95,23 @@ Deno.test("run guard: 600 runs listed and ended in any order, then one left: it 
     await end(left);
   }
 });
+
+Deno.test("run guard: a signal that would end the service (INT, TERM, HUP) leaves it listening", async () => {
+  const guard = RunGuard.start()!;
+  const listed = sleeper({});
+  try {
+    guard.add(listed.pid);
+    // This process's child, once its shell has set its traps and become awk.
+    const pid = await waitFor(async () => {
+      const out = await new Deno.Command("pgrep", { args: ["-P", String(Deno.pid), "awk"] })
+        .output();
+      const pids = new TextDecoder().decode(out.stdout).trim().split("\n").filter(Boolean);
+      return pids.length === 1 ? Number(pids[0]) : null;
+    }, { timeoutMs: 10_000, what: "the guard to run awk" });
+    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) Deno.kill(pid, signal);
+    await guard.close();
+    assertEquals((await ending(listed, "the listed group")).signal, "SIGKILL");
+  } finally {
+    await end(listed);
+  }
+});

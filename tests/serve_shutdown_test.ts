@@ -302,7 +302,7 @@ for (const backend of BACKENDS) {
         });
         // As if the guard had died too (the OOM killer, a kill of the user's processes).
         const guard = childrenOf(first.pid).filter((pid) =>
-          cmdline(pid).includes("read -r op arg")
+          cmdline(pid).includes("delete groups[$2]")
         );
         assertEquals(guard.length, 1, "serve's guard");
         // The guard first: killed after serve, it could still end the groups as serve died.
