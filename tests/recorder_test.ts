@@ -85,9 +85,12 @@ class FakeStore implements RunWriter {
     return true;
   }
 
-  async getRun(id: number): Promise<Run | null> {
+  async runStatuses(ids: readonly number[]): Promise<Map<number, Run["status"]>> {
     await this.check(false);
-    return this.rows.get(id) ?? null;
+    return new Map(ids.flatMap((id) => {
+      const row = this.rows.get(id);
+      return row ? [[id, row.status] as const] : [];
+    }));
   }
 
   async missLostClaims(claims: readonly LostClaim[], now: number, note: string): Promise<number> {
@@ -550,5 +553,41 @@ Deno.test("recorder: a held claim the database refused keeps no marker: it wrote
   assertEquals(await recorder.claimOrHold([marked("a", 1000)]), null);
   assertEquals(recorder.lostMarker("a", 1000), undefined);
   assertEquals(store.rows.size, 0);
+  await recorder.close(1000);
+});
+
+Deno.test("recorder: a claim of other runs (a retry, not an instant's fires) leaves the lost claims to the instant", async () => {
+  const { store, recorder } = await heldOnLostAnswer(marked("a", 1000));
+  assertEquals(await recorder.claim([{ ...marked("b", 1500), trigger: "retry" }]), [2]);
+  await settle();
+  assertEquals(store.summary(), [["a", 1000, "running"], ["b", 1500, "running"]]);
+  assertEquals(recorder.lostMarker("a", 1000), "m-a");
+  await recorder.close(1000);
+});
+
+Deno.test("recorder: a fire claimed under two markers, both answers lost: the row either wrote ends missed", async () => {
+  const { store, clock, health, recorder } = setup();
+  store.mode = "hang";
+  // The first claim times out; the fire, decided again, is claimed under a new marker.
+  const first = recorder.claimOrHold([{ ...marked("a", 1000), marker: "m-1" }]);
+  await clock.advance(CLAIM_TIMEOUT_MS);
+  assertEquals(await first, null);
+  await clock.advance(1000);
+  assert(health.online);
+  const second = recorder.claimOrHold([{ ...marked("a", 1000), marker: "m-2" }]);
+  // Both fail on their way; the first had written the row.
+  await store.release(true);
+  assertEquals(await second, null);
+  assertEquals(store.summary(), [["a", 1000, "running"]]);
+  assertEquals(recorder.lostMarker("a", 1000), "m-2");
+  store.mode = "up";
+  for (let s = 0; s < 30 && !health.online; s++) await clock.advance(1000);
+  const ids = await recorder.claimOrHold([
+    { ...marked("a", 1000), marker: "m-2" },
+    marked("b", 2000),
+  ]);
+  assertEquals(ids, [null, 2]);
+  await settle();
+  assertEquals(store.summary(), [["a", 1000, "missed"], ["b", 2000, "running"]]);
   await recorder.close(1000);
 });

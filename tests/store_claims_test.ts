@@ -434,3 +434,17 @@ contract(
     assertEquals((await store.listRuns({ job_id: "d", limit: 10 })).length, 0);
   },
 );
+
+contract("runStatuses", "each existing run's status, by id, in one read", async ({ store }) => {
+  const ids = await store.claimRuns(
+    Array.from({ length: 600 }, (_, i) => fire(`j${i % 3}`, 1000 * (1 + i))),
+  );
+  await store.updateRun(ids[1]!, { status: "lost" });
+  const statuses = await store.runStatuses([ids[0]!, ids[1]!, ids[599]!, 999_999]);
+  assertEquals(
+    [...statuses].sort(([a], [b]) => a - b),
+    [[ids[0]!, "running"], [ids[1]!, "lost"], [ids[599]!, "running"]],
+  );
+  assertEquals((await store.runStatuses(ids.map((id) => id!))).size, 600);
+  assertEquals((await store.runStatuses([])).size, 0);
+});

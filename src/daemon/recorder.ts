@@ -13,14 +13,15 @@
 import { DatabaseError, isUnreachable } from "../errors.ts";
 import { log } from "./log.ts";
 import type { NewRun, RunUpdate } from "../domain/run.ts";
-import type { LostClaim, RunStore } from "../store/store.ts";
+import type { RunStore } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
 import { backoff, type DbHealth } from "./db_health.ts";
+import { LostClaims } from "./lost_claims.ts";
 
 /** What the recorder writes with. */
 export type RunWriter = Pick<
   RunStore,
-  "claimRuns" | "updateRun" | "updateRuns" | "getRun" | "missLostClaims"
+  "claimRuns" | "updateRun" | "updateRuns" | "runStatuses" | "missLostClaims"
 >;
 
 export interface RecorderOptions {
@@ -51,13 +52,6 @@ function claimedElsewhere(row: NewRun): void {
     },
   );
 }
-/** The note of a row a lost claim wrote for a fire held, then decided otherwise. */
-const LOST_CLAIM_NOTE =
-  "held: the database went away as this fire was claimed and the answer was lost; once it was back, the fire was decided again and did not run here (missed, skipped, coalesced with a later fire, or another node's)";
-
-/** One key per scheduled fire of a job. */
-const fireKey = (jobId: string, scheduledAt: number) => `${scheduledAt} ${jobId}`;
-
 /** Provisional ids remembered after their rows were written. */
 const MAX_REMEMBERED = 100_000;
 
@@ -75,12 +69,8 @@ export class RunRecorder {
    * written all the same (its answer lost), as the row was then.
    */
   private readonly sentBefore = new Set<number>();
-  /**
-   * Fires held (`claimOrHold`) whose claim was sent and failed, or timed
-   * out and failed later: it may have written their rows all the same,
-   * under these markers. By fireKey.
-   */
-  private readonly lostClaims = new Map<string, LostClaim>();
+  /** Claims of held fires that may have been written, their answers lost. */
+  private readonly lost: LostClaims;
   private nextProvisional = -1;
   private dropped = 0;
   private flushing: Promise<void> = Promise.resolve();
@@ -103,6 +93,7 @@ export class RunRecorder {
     private readonly options: RecorderOptions,
   ) {
     health.onRecovery(() => this.recover());
+    this.lost = new LostClaims(store, clock, (error) => health.failed(error));
   }
 
   /** Records waiting for the database. */
@@ -115,22 +106,25 @@ export class RunRecorder {
    * again, if it was: a row that claim wrote is then this claim's.
    */
   lostMarker(jobId: string, scheduledAt: number): string | undefined {
-    return this.lostClaims.get(fireKey(jobId, scheduledAt))?.marker;
+    return this.lost.marker(jobId, scheduledAt);
   }
 
-  /** Ids for new run rows (null where the fire was claimed already); never throws. */
-  async claim(rows: NewRun[]): Promise<(number | null)[]> {
+  /**
+   * Ids for new run rows (null where the fire was claimed already); never
+   * throws. `instant`: the rows are the fires the scheduler decided at an
+   * instant (see `claimed`).
+   */
+  async claim(rows: NewRun[], { instant = false } = {}): Promise<(number | null)[]> {
+    const again = this.lost.take(rows);
     if (!this.health.online) {
       // Rows lost claims may have written are these rows' (their markers):
       // once written, the buffered copies go over them.
-      const again = this.takeLost(rows);
       const provisional = this.buffer(rows);
       for (const i of again) if (provisional[i] !== null) this.sentBefore.add(provisional[i]!);
       return provisional;
     }
-    const again = this.takeLost(rows);
     const { attempt, outcome, error } = await this.attempt(rows);
-    if (outcome && "ids" in outcome) return await this.settleLost(outcome.ids, again);
+    if (outcome && "ids" in outcome) return await this.claimed(outcome.ids, again, instant);
     const provisional = this.buffer(rows);
     if (!isUnreachable(error)) this.retryRefused();
     if (outcome === null) {
@@ -155,12 +149,12 @@ export class RunRecorder {
    */
   async claimOrHold(rows: NewRun[]): Promise<(number | null)[] | null> {
     if (!this.health.online) return null;
-    const again = this.takeLost(rows);
+    const again = this.lost.take(rows);
     const { attempt, outcome, error } = await this.attempt(rows);
-    if (outcome && "ids" in outcome) return await this.settleLost(outcome.ids, again);
+    if (outcome && "ids" in outcome) return await this.claimed(outcome.ids, again, true);
     if (outcome !== null) {
       // Refused, it wrote nothing; the rows earlier claims lost may still be there.
-      this.keepLost(isUnreachable(error) ? rows : again.map((i) => rows[i]));
+      this.lost.keep(isUnreachable(error) ? rows : again.map((i) => rows[i]));
       return null;
     }
     // Its markers are not used again: what it wrote, if it lands, is ended here.
@@ -174,61 +168,31 @@ export class RunRecorder {
             "held: its claim reached the database too late to start it (cluster.on_database_outage)",
         });
       }
-    }, () => this.keepLost(rows));
+    }, () => this.lost.keep(rows));
     return null;
   }
 
-  /** Take the lost claims these rows make again (their markers); their indexes. */
-  private takeLost(rows: NewRun[]): number[] {
-    const again: number[] = [];
-    if (this.lostClaims.size === 0) return again;
-    rows.forEach((row, i) => {
-      const key = fireKey(row.job_id, row.scheduled_at);
-      if (row.marker && this.lostClaims.get(key)?.marker === row.marker) {
-        this.lostClaims.delete(key);
-        again.push(i);
-      }
-    });
-    return again;
-  }
-
-  private keepLost(rows: NewRun[]): void {
-    for (const { job_id, scheduled_at, marker, trigger } of rows) {
-      if (!marker || trigger !== "schedule") continue;
-      this.lostClaims.set(fireKey(job_id, scheduled_at), { job_id, scheduled_at, marker });
-    }
-  }
-
   /**
-   * A claim went through: of the rows lost claims wrote that it made
-   * again, those ended meanwhile (another node declared this one dead and
-   * called them lost) are not its to run; the fires of the other lost
-   * claims were decided otherwise, and their rows, if written, end
-   * `missed`.
+   * A claim went through. Of the rows lost claims wrote that it made again
+   * (`again`), those since ended (`lost`: another node declared this one
+   * dead) are not its to run. When the rows are an instant's fires, the
+   * fires of the other lost claims were decided otherwise: their rows end.
    */
-  private async settleLost(ids: (number | null)[], again: number[]): Promise<(number | null)[]> {
-    for (const i of again) {
-      const id = ids[i];
-      if (id === null) continue;
-      const run = await this.store.getRun(id).catch(() => null);
-      if (run !== null && run.status !== "queued" && run.status !== "running") ids[i] = null;
-    }
-    if (this.lostClaims.size === 0) return ids;
-    const claims = [...this.lostClaims.values()];
-    this.lostClaims.clear();
-    this.store.missLostClaims(claims, this.clock.now(), LOST_CLAIM_NOTE).then((count) => {
-      if (count === 0) return;
-      storeLog.warn(
-        "{count} fires held after their claims' answers were lost did not run after all: recorded missed",
-        { count },
-      );
-    }, (error) => {
-      // Tried again after the next claim that goes through.
-      for (const claim of claims) {
-        this.lostClaims.set(fireKey(claim.job_id, claim.scheduled_at), claim);
+  private async claimed(
+    ids: (number | null)[],
+    again: number[],
+    instant: boolean,
+  ): Promise<(number | null)[]> {
+    const mine = again.map((i) => ids[i]).filter((id): id is number => id !== null);
+    if (mine.length > 0) {
+      // Unread (the database gone again), they run: their claims, at least, were theirs.
+      const statuses = await this.store.runStatuses(mine).catch(() => null);
+      for (const i of again) {
+        const status = statuses?.get(ids[i]!);
+        if (status !== undefined && status !== "queued" && status !== "running") ids[i] = null;
       }
-      this.health.failed(error);
-    });
+    }
+    if (instant) this.lost.end();
     return ids;
   }
 

@@ -789,7 +789,7 @@ export class Service {
     for (const row of rows) this.inherited.delete(row.job_id);
     const ids = this.o.cluster.holds
       ? await this.recorder.claimOrHold(rows)
-      : await this.recorder.claim(rows);
+      : await this.recorder.claim(rows, { instant: true });
     if (ids === null) return this.hold(rows, plans);
     decision.missed.forEach((m, i) => {
       const id = ids[i];

@@ -34,7 +34,7 @@ const CLAIM_CHUNK = 500;
 /** Another process claimed one of a batch of fires meanwhile. */
 class ClaimRace extends Error {}
 
-function chunks<T>(items: T[], size: number): T[][] {
+function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
@@ -594,6 +594,18 @@ export class SqlStore implements Store {
   async getRun(id: number): Promise<Run | null> {
     const rows = await this.driver.all(`${RUN_SELECT} WHERE id = ?`, [id]);
     return rows.length === 0 ? null : rowToRun(rows[0]);
+  }
+
+  async runStatuses(ids: readonly number[]): Promise<Map<number, RunStatus>> {
+    const statuses = new Map<number, RunStatus>();
+    for (const chunk of chunks(ids, CLAIM_CHUNK)) {
+      const rows = await this.driver.all(
+        `SELECT id, status FROM jm_runs WHERE id IN (${chunk.map(() => "?").join(", ")})`,
+        [...chunk],
+      );
+      for (const row of rows) statuses.set(Number(row.id), String(row.status) as RunStatus);
+    }
+    return statuses;
   }
 
   async listRuns(filter: RunFilter): Promise<Run[]> {

@@ -208,6 +208,9 @@ export interface RunStore {
 
   getRun(id: number): Promise<Run | null>;
 
+  /** The status of each of these runs that exists, by id, in one read. */
+  runStatuses(ids: readonly number[]): Promise<Map<number, RunStatus>>;
+
   /** Runs, newest first. */
   listRuns(filter: RunFilter): Promise<Run[]>;
 
