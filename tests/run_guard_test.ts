@@ -3,7 +3,9 @@
  * it ends the groups and the marked processes still listed, and only
  * those. Real processes, each in a session of its own as a run's shell.
  */
-import { assertEquals } from "./assert.ts";
+import { configure, dispose, type LogRecord } from "@logtape/logtape";
+import { assertEquals, assertStringIncludes } from "./assert.ts";
+import { renderMessage } from "../src/daemon/log_sink.ts";
 import { RunGuard } from "../src/daemon/run_guard.ts";
 import { MARKER_VARIABLE } from "../src/daemon/processes.ts";
 import { detachedSleep as sleeper, waitFor } from "./helpers.ts";
@@ -16,6 +18,16 @@ async function ending(child: Deno.ChildProcess, what: string): Promise<Deno.Comm
     timeoutMs: 10_000,
     what: `${what} (pid ${child.pid}) to end`,
   });
+}
+
+/** The guard's pid: this process's child, once its shell has set its traps and become awk. */
+async function guardPid(): Promise<number> {
+  return await waitFor(async () => {
+    const out = await new Deno.Command("pgrep", { args: ["-P", String(Deno.pid), "awk"] })
+      .output();
+    const pids = new TextDecoder().decode(out.stdout).trim().split("\n").filter(Boolean);
+    return pids.length === 1 ? Number(pids[0]) : null;
+  }, { timeoutMs: 10_000, what: "the guard to run awk" });
 }
 
 async function end(child: Deno.ChildProcess): Promise<void> {
@@ -101,17 +113,52 @@ Deno.test("run guard: a signal that would end the service (INT, TERM, HUP) leave
   const listed = sleeper({});
   try {
     guard.add(listed.pid);
-    // This process's child, once its shell has set its traps and become awk.
-    const pid = await waitFor(async () => {
-      const out = await new Deno.Command("pgrep", { args: ["-P", String(Deno.pid), "awk"] })
-        .output();
-      const pids = new TextDecoder().decode(out.stdout).trim().split("\n").filter(Boolean);
-      return pids.length === 1 ? Number(pids[0]) : null;
-    }, { timeoutMs: 10_000, what: "the guard to run awk" });
+    const pid = await guardPid();
     for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) Deno.kill(pid, signal);
     await guard.close();
     assertEquals((await ending(listed, "the listed group")).signal, "SIGKILL");
   } finally {
     await end(listed);
+  }
+});
+
+Deno.test("run guard: thousands of markers and groups left, most of them gone: the live ones are killed", async () => {
+  // More than one shell argument holds (128 KiB), were they one command line.
+  const guard = RunGuard.start()!;
+  const marker = crypto.randomUUID();
+  const marked = sleeper({ [MARKER_VARIABLE]: marker });
+  const grouped = sleeper({});
+  try {
+    for (let i = 0; i < 3000; i++) guard.watch(crypto.randomUUID());
+    guard.watch(marker);
+    for (let i = 0; i < 1500; i++) guard.add(4_000_000 + i);
+    guard.add(grouped.pid);
+    await guard.close();
+    assertEquals((await ending(marked, "the marked process")).signal, "SIGKILL");
+    assertEquals((await ending(grouped, "the listed group")).signal, "SIGKILL");
+  } finally {
+    for (const child of [marked, grouped]) await end(child);
+  }
+});
+
+Deno.test("run guard: one that exits before its service closes it says so", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { memory: (record) => records.push(record) },
+    loggers: [{ category: ["jobsmanager"], lowestLevel: "error", sinks: ["memory"] }],
+  });
+  try {
+    const guard = RunGuard.start()!;
+    const pid = await guardPid();
+    Deno.kill(pid, "SIGKILL");
+    const said = await waitFor(
+      () => records.map(renderMessage).find((m) => m.startsWith("the run guard exited")),
+      { timeoutMs: 10_000, what: "the guard's exit to be logged" },
+    );
+    assertStringIncludes(said, "is awk installed?");
+    await guard.close();
+  } finally {
+    await dispose();
   }
 });

@@ -16,33 +16,39 @@
  */
 
 import { MARKER_VARIABLE } from "./processes.ts";
+import { log } from "./log.ts";
+
+const runnerLog = log("runner");
 
 /**
  * `+ PGID` adds a group, `- PGID` removes it; `m MARKER` adds a marker,
  * `u MARKER` removes it: awk's arrays, a line at a constant cost. (The
  * shell lists it replaced rebuilt a list for each removal: at 1,000 runs a
  * second the guard took half a core and fell behind.) At end of input,
- * SIGKILL to each group left (one `kill`) and to each process whose
- * environment holds `JM_RUN_MARKER=` a marker left (one grep over /proc).
- * Only well-formed words are taken: they reach a shell. The service's own
- * signals (a terminal's Ctrl-C, SIGTERM to its group) must not end it
- * before the service has ended the runs: ignored, through the exec.
+ * SIGKILL to each group left (a `kill` per thousand: one argument of a
+ * shell's command line holds at most 128 KiB) and to each process whose
+ * environment holds `JM_RUN_MARKER=` a marker left (one grep over /proc,
+ * the markers on its stdin). Only well-formed words are taken: they reach
+ * a shell; no group 0 or 1. The service's own signals (a terminal's
+ * Ctrl-C, SIGTERM to its group) must not end it before the service has
+ * ended the runs: ignored, through the exec.
  */
 const PROGRAM = `
-$1 == "+" && $2 ~ /^[0-9]+$/ { groups[$2] = 1 }
+$1 == "+" && $2 ~ /^[1-9][0-9]*$/ && length($2) <= 10 && $2 + 0 > 1 { groups[$2] = 1 }
 $1 == "-" { delete groups[$2] }
 $1 == "m" && $2 ~ /^[0-9a-zA-Z-]+$/ { markers[$2] = 1 }
 $1 == "u" { delete markers[$2] }
 END {
   kill = ""
-  for (pgid in groups) kill = kill " -" pgid
-  if (kill != "") system("kill -KILL" kill " 2>/dev/null")
-  grep = ""
-  for (marker in markers) grep = grep " -e ${MARKER_VARIABLE}=" marker
-  if (grep != "") {
-    system("for file in $(grep -lzxF" grep " /proc/[0-9]*/environ 2>/dev/null); do " \\
-      "pid=\${file#/proc/}; kill -KILL \${pid%/environ} 2>/dev/null; done")
+  for (pgid in groups) {
+    kill = kill " -" pgid
+    if (++n % 1000 == 0) { system("kill -KILL" kill " 2>/dev/null"); kill = "" }
   }
+  if (kill != "") system("kill -KILL" kill " 2>/dev/null")
+  find = "grep -lzxF -f - /proc/[0-9]*/environ 2>/dev/null | while read -r file; do " \\
+    "pid=\${file#/proc/}; kill -KILL \${pid%/environ} 2>/dev/null; done"
+  for (marker in markers) print "${MARKER_VARIABLE}=" marker | find
+  close(find)
 }`;
 const SCRIPT = `trap '' INT TERM HUP
 exec awk '${PROGRAM}'`;
@@ -52,9 +58,17 @@ export class RunGuard {
   private readonly encoder = new TextEncoder();
   private writing: Promise<void> = Promise.resolve();
   private lines = "";
+  private closing = false;
 
   private constructor(private readonly child: Deno.ChildProcess) {
     this.writer = child.stdin.getWriter();
+    child.status.then((status) => {
+      if (this.closing) return;
+      runnerLog.error(
+        "the run guard exited ({code}): the runs are no longer ended if this service dies; is awk installed? Restart the service once it is",
+        { code: status.code },
+      );
+    });
   }
 
   /** Start the guard; null where no shell can be started (the runs then have no guard). */
@@ -113,6 +127,7 @@ export class RunGuard {
 
   /** End the guard; what is still listed is killed, as if the service had died. */
   async close(): Promise<void> {
+    this.closing = true;
     await this.flush();
     await this.writer.close().catch(() => {});
     await this.child.status;
