@@ -4,12 +4,10 @@
  * test cuts and restores. Offline once, logged once; probes back off from
  * 1 s to 30 s; back once the ping and the recovery work succeed.
  */
-import { configure, dispose, type LogRecord } from "@logtape/logtape";
 import { assert, assertEquals } from "./assert.ts";
 import { DbHealth } from "../src/daemon/db_health.ts";
-import { renderMessage } from "../src/daemon/log_sink.ts";
 import { DatabaseError } from "../src/errors.ts";
-import { freshDatabase, MYSQL_URL } from "./helpers.ts";
+import { captureLogs, freshDatabase, MYSQL_URL } from "./helpers.ts";
 import { FakeClock } from "./fake_clock.ts";
 import { T0, throughProxy, until } from "./daemon_harness.ts";
 import { proxyFor } from "./tcp_proxy.ts";
@@ -18,28 +16,11 @@ const UNREACHABLE = /^the database is unreachable/;
 const STILL = /^still unreachable \(.*\); next attempt in (\d+) s$/;
 const BACK = /^the database is back after (\d+) s$/;
 
-/** The store's log lines, captured. */
-async function capture(): Promise<{ messages: () => string[] } & AsyncDisposable> {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { memory: (record) => records.push(record) },
-    loggers: [
-      { category: ["jobsmanager"], lowestLevel: "debug", sinks: ["memory"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
-    ],
-  });
-  return {
-    messages: () => records.map(renderMessage),
-    [Symbol.asyncDispose]: () => dispose(),
-  };
-}
-
 const count = (messages: string[], pattern: RegExp) =>
   messages.filter((m) => pattern.test(m)).length;
 
 Deno.test("health: a refused statement is logged, and the database stays online", async () => {
-  await using log = await capture();
+  await using log = await captureLogs("debug");
   await using db = await freshDatabase("sqlite");
   const store = db.open();
   const health = new DbHealth(store, new FakeClock(T0));
@@ -53,7 +34,7 @@ Deno.test("health: a refused statement is logged, and the database stays online"
 });
 
 Deno.test("health: offline once, logged once; probes back off from 1 s to 30 s", async () => {
-  await using log = await capture();
+  await using log = await captureLogs("debug");
   await using db = await freshDatabase("sqlite");
   const store = db.open();
   await store.close();
@@ -87,7 +68,7 @@ Deno.test({
   name: "health[mysql]: back once the ping and the recovery work succeed, logged once",
   ignore: MYSQL_URL === "",
   async fn() {
-    await using log = await capture();
+    await using log = await captureLogs("debug");
     await using db = await freshDatabase("mysql");
     await using proxy = proxyFor(db);
     const store = throughProxy(db, proxy)();

@@ -4,6 +4,8 @@
  * for a state with a deadline.
  */
 import mysql from "mysql2/promise";
+import { configure, dispose, type LogLevel, type LogRecord } from "@logtape/logtape";
+import { renderMessage } from "../src/daemon/log_sink.ts";
 import { openStore } from "../src/store/open.ts";
 import type { Store } from "../src/store/store.ts";
 import type { Node } from "../src/domain/node.ts";
@@ -370,4 +372,23 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** This process's log messages from `lowestLevel` on, as rendered, captured until disposed. */
+export async function captureLogs(
+  lowestLevel: LogLevel,
+): Promise<{ messages: () => string[] } & AsyncDisposable> {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { memory: (record) => records.push(record) },
+    loggers: [
+      { category: ["jobsmanager"], lowestLevel, sinks: ["memory"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
+    ],
+  });
+  return {
+    messages: () => records.map(renderMessage),
+    [Symbol.asyncDispose]: () => dispose(),
+  };
 }

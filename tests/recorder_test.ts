@@ -8,15 +8,14 @@
  * finds the database back. The real database through an outage is in
  * daemon_outage_test.ts.
  */
-import { configure, dispose, type LogRecord } from "@logtape/logtape";
 import { assert, assertEquals } from "./assert.ts";
 import { FakeClock, settle } from "./fake_clock.ts";
 import { DbHealth } from "../src/daemon/db_health.ts";
-import { renderMessage } from "../src/daemon/log_sink.ts";
 import { RunRecorder, type RunWriter } from "../src/daemon/recorder.ts";
 import type { NewRun, Run, RunUpdate } from "../src/domain/run.ts";
 import { DatabaseError } from "../src/errors.ts";
 import type { LostClaim } from "../src/store/store.ts";
+import { captureLogs } from "./helpers.ts";
 
 type Mode = "up" | "down" | "hang" | "refuse";
 
@@ -442,33 +441,24 @@ Deno.test("recorder: a recovery's claim whose answer was lost is sent again, and
 });
 
 Deno.test("recorder: a run written after the outage whose fire another service claimed meanwhile is said to have run twice", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { memory: (record) => records.push(record) },
-    loggers: [{ category: ["jobsmanager"], lowestLevel: "warning", sinks: ["memory"] }],
-  });
-  try {
-    const { store, clock, recorder } = setup();
-    store.mode = "down";
-    const [id] = await recorder.claim([fire("a", 1000)]);
-    await recorder.update(id!, finished(1100));
-    // Another service, with the database, claimed and ran the same fire.
-    store.mode = "up";
-    assertEquals(await store.claimRuns([fire("a", 1000)]), [1]);
-    await clock.advance(1000);
-    assertEquals(recorder.backlog, 0);
-    assertEquals(store.summary(), [["a", 1000, "running"]], "the row is the other service's");
-    const said = records.map(renderMessage).filter((m) => /ran twice/.test(m));
-    assertEquals(said, [
-      `job a: the fire at ${
-        new Date(1000).toISOString()
-      } ran here while the database did not answer, but another service had claimed it meanwhile, so it ran twice (set cluster.on_database_outage to hold so that nodes that cannot claim do not fire); its outcome here: success`,
-    ]);
-    await recorder.close(1000);
-  } finally {
-    await dispose();
-  }
+  await using log = await captureLogs("warning");
+  const { store, clock, recorder } = setup();
+  store.mode = "down";
+  const [id] = await recorder.claim([fire("a", 1000)]);
+  await recorder.update(id!, finished(1100));
+  // Another service, with the database, claimed and ran the same fire.
+  store.mode = "up";
+  assertEquals(await store.claimRuns([fire("a", 1000)]), [1]);
+  await clock.advance(1000);
+  assertEquals(recorder.backlog, 0);
+  assertEquals(store.summary(), [["a", 1000, "running"]], "the row is the other service's");
+  const said = log.messages().filter((m) => /ran twice/.test(m));
+  assertEquals(said, [
+    `job a: the fire at ${
+      new Date(1000).toISOString()
+    } ran here while the database did not answer, but another service had claimed it meanwhile, so it ran twice (set cluster.on_database_outage to hold so that nodes that cannot claim do not fire); its outcome here: success`,
+  ]);
+  await recorder.close(1000);
 });
 
 /** A fire of `job` at `at` with a marker of its own, as the service claims it. */

@@ -3,12 +3,10 @@
  * it ends the groups and the marked processes still listed, and only
  * those. Real processes, each in a session of its own as a run's shell.
  */
-import { configure, dispose, type LogRecord } from "@logtape/logtape";
 import { assertEquals, assertStringIncludes } from "./assert.ts";
-import { renderMessage } from "../src/daemon/log_sink.ts";
 import { RunGuard } from "../src/daemon/run_guard.ts";
 import { MARKER_VARIABLE } from "../src/daemon/processes.ts";
-import { detachedSleep as sleeper, waitFor } from "./helpers.ts";
+import { captureLogs, detachedSleep as sleeper, waitFor } from "./helpers.ts";
 
 /** How `child` ended, waiting for it no longer than a state should take. */
 async function ending(child: Deno.ChildProcess, what: string): Promise<Deno.CommandStatus> {
@@ -142,23 +140,13 @@ Deno.test("run guard: thousands of markers and groups left, most of them gone: t
 });
 
 Deno.test("run guard: one that exits before its service closes it says so", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { memory: (record) => records.push(record) },
-    loggers: [{ category: ["jobsmanager"], lowestLevel: "error", sinks: ["memory"] }],
-  });
-  try {
-    const guard = RunGuard.start()!;
-    const pid = await guardPid();
-    Deno.kill(pid, "SIGKILL");
-    const said = await waitFor(
-      () => records.map(renderMessage).find((m) => m.startsWith("the run guard exited")),
-      { timeoutMs: 10_000, what: "the guard's exit to be logged" },
-    );
-    assertStringIncludes(said, "is awk installed?");
-    await guard.close();
-  } finally {
-    await dispose();
-  }
+  await using log = await captureLogs("error");
+  const guard = RunGuard.start()!;
+  Deno.kill(await guardPid(), "SIGKILL");
+  const said = await waitFor(
+    () => log.messages().find((m) => m.startsWith("the run guard exited")),
+    { timeoutMs: 10_000, what: "the guard's exit to be logged" },
+  );
+  assertStringIncludes(said, "is awk installed?");
+  await guard.close();
 });
