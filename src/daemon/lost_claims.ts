@@ -13,7 +13,7 @@ import type { Clock } from "./clock.ts";
 import { log } from "./log.ts";
 
 /** The note of a row a lost claim wrote for a fire held, then decided otherwise. */
-export const LOST_CLAIM_NOTE =
+const LOST_CLAIM_NOTE =
   "held: the database went away as this fire was claimed and the answer was lost; once it was back, the fire was decided again and did not run here (missed, skipped, coalesced with a later fire, or another node's)";
 
 /**
@@ -42,6 +42,8 @@ export class LostClaims {
 
   /** The marker a held fire is to be claimed with again, if its claim was lost. */
   marker(jobId: string, scheduledAt: number): string | undefined {
+    // Asked for every fire: most often there is none to look for.
+    if (this.reusable.size === 0) return undefined;
     return this.reusable.get(fireKey(jobId, scheduledAt))?.marker;
   }
 

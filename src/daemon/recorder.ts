@@ -183,16 +183,15 @@ export class RunRecorder {
     again: number[],
     instant: boolean,
   ): Promise<(number | null)[]> {
-    const mine = again.map((i) => ids[i]).filter((id): id is number => id !== null);
-    if (mine.length > 0) {
-      // Unread (the database gone again), they run: their claims, at least, were theirs.
-      const statuses = await this.store.runStatuses(mine).catch(() => null);
-      for (const i of again) {
-        const status = statuses?.get(ids[i]!);
-        if (status !== undefined && status !== "queued" && status !== "running") ids[i] = null;
-      }
-    }
     if (instant) this.lost.end();
+    const mine = again.map((i) => ids[i]).filter((id): id is number => id !== null);
+    if (mine.length === 0) return ids;
+    // Unread (the database gone again), they run: their claims, at least, were theirs.
+    const statuses = await this.store.runStatuses(mine).catch(() => null);
+    for (const i of again) {
+      const status = statuses?.get(ids[i]!);
+      if (status !== undefined && status !== "queued" && status !== "running") ids[i] = null;
+    }
     return ids;
   }
 
