@@ -84,8 +84,12 @@ class FakeStore implements RunWriter {
     return true;
   }
 
+  /** When set, reading statuses fails as a connection lost then would. */
+  statusesLost = false;
+
   async runStatuses(ids: readonly number[]): Promise<Map<number, Run["status"]>> {
     await this.check(false);
+    if (this.statusesLost) throw new Error("read ECONNRESET: the connection was lost");
     return new Map(ids.flatMap((id) => {
       const row = this.rows.get(id);
       return row ? [[id, row.status] as const] : [];
@@ -476,7 +480,7 @@ async function heldOnLostAnswer(row: NewRun) {
   store.mode = "up";
   await clock.advance(1000);
   assert(health.online);
-  return { store, clock, recorder };
+  return { store, clock, health, recorder };
 }
 
 Deno.test("recorder: a held fire whose claim's answer was lost, claimed again with its marker, gets the row that claim wrote", async () => {
@@ -579,5 +583,28 @@ Deno.test("recorder: a fire claimed under two markers, both answers lost: the ro
   assertEquals(ids, [null, 2]);
   await settle();
   assertEquals(store.summary(), [["a", 1000, "missed"], ["b", 2000, "running"]]);
+  await recorder.close(1000);
+});
+
+Deno.test("recorder: a node that stops with lost claims kept ends their rows missed", async () => {
+  const { store, recorder } = await heldOnLostAnswer(marked("a", 1000));
+  await recorder.close(1000);
+  assertEquals(store.summary(), [["a", 1000, "missed"]]);
+});
+
+Deno.test("recorder: a holding node that cannot read a lost claim's row again does not run it; the row ends at the next instant", async () => {
+  const { store, clock, health, recorder } = await heldOnLostAnswer(marked("a", 1000));
+  store.statusesLost = true;
+  assertEquals(await recorder.claimOrHold([marked("a", 1000), marked("b", 2000)]), [null, 2]);
+  assert(!health.online, "the failed read takes the database offline");
+  store.statusesLost = false;
+  for (let s = 0; s < 30 && !health.online; s++) await clock.advance(1000);
+  assertEquals(await recorder.claimOrHold([marked("c", 3000)]), [3]);
+  await settle();
+  assertEquals(store.summary(), [
+    ["a", 1000, "missed"],
+    ["b", 2000, "running"],
+    ["c", 3000, "running"],
+  ]);
   await recorder.close(1000);
 });

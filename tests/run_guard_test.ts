@@ -8,6 +8,9 @@ import { RunGuard } from "../src/daemon/run_guard.ts";
 import { MARKER_VARIABLE } from "../src/daemon/processes.ts";
 import { captureLogs, detachedSleep as sleeper, waitFor } from "./helpers.ts";
 
+/** Group ids past the largest pid Linux allows (2^22): killing them can reach no process. */
+const NO_SUCH_GROUP = 4_194_305;
+
 /** How `child` ended, waiting for it no longer than a state should take. */
 async function ending(child: Deno.ChildProcess, what: string): Promise<Deno.CommandStatus> {
   let status: Deno.CommandStatus | null = null;
@@ -18,14 +21,15 @@ async function ending(child: Deno.ChildProcess, what: string): Promise<Deno.Comm
   });
 }
 
-/** The guard's pid: this process's child, once its shell has set its traps and become awk. */
-async function guardPid(): Promise<number> {
-  return await waitFor(async () => {
-    const out = await new Deno.Command("pgrep", { args: ["-P", String(Deno.pid), "awk"] })
-      .output();
-    const pids = new TextDecoder().decode(out.stdout).trim().split("\n").filter(Boolean);
-    return pids.length === 1 ? Number(pids[0]) : null;
-  }, { timeoutMs: 10_000, what: "the guard to run awk" });
+/** The guard's pid, once its shell has set its traps and become awk. */
+async function guardPid(guard: RunGuard): Promise<number> {
+  return await waitFor(() => {
+    try {
+      return Deno.readTextFileSync(`/proc/${guard.pid}/comm`).trim() === "awk" ? guard.pid : null;
+    } catch {
+      return null;
+    }
+  }, { timeoutMs: 10_000, what: `the guard (pid ${guard.pid}) to run awk` });
 }
 
 async function end(child: Deno.ChildProcess): Promise<void> {
@@ -87,7 +91,7 @@ Deno.test("run guard: 600 runs listed and ended in any order, then one left: it 
   try {
     const ended = Array.from({ length: 600 }, (_, i) => ({
       marker: crypto.randomUUID(),
-      pgid: 4_000_000 + i,
+      pgid: NO_SUCH_GROUP + i,
     }));
     for (const run of ended) {
       guard.watch(run.marker);
@@ -111,7 +115,7 @@ Deno.test("run guard: a signal that would end the service (INT, TERM, HUP) leave
   const listed = sleeper({});
   try {
     guard.add(listed.pid);
-    const pid = await guardPid();
+    const pid = await guardPid(guard);
     for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) Deno.kill(pid, signal);
     await guard.close();
     assertEquals((await ending(listed, "the listed group")).signal, "SIGKILL");
@@ -129,7 +133,7 @@ Deno.test("run guard: thousands of markers and groups left, most of them gone: t
   try {
     for (let i = 0; i < 3000; i++) guard.watch(crypto.randomUUID());
     guard.watch(marker);
-    for (let i = 0; i < 1500; i++) guard.add(4_000_000 + i);
+    for (let i = 0; i < 1500; i++) guard.add(NO_SUCH_GROUP + i);
     guard.add(grouped.pid);
     await guard.close();
     assertEquals((await ending(marked, "the marked process")).signal, "SIGKILL");
@@ -142,7 +146,7 @@ Deno.test("run guard: thousands of markers and groups left, most of them gone: t
 Deno.test("run guard: one that exits before its service closes it says so", async () => {
   await using log = await captureLogs("error");
   const guard = RunGuard.start()!;
-  Deno.kill(await guardPid(), "SIGKILL");
+  Deno.kill(await guardPid(guard), "SIGKILL");
   const said = await waitFor(
     () => log.messages().find((m) => m.startsWith("the run guard exited")),
     { timeoutMs: 10_000, what: "the guard's exit to be logged" },

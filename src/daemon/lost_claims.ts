@@ -76,15 +76,16 @@ export class LostClaims {
   }
 
   /**
-   * An instant's fires were claimed: the fires of the lost claims left
-   * were decided otherwise; their rows, if written, end `missed`.
+   * An instant's fires were claimed (or the service stops): the fires of
+   * the lost claims left were decided otherwise; their rows, if written,
+   * end `missed`. Resolves when written, or kept again; never rejects.
    */
-  end(): void {
+  end(): Promise<void> {
     const claims = [...this.stale, ...this.reusable.values()];
-    if (claims.length === 0) return;
+    if (claims.length === 0) return Promise.resolve();
     this.stale = [];
     this.reusable.clear();
-    this.store.missLostClaims(claims, this.clock.now(), LOST_CLAIM_NOTE).then((count) => {
+    return this.store.missLostClaims(claims, this.clock.now(), LOST_CLAIM_NOTE).then((count) => {
       if (count === 0) return;
       storeLog.warn(
         "{count} fires held after their claims' answers were lost did not run after all: recorded missed",

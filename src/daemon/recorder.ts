@@ -124,7 +124,9 @@ export class RunRecorder {
       return provisional;
     }
     const { attempt, outcome, error } = await this.attempt(rows);
-    if (outcome && "ids" in outcome) return await this.claimed(outcome.ids, again, instant);
+    if (outcome && "ids" in outcome) {
+      return await this.claimed(rows, outcome.ids, again, { instant, holding: false });
+    }
     const provisional = this.buffer(rows);
     if (!isUnreachable(error)) this.retryRefused();
     if (outcome === null) {
@@ -151,7 +153,9 @@ export class RunRecorder {
     if (!this.health.online) return null;
     const again = this.lost.take(rows);
     const { attempt, outcome, error } = await this.attempt(rows);
-    if (outcome && "ids" in outcome) return await this.claimed(outcome.ids, again, true);
+    if (outcome && "ids" in outcome) {
+      return await this.claimed(rows, outcome.ids, again, { instant: true, holding: true });
+    }
     if (outcome !== null) {
       // Refused, it wrote nothing; the rows earlier claims lost may still be there.
       this.lost.keep(isUnreachable(error) ? rows : again.map((i) => rows[i]));
@@ -173,23 +177,34 @@ export class RunRecorder {
   }
 
   /**
-   * A claim went through. Of the rows lost claims wrote that it made again
-   * (`again`), those since ended (`lost`: another node declared this one
-   * dead) are not its to run. When the rows are an instant's fires, the
-   * fires of the other lost claims were decided otherwise: their rows end.
+   * A claim of `rows` went through. Of the rows lost claims wrote that it
+   * made again (`again`), those since ended (`lost`: another node declared
+   * this one dead) are not its to run. When the rows are an instant's
+   * fires, the fires of the other lost claims were decided otherwise:
+   * their rows end.
    */
   private async claimed(
+    rows: NewRun[],
     ids: (number | null)[],
     again: number[],
-    instant: boolean,
+    { instant, holding }: { instant: boolean; holding: boolean },
   ): Promise<(number | null)[]> {
-    if (instant) this.lost.end();
+    if (instant) void this.lost.end();
     const mine = again.map((i) => ids[i]).filter((id): id is number => id !== null);
     if (mine.length === 0) return ids;
-    // Unread (the database gone again), they run: their claims, at least, were theirs.
-    const statuses = await this.store.runStatuses(mine).catch(() => null);
+    let statuses: Map<number, string>;
+    try {
+      statuses = await this.store.runStatuses(mine);
+    } catch (error) {
+      this.health.failed(error);
+      // A node that fires through outages runs them; one that holds runs
+      // nothing the database did not confirm: the rows end at the next instant.
+      if (!holding) return ids;
+      this.lost.keep(again.map((i) => rows[i]));
+      return ids.map((id, i) => again.includes(i) ? null : id);
+    }
     for (const i of again) {
-      const status = statuses?.get(ids[i]!);
+      const status = statuses.get(ids[i]!);
       if (status !== undefined && status !== "queued" && status !== "running") ids[i] = null;
     }
     return ids;
@@ -462,6 +477,8 @@ export class RunRecorder {
   /** At shutdown: try once more, for at most `timeoutMs`, to write the backlog. */
   async close(timeoutMs: number): Promise<void> {
     this.closing.abort();
+    // Fires held after lost claims will not be decided here again.
+    await settlesWithin(this.clock, this.lost.end(), timeoutMs);
     if (this.backlog > 0) await settlesWithin(this.clock, this.flush(), timeoutMs);
     if (this.backlog > 0 || this.dropped > 0) {
       storeLog.error(

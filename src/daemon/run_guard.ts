@@ -88,6 +88,11 @@ export class RunGuard {
     }
   }
 
+  /** Its process: the shell that became awk. */
+  get pid(): number {
+    return this.child.pid;
+  }
+
   /** A run's group started. */
   add(pgid: number): void {
     this.send(`+ ${pgid}\n`);

@@ -27,6 +27,8 @@ interface DriverError {
   code?: string;
   errno?: number;
   message?: string;
+  /** mysql2: the error broke the connection. */
+  fatal?: boolean;
 }
 
 /** Turn a driver error into one an operator can act on. */
@@ -67,7 +69,25 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
       );
     case "PROTOCOL_CONNECTION_LOST":
     case "ECONNRESET":
+    case "ECONNABORTED":
+    case "EPIPE":
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+    case "ER_SERVER_SHUTDOWN":
+    case "ER_CONNECTION_KILLED":
       return new DatabaseError(`lost the connection to ${where}; is the server running?`, options);
+    case "PROTOCOL_SEQUENCE_TIMEOUT":
+      return new DatabaseError(
+        `no answer from ${where} within the statement's timeout; is the server overloaded, or the network dropping packets?`,
+        options,
+      );
+  }
+  // The connection broke (the driver says so): whether the statement was done is unknown.
+  if (e.fatal === true) {
+    return new DatabaseError(
+      `lost the connection to ${where}: ${e.message ?? String(error)}`,
+      options,
+    );
   }
   // The server answered: the statement itself was refused.
   return new DatabaseError(`${describeTarget(target)}: ${e.message ?? String(error)}`, {

@@ -172,7 +172,6 @@ export interface MarkerStore {
   settleMarkers(): Promise<number>;
 }
 
-/** One row per fire (`jm_runs`): claims, outcomes and the questions asked of them. */
 /** A scheduled fire a claim sent under `marker`, its answer lost: its row may or may not exist. */
 export interface LostClaim {
   job_id: string;
@@ -180,6 +179,7 @@ export interface LostClaim {
   marker: string;
 }
 
+/** One row per fire (`jm_runs`): claims, outcomes and the questions asked of them. */
 export interface RunStore {
   /**
    * Insert run rows, each unless a row with the same (job_id, scheduled_at,
