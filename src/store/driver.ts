@@ -15,6 +15,11 @@ export interface ExecResult {
   lastId: number;
 }
 
+/** `?, ?, …`: `count` placeholders. */
+function placeholders(count: number): string {
+  return Array(count).fill("?").join(", ");
+}
+
 /** `INSERT INTO table (columns) VALUES (?, …), …` for `rows` rows, then `tail`. */
 export function insertSql(table: string, columns: readonly string[], rows = 1, tail = ""): string {
   const row = `(${columns.map(() => "?").join(", ")})`;
@@ -71,8 +76,11 @@ export interface DialectProfile {
   nowMs: string;
   /** A query with one `?` (the table name) returning one row per column, named `name`. */
   columnsSql: string;
-  /** A query returning one row per table of the database, named `name`. */
-  tablesSql: string;
+  /**
+   * A query with `count` `?` (table names) returning a row per column of
+   * each of those tables that exists: `tbl` and `name`.
+   */
+  tableColumnsSql(count: number): string;
   /** `INSERT … ` tail that updates `columns` when the key exists. */
   upsertTail(key: string, columns: string[]): string;
   /** A JSON property of a column as text. */
@@ -101,8 +109,10 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     nowMs: MYSQL_NOW_MS,
     columnsSql:
       "SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
-    tablesSql:
-      "SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()",
+    tableColumnsSql: (count) =>
+      `SELECT TABLE_NAME AS tbl, COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${
+        placeholders(count)
+      })`,
     upsertTail: (_key, columns) =>
       ` ON DUPLICATE KEY UPDATE ${columns.map((c) => `\`${c}\` = VALUES(\`${c}\`)`).join(", ")}`,
     jsonText: (column, property) => `JSON_UNQUOTE(JSON_EXTRACT(${column}, '$.${property}'))`,
@@ -118,7 +128,10 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     nowDatetime: "strftime('%Y-%m-%d %H:%M:%f', 'now')",
     nowMs: SQLITE_NOW_MS,
     columnsSql: "SELECT name FROM pragma_table_info(?)",
-    tablesSql: "SELECT name FROM sqlite_master WHERE type = 'table'",
+    tableColumnsSql: (count) =>
+      `SELECT m.name AS tbl, c.name AS name FROM sqlite_master m, pragma_table_info(m.name) c WHERE m.type = 'table' AND m.name IN (${
+        placeholders(count)
+      })`,
     upsertTail: (key, columns) =>
       ` ON CONFLICT (${key}) DO UPDATE SET ${
         columns.map((c) => `\`${c}\` = excluded.\`${c}\``).join(", ")

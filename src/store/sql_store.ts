@@ -40,6 +40,11 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
+/** Tables of the schema `tables` (from `schemaTables`) lacks. */
+function missingTables(tables: Map<string, string[]>): string[] {
+  return SCHEMA_TABLES.filter((table) => !tables.has(table));
+}
+
 /** Columns of the original project's APScheduler job store. */
 const APSCHEDULER_COLUMNS = ["next_run_time", "job_state"];
 
@@ -201,20 +206,22 @@ export class SqlStore implements Store {
   }
 
   async migrate(): Promise<MigrationReport> {
-    await this.refuseForeignJobsTable();
-    await this.refuseOriginalLogTable();
-    const current = await this.schemaVersion(this.driver);
+    const tables = await this.schemaTables(this.driver);
+    this.refuseForeignJobsTable(tables.get("jm_jobs"));
+    this.refuseOriginalLogTable(tables.get("jm_syslog"));
+    const current = await this.schemaVersion(this.driver, tables);
     this.refuseNewer(current);
-    if (current === SCHEMA_VERSION && (await this.missingTables(this.driver)).length === 0) {
+    if (current === SCHEMA_VERSION && missingTables(tables).length === 0) {
       return { from: current, to: current, applied: [], created: [] };
     }
     return await this.driver.withMigrationLock(async (tx) => {
       await tx.run(versionTable(this.kind));
       // Another process may have migrated while this one waited for the lock.
-      const from = await this.schemaVersion(tx);
+      const locked = await this.schemaTables(tx);
+      const from = await this.schemaVersion(tx, locked);
       this.refuseNewer(from);
       // Before the new migrations, which may alter a missing table.
-      const created = from === 0 ? [] : await this.missingTables(tx);
+      const created = from === 0 ? [] : missingTables(locked);
       for (const table of created) {
         for (const migration of MIGRATIONS.filter((m) => m.version <= from)) {
           for (const statement of migration.statements[this.kind]) {
@@ -235,21 +242,25 @@ export class SqlStore implements Store {
     });
   }
 
-  /** Tables of the schema the database lacks. */
-  private async missingTables(executor: Executor): Promise<string[]> {
-    const rows = await executor.all(this.driver.profile.tablesSql);
-    const present = new Set(rows.map((r) => String(r.name)));
-    return SCHEMA_TABLES.filter((table) => !present.has(table));
+  /**
+   * The column names of each schema table present, jm_schema_version
+   * included: one round trip, at the start of every command.
+   */
+  private async schemaTables(executor: Executor): Promise<Map<string, string[]>> {
+    const names = [...SCHEMA_TABLES, "jm_schema_version"];
+    const rows = await executor.all(this.driver.profile.tableColumnsSql(names.length), names);
+    const tables = new Map<string, string[]>();
+    for (const row of rows) {
+      const table = String(row.tbl);
+      const columns = tables.get(table) ?? [];
+      columns.push(String(row.name));
+      tables.set(table, columns);
+    }
+    return tables;
   }
 
-  /** Column names of a table, or null when it does not exist. */
-  private async columns(executor: Executor, table: string): Promise<string[] | null> {
-    const rows = await executor.all(this.driver.profile.columnsSql, [table]);
-    return rows.length === 0 ? null : rows.map((r) => String(r.name));
-  }
-
-  private async schemaVersion(executor: Executor): Promise<number> {
-    if (await this.columns(executor, "jm_schema_version") === null) return 0;
+  private async schemaVersion(executor: Executor, tables: Map<string, string[]>): Promise<number> {
+    if (!tables.has("jm_schema_version")) return 0;
     const rows = await executor.all("SELECT MAX(version) AS v FROM jm_schema_version");
     return Number(rows[0]?.v ?? 0);
   }
@@ -262,9 +273,8 @@ export class SqlStore implements Store {
     }
   }
 
-  private async refuseForeignJobsTable(): Promise<void> {
-    const columns = await this.columns(this.driver, "jm_jobs");
-    if (columns === null) return;
+  private refuseForeignJobsTable(columns: string[] | undefined): void {
+    if (columns === undefined) return;
     const foreign = APSCHEDULER_COLUMNS.filter((c) => columns.includes(c));
     if (foreign.length === 0) return;
     throw new RuntimeError(
@@ -281,9 +291,8 @@ export class SqlStore implements Store {
    * times in its own way: writing into it would fail on every log line.
    * Ours always has a context column, so it is never mistaken for it.
    */
-  private async refuseOriginalLogTable(): Promise<void> {
-    const columns = await this.columns(this.driver, "jm_syslog");
-    if (columns === null || columns.includes("context")) return;
+  private refuseOriginalLogTable(columns: string[] | undefined): void {
+    if (columns === undefined || columns.includes("context")) return;
     throw new RuntimeError(
       `table jm_syslog in ${this.description} is the original JobsManager's log table (it has no context column); jobsmanager changed nothing. Move it aside with \`${
         this.driver.profile.renameTable("jm_syslog", "jm_syslog_original")
