@@ -17,7 +17,14 @@ import {
 import { buildJob, type JobOptions } from "../src/domain/job.ts";
 import { ConflictError, NotFoundError, UsageError } from "../src/errors.ts";
 import type { Store } from "../src/store/store.ts";
-import { type Backend, BACKENDS, freshDatabase, rawQuery } from "./helpers.ts";
+import {
+  type Backend,
+  BACKENDS,
+  freshDatabase,
+  markerRows,
+  rawQuery,
+  type TestDatabase,
+} from "./helpers.ts";
 
 const T0 = Date.UTC(2026, 0, 1, 0, 0, 30);
 const T1 = T0 + 60_000;
@@ -29,13 +36,13 @@ const HOURLY: JobOptions = { command: "echo hi", schedule: { minute: "5" }, time
 /** Run `fn` on a migrated store over a fresh database of `backend`. */
 async function onFreshStore(
   backend: Backend,
-  fn: (store: Store, raw: (sql: string) => Promise<Record<string, unknown>[]>) => Promise<void>,
+  fn: (store: Store, db: TestDatabase) => Promise<void>,
 ): Promise<void> {
   await using db = await freshDatabase(backend);
   const store = db.open();
   try {
     await store.migrate();
-    await fn(store, (sql) => rawQuery(db, sql));
+    await fn(store, db);
   } finally {
     await store.close();
   }
@@ -49,12 +56,12 @@ for (const backend of BACKENDS) {
   const test = (name: string, fn: Parameters<typeof onFreshStore>[1]) =>
     Deno.test(`app jobs[${backend}]: ${name}`, () => onFreshStore(backend, fn));
 
-  test("addJob stores the job with one marker", async (store) => {
+  test("addJob stores the job with one marker", async (store, db) => {
     const job = buildJob("a", HOURLY, null, T0);
     const change = await addJob(store, job, { replace: false });
     assertEquals([change.before, change.after], [null, job]);
     assertEquals(await store.getJob("a"), job);
-    assertEquals((await store.listMarkers(0, 10)).map((m) => [m.id, m.jobs_after_update]), [
+    assertEquals((await markerRows(db)).map((m) => [m.id, m.jobs_after_update]), [
       [change.markerId, [job]],
     ]);
   });
@@ -132,12 +139,12 @@ for (const backend of BACKENDS) {
     assertEquals(await markerCount(store), 3);
   });
 
-  test("removeJob deletes the job, its marker holding what it was", async (store) => {
+  test("removeJob deletes the job, its marker holding what it was", async (store, db) => {
     const job = buildJob("a", HOURLY, null, T0);
     await addJob(store, job, { replace: false });
     const change = await removeJob(store, "a");
     assertEquals(await store.getJob("a"), null);
-    const last = (await store.listMarkers(0, 10)).at(-1)!;
+    const last = (await markerRows(db)).at(-1)!;
     assertEquals([last.id, last.jobs_before_update, last.jobs_after_update], [
       change.markerId,
       [job],
@@ -161,13 +168,13 @@ for (const backend of BACKENDS) {
     assertEquals(await markerCount(store), 0);
   });
 
-  test("listJobs gives each job its next fire; a broken row says why", async (store, raw) => {
+  test("listJobs gives each job its next fire; a broken row says why", async (store, db) => {
     await addJob(store, buildJob("a", HOURLY, null, T0), { replace: false });
     await addJob(store, buildJob("b", { ...HOURLY, enabled: false }, null, T0), { replace: false });
     await addJob(store, buildJob("c", { ...HOURLY, timezone: undefined }, null, T0), {
       replace: false,
     });
-    await raw("UPDATE jm_jobs SET minute = '99' WHERE id = 'c'");
+    await rawQuery(db, "UPDATE jm_jobs SET minute = '99' WHERE id = 'c'");
     const listed = await listJobs(store, { defaultZone: "Asia/Tokyo", now: T0 });
     assertEquals(
       listed.map((l) => [l.job.id, l.zone, l.next?.toISOString() ?? null, l.invalid]),

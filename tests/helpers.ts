@@ -81,6 +81,30 @@ export async function mysqlConnection(db: TestDatabase): Promise<mysql.Connectio
 }
 
 /** Run raw SQL on a test database (for checks and for simulating hand edits). */
+/** A jm_update_info row with its snapshots parsed: the store writes them and never reads them back. */
+export interface MarkerRow {
+  id: number;
+  updated: boolean;
+  update_time: string | null;
+  jobs_before_update: unknown;
+  jobs_after_update: unknown;
+}
+
+/** The markers of `db`, oldest first, with what each says changed. */
+export async function markerRows(db: TestDatabase): Promise<MarkerRow[]> {
+  const rows = await rawQuery(
+    db,
+    "SELECT id, updated, update_time, jobs_before_update, jobs_after_update FROM jm_update_info ORDER BY id",
+  );
+  return rows.map((r) => ({
+    id: Number(r.id),
+    updated: Number(r.updated) !== 0,
+    update_time: r.update_time === null ? null : String(r.update_time),
+    jobs_before_update: JSON.parse(String(r.jobs_before_update)),
+    jobs_after_update: JSON.parse(String(r.jobs_after_update)),
+  }));
+}
+
 export async function rawQuery(
   db: TestDatabase,
   sql: string,

@@ -3,7 +3,7 @@ import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import { type Job, validateJob } from "../src/domain/job.ts";
 import { ValidationError } from "../src/errors.ts";
 import type { Store } from "../src/store/store.ts";
-import { rawQuery } from "./helpers.ts";
+import { markerRows, rawQuery } from "./helpers.ts";
 import { contract, countRows, job } from "./store_contract.ts";
 
 contract("listJobs", "an empty catalogue lists nothing", async ({ store }) => {
@@ -189,7 +189,7 @@ contract(
 contract(
   "changeJob",
   "a new job is inserted with one pending marker holding it",
-  async ({ store }) => {
+  async ({ db, store }) => {
     const a = job("alpha");
     let seen: Job | null | undefined;
     const change = await store.changeJob("alpha", (current) => {
@@ -200,9 +200,10 @@ contract(
     assertEquals([change.before, change.after], [null, a]);
     assert(change.markerId !== null);
     assertEquals(await store.getJob("alpha"), a);
-    const markers = await store.listMarkers(0, 10);
     assertEquals(
-      markers.map((m) => [m.id, m.updated, m.jobs_before_update, m.jobs_after_update]),
+      (await markerRows(db)).map((
+        m,
+      ) => [m.id, m.updated, m.jobs_before_update, m.jobs_after_update]),
       [[change.markerId, false, [], [a]]],
     );
   },
@@ -211,7 +212,7 @@ contract(
 contract(
   "changeJob",
   "an update writes the new state and a marker with both snapshots",
-  async ({ store }) => {
+  async ({ db, store }) => {
     const a = job("alpha");
     await store.changeJob("alpha", () => a);
     const changed = { ...a, command: "echo changed", env: { B: "2", A: "1" }, updated_at: 5 };
@@ -223,7 +224,7 @@ contract(
     assertEquals(seen, a, "mutate sees the stored job");
     assertEquals([change.before, change.after], [a, changed]);
     assertEquals(await store.getJob("alpha"), changed);
-    const [, marker] = await store.listMarkers(0, 10);
+    const [, marker] = await markerRows(db);
     assertEquals(
       [marker.id, marker.updated, marker.jobs_before_update, marker.jobs_after_update],
       [change.markerId, false, [a], [changed]],
@@ -241,13 +242,13 @@ contract("changeJob", "a change of env alone is a change", async ({ store }) => 
 contract(
   "changeJob",
   "returning null deletes the job, with a marker holding it",
-  async ({ store }) => {
+  async ({ db, store }) => {
     const a = job("alpha");
     await store.changeJob("alpha", () => a);
     const change = await store.changeJob("alpha", () => null);
     assertEquals([change.before, change.after], [a, null]);
     assertEquals(await store.getJob("alpha"), null);
-    const [, marker] = await store.listMarkers(0, 10);
+    const [, marker] = await markerRows(db);
     assertEquals(
       [marker.id, marker.jobs_before_update, marker.jobs_after_update],
       [change.markerId, [a], []],

@@ -6,22 +6,27 @@
 import { assert, assertEquals } from "./assert.ts";
 import { contract, countRows, fire, job, liveNode, manualRequest, node } from "./store_contract.ts";
 import type { Store } from "../src/store/store.ts";
+import { markerRows, rawQuery } from "./helpers.ts";
 
 contract(
   "insertMarker",
   "a pending marker with the snapshots given, ids rising",
-  async ({ store }) => {
+  async ({ db, store }) => {
     const a = job("alpha");
     const first = await store.insertMarker([a], []);
     const second = await store.insertMarker([], [a]);
     assert(second > first, `ids rise: ${first} then ${second}`);
-    const markers = await store.listMarkers(0, 10);
     assertEquals(
-      markers.map((
+      (await markerRows(db)).map((
         m,
       ) => [m.id, m.updated, m.update_time, m.jobs_before_update, m.jobs_after_update]),
       [[first, false, null, [a], []], [second, false, null, [], [a]]],
     );
+    const markers = await store.listMarkers(0, 10);
+    assertEquals(markers.map((m) => [m.id, m.updated, m.update_time]), [
+      [first, false, null],
+      [second, false, null],
+    ]);
     assert(markers.every((m) => m.insert_time !== ""), "insert_time is set");
   },
 );
@@ -80,6 +85,18 @@ contract(
     assertEquals((await store.listMarkers(0, 100)).map((m) => m.id), ids);
     assertEquals((await store.listMarkers(ids[1], 2)).map((m) => m.id), [ids[2], ids[3]]);
     assertEquals((await store.listMarkers(ids[4], 100)).map((m) => m.id), []);
+  },
+);
+
+contract(
+  "listMarkers",
+  "a marker written by hand with snapshots that are not JSON is listed (they are never read)",
+  async ({ db, store }) => {
+    await rawQuery(
+      db,
+      "INSERT INTO jm_update_info (jobs_before_update, jobs_after_update) VALUES ('reload please', '{')",
+    );
+    assertEquals((await store.listMarkers(0, 10)).map((m) => [m.id, m.updated]), [[1, false]]);
   },
 );
 

@@ -185,8 +185,6 @@ function rowToMarker(row: Row): Marker {
     updated: Number(row.updated) !== 0,
     insert_time: String(row.insert_time),
     update_time: row.update_time === null ? null : String(row.update_time),
-    jobs_before_update: parseJson<Job[]>(row.jobs_before_update, []),
-    jobs_after_update: parseJson<Job[]>(row.jobs_after_update, []),
   };
 }
 
@@ -447,7 +445,7 @@ export class SqlStore implements Store {
 
   async listMarkers(afterId: number, limit: number): Promise<Marker[]> {
     const rows = await this.driver.all(
-      "SELECT id, updated, insert_time, update_time, jobs_before_update, jobs_after_update FROM jm_update_info WHERE id > ? ORDER BY id LIMIT ?",
+      "SELECT id, updated, insert_time, update_time FROM jm_update_info WHERE id > ? ORDER BY id LIMIT ?",
       [afterId, limit],
     );
     return rows.map(rowToMarker);

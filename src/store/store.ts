@@ -10,15 +10,18 @@ import type { LogFilter, LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
 import type { NewRun, Run, RunFilter, RunStatus, RunUpdate } from "../domain/run.ts";
 
-/** One row of `jm_update_info`: a request to reload, with what changed. */
+/**
+ * One row of `jm_update_info`: a request to reload. Its snapshots of what
+ * changed (`jobs_before_update`, `jobs_after_update`) are written for
+ * people and the original's readers, never read back: a service re-reads
+ * jm_jobs, and a marker of a big `jobs apply` holds every job twice.
+ */
 export interface Marker {
   id: number;
   /** false while no service has applied it (`updated = 0`). */
   updated: boolean;
   insert_time: string;
   update_time: string | null;
-  jobs_before_update: Job[];
-  jobs_after_update: Job[];
 }
 
 /** See {@link MarkerStore.pollState}. */
