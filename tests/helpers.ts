@@ -80,7 +80,6 @@ export async function mysqlConnection(db: TestDatabase): Promise<mysql.Connectio
   });
 }
 
-/** Run raw SQL on a test database (for checks and for simulating hand edits). */
 /** A jm_update_info row with its snapshots parsed: the store writes them and never reads them back. */
 export interface MarkerRow {
   id: number;
@@ -105,6 +104,7 @@ export async function markerRows(db: TestDatabase): Promise<MarkerRow[]> {
   }));
 }
 
+/** Run raw SQL on a test database (for checks and for simulating hand edits). */
 export async function rawQuery(
   db: TestDatabase,
   sql: string,

@@ -128,10 +128,11 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     nowDatetime: "strftime('%Y-%m-%d %H:%M:%f', 'now')",
     nowMs: SQLITE_NOW_MS,
     columnsSql: "SELECT name FROM pragma_table_info(?)",
+    // Each name looked up as pragma_table_info looks it up: in any case, a view too.
     tableColumnsSql: (count) =>
-      `SELECT m.name AS tbl, c.name AS name FROM sqlite_master m, pragma_table_info(m.name) c WHERE m.type = 'table' AND m.name IN (${
-        placeholders(count)
-      })`,
+      `SELECT t.column1 AS tbl, c.name AS name FROM (VALUES ${
+        Array(count).fill("(?)").join(", ")
+      }) t, pragma_table_info(t.column1) c`,
     upsertTail: (key, columns) =>
       ` ON CONFLICT (${key}) DO UPDATE SET ${
         columns.map((c) => `\`${c}\` = excluded.\`${c}\``).join(", ")
