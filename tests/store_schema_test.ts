@@ -180,35 +180,38 @@ onEveryBackend(
 );
 
 Deno.test("migrate[sqlite]: the original's tables are found whatever their names' case, as views too", async () => {
-  for (
-    const setup of [
+  const ORIGINAL = "is the original JobsManager's";
+  const cases: [string[], string][] = [
+    [
       ["CREATE TABLE JM_JOBS (id TEXT PRIMARY KEY, next_run_time REAL, job_state BLOB NOT NULL)"],
+      ORIGINAL,
+    ],
+    [
       [
         "CREATE TABLE ap (id TEXT PRIMARY KEY, next_run_time REAL, job_state BLOB NOT NULL)",
         "CREATE VIEW jm_jobs AS SELECT * FROM ap",
       ],
-      ["CREATE TABLE Jm_Syslog (id INTEGER PRIMARY KEY, message TEXT)"],
-    ]
-  ) {
+      ORIGINAL,
+    ],
+    [["CREATE TABLE Jm_Syslog (id INTEGER PRIMARY KEY, message TEXT)"], ORIGINAL],
+    [
+      [
+        versionTable("sqlite").replace("jm_schema_version", "JM_SCHEMA_VERSION"),
+        "INSERT INTO JM_SCHEMA_VERSION VALUES (99, 'future', 0)",
+      ],
+      "has schema version 99",
+    ],
+  ];
+  for (const [setup, refusal] of cases) {
     await using db = await freshDatabase("sqlite");
     for (const sql of setup) await rawQuery(db, sql);
     const store = db.open();
     try {
       const error = await assertRejects(() => store.migrate(), RuntimeError);
-      assert(error.message.includes("is the original JobsManager's"), error.message);
+      assert(error.message.includes(refusal), error.message);
     } finally {
       await store.close();
     }
-  }
-  await using db = await freshDatabase("sqlite");
-  await rawQuery(db, versionTable("sqlite").replace("jm_schema_version", "JM_SCHEMA_VERSION"));
-  await rawQuery(db, "INSERT INTO JM_SCHEMA_VERSION VALUES (99, 'future', 0)");
-  const store = db.open();
-  try {
-    const error = await assertRejects(() => store.migrate(), RuntimeError);
-    assert(error.message.includes("has schema version 99"), error.message);
-  } finally {
-    await store.close();
   }
 });
 
