@@ -15,11 +15,6 @@ export interface ExecResult {
   lastId: number;
 }
 
-/** `?, ?, …`: `count` placeholders. */
-function placeholders(count: number): string {
-  return Array(count).fill("?").join(", ");
-}
-
 /** `INSERT INTO table (columns) VALUES (?, …), …` for `rows` rows, then `tail`. */
 export function insertSql(table: string, columns: readonly string[], rows = 1, tail = ""): string {
   const row = `(${columns.map(() => "?").join(", ")})`;
@@ -111,7 +106,7 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
       "SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
     tableColumnsSql: (count) =>
       `SELECT TABLE_NAME AS tbl, COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${
-        placeholders(count)
+        Array(count).fill("?").join(", ")
       })`,
     upsertTail: (_key, columns) =>
       ` ON DUPLICATE KEY UPDATE ${columns.map((c) => `\`${c}\` = VALUES(\`${c}\`)`).join(", ")}`,

@@ -14,7 +14,7 @@ import type { NewRun, Run, RunFilter, RunStatus, RunUpdate } from "../domain/run
  * One row of `jm_update_info`: a request to reload. Its snapshots of what
  * changed (`jobs_before_update`, `jobs_after_update`) are written for
  * people and the original's readers, never read back: a service re-reads
- * jm_jobs, and a marker of a big `jobs apply` holds every job twice.
+ * jm_jobs, and the marker of a big `jobs apply` holds every job it changed.
  */
 export interface Marker {
   id: number;
