@@ -17,14 +17,7 @@ import {
 import { buildJob, type JobOptions } from "../src/domain/job.ts";
 import { ConflictError, NotFoundError, UsageError } from "../src/errors.ts";
 import type { Store } from "../src/store/store.ts";
-import {
-  type Backend,
-  BACKENDS,
-  freshDatabase,
-  markerRows,
-  rawQuery,
-  type TestDatabase,
-} from "./helpers.ts";
+import { BACKENDS, markerRows, onFreshStore, rawQuery } from "./helpers.ts";
 
 const T0 = Date.UTC(2026, 0, 1, 0, 0, 30);
 const T1 = T0 + 60_000;
@@ -32,21 +25,6 @@ const T2 = T1 + 60_000;
 const NOT_FOUND = "job 'nope' does not exist (see `jobsmanager job list`)";
 
 const HOURLY: JobOptions = { command: "echo hi", schedule: { minute: "5" }, timezone: "UTC" };
-
-/** Run `fn` on a migrated store over a fresh database of `backend`. */
-async function onFreshStore(
-  backend: Backend,
-  fn: (store: Store, db: TestDatabase) => Promise<void>,
-): Promise<void> {
-  await using db = await freshDatabase(backend);
-  const store = db.open();
-  try {
-    await store.migrate();
-    await fn(store, db);
-  } finally {
-    await store.close();
-  }
-}
 
 async function markerCount(store: Store): Promise<number> {
   return (await store.listMarkers(0, 1000)).length;

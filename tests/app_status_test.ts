@@ -12,34 +12,11 @@ import { buildJob } from "../src/domain/job.ts";
 import type { Node } from "../src/domain/node.ts";
 import type { NewRun } from "../src/domain/run.ts";
 import { MIGRATIONS, SCHEMA_VERSION, versionTable } from "../src/store/migrations.ts";
-import type { Store } from "../src/store/store.ts";
-import {
-  type Backend,
-  BACKENDS,
-  freshDatabase,
-  markerRows,
-  rawQuery,
-  type TestDatabase,
-} from "./helpers.ts";
+import { BACKENDS, freshDatabase, markerRows, onFreshStore, rawQuery } from "./helpers.ts";
 
 const NOW = Date.UTC(2026, 0, 1, 0, 0, 30);
 const HEARTBEAT_MS = 5000;
 const HOUR_MS = 3_600_000;
-
-/** Run `fn` on a migrated store over a fresh database of `backend`. */
-async function onFreshStore(
-  backend: Backend,
-  fn: (store: Store, db: TestDatabase) => Promise<void>,
-): Promise<void> {
-  await using db = await freshDatabase(backend);
-  const store = db.open();
-  try {
-    await store.migrate();
-    await fn(store, db);
-  } finally {
-    await store.close();
-  }
-}
 
 function node(id: string, heartbeatAgoMs: number, stopped = false): Node {
   return {

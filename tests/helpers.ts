@@ -165,6 +165,21 @@ export async function freshDatabase(backend: Backend): Promise<TestDatabase> {
   };
 }
 
+/** Run `fn` on a migrated store over a fresh database of `backend`, closed after. */
+export async function onFreshStore(
+  backend: Backend,
+  fn: (store: Store, db: TestDatabase) => Promise<void>,
+): Promise<void> {
+  await using db = await freshDatabase(backend);
+  const store = db.open();
+  try {
+    await store.migrate();
+    await fn(store, db);
+  } finally {
+    await store.close();
+  }
+}
+
 export interface CliResult {
   code: number;
   stdout: string;
