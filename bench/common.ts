@@ -13,8 +13,12 @@ const V8_FLAGS = (JSON.parse(
   await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
 ).tasks.build as string).match(/--v8-flags=\S+/)?.[0];
 if (V8_FLAGS === undefined) throw new Error("deno.json's build task sets no --v8-flags");
+/** `deno` arguments that run `script` with the V8 flags the program ships with, before its arguments. */
+export const runAsShipped = (
+  script: string,
+): string[] => ["run", "-A", "--quiet", V8_FLAGS, script];
 /** `deno` arguments that run the program as it ships, before its own arguments. */
-export const RUN_MAIN = ["run", "-A", "--quiet", V8_FLAGS, MAIN];
+export const RUN_MAIN = runAsShipped(MAIN);
 export const SERVER = Deno.env.get("JM_BENCH_DATABASE_URL") ??
   Deno.env.get("JM_TEST_DATABASE_URL") ?? "";
 export type Backend = "sqlite" | "mysql";
