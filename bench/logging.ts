@@ -46,7 +46,7 @@ export async function sinkThroughput(backend: Backend): Promise<(string | number
 }
 
 /** Rounds of quiet and flood, alternated: one 20 s run's p99 moves by half between identical runs. */
-const FLOOD_ROUNDS = 3;
+export const FLOOD_ROUNDS = 3;
 const FLOOD_LAG = new URL("./flood_lag.ts", import.meta.url).pathname;
 
 /** flood_lag.ts's lags, run as a process with the shipped V8 flags. */

@@ -30,7 +30,7 @@ import {
 } from "./common.ts";
 import { chaos } from "./cluster.ts";
 import { apiLoad } from "./http.ts";
-import { floodLag, sinkThroughput } from "./logging.ts";
+import { FLOOD_ROUNDS, floodLag, sinkThroughput } from "./logging.ts";
 import { notifyLag } from "./notify.ts";
 
 const args = [...Deno.args];
@@ -765,14 +765,14 @@ const SECTIONS: Record<
     sinkThroughput,
   ],
   flood: [
-    `Firing lag of 100 every-second jobs for ${SECONDS} s, quiet and under a log flood (the file and database sinks at info; stderr at fatal), 3 rounds alternated, each a process with the shipped V8 flags`,
+    `Firing lag of 100 every-second jobs for ${SECONDS} s, quiet and under a log flood (the file and database sinks at info; stderr at fatal), ${FLOOD_ROUNDS} rounds alternated, each a process with the shipped V8 flags`,
     [
       "backend",
       "flood",
-      "fires",
+      "fires (all rounds)",
       "p50 (median of rounds)",
       "p99 (median of rounds)",
-      "p99 of each round",
+      "p99 of each round (ms)",
       "p99 moved by",
     ],
     (b) => floodLag(b, SECONDS),
