@@ -72,16 +72,26 @@ Deno.test("log file: with no backups the file starts again, alone", async () => 
 });
 
 /** A log file sink writing each record's message as a line, in a new directory. */
-async function bareSink(flushMs: number) {
+async function bareSink(flushMs: number, name = "jobsmanager.log", maxSize = 1_000_000) {
   const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
-  const path = `${dir}/jobsmanager.log`;
+  const path = `${dir}/${name}`;
   const sink = logFileSink(path, {
     formatter: (record) => `${record.rawMessage}\n`,
-    maxSize: 1_000_000,
+    maxSize,
     backups: 1,
     flushMs,
   });
   return { dir, path, sink };
+}
+
+/** Wait until the file at `path` holds `text` (a missing file holds nothing). */
+async function untilFileIs(path: string, text: string): Promise<void> {
+  const read = () => Deno.readTextFile(path).catch(() => "");
+  await waitFor(async () => await read() === text, {
+    timeoutMs: 10_000,
+    what: `${path} to hold ${JSON.stringify(text)}`,
+    detail: async () => JSON.stringify(await read()),
+  });
 }
 
 Deno.test("log file: each line is written within the flush interval, the service still running", async () => {
@@ -119,6 +129,67 @@ Deno.test("log file: lines logged during and after the close are written, in ord
       "before the close\nduring the close\nafter the close\n",
     );
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("log file: removed, or its directory, while the service runs: made again at the next write", async () => {
+  const { dir, path, sink } = await bareSink(20, "logs/jobsmanager.log");
+  try {
+    sink(record("first"));
+    await untilFileIs(path, "first\n");
+    await Deno.remove(path);
+    sink(record("second"));
+    await untilFileIs(path, "second\n");
+    await Deno.remove(`${dir}/logs`, { recursive: true });
+    sink(record("third"));
+    await untilFileIs(path, "third\n");
+    assertEquals(await mode(path), 0o600);
+  } finally {
+    await sink[Symbol.asyncDispose]();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("log file: renamed away (logrotate): new lines go to a new file at the path", async () => {
+  const { dir, path, sink } = await bareSink(20);
+  try {
+    sink(record("before"));
+    await untilFileIs(path, "before\n");
+    await Deno.rename(path, `${path}-20261202`);
+    sink(record("after"));
+    await untilFileIs(path, "after\n");
+    assertEquals(await Deno.readTextFile(`${path}-20261202`), "before\n");
+  } finally {
+    await sink[Symbol.asyncDispose]();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("log file: after a rotation that failed the next write opens the file again: once it can rotate, the log goes on", async () => {
+  const errors: string[] = [];
+  const consoleError = console.error;
+  console.error = (message: string) => errors.push(message);
+  // Lines of 10 bytes, rotated past 15: every second line rotates.
+  const { dir, path, sink } = await bareSink(20, "jobsmanager.log", 15);
+  try {
+    // A directory with a file in it where the rotated file goes: the rename fails.
+    await Deno.mkdir(`${path}.1/blocked`, { recursive: true });
+    sink(record("line 1 .."));
+    await untilFileIs(path, "line 1 ..\n");
+    sink(record("line 2 .."));
+    await waitFor(() => errors.length > 0, {
+      timeoutMs: 10_000,
+      what: "the failed rotation reported",
+      detail: () => errors,
+    });
+    await Deno.remove(`${path}.1`, { recursive: true });
+    sink(record("line 3 .."));
+    await untilFileIs(path, "line 3 ..\n");
+    assertEquals(await Deno.readTextFile(`${path}.1`), "line 1 ..\n");
+  } finally {
+    await sink[Symbol.asyncDispose]();
+    console.error = consoleError;
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -127,8 +127,6 @@ export async function setupLogging(options: LogOptions): Promise<void> {
   };
   const levels = [options.consoleLevel];
   if (options.file !== null) {
-    const dir = options.file.replace(/\/[^/]*$/, "");
-    if (dir !== options.file) await Deno.mkdir(dir, { recursive: true });
     sinks.file = withFilter(
       logFileSink(options.file, {
         formatter: jsonLinesFormatter,

@@ -5,7 +5,8 @@
  * lines hold commands, ids and errors. Lines wait in memory and are
  * written `flushMs` after the first of them (or once `BUFFER_BYTES` wait),
  * so a busy service never waits on the disk, `tail -f` keeps up, and an
- * idle one sets no timer.
+ * idle one sets no timer. A file renamed away (logrotate) or removed, its
+ * directory too, is made again at the next write.
  */
 import type { LogRecord, Sink, TextFormatter } from "@logtape/logtape";
 
@@ -22,8 +23,9 @@ const FILE_MODE = 0o600;
 
 export function logFileSink(path: string, options: LogFileOptions): Sink & AsyncDisposable {
   const encoder = new TextEncoder();
-  let file = open(path);
-  let size = file.statSync().size;
+  /** The open file; null after a rotation, or a failure, until the next write opens `path`. */
+  let file: Deno.FsFile | null = null;
+  let size = 0;
   let buffer: string[] = [];
   let buffered = 0;
   let writing: Promise<void> = Promise.resolve();
@@ -33,8 +35,37 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
   /** Closed: a line is appended at once. */
   let closed = false;
 
+  const close = () => {
+    file?.close();
+    file = null;
+  };
+
+  /**
+   * The file at `path`, opened (its directory made) unless the open one is
+   * still there: logrotate may have renamed it, someone removed it or its
+   * directory. Lines written on would go to a file nobody reads, and the
+   * rotation's rename would fail.
+   */
+  const opened = (): Deno.FsFile => {
+    if (file !== null) {
+      try {
+        if (Deno.statSync(path).ino === file.statSync().ino) return file;
+      } catch {
+        // Gone from the path.
+      }
+      close();
+    }
+    makeDirOf(path);
+    const now = open(path);
+    file = now;
+    size = now.statSync().size;
+    return now;
+  };
+  opened();
+
+  /** Move the file aside; the next write opens a new one (also when this failed). */
   const rotate = () => {
-    file.close();
+    close();
     if (options.backups === 0) {
       Deno.removeSync(path);
     } else {
@@ -47,32 +78,32 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
       }
       Deno.renameSync(path, `${path}.1`);
     }
-    file = open(path);
-    size = 0;
   };
 
-  const writeAll = async (bytes: Uint8Array) => {
+  const writeAll = async (to: Deno.FsFile, bytes: Uint8Array) => {
     for (let offset = 0; offset < bytes.length;) {
-      offset += await file.write(bytes.subarray(offset));
+      offset += await to.write(bytes.subarray(offset));
     }
   };
 
   /** Write `lines`, rotating between two lines where the next would pass the size. */
   const write = async (lines: string[]) => {
+    let to = opened();
     let chunk: string[] = [];
     let chunkBytes = 0;
     for (const line of lines) {
       const bytes = encoder.encode(line).length;
       if (size + chunkBytes > 0 && size + chunkBytes + bytes > options.maxSize) {
-        await writeAll(encoder.encode(chunk.join("")));
+        await writeAll(to, encoder.encode(chunk.join("")));
         rotate();
+        to = opened();
         chunk = [];
         chunkBytes = 0;
       }
       chunk.push(line);
       chunkBytes += bytes;
     }
-    await writeAll(encoder.encode(chunk.join("")));
+    await writeAll(to, encoder.encode(chunk.join("")));
     size += chunkBytes;
   };
 
@@ -110,7 +141,7 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
         if (last === writing) break;
       }
       closed = true;
-      file.close();
+      close();
     },
   });
 }
@@ -126,6 +157,12 @@ function appendNow(path: string, bytes: Uint8Array): void {
   } catch (error) {
     console.error(`jobsmanager: cannot write the log file ${path}: ${error}`);
   }
+}
+
+/** `path`'s directory, made where it is missing (the first start, or removed since). */
+function makeDirOf(path: string): void {
+  const dir = path.replace(/\/[^/]*$/, "");
+  if (dir !== path && dir !== "") Deno.mkdirSync(dir, { recursive: true });
 }
 
 function open(path: string): Deno.FsFile {
