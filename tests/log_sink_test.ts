@@ -260,6 +260,15 @@ Deno.test("log sink: close() writes what is queued, and gives up after its timeo
   assertEquals(fresh.reports, []);
 });
 
+Deno.test("log sink: closed before it started (a start that failed), its records are counted", async () => {
+  const table = new FakeTable();
+  const sink = new DatabaseLogSink(table.options());
+  for (let i = 0; i < 3; i++) sink.sink(record(`early ${i}`));
+  await sink.close(1000);
+  assertEquals(table.calls, 0);
+  assertEquals(table.reports.map((r) => [r.level, r.properties.count]), [["warning", 3]]);
+});
+
 Deno.test("logging: each sink gets its own level; the sink's reports never reach the database", async () => {
   const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
   try {

@@ -176,15 +176,17 @@ export class DatabaseLogSink implements AsyncDisposable {
     this.closed = true;
     clearTimeout(this.timer);
     clearTimeout(this.soon);
-    if (!this.started) return;
-    const drained = (async () => {
-      // Offline, a flush returns at once without trying: stop rather than spin.
-      while (this.queue.length > 0 && (this.options.online?.() ?? true)) {
-        await this.flush();
-        if (this.failing) return;
-      }
-    })();
-    await settlesWithin(this.options.clock ?? systemClock, drained, timeoutMs);
+    // Never started (the start failed before the schema was ready): nothing is written, all is counted.
+    if (this.started) {
+      const drained = (async () => {
+        // Offline, a flush returns at once without trying: stop rather than spin.
+        while (this.queue.length > 0 && (this.options.online?.() ?? true)) {
+          await this.flush();
+          if (this.failing) return;
+        }
+      })();
+      await settlesWithin(this.options.clock ?? systemClock, drained, timeoutMs);
+    }
     if (this.queue.length > 0) {
       this.options.report(
         "warning",
