@@ -98,17 +98,9 @@ Deno.test("log file: each line is written within the flush interval, the service
   const { dir, path, sink } = await bareSink(20);
   try {
     sink(record("first line"));
-    await waitFor(async () => (await Deno.readTextFile(path)) === "first line\n", {
-      timeoutMs: 10_000,
-      what: "the first line in the file",
-      detail: async () => JSON.stringify(await Deno.readTextFile(path)),
-    });
+    await untilFileIs(path, "first line\n");
     sink(record("second line"));
-    await waitFor(async () => (await Deno.readTextFile(path)).endsWith("second line\n"), {
-      timeoutMs: 10_000,
-      what: "the second line in the file",
-      detail: async () => JSON.stringify(await Deno.readTextFile(path)),
-    });
+    await untilFileIs(path, "first line\nsecond line\n");
   } finally {
     await sink[Symbol.asyncDispose]();
     await Deno.remove(dir, { recursive: true });
