@@ -360,6 +360,39 @@ Deno.test({
   },
 });
 
+Deno.test("recorder: what comes after the recovery's last write, before the database counts as back, is written too", async () => {
+  const { store, clock, health, recorder } = setup();
+  assertEquals(await recorder.claim([fire("a", 1000)]), [1]);
+  store.mode = "hang";
+  const claiming = recorder.claim([fire("b", 2000)]);
+  await clock.advance(CLAIM_TIMEOUT_MS);
+  const [late] = await claiming;
+  await recorder.update(late!, finished(2100));
+  // A recovery after the recorder's: meanwhile the late claim lands, a run
+  // ends and a fire comes, all while the database is not yet counted back.
+  let fire3: number | null = null;
+  const recovered = Promise.withResolvers<void>();
+  health.onRecovery(async () => {
+    store.mode = "up";
+    await store.release();
+    await recorder.update(1, finished(1100));
+    [fire3] = await recorder.claim([fire("c", 3000)]);
+    recovered.resolve();
+  });
+  await clock.advance(1000);
+  await recovered.promise;
+  await settle();
+  assert(health.online);
+  assert(fire3 !== null && fire3 < 0, `fire3 ran under a provisional id: ${fire3}`);
+  assertEquals(recorder.backlog, 0);
+  assertEquals(store.summary(), [["a", 1000, "success"], ["b", 2000, "success"], [
+    "c",
+    3000,
+    "running",
+  ]]);
+  await recorder.close(1000);
+});
+
 Deno.test("recorder: records the database refuses are kept, in order, and retried until written", async () => {
   const { store, clock, health, recorder } = setup();
   assertEquals(await recorder.claim([fire("a", 1000)]), [1]);

@@ -29,6 +29,7 @@ export class DbHealth {
   private pastOutagesMs = 0;
   private probing: Promise<void> | null = null;
   private readonly recoveries: Recovery[] = [];
+  private readonly backListeners: (() => void)[] = [];
   private holdingReason: () => string | null = () => null;
   private readonly closing = new AbortController();
 
@@ -53,6 +54,14 @@ export class DbHealth {
   /** Run `recovery` after each outage, once the database answers; if it fails, the outage goes on. */
   onRecovery(recovery: Recovery): void {
     this.recoveries.push(recovery);
+  }
+
+  /**
+   * Call `listener` each time the database counts as back, after the
+   * recoveries: what was recorded while they ran waited for it.
+   */
+  onBack(listener: () => void): void {
+    this.backListeners.push(listener);
   }
 
   /**
@@ -118,6 +127,7 @@ export class DbHealth {
       storeLog.info("the database is back after {seconds} s", {
         seconds: Math.round(downFor / 1000),
       });
+      for (const listener of this.backListeners) listener();
       return;
     }
   }

@@ -93,6 +93,7 @@ export class RunRecorder {
     private readonly options: RecorderOptions,
   ) {
     health.onRecovery(() => this.recover());
+    health.onBack(() => this.writeLeftovers());
     this.lost = new LostClaims(store, clock, (error) => health.failed(error));
   }
 
@@ -384,6 +385,19 @@ export class RunRecorder {
       );
     }
     this.dropped = 0;
+  }
+
+  /**
+   * Write what was recorded between the recovery's last write and the
+   * database counting as back (a run that ended, a late claim that landed,
+   * a fire): nothing else would until the next outage.
+   */
+  private writeLeftovers(): void {
+    if (this.backlog === 0) return;
+    this.flush().catch((error) => {
+      if (isUnreachable(error)) this.health.failed(error);
+      else this.retryRefused();
+    });
   }
 
   /**

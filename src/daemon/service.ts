@@ -312,11 +312,9 @@ export class Service {
     o.cluster.whenLost((ids) => this.track(this.lost(ids)));
     // Writes made while the database was away were polled for by no one
     // (a watched service's next timed poll is 5 s off): poll once it is back.
-    o.health.onRecovery(() => {
+    o.health.onBack(() => {
       this.pollOnRecovery = true;
-      // After the recovery: the health counts the database back only then.
-      setTimeout(() => this.wake.abort(), 0);
-      return Promise.resolve();
+      this.wake.abort();
     });
   }
 
