@@ -88,6 +88,28 @@ for (const backend of BACKENDS) {
         await store.changeJobs((current) => ({ put: [], remove: current.map((j) => j.id) }));
       });
 
+      await t.step(
+        "changeJobs: hundreds of jobs added, changed and removed, each one",
+        async () => {
+          const ids = Array.from({ length: 250 }, (_, i) => `many.${String(i).padStart(3, "0")}`);
+          const { markers } = await counts(db);
+          await store.changeJobs(() => ({ put: ids.map((id) => job(id)), remove: [] }));
+          assertEquals(await counts(db), { jobs: 250, markers: markers + 1 });
+          const change = await store.changeJobs(() => ({
+            put: ids.slice(0, 120).map((id) => job(id, { command: `echo ${id} again` })),
+            remove: ids.slice(120),
+          }));
+          assertEquals([change.before.length, change.after.length], [250, 120]);
+          const kept = await store.listJobs();
+          assertEquals(
+            kept.map((j) => [j.id, j.command]),
+            ids.slice(0, 120).map((id) => [id, `echo ${id} again`]),
+          );
+          await store.changeJobs((current) => ({ put: [], remove: current.map((j) => j.id) }));
+          assertEquals(await counts(db), { jobs: 0, markers: markers + 3 });
+        },
+      );
+
       await t.step("the original's table is read as it is, in id order", async () => {
         await loadSeed(db, TABLE);
         const rows = await readApschedulerTable(db.target, TABLE);

@@ -85,11 +85,12 @@ export interface DialectProfile {
   /** How to move an offending table aside, for error messages. */
   renameTable(from: string, to: string): string;
   /**
-   * Runs one UPDATE writes when many runs' records are written at once
-   * (`col = CASE id WHEN ? THEN ? … END`): a round trip saved for each on
-   * MySQL. SQLite has no round trip to save, and would prepare a statement
-   * anew for each number of rows (200 ms of a 500-job burst), where a
-   * one-row UPDATE is prepared once.
+   * Rows one UPDATE or DELETE by id covers when many are written at once
+   * (runs' records: `col = CASE id WHEN ? THEN ? … END`; jobs removed:
+   * `id IN (…)`): a round trip saved for each on MySQL. SQLite has no
+   * round trip to save, and would prepare a statement anew for each number
+   * of rows (200 ms of a 500-job burst), where a one-row statement is
+   * prepared once.
    */
   rowsPerUpdate: number;
 }
