@@ -93,8 +93,17 @@ for (const backend of BACKENDS) {
         async () => {
           const ids = Array.from({ length: 250 }, (_, i) => `many.${String(i).padStart(3, "0")}`);
           const { markers } = await counts(db);
-          await store.changeJobs(() => ({ put: ids.map((id) => job(id)), remove: [] }));
+          // Its marker's snapshots, over 64 KiB, go to MySQL apart from the statement.
+          const unicode = "echo 'héllo ✓ 🚀'";
+          const added = await store.changeJobs(() => ({
+            put: ids.map((id, i) => job(id, i === 7 ? { command: unicode } : {})),
+            remove: [],
+          }));
           assertEquals(await counts(db), { jobs: 250, markers: markers + 1 });
+          const marker = (await markerRows(db)).find((m) => m.id === added.markerId)!;
+          const snapshot = marker.jobs_after_update as Job[];
+          assert(JSON.stringify(snapshot).length > 65_536, "a marker of 250 jobs is long");
+          assertEquals([snapshot.length, snapshot[7].command], [250, unicode]);
           const change = await store.changeJobs(() => ({
             put: ids.slice(0, 120).map((id) => job(id, { command: `echo ${id} again` })),
             remove: ids.slice(120),
