@@ -119,6 +119,28 @@ for (const backend of BACKENDS) {
         },
       );
 
+      await t.step(
+        "changeJobs: a change whose snapshots would outgrow a 16 MiB packet is written, its marker naming the jobs",
+        async () => {
+          // 150 commands of 60,000 characters, before and after: 18 MB of snapshots.
+          const ids = Array.from({ length: 150 }, (_, i) => `big.${String(i).padStart(3, "0")}`);
+          const long = (c: string) => `echo ${c.repeat(60_000)}`;
+          await store.changeJobs(() => ({
+            put: ids.map((id) => job(id, { command: long("a") })),
+            remove: [],
+          }));
+          const changed = await store.changeJobs(() => ({
+            put: ids.map((id) => job(id, { command: long("b") })),
+            remove: [],
+          }));
+          const marker = (await markerRows(db)).find((m) => m.id === changed.markerId)!;
+          const named = ids.map((id) => ({ id }));
+          assertEquals([marker.jobs_before_update, marker.jobs_after_update], [named, named]);
+          assertEquals((await store.getJob("big.149"))?.command, long("b"));
+          await store.changeJobs((current) => ({ put: [], remove: current.map((j) => j.id) }));
+        },
+      );
+
       await t.step("the original's table is read as it is, in id order", async () => {
         await loadSeed(db, TABLE);
         const rows = await readApschedulerTable(db.target, TABLE);

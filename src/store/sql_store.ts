@@ -32,6 +32,13 @@ const JOB_SELECT = `SELECT ${JOB_FIELDS.map((c) => `\`${c}\``).join(", ")} FROM 
 const CLAIM_CHUNK = 500;
 /** Jobs per statement when writing many (33 parameters each). */
 const JOB_WRITE_CHUNK = 100;
+/**
+ * Most characters of a marker's two snapshots; beyond, each lists the
+ * jobs' ids only. Whole, the snapshots of a change of some 15,000 jobs
+ * outgrow MySQL's default 16 MiB packet, and the change failed as a lost
+ * connection, for a text no one reads whole.
+ */
+const MARKER_SNAPSHOTS_MAX = 4 * 1024 * 1024;
 
 /** Another process claimed one of a batch of fires meanwhile. */
 class ClaimRace extends Error {}
@@ -416,9 +423,13 @@ export class SqlStore implements Store {
   }
 
   private async insertMarkerWith(executor: Executor, before: Job[], after: Job[]): Promise<number> {
+    let snapshots = [JSON.stringify(before), JSON.stringify(after)];
+    if (snapshots[0].length + snapshots[1].length > MARKER_SNAPSHOTS_MAX) {
+      snapshots = [before, after].map((jobs) => JSON.stringify(jobs.map(({ id }) => ({ id }))));
+    }
     const result = await executor.run(
       "INSERT INTO jm_update_info (updated, jobs_before_update, jobs_after_update) VALUES (0, ?, ?)",
-      [JSON.stringify(before), JSON.stringify(after)],
+      snapshots,
     );
     return result.lastId;
   }
