@@ -393,6 +393,57 @@ Deno.test("recorder: what comes after the recovery's last write, before the data
   await recorder.close(1000);
 });
 
+Deno.test("recorder: a late claim that fails once the database is back is written then, not at the next outage", async () => {
+  const { store, clock, health, recorder } = setup();
+  assertEquals(await recorder.claim([fire("a", 1000)]), [1]);
+  store.mode = "hang";
+  const claiming = recorder.claim([{ ...fire("b", 2000), marker: "m-b" }]);
+  await clock.advance(CLAIM_TIMEOUT_MS);
+  const [late] = await claiming;
+  // The probe finds the database back; the recovery passes the claim still on its way by.
+  store.mode = "up";
+  await clock.advance(1000);
+  assert(health.online);
+  await recorder.update(late!, finished(2100));
+  // Its answer is lost (the row was written all the same).
+  await store.release(true);
+  await settle();
+  assertEquals(recorder.backlog, 0);
+  assertEquals(store.summary(), [["a", 1000, "running"], ["b", 2000, "success"]]);
+  await recorder.close(1000);
+});
+
+Deno.test("recorder: an update written after the recovery is not overtaken by the run's next one", async () => {
+  const { store, clock, health, recorder } = setup();
+  assertEquals(await recorder.claim([fire("a", 1000)]), [1]);
+  health.failed(new Error("connect ECONNREFUSED 127.0.0.1:3306"));
+  // The run's progress comes after the recovery's last write, before the database counts back;
+  // written just after, its answer is slow.
+  const slow = Promise.withResolvers<void>();
+  const writing = Promise.withResolvers<void>();
+  const updateRun = store.updateRun.bind(store);
+  health.onRecovery(async () => {
+    await recorder.update(1, { status: "running", pgid: 42 });
+    store.updateRun = async (id, update) => {
+      writing.resolve();
+      await slow.promise;
+      return await updateRun(id, update);
+    };
+  });
+  await clock.advance(1000);
+  await writing.promise;
+  assert(health.online);
+  // The run ends meanwhile: its end must not be written before its progress.
+  const ended = recorder.update(1, finished(1100));
+  await settle();
+  slow.resolve();
+  await ended;
+  for (let i = 0; i < 5 && recorder.backlog > 0; i++) await settle();
+  assertEquals([recorder.backlog, store.summary()], [0, [["a", 1000, "success"]]]);
+  assertEquals(store.rows.get(1)!.pgid, 42);
+  await recorder.close(1000);
+});
+
 Deno.test("recorder: records the database refuses are kept, in order, and retried until written", async () => {
   const { store, clock, health, recorder } = setup();
   assertEquals(await recorder.claim([fire("a", 1000)]), [1]);

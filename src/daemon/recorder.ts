@@ -62,6 +62,11 @@ export class RunRecorder {
   private updates: { id: number; update: RunUpdate }[] = [];
   /** Provisional ids whose rows were written since, and their real ids. */
   private readonly written = new Map<number, number | null>();
+  /**
+   * Runs whose update `writeUpdates` is writing, or was refused by this
+   * pass: a later update of theirs waits behind it, or would be undone by it.
+   */
+  private readonly behind = new Set<number>();
   /** Provisional ids whose first claim timed out but may still land: not flushed meanwhile. */
   private readonly inFlight = new Set<number>();
   /**
@@ -243,7 +248,7 @@ export class RunRecorder {
       return Promise.resolve();
     }
     // Behind an earlier update of its run that waits, or it would be undone by it.
-    if (!this.health.online || this.updates.some((waiting) => waiting.id === real)) {
+    if (!this.health.online || this.waits(real)) {
       this.updates.push({ id: real, update });
       return Promise.resolve();
     }
@@ -256,6 +261,11 @@ export class RunRecorder {
     return this.batchWritten.promise;
   }
 
+  /** Whether an earlier update of run `id` is still to be written. */
+  private waits(id: number): boolean {
+    return this.behind.has(id) || this.updates.some((waiting) => waiting.id === id);
+  }
+
   /**
    * Write the gathered updates in one transaction. If the database fails
    * or refuses it, they wait with the backlog, in order, and are retried
@@ -263,11 +273,10 @@ export class RunRecorder {
    */
   private async writeBatch(): Promise<void> {
     const written = this.batchWritten!;
-    const waiting = new Set(this.updates.map((u) => u.id));
     const updates: { id: number; update: RunUpdate }[] = [];
     for (const [id, update] of this.batch) {
       // An earlier batch with this run failed meanwhile: stay behind it.
-      (waiting.has(id) ? this.updates : updates).push({ id, update });
+      (this.waits(id) ? this.updates : updates).push({ id, update });
     }
     this.batch = new Map();
     this.batchWritten = null;
@@ -349,7 +358,10 @@ export class RunRecorder {
   /** A claim that timed out failed after all: its rows may have been written all the same. */
   private sentAndFailed(provisional: number): void {
     this.inFlight.delete(provisional);
-    if (this.buffered.has(provisional)) this.sentBefore.add(provisional);
+    if (!this.buffered.has(provisional)) return;
+    this.sentBefore.add(provisional);
+    // Back already, the recovery passed it by (in flight then): write it now.
+    if (this.health.online) this.writeLeftovers();
   }
 
   /** A claim that timed out answered after all: its rows exist (or were someone else's). */
@@ -453,23 +465,30 @@ export class RunRecorder {
     const kept: { id: number; update: RunUpdate }[] = [];
     const held = new Set<number>();
     let refusal: unknown = null;
-    while (this.updates.length > 0) {
-      const next = this.updates.shift()!;
-      if (held.has(next.id)) {
-        kept.push(next);
-        continue;
-      }
-      try {
-        await this.store.updateRun(next.id, next.update);
-      } catch (error) {
-        if (isUnreachable(error)) {
-          this.updates = [...kept, next, ...this.updates];
-          throw error;
+    try {
+      while (this.updates.length > 0) {
+        const next = this.updates.shift()!;
+        if (held.has(next.id)) {
+          kept.push(next);
+          continue;
         }
-        kept.push(next);
-        held.add(next.id);
-        refusal ??= error;
+        this.behind.add(next.id);
+        try {
+          await this.store.updateRun(next.id, next.update);
+          this.behind.delete(next.id);
+        } catch (error) {
+          if (isUnreachable(error)) {
+            this.updates = [...kept, next, ...this.updates];
+            throw error;
+          }
+          kept.push(next);
+          held.add(next.id);
+          refusal ??= error;
+        }
       }
+    } finally {
+      // What was not written is back in the queue, where later updates look.
+      this.behind.clear();
     }
     if (refusal !== null) {
       this.updates = kept;
