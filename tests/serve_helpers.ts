@@ -3,7 +3,7 @@
  * service as a subprocess with a config file of its own, the CLI against
  * the same database, and the `jm_runs` rows as plain numbers.
  */
-import { assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "./assert.ts";
 import {
   cli,
   CliProcess,
@@ -192,6 +192,24 @@ const STARTED = ["running", "success", "failed", "timeout", "killed", "interrupt
 
 export function started(r: RunRow): boolean {
   return STARTED.includes(r.status) && r.started_at !== null;
+}
+
+/**
+ * Whether a fire of an every-second job ran. On a machine too busy to end
+ * an echo within the second, max_instances 1 rightly skips the next fire:
+ * such a row must say so, and its job's run before it must have ended no
+ * earlier than half a second before the skipped fire (it still ran when
+ * the fire was decided; its end is heard, and recorded, a little later).
+ */
+export function ran(r: RunRow, rows: RunRow[]): boolean {
+  if (r.status !== "skipped") return true;
+  const where = `run ${r.id} was skipped`;
+  assertEquals(r.note, "max_instances (1) runs were still running", where);
+  const before = rows.filter((o) => o.job_id === r.job_id && o.scheduled_at < r.scheduled_at)
+    .findLast((o) => o.started_at !== null);
+  const end = before?.finished_at ?? Infinity;
+  assert(end >= r.scheduled_at - 500, `${where}, but run ${before?.id} had ended at ${end}`);
+  return false;
 }
 
 /** Pids whose command line matches `pattern` (pgrep -f); [] when none. */

@@ -15,6 +15,7 @@ import {
   jm,
   jmMarker,
   markers,
+  ran,
   ready,
   type RunRow,
   runs,
@@ -99,7 +100,7 @@ for (const backend of BACKENDS) {
     assert(lastFire(added) <= applied, `disabled job fired after its marker was applied`);
     assert(lastFire(victim) <= applied, `removed job fired after its marker was applied`);
     const v2From = changed.scheduled_at;
-    for (const r of added) {
+    for (const r of added.filter((r) => ran(r, added))) {
       assertEquals(r.stdout, r.scheduled_at < v2From ? "v1\n" : "v2\n", `run ${r.id} of added`);
     }
 
@@ -113,7 +114,10 @@ for (const backend of BACKENDS) {
         `steady has a gap or a repeat after run ${steady[i - 1].id}:\n${await detail()}`,
       );
     }
-    assert(steady.every((r) => r.status === "success"), `steady:\n${await detail()}`);
+    assert(
+      steady.filter((r) => ran(r, steady)).every((r) => r.status === "success"),
+      `steady:\n${await detail()}`,
+    );
     assert((await markers(db)).every((m) => m.updated === 1), "a marker was left unapplied");
   });
 
