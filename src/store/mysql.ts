@@ -23,11 +23,6 @@ const DEADLOCK_ATTEMPTS = 3;
 
 type Queryable = mysql.Pool | mysql.PoolConnection;
 
-/** A parameter long enough (a marker's snapshots, a run's output) to be sent apart. */
-function isLongText(param: Param): boolean {
-  return typeof param === "string" && param.length > 65_536;
-}
-
 interface DriverError {
   code?: string;
   errno?: number;
@@ -177,9 +172,6 @@ export class MysqlDriver implements Driver {
         // Idle ones are closed by closeIdle, not by mysql2's timer.
         maxIdle: this.target.poolSize,
         enableKeepAlive: true,
-        // Statements prepared for long texts (the few that carry them), the
-        // least used closed on the server beyond these.
-        maxPreparedStatements: 16,
       })
     ).then((pool) => {
       this.#stopClosingIdle = closeIdle(pool, this.idleCloseMs);
@@ -195,11 +187,7 @@ export class MysqlDriver implements Driver {
     timeout = QUERY_TIMEOUT_MS,
   ): Promise<unknown> {
     try {
-      // A long text escaped into the statement and parsed back out by the
-      // server took 6 times as long as one sent apart, in a prepared statement.
-      const [result] = params.some(isLongText)
-        ? await on.execute({ sql, timeout }, params)
-        : await on.query({ sql, timeout }, params);
+      const [result] = await on.query({ sql, timeout }, params);
       return result;
     } catch (error) {
       throw explainMysqlError(error, this.target);
