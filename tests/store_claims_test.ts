@@ -349,6 +349,26 @@ contract(
   },
 );
 
+contract(
+  "claimRuns",
+  "runs written after an outage with their output: more than a 16 MiB packet in one claim",
+  async ({ store }) => {
+    // 300 runs with 64 kB of output each: 19 MB.
+    const out = (i: number) => `${i} `.padEnd(65_536, "x");
+    const runs = Array.from(
+      { length: 300 },
+      (_, i) =>
+        fire(`j${i}`, 1000, { status: "success", finished_at: 1500, exit_code: 0, stdout: out(i) }),
+    );
+    const ids = await store.claimRuns(runs);
+    assertEquals(new Set(ids).size, 300);
+    for (const [i, id] of ids.entries()) {
+      const run = await store.getRun(id!);
+      assertEquals([run!.job_id, run!.status, run!.stdout], [`j${i}`, "success", out(i)]);
+    }
+  },
+);
+
 contract("updateRun", "an unknown id changes nothing", async ({ store }) => {
   const [id] = await store.claimRuns([fire("a", 1000)]);
   assertEquals(await store.updateRun(id! + 1, { status: "success" }), false);

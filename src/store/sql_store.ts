@@ -36,16 +36,45 @@ const JOB_WRITE_CHUNK = 100;
  * Most characters of a marker's two snapshots; beyond, each lists the
  * jobs' ids only. Whole, the snapshots of a change of some 15,000 jobs
  * outgrow MySQL's default 16 MiB packet, and the change failed as a lost
- * connection, for a text no one reads whole.
+ * connection; those of 10,000 new jobs took 0.4-0.8 s to escape into the
+ * statement and parse back out, for a text no one reads whole.
  */
-const MARKER_SNAPSHOTS_MAX = 4 * 1024 * 1024;
+const MARKER_SNAPSHOTS_MAX = 1024 * 1024;
 
 /** Another process claimed one of a batch of fires meanwhile. */
 class ClaimRace extends Error {}
 
-function chunks<T>(items: readonly T[], size: number): T[][] {
+/**
+ * Characters of text values per statement writing many rows (a run's
+ * output may be megabytes, a job's command 64 kB, escaped twice as long):
+ * under 16 MiB packets.
+ */
+const TEXT_BUDGET = 2 * 1024 * 1024;
+
+/** Characters of the text among `values` (another value counts as 8). */
+function textOf(values: readonly Param[]): number {
+  return values.reduce<number>((n, v) => n + (typeof v === "string" ? v.length : 8), 0);
+}
+
+/**
+ * `items` in chunks of at most `size`; with `weigh`, also of at most
+ * TEXT_BUDGET characters of text (a heavier item alone).
+ */
+function chunks<T>(items: readonly T[], size: number, weigh?: (item: T) => number): T[][] {
   const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  let chunk: T[] = [];
+  let text = 0;
+  for (const item of items) {
+    const weight = weigh?.(item) ?? 0;
+    if (chunk.length === size || (chunk.length > 0 && text + weight > TEXT_BUDGET)) {
+      out.push(chunk);
+      chunk = [];
+      text = 0;
+    }
+    chunk.push(item);
+    text += weight;
+  }
+  if (chunk.length > 0) out.push(chunk);
   return out;
 }
 
@@ -403,11 +432,8 @@ export class SqlStore implements Store {
           [changed, this.driver.profile.upsertTail("id", others)],
         ] as const
       ) {
-        for (const chunk of chunks(jobs, JOB_WRITE_CHUNK)) {
-          await tx.run(
-            insertSql("jm_jobs", JOB_FIELDS, chunk.length, tail),
-            chunk.flatMap(jobParams),
-          );
+        for (const chunk of chunks(jobs.map(jobParams), JOB_WRITE_CHUNK, textOf)) {
+          await tx.run(insertSql("jm_jobs", JOB_FIELDS, chunk.length, tail), chunk.flat());
         }
       }
       for (const chunk of chunks(removed, this.driver.profile.rowsPerUpdate)) {
@@ -552,12 +578,15 @@ export class SqlStore implements Store {
         ids.set(key(row), own ? Number(row.id) : null);
       }
     }
-    const fresh = runs.filter((r) => !ids.has(key(r)));
-    for (const chunk of chunks(fresh, CLAIM_CHUNK)) {
+    const fresh = runs.filter((r) => !ids.has(key(r)))
+      .map((run) => ({ run, params: runParams(run, NEW_RUN_COLUMNS) }));
+    // Runs written after an outage carry their output.
+    for (const rows of chunks(fresh, CLAIM_CHUNK, ({ params }) => textOf(params))) {
       const result = await tx.run(
-        insertSql("jm_runs", NEW_RUN_COLUMNS, chunk.length, this.driver.profile.onDuplicateIgnore),
-        chunk.flatMap((run) => runParams(run, NEW_RUN_COLUMNS)),
+        insertSql("jm_runs", NEW_RUN_COLUMNS, rows.length, this.driver.profile.onDuplicateIgnore),
+        rows.flatMap(({ params }) => params),
       );
+      const chunk = rows.map(({ run }) => run);
       if (result.changes !== chunk.length) throw new ClaimRace();
       const inserted = new Set(chunk.map(key));
       for (const row of await this.claimedAmong(tx, chunk)) {
@@ -819,9 +848,6 @@ export class SqlStore implements Store {
   }
 }
 
-/** Characters of text values per UPDATE of several runs (a run's output may be megabytes): under 16 MiB packets. */
-const UPDATE_TEXT_BUDGET = 2 * 1024 * 1024;
-
 /**
  * Statements that write `updates` as if one after the other: a run's
  * updates merged (a later value wins), then the runs whose updates set the
@@ -853,27 +879,9 @@ function updateRunsSql(
   const statements: [string, Param[]][] = [];
   for (const [key, group] of byColumns) {
     const columns = key.split(",");
-    let chunk: typeof group = [];
-    let text = 0;
-    const write = () => {
-      if (chunk.length > 0) statements.push(caseUpdateSql(columns, chunk));
-      chunk = [];
-      text = 0;
-    };
-    for (const row of group) {
-      const size = row.values.reduce<number>(
-        (n, v) => n + (typeof v === "string" ? v.length : 8),
-        0,
-      );
-      if (
-        chunk.length === rowsPerUpdate || (chunk.length > 0 && text + size > UPDATE_TEXT_BUDGET)
-      ) {
-        write();
-      }
-      chunk.push(row);
-      text += size;
+    for (const chunk of chunks(group, rowsPerUpdate, (row) => textOf(row.values))) {
+      statements.push(caseUpdateSql(columns, chunk));
     }
-    write();
   }
   return statements;
 }
