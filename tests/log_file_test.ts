@@ -3,7 +3,7 @@
  * its owner only, as are the files it rotates into; rotated at the size,
  * keeping the backups asked for; every line written by the close.
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
 import type { LogRecord } from "@logtape/logtape";
 import { closeLogging, log, setupLogging } from "../src/daemon/log.ts";
 import { logFileSink } from "../src/daemon/log_file.ts";
@@ -158,6 +158,54 @@ Deno.test("log file: renamed away (logrotate): new lines go to a new file at the
   }
 });
 
+Deno.test("log file: lines a full disk refused are counted, and the count written first once it takes lines again", async () => {
+  const errors: string[] = [];
+  const consoleError = console.error;
+  console.error = (message: string) => errors.push(message);
+  const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
+  const path = `${dir}/jobsmanager.log`;
+  // Every write to /dev/full fails as on a full disk.
+  await Deno.symlink("/dev/full", path);
+  const sink = logFileSink(path, {
+    formatter: (record) => `${record.rawMessage}\n`,
+    maxSize: 1_000_000,
+    backups: 1,
+    flushMs: 20,
+  });
+  try {
+    sink(record("one"));
+    sink(record("two"));
+    await waitFor(() => errors.length > 0, {
+      timeoutMs: 10_000,
+      what: "the failed write said",
+      detail: () => errors,
+    });
+    // Room again: the path is a file the sink can write.
+    await Deno.remove(path);
+    sink(record("three"));
+    const read = () => Deno.readTextFile(path).catch(() => "");
+    await waitFor(async () => (await read()).endsWith("three\n"), {
+      timeoutMs: 10_000,
+      what: "the line after the full disk written",
+      detail: read,
+    });
+    assertMatch(
+      await read(),
+      /^2 log lines were lost: the log file could not be written \(.+\)\nthree\n$/,
+    );
+    assertEquals(errors.length, 2, errors.join("\n"));
+    assertMatch(
+      errors[0],
+      /cannot write the log file .*jobsmanager\.log: .+; its lines are counted/,
+    );
+    assertMatch(errors[1], /^jobsmanager: 2 log lines were lost: .+; it can be again$/);
+  } finally {
+    await sink[Symbol.asyncDispose]();
+    console.error = consoleError;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("log file: after a rotation that failed the next write opens the file again: once it can rotate, the log goes on", async () => {
   const errors: string[] = [];
   const consoleError = console.error;
@@ -178,7 +226,11 @@ Deno.test("log file: after a rotation that failed the next write opens the file 
     await Deno.remove(`${path}.1`, { recursive: true });
     sink(record("line 3 .."));
     await untilFileIs(path, "line 3 ..\n");
-    assertEquals(await Deno.readTextFile(`${path}.1`), "line 1 ..\n");
+    // The line the failed rotation cost is counted, first thing written after.
+    assertMatch(
+      await Deno.readTextFile(`${path}.1`),
+      /^1 log line was lost: the log file could not be written \(.*\)\n$/,
+    );
   } finally {
     await sink[Symbol.asyncDispose]();
     console.error = consoleError;

@@ -86,28 +86,71 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
     }
   };
 
-  /** Write `lines`, rotating between two lines where the next would pass the size. */
-  const write = async (lines: string[]) => {
-    let to = opened();
+  /** Lines lost to writes that failed since the last that did not, and the first failure. */
+  let lost = 0;
+  let failure = "";
+
+  /**
+   * Write `lines`, rotating between two lines where the next would pass
+   * the size; returns how many were written (all but those of a write that
+   * failed, then `failed` holds why).
+   */
+  const write = async (lines: string[]): Promise<{ written: number; failed?: unknown }> => {
+    let written = 0;
     let chunk: string[] = [];
     let chunkBytes = 0;
-    for (const line of lines) {
-      const bytes = encoder.encode(line).length;
-      if (size + chunkBytes > 0 && size + chunkBytes + bytes > options.maxSize) {
-        await writeAll(to, encoder.encode(chunk.join("")));
-        rotate();
-        to = opened();
-        chunk = [];
-        chunkBytes = 0;
+    try {
+      let to = opened();
+      for (const line of lines) {
+        const bytes = encoder.encode(line).length;
+        if (size + chunkBytes > 0 && size + chunkBytes + bytes > options.maxSize) {
+          await writeAll(to, encoder.encode(chunk.join("")));
+          written += chunk.length;
+          rotate();
+          to = opened();
+          chunk = [];
+          chunkBytes = 0;
+        }
+        chunk.push(line);
+        chunkBytes += bytes;
       }
-      chunk.push(line);
-      chunkBytes += bytes;
+      await writeAll(to, encoder.encode(chunk.join("")));
+      size += chunkBytes;
+      return { written: lines.length };
+    } catch (error) {
+      return { written, failed: error };
     }
-    await writeAll(to, encoder.encode(chunk.join("")));
-    size += chunkBytes;
   };
 
-  /** Write what waits, after what is being written; a failed write costs its lines, not the service. */
+  /**
+   * Write `lines`. A failed write (a full disk) costs its lines, not the
+   * service: said on stderr once, counted, and the count written first, to
+   * the file and stderr, by the first write that works again.
+   */
+  const writeCounting = async (lines: string[]) => {
+    const report = lost === 0
+      ? null
+      : `${
+        lost === 1 ? "1 log line was" : `${lost} log lines were`
+      } lost: the log file could not be written (${failure})`;
+    const batch = report === null ? lines : [options.formatter(lostRecord(report)), ...lines];
+    const { written, failed } = await write(batch);
+    if (report !== null && written > 0) {
+      console.error(`jobsmanager: ${report}; it can be again`);
+      lost = 0;
+    }
+    if (failed === undefined) return;
+    if (lost === 0) {
+      failure = String(failed);
+      console.error(
+        `jobsmanager: cannot write the log file ${path}: ${failure}; its lines are counted until it can be written again`,
+      );
+    }
+    // The report, when it was not written, is not one of the lines lost.
+    lost += batch.length - written - (report !== null && written === 0 ? 1 : 0);
+  };
+
+  /** Write what waits, after what is being written. */
   const flush = (): Promise<void> => {
     clearTimeout(timer);
     timer = undefined;
@@ -115,9 +158,7 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
     const lines = buffer;
     buffer = [];
     buffered = 0;
-    writing = writing.then(() => write(lines)).catch((error) => {
-      console.error(`jobsmanager: cannot write the log file ${path}: ${error}`);
-    });
+    writing = writing.then(() => writeCounting(lines));
     return writing;
   };
 
@@ -144,6 +185,18 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
       close();
     },
   });
+}
+
+/** The record that says how many lines were lost. */
+function lostRecord(message: string): LogRecord {
+  return {
+    category: ["jobsmanager", "log"],
+    level: "warning",
+    message: [message],
+    rawMessage: message,
+    properties: {},
+    timestamp: Date.now(),
+  };
 }
 
 function appendNow(path: string, bytes: Uint8Array): void {
