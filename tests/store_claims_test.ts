@@ -353,18 +353,24 @@ contract(
   "claimRuns",
   "runs written after an outage with their output: more than a 16 MiB packet in one claim",
   async ({ store }) => {
-    // 300 runs with 64 kB of output each: 19 MB.
+    // 300 runs with 64 kB of output each: 19 MB. A service's carry their markers; others do not.
     const out = (i: number) => `${i} `.padEnd(65_536, "x");
-    const runs = Array.from(
-      { length: 300 },
-      (_, i) =>
-        fire(`j${i}`, 1000, { status: "success", finished_at: 1500, exit_code: 0, stdout: out(i) }),
-    );
-    const ids = await store.claimRuns(runs);
-    assertEquals(new Set(ids).size, 300);
-    for (const [i, id] of ids.entries()) {
-      const run = await store.getRun(id!);
-      assertEquals([run!.job_id, run!.status, run!.stdout], [`j${i}`, "success", out(i)]);
+    for (const marked of [true, false]) {
+      const at = marked ? 1000 : 2000;
+      const runs = Array.from({ length: 300 }, (_, i) =>
+        fire(`j${i}`, at, {
+          status: "success",
+          finished_at: at + 500,
+          exit_code: 0,
+          stdout: out(i),
+          marker: marked ? `m${i}` : undefined,
+        }));
+      const ids = await store.claimRuns(runs);
+      assertEquals(new Set(ids).size, 300, `marked: ${marked}`);
+      for (const [i, id] of ids.entries()) {
+        const run = await store.getRun(id!);
+        assertEquals([run!.job_id, run!.scheduled_at, run!.stdout], [`j${i}`, at, out(i)]);
+      }
     }
   },
 );

@@ -543,10 +543,19 @@ export class SqlStore implements Store {
    */
   private async claimByMarker(runs: NewRun[]): Promise<(number | null)[]> {
     return await this.driver.transaction(async (tx) => {
-      await tx.run(
-        insertSql("jm_runs", NEW_RUN_COLUMNS, runs.length, this.driver.profile.onDuplicateIgnore),
-        runs.flatMap((run) => runParams(run, NEW_RUN_COLUMNS)),
-      );
+      const rows = runs.map((run) => runParams(run, NEW_RUN_COLUMNS));
+      // Runs written after an outage carry their output.
+      for (const chunk of chunks(rows, CLAIM_CHUNK, textOf)) {
+        await tx.run(
+          insertSql(
+            "jm_runs",
+            NEW_RUN_COLUMNS,
+            chunk.length,
+            this.driver.profile.onDuplicateIgnore,
+          ),
+          chunk.flat(),
+        );
+      }
       const byMarker = new Map<string, Row>();
       for (const row of await this.claimedAmong(tx, runs)) {
         if (typeof row.marker === "string") byMarker.set(row.marker, row);
