@@ -206,6 +206,33 @@ Deno.test("log file: lines a full disk refused are counted, and the count writte
   }
 });
 
+Deno.test("log file: lines lost to a full disk until the service stops are counted on stderr at the close", async () => {
+  const errors: string[] = [];
+  const consoleError = console.error;
+  console.error = (message: string) => errors.push(message);
+  const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
+  const path = `${dir}/jobsmanager.log`;
+  await Deno.symlink("/dev/full", path);
+  const sink = logFileSink(path, {
+    formatter: (record) => `${record.rawMessage}\n`,
+    maxSize: 1_000_000,
+    backups: 1,
+    flushMs: 60_000,
+  });
+  try {
+    for (const line of ["one", "two", "three"]) sink(record(line));
+    await sink[Symbol.asyncDispose]();
+    assertEquals(errors.length, 2, errors.join("\n"));
+    assertMatch(
+      errors[1],
+      /^jobsmanager: 3 log lines were lost: the log file could not be written \(.+\)$/,
+    );
+  } finally {
+    console.error = consoleError;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("log file: after a rotation that failed the next write opens the file again: once it can rotate, the log goes on", async () => {
   const errors: string[] = [];
   const consoleError = console.error;

@@ -183,6 +183,11 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
       }
       closed = true;
       close();
+      if (lost > 0) {
+        console.error(
+          `jobsmanager: ${lost} log lines were lost: the log file could not be written (${failure})`,
+        );
+      }
     },
   });
 }
