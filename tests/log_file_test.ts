@@ -233,6 +233,57 @@ Deno.test("log file: lines lost to a full disk until the service stops are count
   }
 });
 
+Deno.test("log file: a write a full disk cut short leaves whole lines only, and counts the lines it did not write", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
+  try {
+    const path = `${dir}/jobsmanager.log`;
+    // 14 lines of 100 bytes in one write, by a process that may write files of 512 bytes only:
+    // the write stops in the middle of the sixth line.
+    const script = `${dir}/fill.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { logFileSink } from ${
+        JSON.stringify(import.meta.resolve("../src/daemon/log_file.ts"))
+      };
+const sink = logFileSink(${JSON.stringify(path)}, {
+  formatter: (record) => record.rawMessage + "\\n",
+  maxSize: 1_000_000,
+  backups: 1,
+  flushMs: 60_000,
+});
+for (let i = 1; i <= 14; i++) {
+  const line = ("line " + i).padEnd(99, ".");
+  sink({ category: [], level: "info", message: [line], rawMessage: line, properties: {}, timestamp: 0 });
+}
+await sink[Symbol.asyncDispose]();
+`,
+    );
+    const out = await new Deno.Command("/bin/sh", {
+      // SIGXFSZ ignored: the write fails with EFBIG instead of killing the process.
+      args: [
+        "-c",
+        `trap '' XFSZ; ulimit -f 1; exec "$0" run -A --no-check "$1"`,
+        Deno.execPath(),
+        script,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assertEquals(out.code, 0, stderr);
+    const lines = (await Deno.readTextFile(path)).split("\n");
+    assertEquals(lines.length, 6, lines.join("\n"));
+    assertEquals(
+      lines.slice(0, 5).map((l) => l.replace(/\.+$/, "")),
+      [1, 2, 3, 4, 5].map((i) => `line ${i}`),
+    );
+    assertEquals(lines[5], "");
+    assertMatch(stderr, /9 log lines were lost: the log file could not be written/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("log file: after a rotation that failed the next write opens the file again: once it can rotate, the log goes on", async () => {
   const errors: string[] = [];
   const consoleError = console.error;

@@ -80,9 +80,37 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
     }
   };
 
-  const writeAll = async (to: Deno.FsFile, bytes: Uint8Array) => {
-    for (let offset = 0; offset < bytes.length;) {
-      offset += await to.write(bytes.subarray(offset));
+  /**
+   * Append `chunk`'s lines to `to`; returns how many went in whole (and
+   * why the rest did not). A write the disk cut short leaves no part of a
+   * line: the file is cut back to the end of the last whole one.
+   */
+  const append = async (
+    to: Deno.FsFile,
+    chunk: string[],
+  ): Promise<{ whole: number; failed?: unknown }> => {
+    const bytes = encoder.encode(chunk.join(""));
+    let done = 0;
+    try {
+      while (done < bytes.length) done += await to.write(bytes.subarray(done));
+      size += done;
+      return { whole: chunk.length };
+    } catch (failed) {
+      let whole = 0;
+      let end = 0;
+      for (const line of chunk) {
+        const length = encoder.encode(line).length;
+        if (end + length > done) break;
+        end += length;
+        whole++;
+      }
+      try {
+        if (end < done) to.truncateSync(size + end);
+      } catch {
+        // The part stays; the count is still right.
+      }
+      size += end;
+      return { whole, failed };
     }
   };
 
@@ -104,8 +132,9 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
       for (const line of lines) {
         const bytes = encoder.encode(line).length;
         if (size + chunkBytes > 0 && size + chunkBytes + bytes > options.maxSize) {
-          await writeAll(to, encoder.encode(chunk.join("")));
-          written += chunk.length;
+          const { whole, failed } = await append(to, chunk);
+          written += whole;
+          if (failed !== undefined) return { written, failed };
           rotate();
           to = opened();
           chunk = [];
@@ -114,9 +143,8 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
         chunk.push(line);
         chunkBytes += bytes;
       }
-      await writeAll(to, encoder.encode(chunk.join("")));
-      size += chunkBytes;
-      return { written: lines.length };
+      const { whole, failed } = await append(to, chunk);
+      return { written: written + whole, failed };
     } catch (error) {
       return { written, failed: error };
     }
