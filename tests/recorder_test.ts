@@ -444,6 +444,28 @@ Deno.test("recorder: an update written after the recovery is not overtaken by th
   await recorder.close(1000);
 });
 
+Deno.test("recorder: a batch on its way when the database went away lands before the updates that waited", async () => {
+  const { store, clock, health, recorder } = setup();
+  assertEquals(await recorder.claim([fire("a", 1000)]), [1]);
+  // The run's start goes in a batch whose answer is slow.
+  const slow = Promise.withResolvers<void>();
+  store.updatesHeld = slow.promise;
+  const started = recorder.update(1, { status: "running", pgid: 42 });
+  await settle();
+  // The database is found gone meanwhile; the run ends and its end waits.
+  health.failed(new Error("connect ECONNREFUSED 127.0.0.1:3306"));
+  await recorder.update(1, finished(1100));
+  // The probe finds it back before the batch has answered; then the batch lands.
+  await clock.advance(1000);
+  slow.resolve();
+  await started;
+  for (let i = 0; i < 5 && !health.online; i++) await settle();
+  assert(health.online);
+  assertEquals([recorder.backlog, store.summary()], [0, [["a", 1000, "success"]]]);
+  assertEquals(store.rows.get(1)!.pgid, 42);
+  await recorder.close(1000);
+});
+
 Deno.test("recorder: records the database refuses are kept, in order, and retried until written", async () => {
   const { store, clock, health, recorder } = setup();
   assertEquals(await recorder.claim([fire("a", 1000)]), [1]);

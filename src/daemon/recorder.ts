@@ -379,6 +379,10 @@ export class RunRecorder {
 
   /** The database answers again: write what waited (throws, keeping the rest, if it fails). */
   private async recover(): Promise<void> {
+    // A batch sent before the outage may still land, or fail and wait with
+    // the backlog: the updates that waited come after it either way, or it
+    // would undo them (its run back from `success` to `running`).
+    await this.batches;
     const waiting = this.backlog;
     try {
       await this.flush();
