@@ -4,7 +4,7 @@
  * keeping the backups asked for; every line written by the close.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import type { LogRecord } from "@logtape/logtape";
+import type { LogRecord, Sink } from "@logtape/logtape";
 import { closeLogging, log, setupLogging } from "../src/daemon/log.ts";
 import { logFileSink } from "../src/daemon/log_file.ts";
 import { waitFor } from "./helpers.ts";
@@ -158,21 +158,38 @@ Deno.test("log file: renamed away (logrotate): new lines go to a new file at the
   }
 });
 
-Deno.test("log file: lines a full disk refused are counted, and the count written first once it takes lines again", async () => {
+/**
+ * `fn` with a sink whose path is a link to /dev/full (every write fails as
+ * on a full disk) and what it says on stderr; that, once it is closed.
+ */
+async function onFullDisk(
+  flushMs: number,
+  fn: (path: string, sink: Sink & AsyncDisposable, errors: string[]) => void | Promise<void>,
+): Promise<string[]> {
   const errors: string[] = [];
   const consoleError = console.error;
   console.error = (message: string) => errors.push(message);
   const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
   const path = `${dir}/jobsmanager.log`;
-  // Every write to /dev/full fails as on a full disk.
   await Deno.symlink("/dev/full", path);
   const sink = logFileSink(path, {
     formatter: (record) => `${record.rawMessage}\n`,
     maxSize: 1_000_000,
     backups: 1,
-    flushMs: 20,
+    flushMs,
   });
   try {
+    await fn(path, sink, errors);
+  } finally {
+    await sink[Symbol.asyncDispose]();
+    console.error = consoleError;
+    await Deno.remove(dir, { recursive: true });
+  }
+  return errors;
+}
+
+Deno.test("log file: lines a full disk refused are counted, and the count written first once it takes lines again", async () => {
+  const errors = await onFullDisk(20, async (path, sink, errors) => {
     sink(record("one"));
     sink(record("two"));
     await waitFor(() => errors.length > 0, {
@@ -193,44 +210,21 @@ Deno.test("log file: lines a full disk refused are counted, and the count writte
       await read(),
       /^2 log lines were lost: the log file could not be written \(.+\)\nthree\n$/,
     );
-    assertEquals(errors.length, 2, errors.join("\n"));
-    assertMatch(
-      errors[0],
-      /cannot write the log file .*jobsmanager\.log: .+; its lines are counted/,
-    );
-    assertMatch(errors[1], /^jobsmanager: 2 log lines were lost: .+; it can be again$/);
-  } finally {
-    await sink[Symbol.asyncDispose]();
-    console.error = consoleError;
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
+  assertEquals(errors.length, 2, errors.join("\n"));
+  assertMatch(errors[0], /cannot write the log file .*jobsmanager\.log: .+; its lines are counted/);
+  assertMatch(errors[1], /^jobsmanager: 2 log lines were lost: .+; it can be again$/);
 });
 
 Deno.test("log file: lines lost to a full disk until the service stops are counted on stderr at the close", async () => {
-  const errors: string[] = [];
-  const consoleError = console.error;
-  console.error = (message: string) => errors.push(message);
-  const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
-  const path = `${dir}/jobsmanager.log`;
-  await Deno.symlink("/dev/full", path);
-  const sink = logFileSink(path, {
-    formatter: (record) => `${record.rawMessage}\n`,
-    maxSize: 1_000_000,
-    backups: 1,
-    flushMs: 60_000,
-  });
-  try {
+  const errors = await onFullDisk(60_000, (_path, sink) => {
     for (const line of ["one", "two", "three"]) sink(record(line));
-    await sink[Symbol.asyncDispose]();
-    assertEquals(errors.length, 2, errors.join("\n"));
-    assertMatch(
-      errors[1],
-      /^jobsmanager: 3 log lines were lost: the log file could not be written \(.+\)$/,
-    );
-  } finally {
-    console.error = consoleError;
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
+  assertEquals(errors.length, 2, errors.join("\n"));
+  assertMatch(
+    errors[1],
+    /^jobsmanager: 3 log lines were lost: the log file could not be written \(.+\)$/,
+  );
 });
 
 Deno.test("log file: a write a full disk cut short leaves whole lines only, and counts the lines it did not write", async () => {

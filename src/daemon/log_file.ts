@@ -117,6 +117,10 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
   /** Lines lost to writes that failed since the last that did not, and the first failure. */
   let lost = 0;
   let failure = "";
+  const lostLines = () =>
+    `${
+      lost === 1 ? "1 log line was" : `${lost} log lines were`
+    } lost: the log file could not be written (${failure})`;
 
   /**
    * Write `lines`, rotating between two lines where the next would pass
@@ -156,11 +160,7 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
    * the file and stderr, by the first write that works again.
    */
   const writeCounting = async (lines: string[]) => {
-    const report = lost === 0
-      ? null
-      : `${
-        lost === 1 ? "1 log line was" : `${lost} log lines were`
-      } lost: the log file could not be written (${failure})`;
+    const report = lost === 0 ? null : lostLines();
     const batch = report === null ? lines : [options.formatter(lostRecord(report)), ...lines];
     const { written, failed } = await write(batch);
     if (report !== null && written > 0) {
@@ -211,11 +211,7 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
       }
       closed = true;
       close();
-      if (lost > 0) {
-        console.error(
-          `jobsmanager: ${lost} log lines were lost: the log file could not be written (${failure})`,
-        );
-      }
+      if (lost > 0) console.error(`jobsmanager: ${lostLines()}`);
     },
   });
 }
