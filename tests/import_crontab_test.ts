@@ -36,7 +36,9 @@ Deno.test("Debian's /etc/cron.d files import line by line, with their PATH", () 
   assertEquals(sysstat.job!.timeout, 0);
   assertEquals(sysstat.notes, [
     "cron ran it as root; jobsmanager runs it as the user of `jobsmanager serve`",
+    "cron ran it in root's home directory; jobsmanager runs it in the service's working directory (`job update --cwd DIR` sets another)",
   ]);
+  assertEquals(sysstat.job!.cwd, null);
   assertEquals(summary(read("php")), [
     "php.x-usr-lib-php-sessionclean-if-d-run-systemd-syst | 0 09,39 * * * * | [ -x /usr/lib/php/sessionclean ] && if [ ! -d /run/systemd/system ]; then /usr/lib/php/sessionclean; fi",
   ]);
@@ -146,8 +148,57 @@ Deno.test("% becomes standard input exactly as cron sends it", async () => {
     { text: "* * * * * tr a-z A-Z # shout%it's%here\n", name: "x", system: false },
     0,
   );
-  assertEquals(await sh(job.job!.command), "IT'S\nHERE");
+  // Cron ends the input with a newline, so that the last line is a line.
+  assertEquals(await sh(job.job!.command), "IT'S\nHERE\n");
   assertMatch(job.notes[0], /% in the command: the text after it is the command's standard input/);
+  const [reader] = candidatesFromCrontab(
+    { text: '* * * * * while read l; do echo "got $l"; done%one%two\n', name: "x", system: false },
+    0,
+  );
+  assertEquals(await sh(reader.job!.command), "got one\ngot two\n");
+});
+
+Deno.test("a HOME= line is the directory cron ran the commands below it in", () => {
+  const [job] = candidatesFromCrontab(
+    { text: "HOME=/srv/app\n0 7 * * * ./run.sh >> log.txt\n", name: "x", system: false },
+    0,
+  );
+  assertEquals([job.job!.cwd, job.job!.env.HOME], ["/srv/app", "/srv/app"]);
+  assertEquals(job.notes, []);
+});
+
+Deno.test("descriptions: the comment paragraph right above the job; ids hold across variables", () => {
+  const text = [
+    "# Edit this file to introduce tasks to be run by cron.",
+    "#",
+    "# For more information see the manual pages of crontab(5) and cron(8)",
+    "#",
+    "# m h  dom mon dow   command",
+    "0 5 * * 1 tar -zcf /var/backups/home.tgz /home/",
+    "",
+    "# jobsmanager: id=keepme",
+    "# the shell for the job below",
+    'MAILTO=""',
+    "0 3 * * * /bin/important",
+  ].join("\n");
+  const [first, second] = candidatesFromCrontab({ text, name: "x", system: false }, 0);
+  assertEquals(first.job!.description, null);
+  assertEquals([second.id, second.job!.description], ["keepme", null]);
+});
+
+Deno.test("CRON_TZ is the schedule's zone; TZ only reaches the command, as cron reads them", () => {
+  const found = candidatesFromCrontab(
+    {
+      text: "TZ=Asia/Tokyo\n0 6 * * * a\nCRON_TZ=UTC\nTZ=America/New_York\n0 6 * * * b\n",
+      name: "x",
+      system: false,
+    },
+    0,
+  );
+  assertEquals(found.map((c) => [c.job!.timezone, c.job!.env.TZ]), [
+    [null, "Asia/Tokyo"],
+    ["UTC", "America/New_York"],
+  ]);
 });
 
 Deno.test("SHELL other than /bin/sh runs the command through it", async () => {

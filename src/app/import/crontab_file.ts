@@ -35,7 +35,7 @@ export function crontabSource(path: string, text: string, system?: boolean): Cro
 /** The environment lines above a job line, as cron hands them to it. */
 interface Environment {
   vars: Map<string, string>;
-  /** CRON_TZ, else TZ: the zone the schedule is read in. */
+  /** CRON_TZ: the zone the schedule is read in (TZ only reaches the command, as in cronie). */
   zone: string | null;
   mailto: string | null;
   shell: string | null;
@@ -55,6 +55,8 @@ interface Line {
 const ENV_LINE = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/;
 const ID_COMMENT = /^jobsmanager:\s*id=(\S*)\s*$/;
 const MAX_DESCRIPTION = 1000;
+/** The legend of the crontab template Debian's `crontab -e` starts with: no job's description. */
+const FIELD_LEGEND = /^m\s+h\s+dom\s+mon\s+dow\s+(user\s+)?command$/;
 
 /** Every line of a crontab as candidate jobs, in file order. */
 export function candidatesFromCrontab(source: CrontabSource, now: number): Candidate[] {
@@ -75,21 +77,25 @@ export function candidatesFromCrontab(source: CrontabSource, now: number): Candi
       const comment = text.replace(/^#+\s?/, "").trimEnd();
       const override = ID_COMMENT.exec(comment);
       if (override) id = override[1];
-      else if (comment !== "") comments.push(comment);
+      // An empty comment line ends a paragraph: the one right above the job describes it.
+      else if (comment === "") comments = [];
+      else if (!FIELD_LEGEND.test(comment)) comments.push(comment);
       return;
     }
     const assignment = ENV_LINE.exec(text);
     if (assignment) {
       setVariable(env, assignment[1], unquote(assignment[2]));
+      // The comments described the variable; an id given for the job below it still holds.
+      comments = [];
+      return;
+    }
+    const line = splitLine(text, source.system);
+    if (typeof line === "string") {
+      candidates.push(refused(`line ${number}`, id ?? ids.fallback(number), line));
     } else {
-      const line = splitLine(text, source.system);
-      if (typeof line === "string") {
-        candidates.push(refused(`line ${number}`, id ?? ids.fallback(number), line));
-      } else {
-        candidates.push(
-          ...lineCandidates({ ...line, number, comments, id }, snapshot(env), ids, now),
-        );
-      }
+      candidates.push(
+        ...lineCandidates({ ...line, number, comments, id }, snapshot(env), ids, now),
+      );
     }
     comments = [];
     id = null;
@@ -112,11 +118,7 @@ function setVariable(env: Environment, name: string, value: string): void {
   if (name === "CRON_TZ") env.zone = value;
   else if (name === "MAILTO") env.mailto = value;
   else if (name === "SHELL") env.shell = value;
-  else {
-    // TZ is both the zone cron reads the schedule in and a variable the command sees.
-    if (name === "TZ") env.zone = value;
-    env.vars.set(name, value);
-  }
+  else env.vars.set(name, value);
 }
 
 function snapshot(env: Environment): Environment {
@@ -179,8 +181,10 @@ function commandOf(line: Line, env: Environment): { command: string; notes: stri
     notes.push(`SHELL=${env.shell}: the command runs as \`${env.shell} -c …\`, as cron ran it`);
   }
   if (input !== null && input !== "") {
+    // Cron ends the input with a newline if it has none: a `read` of the last line needs it.
+    const text = input.endsWith("\n") ? input : `${input}\n`;
     // A newline before the closing parenthesis: the command may end in a comment.
-    command = `printf '%s' ${shellQuote(input)} | (\n${command}\n)`;
+    command = `printf '%s' ${shellQuote(text)} | (\n${command}\n)`;
     notes.push("% in the command: the text after it is the command's standard input, as in cron");
   }
   return { command, notes };
@@ -251,6 +255,16 @@ function candidate(
       `cron ran it as ${line.user}; jobsmanager runs it as the user of \`jobsmanager serve\``,
     );
   }
+  // Cron runs each command in HOME: the owner's, or the crontab's HOME= line.
+  const home = env.vars.get("HOME");
+  const cwd = home?.startsWith("/") ? home : undefined;
+  if (cwd === undefined) {
+    notes.push(
+      `cron ran it in ${
+        line.user ?? "the crontab owner"
+      }'s home directory; jobsmanager runs it in the service's working directory (\`job update --cwd DIR\` sets another)`,
+    );
+  }
   if (env.mailto !== null) {
     notes.push(
       `MAILTO=${env.mailto} not imported: jobsmanager sends no mail; the output is in \`jobsmanager runs show\``,
@@ -266,6 +280,7 @@ function candidate(
     timezone: env.zone ?? undefined,
     // cron never kills a job: neither does the imported one.
     timeout: "0",
+    cwd,
     env: [...env.vars].map(([k, v]) => `${k}=${v}`),
     description: description === "" ? undefined : description,
   };
