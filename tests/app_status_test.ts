@@ -54,47 +54,55 @@ for (const backend of BACKENDS) {
     assertEquals(await store.pendingMarkers(), 1);
   });
 
-  test("status gathers services and their state, pending markers, the last hour's runs, the next fires", async (store) => {
-    await store.saveNode(node("live", 1000));
-    await store.saveNode(node("stale", 4 * HEARTBEAT_MS));
-    await store.saveNode(node("stopped", 2000, true));
-    await store.claimRuns([
-      run(NOW - 10 * 60_000, "success"),
-      run(NOW - 20 * 60_000, "success"),
-      run(NOW - 30 * 60_000, "failed"),
-      run(NOW - 2 * HOUR_MS, "failed"),
-    ]);
-    // Jobs firing at minute 1…6, and a disabled one that would fire first.
-    for (const minute of [6, 2, 4, 1, 5, 3]) {
-      const options = { command: "true", schedule: { minute: String(minute) } };
-      await addJob(store, buildJob(`m${minute}`, options, null, NOW), { replace: false });
-    }
-    await addJob(
-      store,
-      buildJob("off", { command: "true", schedule: { second: "45" }, enabled: false }, null, NOW),
-      { replace: false },
-    );
-    await reload(store);
-    const report = await status(store, {
-      now: NOW,
-      heartbeatMs: HEARTBEAT_MS,
-      defaultZone: "UTC",
-    });
-    assertEquals(report.services.map((n) => [n.id, n.state]), [
-      ["live", "live"],
-      ["stopped", "stopped"],
-      ["stale", "stale"],
-    ]);
-    assertEquals(report.pendingMarkers, 8);
-    assertEquals(report.runsLastHour, { success: 2, failed: 1 });
-    assertEquals(report.nextFires.map(({ job, at }) => [job.id, at.toISOString()]), [
-      ["m1", "2026-01-01T00:01:00.000Z"],
-      ["m2", "2026-01-01T00:02:00.000Z"],
-      ["m3", "2026-01-01T00:03:00.000Z"],
-      ["m4", "2026-01-01T00:04:00.000Z"],
-      ["m5", "2026-01-01T00:05:00.000Z"],
-    ]);
-  });
+  test(
+    "status gathers services and their state, pending markers, the last hour's runs, the next fires",
+    async (store, db) => {
+      await store.saveNode(node("live", 1000));
+      await store.saveNode(node("stale", 4 * HEARTBEAT_MS));
+      await store.saveNode(node("stopped", 2000, true));
+      await store.claimRuns([
+        run(NOW - 10 * 60_000, "success"),
+        run(NOW - 20 * 60_000, "success"),
+        run(NOW - 30 * 60_000, "failed"),
+        run(NOW - 2 * HOUR_MS, "failed"),
+      ]);
+      // Jobs firing at minute 1…6, and a disabled one that would fire first.
+      for (const minute of [6, 2, 4, 1, 5, 3]) {
+        const options = { command: "true", schedule: { minute: String(minute) } };
+        await addJob(store, buildJob(`m${minute}`, options, null, NOW), { replace: false });
+      }
+      await addJob(
+        store,
+        buildJob("off", { command: "true", schedule: { second: "45" }, enabled: false }, null, NOW),
+        { replace: false },
+      );
+      // A row broken by hand is left out, not an error that hides the rest.
+      await rawQuery(
+        db,
+        "INSERT INTO jm_jobs (id, command, minute) VALUES ('broken', 'true', 'bogus')",
+      );
+      await reload(store);
+      const report = await status(store, {
+        now: NOW,
+        heartbeatMs: HEARTBEAT_MS,
+        defaultZone: "UTC",
+      });
+      assertEquals(report.services.map((n) => [n.id, n.state]), [
+        ["live", "live"],
+        ["stopped", "stopped"],
+        ["stale", "stale"],
+      ]);
+      assertEquals(report.pendingMarkers, 8);
+      assertEquals(report.runsLastHour, { success: 2, failed: 1 });
+      assertEquals(report.nextFires.map(({ job, at }) => [job.id, at.toISOString()]), [
+        ["m1", "2026-01-01T00:01:00.000Z"],
+        ["m2", "2026-01-01T00:02:00.000Z"],
+        ["m3", "2026-01-01T00:03:00.000Z"],
+        ["m4", "2026-01-01T00:04:00.000Z"],
+        ["m5", "2026-01-01T00:05:00.000Z"],
+      ]);
+    },
+  );
 
   test("status judges nodes that report the database's clock by it: live, stale, dead", async (store) => {
     const databaseNow = await store.databaseNow();

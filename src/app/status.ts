@@ -3,7 +3,7 @@
  * whether each is live, reloads not applied yet, the last hour's runs and
  * the next fires.
  */
-import { type Job, nextFires } from "../domain/job.ts";
+import { type Job, nextFires, validateJob } from "../domain/job.ts";
 import { type Node, type NodeState, nodeState } from "../domain/node.ts";
 import type { RunStatus } from "../domain/run.ts";
 import type { JobStore, MarkerStore, NodeStore, NotifyStore, RunStore } from "../store/store.ts";
@@ -56,7 +56,7 @@ export async function status(
   const latestMarker = await stores.latestMarkerId();
   const runsLastHour = await stores.countRuns(now - HOUR_MS);
   const jobs = await stores.listJobs();
-  const fires = jobs.filter((j) => j.enabled)
+  const fires = jobs.filter((j) => j.enabled && isValid(j))
     .flatMap((job) => nextFires(job, defaultZone, new Date(now), 1).map((at) => ({ job, at })))
     .sort((a, b) => a.at.getTime() - b.at.getTime())
     .slice(0, NEXT_FIRES);
@@ -70,4 +70,14 @@ export async function status(
     nextFires: fires,
     silentJobs,
   };
+}
+
+/** A row broken by hand is not scheduled, and has no next fire (`job list` says what is wrong). */
+function isValid(job: Job): boolean {
+  try {
+    validateJob(job);
+    return true;
+  } catch {
+    return false;
+  }
 }
