@@ -229,6 +229,33 @@ for (const backend of BACKENDS) {
       });
       assertEquals(notJson.status, 415);
       await notJson.body?.cancel();
+      // JSON that is not an object is the client's mistake, named, not a server error.
+      for (
+        const [method, path] of [
+          ["POST", "/api/v1/jobs"],
+          ["PATCH", "/api/v1/jobs/x"],
+          ["POST", "/api/v1/jobs/x/run"],
+          ["POST", "/api/v1/schedule/preview"],
+        ]
+      ) {
+        for (const [body, named] of [["null", "null"], ["[1]", "an array"], ["5", "5"]]) {
+          const answer = await fetch(`${api.url}${path}`, {
+            method,
+            headers: { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" },
+            body,
+          });
+          assertEquals([`${method} ${path} ${body}`, answer.status, await answer.json()], [
+            `${method} ${path} ${body}`,
+            400,
+            { error: `the body must be a JSON object ({…}), not ${named}` },
+          ]);
+        }
+      }
+      const misspelt = await api.call("POST", "/api/v1/jobs/x/run", { body: { forse: true } });
+      assertEquals([misspelt.status, misspelt.body], [400, {
+        error: "forse: not an option of a run request (force and queue are, each true or false)",
+        field: "forse",
+      }]);
     }));
 
   Deno.test(`api (${backend}): tokens: none is 401, read may look but not change, admin may`, () =>
@@ -508,6 +535,17 @@ Deno.test("api: without tokens, only loopback names and same-origin writes", asy
   const answer = await new Response(conn.readable).text();
   assertStringIncludes(answer.split("\r\n")[0], " 403 ");
   assertStringIncludes(answer, "Host 'evil.example' refused");
+  for (const host of ["", "[::1"]) {
+    const raw = await Deno.connect({ hostname: "127.0.0.1", port: Number(port) });
+    await raw.write(
+      new TextEncoder().encode(
+        `GET /api/v1/jobs HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+      ),
+    );
+    const broken = await new Response(raw.readable).text();
+    assertStringIncludes(broken.split("\r\n")[0], " 400 ", broken);
+    assertStringIncludes(broken, `Host '${host}' is not a host name (and port)`);
+  }
   const crossSite = await fetch(`${api.url}/api/v1/reload`, {
     method: "POST",
     headers: { Origin: "http://evil.example" },

@@ -81,10 +81,11 @@ function authenticate(tokens: Tokens): MiddlewareHandler<Env> {
  * another origin (cross-site requests).
  */
 function guardOpenServer(c: Context): void {
-  const host = new URL(`http://${c.req.header("host") ?? "localhost"}`).hostname.replace(
-    /^\[|\]$/g,
-    "",
-  );
+  const header = c.req.header("host") ?? "localhost";
+  if (!URL.canParse(`http://${header}`)) {
+    throw new HttpError(400, `Host '${header}' is not a host name (and port)`);
+  }
+  const host = new URL(`http://${header}`).hostname.replace(/^\[|\]$/g, "");
   if (!isLoopback(host)) {
     throw new HttpError(
       403,

@@ -25,8 +25,11 @@ export function json(c: Context, data: unknown, status: ContentfulStatusCode = 2
   return c.body(toJson(data), status, { "Content-Type": "application/json" });
 }
 
-/** The JSON body of a request; `fallback` when there is none (else that is an error). */
-export async function readJson(c: Context, fallback?: unknown): Promise<unknown> {
+/** The JSON object a request sends; `fallback` when there is no body (else that is an error). */
+export async function readObject(
+  c: Context,
+  fallback?: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
   const text = await c.req.text();
   if (text.trim() === "") {
     if (fallback !== undefined) return fallback;
@@ -39,9 +42,17 @@ export async function readJson(c: Context, fallback?: unknown): Promise<unknown>
       `the body must be JSON (Content-Type: application/json), not '${type}'`,
     );
   }
+  let body: unknown;
   try {
-    return JSON.parse(text);
+    body = JSON.parse(text);
   } catch (error) {
     throw new HttpError(400, `the body is not valid JSON: ${(error as Error).message}`);
   }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new HttpError(
+      400,
+      `the body must be a JSON object ({…}), not ${Array.isArray(body) ? "an array" : text.trim()}`,
+    );
+  }
+  return body as Record<string, unknown>;
 }

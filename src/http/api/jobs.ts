@@ -22,7 +22,7 @@ import { readableSchedule } from "../../cron/fields.ts";
 import { jobOptionsOf } from "../job_body.ts";
 import { count } from "../query.ts";
 import { scheduleWords } from "../schedule_words.ts";
-import { type ApiContext, json, readJson } from "./context.ts";
+import { type ApiContext, json, readObject } from "./context.ts";
 
 /** The most fires one answer lists, as `job next -n`. */
 const MAX_FIRES = 1000;
@@ -64,8 +64,8 @@ export function jobRoutes(api: ApiContext): Hono {
   });
 
   routes.post("/jobs", async (c) => {
-    const body = await readJson(c);
-    const id = (body as { id?: unknown }).id;
+    const body = await readObject(c);
+    const id = body.id;
     if (typeof id !== "string") {
       throw new ValidationError(
         "id",
@@ -96,8 +96,8 @@ export function jobRoutes(api: ApiContext): Hono {
 
   routes.patch("/jobs/:id", async (c) => {
     const id = validateId(c.req.param("id"));
-    const body = await readJson(c);
-    const given = (body as { id?: unknown }).id;
+    const body = await readObject(c);
+    const given = body.id;
     if (given !== undefined && given !== id) {
       throw new ValidationError("id", `id: a job's id cannot change (the path names '${id}')`);
     }
@@ -119,7 +119,14 @@ export function jobRoutes(api: ApiContext): Hono {
 
   routes.post("/jobs/:id/run", async (c) => {
     const id = validateId(c.req.param("id"));
-    const body = await readJson(c, {}) as Record<string, unknown>;
+    const body = await readObject(c, {});
+    const unknown = Object.keys(body).find((key) => key !== "force" && key !== "queue");
+    if (unknown !== undefined) {
+      throw new ValidationError(
+        unknown,
+        `${unknown}: not an option of a run request (force and queue are, each true or false)`,
+      );
+    }
     const flag = (name: "force" | "queue") => {
       const value = body[name] ?? false;
       if (typeof value !== "boolean") {
@@ -157,8 +164,8 @@ export function jobRoutes(api: ApiContext): Hono {
   });
 
   routes.post("/schedule/preview", async (c) => {
-    const body = await readJson(c);
-    const { count: rawCount, timezone, ...schedule } = body as Record<string, unknown>;
+    const body = await readObject(c);
+    const { count: rawCount, timezone, ...schedule } = body;
     const n = count(rawCount === undefined ? undefined : String(rawCount), "count", MAX_FIRES, 5);
     // The job builder checks the schedule and zone exactly as for a job.
     const job = buildJob(
