@@ -323,6 +323,13 @@ for (const backend of BACKENDS) {
         "/api/v1/runs?job=nightly&status=success&since=1h&limit=5",
       );
       assertEquals((listed.body as { id: number }[]).map((r) => r.id), [run.id]);
+      // Lists leave the output out (up to 128 KiB a run): only the run itself carries it.
+      assert(!("stdout" in (listed.body as object[])[0]), JSON.stringify(listed.body));
+      assert(!("stderr" in (listed.body as object[])[0]), JSON.stringify(listed.body));
+      assert(
+        stream.events.every((e) => !("stdout" in (e.data as object))),
+        JSON.stringify(stream.events),
+      );
       assertEquals((await api.call("GET", "/api/v1/runs?status=failed")).body, []);
       const noRun = await api.call("GET", "/api/v1/runs/999999");
       assertEquals(noRun.status, 404);

@@ -50,6 +50,16 @@ contract("listRuns", "newest first, at most limit", async ({ store }) => {
   assertEquals((await store.listRuns({ limit: 2 })).map((r) => r.id), ids.toReversed().slice(0, 2));
 });
 
+contract("listRuns", "with output false, every column but stdout and stderr", async ({ store }) => {
+  const [id] = await store.claimRuns([fire("a", 1000, { status: "success" })]);
+  await store.updateRun(id!, { stdout: "out", stderr: "err" });
+  const [whole] = await store.listRuns({ limit: 1 });
+  assertEquals([whole.stdout, whole.stderr], ["out", "err"]);
+  assertEquals(await store.listRuns({ limit: 1, output: false }), [
+    { ...whole, stdout: null, stderr: null },
+  ]);
+});
+
 contract(
   "listRuns",
   "filters by job, status and since (inclusive), together",
@@ -187,7 +197,13 @@ contract("latestRuns", "the newest run of each job, whatever its trigger", async
     ["a", a3],
     ["b", b1],
   ]);
-  assertEquals(latest.get("a"), await store.getRun(a3!));
+  await store.updateRun(a3!, { stdout: "out", stderr: "err" });
+  // Without its output: a list of every job's last run must not read megabytes of it.
+  assertEquals((await store.latestRuns()).get("a"), {
+    ...(await store.getRun(a3!))!,
+    stdout: null,
+    stderr: null,
+  });
 });
 
 contract("lastFires", "empty when no job has fired", async ({ store }) => {

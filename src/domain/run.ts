@@ -111,4 +111,6 @@ export interface RunFilter {
   /** Only runs scheduled at or after this instant (ms). */
   since?: number;
   limit: number;
+  /** False: stdout and stderr are not read (null), for lists that do not show them. */
+  output?: boolean;
 }

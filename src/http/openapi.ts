@@ -41,6 +41,38 @@ function closed(properties: Record<string, Schema>, optional: string[] = []): Sc
   };
 }
 
+const RUN_PROPERTIES: Record<string, Schema> = {
+  id: int,
+  job_id: str,
+  scheduled_at: instant("the fire instant; for a manual run, when it was asked for"),
+  started_at: instantOrNull("when the command started"),
+  finished_at: instantOrNull("when it ended"),
+  status: { enum: [...RUN_STATUSES] },
+  exit_code: nullable("integer"),
+  signal: nullable("string"),
+  stdout: { type: ["string", "null"], description: "head and tail, capped" },
+  stderr: { type: ["string", "null"], description: "head and tail, capped" },
+  node_id: nullable("string"),
+  trigger: { enum: [...RUN_TRIGGERS] },
+  note: nullable("string"),
+  forced: { type: "boolean", description: "started even when max_instances runs were running" },
+  cancel_requested_at: instantOrNull("when a cancel was asked for"),
+  cancel_requested_by: { type: ["string", "null"], description: "who asked for the cancel" },
+  pgid: { type: ["integer", "null"], description: "the process group its shell led" },
+  marker: {
+    type: ["string", "null"],
+    description: "its JM_RUN_MARKER, by which its processes are found",
+  },
+  attempt: { type: "integer", description: "1 for a first run; n for the (n-1)th retry" },
+  first_run_id: { type: ["integer", "null"], description: "a retry's first attempt" },
+  parent_run_id: {
+    type: ["integer", "null"],
+    description: "the run whose end started it (trigger after)",
+  },
+};
+/** A run as lists show it: without its output, which only the run itself carries. */
+const { stdout: _stdout, stderr: _stderr, ...LISTED_RUN_PROPERTIES } = RUN_PROPERTIES;
+
 const SCHEDULE: Schema = {
   type: "string",
   description: "the six fields as the CLI shows them, weekdays in names",
@@ -180,35 +212,8 @@ const schemas: Record<string, Schema> = {
     schedule_words: str,
     next: list(iso),
   }),
-  Run: closed({
-    id: int,
-    job_id: str,
-    scheduled_at: instant("the fire instant; for a manual run, when it was asked for"),
-    started_at: instantOrNull("when the command started"),
-    finished_at: instantOrNull("when it ended"),
-    status: { enum: [...RUN_STATUSES] },
-    exit_code: nullable("integer"),
-    signal: nullable("string"),
-    stdout: { type: ["string", "null"], description: "head and tail, capped" },
-    stderr: { type: ["string", "null"], description: "head and tail, capped" },
-    node_id: nullable("string"),
-    trigger: { enum: [...RUN_TRIGGERS] },
-    note: nullable("string"),
-    forced: { type: "boolean", description: "started even when max_instances runs were running" },
-    cancel_requested_at: instantOrNull("when a cancel was asked for"),
-    cancel_requested_by: { type: ["string", "null"], description: "who asked for the cancel" },
-    pgid: { type: ["integer", "null"], description: "the process group its shell led" },
-    marker: {
-      type: ["string", "null"],
-      description: "its JM_RUN_MARKER, by which its processes are found",
-    },
-    attempt: { type: "integer", description: "1 for a first run; n for the (n-1)th retry" },
-    first_run_id: { type: ["integer", "null"], description: "a retry's first attempt" },
-    parent_run_id: {
-      type: ["integer", "null"],
-      description: "the run whose end started it (trigger after)",
-    },
-  }),
+  Run: closed(RUN_PROPERTIES),
+  RunListed: closed(LISTED_RUN_PROPERTIES),
   Cancel: closed({
     outcome: {
       enum: ["dropped", "requested"],
@@ -471,7 +476,10 @@ export const OPENAPI = {
           query("limit", "at most (default 50)", int),
         ],
         responses: {
-          "200": json(list(ref("Run")), "the runs"),
+          "200": json(
+            list(ref("RunListed")),
+            "the runs, without their output (GET /runs/{id} has it)",
+          ),
           ...READ,
           "400": error("bad filter"),
         },
@@ -479,7 +487,8 @@ export const OPENAPI = {
     },
     "/runs/stream": {
       get: {
-        summary: "new and changed runs as Server-Sent Events (event: run, data: a Run)",
+        summary:
+          "new and changed runs as Server-Sent Events (event: run, data: a RunListed: no output)",
         parameters: [
           ...runFilters,
           query(

@@ -181,6 +181,10 @@ const RUN_COLUMNS = [
   "parent_run_id",
 ] as const;
 const RUN_SELECT = `SELECT ${RUN_COLUMNS.map((c) => `\`${c}\``).join(", ")} FROM jm_runs`;
+/** Runs without their output (NULL): up to 128 KiB a run that a list does not show. */
+const RUN_SELECT_NO_OUTPUT = `SELECT ${
+  RUN_COLUMNS.map((c) => c === "stdout" || c === "stderr" ? `NULL AS ${c}` : `\`${c}\``).join(", ")
+} FROM jm_runs`;
 /** The columns a claim writes: all but the id the database gives. */
 const NEW_RUN_COLUMNS = RUN_COLUMNS.filter((c) => c !== "id");
 
@@ -699,7 +703,9 @@ export class SqlStore implements Store {
     }
     const clause = where.length === 0 ? "" : ` WHERE ${where.join(" AND ")}`;
     return await this.driver.map(
-      `${RUN_SELECT}${clause} ORDER BY id DESC LIMIT ?`,
+      `${
+        filter.output === false ? RUN_SELECT_NO_OUTPUT : RUN_SELECT
+      }${clause} ORDER BY id DESC LIMIT ?`,
       [...params, filter.limit],
       rowToRun,
     );
@@ -754,7 +760,7 @@ export class SqlStore implements Store {
 
   async latestRuns(): Promise<Map<string, Run>> {
     const rows = await this.driver.all(
-      `${RUN_SELECT} WHERE id IN (SELECT MAX(id) FROM jm_runs GROUP BY job_id)`,
+      `${RUN_SELECT_NO_OUTPUT} WHERE id IN (SELECT MAX(id) FROM jm_runs GROUP BY job_id)`,
     );
     return new Map(rows.map((row) => {
       const run = rowToRun(row);

@@ -253,7 +253,10 @@ export interface RunStore {
   /** The latest scheduled fire (trigger `schedule`) of every job that has one. */
   lastFires(): Promise<Map<string, number>>;
 
-  /** The newest run (highest id, any trigger) of every job that has one, in one query. */
+  /**
+   * The newest run (highest id, any trigger) of every job that has one, in
+   * one query; without its output (stdout and stderr null).
+   */
   latestRuns(): Promise<Map<string, Run>>;
 
   /** Runs scheduled at or after `since`, counted by status. */

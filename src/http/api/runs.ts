@@ -30,6 +30,12 @@ function ended(state: string): boolean {
   return FINAL_STATUSES.includes(state.split("|")[0] as Run["status"]);
 }
 
+/** A run as lists show it: its output is the run's own answer's (GET /runs/{id}). */
+function listed(run: Run): Omit<Run, "stdout" | "stderr"> {
+  const { stdout: _stdout, stderr: _stderr, ...rest } = run;
+  return rest;
+}
+
 function remoteOf(c: Context): string {
   try {
     return getConnInfo(c).remote.address ?? "unknown";
@@ -49,8 +55,9 @@ export function runRoutes(api: ApiContext): Hono<Env> {
       status: optionalStatus(c.req.query("status")),
       since: optionalSince(c.req.query("since"), Date.now()),
       limit: count(c.req.query("limit"), "limit", MAX_RUNS, 50),
+      output: false,
     });
-    return json(c, runs);
+    return json(c, runs.map(listed));
   });
 
   routes.get("/runs/stream", (c) => {
@@ -58,6 +65,7 @@ export function runRoutes(api: ApiContext): Hono<Env> {
       job_id: optionalJob(c.req.query("job")),
       status: optionalStatus(c.req.query("status")),
       limit: STREAM_WINDOW,
+      output: false,
     };
     const seen = new Map<number, string>();
     // The client has the runs up to `after` (from GET /runs): newer ones it has not seen.
@@ -82,7 +90,7 @@ export function runRoutes(api: ApiContext): Hono<Env> {
         for (const run of runs.sort((a, b) => a.id - b.id)) {
           const state = stateOf(run);
           if (seen.get(run.id) !== state && (!first || run.id > known)) {
-            events.push({ event: "run", data: run, id: String(run.id) });
+            events.push({ event: "run", data: listed(run), id: String(run.id) });
           }
           seen.set(run.id, state);
         }
