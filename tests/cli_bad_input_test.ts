@@ -192,6 +192,20 @@ const CASES: BadCase[] = [
     code: 2,
     error: "description: is 1001 characters long (allowed: up to 1000)",
   },
+  // What MySQL's columns hold, on both backends: MySQL refused more with an error naming no job.
+  {
+    name: "command of 65,536 bytes (32,768 characters)",
+    args: ["job", "add", "new", "--command", "é".repeat(32_768), "--minute", "5"],
+    code: 2,
+    error:
+      "command: is 65536 bytes long (allowed: up to 65535; a longer script belongs in a file the job reads)",
+  },
+  {
+    name: "minute of 257 characters",
+    args: [...ADD, "--minute", `${"0,".repeat(128)}0`],
+    code: 2,
+    error: "minute: is 257 characters long (allowed: up to 255)",
+  },
   {
     name: "--env without =",
     args: [...ADD, "--minute", "5", "--env", "NOEQUALS"],

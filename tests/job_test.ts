@@ -5,6 +5,7 @@ import {
   followCycle,
   type Job,
   JOB_FIELDS,
+  type JobOptions,
   parseAfter,
   retryDelayMs,
   sameDefinition,
@@ -76,6 +77,46 @@ Deno.test("a NUL byte is refused in every text a job holds, naming the field", (
     ValidationError,
   ) as ValidationError;
   assertEquals(error.field, "description");
+});
+
+Deno.test("a new or changed job fits MySQL's columns; one stored already is not held to them", () => {
+  const base: JobOptions = { command: "true", cron: "* * * * *" };
+  const fits = "x".repeat(65_535);
+  const cases: [JobOptions, JobOptions, string][] = [
+    [{ command: fits }, { command: `${fits}x` }, "command"],
+    [{ env: [`A=${"x".repeat(65_527)}`] }, { env: [`A=${"x".repeat(65_528)}`] }, "env"],
+    [{ cwd: `/${fits.slice(1)}` }, { cwd: `/${fits}` }, "cwd"],
+    [{ on_failure: fits }, { on_failure: `${fits}x` }, "on_failure"],
+    [
+      { on_success_url: `http://h/${fits.slice(9)}` },
+      { on_success_url: `http://h/${fits.slice(8)}` },
+      "on_success_url",
+    ],
+  ];
+  for (const [fitting, longer, field] of cases) {
+    const job = buildJob("j", { ...base, ...fitting }, null, 1);
+    const value = field === "env" ? JSON.stringify(job.env) : String(job[field as keyof Job]);
+    assertEquals(new TextEncoder().encode(value).length, 65_535, field);
+    const error = assertThrows(
+      () => buildJob("j", { ...base, ...longer }, null, 1),
+      ValidationError,
+      `${field}: is 65536 bytes long`,
+    ) as ValidationError;
+    assertEquals(error.field, field);
+  }
+  // Bytes, not characters: € is three.
+  assertThrows(
+    () => buildJob("j", { ...base, command: "€".repeat(21_846) }, null, 1),
+    ValidationError,
+    "command: is 65538 bytes long",
+  );
+  assertThrows(
+    () => buildJob("j", { command: "true", schedule: { hour: `${"1,".repeat(128)}1` } }, null, 1),
+    ValidationError,
+    "hour: is 257 characters long (allowed: up to 255)",
+  );
+  // A longer one SQLite stored before still runs.
+  validateJob({ ...buildJob("j", base, null, 1), command: "x".repeat(70_000) });
 });
 
 Deno.test("--after splits a known outcome off an id that may hold ':' itself", () => {

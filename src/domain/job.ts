@@ -16,6 +16,8 @@ import {
 } from "../cron/croner.ts";
 import {
   applyNotifyOptions,
+  HOOK_COMMANDS,
+  HOOK_URLS,
   NO_NOTIFY,
   NOTIFY_FIELDS,
   type NotifyFields,
@@ -272,8 +274,53 @@ export function buildJob(id: string, options: JobOptions, current: Job | null, n
   // Notifications (issue 13).
   Object.assign(job, applyNotifyOptions(job, options));
   validateJob(job);
+  checkSizes(job);
   if (schedule !== null && hasSchedule(job)) checkEverFires(job);
   return job;
+}
+
+/** Bytes of text a job's long columns hold: MySQL's TEXT. */
+const TEXT_BYTES = 65_535;
+/** Characters a schedule field's column holds: VARCHAR(255). */
+const FIELD_CHARS = 255;
+
+/**
+ * A new or changed job fits the columns that store it, on either backend:
+ * MySQL would refuse a longer value with a server error naming no job,
+ * SQLite would take it. Jobs already stored are not held to it (a longer
+ * one SQLite kept still runs).
+ */
+function checkSizes(job: Job): void {
+  for (const field of FIELD_NAMES) {
+    const length = job[field].length;
+    if (length > FIELD_CHARS) {
+      throw new ValidationError(
+        field,
+        `${field}: is ${length} characters long (allowed: up to ${FIELD_CHARS})`,
+      );
+    }
+  }
+  const texts: [string, string | null][] = [
+    ["command", job.command],
+    ["env", JSON.stringify(job.env)],
+    ["cwd", job.cwd],
+    ...[...HOOK_COMMANDS, ...HOOK_URLS].map((f): [string, string | null] => [f, job[f]]),
+  ];
+  for (const [field, text] of texts) {
+    // A UTF-8 character is at most 4 bytes: only a long text needs counting.
+    if (text === null || text.length * 4 <= TEXT_BYTES) continue;
+    const bytes = new TextEncoder().encode(text).length;
+    if (bytes > TEXT_BYTES) {
+      throw new ValidationError(
+        field,
+        `${field}: is ${bytes} bytes long${
+          field === "env" ? " as stored (JSON)" : ""
+        } (allowed: up to ${TEXT_BYTES}; a longer ${
+          field === "command" ? "script" : "value"
+        } belongs in a file the job reads)`,
+      );
+    }
+  }
 }
 
 /** The fields of a job with no schedule of its own: all six empty. */
