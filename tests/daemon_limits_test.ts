@@ -7,6 +7,7 @@
 import { assert, assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
 import { DaemonHarness, describeRun, T0 } from "./daemon_harness.ts";
+import { node } from "./store_contract.ts";
 
 const at = (s: number) => T0 + s * 1000;
 
@@ -29,6 +30,39 @@ for (const backend of BACKENDS) {
     await h.started("slow", at(3));
     await h.run("slow", at(3), "running");
     assertEquals(h.runner.runs.length, 2);
+  });
+
+  Deno.test(`daemon[${backend}]: a run of the job on another node holds its max_instances here till it ends`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("slow", { schedule: { second: "*" } });
+    // The job moved here (this node started, or another left) while that node ran it.
+    await h.store.saveNode(node("other"));
+    const [there] = await h.store.claimRuns([
+      {
+        job_id: "slow",
+        scheduled_at: T0,
+        status: "running",
+        trigger: "schedule",
+        node_id: "other",
+      },
+    ]);
+    await h.start();
+    await h.clock.set(at(1));
+    assertEquals(
+      (await h.run("slow", at(1), "skipped")).note,
+      "max_instances (1) runs were still running (1 of them on node other)",
+    );
+    await h.store.updateRun(there!, { status: "success", finished_at: at(1) });
+    // A poll (every reload_interval) sees it ended, and lets its slot go.
+    let s = 2;
+    for (; s < 10; s++) {
+      await h.clock.set(at(s));
+      const row = await h.run("slow", at(s), "skipped", "running");
+      if (row.status === "running") break;
+    }
+    assert(s < 10, "a fire ran once the run elsewhere had ended");
+    await h.started("slow", at(s));
+    assertEquals(h.runner.runs.length, 1);
   });
 
   Deno.test(`daemon[${backend}]: max_instances 2 lets two runs overlap, not three`, async () => {

@@ -5,7 +5,7 @@
  */
 import { assertEquals } from "./assert.ts";
 import { FINAL_STATUSES, type RunStatus } from "../src/domain/run.ts";
-import { contract, fire, manualRequest } from "./store_contract.ts";
+import { contract, fire, manualRequest, node } from "./store_contract.ts";
 
 contract("getRun", "an unknown id is null", async ({ store }) => {
   const [id] = await store.claimRuns([fire("a", 1000)]);
@@ -281,5 +281,32 @@ contract(
     );
     assertEquals((await store.dueQueuedRuns(1500, 10)).map((r) => r.id), [first]);
     assertEquals((await store.dueQueuedRuns(5000, 1)).map((r) => r.id), [first]);
+  },
+);
+
+contract(
+  "activeRunsElsewhere",
+  "runs running or queued on other nodes that neither stopped nor died",
+  async ({ store }) => {
+    await store.saveNode(node("here"));
+    await store.saveNode(node("live"));
+    await store.saveNode(node("stopped", { stopped_at: 2000 }));
+    await store.saveNode(node("dead", { declared_dead_at: 2000, declared_dead_by: "live" }));
+    const [running, queued] = await store.claimRuns([
+      fire("a", 1000, { node_id: "live" }),
+      fire("b", 1000, { node_id: "live", status: "queued" }),
+      fire("c", 1000, { node_id: "live", status: "success" }),
+      fire("d", 1000, { node_id: "here" }),
+      fire("e", 1000, { node_id: "stopped" }),
+      fire("f", 1000, { node_id: "dead" }),
+      // A node with no row (removed by hand) holds nothing: its runs would hold their jobs for ever.
+      fire("g", 1000, { node_id: "gone" }),
+      // A `job run` request no node took.
+      manualRequest("h", 1000),
+    ]);
+    assertEquals(await store.activeRunsElsewhere("here"), [
+      { id: running!, job_id: "a", node_id: "live" },
+      { id: queued!, job_id: "b", node_id: "live" },
+    ]);
   },
 );

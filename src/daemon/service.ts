@@ -17,7 +17,14 @@ import {
   validateJob,
 } from "../domain/job.ts";
 import { log } from "./log.ts";
-import type { NewRun, Run, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
+import {
+  FINAL_STATUSES,
+  type NewRun,
+  type Run,
+  type RunStatus,
+  type RunTrigger,
+  type RunUpdate,
+} from "../domain/run.ts";
 import type { JobStore, Marker, MarkerStore, RunStore } from "../store/store.ts";
 import { type Clock, type Deadline, PRECISE_TAIL_MS } from "./clock.ts";
 import type { Cluster, Gained } from "./cluster.ts";
@@ -252,6 +259,8 @@ const reloadLog = log("reload");
 export class Service {
   private readonly timetable: Timetable;
   private readonly slots: SlotGate;
+  /** Runs on other nodes that hold slots here, by run id (see `holdRunsElsewhere`). */
+  private readonly elsewhere = new Map<number, { node: string; slot: Slot }>();
   private readonly active = new Map<number, Active>();
   /** Runs being ended because someone asked (`runs cancel`): the note each is recorded with. */
   private readonly cancelling = new Map<number, string>();
@@ -365,6 +374,7 @@ export class Service {
       );
     }
     this.know(known);
+    await this.holdRunsElsewhere();
     this.loaded.resolve();
     this.o.cluster.setJobs(this.timetable.ids());
     const pending = await this.markersToApply(latest);
@@ -569,8 +579,45 @@ export class Service {
           else this.dueAt(state.nextDueRun);
         }
         if (state.cancelRequests) await this.takeCancelRequests();
+        if (this.elsewhere.size > 0) await this.releaseEndedElsewhere();
       } while (this.pollAgain && !this.stopping);
     })().catch((error) => this.o.health.failed(error)).finally(() => this.polling = false);
+  }
+
+  /**
+   * Hold a slot for each run that runs, or waits for a worker, on another
+   * live node: a job that moved here while it ran there (a node joined,
+   * restarted or left) counts it against max_instances, as that node
+   * would have. Polls let each go once its run has ended.
+   */
+  private async holdRunsElsewhere(): Promise<void> {
+    for (const run of await this.o.store.activeRunsElsewhere(this.nodeId)) {
+      if (this.elsewhere.has(run.id)) continue;
+      this.elsewhere.set(run.id, {
+        node: run.node_id!,
+        slot: this.slots.holdElsewhere(run.job_id),
+      });
+    }
+  }
+
+  /** Let go of the slots of runs on other nodes that have ended (or were removed). */
+  private async releaseEndedElsewhere(): Promise<void> {
+    const statuses = await this.o.store.runStatuses([...this.elsewhere.keys()]);
+    for (const [id, { slot }] of this.elsewhere) {
+      const status = statuses.get(id);
+      if (status !== undefined && !FINAL_STATUSES.includes(status)) continue;
+      slot.release();
+      this.elsewhere.delete(id);
+    }
+  }
+
+  /** ` (N of them on node X)` where runs elsewhere hold slots of `jobId`; else nothing. */
+  private elsewhereNote(jobId: string): string {
+    const nodes = [...this.elsewhere.values()].filter((r) => r.slot.jobId === jobId)
+      .map((r) => r.node);
+    if (nodes.length === 0) return "";
+    const names = [...new Set(nodes)].sort().join(", ");
+    return ` (${nodes.length} of them on node${nodes.length === 1 ? "" : "s"} ${names})`;
   }
 
   private valid(job: Job): boolean {
@@ -618,7 +665,7 @@ export class Service {
    */
   private gain(gained: Gained): void {
     for (const [job, why] of gained) if (why) this.inherited.set(job, why);
-    this.o.store.lastFires().then((last) => {
+    Promise.all([this.o.store.lastFires(), this.holdRunsElsewhere()]).then(([last]) => {
       for (const job of gained.keys()) {
         const at = last.get(job);
         if (at !== undefined) this.timetable.rewind(job, at);
@@ -759,7 +806,9 @@ export class Service {
           ...base,
           status: "skipped",
           finished_at: now,
-          note: `max_instances (${due.policy.maxInstances}) runs were still running`,
+          note: `max_instances (${due.policy.maxInstances}) runs were still running${
+            this.elsewhereNote(due.job.id)
+          }`,
         });
         plans.push(null);
         this.o.observer?.ended(due.job.id, "skipped");

@@ -42,6 +42,21 @@ export class SlotGate {
    */
   tryAcquire(jobId: string, maxInstances: number): Slot | null {
     if (this.held(jobId) >= maxInstances) return null;
+    const slot = this.slot(jobId, true);
+    slot.work();
+    return slot;
+  }
+
+  /**
+   * A slot of `jobId` for its run on another node, which max_instances
+   * counts too (the job moved here while it ran there): it never takes one
+   * of this node's workers.
+   */
+  holdElsewhere(jobId: string): Slot {
+    return this.slot(jobId, false);
+  }
+
+  private slot(jobId: string, local: boolean): Slot {
     this.perJob.set(jobId, this.held(jobId) + 1);
     let working = false;
     let released = false;
@@ -52,7 +67,7 @@ export class SlotGate {
       },
       work: () => {
         if (released) throw new Error(`a released slot of job ${jobId} cannot take a worker`);
-        if (!working && this.workerFree) {
+        if (local && !working && this.workerFree) {
           working = true;
           this.busy++;
         }
@@ -68,7 +83,6 @@ export class SlotGate {
         else this.perJob.set(jobId, left);
       },
     };
-    slot.work();
     return slot;
   }
 }

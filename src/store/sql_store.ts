@@ -682,6 +682,18 @@ export class SqlStore implements Store {
     return statuses;
   }
 
+  async activeRunsElsewhere(nodeId: string): Promise<Pick<Run, "id" | "job_id" | "node_id">[]> {
+    const rows = await this.driver.all(
+      "SELECT r.id, r.job_id, r.node_id FROM jm_runs r JOIN jm_nodes n ON n.id = r.node_id WHERE r.status IN ('running', 'queued') AND r.node_id <> ? AND n.stopped_at IS NULL AND n.declared_dead_at IS NULL ORDER BY r.id",
+      [nodeId],
+    );
+    return rows.map((row) => ({
+      id: Number(row.id),
+      job_id: String(row.job_id),
+      node_id: String(row.node_id),
+    }));
+  }
+
   async listRuns(filter: RunFilter): Promise<Run[]> {
     const where: string[] = [];
     const params: Param[] = [];

@@ -214,6 +214,13 @@ export interface RunStore {
   /** The status of each of these runs that exists, by id, in one read. */
   runStatuses(ids: readonly number[]): Promise<Map<number, RunStatus>>;
 
+  /**
+   * Runs `running` or `queued` on a node other than `nodeId` that has
+   * neither stopped nor been declared dead: where a job moved to this node
+   * meanwhile, its max_instances counts them.
+   */
+  activeRunsElsewhere(nodeId: string): Promise<Pick<Run, "id" | "job_id" | "node_id">[]>;
+
   /** Runs, newest first. */
   listRuns(filter: RunFilter): Promise<Run[]>;
 
