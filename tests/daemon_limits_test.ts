@@ -33,7 +33,10 @@ for (const backend of BACKENDS) {
   });
 
   Deno.test(`daemon[${backend}]: a run of the job on another node holds its max_instances here till it ends`, async () => {
-    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    // The clock steps on once a fire's row is written, maybe before its claim answered.
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      claimTimeoutMs: 600_000,
+    });
     await h.job("slow", { schedule: { second: "*" } });
     // The job moved here (this node started, or another left) while that node ran it.
     await h.store.saveNode(node("other"));

@@ -17,14 +17,7 @@ import {
   validateJob,
 } from "../domain/job.ts";
 import { log } from "./log.ts";
-import {
-  FINAL_STATUSES,
-  type NewRun,
-  type Run,
-  type RunStatus,
-  type RunTrigger,
-  type RunUpdate,
-} from "../domain/run.ts";
+import type { NewRun, Run, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
 import type { JobStore, Marker, MarkerStore, RunStore } from "../store/store.ts";
 import { type Clock, type Deadline, PRECISE_TAIL_MS } from "./clock.ts";
 import type { Cluster, Gained } from "./cluster.ts";
@@ -600,12 +593,14 @@ export class Service {
     }
   }
 
-  /** Let go of the slots of runs on other nodes that have ended (or were removed). */
+  /** Let go of the slots of runs on other nodes that ended, or whose node is gone. */
   private async releaseEndedElsewhere(): Promise<void> {
-    const statuses = await this.o.store.runStatuses([...this.elsewhere.keys()]);
+    const active = new Set(
+      (await this.o.store.activeRunsElsewhere(this.nodeId, [...this.elsewhere.keys()]))
+        .map((run) => run.id),
+    );
     for (const [id, { slot }] of this.elsewhere) {
-      const status = statuses.get(id);
-      if (status !== undefined && !FINAL_STATUSES.includes(status)) continue;
+      if (active.has(id)) continue;
       slot.release();
       this.elsewhere.delete(id);
     }

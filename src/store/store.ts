@@ -215,11 +215,16 @@ export interface RunStore {
   runStatuses(ids: readonly number[]): Promise<Map<number, RunStatus>>;
 
   /**
-   * Runs `running` or `queued` on a node other than `nodeId` that has
-   * neither stopped nor been declared dead: where a job moved to this node
-   * meanwhile, its max_instances counts them.
+   * Runs `running` or `queued` on a node other than `nodeId` that is alive:
+   * not declared dead, and not stopped unless it still beats (a node
+   * stopping ends its runs after its jobs moved); with `among`, only those
+   * runs. Where a job moved to this node meanwhile, its max_instances
+   * counts them.
    */
-  activeRunsElsewhere(nodeId: string): Promise<Pick<Run, "id" | "job_id" | "node_id">[]>;
+  activeRunsElsewhere(
+    nodeId: string,
+    among?: readonly number[],
+  ): Promise<Pick<Run, "id" | "job_id" | "node_id">[]>;
 
   /** Runs, newest first. */
   listRuns(filter: RunFilter): Promise<Run[]>;
