@@ -252,6 +252,8 @@ const reloadLog = log("reload");
 export class Service {
   private readonly timetable: Timetable;
   private readonly slots: SlotGate;
+  /** Jobs just gained, until the runs of theirs elsewhere hold their slots (see `gain`). */
+  private readonly gaining = new Set<string>();
   /** Runs on other nodes that hold slots here, by run id (see `holdRunsElsewhere`). */
   private readonly elsewhere = new Map<number, { node: string; slot: Slot }>();
   private readonly active = new Map<number, Active>();
@@ -659,14 +661,23 @@ export class Service {
    * late or missed by the usual grace and coalesce rules.
    */
   private gain(gained: Gained): void {
-    for (const [job, why] of gained) if (why) this.inherited.set(job, why);
+    for (const [job, why] of gained) {
+      if (why) this.inherited.set(job, why);
+      // Not fired before the runs elsewhere hold their slots: the rewind decides those fires.
+      this.gaining.add(job);
+    }
+    // Before the rewind's fires are dispatched: they would be dropped again.
+    const held = () => gained.forEach((_, job) => this.gaining.delete(job));
+    const since = this.o.clock.now();
     Promise.all([this.o.store.lastFires(), this.holdRunsElsewhere()]).then(([last]) => {
-      for (const job of gained.keys()) {
-        const at = last.get(job);
-        if (at !== undefined) this.timetable.rewind(job, at);
-      }
+      held();
+      // A job that never fired: from the gain on, whose fires were held back.
+      for (const job of gained.keys()) this.timetable.rewind(job, last.get(job) ?? since - 1);
       this.wake.abort();
-    }).catch((error) => this.o.health.failed(error));
+    }, (error) => {
+      held();
+      this.o.health.failed(error);
+    });
   }
 
   /** Apply the markers after the last applied one: only the difference changes. */
@@ -754,9 +765,10 @@ export class Service {
   /** Record what the timetable decided, then start what may start. */
   private async dispatch(all: Decision, now: number): Promise<void> {
     // Other nodes fire the other jobs; the claim settles moments of disagreement.
+    const mine = (id: string) => this.o.cluster.mayFire(id) && !this.gaining.has(id);
     const decision: Decision = {
-      run: all.run.filter((d) => this.o.cluster.mayFire(d.job.id)),
-      missed: all.missed.filter((m) => this.o.cluster.mayFire(m.job.id)),
+      run: all.run.filter((d) => mine(d.job.id)),
+      missed: all.missed.filter((m) => mine(m.job.id)),
     };
     const armed = this.takeArmed(now);
     if (decision.run.length === 0 && decision.missed.length === 0) {
