@@ -145,6 +145,21 @@ for (const backend of BACKENDS) {
       const unreadable = await jm("import", "crontab", "/nonexistent/crontab");
       assertEquals(unreadable.code, 2);
       assertMatch(unreadable.stderr, /^jobsmanager: cannot read \/nonexistent\/crontab: /);
+      // Latin-1 bytes would become U+FFFD in the command stored: refused, naming the line.
+      const latin1 = `${db.dir}/latin1.cron`;
+      await Deno.writeFile(
+        latin1,
+        new Uint8Array([
+          ...new TextEncoder().encode("0 1 * * * true\n0 5 * * * echo caf"),
+          0xe9,
+          10,
+        ]),
+      );
+      const notUtf8 = await jm("import", "crontab", latin1);
+      assertEquals([notUtf8.code, notUtf8.stderr], [
+        2,
+        `jobsmanager: ${latin1}:2: is not UTF-8 text; convert it (e.g. \`iconv -f latin1 -t utf-8\`) and try again\n`,
+      ]);
       const noFile = await jm("import", "crontab");
       assertEquals(noFile.code, 2);
       const badTable = await jm("import", "apscheduler", "--table", "a;b");

@@ -285,6 +285,34 @@ for (const backend of BACKENDS) {
           file("bad.yaml")
         }:4: job 'a': hour: '25' is out of range (allowed 0-23)\n`,
       );
+      // A follow-up link to a job that would not exist, or a cycle: the dry run says so too.
+      await Deno.writeTextFile(
+        file("links.yaml"),
+        "jobs:\n  - id: follower\n    command: x\n    after_job: gone\n" +
+          "  - id: ping\n    command: x\n    after_job: pong\n" +
+          "  - id: pong\n    command: x\n    after_job: ping\n",
+      );
+      for (const dry of [["--dry-run"], []]) {
+        const links = await jm("apply", file("links.yaml"), ...dry);
+        assertEquals([links.code, links.stderr], [
+          2,
+          "jobsmanager: 3 jobs would follow a job that is not there, or in a cycle; nothing written:\n" +
+          "line 2: job 'follower': after: job 'gone' does not exist, so 'follower' could never follow it (add it first, or see `jobsmanager job list`)\n" +
+          "line 5: job 'ping': after: 'ping' following 'pong' would close a cycle: ping → pong → ping (a job's end would start itself again); drop one link with --after ''\n" +
+          "line 8: job 'pong': after: 'pong' following 'ping' would close a cycle: pong → ping → pong (a job's end would start itself again); drop one link with --after ''\n",
+        ], dry.join(" "));
+      }
+      await Deno.writeFile(
+        file("latin1.yaml"),
+        new Uint8Array([...new TextEncoder().encode("jobs:\n  - id: a\n    command: caf"), 0xe9]),
+      );
+      const latin1 = await jm("apply", file("latin1.yaml"));
+      assertEquals([latin1.code, latin1.stderr], [
+        2,
+        `jobsmanager: ${
+          file("latin1.yaml")
+        }:3: is not UTF-8 text; convert it (e.g. \`iconv -f latin1 -t utf-8\`) and try again\n`,
+      ]);
       assertEquals((await jm("apply", file("missing.json5"))).code, 2);
       assertEquals((await jm("export", "--format", "xml")).code, 2);
       assertEquals(await counts(db), before);

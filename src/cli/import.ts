@@ -95,12 +95,40 @@ async function report(
   );
 }
 
-async function readText(path: string): Promise<string> {
+/**
+ * A file's text (`-`: standard input). Text that is not UTF-8 is refused,
+ * naming its first such line: decoded anyway, its bytes would become U+FFFD
+ * in the commands stored.
+ */
+export async function readText(path: string): Promise<string> {
+  let bytes: Uint8Array;
   try {
-    if (path === "-") return await new Response(Deno.stdin.readable).text();
-    return await Deno.readTextFile(path);
+    bytes = path === "-"
+      ? await new Response(Deno.stdin.readable).bytes()
+      : await Deno.readFile(path);
   } catch (error) {
     throw new UsageError(`cannot read ${path}: ${(error as Error).message}`);
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    const lines = new TextDecoder("latin1").decode(bytes).split("\n");
+    let line = 0;
+    let from = 0;
+    for (; line < lines.length; line++) {
+      const to = from + lines[line].length;
+      try {
+        new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(from, to));
+      } catch {
+        break;
+      }
+      from = to + 1;
+    }
+    throw new UsageError(
+      `${path === "-" ? "standard input" : path}:${
+        line + 1
+      }: is not UTF-8 text; convert it (e.g. \`iconv -f latin1 -t utf-8\`) and try again`,
+    );
   }
 }
 

@@ -3,9 +3,8 @@
  * team keeps in review, and the database made to match it.
  */
 import { FILE_FORMATS, type FileFormat } from "../app/file_format.ts";
-import { UsageError } from "../errors.ts";
 import { command, oneOf, switched } from "./command.ts";
-import { planData, planText } from "./import.ts";
+import { planData, planText, readText } from "./import.ts";
 import { withServiceLine } from "./output.ts";
 
 /** The file parsers and writers (YAML's is large), loaded by the commands that use them. */
@@ -32,12 +31,7 @@ export function applyCommand() {
       dryRun: switched("print the plan, write nothing"),
     },
     action: async (ctx, opts, file: string) => {
-      let text: string;
-      try {
-        text = await Deno.readTextFile(file);
-      } catch (error) {
-        throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
-      }
+      const text = await readText(file);
       const { applyJobsFile, candidatesFromFile } = await jobsFile();
       const candidates = candidatesFromFile(file, text, Date.now());
       const options = { prune: opts.prune === true, dryRun: opts.dryRun === true };

@@ -8,6 +8,7 @@
 import { type Job, JOB_FIELDS, sameDefinition } from "../../domain/job.ts";
 import type { JobStore } from "../../store/store.ts";
 import { checkFollowUps } from "../jobs.ts";
+import { UsageError, ValidationError } from "../../errors.ts";
 
 /** One job a source describes, or why it could not describe one. */
 export interface Candidate {
@@ -115,7 +116,42 @@ export async function previewPlan(
   candidates: Candidate[],
   prune = false,
 ): Promise<Outcome> {
-  return { entries: plan(candidates, await store.listJobs(), prune), markerId: null };
+  const current = await store.listJobs();
+  const entries = plan(candidates, current, prune);
+  checkLinks(entries, current);
+  return { entries, markerId: null };
+}
+
+/**
+ * The follow-up links (`after`) of the jobs as the plan leaves them, every
+ * job that breaks one named with its entry: one to a job that would not
+ * exist, or one closing a cycle. Nothing is written then.
+ */
+function checkLinks(entries: PlanEntry[], current: Job[]): void {
+  const after = new Map(current.map((j) => [j.id, j]));
+  for (const e of entries) {
+    if (e.status === "remove") after.delete(e.id);
+    else if (e.job) after.set(e.id, e.job);
+  }
+  const problems: string[] = [];
+  for (const e of entries) {
+    if (e.job === null || e.status === "remove") continue;
+    try {
+      checkFollowUps(after, [e.job]);
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      problems.push(`${e.source}: job '${e.id}': ${error.message}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new UsageError(
+      `${problems.length} job${
+        problems.length === 1 ? "" : "s"
+      } would follow a job that is not there, or in a cycle; nothing written:\n${
+        problems.join("\n")
+      }`,
+    );
+  }
 }
 
 /**
@@ -131,12 +167,7 @@ export async function applyPlan(
   let entries: PlanEntry[] = [];
   const change = await store.changeJobs((current) => {
     entries = plan(candidates, current, prune);
-    const after = new Map(current.map((j) => [j.id, j]));
-    for (const e of entries) {
-      if (e.status === "remove") after.delete(e.id);
-      else if (e.job) after.set(e.id, e.job);
-    }
-    checkFollowUps(after, entries.flatMap((e) => e.job && e.status !== "remove" ? [e.job] : []));
+    checkLinks(entries, current);
     return {
       put: entries.filter((e) => e.status === "new" || e.status === "differs").map((e) => e.job!),
       remove: entries.filter((e) => e.status === "remove").map((e) => e.id),
