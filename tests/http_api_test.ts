@@ -72,6 +72,23 @@ for (const backend of BACKENDS) {
         "the backup",
       ]);
 
+      // The policy fields go back to the service's default as GET shows it: null.
+      const policies = { max_instances: 3, coalesce: true, misfire_grace_time: 5 };
+      const set = await api.call("PATCH", "/api/v1/jobs/nightly", { body: policies });
+      const pick = (b: unknown) => {
+        const { max_instances, coalesce, misfire_grace_time } = b as typeof policies;
+        return { max_instances, coalesce, misfire_grace_time };
+      };
+      assertEquals([set.status, pick(set.body)], [200, policies]);
+      const reset = await api.call("PATCH", "/api/v1/jobs/nightly", {
+        body: { max_instances: null, coalesce: null, misfire_grace_time: "" },
+      });
+      assertEquals([reset.status, pick(reset.body)], [200, {
+        max_instances: null,
+        coalesce: null,
+        misfire_grace_time: null,
+      }]);
+
       const disabled = await api.call("POST", "/api/v1/jobs/nightly/disable");
       assertEquals((disabled.body as { enabled: boolean }).enabled, false);
       const again = await api.call("POST", "/api/v1/jobs/nightly/disable");

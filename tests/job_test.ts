@@ -119,6 +119,28 @@ Deno.test("a new or changed job fits MySQL's columns; one stored already is not 
   validateJob({ ...buildJob("j", base, null, 1), command: "x".repeat(70_000) });
 });
 
+Deno.test("'' (null for coalesce) sets the policy fields back to the service's default", () => {
+  const set = buildJob(
+    "j",
+    {
+      command: "true",
+      cron: "* * * * *",
+      max_instances: "3",
+      coalesce: true,
+      misfire_grace_time: "5",
+    },
+    null,
+    1,
+  );
+  const reset = buildJob(
+    "j",
+    { max_instances: "", coalesce: null, misfire_grace_time: "" },
+    set,
+    2,
+  );
+  assertEquals([reset.max_instances, reset.coalesce, reset.misfire_grace_time], [null, null, null]);
+});
+
 Deno.test("--after splits a known outcome off an id that may hold ':' itself", () => {
   assertEquals(parseAfter("backup"), { job: "backup", outcome: "success" });
   assertEquals(parseAfter("ns:backup:failure"), { job: "ns:backup", outcome: "failure" });

@@ -72,7 +72,8 @@ export interface JobOptions extends NotifyOptions {
   timezone?: string;
   enabled?: boolean;
   max_instances?: string;
-  coalesce?: boolean;
+  /** null: the service's default. */
+  coalesce?: boolean | null;
   misfire_grace_time?: string;
   env?: string[];
   /** Names of env variables to drop (`--unset-env`). */
@@ -252,17 +253,17 @@ export function buildJob(id: string, options: JobOptions, current: Job | null, n
     job.timezone = options.timezone === "" ? null : options.timezone;
   }
   if (options.enabled !== undefined) job.enabled = options.enabled;
+  // "" (null for coalesce) sets each back to the service's default, as for the zone.
   if (options.max_instances !== undefined) {
-    job.max_instances = numberOption("max_instances", options.max_instances, 1, 10_000);
+    job.max_instances = options.max_instances === ""
+      ? null
+      : numberOption("max_instances", options.max_instances, 1, 10_000);
   }
   if (options.coalesce !== undefined) job.coalesce = options.coalesce;
   if (options.misfire_grace_time !== undefined) {
-    job.misfire_grace_time = numberOption(
-      "misfire_grace_time",
-      options.misfire_grace_time,
-      0,
-      MAX_TIMEOUT,
-    );
+    job.misfire_grace_time = options.misfire_grace_time === ""
+      ? null
+      : numberOption("misfire_grace_time", options.misfire_grace_time, 0, MAX_TIMEOUT);
   }
   for (const name of options.unset_env ?? []) delete job.env[name];
   if (options.env !== undefined) job.env = parseEnv(options.env, job.env);

@@ -40,6 +40,9 @@ const NULLABLE: readonly string[] = [
   ...HOOK_URLS,
 ];
 
+/** Policy fields whose null (or "") is the service's default, as GET returns them. */
+const DEFAULTABLE: readonly string[] = ["max_instances", "misfire_grace_time"];
+
 function bad(field: string, value: unknown, expected: string): ValidationError {
   return new ValidationError(
     field,
@@ -127,13 +130,21 @@ export function jobOptionsOf(body: unknown, forUpdate: boolean): JobOptions {
     const value = fields[field];
     if (value === undefined) continue;
     if (typeof value === "number" || typeof value === "string") options[field] = String(value);
-    else throw bad(field, value, "a whole number");
+    else if (value === null && DEFAULTABLE.includes(field)) options[field] = "";
+    else {
+      throw bad(
+        field,
+        value,
+        DEFAULTABLE.includes(field) ? "a whole number or null" : "a whole number",
+      );
+    }
   }
   for (const field of BOOLEAN_FIELDS) {
     const value = fields[field];
     if (value === undefined) continue;
-    if (typeof value !== "boolean") throw bad(field, value, "true or false");
-    options[field] = value;
+    if (value === null && field === "coalesce") options.coalesce = null;
+    else if (typeof value === "boolean") options[field] = value;
+    else throw bad(field, value, field === "coalesce" ? "true, false or null" : "true or false");
   }
   // Notifications (issue 13): seconds, or a duration like "2h"; null = no silence alert.
   const alertAfter = fields.alert_after;

@@ -96,7 +96,8 @@ function jobForm(job, signal) {
     if (timeout.value.trim() !== "" || editing) put("timeout", timeout.value.trim(), editing ? job.timeout : undefined);
     if (maxInstances.value.trim() !== "" || editing) put("max_instances", maxInstances.value.trim(), editing ? job.max_instances : undefined);
     if (grace.value.trim() !== "" || editing) put("misfire_grace_time", grace.value.trim(), editing ? job.misfire_grace_time : undefined);
-    if (coalesce.value !== "" && (!editing || coalesce.value !== String(job.coalesce))) b.coalesce = coalesce.value === "true";
+    const coalesceWas = editing && job.coalesce !== null ? String(job.coalesce) : "";
+    if (coalesce.value !== coalesceWas) b.coalesce = coalesce.value === "" ? null : coalesce.value === "true";
     if (!editing || enabled.checked !== job.enabled) b.enabled = enabled.checked;
     const lines = env.value.split("\n").map((l) => l.trim()).filter((l) => l !== "");
     if (editing) {
