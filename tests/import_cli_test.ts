@@ -136,6 +136,18 @@ for (const backend of BACKENDS) {
       // From stdin the generated ids start with "crontab.", so only the named one matches.
       const entries = JSON.parse(piped.stdout).entries as { id: string; status: string }[];
       assertEquals(entries.find((e) => e.id === "wiki-backup")!.status, "same");
+      // --name gives stdin the file's prefix: every job is the same as the file's.
+      const named = await cliWithInput(
+        ["--database", db.url, "import", "crontab", "-", "--name", "user-crontab", "--json"],
+        text,
+      );
+      assertEquals(JSON.parse(named.stdout).counts, {
+        new: 0,
+        same: 5,
+        differs: 0,
+        remove: 0,
+        "cannot import": 3,
+      });
       const show = await jm("job", "show", "user-crontab.mail-s-timesheets-team-weekday", "--json");
       assertEquals(JSON.parse(show.stdout).day, "2-14,16-31");
     });

@@ -174,10 +174,14 @@ export function importCommand() {
       system: either(
         "lines have a user column (default for /etc/crontab and /etc/cron.d/*); --no-system: they have none (default for other files)",
       ),
+      name: valued(
+        "prefix of the generated ids (default: the file's name; crontab for standard input): give each crontab its own, or one's jobs replace another's",
+        "name",
+      ),
       apply: APPLY,
     },
     action: async (ctx, opts, file: string) => {
-      const source = crontabSource(file, await readText(file), opts.system);
+      const source = crontabSource(file, await readText(file), opts.system, opts.name);
       const candidates = candidatesFromCrontab(source, Date.now());
       await report(
         ctx,

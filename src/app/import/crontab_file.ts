@@ -16,7 +16,7 @@ import type { Candidate } from "./plan.ts";
 
 export interface CrontabSource {
   text: string;
-  /** For generated ids and messages: the file's base name, `crontab` for stdin. */
+  /** For generated ids and messages: `--name`, else the file's base name, `crontab` for stdin. */
   name: string;
   /** A user column precedes the command, as in /etc/crontab and /etc/cron.d files. */
   system: boolean;
@@ -24,10 +24,16 @@ export interface CrontabSource {
 
 /**
  * A crontab read from `path` (`-` for stdin). Without `system`, files cron
- * reads with a user column (/etc/crontab, /etc/cron.d/*) get one.
+ * reads with a user column (/etc/crontab, /etc/cron.d/*) get one. `name`
+ * prefixes the generated ids: the file's base name, `crontab` for stdin,
+ * unless given.
  */
-export function crontabSource(path: string, text: string, system?: boolean): CrontabSource {
-  const name = path === "-" ? "crontab" : path.slice(path.lastIndexOf("/") + 1);
+export function crontabSource(
+  path: string,
+  text: string,
+  system?: boolean,
+  name = path === "-" ? "crontab" : path.slice(path.lastIndexOf("/") + 1),
+): CrontabSource {
   const systemPath = path === "/etc/crontab" || path.startsWith("/etc/cron.d/");
   return { text, name, system: system ?? systemPath };
 }
