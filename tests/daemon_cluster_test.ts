@@ -263,6 +263,31 @@ for (const backend of BACKENDS) {
     }, "the node that took the job to run it");
   });
 
+  test("a node declared dead while it was paused says so once it runs again", async () => {
+    await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
+    await c.start();
+    c.freeze("n2");
+    await c.age("n2");
+    let at = c.now();
+    await c.until(async () => {
+      const [n2] = (await c.store.nodesAndNow()).nodes.filter((n) => n.id === "n2");
+      if (n2.declared_dead_at == null) await c.set(at += 1000);
+      return n2.declared_dead_at;
+    }, "n1 to declare n2 dead");
+    await c.thaw("n2");
+    at = c.now();
+    const said = await c.until(async () => {
+      const line = c.node("n2").line(/^this node was declared dead/);
+      if (line === undefined) await c.set(at += 1000);
+      return line;
+    }, "n2 to say it was declared dead");
+    assertMatch(
+      said,
+      /^this node was declared dead by node n1 at \S+Z: it sent no heartbeat for 3 of its intervals /,
+    );
+    await c.until(() => c.node("n1").line(/^2 live nodes: n1, n2$/), "n1 to see n2 live again");
+  });
+
   test("every live node applies every marker; a node declared dead holds none back", async () => {
     await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2", "n3"]);
     // Jobs that do not fire while the test runs: the clocks move freely.

@@ -112,6 +112,8 @@ export class Cluster {
   private previous = new Map<string, string>();
   private changedAt = -Infinity;
   private skewed = false;
+  /** The declaration of this node's death last reported (see `seeOwnRow`). */
+  private declaredDeadSeen: number | null | undefined = undefined;
   /** When this node left (see `leave`): its heartbeats say it stopped. */
   private leftAt: number | null = null;
   private readonly stopping = new AbortController();
@@ -376,6 +378,7 @@ export class Cluster {
     const live: string[] = [];
     const mayReturn: string[] = [];
     for (const node of nodes) {
+      if (node.id === this.id) this.seeOwnRow(node);
       const state = node.id === this.id
         ? "live"
         : nodeState(node, databaseNow, this.o.heartbeatMs, databaseNow);
@@ -410,6 +413,25 @@ export class Cluster {
       this.reassign(before.filter((id) => !this.live.includes(id)));
       this.o.liveChanged?.(this.live);
     }
+  }
+
+  /**
+   * Another node declared this one dead (its heartbeats stopped for three
+   * intervals: the process was paused or suspended, or the database out of
+   * its reach) and this one runs on: say so, once, with what it means. Its
+   * next heartbeat makes it live again.
+   */
+  private seeOwnRow(row: Node): void {
+    const at = row.declared_dead_at ?? null;
+    // The row's first look is its previous life's (a restart): that death is no news.
+    const news = this.declaredDeadSeen !== undefined && at !== null &&
+      at !== this.declaredDeadSeen;
+    this.declaredDeadSeen = at;
+    if (!news) return;
+    clusterLog.error(
+      "this node was declared dead by node {by} at {at}: it sent no heartbeat for 3 of its intervals (the process was paused or suspended, or could not reach the database); its runs then were marked lost (and retried where their jobs say so) though they may still run here, and its jobs moved to the other nodes; it is live again from this heartbeat on",
+      { by: row.declared_dead_by, at: new Date(at).toISOString() },
+    );
   }
 
   /** Share the jobs over the live nodes; `left`: nodes gone since the last time. */
