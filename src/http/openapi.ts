@@ -491,7 +491,7 @@ export const OPENAPI = {
     "/runs/stream": {
       get: {
         summary:
-          "new and changed runs as Server-Sent Events (event: run, data: a RunListed: no output)",
+          "new and changed runs as Server-Sent Events (event: run, data: a RunListed: no output); after the first look, event: ready: every change from then on is sent, so a client reads its list again once then",
         parameters: [
           ...runFilters,
           query(

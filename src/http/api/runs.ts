@@ -96,6 +96,11 @@ export function runRoutes(api: ApiContext): Hono<Env> {
         }
         // An ended run that left the window cannot come back into it.
         for (const [id, state] of seen) if (!inWindow.has(id) && ended(state)) seen.delete(id);
+        // Every change from here on is sent: what changed between the client's list and now
+        // (a run that ended meanwhile) it reads again once, on this word.
+        if (first) {
+          events.push({ event: "ready", data: { after: Number.isFinite(known) ? known : null } });
+        }
         first = false;
         return events;
       },

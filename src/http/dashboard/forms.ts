@@ -43,8 +43,10 @@ page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
     h("ol", { id: "next-fires" }, d.next.map((at) => h("li", {}, when(at, d.zone), " ", h("span", { class: "muted small" }, inZone(Date.parse(at), d.zone))))),
     h("h2", {}, "Runs ", live, " ", h("a", { class: "small", href: "#/runs?job=" + enc(job.id) }, "all runs")),
     runs);
-  follow(() => "/runs/stream?job=" + enc(job.id) + "&after=" + (d.runs.length ? d.runs[0].id : 0), (event, run) => {
+  follow(() => "/runs/stream?job=" + enc(job.id) + "&after=" + (d.runs.length ? d.runs[0].id : 0), async (event, run) => {
     if (event === "run") runs.upsert(run, true);
+    // What changed before the stream looked (a run that ended meanwhile) is read once.
+    if (event === "ready") for (const r of await api("GET", "/runs?job=" + enc(job.id) + "&limit=" + Math.max(d.runs.length, 1))) runs.upsert(r, false);
   }, signal, (on) => live.set(on));
 });
 

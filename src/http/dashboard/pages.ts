@@ -144,15 +144,11 @@ page(/^\/runs$/, async (_, query, signal) => {
   const stream = new URLSearchParams(filters);
   stream.delete("since");
   stream.set("after", String(runs.length ? runs[0].id : 0));
-  let connected = false;
-  follow(() => "/runs/stream?" + stream, (event, run) => {
+  follow(() => "/runs/stream?" + stream, async (event, run) => {
     if (event === "run") box.upsert(run, true);
-  }, signal, async (on) => {
-    live.set(on);
-    // After a gap, fetch what changed meanwhile.
-    if (on && connected) for (const run of await api("GET", "/runs?" + filters + "&limit=100")) box.upsert(run, false);
-    connected = connected || on;
-  });
+    // The stream sends every change from here on: what changed before (or during a gap) is read once.
+    if (event === "ready") for (const r of await api("GET", "/runs?" + filters + "&limit=100")) box.upsert(r, false);
+  }, signal, (on) => live.set(on));
 });
 
 page(/^\/runs\/(\d+)$/, async ([id], _, signal) => {
