@@ -11,6 +11,41 @@ import { DaemonHarness, describeRun, NODE_ID, T0 } from "./daemon_harness.ts";
 const iso = (t: number) => new Date(t).toISOString();
 
 for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: a missed fire another node recorded is not this node's to log or count`, async () => {
+    const counted: string[] = [];
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.misfire_grace_time": 1, "jobsmanager.coalesce": false },
+      observer: {
+        started: () => {},
+        notified: () => {},
+        ended: (job, status) => counted.push(`${job} ${status}`),
+      },
+    });
+    await h.job("late", { schedule: { second: "*" } });
+    const fired = (at: number, node_id: string) => ({
+      job_id: "late",
+      scheduled_at: at,
+      status: "success" as const,
+      trigger: "schedule" as const,
+      node_id,
+    });
+    // This node last fired it at T0, and stalls; another node records the fire at T0+9 s.
+    await h.store.claimRuns([fired(T0, NODE_ID)]);
+    await h.clock.set(T0 + 200);
+    await h.start();
+    await h.store.claimRuns([fired(T0 + 9000, "other")]);
+    await h.clock.set(T0 + 10_300);
+    // The fire at T0+10 s runs; the missed row for T0+1 s … T0+9 s lost its claim to the other's.
+    (await h.started("late", T0 + 10_000)).finish();
+    await h.run("late", T0 + 10_000, "success");
+    assertEquals(
+      (await h.runs("late")).map((r) => `${r.scheduled_at - T0} ${r.status} ${r.node_id}`),
+      [`0 success ${NODE_ID}`, "9000 success other", `10000 success ${NODE_ID}`],
+    );
+    assertEquals(counted, ["late success"]);
+    assertEquals(h.lines.filter((l) => l.includes("fires missed")), []);
+  });
+
   Deno.test(`daemon[${backend}]: fires missed while down: one missed row, or one coalesced run`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "jobsmanager.misfire_grace_time": 1, "jobsmanager.coalesce": false },

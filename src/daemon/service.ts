@@ -794,8 +794,6 @@ export class Service {
         } s)${why ? `; ${why}` : ""}`,
       });
       plans.push(null);
-      this.o.observer?.ended(m.job.id, "missed");
-      schedulerLog.warn("job {job}: {count} fires missed", { job: m.job.id, count: m.count });
     }
     // Under overload the workers go to the jobs that waited longest since they last started.
     const byLastStart = (d: Due) => this.lastStarted.get(d.job.id) ?? 0;
@@ -818,8 +816,6 @@ export class Service {
           }`,
         });
         plans.push(null);
-        this.o.observer?.ended(due.job.id, "skipped");
-        schedulerLog.info("job {job}: fire skipped, max_instances reached", { job: due.job.id });
         continue;
       }
       // Recorded with the claim, before the process exists: a service
@@ -845,9 +841,18 @@ export class Service {
       ? await this.recorder.claimOrHold(rows)
       : await this.recorder.claim(rows, { instant: true });
     if (ids === null) return this.hold(rows, plans);
+    // Told and counted only where this node's row stands: another may have claimed the fire.
     decision.missed.forEach((m, i) => {
       const id = ids[i];
-      if (id !== null) this.o.notifier.runEnded(m.job, missedRun(id, rows[i], now));
+      if (id === null) return;
+      this.o.notifier.runEnded(m.job, missedRun(id, rows[i], now));
+      this.o.observer?.ended(m.job.id, "missed");
+      schedulerLog.warn("job {job}: {count} fires missed", { job: m.job.id, count: m.count });
+    });
+    rows.forEach((row, i) => {
+      if (row.status !== "skipped" || ids[i] === null) return;
+      this.o.observer?.ended(row.job_id, "skipped");
+      schedulerLog.info("job {job}: fire skipped, max_instances reached", { job: row.job_id });
     });
     // Armed runs first: their starts are writes to pipes, and go in one post.
     const armedFirst = plans.map((plan, i) => [plan, i] as const).sort(([a], [b]) =>
