@@ -3,6 +3,7 @@
  * the auth rules, errors with the CLI's own messages and statuses, and
  * every answer checked against the OpenAPI document (tests/http_harness.ts).
  */
+import { buildJob } from "../src/domain/job.ts";
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { BACKENDS, cli, freshDatabase, rawQuery } from "./helpers.ts";
 import { defaultSettings } from "../src/config/config.ts";
@@ -228,6 +229,21 @@ for (const backend of BACKENDS) {
         error: await cliError("job", "show", "bad id"),
         field: "id",
       }]);
+      // A row written by hand with such an id is still reached, as the CLI reaches it.
+      await api.store.changeJobs(() => ({
+        put: [buildJob("handmade", { command: "true", cron: "@daily" }, null, 1)].map((job) => ({
+          ...job,
+          id: "bad id",
+        })),
+        remove: [],
+      }));
+      const handmade = await api.call("GET", "/api/v1/jobs/bad%20id");
+      const shown = handmade.body as { id: string; invalid: string };
+      assertEquals([handmade.status, shown.id], [200, "bad id"]);
+      assertStringIncludes(shown.invalid, 'id: "bad id" has characters outside');
+      assertEquals((await api.call("POST", "/api/v1/jobs/bad%20id/disable")).status, 200);
+      assertEquals((await api.call("DELETE", "/api/v1/jobs/bad%20id")).status, 200);
+      assertEquals((await api.call("GET", "/api/v1/jobs/bad%20id")).status, 400);
       const badLimit = await api.call("GET", "/api/v1/runs?limit=0");
       assertEquals([badLimit.status, badLimit.body], [400, {
         error: await cliError("runs", "--limit", "0"),

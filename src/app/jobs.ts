@@ -15,6 +15,7 @@ import {
   type Job,
   type JobOptions,
   nextFires,
+  validateId,
   validateJob,
   zoneOf,
 } from "../domain/job.ts";
@@ -143,6 +144,20 @@ export async function setEnabled(
 /** Ask every running service to reload all jobs: a marker that changes no job. Returns its id. */
 export async function reload(markers: MarkerStore): Promise<number> {
   return await markers.insertMarker([], []);
+}
+
+/**
+ * The id of a command on a stored job (show, remove, enable, disable): a
+ * valid one, or one a row written by hand in SQL holds, which the service
+ * skips but these must still reach. Else the id's own error.
+ */
+export async function storedJobId(jobs: Pick<JobStore, "getJob">, id: string): Promise<string> {
+  try {
+    return validateId(id);
+  } catch (error) {
+    if (await jobs.getJob(id)) return id;
+    throw error;
+  }
 }
 
 export interface JobListing {

@@ -21,6 +21,7 @@ import {
   removeJob,
   setEnabled,
   showJob,
+  storedJobId as storedId,
   type UpcomingFires,
   upcomingFires,
   updateJob,
@@ -231,8 +232,8 @@ async function storedJobId(ctx: CommandContext, id: string): Promise<void> {
   try {
     validateId(id);
   } catch (error) {
-    const stored = ctx.databaseExists() && await ctx.withStore((store) => store.getJob(id));
-    if (!stored) throw error;
+    if (!ctx.databaseExists()) throw error;
+    await ctx.withStore((store) => storedId(store, id));
   }
 }
 

@@ -80,7 +80,12 @@ const SCHEDULE: Schema = {
 const scheduleFields = Object.fromEntries(FIELD_NAMES.map((f) => [f, str]));
 
 const JOB_PROPERTIES: Record<string, Schema> = {
-  id: { type: "string", pattern: "^[A-Za-z0-9._:-]{1,191}$" },
+  id: {
+    type: "string",
+    maxLength: 191,
+    description:
+      "1-191 characters of A-Z a-z 0-9 . _ : - (a row written by hand in SQL may hold another, listed with why it is invalid)",
+  },
   command: str,
   ...scheduleFields,
   timezone: { type: ["string", "null"], description: "IANA zone; null = the service's" },
@@ -205,6 +210,7 @@ const schemas: Record<string, Schema> = {
     schedule: SCHEDULE,
     schedule_words: str,
     next: list(iso),
+    invalid: { type: ["string", "null"], description: "why a row broken by hand cannot run" },
     runs: list(ref("Run")),
   }),
   NextFires: closed({ id: str, timezone: str, from: iso, next: list(iso) }),

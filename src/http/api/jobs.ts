@@ -11,6 +11,7 @@ import {
   removeJob,
   setEnabled,
   showJob,
+  storedJobId,
   upcomingFires,
   updateJob,
 } from "../../app/jobs.ts";
@@ -79,7 +80,7 @@ export function jobRoutes(api: ApiContext): Hono {
   });
 
   routes.get("/jobs/:id", async (c) => {
-    const id = validateId(c.req.param("id"));
+    const id = await storedJobId(store, c.req.param("id"));
     const details = await showJob(store, id, {
       count: count(c.req.query("count"), "count", MAX_FIRES, 5),
       defaultZone: api.defaultZone,
@@ -90,6 +91,7 @@ export function jobRoutes(api: ApiContext): Hono {
       zone: details.zone,
       ...scheduleTexts(details.job),
       next: details.next.map((d) => d.toISOString()),
+      invalid: details.invalid,
       runs: details.runs,
     });
   });
@@ -106,13 +108,14 @@ export function jobRoutes(api: ApiContext): Hono {
   });
 
   routes.delete("/jobs/:id", async (c) => {
-    const change = await removeJob(store, validateId(c.req.param("id")));
+    const change = await removeJob(store, await storedJobId(store, c.req.param("id")));
     return written(c, change, change.before!);
   });
 
   for (const [name, enabled] of [["enable", true], ["disable", false]] as const) {
     routes.post(`/jobs/:id/${name}`, async (c) => {
-      const change = await setEnabled(store, validateId(c.req.param("id")), enabled, Date.now());
+      const id = await storedJobId(store, c.req.param("id"));
+      const change = await setEnabled(store, id, enabled, Date.now());
       return written(c, change, change.after!);
     });
   }
