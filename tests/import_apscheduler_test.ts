@@ -103,6 +103,29 @@ Deno.test("a foreign class is refused before anything could call it", () => {
   );
 });
 
+Deno.test("a ZoneInfo pickled by Python 3.9+ or by backports.zoneinfo (3.8 and older) is read", () => {
+  for (const module of ["zoneinfo", "backports.zoneinfo"]) {
+    const blob = pickle(
+      "builtins",
+      "getattr",
+      0x93,
+      module,
+      "ZoneInfo",
+      0x93,
+      "_unpickle",
+      0x86,
+      0x52,
+      "Europe/Berlin",
+      0x4b,
+      1,
+      0x86,
+      0x52,
+      0x2e,
+    );
+    assertEquals(unpickle(blob), { kind: "zone", name: "Europe/Berlin" }, module);
+  }
+});
+
 Deno.test("opcodes that load code or objects by other means are refused by name", () => {
   assertMatch(
     refusal(pickle(0x28, 0x69)),

@@ -97,22 +97,28 @@ const CLASSES = new Set([
   ].map((c) => `apscheduler.triggers.cron.expressions.${c}`),
 ]);
 
-/** The one attribute fetched with `getattr`: how Python 3.9+ pickles a ZoneInfo. */
-const ZONEINFO_UNPICKLE = "zoneinfo.ZoneInfo._unpickle";
+/**
+ * The ZoneInfo classes whose `_unpickle`, the one attribute fetched with
+ * `getattr`, is how a ZoneInfo pickles: Python 3.9+'s, and the backport's
+ * (Python 3.8 and older with tzlocal 4).
+ */
+const ZONEINFO_CLASSES = ["zoneinfo.ZoneInfo", "backports.zoneinfo.ZoneInfo"];
+const ZONEINFO_UNPICKLE = ZONEINFO_CLASSES.map((c) => `${c}._unpickle`);
 
 /** Functions a job state calls (REDUCE), each replaced by a pure function on data. */
 const FUNCTIONS: Record<string, (args: readonly PyValue[]) => PyValue> = {
   "builtins.getattr": ([owner, attribute]) => {
-    if (isKind(owner, "global") && `${owner.name}.${attribute}` === ZONEINFO_UNPICKLE) {
-      return { kind: "global", name: ZONEINFO_UNPICKLE };
-    }
+    const name = isKind(owner, "global") ? `${owner.name}.${attribute}` : null;
+    if (name !== null && ZONEINFO_UNPICKLE.includes(name)) return { kind: "global", name };
     throw new PickleError(
-      `refuses getattr(${describe(owner)}, ${
-        JSON.stringify(attribute)
-      }): only ${ZONEINFO_UNPICKLE} is read`,
+      `refuses getattr(${describe(owner)}, ${JSON.stringify(attribute)}): only ${
+        ZONEINFO_UNPICKLE.join(" and ")
+      } are read`,
     );
   },
-  [ZONEINFO_UNPICKLE]: ([key]) => zone(key),
+  ...Object.fromEntries(
+    ZONEINFO_UNPICKLE.map((name) => [name, ([key]: readonly PyValue[]) => zone(key)]),
+  ),
   // APScheduler 3.9 with tzlocal 4: a ZoneInfo wrapped for pytz's API.
   "pytz_deprecation_shim._impl.wrap_zone": ([wrapped]) =>
     isKind(wrapped, "zone") ? wrapped : zone(wrapped),
@@ -135,8 +141,8 @@ const FUNCTIONS: Record<string, (args: readonly PyValue[]) => PyValue> = {
   },
 };
 
-/** Names a blob may mention: the classes, the functions, and ZoneInfo (for getattr). */
-const NAMES = new Set([...CLASSES, ...Object.keys(FUNCTIONS), "zoneinfo.ZoneInfo"]);
+/** Names a blob may mention: the classes, the functions, and the ZoneInfos (for getattr). */
+const NAMES = new Set([...CLASSES, ...Object.keys(FUNCTIONS), ...ZONEINFO_CLASSES]);
 
 function isKind<K extends string>(value: PyValue, kind: K): value is Extract<PyValue, { kind: K }> {
   return typeof value === "object" && value !== null && "kind" in value && value.kind === kind;
