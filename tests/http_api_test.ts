@@ -96,9 +96,12 @@ for (const backend of BACKENDS) {
       assertEquals(again.headers.get("reload-marker"), null, "no change, no marker");
       await api.call("POST", "/api/v1/jobs/nightly/enable");
 
+      // A preview changes nothing: a read-only token may ask for it.
       const preview = await api.call("POST", "/api/v1/schedule/preview", {
         body: { cron: "0 9 * * 1-5", timezone: "Asia/Tokyo", count: 2 },
+        token: READER,
       });
+      assertEquals(preview.status, 200);
       const p = preview.body as Record<string, unknown>;
       assertEquals([p.schedule, p.schedule_words, p.timezone], [
         "0 0 9 * * mon-fri",

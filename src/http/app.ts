@@ -101,10 +101,15 @@ function guardOpenServer(c: Context): void {
   }
 }
 
-/** Reading needs any role; anything else needs admin. */
+/** Posts that change nothing: a schedule's preview. */
+const READ_POSTS = ["/api/v1/schedule/preview"];
+
+/** Reading (and previewing) needs any role; anything else needs admin. */
 const authorize: MiddlewareHandler<Env> = async (c, next) => {
   const method = c.req.method;
-  if (method !== "GET" && method !== "HEAD" && c.get("role") !== "admin") {
+  const reads = method === "GET" || method === "HEAD" ||
+    method === "POST" && READ_POSTS.includes(c.req.path);
+  if (!reads && c.get("role") !== "admin") {
     throw new HttpError(
       403,
       `${method} ${c.req.path} changes jobs or runs and needs an admin token; this one is read-only`,
