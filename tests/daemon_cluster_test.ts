@@ -220,49 +220,6 @@ for (const backend of BACKENDS) {
     );
   });
 
-  test("a node stopping hands its jobs over at once; the run it is ending holds their max_instances", async () => {
-    await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
-    for (const node of c.nodes) node.runner.endAll((run) => run.jobId === "slow");
-    await c.start();
-    await addJobs(c, ["slow"], { schedule: { second: "*" } });
-    await c.load(1);
-    const owner = assignJobs(["slow"], ["n1", "n2"]).get("slow")!;
-    const [leaving, taking] = [c.node(owner), c.node(owner === "n1" ? "n2" : "n1")];
-    const from = c.now() + SETTLED_MS;
-    await step(c, from, 1);
-    const [long] = leaving.runner.of("slow");
-    assert(long?.running, "the owner runs the job");
-    await leaving.stop();
-    // The other takes the job within a sweep, not once the run ends: it skips fires for that run.
-    let skipped: Run | undefined;
-    for (let s = 1; s <= 5 && skipped === undefined; s++) {
-      await c.set(from + s * 1000);
-      skipped = await c.until(async () => {
-        const rows = (await c.runs("slow")).filter((r) => r.node_id === taking.nodeId);
-        return { row: rows.find((r) => r.status === "skipped") } as { row?: Run };
-      }, "a look at the other node's rows").then((found) => found.row);
-    }
-    assert(skipped !== undefined, await c.describe());
-    assertEquals(
-      skipped.note,
-      `max_instances (1) runs were still running (1 of them on node ${leaving.nodeId})`,
-    );
-    assertEquals(taking.runner.of("slow"), [], "no second run while the first ran");
-    long.finish();
-    await c.until(
-      async () => (await c.runs("slow")).find((r) => r.id === long.runId)?.status === "success",
-      "the stopping node to record its run",
-    );
-    // Once a poll sees the run ended, the job runs on the node that took it.
-    let at = c.now();
-    await c.until(async () => {
-      if (taking.runner.of("slow").length > 0) return true;
-      at += 1000;
-      await c.set(at);
-      return false;
-    }, "the node that took the job to run it");
-  });
-
   test("a node declared dead while it was paused says so once it runs again", async () => {
     await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
     await c.start();

@@ -292,18 +292,7 @@ contract(
     await store.saveNode(node("live"));
     await store.saveNode(node("stopped", { stopped_at: 2000 }));
     await store.saveNode(node("dead", { declared_dead_at: 2000, declared_dead_by: "live" }));
-    // Stopping: its jobs moved, it still beats while it ends its runs.
-    const databaseNow = await store.databaseNow();
-    const beat = { db_heartbeat_at: databaseNow, heartbeat_ms: 60_000 };
-    await store.saveNode(node("stopping", { stopped_at: 2000, ...beat }));
-    await store.saveNode(
-      node("gone quiet", {
-        stopped_at: 2000,
-        db_heartbeat_at: databaseNow - 4000,
-        heartbeat_ms: 1000,
-      }),
-    );
-    const [running, queued, , , , , , , stopping] = await store.claimRuns([
+    const [running, queued] = await store.claimRuns([
       fire("a", 1000, { node_id: "live" }),
       fire("b", 1000, { node_id: "live", status: "queued" }),
       fire("c", 1000, { node_id: "live", status: "success" }),
@@ -314,17 +303,13 @@ contract(
       fire("g", 1000, { node_id: "gone" }),
       // A `job run` request no node took.
       manualRequest("h", 1000),
-      fire("i", 1000, { node_id: "stopping" }),
-      // Stopped, and its heartbeat older than 3 of its intervals: its rows hold nothing.
-      fire("j", 1000, { node_id: "gone quiet" }),
     ]);
     assertEquals(await store.activeRunsElsewhere("here"), [
       { id: running!, job_id: "a", node_id: "live" },
       { id: queued!, job_id: "b", node_id: "live" },
-      { id: stopping!, job_id: "i", node_id: "stopping" },
     ]);
-    assertEquals(await store.activeRunsElsewhere("here", [stopping!, queued! + 1]), [
-      { id: stopping!, job_id: "i", node_id: "stopping" },
+    assertEquals(await store.activeRunsElsewhere("here", [queued!, queued! + 1]), [
+      { id: queued!, job_id: "b", node_id: "live" },
     ]);
   },
 );

@@ -114,8 +114,6 @@ export class Cluster {
   private skewed = false;
   /** The declaration of this node's death last reported (see `seeOwnRow`). */
   private declaredDeadSeen: number | null | undefined = undefined;
-  /** When this node left (see `leave`): its heartbeats say it stopped. */
-  private leftAt: number | null = null;
   private readonly stopping = new AbortController();
   /** Set by {@link reportSoon}. */
   private reportDue = false;
@@ -247,20 +245,6 @@ export class Cluster {
     this.loop = this.run();
   }
 
-  /**
-   * This node fires no more (its graceful stop began): its next heartbeat,
-   * written at once, marks it stopped, so that the others take its jobs
-   * now, not once its runs have ended (up to shutdown_timeout later). It
-   * beats on meanwhile, so that no one declares it dead and marks the runs
-   * it is ending lost; the others count those runs against their new
-   * jobs' max_instances while it beats.
-   */
-  leave(): void {
-    if (this.leftAt !== null) return;
-    this.leftAt = this.o.clock.now();
-    this.reportSoon();
-  }
-
   /** Stop the loop and record the node as stopped, waiting at most `timeoutMs` on the database. */
   async stop(timeoutMs: number): Promise<void> {
     this.stopping.abort();
@@ -287,7 +271,7 @@ export class Cluster {
           const seen = this.look();
           // Written before the sweep acts on what the look saw (declaring a node dead may
           // wait on its locks), with the clock the look read, or one read now if it failed.
-          if (beatDue) await this.beat(this.leftAt, await seen.catch(() => undefined));
+          if (beatDue) await this.beat(null, await seen.catch(() => undefined));
           await this.sweep(await seen);
         } catch (error) {
           this.o.health.failed(error);

@@ -22,7 +22,7 @@ import type {
 import type { ClaimOutcome, NotificationClaim, SilenceCandidate, TakenHeld } from "./store.ts";
 import type { NewRun, Run, RunFilter, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
 import type { LogFilter, LogRow } from "../domain/log_row.ts";
-import { type Node, STALE_AFTER_BEATS } from "../domain/node.ts";
+import type { Node } from "../domain/node.ts";
 import * as status from "./sql_status.ts";
 import * as notify from "./sql_notify.ts";
 
@@ -687,9 +687,8 @@ export class SqlStore implements Store {
     among?: readonly number[],
   ): Promise<Pick<Run, "id" | "job_id" | "node_id">[]> {
     const found: Pick<Run, "id" | "job_id" | "node_id">[] = [];
-    // A node that stopped counts while it still beats: it is ending its runs.
     const sql = (ids: readonly number[] | null) =>
-      `SELECT r.id, r.job_id, r.node_id FROM jm_runs r JOIN jm_nodes n ON n.id = r.node_id WHERE r.status IN ('running', 'queued') AND r.node_id <> ? AND n.declared_dead_at IS NULL AND (n.stopped_at IS NULL OR n.db_heartbeat_at >= ${this.driver.profile.nowMs} - ${STALE_AFTER_BEATS} * n.heartbeat_ms)${
+      `SELECT r.id, r.job_id, r.node_id FROM jm_runs r JOIN jm_nodes n ON n.id = r.node_id WHERE r.status IN ('running', 'queued') AND r.node_id <> ? AND n.declared_dead_at IS NULL AND n.stopped_at IS NULL${
         ids === null ? "" : ` AND r.id IN (${ids.map(() => "?").join(", ")})`
       } ORDER BY r.id`;
     for (const ids of among === undefined ? [null] : chunks(among, CLAIM_CHUNK)) {

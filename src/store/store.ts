@@ -215,11 +215,9 @@ export interface RunStore {
   runStatuses(ids: readonly number[]): Promise<Map<number, RunStatus>>;
 
   /**
-   * Runs `running` or `queued` on a node other than `nodeId` that is alive:
-   * not declared dead, and not stopped unless it still beats (a node
-   * stopping ends its runs after its jobs moved); with `among`, only those
-   * runs. Where a job moved to this node meanwhile, its max_instances
-   * counts them.
+   * Runs `running` or `queued` on a node other than `nodeId` that has
+   * neither stopped nor been declared dead; with `among`, only those runs.
+   * Where a job moved to this node meanwhile, its max_instances counts them.
    */
   activeRunsElsewhere(
     nodeId: string,
