@@ -254,6 +254,8 @@ export class Service {
   private readonly slots: SlotGate;
   /** Jobs just gained, until the runs of theirs elsewhere hold their slots (see `gain`). */
   private readonly gaining = new Set<string>();
+  /** The first fire of each job in `gaining` that was held back, to decide again. */
+  private readonly heldBack = new Map<string, number>();
   /** Runs on other nodes that hold slots here, by run id (see `holdRunsElsewhere`). */
   private readonly elsewhere = new Map<number, { node: string; slot: Slot }>();
   private readonly active = new Map<number, Active>();
@@ -597,13 +599,14 @@ export class Service {
 
   /** Let go of the slots of runs on other nodes that ended, or whose node is gone. */
   private async releaseEndedElsewhere(): Promise<void> {
+    // Only those asked about: a hold taken meanwhile is not in the answer.
+    const asked = [...this.elsewhere.keys()];
     const active = new Set(
-      (await this.o.store.activeRunsElsewhere(this.nodeId, [...this.elsewhere.keys()]))
-        .map((run) => run.id),
+      (await this.o.store.activeRunsElsewhere(this.nodeId, asked)).map((run) => run.id),
     );
-    for (const [id, { slot }] of this.elsewhere) {
+    for (const id of asked) {
       if (active.has(id)) continue;
-      slot.release();
+      this.elsewhere.get(id)?.slot.release();
       this.elsewhere.delete(id);
     }
   }
@@ -666,16 +669,21 @@ export class Service {
       // Not fired before the runs elsewhere hold their slots: the rewind decides those fires.
       this.gaining.add(job);
     }
-    // Before the rewind's fires are dispatched: they would be dropped again.
-    const held = () => gained.forEach((_, job) => this.gaining.delete(job));
-    const since = this.o.clock.now();
-    Promise.all([this.o.store.lastFires(), this.holdRunsElsewhere()]).then(([last]) => {
-      held();
-      // A job that never fired: from the gain on, whose fires were held back.
-      for (const job of gained.keys()) this.timetable.rewind(job, last.get(job) ?? since - 1);
+    // The fires held back meanwhile are decided again, from the last recorded one where known.
+    const decideAgain = (last: Map<string, number>) => {
+      for (const job of gained.keys()) {
+        this.gaining.delete(job);
+        const heldBack = this.heldBack.get(job);
+        this.heldBack.delete(job);
+        const from = Math.min(last.get(job) ?? Infinity, (heldBack ?? Infinity) - 1);
+        if (from !== Infinity) this.timetable.rewind(job, from);
+      }
       this.wake.abort();
+    };
+    Promise.all([this.o.store.lastFires(), this.holdRunsElsewhere()]).then(([last]) => {
+      decideAgain(last);
     }, (error) => {
-      held();
+      decideAgain(new Map());
       this.o.health.failed(error);
     });
   }
@@ -765,10 +773,16 @@ export class Service {
   /** Record what the timetable decided, then start what may start. */
   private async dispatch(all: Decision, now: number): Promise<void> {
     // Other nodes fire the other jobs; the claim settles moments of disagreement.
-    const mine = (id: string) => this.o.cluster.mayFire(id) && !this.gaining.has(id);
+    const mine = (id: string, from: number) => {
+      if (!this.o.cluster.mayFire(id)) return false;
+      if (!this.gaining.has(id)) return true;
+      // Decided again once the runs elsewhere hold their slots (see `gain`).
+      this.heldBack.set(id, Math.min(this.heldBack.get(id) ?? Infinity, from));
+      return false;
+    };
     const decision: Decision = {
-      run: all.run.filter((d) => mine(d.job.id)),
-      missed: all.missed.filter((m) => mine(m.job.id)),
+      run: all.run.filter((d) => mine(d.job.id, d.scheduledAt)),
+      missed: all.missed.filter((m) => mine(m.job.id, m.first)),
     };
     const armed = this.takeArmed(now);
     if (decision.run.length === 0 && decision.missed.length === 0) {
@@ -858,6 +872,7 @@ export class Service {
     const armedFirst = plans.map((plan, i) => [plan, i] as const).sort(([a], [b]) =>
       Number(b?.shell !== undefined) - Number(a?.shell !== undefined)
     );
+    let lost = false;
     armedFirst.forEach(([plan, i]) => {
       if (!plan) return;
       const id = ids[i];
@@ -865,6 +880,7 @@ export class Service {
         // Another node or an earlier life of this one claimed it.
         plan.slot.release();
         plan.shell?.disarm();
+        lost = true;
       } else {
         if (plan.due.job.retries > 0 && !plan.due.job.retry_overlap) {
           this.track(this.dropRetries(plan.due.job, id, plan.due.scheduledAt));
@@ -889,6 +905,8 @@ export class Service {
         }
       }
     });
+    // A job whose owner changed: the other node's run (if it started it) holds its slots here.
+    if (lost) this.holdRunsElsewhere().catch((error) => this.o.health.failed(error));
     // Runs may have ended while the claim was written: their workers are free now.
     this.startWaiting();
   }
