@@ -287,6 +287,10 @@ for (const backend of BACKENDS) {
           ]);
         }
       }
+      const long = await api.call("POST", "/api/v1/jobs", { body: "x".repeat(100_000) });
+      assertEquals(long.body, {
+        error: `the body must be a JSON object ({…}), not "${"x".repeat(59)}…`,
+      });
       const misspelt = await api.call("POST", "/api/v1/jobs/x/run", { body: { forse: true } });
       assertEquals([misspelt.status, misspelt.body], [400, {
         error: "forse: not an option of a run request (force and queue are, each true or false)",

@@ -115,8 +115,15 @@ Deno.test("a new or changed job fits MySQL's columns; one stored already is not 
     ValidationError,
     "hour: is 257 characters long (allowed: up to 255)",
   );
-  // A longer one SQLite stored before still runs.
-  validateJob({ ...buildJob("j", base, null, 1), command: "x".repeat(70_000) });
+  // A longer one SQLite stored before still runs, and its other fields still change.
+  const stored = { ...buildJob("j", base, null, 1), command: "x".repeat(70_000) };
+  validateJob(stored);
+  assertEquals(buildJob("j", { timeout: "5" }, stored, 2).timeout, 5);
+  assertThrows(
+    () => buildJob("j", { command: "y".repeat(70_000) }, stored, 2),
+    ValidationError,
+    "command: is 70000 bytes long",
+  );
 });
 
 Deno.test("'' (null for coalesce) sets the policy fields back to the service's default", () => {

@@ -275,7 +275,7 @@ export function buildJob(id: string, options: JobOptions, current: Job | null, n
   // Notifications (issue 13).
   Object.assign(job, applyNotifyOptions(job, options));
   validateJob(job);
-  checkSizes(job);
+  checkSizes(job, current);
   if (schedule !== null && hasSchedule(job)) checkEverFires(job);
   return job;
 }
@@ -289,27 +289,30 @@ const FIELD_CHARS = 255;
  * A new or changed job fits the columns that store it, on either backend:
  * MySQL would refuse a longer value with a server error naming no job,
  * SQLite would take it. Jobs already stored are not held to it (a longer
- * one SQLite kept still runs).
+ * one SQLite kept still runs): a field the change leaves as `current` had
+ * it is not checked.
  */
-function checkSizes(job: Job): void {
+function checkSizes(job: Job, current: Job | null): void {
+  const kept = (field: keyof Job) =>
+    current !== null && JSON.stringify(current[field]) === JSON.stringify(job[field]);
   for (const field of FIELD_NAMES) {
     const length = job[field].length;
-    if (length > FIELD_CHARS) {
+    if (length > FIELD_CHARS && !kept(field)) {
       throw new ValidationError(
         field,
         `${field}: is ${length} characters long (allowed: up to ${FIELD_CHARS})`,
       );
     }
   }
-  const texts: [string, string | null][] = [
+  const texts: [keyof Job, string | null][] = [
     ["command", job.command],
     ["env", JSON.stringify(job.env)],
     ["cwd", job.cwd],
-    ...[...HOOK_COMMANDS, ...HOOK_URLS].map((f): [string, string | null] => [f, job[f]]),
+    ...[...HOOK_COMMANDS, ...HOOK_URLS].map((f): [keyof Job, string | null] => [f, job[f]]),
   ];
   for (const [field, text] of texts) {
     // A UTF-8 character is at most 4 bytes: only a long text needs counting.
-    if (text === null || text.length * 4 <= TEXT_BYTES) continue;
+    if (text === null || text.length * 4 <= TEXT_BYTES || kept(field)) continue;
     const bytes = new TextEncoder().encode(text).length;
     if (bytes > TEXT_BYTES) {
       throw new ValidationError(

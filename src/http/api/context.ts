@@ -51,8 +51,15 @@ export async function readObject(
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new HttpError(
       400,
-      `the body must be a JSON object ({…}), not ${Array.isArray(body) ? "an array" : text.trim()}`,
+      `the body must be a JSON object ({…}), not ${
+        Array.isArray(body) ? "an array" : shortened(text.trim())
+      }`,
     );
   }
   return body as Record<string, unknown>;
+}
+
+/** A value quoted in an error: its start, not a megabyte of it. */
+function shortened(text: string): string {
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
 }

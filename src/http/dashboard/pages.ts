@@ -94,7 +94,12 @@ function runsTable(runs, options) {
     h("td", { class: "num" }, duration(run)),
     h("td", { class: "hide-narrow" }, triggerText(run)),
     h("td", { class: "hide-narrow muted small" }, run.node_id || "-"));
+  const statuses = new Map();
   box.upsert = (run, fresh) => {
+    // A list read while an event came may be older than it: an ended run does not run again.
+    const was = statuses.get(run.id);
+    if (was !== undefined && FINAL(was) && !FINAL(run.status)) return;
+    statuses.set(run.id, run.status);
     const next = row(run, fresh);
     const old = rows.get(run.id);
     if (old) old.replaceWith(next);
