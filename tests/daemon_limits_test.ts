@@ -68,6 +68,33 @@ for (const backend of BACKENDS) {
     assertEquals(h.runner.runs.length, 1);
   });
 
+  Deno.test(`daemon[${backend}]: a fire another node claimed first: its run holds the job's max_instances here`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      claimTimeoutMs: 600_000,
+    });
+    await h.job("slow", { schedule: { second: "*" } });
+    await h.store.saveNode(node("other"));
+    await h.start();
+    // The job's owner changed and the other node, still firing it, claimed the fire at 1 s first.
+    await h.store.claimRuns([
+      {
+        job_id: "slow",
+        scheduled_at: at(1),
+        status: "running",
+        trigger: "schedule",
+        node_id: "other",
+      },
+    ]);
+    // The next fire is decided once the claim at 1 s has answered, lost.
+    await h.clock.set(at(1));
+    await h.clock.set(at(2));
+    assertEquals(
+      (await h.run("slow", at(2), "skipped")).note,
+      "max_instances (1) runs were still running (1 of them on node other)",
+    );
+    assertEquals(h.runner.runs.length, 0);
+  });
+
   Deno.test(`daemon[${backend}]: max_instances 2 lets two runs overlap, not three`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend));
     await h.job("slow", { schedule: { second: "*" }, max_instances: "2" });

@@ -905,10 +905,11 @@ export class Service {
         }
       }
     });
-    // A job whose owner changed: the other node's run (if it started it) holds its slots here.
-    if (lost) this.holdRunsElsewhere().catch((error) => this.o.health.failed(error));
     // Runs may have ended while the claim was written: their workers are free now.
     this.startWaiting();
+    // A job whose owner changed: the other node's run (if it started it) holds its slots
+    // here before the next fire is decided.
+    if (lost) await this.holdRunsElsewhere().catch((error) => this.o.health.failed(error));
   }
 
   /**
