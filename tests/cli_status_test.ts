@@ -3,11 +3,11 @@
  * the API and the dashboard use (live, stale, dead, stopped), its share,
  * how far behind its marker is, and a clock that is off, said plainly.
  */
-import { assertEquals, assertMatch } from "./assert.ts";
+import { assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { BACKENDS, cli, freshDatabase, serviceRow } from "./helpers.ts";
 import type { Node } from "../src/domain/node.ts";
 
-const HEARTBEAT_MS = 5000;
+const HEARTBEAT_MS = 2000;
 
 for (const backend of BACKENDS) {
   Deno.test(`cli[${backend}]: status lists the cluster: live, stale, dead, stopped, share, marker, skew`, async () => {
@@ -57,5 +57,10 @@ for (const backend of BACKENDS) {
       /^node alpha: its clock is \+5\.2 s off the database's \(more than 2 s\); it computes its fires from its own clock: fix its time sync \(NTP\)$/m,
     );
     assertEquals(status.stdout.match(/its clock is/g)?.length, 1, status.stdout);
+    // Stale by each node's own interval, not by this command's configuration (5 s by default).
+    assertStringIncludes(
+      status.stdout,
+      `no heartbeat for 3 intervals of ${HEARTBEAT_MS / 1000} s;`,
+    );
   });
 }

@@ -30,10 +30,12 @@ function servicesText(report: Status, now: number, heartbeatMs: number): string 
   const skewed = report.services.filter((n) =>
     n.state === "live" && n.skew_ms != null && Math.abs(n.skew_ms) > MAX_SKEW_MS
   );
+  // Each node is judged by the interval it beats at, not by this command's configuration.
+  const intervals = [...new Set(report.services.map((n) => n.heartbeat_ms ?? heartbeatMs))]
+    .sort((a, b) => a - b).map((ms) => `${ms / 1000} s`);
+  const interval = intervals.length === 1 ? intervals[0] : `its own (${intervals.join(", ")})`;
   return [
-    `services (stale: no heartbeat for ${STALE_AFTER_BEATS} intervals of ${
-      heartbeatMs / 1000
-    } s; dead: declared dead by another node, its runs lost and its jobs moved):`,
+    `services (stale: no heartbeat for ${STALE_AFTER_BEATS} intervals of ${interval}; dead: declared dead by another node, its runs lost and its jobs moved):`,
     table(
       [
         "NODE",
