@@ -3,7 +3,8 @@
  * whether each is live, reloads not applied yet, the last hour's runs and
  * the next fires.
  */
-import { type Job, nextFires, validateJob } from "../domain/job.ts";
+import type { Job } from "../domain/job.ts";
+import { listJobs } from "./jobs.ts";
 import { type Node, type NodeState, nodeState } from "../domain/node.ts";
 import type { RunStatus } from "../domain/run.ts";
 import type { JobStore, MarkerStore, NodeStore, NotifyStore, RunStore } from "../store/store.ts";
@@ -55,9 +56,9 @@ export async function status(
   const pendingMarkers = await stores.pendingMarkers();
   const latestMarker = await stores.latestMarkerId();
   const runsLastHour = await stores.countRuns(now - HOUR_MS);
-  const jobs = await stores.listJobs();
-  const fires = jobs.filter((j) => j.enabled && isValid(j))
-    .flatMap((job) => nextFires(job, defaultZone, new Date(now), 1).map((at) => ({ job, at })))
+  // As `job list` gives them: a row broken by hand has no next fire (it says what is wrong).
+  const fires = (await listJobs(stores, { defaultZone, now }))
+    .flatMap(({ job, next }) => next === null ? [] : [{ job, at: next }])
     .sort((a, b) => a.at.getTime() - b.at.getTime())
     .slice(0, NEXT_FIRES);
   const silentJobs = (await stores.silenceCandidates())
@@ -70,14 +71,4 @@ export async function status(
     nextFires: fires,
     silentJobs,
   };
-}
-
-/** A row broken by hand is not scheduled, and has no next fire (`job list` says what is wrong). */
-function isValid(job: Job): boolean {
-  try {
-    validateJob(job);
-    return true;
-  } catch {
-    return false;
-  }
 }
