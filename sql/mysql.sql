@@ -1,4 +1,4 @@
--- jobsmanager schema for MySQL / MariaDB, version 7.
+-- jobsmanager schema for MySQL / MariaDB, version 8.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -154,3 +154,7 @@ CREATE TABLE IF NOT EXISTS jm_notify_state (
   held_payload MEDIUMTEXT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (7, 'notifications: hooks and silence alerts per job, claims and throttling', 0);
+
+-- migration 8: several services: a node stopping says so while it ends its runs
+ALTER TABLE jm_nodes ADD COLUMN leaving_at BIGINT NULL;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (8, 'several services: a node stopping says so while it ends its runs', 0);

@@ -1,4 +1,4 @@
--- jobsmanager schema for SQLite, version 7.
+-- jobsmanager schema for SQLite, version 8.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -178,3 +178,7 @@ CREATE TABLE IF NOT EXISTS jm_notify_state (
   held_payload TEXT NULL
 );
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (7, 'notifications: hooks and silence alerts per job, claims and throttling', 0);
+
+-- migration 8: several services: a node stopping says so while it ends its runs
+ALTER TABLE jm_nodes ADD COLUMN leaving_at BIGINT NULL;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (8, 'several services: a node stopping says so while it ends its runs', 0);

@@ -104,7 +104,7 @@ for (const backend of BACKENDS) {
     },
   );
 
-  test("status judges nodes that report the database's clock by it: live, stale, dead", async (store) => {
+  test("status judges nodes that report the database's clock by it: live, stale, dead, leaving", async (store) => {
     const databaseNow = await store.databaseNow();
     const beat = (id: string, dbAgoMs: number, extra: Partial<Node> = {}) =>
       store.saveNode({
@@ -120,11 +120,21 @@ for (const backend of BACKENDS) {
       declared_dead_at: databaseNow,
       declared_dead_by: "fresh",
     });
+    // Stopping, ending its runs; one killed meanwhile stops beating and is stale as any other.
+    await beat("leaving", 0, { leaving_at: NOW });
+    await beat("killed while leaving", 4 * HEARTBEAT_MS, { leaving_at: NOW });
     const report = await status(store, { now: NOW, heartbeatMs: HEARTBEAT_MS, defaultZone: "UTC" });
     assertEquals(
       Object.fromEntries(report.services.map((n) => [n.id, n.state])),
-      { fresh: "live", late: "stale", declared: "dead" },
+      {
+        fresh: "live",
+        late: "stale",
+        declared: "dead",
+        leaving: "leaving",
+        "killed while leaving": "stale",
+      },
     );
+    assertEquals(report.services.find((n) => n.id === "leaving")?.leaving_at, NOW);
   });
 
   test("status of an empty database", async (store) => {

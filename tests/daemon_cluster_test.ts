@@ -245,6 +245,91 @@ for (const backend of BACKENDS) {
     await c.until(() => c.node("n1").line(/^2 live nodes: n1, n2$/), "n1 to see n2 live again");
   });
 
+  test("a node stopping hands its jobs over at once; the run it is ending holds their max_instances", async () => {
+    await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
+    for (const node of c.nodes) node.runner.endAll((run) => run.jobId === "slow");
+    await c.start();
+    await addJobs(c, ["slow"], { schedule: { second: "*" }, max_instances: "1" });
+    await c.load(1);
+    const owner = assignJobs(["slow"], ["n1", "n2"]).get("slow")!;
+    const [leaving, taking] = [c.node(owner), c.node(owner === "n1" ? "n2" : "n1")];
+    const from = c.now() + SETTLED_MS;
+    await step(c, from, 1);
+    const [long] = leaving.runner.of("slow");
+    assert(long?.running, "the owner runs the job");
+    await leaving.stop();
+    const [row] = (await c.store.nodesAndNow()).nodes.filter((n) => n.id === leaving.nodeId);
+    assertEquals([row.leaving_at !== null, row.stopped_at], [true, null], "its heartbeat says so");
+    // The other takes the job within a sweep, not once the run ends: it skips fires for that run.
+    let skipped: Run | undefined;
+    for (let s = 1; s <= 5 && skipped === undefined; s++) {
+      await c.set(from + s * 1000);
+      skipped = await c.until(async () => {
+        const rows = (await c.runs("slow")).filter((r) => r.node_id === taking.nodeId);
+        return { row: rows.find((r) => r.status === "skipped") } as { row?: Run };
+      }, "a look at the other node's rows").then((found) => found.row);
+    }
+    assert(skipped !== undefined, await c.describe());
+    assertEquals(
+      skipped.note,
+      `max_instances (1) runs were still running (1 of them on node ${leaving.nodeId})`,
+    );
+    assertEquals(taking.runner.of("slow"), [], "no second run while the first ran");
+    assert(
+      taking.line(new RegExp(`^1 live nodes: ${taking.nodeId}$`)) !== undefined,
+      await c.describe(),
+    );
+    long.finish();
+    await c.until(
+      async () => (await c.runs("slow")).find((r) => r.id === long.runId)?.status === "success",
+      "the stopping node to record its run",
+    );
+    // Once a poll sees the run ended, the job runs on the node that took it.
+    let at = c.now();
+    await c.until(async () => {
+      if (taking.runner.of("slow").length > 0) return true;
+      at += 1000;
+      await c.set(at);
+      return false;
+    }, "the node that took the job to run it");
+    await c.until(() => leaving.ended, "the stopping node to end");
+    const [stopped] = (await c.store.nodesAndNow()).nodes.filter((n) => n.id === leaving.nodeId);
+    assert(stopped.stopped_at !== null, "it stopped cleanly");
+    assertEquals(stopped.declared_dead_at, null, "no one declared it dead");
+  });
+
+  test("a node killed while it ends its runs is declared dead, its runs lost", async () => {
+    await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
+    for (const node of c.nodes) node.runner.endAll((run) => run.jobId === "slow");
+    await c.start();
+    await addJobs(c, ["slow"], { schedule: { second: "*" }, max_instances: "1" });
+    await c.load(1);
+    const owner = assignJobs(["slow"], ["n1", "n2"]).get("slow")!;
+    const [leaving, taking] = [c.node(owner), c.node(owner === "n1" ? "n2" : "n1")];
+    const from = c.now() + SETTLED_MS;
+    await step(c, from, 1);
+    const [long] = leaving.runner.of("slow");
+    assert(long?.running, "the owner runs the job");
+    await leaving.stop();
+    await c.until(
+      async () =>
+        (await c.store.nodesAndNow()).nodes.find((n) => n.id === leaving.nodeId)?.leaving_at,
+      "the stopping node to say so",
+    );
+    // SIGKILL (docker stop's, after 10 s) before its runs ended: its heartbeats stop.
+    c.freeze(leaving.nodeId);
+    await c.age(leaving.nodeId);
+    let at = c.now();
+    const lost = await c.until(async () => {
+      const run = (await c.runs("slow")).find((r) => r.id === long.runId);
+      if (run?.status !== "lost") await c.set(at += 1000);
+      return run?.status === "lost" ? run : undefined;
+    }, `run ${long.runId} lost`);
+    assertMatch(lost.note!, new RegExp(`^node ${leaving.nodeId} stopped sending heartbeats`));
+    const [row] = (await c.store.nodesAndNow()).nodes.filter((n) => n.id === leaving.nodeId);
+    assertEquals(row.declared_dead_by, taking.nodeId);
+  });
+
   test("every live node applies every marker; a node declared dead holds none back", async () => {
     await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2", "n3"]);
     // Jobs that do not fire while the test runs: the clocks move freely.

@@ -680,7 +680,7 @@ export class ClusterHarness implements AsyncDisposable {
   async describe(): Promise<string> {
     const nodes = await rawQuery(
       this.db,
-      "SELECT id, db_heartbeat_at, jobs_owned, applied_marker, declared_dead_at, declared_dead_by, stopped_at FROM jm_nodes ORDER BY id",
+      "SELECT id, db_heartbeat_at, jobs_owned, applied_marker, declared_dead_at, declared_dead_by, leaving_at, stopped_at FROM jm_nodes ORDER BY id",
     ).catch((error) => [{ error: String(error) }]);
     const parts = [`jm_nodes: ${JSON.stringify(nodes)}`, await this.nodes[0].describe()];
     for (const node of this.nodes.slice(1)) {

@@ -13,6 +13,7 @@ import {
   runs,
   runsDetail,
   Serve,
+  type ServeSettings,
   sql,
   uniqueSeconds,
   writeConfig,
@@ -42,8 +43,13 @@ async function nodes(db: TestDatabase): Promise<NodeRow[]> {
 }
 
 /** Start `count` services with no node id configured, and wait until each sees all. */
-async function cluster(db: TestDatabase, count: number, url = db.url): Promise<Serve[]> {
-  const config = await writeConfig(db, { heartbeat_interval: HEARTBEAT_S });
+async function cluster(
+  db: TestDatabase,
+  count: number,
+  url = db.url,
+  settings: ServeSettings = {},
+): Promise<Serve[]> {
+  const config = await writeConfig(db, { heartbeat_interval: HEARTBEAT_S, ...settings });
   const services = Array.from(
     { length: count },
     () => new Serve({ ...db, url } as TestDatabase, config),
@@ -185,6 +191,101 @@ mysqlTest(
       await stopAll(services);
       await killLeftovers(`sleep 3000\\.${tag}`);
     }
+  },
+);
+
+mysqlTest(
+  "cluster: a node stopping hands its jobs over while it ends its run, which holds max_instances",
+  async () => {
+    await using db = await freshDatabase("mysql");
+    const tag = uniqueSeconds(0).slice(2);
+    const file = `${db.dir}/fired.txt`;
+    await everySecondJobs(db, 10, file);
+    // Its first run runs till the test ends it; those after end at once.
+    await jm(
+      db,
+      "job",
+      "add",
+      "long",
+      "--second",
+      "*",
+      "--command",
+      `mkdir ${db.dir}/long.first 2>/dev/null && exec sleep 3000.${tag}; true`,
+    );
+    // Time enough to end its run: the test ends it.
+    const services = await cluster(db, 2, db.url, { shutdown_timeout: 120 });
+    try {
+      const first = await waitFor(
+        async () => (await runs(db, "long")).find((r) => r.status === "running"),
+        { timeoutMs: 10_000, what: "a running run of long", detail: runsDetail(db, "long") },
+      );
+      const owner = (await nodes(db)).find((n) => n.id === first.node_id)!;
+      const leaving = services.find((s) => s.pid === owner.pid)!;
+      const taking = services.find((s) => s !== leaving)!;
+      const signalledAt = Date.now();
+      leaving.signal("SIGTERM");
+      await waitFor(
+        async () =>
+          new RegExp(`^${owner.id}\\s+leaving\\b`, "m").test((await jm(db, "status")).stdout),
+        { timeoutMs: 10_000, what: `status to show ${owner.id} leaving` },
+      );
+      // Its other jobs fire on the other node while it still ends its run.
+      const ownedBefore = new Set(
+        (await runs(db)).filter((r) => r.node_id === owner.id && r.job_id !== "long")
+          .map((r) => r.job_id),
+      );
+      assert(ownedBefore.size > 0, `${owner.id} fired none of the every-second jobs`);
+      const handedOver = await waitFor(
+        async () =>
+          (await runs(db)).find((r) =>
+            ownedBefore.has(r.job_id) && r.node_id !== owner.id && r.scheduled_at > signalledAt &&
+            r.status === "success"
+          ),
+        { timeoutMs: 15_000, what: `a job of ${owner.id} run elsewhere`, detail: runsDetail(db) },
+      );
+      const skipped = await waitFor(
+        async () =>
+          (await runs(db, "long")).find((r) => r.status === "skipped" && r.node_id !== owner.id),
+        {
+          timeoutMs: 15_000,
+          what: "a fire of long skipped elsewhere",
+          detail: runsDetail(db, "long"),
+        },
+      );
+      assertEquals(
+        skipped.note,
+        `max_instances (1) runs were still running (1 of them on node ${owner.id})`,
+      );
+      assert(leaving.running, `${owner.id} ended before its run:\n${leaving.stderr}`);
+      assertEquals(
+        (await runs(db, "long")).find((r) => r.id === first.id)?.status,
+        "running",
+        `run ${first.id} of long, when run ${handedOver.id} of ${handedOver.job_id} ran elsewhere`,
+      );
+      // Its id is still its own: a service given it refuses to start.
+      const third = new Serve(db, `${db.dir}/config.json5`, { JM_NODE_ID: owner.id });
+      const refused = await third.exit(20_000, "a service with the stopping node's id to refuse")
+        .catch((error) => {
+          third.signal("SIGKILL");
+          throw new Error(`${error.message}; it logged:\n${third.stderr}`);
+        });
+      assert(refused.code !== 0, third.stderr);
+      assertMatch(third.stderr, /is in use by a service that is stopping, ending its runs, /);
+      // Its run ends: it stops, and no one declared it dead.
+      await killLeftovers(`sleep 3000\\.${tag}`);
+      const exit = await leaving.exit(30_000, `${owner.id} to stop once its run ended`);
+      assertEquals(exit.code, 0, leaving.stderr);
+      const row = (await sql(
+        db,
+        `SELECT stopped_at, declared_dead_at FROM jm_nodes WHERE id = '${owner.id}'`,
+      ))[0];
+      assert(row.stopped_at !== null && row.declared_dead_at === null, JSON.stringify(row));
+      assert(taking.running, taking.stderr);
+    } finally {
+      await stopAll(services);
+      await killLeftovers(`sleep 3000\\.${tag}`);
+    }
+    assertEquals((await fired(file)).twice, [], "fires whose command ran more than once");
   },
 );
 

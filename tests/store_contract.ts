@@ -101,6 +101,7 @@ export function node(id: string, extra: Partial<Node> = {}): Node {
     jobs_owned: null,
     declared_dead_at: null,
     declared_dead_by: null,
+    leaving_at: null,
     ...extra,
   };
 }

@@ -249,7 +249,7 @@ contract("settleMarkers", "a marker no node applied stays pending", async ({ sto
 
 contract(
   "settleMarkers",
-  "nodes that are gone do not hold a marker back: declared dead, late by 3 beats, stopped",
+  "nodes that are gone do not hold a marker back: declared dead, late by 3 beats, stopping, stopped",
   async ({ store }) => {
     await liveNode(store, "a");
     const dead = await liveNode(store, "dead");
@@ -257,7 +257,10 @@ contract(
     await store.recordApplied("a", [m]);
     const late = await liveNode(store, "late");
     const stopped = await liveNode(store, "stopped");
-    assertEquals(await store.settleMarkers(), 0, "three live nodes have not applied it");
+    const leaving = await liveNode(store, "leaving");
+    assertEquals(await store.settleMarkers(), 0, "four live nodes have not applied it");
+    // Stopping: it beats on while it ends its runs, but fires no more.
+    await store.saveNode({ ...leaving, leaving_at: leaving.heartbeat_at });
     await store.declareDead("dead", dead.db_heartbeat_at!, "a");
     // Its last beat more than 3 intervals ago by the database's clock, not declared yet.
     await store.saveNode({ ...late, db_heartbeat_at: late.db_heartbeat_at! - 4 * 60_000 });

@@ -19,6 +19,7 @@ contract("saveNode", "a new node reads back every field as written", async ({ st
     last_reload_ms: 35,
     stopped_at: 1_700_000_006_000,
     timezone: "America/New_York",
+    leaving_at: 1_700_000_005_500,
   });
   await store.saveNode(full);
   assertEquals((await store.nodesAndNow()).nodes, [full]);
@@ -33,7 +34,9 @@ contract("saveNode", "saving the same id again replaces every column", async ({ 
     last_reload_ms: 12,
     stopped_at: 6000,
     timezone: "UTC",
+    leaving_at: 5500,
   }));
+  // A restart under the same id is not leaving.
   const restarted = node("a", { pid: 11, started_at: 7000, heartbeat_at: 7000 });
   await store.saveNode(restarted);
   assertEquals((await store.nodesAndNow()).nodes, [restarted]);

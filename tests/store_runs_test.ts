@@ -286,19 +286,22 @@ contract(
 
 contract(
   "activeRunsElsewhere",
-  "runs running or queued on other nodes that neither stopped nor died",
+  "runs running or queued on other nodes that neither stopped nor died (stopping ones count)",
   async ({ store }) => {
     await store.saveNode(node("here"));
     await store.saveNode(node("live"));
+    await store.saveNode(node("leaving", { leaving_at: 2000 }));
     await store.saveNode(node("stopped", { stopped_at: 2000 }));
     await store.saveNode(node("dead", { declared_dead_at: 2000, declared_dead_by: "live" }));
-    const [running, queued] = await store.claimRuns([
+    const [running, queued, , , , , ending] = await store.claimRuns([
       fire("a", 1000, { node_id: "live" }),
       fire("b", 1000, { node_id: "live", status: "queued" }),
       fire("c", 1000, { node_id: "live", status: "success" }),
       fire("d", 1000, { node_id: "here" }),
       fire("e", 1000, { node_id: "stopped" }),
       fire("f", 1000, { node_id: "dead" }),
+      // Ending its runs as it stops: they still run.
+      fire("i", 1000, { node_id: "leaving" }),
       // A node with no row (removed by hand) holds nothing: its runs would hold their jobs for ever.
       fire("g", 1000, { node_id: "gone" }),
       // A `job run` request no node took.
@@ -307,6 +310,7 @@ contract(
     assertEquals(await store.activeRunsElsewhere("here"), [
       { id: running!, job_id: "a", node_id: "live" },
       { id: queued!, job_id: "b", node_id: "live" },
+      { id: ending!, job_id: "i", node_id: "leaving" },
     ]);
     assertEquals(await store.activeRunsElsewhere("here", [queued!, queued! + 1]), [
       { id: queued!, job_id: "b", node_id: "live" },

@@ -316,6 +316,8 @@ class BootedDaemon implements Daemon {
     if (this.deadline) return;
     this.deadline = Deadline.in(this.o.clock, stopBudgetMs(this.o.settings) - EXIT_RESERVE_MS);
     this.service.stop(this.deadline);
+    // The other nodes take its jobs while it ends its runs.
+    this.cluster.leave();
     this.stopped.resolve(this.deadline);
   }
 

@@ -112,6 +112,8 @@ export class Cluster {
   private previous = new Map<string, string>();
   private changedAt = -Infinity;
   private skewed = false;
+  /** When this node's graceful stop began (see `leave`); null while it fires. */
+  private leavingAt: number | null = null;
   /** The declaration of this node's death last reported (see `seeOwnRow`). */
   private declaredDeadSeen: number | null | undefined = undefined;
   private readonly stopping = new AbortController();
@@ -164,9 +166,12 @@ export class Cluster {
     for (const id of candidates) {
       const holder = await this.o.store.claimNode(
         this.row(id, this.o.clock.now(), 0, null),
-        (existing, now) =>
-          nodeState(existing, now, this.o.heartbeatMs, now) !== "live" ||
-          (existing.host === node.host && !processRuns(existing.pid)),
+        (existing, now) => {
+          const state = nodeState(existing, now, this.o.heartbeatMs, now);
+          // A node that is stopping still ends its runs under its id.
+          return (state !== "live" && state !== "leaving") ||
+            (existing.host === node.host && !processRuns(existing.pid));
+        },
       );
       if (holder === null) {
         this.id = id;
@@ -177,9 +182,11 @@ export class Cluster {
       }
       if (explicit) {
         throw new RuntimeError(
-          `node id ${
-            JSON.stringify(id)
-          } is in use by a live service (pid ${holder.pid} on ${holder.host}); give each service on this database its own: set jobsmanager.node_id in the config or JM_NODE_ID, or leave both empty for an automatic one`,
+          `node id ${JSON.stringify(id)} is in use by a ${
+            holder.leaving_at != null
+              ? "service that is stopping, ending its runs,"
+              : "live service"
+          } (pid ${holder.pid} on ${holder.host}); give each service on this database its own: set jobsmanager.node_id in the config or JM_NODE_ID, or leave both empty for an automatic one`,
         );
       }
     }
@@ -201,7 +208,7 @@ export class Cluster {
   /** The jobs this node schedules changed (start, reload): share them again. */
   setJobs(ids: Iterable<string>): void {
     this.jobs = [...ids];
-    this.reassign([]);
+    this.reassign(new Map());
   }
 
   /**
@@ -223,8 +230,8 @@ export class Cluster {
    * was last seen that could fire again on its own: a live one, or one that
    * died (killed, crashed: its supervisor starts it again, and it then
    * catches up the fires since its last recorded one, which this node,
-   * unable to record them, would have run too). Only nodes stopped cleanly
-   * count as gone.
+   * unable to record them, would have run too). Only nodes that stopped cleanly,
+   * or are stopping, count as gone.
    */
   get holds(): boolean {
     const policy = this.o.outagePolicy;
@@ -243,6 +250,20 @@ export class Cluster {
 
   start(): void {
     this.loop = this.run();
+  }
+
+  /**
+   * This node fires no more (its graceful stop began): its heartbeat,
+   * written at once, says it is leaving, so that the others take its jobs
+   * now, not once its runs have ended (up to shutdown_timeout later). It
+   * beats on meanwhile, so that it is declared dead only if it dies before
+   * its stop ends; the others count the runs it ends against their new
+   * jobs' max_instances.
+   */
+  leave(): void {
+    if (this.leavingAt !== null) return;
+    this.leavingAt = this.o.clock.now();
+    this.reportSoon();
   }
 
   /** Stop the loop and record the node as stopped, waiting at most `timeoutMs` on the database. */
@@ -303,6 +324,7 @@ export class Cluster {
       skew_ms: null,
       declared_dead_at: null,
       declared_dead_by: null,
+      leaving_at: this.leavingAt,
     };
   }
 
@@ -361,13 +383,17 @@ export class Cluster {
   ): Promise<void> {
     const live: string[] = [];
     const mayReturn: string[] = [];
+    const leaving = new Set<string>();
     for (const node of nodes) {
       if (node.id === this.id) this.seeOwnRow(node);
       const state = node.id === this.id
         ? "live"
         : nodeState(node, databaseNow, this.o.heartbeatMs, databaseNow);
       if (state === "live") live.push(node.id);
-      if (node.id !== this.id && state !== "stopped") mayReturn.push(node.id);
+      if (state === "leaving") leaving.add(node.id);
+      if (node.id !== this.id && state !== "stopped" && state !== "leaving") {
+        mayReturn.push(node.id);
+      }
       if (state !== "stale" || node.db_heartbeat_at == null) {
         continue;
       }
@@ -394,7 +420,11 @@ export class Cluster {
         count: this.live.length,
         nodes: this.live.join(", "),
       });
-      this.reassign(before.filter((id) => !this.live.includes(id)));
+      const left = new Map(
+        before.filter((id) => !this.live.includes(id))
+          .map((id) => [id, leaving.has(id) ? "is stopping" : "is no longer live"]),
+      );
+      this.reassign(left);
       this.o.liveChanged?.(this.live);
     }
   }
@@ -418,8 +448,8 @@ export class Cluster {
     );
   }
 
-  /** Share the jobs over the live nodes; `left`: nodes gone since the last time. */
-  private reassign(left: string[]): void {
+  /** Share the jobs over the live nodes; `left`: nodes gone since the last time, with why. */
+  private reassign(left: Map<string, string>): void {
     const owners = assignJobs(this.jobs, this.live);
     const gained: Gained = new Map();
     let moved = false;
@@ -428,10 +458,8 @@ export class Cluster {
       if (was === undefined || was === owner) continue;
       moved = true;
       if (owner === this.id) {
-        gained.set(
-          job,
-          left.includes(was) ? `node ${was}, which fired this job, is no longer live` : null,
-        );
+        const why = left.get(was);
+        gained.set(job, why ? `node ${was}, which fired this job, ${why}` : null);
       }
     }
     if (moved) {

@@ -39,6 +39,11 @@ export interface Node {
   /** When another node found it dead (database clock), and which. */
   declared_dead_at?: number | null;
   declared_dead_by?: string | null;
+  /**
+   * When its graceful stop began (its clock): it fires nothing more and
+   * beats on while it ends its runs; its jobs are the live nodes'.
+   */
+  leaving_at?: number | null;
 }
 
 /** Heartbeats older than this many intervals mean the node is gone. */
@@ -52,12 +57,13 @@ export const MAX_SKEW_MS = 2000;
  * live (its heartbeat is fresh), stale (late by more than
  * STALE_AFTER_BEATS intervals, not declared dead yet: with other live
  * nodes, for at most a moment; alone, until it starts again), dead
- * (declared dead by another node, its runs lost, its jobs moved), stopped
- * (it stopped cleanly).
+ * (declared dead by another node, its runs lost, its jobs moved), leaving
+ * (stopping cleanly: it beats on while it ends its runs, and its jobs went
+ * to the live nodes), stopped (it stopped cleanly).
  */
-export type NodeState = "live" | "stale" | "dead" | "stopped";
+export type NodeState = "live" | "stale" | "dead" | "leaving" | "stopped";
 
-export const NODE_STATES: readonly NodeState[] = ["live", "stale", "dead", "stopped"];
+export const NODE_STATES: readonly NodeState[] = ["live", "stale", "dead", "leaving", "stopped"];
 
 /**
  * The node's state. With `databaseNow`, a node that reports the database's
@@ -75,5 +81,7 @@ export function nodeState(
   const byDatabase = databaseNow !== undefined && node.db_heartbeat_at != null;
   const age = byDatabase ? databaseNow - node.db_heartbeat_at! : now - node.heartbeat_at;
   const interval = byDatabase ? node.heartbeat_ms ?? heartbeatMs : heartbeatMs;
-  return age > STALE_AFTER_BEATS * interval ? "stale" : "live";
+  // Killed while it ended its runs: stale, then declared dead, as any other.
+  if (age > STALE_AFTER_BEATS * interval) return "stale";
+  return node.leaving_at != null ? "leaving" : "live";
 }

@@ -261,10 +261,11 @@ const schemas: Record<string, Schema> = {
     jobs_owned: { type: ["integer", "null"], description: "the jobs it fires (its share)" },
     declared_dead_at: instantOrNull("when another node declared it dead"),
     declared_dead_by: { type: ["string", "null"], description: "the node that declared it dead" },
+    leaving_at: instantOrNull("when its graceful stop began (it ends its runs, and fires no more)"),
     state: {
       enum: [...NODE_STATES],
       description:
-        "live; stale: no heartbeat for 3 intervals, not declared dead yet; dead: declared dead by another node; stopped: stopped cleanly",
+        "live; stale: no heartbeat for 3 intervals, not declared dead yet; dead: declared dead by another node; leaving: stopping cleanly, ending its runs (its jobs went to the live nodes); stopped: stopped cleanly",
     },
   }),
   StatusCounts: {

@@ -390,6 +390,11 @@ export const MIGRATIONS: Migration[] = [
       both(notifyStateTable),
     ),
   },
+  {
+    version: 8,
+    name: "several services: a node stopping says so while it ends its runs",
+    statements: both(() => "ALTER TABLE jm_nodes ADD COLUMN leaving_at BIGINT NULL"),
+  },
 ];
 
 /** The tables of the schema (but jm_schema_version), which `migrate` checks are all there. */

@@ -35,6 +35,7 @@ const NODE_COLUMNS = [
   "jobs_owned",
   "declared_dead_at",
   "declared_dead_by",
+  "leaving_at",
 ] as const;
 
 const num = (v: unknown) => v === null || v === undefined ? null : Number(v);
@@ -151,7 +152,7 @@ export async function settleMarkers(driver: Driver): Promise<number> {
   const settled = await driver.run(
     `UPDATE jm_update_info SET updated = 1, update_time = ${driver.profile.nowDatetime} WHERE updated = 0 AND EXISTS (${
       applied("")
-    }) AND NOT EXISTS (SELECT 1 FROM jm_nodes n WHERE n.stopped_at IS NULL AND n.declared_dead_at IS NULL AND n.db_heartbeat_at >= ${driver.profile.nowMs} - ${STALE_AFTER_BEATS} * n.heartbeat_ms AND NOT EXISTS (${
+    }) AND NOT EXISTS (SELECT 1 FROM jm_nodes n WHERE n.stopped_at IS NULL AND n.leaving_at IS NULL AND n.declared_dead_at IS NULL AND n.db_heartbeat_at >= ${driver.profile.nowMs} - ${STALE_AFTER_BEATS} * n.heartbeat_ms AND NOT EXISTS (${
       applied("n.id")
     }))`,
   );
@@ -183,6 +184,7 @@ function rowToNode(r: Row): Node {
     jobs_owned: num(r.jobs_owned),
     declared_dead_at: num(r.declared_dead_at),
     declared_dead_by: r.declared_dead_by == null ? null : String(r.declared_dead_by),
+    leaving_at: num(r.leaving_at),
   };
 }
 
