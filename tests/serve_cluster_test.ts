@@ -19,6 +19,7 @@ import {
   writeConfig,
 } from "./serve_helpers.ts";
 import { proxyFor } from "./tcp_proxy.ts";
+import { assignJobs } from "../src/domain/share.ts";
 
 const HEARTBEAT_S = 1;
 /** The issue's bound: fires of a dead node start elsewhere within 3 heartbeats + 2 s. */
@@ -70,10 +71,15 @@ async function cluster(
   return services;
 }
 
+/** The ids of {@link everySecondJobs}. */
+function everySecondIds(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `j${String(i).padStart(2, "0")}`);
+}
+
 /** Add `count` jobs firing every second that append `JOB INSTANT NODE-PID` to `file`. */
 async function everySecondJobs(db: TestDatabase, count: number, file: string): Promise<void> {
-  const jobs = Array.from({ length: count }, (_, i) => ({
-    id: `j${String(i).padStart(2, "0")}`,
+  const jobs = everySecondIds(count).map((id) => ({
+    id,
     second: "*",
     command: `echo "$JM_JOB_ID $JM_SCHEDULED_AT" >> ${file}`,
   }));
@@ -201,24 +207,32 @@ mysqlTest(
     const tag = uniqueSeconds(0).slice(2);
     const file = `${db.dir}/fired.txt`;
     await everySecondJobs(db, 10, file);
-    // Its first run runs till the test ends it; those after end at once.
-    await jm(
-      db,
-      "job",
-      "add",
-      "long",
-      "--second",
-      "*",
-      "--command",
-      `mkdir ${db.dir}/long.first 2>/dev/null && exec sleep 3000.${tag}; true`,
-    );
     // Time enough to end its run: the test ends it.
     const services = await cluster(db, 2, db.url, { shutdown_timeout: 120 });
     try {
+      // The first node fired every job alone until it saw the second: each fires on its owner first.
+      const ids = (await nodes(db)).map((n) => n.id);
+      const owners = assignJobs([...everySecondIds(10), "long"], ids);
+      await waitFor(async () => {
+        const recent = (await runs(db)).filter((r) => r.scheduled_at >= Date.now() - 2500);
+        return recent.length >= 10 && recent.every((r) => r.node_id === owners.get(r.job_id));
+      }, { timeoutMs: 20_000, what: "every job to fire on its owner", detail: runsDetail(db) });
+      // Its first run runs till the test ends it; those after end at once.
+      await jm(
+        db,
+        "job",
+        "add",
+        "long",
+        "--second",
+        "*",
+        "--command",
+        `mkdir ${db.dir}/long.first 2>/dev/null && exec sleep 3000.${tag}; true`,
+      );
       const first = await waitFor(
         async () => (await runs(db, "long")).find((r) => r.status === "running"),
         { timeoutMs: 10_000, what: "a running run of long", detail: runsDetail(db, "long") },
       );
+      assertEquals(first.node_id, owners.get("long"), "long runs on its owner");
       const owner = (await nodes(db)).find((n) => n.id === first.node_id)!;
       const leaving = services.find((s) => s.pid === owner.pid)!;
       const taking = services.find((s) => s !== leaving)!;
@@ -230,11 +244,8 @@ mysqlTest(
         { timeoutMs: 10_000, what: `status to show ${owner.id} leaving` },
       );
       // Its other jobs fire on the other node while it still ends its run.
-      const ownedBefore = new Set(
-        (await runs(db)).filter((r) => r.node_id === owner.id && r.job_id !== "long")
-          .map((r) => r.job_id),
-      );
-      assert(ownedBefore.size > 0, `${owner.id} fired none of the every-second jobs`);
+      const ownedBefore = new Set(everySecondIds(10).filter((id) => owners.get(id) === owner.id));
+      assert(ownedBefore.size > 0, `${owner.id} owns none of the every-second jobs`);
       const handedOver = await waitFor(
         async () =>
           (await runs(db)).find((r) =>
@@ -245,7 +256,9 @@ mysqlTest(
       );
       const skipped = await waitFor(
         async () =>
-          (await runs(db, "long")).find((r) => r.status === "skipped" && r.node_id !== owner.id),
+          (await runs(db, "long")).find((r) =>
+            r.status === "skipped" && r.node_id !== owner.id && r.scheduled_at > signalledAt
+          ),
         {
           timeoutMs: 15_000,
           what: "a fire of long skipped elsewhere",

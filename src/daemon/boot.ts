@@ -238,8 +238,9 @@ class BootedDaemon implements Daemon {
       outagePolicy: s["cluster.on_database_outage"],
       state: () => this.service.state,
       declaredDead: (nodeId, at) => this.notifier.lostRuns(nodeId, at),
-      liveChanged: (live) => {
-        if (this.locallyWatched) this.service.watched(live.length <= 1);
+      // Another node's writes (a run's end, a retry) leave no notice here: polls find them.
+      writersChanged: (writers) => {
+        if (this.locallyWatched) this.service.watched(writers.length <= 1);
       },
     });
     this.health.holdsWhen(() => this.cluster.holdingReason);
@@ -335,7 +336,7 @@ class BootedDaemon implements Daemon {
 
   watchedLocally(reported: boolean): void {
     this.locallyWatched = reported;
-    this.service.watched(reported && this.cluster.liveNodes.length <= 1);
+    this.service.watched(reported && this.cluster.writers.length <= 1);
   }
 
   async run(): Promise<void> {

@@ -65,8 +65,11 @@ export interface ClusterOptions {
   state: () => BeatState;
   /** Told when this node declared node `nodeId` dead at `at` (its runs were marked lost then). */
   declaredDead?: (nodeId: string, at: number) => void;
-  /** Told the live node ids, this one's included, when a sweep finds them changed. */
-  liveChanged?: (live: readonly string[]) => void;
+  /**
+   * Told the ids of the nodes that write to the database (live and
+   * leaving ones, this one included) when a sweep finds them changed.
+   */
+  writersChanged?: (writers: readonly string[]) => void;
 }
 
 /**
@@ -104,6 +107,8 @@ function processRuns(pid: number): boolean {
 export class Cluster {
   private id = "";
   private live: string[] = [];
+  /** Other nodes as last seen that are stopping: they still write their runs' ends. */
+  private leaving: string[] = [];
   /** Other nodes as last seen that may fire again on their own: all but those stopped cleanly. */
   private mayReturn: string[] = [];
   private jobs: string[] = [];
@@ -132,9 +137,9 @@ export class Cluster {
     return this.id;
   }
 
-  /** Live node ids as last seen, this one included. */
-  get liveNodes(): readonly string[] {
-    return this.live;
+  /** The nodes that write to the database as last seen, this one included: live and leaving. */
+  get writers(): readonly string[] {
+    return [...this.live, ...this.leaving];
   }
 
   /** Call `fn` when jobs become this node's (another node died, stopped or joined). */
@@ -217,6 +222,8 @@ export class Cluster {
    * yet; the claim decides between the two).
    */
   mayFire(jobId: string): boolean {
+    // Leaving: the live nodes fire its jobs.
+    if (this.leavingAt !== null) return false;
     if (this.owners.get(jobId) === this.id) return true;
     const transitionMs = 2 * Math.max(this.o.reloadIntervalMs, this.o.heartbeatMs) +
       (this.o.sweepMs ?? SWEEP_MS);
@@ -299,7 +306,7 @@ export class Cluster {
         }
       }
       // Alone: till the next heartbeat (with the database away, a sweep's time).
-      const alone = this.live.length <= 1 && this.o.health.online;
+      const alone = this.writers.length <= 1 && this.o.health.online;
       await this.o.clock.sleep(
         alone ? nextBeat - this.o.clock.now() : sweepMs,
         AbortSignal.any([this.stopping.signal, this.wake.signal]),
@@ -330,6 +337,7 @@ export class Cluster {
 
   /** How many jobs `id` fires; counted, not listed: with 10,000 jobs each heartbeat would copy them. */
   private ownedBy(id: string): number {
+    if (id === this.id && this.leavingAt !== null) return 0;
     let count = 0;
     for (const owner of this.owners.values()) if (owner === id) count++;
     return count;
@@ -394,7 +402,8 @@ export class Cluster {
       if (node.id !== this.id && state !== "stopped" && state !== "leaving") {
         mayReturn.push(node.id);
       }
-      if (state !== "stale" || node.db_heartbeat_at == null) {
+      // Leaving, it would take the dead node's lost runs on as it stops: the live nodes do.
+      if (state !== "stale" || node.db_heartbeat_at == null || this.leavingAt !== null) {
         continue;
       }
       const declared = await this.o.store.declareDead(node.id, node.db_heartbeat_at, this.id);
@@ -413,6 +422,8 @@ export class Cluster {
       }
     }
     this.mayReturn = mayReturn.sort();
+    const writersBefore = this.writers.join("\n");
+    this.leaving = [...leaving].sort();
     const before = this.live;
     this.live = live.sort();
     if (before.join("\n") !== this.live.join("\n")) {
@@ -425,8 +436,8 @@ export class Cluster {
           .map((id) => [id, leaving.has(id) ? "is stopping" : "is no longer live"]),
       );
       this.reassign(left);
-      this.o.liveChanged?.(this.live);
     }
+    if (this.writers.join("\n") !== writersBefore) this.o.writersChanged?.(this.writers);
   }
 
   /**
