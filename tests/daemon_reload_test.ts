@@ -115,6 +115,29 @@ for (const backend of BACKENDS) {
     assert((await h.markers()).every((m) => m.updated), JSON.stringify(await h.markers()));
   });
 
+  Deno.test(`daemon[${backend}]: back from a pause, the changes written meanwhile apply before the fires it left due`, async () => {
+    await using h = await Harness.create(await freshDatabase(backend));
+    await h.job("tick", { schedule: { second: "*" } });
+    await h.job("steady", { schedule: { second: "*" } });
+    await h.start();
+    await second(h, 1, "tick", "steady");
+    // Paused (SIGSTOP, a suspended VM) for half a minute, while tick was disabled.
+    const disabled = await h.job("tick", { enabled: false });
+    await h.clock.set(at(31));
+    await applied(h, disabled);
+    // The fires it left due are decided: steady's, as late ones are (missed, run late, skipped).
+    await h.until(
+      async () => (await h.runs("steady")).some((r) => r.scheduled_at === at(31)),
+      "steady's fire at 31 s to be decided",
+    );
+    assertEquals(h.runner.of("tick").map((r) => r.scheduledAt), [at(1)]);
+    assertEquals(
+      (await h.runs("tick")).map((r) => `${r.status} @${(r.scheduled_at - T0) / 1000}`),
+      ["success @1"],
+      "a disabled job neither runs nor is missed",
+    );
+  });
+
   Deno.test(`daemon[${backend}]: a job and a marker written in SQL by hand are applied`, async () => {
     await using h = await Harness.create(await freshDatabase(backend));
     await h.job("idle", { cron: "0 12 15 6 *" });

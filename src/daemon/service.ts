@@ -19,7 +19,7 @@ import {
 import { log } from "./log.ts";
 import type { NewRun, Run, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
 import type { JobStore, Marker, MarkerStore, RunStore } from "../store/store.ts";
-import { type Clock, type Deadline, PRECISE_TAIL_MS } from "./clock.ts";
+import { type Clock, type Deadline, PRECISE_TAIL_MS, settlesWithin } from "./clock.ts";
 import type { Cluster, Gained } from "./cluster.ts";
 import type { DbHealth } from "./db_health.ts";
 import type { RunRecorder } from "./recorder.ts";
@@ -109,6 +109,15 @@ const WRITE_POLL_GAP_MS = 500;
  * memory, which reports nothing), so a read at once may miss it.
  */
 const WRITE_SETTLE_MS = 50;
+/**
+ * A loop this late for its poll was held (SIGSTOP, a suspended VM, a
+ * blocked loop): it polls before it fires, so that the changes written
+ * meanwhile (a job disabled, removed or changed) apply to the fires left
+ * due. It waits at most PAUSED_POLL_WAIT_MS for that poll: a database
+ * that does not answer holds the fires no longer than that.
+ */
+const LATE_POLL_MS = 1000;
+const PAUSED_POLL_WAIT_MS = 500;
 const MARKERS_PER_RELOAD = 10_000;
 /**
  * How long before a fire the shells of its runs are armed: ARM_MS, or
@@ -272,7 +281,8 @@ export class Service {
   private reloadAgain = false;
   /** A reload asked to re-read every job, marker or not (SIGHUP), is pending. */
   private rereadEveryJob = false;
-  private polling = false;
+  /** The poll under way; null when none is. */
+  private polling: Promise<void> | null = null;
   private pollAgain = false;
   private lastReload: { at: number; ms: number } | null = null;
   /** The next fire the observer was told of. */
@@ -427,6 +437,10 @@ export class Service {
   /** Fire until `stop()`, then shut down by its deadline. */
   async run(): Promise<void> {
     while (!this.stopping) {
+      // Not at the start: the jobs were just loaded.
+      if (this.lastPoll > -Infinity && this.o.clock.now() - this.nextPoll >= LATE_POLL_MS) {
+        await settlesWithin(this.o.clock, this.pollNow(), PAUSED_POLL_WAIT_MS);
+      }
       const now = this.o.clock.now();
       this.missLateWaiting(now);
       // Holding through an outage: the fires stay in the timetable, decided when it returns.
@@ -440,12 +454,7 @@ export class Service {
       }
       const runDue = this.takeDueInstants(now);
       const recovered = this.pollOnRecovery && this.o.health.online;
-      if (now >= this.nextPoll || runDue || recovered) {
-        this.pollOnRecovery = false;
-        this.lastPoll = now;
-        this.nextPoll = now + this.timedPollMs;
-        this.poll();
-      }
+      if (now >= this.nextPoll || runDue || recovered) this.pollNow();
       const nextFire = this.timetable.nextDue() ?? Infinity;
       // Shells armed for an instant no longer next (a reload moved or removed its fires) go now.
       if (this.armed.at > now && this.armed.at !== nextFire) this.disarm();
@@ -548,16 +557,26 @@ export class Service {
     } while (this.reloadAgain && !this.stopping);
   }
 
-  /** Poll for markers and `job run` requests; a poll due during one folds into one more. */
-  private poll(): void {
+  /** Poll now; the timed poll comes again a poll interval later. */
+  private pollNow(): Promise<void> {
+    this.pollOnRecovery = false;
+    this.lastPoll = this.o.clock.now();
+    this.nextPoll = this.lastPoll + this.timedPollMs;
+    return this.poll();
+  }
+
+  /**
+   * Poll for markers and `job run` requests; a poll due during one folds
+   * into one more. Settles once it has ended (never rejects).
+   */
+  private poll(): Promise<void> {
     // While the database is away its health probes it; polling resumes after.
-    if (this.stopping || !this.o.health.online) return;
+    if (this.stopping || !this.o.health.online) return Promise.resolve();
     if (this.polling) {
       this.pollAgain = true;
-      return;
+      return this.polling;
     }
-    this.polling = true;
-    (async () => {
+    this.polling = (async () => {
       do {
         this.pollAgain = false;
         // One indexed query: a poll finding nothing to do, the usual case, costs no more.
@@ -578,7 +597,8 @@ export class Service {
         if (state.cancelRequests) await this.takeCancelRequests();
         if (this.elsewhere.size > 0) await this.releaseEndedElsewhere();
       } while (this.pollAgain && !this.stopping);
-    })().catch((error) => this.o.health.failed(error)).finally(() => this.polling = false);
+    })().catch((error) => this.o.health.failed(error)).finally(() => this.polling = null);
+    return this.polling;
   }
 
   /**
