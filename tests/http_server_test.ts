@@ -140,6 +140,18 @@ Deno.test("a server without tokens is open on loopback; /healthz and /metrics an
       assertEquals([missing.status, await missing.json()], [404, {
         error: "no such endpoint: GET /nowhere",
       }]);
+      // A known path with a method it does not take: 405, saying which it takes.
+      const wrong = await fetch(`${server.url}/api/v1/jobs/backup`, { method: "PUT" });
+      assertEquals([wrong.status, wrong.headers.get("allow"), await wrong.json()], [
+        405,
+        "GET, PATCH, DELETE, HEAD",
+        {
+          error: "/api/v1/jobs/backup does not take PUT; it takes GET, PATCH, DELETE, HEAD",
+        },
+      ]);
+      const probe = await fetch(`${server.url}/healthz`, { method: "POST" });
+      assertEquals([probe.status, probe.headers.get("allow")], [405, "GET, HEAD"]);
+      await probe.body?.cancel();
     } finally {
       await server.close();
     }

@@ -5,6 +5,7 @@
  */
 import { Hono } from "hono";
 import type { Context, MiddlewareHandler } from "hono";
+import { PatternRouter } from "hono/router/pattern-router";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { log } from "../daemon/log.ts";
 import type { Store } from "../store/store.ts";
@@ -150,12 +151,21 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
     }
     return c.json(errorBody(error, deps.redact), status as ContentfulStatusCode);
   });
-  app.notFound((c) =>
-    c.json(
-      errorBody(new HttpError(404, `no such endpoint: ${c.req.method} ${c.req.path}`), deps.redact),
-      404,
-    )
-  );
+  app.notFound((c) => {
+    const { method, path } = c.req;
+    const allowed = allowedMethods(path);
+    if (allowed.length === 0) {
+      return c.json(
+        errorBody(new HttpError(404, `no such endpoint: ${method} ${path}`), deps.redact),
+        404,
+      );
+    }
+    const error = new HttpError(
+      405,
+      `${path} does not take ${method}; it takes ${allowed.join(", ")}`,
+    );
+    return c.json(errorBody(error, deps.redact), 405, { Allow: allowed.join(", ") });
+  });
   app.route("/", healthRoutes(deps.readiness));
   // Probes answer at once; everything else makes way for runs starting.
   if (deps.starts) {
@@ -183,5 +193,16 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
   app.route("/api/v1", runRoutes(api));
   app.route("/api/v1", logRoutes(api));
   app.route("/api/v1", statusRoutes(api, deps.readiness));
+  // A known path asked with a method it does not take is a 405 naming those it takes (RFC 9110).
+  const endpoints = new PatternRouter<string>();
+  for (const { method, path } of app.routes) {
+    if (method !== "ALL") endpoints.add(method, path, method);
+  }
+  const methods = [...new Set(app.routes.map((r) => r.method).filter((m) => m !== "ALL"))];
+  const allowedMethods = (path: string) => {
+    const allowed = methods.filter((m) => endpoints.match(m, path)[0].length > 0);
+    // Hono answers HEAD with the GET handler.
+    return allowed.includes("GET") ? [...allowed, "HEAD"] : allowed;
+  };
   return app;
 }
