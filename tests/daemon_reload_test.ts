@@ -138,6 +138,43 @@ for (const backend of BACKENDS) {
     );
   });
 
+  Deno.test(`daemon[${backend}]: back from a pause, a database that does not answer holds the fires 0.5 s at most`, async () => {
+    const db = await freshDatabase(backend);
+    let stall: Promise<void> | null = null;
+    const answer = Promise.withResolvers<void>();
+    await using h = await Harness.create(db, {
+      // Polls wait on `stall` while it is set, as on a database that stopped answering.
+      store: () =>
+        new Proxy(db.open(), {
+          get(target, key) {
+            if (key === "pollState") {
+              return async (nodeId: string) => {
+                await stall;
+                return await target.pollState(nodeId);
+              };
+            }
+            const value = Reflect.get(target, key, target);
+            return typeof value === "function" ? value.bind(target) : value;
+          },
+        }),
+    });
+    await h.job("tick", { schedule: { second: "*" } });
+    await h.start();
+    await second(h, 1, "tick");
+    stall = answer.promise;
+    try {
+      await h.clock.set(at(31));
+      await h.until(() => h.clock.wakeUps.includes(at(31) + 500), "the loop to wait for the poll");
+      assertEquals(h.runner.of("tick").map((r) => r.scheduledAt), [at(1)], "nothing fired yet");
+      await h.clock.set(at(31) + 500);
+      // Half a second late, within its grace: it runs.
+      (await h.started("tick", at(31))).finish();
+    } finally {
+      stall = null;
+      answer.resolve();
+    }
+  });
+
   Deno.test(`daemon[${backend}]: a job and a marker written in SQL by hand are applied`, async () => {
     await using h = await Harness.create(await freshDatabase(backend));
     await h.job("idle", { cron: "0 12 15 6 *" });

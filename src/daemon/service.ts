@@ -18,7 +18,7 @@ import {
 } from "../domain/job.ts";
 import { log } from "./log.ts";
 import type { NewRun, Run, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
-import type { JobStore, Marker, MarkerStore, RunStore } from "../store/store.ts";
+import type { JobStore, Marker, MarkerStore, PollState, RunStore } from "../store/store.ts";
 import { type Clock, type Deadline, PRECISE_TAIL_MS, settlesWithin } from "./clock.ts";
 import type { Cluster, Gained } from "./cluster.ts";
 import type { DbHealth } from "./db_health.ts";
@@ -110,14 +110,14 @@ const WRITE_POLL_GAP_MS = 500;
  */
 const WRITE_SETTLE_MS = 50;
 /**
- * A loop this late for its poll was held (SIGSTOP, a suspended VM, a
- * blocked loop): it polls before it fires, so that the changes written
- * meanwhile (a job disabled, removed or changed) apply to the fires left
- * due. It waits at most PAUSED_POLL_WAIT_MS for that poll: a database
- * that does not answer holds the fires no longer than that.
+ * A loop that wakes this late was held (SIGSTOP, a suspended VM): it
+ * applies the changes written meanwhile (a job disabled, removed or
+ * changed) before the fires it left due, as it does when the database
+ * comes back. It waits at most CHANGES_WAIT_MS for them: a database that
+ * does not answer holds the fires no longer than that.
  */
-const LATE_POLL_MS = 1000;
-const PAUSED_POLL_WAIT_MS = 500;
+const LATE_WAKE_MS = 1000;
+const CHANGES_WAIT_MS = 500;
 const MARKERS_PER_RELOAD = 10_000;
 /**
  * How long before a fire the shells of its runs are armed: ARM_MS, or
@@ -281,8 +281,7 @@ export class Service {
   private reloadAgain = false;
   /** A reload asked to re-read every job, marker or not (SIGHUP), is pending. */
   private rereadEveryJob = false;
-  /** The poll under way; null when none is. */
-  private polling: Promise<void> | null = null;
+  private polling = false;
   private pollAgain = false;
   private lastReload: { at: number; ms: number } | null = null;
   /** The next fire the observer was told of. */
@@ -304,6 +303,8 @@ export class Service {
   private readonly dueRuns: number[] = [];
   /** When the last poll began, and when the next one is due. */
   private lastPoll = -Infinity;
+  /** When the loop's last sleep was to end (Infinity before the first). */
+  private plannedWake = Infinity;
   private nextPoll = -Infinity;
   /** Whether every write to the database is reported (`watched`). */
   private writesReported = false;
@@ -437,9 +438,12 @@ export class Service {
   /** Fire until `stop()`, then shut down by its deadline. */
   async run(): Promise<void> {
     while (!this.stopping) {
-      // Not at the start: the jobs were just loaded.
-      if (this.lastPoll > -Infinity && this.o.clock.now() - this.nextPoll >= LATE_POLL_MS) {
-        await settlesWithin(this.o.clock, this.pollNow(), PAUSED_POLL_WAIT_MS);
+      // Back from a pause, or from an outage: what was written meanwhile (a job disabled,
+      // removed or changed) applies to the fires left due.
+      const late = this.o.clock.now() - this.plannedWake >= LATE_WAKE_MS;
+      if (late || (this.pollOnRecovery && this.o.health.online)) {
+        await settlesWithin(this.o.clock, this.applyChanges(), CHANGES_WAIT_MS);
+        if (this.stopping) break;
       }
       const now = this.o.clock.now();
       this.missLateWaiting(now);
@@ -454,7 +458,12 @@ export class Service {
       }
       const runDue = this.takeDueInstants(now);
       const recovered = this.pollOnRecovery && this.o.health.online;
-      if (now >= this.nextPoll || runDue || recovered) this.pollNow();
+      if (now >= this.nextPoll || runDue || recovered) {
+        this.pollOnRecovery = false;
+        this.lastPoll = now;
+        this.nextPoll = now + this.timedPollMs;
+        this.poll();
+      }
       const nextFire = this.timetable.nextDue() ?? Infinity;
       // Shells armed for an instant no longer next (a reload moved or removed its fires) go now.
       if (this.armed.at > now && this.armed.at !== nextFire) this.disarm();
@@ -477,6 +486,7 @@ export class Service {
       if (!this.stopping) {
         // A wake just before a fire is kept as precisely: it would otherwise end after the fire.
         const precise = instant - wakeAt < PRECISE_TAIL_MS;
+        this.plannedWake = wakeAt;
         await this.o.clock.sleep(wakeAt - this.o.clock.now(), this.wake.signal, precise);
       }
     }
@@ -557,34 +567,21 @@ export class Service {
     } while (this.reloadAgain && !this.stopping);
   }
 
-  /** Poll now; the timed poll comes again a poll interval later. */
-  private pollNow(): Promise<void> {
-    this.pollOnRecovery = false;
-    this.lastPoll = this.o.clock.now();
-    this.nextPoll = this.lastPoll + this.timedPollMs;
-    return this.poll();
-  }
-
-  /**
-   * Poll for markers and `job run` requests; a poll due during one folds
-   * into one more. Settles once it has ended (never rejects).
-   */
-  private poll(): Promise<void> {
+  /** Poll for markers and `job run` requests; a poll due during one folds into one more. */
+  private poll(): void {
     // While the database is away its health probes it; polling resumes after.
-    if (this.stopping || !this.o.health.online) return Promise.resolve();
+    if (this.stopping || !this.o.health.online) return;
     if (this.polling) {
       this.pollAgain = true;
-      return this.polling;
+      return;
     }
-    this.polling = (async () => {
+    this.polling = true;
+    (async () => {
       do {
         this.pollAgain = false;
         // One indexed query: a poll finding nothing to do, the usual case, costs no more.
         const state = await this.o.store.pollState(this.nodeId);
-        if (state.latestMarker > this.lastMarker || state.oldestPendingMarker !== null) {
-          this.requestReload();
-          await this.reloading;
-        }
+        await this.reloadIfMarked(state);
         // A marker every live node applied may still wait on a node that
         // died or stopped since: asked only while one is pending, not on
         // every poll of an idle service.
@@ -597,8 +594,28 @@ export class Service {
         if (state.cancelRequests) await this.takeCancelRequests();
         if (this.elsewhere.size > 0) await this.releaseEndedElsewhere();
       } while (this.pollAgain && !this.stopping);
-    })().catch((error) => this.o.health.failed(error)).finally(() => this.polling = null);
-    return this.polling;
+    })().catch((error) => this.o.health.failed(error)).finally(() => this.polling = false);
+  }
+
+  /**
+   * Apply the markers written since the last poll (a reload, when there
+   * are any), and nothing else a poll does: retries and `job run` requests
+   * taken first would take the slots of the fires due. Never rejects.
+   */
+  private async applyChanges(): Promise<void> {
+    if (this.stopping || !this.o.health.online) return;
+    try {
+      await this.reloadIfMarked(await this.o.store.pollState(this.nodeId));
+    } catch (error) {
+      this.o.health.failed(error);
+    }
+  }
+
+  private async reloadIfMarked(state: PollState): Promise<void> {
+    if (state.latestMarker > this.lastMarker || state.oldestPendingMarker !== null) {
+      this.requestReload();
+      await this.reloading;
+    }
   }
 
   /**
