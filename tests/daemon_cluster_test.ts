@@ -81,6 +81,25 @@ function started(c: ClusterHarness, from: number) {
   return { count: seen.size, twice: [...seen].filter(([, nodes]) => nodes.length > 1) };
 }
 
+/**
+ * Start the nodes with "slow" (every second, max_instances 1, its runs
+ * ending only when told), let its owner start a run, then stop that owner.
+ */
+async function stopWhileSlowRuns(c: ClusterHarness) {
+  for (const node of c.nodes) node.runner.endAll((run) => run.jobId === "slow");
+  await c.start();
+  await addJobs(c, ["slow"], { schedule: { second: "*" }, max_instances: "1" });
+  await c.load(1);
+  const owner = assignJobs(["slow"], ["n1", "n2"]).get("slow")!;
+  const [leaving, taking] = [c.node(owner), c.node(owner === "n1" ? "n2" : "n1")];
+  const from = c.now() + SETTLED_MS;
+  await step(c, from, 1);
+  const [long] = leaving.runner.of("slow");
+  assert(long?.running, "the owner runs the job");
+  await leaving.stop();
+  return { leaving, taking, long, from };
+}
+
 for (const backend of BACKENDS) {
   const test = (name: string, fn: () => Promise<void>) =>
     Deno.test(`daemon cluster[${backend}]: ${name}`, fn);
@@ -247,17 +266,7 @@ for (const backend of BACKENDS) {
 
   test("a node stopping hands its jobs over at once; the run it is ending holds their max_instances", async () => {
     await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
-    for (const node of c.nodes) node.runner.endAll((run) => run.jobId === "slow");
-    await c.start();
-    await addJobs(c, ["slow"], { schedule: { second: "*" }, max_instances: "1" });
-    await c.load(1);
-    const owner = assignJobs(["slow"], ["n1", "n2"]).get("slow")!;
-    const [leaving, taking] = [c.node(owner), c.node(owner === "n1" ? "n2" : "n1")];
-    const from = c.now() + SETTLED_MS;
-    await step(c, from, 1);
-    const [long] = leaving.runner.of("slow");
-    assert(long?.running, "the owner runs the job");
-    await leaving.stop();
+    const { leaving, taking, long, from } = await stopWhileSlowRuns(c);
     const row = await c.until(
       async () =>
         (await c.store.nodesAndNow()).nodes.find((n) => n.id === leaving.nodeId && n.leaving_at),
@@ -303,17 +312,7 @@ for (const backend of BACKENDS) {
 
   test("a node killed while it ends its runs is declared dead, its runs lost", async () => {
     await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
-    for (const node of c.nodes) node.runner.endAll((run) => run.jobId === "slow");
-    await c.start();
-    await addJobs(c, ["slow"], { schedule: { second: "*" }, max_instances: "1" });
-    await c.load(1);
-    const owner = assignJobs(["slow"], ["n1", "n2"]).get("slow")!;
-    const [leaving, taking] = [c.node(owner), c.node(owner === "n1" ? "n2" : "n1")];
-    const from = c.now() + SETTLED_MS;
-    await step(c, from, 1);
-    const [long] = leaving.runner.of("slow");
-    assert(long?.running, "the owner runs the job");
-    await leaving.stop();
+    const { leaving, taking, long } = await stopWhileSlowRuns(c);
     await c.until(
       async () =>
         (await c.store.nodesAndNow()).nodes.find((n) => n.id === leaving.nodeId)?.leaving_at,
