@@ -283,7 +283,10 @@ mysqlTest(
           throw new Error(`${error.message}; it logged:\n${third.stderr}`);
         });
       assert(refused.code !== 0, third.stderr);
-      assertMatch(third.stderr, /is in use by a service that is stopping, ending its runs, /);
+      assertMatch(
+        third.stderr,
+        /is in use by a service that is stopping and still ending its runs \(pid \d+ on .*\): start this one once it has stopped/,
+      );
       // Its run ends: it stops, and no one declared it dead.
       await killLeftovers(`sleep 3000\\.${tag}`);
       const exit = await leaving.exit(30_000, `${owner.id} to stop once its run ended`);

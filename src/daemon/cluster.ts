@@ -186,12 +186,15 @@ export class Cluster {
         return id;
       }
       if (explicit) {
+        const where = `pid ${holder.pid} on ${holder.host}`;
         throw new RuntimeError(
-          `node id ${JSON.stringify(id)} is in use by a ${
-            holder.leaving_at != null
-              ? "service that is stopping, ending its runs,"
-              : "live service"
-          } (pid ${holder.pid} on ${holder.host}); give each service on this database its own: set jobsmanager.node_id in the config or JM_NODE_ID, or leave both empty for an automatic one`,
+          holder.leaving_at != null
+            ? `node id ${
+              JSON.stringify(id)
+            } is in use by a service that is stopping and still ending its runs (${where}): start this one once it has stopped (within its shutdown_timeout), or give this one another id (jobsmanager.node_id or JM_NODE_ID)`
+            : `node id ${
+              JSON.stringify(id)
+            } is in use by a live service (${where}); give each service on this database its own: set jobsmanager.node_id in the config or JM_NODE_ID, or leave both empty for an automatic one`,
         );
       }
     }
