@@ -190,6 +190,43 @@ contract(
 
 contract(
   "claimRuns",
+  "six services claiming overlapping fires instant after instant: every fire has its row and one winner",
+  async ({ db }) => {
+    // A cluster whose assignment just changed: each node claims its two jobs
+    // and one of another node's, each fire with its marker, all at once.
+    // MariaDB dropped a fresh row of such a batch now and then, with no error
+    // (a multi-row INSERT … ON DUPLICATE KEY UPDATE after a wait on another
+    // claim's row): a fire nobody ran and nobody recorded.
+    const nodes = 6;
+    const jobs = 2 * nodes;
+    const instants = 1000;
+    const stores = Array.from({ length: nodes }, () => db.open());
+    try {
+      const lost: string[] = [];
+      for (let at = 1000; at <= 1000 * instants; at += 1000) {
+        const batches = stores.map((_, n) =>
+          [2 * n, 2 * n + 1, 2 * n + 2 + (at / 1000) % 3].map((j) =>
+            fire(`j${j % jobs}`, at, { node_id: `n${n}`, marker: crypto.randomUUID() })
+          )
+        );
+        const claims = await Promise.all(stores.map((s, n) => s.claimRuns(batches[n])));
+        for (let j = 0; j < jobs; j++) {
+          const winners = batches.flatMap((batch, n) =>
+            batch.flatMap((f, i) => f.job_id === `j${j}` && claims[n][i] !== null ? [n] : [])
+          );
+          if (winners.length !== 1) lost.push(`j${j}@${at}: claimed by [${winners}]`);
+        }
+      }
+      assertEquals(lost, [], "fires claimed by no store or by several");
+      assertEquals(await countRows(db, "jm_runs"), jobs * instants);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  },
+);
+
+contract(
+  "claimRuns",
   "fires with markers: only this batch's rows come back, whoever claimed the others",
   async ({ db, store }) => {
     const [earlier] = await store.claimRuns([fire("a", 1000, { marker: "m-earlier" })]);

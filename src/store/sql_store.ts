@@ -44,6 +44,11 @@ const MARKER_SNAPSHOTS_MAX = 1024 * 1024;
 /** Another process claimed one of a batch of fires meanwhile. */
 class ClaimRace extends Error {}
 
+/** What makes a fire one: its row's unique key (job, instant, trigger), for a run or a row. */
+function fireKey(r: { [column: string]: unknown }): string {
+  return `${r.scheduled_at}|${r.trigger}|${r.job_id}`;
+}
+
 /**
  * Characters of text values per statement writing many rows (a run's
  * output may be megabytes, a job's command 64 kB, escaped twice as long):
@@ -562,15 +567,25 @@ export class SqlStore implements Store {
         );
       }
       const byMarker = new Map<string, Row>();
+      const held = new Set<string>();
       for (const row of await this.claimedAmong(tx, runs)) {
+        held.add(fireKey(row));
         if (typeof row.marker === "string") byMarker.set(row.marker, row);
       }
-      return runs.map((run) => {
+      const ids: (number | null)[] = [];
+      for (const run of runs) {
+        // No row at all: the INSERT dropped it without a word (MariaDB, a
+        // multi-row ON DUPLICATE KEY UPDATE after waiting on another claim's
+        // row). Left so, the fire would run nowhere and be recorded nowhere.
+        if (!held.has(fireKey(run))) {
+          ids.push(await this.claimOne(tx, run));
+          continue;
+        }
         const row = byMarker.get(run.marker!);
-        const same = row !== undefined && row.job_id === run.job_id &&
-          Number(row.scheduled_at) === run.scheduled_at && row.trigger === run.trigger;
-        return same ? Number(row.id) : null;
-      });
+        const same = row !== undefined && fireKey(row) === fireKey(run);
+        ids.push(same ? Number(row.id) : null);
+      }
+      return ids;
     });
   }
 
@@ -582,17 +597,16 @@ export class SqlStore implements Store {
    * insert count shows it and the slow path decides row by row.
    */
   private async claimBatch(tx: Executor, runs: NewRun[]): Promise<(number | null)[]> {
-    const key = (r: { [column: string]: unknown }) => `${r.scheduled_at}|${r.trigger}|${r.job_id}`;
-    const markers = new Map(runs.map((r) => [key(r), r.marker ?? null]));
+    const markers = new Map(runs.map((r) => [fireKey(r), r.marker ?? null]));
     const ids = new Map<string, number | null>();
     for (const chunk of chunks(runs, CLAIM_CHUNK)) {
       for (const row of await this.claimedAmong(tx, chunk)) {
         // A row with this claim's marker is this claim's, sent again after a lost answer.
-        const own = row.marker !== null && row.marker === markers.get(key(row));
-        ids.set(key(row), own ? Number(row.id) : null);
+        const own = row.marker !== null && row.marker === markers.get(fireKey(row));
+        ids.set(fireKey(row), own ? Number(row.id) : null);
       }
     }
-    const fresh = runs.filter((r) => !ids.has(key(r)))
+    const fresh = runs.filter((r) => !ids.has(fireKey(r)))
       .map((run) => ({ run, params: runParams(run, NEW_RUN_COLUMNS) }));
     // Runs written after an outage carry their output.
     for (const rows of chunks(fresh, CLAIM_CHUNK, ({ params }) => textOf(params))) {
@@ -602,12 +616,12 @@ export class SqlStore implements Store {
       );
       const chunk = rows.map(({ run }) => run);
       if (result.changes !== chunk.length) throw new ClaimRace();
-      const inserted = new Set(chunk.map(key));
+      const inserted = new Set(chunk.map(fireKey));
       for (const row of await this.claimedAmong(tx, chunk)) {
-        if (inserted.has(key(row))) ids.set(key(row), Number(row.id));
+        if (inserted.has(fireKey(row))) ids.set(fireKey(row), Number(row.id));
       }
     }
-    return runs.map((r) => ids.get(key(r)) ?? null);
+    return runs.map((r) => ids.get(fireKey(r)) ?? null);
   }
 
   /**
