@@ -84,7 +84,12 @@ for (const backend of BACKENDS) {
 
     await t.step("--apply writes every job with one marker; again, nothing", async () => {
       const applied = await jm("import", "apscheduler", "--apply", "--json");
-      assertEquals(applied.code, 0, applied.stderr);
+      // Written, but a job was left behind: a script must not take it for done.
+      assertEquals(applied.code, 1, applied.stderr);
+      assertMatch(
+        applied.stderr,
+        /^jobsmanager: 1 job of table jm_jobs_apscheduler in \S+ could not be imported \(listed as `cannot import`, with why\): add it with `jobsmanager job add`, or fix the source and import again; the rest are imported\n$/,
+      );
       const data = JSON.parse(applied.stdout);
       assertEquals([data.applied, data.counts.new, data.counts["cannot import"]], [true, 8, 1]);
       assertEquals(await counts(db), { jobs: 8, markers: 1 });
@@ -94,6 +99,7 @@ for (const backend of BACKENDS) {
         SEED_IDS.toSorted().map((id) => [id, id === "paused" ? 0 : 1]),
       );
       const again = await jm("import", "apscheduler", "--apply");
+      assertEquals(again.code, 1, "the hostile row is still not imported");
       assertMatch(again.stdout, /8 same, 0 differ, 1 cannot be imported; nothing to write\n$/);
       assertEquals(await counts(db), { jobs: 8, markers: 1 });
     });
@@ -121,7 +127,11 @@ for (const backend of BACKENDS) {
     await t.step("a crontab file, then the same from stdin: same", async () => {
       const file = `${CRONTABS}user-crontab`;
       const applied = await jm("import", "crontab", file, "--apply");
-      assertEquals(applied.code, 0, applied.stderr);
+      assertEquals(applied.code, 1, applied.stderr);
+      assertMatch(
+        applied.stderr,
+        /^jobsmanager: 3 jobs of crontab \S+user-crontab could not be imported \(listed as `cannot import`, with why\): add them with `jobsmanager job add`, or fix the source and import again; the rest are imported\n$/,
+      );
       assertMatch(
         applied.stdout,
         /5 new, 0 same, 0 differ, 3 cannot be imported; changed 5 jobs \(reload marker \d+\)\nno live service uses \S+, so nothing applies this yet: .*\n$/,

@@ -16,7 +16,7 @@ import {
 import { candidatesFromCrontab, crontabSource } from "../app/import/crontab_file.ts";
 import { type Candidate, countStatuses, type Outcome, type PlanEntry } from "../app/import/plan.ts";
 import { describeTarget, secretsOf } from "../store/target.ts";
-import { addSecret, type CommandContext } from "./context.ts";
+import { addSecret, type CommandContext, writeErr } from "./context.ts";
 import { command, either, group, switched, valued } from "./command.ts";
 import { withServiceLine } from "./output.ts";
 
@@ -93,6 +93,18 @@ async function report(
       withServiceLine(planText(outcome, what, preview), outcome.markerId, live, ctx.databaseName),
     { ...planData(outcome, apply, what), live_services: live.map((n) => n.id) },
   );
+  // A migration that left jobs behind must not pass for done in a script.
+  const left = countStatuses(outcome.entries)["cannot import"];
+  if (apply && left > 0) {
+    writeErr(
+      `jobsmanager: ${left} job${
+        left === 1 ? "" : "s"
+      } of ${what} could not be imported (listed as \`cannot import\`, with why): add ${
+        left === 1 ? "it" : "them"
+      } with \`jobsmanager job add\`, or fix the source and import again; the rest are imported`,
+    );
+    Deno.exitCode = 1;
+  }
 }
 
 /**
