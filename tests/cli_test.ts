@@ -528,6 +528,23 @@ for (const backend of BACKENDS) {
       await noWrite(db, ["job", "update", "tick", "--timeout", "120", "--hour", "4"]),
       "job 'tick' unchanged (the options given match it)\n",
     );
+
+    // Back to the service's jobsmanager.coalesce: the only way from the CLI to a null coalesce.
+    w = await write(db, "tick", ["job", "update", "tick", "--service-coalesce"]);
+    assertEquals(w.after, { ...w.before!, coalesce: null, updated_at: w.after!.updated_at });
+    const both = await cli([
+      "--database",
+      db.url,
+      "job",
+      "update",
+      "tick",
+      "--coalesce",
+      "--service-coalesce",
+    ]);
+    assertEquals([both.code, both.stderr], [
+      2,
+      "jobsmanager: coalesce: give --coalesce or --service-coalesce, not both\n",
+    ]);
   });
 
   Deno.test(`cli[${backend}]: job disable and enable; a second disable adds no marker`, async () => {

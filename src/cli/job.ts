@@ -102,6 +102,9 @@ function jobOptions(forUpdate: boolean): Flags {
       ? {
         enabled: switched("schedule the job again"),
         unsetEnv: repeated("drop an environment variable (repeatable)", "NAME"),
+        serviceCoalesce: switched(
+          "follow the service's jobsmanager.coalesce again (undoes --coalesce or --no-coalesce)",
+        ),
       }
       : {}),
     ...retryOptions(forUpdate),
@@ -161,6 +164,11 @@ function toJobOptions(opts: Options): JobOptions {
   if (opts.enabled && opts.disabled) {
     throw new UsageError("enabled: give --enabled or --disabled, not both");
   }
+  if (opts.serviceCoalesce && opts.coalesce !== undefined) {
+    throw new UsageError(
+      `coalesce: give --${opts.coalesce ? "" : "no-"}coalesce or --service-coalesce, not both`,
+    );
+  }
   return {
     command: opts.command,
     cron: opts.cron,
@@ -169,7 +177,7 @@ function toJobOptions(opts: Options): JobOptions {
     timezone: opts.timezone,
     enabled: opts.disabled ? false : opts.enabled ? true : undefined,
     max_instances: opts.maxInstances,
-    coalesce: opts.coalesce,
+    coalesce: opts.serviceCoalesce ? null : opts.coalesce,
     misfire_grace_time: opts.misfireGraceTime,
     env: opts.env,
     unset_env: opts.unsetEnv,
