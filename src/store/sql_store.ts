@@ -574,9 +574,11 @@ export class SqlStore implements Store {
       }
       const ids: (number | null)[] = [];
       for (const run of runs) {
-        // No row at all: the INSERT dropped it without a word (MariaDB, a
-        // multi-row ON DUPLICATE KEY UPDATE after waiting on another claim's
-        // row). Left so, the fire would run nowhere and be recorded nowhere.
+        // No row at all: the INSERT dropped it without a word. Concurrent
+        // multi-row ON DUPLICATE KEY UPDATEs can hand a row an auto-increment
+        // id another claim just took (MySQL bug #66301, still seen on MariaDB
+        // 10.11), and `id = id` then "updates" that row instead. Left so, the
+        // fire would run nowhere and be recorded nowhere.
         if (!held.has(fireKey(run))) {
           ids.push(await this.claimOne(tx, run));
           continue;
