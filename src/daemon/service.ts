@@ -267,6 +267,12 @@ export class Service {
   private readonly heldBack = new Map<string, number>();
   /** Runs on other nodes that hold slots here, by run id (see `holdRunsElsewhere`). */
   private readonly elsewhere = new Map<number, { node: string; slot: Slot }>();
+  /**
+   * Queued runs this service took by a write whose answer was lost: the
+   * write may have landed, leaving the row `running` here with nothing
+   * behind it. By run id, the request as read and the take's marker.
+   */
+  private readonly takesInDoubt = new Map<number, { request: Run; marker: string }>();
   private readonly active = new Map<number, Active>();
   /** Runs being ended because someone asked (`runs cancel`): the note each is recorded with. */
   private readonly cancelling = new Map<number, string>();
@@ -579,6 +585,8 @@ export class Service {
     (async () => {
       do {
         this.pollAgain = false;
+        // Before the state is read: a run put back in the queue is taken in this poll.
+        if (this.takesInDoubt.size > 0) await this.settleTakesInDoubt();
         // One indexed query: a poll finding nothing to do, the usual case, costs no more.
         const state = await this.o.store.pollState(this.nodeId);
         await this.reloadIfMarked(state);
@@ -1661,6 +1669,9 @@ export class Service {
     let claimed = false;
     try {
       claimed = await claim({ status: "running", started_at: now, marker });
+    } catch (error) {
+      this.takesInDoubt.set(request.id, { request, marker });
+      throw error;
     } finally {
       if (!claimed) slot.release();
     }
@@ -1679,6 +1690,32 @@ export class Service {
       attempt: request.attempt,
       firstRunId: request.first_run_id,
     });
+  }
+
+  /**
+   * Put back in the queue each run a take whose answer was lost did write:
+   * it is `running` here with this take's marker, and never started. A
+   * service then takes it as any other request (this one too).
+   */
+  private async settleTakesInDoubt(): Promise<void> {
+    for (const [id, { request, marker }] of this.takesInDoubt) {
+      const run = await this.o.store.getRun(id);
+      if (run?.status === "running" && run.node_id === this.nodeId && run.marker === marker) {
+        const requeued = await this.o.store.updateRun(id, {
+          status: "queued",
+          node_id: request.node_id,
+          started_at: request.started_at,
+          marker: request.marker,
+        }, "running");
+        if (requeued) {
+          schedulerLog.warn(
+            "run {run} of job {job}: this service's take of it reached the database, but the answer was lost; it never started, and is back in the queue",
+            { run: id, job: request.job_id },
+          );
+        }
+      }
+      this.takesInDoubt.delete(id);
+    }
   }
 
   private track(write: Promise<unknown>): void {
