@@ -238,6 +238,51 @@ for (const backend of BACKENDS) {
   );
 
   Deno.test(
+    `daemon[${backend}]: a declaration of death whose answer was lost still retries the lost runs`,
+    async () => {
+      const db = await freshDatabase(backend);
+      const lose = { next: true };
+      await using h = await DaemonHarness.create(db, {
+        store: () => {
+          const store = db.open();
+          const declareDead = store.declareDead.bind(store);
+          // Written, then answered by an error: the COMMIT's answer lost on its way back.
+          store.declareDead = async (id, lastBeat, by) => {
+            const declared = await declareDead(id, lastBeat, by);
+            if (declared === null || !lose.next) return declared;
+            lose.next = false;
+            throw new Error("read ECONNRESET: the connection was lost");
+          };
+          return store;
+        },
+      });
+      await h.job("flaky", { schedule: { second: "5", minute: "0" }, retries: "1" });
+      await h.start();
+      // After the start, whose own sweep must not fail: the next sweeps find it silent.
+      await h.store.saveNode(node("ghost", { db_heartbeat_at: 1000, heartbeat_ms: 1000 }));
+      const [lostId] = await h.store.claimRuns([
+        { job_id: "flaky", scheduled_at: T0 - 5000, status: "running", trigger: "schedule" },
+      ]);
+      await h.store.updateRun(lostId!, { node_id: "ghost" });
+      let moved = 0;
+      const retry = await h.until(async () => {
+        const found = (await h.runs("flaky")).find((r) => r.trigger === "retry");
+        // Each step wakes the sweeps and the database's probe; the next waits a little for them.
+        if (!found && Date.now() - moved > 100) {
+          moved = Date.now();
+          await h.clock.advance(1000);
+        }
+        return found;
+      }, "a retry of the run lost by the declaration whose answer was lost");
+      assert(!lose.next, "the declaration's answer was lost");
+      assertEquals([retry.attempt, retry.first_run_id], [2, lostId]);
+      assertEquals((await h.store.getRun(lostId!))?.status, "lost");
+      assertEquals((await h.runs("flaky")).filter((r) => r.trigger === "retry").length, 1);
+      assertEquals(h.count(/^node ghost sent no heartbeat for \d+ s .* and is declared dead/), 1);
+    },
+  );
+
+  Deno.test(
     `daemon[${backend}]: the node that declares another dead retries its lost runs`,
     async () => {
       await using h = await DaemonHarness.create(await freshDatabase(backend));

@@ -99,7 +99,13 @@ contract(
       [2, [running!, queued!]],
     );
     assertEquals((await store.getRun(running!))?.status, "lost");
-    assertEquals(await store.declareDead("gone", 5000, "live"), null);
+    assertEquals(await store.declareDead("gone", 5000, "other"), null, "declared by another");
+    // Sent again by the declaring node (the first answer lost): the same declaration.
+    const again = await store.declareDead("gone", 5000, "live");
+    assertEquals(
+      [again?.at, again?.lost, again?.runIds.sort((x, y) => x - y)],
+      [declared?.at, 2, [running!, queued!]],
+    );
   },
 );
 

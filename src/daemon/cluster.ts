@@ -117,6 +117,12 @@ export class Cluster {
   private previous = new Map<string, string>();
   private changedAt = -Infinity;
   private skewed = false;
+  /**
+   * Nodes this one declared dead without an answer, with the heartbeat it
+   * named: the declaration may have been written, and its lost runs are
+   * then this node's to retry (see `sweep`).
+   */
+  private readonly declaring = new Map<string, number>();
   /** When this node's graceful stop began (see `leave`); null while it fires. */
   private leavingAt: number | null = null;
   /** The declaration of this node's death last reported (see `seeOwnRow`). */
@@ -405,17 +411,24 @@ export class Cluster {
       if (node.id !== this.id && state !== "stopped" && state !== "leaving") {
         mayReturn.push(node.id);
       }
+      const beat = node.db_heartbeat_at;
+      // Declared by this node, whose answer was lost: asked again, the store returns it.
+      const unanswered = state === "dead" && node.declared_dead_by === this.id &&
+        this.declaring.get(node.id) === beat;
+      if (state !== "dead") this.declaring.delete(node.id);
       // Leaving, it would take the dead node's lost runs on as it stops: the live nodes do.
-      if (state !== "stale" || node.db_heartbeat_at == null || this.leavingAt !== null) {
+      if ((state !== "stale" && !unanswered) || beat == null || this.leavingAt !== null) {
         continue;
       }
-      const declared = await this.o.store.declareDead(node.id, node.db_heartbeat_at, this.id);
+      this.declaring.set(node.id, beat);
+      const declared = await this.o.store.declareDead(node.id, beat, this.id);
+      this.declaring.delete(node.id);
       if (declared) {
         clusterLog.warn(
           "node {node} sent no heartbeat for {seconds} s (database clock) and is declared dead: {lost} of its runs marked lost; its jobs move to the live nodes",
           {
             node: node.id,
-            seconds: Math.round((declared.at - node.db_heartbeat_at) / 1000),
+            seconds: Math.round((declared.at - beat) / 1000),
             lost: declared.lost,
           },
         );

@@ -101,6 +101,13 @@ export async function claimNode(
   });
 }
 
+/** The note of the runs node `id` lost when `by` declared it dead at `at`. */
+function lostNote(id: string, lastBeat: number, at: number, by: string): string {
+  return `node ${id} stopped sending heartbeats (last at ${
+    new Date(lastBeat).toISOString()
+  }) and was declared dead at ${new Date(at).toISOString()} by node ${by}`;
+}
+
 export async function declareDead(
   driver: Driver,
   id: string,
@@ -113,10 +120,21 @@ export async function declareDead(
       "UPDATE jm_nodes SET declared_dead_at = ?, declared_dead_by = ? WHERE id = ? AND db_heartbeat_at = ? AND stopped_at IS NULL AND declared_dead_at IS NULL",
       [at, by, id, lastBeat],
     );
-    if (declared.changes === 0) return null;
-    const note = `node ${id} stopped sending heartbeats (last at ${
-      new Date(lastBeat).toISOString()
-    }) and was declared dead at ${new Date(at).toISOString()} by node ${by}`;
+    if (declared.changes === 0) {
+      // `by` declared it at this beat already: this call is sent again after the answer was lost.
+      const [row] = await tx.all(
+        "SELECT declared_dead_at FROM jm_nodes WHERE id = ? AND db_heartbeat_at = ? AND declared_dead_by = ? AND declared_dead_at IS NOT NULL",
+        [id, lastBeat, by],
+      );
+      if (row === undefined) return null;
+      const earlier = Number(row.declared_dead_at);
+      const lostThen = await tx.all(
+        "SELECT id FROM jm_runs WHERE node_id = ? AND status = 'lost' AND note = ?",
+        [id, lostNote(id, lastBeat, earlier, by)],
+      );
+      return { at: earlier, lost: lostThen.length, runIds: lostThen.map((r) => Number(r.id)) };
+    }
+    const note = lostNote(id, lastBeat, at, by);
     // The ids, for the declaring node to retry them and start what follows them.
     const rows = await tx.all(
       `SELECT id FROM jm_runs WHERE node_id = ? AND status IN ('running', 'queued')${driver.profile.forUpdate}`,

@@ -313,7 +313,8 @@ export interface NodeStore {
    * `queued` runs `lost` with a note naming it and when. Returns when it
    * was declared dead, how many runs were lost and their ids (which the
    * declaring node retries), or null when another node declared it first
-   * or it sent a heartbeat meanwhile.
+   * or it sent a heartbeat meanwhile. Sent again by the same node for the
+   * same heartbeat (its first answer was lost), it returns that declaration.
    */
   declareDead(
     id: string,
