@@ -6,6 +6,7 @@
 import { assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
 import { DaemonHarness, NODE_ID, T0 } from "./daemon_harness.ts";
+import type { Store } from "../src/store/store.ts";
 
 for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: a job every second starts at each instant, once`, async () => {
@@ -27,6 +28,62 @@ for (const backend of BACKENDS) {
     }
     assertEquals((await h.runs()).map((r) => r.scheduled_at - T0), [1000, 2000, 3000]);
     assertEquals(h.runner.runs.length, 3);
+  });
+
+  Deno.test(`daemon[${backend}]: a clock stepped back fires at its seconds again, never a fire twice`, async () => {
+    const db = await freshDatabase(backend);
+    // Claims answered: a fire decided again is claimed in vain, and the test waits for the answer.
+    let claimed = 0;
+    await using h = await DaemonHarness.create(db, {
+      store: () =>
+        new Proxy(db.open(), {
+          get(target, key) {
+            if (key === "claimRuns") {
+              return async (...args: Parameters<Store["claimRuns"]>) => {
+                const ids = await target.claimRuns(...args);
+                claimed++;
+                return ids;
+              };
+            }
+            const value = Reflect.get(target, key, target);
+            return typeof value === "function" ? value.bind(target) : value;
+          },
+        }),
+    });
+    await h.job("tick", { schedule: { second: "*" } });
+    await h.start();
+    const at = (s: number) => T0 + s * 1000;
+    const claimedAgain = async (when: number) => {
+      const before = claimed;
+      await h.clock.set(when);
+      await h.until(() => claimed > before, `the fire at T0+${when - T0} to be claimed again`);
+    };
+    const second = async (when: number) => {
+      await h.clock.set(when);
+      (await h.started("tick", when)).finish();
+      await h.run("tick", when, "success");
+    };
+    await second(at(1));
+    await second(at(2));
+    // Two seconds back: the fires at 1 and 2 s are decided again, and their claims find them run.
+    await h.clock.advance(500);
+    await h.clock.stepBack(2000);
+    await claimedAgain(at(1));
+    await claimedAgain(at(2));
+    await second(at(3));
+    assertEquals(h.runner.of("tick").map((r) => r.scheduledAt - T0), [1000, 2000, 3000]);
+    assertEquals((await h.runs("tick")).map((r) => r.scheduled_at - T0), [1000, 2000, 3000]);
+    // Ten minutes back (a clock that ran ahead, corrected): it fires at the clock's seconds.
+    await h.clock.advance(500);
+    await h.clock.stepBack(600_000);
+    await second(at(4) - 600_000);
+    await second(at(5) - 600_000);
+    assertEquals(h.count(/the system clock went back/), 2, "each step back is logged");
+    assertEquals(
+      h.line(/the system clock went back (599.5|600) s/) !== undefined,
+      true,
+      h.lines.join("\n"),
+    );
   });
 
   Deno.test(`daemon[${backend}]: real processes run with the run's environment`, async () => {

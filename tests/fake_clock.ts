@@ -54,6 +54,17 @@ export class FakeClock implements Clock {
   }
 
   /**
+   * Step the time back by `ms`, as `date -s` or NTP steps a system clock:
+   * a sleep lasts what it was asked for (the real one is measured on the
+   * monotonic clock), so each sleeper wakes as far from now as before.
+   */
+  async stepBack(ms: number): Promise<void> {
+    this.time -= ms;
+    for (const s of this.sleepers) s.until -= ms;
+    await settle();
+  }
+
+  /**
    * Move the time on by `ms` at once, from inside the code under test (a
    * start that takes that long): sleepers due by then wake when it yields.
    */

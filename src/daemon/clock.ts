@@ -23,22 +23,37 @@ export interface Clock {
 export const PRECISE_TAIL_MS = 4;
 const futex = new Int32Array(new SharedArrayBuffer(4));
 
-function preciseNow(): number {
-  return performance.timeOrigin + performance.now();
-}
-
+/**
+ * The time is the system's wall clock, read anew each time: a clock
+ * stepped while the service runs (NTP's first sync, `date -s`, a VM
+ * restored) moves the fires with it. (The monotonic clock plus the wall
+ * time at start, used before, kept every fire off by the step until a
+ * restart, and made the service report its own clock as off the
+ * database's.) A sleep is measured on the monotonic clock; a precise one
+ * also waits out what the wall clock still lacks of its end (a slewed
+ * clock: a few ms at most; more, and the clock was stepped back).
+ */
 export const systemClock: Clock = {
-  now: () => Math.floor(preciseNow()),
+  now: () => Date.now(),
   sleep: (ms, signal, precise = false) =>
     new Promise((resolve) => {
       if (signal?.aborted || ms <= 0) return resolve();
-      const deadline = preciseNow() + ms;
+      const deadline = performance.now() + ms;
+      const wallDeadline = Date.now() + ms;
       const timer = setTimeout(finish, Math.max(0, ms - (precise ? PRECISE_TAIL_MS : 0)));
       signal?.addEventListener("abort", abort, { once: true });
       function finish() {
         signal?.removeEventListener("abort", abort);
-        const rest = deadline - preciseNow();
-        if (precise && rest > 0) Atomics.wait(futex, 0, 0, rest);
+        if (precise) {
+          const rest = deadline - performance.now();
+          if (rest > 0) Atomics.wait(futex, 0, 0, rest);
+          // Beyond a few ms, the clock was stepped back: the caller reads it and sleeps again.
+          for (
+            let lacking = wallDeadline - Date.now();
+            lacking > 0 && lacking <= PRECISE_TAIL_MS;
+            lacking = wallDeadline - Date.now()
+          ) Atomics.wait(futex, 0, 0, lacking);
+        }
         resolve();
       }
       function abort() {

@@ -96,6 +96,8 @@ export interface ServiceOptions {
 
 /** No timer waits longer than this: the clock is re-read, so suspend and clock jumps heal. */
 const MAX_SLEEP_MS = 30_000;
+/** The clock read this much earlier than the time before was stepped back (see `clockWentBack`). */
+const CLOCK_BACK_MS = 1000;
 /**
  * How often the poll runs while something reports every write to the
  * database (`changed()`): a safety net, not the way changes arrive.
@@ -311,6 +313,8 @@ export class Service {
   private lastPoll = -Infinity;
   /** When the loop's last sleep was to end (Infinity before the first). */
   private plannedWake = Infinity;
+  /** The time the loop last read. */
+  private lastRead = -Infinity;
   private nextPoll = -Infinity;
   /** Whether every write to the database is reported (`watched`). */
   private writesReported = false;
@@ -444,9 +448,12 @@ export class Service {
   /** Fire until `stop()`, then shut down by its deadline. */
   async run(): Promise<void> {
     while (!this.stopping) {
+      const read = this.o.clock.now();
+      if (read <= this.lastRead - CLOCK_BACK_MS) this.clockWentBack(this.lastRead - read, read);
+      this.lastRead = read;
       // Back from a pause, or from an outage: what was written meanwhile (a job disabled,
       // removed or changed) applies to the fires left due.
-      const late = this.o.clock.now() - this.plannedWake >= LATE_WAKE_MS;
+      const late = read - this.plannedWake >= LATE_WAKE_MS;
       if (late || (this.pollOnRecovery && this.o.health.online)) {
         await settlesWithin(this.o.clock, this.applyChanges(), CHANGES_WAIT_MS);
         if (this.stopping) break;
@@ -497,6 +504,23 @@ export class Service {
       }
     }
     await this.shutdown(this.deadline!);
+  }
+
+  /**
+   * The system clock was stepped back (`date -s`, NTP correcting a clock
+   * that ran ahead): the fires are decided again from its time, and the
+   * poll is due now, rather than all waiting till the clock is back where
+   * it was (ten minutes of silence after a step of ten). A fire decided
+   * twice runs once: its claim finds the row of the first time.
+   */
+  private clockWentBack(byMs: number, now: number): void {
+    for (const id of this.timetable.ids()) this.timetable.rewind(id, now - 1);
+    this.nextPoll = Math.min(this.nextPoll, now);
+    this.plannedWake = Math.min(this.plannedWake, now);
+    schedulerLog.warn(
+      "the system clock went back {seconds} s: the next fires are decided again from its time",
+      { seconds: byMs / 1000 },
+    );
   }
 
   /**
