@@ -7,7 +7,8 @@
  * back; the outage is logged once each way; polling resumes by itself.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { freshDatabase, mysqlTest } from "./helpers.ts";
+import { BACKENDS, freshDatabase, mysqlTest } from "./helpers.ts";
+import type { Store } from "../src/store/store.ts";
 import { DaemonHarness, describeRun, T0, throughProxy } from "./daemon_harness.ts";
 import { proxyFor } from "./tcp_proxy.ts";
 import { renderMessage } from "../src/daemon/log_sink.ts";
@@ -101,8 +102,52 @@ mysqlTest(
   },
 );
 
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: a claim the database does not answer gives up in time for its fire's grace`, async () => {
+    const db = await freshDatabase(backend);
+    let stall: Promise<void> | null = null;
+    const answer = Promise.withResolvers<void>();
+    await using h = await DaemonHarness.create(db, {
+      // Claims wait on `stall` while it is set: a database that stopped
+      // answering (a lock held elsewhere, a server that hangs).
+      store: () =>
+        new Proxy(db.open(), {
+          get(target, key) {
+            if (key === "claimRuns") {
+              return async (...args: Parameters<Store["claimRuns"]>) => {
+                await stall;
+                return await target.claimRuns(...args);
+              };
+            }
+            const value = Reflect.get(target, key, target);
+            return typeof value === "function" ? value.bind(target) : value;
+          },
+        }),
+    });
+    await h.job("daily", { schedule: { second: "1" } });
+    await h.start();
+    stall = answer.promise;
+    try {
+      await h.clock.set(at(1));
+      // A grace of 1 s (the default): the claim gives up after 750 ms, and the fire starts.
+      await h.clock.set(at(1) + 750);
+      assertEquals((await h.started("daily", at(1))).startedAt, at(1) + 750);
+      await h.until(() => h.line(UNREACHABLE), "the outage to be logged");
+    } finally {
+      stall = null;
+      answer.resolve();
+    }
+    h.runner.endAll();
+    // The health probe finds the database back, and the run's record is written.
+    await h.clock.set(at(3));
+    await h.until(() => h.line(BACK), "the database to be back");
+    const row = await h.run("daily", at(1), "success");
+    assertEquals([row.started_at, row.note], [at(1) + 750, null]);
+  });
+}
+
 mysqlTest(
-  "daemon[mysql]: queries hang: a fire starts after its claim's second, recorded after",
+  "daemon[mysql]: queries hang: a fire starts once its claim gives up, within its grace, recorded after",
   async () => {
     const db = await freshDatabase("mysql");
     await using proxy = proxyFor(db);
@@ -119,11 +164,13 @@ mysqlTest(
 
     proxy.blackhole();
     await h.clock.set(at(2));
-    // The claim does not answer: after a second the fire starts anyway.
-    await h.clock.set(at(3));
+    // The claim does not answer: it gives up 250 ms before the fire's grace (1 s) ends,
+    // and the fire starts within it.
+    await h.clock.set(at(2) + 750);
     const late = await h.started("tick", at(2));
-    assertEquals([late.startedAt, late.spec.env.JM_RUN_ID], [at(3), ""]);
+    assertEquals([late.startedAt, late.spec.env.JM_RUN_ID], [at(2) + 750, ""]);
     await h.until(() => h.line(UNREACHABLE), "the outage to be logged");
+    await h.clock.set(at(3));
     const next = await h.started("tick", at(3));
     late.finish();
     next.finish();
@@ -133,7 +180,7 @@ mysqlTest(
     (await h.started("tick", at(4))).finish();
     await h.until(() => h.line(BACK), "the database to be back");
     await recorded(h, [1, 2, 3, 4]);
-    assertEquals((await h.run("tick", at(2), "success")).started_at, at(3));
+    assertEquals((await h.run("tick", at(2), "success")).started_at, at(2) + 750);
     assertEquals([h.count(UNREACHABLE), h.count(BACK)], [1, 1], h.lines.join("\n"));
   },
 );

@@ -54,6 +54,15 @@ function claimedElsewhere(row: NewRun): void {
 }
 /** Provisional ids remembered after their rows were written. */
 const MAX_REMEMBERED = 100_000;
+/**
+ * What a claim that bounds its wait by its fires' grace leaves them to
+ * start in once it gives up on the database: a claim that waited the
+ * whole default grace of a second made the first fire of every database
+ * stall `missed`, even where the service fires through outages.
+ */
+const STARTING_MS = 250;
+/** A claim waits at least this long for the database, however close the grace. */
+const MIN_CLAIM_WAIT_MS = 100;
 
 export class RunRecorder {
   /** Runs not yet in the database, by provisional id, with every update merged in. */
@@ -118,9 +127,14 @@ export class RunRecorder {
   /**
    * Ids for new run rows (null where the fire was claimed already); never
    * throws. `instant`: the rows are the fires the scheduler decided at an
-   * instant (see `claimed`).
+   * instant (see `claimed`). `startBy`: the first of their fires must
+   * start by then (its grace); the claim waits for the database no longer
+   * than leaves STARTING_MS to start it.
    */
-  async claim(rows: NewRun[], { instant = false } = {}): Promise<(number | null)[]> {
+  async claim(
+    rows: NewRun[],
+    { instant = false, startBy = Infinity } = {},
+  ): Promise<(number | null)[]> {
     const again = this.lost.take(rows);
     if (!this.health.online) {
       // Rows lost claims may have written are these rows' (their markers):
@@ -129,7 +143,8 @@ export class RunRecorder {
       for (const i of again) if (provisional[i] !== null) this.sentBefore.add(provisional[i]!);
       return provisional;
     }
-    const { attempt, outcome, error } = await this.attempt(rows);
+    const wait = Math.max(MIN_CLAIM_WAIT_MS, startBy - STARTING_MS - this.clock.now());
+    const { attempt, outcome, error } = await this.attempt(rows, wait);
     if (outcome && "ids" in outcome) {
       return await this.claimed(rows, outcome.ids, again, { instant, holding: false });
     }
@@ -216,18 +231,22 @@ export class RunRecorder {
     return ids;
   }
 
-  /** Claim with a deadline; a failure or a timeout turns the database health offline. */
-  private async attempt(rows: NewRun[]) {
+  /**
+   * Claim, waiting `waitMs` at most (claimTimeoutMs unless less is given);
+   * a failure or a timeout turns the database health offline.
+   */
+  private async attempt(rows: NewRun[], waitMs = Infinity) {
     const attempt = this.store.claimRuns(rows);
     const timeout = new AbortController();
+    const ms = Math.min(waitMs, this.options.claimTimeoutMs);
     const outcome = await Promise.race([
       attempt.then((ids) => ({ ids }), (error: unknown) => ({ error })),
-      this.clock.sleep(this.options.claimTimeoutMs, timeout.signal).then(() => null),
+      this.clock.sleep(ms, timeout.signal).then(() => null),
     ]);
     timeout.abort();
     if (outcome && "ids" in outcome) return { attempt, outcome, error: null };
     const error = outcome ? outcome.error : new DatabaseError(
-      `no answer to a claim within ${this.options.claimTimeoutMs} ms`,
+      `no answer to a claim within ${ms} ms`,
     );
     this.health.failed(error);
     return { attempt, outcome, error };

@@ -922,7 +922,14 @@ export class Service {
     for (const row of rows) this.inherited.delete(row.job_id);
     const ids = this.o.cluster.holds
       ? await this.recorder.claimOrHold(rows)
-      : await this.recorder.claim(rows, { instant: true });
+      : await this.recorder.claim(rows, {
+        instant: true,
+        startBy: plans.reduce(
+          (first, plan) =>
+            plan ? Math.min(first, plan.due.scheduledAt + plan.due.policy.graceMs) : first,
+          Infinity,
+        ),
+      });
     if (ids === null) return this.hold(rows, plans);
     // Told and counted only where this node's row stands: another may have claimed the fire.
     decision.missed.forEach((m, i) => {
