@@ -28,3 +28,7 @@ Deno.test("systemTimezone: the zone TZ names, as ICU spells it", async () => {
     ["Europe/Berlin", "America/New_York", "Asia/Calcutta", "America/New_York", "UTC", "UTC"],
   );
 });
+
+Deno.test("systemTimezone: an empty TZ is UTC, as POSIX reads it (ICU names it Etc/Unknown)", async () => {
+  assertEquals(await zoneWith(""), "UTC");
+});

@@ -10,7 +10,9 @@ import { offsetMs, zoneOffset } from "../cron/local_time.ts";
  * 20-30 ms (its locale data), and named no zone but `+00:00` with TZ=GMT.
  */
 export function systemTimezone(): string {
-  return Temporal.Now.timeZoneId();
+  const zone = Temporal.Now.timeZoneId();
+  // ICU's name for an empty TZ (`docker run -e TZ=`), which POSIX reads as UTC.
+  return zone === "Etc/Unknown" ? "UTC" : zone;
 }
 
 const pad = (n: number, width = 2) => String(n).padStart(width, "0");
