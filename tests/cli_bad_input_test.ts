@@ -535,6 +535,16 @@ mysqlTest(
         `jobsmanager: MySQL at ${where} rejected the login of user '${t.user}' to database '${t.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL)\n`,
     });
 
+    // A user the server does not know, without a password: MariaDB's own code (1698), same advice.
+    const unknown = new URL(db.url);
+    unknown.username = "jm_no_such_user";
+    unknown.password = "";
+    await expectRejected(db, ["--database", unknown.toString(), ...ADD, "--minute", "5"], {
+      code: 1,
+      stderr:
+        `jobsmanager: MySQL at ${where} rejected the login of user 'jm_no_such_user' to database '${t.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL)\n`,
+    });
+
     const name = `jm_missing_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
     const missing = new URL(db.url);
     missing.pathname = `/${name}`;

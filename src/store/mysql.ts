@@ -57,6 +57,8 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
         options,
       );
     case "ER_ACCESS_DENIED_ERROR":
+    // MariaDB's, for a user without a password or unknown (1698).
+    case "ER_ACCESS_DENIED_NO_PASSWORD_ERROR":
     case "ER_DBACCESS_DENIED_ERROR":
       return new DatabaseError(
         `${where} rejected the login of user '${target.user}' to database '${target.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL)`,
