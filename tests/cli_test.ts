@@ -603,6 +603,33 @@ for (const backend of BACKENDS) {
   });
 }
 
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: a description of 1000 characters beyond the BMP is stored whole`, async () => {
+    await using db = await freshDatabase(backend);
+    const at = { cwd: db.dir };
+    const description = "😀".repeat(1000);
+    const add = await cli(
+      [
+        "-d",
+        db.url,
+        "job",
+        "add",
+        "d",
+        "--command",
+        "true",
+        "--hour",
+        "3",
+        "--description",
+        description,
+      ],
+      at,
+    );
+    assertEquals(add.code, 0, add.stderr);
+    const shown = await cli(["-d", db.url, "--json", "job", "show", "d"], at);
+    assertEquals(JSON.parse(shown.stdout).description, description);
+  });
+}
+
 Deno.test("cli[sqlite]: global options anywhere before the arguments; `--` ends the options; `--name=` is an empty value", async () => {
   await using db = await freshDatabase("sqlite");
   const at = { cwd: db.dir };

@@ -54,6 +54,17 @@ Deno.test("sameDefinition ignores timestamps and env order, and sees every other
   }
 });
 
+Deno.test("a description of 1000 characters fits, whatever their size in UTF-16; 1001 do not", () => {
+  const job = buildJob("j", { command: "true", cron: "* * * * *" }, null, 1000);
+  // Each emoji is two UTF-16 units and one character, as the database's VARCHAR(1000) counts it.
+  validateJob({ ...job, description: "😀".repeat(1000) });
+  assertThrows(
+    () => validateJob({ ...job, description: "😀".repeat(1001) }),
+    ValidationError,
+    "description: is 1001 characters long (allowed: up to 1000)",
+  );
+});
+
 Deno.test("a NUL byte is refused in every text a job holds, naming the field", () => {
   const job = buildJob("j", { command: "true", cron: "* * * * *" }, null, 1000);
   const cases: [Partial<typeof job>, string, string][] = [

@@ -542,10 +542,12 @@ export function validateJob(job: Job): Job {
       "description: contains a NUL byte, at which the database would cut it",
     );
   }
-  if (job.description !== null && job.description.length > 1000) {
+  // Characters as the database counts them (VARCHAR(1000), utf8mb4): code points, not UTF-16 units.
+  const descriptionChars = job.description === null ? 0 : [...job.description].length;
+  if (descriptionChars > 1000) {
     throw new ValidationError(
       "description",
-      `description: is ${job.description.length} characters long (allowed: up to 1000)`,
+      `description: is ${descriptionChars} characters long (allowed: up to 1000)`,
     );
   }
   // Notifications (issue 13).
