@@ -53,6 +53,22 @@ for (const backend of BACKENDS) {
     ]]);
   });
 
+  Deno.test(`daemon[${backend}]: a clock reading slower than the skew it would show (the database stalled) is not taken`, async () => {
+    // Ten seconds pass between each two readings of this clock: each round
+    // trip to the database looks ten seconds long, its middle ever further off.
+    let readings = 0;
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      wallClock: () => Date.now() + 10_000 * readings++,
+    });
+    await h.start();
+    await h.until(
+      async () => (await h.store.nodesAndNow()).nodes.find((n) => n.db_heartbeat_at != null),
+      "a heartbeat",
+    );
+    const [node] = (await h.store.nodesAndNow()).nodes;
+    assertEquals([node.skew_ms, h.line(/clock is/)], [null, undefined], h.lines.join("\n"));
+  });
+
   Deno.test(`daemon[${backend}]: the fake clock, years from the database's, is not measured: no skew`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend));
     await h.start();

@@ -117,6 +117,8 @@ export class Cluster {
   private previous = new Map<string, string>();
   private changedAt = -Infinity;
   private skewed = false;
+  /** This machine's clock minus the database's, as last measured; null before. */
+  private skew: number | null = null;
   /**
    * Nodes this one declared dead without an answer, with the heartbeat it
    * named: the declaration may have been written, and its lost runs are
@@ -362,21 +364,27 @@ export class Cluster {
     const { databaseNow, before, after } = reading ?? await this.readClock(
       async () => ({ databaseNow: await this.o.store.databaseNow() }),
     );
-    const skew = Math.round((before + after) / 2 - databaseNow);
-    if (Math.abs(skew) > MAX_SKEW_MS && !this.skewed) {
-      clusterLog.warn(
-        "this node's clock is {skew} ms off the database's; fires are computed from this node's clock, so fix its time sync (NTP)",
-        { skew },
-      );
-    } else if (Math.abs(skew) <= MAX_SKEW_MS && this.skewed) {
-      clusterLog.info("this node's clock is back within {max} ms of the database's", {
-        max: MAX_SKEW_MS,
-      });
+    // The database read its clock somewhere between `before` and `after`: a
+    // reading slower than the skew it would warn of (a database that stalled)
+    // cannot tell it, and the last one stands.
+    if (after - before <= MAX_SKEW_MS) {
+      const skew = Math.round((before + after) / 2 - databaseNow);
+      if (Math.abs(skew) > MAX_SKEW_MS && !this.skewed) {
+        clusterLog.warn(
+          "this node's clock is {skew} ms off the database's; fires are computed from this node's clock, so fix its time sync (NTP)",
+          { skew },
+        );
+      } else if (Math.abs(skew) <= MAX_SKEW_MS && this.skewed) {
+        clusterLog.info("this node's clock is back within {max} ms of the database's", {
+          max: MAX_SKEW_MS,
+        });
+      }
+      this.skewed = Math.abs(skew) > MAX_SKEW_MS;
+      this.skew = skew;
     }
-    this.skewed = Math.abs(skew) > MAX_SKEW_MS;
     await this.o.store.saveNode({
       ...this.row(this.id, this.o.clock.now(), databaseNow, stoppedAt),
-      skew_ms: skew,
+      skew_ms: this.skew,
     });
   }
 
