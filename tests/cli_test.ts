@@ -630,6 +630,22 @@ for (const backend of BACKENDS) {
   });
 }
 
+Deno.test("cli[sqlite]: job show quotes an env value as the shell would, so two sets never read alike", async () => {
+  await using db = await freshDatabase("sqlite");
+  const at = { cwd: db.dir };
+  const add = ["-d", db.url, "job", "add", "--command", "true", "--hour", "5"];
+  assertEquals((await cli([...add, "one", "--env", "A=1 B=2"], at)).code, 0);
+  assertEquals((await cli([...add, "two", "--env", "A=1", "--env", "B=2"], at)).code, 0);
+  assertEquals((await cli([...add, "three", "--env", "Q=it's"], at)).code, 0);
+  const env = async (id: string) =>
+    (await cli(["-d", db.url, "job", "show", id], at)).stdout.split("\n")
+      .find((l) => l.startsWith("env "))?.replace(/^env\s+/, "");
+  assertEquals(
+    [await env("one"), await env("two"), await env("three")],
+    ["A='1 B=2'", "A=1 B=2", "Q='it'\\''s'"],
+  );
+});
+
 Deno.test("cli[sqlite]: global options anywhere before the arguments; `--` ends the options; `--name=` is an empty value", async () => {
   await using db = await freshDatabase("sqlite");
   const at = { cwd: db.dir };

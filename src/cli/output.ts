@@ -13,6 +13,7 @@ import type { Run } from "../domain/run.ts";
 import { readableSchedule } from "../cron/fields.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
 import { toJson } from "../domain/json.ts";
+import { shellWord } from "../domain/shell.ts";
 
 /** The narrowest a cut last column gets, however narrow the terminal. */
 const MIN_LAST_COLUMN = 12;
@@ -259,7 +260,7 @@ export function jobDetails(
       "env",
       Object.keys(job.env).length === 0
         ? "-"
-        : printable(Object.entries(job.env).map(([k, v]) => `${k}=${v}`).join(" ")),
+        : printable(Object.entries(job.env).map(([k, v]) => `${k}=${shellWord(v)}`).join(" ")),
     ],
     ["cwd", printable(job.cwd ?? "(service working directory)")],
     ["description", printable(job.description ?? "-")],

@@ -13,6 +13,7 @@ import { parseTerm, runList, splitList, SYNTAX, termValues } from "../../cron/gr
 import { scheduleFromCrontab } from "../../cron/crontab.ts";
 import type { ScheduleFields } from "../../cron/fields.ts";
 import type { Candidate } from "./plan.ts";
+import { shellQuote } from "../../domain/shell.ts";
 
 export interface CrontabSource {
   text: string;
@@ -171,10 +172,6 @@ export function splitPercent(text: string): { command: string; input: string | n
     else input += out;
   }
   return { command, input };
-}
-
-function shellQuote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 /** The command jobsmanager runs with /bin/sh -c, and the notes on how it was rewritten. */
