@@ -81,7 +81,10 @@ function jobOptions(forUpdate: boolean): Flags {
     timeout: valued("kill the run after this many seconds; 0 = never (default 60)", "seconds"),
     timezone: valued(TIMEZONE_HELP, "tz"),
     maxInstances: valued("concurrent runs of this job (default: the service's)", "n"),
-    misfireGraceTime: valued("how late a fire may start (default: the service's)", "seconds"),
+    misfireGraceTime: valued(
+      "how late a fire may start, at least 0.25 s (default: the service's)",
+      "seconds",
+    ),
     coalesce: either("run several late fires once (--no-coalesce: every late fire within grace)"),
     env: repeated("environment variable for the command (repeatable)", "NAME=VALUE"),
     cwd: valued("absolute working directory for the command", "dir"),
