@@ -177,4 +177,14 @@ for (const backend of BACKENDS) {
     const [row] = await rawQuery(db, "SELECT status, stdout, stderr FROM jm_runs");
     assertEquals({ ...row }, { status: "success", stdout: "one\ntwo\n", stderr: "err\n" });
   });
+
+  Deno.test(`cli[${backend}]: job run --here starts its report on a line of its own after output without a last newline`, async () => {
+    await using db = await freshDatabase(backend);
+    await jm(db, "job", "add", "bare", "--command", "printf 'no end'", "--cron", "0 0 1 1 *");
+    const run = await jm(db, "job", "run", "bare", "--here");
+    assertEquals(run.code, 0, run.stderr);
+    assertMatch(run.stdout, /^no end\nrun +\d+\njob +bare\n/);
+    const [row] = await rawQuery(db, "SELECT stdout FROM jm_runs");
+    assertEquals(row.stdout, "no end", "the newline is the terminal's, not the job's");
+  });
 }

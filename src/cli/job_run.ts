@@ -43,6 +43,12 @@ async function runHere(
   live: boolean,
 ): Promise<Run> {
   const s = ctx.config.settings;
+  // Whether the job's last line of output is unended: the report then starts on a line of its own.
+  let lineOpen = false;
+  const show = (stream: "stdout" | "stderr", chunk: Uint8Array) => {
+    relay(stream, chunk);
+    if (stream === "stdout" && chunk.length > 0) lineOpen = chunk[chunk.length - 1] !== 0x0a;
+  };
   const { job, run } = await startHereRun(store, id, {
     node: hereNode(Deno.hostname()),
     now: Date.now(),
@@ -55,7 +61,7 @@ async function runHere(
     killGraceMs: s["jobsmanager.kill_grace"] * 1000,
     outputCap: s["jobsmanager.output_cap"],
     secrets: secretsOf(ctx.target),
-    onOutput: live ? relay : undefined,
+    onOutput: live ? show : undefined,
     standalone: true,
   });
   // The command has a process group of its own, so Ctrl-C would not reach
@@ -70,6 +76,7 @@ async function runHere(
     Deno.removeSignalListener("SIGINT", interrupt);
     Deno.removeSignalListener("SIGTERM", interrupt);
   }
+  if (lineOpen) relay("stdout", new Uint8Array([0x0a]));
   await store.updateRun(run.id, finishedRecord(result, run.note));
   return (await store.getRun(run.id))!;
 }
