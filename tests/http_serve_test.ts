@@ -51,6 +51,21 @@ for (const backend of BACKENDS) {
     // Lists leave the output out: the run itself has it.
     assertEquals((await call("GET", `/api/v1/runs/${run.id}`)).body.stdout, "tick\n");
 
+    // A token neither reaches a job's environment nor shows in its output:
+    // a read token would read the admin token in a run.
+    const leak = await call("POST", "/api/v1/jobs", {
+      id: "leak",
+      command: `echo "env=$JM_HTTP_TOKEN"; echo "typed=${READER}"`,
+      cron: "0 0 1 1 *",
+    });
+    assertEquals(leak.status, 201, JSON.stringify(leak.body));
+    const leakRun = (await call("POST", "/api/v1/jobs/leak/run")).body as { id: number };
+    const leaked = await waitFor(async () => {
+      const body = (await call("GET", `/api/v1/runs/${leakRun.id}`)).body;
+      return body.status === "success" ? body as { stdout: string } : undefined;
+    }, { timeoutMs: 20_000, what: "the run of leak", detail: () => served.serve.stderr });
+    assertEquals(leaked.stdout, "env=\ntyped=***\n");
+
     const counted = await waitFor(async () => {
       const res = await fetch(`${served.url}/metrics`, {
         headers: { Authorization: `Bearer ${READER}` },

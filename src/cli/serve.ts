@@ -43,6 +43,8 @@ export function serveCommand() {
         : null;
       // Made before the daemon, which tells it of every run from the start.
       const metrics = httpModules && new httpModules[0].Metrics();
+      // Kept out of every run's output; the API's tokens join it once read, before the first fire.
+      const secrets = secretsOf(ctx.target);
       const daemon = boot({
         settings,
         // Its own writes (a claim at each fire) are no news to it: no notices.
@@ -57,7 +59,7 @@ export function serveCommand() {
           started_at: Date.now(),
         },
         env: inheritedEnv(),
-        secrets: secretsOf(ctx.target),
+        secrets,
         observer: metrics ?? undefined,
         soleService: lock !== null,
       });
@@ -86,7 +88,12 @@ export function serveCommand() {
             metrics,
             vitals: () => daemon.vitals,
             secrets: [...secretsOf(ctx.target), settings["db.password"]].filter((s) => s !== ""),
-            onTokens: (tokens) => tokens.forEach(addSecret),
+            onTokens: (tokens) => {
+              for (const token of tokens) {
+                addSecret(token);
+                if (!secrets.includes(token)) secrets.push(token);
+              }
+            },
           });
         }
         await daemon.run();

@@ -41,7 +41,7 @@ export interface BootOptions {
   node: NodeIdentity;
   /** The environment every run starts from (secrets already removed). */
   env: Record<string, string>;
-  /** Strings never stored from a run's output: the database password, plain and %-encoded. */
+  /** Strings never stored from a run's output: the database password, plain and %-encoded, and the API's tokens (added once read: the array is read at each run). */
   secrets?: readonly string[];
   /** Starts a run's process: a RunPool of real runners unless a test gives a double. */
   startRun?: StartRun;

@@ -189,8 +189,8 @@ export function finishedRecord(result: RunResult, claimNote: string | null): Run
   };
 }
 
-/** Variables of the service that must not reach a job: they may hold the password. */
-const PRIVATE_ENV = ["JM_DB_PASSWORD", "JM_DATABASE_URL"];
+/** Variables of the service that must not reach a job: they may hold the password, or a token of the API. */
+const PRIVATE_ENV = ["JM_DB_PASSWORD", "JM_DATABASE_URL", "JM_HTTP_TOKEN"];
 
 /** This process's environment, minus what a job must not see. */
 export function inheritedEnv(): Record<string, string> {
