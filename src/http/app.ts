@@ -15,6 +15,7 @@ import { logRoutes } from "./api/logs.ts";
 import { runRoutes } from "./api/runs.ts";
 import { statusRoutes } from "./api/status.ts";
 import { bearerOf, type Tokens } from "./auth.ts";
+import { bodyFirst } from "./body.ts";
 import { dashboardRoutes } from "./dashboard/routes.ts";
 import { errorBody, HttpError, statusOf } from "./errors.ts";
 import { healthRoutes, type Readiness } from "./health.ts";
@@ -43,6 +44,8 @@ export interface HttpDeps {
   closing: AbortSignal;
   /** The scheduler's starts, which requests make way for (starts.ts); none in tests of the app alone. */
   starts?: Starts;
+  /** How long a request's body may take to arrive (body.ts); tests shorten it. */
+  bodyWaitMs?: number;
 }
 
 const httpLog = log("http");
@@ -167,6 +170,10 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
     return c.json(errorBody(error, deps.redact), 405, { Allow: allowed.join(", ") });
   });
   app.route("/", healthRoutes(deps.readiness));
+  // Before the door: a caller without a valid token, or whose body is slow to
+  // come, takes none of its few slots.
+  app.use("/metrics", authenticate(deps.tokens));
+  app.use("/api/v1/*", authenticate(deps.tokens), authorize, bodyFirst(deps.bodyWaitMs));
   // Probes answer at once; everything else makes way for runs starting.
   if (deps.starts) {
     const door = new Door(deps.starts);
@@ -182,11 +189,9 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
   }
   app.route("/", dashboardRoutes());
   app.get("/api/v1/openapi.json", (c) => c.json(OPENAPI));
-  app.use("/metrics", authenticate(deps.tokens));
   app.get("/metrics", async (c) => {
     return c.body(await deps.metrics.text(), 200, { "Content-Type": deps.metrics.contentType });
   });
-  app.use("/api/v1/*", authenticate(deps.tokens), authorize);
   app.get("/api/v1/session", (c) => c.json({ role: c.get("role"), auth: deps.tokens.configured }));
   const api = { ...deps };
   app.route("/api/v1", jobRoutes(api));
