@@ -113,3 +113,52 @@ Deno.test("serve refuses a reachable http.listen without a token, before it star
     "add a token (http.tokens, or JM_HTTP_TOKEN) or listen on 127.0.0.1",
   );
 });
+
+Deno.test("serve: an HTTP side that dies (no descriptor left for clients) is said so and started again", async () => {
+  await using db = await freshDatabase("sqlite");
+  await using served = await serveWithHttp(db, {});
+  // Few descriptors, as under a low LimitNOFILE: idle clients take them all.
+  const limit = await new Deno.Command("prlimit", {
+    args: ["--pid", String(served.serve.pid), "--nofile=256:256"],
+  }).output();
+  assertEquals(limit.code, 0, new TextDecoder().decode(limit.stderr));
+  const { hostname, port } = new URL(served.url);
+  const idle: Deno.TcpConn[] = [];
+  try {
+    await waitFor(async () => {
+      for (let i = 0; i < 50; i++) {
+        // Refused once the side died and its listener went with it.
+        const conn = await Deno.connect({ hostname, port: Number(port) }).catch(() => null);
+        if (conn === null) break;
+        idle.push(conn);
+      }
+      return served.serve.stderr.includes("the HTTP side failed");
+    }, {
+      timeoutMs: 20_000,
+      what: "the HTTP side to fail for want of descriptors, and say so",
+      detail: () => `${idle.length} idle connections; stderr:\n${served.serve.stderr}`,
+    });
+  } catch (error) {
+    for (const conn of idle) conn.close();
+    throw error;
+  }
+  for (const conn of idle) conn.close();
+  // On a port of its own: the test's config asks for any free one.
+  const back = await waitFor(
+    () =>
+      served.serve.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
+        .find((e) => /^the HTTP side is back on /.test(e.message))?.properties.url as
+          | string
+          | undefined,
+    {
+      timeoutMs: 20_000,
+      what: "the HTTP side to be started again",
+      detail: () => served.serve.stderr,
+    },
+  );
+  const health = await fetch(`${back}/healthz`);
+  assertEquals(health.status, 200);
+  await health.body?.cancel();
+  const { status } = await served.serve.terminate(20_000);
+  assertEquals(status.code, 0, served.serve.stderr);
+});

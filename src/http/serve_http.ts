@@ -8,6 +8,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Settings } from "../config/config.ts";
 import type { DaemonVitals } from "../daemon/boot.ts";
 import { settlesWithin, systemClock } from "../daemon/clock.ts";
+import { log } from "../daemon/log.ts";
 import { RuntimeError, ValidationError } from "../errors.ts";
 import type { DatabaseTarget } from "../store/target.ts";
 import type { Metrics } from "./metrics.ts";
@@ -39,14 +40,79 @@ const METHODS = {
   fatal: "fatal",
 } as const;
 
+/** A failed HTTP side is started again after this, doubling up to RESTART_MAX_MS while it fails. */
+const RESTART_MS = 1000;
+const RESTART_MAX_MS = 30_000;
+
+const httpLog = log("http");
+
+/** One worker thread of the HTTP side: `listening` settles once it listens or fails to. */
+interface Side {
+  worker: Worker;
+  send(message: ToWorker): void;
+  listening: Promise<string>;
+  closed: Promise<void>;
+}
+
 export async function startServeHttp(o: ServeHttpOptions): Promise<HttpServer> {
   o.metrics.watch(o.vitals);
   const starts = new Starts();
   o.metrics.announceStarts(starts);
+  let stopping = false;
+  let restartMs = RESTART_MS;
+  let restart: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * The HTTP side died after it started (a bug, or no descriptor left to
+   * accept a connection with: too many clients): the scheduler goes on,
+   * and the side is started again, and said so, rather than gone unheard.
+   */
+  const failed = (why: string) => {
+    if (stopping) return;
+    side.worker.terminate();
+    httpLog.error("the HTTP side failed ({why}); starting it again in {seconds} s", {
+      why,
+      seconds: restartMs / 1000,
+    });
+    restart = setTimeout(() => {
+      side = launch(o, starts, failed);
+      side.listening.then(
+        (url) => {
+          restartMs = RESTART_MS;
+          httpLog.info("the HTTP side is back on {url}", { url });
+        },
+        (error) => failed((error as Error).message),
+      );
+    }, restartMs);
+    restartMs = Math.min(RESTART_MAX_MS, restartMs * 2);
+  };
+  let side = launch(o, starts, failed);
+  let url: string;
+  try {
+    url = await side.listening;
+  } catch (error) {
+    stopping = true;
+    side.worker.terminate();
+    throw error;
+  }
+  return {
+    url,
+    async close() {
+      stopping = true;
+      clearTimeout(restart);
+      side.send({ type: "close" });
+      await settlesWithin(systemClock, side.closed, CLOSE_WAIT_MS);
+      side.worker.terminate();
+    },
+  };
+}
+
+/** Start the HTTP side's worker; `failed` hears of its death once it listened. */
+function launch(o: ServeHttpOptions, starts: Starts, failed: (why: string) => void): Side {
   const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
   const send = (message: ToWorker) => worker.postMessage(message);
   const listening = Promise.withResolvers<string>();
   const closed = Promise.withResolvers<void>();
+  let listened = false;
   worker.onmessage = async ({ data }: MessageEvent<FromWorker>) => {
     switch (data.type) {
       case "ask":
@@ -63,6 +129,7 @@ export async function startServeHttp(o: ServeHttpOptions): Promise<HttpServer> {
         getLogger(data.category)[METHODS[data.level]](data.message, data.properties);
         break;
       case "listening":
+        listened = true;
         listening.resolve(data.url);
         break;
       case "failed":
@@ -78,7 +145,8 @@ export async function startServeHttp(o: ServeHttpOptions): Promise<HttpServer> {
   };
   worker.onerror = (event) => {
     event.preventDefault();
-    listening.reject(new RuntimeError(`the HTTP side failed: ${event.message}`));
+    if (listened) failed(event.message);
+    else listening.reject(new RuntimeError(`the HTTP side failed: ${event.message}`));
   };
   send({
     type: "start",
@@ -87,19 +155,5 @@ export async function startServeHttp(o: ServeHttpOptions): Promise<HttpServer> {
     secrets: o.secrets,
     starts: starts.memory,
   });
-  let url: string;
-  try {
-    url = await listening.promise;
-  } catch (error) {
-    worker.terminate();
-    throw error;
-  }
-  return {
-    url,
-    async close() {
-      send({ type: "close" });
-      await settlesWithin(systemClock, closed.promise, CLOSE_WAIT_MS);
-      worker.terminate();
-    },
-  };
+  return { worker, send, listening: listening.promise, closed: closed.promise };
 }
