@@ -198,6 +198,12 @@ for (const backend of BACKENDS) {
         body: { ...JOB, timezone: "Mars/Olympus" },
       });
       assertEquals([zone.status, (zone.body as { field: string }).field], [400, "timezone"]);
+      // An env name with "=" in it is refused, not stored as another name with the rest in its value.
+      const envName = await api.call("POST", "/api/v1/jobs", {
+        body: { ...JOB, id: "envname", env: { "A=B": "c" } },
+      });
+      assertEquals([envName.status, (envName.body as { field: string }).field], [400, "env"]);
+      assertEquals((await api.call("GET", "/api/v1/jobs/envname")).status, 404);
 
       await api.call("POST", "/api/v1/jobs", { body: JOB });
       await cli([

@@ -55,6 +55,10 @@ function envPairs(value: unknown): string[] {
   if (typeof value === "object" && value !== null && !Array.isArray(value)) {
     return Object.entries(value).map(([name, v]) => {
       if (typeof v !== "string") throw bad("env", { [name]: v }, "string values");
+      // Joined as NAME=value below: an "=" in the name would move it into the value.
+      if (name.includes("=")) {
+        throw bad("env", name, "a NAME of A-Z a-z 0-9 _ not starting with a digit");
+      }
       return `${name}=${v}`;
     });
   }
