@@ -337,6 +337,7 @@ for (const backend of BACKENDS) {
         { job_id: "nightly", scheduled_at: 1, status: "success", trigger: "schedule" },
       ]);
       await using stream = await readSse(api, "/api/v1/runs/stream?job=nightly&after=0");
+      await using queuedOnly = await readSse(api, "/api/v1/runs/stream?job=nightly&status=queued");
       await stream.until((e) => (e.data as { id: number }).id === early);
       // After its first look the stream says every change from then on comes: the client
       // reads its list again once (what changed before that look is in it).
@@ -407,6 +408,16 @@ for (const backend of BACKENDS) {
       assertEquals([again.status, again.body], [409, {
         error: `run ${waiting.id} has already ended (cancelled); there is nothing to cancel`,
       }]);
+      // A stream of queued runs only: runs that ended (success, cancelled) are not sent to
+      // it; a queued one asked for after them is, so it has looked since they ended.
+      const next = (await api.call("POST", "/api/v1/jobs/nightly/run", {
+        body: { force: true, queue: true },
+      })).body as { id: number };
+      await queuedOnly.until((e) => (e.data as { id: number }).id === next.id);
+      const statuses = queuedOnly.events.filter((e) => e.event === "run").map((e) =>
+        (e.data as { status: string }).status
+      );
+      assert(statuses.every((s) => s === "queued"), `a queued-only stream sent ${statuses}`);
     }));
 
   Deno.test(`api (${backend}): logs with filters, and the live tail`, () =>
@@ -438,6 +449,16 @@ for (const backend of BACKENDS) {
       await tail.until((e) => (e.data as { message: string }).message === "line 4");
       assertEquals(tail.events.map((e) => (e.data as { message: string }).message), [
         "line 1",
+        "line 2",
+        "line 4",
+      ]);
+      // An EventSource reconnecting sends the id of the last event it had: the lines after it.
+      const first = (tail.events[0].data as { id: number }).id;
+      await using again = await readSse(api, "/api/v1/logs/stream?level=info", ADMIN, {
+        "Last-Event-ID": String(first),
+      });
+      await again.until((e) => (e.data as { message: string }).message === "line 4");
+      assertEquals(again.events.map((e) => (e.data as { message: string }).message), [
         "line 2",
         "line 4",
       ]);

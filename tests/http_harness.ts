@@ -171,10 +171,15 @@ export interface SseReader extends AsyncDisposable {
   ): Promise<unknown>;
 }
 
-export async function readSse(api: Api, path: string, token: string = ADMIN): Promise<SseReader> {
+export async function readSse(
+  api: Api,
+  path: string,
+  token: string = ADMIN,
+  headers: Record<string, string> = {},
+): Promise<SseReader> {
   const abort = new AbortController();
   const res = await fetch(`${api.url}${path}`, {
-    headers: { Authorization: `Bearer ${token}`, Accept: "text/event-stream" },
+    headers: { Authorization: `Bearer ${token}`, Accept: "text/event-stream", ...headers },
     signal: abort.signal,
   });
   assert(res.ok, `${path}: ${res.status}`);

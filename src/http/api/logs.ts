@@ -34,11 +34,12 @@ export function logRoutes(api: ApiContext): Hono {
 
   /**
    * The newest `limit` lines, then each new one as it is written; with
-   * `after=ID` (a reconnecting client) only the lines after that one.
+   * `after=ID`, or the Last-Event-ID an EventSource sends as it reconnects,
+   * only the lines after that one.
    */
   routes.get("/logs/stream", (c) => {
     const query = queryOf(c);
-    const after = c.req.query("after");
+    const after = c.req.query("after") ?? c.req.header("last-event-id");
     let last = after === undefined ? null : parseRunId(after, "after");
     const limit = count(c.req.query("limit"), "limit", MAX_LINES, 100);
     return pollStream(c, {

@@ -89,7 +89,9 @@ export function runRoutes(api: ApiContext): Hono<Env> {
         const events: SseEvent[] = [];
         for (const run of runs.sort((a, b) => a.id - b.id)) {
           const state = stateOf(run);
-          if (seen.get(run.id) !== state && (!first || run.id > known)) {
+          // A run followed past the filter's status (it ended) is no longer one the client asked for.
+          const asked = filter.status === undefined || run.status === filter.status;
+          if (asked && seen.get(run.id) !== state && (!first || run.id > known)) {
             events.push({ event: "run", data: listed(run), id: String(run.id) });
           }
           seen.set(run.id, state);
