@@ -16,6 +16,7 @@ import { runRoutes } from "./api/runs.ts";
 import { statusRoutes } from "./api/status.ts";
 import { bearerOf, type Tokens } from "./auth.ts";
 import { bodyFirst } from "./body.ts";
+import { StreamCount } from "./sse.ts";
 import { dashboardRoutes } from "./dashboard/routes.ts";
 import { errorBody, HttpError, statusOf } from "./errors.ts";
 import { healthRoutes, type Readiness } from "./health.ts";
@@ -46,6 +47,8 @@ export interface HttpDeps {
   starts?: Starts;
   /** How long a request's body may take to arrive (body.ts); tests shorten it. */
   bodyWaitMs?: number;
+  /** Live streams open at once, at most (sse.ts); tests lower it. */
+  maxStreams?: number;
 }
 
 const httpLog = log("http");
@@ -193,7 +196,7 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
     return c.body(await deps.metrics.text(), 200, { "Content-Type": deps.metrics.contentType });
   });
   app.get("/api/v1/session", (c) => c.json({ role: c.get("role"), auth: deps.tokens.configured }));
-  const api = { ...deps };
+  const api = { ...deps, streams: new StreamCount(deps.maxStreams) };
   app.route("/api/v1", jobRoutes(api));
   app.route("/api/v1", runRoutes(api));
   app.route("/api/v1", logRoutes(api));

@@ -15,7 +15,7 @@ import {
 /** A refusal only HTTP has: a missing or wrong token, an unknown path, a body that is not JSON. */
 export class HttpError extends Error {
   constructor(
-    readonly status: 400 | 401 | 403 | 404 | 405 | 408 | 413 | 415,
+    readonly status: 400 | 401 | 403 | 404 | 405 | 408 | 413 | 415 | 503,
     message: string,
   ) {
     super(message);

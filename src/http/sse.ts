@@ -5,8 +5,9 @@
  * node of a cluster did, as `logs --follow` does.
  */
 import type { Context } from "hono";
-import { streamSSE } from "hono/streaming";
+import { type SSEStreamingApi, streamSSE } from "hono/streaming";
 import { toJson } from "../domain/json.ts";
+import { HttpError } from "./errors.ts";
 
 export interface SseEvent {
   event: string;
@@ -14,9 +15,24 @@ export interface SseEvent {
   id?: string;
 }
 
+/**
+ * Live streams open at once, at most: each polls the database every
+ * second, and a thousand of them took the HTTP side's thread whole (plain
+ * requests went from 20 ms to 4 s). A dashboard tab holds one or two.
+ */
+export const MAX_STREAMS = 64;
+
+/** How many live streams are open, against their most. */
+export class StreamCount {
+  open = 0;
+  constructor(readonly max: number = MAX_STREAMS) {}
+}
+
 export interface PollOptions {
   /** Ended when the server stops. */
   closing: AbortSignal;
+  /** The server's streams: one more is refused (503) once they are at their most. */
+  streams: StreamCount;
   intervalMs: number;
   /** Events to send now; called once per interval. Throwing sends an `error` event and goes on. */
   poll: () => Promise<SseEvent[]>;
@@ -27,38 +43,53 @@ export interface PollOptions {
 const KEEPALIVE_MS = 15_000;
 
 export function pollStream(c: Context, o: PollOptions): Response {
+  if (o.streams.open >= o.streams.max) {
+    throw new HttpError(
+      503,
+      `${o.streams.open} live streams are open, the most this server keeps; close some (each dashboard tab holds one or two), or poll GET /api/v1/runs and /api/v1/logs`,
+    );
+  }
+  o.streams.open++;
   return streamSSE(c, async (stream) => {
-    // The client leaving cancels the stream; the server stopping ends it.
-    const left = new AbortController();
-    stream.onAbort(() => left.abort());
-    const done = AbortSignal.any([o.closing, left.signal]);
-    done.addEventListener("abort", () => stream.abort(), { once: true });
-    let quietSince = Date.now();
-    let failing = false;
-    while (!done.aborted) {
-      try {
-        for (const e of await o.poll()) {
-          await stream.writeSSE({ event: e.event, data: toJson(e.data), id: e.id });
-          quietSince = Date.now();
-        }
-        failing = false;
-      } catch (error) {
-        // Say it once per outage; the stream resumes when the database answers.
-        if (!failing) {
-          await stream.writeSSE({
-            event: "error",
-            data: JSON.stringify({ error: o.redact((error as Error).message) }),
-          });
-        }
-        failing = true;
-      }
-      if (Date.now() - quietSince >= KEEPALIVE_MS) {
-        await stream.write(": keepalive\n\n");
-        quietSince = Date.now();
-      }
-      await sleep(o.intervalMs, done);
+    try {
+      await follow(stream, o);
+    } finally {
+      o.streams.open--;
     }
   });
+}
+
+async function follow(stream: SSEStreamingApi, o: PollOptions): Promise<void> {
+  // The client leaving cancels the stream; the server stopping ends it.
+  const left = new AbortController();
+  stream.onAbort(() => left.abort());
+  const done = AbortSignal.any([o.closing, left.signal]);
+  done.addEventListener("abort", () => stream.abort(), { once: true });
+  let quietSince = Date.now();
+  let failing = false;
+  while (!done.aborted) {
+    try {
+      for (const e of await o.poll()) {
+        await stream.writeSSE({ event: e.event, data: toJson(e.data), id: e.id });
+        quietSince = Date.now();
+      }
+      failing = false;
+    } catch (error) {
+      // Say it once per outage; the stream resumes when the database answers.
+      if (!failing) {
+        await stream.writeSSE({
+          event: "error",
+          data: JSON.stringify({ error: o.redact((error as Error).message) }),
+        });
+      }
+      failing = true;
+    }
+    if (Date.now() - quietSince >= KEEPALIVE_MS) {
+      await stream.write(": keepalive\n\n");
+      quietSince = Date.now();
+    }
+    await sleep(o.intervalMs, done);
+  }
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

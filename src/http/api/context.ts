@@ -5,6 +5,7 @@ import { toJson } from "../../domain/json.ts";
 import type { Store } from "../../store/store.ts";
 import type { Role } from "../auth.ts";
 import { HttpError } from "../errors.ts";
+import type { StreamCount } from "../sse.ts";
 
 /** What a request carries through the middleware: the caller's role. */
 export type Env = { Variables: { role: Role } };
@@ -17,6 +18,8 @@ export interface ApiContext {
   heartbeatMs: number;
   /** Aborted when the server stops: live streams end. */
   closing: AbortSignal;
+  /** The live streams open (sse.ts). */
+  streams: StreamCount;
   redact: (text: string) => string;
 }
 

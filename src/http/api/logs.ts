@@ -44,6 +44,7 @@ export function logRoutes(api: ApiContext): Hono {
     const limit = count(c.req.query("limit"), "limit", MAX_LINES, 100);
     return pollStream(c, {
       closing: api.closing,
+      streams: api.streams,
       redact: api.redact,
       intervalMs: TAIL_POLL_MS,
       poll: async () => {

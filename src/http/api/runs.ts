@@ -74,6 +74,7 @@ export function runRoutes(api: ApiContext): Hono<Env> {
     let first = true;
     return pollStream(c, {
       closing: api.closing,
+      streams: api.streams,
       redact: api.redact,
       intervalMs: STREAM_POLL_MS,
       poll: async () => {

@@ -1,0 +1,45 @@
+/**
+ * Live streams are capped (src/http/sse.ts): each polls the database every
+ * second, and a thousand of them starved every other request.
+ */
+import { assertEquals, assertStringIncludes } from "./assert.ts";
+import { freshDatabase, waitFor } from "./helpers.ts";
+import { ADMIN, serverDeps, TOKENS } from "./http_harness.ts";
+import { defaultSettings } from "../src/config/config.ts";
+import { startHttpServer } from "../src/http/server.ts";
+
+Deno.test("http: live streams beyond the most kept open are refused (503) until one closes", async () => {
+  await using db = await freshDatabase("sqlite");
+  const store = db.open();
+  await store.migrate();
+  const server = await startHttpServer(
+    { ...defaultSettings(), "http.listen": "127.0.0.1:0", "http.tokens": TOKENS },
+    { ...serverDeps(store), maxStreams: 2 },
+  );
+  const open = (path: string) =>
+    fetch(`${server.url}${path}`, { headers: { Authorization: `Bearer ${ADMIN}` } });
+  const streams: Response[] = [];
+  try {
+    streams.push(await open("/api/v1/runs/stream"), await open("/api/v1/logs/stream"));
+    assertEquals(streams.map((r) => r.status), [200, 200]);
+    const refused = await open("/api/v1/logs/stream");
+    assertEquals(refused.status, 503);
+    assertStringIncludes((await refused.json()).error, "2 live streams are open");
+    // Plain requests are not streams: they still answer.
+    const jobs = await open("/api/v1/jobs");
+    assertEquals(jobs.status, 200);
+    await jobs.body?.cancel();
+    await streams.shift()!.body?.cancel();
+    const again = await waitFor(async () => {
+      const res = await open("/api/v1/runs/stream");
+      if (res.status === 200) return res;
+      await res.body?.cancel();
+      return null;
+    }, { timeoutMs: 10_000, what: "a stream to be taken once another closed" });
+    streams.push(again);
+  } finally {
+    for (const res of streams) await res.body?.cancel();
+    await server.close();
+    await store.close();
+  }
+});
