@@ -31,6 +31,33 @@ const text = (page: Page, selector: string) =>
   page.evaluate<string>(`document.querySelector(${JSON.stringify(selector)})?.textContent ?? ""`);
 
 Deno.test({
+  name: "dashboard: a job may be called new: its page is its own, not the add form",
+  ignore: CHROMIUM === null,
+  async fn() {
+    await using db = await freshDatabase("sqlite");
+    const add = await cli(
+      ["--database", db.url, "job", "add", "new", "--command", "echo from-new", "--hour", "3"],
+    );
+    assertEquals(add.code, 0, add.stderr);
+    await using served = await serveWithHttp(db, {}, { JM_HTTP_TOKEN: ADMIN });
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    await signIn(page, served.url, "#/jobs/new");
+    await waitForText(page, "#job-fields", "echo from-new");
+    assertEquals(
+      await page.evaluate<boolean>(`document.querySelector("#job-form") !== null`),
+      false,
+      "the add form was shown for job 'new'",
+    );
+    await page.goto(`${served.url}/#/jobs`);
+    await page.waitForSelector("#add-job");
+    await page.click("#add-job");
+    await page.waitForSelector("#job-form");
+    assertEquals(takePageErrors(), []);
+  },
+});
+
+Deno.test({
   name: "dashboard: add a job, watch it fire, read the output, disable it, tail the log",
   ignore: CHROMIUM === null,
   async fn() {

@@ -4,7 +4,7 @@
  * CLI's rules and its message is shown beside the field it names.
  */
 export const FORMS_JS = String.raw`
-page(/^\/jobs\/new$/, (_, query, signal) => jobForm(null, signal));
+page(/^\/add-job$/, (_, query, signal) => jobForm(null, signal));
 page(/^\/jobs\/(.+)\/edit$/, async ([id], _, signal) => jobForm(await api("GET", "/jobs/" + enc(id)), signal));
 
 page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {

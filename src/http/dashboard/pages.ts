@@ -65,7 +65,7 @@ page(/^\/jobs$/, async (_, query, signal) => {
   draw();
   show(signal,
     h("h1", {}, "Jobs", h("span", { class: "muted small" }, jobs.length + " in all"),
-      isAdmin() ? h("a", { class: "button", href: "#/jobs/new", id: "add-job" }, "Add job") : null),
+      isAdmin() ? h("a", { class: "button", href: "#/add-job", id: "add-job" }, "Add job") : null),
     h("div", { class: "filters" }, filter),
     box);
 });
