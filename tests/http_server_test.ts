@@ -152,6 +152,11 @@ Deno.test("a server without tokens is open on loopback; /healthz and /metrics an
       const probe = await fetch(`${server.url}/healthz`, { method: "POST" });
       assertEquals([probe.status, probe.headers.get("allow")], [405, "GET, HEAD"]);
       await probe.body?.cancel();
+      // A trailing slash names no endpoint (the routes are strict): 404, not a 405 naming GET.
+      const slash = await fetch(`${server.url}/api/v1/jobs/`);
+      assertEquals([slash.status, await slash.json()], [404, {
+        error: "no such endpoint: GET /api/v1/jobs/",
+      }]);
     } finally {
       await server.close();
     }

@@ -208,6 +208,8 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
   }
   const methods = [...new Set(app.routes.map((r) => r.method).filter((m) => m !== "ALL"))];
   const allowedMethods = (path: string) => {
+    // The pattern router ignores a trailing slash, which Hono's routes do not.
+    if (path.length > 1 && path.endsWith("/")) return [];
     const allowed = methods.filter((m) => endpoints.match(m, path)[0].length > 0);
     // Hono answers HEAD with the GET handler.
     return allowed.includes("GET") ? [...allowed, "HEAD"] : allowed;
