@@ -76,7 +76,8 @@ for (const backend of BACKENDS) {
       const [args, shows] of [
         // A table cell is one line: the CR is a space there.
         [["job", "list"], [String.raw`echo \x1b[2J\x1b]0;owned\x07 \x9b31m\u{202e}`]],
-        [["job", "show", id], [`echo ${SHOWN}`, `about ${SHOWN}`, `X=${SHOWN}`]],
+        // An env value is quoted as the shell would, then escaped.
+        [["job", "show", id], [`echo ${SHOWN}`, `about ${SHOWN}`, `X='${SHOWN}'`]],
         [["runs"], [String.raw`note \x1b[2J\x1b]0;owned\x07 \x9b31m\u{202e}`]],
         [["runs", "show", String(runId)], [`out ${SHOWN}\nline 2\n`, `err ${SHOWN}`]],
         [["logs"], [`said ${SHOWN}`]],
