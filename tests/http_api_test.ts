@@ -60,6 +60,9 @@ for (const backend of BACKENDS) {
         from: "2026-03-28T11:00:00.000Z",
         next: ["2026-03-29T01:00:00.000Z", "2026-03-30T00:30:00.000Z"],
       });
+      // An empty `from` is no `from`, as any empty parameter: from now.
+      const fromNow = await api.call("GET", "/api/v1/jobs/nightly/next?count=1&from=");
+      assertEquals(fromNow.status, 200, JSON.stringify(fromNow.body));
 
       const updated = await api.call("PATCH", "/api/v1/jobs/nightly", {
         body: { minute: "45", unset_env: ["A"], description: "the backup" },
@@ -260,6 +263,11 @@ for (const backend of BACKENDS) {
       const badStatus = await api.call("GET", "/api/v1/runs?status=done");
       assertEquals(badStatus.body, { error: await cliError("runs", "--status", "done") });
 
+      const notString = await api.call("POST", "/api/v1/jobs", { body: { ...JOB, id: 5 } });
+      assertEquals([notString.status, notString.body], [400, {
+        error: "id: 5 is not a string (give the job's id, 1-191 characters of A-Z a-z 0-9 . _ : -)",
+        field: "id",
+      }]);
       const unknown = await api.call("POST", "/api/v1/jobs", {
         body: { ...JOB, id: "y", comand: "x" },
       });

@@ -70,7 +70,9 @@ export function jobRoutes(api: ApiContext): Hono {
     if (typeof id !== "string") {
       throw new ValidationError(
         "id",
-        "id: missing (give the job's id, 1-191 characters of A-Z a-z 0-9 . _ : -)",
+        `id: ${
+          id === undefined ? "missing" : `${JSON.stringify(id)} is not a string`
+        } (give the job's id, 1-191 characters of A-Z a-z 0-9 . _ : -)`,
       );
     }
     const job = buildJob(id, jobOptionsOf(body, false), null, Date.now());
@@ -154,7 +156,8 @@ export function jobRoutes(api: ApiContext): Hono {
     const id = validateId(c.req.param("id"));
     const fires = await upcomingFires(store, id, {
       count: count(c.req.query("count"), "count", MAX_FIRES, 10),
-      from: c.req.query("from"),
+      // An empty parameter is one not given, as everywhere in the API.
+      from: c.req.query("from") || undefined,
       defaultZone: api.defaultZone,
       now: Date.now(),
     });
