@@ -10,6 +10,7 @@ import { BACKENDS, freshDatabase, serviceRow } from "./helpers.ts";
 import { DaemonHarness, T0 } from "./daemon_harness.ts";
 import { openStore } from "../src/store/open.ts";
 import { DatabaseError } from "../src/errors.ts";
+import type { Store } from "../src/store/store.ts";
 
 for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: the heartbeat reports the zone of jobs without one`, async () => {
@@ -67,6 +68,44 @@ for (const backend of BACKENDS) {
     );
     const [node] = (await h.store.nodesAndNow()).nodes;
     assertEquals([node.skew_ms, h.line(/clock is/)], [null, undefined], h.lines.join("\n"));
+  });
+
+  Deno.test(`daemon[${backend}]: a clock stepped back keeps the heartbeats coming (else the others declare this node dead)`, async () => {
+    const db = await freshDatabase(backend);
+    const beats: number[] = [];
+    await using h = await DaemonHarness.create(db, {
+      settings: { "jobsmanager.heartbeat_interval": 5 },
+      store: () =>
+        new Proxy(db.open(), {
+          get(target, key) {
+            if (key === "saveNode") {
+              return (...args: Parameters<Store["saveNode"]>) => {
+                beats.push(args[0].heartbeat_at);
+                return target.saveNode(...args);
+              };
+            }
+            const value = Reflect.get(target, key, target);
+            return typeof value === "function" ? value.bind(target) : value;
+          },
+        }),
+    });
+    await h.start();
+    for (let s = 1; s <= 6; s++) await h.clock.set(T0 + s * 1000);
+    await h.until(() => beats.some((b) => b >= T0 + 5000), "the heartbeat at 5 s");
+    await h.clock.stepBack(120_000);
+    const back = h.clock.now();
+    // Ten seconds on the stepped clock: two heartbeats at least.
+    for (let s = 1; s <= 10; s++) {
+      await h.clock.advance(1000);
+      if (s % 5 === 0) {
+        await h.until(
+          () => beats.filter((b) => b >= back && b <= h.clock.now()).length >= s / 5,
+          `${s / 5} heartbeats in the ${s} s after a step back of 120 s (beats at ${
+            beats.map((b) => (b - T0) / 1000)
+          } s from T0)`,
+        );
+      }
+    }
   });
 
   Deno.test(`daemon[${backend}]: the fake clock, years from the database's, is not measured: no skew`, async () => {

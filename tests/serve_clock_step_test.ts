@@ -5,9 +5,9 @@
  * serve alone: its wall clock moves, its monotonic clock does not, as with
  * a real step. Without the library these tests are skipped, with one line.
  */
-import { assert } from "./assert.ts";
-import { BACKENDS, freshDatabase, waitFor } from "./helpers.ts";
-import { jm, runs, runsDetail, Serve, writeConfig } from "./serve_helpers.ts";
+import { assert, assertEquals } from "./assert.ts";
+import { BACKENDS, freshDatabase, MYSQL_URL, waitFor } from "./helpers.ts";
+import { describeRuns, jm, runs, runsDetail, Serve, sql, writeConfig } from "./serve_helpers.ts";
 
 const FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 const HAVE_FAKETIME = (() => {
@@ -78,3 +78,54 @@ for (const backend of BACKENDS) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "serve[mysql]: a node whose clock is stepped back beats on: the other neither declares it dead nor runs its jobs twice",
+  ignore: !HAVE_FAKETIME || MYSQL_URL === "",
+  async fn() {
+    await using db = await freshDatabase("mysql");
+    const offset = `${db.dir}/faketime`;
+    await Deno.writeTextFile(offset, "+0\n");
+    for (let i = 1; i <= 6; i++) {
+      await jm(db, "job", "add", `long${i}`, "--second", "*", "--command", "sleep 4");
+      await jm(db, "job", "update", `long${i}`, "--max-instances", "1");
+    }
+    const config = await writeConfig(db, { heartbeat_interval: 1 });
+    await using a = new Serve(db, config, {
+      JM_NODE_ID: "a",
+      LD_PRELOAD: FAKETIME,
+      FAKETIME_TIMESTAMP_FILE: offset,
+      FAKETIME_NO_CACHE: "1",
+      FAKETIME_DONT_FAKE_MONOTONIC: "1",
+    });
+    await using b = new Serve(db, config, { JM_NODE_ID: "b" });
+    await waitFor(async () => {
+      const rows = await runs(db);
+      return rows.some((r) => r.node_id === "a" && r.status === "running") &&
+        rows.some((r) => r.node_id === "b" && r.status === "running");
+    }, {
+      timeoutMs: 30_000,
+      what: "both nodes to run jobs",
+      detail: async () => describeRuns(await runs(db)),
+    });
+    // NTP steps node a's clock back a minute.
+    const [{ at: steppedAt }] = await sql(db, "SELECT UNIX_TIMESTAMP(NOW(3)) * 1000 AS at");
+    await Deno.writeTextFile(offset, "-60\n");
+    // Four heartbeats of a by the database's clock: b would have declared it dead after three.
+    const beats = async () =>
+      (await sql(db, "SELECT db_heartbeat_at, declared_dead_at FROM jm_nodes WHERE id = 'a'"))[0];
+    await waitFor(async () => Number((await beats()).db_heartbeat_at) >= Number(steppedAt) + 4000, {
+      timeoutMs: 20_000,
+      what: "node a to beat on after its clock was stepped back",
+      detail: async () => `${JSON.stringify(await beats())}\n${a.stderr.slice(-2000)}`,
+    });
+    assertEquals((await beats()).declared_dead_at, null, b.stderr.slice(-2000));
+    const rows = await runs(db);
+    assertEquals(rows.filter((r) => r.status === "lost"), [], describeRuns(rows));
+    for (let i = 1; i <= 6; i++) {
+      const running = rows.filter((r) => r.job_id === `long${i}` && r.status === "running");
+      assert(running.length <= 1, `long${i} runs twice at once:\n${describeRuns(rows)}`);
+    }
+  },
+});

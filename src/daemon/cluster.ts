@@ -238,8 +238,10 @@ export class Cluster {
     if (this.owners.get(jobId) === this.id) return true;
     const transitionMs = 2 * Math.max(this.o.reloadIntervalMs, this.o.heartbeatMs) +
       (this.o.sweepMs ?? SWEEP_MS);
-    return this.o.clock.now() - this.changedAt < transitionMs &&
-      this.previous.get(jobId) === this.id;
+    // A clock stepped back since the change (a negative time since it) ends the transition:
+    // it would otherwise last as long as the step, this node firing jobs another now owns.
+    const since = this.o.clock.now() - this.changedAt;
+    return since >= 0 && since < transitionMs && this.previous.get(jobId) === this.id;
   }
 
   /**
@@ -301,8 +303,12 @@ export class Cluster {
       this.wake = new AbortController();
       if (this.o.health.online) {
         try {
-          // The beat is due by the time of the wake, not of the sweep's answer.
-          const beatDue = this.o.clock.now() >= nextBeat || this.reportDue;
+          // The beat is due by the time of the wake, not of the sweep's answer; and at once
+          // when the clock was stepped back (the next one would wait as long as the step,
+          // and the others would declare this node dead meanwhile).
+          const now = this.o.clock.now();
+          const beatDue = now >= nextBeat || now < nextBeat - this.o.heartbeatMs ||
+            this.reportDue;
           if (beatDue) {
             this.reportDue = false;
             nextBeat = this.o.clock.now() + this.o.heartbeatMs;
