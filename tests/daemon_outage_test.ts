@@ -132,6 +132,9 @@ for (const backend of BACKENDS) {
       // A grace of 1 s (the default): the claim gives up after 750 ms, and the fire starts.
       await h.clock.set(at(1) + 750);
       assertEquals((await h.started("daily", at(1))).startedAt, at(1) + 750);
+      assertEquals(h.line(UNREACHABLE), undefined, "an outage after 750 ms");
+      // The database counts as away once the claim has gone a second without an answer.
+      await h.clock.set(at(1) + 1000);
       await h.until(() => h.line(UNREACHABLE), "the outage to be logged");
     } finally {
       stall = null;
@@ -143,6 +146,50 @@ for (const backend of BACKENDS) {
     await h.until(() => h.line(BACK), "the database to be back");
     const row = await h.run("daily", at(1), "success");
     assertEquals([row.started_at, row.note], [at(1) + 750, null]);
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: a claim answered late, within a second, starts its fire in time and is no outage`, async () => {
+    const db = await freshDatabase(backend);
+    const answer = Promise.withResolvers<void>();
+    let stall: Promise<void> | null = answer.promise;
+    await using h = await DaemonHarness.create(db, {
+      // A claim under load: slower than the fire's grace allows, answered within the second.
+      store: () =>
+        new Proxy(db.open(), {
+          get(target, key) {
+            if (key === "claimRuns") {
+              return async (...args: Parameters<Store["claimRuns"]>) => {
+                await stall;
+                return await target.claimRuns(...args);
+              };
+            }
+            const value = Reflect.get(target, key, target);
+            return typeof value === "function" ? value.bind(target) : value;
+          },
+        }),
+    });
+    await h.job("daily", { schedule: { second: "1" } });
+    await h.start();
+    await h.clock.set(at(1));
+    await h.clock.set(at(1) + 750);
+    const run = await h.started("daily", at(1));
+    assertEquals(run.startedAt, at(1) + 750);
+    stall = null;
+    answer.resolve();
+    await h.until(
+      async () => (await h.runs("daily")).some((r) => r.scheduled_at === at(1)),
+      "the late claim's row",
+    );
+    await h.clock.set(at(2));
+    run.finish();
+    const row = await h.run("daily", at(1), "success");
+    assertEquals(
+      [row.started_at, h.line(UNREACHABLE)],
+      [at(1) + 750, undefined],
+      h.lines.join("\n"),
+    );
   });
 }
 
@@ -169,8 +216,9 @@ mysqlTest(
     await h.clock.set(at(2) + 750);
     const late = await h.started("tick", at(2));
     assertEquals([late.startedAt, late.spec.env.JM_RUN_ID], [at(2) + 750, ""]);
-    await h.until(() => h.line(UNREACHABLE), "the outage to be logged");
+    // The outage begins once the claim has gone a second without an answer.
     await h.clock.set(at(3));
+    await h.until(() => h.line(UNREACHABLE), "the outage to be logged");
     const next = await h.started("tick", at(3));
     late.finish();
     next.finish();

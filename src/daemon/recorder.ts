@@ -232,23 +232,41 @@ export class RunRecorder {
   }
 
   /**
-   * Claim, waiting `waitMs` at most (claimTimeoutMs unless less is given);
-   * a failure or a timeout turns the database health offline.
+   * Claim, waiting for the answer `waitMs` at most (claimTimeoutMs unless
+   * less is given). A failure turns the database health offline, and so
+   * does a claim still unanswered after claimTimeoutMs: one given up on
+   * sooner, for its fires' grace, counts as an outage only if the
+   * database still has not answered it by then (under load, a burst's
+   * claim may take a few hundred ms).
    */
   private async attempt(rows: NewRun[], waitMs = Infinity) {
     const attempt = this.store.claimRuns(rows);
+    const limit = this.options.claimTimeoutMs;
+    const ms = Math.min(waitMs, limit);
     const timeout = new AbortController();
-    const ms = Math.min(waitMs, this.options.claimTimeoutMs);
     const outcome = await Promise.race([
       attempt.then((ids) => ({ ids }), (error: unknown) => ({ error })),
       this.clock.sleep(ms, timeout.signal).then(() => null),
     ]);
     timeout.abort();
     if (outcome && "ids" in outcome) return { attempt, outcome, error: null };
-    const error = outcome ? outcome.error : new DatabaseError(
-      `no answer to a claim within ${ms} ms`,
-    );
-    this.health.failed(error);
+    if (outcome) {
+      this.health.failed(outcome.error);
+      return { attempt, outcome, error: outcome.error };
+    }
+    const error = new DatabaseError(`no answer to a claim within ${limit} ms`);
+    if (ms >= limit) {
+      this.health.failed(error);
+      return { attempt, outcome, error };
+    }
+    const answered = new AbortController();
+    attempt.then(() => answered.abort(), (failure: unknown) => {
+      answered.abort();
+      this.health.failed(failure);
+    });
+    this.clock.sleep(limit - ms, answered.signal).then(() => {
+      if (!answered.signal.aborted) this.health.failed(error);
+    });
     return { attempt, outcome, error };
   }
 
