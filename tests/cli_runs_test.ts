@@ -186,5 +186,19 @@ for (const backend of BACKENDS) {
     assertMatch(run.stdout, /^no end\nrun +\d+\njob +bare\n/);
     const [row] = await rawQuery(db, "SELECT stdout FROM jm_runs");
     assertEquals(row.stdout, "no end", "the newline is the terminal's, not the job's");
+    // Ended on stderr without a newline: the line is ended there; stdout's output did end.
+    await jm(
+      db,
+      "job",
+      "add",
+      "err",
+      "--command",
+      "echo out; printf oops >&2",
+      "--cron",
+      "0 0 1 1 *",
+    );
+    const errRun = await jm(db, "job", "run", "err", "--here");
+    assertEquals(errRun.stderr, "oops\n");
+    assertMatch(errRun.stdout, /^out\nrun +\d+\n/);
   });
 }

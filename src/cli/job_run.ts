@@ -43,11 +43,12 @@ async function runHere(
   live: boolean,
 ): Promise<Run> {
   const s = ctx.config.settings;
-  // Whether the job's last line of output is unended: the report then starts on a line of its own.
-  let lineOpen = false;
+  // The stream whose last line the job left unended, if its output ended so: the report then
+  // starts on a line of its own (on a terminal both streams share the screen).
+  let lineOpen: "stdout" | "stderr" | null = null;
   const show = (stream: "stdout" | "stderr", chunk: Uint8Array) => {
     relay(stream, chunk);
-    if (stream === "stdout" && chunk.length > 0) lineOpen = chunk[chunk.length - 1] !== 0x0a;
+    if (chunk.length > 0) lineOpen = chunk[chunk.length - 1] === 0x0a ? null : stream;
   };
   const { job, run } = await startHereRun(store, id, {
     node: hereNode(Deno.hostname()),
@@ -76,7 +77,7 @@ async function runHere(
     Deno.removeSignalListener("SIGINT", interrupt);
     Deno.removeSignalListener("SIGTERM", interrupt);
   }
-  if (lineOpen) relay("stdout", new Uint8Array([0x0a]));
+  if (lineOpen !== null) relay(lineOpen, new Uint8Array([0x0a]));
   await store.updateRun(run.id, finishedRecord(result, run.note));
   return (await store.getRun(run.id))!;
 }
