@@ -64,6 +64,15 @@ for (const backend of BACKENDS) {
       const fromNow = await api.call("GET", "/api/v1/jobs/nightly/next?count=1&from=");
       assertEquals(fromNow.status, 200, JSON.stringify(fromNow.body));
 
+      // A job as GET shows it can be sent back whole: what it shows besides the job is left alone.
+      const asShown = (await api.call("GET", "/api/v1/jobs/nightly")).body as Record<
+        string,
+        unknown
+      >;
+      const sentBack = await api.call("PATCH", "/api/v1/jobs/nightly", { body: asShown });
+      assertEquals(sentBack.status, 200, JSON.stringify(sentBack.body));
+      assertEquals(sentBack.headers.get("reload-marker"), null, "the same job: no change");
+
       const updated = await api.call("PATCH", "/api/v1/jobs/nightly", {
         body: { minute: "45", unset_env: ["A"], description: "the backup" },
       });

@@ -32,6 +32,8 @@ const BOOLEAN_FIELDS = ["enabled", "coalesce", "retry_overlap"] as const;
 const AFTER_FIELDS = ["after_job", "after_outcome"];
 /** Set by jobsmanager; accepted so a job read from the API can be sent back. */
 const READ_ONLY = ["created_at", "updated_at"];
+/** What `GET /jobs/{id}` shows with a job; accepted and left alone, for the same reason. */
+const SHOWN = ["zone", "schedule", "schedule_words", "next", "invalid", "runs"];
 const NULLABLE: readonly string[] = [
   "timezone",
   "cwd",
@@ -101,7 +103,7 @@ export function jobOptionsOf(body: unknown, forUpdate: boolean): JobOptions {
     ...READ_ONLY,
   ];
   const fields = body as Record<string, unknown>;
-  const unknown = Object.keys(fields).find((k) => !known.includes(k));
+  const unknown = Object.keys(fields).find((k) => !known.includes(k) && !SHOWN.includes(k));
   if (unknown !== undefined) {
     throw new ValidationError(
       unknown,
