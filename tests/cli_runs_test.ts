@@ -152,6 +152,13 @@ for (const backend of BACKENDS) {
       stdout: "",
       stderr: "jobsmanager: run 999 does not exist (see `jobsmanager runs`)\n",
     });
+    // A number too large to be exact is no run number (it was shown as "run 1e+23").
+    assertEquals(await jm(db, "runs", "show", "99999999999999999999999"), {
+      code: 2,
+      stdout: "",
+      stderr:
+        "jobsmanager: run id: '99999999999999999999999' is not a run number (too large to be one)\n",
+    });
   });
 
   Deno.test(`cli[${backend}]: job run --here shows the output as it comes, and records it`, async () => {
