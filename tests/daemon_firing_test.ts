@@ -5,8 +5,7 @@
  */
 import { assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
-import { DaemonHarness, NODE_ID, T0 } from "./daemon_harness.ts";
-import type { Store } from "../src/store/store.ts";
+import { DaemonHarness, NODE_ID, storeWith, T0 } from "./daemon_harness.ts";
 
 for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: a job every second starts at each instant, once`, async () => {
@@ -35,20 +34,13 @@ for (const backend of BACKENDS) {
     // Claims answered: a fire decided again is claimed in vain, and the test waits for the answer.
     let claimed = 0;
     await using h = await DaemonHarness.create(db, {
-      store: () =>
-        new Proxy(db.open(), {
-          get(target, key) {
-            if (key === "claimRuns") {
-              return async (...args: Parameters<Store["claimRuns"]>) => {
-                const ids = await target.claimRuns(...args);
-                claimed++;
-                return ids;
-              };
-            }
-            const value = Reflect.get(target, key, target);
-            return typeof value === "function" ? value.bind(target) : value;
-          },
-        }),
+      store: storeWith(db, {
+        claimRuns: (target) => async (...args) => {
+          const ids = await target.claimRuns(...args);
+          claimed++;
+          return ids;
+        },
+      }),
     });
     await h.job("tick", { schedule: { second: "*" } });
     await h.start();

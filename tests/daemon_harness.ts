@@ -727,6 +727,30 @@ export function throughProxy(db: TestDatabase, proxy: TcpProxy): () => Store {
   return () => openStore(resolveTarget({ ...defaultSettings(), "db.url": url.toString() }));
 }
 
+/**
+ * Open a store on `db` whose methods named in `overrides` are replaced:
+ * each override gets the real store and returns the method to use (a
+ * fault to inject, a call to count).
+ */
+export function storeWith(
+  db: TestDatabase,
+  overrides: { [K in keyof Store]?: (target: Store) => Store[K] },
+): () => Store {
+  return () => {
+    const store = db.open();
+    const replaced = new Map(
+      Object.entries(overrides).map(([key, make]) => [key, (make as (s: Store) => unknown)(store)]),
+    );
+    return new Proxy(store, {
+      get(target, key) {
+        if (typeof key === "string" && replaced.has(key)) return replaced.get(key);
+        const value = Reflect.get(target, key, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  };
+}
+
 /** True when `work` settles within `ms` of real time. */
 async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;

@@ -7,10 +7,9 @@
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { status } from "../src/app/status.ts";
 import { BACKENDS, freshDatabase, serviceRow } from "./helpers.ts";
-import { DaemonHarness, T0 } from "./daemon_harness.ts";
+import { DaemonHarness, storeWith, T0 } from "./daemon_harness.ts";
 import { openStore } from "../src/store/open.ts";
 import { DatabaseError } from "../src/errors.ts";
-import type { Store } from "../src/store/store.ts";
 
 for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: the heartbeat reports the zone of jobs without one`, async () => {
@@ -75,19 +74,12 @@ for (const backend of BACKENDS) {
     const beats: number[] = [];
     await using h = await DaemonHarness.create(db, {
       settings: { "jobsmanager.heartbeat_interval": 5 },
-      store: () =>
-        new Proxy(db.open(), {
-          get(target, key) {
-            if (key === "saveNode") {
-              return (...args: Parameters<Store["saveNode"]>) => {
-                beats.push(args[0].heartbeat_at);
-                return target.saveNode(...args);
-              };
-            }
-            const value = Reflect.get(target, key, target);
-            return typeof value === "function" ? value.bind(target) : value;
-          },
-        }),
+      store: storeWith(db, {
+        saveNode: (target) => (...args) => {
+          beats.push(args[0].heartbeat_at);
+          return target.saveNode(...args);
+        },
+      }),
     });
     await h.start();
     for (let s = 1; s <= 6; s++) await h.clock.set(T0 + s * 1000);

@@ -8,8 +8,7 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase, mysqlTest } from "./helpers.ts";
-import type { Store } from "../src/store/store.ts";
-import { DaemonHarness, describeRun, T0, throughProxy } from "./daemon_harness.ts";
+import { DaemonHarness, describeRun, storeWith, T0, throughProxy } from "./daemon_harness.ts";
 import { proxyFor } from "./tcp_proxy.ts";
 import { renderMessage } from "../src/daemon/log_sink.ts";
 
@@ -110,19 +109,12 @@ for (const backend of BACKENDS) {
     await using h = await DaemonHarness.create(db, {
       // Claims wait on `stall` while it is set: a database that stopped
       // answering (a lock held elsewhere, a server that hangs).
-      store: () =>
-        new Proxy(db.open(), {
-          get(target, key) {
-            if (key === "claimRuns") {
-              return async (...args: Parameters<Store["claimRuns"]>) => {
-                await stall;
-                return await target.claimRuns(...args);
-              };
-            }
-            const value = Reflect.get(target, key, target);
-            return typeof value === "function" ? value.bind(target) : value;
-          },
-        }),
+      store: storeWith(db, {
+        claimRuns: (target) => async (...args) => {
+          await stall;
+          return await target.claimRuns(...args);
+        },
+      }),
     });
     await h.job("daily", { schedule: { second: "1" } });
     await h.start();
@@ -156,19 +148,12 @@ for (const backend of BACKENDS) {
     let stall: Promise<void> | null = answer.promise;
     await using h = await DaemonHarness.create(db, {
       // A claim under load: slower than the fire's grace allows, answered within the second.
-      store: () =>
-        new Proxy(db.open(), {
-          get(target, key) {
-            if (key === "claimRuns") {
-              return async (...args: Parameters<Store["claimRuns"]>) => {
-                await stall;
-                return await target.claimRuns(...args);
-              };
-            }
-            const value = Reflect.get(target, key, target);
-            return typeof value === "function" ? value.bind(target) : value;
-          },
-        }),
+      store: storeWith(db, {
+        claimRuns: (target) => async (...args) => {
+          await stall;
+          return await target.claimRuns(...args);
+        },
+      }),
     });
     await h.job("daily", { schedule: { second: "1" } });
     await h.start();
