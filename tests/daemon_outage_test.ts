@@ -7,7 +7,7 @@
  * back; the outage is logged once each way; polling resumes by itself.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { BACKENDS, freshDatabase, mysqlTest } from "./helpers.ts";
+import { type Backend, BACKENDS, freshDatabase, mysqlTest } from "./helpers.ts";
 import { DaemonHarness, describeRun, storeWith, T0, throughProxy } from "./daemon_harness.ts";
 import { proxyFor } from "./tcp_proxy.ts";
 import { renderMessage } from "../src/daemon/log_sink.ts";
@@ -101,24 +101,44 @@ mysqlTest(
   },
 );
 
+/**
+ * A daemon on `backend` with job `daily` (at second 1) whose claims wait
+ * until `release()`: a database that stopped answering (a lock held
+ * elsewhere, a server that hangs, or one slow under load).
+ */
+async function stalledClaims(
+  backend: Backend,
+): Promise<{ h: DaemonHarness; release(): void; answered(): number }> {
+  const db = await freshDatabase(backend);
+  const answer = Promise.withResolvers<void>();
+  let stall: Promise<void> | null = answer.promise;
+  let answered = 0;
+  const h = await DaemonHarness.create(db, {
+    store: storeWith(db, {
+      claimRuns: (target) => async (...args) => {
+        await stall;
+        const ids = await target.claimRuns(...args);
+        answered++;
+        return ids;
+      },
+    }),
+  });
+  await h.job("daily", { schedule: { second: "1" } });
+  await h.start();
+  return {
+    h,
+    release() {
+      stall = null;
+      answer.resolve();
+    },
+    answered: () => answered,
+  };
+}
+
 for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: a claim the database does not answer gives up in time for its fire's grace`, async () => {
-    const db = await freshDatabase(backend);
-    let stall: Promise<void> | null = null;
-    const answer = Promise.withResolvers<void>();
-    await using h = await DaemonHarness.create(db, {
-      // Claims wait on `stall` while it is set: a database that stopped
-      // answering (a lock held elsewhere, a server that hangs).
-      store: storeWith(db, {
-        claimRuns: (target) => async (...args) => {
-          await stall;
-          return await target.claimRuns(...args);
-        },
-      }),
-    });
-    await h.job("daily", { schedule: { second: "1" } });
-    await h.start();
-    stall = answer.promise;
+    const { h: harness, release } = await stalledClaims(backend);
+    await using h = harness;
     try {
       await h.clock.set(at(1));
       // A grace of 1 s (the default): the claim gives up after 750 ms, and the fire starts.
@@ -129,8 +149,7 @@ for (const backend of BACKENDS) {
       await h.clock.set(at(1) + 1000);
       await h.until(() => h.line(UNREACHABLE), "the outage to be logged");
     } finally {
-      stall = null;
-      answer.resolve();
+      release();
     }
     h.runner.endAll();
     // The health probe finds the database back, and the run's record is written.
@@ -139,34 +158,17 @@ for (const backend of BACKENDS) {
     const row = await h.run("daily", at(1), "success");
     assertEquals([row.started_at, row.note], [at(1) + 750, null]);
   });
-}
 
-for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: a claim answered late, within a second, starts its fire in time and is no outage`, async () => {
-    const db = await freshDatabase(backend);
-    const answer = Promise.withResolvers<void>();
-    let stall: Promise<void> | null = answer.promise;
-    await using h = await DaemonHarness.create(db, {
-      // A claim under load: slower than the fire's grace allows, answered within the second.
-      store: storeWith(db, {
-        claimRuns: (target) => async (...args) => {
-          await stall;
-          return await target.claimRuns(...args);
-        },
-      }),
-    });
-    await h.job("daily", { schedule: { second: "1" } });
-    await h.start();
+    const { h: harness, release, answered } = await stalledClaims(backend);
+    await using h = harness;
     await h.clock.set(at(1));
     await h.clock.set(at(1) + 750);
     const run = await h.started("daily", at(1));
     assertEquals(run.startedAt, at(1) + 750);
-    stall = null;
-    answer.resolve();
-    await h.until(
-      async () => (await h.runs("daily")).some((r) => r.scheduled_at === at(1)),
-      "the late claim's row",
-    );
+    // Answered now, within the second (the clock waits for the answer to be heard).
+    release();
+    await h.until(() => answered() === 1, "the late claim's answer");
     await h.clock.set(at(2));
     run.finish();
     const row = await h.run("daily", at(1), "success");
