@@ -4,11 +4,8 @@
  * callers, a body that never comes ends 408, one too large 413.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { freshDatabase } from "./helpers.ts";
-import { ADMIN, READER, serverDeps, TOKENS } from "./http_harness.ts";
-import { defaultSettings } from "../src/config/config.ts";
+import { ADMIN, READER, startServer } from "./http_harness.ts";
 import { MAX_BODY_BYTES } from "../src/http/body.ts";
-import { startHttpServer } from "../src/http/server.ts";
 import { MAX_HANDLED, Starts } from "../src/http/starts.ts";
 
 /** A request whose headers promise `length` bytes of body, of which only `sent` are sent. */
@@ -37,13 +34,7 @@ async function answerOf(conn: Deno.TcpConn): Promise<string> {
 }
 
 Deno.test("http: bodies that come slowly hold none of the API's slots, and end 408", async () => {
-  await using db = await freshDatabase("sqlite");
-  const store = db.open();
-  await store.migrate();
-  const server = await startHttpServer(
-    { ...defaultSettings(), "http.listen": "127.0.0.1:0", "http.tokens": TOKENS },
-    { ...serverDeps(store), starts: new Starts(), bodyWaitMs: 2000 },
-  );
+  await using server = await startServer({ starts: new Starts(), bodyWaitMs: 2000 });
   const slow: Deno.TcpConn[] = [];
   try {
     for (let i = 0; i < MAX_HANDLED + 2; i++) slow.push(await slowBody(server.url, 100, "{"));
@@ -61,39 +52,26 @@ Deno.test("http: bodies that come slowly hold none of the API's slots, and end 4
     assertMatch(answer, /^HTTP\/1\.1 408 /);
   } finally {
     for (const conn of slow) conn.close();
-    await server.close();
-    await store.close();
   }
 });
 
 Deno.test("http: a body larger than the API takes ends 413, naming the limit", async () => {
-  await using db = await freshDatabase("sqlite");
-  const store = db.open();
-  await store.migrate();
-  const server = await startHttpServer(
-    { ...defaultSettings(), "http.listen": "127.0.0.1:0", "http.tokens": TOKENS },
-    serverDeps(store),
-  );
-  try {
-    const huge = JSON.stringify({ cron: "* * * * *", pad: "x".repeat(MAX_BODY_BYTES) });
-    const declared = await fetch(`${server.url}/api/v1/schedule/preview`, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${READER}`, "Content-Type": "application/json" },
-      body: huge,
-    });
-    assertEquals(declared.status, 413);
-    const { error } = await declared.json();
-    assert(error.includes(`at most ${MAX_BODY_BYTES}`), error);
-    // Sent in chunks, with no length declared: counted as it comes.
-    const streamed = await fetch(`${server.url}/api/v1/schedule/preview`, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${READER}`, "Content-Type": "application/json" },
-      body: new Blob([huge]).stream(),
-    });
-    assertEquals(streamed.status, 413);
-    await streamed.body?.cancel();
-  } finally {
-    await server.close();
-    await store.close();
-  }
+  await using server = await startServer();
+  const huge = JSON.stringify({ cron: "* * * * *", pad: "x".repeat(MAX_BODY_BYTES) });
+  const declared = await fetch(`${server.url}/api/v1/schedule/preview`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${READER}`, "Content-Type": "application/json" },
+    body: huge,
+  });
+  assertEquals(declared.status, 413);
+  const { error } = await declared.json();
+  assert(error.includes(`at most ${MAX_BODY_BYTES}`), error);
+  // Sent in chunks, with no length declared: counted as it comes.
+  const streamed = await fetch(`${server.url}/api/v1/schedule/preview`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${READER}`, "Content-Type": "application/json" },
+    body: new Blob([huge]).stream(),
+  });
+  assertEquals(streamed.status, 413);
+  await streamed.body?.cancel();
 });

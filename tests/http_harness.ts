@@ -5,7 +5,7 @@
  */
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { assert } from "./assert.ts";
-import { type TestDatabase, waitFor } from "./helpers.ts";
+import { freshDatabase, type TestDatabase, waitFor } from "./helpers.ts";
 import { Serve, writeConfig } from "./serve_helpers.ts";
 import { defaultSettings, type Settings, type TokenSpec } from "../src/config/config.ts";
 import type { Readiness } from "../src/http/health.ts";
@@ -59,6 +59,31 @@ export function serverDeps(store: Store): ServeDeps {
     metrics: new Metrics(),
     readiness: pingReadiness(store),
     redact: (t) => t,
+  };
+}
+
+/**
+ * The HTTP server alone, on a fresh SQLite database, with the test
+ * tokens and `extra` over the test's deps (a door, shorter waits, lower
+ * limits).
+ */
+export async function startServer(
+  extra: Partial<ServeDeps> = {},
+): Promise<{ url: string } & AsyncDisposable> {
+  const db = await freshDatabase("sqlite");
+  const store = db.open();
+  await store.migrate();
+  const server = await startHttpServer(
+    { ...defaultSettings(), "http.listen": "127.0.0.1:0", "http.tokens": TOKENS },
+    { ...serverDeps(store), ...extra },
+  );
+  return {
+    url: server.url,
+    async [Symbol.asyncDispose]() {
+      await server.close();
+      await store.close();
+      await db[Symbol.asyncDispose]();
+    },
   };
 }
 

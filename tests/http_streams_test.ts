@@ -3,19 +3,11 @@
  * second, and a thousand of them starved every other request.
  */
 import { assertEquals, assertStringIncludes } from "./assert.ts";
-import { freshDatabase, waitFor } from "./helpers.ts";
-import { ADMIN, serverDeps, TOKENS } from "./http_harness.ts";
-import { defaultSettings } from "../src/config/config.ts";
-import { startHttpServer } from "../src/http/server.ts";
+import { waitFor } from "./helpers.ts";
+import { ADMIN, startServer } from "./http_harness.ts";
 
 Deno.test("http: live streams beyond the most kept open are refused (503) until one closes", async () => {
-  await using db = await freshDatabase("sqlite");
-  const store = db.open();
-  await store.migrate();
-  const server = await startHttpServer(
-    { ...defaultSettings(), "http.listen": "127.0.0.1:0", "http.tokens": TOKENS },
-    { ...serverDeps(store), maxStreams: 2 },
-  );
+  await using server = await startServer({ maxStreams: 2 });
   const open = (path: string) =>
     fetch(`${server.url}${path}`, { headers: { Authorization: `Bearer ${ADMIN}` } });
   const streams: Response[] = [];
@@ -39,7 +31,5 @@ Deno.test("http: live streams beyond the most kept open are refused (503) until 
     streams.push(again);
   } finally {
     for (const res of streams) await res.body?.cancel();
-    await server.close();
-    await store.close();
   }
 });
