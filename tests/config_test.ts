@@ -70,7 +70,7 @@ const BAD_CONFIGS: [name: string, text: string, message: string][] = [
     "unknown key 'jobsmanager.reload_intervall' (known here: table, timezone,",
   ],
   ["unknown section", `{ database: {} }`, "unknown key 'database'"],
-  ["malformed JSON5", `{ db: { port: 3306 `, "not valid JSON5: JSON5: invalid end of input"],
+  ["malformed JSON5", `{ db: { port: 3306 `, "not valid JSON5: JSON5: unexpected end of input"],
   [
     "port not a number",
     `{ db: { port: "mysql" } }`,

@@ -6,7 +6,7 @@
  * `log`, `lib`, `jobsmanager`) plus our own keys, so an old file loads as is:
  * its quirks (`port: "3306"`, `coalesce: "False"`) are accepted on purpose.
  */
-import JSON5 from "json5";
+import { Json5Error, parseJson5 } from "./json5.ts";
 import { ValidationError } from "../errors.ts";
 import { LOG_LEVELS, type LogLevel, parseLogLevel } from "../domain/log_row.ts";
 import { wholeNumber, wholeNumberRule } from "../domain/number.ts";
@@ -536,11 +536,14 @@ function parseFile(file: string): Map<string, unknown> {
   }
   let doc: unknown;
   try {
-    doc = JSON5.parse(source);
+    doc = parseJson5(source).value;
   } catch (error) {
+    if (!(error instanceof Json5Error)) throw error;
     throw new ValidationError(
       "config",
-      `config ${file}: not valid JSON5: ${(error as Error).message}`,
+      error.syntax
+        ? `config ${file}: not valid JSON5: ${error.message}`
+        : `config ${file}:${error.line}: ${error.message}`,
     );
   }
   const out = new Map<string, unknown>();
