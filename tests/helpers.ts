@@ -193,6 +193,8 @@ export interface CliOptions {
   cwd?: string;
   /** Variables added to the scrubbed environment (see `cliEnv`). */
   env?: Record<string, string>;
+  /** Its standard input (none by default). */
+  input?: string;
 }
 
 /**
@@ -215,7 +217,7 @@ function cliCommand(args: string[], options: CliOptions): Deno.Command {
     cwd: options.cwd ?? Deno.cwd(),
     env: cliEnv(options.env),
     clearEnv: true,
-    stdin: "null",
+    stdin: options.input === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
   });
@@ -223,7 +225,13 @@ function cliCommand(args: string[], options: CliOptions): Deno.Command {
 
 /** Run the real CLI to its end. */
 export async function cli(args: string[], options: CliOptions = {}): Promise<CliResult> {
-  const out = await cliCommand(args, options).output();
+  const child = cliCommand(args, options).spawn();
+  if (options.input !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.input));
+    await writer.close();
+  }
+  const out = await child.output();
   const decode = (b: Uint8Array) => new TextDecoder().decode(b);
   return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
 }

@@ -15,31 +15,6 @@ async function counts(db: TestDatabase): Promise<{ jobs: number; markers: number
   return { jobs: Number(j.n), markers: Number(m.n) };
 }
 
-/** Run with stdin fed from `input` (cli() gives none). */
-async function cliWithInput(
-  args: string[],
-  input: string,
-): Promise<{ code: number; stdout: string }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      "--quiet",
-      new URL("../src/main.ts", import.meta.url).pathname,
-      ...args,
-    ],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(input));
-  await writer.close();
-  const out = await child.output();
-  return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
-}
-
 for (const backend of BACKENDS) {
   Deno.test(`import cli[${backend}]`, async (t) => {
     await using db = await freshDatabase(backend);
@@ -138,29 +113,69 @@ for (const backend of BACKENDS) {
       );
       assertEquals(await counts(db), { jobs: 13, markers: 2 });
       const text = await Deno.readTextFile(file);
-      const piped = await cliWithInput(
-        ["--database", db.url, "import", "crontab", "-", "--json"],
-        text,
-      );
+      const piped = await cli(["--database", db.url, "import", "crontab", "-", "--json"], {
+        input: text,
+      });
       assertEquals(piped.code, 0);
       // From stdin the generated ids start with "crontab.", so only the named one matches.
       const entries = JSON.parse(piped.stdout).entries as { id: string; status: string }[];
       assertEquals(entries.find((e) => e.id === "wiki-backup")!.status, "same");
       // --name gives stdin the file's prefix: every job is the same as the file's.
-      const named = await cliWithInput(
+      const named = await cli(
         ["--database", db.url, "import", "crontab", "-", "--name", "user-crontab", "--json"],
-        text,
+        { input: text },
       );
       assertEquals(JSON.parse(named.stdout).counts, {
         new: 0,
         same: 5,
         differs: 0,
         remove: 0,
+        stale: 0,
         "cannot import": 3,
       });
       const show = await jm("job", "show", "user-crontab.mail-s-timesheets-team-weekday", "--json");
       assertEquals(JSON.parse(show.stdout).day, "2-14,16-31");
     });
+
+    await t.step(
+      "an edited crontab: the jobs no line makes any more are stale; --prune removes them",
+      async () => {
+        const file = `${await Deno.makeTempDir()}/reports`;
+        await Deno.writeTextFile(file, "0 3 1 * 1 /usr/bin/report\n30 2 * * * backup.sh\n");
+        const first = await jm("import", "crontab", file, "--apply");
+        assertEquals(first.code, 0, first.stderr);
+        const before = await counts(db);
+        await Deno.writeTextFile(file, "0 3 1 * * /usr/bin/report\n30 2 * * * backup.sh --full\n");
+        const plan = await jm("import", "crontab", file);
+        assertEquals(plan.code, 0, plan.stderr);
+        assertMatch(
+          plan.stdout,
+          /^stale {10}reports\.usr-bin-report-day {2}\(database\)\n {4}no line of this crontab makes it any more \(its id has the crontab's prefix, reports\.\); it is still stored and fires: `--prune` removes it$/m,
+        );
+        assertMatch(
+          plan.stdout,
+          /^2 new, 0 same, 0 differ, 3 stale \(still stored and firing\); nothing written: run again with --apply to write them$/m,
+        );
+        assertEquals(await counts(db), before);
+        const pruned = await jm("import", "crontab", file, "--prune", "--apply", "--json");
+        assertEquals(pruned.code, 0, pruned.stderr);
+        assertEquals(JSON.parse(pruned.stdout).counts, {
+          new: 2,
+          same: 0,
+          differs: 0,
+          remove: 3,
+          stale: 0,
+          "cannot import": 0,
+        });
+        const ids = await rawQuery(
+          db,
+          "SELECT id FROM jm_jobs WHERE id LIKE 'reports.%' ORDER BY id",
+        );
+        assertEquals(ids.map((r) => r.id), ["reports.backup-sh-full", "reports.usr-bin-report"]);
+        // The jobs of other sources are left alone.
+        assertEquals(await counts(db), { jobs: before.jobs - 1, markers: before.markers + 1 });
+      },
+    );
 
     await t.step("usage errors exit 2 and write nothing", async () => {
       const before = await counts(db);

@@ -10,10 +10,12 @@ import { scheduleText } from "../src/domain/job.ts";
 import { compileSchedule } from "../src/cron/croner.ts";
 
 const FIXTURES = new URL("./fixtures/crontab/", import.meta.url);
+/** Cron and the service in one zone: no job is given a zone of its own. */
+const UTC = { system: "UTC", service: "UTC" };
 
 function read(name: string, system = true): Candidate[] {
   const text = Deno.readTextFileSync(new URL(name, FIXTURES));
-  return candidatesFromCrontab({ text, name, system }, 0);
+  return candidatesFromCrontab({ text, name, system }, UTC, 0);
 }
 
 /** id, schedule and command of each candidate, or its problem. */
@@ -97,7 +99,7 @@ Deno.test("a user crontab: ids, comments, env, zones, MAILTO, @reboot and bad li
 
 Deno.test("the two jobs of a day-of-month OR day-of-week line fire exactly when cron did", () => {
   const text = "30 4 1,15 * 5 echo pay day\n0 6 31 1-3 sat,sun echo odd\n";
-  const jobs = candidatesFromCrontab({ text, name: "x", system: false }, 0).map((c) => c.job!);
+  const jobs = candidatesFromCrontab({ text, name: "x", system: false }, UTC, 0).map((c) => c.job!);
   assertEquals(jobs.length, 4);
   for (
     const [[first, second], [hour, minute, days, months, weekdays]] of [
@@ -129,6 +131,7 @@ Deno.test("the two jobs of a day-of-month OR day-of-week line fire exactly when 
 Deno.test("a day-of-month that names every day needs no weekday job", () => {
   const [only, ...rest] = candidatesFromCrontab(
     { text: "0 1 1-31 * mon echo daily\n", name: "x", system: false },
+    UTC,
     0,
   );
   assertEquals(rest, []);
@@ -146,6 +149,7 @@ Deno.test("% becomes standard input exactly as cron sends it", async () => {
   assertEquals(splitPercent("cat%a\\%b%c\\d%"), { command: "cat", input: "a%b\nc\\d\n" });
   const [job] = candidatesFromCrontab(
     { text: "* * * * * tr a-z A-Z # shout%it's%here\n", name: "x", system: false },
+    UTC,
     0,
   );
   // Cron ends the input with a newline, so that the last line is a line.
@@ -153,6 +157,7 @@ Deno.test("% becomes standard input exactly as cron sends it", async () => {
   assertMatch(job.notes[0], /% in the command: the text after it is the command's standard input/);
   const [reader] = candidatesFromCrontab(
     { text: '* * * * * while read l; do echo "got $l"; done%one%two\n', name: "x", system: false },
+    UTC,
     0,
   );
   assertEquals(await sh(reader.job!.command), "got one\ngot two\n");
@@ -161,6 +166,7 @@ Deno.test("% becomes standard input exactly as cron sends it", async () => {
 Deno.test("a HOME= line is the directory cron ran the commands below it in", () => {
   const [job] = candidatesFromCrontab(
     { text: "HOME=/srv/app\n0 7 * * * ./run.sh >> log.txt\n", name: "x", system: false },
+    UTC,
     0,
   );
   assertEquals([job.job!.cwd, job.job!.env.HOME], ["/srv/app", "/srv/app"]);
@@ -181,7 +187,7 @@ Deno.test("descriptions: the comment paragraph right above the job; ids hold acr
     'MAILTO=""',
     "0 3 * * * /bin/important",
   ].join("\n");
-  const [first, second] = candidatesFromCrontab({ text, name: "x", system: false }, 0);
+  const [first, second] = candidatesFromCrontab({ text, name: "x", system: false }, UTC, 0);
   assertEquals(first.job!.description, null);
   assertEquals([second.id, second.job!.description], ["keepme", null]);
 });
@@ -193,6 +199,7 @@ Deno.test("CRON_TZ is the schedule's zone; TZ only reaches the command, as cron 
       name: "x",
       system: false,
     },
+    UTC,
     0,
   );
   assertEquals(found.map((c) => [c.job!.timezone, c.job!.env.TZ]), [
@@ -204,6 +211,7 @@ Deno.test("CRON_TZ is the schedule's zone; TZ only reaches the command, as cron 
 Deno.test("SHELL other than /bin/sh runs the command through it", async () => {
   const [job] = candidatesFromCrontab(
     { text: 'SHELL=/bin/bash\n* * * * * echo "it\'s $0"\n', name: "x", system: false },
+    UTC,
     0,
   );
   assertEquals(job.job!.command, `exec /bin/bash -c 'echo "it'\\''s $0"'`);
@@ -214,6 +222,7 @@ Deno.test("SHELL other than /bin/sh runs the command through it", async () => {
 Deno.test("system lines without a command, and bad override ids, are refused with why", () => {
   const found = candidatesFromCrontab(
     { text: "0 1 * * * root\n@weekly root true\n", name: "x", system: true },
+    UTC,
     0,
   );
   assertEquals(found.map((c) => c.problem), [
@@ -224,7 +233,70 @@ Deno.test("system lines without a command, and bad override ids, are refused wit
   assertEquals(scheduleText(found[1].job!), "0 0 0 * * sun");
   const bad = candidatesFromCrontab(
     { text: "# jobsmanager: id=bad/id\n0 2 * * * echo x\n", name: "x", system: false },
+    UTC,
     0,
   );
   assertMatch(bad[0].problem!, /^id: "bad\/id" has characters outside/);
+});
+
+Deno.test("generated ids never meet: not a split line's -day/-weekday, not an earlier -2", () => {
+  const text = "0 0 1 * 1 run\n0 5 * * * run day\n0 6 * * * run\n0 7 * * * run 2\n";
+  const found = candidatesFromCrontab({ text, name: "coll", system: false }, UTC, 0);
+  assertEquals(found.map((c) => [c.id, c.problem]), [
+    ["coll.run-day", null],
+    ["coll.run-weekday", null],
+    ["coll.run-day-2", null],
+    ["coll.run-2", null],
+    ["coll.run-2-2", null],
+  ]);
+});
+
+Deno.test("an id comment that names no valid id is refused with why, in any case", () => {
+  const text =
+    "# jobsmanager: id=bad id!\n0 1 * * * /usr/bin/y\n# JobsManager: id=Upper\n0 2 * * * z\n";
+  const [bad, upper] = candidatesFromCrontab({ text, name: "idc", system: false }, UTC, 0);
+  assertEquals([bad.id, bad.job], ["bad id!", null]);
+  assertMatch(bad.problem!, /^id: "bad id!" has characters outside A-Z a-z 0-9 \. _ : -/);
+  assertEquals([upper.id, upper.job!.description], ["Upper", null]);
+});
+
+Deno.test("a day-field half that never comes is dropped with a note, not refused", () => {
+  // Cron: every Monday of February (there is no 31st); and Feb 1-29 (every Monday is among them).
+  const text = "0 0 31 2 1 echo feb-mondays\n0 0 1-29 2 mon echo feb-days\n";
+  const [mondays, days, ...rest] = candidatesFromCrontab(
+    { text, name: "x", system: false },
+    UTC,
+    0,
+  );
+  assertEquals(rest, []);
+  assertEquals([mondays.id, scheduleText(mondays.job!)], [
+    "x.echo-feb-mondays",
+    "0 0 0 1-30 2 mon",
+  ]);
+  assertMatch(mondays.notes[0], /day 31 never comes in month 2, so it ran on mon only$/);
+  assertEquals([days.id, scheduleText(days.job!)], ["x.echo-feb-days", "0 0 0 1-29 2 *"]);
+  assertMatch(days.notes[0], /every mon falls on day 1-29, so it ran on those days only$/);
+});
+
+Deno.test("a long comment becomes a description cut between characters, never in a pair", () => {
+  const text = `# ${"a".repeat(998)}${"😀".repeat(5)}\n0 1 * * * echo x\n`;
+  const [job] = candidatesFromCrontab({ text, name: "x", system: false }, UTC, 0);
+  const description = job.job!.description!;
+  assert(description.isWellFormed());
+  assertEquals([...description].length, 1000);
+  assert(description.endsWith("a😀…"), description.slice(-5));
+});
+
+Deno.test("without CRON_TZ the job keeps the zone cron read it in, where the service's default differs", () => {
+  const text = "30 2 * * * /usr/bin/nightly\nCRON_TZ=Asia/Tokyo\n30 3 * * * b\n";
+  const zones = { system: "Europe/Berlin", service: "America/New_York" };
+  const [nightly, tokyo] = candidatesFromCrontab({ text, name: "x", system: false }, zones, 0);
+  assertEquals([nightly.job!.timezone, tokyo.job!.timezone], ["Europe/Berlin", "Asia/Tokyo"]);
+  assertMatch(
+    nightly.notes.join("\n"),
+    /^cron read its schedule in this machine's zone, Europe\/Berlin; the job keeps it, where a job that names no zone fires in America\/New_York/m,
+  );
+  assert(!tokyo.notes.some((n) => n.includes("zone")), tokyo.notes.join("\n"));
+  const [same] = candidatesFromCrontab({ text, name: "x", system: false }, UTC, 0);
+  assertEquals(same.job!.timezone, null);
 });

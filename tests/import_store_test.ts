@@ -224,6 +224,7 @@ for (const backend of BACKENDS) {
           same: 7,
           differs: 1,
           remove: 0,
+          stale: 0,
           "cannot import": 0,
         });
         assertEquals(await store.getJob("backup"), {
@@ -233,7 +234,7 @@ for (const backend of BACKENDS) {
       });
 
       await t.step(
-        "a truncated blob and a foreign class: a line each, nothing written",
+        "a truncated blob, a foreign class and no blob at all: a line each, nothing written",
         async () => {
           const blob = seedBlob("backup");
           const hostile = Uint8Array.from(
@@ -249,6 +250,12 @@ for (const backend of BACKENDS) {
             job_state: blob.slice(0, 50),
           });
           await insertLegacyRow(db, TABLE, { id: "hostile", next_run_time: 1, job_state: hostile });
+          // A BLOB column of MySQL hands any value back as bytes: only NULL is no blob there.
+          if (db.backend === "mysql") {
+            await rawQuery(db, `ALTER TABLE \`${TABLE}\` MODIFY job_state BLOB NULL`);
+          }
+          const noBlob = db.backend === "mysql" ? null : "a text";
+          await insertLegacyRow(db, TABLE, { id: "no-blob", next_run_time: 1, job_state: noBlob });
           const before = await counts(db);
           const applied = await importSeed(store, db, true, 5_000);
           const refused = applied.entries.filter((e) => e.status === "cannot import");
@@ -256,6 +263,12 @@ for (const backend of BACKENDS) {
             [
               "hostile",
               "its job_state cannot be decoded: byte 996: names os.system, which is not part of an APScheduler 3 job state; refused without running anything",
+            ],
+            [
+              "no-blob",
+              `its job_state holds ${
+                db.backend === "mysql" ? "NULL" : "text"
+              }, not a pickled job state (a BLOB)`,
             ],
             [
               "truncated",

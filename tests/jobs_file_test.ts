@@ -186,12 +186,64 @@ Deno.test("validation errors name the file, the line and the field, all of them"
   );
   assertEquals(
     invalid("jobs.json5", "{ jobs: [ }"),
-    "jobs.json5:1: JSON5: invalid character '}' at 1:11",
+    `jobs.json5:1: JSON5: unexpected character "}" at 1:11`,
   );
   assertMatch(invalid("jobs.yml", "jobs:\n  - id: a\n  id: b\n"), /^jobs\.yml:3: /);
   assertEquals(
     invalid("jobs.yaml", "- id: a\n"),
     "jobs.yaml:1: expected an object with one key, jobs, holding a list of jobs",
+  );
+});
+
+Deno.test("a key given twice is refused with both lines, in JSON5 as in YAML", () => {
+  // JSON5.parse kept the last `jobs`: with --prune, every job of the first list went.
+  const twice = [
+    "{ jobs: [ { id: 'backup', command: 'b', cron: '30 2 * * *' },",
+    "          { id: 'report', command: 'r', cron: '0 7 * * *',",
+    "            timeout: 600, timeout: 60 } ],",
+    "  jobs: [ { id: 'new-job', command: 'echo hi', cron: '0 8 * * *' } ] }",
+  ].join("\n");
+  assertEquals(
+    invalid("jobs.json5", twice),
+    "jobs.json5:3: key 'timeout' is given twice in one object (first on line 3); keep one",
+  );
+  assertEquals(
+    invalid("jobs.json5", twice.replace("timeout: 600, timeout: 60", "timeout: 60")),
+    "jobs.json5:4: key 'jobs' is given twice in one object (first on line 1); keep one",
+  );
+});
+
+Deno.test("JSON5 lines are those of the values, whatever the strings hold", () => {
+  const text = [
+    "{ jobs: [",
+    "  { id: 'a', command: \"echo id: 'b'\", cron: '* * * * *' },",
+    "  {",
+    "    id: 'b',",
+    "    command: 'x',",
+    "    cron: '* * * * *', timeout: -1 },",
+    "] }",
+  ].join("\n");
+  assertEquals(
+    invalid("jobs.json5", text),
+    "jobs.json5 has 1 invalid job; nothing written:\njobs.json5:6: job 'b': timeout: \"-1\" is not valid (allowed: a whole number from 0 to 31536000)",
+  );
+});
+
+Deno.test("an id that is no string, and a second YAML document, are said so", () => {
+  assertEquals(
+    invalid("jobs.yaml", "jobs:\n  - id: 2024\n    command: x\n    cron: '* * * * *'\n"),
+    "jobs.yaml has 1 invalid job; nothing written:\njobs.yaml:2: job #1: id: 2024 is not a string (an id is text: quote it)",
+  );
+  assertEquals(
+    invalid("jobs.yaml", "jobs: []\n---\njobs: []\n"),
+    "jobs.yaml:2: a second YAML document (after ---): a jobs file is one document, with one jobs list",
+  );
+});
+
+Deno.test("a lone surrogate is refused: stored, it would come back as U+FFFD", () => {
+  assertEquals(
+    invalid("jobs.json5", "{ jobs: [ { id: 'a', command: 'echo \\uD800', cron: '* * * * *' } ] }"),
+    "jobs.json5 has 1 invalid job; nothing written:\njobs.json5:1: job 'a': command: holds a lone UTF-16 surrogate (an escape such as \\ud800 without its pair), which is no character and cannot be stored; remove it",
   );
 });
 
@@ -236,16 +288,45 @@ for (const backend of BACKENDS) {
       assertEquals(await counts(db), { jobs: 3, markers: 1 });
     });
 
+    await t.step(
+      "a schedule SQL spelled otherwise is no change; YAML from stdin with --format",
+      async () => {
+        const spelled =
+          "UPDATE jm_jobs SET second = ?, minute = ?, day_of_week = ? WHERE id = 'backup'";
+        await rawQuery(db, spelled, [" 0 ", "30", "0-4"]);
+        const exported = await jm("export", "--format", "yaml");
+        assertStringIncludes(exported.stdout, "day_of_week: 0-4\n");
+        const applied = await cli(["--database", db.url, "apply", "-", "--format", "yaml"], {
+          input: exported.stdout,
+        });
+        assertEquals(applied.stdout, "file -:\n0 new, 3 same, 0 differ; nothing to write\n");
+        assertEquals(await counts(db), { jobs: 3, markers: 1 });
+        await rawQuery(db, spelled, ["0", "30", "mon-fri"]);
+      },
+    );
+
     await t.step("an edited file updates what changed and keeps the rest", async () => {
       await jm("job", "add", "extra", "--command", "true", "--cron", "@daily");
       const [before] = await rawQuery(db, "SELECT created_at FROM jm_jobs WHERE id = 'backup'");
+      // The env in another order is the same env: only the timeout is a change.
       await Deno.writeTextFile(
         file("edited.json5"),
-        JSON5_EXPORT.replace("timeout: 600", "timeout: 900"),
+        JSON5_EXPORT.replace("timeout: 600", "timeout: 900")
+          .replace(
+            "A: '1',\n        TARGET: '/mnt/backup',",
+            "TARGET: '/mnt/backup',\n        A: '1',",
+          ),
       );
       const applied = await jm("apply", file("edited.json5"), "--json");
       const data = JSON.parse(applied.stdout);
-      assertEquals(data.counts, { new: 0, same: 2, differs: 1, remove: 0, "cannot import": 0 });
+      assertEquals(data.counts, {
+        new: 0,
+        same: 2,
+        differs: 1,
+        remove: 0,
+        stale: 0,
+        "cannot import": 0,
+      });
       assertEquals(data.entries.find((e: { id: string }) => e.id === "backup").changes, [
         "timeout: 600 → 900",
       ]);

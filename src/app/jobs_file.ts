@@ -9,6 +9,8 @@
  * `cron` gives a crontab expression instead.
  */
 import JSON5 from "json5";
+import type { ValueNode } from "@humanwhocodes/momoa";
+import { type Json5Document, Json5Error, keyOf, parseJson5 } from "../config/json5.ts";
 import { isMap, isSeq, LineCounter, parseDocument, stringify as toYaml } from "yaml";
 import { UsageError, ValidationError } from "../errors.ts";
 import {
@@ -26,7 +28,13 @@ import {
 import { HOOK_COMMANDS, HOOK_URLS, NOTIFY_FIELDS } from "../domain/notify.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import type { JobStore } from "../store/store.ts";
-import { applyPlan, type Candidate, type Outcome, previewPlan } from "./import/plan.ts";
+import {
+  applyPlan,
+  type Candidate,
+  type Outcome,
+  previewPlan,
+  wholeDatabase,
+} from "./import/plan.ts";
 import type { FileFormat } from "./file_format.ts";
 
 const HEADER = "jobsmanager jobs; `jobsmanager apply FILE` makes the database match this file";
@@ -92,8 +100,8 @@ export function exportJobs(jobs: Job[], format: FileFormat): string {
 
 /** Where an entry and its keys are in the file, for messages. */
 interface Locator {
-  entryLine(index: number, id: unknown): number;
-  fieldLine(index: number, id: unknown, field: string): number;
+  entryLine(index: number): number;
+  fieldLine(index: number, field: string): number;
 }
 
 function parseYaml(path: string, text: string): { data: unknown; at: Locator } {
@@ -101,9 +109,10 @@ function parseYaml(path: string, text: string): { data: unknown; at: Locator } {
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const error = doc.errors[0];
-    throw new UsageError(
-      `${path}:${error.linePos?.[0].line ?? 1}: ${error.message.split("\n")[0]}`,
-    );
+    const message = error.code === "MULTIPLE_DOCS"
+      ? "a second YAML document (after ---): a jobs file is one document, with one jobs list"
+      : error.message.split("\n")[0];
+    throw new UsageError(`${path}:${error.linePos?.[0].line ?? 1}: ${message}`);
   }
   const line = (offset: number | undefined) =>
     offset === undefined ? 1 : lines.linePos(offset).line;
@@ -115,7 +124,7 @@ function parseYaml(path: string, text: string): { data: unknown; at: Locator } {
     data: doc.toJS(),
     at: {
       entryLine: (index) => line((item(index) as { range?: number[] })?.range?.[0]),
-      fieldLine: (index, _id, field) => {
+      fieldLine: (index, field) => {
         const entry = item(index);
         const pair = isMap(entry)
           ? entry.items.find((p) => (p.key as { value?: unknown })?.value === field)
@@ -127,45 +136,25 @@ function parseYaml(path: string, text: string): { data: unknown; at: Locator } {
   };
 }
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
-/**
- * JSON5 keeps no positions: an entry is found by its `id` key (with its
- * value when it has one), a field by its key on the lines of the entry
- * that follow, which is how export writes and people edit them.
- */
-function parseJson5(path: string, text: string): { data: unknown; at: Locator } {
-  let data: unknown;
+function parseJson5File(path: string, text: string): { data: unknown; at: Locator } {
+  let doc: Json5Document;
   try {
-    data = JSON5.parse(text);
+    doc = parseJson5(text);
   } catch (error) {
-    const e = error as SyntaxError & { lineNumber?: number };
-    throw new UsageError(`${path}:${e.lineNumber ?? 1}: ${e.message}`);
+    if (!(error instanceof Json5Error)) throw error;
+    throw new UsageError(`${path}:${error.line}: ${error.message}`);
   }
-  const lines = text.split("\n");
-  const key = (name: string) => new RegExp(`(^|[{,\\s])(["']?)${escapeRegExp(name)}\\2\\s*:`);
-  const idLines = lines.flatMap((l, i) => key("id").test(l) ? [i] : []);
-  const ids = Array.isArray((data as { jobs?: unknown })?.jobs)
-    ? (data as { jobs: unknown[] }).jobs.map((e) => (e as { id?: unknown } | null)?.id)
-    : [];
-  const entryIndex = (index: number, id: unknown) => {
-    if (typeof id !== "string") return idLines[index] ?? 0;
-    // The n-th entry with this id is on the n-th line that names it.
-    const nth = ids.slice(0, index).filter((other) => other === id).length;
-    const value = new RegExp(`:\\s*(["'])${escapeRegExp(id)}\\1`);
-    return idLines.filter((i) => value.test(lines[i]))[nth] ?? idLines[index] ?? 0;
-  };
+  const member = (node: ValueNode | undefined, key: string) =>
+    node?.type === "Object" ? node.members.find((m) => keyOf(m) === key) : undefined;
+  const jobs = member(doc.root, "jobs")?.value;
+  const item = (index: number) => jobs?.type === "Array" ? jobs.elements[index]?.value : undefined;
   return {
-    data,
+    data: doc.value,
     at: {
-      entryLine: (index, id) => entryIndex(index, id) + 1,
-      fieldLine: (index, id, field) => {
-        const start = entryIndex(index, id);
-        const end = idLines.find((i) => i > start) ?? lines.length;
-        const found = lines.slice(start, end).findIndex((l) => key(field).test(l));
-        return (found < 0 ? start : start + found) + 1;
+      entryLine: (index) => item(index)?.loc.start.line ?? 1,
+      fieldLine: (index, field) => {
+        const entry = item(index);
+        return (member(entry, field) ?? entry)?.loc.start.line ?? 1;
       },
     },
   };
@@ -258,10 +247,13 @@ function afterOf(job: string | undefined, outcome: string | undefined): string |
  * Every entry of a jobs file as a job. All entries are checked; when any
  * is wrong, UsageError lists each as `FILE:LINE: job 'ID': field: why`.
  */
-export function candidatesFromFile(path: string, text: string, now: number): Candidate[] {
-  const { data, at } = formatOfPath(path) === "yaml"
-    ? parseYaml(path, text)
-    : parseJson5(path, text);
+export function candidatesFromFile(
+  path: string,
+  text: string,
+  now: number,
+  format = formatOfPath(path),
+): Candidate[] {
+  const { data, at } = format === "yaml" ? parseYaml(path, text) : parseJson5File(path, text);
   const top = data as { jobs?: unknown } | null;
   const extra = top !== null && typeof top === "object" && !Array.isArray(top)
     ? Object.keys(top).filter((k) => k !== "jobs")
@@ -281,14 +273,20 @@ export function candidatesFromFile(path: string, text: string, now: number): Can
     const where = (line: number) =>
       `${path}:${line}: job ${typeof id === "string" ? `'${id}'` : `#${index + 1}`}`;
     if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
-      errors.push(`${where(at.entryLine(index, id))}: not an object of job fields`);
+      errors.push(`${where(at.entryLine(index))}: not an object of job fields`);
       return;
     }
     if (typeof id !== "string") {
-      errors.push(`${where(at.entryLine(index, id))}: id: missing (every job needs an id)`);
+      errors.push(
+        `${where(at.entryLine(index))}: id: ${
+          id === undefined
+            ? "missing (every job needs an id)"
+            : `${JSON.stringify(id)} is not a string (an id is text: quote it)`
+        }`,
+      );
       return;
     }
-    const line = at.entryLine(index, id);
+    const line = at.entryLine(index);
     if (seen.has(id)) {
       errors.push(
         `${where(line)}: id: '${id}' is already the id of the job on line ${seen.get(id)}`,
@@ -301,7 +299,7 @@ export function candidatesFromFile(path: string, text: string, now: number): Can
       candidates.push({ source: `line ${line}`, id, job, notes: [], problem: null });
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
-      errors.push(`${where(at.fieldLine(index, id, error.field))}: ${error.message}`);
+      errors.push(`${where(at.fieldLine(index, error.field))}: ${error.message}`);
     }
   });
   if (errors.length > 0) {
@@ -320,7 +318,8 @@ export function applyJobsFile(
   candidates: Candidate[],
   options: { prune: boolean; dryRun: boolean },
 ): Promise<Outcome> {
+  const scope = wholeDatabase(options.prune);
   return options.dryRun
-    ? previewPlan(store, candidates, options.prune)
-    : applyPlan(store, candidates, options.prune);
+    ? previewPlan(store, candidates, scope)
+    : applyPlan(store, candidates, scope);
 }

@@ -13,9 +13,16 @@ import {
   RENAMED_TABLE,
   serviceDefaults,
 } from "../app/import/sources.ts";
-import { candidatesFromCrontab, crontabSource } from "../app/import/crontab_file.ts";
-import { type Candidate, countStatuses, type Outcome, type PlanEntry } from "../app/import/plan.ts";
+import { candidatesFromCrontab, crontabScope, crontabSource } from "../app/import/crontab_file.ts";
+import {
+  type Candidate,
+  countStatuses,
+  type Outcome,
+  type PlanEntry,
+  type Scope,
+} from "../app/import/plan.ts";
 import { describeTarget, secretsOf } from "../store/target.ts";
+import { systemTimezone } from "../domain/time.ts";
 import { addSecret, type CommandContext, writeErr } from "./context.ts";
 import { command, either, group, switched, valued } from "./command.ts";
 import { withServiceLine } from "./output.ts";
@@ -39,6 +46,7 @@ export function planText(outcome: Outcome, what: string, preview: string | null)
     `${counts.same} same`,
     `${counts.differs} differ${counts.differs === 1 ? "s" : ""}`,
     ...(counts.remove > 0 ? [`${counts.remove} to remove`] : []),
+    ...(counts.stale > 0 ? [`${counts.stale} stale (still stored and firing)`] : []),
     ...(counts["cannot import"] > 0 ? [`${counts["cannot import"]} cannot be imported`] : []),
   ].join(", ");
   const outcomeLine = writes === 0
@@ -82,9 +90,10 @@ async function report(
   candidates: Candidate[],
   apply: boolean,
   what: string,
+  scope?: Scope,
 ): Promise<void> {
   const { outcome, live } = await ctx.withStore(async (store) => ({
-    outcome: await importJobs(store, candidates, apply),
+    outcome: await importJobs(store, candidates, apply, scope),
     live: await ctx.liveServices(store),
   }));
   const preview = apply ? null : `run again with --apply to write them`;
@@ -190,16 +199,24 @@ export function importCommand() {
         "prefix of the generated ids (default: the file's name; crontab for standard input): give each crontab its own, or one's jobs replace another's",
         "name",
       ),
+      prune: switched(
+        "also remove the stored jobs with this crontab's id prefix (NAME.) that no line makes any more",
+      ),
       apply: APPLY,
     },
     action: async (ctx, opts, file: string) => {
       const source = crontabSource(file, await readText(file), opts.system, opts.name);
-      const candidates = candidatesFromCrontab(source, Date.now());
+      const zones = {
+        system: systemTimezone(),
+        service: serviceDefaults(ctx.config.settings).timezone,
+      };
+      const candidates = candidatesFromCrontab(source, zones, Date.now());
       await report(
         ctx,
         candidates,
         opts.apply === true,
         `crontab ${file === "-" ? "(stdin)" : file}`,
+        crontabScope(source, opts.prune === true),
       );
     },
   });

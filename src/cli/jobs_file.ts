@@ -29,11 +29,17 @@ export function applyCommand() {
     options: {
       prune: switched("also remove the jobs FILE does not name"),
       dryRun: switched("print the plan, write nothing"),
+      format: oneOf(
+        "file format; auto: YAML for .yaml/.yml, JSON5 otherwise (give it for - with YAML)",
+        ["auto", ...FILE_FORMATS],
+        "auto",
+      ),
     },
     action: async (ctx, opts, file: string) => {
       const text = await readText(file);
       const { applyJobsFile, candidatesFromFile } = await jobsFile();
-      const candidates = candidatesFromFile(file, text, Date.now());
+      const format = opts.format === "auto" ? undefined : opts.format as FileFormat;
+      const candidates = candidatesFromFile(file, text, Date.now(), format);
       const options = { prune: opts.prune === true, dryRun: opts.dryRun === true };
       const { outcome, live } = await ctx.withStore(async (store) => ({
         outcome: await applyJobsFile(store, candidates, options),

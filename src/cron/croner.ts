@@ -480,6 +480,11 @@ function dropYearTable(cron: Cron): void {
 /** Where the search for a first fire starts: any instant would do, a fixed one keeps it repeatable. */
 const SEARCH_FROM = new Date("2000-01-01T00:00:00Z");
 
+/** Whether the fields match a date of some year (see checkEverFires). */
+export function everFires(fields: ScheduleFields): boolean {
+  return compileSchedule(fields, "UTC").nextAfter(SEARCH_FROM) !== null;
+}
+
 /**
  * Throw ValidationError when the fields match no date of any year (day 31
  * of February, a 5th Monday in a month that never has one…): such a job
@@ -487,7 +492,7 @@ const SEARCH_FROM = new Date("2000-01-01T00:00:00Z");
  * it is asked when a schedule is written, not on every reload.
  */
 export function checkEverFires(fields: ScheduleFields): void {
-  if (compileSchedule(fields, "UTC").nextAfter(SEARCH_FROM) !== null) return;
+  if (everFires(fields)) return;
   throw new ValidationError(
     "schedule",
     `schedule: day '${fields.day}', month '${fields.month}' and day_of_week '${fields.day_of_week}' ` +

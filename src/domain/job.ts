@@ -499,6 +499,7 @@ function validateRetries(job: Job): void {
  */
 export function validateJob(job: Job): Job {
   validateId(job.id);
+  refuseLoneSurrogates(job);
   if (job.command.trim() === "") {
     throw new ValidationError("command", "command: is empty (give --command 'shell command')");
   }
@@ -579,6 +580,29 @@ function isBlank(value: unknown): boolean {
  * NUL byte. Its names walked by index: entry pairs, their destructuring and
  * callbacks cost a reload hundreds of bytes of garbage per job.
  */
+/**
+ * A lone UTF-16 surrogate (`"\ud800"` in JSON) is no character: a database
+ * stores U+FFFD instead, so the job would differ from what was given, at
+ * every apply of the same file.
+ */
+function refuseLoneSurrogates(job: Job): void {
+  const texts: [string, unknown][] = [
+    ...JOB_FIELDS.map((field): [string, unknown] => [field, job[field]]),
+    ...Object.entries(job.env ?? {}).flatMap(([name, value]): [string, unknown][] => [
+      ["env", name],
+      ["env", value],
+    ]),
+  ];
+  for (const [field, value] of texts) {
+    if (typeof value === "string" && !value.isWellFormed()) {
+      throw new ValidationError(
+        field,
+        `${field}: holds a lone UTF-16 surrogate (an escape such as \\ud800 without its pair), which is no character and cannot be stored; remove it`,
+      );
+    }
+  }
+}
+
 function validateEnv(env: unknown, id: string): void {
   if (!isEnv(env)) {
     throw new ValidationError(

@@ -14,8 +14,10 @@ export interface LegacyRow {
   id: string;
   /** Epoch seconds; null when the job is paused. */
   next_run_time: number | null;
-  /** The pickled job state, not decoded. */
-  job_state: Uint8Array;
+  /** The pickled job state, not decoded; null when the column holds no BLOB (see `held`). */
+  job_state: Uint8Array | null;
+  /** What the column holds when it is no BLOB: `NULL`, `text`, `a number`. */
+  held?: string;
 }
 
 const COLUMNS = ["id", "next_run_time", "job_state"];
@@ -58,21 +60,26 @@ export async function readApschedulerTable(
     const rows = await driver.all(
       `SELECT id, next_run_time, job_state FROM \`${table}\` ORDER BY id`,
     );
+    // A row whose job_state is no BLOB is one job that cannot be imported, not a failed import.
     return rows.map((row) => {
-      if (!(row.job_state instanceof Uint8Array)) {
-        throw new RuntimeError(
-          `table ${table}, row '${row.id}': job_state is not binary (a pickled job state is a BLOB)`,
-        );
-      }
+      const blob = row.job_state instanceof Uint8Array;
       return {
         id: String(row.id),
         next_run_time: row.next_run_time === null ? null : Number(row.next_run_time),
-        job_state: new Uint8Array(row.job_state),
+        job_state: blob ? new Uint8Array(row.job_state as Uint8Array) : null,
+        ...(blob ? {} : { held: heldInstead(row.job_state) }),
       };
     });
   } finally {
     await driver.close();
   }
+}
+
+function heldInstead(value: unknown): string {
+  if (value === null) return "NULL";
+  if (typeof value === "string") return "text";
+  if (typeof value === "number" || typeof value === "bigint") return "a number";
+  return typeof value;
 }
 
 /** Opening a SQLite path that does not exist would create an empty file there. */

@@ -271,6 +271,9 @@ export function candidateFromRow(
     notes: [],
     problem,
   });
+  if (row.job_state === null) {
+    return refused(`its job_state holds ${row.held}, not a pickled job state (a BLOB)`);
+  }
   let state: PyValue;
   try {
     state = unpickle(row.job_state);

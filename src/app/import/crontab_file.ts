@@ -11,8 +11,9 @@ import { ValidationError } from "../../errors.ts";
 import { buildJob, type JobOptions, validateId } from "../../domain/job.ts";
 import { parseTerm, runList, splitList, SYNTAX, termValues } from "../../cron/grammar.ts";
 import { scheduleFromCrontab } from "../../cron/crontab.ts";
+import { everFires } from "../../cron/croner.ts";
 import type { ScheduleFields } from "../../cron/fields.ts";
-import type { Candidate } from "./plan.ts";
+import type { Candidate, Scope } from "./plan.ts";
 import { shellQuote } from "../../domain/shell.ts";
 
 export interface CrontabSource {
@@ -60,13 +61,27 @@ interface Line {
 }
 
 const ENV_LINE = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/;
-const ID_COMMENT = /^jobsmanager:\s*id=(\S*)\s*$/;
+/** Any case, any id: one that is not valid is refused with why, not taken for a comment. */
+const ID_COMMENT = /^jobsmanager:\s*id=(.*?)\s*$/i;
 const MAX_DESCRIPTION = 1000;
 /** The legend of the crontab template Debian's `crontab -e` starts with: no job's description. */
 const FIELD_LEGEND = /^m\s+h\s+dom\s+mon\s+dow\s+(user\s+)?command$/;
 
+/**
+ * The zones a schedule without `CRON_TZ` may be read in: cron read it in
+ * this machine's (`system`); the job's default is the service's (`service`).
+ */
+export interface CrontabZones {
+  system: string;
+  service: string;
+}
+
 /** Every line of a crontab as candidate jobs, in file order. */
-export function candidatesFromCrontab(source: CrontabSource, now: number): Candidate[] {
+export function candidatesFromCrontab(
+  source: CrontabSource,
+  zones: CrontabZones,
+  now: number,
+): Candidate[] {
   const env: Environment = { vars: new Map(), zone: null, mailto: null, shell: null };
   const candidates: Candidate[] = [];
   const ids = new Ids(source.name);
@@ -101,7 +116,7 @@ export function candidatesFromCrontab(source: CrontabSource, now: number): Candi
       candidates.push(refused(`line ${number}`, id ?? ids.fallback(number), line));
     } else {
       candidates.push(
-        ...lineCandidates({ ...line, number, comments, id }, snapshot(env), ids, now),
+        ...lineCandidates({ ...line, number, comments, id }, snapshot(env), zones, ids, now),
       );
     }
     comments = [];
@@ -194,9 +209,15 @@ function commandOf(line: Line, env: Environment): { command: string; notes: stri
 }
 
 /** The line's job, or two when it ORs day-of-month and day-of-week. */
-function lineCandidates(line: Line, env: Environment, ids: Ids, now: number): Candidate[] {
+function lineCandidates(
+  line: Line,
+  env: Environment,
+  zones: CrontabZones,
+  ids: Ids,
+  now: number,
+): Candidate[] {
   const source = `line ${line.number}`;
-  const id = line.id ?? ids.generate(line.command);
+  const id = line.id === null ? ids.generate(line.command) : ids.keep(line.id);
   if (line.when.toLowerCase() === "@reboot") {
     return [refused(
       source,
@@ -208,9 +229,10 @@ function lineCandidates(line: Line, env: Environment, ids: Ids, now: number): Ca
   try {
     if (line.id !== null) validateId(line.id);
     // Vixie cron ORs the two day fields unless one of them starts with `*`.
-    if (!dom.startsWith("*") && !dow.startsWith("*")) return splitDays(line, env, id, now);
+    const read = { ...line, zone: zoneOf(env, zones) };
+    if (!dom.startsWith("*") && !dow.startsWith("*")) return splitDays(read, env, id, ids, now);
     const schedule = scheduleFromCrontab(line.when);
-    return [candidate(line, env, id, schedule, [], now)];
+    return [candidate(read, env, id, schedule, [], now)];
   } catch (error) {
     if (error instanceof ValidationError) return [refused(source, id, error.message)];
     throw error;
@@ -218,10 +240,34 @@ function lineCandidates(line: Line, env: Environment, ids: Ids, now: number): Ca
 }
 
 /**
- * `m h DOM mon DOW` fires on a day when either matches: the DOM days, plus
- * the DOW weekdays among the other days. Two jobs, never both on one day.
+ * The zone cron read the schedule in: `CRON_TZ`, else this machine's. The
+ * job keeps it where the service's default zone is another (null: the default).
  */
-function splitDays(line: Line, env: Environment, id: string, now: number): Candidate[] {
+function zoneOf(
+  env: Environment,
+  zones: CrontabZones,
+): { name: string | null; note: string | null } {
+  if (env.zone !== null) return { name: env.zone, note: null };
+  if (zones.system === zones.service) return { name: null, note: null };
+  return {
+    name: zones.system,
+    note:
+      `cron read its schedule in this machine's zone, ${zones.system}; the job keeps it, where a job that names no zone fires in ${zones.service} (jobsmanager.timezone)`,
+  };
+}
+
+/**
+ * `m h DOM mon DOW` fires on a day when either matches: the DOM days, plus
+ * the DOW weekdays among the other days. Two jobs, never both on one day;
+ * one when either half never comes (day 31 of February).
+ */
+function splitDays(
+  line: ZonedLine,
+  env: Environment,
+  id: string,
+  ids: Ids,
+  now: number,
+): Candidate[] {
   const [minute, hour, dom, month, dow] = line.when.split(" ");
   const byDay = scheduleFromCrontab(`${minute} ${hour} ${dom} ${month} *`);
   const byWeekday = scheduleFromCrontab(`${minute} ${hour} * ${month} ${dow}`);
@@ -234,16 +280,33 @@ function splitDays(line: Line, env: Environment, id: string, now: number): Candi
     ], now)];
   }
   const otherDays = runList(others, String);
+  const onOtherDays = { ...byWeekday, day: otherDays };
+  const cronRuns =
+    `cron runs this line on day ${byDay.day} of the month OR on ${byWeekday.day_of_week}`;
+  if (!everFires(byDay) && everFires(onOtherDays)) {
+    return [candidate(line, env, id, onOtherDays, [
+      `${cronRuns}; day ${byDay.day} never comes in month ${byDay.month}, so it ran on ${byWeekday.day_of_week} only`,
+    ], now)];
+  }
+  if (everFires(byDay) && !everFires(onOtherDays)) {
+    return [candidate(line, env, id, byDay, [
+      `${cronRuns}; in month ${byDay.month} every ${byWeekday.day_of_week} falls on day ${byDay.day}, so it ran on those days only`,
+    ], now)];
+  }
+  const [dayId, weekdayId] = [ids.take(`${id}-day`), ids.take(`${id}-weekday`)];
   const why =
-    `cron runs this line on day ${byDay.day} of the month OR on ${byWeekday.day_of_week}; jobsmanager ANDs the fields, so it is two jobs, ${id}-day and ${id}-weekday (${byWeekday.day_of_week} on days ${otherDays}), which never fire together`;
+    `${cronRuns}; jobsmanager ANDs the fields, so it is two jobs, ${dayId} and ${weekdayId} (${byWeekday.day_of_week} on days ${otherDays}), which never fire together`;
   return [
-    candidate(line, env, `${id}-day`, byDay, [why], now),
-    candidate(line, env, `${id}-weekday`, { ...byWeekday, day: otherDays }, [why], now),
+    candidate(line, env, dayId, byDay, [why], now),
+    candidate(line, env, weekdayId, onOtherDays, [why], now),
   ];
 }
 
+/** A job line with the zone its schedule is read in. */
+type ZonedLine = Line & { zone: { name: string | null; note: string | null } };
+
 function candidate(
-  line: Line,
+  line: ZonedLine,
   env: Environment,
   id: string,
   schedule: ScheduleFields,
@@ -253,6 +316,7 @@ function candidate(
   const source = `line ${line.number}`;
   const { command, notes } = commandOf(line, env);
   notes.push(...extraNotes);
+  if (line.zone.note !== null) notes.push(line.zone.note);
   if (line.user !== null) {
     notes.push(
       `cron ran it as ${line.user}; jobsmanager runs it as the user of \`jobsmanager serve\``,
@@ -274,13 +338,15 @@ function candidate(
     );
   }
   let description = line.comments.join(" ");
-  if (description.length > MAX_DESCRIPTION) {
-    description = `${description.slice(0, MAX_DESCRIPTION - 1)}…`;
+  // Counted and cut in code points, as descriptions are checked: never inside a surrogate pair.
+  const points = [...description];
+  if (points.length > MAX_DESCRIPTION) {
+    description = `${points.slice(0, MAX_DESCRIPTION - 1).join("")}…`;
   }
   const options: JobOptions = {
     command,
     schedule,
-    timezone: env.zone ?? undefined,
+    timezone: line.zone.name ?? undefined,
     // cron never kills a job: neither does the imported one.
     timeout: "0",
     cwd,
@@ -295,25 +361,57 @@ function candidate(
   }
 }
 
+/** What the ids a crontab generates start with: `NAME.` */
+function idPrefix(name: string): string {
+  return `${slug(name, 40) || "crontab"}.`;
+}
+
+/**
+ * The stored jobs a crontab speaks for: those with the ids it generates
+ * (`NAME.…`). Edited, it may no longer make some of them; `prune` removes
+ * those, else they are listed as stale.
+ */
+export function crontabScope(source: CrontabSource, prune: boolean): Scope {
+  const prefix = idPrefix(source.name);
+  return {
+    owns: (id) => id.startsWith(prefix),
+    prune,
+    note:
+      `no line of this crontab makes it any more (its id has the crontab's prefix, ${prefix}); it is still stored and fires: \`--prune\` removes it`,
+  };
+}
+
 /** Generated ids: `NAME.command-words`, unique within the file. */
 class Ids {
-  private readonly used = new Map<string, number>();
+  /** Every id given so far, generated, derived (`-day`) or set by a comment. */
+  private readonly taken = new Set<string>();
   private readonly prefix: string;
 
   constructor(name: string) {
-    this.prefix = slug(name, 40) || "crontab";
+    this.prefix = idPrefix(name);
   }
 
   generate(command: string): string {
-    const base = `${this.prefix}.${slug(splitPercent(command).command, 48) || "job"}`;
-    const count = (this.used.get(base) ?? 0) + 1;
-    this.used.set(base, count);
-    return count === 1 ? base : `${base}-${count}`;
+    return this.take(`${this.prefix}${slug(splitPercent(command).command, 48) || "job"}`);
+  }
+
+  /** An id a comment sets, as it is: given twice, the plan says so. */
+  keep(id: string): string {
+    this.taken.add(id);
+    return id;
+  }
+
+  /** `id`, or `id-2`, `id-3`… when an earlier line was given it. */
+  take(id: string): string {
+    let out = id;
+    for (let n = 2; this.taken.has(out); n++) out = `${id}-${n}`;
+    this.taken.add(out);
+    return out;
   }
 
   /** For a line that is not a job line at all. */
   fallback(number: number): string {
-    return `${this.prefix}.line-${number}`;
+    return `${this.prefix}line-${number}`;
   }
 }
 

@@ -1,11 +1,13 @@
 /**
  * What an import or an apply would do, decided before anything is written:
  * each job the source describes is new, the same as the stored one, differs
- * from it, or cannot be imported (with why); `apply --prune` adds the stored
- * jobs the source lacks, to remove. The same function computes the plan that
- * is printed and, inside the write transaction, the plan that is applied.
+ * from it, or cannot be imported (with why); the stored jobs the source
+ * speaks for but no longer names are to remove (`--prune`) or stale. The
+ * same function computes the plan that is printed and, inside the write
+ * transaction, the plan that is applied.
  */
-import { type Job, JOB_FIELDS, sameDefinition } from "../../domain/job.ts";
+import { hasSchedule, type Job, JOB_FIELDS, sameDefinition } from "../../domain/job.ts";
+import { scheduleFromFields } from "../../cron/fields.ts";
 import type { JobStore } from "../../store/store.ts";
 import { checkFollowUps } from "../jobs.ts";
 import { UsageError, ValidationError } from "../../errors.ts";
@@ -23,12 +25,31 @@ export interface Candidate {
   problem: string | null;
 }
 
-export type PlanStatus = "new" | "same" | "differs" | "remove" | "cannot import";
+export type PlanStatus = "new" | "same" | "differs" | "remove" | "stale" | "cannot import";
+
+/**
+ * The stored jobs a source speaks for (`owns`): those it no longer names
+ * are removed with `prune`, else listed as `stale` with `note`.
+ */
+export interface Scope {
+  owns(id: string): boolean;
+  prune: boolean;
+  /** Why a stale job is listed, and how to remove it. */
+  note: string;
+}
+
+/** A source that speaks only for the jobs it names: nothing is stale or removed. */
+export const NAMED_ONLY: Scope = { owns: () => false, prune: false, note: "" };
+
+/** `apply`: with `prune`, the file speaks for every stored job. */
+export function wholeDatabase(prune: boolean): Scope {
+  return { owns: () => prune, prune, note: "" };
+}
 
 export interface PlanEntry {
   status: PlanStatus;
   id: string;
-  /** Where the entry came from; `database` for a job only `--prune` touches. */
+  /** Where the entry came from; `database` for a stored job the source no longer names. */
   source: string;
   /** The job after the change (null for remove and cannot import). */
   job: Job | null;
@@ -40,8 +61,12 @@ export interface PlanEntry {
   problem: string | null;
 }
 
-/** Compare candidates with the stored jobs; with `prune`, stored jobs no candidate names go. */
-export function plan(candidates: Candidate[], stored: Job[], prune = false): PlanEntry[] {
+/** Compare candidates with the stored jobs; stored jobs of `scope` no candidate names go or are stale. */
+export function plan(
+  candidates: Candidate[],
+  stored: Job[],
+  scope: Scope = NAMED_ONLY,
+): PlanEntry[] {
   const byId = new Map(stored.map((job) => [job.id, job]));
   const firstSource = new Map<string, string>();
   const entries: PlanEntry[] = candidates.map((candidate) => {
@@ -52,42 +77,57 @@ export function plan(candidates: Candidate[], stored: Job[], prune = false): Pla
       job: null,
       problem: `id ${candidate.id} is already used by ${first}; give one of them another id`,
     };
-    const current = byId.get(c.id) ?? null;
+    const stored = byId.get(c.id);
+    const current = stored === undefined ? null : spelledAsAdded(stored);
     const base = { id: c.id, source: c.source, current, notes: c.notes, problem: c.problem };
     if (c.job === null) return { ...base, status: "cannot import", job: null, changes: [] };
     if (current === null) return { ...base, status: "new", job: c.job, changes: [] };
     if (sameDefinition(current, c.job)) {
-      return { ...base, status: "same", job: current, changes: [] };
+      return { ...base, current: stored!, status: "same", job: stored!, changes: [] };
     }
     const job = { ...c.job, created_at: current.created_at };
     return { ...base, status: "differs", job, changes: fieldChanges(current, job) };
   });
-  if (prune) {
-    const named = new Set(candidates.map((c) => c.id));
-    for (const job of stored.filter((j) => !named.has(j.id))) {
-      entries.push({
-        status: "remove",
-        id: job.id,
-        source: "database",
-        job: null,
-        current: job,
-        changes: [],
-        notes: [],
-        problem: null,
-      });
-    }
+  const named = new Set(candidates.map((c) => c.id));
+  for (const job of stored.filter((j) => scope.owns(j.id) && !named.has(j.id))) {
+    entries.push({
+      status: scope.prune ? "remove" : "stale",
+      id: job.id,
+      source: "database",
+      job: null,
+      current: job,
+      changes: [],
+      notes: scope.prune ? [] : [scope.note],
+      problem: null,
+    });
   }
   return entries;
+}
+
+/**
+ * A stored job with its schedule spelled as `job add` stores it: a row
+ * written in SQL (`0-4` for `mon-fri`, `JAN`) is not changed by a file
+ * that says the same in other words. A schedule that does not parse stays.
+ */
+function spelledAsAdded(job: Job): Job {
+  if (!hasSchedule(job)) return job;
+  try {
+    return { ...job, ...scheduleFromFields(job) };
+  } catch {
+    return job;
+  }
 }
 
 function show(value: unknown): string {
   return value === null ? "(default)" : JSON.stringify(value);
 }
 
-/** `field: old → new` for every definition field that differs. */
+/** `field: old → new` for every definition field that differs (env in any order). */
 function fieldChanges(before: Job, after: Job): string[] {
+  const text = (job: Job, f: typeof JOB_FIELDS[number]) =>
+    JSON.stringify(f === "env" ? Object.entries(job.env ?? {}).sort() : job[f]);
   return JOB_FIELDS.filter((f) => f !== "created_at" && f !== "updated_at")
-    .filter((f) => JSON.stringify(before[f]) !== JSON.stringify(after[f]))
+    .filter((f) => text(before, f) !== text(after, f))
     .map((f) => `${f}: ${show(before[f])} → ${show(after[f])}`);
 }
 
@@ -98,6 +138,7 @@ export function countStatuses(entries: PlanEntry[]): Record<PlanStatus, number> 
     same: 0,
     differs: 0,
     remove: 0,
+    stale: 0,
     "cannot import": 0,
   };
   for (const entry of entries) counts[entry.status]++;
@@ -114,10 +155,10 @@ export interface Outcome {
 export async function previewPlan(
   store: JobStore,
   candidates: Candidate[],
-  prune = false,
+  scope: Scope = NAMED_ONLY,
 ): Promise<Outcome> {
   const current = await store.listJobs();
-  const entries = plan(candidates, current, prune);
+  const entries = plan(candidates, current, scope);
   checkLinks(entries, current);
   return { entries, markerId: null };
 }
@@ -162,11 +203,11 @@ function checkLinks(entries: PlanEntry[], current: Job[]): void {
 export async function applyPlan(
   store: JobStore,
   candidates: Candidate[],
-  prune = false,
+  scope: Scope = NAMED_ONLY,
 ): Promise<Outcome> {
   let entries: PlanEntry[] = [];
   const change = await store.changeJobs((current) => {
-    entries = plan(candidates, current, prune);
+    entries = plan(candidates, current, scope);
     checkLinks(entries, current);
     return {
       put: entries.filter((e) => e.status === "new" || e.status === "differs").map((e) => e.job!),

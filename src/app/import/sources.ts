@@ -9,7 +9,14 @@ import { readApschedulerTable } from "../../store/legacy.ts";
 import type { JobStore } from "../../store/store.ts";
 import type { DatabaseTarget } from "../../store/target.ts";
 import { candidateFromRow, type ServiceDefaults } from "./apscheduler.ts";
-import { applyPlan, type Candidate, type Outcome, previewPlan } from "./plan.ts";
+import {
+  applyPlan,
+  type Candidate,
+  NAMED_ONLY,
+  type Outcome,
+  previewPlan,
+  type Scope,
+} from "./plan.ts";
 
 /** The table the original's jm_jobs becomes after the rename jobsmanager asks for. */
 export const RENAMED_TABLE = "jm_jobs_apscheduler";
@@ -44,11 +51,12 @@ export async function apschedulerCandidates(
   return rows.map((row) => candidateFromRow(row, defaults, now));
 }
 
-/** Preview (`apply` false) or write the candidates; never removes other jobs. */
+/** Preview (`apply` false) or write the candidates; removes only what `scope` prunes. */
 export function importJobs(
   store: JobStore,
   candidates: Candidate[],
   apply: boolean,
+  scope: Scope = NAMED_ONLY,
 ): Promise<Outcome> {
-  return apply ? applyPlan(store, candidates) : previewPlan(store, candidates);
+  return apply ? applyPlan(store, candidates, scope) : previewPlan(store, candidates, scope);
 }
