@@ -74,6 +74,9 @@ Deno.test("a foreign class is refused before anything could call it", () => {
     (c) => c.charCodeAt(0),
   );
   assertMatch(refusal(global), /byte 2: names posix\.system, which is not part/);
+  // A damaged name's bytes are escaped: nothing raw reaches the operator's terminal.
+  const damaged = Uint8Array.from("\x80\x02cpo\x1b[2J\xfe\nsystem\n.", (c) => c.charCodeAt(0));
+  assertMatch(refusal(damaged), /byte 2: names "po\\u001b\[2J\\ufffd\.system", which is not part/);
   // getattr may fetch only ZoneInfo._unpickle.
   assertMatch(
     refusal(

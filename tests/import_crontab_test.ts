@@ -300,3 +300,19 @@ Deno.test("without CRON_TZ the job keeps the zone cron read it in, where the ser
   const [same] = candidatesFromCrontab({ text, name: "x", system: false }, UTC, 0);
   assertEquals(same.job!.timezone, null);
 });
+
+Deno.test("the field diagram above Debian's /etc/crontab jobs describes none of them", () => {
+  const text = [
+    "# Example of job definition:",
+    "# .---------------- minute (0 - 59)",
+    "# |  .------------- hour (0 - 23)",
+    "# |  |  .---------- day of month (1 - 31)",
+    "# |  |  |  .------- month (1 - 12) OR jan,feb,mar,apr ...",
+    "# |  |  |  |  .---- day of week (0 - 6) (Sunday=0 or 7) OR sun,mon,tue,wed,thu,fri,sat",
+    "# |  |  |  |  |",
+    "# *  *  *  *  * user-name command to be executed",
+    "17 *\t* * *\troot\tcd / && run-parts --report /etc/cron.hourly",
+  ].join("\n");
+  const [hourly] = candidatesFromCrontab({ text, name: "crontab", system: true }, UTC, 0);
+  assertEquals(hourly.job!.description, null);
+});

@@ -240,6 +240,18 @@ Deno.test("an id that is no string, and a second YAML document, are said so", ()
   );
 });
 
+Deno.test("YAML aliases that would expand beyond reason are refused, naming the file", () => {
+  const levels = ["a: &a [x, x, x, x, x, x, x, x, x]"];
+  for (const name of "bcdef") {
+    const previous = String.fromCharCode(name.charCodeAt(0) - 1);
+    levels.push(`${name}: &${name} [${Array(9).fill(`*${previous}`).join(", ")}]`);
+  }
+  assertMatch(
+    invalid("bomb.yaml", `${levels.join("\n")}\njobs: []\n`),
+    /^bomb\.yaml:1: Excessive alias count .*; expand the aliases by hand$/,
+  );
+});
+
 Deno.test("a lone surrogate is refused: stored, it would come back as U+FFFD", () => {
   assertEquals(
     invalid("jobs.json5", "{ jobs: [ { id: 'a', command: 'echo \\uD800', cron: '* * * * *' } ] }"),

@@ -120,8 +120,15 @@ function parseYaml(path: string, text: string): { data: unknown; at: Locator } {
     const seq = doc.get("jobs", true);
     return isSeq(seq) ? seq.items[index] : undefined;
   };
+  let data: unknown;
+  try {
+    data = doc.toJS();
+  } catch (error) {
+    // yaml refuses aliases that would expand beyond reason (a "billion laughs" file).
+    throw new UsageError(`${path}:1: ${(error as Error).message}; expand the aliases by hand`);
+  }
   return {
-    data: doc.toJS(),
+    data,
     at: {
       entryLine: (index) => line((item(index) as { range?: number[] })?.range?.[0]),
       fieldLine: (index, field) => {

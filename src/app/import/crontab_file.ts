@@ -66,6 +66,8 @@ const ID_COMMENT = /^jobsmanager:\s*id=(.*?)\s*$/i;
 const MAX_DESCRIPTION = 1000;
 /** The legend of the crontab template Debian's `crontab -e` starts with: no job's description. */
 const FIELD_LEGEND = /^m\s+h\s+dom\s+mon\s+dow\s+(user\s+)?command$/;
+/** A line of the field diagram Debian's /etc/crontab has above its first job: it ends the paragraph. */
+const FIELD_DIAGRAM = /^(\|\s*)*(\.-+\s|\|\s*$)|^\*(\s+\*){4}\s/;
 
 /**
  * The zones a schedule without `CRON_TZ` may be read in: cron read it in
@@ -100,7 +102,7 @@ export function candidatesFromCrontab(
       const override = ID_COMMENT.exec(comment);
       if (override) id = override[1];
       // An empty comment line ends a paragraph: the one right above the job describes it.
-      else if (comment === "") comments = [];
+      else if (comment === "" || FIELD_DIAGRAM.test(comment)) comments = [];
       else if (!FIELD_LEGEND.test(comment)) comments.push(comment);
       return;
     }

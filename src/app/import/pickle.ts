@@ -325,7 +325,9 @@ class Reader {
     if (!NAMES.has(name)) {
       this.fail(
         at,
-        `names ${name}, which is not part of an APScheduler 3 job state; refused without running anything`,
+        `names ${
+          printable(name)
+        }, which is not part of an APScheduler 3 job state; refused without running anything`,
       );
     }
     return { kind: "global", name };
@@ -580,4 +582,12 @@ class Reader {
     if (n > 0 && bytes[n - 1] & 0x80) value -= 1n << BigInt(8 * n);
     return Number.isSafeInteger(Number(value)) ? Number(value) : value;
   }
+}
+
+/** A name read from a damaged blob, its control and non-ASCII bytes escaped: nothing raw reaches a terminal. */
+function printable(name: string): string {
+  return /^[\x20-\x7e]*$/.test(name)
+    ? name
+    : JSON.stringify(name).replace(/[^\x20-\x7e]/g, (c) =>
+      `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
