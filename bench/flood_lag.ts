@@ -12,7 +12,7 @@ import { closeLogging, setupLogging } from "../src/daemon/log.ts";
 import { systemClock } from "../src/daemon/clock.ts";
 import { inheritedEnv } from "../src/daemon/runner.ts";
 import { boot } from "../src/daemon/boot.ts";
-import { defaultSettings } from "../src/config/config.ts";
+import { defaultSettings, PRIVATE_ENV } from "../src/config/config.ts";
 import { openStore } from "../src/store/open.ts";
 import { VERSION } from "../src/version.ts";
 import { type Backend, freshDb } from "./common.ts";
@@ -43,7 +43,7 @@ async function lagWith(
       store: openStore(db.target),
       clock: systemClock,
       node: { id: "bench", host: "bench", pid: Deno.pid, version: VERSION, started_at: Date.now() },
-      env: inheritedEnv(),
+      env: inheritedEnv(PRIVATE_ENV),
     });
     await setupLogging({
       consoleLevel: "fatal",

@@ -18,7 +18,12 @@ for (const backend of BACKENDS) {
     await using served = await serveWithHttp(
       db,
       { tokens: [{ token_file: tokenFile, role: "read" }] },
-      { JM_HTTP_TOKEN: ADMIN },
+      {
+        JM_HTTP_TOKEN: ADMIN,
+        // Secrets of the notifications: no job may read them either.
+        JM_NOTIFY_WEBHOOK_SECRET: "SIGNINGKEY-4567",
+        JM_NOTIFY_ON_RECOVERY_URL: "http://127.0.0.1:9/hook?token=RECOVERYTOKEN123",
+      },
     );
     const call = async (method: string, path: string, body?: unknown) => {
       const res = await fetch(`${served.url}${path}`, {
@@ -51,11 +56,13 @@ for (const backend of BACKENDS) {
     // Lists leave the output out: the run itself has it.
     assertEquals((await call("GET", `/api/v1/runs/${run.id}`)).body.stdout, "tick\n");
 
-    // A token neither reaches a job's environment nor shows in its output:
-    // a read token would read the admin token in a run.
+    // A token or a webhook's key neither reaches a job's environment nor
+    // shows in its output: a read token would read the admin token in a run,
+    // any job could sign webhooks.
     const leak = await call("POST", "/api/v1/jobs", {
       id: "leak",
-      command: `echo "env=$JM_HTTP_TOKEN"; echo "typed=${READER}"`,
+      command:
+        `echo "env=$JM_HTTP_TOKEN$JM_NOTIFY_WEBHOOK_SECRET$JM_NOTIFY_ON_RECOVERY_URL"; echo "typed=${READER} SIGNINGKEY-4567 RECOVERYTOKEN123"`,
       cron: "0 0 1 1 *",
     });
     assertEquals(leak.status, 201, JSON.stringify(leak.body));
@@ -64,7 +71,7 @@ for (const backend of BACKENDS) {
       const body = (await call("GET", `/api/v1/runs/${leakRun.id}`)).body;
       return body.status === "success" ? body as { stdout: string } : undefined;
     }, { timeoutMs: 20_000, what: "the run of leak", detail: () => served.serve.stderr });
-    assertEquals(leaked.stdout, "env=\ntyped=***\n");
+    assertEquals(leaked.stdout, "env=\ntyped=*** *** ***\n");
 
     const counted = await waitFor(async () => {
       const res = await fetch(`${served.url}/metrics`, {

@@ -7,6 +7,7 @@
  */
 import { RuntimeError, UsageError } from "../errors.ts";
 import { secretsOf } from "../store/target.ts";
+import { PRIVATE_ENV, secretValues } from "../config/config.ts";
 import { validateId } from "../domain/job.ts";
 import { FINAL_STATUSES, type Run } from "../domain/run.ts";
 import { finishedRecord, inheritedEnv, runEnv, startRun } from "../daemon/runner.ts";
@@ -56,12 +57,12 @@ async function runHere(
   });
   const handle = startRun({
     command: job.command,
-    env: runEnv(inheritedEnv(), job, run.id, run.scheduled_at),
+    env: runEnv(inheritedEnv(PRIVATE_ENV), job, run.id, run.scheduled_at),
     cwd: job.cwd ?? undefined,
     timeoutMs: job.timeout * 1000,
     killGraceMs: s["jobsmanager.kill_grace"] * 1000,
     outputCap: s["jobsmanager.output_cap"],
-    secrets: secretsOf(ctx.target),
+    secrets: [...secretsOf(ctx.target), ...secretValues(s)],
     onOutput: live ? show : undefined,
     standalone: true,
   });

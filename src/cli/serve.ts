@@ -8,6 +8,7 @@
 import { RuntimeError } from "../errors.ts";
 import type { HttpServer } from "../http/server.ts";
 import { secretsOf } from "../store/target.ts";
+import { PRIVATE_ENV, secretValues } from "../config/config.ts";
 import { VERSION } from "../version.ts";
 import { addSecret } from "./context.ts";
 import { command } from "./command.ts";
@@ -44,7 +45,7 @@ export function serveCommand() {
       // Made before the daemon, which tells it of every run from the start.
       const metrics = httpModules && new httpModules[0].Metrics();
       // Kept out of every run's output; the API's tokens join it once read, before the first fire.
-      const secrets = secretsOf(ctx.target);
+      const secrets = [...secretsOf(ctx.target), ...secretValues(settings)];
       const daemon = boot({
         settings,
         // Its own writes (a claim at each fire) are no news to it: no notices.
@@ -58,7 +59,7 @@ export function serveCommand() {
           version: VERSION,
           started_at: Date.now(),
         },
-        env: inheritedEnv(),
+        env: inheritedEnv(PRIVATE_ENV),
         secrets,
         observer: metrics ?? undefined,
         soleService: lock !== null,

@@ -447,6 +447,37 @@ export const CONFIG_KEYS = {
 } satisfies Record<string, KeySpec<unknown>>;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
+
+const SPECS: [string, KeySpec<unknown>][] = Object.entries(CONFIG_KEYS);
+
+/**
+ * Environment variables a job must not inherit: those of the secret
+ * settings (the database password, webhook URLs and their signing key, the
+ * API token), and the database URL, which may hold the password.
+ */
+export const PRIVATE_ENV: readonly string[] = [
+  "JM_DATABASE_URL",
+  ...SPECS.flatMap(([, spec]) => spec.secret && spec.env ? [spec.env] : []),
+];
+
+/**
+ * The values of the secret settings to keep out of every run's output: each
+ * whole, and a URL's password and longer query values (a webhook's token)
+ * on their own, as a job may print them apart.
+ */
+export function secretValues(settings: Settings): string[] {
+  const values: string[] = [];
+  for (const [key, spec] of SPECS) {
+    const value = settings[key as ConfigKey];
+    if (!spec.secret || typeof value !== "string" || value === "") continue;
+    values.push(value);
+    if (!URL.canParse(value)) continue;
+    const url = new URL(value);
+    if (url.password !== "") values.push(decodeURIComponent(url.password));
+    for (const part of url.searchParams.values()) if (part.length >= 8) values.push(part);
+  }
+  return values;
+}
 type ValueOf<K extends ConfigKey> = (typeof CONFIG_KEYS)[K]["default"];
 /** The effective settings, flat, keyed as in the file (`db.port`). */
 export type Settings = { -readonly [K in ConfigKey]: ValueOf<K> };

@@ -189,13 +189,10 @@ export function finishedRecord(result: RunResult, claimNote: string | null): Run
   };
 }
 
-/** Variables of the service that must not reach a job: they may hold the password, or a token of the API. */
-const PRIVATE_ENV = ["JM_DB_PASSWORD", "JM_DATABASE_URL", "JM_HTTP_TOKEN"];
-
-/** This process's environment, minus what a job must not see. */
-export function inheritedEnv(): Record<string, string> {
+/** This process's environment, minus what a job must not see (`hidden`: config's PRIVATE_ENV). */
+export function inheritedEnv(hidden: readonly string[]): Record<string, string> {
   const env = Deno.env.toObject();
-  for (const name of PRIVATE_ENV) delete env[name];
+  for (const name of hidden) delete env[name];
   return env;
 }
 
