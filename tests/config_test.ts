@@ -21,6 +21,8 @@ Deno.test("no config file: defaults, embedded SQLite in the working directory", 
   // The test runs from the repository, where ./etc/jobsmanager.json holds the defaults.
   assertEquals(loaded.settings, defaultSettings());
   assertEquals(resolveTarget(loaded.settings), { kind: "sqlite", path: "jobsmanager.db" });
+  // As cron's: without -oi, sendmail ends the mail at a line of a run's output holding only ".".
+  assertEquals(loaded.settings["notify.sendmail"], "/usr/sbin/sendmail -t -oi");
 });
 
 Deno.test("the original global.json loads as it is, quirks included", async () => {

@@ -308,6 +308,39 @@ for (const backend of BACKENDS) {
     assert(!text.includes('outcome="failed"'), text);
   });
 
+  Deno.test(`notify[${backend}]: a webhook answered with a redirect is not followed: it failed, and says where to`, async () => {
+    const requests: string[] = [];
+    await using server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      async (request) => {
+        await request.body?.cancel();
+        requests.push(`${request.method} ${new URL(request.url).pathname}`);
+        return new Response(null, { status: 307, headers: { location: "/elsewhere?token=x" } });
+      },
+    );
+    const metrics = new Metrics();
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      observer: metrics,
+    });
+    await h.job("sync", {
+      schedule: { second: "1", minute: "0", hour: "0" },
+      on_failure_url: `http://127.0.0.1:${server.addr.port}/hook`,
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("sync", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    await h.until(
+      () =>
+        h.line(
+          /^job sync: failure webhook http:\/\/127\.0\.0\.1:\d+\/hook failed: HTTP 307 Temporary Redirect: a redirect to http:\/\/127\.0\.0\.1:\d+\/elsewhere\?\*\*\*, not followed; /,
+        ),
+      "the redirect logged as a failure",
+    );
+    // Followed, the signed payload would have gone to /elsewhere.
+    assertEquals(requests, ["POST /hook"]);
+    assert((await metrics.text()).includes('outcome="failed"'));
+  });
+
   Deno.test(`notify[${backend}]: a hook that fails is logged with its exit code and output, and counted`, async () => {
     const metrics = new Metrics();
     await using h = await DaemonHarness.create(await freshDatabase(backend), {

@@ -379,7 +379,7 @@ export const CONFIG_KEYS = {
   } as KeySpec<string>,
   "notify.sendmail": {
     doc: "Command that sends a mail given on stdin with its headers (notify.mailto)",
-    default: "/usr/sbin/sendmail -t",
+    default: "/usr/sbin/sendmail -t -oi",
     parse: text,
   } as KeySpec<string>,
   "notify.min_interval": {

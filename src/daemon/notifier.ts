@@ -515,6 +515,9 @@ export class Notifier {
           method: "POST",
           headers,
           body,
+          // Followed, a 302 becomes a GET without the payload (and "delivered"), a 307
+          // sends the signed payload to another host: a redirect is an answer to fix.
+          redirect: "manual",
           signal: AbortSignal.any([
             AbortSignal.timeout(s.webhookTimeoutMs),
             this.closing.signal,
@@ -533,6 +536,12 @@ export class Notifier {
           return;
         }
         why = `HTTP ${response.status} ${response.statusText}`;
+        if (response.status >= 300 && response.status < 400) {
+          const to = response.headers.get("location");
+          why += `: a redirect${
+            to === null ? "" : ` to ${urlForLog(new URL(to, url).href)}`
+          }, not followed; put the URL it names in the job (or notify.*_url)`;
+        }
         retry = response.status >= 500 || response.status === 429;
       } catch (error) {
         why = this.scrub((error as Error).message, url);
