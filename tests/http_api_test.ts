@@ -344,6 +344,21 @@ for (const backend of BACKENDS) {
       const reload = await api.call("POST", "/api/v1/reload");
       assertEquals(reload.status, 202);
       assert((reload.body as { marker_id: number }).marker_id > 0);
+
+      // A read token sees where a webhook goes, not its credentials; admin sees it whole.
+      const url = "https://alice:s3cretpw@hooks.example.com/x?token=HOOKTOKEN42";
+      const hooked = { ...JOB, id: "hooked", on_failure_url: url };
+      assertEquals((await api.call("POST", "/api/v1/jobs", { body: hooked })).status, 201);
+      type Shown = { id: string; on_failure_url: string | null };
+      const asReader = (await api.call("GET", "/api/v1/jobs/hooked", { token: READER }))
+        .body as Shown;
+      assertEquals(asReader.on_failure_url, "https://***@hooks.example.com/x?***");
+      const listed = (await api.call("GET", "/api/v1/jobs", { token: READER })).body as Shown[];
+      assertEquals(listed.find((j) => j.id === "hooked")!.on_failure_url, asReader.on_failure_url);
+      assertEquals(
+        ((await api.call("GET", "/api/v1/jobs/hooked")).body as Shown).on_failure_url,
+        url,
+      );
     }));
 
   Deno.test(`api (${backend}): run now, list and show runs, and the live stream of changes`, () =>

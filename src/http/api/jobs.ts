@@ -23,13 +23,30 @@ import { readableSchedule } from "../../cron/fields.ts";
 import { jobOptionsOf } from "../job_body.ts";
 import { count } from "../query.ts";
 import { scheduleWords } from "../schedule_words.ts";
-import { type ApiContext, json, readObject } from "./context.ts";
+import { type ApiContext, type Env, json, readObject } from "./context.ts";
+import { urlForLog } from "../../domain/notify.ts";
+import type { Role } from "../auth.ts";
 
 /** The most fires one answer lists, as `job next -n`. */
 const MAX_FIRES = 1000;
 function written(c: Context, change: JobChange, job: Job, status: 200 | 201 = 200): Response {
   if (change.markerId !== null) c.header("Reload-Marker", String(change.markerId));
   return json(c, job, status);
+}
+
+/**
+ * A job as a caller of `role` may see it: a read token sees where webhooks
+ * go, not their credentials (`https://***@host/path?***`, as `job show`).
+ */
+function visible(job: Job, role: Role): Job {
+  if (role === "admin") return job;
+  const masked = (url: string | null) => url === null ? null : urlForLog(url);
+  return {
+    ...job,
+    on_failure_url: masked(job.on_failure_url),
+    on_recovery_url: masked(job.on_recovery_url),
+    on_success_url: masked(job.on_success_url),
+  };
 }
 
 /** A job's schedule as the CLI shows it and in words; a job without one, by the job it follows. */
@@ -40,8 +57,8 @@ function scheduleTexts(job: Job): { schedule: string; schedule_words: string } {
   return { schedule: "", schedule_words: `after '${job.after_job}' ends: ${job.after_outcome}` };
 }
 
-export function jobRoutes(api: ApiContext): Hono {
-  const routes = new Hono();
+export function jobRoutes(api: ApiContext): Hono<Env> {
+  const routes = new Hono<Env>();
   const { store } = api;
 
   routes.get("/jobs", async (c) => {
@@ -54,7 +71,7 @@ export function jobRoutes(api: ApiContext): Hono {
     return json(
       c,
       listings.map(({ job, zone, next, invalid }) => ({
-        ...job,
+        ...visible(job, c.get("role")),
         zone,
         ...scheduleTexts(job),
         next_fire: next?.toISOString() ?? null,
@@ -89,7 +106,7 @@ export function jobRoutes(api: ApiContext): Hono {
       now: Date.now(),
     });
     return json(c, {
-      ...details.job,
+      ...visible(details.job, c.get("role")),
       zone: details.zone,
       ...scheduleTexts(details.job),
       next: details.next.map((d) => d.toISOString()),
