@@ -111,23 +111,34 @@ contract(
 
 contract(
   "failingBefore",
-  "the latest decisive run before, or a silence alert since the last success",
+  "the decisive run that ended last before, or a silence alert with no success since",
   async ({ store }) => {
+    const ended = (id: number | null, at: number) => ({ id: id!, finished_at: at });
     const [ok, failed, skipped, later] = await store.claimRuns([
       fire("a", 1000, { status: "success", finished_at: 1000 }),
       fire("a", 2000, { status: "failed", finished_at: 2000 }),
       fire("a", 3000, { status: "skipped", finished_at: 3000 }),
       fire("a", 4000, { status: "success", finished_at: 4000 }),
     ]);
-    assertEquals(await store.failingBefore("a", ok!, FAILURE_STATUSES), false);
-    assertEquals(await store.failingBefore("a", failed!, FAILURE_STATUSES), false);
+    assertEquals(await store.failingBefore("a", ended(ok, 1000), FAILURE_STATUSES), false);
+    assertEquals(await store.failingBefore("a", ended(failed, 2000), FAILURE_STATUSES), false);
     // Skipped is not decisive: the failure before it is.
-    assertEquals(await store.failingBefore("a", later!, FAILURE_STATUSES), true);
-    assertEquals(await store.failingBefore("a", skipped!, FAILURE_STATUSES), true);
-    const [next] = await store.claimRuns([fire("a", 5000, { status: "success" })]);
-    assertEquals(await store.failingBefore("a", next!, FAILURE_STATUSES), false);
-    await store.claimNotification(claim(4000, 4500, { event: "silent", status: "silent" }));
-    assertEquals(await store.failingBefore("a", next!, FAILURE_STATUSES), true);
+    assertEquals(await store.failingBefore("a", ended(later, 4000), FAILURE_STATUSES), true);
+    assertEquals(await store.failingBefore("a", ended(skipped, 3000), FAILURE_STATUSES), true);
+    // Overlapping runs (max_instances 2): a long run started first fails last.
+    const [, quick, after] = await store.claimRuns([
+      fire("a", 5000, { status: "failed", finished_at: 7000 }),
+      fire("a", 5500, { status: "success", finished_at: 6000 }),
+      fire("a", 6500, { status: "success", finished_at: 8000 }),
+    ]);
+    assertEquals(await store.failingBefore("a", ended(quick, 6000), FAILURE_STATUSES), false);
+    assertEquals(await store.failingBefore("a", ended(after, 8000), FAILURE_STATUSES), true);
+    const [next] = await store.claimRuns([
+      fire("a", 9000, { status: "success", finished_at: 9500 }),
+    ]);
+    assertEquals(await store.failingBefore("a", ended(next, 9500), FAILURE_STATUSES), false);
+    await store.claimNotification(claim(4000, 8500, { event: "silent", status: "silent" }));
+    assertEquals(await store.failingBefore("a", ended(next, 9500), FAILURE_STATUSES), true);
   },
 );
 

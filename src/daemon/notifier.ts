@@ -188,7 +188,11 @@ export class Notifier {
       const s = this.o.settings;
       // Decided before on_success runs, which may take up to notify.timeout.
       const recovered = hasHooks("recovery", job, s) &&
-        await this.o.store.failingBefore(job.id, run.id, FAILURE_STATUSES);
+        await this.o.store.failingBefore(
+          job.id,
+          { id: run.id, finished_at: run.finished_at ?? this.o.clock.now() },
+          FAILURE_STATUSES,
+        );
       if (hasHooks("success", job, s)) {
         await this.notify(job, "success", run.id, run.status, runPayload("success", job, run));
       }

@@ -83,25 +83,37 @@ export async function claimNotification(
   });
 }
 
+/** Runs of a job looked at for the one that ended last before a given run (see failingBefore). */
+const RECENT_RUNS = 200;
+
 export async function failingBefore(
   driver: Driver,
   jobId: string,
-  runId: number,
+  run: { id: number; finished_at: number },
   failures: readonly string[],
 ): Promise<boolean> {
   const decisive = [...failures, "success"];
+  // The run that ended last before this one, among the job's latest: with
+  // max_instances above 1 an earlier run may end later, a later one sooner.
+  // Newest first on (job_id, id), so only the job's latest rows are read.
   const [previous] = await driver.all(
-    `SELECT status FROM jm_runs WHERE job_id = ? AND id < ? AND status IN (${
+    `SELECT status FROM (SELECT status, finished_at, id FROM jm_runs WHERE job_id = ? AND id <> ? AND finished_at <= ? AND status IN (${
       decisive.map(() => "?").join(", ")
-    }) ORDER BY id DESC LIMIT 1`,
-    [jobId, runId, ...decisive],
+    }) ORDER BY id DESC LIMIT ${RECENT_RUNS}) recent ORDER BY finished_at DESC, id DESC LIMIT 1`,
+    [jobId, run.id, run.finished_at, ...decisive],
   );
   if (previous !== undefined && failures.includes(String(previous.status))) return true;
   const [silent] = await driver.all(
-    "SELECT 1 AS silent FROM jm_notifications WHERE job_id = ? AND event = 'silent' AND created_at >= COALESCE((SELECT MAX(finished_at) FROM jm_runs WHERE job_id = ? AND id < ? AND status = 'success'), 0) LIMIT 1",
-    [jobId, jobId, runId],
+    "SELECT created_at FROM jm_notifications WHERE job_id = ? AND event = 'silent' ORDER BY created_at DESC LIMIT 1",
+    [jobId],
   );
-  return silent !== undefined;
+  if (silent === undefined) return false;
+  // Alerted for silence: failing still, unless a success ended since.
+  const [success] = await driver.all(
+    "SELECT 1 AS found FROM jm_runs WHERE job_id = ? AND id <> ? AND status = 'success' AND finished_at >= ? AND finished_at <= ? ORDER BY id DESC LIMIT 1",
+    [jobId, run.id, Number(silent.created_at), run.finished_at],
+  );
+  return success === undefined;
 }
 
 export async function silenceCandidates(driver: Driver): Promise<SilenceCandidate[]> {

@@ -882,8 +882,12 @@ export class SqlStore implements Store {
     return notify.claimNotification(this.driver, claim);
   }
 
-  failingBefore(jobId: string, runId: number, failures: readonly string[]): Promise<boolean> {
-    return notify.failingBefore(this.driver, jobId, runId, failures);
+  failingBefore(
+    jobId: string,
+    run: { id: number; finished_at: number },
+    failures: readonly string[],
+  ): Promise<boolean> {
+    return notify.failingBefore(this.driver, jobId, run, failures);
   }
 
   silenceCandidates(): Promise<SilenceCandidate[]> {

@@ -414,11 +414,16 @@ export interface NotifyStore {
   claimNotification(claim: NotificationClaim): Promise<ClaimOutcome | null>;
 
   /**
-   * Whether the job was failing before run `runId`: its latest earlier run
-   * with a status in `failures` or `success` has one of `failures`, or a
-   * silence alert was claimed since its latest success.
+   * Whether the job was failing when `run` ended: of its runs with a status
+   * in `failures` or `success`, the one that ended last before it (among
+   * the job's latest 200) has one of `failures`; or a silence alert was
+   * claimed and no success ended since.
    */
-  failingBefore(jobId: string, runId: number, failures: readonly string[]): Promise<boolean>;
+  failingBefore(
+    jobId: string,
+    run: { id: number; finished_at: number },
+    failures: readonly string[],
+  ): Promise<boolean>;
 
   /** Enabled jobs with an `alert_after`, with when their silence began. */
   silenceCandidates(): Promise<SilenceCandidate[]>;
