@@ -5,7 +5,7 @@
  * Nothing waits a fixed time: each test waits for the files, requests or
  * rows it expects.
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
   BACKENDS,
   freshDatabase,
@@ -339,6 +339,45 @@ for (const backend of BACKENDS) {
     // Followed, the signed payload would have gone to /elsewhere.
     assertEquals(requests, ["POST /hook"]);
     assert((await metrics.text()).includes('outcome="failed"'));
+  });
+
+  Deno.test(`notify[${backend}]: a webhook host that hangs holds one turn, not everyone's; each post names its delivery`, async () => {
+    await using dir = await tempDir();
+    const requests: string[] = [];
+    const deliveries: string[] = [];
+    const { promise: released, resolve: release } = Promise.withResolvers<void>();
+    await using server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      async (request) => {
+        requests.push(new URL(request.url).pathname);
+        deliveries.push(request.headers.get("x-jobsmanager-delivery") ?? "none");
+        await request.body?.cancel();
+        // Never answered while the test looks: as a receiver whose process hangs.
+        await released;
+        return new Response(null, { status: 200 });
+      },
+    );
+    try {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      const schedule = { second: "1", minute: "0", hour: "0" };
+      const hung = ["h1", "h2", "h3", "h4", "h5", "h6"];
+      for (const id of hung) {
+        await h.job(id, { schedule, on_failure_url: `http://127.0.0.1:${server.addr.port}/${id}` });
+      }
+      await h.job("local", { schedule, on_failure: `cat > '${dir.path}/local.json'` });
+      await h.start();
+      await h.clock.set(T0 + 1000);
+      for (const id of [...hung, "local"]) {
+        (await h.started(id, T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+      }
+      // Six posts to a hung host took all four turns (notify.max_concurrent) before.
+      await h.until(() => readIfThere(`${dir.path}/local.json`), "local's hook to run");
+      await h.until(() => requests.length === 1, "the first post to the hung host");
+      assertEquals(requests.length, 1, "the host's posts go one at a time");
+      assertMatch(deliveries[0], /^[0-9a-f]{32}$/);
+    } finally {
+      release();
+    }
   });
 
   Deno.test(`notify[${backend}]: a hook that fails is logged with its exit code and output, and counted`, async () => {

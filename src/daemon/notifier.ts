@@ -23,6 +23,7 @@ import type { DbHealth } from "./db_health.ts";
 import { log } from "./log.ts";
 import type { RunHandle, RunSpec } from "./runner.ts";
 import {
+  deliveryId,
   type EndedRun,
   heldBackOf,
   heldBackText,
@@ -92,6 +93,12 @@ export interface NotifierOptions {
 const HOOK_OUTPUT_CAP = 4096;
 /** Deliveries waiting for a turn; beyond, new ones are dropped (and logged). */
 const MAX_QUEUED = 1000;
+/**
+ * Of those, the most for one webhook host: posts to a host go one at a
+ * time, so a receiver that hangs holds one turn of notify.max_concurrent
+ * and its own queue, not everyone's.
+ */
+const MAX_QUEUED_PER_HOST = 100;
 /** How often silence and held-back notifications are looked at. */
 export const NOTIFY_CHECK_MS = 5000;
 /**
@@ -141,9 +148,22 @@ function hasHooks(event: NotifyEvent, job: Job, s: NotifySettings): boolean {
   return h.command !== null || h.url !== null || h.mail;
 }
 
+/** Work waiting for a turn: `host` for a webhook's post (one at a time per host), else null. */
+interface Task {
+  host: string | null;
+  run: () => Promise<void>;
+}
+
+/** The host a webhook posts to, for its queue; the whole text when it does not parse. */
+function hostOf(url: string): string {
+  return URL.canParse(url) ? new URL(url).host : url;
+}
+
 export class Notifier {
-  private readonly queue: (() => Promise<void>)[] = [];
+  private readonly queue: Task[] = [];
   private readonly busy = new Set<Promise<void>>();
+  /** Webhook hosts being posted to now. */
+  private readonly posting = new Set<string>();
   private readonly hooks = new Set<RunHandle>();
   private readonly closing = new AbortController();
   private loop: Promise<void> = Promise.resolve();
@@ -317,16 +337,25 @@ export class Notifier {
     await deadline.wait(all());
   }
 
-  private enqueue(what: string, task: () => Promise<void>): void {
-    if (this.queue.length >= MAX_QUEUED) {
+  /** Queue `task`; `host`: a webhook's post, which waits for the host's previous one. */
+  private enqueue(what: string, task: () => Promise<void>, host: string | null = null): void {
+    const forHost = host === null ? 0 : this.queue.filter((t) => t.host === host).length;
+    if (this.queue.length >= MAX_QUEUED || forHost >= MAX_QUEUED_PER_HOST) {
       notifyLog.error(
-        "{what}: notification dropped: {queued} are already waiting (notify.max_concurrent is {max})",
-        { what, queued: this.queue.length, max: this.o.settings.maxConcurrent },
+        host === null || this.queue.length >= MAX_QUEUED
+          ? "{what}: notification dropped: {queued} are already waiting (notify.max_concurrent is {max})"
+          : "{what}: notification dropped: {queued} are already waiting for {host}, which answers slowly or not at all",
+        {
+          what,
+          queued: host === null ? this.queue.length : forHost,
+          max: this.o.settings.maxConcurrent,
+          host,
+        },
       );
       this.o.observer?.notified("queue", false);
       return;
     }
-    this.queue.push(async () => {
+    const run = async () => {
       try {
         await task();
       } catch (error) {
@@ -335,14 +364,23 @@ export class Notifier {
           error: this.scrub(String(error)),
         });
       }
-    });
+    };
+    this.queue.push({ host, run });
     this.pump();
   }
 
+  /** Start queued work, oldest first, while turns are free; a host's posts one at a time. */
   private pump(): void {
-    while (this.busy.size < this.o.settings.maxConcurrent && this.queue.length > 0) {
-      const task = this.queue.shift()!;
-      const running: Promise<void> = task().finally(() => {
+    for (let i = 0; i < this.queue.length && this.busy.size < this.o.settings.maxConcurrent;) {
+      const { host, run } = this.queue[i];
+      if (host !== null && this.posting.has(host)) {
+        i++;
+        continue;
+      }
+      this.queue.splice(i, 1);
+      if (host !== null) this.posting.add(host);
+      const running: Promise<void> = run().finally(() => {
+        if (host !== null) this.posting.delete(host);
         this.busy.delete(running);
         this.pump();
       });
@@ -385,11 +423,19 @@ export class Notifier {
     });
   }
 
+  /** The hook command and the mail now; the webhook in its host's turn. */
   private async deliver(job: Job, payload: NotifyPayload): Promise<void> {
     const hooks = hooksOf(payload.event, job, this.o.settings);
+    const url = hooks.url;
+    if (url !== null) {
+      this.enqueue(
+        `job ${job.id}: ${payload.event} webhook`,
+        () => this.post(job, url, payload),
+        hostOf(url),
+      );
+    }
     await Promise.all([
       hooks.command === null ? null : this.runCommand(job, hooks.command, payload),
-      hooks.url === null ? null : this.post(job, hooks.url, payload),
       hooks.mail ? this.mail(job, payload) : null,
     ]);
   }
@@ -503,6 +549,7 @@ export class Notifier {
       "content-type": "application/json",
       "user-agent": `jobsmanager/${VERSION}`,
       "x-jobsmanager-event": payload.event,
+      "x-jobsmanager-delivery": await deliveryId(body),
     };
     if (s.webhookSecret !== "") {
       headers["x-jobsmanager-signature"] = `sha256=${await hmacHex(s.webhookSecret, body)}`;

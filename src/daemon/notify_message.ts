@@ -149,6 +149,17 @@ export function heldBackText(held: NonNullable<NotifyPayload["held_back"]>): str
 }
 
 /** The `X-Jobsmanager-Signature` value's hex: HMAC-SHA256 of `body` under `secret` (WebCrypto). */
+/**
+ * The id of one delivery, the same at each attempt: a receiver that saw
+ * it (a post that timed out after it arrived) can tell the retry.
+ */
+export async function deliveryId(body: string): Promise<string> {
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)),
+  );
+  return Array.from(digest.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 export async function hmacHex(secret: string, body: string): Promise<string> {
   const encoder = new TextEncoder();
   const key = await crypto.subtle.importKey(
