@@ -64,7 +64,7 @@ export class NotFoundError extends RuntimeError {
   }
 }
 
-/** A job id that already exists, on `job add` without `--replace`. */
+/** A job id that already exists, on `job add` without `--replace`; a job changed since it was read. */
 export class ConflictError extends RuntimeError {
   constructor(message: string) {
     super(message);

@@ -4,7 +4,7 @@
  * every answer checked against the OpenAPI document (tests/http_harness.ts).
  */
 import { buildJob } from "../src/domain/job.ts";
-import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { BACKENDS, cli, freshDatabase, rawQuery } from "./helpers.ts";
 import { defaultSettings } from "../src/config/config.ts";
 import { Metrics } from "../src/http/metrics.ts";
@@ -101,6 +101,33 @@ for (const backend of BACKENDS) {
         coalesce: null,
         misfire_grace_time: null,
       }]);
+
+      // Two editors of one copy: the second change, made on the copy the first replaced, is
+      // refused (If-Match, the ETag GET gave), not merged into the first.
+      const read = await api.call("GET", "/api/v1/jobs/nightly");
+      const etag = read.headers.get("etag")!;
+      assertEquals(etag, `"${Date.parse((read.body as { updated_at: string }).updated_at)}"`);
+      const first = await api.call("PATCH", "/api/v1/jobs/nightly", {
+        body: { minute: "*/5" },
+        headers: { "If-Match": etag },
+      });
+      assertEquals(first.status, 200, JSON.stringify(first.body));
+      const second = await api.call("PATCH", "/api/v1/jobs/nightly", {
+        body: { hour: "4" },
+        headers: { "If-Match": etag },
+      });
+      assertEquals(second.status, 409);
+      assertMatch(
+        (second.body as { error: string }).error,
+        /^job 'nightly' was changed at \S+Z, after the copy this change was made on; nothing written: read it again and make the change there$/,
+      );
+      const kept = (await api.call("GET", "/api/v1/jobs/nightly")).body as Record<string, unknown>;
+      assertEquals([kept.minute, kept.hour], ["*/5", "2"]);
+      const badTag = await api.call("PATCH", "/api/v1/jobs/nightly", {
+        body: { hour: "4" },
+        headers: { "If-Match": "yesterday" },
+      });
+      assertEquals(badTag.status, 400);
 
       const disabled = await api.call("POST", "/api/v1/jobs/nightly/disable");
       assertEquals((disabled.body as { enabled: boolean }).enabled, false);
@@ -359,6 +386,23 @@ for (const backend of BACKENDS) {
         ((await api.call("GET", "/api/v1/jobs/hooked")).body as Shown).on_failure_url,
         url,
       );
+
+      // Nor does it see a token the service knows in a job that calls the API with it.
+      const caller = {
+        ...JOB,
+        id: "caller",
+        command: `curl -H 'Authorization: Bearer ${ADMIN}' http://127.0.0.1/api/v1/reload`,
+        env: { API_TOKEN: ADMIN },
+      };
+      assertEquals((await api.call("POST", "/api/v1/jobs", { body: caller })).status, 201);
+      type Called = { command: string; env: Record<string, string> };
+      const seen = (await api.call("GET", "/api/v1/jobs/caller", { token: READER })).body as Called;
+      assertEquals([seen.command, seen.env], [
+        "curl -H 'Authorization: Bearer ***' http://127.0.0.1/api/v1/reload",
+        { API_TOKEN: "***" },
+      ]);
+      const whole = (await api.call("GET", "/api/v1/jobs/caller")).body as Called;
+      assertEquals(whole.env, { API_TOKEN: ADMIN });
     }));
 
   Deno.test(`api (${backend}): run now, list and show runs, and the live stream of changes`, () =>

@@ -29,7 +29,7 @@ export interface Api extends AsyncDisposable {
   call(
     method: string,
     path: string,
-    options?: { token?: string | null; body?: unknown },
+    options?: { token?: string | null; body?: unknown; headers?: Record<string, string> },
   ): Promise<Answer>;
 }
 
@@ -58,7 +58,8 @@ export function serverDeps(store: Store): ServeDeps {
     heartbeatMs: 5000,
     metrics: new Metrics(),
     readiness: pingReadiness(store),
-    redact: (t) => t,
+    // As the worker's: the tokens it read.
+    redact: (t) => t.replaceAll(ADMIN, "***").replaceAll(READER, "***"),
   };
 }
 
@@ -105,7 +106,7 @@ export async function startApi(
     server,
     async call(method, path, options = {}) {
       const token = options.token === undefined ? ADMIN : options.token;
-      const headers: Record<string, string> = {};
+      const headers: Record<string, string> = { ...options.headers };
       if (token !== null) headers.Authorization = `Bearer ${token}`;
       if (options.body !== undefined) headers["Content-Type"] = "application/json";
       const res = await fetch(`${server.url}${path}`, {

@@ -107,14 +107,27 @@ async function changeFollowing(
 }
 
 /** Change the given options of an existing job; `updated_at` becomes `now` when anything changed. */
+/**
+ * Change the fields `options` give. With `readAt` (the `updated_at` of the
+ * copy the change was made on: an API client's If-Match), a job changed
+ * since is refused: the change would undo the other one's, unseen.
+ */
 export async function updateJob(
   jobs: JobStore,
   id: string,
   options: JobOptions,
   now: number,
+  readAt?: number,
 ): Promise<JobChange> {
   const mutate = (current: Job | null) => {
     if (!current) throw jobNotFound(id);
+    if (readAt !== undefined && current.updated_at !== readAt) {
+      throw new ConflictError(
+        `job '${id}' was changed at ${
+          new Date(current.updated_at).toISOString()
+        }, after the copy this change was made on; nothing written: read it again and make the change there`,
+      );
+    }
     return { ...buildJob(id, options, current, now), updated_at: now };
   };
   // Only a new link can close a cycle.

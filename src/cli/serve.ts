@@ -88,7 +88,7 @@ export function serveCommand() {
             target: ctx.target,
             metrics,
             vitals: () => daemon.vitals,
-            secrets: [...secretsOf(ctx.target), settings["db.password"]].filter((s) => s !== ""),
+            secrets: secrets.filter((s) => s !== ""),
             onTokens: (tokens) => {
               for (const token of tokens) {
                 addSecret(token);

@@ -387,7 +387,15 @@ export const OPENAPI = {
         summary: "a job, its next fires and last runs (job show)",
         parameters: [query("count", "how many next fires (default 5)", int)],
         responses: {
-          "200": json(ref("JobDetails"), "the job"),
+          "200": {
+            ...json(ref("JobDetails"), "the job"),
+            headers: {
+              ETag: {
+                description: "the job's updated_at, quoted: send it as If-Match with a change",
+                schema: str,
+              },
+            },
+          },
           ...READ,
           ...NOT_FOUND,
           "400": error("bad id or count"),
@@ -395,8 +403,21 @@ export const OPENAPI = {
       },
       patch: {
         summary: "change the given fields of a job (job update)",
+        parameters: [{
+          name: "If-Match",
+          in: "header",
+          required: false,
+          description:
+            "the ETag of the job as read: a job changed since is refused (409) instead of overwritten",
+          schema: str,
+        }],
         requestBody: jobBody,
-        responses: { "200": json(ref("Job"), "the stored job"), ...WRITE, ...NOT_FOUND },
+        responses: {
+          "200": json(ref("Job"), "the stored job"),
+          ...WRITE,
+          ...NOT_FOUND,
+          "409": error("the job changed since the ETag given in If-Match"),
+        },
       },
       delete: {
         summary: "remove a job (job remove)",

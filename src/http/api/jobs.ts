@@ -25,6 +25,7 @@ import { count } from "../query.ts";
 import { scheduleWords } from "../schedule_words.ts";
 import { type ApiContext, type Env, json, readObject } from "./context.ts";
 import { urlForLog } from "../../domain/notify.ts";
+import { HttpError } from "../errors.ts";
 import type { Role } from "../auth.ts";
 
 /** The most fires one answer lists, as `job next -n`. */
@@ -35,18 +36,46 @@ function written(c: Context, change: JobChange, job: Job, status: 200 | 201 = 20
 }
 
 /**
- * A job as a caller of `role` may see it: a read token sees where webhooks
- * go, not their credentials (`https://***@host/path?***`, as `job show`).
+ * A job as a caller of `role` may see it. A read token sees where webhooks
+ * go, not their credentials (`https://***@host/path?***`, as `job show`),
+ * and no secret the service knows (its API tokens, the database password)
+ * in a command, an env value or the description: a job that calls the API
+ * with the admin token would hand it to every read token.
  */
-function visible(job: Job, role: Role): Job {
+function visible(job: Job, role: Role, redact: (text: string) => string): Job {
   if (role === "admin") return job;
   const masked = (url: string | null) => url === null ? null : urlForLog(url);
+  const text = (value: string | null) => value === null ? null : redact(value);
   return {
     ...job,
+    command: redact(job.command),
+    description: text(job.description),
+    env: Object.fromEntries(Object.entries(job.env).map(([k, v]) => [k, redact(v)])),
+    on_failure: text(job.on_failure),
+    on_recovery: text(job.on_recovery),
+    on_success: text(job.on_success),
     on_failure_url: masked(job.on_failure_url),
     on_recovery_url: masked(job.on_recovery_url),
     on_success_url: masked(job.on_success_url),
   };
+}
+
+/**
+ * The `updated_at` an If-Match names (the ETag of `GET /jobs/{id}`,
+ * `"1764000000000"`): the copy a change was made on. Absent: any.
+ */
+function readAt(header: string | undefined): number | undefined {
+  if (header === undefined) return undefined;
+  const tag = /^(?:W\/)?"(\d{1,16})"$/.exec(header.trim());
+  if (tag === null) {
+    throw new HttpError(
+      400,
+      `If-Match: ${
+        JSON.stringify(header.slice(0, 60))
+      } is not the ETag of a job (GET /api/v1/jobs/{id} answers one, e.g. "1764000000000")`,
+    );
+  }
+  return Number(tag[1]);
 }
 
 /** A job's schedule as the CLI shows it and in words; a job without one, by the job it follows. */
@@ -71,7 +100,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
     return json(
       c,
       listings.map(({ job, zone, next, invalid }) => ({
-        ...visible(job, c.get("role")),
+        ...visible(job, c.get("role"), api.redact),
         zone,
         ...scheduleTexts(job),
         next_fire: next?.toISOString() ?? null,
@@ -105,8 +134,9 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       defaultZone: api.defaultZone,
       now: Date.now(),
     });
+    c.header("ETag", `"${details.job.updated_at}"`);
     return json(c, {
-      ...visible(details.job, c.get("role")),
+      ...visible(details.job, c.get("role"), api.redact),
       zone: details.zone,
       ...scheduleTexts(details.job),
       next: details.next.map((d) => d.toISOString()),
@@ -122,7 +152,13 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
     if (given !== undefined && given !== id) {
       throw new ValidationError("id", `id: a job's id cannot change (the path names '${id}')`);
     }
-    const change = await updateJob(store, id, jobOptionsOf(body, true), Date.now());
+    const change = await updateJob(
+      store,
+      id,
+      jobOptionsOf(body, true),
+      Date.now(),
+      readAt(c.req.header("If-Match")),
+    );
     return written(c, change, change.after!);
   });
 
