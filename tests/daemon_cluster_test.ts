@@ -445,6 +445,61 @@ mysqlTest(
   },
 );
 
+mysqlTest(
+  "daemon cluster[mysql]: after a long outage the node back first gives the others time to come back before it judges them",
+  async () => {
+    const db = await freshDatabase("mysql");
+    await using first = proxyFor(db);
+    await using second = proxyFor(db);
+    const proxies: Record<string, typeof first> = { n1: first, n2: second };
+    await using c = await ClusterHarness.create(db, ["n1", "n2"], (id) => ({
+      store: throughProxy(db, proxies[id]),
+    }));
+    for (const node of c.nodes) node.runner.endAll((run) => run.jobId === "slow");
+    await c.start();
+    await addJobs(c, ["slow"], { schedule: { second: "*" }, max_instances: "1" });
+    await c.load(1);
+    const from = c.now() + SETTLED_MS;
+    await step(c, from, 1);
+    const running = (await c.runs("slow")).find((r) => r.status === "running")!;
+    const [late, early] = running.node_id === "n1" ? ["n1", "n2"] : ["n2", "n1"];
+
+    first.cut();
+    second.cut();
+    await c.set(from + 1000);
+    await c.until(
+      () =>
+        c.nodes.every((n) => n.line(/^the database is unreachable|^the database did not answer/)),
+      "both nodes to find the database away",
+    );
+    // A long outage: the last heartbeat of each is older than three intervals when it ends.
+    await c.age(late);
+    await c.age(early);
+    proxies[early].restore();
+    await c.until(async () => {
+      if (c.node(early).line(/^the database is back/)) return true;
+      await c.set(c.now() + 1000);
+      return false;
+    }, `${early} to find the database back`);
+    // Back first, it sweeps (a second apart) while the other still waits to reconnect.
+    for (let s = 1; s <= 5; s++) await c.set(c.now() + 1000);
+    await c.until(
+      () => c.node(early).line(/^2 live nodes|^1 live nodes/),
+      `${early} to have looked at the nodes since`,
+    );
+    const [row] = (await c.store.nodesAndNow()).nodes.filter((n) => n.id === late);
+    assertEquals(row.declared_dead_at, null, `${late}, away as long, is not declared dead`);
+    assertEquals((await c.runs("slow")).find((r) => r.id === running.id)!.status, "running");
+    proxies[late].restore();
+    await c.until(async () => {
+      if (c.node(late).line(/^the database is back/)) return true;
+      await c.set(c.now() + 1000);
+      return false;
+    }, `${late} to find the database back`);
+    assert(!c.node(late).line(/declared dead/), "the node away as long never learns it died");
+  },
+);
+
 for (const backend of BACKENDS) {
   Deno.test(`daemon cluster[${backend}]: a node restarting after another declared it dead decides the fires of its downtime`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {

@@ -9,7 +9,8 @@
  * safety net for the moments two nodes disagree.
  */
 import { RuntimeError } from "../errors.ts";
-import { MAX_SKEW_MS, type Node, nodeState } from "../domain/node.ts";
+import { MAX_SKEW_MS, type Node, nodeState, STALE_AFTER_BEATS } from "../domain/node.ts";
+import { MAX_RECONNECT_WAIT_MS } from "./db_health.ts";
 import { assignJobs } from "../domain/share.ts";
 import type { NodeStore } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
@@ -127,6 +128,15 @@ export class Cluster {
   private readonly declaring = new Map<string, number>();
   /** When this node's graceful stop began (see `leave`); null while it fires. */
   private leavingAt: number | null = null;
+  /** The database's clock at the last sweep (see `sweep`); null before the first. */
+  private lastSweepAt: number | null = null;
+  /**
+   * The database's clock when this node looked again after looking at
+   * nothing for a while (an outage, a stall); null while it never was away.
+   */
+  private backAt: number | null = null;
+  /** Set when the database counts as back after an outage; the next sweep sets `backAt`. */
+  private returned = false;
   /** The declaration of this node's death last reported (see `seeOwnRow`). */
   private declaredDeadSeen: number | null | undefined = undefined;
   private readonly stopping = new AbortController();
@@ -138,7 +148,11 @@ export class Cluster {
   private onGain: (gained: Gained) => void = () => {};
   private onLost: (runIds: number[]) => void = () => {};
 
-  constructor(private readonly o: ClusterOptions) {}
+  constructor(private readonly o: ClusterOptions) {
+    o.health.onBack(() => {
+      this.returned = true;
+    });
+  }
 
   /** This node's id; set by `register`. */
   get nodeId(): string {
@@ -408,6 +422,17 @@ export class Cluster {
     return this.readClock(() => this.o.store.nodesAndNow());
   }
 
+  /**
+   * Whether `node`, silent since `beat`, may only have been away as this
+   * node was: it is given its STALE_AFTER_BEATS heartbeats, and the longest
+   * wait between two tries to reconnect, from this node's return.
+   */
+  private mayHaveBeenAway(node: Node, beat: number, databaseNow: number): boolean {
+    if (this.backAt === null || this.backAt <= beat) return false;
+    const interval = node.heartbeat_ms ?? this.o.heartbeatMs;
+    return databaseNow < this.backAt + STALE_AFTER_BEATS * interval + MAX_RECONNECT_WAIT_MS;
+  }
+
   /** Declare the nodes that stopped beating dead, and share the jobs again. */
   private async sweep(
     { nodes, databaseNow }: { nodes: Node[]; databaseNow: number },
@@ -415,6 +440,13 @@ export class Cluster {
     const live: string[] = [];
     const mayReturn: string[] = [];
     const leaving = new Set<string>();
+    // Away itself (its sweeps come a heartbeat apart at most), this node
+    // cannot tell a dead node from one that was away as long: an outage
+    // stops every node's heartbeats, and each comes back in its own time.
+    const gap = this.lastSweepAt === null ? 0 : databaseNow - this.lastSweepAt;
+    if (this.returned || gap > 2 * this.o.heartbeatMs) this.backAt = databaseNow;
+    this.returned = false;
+    this.lastSweepAt = databaseNow;
     for (const node of nodes) {
       if (node.id === this.id) this.seeOwnRow(node);
       const state = node.id === this.id
@@ -434,6 +466,7 @@ export class Cluster {
       if ((state !== "stale" && !unanswered) || beat == null || this.leavingAt !== null) {
         continue;
       }
+      if (!unanswered && this.mayHaveBeenAway(node, beat, databaseNow)) continue;
       this.declaring.set(node.id, beat);
       const declared = await this.o.store.declareDead(node.id, beat, this.id);
       this.declaring.delete(node.id);

@@ -11,8 +11,10 @@ import type { Store } from "../store/store.ts";
 import type { Clock } from "./clock.ts";
 import { log } from "./log.ts";
 
+/** The longest wait between two attempts to reconnect. */
+export const MAX_RECONNECT_WAIT_MS = 30_000;
 /** 1 s, 2 s, 4 s … up to 30 s between reconnection attempts. */
-export const backoff = (attempt: number) => Math.min(30_000, 1000 * 2 ** attempt);
+export const backoff = (attempt: number) => Math.min(MAX_RECONNECT_WAIT_MS, 1000 * 2 ** attempt);
 
 /** Work that must succeed before the database counts as back (writing what waited). */
 export type Recovery = () => Promise<void>;
