@@ -83,6 +83,23 @@ contract("nodesAndNow", "every node, most recent heartbeat first", async ({ stor
 });
 
 contract(
+  "saveNode",
+  "a heartbeat read before its node was declared dead leaves the declaration; a later one clears it",
+  async ({ store }) => {
+    await store.saveNode(node("slow", { db_heartbeat_at: 5000 }));
+    const declared = await store.declareDead("slow", 5000, "live");
+    // Its heartbeat, with the clock read at 6000, lands after the declaration: a stalled connection.
+    await store.saveNode(node("slow", { db_heartbeat_at: 6000 }));
+    const dead = (await store.nodesAndNow()).nodes[0];
+    assertEquals([dead.declared_dead_at, dead.declared_dead_by], [declared!.at, "live"]);
+    // Read after the declaration, the node knew of it: it takes its row back.
+    await store.saveNode(node("slow", { db_heartbeat_at: declared!.at + 1 }));
+    const back = (await store.nodesAndNow()).nodes[0];
+    assertEquals([back.declared_dead_at, back.declared_dead_by], [null, null]);
+  },
+);
+
+contract(
   "declareDead",
   "returns the ids of the runs it marked lost, for the declaring node to retry",
   async ({ store }) => {

@@ -76,8 +76,13 @@ export interface DialectProfile {
    * each of those tables that exists: `tbl` and `name`.
    */
   tableColumnsSql(count: number): string;
-  /** `INSERT … ` tail that updates `columns` when the key exists. */
-  upsertTail(key: string, columns: string[]): string;
+  /**
+   * `INSERT … ` tail that updates `columns` when the key exists: each to
+   * the value inserted, or to the expression `set` gives for it.
+   */
+  upsertTail(key: string, columns: string[], set?: Record<string, string>): string;
+  /** In an upsert's update, the value `column` was to be inserted with. */
+  inserted(column: string): string;
   /** A JSON property of a column as text. */
   jsonText(column: string, property: string): string;
   /** Delete the `limit` oldest rows (by id) matching `where`. */
@@ -109,8 +114,11 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
       `SELECT TABLE_NAME AS tbl, COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${
         Array(count).fill("?").join(", ")
       })`,
-    upsertTail: (_key, columns) =>
-      ` ON DUPLICATE KEY UPDATE ${columns.map((c) => `\`${c}\` = VALUES(\`${c}\`)`).join(", ")}`,
+    upsertTail: (_key, columns, set = {}) =>
+      ` ON DUPLICATE KEY UPDATE ${
+        columns.map((c) => `\`${c}\` = ${set[c] ?? `VALUES(\`${c}\`)`}`).join(", ")
+      }`,
+    inserted: (column) => `VALUES(\`${column}\`)`,
     jsonText: (column, property) => `JSON_UNQUOTE(JSON_EXTRACT(${column}, '$.${property}'))`,
     deleteOldest: (table, where) => `DELETE FROM ${table} WHERE ${where} ORDER BY id LIMIT ?`,
     renameTable: (from, to) => `RENAME TABLE ${from} TO ${to};`,
@@ -129,10 +137,11 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
       `SELECT t.column1 AS tbl, c.name AS name FROM (VALUES ${
         Array(count).fill("(?)").join(", ")
       }) t, pragma_table_info(t.column1) c`,
-    upsertTail: (key, columns) =>
+    upsertTail: (key, columns, set = {}) =>
       ` ON CONFLICT (${key}) DO UPDATE SET ${
-        columns.map((c) => `\`${c}\` = excluded.\`${c}\``).join(", ")
+        columns.map((c) => `\`${c}\` = ${set[c] ?? `excluded.\`${c}\``}`).join(", ")
       }`,
+    inserted: (column) => `excluded.\`${column}\``,
     // As text, as MySQL gives it: json_extract would return 42, which is not '42'.
     jsonText: (column, property) => `CAST(json_extract(${column}, '$.${property}') AS TEXT)`,
     // SQLite's DELETE takes no LIMIT unless compiled for it.

@@ -44,13 +44,27 @@ export async function saveNode(driver: Driver, node: Node): Promise<void> {
   await writeNode(driver, driver, node);
 }
 
+/**
+ * Insert or update a node's row. A heartbeat that was on its way while
+ * another node declared this one dead (a stalled connection) leaves the
+ * declaration: the database's clock it carries was read before it, and the
+ * node is to learn of it at its next look, not have it erased.
+ */
 async function writeNode(executor: Executor, driver: Driver, node: Node): Promise<void> {
+  const p = driver.profile;
+  const keep = (column: string) =>
+    `CASE WHEN declared_dead_at > ${p.inserted("db_heartbeat_at")} THEN ${column} ELSE ${
+      p.inserted(column)
+    } END`;
   await executor.run(
     insertSql(
       "jm_nodes",
       NODE_COLUMNS,
       1,
-      driver.profile.upsertTail("id", NODE_COLUMNS.filter((c) => c !== "id")),
+      p.upsertTail("id", NODE_COLUMNS.filter((c) => c !== "id"), {
+        declared_dead_by: keep("declared_dead_by"),
+        declared_dead_at: keep("declared_dead_at"),
+      }),
     ),
     NODE_COLUMNS.map((c) => node[c] ?? null),
   );
