@@ -221,6 +221,32 @@ mysqlTest(
 );
 
 mysqlTest(
+  "daemon[mysql]: a stop while the database is away writes its runs' records once it is back within the stop's time",
+  async () => {
+    const db = await freshDatabase("mysql");
+    await using proxy = proxyFor(db);
+    await using h = await DaemonHarness.create(db, { store: throughProxy(db, proxy) });
+    await h.job("tick", { schedule: { second: "1", minute: "0", hour: "0" } });
+    await h.start();
+    await h.clock.set(at(1));
+    const run = await h.started("tick", at(1));
+    await h.run("tick", at(1), "running");
+    proxy.cut();
+    run.finish({ stdout: "done\n" });
+    await h.stop();
+    // Stopping, it tries the record again each second; the database comes back meanwhile.
+    await h.clock.advance(2000);
+    proxy.restore();
+    await h.until(async () => {
+      if (!h.ended) await h.clock.advance(1000);
+      return h.ended;
+    }, "the daemon to stop");
+    assert(!h.line(/could not be written before exit/), h.lines.join("\n"));
+    assertEquals((await h.run("tick", at(1), "success")).stdout, "done\n");
+  },
+);
+
+mysqlTest(
   "daemon[mysql]: watched, a change written during an outage is applied as the database comes back, not at the next 5 s poll",
   async () => {
     const db = await freshDatabase("mysql");

@@ -14,7 +14,7 @@ import { DatabaseError, isUnreachable } from "../errors.ts";
 import { log } from "./log.ts";
 import type { NewRun, RunUpdate } from "../domain/run.ts";
 import type { RunStore } from "../store/store.ts";
-import { type Clock, settlesWithin } from "./clock.ts";
+import { type Clock, Deadline } from "./clock.ts";
 import { backoff, type DbHealth } from "./db_health.ts";
 import { LostClaims } from "./lost_claims.ts";
 
@@ -63,6 +63,10 @@ const MAX_REMEMBERED = 100_000;
 const STARTING_MS = 250;
 /** A claim waits at least this long for the database, however close the grace. */
 const MIN_CLAIM_WAIT_MS = 100;
+/** Between two tries to write, at exit, the records the database did not take. */
+const CLOSE_RETRY_MS = 1000;
+/** Records the exit's error names; the rest are counted. */
+const UNWRITTEN_NAMED = 10;
 
 export class RunRecorder {
   /** Runs not yet in the database, by provisional id, with every update merged in. */
@@ -551,15 +555,41 @@ export class RunRecorder {
   /** At shutdown: try once more, for at most `timeoutMs`, to write the backlog. */
   async close(timeoutMs: number): Promise<void> {
     this.closing.abort();
+    const deadline = Deadline.in(this.clock, timeoutMs);
     // Fires held after lost claims will not be decided here again.
-    await settlesWithin(this.clock, this.lost.end(), timeoutMs);
-    if (this.backlog > 0) await settlesWithin(this.clock, this.flush(), timeoutMs);
+    await deadline.wait(this.lost.end());
+    // A database away at exit may be back within the stop's time: tried again each second till
+    // then. Unwritten, a run that ended here is marked lost once this node is declared dead.
+    while (this.backlog > 0 && deadline.left > 0) {
+      await deadline.wait(this.flush().catch(() => undefined));
+      if (this.backlog === 0 || deadline.left === 0) break;
+      await this.clock.sleep(Math.min(CLOSE_RETRY_MS, deadline.left));
+    }
     if (this.backlog > 0 || this.dropped > 0) {
       storeLog.error(
-        "{count} run records could not be written before exit ({dropped} more were dropped earlier: more than {max} waited)",
-        { count: this.backlog, dropped: this.dropped, max: this.options.maxBuffered },
+        "{count} run records could not be written before exit ({dropped} more were dropped earlier: more than {max} waited): {runs}; once this node is declared dead its runs still recorded running are marked lost (and retried where their jobs say so)",
+        {
+          count: this.backlog,
+          dropped: this.dropped,
+          max: this.options.maxBuffered,
+          runs: this.unwritten(),
+        },
       );
     }
+  }
+
+  /** The records still waiting, for the log: `job @ time` of a fire, `run N` of an update. */
+  private unwritten(): string {
+    const named = [
+      ...[...this.buffered.values()].map((row) =>
+        `${row.job_id} @ ${new Date(row.scheduled_at).toISOString()}`
+      ),
+      ...[...new Set(this.updates.map((u) => u.id))].map((id) => `run ${id}`),
+    ];
+    const shown = named.slice(0, UNWRITTEN_NAMED).join(", ");
+    return named.length > UNWRITTEN_NAMED
+      ? `${shown} and ${named.length - UNWRITTEN_NAMED} more`
+      : shown;
   }
 }
 
