@@ -239,6 +239,38 @@ for (const backend of BACKENDS) {
     );
   });
 
+  test("a job added while its owner is dead, not declared yet: its fires since are run or recorded missed", async () => {
+    await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
+    for (const node of c.nodes) node.runner.endAll();
+    await c.start();
+    await c.set(c.now() + SETTLED_MS);
+    c.freeze("n2");
+    const ids = everySecond(6, "new");
+    const owners = assignJobs(ids, ["n1", "n2"]);
+    const orphans = ids.filter((id) => owners.get(id) === "n2");
+    assert(orphans.length > 0, `n2 owns some of ${ids}`);
+    await addJobs(c, ids, { schedule: { second: "*" } });
+    await c.load(ids.length);
+    const added = c.now();
+    for (let s = 1; s <= 3; s++) await c.set(added + s * 1000);
+    await c.age("n2");
+    await c.until(async () => {
+      await c.set(c.now() + 1000);
+      const n2 = (await c.store.nodesAndNow()).nodes.find((n) => n.id === "n2")!;
+      return n2.declared_dead_at !== null;
+    }, "n2 to be declared dead");
+    // Taken over, each orphan's fires from its change on are decided: the early ones recorded missed.
+    for (const id of orphans) {
+      await c.until(async () => {
+        if ((await c.runs(id)).length === 0) await c.set(c.now() + 1000);
+        return (await c.runs(id)).find((r) => {
+          const range = /from (\S+) to (\S+) came later/.exec(r.note ?? "");
+          return range !== null && Date.parse(range[1]) <= added + 1000;
+        });
+      }, `${id}'s fires since it was added recorded`);
+    }
+  });
+
   test("a node declared dead while it was paused says so once it runs again", async () => {
     await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
     await c.start();

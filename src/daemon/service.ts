@@ -730,7 +730,9 @@ export class Service {
   /**
    * Jobs became this node's: decide their fires since the last one
    * recorded (the node that had them may have died before running them),
-   * late or missed by the usual grace and coalesce rules.
+   * or, for a job that never fired, since its last change (one added while
+   * its owner was dead, not yet declared so), late or missed by the usual
+   * grace and coalesce rules.
    */
   private gain(gained: Gained): void {
     for (const [job, why] of gained) {
@@ -744,7 +746,8 @@ export class Service {
         this.gaining.delete(job);
         const heldBack = this.heldBack.get(job);
         this.heldBack.delete(job);
-        const from = Math.min(last.get(job) ?? Infinity, (heldBack ?? Infinity) - 1);
+        const never = this.timetable.job(job)?.updated_at ?? Infinity;
+        const from = Math.min(last.get(job) ?? never, (heldBack ?? Infinity) - 1);
         if (from !== Infinity) this.timetable.rewind(job, from);
       }
       this.wake.abort();
