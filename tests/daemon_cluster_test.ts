@@ -271,6 +271,28 @@ for (const backend of BACKENDS) {
     }
   });
 
+  test("live nodes in different default zones are said to move the fires of jobs that name none", async () => {
+    const zones: Record<string, string> = { n1: "UTC", n2: "Asia/Tokyo" };
+    await using c = await ClusterHarness.create(
+      await freshDatabase(backend),
+      ["n1", "n2"],
+      (id) => ({ settings: { "jobsmanager.timezone": zones[id] } }),
+    );
+    await c.start();
+    for (const node of c.nodes) {
+      await c.until(
+        () =>
+          node.line(
+            /^the live nodes fire jobs that name no time zone in different zones \(n1: UTC; n2: Asia\/Tokyo\): such a job fires at other instants/,
+          ),
+        `${node.nodeId} to warn of the zones`,
+      );
+    }
+    // Said once, not at every look.
+    await c.set(c.now() + 5000);
+    for (const node of c.nodes) assertEquals(node.count(/different zones/), 1);
+  });
+
   test("a node declared dead while it was paused says so once it runs again", async () => {
     await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
     await c.start();

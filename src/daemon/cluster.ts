@@ -135,6 +135,8 @@ export class Cluster {
    * nothing for a while (an outage, a stall); null while it never was away.
    */
   private backAt: number | null = null;
+  /** The different zones of the live nodes last warned of (see `warnOfZones`); "" when one. */
+  private zonesSeen = "";
   /** Set when the database counts as back after an outage; the next sweep sets `backAt`. */
   private returned = false;
   /** The declaration of this node's death last reported (see `seeOwnRow`). */
@@ -423,6 +425,29 @@ export class Cluster {
   }
 
   /**
+   * Live nodes that fire jobs naming no zone in different zones (their
+   * `jobsmanager.timezone`, else their machine's) move those jobs' fires
+   * as the jobs move between them: said once for each different set.
+   */
+  private warnOfZones(live: Node[]): void {
+    const zones = new Map<string, string[]>();
+    for (const node of live) {
+      const zone = node.id === this.id ? this.o.node.timezone : node.timezone;
+      if (zone !== null) zones.set(zone, [...zones.get(zone) ?? [], node.id]);
+    }
+    const seen = zones.size > 1
+      ? [...zones].map(([zone, ids]) => `${ids.sort().join(", ")}: ${zone}`).sort().join("; ")
+      : "";
+    if (seen === this.zonesSeen) return;
+    this.zonesSeen = seen;
+    if (seen === "") return;
+    clusterLog.warn(
+      "the live nodes fire jobs that name no time zone in different zones ({zones}): such a job fires at other instants as it moves between them; give every node the same jobsmanager.timezone, or each job its own (job update --timezone)",
+      { zones: seen },
+    );
+  }
+
+  /**
    * Whether `node`, silent since `beat`, may only have been away as this
    * node was: it is given its STALE_AFTER_BEATS heartbeats, and the longest
    * wait between two tries to reconnect, from this node's return.
@@ -484,6 +509,7 @@ export class Cluster {
         if (declared.lost > 0) this.o.declaredDead?.(node.id, declared.at);
       }
     }
+    this.warnOfZones(nodes.filter((n) => live.includes(n.id)));
     this.mayReturn = mayReturn.sort();
     const writersBefore = this.writers.join("\n");
     this.leaving = [...leaving].sort();
