@@ -13,6 +13,7 @@ import {
   DaemonHarness,
   describeRun,
   NODE_ID,
+  storeWith,
   T0,
   throughProxy,
 } from "./daemon_harness.ts";
@@ -291,6 +292,73 @@ for (const backend of BACKENDS) {
     // Said once, not at every look.
     await c.set(c.now() + 5000);
     for (const node of c.nodes) assertEquals(node.count(/different zones/), 1);
+  });
+
+  test("a run queued for a job another node is running waits on its max_instances, whichever node takes it", async () => {
+    const owner = assignJobs(["slow"], ["n1", "n2"]).get("slow")!;
+    const other = owner === "n1" ? "n2" : "n1";
+    // The owner takes no `job run` request: the other node must.
+    const db = await freshDatabase(backend);
+    const takesNone = storeWith(db, { queuedManualRuns: () => () => Promise.resolve([]) });
+    await using c = await ClusterHarness.create(
+      db,
+      ["n1", "n2"],
+      (id) => id === owner ? { store: takesNone } : {},
+    );
+    for (const node of c.nodes) node.runner.endAll((run) => run.jobId === "slow");
+    await c.start();
+    await addJobs(c, ["slow"], { schedule: { second: "0" }, max_instances: "1" });
+    await c.load(1);
+    const minute = Math.ceil((c.now() + SETTLED_MS) / 60_000) * 60_000;
+    await step(c, minute, 1);
+    assert(c.node(owner).runner.of("slow").some((r) => r.running), "the owner runs slow");
+    const [request] = await c.store.claimRuns([{
+      job_id: "slow",
+      scheduled_at: c.now(),
+      status: "queued",
+      trigger: "manual",
+    }]);
+    const taken = await c.until(async () => {
+      await c.set(c.now() + 1000);
+      const run = await c.store.getRun(request!);
+      return run?.status === "queued" ? null : run;
+    }, "the request to be taken");
+    assertEquals([taken.node_id, taken.status], [other, "skipped"]);
+    assertEquals(
+      taken.note,
+      `max_instances (1) runs were still running (1 of them on node ${owner})`,
+    );
+    assertEquals(c.node(other).runner.of("slow"), []);
+  });
+
+  test("a job's run another node took from the queue holds its owner's next fire (max_instances)", async () => {
+    await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
+    for (const node of c.nodes) node.runner.endAll();
+    await c.start();
+    // Once an hour, at 00:30.
+    await addJobs(c, ["slow"], { schedule: { second: "0", minute: "30" }, max_instances: "1" });
+    await c.load(1);
+    const owner = assignJobs(["slow"], ["n1", "n2"]).get("slow")!;
+    const other = owner === "n1" ? "n2" : "n1";
+    await c.set(c.now() + SETTLED_MS);
+    // A `job run` the other node took and runs, as its row says.
+    await c.store.claimRuns([{
+      job_id: "slow",
+      scheduled_at: c.now(),
+      status: "running",
+      trigger: "manual",
+      node_id: other,
+      started_at: c.now(),
+    }]);
+    // The owner's polls see the run elsewhere before its fire.
+    for (let s = 1; s <= 5; s++) await c.set(c.now() + 1000);
+    const halfPast = T0 + 30 * 60_000;
+    await step(c, halfPast, 1);
+    const [fire] = (await c.runs("slow")).filter((r) => r.scheduled_at === halfPast);
+    assertEquals([fire.status, fire.note], [
+      "skipped",
+      `max_instances (1) runs were still running (1 of them on node ${other})`,
+    ]);
   });
 
   test("a node declared dead while it was paused says so once it runs again", async () => {

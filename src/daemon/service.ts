@@ -618,13 +618,16 @@ export class Service {
         // died or stopped since: asked only while one is pending, not on
         // every poll of an idle service.
         if (state.oldestPendingMarker !== null) await this.o.store.settleMarkers();
+        // With other nodes, a job's runs on any of them count against its max_instances: a
+        // retry or `job run` one node takes, a fire its owner starts (within a poll's time).
+        if (this.o.cluster.writers.length > 1) await this.syncRunsElsewhere();
+        else if (this.elsewhere.size > 0) await this.releaseEndedElsewhere();
         if (state.manualRuns) await this.takeManualRuns();
         if (state.nextDueRun !== null) {
           if (state.nextDueRun <= this.o.clock.now()) await this.takeDueRuns();
           else this.dueAt(state.nextDueRun);
         }
         if (state.cancelRequests) await this.takeCancelRequests();
-        if (this.elsewhere.size > 0) await this.releaseEndedElsewhere();
       } while (this.pollAgain && !this.stopping);
     })().catch((error) => this.o.health.failed(error)).finally(() => this.polling = false);
   }
@@ -657,7 +660,12 @@ export class Service {
    * would have. Polls let each go once its run has ended.
    */
   private async holdRunsElsewhere(): Promise<void> {
-    for (const run of await this.o.store.activeRunsElsewhere(this.nodeId)) {
+    this.holdElsewhere(await this.o.store.activeRunsElsewhere(this.nodeId));
+  }
+
+  /** Hold a slot of its job for each of `active` not held yet. */
+  private holdElsewhere(active: Pick<Run, "id" | "job_id" | "node_id">[]): void {
+    for (const run of active) {
       if (this.elsewhere.has(run.id)) continue;
       this.elsewhere.set(run.id, {
         node: run.node_id!,
@@ -666,15 +674,27 @@ export class Service {
     }
   }
 
+  /** Hold the slots of the runs on other nodes, and let go of those that ended: one query. */
+  private async syncRunsElsewhere(): Promise<void> {
+    // Only those held before asking: a hold taken meanwhile is not in the answer.
+    const asked = [...this.elsewhere.keys()];
+    const active = await this.o.store.activeRunsElsewhere(this.nodeId);
+    this.releaseEnded(asked, active);
+    this.holdElsewhere(active);
+  }
+
   /** Let go of the slots of runs on other nodes that ended, or whose node is gone. */
   private async releaseEndedElsewhere(): Promise<void> {
     // Only those asked about: a hold taken meanwhile is not in the answer.
     const asked = [...this.elsewhere.keys()];
-    const active = new Set(
-      (await this.o.store.activeRunsElsewhere(this.nodeId, asked)).map((run) => run.id),
-    );
+    this.releaseEnded(asked, await this.o.store.activeRunsElsewhere(this.nodeId, asked));
+  }
+
+  /** Of the runs elsewhere `asked` about, let go of those not `active` any more. */
+  private releaseEnded(asked: number[], active: Pick<Run, "id">[]): void {
+    const still = new Set(active.map((run) => run.id));
     for (const id of asked) {
-      if (active.has(id)) continue;
+      if (still.has(id)) continue;
       this.elsewhere.get(id)?.slot.release();
       this.elsewhere.delete(id);
     }
@@ -1691,7 +1711,9 @@ export class Service {
       const skipped = await claim({
         status: "skipped",
         finished_at: now,
-        note: `max_instances (${maxInstances}) runs were still running`,
+        note: `max_instances (${maxInstances}) runs were still running${
+          this.elsewhereNote(job.id)
+        }`,
       });
       if (skipped) this.o.observer?.ended(job.id, "skipped");
       return;
