@@ -120,3 +120,22 @@ export async function fill(page: Page, selector: string, text: string): Promise<
   await page.evaluate(`document.querySelector(${JSON.stringify(selector)}).value = ""`);
   await page.type(selector, text);
 }
+
+/**
+ * Wait until the page expression `test` is true; on timeout, fail with
+ * `what` and the value of the page expression `state` (what it showed).
+ */
+export async function waitUntil(
+  page: Page,
+  test: string,
+  what: string,
+  state: string,
+  timeoutMs = 15_000,
+): Promise<void> {
+  try {
+    await page.waitForFunction(test, { timeout: timeoutMs });
+  } catch {
+    const shown = await page.evaluate<unknown>(state);
+    throw new Error(`waited ${timeoutMs} ms for ${what}; the page shows ${JSON.stringify(shown)}`);
+  }
+}

@@ -42,8 +42,8 @@ function authHeaders(extra) {
   return headers;
 }
 
-async function api(method, path, body) {
-  const headers = authHeaders({ Accept: "application/json" });
+async function api(method, path, body, extraHeaders) {
+  const headers = authHeaders(Object.assign({ Accept: "application/json" }, extraHeaders));
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let res;
   try {

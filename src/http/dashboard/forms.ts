@@ -132,6 +132,12 @@ function jobForm(job, signal) {
       formError.replaceChildren(errorBox(e));
     }
   };
+  /** Someone changed the job since this form was filled: say so, and offer the new copy. */
+  const showConflict = (e) => {
+    formError.replaceChildren(h("div", { class: "alert", role: "alert", id: "conflict" }, e.message, " ",
+      h("button", { type: "button", id: "reload-job", onclick: route }, "Reload the job (your changes here are lost)")));
+    formError.scrollIntoView({ block: "center" });
+  };
   const previewSchedule = async () => {
     clearErrors();
     preview.replaceChildren();
@@ -167,12 +173,14 @@ function jobForm(job, signal) {
     event.preventDefault();
     clearErrors();
     try {
+      // The copy this form was made on: a job changed since (another tab) is refused, not merged.
       const saved = editing
-        ? await api("PATCH", "/jobs/" + enc(job.id), body())
+        ? await api("PATCH", "/jobs/" + enc(job.id), body(), { "If-Match": '"' + msOf(job.updated_at) + '"' })
         : await api("POST", "/jobs", body());
       location.hash = "#/jobs/" + enc(saved.id);
     } catch (e) {
-      if (e.status !== 401) showError(e);
+      if (e.status === 409 && editing) showConflict(e);
+      else if (e.status !== 401) showError(e);
     }
   });
   show(signal, h("h1", {}, editing ? "Edit " + job.id : "Add a job"), formError, form);

@@ -1,0 +1,79 @@
+/**
+ * The dashboard's edit form in real Chromium against the in-process API:
+ * a change made on a copy someone else replaced is refused with the API's
+ * message and a way to reload, and env and description come back exactly
+ * as they were unless changed.
+ */
+import { assertEquals } from "./assert.ts";
+import { freshDatabase } from "./helpers.ts";
+import { ADMIN, type Api, startApi } from "./http_harness.ts";
+import {
+  CHROMIUM,
+  fill,
+  openBrowser,
+  screenshot,
+  takePageErrors,
+  waitForText,
+  waitUntil,
+} from "./browser_harness.ts";
+import type { Page } from "./browser_puppeteer.d.ts";
+
+async function signIn(page: Page, url: string, hash: string): Promise<void> {
+  await page.goto(`${url}/${hash}`);
+  await page.waitForSelector("#login input[name=token]");
+  await page.type("#login input[name=token]", ADMIN);
+  await page.click("#login button[type=submit]");
+  await waitForText(page, "#who", "admin");
+}
+
+async function addJob(api: Api, body: Record<string, unknown>): Promise<void> {
+  const added = await api.call("POST", "/api/v1/jobs", {
+    body: { command: "true", cron: "0 3 * * *", ...body },
+  });
+  assertEquals(added.status, 201, JSON.stringify(added.body));
+}
+
+async function stored(api: Api, id: string): Promise<Record<string, unknown>> {
+  return (await api.call("GET", `/api/v1/jobs/${id}`)).body as Record<string, unknown>;
+}
+
+const valueOf = (selector: string) => `document.querySelector(${JSON.stringify(selector)})?.value`;
+
+Deno.test({
+  name: "dashboard: a save on a copy another tab replaced is refused, with a way to reload",
+  ignore: CHROMIUM === null,
+  async fn() {
+    await using db = await freshDatabase("sqlite");
+    await using api = await startApi(db);
+    await addJob(api, { id: "twice", description: "first" });
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    await signIn(page, api.url, "#/jobs/twice/edit");
+    await page.waitForSelector("#job-form [name=description]");
+
+    // The other tab saves first.
+    const other = await api.call("PATCH", "/api/v1/jobs/twice", { body: { hour: "4" } });
+    assertEquals(other.status, 200);
+    await fill(page, "#job-form [name=description]", "from this tab");
+    await page.click("#save");
+    await waitForText(page, "#conflict", "was changed at");
+    await screenshot(page, "job-form-conflict");
+    const kept = await stored(api, "twice");
+    assertEquals([kept.hour, kept.description], ["4", "first"], "the other tab's change stays");
+
+    await page.click("#reload-job");
+    const hour = `#job-form [aria-label=hour]`;
+    await waitUntil(
+      page,
+      `${valueOf(hour)} === "4"`,
+      "the form to show the other tab's hour",
+      valueOf(hour),
+    );
+    await fill(page, "#job-form [name=description]", "from this tab");
+    await page.click("#save");
+    await waitForText(page, "#job-fields", "from this tab");
+    const saved = await stored(api, "twice");
+    assertEquals([saved.hour, saved.description], ["4", "from this tab"]);
+    assertEquals(takePageErrors(), []);
+  },
+});
