@@ -77,3 +77,64 @@ Deno.test({
     assertEquals(takePageErrors(), []);
   },
 });
+
+Deno.test({
+  name: "dashboard: env values with newlines, tabs and blanks, and a description, come back exact",
+  ignore: CHROMIUM === null,
+  async fn() {
+    await using db = await freshDatabase("sqlite");
+    await using api = await startApi(db);
+    const env = {
+      ML: "line1\nline2",
+      PAD: "  padded  ",
+      TAB: "a\tb",
+      QUOTED: '"as typed"',
+      PLAIN: "x=1 y",
+    };
+    await addJob(api, { id: "envy", env, description: "  spaced out  " });
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    await signIn(page, api.url, "#/jobs/envy");
+    await waitForText(page, "#job-env", "ML=");
+    const shown = await page.evaluate<string[]>(
+      `[...document.querySelectorAll("#job-env [data-env]")].map((el) => el.innerText)`,
+    );
+    assertEquals(shown, [
+      'ML="line1\\nline2"',
+      'PAD="  padded  "',
+      'TAB="a\\tb"',
+      'QUOTED="\\"as typed\\""',
+      "PLAIN=x=1 y",
+    ]);
+
+    // A change to another field leaves env and description exactly as they were.
+    await page.goto(`${api.url}/#/jobs/envy/edit`);
+    await page.waitForSelector("#job-form [name=timeout]");
+    await fill(page, "#job-form [name=timeout]", "30");
+    await page.click("#save");
+    await waitForText(page, "#job-fields", "30 s");
+    let job = await stored(api, "envy");
+    assertEquals([job.timeout, job.env, job.description], [30, env, "  spaced out  "]);
+
+    // Typed values are kept as typed, blanks included; a JSON string may hold a newline.
+    await page.goto(`${api.url}/#/jobs/envy/edit`);
+    await page.waitForSelector("#job-form [name=env]");
+    await fill(
+      page,
+      "#job-form [name=env]",
+      'ML="one\\ntwo"\nPAD=  typed \nTAB="a\\tb"\nPLAIN=x=1 y',
+    );
+    await page.click("#save");
+    await waitForText(page, "#job-fields", "typed");
+    job = await stored(api, "envy");
+    assertEquals(job.env, { ML: "one\ntwo", PAD: "  typed ", TAB: "a\tb", PLAIN: "x=1 y" });
+    await screenshot(page, "job-env");
+
+    await page.goto(`${api.url}/#/jobs/envy/edit`);
+    await page.waitForSelector("#job-form [name=env]");
+    await fill(page, "#job-form [name=env]", 'BAD="unclosed');
+    await page.click("#save");
+    await waitForText(page, "[data-error=env]", "is a JSON string");
+    assertEquals(takePageErrors(), []);
+  },
+});

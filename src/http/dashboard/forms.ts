@@ -4,6 +4,46 @@
  * CLI's rules and its message is shown beside the field it names.
  */
 export const FORMS_JS = String.raw`
+/** Characters a value cannot show as is on one line of the env box: line ends, tabs, controls, bidi. */
+const ENV_QUOTED = /[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]|^\s|\s$|^"/;
+
+/**
+ * An env value as the env box shows it: as is, or as a JSON string when a
+ * newline, a tab, a control or a blank at either end would be lost or
+ * hidden (ML="line1\nline2"). envPairs() reads either back, exactly.
+ */
+function envText(value) {
+  if (!ENV_QUOTED.test(value)) return value;
+  return JSON.stringify(value).replace(/[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+}
+
+/** The env box's lines as NAME=value strings for the API (it names a bad line), values exact. */
+function envPairs(text) {
+  const pairs = [];
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") continue;
+    const eq = line.indexOf("=");
+    if (eq < 0) { pairs.push(line); continue; }
+    const name = line.slice(0, eq).trim();
+    const raw = line.slice(eq + 1);
+    let value = raw;
+    if (raw.startsWith('"')) {
+      try {
+        value = JSON.parse(raw);
+      } catch (e) {
+        value = null;
+      }
+      if (typeof value !== "string") {
+        throw Object.assign(new Error("env: " + name + ": a value that starts with \" is a JSON string, as in " +
+          name + '="line1\\nline2"; ' + raw + " is not one"), { field: "env" });
+      }
+    }
+    pairs.push(name + "=" + value);
+  }
+  return pairs;
+}
+
 page(/^\/add-job$/, (_, query, signal) => jobForm(null, signal));
 page(/^\/jobs\/(.+)\/edit$/, async ([id], _, signal) => jobForm(await api("GET", "/jobs/" + enc(id)), signal));
 
@@ -34,9 +74,10 @@ page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
       row("max_instances", orDefault(job.max_instances)),
       row("coalesce", orDefault(job.coalesce)),
       row("misfire_grace_time", job.misfire_grace_time === null ? orDefault(null) : job.misfire_grace_time + " s"),
-      row("env", env.length ? h("code", {}, env.map(([k, v]) => k + "=" + v).join("\n")) : h("span", { class: "muted" }, "none")),
+      row("env", env.length ? h("div", { class: "mono env", id: "job-env" }, env.map(([k, v]) => h("div", { "data-env": k }, k + "=" + envText(v))))
+        : h("span", { class: "muted" }, "none")),
       row("cwd", orDefault(job.cwd)),
-      row("description", job.description || h("span", { class: "muted" }, "none")),
+      row("description", job.description ? h("div", { class: "prose", id: "job-description" }, job.description) : h("span", { class: "muted" }, "none")),
       row("created", when(job.created_at)),
       row("updated", when(job.updated_at)))),
     h("h2", {}, "Next " + d.next.length + " fires", job.enabled ? null : h("span", { class: "muted small" }, " (once enabled)")),
@@ -72,9 +113,10 @@ function jobForm(job, signal) {
   const coalesce = h("select", { name: "coalesce" }, [["", "service default"], ["true", "yes"], ["false", "no"]].map(([v, t]) =>
     h("option", { value: v, selected: editing && String(job.coalesce) === v || (!editing || job.coalesce === null) && v === "" }, t)));
   const enabled = h("input", { type: "checkbox", name: "enabled", checked: editing ? job.enabled : true });
-  const env = h("textarea", { name: "env", value: editing ? Object.entries(job.env).map(([k, v]) => k + "=" + v).join("\n") : "", placeholder: "NAME=value, one per line" });
+  const envBefore = editing ? Object.entries(job.env).map(([k, v]) => k + "=" + envText(v)).join("\n") : "";
+  const env = h("textarea", { name: "env", value: envBefore, placeholder: "NAME=value, one per line" });
   const cwd = input("cwd", editing ? job.cwd : "", { placeholder: "the service's" });
-  const description = input("description", editing ? job.description : "");
+  const description = h("textarea", { name: "description", value: editing && job.description !== null ? job.description : "", rows: 2 });
   const preview = h("div", { class: "small", id: "preview" });
   const formError = h("div", { id: "form-error" });
 
@@ -101,17 +143,22 @@ function jobForm(job, signal) {
     const coalesceWas = editing && job.coalesce !== null ? String(job.coalesce) : "";
     if (coalesce.value !== coalesceWas) b.coalesce = coalesce.value === "" ? null : coalesce.value === "true";
     if (!editing || enabled.checked !== job.enabled) b.enabled = enabled.checked;
-    const lines = env.value.split("\n").map((l) => l.trim()).filter((l) => l !== "");
-    if (editing) {
-      const kept = new Set(lines.map((l) => l.split("=")[0]));
-      const gone = Object.keys(job.env).filter((k) => !kept.has(k));
-      if (gone.length) b.unset_env = gone;
-      const before = Object.entries(job.env).map(([k, v]) => k + "=" + v);
-      const changed = lines.filter((l) => !before.includes(l));
-      if (changed.length) b.env = changed;
-    } else if (lines.length) b.env = lines;
+    // Env only when its box changed, and then only the variables that did: values never trimmed.
+    if (env.value !== envBefore) {
+      const pairs = envPairs(env.value);
+      if (editing) {
+        const kept = new Set(pairs.map((p) => p.split("=")[0]));
+        const gone = Object.keys(job.env).filter((k) => !kept.has(k));
+        if (gone.length) b.unset_env = gone;
+        const changed = pairs.filter((p) => {
+          const eq = p.indexOf("=");
+          return eq < 0 || job.env[p.slice(0, eq)] !== p.slice(eq + 1);
+        });
+        if (changed.length) b.env = changed;
+      } else if (pairs.length) b.env = pairs;
+    }
     put("cwd", cwd.value.trim(), editing ? job.cwd : undefined);
-    put("description", description.value.trim(), editing ? job.description : undefined);
+    put("description", description.value, editing ? job.description : undefined);
     if (!editing) for (const k of Object.keys(b)) if (b[k] === "") delete b[k];
     return b;
   };
@@ -162,9 +209,9 @@ function jobForm(job, signal) {
     field("misfire_grace_time", "Misfire grace time (s)", grace),
     field("coalesce", "Coalesce late fires", coalesce),
     field("enabled", "Enabled", enabled),
-    field("env", "Environment", env, "NAME=value per line", true),
+    field("env", "Environment", env, 'NAME=value per line; a value with a newline, a tab or blanks at an end as a JSON string: NAME="line1\\nline2"', true),
     field("cwd", "Working directory", cwd, "absolute path"),
-    field("description", "Description", description),
+    field("description", "Description", description, null, true),
     h("datalist", { id: "zones" }, zones.map((z) => h("option", { value: z }))),
     h("div", { class: "wide actions" },
       h("button", { class: "primary", type: "submit", id: "save" }, editing ? "Save changes" : "Add job"),

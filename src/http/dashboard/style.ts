@@ -72,6 +72,7 @@ form.job .hint { font-weight: 400; color: var(--muted); font-size: .78rem; }
 dl.grid { display: grid; grid-template-columns: max-content 1fr; gap: .35rem 1rem; margin: 0; }
 dl.grid dt { color: var(--muted); }
 dl.grid dd { margin: 0; word-break: break-word; }
+.env div, .prose { white-space: pre-wrap; }
 .tiles { display: grid; grid-template-columns: repeat(auto-fit, minmax(10rem, 1fr)); gap: .75rem; margin-bottom: 1rem; }
 .tile { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: .75rem; }
 .tile .value { font-size: 1.5rem; font-weight: 700; }
