@@ -619,7 +619,7 @@ for (const backend of BACKENDS) {
     }));
 }
 
-Deno.test("api: an unreachable database answers 503 with the CLI's message, no password", async () => {
+Deno.test("api: an unreachable database answers 503 with the CLI's message (status: what it knows), no password", async () => {
   const store = openStore(
     resolveTarget({ ...defaultSettings(), "db.url": "mysql://root:S3cret-pw@127.0.0.1:1/nowhere" }),
   );
@@ -646,6 +646,17 @@ Deno.test("api: an unreachable database answers 503 with the CLI's message, no p
     assert(!JSON.stringify(body).includes("S3cret-pw"), "the password shows in an answer");
     const ready = await fetch(`${server.url}/readyz`);
     assertEquals([ready.status, (await ready.json()).status], [503, "degraded"]);
+    // What status knows for sure is that the database is down: it says so rather than fail.
+    const status = await fetch(`${server.url}/api/v1/status`);
+    const known = await status.json();
+    assertEquals([status.status, known.database.state, known.read_at, known.services], [
+      200,
+      "down",
+      null,
+      [],
+    ]);
+    assertStringIncludes(known.database.detail, "127.0.0.1:1");
+    assert(!JSON.stringify(known).includes("S3cret-pw"), "the password shows in the status");
   } finally {
     await server.close();
     await store.close();

@@ -288,6 +288,9 @@ const schemas: Record<string, Schema> = {
     runs_per_minute: list(
       closed({ minute: instant("start of the minute"), counts: ref("StatusCounts") }),
     ),
+    read_at: instantOrNull(
+      "when the rest was read from the database: earlier while it is down (null: never read)",
+    ),
   }),
   Check: closed({ ok: bool, detail: str }),
   Readiness: closed({

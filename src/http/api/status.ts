@@ -1,11 +1,14 @@
 /**
  * `/api/v1/status` (as `jobsmanager status`, plus the database as this
  * server sees it and runs per minute for the chart) and `/api/v1/reload`.
+ * While the database is away `/status` still answers, with the database
+ * down and the rest as last read (`read_at`), so a dashboard can say so.
  */
 import { Hono } from "hono";
 import { reload } from "../../app/jobs.ts";
 import { status } from "../../app/status.ts";
 import { zoneOf } from "../../domain/job.ts";
+import { DatabaseError } from "../../errors.ts";
 import type { Readiness } from "../health.ts";
 import { type ApiContext, json } from "./context.ts";
 
@@ -16,16 +19,37 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
   const routes = new Hono();
   const { store } = api;
 
+  /** The last status read from the database: what is known while it is away. */
+  let last: Record<string, unknown> = {
+    services: [],
+    pending_markers: 0,
+    latest_marker: 0,
+    runs_last_hour: {},
+    next_fires: [],
+    silent_jobs: [],
+    runs_per_minute: [],
+    read_at: null,
+  };
+
   routes.get("/status", async (c) => {
     const now = Date.now();
     const first = Math.floor((now - HOUR_MS) / MINUTE_MS + 1) * MINUTE_MS;
-    const [s, perMinute, ready] = await Promise.all([
-      status(store, { now, heartbeatMs: api.heartbeatMs, defaultZone: api.defaultZone }),
-      store.countRunsByMinute(first),
-      readiness(),
-    ]);
+    const readyNow = readiness();
+    let s, perMinute;
+    try {
+      [s, perMinute] = await Promise.all([
+        status(store, { now, heartbeatMs: api.heartbeatMs, defaultZone: api.defaultZone }),
+        store.countRunsByMinute(first),
+      ]);
+    } catch (error) {
+      if (!(error instanceof DatabaseError) || !error.unreachable) throw error;
+      // A 503 here would hide the one thing known for sure: the database is down.
+      await readyNow;
+      return json(c, { ...last, database: { state: "down", detail: api.redact(error.message) } });
+    }
+    const ready = await readyNow;
     const counts = new Map(perMinute.map((m) => [m.minute, m.counts]));
-    return json(c, {
+    last = {
       services: s.services,
       pending_markers: s.pendingMarkers,
       latest_marker: s.latestMarker,
@@ -40,11 +64,15 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
         since: new Date(j.since).toISOString(),
         alert_after: j.alert_after,
       })),
-      database: { state: ready.database.ok ? "up" : "down", detail: ready.database.detail },
       runs_per_minute: Array.from({ length: 60 }, (_, i) => {
         const minute = first + i * MINUTE_MS;
         return { minute: new Date(minute), counts: counts.get(minute) ?? {} };
       }),
+      read_at: new Date(now),
+    };
+    return json(c, {
+      ...last,
+      database: { state: ready.database.ok ? "up" : "down", detail: ready.database.detail },
     });
   });
 
