@@ -139,3 +139,36 @@ export async function waitUntil(
     throw new Error(`waited ${timeoutMs} ms for ${what}; the page shows ${JSON.stringify(shown)}`);
   }
 }
+
+/** A canned answer for a request the page makes. */
+export interface Canned {
+  status: number;
+  body: string;
+  contentType?: string;
+}
+
+export interface Interceptor {
+  /** Answer requests to /api/v1 paths for which this gives an answer; the rest go through. */
+  answer: (path: string) => Canned | null;
+  /** Requests seen per API path (with its query). */
+  seen: Map<string, number>;
+}
+
+/** Let the test answer some of the page's API requests itself (an outage, a refusal). */
+export async function intercept(page: Page): Promise<Interceptor> {
+  const interceptor: Interceptor = { answer: () => null, seen: new Map() };
+  await page.setRequestInterception(true);
+  page.on("request", (request) => {
+    const url = new URL(request.url());
+    const path = url.pathname + url.search;
+    interceptor.seen.set(path, (interceptor.seen.get(path) ?? 0) + 1);
+    const canned = url.pathname.startsWith("/api/v1/") ? interceptor.answer(path) : null;
+    if (canned === null) return void request.continue();
+    void request.respond({
+      status: canned.status,
+      contentType: canned.contentType ?? "application/json",
+      body: canned.body,
+    });
+  });
+  return interceptor;
+}

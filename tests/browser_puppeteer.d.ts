@@ -24,9 +24,18 @@ export interface ElementHandle {
   type(text: string): Promise<void>;
 }
 
+export interface HTTPRequest {
+  url(): string;
+  method(): string;
+  continue(): Promise<void>;
+  respond(response: { status: number; contentType?: string; body?: string }): Promise<void>;
+}
+
 export interface Page {
+  setRequestInterception(on: boolean): Promise<void>;
   goto(url: string): Promise<unknown>;
   setViewport(viewport: Viewport): Promise<void>;
+  on(event: "request", handler: (request: HTTPRequest) => void): void;
   on(event: "pageerror", handler: (error: Error) => void): void;
   on(event: "console", handler: (message: { type(): string; text(): string }) => void): void;
   screenshot(options: { path: string; fullPage?: boolean }): Promise<unknown>;

@@ -33,6 +33,7 @@ class ApiError extends Error {
     super((body && body.error) || "the server answered " + status);
     this.status = status;
     this.field = body && body.field;
+    this.body = body;
   }
 }
 
@@ -264,6 +265,7 @@ function page(pattern, render) {
 
 async function route() {
   pageAbort.abort();
+  document.title = "jobsmanager";
   pageAbort = new AbortController();
   const signal = pageAbort.signal;
   const hash = location.hash || "#/jobs";
@@ -298,6 +300,68 @@ async function route() {
 /** Replace the page, unless the viewer has moved on meanwhile. */
 function show(signal, ...children) {
   if (!signal.aborted) main().replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+}
+
+/**
+ * Make old (a node on the page) look like next (a fresh drawing of it),
+ * keeping every node that is still there: focus, text selection and scroll
+ * survive a refresh. Listeners stay those of the first drawing, so a page
+ * drawn this way binds only what its refreshes do not change.
+ */
+function morph(old, next) {
+  if (old.nodeType !== next.nodeType || old.nodeName !== next.nodeName) return old.replaceWith(next);
+  if (old.nodeType === Node.TEXT_NODE) {
+    if (old.nodeValue !== next.nodeValue) old.nodeValue = next.nodeValue;
+    return;
+  }
+  if (old.nodeType !== Node.ELEMENT_NODE) return;
+  for (const a of [...old.attributes]) if (!next.hasAttribute(a.name)) old.removeAttribute(a.name);
+  for (const a of next.attributes) if (old.getAttribute(a.name) !== a.value) old.setAttribute(a.name, a.value);
+  morphChildren(old, [...next.childNodes]);
+}
+
+function morphChildren(parent, nodes) {
+  const old = [...parent.childNodes];
+  nodes.forEach((node, i) => i < old.length ? morph(old[i], node) : parent.append(node));
+  for (const extra of old.slice(nodes.length)) extra.remove();
+}
+
+/**
+ * Draw a page from load() now and every everyMs until signal aborts or
+ * until(data). A failed load keeps what was shown, says what failed and
+ * since when in a banner, and tries again; the next answer clears it.
+ */
+async function poll(signal, everyMs, load, draw, until) {
+  let shown = false;
+  let failingSince = null;
+  while (!signal.aborted) {
+    let data;
+    try {
+      data = await load();
+    } catch (e) {
+      if (signal.aborted || e.status === 401) return;
+      failingSince = failingSince || new Date();
+      const banner = h("div", { class: "alert", role: "alert", id: "refresh-error" },
+        "Not refreshed since " + fmt(failingSince) + ": " + e.message + ". Trying again every " + everyMs / 1000 +
+        " s" + (shown ? "; what is shown below was read before." : "."));
+      const place = document.getElementById("refresh-error");
+      if (place) place.replaceWith(banner);
+      else if (shown) main().prepend(banner);
+      else show(signal, banner);
+      await sleep(everyMs, signal);
+      continue;
+    }
+    if (signal.aborted) return;
+    failingSince = null;
+    const children = draw(data).flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false);
+    const banner = document.getElementById("refresh-error");
+    if (banner) banner.remove();
+    if (shown) morphChildren(main(), children);
+    else show(signal, children);
+    shown = true;
+    if (until && until(data)) return;
+    await sleep(everyMs, signal);
+  }
 }
 
 window.addEventListener("hashchange", route);

@@ -156,33 +156,28 @@ page(/^\/runs$/, async (_, query, signal) => {
   }, signal, (on) => live.set(on));
 });
 
-page(/^\/runs\/(\d+)$/, async ([id], _, signal) => {
-  for (let first = true; !signal.aborted; first = false) {
-    const run = await api("GET", "/runs/" + id);
-    const output = (name, text) => [h("h2", {}, name), text ? h("pre", { id: name }, text) : h("p", { class: "muted" }, "(empty)")];
-    show(signal,
-      h("h1", {}, "Run #" + run.id, badge(run.status, run.note),
-        FINAL(run.status) || run.cancel_requested_at ? null : action("Cancel", () => api("POST", "/runs/" + run.id + "/cancel"), {
-          class: "danger", confirm: "Cancel run #" + run.id + "?",
-        })),
-      h("div", { class: "card" }, h("dl", { class: "grid" },
-        h("dt", {}, "job"), h("dd", {}, h("a", { href: "#/jobs/" + enc(run.job_id) }, run.job_id)),
-        h("dt", {}, "trigger"), h("dd", {}, run.trigger + (run.forced ? " (forced)" : "")),
-        h("dt", {}, "scheduled"), h("dd", {}, when(run.scheduled_at)),
-        h("dt", {}, "started"), h("dd", {}, when(run.started_at)),
-        h("dt", {}, "finished"), h("dd", {}, when(run.finished_at)),
-        h("dt", {}, "duration"), h("dd", {}, duration(run)),
-        h("dt", {}, "exit code"), h("dd", {}, run.exit_code === null ? "-" : run.exit_code),
-        h("dt", {}, "signal"), h("dd", {}, run.signal || "-"),
-        h("dt", {}, "node"), h("dd", {}, run.node_id || "-"),
-        h("dt", {}, "note"), h("dd", {}, run.note || "-"),
-        run.cancel_requested_at ? [h("dt", {}, "cancel asked"), h("dd", {}, when(run.cancel_requested_at), " by " + run.cancel_requested_by)] : null)),
-      output("stdout", run.stdout), output("stderr", run.stderr));
-    if (FINAL(run.status)) return;
-    if (first) document.title = "run " + run.id;
-    await sleep(1000, signal);
-  }
-});
+page(/^\/runs\/(\d+)$/, ([id], _, signal) => poll(signal, 1000, () => api("GET", "/runs/" + id), (run) => {
+  const output = (name, text) => [h("h2", {}, name), text ? h("pre", { id: name }, text) : h("p", { class: "muted" }, "(empty)")];
+  document.title = FINAL(run.status) ? "jobsmanager" : "run " + run.id;
+  return [
+    h("h1", {}, "Run #" + run.id, badge(run.status, run.note),
+      FINAL(run.status) || run.cancel_requested_at ? null : action("Cancel", () => api("POST", "/runs/" + run.id + "/cancel"), {
+        class: "danger", confirm: "Cancel run #" + run.id + "?",
+      })),
+    h("div", { class: "card" }, h("dl", { class: "grid" },
+      h("dt", {}, "job"), h("dd", {}, h("a", { href: "#/jobs/" + enc(run.job_id) }, run.job_id)),
+      h("dt", {}, "trigger"), h("dd", {}, run.trigger + (run.forced ? " (forced)" : "")),
+      h("dt", {}, "scheduled"), h("dd", {}, when(run.scheduled_at)),
+      h("dt", {}, "started"), h("dd", {}, when(run.started_at)),
+      h("dt", {}, "finished"), h("dd", {}, when(run.finished_at)),
+      h("dt", {}, "duration"), h("dd", {}, duration(run)),
+      h("dt", {}, "exit code"), h("dd", {}, run.exit_code === null ? "-" : run.exit_code),
+      h("dt", {}, "signal"), h("dd", {}, run.signal || "-"),
+      h("dt", {}, "node"), h("dd", {}, run.node_id || "-"),
+      h("dt", {}, "note"), h("dd", {}, run.note || "-"),
+      run.cancel_requested_at ? [h("dt", {}, "cancel asked"), h("dd", {}, when(run.cancel_requested_at), " by " + run.cancel_requested_by)] : null)),
+    output("stdout", run.stdout), output("stderr", run.stderr)];
+}, (run) => FINAL(run.status)));
 
 const LEVELS = ["debug", "info", "warning", "error", "fatal"];
 
@@ -265,7 +260,7 @@ function chart(perMinute) {
   const line = svg("line", { x1: 0, x2: W, y1: H - 0.5, y2: H - 0.5, stroke: "#d1d9e0" });
   return h("div", { class: "card chart", id: "chart" },
     h("strong", {}, "Runs per minute, last hour"),
-    h("span", { class: "muted small" }, " (highest: " + Math.max(...totals) + ")"),
+    h("span", { class: "muted small" }, " (highest: " + Math.max(0, ...totals) + ")"),
     svg("svg", { viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none", role: "img", "aria-label": "runs per minute by status" }, line, g),
     h("div", { class: "axis muted small" }, ["-60 min", "-45", "-30", "-15", "now"].map((t) => h("span", {}, t))),
     h("div", { class: "legend" }, CHART_GROUPS.map(([name, , color]) => {
@@ -285,40 +280,39 @@ function notLive(services) {
   return Object.entries(counts).map(([state, n]) => n + " " + state).join(", ");
 }
 
-page(/^\/status$/, async (_, __, signal) => {
-  while (!signal.aborted) {
-    const s = await api("GET", "/status");
-    const live = s.services.filter((n) => n.state === "live").length;
-    const total = Object.values(s.runs_last_hour).reduce((a, b) => a + b, 0);
-    const failed = ["failed", "error", "timeout", "killed", "lost"].reduce((a, k) => a + (s.runs_last_hour[k] || 0), 0);
-    const tile = (label, value, extra) => h("div", { class: "tile" }, h("div", { class: "value" }, value), h("div", { class: "label" }, label), extra || null);
-    show(signal,
-      h("h1", {}, "Status"),
-      h("div", { class: "tiles" },
-        tile("live services", live, s.services.length > live ? h("div", { class: "small muted" }, notLive(s.services)) : null),
-        tile("database", badge(s.database.state), h("div", { class: "small muted" }, s.database.detail)),
-        tile("pending reload markers", s.pending_markers),
-        tile("runs in the last hour", total, failed ? h("div", { class: "small field-error" }, failed + " failed") : null)),
-      chart(s.runs_per_minute),
-      h("h2", {}, "Services"),
-      table(["Node", "State", { text: "PID", class: "hide-narrow" }, { text: "Version", class: "hide-narrow" }, "Last heartbeat", "Jobs", "Share", { text: "Marker", class: "hide-narrow" }, { text: "Skew", class: "hide-narrow" }, { text: "Last reload", class: "hide-narrow" }],
-        s.services.length ? s.services.map((n) => h("tr", { "data-node": n.id },
-          h("td", {}, n.id, h("div", { class: "muted small" }, n.host)),
-          h("td", {}, badge(n.state), n.state === "dead" ? h("div", { class: "muted small" }, "by " + n.declared_dead_by + ", " + ago(n.declared_dead_at)) : null),
-          h("td", { class: "hide-narrow" }, n.pid),
-          h("td", { class: "hide-narrow" }, n.version),
-          h("td", {}, when(n.heartbeat_at), h("div", { class: "muted small" }, ago(n.heartbeat_at))),
-          h("td", { class: "num" }, n.jobs_loaded),
-          h("td", { class: "num" }, n.state === "live" && n.jobs_owned !== null ? n.jobs_owned : "-"),
-          h("td", { class: "hide-narrow num" }, n.applied_marker === null ? "-" : n.applied_marker < s.latest_marker ? n.applied_marker + " (" + (s.latest_marker - n.applied_marker) + " behind)" : n.applied_marker),
-          h("td", { class: "hide-narrow num" + (Math.abs(n.skew_ms ?? 0) > MAX_SKEW_MS ? " field-error" : "") }, n.skew_ms === null ? "-" : (n.skew_ms >= 0 ? "+" : "-") + (Math.abs(n.skew_ms) / 1000).toFixed(1) + " s"),
-          h("td", { class: "hide-narrow" }, n.last_reload_at === null ? "-" : [when(n.last_reload_at), " (" + n.last_reload_ms + " ms)"])))
-          : [h("tr", {}, h("td", { colspan: 10, class: "muted" }, "no service has ever run on this database"))], { id: "services" }),
-      h("h2", {}, "Next fires"),
-      table(["At", "Job"], s.next_fires.length ? s.next_fires.map((f) => h("tr", {},
-        h("td", {}, when(f.at, f.timezone)), h("td", {}, h("a", { href: "#/jobs/" + enc(f.job) }, f.job))))
-        : [h("tr", {}, h("td", { colspan: 2, class: "muted" }, "none"))]));
-    await sleep(5000, signal);
-  }
-});
+page(/^\/status$/, (_, __, signal) => poll(signal, 5000, () => api("GET", "/status"), (s) => {
+  const live = s.services.filter((n) => n.state === "live").length;
+  const total = Object.values(s.runs_last_hour).reduce((a, b) => a + b, 0);
+  const failed = ["failed", "error", "timeout", "killed", "lost"].reduce((a, k) => a + (s.runs_last_hour[k] || 0), 0);
+  const tile = (label, value, extra) => h("div", { class: "tile" }, h("div", { class: "value" }, value), h("div", { class: "label" }, label), extra || null);
+  const known = s.read_at === null ? null : "what follows was read at " + fmt(s.read_at);
+  return [
+    h("h1", {}, "Status"),
+    s.database.state === "down" ? h("div", { class: "alert", id: "database-down" }, "The database is down: " +
+      (known || "services, runs and fires are not known until it answers") + ".") : null,
+    h("div", { class: "tiles" },
+      tile("live services", live, s.services.length > live ? h("div", { class: "small muted" }, notLive(s.services)) : null),
+      tile("database", badge(s.database.state), h("div", { class: "small muted" }, s.database.detail)),
+      tile("pending reload markers", s.pending_markers),
+      tile("runs in the last hour", total, failed ? h("div", { class: "small field-error" }, failed + " failed") : null)),
+    chart(s.runs_per_minute),
+    h("h2", {}, "Services"),
+    table(["Node", "State", { text: "PID", class: "hide-narrow" }, { text: "Version", class: "hide-narrow" }, "Last heartbeat", "Jobs", "Share", { text: "Marker", class: "hide-narrow" }, { text: "Skew", class: "hide-narrow" }, { text: "Last reload", class: "hide-narrow" }],
+      s.services.length ? s.services.map((n) => h("tr", { "data-node": n.id },
+        h("td", {}, n.id, h("div", { class: "muted small" }, n.host)),
+        h("td", {}, badge(n.state), n.state === "dead" ? h("div", { class: "muted small" }, "by " + n.declared_dead_by + ", " + ago(n.declared_dead_at)) : null),
+        h("td", { class: "hide-narrow" }, n.pid),
+        h("td", { class: "hide-narrow" }, n.version),
+        h("td", {}, when(n.heartbeat_at), h("div", { class: "muted small" }, ago(n.heartbeat_at))),
+        h("td", { class: "num" }, n.jobs_loaded),
+        h("td", { class: "num" }, n.state === "live" && n.jobs_owned !== null ? n.jobs_owned : "-"),
+        h("td", { class: "hide-narrow num" }, n.applied_marker === null ? "-" : n.applied_marker < s.latest_marker ? n.applied_marker + " (" + (s.latest_marker - n.applied_marker) + " behind)" : n.applied_marker),
+        h("td", { class: "hide-narrow num" + (Math.abs(n.skew_ms ?? 0) > MAX_SKEW_MS ? " field-error" : "") }, n.skew_ms === null ? "-" : (n.skew_ms >= 0 ? "+" : "-") + (Math.abs(n.skew_ms) / 1000).toFixed(1) + " s"),
+        h("td", { class: "hide-narrow" }, n.last_reload_at === null ? "-" : [when(n.last_reload_at), " (" + n.last_reload_ms + " ms)"])))
+        : [h("tr", {}, h("td", { colspan: 10, class: "muted" }, "no service has ever run on this database"))], { id: "services" }),
+    h("h2", {}, "Next fires"),
+    table(["At", "Job"], s.next_fires.length ? s.next_fires.map((f) => h("tr", {},
+      h("td", {}, when(f.at, f.timezone)), h("td", {}, h("a", { href: "#/jobs/" + enc(f.job) }, f.job))))
+      : [h("tr", {}, h("td", { colspan: 2, class: "muted" }, "none"))])];
+}));
 `;

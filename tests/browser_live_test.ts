@@ -1,0 +1,142 @@
+/**
+ * The dashboard's refreshing pages in real Chromium when the API fails:
+ * the status page and a running run's page keep what they showed, say
+ * what failed, try again and recover; a refresh keeps focus.
+ */
+import { assertEquals } from "./assert.ts";
+import { freshDatabase, waitFor } from "./helpers.ts";
+import { ADMIN, startApi } from "./http_harness.ts";
+import {
+  CHROMIUM,
+  intercept,
+  type Interceptor,
+  openBrowser,
+  screenshot,
+  takePageErrors,
+  waitForText,
+  waitUntil,
+} from "./browser_harness.ts";
+import type { Page } from "./browser_puppeteer.d.ts";
+
+async function signIn(page: Page, url: string, hash: string): Promise<void> {
+  await page.goto(`${url}/${hash}`);
+  await page.waitForSelector("#login input[name=token]");
+  await page.type("#login input[name=token]", ADMIN);
+  await page.click("#login button[type=submit]");
+  await waitForText(page, "#who", "admin");
+}
+
+const OUTAGE = {
+  status: 503,
+  body: JSON.stringify({ error: "the database at 127.0.0.1:3306 is unreachable (test)" }),
+};
+
+/** Wait until the page asked for `path` `more` times more than it had. */
+async function refreshed(seen: Interceptor["seen"], path: string, more = 2): Promise<void> {
+  const from = seen.get(path) ?? 0;
+  await waitFor(() => (seen.get(path) ?? 0) >= from + more, {
+    timeoutMs: 20_000,
+    what: `the page to ask for ${path} ${more} more times`,
+    detail: () => `it asked ${(seen.get(path) ?? 0) - from} times`,
+  });
+}
+
+const text = (page: Page, selector: string) =>
+  page.evaluate<string>(`document.querySelector(${JSON.stringify(selector)})?.textContent ?? ""`);
+
+const focused = `document.activeElement?.outerHTML ?? "nothing"`;
+
+Deno.test({
+  name: "dashboard: the status page survives an outage, says so, keeps focus and recovers",
+  ignore: CHROMIUM === null,
+  async fn() {
+    await using db = await freshDatabase("sqlite");
+    await using api = await startApi(db);
+    const added = await api.call("POST", "/api/v1/jobs", {
+      body: { id: "hourly", command: "true", cron: "0 * * * *" },
+    });
+    assertEquals(added.status, 201);
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    const net = await intercept(page);
+    await signIn(page, api.url, "#/status");
+    await waitForText(page, "#main", "hourly");
+    await page.evaluate(`document.querySelector('#main a[href="#/jobs/hourly"]').focus()`);
+    await refreshed(net.seen, "/api/v1/status", 1);
+    assertEquals(await page.evaluate<string>(focused), '<a href="#/jobs/hourly">hourly</a>');
+
+    net.answer = (path) => path === "/api/v1/status" ? OUTAGE : null;
+    await waitForText(page, "#refresh-error", "unreachable (test)");
+    await waitForText(page, ".tiles", "database", 1000);
+    await screenshot(page, "status-outage");
+    assertEquals(await page.evaluate<string>(focused), '<a href="#/jobs/hourly">hourly</a>');
+
+    net.answer = () => null;
+    await waitUntil(
+      page,
+      `document.querySelector("#refresh-error") === null`,
+      "the banner to go once the API answers",
+      `document.querySelector("#main").textContent.slice(0, 300)`,
+    );
+    assertEquals(takePageErrors(), []);
+  },
+});
+
+/** A run as GET /runs/{id} answers it, `status` and output as told. */
+function run(status: string, stdout: string): string {
+  const final = status !== "running";
+  return JSON.stringify({
+    id: 7,
+    job_id: "long",
+    status,
+    note: null,
+    trigger: "schedule",
+    forced: false,
+    scheduled_at: "2026-01-01T00:00:00.000Z",
+    started_at: "2026-01-01T00:00:00.100Z",
+    finished_at: final ? "2026-01-01T00:00:09.000Z" : null,
+    exit_code: final ? 0 : null,
+    signal: null,
+    node_id: "node-1",
+    cancel_requested_at: null,
+    cancel_requested_by: null,
+    stdout,
+    stderr: "",
+  });
+}
+
+Deno.test({
+  name:
+    "dashboard: a running run's page survives an outage, keeps focus, and its title goes with it",
+  ignore: CHROMIUM === null,
+  async fn() {
+    await using db = await freshDatabase("sqlite");
+    await using api = await startApi(db);
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    const net = await intercept(page);
+    let answer = { status: 200, body: run("running", "step 1\n") };
+    net.answer = (path) => path === "/api/v1/runs/7" ? answer : null;
+    await signIn(page, api.url, "#/runs/7");
+    await waitForText(page, "#stdout", "step 1");
+    assertEquals(await page.evaluate<string>(`document.title`), "run 7");
+    await page.evaluate(`document.querySelector("[data-action=cancel]").focus()`);
+
+    answer = OUTAGE;
+    await waitForText(page, "#refresh-error", "unreachable (test)");
+    assertEquals(await text(page, "#stdout"), "step 1\n", "what was read stays");
+    answer = { status: 200, body: run("running", "step 1\nstep 2\n") };
+    await waitForText(page, "#stdout", "step 2");
+    assertEquals(
+      await page.evaluate<boolean>(`document.querySelector("#refresh-error") === null`),
+      true,
+    );
+    assertEquals(await page.evaluate<string>(`document.activeElement.dataset.action`), "cancel");
+    await screenshot(page, "run-recovered");
+
+    await page.goto(`${api.url}/#/jobs`);
+    await waitForText(page, "#jobs", "no jobs yet");
+    assertEquals(await page.evaluate<string>(`document.title`), "jobsmanager");
+    assertEquals(takePageErrors(), []);
+  },
+});
