@@ -140,3 +140,68 @@ Deno.test({
     assertEquals(takePageErrors(), []);
   },
 });
+
+const liveState =
+  `document.querySelector("#live")?.dataset.state + ": " + document.querySelector("#live")?.textContent`;
+
+Deno.test({
+  name: "dashboard: a live stream shows the server's refusal or error, not 'reconnecting' for ever",
+  ignore: CHROMIUM === null,
+  async fn() {
+    await using db = await freshDatabase("sqlite");
+    await using api = await startApi(db);
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    const net = await intercept(page);
+
+    // A bad filter is refused (400): the server's words, and no asking again.
+    await signIn(page, api.url, "#/logs?job=foo%20bar");
+    await waitUntil(
+      page,
+      `document.querySelector("#live")?.dataset.state === "refused"`,
+      "the stream to be shown refused",
+      liveState,
+    );
+    await waitForText(page, "#live", '"foo bar" has characters outside');
+    await screenshot(page, "logs-refused");
+
+    // Too many streams (503): the server's words while it tries again.
+    net.answer = (path) =>
+      path.startsWith("/api/v1/runs/stream")
+        ? { status: 503, body: JSON.stringify({ error: "64 live streams are open (test)" }) }
+        : null;
+    await page.goto(`${api.url}/#/runs`);
+    await waitForText(page, "#live", "64 live streams are open (test)");
+    assertEquals(
+      await page.evaluate<string>(`document.querySelector("#live").dataset.state`),
+      "reconnecting",
+    );
+
+    // The database goes away while the stream is open: the server's error event says so.
+    await page.evaluate(`window.seen = [];
+      new MutationObserver(() => window.seen.push(${liveState}))
+        .observe(document.querySelector("#live"), { subtree: true, attributes: true, childList: true, characterData: true });`);
+    net.answer = (path) =>
+      path.startsWith("/api/v1/runs/stream")
+        ? {
+          status: 200,
+          contentType: "text/event-stream",
+          body: 'event: error\ndata: {"error":"the database is away (test)"}\n\n',
+        }
+        : null;
+    await waitUntil(
+      page,
+      `window.seen.some((s) => s.startsWith("failing: not live") && s.includes("the database is away (test)"))`,
+      "the badge to say the stream is not live, and why",
+      `window.seen`,
+    );
+    net.answer = () => null;
+    await waitUntil(
+      page,
+      `document.querySelector("#live")?.dataset.state === "live"`,
+      "the stream to be live again",
+      liveState,
+    );
+    assertEquals(takePageErrors(), []);
+  },
+});

@@ -5,6 +5,8 @@
 import { assertEquals, assertStringIncludes } from "./assert.ts";
 import { waitFor } from "./helpers.ts";
 import { ADMIN, startServer } from "./http_harness.ts";
+import { Hono } from "hono";
+import { pollStream, StreamCount } from "../src/http/sse.ts";
 
 Deno.test("http: live streams beyond the most kept open are refused (503) until one closes", async () => {
   await using server = await startServer({ maxStreams: 2 });
@@ -32,4 +34,41 @@ Deno.test("http: live streams beyond the most kept open are refused (503) until 
   } finally {
     for (const res of streams) await res.body?.cancel();
   }
+});
+
+Deno.test("http: a stream says when the database fails (error) and when it answers again (resumed)", async () => {
+  const closing = new AbortController();
+  let calls = 0;
+  const app = new Hono();
+  app.get("/s", (c) =>
+    pollStream(c, {
+      closing: closing.signal,
+      streams: new StreamCount(1),
+      intervalMs: 1,
+      redact: (t) => t,
+      poll: () => {
+        calls++;
+        if (calls <= 2) return Promise.reject(new Error("the database is away"));
+        return Promise.resolve(calls === 3 ? [{ event: "ready", data: {} }] : []);
+      },
+    }));
+  const res = await app.request("/s");
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  try {
+    while (!text.includes("event: ready")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+  } finally {
+    closing.abort();
+    await reader.cancel();
+  }
+  const events = [...text.matchAll(/^event: (\w+)\ndata: (.*)$/gm)].map((m) => [m[1], m[2]]);
+  assertEquals(events, [
+    ["error", '{"error":"the database is away"}'],
+    ["resumed", "{}"],
+    ["ready", "{}"],
+  ]);
 });

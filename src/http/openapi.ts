@@ -524,7 +524,7 @@ export const OPENAPI = {
     "/runs/stream": {
       get: {
         summary:
-          "new and changed runs as Server-Sent Events (event: run, data: a RunListed: no output); after the first look, event: ready: every change from then on is sent, so a client reads its list again once then",
+          "new and changed runs as Server-Sent Events (event: run, data: a RunListed: no output); after the first look, event: ready: every change from then on is sent, so a client reads its list again once then. event: error (data: {error}) when the database fails, event: resumed when it answers again",
         parameters: [
           ...runFilters,
           query(
@@ -573,7 +573,7 @@ export const OPENAPI = {
     "/logs/stream": {
       get: {
         summary:
-          "the newest lines, then each new one, as Server-Sent Events (event: log, data: a LogRow) (logs --follow)",
+          "the newest lines, then each new one, as Server-Sent Events (event: log, data: a LogRow) (logs --follow); event: error (data: {error}) when the database fails, event: resumed when it answers again",
         parameters: [
           ...logFilters,
           query("after", "only lines after this id (to resume)", int),

@@ -34,7 +34,10 @@ export interface PollOptions {
   /** The server's streams: one more is refused (503) once they are at their most. */
   streams: StreamCount;
   intervalMs: number;
-  /** Events to send now; called once per interval. Throwing sends an `error` event and goes on. */
+  /**
+   * Events to send now; called once per interval. Throwing sends an `error`
+   * event and goes on; the first answer after it sends a `resumed` event.
+   */
   poll: () => Promise<SseEvent[]>;
   redact: (text: string) => string;
 }
@@ -69,7 +72,10 @@ async function follow(stream: SSEStreamingApi, o: PollOptions): Promise<void> {
   let failing = false;
   while (!done.aborted) {
     try {
-      for (const e of await o.poll()) {
+      const events = await o.poll();
+      // The error event said the stream was not live: say it is again.
+      if (failing) events.unshift({ event: "resumed", data: {} });
+      for (const e of events) {
         await stream.writeSSE({ event: e.event, data: toJson(e.data), id: e.id });
         quietSince = Date.now();
       }

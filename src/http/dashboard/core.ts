@@ -75,18 +75,26 @@ function sleep(ms, signal) {
 /**
  * Follow a Server-Sent Events stream until signal aborts, reconnecting
  * after a failure; pathOf() is asked again on each connection so the
- * stream resumes after the last event seen.
+ * stream resumes after the last event seen. onState(state, message) hears
+ * "live", "failing" (the server's error event: it goes on trying itself),
+ * "reconnecting" (and why) and "refused" (a 4xx: asking again would not help).
  */
 async function follow(pathOf, onEvent, signal, onState) {
   while (!signal.aborted) {
+    let problem = "the stream ended";
     try {
       const res = await fetch("/api/v1" + pathOf(), {
         headers: authHeaders({ Accept: "text/event-stream" }),
         signal,
       });
       if (res.status === 401) return showLogin();
-      if (!res.ok) throw new Error("HTTP " + res.status);
-      onState(true);
+      if (!res.ok) {
+        const body = await res.json().catch(() => null);
+        const message = (body && body.error) || "the server answered " + res.status;
+        if (res.status >= 400 && res.status < 500) return onState("refused", message);
+        throw new Error(message);
+      }
+      onState("live");
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
       for (;;) {
@@ -103,24 +111,42 @@ async function follow(pathOf, onEvent, signal, onState) {
             if (line.startsWith("event:")) event = line.slice(6).trim();
             else if (line.startsWith("data:")) data += line.slice(5).trim();
           }
-          if (data !== "") onEvent(event, JSON.parse(data));
+          if (data === "") continue;
+          const parsed = JSON.parse(data);
+          if (event === "error") onState("failing", parsed.error);
+          else if (event === "resumed") onState("live");
+          else onEvent(event, parsed);
         }
       }
     } catch (e) {
       if (signal.aborted) return;
+      problem = e.message;
     }
-    onState(false);
+    onState("reconnecting", problem);
     await sleep(2000, signal);
   }
 }
 
+const STREAM_STATES = {
+  live: ["live", "live"],
+  failing: ["down", "not live"],
+  reconnecting: ["stale", "reconnecting"],
+  refused: ["down", "refused"],
+};
+
+/** Whether a live stream is live, and if not, the server's word why. */
 function liveBadge() {
-  const badge = h("span", { class: "badge queued", id: "live", text: "connecting" });
-  badge.set = (live) => {
-    badge.className = "badge " + (live ? "live" : "stale");
-    badge.textContent = live ? "live" : "reconnecting";
+  const word = h("span", { class: "badge queued", text: "connecting" });
+  const why = h("span", { class: "small field-error", id: "live-why" });
+  const box = h("span", { id: "live", "data-state": "connecting" }, word, " ", why);
+  box.set = (state, message) => {
+    const [look, text] = STREAM_STATES[state];
+    box.dataset.state = state;
+    word.className = "badge " + look;
+    word.textContent = text;
+    why.textContent = state === "live" ? "" : message || "";
   };
-  return badge;
+  return box;
 }
 
 const two = (n) => String(n).padStart(2, "0");

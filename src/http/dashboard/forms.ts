@@ -88,7 +88,7 @@ page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
     if (event === "run") runs.upsert(run, true);
     // What changed before the stream looked (a run that ended meanwhile) is read once.
     if (event === "ready") for (const r of await api("GET", "/runs?job=" + enc(job.id) + "&limit=" + Math.max(d.runs.length, 1))) runs.upsert(r, false);
-  }, signal, (on) => live.set(on));
+  }, signal, live.set);
 });
 
 /** Add (job null) or edit a job. */

@@ -153,7 +153,7 @@ page(/^\/runs$/, async (_, query, signal) => {
     if (event === "run") box.upsert(run, true);
     // The stream sends every change from here on: what changed before (or during a gap) is read once.
     if (event === "ready") for (const r of await api("GET", "/runs?" + filters + "&limit=100")) box.upsert(r, false);
-  }, signal, (on) => live.set(on));
+  }, signal, live.set);
 });
 
 page(/^\/runs\/(\d+)$/, ([id], _, signal) => poll(signal, 1000, () => api("GET", "/runs/" + id), (run) => {
@@ -222,7 +222,7 @@ page(/^\/logs$/, async (_, query, signal) => {
       h("td", {}, row.message, context ? h("div", { class: "muted small" }, context) : null)));
     while (body.children.length > 1000) body.firstElementChild.remove();
     if (followBox.checked) box.scrollTop = box.scrollHeight;
-  }, signal, (on) => live.set(on));
+  }, signal, live.set);
 });
 
 const CHART_GROUPS = [
