@@ -138,3 +138,25 @@ Deno.test({
     assertEquals(takePageErrors(), []);
   },
 });
+
+Deno.test({
+  name: "dashboard: a 191-character id and a description without blanks wrap, not widen the page",
+  ignore: CHROMIUM === null,
+  async fn() {
+    await using db = await freshDatabase("sqlite");
+    await using api = await startApi(db);
+    const id = "x".repeat(191);
+    await addJob(api, { id, description: "d".repeat(1000) });
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    await signIn(page, api.url, `#/jobs/${id}`);
+    await waitForText(page, "#job-fields", "ddd");
+    const sideways = `[document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      ...[...document.querySelectorAll(".scroll")].map((el) => el.scrollWidth - el.clientWidth)]`;
+    assertEquals(await page.evaluate<number[]>(sideways), [0, 0], "the job page and its runs");
+    await page.goto(`${api.url}/#/jobs`);
+    await waitForText(page, "#jobs", "ddd");
+    assertEquals(await page.evaluate<number[]>(sideways), [0, 0], "the jobs page and its table");
+    assertEquals(takePageErrors(), []);
+  },
+});

@@ -20,6 +20,8 @@ nav a.active, nav a:hover { background: #3d444d; color: #fff; }
 main { max-width: 1200px; margin: 0 auto; padding: 1rem; }
 h1 { font-size: 1.35rem; margin: .25rem 0 1rem; display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; }
 h2 { font-size: 1.05rem; margin: 1.5rem 0 .5rem; }
+/* An id of 191 characters or a description without a blank wraps rather than widening the page. */
+h1, h2, td, dd, .alert { overflow-wrap: anywhere; }
 a { color: var(--accent); }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 1rem; margin-bottom: 1rem; }
 .scroll { overflow-x: auto; background: var(--card); border: 1px solid var(--line); border-radius: 8px; }
