@@ -221,6 +221,44 @@ mysqlTest(
 );
 
 mysqlTest(
+  "daemon[mysql]: a run that failed while the database was away is retried and followed once its record is written",
+  async () => {
+    const db = await freshDatabase("mysql");
+    await using proxy = proxyFor(db);
+    await using h = await DaemonHarness.create(db, { store: throughProxy(db, proxy) });
+    const once = { second: "1", minute: "0", hour: "0" };
+    await h.job("flaky", { schedule: once, retries: "1", retry_delay: "1" });
+    await h.job("single", { schedule: once });
+    await h.job("cleanup", { after: "single:failure" });
+    await h.start();
+    proxy.cut();
+    await h.clock.set(at(1));
+    // Their claims fail: they start under provisional ids, and end before the database is back.
+    const [flaky, single] = [await h.started("flaky", at(1)), await h.started("single", at(1))];
+    assertEquals([flaky.spec.env.JM_RUN_ID, single.spec.env.JM_RUN_ID], ["", ""]);
+    flaky.finish({ status: "failed", exitCode: 1 });
+    single.finish({ status: "failed", exitCode: 1 });
+    await h.until(() => h.count(/while the database was away; its/) === 2, "both ends to wait");
+    proxy.restore();
+    await h.until(async () => {
+      if (h.line(BACK)) return true;
+      await h.clock.advance(1000);
+      return false;
+    }, "the database to be back");
+    const [retry, follow] = await h.until(async () => {
+      await h.clock.advance(1000);
+      const retry = (await h.runs("flaky")).find((r) => r.trigger === "retry");
+      const follow = (await h.runs("cleanup")).find((r) => r.trigger === "after");
+      return retry && follow ? [retry, follow] : null;
+    }, "the retry and the follow-up to be queued");
+    const [first] = (await h.runs("flaky")).filter((r) => r.trigger === "schedule");
+    assertEquals([retry.attempt, retry.first_run_id], [2, first.id]);
+    const [parent] = await h.runs("single");
+    assertEquals(follow.parent_run_id, parent.id);
+  },
+);
+
+mysqlTest(
   "daemon[mysql]: a stop while the database is away writes its runs' records once it is back within the stop's time",
   async () => {
     const db = await freshDatabase("mysql");

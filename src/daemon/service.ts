@@ -270,6 +270,11 @@ export class Service {
   /** Runs on other nodes that hold slots here, by run id (see `holdRunsElsewhere`). */
   private readonly elsewhere = new Map<number, { node: string; slot: Slot }>();
   /**
+   * Runs that ended while the database was away, by provisional id: their
+   * retries and follow-ups are queued once their records are written.
+   */
+  private readonly endsToFollow = new Map<number, { job: Job; ended: Ended }>();
+  /**
    * Queued runs this service took by a write whose answer was lost: the
    * write may have landed, leaving the row `running` here with nothing
    * behind it. By run id, the request as read and the take's marker.
@@ -628,6 +633,7 @@ export class Service {
           else this.dueAt(state.nextDueRun);
         }
         if (state.cancelRequests) await this.takeCancelRequests();
+        if (this.endsToFollow.size > 0) await this.followRecordedEnds();
       } while (this.pollAgain && !this.stopping);
     })().catch((error) => this.o.health.failed(error)).finally(() => this.polling = false);
   }
@@ -1500,7 +1506,6 @@ export class Service {
    * any service once due, as `job run` requests are.
    */
   private async afterEnd(job: Job, ended: Ended): Promise<void> {
-    const id = ended.id < 0 ? this.recorder.realId(ended.id) ?? null : ended.id;
     const retryable = job.retries > 0 && retryOn(job).includes(ended.status);
     const retries = retryable && ended.attempt <= job.retries && !ended.retryDropped;
     if (retryable && !retries && !ended.retryDropped) {
@@ -1508,7 +1513,7 @@ export class Service {
         "job {job} run {run} ended {status}: attempt {attempt}/{attempts}, no retry left",
         {
           job: job.id,
-          run: id ?? ended.id,
+          run: ended.id < 0 ? "(not recorded yet)" : ended.id,
           status: ended.status,
           attempt: ended.attempt,
           attempts: job.retries + 1,
@@ -1518,12 +1523,21 @@ export class Service {
     const followers = (this.followers.get(job.id) ?? [])
       .filter((f) => afterMatches(f.after_outcome!, ended.status));
     if (!retries && followers.length === 0) return;
-    if (id === null) {
-      schedulerLog.warn(
-        "job {job}: its run ended {status} while the database was away and has no id yet: no retry or follow-up run is queued for it",
-        { job: job.id, status: ended.status },
-      );
-      return;
+    let id = ended.id;
+    if (id < 0) {
+      const real = this.recorder.realId(id);
+      // Another service had claimed the fire: its run is the one retried and followed.
+      if (real === null) return;
+      if (real === undefined) {
+        // Ended while the database was away: queued once its record is written.
+        this.endsToFollow.set(id, { job, ended });
+        schedulerLog.info(
+          "job {job}: its run ended {status} while the database was away; its {what} is queued once its record is written",
+          { job: job.id, status: ended.status, what: retries ? "retry" : "follow-up" },
+        );
+        return;
+      }
+      id = real;
     }
     if (retries) {
       const first = ended.firstRunId ?? id;
@@ -1570,6 +1584,16 @@ export class Service {
     }
   }
 
+  /** Queue the retries and follow-ups of the runs in `endsToFollow` whose records are written. */
+  private async followRecordedEnds(): Promise<void> {
+    for (const [provisional, { job, ended }] of this.endsToFollow) {
+      const real = this.recorder.realId(provisional);
+      if (real === undefined) continue;
+      this.endsToFollow.delete(provisional);
+      if (real !== null) await this.afterEnd(job, { ...ended, id: real });
+    }
+  }
+
   /**
    * Insert a retry or follow-up row, waiting for any service to take it at
    * its instant. Only the node that saw its cause inserts it, so an instant
@@ -1611,7 +1635,8 @@ export class Service {
         status: "skipped",
         node_id: this.nodeId,
         finished_at: this.o.clock.now(),
-        note: `retry dropped: the next scheduled fire (run ${fireId} at ${
+        // A fire started while the database was away has no id yet: its instant names it.
+        note: `retry dropped: the next scheduled fire (${fireId < 0 ? "" : `run ${fireId} `}at ${
           new Date(scheduledAt).toISOString()
         }) came before it ran (--retry-overlap keeps retries)`,
       }, "queued");
