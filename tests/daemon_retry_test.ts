@@ -108,6 +108,37 @@ for (const backend of BACKENDS) {
   );
 
   Deno.test(
+    `daemon[${backend}]: a retry skipped by max_instances ends the attempts: the failure follow-ups start`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("slowfail", {
+        schedule: { second: "*/10" },
+        retries: "1",
+        retry_delay: "15",
+        retry_overlap: true,
+      });
+      await h.job("cleanup", { after: "slowfail:failure" });
+      await h.start();
+      await h.clock.set(T0 + 10_000);
+      (await h.started("slowfail", T0 + 10_000)).finish(FAILED);
+      const retry = await queued(h, "slowfail");
+      assert(retry.scheduled_at > T0 + 20_000, "the retry is due after the next fire");
+      // The next fire still runs when the retry is due: max_instances (1) skips the retry.
+      await h.clock.set(T0 + 20_000);
+      await h.started("slowfail", T0 + 20_000);
+      await h.clock.set(retry.scheduled_at);
+      const skipped = await ended(h, retry.id, "skipped");
+      assertEquals(skipped.note, "max_instances (1) runs were still running");
+      const cleanup = await h.until(
+        async () => (await h.runs("cleanup")).find((r) => r.trigger === "after"),
+        "cleanup to run once the retry of slowfail was skipped",
+      );
+      const failed = await h.run("slowfail", T0 + 10_000, "failed");
+      assertEquals(cleanup.parent_run_id, failed.id);
+    },
+  );
+
+  Deno.test(
     `daemon[${backend}]: a retry still pending at the next fire is dropped, saying why`,
     async () => {
       await using h = await DaemonHarness.create(await freshDatabase(backend));

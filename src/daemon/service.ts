@@ -1646,23 +1646,29 @@ export class Service {
         job: job.id,
         run: retry.id,
       });
-      // The attempt it would have retried is the last: its failure follow-ups start now.
-      const failed = (await this.o.store.listRuns({ job_id: job.id, limit: PENDING_RETRIES }))
-        .find((r) =>
-          r.attempt === retry.attempt - 1 &&
-          (r.id === retry.first_run_id || r.first_run_id === retry.first_run_id)
-        );
-      if (failed) {
-        await this.afterEnd(job, {
-          id: failed.id,
-          status: failed.status,
-          finishedAt: failed.finished_at ?? this.o.clock.now(),
-          attempt: failed.attempt,
-          firstRunId: failed.first_run_id,
-          retryDropped: true,
-        });
-      }
+      await this.followAttemptBefore(job, retry);
     }
+  }
+
+  /**
+   * A retry that will not run (dropped, skipped): the attempt it would
+   * have retried is the last, and its failure follow-ups start now.
+   */
+  private async followAttemptBefore(job: Job, retry: Run): Promise<void> {
+    const failed = (await this.o.store.listRuns({ job_id: job.id, limit: PENDING_RETRIES }))
+      .find((r) =>
+        r.attempt === retry.attempt - 1 &&
+        (r.id === retry.first_run_id || r.first_run_id === retry.first_run_id)
+      );
+    if (!failed) return;
+    await this.afterEnd(job, {
+      id: failed.id,
+      status: failed.status,
+      finishedAt: failed.finished_at ?? this.o.clock.now(),
+      attempt: failed.attempt,
+      firstRunId: failed.first_run_id,
+      retryDropped: true,
+    });
   }
 
   /** Runs this node marked `lost` declaring their node dead: retried, followed, as any end. */
@@ -1740,7 +1746,9 @@ export class Service {
           this.elsewhereNote(job.id)
         }`,
       });
-      if (skipped) this.o.observer?.ended(job.id, "skipped");
+      if (!skipped) return;
+      this.o.observer?.ended(job.id, "skipped");
+      if (request.trigger === "retry") await this.followAttemptBefore(job, request);
       return;
     }
     // No worker is free after all: the request waits for the next poll.
