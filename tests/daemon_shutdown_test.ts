@@ -108,8 +108,16 @@ for (const backend of BACKENDS) {
     await h.start();
     const rows = await h.runs();
     assertEquals(rows.map((r) => [r.scheduled_at - T0, r.status, r.note]), [
-      [-2000, "interrupted", "the service stopped while it ran"],
-      [-1000, "interrupted", "the service stopped while it ran"],
+      [
+        -2000,
+        "interrupted",
+        "its service ended without recording how it ended (killed, crashed, or the database away at its stop)",
+      ],
+      [
+        -1000,
+        "interrupted",
+        "its service ended without recording how it ended (killed, crashed, or the database away at its stop)",
+      ],
       [-3000, "running", null],
     ]);
     assert(h.line(/^2 runs left running by a previous service were marked interrupted$/));

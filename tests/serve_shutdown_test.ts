@@ -127,7 +127,10 @@ for (const backend of BACKENDS) {
 
       const rows = await runs(db);
       const old = rows.find((r) => r.id === orphan)!;
-      assertEquals([old.status, old.note], ["interrupted", "the service stopped while it ran"]);
+      assertEquals([old.status, old.note], [
+        "interrupted",
+        "its service ended without recording how it ended (killed, crashed, or the database away at its stop)",
+      ]);
       // jm_runs' unique key keeps one row per fire; what the command itself
       // saw shows each fire instant executed at most once.
       const executed = (await Deno.readTextFile(firesFile)).trim().split("\n");

@@ -156,7 +156,11 @@ contract(
       const run = await store.getRun(id!);
       assertEquals(
         [run?.status, run?.finished_at, run?.note],
-        ["interrupted", 9000, "the service stopped while it ran"],
+        [
+          "interrupted",
+          9000,
+          "its service ended without recording how it ended (killed, crashed, or the database away at its stop)",
+        ],
         `run ${id}`,
       );
     }

@@ -791,7 +791,7 @@ export class SqlStore implements Store {
 
   async interruptOrphans(nodeId: string, now: number): Promise<number> {
     const result = await this.driver.run(
-      "UPDATE jm_runs SET status = 'interrupted', finished_at = ?, note = 'the service stopped while it ran' WHERE node_id = ? AND status IN ('running', 'queued')",
+      "UPDATE jm_runs SET status = 'interrupted', finished_at = ?, note = 'its service ended without recording how it ended (killed, crashed, or the database away at its stop)' WHERE node_id = ? AND status IN ('running', 'queued')",
       [now, nodeId],
     );
     return result.changes;
