@@ -172,6 +172,44 @@ Deno.test("serve[sqlite]: kill -9 of the service ends its runs, children of the 
   }
 });
 
+Deno.test("serve[sqlite]: kill -9 of the service ends its notification hooks too, what left their group included", async () => {
+  await using db = await freshDatabase("sqlite");
+  const secs = uniqueSeconds(60);
+  const pattern = `sleep ${regex(secs)}`;
+  try {
+    await jm(
+      db,
+      "job",
+      "add",
+      "fails",
+      "--second",
+      "*",
+      "--command",
+      "exit 1",
+      "--on-failure",
+      `setsid sh -c 'sleep ${secs}' >/dev/null 2>&1 & sleep ${secs}`,
+    );
+    await using serve = new Serve(db, await writeConfig(db));
+    const detail = async () =>
+      `left: ${await pgrep(pattern)}
+${serve.stderr}`;
+    await waitFor(async () => (await pgrep(`^sleep ${regex(secs)}$`)).length >= 2, {
+      timeoutMs: 20_000,
+      what: "the hook's two sleeps to run",
+      detail,
+    });
+    serve.signal("SIGKILL");
+    assertEquals((await serve.exit(10_000)).signal, "SIGKILL");
+    await waitFor(async () => (await pgrep(pattern)).length === 0, {
+      timeoutMs: 10_000,
+      what: "the guard to end the hook, the sleep that left its group included",
+      detail,
+    });
+  } finally {
+    await killLeftovers(pattern);
+  }
+});
+
 Deno.test("serve[sqlite]: kill -9 of the service alone: its guard also ends what left the run's group", async () => {
   await using db = await freshDatabase("sqlite");
   const { alive, leftovers } = await addJobLeavingTwoSleeps(db);

@@ -221,6 +221,7 @@ class BootedDaemon implements Daemon {
       // Hooks are real commands even when a test's runs are not.
       startRun,
       baseEnv: o.env,
+      guard: this.guard,
       killGraceMs: s["jobsmanager.kill_grace"] * 1000,
       secrets: o.secrets ?? [],
       observer: o.observer,

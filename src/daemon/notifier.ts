@@ -22,6 +22,7 @@ import { type Clock, Deadline } from "./clock.ts";
 import type { DbHealth } from "./db_health.ts";
 import { log } from "./log.ts";
 import type { RunHandle, RunSpec } from "./runner.ts";
+import type { RunGuard } from "./run_guard.ts";
 import {
   deliveryId,
   type EndedRun,
@@ -84,6 +85,8 @@ export interface NotifierOptions {
   startRun: (spec: RunSpec, now: () => number) => RunHandle;
   /** The environment hook commands start from (secrets already removed). */
   baseEnv: Record<string, string>;
+  /** Ends hook commands, as runs, when the service dies without ending them (run_guard.ts). */
+  guard?: RunGuard | null;
   killGraceMs: number;
   secrets: readonly string[];
   observer?: NotifyObserver;
@@ -461,6 +464,9 @@ export class Notifier {
 
   /** Run `command` (a hook, sendmail) with `stdin` and the JM_* variables of `payload`. */
   private async shell(command: string, payload: NotifyPayload, stdin: string) {
+    const guard = this.o.guard;
+    const marker = crypto.randomUUID();
+    guard?.watch(marker);
     const handle = this.o.startRun({
       command,
       env: this.hookEnv(payload),
@@ -469,12 +475,18 @@ export class Notifier {
       killGraceMs: this.o.killGraceMs,
       outputCap: HOOK_OUTPUT_CAP,
       secrets: this.o.secrets,
+      marker,
     }, () => this.o.clock.now());
     this.hooks.add(handle);
+    if (handle.pid !== null) guard?.add(handle.pid);
     try {
       return await handle.done;
     } finally {
       this.hooks.delete(handle);
+      if (handle.pid !== null) guard?.remove(handle.pid);
+      // What left the hook's group is looked for a while after its end: watched until then.
+      const unwatch = () => guard?.unwatch(marker);
+      handle.escaped.then(unwatch, unwatch);
     }
   }
 
