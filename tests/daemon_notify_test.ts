@@ -339,6 +339,11 @@ for (const backend of BACKENDS) {
     // Followed, the signed payload would have gone to /elsewhere.
     assertEquals(requests, ["POST /hook"]);
     assert((await metrics.text()).includes('outcome="failed"'));
+    // Its claim says so too: not `sent`.
+    const outcome = async () =>
+      (await rawQuery(h.db, "SELECT outcome FROM jm_notifications WHERE job_id = 'sync'"))
+        .map((r) => r.outcome);
+    await h.until(async () => (await outcome())[0] === "failed", "the claim's outcome: failed");
   });
 
   Deno.test(`notify[${backend}]: a webhook host that hangs holds one turn, not everyone's; each post names its delivery`, async () => {

@@ -65,7 +65,14 @@ export interface NotifyObserver {
 
 export interface NotifierOptions {
   store:
-    & Pick<NotifyStore, "claimNotification" | "failingBefore" | "silenceCandidates" | "takeHeld">
+    & Pick<
+      NotifyStore,
+      | "claimNotification"
+      | "notificationFailed"
+      | "failingBefore"
+      | "silenceCandidates"
+      | "takeHeld"
+    >
     & Pick<JobStore, "getJob">
     & Pick<RunStore, "listRuns">;
   clock: Clock;
@@ -420,26 +427,47 @@ export class Notifier {
       });
       return;
     }
-    await this.deliver(job, {
-      ...payload,
-      held_back: outcome.heldBack && heldBackOf(outcome.heldBack),
-    });
+    // The claim says `sent`; a hook, webhook or mail that failed makes it `failed`.
+    await this.deliver(
+      job,
+      {
+        ...payload,
+        held_back: outcome.heldBack && heldBackOf(outcome.heldBack),
+      },
+      () =>
+        this.o.store.notificationFailed(job.id, event, ref).catch((error) =>
+          this.o.health.failed(error)
+        ),
+    );
   }
 
-  /** The hook command and the mail now; the webhook in its host's turn. */
-  private async deliver(job: Job, payload: NotifyPayload): Promise<void> {
+  /**
+   * The hook command and the mail now; the webhook in its host's turn.
+   * `failed` is told once a channel fails (the webhook's maybe later).
+   */
+  private async deliver(
+    job: Job,
+    payload: NotifyPayload,
+    failed: () => Promise<void> = () => Promise.resolve(),
+  ): Promise<void> {
     const hooks = hooksOf(payload.event, job, this.o.settings);
+    let told = false;
+    const tell = async (ok: boolean) => {
+      if (ok || told) return;
+      told = true;
+      await failed();
+    };
     const url = hooks.url;
     if (url !== null) {
       this.enqueue(
         `job ${job.id}: ${payload.event} webhook`,
-        () => this.post(job, url, payload),
+        async () => await tell(await this.post(job, url, payload)),
         hostOf(url),
       );
     }
     await Promise.all([
-      hooks.command === null ? null : this.runCommand(job, hooks.command, payload),
-      hooks.mail ? this.mail(job, payload) : null,
+      hooks.command === null ? null : this.runCommand(job, hooks.command, payload).then(tell),
+      hooks.mail ? this.mail(job, payload).then(tell) : null,
     ]);
   }
 
@@ -490,7 +518,8 @@ export class Notifier {
     }
   }
 
-  private async runCommand(job: Job, command: string, payload: NotifyPayload): Promise<void> {
+  /** Run the hook command; whether it succeeded. */
+  private async runCommand(job: Job, command: string, payload: NotifyPayload): Promise<boolean> {
     const result = await this.shell(command, payload, JSON.stringify(payload));
     const ok = result.status === "success";
     this.o.observer?.notified("command", ok);
@@ -500,7 +529,7 @@ export class Notifier {
         event: payload.event,
         run: payload.run_id,
       });
-      return;
+      return true;
     }
     notifyLog.warn(
       "job {job}: {event} hook command ended {status} (exit {exit}){note}: {output}",
@@ -514,9 +543,11 @@ export class Notifier {
         output: (result.stderr || result.stdout).trim().slice(-500) || "(no output)",
       },
     );
+    return false;
   }
 
-  private async mail(job: Job, payload: NotifyPayload): Promise<void> {
+  /** Mail the notification; whether sendmail took it. */
+  private async mail(job: Job, payload: NotifyPayload): Promise<boolean> {
     const s = this.o.settings;
     const result = await this.shell(s.sendmail, payload, mailText(s.mailto, payload));
     const ok = result.status === "success";
@@ -527,7 +558,7 @@ export class Notifier {
         event: payload.event,
         to: s.mailto,
       });
-      return;
+      return true;
     }
     notifyLog.warn(
       "job {job}: {event} mail to {to} not sent: `{sendmail}` ended {status} (exit {exit}): {output}",
@@ -541,6 +572,7 @@ export class Notifier {
         output: (result.stderr || result.stdout).trim().slice(-500) || "(no output)",
       },
     );
+    return false;
   }
 
   /** `text` without anything secret a webhook URL (or the signing key) holds. */
@@ -553,8 +585,8 @@ export class Notifier {
     );
   }
 
-  /** POST the payload, retrying network errors, 5xx and 429 with doubling delays. */
-  private async post(job: Job, url: string, payload: NotifyPayload): Promise<void> {
+  /** POST the payload, retrying network errors, 5xx and 429 with doubling delays; whether it took. */
+  private async post(job: Job, url: string, payload: NotifyPayload): Promise<boolean> {
     const s = this.o.settings;
     const body = JSON.stringify(payload);
     const headers: Record<string, string> = {
@@ -596,7 +628,7 @@ export class Notifier {
             url: urlForLog(url),
             code: response.status,
           });
-          return;
+          return true;
         }
         why = `HTTP ${response.status} ${response.statusText}`;
         if (response.status >= 300 && response.status < 400) {
@@ -619,5 +651,6 @@ export class Notifier {
       url: urlForLog(url),
       why,
     });
+    return false;
   }
 }

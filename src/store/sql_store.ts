@@ -878,6 +878,13 @@ export class SqlStore implements Store {
   }
 
   // Notifications (issue 13).
+  async notificationFailed(jobId: string, event: string, ref: number): Promise<void> {
+    await this.driver.run(
+      "UPDATE jm_notifications SET outcome = 'failed' WHERE job_id = ? AND event = ? AND ref = ?",
+      [jobId, event, ref],
+    );
+  }
+
   claimNotification(claim: NotificationClaim): Promise<ClaimOutcome | null> {
     return notify.claimNotification(this.driver, claim);
   }

@@ -413,6 +413,9 @@ export interface NotifyStore {
    */
   claimNotification(claim: NotificationClaim): Promise<ClaimOutcome | null>;
 
+  /** The notification claimed for (job, event, ref) was not delivered: its outcome is `failed`. */
+  notificationFailed(jobId: string, event: string, ref: number): Promise<void>;
+
   /**
    * Whether the job was failing when `run` ended: of its runs with a status
    * in `failures` or `success`, the one that ended last before it (among
