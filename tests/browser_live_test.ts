@@ -205,3 +205,47 @@ Deno.test({
     assertEquals(takePageErrors(), []);
   },
 });
+
+const JOB = { id: "long", command: "sleep 600", cron: "0 0 1 1 *" };
+
+const runRows = `[...document.querySelectorAll("#runs tbody tr[data-run]")]
+  .map((tr) => tr.dataset.run + " " + tr.dataset.status)`;
+
+Deno.test({
+  name: "dashboard: a run that ends leaves the table of running runs",
+  ignore: CHROMIUM === null,
+  async fn() {
+    await using db = await freshDatabase("sqlite");
+    await using api = await startApi(db);
+    assertEquals((await api.call("POST", "/api/v1/jobs", { body: JOB })).status, 201);
+    const running = (at: number) => ({
+      job_id: "long",
+      scheduled_at: at,
+      status: "running" as const,
+      trigger: "schedule" as const,
+      started_at: at,
+    });
+    const [first, second] = await api.store.claimRuns([running(1000), running(2000)]);
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    await signIn(page, api.url, "#/runs?status=running");
+    await waitUntil(
+      page,
+      `document.querySelector("#live")?.dataset.state === "live" && ${runRows}.length === 2`,
+      "both running runs, live",
+      `[${liveState}, ${runRows}]`,
+    );
+    await api.store.updateRun(first!, {
+      status: "success",
+      finished_at: Date.now(),
+      exit_code: 0,
+    });
+    await waitUntil(
+      page,
+      `${runRows}.join() === "${second} running"`,
+      `run ${first} to leave once it ended`,
+      runRows,
+    );
+    assertEquals(takePageErrors(), []);
+  },
+});

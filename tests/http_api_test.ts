@@ -433,6 +433,7 @@ for (const backend of BACKENDS) {
       assertEquals([run.status, run.forced, run.trigger], ["queued", true, "manual"]);
       assertEquals(queued.headers.get("location"), `/api/v1/runs/${run.id}`);
       await stream.until((e) => (e.data as { id: number; status: string }).status === "queued");
+      await queuedOnly.until((e) => (e.data as { id: number }).id === run.id);
       // The service would do this; the stream must show it.
       await api.store.updateRun(run.id, {
         status: "success",
@@ -442,6 +443,11 @@ for (const backend of BACKENDS) {
         stdout: "hi\n",
       });
       await stream.until((e) => (e.data as { status: string }).status === "success");
+      // The queued-only stream sent it queued: it says, once, that it left that status.
+      const left = await queuedOnly.until((e) =>
+        e.event === "left" && (e.data as { id: number }).id === run.id
+      );
+      assertEquals((left as { status: string }).status, "success");
       assertEquals(stream.events.filter((e) => e.event !== "run").length, 1, "one ready");
 
       const shown = (await api.call("GET", `/api/v1/runs/${run.id}`)).body as { stdout: string };

@@ -524,7 +524,7 @@ export const OPENAPI = {
     "/runs/stream": {
       get: {
         summary:
-          "new and changed runs as Server-Sent Events (event: run, data: a RunListed: no output); after the first look, event: ready: every change from then on is sent, so a client reads its list again once then. event: error (data: {error}) when the database fails, event: resumed when it answers again",
+          "new and changed runs as Server-Sent Events (event: run, data: a RunListed: no output); with a status filter, event: left (data: the RunListed as it is now) once for a run sent before that no longer has that status; after the first look, event: ready: every change from then on is sent, so a client reads its list again once then. event: error (data: {error}) when the database fails, event: resumed when it answers again",
         parameters: [
           ...runFilters,
           query(

@@ -90,9 +90,14 @@ export function runRoutes(api: ApiContext): Hono<Env> {
         const events: SseEvent[] = [];
         for (const run of runs.sort((a, b) => a.id - b.id)) {
           const state = stateOf(run);
-          // A run followed past the filter's status (it ended) is no longer one the client asked for.
-          const asked = filter.status === undefined || run.status === filter.status;
-          if (asked && seen.get(run.id) !== state && (!first || run.id > known)) {
+          if (filter.status !== undefined && run.status !== filter.status) {
+            // A run followed past the filter's status (it ended, or started) is no longer one
+            // the client asked for: it is told so once, so its list does not keep it as it was.
+            events.push({ event: "left", data: listed(run), id: String(run.id) });
+            seen.delete(run.id);
+            continue;
+          }
+          if (seen.get(run.id) !== state && (!first || run.id > known)) {
             events.push({ event: "run", data: listed(run), id: String(run.id) });
           }
           seen.set(run.id, state);

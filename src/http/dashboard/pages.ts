@@ -10,6 +10,8 @@ const FIELDS = ["second", "minute", "hour", "day", "month", "day_of_week"];
 const RUN_STATUSES = ["queued", "running", "success", "failed", "timeout", "killed", "interrupted",
   "skipped", "missed", "lost", "error", "cancelled"];
 const FINAL = (status) => status !== "queued" && status !== "running";
+/** How far a run has come: it never goes back (a list read before an event may be older). */
+const STAGE = (status) => status === "queued" ? 0 : status === "running" ? 1 : 2;
 
 function jobRow(job) {
   const last = job.last_run;
@@ -77,9 +79,13 @@ function triggerText(run) {
   return run.trigger;
 }
 
-/** A live table of runs: rows are added and updated as events come. */
+/**
+ * A live table of runs: rows are added and updated as events come; with
+ * options.status, a run that no longer has that status leaves it.
+ */
 function runsTable(runs, options) {
-  const withJob = !(options && options.hideJob);
+  const o = options || {};
+  const withJob = !o.hideJob;
   const box = table(["Run", withJob ? "Job" : null, "Scheduled", "Status",
     { text: "Exit", class: "hide-narrow" }, "Duration", { text: "Trigger", class: "hide-narrow" },
     { text: "Node", class: "hide-narrow" }].filter(Boolean), [], { id: "runs" });
@@ -95,11 +101,17 @@ function runsTable(runs, options) {
     h("td", { class: "hide-narrow" }, triggerText(run)),
     h("td", { class: "hide-narrow muted small" }, run.node_id || "-"));
   const statuses = new Map();
+  const drop = (id) => {
+    const old = rows.get(id);
+    if (old) old.remove();
+    rows.delete(id);
+  };
   box.upsert = (run, fresh) => {
-    // A list read while an event came may be older than it: an ended run does not run again.
+    // A list read while an event came may be older than it: a run does not go back.
     const was = statuses.get(run.id);
-    if (was !== undefined && FINAL(was) && !FINAL(run.status)) return;
+    if (was !== undefined && STAGE(run.status) < STAGE(was)) return;
     statuses.set(run.id, run.status);
+    if (o.status && run.status !== o.status) return drop(run.id);
     const next = row(run, fresh);
     const old = rows.get(run.id);
     if (old) old.replaceWith(next);
@@ -111,6 +123,18 @@ function runsTable(runs, options) {
     rows.set(run.id, next);
     const empty = body.querySelector(".empty");
     if (empty) empty.remove();
+  };
+  /**
+   * The list read again once the stream looked (fresh, of at most limit
+   * runs): a run listed before, up to id after, that it no longer has
+   * ended before the stream's first look, so no event will say so.
+   */
+  box.relist = (fresh, limit, after) => {
+    for (const run of fresh) box.upsert(run, false);
+    if (!o.status) return;
+    const ids = new Set(fresh.map((r) => r.id));
+    const floor = fresh.length < limit ? 0 : Math.min(...ids);
+    for (const id of [...rows.keys()]) if (id <= after && id >= floor && !ids.has(id)) drop(id);
   };
   for (const run of runs) box.upsert(run, false);
   if (runs.length === 0) body.append(h("tr", { class: "empty" }, h("td", { colspan: 8, class: "muted" }, "no runs yet")));
@@ -143,16 +167,17 @@ page(/^\/runs$/, async (_, query, signal) => {
     if (since.value) q.set("since", since.value);
     location.hash = "#/runs" + (String(q) ? "?" + q : "");
   });
-  const box = runsTable(runs);
+  const box = runsTable(runs, { status: filters.get("status") });
   const live = liveBadge();
   show(signal, h("h1", {}, "Runs", live), apply, box);
   const stream = new URLSearchParams(filters);
   stream.delete("since");
-  stream.set("after", String(runs.length ? runs[0].id : 0));
+  const after = runs.length ? runs[0].id : 0;
+  stream.set("after", String(after));
   follow(() => "/runs/stream?" + stream, async (event, run) => {
-    if (event === "run") box.upsert(run, true);
+    if (event === "run" || event === "left") box.upsert(run, true);
     // The stream sends every change from here on: what changed before (or during a gap) is read once.
-    if (event === "ready") for (const r of await api("GET", "/runs?" + filters + "&limit=100")) box.upsert(r, false);
+    if (event === "ready") box.relist(await api("GET", "/runs?" + filters + "&limit=100"), 100, after);
   }, signal, live.set);
 });
 
