@@ -249,3 +249,57 @@ Deno.test({
     assertEquals(takePageErrors(), []);
   },
 });
+
+/** A run as the stream sends it (no output). */
+function listedRun(id: number, status: string) {
+  return {
+    id,
+    job_id: "busy",
+    status,
+    note: null,
+    trigger: "schedule",
+    forced: false,
+    attempt: 1,
+    scheduled_at: new Date(1_767_225_600_000 + id * 1000).toISOString(),
+    started_at: null,
+    finished_at: null,
+    exit_code: null,
+    signal: null,
+    node_id: "node-1",
+  };
+}
+
+Deno.test({
+  name: "dashboard: the live runs table keeps the newest 1,000 runs, in order",
+  ignore: CHROMIUM === null,
+  async fn() {
+    await using db = await freshDatabase("sqlite");
+    await using api = await startApi(db);
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    const net = await intercept(page);
+    // 1,500 new runs, then a change to one shown and one to a run too old to be kept.
+    const events = [
+      ...Array.from({ length: 1500 }, (_, i) => listedRun(i + 1, "running")),
+      listedRun(700, "success"),
+      listedRun(3, "success"),
+    ].map((run) => `event: run\ndata: ${JSON.stringify(run)}\n\n`);
+    net.answer = (path) =>
+      path.startsWith("/api/v1/runs/stream")
+        ? { status: 200, contentType: "text/event-stream", body: events.join("") }
+        : null;
+    await signIn(page, api.url, "#/runs");
+    const shown = `(() => { const rows = ${runRows};
+      return { count: rows.length, first: rows[0], last: rows[rows.length - 1],
+        sorted: rows.every((r, i) => i === 0 || parseInt(r) < parseInt(rows[i - 1])),
+        run700: rows.find((r) => r.startsWith("700 ")), run3: rows.find((r) => r.startsWith("3 ")) }; })()`;
+    await waitUntil(
+      page,
+      `(() => { const s = ${shown}; return s.count === 1000 && s.first === "1500 running" &&
+        s.last === "501 running" && s.sorted && s.run700 === "700 success" && s.run3 === undefined; })()`,
+      "the newest 1,000 runs, newest first, run 700 ended",
+      shown,
+    );
+    assertEquals(takePageErrors(), []);
+  },
+});

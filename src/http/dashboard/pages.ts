@@ -79,6 +79,9 @@ function triggerText(run) {
   return run.trigger;
 }
 
+/** The most rows a live table of runs keeps (the newest), as the log tail keeps 1,000 lines. */
+const MAX_RUN_ROWS = 1000;
+
 /**
  * A live table of runs: rows are added and updated as events come; with
  * options.status, a run that no longer has that status leaves it.
@@ -100,29 +103,58 @@ function runsTable(runs, options) {
     h("td", { class: "num" }, duration(run)),
     h("td", { class: "hide-narrow" }, triggerText(run)),
     h("td", { class: "hide-narrow muted small" }, run.node_id || "-"));
+  // Newest first, as the rows are shown: where a run goes is a binary search, not a sort.
+  const order = [];
+  const place = (id) => {
+    let lo = 0, hi = order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (order[mid] > id) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  // Each run's last status, to refuse a stale one: kept a while after its row went.
   const statuses = new Map();
+  const forget = () => {
+    if (statuses.size <= 2 * MAX_RUN_ROWS) return;
+    for (const id of statuses.keys()) {
+      if (statuses.size <= MAX_RUN_ROWS) break;
+      if (!rows.has(id)) statuses.delete(id);
+    }
+  };
   const drop = (id) => {
     const old = rows.get(id);
-    if (old) old.remove();
+    if (!old) return;
+    old.remove();
     rows.delete(id);
+    order.splice(place(id), 1);
   };
+  let empty = null;
   box.upsert = (run, fresh) => {
     // A list read while an event came may be older than it: a run does not go back.
     const was = statuses.get(run.id);
     if (was !== undefined && STAGE(run.status) < STAGE(was)) return;
+    // A full table keeps the newest runs: an older one would go at once.
+    if (!rows.has(run.id) && order.length >= MAX_RUN_ROWS && run.id < order[order.length - 1]) return;
     statuses.set(run.id, run.status);
+    forget();
     if (o.status && run.status !== o.status) return drop(run.id);
     const next = row(run, fresh);
     const old = rows.get(run.id);
+    rows.set(run.id, next);
     if (old) old.replaceWith(next);
     else {
-      const later = [...rows.keys()].filter((id) => id < run.id).sort((a, b) => b - a)[0];
-      if (later === undefined) body.append(next);
-      else body.insertBefore(next, rows.get(later));
+      const at = place(run.id);
+      if (at < order.length) body.insertBefore(next, rows.get(order[at]));
+      else body.append(next);
+      order.splice(at, 0, run.id);
+      while (order.length > MAX_RUN_ROWS) drop(order[order.length - 1]);
     }
-    rows.set(run.id, next);
-    const empty = body.querySelector(".empty");
-    if (empty) empty.remove();
+    if (empty) {
+      empty.remove();
+      empty = null;
+    }
   };
   /**
    * The list read again once the stream looked (fresh, of at most limit
@@ -137,7 +169,7 @@ function runsTable(runs, options) {
     for (const id of [...rows.keys()]) if (id <= after && id >= floor && !ids.has(id)) drop(id);
   };
   for (const run of runs) box.upsert(run, false);
-  if (runs.length === 0) body.append(h("tr", { class: "empty" }, h("td", { colspan: 8, class: "muted" }, "no runs yet")));
+  if (runs.length === 0) body.append(empty = h("tr", { class: "empty" }, h("td", { colspan: 8, class: "muted" }, "no runs yet")));
   return box;
 }
 
