@@ -303,3 +303,89 @@ Deno.test({
     assertEquals(takePageErrors(), []);
   },
 });
+
+const jobsShown = `({
+  rows: [...document.querySelectorAll("#jobs tbody tr[data-job]")].filter((tr) => !tr.hidden)
+    .map((tr) => tr.dataset.job + " " + tr.querySelector("label.switch").textContent),
+  filter: document.querySelector("#filter")?.value,
+  hash: location.hash,
+  focused: document.activeElement?.outerHTML,
+  added: window.rowsAdded,
+})`;
+
+Deno.test({
+  name:
+    "dashboard: the jobs filter hides rows, stays in the address; a switch or a refresh keeps filter and focus",
+  ignore: CHROMIUM === null,
+  async fn() {
+    await using db = await freshDatabase("sqlite");
+    await using api = await startApi(db);
+    for (const id of ["alpha-1", "alpha-2", "beta"]) {
+      const added = await api.call("POST", "/api/v1/jobs", {
+        body: { id, command: "true", cron: "0 0 1 1 *", description: `job ${id}` },
+      });
+      assertEquals(added.status, 201);
+    }
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    await signIn(page, api.url, "#/jobs");
+    await waitForText(page, "#jobs", "beta");
+    // Typing only hides rows: none is drawn again.
+    await page.evaluate(`window.filterInput = document.querySelector("#filter");
+      window.rowsAdded = 0;
+      new MutationObserver((changes) => { for (const c of changes) window.rowsAdded += c.addedNodes.length; })
+        .observe(document.querySelector("#jobs tbody"), { childList: true });`);
+    await page.type("#filter", "alpha");
+    await waitUntil(
+      page,
+      `(() => { const s = ${jobsShown}; return s.rows.join() === "alpha-1 on,alpha-2 on" &&
+        s.hash === "#/jobs?q=alpha"; })()`,
+      "the filter to leave the alpha jobs, and be in the address",
+      jobsShown,
+    );
+    assertEquals(await page.evaluate<number>(`window.rowsAdded`), 0, "rows drawn again");
+
+    // The switch changes its job and its row, not the page.
+    await page.click('tr[data-job="alpha-1"] input[type=checkbox]');
+    await waitUntil(
+      page,
+      `${jobsShown}.rows.join() === "alpha-1 off,alpha-2 on"`,
+      "alpha-1 to be shown off",
+      jobsShown,
+    );
+    const job = (await api.call("GET", "/api/v1/jobs/alpha-1")).body as { enabled: boolean };
+    assertEquals(job.enabled, false);
+    const after = await page.evaluate<Record<string, unknown>>(jobsShown);
+    assertEquals([after.filter, after.hash], ["alpha", "#/jobs?q=alpha"]);
+    assertEquals(
+      after.focused,
+      await page.evaluate<string>(
+        `document.querySelector('tr[data-job="alpha-1"] input[type=checkbox]').outerHTML`,
+      ),
+    );
+    assertEquals(await page.evaluate<boolean>(`window.filterInput.isConnected`), true);
+
+    // A change made elsewhere shows by itself, in place.
+    assertEquals((await api.call("POST", "/api/v1/jobs/alpha-2/disable")).status, 200);
+    await waitUntil(
+      page,
+      `${jobsShown}.rows.join() === "alpha-1 off,alpha-2 off"`,
+      "the page to show alpha-2 disabled elsewhere",
+      jobsShown,
+    );
+    assertEquals(await page.evaluate<boolean>(`window.filterInput.isConnected`), true);
+    assertEquals(await page.evaluate<string>(`document.querySelector("#filter").value`), "alpha");
+
+    // Back from a job finds the list filtered as it was.
+    await page.click('a[href="#/jobs/alpha-1"]');
+    await waitForText(page, "#job-fields", "job alpha-1");
+    await page.evaluate(`history.back()`);
+    await waitUntil(
+      page,
+      `(() => { const s = ${jobsShown}; return s.filter === "alpha" && s.rows.length === 2; })()`,
+      "the filter to be kept after Back",
+      jobsShown,
+    );
+    assertEquals(takePageErrors(), []);
+  },
+});

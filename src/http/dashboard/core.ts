@@ -165,12 +165,19 @@ function fmt(value) {
     two(d.getHours()) + ":" + two(d.getMinutes()) + ":" + two(d.getSeconds());
 }
 
+// One formatter per zone: making one costs more than drawing a row of a table with it.
+const ZONE_FORMATS = new Map();
+
 function inZone(ms, zone) {
-  const text = new Intl.DateTimeFormat("sv-SE", {
-    timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",
-    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
-  }).format(new Date(ms));
-  return text + " " + zone;
+  let format = ZONE_FORMATS.get(zone);
+  if (!format) {
+    format = new Intl.DateTimeFormat("sv-SE", {
+      timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+    });
+    ZONE_FORMATS.set(zone, format);
+  }
+  return format.format(new Date(ms)) + " " + zone;
 }
 
 /** A time element: the viewer's zone shown, the job's zone and UTC on hover. */
@@ -179,6 +186,19 @@ function when(value, zone) {
   const ms = msOf(value);
   const hover = (zone ? inZone(ms, zone) + "\n" : "") + new Date(ms).toISOString();
   return h("time", { datetime: new Date(ms).toISOString(), title: hover, class: "nowrap" }, fmt(ms));
+}
+
+/** A relative time that refreshAgo() keeps current: "in 2 s" does not stay for a minute. */
+function agoText(value, tag, className) {
+  return h(tag || "div", { class: className || "muted small", "data-ago": new Date(msOf(value)).toISOString() }, ago(value));
+}
+
+/** Bring every relative time under root up to now. */
+function refreshAgo(root) {
+  for (const el of root.querySelectorAll("[data-ago]")) {
+    const text = ago(el.dataset.ago);
+    if (el.textContent !== text) el.textContent = text;
+  }
 }
 
 function ago(value) {
@@ -343,6 +363,8 @@ function morph(old, next) {
   if (old.nodeType !== Node.ELEMENT_NODE) return;
   for (const a of [...old.attributes]) if (!next.hasAttribute(a.name)) old.removeAttribute(a.name);
   for (const a of next.attributes) if (old.getAttribute(a.name) !== a.value) old.setAttribute(a.name, a.value);
+  // A checkbox's state is a property, not an attribute: a change made elsewhere shows too.
+  if (old.nodeName === "INPUT" && old.checked !== next.checked) old.checked = next.checked;
   morphChildren(old, [...next.childNodes]);
 }
 
@@ -350,6 +372,17 @@ function morphChildren(parent, nodes) {
   const old = [...parent.childNodes];
   nodes.forEach((node, i) => i < old.length ? morph(old[i], node) : parent.append(node));
   for (const extra of old.slice(nodes.length)) extra.remove();
+}
+
+/** Say above the page that it was not refreshed since when, and why (once shown: what is below is older). */
+function notRefreshed(signal, since, everyMs, error, shown) {
+  const banner = h("div", { class: "alert", role: "alert", id: "refresh-error" },
+    "Not refreshed since " + fmt(since) + ": " + error.message + ". Trying again every " + everyMs / 1000 +
+    " s" + (shown ? "; what is shown below was read before." : "."));
+  const place = document.getElementById("refresh-error");
+  if (place) place.replaceWith(banner);
+  else if (shown) main().prepend(banner);
+  else show(signal, banner);
 }
 
 /**
@@ -367,13 +400,7 @@ async function poll(signal, everyMs, load, draw, until) {
     } catch (e) {
       if (signal.aborted || e.status === 401) return;
       failingSince = failingSince || new Date();
-      const banner = h("div", { class: "alert", role: "alert", id: "refresh-error" },
-        "Not refreshed since " + fmt(failingSince) + ": " + e.message + ". Trying again every " + everyMs / 1000 +
-        " s" + (shown ? "; what is shown below was read before." : "."));
-      const place = document.getElementById("refresh-error");
-      if (place) place.replaceWith(banner);
-      else if (shown) main().prepend(banner);
-      else show(signal, banner);
+      notRefreshed(signal, failingSince, everyMs, e, shown);
       await sleep(everyMs, signal);
       continue;
     }

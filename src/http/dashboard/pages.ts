@@ -13,23 +13,31 @@ const FINAL = (status) => status !== "queued" && status !== "running";
 /** How far a run has come: it never goes back (a list read before an event may be older). */
 const STAGE = (status) => status === "queued" ? 0 : status === "running" ? 1 : 2;
 
-function jobRow(job) {
+/** A row of the jobs table; after a change from its switch, refresh() reads the jobs again. */
+function jobRow(job, refresh) {
   const last = job.last_run;
   const toggle = h("input", {
     type: "checkbox", checked: job.enabled, disabled: !isAdmin(), "aria-label": "enabled",
     "data-action": job.enabled ? "disable" : "enable",
     title: isAdmin() ? (job.enabled ? "disable" : "enable") : "needs an admin token",
   });
+  // Not disabled while its call is out: a disabled switch would lose the focus.
+  let busy = false;
+  toggle.addEventListener("click", (event) => { if (busy) event.preventDefault(); });
   toggle.addEventListener("change", async () => {
-    toggle.disabled = true;
+    busy = true;
     try {
       await api("POST", "/jobs/" + enc(job.id) + (toggle.checked ? "/enable" : "/disable"));
-      route();
     } catch (e) {
       toggle.checked = !toggle.checked;
-      toggle.disabled = false;
       main().prepend(errorBox(e));
+      return;
+    } finally {
+      busy = false;
     }
+    // The row changes in place (on/off, next fire): the page, its filter and focus stay.
+    // A failed read says so in the banner of the next periodic one.
+    await refresh().catch(() => {});
   });
   return h("tr", { "data-job": job.id },
     h("td", {}, h("a", { href: "#/jobs/" + enc(job.id) }, job.id),
@@ -37,10 +45,10 @@ function jobRow(job) {
     h("td", {}, job.invalid ? h("div", { class: "field-error" }, job.invalid) : job.schedule_words,
       h("div", { class: "mono muted small" }, job.schedule)),
     h("td", { class: "hide-narrow" }, job.zone),
-    h("td", {}, job.next_fire ? [when(job.next_fire, job.zone),
-      h("div", { class: "muted small" }, ago(job.next_fire))] : h("span", { class: "muted" }, "-")),
+    h("td", {}, job.next_fire ? [when(job.next_fire, job.zone), agoText(job.next_fire)]
+      : h("span", { class: "muted" }, "-")),
     h("td", {}, last ? h("a", { href: "#/runs/" + last.id }, badge(last.status), " ",
-      h("span", { class: "small" }, ago(last.scheduled_at))) : h("span", { class: "muted" }, "never")),
+      agoText(last.scheduled_at, "span", "small")) : h("span", { class: "muted" }, "never")),
     h("td", {}, h("label", { class: "switch" }, toggle, job.enabled ? "on" : "off")),
     h("td", {}, action("Run now", () => api("POST", "/jobs/" + enc(job.id) + "/run", {}), {
       name: "run", after: () => { location.hash = "#/runs?job=" + enc(job.id); },
@@ -48,28 +56,104 @@ function jobRow(job) {
   );
 }
 
+/** How often the jobs page reads the jobs again while it is shown. */
+const JOBS_REFRESH_MS = 5000;
+/** How long the filter waits for typing to pause before it hides rows. */
+const FILTER_PAUSE_MS = 150;
+
+/**
+ * The jobs: each row is drawn once and changed in place when its job
+ * changes, and the filter only hides rows, so neither a refresh nor a
+ * keystroke rebuilds thousands of rows, or loses focus, filter or scroll.
+ */
 page(/^\/jobs$/, async (_, query, signal) => {
-  const jobs = await api("GET", "/jobs");
+  let jobs = await api("GET", "/jobs");
   const filter = h("input", {
     type: "search", id: "filter", value: query.get("q") || "",
     placeholder: "filter by id, command, description", "aria-label": "filter",
   });
+  const count = h("span", { class: "muted small", id: "job-count" });
   const box = table(["Job", "Schedule", { text: "Zone", class: "hide-narrow" }, "Next fire",
     "Last run", "Enabled", ""], [], { id: "jobs" });
-  const draw = () => {
+  const body = box.querySelector("tbody");
+  const none = h("td", { colspan: 7, class: "muted" });
+  const noneRow = h("tr", { class: "empty" }, none);
+  // By job id: its row, what it was drawn from, and the text the filter looks in.
+  const drawn = new Map();
+  const hide = () => {
     const q = filter.value.trim().toLowerCase();
-    const shown = jobs.filter((j) =>
-      !q || (j.id + " " + j.command + " " + (j.description || "")).toLowerCase().includes(q));
-    box.querySelector("tbody").replaceChildren(...(shown.length > 0 ? shown.map(jobRow)
-      : [h("tr", {}, h("td", { colspan: 7, class: "muted" }, jobs.length ? "no job matches" : "no jobs yet"))]));
+    let shown = 0;
+    for (const d of drawn.values()) {
+      const hidden = q !== "" && !d.text.includes(q);
+      if (d.row.hidden !== hidden) d.row.hidden = hidden;
+      if (!hidden) shown++;
+    }
+    none.textContent = jobs.length ? "no job matches" : "no jobs yet";
+    noneRow.hidden = shown > 0;
   };
-  filter.addEventListener("input", draw);
+  const draw = () => {
+    const ids = jobs.map((j) => j.id);
+    for (const job of jobs) {
+      const drawing = JSON.stringify(job);
+      const d = drawn.get(job.id);
+      if (d === undefined) {
+        drawn.set(job.id, { drawing, row: jobRow(job, refresh),
+          text: (job.id + " " + job.command + " " + (job.description || "")).toLowerCase() });
+      } else if (d.drawing !== drawing) {
+        morph(d.row, jobRow(job, refresh));
+        d.drawing = drawing;
+        d.text = (job.id + " " + job.command + " " + (job.description || "")).toLowerCase();
+      }
+    }
+    const kept = new Set(ids);
+    for (const id of [...drawn.keys()]) if (!kept.has(id)) drawn.delete(id);
+    const rows = ids.map((id) => drawn.get(id).row);
+    // Rows move only when jobs came or went; what had focus keeps it.
+    if (rows.length !== body.children.length - 1 || rows.some((row, i) => body.children[i] !== row)) {
+      const focused = document.activeElement;
+      body.replaceChildren(...rows, noneRow);
+      if (focused && focused !== document.activeElement && focused.isConnected) focused.focus();
+    }
+    count.textContent = jobs.length + " in all";
+    refreshAgo(body);
+    hide();
+  };
+  async function refresh() {
+    jobs = await api("GET", "/jobs");
+    if (!signal.aborted) draw();
+  }
+  let pause = null;
+  filter.addEventListener("input", () => {
+    clearTimeout(pause);
+    pause = setTimeout(() => {
+      if (signal.aborted) return;
+      hide();
+      // In the address too, without a new page: Back to this list finds the same filter.
+      const q = filter.value.trim();
+      history.replaceState(null, "", "#/jobs" + (q ? "?q=" + enc(q) : ""));
+    }, FILTER_PAUSE_MS);
+  });
   draw();
   show(signal,
-    h("h1", {}, "Jobs", h("span", { class: "muted small" }, jobs.length + " in all"),
+    h("h1", {}, "Jobs", count,
       isAdmin() ? h("a", { class: "button", href: "#/add-job", id: "add-job" }, "Add job") : null),
     h("div", { class: "filters" }, filter),
     box);
+  let failingSince = null;
+  while (!signal.aborted) {
+    await sleep(JOBS_REFRESH_MS, signal);
+    if (signal.aborted) return;
+    try {
+      await refresh();
+      failingSince = null;
+      const banner = document.getElementById("refresh-error");
+      if (banner) banner.remove();
+    } catch (e) {
+      if (signal.aborted || e.status === 401) return;
+      failingSince = failingSince || new Date();
+      notRefreshed(signal, failingSince, JOBS_REFRESH_MS, e, true);
+    }
+  }
 });
 
 /** Why a run exists, with its attempt or the run it follows (as the CLI shows it). */
