@@ -389,3 +389,53 @@ Deno.test({
     assertEquals(takePageErrors(), []);
   },
 });
+
+Deno.test({
+  name: "dashboard: bidi and control characters are shown escaped, as the CLI prints them",
+  ignore: CHROMIUM === null,
+  async fn() {
+    await using db = await freshDatabase("sqlite");
+    await using api = await startApi(db);
+    const added = await api.call("POST", "/api/v1/jobs", {
+      body: {
+        id: "tricky",
+        command: "echo \u202egnp.exe\x1b[2J",
+        cron: "0 0 1 1 *",
+        description: "fine\u2066 or\x07 not\u009b",
+      },
+    });
+    assertEquals(added.status, 201, JSON.stringify(added.body));
+    const [id] = await api.store.claimRuns([{
+      job_id: "tricky",
+      scheduled_at: 1000,
+      status: "failed",
+      trigger: "schedule",
+      started_at: 1000,
+      finished_at: 2000,
+      exit_code: 1,
+      note: "said \u202eno",
+      stdout: "\x1b[31mred\x1b[0m\tcell\nline 2\r\n",
+    }]);
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    await signIn(page, api.url, "#/jobs/tricky");
+    await waitForText(page, "#job-fields", "gnp.exe");
+    assertEquals(await text(page, "#job-fields code"), "echo \\u{202e}gnp.exe\\x1b[2J");
+    assertEquals(await text(page, "#job-description"), "fine\\u{2066} or\\x07 not\\x9b");
+    await page.goto(`${api.url}/#/jobs`);
+    await waitForText(page, "#jobs", "tricky");
+    assertEquals(
+      await text(page, "#jobs tr[data-job] td:first-child .muted"),
+      "fine\\u{2066} or\\x07 not\\x9b",
+    );
+
+    await page.goto(`${api.url}/#/runs/${id}`);
+    await waitForText(page, "#stdout", "red");
+    assertEquals(await text(page, "#stdout"), "\\x1b[31mred\\x1b[0m\tcell\nline 2\\x0d\n");
+    assertEquals(
+      await page.evaluate<string>(`document.querySelector("h1 .badge").title`),
+      "said \\u{202e}no",
+    );
+    assertEquals(takePageErrors(), []);
+  },
+});

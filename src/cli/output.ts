@@ -14,6 +14,7 @@ import { readableSchedule } from "../cron/fields.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
 import { toJson } from "../domain/json.ts";
 import { shellWord } from "../domain/shell.ts";
+import { printable } from "../domain/printable.ts";
 
 /** The narrowest a cut last column gets, however narrow the terminal. */
 const MIN_LAST_COLUMN = 12;
@@ -94,28 +95,8 @@ function oneLine(text: string): string {
   return /[^\S ]|\s\s/.test(text) ? text.replace(/\s+/g, " ") : text;
 }
 
-/**
- * Control characters but newline and tab (C0, DEL, C1) and the
- * bidirectional overrides: what lets text from the database or a job move
- * the cursor, recolour, retitle or rewrite a terminal.
- */
-// deno-lint-ignore no-control-regex
-const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
-const CONTROLS = new RegExp(CONTROL.source, "g");
-
-/**
- * Text anyone may have written (a command, an id or row written by hand,
- * a job's output) as it is safe to print: each control character as
- * `\xNN` (`\u{NNNN}` beyond U+00FF), never raw.
- */
-export function printable(text: string): string {
-  // Most text holds none: testing first makes no new string.
-  if (!CONTROL.test(text)) return text;
-  return text.replace(CONTROLS, (c) => {
-    const code = c.charCodeAt(0);
-    return code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u{${code.toString(16)}}`;
-  });
-}
+// The CLI prints text from the database or a job as the dashboard shows it.
+export { printable };
 
 const ZONE_SOURCES: Record<ZoneSource, string> = {
   configured: "configured zone",

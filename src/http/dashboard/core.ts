@@ -6,24 +6,48 @@
  * the token goes in a header, never in a URL), times in the viewer's zone,
  * and the hash router. Pages are in pages.ts and forms.ts.
  */
+import { CONTROL } from "../../domain/printable.ts";
+
 export const CORE_JS = String.raw`"use strict";
 const TOKEN_KEY = "jobsmanager.token";
 const session = { token: sessionStorage.getItem(TOKEN_KEY) || "", role: null, auth: false };
 let pageAbort = new AbortController();
 const main = () => document.getElementById("main");
 
+/** As the CLI prints (src/domain/printable.ts): controls but newline and tab, and bidi marks. */
+const CONTROL = new RegExp(${JSON.stringify(CONTROL.source)});
+const CONTROLS = new RegExp(CONTROL.source, "g");
+
+/**
+ * Text as it is safe to show: each control or bidi character as \xNN or
+ * \u{NNNN}, so a U+202E cannot reverse the rest of a line, nor an ESC hide.
+ */
+function printable(text) {
+  if (!CONTROL.test(text)) return text;
+  return text.replace(CONTROLS, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? "\\x" + code.toString(16).padStart(2, "0") : "\\u{" + code.toString(16) + "}";
+  });
+}
+
+/**
+ * An element; every text in it and its title go through printable(), so
+ * what the database holds is shown, never acted on. Form values are left
+ * exact: an edit sends back what was stored.
+ */
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === null || v === undefined || v === false) continue;
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else if (k === "class") el.className = v;
-    else if (k === "text") el.textContent = v;
+    else if (k === "text") el.textContent = printable(String(v));
     else if (k === "value" || k === "checked" || k === "selected") el[k] = v;
+    else if (k === "title") el.title = printable(String(v));
     else el.setAttribute(k, v === true ? "" : String(v));
   }
   for (const c of children.flat(Infinity)) {
-    if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
+    if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : printable(String(c)));
   }
   return el;
 }
@@ -144,7 +168,7 @@ function liveBadge() {
     box.dataset.state = state;
     word.className = "badge " + look;
     word.textContent = text;
-    why.textContent = state === "live" ? "" : message || "";
+    why.textContent = state === "live" ? "" : printable(message || "");
   };
   return box;
 }
@@ -254,7 +278,7 @@ function action(label, run, options) {
     } catch (e) {
       if (e.status === 401) return;
       const place = main().querySelector(".alert") || h("div", { class: "alert", role: "alert" });
-      place.textContent = e.message;
+      place.textContent = printable(e.message);
       main().prepend(place);
       button.disabled = false;
     }

@@ -172,7 +172,7 @@ function jobForm(job, signal) {
     const name = FIELDS.includes(e.field) && cron.value.trim() !== "" ? "cron" : e.field === "schedule" ? "cron" : e.field;
     const place = errors.get(name);
     if (place) {
-      place.textContent = e.message;
+      place.textContent = printable(e.message);
       place.parentElement.classList.add("invalid");
       place.parentElement.scrollIntoView({ block: "center" });
     } else {
