@@ -439,3 +439,49 @@ Deno.test({
     assertEquals(takePageErrors(), []);
   },
 });
+
+Deno.test({
+  name:
+    "dashboard: an action's error comes beside the job's own alert; a since from the address stays",
+  ignore: CHROMIUM === null,
+  async fn() {
+    await using db = await freshDatabase("sqlite");
+    await using api = await startApi(db);
+    assertEquals((await api.call("POST", "/api/v1/jobs", { body: JOB })).status, 201);
+    const job = (await api.call("GET", "/api/v1/jobs/long?count=10")).body as object;
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    const net = await intercept(page);
+    // A job the service cannot schedule as stored (a hand-written row) says so in an alert.
+    net.answer = (path) =>
+      path === "/api/v1/jobs/long?count=10"
+        ? {
+          status: 200,
+          body: JSON.stringify({ ...job, invalid: "timezone: no such zone (test)" }),
+        }
+        : null;
+    await signIn(page, api.url, "#/jobs/long");
+    await waitForText(page, ".alert", "no such zone (test)");
+    // No service runs here: Run now is refused.
+    await page.click("[data-action=run]");
+    const alerts = `[...document.querySelectorAll("#main .alert")].map((a) => a.textContent)`;
+    await waitUntil(
+      page,
+      `${alerts}.some((t) => t.includes("no live service")) && ${alerts}.some((t) => t.includes("no such zone (test)"))`,
+      "the refusal beside the job's own alert",
+      alerts,
+    );
+
+    await page.goto(`${api.url}/#/runs?since=2h`);
+    await page.waitForSelector("#run-filters");
+    assertEquals(await page.evaluate<string>(`document.querySelector("[name=since]").value`), "2h");
+    await page.click("#run-filters button[type=submit]");
+    await waitUntil(
+      page,
+      `location.hash === "#/runs?since=2h"`,
+      "Apply to keep since=2h",
+      `location.hash`,
+    );
+    assertEquals(takePageErrors(), []);
+  },
+});

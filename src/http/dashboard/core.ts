@@ -277,7 +277,8 @@ function action(label, run, options) {
       else route();
     } catch (e) {
       if (e.status === 401) return;
-      const place = main().querySelector(".alert") || h("div", { class: "alert", role: "alert" });
+      // Its own box: the page's alerts (a job's "invalid") stay.
+      const place = document.getElementById("action-error") || h("div", { class: "alert", role: "alert", id: "action-error" });
       place.textContent = printable(e.message);
       main().prepend(place);
       button.disabled = false;

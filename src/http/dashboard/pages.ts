@@ -269,9 +269,12 @@ page(/^\/runs$/, async (_, query, signal) => {
   const jobInput = h("input", { name: "job", value: filters.get("job") || "", placeholder: "any job" });
   const status = h("select", { name: "status" }, h("option", { value: "" }, "any status"),
     RUN_STATUSES.map((s) => h("option", { value: s, selected: s === filters.get("status") }, s)));
-  const since = h("select", { name: "since" }, [["", "any time"], ["15m", "last 15 min"],
-    ["1h", "last hour"], ["24h", "last day"], ["7d", "last week"]].map(([v, t]) =>
-      h("option", { value: v, selected: v === (filters.get("since") || "") }, t)));
+  const sinces = [["", "any time"], ["15m", "last 15 min"], ["1h", "last hour"], ["24h", "last day"], ["7d", "last week"]];
+  // A since written in the address (2h) is one of the choices, so Apply keeps it.
+  const asked = filters.get("since") || "";
+  if (!sinces.some(([v]) => v === asked)) sinces.push([asked, "last " + asked]);
+  const since = h("select", { name: "since" }, sinces.map(([v, t]) =>
+    h("option", { value: v, selected: v === asked }, t)));
   const apply = h("form", { class: "filters", id: "run-filters" },
     h("label", {}, "Job", jobInput), h("label", {}, "Status", status), h("label", {}, "Scheduled", since),
     h("button", { type: "submit" }, "Apply"));
