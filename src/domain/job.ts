@@ -586,21 +586,21 @@ function isBlank(value: unknown): boolean {
  * every apply of the same file.
  */
 function refuseLoneSurrogates(job: Job): void {
-  const texts: [string, unknown][] = [
-    ...JOB_FIELDS.map((field): [string, unknown] => [field, job[field]]),
-    ...Object.entries(job.env ?? {}).flatMap(([name, value]): [string, unknown][] => [
-      ["env", name],
-      ["env", value],
-    ]),
-  ];
-  for (const [field, value] of texts) {
-    if (typeof value === "string" && !value.isWellFormed()) {
-      throw new ValidationError(
-        field,
-        `${field}: holds a lone UTF-16 surrogate (an escape such as \\ud800 without its pair), which is no character and cannot be stored; remove it`,
-      );
-    }
+  // No array made per job: a reload checks every job it reads.
+  for (let i = 0; i < JOB_FIELDS.length; i++) {
+    const value = job[JOB_FIELDS[i]];
+    if (typeof value === "string" && !value.isWellFormed()) loneSurrogate(JOB_FIELDS[i]);
   }
+  for (const name in job.env) {
+    if (!name.isWellFormed() || !job.env[name].isWellFormed()) loneSurrogate("env");
+  }
+}
+
+function loneSurrogate(field: string): never {
+  throw new ValidationError(
+    field,
+    `${field}: holds a lone UTF-16 surrogate (an escape such as \\ud800 without its pair), which is no character and cannot be stored; remove it`,
+  );
 }
 
 function validateEnv(env: unknown, id: string): void {
