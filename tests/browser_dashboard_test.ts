@@ -14,18 +14,11 @@ import {
   fill,
   openBrowser,
   screenshot,
+  signIn,
   takePageErrors,
   waitForText,
 } from "./browser_harness.ts";
 import type { Page } from "./browser_puppeteer.d.ts";
-
-async function signIn(page: Page, url: string, hash = "#/jobs"): Promise<void> {
-  await page.goto(`${url}/${hash}`);
-  await page.waitForSelector("#login input[name=token]");
-  await page.type("#login input[name=token]", ADMIN);
-  await page.click("#login button[type=submit]");
-  await waitForText(page, "#who", "admin");
-}
 
 const text = (page: Page, selector: string) =>
   page.evaluate<string>(`document.querySelector(${JSON.stringify(selector)})?.textContent ?? ""`);

@@ -6,25 +6,17 @@
  */
 import { assertEquals } from "./assert.ts";
 import { freshDatabase } from "./helpers.ts";
-import { ADMIN, type Api, startApi } from "./http_harness.ts";
+import { type Api, startApi } from "./http_harness.ts";
 import {
   CHROMIUM,
   fill,
   openBrowser,
   screenshot,
+  signIn,
   takePageErrors,
   waitForText,
   waitUntil,
 } from "./browser_harness.ts";
-import type { Page } from "./browser_puppeteer.d.ts";
-
-async function signIn(page: Page, url: string, hash: string): Promise<void> {
-  await page.goto(`${url}/${hash}`);
-  await page.waitForSelector("#login input[name=token]");
-  await page.type("#login input[name=token]", ADMIN);
-  await page.click("#login button[type=submit]");
-  await waitForText(page, "#who", "admin");
-}
 
 async function addJob(api: Api, body: Record<string, unknown>): Promise<void> {
   const added = await api.call("POST", "/api/v1/jobs", {

@@ -5,6 +5,7 @@
  */
 // @ts-types="./browser_puppeteer.d.ts"
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import { ADMIN } from "./http_harness.ts";
 
 function findChromium(): string | null {
   const candidates = [
@@ -116,6 +117,15 @@ export async function waitForText(
 }
 
 /** Set a form control's value as a person would: clear it, then type. */
+/** Open the dashboard at `hash` and sign in with the admin token. */
+export async function signIn(page: Page, url: string, hash = "#/jobs"): Promise<void> {
+  await page.goto(`${url}/${hash}`);
+  await page.waitForSelector("#login input[name=token]");
+  await page.type("#login input[name=token]", ADMIN);
+  await page.click("#login button[type=submit]");
+  await waitForText(page, "#who", "admin");
+}
+
 export async function fill(page: Page, selector: string, text: string): Promise<void> {
   await page.evaluate(`document.querySelector(${JSON.stringify(selector)}).value = ""`);
   await page.type(selector, text);

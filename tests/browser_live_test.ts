@@ -5,26 +5,19 @@
  */
 import { assertEquals } from "./assert.ts";
 import { freshDatabase, waitFor } from "./helpers.ts";
-import { ADMIN, startApi } from "./http_harness.ts";
+import { startApi } from "./http_harness.ts";
 import {
   CHROMIUM,
   intercept,
   type Interceptor,
   openBrowser,
   screenshot,
+  signIn,
   takePageErrors,
   waitForText,
   waitUntil,
 } from "./browser_harness.ts";
 import type { Page } from "./browser_puppeteer.d.ts";
-
-async function signIn(page: Page, url: string, hash: string): Promise<void> {
-  await page.goto(`${url}/${hash}`);
-  await page.waitForSelector("#login input[name=token]");
-  await page.type("#login input[name=token]", ADMIN);
-  await page.click("#login button[type=submit]");
-  await waitForText(page, "#who", "admin");
-}
 
 const OUTAGE = {
   status: 503,
