@@ -18,7 +18,7 @@ import {
   throughProxy,
 } from "./daemon_harness.ts";
 import { BACKENDS, freshDatabase, mysqlTest } from "./helpers.ts";
-import { proxyFor } from "./tcp_proxy.ts";
+import { proxyFor, type TcpProxy } from "./tcp_proxy.ts";
 import { node } from "./store_contract.ts";
 import { assignJobs } from "../src/domain/share.ts";
 import { buildJob, type JobOptions } from "../src/domain/job.ts";
@@ -490,21 +490,44 @@ for (const backend of BACKENDS) {
   });
 }
 
+/** Nodes n1 and n2 on MariaDB, each through a proxy of its own: cut one, or both, for an outage. */
+async function behindProxies(): Promise<
+  { c: ClusterHarness; proxies: Record<string, TcpProxy> } & AsyncDisposable
+> {
+  const db = await freshDatabase("mysql");
+  const proxies: Record<string, TcpProxy> = { n1: proxyFor(db), n2: proxyFor(db) };
+  const closeProxies = async () => {
+    for (const proxy of Object.values(proxies)) await proxy[Symbol.asyncDispose]();
+  };
+  let c: ClusterHarness;
+  try {
+    c = await ClusterHarness.create(db, ["n1", "n2"], (id) => ({
+      store: throughProxy(db, proxies[id]),
+    }));
+  } catch (error) {
+    await closeProxies();
+    throw error;
+  }
+  return {
+    c,
+    proxies,
+    async [Symbol.asyncDispose]() {
+      await c[Symbol.asyncDispose]();
+      await closeProxies();
+    },
+  };
+}
+
 mysqlTest(
   "daemon cluster[mysql]: through an outage two nodes hold: nothing runs, then each fire once",
   async () => {
-    const db = await freshDatabase("mysql");
-    await using first = proxyFor(db);
-    await using second = proxyFor(db);
-    const proxies: Record<string, typeof first> = { n1: first, n2: second };
-    await using c = await ClusterHarness.create(db, ["n1", "n2"], (id) => ({
-      store: throughProxy(db, proxies[id]),
-    }));
+    await using net = await behindProxies();
+    const { c, proxies } = net;
     const jobs = everySecond(6);
     const from = await everySecondSettled(c, jobs);
 
-    first.cut();
-    second.cut();
+    proxies.n1.cut();
+    proxies.n2.cut();
     await c.set(from + 1000);
     // Whichever write meets the cut first (a claim, a poll, a run's record) takes the node offline.
     await c.until(
@@ -519,8 +542,8 @@ mysqlTest(
     assertEquals(ranDuring.map(String), [], "nothing runs while the database is away");
 
     const restored = c.now();
-    first.restore();
-    second.restore();
+    proxies.n1.restore();
+    proxies.n2.restore();
     // The probes back off (1 s, 2 s, …): move on until both find it back.
     await c.until(async () => {
       if (c.nodes.every((n) => n.line(/^the database is back/))) return true;
@@ -570,13 +593,8 @@ mysqlTest(
 mysqlTest(
   "daemon cluster[mysql]: after a long outage the node back first gives the others time to come back before it judges them",
   async () => {
-    const db = await freshDatabase("mysql");
-    await using first = proxyFor(db);
-    await using second = proxyFor(db);
-    const proxies: Record<string, typeof first> = { n1: first, n2: second };
-    await using c = await ClusterHarness.create(db, ["n1", "n2"], (id) => ({
-      store: throughProxy(db, proxies[id]),
-    }));
+    await using net = await behindProxies();
+    const { c, proxies } = net;
     for (const node of c.nodes) node.runner.endAll((run) => run.jobId === "slow");
     await c.start();
     await addJobs(c, ["slow"], { schedule: { second: "*" }, max_instances: "1" });
@@ -586,8 +604,8 @@ mysqlTest(
     const running = (await c.runs("slow")).find((r) => r.status === "running")!;
     const [late, early] = running.node_id === "n1" ? ["n1", "n2"] : ["n2", "n1"];
 
-    first.cut();
-    second.cut();
+    proxies.n1.cut();
+    proxies.n2.cut();
     await c.set(from + 1000);
     await c.until(
       () =>

@@ -7,6 +7,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
+  type Backend,
   BACKENDS,
   freshDatabase,
   mysqlTest,
@@ -113,6 +114,22 @@ async function claims(h: DaemonHarness, event: string): Promise<number[]> {
     [event],
   );
   return rows.map((r) => Number(r.ref));
+}
+
+/**
+ * A service whose job "sync", with a webhook to `port`'s /hook, fails its
+ * fire at T0+1s.
+ */
+async function syncFailed(backend: Backend, port: number, metrics: Metrics) {
+  const h = await DaemonHarness.create(await freshDatabase(backend), { observer: metrics });
+  await h.job("sync", {
+    schedule: { second: "1", minute: "0", hour: "0" },
+    on_failure_url: `http://127.0.0.1:${port}/hook`,
+  });
+  await h.start();
+  await h.clock.set(T0 + 1000);
+  (await h.started("sync", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+  return h;
 }
 
 for (const backend of BACKENDS) {
@@ -282,16 +299,7 @@ for (const backend of BACKENDS) {
       },
     );
     const metrics = new Metrics();
-    await using h = await DaemonHarness.create(await freshDatabase(backend), {
-      observer: metrics,
-    });
-    await h.job("sync", {
-      schedule: { second: "1", minute: "0", hour: "0" },
-      on_failure_url: `http://127.0.0.1:${server.addr.port}/hook`,
-    });
-    await h.start();
-    await h.clock.set(T0 + 1000);
-    (await h.started("sync", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    await using h = await syncFailed(backend, server.addr.port, metrics);
     await h.until(() => received.length === 1, "the first POST");
     // The retry waits on the service's clock: move it until the second POST comes.
     await h.until(async () => {
@@ -319,16 +327,7 @@ for (const backend of BACKENDS) {
       },
     );
     const metrics = new Metrics();
-    await using h = await DaemonHarness.create(await freshDatabase(backend), {
-      observer: metrics,
-    });
-    await h.job("sync", {
-      schedule: { second: "1", minute: "0", hour: "0" },
-      on_failure_url: `http://127.0.0.1:${server.addr.port}/hook`,
-    });
-    await h.start();
-    await h.clock.set(T0 + 1000);
-    (await h.started("sync", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    await using h = await syncFailed(backend, server.addr.port, metrics);
     await h.until(
       () =>
         h.line(
