@@ -1509,11 +1509,12 @@ export class Service {
     const retryable = job.retries > 0 && retryOn(job).includes(ended.status);
     const retries = retryable && ended.attempt <= job.retries && !ended.retryDropped;
     if (retryable && !retries && !ended.retryDropped) {
+      const known = ended.id < 0 ? this.recorder.realId(ended.id) : ended.id;
       schedulerLog.warn(
         "job {job} run {run} ended {status}: attempt {attempt}/{attempts}, no retry left",
         {
           job: job.id,
-          run: ended.id < 0 ? "(not recorded yet)" : ended.id,
+          run: typeof known === "number" ? known : "(not recorded yet)",
           status: ended.status,
           attempt: ended.attempt,
           attempts: job.retries + 1,
