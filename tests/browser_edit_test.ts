@@ -5,15 +5,13 @@
  * as they were unless changed.
  */
 import { assertEquals } from "./assert.ts";
-import { freshDatabase } from "./helpers.ts";
-import { type Api, startApi } from "./http_harness.ts";
+import type { Api } from "./http_harness.ts";
 import {
-  CHROMIUM,
+  dashboardTest,
   fill,
   openBrowser,
   screenshot,
   signIn,
-  takePageErrors,
   waitForText,
   waitUntil,
 } from "./browser_harness.ts";
@@ -31,12 +29,9 @@ async function stored(api: Api, id: string): Promise<Record<string, unknown>> {
 
 const valueOf = (selector: string) => `document.querySelector(${JSON.stringify(selector)})?.value`;
 
-Deno.test({
-  name: "dashboard: a save on a copy another tab replaced is refused, with a way to reload",
-  ignore: CHROMIUM === null,
-  async fn() {
-    await using db = await freshDatabase("sqlite");
-    await using api = await startApi(db);
+dashboardTest(
+  "dashboard: a save on a copy another tab replaced is refused, with a way to reload",
+  async (api) => {
     await addJob(api, { id: "twice", description: "first" });
     await using chromium = await openBrowser();
     const page = await chromium.page();
@@ -66,16 +61,12 @@ Deno.test({
     await waitForText(page, "#job-fields", "from this tab");
     const saved = await stored(api, "twice");
     assertEquals([saved.hour, saved.description], ["4", "from this tab"]);
-    assertEquals(takePageErrors(), []);
   },
-});
+);
 
-Deno.test({
-  name: "dashboard: env values with newlines, tabs and blanks, and a description, come back exact",
-  ignore: CHROMIUM === null,
-  async fn() {
-    await using db = await freshDatabase("sqlite");
-    await using api = await startApi(db);
+dashboardTest(
+  "dashboard: env values with newlines, tabs and blanks, and a description, come back exact",
+  async (api) => {
     const env = {
       ML: "line1\nline2",
       PAD: "  padded  ",
@@ -127,16 +118,12 @@ Deno.test({
     await fill(page, "#job-form [name=env]", 'BAD="unclosed');
     await page.click("#save");
     await waitForText(page, "[data-error=env]", "is a JSON string");
-    assertEquals(takePageErrors(), []);
   },
-});
+);
 
-Deno.test({
-  name: "dashboard: a 191-character id and a description without blanks wrap, not widen the page",
-  ignore: CHROMIUM === null,
-  async fn() {
-    await using db = await freshDatabase("sqlite");
-    await using api = await startApi(db);
+dashboardTest(
+  "dashboard: a 191-character id and a description without blanks wrap, not widen the page",
+  async (api) => {
     const id = "x".repeat(191);
     await addJob(api, { id, description: "d".repeat(1000) });
     await using chromium = await openBrowser();
@@ -149,6 +136,5 @@ Deno.test({
     await page.goto(`${api.url}/#/jobs`);
     await waitForText(page, "#jobs", "ddd");
     assertEquals(await page.evaluate<number[]>(sideways), [0, 0], "the jobs page and its table");
-    assertEquals(takePageErrors(), []);
   },
-});
+);

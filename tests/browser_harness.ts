@@ -5,7 +5,9 @@
  */
 // @ts-types="./browser_puppeteer.d.ts"
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
-import { ADMIN } from "./http_harness.ts";
+import { ADMIN, type Api, startApi } from "./http_harness.ts";
+import { freshDatabase, type TestDatabase } from "./helpers.ts";
+import { assertEquals } from "./assert.ts";
 
 function findChromium(): string | null {
   const candidates = [
@@ -117,6 +119,27 @@ export async function waitForText(
 }
 
 /** Set a form control's value as a person would: clear it, then type. */
+/**
+ * A dashboard test against the API alone on a fresh SQLite database
+ * (skipped without Chromium); the pages it opened must have raised no
+ * script error.
+ */
+export function dashboardTest(
+  name: string,
+  fn: (api: Api, db: TestDatabase) => Promise<void>,
+): void {
+  Deno.test({
+    name,
+    ignore: CHROMIUM === null,
+    async fn() {
+      await using db = await freshDatabase("sqlite");
+      await using api = await startApi(db);
+      await fn(api, db);
+      assertEquals(takePageErrors(), []);
+    },
+  });
+}
+
 /** Open the dashboard at `hash` and sign in with the admin token. */
 export async function signIn(page: Page, url: string, hash = "#/jobs"): Promise<void> {
   await page.goto(`${url}/${hash}`);

@@ -8,6 +8,7 @@ import { freshDatabase, waitFor } from "./helpers.ts";
 import { startApi } from "./http_harness.ts";
 import {
   CHROMIUM,
+  dashboardTest,
   intercept,
   type Interceptor,
   openBrowser,
@@ -39,12 +40,9 @@ const text = (page: Page, selector: string) =>
 
 const focused = `document.activeElement?.outerHTML ?? "nothing"`;
 
-Deno.test({
-  name: "dashboard: the status page survives an outage, says so, keeps focus and recovers",
-  ignore: CHROMIUM === null,
-  async fn() {
-    await using db = await freshDatabase("sqlite");
-    await using api = await startApi(db);
+dashboardTest(
+  "dashboard: the status page survives an outage, says so, keeps focus and recovers",
+  async (api) => {
     const added = await api.call("POST", "/api/v1/jobs", {
       body: { id: "hourly", command: "true", cron: "0 * * * *" },
     });
@@ -71,9 +69,8 @@ Deno.test({
       "the banner to go once the API answers",
       `document.querySelector("#main").textContent.slice(0, 300)`,
     );
-    assertEquals(takePageErrors(), []);
   },
-});
+);
 
 /** A run as GET /runs/{id} answers it, `status` and output as told. */
 function run(status: string, stdout: string): string {
@@ -137,12 +134,9 @@ Deno.test({
 const liveState =
   `document.querySelector("#live")?.dataset.state + ": " + document.querySelector("#live")?.textContent`;
 
-Deno.test({
-  name: "dashboard: a live stream shows the server's refusal or error, not 'reconnecting' for ever",
-  ignore: CHROMIUM === null,
-  async fn() {
-    await using db = await freshDatabase("sqlite");
-    await using api = await startApi(db);
+dashboardTest(
+  "dashboard: a live stream shows the server's refusal or error, not 'reconnecting' for ever",
+  async (api) => {
     await using chromium = await openBrowser();
     const page = await chromium.page();
     const net = await intercept(page);
@@ -195,52 +189,44 @@ Deno.test({
       "the stream to be live again",
       liveState,
     );
-    assertEquals(takePageErrors(), []);
   },
-});
+);
 
 const JOB = { id: "long", command: "sleep 600", cron: "0 0 1 1 *" };
 
 const runRows = `[...document.querySelectorAll("#runs tbody tr[data-run]")]
   .map((tr) => tr.dataset.run + " " + tr.dataset.status)`;
 
-Deno.test({
-  name: "dashboard: a run that ends leaves the table of running runs",
-  ignore: CHROMIUM === null,
-  async fn() {
-    await using db = await freshDatabase("sqlite");
-    await using api = await startApi(db);
-    assertEquals((await api.call("POST", "/api/v1/jobs", { body: JOB })).status, 201);
-    const running = (at: number) => ({
-      job_id: "long",
-      scheduled_at: at,
-      status: "running" as const,
-      trigger: "schedule" as const,
-      started_at: at,
-    });
-    const [first, second] = await api.store.claimRuns([running(1000), running(2000)]);
-    await using chromium = await openBrowser();
-    const page = await chromium.page();
-    await signIn(page, api.url, "#/runs?status=running");
-    await waitUntil(
-      page,
-      `document.querySelector("#live")?.dataset.state === "live" && ${runRows}.length === 2`,
-      "both running runs, live",
-      `[${liveState}, ${runRows}]`,
-    );
-    await api.store.updateRun(first!, {
-      status: "success",
-      finished_at: Date.now(),
-      exit_code: 0,
-    });
-    await waitUntil(
-      page,
-      `${runRows}.join() === "${second} running"`,
-      `run ${first} to leave once it ended`,
-      runRows,
-    );
-    assertEquals(takePageErrors(), []);
-  },
+dashboardTest("dashboard: a run that ends leaves the table of running runs", async (api) => {
+  assertEquals((await api.call("POST", "/api/v1/jobs", { body: JOB })).status, 201);
+  const running = (at: number) => ({
+    job_id: "long",
+    scheduled_at: at,
+    status: "running" as const,
+    trigger: "schedule" as const,
+    started_at: at,
+  });
+  const [first, second] = await api.store.claimRuns([running(1000), running(2000)]);
+  await using chromium = await openBrowser();
+  const page = await chromium.page();
+  await signIn(page, api.url, "#/runs?status=running");
+  await waitUntil(
+    page,
+    `document.querySelector("#live")?.dataset.state === "live" && ${runRows}.length === 2`,
+    "both running runs, live",
+    `[${liveState}, ${runRows}]`,
+  );
+  await api.store.updateRun(first!, {
+    status: "success",
+    finished_at: Date.now(),
+    exit_code: 0,
+  });
+  await waitUntil(
+    page,
+    `${runRows}.join() === "${second} running"`,
+    `run ${first} to leave once it ended`,
+    runRows,
+  );
 });
 
 /** A run as the stream sends it (no output). */
@@ -262,12 +248,9 @@ function listedRun(id: number, status: string) {
   };
 }
 
-Deno.test({
-  name: "dashboard: the live runs table keeps the newest 1,000 runs, in order",
-  ignore: CHROMIUM === null,
-  async fn() {
-    await using db = await freshDatabase("sqlite");
-    await using api = await startApi(db);
+dashboardTest(
+  "dashboard: the live runs table keeps the newest 1,000 runs, in order",
+  async (api) => {
     await using chromium = await openBrowser();
     const page = await chromium.page();
     const net = await intercept(page);
@@ -293,9 +276,8 @@ Deno.test({
       "the newest 1,000 runs, newest first, run 700 ended",
       shown,
     );
-    assertEquals(takePageErrors(), []);
   },
-});
+);
 
 const jobsShown = `({
   rows: [...document.querySelectorAll("#jobs tbody tr[data-job]")].filter((tr) => !tr.hidden)
@@ -383,12 +365,9 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "dashboard: bidi and control characters are shown escaped, as the CLI prints them",
-  ignore: CHROMIUM === null,
-  async fn() {
-    await using db = await freshDatabase("sqlite");
-    await using api = await startApi(db);
+dashboardTest(
+  "dashboard: bidi and control characters are shown escaped, as the CLI prints them",
+  async (api) => {
     const added = await api.call("POST", "/api/v1/jobs", {
       body: {
         id: "tricky",
@@ -429,9 +408,8 @@ Deno.test({
       await page.evaluate<string>(`document.querySelector("h1 .badge").title`),
       "said \\u{202e}no",
     );
-    assertEquals(takePageErrors(), []);
   },
-});
+);
 
 Deno.test({
   name:
