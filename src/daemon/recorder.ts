@@ -552,7 +552,7 @@ export class RunRecorder {
     }
   }
 
-  /** At shutdown: try once more, for at most `timeoutMs`, to write the backlog. */
+  /** At shutdown: try each second, for at most `timeoutMs`, to write the backlog. */
   async close(timeoutMs: number): Promise<void> {
     this.closing.abort();
     const deadline = Deadline.in(this.clock, timeoutMs);
