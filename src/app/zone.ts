@@ -2,6 +2,7 @@
  * The zone of jobs that name none, as every command shows them: the zone
  * the service fires them in, not the zone of the machine the CLI runs on.
  */
+import type { Node } from "../domain/node.ts";
 import type { NodeStore } from "../store/store.ts";
 import { liveServices } from "./status.ts";
 
@@ -23,8 +24,17 @@ export async function defaultZone(
   nodes: NodeStore | null,
   options: { configured: string; local: string; now: number; heartbeatMs: number },
 ): Promise<DefaultZone> {
+  // A configured zone needs no services read.
+  const asked = options.configured === "" ? nodes : null;
+  return zoneAmong(asked === null ? [] : await liveServices(asked, options), options);
+}
+
+/** The same, from the services already known to be live. */
+export function zoneAmong(
+  live: Node[],
+  options: { configured: string; local: string },
+): DefaultZone {
   if (options.configured !== "") return { name: options.configured, source: "configured" };
-  const live = nodes === null ? [] : await liveServices(nodes, options);
   const reported = live.find((n) => n.timezone)?.timezone;
   return reported
     ? { name: reported, source: "service" }

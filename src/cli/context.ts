@@ -11,7 +11,7 @@ import { type DatabaseTarget, describeTarget, secretsOf } from "../store/target.
 import { systemTimezone } from "../domain/time.ts";
 import type { Node } from "../domain/node.ts";
 import { liveServices } from "../app/status.ts";
-import { type DefaultZone, defaultZone } from "../app/zone.ts";
+import { type DefaultZone, defaultZone, zoneAmong } from "../app/zone.ts";
 import { toJson } from "../domain/json.ts";
 
 export interface GlobalOptions {
@@ -129,6 +129,14 @@ export class CommandContext {
       local: systemTimezone(),
       now: Date.now(),
       heartbeatMs: this.config.settings["jobsmanager.heartbeat_interval"] * 1000,
+    });
+  }
+
+  /** The same, from the services a command has already read as live. */
+  zoneAmong(live: Node[]): DefaultZone {
+    return zoneAmong(live, {
+      configured: this.config.settings["jobsmanager.timezone"],
+      local: systemTimezone(),
     });
   }
 

@@ -204,14 +204,19 @@ interface Written {
   live: Node[];
 }
 
+/**
+ * The live services are read before the write (one read serves `write` and
+ * the line that names who applies it): a service that starts in between
+ * loads every job at its start anyway.
+ */
 async function writeJob(
   ctx: CommandContext,
-  write: (store: Store) => Promise<JobChange>,
+  write: (store: Store, live: Node[]) => Promise<JobChange>,
 ): Promise<Written> {
-  return await ctx.withStore(async (store) => ({
-    change: await write(store),
-    live: await ctx.liveServices(store),
-  }));
+  return await ctx.withStore(async (store) => {
+    const live = await ctx.liveServices(store);
+    return { change: await write(store, live), live };
+  });
 }
 
 /** Print what a write did: `text`, then who applies it; --json: the same as fields. */
@@ -281,8 +286,8 @@ export function jobCommand() {
       // Built, and so validated, before the database is touched.
       const built = buildJob(id, toJobOptions(opts), null, Date.now());
       let zone: DefaultZone | undefined;
-      const written = await writeJob(ctx, async (store) => {
-        zone = await ctx.defaultZone(store);
+      const written = await writeJob(ctx, async (store, live) => {
+        zone = ctx.zoneAmong(live);
         return await addJob(store, built, { replace: opts.replace === true });
       });
       const { change } = written;
