@@ -1,7 +1,7 @@
 /**
  * The MySQL / MariaDB store driver: a `mysql2` pool, through its callback
- * API (its promise API captures a stack trace at every query: at 100 runs
- * a second that held some MiB more of heap and cost CPU). Driver errors
+ * API (its promise API captures a stack trace at every query, work for
+ * nothing: our errors say where they come from). Driver errors
  * become DatabaseError with a message that says what to check; the
  * password never appears in them.
  */
