@@ -128,6 +128,21 @@ Deno.test("pool: a few runs at a time start in the scheduler's thread; more go t
 });
 
 /**
+ * A bug's stand-in in the lane of `pool`'s next run: a run the lane cannot
+ * even read, released to a shell armed for it (the lane reads the run's id
+ * to release the shell), throws in the lane.
+ */
+async function breakLane(pool: RunPool): Promise<void> {
+  const mark = `true armed-${crypto.randomUUID()}`;
+  const armed = pool.arm(spec(mark));
+  await waitFor(() => livePidsMatching(mark).length === 1 || null, {
+    timeoutMs: 10_000,
+    what: "the shell armed",
+  });
+  pool.launch(undefined as unknown as LaunchSpec, { ...anyTime, armed });
+}
+
+/**
  * A bug in the lane of `pool`'s first run (a launch it cannot read) ends
  * that run as an error, its group killed; the next run succeeds, with
  * `workerThreads` running then.
@@ -138,8 +153,7 @@ async function laneFailureEndsItsRuns(pool: RunPool, workerThreads: number): Pro
     const pid = (await running.started)?.pid;
     assert(pid, "the first run started");
     await inItsGroup(running);
-    // A run the lane cannot even read throws in it: a bug's stand-in.
-    pool.launch(undefined as unknown as LaunchSpec, anyTime);
+    await breakLane(pool);
     const result = await running.done;
     assertEquals(result.status, "error");
     assertMatch(
@@ -318,8 +332,7 @@ Deno.test("pool: a run whose shell was armed in a thread that failed since start
     const armed = pool.arm(armedSpec);
     await waitFor(() => livePidsMatching(token).length === 1, { timeoutMs: 10_000, what: "armed" });
     const running = pool.launch(spec("sleep 30"), anyTime);
-    // A run the thread cannot even read throws in it: a bug's stand-in.
-    pool.launch(undefined as unknown as LaunchSpec, anyTime);
+    await breakLane(pool);
     assertEquals((await running.done).status, "error");
     const result = await pool.launch(armedSpec, { ...anyTime, armed }).done;
     assertEquals([result.status, result.stdout], ["success", `${token}\n`]);

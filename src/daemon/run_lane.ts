@@ -159,7 +159,7 @@ export class RunLane {
         }
         const arm = this.arming.shift();
         if (!arm) break;
-        const shell = armRun({ ...arm.spec, env: { ...this.base, ...arm.spec.env } });
+        const shell = armRun({ ...arm.spec, baseEnv: this.base });
         if (shell) this.armed.set(arm.id, shell);
       }
       await new Promise((turn) => setTimeout(turn, 0));
@@ -186,7 +186,7 @@ export class RunLane {
       outbox.push({ type: "late", id, at: now });
       return;
     }
-    const full = { ...spec, env: { ...this.base, ...spec.env } };
+    const full = { ...spec, baseEnv: this.base };
     const handle = shell ? shell.release(full) : startRun(full);
     this.runs.set(id, handle);
     const { startedAt, pid, marker } = handle;

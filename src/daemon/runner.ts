@@ -35,8 +35,14 @@ import {
 
 export interface RunSpec {
   command: string;
-  /** The complete environment of the child. */
+  /** The environment of the child, over `baseEnv`. */
   env: Record<string, string>;
+  /**
+   * Inherited variables `env` goes over (a lane's base: the service's
+   * environment), merged once, at the spawn: a copy of them per run, made
+   * twice, was a seventh of what a busy service allocated.
+   */
+  baseEnv?: Record<string, string>;
   cwd?: string;
   /** 0 = no timeout. */
   timeoutMs: number;
@@ -405,7 +411,7 @@ function spawnShell(spec: RunSpec, script: string, marker: string, stdin: boolea
     const child = new Deno.Command(program, {
       args,
       detached,
-      env: { ...spec.env, [MARKER_VARIABLE]: marker },
+      env: { ...spec.baseEnv, ...spec.env, [MARKER_VARIABLE]: marker },
       clearEnv: true,
       cwd: spec.cwd,
       stdin: stdin ? "piped" : "null",
