@@ -69,15 +69,18 @@ for (const backend of BACKENDS) {
     assertEquals([node.skew_ms, h.line(/clock is/)], [null, undefined], h.lines.join("\n"));
   });
 
-  Deno.test(`daemon[${backend}]: a clock stepped back keeps the heartbeats coming (else the others declare this node dead)`, async () => {
+  Deno.test(`daemon[${backend}]: a clock stepped back keeps the heartbeats coming (else the others declare this node dead), even while a heartbeat was being written`, async () => {
     const db = await freshDatabase(backend);
     const beats: number[] = [];
+    // The write of the heartbeat at 5 s is held till the clock has gone back.
+    const held = Promise.withResolvers<void>();
     await using h = await DaemonHarness.create(db, {
       settings: { "jobsmanager.heartbeat_interval": 5 },
       store: storeWith(db, {
-        saveNode: (target) => (...args) => {
+        saveNode: (target) => async (...args) => {
           beats.push(args[0].heartbeat_at);
-          return target.saveNode(...args);
+          if (args[0].heartbeat_at >= T0 + 5000) await held.promise;
+          return await target.saveNode(...args);
         },
       }),
     });
@@ -85,6 +88,7 @@ for (const backend of BACKENDS) {
     for (let s = 1; s <= 6; s++) await h.clock.set(T0 + s * 1000);
     await h.until(() => beats.some((b) => b >= T0 + 5000), "the heartbeat at 5 s");
     await h.clock.stepBack(120_000);
+    held.resolve();
     const back = h.clock.now();
     // Ten seconds on the stepped clock: two heartbeats at least.
     for (let s = 1; s <= 10; s++) {

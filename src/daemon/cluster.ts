@@ -339,9 +339,12 @@ export class Cluster {
         }
       }
       // Alone: till the next heartbeat (with the database away, a sweep's time).
+      // Further off than a heartbeat, the clock went back while this turn
+      // ran (a slow write): the next turn, at once, beats.
       const alone = this.writers.length <= 1 && this.o.health.online;
+      const untilBeat = nextBeat - this.o.clock.now();
       await this.o.clock.sleep(
-        alone ? nextBeat - this.o.clock.now() : sweepMs,
+        alone ? (untilBeat > this.o.heartbeatMs ? 0 : untilBeat) : sweepMs,
         AbortSignal.any([this.stopping.signal, this.wake.signal]),
       );
     }
