@@ -39,8 +39,9 @@ export interface RunSpec {
   env: Record<string, string>;
   /**
    * Inherited variables `env` goes over (a lane's base: the service's
-   * environment), merged once, at the spawn: a copy of them per run, made
-   * twice, was a seventh of what a busy service allocated.
+   * environment), merged once, at the spawn: the two copies a lane made
+   * of them per run were 8.5 % of what a service at 100 runs a second
+   * allocated.
    */
   baseEnv?: Record<string, string>;
   cwd?: string;
