@@ -8,7 +8,7 @@ import parsePrometheus from "parse-prometheus-text-format";
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { BACKENDS, freshDatabase, waitFor } from "./helpers.ts";
 import { ADMIN, READER, serveWithHttp } from "./http_harness.ts";
-import { Serve, writeConfig } from "./serve_helpers.ts";
+import { Serve, sql, writeConfig } from "./serve_helpers.ts";
 
 for (const backend of BACKENDS) {
   Deno.test(`serve with http (${backend}): a job added over the API fires and is counted`, async () => {
@@ -121,51 +121,94 @@ Deno.test("serve refuses a reachable http.listen without a token, before it star
   );
 });
 
-Deno.test("serve: an HTTP side that dies (no descriptor left for clients) is said so and started again", async () => {
+Deno.test("serve: HTTP clients cannot take the descriptors runs need: those over http.max_connections are refused, and said so", async () => {
   await using db = await freshDatabase("sqlite");
-  await using served = await serveWithHttp(db, {});
-  // Few descriptors, as under a low LimitNOFILE: idle clients take them all.
+  await using served = await serveWithHttp(db, { max_connections: 8 });
+  // Few descriptors, as under a low LimitNOFILE: more idle clients than it leaves room for.
   const limit = await new Deno.Command("prlimit", {
-    args: ["--pid", String(served.serve.pid), "--nofile=256:256"],
+    args: ["--pid", String(served.serve.pid), "--nofile=128:128"],
   }).output();
   assertEquals(limit.code, 0, new TextDecoder().decode(limit.stderr));
+  const added = await fetch(`${served.url}/api/v1/jobs`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ id: "tick", command: "echo tick", second: "*" }),
+  });
+  assertEquals(added.status, 201, await added.text());
   const { hostname, port } = new URL(served.url);
   const idle: Deno.TcpConn[] = [];
   try {
-    await waitFor(async () => {
-      for (let i = 0; i < 50; i++) {
-        // Refused once the side died and its listener went with it.
-        const conn = await Deno.connect({ hostname, port: Number(port) }).catch(() => null);
-        if (conn === null) break;
-        idle.push(conn);
-      }
-      return served.serve.stderr.includes("the HTTP side failed");
-    }, {
-      timeoutMs: 20_000,
-      what: "the HTTP side to fail for want of descriptors, and say so",
-      detail: () => `${idle.length} idle connections; stderr:\n${served.serve.stderr}`,
-    });
-  } catch (error) {
+    for (let i = 0; i < 200; i++) idle.push(await Deno.connect({ hostname, port: Number(port) }));
+    const refused = await waitFor(
+      () =>
+        served.serve.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
+          .find((e) => /^refused \d+ HTTP connections/.test(e.message)),
+      {
+        timeoutMs: 20_000,
+        what: "serve to say it refused connections",
+        detail: () => served.serve.stderr,
+      },
+    );
+    assertEquals(refused.properties.max, 8);
+    assertStringIncludes(refused.message, "raise it if these clients are yours");
+    // The runs still have their descriptors: tick keeps running while the clients wait.
+    const since = Date.now();
+    await waitFor(
+      async () =>
+        Number(
+          (await sql(
+            db,
+            "SELECT COUNT(*) AS n FROM jm_runs WHERE job_id = 'tick' AND status = 'success' AND scheduled_at > ?",
+            [since],
+          ))[0].n,
+        ) >= 2,
+      {
+        timeoutMs: 20_000,
+        what: "tick to run twice while the clients wait",
+        detail: () => served.serve.stderr,
+      },
+    );
+  } finally {
     for (const conn of idle) conn.close();
-    throw error;
   }
-  for (const conn of idle) conn.close();
-  // On a port of its own: the test's config asks for any free one.
-  const back = await waitFor(
-    () =>
-      served.serve.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
-        .find((e) => /^the HTTP side is back on /.test(e.message))?.properties.url as
-          | string
-          | undefined,
+  // Not a side that died and came back elsewhere: the same address answers once they left.
+  await waitFor(
+    async () => (await fetch(`${served.url}/healthz`).catch(() => null))?.status === 200,
     {
       timeoutMs: 20_000,
-      what: "the HTTP side to be started again",
+      what: "/healthz to answer once the idle clients left",
       detail: () => served.serve.stderr,
     },
   );
-  const health = await fetch(`${back}/healthz`);
-  assertEquals(health.status, 200);
-  await health.body?.cancel();
+  assert(!served.serve.stderr.includes("the HTTP side failed"), served.serve.stderr);
   const { status } = await served.serve.terminate(20_000);
   assertEquals(status.code, 0, served.serve.stderr);
+});
+
+Deno.test("serve: a client that never finishes its request's headers is answered 408 and closed", async () => {
+  await using db = await freshDatabase("sqlite");
+  await using served = await serveWithHttp(db, {});
+  const { hostname, port } = new URL(served.url);
+  const conn = await Deno.connect({ hostname, port: Number(port) });
+  try {
+    await conn.write(new TextEncoder().encode("GET /healthz HTTP/1.1\r\nHost: x\r\n"));
+    // Read till the server closes: Deno.serve would wait for the rest for ever.
+    const got: Uint8Array[] = [];
+    const buffer = new Uint8Array(4096);
+    let closed = false;
+    (async () => {
+      for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+        got.push(buffer.slice(0, n));
+      }
+    })().catch(() => {}).finally(() => closed = true);
+    await waitFor(() => closed, {
+      timeoutMs: 40_000,
+      what: "the server to close a connection whose headers never ended",
+      detail: () => new TextDecoder().decode(new Uint8Array(got.flatMap((c) => [...c]))),
+    });
+    const answer = new TextDecoder().decode(new Uint8Array(got.flatMap((c) => [...c])));
+    assertStringIncludes(answer, "HTTP/1.1 408");
+  } finally {
+    conn.close();
+  }
 });

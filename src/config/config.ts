@@ -444,6 +444,12 @@ export const CONFIG_KEYS = {
     parse: text,
   },
   "http.key": { doc: "PEM private key file of http.cert", default: "", parse: text },
+  "http.max_connections": {
+    doc:
+      "HTTP connections open at once; more are refused, so that clients cannot take the descriptors runs need",
+    default: 256,
+    parse: integer(1, 10_000),
+  },
 } satisfies Record<string, KeySpec<unknown>>;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;

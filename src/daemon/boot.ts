@@ -153,8 +153,9 @@ const CLAIM_TIMEOUT_MS = 1000;
 const MAX_BUFFERED_RECORDS = 10_000;
 /**
  * Descriptors the runs leave free: the log files, the HTTP side's
- * sockets; beside them each database pool's connections (this side's and
- * the HTTP side's, `db.pool_size` each), opened as they are needed.
+ * listener; beside them each database pool's connections (this side's and
+ * the HTTP side's, `db.pool_size` each), opened as they are needed, and the
+ * HTTP side's clients (`http.max_connections`, where it listens).
  */
 const FILES_KEPT = 64;
 
@@ -254,7 +255,11 @@ class BootedDaemon implements Daemon {
       armRun: o.armRun ?? this.pool?.arm,
       spawnCost: o.spawnCost ?? (o.armRun ? undefined : spawnCost),
       fileRoom: o.fileRoom ??
-        (o.armRun ? undefined : () => openFileRoom(FILES_KEPT + 2 * s["db.pool_size"])),
+        (o.armRun ? undefined : () =>
+          openFileRoom(
+            FILES_KEPT + 2 * s["db.pool_size"] +
+              (s["http.listen"] === "" ? 0 : s["http.max_connections"]),
+          )),
       cluster: this.cluster,
       guard: this.guard,
       defaults: {

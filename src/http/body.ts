@@ -16,15 +16,16 @@ export const BODY_WAIT_MS = 10_000;
 
 export function bodyFirst(waitMs = BODY_WAIT_MS): MiddlewareHandler {
   return async (c, next) => {
-    const body = c.req.raw.body;
-    if (body === null) return await next();
     const tooLarge = (bytes: string) =>
       new HttpError(
         413,
         `the body is ${bytes} bytes; at most ${MAX_BODY_BYTES} are taken (a job's JSON is far smaller)`,
       );
+    // Before the body is touched: left alone, the server discards it after the answer.
     const declared = Number(c.req.header("content-length"));
     if (declared > MAX_BODY_BYTES) throw tooLarge(String(declared));
+    const body = c.req.raw.body;
+    if (body === null) return await next();
     const reader = body.getReader();
     let late = false;
     const deadline = setTimeout(() => {
@@ -61,7 +62,9 @@ export function bodyFirst(waitMs = BODY_WAIT_MS): MiddlewareHandler {
       bytes.set(chunk, offset);
       offset += chunk.length;
     }
-    c.req.raw = new Request(c.req.raw, { body: bytes });
+    // From its parts: node:http's adaptor gives a stand-in that Request's constructor does not take.
+    const { url, method, headers, signal } = c.req.raw;
+    c.req.raw = new Request(url, { method, headers, signal, body: bytes });
     await next();
   };
 }

@@ -1,8 +1,17 @@
 /**
  * The socket side: plan the address from `http.listen` and the tokens,
  * refuse an open API on a reachable address, serve HTTP or HTTPS with
- * Deno's own server, and stop cleanly.
+ * node:http (through Hono's adaptor), and stop cleanly. Not Deno.serve:
+ * it keeps a connection open as long as its client does (headers never
+ * finished, a keep-alive connection never used again), and has no cap on
+ * how many, so one client could hold every descriptor the service may
+ * open, and its runs would fail to start ("Too many open files").
+ * node:http closes such connections, and refuses those over a cap.
  */
+import { createServer as createHttpsServer } from "node:https";
+import { createServer as createHttpServer, type Server as NodeServer } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { getRequestListener, RequestError } from "@hono/node-server";
 import type { Settings } from "../config/config.ts";
 import { RuntimeError, ValidationError } from "../errors.ts";
 import { log } from "../daemon/log.ts";
@@ -18,6 +27,59 @@ export interface HttpServer {
 }
 
 const httpLog = log("http");
+
+/** A request's headers must arrive within this, the whole request within REQUEST_MS. */
+const HEADERS_MS = 10_000;
+const REQUEST_MS = 60_000;
+/** A keep-alive connection is closed after this without a request. */
+const IDLE_MS = 5_000;
+/** How often connections are checked against those limits. */
+const CHECK_MS = 2_000;
+/** Refused connections are said at most once a minute (the first at once). */
+const REFUSED_LOG_MS = 60_000;
+
+/**
+ * Close connections that send nothing, and refuse those over
+ * `maxConnections` (closed as they come; node:http's own cap does it
+ * without a word), saying so in the log.
+ */
+function guard(server: NodeServer, maxConnections: number): void {
+  server.headersTimeout = HEADERS_MS;
+  server.requestTimeout = REQUEST_MS;
+  server.keepAliveTimeout = IDLE_MS;
+  let open = 0;
+  let refused = 0;
+  let saidAt = -Infinity;
+  server.on("connection", (socket: Socket) => {
+    if (open < maxConnections) {
+      open++;
+      socket.once("close", () => open--);
+      return;
+    }
+    socket.destroy();
+    refused++;
+    if (performance.now() - saidAt < REFUSED_LOG_MS) return;
+    saidAt = performance.now();
+    httpLog.warn(
+      "refused {refused} HTTP connections (the last from {from}): {max} were open (http.max_connections); raise it if these clients are yours",
+      { refused, from: socket.remoteAddress ?? "unknown", max: maxConnections },
+    );
+    refused = 0;
+  });
+}
+
+/**
+ * A request the adaptor could not make a Request of (no Host, a malformed
+ * one, a malformed path): 400, with its reason, as the API's errors say.
+ * (The app answers its own errors; anything else here is a bug: 500.)
+ */
+function unreadable(error: unknown): Response {
+  if (!(error instanceof RequestError)) {
+    httpLog.error("a request failed outside the API: {error}", { error: String(error) });
+    return Response.json({ error: "internal error; see the service's log" }, { status: 500 });
+  }
+  return Response.json({ error: `the request cannot be read: ${error.message}` }, { status: 400 });
+}
 
 async function readTls(settings: Settings): Promise<{ cert: string; key: string } | null> {
   const [cert, key] = [settings["http.cert"], settings["http.key"]];
@@ -60,15 +122,25 @@ export async function startHttpServer(
   const tls = await readTls(settings);
   const closing = new AbortController();
   const app = buildHttpApp({ ...deps, tokens, closing: closing.signal });
-  const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
-  let server: Deno.HttpServer;
+  const listener = getRequestListener(app.fetch, {
+    // Deno's own Request and Response, not the adaptor's stand-ins: this thread's other code sees the same.
+    overrideGlobalObjects: false,
+    errorHandler: unreadable,
+  });
+  const options = { connectionsCheckingInterval: CHECK_MS };
+  const server = tls
+    ? createHttpsServer({ ...tls, ...options }, listener)
+    : createHttpServer(options, listener);
+  guard(server, settings["http.max_connections"]);
+  let addr: AddressInfo;
   try {
-    server = Deno.serve({
-      hostname: plan.hostname,
-      port: plan.port,
-      ...(tls ?? {}),
-      onListen: (addr) => resolve(addr as Deno.NetAddr),
-    }, app.fetch);
+    addr = await new Promise<AddressInfo>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(plan.port, plan.hostname, () => {
+        server.off("error", reject);
+        resolve(server.address() as AddressInfo);
+      });
+    });
   } catch (error) {
     throw new RuntimeError(
       `http.listen: cannot listen on ${plan.hostname}:${plan.port}: ${
@@ -76,8 +148,7 @@ export async function startHttpServer(
       }; choose another address or port, or stop what holds it`,
     );
   }
-  const addr = await listening;
-  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  const host = addr.address.includes(":") ? `[${addr.address}]` : addr.address;
   const url = `${tls ? "https" : "http"}://${host}:${addr.port}`;
   httpLog.info(
     tokens.configured
@@ -90,7 +161,9 @@ export async function startHttpServer(
     async close() {
       // Live streams (log tail, runs) end first, or shutdown would wait for them.
       closing.abort();
-      await server.shutdown();
+      const closed = new Promise((resolve) => server.close(resolve));
+      server.closeIdleConnections();
+      await closed;
     },
   };
 }

@@ -4,7 +4,7 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { getConnInfo } from "hono/deno";
+import { getConnInfo } from "@hono/node-server/conninfo";
 import { cancelRun, showRun } from "../../app/runs.ts";
 import type { Run } from "../../domain/run.ts";
 import { FINAL_STATUSES } from "../../domain/run.ts";
@@ -40,7 +40,7 @@ function remoteOf(c: Context): string {
   try {
     return getConnInfo(c).remote.address ?? "unknown";
   } catch {
-    // Not served by Deno.serve (app.request in a test): no address to name.
+    // Not served by node:http (app.request in a test): no address to name.
     return "unknown";
   }
 }
