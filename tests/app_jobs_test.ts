@@ -14,6 +14,7 @@ import {
   upcomingFires,
   updateJob,
 } from "../src/app/jobs.ts";
+import { CLI_NAMES } from "../src/cli/input_names.ts";
 import { buildJob, type JobOptions } from "../src/domain/job.ts";
 import { ConflictError, NotFoundError, UsageError } from "../src/errors.ts";
 import type { Store } from "../src/store/store.ts";
@@ -36,7 +37,7 @@ for (const backend of BACKENDS) {
 
   test("addJob stores the job with one marker", async (store, db) => {
     const job = buildJob("a", HOURLY, null, T0);
-    const change = await addJob(store, job, { replace: false });
+    const change = await addJob(store, job, { replace: false, names: CLI_NAMES });
     assertEquals([change.before, change.after], [null, job]);
     assertEquals(await store.getJob("a"), job);
     assertEquals((await markerRows(db)).map((m) => [m.id, m.jobs_after_update]), [
@@ -46,10 +47,10 @@ for (const backend of BACKENDS) {
 
   test("addJob of a taken id is a conflict and writes nothing", async (store) => {
     const first = buildJob("a", HOURLY, null, T0);
-    await addJob(store, first, { replace: false });
+    await addJob(store, first, { replace: false, names: CLI_NAMES });
     const again = buildJob("a", { ...HOURLY, command: "echo other" }, null, T1);
     const conflict = await assertRejects(
-      () => addJob(store, again, { replace: false }),
+      () => addJob(store, again, { replace: false, names: CLI_NAMES }),
       ConflictError,
     );
     assertEquals(
@@ -61,9 +62,9 @@ for (const backend of BACKENDS) {
   });
 
   test("addJob with replace takes the new definition and keeps created_at", async (store) => {
-    await addJob(store, buildJob("a", HOURLY, null, T0), { replace: false });
+    await addJob(store, buildJob("a", HOURLY, null, T0), { replace: false, names: CLI_NAMES });
     const replacement = buildJob("a", { ...HOURLY, command: "echo new" }, null, T1);
-    const change = await addJob(store, replacement, { replace: true });
+    const change = await addJob(store, replacement, { replace: true, names: CLI_NAMES });
     const stored = await store.getJob("a");
     assertEquals(stored, { ...replacement, created_at: T0 });
     assertEquals([stored!.created_at, stored!.updated_at], [T0, T1]);
@@ -72,8 +73,8 @@ for (const backend of BACKENDS) {
   });
 
   test("updateJob changes the given options and sets updated_at", async (store) => {
-    await addJob(store, buildJob("a", HOURLY, null, T0), { replace: false });
-    const change = await updateJob(store, "a", { command: "echo changed" }, T1);
+    await addJob(store, buildJob("a", HOURLY, null, T0), { replace: false, names: CLI_NAMES });
+    const change = await updateJob(store, "a", { command: "echo changed" }, T1, CLI_NAMES);
     const stored = await store.getJob("a");
     assertEquals(
       [stored!.command, stored!.minute, stored!.created_at, stored!.updated_at],
@@ -84,10 +85,10 @@ for (const backend of BACKENDS) {
   });
 
   test("updateJob that changes nothing writes nothing and no marker", async (store) => {
-    await addJob(store, buildJob("a", HOURLY, null, T0), { replace: false });
-    await updateJob(store, "a", { command: "echo changed" }, T1);
+    await addJob(store, buildJob("a", HOURLY, null, T0), { replace: false, names: CLI_NAMES });
+    await updateJob(store, "a", { command: "echo changed" }, T1, CLI_NAMES);
     const before = await store.getJob("a");
-    const change = await updateJob(store, "a", { command: "echo changed" }, T2);
+    const change = await updateJob(store, "a", { command: "echo changed" }, T2, CLI_NAMES);
     assertEquals(change.markerId, null);
     assertEquals(await store.getJob("a"), before);
     assertEquals(before!.updated_at, T1);
@@ -96,9 +97,9 @@ for (const backend of BACKENDS) {
 
   test("updateJob with an invalid option changes nothing", async (store) => {
     const job = buildJob("a", HOURLY, null, T0);
-    await addJob(store, job, { replace: false });
+    await addJob(store, job, { replace: false, names: CLI_NAMES });
     const invalid = await assertRejects(
-      () => updateJob(store, "a", { command: "echo x", schedule: { minute: "61" } }, T1),
+      () => updateJob(store, "a", { command: "echo x", schedule: { minute: "61" } }, T1, CLI_NAMES),
       UsageError,
     );
     assertEquals(invalid.message, "minute: '61' is out of range (allowed 0-59)");
@@ -107,7 +108,7 @@ for (const backend of BACKENDS) {
   });
 
   test("setEnabled disables and enables, setting updated_at; a no-op writes no marker", async (store) => {
-    await addJob(store, buildJob("a", HOURLY, null, T0), { replace: false });
+    await addJob(store, buildJob("a", HOURLY, null, T0), { replace: false, names: CLI_NAMES });
     const disabled = await setEnabled(store, "a", false, T1);
     assertEquals([disabled.after?.enabled, disabled.after?.updated_at], [false, T1]);
     assertEquals((await setEnabled(store, "a", false, T2)).markerId, null);
@@ -119,7 +120,7 @@ for (const backend of BACKENDS) {
 
   test("removeJob deletes the job, its marker holding what it was", async (store, db) => {
     const job = buildJob("a", HOURLY, null, T0);
-    await addJob(store, job, { replace: false });
+    await addJob(store, job, { replace: false, names: CLI_NAMES });
     const change = await removeJob(store, "a");
     assertEquals(await store.getJob("a"), null);
     const last = (await markerRows(db)).at(-1)!;
@@ -132,12 +133,19 @@ for (const backend of BACKENDS) {
 
   test("a missing id is NotFound for update, remove, enable, disable, show and next", async (store) => {
     const attempts: [string, () => Promise<unknown>][] = [
-      ["update", () => updateJob(store, "nope", { command: "true" }, T1)],
+      ["update", () => updateJob(store, "nope", { command: "true" }, T1, CLI_NAMES)],
       ["remove", () => removeJob(store, "nope")],
       ["enable", () => setEnabled(store, "nope", true, T1)],
       ["disable", () => setEnabled(store, "nope", false, T1)],
-      ["show", () => showJob(store, "nope", { count: 1, defaultZone: "UTC", now: T1 })],
-      ["next", () => upcomingFires(store, "nope", { count: 1, defaultZone: "UTC", now: T1 })],
+      [
+        "show",
+        () => showJob(store, "nope", { count: 1, defaultZone: "UTC", now: T1, names: CLI_NAMES }),
+      ],
+      [
+        "next",
+        () =>
+          upcomingFires(store, "nope", { count: 1, defaultZone: "UTC", now: T1, names: CLI_NAMES }),
+      ],
     ];
     for (const [what, attempt] of attempts) {
       assertEquals((await assertRejects(attempt, NotFoundError)).message, NOT_FOUND, what);
@@ -147,10 +155,14 @@ for (const backend of BACKENDS) {
   });
 
   test("listJobs gives each job its next fire; a broken row says why", async (store, db) => {
-    await addJob(store, buildJob("a", HOURLY, null, T0), { replace: false });
-    await addJob(store, buildJob("b", { ...HOURLY, enabled: false }, null, T0), { replace: false });
+    await addJob(store, buildJob("a", HOURLY, null, T0), { replace: false, names: CLI_NAMES });
+    await addJob(store, buildJob("b", { ...HOURLY, enabled: false }, null, T0), {
+      replace: false,
+      names: CLI_NAMES,
+    });
     await addJob(store, buildJob("c", { ...HOURLY, timezone: undefined }, null, T0), {
       replace: false,
+      names: CLI_NAMES,
     });
     await rawQuery(db, "UPDATE jm_jobs SET minute = '99' WHERE id = 'c'");
     const listed = await listJobs(store, { defaultZone: "Asia/Tokyo", now: T0 });
@@ -165,7 +177,7 @@ for (const backend of BACKENDS) {
   });
 
   test("showJob gives the next fires and the latest runs", async (store) => {
-    await addJob(store, buildJob("a", HOURLY, null, T0), { replace: false });
+    await addJob(store, buildJob("a", HOURLY, null, T0), { replace: false, names: CLI_NAMES });
     const ids = await store.claimRuns(
       Array.from({ length: 7 }, (_, i) => ({
         job_id: "a",
@@ -186,18 +198,25 @@ for (const backend of BACKENDS) {
   test("upcomingFires reads --from in the job's zone", async (store) => {
     await addJob(store, buildJob("a", { ...HOURLY, timezone: "Asia/Tokyo" }, null, T0), {
       replace: false,
+      names: CLI_NAMES,
     });
     const fires = await upcomingFires(store, "a", {
       count: 1,
       from: "2026-03-01 10:00",
       defaultZone: "UTC",
       now: T0,
+      names: CLI_NAMES,
     });
     assertEquals(
       [fires.zone, fires.from.toISOString(), fires.next.map((d) => d.toISOString())],
       ["Asia/Tokyo", "2026-03-01T01:00:00.000Z", ["2026-03-01T01:05:00.000Z"]],
     );
-    const fromNow = await upcomingFires(store, "a", { count: 1, defaultZone: "UTC", now: T0 });
+    const fromNow = await upcomingFires(store, "a", {
+      count: 1,
+      defaultZone: "UTC",
+      now: T0,
+      names: CLI_NAMES,
+    });
     assertEquals(fromNow.from.getTime(), T0);
   });
 }

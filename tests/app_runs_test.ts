@@ -7,6 +7,7 @@
 import { assertEquals, assertRejects } from "./assert.ts";
 import { addJob } from "../src/app/jobs.ts";
 import { cancelRun, hereNode, requestRun, showRun, startHereRun } from "../src/app/runs.ts";
+import { CLI_NAMES } from "../src/cli/input_names.ts";
 import { buildJob } from "../src/domain/job.ts";
 import { NotFoundError, RuntimeError } from "../src/errors.ts";
 import type { Store } from "../src/store/store.ts";
@@ -16,7 +17,7 @@ const T0 = Date.UTC(2026, 0, 1);
 const NOT_FOUND = "job 'nope' does not exist (see `jobsmanager job list`)";
 const HEARTBEAT_MS = 5000;
 /** A request queued whether or not a service is live. */
-const QUEUE = { queue: true, now: T0, heartbeatMs: HEARTBEAT_MS };
+const QUEUE = { queue: true, now: T0, heartbeatMs: HEARTBEAT_MS, names: CLI_NAMES };
 const BY = "ops@host-1";
 
 /** Run `fn` on a migrated store over a fresh database of `backend`, holding job `a`. */
@@ -26,7 +27,7 @@ async function onFreshStore(backend: Backend, fn: (store: Store) => Promise<void
   try {
     await store.migrate();
     const job = buildJob("a", { command: "echo a", cron: "0 0 1 1 *" }, null, T0);
-    await addJob(store, job, { replace: false });
+    await addJob(store, job, { replace: false, names: CLI_NAMES });
     await fn(store);
   } finally {
     await store.close();
@@ -105,7 +106,13 @@ for (const backend of BACKENDS) {
   });
 
   test("requestRun without a live service is refused unless queue, and writes nothing", async (store) => {
-    const ask = { force: false, queue: false, now: T0, heartbeatMs: HEARTBEAT_MS };
+    const ask = {
+      force: false,
+      queue: false,
+      now: T0,
+      heartbeatMs: HEARTBEAT_MS,
+      names: CLI_NAMES,
+    };
     const service = {
       id: "svc",
       host: "svc",

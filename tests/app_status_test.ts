@@ -8,6 +8,7 @@ import { addJob, reload } from "../src/app/jobs.ts";
 import { followFrom, logsAfter, recentLogs } from "../src/app/logs.ts";
 import { migrateSchema } from "../src/app/schema.ts";
 import { status } from "../src/app/status.ts";
+import { CLI_NAMES } from "../src/cli/input_names.ts";
 import { buildJob } from "../src/domain/job.ts";
 import type { Node } from "../src/domain/node.ts";
 import type { NewRun } from "../src/domain/run.ts";
@@ -69,12 +70,15 @@ for (const backend of BACKENDS) {
       // Jobs firing at minute 1…6, and a disabled one that would fire first.
       for (const minute of [6, 2, 4, 1, 5, 3]) {
         const options = { command: "true", schedule: { minute: String(minute) } };
-        await addJob(store, buildJob(`m${minute}`, options, null, NOW), { replace: false });
+        await addJob(store, buildJob(`m${minute}`, options, null, NOW), {
+          replace: false,
+          names: CLI_NAMES,
+        });
       }
       await addJob(
         store,
         buildJob("off", { command: "true", schedule: { second: "45" }, enabled: false }, null, NOW),
-        { replace: false },
+        { replace: false, names: CLI_NAMES },
       );
       // A row broken by hand is left out, not an error that hides the rest.
       await rawQuery(

@@ -158,7 +158,7 @@ const REJECTED: [string, () => unknown, string, string][] = [
     "cron",
     "cron: '0 0 1 * 1' restricts both day-of-month and day-of-week, which crontab ORs " +
     "(day 1 of the month or mon) but jobsmanager ANDs; schedule two jobs, " +
-    "or use --day and --day-of-week if you mean both at once",
+    "or use day and day_of_week if you mean both at once",
   ],
 ];
 

@@ -206,7 +206,7 @@ for (const backend of BACKENDS) {
       });
       assertEquals([cycle.status, cycle.body], [400, {
         error:
-          "after: 'nightly' following 'report' would close a cycle: nightly → report → nightly (a job's end would start itself again); drop one link with --after ''",
+          "after: 'nightly' following 'report' would close a cycle: nightly → report → nightly (a job's end would start itself again); drop one link with \"after_job\": null",
         field: "after",
       }]);
       const badOutcome = await api.call("PATCH", "/api/v1/jobs/report", {
@@ -256,10 +256,16 @@ for (const backend of BACKENDS) {
         "--cron",
         "* * * * *",
       ]);
+      // The same refusal, each saying what its own user gives.
       const taken = await api.call("POST", "/api/v1/jobs", { body: JOB });
       assertEquals([taken.status, taken.body], [409, {
-        error: await cliError("job", "add", "nightly", "--command", "true", "--cron", "* * * * *"),
+        error:
+          "job 'nightly' already exists; change it with PATCH /api/v1/jobs/nightly or pass ?replace=true",
       }]);
+      assertEquals(
+        await cliError("job", "add", "nightly", "--command", "true", "--cron", "* * * * *"),
+        "job 'nightly' already exists; change it with `jobsmanager job update nightly …` or pass --replace",
+      );
       const replaced = await api.call("POST", "/api/v1/jobs?replace=true", {
         body: { ...JOB, command: "echo again" },
       });
@@ -423,7 +429,7 @@ for (const backend of BACKENDS) {
       const nobody = await api.call("POST", "/api/v1/jobs/nightly/run");
       assertEquals([nobody.status, nobody.body], [409, {
         error:
-          "no live service uses this database, so nothing would run job 'nightly': run it in this process with `jobsmanager job run nightly --here`, or pass --queue to leave it for the next service that starts",
+          "no live service uses this database, so nothing would run job 'nightly': pass \"queue\": true to leave it for the next service that starts",
       }]);
       const queued = await api.call("POST", "/api/v1/jobs/nightly/run", {
         body: { force: true, queue: true },
@@ -624,6 +630,83 @@ for (const backend of BACKENDS) {
       assertEquals(status.database.state, "up");
     }));
 }
+
+Deno.test("api: a refusal says what to give in the API's own fields and parameters, never a CLI flag", () =>
+  withApi("sqlite", async (api) => {
+    assertEquals((await api.call("POST", "/api/v1/jobs", { body: JOB })).status, 201);
+    const SIX = '"second", "minute", "hour", "day", "month", "day_of_week"';
+    const cases: [string, string, unknown, string][] = [
+      [
+        "POST",
+        "/api/v1/jobs",
+        { id: "x", cron: "@daily" },
+        'command: missing (give "command": "shell command")',
+      ],
+      [
+        "POST",
+        "/api/v1/jobs",
+        { id: "x", command: "true" },
+        'schedule: missing (give "cron": "m h dom mon dow" or at least one of "second" "minute" "hour" "day" "month" "day_of_week", or "after_job": "JOB" for a job that runs only after another)',
+      ],
+      [
+        "POST",
+        "/api/v1/jobs",
+        { id: "x", command: "true", cron: "@daily", minute: "1" },
+        'cron: give either "cron" or the field options ("minute"), not both',
+      ],
+      [
+        "POST",
+        "/api/v1/jobs",
+        {
+          id: "x",
+          command: "true",
+          cron: "@daily",
+          ...Object.fromEntries(
+            ["second", "minute", "hour", "day", "month", "day_of_week"].map((f) => [f, ""]),
+          ),
+        },
+        `schedule: give ${SIX} all "" or a schedule ("cron", "second" …), not both`,
+      ],
+      [
+        "POST",
+        "/api/v1/jobs",
+        { id: "x", command: "true", cron: "@daily", retry_delay: 60, retry_max_delay: 30 },
+        'retry_max_delay: 30 s is shorter than retry_delay (60 s); give "retry_max_delay" at least 60',
+      ],
+      [
+        "POST",
+        "/api/v1/jobs",
+        { id: "x", command: "true", cron: "0 0 1 * 1" },
+        'cron: \'0 0 1 * 1\' restricts both day-of-month and day-of-week, which crontab ORs (day 1 of the month or mon) but jobsmanager ANDs; schedule two jobs, or use "day" and "day_of_week" if you mean both at once',
+      ],
+      [
+        "PATCH",
+        "/api/v1/jobs/nightly",
+        { command: " " },
+        'command: is empty (give "command": "shell command")',
+      ],
+      [
+        "POST",
+        "/api/v1/schedule/preview",
+        { cron: "@daily", hour: "1" },
+        'cron: give either "cron" or the field options ("hour"), not both',
+      ],
+      [
+        "GET",
+        "/api/v1/jobs/nightly/next?from=soon",
+        undefined,
+        "from: 'soon' is not a date-time (expected e.g. 2026-03-29T01:30:00Z, 2026-03-29T02:30+02:00 or 2026-03-29 02:30 in the job's zone)",
+      ],
+    ];
+    for (const [method, path, body, error] of cases) {
+      const answer = await api.call(method, path, { body });
+      assertEquals(
+        [answer.status, (answer.body as { error: string }).error],
+        [400, error],
+        `${method} ${path} ${JSON.stringify(body)}`,
+      );
+    }
+  }));
 
 Deno.test("api: an unreachable database answers 503 with the CLI's message (status: what it knows), no password", async () => {
   const store = openStore(

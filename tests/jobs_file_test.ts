@@ -182,7 +182,7 @@ Deno.test("validation errors name the file, the line and the field, all of them"
   );
   assertEquals(
     invalid("jobs.json5", "{ jobs: [ { id: 'a', command: 'x' } ] }"),
-    "jobs.json5 has 1 invalid job; nothing written:\njobs.json5:1: job 'a': schedule: missing (give --cron 'm h dom mon dow' or at least one of --second --minute --hour --day --month --day-of-week, or --after JOB for a job that runs only after another)",
+    'jobs.json5 has 1 invalid job; nothing written:\njobs.json5:1: job \'a\': schedule: missing (give "cron": "m h dom mon dow" or at least one of "second" "minute" "hour" "day" "month" "day_of_week", or "after_job": "JOB" for a job that runs only after another)',
   );
   assertEquals(
     invalid("jobs.json5", "{ jobs: [ }"),
@@ -391,8 +391,8 @@ for (const backend of BACKENDS) {
           2,
           "jobsmanager: 3 jobs would follow a job that is not there, or in a cycle; nothing written:\n" +
           "line 2: job 'follower': after: job 'gone' does not exist, so 'follower' could never follow it (add it first, or see `jobsmanager job list`)\n" +
-          "line 5: job 'ping': after: 'ping' following 'pong' would close a cycle: ping → pong → ping (a job's end would start itself again); drop one link with --after ''\n" +
-          "line 8: job 'pong': after: 'pong' following 'ping' would close a cycle: pong → ping → pong (a job's end would start itself again); drop one link with --after ''\n",
+          "line 5: job 'ping': after: 'ping' following 'pong' would close a cycle: ping → pong → ping (a job's end would start itself again); drop one link with \"after_job\": null\n" +
+          "line 8: job 'pong': after: 'pong' following 'ping' would close a cycle: pong → ping → pong (a job's end would start itself again); drop one link with \"after_job\": null\n",
         ], dry.join(" "));
       }
       await Deno.writeFile(

@@ -20,6 +20,8 @@ import {
   zoneOf,
 } from "../domain/job.ts";
 import { parseInstant } from "../domain/time.ts";
+import { AS_FIELDS, type OptionNames } from "../domain/option_names.ts";
+import type { InputNames } from "./input_names.ts";
 import { firstFireAfter } from "../cron/croner.ts";
 import type { Run } from "../domain/run.ts";
 import type { JobChange, JobStore, MarkerStore, RunStore } from "../store/store.ts";
@@ -34,32 +36,40 @@ export function jobNotFound(id: string): NotFoundError {
 /**
  * Store `job` (made by `buildJob`). An id that is taken is a conflict unless
  * `replace`; a replaced job keeps the `created_at` of the one it replaces.
+ * Messages say what to give in `names`.
  */
 export async function addJob(
   jobs: JobStore,
   job: Job,
-  options: { replace: boolean },
+  options: { replace: boolean; names: InputNames },
 ): Promise<JobChange> {
+  const { names } = options;
   const mutate = (current: Job | null) => {
     if (current === null) return job;
     if (!options.replace) {
       throw new ConflictError(
-        `job '${job.id}' already exists; change it with \`jobsmanager job update ${job.id} …\` or pass --replace`,
+        `job '${job.id}' already exists; change it with ${
+          names.update(job.id)
+        } or pass ${names.replace}`,
       );
     }
     return { ...job, created_at: current.created_at };
   };
   return job.after_job === null
     ? await jobs.changeJob(job.id, mutate)
-    : await changeFollowing(jobs, job.id, mutate);
+    : await changeFollowing(jobs, job.id, mutate, names);
 }
 
 /**
- * Refuse jobs that follow (`--after`) a job that does not exist, or that
+ * Refuse jobs that follow (`after_job`) a job that does not exist, or that
  * would close a cycle, naming it in run order (A → B → A: A's end starts
  * B, whose end starts A). `all` is every job once the write is done.
  */
-export function checkFollowUps(all: Map<string, Job>, changed: Job[]): void {
+export function checkFollowUps(
+  all: Map<string, Job>,
+  changed: Job[],
+  names: OptionNames = AS_FIELDS,
+): void {
   for (const job of changed) {
     if (job.after_job === null) continue;
     if (!all.has(job.after_job)) {
@@ -74,7 +84,9 @@ export function checkFollowUps(all: Map<string, Job>, changed: Job[]): void {
         "after",
         `after: '${job.id}' following '${job.after_job}' would close a cycle: ${
           cycle.join(" → ")
-        } (a job's end would start itself again); drop one link with --after ''`,
+        } (a job's end would start itself again); drop one link with ${
+          names.option("after", null)
+        }`,
       );
     }
   }
@@ -89,6 +101,7 @@ async function changeFollowing(
   jobs: JobStore,
   id: string,
   mutate: (current: Job | null) => Job,
+  names: OptionNames,
 ): Promise<JobChange> {
   let current: Job | null = null;
   const change = await jobs.changeJobs((all) => {
@@ -96,7 +109,7 @@ async function changeFollowing(
     const job = mutate(current);
     const after = new Map(all.map((j) => [j.id, j]));
     after.set(job.id, job);
-    checkFollowUps(after, [job]);
+    checkFollowUps(after, [job], names);
     return { put: [job], remove: [] };
   });
   return {
@@ -106,17 +119,18 @@ async function changeFollowing(
   };
 }
 
-/** Change the given options of an existing job; `updated_at` becomes `now` when anything changed. */
 /**
- * Change the fields `options` give. With `readAt` (the `updated_at` of the
- * copy the change was made on: an API client's If-Match), a job changed
- * since is refused: the change would undo the other one's, unseen.
+ * Change the fields `options` give; `updated_at` becomes `now` when anything
+ * changed. With `readAt` (the `updated_at` of the copy the change was made
+ * on: an API client's If-Match), a job changed since is refused: the change
+ * would undo the other one's, unseen. Messages say what to give in `names`.
  */
 export async function updateJob(
   jobs: JobStore,
   id: string,
   options: JobOptions,
   now: number,
+  names: OptionNames,
   readAt?: number,
 ): Promise<JobChange> {
   const mutate = (current: Job | null) => {
@@ -128,10 +142,12 @@ export async function updateJob(
         }, after the copy this change was made on; nothing written: read it again and make the change there`,
       );
     }
-    return { ...buildJob(id, options, current, now), updated_at: now };
+    return { ...buildJob(id, options, current, now, names), updated_at: now };
   };
   // Only a new link can close a cycle.
-  return options.after ? await changeFollowing(jobs, id, mutate) : await jobs.changeJob(id, mutate);
+  return options.after
+    ? await changeFollowing(jobs, id, mutate, names)
+    : await jobs.changeJob(id, mutate);
 }
 
 export async function removeJob(jobs: JobStore, id: string): Promise<JobChange> {
@@ -183,16 +199,19 @@ export interface JobListing {
   invalid: string | null;
 }
 
-/** Every job with its next fire after `now`; a broken row is listed with what is wrong. */
+/**
+ * Every job with its next fire after `now`; a broken row is listed with what
+ * is wrong, and what to give in `names` (else the job's fields).
+ */
 export async function listJobs(
   jobs: JobStore,
-  options: { defaultZone: string; now: number },
+  options: { defaultZone: string; now: number; names?: OptionNames },
 ): Promise<JobListing[]> {
   const from = new Date(options.now);
   return (await jobs.listJobs()).map((job) => {
     const zone = zoneOf(job, options.defaultZone);
     try {
-      validateJob(job);
+      validateJob(job, options.names);
       const next = job.enabled && hasSchedule(job) ? firstFireAfter(job, zone, from) : null;
       return { job, zone, next, invalid: null };
     } catch (error) {
@@ -215,7 +234,7 @@ export interface JobDetails {
 export async function showJob(
   stores: JobStore & RunStore,
   id: string,
-  options: { count: number; defaultZone: string; now: number },
+  options: { count: number; defaultZone: string; now: number; names?: OptionNames },
 ): Promise<JobDetails> {
   const [job, runs] = await Promise.all([
     stores.getJob(id),
@@ -224,7 +243,7 @@ export async function showJob(
   if (!job) throw jobNotFound(id);
   const zone = zoneOf(job, options.defaultZone);
   try {
-    validateJob(job);
+    validateJob(job, options.names);
   } catch (error) {
     return { job, zone, next: [], runs, invalid: (error as Error).message };
   }
@@ -247,11 +266,15 @@ export interface FiresQuery {
   from?: string;
   defaultZone: string;
   now: number;
+  /** What to give, for messages. */
+  names: InputNames;
 }
 
 function firesOf(job: Job, query: FiresQuery): UpcomingFires {
   const zone = zoneOf(job, query.defaultZone);
-  const from = query.from === undefined ? new Date(query.now) : parseInstant(query.from, zone);
+  const from = query.from === undefined
+    ? new Date(query.now)
+    : parseInstant(query.from, zone, query.names.from);
   return { job, zone, from, next: nextFires(job, query.defaultZone, from, query.count) };
 }
 
@@ -278,6 +301,12 @@ export function previewFires(
   schedule: Pick<JobOptions, "cron" | "schedule" | "timezone">,
   query: FiresQuery,
 ): UpcomingFires {
-  const job = buildJob(PREVIEW_ID, { ...schedule, command: "true" }, null, query.now);
+  const job = buildJob(
+    PREVIEW_ID,
+    { ...schedule, command: "true" },
+    null,
+    query.now,
+    query.names,
+  );
   return firesOf(job, query);
 }

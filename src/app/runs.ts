@@ -10,6 +10,7 @@ import type { Run } from "../domain/run.ts";
 import type { JobStore, NodeStore, RunStore } from "../store/store.ts";
 import { jobNotFound } from "./jobs.ts";
 import { liveServices } from "./status.ts";
+import type { InputNames } from "./input_names.ts";
 
 /** What `runs show` says of a forced run; the service reads `forced`, not this. */
 const FORCED_NOTE = "forced: max_instances not checked";
@@ -19,17 +20,27 @@ const HERE_NOTE = "run in the CLI with --here";
  * Queue a manual run of job `id` for a running service; with `force` it
  * starts even when max_instances runs are running. Without a live service
  * on this database the request would wait, unseen, until one starts: it is
- * refused unless `queue` says that is meant. Returns the queued row.
+ * refused unless `queue` says that is meant, saying what to give in
+ * `names`. Returns the queued row.
  */
 export async function requestRun(
   stores: JobStore & RunStore & NodeStore,
   id: string,
-  options: { force: boolean; queue: boolean; now: number; heartbeatMs: number },
+  options: {
+    force: boolean;
+    queue: boolean;
+    now: number;
+    heartbeatMs: number;
+    names: InputNames;
+  },
 ): Promise<Run> {
   if (!await stores.getJob(id)) throw jobNotFound(id);
   if (!options.queue && (await liveServices(stores, options)).length === 0) {
+    const here = options.names.runHere(id);
     throw new RuntimeError(
-      `no live service uses this database, so nothing would run job '${id}': run it in this process with \`jobsmanager job run ${id} --here\`, or pass --queue to leave it for the next service that starts`,
+      `no live service uses this database, so nothing would run job '${id}': ${
+        here === null ? "" : `run it in this process with ${here}, or `
+      }pass ${options.names.queue} to leave it for the next service that starts`,
     );
   }
   const [runId] = await stores.claimRuns([{

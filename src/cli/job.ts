@@ -51,6 +51,7 @@ import {
 } from "./output.ts";
 import type { DefaultZone } from "../app/zone.ts";
 import { parseCount } from "../domain/input.ts";
+import { CLI_NAMES } from "./input_names.ts";
 
 /** The most fires `job show -n` and `job next -n` print. */
 const MAX_FIRES = 1000;
@@ -284,11 +285,11 @@ export function jobCommand() {
     options: { ...jobOptions(false), replace: switched("replace the job if the id exists") },
     action: async (ctx, opts, id: string) => {
       // Built, and so validated, before the database is touched.
-      const built = buildJob(id, toJobOptions(opts), null, Date.now());
+      const built = buildJob(id, toJobOptions(opts), null, Date.now(), CLI_NAMES);
       let zone: DefaultZone | undefined;
       const written = await writeJob(ctx, async (store, live) => {
         zone = ctx.zoneAmong(live);
-        return await addJob(store, built, { replace: opts.replace === true });
+        return await addJob(store, built, { replace: opts.replace === true, names: CLI_NAMES });
       });
       const { change } = written;
       const after = change.after!;
@@ -316,7 +317,10 @@ export function jobCommand() {
     action: async (ctx, opts, id: string) => {
       validateId(id);
       const options = toJobOptions(opts);
-      const written = await writeJob(ctx, (store) => updateJob(store, id, options, Date.now()));
+      const written = await writeJob(
+        ctx,
+        (store) => updateJob(store, id, options, Date.now(), CLI_NAMES),
+      );
       printWrite(
         ctx,
         written,
@@ -344,7 +348,11 @@ export function jobCommand() {
         const zone = await ctx.defaultZone(store);
         return {
           zone,
-          listings: await listJobs(store, { defaultZone: zone.name, now: Date.now() }),
+          listings: await listJobs(store, {
+            defaultZone: zone.name,
+            now: Date.now(),
+            names: CLI_NAMES,
+          }),
         };
       });
       ctx.print(
@@ -368,6 +376,7 @@ export function jobCommand() {
           count,
           defaultZone: zone.name,
           now: Date.now(),
+          names: CLI_NAMES,
         });
         return { zone, details };
       });
@@ -416,6 +425,7 @@ export function jobCommand() {
         from: opts.from,
         defaultZone: defaultZone.name,
         now: Date.now(),
+        names: CLI_NAMES,
       });
       let defaultZone: DefaultZone;
       let fires: UpcomingFires;

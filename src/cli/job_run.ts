@@ -17,6 +17,7 @@ import { type CommandContext, writeErr } from "./context.ts";
 import { command, switched, valued } from "./command.ts";
 import { runDetails } from "./output.ts";
 import { parseCount } from "../domain/input.ts";
+import { CLI_NAMES } from "./input_names.ts";
 
 const WAIT_POLL_MS = 200;
 /** The longest `--wait --timeout`: a year, in seconds. */
@@ -148,6 +149,7 @@ export function jobRunCommand() {
           queue: opts.queue === true,
           now: Date.now(),
           heartbeatMs: s["jobsmanager.heartbeat_interval"] * 1000,
+          names: CLI_NAMES,
         });
         return opts.wait ? await waitFor(store, queued.id, reloadIntervalMs, timeoutS) : queued;
       });

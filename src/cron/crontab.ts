@@ -7,6 +7,7 @@ import { ValidationError } from "../errors.ts";
 import type { ScheduleFields } from "./fields.ts";
 import {
   FIELD_NAMES,
+  type FieldName,
   parseTerm,
   runList,
   splitList,
@@ -30,8 +31,12 @@ const NICKNAMES: Record<string, string> = {
  * nickname such as `@daily`) into APScheduler's six fields. Day-of-week is
  * written with names, Monday first, because APScheduler numbers weekdays
  * from Monday and crontab from Sunday: a stored `1` would be ambiguous.
+ * A message names a field as `option` says the person gives it.
  */
-export function scheduleFromCrontab(expression: string): ScheduleFields {
+export function scheduleFromCrontab(
+  expression: string,
+  option: (field: FieldName) => string = (field) => field,
+): ScheduleFields {
   const line = expression.trim();
   const expanded = line.startsWith("@") ? nickname(line) : line;
   const parts = expanded === "" ? [] : expanded.split(/\s+/);
@@ -59,7 +64,7 @@ export function scheduleFromCrontab(expression: string): ScheduleFields {
       "cron",
       `cron: '${line}' restricts both day-of-month and day-of-week, which crontab ORs ` +
         `(day ${day} of the month or ${dayOfWeek}) but jobsmanager ANDs; schedule two jobs, ` +
-        `or use --day and --day-of-week if you mean both at once`,
+        `or use ${option("day")} and ${option("day_of_week")} if you mean both at once`,
     );
   }
   return { second, minute, hour, day, month, day_of_week: dayOfWeek };

@@ -8,6 +8,7 @@ import { wholeNumber, wholeNumberRule } from "./number.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import { type ScheduleFields, scheduleFromFields } from "../cron/fields.ts";
 import { scheduleFromCrontab } from "../cron/crontab.ts";
+import { AS_FIELDS, type OptionNames } from "./option_names.ts";
 import {
   checkEverFires,
   compileSchedule,
@@ -169,7 +170,11 @@ function parseEnv(pairs: string[], into: Record<string, string>): Record<string,
  * defaults fill the gaps); an update changes only the fields given, and
  * `--cron` replaces the whole schedule.
  */
-function schedulePatch(options: JobOptions, isUpdate: boolean): Partial<ScheduleFields> | null {
+function schedulePatch(
+  options: JobOptions,
+  isUpdate: boolean,
+  names: OptionNames,
+): Partial<ScheduleFields> | null {
   const fields = Object.fromEntries(
     Object.entries(options.schedule ?? {}).filter(([, v]) => v !== undefined),
   ) as Partial<ScheduleFields>;
@@ -177,7 +182,9 @@ function schedulePatch(options: JobOptions, isUpdate: boolean): Partial<Schedule
     if (options.cron !== undefined || Object.keys(fields).length > 0) {
       throw new ValidationError(
         "schedule",
-        "schedule: give --no-schedule or a schedule (--cron, --second …), not both",
+        `schedule: give ${names.option("no_schedule")} or a schedule (${names.option("cron")}, ${
+          names.option("second")
+        } …), not both`,
       );
     }
     return NO_SCHEDULE;
@@ -186,12 +193,12 @@ function schedulePatch(options: JobOptions, isUpdate: boolean): Partial<Schedule
     if (Object.keys(fields).length > 0) {
       throw new ValidationError(
         "cron",
-        `cron: give either --cron or the field options (--${
-          Object.keys(fields)[0].replaceAll("_", "-")
+        `cron: give either ${names.option("cron")} or the field options (${
+          names.option(Object.keys(fields)[0] as FieldName)
         }), not both`,
       );
     }
-    return scheduleFromCrontab(options.cron);
+    return scheduleFromCrontab(options.cron, (field) => names.option(field));
   }
   if (Object.keys(fields).length === 0) return null;
   const full = scheduleFromFields(fields);
@@ -203,19 +210,32 @@ function schedulePatch(options: JobOptions, isUpdate: boolean): Partial<Schedule
  * Build the job `job add` (no `current`) or `job update` (with `current`)
  * describes. Only options that were given change; the whole result is
  * validated before it is returned, so nothing half-valid is ever stored.
+ * Messages say what to give in `names`: the caller's (the CLI's flags),
+ * else the job's fields.
  */
-export function buildJob(id: string, options: JobOptions, current: Job | null, now: number): Job {
+export function buildJob(
+  id: string,
+  options: JobOptions,
+  current: Job | null,
+  now: number,
+  names: OptionNames = AS_FIELDS,
+): Job {
   validateId(id);
   // A job without a schedule gets a whole one, as a new job does.
-  const schedule = schedulePatch(options, current !== null && hasSchedule(current));
+  const schedule = schedulePatch(options, current !== null && hasSchedule(current), names);
   if (current === null) {
     if (options.command === undefined) {
-      throw new ValidationError("command", "command: missing (give --command 'shell command')");
+      throw new ValidationError(
+        "command",
+        `command: missing (give ${names.option("command", "shell command")})`,
+      );
     }
     if (schedule === null && !options.after) {
       throw new ValidationError(
         "schedule",
-        "schedule: missing (give --cron 'm h dom mon dow' or at least one of --second --minute --hour --day --month --day-of-week, or --after JOB for a job that runs only after another)",
+        `schedule: missing (give ${names.option("cron", "m h dom mon dow")} or at least one of ${
+          FIELD_NAMES.map((f) => names.option(f)).join(" ")
+        }, or ${names.option("after", "JOB")} for a job that runs only after another)`,
       );
     }
   }
@@ -274,7 +294,7 @@ export function buildJob(id: string, options: JobOptions, current: Job | null, n
   applyRetryOptions(job, options);
   // Notifications (issue 13).
   Object.assign(job, applyNotifyOptions(job, options));
-  validateJob(job);
+  validateJob(job, names);
   checkSizes(job, current);
   if (schedule !== null && hasSchedule(job)) checkEverFires(job);
   return job;
@@ -440,14 +460,16 @@ export function followCycle(all: ReadonlyMap<string, Job>, job: Job): string[] |
   return null;
 }
 
-function validateRetries(job: Job): void {
+function validateRetries(job: Job, names: OptionNames): void {
   checkNumber("retries", job.retries, 0, MAX_RETRIES, false);
   checkNumber("retry_delay", job.retry_delay, 0, MAX_TIMEOUT, false);
   checkNumber("retry_max_delay", job.retry_max_delay, 0, MAX_TIMEOUT, false);
   if (job.retry_max_delay < job.retry_delay) {
     throw new ValidationError(
       "retry_max_delay",
-      `retry_max_delay: ${job.retry_max_delay} s is shorter than retry_delay (${job.retry_delay} s); give --retry-max-delay at least ${job.retry_delay}`,
+      `retry_max_delay: ${job.retry_max_delay} s is shorter than retry_delay (${job.retry_delay} s); give ${
+        names.option("retry_max_delay")
+      } at least ${job.retry_delay}`,
     );
   }
   if (typeof job.retry_on !== "string") {
@@ -495,23 +517,29 @@ function validateRetries(job: Job): void {
 
 /**
  * Check every field of a job, whatever wrote it (CLI or hand-written SQL).
- * Throws ValidationError naming the first field at fault.
+ * Throws ValidationError naming the first field at fault, and what to give
+ * in `names`.
  */
-export function validateJob(job: Job): Job {
+export function validateJob(job: Job, names: OptionNames = AS_FIELDS): Job {
   validateId(job.id);
   refuseLoneSurrogates(job);
   if (job.command.trim() === "") {
-    throw new ValidationError("command", "command: is empty (give --command 'shell command')");
+    throw new ValidationError(
+      "command",
+      `command: is empty (give ${names.option("command", "shell command")})`,
+    );
   }
   if (job.command.includes("\0")) {
     throw new ValidationError("command", "command: contains a NUL byte, which no shell can run");
   }
-  validateRetries(job);
+  validateRetries(job, names);
   if (!hasSchedule(job)) {
     if (job.after_job === null) {
       throw new ValidationError(
         "schedule",
-        "schedule: missing, and the job follows no other (give --cron … or --after JOB)",
+        `schedule: missing, and the job follows no other (give ${names.option("cron", "…")} or ${
+          names.option("after", "JOB")
+        })`,
       );
     }
   } else {

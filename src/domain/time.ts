@@ -43,8 +43,9 @@ const ISO_LOCAL =
 /**
  * Parse an instant a person typed: ISO 8601 with `Z` or an offset, or a
  * local date-time without one, read in `timeZone` (the job's zone).
+ * Messages name the text by `option`, as the person gave it.
  */
-export function parseInstant(text: string, timeZone: string, option = "--from"): Date {
+export function parseInstant(text: string, timeZone: string, option: string): Date {
   const m = ISO_LOCAL.exec(text.trim());
   if (!m) {
     throw new UsageError(

@@ -26,6 +26,7 @@ import { scheduleWords } from "../schedule_words.ts";
 import { type ApiContext, type Env, json, readObject } from "./context.ts";
 import { urlForLog } from "../../domain/notify.ts";
 import { HttpError } from "../errors.ts";
+import { API_NAMES } from "../input_names.ts";
 import type { Role } from "../auth.ts";
 
 /** The most fires one answer lists, as `job next -n`. */
@@ -91,7 +92,11 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
   const { store } = api;
 
   routes.get("/jobs", async (c) => {
-    const listings = await listJobs(store, { defaultZone: api.defaultZone, now: Date.now() });
+    const listings = await listJobs(store, {
+      defaultZone: api.defaultZone,
+      now: Date.now(),
+      names: API_NAMES,
+    });
     const latest = await store.latestRuns();
     const last = new Map([...latest].map(([jobId, run]) => {
       const { id, status, scheduled_at, finished_at, exit_code } = run;
@@ -121,8 +126,11 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
         } (give the job's id, 1-191 characters of A-Z a-z 0-9 . _ : -)`,
       );
     }
-    const job = buildJob(id, jobOptionsOf(body, false), null, Date.now());
-    const change = await addJob(store, job, { replace: c.req.query("replace") === "true" });
+    const job = buildJob(id, jobOptionsOf(body, false), null, Date.now(), API_NAMES);
+    const change = await addJob(store, job, {
+      replace: c.req.query("replace") === "true",
+      names: API_NAMES,
+    });
     c.header("Location", `/api/v1/jobs/${encodeURIComponent(id)}`);
     return written(c, change, change.after!, change.before ? 200 : 201);
   });
@@ -133,6 +141,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       count: count(c.req.query("count"), "count", MAX_FIRES, 5),
       defaultZone: api.defaultZone,
       now: Date.now(),
+      names: API_NAMES,
     });
     c.header("ETag", `"${details.job.updated_at}"`);
     return json(c, {
@@ -157,6 +166,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       id,
       jobOptionsOf(body, true),
       Date.now(),
+      API_NAMES,
       readAt(c.req.header("If-Match")),
     );
     return written(c, change, change.after!);
@@ -200,6 +210,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       queue: flag("queue"),
       now: Date.now(),
       heartbeatMs: api.heartbeatMs,
+      names: API_NAMES,
     });
     c.header("Location", `/api/v1/runs/${run.id}`);
     return json(c, run, 202);
@@ -213,6 +224,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       from: c.req.query("from") || undefined,
       defaultZone: api.defaultZone,
       now: Date.now(),
+      names: API_NAMES,
     });
     return json(c, {
       id,
@@ -232,6 +244,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       { ...jobOptionsOf({ ...schedule, timezone }, false), command: "true" },
       null,
       Date.now(),
+      API_NAMES,
     );
     const zone = job.timezone ?? api.defaultZone;
     return json(c, {

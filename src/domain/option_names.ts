@@ -1,0 +1,44 @@
+/**
+ * How the person a message speaks to gives a job's options. A message that
+ * says what to give ("command: missing (give …)") asks its caller's names:
+ * the CLI's are flags (`--command 'shell command'`), the API's and a jobs
+ * file's are the job's own fields (`"command": "shell command"`). So the
+ * domain and the use cases never name a flag, and the CLI and HTTP, which
+ * call them, each say what their user types.
+ */
+import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
+
+/** The options messages tell a person to give. */
+export type OptionName =
+  | "command"
+  | "cron"
+  | FieldName
+  | "after"
+  | "no_schedule"
+  | "retry_max_delay";
+
+export interface OptionNames {
+  /**
+   * How option `name` is given, with `example` as its value when one is
+   * shown; an `example` of null is the value that clears the option.
+   */
+  option(name: OptionName, example?: string | null): string;
+}
+
+/** The job's field that gives `after` (its outcome has a field of its own). */
+const FIELD_OF: Partial<Record<OptionName, string>> = { after: "after_job" };
+
+/**
+ * A job's options as its own fields, as `jm_jobs` names them and a JSON
+ * body or a jobs file gives them; "no schedule" is the six schedule fields
+ * empty, as such a job reads back.
+ */
+export const AS_FIELDS: OptionNames = {
+  option(name, example) {
+    if (name === "no_schedule") {
+      return `${FIELD_NAMES.map((f) => JSON.stringify(f)).join(", ")} all ""`;
+    }
+    const field = JSON.stringify(FIELD_OF[name] ?? name);
+    return example === undefined ? field : `${field}: ${JSON.stringify(example)}`;
+  },
+};
