@@ -138,3 +138,34 @@ dashboardTest(
     assertEquals(await page.evaluate<number[]>(sideways), [0, 0], "the jobs page and its table");
   },
 );
+
+dashboardTest(
+  "dashboard: an emptied Timeout is the default 60 s, as its hint says, on add and on edit",
+  async (api) => {
+    await addJob(api, { id: "slow", timeout: 600, max_instances: 3, misfire_grace_time: 30 });
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    await signIn(page, api.url, "#/jobs/slow/edit");
+    await page.waitForSelector("#job-form [name=timeout]");
+    // Max instances and the grace time emptied too: each back to the service's.
+    for (const name of ["timeout", "max_instances", "misfire_grace_time"]) {
+      await fill(page, `#job-form [name=${name}]`, "");
+    }
+    await page.click("#save");
+    await waitForText(page, "#job-fields", "60 s");
+    const edited = await stored(api, "slow");
+    assertEquals(
+      [edited.timeout, edited.max_instances, edited.misfire_grace_time],
+      [60, null, null],
+    );
+
+    await page.goto(`${api.url}/#/add-job`);
+    await page.waitForSelector("#job-form [name=id]");
+    await fill(page, "#job-form [name=id]", "fresh");
+    await fill(page, "#job-form [name=command]", "true");
+    await fill(page, "#job-form [name=cron]", "0 3 * * *");
+    await page.click("#save");
+    await waitForText(page, "#job-fields", "60 s");
+    assertEquals((await stored(api, "fresh")).timeout, 60);
+  },
+);

@@ -708,6 +708,22 @@ Deno.test("api: a refusal says what to give in the API's own fields and paramete
     }
   }));
 
+Deno.test("api: a timeout of null or \"\" is the default 60 s, as max_instances' is the service's", () =>
+  withApi("sqlite", async (api) => {
+    const added = await api.call("POST", "/api/v1/jobs", {
+      body: { ...JOB, timeout: null, max_instances: null },
+    });
+    assertEquals([added.status, (added.body as { timeout: number }).timeout], [201, 60]);
+    for (const cleared of [null, ""]) {
+      await api.call("PATCH", "/api/v1/jobs/nightly", { body: { timeout: 5, max_instances: 2 } });
+      const patched = await api.call("PATCH", "/api/v1/jobs/nightly", {
+        body: { timeout: cleared, max_instances: cleared },
+      });
+      const job = patched.body as { timeout: number; max_instances: number | null };
+      assertEquals([patched.status, job.timeout, job.max_instances], [200, 60, null], `${cleared}`);
+    }
+  }));
+
 Deno.test("api: an unreachable database answers 503 with the CLI's message (status: what it knows), no password", async () => {
   const store = openStore(
     resolveTarget({ ...defaultSettings(), "db.url": "mysql://root:S3cret-pw@127.0.0.1:1/nowhere" }),

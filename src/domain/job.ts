@@ -266,8 +266,11 @@ export function buildJob(
   };
   const job: Job = { ...base, ...(schedule ?? {}), env: { ...base.env } };
   if (options.command !== undefined) job.command = options.command;
+  // "" sets the timeout back to its default, as it does the fields below to the service's.
   if (options.timeout !== undefined) {
-    job.timeout = numberOption("timeout", options.timeout, 0, MAX_TIMEOUT);
+    job.timeout = options.timeout === ""
+      ? DEFAULT_TIMEOUT
+      : numberOption("timeout", options.timeout, 0, MAX_TIMEOUT);
   }
   if (options.timezone !== undefined) {
     job.timezone = options.timezone === "" ? null : options.timezone;

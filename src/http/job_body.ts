@@ -42,8 +42,11 @@ const NULLABLE: readonly string[] = [
   ...HOOK_URLS,
 ];
 
-/** Policy fields whose null (or "") is the service's default, as GET returns them. */
-const DEFAULTABLE: readonly string[] = ["max_instances", "misfire_grace_time"];
+/**
+ * Fields whose null (or "") is their default: the service's, as GET returns
+ * them, or for `timeout` 60 s, which GET returns as the number.
+ */
+const DEFAULTABLE: readonly string[] = ["timeout", "max_instances", "misfire_grace_time"];
 
 function bad(field: string, value: unknown, expected: string): ValidationError {
   return new ValidationError(

@@ -160,7 +160,7 @@ const schemas: Record<string, Schema> = {
       cron: str,
       ...scheduleFields,
       timezone: nullable("string"),
-      timeout: { type: ["integer", "string"] },
+      timeout: { type: ["integer", "string", "null"], description: "null = the default, 60" },
       enabled: bool,
       max_instances: { type: ["integer", "string", "null"], description: "null = the service's" },
       coalesce: { type: ["boolean", "null"], description: "null = the service's" },
