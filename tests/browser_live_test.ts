@@ -456,3 +456,42 @@ Deno.test({
     assertEquals(takePageErrors(), []);
   },
 });
+
+dashboardTest(
+  "dashboard: a job page's next fires move on as they pass, and follow the job changed elsewhere",
+  async (api) => {
+    const added = await api.call("POST", "/api/v1/jobs", {
+      body: { id: "tick", command: "true", cron: "* * * * * *" },
+    });
+    assertEquals(added.status, 201);
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    await signIn(page, api.url, "#/jobs/tick");
+    await page.waitForSelector("#next-fires time");
+    const fires =
+      `[...document.querySelectorAll("#next-fires time")].map((t) => t.getAttribute("datetime"))`;
+    const shown = `({ title: document.querySelector("#fires h2")?.textContent, fires: ${fires} })`;
+    const first = await page.evaluate<string[]>(fires);
+    assertEquals(first.length, 10);
+
+    // A fire each second: the first listed passes at once, and ten later ones come.
+    await waitUntil(
+      page,
+      `(${fires}).length === 10 && (${fires})[0] > ${JSON.stringify(first[0])}`,
+      `ten fires after ${first[0]}`,
+      shown,
+    );
+
+    // Disabled and rescheduled by someone else: the page shows the job as it now is.
+    assertEquals((await api.call("POST", "/api/v1/jobs/tick/disable")).status, 200);
+    await waitForText(page, "#fires h2", "(once enabled)");
+    const daily = await api.call("PATCH", "/api/v1/jobs/tick", { body: { cron: "0 0 3 * * *" } });
+    assertEquals(daily.status, 200);
+    await waitUntil(
+      page,
+      `(${fires}).length === 10 && Date.parse((${fires})[1]) - Date.parse((${fires})[0]) > 3600000`,
+      "the daily fires",
+      shown,
+    );
+  },
+);

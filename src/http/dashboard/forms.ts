@@ -44,17 +44,68 @@ function envPairs(text) {
   return pairs;
 }
 
+/** How many next fires a job page lists. */
+const NEXT_FIRES = 10;
+/** The soonest a job page reads its next fires again after the last read: a job firing each second costs a request every 5 s. */
+const FIRES_READ_MS = 5000;
+/** The longest a job page goes without reading them: a change made elsewhere (the CLI, another tab) shows within this. */
+const FIRES_STALE_MS = 30000;
+
+/**
+ * Keep a job page's next fires true as time passes: each listed fire is
+ * dropped once it has passed, and the job is read again once one has (no
+ * sooner than FIRES_READ_MS after the last read) or FIRES_STALE_MS after
+ * it. A job changed since the page was drawn (edited, enabled, disabled or
+ * removed elsewhere) is drawn anew; else only its fires are.
+ */
+async function keepFires(signal, shown, draw) {
+  let next = shown.next;
+  let readAt = Date.now();
+  let passed = false;
+  while (!signal.aborted) {
+    const now = Date.now();
+    const gone = next.filter((at) => Date.parse(at) <= now).length;
+    if (gone > 0) {
+      next = next.slice(gone);
+      passed = true;
+      draw(next);
+    }
+    const readDue = passed ? readAt + FIRES_READ_MS : readAt + FIRES_STALE_MS;
+    if (now >= readDue) {
+      readAt = now;
+      try {
+        const d = await api("GET", "/jobs/" + enc(shown.id) + "?count=" + NEXT_FIRES);
+        if (signal.aborted) return;
+        if (d.updated_at !== shown.updated_at) return route();
+        next = d.next;
+        passed = false;
+        draw(next);
+      } catch (e) {
+        if (signal.aborted || e.status === 401) return;
+        if (e.status === 404) return route();
+      }
+      continue;
+    }
+    const firstFire = next.length > 0 ? Date.parse(next[0]) : Infinity;
+    await sleep(Math.min(firstFire, readDue) - now, signal);
+  }
+}
+
 page(/^\/add-job$/, (_, query, signal) => jobForm(null, signal));
 page(/^\/jobs\/(.+)\/edit$/, async ([id], _, signal) => jobForm(await api("GET", "/jobs/" + enc(id)), signal));
 
 page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
-  const d = await api("GET", "/jobs/" + enc(id) + "?count=10");
+  const d = await api("GET", "/jobs/" + enc(id) + "?count=" + NEXT_FIRES);
   const job = d;
   const row = (label, value) => [h("dt", {}, label), h("dd", {}, value)];
   const orDefault = (v, what) => v === null ? h("span", { class: "muted" }, "service default" + (what ? " (" + what + ")" : "")) : String(v);
   const env = Object.entries(job.env);
   const runs = runsTable(d.runs, { hideJob: true });
   const live = liveBadge();
+  const firesOf = (next) => h("div", { id: "fires" },
+    h("h2", {}, "Next " + next.length + " fires", job.enabled ? null : h("span", { class: "muted small" }, " (once enabled)")),
+    h("ol", { id: "next-fires" }, next.map((at) => h("li", {}, when(at, d.zone), " ", h("span", { class: "muted small" }, inZone(Date.parse(at), d.zone))))));
+  const fires = firesOf(d.next);
   show(signal,
     h("h1", {}, job.id, h("span", { class: "badge " + (job.enabled ? "live" : "disabled") }, job.enabled ? "enabled" : "disabled"),
       h("span", { class: "actions" },
@@ -80,10 +131,10 @@ page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
       row("description", job.description ? h("div", { class: "prose", id: "job-description" }, job.description) : h("span", { class: "muted" }, "none")),
       row("created", when(job.created_at)),
       row("updated", when(job.updated_at)))),
-    h("h2", {}, "Next " + d.next.length + " fires", job.enabled ? null : h("span", { class: "muted small" }, " (once enabled)")),
-    h("ol", { id: "next-fires" }, d.next.map((at) => h("li", {}, when(at, d.zone), " ", h("span", { class: "muted small" }, inZone(Date.parse(at), d.zone))))),
+    fires,
     h("h2", {}, "Runs ", live, " ", h("a", { class: "small", href: "#/runs?job=" + enc(job.id) }, "all runs")),
     runs);
+  keepFires(signal, d, (next) => morph(fires, firesOf(next)));
   follow(() => "/runs/stream?job=" + enc(job.id) + "&after=" + (d.runs.length ? d.runs[0].id : 0), async (event, run) => {
     if (event === "run") runs.upsert(run, true);
     // What changed before the stream looked (a run that ended meanwhile) is read once.
