@@ -266,7 +266,7 @@ export interface FiresQuery {
   from?: string;
   defaultZone: string;
   now: number;
-  /** What to give, for messages. */
+  /** How the asker gives `from` and a preview's options, for messages. */
   names: InputNames;
 }
 

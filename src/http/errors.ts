@@ -1,5 +1,6 @@
 /**
- * Errors as JSON: the same one-line message the CLI prints, with the HTTP
+ * Errors as JSON: the same one-line message the CLI prints (naming the
+ * API's fields and parameters where the CLI's names its flags), with the HTTP
  * status that matches the typed error (src/errors.ts), and the field at
  * fault for validation errors so a form can show it beside the field.
  */
