@@ -13,6 +13,7 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { DatabaseError } from "../errors.ts";
 import type { Driver, ExecResult, Executor, Param, Row } from "./driver.ts";
 import { PROFILES } from "./driver.ts";
+import { explainSqliteError } from "./sqlite_errors.ts";
 
 const BUSY_TIMEOUT_MS = 10_000;
 const BUSY_RETRY_MS = [1, 2, 5, 10, 20, 50];
@@ -22,24 +23,6 @@ function isBusy(error: unknown): boolean {
   // ("database is locked") is what tells it apart.
   const e = error as { code?: string; message?: string };
   return e.code === "ERR_SQLITE_ERROR" && /database is (locked|busy)/.test(e.message ?? "");
-}
-
-/**
- * A node:sqlite error as a DatabaseError, its text unchanged (it names the
- * cause: "attempt to write a readonly database", "database or disk is
- * full", "no such table: jm_runs"). Only what may pass by waiting counts as
- * unreachable: an I/O error, a file that cannot be opened just now, and
- * (from `whenUnlocked`) a lock held too long. Other errors, and errors that
- * are not SQLite's, pass through as they are.
- */
-function explainSqliteError(error: unknown): unknown {
-  const e = error as { code?: string; message?: string };
-  if (error instanceof DatabaseError || e?.code !== "ERR_SQLITE_ERROR") return error;
-  const message = e.message ?? String(error);
-  return new DatabaseError(message, {
-    cause: error,
-    unreachable: /disk I\/O error|unable to open database file/.test(message),
-  });
 }
 
 /**
@@ -55,10 +38,6 @@ function createPrivately(path: string): boolean {
     // It exists, or cannot be created: opening it next says which, in SQLite's words.
     return false;
   }
-}
-
-function rethrowExplained(error: unknown): never {
-  throw explainSqliteError(error);
 }
 
 type Bindable = string | number | null;
@@ -148,7 +127,7 @@ export class SqliteDriver implements Driver {
 
   private constructor(
     private readonly db: DatabaseSync,
-    path: string,
+    private readonly path: string,
     readonly created: boolean,
   ) {
     this.description = `sqlite:${path}`;
@@ -163,6 +142,8 @@ export class SqliteDriver implements Driver {
       created = createPrivately(path);
       db = new DatabaseSync(path);
     } catch (error) {
+      const explained = explainSqliteError(error, path);
+      if (explained instanceof DatabaseError && !explained.unreachable) throw explained;
       throw new DatabaseError(
         `cannot open SQLite database '${path}': ${
           (error as Error).message
@@ -182,7 +163,11 @@ export class SqliteDriver implements Driver {
       db.exec("PRAGMA foreign_keys = ON");
       return Promise.resolve();
     }).catch((error) => {
-      throw new DatabaseError(`cannot use SQLite database '${path}': ${(error as Error).message}`);
+      throw explainSqliteError(
+        error,
+        path,
+        (said) => `cannot use SQLite database '${path}': ${said}`,
+      );
     });
     driver.ready.catch(() => undefined);
     return driver;
@@ -225,12 +210,12 @@ export class SqliteDriver implements Driver {
 
   map<T>(sql: string, params: Param[], fn: (row: Row) => T): Promise<T[]> {
     return this.enqueue(() => this.whenUnlocked(() => this.executor.map(sql, params, fn)))
-      .catch(rethrowExplained);
+      .catch((error) => this.rethrowExplained(error));
   }
 
   run(sql: string, params?: Param[]): Promise<ExecResult> {
     return this.enqueue(() => this.whenUnlocked(() => this.executor.run(sql, params)))
-      .catch(rethrowExplained);
+      .catch((error) => this.rethrowExplained(error));
   }
 
   transaction<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
@@ -248,7 +233,11 @@ export class SqliteDriver implements Driver {
         if (this.db.isTransaction) this.db.exec("ROLLBACK");
         throw error;
       }
-    }).catch(rethrowExplained);
+    }).catch((error) => this.rethrowExplained(error));
+  }
+
+  private rethrowExplained(error: unknown): never {
+    throw explainSqliteError(error, this.path);
   }
 
   withMigrationLock<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {

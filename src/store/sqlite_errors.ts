@@ -1,0 +1,156 @@
+/**
+ * SQLite's errors as an operator can act on them. SQLite says what failed
+ * ("attempt to write a readonly database", "unable to open database file",
+ * "database or disk is full"; on a full disk often only "disk I/O error":
+ * its -shm file could not grow), never which file, why, or what to do.
+ * Once an error has happened, the file, its -wal and -shm files, their
+ * directory and its filesystem are looked at to say that.
+ */
+import { statfsSync } from "node:fs";
+import { userInfo } from "node:os";
+import { dirname, resolve } from "node:path";
+import { DatabaseError } from "../errors.ts";
+
+const READ_ONLY = /attempt to write a readonly database/;
+const CANNOT_OPEN = /unable to open database file/;
+const FULL = /database or disk is full/;
+const IO_ERROR = /disk I\/O error/;
+
+/** Less free than this, and a write that failed failed for want of space. */
+const FULL_BELOW_BYTES = 1024 * 1024;
+
+const WHERE_ELSE = "or point db.url (--database) at a writable place";
+
+/**
+ * A node:sqlite error on the database at `path` as a DatabaseError. A full
+ * disk and a read-only file, directory or filesystem are named with the
+ * fix; they are refusals (not unreachable): the database answers, and
+ * whoever retries a write must wait for the operator. Other errors keep
+ * SQLite's text, given to `otherwise`, and count as unreachable when they
+ * may pass by waiting (an I/O error, a file that cannot be opened just
+ * now). Errors that are not SQLite's pass through as they are.
+ */
+export function explainSqliteError(
+  error: unknown,
+  path: string,
+  otherwise: (said: string) => string = (said) => said,
+): unknown {
+  const e = error as { code?: string; message?: string };
+  if (error instanceof DatabaseError || e?.code !== "ERR_SQLITE_ERROR") return error;
+  const said = e.message ?? String(error);
+  const trouble = diagnose(said, resolve(path));
+  if (trouble !== null) return new DatabaseError(trouble, { cause: error, unreachable: false });
+  return new DatabaseError(otherwise(said), {
+    cause: error,
+    unreachable: IO_ERROR.test(said) || CANNOT_OPEN.test(said),
+  });
+}
+
+function diagnose(said: string, file: string): string | null {
+  const dir = dirname(file);
+  const cannot = `cannot write the SQLite database ${file}:`;
+  const sqlite = `(SQLite: "${said}")`;
+  const maybeFull = FULL.test(said) || IO_ERROR.test(said) || CANNOT_OPEN.test(said);
+  if (!maybeFull && !READ_ONLY.test(said)) return null;
+  // First: a read-only filesystem may also say it has no space free.
+  const found = unwritable(file, dir);
+  if (found !== null) return `${cannot} ${found.what} ${sqlite}; ${found.fix}, ${WHERE_ELSE}`;
+  if (maybeFull) {
+    const free = freeBytes(dir);
+    if (free !== null && free < FULL_BELOW_BYTES) {
+      return `${cannot} the filesystem holding ${dir} is full ${sqlite}; free space on it, ${WHERE_ELSE}`;
+    }
+    if (FULL.test(said)) {
+      const room = free === null
+        ? ""
+        : `, though the filesystem holding ${dir} has ${mib(free)} free`;
+      return `${cannot} it cannot grow${room} ${sqlite}; check the disk quota of user ${user()} and its file size limit (ulimit -f), ${WHERE_ELSE}`;
+    }
+  }
+  if (!READ_ONLY.test(said)) return null;
+  return `${cannot} SQLite opened it read-only ${sqlite}; make it, its -wal and -shm files and ${dir} writable by user ${user()}, ${WHERE_ELSE}`;
+}
+
+interface Trouble {
+  what: string;
+  fix: string;
+}
+
+/** What keeps this process from writing the database's files, with the fix; null when nothing does. */
+function unwritable(file: string, dir: string): Trouble | null {
+  let missing = false;
+  for (const name of [file, `${file}-wal`, `${file}-shm`]) {
+    const code = failure(() => Deno.openSync(name, { read: true, write: true }).close());
+    if (code === "ENOENT") missing = true;
+    if (code === "EROFS") return readOnlyFilesystem(dir);
+    if (code === "EPERM") {
+      return {
+        what: `${name} is marked immutable or append-only`,
+        fix: `clear that with chattr -i -a ${name}`,
+      };
+    }
+    if (code === "EACCES") {
+      return {
+        what: `${name} is read-only to user ${user()}`,
+        fix: "make it writable by that user (chown or chmod u+w)",
+      };
+    }
+  }
+  // SQLite creates the -wal and -shm files beside the database: a file to try it with.
+  if (!missing) return null;
+  const probe = `${file}-jobsmanager-probe-${Deno.pid}`;
+  const code = failure(() => {
+    Deno.openSync(probe, { createNew: true, write: true }).close();
+    Deno.removeSync(probe);
+  });
+  if (code === "EROFS") return readOnlyFilesystem(dir);
+  if (code === "EACCES" || code === "EPERM") {
+    return {
+      what:
+        `its directory ${dir} is not writable by user ${user()}, and SQLite must create the database's -wal and -shm files there`,
+      fix: `make ${dir} writable by that user`,
+    };
+  }
+  return null;
+}
+
+function readOnlyFilesystem(dir: string): Trouble {
+  return {
+    what: `the filesystem holding ${dir} is mounted read-only`,
+    fix: "remount it read-write (mount -o remount,rw)",
+  };
+}
+
+/** The error code `fn` fails with, or null. */
+function failure(fn: () => void): string | null {
+  try {
+    fn();
+    return null;
+  } catch (error) {
+    return (error as { code?: string }).code ?? "unknown";
+  }
+}
+
+/** Bytes this user may still write on the filesystem holding `dir`; null when it cannot be asked. */
+function freeBytes(dir: string): number | null {
+  try {
+    const fs = statfsSync(dir);
+    // root may use the blocks kept back for it.
+    return (Deno.uid() === 0 ? fs.bfree : fs.bavail) * fs.bsize;
+  } catch {
+    return null;
+  }
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function user(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    // A uid without a name in /etc/passwd (a container).
+    return `uid ${Deno.uid()}`;
+  }
+}
