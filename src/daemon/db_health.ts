@@ -21,6 +21,9 @@ export type Recovery = () => Promise<void>;
 
 const storeLog = log("store");
 
+/** Distinct refusals remembered as told; beyond, they are told again (a bound, not a policy). */
+const MAX_REFUSALS_KEPT = 100;
+
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -34,6 +37,8 @@ export class DbHealth {
   private readonly backListeners: (() => void)[] = [];
   private holdingReason: () => string | null = () => null;
   private readonly closing = new AbortController();
+  /** Refusals logged since a write last went through: their repeats are not news. */
+  private readonly refusals = new Set<string>();
 
   constructor(
     private readonly store: Pick<Store, "ping">,
@@ -82,7 +87,13 @@ export class DbHealth {
    */
   failed(error: unknown): void {
     if (!isUnreachable(error)) {
-      storeLog.error("the database refused a statement: {error}", { error: message(error) });
+      if (this.newRefusal(error)) {
+        storeLog.error("the database refused a statement: {error}", { error: message(error) });
+      } else {
+        storeLog.debug("the database refused a statement again: {error}", {
+          error: message(error),
+        });
+      }
       return;
     }
     if (this.closing.signal.aborted) return;
@@ -104,6 +115,25 @@ export class DbHealth {
     this.probing ??= this.probe().finally(() => this.probing = null);
   }
 
+  /**
+   * Whether the refusal `error` is news, to log at error level: not one
+   * logged since a write last went through (`wrote`). A full disk or a
+   * read-only file refuses every write alike: it is told once, not at
+   * every fire and heartbeat.
+   */
+  newRefusal(error: unknown): boolean {
+    const text = message(error);
+    if (this.refusals.has(text)) return false;
+    if (this.refusals.size >= MAX_REFUSALS_KEPT) this.refusals.clear();
+    this.refusals.add(text);
+    return true;
+  }
+
+  /** A write went through: a refusal that comes after it is news again. */
+  wrote(): void {
+    this.refusals.clear();
+  }
+
   private async probe(): Promise<void> {
     for (let attempt = 0;; attempt++) {
       await this.clock.sleep(this.retryDelayMs(attempt), this.closing.signal);
@@ -121,7 +151,9 @@ export class DbHealth {
           continue;
         }
         // It answers, but refused what waited: that will not change by waiting.
-        storeLog.error("the database refused a statement: {error}", { error: message(error) });
+        if (this.newRefusal(error)) {
+          storeLog.error("the database refused a statement: {error}", { error: message(error) });
+        }
       }
       const downFor = this.clock.now() - (this.downSince ?? this.clock.now());
       this.downSince = null;

@@ -253,7 +253,10 @@ export class RunRecorder {
       this.clock.sleep(ms, timeout.signal).then(() => null),
     ]);
     timeout.abort();
-    if (outcome && "ids" in outcome) return { attempt, outcome, error: null };
+    if (outcome && "ids" in outcome) {
+      this.health.wrote();
+      return { attempt, outcome, error: null };
+    }
     if (outcome) {
       this.health.failed(outcome.error);
       return { attempt, outcome, error: outcome.error };
@@ -323,6 +326,7 @@ export class RunRecorder {
     this.batchWritten = null;
     try {
       await this.store.updateRuns(updates);
+      this.health.wrote();
     } catch (error) {
       // Before what came meanwhile: a later update of one of these runs may wait there already.
       this.updates = [...updates, ...this.updates];
@@ -330,7 +334,9 @@ export class RunRecorder {
         this.health.failed(error);
       } else {
         const runs = updates.map((u) => u.id).join(", ");
-        storeLog.error(
+        // Told once: a full disk refuses every batch alike.
+        const level = this.health.newRefusal(error) ? "error" : "debug";
+        storeLog[level](
           updates.length === 1
             ? "run {runs}: the database refused its record ({error}); it is kept and retried until written or the service stops"
             : "runs {runs}: the database refused their records ({error}); they are kept and retried until written or the service stops",
@@ -357,6 +363,7 @@ export class RunRecorder {
         const waiting = this.backlog;
         try {
           await this.flush();
+          this.health.wrote();
           storeLog.info("wrote {count} run records the database had refused", { count: waiting });
         } catch (error) {
           if (isUnreachable(error)) {
@@ -427,6 +434,7 @@ export class RunRecorder {
     const waiting = this.backlog;
     try {
       await this.flush();
+      this.health.wrote();
     } catch (error) {
       // Back, but refusing: the outage is over; the refused records wait on.
       if (!isUnreachable(error)) this.retryRefused();
