@@ -1,0 +1,101 @@
+/**
+ * The CLI on a SQLite database it cannot write (a read-only file, a full
+ * or read-only filesystem, made for real) ends with exit code 1 and one
+ * line naming the file, the condition and the fix. The tmpfs cases need root.
+ */
+import { assertEquals, assertMatch } from "./assert.ts";
+import { cli, freshDatabase, jm, type TestDatabase } from "./helpers.ts";
+import { readOnlyFile, ROOT, skipLine, TinyFilesystem } from "./tiny_filesystem.ts";
+
+const WHERE_ELSE = "or point db.url (--database) at a writable place";
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+const add = (db: TestDatabase) =>
+  jm(db, "job", "add", "tick", "--command", "true", "--cron", "* * * * *");
+
+async function migrated(db: TestDatabase): Promise<void> {
+  const { code, stderr } = await jm(db, "db", "migrate");
+  assertEquals(code, 0, stderr);
+}
+
+Deno.test("cli: job add on a database file it may not write says which file and how to fix it", async () => {
+  await using db = await freshDatabase("sqlite");
+  await migrated(db);
+  const path = `${db.dir}/jobs.db`;
+  const readOnly = readOnlyFile(path);
+  if (readOnly === null) {
+    console.log("chattr +i does not work here: read-only file case not checked");
+    return;
+  }
+  try {
+    const { code, stdout, stderr } = await add(db);
+    assertEquals([code, stdout], [1, ""], stderr);
+    assertMatch(
+      stderr,
+      new RegExp(
+        `^jobsmanager: cannot write the SQLite database ${escape(path)}: ${escape(path)} `,
+      ),
+    );
+    assertMatch(stderr, readOnly.said);
+    assertMatch(
+      stderr,
+      new RegExp(
+        `\\(SQLite: "attempt to write a readonly database"\\); .*${escape(WHERE_ELSE)}\n$`,
+      ),
+    );
+  } finally {
+    readOnly.undo();
+  }
+});
+
+skipLine("the CLI on a full or read-only filesystem");
+
+Deno.test({
+  name: "cli: job add on a full filesystem says which file, that it is full and how to fix it",
+  ignore: !ROOT,
+  async fn() {
+    await using fs = await TinyFilesystem.mount();
+    const db = fs.database();
+    await migrated(db);
+    await fs.fill();
+    const { code, stdout, stderr } = await add(db);
+    assertEquals([code, stdout], [1, ""], stderr);
+    assertMatch(
+      stderr,
+      new RegExp(
+        `^jobsmanager: cannot write the SQLite database ${
+          escape(fs.dir)
+        }/jobs\\.db: the filesystem holding ${
+          escape(fs.dir)
+        } is full \\(SQLite: "(database or disk is full|disk I/O error)"\\); free space on it, ${
+          escape(WHERE_ELSE)
+        }\n$`,
+      ),
+    );
+    await fs.free();
+    assertEquals((await add(db)).code, 0);
+  },
+});
+
+Deno.test({
+  name: "cli: job list and db migrate on a read-only filesystem say so, and how to fix it",
+  ignore: !ROOT,
+  async fn() {
+    await using fs = await TinyFilesystem.mount();
+    const db = fs.database();
+    await migrated(db);
+    await fs.readOnly();
+    for (const args of [["job", "list"], ["db", "migrate"]]) {
+      const { code, stdout, stderr } = await cli(["--database", db.url, ...args]);
+      assertEquals(
+        [code, stdout, stderr],
+        [
+          1,
+          "",
+          `jobsmanager: cannot write the SQLite database ${fs.dir}/jobs.db: the filesystem holding ${fs.dir} is mounted read-only (SQLite: "unable to open database file"); remount it read-write (mount -o remount,rw), ${WHERE_ELSE}\n`,
+        ],
+        args.join(" "),
+      );
+    }
+  },
+});

@@ -1,0 +1,114 @@
+/**
+ * SQLite's own errors on a full disk and a read-only file or filesystem,
+ * made for real, come out naming the database file, the condition and the
+ * fix, as refusals (explainSqliteError). The tmpfs cases need root.
+ */
+import { DatabaseError } from "../src/errors.ts";
+import { SqliteDriver } from "../src/store/sqlite.ts";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { readOnlyFile, ROOT, skipLine, TinyFilesystem } from "./tiny_filesystem.ts";
+
+const WHERE_ELSE = "or point db.url (--database) at a writable place";
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** The error of `fn` on a driver of the database at `path`, closed after. */
+async function failureOn(
+  path: string,
+  fn: (driver: SqliteDriver) => Promise<unknown>,
+): Promise<DatabaseError> {
+  const driver = SqliteDriver.open(path);
+  try {
+    const error = await fn(driver).then(() => null, (e) => e);
+    assert(error instanceof DatabaseError, `not a DatabaseError: ${error}`);
+    return error;
+  } finally {
+    await driver.close();
+  }
+}
+
+async function withTable(path: string): Promise<void> {
+  const driver = SqliteDriver.open(path);
+  await driver.run("CREATE TABLE t (x TEXT)");
+  await driver.close();
+}
+
+const insert = (driver: SqliteDriver) => driver.run("INSERT INTO t VALUES (?)", ["x".repeat(8000)]);
+
+Deno.test("sqlite errors: a file this user may not write names the file and the fix", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-sqlite-" });
+  const path = `${dir}/jobs.db`;
+  try {
+    await withTable(path);
+    const readOnly = readOnlyFile(path);
+    if (readOnly === null) {
+      console.log("chattr +i does not work here: read-only file case not checked");
+      return;
+    }
+    try {
+      const error = await failureOn(path, insert);
+      assertMatch(
+        error.message,
+        new RegExp(`^cannot write the SQLite database ${escape(path)}: ${escape(path)} `),
+      );
+      assertMatch(error.message, readOnly.said);
+      assertMatch(error.message, /\(SQLite: "attempt to write a readonly database"\)/);
+      assert(error.message.endsWith(WHERE_ELSE), error.message);
+      assertEquals(error.unreachable, false);
+    } finally {
+      readOnly.undo();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+skipLine("sqlite errors on a full or read-only filesystem");
+
+Deno.test({
+  name: "sqlite errors: a full filesystem names the file, the filesystem and the fix",
+  ignore: !ROOT,
+  async fn() {
+    await using fs = await TinyFilesystem.mount();
+    const path = `${fs.dir}/jobs.db`;
+    await withTable(path);
+    const driver = SqliteDriver.open(path);
+    try {
+      await driver.all("SELECT * FROM t");
+      await fs.fill();
+      const error = await insert(driver).then(() => null, (e) => e);
+      assert(error instanceof DatabaseError, `not a DatabaseError: ${error}`);
+      assertMatch(
+        error.message,
+        new RegExp(
+          `^cannot write the SQLite database ${escape(path)}: the filesystem holding ${
+            escape(fs.dir)
+          } is full \\(SQLite: "(database or disk is full|disk I/O error)"\\); free space on it, ${
+            escape(WHERE_ELSE)
+          }$`,
+        ),
+      );
+      assertEquals(error.unreachable, false);
+      await fs.free();
+      await insert(driver);
+    } finally {
+      await driver.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "sqlite errors: a filesystem mounted read-only names the file, the mount and the fix",
+  ignore: !ROOT,
+  async fn() {
+    await using fs = await TinyFilesystem.mount();
+    const path = `${fs.dir}/jobs.db`;
+    await withTable(path);
+    await fs.readOnly();
+    const error = await failureOn(path, (driver) => driver.all("SELECT * FROM t"));
+    assertEquals(
+      error.message,
+      `cannot write the SQLite database ${path}: the filesystem holding ${fs.dir} is mounted read-only (SQLite: "unable to open database file"); remount it read-write (mount -o remount,rw), ${WHERE_ELSE}`,
+    );
+    assertEquals(error.unreachable, false);
+  },
+});
