@@ -3,12 +3,10 @@
  * ("attempt to write a readonly database", "unable to open database file",
  * "database or disk is full"; on a full disk often only "disk I/O error":
  * its -shm file could not grow), never which file, why, or what to do.
- * Once an error has happened, the file, its -wal and -shm files, their
- * directory and its filesystem are looked at to say that.
+ * Once an error has happened, the file, its -wal and -shm files and their
+ * directory are tried for writing (a probe file beside them) to say that.
+ * No Node module (statfs): it would load Deno's Node layer at every start.
  */
-import { statfsSync } from "node:fs";
-import { userInfo } from "node:os";
-import { dirname, resolve } from "node:path";
 import { DatabaseError } from "../errors.ts";
 
 const READ_ONLY = /attempt to write a readonly database/;
@@ -16,8 +14,8 @@ const CANNOT_OPEN = /unable to open database file/;
 const FULL = /database or disk is full/;
 const IO_ERROR = /disk I\/O error/;
 
-/** Less free than this, and a write that failed failed for want of space. */
-const FULL_BELOW_BYTES = 1024 * 1024;
+/** What a probe file beside the database writes: less room than this is a full disk. */
+const PROBE_BYTES = 1024 * 1024;
 
 const WHERE_ELSE = "or point db.url (--database) at a writable place";
 
@@ -38,7 +36,7 @@ export function explainSqliteError(
   const e = error as { code?: string; message?: string };
   if (error instanceof DatabaseError || e?.code !== "ERR_SQLITE_ERROR") return error;
   const said = e.message ?? String(error);
-  const trouble = diagnose(said, resolve(path));
+  const trouble = diagnose(said, path.startsWith("/") ? path : `${Deno.cwd()}/${path}`);
   if (trouble !== null) return new DatabaseError(trouble, { cause: error, unreachable: false });
   return new DatabaseError(otherwise(said), {
     cause: error,
@@ -47,7 +45,7 @@ export function explainSqliteError(
 }
 
 function diagnose(said: string, file: string): string | null {
-  const dir = dirname(file);
+  const dir = file.slice(0, file.lastIndexOf("/")) || "/";
   const cannot = `cannot write the SQLite database ${file}:`;
   const sqlite = `(SQLite: "${said}")`;
   const maybeFull = FULL.test(said) || IO_ERROR.test(said) || CANNOT_OPEN.test(said);
@@ -56,15 +54,15 @@ function diagnose(said: string, file: string): string | null {
   const found = unwritable(file, dir);
   if (found !== null) return `${cannot} ${found.what} ${sqlite}; ${found.fix}, ${WHERE_ELSE}`;
   if (maybeFull) {
-    const free = freeBytes(dir);
-    if (free !== null && free < FULL_BELOW_BYTES) {
+    const code = failure(() => probe(`${file}-jobsmanager-probe-${Deno.pid}`));
+    if (code === "ENOSPC") {
       return `${cannot} the filesystem holding ${dir} is full ${sqlite}; free space on it, ${WHERE_ELSE}`;
     }
-    if (FULL.test(said)) {
-      const room = free === null
-        ? ""
-        : `, though the filesystem holding ${dir} has ${mib(free)} free`;
-      return `${cannot} it cannot grow${room} ${sqlite}; check the disk quota of user ${user()} and its file size limit (ulimit -f), ${WHERE_ELSE}`;
+    if (code === "EDQUOT") {
+      return `${cannot} user ${user()} has used up its disk quota on the filesystem holding ${dir} ${sqlite}; free space or raise the quota, ${WHERE_ELSE}`;
+    }
+    if (FULL.test(said) && code === null) {
+      return `${cannot} it cannot grow, though the filesystem holding ${dir} has room ${sqlite}; check the file size limit (ulimit -f) and the disk quota of user ${user()}, ${WHERE_ELSE}`;
     }
   }
   if (!READ_ONLY.test(said)) return null;
@@ -131,26 +129,29 @@ function failure(fn: () => void): string | null {
   }
 }
 
-/** Bytes this user may still write on the filesystem holding `dir`; null when it cannot be asked. */
-function freeBytes(dir: string): number | null {
+/** Write PROBE_BYTES to a new file at `path`, then remove it; throws what the filesystem says. */
+function probe(path: string): void {
+  const file = Deno.openSync(path, { createNew: true, write: true });
   try {
-    const fs = statfsSync(dir);
-    // root may use the blocks kept back for it.
-    return (Deno.uid() === 0 ? fs.bfree : fs.bavail) * fs.bsize;
-  } catch {
-    return null;
+    const chunk = new Uint8Array(64 * 1024);
+    // A short write on a filesystem nearly full: the next one says ENOSPC.
+    for (let left = PROBE_BYTES; left > 0;) left -= file.writeSync(chunk.subarray(0, left));
+    file.syncSync();
+  } finally {
+    file.close();
+    Deno.removeSync(path);
   }
 }
 
-function mib(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-}
-
+/** This process's user by name, from /etc/passwd; its uid when it has none there (a container). */
 function user(): string {
+  const uid = Deno.uid();
   try {
-    return userInfo().username;
+    const line = Deno.readTextFileSync("/etc/passwd").split("\n")
+      .find((entry) => entry.split(":")[2] === String(uid));
+    if (line) return line.split(":")[0];
   } catch {
-    // A uid without a name in /etc/passwd (a container).
-    return `uid ${Deno.uid()}`;
+    // No /etc/passwd to read.
   }
+  return `uid ${uid}`;
 }
