@@ -419,13 +419,13 @@ Deno.test({
     await using db = await freshDatabase("sqlite");
     await using api = await startApi(db);
     assertEquals((await api.call("POST", "/api/v1/jobs", { body: JOB })).status, 201);
-    const job = (await api.call("GET", "/api/v1/jobs/long?count=10")).body as object;
+    const job = (await api.call("GET", "/api/v1/jobs/long?count=20")).body as object;
     await using chromium = await openBrowser();
     const page = await chromium.page();
     const net = await intercept(page);
     // A job the service cannot schedule as stored (a hand-written row) says so in an alert.
     net.answer = (path) =>
-      path === "/api/v1/jobs/long?count=10"
+      path === "/api/v1/jobs/long?count=20"
         ? {
           status: 200,
           body: JSON.stringify({ ...job, invalid: "timezone: no such zone (test)" }),

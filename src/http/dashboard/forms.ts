@@ -46,16 +46,19 @@ function envPairs(text) {
 
 /** How many next fires a job page lists. */
 const NEXT_FIRES = 10;
-/** The soonest a job page reads its next fires again after the last read: a job firing each second costs a request every 5 s. */
+/** How many it reads: twice as many, so that the list stays full while fires pass between reads. */
+const FIRES_READ = 2 * NEXT_FIRES;
+/** The soonest a job page reads its next fires again after the last read: a job firing each second costs a request every 10 s. */
 const FIRES_READ_MS = 5000;
 /** The longest a job page goes without reading them: a change made elsewhere (the CLI, another tab) shows within this. */
 const FIRES_STALE_MS = 30000;
 
 /**
- * Keep a job page's next fires true as time passes: each listed fire is
- * dropped once it has passed, and the job is read again once one has (no
- * sooner than FIRES_READ_MS after the last read) or FIRES_STALE_MS after
- * it. A job changed since the page was drawn (edited, enabled, disabled or
+ * Keep a job page's next fires true as time passes: each fire read is
+ * dropped once it has passed, the first NEXT_FIRES of the rest are shown,
+ * and the job is read again once fewer than that are left (no sooner than
+ * FIRES_READ_MS after the last read) or FIRES_STALE_MS after the last read.
+ * A job changed since the page was drawn (edited, enabled, disabled or
  * removed elsewhere) is drawn anew; else only its fires are.
  */
 async function keepFires(signal, shown, draw) {
@@ -68,18 +71,19 @@ async function keepFires(signal, shown, draw) {
     if (gone > 0) {
       next = next.slice(gone);
       passed = true;
-      draw(next);
+      draw(next.slice(0, NEXT_FIRES));
     }
-    const readDue = passed ? readAt + FIRES_READ_MS : readAt + FIRES_STALE_MS;
+    const short = passed && next.length < NEXT_FIRES;
+    const readDue = readAt + (short ? FIRES_READ_MS : FIRES_STALE_MS);
     if (now >= readDue) {
       readAt = now;
       try {
-        const d = await api("GET", "/jobs/" + enc(shown.id) + "?count=" + NEXT_FIRES);
+        const d = await api("GET", "/jobs/" + enc(shown.id) + "?count=" + FIRES_READ);
         if (signal.aborted) return;
         if (d.updated_at !== shown.updated_at) return route();
         next = d.next;
         passed = false;
-        draw(next);
+        draw(next.slice(0, NEXT_FIRES));
       } catch (e) {
         if (signal.aborted || e.status === 401) return;
         if (e.status === 404) return route();
@@ -95,7 +99,7 @@ page(/^\/add-job$/, (_, query, signal) => jobForm(null, signal));
 page(/^\/jobs\/(.+)\/edit$/, async ([id], _, signal) => jobForm(await api("GET", "/jobs/" + enc(id)), signal));
 
 page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
-  const d = await api("GET", "/jobs/" + enc(id) + "?count=" + NEXT_FIRES);
+  const d = await api("GET", "/jobs/" + enc(id) + "?count=" + FIRES_READ);
   const job = d;
   const row = (label, value) => [h("dt", {}, label), h("dd", {}, value)];
   const orDefault = (v, what) => v === null ? h("span", { class: "muted" }, "service default" + (what ? " (" + what + ")" : "")) : String(v);
@@ -105,7 +109,7 @@ page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
   const firesOf = (next) => h("div", { id: "fires" },
     h("h2", {}, "Next " + next.length + " fires", job.enabled ? null : h("span", { class: "muted small" }, " (once enabled)")),
     h("ol", { id: "next-fires" }, next.map((at) => h("li", {}, when(at, d.zone), " ", h("span", { class: "muted small" }, inZone(Date.parse(at), d.zone))))));
-  const fires = firesOf(d.next);
+  const fires = firesOf(d.next.slice(0, NEXT_FIRES));
   show(signal,
     h("h1", {}, job.id, h("span", { class: "badge " + (job.enabled ? "live" : "disabled") }, job.enabled ? "enabled" : "disabled"),
       h("span", { class: "actions" },
