@@ -99,3 +99,21 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "serve: a new database on a read-only filesystem is said so, not 'No such file'",
+  ignore: !ROOT,
+  async fn() {
+    await using fs = await TinyFilesystem.mount();
+    await fs.readOnly();
+    const path = `${fs.dir}/new.db`;
+    const { code, stderr } = await cli(["--database", `sqlite:${path}`, "serve"]);
+    assertEquals(
+      [code, stderr],
+      [
+        1,
+        `jobsmanager: cannot open the SQLite database sqlite:${path} to lock it: Read-only file system (os error 30): open '${path}'; check that the directory exists and is writable, or pass --database sqlite:PATH\n`,
+      ],
+    );
+  },
+});

@@ -32,19 +32,23 @@ export class SqliteFileLock {
 
   /** Lock the database file at `path` (created 0600 when missing); throws when another service holds it. */
   static async acquire(path: string): Promise<SqliteFileLock> {
+    let notCreated: unknown = null;
     try {
       // Created here, before SQLite opens it, readable by its owner only.
       (await Deno.open(path, { createNew: true, write: true, mode: 0o600 })).close();
-    } catch {
+    } catch (error) {
       // It exists, or cannot be created: opening it next says which.
+      notCreated = error;
     }
     let file: Deno.FsFile;
     try {
       file = await Deno.open(path, { read: true });
     } catch (error) {
+      // Not there: why it could not be made says more (a read-only filesystem) than that it is not.
+      const why = error instanceof Deno.errors.NotFound && notCreated !== null ? notCreated : error;
       throw new RuntimeError(
         `cannot open the SQLite database sqlite:${path} to lock it: ${
-          (error as Error).message
+          (why as Error).message
         }; check that the directory exists and is writable, or pass --database sqlite:PATH`,
       );
     }
