@@ -806,9 +806,7 @@ Deno.test("api: without tokens, only loopback names and same-origin writes", asy
   const answer = await new Response(conn.readable).text();
   assertStringIncludes(answer.split("\r\n")[0], " 403 ");
   assertStringIncludes(answer, "Host 'evil.example' refused");
-  for (
-    const [host, why] of [["", "Missing host header"], ["[::1", "Invalid URL"]]
-  ) {
+  for (const [host, why] of [["[::1", "Invalid URL"], ["user@localhost", "Invalid host header"]]) {
     const raw = await Deno.connect({ hostname: "127.0.0.1", port: Number(port) });
     await raw.write(
       new TextEncoder().encode(
@@ -819,6 +817,11 @@ Deno.test("api: without tokens, only loopback names and same-origin writes", asy
     assertStringIncludes(broken.split("\r\n")[0], " 400 ", broken);
     assertStringIncludes(broken, `the request cannot be read: ${why}`);
   }
+  // No Host at all (HTTP/1.0, as a plain health check sends): taken as for the address listened on.
+  const plain = await Deno.connect({ hostname: "127.0.0.1", port: Number(port) });
+  await plain.write(new TextEncoder().encode("GET /api/v1/jobs HTTP/1.0\r\n\r\n"));
+  const answered = await new Response(plain.readable).text();
+  assertStringIncludes(answered.split("\r\n")[0], " 200 ", answered);
   const crossSite = await fetch(`${api.url}/api/v1/reload`, {
     method: "POST",
     headers: { Origin: "http://evil.example" },

@@ -185,6 +185,43 @@ Deno.test("serve: HTTP clients cannot take the descriptors runs need: those over
   assertEquals(status.code, 0, served.serve.stderr);
 });
 
+Deno.test("serve: an HTTP side whose listener stops taking connections (no descriptor left) is said so and started again", async () => {
+  await using db = await freshDatabase("sqlite");
+  // The default cap (256) above what the open-file limit leaves: accepts run out of descriptors.
+  await using served = await serveWithHttp(db, {});
+  const limit = await new Deno.Command("prlimit", {
+    args: ["--pid", String(served.serve.pid), "--nofile=128:128"],
+  }).output();
+  assertEquals(limit.code, 0, new TextDecoder().decode(limit.stderr));
+  const { hostname, port } = new URL(served.url);
+  const idle: Deno.TcpConn[] = [];
+  for (let i = 0; i < 200; i++) {
+    const conn = await Deno.connect({ hostname, port: Number(port) }).catch(() => null);
+    if (conn === null) break;
+    idle.push(conn);
+  }
+  // node:http never takes another connection after that, even with descriptors free again.
+  for (const conn of idle) conn.close();
+  const back = await waitFor(
+    () =>
+      served.serve.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
+        .find((e) => /^the HTTP side is back on /.test(e.message))?.properties.url as
+          | string
+          | undefined,
+    {
+      timeoutMs: 60_000,
+      what: "the HTTP side to be said failed and started again",
+      detail: () => `${idle.length} idle connections were opened; stderr:\n${served.serve.stderr}`,
+    },
+  );
+  assertStringIncludes(served.serve.stderr, "the HTTP listener takes no more connections");
+  const health = await fetch(`${back}/healthz`);
+  assertEquals(health.status, 200);
+  await health.body?.cancel();
+  const { status } = await served.serve.terminate(20_000);
+  assertEquals(status.code, 0, served.serve.stderr);
+});
+
 Deno.test("serve: a client that never finishes its request's headers is answered 408 and closed", async () => {
   await using db = await freshDatabase("sqlite");
   await using served = await serveWithHttp(db, {});

@@ -16,7 +16,7 @@ import {
 import { planListen } from "../src/http/listen.ts";
 import { errorBody, HttpError, statusOf } from "../src/http/errors.ts";
 import { type ServeDeps, startHttpServer } from "../src/http/server.ts";
-import { freshDatabase } from "./helpers.ts";
+import { freshDatabase, waitFor } from "./helpers.ts";
 import { serverDeps } from "./http_harness.ts";
 import { assertRejects } from "./assert.ts";
 
@@ -260,9 +260,39 @@ Deno.test("http.cert and http.key serve HTTPS; one without the other is refused"
       assertStringIncludes(server.url, "https://127.0.0.1:");
       const health = await fetch(`${server.url}/healthz`, { client });
       assertEquals(await health.json(), { status: "ok" });
+      // A client that never begins its handshake is closed, as one that never sends its headers.
+      const { hostname, port } = new URL(server.url);
+      const silent = await Deno.connect({ hostname, port: Number(port) });
+      let closed = false;
+      silent.read(new Uint8Array(16)).catch(() => null).finally(() => closed = true);
+      await waitFor(() => closed, {
+        timeoutMs: 40_000,
+        what: "the server to close a connection that never began its TLS handshake",
+      });
+      silent.close();
     } finally {
       client.close();
       await server.close();
       await Deno.remove(dir, { recursive: true });
+    }
+  }));
+
+Deno.test("close() ends with a client connected that never sent a whole request", () =>
+  withDeps(async (deps) => {
+    const server = await startHttpServer(settings({}), deps);
+    const { hostname, port } = new URL(server.url);
+    const silent = await Deno.connect({ hostname, port: Number(port) });
+    const partial = await Deno.connect({ hostname, port: Number(port) });
+    await partial.write(new TextEncoder().encode("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
+    try {
+      let closed = false;
+      server.close().then(() => closed = true);
+      await waitFor(() => closed, {
+        timeoutMs: 20_000,
+        what: "close() to end with a silent and a half-sent client connected",
+      });
+    } finally {
+      silent.close();
+      partial.close();
     }
   }));

@@ -26,9 +26,19 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
+/** The server of one thread (`startHttpServer`). */
+export interface HttpListener extends HttpServer {
+  /**
+   * Settles, saying why, if the server stops accepting connections by
+   * itself (node:http does so for good, without a word, once an accept
+   * fails for want of a descriptor); its owner then starts another.
+   */
+  readonly deaf: Promise<string>;
+}
+
 const httpLog = log("http");
 
-/** A request's headers must arrive within this, the whole request within REQUEST_MS. */
+/** A request's headers (and an HTTPS handshake) must arrive within this, the whole request within REQUEST_MS. */
 const HEADERS_MS = 10_000;
 const REQUEST_MS = 60_000;
 /** A keep-alive connection is closed after this without a request. */
@@ -37,35 +47,102 @@ const IDLE_MS = 5_000;
 const CHECK_MS = 2_000;
 /** Refused connections are said at most once a minute (the first at once). */
 const REFUSED_LOG_MS = 60_000;
+/** At a stop, requests in flight get this long; then every connection is closed. */
+const CLOSE_GRACE_MS = 1_000;
+/** How often the server checks that it still accepts connections, and how long an accept may take. */
+const WATCH_MS = 10_000;
+const ACCEPT_WAIT_MS = 5_000;
+
+/** The connections a server took, and the ports its own checks (`watch`) come from. */
+class Door {
+  accepted = 0;
+  readonly checks = new Set<number>();
+  onAccept: (() => void) | null = null;
+}
 
 /**
  * Close connections that send nothing, and refuse those over
  * `maxConnections` (closed as they come; node:http's own cap does it
- * without a word), saying so in the log.
+ * without a word), saying so in the log at most once a minute, with how
+ * many came meanwhile.
  */
-function guard(server: NodeServer, maxConnections: number): void {
+function guard(server: NodeServer, maxConnections: number, door: Door): () => void {
   server.headersTimeout = HEADERS_MS;
   server.requestTimeout = REQUEST_MS;
   server.keepAliveTimeout = IDLE_MS;
   let open = 0;
   let refused = 0;
+  let from = "";
   let saidAt = -Infinity;
+  let later: ReturnType<typeof setTimeout> | undefined;
+  const say = () => {
+    later = undefined;
+    saidAt = performance.now();
+    httpLog.warn(
+      "refused {refused} HTTP connections (the last from {from}): {max} were open (http.max_connections); raise it if these clients are yours",
+      { refused, from, max: maxConnections },
+    );
+    refused = 0;
+  };
   server.on("connection", (socket: Socket) => {
+    door.accepted++;
+    door.onAccept?.();
     if (open < maxConnections) {
       open++;
       socket.once("close", () => open--);
       return;
     }
+    const { remoteAddress, remotePort } = socket;
     socket.destroy();
+    if (remotePort !== undefined && door.checks.has(remotePort)) return;
     refused++;
-    if (performance.now() - saidAt < REFUSED_LOG_MS) return;
-    saidAt = performance.now();
-    httpLog.warn(
-      "refused {refused} HTTP connections (the last from {from}): {max} were open (http.max_connections); raise it if these clients are yours",
-      { refused, from: socket.remoteAddress ?? "unknown", max: maxConnections },
-    );
-    refused = 0;
+    from = remoteAddress ?? "unknown";
+    if (later !== undefined) return;
+    const wait = saidAt + REFUSED_LOG_MS - performance.now();
+    if (wait <= 0) say();
+    else later = setTimeout(say, wait);
   });
+  return () => clearTimeout(later);
+}
+
+/**
+ * Connect to the server every WATCH_MS, and call `deaf` if it does not
+ * take the connection within ACCEPT_WAIT_MS (refused over the cap counts
+ * as taken). A check that cannot connect (no descriptor here either)
+ * waits for the next.
+ */
+function watch(addr: AddressInfo, door: Door, deaf: (why: string) => void): () => void {
+  let checking = false;
+  const timer = setInterval(async () => {
+    if (checking) return;
+    checking = true;
+    let conn: Deno.TcpConn | null = null;
+    let timeout: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const taken = new Promise<boolean>((resolve) => {
+        door.onAccept = () => resolve(true);
+        timeout = setTimeout(() => resolve(false), ACCEPT_WAIT_MS);
+      });
+      conn = await Deno.connect({ hostname: addr.address, port: addr.port });
+      door.checks.add(conn.localAddr.port);
+      if (!await taken) {
+        deaf(
+          "the HTTP listener takes no more connections (node:http stops for good once an accept fails for want of a descriptor); raise the open-file limit (LimitNOFILE=) or lower http.max_connections",
+        );
+      }
+    } catch {
+      // No descriptor to check with: the next turn tries again.
+    } finally {
+      clearTimeout(timeout);
+      door.onAccept = null;
+      if (conn !== null) {
+        door.checks.delete(conn.localAddr.port);
+        conn.close();
+      }
+      checking = false;
+    }
+  }, WATCH_MS);
+  return () => clearInterval(timer);
 }
 
 /**
@@ -114,7 +191,7 @@ export async function startHttpServer(
   settings: Settings,
   deps: ServeDeps,
   onTokens: (values: string[]) => void = () => {},
-): Promise<HttpServer> {
+): Promise<HttpListener> {
   const loaded = await loadTokens(settings);
   onTokens(loaded.map((t) => t.token));
   const tokens = new Tokens(loaded);
@@ -126,12 +203,15 @@ export async function startHttpServer(
     // Deno's own Request and Response, not the adaptor's stand-ins: this thread's other code sees the same.
     overrideGlobalObjects: false,
     errorHandler: unreadable,
+    // A request without Host (HTTP/1.0: a plain health check) is taken as for this address.
+    hostname: plan.hostname.includes(":") ? `[${plan.hostname}]` : plan.hostname,
   });
   const options = { connectionsCheckingInterval: CHECK_MS };
   const server = tls
-    ? createHttpsServer({ ...tls, ...options }, listener)
+    ? createHttpsServer({ ...tls, ...options, handshakeTimeout: HEADERS_MS }, listener)
     : createHttpServer(options, listener);
-  guard(server, settings["http.max_connections"]);
+  const door = new Door();
+  const stopSaying = guard(server, settings["http.max_connections"], door);
   let addr: AddressInfo;
   try {
     addr = await new Promise<AddressInfo>((resolve, reject) => {
@@ -156,14 +236,22 @@ export async function startHttpServer(
       : "HTTP API, metrics and dashboard on {url}, loopback only and without authentication because no token is configured (http.tokens or JM_HTTP_TOKEN)",
     { url },
   );
+  const deaf = Promise.withResolvers<string>();
+  const stopWatching = watch(addr, door, deaf.resolve);
   return {
     url,
+    deaf: deaf.promise,
     async close() {
+      stopWatching();
+      stopSaying();
       // Live streams (log tail, runs) end first, or shutdown would wait for them.
       closing.abort();
       const closed = new Promise((resolve) => server.close(resolve));
       server.closeIdleConnections();
+      // Connections that never sent a whole request are not idle to node:http: cut after the grace.
+      const cut = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
       await closed;
+      clearTimeout(cut);
     },
   };
 }

@@ -17,7 +17,7 @@ import { readinessOf } from "./health.ts";
 import { HTTP_NICE, lowerThreadPriority } from "./priority.ts";
 import { log } from "../daemon/log.ts";
 import { nodeMetrics } from "./metrics.ts";
-import { type HttpServer, startHttpServer } from "./server.ts";
+import { type HttpListener, startHttpServer } from "./server.ts";
 import { Starts } from "./starts.ts";
 
 /** Messages the main thread sends. */
@@ -107,7 +107,7 @@ async function start(
   const store = openStore(target, { notices: settings["jobsmanager.notice_dir"] });
   const heartbeatMs = settings["jobsmanager.heartbeat_interval"] * 1000;
   const nodes = nodeMetrics(store, heartbeatMs);
-  let server: HttpServer;
+  let server: HttpListener;
   try {
     server = await startHttpServer(settings, {
       store,
@@ -130,10 +130,16 @@ async function start(
     throw error;
   }
   port.postMessage({ type: "listening", url: server.url });
+  // A listener that takes no more connections ends this worker: serve_http.ts starts another.
+  server.deaf.then((why) =>
+    setTimeout(() => {
+      throw new Error(why);
+    })
+  );
   return { server, store };
 }
 
-let running: Promise<{ server: HttpServer; store: { close(): Promise<void> } }> | null = null;
+let running: Promise<{ server: HttpListener; store: { close(): Promise<void> } }> | null = null;
 
 port.onmessage = async ({ data }) => {
   if (data.type === "answer") {
