@@ -3,7 +3,7 @@
  * or read-only filesystem, made for real) ends with exit code 1 and one
  * line naming the file, the condition and the fix. The tmpfs cases need root.
  */
-import { assertEquals, assertMatch } from "./assert.ts";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { cli, freshDatabase, jm, type TestDatabase } from "./helpers.ts";
 import { readOnlyFile, ROOT, skipLine, TinyFilesystem } from "./tiny_filesystem.ts";
 
@@ -115,5 +115,28 @@ Deno.test({
         `jobsmanager: cannot open the SQLite database sqlite:${path} to lock it: Read-only file system (os error 30): open '${path}'; check that the directory exists and is writable, or pass --database sqlite:PATH\n`,
       ],
     );
+  },
+});
+
+Deno.test({
+  name: "cli: a new database on a full disk is not said to be created",
+  ignore: !ROOT,
+  async fn() {
+    await using fs = await TinyFilesystem.mount();
+    await fs.fill();
+    const { code, stderr } = await cli([
+      "--database",
+      `sqlite:${fs.dir}/new.db`,
+      "job",
+      "add",
+      "tick",
+      "--command",
+      "true",
+      "--cron",
+      "* * * * *",
+    ]);
+    assertEquals(code, 1, stderr);
+    assertMatch(stderr, /filesystem holding .* is full/);
+    assert(!stderr.includes("created a new, empty database"), stderr);
   },
 });

@@ -201,8 +201,9 @@ export class CommandContext {
   async withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
     const store = this.openStore();
     try {
-      this.noteCreated(store);
       await store.migrate();
+      // Once its schema is written: a database that could not be made (a full disk) was not created.
+      this.noteCreated(store);
       return await fn(store);
     } finally {
       await store.close();
