@@ -1,4 +1,4 @@
--- jobsmanager schema for SQLite, version 8.
+-- jobsmanager schema for SQLite, version 9.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -182,3 +182,9 @@ INSERT INTO jm_schema_version (version, name, applied_at) VALUES (7, 'notificati
 -- migration 8: several services: a node stopping says so while it ends its runs
 ALTER TABLE jm_nodes ADD COLUMN leaving_at BIGINT NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (8, 'several services: a node stopping says so while it ends its runs', 0);
+
+-- migration 9: notifications outlive their service: a claim keeps what it sends until it is sent
+ALTER TABLE jm_notifications ADD COLUMN payload TEXT NULL;
+ALTER TABLE jm_notifications ADD COLUMN held_back TEXT NULL;
+CREATE INDEX IF NOT EXISTS jm_notifications_outcome ON jm_notifications (outcome, created_at);
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (9, 'notifications outlive their service: a claim keeps what it sends until it is sent', 0);

@@ -17,7 +17,7 @@ import {
 } from "./helpers.ts";
 import type { Store } from "../src/store/store.ts";
 import { DatabaseError } from "../src/errors.ts";
-import { DaemonHarness, T0, throughProxy } from "./daemon_harness.ts";
+import { ClusterHarness, DaemonHarness, NODE_ID, T0, throughProxy } from "./daemon_harness.ts";
 import { proxyFor } from "./tcp_proxy.ts";
 import { status } from "../src/app/status.ts";
 import type { NotifyPayload } from "../src/daemon/notify_message.ts";
@@ -61,6 +61,44 @@ async function readIfThere(file: string): Promise<string | null> {
     if (error instanceof Deno.errors.NotFound) return null;
     throw error;
   }
+}
+
+/** The failure notification of run `ref` of `jobId`, as node `nodeId` claims it. */
+function failurePayload(jobId: string, ref: number, nodeId: string): NotifyPayload {
+  return {
+    event: "failure",
+    job_id: jobId,
+    description: null,
+    status: "failed",
+    run_id: ref,
+    exit_code: 1,
+    signal: null,
+    scheduled_at: null,
+    started_at: null,
+    finished_at: null,
+    duration_ms: null,
+    node_id: nodeId,
+    trigger: "schedule",
+    note: null,
+    output_tail: "",
+    summary: `run ${ref} failed`,
+    held_back: null,
+  };
+}
+
+/** The outcome of each notification claimed, by ref. */
+async function outcomes(h: DaemonHarness): Promise<Record<number, string>> {
+  const rows = await rawQuery(h.db, "SELECT ref, outcome FROM jm_notifications ORDER BY ref");
+  return Object.fromEntries(rows.map((r) => [Number(r.ref), String(r.outcome)]));
+}
+
+/** The files a hook made by `touch '${prefix}.'$$` has left: one per start. */
+async function touched(prefix: string): Promise<number> {
+  const dir = prefix.slice(0, prefix.lastIndexOf("/"));
+  const base = `${prefix.slice(prefix.lastIndexOf("/") + 1)}.`;
+  let count = 0;
+  for await (const entry of Deno.readDir(dir)) if (entry.name.startsWith(base)) count++;
+  return count;
 }
 
 /** A store of `db` that adds to `looks` the time of each look for held-back notifications (T0 + ms). */
@@ -668,25 +706,6 @@ for (const backend of BACKENDS) {
     assert(looks[1] - looks[0] >= 60_000, `looked at T0+${looks.join(", T0+")} ms`);
 
     // Another service sent one of the job's notifications, held the next one, and left.
-    const payload = (ref: number): NotifyPayload => ({
-      event: "failure",
-      job_id: "elsewhere",
-      description: null,
-      status: "failed",
-      run_id: ref,
-      exit_code: 1,
-      signal: null,
-      scheduled_at: null,
-      started_at: null,
-      finished_at: null,
-      duration_ms: null,
-      node_id: "gone",
-      trigger: "schedule",
-      note: null,
-      output_tail: "",
-      summary: `run ${ref} failed`,
-      held_back: null,
-    });
     const heldAt = h.clock.now();
     for (const ref of [1, 2]) {
       await h.store.claimNotification({
@@ -697,9 +716,10 @@ for (const backend of BACKENDS) {
         at: heldAt,
         node_id: "gone",
         minIntervalMs: 90_000,
-        payload: JSON.stringify(payload(ref)),
+        payload: JSON.stringify(failurePayload("elsewhere", ref, "gone")),
       });
     }
+    await h.store.notificationDone("elsewhere", "failure", 1, "sent");
     const sent = await h.until(async () => {
       const lines = await jsonLines(file);
       if (lines.length === 0 && h.clock.now() < heldAt + 180_000) await h.clock.advance(1000);
@@ -712,6 +732,144 @@ for (const backend of BACKENDS) {
       late >= 0 && late <= 6_000,
       `taken ${late} ms after it was due; looked at T0+${looks.join(", T0+")} ms`,
     );
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`notify[${backend}]: what a stop cut short, or left waiting for a turn, the next start sends`, async () => {
+    await using dir = await tempDir();
+    const d = dir.path;
+    const db = await freshDatabase(backend);
+    const settings = { "notify.max_concurrent": 1, "notify.min_interval": 0 };
+    // The first hook to run waits for `go`, which comes after the stop; the other waits for its turn.
+    const hook = `touch '${d}/started.'$$; test -e '${d}/go' || sleep 600; ${
+      appendStdin(`${d}/failure`)
+    }`;
+    await using first = await DaemonHarness.create(db, { settings });
+    first.owner = false;
+    for (const id of ["a", "b"]) {
+      await first.job(id, { schedule: { second: "1", minute: "0", hour: "0" }, on_failure: hook });
+    }
+    await first.start();
+    await first.clock.set(T0 + 1000);
+    (await first.started("a", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    (await first.started("b", T0 + 1000)).finish({ status: "failed", exitCode: 2 });
+    await first.until(
+      async () =>
+        Object.keys(await outcomes(first)).length === 2 && await touched(`${d}/started`) === 1,
+      "both failures claimed, one hook running",
+    );
+    await first.stop();
+    await first.until(async () => {
+      if (!first.ended) await first.clock.advance(1000);
+      return first.ended;
+    }, "the first service to stop");
+    assert(
+      first.line(/^1 deliveries waiting for a turn are not made by this service, which stops/),
+      first.lines.join("\n"),
+    );
+    assertEquals(Object.values(await outcomes(first)), ["pending", "pending"]);
+    assertEquals(await jsonLines(`${d}/failure`), []);
+
+    await Deno.writeTextFile(`${d}/go`, "");
+    await using second = await DaemonHarness.create(db, { settings });
+    await second.start();
+    const sent = await second.until(async () => {
+      const got = await jsonLines(`${d}/failure`);
+      if (got.length < 2 && second.clock.now() < T0 + 120_000) await second.clock.advance(1000);
+      return got.length === 2 ? got : null;
+    }, "both notifications sent by the next service");
+    assertEquals(sent.map((p) => p.exit_code).sort(), [1, 2]);
+    await second.until(
+      async () => Object.values(await outcomes(second)).every((o) => o === "sent"),
+      "both marked sent",
+    );
+    assertEquals(second.count(/claimed before and not sent yet: sending it now/), 2);
+  });
+
+  Deno.test(`notify[${backend}]: a node that died with a notification pending leaves it to another, once`, async () => {
+    await using dir = await tempDir();
+    const file = `${dir.path}/failure`;
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "notify.min_interval": 0 },
+    });
+    await h.job("elsewhere", {
+      schedule: { second: "0", minute: "0", hour: "12" },
+      on_failure: appendStdin(file),
+    });
+    await h.start();
+    // What a node that claimed a notification, then died, left.
+    const claimedAt = h.clock.now();
+    await h.store.claimNotification({
+      job_id: "elsewhere",
+      event: "failure",
+      ref: 7,
+      status: "failed",
+      at: claimedAt,
+      node_id: "gone",
+      minIntervalMs: null,
+      payload: JSON.stringify(failurePayload("elsewhere", 7, "gone")),
+    });
+    const [sent] = await h.until(async () => {
+      const got = await jsonLines(file);
+      if (got.length === 0 && h.clock.now() < claimedAt + 120_000) await h.clock.advance(1000);
+      return got.length > 0 ? got : null;
+    }, "the notification the dead node claimed");
+    assertEquals([sent.run_id, sent.node_id], [7, "gone"]);
+    assert(h.clock.now() - claimedAt >= 30_000, `taken over ${h.clock.now() - claimedAt} ms after`);
+    await h.until(async () => (await outcomes(h))[7] === "sent", "marked sent");
+    const [row] = await rawQuery(h.db, "SELECT node_id FROM jm_notifications WHERE ref = 7");
+    assertEquals(row.node_id, NODE_ID);
+    assert(h.line(/claimed by node gone, which stopped before it went out: sending it now/));
+    // Not sent again.
+    await h.clock.advance(30_000);
+    await h.until(() => h.count(/^job elsewhere: failure hook command ran/) === 1, "one hook run");
+    assertEquals((await jsonLines(file)).length, 1);
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`notify[${backend}]: a live node's pending notification is its own: no other node sends it`, async () => {
+    await using dir = await tempDir();
+    const file = `${dir.path}/failure`;
+    await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"], {
+      settings: { "notify.min_interval": 0 },
+    });
+    await c.start();
+    await c.nodes[0].job("elsewhere", {
+      schedule: { second: "0", minute: "0", hour: "12" },
+      on_failure: appendStdin(file),
+    });
+    await c.load(1);
+    // n2 claimed it a while ago and has not sent it yet; its clock stands still meanwhile (it is
+    // busy), for less than would make it dead.
+    const n1 = c.node("n1");
+    const n2 = c.freeze("n2");
+    await c.store.claimNotification({
+      job_id: "elsewhere",
+      event: "failure",
+      ref: 7,
+      status: "failed",
+      at: c.now() - 60_000,
+      node_id: "n2",
+      minIntervalMs: null,
+      payload: JSON.stringify(failurePayload("elsewhere", 7, "n2")),
+    });
+    const from = c.now();
+    await n1.until(async () => {
+      await c.set(c.now() + 1000);
+      return c.now() >= from + 60_000;
+    }, "a minute on n1's clock");
+    assertEquals(await jsonLines(file), [], n1.lines.join("\n"));
+    assertEquals(n1.count(/notification \(of 7\)/), 0, n1.lines.join("\n"));
+    await c.thaw("n2");
+    const [sent] = await n2.until(async () => {
+      const got = await jsonLines(file);
+      if (got.length === 0 && c.now() < from + 180_000) await c.set(c.now() + 1000);
+      return got.length > 0 ? got : null;
+    }, "n2 to send its own notification");
+    assertEquals(sent.run_id, 7);
+    assert(n2.line(/claimed before and not sent yet: sending it now/), n2.lines.join("\n"));
   });
 }
 

@@ -64,6 +64,68 @@ contract(
   },
 );
 
+contract(
+  "pendingNotifications",
+  "a claim to send stays pending, with its payload, until done: for its node at once, for others once old",
+  async ({ db, store }) => {
+    await store.claimNotification(claim(1, 1000));
+    const pending = {
+      job_id: "a",
+      event: "failure",
+      ref: 1,
+      node_id: "n1",
+      payload: JSON.stringify({ ref: 1 }),
+      heldBack: null,
+    };
+    const [row] = await store.pendingNotifications("n1", 0, 10);
+    assertEquals({ ...row, id: 0 }, { ...pending, id: 0 });
+    // Another node's: only once claimed at or before `orphanBefore`.
+    assertEquals(await store.pendingNotifications("n2", 999, 10), []);
+    assertEquals((await store.pendingNotifications("n2", 1000, 10)).map((p) => p.ref), [1]);
+    await store.notificationDone("a", "failure", 1, "sent");
+    assertEquals(await store.pendingNotifications("n1", 5000, 10), []);
+    assertEquals(
+      await countRows(db, "jm_notifications", "outcome = 'sent' AND payload IS NULL"),
+      1,
+    );
+    // Done once: a late second answer does not change it.
+    await store.notificationDone("a", "failure", 1, "failed");
+    assertEquals(await countRows(db, "jm_notifications", "outcome = 'sent'"), 1);
+  },
+);
+
+contract(
+  "pendingNotifications",
+  "a held one is not pending; the one sent after it carries what was held, oldest first",
+  async ({ store }) => {
+    await store.claimNotification(claim(1, 1000));
+    await store.notificationDone("a", "failure", 1, "failed");
+    assertEquals(await store.claimNotification(claim(2, 2000)), {
+      send: false,
+      dueAt: 1000 + MINUTE,
+    });
+    assertEquals(await store.pendingNotifications("n1", 0, 10), []);
+    await store.claimNotification(claim(3, 1000 + MINUTE, { status: "timeout" }));
+    await store.claimNotification(claim(4, 1000, { job_id: "b", minIntervalMs: null }));
+    const pending = await store.pendingNotifications("n1", 0, 10);
+    assertEquals(pending.map((p) => [p.job_id, p.ref, p.heldBack]), [
+      ["b", 4, null],
+      ["a", 3, { count: 1, since: 2000, statuses: { failed: 1 } }],
+    ]);
+    assertEquals((await store.pendingNotifications("n1", 0, 1)).map((p) => p.ref), [4]);
+  },
+);
+
+contract("takeNotification", "one node takes a pending notification over", async ({ store }) => {
+  await store.claimNotification(claim(1, 1000));
+  const [{ id }] = await store.pendingNotifications("n1", 0, 10);
+  assertEquals(await store.takeNotification(id, "n1", "n2"), true);
+  assertEquals(await store.takeNotification(id, "n1", "n3"), false);
+  assertEquals((await store.pendingNotifications("n2", 0, 10)).map((p) => p.node_id), ["n2"]);
+  await store.notificationDone("a", "failure", 1, "sent");
+  assertEquals(await store.takeNotification(id, "n2", "n3"), false);
+});
+
 contract("takeHeld", "held ones are taken once, after min_interval", async ({ store }) => {
   await store.claimNotification(claim(1, 1000));
   await store.claimNotification(claim(2, 2000));

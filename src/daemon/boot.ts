@@ -202,6 +202,7 @@ class BootedDaemon implements Daemon {
       nodeId: () => this.cluster.nodeId,
       realId: (provisional) => this.recorder.realId(provisional),
       mayFire: (jobId) => this.cluster.mayFire(jobId),
+      nodeWrites: (nodeId) => this.cluster.writers.includes(nodeId),
       silenceWatched: () => this.service.silenceWatched,
       settings: {
         onFailure: s["notify.on_failure"],

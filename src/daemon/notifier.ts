@@ -68,7 +68,9 @@ export interface NotifierOptions {
     & Pick<
       NotifyStore,
       | "claimNotification"
-      | "notificationFailed"
+      | "notificationDone"
+      | "pendingNotifications"
+      | "takeNotification"
       | "failingBefore"
       | "silenceCandidates"
       | "takeHeld"
@@ -82,6 +84,8 @@ export interface NotifierOptions {
   realId: (provisional: number) => number | null | undefined;
   /** Whether this node fires the job (the others check its silence). */
   mayFire: (jobId: string) => boolean;
+  /** Whether node `nodeId` writes to the database (live, or stopping): its pending notifications are its own. */
+  nodeWrites: (nodeId: string) => boolean;
   /**
    * Whether any loaded job has an alert_after (the service knows): when
    * none has, silence is not looked for, a scan of jm_jobs saved every
@@ -118,6 +122,14 @@ export const NOTIFY_CHECK_MS = 5000;
  */
 const HELD_LOOK_MAX_MS = 60_000;
 const FIRST_RETRY_MS = 1000;
+/**
+ * A pending notification of a node that no longer writes to the database
+ * is taken over once claimed this long ago: a node that has just joined
+ * and claimed may not be known here yet.
+ */
+const ORPHAN_MS = 30_000;
+/** Pending notifications one look takes, at most. */
+const PENDING_PER_LOOK = 100;
 /** Lost runs one declared-dead node's notifications are sent for. */
 const LOST_RUNS = 1000;
 
@@ -162,6 +174,8 @@ function hasHooks(event: NotifyEvent, job: Job, s: NotifySettings): boolean {
 interface Task {
   host: string | null;
   run: () => Promise<void>;
+  /** It will not run (the service stops). */
+  left: () => void;
 }
 
 /** The host a webhook posts to, for its queue; the whole text when it does not parse. */
@@ -169,9 +183,26 @@ function hostOf(url: string): string {
   return URL.canParse(url) ? new URL(url).host : url;
 }
 
+/** The key of one claimed notification, as `jm_notifications` knows it. */
+function claimKey(jobId: string, event: NotifyEvent, ref: number): string {
+  return `${jobId}\u0000${event}\u0000${ref}`;
+}
+
 export class Notifier {
   private readonly queue: Task[] = [];
   private readonly busy = new Set<Promise<void>>();
+  /**
+   * Notifications being decided and claimed (runEnded, silence), and the
+   * outcomes of those delivered being written: beside the queue, they only
+   * wait for the database.
+   */
+  private readonly writing = new Set<Promise<void>>();
+  /**
+   * Notifications this node claimed to send and has not finished with
+   * (queued or going out), by claimKey: the look for pending ones leaves
+   * them alone. Added before the claim, so that no look sees its row first.
+   */
+  private readonly sending = new Set<string>();
   /** Webhook hosts being posted to now. */
   private readonly posting = new Set<string>();
   private readonly hooks = new Set<RunHandle>();
@@ -194,7 +225,7 @@ export class Notifier {
     return hasHooks("success", job, s) || hasHooks("recovery", job, s);
   }
 
-  /** A run ended: queue its notifications. Returns at once. */
+  /** A run ended: decide and claim its notifications, which then wait for a turn. Returns at once. */
   runEnded(job: Job, run: EndedRun): void {
     if (this.closing.signal.aborted || !this.wanted(job, run.status)) return;
     if (run.id < 0) {
@@ -210,13 +241,12 @@ export class Notifier {
       }
       return;
     }
-    this.enqueue(`job ${job.id} run ${run.id}`, async () => {
+    this.claim(`job ${job.id} run ${run.id}`, async () => {
       if (FAILURE_STATUSES.includes(run.status)) {
         await this.notify(job, "failure", run.id, run.status, runPayload("failure", job, run));
         return;
       }
       const s = this.o.settings;
-      // Decided before on_success runs, which may take up to notify.timeout.
       const recovered = hasHooks("recovery", job, s) &&
         await this.o.store.failingBefore(
           job.id,
@@ -235,7 +265,7 @@ export class Notifier {
   /** Node `nodeId` was declared dead at `at`: its runs marked lost then notify. */
   lostRuns(nodeId: string, at: number): void {
     if (this.closing.signal.aborted) return;
-    this.enqueue(`the runs of node ${nodeId}`, async () => {
+    this.claim(`the runs of node ${nodeId}`, async () => {
       const runs = await this.o.store.listRuns({
         node_id: nodeId,
         status: "lost",
@@ -248,7 +278,10 @@ export class Notifier {
     });
   }
 
-  /** Look for silent jobs and due held-back notifications every NOTIFY_CHECK_MS until `close`. */
+  /**
+   * Look for silent jobs, due held-back notifications and pending ones
+   * every NOTIFY_CHECK_MS until `close`.
+   */
   start(): void {
     this.loop = (async () => {
       while (!this.closing.signal.aborted) {
@@ -263,7 +296,10 @@ export class Notifier {
     })();
   }
 
-  /** One look: runs recorded since they ended, silence alerts due, held-back notifications due. */
+  /**
+   * One look: runs recorded since they ended, silence alerts due, held-back
+   * notifications due, pending notifications no one is sending.
+   */
   private async check(): Promise<void> {
     for (const [provisional, { job, run }] of this.unrecorded) {
       const id = this.o.realId(provisional);
@@ -284,11 +320,12 @@ export class Notifier {
       if (!job || !job.enabled || !hasHooks("silent", job, this.o.settings)) continue;
       const payload = silencePayload(job, candidate, this.o.nodeId());
       this.silenced.set(job.id, candidate.since);
-      this.enqueue(
+      this.claim(
         `job ${job.id} silence`,
         () => this.notify(job, "silent", candidate.since, SILENT_STATUS, payload),
       );
     }
+    await this.sendPending(now);
     if (this.o.settings.minIntervalMs === 0 || now < this.heldLookAt) return;
     // A hold meanwhile (notify, from the queue) lowers it; what this look finds must not undo that.
     const lookAt = this.heldLookAt;
@@ -304,34 +341,87 @@ export class Notifier {
       const payload = JSON.parse(held.payload) as NotifyPayload;
       const job = await this.o.store.getJob(payload.job_id);
       if (!job) continue;
-      this.enqueue(`job ${job.id} held back`, () =>
-        this.deliver(job, {
-          ...payload,
-          // The payload is the latest of those held: the others are summarised.
-          held_back: held.heldBack.count > 1
-            ? heldBackOf({
-              ...held.heldBack,
-              count: held.heldBack.count - 1,
-              statuses: minusOne(held.heldBack.statuses, payload.status),
-            })
-            : null,
-        }));
+      // The payload is the latest of those held: the others are summarised.
+      const heldBack = held.heldBack.count > 1
+        ? heldBackOf({
+          ...held.heldBack,
+          count: held.heldBack.count - 1,
+          statuses: minusOne(held.heldBack.statuses, payload.status),
+        })
+        : null;
+      if (!this.send(job, { ...payload, held_back: heldBack }, null)) {
+        notifyLog.error(
+          "job {job}: held-back {event} notification dropped: {queued} are already waiting",
+          {
+            job: job.id,
+            event: payload.event,
+            queued: this.queue.length,
+          },
+        );
+        this.o.observer?.notified("queue", false);
+      }
     }
   }
 
   /**
-   * Stop taking work; give deliveries under way half of `timeoutMs`, then
-   * end their hook commands (SIGTERM, SIGKILL after kill_grace) and wait for
-   * them the other half. Never longer than `timeoutMs` in all.
+   * Send the pending notifications no service is sending: this node's that
+   * wait for a turn or outlived its last run (a stop, a crash), and those
+   * of a node that no longer writes to the database, claimed ORPHAN_MS ago
+   * or more (taken over first, by one node only).
+   */
+  private async sendPending(now: number): Promise<void> {
+    const room = MAX_QUEUED - this.queue.length;
+    if (room <= 0) return;
+    const me = this.o.nodeId();
+    const pending = await this.o.store.pendingNotifications(
+      me,
+      now - ORPHAN_MS,
+      Math.min(room, PENDING_PER_LOOK),
+    );
+    for (const row of pending) {
+      if (this.closing.signal.aborted) return;
+      if (this.sending.has(claimKey(row.job_id, row.event, row.ref))) continue;
+      if (row.node_id !== me) {
+        if (this.o.nodeWrites(row.node_id)) continue;
+        if (!await this.o.store.takeNotification(row.id, row.node_id, me)) continue;
+      }
+      const job = await this.o.store.getJob(row.job_id);
+      if (!job) {
+        notifyLog.warn(
+          "job {job}: its {event} notification (of {ref}) is not sent: the job was removed before it went out",
+          { job: row.job_id, event: row.event, ref: row.ref },
+        );
+        await this.o.store.notificationDone(row.job_id, row.event, row.ref, "failed");
+        continue;
+      }
+      const payload = JSON.parse(row.payload) as NotifyPayload;
+      const heldBack = row.heldBack && heldBackOf(row.heldBack);
+      // No turn free (a webhook host that answers slowly): the next look tries again.
+      if (!this.send(job, { ...payload, held_back: heldBack }, row)) continue;
+      notifyLog.info(
+        row.node_id === me
+          ? "job {job}: {event} notification (of {ref}) claimed before and not sent yet: sending it now"
+          : "job {job}: {event} notification (of {ref}) claimed by node {node}, which stopped before it went out: sending it now",
+        { job: job.id, event: row.event, ref: row.ref, node: row.node_id },
+      );
+    }
+  }
+
+  /**
+   * Stop taking work; give claims and deliveries under way half of
+   * `timeoutMs`, then end their hook commands (SIGTERM, SIGKILL after
+   * kill_grace) and wait for them the other half. Never longer than
+   * `timeoutMs` in all. What was claimed and did not go out stays pending
+   * in the database, for the next service to send.
    */
   async close(timeoutMs: number): Promise<void> {
     this.closing.abort();
     if (this.queue.length > 0) {
-      notifyLog.warn("{count} notifications waiting for a turn are not sent: the service stops", {
-        count: this.queue.length,
-      });
-      for (const _ of this.queue) this.o.observer?.notified("queue", false);
-      this.queue.length = 0;
+      notifyLog.warn(
+        "{count} deliveries waiting for a turn are not made by this service, which stops: their notifications stay pending in the database, and the next service to start sends them",
+        { count: this.queue.length },
+      );
+      for (const task of this.queue.splice(0)) task.left();
     }
     if (this.unrecorded.size > 0) {
       notifyLog.warn(
@@ -341,42 +431,69 @@ export class Notifier {
       for (const _ of this.unrecorded) this.o.observer?.notified("queue", false);
     }
     const deadline = Deadline.in(this.o.clock, timeoutMs);
-    const all = () => Promise.all([this.loop, ...this.busy]);
+    const all = () => Promise.all([this.loop, ...this.writing, ...this.busy]);
     if (await deadline.wait(all(), timeoutMs / 2)) return;
     for (const hook of this.hooks) hook.interrupt();
     await deadline.wait(all());
   }
 
-  /** Queue `task`; `host`: a webhook's post, which waits for the host's previous one. */
-  private enqueue(what: string, task: () => Promise<void>, host: string | null = null): void {
-    const forHost = host === null ? 0 : this.queue.filter((t) => t.host === host).length;
-    if (this.queue.length >= MAX_QUEUED || forHost >= MAX_QUEUED_PER_HOST) {
+  /** Decide and claim a notification now (`work`), beside the queue: it only waits for the database. */
+  private claim(what: string, work: () => Promise<void>): void {
+    if (this.writing.size >= MAX_QUEUED) {
       notifyLog.error(
-        host === null || this.queue.length >= MAX_QUEUED
-          ? "{what}: notification dropped: {queued} are already waiting (notify.max_concurrent is {max})"
-          : "{what}: notification dropped: {queued} are already waiting for {host}, which answers slowly or not at all",
-        {
-          what,
-          queued: host === null ? this.queue.length : forHost,
-          max: this.o.settings.maxConcurrent,
-          host,
-        },
+        "{what}: notification dropped: {count} are already being claimed (is the database slow?)",
+        { what, count: this.writing.size },
       );
       this.o.observer?.notified("queue", false);
       return;
     }
+    this.write(
+      work().catch((error) => {
+        notifyLog.warn("{what}: notification not sent: {error}", {
+          what,
+          error: this.scrub(String(error)),
+        });
+      }),
+    );
+  }
+
+  /** Track database work beside the queue until it settles (`close` waits for it). */
+  private write(work: Promise<void>): void {
+    const writing = work.finally(() => this.writing.delete(writing));
+    this.writing.add(writing);
+  }
+
+  /** Whether a turn is free for a delivery (to webhook `host`, when it has one). */
+  private hasRoom(host: string | null): boolean {
+    if (this.queue.length >= MAX_QUEUED) return false;
+    return host === null || this.queue.filter((t) => t.host === host).length < MAX_QUEUED_PER_HOST;
+  }
+
+  /**
+   * Queue `work` for a turn, `host`: a webhook's post, which waits for the
+   * host's previous one. Resolves with what it returned; false when it
+   * threw (logged); null when it was left undone (the service stopped).
+   */
+  private enqueue(
+    what: string,
+    work: () => Promise<boolean>,
+    host: string | null,
+  ): Promise<boolean | null> {
+    const done = Promise.withResolvers<boolean | null>();
     const run = async () => {
       try {
-        await task();
+        done.resolve(await work());
       } catch (error) {
         notifyLog.warn("{what}: notification not sent: {error}", {
           what,
           error: this.scrub(String(error)),
         });
+        done.resolve(false);
       }
     };
-    this.queue.push({ host, run });
+    this.queue.push({ host, run, left: () => done.resolve(null) });
     this.pump();
+    return done.promise;
   }
 
   /** Start queued work, oldest first, while turns are free; a host's posts one at a time. */
@@ -398,7 +515,7 @@ export class Notifier {
     }
   }
 
-  /** Claim, then deliver unless held back (or claimed elsewhere). */
+  /** Claim, then send unless held back (or claimed elsewhere). */
   private async notify(
     job: Job,
     event: NotifyEvent,
@@ -406,17 +523,24 @@ export class Notifier {
     status: string,
     payload: NotifyPayload,
   ): Promise<void> {
-    const outcome = await this.o.store.claimNotification({
-      job_id: job.id,
-      event,
-      ref,
-      status,
-      at: this.o.clock.now(),
-      node_id: this.o.nodeId(),
-      // on_success is a hook of every run, not an alert: never held back.
-      minIntervalMs: event === "success" ? null : this.o.settings.minIntervalMs,
-      payload: JSON.stringify(payload),
-    });
+    const key = claimKey(job.id, event, ref);
+    this.sending.add(key);
+    let outcome;
+    try {
+      outcome = await this.o.store.claimNotification({
+        job_id: job.id,
+        event,
+        ref,
+        status,
+        at: this.o.clock.now(),
+        node_id: this.o.nodeId(),
+        // on_success is a hook of every run, not an alert: never held back.
+        minIntervalMs: event === "success" ? null : this.o.settings.minIntervalMs,
+        payload: JSON.stringify(payload),
+      });
+    } finally {
+      this.sending.delete(key);
+    }
     if (outcome === null) return;
     if (!outcome.send) {
       this.heldLookAt = Math.min(this.heldLookAt, outcome.dueAt);
@@ -427,50 +551,77 @@ export class Notifier {
       });
       return;
     }
-    // The claim says `sent`; a hook, webhook or mail that failed makes it `failed`.
-    await this.deliver(
+    const sent = this.send(
       job,
-      {
-        ...payload,
-        held_back: outcome.heldBack && heldBackOf(outcome.heldBack),
-      },
-      () =>
-        this.o.store.notificationFailed(job.id, event, ref).catch((error) =>
-          this.o.health.failed(error)
-        ),
+      { ...payload, held_back: outcome.heldBack && heldBackOf(outcome.heldBack) },
+      { event, ref },
     );
+    if (!sent) {
+      notifyLog.warn(
+        "job {job}: {event} notification waits in the database: {queued} deliveries already wait for a turn (notify.max_concurrent is {max}); it goes out when they have",
+        { job: job.id, event, queued: this.queue.length, max: this.o.settings.maxConcurrent },
+      );
+    }
   }
 
   /**
-   * The hook command and the mail now; the webhook in its host's turn.
-   * `failed` is told once a channel fails (the webhook's maybe later).
+   * Deliver `payload` through the job's hooks: the command and the mail in
+   * one turn, the webhook in its host's. `claimed`: its `jm_notifications`
+   * row, marked sent (or failed) once every channel is done; left pending
+   * when the service stopped first. False when no turn was free (nothing
+   * was started then).
    */
-  private async deliver(
+  private send(
     job: Job,
     payload: NotifyPayload,
-    failed: () => Promise<void> = () => Promise.resolve(),
-  ): Promise<void> {
+    claimed: { event: NotifyEvent; ref: number } | null,
+  ): boolean {
     const hooks = hooksOf(payload.event, job, this.o.settings);
-    let told = false;
-    const tell = async (ok: boolean) => {
-      if (ok || told) return;
-      told = true;
-      await failed();
-    };
+    const host = hooks.url === null ? null : hostOf(hooks.url);
+    if (!this.hasRoom(host)) return false;
+    const key = claimed && claimKey(job.id, claimed.event, claimed.ref);
+    if (key !== null) this.sending.add(key);
+    const channels: Promise<boolean | null>[] = [];
+    if (hooks.command !== null || hooks.mail) {
+      const command = hooks.command;
+      channels.push(this.enqueue(`job ${job.id}: ${payload.event} hook`, async () => {
+        const results = await Promise.all([
+          command === null ? true : this.runCommand(job, command, payload),
+          hooks.mail ? this.mail(job, payload) : true,
+        ]);
+        return results.every((ok) => ok);
+      }, null));
+    }
     const url = hooks.url;
     if (url !== null) {
-      this.enqueue(
-        `job ${job.id}: ${payload.event} webhook`,
-        async () => await tell(await this.post(job, url, payload)),
-        hostOf(url),
+      channels.push(
+        this.enqueue(
+          `job ${job.id}: ${payload.event} webhook`,
+          () => this.post(job, url, payload),
+          host,
+        ),
       );
     }
-    await Promise.all([
-      hooks.command === null ? null : this.runCommand(job, hooks.command, payload).then(tell),
-      hooks.mail ? this.mail(job, payload).then(tell) : null,
-    ]);
+    this.write(
+      Promise.all(channels).then(async (results) => {
+        try {
+          // Cut short by a stop: pending still, sent again by the next service.
+          const cut = results.includes(null) ||
+            (this.closing.signal.aborted && results.includes(false));
+          if (claimed === null || cut) return;
+          await this.o.store.notificationDone(
+            job.id,
+            claimed.event,
+            claimed.ref,
+            results.every((ok) => ok) ? "sent" : "failed",
+          ).catch((error) => this.o.health.failed(error));
+        } finally {
+          if (key !== null) this.sending.delete(key);
+        }
+      }),
+    );
+    return true;
   }
-
   private hookEnv(payload: NotifyPayload): Record<string, string> {
     const text = (v: unknown) => v === null || v === undefined ? "" : String(v);
     return {

@@ -395,6 +395,22 @@ export const MIGRATIONS: Migration[] = [
     name: "several services: a node stopping says so while it ends its runs",
     statements: both(() => "ALTER TABLE jm_nodes ADD COLUMN leaving_at BIGINT NULL"),
   },
+  {
+    version: 9,
+    name: "notifications outlive their service: a claim keeps what it sends until it is sent",
+    // `pending` claims are found by outcome; one ALTER on MySQL, so that it
+    // is all or nothing there too.
+    statements: {
+      mysql: [
+        "ALTER TABLE jm_notifications ADD COLUMN payload MEDIUMTEXT NULL, ADD COLUMN held_back TEXT NULL, ADD KEY jm_notifications_outcome (outcome, created_at)",
+      ],
+      sqlite: [
+        "ALTER TABLE jm_notifications ADD COLUMN payload TEXT NULL",
+        "ALTER TABLE jm_notifications ADD COLUMN held_back TEXT NULL",
+        "CREATE INDEX IF NOT EXISTS jm_notifications_outcome ON jm_notifications (outcome, created_at)",
+      ],
+    },
+  },
 ];
 
 /** The tables of the schema (but jm_schema_version), which `migrate` checks are all there. */

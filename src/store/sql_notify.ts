@@ -8,6 +8,8 @@ import type {
   ClaimOutcome,
   HeldBack,
   NotificationClaim,
+  NotifyEvent,
+  PendingNotification,
   SilenceCandidate,
   TakenHeld,
 } from "./store.ts";
@@ -20,6 +22,7 @@ const CLAIM_COLUMNS = [
   "created_at",
   "node_id",
   "outcome",
+  "payload",
 ] as const;
 
 /** Most held-back notifications one flush takes. */
@@ -41,7 +44,16 @@ export async function claimNotification(
   return await driver.transaction(async (tx) => {
     const inserted = await tx.run(
       insertSql("jm_notifications", CLAIM_COLUMNS, 1, driver.profile.onDuplicateIgnore),
-      [claim.job_id, claim.event, claim.ref, claim.status, claim.at, claim.node_id, "sent"],
+      [
+        claim.job_id,
+        claim.event,
+        claim.ref,
+        claim.status,
+        claim.at,
+        claim.node_id,
+        "pending",
+        claim.payload,
+      ],
     );
     if (inserted.changes !== 1) return null;
     if (claim.minIntervalMs === null) return { send: true, heldBack: null };
@@ -69,18 +81,45 @@ export async function claimNotification(
           claim.job_id,
         ],
       );
-      await tx.run("UPDATE jm_notifications SET outcome = 'held' WHERE id = ?", [inserted.lastId]);
+      // Its payload waits in jm_notify_state, for the flush.
+      await tx.run("UPDATE jm_notifications SET outcome = 'held', payload = NULL WHERE id = ?", [
+        inserted.lastId,
+      ]);
       return { send: false, dueAt: lastSent + claim.minIntervalMs };
     }
     await tx.run(
       "UPDATE jm_notify_state SET last_sent_at = ?, held_count = 0, held_since = NULL, held_statuses = NULL, held_payload = NULL WHERE job_id = ?",
       [claim.at, claim.job_id],
     );
-    const heldBack: HeldBack | null = held === 0
-      ? null
-      : { count: held, since: Number(state.held_since), statuses };
+    if (held === 0) return { send: true, heldBack: null };
+    const heldBack: HeldBack = { count: held, since: Number(state.held_since), statuses };
+    await tx.run("UPDATE jm_notifications SET held_back = ? WHERE id = ?", [
+      JSON.stringify(heldBack),
+      inserted.lastId,
+    ]);
     return { send: true, heldBack };
   });
+}
+
+export async function pendingNotifications(
+  driver: Driver,
+  mine: string,
+  orphanBefore: number,
+  limit: number,
+): Promise<PendingNotification[]> {
+  const rows = await driver.all(
+    "SELECT id, job_id, event, ref, node_id, payload, held_back FROM jm_notifications WHERE outcome = 'pending' AND (node_id = ? OR created_at <= ?) ORDER BY created_at, id LIMIT ?",
+    [mine, orphanBefore, limit],
+  );
+  return rows.map((row) => ({
+    id: Number(row.id),
+    job_id: String(row.job_id),
+    event: String(row.event) as NotifyEvent,
+    ref: Number(row.ref),
+    node_id: String(row.node_id),
+    payload: String(row.payload),
+    heldBack: typeof row.held_back === "string" ? JSON.parse(row.held_back) as HeldBack : null,
+  }));
 }
 
 /** Runs of a job looked at for the one that ended last before a given run (see failingBefore). */

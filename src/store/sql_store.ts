@@ -19,7 +19,13 @@ import type {
   PollState,
   Store,
 } from "./store.ts";
-import type { ClaimOutcome, NotificationClaim, SilenceCandidate, TakenHeld } from "./store.ts";
+import type {
+  ClaimOutcome,
+  NotificationClaim,
+  PendingNotification,
+  SilenceCandidate,
+  TakenHeld,
+} from "./store.ts";
 import type { NewRun, Run, RunFilter, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
 import type { LogFilter, LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
@@ -878,11 +884,32 @@ export class SqlStore implements Store {
   }
 
   // Notifications (issue 13).
-  async notificationFailed(jobId: string, event: string, ref: number): Promise<void> {
+  async notificationDone(
+    jobId: string,
+    event: string,
+    ref: number,
+    outcome: "sent" | "failed",
+  ): Promise<void> {
     await this.driver.run(
-      "UPDATE jm_notifications SET outcome = 'failed' WHERE job_id = ? AND event = ? AND ref = ?",
-      [jobId, event, ref],
+      "UPDATE jm_notifications SET outcome = ?, payload = NULL, held_back = NULL WHERE job_id = ? AND event = ? AND ref = ? AND outcome = 'pending'",
+      [outcome, jobId, event, ref],
     );
+  }
+
+  pendingNotifications(
+    mine: string,
+    orphanBefore: number,
+    limit: number,
+  ): Promise<PendingNotification[]> {
+    return notify.pendingNotifications(this.driver, mine, orphanBefore, limit);
+  }
+
+  async takeNotification(id: number, from: string, to: string): Promise<boolean> {
+    const { changes } = await this.driver.run(
+      "UPDATE jm_notifications SET node_id = ? WHERE id = ? AND node_id = ? AND outcome = 'pending'",
+      [to, id, from],
+    );
+    return changes === 1;
   }
 
   claimNotification(claim: NotificationClaim): Promise<ClaimOutcome | null> {

@@ -386,6 +386,19 @@ export type ClaimOutcome = { send: true; heldBack: HeldBack | null } | {
   dueAt: number;
 };
 
+/** A notification claimed to be sent (`pending`), with what it sends. */
+export interface PendingNotification {
+  id: number;
+  job_id: string;
+  event: NotifyEvent;
+  ref: number;
+  node_id: string;
+  /** As given to `claimNotification`. */
+  payload: string;
+  /** What was held back before it, sent with it. */
+  heldBack: HeldBack | null;
+}
+
 /** What `takeHeld` took, and when the first of those it left may go (null: none left). */
 export interface TakenHeld {
   taken: { payload: string; heldBack: HeldBack }[];
@@ -409,12 +422,40 @@ export interface NotifyStore {
    * earlier attempt, has it); with `minIntervalMs`, lock the job's
    * `jm_notify_state` row and either hold the notification (the job was
    * notified less than that long ago: counted, its payload kept) or mark
-   * the job notified now and hand over what was held back before.
+   * the job notified now and hand over what was held back before. A
+   * notification to send is kept `pending`, with its payload and what was
+   * held back, until `notificationDone`: a service that stops or dies
+   * before it went out leaves it to the next (`pendingNotifications`).
    */
   claimNotification(claim: NotificationClaim): Promise<ClaimOutcome | null>;
 
-  /** The notification claimed for (job, event, ref) was not delivered: its outcome is `failed`. */
-  notificationFailed(jobId: string, event: string, ref: number): Promise<void>;
+  /**
+   * The notification claimed for (job, event, ref) went out (`sent`) or
+   * not (`failed`): it is no longer `pending`, and its payload is dropped.
+   */
+  notificationDone(
+    jobId: string,
+    event: string,
+    ref: number,
+    outcome: "sent" | "failed",
+  ): Promise<void>;
+
+  /**
+   * Notifications claimed to be sent and not sent yet (`pending`), oldest
+   * first, at most `limit`: those of node `mine`, and those of any node
+   * claimed at `orphanBefore` or before (ms).
+   */
+  pendingNotifications(
+    mine: string,
+    orphanBefore: number,
+    limit: number,
+  ): Promise<PendingNotification[]>;
+
+  /**
+   * Make pending notification `id`, claimed by node `from`, node `to`'s to
+   * send: false when it is not `from`'s, or not pending, any more.
+   */
+  takeNotification(id: number, from: string, to: string): Promise<boolean>;
 
   /**
    * Whether the job was failing when `run` ended: of its runs with a status
