@@ -421,10 +421,13 @@ export function alive(pid: number): boolean {
   }
 }
 
-/** This process's log messages from `lowestLevel` on, as rendered, captured until disposed. */
+/**
+ * This process's log messages from `lowestLevel` on, as rendered (alone, or
+ * after their level: `info: …`), captured until disposed.
+ */
 export async function captureLogs(
   lowestLevel: LogLevel,
-): Promise<{ messages: () => string[] } & AsyncDisposable> {
+): Promise<{ messages: () => string[]; leveled: () => string[] } & AsyncDisposable> {
   const records: LogRecord[] = [];
   await configure({
     reset: true,
@@ -436,6 +439,7 @@ export async function captureLogs(
   });
   return {
     messages: () => records.map(renderMessage),
+    leveled: () => records.map((r) => `${r.level}: ${renderMessage(r)}`),
     [Symbol.asyncDispose]: () => dispose(),
   };
 }

@@ -4,6 +4,7 @@
  * callers, a body that never comes ends 408, one too large 413.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { captureLogs, waitFor } from "./helpers.ts";
 import { ADMIN, READER, startServer } from "./http_harness.ts";
 import { MAX_BODY_BYTES } from "../src/http/body.ts";
 import { MAX_HANDLED, Starts } from "../src/http/starts.ts";
@@ -74,4 +75,29 @@ Deno.test("http: a body larger than the API takes ends 413, naming the limit", a
   });
   assertEquals(streamed.status, 413);
   await streamed.body?.cancel();
+});
+
+Deno.test("http: a client that closes the connection mid-body is said at info, naming it, not as an error", async () => {
+  await using log = await captureLogs("debug");
+  await using server = await startServer();
+  const conn = await slowBody(server.url, 100_000, '{"cron":');
+  conn.close();
+  const said = await waitFor(
+    () => log.leveled().find((line) => line.includes("closed the connection")),
+    {
+      timeoutMs: 10_000,
+      what: "the server to say the client closed the connection",
+      detail: () => log.leveled().join("\n"),
+    },
+  );
+  // How much of the body was read before node:http saw the close varies.
+  assertMatch(
+    said,
+    /^info: client 127\.0\.0\.1 closed the connection before its request was whole: POST \/api\/v1\/schedule\/preview, \d+ of 100000 bytes of its body came$/,
+  );
+  // The server still serves, and nothing of this reached the error level.
+  const health = await fetch(`${server.url}/healthz`);
+  assertEquals(health.status, 200);
+  await health.body?.cancel();
+  assertEquals(log.leveled().filter((line) => /^(error|fatal|warning)/.test(line)), []);
 });

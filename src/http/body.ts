@@ -6,13 +6,46 @@
  * must arrive within a deadline, and be no larger than any request of
  * this API needs (a job is at most a few hundred kB).
  */
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import { log } from "../daemon/log.ts";
 import { HttpError } from "./errors.ts";
+import { remoteAddress } from "./remote.ts";
 
 /** The largest body taken. */
 export const MAX_BODY_BYTES = 1 << 20;
 /** How long a body may take to arrive. */
 export const BODY_WAIT_MS = 10_000;
+
+const httpLog = log("http");
+
+/**
+ * node:http fails a body whose connection closed before it was whole with
+ * ECONNRESET ("aborted"): the client gave up or went away, not a fault here.
+ */
+function isCutShort(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === "ECONNRESET";
+}
+
+/**
+ * Said at info, not as an error: an operator reads error lines as "the
+ * service is broken", and this is the client's doing. The thrown 400 ends
+ * the request; nobody is left to read it.
+ */
+function cutShort(c: Context, client: string | null, got: number, declared: number): HttpError {
+  const said = { client: client ?? "(address unknown)", method: c.req.method, path: c.req.path };
+  if (Number.isFinite(declared)) {
+    httpLog.info(
+      "client {client} closed the connection before its request was whole: {method} {path}, {got} of {declared} bytes of its body came",
+      { ...said, got, declared },
+    );
+  } else {
+    httpLog.info(
+      "client {client} closed the connection before its request was whole: {method} {path}, {got} bytes of its body came",
+      { ...said, got },
+    );
+  }
+  return new HttpError(400, "the connection closed before the request's body was whole");
+}
 
 export function bodyFirst(waitMs = BODY_WAIT_MS): MiddlewareHandler {
   return async (c, next) => {
@@ -26,6 +59,8 @@ export function bodyFirst(waitMs = BODY_WAIT_MS): MiddlewareHandler {
     if (declared > MAX_BODY_BYTES) throw tooLarge(String(declared));
     const body = c.req.raw.body;
     if (body === null) return await next();
+    // Now: once the client is gone, its socket no longer says where it was.
+    const client = remoteAddress(c);
     const reader = body.getReader();
     let late = false;
     const deadline = setTimeout(() => {
@@ -36,7 +71,9 @@ export function bodyFirst(waitMs = BODY_WAIT_MS): MiddlewareHandler {
     let size = 0;
     try {
       for (;;) {
-        const { done, value } = await reader.read();
+        const { done, value } = await reader.read().catch((error) => {
+          throw isCutShort(error) ? cutShort(c, client, size, declared) : error;
+        });
         if (done) break;
         size += value.length;
         if (size > MAX_BODY_BYTES) {

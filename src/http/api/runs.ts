@@ -3,13 +3,12 @@
  * live stream of new and changed runs for the dashboard.
  */
 import { Hono } from "hono";
-import type { Context } from "hono";
-import { getConnInfo } from "@hono/node-server/conninfo";
 import { cancelRun, showRun } from "../../app/runs.ts";
 import type { Run } from "../../domain/run.ts";
 import { FINAL_STATUSES } from "../../domain/run.ts";
 import { parseRunId } from "../../domain/input.ts";
 import { count, optionalJob, optionalSince, optionalStatus } from "../query.ts";
+import { remoteAddress } from "../remote.ts";
 import { pollStream, type SseEvent } from "../sse.ts";
 import { type ApiContext, type Env, json } from "./context.ts";
 
@@ -34,15 +33,6 @@ function ended(state: string): boolean {
 function listed(run: Run): Omit<Run, "stdout" | "stderr"> {
   const { stdout: _stdout, stderr: _stderr, ...rest } = run;
   return rest;
-}
-
-function remoteOf(c: Context): string {
-  try {
-    return getConnInfo(c).remote.address ?? "unknown";
-  } catch {
-    // Not served by node:http (app.request in a test): no address to name.
-    return "unknown";
-  }
 }
 
 export function runRoutes(api: ApiContext): Hono<Env> {
@@ -123,7 +113,7 @@ export function runRoutes(api: ApiContext): Hono<Env> {
   /** As `runs cancel`: the run records who asked, here the token's role and the client's address. */
   routes.post("/runs/:id/cancel", async (c) => {
     const id = parseRunId(c.req.param("id"), "run id");
-    const by = `${c.get("role")} token@${remoteOf(c)}`;
+    const by = `${c.get("role")} token@${remoteAddress(c) ?? "unknown"}`;
     return json(c, await cancelRun(store, id, { by, now: Date.now() }), 202);
   });
 
