@@ -220,6 +220,54 @@ Deno.test("a reachable address without a token does not start", () =>
     );
   }));
 
+/** What the server answers a request written as is (fetch() sets Host itself), read till it closes. */
+async function rawAnswer(url: string, request: string): Promise<{ status: string; body: string }> {
+  const { hostname, port } = new URL(url);
+  const conn = await Deno.connect({ hostname, port: Number(port) });
+  await conn.write(new TextEncoder().encode(request));
+  const answer = await new Response(conn.readable).text();
+  const [head, body] = answer.split("\r\n\r\n", 2);
+  return { status: head.split("\r\n")[0], body };
+}
+
+Deno.test("a request with more than one Host header is 400, with tokens or without (RFC 9112, 3.2)", () =>
+  withDeps(async (deps) => {
+    const guarded = await startHttpServer(settings({ "http.token": ADMIN }), deps);
+    const open = await startHttpServer(settings({}), deps);
+    try {
+      for (const server of [guarded, open]) {
+        const { host } = new URL(server.url);
+        const ask = (hostLines: string[]) =>
+          rawAnswer(
+            server.url,
+            `GET /api/v1/session HTTP/1.1\r\n${hostLines.map((line) => `${line}\r\n`).join("")}` +
+              `Authorization: Bearer ${ADMIN}\r\nConnection: close\r\n\r\n`,
+          );
+        const one = await ask([`Host: ${host}`]);
+        assertEquals(one.status, "HTTP/1.1 200 OK", `${server.url}: ${one.body}`);
+        const twice: string[][] = [
+          [`Host: ${host}`, `Host: ${host}`],
+          [`Host: ${host}`, "Host: evil.example"],
+          ["Host: evil.example", `host: ${host}`, `HOST: ${host}`],
+        ];
+        for (const lines of twice) {
+          const answer = await ask(lines);
+          assertEquals(
+            [answer.status, JSON.parse(answer.body)],
+            ["HTTP/1.1 400 Bad Request", {
+              error:
+                `the request has ${lines.length} Host headers; HTTP allows one (RFC 9112, section 3.2)`,
+            }],
+            `${server.url} with ${lines.join(" | ")}: ${answer.body}`,
+          );
+        }
+      }
+    } finally {
+      await guarded.close();
+      await open.close();
+    }
+  }));
+
 /** A throwaway certificate authority and a certificate for 127.0.0.1 it signed. */
 async function openssl(dir: string, args: string): Promise<void> {
   const out = await new Deno.Command("openssl", {

@@ -9,7 +9,12 @@
  * node:http closes such connections, and refuses those over a cap.
  */
 import { createServer as createHttpsServer } from "node:https";
-import { createServer as createHttpServer, type Server as NodeServer } from "node:http";
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server as NodeServer,
+  type ServerResponse,
+} from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { getRequestListener, RequestError } from "@hono/node-server";
 import type { Settings } from "../config/config.ts";
@@ -158,6 +163,31 @@ function unreadable(error: unknown): Response {
   return Response.json({ error: `the request cannot be read: ${error.message}` }, { status: 400 });
 }
 
+/**
+ * RFC 9112 §3.2: a request with more than one Host is answered 400. Hono
+ * never sees them apart (node:http joins or drops the copies), and which
+ * one names the target is exactly what a proxy ahead of us and this
+ * server could read differently. The connection is closed after the answer.
+ */
+function oneHost(listener: (req: IncomingMessage, res: ServerResponse) => void) {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    let hosts = 0;
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      if (req.rawHeaders[i].toLowerCase() === "host") hosts++;
+    }
+    if (hosts <= 1) return listener(req, res);
+    const body = new TextEncoder().encode(JSON.stringify({
+      error: `the request has ${hosts} Host headers; HTTP allows one (RFC 9112, section 3.2)`,
+    }));
+    res.writeHead(400, {
+      "Content-Type": "application/json",
+      "Content-Length": body.length,
+      Connection: "close",
+    });
+    res.end(body);
+  };
+}
+
 async function readTls(settings: Settings): Promise<{ cert: string; key: string } | null> {
   const [cert, key] = [settings["http.cert"], settings["http.key"]];
   if (cert === "" && key === "") return null;
@@ -207,9 +237,10 @@ export async function startHttpServer(
     hostname: plan.hostname.includes(":") ? `[${plan.hostname}]` : plan.hostname,
   });
   const options = { connectionsCheckingInterval: CHECK_MS };
+  const handle = oneHost(listener);
   const server = tls
-    ? createHttpsServer({ ...tls, ...options, handshakeTimeout: HEADERS_MS }, listener)
-    : createHttpServer(options, listener);
+    ? createHttpsServer({ ...tls, ...options, handshakeTimeout: HEADERS_MS }, handle)
+    : createHttpServer(options, handle);
   const door = new Door();
   const stopSaying = guard(server, settings["http.max_connections"], door);
   let addr: AddressInfo;
