@@ -3,7 +3,7 @@
  * or read-only filesystem, made for real) ends with exit code 1 and one
  * line naming the file, the condition and the fix. The tmpfs cases need root.
  */
-import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { assertEquals, assertMatch } from "./assert.ts";
 import { cli, freshDatabase, jm, type TestDatabase } from "./helpers.ts";
 import { readOnlyFile, ROOT, skipLine, TinyFilesystem } from "./tiny_filesystem.ts";
 
@@ -119,24 +119,40 @@ Deno.test({
 });
 
 Deno.test({
-  name: "cli: a new database on a full disk is not said to be created",
+  name:
+    "cli: a new database on a full disk is not said to be created, and its empty file is removed; a file found there stays",
   ignore: !ROOT,
   async fn() {
     await using fs = await TinyFilesystem.mount();
+    // Empty, and there before: someone's, not the command's to remove.
+    const found = `${fs.dir}/found.db`;
+    await Deno.writeFile(found, new Uint8Array());
     await fs.fill();
-    const { code, stderr } = await cli([
-      "--database",
-      `sqlite:${fs.dir}/new.db`,
-      "job",
-      "add",
-      "tick",
-      "--command",
-      "true",
-      "--cron",
-      "* * * * *",
-    ]);
-    assertEquals(code, 1, stderr);
-    assertMatch(stderr, /filesystem holding .* is full/);
-    assert(!stderr.includes("created a new, empty database"), stderr);
+    const full = (path: string) =>
+      new RegExp(
+        `^jobsmanager: cannot write the SQLite database ${escape(path)}: the filesystem holding ${
+          escape(fs.dir)
+        } is full \\(SQLite: "(database or disk is full|disk I/O error)"\\); free space on it, ${
+          escape(WHERE_ELSE)
+        }\n$`,
+      );
+    const files = () => [...Deno.readDirSync(fs.dir)].map((e) => e.name).sort();
+    const addJob = ["job", "add", "tick", "--command", "true", "--cron", "* * * * *"];
+    for (const args of [addJob, ["db", "migrate"]]) {
+      for (const name of ["new.db", "found.db"]) {
+        const path = `${fs.dir}/${name}`;
+        const { code, stdout, stderr } = await cli(["--database", `sqlite:${path}`, ...args]);
+        const what = `${args.join(" ")} on ${name}`;
+        assertEquals([code, stdout], [1, ""], `${what}: ${stderr}`);
+        assertMatch(stderr, full(path), `${what}: ${stderr}`);
+        assertEquals(files(), ["filler", "found.db"], `the files ${what} left`);
+      }
+    }
+    await fs.free();
+    // The next attempt starts clean: it makes the database, and says so.
+    const made = await cli(["--database", `sqlite:${fs.dir}/new.db`, ...addJob]);
+    assertEquals(made.code, 0, made.stderr);
+    assertMatch(made.stderr, /^jobsmanager: created a new, empty database /);
+    assertEquals(files(), ["found.db", "new.db"]);
   },
 });

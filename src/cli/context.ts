@@ -199,20 +199,64 @@ export class CommandContext {
 
   /** Open the store, bring its schema up to date, run `fn`, close it. */
   async withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
-    const store = this.openStore();
+    const { store } = await this.openMigrated((store) => store.migrate());
     try {
-      await store.migrate();
-      // Once its schema is written: a database that could not be made (a full disk) was not created.
-      this.noteCreated(store);
       return await fn(store);
     } finally {
       await store.close();
     }
   }
 
+  /**
+   * Open the store and write its schema with `migrate`; the caller closes
+   * it. A new database is said to be created only once its schema is
+   * written. When the schema cannot be written (a full disk), the store is
+   * closed, and a SQLite file this opening created is removed again while
+   * still empty: left behind, the next attempt would take the 0-byte file
+   * for a database it did not create. The error goes on as it was.
+   */
+  async openMigrated<T>(
+    migrate: (store: Store) => Promise<T>,
+  ): Promise<{ store: Store; migrated: T }> {
+    const store = this.openStore();
+    try {
+      const migrated = await migrate(store);
+      this.noteCreated(store);
+      return { store, migrated };
+    } catch (error) {
+      // The error to report is the one that stopped the schema, not a second.
+      await store.close().catch(() => undefined);
+      const target = this.target;
+      if (store.created && target.kind === "sqlite") removeIfEmpty(target.path);
+      throw error;
+    }
+  }
+
   /** Print `data` as JSON with --json (times in ISO 8601), else the human text. */
   print(human: () => string, data: unknown): void {
     writeOut(this.json ? toJson(data, 2) : human());
+  }
+}
+
+/**
+ * Remove the SQLite file at `path` if it holds nothing, nor does its WAL:
+ * another process that opened the new file meanwhile and wrote a schema
+ * keeps it in `PATH-wal` until a checkpoint, with the file still empty.
+ * Best effort: the error that stopped the command says what is wrong.
+ */
+function removeIfEmpty(path: string): void {
+  const sizeOf = (file: string) => {
+    try {
+      return Deno.statSync(file).size;
+    } catch (error) {
+      return error instanceof Deno.errors.NotFound ? 0 : null;
+    }
+  };
+  if (sizeOf(path) !== 0 || sizeOf(`${path}-wal`) !== 0) return;
+  try {
+    Deno.removeSync(path);
+  } catch {
+    // Gone already, or not ours to remove: nothing to add to the error.
   }
 }
 

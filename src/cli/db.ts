@@ -9,10 +9,8 @@ export function dbCommand() {
     brief: "create or upgrade the schema (safe to run at any time)",
     action: async (ctx) => {
       // Not withStore: that migrates silently; this reports what it did.
-      const store = ctx.openStore();
+      const { store, migrated: report } = await ctx.openMigrated(migrateSchema);
       try {
-        ctx.noteCreated(store);
-        const report = await migrateSchema(store);
         const created = report.created.length === 0 ? [] : [
           `${report.database}: created the missing table${report.created.length === 1 ? "" : "s"} ${
             report.created.join(", ")
