@@ -105,9 +105,9 @@ async function touched(prefix: string): Promise<number> {
 function countingLooks(db: TestDatabase, looks: number[]): Store {
   const store = db.open();
   const takeHeld = store.takeHeld.bind(store);
-  store.takeHeld = (now, minIntervalMs) => {
+  store.takeHeld = (now, minIntervalMs, nodeId) => {
     looks.push(now - T0);
-    return takeHeld(now, minIntervalMs);
+    return takeHeld(now, minIntervalMs, nodeId);
   };
   return store;
 }
@@ -632,8 +632,8 @@ for (const backend of BACKENDS) {
         const store = countingLooks(db, looks);
         const takeHeld = store.takeHeld.bind(store);
         // Each look answers only once the gate is open (its query is made at once).
-        store.takeHeld = async (now, minIntervalMs) => {
-          const found = await takeHeld(now, minIntervalMs);
+        store.takeHeld = async (now, minIntervalMs, nodeId) => {
+          const found = await takeHeld(now, minIntervalMs, nodeId);
           await gate.promise;
           return found;
         };
@@ -672,8 +672,8 @@ for (const backend of BACKENDS) {
         const store = countingLooks(db, looks);
         const takeHeld = store.takeHeld.bind(store);
         // The first look fails; the others are counted in `looks`.
-        store.takeHeld = (now, minIntervalMs) => {
-          if (failedAt !== null) return takeHeld(now, minIntervalMs);
+        store.takeHeld = (now, minIntervalMs, nodeId) => {
+          if (failedAt !== null) return takeHeld(now, minIntervalMs, nodeId);
           failedAt = now - T0;
           return Promise.reject(
             new DatabaseError("Lock wait timeout exceeded", { unreachable: false }),
@@ -785,6 +785,49 @@ for (const backend of BACKENDS) {
       "both marked sent",
     );
     assertEquals(second.count(/claimed before and not sent yet: sending it now/), 2);
+  });
+
+  Deno.test(`notify[${backend}]: a held-back notification taken when due, then cut short by a stop, is sent by the next start`, async () => {
+    await using dir = await tempDir();
+    const d = dir.path;
+    const file = `${d}/failure`;
+    const db = await freshDatabase(backend);
+    const settings = { "notify.min_interval": 30 };
+    // The notification that carries what was held back waits for `go`, which comes after the stop.
+    const hook =
+      `p=$(cat); case "$p" in *'"held_back":{'*) touch '${d}/started.'$$; test -e '${d}/go' || sleep 600;; esac; printf '%s' "$p" > '${file}.tmp.'$$ && mv '${file}.tmp.'$$ '${file}.'$(date +%s%N).$$`;
+    await using first = await DaemonHarness.create(db, { settings });
+    first.owner = false;
+    await first.job("flapping", {
+      schedule: { second: "11,12,13", minute: "0", hour: "0" },
+      on_failure: hook,
+    });
+    await first.start();
+    const [, , last] = await failures(first, [11, 12, 13]);
+    await first.until(async () => {
+      if (await touched(`${d}/started`) === 0 && first.clock.now() < T0 + 90_000) {
+        await first.clock.advance(1000);
+      }
+      return await touched(`${d}/started`) === 1;
+    }, "the held-back notification taken when due, its hook running");
+    await first.stop();
+    await first.until(async () => {
+      if (!first.ended) await first.clock.advance(1000);
+      return first.ended;
+    }, "the first service to stop");
+    assertEquals((await outcomes(first))[last], "pending");
+    assertEquals((await jsonLines(file)).length, 1, "only the first failure went out");
+
+    await Deno.writeTextFile(`${d}/go`, "");
+    await using second = await DaemonHarness.create(db, { settings });
+    await second.start();
+    const sent = await second.until(async () => {
+      const got = await jsonLines(file);
+      if (got.length < 2 && second.clock.now() < T0 + 120_000) await second.clock.advance(1000);
+      return got.length === 2 ? got[1] : null;
+    }, "the held-back notification sent by the next service");
+    assertEquals([sent.run_id, sent.held_back?.count], [last, 1]);
+    await second.until(async () => (await outcomes(second))[last] === "sent", "marked sent");
   });
 
   Deno.test(`notify[${backend}]: a node that died with a notification pending leaves it to another, once`, async () => {

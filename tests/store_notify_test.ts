@@ -126,29 +126,48 @@ contract("takeNotification", "one node takes a pending notification over", async
   assertEquals(await store.takeNotification(id, "n2", "n3"), false);
 });
 
-contract("takeHeld", "held ones are taken once, after min_interval", async ({ store }) => {
-  await store.claimNotification(claim(1, 1000));
-  await store.claimNotification(claim(2, 2000));
-  await store.claimNotification(claim(3, 3000));
-  // Not due yet: when it will be.
-  assertEquals(await store.takeHeld(1000 + MINUTE - 1, MINUTE), {
-    taken: [],
-    nextDueAt: 1000 + MINUTE,
-  });
-  assertEquals(await store.takeHeld(1000 + MINUTE, MINUTE), {
-    taken: [{
-      payload: JSON.stringify({ ref: 3 }),
-      heldBack: { count: 2, since: 2000, statuses: { failed: 2 } },
-    }],
-    nextDueAt: null,
-  });
-  assertEquals(await store.takeHeld(1000 + MINUTE, MINUTE), { taken: [], nextDueAt: null });
-  // Taken means notified then: the next one within min_interval of it is held.
-  assertEquals(await store.claimNotification(claim(4, 2000 + MINUTE)), {
-    send: false,
-    dueAt: 1000 + 2 * MINUTE,
-  });
-});
+contract(
+  "takeHeld",
+  "held ones are taken once, after min_interval: the latest made pending, with what came before",
+  async ({ db, store }) => {
+    await store.claimNotification(claim(1, 1000));
+    await store.notificationDone("a", "failure", 1, "sent");
+    await store.claimNotification(claim(2, 2000));
+    await store.claimNotification(claim(3, 3000, { status: "timeout" }));
+    await store.claimNotification(claim(4, 4000));
+    // Not due yet: when it will be.
+    assertEquals(await store.takeHeld(1000 + MINUTE - 1, MINUTE, "n2"), {
+      taken: [],
+      nextDueAt: 1000 + MINUTE,
+    });
+    const { taken, nextDueAt } = await store.takeHeld(1000 + MINUTE, MINUTE, "n2");
+    assertEquals(nextDueAt, null);
+    assertEquals(taken.map((t) => ({ ...t, id: 0 })), [{
+      id: 0,
+      job_id: "a",
+      event: "failure",
+      ref: 4,
+      node_id: "n2",
+      payload: JSON.stringify({ ref: 4 }),
+      // The one taken stands for itself: two more were held before it.
+      heldBack: { count: 2, since: 2000, statuses: { failed: 1, timeout: 1 } },
+    }]);
+    assertEquals(await store.takeHeld(1000 + MINUTE, MINUTE, "n3"), { taken: [], nextDueAt: null });
+    // Pending as any other, n2's, until done.
+    assertEquals(
+      (await store.pendingNotifications("n2", 0, 10)).map((p) => [p.ref, p.heldBack?.count]),
+      [[4, 2]],
+    );
+    assertEquals(await countRows(db, "jm_notifications", "outcome = 'held'"), 2);
+    await store.notificationDone("a", "failure", 4, "sent");
+    assertEquals(await store.pendingNotifications("n2", 0, 10), []);
+    // Taken means notified then: the next one within min_interval of it is held.
+    assertEquals(await store.claimNotification(claim(5, 2000 + MINUTE)), {
+      send: false,
+      dueAt: 1000 + 2 * MINUTE,
+    });
+  },
+);
 
 contract(
   "takeHeld",
@@ -158,16 +177,15 @@ contract(
       await store.claimNotification(claim(1, at, { job_id: jobId }));
       if (jobId !== "none") await store.claimNotification(claim(2, at + 10, { job_id: jobId }));
     }
-    const { taken, nextDueAt } = await store.takeHeld(1000 + MINUTE, MINUTE);
-    assertEquals(taken.map((t) => t.heldBack.since), [1010]);
+    const { taken, nextDueAt } = await store.takeHeld(1000 + MINUTE, MINUTE, "n1");
+    assertEquals(taken.map((t) => [t.job_id, t.ref, t.heldBack]), [["early", 2, null]]);
     assertEquals(nextDueAt, 5000 + MINUTE);
-    assertEquals(await store.takeHeld(5000 + MINUTE, MINUTE), {
-      taken: [{
-        payload: JSON.stringify({ ref: 2 }),
-        heldBack: { count: 1, since: 5010, statuses: { failed: 1 } },
-      }],
-      nextDueAt: null,
-    });
+    const later = await store.takeHeld(5000 + MINUTE, MINUTE, "n1");
+    assertEquals(later.taken.map((t) => [t.job_id, t.payload]), [[
+      "late",
+      JSON.stringify({ ref: 2 }),
+    ]]);
+    assertEquals(later.nextDueAt, null);
   },
 );
 

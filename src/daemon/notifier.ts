@@ -15,7 +15,13 @@
 import type { Job } from "../domain/job.ts";
 import { FAILURE_STATUSES, SILENT_STATUS, urlForLog } from "../domain/notify.ts";
 import type { RunStatus } from "../domain/run.ts";
-import type { JobStore, NotifyEvent, NotifyStore, RunStore } from "../store/store.ts";
+import type {
+  JobStore,
+  NotifyEvent,
+  NotifyStore,
+  PendingNotification,
+  RunStore,
+} from "../store/store.ts";
 import { redactSecrets } from "../store/target.ts";
 import { VERSION } from "../version.ts";
 import { type Clock, Deadline } from "./clock.ts";
@@ -30,7 +36,6 @@ import {
   heldBackText,
   hmacHex,
   mailText,
-  minusOne,
   type NotifyPayload,
   runPayload,
   silencePayload,
@@ -330,37 +335,18 @@ export class Notifier {
     // A hold meanwhile (notify, from the queue) lowers it; what this look finds must not undo that.
     const lookAt = this.heldLookAt;
     this.heldLookAt = Infinity;
-    const { taken, nextDueAt } = await this.o.store.takeHeld(now, this.o.settings.minIntervalMs)
-      .catch((error) => {
-        // Failed: looked for again at the next check.
-        this.heldLookAt = Math.min(this.heldLookAt, lookAt);
-        throw error;
-      });
+    const { taken, nextDueAt } = await this.o.store.takeHeld(
+      now,
+      this.o.settings.minIntervalMs,
+      this.o.nodeId(),
+    ).catch((error) => {
+      // Failed: looked for again at the next check.
+      this.heldLookAt = Math.min(this.heldLookAt, lookAt);
+      throw error;
+    });
     this.heldLookAt = Math.min(this.heldLookAt, nextDueAt ?? Infinity, now + HELD_LOOK_MAX_MS);
-    for (const held of taken) {
-      const payload = JSON.parse(held.payload) as NotifyPayload;
-      const job = await this.o.store.getJob(payload.job_id);
-      if (!job) continue;
-      // The payload is the latest of those held: the others are summarised.
-      const heldBack = held.heldBack.count > 1
-        ? heldBackOf({
-          ...held.heldBack,
-          count: held.heldBack.count - 1,
-          statuses: minusOne(held.heldBack.statuses, payload.status),
-        })
-        : null;
-      if (!this.send(job, { ...payload, held_back: heldBack }, null)) {
-        notifyLog.error(
-          "job {job}: held-back {event} notification dropped: {queued} are already waiting",
-          {
-            job: job.id,
-            event: payload.event,
-            queued: this.queue.length,
-          },
-        );
-        this.o.observer?.notified("queue", false);
-      }
-    }
+    // Pending now: what finds no turn free goes at a later look.
+    for (const held of taken) await this.sendTaken(held, "held back, due now");
   }
 
   /**
@@ -385,26 +371,39 @@ export class Notifier {
         if (this.o.nodeWrites(row.node_id)) continue;
         if (!await this.o.store.takeNotification(row.id, row.node_id, me)) continue;
       }
-      const job = await this.o.store.getJob(row.job_id);
-      if (!job) {
-        notifyLog.warn(
-          "job {job}: its {event} notification (of {ref}) is not sent: the job was removed before it went out",
-          { job: row.job_id, event: row.event, ref: row.ref },
-        );
-        await this.o.store.notificationDone(row.job_id, row.event, row.ref, "failed");
-        continue;
-      }
-      const payload = JSON.parse(row.payload) as NotifyPayload;
-      const heldBack = row.heldBack && heldBackOf(row.heldBack);
-      // No turn free (a webhook host that answers slowly): the next look tries again.
-      if (!this.send(job, { ...payload, held_back: heldBack }, row)) continue;
-      notifyLog.info(
+      await this.sendTaken(
+        row,
         row.node_id === me
-          ? "job {job}: {event} notification (of {ref}) claimed before and not sent yet: sending it now"
-          : "job {job}: {event} notification (of {ref}) claimed by node {node}, which stopped before it went out: sending it now",
-        { job: job.id, event: row.event, ref: row.ref, node: row.node_id },
+          ? "claimed before and not sent yet"
+          : `claimed by node ${row.node_id}, which stopped before it went out`,
       );
     }
+  }
+
+  /**
+   * Send a pending notification this node has taken (`why`, for the log);
+   * one whose job was removed meanwhile is done with, unsent.
+   */
+  private async sendTaken(taken: PendingNotification, why: string): Promise<void> {
+    const job = await this.o.store.getJob(taken.job_id);
+    if (!job) {
+      notifyLog.warn(
+        "job {job}: its {event} notification (of {ref}) is not sent: the job was removed before it went out",
+        { job: taken.job_id, event: taken.event, ref: taken.ref },
+      );
+      await this.o.store.notificationDone(taken.job_id, taken.event, taken.ref, "failed");
+      return;
+    }
+    const payload = JSON.parse(taken.payload) as NotifyPayload;
+    const heldBack = taken.heldBack && heldBackOf(taken.heldBack);
+    // No turn free (a webhook host that answers slowly): a later look tries again.
+    if (!this.send(job, { ...payload, held_back: heldBack }, taken)) return;
+    notifyLog.info("job {job}: {event} notification (of {ref}) {why}: sending it now", {
+      job: job.id,
+      event: taken.event,
+      ref: taken.ref,
+      why,
+    });
   }
 
   /**

@@ -207,11 +207,3 @@ export function mailText(to: string, payload: NotifyPayload): string {
 export function heldBackOf(held: HeldBack): NonNullable<NotifyPayload["held_back"]> {
   return { count: held.count, since: new Date(held.since).toISOString(), statuses: held.statuses };
 }
-
-/** The counts by status without one of `status` (the notification sent stands for itself). */
-export function minusOne(statuses: Record<string, number>, status: string): Record<string, number> {
-  const out = { ...statuses };
-  if ((out[status] ?? 0) > 1) out[status]--;
-  else delete out[status];
-  return out;
-}

@@ -185,3 +185,11 @@ export function urlForLog(url: string): string {
     return "(a URL that does not parse)";
   }
 }
+
+/** The counts by status without one of `status` (the notification sent stands for itself). */
+export function minusOne(statuses: Record<string, number>, status: string): Record<string, number> {
+  const out = { ...statuses };
+  if ((out[status] ?? 0) > 1) out[status]--;
+  else delete out[status];
+  return out;
+}

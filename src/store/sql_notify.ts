@@ -3,6 +3,7 @@
  * notification by the unique key of `jm_notifications`, throttling in
  * `jm_notify_state`, and the questions the notifier asks of `jm_runs`.
  */
+import { minusOne } from "../domain/notify.ts";
 import { type Driver, insertSql } from "./driver.ts";
 import type {
   ClaimOutcome,
@@ -170,6 +171,7 @@ export async function takeHeld(
   driver: Driver,
   now: number,
   minIntervalMs: number,
+  nodeId: string,
 ): Promise<TakenHeld> {
   // The due ones first, and the first not due, for when it will be.
   const rows = await driver.all(
@@ -181,20 +183,40 @@ export async function takeHeld(
     const dueAt = Number(row.last_sent_at) + minIntervalMs;
     if (dueAt > now) return { taken, nextDueAt: dueAt };
     if (i === HELD_PER_FLUSH) return { taken, nextDueAt: now };
-    // Only one service takes it: the write that finds the row as read.
-    const took = await driver.run(
-      "UPDATE jm_notify_state SET last_sent_at = ?, held_count = 0, held_since = NULL, held_statuses = NULL, held_payload = NULL WHERE job_id = ? AND last_sent_at = ? AND held_count = ?",
-      [now, String(row.job_id), Number(row.last_sent_at), Number(row.held_count)],
-    );
-    if (took.changes !== 1 || typeof row.held_payload !== "string") continue;
-    taken.push({
-      payload: row.held_payload,
-      heldBack: {
-        count: Number(row.held_count),
+    const took = await driver.transaction(async (tx) => {
+      // Only one service takes it: the write that finds the row as read.
+      const { changes } = await tx.run(
+        "UPDATE jm_notify_state SET last_sent_at = ?, held_count = 0, held_since = NULL, held_statuses = NULL, held_payload = NULL WHERE job_id = ? AND last_sent_at = ? AND held_count = ?",
+        [now, String(row.job_id), Number(row.last_sent_at), Number(row.held_count)],
+      );
+      if (changes !== 1 || typeof row.held_payload !== "string") return null;
+      // The latest held is the one whose payload the state kept: it goes, the others are counted.
+      const [latest] = await tx.all(
+        "SELECT id, event, ref, status FROM jm_notifications WHERE job_id = ? AND outcome = 'held' ORDER BY id DESC LIMIT 1",
+        [String(row.job_id)],
+      );
+      if (latest === undefined) return null;
+      const count = Number(row.held_count) - 1;
+      const heldBack: HeldBack | null = count === 0 ? null : {
+        count,
         since: Number(row.held_since),
-        statuses: statusCounts(row.held_statuses),
-      },
+        statuses: minusOne(statusCounts(row.held_statuses), String(latest.status)),
+      };
+      await tx.run(
+        "UPDATE jm_notifications SET outcome = 'pending', node_id = ?, payload = ?, held_back = ? WHERE id = ?",
+        [nodeId, row.held_payload, heldBack && JSON.stringify(heldBack), Number(latest.id)],
+      );
+      return {
+        id: Number(latest.id),
+        job_id: String(row.job_id),
+        event: String(latest.event) as NotifyEvent,
+        ref: Number(latest.ref),
+        node_id: nodeId,
+        payload: row.held_payload,
+        heldBack,
+      };
     });
+    if (took !== null) taken.push(took);
   }
   return { taken, nextDueAt: null };
 }

@@ -928,8 +928,8 @@ export class SqlStore implements Store {
     return notify.silenceCandidates(this.driver);
   }
 
-  takeHeld(now: number, minIntervalMs: number): Promise<TakenHeld> {
-    return notify.takeHeld(this.driver, now, minIntervalMs);
+  takeHeld(now: number, minIntervalMs: number, nodeId: string): Promise<TakenHeld> {
+    return notify.takeHeld(this.driver, now, minIntervalMs, nodeId);
   }
 
   async ping(): Promise<void> {

@@ -401,7 +401,7 @@ export interface PendingNotification {
 
 /** What `takeHeld` took, and when the first of those it left may go (null: none left). */
 export interface TakenHeld {
-  taken: { payload: string; heldBack: HeldBack }[];
+  taken: PendingNotification[];
   nextDueAt: number | null;
 }
 
@@ -477,9 +477,12 @@ export interface NotifyStore {
    * more before `now`: each is taken (the job marked notified at `now`, its
    * held count reset) by one caller only, by a conditional write; with
    * when the first of those not due yet will be (`now` when more are due
-   * than one call takes).
+   * than one call takes). What is taken is the latest held, made a pending
+   * notification of node `nodeId` in the same transaction, carrying what
+   * was held back before it: sent, it is done as any other
+   * (`notificationDone`); left unsent, it is pending as any other.
    */
-  takeHeld(now: number, minIntervalMs: number): Promise<TakenHeld>;
+  takeHeld(now: number, minIntervalMs: number, nodeId: string): Promise<TakenHeld>;
 }
 
 /** Every part together, with the connection's life: what `openStore` returns. */
