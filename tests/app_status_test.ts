@@ -151,8 +151,29 @@ for (const backend of BACKENDS) {
         runsLastHour: {},
         nextFires: [],
         silentJobs: [],
+        pendingNotifications: { count: 0, oldest: null },
       },
     );
+  });
+
+  test("status counts the notifications claimed and not sent yet, with the oldest claim", async (store) => {
+    const claim = (ref: number, at: number) =>
+      store.claimNotification({
+        job_id: "backup",
+        event: "failure",
+        ref,
+        status: "failed",
+        at,
+        node_id: "n1",
+        minIntervalMs: null,
+        payload: "{}",
+      });
+    await claim(1, NOW - 5000);
+    await claim(2, NOW - 3000);
+    await claim(3, NOW - 1000);
+    await store.notificationDone("backup", "failure", 1, "sent");
+    const report = await status(store, { now: NOW, heartbeatMs: HEARTBEAT_MS, defaultZone: "UTC" });
+    assertEquals(report.pendingNotifications, { count: 2, oldest: NOW - 3000 });
   });
 
   test("recentLogs gives the newest lines oldest first; the follow-up ones come after them", async (store) => {

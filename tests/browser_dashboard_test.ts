@@ -148,6 +148,7 @@ Deno.test({
     const bars = await page.evaluate<number>(`document.querySelectorAll("#chart rect").length`);
     assert(bars >= 1, "the chart has a bar for the runs");
     assertStringIncludes(await text(page, ".tiles"), "reachable");
+    assertStringIncludes(await text(page, ".tiles"), "0notifications waiting");
     await screenshot(page, "status");
 
     const phone = await chromium.page({ width: 390, height: 844, mobile: true });

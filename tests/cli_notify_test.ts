@@ -78,6 +78,33 @@ for (const backend of BACKENDS) {
     ]);
   });
 
+  Deno.test(`cli[${backend}]: status says how many notifications wait to be sent, and since when`, async () => {
+    await using db = await freshDatabase(backend);
+    assertEquals(
+      (await jm(db, "job", "add", "backup", "--command", "true", "--cron", "0 3 * * *")).code,
+      0,
+    );
+    const before = await jm(db, "status");
+    assert(/^notifications waiting to be sent: none$/m.test(before.stdout), before.stdout);
+    // What a service that claimed two failures and stopped before sending them left.
+    const claimed = Date.UTC(2026, 0, 2, 3, 4, 5);
+    for (const [ref, at] of [[1, claimed], [2, claimed + 60_000]]) {
+      await rawQuery(
+        db,
+        "INSERT INTO jm_notifications (job_id, event, ref, status, created_at, node_id, outcome, payload) VALUES ('backup', 'failure', ?, 'failed', ?, 'gone', 'pending', '{}')",
+        [ref, at],
+      );
+    }
+    const after = await jm(db, "status");
+    assert(
+      /^notifications waiting to be sent: 2, the oldest claimed at 2026-01-02T03:04:05Z \(the services send them; `jobsmanager logs --level warn` says why one waits\)$/m
+        .test(after.stdout),
+      after.stdout,
+    );
+    const json = JSON.parse((await jm(db, "status", "--json")).stdout);
+    assertEquals(json.pending_notifications, { count: 2, oldest: "2026-01-02T03:04:05.000Z" });
+  });
+
   Deno.test(`cli[${backend}]: bad notification options are refused, saying what is allowed`, async () => {
     await using db = await freshDatabase(backend);
     const base = ["job", "add", "x", "--command", "true", "--cron", "* * * * *"];

@@ -614,6 +614,7 @@ for (const backend of BACKENDS) {
         runs_per_minute: { minute: number; counts: Record<string, number> }[];
         next_fires: { job: string; timezone: string }[];
         database: { state: string };
+        pending_notifications: { count: number; oldest: string | null };
       };
       assertEquals(status.pending_markers, 1);
       assertEquals(status.runs_last_hour, { success: 1, failed: 1 });
@@ -628,6 +629,22 @@ for (const backend of BACKENDS) {
         "Europe/Paris",
       ]]);
       assertEquals(status.database.state, "up");
+      assertEquals(status.pending_notifications, { count: 0, oldest: null });
+      await api.store.claimNotification({
+        job_id: "nightly",
+        event: "failure",
+        ref: 1,
+        status: "failed",
+        at: now - 60_000,
+        node_id: "gone",
+        minIntervalMs: null,
+        payload: "{}",
+      });
+      const later = (await api.call("GET", "/api/v1/status")).body as typeof status;
+      assertEquals(later.pending_notifications, {
+        count: 1,
+        oldest: new Date(now - 60_000).toISOString(),
+      });
     }));
 }
 

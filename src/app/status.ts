@@ -30,6 +30,12 @@ export interface Status {
    * change when none came after it.
    */
   silentJobs: { job_id: string; since: number; alert_after: number }[];
+  /**
+   * Notifications claimed and not sent yet: how many, and when the oldest
+   * was claimed (ms; null: none). A count that stays, or grows, means hooks
+   * that hang or no service to send them.
+   */
+  pendingNotifications: { count: number; oldest: number | null };
 }
 
 /**
@@ -48,7 +54,12 @@ export async function liveServices(
 }
 
 export async function status(
-  stores: NodeStore & MarkerStore & RunStore & JobStore & Pick<NotifyStore, "silenceCandidates">,
+  stores:
+    & NodeStore
+    & MarkerStore
+    & RunStore
+    & JobStore
+    & Pick<NotifyStore, "silenceCandidates" | "notificationsPending">,
   options: { now: number; heartbeatMs: number; defaultZone: string },
 ): Promise<Status> {
   const { now, heartbeatMs, defaultZone } = options;
@@ -63,6 +74,7 @@ export async function status(
     .slice(0, NEXT_FIRES);
   const silentJobs = (await stores.silenceCandidates())
     .filter((c) => c.since + c.alert_after * 1000 <= now);
+  const pendingNotifications = await stores.notificationsPending();
   return {
     services: nodes.map((n) => ({ ...n, state: nodeState(n, now, heartbeatMs, databaseNow) })),
     pendingMarkers,
@@ -70,5 +82,13 @@ export async function status(
     runsLastHour,
     nextFires: fires,
     silentJobs,
+    pendingNotifications,
   };
+}
+
+/** The pending notifications as `status --json` and `/api/v1/status` give them. */
+export function pendingJson(
+  { count, oldest }: Status["pendingNotifications"],
+): { count: number; oldest: string | null } {
+  return { count, oldest: oldest === null ? null : new Date(oldest).toISOString() };
 }

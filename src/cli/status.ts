@@ -7,7 +7,7 @@ import { RuntimeError } from "../errors.ts";
 import { zoneOf } from "../domain/job.ts";
 import { MAX_SKEW_MS, STALE_AFTER_BEATS } from "../domain/node.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
-import { type Status, status } from "../app/status.ts";
+import { pendingJson, type Status, status } from "../app/status.ts";
 import { command } from "./command.ts";
 import { defaultZoneText, table } from "./output.ts";
 import type { DefaultZone } from "../app/zone.ts";
@@ -80,6 +80,13 @@ function servicesText(report: Status, now: number, heartbeatMs: number): string 
   ].join("\n");
 }
 
+function pendingText({ count, oldest }: Status["pendingNotifications"]): string {
+  if (oldest === null) return "notifications waiting to be sent: none";
+  return `notifications waiting to be sent: ${count}, the oldest claimed at ${
+    formatUtc(new Date(oldest))
+  } (the services send them; \`jobsmanager logs --level warn\` says why one waits)`;
+}
+
 function statusText(
   report: Status,
   now: number,
@@ -103,6 +110,7 @@ function statusText(
           `${j.alert_after} s`,
         ]),
       ),
+    pendingText(report.pendingNotifications),
     `next fires (jobs without a zone: ${defaultZoneText(defaultZone)}):`,
     report.nextFires.length === 0 ? "  none" : table(
       ["  AT", "JOB"],
@@ -142,6 +150,7 @@ export function statusCommand() {
             since: new Date(j.since).toISOString(),
             alert_after: j.alert_after,
           })),
+          pending_notifications: pendingJson(report.pendingNotifications),
         },
       );
       if (!report.services.some((n) => n.state === "live")) {

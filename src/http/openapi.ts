@@ -284,6 +284,10 @@ const schemas: Record<string, Schema> = {
       since: { ...iso, description: "its last success, or its last change" },
       alert_after: { type: "integer", description: "seconds" },
     })),
+    pending_notifications: closed({
+      count: { type: "integer", description: "notifications claimed and not sent yet" },
+      oldest: instantOrNull("when the oldest of them was claimed (null: none)"),
+    }),
     database: closed({ state: { enum: ["up", "down"] }, detail: str }),
     runs_per_minute: list(
       closed({ minute: instant("start of the minute"), counts: ref("StatusCounts") }),

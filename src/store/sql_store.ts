@@ -904,6 +904,13 @@ export class SqlStore implements Store {
     return notify.pendingNotifications(this.driver, mine, orphanBefore, limit);
   }
 
+  async notificationsPending(): Promise<{ count: number; oldest: number | null }> {
+    const [row] = await this.driver.all(
+      "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM jm_notifications WHERE outcome = 'pending'",
+    );
+    return { count: Number(row.n), oldest: row.oldest === null ? null : Number(row.oldest) };
+  }
+
   async takeNotification(id: number, from: string, to: string): Promise<boolean> {
     const { changes } = await this.driver.run(
       "UPDATE jm_notifications SET node_id = ? WHERE id = ? AND node_id = ? AND outcome = 'pending'",

@@ -457,6 +457,9 @@ export interface NotifyStore {
    */
   takeNotification(id: number, from: string, to: string): Promise<boolean>;
 
+  /** How many notifications are pending, and when the oldest of them was claimed (ms; null: none). */
+  notificationsPending(): Promise<{ count: number; oldest: number | null }>;
+
   /**
    * Whether the job was failing when `run` ended: of its runs with a status
    * in `failures` or `success`, the one that ended last before it (among

@@ -6,7 +6,7 @@
  */
 import { Hono } from "hono";
 import { reload } from "../../app/jobs.ts";
-import { status } from "../../app/status.ts";
+import { pendingJson, status } from "../../app/status.ts";
 import { zoneOf } from "../../domain/job.ts";
 import { DatabaseError } from "../../errors.ts";
 import type { Readiness } from "../health.ts";
@@ -27,6 +27,7 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
     runs_last_hour: {},
     next_fires: [],
     silent_jobs: [],
+    pending_notifications: { count: 0, oldest: null },
     runs_per_minute: [],
     read_at: null,
   };
@@ -64,6 +65,7 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
         since: new Date(j.since).toISOString(),
         alert_after: j.alert_after,
       })),
+      pending_notifications: pendingJson(s.pendingNotifications),
       runs_per_minute: Array.from({ length: 60 }, (_, i) => {
         const minute = first + i * MINUTE_MS;
         return { minute: new Date(minute), counts: counts.get(minute) ?? {} };

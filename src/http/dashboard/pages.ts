@@ -438,6 +438,7 @@ page(/^\/status$/, (_, __, signal) => poll(signal, 5000, () => api("GET", "/stat
       tile("live services", live, s.services.length > live ? h("div", { class: "small muted" }, notLive(s.services)) : null),
       tile("database", badge(s.database.state), h("div", { class: "small muted" }, s.database.detail)),
       tile("pending reload markers", s.pending_markers),
+      tile("notifications waiting", s.pending_notifications.count, s.pending_notifications.oldest === null ? null : h("div", { class: "small muted" }, "oldest " + ago(s.pending_notifications.oldest))),
       tile("runs in the last hour", total, failed ? h("div", { class: "small field-error" }, failed + " failed") : null)),
     chart(s.runs_per_minute),
     h("h2", {}, "Services"),
