@@ -22,84 +22,15 @@ import { proxyFor } from "./tcp_proxy.ts";
 import { status } from "../src/app/status.ts";
 import type { NotifyPayload } from "../src/daemon/notify_message.ts";
 import { Metrics } from "../src/http/metrics.ts";
-
-/** A temporary directory, removed with the test. */
-async function tempDir(): Promise<AsyncDisposable & { path: string }> {
-  const path = await Deno.makeTempDir({ prefix: "jm_notify_" });
-  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
-}
-
-/**
- * A hook command keeping its stdin as one more entry of `file`: a file of
- * its own, `FILE.NANOSECONDS.PID`, written whole then renamed, so hooks
- * that run at once never mix their writes.
- */
-function appendStdin(file: string): string {
-  return `cat > '${file}.tmp.'$$ && mv '${file}.tmp.'$$ '${file}.'$(date +%s%N).$$`;
-}
-
-/** The entries hooks kept in `file`, oldest first. */
-async function jsonLines(file: string): Promise<NotifyPayload[]> {
-  const dir = file.slice(0, file.lastIndexOf("/"));
-  const base = file.slice(file.lastIndexOf("/") + 1);
-  const names: string[] = [];
-  for await (const entry of Deno.readDir(dir)) {
-    if (entry.name.startsWith(`${base}.`) && /^\d+\.\d+$/.test(entry.name.slice(base.length + 1))) {
-      names.push(entry.name);
-    }
-  }
-  names.sort();
-  return await Promise.all(
-    names.map(async (name) => JSON.parse(await Deno.readTextFile(`${dir}/${name}`))),
-  );
-}
-
-async function readIfThere(file: string): Promise<string | null> {
-  try {
-    return await Deno.readTextFile(file);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
-  }
-}
-
-/** The failure notification of run `ref` of `jobId`, as node `nodeId` claims it. */
-function failurePayload(jobId: string, ref: number, nodeId: string): NotifyPayload {
-  return {
-    event: "failure",
-    job_id: jobId,
-    description: null,
-    status: "failed",
-    run_id: ref,
-    exit_code: 1,
-    signal: null,
-    scheduled_at: null,
-    started_at: null,
-    finished_at: null,
-    duration_ms: null,
-    node_id: nodeId,
-    trigger: "schedule",
-    note: null,
-    output_tail: "",
-    summary: `run ${ref} failed`,
-    held_back: null,
-  };
-}
-
-/** The outcome of each notification claimed, by ref. */
-async function outcomes(h: DaemonHarness): Promise<Record<number, string>> {
-  const rows = await rawQuery(h.db, "SELECT ref, outcome FROM jm_notifications ORDER BY ref");
-  return Object.fromEntries(rows.map((r) => [Number(r.ref), String(r.outcome)]));
-}
-
-/** The files a hook made by `touch '${prefix}.'$$` has left: one per start. */
-async function touched(prefix: string): Promise<number> {
-  const dir = prefix.slice(0, prefix.lastIndexOf("/"));
-  const base = `${prefix.slice(prefix.lastIndexOf("/") + 1)}.`;
-  let count = 0;
-  for await (const entry of Deno.readDir(dir)) if (entry.name.startsWith(base)) count++;
-  return count;
-}
+import {
+  appendStdin,
+  failurePayload,
+  jsonLines,
+  outcomes,
+  readIfThere,
+  tempDir,
+  touched,
+} from "./notify_fixtures.ts";
 
 /** A store of `db` that adds to `looks` the time of each look for held-back notifications (T0 + ms). */
 function countingLooks(db: TestDatabase, looks: number[]): Store {

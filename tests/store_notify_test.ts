@@ -4,9 +4,10 @@
  * ones taken by one caller, the questions asked of jm_runs, and retention.
  */
 import { assertEquals } from "./assert.ts";
-import type { NotificationClaim } from "../src/store/store.ts";
+import type { NotificationClaim, Store } from "../src/store/store.ts";
 import { FAILURE_STATUSES } from "../src/domain/notify.ts";
 import { contract, countRows, fire, job } from "./store_contract.ts";
+import { rawQuery } from "./helpers.ts";
 
 const MINUTE = 60_000;
 
@@ -64,26 +65,44 @@ contract(
   },
 );
 
+/** The pending notifications `mine` may send: its own, and others' claimed at `orphanBefore` or before. */
+function pending(
+  store: Store,
+  mine: string,
+  orphanBefore: number,
+  more: { writing?: string[]; afterId?: number; limit?: number } = {},
+) {
+  return store.pendingNotifications({
+    mine,
+    orphanBefore,
+    writing: more.writing ?? [],
+    afterId: more.afterId ?? 0,
+    limit: more.limit ?? 10,
+  });
+}
+
 contract(
   "pendingNotifications",
   "a claim to send stays pending, with its payload, until done: for its node at once, for others once old",
   async ({ db, store }) => {
     await store.claimNotification(claim(1, 1000));
-    const pending = {
+    const expected = {
       job_id: "a",
       event: "failure",
       ref: 1,
       node_id: "n1",
+      attempt: 0,
       payload: JSON.stringify({ ref: 1 }),
       heldBack: null,
     };
-    const [row] = await store.pendingNotifications("n1", 0, 10);
-    assertEquals({ ...row, id: 0 }, { ...pending, id: 0 });
-    // Another node's: only once claimed at or before `orphanBefore`.
-    assertEquals(await store.pendingNotifications("n2", 999, 10), []);
-    assertEquals((await store.pendingNotifications("n2", 1000, 10)).map((p) => p.ref), [1]);
+    const [row] = await pending(store, "n1", 0);
+    assertEquals({ ...row, id: 0 }, { ...expected, id: 0 });
+    // Another node's: only once claimed at or before `orphanBefore`, and its node no longer writes.
+    assertEquals(await pending(store, "n2", 999), []);
+    assertEquals((await pending(store, "n2", 1000)).map((p) => p.ref), [1]);
+    assertEquals(await pending(store, "n2", 1000, { writing: ["n1", "n2"] }), []);
     await store.notificationDone("a", "failure", 1, "sent");
-    assertEquals(await store.pendingNotifications("n1", 5000, 10), []);
+    assertEquals(await pending(store, "n1", 5000), []);
     assertEquals(
       await countRows(db, "jm_notifications", "outcome = 'sent' AND payload IS NULL"),
       1,
@@ -96,7 +115,7 @@ contract(
 
 contract(
   "pendingNotifications",
-  "a held one is not pending; the one sent after it carries what was held, oldest first",
+  "a held one is not pending; the one sent after it carries what was held; read a page at a time",
   async ({ store }) => {
     await store.claimNotification(claim(1, 1000));
     await store.notificationDone("a", "failure", 1, "failed");
@@ -104,26 +123,30 @@ contract(
       send: false,
       dueAt: 1000 + MINUTE,
     });
-    assertEquals(await store.pendingNotifications("n1", 0, 10), []);
+    assertEquals(await pending(store, "n1", 0), []);
     await store.claimNotification(claim(3, 1000 + MINUTE, { status: "timeout" }));
     await store.claimNotification(claim(4, 1000, { job_id: "b", minIntervalMs: null }));
-    const pending = await store.pendingNotifications("n1", 0, 10);
-    assertEquals(pending.map((p) => [p.job_id, p.ref, p.heldBack]), [
-      ["b", 4, null],
+    const all = await pending(store, "n1", 0);
+    assertEquals(all.map((p) => [p.job_id, p.ref, p.heldBack]), [
       ["a", 3, { count: 1, since: 2000, statuses: { failed: 1 } }],
+      ["b", 4, null],
     ]);
-    assertEquals((await store.pendingNotifications("n1", 0, 1)).map((p) => p.ref), [4]);
+    const [first] = await pending(store, "n1", 0, { limit: 1 });
+    assertEquals(first.ref, 3);
+    assertEquals((await pending(store, "n1", 0, { afterId: first.id })).map((p) => p.ref), [4]);
   },
 );
 
-contract("takeNotification", "one node takes a pending notification over", async ({ store }) => {
+contract("takeNotification", "one taker of each attempt", async ({ store }) => {
   await store.claimNotification(claim(1, 1000));
-  const [{ id }] = await store.pendingNotifications("n1", 0, 10);
-  assertEquals(await store.takeNotification(id, "n1", "n2"), true);
-  assertEquals(await store.takeNotification(id, "n1", "n3"), false);
-  assertEquals((await store.pendingNotifications("n2", 0, 10)).map((p) => p.node_id), ["n2"]);
+  const [{ id }] = await pending(store, "n1", 0);
+  // Its own node, restarted, and another that saw it stop, both as read at attempt 0.
+  assertEquals(await store.takeNotification(id, 0, "n1"), true);
+  assertEquals(await store.takeNotification(id, 0, "n2"), false);
+  assertEquals((await pending(store, "n1", 0)).map((p) => [p.node_id, p.attempt]), [["n1", 1]]);
+  assertEquals(await store.takeNotification(id, 1, "n2"), true);
   await store.notificationDone("a", "failure", 1, "sent");
-  assertEquals(await store.takeNotification(id, "n2", "n3"), false);
+  assertEquals(await store.takeNotification(id, 2, "n3"), false);
 });
 
 contract(
@@ -148,24 +171,45 @@ contract(
       event: "failure",
       ref: 4,
       node_id: "n2",
+      attempt: 0,
       payload: JSON.stringify({ ref: 4 }),
       // The one taken stands for itself: two more were held before it.
       heldBack: { count: 2, since: 2000, statuses: { failed: 1, timeout: 1 } },
     }]);
     assertEquals(await store.takeHeld(1000 + MINUTE, MINUTE, "n3"), { taken: [], nextDueAt: null });
     // Pending as any other, n2's, until done.
-    assertEquals(
-      (await store.pendingNotifications("n2", 0, 10)).map((p) => [p.ref, p.heldBack?.count]),
-      [[4, 2]],
-    );
+    assertEquals((await pending(store, "n2", 0)).map((p) => [p.ref, p.heldBack?.count]), [[4, 2]]);
     assertEquals(await countRows(db, "jm_notifications", "outcome = 'held'"), 2);
     await store.notificationDone("a", "failure", 4, "sent");
-    assertEquals(await store.pendingNotifications("n2", 0, 10), []);
+    assertEquals(await pending(store, "n2", 0), []);
     // Taken means notified then: the next one within min_interval of it is held.
     assertEquals(await store.claimNotification(claim(5, 2000 + MINUTE)), {
       send: false,
       dueAt: 1000 + 2 * MINUTE,
     });
+  },
+);
+
+contract(
+  "takeHeld",
+  "takes the held claim whose payload was kept, whichever was inserted last",
+  async ({ db, store }) => {
+    await store.claimNotification(claim(1, 1000));
+    await store.claimNotification(claim(2, 2000, { status: "timeout" }));
+    await store.claimNotification(claim(3, 3000));
+    // Two claims whose inserts and holds interleaved (MySQL, two services): the
+    // first inserted was held last, so the state keeps its payload.
+    const [second] = await rawQuery(db, "SELECT id FROM jm_notifications WHERE ref = 2");
+    await rawQuery(db, "UPDATE jm_notify_state SET held_id = ?, held_payload = ?", [
+      second.id,
+      JSON.stringify({ ref: 2 }),
+    ]);
+    const { taken } = await store.takeHeld(1000 + MINUTE, MINUTE, "n1");
+    assertEquals(taken.map((t) => [t.ref, t.payload, t.heldBack]), [[
+      2,
+      JSON.stringify({ ref: 2 }),
+      { count: 1, since: 2000, statuses: { failed: 1 } },
+    ]]);
   },
 );
 

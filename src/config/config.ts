@@ -414,7 +414,7 @@ export const CONFIG_KEYS = {
   } as KeySpec<string>,
   "notify.max_concurrent": {
     doc:
-      "Hooks, webhooks and mails delivered at once; more wait (at most 1000, then dropped and logged)",
+      "Hooks, webhooks and mails delivered at once; more wait for a turn (beyond 1000, in the database)",
     default: 4,
     parse: integer(1, 100),
   },

@@ -16,7 +16,7 @@ import { Housekeeping } from "./housekeeping.ts";
 import { collectGarbage } from "./heap.ts";
 import { log, SINK_CATEGORY } from "./log.ts";
 import { DatabaseLogSink } from "./log_sink.ts";
-import { Notifier } from "./notifier.ts";
+import { Notifier, ORPHAN_MS } from "./notifier.ts";
 import { openFileRoom } from "./open_files.ts";
 import { RunRecorder } from "./recorder.ts";
 import { RunGuard } from "./run_guard.ts";
@@ -202,7 +202,9 @@ class BootedDaemon implements Daemon {
       nodeId: () => this.cluster.nodeId,
       realId: (provisional) => this.recorder.realId(provisional),
       mayFire: (jobId) => this.cluster.mayFire(jobId),
-      nodeWrites: (nodeId) => this.cluster.writers.includes(nodeId),
+      writers: () => this.cluster.writers,
+      // Three heartbeats: a node joining, or coming back, is seen here by then.
+      orphanMs: Math.max(ORPHAN_MS, 3 * s["jobsmanager.heartbeat_interval"] * 1000),
       silenceWatched: () => this.service.silenceWatched,
       settings: {
         onFailure: s["notify.on_failure"],

@@ -89,8 +89,14 @@ export interface NotifierOptions {
   realId: (provisional: number) => number | null | undefined;
   /** Whether this node fires the job (the others check its silence). */
   mayFire: (jobId: string) => boolean;
-  /** Whether node `nodeId` writes to the database (live, or stopping): its pending notifications are its own. */
-  nodeWrites: (nodeId: string) => boolean;
+  /** The nodes that write to the database (live, or stopping): their pending notifications are their own. */
+  writers: () => readonly string[];
+  /**
+   * How old another node's pending notification must be to be taken over
+   * when that node no longer writes (ms; default ORPHAN_MS): longer than
+   * this node may take to see a node that joins or comes back.
+   */
+  orphanMs?: number;
   /**
    * Whether any loaded job has an alert_after (the service knows): when
    * none has, silence is not looked for, a scan of jm_jobs saved every
@@ -132,9 +138,16 @@ const FIRST_RETRY_MS = 1000;
  * is taken over once claimed this long ago: a node that has just joined
  * and claimed may not be known here yet.
  */
-const ORPHAN_MS = 30_000;
-/** Pending notifications one look takes, at most. */
-const PENDING_PER_LOOK = 100;
+export const ORPHAN_MS = 30_000;
+/** Pending notifications read at a time; a look reads on until the queue is full, or all are read. */
+const PENDING_PAGE = 100;
+/**
+ * How long a notification this node finished is remembered: a look whose
+ * read began before its outcome was written must not send it again.
+ */
+const DONE_MEMORY_MS = 60_000;
+/** Longest wait between two tries to write a delivery's outcome. */
+const DONE_RETRY_MAX_MS = 30_000;
 /** Lost runs one declared-dead node's notifications are sent for. */
 const LOST_RUNS = 1000;
 
@@ -196,12 +209,12 @@ function claimKey(jobId: string, event: NotifyEvent, ref: number): string {
 export class Notifier {
   private readonly queue: Task[] = [];
   private readonly busy = new Set<Promise<void>>();
-  /**
-   * Notifications being decided and claimed (runEnded, silence), and the
-   * outcomes of those delivered being written: beside the queue, they only
-   * wait for the database.
-   */
-  private readonly writing = new Set<Promise<void>>();
+  /** Notifications being decided and claimed (runEnded, silence): beside the queue, at once. */
+  private readonly claiming = new Set<Promise<void>>();
+  /** Deliveries under way or queued, each until its outcome is written. */
+  private readonly delivering = new Set<Promise<void>>();
+  /** Notifications this node finished lately, by claimKey: when (see DONE_MEMORY_MS). */
+  private readonly done = new Map<string, number>();
   /**
    * Notifications this node claimed to send and has not finished with
    * (queued or going out), by claimKey: the look for pending ones leaves
@@ -289,6 +302,10 @@ export class Notifier {
    */
   start(): void {
     this.loop = (async () => {
+      // What this node left pending when it last stopped goes before anything new can.
+      if (this.o.health.online) {
+        await this.sendPending(this.o.clock.now()).catch((error) => this.o.health.failed(error));
+      }
       while (!this.closing.signal.aborted) {
         await this.o.clock.sleep(NOTIFY_CHECK_MS, this.closing.signal);
         if (this.closing.signal.aborted || !this.o.health.online) continue;
@@ -352,56 +369,64 @@ export class Notifier {
   /**
    * Send the pending notifications no service is sending: this node's that
    * wait for a turn or outlived its last run (a stop, a crash), and those
-   * of a node that no longer writes to the database, claimed ORPHAN_MS ago
-   * or more (taken over first, by one node only).
+   * of a node that no longer writes to the database, claimed `orphanMs`
+   * ago or more. Each is taken first (`takeNotification`), so that one node
+   * only sends it. Read a page at a time until the queue is full.
    */
   private async sendPending(now: number): Promise<void> {
-    const room = MAX_QUEUED - this.queue.length;
-    if (room <= 0) return;
     const me = this.o.nodeId();
-    const pending = await this.o.store.pendingNotifications(
-      me,
-      now - ORPHAN_MS,
-      Math.min(room, PENDING_PER_LOOK),
-    );
-    for (const row of pending) {
-      if (this.closing.signal.aborted) return;
-      if (this.sending.has(claimKey(row.job_id, row.event, row.ref))) continue;
-      if (row.node_id !== me) {
-        if (this.o.nodeWrites(row.node_id)) continue;
-        if (!await this.o.store.takeNotification(row.id, row.node_id, me)) continue;
+    for (const [key, at] of this.done) if (at < now - DONE_MEMORY_MS) this.done.delete(key);
+    for (let afterId = 0; this.queue.length < MAX_QUEUED;) {
+      const page = await this.o.store.pendingNotifications({
+        mine: me,
+        orphanBefore: now - (this.o.orphanMs ?? ORPHAN_MS),
+        writing: this.o.writers(),
+        afterId,
+        limit: PENDING_PAGE,
+      });
+      for (const row of page) {
+        if (this.closing.signal.aborted) return;
+        const key = claimKey(row.job_id, row.event, row.ref);
+        if (this.sending.has(key) || this.done.has(key)) continue;
+        await this.sendTaken(
+          row,
+          row.node_id === me
+            ? "claimed before and not sent yet"
+            : `claimed by node ${row.node_id}, which stopped before it went out`,
+        );
       }
-      await this.sendTaken(
-        row,
-        row.node_id === me
-          ? "claimed before and not sent yet"
-          : `claimed by node ${row.node_id}, which stopped before it went out`,
-      );
+      if (page.length < PENDING_PAGE) return;
+      afterId = page[page.length - 1].id;
     }
   }
 
   /**
-   * Send a pending notification this node has taken (`why`, for the log);
-   * one whose job was removed meanwhile is done with, unsent.
+   * Take a pending notification (`why`, for the log) and send it, unless
+   * another node took it first, or no turn is free for it (a later look
+   * tries again). One whose job was removed meanwhile is done with, unsent.
    */
-  private async sendTaken(taken: PendingNotification, why: string): Promise<void> {
-    const job = await this.o.store.getJob(taken.job_id);
+  private async sendTaken(row: PendingNotification, why: string): Promise<void> {
+    const job = await this.o.store.getJob(row.job_id);
+    if (job) {
+      const url = hooksOf(row.event, job, this.o.settings).url;
+      if (!this.hasRoom(url === null ? null : hostOf(url))) return;
+    }
+    if (!await this.o.store.takeNotification(row.id, row.attempt, this.o.nodeId())) return;
     if (!job) {
       notifyLog.warn(
         "job {job}: its {event} notification (of {ref}) is not sent: the job was removed before it went out",
-        { job: taken.job_id, event: taken.event, ref: taken.ref },
+        { job: row.job_id, event: row.event, ref: row.ref },
       );
-      await this.o.store.notificationDone(taken.job_id, taken.event, taken.ref, "failed");
+      await this.o.store.notificationDone(row.job_id, row.event, row.ref, "failed");
       return;
     }
-    const payload = JSON.parse(taken.payload) as NotifyPayload;
-    const heldBack = taken.heldBack && heldBackOf(taken.heldBack);
-    // No turn free (a webhook host that answers slowly): a later look tries again.
-    if (!this.send(job, { ...payload, held_back: heldBack }, taken)) return;
+    const payload = JSON.parse(row.payload) as NotifyPayload;
+    const heldBack = row.heldBack && heldBackOf(row.heldBack);
+    if (!this.send(job, { ...payload, held_back: heldBack }, row)) return;
     notifyLog.info("job {job}: {event} notification (of {ref}) {why}: sending it now", {
       job: job.id,
-      event: taken.event,
-      ref: taken.ref,
+      event: row.event,
+      ref: row.ref,
       why,
     });
   }
@@ -430,7 +455,8 @@ export class Notifier {
       for (const _ of this.unrecorded) this.o.observer?.notified("queue", false);
     }
     const deadline = Deadline.in(this.o.clock, timeoutMs);
-    const all = () => Promise.all([this.loop, ...this.writing, ...this.busy]);
+    // No delivery starts from here on (see `send`): claims settling now leave theirs pending.
+    const all = () => Promise.all([this.loop, ...this.claiming, ...this.busy, ...this.delivering]);
     if (await deadline.wait(all(), timeoutMs / 2)) return;
     for (const hook of this.hooks) hook.interrupt();
     await deadline.wait(all());
@@ -438,28 +464,21 @@ export class Notifier {
 
   /** Decide and claim a notification now (`work`), beside the queue: it only waits for the database. */
   private claim(what: string, work: () => Promise<void>): void {
-    if (this.writing.size >= MAX_QUEUED) {
+    if (this.claiming.size >= MAX_QUEUED) {
       notifyLog.error(
         "{what}: notification dropped: {count} are already being claimed (is the database slow?)",
-        { what, count: this.writing.size },
+        { what, count: this.claiming.size },
       );
       this.o.observer?.notified("queue", false);
       return;
     }
-    this.write(
-      work().catch((error) => {
-        notifyLog.warn("{what}: notification not sent: {error}", {
-          what,
-          error: this.scrub(String(error)),
-        });
-      }),
-    );
-  }
-
-  /** Track database work beside the queue until it settles (`close` waits for it). */
-  private write(work: Promise<void>): void {
-    const writing = work.finally(() => this.writing.delete(writing));
-    this.writing.add(writing);
+    const claiming: Promise<void> = work().catch((error) => {
+      notifyLog.warn("{what}: notification not sent: {error}", {
+        what,
+        error: this.scrub(String(error)),
+      });
+    }).finally(() => this.claiming.delete(claiming));
+    this.claiming.add(claiming);
   }
 
   /** Whether a turn is free for a delivery (to webhook `host`, when it has one). */
@@ -550,6 +569,8 @@ export class Notifier {
       });
       return;
     }
+    // A stop under way: it stays pending, for the next service.
+    if (this.closing.signal.aborted) return;
     const sent = this.send(
       job,
       { ...payload, held_back: outcome.heldBack && heldBackOf(outcome.heldBack) },
@@ -567,8 +588,8 @@ export class Notifier {
    * Deliver `payload` through the job's hooks: the command and the mail in
    * one turn, the webhook in its host's. `claimed`: its `jm_notifications`
    * row, marked sent (or failed) once every channel is done; left pending
-   * when the service stopped first. False when no turn was free (nothing
-   * was started then).
+   * when the service stopped first. False when no turn was free, or the
+   * service stops (nothing was started then).
    */
   private send(
     job: Job,
@@ -577,7 +598,7 @@ export class Notifier {
   ): boolean {
     const hooks = hooksOf(payload.event, job, this.o.settings);
     const host = hooks.url === null ? null : hostOf(hooks.url);
-    if (!this.hasRoom(host)) return false;
+    if (this.closing.signal.aborted || !this.hasRoom(host)) return false;
     const key = claimed && claimKey(job.id, claimed.event, claimed.ref);
     if (key !== null) this.sending.add(key);
     const channels: Promise<boolean | null>[] = [];
@@ -601,26 +622,44 @@ export class Notifier {
         ),
       );
     }
-    this.write(
-      Promise.all(channels).then(async (results) => {
-        try {
-          // Cut short by a stop: pending still, sent again by the next service.
-          const cut = results.includes(null) ||
-            (this.closing.signal.aborted && results.includes(false));
-          if (claimed === null || cut) return;
-          await this.o.store.notificationDone(
-            job.id,
-            claimed.event,
-            claimed.ref,
-            results.every((ok) => ok) ? "sent" : "failed",
-          ).catch((error) => this.o.health.failed(error));
-        } finally {
-          if (key !== null) this.sending.delete(key);
-        }
-      }),
-    );
+    const delivering: Promise<void> = Promise.all(channels).then(async (results) => {
+      try {
+        // Cut short by a stop: pending still, sent again by the next service.
+        const cut = results.includes(null) ||
+          (this.closing.signal.aborted && results.includes(false));
+        if (claimed === null || cut) return;
+        await this.markDone(job.id, claimed, results.every((ok) => ok) ? "sent" : "failed");
+      } finally {
+        if (key !== null) this.sending.delete(key);
+      }
+    }).finally(() => this.delivering.delete(delivering));
+    this.delivering.add(delivering);
     return true;
   }
+
+  /**
+   * Write a delivery's outcome, trying again (doubling waits) while the
+   * database refuses, until the service stops: a notification still
+   * pending would be sent again. Remembered once written (see `done`).
+   */
+  private async markDone(
+    jobId: string,
+    claimed: { event: NotifyEvent; ref: number },
+    outcome: "sent" | "failed",
+  ): Promise<void> {
+    for (let wait = FIRST_RETRY_MS;; wait = Math.min(2 * wait, DONE_RETRY_MAX_MS)) {
+      try {
+        await this.o.store.notificationDone(jobId, claimed.event, claimed.ref, outcome);
+        this.done.set(claimKey(jobId, claimed.event, claimed.ref), this.o.clock.now());
+        return;
+      } catch (error) {
+        this.o.health.failed(error);
+        if (this.closing.signal.aborted) return;
+        await this.o.clock.sleep(wait, this.closing.signal);
+      }
+    }
+  }
+
   private hookEnv(payload: NotifyPayload): Record<string, string> {
     const text = (v: unknown) => v === null || v === undefined ? "" : String(v);
     return {
@@ -672,6 +711,7 @@ export class Notifier {
   private async runCommand(job: Job, command: string, payload: NotifyPayload): Promise<boolean> {
     const result = await this.shell(command, payload, JSON.stringify(payload));
     const ok = result.status === "success";
+    if (!ok && this.cutByStop(job, payload, "hook command")) return false;
     this.o.observer?.notified("command", ok);
     if (ok) {
       notifyLog.info("job {job}: {event} hook command ran", {
@@ -701,6 +741,7 @@ export class Notifier {
     const s = this.o.settings;
     const result = await this.shell(s.sendmail, payload, mailText(s.mailto, payload));
     const ok = result.status === "success";
+    if (!ok && this.cutByStop(job, payload, "mail")) return false;
     this.o.observer?.notified("mail", ok);
     if (ok) {
       notifyLog.info("job {job}: {event} mailed to {to}", {
@@ -723,6 +764,19 @@ export class Notifier {
       },
     );
     return false;
+  }
+
+  /**
+   * Whether the stop cut a channel short (`what`): said as such, not as a
+   * failure; the notification stays pending and is sent again.
+   */
+  private cutByStop(job: Job, payload: NotifyPayload, what: string): boolean {
+    if (!this.closing.signal.aborted) return false;
+    notifyLog.info(
+      "job {job}: {event} {what} cut short by the stop; the notification stays pending, and the next service sends it again",
+      { job: job.id, event: payload.event, what },
+    );
+    return true;
   }
 
   /** `text` without anything secret a webhook URL (or the signing key) holds. */
@@ -793,6 +847,7 @@ export class Notifier {
       }
       if (!retry) break;
     }
+    if (this.cutByStop(job, payload, `webhook ${urlForLog(url)}`)) return false;
     this.o.observer?.notified("webhook", false);
     notifyLog.warn("job {job}: {event} webhook {url} failed: {why}", {
       job: job.id,

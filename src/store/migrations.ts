@@ -398,16 +398,21 @@ export const MIGRATIONS: Migration[] = [
   {
     version: 9,
     name: "notifications outlive their service: a claim keeps what it sends until it is sent",
-    // `pending` claims are found by outcome; one ALTER on MySQL, so that it
-    // is all or nothing there too.
+    // `pending` claims are found by outcome; `attempt` changes with each
+    // taker, so that one node only sends it; `held_id` names the held claim
+    // whose payload jm_notify_state keeps. One ALTER a table on MySQL, so
+    // that each is all or nothing there too.
     statements: {
       mysql: [
-        "ALTER TABLE jm_notifications ADD COLUMN payload MEDIUMTEXT NULL, ADD COLUMN held_back TEXT NULL, ADD KEY jm_notifications_outcome (outcome, created_at)",
+        "ALTER TABLE jm_notifications ADD COLUMN payload MEDIUMTEXT NULL, ADD COLUMN held_back TEXT NULL, ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0, ADD KEY jm_notifications_outcome (outcome, created_at)",
+        "ALTER TABLE jm_notify_state ADD COLUMN held_id BIGINT NULL",
       ],
       sqlite: [
         "ALTER TABLE jm_notifications ADD COLUMN payload TEXT NULL",
         "ALTER TABLE jm_notifications ADD COLUMN held_back TEXT NULL",
+        "ALTER TABLE jm_notifications ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0",
         "CREATE INDEX IF NOT EXISTS jm_notifications_outcome ON jm_notifications (outcome, created_at)",
+        "ALTER TABLE jm_notify_state ADD COLUMN held_id BIGINT NULL",
       ],
     },
   },

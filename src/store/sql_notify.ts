@@ -73,12 +73,13 @@ export async function claimNotification(
     if (lastSent !== null && lastSent > claim.at - claim.minIntervalMs) {
       statuses[claim.status] = (statuses[claim.status] ?? 0) + 1;
       await tx.run(
-        "UPDATE jm_notify_state SET held_count = ?, held_since = ?, held_statuses = ?, held_payload = ? WHERE job_id = ?",
+        "UPDATE jm_notify_state SET held_count = ?, held_since = ?, held_statuses = ?, held_payload = ?, held_id = ? WHERE job_id = ?",
         [
           held + 1,
           held === 0 ? claim.at : Number(state.held_since),
           JSON.stringify(statuses),
           claim.payload,
+          inserted.lastId,
           claim.job_id,
         ],
       );
@@ -89,7 +90,7 @@ export async function claimNotification(
       return { send: false, dueAt: lastSent + claim.minIntervalMs };
     }
     await tx.run(
-      "UPDATE jm_notify_state SET last_sent_at = ?, held_count = 0, held_since = NULL, held_statuses = NULL, held_payload = NULL WHERE job_id = ?",
+      "UPDATE jm_notify_state SET last_sent_at = ?, held_count = 0, held_since = NULL, held_statuses = NULL, held_payload = NULL, held_id = NULL WHERE job_id = ?",
       [claim.at, claim.job_id],
     );
     if (held === 0) return { send: true, heldBack: null };
@@ -104,13 +105,20 @@ export async function claimNotification(
 
 export async function pendingNotifications(
   driver: Driver,
-  mine: string,
-  orphanBefore: number,
-  limit: number,
+  query: {
+    mine: string;
+    orphanBefore: number;
+    writing: readonly string[];
+    afterId: number;
+    limit: number;
+  },
 ): Promise<PendingNotification[]> {
+  const others = query.writing.filter((id) => id !== query.mine);
   const rows = await driver.all(
-    "SELECT id, job_id, event, ref, node_id, payload, held_back FROM jm_notifications WHERE outcome = 'pending' AND (node_id = ? OR created_at <= ?) ORDER BY created_at, id LIMIT ?",
-    [mine, orphanBefore, limit],
+    `SELECT id, job_id, event, ref, node_id, attempt, payload, held_back FROM jm_notifications WHERE outcome = 'pending' AND id > ? AND (node_id = ? OR (created_at <= ?${
+      others.length === 0 ? "" : ` AND node_id NOT IN (${others.map(() => "?").join(", ")})`
+    })) ORDER BY id LIMIT ?`,
+    [query.afterId, query.mine, query.orphanBefore, ...others, query.limit],
   );
   return rows.map((row) => ({
     id: Number(row.id),
@@ -118,6 +126,7 @@ export async function pendingNotifications(
     event: String(row.event) as NotifyEvent,
     ref: Number(row.ref),
     node_id: String(row.node_id),
+    attempt: Number(row.attempt),
     payload: String(row.payload),
     heldBack: typeof row.held_back === "string" ? JSON.parse(row.held_back) as HeldBack : null,
   }));
@@ -175,7 +184,7 @@ export async function takeHeld(
 ): Promise<TakenHeld> {
   // The due ones first, and the first not due, for when it will be.
   const rows = await driver.all(
-    "SELECT job_id, last_sent_at, held_count, held_since, held_statuses, held_payload FROM jm_notify_state WHERE held_count > 0 ORDER BY last_sent_at, job_id LIMIT ?",
+    "SELECT job_id, last_sent_at, held_count, held_since, held_statuses, held_payload, held_id FROM jm_notify_state WHERE held_count > 0 ORDER BY last_sent_at, job_id LIMIT ?",
     [HELD_PER_FLUSH + 1],
   );
   const taken: TakenHeld["taken"] = [];
@@ -186,15 +195,20 @@ export async function takeHeld(
     const took = await driver.transaction(async (tx) => {
       // Only one service takes it: the write that finds the row as read.
       const { changes } = await tx.run(
-        "UPDATE jm_notify_state SET last_sent_at = ?, held_count = 0, held_since = NULL, held_statuses = NULL, held_payload = NULL WHERE job_id = ? AND last_sent_at = ? AND held_count = ?",
+        "UPDATE jm_notify_state SET last_sent_at = ?, held_count = 0, held_since = NULL, held_statuses = NULL, held_payload = NULL, held_id = NULL WHERE job_id = ? AND last_sent_at = ? AND held_count = ?",
         [now, String(row.job_id), Number(row.last_sent_at), Number(row.held_count)],
       );
       if (changes !== 1 || typeof row.held_payload !== "string") return null;
-      // The latest held is the one whose payload the state kept: it goes, the others are counted.
-      const [latest] = await tx.all(
-        "SELECT id, event, ref, status FROM jm_notifications WHERE job_id = ? AND outcome = 'held' ORDER BY id DESC LIMIT 1",
-        [String(row.job_id)],
-      );
+      // The held claim whose payload the state kept goes, the others are
+      // counted; held before version 9, which kept no id: the latest.
+      const [latest] = row.held_id === null
+        ? await tx.all(
+          "SELECT id, event, ref, status FROM jm_notifications WHERE job_id = ? AND outcome = 'held' ORDER BY id DESC LIMIT 1",
+          [String(row.job_id)],
+        )
+        : await tx.all("SELECT id, event, ref, status FROM jm_notifications WHERE id = ?", [
+          Number(row.held_id),
+        ]);
       if (latest === undefined) return null;
       const count = Number(row.held_count) - 1;
       const heldBack: HeldBack | null = count === 0 ? null : {
@@ -212,6 +226,7 @@ export async function takeHeld(
         event: String(latest.event) as NotifyEvent,
         ref: Number(latest.ref),
         node_id: nodeId,
+        attempt: 0,
         payload: row.held_payload,
         heldBack,
       };

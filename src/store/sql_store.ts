@@ -897,11 +897,9 @@ export class SqlStore implements Store {
   }
 
   pendingNotifications(
-    mine: string,
-    orphanBefore: number,
-    limit: number,
+    query: Parameters<Store["pendingNotifications"]>[0],
   ): Promise<PendingNotification[]> {
-    return notify.pendingNotifications(this.driver, mine, orphanBefore, limit);
+    return notify.pendingNotifications(this.driver, query);
   }
 
   async notificationsPending(): Promise<{ count: number; oldest: number | null }> {
@@ -911,10 +909,10 @@ export class SqlStore implements Store {
     return { count: Number(row.n), oldest: row.oldest === null ? null : Number(row.oldest) };
   }
 
-  async takeNotification(id: number, from: string, to: string): Promise<boolean> {
+  async takeNotification(id: number, attempt: number, to: string): Promise<boolean> {
     const { changes } = await this.driver.run(
-      "UPDATE jm_notifications SET node_id = ? WHERE id = ? AND node_id = ? AND outcome = 'pending'",
-      [to, id, from],
+      "UPDATE jm_notifications SET node_id = ?, attempt = attempt + 1 WHERE id = ? AND attempt = ? AND outcome = 'pending'",
+      [to, id, attempt],
     );
     return changes === 1;
   }

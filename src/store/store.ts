@@ -393,6 +393,8 @@ export interface PendingNotification {
   event: NotifyEvent;
   ref: number;
   node_id: string;
+  /** How many times it was taken over since its claim (see `takeNotification`). */
+  attempt: number;
   /** As given to `claimNotification`. */
   payload: string;
   /** What was held back before it, sent with it. */
@@ -441,21 +443,24 @@ export interface NotifyStore {
   ): Promise<void>;
 
   /**
-   * Notifications claimed to be sent and not sent yet (`pending`), oldest
-   * first, at most `limit`: those of node `mine`, and those of any node
-   * claimed at `orphanBefore` or before (ms).
+   * Notifications claimed to be sent and not sent yet (`pending`), by id,
+   * after id `afterId`, at most `limit`: those of node `mine`, and those of
+   * any node but `writing` claimed at `orphanBefore` or before (ms).
    */
-  pendingNotifications(
-    mine: string,
-    orphanBefore: number,
-    limit: number,
-  ): Promise<PendingNotification[]>;
+  pendingNotifications(query: {
+    mine: string;
+    orphanBefore: number;
+    writing: readonly string[];
+    afterId: number;
+    limit: number;
+  }): Promise<PendingNotification[]>;
 
   /**
-   * Make pending notification `id`, claimed by node `from`, node `to`'s to
-   * send: false when it is not `from`'s, or not pending, any more.
+   * Make pending notification `id`, as last taken (its `attempt`), node
+   * `to`'s to send: false when another took it meanwhile, or it is not
+   * pending any more. One taker of each attempt wins.
    */
-  takeNotification(id: number, from: string, to: string): Promise<boolean>;
+  takeNotification(id: number, attempt: number, to: string): Promise<boolean>;
 
   /** How many notifications are pending, and when the oldest of them was claimed (ms; null: none). */
   notificationsPending(): Promise<{ count: number; oldest: number | null }>;
