@@ -160,6 +160,6 @@ ALTER TABLE jm_nodes ADD COLUMN leaving_at BIGINT NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (8, 'several services: a node stopping says so while it ends its runs', 0);
 
 -- migration 9: notifications outlive their service: a claim keeps what it sends until it is sent
-ALTER TABLE jm_notifications ADD COLUMN payload MEDIUMTEXT NULL, ADD COLUMN held_back TEXT NULL, ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0, ADD KEY jm_notifications_outcome (outcome, created_at);
+ALTER TABLE jm_notifications ADD COLUMN payload MEDIUMTEXT NULL, ADD COLUMN held_back TEXT NULL, ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0, ADD COLUMN taken_at BIGINT NULL, ADD KEY jm_notifications_outcome (outcome, created_at);
 ALTER TABLE jm_notify_state ADD COLUMN held_id BIGINT NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (9, 'notifications outlive their service: a claim keeps what it sends until it is sent', 0);

@@ -187,6 +187,7 @@ INSERT INTO jm_schema_version (version, name, applied_at) VALUES (8, 'several se
 ALTER TABLE jm_notifications ADD COLUMN payload TEXT NULL;
 ALTER TABLE jm_notifications ADD COLUMN held_back TEXT NULL;
 ALTER TABLE jm_notifications ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jm_notifications ADD COLUMN taken_at BIGINT NULL;
 CREATE INDEX IF NOT EXISTS jm_notifications_outcome ON jm_notifications (outcome, created_at);
 ALTER TABLE jm_notify_state ADD COLUMN held_id BIGINT NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (9, 'notifications outlive their service: a claim keeps what it sends until it is sent', 0);

@@ -137,17 +137,51 @@ contract(
   },
 );
 
-contract("takeNotification", "one taker of each attempt", async ({ store }) => {
-  await store.claimNotification(claim(1, 1000));
-  const [{ id }] = await pending(store, "n1", 0);
-  // Its own node, restarted, and another that saw it stop, both as read at attempt 0.
-  assertEquals(await store.takeNotification(id, 0, "n1"), true);
-  assertEquals(await store.takeNotification(id, 0, "n2"), false);
-  assertEquals((await pending(store, "n1", 0)).map((p) => [p.node_id, p.attempt]), [["n1", 1]]);
-  assertEquals(await store.takeNotification(id, 1, "n2"), true);
-  await store.notificationDone("a", "failure", 1, "sent");
-  assertEquals(await store.takeNotification(id, 2, "n3"), false);
-});
+contract(
+  "takeNotification",
+  "one taker of each attempt; a row taken is young again for the others",
+  async ({ store }) => {
+    await store.claimNotification(claim(1, 1000));
+    const [{ id }] = await pending(store, "n1", 0);
+    // Its own node, restarted, and another that saw it stop, both as read at attempt 0.
+    assertEquals(await store.takeNotification(id, 0, "n1", 50_000), true);
+    assertEquals(await store.takeNotification(id, 0, "n2", 50_000), false);
+    assertEquals((await pending(store, "n1", 0)).map((p) => [p.node_id, p.attempt]), [["n1", 1]]);
+    // Claimed long ago but taken at 50 s: not another's before then.
+    assertEquals(await pending(store, "n2", 49_999), []);
+    assertEquals((await pending(store, "n2", 50_000)).map((p) => p.ref), [1]);
+    assertEquals(await store.takeNotification(id, 1, "n2", 60_000), true);
+    await store.notificationDone("a", "failure", 1, "sent");
+    assertEquals(await store.takeNotification(id, 2, "n3", 70_000), false);
+  },
+);
+
+contract(
+  "pruneOlderThan",
+  "jm_notifications: a notification still pending is kept, however old",
+  async ({ db, store }) => {
+    await store.claimNotification(claim(1, 1000, { minIntervalMs: null }));
+    await store.claimNotification(claim(2, 1000, { minIntervalMs: null, job_id: "b" }));
+    await store.notificationDone("b", "failure", 2, "sent");
+    assertEquals(await store.pruneOlderThan("jm_notifications", 3000, 100), 1);
+    assertEquals(await countRows(db, "jm_notifications", "outcome = 'pending'"), 1);
+  },
+);
+
+contract(
+  "takeHeld",
+  "a held notification whose claim was deleted is said lost, not taken",
+  async ({ db, store }) => {
+    await store.claimNotification(claim(1, 1000));
+    await store.claimNotification(claim(2, 2000));
+    await rawQuery(db, "DELETE FROM jm_notifications WHERE ref = 2");
+    assertEquals(await store.takeHeld(1000 + MINUTE, MINUTE, "n1"), {
+      taken: [],
+      nextDueAt: null,
+      lost: ["a"],
+    });
+  },
+);
 
 contract(
   "takeHeld",
@@ -162,6 +196,7 @@ contract(
     assertEquals(await store.takeHeld(1000 + MINUTE - 1, MINUTE, "n2"), {
       taken: [],
       nextDueAt: 1000 + MINUTE,
+      lost: [],
     });
     const { taken, nextDueAt } = await store.takeHeld(1000 + MINUTE, MINUTE, "n2");
     assertEquals(nextDueAt, null);
@@ -176,7 +211,11 @@ contract(
       // The one taken stands for itself: two more were held before it.
       heldBack: { count: 2, since: 2000, statuses: { failed: 1, timeout: 1 } },
     }]);
-    assertEquals(await store.takeHeld(1000 + MINUTE, MINUTE, "n3"), { taken: [], nextDueAt: null });
+    assertEquals(await store.takeHeld(1000 + MINUTE, MINUTE, "n3"), {
+      taken: [],
+      nextDueAt: null,
+      lost: [],
+    });
     // Pending as any other, n2's, until done.
     assertEquals((await pending(store, "n2", 0)).map((p) => [p.ref, p.heldBack?.count]), [[4, 2]]);
     assertEquals(await countRows(db, "jm_notifications", "outcome = 'held'"), 2);
@@ -288,6 +327,7 @@ contract(
 contract("pruneOlderThan", "jm_notifications by created_at", async ({ db, store }) => {
   await store.claimNotification(claim(1, 1000, { minIntervalMs: null }));
   await store.claimNotification(claim(2, 5000, { minIntervalMs: null }));
+  for (const ref of [1, 2]) await store.notificationDone("a", "failure", ref, "sent");
   assertEquals(await store.pruneOlderThan("jm_notifications", 3000, 100), 1);
   assertEquals(await countRows(db, "jm_notifications"), 1);
 });

@@ -232,6 +232,11 @@ export class Notifier {
   private readonly silenced = new Map<string, number>();
   /** When held-back notifications are looked for next (see HELD_LOOK_MAX_MS); at once at start. */
   private heldLookAt = -Infinity;
+  /**
+   * The first look for pending notifications, at start: new claims wait
+   * for it, so that what this node left pending goes before anything newer.
+   */
+  private readonly firstLook = Promise.withResolvers<void>();
 
   constructor(private readonly o: NotifierOptions) {}
 
@@ -306,6 +311,7 @@ export class Notifier {
       if (this.o.health.online) {
         await this.sendPending(this.o.clock.now()).catch((error) => this.o.health.failed(error));
       }
+      this.firstLook.resolve();
       while (!this.closing.signal.aborted) {
         await this.o.clock.sleep(NOTIFY_CHECK_MS, this.closing.signal);
         if (this.closing.signal.aborted || !this.o.health.online) continue;
@@ -348,11 +354,12 @@ export class Notifier {
       );
     }
     await this.sendPending(now);
-    if (this.o.settings.minIntervalMs === 0 || now < this.heldLookAt) return;
+    // With notify.min_interval 0 too: what was held before it was set so goes now.
+    if (now < this.heldLookAt) return;
     // A hold meanwhile (notify, from the queue) lowers it; what this look finds must not undo that.
     const lookAt = this.heldLookAt;
     this.heldLookAt = Infinity;
-    const { taken, nextDueAt } = await this.o.store.takeHeld(
+    const { taken, nextDueAt, lost } = await this.o.store.takeHeld(
       now,
       this.o.settings.minIntervalMs,
       this.o.nodeId(),
@@ -362,8 +369,15 @@ export class Notifier {
       throw error;
     });
     this.heldLookAt = Math.min(this.heldLookAt, nextDueAt ?? Infinity, now + HELD_LOOK_MAX_MS);
+    for (const jobId of lost) {
+      notifyLog.warn(
+        "job {job}: its held-back notification is not sent: its claim in jm_notifications was deleted before it was due (housekeeping keeps jobsmanager.keep_run_days; keep it longer than notify.min_interval)",
+        { job: jobId },
+      );
+    }
     // Pending now: what finds no turn free goes at a later look.
-    for (const held of taken) await this.sendTaken(held, "held back, due now");
+    const jobs = new Map<string, Job | null>();
+    for (const held of taken) await this.sendTaken(held, "held back, due now", jobs);
   }
 
   /**
@@ -376,6 +390,8 @@ export class Notifier {
   private async sendPending(now: number): Promise<void> {
     const me = this.o.nodeId();
     for (const [key, at] of this.done) if (at < now - DONE_MEMORY_MS) this.done.delete(key);
+    // Read once a look: a backlog of one job's notifications costs one read, not one each.
+    const jobs = new Map<string, Job | null>();
     for (let afterId = 0; this.queue.length < MAX_QUEUED;) {
       const page = await this.o.store.pendingNotifications({
         mine: me,
@@ -393,6 +409,7 @@ export class Notifier {
           row.node_id === me
             ? "claimed before and not sent yet"
             : `claimed by node ${row.node_id}, which stopped before it went out`,
+          jobs,
         );
       }
       if (page.length < PENDING_PAGE) return;
@@ -404,14 +421,21 @@ export class Notifier {
    * Take a pending notification (`why`, for the log) and send it, unless
    * another node took it first, or no turn is free for it (a later look
    * tries again). One whose job was removed meanwhile is done with, unsent.
+   * `jobs`: the jobs read in this look.
    */
-  private async sendTaken(row: PendingNotification, why: string): Promise<void> {
-    const job = await this.o.store.getJob(row.job_id);
+  private async sendTaken(
+    row: PendingNotification,
+    why: string,
+    jobs: Map<string, Job | null>,
+  ): Promise<void> {
+    if (!jobs.has(row.job_id)) jobs.set(row.job_id, await this.o.store.getJob(row.job_id));
+    const job = jobs.get(row.job_id)!;
     if (job) {
       const url = hooksOf(row.event, job, this.o.settings).url;
       if (!this.hasRoom(url === null ? null : hostOf(url))) return;
     }
-    if (!await this.o.store.takeNotification(row.id, row.attempt, this.o.nodeId())) return;
+    const now = this.o.clock.now();
+    if (!await this.o.store.takeNotification(row.id, row.attempt, this.o.nodeId(), now)) return;
     if (!job) {
       notifyLog.warn(
         "job {job}: its {event} notification (of {ref}) is not sent: the job was removed before it went out",
@@ -472,7 +496,7 @@ export class Notifier {
       this.o.observer?.notified("queue", false);
       return;
     }
-    const claiming: Promise<void> = work().catch((error) => {
+    const claiming: Promise<void> = this.firstLook.promise.then(work).catch((error) => {
       notifyLog.warn("{what}: notification not sent: {error}", {
         what,
         error: this.scrub(String(error)),

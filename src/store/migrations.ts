@@ -399,18 +399,20 @@ export const MIGRATIONS: Migration[] = [
     version: 9,
     name: "notifications outlive their service: a claim keeps what it sends until it is sent",
     // `pending` claims are found by outcome; `attempt` changes with each
-    // taker, so that one node only sends it; `held_id` names the held claim
+    // taker, so that one node only sends it, and `taken_at` is when the last
+    // took it (another may take it over only long after that); `held_id` names the held claim
     // whose payload jm_notify_state keeps. One ALTER a table on MySQL, so
     // that each is all or nothing there too.
     statements: {
       mysql: [
-        "ALTER TABLE jm_notifications ADD COLUMN payload MEDIUMTEXT NULL, ADD COLUMN held_back TEXT NULL, ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0, ADD KEY jm_notifications_outcome (outcome, created_at)",
+        "ALTER TABLE jm_notifications ADD COLUMN payload MEDIUMTEXT NULL, ADD COLUMN held_back TEXT NULL, ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0, ADD COLUMN taken_at BIGINT NULL, ADD KEY jm_notifications_outcome (outcome, created_at)",
         "ALTER TABLE jm_notify_state ADD COLUMN held_id BIGINT NULL",
       ],
       sqlite: [
         "ALTER TABLE jm_notifications ADD COLUMN payload TEXT NULL",
         "ALTER TABLE jm_notifications ADD COLUMN held_back TEXT NULL",
         "ALTER TABLE jm_notifications ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jm_notifications ADD COLUMN taken_at BIGINT NULL",
         "CREATE INDEX IF NOT EXISTS jm_notifications_outcome ON jm_notifications (outcome, created_at)",
         "ALTER TABLE jm_notify_state ADD COLUMN held_id BIGINT NULL",
       ],

@@ -115,7 +115,7 @@ export async function pendingNotifications(
 ): Promise<PendingNotification[]> {
   const others = query.writing.filter((id) => id !== query.mine);
   const rows = await driver.all(
-    `SELECT id, job_id, event, ref, node_id, attempt, payload, held_back FROM jm_notifications WHERE outcome = 'pending' AND id > ? AND (node_id = ? OR (created_at <= ?${
+    `SELECT id, job_id, event, ref, node_id, attempt, payload, held_back FROM jm_notifications WHERE outcome = 'pending' AND id > ? AND (node_id = ? OR (COALESCE(taken_at, created_at) <= ?${
       others.length === 0 ? "" : ` AND node_id NOT IN (${others.map(() => "?").join(", ")})`
     })) ORDER BY id LIMIT ?`,
     [query.afterId, query.mine, query.orphanBefore, ...others, query.limit],
@@ -188,10 +188,11 @@ export async function takeHeld(
     [HELD_PER_FLUSH + 1],
   );
   const taken: TakenHeld["taken"] = [];
+  const lost: string[] = [];
   for (const [i, row] of rows.entries()) {
     const dueAt = Number(row.last_sent_at) + minIntervalMs;
-    if (dueAt > now) return { taken, nextDueAt: dueAt };
-    if (i === HELD_PER_FLUSH) return { taken, nextDueAt: now };
+    if (dueAt > now) return { taken, nextDueAt: dueAt, lost };
+    if (i === HELD_PER_FLUSH) return { taken, nextDueAt: now, lost };
     const took = await driver.transaction(async (tx) => {
       // Only one service takes it: the write that finds the row as read.
       const { changes } = await tx.run(
@@ -209,7 +210,10 @@ export async function takeHeld(
         : await tx.all("SELECT id, event, ref, status FROM jm_notifications WHERE id = ?", [
           Number(row.held_id),
         ]);
-      if (latest === undefined) return null;
+      if (latest === undefined) {
+        lost.push(String(row.job_id));
+        return null;
+      }
       const count = Number(row.held_count) - 1;
       const heldBack: HeldBack | null = count === 0 ? null : {
         count,
@@ -217,8 +221,8 @@ export async function takeHeld(
         statuses: minusOne(statusCounts(row.held_statuses), String(latest.status)),
       };
       await tx.run(
-        "UPDATE jm_notifications SET outcome = 'pending', node_id = ?, payload = ?, held_back = ? WHERE id = ?",
-        [nodeId, row.held_payload, heldBack && JSON.stringify(heldBack), Number(latest.id)],
+        "UPDATE jm_notifications SET outcome = 'pending', node_id = ?, taken_at = ?, payload = ?, held_back = ? WHERE id = ?",
+        [nodeId, now, row.held_payload, heldBack && JSON.stringify(heldBack), Number(latest.id)],
       );
       return {
         id: Number(latest.id),
@@ -233,5 +237,5 @@ export async function takeHeld(
     });
     if (took !== null) taken.push(took);
   }
-  return { taken, nextDueAt: null };
+  return { taken, nextDueAt: null, lost };
 }

@@ -318,9 +318,12 @@ export async function pruneOlderThan(
   before: number,
   limit: number,
 ): Promise<number> {
-  const where = table !== "jm_runs"
-    ? "created_at < ?"
-    : `scheduled_at < ? AND status IN (${FINAL_STATUSES.map((s) => `'${s}'`).join(", ")})`;
+  const where = table === "jm_runs"
+    ? `scheduled_at < ? AND status IN (${FINAL_STATUSES.map((s) => `'${s}'`).join(", ")})`
+    // A notification still to send is kept, however old.
+    : table === "jm_notifications"
+    ? "created_at < ? AND outcome <> 'pending'"
+    : "created_at < ?";
   const result = await driver.run(driver.profile.deleteOldest(table, where), [before, limit]);
   return result.changes;
 }

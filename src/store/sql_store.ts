@@ -909,10 +909,10 @@ export class SqlStore implements Store {
     return { count: Number(row.n), oldest: row.oldest === null ? null : Number(row.oldest) };
   }
 
-  async takeNotification(id: number, attempt: number, to: string): Promise<boolean> {
+  async takeNotification(id: number, attempt: number, to: string, now: number): Promise<boolean> {
     const { changes } = await this.driver.run(
-      "UPDATE jm_notifications SET node_id = ?, attempt = attempt + 1 WHERE id = ? AND attempt = ? AND outcome = 'pending'",
-      [to, id, attempt],
+      "UPDATE jm_notifications SET node_id = ?, attempt = attempt + 1, taken_at = ? WHERE id = ? AND attempt = ? AND outcome = 'pending'",
+      [to, now, id, attempt],
     );
     return changes === 1;
   }

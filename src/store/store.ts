@@ -405,6 +405,8 @@ export interface PendingNotification {
 export interface TakenHeld {
   taken: PendingNotification[];
   nextDueAt: number | null;
+  /** Jobs whose held notification was due, but whose claim was deleted meanwhile (housekeeping). */
+  lost: string[];
 }
 
 /** A job whose silence alert may be due: no success since `since`. */
@@ -445,7 +447,8 @@ export interface NotifyStore {
   /**
    * Notifications claimed to be sent and not sent yet (`pending`), by id,
    * after id `afterId`, at most `limit`: those of node `mine`, and those of
-   * any node but `writing` claimed at `orphanBefore` or before (ms).
+   * any node but `writing` claimed, or last taken, at `orphanBefore` or
+   * before (ms).
    */
   pendingNotifications(query: {
     mine: string;
@@ -457,10 +460,10 @@ export interface NotifyStore {
 
   /**
    * Make pending notification `id`, as last taken (its `attempt`), node
-   * `to`'s to send: false when another took it meanwhile, or it is not
-   * pending any more. One taker of each attempt wins.
+   * `to`'s to send, taken at `now` (ms): false when another took it
+   * meanwhile, or it is not pending any more. One taker of each attempt wins.
    */
-  takeNotification(id: number, attempt: number, to: string): Promise<boolean>;
+  takeNotification(id: number, attempt: number, to: string, now: number): Promise<boolean>;
 
   /** How many notifications are pending, and when the oldest of them was claimed (ms; null: none). */
   notificationsPending(): Promise<{ count: number; oldest: number | null }>;
