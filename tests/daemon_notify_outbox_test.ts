@@ -9,17 +9,103 @@
  * notification" (two attack reviews found each of them broken first).
  */
 import { assert, assertEquals } from "./assert.ts";
-import { BACKENDS, freshDatabase, rawQuery, serviceRow, waitFor } from "./helpers.ts";
+import { type Backend, BACKENDS, freshDatabase, rawQuery, serviceRow, waitFor } from "./helpers.ts";
 import { DaemonHarness, NODE_ID, storeWith, T0 } from "./daemon_harness.ts";
 import {
   appendStdin,
   failurePayload,
   jsonLines,
+  leftPending,
   outcomes,
   tempDir,
   touched,
 } from "./notify_fixtures.ts";
 import { Metrics } from "../src/http/metrics.ts";
+
+/**
+ * Node n2 stops, leaving a notification it claimed `claimedAgoMs` ago
+ * pending; it comes back under its id and sends it (its hook waits for
+ * `go`), while n1, which looks at the nodes once a heartbeat (60 s), has
+ * not seen it back yet: n1 must not send it too.
+ */
+async function restartRace(backend: Backend, claimedAgoMs: number): Promise<void> {
+  await using dir = await tempDir();
+  const d = dir.path;
+  const db = await freshDatabase(backend);
+  const options = (nodeId: string) => ({
+    nodeId,
+    claimTimeoutMs: 600_000,
+    settings: { "jobsmanager.heartbeat_interval": 60, "notify.min_interval": 0 },
+  });
+  const n1 = await DaemonHarness.create(db, options("n1"));
+  const n2 = await DaemonHarness.create(db, options("n2"));
+  const n2again = await DaemonHarness.create(db, options("n2"));
+  const all = [n1, n2, n2again];
+  for (const h of all) {
+    h.peers = all;
+    h.owner = false;
+  }
+  try {
+    await n1.job("j", {
+      schedule: { second: "0", minute: "0", hour: "12" },
+      on_failure: `touch '${d}/started.'$$; while ! test -e '${d}/go'; do sleep 0.05; done`,
+    });
+    await n1.start();
+    await n2.start();
+    await n1.until(async () => {
+      if (!n1.line(/^2 live nodes: n1, n2$/)) await n1.clock.advance(1000);
+      return n1.line(/^2 live nodes: n1, n2$/);
+    }, "n1 to see n2");
+    await n2.stop();
+    await n2.until(async () => {
+      if (!n2.ended) await n2.clock.advance(1000);
+      return n2.ended;
+    }, "n2 to stop");
+    await n1.until(async () => {
+      if (!n1.line(/^1 live nodes: n1$/)) await n1.clock.advance(1000);
+      return n1.line(/^1 live nodes: n1$/);
+    }, "n1 to see n2 gone");
+    // What n2 left pending, claimed `claimedAgoMs` ago, waiting for a turn as it stopped.
+    await leftPending(n1.store, {
+      job: "j",
+      ref: 7,
+      at: n1.clock.now() - claimedAgoMs,
+      node: "n2",
+    });
+    n2again.clock.set(n1.clock.now());
+    await n2again.start();
+    await n2again.until(async () => {
+      if (await touched(`${d}/started`) === 0) await n2again.clock.advance(1000);
+      return await touched(`${d}/started`) === 1;
+    }, "n2 to send its pending notification");
+    // 15 s of n1's looks (every 5 s); its next look at the nodes is a heartbeat (60 s) after the last.
+    const from = n1.clock.now();
+    await n1.until(async () => {
+      if (n1.clock.now() < from + 15_000) await n1.clock.advance(1000);
+      return n1.clock.now() >= from + 15_000;
+    }, "15 s of n1");
+    await n1.until(
+      async () =>
+        n1.count(/claimed by node n2, which stopped before it went out/) === 0 ||
+        await touched(`${d}/started`) === 2,
+      "n1's delivery to start, if it sends it",
+    );
+    const n1Lines = n1.lines.filter((l) => /notification \(of 7\)|live nodes/.test(l));
+    assertEquals(
+      await touched(`${d}/started`),
+      1,
+      `sent by both: ${n1Lines.join(" | ")} ; row: ${
+        JSON.stringify(
+          await rawQuery(db, "SELECT node_id, attempt, outcome FROM jm_notifications"),
+        )
+      }`,
+    );
+  } finally {
+    await Deno.writeTextFile(`${d}/go`, "").catch(() => {});
+    for (const h of all) await h[Symbol.asyncDispose]().catch((e) => console.error(e));
+    await db[Symbol.asyncDispose]();
+  }
+}
 
 for (const backend of BACKENDS) {
   /*
@@ -114,28 +200,10 @@ for (const backend of BACKENDS) {
       heartbeat_ms: 3_600_000,
     });
     for (let ref = 1; ref <= 100; ref++) {
-      await h.store.claimNotification({
-        job_id: "theirs",
-        event: "failure",
-        ref,
-        status: "failed",
-        at: T0 - 120_000 + ref,
-        node_id: "busy",
-        minIntervalMs: null,
-        payload: JSON.stringify(failurePayload("theirs", ref, "busy")),
-      });
+      await leftPending(h.store, { job: "theirs", ref, at: T0 - 120_000 + ref, node: "busy" });
     }
     // This node's own, left pending by its last run (a stop, a crash), claimed later.
-    await h.store.claimNotification({
-      job_id: "mine",
-      event: "failure",
-      ref: 500,
-      status: "failed",
-      at: T0 - 10_000,
-      node_id: NODE_ID,
-      minIntervalMs: null,
-      payload: JSON.stringify(failurePayload("mine", 500, NODE_ID)),
-    });
+    await leftPending(h.store, { job: "mine", ref: 500, at: T0 - 10_000, node: NODE_ID });
     await h.start();
     // README: "sent by the same service when it starts again ... within 5 s".
     const sent = await h.until(async () => {
@@ -183,27 +251,9 @@ for (const backend of BACKENDS) {
       });
       // What the last run of this node left pending: 150 posts to a host that hangs, then a page.
       for (let ref = 1; ref <= 150; ref++) {
-        await h.store.claimNotification({
-          job_id: "hooked",
-          event: "failure",
-          ref,
-          status: "failed",
-          at: T0 - 120_000 + ref,
-          node_id: NODE_ID,
-          minIntervalMs: null,
-          payload: JSON.stringify(failurePayload("hooked", ref, NODE_ID)),
-        });
+        await leftPending(h.store, { job: "hooked", ref, at: T0 - 120_000 + ref, node: NODE_ID });
       }
-      await h.store.claimNotification({
-        job_id: "paged",
-        event: "failure",
-        ref: 500,
-        status: "failed",
-        at: T0 - 10_000,
-        node_id: NODE_ID,
-        minIntervalMs: null,
-        payload: JSON.stringify(failurePayload("paged", 500, NODE_ID)),
-      });
+      await leftPending(h.store, { job: "paged", ref: 500, at: T0 - 10_000, node: NODE_ID });
       await h.start();
       const sent = await h.until(async () => {
         const got = await jsonLines(file);
@@ -349,88 +399,7 @@ for (const backend of BACKENDS) {
    * takes and sends its pending notification.
    */
   Deno.test(`notify outbox[${backend}]: a node restarting under its id and a node that has not seen it back yet do not both send its pending notification`, async () => {
-    await using dir = await tempDir();
-    const d = dir.path;
-    const db = await freshDatabase(backend);
-    const options = (nodeId: string) => ({
-      nodeId,
-      claimTimeoutMs: 600_000,
-      settings: { "jobsmanager.heartbeat_interval": 60, "notify.min_interval": 0 },
-    });
-    const n1 = await DaemonHarness.create(db, options("n1"));
-    const n2 = await DaemonHarness.create(db, options("n2"));
-    const n2again = await DaemonHarness.create(db, options("n2"));
-    const all = [n1, n2, n2again];
-    for (const h of all) {
-      h.peers = all;
-      h.owner = false;
-    }
-    try {
-      // The hook takes a moment: it waits for `go`.
-      await n1.job("j", {
-        schedule: { second: "0", minute: "0", hour: "12" },
-        on_failure: `touch '${d}/started.'$$; while ! test -e '${d}/go'; do sleep 0.05; done`,
-      });
-      await n1.start();
-      await n2.start();
-      await n1.until(async () => {
-        if (!n1.line(/^2 live nodes: n1, n2$/)) await n1.clock.advance(1000);
-        return n1.line(/^2 live nodes: n1, n2$/);
-      }, "n1 to see n2");
-      // n2 stops (a restart for an upgrade); n1 sees it gone, then looks once a heartbeat (60 s).
-      await n2.stop();
-      await n2.until(async () => {
-        if (!n2.ended) await n2.clock.advance(1000);
-        return n2.ended;
-      }, "n2 to stop");
-      await n1.until(async () => {
-        if (!n1.line(/^1 live nodes: n1$/)) await n1.clock.advance(1000);
-        return n1.line(/^1 live nodes: n1$/);
-      }, "n1 to see n2 gone");
-      // What n2 left pending: claimed a minute ago, still waiting for a turn as it stopped.
-      await n1.store.claimNotification({
-        job_id: "j",
-        event: "failure",
-        ref: 7,
-        status: "failed",
-        at: n1.clock.now() - 60_000,
-        node_id: "n2",
-        minIntervalMs: null,
-        payload: JSON.stringify(failurePayload("j", 7, "n2")),
-      });
-      // n2 is back under its id, and sends its own pending notification at its first look.
-      n2again.clock.set(n1.clock.now());
-      await n2again.start();
-      await n2again.until(async () => {
-        if (await touched(`${d}/started`) === 0) await n2again.clock.advance(1000);
-        return await touched(`${d}/started`) === 1;
-      }, "n2 to send its pending notification");
-      // n1's next look for pending notifications (every 5 s), within its heartbeat.
-      const from = n1.clock.now();
-      await n1.until(async () => {
-        if (n1.clock.now() < from + 10_000) await n1.clock.advance(1000);
-        return n1.clock.now() >= from + 10_000 &&
-          (n1.count(/notification \(of 7\)/) > 0 || n1.lines.length > 0);
-      }, "two looks of n1");
-      await n1.until(
-        async () =>
-          n1.count(/claimed by node n2, which stopped before it went out/) === 0 ||
-          await touched(`${d}/started`) === 2,
-        "n1's delivery to start, if it sends it",
-      );
-      const n1Lines = n1.lines.filter((l) => /notification \(of 7\)|live nodes/.test(l));
-      assertEquals(
-        await touched(`${d}/started`),
-        1,
-        `sent by both: ${n1Lines.join(" | ")} ; row: ${
-          JSON.stringify(await rawQuery(db, "SELECT node_id, outcome FROM jm_notifications"))
-        }`,
-      );
-    } finally {
-      await Deno.writeTextFile(`${d}/go`, "").catch(() => {});
-      for (const h of all) await h[Symbol.asyncDispose]().catch((e) => console.error(e));
-      await db[Symbol.asyncDispose]();
-    }
+    await restartRace(backend, 60_000);
   });
 }
 
@@ -649,86 +618,7 @@ for (const backend of BACKENDS) {
    * 170 s old row is not raced by a node that has not seen it back yet.
    */
   Deno.test(`notify outbox[${backend}]: a node that takes an old pending row is not raced by another that has not seen it yet`, async () => {
-    await using dir = await tempDir();
-    const d = dir.path;
-    const db = await freshDatabase(backend);
-    const options = (nodeId: string) => ({
-      nodeId,
-      claimTimeoutMs: 600_000,
-      settings: { "jobsmanager.heartbeat_interval": 60, "notify.min_interval": 0 },
-    });
-    const n1 = await DaemonHarness.create(db, options("n1"));
-    const n2 = await DaemonHarness.create(db, options("n2"));
-    const n2again = await DaemonHarness.create(db, options("n2"));
-    const all = [n1, n2, n2again];
-    for (const h of all) {
-      h.peers = all;
-      h.owner = false;
-    }
-    try {
-      await n1.job("j", {
-        schedule: { second: "0", minute: "0", hour: "12" },
-        on_failure: `touch '${d}/started.'$$; while ! test -e '${d}/go'; do sleep 0.05; done`,
-      });
-      await n1.start();
-      await n2.start();
-      await n1.until(async () => {
-        if (!n1.line(/^2 live nodes: n1, n2$/)) await n1.clock.advance(1000);
-        return n1.line(/^2 live nodes: n1, n2$/);
-      }, "n1 to see n2");
-      await n2.stop();
-      await n2.until(async () => {
-        if (!n2.ended) await n2.clock.advance(1000);
-        return n2.ended;
-      }, "n2 to stop");
-      await n1.until(async () => {
-        if (!n1.line(/^1 live nodes: n1$/)) await n1.clock.advance(1000);
-        return n1.line(/^1 live nodes: n1$/);
-      }, "n1 to see n2 gone");
-      // What n2 left pending: claimed 170 s ago (n1 takes over at 180 s: three heartbeats).
-      await n1.store.claimNotification({
-        job_id: "j",
-        event: "failure",
-        ref: 7,
-        status: "failed",
-        at: n1.clock.now() - 170_000,
-        node_id: "n2",
-        minIntervalMs: null,
-        payload: JSON.stringify(failurePayload("j", 7, "n2")),
-      });
-      n2again.clock.set(n1.clock.now());
-      await n2again.start();
-      await n2again.until(async () => {
-        if (await touched(`${d}/started`) === 0) await n2again.clock.advance(1000);
-        return await touched(`${d}/started`) === 1;
-      }, "n2 to send its pending notification");
-      // 15 s of n1's looks (every 5 s); its next look at the nodes is a heartbeat (60 s) after the last.
-      const from = n1.clock.now();
-      await n1.until(async () => {
-        if (n1.clock.now() < from + 15_000) await n1.clock.advance(1000);
-        return n1.clock.now() >= from + 15_000;
-      }, "15 s of n1");
-      await n1.until(
-        async () =>
-          n1.count(/claimed by node n2, which stopped before it went out/) === 0 ||
-          await touched(`${d}/started`) === 2,
-        "n1's delivery to start, if it sends it",
-      );
-      const n1Lines = n1.lines.filter((l) => /notification \(of 7\)|live nodes/.test(l));
-      assertEquals(
-        await touched(`${d}/started`),
-        1,
-        `sent by both: ${n1Lines.join(" | ")} ; row: ${
-          JSON.stringify(
-            await rawQuery(db, "SELECT node_id, attempt, outcome FROM jm_notifications"),
-          )
-        }`,
-      );
-    } finally {
-      await Deno.writeTextFile(`${d}/go`, "").catch(() => {});
-      for (const h of all) await h[Symbol.asyncDispose]().catch((e) => console.error(e));
-      await db[Symbol.asyncDispose]();
-    }
+    await restartRace(backend, 170_000);
   });
 }
 
@@ -747,16 +637,7 @@ for (const backend of BACKENDS) {
     // The failure the last run of this node left pending.
     const seed = db.open();
     await seed.migrate();
-    await seed.claimNotification({
-      job_id: "flaky",
-      event: "failure",
-      ref: 1,
-      status: "failed",
-      at: T0 - 10_000,
-      node_id: NODE_ID,
-      minIntervalMs: null,
-      payload: JSON.stringify(failurePayload("flaky", 1, NODE_ID)),
-    });
+    await leftPending(seed, { job: "flaky", ref: 1, at: T0 - 10_000, node: NODE_ID });
     await seed.close();
     // The first look's read is answered late (a slow database, or a long backlog before it).
     let first = true;
@@ -843,16 +724,7 @@ for (const backend of BACKENDS) {
       });
       const backlog = 2000;
       for (let ref = 1; ref <= backlog; ref++) {
-        await h.store.claimNotification({
-          job_id: "hooked",
-          event: "failure",
-          ref,
-          status: "failed",
-          at: T0 - 120_000 + ref,
-          node_id: NODE_ID,
-          minIntervalMs: null,
-          payload: JSON.stringify(failurePayload("hooked", ref, NODE_ID)),
-        });
+        await leftPending(h.store, { job: "hooked", ref, at: T0 - 120_000 + ref, node: NODE_ID });
       }
       await h.start();
       await h.until(() => h.count(/sending it now/) >= 101, "the host's queue to fill");

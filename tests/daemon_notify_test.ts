@@ -26,6 +26,7 @@ import {
   appendStdin,
   failurePayload,
   jsonLines,
+  leftPending,
   outcomes,
   readIfThere,
   tempDir,
@@ -774,16 +775,7 @@ for (const backend of BACKENDS) {
     await h.start();
     // What a node that claimed a notification, then died, left.
     const claimedAt = h.clock.now();
-    await h.store.claimNotification({
-      job_id: "elsewhere",
-      event: "failure",
-      ref: 7,
-      status: "failed",
-      at: claimedAt,
-      node_id: "gone",
-      minIntervalMs: null,
-      payload: JSON.stringify(failurePayload("elsewhere", 7, "gone")),
-    });
+    await leftPending(h.store, { job: "elsewhere", ref: 7, at: claimedAt, node: "gone" });
     const [sent] = await h.until(async () => {
       const got = await jsonLines(file);
       if (got.length === 0 && h.clock.now() < claimedAt + 120_000) await h.clock.advance(1000);
@@ -819,16 +811,7 @@ for (const backend of BACKENDS) {
     // busy), for less than would make it dead.
     const n1 = c.node("n1");
     const n2 = c.freeze("n2");
-    await c.store.claimNotification({
-      job_id: "elsewhere",
-      event: "failure",
-      ref: 7,
-      status: "failed",
-      at: c.now() - 60_000,
-      node_id: "n2",
-      minIntervalMs: null,
-      payload: JSON.stringify(failurePayload("elsewhere", 7, "n2")),
-    });
+    await leftPending(c.store, { job: "elsewhere", ref: 7, at: c.now() - 60_000, node: "n2" });
     const from = c.now();
     await n1.until(async () => {
       await c.set(c.now() + 1000);

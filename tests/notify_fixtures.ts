@@ -5,6 +5,7 @@
 import { rawQuery } from "./helpers.ts";
 import type { DaemonHarness } from "./daemon_harness.ts";
 import type { NotifyPayload } from "../src/daemon/notify_message.ts";
+import type { Store } from "../src/store/store.ts";
 
 /** A temporary directory, removed with the test. */
 export async function tempDir(): Promise<AsyncDisposable & { path: string }> {
@@ -82,4 +83,21 @@ export async function touched(prefix: string): Promise<number> {
   let count = 0;
   for await (const entry of Deno.readDir(dir)) if (entry.name.startsWith(base)) count++;
   return count;
+}
+
+/** What node `node` left pending: the failure notification of run `ref` of `job`, claimed at `at`. */
+export async function leftPending(
+  store: Pick<Store, "claimNotification">,
+  o: { job: string; ref: number; at: number; node: string },
+): Promise<void> {
+  await store.claimNotification({
+    job_id: o.job,
+    event: "failure",
+    ref: o.ref,
+    status: "failed",
+    at: o.at,
+    node_id: o.node,
+    minIntervalMs: null,
+    payload: JSON.stringify(failurePayload(o.job, o.ref, o.node)),
+  });
 }
