@@ -2,11 +2,16 @@
  * Notifications (issue 13): when a run ends, a job's hooks (or the
  * `notify.*` defaults) learn of it: a shell command with the run as JSON on
  * stdin, a webhook POST of the same JSON, a mail through sendmail. Off the
- * scheduling path: `runEnded` only queues; a few deliveries go at once.
+ * scheduling path: `runEnded` only claims and queues; a few deliveries go
+ * at once.
  *
- * Each notification is claimed in the database first (`jm_notifications`,
- * unique per job, event and run), so one service of a cluster sends it,
- * once. Claims also throttle: a job is notified at most once per
+ * Each notification is claimed in the database as its run ends
+ * (`jm_notifications`, unique per job, event and run), so one service of a
+ * cluster sends it. The claim keeps what it sends and stays `pending`
+ * until every channel is done: what a stop or a crash left unsent, or a
+ * full queue left waiting, a later look sends (this node's own, or those
+ * of a node that no longer writes), each taken first by one node only.
+ * Claims also throttle: a job is notified at most once per
  * `notify.min_interval`; what is held back meanwhile is summarised in the
  * next one, or sent on its own once the interval has passed. Deliveries
  * that fail are logged and counted, and retried only as far as the webhook
