@@ -106,6 +106,26 @@ Deno.test("a run's shell leads a session and a process group of its own", async 
   assertEquals([pid, pgrp, session].map(Number), [handle.pid, handle.pid, handle.pid]);
 });
 
+Deno.test("setsid starts in the C locale, yet the command sees LC_ALL as its environment has it", async () => {
+  // What the shell was started with (its exec's environment), then what the command sees.
+  const command =
+    `tr '\\0' '\\n' < /proc/$$/environ | grep '^LC_ALL='; echo "\${LC_ALL-unset}"; env | grep -c '^LC_ALL=' || true`;
+  for (const standalone of [false, true]) {
+    const cases = [[{}, "LC_ALL=C\nunset\n0\n"], [
+      { LC_ALL: "C.UTF-8" },
+      "LC_ALL=C.UTF-8\nC.UTF-8\n1\n",
+    ]] as const;
+    for (const [env, want] of cases) {
+      const run = spec(command, { env: { PATH: "/usr/bin:/bin", ...env }, standalone });
+      assertEquals((await startRun(run).done).stdout, want, `started, ${JSON.stringify(env)}`);
+      if (standalone) continue;
+      const armed = armRun({ ...run, env: { ...run.env, JM_RUN_ID: "" } })!;
+      const released = armed.release({ ...run, env: { ...run.env, JM_RUN_ID: "1" } });
+      assertEquals((await released.done).stdout, want, `armed, ${JSON.stringify(env)}`);
+    }
+  }
+});
+
 Deno.test("a standalone run's shell is killed when the process that started it dies", async () => {
   const seconds = `300.${Math.floor(Math.random() * 100_000)}`;
   const script = `import { startRun } from ${
