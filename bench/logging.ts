@@ -6,7 +6,7 @@
 import type { LogRecord } from "@logtape/logtape";
 import { DatabaseLogSink } from "../src/daemon/log_sink.ts";
 import { openStore } from "../src/store/open.ts";
-import { type Backend, freshDb, median, ms, quantile, runAsShipped } from "./common.ts";
+import { type Backend, cached, freshDb, median, ms, quantile, runAsShipped } from "./common.ts";
 
 const RECORDS = 100_000;
 
@@ -48,6 +48,7 @@ export async function sinkThroughput(backend: Backend): Promise<(string | number
 /** Rounds of quiet and flood, alternated: one 20 s run's p99 moves by half between identical runs. */
 export const FLOOD_ROUNDS = 3;
 const FLOOD_LAG = new URL("./flood_lag.ts", import.meta.url).pathname;
+await cached(FLOOD_LAG);
 
 /** flood_lag.ts's lags, run as a process with the shipped V8 flags. */
 async function lagAsShipped(
