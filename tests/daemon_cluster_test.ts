@@ -94,9 +94,19 @@ async function stopWhileSlowRuns(c: ClusterHarness) {
   const owner = assignJobs(["slow"], ["n1", "n2"]).get("slow")!;
   const [leaving, taking] = [c.node(owner), c.node(owner === "n1" ? "n2" : "n1")];
   const from = c.now() + SETTLED_MS;
-  await step(c, from, 1);
+  const rows = await step(c, from, 1);
   const [long] = leaving.runner.of("slow");
-  assert(long?.running, "the owner runs the job");
+  assert(
+    long?.running,
+    `the owner ${leaving.nodeId} runs the job; rows: ${
+      rows.map((r) => `${r.node_id}: ${describeRun(r)}`).join("; ")
+    }; runners: ${
+      JSON.stringify(c.nodes.map((n) => [
+        n.nodeId,
+        n.runner.of("slow").map((r) => [r.runId, r.scheduledAt - T0, r.running]),
+      ]))
+    }`,
+  );
   await leaving.stop();
   return { leaving, taking, long, from };
 }
