@@ -4,7 +4,7 @@
  * line naming the file, the condition and the fix. The tmpfs cases need root.
  */
 import { assertEquals, assertMatch } from "./assert.ts";
-import { cli, freshDatabase, jm, type TestDatabase } from "./helpers.ts";
+import { cli, CliProcess, freshDatabase, jm, type TestDatabase } from "./helpers.ts";
 import { readOnlyFile, ROOT, skipLine, TinyFilesystem } from "./tiny_filesystem.ts";
 
 const WHERE_ELSE = "or point db.url (--database) at a writable place";
@@ -154,5 +154,44 @@ Deno.test({
     assertEquals(made.code, 0, made.stderr);
     assertMatch(made.stderr, /^jobsmanager: created a new, empty database /);
     assertEquals(files(), ["found.db", "new.db"]);
+  },
+});
+
+Deno.test({
+  name:
+    "serve: a new database file it could not write (a full disk) is removed as it exits; a file found there stays",
+  ignore: !ROOT,
+  async fn() {
+    await using fs = await TinyFilesystem.mount();
+    const found = `${fs.dir}/found.db`;
+    await Deno.writeFile(found, new Uint8Array());
+    await fs.fill();
+    // Its log file elsewhere: the full disk is the database's alone.
+    const home = await Deno.makeTempDir();
+    try {
+      for (const name of ["new.db", "found.db"]) {
+        const path = `${fs.dir}/${name}`;
+        await using serve = new CliProcess(["--database", `sqlite:${path}`, "serve"], {
+          cwd: home,
+        });
+        const status = await serve.exit(60_000, `serve on the full ${name} to give up`);
+        assertEquals(status.code, 1, serve.stderr);
+        assertMatch(
+          serve.stderr,
+          new RegExp(
+            `\njobsmanager: cannot write the SQLite database ${
+              escape(path)
+            }: the filesystem holding ${escape(fs.dir)} is full `,
+          ),
+        );
+        assertEquals(
+          [...Deno.readDirSync(fs.dir)].map((e) => e.name).sort(),
+          ["filler", "found.db"],
+          `the files serve on ${name} left`,
+        );
+      }
+    } finally {
+      await Deno.remove(home, { recursive: true });
+    }
   },
 });

@@ -8,6 +8,7 @@ import { type OpenOptions, openStore } from "../store/open.ts";
 import type { NodeStore, Store } from "../store/store.ts";
 import { resolveTarget } from "../config/database.ts";
 import { type DatabaseTarget, describeTarget, secretsOf } from "../store/target.ts";
+import { removeIfEmpty } from "../store/sqlite.ts";
 import { systemTimezone } from "../domain/time.ts";
 import type { Node } from "../domain/node.ts";
 import { liveServices } from "../app/status.ts";
@@ -235,28 +236,6 @@ export class CommandContext {
   /** Print `data` as JSON with --json (times in ISO 8601), else the human text. */
   print(human: () => string, data: unknown): void {
     writeOut(this.json ? toJson(data, 2) : human());
-  }
-}
-
-/**
- * Remove the SQLite file at `path` if it holds nothing, nor does its WAL:
- * another process that opened the new file meanwhile and wrote a schema
- * keeps it in `PATH-wal` until a checkpoint, with the file still empty.
- * Best effort: the error that stopped the command says what is wrong.
- */
-function removeIfEmpty(path: string): void {
-  const sizeOf = (file: string) => {
-    try {
-      return Deno.statSync(file).size;
-    } catch (error) {
-      return error instanceof Deno.errors.NotFound ? 0 : null;
-    }
-  };
-  if (sizeOf(path) !== 0 || sizeOf(`${path}-wal`) !== 0) return;
-  try {
-    Deno.removeSync(path);
-  } catch {
-    // Gone already, or not ours to remove: nothing to add to the error.
   }
 }
 

@@ -11,6 +11,7 @@ import { secretsOf } from "../store/target.ts";
 import { PRIVATE_ENV, secretValues } from "../config/config.ts";
 import { VERSION } from "../version.ts";
 import { addSecret } from "./context.ts";
+import { removeIfEmpty } from "../store/sqlite.ts";
 import { command } from "./command.ts";
 
 export function serveCommand() {
@@ -74,6 +75,7 @@ export function serveCommand() {
       let http: HttpServer | null = null;
       let watch: ReturnType<typeof watchDatabaseFile> | null = null;
       let notices: { stop(): void } | null = null;
+      let failed = false;
       try {
         await setupLogging(serveLogging(settings, daemon.logSink));
         // After the logging: it says whether the watch works.
@@ -98,6 +100,9 @@ export function serveCommand() {
           });
         }
         await daemon.run();
+      } catch (error) {
+        failed = true;
+        throw error;
       } finally {
         watch?.stop();
         notices?.stop();
@@ -107,6 +112,9 @@ export function serveCommand() {
         Deno.removeSignalListener("SIGHUP", reload);
         await closeLogging();
         lock?.close();
+        // A file it made and could not write (a full disk): left, the next start would take it for
+        // a database it did not create, and not say that it made a new, empty one.
+        if (failed && lock?.created) removeIfEmpty(lock.path);
       }
       // Exit non-zero, so that systemd (Restart=on-failure) starts the
       // service again, on the file the path names now.

@@ -28,6 +28,8 @@ export class SqliteFileLock {
     readonly path: string,
     private readonly file: Deno.FsFile,
     private readonly identity: string,
+    /** This lock made the file: the service is the first to open it. */
+    readonly created: boolean,
   ) {}
 
   /** Lock the database file at `path` (created 0600 when missing); throws when another service holds it. */
@@ -58,7 +60,7 @@ export class SqliteFileLock {
         `another jobsmanager serve already runs on sqlite:${path} (it holds a lock on the database file, whichever path or link it opened it by); SQLite allows one service per database file. Stop the other one, or use MySQL/MariaDB to run several`,
       );
     }
-    return new SqliteFileLock(path, file, identityOf(await file.stat()));
+    return new SqliteFileLock(path, file, identityOf(await file.stat()), notCreated === null);
   }
 
   /**

@@ -253,3 +253,25 @@ export class SqliteDriver implements Driver {
     return closed;
   }
 }
+
+/**
+ * Remove the SQLite file at `path` if it holds nothing, nor does its WAL:
+ * another process that opened the new file meanwhile and wrote a schema
+ * keeps it in `PATH-wal` until a checkpoint, with the file still empty.
+ * Best effort: the error that stopped the command says what is wrong.
+ */
+export function removeIfEmpty(path: string): void {
+  const sizeOf = (file: string) => {
+    try {
+      return Deno.statSync(file).size;
+    } catch (error) {
+      return error instanceof Deno.errors.NotFound ? 0 : null;
+    }
+  };
+  if (sizeOf(path) !== 0 || sizeOf(`${path}-wal`) !== 0) return;
+  try {
+    Deno.removeSync(path);
+  } catch {
+    // Gone already, or not ours to remove: nothing to add to the error.
+  }
+}
