@@ -118,16 +118,22 @@ Deno.test({
   },
 });
 
+/** A full tmpfs holding an empty `found.db` that was there before: someone's, not ours to remove. */
+async function fullWithFoundFile(): Promise<TinyFilesystem> {
+  const fs = await TinyFilesystem.mount();
+  await Deno.writeFile(`${fs.dir}/found.db`, new Uint8Array());
+  await fs.fill();
+  return fs;
+}
+
+const filesIn = (dir: string) => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+
 Deno.test({
   name:
     "cli: a new database on a full disk is not said to be created, and its empty file is removed; a file found there stays",
   ignore: !ROOT,
   async fn() {
-    await using fs = await TinyFilesystem.mount();
-    // Empty, and there before: someone's, not the command's to remove.
-    const found = `${fs.dir}/found.db`;
-    await Deno.writeFile(found, new Uint8Array());
-    await fs.fill();
+    await using fs = await fullWithFoundFile();
     const full = (path: string) =>
       new RegExp(
         `^jobsmanager: cannot write the SQLite database ${escape(path)}: the filesystem holding ${
@@ -136,7 +142,7 @@ Deno.test({
           escape(WHERE_ELSE)
         }\n$`,
       );
-    const files = () => [...Deno.readDirSync(fs.dir)].map((e) => e.name).sort();
+    const files = () => filesIn(fs.dir);
     const addJob = ["job", "add", "tick", "--command", "true", "--cron", "* * * * *"];
     for (const args of [addJob, ["db", "migrate"]]) {
       for (const name of ["new.db", "found.db"]) {
@@ -162,10 +168,7 @@ Deno.test({
     "serve: a new database file it could not write (a full disk) is removed as it exits; a file found there stays",
   ignore: !ROOT,
   async fn() {
-    await using fs = await TinyFilesystem.mount();
-    const found = `${fs.dir}/found.db`;
-    await Deno.writeFile(found, new Uint8Array());
-    await fs.fill();
+    await using fs = await fullWithFoundFile();
     // Its log file elsewhere: the full disk is the database's alone.
     const home = await Deno.makeTempDir();
     try {
@@ -184,11 +187,7 @@ Deno.test({
             }: the filesystem holding ${escape(fs.dir)} is full `,
           ),
         );
-        assertEquals(
-          [...Deno.readDirSync(fs.dir)].map((e) => e.name).sort(),
-          ["filler", "found.db"],
-          `the files serve on ${name} left`,
-        );
+        assertEquals(filesIn(fs.dir), ["filler", "found.db"], `the files serve on ${name} left`);
       }
     } finally {
       await Deno.remove(home, { recursive: true });
