@@ -330,14 +330,31 @@ function tool(name: string): string | null {
   return tools.get(name)!;
 }
 
+/** /bin/sh is dash (Debian's and Ubuntu's), which has no locale of its own. */
+const shIsDash = (() => {
+  try {
+    return /\/dash$/.test(Deno.realPathSync("/bin/sh"));
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * Longest command (UTF-16 units, up to 3 bytes each) that takes the C
+ * locale's prefix: far inside Linux's 128 KiB for one argument.
+ */
+const C_LOCALE_MAX_COMMAND = 32_768;
+
 /**
  * The program, arguments and environment that run `command` in a group of
  * its own, and whether Deno must make that group. util-linux's tools set
- * their locale first thing: in a UTF-8 locale that reads a dozen files,
- * a fifth of setsid's CPU, before the shell's exec. Where the run's
- * environment leaves LC_ALL unset, they get LC_ALL=C (built in, nothing
- * read) and the shell unsets it before anything else, so the command sees
- * the environment it was given.
+ * their locale first thing: in a UTF-8 locale without a locale archive
+ * (Debian's default) that reads a dozen files, a fifth of setsid's CPU,
+ * before the shell's exec. Where the run's environment leaves LC_ALL unset
+ * and the shell is dash, they get LC_ALL=C (built in, nothing read) and the
+ * shell unsets it before anything else, so the command sees the
+ * environment it was given. Not for bash as sh: it parses the command's
+ * first line before the unset, and `$'\u…'` there would come out in ASCII.
  */
 function shell(
   command: string,
@@ -346,7 +363,8 @@ function shell(
 ): [string, string[], Record<string, string>, boolean] {
   const setsid = tool("setsid");
   const setpriv = standalone ? tool("setpriv") : null;
-  const cLocale = (setsid !== null || setpriv !== null) && env.LC_ALL === undefined;
+  const cLocale = (setsid !== null || setpriv !== null) && shIsDash &&
+    env.LC_ALL === undefined && command.length <= C_LOCALE_MAX_COMMAND;
   const script = cLocale ? `unset LC_ALL; ${command}` : command;
   const grouped = setsid === null
     ? ["/bin/sh", "-c", script]
