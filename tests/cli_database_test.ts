@@ -4,15 +4,17 @@
  * `reload` says whether a live service uses this database, by the
  * heartbeats in `jm_nodes`, and how to start one when none does.
  */
-import { assertEquals, assertStringIncludes } from "./assert.ts";
+import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { describeTarget } from "../src/store/target.ts";
 import {
   BACKENDS,
   cli,
+  CliProcess,
   freshDatabase,
   saveNodes,
   serviceRow,
   type TestDatabase,
+  waitFor,
 } from "./helpers.ts";
 
 const ADD = ["job", "add", "a", "--command", "echo a", "--cron", "0 0 1 1 *"];
@@ -30,6 +32,29 @@ Deno.test("cli: the command that creates the default database says so, naming it
     ]);
     const again = await cli(["job", "list"], { cwd: dir });
     assertEquals([again.code, again.stderr], [0, ""]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serve that creates its SQLite database says so; started on it again, not", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "jm-serve-created-" }));
+  const made = /"created a new, empty database/;
+  try {
+    for (const first of [true, false]) {
+      await using serve = new CliProcess(["--database", "sqlite:jobs.db", "serve"], { cwd: dir });
+      await waitFor(() => serve.stderr.includes('"loaded '), {
+        timeoutMs: 30_000,
+        what: "serve to load its jobs",
+        detail: () => serve.stderr,
+      });
+      serve.signal("SIGTERM");
+      assertEquals((await serve.exit(30_000)).code, 0, serve.stderr);
+      assert(
+        made.test(serve.stderr) === first,
+        `${first ? "first" : "second"} start:\n${serve.stderr}`,
+      );
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -64,6 +64,7 @@ export function serveCommand() {
         secrets,
         observer: metrics ?? undefined,
         soleService: lock !== null,
+        madeDatabase: lock?.created,
       });
       // Listen from the start: an early SIGHUP (systemctl reload) must not
       // kill the process, and an early SIGTERM stops it once it has started.
@@ -111,10 +112,11 @@ export function serveCommand() {
         Deno.removeSignalListener("SIGINT", stop);
         Deno.removeSignalListener("SIGHUP", reload);
         await closeLogging();
-        lock?.close();
         // A file it made and could not write (a full disk): left, the next start would take it for
-        // a database it did not create, and not say that it made a new, empty one.
-        if (failed && lock?.created) removeIfEmpty(lock.path);
+        // a database it did not create, and not say that it made a new, empty one. Removed while
+        // the lock is held, and only while the path still names the file locked.
+        if (failed && lock?.created && lock.moved() === null) removeIfEmpty(lock.path);
+        lock?.close();
       }
       // Exit non-zero, so that systemd (Restart=on-failure) starts the
       // service again, on the file the path names now.

@@ -65,6 +65,8 @@ export interface BootOptions {
    * looked at every heartbeat instead of every second.
    */
   soleService?: boolean;
+  /** The database file was made for this service (`serve`'s lock makes it before the store opens it). */
+  madeDatabase?: boolean;
 }
 
 /** What probes and metrics read from a running daemon. */
@@ -393,7 +395,7 @@ class BootedDaemon implements Daemon {
         pid: node.pid,
       },
     );
-    if (store.created) {
+    if (store.created || this.o.madeDatabase) {
       // A mistyped path, or a service started in the wrong directory, reads no jobs: say so.
       serviceLog.warn(
         "created a new, empty database {database}; add jobs with `jobsmanager job add --database {database} …`",
