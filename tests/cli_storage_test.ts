@@ -194,3 +194,22 @@ Deno.test({
     }
   },
 });
+
+Deno.test("serve: a new database file it wrote no table to (its HTTP port taken) is removed as it exits", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-serve-port-" });
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const listen = `127.0.0.1:${(taken.addr as Deno.NetAddr).port}`;
+    await using serve = new CliProcess(["--database", "sqlite:new.db", "serve"], {
+      cwd: dir,
+      env: { JM_HTTP_LISTEN: listen },
+    });
+    const status = await serve.exit(60_000, "serve on a taken port to give up");
+    assertEquals(status.code, 1, serve.stderr);
+    assertMatch(serve.stderr, new RegExp(`http\\.listen: cannot listen on ${escape(listen)}`));
+    assertEquals(filesIn(dir).filter((name) => name.startsWith("new.db")), [], "the files left");
+  } finally {
+    taken.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -8,7 +8,7 @@ import { type OpenOptions, openStore } from "../store/open.ts";
 import type { NodeStore, Store } from "../store/store.ts";
 import { resolveTarget } from "../config/database.ts";
 import { type DatabaseTarget, describeTarget, secretsOf } from "../store/target.ts";
-import { removeIfEmpty } from "../store/sqlite.ts";
+import { removeIfNoTables } from "../store/sqlite.ts";
 import { systemTimezone } from "../domain/time.ts";
 import type { Node } from "../domain/node.ts";
 import { liveServices } from "../app/status.ts";
@@ -213,7 +213,7 @@ export class CommandContext {
    * it. A new database is said to be created only once its schema is
    * written. When the schema cannot be written (a full disk), the store is
    * closed, and a SQLite file this opening created is removed again while
-   * still empty: left behind, the next attempt would take the 0-byte file
+   * it holds no table: left behind, the next attempt would take the file
    * for a database it did not create. The error goes on as it was.
    */
   async openMigrated<T>(
@@ -228,7 +228,7 @@ export class CommandContext {
       // The error to report is the one that stopped the schema, not a second.
       await store.close().catch(() => undefined);
       const target = this.target;
-      if (store.created && target.kind === "sqlite") removeIfEmpty(target.path);
+      if (store.created && target.kind === "sqlite") removeIfNoTables(target.path);
       throw error;
     }
   }

@@ -11,7 +11,7 @@ import { secretsOf } from "../store/target.ts";
 import { PRIVATE_ENV, secretValues } from "../config/config.ts";
 import { VERSION } from "../version.ts";
 import { addSecret } from "./context.ts";
-import { removeIfEmpty } from "../store/sqlite.ts";
+import { removeIfNoTables } from "../store/sqlite.ts";
 import { command } from "./command.ts";
 
 export function serveCommand() {
@@ -112,10 +112,10 @@ export function serveCommand() {
         Deno.removeSignalListener("SIGINT", stop);
         Deno.removeSignalListener("SIGHUP", reload);
         await closeLogging();
-        // A file it made and could not write (a full disk): left, the next start would take it for
-        // a database it did not create, and not say that it made a new, empty one. Removed while
-        // the lock is held, and only while the path still names the file locked.
-        if (failed && lock?.created && lock.moved() === null) removeIfEmpty(lock.path);
+        // A file it made and wrote no table to (a full disk, its HTTP port taken): left, the next
+        // start would take it for a database it did not create, and not say that it made a new,
+        // empty one. Removed while the lock is held, and only while the path names the file locked.
+        if (failed && lock?.created && lock.moved() === null) removeIfNoTables(lock.path);
         lock?.close();
       }
       // Exit non-zero, so that systemd (Restart=on-failure) starts the

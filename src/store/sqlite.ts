@@ -255,12 +255,15 @@ export class SqliteDriver implements Driver {
 }
 
 /**
- * Remove the SQLite file at `path` if it holds nothing, nor does its WAL:
- * another process that opened the new file meanwhile and wrote a schema
- * keeps it in `PATH-wal` until a checkpoint, with the file still empty.
- * Best effort: the error that stopped the command says what is wrong.
+ * Remove the SQLite file at `path` if it holds no table, nor does its WAL
+ * hold anything: the file is empty, or is the header page alone (opening a
+ * new file in WAL mode writes that page, and every table takes a page of
+ * its own). Another process that opened the new file meanwhile and wrote a
+ * schema keeps it in `PATH-wal` until a checkpoint: such a file stays, as
+ * does a file that is not SQLite's. Best effort: the error that stopped the
+ * command says what is wrong.
  */
-export function removeIfEmpty(path: string): void {
+export function removeIfNoTables(path: string): void {
   const sizeOf = (file: string) => {
     try {
       return Deno.statSync(file).size;
@@ -268,10 +271,31 @@ export function removeIfEmpty(path: string): void {
       return error instanceof Deno.errors.NotFound ? 0 : null;
     }
   };
-  if (sizeOf(path) !== 0 || sizeOf(`${path}-wal`) !== 0) return;
+  const size = sizeOf(path);
+  if (size === null || sizeOf(`${path}-wal`) !== 0) return;
+  if (size !== 0 && size > headerPageSize(path)) return;
   try {
     Deno.removeSync(path);
   } catch {
     // Gone already, or not ours to remove: nothing to add to the error.
+  }
+}
+
+/** The page size a SQLite file's header gives; 0 when it is not one. */
+function headerPageSize(path: string): number {
+  const magic = "SQLite format 3\0";
+  let file: Deno.FsFile | undefined;
+  try {
+    file = Deno.openSync(path);
+    const header = new Uint8Array(18);
+    if (file.readSync(header) !== 18) return 0;
+    if (new TextDecoder().decode(header.subarray(0, 16)) !== magic) return 0;
+    const size = (header[16] << 8) | header[17];
+    // 1 stands for 65,536, which two bytes cannot hold.
+    return size === 1 ? 65_536 : size;
+  } catch {
+    return 0;
+  } finally {
+    file?.close();
   }
 }
