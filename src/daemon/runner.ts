@@ -330,14 +330,19 @@ function tool(name: string): string | null {
   return tools.get(name)!;
 }
 
-/** /bin/sh is dash (Debian's and Ubuntu's), which has no locale of its own. */
-const shIsDash = (() => {
-  try {
-    return /\/dash$/.test(Deno.realPathSync("/bin/sh"));
-  } catch {
-    return false;
+let dash: boolean | undefined;
+
+/** /bin/sh is dash (Debian's and Ubuntu's), which has no locale of its own; looked up at the first run. */
+function shIsDash(): boolean {
+  if (dash === undefined) {
+    try {
+      dash = /\/dash$/.test(Deno.realPathSync("/bin/sh"));
+    } catch {
+      dash = false;
+    }
   }
-})();
+  return dash;
+}
 
 /**
  * Longest command (UTF-16 units, up to 3 bytes each) that takes the C
@@ -363,7 +368,7 @@ function shell(
 ): [string, string[], Record<string, string>, boolean] {
   const setsid = tool("setsid");
   const setpriv = standalone ? tool("setpriv") : null;
-  const cLocale = (setsid !== null || setpriv !== null) && shIsDash &&
+  const cLocale = (setsid !== null || setpriv !== null) && shIsDash() &&
     env.LC_ALL === undefined && command.length <= C_LOCALE_MAX_COMMAND;
   const script = cLocale ? `unset LC_ALL; ${command}` : command;
   const grouped = setsid === null
