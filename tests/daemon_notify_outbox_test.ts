@@ -14,6 +14,7 @@ import { DaemonHarness, NODE_ID, storeWith, T0 } from "./daemon_harness.ts";
 import {
   appendStdin,
   failurePayload,
+  hookedWithinAMinute,
   jsonLines,
   leftPending,
   outcomes,
@@ -206,11 +207,7 @@ for (const backend of BACKENDS) {
     await leftPending(h.store, { job: "mine", ref: 500, at: T0 - 10_000, node: NODE_ID });
     await h.start();
     // README: "sent by the same service when it starts again ... within 5 s".
-    const sent = await h.until(async () => {
-      const got = await jsonLines(file);
-      if (got.length === 0 && h.clock.now() < T0 + 60_000) await h.clock.advance(1000);
-      return got.length > 0 || h.clock.now() >= T0 + 60_000 ? got : null;
-    }, "its own notification, or a minute");
+    const sent = await hookedWithinAMinute(h, file, 1, "its own notification, or a minute");
     assertEquals(
       sent.length,
       1,
@@ -255,11 +252,7 @@ for (const backend of BACKENDS) {
       }
       await leftPending(h.store, { job: "paged", ref: 500, at: T0 - 10_000, node: NODE_ID });
       await h.start();
-      const sent = await h.until(async () => {
-        const got = await jsonLines(file);
-        if (got.length === 0 && h.clock.now() < T0 + 60_000) await h.clock.advance(1000);
-        return got.length > 0 || h.clock.now() >= T0 + 60_000 ? got : null;
-      }, "the page, or a minute");
+      const sent = await hookedWithinAMinute(h, file, 1, "the page, or a minute");
       assertEquals(
         sent.length,
         1,
@@ -496,11 +489,7 @@ for (const backend of BACKENDS) {
       on_failure: appendStdin(file),
     });
     await h.start();
-    const [sent] = await h.until(async () => {
-      const got = await jsonLines(file);
-      if (got.length === 0 && h.clock.now() < T0 + 60_000) await h.clock.advance(1000);
-      return got.length > 0 ? got : null;
-    }, "the held one");
+    const [sent] = await hookedWithinAMinute(h, file, 1, "the held one");
     assertEquals([sent.run_id, sent.held_back?.count], [4, 1]);
     await h.until(async () => (await outcomes(h))[4] === "sent", "marked sent");
     assertEquals(await outcomes(h), { 1: "sent", 2: "failed", 3: "held", 4: "sent" });
@@ -545,11 +534,7 @@ for (const backend of BACKENDS) {
     await second.start();
     await second.clock.set(T0 + 3000);
     (await second.started("flaky", T0 + 3000)).finish();
-    const got = await second.until(async () => {
-      const lines = await jsonLines(file);
-      if (lines.length < 2 && second.clock.now() < T0 + 60_000) await second.clock.advance(1000);
-      return lines.length === 2 ? lines : null;
-    }, "both notifications");
+    const got = await hookedWithinAMinute(second, file, 2, "both notifications");
     assertEquals(got.map((p) => p.event), ["failure", "recovery"]);
   });
 }
@@ -677,11 +662,7 @@ for (const backend of BACKENDS) {
       return Number(row.n) === 1;
     }, "the run's end recorded");
     gate.resolve();
-    const got = await second.until(async () => {
-      const lines = await jsonLines(file);
-      if (lines.length < 2 && second.clock.now() < T0 + 60_000) await second.clock.advance(1000);
-      return lines.length === 2 ? lines : null;
-    }, "both notifications");
+    const got = await hookedWithinAMinute(second, file, 2, "both notifications");
     assertEquals(got.map((p) => p.event), ["failure", "recovery"]);
   });
 }

@@ -3,7 +3,7 @@
  * in files, and readers of those files and of `jm_notifications`.
  */
 import { rawQuery } from "./helpers.ts";
-import type { DaemonHarness } from "./daemon_harness.ts";
+import { type DaemonHarness, T0 } from "./daemon_harness.ts";
 import type { NotifyPayload } from "../src/daemon/notify_message.ts";
 import type { Store } from "../src/store/store.ts";
 
@@ -20,6 +20,23 @@ export async function tempDir(): Promise<AsyncDisposable & { path: string }> {
  */
 export function appendStdin(file: string): string {
   return `cat > '${file}.tmp.'$$ && mv '${file}.tmp.'$$ '${file}.'$(date +%s%N).$$`;
+}
+
+/**
+ * The entries hooks kept in `file` once there are `count`, `h`'s fake
+ * clock moved a second at each look; what there is at T0 + 60 s otherwise.
+ */
+export async function hookedWithinAMinute(
+  h: DaemonHarness,
+  file: string,
+  count: number,
+  what: string,
+): Promise<NotifyPayload[]> {
+  return await h.until(async () => {
+    const got = await jsonLines(file);
+    if (got.length < count && h.clock.now() < T0 + 60_000) await h.clock.advance(1000);
+    return got.length >= count || h.clock.now() >= T0 + 60_000 ? got : null;
+  }, what);
 }
 
 /** The entries hooks kept in `file`, oldest first. */
