@@ -36,6 +36,27 @@ Deno.test("http: live streams beyond the most kept open are refused (503) until 
   }
 });
 
+Deno.test("http: HEAD on a live stream answers its headers and keeps no stream open", async () => {
+  await using server = await startServer({ maxStreams: 2 });
+  const ask = (method: string) =>
+    fetch(`${server.url}/api/v1/logs/stream`, {
+      method,
+      headers: { Authorization: `Bearer ${ADMIN}` },
+    });
+  for (let i = 0; i < 5; i++) {
+    const head = await ask("HEAD");
+    assertEquals([head.status, head.headers.get("content-type")], [200, "text/event-stream"]);
+    await head.body?.cancel();
+  }
+  // Every place is still free: as many streams open as the most kept.
+  const streams = [await ask("GET"), await ask("GET")];
+  try {
+    assertEquals(streams.map((r) => r.status), [200, 200]);
+  } finally {
+    for (const res of streams) await res.body?.cancel();
+  }
+});
+
 Deno.test("http: a stream says when the database fails (error) and when it answers again (resumed)", async () => {
   const closing = new AbortController();
   let calls = 0;

@@ -52,6 +52,13 @@ export function pollStream(c: Context, o: PollOptions): Response {
       `${o.streams.open} live streams are open, the most this server keeps; close some (each dashboard tab holds one or two), or poll GET /api/v1/runs and /api/v1/logs`,
     );
   }
+  // HEAD gets a stream's headers, not a stream: the server sends no body,
+  // so nothing would ever read one, end it, and give its place back.
+  if (c.req.method === "HEAD") {
+    return new Response(null, {
+      headers: { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" },
+    });
+  }
   o.streams.open++;
   return streamSSE(c, async (stream) => {
     try {
