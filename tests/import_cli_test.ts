@@ -15,6 +15,40 @@ async function counts(db: TestDatabase): Promise<{ jobs: number; markers: number
   return { jobs: Number(j.n), markers: Number(m.n) };
 }
 
+/** A file of /etc/cron.d this machine has (Debian's e2fsprogs ships one), if any. */
+const CRON_D_FILE = (() => {
+  try {
+    return [...Deno.readDirSync("/etc/cron.d")].find((e) => e.isFile && !e.name.startsWith("."))
+      ?.name;
+  } catch {
+    return undefined;
+  }
+})();
+
+Deno.test({
+  name: "import cli: an /etc/cron.d file named by a relative path is read with its user column",
+  ignore: CRON_D_FILE === undefined,
+  fn: async () => {
+    await using db = await freshDatabase("sqlite");
+    const plan = await cli(
+      ["--database", db.url, "import", "crontab", `./${CRON_D_FILE}`, "--json"],
+      { cwd: "/etc/cron.d" },
+    );
+    const entries = JSON.parse(plan.stdout).entries as { job: { command: string } | null }[];
+    const commands = entries.flatMap((e) => e.job ? [e.job.command] : []);
+    assert(commands.length > 0, plan.stdout + plan.stderr);
+    // The first word of each line after the schedule is its user, not part of the command.
+    const users = new Set(
+      Deno.readTextFileSync(`/etc/cron.d/${CRON_D_FILE}`).split("\n")
+        .filter((l) => /^[0-9*@]/.test(l))
+        .map((l) => l.trim().split(/\s+/)[l.startsWith("@") ? 1 : 5]),
+    );
+    for (const command of commands) {
+      assert(!users.has(command.split(/\s+/)[0]), `${command} begins with a user: ${[...users]}`);
+    }
+  },
+});
+
 for (const backend of BACKENDS) {
   Deno.test(`import cli[${backend}]`, async (t) => {
     await using db = await freshDatabase(backend);

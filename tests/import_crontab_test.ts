@@ -25,6 +25,17 @@ function summary(candidates: Candidate[]): string[] {
   );
 }
 
+Deno.test("a crontab whose own legend names a user column, read without one: each job says so", () => {
+  const noted = (c: Candidate) => c.notes.some((n) => n.includes("import it again with --system"));
+  const without = read("etc-crontab", false);
+  assert(without.length > 0 && without.every(noted), JSON.stringify(without, null, 1));
+  assertEquals(read("etc-crontab").filter(noted), []);
+  // A user crontab's legend has no user column: no such note.
+  const legend = "# m h  dom mon dow   command\n0 1 * * * echo hi\n";
+  const user = candidatesFromCrontab({ text: legend, name: "u", system: false }, UTC, 0);
+  assertEquals(user.filter(noted), []);
+});
+
 Deno.test("Debian's /etc/cron.d files import line by line, with their PATH", () => {
   assertEquals(summary(read("sysstat")), [
     "sysstat.command-v-debian-sa1-dev-null-debian-sa1-1-1 | 0 5-55/10 * * * * | command -v debian-sa1 > /dev/null && debian-sa1 1 1",

@@ -4,6 +4,7 @@
  * `--apply` (one transaction, one reload marker). Also the plan's rendering,
  * which `apply` shares.
  */
+import { resolve } from "node:path";
 import { UsageError } from "../errors.ts";
 import {
   apschedulerCandidates,
@@ -13,7 +14,12 @@ import {
   RENAMED_TABLE,
   serviceDefaults,
 } from "../app/import/sources.ts";
-import { candidatesFromCrontab, crontabScope, crontabSource } from "../app/import/crontab_file.ts";
+import {
+  candidatesFromCrontab,
+  crontabScope,
+  crontabSource,
+  isSystemCrontab,
+} from "../app/import/crontab_file.ts";
 import {
   type Candidate,
   countStatuses,
@@ -205,7 +211,11 @@ export function importCommand() {
       apply: APPLY,
     },
     action: async (ctx, opts, file: string) => {
-      const source = crontabSource(file, await readText(file), opts.system, opts.name);
+      const text = await readText(file);
+      // Where the file really is: `./x` in /etc/cron.d, or a link to it, is read as cron reads it.
+      const system = opts.system ??
+        (file !== "-" && [resolve(file), await Deno.realPath(file)].some(isSystemCrontab));
+      const source = crontabSource(file, text, system, opts.name);
       const zones = {
         system: systemTimezone(),
         service: serviceDefaults(ctx.config.settings).timezone,

@@ -36,8 +36,16 @@ export function crontabSource(
   system?: boolean,
   name = path === "-" ? "crontab" : path.slice(path.lastIndexOf("/") + 1),
 ): CrontabSource {
-  const systemPath = path === "/etc/crontab" || path.startsWith("/etc/cron.d/");
-  return { text, name, system: system ?? systemPath };
+  return { text, name, system: system ?? isSystemCrontab(path) };
+}
+
+/**
+ * Whether cron reads the file at absolute `path` with a user column:
+ * /etc/crontab and the files of /etc/cron.d (give the path resolved, as
+ * `cron.d/x` or `./x` read from /etc/cron.d are the same file).
+ */
+export function isSystemCrontab(path: string): boolean {
+  return path === "/etc/crontab" || path.startsWith("/etc/cron.d/");
 }
 
 /** The environment lines above a job line, as cron hands them to it. */
@@ -66,6 +74,8 @@ const ID_COMMENT = /^jobsmanager:\s*id=(.*?)\s*$/i;
 const MAX_DESCRIPTION = 1000;
 /** The legend of the crontab template Debian's `crontab -e` starts with: no job's description. */
 const FIELD_LEGEND = /^m\s+h\s+dom\s+mon\s+dow\s+(user\s+)?command$/;
+/** The legend or diagram of a crontab whose lines have a user column (/etc/crontab's template). */
+const USER_COLUMN = /^(m\s+h\s+dom\s+mon\s+dow|\*(\s+\*){4})\s+user(-name)?\s+command/;
 /** A line of the field diagram Debian's /etc/crontab has above its first job: it ends the paragraph. */
 const FIELD_DIAGRAM = /^(\|\s*)*(\.-+\s|\|\s*$)|^\*(\s+\*){4}\s/;
 
@@ -89,6 +99,8 @@ export function candidatesFromCrontab(
   const ids = new Ids(source.name);
   let comments: string[] = [];
   let id: string | null = null;
+  // Debian's template says whether the lines below it have a user column.
+  let legendUser = false;
   source.text.split(/\r?\n/).forEach((raw, index) => {
     const number = index + 1;
     const text = raw.trim();
@@ -104,6 +116,7 @@ export function candidatesFromCrontab(
       // An empty comment line ends a paragraph: the one right above the job describes it.
       else if (comment === "" || FIELD_DIAGRAM.test(comment)) comments = [];
       else if (!FIELD_LEGEND.test(comment)) comments.push(comment);
+      if (USER_COLUMN.test(comment)) legendUser = true;
       return;
     }
     const assignment = ENV_LINE.exec(text);
@@ -124,6 +137,13 @@ export function candidatesFromCrontab(
     comments = [];
     id = null;
   });
+  if (legendUser && !source.system) {
+    for (const c of candidates) {
+      c.notes.push(
+        "the crontab's own legend says its lines have a user column, but they were read without one: if they have one, import it again with --system, or each user name is taken as the first word of the command",
+      );
+    }
+  }
   return candidates;
 }
 
