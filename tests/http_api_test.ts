@@ -233,6 +233,17 @@ for (const backend of BACKENDS) {
         error: await cliError("job", "add", "x", "--command", "true", "--minute", "61"),
         field: "minute",
       });
+      // A duration past any date a database holds: refused, not an SQL error (MySQL's was a 500).
+      const huge = `${"9".repeat(400)}w`;
+      for (const path of ["/api/v1/runs", "/api/v1/logs"]) {
+        const since = await api.call("GET", `${path}?since=${huge}`);
+        assertEquals(since.status, 400, path);
+        assertMatch((since.body as { error: string }).error, /^since: '9{60}…' is longer than 100 years/);
+      }
+      assertMatch(
+        await cliError("runs", "--since", "36501d"),
+        /^since: '36501d' is longer than 100 years \(36500d\), the longest taken; give a shorter duration$/,
+      );
       const zone = await api.call("POST", "/api/v1/jobs", {
         body: { ...JOB, timezone: "Mars/Olympus" },
       });

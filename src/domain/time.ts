@@ -3,6 +3,7 @@
  */
 import { UsageError } from "../errors.ts";
 import { offsetMs, zoneOffset } from "../cron/local_time.ts";
+import { shortened } from "./printable.ts";
 
 /**
  * This machine's zone, the default for `jobsmanager.timezone`. Temporal asks
@@ -83,6 +84,9 @@ const DURATION_UNITS: Record<string, number> = {
   w: 604_800_000,
 };
 
+/** The longest duration taken: longer ones are typing mistakes, and far enough would be Infinity. */
+const MAX_DURATION_MS = 100 * 365 * 86_400_000;
+
 /** `90s`, `15m`, `2h`, `7d`, `1w` in milliseconds. */
 export function parseDuration(text: string, option: string): number {
   const m = /^(\d+)([smhdw])$/.exec(text.trim());
@@ -91,5 +95,13 @@ export function parseDuration(text: string, option: string): number {
       `${option}: '${text}' is not a duration (expected a number and a unit: 90s, 15m, 2h, 7d, 1w)`,
     );
   }
-  return Number(m[1]) * DURATION_UNITS[m[2]];
+  const ms = Number(m[1]) * DURATION_UNITS[m[2]];
+  if (ms > MAX_DURATION_MS) {
+    throw new UsageError(
+      `${option}: '${
+        shortened(text)
+      }' is longer than 100 years (36500d), the longest taken; give a shorter duration`,
+    );
+  }
+  return ms;
 }

@@ -2,6 +2,7 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { toJson } from "../../domain/json.ts";
+import { shortened } from "../../domain/printable.ts";
 import type { Store } from "../../store/store.ts";
 import type { Role } from "../auth.ts";
 import { HttpError } from "../errors.ts";
@@ -60,9 +61,4 @@ export async function readObject(
     );
   }
   return body as Record<string, unknown>;
-}
-
-/** A value quoted in an error: its start, not a megabyte of it. */
-function shortened(text: string): string {
-  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
 }
