@@ -216,6 +216,14 @@ for (const backend of BACKENDS) {
         400,
         "after_outcome",
       ]);
+      // An id may end in ":always": after_job names it whole, and the outcome is its own field.
+      await api.call("POST", "/api/v1/jobs", { body: { ...JOB, id: "ns:always" } });
+      const colon = await api.call("POST", "/api/v1/jobs", {
+        body: { id: "f2", command: "true", after_job: "ns:always" },
+      });
+      assertEquals(colon.status, 201, JSON.stringify(colon.body));
+      const f2 = colon.body as Record<string, unknown>;
+      assertEquals([f2.after_job, f2.after_outcome], ["ns:always", "success"]);
     }));
 
   Deno.test(`api (${backend}): errors carry the CLI's message, the field and the status`, () =>
@@ -238,7 +246,10 @@ for (const backend of BACKENDS) {
       for (const path of ["/api/v1/runs", "/api/v1/logs"]) {
         const since = await api.call("GET", `${path}?since=${huge}`);
         assertEquals(since.status, 400, path);
-        assertMatch((since.body as { error: string }).error, /^since: '9{60}…' is longer than 100 years/);
+        assertMatch(
+          (since.body as { error: string }).error,
+          /^since: '9{60}…' is longer than 100 years/,
+        );
       }
       assertMatch(
         await cliError("runs", "--since", "36501d"),

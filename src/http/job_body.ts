@@ -78,7 +78,8 @@ function afterOf(job: unknown, outcome: unknown): string | undefined {
     throw new ValidationError("after_outcome", "after_outcome: give after_job with it");
   }
   if (typeof job !== "string") throw bad("after_job", job, "a job id or null");
-  if (outcome === undefined || outcome === null) return job;
+  // Outcome always given: a job id ending in ":always" is an id, not an outcome.
+  if (outcome === undefined || outcome === null) return `${job}:success`;
   if (!(AFTER_OUTCOMES as readonly unknown[]).includes(outcome)) {
     throw bad("after_outcome", outcome, AFTER_OUTCOMES.join(", "));
   }
