@@ -216,6 +216,43 @@ for (const backend of BACKENDS) {
         400,
         "after_outcome",
       ]);
+      // What GET shows goes back as it was shown; another value is refused, not ignored.
+      const full = (await api.call("GET", "/api/v1/jobs/nightly")).body as Record<string, unknown>;
+      const listedFull = ((await api.call("GET", "/api/v1/jobs")).body as Record<string, unknown>[])
+        .find((j) => j.id === "nightly")!;
+      for (const body of [full, listedFull]) {
+        const back = await api.call("PATCH", "/api/v1/jobs/nightly", { body });
+        assertEquals(
+          [back.status, back.headers.get("reload-marker")],
+          [200, null],
+          JSON.stringify(back.body),
+        );
+      }
+      for (
+        const [field, value] of [
+          ["schedule", "0 0 3 * * *"],
+          ["schedule_words", "at 03:00"],
+          ["zone", "Asia/Tokyo"],
+          ["created_at", "garbage"],
+        ]
+      ) {
+        const refused = await api.call("PATCH", "/api/v1/jobs/nightly", {
+          body: { [field]: value },
+        });
+        assertEquals([refused.status, (refused.body as { field: string }).field], [400, field]);
+      }
+      const tokyo = await api.call("PATCH", "/api/v1/jobs/nightly", {
+        body: { timezone: "Asia/Tokyo", zone: "Asia/Tokyo" },
+      });
+      assertEquals(tokyo.status, 200, JSON.stringify(tokyo.body));
+      const newZone = await api.call("POST", "/api/v1/jobs", {
+        body: { ...JOB, id: "zoned", zone: "Asia/Tokyo" },
+      });
+      assertMatch(
+        (newZone.body as { error: string }).error,
+        /^zone: "Asia\/Tokyo" is not what this job would show \("Europe\/Paris"\): GET shows zone, a write does not set it; give "timezone"/,
+      );
+      assertEquals((await api.call("GET", "/api/v1/jobs/zoned")).status, 404);
       // An id may end in ":always": after_job names it whole, and the outcome is its own field.
       await api.call("POST", "/api/v1/jobs", { body: { ...JOB, id: "ns:always" } });
       const colon = await api.call("POST", "/api/v1/jobs", {

@@ -30,10 +30,23 @@ const NUMBER_FIELDS = [
 const BOOLEAN_FIELDS = ["enabled", "coalesce", "retry_overlap"] as const;
 /** The follow-up link, as jm_jobs holds it (read back by GET, so sent back as such). */
 const AFTER_FIELDS = ["after_job", "after_outcome"];
-/** Set by jobsmanager; accepted so a job read from the API can be sent back. */
+/** Set by jobsmanager; accepted (as times) so a job read from the API can be sent back. */
 const READ_ONLY = ["created_at", "updated_at"];
-/** What `GET /jobs/{id}` shows with a job; accepted and left alone, for the same reason. */
-const SHOWN = ["zone", "schedule", "schedule_words", "next", "invalid", "runs"];
+/**
+ * What `GET /jobs/{id}` shows with a job; accepted for the same reason, the
+ * schedule and zone only as the job shows them (api/jobs.ts `refuseShownChanges`).
+ */
+const SHOWN = [
+  "zone",
+  "schedule",
+  "schedule_words",
+  "next",
+  "invalid",
+  "runs",
+  // And with each job of `GET /jobs`.
+  "next_fire",
+  "last_run",
+];
 const NULLABLE: readonly string[] = [
   "timezone",
   "cwd",

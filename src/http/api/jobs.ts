@@ -17,7 +17,15 @@ import {
 } from "../../app/jobs.ts";
 import { requestRun } from "../../app/runs.ts";
 import { ValidationError } from "../../errors.ts";
-import { buildJob, hasSchedule, type Job, nextFires, validateId } from "../../domain/job.ts";
+import {
+  buildJob,
+  hasSchedule,
+  type Job,
+  nextFires,
+  validateId,
+  zoneOf,
+} from "../../domain/job.ts";
+import { shortened } from "../../domain/printable.ts";
 import type { JobChange } from "../../store/store.ts";
 import { readableSchedule } from "../../cron/fields.ts";
 import { jobOptionsOf } from "../job_body.ts";
@@ -87,6 +95,41 @@ function scheduleTexts(job: Job): { schedule: string; schedule_words: string } {
   return { schedule: "", schedule_words: `after '${job.after_job}' ends: ${job.after_outcome}` };
 }
 
+/**
+ * What GET shows beside a job's fields may come back in a body (a job
+ * read, changed and sent back), but only as the job will show it: any
+ * other value would be a change asked for and silently not made.
+ */
+function refuseShownChanges(body: Record<string, unknown>, job: Job, defaultZone: string): void {
+  const scheduleFields = 'give "cron", or "second" "minute" "hour" "day" "month" "day_of_week"';
+  const shown: [string, unknown, string][] = [
+    ["schedule", scheduleTexts(job).schedule, scheduleFields],
+    ["schedule_words", scheduleTexts(job).schedule_words, scheduleFields],
+    ["zone", zoneOf(job, defaultZone), 'give "timezone" (null for the service\'s zone)'],
+  ];
+  for (const [field, value, instead] of shown) {
+    if (body[field] === undefined || body[field] === value) continue;
+    throw new ValidationError(
+      field,
+      `${field}: ${
+        JSON.stringify(shortened(String(body[field])))
+      } is not what this job would show (${
+        JSON.stringify(value)
+      }): GET shows ${field}, a write does not set it; ${instead}`,
+    );
+  }
+  for (const field of ["created_at", "updated_at"]) {
+    const value = body[field];
+    const time = typeof value === "string" ? Date.parse(value) : value;
+    if (value !== undefined && (typeof time !== "number" || Number.isNaN(time))) {
+      throw new ValidationError(
+        field,
+        `${field}: jobsmanager sets it; leave it out, or send back the time GET gave`,
+      );
+    }
+  }
+}
+
 export function jobRoutes(api: ApiContext): Hono<Env> {
   const routes = new Hono<Env>();
   const { store } = api;
@@ -127,6 +170,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       );
     }
     const job = buildJob(id, jobOptionsOf(body, false), null, Date.now(), API_NAMES);
+    refuseShownChanges(body, job, api.defaultZone);
     const change = await addJob(store, job, {
       replace: c.req.query("replace") === "true",
       names: API_NAMES,
@@ -161,10 +205,20 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
     if (given !== undefined && given !== id) {
       throw new ValidationError("id", `id: a job's id cannot change (the path names '${id}')`);
     }
+    const options = jobOptionsOf(body, true);
+    // Checked against the job as stored now; updateJob builds it again in its transaction.
+    const current = await store.getJob(id);
+    if (current) {
+      refuseShownChanges(
+        body,
+        buildJob(id, options, current, Date.now(), API_NAMES),
+        api.defaultZone,
+      );
+    }
     const change = await updateJob(
       store,
       id,
-      jobOptionsOf(body, true),
+      options,
       Date.now(),
       API_NAMES,
       readAt(c.req.header("If-Match")),
