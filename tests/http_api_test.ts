@@ -468,6 +468,27 @@ for (const backend of BACKENDS) {
       ]);
       const whole = (await api.call("GET", "/api/v1/jobs/caller")).body as Called;
       assertEquals(whole.env, { API_TOKEN: ADMIN });
+      // Nor anywhere else in an answer: a working directory, a webhook's path, a run's note.
+      const placed = {
+        ...JOB,
+        id: "placed",
+        cwd: `/srv/${ADMIN}`,
+        on_failure_url: `https://hooks.example.com/${ADMIN}/x`,
+      };
+      assertEquals((await api.call("POST", "/api/v1/jobs", { body: placed })).status, 201);
+      const [run] = await api.store.claimRuns([{
+        job_id: "placed",
+        scheduled_at: Date.now(),
+        status: "error",
+        trigger: "schedule",
+        note: `no such cwd '/srv/${ADMIN}'`,
+      }]);
+      for (const path of ["/api/v1/jobs/placed", "/api/v1/jobs", `/api/v1/runs/${run}`]) {
+        const text = JSON.stringify((await api.call("GET", path, { token: READER })).body);
+        assert(!text.includes(ADMIN) && text.includes("***"), `${path}: ${text}`);
+      }
+      const own = (await api.call("GET", `/api/v1/runs/${run}`)).body as { note: string };
+      assertEquals(own.note, `no such cwd '/srv/${ADMIN}'`, "an admin reads what is stored");
     }));
 
   Deno.test(`api (${backend}): run now, list and show runs, and the live stream of changes`, () =>

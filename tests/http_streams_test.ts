@@ -67,6 +67,7 @@ Deno.test("http: a stream says when the database fails (error) and when it answe
       streams: new StreamCount(1),
       intervalMs: 1,
       redact: (t) => t,
+      shown: (t) => t,
       poll: () => {
         calls++;
         if (calls <= 2) return Promise.reject(new Error("the database is away"));

@@ -57,8 +57,10 @@ const httpLog = log("http");
  * Every caller gets a role: admin on an open (token-less, loopback) server,
  * else the role of its bearer token; a request without a valid one ends here.
  */
-function authenticate(tokens: Tokens): MiddlewareHandler<Env> {
+function authenticate(tokens: Tokens, redact: (text: string) => string): MiddlewareHandler<Env> {
   return async (c, next) => {
+    // An admin's answers are as stored (a job read can be sent back); a reader's never show a secret.
+    c.set("shown", (text) => c.get("role") === "admin" ? text : redact(text));
     if (!tokens.configured) {
       guardOpenServer(c);
       c.set("role", "admin");
@@ -175,8 +177,13 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
   app.route("/", healthRoutes(deps.readiness));
   // Before the door: a caller without a valid token, or whose body is slow to
   // come, takes none of its few slots.
-  app.use("/metrics", authenticate(deps.tokens));
-  app.use("/api/v1/*", authenticate(deps.tokens), authorize, bodyFirst(deps.bodyWaitMs));
+  app.use("/metrics", authenticate(deps.tokens, deps.redact));
+  app.use(
+    "/api/v1/*",
+    authenticate(deps.tokens, deps.redact),
+    authorize,
+    bodyFirst(deps.bodyWaitMs),
+  );
   // Probes answer at once; everything else makes way for runs starting.
   if (deps.starts) {
     const door = new Door(deps.starts);

@@ -40,6 +40,8 @@ export interface PollOptions {
    */
   poll: () => Promise<SseEvent[]>;
   redact: (text: string) => string;
+  /** An event's data as the caller may see it (a reader's without the service's secrets). */
+  shown: (text: string) => string;
 }
 
 /** A comment line this often keeps proxies from closing a quiet stream. */
@@ -83,7 +85,7 @@ async function follow(stream: SSEStreamingApi, o: PollOptions): Promise<void> {
       // The error event said the stream was not live: say it is again.
       if (failing) events.unshift({ event: "resumed", data: {} });
       for (const e of events) {
-        await stream.writeSSE({ event: e.event, data: toJson(e.data), id: e.id });
+        await stream.writeSSE({ event: e.event, data: o.shown(toJson(e.data)), id: e.id });
         quietSince = Date.now();
       }
       failing = false;

@@ -9,7 +9,13 @@ import { HttpError } from "../errors.ts";
 import type { StreamCount } from "../sse.ts";
 
 /** What a request carries through the middleware: the caller's role. */
-export type Env = { Variables: { role: Role } };
+export type Env = {
+  Variables: {
+    role: Role;
+    /** The text of an answer as this caller may see it (http/app.ts `authenticate`). */
+    shown: (text: string) => string;
+  };
+};
 
 export interface ApiContext {
   store: Store;
@@ -25,8 +31,8 @@ export interface ApiContext {
 }
 
 /** An answer in JSON, instants in ISO 8601 as the CLI's `--json` writes them. */
-export function json(c: Context, data: unknown, status: ContentfulStatusCode = 200): Response {
-  return c.body(toJson(data), status, { "Content-Type": "application/json" });
+export function json(c: Context<Env>, data: unknown, status: ContentfulStatusCode = 200): Response {
+  return c.body(c.get("shown")(toJson(data)), status, { "Content-Type": "application/json" });
 }
 
 /** The JSON object a request sends; `fallback` when there is no body (else that is an error). */

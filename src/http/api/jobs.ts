@@ -49,7 +49,9 @@ function written(c: Context, change: JobChange, job: Job, status: 200 | 201 = 20
  * go, not their credentials (`https://***@host/path?***`, as `job show`),
  * and no secret the service knows (its API tokens, the database password)
  * in a command, an env value or the description: a job that calls the API
- * with the admin token would hand it to every read token.
+ * with the admin token would hand it to every read token. (Its whole answer
+ * is masked too, `json`; a field at a time also finds a secret that JSON
+ * would escape.)
  */
 function visible(job: Job, role: Role, redact: (text: string) => string): Job {
   if (role === "admin") return job;

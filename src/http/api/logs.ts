@@ -8,7 +8,7 @@ import { followFrom, type LogQuery, logsAfter, recentLogs } from "../../app/logs
 import { parseRunId } from "../../domain/input.ts";
 import { count, optionalJob, optionalLevel, optionalSince } from "../query.ts";
 import { pollStream } from "../sse.ts";
-import { type ApiContext, json } from "./context.ts";
+import { type ApiContext, type Env, json } from "./context.ts";
 
 const MAX_LINES = 100_000;
 const TAIL_POLL_MS = 1000;
@@ -23,8 +23,8 @@ function queryOf(c: Context): LogQuery {
   };
 }
 
-export function logRoutes(api: ApiContext): Hono {
-  const routes = new Hono();
+export function logRoutes(api: ApiContext): Hono<Env> {
+  const routes = new Hono<Env>();
   const { store } = api;
 
   routes.get("/logs", async (c) => {
@@ -46,6 +46,7 @@ export function logRoutes(api: ApiContext): Hono {
       closing: api.closing,
       streams: api.streams,
       redact: api.redact,
+      shown: c.get("shown"),
       intervalMs: TAIL_POLL_MS,
       poll: async () => {
         let rows;

@@ -66,6 +66,7 @@ export function runRoutes(api: ApiContext): Hono<Env> {
       closing: api.closing,
       streams: api.streams,
       redact: api.redact,
+      shown: c.get("shown"),
       intervalMs: STREAM_POLL_MS,
       poll: async () => {
         const runs = await store.listRuns(filter);

@@ -10,13 +10,13 @@ import { pendingJson, status } from "../../app/status.ts";
 import { zoneOf } from "../../domain/job.ts";
 import { DatabaseError } from "../../errors.ts";
 import type { Readiness } from "../health.ts";
-import { type ApiContext, json } from "./context.ts";
+import { type ApiContext, type Env, json } from "./context.ts";
 
 const HOUR_MS = 3_600_000;
 const MINUTE_MS = 60_000;
 
-export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness>): Hono {
-  const routes = new Hono();
+export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness>): Hono<Env> {
+  const routes = new Hono<Env>();
   const { store } = api;
 
   /** The last status read from the database: what is known while it is away. */
