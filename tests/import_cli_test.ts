@@ -111,6 +111,13 @@ for (const backend of BACKENDS) {
       assertEquals(again.code, 1, "the hostile row is still not imported");
       assertMatch(again.stdout, /8 same, 0 differ, 1 cannot be imported; nothing to write\n$/);
       assertEquals(await counts(db), { jobs: 8, markers: 1 });
+      // What the original's job state has no word for, set since, stays.
+      const set = await jm("job", "update", "backup", "--env", "A=1", "--retries", "2");
+      assertEquals(set.code, 0, set.stderr);
+      const kept = await jm("import", "apscheduler");
+      assertMatch(kept.stdout, /8 same, 0 differ, 1 cannot be imported; nothing to write\n$/);
+      const backup = JSON.parse((await jm("job", "show", "backup", "--json")).stdout);
+      assertEquals([backup.env, backup.retries], [{ A: "1" }, 2]);
     });
 
     await t.step("--from-database reads the original's own database (jm_jobs there)", async () => {
@@ -145,7 +152,7 @@ for (const backend of BACKENDS) {
         applied.stdout,
         /5 new, 0 same, 0 differ, 3 cannot be imported; changed 5 jobs \(reload marker \d+\)\nno live service uses \S+, so nothing applies this yet: .*\n$/,
       );
-      assertEquals(await counts(db), { jobs: 13, markers: 2 });
+      assertEquals(await counts(db), { jobs: 13, markers: 3 });
       const text = await Deno.readTextFile(file);
       const piped = await cli(["--database", db.url, "import", "crontab", "-", "--json"], {
         input: text,
@@ -170,6 +177,37 @@ for (const backend of BACKENDS) {
       const show = await jm("job", "show", "user-crontab.mail-s-timesheets-team-weekday", "--json");
       assertEquals(JSON.parse(show.stdout).day, "2-14,16-31");
     });
+
+    await t.step(
+      "imported again, a crontab's jobs keep what it has no word for: enabled, timeout, retries, cwd",
+      async () => {
+        const file = `${await Deno.makeTempDir()}/kept`;
+        await Deno.writeTextFile(file, "30 2 * * * backup.sh\n");
+        assertEquals((await jm("import", "crontab", file, "--apply")).code, 0);
+        const id = "kept.backup-sh";
+        for (
+          const change of [
+            ["job", "disable", id],
+            ["job", "update", id, "--timeout", "3600", "--retries", "2", "--cwd", "/srv"],
+          ]
+        ) {
+          const done = await jm(...change);
+          assertEquals(done.code, 0, done.stderr);
+        }
+        const again = await jm("import", "crontab", file, "--apply", "--json");
+        assertEquals(again.code, 0, again.stderr);
+        assertEquals(JSON.parse(again.stdout).entries.map((e: { status: string }) => e.status), [
+          "same",
+        ]);
+        const job = JSON.parse((await jm("job", "show", id, "--json")).stdout);
+        assertEquals([job.enabled, job.timeout, job.retries, job.cwd], [false, 3600, 2, "/srv"]);
+        // What the crontab does say still changes.
+        await Deno.writeTextFile(file, "45 2 * * * backup.sh\n");
+        const moved = await jm("import", "crontab", file, "--json");
+        const [entry] = JSON.parse(moved.stdout).entries as { status: string; changes: string[] }[];
+        assertEquals([entry.status, entry.changes], ["differs", ['minute: "30" → "45"']]);
+      },
+    );
 
     await t.step(
       "an edited crontab: the jobs no line makes any more are stale; --prune removes them",

@@ -11,7 +11,7 @@ import { ValidationError } from "../../errors.ts";
 import { buildJob, type JobOptions } from "../../domain/job.ts";
 import { FIELD_NAMES, type FieldName, MONTH_NAMES, WEEKDAY_NAMES } from "../../cron/grammar.ts";
 import { describe, PickleError, type PyDict, type PyValue, unpickle } from "./pickle.ts";
-import type { Candidate } from "./plan.ts";
+import { type Candidate, type JobField, RUN_POLICY_FIELDS } from "./plan.ts";
 import type { LegacyRow } from "../../store/legacy.ts";
 
 /** What the notes compare the old jobs with: this service's defaults. */
@@ -257,6 +257,12 @@ function optionsOf(
   };
 }
 
+/**
+ * The fields the original's job state has no word for: a job imported
+ * again keeps what was set since (its environment, its retries).
+ */
+const APSCHEDULER_SILENT: readonly JobField[] = ["env", "cwd", ...RUN_POLICY_FIELDS];
+
 /** One row of the original's table as a candidate job (or why it cannot be one). */
 export function candidateFromRow(
   row: LegacyRow,
@@ -283,7 +289,14 @@ export function candidateFromRow(
   }
   try {
     const { options, notes } = optionsOf(row, dictOf(state, "job_state"), defaults);
-    return { source, id: row.id, job: buildJob(row.id, options, null, now), notes, problem: null };
+    return {
+      source,
+      id: row.id,
+      job: buildJob(row.id, options, null, now),
+      notes,
+      problem: null,
+      keeps: APSCHEDULER_SILENT,
+    };
   } catch (error) {
     if (error instanceof ShapeError) return refused(error.message);
     if (error instanceof ValidationError) return refused(error.message);

@@ -13,7 +13,7 @@ import { parseTerm, runList, splitList, SYNTAX, termValues } from "../../cron/gr
 import { scheduleFromCrontab } from "../../cron/crontab.ts";
 import { everFires } from "../../cron/croner.ts";
 import type { ScheduleFields } from "../../cron/fields.ts";
-import type { Candidate, Scope } from "./plan.ts";
+import { type Candidate, type JobField, RUN_POLICY_FIELDS, type Scope } from "./plan.ts";
 import { shellQuote } from "../../domain/shell.ts";
 
 export interface CrontabSource {
@@ -375,13 +375,30 @@ function candidate(
     env: [...env.vars].map(([k, v]) => `${k}=${v}`),
     description: description === "" ? undefined : description,
   };
+  // What a crontab has no word for, and a working directory or description it does not give.
+  const keeps: JobField[] = [...CRONTAB_SILENT];
+  if (cwd === undefined) keeps.push("cwd");
+  if (options.description === undefined) keeps.push("description");
   try {
-    return { source, id, job: buildJob(id, options, null, now), notes, problem: null };
+    return { source, id, job: buildJob(id, options, null, now), notes, problem: null, keeps };
   } catch (error) {
     if (error instanceof ValidationError) return refused(source, id, error.message);
     throw error;
   }
 }
+
+/**
+ * The fields a crontab has no word for: a job imported again keeps what
+ * was set since (its timeout, whether it is enabled, its retries).
+ */
+const CRONTAB_SILENT: readonly JobField[] = [
+  "timeout",
+  "enabled",
+  "max_instances",
+  "coalesce",
+  "misfire_grace_time",
+  ...RUN_POLICY_FIELDS,
+];
 
 /** What the ids a crontab generates start with: `NAME.` */
 function idPrefix(name: string): string {

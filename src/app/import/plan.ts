@@ -7,6 +7,7 @@
  * transaction, the plan that is applied.
  */
 import { hasSchedule, type Job, JOB_FIELDS, sameDefinition } from "../../domain/job.ts";
+import { NOTIFY_FIELDS } from "../../domain/notify.ts";
 import { scheduleFromFields } from "../../cron/fields.ts";
 import type { JobStore } from "../../store/store.ts";
 import { checkFollowUps } from "../jobs.ts";
@@ -23,6 +24,35 @@ export interface Candidate {
   notes: string[];
   /** Why it cannot be imported (set exactly when `job` is null). */
   problem: string | null;
+  /**
+   * Fields the source has no word for (a crontab has no timeout and no
+   * retries): a stored job keeps its own, so importing again does not
+   * undo what was set since. Absent: the source says every field (a jobs
+   * file).
+   */
+  keeps?: readonly JobField[];
+}
+
+export type JobField = typeof JOB_FIELDS[number];
+
+/** What no import source says: how a run is retried, what follows it, who is told. */
+export const RUN_POLICY_FIELDS = [
+  "retries",
+  "retry_delay",
+  "retry_max_delay",
+  "retry_on",
+  "retry_overlap",
+  "after_job",
+  "after_outcome",
+  ...NOTIFY_FIELDS,
+] as const satisfies readonly JobField[];
+
+/** A source's candidate job, with the fields it has no word for as `stored` has them. */
+function keeping(candidate: Job, stored: Job, keeps: readonly JobField[] | undefined): Job {
+  if (keeps === undefined) return candidate;
+  const kept: Record<string, unknown> = { ...candidate };
+  for (const field of keeps) kept[field] = stored[field];
+  return kept as unknown as Job;
 }
 
 export type PlanStatus = "new" | "same" | "differs" | "remove" | "stale" | "cannot import";
@@ -82,10 +112,11 @@ export function plan(
     const base = { id: c.id, source: c.source, current, notes: c.notes, problem: c.problem };
     if (c.job === null) return { ...base, status: "cannot import", job: null, changes: [] };
     if (current === null) return { ...base, status: "new", job: c.job, changes: [] };
-    if (sameDefinition(current, c.job)) {
+    const wanted = keeping(c.job, current, c.keeps);
+    if (sameDefinition(current, wanted)) {
       return { ...base, current: stored!, status: "same", job: stored!, changes: [] };
     }
-    const job = { ...c.job, created_at: current.created_at };
+    const job = { ...wanted, created_at: current.created_at };
     return { ...base, status: "differs", job, changes: fieldChanges(current, job) };
   });
   const named = new Set(candidates.map((c) => c.id));
