@@ -630,6 +630,9 @@ for (const backend of BACKENDS) {
         "line 2",
         "line 4",
       ]);
+      // An empty after= is not given, as for /runs/stream: the newest lines.
+      await using empty = await readSse(api, "/api/v1/logs/stream?level=info&after=");
+      await empty.until((e) => (e.data as { message: string }).message === "line 4");
     }));
 
   Deno.test(`api (${backend}): notification fields in and out; status lists silent jobs`, async () => {

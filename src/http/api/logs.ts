@@ -39,7 +39,8 @@ export function logRoutes(api: ApiContext): Hono<Env> {
    */
   routes.get("/logs/stream", (c) => {
     const query = queryOf(c);
-    const after = c.req.query("after") ?? c.req.header("last-event-id");
+    // Empty is not given, as for /runs/stream.
+    const after = c.req.query("after") || c.req.header("last-event-id") || undefined;
     let last = after === undefined ? null : parseRunId(after, "after");
     const limit = count(c.req.query("limit"), "limit", MAX_LINES, 100);
     return pollStream(c, {
