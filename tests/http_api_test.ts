@@ -261,6 +261,12 @@ for (const backend of BACKENDS) {
       assertEquals(colon.status, 201, JSON.stringify(colon.body));
       const f2 = colon.body as Record<string, unknown>;
       assertEquals([f2.after_job, f2.after_outcome], ["ns:always", "success"]);
+      // "" drops the link, as null does.
+      const dropped = await api.call("PATCH", "/api/v1/jobs/f2", {
+        body: { after_job: "", cron: "0 0 1 1 *" },
+      });
+      assertEquals(dropped.status, 200, JSON.stringify(dropped.body));
+      assertEquals((dropped.body as Record<string, unknown>).after_job, null);
     }));
 
   Deno.test(`api (${backend}): errors carry the CLI's message, the field and the status`, () =>

@@ -139,6 +139,13 @@ Deno.test("retries and a follow-up job without a schedule go out and come back (
     const back = candidatesFromFile(`jobs.${format}`, exportJobs(jobs, format), NOW);
     assertEquals(back.map((c) => c.job), jobs, format);
   }
+  // An id may end in ":always": after_job names it whole.
+  const [colon] = candidatesFromFile(
+    "jobs.yaml",
+    "jobs:\n  - {id: f, command: y, after_job: 'ns:always'}\n",
+    NOW,
+  );
+  assertEquals([colon.job!.after_job, colon.job!.after_outcome], ["ns:always", "success"]);
   assertEquals(
     invalid("jobs.yaml", "jobs:\n  - {id: b, command: y, after_outcome: failure}\n"),
     "jobs.yaml has 1 invalid job; nothing written:\njobs.yaml:2: job 'b': after_outcome: give after_job with it",

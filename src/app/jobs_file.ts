@@ -240,7 +240,9 @@ function afterOf(job: string | undefined, outcome: string | undefined): string |
   if (outcome !== undefined && !job) {
     throw new ValidationError("after_outcome", "after_outcome: give after_job with it");
   }
-  if (job === undefined || job === "" || outcome === undefined) return job;
+  if (job === undefined || job === "") return job;
+  // Outcome always given: a job id ending in ":always" is an id, not an outcome.
+  if (outcome === undefined) return `${job}:success`;
   if (!(AFTER_OUTCOMES as readonly string[]).includes(outcome)) {
     throw new ValidationError(
       "after_outcome",

@@ -86,7 +86,7 @@ function envPairs(value: unknown): string[] {
 /** `after_job` and `after_outcome` as the `--after JOB[:outcome]` option; "" drops the link. */
 function afterOf(job: unknown, outcome: unknown): string | undefined {
   if (job === undefined && outcome === undefined) return undefined;
-  if (job === null) return "";
+  if (job === null || job === "") return "";
   if (job === undefined) {
     throw new ValidationError("after_outcome", "after_outcome: give after_job with it");
   }
