@@ -245,12 +245,20 @@ for (const backend of BACKENDS) {
         body: { timezone: "Asia/Tokyo", zone: "Asia/Tokyo" },
       });
       assertEquals(tokyo.status, 200, JSON.stringify(tokyo.body));
+      // A copy read, changed in its own fields and sent back whole: what it showed still goes.
+      const read = (await api.call("GET", "/api/v1/jobs/nightly")).body as Record<string, unknown>;
+      const changed = await api.call("PATCH", "/api/v1/jobs/nightly", {
+        body: { ...read, hour: "4", timezone: "Europe/Paris" },
+      });
+      assertEquals(changed.status, 200, JSON.stringify(changed.body));
+      const now = (await api.call("GET", "/api/v1/jobs/nightly")).body as Record<string, unknown>;
+      assertEquals([now.hour, now.zone], ["4", "Europe/Paris"]);
       const newZone = await api.call("POST", "/api/v1/jobs", {
         body: { ...JOB, id: "zoned", zone: "Asia/Tokyo" },
       });
       assertMatch(
         (newZone.body as { error: string }).error,
-        /^zone: "Asia\/Tokyo" is not what this job would show \("Europe\/Paris"\): GET shows zone, a write does not set it; give "timezone"/,
+        /^zone: "Asia\/Tokyo" is not what this job shows nor what it would show \("Europe\/Paris"\): GET shows zone, a write does not set it; give "timezone"/,
       );
       assertEquals((await api.call("GET", "/api/v1/jobs/zoned")).status, 404);
       // An id may end in ":always": after_job names it whole, and the outcome is its own field.

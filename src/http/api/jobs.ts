@@ -102,21 +102,31 @@ function scheduleTexts(job: Job): { schedule: string; schedule_words: string } {
  * read, changed and sent back), but only as the job will show it: any
  * other value would be a change asked for and silently not made.
  */
-function refuseShownChanges(body: Record<string, unknown>, job: Job, defaultZone: string): void {
+function refuseShownChanges(
+  body: Record<string, unknown>,
+  job: Job,
+  stored: Job | null,
+  defaultZone: string,
+): void {
   const scheduleFields = 'give "cron", or "second" "minute" "hour" "day" "month" "day_of_week"';
-  const shown: [string, unknown, string][] = [
-    ["schedule", scheduleTexts(job).schedule, scheduleFields],
-    ["schedule_words", scheduleTexts(job).schedule_words, scheduleFields],
-    ["zone", zoneOf(job, defaultZone), 'give "timezone" (null for the service\'s zone)'],
-  ];
-  for (const [field, value, instead] of shown) {
-    if (body[field] === undefined || body[field] === value) continue;
+  const shownOf = (j: Job): Record<string, unknown> => ({
+    ...scheduleTexts(j),
+    zone: zoneOf(j, defaultZone),
+  });
+  // As the job was read (a copy changed in other fields), or as it will be.
+  const copies = [shownOf(job), ...(stored ? [shownOf(stored)] : [])];
+  for (const field of ["schedule", "schedule_words", "zone"]) {
+    const value = body[field];
+    if (value === undefined || copies.some((copy) => copy[field] === value)) continue;
+    const instead = field === "zone"
+      ? 'give "timezone" (null for the service\'s zone)'
+      : scheduleFields;
     throw new ValidationError(
       field,
       `${field}: ${
-        JSON.stringify(shortened(String(body[field])))
-      } is not what this job would show (${
-        JSON.stringify(value)
+        JSON.stringify(shortened(String(value)))
+      } is not what this job shows nor what it would show (${
+        JSON.stringify(copies[0][field])
       }): GET shows ${field}, a write does not set it; ${instead}`,
     );
   }
@@ -172,7 +182,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       );
     }
     const job = buildJob(id, jobOptionsOf(body, false), null, Date.now(), API_NAMES);
-    refuseShownChanges(body, job, api.defaultZone);
+    refuseShownChanges(body, job, null, api.defaultZone);
     const change = await addJob(store, job, {
       replace: c.req.query("replace") === "true",
       names: API_NAMES,
@@ -214,6 +224,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       refuseShownChanges(
         body,
         buildJob(id, options, current, Date.now(), API_NAMES),
+        current,
         api.defaultZone,
       );
     }
