@@ -503,6 +503,21 @@ for (const backend of BACKENDS) {
       }
       const own = (await api.call("GET", `/api/v1/runs/${run}`)).body as { note: string };
       assertEquals(own.note, `no such cwd '/srv/${ADMIN}'`, "an admin reads what is stored");
+      // A log line, listed or tailed, and a run in the live stream.
+      await api.store.insertLogs([{
+        created_at: Date.now(),
+        level: "warning",
+        logger_name: "jobsmanager.notify",
+        message: `webhook https://hooks.example.com/${ADMIN}/x failed`,
+        context: { job: "placed" },
+      }]);
+      const logs = JSON.stringify((await api.call("GET", "/api/v1/logs", { token: READER })).body);
+      assert(!logs.includes(ADMIN) && logs.includes("/***/x"), logs);
+      for (const path of ["/api/v1/logs/stream", "/api/v1/runs/stream?job=placed&after=0"]) {
+        await using live = await readSse(api, path, READER);
+        const event = await live.until((e) => JSON.stringify(e.data).includes("***"));
+        assert(!JSON.stringify(live.events).includes(ADMIN), `${path}: ${JSON.stringify(event)}`);
+      }
     }));
 
   Deno.test(`api (${backend}): run now, list and show runs, and the live stream of changes`, () =>

@@ -20,8 +20,17 @@ const RAW_CONTROLS = /[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
  * for log lines. No control character is written raw: JSON.stringify
  * escapes C0, and the rest are written `\uNNNN`, which reads back the same.
  */
-export function toJson(data: unknown, indent?: number): string {
-  return JSON.stringify(data, isoTimes, indent).replace(
+export function toJson(
+  data: unknown,
+  indent?: number,
+  /** Applied to every string value (never a key): masking secrets before they are escaped. */
+  strings?: (text: string) => string,
+): string {
+  const replacer = strings === undefined ? isoTimes : (key: string, value: unknown) => {
+    const timed = isoTimes(key, value);
+    return typeof timed === "string" ? strings(timed) : timed;
+  };
+  return JSON.stringify(data, replacer, indent).replace(
     RAW_CONTROLS,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
   );

@@ -59,7 +59,7 @@ const httpLog = log("http");
  */
 function authenticate(tokens: Tokens, redact: (text: string) => string): MiddlewareHandler<Env> {
   return async (c, next) => {
-    // An admin's answers are as stored (a job read can be sent back); a reader's never show a secret.
+    // An admin's answers are as stored (a job read can be sent back); a reader's texts show no secret.
     c.set("shown", (text) => c.get("role") === "admin" ? text : redact(text));
     if (!tokens.configured) {
       guardOpenServer(c);

@@ -40,7 +40,7 @@ export interface PollOptions {
    */
   poll: () => Promise<SseEvent[]>;
   redact: (text: string) => string;
-  /** An event's data as the caller may see it (a reader's without the service's secrets). */
+  /** Each text of an event's data as the caller may see it (a reader's without secrets). */
   shown: (text: string) => string;
 }
 
@@ -85,7 +85,11 @@ async function follow(stream: SSEStreamingApi, o: PollOptions): Promise<void> {
       // The error event said the stream was not live: say it is again.
       if (failing) events.unshift({ event: "resumed", data: {} });
       for (const e of events) {
-        await stream.writeSSE({ event: e.event, data: o.shown(toJson(e.data)), id: e.id });
+        await stream.writeSSE({
+          event: e.event,
+          data: toJson(e.data, undefined, o.shown),
+          id: e.id,
+        });
         quietSince = Date.now();
       }
       failing = false;

@@ -12,7 +12,7 @@ import type { StreamCount } from "../sse.ts";
 export type Env = {
   Variables: {
     role: Role;
-    /** The text of an answer as this caller may see it (http/app.ts `authenticate`). */
+    /** Each text of an answer as this caller may see it (http/app.ts `authenticate`). */
     shown: (text: string) => string;
   };
 };
@@ -32,7 +32,9 @@ export interface ApiContext {
 
 /** An answer in JSON, instants in ISO 8601 as the CLI's `--json` writes them. */
 export function json(c: Context<Env>, data: unknown, status: ContentfulStatusCode = 200): Response {
-  return c.body(c.get("shown")(toJson(data)), status, { "Content-Type": "application/json" });
+  return c.body(toJson(data, undefined, c.get("shown")), status, {
+    "Content-Type": "application/json",
+  });
 }
 
 /** The JSON object a request sends; `fallback` when there is no body (else that is an error). */

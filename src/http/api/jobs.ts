@@ -45,26 +45,17 @@ function written(c: Context, change: JobChange, job: Job, status: 200 | 201 = 20
 }
 
 /**
- * A job as a caller of `role` may see it. A read token sees where webhooks
- * go, not their credentials (`https://***@host/path?***`, as `job show`),
- * and no secret the service knows (its API tokens, the database password)
- * in a command, an env value or the description: a job that calls the API
- * with the admin token would hand it to every read token. (Its whole answer
- * is masked too, `json`; a field at a time also finds a secret that JSON
- * would escape.)
+ * A job as a caller of `role` may see it: a read token sees where webhooks
+ * go, not their credentials (`https://***@host/path?***`, as `job show`).
+ * The secrets the service knows (its API tokens, the database password)
+ * are masked in every text of a reader's answer (`json`): a job that calls
+ * the API with the admin token would hand it to every read token.
  */
-function visible(job: Job, role: Role, redact: (text: string) => string): Job {
+function visible(job: Job, role: Role): Job {
   if (role === "admin") return job;
   const masked = (url: string | null) => url === null ? null : urlForLog(url);
-  const text = (value: string | null) => value === null ? null : redact(value);
   return {
     ...job,
-    command: redact(job.command),
-    description: text(job.description),
-    env: Object.fromEntries(Object.entries(job.env).map(([k, v]) => [k, redact(v)])),
-    on_failure: text(job.on_failure),
-    on_recovery: text(job.on_recovery),
-    on_success: text(job.on_success),
     on_failure_url: masked(job.on_failure_url),
     on_recovery_url: masked(job.on_recovery_url),
     on_success_url: masked(job.on_success_url),
@@ -160,7 +151,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
     return json(
       c,
       listings.map(({ job, zone, next, invalid }) => ({
-        ...visible(job, c.get("role"), api.redact),
+        ...visible(job, c.get("role")),
         zone,
         ...scheduleTexts(job),
         next_fire: next?.toISOString() ?? null,
@@ -201,7 +192,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
     });
     c.header("ETag", `"${details.job.updated_at}"`);
     return json(c, {
-      ...visible(details.job, c.get("role"), api.redact),
+      ...visible(details.job, c.get("role")),
       zone: details.zone,
       ...scheduleTexts(details.job),
       next: details.next.map((d) => d.toISOString()),
