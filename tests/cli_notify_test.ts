@@ -120,6 +120,13 @@ for (const backend of BACKENDS) {
       stderr:
         'jobsmanager: alert_after: "0" is not valid (allowed: from 1 s to 31536000 s, e.g. 90s, 15m, 2h, 7d)\n',
     });
+    // Past durations' own most (100 years), the bound said is still alert_after's.
+    assertEquals(await jm(db, ...base, "--alert-after", "5300w"), {
+      code: 2,
+      stdout: "",
+      stderr:
+        'jobsmanager: alert_after: "5300w" is not valid (allowed: from 1 s to 31536000 s, e.g. 90s, 15m, 2h, 7d)\n',
+    });
     assertEquals(await jm(db, ...base, "--on-success-url", "ftp://user:pw@host/x"), {
       code: 2,
       stdout: "",

@@ -161,6 +161,12 @@ for (const backend of BACKENDS) {
       // From stdin the generated ids start with "crontab.", so only the named one matches.
       const entries = JSON.parse(piped.stdout).entries as { id: string; status: string }[];
       assertEquals(entries.find((e) => e.id === "wiki-backup")!.status, "same");
+      // A path that leads to no file (a pipe: /dev/stdin, <(crontab -l)) is read as it is.
+      const piped2 = await cli(
+        ["--database", db.url, "import", "crontab", "/dev/stdin", "--name", "user-crontab"],
+        { input: text },
+      );
+      assertEquals(piped2.code, 0, piped2.stderr);
       // --name gives stdin the file's prefix: every job is the same as the file's.
       const named = await cli(
         ["--database", db.url, "import", "crontab", "-", "--name", "user-crontab", "--json"],
@@ -182,7 +188,7 @@ for (const backend of BACKENDS) {
       "imported again, a crontab's jobs keep what it has no word for: enabled, timeout, retries, cwd",
       async () => {
         const file = `${await Deno.makeTempDir()}/kept`;
-        await Deno.writeTextFile(file, "30 2 * * * backup.sh\n");
+        await Deno.writeTextFile(file, "# nightly\n30 2 * * * backup.sh\n");
         assertEquals((await jm("import", "crontab", file, "--apply")).code, 0);
         const id = "kept.backup-sh";
         for (
@@ -201,11 +207,14 @@ for (const backend of BACKENDS) {
         ]);
         const job = JSON.parse((await jm("job", "show", id, "--json")).stdout);
         assertEquals([job.enabled, job.timeout, job.retries, job.cwd], [false, 3600, 2, "/srv"]);
-        // What the crontab does say still changes.
+        // What the crontab does say still changes: its schedule, its comment (the description).
         await Deno.writeTextFile(file, "45 2 * * * backup.sh\n");
         const moved = await jm("import", "crontab", file, "--json");
         const [entry] = JSON.parse(moved.stdout).entries as { status: string; changes: string[] }[];
-        assertEquals([entry.status, entry.changes], ["differs", ['minute: "30" → "45"']]);
+        assertEquals([entry.status, entry.changes], ["differs", [
+          'minute: "30" → "45"',
+          'description: "nightly" → (default)',
+        ]]);
       },
     );
 

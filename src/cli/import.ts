@@ -214,7 +214,7 @@ export function importCommand() {
       const text = await readText(file);
       // Where the file really is: `./x` in /etc/cron.d, or a link to it, is read as cron reads it.
       const system = opts.system ??
-        (file !== "-" && [resolve(file), await Deno.realPath(file)].some(isSystemCrontab));
+        (file !== "-" && [resolve(file), await realPath(file)].some(isSystemCrontab));
       const source = crontabSource(file, text, system, opts.name);
       const zones = {
         system: systemTimezone(),
@@ -235,4 +235,13 @@ export function importCommand() {
     "bring jobs in from the original JobsManager or a crontab (prints the plan; --apply writes it)",
     { apscheduler, crontab },
   );
+}
+
+/** Where `path` leads; itself where that is no file (a pipe: `<(crontab -l)`, /dev/stdin). */
+async function realPath(path: string): Promise<string> {
+  try {
+    return await Deno.realPath(path);
+  } catch {
+    return path;
+  }
 }

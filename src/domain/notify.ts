@@ -88,7 +88,8 @@ export function parseAlertAfter(raw: string): number {
     seconds = Number(text);
   } else {
     try {
-      seconds = parseDuration(text, "alert_after") / 1000;
+      // Its own bounds below say what it takes.
+      seconds = parseDuration(text, "alert_after", true) / 1000;
     } catch (error) {
       throw new ValidationError("alert_after", (error as Error).message);
     }

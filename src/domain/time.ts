@@ -87,8 +87,11 @@ const DURATION_UNITS: Record<string, number> = {
 /** The longest duration taken: longer ones are typing mistakes, and far enough would be Infinity. */
 const MAX_DURATION_MS = 100 * 365 * 86_400_000;
 
-/** `90s`, `15m`, `2h`, `7d`, `1w` in milliseconds. */
-export function parseDuration(text: string, option: string): number {
+/**
+ * `90s`, `15m`, `2h`, `7d`, `1w` in milliseconds; at most 100 years unless
+ * `checked` (the caller refuses what is too long with its own bounds).
+ */
+export function parseDuration(text: string, option: string, checked = false): number {
   const m = /^(\d+)([smhdw])$/.exec(text.trim());
   if (!m) {
     throw new UsageError(
@@ -96,7 +99,7 @@ export function parseDuration(text: string, option: string): number {
     );
   }
   const ms = Number(m[1]) * DURATION_UNITS[m[2]];
-  if (ms > MAX_DURATION_MS) {
+  if (!checked && ms > MAX_DURATION_MS) {
     throw new UsageError(
       `${option}: '${
         shortened(text)

@@ -375,10 +375,9 @@ function candidate(
     env: [...env.vars].map(([k, v]) => `${k}=${v}`),
     description: description === "" ? undefined : description,
   };
-  // What a crontab has no word for, and a working directory or description it does not give.
-  const keeps: JobField[] = [...CRONTAB_SILENT];
-  if (cwd === undefined) keeps.push("cwd");
-  if (options.description === undefined) keeps.push("description");
+  // What a crontab has no word for, and a working directory it does not give (the plan's note
+  // suggests `job update --cwd`). Its comments are its description: removed, it goes.
+  const keeps: JobField[] = cwd === undefined ? [...CRONTAB_SILENT, "cwd"] : [...CRONTAB_SILENT];
   try {
     return { source, id, job: buildJob(id, options, null, now), notes, problem: null, keeps };
   } catch (error) {
