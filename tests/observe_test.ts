@@ -428,7 +428,8 @@ for (const backend of BACKENDS) {
         `no tick for ${at}:\n${describeRuns(ticks)}`,
       );
     }
-    assert(!(await runs(db, "tick")).some((r) => r.status === "missed"));
+    const allTicks = await runs(db, "tick");
+    assert(!allTicks.some((r) => r.status === "missed"), describeRuns(allTicks));
     assert(maxRssKb > 0 && maxRssKb < 300 * 1024, `serve's RSS reached ${maxRssKb} kB`);
 
     const ended = await waitFor(

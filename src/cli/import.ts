@@ -4,7 +4,6 @@
  * `--apply` (one transaction, one reload marker). Also the plan's rendering,
  * which `apply` shares.
  */
-import { resolve } from "node:path";
 import { UsageError } from "../errors.ts";
 import {
   apschedulerCandidates,
@@ -214,7 +213,7 @@ export function importCommand() {
       const text = await readText(file);
       // Where the file really is: `./x` in /etc/cron.d, or a link to it, is read as cron reads it.
       const system = opts.system ??
-        (file !== "-" && [resolve(file), await realPath(file)].some(isSystemCrontab));
+        (file !== "-" && [file, await realPath(file)].some(isSystemCrontab));
       const source = crontabSource(file, text, system, opts.name);
       const zones = {
         system: systemTimezone(),
@@ -237,7 +236,7 @@ export function importCommand() {
   );
 }
 
-/** Where `path` leads; itself where that is no file (a pipe: `<(crontab -l)`, /dev/stdin). */
+/** Where `path` leads, absolute; itself where that is no file (a pipe: `<(crontab -l)`, /dev/stdin). */
 async function realPath(path: string): Promise<string> {
   try {
     return await Deno.realPath(path);
