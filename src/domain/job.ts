@@ -740,6 +740,19 @@ function sameEnv(a: Record<string, string>, b: Record<string, string>): boolean 
   return true;
 }
 
+/** How a job's run is retried, what follows it, and who is told (no import source says any). */
+export const RUN_POLICY_FIELDS = [
+  "retries",
+  "retry_delay",
+  "retry_max_delay",
+  "retry_on",
+  "retry_overlap",
+  "after_job",
+  "after_outcome",
+  // Notifications (issue 13, migration 7).
+  ...NOTIFY_FIELDS,
+] as const satisfies readonly (keyof Job)[];
+
 /** Every field of a job, in the column order of `jm_jobs`. */
 export const JOB_FIELDS = [
   "id",
@@ -756,13 +769,5 @@ export const JOB_FIELDS = [
   "description",
   "created_at",
   "updated_at",
-  "retries",
-  "retry_delay",
-  "retry_max_delay",
-  "retry_on",
-  "retry_overlap",
-  "after_job",
-  "after_outcome",
-  // Notifications (issue 13, migration 7).
-  ...NOTIFY_FIELDS,
+  ...RUN_POLICY_FIELDS,
 ] as const satisfies readonly (keyof Job)[];

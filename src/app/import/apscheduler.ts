@@ -8,10 +8,10 @@
  * taken from its global.json. Its quirks are reported per job, not copied.
  */
 import { ValidationError } from "../../errors.ts";
-import { buildJob, type JobOptions } from "../../domain/job.ts";
+import { buildJob, type JobOptions, RUN_POLICY_FIELDS } from "../../domain/job.ts";
 import { FIELD_NAMES, type FieldName, MONTH_NAMES, WEEKDAY_NAMES } from "../../cron/grammar.ts";
 import { describe, PickleError, type PyDict, type PyValue, unpickle } from "./pickle.ts";
-import { type Candidate, type JobField, RUN_POLICY_FIELDS } from "./plan.ts";
+import type { Candidate, JobField } from "./plan.ts";
 import type { LegacyRow } from "../../store/legacy.ts";
 
 /** What the notes compare the old jobs with: this service's defaults. */

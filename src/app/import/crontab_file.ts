@@ -8,12 +8,12 @@
  * standard input it was, `SHELL` other than /bin/sh wraps the command.
  */
 import { ValidationError } from "../../errors.ts";
-import { buildJob, type JobOptions, validateId } from "../../domain/job.ts";
+import { buildJob, type JobOptions, RUN_POLICY_FIELDS, validateId } from "../../domain/job.ts";
 import { parseTerm, runList, splitList, SYNTAX, termValues } from "../../cron/grammar.ts";
 import { scheduleFromCrontab } from "../../cron/crontab.ts";
 import { everFires } from "../../cron/croner.ts";
 import type { ScheduleFields } from "../../cron/fields.ts";
-import { type Candidate, type JobField, RUN_POLICY_FIELDS, type Scope } from "./plan.ts";
+import { type Candidate, type JobField, type Scope } from "./plan.ts";
 import { shellQuote } from "../../domain/shell.ts";
 
 export interface CrontabSource {

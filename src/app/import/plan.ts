@@ -7,7 +7,6 @@
  * transaction, the plan that is applied.
  */
 import { hasSchedule, type Job, JOB_FIELDS, sameDefinition } from "../../domain/job.ts";
-import { NOTIFY_FIELDS } from "../../domain/notify.ts";
 import { scheduleFromFields } from "../../cron/fields.ts";
 import type { JobStore } from "../../store/store.ts";
 import { checkFollowUps } from "../jobs.ts";
@@ -34,18 +33,6 @@ export interface Candidate {
 }
 
 export type JobField = typeof JOB_FIELDS[number];
-
-/** What no import source says: how a run is retried, what follows it, who is told. */
-export const RUN_POLICY_FIELDS = [
-  "retries",
-  "retry_delay",
-  "retry_max_delay",
-  "retry_on",
-  "retry_overlap",
-  "after_job",
-  "after_outcome",
-  ...NOTIFY_FIELDS,
-] as const satisfies readonly JobField[];
 
 /** A source's candidate job, with the fields it has no word for as `stored` has them. */
 function keeping(candidate: Job, stored: Job, keeps: readonly JobField[] | undefined): Job {
