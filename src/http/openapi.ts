@@ -140,6 +140,12 @@ const RUN_SUMMARY = closed({
   exit_code: nullable("integer"),
 });
 
+/** A time a job read carries back in a write, where jobsmanager keeps its own. */
+const SET_BY_JOBSMANAGER = {
+  type: ["string", "integer"],
+  description: "set by jobsmanager: a time, ignored",
+};
+
 const schemas: Record<string, Schema> = {
   Error: closed({
     error: {
@@ -190,14 +196,8 @@ const schemas: Record<string, Schema> = {
       on_success: nullable("string"),
       on_success_url: nullable("string"),
       alert_after: { type: ["integer", "string", "null"], description: 'seconds or "2h"' },
-      created_at: {
-        type: ["string", "integer"],
-        description: "set by jobsmanager: a time, ignored",
-      },
-      updated_at: {
-        type: ["string", "integer"],
-        description: "set by jobsmanager: a time, ignored",
-      },
+      created_at: SET_BY_JOBSMANAGER,
+      updated_at: SET_BY_JOBSMANAGER,
       // What GET shows with a job: a job read can be sent back as it is.
       zone: { type: "string", description: "as GET shows it, or refused: set timezone" },
       schedule: { type: "string", description: "as GET shows it, or refused: set the fields" },
