@@ -158,6 +158,14 @@ for (const backend of BACKENDS) {
         400,
         "hour",
       ]);
+      // A schedule only: what GET shows, or a job's command, is refused, not ignored.
+      for (const field of ["zone", "schedule", "command"]) {
+        const stray = await api.call("POST", "/api/v1/schedule/preview", {
+          body: { cron: "0 3 * * *", [field]: "x" },
+          token: READER,
+        });
+        assertEquals([stray.status, (stray.body as { field: string }).field], [400, field]);
+      }
 
       const removed = await api.call("DELETE", "/api/v1/jobs/nightly");
       assertEquals([removed.status, (removed.body as { id: string }).id], [200, "nightly"]);

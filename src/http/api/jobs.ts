@@ -28,6 +28,7 @@ import {
 import { shortened } from "../../domain/printable.ts";
 import type { JobChange } from "../../store/store.ts";
 import { readableSchedule } from "../../cron/fields.ts";
+import { FIELD_NAMES } from "../../cron/grammar.ts";
 import { jobOptionsOf } from "../job_body.ts";
 import { count } from "../query.ts";
 import { scheduleWords } from "../schedule_words.ts";
@@ -132,6 +133,9 @@ function refuseShownChanges(
     }
   }
 }
+
+/** What `POST /schedule/preview` takes. */
+const PREVIEW_FIELDS: readonly string[] = ["cron", ...FIELD_NAMES, "timezone", "count"];
 
 export function jobRoutes(api: ApiContext): Hono<Env> {
   const routes = new Hono<Env>();
@@ -294,6 +298,14 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
 
   routes.post("/schedule/preview", async (c) => {
     const body = await readObject(c);
+    // Only a schedule: a job's other fields would be taken and ignored.
+    const stray = Object.keys(body).find((key) => !PREVIEW_FIELDS.includes(key));
+    if (stray !== undefined) {
+      throw new ValidationError(
+        stray,
+        `${stray}: not part of a schedule preview (give "cron", or "second" "minute" "hour" "day" "month" "day_of_week", and "timezone" and "count")`,
+      );
+    }
     const { count: rawCount, timezone, ...schedule } = body;
     const n = count(rawCount === undefined ? undefined : String(rawCount), "count", MAX_FIRES, 5);
     // The job builder checks the schedule and zone exactly as for a job.
