@@ -91,8 +91,9 @@ function scheduleTexts(job: Job): { schedule: string; schedule_words: string } {
 
 /**
  * What GET shows beside a job's fields may come back in a body (a job
- * read, changed and sent back), but only as the job will show it: any
- * other value would be a change asked for and silently not made.
+ * read, changed and sent back), but only as the job showed it when read
+ * or will show it: any other value would be a change asked for and
+ * silently not made.
  */
 function refuseShownChanges(
   body: Record<string, unknown>,
