@@ -193,9 +193,15 @@ function hasHooks(event: NotifyEvent, job: Job, s: NotifySettings): boolean {
   return h.command !== null || h.url !== null || h.mail;
 }
 
-/** Work waiting for a turn: `host` for a webhook's post (one at a time per host), else null. */
+/**
+ * Work waiting for a turn: `host` for a webhook's post, else null;
+ * `lanes`, what it goes one at a time in (a host's posts; a job's
+ * commands and mails; a job's posts), so that it waits for the one queued
+ * before it in any of them: a job's recovery never overtakes its failure.
+ */
 interface Task {
   host: string | null;
+  lanes: string[];
   run: () => Promise<void>;
   /** It will not run (the service stops). */
   left: () => void;
@@ -226,8 +232,8 @@ export class Notifier {
    * them alone. Added before the claim, so that no look sees its row first.
    */
   private readonly sending = new Set<string>();
-  /** Webhook hosts being posted to now. */
-  private readonly posting = new Set<string>();
+  /** The lanes (see Task) a delivery under way is in. */
+  private readonly lanes = new Set<string>();
   private readonly hooks = new Set<RunHandle>();
   private readonly closing = new AbortController();
   private loop: Promise<void> = Promise.resolve();
@@ -517,14 +523,15 @@ export class Notifier {
   }
 
   /**
-   * Queue `work` for a turn, `host`: a webhook's post, which waits for the
-   * host's previous one. Resolves with what it returned; false when it
-   * threw (logged); null when it was left undone (the service stopped).
+   * Queue `work` for a turn, `host`: a webhook's post; it waits for the
+   * previous one in its `lanes`. Resolves with what it returned; false when
+   * it threw (logged); null when it was left undone (the service stopped).
    */
   private enqueue(
     what: string,
     work: () => Promise<boolean>,
     host: string | null,
+    lanes: string[],
   ): Promise<boolean | null> {
     const done = Promise.withResolvers<boolean | null>();
     const run = async () => {
@@ -538,23 +545,29 @@ export class Notifier {
         done.resolve(false);
       }
     };
-    this.queue.push({ host, run, left: () => done.resolve(null) });
+    this.queue.push({ host, lanes, run, left: () => done.resolve(null) });
     this.pump();
     return done.promise;
   }
 
-  /** Start queued work, oldest first, while turns are free; a host's posts one at a time. */
+  /**
+   * Start queued work, oldest first, while turns are free; one at a time
+   * in each lane, in the order queued: what waits holds its lanes for
+   * what comes after it.
+   */
   private pump(): void {
+    const held = new Set<string>();
     for (let i = 0; i < this.queue.length && this.busy.size < this.o.settings.maxConcurrent;) {
-      const { host, run } = this.queue[i];
-      if (host !== null && this.posting.has(host)) {
+      const { lanes, run } = this.queue[i];
+      if (lanes.some((lane) => this.lanes.has(lane) || held.has(lane))) {
+        for (const lane of lanes) held.add(lane);
         i++;
         continue;
       }
       this.queue.splice(i, 1);
-      if (host !== null) this.posting.add(host);
+      for (const lane of lanes) this.lanes.add(lane);
       const running: Promise<void> = run().finally(() => {
-        if (host !== null) this.posting.delete(host);
+        for (const lane of lanes) this.lanes.delete(lane);
         this.busy.delete(running);
         this.pump();
       });
@@ -633,13 +646,18 @@ export class Notifier {
     const channels: Promise<boolean | null>[] = [];
     if (hooks.command !== null || hooks.mail) {
       const command = hooks.command;
-      channels.push(this.enqueue(`job ${job.id}: ${payload.event} hook`, async () => {
-        const results = await Promise.all([
-          command === null ? true : this.runCommand(job, command, payload),
-          hooks.mail ? this.mail(job, payload) : true,
-        ]);
-        return results.every((ok) => ok);
-      }, null));
+      channels.push(this.enqueue(
+        `job ${job.id}: ${payload.event} hook`,
+        async () => {
+          const results = await Promise.all([
+            command === null ? true : this.runCommand(job, command, payload),
+            hooks.mail ? this.mail(job, payload) : true,
+          ]);
+          return results.every((ok) => ok);
+        },
+        null,
+        [`hook\u0000${job.id}`],
+      ));
     }
     const url = hooks.url;
     if (url !== null) {
@@ -648,6 +666,7 @@ export class Notifier {
           `job ${job.id}: ${payload.event} webhook`,
           () => this.post(job, url, payload),
           host,
+          [`host\u0000${host}`, `post\u0000${job.id}`],
         ),
       );
     }
