@@ -461,54 +461,6 @@ for (const backend of BACKENDS) {
     assertEquals((await jsonLines(`${d}/recovery.jsonl`)).length, 1);
   });
 
-  /*
-   * A job's hooks go one at a time, in the order of its runs: its recovery
-   * waits for the hook of its failure still running (a pager would
-   * otherwise open the incident after its end). Another job's goes past.
-   */
-  Deno.test(`notify[${backend}]: a job's recovery waits for the hook of its failure, still running`, async () => {
-    await using dir = await tempDir();
-    const d = dir.path;
-    await using h = await DaemonHarness.create(await freshDatabase(backend), {
-      settings: { "notify.min_interval": 0 },
-    });
-    const events = `${d}/events`;
-    // The failure's hook holds until the test says, or until the recovery's has written.
-    await h.job("flaky", {
-      schedule: { second: "1,2", minute: "0", hour: "0" },
-      on_failure:
-        `touch '${d}/failing'; while ! test -e '${d}/go' && ! test -e '${d}/recovered'; do sleep 0.05; done; ${
-          appendStdin(events)
-        }`,
-      on_recovery: `${appendStdin(events)} && touch '${d}/recovered'`,
-    });
-    await h.job("other", {
-      schedule: { second: "3", minute: "0", hour: "0" },
-      on_failure: appendStdin(`${d}/other`),
-    });
-    await h.start();
-    await h.clock.set(T0 + 1000);
-    (await h.started("flaky", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
-    await h.until(async () => await readIfThere(`${d}/failing`) !== null, "the failure's hook");
-    await h.clock.set(T0 + 2000);
-    (await h.started("flaky", T0 + 2000)).finish();
-    const second = await h.run("flaky", T0 + 2000, "success");
-    await h.until(
-      async () => (await claims(h, "recovery")).includes(second.id),
-      "the recovery claimed",
-    );
-    // Queued after the recovery: once it ran, the recovery had its turn if it were free to.
-    await h.clock.set(T0 + 3000);
-    (await h.started("other", T0 + 3000)).finish({ status: "failed", exitCode: 1 });
-    await h.until(async () => (await jsonLines(`${d}/other`)).length === 1, "the other job's hook");
-    await Deno.writeTextFile(`${d}/go`, "");
-    const got = await h.until(async () => {
-      const got = await jsonLines(events);
-      return got.length === 2 ? got : null;
-    }, "both hooks of flaky");
-    assertEquals(got.map((p) => p.event), ["failure", "recovery"]);
-  });
-
   Deno.test(`notify[${backend}]: a job silent for alert_after alerts once, and again only after a success`, async () => {
     await using dir = await tempDir();
     const file = `${dir.path}/failure.jsonl`;

@@ -15,7 +15,10 @@
  * `notify.min_interval`; what is held back meanwhile is summarised in the
  * next one, or sent on its own once the interval has passed. Deliveries
  * that fail are logged and counted, and retried only as far as the webhook
- * retries go. URLs are logged without their user info and query.
+ * retries go. URLs are logged without their user info and query. A job's
+ * notifications go out in the order of its runs: its claims one after
+ * another, its deliveries in lanes (see Task), and behind the one of it
+ * left in the database for want of a turn (see `deferred`).
  */
 import type { Job } from "../domain/job.ts";
 import { FAILURE_STATUSES, SILENT_STATUS, urlForLog } from "../domain/notify.ts";
@@ -129,6 +132,11 @@ const MAX_QUEUED = 1000;
  * and its own queue, not everyone's.
  */
 const MAX_QUEUED_PER_HOST = 100;
+/**
+ * And for one job: its deliveries go one at a time, in order, so a job
+ * whose hooks are slower than its runs queues its own, not everyone's.
+ */
+const MAX_QUEUED_PER_JOB = 100;
 /** How often silence and held-back notifications are looked at. */
 export const NOTIFY_CHECK_MS = 5000;
 /**
@@ -194,21 +202,23 @@ function hasHooks(event: NotifyEvent, job: Job, s: NotifySettings): boolean {
 }
 
 /**
- * Work waiting for a turn: `host` for a webhook's post, else null;
- * `lanes`, what it goes one at a time in (a host's posts; a job's
- * commands and mails; a job's posts), so that it waits for the one queued
- * before it in any of them: a job's recovery never overtakes its failure.
+ * Work waiting for a turn: `host` for a webhook's post (one at a time per
+ * host), else null; `lane`, the job's channel it goes in order in (its
+ * commands and mails, or its posts): it waits for the one queued before
+ * it there, so a job's recovery never overtakes its failure.
  */
 interface Task {
   host: string | null;
-  lanes: string[];
+  job: string;
+  lane: string;
   run: () => Promise<void>;
   /** It will not run (the service stops). */
   left: () => void;
 }
 
 /** The host a webhook posts to, for its queue; the whole text when it does not parse. */
-function hostOf(url: string): string {
+function hostOf(url: string | null): string | null {
+  if (url === null) return null;
   return URL.canParse(url) ? new URL(url).host : url;
 }
 
@@ -232,8 +242,18 @@ export class Notifier {
    * them alone. Added before the claim, so that no look sees its row first.
    */
   private readonly sending = new Set<string>();
-  /** The lanes (see Task) a delivery under way is in. */
+  /** Webhook hosts being posted to now. */
+  private readonly posting = new Set<string>();
+  /** The lanes (see Task) of the deliveries under way. */
   private readonly lanes = new Set<string>();
+  /** The last claim of each job being decided: the next waits for it, so they queue in order. */
+  private readonly claimTails = new Map<string, Promise<void>>();
+  /**
+   * Jobs with a notification left pending in the database for want of a
+   * turn: their later ones wait there too, behind it, and go in order at
+   * the next look for pending ones.
+   */
+  private deferred = new Set<string>();
   private readonly hooks = new Set<RunHandle>();
   private readonly closing = new AbortController();
   private loop: Promise<void> = Promise.resolve();
@@ -275,7 +295,7 @@ export class Notifier {
       }
       return;
     }
-    this.claim(`job ${job.id} run ${run.id}`, async () => {
+    this.claim(`job ${job.id} run ${run.id}`, job.id, async () => {
       if (FAILURE_STATUSES.includes(run.status)) {
         await this.notify(job, "failure", run.id, run.status, runPayload("failure", job, run));
         return;
@@ -299,7 +319,7 @@ export class Notifier {
   /** Node `nodeId` was declared dead at `at`: its runs marked lost then notify. */
   lostRuns(nodeId: string, at: number): void {
     if (this.closing.signal.aborted) return;
-    this.claim(`the runs of node ${nodeId}`, async () => {
+    this.claim(`the runs of node ${nodeId}`, null, async () => {
       const runs = await this.o.store.listRuns({
         node_id: nodeId,
         status: "lost",
@@ -318,11 +338,14 @@ export class Notifier {
    */
   start(): void {
     this.loop = (async () => {
-      // What this node left pending when it last stopped goes before anything new can.
+      // What this node left pending when it last stopped goes before anything new can:
+      // claims wait for a look that read it all (this one, or a later one, see `check`).
       if (this.o.health.online) {
-        await this.sendPending(this.o.clock.now()).catch((error) => this.o.health.failed(error));
+        await this.sendPending(this.o.clock.now()).then(
+          () => this.firstLook.resolve(),
+          (error) => this.o.health.failed(error),
+        );
       }
-      this.firstLook.resolve();
       while (!this.closing.signal.aborted) {
         await this.o.clock.sleep(NOTIFY_CHECK_MS, this.closing.signal);
         if (this.closing.signal.aborted || !this.o.health.online) continue;
@@ -361,10 +384,12 @@ export class Notifier {
       this.silenced.set(job.id, candidate.since);
       this.claim(
         `job ${job.id} silence`,
+        job.id,
         () => this.notify(job, "silent", candidate.since, SILENT_STATUS, payload),
       );
     }
     await this.sendPending(now);
+    this.firstLook.resolve();
     // With notify.min_interval 0 too: what was held before it was set so goes now.
     if (now < this.heldLookAt) return;
     // A hold meanwhile (notify, from the queue) lowers it; what this look finds must not undo that.
@@ -388,7 +413,9 @@ export class Notifier {
     }
     // Pending now: what finds no turn free goes at a later look.
     const jobs = new Map<string, Job | null>();
-    for (const held of taken) await this.sendTaken(held, "held back, due now", jobs);
+    for (const held of taken) {
+      if (!await this.sendTaken(held, "held back, due now", jobs)) this.deferred.add(held.job_id);
+    }
   }
 
   /**
@@ -396,13 +423,16 @@ export class Notifier {
    * wait for a turn or outlived its last run (a stop, a crash), and those
    * of a node that no longer writes to the database, claimed `orphanMs`
    * ago or more. Each is taken first (`takeNotification`), so that one node
-   * only sends it. Read a page at a time until the queue is full.
+   * only sends it. Read a page at a time until the queue is full, in the
+   * order claimed: a job's that finds no turn leaves its later ones for a
+   * later look too (see `deferred`).
    */
   private async sendPending(now: number): Promise<void> {
     const me = this.o.nodeId();
     for (const [key, at] of this.done) if (at < now - DONE_MEMORY_MS) this.done.delete(key);
     // Read once a look: a backlog of one job's notifications costs one read, not one each.
     const jobs = new Map<string, Job | null>();
+    const left = new Set<string>();
     for (let afterId = 0; this.queue.length < MAX_QUEUED;) {
       const page = await this.o.store.pendingNotifications({
         mine: me,
@@ -414,56 +444,65 @@ export class Notifier {
       for (const row of page) {
         if (this.closing.signal.aborted) return;
         const key = claimKey(row.job_id, row.event, row.ref);
-        if (this.sending.has(key) || this.done.has(key)) continue;
-        await this.sendTaken(
+        if (left.has(row.job_id) || this.sending.has(key) || this.done.has(key)) continue;
+        const sent = await this.sendTaken(
           row,
           row.node_id === me
             ? "claimed before and not sent yet"
             : `claimed by node ${row.node_id}, which stopped before it went out`,
           jobs,
         );
+        if (!sent) left.add(row.job_id);
       }
-      if (page.length < PENDING_PAGE) return;
+      if (page.length < PENDING_PAGE) {
+        // Read to the end: the jobs left behind are those that found no turn in this look.
+        this.deferred = left;
+        return;
+      }
       afterId = page[page.length - 1].id;
     }
+    for (const job of left) this.deferred.add(job);
   }
 
   /**
    * Take a pending notification (`why`, for the log) and send it, unless
    * another node took it first, or no turn is free for it (a later look
    * tries again). One whose job was removed meanwhile is done with, unsent.
-   * `jobs`: the jobs read in this look.
+   * `jobs`: the jobs read in this look. False when it found no turn.
    */
   private async sendTaken(
     row: PendingNotification,
     why: string,
     jobs: Map<string, Job | null>,
-  ): Promise<void> {
+  ): Promise<boolean> {
     if (!jobs.has(row.job_id)) jobs.set(row.job_id, await this.o.store.getJob(row.job_id));
     const job = jobs.get(row.job_id)!;
     if (job) {
-      const url = hooksOf(row.event, job, this.o.settings).url;
-      if (!this.hasRoom(url === null ? null : hostOf(url))) return;
+      const host = hostOf(hooksOf(row.event, job, this.o.settings).url);
+      if (this.noRoom(host, job.id) !== null) return false;
     }
     const now = this.o.clock.now();
-    if (!await this.o.store.takeNotification(row.id, row.attempt, this.o.nodeId(), now)) return;
+    if (!await this.o.store.takeNotification(row.id, row.attempt, this.o.nodeId(), now)) {
+      return true;
+    }
     if (!job) {
       notifyLog.warn(
         "job {job}: its {event} notification (of {ref}) is not sent: the job was removed before it went out",
         { job: row.job_id, event: row.event, ref: row.ref },
       );
       await this.o.store.notificationDone(row.job_id, row.event, row.ref, "failed");
-      return;
+      return true;
     }
     const payload = JSON.parse(row.payload) as NotifyPayload;
     const heldBack = row.heldBack && heldBackOf(row.heldBack);
-    if (!this.send(job, { ...payload, held_back: heldBack }, row)) return;
+    if (!this.send(job, { ...payload, held_back: heldBack }, row)) return false;
     notifyLog.info("job {job}: {event} notification (of {ref}) {why}: sending it now", {
       job: job.id,
       event: row.event,
       ref: row.ref,
       why,
     });
+    return true;
   }
 
   /**
@@ -475,6 +514,8 @@ export class Notifier {
    */
   async close(timeoutMs: number): Promise<void> {
     this.closing.abort();
+    // Claims waiting for a first look (the database away since the start) are written, not sent.
+    this.firstLook.resolve();
     if (this.queue.length > 0) {
       notifyLog.warn(
         "{count} deliveries waiting for a turn are not made by this service, which stops: their notifications stay pending in the database, and the next service to start sends them",
@@ -497,8 +538,11 @@ export class Notifier {
     await deadline.wait(all());
   }
 
-  /** Decide and claim a notification now (`work`), beside the queue: it only waits for the database. */
-  private claim(what: string, work: () => Promise<void>): void {
+  /**
+   * Decide and claim a notification now (`work`), beside the queue: it
+   * only waits for the database, and for the claim of `job` before it.
+   */
+  private claim(what: string, job: string | null, work: () => Promise<void>): void {
     if (this.claiming.size >= MAX_QUEUED) {
       notifyLog.error(
         "{what}: notification dropped: {count} are already being claimed (is the database slow?)",
@@ -507,31 +551,48 @@ export class Notifier {
       this.o.observer?.notified("queue", false);
       return;
     }
-    const claiming: Promise<void> = this.firstLook.promise.then(work).catch((error) => {
+    const before = (job === null ? undefined : this.claimTails.get(job)) ?? this.firstLook.promise;
+    const claiming: Promise<void> = before.then(work).catch((error) => {
       notifyLog.warn("{what}: notification not sent: {error}", {
         what,
         error: this.scrub(String(error)),
       });
-    }).finally(() => this.claiming.delete(claiming));
+    }).finally(() => {
+      this.claiming.delete(claiming);
+      if (job !== null && this.claimTails.get(job) === claiming) this.claimTails.delete(job);
+    });
     this.claiming.add(claiming);
-  }
-
-  /** Whether a turn is free for a delivery (to webhook `host`, when it has one). */
-  private hasRoom(host: string | null): boolean {
-    if (this.queue.length >= MAX_QUEUED) return false;
-    return host === null || this.queue.filter((t) => t.host === host).length < MAX_QUEUED_PER_HOST;
+    if (job !== null) this.claimTails.set(job, claiming);
   }
 
   /**
-   * Queue `work` for a turn, `host`: a webhook's post; it waits for the
-   * previous one in its `lanes`. Resolves with what it returned; false when
-   * it threw (logged); null when it was left undone (the service stopped).
+   * Why no turn is free for a delivery of `job` (to webhook `host`, when
+   * it has one); null when one is.
+   */
+  private noRoom(host: string | null, job: string): string | null {
+    const count = (of: (t: Task) => boolean) => this.queue.filter(of).length;
+    if (this.queue.length >= MAX_QUEUED) {
+      return `${this.queue.length} deliveries already wait for a turn (notify.max_concurrent is ${this.o.settings.maxConcurrent})`;
+    }
+    if (count((t) => t.job === job) >= MAX_QUEUED_PER_JOB) {
+      return `${MAX_QUEUED_PER_JOB} of this job's already wait for its earlier ones (are its hooks slower than its runs?)`;
+    }
+    if (host !== null && count((t) => t.host === host) >= MAX_QUEUED_PER_HOST) {
+      return `${MAX_QUEUED_PER_HOST} posts to ${host} already wait for it to answer`;
+    }
+    return null;
+  }
+
+  /**
+   * Queue `work` of `job` for a turn, `host`: a webhook's post, which waits
+   * for the host's previous one; either waits for the job's previous one
+   * in its `lane`. Resolves with what it returned; false when it threw
+   * (logged); null when it was left undone (the service stopped).
    */
   private enqueue(
     what: string,
     work: () => Promise<boolean>,
-    host: string | null,
-    lanes: string[],
+    route: Pick<Task, "host" | "job" | "lane">,
   ): Promise<boolean | null> {
     const done = Promise.withResolvers<boolean | null>();
     const run = async () => {
@@ -545,29 +606,31 @@ export class Notifier {
         done.resolve(false);
       }
     };
-    this.queue.push({ host, lanes, run, left: () => done.resolve(null) });
+    this.queue.push({ ...route, run, left: () => done.resolve(null) });
     this.pump();
     return done.promise;
   }
 
   /**
-   * Start queued work, oldest first, while turns are free; one at a time
-   * in each lane, in the order queued: what waits holds its lanes for
-   * what comes after it.
+   * Start queued work, oldest first, while turns are free: a host's posts
+   * one at a time; a job's lane one at a time in the order queued (what
+   * waits, for its host or its lane, holds its lane for what follows).
    */
   private pump(): void {
     const held = new Set<string>();
     for (let i = 0; i < this.queue.length && this.busy.size < this.o.settings.maxConcurrent;) {
-      const { lanes, run } = this.queue[i];
-      if (lanes.some((lane) => this.lanes.has(lane) || held.has(lane))) {
-        for (const lane of lanes) held.add(lane);
+      const { host, lane, run } = this.queue[i];
+      if (this.lanes.has(lane) || held.has(lane) || (host !== null && this.posting.has(host))) {
+        held.add(lane);
         i++;
         continue;
       }
       this.queue.splice(i, 1);
-      for (const lane of lanes) this.lanes.add(lane);
+      this.lanes.add(lane);
+      if (host !== null) this.posting.add(host);
       const running: Promise<void> = run().finally(() => {
-        for (const lane of lanes) this.lanes.delete(lane);
+        this.lanes.delete(lane);
+        if (host !== null) this.posting.delete(host);
         this.busy.delete(running);
         this.pump();
       });
@@ -613,17 +676,27 @@ export class Notifier {
     }
     // A stop under way: it stays pending, for the next service.
     if (this.closing.signal.aborted) return;
-    const sent = this.send(
+    if (this.deferred.has(job.id)) {
+      notifyLog.info(
+        "job {job}: {event} notification waits in the database behind an earlier one of the job, which found no turn: it goes out after it",
+        { job: job.id, event, run: payload.run_id },
+      );
+      return;
+    }
+    const why = this.noRoom(hostOf(hooksOf(event, job, this.o.settings).url), job.id);
+    if (why !== null) {
+      this.deferred.add(job.id);
+      notifyLog.warn(
+        "job {job}: {event} notification waits in the database: {why}; it goes out when they have",
+        { job: job.id, event, run: payload.run_id, why },
+      );
+      return;
+    }
+    this.send(
       job,
       { ...payload, held_back: outcome.heldBack && heldBackOf(outcome.heldBack) },
       { event, ref },
     );
-    if (!sent) {
-      notifyLog.warn(
-        "job {job}: {event} notification waits in the database: {queued} deliveries already wait for a turn (notify.max_concurrent is {max}); it goes out when they have",
-        { job: job.id, event, queued: this.queue.length, max: this.o.settings.maxConcurrent },
-      );
-    }
   }
 
   /**
@@ -636,13 +709,13 @@ export class Notifier {
   private send(
     job: Job,
     payload: NotifyPayload,
-    claimed: { event: NotifyEvent; ref: number } | null,
+    claimed: { event: NotifyEvent; ref: number },
   ): boolean {
     const hooks = hooksOf(payload.event, job, this.o.settings);
-    const host = hooks.url === null ? null : hostOf(hooks.url);
-    if (this.closing.signal.aborted || !this.hasRoom(host)) return false;
-    const key = claimed && claimKey(job.id, claimed.event, claimed.ref);
-    if (key !== null) this.sending.add(key);
+    const host = hostOf(hooks.url);
+    if (this.closing.signal.aborted || this.noRoom(host, job.id) !== null) return false;
+    const key = claimKey(job.id, claimed.event, claimed.ref);
+    this.sending.add(key);
     const channels: Promise<boolean | null>[] = [];
     if (hooks.command !== null || hooks.mail) {
       const command = hooks.command;
@@ -655,8 +728,7 @@ export class Notifier {
           ]);
           return results.every((ok) => ok);
         },
-        null,
-        [`hook\u0000${job.id}`],
+        { host: null, job: job.id, lane: `hook\u0000${job.id}` },
       ));
     }
     const url = hooks.url;
@@ -665,8 +737,7 @@ export class Notifier {
         this.enqueue(
           `job ${job.id}: ${payload.event} webhook`,
           () => this.post(job, url, payload),
-          host,
-          [`host\u0000${host}`, `post\u0000${job.id}`],
+          { host, job: job.id, lane: `post\u0000${job.id}` },
         ),
       );
     }
@@ -675,10 +746,10 @@ export class Notifier {
         // Cut short by a stop: pending still, sent again by the next service.
         const cut = results.includes(null) ||
           (this.closing.signal.aborted && results.includes(false));
-        if (claimed === null || cut) return;
+        if (cut) return;
         await this.markDone(job.id, claimed, results.every((ok) => ok) ? "sent" : "failed");
       } finally {
-        if (key !== null) this.sending.delete(key);
+        this.sending.delete(key);
       }
     }).finally(() => this.delivering.delete(delivering));
     this.delivering.add(delivering);
