@@ -199,10 +199,8 @@ for (const backend of BACKENDS) {
         return new Response("ok");
       },
     );
-    // Nothing listens there: the POST fails, and its error must not show the URL's secrets.
-    const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const closedPort = (closed.addr as Deno.NetAddr).port;
-    closed.close();
+    // Nothing listens on port 9 (discard), unlike a port freed for another test to take: the POST
+    // fails, and its error must not show the URL's secrets.
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "notify.webhook_secret": secret, "notify.webhook_retries": 0 },
     });
@@ -213,7 +211,7 @@ for (const backend of BACKENDS) {
     });
     await h.job("orphan", {
       schedule: { second: "1", minute: "0", hour: "0" },
-      on_failure_url: `http://hook:pa55word-in-url@127.0.0.1:${closedPort}/x?token=query-s3cret`,
+      on_failure_url: `http://hook:pa55word-in-url@127.0.0.1:9/x?token=query-s3cret`,
     });
     await h.start();
     await h.clock.set(T0 + 1000);
@@ -549,7 +547,8 @@ for (const backend of BACKENDS) {
     });
     // Due at T0+41 s; taken by the look then (this node held it), not a minute after the last.
     const takenAt = await lastSent(h, "flapping") - T0;
-    assert(takenAt >= 41_000 && takenAt <= 47_000, `taken at T0+${takenAt}`);
+    // The bound says "not the 60 s fallback", with room for looks slowed by a busy machine.
+    assert(takenAt >= 41_000 && takenAt <= 56_000, `taken at T0+${takenAt}`);
   });
 
   Deno.test(`notify[${backend}]: a notification held while a look for held-back ones is under way goes when due`, async () => {
@@ -589,7 +588,7 @@ for (const backend of BACKENDS) {
     }, "the held-back notification");
     const takenAt = await lastSent(h, "flapping") - T0;
     assert(
-      takenAt >= 41_000 && takenAt <= 47_000,
+      takenAt >= 41_000 && takenAt <= 56_000,
       `taken at T0+${takenAt}; looked at T0+${looks.join(", T0+")} ms`,
     );
   });
@@ -616,7 +615,8 @@ for (const backend of BACKENDS) {
     });
     await h.start();
     await looked(h, looks, 1);
-    assert(looks[0] - failedAt! <= 6000, `failed at T0+${failedAt}, looked at T0+${looks[0]} ms`);
+    // At a next check (5 s), not a minute on; with room for checks slowed by a busy machine.
+    assert(looks[0] - failedAt! <= 20_000, `failed at T0+${failedAt}, looked at T0+${looks[0]} ms`);
   });
 
   Deno.test(`notify[${backend}]: held-back notifications are looked for once a minute while none is known; one another service held, then left, goes when due`, async () => {
@@ -661,7 +661,7 @@ for (const backend of BACKENDS) {
     // The look after it was held found it not due yet, and when it would be.
     const late = await lastSent(h, "elsewhere") - (heldAt + 90_000);
     assert(
-      late >= 0 && late <= 6_000,
+      late >= 0 && late <= 20_000,
       `taken ${late} ms after it was due; looked at T0+${looks.join(", T0+")} ms`,
     );
   });
@@ -855,7 +855,8 @@ mysqlTest(
     // The database's health probe finds it back, the record is written, the notifier looks.
     const [payload] = await h.until(async () => {
       const got = await jsonLines(file);
-      if (got.length === 0 && h.clock.now() < T0 + 60_000) await h.clock.advance(500);
+      // Ten minutes of fake time: the probe's backoff, not the real time a reconnect takes, counts.
+      if (got.length === 0 && h.clock.now() < T0 + 600_000) await h.clock.advance(500);
       return got.length > 0 ? got : null;
     }, "the notification of the run that failed during the outage");
     const row = await h.run("tick", T0 + 2000, "failed");

@@ -24,7 +24,9 @@ export function appendStdin(file: string): string {
 
 /**
  * The entries hooks kept in `file` once there are `count`, `h`'s fake
- * clock moved a second at each look; what there is at T0 + 60 s otherwise.
+ * clock moved a second at each look, up to T0 + 60 s: what is sent within
+ * a minute of fake time, its hooks (real processes) given the real time
+ * they take.
  */
 export async function hookedWithinAMinute(
   h: DaemonHarness,
@@ -34,9 +36,10 @@ export async function hookedWithinAMinute(
 ): Promise<NotifyPayload[]> {
   return await h.until(async () => {
     const got = await jsonLines(file);
-    if (got.length < count && h.clock.now() < T0 + 60_000) await h.clock.advance(1000);
-    return got.length >= count || h.clock.now() >= T0 + 60_000 ? got : null;
-  }, what);
+    if (got.length >= count) return got;
+    if (h.clock.now() < T0 + 60_000) await h.clock.advance(1000);
+    return null;
+  }, `${what}, within a minute of the fake clock`);
 }
 
 /** The entries hooks kept in `file`, oldest first. */
