@@ -5,7 +5,8 @@
  * first look that failed), while other jobs and other hosts go past. Real
  * `/bin/sh` hooks and loopback webhook receivers; fake runs and clock.
  */
-import { assertEquals } from "./assert.ts";
+import { assertEquals, assertMatch } from "./assert.ts";
+import { DatabaseError } from "../src/errors.ts";
 import { BACKENDS, freshDatabase, rawQuery } from "./helpers.ts";
 import { DaemonHarness, NODE_ID, storeWith, T0 } from "./daemon_harness.ts";
 import {
@@ -13,6 +14,7 @@ import {
   hookedWithinAMinute,
   jsonLines,
   leftPending,
+  outcomes,
   readIfThere,
   tempDir,
 } from "./notify_fixtures.ts";
@@ -34,6 +36,7 @@ function receiver(hang: boolean) {
   );
   return {
     got,
+    release,
     url: `http://127.0.0.1:${server.addr.port}/hook`,
     async [Symbol.asyncDispose]() {
       release();
@@ -248,5 +251,142 @@ for (const backend of BACKENDS) {
     await h.run("flaky", T0 + 3000, "success");
     const got = await hookedWithinAMinute(h, file, 2, "both notifications");
     assertEquals(got.map((p) => p.event), ["failure", "recovery"]);
+  });
+}
+
+for (const backend of BACKENDS) {
+  /*
+   * The look for pending notifications fails every time (the database
+   * refuses it): after three, newer notifications no longer wait for what
+   * it cannot read, and a warning says so. Order gives way, not alerts.
+   */
+  Deno.test(`notify order[${backend}]: looks for pending ones that keep failing hold new notifications back for three looks, not for good`, async () => {
+    await using dir = await tempDir();
+    const file = `${dir.path}/events`;
+    const db = await freshDatabase(backend);
+    await using h = await DaemonHarness.create(db, {
+      settings: { "notify.min_interval": 0 },
+      store: storeWith(db, {
+        pendingNotifications: () => () => {
+          throw new DatabaseError("a refusal of every look", { unreachable: false });
+        },
+      }),
+    });
+    await h.job("flaky", { schedule: AT("1"), on_failure: appendStdin(file) });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("flaky", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    const got = await hookedWithinAMinute(h, file, 1, "the failure");
+    assertEquals(got.map((p) => p.event), ["failure"]);
+    assertMatch(
+      h.line(/could not be read at 3 looks in a row/) ?? "",
+      /a refusal of every look\): newer ones are sent meanwhile/,
+    );
+  });
+
+  /*
+   * A pending notification whose kept payload does not parse (broken by
+   * hand) is marked failed, and says why: it stops neither the look nor
+   * its job's later notifications.
+   */
+  Deno.test(`notify order[${backend}]: a pending notification that does not parse is marked failed and holds nothing back`, async () => {
+    await using dir = await tempDir();
+    const file = `${dir.path}/events`;
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "notify.min_interval": 0 },
+    });
+    await h.job("flaky", { schedule: AT("59"), on_failure: appendStdin(file) });
+    for (const ref of [1, 2]) {
+      await leftPending(h.store, { job: "flaky", ref, at: T0 - 10_000 + ref, node: NODE_ID });
+    }
+    await rawQuery(h.db, "UPDATE jm_notifications SET payload = '{' WHERE ref = 1");
+    await h.start();
+    const got = await hookedWithinAMinute(h, file, 1, "the one that parses");
+    assertEquals(got.map((p) => p.run_id), [2]);
+    assertMatch(
+      h.line(/notification \(of 1\) is not sent/) ?? "",
+      /what its claim in jm_notifications keeps does not parse/,
+    );
+    await h.until(
+      async () => (await outcomes(h))[1] === "failed",
+      "the broken one marked failed",
+    );
+  });
+}
+
+for (const backend of BACKENDS) {
+  /*
+   * A look sends a job's notification left behind (no turn, then room);
+   * meanwhile the job's next one is left behind it: the look's end keeps
+   * the job waiting, and the one after goes behind both, not before.
+   */
+  Deno.test(`notify order[${backend}]: a notification left behind while a look sends the job's earlier one keeps its place`, async () => {
+    await using dir = await tempDir();
+    const events = `${dir.path}/events`;
+    await using hung = receiver(true);
+    const db = await freshDatabase(backend);
+    let armed = false;
+    const atGate = Promise.withResolvers<void>();
+    const gate = Promise.withResolvers<void>();
+    await using h = await DaemonHarness.create(db, {
+      settings: { "notify.min_interval": 0, "notify.webhook_timeout": 600 },
+      store: storeWith(db, {
+        takeNotification: (s) => async (id, attempt, node, now) => {
+          if (armed) {
+            armed = false;
+            atGate.resolve();
+            await gate.promise;
+          }
+          return await s.takeNotification(id, attempt, node, now);
+        },
+      }),
+    });
+    await h.job("busy", { schedule: AT("59"), on_failure_url: hung.url });
+    for (let ref = 1; ref <= 101; ref++) {
+      await leftPending(h.store, { job: "busy", ref, at: T0 - 120_000 + ref, node: NODE_ID });
+    }
+    await h.job("flaky", {
+      schedule: AT("1,20,21"),
+      on_failure: appendStdin(events),
+      on_failure_url: hung.url,
+      on_recovery: appendStdin(events),
+    });
+    await h.start();
+    await h.until(() => h.count(/sending it now/) >= 101, "the host's queue to fill");
+    await h.clock.set(T0 + 1000);
+    (await h.started("flaky", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    await h.until(
+      () => h.line(/job flaky: failure notification waits in the database: 100 posts/),
+      "flaky's failure left in the database",
+    );
+    hung.release();
+    await h.until(async () => {
+      const [row] = await rawQuery(
+        h.db,
+        "SELECT COUNT(*) AS n FROM jm_notifications WHERE job_id = 'busy' AND outcome = 'sent'",
+      );
+      return Number(row.n) === 101;
+    }, "the host's queue to drain");
+    // The next look takes flaky's failure, and is held there.
+    armed = true;
+    let reached = false;
+    atGate.promise.then(() => reached = true);
+    await h.until(async () => {
+      if (!reached) await h.clock.advance(1000);
+      return reached;
+    }, "a look to take flaky's failure");
+    await h.clock.set(T0 + 20_000);
+    (await h.started("flaky", T0 + 20_000)).finish();
+    await h.until(
+      () => h.line(/job flaky: recovery notification waits in the database behind an earlier one/),
+      "flaky's recovery left behind its failure",
+    );
+    gate.resolve();
+    await h.until(async () => (await jsonLines(events)).length === 1, "flaky's failure sent");
+    // Before the next look (5 s after the held one ended) reads the recovery.
+    await h.clock.set(T0 + 21_000);
+    (await h.started("flaky", T0 + 21_000)).finish({ status: "failed", exitCode: 1 });
+    const got = await hookedWithinAMinute(h, events, 3, "flaky's three notifications");
+    assertEquals(got.map((p) => p.event), ["failure", "recovery", "failure"]);
   });
 }

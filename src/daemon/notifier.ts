@@ -137,6 +137,8 @@ const MAX_QUEUED_PER_HOST = 100;
  * whose hooks are slower than its runs queues its own, not everyone's.
  */
 const MAX_QUEUED_PER_JOB = 100;
+/** Failed looks for pending notifications in a row after which newer ones no longer wait for them. */
+const UNREAD_LOOKS = 3;
 /** How often silence and held-back notifications are looked at. */
 export const NOTIFY_CHECK_MS = 5000;
 /**
@@ -254,6 +256,16 @@ export class Notifier {
    * the next look for pending ones.
    */
   private deferred = new Set<string>();
+  /** While a look for pending ones reads: the jobs of notifications left pending meanwhile. */
+  private deferredMeanwhile: Set<string> | null = null;
+  /**
+   * Whether the last look for pending notifications stopped on a full
+   * queue before it read them all: every job's new ones wait in the
+   * database then, behind them.
+   */
+  private unread = false;
+  /** Looks for pending notifications that failed in a row (see UNREAD_LOOKS). */
+  private failedLooks = 0;
   private readonly hooks = new Set<RunHandle>();
   private readonly closing = new AbortController();
   private loop: Promise<void> = Promise.resolve();
@@ -264,8 +276,10 @@ export class Notifier {
   /** When held-back notifications are looked for next (see HELD_LOOK_MAX_MS); at once at start. */
   private heldLookAt = -Infinity;
   /**
-   * The first look for pending notifications, at start: new claims wait
-   * for it, so that what this node left pending goes before anything newer.
+   * The first look for pending notifications that read them, at start or
+   * after: new claims wait for it, so that what this node left pending
+   * goes before anything newer. Not after UNREAD_LOOKS failed ones: newer
+   * ones then go ahead (with a warning), rather than none.
    */
   private readonly firstLook = Promise.withResolvers<void>();
 
@@ -338,13 +352,9 @@ export class Notifier {
    */
   start(): void {
     this.loop = (async () => {
-      // What this node left pending when it last stopped goes before anything new can:
-      // claims wait for a look that read it all (this one, or a later one, see `check`).
+      // What this node left pending when it last stopped goes before anything new can.
       if (this.o.health.online) {
-        await this.sendPending(this.o.clock.now()).then(
-          () => this.firstLook.resolve(),
-          (error) => this.o.health.failed(error),
-        );
+        await this.sendPending(this.o.clock.now()).catch((error) => this.o.health.failed(error));
       }
       while (!this.closing.signal.aborted) {
         await this.o.clock.sleep(NOTIFY_CHECK_MS, this.closing.signal);
@@ -389,7 +399,6 @@ export class Notifier {
       );
     }
     await this.sendPending(now);
-    this.firstLook.resolve();
     // With notify.min_interval 0 too: what was held before it was set so goes now.
     if (now < this.heldLookAt) return;
     // A hold meanwhile (notify, from the queue) lowers it; what this look finds must not undo that.
@@ -414,7 +423,9 @@ export class Notifier {
     // Pending now: what finds no turn free goes at a later look.
     const jobs = new Map<string, Job | null>();
     for (const held of taken) {
-      if (!await this.sendTaken(held, "held back, due now", jobs)) this.deferred.add(held.job_id);
+      // Behind one of its job left for want of a turn: the next look sends both, in order.
+      if (this.deferred.has(held.job_id)) continue;
+      if (!await this.sendTaken(held, "held back, due now", jobs)) this.leftBehind(held.job_id);
     }
   }
 
@@ -428,11 +439,39 @@ export class Notifier {
    * later look too (see `deferred`).
    */
   private async sendPending(now: number): Promise<void> {
+    const left = new Set<string>();
+    const meanwhile = this.deferredMeanwhile = new Set<string>();
+    let readAll = false;
+    try {
+      readAll = await this.readPending(now, left);
+      this.failedLooks = 0;
+      this.unread = !readAll;
+      this.firstLook.resolve();
+    } catch (error) {
+      if (++this.failedLooks === UNREAD_LOOKS) {
+        notifyLog.warn(
+          "the notifications left pending could not be read at {count} looks in a row ({error}): newer ones are sent meanwhile, and may go before them",
+          { count: UNREAD_LOOKS, error: this.scrub(String(error)) },
+        );
+        this.unread = false;
+        this.firstLook.resolve();
+      }
+      throw error;
+    } finally {
+      this.deferredMeanwhile = null;
+      // Read to the end: the jobs left behind are those that found no turn in this look.
+      this.deferred = this.failedLooks >= UNREAD_LOOKS
+        ? new Set()
+        : new Set([...(readAll ? [] : this.deferred), ...left, ...meanwhile]);
+    }
+  }
+
+  /** One look's reading of sendPending, into `left`: whether it read every pending row. */
+  private async readPending(now: number, left: Set<string>): Promise<boolean> {
     const me = this.o.nodeId();
     for (const [key, at] of this.done) if (at < now - DONE_MEMORY_MS) this.done.delete(key);
     // Read once a look: a backlog of one job's notifications costs one read, not one each.
     const jobs = new Map<string, Job | null>();
-    const left = new Set<string>();
     for (let afterId = 0; this.queue.length < MAX_QUEUED;) {
       const page = await this.o.store.pendingNotifications({
         mine: me,
@@ -442,7 +481,7 @@ export class Notifier {
         limit: PENDING_PAGE,
       });
       for (const row of page) {
-        if (this.closing.signal.aborted) return;
+        if (this.closing.signal.aborted) return false;
         const key = claimKey(row.job_id, row.event, row.ref);
         if (left.has(row.job_id) || this.sending.has(key) || this.done.has(key)) continue;
         const sent = await this.sendTaken(
@@ -454,14 +493,16 @@ export class Notifier {
         );
         if (!sent) left.add(row.job_id);
       }
-      if (page.length < PENDING_PAGE) {
-        // Read to the end: the jobs left behind are those that found no turn in this look.
-        this.deferred = left;
-        return;
-      }
+      if (page.length < PENDING_PAGE) return true;
       afterId = page[page.length - 1].id;
     }
-    for (const job of left) this.deferred.add(job);
+    return false;
+  }
+
+  /** A notification of `job` was left pending in the database: its later ones wait behind it. */
+  private leftBehind(job: string): void {
+    this.deferred.add(job);
+    this.deferredMeanwhile?.add(job);
   }
 
   /**
@@ -493,9 +534,21 @@ export class Notifier {
       await this.o.store.notificationDone(row.job_id, row.event, row.ref, "failed");
       return true;
     }
-    const payload = JSON.parse(row.payload) as NotifyPayload;
-    const heldBack = row.heldBack && heldBackOf(row.heldBack);
-    if (!this.send(job, { ...payload, held_back: heldBack }, row)) return false;
+    let payload: NotifyPayload;
+    try {
+      const kept = JSON.parse(row.payload) as NotifyPayload | null;
+      if (kept?.event !== row.event) throw new Error(`not a ${row.event} notification`);
+      payload = { ...kept, held_back: row.heldBack && heldBackOf(row.heldBack) };
+    } catch (error) {
+      // Written by hand, or broken: it would stop every look, and its job's notifications behind it.
+      notifyLog.error(
+        "job {job}: its {event} notification (of {ref}) is not sent: what its claim in jm_notifications keeps does not parse ({error})",
+        { job: row.job_id, event: row.event, ref: row.ref, error: String(error) },
+      );
+      await this.o.store.notificationDone(row.job_id, row.event, row.ref, "failed");
+      return true;
+    }
+    if (!this.send(job, payload, row)) return false;
     notifyLog.info("job {job}: {event} notification (of {ref}) {why}: sending it now", {
       job: job.id,
       event: row.event,
@@ -514,7 +567,7 @@ export class Notifier {
    */
   async close(timeoutMs: number): Promise<void> {
     this.closing.abort();
-    // Claims waiting for a first look (the database away since the start) are written, not sent.
+    // Claims waiting for a first look still reading (a hung database) are written, not sent.
     this.firstLook.resolve();
     if (this.queue.length > 0) {
       notifyLog.warn(
@@ -676,16 +729,19 @@ export class Notifier {
     }
     // A stop under way: it stays pending, for the next service.
     if (this.closing.signal.aborted) return;
-    if (this.deferred.has(job.id)) {
+    if (this.unread || this.deferred.has(job.id)) {
+      this.leftBehind(job.id);
       notifyLog.info(
-        "job {job}: {event} notification waits in the database behind an earlier one of the job, which found no turn: it goes out after it",
+        this.unread
+          ? "job {job}: {event} notification waits in the database behind those the last look had no room to read: it goes out at the next look"
+          : "job {job}: {event} notification waits in the database behind an earlier one of the job, which found no turn: it goes out after it",
         { job: job.id, event, run: payload.run_id },
       );
       return;
     }
     const why = this.noRoom(hostOf(hooksOf(event, job, this.o.settings).url), job.id);
     if (why !== null) {
-      this.deferred.add(job.id);
+      this.leftBehind(job.id);
       notifyLog.warn(
         "job {job}: {event} notification waits in the database: {why}; it goes out when they have",
         { job: job.id, event, run: payload.run_id, why },
