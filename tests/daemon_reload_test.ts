@@ -6,9 +6,16 @@
  * one; `reload()` (SIGHUP) applies at once; a fire due during a long
  * reload is claimed before the reload goes on.
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { DatabaseError } from "../src/errors.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
-import { type DaemonHarness, DaemonHarness as Harness, describeRun, T0 } from "./daemon_harness.ts";
+import {
+  type DaemonHarness,
+  DaemonHarness as Harness,
+  describeRun,
+  storeWith,
+  T0,
+} from "./daemon_harness.ts";
 import { settle } from "./fake_clock.ts";
 import { buildJob } from "../src/domain/job.ts";
 import type { NewRun } from "../src/domain/run.ts";
@@ -248,6 +255,38 @@ for (const backend of BACKENDS) {
     );
     await h.clock.set(at(1));
     assertEquals((await h.started("edited", at(1))).spec.command, "echo v2");
+  });
+
+  Deno.test(`daemon[${backend}]: a SIGHUP re-read that fails is made once the database answers, not dropped`, async () => {
+    const db = await freshDatabase(backend);
+    let refuse = false;
+    await using h = await Harness.create(db, {
+      settings: { "jobsmanager.reload_interval": 30 },
+      store: storeWith(db, {
+        jobsInChunks: (s) => (size) => {
+          if (!refuse) return s.jobsInChunks(size);
+          refuse = false;
+          throw new DatabaseError("a refusal of the re-read", { unreachable: false });
+        },
+      }),
+    });
+    await h.job("edited", { schedule: { second: "50" }, command: "echo v1" });
+    await h.start();
+    await h.sql("UPDATE jm_jobs SET command = 'echo v2' WHERE id = 'edited'");
+    refuse = true;
+    h.daemon.reload();
+    await h.until(
+      () => h.line(/^reload failed, keeping the current timetable: .*a refusal of the re-read/),
+      "the re-read to fail",
+    );
+    assertMatch(h.line(/^reload failed/)!, /every job is re-read \(as SIGHUP asked\) once/);
+    // The next poll (reload_interval) makes it, with no marker pending.
+    await h.until(async () => {
+      if (!h.line(/^reload re-read every job/)) await h.clock.advance(1000);
+      return h.line(/^reload re-read every job/);
+    }, "the re-read made again");
+    await h.clock.set(T0 + 50_000);
+    assertEquals((await h.started("edited", T0 + 50_000)).spec.command, "echo v2");
   });
 
   Deno.test(`daemon[${backend}]: a fire due during a long reload is claimed before it reads on`, async () => {

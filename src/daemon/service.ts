@@ -589,13 +589,19 @@ export class Service {
   private async reloadLoop(): Promise<void> {
     do {
       this.reloadAgain = false;
+      const everyJob = this.rereadEveryJob;
+      this.rereadEveryJob = false;
       try {
-        await this.reload();
+        await this.reload(everyJob);
       } catch (error) {
-        // The old timetable stays; polling retries once the database answers.
-        reloadLog.warn("reload failed, keeping the current timetable: {error}", {
-          error: String(error),
-        });
+        // The old timetable stays; polling retries once the database answers, SIGHUP's re-read too.
+        this.rereadEveryJob ||= everyJob;
+        reloadLog.warn(
+          `reload failed, keeping the current timetable: {error}${
+            everyJob ? "; every job is re-read (as SIGHUP asked) once the database answers" : ""
+          }`,
+          { error: String(error) },
+        );
         this.o.health.failed(error);
         return;
       }
@@ -653,7 +659,10 @@ export class Service {
   }
 
   private async reloadIfMarked(state: PollState): Promise<void> {
-    if (state.latestMarker > this.lastMarker || state.oldestPendingMarker !== null) {
+    if (
+      this.rereadEveryJob || state.latestMarker > this.lastMarker ||
+      state.oldestPendingMarker !== null
+    ) {
       this.requestReload();
       await this.reloading;
     }
@@ -786,11 +795,12 @@ export class Service {
     });
   }
 
-  /** Apply the markers after the last applied one: only the difference changes. */
-  private async reload(): Promise<void> {
+  /**
+   * Apply the markers after the last applied one: only the difference
+   * changes. `everyJob`: re-read every job though no marker is pending.
+   */
+  private async reload(everyJob: boolean): Promise<void> {
     const started = performance.now();
-    const everyJob = this.rereadEveryJob;
-    this.rereadEveryJob = false;
     const markers = await this.markersToApply(this.lastMarker);
     if (markers.length === 0 && !everyJob) return;
     const counts = { added: 0, changed: 0, removed: 0, unchanged: 0 };
