@@ -73,6 +73,11 @@ for (const backend of BACKENDS) {
       }, "the daemon to stop");
       assert(h.line(NOT_WRITTEN), h.lines.join("\n"));
       assertMatch(h.line(NOT_WRITTEN)!, /: once @ \S+Z|: run \d+/);
+      // A lone service is never declared dead: its next start settles them.
+      assertMatch(
+        h.line(NOT_WRITTEN)!,
+        /interrupted when a service starts again under this node id/,
+      );
       assert(!h.line(WRITTEN), h.lines.join("\n"));
     } finally {
       await h.sql("ALTER TABLE jm_runs_aside RENAME TO jm_runs");
