@@ -8,7 +8,7 @@
  * finds the database back. The real database through an outage is in
  * daemon_outage_test.ts.
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { FakeClock, settle } from "./fake_clock.ts";
 import { DbHealth } from "../src/daemon/db_health.ts";
 import { RunRecorder, type RunWriter } from "../src/daemon/recorder.ts";
@@ -285,6 +285,36 @@ Deno.test("recorder: while the database is down, runs get provisional ids and ar
   // The provisional id still works after the flush: it maps to the real row.
   await recorder.update(second, finished(3100));
   assertEquals(store.summary()[2], ["a", 3000, "success"]);
+  await recorder.close(1000);
+});
+
+Deno.test("recorder: beyond 100 records waiting, a run's output waits cut to its head and tail", async () => {
+  const { store, clock, health, recorder } = setup(1000);
+  store.mode = "down";
+  // Characters of two UTF-16 units, so that both cuts fall inside one.
+  const output = `a${"😀".repeat(3000)}b`;
+  for (let i = 0; i < 150; i++) {
+    const [id] = await recorder.claim([fire("a", 1000 * (i + 1))]);
+    await recorder.update(id!, { ...finished(1000 * (i + 1) + 100), stdout: output, stderr: "" });
+  }
+  assert(!health.online);
+  store.mode = "up";
+  await clock.advance(60_000);
+  assertEquals(recorder.backlog, 0);
+  const rows = [...store.rows.values()].sort((a, b) => a.scheduled_at - b.scheduled_at);
+  assertEquals(rows.length, 150);
+  // The first 99 waited whole: their update came with fewer than 100 records waiting, their own included.
+  assertEquals(rows.filter((r) => r.stdout === output).length, 99);
+  const cut = rows[149].stdout!;
+  assert(cut.length < 2300, `${cut.length} characters kept`);
+  assert(cut.isWellFormed(), "a surrogate pair was split");
+  assert(cut.startsWith(`a${"😀".repeat(511)}\n[…`), cut.slice(0, 40));
+  assert(cut.endsWith(`…]\n${"😀".repeat(511)}b`), cut.slice(-40));
+  assertMatch(
+    cut,
+    /\[… jobsmanager cut \d+ characters: the run ended while 100 or more records waited/,
+  );
+  assertEquals(rows[149].stderr, "");
   await recorder.close(1000);
 });
 

@@ -67,6 +67,30 @@ const MIN_CLAIM_WAIT_MS = 100;
 const CLOSE_RETRY_MS = 1000;
 /** Records the exit's error names; the rest are counted. */
 const UNWRITTEN_NAMED = 10;
+/**
+ * Beyond this many records waiting, a run's output waits cut to its first
+ * and last LEAN_OUTPUT / 2 characters: 10,000 records of 64 KiB outputs
+ * would be gigabytes, where 100 full ones and the rest cut are tens of MB.
+ */
+const FULL_OUTPUT_RECORDS = 100;
+const LEAN_OUTPUT = 2048;
+
+/** A character that ends a surrogate pair: a cut before it would split the pair. */
+const isLowSurrogate = (code: number) => code >= 0xdc00 && code <= 0xdfff;
+
+/** `text` cut to its head and tail (LEAN_OUTPUT in all), saying how much went in between. */
+function leanOutput(text: string): string {
+  if (text.length <= LEAN_OUTPUT) return text;
+  let headEnd = LEAN_OUTPUT / 2;
+  if (isLowSurrogate(text.charCodeAt(headEnd))) headEnd--;
+  let tailStart = text.length - LEAN_OUTPUT / 2;
+  if (isLowSurrogate(text.charCodeAt(tailStart))) tailStart++;
+  return `${text.slice(0, headEnd)}\n[… jobsmanager cut ${
+    tailStart - headEnd
+  } characters: the run ended while ${FULL_OUTPUT_RECORDS} or more records waited for the database …]\n${
+    text.slice(tailStart)
+  }`;
+}
 
 export class RunRecorder {
   /** Runs not yet in the database, by provisional id, with every update merged in. */
@@ -288,12 +312,12 @@ export class RunRecorder {
     if (real === null) return Promise.resolve();
     if (real === undefined) {
       const row = this.buffered.get(id);
-      if (row) this.buffered.set(id, { ...row, ...definedOnly(update) });
+      if (row) this.buffered.set(id, { ...row, ...definedOnly(this.waiting(update)) });
       return Promise.resolve();
     }
     // Behind an earlier update of its run that waits, or it would be undone by it.
     if (!this.health.online || this.waits(real)) {
-      this.updates.push({ id: real, update });
+      this.updates.push({ id: real, update: this.waiting(update) });
       return Promise.resolve();
     }
     const earlier = this.batch.get(real);
@@ -378,6 +402,18 @@ export class RunRecorder {
         }
       }
     })().finally(() => this.retrying = null);
+  }
+
+  /** `update` as it waits for the database: its output cut once many records wait. */
+  private waiting(update: RunUpdate): RunUpdate {
+    if (this.backlog < FULL_OUTPUT_RECORDS) return update;
+    const { stdout, stderr } = update;
+    if ((stdout ?? "").length <= LEAN_OUTPUT && (stderr ?? "").length <= LEAN_OUTPUT) return update;
+    return {
+      ...update,
+      stdout: stdout && leanOutput(stdout),
+      stderr: stderr && leanOutput(stderr),
+    };
   }
 
   private buffer(rows: NewRun[]): (number | null)[] {
