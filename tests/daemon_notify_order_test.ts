@@ -11,6 +11,7 @@ import { BACKENDS, freshDatabase, rawQuery } from "./helpers.ts";
 import { DaemonHarness, NODE_ID, storeWith, T0 } from "./daemon_harness.ts";
 import {
   appendStdin,
+  failureLeftPending,
   hookedWithinAMinute,
   jsonLines,
   leftPending,
@@ -43,6 +44,39 @@ function receiver(hang: boolean) {
       await server.shutdown();
     },
   };
+}
+
+/**
+ * Job "flaky" (fires at `seconds`; its failure and recovery hooks keep
+ * what they got in `events`, its failure also posted to `hung`) fails at
+ * T0 + 1 s while the hung host has 100 posts waiting: its failure waits
+ * in the database, for want of a turn.
+ */
+async function failureFindsNoTurn(
+  h: DaemonHarness,
+  hung: string,
+  events: string,
+  seconds: string,
+): Promise<void> {
+  await h.job("busy", { schedule: AT("59"), on_failure_url: hung });
+  // One post under way and 100 waiting: the host's queue is full.
+  for (let ref = 1; ref <= 101; ref++) {
+    await leftPending(h.store, { job: "busy", ref, at: T0 - 120_000 + ref, node: NODE_ID });
+  }
+  await h.job("flaky", {
+    schedule: AT(seconds),
+    on_failure: appendStdin(events),
+    on_failure_url: hung,
+    on_recovery: appendStdin(events),
+  });
+  await h.start();
+  await h.until(() => h.count(/sending it now/) >= 101, "the host's queue to fill");
+  await h.clock.set(T0 + 1000);
+  (await h.started("flaky", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+  await h.until(
+    () => h.line(/job flaky: failure notification waits in the database: 100 posts/),
+    "flaky's failure left in the database",
+  );
 }
 
 async function recoveryClaimed(h: DaemonHarness, job: string): Promise<boolean> {
@@ -154,25 +188,7 @@ for (const backend of BACKENDS) {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "notify.min_interval": 0, "notify.webhook_timeout": 600 },
     });
-    await h.job("busy", { schedule: AT("59"), on_failure_url: hung.url });
-    // One post under way and 100 waiting: the host's queue is full.
-    for (let ref = 1; ref <= 101; ref++) {
-      await leftPending(h.store, { job: "busy", ref, at: T0 - 120_000 + ref, node: NODE_ID });
-    }
-    await h.job("flaky", {
-      schedule: AT("1,2"),
-      on_failure: appendStdin(`${d}/events`),
-      on_failure_url: hung.url,
-      on_recovery: appendStdin(`${d}/events`),
-    });
-    await h.start();
-    await h.until(() => h.count(/sending it now/) >= 101, "the host's queue to fill");
-    await h.clock.set(T0 + 1000);
-    (await h.started("flaky", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
-    await h.until(
-      () => h.line(/job flaky: failure notification waits in the database: 100 posts/),
-      "flaky's failure left in the database",
-    );
+    await failureFindsNoTurn(h, hung.url, `${d}/events`, "1,2");
     await h.clock.set(T0 + 2000);
     (await h.started("flaky", T0 + 2000)).finish();
     await h.until(
@@ -223,10 +239,7 @@ for (const backend of BACKENDS) {
     const file = `${dir.path}/events`;
     const db = await freshDatabase(backend);
     const hook = appendStdin(file);
-    const seed = db.open();
-    await seed.migrate();
-    await leftPending(seed, { job: "flaky", ref: 1, at: T0 - 10_000, node: NODE_ID });
-    await seed.close();
+    await failureLeftPending(db);
     let first = true;
     await using h = await DaemonHarness.create(db, {
       settings: { "notify.min_interval": 0 },
@@ -239,11 +252,6 @@ for (const backend of BACKENDS) {
       }),
     });
     await h.job("flaky", { schedule: AT("3"), on_failure: hook, on_recovery: hook });
-    await rawQuery(
-      db,
-      "INSERT INTO jm_runs (job_id, scheduled_at, started_at, finished_at, status, exit_code, node_id, `trigger`) VALUES ('flaky', ?, ?, ?, 'failed', 1, ?, 'schedule')",
-      [T0 - 20_000, T0 - 20_000, T0 - 10_000, NODE_ID],
-    );
     await h.start();
     await h.until(() => h.line(/a refusal of the first look/), "the first look to fail");
     await h.clock.set(T0 + 3000);
@@ -341,24 +349,7 @@ for (const backend of BACKENDS) {
         },
       }),
     });
-    await h.job("busy", { schedule: AT("59"), on_failure_url: hung.url });
-    for (let ref = 1; ref <= 101; ref++) {
-      await leftPending(h.store, { job: "busy", ref, at: T0 - 120_000 + ref, node: NODE_ID });
-    }
-    await h.job("flaky", {
-      schedule: AT("1,20,21"),
-      on_failure: appendStdin(events),
-      on_failure_url: hung.url,
-      on_recovery: appendStdin(events),
-    });
-    await h.start();
-    await h.until(() => h.count(/sending it now/) >= 101, "the host's queue to fill");
-    await h.clock.set(T0 + 1000);
-    (await h.started("flaky", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
-    await h.until(
-      () => h.line(/job flaky: failure notification waits in the database: 100 posts/),
-      "flaky's failure left in the database",
-    );
+    await failureFindsNoTurn(h, hung.url, events, "1,20,21");
     hung.release();
     await h.until(async () => {
       const [row] = await rawQuery(

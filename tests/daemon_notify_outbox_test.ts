@@ -13,6 +13,7 @@ import { type Backend, BACKENDS, freshDatabase, rawQuery, serviceRow, waitFor } 
 import { DaemonHarness, NODE_ID, storeWith, T0 } from "./daemon_harness.ts";
 import {
   appendStdin,
+  failureLeftPending,
   failurePayload,
   hookedWithinAMinute,
   jsonLines,
@@ -619,11 +620,8 @@ for (const backend of BACKENDS) {
     const db = await freshDatabase(backend);
     const settings = { "notify.min_interval": 0 };
     const hook = appendStdin(file);
-    // The failure the last run of this node left pending.
-    const seed = db.open();
-    await seed.migrate();
-    await leftPending(seed, { job: "flaky", ref: 1, at: T0 - 10_000, node: NODE_ID });
-    await seed.close();
+    // The failure the last run of this node left pending, and its run (the recovery's reason).
+    await failureLeftPending(db);
     // The first look's read is answered late (a slow database, or a long backlog before it).
     let first = true;
     const gate = Promise.withResolvers<void>();
@@ -644,12 +642,6 @@ for (const backend of BACKENDS) {
       on_failure: hook,
       on_recovery: hook,
     });
-    // A run of the same job that failed before, recorded (the recovery's reason).
-    await rawQuery(
-      db,
-      "INSERT INTO jm_runs (job_id, scheduled_at, started_at, finished_at, status, exit_code, node_id, `trigger`) VALUES ('flaky', ?, ?, ?, 'failed', 1, ?, 'schedule')",
-      [T0 - 20_000, T0 - 20_000, T0 - 10_000, NODE_ID],
-    );
     await second.start();
     await second.clock.set(T0 + 3000);
     (await second.started("flaky", T0 + 3000)).finish();

@@ -2,8 +2,8 @@
  * What the notification tests share: hook commands that keep what they got
  * in files, and readers of those files and of `jm_notifications`.
  */
-import { rawQuery } from "./helpers.ts";
-import { type DaemonHarness, T0 } from "./daemon_harness.ts";
+import { rawQuery, type TestDatabase } from "./helpers.ts";
+import { type DaemonHarness, NODE_ID, T0 } from "./daemon_harness.ts";
 import type { NotifyPayload } from "../src/daemon/notify_message.ts";
 import type { Store } from "../src/store/store.ts";
 
@@ -120,4 +120,24 @@ export async function leftPending(
     minIntervalMs: null,
     payload: JSON.stringify(failurePayload(o.job, o.ref, o.node)),
   });
+}
+
+/**
+ * What a stop left of job "flaky" on this node: a run that failed
+ * (recorded, the reason of a recovery) and its failure notification,
+ * still pending.
+ */
+export async function failureLeftPending(db: TestDatabase): Promise<void> {
+  const seed = db.open();
+  try {
+    await seed.migrate();
+    await leftPending(seed, { job: "flaky", ref: 1, at: T0 - 10_000, node: NODE_ID });
+  } finally {
+    await seed.close();
+  }
+  await rawQuery(
+    db,
+    "INSERT INTO jm_runs (job_id, scheduled_at, started_at, finished_at, status, exit_code, node_id, `trigger`) VALUES ('flaky', ?, ?, ?, 'failed', 1, ?, 'schedule')",
+    [T0 - 20_000, T0 - 20_000, T0 - 10_000, NODE_ID],
+  );
 }
