@@ -247,6 +247,22 @@ Deno.test("an id that is no string, and a second YAML document, are said so", ()
   );
 });
 
+Deno.test("an unquoted cron line or command YAML reads as syntax is said to need quotes", () => {
+  assertEquals(
+    invalid("jobs.yaml", "jobs:\n  - id: a\n    command: x\n    cron: */5 * * * *\n"),
+    'jobs.yaml:4: Unexpected alias at node end at line 4, column 15; quote a value holding * & ! % @ ` or ": " (e.g. cron: "*/5 * * * *")',
+  );
+  assertMatch(
+    invalid("jobs.yaml", "jobs:\n  - id: a\n    command: echo hi: there\n"),
+    /^jobs\.yaml:3: .*; quote a value holding/,
+  );
+  // A YAML error elsewhere gets no such hint.
+  assertEquals(
+    invalid("jobs.yaml", "jobs:\n  - id: a\n   command: x\n"),
+    invalid("jobs.yaml", "jobs:\n  - id: a\n   command: x\n").split("; quote")[0],
+  );
+});
+
 Deno.test("YAML aliases that would expand beyond reason are refused, naming the file", () => {
   const levels = ["a: &a [x, x, x, x, x, x, x, x, x]"];
   for (const name of "bcdef") {
@@ -417,5 +433,19 @@ for (const backend of BACKENDS) {
       assertEquals((await jm("export", "--format", "xml")).code, 2);
       assertEquals(await counts(db), before);
     });
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`jobs file cli[${backend}]: a value's trailing newlines, last in a YAML export, come back`, async () => {
+    await using db = await freshDatabase(backend);
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args]);
+    const add = ["job", "add", "zz", "--command", "true", "--cron", "@daily"];
+    assertEquals((await jm(...add, "--description", "a\n\n", "--env", "E=\n")).code, 0);
+    const exported = await jm("export", "--format", "yaml");
+    const path = `${db.dir}/newlines.yaml`;
+    await Deno.writeTextFile(path, exported.stdout);
+    const dry = await jm("apply", path, "--dry-run");
+    assertEquals(dry.stdout, `file ${path}:\n0 new, 1 same, 0 differ; nothing to write\n`);
   });
 }

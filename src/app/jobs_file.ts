@@ -104,15 +104,27 @@ interface Locator {
   fieldLine(index: number, field: string): number;
 }
 
+/**
+ * A hint for a YAML error on `line` whose value is unquoted and holds what
+ * YAML reads as syntax (`*` an alias, `: ` a mapping): most often a cron
+ * line or a command. Empty for other lines.
+ */
+function unquotedHint(line = ""): string {
+  const value = /^\s*(?:-\s+)?[\w.-]+:\s+(.*)$/.exec(line)?.[1] ?? "";
+  if (value === "" || /^['"]/.test(value) || !/[*&!%@`]|: /.test(value)) return "";
+  return `; quote a value holding * & ! % @ \` or ": " (e.g. cron: "*/5 * * * *")`;
+}
+
 function parseYaml(path: string, text: string): { data: unknown; at: Locator } {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const error = doc.errors[0];
+    const at = error.linePos?.[0].line ?? 1;
     const message = error.code === "MULTIPLE_DOCS"
       ? "a second YAML document (after ---): a jobs file is one document, with one jobs list"
-      : error.message.split("\n")[0];
-    throw new UsageError(`${path}:${error.linePos?.[0].line ?? 1}: ${message}`);
+      : error.message.split("\n")[0].replace(/:$/, "") + unquotedHint(text.split("\n")[at - 1]);
+    throw new UsageError(`${path}:${at}: ${message}`);
   }
   const line = (offset: number | undefined) =>
     offset === undefined ? 1 : lines.linePos(offset).line;

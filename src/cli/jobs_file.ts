@@ -17,7 +17,11 @@ export function exportCommand() {
     action: async (ctx, opts) => {
       const { exportData, exportJobs } = await jobsFile();
       const jobs = await ctx.withStore((store) => store.listJobs());
-      ctx.print(() => exportJobs(jobs, opts.format as FileFormat).trimEnd(), exportData(jobs));
+      // One newline less, which print adds: a YAML block's trailing blank lines are its value's.
+      ctx.print(
+        () => exportJobs(jobs, opts.format as FileFormat).replace(/\n$/, ""),
+        exportData(jobs),
+      );
     },
   });
 }
