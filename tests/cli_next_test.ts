@@ -41,6 +41,17 @@ for (const backend of BACKENDS) {
     // Nothing was saved by the previews.
     const list = JSON.parse((await jm(db, "--json", "job", "list")).stdout);
     assertEquals(list.map((j: { id: string }) => j.id), ["b"]);
+    // A job that runs only after another: no schedule, and what it follows instead.
+    assertEquals(
+      (await jm(db, "job", "add", "f", "--command", "true", "--after", "b:always")).code,
+      0,
+    );
+    const follower = JSON.parse((await jm(db, "--json", "job", "next", "f")).stdout);
+    assertEquals(
+      [follower.schedule, follower.after_job, follower.after_outcome, follower.next],
+      [null, "b", "always", []],
+    );
+    assertEquals([savedJson.after_job, savedJson.after_outcome], [null, null]);
   });
 }
 

@@ -83,7 +83,7 @@ function jobOptions(forUpdate: boolean): Flags {
     timezone: valued(TIMEZONE_HELP, "tz"),
     maxInstances: valued("concurrent runs of this job (default: the service's)", "n"),
     misfireGraceTime: valued(
-      "how late a fire may start, at least 0.25 s (default: the service's)",
+      "how late a fire may start, in whole seconds; 0 counts as 0.25 s (default: the service's)",
       "seconds",
     ),
     coalesce: either("run several late fires once (--no-coalesce: every late fire within grace)"),
@@ -454,7 +454,10 @@ export function jobCommand() {
           }`,
         {
           id: id ?? null,
-          schedule: readableSchedule(job),
+          // A job that runs only after another has no schedule: what it follows instead.
+          schedule: hasSchedule(job) ? readableSchedule(job) : null,
+          after_job: job.after_job,
+          after_outcome: job.after_outcome,
           timezone: zone,
           timezone_source: job.timezone === null ? defaultZone.source : "job",
           from,

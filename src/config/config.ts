@@ -281,7 +281,8 @@ export const CONFIG_KEYS = {
     env: "JM_MAX_WORKERS",
   },
   "jobsmanager.misfire_grace_time": {
-    doc: "Seconds a fire may start late and still run, for jobs that do not say (at least 0.25 s)",
+    doc:
+      "Seconds a fire may start late and still run, for jobs that do not say (0 counts as 0.25 s)",
     default: 1,
     parse: seconds(0, 31_536_000),
   },
