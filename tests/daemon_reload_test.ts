@@ -261,7 +261,7 @@ for (const backend of BACKENDS) {
     const db = await freshDatabase(backend);
     let refuse = false;
     await using h = await Harness.create(db, {
-      settings: { "jobsmanager.reload_interval": 30 },
+      settings: { "jobsmanager.reload_interval": 2 },
       store: storeWith(db, {
         jobsInChunks: (s) => (size) => {
           if (!refuse) return s.jobsInChunks(size);
@@ -279,12 +279,17 @@ for (const backend of BACKENDS) {
       () => h.line(/^reload failed, keeping the current timetable: .*a refusal of the re-read/),
       "the re-read to fail",
     );
-    assertMatch(h.line(/^reload failed/)!, /every job is re-read \(as SIGHUP asked\) once/);
-    // The next poll (reload_interval) makes it, with no marker pending.
+    assertMatch(
+      h.line(/^reload failed/)!,
+      /every job is re-read \(as SIGHUP asked\) at a poll 30 s on/,
+    );
+    const failedAt = h.clock.now();
+    // A poll 30 s on or later makes it, with no marker pending.
     await h.until(async () => {
       if (!h.line(/^reload re-read every job/)) await h.clock.advance(1000);
       return h.line(/^reload re-read every job/);
     }, "the re-read made again");
+    assert(h.clock.now() - failedAt >= 30_000, `re-read ${h.clock.now() - failedAt} ms after`);
     await h.clock.set(T0 + 50_000);
     assertEquals((await h.started("edited", T0 + 50_000)).spec.command, "echo v2");
   });

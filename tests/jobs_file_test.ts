@@ -256,10 +256,14 @@ Deno.test("an unquoted cron line or command YAML reads as syntax is said to need
     invalid("jobs.yaml", "jobs:\n  - id: a\n    command: echo hi: there\n"),
     /^jobs\.yaml:3: .*; quote a value holding/,
   );
-  // A YAML error elsewhere gets no such hint.
   assertEquals(
-    invalid("jobs.yaml", "jobs:\n  - id: a\n   command: x\n"),
-    invalid("jobs.yaml", "jobs:\n  - id: a\n   command: x\n").split("; quote")[0],
+    invalid("jobs.yaml", "jobs:\n  - id: a\n    command: x\n    minute: */5\n"),
+    'jobs.yaml:4: Unresolved alias (the anchor must be set before the alias): /5; quote a value holding * & ! % @ ` or ": " (e.g. cron: "*/5 * * * *")',
+  );
+  // Another YAML error, on a line with such a value, gets no such hint.
+  assertEquals(
+    invalid("jobs.yaml", "jobs:\n  - id: a\n    command: echo 50%\n    command: echo 50%\n"),
+    "jobs.yaml:4: Map keys must be unique at line 4, column 5",
   );
 });
 

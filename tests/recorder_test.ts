@@ -527,6 +527,27 @@ Deno.test("recorder: records the database refuses are kept, in order, and retrie
   await recorder.close(1000);
 });
 
+Deno.test("recorder: run ends the database refuses wait with their output cut too, beyond 100", async () => {
+  const { store, clock, recorder } = setup(1000);
+  const ids = await recorder.claim(
+    Array.from({ length: 150 }, (_, i) => fire("a", 1000 * (i + 1))),
+  );
+  // Claimed, then their ends refused (the UPDATE privilege lost): the same bound as an outage.
+  store.mode = "refuse";
+  const output = "x".repeat(10_000);
+  for (const [i, id] of ids.entries()) {
+    await recorder.update(id!, { ...finished(1000 * (i + 1) + 100), stdout: output });
+  }
+  store.mode = "up";
+  await clock.advance(60_000);
+  assertEquals(recorder.backlog, 0);
+  const kept = [...store.rows.values()].map((r) => r.stdout!.length);
+  assertEquals(kept.length, 150);
+  // Whole while fewer than 100 waited, cut after.
+  assertEquals(kept.filter((n) => n < 2300).length, 50, `lengths: ${kept.join(" ")}`);
+  await recorder.close(1000);
+});
+
 Deno.test("recorder: close() writes the backlog, tried each second, and ends at its time when it cannot", async () => {
   const { store, recorder } = setup();
   store.mode = "down";

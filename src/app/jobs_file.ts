@@ -105,15 +105,12 @@ interface Locator {
 }
 
 /**
- * A hint for a YAML error on `line` whose value is unquoted and holds what
- * YAML reads as syntax (`*` an alias, `: ` a mapping): most often a cron
- * line or a command. Empty for other lines.
+ * What YAML reads as syntax in a plain value (`*` an alias, `: ` a
+ * mapping), said where its errors come from one: most often an unquoted
+ * cron line or command.
  */
-function unquotedHint(line = ""): string {
-  const value = /^\s*(?:-\s+)?[\w.-]+:\s+(.*)$/.exec(line)?.[1] ?? "";
-  if (value === "" || /^['"]/.test(value) || !/[*&!%@`]|: /.test(value)) return "";
-  return `; quote a value holding * & ! % @ \` or ": " (e.g. cron: "*/5 * * * *")`;
-}
+const QUOTE_HINT = `quote a value holding * & ! % @ \` or ": " (e.g. cron: "*/5 * * * *")`;
+const UNQUOTED = /alias|Nested mappings/;
 
 function parseYaml(path: string, text: string): { data: unknown; at: Locator } {
   const lines = new LineCounter();
@@ -123,7 +120,8 @@ function parseYaml(path: string, text: string): { data: unknown; at: Locator } {
     const at = error.linePos?.[0].line ?? 1;
     const message = error.code === "MULTIPLE_DOCS"
       ? "a second YAML document (after ---): a jobs file is one document, with one jobs list"
-      : error.message.split("\n")[0].replace(/:$/, "") + unquotedHint(text.split("\n")[at - 1]);
+      : error.message.split("\n")[0].replace(/:$/, "") +
+        (UNQUOTED.test(error.message) ? `; ${QUOTE_HINT}` : "");
     throw new UsageError(`${path}:${at}: ${message}`);
   }
   const line = (offset: number | undefined) =>
@@ -136,8 +134,14 @@ function parseYaml(path: string, text: string): { data: unknown; at: Locator } {
   try {
     data = doc.toJS();
   } catch (error) {
+    const message = (error as Error).message;
+    if (message.startsWith("Unresolved alias")) {
+      // `minute: */5` unquoted: an alias of no anchor, on the first line with a value starting with *.
+      const at = text.split("\n").findIndex((l) => /:\s+\*/.test(l)) + 1;
+      throw new UsageError(`${path}:${Math.max(at, 1)}: ${message}; ${QUOTE_HINT}`);
+    }
     // yaml refuses aliases that would expand beyond reason (a "billion laughs" file).
-    throw new UsageError(`${path}:1: ${(error as Error).message}; expand the aliases by hand`);
+    throw new UsageError(`${path}:1: ${message}; expand the aliases by hand`);
   }
   return {
     data,

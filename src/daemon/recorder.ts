@@ -80,7 +80,8 @@ const isLowSurrogate = (code: number) => code >= 0xdc00 && code <= 0xdfff;
 
 /** `text` cut to its head and tail (LEAN_OUTPUT in all), saying how much went in between. */
 function leanOutput(text: string): string {
-  if (text.length <= LEAN_OUTPUT) return text;
+  // Cut only where it saves more than the line saying so.
+  if (text.length <= LEAN_OUTPUT + 200) return text;
   let headEnd = LEAN_OUTPUT / 2;
   if (isLowSurrogate(text.charCodeAt(headEnd))) headEnd--;
   let tailStart = text.length - LEAN_OUTPUT / 2;
@@ -344,7 +345,8 @@ export class RunRecorder {
     const updates: { id: number; update: RunUpdate }[] = [];
     for (const [id, update] of this.batch) {
       // An earlier batch with this run failed meanwhile: stay behind it.
-      (this.waits(id) ? this.updates : updates).push({ id, update });
+      if (this.waits(id)) this.updates.push({ id, update: this.waiting(update) });
+      else updates.push({ id, update });
     }
     this.batch = new Map();
     this.batchWritten = null;
@@ -353,7 +355,10 @@ export class RunRecorder {
       this.health.wrote();
     } catch (error) {
       // Before what came meanwhile: a later update of one of these runs may wait there already.
-      this.updates = [...updates, ...this.updates];
+      this.updates = [
+        ...updates.map((u) => ({ ...u, update: this.waiting(u.update) })),
+        ...this.updates,
+      ];
       if (isUnreachable(error)) {
         this.health.failed(error);
       } else {
@@ -407,13 +412,10 @@ export class RunRecorder {
   /** `update` as it waits for the database: its output cut once many records wait. */
   private waiting(update: RunUpdate): RunUpdate {
     if (this.backlog < FULL_OUTPUT_RECORDS) return update;
-    const { stdout, stderr } = update;
-    if ((stdout ?? "").length <= LEAN_OUTPUT && (stderr ?? "").length <= LEAN_OUTPUT) return update;
-    return {
-      ...update,
-      stdout: stdout && leanOutput(stdout),
-      stderr: stderr && leanOutput(stderr),
-    };
+    const lean = { ...update };
+    if (typeof update.stdout === "string") lean.stdout = leanOutput(update.stdout);
+    if (typeof update.stderr === "string") lean.stderr = leanOutput(update.stderr);
+    return lean;
   }
 
   private buffer(rows: NewRun[]): (number | null)[] {

@@ -176,6 +176,8 @@ export interface ServiceState {
 }
 /** Jobs a reload applies between two chances for the timers to run. */
 const RELOAD_CHUNK = 200;
+/** After a SIGHUP re-read failed, the next is made at a poll this long on or later. */
+const REREAD_RETRY_MS = 30_000;
 /** Jobs a reload reads per query (see `JobStore.jobsInChunks`). */
 const RELOAD_READ_CHUNK = 500;
 
@@ -294,6 +296,8 @@ export class Service {
   private reloadAgain = false;
   /** A reload asked to re-read every job, marker or not (SIGHUP), is pending. */
   private rereadEveryJob = false;
+  /** A failed SIGHUP re-read is made again from then (ms): not a read of every job each poll. */
+  private rereadRetryAt = 0;
   private polling = false;
   private pollAgain = false;
   private lastReload: { at: number; ms: number } | null = null;
@@ -595,10 +599,13 @@ export class Service {
         await this.reload(everyJob);
       } catch (error) {
         // The old timetable stays; polling retries once the database answers, SIGHUP's re-read too.
-        this.rereadEveryJob ||= everyJob;
+        if (everyJob) {
+          this.rereadEveryJob = true;
+          this.rereadRetryAt = this.o.clock.now() + REREAD_RETRY_MS;
+        }
         reloadLog.warn(
           `reload failed, keeping the current timetable: {error}${
-            everyJob ? "; every job is re-read (as SIGHUP asked) once the database answers" : ""
+            everyJob ? "; every job is re-read (as SIGHUP asked) at a poll 30 s on or later" : ""
           }`,
           { error: String(error) },
         );
@@ -659,10 +666,8 @@ export class Service {
   }
 
   private async reloadIfMarked(state: PollState): Promise<void> {
-    if (
-      this.rereadEveryJob || state.latestMarker > this.lastMarker ||
-      state.oldestPendingMarker !== null
-    ) {
+    const reread = this.rereadEveryJob && this.o.clock.now() >= this.rereadRetryAt;
+    if (reread || state.latestMarker > this.lastMarker || state.oldestPendingMarker !== null) {
       this.requestReload();
       await this.reloading;
     }
