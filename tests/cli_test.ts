@@ -459,6 +459,8 @@ for (const backend of BACKENDS) {
     assertEquals(JSON.parse(await noWrite(db, ["--json", ...args])), {
       id: "berlin",
       schedule: "0 30 2 * * *",
+      after_job: null,
+      after_outcome: null,
       timezone: "Europe/Berlin",
       timezone_source: "job",
       from: "2026-03-28T00:00:00.000Z",
@@ -922,6 +924,8 @@ mysqlTest(
     assertEquals(JSON.parse(next.stdout), {
       id: "hk",
       schedule: "0 0 9 * * *",
+      after_job: null,
+      after_outcome: null,
       timezone: "Asia/Hong_Kong",
       timezone_source: "configured",
       from: "2026-01-01T00:00:00.000Z",
