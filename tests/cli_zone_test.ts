@@ -112,3 +112,28 @@ for (const backend of BACKENDS) {
     ]);
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: a zone typed in another case is stored as the zone database spells it; an alias as typed`, async () => {
+    await using db = await freshDatabase(backend);
+    for (const [id, zone] of [["a", "europe/berlin"], ["b", "utc"], ["c", "Asia/Calcutta"]]) {
+      const added = await jm(db, [
+        "job",
+        "add",
+        id,
+        "--command",
+        "true",
+        "--hour",
+        "3",
+        "--timezone",
+        zone,
+      ]);
+      assertEquals(added.code, 0, added.stderr);
+    }
+    const jobs = JSON.parse((await jm(db, ["--json", "job", "list"])).stdout);
+    assertEquals(
+      jobs.map((j: { id: string; timezone: string }) => [j.id, j.timezone]),
+      [["a", "Europe/Berlin"], ["b", "UTC"], ["c", "Asia/Calcutta"]],
+    );
+  });
+}

@@ -196,6 +196,22 @@ function cronerWeekdays(weekdays: Set<number>): string {
  * offsets like "+01:00". Not canonicalized: ICU would turn EST5EDT into
  * America/New_York, and what the user typed is what they should see.
  */
+/**
+ * `tz` as the zone database spells it when only its case differs
+ * (`europe/berlin` → `Europe/Berlin`, `utc` → `UTC`), so a job shows and
+ * compares under one name; as given otherwise (an alias, or no zone: the
+ * check says so).
+ */
+export function zoneSpelling(tz: string): string {
+  if (knownZones.has(tz)) return tz;
+  try {
+    const named = new Intl.DateTimeFormat(undefined, { timeZone: tz }).resolvedOptions().timeZone;
+    return named.toLowerCase() === tz.toLowerCase() ? named : tz;
+  } catch {
+    return tz;
+  }
+}
+
 export function validateTimezone(tz: string): string {
   if (knownZones.has(tz)) return tz;
   const examples = "(e.g. Europe/Berlin, America/New_York, UTC)";

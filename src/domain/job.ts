@@ -14,6 +14,7 @@ import {
   compileSchedule,
   toCronerPattern,
   validateTimezone,
+  zoneSpelling,
 } from "../cron/croner.ts";
 import {
   applyNotifyOptions,
@@ -273,7 +274,7 @@ export function buildJob(
       : numberOption("timeout", options.timeout, 0, MAX_TIMEOUT);
   }
   if (options.timezone !== undefined) {
-    job.timezone = options.timezone === "" ? null : options.timezone;
+    job.timezone = options.timezone === "" ? null : zoneSpelling(options.timezone);
   }
   if (options.enabled !== undefined) job.enabled = options.enabled;
   // "" (null for coalesce) sets each back to the service's default, as for the zone.
