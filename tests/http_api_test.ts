@@ -56,6 +56,8 @@ for (const backend of BACKENDS) {
       // Paris springs forward on 2026-03-29: 02:30 does not exist, the fire comes at 03:00.
       assertEquals(next, {
         id: "nightly",
+        after_job: null,
+        after_outcome: null,
         timezone: "Europe/Paris",
         from: "2026-03-28T11:00:00.000Z",
         next: ["2026-03-29T01:00:00.000Z", "2026-03-30T00:30:00.000Z"],
@@ -198,6 +200,11 @@ for (const backend of BACKENDS) {
       ]);
       const shown = (await api.call("GET", "/api/v1/jobs/report")).body as Record<string, unknown>;
       assertEquals([shown.after_job, shown.after_outcome, shown.next], ["nightly", "failure", []]);
+      const next = (await api.call("GET", "/api/v1/jobs/report/next")).body as Record<
+        string,
+        unknown
+      >;
+      assertEquals([next.after_job, next.after_outcome, next.next], ["nightly", "failure", []]);
       // Its schedule and follow-up fields, as read, go back unchanged.
       const back = Object.fromEntries(
         [

@@ -228,7 +228,15 @@ const schemas: Record<string, Schema> = {
     invalid: { type: ["string", "null"], description: "why a row broken by hand cannot run" },
     runs: list(ref("Run")),
   }),
-  NextFires: closed({ id: str, timezone: str, from: iso, next: list(iso) }),
+  NextFires: closed({
+    id: str,
+    // A job that runs only after another has no fires of its own: what it follows instead.
+    after_job: JOB_PROPERTIES.after_job,
+    after_outcome: JOB_PROPERTIES.after_outcome,
+    timezone: str,
+    from: iso,
+    next: list(iso),
+  }),
   Preview: closed({
     timezone: str,
     ...scheduleFields,

@@ -291,6 +291,8 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
     });
     return json(c, {
       id,
+      after_job: fires.job.after_job,
+      after_outcome: fires.job.after_outcome,
       timezone: fires.zone,
       from: fires.from.toISOString(),
       next: fires.next.map((d) => d.toISOString()),
