@@ -605,7 +605,11 @@ export class Service {
         }
         reloadLog.warn(
           `reload failed, keeping the current timetable: {error}${
-            everyJob ? "; every job is re-read (as SIGHUP asked) at a poll 30 s on or later" : ""
+            everyJob
+              ? `; every job is re-read (as SIGHUP asked) at a poll ${
+                REREAD_RETRY_MS / 1000
+              } s on or later`
+              : ""
           }`,
           { error: String(error) },
         );
