@@ -26,6 +26,14 @@ for (const backend of BACKENDS) {
     const shown = await ok(db, "job", "show", BAD_ID);
     assertStringIncludes(shown, `id                  ${BAD_ID}\n`);
     assertStringIncludes(shown, "INVALID             id: ");
+    // --json says why too, where a script reads it: no next fire, and the reason.
+    const [listed] = JSON.parse(await ok(db, "--json", "job", "list"));
+    const shownJson = JSON.parse(await ok(db, "--json", "job", "show", BAD_ID));
+    for (const json of [listed, shownJson]) {
+      assertEquals(json.id, BAD_ID);
+      assertStringIncludes(String(json.invalid), "id: ");
+    }
+    assertEquals([listed.next, shownJson.next], [null, []]);
     assertStringIncludes(await ok(db, "job", "disable", BAD_ID), `disabled job '${BAD_ID}'`);
     const [row] = await rawQuery(db, "SELECT enabled FROM jm_jobs WHERE id = ?", [BAD_ID]);
     assertEquals(Number(row.enabled), 0);

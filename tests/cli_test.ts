@@ -407,13 +407,20 @@ for (const backend of BACKENDS) {
     );
     const listed = JSON.parse(await noWrite(db, ["--json", "job", "list"]));
     assertEquals(listed.map((j: Job) => j.id), ["berlin", "tick"]);
-    // Every field of the job, and its next fire.
-    for (const job of listed) assertEquals(Object.keys(job).sort(), [...JOB_FIELDS, "next"].sort());
+    // Every field of the job, the zone it fires in, its next fire, and nothing is wrong with it.
+    for (const job of listed) {
+      assertEquals(Object.keys(job).sort(), [...JOB_FIELDS, "zone", "next", "invalid"].sort());
+    }
+    assertEquals(listed.map((j: { invalid: string | null }) => j.invalid), [null, null]);
+    assertEquals(listed[0].zone, "Europe/Berlin");
     const stored = await jobs(db);
-    assertEquals(listed.map(({ next: _, ...job }: { next: string }) => job), [
-      asJson(stored.get("berlin")!),
-      asJson(stored.get("tick")!),
-    ]);
+    assertEquals(
+      listed.map(({ next: _, zone: _z, invalid: _i, ...job }: Record<string, unknown>) => job),
+      [
+        asJson(stored.get("berlin")!),
+        asJson(stored.get("tick")!),
+      ],
+    );
     for (const { next } of listed) assert(Date.parse(next) > Date.now(), next);
     assertMatch(listed[0].next, /^\d{4}-\d\d-\d\dT(00|01):30:00\.000Z$/);
   });

@@ -45,6 +45,8 @@ async function shown(db: TestDatabase, env?: Record<string, string>) {
     await stdout(db, ["--json", "job", "next", "nine", "-n", "1", ...FROM], env),
   );
   const show = (await stdout(db, ["job", "show", "nine"], env)).split("\n");
+  const [listed] = JSON.parse(await stdout(db, ["--json", "job", "list"], env));
+  const shownJson = JSON.parse(await stdout(db, ["--json", "job", "show", "nine"], env));
   return {
     zoneCell: /^nine +\S+ \S+ \S+ \S+ \S+ \S+ +(\(.*?\)) /.exec(list)?.[1],
     heading: next[0],
@@ -52,6 +54,8 @@ async function shown(db: TestDatabase, env?: Record<string, string>) {
     json: [json.timezone, json.timezone_source, json.next],
     timezoneRow: show.find((l) => l.startsWith("timezone")),
     fires: show.find((l) => l.startsWith("next fires")),
+    /** The zone it fires in, in `job list --json` and `job show --json`. */
+    jsonZones: [listed.zone, shownJson.zone],
   };
 }
 
@@ -70,6 +74,7 @@ for (const backend of BACKENDS) {
       json: ["America/New_York", "local", ["2026-01-05T14:00:00.000Z"]],
       timezoneRow: "timezone            (local zone, America/New_York)",
       fires: "next fires (local zone, America/New_York):",
+      jsonZones: ["America/New_York", "America/New_York"],
     });
 
     // A stale service's zone does not count; a live one's does.
@@ -86,6 +91,7 @@ for (const backend of BACKENDS) {
       json: ["UTC", "service", ["2026-01-05T09:00:00.000Z"]],
       timezoneRow: "timezone            (service zone, UTC)",
       fires: "next fires (service zone, UTC):",
+      jsonZones: ["UTC", "UTC"],
     });
     const status = await jm(db, ["status"]);
     assertEquals(status.code, 0, status.stderr);
@@ -104,11 +110,12 @@ for (const backend of BACKENDS) {
     // A job with a zone of its own is shown in it, as before.
     await stdout(db, ["job", "update", "nine", "--timezone", "Europe/Berlin"]);
     const own = await shown(db);
-    assertEquals([own.zoneCell, own.heading, own.json[1], own.fires], [
+    assertEquals([own.zoneCell, own.heading, own.json[1], own.fires, own.jsonZones], [
       undefined,
       "next 1 fires of 'nine' after 2026-01-05T00:00:00.000Z (Europe/Berlin, then UTC):",
       "job",
       "next fires:",
+      ["Europe/Berlin", "Europe/Berlin"],
     ]);
   });
 }

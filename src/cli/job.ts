@@ -357,7 +357,7 @@ export function jobCommand() {
       });
       ctx.print(
         () => jobsTable(listings, zone, outputWidth()),
-        listings.map(({ job, next }) => ({ ...job, next })),
+        listings.map(({ job, zone, next, invalid }) => ({ ...job, zone, next, invalid })),
       );
     },
   });
@@ -382,7 +382,13 @@ export function jobCommand() {
       });
       ctx.print(
         () => jobDetails(details, zone, outputWidth()),
-        { ...details.job, next: details.next.map((d) => d.toISOString()), runs: details.runs },
+        {
+          ...details.job,
+          zone: details.zone,
+          next: details.next.map((d) => d.toISOString()),
+          invalid: details.invalid,
+          runs: details.runs,
+        },
       );
     },
   });
