@@ -303,7 +303,13 @@ const CASES: BadCase[] = [
     name: "job next -n 0",
     args: ["job", "next", "seed", "-n", "0"],
     code: 2,
-    error: "count: '0' is not valid (allowed: a whole number from 1 to 1000)",
+    error: "--count: '0' is not valid (allowed: a whole number from 1 to 1000)",
+  },
+  {
+    name: "logs --job with a bad id",
+    args: ["logs", "--job", "bad id"],
+    code: 2,
+    error: `--job: "bad id" has characters outside A-Z a-z 0-9 . _ : - ${ID_RULE}`,
   },
   {
     name: "job next --from garbage",

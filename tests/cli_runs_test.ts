@@ -81,7 +81,7 @@ for (const backend of BACKENDS) {
         ],
         [
           ["job", "run", "a", "--queue", "--wait", "--timeout", "0"],
-          "timeout: '0' is not valid (allowed: a whole number from 1 to 31536000)",
+          "--timeout: '0' is not valid (allowed: a whole number from 1 to 31536000)",
         ],
       ] as const
     ) {

@@ -369,7 +369,7 @@ export function jobCommand() {
     aliases: { n: "count" },
     action: async (ctx, opts, id: string) => {
       await storedJobId(ctx, id);
-      const count = parseCount(opts.count, "count", MAX_FIRES);
+      const count = parseCount(opts.count, "--count", MAX_FIRES);
       const { zone, details } = await ctx.withStore(async (store) => {
         const zone = await ctx.defaultZone(store);
         const details = await showJob(store, id, {
@@ -425,7 +425,7 @@ export function jobCommand() {
         );
       }
       if (id !== undefined) validateId(id);
-      const count = parseCount(opts.count, "count", MAX_FIRES);
+      const count = parseCount(opts.count, "--count", MAX_FIRES);
       const query = (defaultZone: DefaultZone) => ({
         count,
         from: opts.from,

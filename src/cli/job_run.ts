@@ -139,7 +139,7 @@ export function jobRunCommand() {
       }
       const timeoutS = opts.timeout === undefined
         ? null
-        : parseCount(opts.timeout, "timeout", MAX_WAIT_S);
+        : parseCount(opts.timeout, "--timeout", MAX_WAIT_S);
       const s = ctx.config.settings;
       const reloadIntervalMs = s["jobsmanager.reload_interval"] * 1000;
       const run = await ctx.withStore(async (store) => {

@@ -24,14 +24,14 @@ export function logsCommand() {
     },
     aliases: { f: "follow" },
     action: async (ctx, opts) => {
-      const runId = opts.run === undefined ? undefined : parseRunId(opts.run, "run");
+      const runId = opts.run === undefined ? undefined : parseRunId(opts.run, "--run");
       const query: LogQuery = {
-        minLevel: opts.level === undefined ? undefined : parseLevel(opts.level),
-        job_id: opts.job === undefined ? undefined : validateId(opts.job),
+        minLevel: opts.level === undefined ? undefined : parseLevel(opts.level, "--level"),
+        job_id: opts.job === undefined ? undefined : validateId(opts.job, "--job"),
         run_id: runId,
-        since: opts.since === undefined ? undefined : parseSince(opts.since, Date.now()),
+        since: opts.since === undefined ? undefined : parseSince(opts.since, Date.now(), "--since"),
       };
-      const limit = parseCount(opts.limit, "limit", MAX_LINES);
+      const limit = parseCount(opts.limit, "--limit", MAX_LINES);
       await ctx.withStore(async (store) => {
         const rows = await recentLogs(store, query, limit);
         for (const row of rows) writeOut(logLine(row, ctx.json));

@@ -23,10 +23,10 @@ export function runsCommand() {
     },
     action: async (ctx, opts) => {
       const filter = {
-        job_id: opts.job === undefined ? undefined : validateId(opts.job),
-        status: opts.status === undefined ? undefined : parseStatus(opts.status),
-        since: opts.since === undefined ? undefined : parseSince(opts.since, Date.now()),
-        limit: parseCount(opts.limit, "limit", MAX_RUNS),
+        job_id: opts.job === undefined ? undefined : validateId(opts.job, "--job"),
+        status: opts.status === undefined ? undefined : parseStatus(opts.status, "--status"),
+        since: opts.since === undefined ? undefined : parseSince(opts.since, Date.now(), "--since"),
+        limit: parseCount(opts.limit, "--limit", MAX_RUNS),
       };
       const { found, attempts } = await ctx.withStore(async (store) => {
         const found = await store.listRuns(filter);

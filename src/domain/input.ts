@@ -30,24 +30,24 @@ export function parseRunId(raw: string, name: string): number {
   return id;
 }
 
-export function parseStatus(raw: string): RunStatus {
+export function parseStatus(raw: string, name: string): RunStatus {
   if (!(RUN_STATUSES as readonly string[]).includes(raw)) {
     throw new UsageError(
-      `status: '${raw}' is not a run status (one of ${RUN_STATUSES.join(", ")})`,
+      `${name}: '${raw}' is not a run status (one of ${RUN_STATUSES.join(", ")})`,
     );
   }
   return raw as RunStatus;
 }
 
-export function parseLevel(raw: string): LogLevel {
+export function parseLevel(raw: string, name: string): LogLevel {
   const level = parseLogLevel(raw);
   if (level === null) {
-    throw new UsageError(`level: '${raw}' is not a log level (one of ${LOG_LEVELS.join(", ")})`);
+    throw new UsageError(`${name}: '${raw}' is not a log level (one of ${LOG_LEVELS.join(", ")})`);
   }
   return level;
 }
 
 /** `--since 2h`: the instant that long before `now`. */
-export function parseSince(raw: string, now: number): number {
-  return now - parseDuration(raw, "since");
+export function parseSince(raw: string, now: number, name: string): number {
+  return now - parseDuration(raw, name);
 }

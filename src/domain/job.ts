@@ -114,7 +114,8 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const RESERVED_ENV = ["JM_JOB_ID", "JM_RUN_ID", "JM_SCHEDULED_AT", "JM_RUN_MARKER"];
 const MAX_TIMEOUT = 31_536_000;
 
-export function validateId(id: string): string {
+/** `name`: what the id was given as, for the message (a flag, a query parameter). */
+export function validateId(id: string, name = "id"): string {
   if (!ID_PATTERN.test(id)) {
     const why = id.length === 0
       ? "is empty"
@@ -122,8 +123,8 @@ export function validateId(id: string): string {
       ? `is ${id.length} characters long`
       : "has characters outside A-Z a-z 0-9 . _ : -";
     throw new ValidationError(
-      "id",
-      `id: ${
+      name,
+      `${name}: ${
         JSON.stringify(id.length > 60 ? id.slice(0, 60) + "…" : id)
       } ${why} (allowed: 1-191 characters of A-Z a-z 0-9 . _ : -)`,
     );

@@ -1,6 +1,7 @@
 /**
  * Query parameters of the API, read by the parsers of the CLI's options
- * (src/domain/input.ts), so `?limit=0` and `--limit 0` get one message.
+ * (src/domain/input.ts), so `?limit=0` and `--limit 0` get one message, each
+ * naming what was typed.
  * Absent or empty means not given.
  */
 import { validateId } from "../domain/job.ts";
@@ -20,17 +21,17 @@ export function count(
 }
 
 export function optionalJob(raw: string | undefined): string | undefined {
-  return given(raw) ? validateId(raw) : undefined;
+  return given(raw) ? validateId(raw, "job") : undefined;
 }
 
 export function optionalStatus(raw: string | undefined): RunStatus | undefined {
-  return given(raw) ? parseStatus(raw) : undefined;
+  return given(raw) ? parseStatus(raw, "status") : undefined;
 }
 
 export function optionalLevel(raw: string | undefined): LogLevel | undefined {
-  return given(raw) ? parseLevel(raw) : undefined;
+  return given(raw) ? parseLevel(raw, "level") : undefined;
 }
 
 export function optionalSince(raw: string | undefined, now: number): number | undefined {
-  return given(raw) ? parseSince(raw, now) : undefined;
+  return given(raw) ? parseSince(raw, now, "since") : undefined;
 }
