@@ -417,9 +417,15 @@ for (const backend of BACKENDS) {
         assertEquals([links.code, links.stderr], [
           2,
           "jobsmanager: 3 jobs would follow a job that is not there, or in a cycle; nothing written:\n" +
-          "line 2: job 'follower': after: job 'gone' does not exist, so 'follower' could never follow it (add it first, or see `jobsmanager job list`)\n" +
-          "line 5: job 'ping': after: 'ping' following 'pong' would close a cycle: ping → pong → ping (a job's end would start itself again); drop one link with \"after_job\": null\n" +
-          "line 8: job 'pong': after: 'pong' following 'ping' would close a cycle: pong → ping → pong (a job's end would start itself again); drop one link with \"after_job\": null\n",
+          `${
+            file("links.yaml")
+          }:4: job 'follower': after: job 'gone' does not exist, so 'follower' could never follow it (add it first, or see \`jobsmanager job list\`)\n` +
+          `${
+            file("links.yaml")
+          }:7: job 'ping': after: 'ping' following 'pong' would close a cycle: ping → pong → ping (a job's end would start itself again); drop one link with "after_job": null\n` +
+          `${
+            file("links.yaml")
+          }:10: job 'pong': after: 'pong' following 'ping' would close a cycle: pong → ping → pong (a job's end would start itself again); drop one link with "after_job": null\n`,
         ], dry.join(" "));
       }
       await Deno.writeFile(

@@ -321,7 +321,15 @@ export function candidatesFromFile(
     seen.set(id, line);
     try {
       const job = buildJob(id, optionsOf(entry as Record<string, unknown>), null, now);
-      candidates.push({ source: `line ${line}`, id, job, notes: [], problem: null });
+      candidates.push({
+        source: `line ${line}`,
+        // Its links are what the plan may refuse.
+        at: `${path}:${at.fieldLine(index, "after_job")}`,
+        id,
+        job,
+        notes: [],
+        problem: null,
+      });
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
       errors.push(`${where(at.fieldLine(index, error.field))}: ${error.message}`);

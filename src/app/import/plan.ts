@@ -16,6 +16,8 @@ import { UsageError, ValidationError } from "../../errors.ts";
 export interface Candidate {
   /** Where it came from, for messages: `row 'backup'`, `line 12`. */
   source: string;
+  /** Where it is, as an error's prefix (`jobs.yaml:12`); absent: `source`. */
+  at?: string;
   id: string;
   /** The job to store; null when it cannot be imported. */
   job: Job | null;
@@ -68,6 +70,8 @@ export interface PlanEntry {
   id: string;
   /** Where the entry came from; `database` for a stored job the source no longer names. */
   source: string;
+  /** As Candidate's. */
+  at?: string;
   /** The job after the change (null for remove and cannot import). */
   job: Job | null;
   /** The stored job, if any. */
@@ -96,7 +100,14 @@ export function plan(
     };
     const stored = byId.get(c.id);
     const current = stored === undefined ? null : spelledAsAdded(stored);
-    const base = { id: c.id, source: c.source, current, notes: c.notes, problem: c.problem };
+    const base = {
+      id: c.id,
+      source: c.source,
+      at: c.at,
+      current,
+      notes: c.notes,
+      problem: c.problem,
+    };
     if (c.job === null) return { ...base, status: "cannot import", job: null, changes: [] };
     if (current === null) return { ...base, status: "new", job: c.job, changes: [] };
     const wanted = keeping(c.job, current, c.keeps);
@@ -199,7 +210,7 @@ function checkLinks(entries: PlanEntry[], current: Job[]): void {
       checkFollowUps(after, [e.job]);
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
-      problems.push(`${e.source}: job '${e.id}': ${error.message}`);
+      problems.push(`${e.at ?? e.source}: job '${e.id}': ${error.message}`);
     }
   }
   if (problems.length > 0) {
