@@ -381,3 +381,46 @@ for (const backend of BACKENDS) {
     assertEquals(got.map((p) => p.event), ["failure", "recovery", "failure"]);
   });
 }
+
+for (const backend of BACKENDS) {
+  /*
+   * A job's failure finds no turn (its host has 100 posts waiting) and
+   * waits in the database; its recovery, held back by notify.min_interval,
+   * falls due meanwhile: it waits behind the failure too, though its own
+   * hook (a command) has room, and goes after it.
+   */
+  Deno.test(`notify order[${backend}]: a held-back notification that falls due while its job's earlier one waits for a turn goes after it`, async () => {
+    await using dir = await tempDir();
+    const events = `${dir.path}/events`;
+    await using hung = receiver(true);
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "notify.min_interval": 30, "notify.webhook_timeout": 600 },
+    });
+    await failureFindsNoTurn(h, hung.url, events, "1,2");
+    await h.clock.set(T0 + 2000);
+    (await h.started("flaky", T0 + 2000)).finish();
+    await h.until(
+      () => h.line(/job flaky: recovery notification held back/),
+      "flaky's recovery held back",
+    );
+    // Due 30 s after the failure's claim: a look takes it while the failure still waits.
+    await h.until(async () => {
+      const [row] = await rawQuery(
+        h.db,
+        "SELECT outcome FROM jm_notifications WHERE job_id = 'flaky' AND event = 'recovery'",
+      );
+      if (row?.outcome === "pending") return true;
+      if (h.clock.now() < T0 + 40_000) await h.clock.advance(1000);
+      return false;
+    }, "a look to take flaky's held-back recovery");
+    hung.release();
+    // The host's queue drains, then flaky's turn comes at a look (every 5 s), before busy fires at 59 s.
+    const got = await h.until(async () => {
+      const got = await jsonLines(events);
+      if (got.length >= 2) return got;
+      if (h.clock.now() < T0 + 58_000) await h.clock.advance(1000);
+      return null;
+    }, "both notifications of flaky");
+    assertEquals(got.map((p) => p.event), ["failure", "recovery"]);
+  });
+}
