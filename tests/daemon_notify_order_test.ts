@@ -424,3 +424,65 @@ for (const backend of BACKENDS) {
     assertEquals(got.map((p) => p.event), ["failure", "recovery"]);
   });
 }
+
+for (const backend of BACKENDS) {
+  /*
+   * The first look finds 1,201 notifications left pending and stops
+   * reading once the queue is full (1,000): job x's, the last, is not
+   * read. Once the queue has drained, x's next notification still waits
+   * behind it, until a look reads both, in order.
+   */
+  Deno.test(`notify order[${backend}]: a notification waits behind its job's one that a look stopped by a full queue left unread`, async () => {
+    await using dir = await tempDir();
+    const events = `${dir.path}/events`;
+    const hosts = Array.from({ length: 12 }, () => receiver(true));
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "notify.min_interval": 0, "notify.webhook_timeout": 600 },
+    });
+    try {
+      // 100 posts to each of 12 hosts, which hang: more than the queue's 1,000, on full pages.
+      for (const [i, host] of hosts.entries()) {
+        await h.job(`busy${i}`, { schedule: AT("59"), on_failure_url: host.url });
+        for (let ref = 1; ref <= 100; ref++) {
+          const at = T0 - 120_000 + i * 100 + ref;
+          await leftPending(h.store, { job: `busy${i}`, ref, at, node: NODE_ID });
+        }
+      }
+      await h.job("x", { schedule: AT("2"), on_failure: appendStdin(events) });
+      await h.job("probe", { schedule: AT("1"), on_failure: appendStdin(`${dir.path}/probe`) });
+      // Of a run recorded before (its id is not one of this test's runs).
+      await leftPending(h.store, { job: "x", ref: 100_000, at: T0 - 1000, node: NODE_ID });
+      await h.start();
+      // Decided once the first look has ended: new notifications wait for it.
+      await h.clock.set(T0 + 1000);
+      (await h.started("probe", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+      await h.until(() => h.line(/job probe: failure notification waits/), "the first look to end");
+      assertEquals(h.line(/\(of 100000\)/), undefined, "x's pending one was read");
+      for (const host of hosts) host.release();
+      // Every one the look queued was sent (those it had no room for wait for the next look).
+      await h.until(
+        async () => {
+          const [row] = await rawQuery(
+            h.db,
+            "SELECT COUNT(*) AS n FROM jm_notifications WHERE job_id LIKE 'busy%' AND outcome = 'sent'",
+          );
+          return Number(row.n) === h.count(/sending it now/);
+        },
+        "the queue to drain",
+        60_000,
+      );
+      await h.clock.set(T0 + 2000);
+      const run = await h.started("x", T0 + 2000);
+      run.finish({ status: "failed", exitCode: 1 });
+      await h.until(
+        () =>
+          h.line(/job x: failure notification waits in the database behind those the last look/),
+        "x's failure left behind the unread one",
+      );
+      const got = await hookedWithinAMinute(h, events, 2, "both failures of x");
+      assertEquals(got.map((p) => p.run_id), [100_000, run.runId]);
+    } finally {
+      for (const host of hosts) await host[Symbol.asyncDispose]();
+    }
+  });
+}
