@@ -32,6 +32,25 @@ for (const backend of BACKENDS) {
     assertEquals(h.runner.runs.length, 2);
   });
 
+  Deno.test(`daemon[${backend}]: a catch-up's fires skipped by max_instances name the fire that took the slot, not a run still running`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.misfire_grace_time": 60, "jobsmanager.coalesce": false },
+    });
+    await h.job("tick", { schedule: { second: "*" } });
+    await h.start();
+    // The service stalls 3 s: the fires of 1, 2 and 3 s are due at once, within their grace.
+    await h.clock.set(at(3) + 100);
+    (await h.started("tick", at(1))).finish();
+    const skipped = await Promise.all([2, 3].map((s) => h.run("tick", at(s), "skipped")));
+    const took = `the fire of ${
+      new Date(at(1)).toISOString()
+    }, decided with this one, took the last slot`;
+    assertEquals(skipped.map((r) => r.note), [
+      `max_instances (1) runs were running or starting: ${took}`,
+      `max_instances (1) runs were running or starting: ${took}`,
+    ]);
+  });
+
   Deno.test(`daemon[${backend}]: a run of the job on another node holds its max_instances here till it ends`, async () => {
     // The clock steps on once a fire's row is written, maybe before its claim answered.
     await using h = await DaemonHarness.create(await freshDatabase(backend), {

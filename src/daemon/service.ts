@@ -929,6 +929,8 @@ export class Service {
     // Under overload the workers go to the jobs that waited longest since they last started.
     const byLastStart = (d: Due) => this.lastStarted.get(d.job.id) ?? 0;
     const inTurn = decision.run.toSorted((a, b) => byLastStart(a) - byLastStart(b));
+    // A job's fires decided together (a catch-up without coalesce): the one that took its last slot.
+    const tookSlot = new Map<string, number>();
     for (const due of inTurn) {
       const base = {
         job_id: due.job.id,
@@ -938,17 +940,23 @@ export class Service {
       };
       const slot = this.slots.tryAcquire(due.job.id, due.policy.maxInstances);
       if (!slot) {
+        const took = tookSlot.get(due.job.id);
         rows.push({
           ...base,
           status: "skipped",
           finished_at: now,
-          note: `max_instances (${due.policy.maxInstances}) runs were still running${
-            this.elsewhereNote(due.job.id)
-          }`,
+          note: `max_instances (${due.policy.maxInstances}) runs were ${
+            took === undefined
+              ? "still running"
+              : `running or starting: the fire of ${
+                new Date(took).toISOString()
+              }, decided with this one, took the last slot`
+          }${this.elsewhereNote(due.job.id)}`,
         });
         plans.push(null);
         continue;
       }
+      tookSlot.set(due.job.id, due.scheduledAt);
       // Recorded with the claim, before the process exists: a service
       // killed right after the start leaves a run its successor can end.
       // A fire held after its claim's answer was lost is claimed again
