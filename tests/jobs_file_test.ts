@@ -459,3 +459,39 @@ for (const backend of BACKENDS) {
     assertEquals(dry.stdout, `file ${path}:\n0 new, 1 same, 0 differ; nothing to write\n`);
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`jobs file cli[${backend}]: a follow-up link kept as stored is not refused; one to a job --prune removes says so`, async () => {
+    await using db = await freshDatabase(backend);
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args]);
+    const ok = async (...args: string[]) => {
+      const r = await jm(...args);
+      assertEquals(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+      return r.stdout;
+    };
+    await ok("job", "add", "base", "--command", "true", "--cron", "0 1 * * *");
+    await ok("job", "add", "f", "--command", "true", "--after", "base");
+    // `job remove` leaves its follower idle; the export of what is left applies as it is.
+    await ok("job", "remove", "base");
+    const path = `${db.dir}/left.yaml`;
+    await Deno.writeTextFile(path, await ok("export", "--format", "yaml"));
+    assertEquals(
+      await ok("apply", path, "--dry-run"),
+      `file ${path}:\n0 new, 1 same, 0 differ; nothing to write\n`,
+    );
+    // A link the file sets, to a stored job the file does not name: --prune would remove it.
+    await ok("job", "add", "base", "--command", "true", "--cron", "0 1 * * *");
+    const pruned = `${db.dir}/pruned.yaml`;
+    await Deno.writeTextFile(pruned, "jobs:\n  - id: g\n    command: x\n    after_job: base\n");
+    for (const dry of [["--dry-run"], []]) {
+      const refused = await jm("apply", pruned, "--prune", ...dry);
+      assertEquals([refused.code, refused.stderr], [
+        2,
+        "jobsmanager: 1 job would follow a job that is not there, or in a cycle; nothing written:\n" +
+        `${pruned}:4: job 'g': after: job 'base' is removed by this change (the source no longer names it), so 'g' could never follow it: keep it, or drop the link\n`,
+      ], dry.join(" "));
+    }
+    // Without --prune, base stays: the link is taken.
+    assertMatch(await ok("apply", pruned), /1 new, 0 same, 0 differ; changed 1 job/);
+  });
+}

@@ -193,9 +193,9 @@ export async function previewPlan(
 }
 
 /**
- * The follow-up links (`after`) of the jobs as the plan leaves them, every
- * job that breaks one named with its entry: one to a job that would not
- * exist, or one closing a cycle. Nothing is written then.
+ * The follow-up links (`after`) the plan sets or changes, every job that
+ * breaks one named with its entry: one to a job that would not exist (or
+ * that the plan removes), or one closing a cycle. Nothing is written then.
  */
 function checkLinks(entries: PlanEntry[], current: Job[]): void {
   const after = new Map(current.map((j) => [j.id, j]));
@@ -203,9 +203,21 @@ function checkLinks(entries: PlanEntry[], current: Job[]): void {
     if (e.status === "remove") after.delete(e.id);
     else if (e.job) after.set(e.id, e.job);
   }
+  const removed = new Set(entries.filter((e) => e.status === "remove").map((e) => e.id));
   const problems: string[] = [];
   for (const e of entries) {
     if (e.job === null || e.status === "remove") continue;
+    // A link kept as stored is left as it is, as `job update` leaves it: a
+    // job removed since leaves its follower idle, which is allowed.
+    if (e.current !== null && e.current.after_job === e.job.after_job) continue;
+    if (e.job.after_job !== null && removed.has(e.job.after_job)) {
+      problems.push(
+        `${
+          e.at ?? e.source
+        }: job '${e.id}': after: job '${e.job.after_job}' is removed by this change (the source no longer names it), so '${e.id}' could never follow it: keep it, or drop the link`,
+      );
+      continue;
+    }
     try {
       checkFollowUps(after, [e.job]);
     } catch (error) {
