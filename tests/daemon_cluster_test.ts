@@ -95,17 +95,11 @@ async function stopWhileSlowRuns(c: ClusterHarness) {
   const [leaving, taking] = [c.node(owner), c.node(owner === "n1" ? "n2" : "n1")];
   const from = c.now() + SETTLED_MS;
   await step(c, from, 1);
-  const [long] = leaving.runner.of("slow");
-  assert(
-    long?.running,
-    `the owner ${leaving.nodeId} runs the job; its rows: ${
-      (await c.runs("slow")).map((r) => `${r.node_id}: ${describeRun(r)}`).join("; ")
-    }; runners: ${
-      JSON.stringify(c.nodes.map((n) => [
-        n.nodeId,
-        n.runner.of("slow").map((r) => [r.runId, r.scheduledAt - T0, r.running]),
-      ]))
-    }`,
+  // Recorded is not yet started: on a busy machine the fire before `from`,
+  // decided with it, may be the one that runs (and `from`'s is skipped).
+  const long = await c.until(
+    () => leaving.runner.of("slow").find((r) => r.running),
+    `the owner ${leaving.nodeId} to run the job`,
   );
   await leaving.stop();
   return { leaving, taking, long, from };
