@@ -231,6 +231,15 @@ for (const backend of BACKENDS) {
         400,
         "after_outcome",
       ]);
+      // A bad id is named as sent, in after_job, with no outcome added to it.
+      const badLink = await api.call("PATCH", "/api/v1/jobs/report", {
+        body: { after_job: "bad id" },
+      });
+      assertEquals([badLink.status, badLink.body], [400, {
+        error:
+          'after_job: "bad id" has characters outside A-Z a-z 0-9 . _ : - (allowed: 1-191 characters of A-Z a-z 0-9 . _ : -)',
+        field: "after_job",
+      }]);
       // What GET shows goes back as it was shown; another value is refused, not ignored.
       const full = (await api.call("GET", "/api/v1/jobs/nightly")).body as Record<string, unknown>;
       const listedFull = ((await api.call("GET", "/api/v1/jobs")).body as Record<string, unknown>[])

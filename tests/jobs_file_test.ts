@@ -191,6 +191,19 @@ Deno.test("validation errors name the file, the line and the field, all of them"
     invalid("jobs.json5", "{ jobs: [ { id: 'a', command: 'x' } ] }"),
     'jobs.json5 has 1 invalid job; nothing written:\njobs.json5:1: job \'a\': schedule: missing (give "cron": "m h dom mon dow" or at least one of "second" "minute" "hour" "day" "month" "day_of_week", or "after_job": "JOB" for a job that runs only after another)',
   );
+  // A link's errors are at its after_job key, naming the id as written.
+  assertEquals(
+    invalid(
+      "links.yaml",
+      "jobs:\n  - id: s1\n    command: x\n    minute: '5'\n    after_job: s1\n" +
+        "  - id: s2\n    command: x\n    after_job: bad id\n",
+    ),
+    [
+      "links.yaml has 2 invalid jobs; nothing written:",
+      "links.yaml:5: job 's1': after: job 's1' cannot follow itself (s1 → s1)",
+      "links.yaml:8: job 's2': after_job: \"bad id\" has characters outside A-Z a-z 0-9 . _ : - (allowed: 1-191 characters of A-Z a-z 0-9 . _ : -)",
+    ].join("\n"),
+  );
   assertEquals(
     invalid("jobs.json5", "{ jobs: [ }"),
     `jobs.json5:1: JSON5: unexpected character "}" at 1:11`,

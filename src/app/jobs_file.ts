@@ -24,6 +24,7 @@ import {
   type Job,
   JOB_FIELDS,
   type JobOptions,
+  validateId,
 } from "../domain/job.ts";
 import { HOOK_COMMANDS, HOOK_URLS, NOTIFY_FIELDS } from "../domain/notify.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
@@ -257,6 +258,8 @@ function afterOf(job: string | undefined, outcome: string | undefined): string |
     throw new ValidationError("after_outcome", "after_outcome: give after_job with it");
   }
   if (job === undefined || job === "") return job;
+  // Checked as typed: `--after`'s form would show it with an outcome no one wrote.
+  validateId(job, "after_job");
   // Outcome always given: a job id ending in ":always" is an id, not an outcome.
   if (outcome === undefined) return `${job}:success`;
   if (!(AFTER_OUTCOMES as readonly string[]).includes(outcome)) {
@@ -332,7 +335,9 @@ export function candidatesFromFile(
       });
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
-      errors.push(`${where(at.fieldLine(index, error.field))}: ${error.message}`);
+      // `after` is the link as a whole (following itself, say): its key in a file is after_job.
+      const field = error.field === "after" ? "after_job" : error.field;
+      errors.push(`${where(at.fieldLine(index, field))}: ${error.message}`);
     }
   });
   if (errors.length > 0) {

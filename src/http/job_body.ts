@@ -6,7 +6,7 @@
  */
 import { ValidationError } from "../errors.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
-import { AFTER_OUTCOMES, type JobOptions } from "../domain/job.ts";
+import { AFTER_OUTCOMES, type JobOptions, validateId } from "../domain/job.ts";
 import { HOOK_COMMANDS, HOOK_URLS } from "../domain/notify.ts";
 
 const TEXT_FIELDS = [
@@ -91,6 +91,8 @@ function afterOf(job: unknown, outcome: unknown): string | undefined {
     throw new ValidationError("after_outcome", "after_outcome: give after_job with it");
   }
   if (typeof job !== "string") throw bad("after_job", job, "a job id or null");
+  // Checked as sent: `--after`'s form would show it with an outcome no one wrote.
+  validateId(job, "after_job");
   // Outcome always given: a job id ending in ":always" is an id, not an outcome.
   if (outcome === undefined || outcome === null) return `${job}:success`;
   if (!(AFTER_OUTCOMES as readonly unknown[]).includes(outcome)) {
