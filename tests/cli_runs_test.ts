@@ -73,7 +73,7 @@ for (const backend of BACKENDS) {
       const [args, error] of [
         [
           ["job", "run", "a", "--queue", "--timeout", "5"],
-          "timeout: --timeout limits --wait; give --wait too",
+          "--timeout: it limits --wait; give --wait too",
         ],
         [
           ["job", "run", "a", "--queue", "--here"],
