@@ -506,5 +506,12 @@ for (const backend of BACKENDS) {
     }
     // Without --prune, base stays: the link is taken.
     assertMatch(await ok("apply", pruned), /1 new, 0 same, 0 differ; changed 1 job/);
+    // Stored as the file has it, the link is refused all the same when --prune removes base.
+    const kept = await jm("apply", pruned, "--prune", "--dry-run");
+    assertEquals(kept.code, 2, kept.stdout);
+    assertStringIncludes(
+      kept.stderr,
+      `${pruned}:4: job 'g': after: job 'base' is removed by this change`,
+    );
   });
 }

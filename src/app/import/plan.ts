@@ -207,9 +207,6 @@ function checkLinks(entries: PlanEntry[], current: Job[]): void {
   const problems: string[] = [];
   for (const e of entries) {
     if (e.job === null || e.status === "remove") continue;
-    // A link kept as stored is left as it is, as `job update` leaves it: a
-    // job removed since leaves its follower idle, which is allowed.
-    if (e.current !== null && e.current.after_job === e.job.after_job) continue;
     if (e.job.after_job !== null && removed.has(e.job.after_job)) {
       problems.push(
         `${
@@ -218,6 +215,9 @@ function checkLinks(entries: PlanEntry[], current: Job[]): void {
       );
       continue;
     }
+    // A link kept as stored is left as it is, as `job update` leaves it: a
+    // job removed before leaves its follower idle, which is allowed.
+    if (e.current !== null && e.current.after_job === e.job.after_job) continue;
     try {
       checkFollowUps(after, [e.job]);
     } catch (error) {
