@@ -191,12 +191,6 @@ function cronerWeekdays(weekdays: Set<number>): string {
 }
 
 /**
- * Validate an IANA time zone name (e.g. "Europe/Berlin", "UTC") and return it
- * unchanged; throws ValidationError("timezone", …) for unknown names or
- * offsets like "+01:00". Not canonicalized: ICU would turn EST5EDT into
- * America/New_York, and what the user typed is what they should see.
- */
-/**
  * `tz` as the zone database spells it when only its case differs
  * (`europe/berlin` → `Europe/Berlin`, `utc` → `UTC`), so a job shows and
  * compares under one name; as given otherwise (an alias, or no zone: the
@@ -212,6 +206,12 @@ export function zoneSpelling(tz: string): string {
   }
 }
 
+/**
+ * Validate an IANA time zone name (e.g. "Europe/Berlin", "UTC") and return it
+ * unchanged; throws ValidationError("timezone", …) for unknown names or
+ * offsets like "+01:00". Not canonicalized: ICU would turn EST5EDT into
+ * America/New_York, and what the user typed is what they should see.
+ */
 export function validateTimezone(tz: string): string {
   if (knownZones.has(tz)) return tz;
   const examples = "(e.g. Europe/Berlin, America/New_York, UTC)";
