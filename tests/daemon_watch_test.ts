@@ -3,7 +3,8 @@
  * the file), in-process with a fake clock, on every backend: the timed
  * poll becomes a safety net every 5 s, a reported write is polled for 50 ms
  * after it (its commit visible by then) but never sooner than 0.5 s after
- * the last poll, and a retry queued by an earlier service is taken at its
+ * the last poll, and not at all on SQLite when no other connection
+ * committed (the service's own writes), and a retry queued by an earlier service is taken at its
  * instant, not at the next timed poll. Sole on its database (`serve` holding the SQLite
  * file's lock), it looks for other nodes only at each heartbeat. Told only
  * of its machine's writes (`serve` on MySQL watching for change notices),
@@ -17,27 +18,33 @@ import { DaemonHarness, T0 } from "./daemon_harness.ts";
 import { fire } from "./store_contract.ts";
 import type { Store } from "../src/store/store.ts";
 
-/** A store that counts the service's calls of `method` (its polls: pollState). */
+/**
+ * A store that counts the service's calls of `method` (its polls:
+ * pollState), and the answers each method gave.
+ */
 function counting(
   db: TestDatabase,
   method: keyof Store = "pollState",
-): { calls: () => number; open: () => Store } {
+): { calls: () => number; answered: (method: keyof Store) => number; open: () => Store } {
   let calls = 0;
+  const answers = new Map<PropertyKey, number>();
   return {
     calls: () => calls,
+    answered: (method) => answers.get(method) ?? 0,
     open: () => {
       const store = db.open();
       return new Proxy(store, {
         get(target, key) {
           const value = Reflect.get(target, key);
           if (typeof value !== "function") return value;
-          if (key === method) {
-            return (...args: unknown[]) => {
-              calls++;
-              return value.apply(target, args);
-            };
-          }
-          return value.bind(target);
+          return (...args: unknown[]) => {
+            if (key === method) calls++;
+            const result = value.apply(target, args);
+            if (result instanceof Promise) {
+              result.then(() => answers.set(key, (answers.get(key) ?? 0) + 1), () => {});
+            }
+            return result;
+          };
         },
       });
     },
@@ -75,22 +82,41 @@ for (const backend of BACKENDS) {
 
     // Another write right after: its poll waits until 0.5 s after the last.
     await h.clock.set(T0 + 4250);
+    const second = await h.job("second", { cron: "0 12 15 6 *" });
     daemon.changed();
     await h.clock.set(T0 + 4549);
     assertEquals(store.calls(), 3, "a poll came sooner than 0.5 s after the last");
     await h.clock.set(T0 + 4550);
     await h.until(() => store.calls() === 4, `the poll for the second write (${store.calls()})`);
+    await h.until(
+      async () => (await h.markers()).find((m) => m.id === second)?.updated,
+      `marker ${second} to be applied`,
+    );
+
+    // A write reported with no other connection's commit since (its own,
+    // on SQLite): no poll for it; MySQL cannot tell, and polls.
+    await h.clock.set(T0 + 5500);
+    const looked = store.answered("writtenElsewhere");
+    daemon.changed();
+    await h.clock.set(T0 + 5550);
+    await h.until(
+      () => store.answered("writtenElsewhere") > looked,
+      "the reported write to be looked for",
+    );
+    const own = backend === "sqlite" ? 4 : 5;
+    await h.until(() => store.calls() === own, `${own} polls (${store.calls()} so far)`);
+    const safety = backend === "sqlite" ? T0 + 9550 : T0 + 10_550;
 
     // Nothing written: the safety net, 5 s after the last poll.
-    await h.clock.set(T0 + 9549);
-    assertEquals(store.calls(), 4, "a poll came before the 5 s safety net");
-    await h.clock.set(T0 + 9550);
-    await h.until(() => store.calls() === 5, `the safety-net poll (${store.calls()})`);
+    await h.clock.set(safety - 1);
+    assertEquals(store.calls(), own, "a poll came before the 5 s safety net");
+    await h.clock.set(safety);
+    await h.until(() => store.calls() === own + 1, `the safety-net poll (${store.calls()})`);
 
     // No longer watched: every reload_interval again.
     daemon.watched(false);
-    await h.clock.set(T0 + 11_550);
-    await h.until(() => store.calls() === 6, `a poll at reload_interval (${store.calls()})`);
+    await h.clock.set(safety + 2000);
+    await h.until(() => store.calls() === own + 2, `a poll at reload_interval (${store.calls()})`);
   });
 
   Deno.test(`daemon[${backend}]: a retry an earlier service queued is taken at its instant, between timed polls`, async () => {

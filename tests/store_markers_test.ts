@@ -1,7 +1,7 @@
 /**
  * The store contract of MarkerStore (store.ts): insertMarker, latestMarkerId,
  * oldestPendingMarkerId, listMarkers, markApplied, pendingMarkers,
- * recordApplied, settleMarkers.
+ * recordApplied, settleMarkers; and writtenElsewhere.
  */
 import { assert, assertEquals } from "./assert.ts";
 import { contract, countRows, fire, job, liveNode, manualRequest, node } from "./store_contract.ts";
@@ -152,6 +152,28 @@ contract("pendingMarkers", "counts the markers not applied yet", async ({ store 
   await store.markApplied([ids[0], ids[2]]);
   assertEquals(await store.pendingMarkers(), 3);
 });
+
+contract(
+  "writtenElsewhere",
+  "SQLite: after another connection's commit, not after its own; MySQL: always",
+  async ({ backend, db, store }) => {
+    const other = db.open();
+    try {
+      const answers = [await store.writtenElsewhere()];
+      await store.insertMarker([], []);
+      answers.push(await store.writtenElsewhere());
+      await other.insertMarker([], []);
+      answers.push(await store.writtenElsewhere(), await store.writtenElsewhere());
+      assertEquals(
+        answers,
+        backend === "sqlite" ? [true, false, true, false] : [true, true, true, true],
+        "first call, after its own write, after another's, asked again",
+      );
+    } finally {
+      await other.close();
+    }
+  },
+);
 
 contract("pollState", "markers: the newest, and the oldest pending", async ({ store }) => {
   assertEquals(await store.pollState("me"), {

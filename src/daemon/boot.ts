@@ -120,7 +120,10 @@ export interface Daemon {
    * their machines, and this one jobs changed on theirs).
    */
   watchedLocally(reported: boolean): void;
-  /** The database was written, by anyone: poll now, or 0.5 s after the last poll when it just polled. */
+  /**
+   * The database was written, by anyone: poll soon (0.5 s after the last
+   * poll at the soonest), unless the store tells it was this service alone.
+   */
   changed(): void;
   readonly vitals: DaemonVitals;
 }

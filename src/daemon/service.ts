@@ -106,9 +106,9 @@ export const WATCHED_POLL_MS = 5000;
 /** Polls for reported writes come at least this far apart (or reload_interval, when shorter). */
 const WRITE_POLL_GAP_MS = 500;
 /**
- * How long after a reported write its poll comes at the soonest: SQLite
- * makes a commit visible just after its last write to the WAL (in shared
- * memory, which reports nothing), so a read at once may miss it.
+ * How long after a reported write it is looked for: SQLite makes a commit
+ * visible just after its last write to the WAL (in shared memory, which
+ * reports nothing), so a read at once may miss it.
  */
 const WRITE_SETTLE_MS = 50;
 /**
@@ -299,6 +299,9 @@ export class Service {
   /** A failed SIGHUP re-read is made again from then (ms): not a read of every job each poll. */
   private rereadRetryAt = 0;
   private polling = false;
+  /** Whether a reported write is being looked for (`changed`), and whether another came meanwhile. */
+  private lookingForWrites = false;
+  private lookAgain = false;
   private pollAgain = false;
   private lastReload: { at: number; ms: number } | null = null;
   /** The next fire the observer was told of. */
@@ -544,18 +547,37 @@ export class Service {
 
   /**
    * The database was written, by anyone (a `job add`, the API, this
-   * service): poll in WRITE_SETTLE_MS, or, when a poll has just begun, 0.5 s
-   * (or reload_interval) after it: a busy service's own writes do not make
-   * it poll more often than unwatched.
+   * service): WRITE_SETTLE_MS after it, when the store says another
+   * connection committed meanwhile (on SQLite this service's own writes
+   * are no news), poll: at once, or, when a poll has just begun, 0.5 s (or
+   * reload_interval) after it. Writes reported while it looks are looked
+   * for again after it.
    */
   changed(): void {
-    const soon = Math.max(
-      this.o.clock.now() + WRITE_SETTLE_MS,
-      this.lastPoll + Math.min(WRITE_POLL_GAP_MS, this.o.reloadIntervalMs),
-    );
-    if (soon >= this.nextPoll) return;
-    this.nextPoll = soon;
-    this.wake.abort();
+    if (this.lookingForWrites) {
+      this.lookAgain = true;
+      return;
+    }
+    this.lookingForWrites = true;
+    this.lookForWrites().finally(() => this.lookingForWrites = false);
+  }
+
+  private async lookForWrites(): Promise<void> {
+    do {
+      this.lookAgain = false;
+      await this.o.clock.sleep(WRITE_SETTLE_MS);
+      if (this.stopping) return;
+      // Unanswered, it may have been: the poll finds out, and tells the health check.
+      if (!await this.o.store.writtenElsewhere().catch(() => true)) continue;
+      const soon = Math.max(
+        this.o.clock.now(),
+        this.lastPoll + Math.min(WRITE_POLL_GAP_MS, this.o.reloadIntervalMs),
+      );
+      if (soon < this.nextPoll) {
+        this.nextPoll = soon;
+        this.wake.abort();
+      }
+    } while (this.lookAgain);
   }
 
   private get timedPollMs(): number {

@@ -98,6 +98,12 @@ export interface DialectProfile {
    * prepared once.
    */
   rowsPerUpdate: number;
+  /**
+   * A query whose one value changes when another connection commits
+   * (SQLite's `PRAGMA data_version`; its own commits leave it); null where
+   * the dialect has none.
+   */
+  dataVersionSql: string | null;
 }
 
 export const PROFILES: Record<Dialect, DialectProfile> = {
@@ -123,6 +129,7 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     deleteOldest: (table, where) => `DELETE FROM ${table} WHERE ${where} ORDER BY id LIMIT ?`,
     renameTable: (from, to) => `RENAME TABLE ${from} TO ${to};`,
     rowsPerUpdate: 100,
+    dataVersionSql: null,
   },
   sqlite: {
     dialect: "sqlite",
@@ -149,5 +156,6 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
       `DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE ${where} ORDER BY id LIMIT ?)`,
     renameTable: (from, to) => `ALTER TABLE ${from} RENAME TO ${to};`,
     rowsPerUpdate: 1,
+    dataVersionSql: "PRAGMA data_version",
   },
 };

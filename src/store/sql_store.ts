@@ -941,6 +941,18 @@ export class SqlStore implements Store {
     await this.driver.all("SELECT 1");
   }
 
+  /** The data version this connection read last; null before the first read. */
+  private dataVersion: unknown = null;
+
+  async writtenElsewhere(): Promise<boolean> {
+    const sql = this.driver.profile.dataVersionSql;
+    if (sql === null) return true;
+    const version = Object.values((await this.driver.all(sql))[0])[0];
+    const changed = version !== this.dataVersion;
+    this.dataVersion = version;
+    return changed;
+  }
+
   async close(): Promise<void> {
     await this.driver.close();
   }

@@ -154,6 +154,14 @@ export interface MarkerStore {
   pollState(nodeId: string): Promise<PollState>;
 
   /**
+   * Whether another connection may have committed since the last call
+   * (true the first time): SQLite tells, by its data version; MySQL
+   * cannot, and always says true. `serve` on SQLite, told of every write
+   * to the file, its own included, polls for those of others only.
+   */
+  writtenElsewhere(): Promise<boolean>;
+
+  /**
    * Set `updated = 1` on exactly these markers (never a blind
    * `WHERE updated = 0`: markers inserted meanwhile stay pending).
    * Returns how many rows changed.
