@@ -15,7 +15,7 @@
 import { assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase, saveNodes, serviceRow, type TestDatabase } from "./helpers.ts";
 import { DaemonHarness, T0 } from "./daemon_harness.ts";
-import { fire } from "./store_contract.ts";
+import { fire, manualRequest } from "./store_contract.ts";
 import type { Store } from "../src/store/store.ts";
 
 /**
@@ -117,6 +117,72 @@ for (const backend of BACKENDS) {
     daemon.watched(false);
     await h.clock.set(safety + 2000);
     await h.until(() => store.calls() === own + 2, `a poll at reload_interval (${store.calls()})`);
+  });
+
+  Deno.test(`daemon[${backend}]: watched, a write reported while one is looked for is looked for again after it`, async () => {
+    const db = await freshDatabase(backend);
+    const store = counting(db);
+    await using h = await DaemonHarness.create(db, {
+      store: store.open,
+      settings: { "jobsmanager.reload_interval": 2 },
+    });
+    await h.job("idle", { cron: "0 12 15 6 *" });
+    const daemon = await h.start();
+    daemon.watched(true);
+    await h.clock.set(T0 + 2000);
+    await h.until(() => store.calls() === 2, `the second poll (${store.calls()} so far)`);
+
+    await h.clock.set(T0 + 3000);
+    daemon.changed();
+    // Reported while the first is looked for: a commit that becomes visible after that look.
+    await h.clock.set(T0 + 3030);
+    daemon.changed();
+    await h.clock.set(T0 + 3050);
+    await h.until(() => store.answered("writtenElsewhere") === 1, "the first look");
+    const added = await h.job("added", { cron: "0 12 15 6 *" });
+    // Looked for again at 3080; its poll 0.5 s after the one the first look made.
+    await h.clock.set(T0 + 3550);
+    await h.until(
+      async () => (await h.markers()).find((m) => m.id === added)?.updated,
+      `marker ${added} to be applied (looks: ${
+        store.answered("writtenElsewhere")
+      }, polls: ${store.calls()}, wake-ups: ${h.clock.wakeUps.map((t) => t - T0)})`,
+    );
+  });
+
+  Deno.test(`daemon[${backend}]: watched, a job run request left for lack of a worker is taken as the run holding the worker ends, not at the next timed poll`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.max_workers": 1 },
+    });
+    await h.job("long", { cron: "0 12 15 6 *" });
+    await h.job("manual", { cron: "0 12 15 6 *" });
+    await h.store.claimRuns([manualRequest("long", T0 - 2000), manualRequest("manual", T0 - 1000)]);
+    const daemon = await h.start();
+    daemon.watched(true);
+    await h.until(() => h.runner.of("long").length === 1, "long to start");
+    await h.clock.set(T0 + 2000);
+    await h.until(
+      async () =>
+        (await h.runs("manual"))[0]?.status === "queued" && h.clock.wakeUps.includes(T0 + 7000),
+      `manual queued, the service waiting for its timed poll at T0+7000 (wake-ups: ${
+        h.clock.wakeUps.map((t) => t - T0)
+      })`,
+    );
+    await h.clock.set(T0 + 2100);
+    h.runner.of("long")[0].finish();
+    await h.until(async () => (await h.runs("long"))[0]?.status === "success", "long recorded");
+    // Its poll 0.5 s after the last.
+    await h.clock.set(T0 + 2499);
+    assertEquals(
+      h.runner.of("manual").length,
+      0,
+      "manual started before 0.5 s after the last poll",
+    );
+    await h.clock.set(T0 + 2500);
+    await h.until(
+      () => h.runner.of("manual").length === 1,
+      `manual to start (wake-ups: ${h.clock.wakeUps.map((t) => t - T0)})`,
+    );
   });
 
   Deno.test(`daemon[${backend}]: a retry an earlier service queued is taken at its instant, between timed polls`, async () => {

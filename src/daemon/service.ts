@@ -302,6 +302,8 @@ export class Service {
   /** Whether a reported write is being looked for (`changed`), and whether another came meanwhile. */
   private lookingForWrites = false;
   private lookAgain = false;
+  /** Whether queued runs wait in the database for a worker (`waitForWorker`). */
+  private queuedWaitForWorker = false;
   private pollAgain = false;
   private lastReload: { at: number; ms: number } | null = null;
   /** The next fire the observer was told of. */
@@ -554,33 +556,40 @@ export class Service {
    * for again after it.
    */
   changed(): void {
-    if (this.lookingForWrites) {
-      this.lookAgain = true;
-      return;
-    }
-    this.lookingForWrites = true;
-    this.lookForWrites().finally(() => this.lookingForWrites = false);
+    if (this.lookingForWrites) this.lookAgain = true;
+    else this.lookForWrites();
   }
 
   private async lookForWrites(): Promise<void> {
-    do {
-      this.lookAgain = false;
-      await this.o.clock.sleep(WRITE_SETTLE_MS);
-      if (this.stopping) return;
-      // Unanswered, it may have been: the poll finds out, and tells the health check.
-      if (!await this.o.store.writtenElsewhere().catch(() => true)) continue;
-      const soon = Math.max(
-        this.o.clock.now(),
-        this.lastPoll + Math.min(WRITE_POLL_GAP_MS, this.o.reloadIntervalMs),
-      );
-      if (soon < this.nextPoll) {
-        this.nextPoll = soon;
-        this.wake.abort();
-      }
-    } while (this.lookAgain);
+    this.lookingForWrites = true;
+    try {
+      do {
+        this.lookAgain = false;
+        await this.o.clock.sleep(WRITE_SETTLE_MS);
+        if (this.stopping) return;
+        // Unanswered, it may have been: the poll finds out, and tells the health check.
+        if (await this.o.store.writtenElsewhere().catch(() => true)) this.pollSoon();
+      } while (this.lookAgain);
+    } finally {
+      this.lookingForWrites = false;
+    }
+  }
+
+  /** Poll now, or, when a poll has just begun, 0.5 s (or reload_interval) after it. */
+  private pollSoon(): void {
+    const soon = Math.max(
+      this.o.clock.now(),
+      this.lastPoll + Math.min(WRITE_POLL_GAP_MS, this.o.reloadIntervalMs),
+    );
+    if (soon >= this.nextPoll) return;
+    this.nextPoll = soon;
+    this.wake.abort();
   }
 
   private get timedPollMs(): number {
+    // Ends that wait for their records to be written (by this service: no write report says
+    // so) are looked for as often as reported writes are.
+    if (this.endsToFollow.size > 0) return Math.min(WRITE_POLL_GAP_MS, this.o.reloadIntervalMs);
     return this.writesReported
       ? Math.max(WATCHED_POLL_MS, this.o.reloadIntervalMs)
       : this.o.reloadIntervalMs;
@@ -1323,6 +1332,10 @@ export class Service {
     }
     this.o.observer?.ended(run.job.id, cancelled === undefined ? result.status : "cancelled");
     this.startWaiting();
+    if (this.queuedWaitForWorker && this.slots.workerFree) {
+      this.queuedWaitForWorker = false;
+      this.pollSoon();
+    }
     // After its record (the update never rejects): a retry or follow-up never precedes its cause.
     this.track(
       cancelled === undefined
@@ -1739,11 +1752,21 @@ export class Service {
     }
   }
 
+  /**
+   * Queued runs (due retries and follow-ups, `job run` requests) were left
+   * for lack of a worker: the next run to end polls for them. (Its record
+   * is this service's own write, which no write report tells of.)
+   */
+  private waitForWorker(): void {
+    this.queuedWaitForWorker = true;
+  }
+
   /** Take retries and follow-up runs that are due: the same gate as `job run` requests. */
   private async takeDueRuns(): Promise<void> {
     const due = await this.o.store.dueQueuedRuns(this.o.clock.now(), DUE_RUNS_PER_POLL);
     for (const request of due) {
-      if (this.stopping || !this.slots.workerFree) return;
+      if (this.stopping) return;
+      if (!this.slots.workerFree) return this.waitForWorker();
       await this.takeQueuedRun(request);
     }
   }
@@ -1751,7 +1774,8 @@ export class Service {
   private async takeManualRuns(): Promise<void> {
     const requests = await this.o.store.queuedManualRuns(MANUAL_RUNS_PER_POLL);
     for (const request of requests) {
-      if (this.stopping || !this.slots.workerFree) return;
+      if (this.stopping) return;
+      if (!this.slots.workerFree) return this.waitForWorker();
       await this.takeQueuedRun(request);
     }
   }
@@ -1802,7 +1826,10 @@ export class Service {
       return;
     }
     // No worker is free after all: the request waits for the next poll.
-    if (!slot.working) return slot.release();
+    if (!slot.working) {
+      slot.release();
+      return this.waitForWorker();
+    }
     // Recorded with the claim, before the process exists (see dispatch).
     const marker = crypto.randomUUID();
     let claimed = false;
