@@ -609,11 +609,6 @@ function isBlank(value: unknown): boolean {
 }
 
 /**
- * The env column: a JSON object of NAME: "value" strings, no value with a
- * NUL byte. Its names walked by index: entry pairs, their destructuring and
- * callbacks cost a reload hundreds of bytes of garbage per job.
- */
-/**
  * A lone UTF-16 surrogate (`"\ud800"` in JSON) is no character: a database
  * stores U+FFFD instead, so the job would differ from what was given, at
  * every apply of the same file.
@@ -636,6 +631,11 @@ function loneSurrogate(field: string): never {
   );
 }
 
+/**
+ * The env column: a JSON object of NAME: "value" strings, no value with a
+ * NUL byte. Its names walked by index: entry pairs, their destructuring and
+ * callbacks cost a reload hundreds of bytes of garbage per job.
+ */
 function validateEnv(env: unknown, id: string): void {
   if (!isEnv(env)) {
     throw new ValidationError(
