@@ -4,9 +4,13 @@
  * poll becomes a safety net every 5 s, a reported write is polled for 50 ms
  * after it (its commit visible by then) but never sooner than 0.5 s after
  * the last poll, and not at all on SQLite when no other connection
- * committed (the service's own writes), and a retry queued by an earlier service is taken at its
- * instant, not at the next timed poll. Sole on its database (`serve` holding the SQLite
- * file's lock), it looks for other nodes only at each heartbeat. Told only
+ * committed (the service's own writes); what the service's own writes
+ * used to set off a poll for is polled for by itself: queued runs left
+ * for lack of a worker once one is free, more than a poll's batch by the
+ * same poll, an end waiting for its record every 0.5 s. A retry queued
+ * by an earlier service is taken at its instant, not at the next timed
+ * poll. Sole on its database (`serve` holding the SQLite file's lock), it
+ * looks for other nodes only at each heartbeat. Told only
  * of its machine's writes (`serve` on MySQL watching for change notices),
  * it polls for others' every 2 s while alone, every reload_interval beside
  * another live node. Alone on its database, any node looks for others at
@@ -14,7 +18,7 @@
  */
 import { assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase, saveNodes, serviceRow, type TestDatabase } from "./helpers.ts";
-import { DaemonHarness, T0 } from "./daemon_harness.ts";
+import { DaemonHarness, storeWith, T0 } from "./daemon_harness.ts";
 import { fire, manualRequest } from "./store_contract.ts";
 import type { Store } from "../src/store/store.ts";
 
@@ -50,6 +54,35 @@ function counting(
     },
   };
 }
+
+const at = (s: number) => T0 + s * 1000;
+
+/**
+ * A store whose claims of scheduled fires wait until `answer()` (a claim
+ * the database answers late, within claimTimeoutMs: no outage), and
+ * which counts the service's polls.
+ */
+function lateClaims(db: Parameters<typeof storeWith>[0]) {
+  const gate = Promise.withResolvers<void>();
+  let answered = 0;
+  let polls = 0;
+  const open = storeWith(db, {
+    claimRuns: (target: Store) => async (rows) => {
+      const held = answered === 0 && rows.some((r) => r.trigger === "schedule");
+      if (held) await gate.promise;
+      const ids = await target.claimRuns(rows);
+      if (held) answered++;
+      return ids;
+    },
+    pollState: (target: Store) => (nodeId) => {
+      polls++;
+      return target.pollState(nodeId);
+    },
+  });
+  return { open, answer: () => gate.resolve(), answered: () => answered, polls: () => polls };
+}
+
+const ENDED_AWAY = /ended failed while the database was away; its retry is queued/;
 
 for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: watched, it polls every 5 s, and for a reported write 50 ms after it, 0.5 s after the last poll at the soonest`, async () => {
@@ -182,6 +215,161 @@ for (const backend of BACKENDS) {
     await h.until(
       () => h.runner.of("manual").length === 1,
       `manual to start (wake-ups: ${h.clock.wakeUps.map((t) => t - T0)})`,
+    );
+  });
+
+  Deno.test(`daemon[${backend}]: a run that ended before its late claim landed is retried within 0.5 s of its record being written, not at the next timed poll`, async () => {
+    const db = await freshDatabase(backend);
+    const store = lateClaims(db);
+    await using h = await DaemonHarness.create(db, {
+      store: store.open,
+      // The claim may answer up to 3 s late without the database counting as away.
+      claimTimeoutMs: 3000,
+      // Timed polls every 5 s (as watched): at T0, 5 s, 10 s.
+      settings: { "jobsmanager.reload_interval": 5 },
+    });
+    await h.job("flaky", {
+      schedule: { second: "4", minute: "0", hour: "0" },
+      retries: "1",
+      retry_delay: "1",
+    });
+    await h.start();
+    await h.until(() => store.polls() === 1, "the first poll");
+
+    // The claim gives up 250 ms before the fire's grace (1 s) ends: the fire starts
+    // under a provisional id, and fails before its claim lands.
+    await h.clock.set(at(4));
+    await h.clock.set(at(4) + 750);
+    const run = await h.started("flaky", at(4));
+    assertEquals(run.spec.env.JM_RUN_ID, "", "the run has no row yet");
+    await h.clock.set(at(4) + 800);
+    run.finish({ status: "failed", exitCode: 1 });
+    await h.until(() => h.line(ENDED_AWAY), "its end to wait for its record");
+
+    // The timed poll at 5 s finds its record not written yet.
+    await h.clock.set(at(5));
+    await h.until(() => store.polls() === 2, "the timed poll at 5 s");
+    // The claim lands at 5.1 s: the record is written.
+    await h.clock.set(at(5) + 100);
+    store.answer();
+    await h.until(() => store.answered() === 1, "the late claim's answer");
+    await h.run("flaky", at(4), "failed");
+    assertEquals(
+      (await h.runs("flaky")).filter((r) => r.trigger === "retry"),
+      [],
+      "a retry queued before a poll",
+    );
+
+    // Looked for every 0.5 s while it waits: the poll at 5.5 s queues the retry, not the
+    // timed one at 10 s.
+    await h.clock.set(at(5) + 500);
+    const retry = await h.until(
+      async () => (await h.runs("flaky")).find((r) => r.trigger === "retry"),
+      "the retry to be queued by the poll at 5.5 s",
+      3000,
+    );
+    assertEquals([retry.status, retry.attempt], ["queued", 2]);
+    // ... and it runs at its instant (4.8 s + 1 s, jitter up to 10 %).
+    await h.clock.set(at(6));
+    await h.started("flaky", retry.scheduled_at);
+  });
+
+  Deno.test(`daemon[${backend}]: a run whose late claim lands before the next timed poll is retried 0.5 s after, not at the timed poll`, async () => {
+    const db = await freshDatabase(backend);
+    const store = lateClaims(db);
+    await using h = await DaemonHarness.create(db, {
+      store: store.open,
+      claimTimeoutMs: 3000,
+      settings: { "jobsmanager.reload_interval": 5 },
+    });
+    await h.job("flaky", {
+      schedule: { second: "1", minute: "0", hour: "0" },
+      retries: "1",
+      retry_delay: "1",
+    });
+    await h.start();
+    await h.until(() => store.polls() === 1, "the first poll");
+    await h.clock.set(at(1));
+    await h.clock.set(at(1) + 750);
+    const run = await h.started("flaky", at(1));
+    await h.clock.set(at(1) + 800);
+    run.finish({ status: "failed", exitCode: 1 });
+    await h.until(() => h.line(ENDED_AWAY), "its end to wait for its record");
+    await h.clock.set(at(1) + 900);
+    store.answer();
+    await h.until(() => store.answered() === 1, "the late claim's answer");
+    await h.run("flaky", at(1), "failed");
+    // Written at 1.9 s; "every 0.5 s for ends waiting for their records" says by 2.4 s.
+    await h.clock.set(at(2) + 500);
+    await h.until(
+      async () => (await h.runs("flaky")).find((r) => r.trigger === "retry"),
+      `the retry to be queued by 2.5 s (polls: ${store.polls()}; wake-ups: ${
+        h.clock.wakeUps.map((t) => t - T0)
+      })`,
+      3000,
+    );
+  });
+
+  Deno.test(`daemon[${backend}]: a job run request left for lack of a worker is taken once the fire holding the worker is missed at its start`, async () => {
+    const db = await freshDatabase(backend);
+    let polls = 0;
+    let manualReads = 0;
+    await using h = await DaemonHarness.create(db, {
+      store: storeWith(db, {
+        pollState: (target: Store) => (nodeId) => {
+          polls++;
+          return target.pollState(nodeId);
+        },
+        queuedManualRuns: (target: Store) => async (limit) => {
+          const rows = await target.queuedManualRuns(limit);
+          manualReads++;
+          return rows;
+        },
+      }),
+      settings: { "jobsmanager.max_workers": 1, "jobsmanager.reload_interval": 5 },
+    });
+    await h.job("tick", { schedule: { second: "1", minute: "0", hour: "0" } });
+    await h.job("manual", { cron: "0 12 15 6 *" });
+    const daemon = await h.start();
+    await h.until(() => polls === 1, "the first poll");
+    // The fire at 1 s takes the only worker; its start is held up (a burst in the runner).
+    h.runner.holdStarts = true;
+    await h.clock.set(at(1));
+    await h.until(() => h.runner.heldStarts === 1, "tick to be handed out");
+    // A `job run` request, reported: the poll for it finds no worker free.
+    await h.store.claimRuns([manualRequest("manual", at(1) + 200)]);
+    await h.clock.set(at(1) + 200);
+    daemon.changed();
+    await h.clock.set(at(1) + 250);
+    await h.until(() => manualReads === 1, "the poll for the request");
+    // The runner gets to tick past its grace: it never starts, and its worker is free.
+    await h.clock.set(at(2) + 100);
+    h.runner.holdStarts = false;
+    h.runner.releaseStarts();
+    await h.run("tick", at(1), "missed");
+    // A run ending polls at once, 0.5 s after the last poll at the soonest (1.25 s): a fire
+    // missed at its start does not, and the request waits for the timed poll at 6.25 s.
+    await h.clock.set(at(2) + 200);
+    await h.until(
+      () => h.runner.of("manual").length === 1,
+      `manual to start by 2.2 s (polls: ${polls}; wake-ups: ${h.clock.wakeUps.map((t) => t - T0)})`,
+      3000,
+    );
+  });
+
+  Deno.test(`daemon[${backend}]: job run requests beyond one poll's batch are taken by the same poll, not the next timed one`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.reload_interval": 5 },
+    });
+    await h.job("one", { cron: "0 12 15 6 *", max_instances: "1" });
+    // More than a poll takes at once (100); all but the first skipped by max_instances 1.
+    await h.store.claimRuns(
+      Array.from({ length: 150 }, (_, i) => manualRequest("one", T0 - 10_000 + i)),
+    );
+    await h.start();
+    await h.until(
+      async () => (await h.runs("one")).filter((r) => r.status === "skipped").length === 149,
+      "149 skipped before the timed poll at 5 s",
     );
   });
 

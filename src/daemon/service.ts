@@ -1332,10 +1332,6 @@ export class Service {
     }
     this.o.observer?.ended(run.job.id, cancelled === undefined ? result.status : "cancelled");
     this.startWaiting();
-    if (this.queuedWaitForWorker && this.slots.workerFree) {
-      this.queuedWaitForWorker = false;
-      this.pollSoon();
-    }
     // After its record (the update never rejects): a retry or follow-up never precedes its cause.
     this.track(
       cancelled === undefined
@@ -1448,6 +1444,10 @@ export class Service {
         `it waited for a free worker (max_workers ${this.o.maxWorkers})`,
         shell,
       );
+    }
+    if (this.queuedWaitForWorker && this.slots.workerFree && !this.stopping) {
+      this.queuedWaitForWorker = false;
+      this.pollSoon();
     }
   }
 
@@ -1594,6 +1594,9 @@ export class Service {
       if (real === undefined) {
         // Ended while the database was away: queued once its record is written.
         this.endsToFollow.set(id, { job, ended });
+        // Looked for every 0.5 s from now on (see timedPollMs), not from the next timed poll.
+        this.nextPoll = Math.min(this.nextPoll, this.lastPoll + this.timedPollMs);
+        this.wake.abort();
         schedulerLog.info(
           "job {job}: its run ended {status} while the database was away; its {what} is queued once its record is written",
           { job: job.id, status: ended.status, what: retries ? "retry" : "follow-up" },
@@ -1754,8 +1757,9 @@ export class Service {
 
   /**
    * Queued runs (due retries and follow-ups, `job run` requests) were left
-   * for lack of a worker: the next run to end polls for them. (Its record
-   * is this service's own write, which no write report tells of.)
+   * for lack of a worker: the next worker freed (startWaiting) polls for
+   * them. (A run's record is this service's own write, which no write
+   * report tells of.)
    */
   private waitForWorker(): void {
     this.queuedWaitForWorker = true;
@@ -1769,6 +1773,8 @@ export class Service {
       if (!this.slots.workerFree) return this.waitForWorker();
       await this.takeQueuedRun(request);
     }
+    // Each was taken, or skipped, or ended: a full batch may have more behind it.
+    if (due.length === DUE_RUNS_PER_POLL) this.pollAgain = true;
   }
   /** Take `job run` requests: same max_instances gate unless forced. */
   private async takeManualRuns(): Promise<void> {
@@ -1778,6 +1784,7 @@ export class Service {
       if (!this.slots.workerFree) return this.waitForWorker();
       await this.takeQueuedRun(request);
     }
+    if (requests.length === MANUAL_RUNS_PER_POLL) this.pollAgain = true;
   }
 
   /**
