@@ -112,6 +112,13 @@ const WRITE_POLL_GAP_MS = 500;
  */
 const WRITE_SETTLE_MS = 50;
 /**
+ * When a reported write was not found another connection's, it is looked
+ * for once more this much later: a commit whose writer syncs the WAL to
+ * disk before making it visible (synchronous=FULL, the `sqlite3` shell's
+ * default) may take longer on a slow disk, and its last report came before.
+ */
+const LATE_COMMIT_MS = 450;
+/**
  * A loop that wakes this late was held (SIGSTOP, a suspended VM): it
  * applies the changes written meanwhile (a job disabled, removed or
  * changed) before the fires it left due, as it does when the database
@@ -553,7 +560,8 @@ export class Service {
    * connection committed meanwhile (on SQLite this service's own writes
    * are no news), poll: at once, or, when a poll has just begun, 0.5 s (or
    * reload_interval) after it. Writes reported while it looks are looked
-   * for again after it.
+   * for again after it; a write not found another's, once more
+   * LATE_COMMIT_MS later.
    */
   changed(): void {
     if (this.lookingForWrites) this.lookAgain = true;
@@ -563,13 +571,17 @@ export class Service {
   private async lookForWrites(): Promise<void> {
     this.lookingForWrites = true;
     try {
-      do {
+      for (let late = false;;) {
         this.lookAgain = false;
-        await this.o.clock.sleep(WRITE_SETTLE_MS);
+        await this.o.clock.sleep(late ? LATE_COMMIT_MS : WRITE_SETTLE_MS);
         if (this.stopping) return;
         // Unanswered, it may have been: the poll finds out, and tells the health check.
-        if (await this.o.store.writtenElsewhere().catch(() => true)) this.pollSoon();
-      } while (this.lookAgain);
+        const elsewhere = await this.o.store.writtenElsewhere().catch(() => true);
+        if (elsewhere) this.pollSoon();
+        if (this.lookAgain) late = false;
+        else if (elsewhere || late) return;
+        else late = true;
+      }
     } finally {
       this.lookingForWrites = false;
     }
