@@ -218,6 +218,48 @@ for (const backend of BACKENDS) {
     });
   }
 
+  if (backend === "sqlite") {
+    Deno.test(`daemon[${backend}]: watched, a write reported while a write of its own waits for its second look is looked for 50 ms after it`, async () => {
+      const db = await freshDatabase(backend);
+      const store = counting(db);
+      await using h = await DaemonHarness.create(db, {
+        store: store.open,
+        settings: { "jobsmanager.reload_interval": 2 },
+      });
+      await h.job("idle", { cron: "0 12 15 6 *" });
+      const daemon = await h.start();
+      daemon.watched(true);
+      await h.clock.set(T0 + 2000);
+      await h.until(() => store.calls() === 2, `the second poll (${store.calls()} so far)`);
+      daemon.changed();
+      await h.clock.set(T0 + 2050);
+      await h.until(() => store.answered("writtenElsewhere") === 1, "the first look");
+      // Its poll, 0.5 s after the last.
+      await h.clock.set(T0 + 2500);
+      await h.until(() => store.calls() === 3, `the poll for the first look (${store.calls()})`);
+
+      // Its own write: looked for at 3050, found no other's; the second look would be at 3500.
+      await h.clock.set(T0 + 3000);
+      daemon.changed();
+      await h.clock.set(T0 + 3050);
+      await h.until(() => store.answered("writtenElsewhere") === 2, "the look 50 ms after");
+      const added = await h.job("added", { cron: "0 12 15 6 *" });
+      await h.clock.set(T0 + 3100);
+      daemon.changed();
+      await h.until(
+        () => h.clock.wakeUps.includes(T0 + 3150),
+        `a look planned for 3150 (wake-ups: ${h.clock.wakeUps.map((t) => t - T0)})`,
+      );
+      await h.clock.set(T0 + 3150);
+      await h.until(
+        async () => (await h.markers()).find((m) => m.id === added)?.updated,
+        `marker ${added} to be applied 50 ms after its report (looks: ${
+          store.answered("writtenElsewhere")
+        }, polls: ${store.calls()}, wake-ups: ${h.clock.wakeUps.map((t) => t - T0)})`,
+      );
+    });
+  }
+
   Deno.test(`daemon[${backend}]: watched, a job run request left for lack of a worker is taken as the run holding the worker ends, not at the next timed poll`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "jobsmanager.max_workers": 1 },

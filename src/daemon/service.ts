@@ -309,6 +309,8 @@ export class Service {
   /** Whether a reported write is being looked for (`changed`), and whether another came meanwhile. */
   private lookingForWrites = false;
   private lookAgain = false;
+  /** Aborts the wait for the second look at a write (LATE_COMMIT_MS) when another is reported. */
+  private lateLook: AbortController | null = null;
   /** Whether queued runs wait in the database for a worker (`waitForWorker`). */
   private queuedWaitForWorker = false;
   private pollAgain = false;
@@ -564,8 +566,9 @@ export class Service {
    * LATE_COMMIT_MS later.
    */
   changed(): void {
-    if (this.lookingForWrites) this.lookAgain = true;
-    else this.lookForWrites();
+    if (!this.lookingForWrites) return void this.lookForWrites();
+    this.lookAgain = true;
+    this.lateLook?.abort();
   }
 
   private async lookForWrites(): Promise<void> {
@@ -573,7 +576,16 @@ export class Service {
     try {
       for (let late = false;;) {
         this.lookAgain = false;
-        await this.o.clock.sleep(late ? LATE_COMMIT_MS : WRITE_SETTLE_MS);
+        if (late) {
+          this.lateLook = new AbortController();
+          await this.o.clock.sleep(LATE_COMMIT_MS, this.lateLook.signal);
+          this.lateLook = null;
+          // Reported meanwhile: looked for WRITE_SETTLE_MS after that, which answers for both.
+          if (this.lookAgain) {
+            late = false;
+            continue;
+          }
+        } else await this.o.clock.sleep(WRITE_SETTLE_MS);
         if (this.stopping) return;
         // Unanswered, it may have been: the poll finds out, and tells the health check.
         const elsewhere = await this.o.store.writtenElsewhere().catch(() => true);
