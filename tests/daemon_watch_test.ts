@@ -55,6 +55,47 @@ function counting(
   };
 }
 
+/**
+ * A watched service (reload_interval 2) on a `counting` store, with one
+ * job that never fires, once it has made its second poll (at 2 s).
+ */
+async function watchedService(db: TestDatabase) {
+  const store = counting(db);
+  const h = await DaemonHarness.create(db, {
+    store: store.open,
+    settings: { "jobsmanager.reload_interval": 2 },
+  });
+  await h.job("idle", { cron: "0 12 15 6 *" });
+  const daemon = await h.start();
+  daemon.watched(true);
+  // The poll the start planned, reload_interval after the first.
+  await h.clock.set(T0 + 2000);
+  await h.until(() => store.calls() === 2, `the second poll (${store.calls()} so far)`);
+  return { h, daemon, store };
+}
+
+/**
+ * Past the first look at a write (at 2.05 s), whose answer, the first, is
+ * always yes, and the poll it made (at 2.5 s); then past the look at a
+ * write of its own, reported at 3 s: looked for at 3.05 s, found no
+ * other connection's.
+ */
+async function ownWriteLookedFor(
+  h: DaemonHarness,
+  daemon: { changed(): void },
+  store: ReturnType<typeof counting>,
+): Promise<void> {
+  daemon.changed();
+  await h.clock.set(T0 + 2050);
+  await h.until(() => store.answered("writtenElsewhere") === 1, "the first look");
+  await h.clock.set(T0 + 2500);
+  await h.until(() => store.calls() === 3, `the poll for the first look (${store.calls()})`);
+  await h.clock.set(T0 + 3000);
+  daemon.changed();
+  await h.clock.set(T0 + 3050);
+  await h.until(() => store.answered("writtenElsewhere") === 2, "the look 50 ms after");
+}
+
 const at = (s: number) => T0 + s * 1000;
 
 /**
@@ -84,20 +125,47 @@ function lateClaims(db: Parameters<typeof storeWith>[0]) {
 
 const ENDED_AWAY = /ended failed while the database was away; its retry is queued/;
 
+/** A harness whose claims answer late (`lateClaims`), polling every 5 s. */
+function lateHarness(db: TestDatabase, store: ReturnType<typeof lateClaims>) {
+  return DaemonHarness.create(db, {
+    store: store.open,
+    // The claim may answer up to 3 s late without the database counting as away.
+    claimTimeoutMs: 3000,
+    // Timed polls every 5 s (as watched): at T0, 5 s, 10 s.
+    settings: { "jobsmanager.reload_interval": 5 },
+  });
+}
+
+/**
+ * Start the service with `flaky` (one retry) due at `second` s: its claim
+ * gives up 250 ms before the fire's grace (1 s) ends, so the run starts
+ * under a provisional id, and it fails at +800 ms, before its claim lands.
+ */
+async function failBeforeItsRecord(
+  h: DaemonHarness,
+  store: ReturnType<typeof lateClaims>,
+  second: number,
+): Promise<void> {
+  await h.job("flaky", {
+    schedule: { second: String(second), minute: "0", hour: "0" },
+    retries: "1",
+    retry_delay: "1",
+  });
+  await h.start();
+  await h.until(() => store.polls() === 1, "the first poll");
+  await h.clock.set(at(second));
+  await h.clock.set(at(second) + 750);
+  const run = await h.started("flaky", at(second));
+  assertEquals(run.spec.env.JM_RUN_ID, "", "the run has no row yet");
+  await h.clock.set(at(second) + 800);
+  run.finish({ status: "failed", exitCode: 1 });
+  await h.until(() => h.line(ENDED_AWAY), "its end to wait for its record");
+}
+
 for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: watched, it polls every 5 s, and for a reported write 50 ms after it, 0.5 s after the last poll at the soonest`, async () => {
-    const db = await freshDatabase(backend);
-    const store = counting(db);
-    await using h = await DaemonHarness.create(db, {
-      store: store.open,
-      settings: { "jobsmanager.reload_interval": 2 },
-    });
-    await h.job("idle", { cron: "0 12 15 6 *" });
-    const daemon = await h.start();
-    daemon.watched(true);
-    // The poll the start planned, reload_interval after the first.
-    await h.clock.set(T0 + 2000);
-    await h.until(() => store.calls() === 2, `the second poll (${store.calls()} so far)`);
+    const { h: watched, daemon, store } = await watchedService(await freshDatabase(backend));
+    await using h = watched;
 
     const added = await h.job("added", { cron: "0 12 15 6 *" });
     await h.clock.set(T0 + 4000);
@@ -153,17 +221,8 @@ for (const backend of BACKENDS) {
   });
 
   Deno.test(`daemon[${backend}]: watched, a write reported while one is looked for is looked for again after it`, async () => {
-    const db = await freshDatabase(backend);
-    const store = counting(db);
-    await using h = await DaemonHarness.create(db, {
-      store: store.open,
-      settings: { "jobsmanager.reload_interval": 2 },
-    });
-    await h.job("idle", { cron: "0 12 15 6 *" });
-    const daemon = await h.start();
-    daemon.watched(true);
-    await h.clock.set(T0 + 2000);
-    await h.until(() => store.calls() === 2, `the second poll (${store.calls()} so far)`);
+    const { h: watched, daemon, store } = await watchedService(await freshDatabase(backend));
+    await using h = watched;
 
     await h.clock.set(T0 + 3000);
     daemon.changed();
@@ -186,26 +245,9 @@ for (const backend of BACKENDS) {
   // MySQL's notices come after the commit; SQLite's reports can come before it (a slow sync).
   if (backend === "sqlite") {
     Deno.test(`daemon[${backend}]: watched, a commit that becomes visible after its last report is found 0.5 s after it`, async () => {
-      const db = await freshDatabase(backend);
-      const store = counting(db);
-      await using h = await DaemonHarness.create(db, {
-        store: store.open,
-        settings: { "jobsmanager.reload_interval": 2 },
-      });
-      await h.job("idle", { cron: "0 12 15 6 *" });
-      const daemon = await h.start();
-      daemon.watched(true);
-      await h.clock.set(T0 + 2000);
-      await h.until(() => store.calls() === 2, `the second poll (${store.calls()} so far)`);
-      // The first look finds what came before (its first answer).
-      daemon.changed();
-      await h.clock.set(T0 + 2050);
-      await h.until(() => store.answered("writtenElsewhere") === 1, "the first look");
-
-      await h.clock.set(T0 + 3000);
-      daemon.changed();
-      await h.clock.set(T0 + 3050);
-      await h.until(() => store.answered("writtenElsewhere") === 2, "the look 50 ms after");
+      const { h: watched, daemon, store } = await watchedService(await freshDatabase(backend));
+      await using h = watched;
+      await ownWriteLookedFor(h, daemon, store);
       // Committed after that look, with no report of its own.
       const added = await h.job("added", { cron: "0 12 15 6 *" });
       await h.clock.set(T0 + 3500);
@@ -216,33 +258,12 @@ for (const backend of BACKENDS) {
         }, polls: ${store.calls()}, wake-ups: ${h.clock.wakeUps.map((t) => t - T0)})`,
       );
     });
-  }
 
-  if (backend === "sqlite") {
     Deno.test(`daemon[${backend}]: watched, a write reported while a write of its own waits for its second look is looked for 50 ms after it`, async () => {
-      const db = await freshDatabase(backend);
-      const store = counting(db);
-      await using h = await DaemonHarness.create(db, {
-        store: store.open,
-        settings: { "jobsmanager.reload_interval": 2 },
-      });
-      await h.job("idle", { cron: "0 12 15 6 *" });
-      const daemon = await h.start();
-      daemon.watched(true);
-      await h.clock.set(T0 + 2000);
-      await h.until(() => store.calls() === 2, `the second poll (${store.calls()} so far)`);
-      daemon.changed();
-      await h.clock.set(T0 + 2050);
-      await h.until(() => store.answered("writtenElsewhere") === 1, "the first look");
-      // Its poll, 0.5 s after the last.
-      await h.clock.set(T0 + 2500);
-      await h.until(() => store.calls() === 3, `the poll for the first look (${store.calls()})`);
-
-      // Its own write: looked for at 3050, found no other's; the second look would be at 3500.
-      await h.clock.set(T0 + 3000);
-      daemon.changed();
-      await h.clock.set(T0 + 3050);
-      await h.until(() => store.answered("writtenElsewhere") === 2, "the look 50 ms after");
+      const { h: watched, daemon, store } = await watchedService(await freshDatabase(backend));
+      await using h = watched;
+      // The second look at its own write would be at 3500.
+      await ownWriteLookedFor(h, daemon, store);
       const added = await h.job("added", { cron: "0 12 15 6 *" });
       await h.clock.set(T0 + 3100);
       daemon.changed();
@@ -298,30 +319,8 @@ for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: a run that ended before its late claim landed is retried within 0.5 s of its record being written, not at the next timed poll`, async () => {
     const db = await freshDatabase(backend);
     const store = lateClaims(db);
-    await using h = await DaemonHarness.create(db, {
-      store: store.open,
-      // The claim may answer up to 3 s late without the database counting as away.
-      claimTimeoutMs: 3000,
-      // Timed polls every 5 s (as watched): at T0, 5 s, 10 s.
-      settings: { "jobsmanager.reload_interval": 5 },
-    });
-    await h.job("flaky", {
-      schedule: { second: "4", minute: "0", hour: "0" },
-      retries: "1",
-      retry_delay: "1",
-    });
-    await h.start();
-    await h.until(() => store.polls() === 1, "the first poll");
-
-    // The claim gives up 250 ms before the fire's grace (1 s) ends: the fire starts
-    // under a provisional id, and fails before its claim lands.
-    await h.clock.set(at(4));
-    await h.clock.set(at(4) + 750);
-    const run = await h.started("flaky", at(4));
-    assertEquals(run.spec.env.JM_RUN_ID, "", "the run has no row yet");
-    await h.clock.set(at(4) + 800);
-    run.finish({ status: "failed", exitCode: 1 });
-    await h.until(() => h.line(ENDED_AWAY), "its end to wait for its record");
+    await using h = await lateHarness(db, store);
+    await failBeforeItsRecord(h, store, 4);
 
     // The timed poll at 5 s finds its record not written yet.
     await h.clock.set(at(5));
@@ -354,29 +353,13 @@ for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: a run whose late claim lands before the next timed poll is retried 0.5 s after, not at the timed poll`, async () => {
     const db = await freshDatabase(backend);
     const store = lateClaims(db);
-    await using h = await DaemonHarness.create(db, {
-      store: store.open,
-      claimTimeoutMs: 3000,
-      settings: { "jobsmanager.reload_interval": 5 },
-    });
-    await h.job("flaky", {
-      schedule: { second: "1", minute: "0", hour: "0" },
-      retries: "1",
-      retry_delay: "1",
-    });
-    await h.start();
-    await h.until(() => store.polls() === 1, "the first poll");
-    await h.clock.set(at(1));
-    await h.clock.set(at(1) + 750);
-    const run = await h.started("flaky", at(1));
-    await h.clock.set(at(1) + 800);
-    run.finish({ status: "failed", exitCode: 1 });
-    await h.until(() => h.line(ENDED_AWAY), "its end to wait for its record");
+    await using h = await lateHarness(db, store);
+    await failBeforeItsRecord(h, store, 1);
     await h.clock.set(at(1) + 900);
     store.answer();
     await h.until(() => store.answered() === 1, "the late claim's answer");
     await h.run("flaky", at(1), "failed");
-    // Written at 1.9 s; "every 0.5 s for ends waiting for their records" says by 2.4 s.
+    // Written at 1.9 s; looked for every 0.5 s from its end (1.8 s): queued by the poll at 2.3 s.
     await h.clock.set(at(2) + 500);
     await h.until(
       async () => (await h.runs("flaky")).find((r) => r.trigger === "retry"),
