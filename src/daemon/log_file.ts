@@ -88,8 +88,8 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
   const append = async (
     to: Deno.FsFile,
     chunk: string[],
+    bytes = encoder.encode(chunk.join("")),
   ): Promise<{ whole: number; failed?: unknown }> => {
-    const bytes = encoder.encode(chunk.join(""));
     let done = 0;
     try {
       while (done < bytes.length) done += await to.write(bytes.subarray(done));
@@ -133,6 +133,13 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
     let chunkBytes = 0;
     try {
       let to = opened();
+      const all = encoder.encode(lines.join(""));
+      // Most writes rotate nothing: their lines are encoded once, not once more each to be
+      // measured (0.4 KB of garbage a line, 4 MB a second in a flood of 10,000 lines).
+      if (size + all.length <= options.maxSize) {
+        const { whole, failed } = await append(to, lines, all);
+        return { written: whole, failed };
+      }
       for (const line of lines) {
         const bytes = encoder.encode(line).length;
         if (size + chunkBytes > 0 && size + chunkBytes + bytes > options.maxSize) {
