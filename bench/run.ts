@@ -1,6 +1,7 @@
 /**
  * Benchmarks (not tests): `deno task bench [SECTION…] [--backend sqlite|mysql] [--seconds N]`
- * (`--rounds N`: pairs of runs without and with load in `api`, default 3).
+ * (`--rounds N`: pairs of runs without and with load in `api`, default 3; `--original DIR`: a
+ * checkout of the original program, measured beside the service in `cost`, see bench/original.ts).
  * Sections: catalogue, firing, burst, cost, latency, reload, idle, throughput, runner, sink, flood,
  * api, notify (default: all); `cluster` (the chaos run of bench/cluster.ts, default 300 s;
  * `--nodes 3|2` for one of its two setups) only when named.
@@ -32,6 +33,7 @@ import { chaos } from "./cluster.ts";
 import { apiLoad } from "./http.ts";
 import { FLOOD_ROUNDS, floodLag, sinkThroughput } from "./logging.ts";
 import { notifyLag } from "./notify.ts";
+import { startOriginal } from "./original.ts";
 
 const args = [...Deno.args];
 const flag = (name: string) => {
@@ -42,6 +44,11 @@ const onlyBackend = flag("--backend");
 const secondsGiven = flag("--seconds");
 const nodesGiven = flag("--nodes");
 const roundsGiven = flag("--rounds");
+/** A checkout of the original program, run beside the service by the cost section. */
+const ORIGINAL = flag("--original");
+if (ORIGINAL !== undefined && SERVER === "") {
+  throw new Error("bench: --original needs a MySQL server (set JM_BENCH_DATABASE_URL)");
+}
 const SECONDS = Number(secondsGiven ?? 60);
 const sections = args.length > 0 ? args : [
   "catalogue",
@@ -479,12 +486,11 @@ async function idle(backend: Backend): Promise<(string | number)[][]> {
   }
 }
 
-/**
- * The original program's cost as issue 11 measured it. The project ships none of its code: measured
- * beside this section in one run, it goes in the session's note (its source and a Python with
- * APScheduler, PyMySQL, SQLAlchemy, pandas and json5 are needed).
- */
-const ORIGINAL_COST: Record<number, string> = { 10: "2.3 %, 89 MiB", 100: "19 %, 94 MiB" };
+/** The original program's cost as issue 11 measured it: shown when `--original` names none. */
+const ORIGINAL_COST: Record<number, string> = {
+  10: "2.3 %, 89 MiB (issue 11)",
+  100: "19 %, 94 MiB (issue 11)",
+};
 
 /** CPU of the service (not its jobs) and its RSS while N every-second jobs fire `true`. */
 async function cost(backend: Backend): Promise<(string | number)[][]> {
@@ -494,35 +500,75 @@ async function cost(backend: Backend): Promise<(string | number)[][]> {
     try {
       await seed(db, makeJobs(rate, EVERY_SECOND));
       const s = await serve(db, {});
+      let ours: Cost;
       try {
         await new Promise((r) => setTimeout(r, 5000));
-        const rss = () =>
-          Number(/VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${s.child.pid}/status`))![1]);
-        const t0 = cpuTicks(s.child.pid);
-        const w0 = performance.now();
-        let maxRss = rss();
-        for (let i = 0; i < Math.min(SECONDS, 30); i++) {
-          await new Promise((r) => setTimeout(r, 1000));
-          maxRss = Math.max(maxRss, rss());
-        }
-        const seconds = (performance.now() - w0) / 1000;
-        const cpuSeconds = (cpuTicks(s.child.pid) - t0) / 100;
-        rows.push([
-          backend,
-          rate,
-          `${(100 * cpuSeconds / seconds).toFixed(1)} %`,
-          `${(1000 * cpuSeconds / (rate * seconds)).toFixed(2)} ms`,
-          `${(maxRss / 1024).toFixed(0)} MiB`,
-          ORIGINAL_COST[rate],
-        ]);
+        ours = await costOver(s.child.pid, rate);
       } finally {
         await s.stop();
       }
+      const original = ORIGINAL === undefined ? undefined : await originalCost(rate);
+      rows.push([
+        backend,
+        rate,
+        ours.cpu,
+        ours.perFire,
+        ours.rss,
+        original === undefined
+          ? ORIGINAL_COST[rate]
+          : `${original.cpu}, ${original.perFire} a fire, ${original.rss}`,
+      ]);
     } finally {
       await db.drop();
     }
   }
   return rows;
+}
+
+interface Cost {
+  cpu: string;
+  perFire: string;
+  rss: string;
+}
+
+/** A process's own CPU (of one core), CPU per fire and peak RSS over the next `--seconds` (30 at most). */
+async function costOver(pid: number, rate: number): Promise<Cost> {
+  const rss = () => Number(/VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))![1]);
+  const t0 = cpuTicks(pid);
+  const w0 = performance.now();
+  let maxRss = rss();
+  for (let i = 0; i < Math.min(SECONDS, 30); i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    maxRss = Math.max(maxRss, rss());
+  }
+  const seconds = (performance.now() - w0) / 1000;
+  const cpuSeconds = (cpuTicks(pid) - t0) / 100;
+  return {
+    cpu: `${(100 * cpuSeconds / seconds).toFixed(1)} %`,
+    perFire: `${(1000 * cpuSeconds / (rate * seconds)).toFixed(2)} ms`,
+    rss: `${(maxRss / 1024).toFixed(0)} MiB`,
+  };
+}
+
+/** The original program's cost at `rate`, measured once a run (it keeps its jobs in MySQL only). */
+const originalCosts = new Map<number, Cost>();
+async function originalCost(rate: number): Promise<Cost> {
+  const known = originalCosts.get(rate);
+  if (known) return known;
+  const db = await freshDb("mysql");
+  try {
+    const original = await startOriginal(ORIGINAL!, db, rate);
+    try {
+      await new Promise((r) => setTimeout(r, 5000));
+      const measured = await costOver(original.pid, rate);
+      originalCosts.set(rate, measured);
+      return measured;
+    } finally {
+      await original.stop();
+    }
+  } finally {
+    await db.drop();
+  }
 }
 
 /** `n` calls of `one`, `concurrency` at a time; returns calls per second. */
@@ -759,7 +805,14 @@ const SECTIONS: Record<
   ],
   cost: [
     "The service's own CPU (of one core) and peak RSS while N jobs fire `true` every second",
-    ["backend", "fires/s", "CPU", "CPU per fire", "RSS (peak)", "original (issue 11's figures)"],
+    [
+      "backend",
+      "fires/s",
+      "CPU",
+      "CPU per fire",
+      "RSS (peak)",
+      "original program (this run with --original DIR; else issue 11's figures)",
+    ],
     cost,
   ],
   throughput: [
