@@ -4,6 +4,11 @@
  * flood section, under the V8 flags the program ships with (the service's
  * collector behaves otherwise: in a process with V8's defaults, the
  * flood's garbage made scavenges of 10-29 ms the service never has).
+ * `by` "server": the records are not logged by the service but written
+ * into its jm_syslog by the MySQL server itself (a stored procedure, as
+ * the sink writes them: 500 rows a statement), so that what the
+ * database's own work costs the firing on a shared machine is measured
+ * apart from what the service's logging costs.
  * Prints the lags as one JSON line.
  */
 import { getLogger } from "@logtape/logtape";
@@ -15,13 +20,18 @@ import { boot } from "../src/daemon/boot.ts";
 import { defaultSettings, PRIVATE_ENV } from "../src/config/config.ts";
 import { openStore } from "../src/store/open.ts";
 import { VERSION } from "../src/version.ts";
-import { type Backend, freshDb } from "./common.ts";
+import mysql from "mysql2/promise";
+import { type Backend, type Db, freshDb } from "./common.ts";
+
+export type FloodBy = "service" | "server";
 
 async function lagWith(
   backend: Backend,
   floodPerSecond: number,
   seconds: number,
+  by: FloodBy,
 ): Promise<number[]> {
+  if (by === "server" && backend !== "mysql") throw new Error("bench: a server flood needs MySQL");
   const db = await freshDb(backend);
   const store = openStore(db.target);
   try {
@@ -56,12 +66,17 @@ async function lagWith(
     const running = daemon.run();
     const flood = getLogger(["jobsmanager", "bench"]);
     let n = 0;
-    const timer = floodPerSecond === 0 ? undefined : setInterval(() => {
+    const timer = floodPerSecond === 0 || by === "server" ? undefined : setInterval(() => {
       for (let i = 0; i < floodPerSecond / 100; i++) flood.info("flood record {n}", { n: n++ });
     }, 10);
     const from = Math.ceil(Date.now() / 1000) * 1000 + 1000;
-    await new Promise((r) => setTimeout(r, from + seconds * 1000 - Date.now() + 300));
+    const until = from + seconds * 1000 + 300;
+    const serverFlood = floodPerSecond > 0 && by === "server"
+      ? floodByServer(db, floodPerSecond, until)
+      : undefined;
+    await new Promise((r) => setTimeout(r, until - Date.now()));
     clearInterval(timer);
+    await serverFlood;
     daemon.stop();
     await running;
     const runs = await store.listRuns({ since: from, limit: 1_000_000 });
@@ -74,8 +89,40 @@ async function lagWith(
   }
 }
 
+/** Rows of the flood, the sink's 500 a statement, written into jm_syslog by the server until `until` (ms). */
+async function floodByServer(db: Db, perSecond: number, until: number): Promise<void> {
+  const conn = await mysql.createConnection(db.url);
+  try {
+    const batch = 500;
+    // seq_1_to_N is MariaDB's sequence engine; each statement waits for its turn on the rate.
+    await conn.query(`CREATE PROCEDURE jm_bench_flood(IN until_ms BIGINT)
+BEGIN
+  DECLARE started DOUBLE DEFAULT UNIX_TIMESTAMP(NOW(3)) * 1000;
+  DECLARE k BIGINT DEFAULT 0;
+  WHILE UNIX_TIMESTAMP(NOW(3)) * 1000 < until_ms DO
+    INSERT INTO jm_syslog (created_at, level, logger_name, message, context)
+      SELECT ROUND(UNIX_TIMESTAMP(NOW(3)) * 1000), 'info', 'jobsmanager.bench',
+        CONCAT('flood record ', k * ${batch} + seq), CONCAT('{"n":', k * ${batch} + seq, '}')
+      FROM seq_1_to_${batch};
+    SET k = k + 1;
+    DO SLEEP(GREATEST(0, (started + k * ${
+      1000 * batch / perSecond
+    } - UNIX_TIMESTAMP(NOW(3)) * 1000) / 1000));
+  END WHILE;
+END`);
+    await conn.query("CALL jm_bench_flood(?)", [until]);
+  } finally {
+    await conn.end();
+  }
+}
+
 if (import.meta.main) {
-  const [backend, perSecond, seconds] = Deno.args;
-  const lags = await lagWith(backend as Backend, Number(perSecond), Number(seconds));
+  const [backend, perSecond, seconds, by] = Deno.args;
+  const lags = await lagWith(
+    backend as Backend,
+    Number(perSecond),
+    Number(seconds),
+    (by ?? "service") as FloodBy,
+  );
   console.log(JSON.stringify(lags));
 }

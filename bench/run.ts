@@ -842,7 +842,7 @@ const SECTIONS: Record<
     sinkThroughput,
   ],
   flood: [
-    `Firing lag of 100 every-second jobs for ${SECONDS} s, quiet and under a log flood (the file and database sinks at info; stderr at fatal), ${FLOOD_ROUNDS} rounds alternated, each a process with the shipped V8 flags`,
+    `Firing lag of 100 every-second jobs for ${SECONDS} s, quiet and under a log flood (the file and database sinks at info; stderr at fatal; on MySQL also the same rows written by the server alone, to tell the database's share on a shared machine), ${FLOOD_ROUNDS} rounds alternated, each a process with the shipped V8 flags`,
     [
       "backend",
       "flood",
