@@ -12,6 +12,19 @@ import { type Db, query, until } from "./common.ts";
 
 const PYTHON = Deno.env.get("JM_BENCH_PYTHON") ?? "python3";
 
+/** Throws, naming what is wrong, unless `dir` is a checkout of the original program. */
+export function checkOriginal(dir: string): void {
+  for (const file of ["bin/JobsManager.py", "lib/Task.py", "tools/jobsmanager.ddl.sql"]) {
+    try {
+      Deno.statSync(`${dir}/${file}`);
+    } catch {
+      throw new Error(
+        `bench: --original ${dir} has no ${file}: give a checkout of github.com/kylechenoO/JobsManager`,
+      );
+    }
+  }
+}
+
 export interface Original {
   pid: number;
   stop(): Promise<void>;

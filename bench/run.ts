@@ -33,7 +33,7 @@ import { chaos } from "./cluster.ts";
 import { apiLoad } from "./http.ts";
 import { FLOOD_ROUNDS, floodLag, sinkThroughput } from "./logging.ts";
 import { notifyLag } from "./notify.ts";
-import { startOriginal } from "./original.ts";
+import { checkOriginal, startOriginal } from "./original.ts";
 
 const args = [...Deno.args];
 const flag = (name: string) => {
@@ -46,8 +46,11 @@ const nodesGiven = flag("--nodes");
 const roundsGiven = flag("--rounds");
 /** A checkout of the original program, run beside the service by the cost section. */
 const ORIGINAL = flag("--original");
-if (ORIGINAL !== undefined && SERVER === "") {
-  throw new Error("bench: --original needs a MySQL server (set JM_BENCH_DATABASE_URL)");
+if (ORIGINAL !== undefined) {
+  if (SERVER === "") {
+    throw new Error("bench: --original needs a MySQL server (set JM_BENCH_DATABASE_URL)");
+  }
+  checkOriginal(ORIGINAL);
 }
 const SECONDS = Number(secondsGiven ?? 60);
 const sections = args.length > 0 ? args : [
