@@ -31,7 +31,9 @@ async function lagWith(
   seconds: number,
   by: FloodBy,
 ): Promise<number[]> {
-  if (by === "server" && backend !== "mysql") throw new Error("bench: a server flood needs MySQL");
+  if (by === "server" && backend !== "mysql") {
+    throw new Error("bench: a server flood needs MariaDB (its sequence engine)");
+  }
   const db = await freshDb(backend);
   const store = openStore(db.target);
   try {
@@ -71,14 +73,16 @@ async function lagWith(
     }, 10);
     const from = Math.ceil(Date.now() / 1000) * 1000 + 1000;
     const until = from + seconds * 1000 + 300;
+    // A failure is kept, not left unhandled: the service is stopped and the database dropped first.
     const serverFlood = floodPerSecond > 0 && by === "server"
-      ? floodByServer(db, floodPerSecond, until)
-      : undefined;
+      ? floodByServer(db, floodPerSecond, until).then(() => null, (error: unknown) => error)
+      : null;
     await new Promise((r) => setTimeout(r, until - Date.now()));
     clearInterval(timer);
-    await serverFlood;
+    const floodFailed = await serverFlood;
     daemon.stop();
     await running;
+    if (floodFailed !== null) throw floodFailed;
     const runs = await store.listRuns({ since: from, limit: 1_000_000 });
     return runs.filter((r) => r.scheduled_at < from + seconds * 1000 && r.started_at !== null)
       .map((r) => r.started_at! - r.scheduled_at);

@@ -64,7 +64,7 @@ async function lagAsShipped(
     stderr: "inherit",
   }).output();
   const text = new TextDecoder().decode(out.stdout).trim();
-  if (!out.success) throw new Error(`flood_lag.ts ${backend} ${perSecond} failed: ${text}`);
+  if (!out.success) throw new Error(`flood_lag.ts ${backend} ${perSecond} ${by} failed: ${text}`);
   return JSON.parse(text.slice(text.lastIndexOf("\n") + 1));
 }
 

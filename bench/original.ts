@@ -12,8 +12,12 @@ import { type Db, query, until } from "./common.ts";
 
 const PYTHON = Deno.env.get("JM_BENCH_PYTHON") ?? "python3";
 
-/** Throws, naming what is wrong, unless `dir` is a checkout of the original program. */
-export function checkOriginal(dir: string): void {
+/**
+ * `dir` as an absolute path, once it is known to be a checkout of the
+ * original program and the python to have its packages; else throws,
+ * naming what is wrong, before any of a section has run.
+ */
+export async function checkOriginal(dir: string): Promise<string> {
   for (const file of ["bin/JobsManager.py", "lib/Task.py", "tools/jobsmanager.ddl.sql"]) {
     try {
       Deno.statSync(`${dir}/${file}`);
@@ -23,6 +27,22 @@ export function checkOriginal(dir: string): void {
       );
     }
   }
+  const out = await new Deno.Command(PYTHON, {
+    args: ["-c", "import apscheduler, sqlalchemy, pymysql, pandas, json5"],
+    stdout: "null",
+    stderr: "piped",
+  }).output().catch((error: Error) => {
+    throw new Error(`bench: cannot run ${PYTHON} (${error.message}); set JM_BENCH_PYTHON`);
+  });
+  if (!out.success) {
+    throw new Error(
+      `bench: ${PYTHON} lacks a package the original needs (see bench/original.ts):\n${
+        new TextDecoder().decode(out.stderr)
+      }`,
+    );
+  }
+  // Linked from another directory: a relative path would point elsewhere there.
+  return Deno.realPathSync(dir);
 }
 
 export interface Original {
@@ -33,8 +53,9 @@ export interface Original {
 /**
  * The original's service on `db` (MySQL) with `everySecond` jobs firing
  * `true` every second, at its shipped settings (max_workers 300,
- * misfire_grace_time 1, max_instances 1, coalesce off), logging at info
- * as the service does in the bench; resolves once a job has run.
+ * misfire_grace_time 1, max_instances 1, coalesce "False", which it reads
+ * as on: `bool("False")`), logging at info as the service does in the
+ * bench; resolves once a job has run. `dir`: from `checkOriginal`.
  */
 export async function startOriginal(dir: string, db: Db, everySecond: number): Promise<Original> {
   if (db.target.kind !== "mysql") throw new Error("bench: the original program needs MySQL");
@@ -85,29 +106,47 @@ export async function startOriginal(dir: string, db: Db, everySecond: number): P
     `for i in range(${everySecond}): t.add_job(Job(id='bench.%05d' % i, command='true', second='*'), replace_existing=True)`,
     "t.shutdown()",
   ]);
+  // It logs to stderr too: kept, to say why it stopped if it does.
+  const stderrPath = `${home}/stderr.log`;
+  const stderrFile = await Deno.open(stderrPath, { create: true, write: true });
   const child = new Deno.Command(PYTHON, {
     args: [`${home}/bin/JobsManager.py`],
     cwd: home,
     stdin: "null",
     stdout: "null",
-    stderr: "null",
+    stderr: "piped",
   }).spawn();
+  const copied = child.stderr.pipeTo(stderrFile.writable).catch(() => {});
+  let exited = false;
+  const ended = child.status.then(() => exited = true);
   const logFile = `${home}/log/jobsmanager.log`;
-  const ran = async () =>
-    (await Deno.readTextFile(logFile).catch(() => "")).includes("executed successfully");
+  const why = async (what: string) => {
+    await ended;
+    await copied;
+    const tail = async (path: string) =>
+      (await Deno.readTextFile(path).catch(() => "(none)")).slice(-1500);
+    return new Error(
+      `bench: the original program ${what}; its stderr ends:\n${await tail(
+        stderrPath,
+      )}\nits log ends:\n${await tail(logFile)}`,
+    );
+  };
   try {
-    await until(ran, 60_000);
+    await until(async () => {
+      if (exited) throw new Error("exited");
+      return (await Deno.readTextFile(logFile).catch(() => "")).includes("executed successfully");
+    }, 60_000);
   } catch {
-    child.kill("SIGKILL");
-    await child.status;
-    const tail = (await Deno.readTextFile(logFile).catch(() => "(no log file)")).slice(-2000);
-    throw new Error(`bench: the original program ran no job within 60 s; its log ends:\n${tail}`);
+    if (!exited) child.kill("SIGKILL");
+    throw await why(exited ? "exited before it ran a job" : "ran no job within 60 s");
   }
   return {
     pid: child.pid,
     stop: async () => {
+      if (exited) throw await why("exited while it was measured");
       child.kill("SIGTERM");
-      await child.status;
+      await ended;
+      await copied;
     },
   };
 }

@@ -44,14 +44,12 @@ const onlyBackend = flag("--backend");
 const secondsGiven = flag("--seconds");
 const nodesGiven = flag("--nodes");
 const roundsGiven = flag("--rounds");
-/** A checkout of the original program, run beside the service by the cost section. */
-const ORIGINAL = flag("--original");
-if (ORIGINAL !== undefined) {
-  if (SERVER === "") {
-    throw new Error("bench: --original needs a MySQL server (set JM_BENCH_DATABASE_URL)");
-  }
-  checkOriginal(ORIGINAL);
+const originalGiven = flag("--original");
+if (originalGiven !== undefined && SERVER === "") {
+  throw new Error("bench: --original needs a MySQL server (set JM_BENCH_DATABASE_URL)");
 }
+/** A checkout of the original program, run beside the service by the cost section. */
+const ORIGINAL = originalGiven === undefined ? undefined : await checkOriginal(originalGiven);
 const SECONDS = Number(secondsGiven ?? 60);
 const sections = args.length > 0 ? args : [
   "catalogue",
