@@ -8,6 +8,7 @@
  * python3-json5; JM_BENCH_PYTHON names another python than `python3`).
  * It keeps its jobs in MySQL only.
  */
+import { parseJson5 } from "../src/config/json5.ts";
 import { type Db, query, until } from "./common.ts";
 
 const PYTHON = Deno.env.get("JM_BENCH_PYTHON") ?? "python3";
@@ -18,7 +19,14 @@ const PYTHON = Deno.env.get("JM_BENCH_PYTHON") ?? "python3";
  * naming what is wrong, before any of a section has run.
  */
 export async function checkOriginal(dir: string): Promise<string> {
-  for (const file of ["bin/JobsManager.py", "lib/Task.py", "tools/jobsmanager.ddl.sql"]) {
+  for (
+    const file of [
+      "bin/JobsManager.py",
+      "lib/Task.py",
+      "etc/global.json",
+      "tools/jobsmanager.ddl.sql",
+    ]
+  ) {
     try {
       Deno.statSync(`${dir}/${file}`);
     } catch {
@@ -52,10 +60,11 @@ export interface Original {
 
 /**
  * The original's service on `db` (MySQL) with `everySecond` jobs firing
- * `true` every second, at its shipped settings (max_workers 300,
- * misfire_grace_time 1, max_instances 1, coalesce "False", which it reads
- * as on: `bool("False")`), logging at info as the service does in the
- * bench; resolves once a job has run. `dir`: from `checkOriginal`.
+ * `true` every second, at its shipped settings (its etc/global.json:
+ * max_workers 300, misfire_grace_time 1, max_instances 1, coalesce
+ * "False", which it reads as on: `bool("False")`), in UTC, logging at info
+ * as the service does in the bench; resolves once a job has run. `dir`:
+ * from `checkOriginal`.
  */
 export async function startOriginal(dir: string, db: Db, everySecond: number): Promise<Original> {
   if (db.target.kind !== "mysql") throw new Error("bench: the original program needs MySQL");
@@ -65,27 +74,19 @@ export async function startOriginal(dir: string, db: Db, everySecond: number): P
   await Deno.symlink(`${dir}/bin`, `${home}/bin`);
   await Deno.symlink(`${dir}/lib`, `${home}/lib`);
   const { host, port, user, password, database } = db.target;
+  // Its shipped settings (etc/global.json), but for where its database and log are, the zone, and the level.
+  const shipped = parseJson5(await Deno.readTextFile(`${dir}/etc/global.json`)).value as {
+    db: Record<string, unknown>;
+    log: Record<string, unknown>;
+    jobsmanager: Record<string, unknown>;
+  };
   await Deno.writeTextFile(
     `${home}/etc/global.json`,
     JSON.stringify({
-      db: { host, port: String(port), username: user, password, database, charset: "utf8mb4" },
-      log: {
-        path: "log",
-        file: "jobsmanager.log",
-        level: "info",
-        table: "jm_syslog",
-        rotate: { max_size: 500, backup_count: 7 },
-      },
-      lib: { path: "lib" },
-      jobsmanager: {
-        table: "jm_jobs",
-        coalesce: "False",
-        max_instances: 1,
-        max_workers: 300,
-        misfire_grace_time: 1,
-        timezone: "UTC",
-        reload_interval: 10,
-      },
+      ...shipped,
+      db: { ...shipped.db, host, port: String(port), username: user, password, database },
+      log: { ...shipped.log, path: "log", level: "info" },
+      jobsmanager: { ...shipped.jobsmanager, timezone: "UTC" },
     }),
   );
   // Its own DDL makes the log and marker tables; APScheduler makes jm_jobs.
