@@ -101,9 +101,9 @@ export async function startOriginal(dir: string, db: Db, everySecond: number): P
     "from Job import Job",
     `t = Task(logging.getLogger('bench'), ${JSON.stringify(host)}, ${port}, ${
       JSON.stringify(user)
-    }, ${JSON.stringify(password)}, ${
-      JSON.stringify(database)
-    }, 'utf8mb4', 'jm_jobs', 'UTC', 'False', 1)`,
+    }, ${JSON.stringify(password)}, ${JSON.stringify(database)}, 'utf8mb4', 'jm_jobs', 'UTC', ${
+      JSON.stringify(String(shipped.jobsmanager.coalesce))
+    }, ${Number(shipped.jobsmanager.max_instances)})`,
     `for i in range(${everySecond}): t.add_job(Job(id='bench.%05d' % i, command='true', second='*'), replace_existing=True)`,
     "t.shutdown()",
   ]);
