@@ -13,9 +13,9 @@ import { SqlStore } from "../src/store/sql_store.ts";
 import type { TestDatabase } from "./helpers.ts";
 
 /**
- * A store on `db` whose transactions fail at their first statement that
- * starts with `failing` (the database itself answering every other): a
- * connection lost between the statements of a claim.
+ * A store on `db` whose transactions and batches fail at their first
+ * statement that starts with `failing` (the database itself answering
+ * every other): a connection lost between the statements of a claim.
  */
 function storeFailingAt(db: TestDatabase, failing: string): SqlStore {
   const target = db.target;
@@ -38,6 +38,8 @@ function storeFailingAt(db: TestDatabase, failing: string): SqlStore {
     map: (sql, params, fn) => real.map(sql, params, fn),
     run: (sql, params) => real.run(sql, params),
     transaction: (fn) => real.transaction((tx) => fn(wrap(tx))),
+    // Lost before its answer: the server rolls back a transaction whose connection is gone.
+    batch: (statements) => (statements.forEach(({ sql }) => lost(sql)), real.batch(statements)),
     withMigrationLock: (fn) => real.withMigrationLock(fn),
     close: () => real.close(),
   };

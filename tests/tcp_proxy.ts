@@ -49,6 +49,7 @@ export class TcpProxy implements AsyncDisposable {
   private modeChanged = Promise.withResolvers<void>();
   private port_ = 0;
   private held = 0;
+  private fromClients = 0;
   private disposed = false;
 
   private constructor(private readonly target: { hostname: string; port: number }) {}
@@ -68,6 +69,15 @@ export class TcpProxy implements AsyncDisposable {
   /** Chunks read and held back by `blackhole()`, so a test can wait until bytes are held. */
   get heldChunks(): number {
     return this.held;
+  }
+
+  /**
+   * Chunks read from clients so far: a request written at once, then
+   * answered before the next, is one chunk (how many round trips a client
+   * took).
+   */
+  get chunksFromClients(): number {
+    return this.fromClients;
   }
 
   /** Connections currently open through the proxy. */
@@ -155,6 +165,7 @@ export class TcpProxy implements AsyncDisposable {
       for (;;) {
         const n = await from.read(buffer);
         if (n === null) break;
+        if (from === link.client) this.fromClients++;
         // Holding the chunk also stops reading: TCP backpressure does the rest.
         if (this.mode === "blackhole" && !link.closed) {
           this.held++;

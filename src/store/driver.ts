@@ -23,6 +23,12 @@ export function insertSql(table: string, columns: readonly string[], rows = 1, t
   }${tail}`;
 }
 
+/** One statement and its parameters. */
+export interface SqlStatement {
+  sql: string;
+  params: Param[];
+}
+
 /** Runs statements: the driver itself, or one open transaction. */
 export interface Executor {
   all(sql: string, params?: Param[]): Promise<Row[]>;
@@ -50,6 +56,15 @@ export interface Driver extends Executor {
    * must have no effect outside the transaction.
    */
   transaction<T>(fn: (tx: Executor) => Promise<T>): Promise<T>;
+  /**
+   * Run `statements` in one transaction, as `transaction` would, and
+   * return each one's rows (none for a write). MySQL gets them in one
+   * round trip, where `transaction` waits for an answer per statement and
+   * for its BEGIN and COMMIT: on a busy event loop each answer waits for a
+   * turn (an instant's claim, five answers, took 70-200 ms under a flood
+   * of log lines, where it takes 7-11 ms on a quiet one).
+   */
+  batch(statements: readonly SqlStatement[]): Promise<Row[][]>;
   /**
    * Run `fn` holding the lock that serializes migrations across processes
    * (MySQL: GET_LOCK on one connection; SQLite: BEGIN IMMEDIATE).

@@ -7,7 +7,7 @@
  */
 import type mysql from "mysql2";
 import { DatabaseError } from "../errors.ts";
-import type { Driver, ExecResult, Executor, Param, Row } from "./driver.ts";
+import type { Driver, ExecResult, Executor, Param, Row, SqlStatement } from "./driver.ts";
 import { PROFILES } from "./driver.ts";
 import { describeTarget, type MysqlTarget } from "./target.ts";
 
@@ -156,14 +156,24 @@ function closeIdle(pool: mysql.Pool, idleMs: number): () => void {
  */
 const PARSERS_KEPT = 256;
 
+/** Connections for `batch` (see MysqlDriver). */
+const BATCH_CONNECTIONS = 2;
+
 export class MysqlDriver implements Driver {
   readonly profile = PROFILES.mysql;
   readonly description: string;
   readonly created = false;
   /** Made on first use: loading mysql2 is most of a short command's start on SQLite. */
   #pool: Promise<mysql.Pool> | null = null;
+  /**
+   * Connections for `batch`, which sends several statements as one
+   * query: a capability kept off the connections every other statement
+   * uses. Two: a batch (an instant's claim) never waits for a connection
+   * behind the others' statements.
+   */
+  #batchPool: Promise<mysql.Pool> | null = null;
 
-  #stopClosingIdle = () => {};
+  #stopClosingIdle: (() => void)[] = [];
 
   /** `idleCloseMs`: tests shorten it. */
   constructor(private readonly target: MysqlTarget, private readonly idleCloseMs = IDLE_CLOSE_MS) {
@@ -171,7 +181,17 @@ export class MysqlDriver implements Driver {
   }
 
   private get pool(): Promise<mysql.Pool> {
-    this.#pool ??= import("mysql2").then(({ default: mysql }) => {
+    this.#pool ??= this.newPool(this.target.poolSize, false);
+    return this.#pool;
+  }
+
+  private get batchPool(): Promise<mysql.Pool> {
+    this.#batchPool ??= this.newPool(BATCH_CONNECTIONS, true);
+    return this.#batchPool;
+  }
+
+  private newPool(connections: number, multipleStatements: boolean): Promise<mysql.Pool> {
+    return import("mysql2").then(({ default: mysql }) => {
       mysql.setMaxParserCache(PARSERS_KEPT);
       return mysql.createPool({
         host: this.target.host,
@@ -180,7 +200,7 @@ export class MysqlDriver implements Driver {
         password: this.target.password,
         database: this.target.database,
         charset: this.target.charset,
-        connectionLimit: this.target.poolSize,
+        connectionLimit: connections,
         connectTimeout: this.target.connectTimeoutMs,
         supportBigNumbers: true,
         // Without FOUND_ROWS, a duplicate that `ON DUPLICATE KEY UPDATE id = id`
@@ -188,17 +208,17 @@ export class MysqlDriver implements Driver {
         flags: ["-FOUND_ROWS"],
         dateStrings: true,
         // Idle ones are closed by closeIdle, not by mysql2's timer.
-        maxIdle: this.target.poolSize,
+        maxIdle: connections,
         enableKeepAlive: true,
         // No statement is prepared (query, never execute), and the cache's
         // room is made up front: 16,000 slots, 0.5 MiB a connection.
         maxPreparedStatements: 1,
+        multipleStatements,
       });
     }).then((pool) => {
-      this.#stopClosingIdle = closeIdle(pool, this.idleCloseMs);
+      this.#stopClosingIdle.push(closeIdle(pool, this.idleCloseMs));
       return pool;
     });
-    return this.#pool;
   }
 
   private async query(
@@ -248,9 +268,9 @@ export class MysqlDriver implements Driver {
     return await againIfDeadlocked(() => fn(on));
   }
 
-  private async connection(): Promise<mysql.PoolConnection> {
+  private async connection(from = this.pool): Promise<mysql.PoolConnection> {
     try {
-      const pool = await this.pool;
+      const pool = await from;
       return await settled<mysql.PoolConnection>((done) => pool.getConnection(done));
     } catch (error) {
       throw explainMysqlError(error, this.target);
@@ -284,6 +304,32 @@ export class MysqlDriver implements Driver {
     }
   }
 
+  async batch(statements: readonly SqlStatement[]): Promise<Row[][]> {
+    if (statements.length === 0) return [];
+    return await againIfDeadlocked(() => this.batchOnce(statements));
+  }
+
+  private async batchOnce(statements: readonly SqlStatement[]): Promise<Row[][]> {
+    const conn = await this.connection(this.batchPool);
+    try {
+      const results = await this.query(
+        conn,
+        ["START TRANSACTION", ...statements.map((s) => s.sql), "COMMIT"].join(";\n"),
+        statements.flatMap((s) => s.params),
+      ) as unknown[];
+      return statements.map((_, i) => {
+        const result = results[i + 1];
+        return Array.isArray(result) ? result as Row[] : [];
+      });
+    } catch (error) {
+      // The server ran the statements up to the one that failed, and no further: not the COMMIT.
+      await settled((done) => conn.query("ROLLBACK", done)).catch(() => undefined);
+      throw error;
+    } finally {
+      conn.release();
+    }
+  }
+
   async withMigrationLock<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
     const conn = await this.connection();
     try {
@@ -312,10 +358,12 @@ export class MysqlDriver implements Driver {
   }
 
   async close(): Promise<void> {
-    // Never used: there is nothing to end, nor any reason to load mysql2.
-    if (this.#pool === null) return;
-    this.#stopClosingIdle();
-    const pool = await this.#pool;
-    await settled((done) => pool.end(done));
+    for (const stop of this.#stopClosingIdle) stop();
+    for (const made of [this.#pool, this.#batchPool]) {
+      // Never used: there is nothing to end, nor any reason to load mysql2.
+      if (made === null) continue;
+      const pool = await made;
+      await settled((done) => pool.end(done));
+    }
   }
 }

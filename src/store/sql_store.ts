@@ -5,7 +5,14 @@
 import { RuntimeError } from "../errors.ts";
 import { type Job, JOB_FIELDS, sameDefinition } from "../domain/job.ts";
 import { VERSION } from "../version.ts";
-import { type Driver, type Executor, insertSql, type Param, type Row } from "./driver.ts";
+import {
+  type Driver,
+  type Executor,
+  insertSql,
+  type Param,
+  type Row,
+  type SqlStatement,
+} from "./driver.ts";
 import { MIGRATIONS, SCHEMA_TABLES, SCHEMA_VERSION, tablesOf, versionTable } from "./migrations.ts";
 import type {
   JobChange,
@@ -556,46 +563,53 @@ export class SqlStore implements Store {
    * MySQL, now 9.2-9.4 (SQLite 3.1-3.9, now 2.6-2.7), the start of each run
    * waiting as long. In one transaction,
    * so that a claim that fails leaves no row; a claim sent again after its
-   * commit's answer was lost gets its own ids back.
+   * commit's answer was lost gets its own ids back. The statements go as
+   * one batch (on MySQL one round trip, not five: see `Driver.batch`),
+   * unless runs written after an outage carry so much output that the
+   * INSERT is cut in several, each a packet of its own.
    */
   private async claimByMarker(runs: NewRun[]): Promise<(number | null)[]> {
-    return await this.driver.transaction(async (tx) => {
-      const rows = runs.map((run) => runParams(run, NEW_RUN_COLUMNS));
+    const rows = runs.map((run) => runParams(run, NEW_RUN_COLUMNS));
+    const inserts = chunks(rows, CLAIM_CHUNK, textOf).map((chunk) => ({
+      sql: insertSql(
+        "jm_runs",
+        NEW_RUN_COLUMNS,
+        chunk.length,
+        this.driver.profile.onDuplicateIgnore,
+      ),
       // Runs written after an outage carry their output.
-      for (const chunk of chunks(rows, CLAIM_CHUNK, textOf)) {
-        await tx.run(
-          insertSql(
-            "jm_runs",
-            NEW_RUN_COLUMNS,
-            chunk.length,
-            this.driver.profile.onDuplicateIgnore,
-          ),
-          chunk.flat(),
-        );
+      params: chunk.flat(),
+    }));
+    const claimed = this.claimedAmong(runs);
+    const rowsClaimed = inserts.length === 1
+      ? (await this.driver.batch([inserts[0], claimed]))[1]
+      : await this.driver.transaction(async (tx) => {
+        for (const { sql, params } of inserts) await tx.run(sql, params);
+        return await this.rowsOf(tx, claimed);
+      });
+    const byMarker = new Map<string, Row>();
+    const held = new Set<string>();
+    for (const row of rowsClaimed) {
+      held.add(fireKey(row));
+      if (typeof row.marker === "string") byMarker.set(row.marker, row);
+    }
+    const ids: (number | null)[] = [];
+    for (const run of runs) {
+      // No row at all: the INSERT dropped it without a word. Concurrent
+      // multi-row ON DUPLICATE KEY UPDATEs can hand a row an auto-increment
+      // id another claim just took (MySQL bug #66301, still seen on MariaDB
+      // 10.11), and `id = id` then "updates" that row instead. Left so, the
+      // fire would run nowhere and be recorded nowhere. Claimed on its own,
+      // which its unique key makes atomic.
+      if (!held.has(fireKey(run))) {
+        ids.push(await this.claimOne(this.driver, run));
+        continue;
       }
-      const byMarker = new Map<string, Row>();
-      const held = new Set<string>();
-      for (const row of await this.claimedAmong(tx, runs)) {
-        held.add(fireKey(row));
-        if (typeof row.marker === "string") byMarker.set(row.marker, row);
-      }
-      const ids: (number | null)[] = [];
-      for (const run of runs) {
-        // No row at all: the INSERT dropped it without a word. Concurrent
-        // multi-row ON DUPLICATE KEY UPDATEs can hand a row an auto-increment
-        // id another claim just took (MySQL bug #66301, still seen on MariaDB
-        // 10.11), and `id = id` then "updates" that row instead. Left so, the
-        // fire would run nowhere and be recorded nowhere.
-        if (!held.has(fireKey(run))) {
-          ids.push(await this.claimOne(tx, run));
-          continue;
-        }
-        const row = byMarker.get(run.marker!);
-        const same = row !== undefined && fireKey(row) === fireKey(run);
-        ids.push(same ? Number(row.id) : null);
-      }
-      return ids;
-    });
+      const row = byMarker.get(run.marker!);
+      const same = row !== undefined && fireKey(row) === fireKey(run);
+      ids.push(same ? Number(row.id) : null);
+    }
+    return ids;
   }
 
   /**
@@ -609,7 +623,7 @@ export class SqlStore implements Store {
     const markers = new Map(runs.map((r) => [fireKey(r), r.marker ?? null]));
     const ids = new Map<string, number | null>();
     for (const chunk of chunks(runs, CLAIM_CHUNK)) {
-      for (const row of await this.claimedAmong(tx, chunk)) {
+      for (const row of await this.rowsOf(tx, this.claimedAmong(chunk))) {
         // A row with this claim's marker is this claim's, sent again after a lost answer.
         const own = row.marker !== null && row.marker === markers.get(fireKey(row));
         ids.set(fireKey(row), own ? Number(row.id) : null);
@@ -626,7 +640,7 @@ export class SqlStore implements Store {
       const chunk = rows.map(({ run }) => run);
       if (result.changes !== chunk.length) throw new ClaimRace();
       const inserted = new Set(chunk.map(fireKey));
-      for (const row of await this.claimedAmong(tx, chunk)) {
+      for (const row of await this.rowsOf(tx, this.claimedAmong(chunk))) {
         if (inserted.has(fireKey(row))) ids.set(fireKey(row), Number(row.id));
       }
     }
@@ -634,19 +648,22 @@ export class SqlStore implements Store {
   }
 
   /**
-   * Rows that may hold these fires (a superset: the caller matches exact
-   * keys). Plain IN lists on the unique key's columns; a row-value IN of
-   * hundreds of tuples made MariaDB scan the table.
+   * The statement reading the rows that may hold these fires (a superset:
+   * the caller matches exact keys). Plain IN lists on the unique key's
+   * columns; a row-value IN of hundreds of tuples made MariaDB scan the table.
    */
-  private claimedAmong(tx: Executor, runs: NewRun[]): Promise<Row[]> {
+  private claimedAmong(runs: NewRun[]): SqlStatement {
     const jobIds = [...new Set(runs.map((r) => r.job_id))];
     const instants = [...new Set(runs.map((r) => r.scheduled_at))];
-    return tx.all(
-      `SELECT id, job_id, scheduled_at, \`trigger\`, marker FROM jm_runs WHERE job_id IN (${
+    return {
+      sql: `SELECT id, job_id, scheduled_at, \`trigger\`, marker FROM jm_runs WHERE job_id IN (${
         jobIds.map(() => "?").join(", ")
       }) AND scheduled_at IN (${instants.map(() => "?").join(", ")})`,
-      [...jobIds, ...instants],
-    );
+      params: [...jobIds, ...instants],
+    };
+  }
+  private rowsOf(tx: Executor, { sql, params }: SqlStatement): Promise<Row[]> {
+    return tx.all(sql, params);
   }
 
   private async claimOneByOne(tx: Executor, runs: NewRun[]): Promise<(number | null)[]> {

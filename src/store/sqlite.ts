@@ -11,7 +11,7 @@
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { DatabaseError } from "../errors.ts";
-import type { Driver, ExecResult, Executor, Param, Row } from "./driver.ts";
+import type { Driver, ExecResult, Executor, Param, Row, SqlStatement } from "./driver.ts";
 import { PROFILES } from "./driver.ts";
 import { explainSqliteError } from "./sqlite_errors.ts";
 
@@ -234,6 +234,14 @@ export class SqliteDriver implements Driver {
         throw error;
       }
     }).catch((error) => this.rethrowExplained(error));
+  }
+
+  batch(statements: readonly SqlStatement[]): Promise<Row[][]> {
+    return this.transaction(async (tx) => {
+      const rows: Row[][] = [];
+      for (const { sql, params } of statements) rows.push(await tx.all(sql, params));
+      return rows;
+    });
   }
 
   private rethrowExplained(error: unknown): never {

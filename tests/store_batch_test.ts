@@ -1,0 +1,92 @@
+/**
+ * Driver.batch, on every backend: statements run as one transaction, each
+ * one's rows returned; a statement that fails leaves none of the batch's
+ * writes. On MySQL the batch is one round trip (an instant's claim).
+ */
+import { assertEquals, assertRejects } from "./assert.ts";
+import { onEveryBackend } from "./store_contract.ts";
+import { freshDatabase, mysqlTest, rawQuery, type TestDatabase } from "./helpers.ts";
+import type { Driver } from "../src/store/driver.ts";
+import { MysqlDriver } from "../src/store/mysql.ts";
+import { SqliteDriver } from "../src/store/sqlite.ts";
+import { proxyFor } from "./tcp_proxy.ts";
+
+function driverOn(db: TestDatabase): Driver {
+  return db.target.kind === "sqlite"
+    ? SqliteDriver.open(db.target.path)
+    : new MysqlDriver(db.target);
+}
+
+async function things(db: TestDatabase): Promise<string[]> {
+  return (await rawQuery(db, "SELECT name FROM things ORDER BY name")).map((r) => String(r.name));
+}
+
+onEveryBackend("batch", "runs its statements in order and returns each one's rows", async (db) => {
+  const driver = driverOn(db);
+  try {
+    await driver.run("CREATE TABLE things (name VARCHAR(20) PRIMARY KEY)");
+    const rows = await driver.batch([
+      { sql: "INSERT INTO things (name) VALUES (?), (?)", params: ["a", "b"] },
+      { sql: "SELECT name FROM things WHERE name > ? ORDER BY name", params: [""] },
+      { sql: "INSERT INTO things (name) VALUES (?)", params: ["c"] },
+      { sql: "SELECT COUNT(*) AS n FROM things", params: [] },
+    ]);
+    assertEquals(rows.map((r) => r.length), [0, 2, 0, 1]);
+    assertEquals(rows[1].map((r) => r.name), ["a", "b"], "the rows written before in the batch");
+    assertEquals(Number(rows[3][0].n), 3);
+    assertEquals(await driver.batch([]), []);
+  } finally {
+    await driver.close();
+  }
+  assertEquals(await things(db), ["a", "b", "c"]);
+});
+
+onEveryBackend(
+  "batch",
+  "a statement that fails leaves none of the batch's writes, and the next batch runs",
+  async (db) => {
+    const driver = driverOn(db);
+    try {
+      await driver.run("CREATE TABLE things (name VARCHAR(20) PRIMARY KEY)");
+      await assertRejects(
+        () =>
+          driver.batch([
+            { sql: "INSERT INTO things (name) VALUES (?)", params: ["a"] },
+            { sql: "SELECT missing_column FROM things", params: [] },
+            { sql: "INSERT INTO things (name) VALUES (?)", params: ["b"] },
+          ]),
+        Error,
+        "missing_column",
+      );
+      assertEquals(await things(db), [], "the INSERT before the failure was rolled back");
+      // The same connection (MySQL keeps two for batches) is not left inside that transaction.
+      for (const name of ["c", "d", "e"]) {
+        await driver.batch([{ sql: "INSERT INTO things (name) VALUES (?)", params: [name] }]);
+      }
+    } finally {
+      await driver.close();
+    }
+    assertEquals(await things(db), ["c", "d", "e"]);
+  },
+);
+
+mysqlTest("mysql: a batch of statements is one round trip to the server", async () => {
+  await using db = await freshDatabase("mysql");
+  if (db.target.kind !== "mysql") throw new Error("a MySQL test got another backend");
+  await using proxy = proxyFor(db);
+  const driver = new MysqlDriver({ ...db.target, host: "127.0.0.1", port: proxy.port });
+  try {
+    await driver.run("CREATE TABLE things (name VARCHAR(20) PRIMARY KEY)");
+    // Its connection made (the handshake takes round trips of its own).
+    await driver.batch([{ sql: "SELECT 1", params: [] }]);
+    const before = proxy.chunksFromClients;
+    const rows = await driver.batch([
+      { sql: "INSERT INTO things (name) VALUES (?), (?)", params: ["a", "b"] },
+      { sql: "SELECT name FROM things ORDER BY name", params: [] },
+    ]);
+    assertEquals(rows[1].map((r) => r.name), ["a", "b"]);
+    assertEquals(proxy.chunksFromClients - before, 1, "requests the client sent for the batch");
+  } finally {
+    await driver.close();
+  }
+});
