@@ -65,6 +65,16 @@ for (const backend of BACKENDS) {
     );
   });
 
+  Deno.test(`daemon[${backend}]: an instant's starts are sent on at once, once every one of them is handed out`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    for (const id of ["a", "b", "c"]) await h.job(id, { schedule: { second: "*/5" } });
+    await h.start();
+    await h.clock.set(at(5));
+    for (const id of ["a", "b", "c"]) await h.started(id, at(5));
+    assertEquals(h.runner.runs.length, 3);
+    assertEquals(h.runner.sent.at(-1), 3, `runs handed out at each send: ${h.runner.sent}`);
+  });
+
   Deno.test(`daemon[${backend}]: a burst's shells are armed earlier, by how many there are`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend));
     for (let i = 0; i < 200; i++) await h.job(`burst-${i}`, { schedule: { second: "1" } });

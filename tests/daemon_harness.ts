@@ -161,6 +161,13 @@ export class FakeRunner {
   holdStarts = false;
   private readonly held: (() => void)[] = [];
 
+  /** The runs handed out by then, at each time the service sent its starts on (`sendStarts`). */
+  readonly sent: number[] = [];
+
+  readonly send = (): void => {
+    this.sent.push(this.runs.length + this.held.length);
+  };
+
   readonly arm: ArmRun = (spec) => {
     const armed = new FakeArmed(spec, Date.parse(spec.env.JM_SCHEDULED_AT));
     this.armed.push(armed);
@@ -350,6 +357,7 @@ export class DaemonHarness implements AsyncDisposable {
       // Real runs go through the daemon's own runner threads, as in production.
       startRun: this.options.realRuns ? undefined : this.runner.start,
       armRun: this.options.realRuns ? undefined : this.runner.arm,
+      sendStarts: this.options.realRuns ? undefined : this.runner.send,
       spawnCost: spawnMs === undefined ? undefined : () => spawnMs,
       fileRoom: fileRoom === undefined ? undefined : () => fileRoom,
       observer: this.options.observer,

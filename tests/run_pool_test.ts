@@ -301,6 +301,36 @@ Deno.test("pool: a launch given an armed shell releases it; a disarmed one runs 
   }
 });
 
+Deno.test("pool: flushed, the runs handed out start at once, not at the next turn of the event loop", async () => {
+  const dir = await Deno.makeTempDir();
+  const pool = new RunPool({ baseEnv: {} });
+  try {
+    const armedSpec = (id: string) =>
+      spec(`touch ${dir}/ran`, {
+        env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", JM_RUN_ID: id },
+      });
+    const shell = pool.arm(armedSpec(""));
+    await waitFor(() => livePidsMatching(`${dir}/ran`).length === 1 || null, {
+      timeoutMs: 10_000,
+      what: "the shell armed",
+    });
+    const launch = pool.launch(armedSpec("1"), { ...anyTime, armed: shell });
+    pool.flush();
+    const flushed = Date.now();
+    // A later release would be stamped after this (no turn of the event loop comes before it).
+    while (Date.now() <= flushed);
+    const started = await launch.started;
+    assert(
+      started !== null && started.startedAt <= flushed,
+      `started at ${started?.startedAt}, flushed at ${flushed}`,
+    );
+    assertEquals((await launch.done).status, "success");
+  } finally {
+    pool.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("pool: an armed run launched after its start-by never runs", async () => {
   const dir = await Deno.makeTempDir();
   const pool = new RunPool();

@@ -7,6 +7,7 @@
 import { getLogger, type Sink } from "@logtape/logtape";
 import type { Settings } from "../config/config.ts";
 import { systemTimezone } from "../domain/time.ts";
+import { BATCH_CONNECTIONS } from "../store/mysql.ts";
 import type { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
 import { type Clock, Deadline, systemClock } from "./clock.ts";
@@ -47,6 +48,8 @@ export interface BootOptions {
   startRun?: StartRun;
   /** Arms a run's shell ahead of its fire: the RunPool's, unless a test gives a double. */
   armRun?: ArmRun;
+  /** Sends the runs handed out on at once: the RunPool's `flush`, unless a test gives a double. */
+  sendStarts?: () => void;
   /** How long a spawn holds its thread, in ms: the runner's own measure, unless a test gives one. */
   spawnCost?: () => number;
   /** Descriptors the process may still open: /proc's answer, unless a test gives one. */
@@ -159,8 +162,9 @@ const MAX_BUFFERED_RECORDS = 10_000;
 /**
  * Descriptors the runs leave free: the log files, the HTTP side's
  * listener; beside them each database pool's connections (this side's and
- * the HTTP side's, `db.pool_size` each), opened as they are needed, and the
- * HTTP side's clients (`http.max_connections`, where it listens).
+ * the HTTP side's, `db.pool_size` each and, on MySQL, BATCH_CONNECTIONS
+ * for batches), opened as they are needed, and the HTTP side's clients
+ * (`http.max_connections`, where it listens).
  */
 const FILES_KEPT = 64;
 
@@ -261,11 +265,12 @@ class BootedDaemon implements Daemon {
       recorder: this.recorder,
       startRun: o.startRun ?? this.pool!.launch,
       armRun: o.armRun ?? this.pool?.arm,
+      sendStarts: o.sendStarts ?? (o.startRun ? undefined : this.pool!.flush),
       spawnCost: o.spawnCost ?? (o.armRun ? undefined : spawnCost),
       fileRoom: o.fileRoom ??
         (o.armRun ? undefined : () =>
           openFileRoom(
-            FILES_KEPT + 2 * s["db.pool_size"] +
+            FILES_KEPT + 2 * (s["db.pool_size"] + BATCH_CONNECTIONS) +
               (s["http.listen"] === "" ? 0 : s["http.max_connections"]),
           )),
       cluster: this.cluster,

@@ -189,6 +189,16 @@ export class RunPool {
     };
   };
 
+  /**
+   * Send what was handed out now, not at the next turn of the event loop:
+   * the worker threads' first, then the scheduler's thread's lane starts
+   * its share.
+   */
+  readonly flush = (): void => {
+    for (const thread of this.threads) thread?.outbox.flush();
+    this.local?.outbox.flush();
+  };
+
   /** Stop the lanes: runs still going are no longer watched (the service has ended them). */
   close(): void {
     this.local?.end();

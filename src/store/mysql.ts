@@ -156,8 +156,8 @@ function closeIdle(pool: mysql.Pool, idleMs: number): () => void {
  */
 const PARSERS_KEPT = 256;
 
-/** Connections for `batch` (see MysqlDriver). */
-const BATCH_CONNECTIONS = 2;
+/** Connections for `batch` (see MysqlDriver), beside the pool's `poolSize`. */
+export const BATCH_CONNECTIONS = 2;
 
 export class MysqlDriver implements Driver {
   readonly profile = PROFILES.mysql;
