@@ -185,7 +185,7 @@ export const CONFIG_KEYS = {
   "db.charset": { doc: "Connection character set", default: "utf8mb4", parse: text },
   "db.pool_size": {
     doc:
-      "Most MySQL connections one pool of the service opens (the scheduler's; the HTTP side, when it listens, has its own); one unused for a minute is closed",
+      "Most MySQL connections one pool of the service opens (the scheduler's; the HTTP side, when it listens, has its own; claims of several fires at once have two more of their own); one unused for a minute is closed",
     default: 10,
     parse: integer(1, 1000),
   },
