@@ -5,7 +5,13 @@
  */
 import { assertEquals, assertRejects } from "./assert.ts";
 import { onEveryBackend } from "./store_contract.ts";
-import { freshDatabase, mysqlTest, rawQuery, type TestDatabase } from "./helpers.ts";
+import {
+  freshDatabase,
+  mysqlConnection,
+  mysqlTest,
+  rawQuery,
+  type TestDatabase,
+} from "./helpers.ts";
 import type { Driver } from "../src/store/driver.ts";
 import { MysqlDriver } from "../src/store/mysql.ts";
 import { SqliteDriver } from "../src/store/sqlite.ts";
@@ -88,5 +94,41 @@ mysqlTest("mysql: a batch of statements is one round trip to the server", async 
     assertEquals(proxy.chunksFromClients - before, 1, "requests the client sent for the batch");
   } finally {
     await driver.close();
+  }
+});
+
+mysqlTest("mysql: a batch that cannot get a connection of its own runs on the pool's", async () => {
+  await using db = await freshDatabase("mysql");
+  if (db.target.kind !== "mysql") throw new Error("a MySQL test got another backend");
+  // A user allowed one connection: the pool's takes it, the batch's own is refused.
+  const user = `jm_one_${crypto.randomUUID().slice(0, 8)}`;
+  const admin = await mysqlConnection(db);
+  try {
+    await admin.query(`CREATE USER '${user}'@'%' WITH MAX_USER_CONNECTIONS 1`);
+    await admin.query(`GRANT ALL ON \`${db.target.database}\`.* TO '${user}'@'%'`);
+    const driver = new MysqlDriver({ ...db.target, user, password: "", poolSize: 1 });
+    try {
+      await driver.run("CREATE TABLE things (name VARCHAR(20) PRIMARY KEY)");
+      const rows = await driver.batch([
+        { sql: "INSERT INTO things (name) VALUES (?), (?)", params: ["a", "b"] },
+        { sql: "SELECT name FROM things ORDER BY name", params: [] },
+      ]);
+      assertEquals(rows.map((r) => r.length), [0, 2]);
+      await assertRejects(
+        () =>
+          driver.batch([
+            { sql: "INSERT INTO things (name) VALUES (?)", params: ["c"] },
+            { sql: "SELECT missing_column FROM things", params: [] },
+          ]),
+        Error,
+        "missing_column",
+      );
+    } finally {
+      await driver.close();
+    }
+    assertEquals(await things(db), ["a", "b"]);
+  } finally {
+    await admin.query(`DROP USER IF EXISTS '${user}'@'%'`);
+    await admin.end();
   }
 });

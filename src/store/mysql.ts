@@ -310,7 +310,21 @@ export class MysqlDriver implements Driver {
   }
 
   private async batchOnce(statements: readonly SqlStatement[]): Promise<Row[][]> {
-    const conn = await this.connection(this.batchPool);
+    let conn: mysql.PoolConnection;
+    try {
+      conn = await this.connection(this.batchPool);
+    } catch {
+      // No connection of its own (the server's or the user's connection limit
+      // reached, say): the statements go one by one on the pool's, as before.
+      return await this.transactionOnce(async (tx) => {
+        const rows: Row[][] = [];
+        for (const { sql, params } of statements) {
+          const result: unknown = await tx.all(sql, params);
+          rows.push(Array.isArray(result) ? result : []);
+        }
+        return rows;
+      });
+    }
     try {
       const results = await this.query(
         conn,
