@@ -6,7 +6,7 @@
  * password never appears in them.
  */
 import type mysql from "mysql2";
-import { DatabaseError } from "../errors.ts";
+import { DatabaseError, isUnreachable } from "../errors.ts";
 import type { Driver, ExecResult, Executor, Param, Row, SqlStatement } from "./driver.ts";
 import { PROFILES } from "./driver.ts";
 import { describeTarget, type MysqlTarget } from "./target.ts";
@@ -107,9 +107,21 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
   });
 }
 
-function isDeadlock(error: unknown): boolean {
-  return ((error as Error).cause as DriverError | undefined)?.code === "ER_LOCK_DEADLOCK";
+/** mysql2's code for the error under `error` (as explainMysqlError wraps it). */
+function driverCode(error: unknown): string | undefined {
+  return ((error as Error).cause as DriverError | undefined)?.code;
 }
+
+function isDeadlock(error: unknown): boolean {
+  return driverCode(error) === "ER_LOCK_DEADLOCK";
+}
+
+/** Refusals of a new connection for want of room: the server's max_connections, a user's. */
+const CONNECTION_LIMITS = new Set<string | undefined>([
+  "ER_CON_COUNT_ERROR",
+  "ER_TOO_MANY_USER_CONNECTIONS",
+  "ER_USER_LIMIT_REACHED",
+]);
 
 /** Run `fn` again while InnoDB rolls it back as a deadlock victim, DEADLOCK_ATTEMPTS times at most. */
 async function againIfDeadlocked<T>(fn: () => Promise<T>): Promise<T> {
@@ -172,6 +184,8 @@ export class MysqlDriver implements Driver {
    * behind the others' statements.
    */
   #batchPool: Promise<mysql.Pool> | null = null;
+  /** Batches go statement by statement: the server (or a proxy before it) refused one whole. */
+  #oneByOne = false;
 
   #stopClosingIdle: (() => void)[] = [];
 
@@ -310,38 +324,56 @@ export class MysqlDriver implements Driver {
   }
 
   private async batchOnce(statements: readonly SqlStatement[]): Promise<Row[][]> {
+    if (this.#oneByOne) return await this.oneByOne(statements);
     let conn: mysql.PoolConnection;
     try {
       conn = await this.connection(this.batchPool);
-    } catch {
-      // No connection of its own (the server's or the user's connection limit
-      // reached, say): the statements go one by one on the pool's, as before.
-      return await this.transactionOnce(async (tx) => {
-        const rows: Row[][] = [];
-        for (const { sql, params } of statements) {
-          const result: unknown = await tx.all(sql, params);
-          rows.push(Array.isArray(result) ? result : []);
-        }
-        return rows;
-      });
+    } catch (error) {
+      // No connection of its own for want of room (the server's or the
+      // user's connection limit): the pool's, as claims did before.
+      if (!CONNECTION_LIMITS.has(driverCode(error))) throw error;
+      return await this.oneByOne(statements);
     }
+    let results: unknown[];
     try {
-      const results = await this.query(
+      results = await this.query(
         conn,
         ["START TRANSACTION", ...statements.map((s) => s.sql), "COMMIT"].join(";\n"),
         statements.flatMap((s) => s.params),
       ) as unknown[];
-      return statements.map((_, i) => {
-        const result = results[i + 1];
-        return Array.isArray(result) ? result as Row[] : [];
-      });
     } catch (error) {
+      if (isUnreachable(error)) {
+        // Its answer may never come (a timeout leaves the server running it):
+        // the connection goes, so that the next batch does not wait behind it.
+        conn.destroy();
+        throw error;
+      }
       // The server ran the statements up to the one that failed, and no further: not the COMMIT.
       await settled((done) => conn.query("ROLLBACK", done)).catch(() => undefined);
-      throw error;
-    } finally {
       conn.release();
+      // A server or proxy that takes no statements after the first (a syntax error where the
+      // second starts): they go one by one from now on; one of ours that is wrong fails there too.
+      if (driverCode(error) !== "ER_PARSE_ERROR") throw error;
+      this.#oneByOne = true;
+      return await this.oneByOne(statements);
     }
+    conn.release();
+    return statements.map((_, i) => {
+      const result = results[i + 1];
+      return Array.isArray(result) ? result as Row[] : [];
+    });
+  }
+
+  /** `statements` in a transaction on the pool's connections, one answer each. */
+  private async oneByOne(statements: readonly SqlStatement[]): Promise<Row[][]> {
+    return await this.transactionOnce(async (tx) => {
+      const rows: Row[][] = [];
+      for (const { sql, params } of statements) {
+        const result: unknown = await tx.all(sql, params);
+        rows.push(Array.isArray(result) ? result : []);
+      }
+      return rows;
+    });
   }
 
   async withMigrationLock<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {

@@ -2,7 +2,7 @@
  * The Store contract (store.ts) written once in SQL both dialects accept;
  * what differs lives in the driver's DialectProfile.
  */
-import { RuntimeError } from "../errors.ts";
+import { DatabaseError, RuntimeError } from "../errors.ts";
 import { type Job, JOB_FIELDS, sameDefinition } from "../domain/job.ts";
 import { VERSION } from "../version.ts";
 import {
@@ -563,8 +563,8 @@ export class SqlStore implements Store {
    * MySQL, now 9.2-9.4 (SQLite 3.1-3.9, now 2.6-2.7), the start of each run
    * waiting as long. In one transaction,
    * so that a claim that fails leaves no row; a claim sent again after its
-   * commit's answer was lost gets its own ids back. The statements go as
-   * one batch (on MySQL one round trip, not five: see `Driver.batch`),
+   * commit's answer was lost gets its own ids back (but for a fire the
+   * INSERT dropped, below). The statements go as one batch (on MySQL one round trip, not five: see `Driver.batch`),
    * unless runs written after an outage carry so much output that the
    * INSERT is cut in several, each a packet of its own.
    */
@@ -600,9 +600,19 @@ export class SqlStore implements Store {
       // id another claim just took (MySQL bug #66301, still seen on MariaDB
       // 10.11), and `id = id` then "updates" that row instead. Left so, the
       // fire would run nowhere and be recorded nowhere. Claimed on its own,
-      // which its unique key makes atomic.
+      // which its unique key makes atomic, after the others committed: its
+      // failure, even a refusal, reads as an answer lost (the claim may
+      // have been written), so that the fires are claimed again with their
+      // markers and get the rows that stand.
       if (!held.has(fireKey(run))) {
-        ids.push(await this.claimOne(this.driver, run));
+        ids.push(
+          await this.claimOne(this.driver, run).catch((error: Error) => {
+            throw new DatabaseError(
+              `${runs.length} fires were claimed but for one the database dropped, whose claim failed: ${error.message}`,
+              { cause: error },
+            );
+          }),
+        );
         continue;
       }
       const row = byMarker.get(run.marker!);

@@ -197,7 +197,10 @@ export interface RunStore {
    * trigger) exists: that unique key is what makes a fire claimable exactly
    * once, across processes. Returns each new row's id, or null where the
    * fire was already claimed. One transaction for the batch (for one
-   * fire, its one insert).
+   * fire, its one insert); where the database dropped a fire from it
+   * without a word (see SqlStore.claimByMarker), that fire's own insert
+   * follows, and its failure reads as an answer lost: the rows of the
+   * others may stand.
    */
   claimRuns(runs: NewRun[]): Promise<(number | null)[]>;
 
