@@ -132,3 +132,36 @@ mysqlTest("mysql: a batch that cannot get a connection of its own runs on the po
     await admin.end();
   }
 });
+
+mysqlTest(
+  "mysql: where several statements a query are refused, batches go one statement at a time",
+  async () => {
+    await using db = await freshDatabase("mysql");
+    if (db.target.kind !== "mysql") throw new Error("a MySQL test got another backend");
+    // Connections that do not ask for multi-statements: the server refuses the batch's query as
+    // a syntax error, as a proxy that takes none would.
+    const driver = new MysqlDriver(db.target, undefined, false);
+    try {
+      await driver.run("CREATE TABLE things (name VARCHAR(20) PRIMARY KEY)");
+      for (const name of ["a", "b"]) {
+        const rows = await driver.batch([
+          { sql: "INSERT INTO things (name) VALUES (?)", params: [name] },
+          { sql: "SELECT name FROM things ORDER BY name", params: [] },
+        ]);
+        assertEquals(rows[1].map((r) => r.name), name === "a" ? ["a"] : ["a", "b"]);
+      }
+      await assertRejects(
+        () =>
+          driver.batch([
+            { sql: "INSERT INTO things (name) VALUES (?)", params: ["c"] },
+            { sql: "SELECT missing_column FROM things", params: [] },
+          ]),
+        Error,
+        "missing_column",
+      );
+    } finally {
+      await driver.close();
+    }
+    assertEquals(await things(db), ["a", "b"]);
+  },
+);

@@ -189,8 +189,16 @@ export class MysqlDriver implements Driver {
 
   #stopClosingIdle: (() => void)[] = [];
 
-  /** `idleCloseMs`: tests shorten it. */
-  constructor(private readonly target: MysqlTarget, private readonly idleCloseMs = IDLE_CLOSE_MS) {
+  /**
+   * `idleCloseMs`: tests shorten it. `multiStatements` false: the batch
+   * connections do not ask for several statements a query, as where a
+   * proxy before the server refuses them (a test's).
+   */
+  constructor(
+    private readonly target: MysqlTarget,
+    private readonly idleCloseMs = IDLE_CLOSE_MS,
+    private readonly multiStatements = true,
+  ) {
     this.description = describeTarget(target);
   }
 
@@ -200,7 +208,7 @@ export class MysqlDriver implements Driver {
   }
 
   private get batchPool(): Promise<mysql.Pool> {
-    this.#batchPool ??= this.newPool(BATCH_CONNECTIONS, true);
+    this.#batchPool ??= this.newPool(BATCH_CONNECTIONS, this.multiStatements);
     return this.#batchPool;
   }
 
