@@ -29,6 +29,23 @@ export interface SqlStatement {
   params: Param[];
 }
 
+/**
+ * `statements` on `tx`, one answer each: each one's rows (none for a
+ * write). A batch where one query cannot take them all.
+ */
+export async function eachStatement(
+  tx: Executor,
+  statements: readonly SqlStatement[],
+): Promise<Row[][]> {
+  const rows: Row[][] = [];
+  for (const { sql, params } of statements) {
+    // MySQL answers a write with a header, not rows.
+    const result: unknown = await tx.all(sql, params);
+    rows.push(Array.isArray(result) ? result : []);
+  }
+  return rows;
+}
+
 /** Runs statements: the driver itself, or one open transaction. */
 export interface Executor {
   all(sql: string, params?: Param[]): Promise<Row[]>;

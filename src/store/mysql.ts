@@ -8,7 +8,7 @@
 import type mysql from "mysql2";
 import { DatabaseError, isUnreachable } from "../errors.ts";
 import type { Driver, ExecResult, Executor, Param, Row, SqlStatement } from "./driver.ts";
-import { PROFILES } from "./driver.ts";
+import { eachStatement, PROFILES } from "./driver.ts";
 import { describeTarget, type MysqlTarget } from "./target.ts";
 
 const MIGRATION_LOCK = "jobsmanager.migrate";
@@ -374,14 +374,7 @@ export class MysqlDriver implements Driver {
 
   /** `statements` in a transaction on the pool's connections, one answer each. */
   private async oneByOne(statements: readonly SqlStatement[]): Promise<Row[][]> {
-    return await this.transactionOnce(async (tx) => {
-      const rows: Row[][] = [];
-      for (const { sql, params } of statements) {
-        const result: unknown = await tx.all(sql, params);
-        rows.push(Array.isArray(result) ? result : []);
-      }
-      return rows;
-    });
+    return await this.transactionOnce((tx) => eachStatement(tx, statements));
   }
 
   async withMigrationLock<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {

@@ -7,6 +7,7 @@ import { type Job, JOB_FIELDS, sameDefinition } from "../domain/job.ts";
 import { VERSION } from "../version.ts";
 import {
   type Driver,
+  eachStatement,
   type Executor,
   insertSql,
   type Param,
@@ -581,12 +582,11 @@ export class SqlStore implements Store {
       params: chunk.flat(),
     }));
     const claimed = this.claimedAmong(runs);
-    const rowsClaimed = inserts.length === 1
-      ? (await this.driver.batch([inserts[0], claimed]))[1]
-      : await this.driver.transaction(async (tx) => {
-        for (const { sql, params } of inserts) await tx.run(sql, params);
-        return await this.rowsOf(tx, claimed);
-      });
+    const rowsClaimed =
+      (inserts.length === 1
+        ? await this.driver.batch([inserts[0], claimed])
+        : await this.driver.transaction((tx) => eachStatement(tx, [...inserts, claimed])))
+        .at(-1)!;
     const byMarker = new Map<string, Row>();
     const held = new Set<string>();
     for (const row of rowsClaimed) {

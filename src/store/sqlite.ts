@@ -12,7 +12,7 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { DatabaseError } from "../errors.ts";
 import type { Driver, ExecResult, Executor, Param, Row, SqlStatement } from "./driver.ts";
-import { PROFILES } from "./driver.ts";
+import { eachStatement, PROFILES } from "./driver.ts";
 import { explainSqliteError } from "./sqlite_errors.ts";
 
 const BUSY_TIMEOUT_MS = 10_000;
@@ -237,11 +237,7 @@ export class SqliteDriver implements Driver {
   }
 
   batch(statements: readonly SqlStatement[]): Promise<Row[][]> {
-    return this.transaction(async (tx) => {
-      const rows: Row[][] = [];
-      for (const { sql, params } of statements) rows.push(await tx.all(sql, params));
-      return rows;
-    });
+    return this.transaction((tx) => eachStatement(tx, statements));
   }
 
   private rethrowExplained(error: unknown): never {
