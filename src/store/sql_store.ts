@@ -562,12 +562,14 @@ export class SqlStore implements Store {
    * no second pass one fire at a time (only a fire the INSERT dropped, see
    * below): an instant's 100 fires were claimed in a median 10.8-13.6 ms on
    * MySQL, now 9.2-9.4 (SQLite 3.1-3.9, now 2.6-2.7), the start of each run
-   * waiting as long. In one transaction,
-   * so that a claim that fails leaves no row; a claim sent again after its
-   * commit's answer was lost gets its own ids back (but for a fire the
-   * INSERT dropped, below). The statements go as one batch (on MySQL one round trip, not five: see `Driver.batch`),
-   * unless runs written after an outage carry so much output that the
-   * INSERT is cut in several, each a packet of its own.
+   * waiting as long. In one transaction, so that a claim that fails
+   * leaves no row; a claim sent again after its commit's answer was lost
+   * gets its own ids back (but for a fire the INSERT dropped, below). The
+   * statements go as one batch (on MySQL one round trip, not five: see
+   * `Driver.batch`; in a service firing 100 jobs a second, the claim's
+   * median went from 53-55 ms to 21-23, and under a flood of log lines
+   * from 65-86 to 23-28), unless runs written after an outage carry so
+   * much output that the INSERT is cut in several, each a packet of its own.
    */
   private async claimByMarker(runs: NewRun[]): Promise<(number | null)[]> {
     const rows = runs.map((run) => runParams(run, NEW_RUN_COLUMNS));
