@@ -78,7 +78,7 @@ export interface Driver extends Executor {
    * return each one's rows (none for a write). MySQL gets them in one
    * round trip, where `transaction` waits for an answer per statement and
    * for its BEGIN and COMMIT: on a busy event loop each answer waits for a
-   * turn (an instant's claim, five answers, took 70-200 ms under a flood
+   * turn (an instant's claim, four answers, took 70-200 ms under a flood
    * of log lines, where it takes 7-11 ms on a quiet one).
    */
   batch(statements: readonly SqlStatement[]): Promise<Row[][]>;

@@ -565,7 +565,7 @@ export class SqlStore implements Store {
    * waiting as long. In one transaction, so that a claim that fails
    * leaves no row; a claim sent again after its commit's answer was lost
    * gets its own ids back (but for a fire the INSERT dropped, below). The
-   * statements go as one batch (on MySQL one round trip, not five: see
+   * statements go as one batch (on MySQL one round trip, not four: see
    * `Driver.batch`; in a service firing 100 jobs a second, the claim's
    * median went from 53-55 ms to 21-23, and under a flood of log lines
    * from 65-86 to 23-28), unless runs written after an outage carry so
