@@ -90,6 +90,26 @@ Deno.test("a NUL byte is refused in every text a job holds, naming the field", (
   assertEquals(error.field, "description");
 });
 
+Deno.test("a lone surrogate is refused in every field a job holds, naming the field", () => {
+  const job = buildJob("j", { command: "true", cron: "* * * * *" }, null, 1000);
+  for (const field of JOB_FIELDS) {
+    const error = assertThrows(
+      () => validateJob({ ...job, [field]: "a\ud800b" }),
+      ValidationError,
+      // An id is held to its own characters first.
+      field === "id" ? "has characters outside" : `${field}: holds a lone UTF-16 surrogate`,
+    ) as ValidationError;
+    assertEquals(error.field, field);
+  }
+  for (const env of [{ A: "\udc00" }, { ["\ud800"]: "x" }] as Record<string, string>[]) {
+    const error = assertThrows(
+      () => validateJob({ ...job, env }),
+      ValidationError,
+    ) as ValidationError;
+    assertEquals(error.field, "env", JSON.stringify(env));
+  }
+});
+
 Deno.test("a new or changed job fits MySQL's columns; one stored already is not held to them", () => {
   const base: JobOptions = { command: "true", cron: "* * * * *" };
   const fits = "x".repeat(65_535);
