@@ -31,6 +31,7 @@ function forwarding(real: Driver): Driver {
     created: real.created,
     all: (sql, params) => real.all(sql, params),
     map: (sql, params, fn) => real.map(sql, params, fn),
+    mapValues: (sql, params, fn) => real.mapValues(sql, params, fn),
     run: (sql, params) => real.run(sql, params),
     transaction: (fn) => real.transaction(fn),
     batch: (statements) => real.batch(statements),
@@ -47,6 +48,7 @@ function storeFailingAt(db: TestDatabase, failing: string): SqlStore {
   const wrap = (tx: Executor): Executor => ({
     all: (sql, params) => (lost(sql), tx.all(sql, params)),
     map: (sql, params, fn) => (lost(sql), tx.map(sql, params, fn)),
+    mapValues: (sql, params, fn) => (lost(sql), tx.mapValues(sql, params, fn)),
     run: (sql, params) => (lost(sql), tx.run(sql, params)),
   });
   const driver: Driver = {

@@ -56,6 +56,12 @@ export interface Executor {
    * read of them took 165-240 ms on SQLite instead of 80-120.
    */
   map<T>(sql: string, params: Param[], fn: (row: Row) => T): Promise<T[]>;
+  /**
+   * `map`, each row given as its values in the order the statement selects
+   * them: no object is made per row only to be copied into a `T` (a reload
+   * of 10,000 jobs made and dropped 3 MB of them).
+   */
+  mapValues<T>(sql: string, params: Param[], fn: (values: unknown[]) => T): Promise<T[]>;
   run(sql: string, params?: Param[]): Promise<ExecResult>;
 }
 

@@ -248,9 +248,10 @@ export class MysqlDriver implements Driver {
     sql: string,
     params: Param[],
     timeout = QUERY_TIMEOUT_MS,
+    rowsAsArray = false,
   ): Promise<unknown> {
     try {
-      return await settled((done) => on.query({ sql, timeout }, params, done));
+      return await settled((done) => on.query({ sql, timeout, rowsAsArray }, params, done));
     } catch (error) {
       throw explainMysqlError(error, this.target);
     }
@@ -261,6 +262,8 @@ export class MysqlDriver implements Driver {
       all: async (sql, params = []) => await this.query(on, sql, params) as Row[],
       // mysql2 hands over every row at once: there is nothing to gain by mapping them one by one.
       map: async (sql, params, fn) => (await this.query(on, sql, params) as Row[]).map(fn),
+      mapValues: async (sql, params, fn) =>
+        (await this.query(on, sql, params, QUERY_TIMEOUT_MS, true) as unknown[][]).map(fn),
       run: async (sql, params = []) => {
         const header = await this.query(on, sql, params) as mysql.ResultSetHeader;
         return { changes: header.affectedRows, lastId: Number(header.insertId) };
@@ -274,6 +277,10 @@ export class MysqlDriver implements Driver {
 
   async map<T>(sql: string, params: Param[], fn: (row: Row) => T): Promise<T[]> {
     return await this.autocommit((on) => on.map(sql, params, fn));
+  }
+
+  async mapValues<T>(sql: string, params: Param[], fn: (values: unknown[]) => T): Promise<T[]> {
+    return await this.autocommit((on) => on.mapValues(sql, params, fn));
   }
 
   async run(sql: string, params: Param[] = []): Promise<ExecResult> {

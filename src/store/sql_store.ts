@@ -132,43 +132,49 @@ function envColumn(v: unknown): Record<string, string> {
   }
 }
 
-/** A row of jm_jobs as a Job; tolerant of what hand-written SQL may leave. */
-export function rowToJob(row: Row): Job {
+/** Where each field of a job is among the values of a row JOB_SELECT reads. */
+const AT = Object.fromEntries(JOB_FIELDS.map((field, i) => [field, i])) as Record<
+  typeof JOB_FIELDS[number],
+  number
+>;
+
+/** A row of jm_jobs, as JOB_SELECT's values, as a Job; tolerant of what hand-written SQL may leave. */
+function valuesToJob(row: unknown[]): Job {
   return {
-    id: String(row.id),
-    command: String(row.command),
-    second: String(row.second),
-    minute: String(row.minute),
-    hour: String(row.hour),
-    day: String(row.day),
-    month: String(row.month),
-    day_of_week: String(row.day_of_week),
-    timezone: row.timezone === null ? null : String(row.timezone),
-    timeout: Number(row.timeout),
-    enabled: Number(row.enabled) !== 0,
-    max_instances: nullableNumber(row.max_instances),
-    coalesce: nullableBool(row.coalesce),
-    misfire_grace_time: nullableNumber(row.misfire_grace_time),
-    env: envColumn(row.env),
-    cwd: row.cwd === null ? null : String(row.cwd),
-    description: row.description === null ? null : String(row.description),
-    retries: Number(row.retries),
-    retry_delay: Number(row.retry_delay),
-    retry_max_delay: Number(row.retry_max_delay),
-    retry_on: String(row.retry_on),
-    retry_overlap: Number(row.retry_overlap) !== 0,
-    after_job: nullableText(row.after_job),
-    after_outcome: nullableText(row.after_outcome) as Job["after_outcome"],
-    created_at: Number(row.created_at),
-    updated_at: Number(row.updated_at),
+    id: String(row[AT.id]),
+    command: String(row[AT.command]),
+    second: String(row[AT.second]),
+    minute: String(row[AT.minute]),
+    hour: String(row[AT.hour]),
+    day: String(row[AT.day]),
+    month: String(row[AT.month]),
+    day_of_week: String(row[AT.day_of_week]),
+    timezone: row[AT.timezone] === null ? null : String(row[AT.timezone]),
+    timeout: Number(row[AT.timeout]),
+    enabled: Number(row[AT.enabled]) !== 0,
+    max_instances: nullableNumber(row[AT.max_instances]),
+    coalesce: nullableBool(row[AT.coalesce]),
+    misfire_grace_time: nullableNumber(row[AT.misfire_grace_time]),
+    env: envColumn(row[AT.env]),
+    cwd: row[AT.cwd] === null ? null : String(row[AT.cwd]),
+    description: row[AT.description] === null ? null : String(row[AT.description]),
+    retries: Number(row[AT.retries]),
+    retry_delay: Number(row[AT.retry_delay]),
+    retry_max_delay: Number(row[AT.retry_max_delay]),
+    retry_on: String(row[AT.retry_on]),
+    retry_overlap: Number(row[AT.retry_overlap]) !== 0,
+    after_job: nullableText(row[AT.after_job]),
+    after_outcome: nullableText(row[AT.after_outcome]) as Job["after_outcome"],
+    created_at: Number(row[AT.created_at]),
+    updated_at: Number(row[AT.updated_at]),
     // Notifications (issue 13, migration 7).
-    on_failure: nullableText(row.on_failure),
-    on_failure_url: nullableText(row.on_failure_url),
-    on_recovery: nullableText(row.on_recovery),
-    on_recovery_url: nullableText(row.on_recovery_url),
-    on_success: nullableText(row.on_success),
-    on_success_url: nullableText(row.on_success_url),
-    alert_after: nullableNumber(row.alert_after),
+    on_failure: nullableText(row[AT.on_failure]),
+    on_failure_url: nullableText(row[AT.on_failure_url]),
+    on_recovery: nullableText(row[AT.on_recovery]),
+    on_recovery_url: nullableText(row[AT.on_recovery_url]),
+    on_success: nullableText(row[AT.on_success]),
+    on_success_url: nullableText(row[AT.on_success_url]),
+    alert_after: nullableNumber(row[AT.alert_after]),
   };
 }
 
@@ -360,15 +366,15 @@ export class SqlStore implements Store {
   }
 
   async listJobs(): Promise<Job[]> {
-    return await this.driver.map(`${JOB_SELECT} ORDER BY id`, [], rowToJob);
+    return await this.driver.mapValues(`${JOB_SELECT} ORDER BY id`, [], valuesToJob);
   }
 
   async *jobsInChunks(size: number): AsyncIterable<Job[]> {
     const after = (id: string | null) =>
-      this.driver.map(
+      this.driver.mapValues(
         `${JOB_SELECT}${id === null ? "" : " WHERE id > ?"} ORDER BY id LIMIT ?`,
         id === null ? [size] : [id, size],
-        rowToJob,
+        valuesToJob,
       );
     let next = after(null);
     try {
@@ -386,14 +392,17 @@ export class SqlStore implements Store {
   }
 
   async getJob(id: string): Promise<Job | null> {
-    const rows = await this.driver.all(`${JOB_SELECT} WHERE id = ?`, [id]);
-    return rows.length === 0 ? null : rowToJob(rows[0]);
+    const [job] = await this.driver.mapValues(`${JOB_SELECT} WHERE id = ?`, [id], valuesToJob);
+    return job ?? null;
   }
 
   async changeJob(id: string, mutate: JobMutation): Promise<JobChange> {
     return await this.driver.transaction(async (tx) => {
-      const rows = await tx.all(`${JOB_SELECT} WHERE id = ?${this.driver.profile.forUpdate}`, [id]);
-      const before = rows.length === 0 ? null : rowToJob(rows[0]);
+      const [before = null] = await tx.mapValues(
+        `${JOB_SELECT} WHERE id = ?${this.driver.profile.forUpdate}`,
+        [id],
+        valuesToJob,
+      );
       const after = mutate(before);
       if (before === null && after === null) return { before, after, markerId: null };
       if (before !== null && after !== null && sameDefinition(before, after)) {
@@ -424,10 +433,10 @@ export class SqlStore implements Store {
 
   async changeJobs(mutate: (current: Job[]) => JobWrites): Promise<JobsChange> {
     return await this.driver.transaction(async (tx) => {
-      const jobs = await tx.map(
+      const jobs = await tx.mapValues(
         `${JOB_SELECT} ORDER BY id${this.driver.profile.forUpdate}`,
         [],
-        rowToJob,
+        valuesToJob,
       );
       const stored = new Map(jobs.map((job) => [job.id, job]));
       const writes = mutate([...stored.values()]);

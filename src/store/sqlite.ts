@@ -109,6 +109,11 @@ class SqliteExecutor implements Executor {
     return Promise.resolve(values.map((v) => fn(toRow(v))));
   }
 
+  mapValues<T>(sql: string, params: Param[], fn: (values: unknown[]) => T): Promise<T[]> {
+    const values = this.prepared(sql).all(...bind(params)) as unknown as unknown[][];
+    return Promise.resolve(values.map(fn));
+  }
+
   run(sql: string, params: Param[] = []): Promise<ExecResult> {
     const result = this.prepared(sql).run(...bind(params));
     return Promise.resolve({
@@ -210,6 +215,11 @@ export class SqliteDriver implements Driver {
 
   map<T>(sql: string, params: Param[], fn: (row: Row) => T): Promise<T[]> {
     return this.enqueue(() => this.whenUnlocked(() => this.executor.map(sql, params, fn)))
+      .catch((error) => this.rethrowExplained(error));
+  }
+
+  mapValues<T>(sql: string, params: Param[], fn: (values: unknown[]) => T): Promise<T[]> {
+    return this.enqueue(() => this.whenUnlocked(() => this.executor.mapValues(sql, params, fn)))
       .catch((error) => this.rethrowExplained(error));
   }
 
