@@ -71,8 +71,8 @@ contract(
 
 contract(
   "jobsInChunks",
-  "a job there throughout is read once, as it was when its chunk was read",
-  async ({ store }) => {
+  "a job there throughout is read once: as its page found it (SQLite), as the one query's start found it (MySQL)",
+  async ({ backend, store }) => {
     for (const id of ["a", "b", "c", "d", "e", "f"]) await store.changeJob(id, () => job(id));
     const chunks = await chunkIds(store, 2, async (chunk) => {
       if (chunk !== 1) return;
@@ -81,7 +81,8 @@ contract(
       await store.changeJob("0", () => job("0"));
       await store.changeJob("e", (e) => ({ ...e!, command: "echo changed" }));
     });
-    assertEquals(chunks, [["a", "b"], ["c", "d"], ["e: echo changed", "f"]]);
+    const e = backend === "mysql" ? "e" : "e: echo changed";
+    assertEquals(chunks, [["a", "b"], ["c", "d"], [e, "f"]]);
   },
 );
 
