@@ -282,8 +282,19 @@ for (const backend of BACKENDS) {
   }
 
   Deno.test(`daemon[${backend}]: watched, a job run request left for lack of a worker is taken as the run holding the worker ends, not at the next timed poll`, async () => {
-    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+    const db = await freshDatabase(backend);
+    // When (on the fake clock) each look for job run requests got its answer.
+    const looked: number[] = [];
+    await using h = await DaemonHarness.create(db, {
       settings: { "jobsmanager.max_workers": 1 },
+      store: storeWith(db, {
+        queuedManualRuns: (s) => async (limit) => {
+          const at = h.clock.now();
+          const runs = await s.queuedManualRuns(limit);
+          looked.push(at - T0);
+          return runs;
+        },
+      }),
     });
     await h.job("long", { cron: "0 12 15 6 *" });
     await h.job("manual", { cron: "0 12 15 6 *" });
@@ -298,6 +309,12 @@ for (const backend of BACKENDS) {
       `manual queued, the service waiting for its timed poll at T0+7000 (wake-ups: ${
         h.clock.wakeUps.map((t) => t - T0)
       })`,
+    );
+    // The poll at 2 s runs on while the service sleeps: on a loaded machine it
+    // could find long ended, and take manual then, unless it has looked first.
+    await h.until(
+      () => looked.includes(2000),
+      `the poll at 2 s to look for job run requests (looks at: ${looked})`,
     );
     await h.clock.set(T0 + 2100);
     h.runner.of("long")[0].finish();
