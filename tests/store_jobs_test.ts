@@ -71,7 +71,7 @@ contract(
 
 contract(
   "jobsInChunks",
-  "a job there throughout is read once: as its page found it (SQLite), as the one query's start found it (MySQL)",
+  "a job there throughout is read once, as the page that held it found it (SQLite: a chunk a page; MySQL: 2,000 rows)",
   async ({ backend, store }) => {
     for (const id of ["a", "b", "c", "d", "e", "f"]) await store.changeJob(id, () => job(id));
     const chunks = await chunkIds(store, 2, async (chunk) => {

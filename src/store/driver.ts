@@ -59,9 +59,10 @@ export interface ChunkedRead {
 
 /**
  * `read` a page of `size` rows at a time, each after the last key of the
- * one before, the next asked for while one is used: for a database whose
- * reads block the event loop (SQLite), so that no statement waits for the
- * whole read. A row there throughout is read once, as its page found it.
+ * one before, the next asked for while one is used: a query a page, each
+ * on a connection only while it runs, so that no statement waits for the
+ * whole read (SQLite's reads block the event loop). A row there throughout
+ * is read once, as its page found it.
  */
 export async function* pagesByKey<T>(
   on: Executor,
