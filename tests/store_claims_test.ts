@@ -32,7 +32,6 @@ function forwarding(real: Driver): Driver {
     all: (sql, params) => real.all(sql, params),
     map: (sql, params, fn) => real.map(sql, params, fn),
     mapValues: (sql, params, fn) => real.mapValues(sql, params, fn),
-    valuesInChunks: (read, size, fn) => real.valuesInChunks(read, size, fn),
     run: (sql, params) => real.run(sql, params),
     transaction: (fn) => real.transaction(fn),
     batch: (statements) => real.batch(statements),

@@ -71,8 +71,8 @@ contract(
 
 contract(
   "jobsInChunks",
-  "a job there throughout is read once, as the page that held it found it (SQLite: a chunk a page; MySQL: 2,000 rows)",
-  async ({ backend, store }) => {
+  "a job there throughout is read once, as it was when its chunk was read",
+  async ({ store }) => {
     for (const id of ["a", "b", "c", "d", "e", "f"]) await store.changeJob(id, () => job(id));
     const chunks = await chunkIds(store, 2, async (chunk) => {
       if (chunk !== 1) return;
@@ -81,8 +81,7 @@ contract(
       await store.changeJob("0", () => job("0"));
       await store.changeJob("e", (e) => ({ ...e!, command: "echo changed" }));
     });
-    const e = backend === "mysql" ? "e" : "e: echo changed";
-    assertEquals(chunks, [["a", "b"], ["c", "d"], [e, "f"]]);
+    assertEquals(chunks, [["a", "b"], ["c", "d"], ["e: echo changed", "f"]]);
   },
 );
 

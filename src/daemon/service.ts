@@ -192,7 +192,7 @@ export interface ServiceState {
 const RELOAD_CHUNK = 200;
 /** After a SIGHUP re-read failed, the next is made at a poll this long on or later. */
 const REREAD_RETRY_MS = 30_000;
-/** Jobs a reload reads at a time (see `JobStore.jobsInChunks`). */
+/** Jobs a reload reads per query (see `JobStore.jobsInChunks`). */
 const RELOAD_READ_CHUNK = 500;
 
 interface Active {

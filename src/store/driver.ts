@@ -46,57 +46,6 @@ export async function eachStatement(
   return rows;
 }
 
-/**
- * What `Driver.valuesInChunks` reads: every row of `select` (a SELECT with
- * no WHERE, ORDER BY or LIMIT), in the order of its unique column `key`,
- * the `keyAt`th of the values it selects.
- */
-export interface ChunkedRead {
-  select: string;
-  key: string;
-  keyAt: number;
-}
-
-/**
- * `read` a page of `size` rows at a time, each after the last key of the
- * one before, the next asked for while one is used: a query a page, each
- * on a connection only while it runs, so that no statement waits for the
- * whole read (SQLite's reads block the event loop). A row there throughout
- * is read once, as its page found it.
- */
-export async function* pagesByKey<T>(
-  on: Executor,
-  read: ChunkedRead,
-  size: number,
-  fn: (values: unknown[]) => T,
-): AsyncIterable<T[]> {
-  let lastKey: unknown;
-  const page = (after: unknown) =>
-    on.mapValues(
-      `${read.select}${
-        after === undefined ? "" : ` WHERE ${read.key} > ?`
-      } ORDER BY ${read.key} LIMIT ?`,
-      after === undefined ? [size] : [after as Param, size],
-      (values) => {
-        lastKey = values[read.keyAt];
-        return fn(values);
-      },
-    );
-  let next = page(undefined);
-  try {
-    for (;;) {
-      const rows = await next;
-      // Asked for now, so that it is read while this page is used.
-      if (rows.length === size) next = page(lastKey);
-      if (rows.length > 0) yield rows;
-      if (rows.length < size) return;
-    }
-  } finally {
-    // Left early: the page asked for ahead is not awaited, and must not fail unheard.
-    next.catch(() => undefined);
-  }
-}
-
 /** Runs statements: the driver itself, or one open transaction. */
 export interface Executor {
   all(sql: string, params?: Param[]): Promise<Row[]>;
@@ -139,15 +88,6 @@ export interface Driver extends Executor {
    * of log lines, where it takes 7-11 ms on a quiet one).
    */
   batch(statements: readonly SqlStatement[]): Promise<Row[][]>;
-  /**
-   * The rows of `read`, `size` at a time, each made into a `T` as
-   * `mapValues` makes them; other statements run between two chunks.
-   */
-  valuesInChunks<T>(
-    read: ChunkedRead,
-    size: number,
-    fn: (values: unknown[]) => T,
-  ): AsyncIterable<T[]>;
   /**
    * Run `fn` holding the lock that serializes migrations across processes
    * (MySQL: GET_LOCK on one connection; SQLite: BEGIN IMMEDIATE).

@@ -7,16 +7,8 @@
  */
 import type mysql from "mysql2";
 import { DatabaseError, isUnreachable } from "../errors.ts";
-import type {
-  ChunkedRead,
-  Driver,
-  ExecResult,
-  Executor,
-  Param,
-  Row,
-  SqlStatement,
-} from "./driver.ts";
-import { eachStatement, pagesByKey, PROFILES } from "./driver.ts";
+import type { Driver, ExecResult, Executor, Param, Row, SqlStatement } from "./driver.ts";
+import { eachStatement, PROFILES } from "./driver.ts";
 import { describeTarget, type MysqlTarget } from "./target.ts";
 
 const MIGRATION_LOCK = "jobsmanager.migrate";
@@ -27,12 +19,6 @@ const MIGRATION_LOCK_WAIT_S = 60;
  * for TCP's many minutes.
  */
 const QUERY_TIMEOUT_MS = 30_000;
-
-/**
- * Rows of a page `valuesInChunks` asks for at once: mysql2 parses them as
- * they come, so a bigger page holds the event loop no longer at a time.
- */
-const MYSQL_PAGE_ROWS = 2000;
 
 /** Runs of a transaction InnoDB may pick as a deadlock victim before its error is passed on. */
 const DEADLOCK_ATTEMPTS = 3;
@@ -309,25 +295,6 @@ export class MysqlDriver implements Driver {
   private async autocommit<T>(fn: (on: Executor) => Promise<T>): Promise<T> {
     const on = this.executor(await this.pool);
     return await againIfDeadlocked(() => fn(on));
-  }
-
-  /**
-   * Pages of MYSQL_PAGE_ROWS rows by key, each handed over in chunks of
-   * `size`: a page is an answer to wait for, and a reload of 10,000 jobs in
-   * pages of 500 waited for 20 of them. One streamed query would wait for
-   * one, but holds a connection of the pool for the whole reload (a fire's
-   * claim, which a reload waits for, found none left with db.pool_size 1),
-   * and mysql2 neither times it out per chunk nor tells it of a lost
-   * connection until its timeout.
-   */
-  async *valuesInChunks<T>(
-    read: ChunkedRead,
-    size: number,
-    fn: (values: unknown[]) => T,
-  ): AsyncIterable<T[]> {
-    for await (const page of pagesByKey(this, read, Math.max(size, MYSQL_PAGE_ROWS), fn)) {
-      for (let from = 0; from < page.length; from += size) yield page.slice(from, from + size);
-    }
   }
 
   private async connection(from = this.pool): Promise<mysql.PoolConnection> {

@@ -369,12 +369,26 @@ export class SqlStore implements Store {
     return await this.driver.mapValues(`${JOB_SELECT} ORDER BY id`, [], valuesToJob);
   }
 
-  jobsInChunks(size: number): AsyncIterable<Job[]> {
-    return this.driver.valuesInChunks(
-      { select: JOB_SELECT, key: "id", keyAt: AT.id },
-      size,
-      valuesToJob,
-    );
+  async *jobsInChunks(size: number): AsyncIterable<Job[]> {
+    const after = (id: string | null) =>
+      this.driver.mapValues(
+        `${JOB_SELECT}${id === null ? "" : " WHERE id > ?"} ORDER BY id LIMIT ?`,
+        id === null ? [size] : [id, size],
+        valuesToJob,
+      );
+    let next = after(null);
+    try {
+      for (;;) {
+        const jobs = await next;
+        // Asked for now, so that it is read while this chunk is used.
+        if (jobs.length === size) next = after(jobs[size - 1].id);
+        if (jobs.length > 0) yield jobs;
+        if (jobs.length < size) return;
+      }
+    } finally {
+      // Left early: the chunk asked for ahead is not awaited, and must not fail unheard.
+      next.catch(() => undefined);
+    }
   }
 
   async getJob(id: string): Promise<Job | null> {

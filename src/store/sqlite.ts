@@ -11,16 +11,8 @@
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { DatabaseError } from "../errors.ts";
-import type {
-  ChunkedRead,
-  Driver,
-  ExecResult,
-  Executor,
-  Param,
-  Row,
-  SqlStatement,
-} from "./driver.ts";
-import { eachStatement, pagesByKey, PROFILES } from "./driver.ts";
+import type { Driver, ExecResult, Executor, Param, Row, SqlStatement } from "./driver.ts";
+import { eachStatement, PROFILES } from "./driver.ts";
 import { explainSqliteError } from "./sqlite_errors.ts";
 
 const BUSY_TIMEOUT_MS = 10_000;
@@ -256,14 +248,6 @@ export class SqliteDriver implements Driver {
 
   batch(statements: readonly SqlStatement[]): Promise<Row[][]> {
     return this.transaction((tx) => eachStatement(tx, statements));
-  }
-
-  valuesInChunks<T>(
-    read: ChunkedRead,
-    size: number,
-    fn: (values: unknown[]) => T,
-  ): AsyncIterable<T[]> {
-    return pagesByKey(this, read, size, fn);
   }
 
   private rethrowExplained(error: unknown): never {

@@ -97,14 +97,12 @@ export interface JobStore {
   listJobs(): Promise<Job[]>;
 
   /**
-   * All jobs, ordered by id, in chunks of 1 to `size` (Driver.valuesInChunks):
-   * whatever waits for the database meanwhile (a fire's claim on SQLite's
-   * one connection) waits for one chunk, not for all of them, and a chunk's
-   * rows are gone before the next is read. Read a page at a time, a query
-   * each (SQLite: a chunk a page; MySQL: 2,000 rows a page): not one
-   * snapshot. A job written meanwhile is read as it was or as it is, one
-   * added or removed meanwhile may be missing; a job there throughout is
-   * read once.
+   * All jobs, ordered by id, in chunks of 1 to `size`, each read by its own
+   * query: whatever waits for the database meanwhile (a fire's claim on
+   * SQLite's one connection) waits for one chunk, not for all of them, and
+   * a chunk's rows are gone before the next is read. Not one snapshot: a
+   * job written meanwhile is read as it was or as it is, one added or
+   * removed meanwhile may be missing; a job there throughout is read once.
    */
   jobsInChunks(size: number): AsyncIterable<Job[]>;
 
