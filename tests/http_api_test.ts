@@ -942,6 +942,7 @@ Deno.test("readyz: with the database away, says whether this node keeps firing o
     queued: 0,
     appliedMarker: 1,
     lastReload: null,
+    polling: false,
     firing: true,
     databaseOnline: false,
     outageMs: 2000,

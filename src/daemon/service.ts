@@ -187,6 +187,8 @@ export interface ServiceState {
   queued: number;
   appliedMarker: number;
   lastReload: { at: number; ms: number } | null;
+  /** A poll is under way: it may read the markers and requests again before it ends. */
+  polling: boolean;
 }
 /** Jobs a reload applies between two chances for the timers to run. */
 const RELOAD_CHUNK = 200;
@@ -387,6 +389,7 @@ export class Service {
       queued: this.waiting.length,
       appliedMarker: this.lastMarker,
       lastReload: this.lastReload,
+      polling: this.polling,
     };
   }
 
