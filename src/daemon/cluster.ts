@@ -558,7 +558,7 @@ export class Cluster {
     const owners = assignJobs(this.jobs, this.live);
     const alone = this.live.length === 1 && this.live[0] === this.id;
     // Alone before as well: every job was this node's, none changed hands (a
-    // reload of 10,000 jobs needs not look at each).
+    // reload of 10,000 jobs need not look at each).
     if (alone && this.aloneBefore) {
       this.owners = owners;
       return;

@@ -39,7 +39,7 @@ export function assignJobs(
   const owners = new Map<string, string>();
   if (nodes.length === 0) return owners;
   // Alone, a node holds every job: no need to rank (a reload of 10,000 jobs spent 60 ms on it),
-  // nor to copy the ids first (4-12 ms more).
+  // nor to copy the ids first (with the copy 4-12 ms, without it 2).
   if (nodes.length === 1) {
     for (const id of jobIds) owners.set(id, nodes[0]);
     return owners;
