@@ -283,7 +283,7 @@ for (const backend of BACKENDS) {
 
   Deno.test(`daemon[${backend}]: watched, a job run request left for lack of a worker is taken as the run holding the worker ends, not at the next timed poll`, async () => {
     const db = await freshDatabase(backend);
-    // When (on the fake clock) each look for job run requests got its answer.
+    // The fake times of the looks for job run requests, each once it has its answer.
     const looked: number[] = [];
     await using h = await DaemonHarness.create(db, {
       settings: { "jobsmanager.max_workers": 1 },
