@@ -100,8 +100,8 @@ for (const backend of BACKENDS) {
   });
 
   Deno.test(`daemon[${backend}]: where a spawn takes longer, a burst's shells are armed earlier still, at most 5 s before`, async () => {
-    // 1.5 times the spawn for each shell: 200 of 10 ms take 3 s; of 40 ms, 12 s, so 5 s.
-    for (const [spawnCost, lead] of [[10, 3000], [40, 5000]]) {
+    // 2.5 times the spawn for each shell: 200 of 6 ms take 3 s; of 40 ms, 20 s, so 5 s.
+    for (const [spawnCost, lead] of [[6, 3000], [40, 5000]]) {
       await using h = await DaemonHarness.create(await freshDatabase(backend), { spawnCost });
       for (let i = 0; i < 200; i++) await h.job(`burst-${i}`, { schedule: { second: "10" } });
       await h.start();
@@ -120,6 +120,50 @@ for (const backend of BACKENDS) {
       );
       h.runner.endAll();
     }
+  });
+
+  Deno.test(`daemon[${backend}]: every-second jobs whose shells take long are armed from 200 ms after the fires before`, async () => {
+    // 100 shells of 2.5 × 4 ms: a second ahead, but the runs of the fires before end first.
+    await using h = await DaemonHarness.create(await freshDatabase(backend), { spawnCost: 4 });
+    for (let i = 0; i < 100; i++) await h.job(`tick-${i}`, { schedule: { second: "*" } });
+    h.runner.endAll();
+    await h.start();
+    await h.clock.set(at(1));
+    await h.until(
+      async () => (await h.runs()).filter((r) => r.status === "success").length === 100,
+      "the 100 runs at T0+1 s to succeed",
+    );
+    await h.until(
+      () => h.clock.wakeUps.includes(at(2) - 800),
+      `the service to sleep until 800 ms before T0+2 s; wake-ups: ${
+        h.clock.wakeUps.map((t) => t - at(2))
+      }`,
+    );
+    assertEquals(h.runner.armed.filter((a) => a.at === at(2)).length, 0);
+    await h.clock.set(at(2) - 800);
+    await h.until(
+      () => h.runner.armed.filter((a) => a.at === at(2)).length === 100,
+      `100 shells armed for T0+2 s; armed: ${h.runner.armed.filter((a) => a.at === at(2)).length}`,
+    );
+  });
+
+  Deno.test(`daemon[${backend}]: a job whose run still ran when the next instant was armed gets its shell when the run ends`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("slow", { schedule: { second: "*" } });
+    await h.job("quick", { schedule: { second: "*" } });
+    await h.start();
+    await h.clock.set(at(1));
+    const slow = await h.started("slow", at(1));
+    (await h.started("quick", at(1))).finish();
+    await h.run("quick", at(1), "success");
+    await h.clock.set(at(2) - 500);
+    await armed(h, "quick", at(2));
+    assertEquals(h.runner.armed.filter((a) => a.at === at(2)).map(String), ["armed quick @2000"]);
+    slow.finish();
+    const shell = await armed(h, "slow", at(2));
+    await h.clock.set(at(2));
+    const run = await h.started("slow", at(2));
+    assert(run.armed && shell.released, `released from the shell armed late: ${shell}`);
   });
 
   Deno.test(`daemon[${backend}]: a burst's fires that wait for a worker are armed too, four shells a worker, and released as one frees up; the next second arms only what can start`, async () => {
@@ -196,7 +240,7 @@ for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: shells armed for an instant whose every fire went to another node meanwhile are disarmed at it`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "jobsmanager.heartbeat_interval": 60 },
-      // A spawn this slow arms a lone fire 4.5 s before it: before the handover's end, the fire after.
+      // A spawn this slow arms a lone fire 5 s before it (the most): before the handover's end, the fire after.
       spawnCost: 3000,
       claimTimeoutMs: 600_000,
     });

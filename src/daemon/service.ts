@@ -44,6 +44,7 @@ import {
   type Due,
   type JobDefaults,
   onTime,
+  type Policy,
   policyOf,
   Timetable,
 } from "./timetable.ts";
@@ -138,16 +139,20 @@ const MARKERS_PER_RELOAD = 10_000;
 /**
  * How long before a fire the shells of its runs are armed: ARM_MS, or
  * some time for each, so that a burst's shells are all there at its
- * instant; up to ARM_MAX_MS, and at least ARM_MS after the fires before,
- * whose runs (an every-second job's) have ended by then. A shell takes
- * ARM_PER_SHELL_MS, or SPAWN_SHARE times what a spawn holds the thread
- * that makes it (a lane starts at least one a turn of its event loop and
- * yields a millisecond or two between turns): a spawn takes 1–2 ms on a
- * quick machine, 5–6 on a slow one, where 500 shells took 3 s.
+ * instant; up to ARM_MAX_MS, and at least ARM_AFTER_FIRES_MS after the
+ * fires before (a job whose run still runs then is armed when it ends). A
+ * shell takes ARM_PER_SHELL_MS, or SPAWN_SHARE times what a spawn holds
+ * the thread that makes it: a spawn takes 1–2 ms on a quick machine, 3–6
+ * on a slow one, where 500 shells took 3 s; and the thread does other
+ * work between its spawns (the runs' ends and records, its own log). With
+ * 1.5 times, 100 every-second jobs were armed 500 ms ahead, and under a
+ * flood of 10,000 log lines a second 15 % of them were not armed by their
+ * instant, started anew, up to 200 ms late.
  */
 const ARM_MS = 500;
 const ARM_PER_SHELL_MS = 3;
-const SPAWN_SHARE = 1.5;
+const SPAWN_SHARE = 2.5;
+const ARM_AFTER_FIRES_MS = 200;
 const ARM_MAX_MS = 5000;
 /**
  * A burst's shells, at most, for each free worker: a burst of quick runs
@@ -1211,7 +1216,10 @@ export class Service {
     if (this.armLead.at !== at) {
       if (at - now > ARM_MAX_MS) return at - ARM_MAX_MS;
       const count = Math.min(this.timetable.dueAt(at).length, this.armable(at));
-      const longest = Math.min(ARM_MAX_MS, Math.max(ARM_MS, at - this.lastFired - ARM_MS));
+      const longest = Math.min(
+        ARM_MAX_MS,
+        Math.max(ARM_MS, at - this.lastFired - ARM_AFTER_FIRES_MS),
+      );
       const perShell = Math.max(ARM_PER_SHELL_MS, SPAWN_SHARE * (this.o.spawnCost?.() ?? 0));
       this.armLead = { at, ms: Math.min(longest, Math.max(ARM_MS, Math.ceil(count * perShell))) };
     }
@@ -1244,16 +1252,35 @@ export class Service {
     this.armed.at = at;
     if (this.o.armRun === undefined || this.stopping || at === Infinity) return;
     let free = this.armable(at);
-    for (const { job, policy } of this.timetable.dueAt(at)) {
+    for (const due of this.timetable.dueAt(at)) {
       if (free === 0) break;
-      if (!this.o.cluster.mayFire(job.id) || this.slots.held(job.id) >= policy.maxInstances) {
-        continue;
-      }
-      const marker = crypto.randomUUID();
-      const shell = this.o.armRun(this.runSpec(job, 0, at, marker));
-      this.armed.fires.set(job.id, { job, marker, shell });
-      free--;
+      if (this.armOne(due, at)) free--;
     }
+  }
+
+  /** Arm a shell for `due`'s fire at `at`, unless another node fires it or its runs fill its max_instances. */
+  private armOne({ job, policy }: { job: Job; policy: Policy }, at: number): boolean {
+    if (!this.o.cluster.mayFire(job.id) || this.slots.held(job.id) >= policy.maxInstances) {
+      return false;
+    }
+    const marker = crypto.randomUUID();
+    const shell = this.o.armRun!(this.runSpec(job, 0, at, marker));
+    this.armed.fires.set(job.id, { job, marker, shell });
+    return true;
+  }
+
+  /**
+   * A run of `jobId` ended: if the shells of the next instant are armed and
+   * the job fires then, it gets its shell now (its run filled its
+   * max_instances when they were armed). Not while fires wait for a
+   * worker: the one freed is theirs, and an armed shell is released first.
+   */
+  private armAfterEnd(jobId: string): void {
+    const { at, fires } = this.armed;
+    if (this.o.armRun === undefined || !(at > this.o.clock.now()) || fires.has(jobId)) return;
+    if (this.stopping || this.waiting.length > 0) return;
+    const due = this.timetable.dueAtFor(jobId, at);
+    if (due !== null && fires.size < this.armable(at)) this.armOne(due, at);
   }
 
   /** Disarm every shell armed, for whichever instant. */
@@ -1320,6 +1347,7 @@ export class Service {
     const unwatch = () => this.o.guard?.unwatch(run.marker);
     run.run.escaped.then(unwatch, unwatch);
     run.slot.release();
+    this.armAfterEnd(run.job.id);
     const level = result.status === "success" ? "info" : "warn";
     runnerLog[level](
       "job {job} run {run} ended {status} (exit {exit}) after {ms} ms, {bytes} bytes of output",

@@ -316,6 +316,14 @@ export class Timetable {
     return due;
   }
 
+  /** Job `id` as `dueAt(at)` would list it, when its next fire is at `at`; else null. */
+  dueAtFor(id: string, at: number): { job: Job; policy: Policy } | null {
+    this.advance();
+    const entry = this.entries.get(id);
+    if (entry === undefined || entry.roughFrom !== undefined || entry.next !== at) return null;
+    return { job: entry.job, policy: entry.policy };
+  }
+
   /**
    * Take every fire due at `now` or before, move each job past `now`, and
    * decide. A fire taken on time is returned before the job's following
