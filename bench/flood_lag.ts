@@ -9,7 +9,13 @@
  * the sink writes them: 500 rows a statement), so that what the
  * database's own work costs the firing on a shared machine is measured
  * apart from what the service's logging costs.
- * Prints the lags as one JSON line.
+ * `by` "blocks": the service logs the flood in every other block of
+ * BLOCK_MS only, and the lags of the fires after a quiet second and after
+ * a flooded one come apart (a fire after a second of both is left out):
+ * both kinds then see the same machine, whose own stalls on a shared VM
+ * last 10-20 s and made one run's p99 two or three times another's.
+ * Prints the lags as one JSON line: an array; for "blocks", the quiet
+ * lags and the flooded ones, `{ quiet, flood }`.
  */
 import { getLogger } from "@logtape/logtape";
 import { buildJob } from "../src/domain/job.ts";
@@ -23,14 +29,23 @@ import { VERSION } from "../src/version.ts";
 import mysql from "mysql2/promise";
 import { type Backend, type Db, freshDb } from "./common.ts";
 
-export type FloodBy = "service" | "server";
+export type FloodBy = "service" | "server" | "blocks";
+
+/** The flood's blocks, on and off in turn (`by` "blocks"). */
+export const BLOCK_MS = 4000;
+
+/** Each run's fire time and its lag (ms); `flooded(t)`: whether the flood was on at `t`. */
+interface Lags {
+  fires: { at: number; lag: number }[];
+  flooded: (t: number) => boolean;
+}
 
 async function lagWith(
   backend: Backend,
   floodPerSecond: number,
   seconds: number,
   by: FloodBy,
-): Promise<number[]> {
+): Promise<Lags> {
   if (by === "server" && backend !== "mysql") {
     throw new Error("bench: a server flood needs MariaDB (its sequence engine)");
   }
@@ -68,10 +83,15 @@ async function lagWith(
     const running = daemon.run();
     const flood = getLogger(["jobsmanager", "bench"]);
     let n = 0;
+    const from = Math.ceil(Date.now() / 1000) * 1000 + 1000;
+    // In blocks, the flood is off in the first (the start's own fires are quiet ones).
+    const flooded = (t: number) =>
+      floodPerSecond > 0 && by !== "server" &&
+      (by !== "blocks" || Math.floor((t - from) / BLOCK_MS) % 2 === 1);
     const timer = floodPerSecond === 0 || by === "server" ? undefined : setInterval(() => {
+      if (!flooded(Date.now())) return;
       for (let i = 0; i < floodPerSecond / 100; i++) flood.info("flood record {n}", { n: n++ });
     }, 10);
-    const from = Math.ceil(Date.now() / 1000) * 1000 + 1000;
     const until = from + seconds * 1000 + 300;
     // A failure is kept, not left unhandled: the service is stopped and the database dropped first.
     const serverFlood = floodPerSecond > 0 && by === "server"
@@ -84,8 +104,11 @@ async function lagWith(
     await running;
     if (floodFailed !== null) throw floodFailed;
     const runs = await store.listRuns({ since: from, limit: 1_000_000 });
-    return runs.filter((r) => r.scheduled_at < from + seconds * 1000 && r.started_at !== null)
-      .map((r) => r.started_at! - r.scheduled_at);
+    const fires = runs.filter((r) =>
+      r.scheduled_at < from + seconds * 1000 && r.started_at !== null
+    )
+      .map((r) => ({ at: r.scheduled_at, lag: r.started_at! - r.scheduled_at }));
+    return { fires, flooded };
   } finally {
     await closeLogging();
     await store.close();
@@ -122,11 +145,17 @@ END`);
 
 if (import.meta.main) {
   const [backend, perSecond, seconds, by] = Deno.args;
-  const lags = await lagWith(
+  const { fires, flooded } = await lagWith(
     backend as Backend,
     Number(perSecond),
     Number(seconds),
     (by ?? "service") as FloodBy,
   );
-  console.log(JSON.stringify(lags));
+  if (by === "blocks") {
+    // What a fire's second before it was: quiet, flooded, or both (left out).
+    const kind = (at: number) =>
+      flooded(at - 999) === flooded(at) ? (flooded(at) ? "flood" : "quiet") : null;
+    const of = (k: string) => fires.filter((f) => kind(f.at) === k).map((f) => f.lag);
+    console.log(JSON.stringify({ quiet: of("quiet"), flood: of("flood") }));
+  } else console.log(JSON.stringify(fires.map((f) => f.lag)));
 }

@@ -843,7 +843,7 @@ const SECTIONS: Record<
     sinkThroughput,
   ],
   flood: [
-    `Firing lag of 100 every-second jobs for ${SECONDS} s, quiet and under a log flood (the file and database sinks at info; stderr at fatal; on MySQL also the same rows written by the server alone, to tell the database's share on a shared machine), ${FLOOD_ROUNDS} rounds alternated, each a process with the shipped V8 flags`,
+    `Firing lag of 100 every-second jobs for ${SECONDS} s, quiet and under a log flood (the file and database sinks at info; stderr at fatal; on MySQL also the same rows written by the server alone, to tell the database's share on a shared machine; last, the flood in every other block of one run twice as long, its fires after quiet and after flooded seconds apart), ${FLOOD_ROUNDS} rounds alternated, each a process with the shipped V8 flags`,
     [
       "backend",
       "flood",
