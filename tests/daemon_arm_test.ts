@@ -166,6 +166,36 @@ for (const backend of BACKENDS) {
     assert(run.armed && shell.released, `released from the shell armed late: ${shell}`);
   });
 
+  Deno.test(`daemon[${backend}]: where fires will wait for a worker, a run's end arms nothing: the one that ran last is not put first`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.max_workers": 1 },
+    });
+    for (const id of ["a", "b", "c"]) await h.job(id, { schedule: { second: "*" } });
+    await h.start();
+    // One worker: at 1 s a runs, then b, then c, which still runs when 2 s is armed.
+    await h.clock.set(at(1));
+    for (const [id, next] of [["a", "b"], ["b", "c"]]) {
+      await h.clock.set(at(1) + (id === "a" ? 100 : 200));
+      (await h.started(id, at(1))).finish();
+      await h.started(next, at(1));
+    }
+    await h.clock.set(at(2) - 500);
+    await h.until(
+      () => h.clock.wakeUps.includes(at(2)),
+      `the service to sleep until T0+2 s; wake-ups: ${h.clock.wakeUps.map((t) => t - at(2))}`,
+    );
+    await h.clock.set(at(2) - 400);
+    h.runner.of("c")[0].finish();
+    await h.run("c", at(1), "success");
+    assertEquals(h.runner.armed.filter((a) => a.at === at(2)).map(String), []);
+    // At 2 s a, which waited longest, starts; b and c wait, b first.
+    await h.clock.set(at(2));
+    const a2 = await h.started("a", at(2));
+    a2.finish();
+    await h.started("b", at(2));
+    await h.run("c", at(2), "queued");
+  });
+
   Deno.test(`daemon[${backend}]: a burst's fires that wait for a worker are armed too, four shells a worker, and released as one frees up; the next second arms only what can start`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "jobsmanager.max_workers": 2 },

@@ -357,8 +357,17 @@ export class Service {
   private writesReported = false;
   /** Set when the database came back after an outage: poll at once. */
   private pollOnRecovery = false;
-  /** The shells armed for the fires at `at`, by job id. */
-  private armed: { at: number; fires: Map<string, ArmedFire> } = { at: NaN, fires: new Map() };
+  /**
+   * The shells armed for the fires at `at`, by job id; how many fires are
+   * due then, and how many shells more the open-file limit left room for
+   * when they were armed (see `armAfterEnd`).
+   */
+  private armed: { at: number; fires: Map<string, ArmedFire>; due: number; room: number } = {
+    at: NaN,
+    fires: new Map(),
+    due: 0,
+    room: 0,
+  };
   /** How long before the fires at `at` their shells are armed. */
   private armLead = { at: NaN, ms: ARM_MS };
   /** When fires were last dispatched. */
@@ -1235,11 +1244,19 @@ export class Service {
    * their descriptors fit under the open-file limit.
    */
   private armable(at: number): number {
+    const wanted = this.wantedShells(at);
+    return wanted === 0 ? 0 : Math.min(wanted, this.shellRoom());
+  }
+
+  /** `armable` but for the open-file limit. */
+  private wantedShells(at: number): number {
     const alone = at - this.lastFired > ALONE_AFTER_MS;
-    const wanted = (alone ? BURST_SHELLS_PER_WORKER : 1) * this.slots.freeWorkers;
-    if (wanted === 0) return 0;
-    const room = this.o.fileRoom?.() ?? Infinity;
-    return Math.min(wanted, Math.floor(room / FILES_PER_SHELL));
+    return (alone ? BURST_SHELLS_PER_WORKER : 1) * this.slots.freeWorkers;
+  }
+
+  /** Shells whose descriptors fit under the open-file limit (a pass over /proc/self/fd). */
+  private shellRoom(): number {
+    return Math.floor((this.o.fileRoom?.() ?? Infinity) / FILES_PER_SHELL);
   }
 
   /**
@@ -1251,11 +1268,16 @@ export class Service {
     this.disarm();
     this.armed.at = at;
     if (this.o.armRun === undefined || this.stopping || at === Infinity) return;
-    let free = this.armable(at);
-    for (const due of this.timetable.dueAt(at)) {
+    const wanted = this.wantedShells(at);
+    const room = wanted === 0 ? 0 : this.shellRoom();
+    let free = Math.min(wanted, room);
+    const dues = this.timetable.dueAt(at);
+    for (const due of dues) {
       if (free === 0) break;
       if (this.armOne(due, at)) free--;
     }
+    this.armed.due = dues.length;
+    this.armed.room = room - this.armed.fires.size;
   }
 
   /** Arm a shell for `due`'s fire at `at`, unless another node fires it or its runs fill its max_instances. */
@@ -1272,15 +1294,20 @@ export class Service {
   /**
    * A run of `jobId` ended: if the shells of the next instant are armed and
    * the job fires then, it gets its shell now (its run filled its
-   * max_instances when they were armed). Not while fires wait for a
-   * worker: the one freed is theirs, and an armed shell is released first.
+   * max_instances when they were armed). Only while a worker is free for
+   * each fire of that instant and none waits for one: an armed shell is
+   * released before the fires that wait, and this job, having run last,
+   * is the last of them in turn. The open-file room is the one counted
+   * when the others were armed, less theirs: a run's end does not read
+   * /proc again.
    */
   private armAfterEnd(jobId: string): void {
-    const { at, fires } = this.armed;
+    const { at, fires, due, room } = this.armed;
     if (this.o.armRun === undefined || !(at > this.o.clock.now()) || fires.has(jobId)) return;
-    if (this.stopping || this.waiting.length > 0) return;
-    const due = this.timetable.dueAtFor(jobId, at);
-    if (due !== null && fires.size < this.armable(at)) this.armOne(due, at);
+    if (this.stopping || !this.o.health.online || room === 0) return;
+    if (this.waiting.length > 0 || due > this.slots.freeWorkers) return;
+    const fire = this.timetable.dueAtFor(jobId, at);
+    if (fire !== null && this.armOne(fire, at)) this.armed.room--;
   }
 
   /** Disarm every shell armed, for whichever instant. */
