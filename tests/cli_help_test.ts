@@ -11,7 +11,7 @@ import { EXAMPLES } from "../src/cli/examples.ts";
 import { cli } from "./helpers.ts";
 
 /** Every command path of the tree: "" for the program, then `job`, `job add`, … */
-function paths(target: Target = buildTree(), path = ""): string[] {
+function paths(target: Target, path = ""): string[] {
   const entries = isGroup(target) ? target.getAllEntries() : [];
   return [
     path,
@@ -52,8 +52,8 @@ Deno.test("cli: subcommand help shows the global options and ends with examples"
   });
 });
 
-Deno.test("cli: every command has one or two examples that use it, and no example names a command that is gone", () => {
-  const all = paths();
+Deno.test("cli: every command has one or two examples that use it, and no example names a command that is gone", async () => {
+  const all = paths(await buildTree());
   assertEquals(Object.keys(EXAMPLES).sort(), [...all].sort());
   for (const path of all) {
     const examples = EXAMPLES[path];
@@ -127,7 +127,7 @@ Deno.test("cli: completions zsh and fish come from the same tree; an unknown she
   assertEquals([zsh.code, fish.code, bad.code], [0, 0, 2]);
   assertStringIncludes(zsh.stdout, "autoload -U +X bashcompinit && bashcompinit\n");
   assertStringIncludes(zsh.stdout, "complete -F _jobsmanager jobsmanager\n");
-  for (const path of paths().filter((p) => p !== "")) {
+  for (const path of paths(await buildTree()).filter((p) => p !== "")) {
     const [parent, name] = [path.split(" ").slice(0, -1).join(" "), path.split(" ").at(-1)];
     assertStringIncludes(zsh.stdout, `'${parent}|${name}') next='${path}' ;;`);
     assertStringIncludes(

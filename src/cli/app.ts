@@ -22,15 +22,6 @@ import { VERSION } from "../version.ts";
 import { printable } from "./output.ts";
 import { writeErr, writeOut } from "./context.ts";
 import { command, GLOBAL_ALIASES, GLOBAL_FLAGS, group, type Target } from "./command.ts";
-import { dbCommand, reloadCommand } from "./db.ts";
-import { importCommand } from "./import.ts";
-import { jobCommand } from "./job.ts";
-import { applyCommand, exportCommand } from "./jobs_file.ts";
-import { logsCommand } from "./logs.ts";
-import { runsCommand } from "./runs.ts";
-import { statusCommand } from "./status.ts";
-import { serveCommand } from "./serve.ts";
-import { completionsCommand } from "./completions.ts";
 
 type Routes = RouteMap<StricliContext>;
 
@@ -67,21 +58,41 @@ function helpCommand(root: () => Routes) {
   });
 }
 
-export function buildTree(): Routes {
-  const root: Routes = group("a database-driven cron job scheduler", {
-    serve: serveCommand(),
-    job: jobCommand(),
-    runs: runsCommand(),
-    logs: logsCommand(),
-    status: statusCommand(),
-    reload: reloadCommand(),
-    db: dbCommand(),
-    import: importCommand(),
-    export: exportCommand(),
-    apply: applyCommand(),
-    completions: completionsCommand(() => root),
-    help: helpCommand(() => root),
-  }, {
+/**
+ * The commands, each built by its own module, imported when the command is
+ * typed: `job add` does not load the importer, the runner or `serve`.
+ */
+const COMMANDS: Record<string, () => Promise<Target>> = {
+  serve: async () => (await import("./serve.ts")).serveCommand(),
+  job: async () => (await import("./job.ts")).jobCommand(),
+  runs: async () => (await import("./runs.ts")).runsCommand(),
+  logs: async () => (await import("./logs.ts")).logsCommand(),
+  status: async () => (await import("./status.ts")).statusCommand(),
+  reload: async () => (await import("./db.ts")).reloadCommand(),
+  db: async () => (await import("./db.ts")).dbCommand(),
+  import: async () => (await import("./import.ts")).importCommand(),
+  export: async () => (await import("./jobs_file.ts")).exportCommand(),
+  apply: async () => (await import("./jobs_file.ts")).applyCommand(),
+};
+
+/**
+ * The command tree: every command, or with `only` just that one (what
+ * `jobsmanager job …` needs; help and completion need them all).
+ */
+export async function buildTree(only?: string): Promise<Routes> {
+  const names = only !== undefined && Object.hasOwn(COMMANDS, only)
+    ? [only]
+    : Object.keys(COMMANDS);
+  const targets = await Promise.all(names.map((name) => COMMANDS[name]()));
+  const routes: Record<string, Target> = Object.fromEntries(
+    names.map((name, i) => [name, targets[i]]),
+  );
+  if (names.length > 1) {
+    const { completionsCommand } = await import("./completions.ts");
+    routes.completions = completionsCommand(() => root);
+    routes.help = helpCommand(() => root);
+  }
+  const root: Routes = group("a database-driven cron job scheduler", routes, {
     description: `a database-driven cron job scheduler
 
 Every command takes the global options, before or after its name:
@@ -225,9 +236,19 @@ function commandFirst(root: Routes, args: string[]): Ordered {
   return { words, globals, others: args.slice(i), target };
 }
 
+/** The first word of `args` that is not a global option or its value. */
+function firstWord(args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const global = globalOption(args[i]);
+    if (!global) return args[i];
+    if (global.takesValue) i++;
+  }
+  return undefined;
+}
+
 /** Run the CLI with `args` (without the program name); resolves to the exit code. */
 export async function runCli(args: string[]): Promise<number> {
-  const root = buildTree();
+  const root = await buildTree(firstWord(args));
   const { words, globals, others, target, unsatisfied } = commandFirst(root, emptyValues(args));
   let path = ["jobsmanager", ...words].join(" ");
   if (unsatisfied !== undefined) {

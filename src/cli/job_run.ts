@@ -10,7 +10,6 @@ import { secretsOf } from "../store/target.ts";
 import { PRIVATE_ENV, secretValues } from "../config/config.ts";
 import { validateId } from "../domain/job.ts";
 import { FINAL_STATUSES, type Run } from "../domain/run.ts";
-import { finishedRecord, inheritedEnv, runEnv, startRun } from "../daemon/runner.ts";
 import { hereNode, requestRun, startHereRun } from "../app/runs.ts";
 import type { JobStore, RunStore } from "../store/store.ts";
 import { type CommandContext, writeErr } from "./context.ts";
@@ -52,6 +51,7 @@ async function runHere(
     relay(stream, chunk);
     if (chunk.length > 0) lineOpen = chunk[chunk.length - 1] === 0x0a ? null : stream;
   };
+  const { finishedRecord, inheritedEnv, runEnv, startRun } = await import("../daemon/runner.ts");
   const { job, run } = await startHereRun(store, id, {
     node: hereNode(Deno.hostname()),
     now: Date.now(),
