@@ -467,6 +467,12 @@ Deno.test("cli: usage errors are one line on stderr, naming the help to read", a
     stderr:
       "jobsmanager: 'jobs' is not a command; did you mean `job`? (see `jobsmanager --help`)\n",
   });
+  // `--json=` is `--json ""`: the empty word is the one that names no command, and every
+  // command is a suggestion for it, not only the `job` typed after it.
+  await expectRejected(db, ["--database", db.url, "--json=", "job", "list"], {
+    code: 2,
+    stderr: "jobsmanager: '' is not a command; did you mean `db`? (see `jobsmanager --help`)\n",
+  });
 });
 
 // ------------------------------------------------ databases that fail to open

@@ -60,7 +60,8 @@ function helpCommand(root: () => Routes) {
 
 /**
  * The commands, each built by its own module, imported when the command is
- * typed: `job add` does not load the importer, the runner or `serve`.
+ * typed: `job add` does not load the importer, the runner or `serve`. Help,
+ * completion, `--version` and a word that names no command load them all.
  */
 const COMMANDS: Record<string, () => Promise<Target>> = {
   serve: async () => (await import("./serve.ts")).serveCommand(),
@@ -76,18 +77,17 @@ const COMMANDS: Record<string, () => Promise<Target>> = {
 };
 
 /**
- * The command tree: every command, or with `only` just that one (what
- * `jobsmanager job …` needs; help and completion need them all).
+ * The command tree: with `only` one of COMMANDS, just that command (what
+ * `jobsmanager job …` needs); else every command, with help and completion.
  */
 export async function buildTree(only?: string): Promise<Routes> {
-  const names = only !== undefined && Object.hasOwn(COMMANDS, only)
-    ? [only]
-    : Object.keys(COMMANDS);
+  const alone = only !== undefined && Object.hasOwn(COMMANDS, only);
+  const names = alone ? [only] : Object.keys(COMMANDS);
   const targets = await Promise.all(names.map((name) => COMMANDS[name]()));
   const routes: Record<string, Target> = Object.fromEntries(
     names.map((name, i) => [name, targets[i]]),
   );
-  if (names.length > 1) {
+  if (!alone) {
     const { completionsCommand } = await import("./completions.ts");
     routes.completions = completionsCommand(() => root);
     routes.help = helpCommand(() => root);
@@ -248,8 +248,9 @@ function firstWord(args: string[]): string | undefined {
 
 /** Run the CLI with `args` (without the program name); resolves to the exit code. */
 export async function runCli(args: string[]): Promise<number> {
-  const root = await buildTree(firstWord(args));
-  const { words, globals, others, target, unsatisfied } = commandFirst(root, emptyValues(args));
+  const given = emptyValues(args);
+  const root = await buildTree(firstWord(given));
+  const { words, globals, others, target, unsatisfied } = commandFirst(root, given);
   let path = ["jobsmanager", ...words].join(" ");
   if (unsatisfied !== undefined) {
     writeErr(`jobsmanager: option '${unsatisfied}' needs a value (see \`${path} --help\`)`);
