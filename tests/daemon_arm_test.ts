@@ -231,6 +231,41 @@ for (const backend of BACKENDS) {
     );
   });
 
+  Deno.test(`daemon[${backend}]: where fires outnumber the shells armed, the shells go to the jobs that waited longest since they last started`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.max_workers": 2 },
+    });
+    for (const id of ["a", "b", "c", "d"]) await h.job(id, { schedule: { second: "*" } });
+    await h.start();
+    // At 1 s a to d run, two at a time.
+    await h.clock.set(at(1));
+    for (let started = 2; started <= 4; started += 2) {
+      await h.until(
+        () => h.runner.runs.length === started && h.runner.running.length === 2,
+        `${started} started, 2 of them running: ${h.runner.runs.join(", ")}`,
+      );
+      for (const run of h.runner.running) run.finish();
+    }
+    await h.until(
+      async () => (await h.runs()).filter((r) => r.status === "success").length === 4,
+      "four runs to succeed",
+    );
+    // e and f, added since, never started: the two shells of 2 s are theirs, not a's and b's.
+    await h.job("e", { schedule: { second: "*" } });
+    const marker = await h.job("f", { schedule: { second: "*" } });
+    h.daemon.reload();
+    await h.until(
+      async () => (await h.markers()).find((m) => m.id === marker)?.updated,
+      `marker ${marker} to be applied`,
+    );
+    await h.clock.set(at(2) - 500);
+    const forTwo = () => h.runner.armed.filter((a) => a.at === at(2));
+    await h.until(() => forTwo().length === 2, `2 armed for 2 s: ${h.runner.armed.join(", ")}`);
+    assertEquals(forTwo().map((a) => a.spec.env.JM_JOB_ID).sort(), ["e", "f"]);
+    await h.clock.set(at(2));
+    for (const id of ["e", "f"]) assert((await h.started(id, at(2))).armed, `${id} released`);
+  });
+
   Deno.test(`daemon[${backend}]: a burst arms four shells for each worker free, not for those long runs hold`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "jobsmanager.max_workers": 2 },

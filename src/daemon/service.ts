@@ -1005,9 +1005,7 @@ export class Service {
       });
       plans.push(null);
     }
-    // Under overload the workers go to the jobs that waited longest since they last started.
-    const byLastStart = (d: Due) => this.lastStarted.get(d.job.id) ?? 0;
-    const inTurn = decision.run.toSorted((a, b) => byLastStart(a) - byLastStart(b));
+    const inTurn = this.inTurn(decision.run);
     // A job's fires decided together (a catch-up without coalesce): the one that took its last slot.
     const tookSlot = new Map<string, number>();
     for (const due of inTurn) {
@@ -1272,12 +1270,19 @@ export class Service {
     const room = wanted === 0 ? 0 : this.shellRoom();
     let free = Math.min(wanted, room);
     const dues = this.timetable.dueAt(at);
-    for (const due of dues) {
+    // Fewer shells than fires: they go to the fires that will get the workers.
+    for (const due of this.inTurn(dues)) {
       if (free === 0) break;
       if (this.armOne(due, at)) free--;
     }
     this.armed.due = dues.length;
     this.armed.room = room - this.armed.fires.size;
+  }
+
+  /** Under overload the workers go to the jobs that waited longest since they last started. */
+  private inTurn<T extends { job: Job }>(dues: T[]): T[] {
+    const lastStart = (due: T) => this.lastStarted.get(due.job.id) ?? 0;
+    return dues.toSorted((a, b) => lastStart(a) - lastStart(b));
   }
 
   /** Arm a shell for `due`'s fire at `at`, unless another node fires it or its runs fill its max_instances. */
