@@ -187,7 +187,7 @@ for (const backend of BACKENDS) {
     await t.step(
       "imported again, a crontab's jobs keep what it has no word for: enabled, timeout, retries, cwd",
       async () => {
-        const file = `${await Deno.makeTempDir()}/kept`;
+        const file = `${db.dir}/kept`;
         await Deno.writeTextFile(file, "# nightly\n30 2 * * * backup.sh\n");
         assertEquals((await jm("import", "crontab", file, "--apply")).code, 0);
         const id = "kept.backup-sh";
@@ -221,7 +221,7 @@ for (const backend of BACKENDS) {
     await t.step(
       "an edited crontab: the jobs no line makes any more are stale; --prune removes them",
       async () => {
-        const file = `${await Deno.makeTempDir()}/reports`;
+        const file = `${db.dir}/reports`;
         await Deno.writeTextFile(file, "0 3 1 * 1 /usr/bin/report\n30 2 * * * backup.sh\n");
         const first = await jm("import", "crontab", file, "--apply");
         assertEquals(first.code, 0, first.stderr);
