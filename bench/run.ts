@@ -117,6 +117,29 @@ function ownLags(runs: Record<string, unknown>[]): number[] {
     .map((r) => Number(String(r.stdout).trim()) - Number(r.scheduled_at));
 }
 
+/** CPU (ms) process `pid` used itself, and its children it has reaped (their own children included). */
+function cpuSplit(pid: number | "self"): { own: number; children: number } {
+  const f = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+  return {
+    own: (Number(f[11]) + Number(f[12])) * 10,
+    children: (Number(f[13]) + Number(f[14])) * 10,
+  };
+}
+
+/**
+ * The cores a process kept busy since `from` (a cpuSplit of it), over
+ * `seconds`: its own and its reaped children's (the commands it ran).
+ */
+function coresSince(
+  from: { own: number; children: number },
+  pid: number | "self",
+  seconds: number,
+): string {
+  const now = cpuSplit(pid);
+  const cores = (ms: number) => (ms / 1000 / seconds).toFixed(2);
+  return `${cores(now.own - from.own)} + ${cores(now.children - from.children)}`;
+}
+
 function countStatuses(runs: Record<string, unknown>[]): string {
   const statuses = new Map<string, number>();
   for (const r of runs) statuses.set(String(r.status), (statuses.get(String(r.status)) ?? 0) + 1);
@@ -182,9 +205,13 @@ async function firing(backend: Backend): Promise<(string | number)[][]> {
       ms(Math.max(...lags)),
       `${ms(median(durations))} / ${ms(quantile(durations, 0.99))}`,
       "",
+      "",
     ]);
   }
-  // 1,000 a second is a matter of throughput: the share a plain loop of the command keeps up with.
+  // 1,000 a second is a matter of throughput: the share a plain loop of
+  // the command keeps up with, and the cores that takes.
+  const loopCpu = cpuSplit("self");
+  const loopStart = performance.now();
   const rate = await loop(3000, 300, () =>
     new Deno.Command("/bin/sh", {
       args: ["-c", OWN_CLOCK],
@@ -203,6 +230,7 @@ async function firing(backend: Backend): Promise<(string | number)[][]> {
     "",
     "",
     "",
+    coresSince(loopCpu, "self", (performance.now() - loopStart) / 1000),
   ]);
   for (const n of [10, 100, 1000]) {
     const db = await freshDb(backend);
@@ -211,7 +239,11 @@ async function firing(backend: Backend): Promise<(string | number)[][]> {
       const s = await serve(db, {});
       const from = Math.ceil(Date.now() / 1000) * 1000 + 2000;
       const to = from + SECONDS * 1000;
-      await new Promise((r) => setTimeout(r, to - Date.now() + 2000));
+      await new Promise((r) => setTimeout(r, from - Date.now()));
+      const serviceCpu = cpuSplit(s.child.pid);
+      await new Promise((r) => setTimeout(r, to - Date.now()));
+      const cores = coresSince(serviceCpu, s.child.pid, SECONDS);
+      await new Promise((r) => setTimeout(r, 2000));
       await s.stop();
       const runs = await query(
         db,
@@ -243,6 +275,7 @@ async function firing(backend: Backend): Promise<(string | number)[][]> {
         ms(Math.max(...lags)),
         `${ms(median(durations))} / ${ms(quantile(durations, 0.99))}`,
         `${(longestGap / 1000).toFixed(0)} s`,
+        cores,
       ]);
     } finally {
       await db.drop();
@@ -772,6 +805,7 @@ const SECTIONS: Record<
       "lag max",
       "recorded duration p50 / p99",
       "longest a job went without a run",
+      `cores busy, of ${navigator.hardwareConcurrency}: the process + the commands it ran`,
     ],
     firing,
   ],
