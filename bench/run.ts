@@ -477,9 +477,9 @@ async function reloadOnce(
   }
 }
 
+/** Process `pid`'s own CPU, in clock ticks (10 ms). */
 function cpuTicks(pid: number): number {
-  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
-  return Number(fields[11]) + Number(fields[12]);
+  return cpuSplit(pid).own / 10;
 }
 
 /**
@@ -712,8 +712,8 @@ async function runner(): Promise<(string | number)[][]> {
   // CPU (this process and its children, all reaped by then) per run: what
   // contention from other processes changes least.
   const cpuMs = () => {
-    const f = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
-    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 10;
+    const { own, children } = cpuSplit("self");
+    return own + children;
   };
   const measure = async (one: () => Promise<unknown>) => {
     const cpu0 = cpuMs();
