@@ -1,8 +1,13 @@
-/** Running commands: real processes, short ones. */
+/**
+ * Running commands: real processes, short ones. A service's runs start
+ * natively here where they can (native_spawn.ts); runner_command_test.ts
+ * runs these tests again as where they cannot.
+ */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { HeadTailCapture } from "../src/daemon/capture.ts";
 import { existsSync } from "node:fs";
 import { armRun, type RunSpec, spawnCost, startRun } from "../src/daemon/runner.ts";
+import { nativeSpawner } from "../src/daemon/native_spawn.ts";
 import { alive, livePidsMatching, waitFor } from "./helpers.ts";
 
 const encode = (s: string) => new TextEncoder().encode(s);
@@ -114,7 +119,9 @@ Deno.test("setsid starts in the C locale where sh is dash, yet the command sees 
   const command =
     `tr '\\0' '\\n' < /proc/$$/environ | grep '^LC_ALL='; echo "\${LC_ALL-unset}"; env | grep -c '^LC_ALL=' || true`;
   for (const standalone of [false, true]) {
-    const cases = [[{}, `${SH_IS_DASH ? "LC_ALL=C\n" : ""}unset\n0\n`], [
+    // A service's run started natively execs no util-linux tool: its shell gets the environment as it is.
+    const viaSetsid = standalone || nativeSpawner() === null;
+    const cases = [[{}, `${SH_IS_DASH && viaSetsid ? "LC_ALL=C\n" : ""}unset\n0\n`], [
       { LC_ALL: "C.UTF-8" },
       "LC_ALL=C.UTF-8\nC.UTF-8\n1\n",
     ]] as const;
@@ -166,6 +173,52 @@ await handle.done;`;
     await reader.cancel();
     for (const pid of livePidsMatching(`sleep ${seconds}`)) Deno.kill(pid, "SIGKILL");
   }
+});
+
+/** This process's descriptors that a child inherits: 0-2, and those without O_CLOEXEC (inherited in turn). */
+function inheritable(): string {
+  const fds = [...Deno.readDirSync("/proc/self/fd")].map((e) => Number(e.name)).filter((fd) => {
+    try {
+      const flags = /^flags:\s+(\d+)/m.exec(Deno.readTextFileSync(`/proc/self/fdinfo/${fd}`))![1];
+      return fd <= 2 || (parseInt(flags, 8) & 0o2000000) === 0;
+    } catch {
+      return false; // /proc/self/fd's own, gone by then
+    }
+  });
+  return fds.sort().join(" ");
+}
+
+Deno.test("a run's shell gets no signal blocked, SIGPIPE at its default, and no descriptor the service opened", async () => {
+  const SIGPIPE = 1n << 12n;
+  const ignored = (status: string) => BigInt(`0x${/^SigIgn:\s+(\w+)/m.exec(status)![1]}`);
+  // The service ignores SIGPIPE (Deno does): its runs must not.
+  assert((ignored(Deno.readTextFileSync("/proc/self/status")) & SIGPIPE) !== 0n);
+  const command = `grep -E '^Sig(Blk|Ign)' /proc/$$/status; ls /proc/$$/fd`;
+  for (const run of [startRun(spec(command)), armRun(spec(command))!.release(spec(command))]) {
+    const { stdout, stderr } = await run.done;
+    assertMatch(stdout, /^SigBlk:\t0+\n/, stderr);
+    assertEquals(ignored(stdout) & SIGPIPE, 0n, stdout);
+    assertEquals(stdout.split("\n").slice(2, -1).join(" "), inheritable(), stdout);
+  }
+});
+
+Deno.test("a run ended by a signal it was not sent by jobsmanager is killed, with the signal's name", async () => {
+  const result = await startRun(spec("kill -USR1 $$")).done;
+  assertEquals([result.status, result.signal, result.exitCode], ["killed", "SIGUSR1", null]);
+  assertEquals(result.note, "ended by SIGUSR1, not sent by jobsmanager");
+});
+
+Deno.test("stdout and stderr far beyond a pipe's capacity at once: every byte is counted, head and tail kept", async () => {
+  const bytes = 1_000_000;
+  const result = await startRun(
+    spec(
+      `(head -c ${bytes} /dev/zero | tr '\\0' e; echo E) >&2 & head -c ${bytes} /dev/zero | tr '\\0' o; echo O; wait`,
+    ),
+  ).done;
+  assertEquals(result.status, "success");
+  assertEquals(result.outputBytes, 2 * bytes + 4);
+  assert(result.stdout.startsWith("ooo") && result.stdout.endsWith("oO\n"), result.stdout);
+  assert(result.stderr.startsWith("eee") && result.stderr.endsWith("eE\n"), result.stderr);
 });
 
 Deno.test("stdin is /dev/null, so a command reading it does not hang", async () => {

@@ -1,17 +1,20 @@
 /**
  * Runs one command: `/bin/sh -c COMMAND` in a session and process group of
  * its own, stdin from /dev/null (or a notification hook's JSON), output
- * captured head-and-tail. The group
- * comes from util-linux's `setsid`, which the child execs before the
- * shell, so the group exists before the command runs; Deno's `detached`
- * would do the same, but makes Deno fork the whole service (page tables
- * of hundreds of MiB) for each run, where a plain spawn is a vfork: at
- * 150 MiB of heap, 40 runs/s instead of 420. Only where `setsid` is
- * missing is `detached` used. A `standalone` run (`job run --here`: no
- * guard watches it) runs under util-linux's `setpriv --pdeathsig KILL`
- * too, so the kernel kills the shell if this process dies first; the
- * service's runs have the guard instead (run_guard.ts), which kills their
- * whole groups, and spare that exec.
+ * captured head-and-tail. A service's runs start natively
+ * (native_spawn.ts): glibc's posix_spawn makes the session between its
+ * vfork and the shell's exec, so the group exists before the command runs,
+ * at no cost beyond a plain spawn's. Elsewhere (no glibc ≥ 2.29, a hook's
+ * stdin, `job run --here`), the group comes from util-linux's `setsid`,
+ * which the child execs before the shell: a third of a short run's CPU.
+ * Deno's `detached` would make it too, but makes Deno fork the whole
+ * service (page tables of hundreds of MiB) for each run, where a plain
+ * spawn is a vfork: at 150 MiB of heap, 40 runs/s instead of 420. Only
+ * where `setsid` is missing is `detached` used. A `standalone` run (`job
+ * run --here`: no guard watches it) runs under util-linux's `setpriv
+ * --pdeathsig KILL` too, so the kernel kills the shell if this process
+ * dies first; the service's runs have the guard instead (run_guard.ts),
+ * which kills their whole groups, and spare that exec.
  * On timeout the whole group gets SIGTERM, then SIGKILL after the grace;
  * when the shell exits, whatever it left behind is ended the same way:
  * what stayed in its group, and what left the group (setsid, a double
@@ -21,6 +24,7 @@
  */
 import type { RunUpdate } from "../domain/run.ts";
 import { HeadTailCapture } from "./capture.ts";
+import { type NativeChild, nativeSpawner } from "./native_spawn.ts";
 import { redactSecrets } from "../store/target.ts";
 import {
   bootTicks,
@@ -423,10 +427,41 @@ async function drain(
   }
 }
 
+/** A run's child process, started natively (native_spawn.ts) or with `Deno.Command`. */
+type RunChild = NativeChild;
+
+/** A `Deno.Command` child as a RunChild. */
+function commandChild(child: Deno.ChildProcess, stdin: boolean): RunChild {
+  let reading = false;
+  return {
+    pid: child.pid,
+    status: child.status,
+    readOutput: (stdout, stderr, stop, onOutput) => {
+      reading = true;
+      return Promise.all([
+        drain(child.stdout, stdout, stop, onOutput?.bind(null, "stdout")),
+        drain(child.stderr, stderr, stop, onOutput?.bind(null, "stderr")),
+      ]).then(() => {});
+    },
+    // A command that exits without reading it all ends the write (a broken pipe): no matter.
+    feed: (bytes) => ReadableStream.from([bytes]).pipeTo(child.stdin).catch(() => {}),
+    drop: () => {
+      if (stdin) child.stdin.close().catch(() => {});
+      if (reading) return;
+      child.stdout.cancel().catch(() => {});
+      child.stderr.cancel().catch(() => {});
+    },
+  };
+}
+
 /** A child process of a run's shell, or why it could not start. */
 type Spawned =
-  /** `since`: boot ticks (processes.ts `bootTicks`) before it started. */
-  | { child: Deno.ChildProcess; detached: boolean; since: number }
+  /**
+   * `grouped`: it led its group from the start (else setsid makes it
+   * just after); `since`: boot ticks (processes.ts `bootTicks`) before it
+   * started.
+   */
+  | { child: RunChild; grouped: boolean; since: number }
   | { error: string };
 
 /**
@@ -441,28 +476,51 @@ export function spawnCost(): number {
   return spawnMs;
 }
 
-function spawnShell(spec: RunSpec, script: string, marker: string, stdin: boolean): Spawned {
-  const [program, args, env, detached] = shell(
-    script,
-    spec.standalone ?? false,
-    { ...spec.baseEnv, ...spec.env, [MARKER_VARIABLE]: marker },
-  );
+/**
+ * Spawn a run's shell running `script`. Its stdin is /dev/null, or a pipe
+ * for `feed`: `text` (a hook's JSON: any length), or `line` (an armed
+ * shell's run id). A service's runs start natively where they can; a
+ * standalone run needs setpriv's exec, and a text may not fit a pipe at
+ * once: those start with `Deno.Command`.
+ */
+function spawnShell(
+  spec: RunSpec,
+  script: string,
+  marker: string,
+  stdin: "null" | "line" | "text",
+): Spawned {
+  const env = { ...spec.baseEnv, ...spec.env, [MARKER_VARIABLE]: marker };
   const since = bootTicks();
   const t0 = performance.now();
+  const spawned = (child: RunChild, grouped: boolean): Spawned => {
+    const took = performance.now() - t0;
+    spawnMs += (took - spawnMs) / 32;
+    return { child, grouped, since };
+  };
+  const native = spec.standalone || stdin === "text" ? null : nativeSpawner();
   try {
+    if (native !== null) {
+      const child = native.spawn({
+        program: "/bin/sh",
+        args: ["-c", script],
+        env,
+        cwd: spec.cwd,
+        stdin: stdin === "null" ? "null" : "piped",
+      });
+      return spawned(child, true);
+    }
+    const [program, args, shellEnv, detached] = shell(script, spec.standalone ?? false, env);
     const child = new Deno.Command(program, {
       args,
       detached,
-      env,
+      env: shellEnv,
       clearEnv: true,
       cwd: spec.cwd,
-      stdin: stdin ? "piped" : "null",
+      stdin: stdin === "null" ? "null" : "piped",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    const took = performance.now() - t0;
-    spawnMs += (took - spawnMs) / 32;
-    return { child, detached, since };
+    return spawned(commandChild(child, stdin !== "null"), detached);
   } catch (error) {
     return { error: `could not start the command: ${(error as Error).message}` };
   }
@@ -484,15 +542,17 @@ function notStarted(note: string, now: () => number): RunHandle {
 /** Start a run. Never throws: a command that cannot start resolves as `error`. */
 export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle {
   const marker = spec.marker ?? crypto.randomUUID();
-  const spawned = spawnShell(spec, spec.command, marker, spec.stdin !== undefined);
+  const spawned = spawnShell(
+    spec,
+    spec.command,
+    marker,
+    spec.stdin === undefined ? "null" : "text",
+  );
   if ("error" in spawned) return notStarted(spawned.error, now);
   const { child } = spawned;
-  // A command that exits without reading it all ends the write (a broken pipe): no matter.
   const feeding = spec.stdin === undefined
     ? Promise.resolve()
-    : ReadableStream.from([new TextEncoder().encode(spec.stdin)]).pipeTo(child.stdin).catch(
-      () => {},
-    );
+    : child.feed(new TextEncoder().encode(spec.stdin));
   // The child exists from here: this is when the run started.
   return watchRun(spawned, spec, marker, now(), feeding, now);
 }
@@ -540,17 +600,12 @@ export function armRun(spec: RunSpec): ArmedShell | null {
   // Taken before the shell enters it: a directory switched since (a deploy
   // moving a symbolic link) is seen at the release, which then starts anew.
   const cwd = spec.cwd === undefined ? null : directoryId(spec.cwd);
-  const spawned = spawnShell(spec, script, marker, true);
+  const spawned = spawnShell(spec, script, marker, "line");
   if ("error" in spawned) return null;
   const { child } = spawned;
   let gone = false;
   child.status.then(() => gone = true);
-  const writer = child.stdin.getWriter();
-  const drop = () => {
-    writer.close().catch(() => {});
-    child.stdout.cancel().catch(() => {});
-    child.stderr.cancel().catch(() => {});
-  };
+  const drop = () => child.drop();
   let used = false;
   const use = () => {
     if (used) throw new Error("an armed run's shell was released or disarmed already");
@@ -561,7 +616,7 @@ export function armRun(spec: RunSpec): ArmedShell | null {
     if (went === null && !gone && (cwd === null || directoryId(spec.cwd!) === cwd)) {
       const line = new TextEncoder().encode(`${runId}\n`);
       // The shell may be gone by the write: its end is then the run's, read as any other.
-      went = { at: now(), feeding: writer.write(line).then(() => writer.close()).catch(() => {}) };
+      went = { at: now(), feeding: child.feed(line) };
     }
     return went !== null;
   };
@@ -597,7 +652,7 @@ function directoryId(path: string): string | null {
  * it leaves behind. `feeding` settles once its stdin is written.
  */
 function watchRun(
-  { child, detached, since }: Extract<Spawned, { child: Deno.ChildProcess }>,
+  { child, grouped, since }: Extract<Spawned, { child: RunChild }>,
   spec: RunSpec,
   marker: string,
   startedAt: number,
@@ -621,9 +676,9 @@ function watchRun(
     endedBy = reason;
     // Just after the spawn, setsid may not have made the run's group yet:
     // the child, about to exec the shell, is then all there is of the run.
-    if (!detached && !leadsItsGroup(pgid)) {
+    if (!grouped && !leadsItsGroup(pgid)) {
       try {
-        child.kill("SIGTERM");
+        Deno.kill(pgid, "SIGTERM");
       } catch {
         // It has just ended.
       }
@@ -678,10 +733,8 @@ function watchRun(
   const done = (async (): Promise<RunResult> => {
     const stopReading = new AbortController();
     let drained = false;
-    const output = Promise.all([
-      drain(child.stdout, stdout, stopReading.signal, spec.onOutput?.bind(null, "stdout")),
-      drain(child.stderr, stderr, stopReading.signal, spec.onOutput?.bind(null, "stderr")),
-    ]).then(() => drained = true);
+    const output = child.readOutput(stdout, stderr, stopReading.signal, spec.onOutput)
+      .then(() => drained = true);
     const status = await child.status;
     exited = true;
     if (timeout !== undefined) timeouts.remove(timeout);

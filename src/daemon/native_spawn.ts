@@ -1,0 +1,469 @@
+/**
+ * Starting a run's shell with glibc's `posix_spawn` (through Deno's FFI),
+ * in a session of its own: POSIX_SPAWN_SETSID makes the session and group
+ * between the vfork and the exec, where Deno's spawn can only make it with
+ * a full fork of the service (`detached`) or with util-linux's `setsid`
+ * exec'd first (a third of a short run's CPU). Its output is read from
+ * pipes, and its end heard from a pidfd, all through one epoll set per
+ * thread, waited on by one call in Deno's blocking thread pool: no
+ * resource, promise or stream per run, one read buffer for all.
+ *
+ * Where this cannot work (not glibc ≥ 2.29, no pidfd_open before Linux
+ * 5.3, FFI refused), `nativeSpawner()` is null and runner.ts spawns with
+ * `Deno.Command`.
+ */
+import type { HeadTailCapture } from "./capture.ts";
+
+const SYMBOLS = {
+  posix_spawn: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
+  posix_spawnattr_init: { parameters: ["buffer"], result: "i32" },
+  posix_spawnattr_setflags: { parameters: ["buffer", "i16"], result: "i32" },
+  posix_spawnattr_setsigdefault: { parameters: ["buffer", "buffer"], result: "i32" },
+  posix_spawnattr_setsigmask: { parameters: ["buffer", "buffer"], result: "i32" },
+  posix_spawn_file_actions_init: { parameters: ["buffer"], result: "i32" },
+  posix_spawn_file_actions_destroy: { parameters: ["buffer"], result: "i32" },
+  posix_spawn_file_actions_adddup2: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  posix_spawn_file_actions_addopen: {
+    parameters: ["buffer", "i32", "buffer", "i32", "u32"],
+    result: "i32",
+  },
+  posix_spawn_file_actions_addchdir_np: { parameters: ["buffer", "buffer"], result: "i32" },
+  sigemptyset: { parameters: ["buffer"], result: "i32" },
+  sigaddset: { parameters: ["buffer", "i32"], result: "i32" },
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  close: { parameters: ["i32"], result: "i32" },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32", nonblocking: true },
+  syscall: { parameters: ["i64", "i64", "i64"], result: "i64" },
+  waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+// Linux's, on x86-64 and arm64 alike.
+const O_RDONLY = 0;
+const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
+const F_SETFL = 4;
+const POSIX_SPAWN_SETSIGDEF = 0x04;
+const POSIX_SPAWN_SETSIGMASK = 0x08;
+const POSIX_SPAWN_SETSID = 0x80;
+const SIGPIPE = 13;
+/** The same number on x86-64 and arm64. */
+const SYS_PIDFD_OPEN = 434n;
+const EPOLL_CTL_ADD = 1;
+const EPOLL_CTL_DEL = 2;
+const EPOLLIN = 0x001;
+const EAGAIN = 11;
+const EINTR = 4;
+const WNOHANG = 1;
+/** `struct epoll_event` is packed on x86-64 only. */
+const EVENT_SIZE = Deno.build.arch === "x86_64" ? 12 : 16;
+const EVENT_DATA = Deno.build.arch === "x86_64" ? 4 : 8;
+/** Events taken from one wait. */
+const EVENTS_PER_WAIT = 256;
+/** Bytes read from a pipe at one readiness before the others are served (level-triggered: the rest comes next). */
+const READS_PER_EVENT = 4;
+const READ_BUFFER = 65_536;
+
+/** Linux's signal numbers, for a child's end. */
+const SIGNALS: readonly (Deno.Signal | undefined)[] = [
+  undefined,
+  "SIGHUP",
+  "SIGINT",
+  "SIGQUIT",
+  "SIGILL",
+  "SIGTRAP",
+  "SIGABRT",
+  "SIGBUS",
+  "SIGFPE",
+  "SIGKILL",
+  "SIGUSR1",
+  "SIGSEGV",
+  "SIGUSR2",
+  "SIGPIPE",
+  "SIGALRM",
+  "SIGTERM",
+  "SIGSTKFLT",
+  "SIGCHLD",
+  "SIGCONT",
+  "SIGSTOP",
+  "SIGTSTP",
+  "SIGTTIN",
+  "SIGTTOU",
+  "SIGURG",
+  "SIGXCPU",
+  "SIGXFSZ",
+  "SIGVTALRM",
+  "SIGPROF",
+  "SIGWINCH",
+  "SIGIO",
+  "SIGPWR",
+  "SIGSYS",
+];
+
+/** What a run's child is started with. */
+export interface SpawnOptions {
+  program: string;
+  args: readonly string[];
+  env: Record<string, string>;
+  cwd?: string;
+  /** A pipe to write to (`feed`), or /dev/null. */
+  stdin: "piped" | "null";
+}
+
+/** A child started by `NativeSpawner.spawn`, leading a session and process group of its own. */
+export interface NativeChild {
+  readonly pid: number;
+  readonly status: Promise<Deno.CommandStatus>;
+  /**
+   * Read stdout and stderr into `stdout` and `stderr` until both close
+   * or `stop` aborts (then they are closed unread). Once only.
+   */
+  readOutput(
+    stdout: HeadTailCapture,
+    stderr: HeadTailCapture,
+    stop: AbortSignal,
+    onOutput?: (stream: "stdout" | "stderr", chunk: Uint8Array) => void,
+  ): Promise<void>;
+  /**
+   * Write `bytes` to stdin, then close it. What does not fit the pipe now
+   * is not written (a line always fits an empty pipe), nor anything once
+   * the child is gone: its end says what came of it.
+   */
+  feed(bytes: Uint8Array): Promise<void>;
+  /** Close stdin unwritten and the output unread (the child is not wanted). */
+  drop(): void;
+}
+
+export interface NativeSpawner {
+  /** Start a child; throws an Error saying why it could not. */
+  spawn(o: SpawnOptions): NativeChild;
+}
+
+let spawner: NativeSpawner | null | undefined;
+
+/** This thread's spawner; null where the native spawn cannot work here. */
+export function nativeSpawner(): NativeSpawner | null {
+  if (spawner === undefined) spawner = openSpawner();
+  return spawner;
+}
+
+/**
+ * Spawn with `Deno.Command` in this thread from now on, as where the
+ * native spawn cannot work (runner_command_test.ts).
+ */
+export function forgoNativeSpawn(): void {
+  spawner = null;
+}
+
+function openSpawner(): NativeSpawner | null {
+  if (Deno.build.os !== "linux") return null;
+  let libc: Libc;
+  try {
+    libc = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+  } catch {
+    // Not glibc, too old a glibc (addchdir_np: 2.29), or FFI not allowed.
+    return null;
+  }
+  const self = Number(libc.syscall(SYS_PIDFD_OPEN, BigInt(Deno.pid), 0n));
+  if (self < 0) return null;
+  libc.close(self);
+  return new Spawner(libc);
+}
+
+const encoder = new TextEncoder();
+
+function cString(text: string): Uint8Array {
+  if (text.includes("\0")) throw new Error("an argument or environment variable holds a NUL byte");
+  return encoder.encode(`${text}\0`);
+}
+
+/** A NULL-ended array of pointers to `strings`, which must outlive it. */
+function pointers(strings: readonly Uint8Array[]): BigUint64Array {
+  const array = new BigUint64Array(strings.length + 1);
+  strings.forEach((s, i) => {
+    array[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s)));
+  });
+  return array;
+}
+
+class Spawner implements NativeSpawner {
+  private readonly attr = new Uint8Array(1024);
+  private readonly devNull = cString("/dev/null");
+  private readonly poller: Poller;
+  private readonly buffer = new Uint8Array(READ_BUFFER);
+
+  constructor(private readonly libc: Libc) {
+    libc.posix_spawnattr_init(this.attr);
+    // As Deno's spawn leaves them: no signal blocked, SIGPIPE (which Deno ignores) at its default.
+    const none = new Uint8Array(128);
+    libc.sigemptyset(none);
+    const pipe = new Uint8Array(128);
+    libc.sigemptyset(pipe);
+    libc.sigaddset(pipe, SIGPIPE);
+    libc.posix_spawnattr_setsigmask(this.attr, none);
+    libc.posix_spawnattr_setsigdefault(this.attr, pipe);
+    libc.posix_spawnattr_setflags(
+      this.attr,
+      POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK,
+    );
+    this.poller = new Poller(libc);
+  }
+
+  spawn(o: SpawnOptions): NativeChild {
+    const libc = this.libc;
+    const program = cString(o.program);
+    const argv = [program, ...o.args.map(cString)];
+    const envp = Object.entries(o.env).map(([name, value]) => {
+      if (name === "" || name.includes("=")) {
+        throw new Error(`the environment variable name ${JSON.stringify(name)} is not valid`);
+      }
+      return cString(`${name}=${value}`);
+    });
+    const cwd = o.cwd === undefined ? null : cString(o.cwd);
+    const fds = new Int32Array(6);
+    const opened: number[] = [];
+    const closeAll = () => opened.forEach((fd) => libc.close(fd));
+    // Each pipe's end here does not block; the child's end does, as a plain spawn's.
+    for (const [at, ours] of o.stdin === "piped" ? [[0, 1], [2, 2], [4, 4]] : [[2, 2], [4, 4]]) {
+      if (libc.pipe2(new Uint8Array(fds.buffer, at * 4, 8), O_CLOEXEC) !== 0) {
+        const why = this.error(this.errno());
+        closeAll();
+        throw new Error(`could not make a pipe: ${why}`);
+      }
+      opened.push(fds[at], fds[at + 1]);
+      libc.fcntl(fds[ours], F_SETFL, O_NONBLOCK);
+    }
+    const actions = new Uint8Array(1024);
+    libc.posix_spawn_file_actions_init(actions);
+    if (o.stdin === "piped") libc.posix_spawn_file_actions_adddup2(actions, fds[0], 0);
+    else libc.posix_spawn_file_actions_addopen(actions, 0, this.devNull, O_RDONLY, 0);
+    libc.posix_spawn_file_actions_adddup2(actions, fds[3], 1);
+    libc.posix_spawn_file_actions_adddup2(actions, fds[5], 2);
+    if (cwd !== null) libc.posix_spawn_file_actions_addchdir_np(actions, cwd);
+    const pid = new Int32Array(1);
+    const argvArray = pointers(argv);
+    const envArray = pointers(envp);
+    const failed = libc.posix_spawn(
+      new Uint8Array(pid.buffer),
+      program,
+      actions,
+      this.attr,
+      new Uint8Array(argvArray.buffer),
+      new Uint8Array(envArray.buffer),
+    );
+    libc.posix_spawn_file_actions_destroy(actions);
+    // The child's ends, which it holds now (or never will).
+    for (const at of o.stdin === "piped" ? [0, 3, 5] : [3, 5]) libc.close(fds[at]);
+    if (failed !== 0) {
+      for (const at of o.stdin === "piped" ? [1, 2, 4] : [2, 4]) libc.close(fds[at]);
+      const where = o.cwd === undefined ? "" : ` in ${o.cwd}`;
+      throw new Error(`${o.program}${where}: ${this.error(failed)}`);
+    }
+    const pidfd = Number(libc.syscall(SYS_PIDFD_OPEN, BigInt(pid[0]), 0n));
+    return new Child(
+      libc,
+      this.poller,
+      this.buffer,
+      pid[0],
+      pidfd,
+      o.stdin === "piped" ? fds[1] : -1,
+      fds[2],
+      fds[4],
+    );
+  }
+
+  private errno(): number {
+    return new Deno.UnsafePointerView(this.libc.__errno_location()!).getInt32();
+  }
+
+  private error(errno: number): string {
+    const text = this.libc.strerror(errno);
+    return `${
+      text === null ? `error ${errno}` : Deno.UnsafePointerView.getCString(text)
+    } (os error ${errno})`;
+  }
+}
+
+class Child implements NativeChild {
+  readonly status: Promise<Deno.CommandStatus>;
+  private reading = false;
+
+  constructor(
+    private readonly libc: Libc,
+    private readonly poller: Poller,
+    private readonly buffer: Uint8Array,
+    readonly pid: number,
+    pidfd: number,
+    private stdin: number,
+    private stdout: number,
+    private stderr: number,
+  ) {
+    const ended = Promise.withResolvers<Deno.CommandStatus>();
+    this.status = ended.promise;
+    const reap = () => {
+      const status = new Int32Array(1);
+      const got = libc.waitpid(pid, new Uint8Array(status.buffer), WNOHANG);
+      if (got === 0) return;
+      poller.remove(pidfd);
+      libc.close(pidfd);
+      ended.resolve(decode(got === pid ? status[0] : null));
+    };
+    if (pidfd < 0) {
+      // No pidfd (out of descriptors): its end is looked for now and then.
+      const poll = setInterval(reap, 50);
+      ended.promise.then(() => clearInterval(poll));
+    } else {
+      poller.add(pidfd, reap);
+    }
+  }
+
+  readOutput(
+    stdout: HeadTailCapture,
+    stderr: HeadTailCapture,
+    stop: AbortSignal,
+    onOutput?: (stream: "stdout" | "stderr", chunk: Uint8Array) => void,
+  ): Promise<void> {
+    if (this.reading) throw new Error("a child's output is read once");
+    this.reading = true;
+    const closed = Promise.withResolvers<void>();
+    let open = 2;
+    const streams = [
+      { name: "stdout" as const, fd: this.stdout, into: stdout },
+      { name: "stderr" as const, fd: this.stderr, into: stderr },
+    ];
+    const close = (stream: (typeof streams)[number]) => {
+      if (stream.fd < 0) return;
+      this.poller.remove(stream.fd);
+      this.libc.close(stream.fd);
+      stream.fd = -1;
+      if (--open === 0) {
+        stop.removeEventListener("abort", abort);
+        this.stdout = this.stderr = -1;
+        closed.resolve();
+      }
+    };
+    const abort = () => streams.forEach(close);
+    stop.addEventListener("abort", abort, { once: true });
+    for (const stream of streams) {
+      this.poller.add(stream.fd, () => {
+        for (let n = 0; n < READS_PER_EVENT; n++) {
+          const got = Number(this.libc.read(stream.fd, this.buffer, BigInt(this.buffer.length)));
+          if (got > 0) {
+            const chunk = this.buffer.subarray(0, got);
+            stream.into.push(chunk);
+            onOutput?.(stream.name, chunk);
+            continue;
+          }
+          if (got < 0) {
+            const errno = new Deno.UnsafePointerView(this.libc.__errno_location()!).getInt32();
+            if (errno === EAGAIN) return;
+            if (errno === EINTR) continue;
+          }
+          // Its end, or an error reading it: nothing more comes.
+          close(stream);
+          return;
+        }
+      });
+    }
+    return closed.promise;
+  }
+
+  feed(bytes: Uint8Array): Promise<void> {
+    if (this.stdin >= 0) {
+      this.libc.write(this.stdin, bytes, BigInt(bytes.length));
+      this.libc.close(this.stdin);
+      this.stdin = -1;
+    }
+    return Promise.resolve();
+  }
+
+  drop(): void {
+    // Output being read is closed by its reader.
+    const unread = this.reading ? [this.stdin] : [this.stdin, this.stdout, this.stderr];
+    for (const fd of unread) if (fd >= 0) this.libc.close(fd);
+    this.stdin = -1;
+    if (!this.reading) this.stdout = this.stderr = -1;
+  }
+}
+
+function decode(status: number | null): Deno.CommandStatus {
+  // Reaped elsewhere: how it ended is not known.
+  if (status === null) return { success: false, code: 255, signal: null };
+  const signal = status & 0x7f;
+  if (signal === 0) {
+    const code = (status >> 8) & 0xff;
+    return { success: code === 0, code, signal: null };
+  }
+  return { success: false, code: 128 + signal, signal: SIGNALS[signal] ?? null };
+}
+
+/**
+ * One epoll set, and the call that waits on it while anything is in it:
+ * a pending call keeps the process alive, as a child's status would.
+ */
+class Poller {
+  private readonly epoll: number;
+  /** Written to wake the wait when the set is emptied from outside it. */
+  private readonly wake: number;
+  private readonly handlers = new Map<number, () => void>();
+  private readonly events = new Uint8Array(EVENT_SIZE * EVENTS_PER_WAIT);
+  private readonly view = new DataView(this.events.buffer);
+  private waiting = false;
+  private handling = false;
+
+  constructor(private readonly libc: Libc) {
+    this.epoll = libc.epoll_create1(O_CLOEXEC);
+    this.wake = libc.eventfd(0, O_CLOEXEC | O_NONBLOCK);
+    if (this.epoll < 0 || this.wake < 0) throw new Error("could not make an epoll set");
+    this.control(EPOLL_CTL_ADD, this.wake);
+  }
+
+  add(fd: number, ready: () => void): void {
+    this.control(EPOLL_CTL_ADD, fd);
+    this.handlers.set(fd, ready);
+    if (!this.waiting) this.wait();
+  }
+
+  remove(fd: number): void {
+    if (!this.handlers.delete(fd)) return;
+    this.control(EPOLL_CTL_DEL, fd);
+    if (this.handlers.size === 0 && this.waiting && !this.handling) {
+      this.libc.write(this.wake, new BigUint64Array([1n]), 8n);
+    }
+  }
+
+  private control(op: number, fd: number): void {
+    const event = new Uint8Array(EVENT_SIZE);
+    const view = new DataView(event.buffer);
+    view.setUint32(0, EPOLLIN, true);
+    view.setUint32(EVENT_DATA, fd, true);
+    this.libc.epoll_ctl(this.epoll, op, fd, event);
+  }
+
+  private async wait(): Promise<void> {
+    this.waiting = true;
+    while (this.handlers.size > 0) {
+      const count = await this.libc.epoll_wait(this.epoll, this.events, EVENTS_PER_WAIT, -1);
+      this.handling = true;
+      for (let i = 0; i < count; i++) {
+        const fd = this.view.getUint32(i * EVENT_SIZE + EVENT_DATA, true);
+        if (fd === this.wake) this.libc.read(this.wake, new BigUint64Array(1), 8n);
+        else this.handlers.get(fd)?.();
+      }
+      this.handling = false;
+    }
+    this.waiting = false;
+  }
+}
