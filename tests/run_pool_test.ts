@@ -132,7 +132,7 @@ Deno.test("pool: a few runs at a time start in the scheduler's thread; more go t
  * even read, released to a shell armed for it (the lane reads the run's id
  * to release the shell), throws in the lane.
  */
-async function breakLane(pool: RunPool): Promise<void> {
+async function breakLane(pool: RunPool): Promise<string> {
   const mark = `true armed-${crypto.randomUUID()}`;
   const armed = pool.arm(spec(mark));
   await waitFor(() => livePidsMatching(mark).length === 1 || null, {
@@ -140,6 +140,7 @@ async function breakLane(pool: RunPool): Promise<void> {
     what: "the shell armed",
   });
   pool.launch(undefined as unknown as LaunchSpec, { ...anyTime, armed });
+  return mark;
 }
 
 /**
@@ -153,7 +154,7 @@ async function laneFailureEndsItsRuns(pool: RunPool, workerThreads: number): Pro
     const pid = (await running.started)?.pid;
     assert(pid, "the first run started");
     await inItsGroup(running);
-    await breakLane(pool);
+    const armed = await breakLane(pool);
     const result = await running.done;
     assertEquals(result.status, "error");
     assertMatch(
@@ -163,6 +164,12 @@ async function laneFailureEndsItsRuns(pool: RunPool, workerThreads: number): Pro
     await waitFor(() => !alive(pid) || null, {
       timeoutMs: 5000,
       what: `the group of pid ${pid} to end`,
+    });
+    // The shell armed in the failed lane is not left waiting for a release.
+    await waitFor(() => livePidsMatching(armed).length === 0 || null, {
+      timeoutMs: 5000,
+      what: "the failed lane's armed shell to exit",
+      detail: () => livePidsMatching(armed),
     });
     assertEquals((await pool.launch(spec("true"), anyTime).done).status, "success");
     assertEquals(pool.running, workerThreads, "worker threads");

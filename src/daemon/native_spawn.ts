@@ -149,6 +149,13 @@ export interface NativeChild {
 export interface NativeSpawner {
   /** Start a child; throws an Error saying why it could not. */
   spawn(o: SpawnOptions): NativeChild;
+  /**
+   * This thread ends on a bug: every descriptor it holds of its children
+   * is closed, so that an armed shell sees its stdin end and exits, and no
+   * pipe stays open for a reader that is gone. Their ends are not heard
+   * (nor reaped: their zombies stay until the service exits).
+   */
+  abandon(): void;
 }
 
 let spawner: NativeSpawner | null | undefined;
@@ -203,6 +210,8 @@ class Spawner implements NativeSpawner {
   private readonly devNull = cString("/dev/null");
   private readonly poller: Poller;
   private readonly buffer = new Uint8Array(READ_BUFFER);
+  /** The children not reaped yet. */
+  private readonly children = new Set<Child>();
 
   constructor(private readonly libc: Libc) {
     libc.posix_spawnattr_init(this.attr);
@@ -272,7 +281,7 @@ class Spawner implements NativeSpawner {
       throw new Error(`${o.program}${where}: ${this.error(failed)}`);
     }
     const pidfd = Number(libc.syscall(SYS_PIDFD_OPEN, BigInt(pid[0]), 0n));
-    return new Child(
+    const child = new Child(
       libc,
       this.poller,
       this.buffer,
@@ -282,6 +291,14 @@ class Spawner implements NativeSpawner {
       fds[2],
       fds[4],
     );
+    this.children.add(child);
+    child.status.then(() => this.children.delete(child));
+    return child;
+  }
+
+  abandon(): void {
+    for (const child of this.children) child.drop();
+    this.poller.abandon();
   }
 
   private errno(): number {
@@ -434,6 +451,14 @@ class Poller {
     this.control(EPOLL_CTL_ADD, fd);
     this.handlers.set(fd, ready);
     if (!this.waiting) this.wait();
+  }
+
+  /** Close every descriptor in the set, unheard. */
+  abandon(): void {
+    for (const fd of [...this.handlers.keys()]) {
+      this.remove(fd);
+      this.libc.close(fd);
+    }
   }
 
   remove(fd: number): void {

@@ -1,4 +1,5 @@
 /** A worker thread holding one RunLane (run_lane.ts) for run_pool.ts. */
+import { nativeSpawner } from "./native_spawn.ts";
 import { type FromRunLane, RunLane, type ToRunLane } from "./run_lane.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -6,8 +7,20 @@ const port = self as any as {
   postMessage(batch: FromRunLane[]): void;
   onmessage: ((event: MessageEvent<ToRunLane[]>) => void) | null;
 };
-// A bug is the thread's end: the pool hears of it as an error and fails the thread's runs.
-const lane = new RunLane((batch) => port.postMessage(batch), (error) => {
+/**
+ * A bug is the thread's end: the pool hears of it as an error and fails the
+ * thread's runs. The descriptors of children started natively are not the
+ * thread's resources, which its end closes: they are closed first.
+ */
+function fail(error: unknown): never {
+  nativeSpawner()?.abandon();
   throw error;
-});
-port.onmessage = ({ data }) => lane.receive(data);
+}
+const lane = new RunLane((batch) => port.postMessage(batch), fail);
+port.onmessage = ({ data }) => {
+  try {
+    lane.receive(data);
+  } catch (error) {
+    fail(error);
+  }
+};
