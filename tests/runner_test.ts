@@ -296,9 +296,11 @@ Deno.test("the runner knows how long a spawn holds its thread, for how early to 
 });
 
 Deno.test("a command that cannot start is an error, not a crash", async () => {
-  const result = await startRun(spec("true", { cwd: "/nonexistent/dir" })).done;
-  assertEquals(result.status, "error");
-  assertMatch(result.note ?? "", /could not start the command/);
+  for (const extra of [{ cwd: "/nonexistent/dir" }, { env: { NUL: "a\0b" } }]) {
+    const result = await startRun(spec("true", extra)).done;
+    assertEquals(result.status, "error", JSON.stringify(extra));
+    assertMatch(result.note ?? "", /could not start the command/);
+  }
 });
 
 Deno.test("output beyond the cap is cut, not kept", async () => {

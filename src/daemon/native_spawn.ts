@@ -191,18 +191,38 @@ function openSpawner(): NativeSpawner | null {
 
 const encoder = new TextEncoder();
 
-function cString(text: string): Uint8Array {
+/** `text`, which a C string can hold. */
+function checked(text: string): string {
   if (text.includes("\0")) throw new Error("an argument or environment variable holds a NUL byte");
-  return encoder.encode(`${text}\0`);
+  return text;
 }
 
-/** A NULL-ended array of pointers to `strings`, which must outlive it. */
-function pointers(strings: readonly Uint8Array[]): BigUint64Array {
-  const array = new BigUint64Array(strings.length + 1);
-  strings.forEach((s, i) => {
-    array[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s)));
-  });
-  return array;
+function cString(text: string): Uint8Array {
+  return encoder.encode(`${checked(text)}\0`);
+}
+
+/**
+ * Bytes from which V8 keeps a typed array's memory outside its heap (64,
+ * by default), where the collector never moves it: the pointers a C array
+ * holds to it stay true.
+ */
+const OFF_HEAP_BYTES = 128;
+
+/**
+ * `strings` as a C array (`char *[]`, NULL-ended) at the start of the
+ * block, pointing to the C strings after it.
+ */
+function cArray(strings: readonly string[]): Uint8Array {
+  const text = encoder.encode(`${strings.map(checked).join("\0")}\0`);
+  const table = 8 * (strings.length + 1);
+  const block = new Uint8Array(Math.max(OFF_HEAP_BYTES, table + text.length));
+  block.set(text, table);
+  const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(block)));
+  const pointers = new BigUint64Array(block.buffer, 0, strings.length + 1);
+  for (let i = 0, at = table; i < strings.length; i++, at = block.indexOf(0, at) + 1) {
+    pointers[i] = base + BigInt(at);
+  }
+  return block;
 }
 
 class Spawner implements NativeSpawner {
@@ -233,13 +253,15 @@ class Spawner implements NativeSpawner {
   spawn(o: SpawnOptions): NativeChild {
     const libc = this.libc;
     const program = cString(o.program);
-    const argv = [program, ...o.args.map(cString)];
-    const envp = Object.entries(o.env).map(([name, value]) => {
-      if (name === "" || name.includes("=")) {
-        throw new Error(`the environment variable name ${JSON.stringify(name)} is not valid`);
-      }
-      return cString(`${name}=${value}`);
-    });
+    const argv = cArray([o.program, ...o.args]);
+    const envp = cArray(
+      Object.entries(o.env).map(([name, value]) => {
+        if (name === "" || name.includes("=")) {
+          throw new Error(`the environment variable name ${JSON.stringify(name)} is not valid`);
+        }
+        return `${name}=${value}`;
+      }),
+    );
     const cwd = o.cwd === undefined ? null : cString(o.cwd);
     const fds = new Int32Array(6);
     const opened: number[] = [];
@@ -262,15 +284,13 @@ class Spawner implements NativeSpawner {
     libc.posix_spawn_file_actions_adddup2(actions, fds[5], 2);
     if (cwd !== null) libc.posix_spawn_file_actions_addchdir_np(actions, cwd);
     const pid = new Int32Array(1);
-    const argvArray = pointers(argv);
-    const envArray = pointers(envp);
     const failed = libc.posix_spawn(
       new Uint8Array(pid.buffer),
       program,
       actions,
       this.attr,
-      new Uint8Array(argvArray.buffer),
-      new Uint8Array(envArray.buffer),
+      argv,
+      envp,
     );
     libc.posix_spawn_file_actions_destroy(actions);
     // The child's ends, which it holds now (or never will).
