@@ -144,6 +144,8 @@ export interface NativeChild {
   feed(bytes: Uint8Array): Promise<void>;
   /** Close stdin unwritten and the output unread (the child is not wanted). */
   drop(): void;
+  /** Send `signal` to the child alone, unless it has been reaped (its pid may be another's by then). */
+  kill(signal: Deno.Signal): void;
 }
 
 export interface NativeSpawner {
@@ -336,6 +338,7 @@ class Spawner implements NativeSpawner {
 class Child implements NativeChild {
   readonly status: Promise<Deno.CommandStatus>;
   private reading = false;
+  private reaped = false;
 
   constructor(
     private readonly libc: Libc,
@@ -353,6 +356,7 @@ class Child implements NativeChild {
       const status = new Int32Array(1);
       const got = libc.waitpid(pid, new Uint8Array(status.buffer), WNOHANG);
       if (got === 0) return;
+      this.reaped = true;
       poller.remove(pidfd);
       libc.close(pidfd);
       ended.resolve(decode(got === pid ? status[0] : null));
@@ -424,6 +428,10 @@ class Child implements NativeChild {
       this.stdin = -1;
     }
     return Promise.resolve();
+  }
+
+  kill(signal: Deno.Signal): void {
+    if (!this.reaped) Deno.kill(this.pid, signal);
   }
 
   drop(): void {

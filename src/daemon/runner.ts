@@ -443,6 +443,7 @@ function commandChild(child: Deno.ChildProcess, stdin: boolean): RunChild {
         drain(child.stderr, stderr, stop, onOutput?.bind(null, "stderr")),
       ]).then(() => {});
     },
+    kill: (signal) => child.kill(signal),
     // A command that exits without reading it all ends the write (a broken pipe): no matter.
     feed: (bytes) => ReadableStream.from([bytes]).pipeTo(child.stdin).catch(() => {}),
     drop: () => {
@@ -678,7 +679,7 @@ function watchRun(
     // the child, about to exec the shell, is then all there is of the run.
     if (!grouped && !leadsItsGroup(pgid)) {
       try {
-        Deno.kill(pgid, "SIGTERM");
+        child.kill("SIGTERM");
       } catch {
         // It has just ended.
       }
