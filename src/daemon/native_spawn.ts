@@ -161,11 +161,18 @@ export interface NativeSpawner {
 }
 
 let spawner: NativeSpawner | null | undefined;
+/** Why this thread's spawner is null. */
+let unavailable = "";
 
 /** This thread's spawner; null where the native spawn cannot work here. */
 export function nativeSpawner(): NativeSpawner | null {
   if (spawner === undefined) spawner = openSpawner();
   return spawner;
+}
+
+/** Why the native spawn cannot work here; null where it can. */
+export function nativeSpawnMissing(): string | null {
+  return nativeSpawner() === null ? unavailable : null;
 }
 
 /**
@@ -174,19 +181,27 @@ export function nativeSpawner(): NativeSpawner | null {
  */
 export function forgoNativeSpawn(): void {
   spawner = null;
+  unavailable = "forgone";
 }
 
 function openSpawner(): NativeSpawner | null {
-  if (Deno.build.os !== "linux") return null;
+  if (Deno.build.os !== "linux") {
+    unavailable = `not Linux but ${Deno.build.os}`;
+    return null;
+  }
   let libc: Libc;
   try {
     libc = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
-  } catch {
+  } catch (error) {
     // Not glibc, too old a glibc (addchdir_np: 2.29), or FFI not allowed.
+    unavailable = `glibc 2.29 or later is needed: ${(error as Error).message}`;
     return null;
   }
   const self = Number(libc.syscall(SYS_PIDFD_OPEN, BigInt(Deno.pid), 0n));
-  if (self < 0) return null;
+  if (self < 0) {
+    unavailable = "pidfd_open failed: Linux 5.3 or later is needed, without a filter refusing it";
+    return null;
+  }
   libc.close(self);
   return new Spawner(libc);
 }

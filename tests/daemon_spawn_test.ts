@@ -1,0 +1,31 @@
+/**
+ * What a service says of how its runs start: nothing where they start
+ * natively (native_spawn.ts); where they cannot, that they go through
+ * util-linux's setsid, and why.
+ */
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { freshDatabase } from "./helpers.ts";
+import { DaemonHarness } from "./daemon_harness.ts";
+import { forgoNativeSpawn, nativeSpawnMissing } from "../src/daemon/native_spawn.ts";
+
+const SAID = /runs start through util-linux's setsid/;
+
+// The line says nothing of the store: one backend is enough.
+Deno.test("daemon: a start says so where runs cannot start natively, and why", async () => {
+  {
+    await using h = await DaemonHarness.create(await freshDatabase("sqlite"));
+    await h.start();
+    await h.until(() => h.line(/starting on/), "the start");
+    const missing = nativeSpawnMissing();
+    if (missing === null) assertEquals(h.line(SAID), undefined);
+    else assert(h.line(SAID)?.endsWith(`: ${missing}`), h.line(SAID));
+  }
+  forgoNativeSpawn();
+  await using h = await DaemonHarness.create(await freshDatabase("sqlite"));
+  await h.start();
+  await h.until(() => h.line(/starting on/), "the start");
+  assertMatch(
+    h.line(SAID) ?? "",
+    /^runs start through util-linux's setsid, which costs about a third more CPU a run than the native spawn: forgone$/,
+  );
+});
