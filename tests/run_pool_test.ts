@@ -209,6 +209,67 @@ Deno.test("pool: closed, the scheduler's thread's armed shells exit having run n
   }
 });
 
+Deno.test("pool: a worker thread that ends closes every descriptor it held, its children's included", async () => {
+  // In a process of its own: the test modules run beside this one open descriptors too.
+  const script = `import { RunPool } from ${
+    JSON.stringify(import.meta.resolve("../src/daemon/run_pool.ts"))
+  };
+const fds = () => [...Deno.readDirSync("/proc/self/fd")].length;
+const pool = new RunPool({ threads: 1, localRuns: 0 });
+const spec = { command: "echo out; echo err >&2", env: { PATH: "/usr/bin:/bin" }, timeoutMs: 10000, killGraceMs: 500, outputCap: 100 };
+const turn = () => new Promise((resolve) => setTimeout(resolve, 10));
+const until = Date.now() + 60000;
+const cycle = async () => {
+  // A shell armed, and one released: a child of each kind.
+  pool.arm(spec);
+  const launch = pool.launch(spec, { now: Date.now, startBy: Infinity, armed: pool.arm(spec) });
+  await launch.done;
+  pool.close();
+  while (pool.running > 0 && Date.now() < until) await turn();
+};
+await cycle();
+// Still open then: what the first thread had open as it ended, many more than one thread leaks.
+const before = fds();
+for (let i = 0; i < 20; i++) await cycle();
+while (fds() > before && Date.now() < until) await turn();
+console.log(JSON.stringify({ before, after: fds() }));`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert(out.success, new TextDecoder().decode(out.stderr));
+  const { before, after } = JSON.parse(text);
+  assert(
+    after <= before,
+    `descriptors open: ${before} after the first thread, ${after} after twenty more`,
+  );
+});
+
+Deno.test("pool: closed, a worker thread's armed shells exit having run nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  const pool = new RunPool({ threads: 1, localRuns: 0 });
+  try {
+    pool.arm(spec(`touch ${dir}/ran`, { marker: "closed" }));
+    await waitFor(() => livePidsMatching(`${dir}/ran`).length === 1, {
+      timeoutMs: 10_000,
+      what: "armed",
+    });
+    assertEquals(pool.running, 1, "worker threads");
+    pool.close();
+    await waitFor(() => livePidsMatching(`${dir}/ran`).length === 0 || null, {
+      timeoutMs: 10_000,
+      what: "the armed shell to exit",
+      detail: () => livePidsMatching(`${dir}/ran`),
+    });
+    assertEquals([...Deno.readDirSync(dir)], []);
+  } finally {
+    pool.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("pool: a thread with no run for a while ends; the next run starts one again", async () => {
   const pool = new RunPool({ threads: 1, localRuns: 0, idleMs: 50 });
   try {

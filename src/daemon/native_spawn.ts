@@ -151,13 +151,6 @@ export interface NativeChild {
 export interface NativeSpawner {
   /** Start a child; throws an Error saying why it could not. */
   spawn(o: SpawnOptions): NativeChild;
-  /**
-   * This thread ends on a bug: every descriptor it holds of its children
-   * is closed, so that an armed shell sees its stdin end and exits, and no
-   * pipe stays open for a reader that is gone. Their ends are not heard
-   * (nor reaped: their zombies stay until the service exits).
-   */
-  abandon(): void;
 }
 
 let spawner: NativeSpawner | null | undefined;
@@ -173,6 +166,29 @@ export function nativeSpawner(): NativeSpawner | null {
 /** Why the native spawn cannot work here; null where it can. */
 export function nativeSpawnMissing(): string | null {
   return nativeSpawner() === null ? unavailable : null;
+}
+
+/**
+ * This thread ends on a bug: every descriptor it holds of its children is
+ * closed (they are not the thread's resources, which its end closes), so
+ * that an armed shell sees its stdin end and exits, and no pipe stays open
+ * for a reader that is gone. Their ends are not heard, nor reaped: their
+ * zombies stay until the service exits. Its epoll set stays open too.
+ */
+export function abandonNativeSpawn(): void {
+  if (spawner instanceof Spawner) spawner.abandon();
+}
+
+/**
+ * This thread ends (its lane closed): its children are abandoned, then
+ * its epoll set closed once the wait on it has returned. Spawning again
+ * opens a new one.
+ */
+export async function closeNativeSpawn(): Promise<void> {
+  if (!(spawner instanceof Spawner)) return;
+  const closing = spawner;
+  spawner = undefined;
+  await closing.close();
 }
 
 /**
@@ -333,9 +349,16 @@ class Spawner implements NativeSpawner {
     return child;
   }
 
+  /** See `abandonNativeSpawn`. */
   abandon(): void {
     for (const child of this.children) child.drop();
     this.poller.abandon();
+  }
+
+  /** See `closeNativeSpawn`. */
+  async close(): Promise<void> {
+    this.abandon();
+    await this.poller.close();
   }
 
   private errno(): number {
@@ -418,8 +441,14 @@ class Child implements NativeChild {
           const got = Number(this.libc.read(stream.fd, this.buffer, BigInt(this.buffer.length)));
           if (got > 0) {
             const chunk = this.buffer.subarray(0, got);
-            stream.into.push(chunk);
-            onOutput?.(stream.name, chunk);
+            try {
+              stream.into.push(chunk);
+              onOutput?.(stream.name, chunk);
+            } catch {
+              // As a stream's reader would: what cannot be kept ends the reading.
+              close(stream);
+              return;
+            }
             continue;
           }
           if (got < 0) {
@@ -482,6 +511,8 @@ class Poller {
   private readonly view = new DataView(this.events.buffer);
   private waiting = false;
   private handling = false;
+  /** Settles when the wait in progress has returned and no other is made. */
+  private idle = Promise.resolve();
 
   constructor(private readonly libc: Libc) {
     this.epoll = libc.epoll_create1(O_CLOEXEC);
@@ -520,18 +551,42 @@ class Poller {
     this.libc.epoll_ctl(this.epoll, op, fd, event);
   }
 
-  private async wait(): Promise<void> {
+  /** Close the set, empty (`abandon`), once the wait in progress has returned. */
+  async close(): Promise<void> {
+    this.abandon();
+    await this.idle;
+    this.libc.close(this.epoll);
+    this.libc.close(this.wake);
+  }
+
+  private wait(): void {
     this.waiting = true;
-    while (this.handlers.size > 0) {
-      const count = await this.libc.epoll_wait(this.epoll, this.events, EVENTS_PER_WAIT, -1);
-      this.handling = true;
-      for (let i = 0; i < count; i++) {
-        const fd = this.view.getUint32(i * EVENT_SIZE + EVENT_DATA, true);
-        if (fd === this.wake) this.libc.read(this.wake, new BigUint64Array(1), 8n);
-        else this.handlers.get(fd)?.();
+    this.idle = this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (this.handlers.size > 0) {
+        const count = await this.libc.epoll_wait(this.epoll, this.events, EVENTS_PER_WAIT, -1);
+        this.handling = true;
+        for (let i = 0; i < count; i++) {
+          const fd = this.view.getUint32(i * EVENT_SIZE + EVENT_DATA, true);
+          if (fd === this.wake) {
+            this.libc.read(this.wake, new BigUint64Array(1), 8n);
+            continue;
+          }
+          try {
+            this.handlers.get(fd)?.();
+          } catch (error) {
+            // A bug: said as any uncaught error, while the other children are still heard.
+            reportError(error);
+          }
+        }
+        this.handling = false;
       }
+    } finally {
       this.handling = false;
+      this.waiting = false;
     }
-    this.waiting = false;
   }
 }

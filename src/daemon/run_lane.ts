@@ -28,7 +28,9 @@ export type ToRunLane =
   | { type: "interrupt"; id: number }
   /** Start a run's shell ahead of its fire (runner.ts `armRun`), after the starts queued. */
   | { type: "arm"; id: number; spec: LaunchSpec }
-  | { type: "disarm"; id: number };
+  | { type: "disarm"; id: number }
+  /** The lane's thread is to end (run_worker.ts): the lane closes (`close`). */
+  | { type: "end" };
 
 export type FromRunLane =
   | { type: "started"; id: number; startedAt: number; pid: number | null; marker: string | null }
@@ -101,6 +103,9 @@ export class RunLane {
         case "disarm":
           this.takeArmed(message.id)?.disarm();
           break;
+        case "end":
+          this.close();
+          return;
         case "start": {
           // A release is a write to a pipe: it does not wait behind the spawns queued.
           const shell = message.armed === undefined ? null : this.takeArmed(message.armed);
@@ -116,8 +121,7 @@ export class RunLane {
   /**
    * The lane is given up (its service stops): its shells exit, runs
    * queued never start, and nothing more is sent; the runs going on are
-   * the service's to end. A worker thread's lane needs none of this: the
-   * thread's end closes its shells' pipes.
+   * the service's to end.
    */
   close(): void {
     this.closed = true;

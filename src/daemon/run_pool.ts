@@ -271,9 +271,14 @@ export class RunPool {
     const worker = new Worker(new URL("./run_worker.ts", import.meta.url).href, {
       type: "module",
     });
+    const outbox = new Outbox<ToRunLane>((batch) => worker.postMessage(batch));
     const thread: Thread = {
-      end: () => worker.terminate(),
-      outbox: new Outbox((batch) => worker.postMessage(batch)),
+      // The thread ends itself, having closed what it holds outside its own resources.
+      end: () => {
+        outbox.push({ type: "end" });
+        outbox.flush();
+      },
+      outbox,
       queued: 0,
       live: 0,
       armed: 0,
@@ -287,6 +292,7 @@ export class RunPool {
     };
     worker.onerror = (event) => {
       event.preventDefault();
+      worker.terminate();
       this.failed(thread, event.message);
     };
     return thread;

@@ -1,5 +1,5 @@
 /** A worker thread holding one RunLane (run_lane.ts) for run_pool.ts. */
-import { nativeSpawner } from "./native_spawn.ts";
+import { abandonNativeSpawn, closeNativeSpawn } from "./native_spawn.ts";
 import { type FromRunLane, RunLane, type ToRunLane } from "./run_lane.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -13,7 +13,7 @@ const port = self as any as {
  * thread's resources, which its end closes: they are closed first.
  */
 function fail(error: unknown): never {
-  nativeSpawner()?.abandon();
+  abandonNativeSpawn();
   throw error;
 }
 const lane = new RunLane((batch) => port.postMessage(batch), fail);
@@ -23,4 +23,7 @@ port.onmessage = ({ data }) => {
   } catch (error) {
     fail(error);
   }
+  // Told to end: its shells are disarmed (the lane closed), and the thread
+  // ends once the descriptors of its children are closed.
+  if (data.some((message) => message.type === "end")) closeNativeSpawn().then(() => self.close());
 };
