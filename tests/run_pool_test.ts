@@ -186,28 +186,35 @@ Deno.test("pool: a thread that fails ends its runs as errors, killing their grou
   await laneFailureEndsItsRuns(new RunPool({ threads: 1, localRuns: 0 }), 1);
 });
 
-Deno.test("pool: closed, the scheduler's thread's armed shells exit having run nothing", async () => {
-  const dir = await Deno.makeTempDir();
-  const pool = new RunPool();
-  try {
-    pool.arm(spec(`touch ${dir}/ran`, { marker: "closed" }));
-    await waitFor(() => livePidsMatching(`${dir}/ran`).length === 1, {
-      timeoutMs: 10_000,
-      what: "armed",
-    });
-    assertEquals(pool.running, 0, "worker threads");
-    pool.close();
-    await waitFor(() => livePidsMatching(`${dir}/ran`).length === 0 || null, {
-      timeoutMs: 10_000,
-      what: "the armed shell to exit",
-      detail: () => livePidsMatching(`${dir}/ran`),
-    });
-    assertEquals([...Deno.readDirSync(dir)], []);
-  } finally {
-    pool.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+for (
+  const [where, options, threads] of [
+    ["the scheduler's thread", {}, 0],
+    ["a worker thread", { threads: 1, localRuns: 0 }, 1],
+  ] as const
+) {
+  Deno.test(`pool: closed, ${where}'s armed shells exit having run nothing`, async () => {
+    const dir = await Deno.makeTempDir();
+    const pool = new RunPool(options);
+    try {
+      pool.arm(spec(`touch ${dir}/ran`, { marker: "closed" }));
+      await waitFor(() => livePidsMatching(`${dir}/ran`).length === 1, {
+        timeoutMs: 10_000,
+        what: "armed",
+      });
+      assertEquals(pool.running, threads, "worker threads");
+      pool.close();
+      await waitFor(() => livePidsMatching(`${dir}/ran`).length === 0 || null, {
+        timeoutMs: 10_000,
+        what: "the armed shell to exit",
+        detail: () => livePidsMatching(`${dir}/ran`),
+      });
+      assertEquals([...Deno.readDirSync(dir)], []);
+    } finally {
+      pool.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
 
 Deno.test("pool: a worker thread that ends closes every descriptor it held, its children's included", async () => {
   // In a process of its own: the test modules run beside this one open descriptors too.
@@ -245,29 +252,6 @@ console.log(JSON.stringify({ before, after: fds() }));`;
     after <= before,
     `descriptors open: ${before} after the first thread, ${after} after twenty more`,
   );
-});
-
-Deno.test("pool: closed, a worker thread's armed shells exit having run nothing", async () => {
-  const dir = await Deno.makeTempDir();
-  const pool = new RunPool({ threads: 1, localRuns: 0 });
-  try {
-    pool.arm(spec(`touch ${dir}/ran`, { marker: "closed" }));
-    await waitFor(() => livePidsMatching(`${dir}/ran`).length === 1, {
-      timeoutMs: 10_000,
-      what: "armed",
-    });
-    assertEquals(pool.running, 1, "worker threads");
-    pool.close();
-    await waitFor(() => livePidsMatching(`${dir}/ran`).length === 0 || null, {
-      timeoutMs: 10_000,
-      what: "the armed shell to exit",
-      detail: () => livePidsMatching(`${dir}/ran`),
-    });
-    assertEquals([...Deno.readDirSync(dir)], []);
-  } finally {
-    pool.close();
-    await Deno.remove(dir, { recursive: true });
-  }
 });
 
 Deno.test("pool: a thread with no run for a while ends; the next run starts one again", async () => {
