@@ -132,15 +132,27 @@ Deno.test("pool: a few runs at a time start in the scheduler's thread; more go t
  * even read, released to a shell armed for it (the lane reads the run's id
  * to release the shell), throws in the lane.
  */
-async function breakLane(pool: RunPool): Promise<string> {
+async function breakLane(pool: RunPool): Promise<{ mark: string; pid: number }> {
   const mark = `true armed-${crypto.randomUUID()}`;
   const armed = pool.arm(spec(mark));
-  await waitFor(() => livePidsMatching(mark).length === 1 || null, {
+  const [pid] = await waitFor(() => {
+    const pids = livePidsMatching(mark);
+    return pids.length === 1 ? pids : null;
+  }, {
     timeoutMs: 10_000,
     what: "the shell armed",
   });
   pool.launch(undefined as unknown as LaunchSpec, { ...anyTime, armed });
-  return mark;
+  return { mark, pid };
+}
+
+/** Process `pid` is a zombie: it ended and no one reaped it. */
+function zombie(pid: number): boolean {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]?.[0] === "Z";
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -166,10 +178,16 @@ async function laneFailureEndsItsRuns(pool: RunPool, workerThreads: number): Pro
       what: `the group of pid ${pid} to end`,
     });
     // The shell armed in the failed lane is not left waiting for a release.
-    await waitFor(() => livePidsMatching(armed).length === 0 || null, {
+    await waitFor(() => livePidsMatching(armed.mark).length === 0 || null, {
       timeoutMs: 5000,
       what: "the failed lane's armed shell to exit",
-      detail: () => livePidsMatching(armed),
+      detail: () => livePidsMatching(armed.mark),
+    });
+    // Reaped, both: not zombies until the service exits.
+    await waitFor(() => (!zombie(pid) && !zombie(armed.pid)) || null, {
+      timeoutMs: 5000,
+      what: `the killed run (pid ${pid}) and the armed shell (pid ${armed.pid}) to be reaped`,
+      detail: () => JSON.stringify({ runZombie: zombie(pid), armedZombie: zombie(armed.pid) }),
     });
     assertEquals((await pool.launch(spec("true"), anyTime).done).status, "success");
     assertEquals(pool.running, workerThreads, "worker threads");

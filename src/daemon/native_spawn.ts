@@ -169,14 +169,14 @@ export function nativeSpawnMissing(): string | null {
 }
 
 /**
- * This thread ends on a bug: every descriptor it holds of its children is
- * closed (they are not the thread's resources, which its end closes), so
- * that an armed shell sees its stdin end and exits, and no pipe stays open
- * for a reader that is gone. Their ends are not heard, nor reaped: their
- * zombies stay until the service exits. Its epoll set stays open too.
+ * This thread ends on a bug: its children's stdin and output are closed
+ * (an armed shell sees its stdin end and exits, and no pipe stays open for
+ * a reader that is gone), and they are reaped as they end; settles once
+ * all are (the pool kills the groups of their runs). The epoll set stays
+ * open until then: `closeNativeSpawn` closes it.
  */
-export function abandonNativeSpawn(): void {
-  if (spawner instanceof Spawner) spawner.abandon();
+export function abandonNativeSpawn(): Promise<void> {
+  return spawner instanceof Spawner ? spawner.abandon() : Promise.resolve();
 }
 
 /**
@@ -350,15 +350,19 @@ class Spawner implements NativeSpawner {
   }
 
   /** See `abandonNativeSpawn`. */
-  abandon(): void {
-    for (const child of this.children) child.drop();
-    this.poller.abandon();
+  abandon(): Promise<void> {
+    this.dropChildren();
+    return Promise.all([...this.children].map((child) => child.status)).then(() => {});
   }
 
-  /** See `closeNativeSpawn`. */
+  /** See `closeNativeSpawn`: children not reaped yet are not heard of any more. */
   async close(): Promise<void> {
-    this.abandon();
+    this.dropChildren();
     await this.poller.close();
+  }
+
+  private dropChildren(): void {
+    for (const child of this.children) child.abandon();
   }
 
   private errno(): number {
@@ -376,6 +380,8 @@ class Spawner implements NativeSpawner {
 class Child implements NativeChild {
   readonly status: Promise<Deno.CommandStatus>;
   private reading = false;
+  /** Set while its output is read: stops reading it. */
+  private stopReading: (() => void) | null = null;
   private reaped = false;
 
   constructor(
@@ -435,6 +441,7 @@ class Child implements NativeChild {
     };
     const abort = () => streams.forEach(close);
     stop.addEventListener("abort", abort, { once: true });
+    this.stopReading = abort;
     for (const stream of streams) {
       this.poller.add(stream.fd, () => {
         for (let n = 0; n < READS_PER_EVENT; n++) {
@@ -484,6 +491,12 @@ class Child implements NativeChild {
     for (const fd of unread) if (fd >= 0) this.libc.close(fd);
     this.stdin = -1;
     if (!this.reading) this.stdout = this.stderr = -1;
+  }
+
+  /** Not wanted any more, its output read or not (`abandonNativeSpawn`): only its end is heard. */
+  abandon(): void {
+    this.drop();
+    this.stopReading?.();
   }
 }
 

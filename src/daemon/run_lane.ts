@@ -119,11 +119,13 @@ export class RunLane {
   }
 
   /**
-   * The lane is given up (its service stops): its shells exit, runs
-   * queued never start, and nothing more is sent; the runs going on are
-   * the service's to end.
+   * The lane is given up (its service stops, or it failed): what it
+   * heard is sent, its shells exit, runs queued never start, and nothing
+   * more is sent; the runs going on are the service's to end.
    */
   close(): void {
+    if (this.closed) return;
+    this.outbox.flush();
     this.closed = true;
     for (const shell of this.armed.values()) shell.disarm();
     this.armed.clear();

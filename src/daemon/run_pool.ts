@@ -38,6 +38,7 @@ import {
   unwatched,
 } from "./runner.ts";
 import { type FromRunLane, RunLane, type ToRunLane } from "./run_lane.ts";
+import type { FromRunWorker } from "./run_worker.ts";
 
 /**
  * Threads that start runs, at most. On two cores one is best: a second
@@ -287,8 +288,17 @@ export class RunPool {
     this.threads[index] = thread;
     this.post(thread, { type: "base", env: this.o.baseEnv ?? {} });
     this.idleOut(thread);
-    worker.onmessage = ({ data }: MessageEvent<FromRunLane[]>) => {
-      for (const message of data) this.heard(thread, message);
+    worker.onmessage = ({ data }: MessageEvent<FromRunWorker[]>) => {
+      for (const message of data) {
+        if (message.type !== "failed") {
+          this.heard(thread, message);
+          continue;
+        }
+        // The thread ends itself once it has reaped its children.
+        worker.onmessage = null;
+        this.failed(thread, message.why);
+        return;
+      }
     };
     worker.onerror = (event) => {
       event.preventDefault();
@@ -359,10 +369,11 @@ export class RunPool {
   }
 
   /**
-   * A thread died (a bug, not a job's doing): its runs cannot be watched
-   * any more. Those it had started are ended with their groups, those it had
-   * not are never started; all end `error`, saying why. The next run starts
-   * a new thread.
+   * A thread failed (a bug, not a job's doing): its runs cannot be watched
+   * any more. Those it had started are ended with their groups (a worker
+   * thread that said it failed reaps them, then ends), those it had not are
+   * never started; all end `error`, saying why. The next run starts a new
+   * thread.
    */
   private failed(thread: Thread, why: string): void {
     this.end(thread);

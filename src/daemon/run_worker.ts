@@ -2,19 +2,31 @@
 import { abandonNativeSpawn, closeNativeSpawn } from "./native_spawn.ts";
 import { type FromRunLane, RunLane, type ToRunLane } from "./run_lane.ts";
 
+/** What the thread sends: its lane's messages, or that it failed (a bug) and sends nothing more. */
+export type FromRunWorker = FromRunLane | { type: "failed"; why: string };
+
 // deno-lint-ignore no-explicit-any
 const port = self as any as {
-  postMessage(batch: FromRunLane[]): void;
+  postMessage(batch: FromRunWorker[]): void;
   onmessage: ((event: MessageEvent<ToRunLane[]>) => void) | null;
 };
+let failed = false;
 /**
- * A bug is the thread's end: the pool hears of it as an error and fails the
- * thread's runs. The descriptors of children started natively are not the
- * thread's resources, which its end closes: they are closed first.
+ * A bug ends the thread's lane: what it had heard is sent, then that it
+ * failed, and the pool fails the lane's runs, killing their groups. The
+ * thread lives on until its children are reaped (it alone can: a zombie
+ * would stay until the service exits), then ends.
  */
-function fail(error: unknown): never {
-  abandonNativeSpawn();
-  throw error;
+function fail(error: unknown): void {
+  if (failed) return;
+  failed = true;
+  port.onmessage = null;
+  lane.close();
+  port.postMessage([{
+    type: "failed",
+    why: error instanceof Error ? error.message : String(error),
+  }]);
+  abandonNativeSpawn().then(closeNativeSpawn).then(() => self.close());
 }
 const lane = new RunLane((batch) => port.postMessage(batch), fail);
 port.onmessage = ({ data }) => {
@@ -22,6 +34,7 @@ port.onmessage = ({ data }) => {
     lane.receive(data);
   } catch (error) {
     fail(error);
+    return;
   }
   // Told to end: its shells are disarmed (the lane closed), and the thread
   // ends once the descriptors of its children are closed.
