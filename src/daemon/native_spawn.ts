@@ -170,10 +170,11 @@ export function nativeSpawnMissing(): string | null {
 
 /**
  * This thread ends on a bug: its children's stdin and output are closed
- * (an armed shell sees its stdin end and exits, and no pipe stays open for
- * a reader that is gone), and they are reaped as they end; settles once
- * all are (the pool kills the groups of their runs). The epoll set stays
- * open until then: `closeNativeSpawn` closes it.
+ * (no pipe stays open for a reader that is gone), their groups killed
+ * (SIGKILL: a shell released just before the bug, whose start the pool
+ * never heard of, is not left running unwatched), and they are reaped as
+ * they end; settles once all are. The epoll set stays open until then:
+ * `closeNativeSpawn` closes it.
  */
 export function abandonNativeSpawn(): Promise<void> {
   return spawner instanceof Spawner ? spawner.abandon() : Promise.resolve();
@@ -352,6 +353,7 @@ class Spawner implements NativeSpawner {
   /** See `abandonNativeSpawn`. */
   abandon(): Promise<void> {
     this.dropChildren();
+    for (const child of this.children) child.killGroup();
     return Promise.all([...this.children].map((child) => child.status)).then(() => {});
   }
 
@@ -491,6 +493,16 @@ class Child implements NativeChild {
     for (const fd of unread) if (fd >= 0) this.libc.close(fd);
     this.stdin = -1;
     if (!this.reading) this.stdout = this.stderr = -1;
+  }
+
+  /** SIGKILL its group (it leads it from the start), unless it has been reaped. */
+  killGroup(): void {
+    if (this.reaped) return;
+    try {
+      Deno.kill(-this.pid, "SIGKILL");
+    } catch {
+      // Its group is gone: nothing is left to end.
+    }
   }
 
   /** Not wanted any more, its output read or not (`abandonNativeSpawn`): only its end is heard. */

@@ -296,6 +296,14 @@ export class RunPool {
         }
         // The thread ends itself once it has reaped its children.
         worker.onmessage = null;
+        worker.onerror = (event) => {
+          event.preventDefault();
+          worker.terminate();
+          log("runner").error(
+            "a runner thread that had failed failed again ({why}) while its children ended: it was stopped, and those not reaped yet stay as zombies until the service exits",
+            { why: event.message },
+          );
+        };
         this.failed(thread, message.why);
         return;
       }

@@ -13,21 +13,40 @@ const port = self as any as {
 let failed = false;
 /**
  * A bug ends the thread's lane: what it had heard is sent, then that it
- * failed, and the pool fails the lane's runs, killing their groups. The
- * thread lives on until its children are reaped (it alone can: a zombie
- * would stay until the service exits), then ends.
+ * failed, and the pool fails the lane's runs. The thread kills its
+ * children's groups and lives on until they are reaped (it alone can: a
+ * zombie would stay until the service exits), then ends.
  */
 function fail(error: unknown): void {
   if (failed) return;
   failed = true;
   port.onmessage = null;
-  lane.close();
-  port.postMessage([{
-    type: "failed",
-    why: error instanceof Error ? error.message : String(error),
-  }]);
-  abandonNativeSpawn().then(closeNativeSpawn).then(() => self.close());
+  let why = reason(error);
+  try {
+    lane.close();
+  } catch (closing) {
+    why += `; then closing its lane: ${reason(closing)}`;
+  }
+  port.postMessage([{ type: "failed", why }]);
+  abandonNativeSpawn().then(closeNativeSpawn).finally(() => self.close());
 }
+
+function reason(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+// A bug anywhere else in the thread (a handler of its children's output, a
+// timer) fails it so too; one after that ends it at once (the pool's onerror).
+self.addEventListener("error", (event) => {
+  if (failed) return;
+  event.preventDefault();
+  fail(event.error ?? event.message);
+});
+self.addEventListener("unhandledrejection", (event) => {
+  if (failed) return;
+  event.preventDefault();
+  fail(event.reason);
+});
 const lane = new RunLane((batch) => port.postMessage(batch), fail);
 port.onmessage = ({ data }) => {
   try {
