@@ -77,3 +77,8 @@ export function exitCodeOf(error: unknown): number {
   if (error instanceof UsageError) return error.exitCode;
   return 1;
 }
+
+/** What went wrong, as a line: an Error's message, or anything else thrown as text. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

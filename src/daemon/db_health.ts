@@ -6,7 +6,7 @@
  * (`ping`, backing off from 1 s to 30 s) brings it back online, which is
  * logged once too.
  */
-import { isUnreachable } from "../errors.ts";
+import { errorMessage, isUnreachable } from "../errors.ts";
 import type { Store } from "../store/store.ts";
 import type { Clock } from "./clock.ts";
 import { log } from "./log.ts";
@@ -23,10 +23,6 @@ const storeLog = log("store");
 
 /** Distinct refusals remembered as told; beyond, they are told again (a bound, not a policy). */
 const MAX_REFUSALS_KEPT = 100;
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 export class DbHealth {
   private downSince: number | null = null;
@@ -88,10 +84,10 @@ export class DbHealth {
   failed(error: unknown): void {
     if (!isUnreachable(error)) {
       if (this.newRefusal(error)) {
-        storeLog.error("the database refused a statement: {error}", { error: message(error) });
+        storeLog.error("the database refused a statement: {error}", { error: errorMessage(error) });
       } else {
         storeLog.debug("the database refused a statement again: {error}", {
-          error: message(error),
+          error: errorMessage(error),
         });
       }
       return;
@@ -103,12 +99,12 @@ export class DbHealth {
       if (reason === null) {
         storeLog.error(
           "the database is unreachable ({error}); jobs keep firing from the current timetable and their run records wait in memory",
-          { error: message(error) },
+          { error: errorMessage(error) },
         );
       } else {
         storeLog.error(
           "the database is unreachable ({error}); this node holds its fires until it is back ({reason}), then runs them late within misfire_grace_time or records them missed",
-          { error: message(error), reason },
+          { error: errorMessage(error), reason },
         );
       }
     }
@@ -122,7 +118,7 @@ export class DbHealth {
    * every fire and heartbeat.
    */
   newRefusal(error: unknown): boolean {
-    const text = message(error);
+    const text = errorMessage(error);
     if (this.refusals.has(text)) return false;
     if (this.refusals.size >= MAX_REFUSALS_KEPT) this.refusals.clear();
     this.refusals.add(text);
@@ -145,14 +141,16 @@ export class DbHealth {
         if (isUnreachable(error)) {
           // Per attempt, so only at debug: the outage itself is logged once.
           storeLog.debug("still unreachable ({error}); next attempt in {seconds} s", {
-            error: message(error),
+            error: errorMessage(error),
             seconds: this.retryDelayMs(attempt + 1) / 1000,
           });
           continue;
         }
         // It answers, but refused what waited: that will not change by waiting.
         if (this.newRefusal(error)) {
-          storeLog.error("the database refused a statement: {error}", { error: message(error) });
+          storeLog.error("the database refused a statement: {error}", {
+            error: errorMessage(error),
+          });
         }
       }
       const downFor = this.clock.now() - (this.downSince ?? this.clock.now());

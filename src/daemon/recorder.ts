@@ -10,7 +10,7 @@
  * it is written or the service stops: nothing is dropped but what the
  * bound forces out, and that is counted.
  */
-import { DatabaseError, isUnreachable } from "../errors.ts";
+import { DatabaseError, errorMessage, isUnreachable } from "../errors.ts";
 import { log } from "./log.ts";
 import type { NewRun, RunUpdate } from "../domain/run.ts";
 import type { RunStore } from "../store/store.ts";
@@ -369,7 +369,7 @@ export class RunRecorder {
           updates.length === 1
             ? "run {runs}: the database refused its record ({error}); it is kept and retried until written or the service stops"
             : "runs {runs}: the database refused their records ({error}); they are kept and retried until written or the service stops",
-          { runs, error: message(error) },
+          { runs, error: errorMessage(error) },
         );
         this.retryRefused();
       }
@@ -401,7 +401,7 @@ export class RunRecorder {
             // Per attempt, so only at debug: each refusal was logged when it came.
             storeLog.debug("the database still refuses {count} run records ({error})", {
               count: this.backlog,
-              error: message(error),
+              error: errorMessage(error),
             });
           }
         }
@@ -638,10 +638,6 @@ export class RunRecorder {
       ? `${shown} and ${named.length - UNWRITTEN_NAMED} more`
       : shown;
   }
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 function definedOnly(update: RunUpdate): RunUpdate {

@@ -23,6 +23,7 @@
  * machine a burst of 500 on MySQL had every fire missed, its claim
  * unanswered within a second.)
  */
+import { errorMessage } from "../errors.ts";
 import { log } from "./log.ts";
 import { Outbox } from "./outbox.ts";
 import { signalGroup } from "./processes.ts";
@@ -238,7 +239,7 @@ export class RunPool {
 
   private localLane(): Thread {
     // A bug in the lane fails its runs as a worker thread's would, not the service.
-    const failed = (e: unknown) => this.failed(thread, e instanceof Error ? e.message : String(e));
+    const failed = (e: unknown) => this.failed(thread, errorMessage(e));
     const lane = new RunLane(
       (batch) => {
         for (const message of batch) this.heard(thread, message);

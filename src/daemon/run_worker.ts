@@ -1,4 +1,5 @@
 /** A worker thread holding one RunLane (run_lane.ts) for run_pool.ts. */
+import { errorMessage } from "../errors.ts";
 import { abandonNativeSpawn, closeNativeSpawn } from "./native_spawn.ts";
 import { type FromRunLane, RunLane, type ToRunLane } from "./run_lane.ts";
 
@@ -21,18 +22,14 @@ function fail(error: unknown): void {
   if (failed) return;
   failed = true;
   port.onmessage = null;
-  let why = reason(error);
+  let why = errorMessage(error);
   try {
     lane.close();
   } catch (closing) {
-    why += `; then closing its lane: ${reason(closing)}`;
+    why += `; then closing its lane: ${errorMessage(closing)}`;
   }
   port.postMessage([{ type: "failed", why }]);
   abandonNativeSpawn().then(closeNativeSpawn).finally(() => self.close());
-}
-
-function reason(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 // A bug anywhere else in the thread (a handler of its children's output, a

@@ -7,6 +7,7 @@
 import {
   ConflictError,
   DatabaseError,
+  errorMessage,
   NotFoundError,
   RuntimeError,
   UsageError,
@@ -43,7 +44,7 @@ export function statusOf(error: unknown): number {
 }
 
 export function errorBody(error: unknown, redact: (text: string) => string): ErrorBody {
-  const message = redact(error instanceof Error ? error.message : String(error));
+  const message = redact(errorMessage(error));
   return error instanceof ValidationError
     ? { error: message, field: error.field }
     : { error: message };
