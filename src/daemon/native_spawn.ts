@@ -603,7 +603,8 @@ class Poller {
           try {
             this.handlers.get(fd)?.();
           } catch (error) {
-            // A bug: said as any uncaught error, while the other children are still heard.
+            // A bug: reported as an uncaught error, which fails a worker thread
+            // (run_worker.ts) and, in the scheduler's thread, ends the service.
             reportError(error);
           }
         }
