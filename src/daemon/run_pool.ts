@@ -289,22 +289,16 @@ export class RunPool {
     this.threads[index] = thread;
     this.post(thread, { type: "base", env: this.o.baseEnv ?? {} });
     this.idleOut(thread);
+    // Told by the thread itself: it ends once it has reaped its children.
+    let saidFailed = false;
     worker.onmessage = ({ data }: MessageEvent<FromRunWorker[]>) => {
       for (const message of data) {
         if (message.type !== "failed") {
           this.heard(thread, message);
           continue;
         }
-        // The thread ends itself once it has reaped its children.
+        saidFailed = true;
         worker.onmessage = null;
-        worker.onerror = (event) => {
-          event.preventDefault();
-          worker.terminate();
-          log("runner").error(
-            "a runner thread that had failed failed again ({why}) while its children ended: it was stopped, and those not reaped yet stay as zombies until the service exits",
-            { why: event.message },
-          );
-        };
         this.failed(thread, message.why);
         return;
       }
@@ -312,7 +306,14 @@ export class RunPool {
     worker.onerror = (event) => {
       event.preventDefault();
       worker.terminate();
-      this.failed(thread, event.message);
+      if (!saidFailed) {
+        this.failed(thread, event.message);
+        return;
+      }
+      log("runner").error(
+        "a runner thread that had failed failed again ({why}) while its children ended: it was stopped, and those not reaped yet stay as zombies until the service exits",
+        { why: event.message },
+      );
     };
     return thread;
   }
