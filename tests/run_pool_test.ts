@@ -467,6 +467,37 @@ Deno.test("pool: a shell released in the batch that broke its thread is killed a
   }
 });
 
+for (const bug of ["timer", "promise"]) {
+  Deno.test(`pool: a bug in a worker thread's own ${bug} fails the thread as a bug in its lane does: its run ends as an error, killed and reaped`, async () => {
+    const worker = new URL(`./fixtures/buggy_run_worker.ts?bug=${bug}`, import.meta.url);
+    const pool = new RunPool({ threads: 1, localRuns: 0, worker });
+    try {
+      const running = pool.launch(spec("sleep 30; : plant-bug"), anyTime);
+      const pid = (await running.started)?.pid;
+      assert(pid, "the run started");
+      const result = await running.done;
+      assertEquals(result.status, "error");
+      // The start reached the pool before the failure: a rejection is reported before the
+      // outbox's timer goes, so the lane's close sent what it had heard.
+      assertMatch(
+        result.note ?? "",
+        new RegExp(
+          `^the thread that ran it failed \\(a bug planted in a ${bug}\\): its process group was killed`,
+        ),
+      );
+      await waitFor(() => (!alive(pid) && !zombie(pid)) || null, {
+        timeoutMs: 5000,
+        what: `the run (pid ${pid}) to end, reaped`,
+        detail: () => JSON.stringify({ alive: alive(pid), zombie: zombie(pid) }),
+      });
+      assertEquals((await pool.launch(spec("true"), anyTime).done).status, "success");
+      assertEquals(pool.running, 1, "worker threads");
+    } finally {
+      pool.close();
+    }
+  });
+}
+
 Deno.test("pool: an instant's shells, all disarmed, do not idle out a thread a run holds", async () => {
   const dir = await Deno.makeTempDir();
   const pool = new RunPool({ threads: 1, localRuns: 0, idleMs: 100 });

@@ -129,6 +129,8 @@ export class RunPool {
       /** Runs at a time in the scheduler's thread (0: every run goes to a worker thread). */
       localRuns?: number;
       idleMs?: number;
+      /** The module a worker thread runs: run_worker.ts, or a test's that plants a bug in it. */
+      worker?: URL;
     } = {},
   ) {
     this.threads = Array.from({ length: o.threads ?? THREADS }, () => null);
@@ -270,9 +272,8 @@ export class RunPool {
   }
 
   private spawn(index: number): Thread {
-    const worker = new Worker(new URL("./run_worker.ts", import.meta.url).href, {
-      type: "module",
-    });
+    const module = this.o.worker ?? new URL("./run_worker.ts", import.meta.url);
+    const worker = new Worker(module.href, { type: "module" });
     const outbox = new Outbox<ToRunLane>((batch) => worker.postMessage(batch));
     const thread: Thread = {
       // The thread ends itself, having closed what it holds outside its own resources.
