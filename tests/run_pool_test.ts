@@ -441,31 +441,44 @@ Deno.test("pool: a run whose shell was armed in a thread that failed since start
   }
 });
 
-Deno.test("pool: a shell released in the batch that broke its thread is killed and reaped, not left running unwatched", async () => {
-  const pool = new RunPool({ threads: 1, localRuns: 0 });
-  try {
-    const token = crypto.randomUUID();
-    const command = `sleep 30; : released-${token}`;
-    const released = pool.arm(spec(command));
-    const other = pool.arm(spec(`true other-${token}`));
-    await waitFor(() => livePidsMatching(token).length === 2 || null, {
-      timeoutMs: 10_000,
-      what: "both shells armed",
-    });
-    const [shell] = livePidsMatching(`released-${token}`);
-    // One batch: the first shell is released, then the lane fails on the second launch.
-    const run = pool.launch(spec(command), { ...anyTime, armed: released });
-    pool.launch(undefined as unknown as LaunchSpec, { ...anyTime, armed: other });
-    assertEquals((await run.done).status, "error");
-    await waitFor(() => (livePidsMatching(token).length === 0 && !zombie(shell)) || null, {
-      timeoutMs: 5000,
-      what: `the released shell (pid ${shell}) and the other to end, reaped`,
-      detail: () => JSON.stringify({ live: livePidsMatching(token), zombie: zombie(shell) }),
-    });
-  } finally {
-    pool.close();
-  }
-});
+for (
+  const [where, options] of [
+    ["the scheduler's thread", {}],
+    ["a worker thread", { threads: 1, localRuns: 0 }],
+  ] as const
+) {
+  Deno.test(`pool: a shell released in the batch that broke ${where}'s lane is recorded started, killed and reaped, not left running unwatched`, async () => {
+    const pool = new RunPool(options);
+    try {
+      const token = crypto.randomUUID();
+      const command = `sleep 30; : released-${token}`;
+      const released = pool.arm(spec(command));
+      const other = pool.arm(spec(`true other-${token}`));
+      await waitFor(() => livePidsMatching(token).length === 2 || null, {
+        timeoutMs: 10_000,
+        what: "both shells armed",
+      });
+      const [shell] = livePidsMatching(`released-${token}`);
+      // One batch: the first shell is released, then the lane fails on the second launch.
+      const run = pool.launch(spec(command), { ...anyTime, armed: released });
+      pool.launch(undefined as unknown as LaunchSpec, { ...anyTime, armed: other });
+      assertEquals((await run.started)?.pid, shell, "the released shell's start");
+      const result = await run.done;
+      assertEquals(result.status, "error");
+      assertMatch(
+        result.note ?? "",
+        /^the thread that ran it failed \(.+\): its process group was killed/,
+      );
+      await waitFor(() => (livePidsMatching(token).length === 0 && !zombie(shell)) || null, {
+        timeoutMs: 5000,
+        what: `the released shell (pid ${shell}) and the other to end, reaped`,
+        detail: () => JSON.stringify({ live: livePidsMatching(token), zombie: zombie(shell) }),
+      });
+    } finally {
+      pool.close();
+    }
+  });
+}
 
 for (const bug of ["timer", "promise"]) {
   Deno.test(`pool: a bug in a worker thread's own ${bug} fails the thread as a bug in its lane does: its run ends as an error, killed and reaped`, async () => {

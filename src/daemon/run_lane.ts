@@ -55,6 +55,12 @@ export class RunLane {
   private readonly arming: Arm[] = [];
   /** Armed shells, by their arm's id. */
   private readonly armed = new Map<number, ArmedShell>();
+  /**
+   * Runs whose armed shell was let go in the batch being received, and
+   * which are not started (watched) yet, with when each went: a bug
+   * between the two leaves some so (see `close`).
+   */
+  private readonly released = new Map<number, { shell: ArmedShell; at: number }>();
   /** Queued runs interrupted before they started: none of them starts. */
   private readonly interruptedEarly = new Set<number>();
   private closed = false;
@@ -85,8 +91,9 @@ export class RunLane {
       if (message.type !== "start" || message.armed === undefined) continue;
       const at = this.now();
       judged.set(message, at);
-      if (at <= message.startBy) {
-        this.armed.get(message.armed)?.go(message.spec.env.JM_RUN_ID ?? "");
+      const shell = this.armed.get(message.armed);
+      if (shell && at <= message.startBy && shell.go(message.spec.env.JM_RUN_ID ?? "")) {
+        this.released.set(message.id, { shell, at });
       }
     }
     for (const message of batch) {
@@ -109,6 +116,7 @@ export class RunLane {
         case "start": {
           // A release is a write to a pipe: it does not wait behind the spawns queued.
           const shell = message.armed === undefined ? null : this.takeArmed(message.armed);
+          this.released.delete(message.id);
           // Judged late or not as it went (above).
           if (shell) this.start(message, shell, judged.get(message));
           else this.queue.push(message);
@@ -121,10 +129,23 @@ export class RunLane {
   /**
    * The lane is given up (its service stops, or it failed): what it
    * heard is sent, its shells exit, runs queued never start, and nothing
-   * more is sent; the runs going on are the service's to end.
+   * more is sent; the runs going on are the service's to end. A shell let
+   * go in a batch that broke the lane runs its command: it is sent as
+   * started, so that its group is ended with the others (unwatched, it
+   * would run on with no timeout).
    */
   close(): void {
     if (this.closed) return;
+    for (const [id, { shell, at }] of this.released) {
+      this.outbox.push({
+        type: "started",
+        id,
+        startedAt: at,
+        pid: shell.pid,
+        marker: shell.marker,
+      });
+    }
+    this.released.clear();
     this.outbox.flush();
     this.closed = true;
     for (const shell of this.armed.values()) shell.disarm();

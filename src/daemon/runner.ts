@@ -569,6 +569,10 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
  * run nothing.
  */
 export interface ArmedShell {
+  /** The shell's process, which leads the run's group. */
+  readonly pid: number;
+  /** The run's marker (its JM_RUN_MARKER), which its processes inherit. */
+  readonly marker: string;
   /**
    * Let the shell run the command now, as run `runId` (its JM_RUN_ID):
    * one write to its pipe and nothing more, so that the runs of an instant
@@ -622,6 +626,8 @@ export function armRun(spec: RunSpec): ArmedShell | null {
     return went !== null;
   };
   return {
+    pid: child.pid,
+    marker,
     go: (runId) => go(runId, Date.now),
     release: (run, now = Date.now) => {
       use();
