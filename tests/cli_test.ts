@@ -854,6 +854,15 @@ mysqlTest(
         stderr: PASSWORD_IN_ARGS +
           `jobsmanager: MySQL at ${t.host}:${t.port} rejected the login of user '${user}' to database '${t.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL)\n`,
       });
+
+      // A locked account (MariaDB's error number is MySQL's for another error) is named so.
+      await rawQuery(db, `ALTER USER '${user}'@'%' ACCOUNT LOCK`);
+      assertEquals(await run([...viaUrl, "job", "list"]), {
+        code: 1,
+        stdout: "",
+        stderr: PASSWORD_IN_ARGS +
+          `jobsmanager: MySQL at ${t.host}:${t.port} rejected the login of user '${user}': the account is locked; unlock it with ALTER USER '${user}'@'<its host>' ACCOUNT UNLOCK\n`,
+      });
     } finally {
       await rawQuery(db, `DROP USER '${user}'@'%'`);
     }

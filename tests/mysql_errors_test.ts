@@ -3,7 +3,7 @@
  * health (explainMysqlError): a broken connection is an outage (retried,
  * probed), a statement the server refused is not.
  */
-import { assertEquals } from "./assert.ts";
+import { assertEquals, assertMatch } from "./assert.ts";
 import { explainMysqlError } from "../src/store/mysql.ts";
 import type { MysqlTarget } from "../src/store/target.ts";
 import { isUnreachable } from "../src/errors.ts";
@@ -47,4 +47,38 @@ Deno.test("mysql errors: a statement the server refused is no outage", () => {
   for (const code of ["ER_DUP_ENTRY", "ER_OPTION_PREVENTS_STATEMENT", "ER_NO_SUCH_TABLE"]) {
     assertEquals(unreachable({ code, fatal: false }), false, code);
   }
+});
+
+Deno.test("mysql errors: a login or connection the server refuses for now is an outage, saying what to change", () => {
+  const cases: [object, RegExp][] = [
+    [
+      { code: "ER_ACCOUNT_HAS_BEEN_LOCKED", errno: 3118 },
+      /account is locked; unlock it with ALTER USER 'jm'/,
+    ],
+    // MariaDB's number, which mysql2 names after MySQL's error of that number.
+    [
+      {
+        code: "ER_BULK_PARSER_INCOMPLETE_ESCAPE_SEQUENCE",
+        errno: 4151,
+        message: "Access denied, this account is locked",
+      },
+      /account is locked; unlock it/,
+    ],
+    [{ code: "ER_MUST_CHANGE_PASSWORD_LOGIN" }, /password has expired; set a new one/],
+    [{ code: "ER_CON_COUNT_ERROR" }, /too many connections \(max_connections\)/],
+    [{ code: "ER_TOO_MANY_USER_CONNECTIONS" }, /user 'jm' has as many connections as it may/],
+    [{ code: "ER_USER_LIMIT_REACHED" }, /user 'jm' has as many connections as it may/],
+    [{ code: "ER_HOST_IS_BLOCKED" }, /FLUSH HOSTS/],
+    [{ code: "ER_HOST_NOT_PRIVILEGED" }, /this host may not connect/],
+  ];
+  for (const [driver, message] of cases) {
+    const error = explainMysqlError(Object.assign(new Error("driver"), driver), TARGET);
+    assertEquals(isUnreachable(error), true, JSON.stringify(driver));
+    assertMatch(error.message, message);
+  }
+  // MySQL's error of MariaDB's number is a statement's.
+  assertEquals(
+    unreachable({ code: "ER_BULK_PARSER_INCOMPLETE_ESCAPE_SEQUENCE", errno: 4151, message: "x" }),
+    false,
+  );
 });

@@ -56,7 +56,11 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
   const e = error as DriverError;
   const where = `MySQL at ${target.host}:${target.port}`;
   const options = { cause: error };
-  switch (e.code) {
+  // MariaDB's number for a locked account (4151) is another error's in MySQL, whose name mysql2 gives it.
+  const code = e.errno === 4151 && /locked/i.test(e.message ?? "")
+    ? "ER_ACCOUNT_HAS_BEEN_LOCKED"
+    : e.code;
+  switch (code) {
     case "ECONNREFUSED":
       return new DatabaseError(
         `cannot connect to ${where}: connection refused; is the server running, and are db.host/db.port (or --database) right?`,
@@ -81,6 +85,37 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
     case "ER_DBACCESS_DENIED_ERROR":
       return new DatabaseError(
         `${where} rejected the login of user '${target.user}' to database '${target.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL)`,
+        options,
+      );
+    case "ER_ACCOUNT_HAS_BEEN_LOCKED":
+      return new DatabaseError(
+        `${where} rejected the login of user '${target.user}': the account is locked; unlock it with ALTER USER '${target.user}'@'<its host>' ACCOUNT UNLOCK`,
+        options,
+      );
+    case "ER_MUST_CHANGE_PASSWORD_LOGIN":
+      return new DatabaseError(
+        `${where} rejected the login of user '${target.user}': its password has expired; set a new one with ALTER USER '${target.user}'@'<its host>' IDENTIFIED BY '...', and give it to jobsmanager (JM_DB_PASSWORD, db.password_file or the URL)`,
+        options,
+      );
+    case "ER_CON_COUNT_ERROR":
+      return new DatabaseError(
+        `${where} refused the connection: it has too many connections (max_connections); raise max_connections, or lower db.pool_size of the services that share it`,
+        options,
+      );
+    case "ER_TOO_MANY_USER_CONNECTIONS":
+    case "ER_USER_LIMIT_REACHED":
+      return new DatabaseError(
+        `${where} refused the connection: user '${target.user}' has as many connections as it may (max_user_connections); raise that limit, or lower db.pool_size of the services that share the user`,
+        options,
+      );
+    case "ER_HOST_IS_BLOCKED":
+      return new DatabaseError(
+        `${where} refused the connection: this host is blocked after too many failed connections; unblock it with FLUSH HOSTS (and see max_connect_errors)`,
+        options,
+      );
+    case "ER_HOST_NOT_PRIVILEGED":
+      return new DatabaseError(
+        `${where} refused the connection: this host may not connect; create the user for it (CREATE USER '${target.user}'@'<this host>') or use one that may`,
         options,
       );
     case "ER_BAD_DB_ERROR":
