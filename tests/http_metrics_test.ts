@@ -99,3 +99,30 @@ for (const backend of BACKENDS) {
     }
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`metrics (${backend}): a job removed from the table loses its series at the next reload; a disabled one keeps them`, async () => {
+    const db = await freshDatabase(backend);
+    const metrics = new Metrics();
+    await using h = await DaemonHarness.create(db, { observer: metrics });
+    const jobs = ["gone", "kept", "paused"];
+    for (const id of jobs) await h.job(id, { schedule: { second: "*" } });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    for (const id of jobs) (await h.started(id, T0 + 1000)).finish();
+    for (const id of jobs) await h.run(id, T0 + 1000, "success");
+    /** The jobs with a series, counter or histogram. */
+    const series = async () =>
+      [...new Set([...(await metrics.text()).matchAll(/job="([^"]+)"/g)].map((m) => m[1]))].sort();
+    assertEquals(await series(), jobs);
+    await h.removeJob("gone");
+    await h.job("paused", { enabled: false });
+    // The next poll reads the table.
+    await h.clock.set(T0 + 2000);
+    await h.until(
+      async () => !(await series()).includes("gone") || null,
+      "gone's series to go",
+    );
+    assertEquals(await series(), ["kept", "paused"]);
+  });
+}

@@ -60,6 +60,8 @@ export interface RunObserver extends NotifyObserver {
   /** The timetable's next fire is now at `at` (ms; Infinity: none), before any start it brings. */
   upcoming?(at: number): void;
   ended(jobId: string, status: RunStatus): void;
+  /** Every job in the table now (a reload read them all): what is kept of others may go. */
+  jobsInTable?(ids: ReadonlySet<string>): void;
 }
 
 export interface ServiceOptions {
@@ -893,6 +895,7 @@ export class Service {
     if (markers.length === 0 && !everyJob) return;
     const counts = { added: 0, changed: 0, removed: 0, unchanged: 0 };
     const seen = new Set<string>();
+    const inTable = new Set<string>();
     const known = new Map<string, Job>();
     // A job new to the timetable fires first after this instant: one for
     // all, so that jobs sharing a schedule share its next fire, found once.
@@ -902,6 +905,7 @@ export class Service {
         // Compiling thousands of schedules takes a while: let due fires go first.
         if (i % RELOAD_CHUNK === RELOAD_CHUNK - 1) await this.giveWay();
         const job = jobs[i];
+        inTable.add(job.id);
         if (!job.enabled) continue;
         if (!hasSchedule(job)) {
           // Out of the timetable (removed, if it had a schedule before): it runs only after another.
@@ -922,6 +926,7 @@ export class Service {
       await this.giveWay();
     }
     this.know(known);
+    this.o.observer?.jobsInTable?.(inTable);
     for (const id of this.timetable.ids()) {
       if (!seen.has(id)) {
         this.timetable.delete(id);

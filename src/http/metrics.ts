@@ -6,16 +6,17 @@
  * Counters and the fire-lag histogram are fed by the daemon as runs start
  * and end (this class is its `RunObserver`); gauges are read from the
  * daemon at each scrape, node liveness from `jm_nodes` (`nodeMetrics`). The `job`
- * label takes job ids: series are bounded by the jobs this process has
- * run since it started, at most one per job and status for
- * `jobsmanager_runs_total` and one histogram per job.
+ * label takes job ids: series are bounded by the jobs in the table, at
+ * most one per job and status for `jobsmanager_runs_total` and one
+ * histogram per job; a job's go at the first reload that no longer finds
+ * it (a run of it that ends after brings them back until the next).
  */
 import client from "prom-client";
 import type { DaemonVitals } from "../daemon/boot.ts";
 import type { RunObserver } from "../daemon/service.ts";
 import type { NotifyChannel } from "../daemon/notifier.ts";
 import { type Node, NODE_STATES, nodeState } from "../domain/node.ts";
-import type { RunStatus } from "../domain/run.ts";
+import { RUN_STATUSES, type RunStatus } from "../domain/run.ts";
 import type { NodeStore } from "../store/store.ts";
 import type { Starts } from "./starts.ts";
 
@@ -28,6 +29,8 @@ export class Metrics implements RunObserver {
   private readonly lag: client.Histogram<"job">;
   private readonly notifications: client.Counter<"channel" | "outcome">;
   private starts: Starts | null = null;
+  /** The jobs that have series. */
+  private readonly jobs = new Set<string>();
 
   constructor() {
     const registers = [this.registry];
@@ -63,6 +66,7 @@ export class Metrics implements RunObserver {
   }
 
   started(jobId: string, lagMs: number): void {
+    this.jobs.add(jobId);
     this.lag.observe({ job: jobId }, Math.max(0, lagMs) / 1000);
     this.starts?.started();
   }
@@ -72,7 +76,17 @@ export class Metrics implements RunObserver {
   }
 
   ended(jobId: string, status: RunStatus): void {
+    this.jobs.add(jobId);
     this.runs.inc({ job: jobId, status });
+  }
+
+  jobsInTable(ids: ReadonlySet<string>): void {
+    for (const job of this.jobs) {
+      if (ids.has(job)) continue;
+      this.jobs.delete(job);
+      this.lag.remove({ job });
+      for (const status of RUN_STATUSES) this.runs.remove({ job, status });
+    }
   }
 
   notified(channel: NotifyChannel, ok: boolean): void {
