@@ -151,6 +151,13 @@ const CASES: BadCase[] = [
     error: `id: "${"x".repeat(60)}…" is 192 characters long ${ID_RULE}`,
   },
   {
+    name: "id of dots only",
+    args: ["job", "add", "..", "--command", "true", "--minute", "5"],
+    code: 2,
+    error:
+      'id: ".." is only dots, which a URL cannot name (/jobs/.. is read as the path above it): give an id with another character',
+  },
+  {
     name: "empty id",
     args: ["job", "add", "", "--command", "true", "--minute", "5"],
     code: 2,

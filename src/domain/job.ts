@@ -226,6 +226,15 @@ export function buildJob(
   // A job without a schedule gets a whole one, as a new job does.
   const schedule = schedulePatch(options, current !== null && hasSchedule(current), names);
   if (current === null) {
+    // Refused for new jobs only: one stored before can still be shown and removed by the CLI.
+    if (/^\.+$/.test(id)) {
+      throw new ValidationError(
+        "id",
+        `id: ${
+          JSON.stringify(id)
+        } is only dots, which a URL cannot name (/jobs/.. is read as the path above it): give an id with another character`,
+      );
+    }
     if (options.command === undefined) {
       throw new ValidationError(
         "command",
