@@ -5,7 +5,7 @@
  */
 import { buildJob } from "../src/domain/job.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
-import { BACKENDS, cli, freshDatabase, rawQuery } from "./helpers.ts";
+import { BACKENDS, captureLogs, cli, freshDatabase, rawQuery } from "./helpers.ts";
 import { defaultSettings } from "../src/config/config.ts";
 import { Metrics } from "../src/http/metrics.ts";
 import { readinessOf } from "../src/http/health.ts";
@@ -891,7 +891,8 @@ Deno.test("api: a timeout of null or \"\" is the default 60 s, as max_instances'
     }
   }));
 
-Deno.test("api: an unreachable database answers 503 with the CLI's message (status: what it knows), no password", async () => {
+Deno.test("api: an unreachable database answers 503 with the CLI's message (status: what it knows), no password; the log says so once, as a warning", async () => {
+  await using log = await captureLogs("debug");
   const store = openStore(
     resolveTarget({ ...defaultSettings(), "db.url": "mysql://root:S3cret-pw@127.0.0.1:1/nowhere" }),
   );
@@ -929,6 +930,13 @@ Deno.test("api: an unreachable database answers 503 with the CLI's message (stat
     ]);
     assertStringIncludes(known.database.detail, "127.0.0.1:1");
     assert(!JSON.stringify(known).includes("S3cret-pw"), "the password shows in the status");
+    for (let i = 0; i < 3; i++) await (await fetch(`${server.url}/api/v1/jobs`)).body?.cancel();
+    const said = log.leveled().filter((line) => /^(warning|error|fatal)/.test(line));
+    assertEquals(said.length, 1, said.join("\n"));
+    assertMatch(
+      said[0],
+      /^warning: GET \/api\/v1\/jobs answered 503: .*127\.0\.0\.1:1.* \(requests answered 503 since this was last said: 1; said at most once a minute\)$/,
+    );
   } finally {
     await server.close();
     await store.close();

@@ -7,6 +7,7 @@ import { Hono } from "hono";
 import type { Context, MiddlewareHandler } from "hono";
 import { PatternRouter } from "hono/router/pattern-router";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { errorMessage } from "../errors.ts";
 import { log } from "../daemon/log.ts";
 import type { Store } from "../store/store.ts";
 import type { Env } from "./api/context.ts";
@@ -52,6 +53,8 @@ export interface HttpDeps {
 }
 
 const httpLog = log("http");
+/** A 503 is said at most this often (see buildHttpApp). */
+const UNAVAILABLE_LOG_MS = 60_000;
 
 /**
  * Every caller gets a role: admin on an open (token-less, loopback) server,
@@ -148,14 +151,30 @@ function sharedReadKey(c: Context): string | null {
 
 export function buildHttpApp(deps: HttpDeps): Hono<Env> {
   const app = new Hono<Env>();
+  // 503s say a state (the database away, a limit reached), not a fault of
+  // the HTTP side, and come one a request while it lasts: a warning at
+  // most once a minute, with how many came since the last.
+  let unavailable = 0;
+  let unavailableSaidAt = -Infinity;
   app.onError((error, c: Context) => {
     const status = statusOf(error);
-    if (status >= 500) {
-      httpLog.error("{method} {path} failed: {error}", {
-        method: c.req.method,
-        path: c.req.path,
-        error: deps.redact((error as Error).message ?? String(error)),
-      });
+    const said = {
+      method: c.req.method,
+      path: c.req.path,
+      error: deps.redact(errorMessage(error)),
+    };
+    if (status === 503) {
+      unavailable++;
+      if (performance.now() - unavailableSaidAt >= UNAVAILABLE_LOG_MS) {
+        unavailableSaidAt = performance.now();
+        httpLog.warn(
+          "{method} {path} answered 503: {error} (requests answered 503 since this was last said: {count}; said at most once a minute)",
+          { ...said, count: unavailable },
+        );
+        unavailable = 0;
+      }
+    } else if (status >= 500) {
+      httpLog.error("{method} {path} failed: {error}", said);
     }
     return c.json(errorBody(error, deps.redact), status as ContentfulStatusCode);
   });
