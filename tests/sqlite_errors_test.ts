@@ -74,6 +74,8 @@ Deno.test({
     const driver = SqliteDriver.open(path);
     try {
       await driver.all("SELECT * FROM t");
+      const locks = posixLocksOn(`${path}-shm`);
+      assert(locks.length > 0, "SQLite holds no POSIX lock on the -shm file");
       await fs.fill();
       const error = await insert(driver).then(() => null, (e) => e);
       assert(error instanceof DatabaseError, `not a DatabaseError: ${error}`);
@@ -88,6 +90,13 @@ Deno.test({
         ),
       );
       assertEquals(error.unreachable, false);
+      // Finding that out left SQLite's locks alone: without them, the next
+      // connection, thinking itself alone, deletes the WAL this one writes.
+      assertEquals(
+        posixLocksOn(`${path}-shm`),
+        locks,
+        "this process's POSIX locks on the -shm file",
+      );
       await fs.free();
       await insert(driver);
     } finally {
@@ -95,6 +104,14 @@ Deno.test({
     }
   },
 });
+
+/** The POSIX locks this process holds on the file at `path` (from /proc/locks). */
+function posixLocksOn(path: string): string[] {
+  const inode = `:${Deno.statSync(path).ino}`;
+  return Deno.readTextFileSync("/proc/locks").split("\n").map((line) => line.split(/\s+/))
+    .filter((f) => f[1] === "POSIX" && f[4] === String(Deno.pid) && f[5]?.endsWith(inode))
+    .map((f) => f.slice(3).join(" "));
+}
 
 Deno.test({
   name: "sqlite errors: a filesystem mounted read-only names the file, the mount and the fix",

@@ -8,6 +8,7 @@
  * No Node module (statfs): it would load Deno's Node layer at every start.
  */
 import { DatabaseError } from "../errors.ts";
+import { accessFailure } from "./access.ts";
 
 const READ_ONLY = /attempt to write a readonly database/;
 const CANNOT_OPEN = /unable to open database file/;
@@ -74,11 +75,16 @@ interface Trouble {
   fix: string;
 }
 
-/** What keeps this process from writing the database's files, with the fix; null when nothing does. */
+/**
+ * What keeps this process from writing the database's files, with the fix;
+ * null when nothing does, or where it cannot be asked. The files are not
+ * opened to find out (see access.ts: that would drop SQLite's locks).
+ */
 function unwritable(file: string, dir: string): Trouble | null {
   let missing = false;
   for (const name of [file, `${file}-wal`, `${file}-shm`]) {
-    const code = failure(() => Deno.openSync(name, { read: true, write: true }).close());
+    const code = accessFailure(name);
+    if (code === undefined) return null;
     if (code === "ENOENT") missing = true;
     if (code === "EROFS") return readOnlyFilesystem(dir);
     if (code === "EPERM") {
