@@ -197,6 +197,36 @@ for (const backend of BACKENDS) {
     assertEquals(run.spec.command, "echo hand");
   });
 
+  Deno.test(`daemon[${backend}]: a job made invalid in SQL by hand stops firing, as the log says, old definition and all`, async () => {
+    await using h = await Harness.create(await freshDatabase(backend));
+    await h.job("tick", { schedule: { second: "*" }, command: "echo old" });
+    await h.job("steady", { schedule: { second: "*" } });
+    await h.start();
+    await second(h, 1, "tick", "steady");
+    await h.sql(
+      "UPDATE jm_jobs SET command = 'echo new', timezone = 'Bad/Zone' WHERE id = 'tick'",
+    );
+    await h.sql(
+      "INSERT INTO jm_update_info (jobs_before_update, jobs_after_update) VALUES ('[]', '[]')",
+    );
+    // The poll at 2 s applies it; tick's fire at 2 s may come before.
+    await h.clock.set(at(2));
+    (await h.started("steady", at(2))).finish();
+    await h.until(async () => (await h.markers()).every((m) => m.updated), "every marker applied");
+    assert(h.line(/^job "?tick"? is invalid and is not scheduled: timezone: /), "the log says so");
+    for (const run of h.runner.of("tick")) run.finish();
+    await second(h, 3, "steady");
+    await second(h, 4, "steady");
+    assertEquals(
+      h.runner.of("tick").filter((r) => r.scheduledAt > at(2)).map((r) => r.spec.command),
+      [],
+    );
+    assertEquals(
+      h.runner.of("tick").map((r) => r.spec.command).filter((c) => c !== "echo old"),
+      [],
+    );
+  });
+
   Deno.test(`daemon[${backend}]: a marker that commits after a newer one is still applied`, async () => {
     await using h = await Harness.create(await freshDatabase(backend));
     await h.job("idle", { cron: "0 12 15 6 *" });

@@ -913,15 +913,17 @@ export class Service {
           continue;
         }
         const current = this.timetable.job(job.id);
-        seen.add(job.id);
         if (current && sameDefinition(current, job)) {
+          seen.add(job.id);
           counts.unchanged++;
           known.set(job.id, job);
         } else if (this.valid(job)) {
+          seen.add(job.id);
           this.timetable.set(job, now);
           known.set(job.id, job);
           counts[current ? "changed" : "added"]++;
         }
+        // Made invalid (by hand: writes refuse it): its old definition leaves the timetable too.
       }
       await this.giveWay();
     }
