@@ -12,6 +12,7 @@ import {
   CliProcess,
   type CliResult,
   freshDatabase,
+  livePidsMatching,
   rawQuery,
   type TestDatabase,
   waitFor,
@@ -184,6 +185,45 @@ for (const backend of BACKENDS) {
     const [row] = await rawQuery(db, "SELECT status, stdout, stderr FROM jm_runs");
     assertEquals({ ...row }, { status: "success", stdout: "one\ntwo\n", stderr: "err\n" });
   });
+
+  for (
+    const [signal, why] of [
+      ["SIGINT", "jobsmanager job run --here was interrupted (SIGINT: Ctrl-C)"],
+      ["SIGHUP", "the terminal of jobsmanager job run --here closed (SIGHUP)"],
+    ] as const
+  ) {
+    Deno.test(`cli[${backend}]: job run --here ended by ${signal} ends the command's whole group and records it interrupted, saying why`, async () => {
+      await using db = await freshDatabase(backend);
+      // A child of the shell, told apart by its own argument.
+      const sleep = `sleep 30.${crypto.getRandomValues(new Uint32Array(1))[0]}`;
+      const command = `echo started; ${sleep}; echo ended`;
+      const add = await jm(db, "job", "add", "held", "--command", command, "--cron", "0 0 1 1 *");
+      assertEquals(add.code, 0, add.stderr);
+      await using run = new CliProcess(["--database", db.url, "job", "run", "held", "--here"], {
+        cwd: db.dir,
+      });
+      await waitFor(
+        () => run.stdout.includes("started\n") && livePidsMatching(sleep).length > 0,
+        {
+          timeoutMs: 20_000,
+          what: "the job to start its sleep",
+          detail: () => `stdout: ${run.stdout}\nstderr: ${run.stderr}`,
+        },
+      );
+      run.signal(signal);
+      await run.exit(20_000);
+      await waitFor(() => livePidsMatching(sleep).length === 0 || null, {
+        timeoutMs: 10_000,
+        what: `the command's ${sleep} to end`,
+        detail: () => livePidsMatching(sleep),
+      });
+      const [row] = await rawQuery(db, "SELECT status, note FROM jm_runs");
+      assertEquals(
+        { ...row },
+        { status: "interrupted", note: `run in the CLI with --here; killed: ${why}` },
+      );
+    });
+  }
 
   Deno.test(`cli[${backend}]: job run --here starts its report on a line of its own after output without a last newline`, async () => {
     await using db = await freshDatabase(backend);

@@ -47,7 +47,10 @@ async function runHere(
   // The stream whose last line the job left unended, if its output ended so: the report then
   // starts on a line of its own (on a terminal both streams share the screen).
   let lineOpen: "stdout" | "stderr" | null = null;
+  // Its terminal closed (SIGHUP): what the command writes is no longer shown there.
+  let hungUp = false;
   const show = (stream: "stdout" | "stderr", chunk: Uint8Array) => {
+    if (hungUp) return;
     relay(stream, chunk);
     if (chunk.length > 0) lineOpen = chunk[chunk.length - 1] === 0x0a ? null : stream;
   };
@@ -67,20 +70,31 @@ async function runHere(
     onOutput: live ? show : undefined,
     standalone: true,
   });
-  // The command has a process group of its own, so Ctrl-C would not reach
-  // it: end it, and record it interrupted, rather than leave it behind.
-  const interrupt = () => handle.interrupt();
-  Deno.addSignalListener("SIGINT", interrupt);
-  Deno.addSignalListener("SIGTERM", interrupt);
+  // The command has a process group of its own, so Ctrl-C (or a closed
+  // terminal) would not reach it: end it, and record it interrupted,
+  // rather than leave it behind, running for good.
+  const signals = {
+    SIGINT: "jobsmanager job run --here was interrupted (SIGINT: Ctrl-C)",
+    SIGTERM: "jobsmanager job run --here was told to stop (SIGTERM)",
+    SIGHUP: "the terminal of jobsmanager job run --here closed (SIGHUP)",
+  } as const;
+  const listeners = Object.entries(signals).map(([signal, why]) => {
+    const listener = () => {
+      if (signal === "SIGHUP") hungUp = true;
+      handle.interrupt(why);
+    };
+    Deno.addSignalListener(signal as Deno.Signal, listener);
+    return [signal as Deno.Signal, listener] as const;
+  });
   let result;
   try {
     result = await handle.done;
   } finally {
-    Deno.removeSignalListener("SIGINT", interrupt);
-    Deno.removeSignalListener("SIGTERM", interrupt);
+    for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
   }
-  if (lineOpen !== null) relay(lineOpen, new Uint8Array([0x0a]));
+  // Recorded first: with its terminal gone, writing to it may fail.
   await store.updateRun(run.id, finishedRecord(result, run.note));
+  if (lineOpen !== null && !hungUp) relay(lineOpen, new Uint8Array([0x0a]));
   return (await store.getRun(run.id))!;
 }
 

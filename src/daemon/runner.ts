@@ -103,8 +103,11 @@ export interface RunHandle extends Started {
    * `done`'s note already names them.
    */
   readonly escaped: Promise<string | null>;
-  /** End the run now (service shutdown): TERM the group, KILL after the grace. */
-  interrupt(): void;
+  /**
+   * End the run now: TERM the group, KILL after the grace. `why` ends the
+   * note's "killed: " (by default, the service was shutting down).
+   */
+  interrupt(why?: string): void;
 }
 
 /** A run's process as it started. */
@@ -671,6 +674,7 @@ function watchRun(
   const stdout = new HeadTailCapture(spec.outputCap);
   const stderr = new HeadTailCapture(spec.outputCap);
   let endedBy: "timeout" | "interrupted" | null = null;
+  let interruptedWhy = "the service was shutting down";
   let killTimer: ReturnType<typeof setTimeout> | undefined;
 
   let exited = false;
@@ -719,7 +723,7 @@ function watchRun(
       return {
         ...base,
         status: "interrupted" as const,
-        note: notes("killed: the service was shutting down", escaped, unread),
+        note: notes(`killed: ${interruptedWhy}`, escaped, unread),
       };
     }
     if (status.signal !== null) {
@@ -782,6 +786,9 @@ function watchRun(
     marker,
     done,
     escaped: late.promise,
-    interrupt: () => terminate("interrupted"),
+    interrupt: (why) => {
+      if (endedBy === null && !exited && why !== undefined) interruptedWhy = why;
+      terminate("interrupted");
+    },
   };
 }
