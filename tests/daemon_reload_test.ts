@@ -22,6 +22,7 @@ import type { NewRun } from "../src/domain/run.ts";
 import type { Store } from "../src/store/store.ts";
 
 const at = (s: number) => T0 + s * 1000;
+const iso = (s: number) => new Date(at(s)).toISOString();
 const RELOADED = /^reload applied markers (\d+)-(\d+): (.*) in \d+ ms$/;
 
 /** Move to second `s`, let each of `jobs` fire there and end it. */
@@ -93,10 +94,12 @@ for (const backend of BACKENDS) {
     await h.start();
     await second(h, 1, "steady", "victim");
 
-    // Polls come every reload_interval (2 s): at 2 s, 4 s, 6 s.
+    // Polls come every reload_interval (2 s): at 2 s, 4 s, 6 s. A job added
+    // at 1 s is owed its fire at 2 s, which the poll then finds due: late, it runs.
     const added = await h.job("added", { schedule: { second: "*" }, command: "echo v1" });
     await second(h, 2, "steady", "victim");
     assertEquals(await applied(h, added), "1 added, 0 changed, 0 removed, 2 unchanged");
+    (await h.started("added", at(2))).finish();
     await second(h, 3, "steady", "victim", "added");
 
     const changed = await h.job("added", { command: "echo v2" });
@@ -114,7 +117,13 @@ for (const backend of BACKENDS) {
     await second(h, 8, "steady");
 
     const commands = h.runner.of("added").map((r) => `${r.scheduledAt - T0} ${r.spec.command}`);
-    assertEquals(commands, ["3000 echo v1", "4000 echo v1", "5000 echo v2", "6000 echo v2"]);
+    assertEquals(commands, [
+      "2000 echo v1",
+      "3000 echo v1",
+      "4000 echo v1",
+      "5000 echo v2",
+      "6000 echo v2",
+    ]);
     assertEquals(h.runner.of("victim").map((r) => r.scheduledAt), [1, 2, 3, 4, 5, 6].map(at));
     assertEquals(h.runner.of("steady").map((r) => r.scheduledAt), [1, 2, 3, 4, 5, 6, 7, 8].map(at));
     const rows = await h.runs("steady");
@@ -192,8 +201,9 @@ for (const backend of BACKENDS) {
     );
     await h.clock.set(at(2));
     await h.until(async () => (await h.markers()).every((m) => m.updated), "every marker applied");
-    await h.clock.set(at(3));
-    const run = await h.started("hand", at(3));
+    // It was not there at the start (T0): its fires since are owed, and the
+    // poll at 2 s finds the one at 1 s within its grace (1 s): it runs, late.
+    const run = await h.started("hand", at(1));
     assertEquals(run.spec.command, "echo hand");
   });
 
@@ -227,6 +237,40 @@ for (const backend of BACKENDS) {
     );
   });
 
+  Deno.test(`daemon[${backend}]: a job added between two polls is owed its fires since: missed beyond its grace, late within it`, async () => {
+    await using h = await Harness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.reload_interval": 5 },
+    });
+    await h.job("idle", { cron: "0 12 15 6 *" });
+    await h.start();
+    await h.clock.set(T0 + 500);
+    const marker = await h.job("fresh", { schedule: { second: "*" } });
+    // The poll at 5 s finds it: its fires at 1-3 s are past their grace (1 s), the one at 4 s is not.
+    await h.clock.set(at(5));
+    await applied(h, marker);
+    const late = await h.started("fresh", at(4));
+    late.finish();
+    const rows = await h.until(async () => {
+      const runs = await h.runs("fresh");
+      const both = runs.some((r) => r.status === "missed") &&
+        runs.some((r) => r.status === "success");
+      return both ? runs : null;
+    }, "fresh's missed fires and its late run recorded");
+    assertEquals(
+      rows.filter((r) => r.scheduled_at <= at(4)).map((
+        r,
+      ) => [r.scheduled_at - T0, r.status, r.note]),
+      [
+        [
+          3000,
+          "missed",
+          `3 fires from ${iso(1)} to ${iso(3)} came later than misfire_grace_time (1 s)`,
+        ],
+        [4000, "success", null],
+      ],
+    );
+  });
+
   Deno.test(`daemon[${backend}]: a marker that commits after a newer one is still applied`, async () => {
     await using h = await Harness.create(await freshDatabase(backend));
     await h.job("idle", { cron: "0 12 15 6 *" });
@@ -244,8 +288,8 @@ for (const backend of BACKENDS) {
     );
     await h.clock.set(at(4));
     assertEquals(await applied(h, 500), "1 added, 0 changed, 0 removed, 1 unchanged");
-    await h.clock.set(at(5));
-    await h.started("late", at(5));
+    // Not there at the previous reload (2 s): its fire at 3 s is owed, and within its grace.
+    await h.started("late", at(3));
   });
 
   Deno.test(`daemon[${backend}]: reload() (SIGHUP) applies at once; the start marks what is pending`, async () => {

@@ -331,6 +331,8 @@ export class Service {
   private queuedWaitForWorker = false;
   private pollAgain = false;
   private lastReload: { at: number; ms: number } | null = null;
+  /** When every job was last read (the start, a reload): a job a reload finds new was not there then. */
+  private readAt = 0;
   /** The next fire the observer was told of. */
   private toldUpcoming = NaN;
   private readonly recorder: RunRecorder;
@@ -422,6 +424,7 @@ export class Service {
     const latest = await this.o.store.latestMarkerId();
     const jobs = await this.o.store.listJobs();
     const lastFires = await this.o.store.lastFires();
+    this.readAt = now;
     const known = new Map<string, Job>();
     for (const job of jobs) {
       if (!job.enabled || !this.valid(job)) continue;
@@ -429,16 +432,9 @@ export class Service {
       // A job without a schedule runs only after another's runs.
       if (!hasSchedule(job)) continue;
       // Resume after the last recorded fire, so fires missed while the
-      // service was down are decided (run or recorded missed) right away.
-      // A job that never fired resumes after its last change, but no more
-      // than its grace ago: a first fire due during a restart runs late,
-      // and one added while no service ran is not owed its fires since.
-      const last = lastFires.get(job.id);
-      this.timetable.set(
-        job,
-        last ??
-          Math.min(now, Math.max(job.updated_at, now - policyOf(job, this.o.defaults).graceMs)),
-      );
+      // service was down are decided (run or recorded missed) right away;
+      // a job that never fired, as `resumeAfter` says.
+      this.timetable.set(job, lastFires.get(job.id) ?? this.resumeAfter(job, now));
     }
     this.know(known);
     await this.holdRunsElsewhere();
@@ -814,6 +810,23 @@ export class Service {
     return ` (${nodes.length} of them on node${nodes.length === 1 ? "" : "s"} ${names})`;
   }
 
+  /**
+   * Where a job that never fired here (new, or enabled) resumes: after its
+   * last change, and no earlier than its grace ago or, for a job a reload
+   * finds, than `seenAt`, the previous read of every job. A first fire due
+   * during a restart runs late; one added while no service ran is not owed
+   * its fires since; fires between a change and the reload that applies it
+   * run late, or are recorded missed (the poll can take longer than the
+   * grace), rather than vanish. In whole seconds, when no fire falls
+   * between: jobs changed in the same second ask their schedule the same
+   * question, answered once (croner.ts).
+   */
+  private resumeAfter(job: Job, now: number, seenAt = now): number {
+    const grace = policyOf(job, this.o.defaults).graceMs;
+    const from = Math.max(job.updated_at, Math.min(now - grace, seenAt));
+    return from >= now ? now : Math.floor(from / 1000) * 1000;
+  }
+
   private valid(job: Job): boolean {
     try {
       validateJob(job);
@@ -897,8 +910,8 @@ export class Service {
     const seen = new Set<string>();
     const inTable = new Set<string>();
     const known = new Map<string, Job>();
-    // A job new to the timetable fires first after this instant: one for
-    // all, so that jobs sharing a schedule share its next fire, found once.
+    // One instant for the whole reload: jobs new to the timetable resume
+    // from it (resumeAfter), sharing their schedules' answers.
     const now = this.o.clock.now();
     for await (const jobs of this.o.store.jobsInChunks(RELOAD_READ_CHUNK)) {
       for (let i = 0; i < jobs.length; i++) {
@@ -919,7 +932,8 @@ export class Service {
           known.set(job.id, job);
         } else if (this.valid(job)) {
           seen.add(job.id);
-          this.timetable.set(job, now);
+          // A new schedule of a job that fired here goes on from now: what it fired stays fired.
+          this.timetable.set(job, current ? now : this.resumeAfter(job, now, this.readAt));
           known.set(job.id, job);
           counts[current ? "changed" : "added"]++;
         }
@@ -927,6 +941,7 @@ export class Service {
       }
       await this.giveWay();
     }
+    this.readAt = now;
     this.know(known);
     this.o.observer?.jobsInTable?.(inTable);
     for (const id of this.timetable.ids()) {
