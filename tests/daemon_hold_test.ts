@@ -108,3 +108,82 @@ for (const backend of BACKENDS) {
     );
   });
 }
+
+/**
+ * A harness holding through outages, its job `tick` due every second;
+ * `gate.claims` set: the next claim waits for it (a database that stalls),
+ * or with `gate.refuse`, fails unwritten (a connection cut on the way).
+ */
+async function gated(backend: Backend): Promise<{
+  h: DaemonHarness;
+  gate: { claims: PromiseWithResolvers<void> | null; refuse: boolean };
+}> {
+  const db = await freshDatabase(backend);
+  const gate = { claims: null as PromiseWithResolvers<void> | null, refuse: false };
+  const h = await DaemonHarness.create(db, {
+    settings: { "cluster.on_database_outage": "hold" },
+    store: () => {
+      const store = db.open();
+      const claimRuns = store.claimRuns.bind(store);
+      store.claimRuns = async (runs) => {
+        if (gate.refuse) {
+          gate.refuse = false;
+          throw new Error("write EPIPE: the connection was cut");
+        }
+        await gate.claims?.promise;
+        return await claimRuns(runs);
+      };
+      return store;
+    },
+  });
+  await h.job("tick", { schedule: { second: "*" } });
+  h.runner.endAll();
+  await h.start();
+  return { h, gate };
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon hold[${backend}]: a held run whose claim lands after all is recorded missed, never started`, async () => {
+    const { h: harness, gate } = await gated(backend);
+    await using h = harness;
+    gate.claims = Promise.withResolvers();
+    await h.clock.set(at(1));
+    // The claim gives up after a second (claimTimeoutMs), and the node holds.
+    await h.clock.set(at(1) + 1000);
+    await h.until(() => h.line(HELD), "the fire at 1 s to be held");
+    gate.claims.resolve();
+    // What it writes of the late claim waits, with the other records, until the database is back.
+    await backAt(h, at(3));
+    const row = await h.until(async () => {
+      const row = (await h.runs("tick")).find((r) => r.scheduled_at === at(1));
+      return row?.status === "missed" ? row : null;
+    }, "the late claim's row to end missed");
+    assertEquals(
+      [row.started_at, row.note],
+      [
+        null,
+        "held: its claim reached the database too late to start it (cluster.on_database_outage)",
+      ],
+      describeRun(row),
+    );
+    assertEquals(h.runner.of("tick").filter((r) => r.scheduledAt === at(1)).map(String), []);
+  });
+
+  Deno.test(`daemon hold[${backend}]: held, the missed fires of a range are all decided again, from the first`, async () => {
+    const { h: harness, gate } = await gated(backend);
+    await using h = harness;
+    // A pause: fires 1-4 s are past their grace at 6 s, and go in one missed row.
+    gate.refuse = true;
+    await h.clock.set(at(6));
+    await h.until(
+      () => h.line(/^the database did not answer; holding \d+ fires/),
+      "the held fires",
+    );
+    await backAt(h, at(7));
+    const missed = await h.until(async () => {
+      const rows = (await h.runs("tick")).filter((r) => r.status === "missed");
+      return rows.length > 0 ? rows : null;
+    }, "the missed fires to be recorded");
+    assertMatch(missed[0].note!, new RegExp(`^\\d+ fires from ${new Date(at(1)).toISOString()} `));
+  });
+}

@@ -211,17 +211,22 @@ export class RunRecorder {
       this.lost.keep(isUnreachable(error) ? rows : again.map((i) => rows[i]));
       return null;
     }
-    // Its markers are not used again: what it wrote, if it lands, is ended here.
+    // Its markers are not used again: a run it wrote, if it lands, is ended
+    // here, as never started. A row that was final already (missed, skipped)
+    // stays as it says: its fires are decided again all the same (a claim
+    // of the same instant then finds it there; a range of missed fires
+    // decided again may overlap it: a fire told twice, none lost).
     attempt.then((ids) => {
-      for (const id of ids) {
-        if (id === null) continue;
+      ids.forEach((id, i) => {
+        if (id === null || (rows[i].status !== "running" && rows[i].status !== "queued")) return;
         this.update(id, {
           status: "missed",
+          started_at: null,
           finished_at: this.clock.now(),
           note:
             "held: its claim reached the database too late to start it (cluster.on_database_outage)",
         });
-      }
+      });
     }, () => this.lost.keep(rows));
     return null;
   }

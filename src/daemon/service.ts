@@ -1085,7 +1085,13 @@ export class Service {
           Infinity,
         ),
       });
-    if (ids === null) return this.hold(rows, plans);
+    if (ids === null) {
+      // A missed row stands for its fires from the first: all are decided again.
+      return this.hold(rows, plans, [
+        ...decision.missed.map((m) => m.first),
+        ...rows.slice(decision.missed.length).map((r) => r.scheduled_at),
+      ]);
+    }
     // Told and counted only where this node's row stands: another may have claimed the fire.
     decision.missed.forEach((m, i) => {
       const id = ids[i];
@@ -1146,15 +1152,19 @@ export class Service {
 
   /**
    * The database did not answer the claim and this node holds: run
-   * nothing, and put the fires back in the timetable, to be decided (late,
-   * or missed) once the database is back.
+   * nothing, and put the fires back in the timetable (each row's from
+   * `firstFires`), to be decided (late, or missed) once the database is back.
    */
-  private hold(rows: NewRun[], plans: ({ slot: Slot; shell?: Armed } | null)[]): void {
+  private hold(
+    rows: NewRun[],
+    plans: ({ slot: Slot; shell?: Armed } | null)[],
+    firstFires: number[],
+  ): void {
     for (const plan of plans) {
       plan?.slot.release();
       plan?.shell?.disarm();
     }
-    for (const row of rows) this.timetable.rewind(row.job_id, row.scheduled_at - 1);
+    rows.forEach((row, i) => this.timetable.rewind(row.job_id, firstFires[i] - 1));
     schedulerLog.warn(
       "the database did not answer; holding {count} fires until it does (cluster.on_database_outage)",
       { count: rows.length },
