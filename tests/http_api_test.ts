@@ -864,6 +864,32 @@ Deno.test("api: a refusal says what to give in the API's own fields and paramete
         undefined,
         "from: 'soon' is not a date-time (expected e.g. 2026-03-29T01:30:00Z, 2026-03-29T02:30+02:00 or 2026-03-29 02:30 in the job's zone)",
       ],
+      // A parameter misspelled or given twice is refused, not ignored.
+      [
+        "GET",
+        "/api/v1/runs?state=failed",
+        undefined,
+        "GET /api/v1/runs takes no query parameter 'state' (it takes job, status, since, limit)",
+      ],
+      [
+        "GET",
+        "/api/v1/runs?status=failed&status=success",
+        undefined,
+        "query parameter 'status' is given 2 times; give it once",
+      ],
+      [
+        "POST",
+        "/api/v1/reload?now=1",
+        undefined,
+        "POST /api/v1/reload takes no query parameter 'now' (it takes none)",
+      ],
+      [
+        "GET",
+        "/api/v1/runs/stream?since=1h",
+        undefined,
+        "GET /api/v1/runs/stream takes no query parameter 'since' (it takes job, status, after)",
+      ],
+      ["GET", "/api/v1/logs/stream?after=abc", undefined, "after: 'abc' is not a log line id"],
     ];
     for (const [method, path, body, error] of cases) {
       const answer = await api.call(method, path, { body });

@@ -20,12 +20,13 @@ export function parseCount(raw: string, name: string, max: number): number {
 }
 
 /** A run id (`runs show`, `logs --run`). */
-export function parseRunId(raw: string, name: string): number {
-  if (!/^\d+$/.test(raw)) throw new UsageError(`${name}: '${raw}' is not a run number`);
+/** `what`: what the number counts, for the message (a run's, a log line's id). */
+export function parseRunId(raw: string, name: string, what = "run number"): number {
+  if (!/^\d+$/.test(raw)) throw new UsageError(`${name}: '${raw}' is not a ${what}`);
   const id = Number(raw);
   // Beyond 2^53 a number is rounded: run 99999999999999999999999 became "run 1e+23".
   if (!Number.isSafeInteger(id)) {
-    throw new UsageError(`${name}: '${raw}' is not a run number (too large to be one)`);
+    throw new UsageError(`${name}: '${raw}' is not a ${what} (too large to be one)`);
   }
   return id;
 }

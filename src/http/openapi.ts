@@ -336,6 +336,7 @@ const error = (description: string) => json(ref("Error"), description);
 
 /** The answers every route of the API may give besides its own. */
 const COMMON = {
+  "400": error("a query parameter the route does not take, or one given twice"),
   "401": error("no token, or not one of http.tokens"),
   "503": error("the database is unreachable"),
 };
@@ -603,6 +604,7 @@ export const OPENAPI = {
           "the newest lines, then each new one, as Server-Sent Events (event: log, data: a LogRow) (logs --follow); event: error (data: {error}) when the database fails, event: resumed when it answers again",
         parameters: [
           ...logFilters,
+          query("since", "only lines written in the last 90s, 15m, 2h, 7d, … before the request"),
           query("after", "only lines after this id (to resume)", int),
           query("limit", "lines sent first (default 100)", int),
         ],

@@ -41,7 +41,7 @@ export function logRoutes(api: ApiContext): Hono<Env> {
     const query = queryOf(c);
     // Empty is not given, as for /runs/stream.
     const after = c.req.query("after") || c.req.header("last-event-id") || undefined;
-    let last = after === undefined ? null : parseRunId(after, "after");
+    let last = after === undefined ? null : parseRunId(after, "after", "log line id");
     const limit = count(c.req.query("limit"), "limit", MAX_LINES, 100);
     return pollStream(c, {
       closing: api.closing,
