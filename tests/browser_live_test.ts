@@ -72,6 +72,48 @@ dashboardTest(
   },
 );
 
+dashboardTest(
+  "dashboard: a status never read (the database down since the service started) shows nothing as zero",
+  async (api) => {
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    const net = await intercept(page);
+    // What /status answers then (api: an unreachable database answers 503 …).
+    net.answer = (path) =>
+      path === "/api/v1/status"
+        ? {
+          status: 200,
+          body: JSON.stringify({
+            services: [],
+            pending_markers: 0,
+            latest_marker: 0,
+            runs_last_hour: {},
+            next_fires: [],
+            silent_jobs: [],
+            pending_notifications: { count: 0, oldest: null },
+            runs_per_minute: [],
+            read_at: null,
+            database: { state: "down", detail: "cannot connect (test)" },
+          }),
+        }
+        : null;
+    await signIn(page, api.url, "#/status");
+    await waitForText(page, "#database-down", "not known until it answers");
+    await screenshot(page, "status-never-read");
+    const tiles = await page.evaluate<string[]>(
+      `[...document.querySelectorAll(".tile")].map((t) => t.querySelector(".label").textContent + ": " + t.querySelector(".value").textContent)`,
+    );
+    assertEquals(tiles.filter((t) => !t.startsWith("database")), [
+      "live services: ?",
+      "pending reload markers: ?",
+      "notifications waiting: ?",
+      "runs in the last hour: ?",
+    ]);
+    assertEquals(await text(page, "#services tbody"), "not known until the database answers");
+    assertEquals(await text(page, "#next-fires tbody"), "not known until the database answers");
+  },
+);
+
 /** A run as GET /runs/{id} answers it, `status` and output as told. */
 function run(status: string, stdout: string): string {
   const final = status !== "running";

@@ -430,16 +430,20 @@ page(/^\/status$/, (_, __, signal) => poll(signal, 5000, () => api("GET", "/stat
   const failed = ["failed", "error", "timeout", "killed", "lost"].reduce((a, k) => a + (s.runs_last_hour[k] || 0), 0);
   const tile = (label, value, extra) => h("div", { class: "tile" }, h("div", { class: "value" }, value), h("div", { class: "label" }, label), extra || null);
   const known = s.read_at === null ? null : "what follows was read at " + fmt(s.read_at);
+  // Never read (the database was down since this service started): the counts are not zeros.
+  const unread = s.read_at === null;
+  const count = (value) => unread ? "?" : value;
+  const none = (text) => h("td", { colspan: 10, class: "muted" }, unread ? "not known until the database answers" : text);
   return [
     h("h1", {}, "Status"),
     s.database.state === "down" ? h("div", { class: "alert", id: "database-down" }, "The database is down: " +
       (known || "services, runs and fires are not known until it answers") + ".") : null,
     h("div", { class: "tiles" },
-      tile("live services", live, s.services.length > live ? h("div", { class: "small muted" }, notLive(s.services)) : null),
+      tile("live services", count(live), s.services.length > live ? h("div", { class: "small muted" }, notLive(s.services)) : null),
       tile("database", badge(s.database.state), h("div", { class: "small muted" }, s.database.detail)),
-      tile("pending reload markers", s.pending_markers),
-      tile("notifications waiting", s.pending_notifications.count, s.pending_notifications.oldest === null ? null : h("div", { class: "small muted" }, "oldest " + ago(s.pending_notifications.oldest))),
-      tile("runs in the last hour", total, failed ? h("div", { class: "small field-error" }, failed + " failed") : null)),
+      tile("pending reload markers", count(s.pending_markers)),
+      tile("notifications waiting", count(s.pending_notifications.count), s.pending_notifications.oldest === null ? null : h("div", { class: "small muted" }, "oldest " + ago(s.pending_notifications.oldest))),
+      tile("runs in the last hour", count(total), failed ? h("div", { class: "small field-error" }, failed + " failed") : null)),
     chart(s.runs_per_minute),
     h("h2", {}, "Services"),
     table(["Node", "State", { text: "PID", class: "hide-narrow" }, { text: "Version", class: "hide-narrow" }, "Last heartbeat", "Jobs", "Share", { text: "Marker", class: "hide-narrow" }, { text: "Skew", class: "hide-narrow" }, { text: "Last reload", class: "hide-narrow" }],
@@ -454,10 +458,10 @@ page(/^\/status$/, (_, __, signal) => poll(signal, 5000, () => api("GET", "/stat
         h("td", { class: "hide-narrow num" }, n.applied_marker === null ? "-" : n.applied_marker < s.latest_marker ? n.applied_marker + " (" + (s.latest_marker - n.applied_marker) + " behind)" : n.applied_marker),
         h("td", { class: "hide-narrow num" + (Math.abs(n.skew_ms ?? 0) > MAX_SKEW_MS ? " field-error" : "") }, n.skew_ms === null ? "-" : (n.skew_ms >= 0 ? "+" : "-") + (Math.abs(n.skew_ms) / 1000).toFixed(1) + " s"),
         h("td", { class: "hide-narrow" }, n.last_reload_at === null ? "-" : [when(n.last_reload_at), " (" + n.last_reload_ms + " ms)"])))
-        : [h("tr", {}, h("td", { colspan: 10, class: "muted" }, "no service has ever run on this database"))], { id: "services" }),
+        : [h("tr", {}, none("no service has ever run on this database"))], { id: "services" }),
     h("h2", {}, "Next fires"),
     table(["At", "Job"], s.next_fires.length ? s.next_fires.map((f) => h("tr", {},
       h("td", {}, when(f.at, f.timezone)), h("td", {}, h("a", { href: "#/jobs/" + enc(f.job) }, f.job))))
-      : [h("tr", {}, h("td", { colspan: 2, class: "muted" }, "none"))])];
+      : [h("tr", {}, none("none"))], { id: "next-fires" })];
 }));
 `;
