@@ -151,6 +151,14 @@ const CASES: BadCase[] = [
     error: `id: "${"x".repeat(60)}…" is 192 characters long ${ID_RULE}`,
   },
   {
+    // As Deno reads bytes that are not UTF-8 (printf '\377' in a shell): each is U+FFFD.
+    name: "a command of bytes that are not UTF-8",
+    args: ["job", "add", "bytes", "--command", "echo \uFFFD", "--minute", "5"],
+    code: 2,
+    error:
+      "the argument \"echo \uFFFD\" holds bytes that are not UTF-8 (shown as \uFFFD), which jobsmanager cannot keep as they are; give it in UTF-8 (a command can make such bytes itself, e.g. printf '\\377')",
+  },
+  {
     name: "id of dots only",
     args: ["job", "add", "..", "--command", "true", "--minute", "5"],
     code: 2,

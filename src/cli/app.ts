@@ -248,6 +248,17 @@ function firstWord(args: string[]): string | undefined {
 
 /** Run the CLI with `args` (without the program name); resolves to the exit code. */
 export async function runCli(args: string[]): Promise<number> {
+  // Deno reads arguments as UTF-8, making each byte that is not U+FFFD: such
+  // an argument would be stored as other text than was typed, without a word.
+  const mangled = args.find((arg) => arg.includes("\uFFFD"));
+  if (mangled !== undefined) {
+    writeErr(
+      `jobsmanager: the argument ${
+        JSON.stringify(printable(mangled))
+      } holds bytes that are not UTF-8 (shown as \uFFFD), which jobsmanager cannot keep as they are; give it in UTF-8 (a command can make such bytes itself, e.g. printf '\\377')`,
+    );
+    return 2;
+  }
   const given = emptyValues(args);
   const root = await buildTree(firstWord(given));
   const { words, globals, others, target, unsatisfied } = commandFirst(root, given);
