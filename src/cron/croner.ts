@@ -447,12 +447,14 @@ function compilePattern(pattern: string, timezone: string): Schedule {
     mode: "6-part",
   });
   dropYearTable(cron);
-  // Jobs sharing a schedule are often asked the same question at once (a
-  // reload schedules them all from the same instant): answer it once.
+  // Jobs sharing a schedule are often asked about instants close together
+  // at once (a reload schedules each from its last change): no fire lies
+  // between the last instant asked and its answer, so every instant
+  // between them has that answer too.
   let lastAfter = NaN;
   let lastNext: number | null = null;
   const nextAfterMs = (instant: number) => {
-    if (instant !== lastAfter) {
+    if (!(instant >= lastAfter && (lastNext === null || instant < lastNext))) {
       lastAfter = instant;
       lastNext = cron.nextRun(new Date(instant))?.getTime() ?? null;
     }
