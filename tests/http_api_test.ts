@@ -130,6 +130,12 @@ for (const backend of BACKENDS) {
         headers: { "If-Match": "yesterday" },
       });
       assertEquals(badTag.status, 400);
+      // `*` matches whatever version is current (RFC 9110).
+      const anyTag = await api.call("PATCH", "/api/v1/jobs/nightly", {
+        body: { hour: "2" },
+        headers: { "If-Match": "*" },
+      });
+      assertEquals(anyTag.status, 200, JSON.stringify(anyTag.body));
 
       const disabled = await api.call("POST", "/api/v1/jobs/nightly/disable");
       assertEquals((disabled.body as { enabled: boolean }).enabled, false);
@@ -222,7 +228,8 @@ for (const backend of BACKENDS) {
       assertEquals([cycle.status, cycle.body], [400, {
         error:
           "after: 'nightly' following 'report' would close a cycle: nightly → report → nightly (a job's end would start itself again); drop one link with \"after_job\": null",
-        field: "after",
+        // The job's field, beside which a form shows it.
+        field: "after_job",
       }]);
       const badOutcome = await api.call("PATCH", "/api/v1/jobs/report", {
         body: { after_job: "nightly", after_outcome: "sometimes" },
@@ -258,6 +265,8 @@ for (const backend of BACKENDS) {
           ["schedule_words", "at 03:00"],
           ["zone", "Asia/Tokyo"],
           ["created_at", "garbage"],
+          // A time, but not the job's: its creation is not changed.
+          ["created_at", "2020-01-01T00:00:00Z"],
         ]
       ) {
         const refused = await api.call("PATCH", "/api/v1/jobs/nightly", {
@@ -890,6 +899,12 @@ Deno.test("api: a refusal says what to give in the API's own fields and paramete
         "GET /api/v1/runs/stream takes no query parameter 'since' (it takes job, status, after)",
       ],
       ["GET", "/api/v1/logs/stream?after=abc", undefined, "after: 'abc' is not a log line id"],
+      [
+        "POST",
+        "/api/v1/jobs/nightly/disable",
+        { junk: 1 },
+        "POST /api/v1/jobs/nightly/disable takes no body; send the request without one",
+      ],
     ];
     for (const [method, path, body, error] of cases) {
       const answer = await api.call(method, path, { body });

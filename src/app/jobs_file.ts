@@ -27,6 +27,7 @@ import {
   validateId,
 } from "../domain/job.ts";
 import { HOOK_COMMANDS, HOOK_URLS, NOTIFY_FIELDS } from "../domain/notify.ts";
+import { jobFieldOf } from "../domain/option_names.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import type { JobStore } from "../store/store.ts";
 import {
@@ -335,9 +336,7 @@ export function candidatesFromFile(
       });
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
-      // `after` is the link as a whole (following itself, say): its key in a file is after_job.
-      const field = error.field === "after" ? "after_job" : error.field;
-      errors.push(`${where(at.fieldLine(index, field))}: ${error.message}`);
+      errors.push(`${where(at.fieldLine(index, jobFieldOf(error.field)))}: ${error.message}`);
     }
   });
   if (errors.length > 0) {

@@ -29,6 +29,14 @@ export interface OptionNames {
 const FIELD_OF: Partial<Record<OptionName, string>> = { after: "after_job" };
 
 /**
+ * The job's field a ValidationError's `field` names: `after` (the link as
+ * a whole) is given by `after_job`; the others are fields already.
+ */
+export function jobFieldOf(field: string): string {
+  return FIELD_OF[field as OptionName] ?? field;
+}
+
+/**
  * A job's options as its own fields, as `jm_jobs` names them and a JSON
  * body or a jobs file gives them; "no schedule" is the six schedule fields
  * empty, as such a job reads back.

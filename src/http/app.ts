@@ -23,7 +23,7 @@ import { errorBody, HttpError, statusOf } from "./errors.ts";
 import { healthRoutes, type Readiness } from "./health.ts";
 import { isLoopback } from "./listen.ts";
 import { OPENAPI } from "./openapi.ts";
-import { knownQueryParameters } from "./query.ts";
+import { asDocumented } from "./query.ts";
 import { Door, type Starts } from "./starts.ts";
 
 /** What `/metrics` answers with: this process's registry, or the main thread's from a worker. */
@@ -202,7 +202,7 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
     "/api/v1/*",
     authenticate(deps.tokens, deps.redact),
     authorize,
-    knownQueryParameters,
+    asDocumented,
     bodyFirst(deps.bodyWaitMs),
   );
   // Probes answer at once; everything else makes way for runs starting.

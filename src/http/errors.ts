@@ -13,6 +13,7 @@ import {
   UsageError,
   ValidationError,
 } from "../errors.ts";
+import { jobFieldOf } from "../domain/option_names.ts";
 
 /** A refusal only HTTP has: a missing or wrong token, an unknown path, a body that is not JSON. */
 export class HttpError extends Error {
@@ -46,6 +47,6 @@ export function statusOf(error: unknown): number {
 export function errorBody(error: unknown, redact: (text: string) => string): ErrorBody {
   const message = redact(errorMessage(error));
   return error instanceof ValidationError
-    ? { error: message, field: error.field }
+    ? { error: message, field: jobFieldOf(error.field) }
     : { error: message };
 }

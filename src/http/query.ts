@@ -45,21 +45,24 @@ interface Parameter {
 }
 
 /**
- * The query parameters each endpoint takes, by method, as the OpenAPI
- * document gives them; paths without a `{…}` first, so that
- * `/runs/stream` is not taken for `/runs/{id}`.
+ * What each endpoint takes, by method, as the OpenAPI document gives it:
+ * its query parameters, and whether a body; paths without a `{…}` first,
+ * so that `/runs/stream` is not taken for `/runs/{id}`.
  */
 const ENDPOINTS = Object.entries(OPENAPI.paths)
   .map(([template, item]) => {
     const shared: Parameter[] = (item as { parameters?: Parameter[] }).parameters ?? [];
-    const takes = new Map<string, string[]>();
+    const takes = new Map<string, { query: string[]; body: boolean }>();
     for (const [method, operation] of Object.entries(item)) {
       if (method === "parameters") continue;
-      const own: Parameter[] = (operation as { parameters?: Parameter[] }).parameters ?? [];
-      takes.set(
-        method.toUpperCase(),
-        [...shared, ...own].filter((p) => p.in === "query").map((p) => p.name),
-      );
+      const { parameters = [], requestBody } = operation as {
+        parameters?: Parameter[];
+        requestBody?: unknown;
+      };
+      takes.set(method.toUpperCase(), {
+        query: [...shared, ...parameters].filter((p) => p.in === "query").map((p) => p.name),
+        body: requestBody !== undefined,
+      });
     }
     const pattern = new RegExp(`^/api/v1${template.replace(/\{[^}]+\}/g, "[^/]+")}$`);
     return { pattern, literal: !template.includes("{"), takes };
@@ -67,35 +70,38 @@ const ENDPOINTS = Object.entries(OPENAPI.paths)
   .sort((a, b) => Number(b.literal) - Number(a.literal));
 
 /**
- * Refuse a query parameter the endpoint does not take (a misspelling, as
- * `?state=failed` for `?status=failed`, would otherwise be ignored, and the
- * answer look filtered when it is not), or one given twice (only one would
- * count). A path or method the API does not have is left to its 404 or 405.
+ * Refuse what the endpoint does not take, which would otherwise be
+ * ignored: a query parameter (a misspelling, as `?state=failed` for
+ * `?status=failed`, and the answer looks filtered when it is not), one
+ * given twice (only one would count), a body where none is read. A path
+ * or method the API does not have is left to its 404 or 405.
  */
-export const knownQueryParameters: MiddlewareHandler = async (c, next) => {
-  const search = new URL(c.req.url).searchParams;
-  if (search.size > 0) {
-    const method = c.req.method === "HEAD" ? "GET" : c.req.method;
-    const takes = ENDPOINTS.find((e) => e.pattern.test(c.req.path))?.takes.get(method);
-    if (takes !== undefined) {
-      const given = [...search.keys()];
-      for (const name of new Set(given)) {
-        if (!takes.includes(name)) {
-          throw new HttpError(
-            400,
-            `${c.req.method} ${c.req.path} takes no query parameter '${name}' (${
-              takes.length > 0 ? `it takes ${takes.join(", ")}` : "it takes none"
-            })`,
-          );
-        }
-        const times = given.filter((n) => n === name).length;
-        if (times > 1) {
-          throw new HttpError(
-            400,
-            `query parameter '${name}' is given ${times} times; give it once`,
-          );
-        }
+export const asDocumented: MiddlewareHandler = async (c, next) => {
+  const method = c.req.method === "HEAD" ? "GET" : c.req.method;
+  const takes = ENDPOINTS.find((e) => e.pattern.test(c.req.path))?.takes.get(method);
+  if (takes !== undefined) {
+    const where = `${c.req.method} ${c.req.path}`;
+    const given = [...new URL(c.req.url).searchParams.keys()];
+    for (const name of new Set(given)) {
+      if (!takes.query.includes(name)) {
+        throw new HttpError(
+          400,
+          `${where} takes no query parameter '${name}' (${
+            takes.query.length > 0 ? `it takes ${takes.query.join(", ")}` : "it takes none"
+          })`,
+        );
       }
+      const times = given.filter((n) => n === name).length;
+      if (times > 1) {
+        throw new HttpError(400, `query parameter '${name}' is given ${times} times; give it once`);
+      }
+    }
+    const length = c.req.header("content-length");
+    const sent = length === undefined
+      ? c.req.header("transfer-encoding") !== undefined
+      : length.trim() !== "0";
+    if (!takes.body && sent) {
+      throw new HttpError(400, `${where} takes no body; send the request without one`);
     }
   }
   await next();

@@ -65,10 +65,11 @@ function visible(job: Job, role: Role): Job {
 
 /**
  * The `updated_at` an If-Match names (the ETag of `GET /jobs/{id}`,
- * `"1764000000000"`): the copy a change was made on. Absent: any.
+ * `"1764000000000"`): the copy a change was made on. Absent, or `*` (any
+ * current version, RFC 9110): any.
  */
 function readAt(header: string | undefined): number | undefined {
-  if (header === undefined) return undefined;
+  if (header === undefined || header.trim() === "*") return undefined;
   const tag = /^(?:W\/)?"(\d{1,16})"$/.exec(header.trim());
   if (tag === null) {
     throw new HttpError(
@@ -126,7 +127,9 @@ function refuseShownChanges(
   for (const field of ["created_at", "updated_at"]) {
     const value = body[field];
     const time = typeof value === "string" ? Date.parse(value) : value;
-    if (value !== undefined && (typeof time !== "number" || Number.isNaN(time))) {
+    // A job's creation never changes: another time would be a change silently not made.
+    const changed = field === "created_at" && stored !== null && time !== stored.created_at;
+    if (value !== undefined && (typeof time !== "number" || Number.isNaN(time) || changed)) {
       throw new ValidationError(
         field,
         `${field}: jobsmanager sets it; leave it out, or send back the time GET gave`,
