@@ -37,6 +37,12 @@ for (const backend of BACKENDS) {
             declared_dead_by: "alpha",
           }),
           row("omega", 0, { stopped_at: Date.now() }),
+          // Its clock 2 min ahead: up 10 min and beating now, on the database's clock.
+          row("ahead", 0, {
+            skew_ms: 120_000,
+            started_at: Date.now() + 120_000 - 600_000,
+            heartbeat_at: Date.now() + 120_000,
+          }),
         ]
       ) {
         await store.saveNode(node);
@@ -52,11 +58,12 @@ for (const backend of BACKENDS) {
     assertMatch(line("gamma")!, /^gamma +stale +.* - +2 +\+0\.1 s /);
     assertMatch(line("delta")!, /^delta +dead \(by alpha\) /);
     assertMatch(line("omega")!, /^omega +stopped /);
+    assertMatch(line("ahead")!, /^ahead +live +\d+ +\S+ +(9m 5\ds|10m [0-4]s) +0 s ago /);
     assertMatch(
       status.stdout,
       /^node alpha: its clock is \+5\.2 s off the database's \(more than 2 s\); it computes its fires from its own clock: fix its time sync \(NTP\)$/m,
     );
-    assertEquals(status.stdout.match(/its clock is/g)?.length, 1, status.stdout);
+    assertEquals(status.stdout.match(/its clock is/g)?.length, 2, status.stdout);
     // Stale by each node's own interval, not by this command's configuration (5 s by default).
     assertStringIncludes(
       status.stdout,

@@ -36,6 +36,8 @@ export interface Status {
    * that hang or no service to send them.
    */
   pendingNotifications: { count: number; oldest: number | null };
+  /** The database's clock as the nodes were read; undefined where the store cannot tell it. */
+  databaseNow?: number;
 }
 
 /**
@@ -83,6 +85,7 @@ export async function status(
     nextFires: fires,
     silentJobs,
     pendingNotifications,
+    databaseNow,
   };
 }
 

@@ -25,6 +25,26 @@ function skewText(skewMs: number | null | undefined): string {
   return Math.abs(skewMs) > MAX_SKEW_MS ? `${text} (off)` : text;
 }
 
+/**
+ * How long ago the node's `field` (a time on its own clock) was: on the
+ * database's clock where the node's offset from it is known, so that a
+ * node whose clock is off is not shown up or beating for a negative time;
+ * else on this command's clock.
+ */
+function onDatabaseClock(
+  n: Status["services"][number],
+  field: "started_at" | "heartbeat_at",
+  now: number,
+  report: Status,
+): number {
+  if (report.databaseNow === undefined) return now - n[field];
+  if (field === "heartbeat_at" && n.db_heartbeat_at != null) {
+    return report.databaseNow - n.db_heartbeat_at;
+  }
+  if (n.skew_ms == null) return now - n[field];
+  return report.databaseNow - (n[field] - n.skew_ms);
+}
+
 function servicesText(report: Status, now: number, heartbeatMs: number): string {
   if (report.services.length === 0) return "services: none has ever run on this database";
   const skewed = report.services.filter((n) =>
@@ -55,8 +75,8 @@ function servicesText(report: Status, now: number, heartbeatMs: number): string 
         n.state === "dead" ? `dead (by ${n.declared_dead_by})` : n.state,
         String(n.pid),
         n.version,
-        n.state === "live" ? uptime(now - n.started_at) : "-",
-        `${Math.round((now - n.heartbeat_at) / 1000)} s ago`,
+        n.state === "live" ? uptime(onDatabaseClock(n, "started_at", now, report)) : "-",
+        `${Math.round(onDatabaseClock(n, "heartbeat_at", now, report) / 1000)} s ago`,
         String(n.jobs_loaded),
         n.state === "live" && n.jobs_owned != null ? String(n.jobs_owned) : "-",
         n.applied_marker === null
