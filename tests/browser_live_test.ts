@@ -6,6 +6,7 @@
 import { assertEquals } from "./assert.ts";
 import { freshDatabase, waitFor } from "./helpers.ts";
 import { startApi } from "./http_harness.ts";
+import { NEVER_READ } from "../src/http/api/status.ts";
 import {
   CHROMIUM,
   dashboardTest,
@@ -78,25 +79,10 @@ dashboardTest(
     await using chromium = await openBrowser();
     const page = await chromium.page();
     const net = await intercept(page);
-    // What /status answers then (api: an unreachable database answers 503 …).
+    // What /status answers then.
+    const body = { ...NEVER_READ, database: { state: "down", detail: "cannot connect (test)" } };
     net.answer = (path) =>
-      path === "/api/v1/status"
-        ? {
-          status: 200,
-          body: JSON.stringify({
-            services: [],
-            pending_markers: 0,
-            latest_marker: 0,
-            runs_last_hour: {},
-            next_fires: [],
-            silent_jobs: [],
-            pending_notifications: { count: 0, oldest: null },
-            runs_per_minute: [],
-            read_at: null,
-            database: { state: "down", detail: "cannot connect (test)" },
-          }),
-        }
-        : null;
+      path === "/api/v1/status" ? { status: 200, body: JSON.stringify(body) } : null;
     await signIn(page, api.url, "#/status");
     await waitForText(page, "#database-down", "not known until it answers");
     await screenshot(page, "status-never-read");

@@ -15,22 +15,25 @@ import { type ApiContext, type Env, json } from "./context.ts";
 const HOUR_MS = 3_600_000;
 const MINUTE_MS = 60_000;
 
+/** What `/status` knows, besides the database's state, before it was ever read (`read_at` null). */
+export const NEVER_READ: Readonly<Record<string, unknown>> = {
+  services: [],
+  pending_markers: 0,
+  latest_marker: 0,
+  runs_last_hour: {},
+  next_fires: [],
+  silent_jobs: [],
+  pending_notifications: { count: 0, oldest: null },
+  runs_per_minute: [],
+  read_at: null,
+};
+
 export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness>): Hono<Env> {
   const routes = new Hono<Env>();
   const { store } = api;
 
   /** The last status read from the database: what is known while it is away. */
-  let last: Record<string, unknown> = {
-    services: [],
-    pending_markers: 0,
-    latest_marker: 0,
-    runs_last_hour: {},
-    next_fires: [],
-    silent_jobs: [],
-    pending_notifications: { count: 0, oldest: null },
-    runs_per_minute: [],
-    read_at: null,
-  };
+  let last: Record<string, unknown> = NEVER_READ;
 
   routes.get("/status", async (c) => {
     const now = Date.now();
