@@ -910,8 +910,8 @@ export class Service {
     const seen = new Set<string>();
     const inTable = new Set<string>();
     const known = new Map<string, Job>();
-    // One instant for the whole reload: jobs new to the timetable resume
-    // from it (resumeAfter), sharing their schedules' answers.
+    // One instant for the whole reload: a job new to the timetable is owed
+    // its fires up to it (resumeAfter), a changed schedule goes on from it.
     const now = this.o.clock.now();
     for await (const jobs of this.o.store.jobsInChunks(RELOAD_READ_CHUNK)) {
       for (let i = 0; i < jobs.length; i++) {
