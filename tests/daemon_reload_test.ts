@@ -201,9 +201,9 @@ for (const backend of BACKENDS) {
     );
     await h.clock.set(at(2));
     await h.until(async () => (await h.markers()).every((m) => m.updated), "every marker applied");
-    // It was not there at the start (T0): its fires since are owed, and the
-    // poll at 2 s finds the one at 1 s within its grace (1 s): it runs, late.
-    const run = await h.started("hand", at(1));
+    // Written without a time of change (updated_at 0): not known to be recent,
+    // it is owed the fires of its grace before the poll (1 s): the one at 2 s.
+    const run = await h.started("hand", at(2));
     assertEquals(run.spec.command, "echo hand");
   });
 
@@ -271,6 +271,26 @@ for (const backend of BACKENDS) {
     );
   });
 
+  Deno.test(`daemon[${backend}]: a job enabled by hand in SQL is not owed the fires of while it was disabled`, async () => {
+    await using h = await Harness.create(await freshDatabase(backend));
+    await h.job("tick", { schedule: { second: "*" }, enabled: false });
+    await h.job("idle", { cron: "0 12 15 6 *" });
+    await h.start();
+    await h.clock.set(at(20));
+    await h.sql("UPDATE jm_jobs SET enabled = 1 WHERE id = 'tick'");
+    await h.sql(
+      "INSERT INTO jm_update_info (jobs_before_update, jobs_after_update) VALUES ('[]', '[]')",
+    );
+    await h.clock.set(at(22));
+    await h.until(async () => (await h.markers()).every((m) => m.updated), "every marker applied");
+    (await h.started("tick", at(22))).finish();
+    await h.run("tick", at(22), "success");
+    assertEquals(
+      (await h.runs("tick")).map((r) => [r.scheduled_at - T0, r.status]),
+      [[22000, "success"]],
+    );
+  });
+
   Deno.test(`daemon[${backend}]: a marker that commits after a newer one is still applied`, async () => {
     await using h = await Harness.create(await freshDatabase(backend));
     await h.job("idle", { cron: "0 12 15 6 *" });
@@ -288,8 +308,8 @@ for (const backend of BACKENDS) {
     );
     await h.clock.set(at(4));
     assertEquals(await applied(h, 500), "1 added, 0 changed, 0 removed, 1 unchanged");
-    // Not there at the previous reload (2 s): its fire at 3 s is owed, and within its grace.
-    await h.started("late", at(3));
+    // Written without a time of change: owed the fires of its grace before the poll.
+    await h.started("late", at(4));
   });
 
   Deno.test(`daemon[${backend}]: reload() (SIGHUP) applies at once; the start marks what is pending`, async () => {

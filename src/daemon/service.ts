@@ -812,18 +812,21 @@ export class Service {
 
   /**
    * Where a job that never fired here (new, or enabled) resumes: after its
-   * last change, and no earlier than its grace ago or, for a job a reload
-   * finds, than `seenAt`, the previous read of every job. A first fire due
-   * during a restart runs late; one added while no service ran is not owed
-   * its fires since; fires between a change and the reload that applies it
-   * run late, or are recorded missed (the poll can take longer than the
-   * grace), rather than vanish. In whole seconds, when no fire falls
-   * between: jobs changed in the same second ask their schedule the same
-   * question, answered once (croner.ts).
+   * last change, but no more than its grace ago, so that a first fire due
+   * during a restart runs late, and one added while no service ran is not
+   * owed its fires since. A job a reload finds changed after `seenAt`, the
+   * previous read of every job, is owed every fire since that change: one
+   * between the change and the reload that applies it runs late, or is
+   * recorded missed (the poll can take longer than the grace), rather than
+   * vanish. (A change by hand that left `updated_at` as it was is not known
+   * to be that recent: the grace bounds it, as at the start.) In whole
+   * seconds, when no fire falls between: jobs changed in the same second
+   * ask their schedule the same question, answered once (croner.ts).
    */
-  private resumeAfter(job: Job, now: number, seenAt = now): number {
-    const grace = policyOf(job, this.o.defaults).graceMs;
-    const from = Math.max(job.updated_at, Math.min(now - grace, seenAt));
+  private resumeAfter(job: Job, now: number, seenAt = Infinity): number {
+    const from = job.updated_at > seenAt
+      ? job.updated_at
+      : Math.max(job.updated_at, now - policyOf(job, this.o.defaults).graceMs);
     return from >= now ? now : Math.floor(from / 1000) * 1000;
   }
 
