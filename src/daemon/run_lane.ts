@@ -116,10 +116,11 @@ export class RunLane {
         case "start": {
           // A release is a write to a pipe: it does not wait behind the spawns queued.
           const shell = message.armed === undefined ? null : this.takeArmed(message.armed);
-          this.released.delete(message.id);
           // Judged late or not as it went (above).
           if (shell) this.start(message, shell, judged.get(message));
           else this.queue.push(message);
+          // Watched now: a bug in its own start left it to `close`.
+          this.released.delete(message.id);
         }
       }
     }
