@@ -67,7 +67,13 @@ Deno.test("mysql errors: a login or connection the server refuses for now is an 
     [{ code: "ER_MUST_CHANGE_PASSWORD_LOGIN" }, /password has expired; set a new one/],
     [{ code: "ER_CON_COUNT_ERROR" }, /too many connections \(max_connections\)/],
     [{ code: "ER_TOO_MANY_USER_CONNECTIONS" }, /user 'jm' has as many connections as it may/],
-    [{ code: "ER_USER_LIMIT_REACHED" }, /user 'jm' has as many connections as it may/],
+    [
+      {
+        code: "ER_USER_LIMIT_REACHED",
+        message: "User 'jm' has exceeded the 'max_questions' resource (current value: 10)",
+      },
+      /refused user 'jm': it reached one of its resource limits \(User 'jm' has exceeded the 'max_questions' resource/,
+    ],
     [{ code: "ER_HOST_IS_BLOCKED" }, /FLUSH HOSTS/],
     [{ code: "ER_HOST_NOT_PRIVILEGED" }, /this host may not connect/],
   ];

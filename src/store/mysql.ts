@@ -102,8 +102,15 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
         `${where} refused the connection: it has too many connections (max_connections); raise max_connections, or lower db.pool_size of the services that share it`,
         options,
       );
-    case "ER_TOO_MANY_USER_CONNECTIONS":
     case "ER_USER_LIMIT_REACHED":
+      // max_user_connections, or an hourly limit (queries, updates, connections): the server says which.
+      return new DatabaseError(
+        `${where} refused user '${target.user}': it reached one of its resource limits (${
+          e.message ?? "no detail"
+        }); raise that limit (ALTER USER ... WITH ...), or wait for an hourly one to reset`,
+        options,
+      );
+    case "ER_TOO_MANY_USER_CONNECTIONS":
       return new DatabaseError(
         `${where} refused the connection: user '${target.user}' has as many connections as it may (max_user_connections); raise that limit, or lower db.pool_size of the services that share the user`,
         options,
