@@ -108,7 +108,7 @@ export function readOnlyFile(path: string): { said: RegExp; undo(): void } | nul
   if (!chattr("+i")) return null;
   return {
     said: new RegExp(
-      `is marked immutable or append-only .*; clear that with chattr -i -a ${path},`,
+      `is marked immutable .*; clear that with chattr -i ${path},`,
     ),
     undo: () => chattr("-i"),
   };

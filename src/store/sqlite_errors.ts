@@ -89,8 +89,8 @@ function unwritable(file: string, dir: string): Trouble | null {
     if (code === "EROFS") return readOnlyFilesystem(dir);
     if (code === "EPERM") {
       return {
-        what: `${name} is marked immutable or append-only`,
-        fix: `clear that with chattr -i -a ${name}`,
+        what: `${name} is marked immutable`,
+        fix: `clear that with chattr -i ${name}`,
       };
     }
     if (code === "EACCES") {
