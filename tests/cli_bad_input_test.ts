@@ -156,7 +156,7 @@ const CASES: BadCase[] = [
     args: ["job", "add", "bytes", "--command", "echo \uFFFD", "--minute", "5"],
     code: 2,
     error:
-      "the argument \"echo \uFFFD\" holds bytes that are not UTF-8 (shown as \uFFFD), which jobsmanager cannot keep as they are; give it in UTF-8 (a command can make such bytes itself, e.g. printf '\\377')",
+      "the value of --command holds U+FFFD (\uFFFD), which is what bytes that are not UTF-8 become as they are read: jobsmanager cannot tell what was typed; give it in UTF-8 (a command can make such bytes itself, e.g. printf '\\377')",
   },
   {
     name: "id of dots only",

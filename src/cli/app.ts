@@ -249,13 +249,16 @@ function firstWord(args: string[]): string | undefined {
 /** Run the CLI with `args` (without the program name); resolves to the exit code. */
 export async function runCli(args: string[]): Promise<number> {
   // Deno reads arguments as UTF-8, making each byte that is not U+FFFD: such
-  // an argument would be stored as other text than was typed, without a word.
-  const mangled = args.find((arg) => arg.includes("\uFFFD"));
-  if (mangled !== undefined) {
+  // an argument would be stored as other text than was typed, without a
+  // word. Named, not shown: it may be a password.
+  const at = args.findIndex((arg) => arg.includes("\uFFFD"));
+  if (at >= 0) {
+    const option = /^(--?[\w-]+)=/.exec(args[at])?.[1] ??
+      (at > 0 && args[at - 1].startsWith("-") ? args[at - 1] : null);
     writeErr(
-      `jobsmanager: the argument ${
-        JSON.stringify(printable(mangled))
-      } holds bytes that are not UTF-8 (shown as \uFFFD), which jobsmanager cannot keep as they are; give it in UTF-8 (a command can make such bytes itself, e.g. printf '\\377')`,
+      `jobsmanager: ${
+        option === null ? `argument ${at + 1}` : `the value of ${option}`
+      } holds U+FFFD (\uFFFD), which is what bytes that are not UTF-8 become as they are read: jobsmanager cannot tell what was typed; give it in UTF-8 (a command can make such bytes itself, e.g. printf '\\377')`,
     );
     return 2;
   }
