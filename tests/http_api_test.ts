@@ -976,7 +976,7 @@ Deno.test("api: an unreachable database answers 503 with the CLI's message (stat
     assertEquals(said.length, 1, said.join("\n"));
     assertMatch(
       said[0],
-      /^warning: GET \/api\/v1\/jobs answered 503: .*127\.0\.0\.1:1.* \(requests answered 503 since this was last said: 1; said at most once a minute\)$/,
+      /^warning: GET \/api\/v1\/jobs answered 503: .*127\.0\.0\.1:1.* \(requests answered 503 for this since it was last said: 1; said at most once a minute\)$/,
     );
   } finally {
     await server.close();

@@ -154,9 +154,9 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
   const app = new Hono<Env>();
   // 503s say a state (the database away, a limit reached), not a fault of
   // the HTTP side, and come one a request while it lasts: a warning at
-  // most once a minute, with how many came since the last.
-  let unavailable = 0;
-  let unavailableSaidAt = -Infinity;
+  // most once a minute for each kind (one does not silence another), with
+  // how many came since the last.
+  const unavailable = new Map<string, { count: number; saidAt: number }>();
   app.onError((error, c: Context) => {
     const status = statusOf(error);
     const said = {
@@ -165,14 +165,17 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
       error: deps.redact(errorMessage(error)),
     };
     if (status === 503) {
-      unavailable++;
-      if (performance.now() - unavailableSaidAt >= UNAVAILABLE_LOG_MS) {
-        unavailableSaidAt = performance.now();
+      const kind = error instanceof Error ? error.name : "other";
+      const seen = unavailable.get(kind) ?? { count: 0, saidAt: -Infinity };
+      unavailable.set(kind, seen);
+      seen.count++;
+      if (performance.now() - seen.saidAt >= UNAVAILABLE_LOG_MS) {
+        seen.saidAt = performance.now();
         httpLog.warn(
-          "{method} {path} answered 503: {error} (requests answered 503 since this was last said: {count}; said at most once a minute)",
-          { ...said, count: unavailable },
+          "{method} {path} answered 503: {error} (requests answered 503 for this since it was last said: {count}; said at most once a minute)",
+          { ...said, count: seen.count },
         );
-        unavailable = 0;
+        seen.count = 0;
       }
     } else if (status >= 500) {
       httpLog.error("{method} {path} failed: {error}", said);
