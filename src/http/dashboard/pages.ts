@@ -433,7 +433,7 @@ page(/^\/status$/, (_, __, signal) => poll(signal, 5000, () => api("GET", "/stat
   // Never read (the database was down since this service started): the counts are not zeros.
   const unread = s.read_at === null;
   const count = (value) => unread ? "?" : value;
-  const none = (text) => h("td", { colspan: 10, class: "muted" }, unread ? "not known until the database answers" : text);
+  const none = (text, columns) => h("td", { colspan: columns, class: "muted" }, unread ? "not known until the database answers" : text);
   return [
     h("h1", {}, "Status"),
     s.database.state === "down" ? h("div", { class: "alert", id: "database-down" }, "The database is down: " +
@@ -458,10 +458,10 @@ page(/^\/status$/, (_, __, signal) => poll(signal, 5000, () => api("GET", "/stat
         h("td", { class: "hide-narrow num" }, n.applied_marker === null ? "-" : n.applied_marker < s.latest_marker ? n.applied_marker + " (" + (s.latest_marker - n.applied_marker) + " behind)" : n.applied_marker),
         h("td", { class: "hide-narrow num" + (Math.abs(n.skew_ms ?? 0) > MAX_SKEW_MS ? " field-error" : "") }, n.skew_ms === null ? "-" : (n.skew_ms >= 0 ? "+" : "-") + (Math.abs(n.skew_ms) / 1000).toFixed(1) + " s"),
         h("td", { class: "hide-narrow" }, n.last_reload_at === null ? "-" : [when(n.last_reload_at), " (" + n.last_reload_ms + " ms)"])))
-        : [h("tr", {}, none("no service has ever run on this database"))], { id: "services" }),
+        : [h("tr", {}, none("no service has ever run on this database", 10))], { id: "services" }),
     h("h2", {}, "Next fires"),
     table(["At", "Job"], s.next_fires.length ? s.next_fires.map((f) => h("tr", {},
       h("td", {}, when(f.at, f.timezone)), h("td", {}, h("a", { href: "#/jobs/" + enc(f.job) }, f.job))))
-      : [h("tr", {}, none("none"))], { id: "next-fires" })];
+      : [h("tr", {}, none("none", 2))], { id: "next-fires" })];
 }));
 `;
