@@ -864,6 +864,12 @@ Deno.test("api: a refusal says what to give in the API's own fields and paramete
       [
         "POST",
         "/api/v1/schedule/preview",
+        {},
+        'schedule: missing (give "cron": "m h dom mon dow" or at least one of "second" "minute" "hour" "day" "month" "day_of_week")',
+      ],
+      [
+        "POST",
+        "/api/v1/schedule/preview",
         { cron: "@daily", hour: "1" },
         'cron: give either "cron" or the field options ("hour"), not both',
       ],

@@ -313,6 +313,15 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       );
     }
     const { count: rawCount, timezone, ...schedule } = body;
+    // A job's own message would also offer "after_job", which a preview does not take.
+    if (Object.keys(schedule).length === 0) {
+      throw new ValidationError(
+        "schedule",
+        `schedule: missing (give ${
+          API_NAMES.option("cron", "m h dom mon dow")
+        } or at least one of ${FIELD_NAMES.map((f) => API_NAMES.option(f)).join(" ")})`,
+      );
+    }
     const n = count(rawCount === undefined ? undefined : String(rawCount), "count", MAX_FIRES, 5);
     // The job builder checks the schedule and zone exactly as for a job.
     const job = buildJob(
