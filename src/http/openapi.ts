@@ -336,7 +336,9 @@ const error = (description: string) => json(ref("Error"), description);
 
 /** The answers every route of the API may give besides its own. */
 const COMMON = {
-  "400": error("a query parameter the route does not take, or one given twice"),
+  "400": error(
+    "a query parameter the route does not take, one given twice, or a body where it reads none",
+  ),
   "401": error("no token, or not one of http.tokens"),
   "503": error("the database is unreachable"),
 };
