@@ -61,7 +61,7 @@ for (const backend of BACKENDS) {
     assertMatch(line("ahead")!, /^ahead +live +\d+ +\S+ +(9m 5\ds|10m [0-4]s) +0 s ago /);
     assertMatch(
       status.stdout,
-      /^node alpha: its clock is \+5\.2 s off the database's \(more than 2 s\); it computes its fires from its own clock: fix its time sync \(NTP\)$/m,
+      /^node alpha: its clock is \+5\.2 s off the database's \(more than 2 s\); it takes no share of the jobs while another node's clock is in step: fix its time sync \(NTP\)$/m,
     );
     assertEquals(status.stdout.match(/its clock is/g)?.length, 2, status.stdout);
     // Stale by each node's own interval, not by this command's configuration (5 s by default).

@@ -160,6 +160,67 @@ for (const backend of BACKENDS) {
     assertEquals(taken.sort(), [...requests].sort(), "each manual run started once");
   });
 
+  test("a node whose clock is off takes no share while another's is in step, and its share again once its clock is fixed", async () => {
+    // n2's own clock runs 40 s ahead of the database's: it would fire each job 40 s early,
+    // and record the fires it judged past (still to come for the others) as missed.
+    let n2Off = 40_000;
+    await using c = await ClusterHarness.create(
+      await freshDatabase(backend),
+      ["n1", "n2"],
+      (id) => (id === "n2" ? { wallClock: () => Date.now() + n2Off } : {}),
+    );
+    const jobs = everySecond(10);
+    const from = await everySecondSettled(c, jobs);
+    for (let s = 1; s <= 5; s++) await step(c, from + s * 1000, jobs.length);
+    assertEquals(started(c, from), { count: 50, twice: [] });
+    assertEquals(c.node("n2").runner.runs.map((r) => r.jobId), [], await c.describe());
+    const shares = async () =>
+      Object.fromEntries(
+        (await c.store.nodesAndNow()).nodes.map((n) => [n.id, [n.jobs_owned, n.skew_ms! > 30_000]]),
+      );
+    assertEquals(await shares(), { n1: [10, false], n2: [0, true] });
+    assertMatch(
+      c.node("n2").line(/clock is/)!,
+      /^this node's clock is 4\d{4} ms off the database's; fires are computed from a node's own clock, so this node takes no share of the jobs while another live node's clock is within 2000 ms of the database's \(alone, or with all off, it fires at its clock's instants\); fix its time sync \(NTP\)$/,
+    );
+    assertMatch(
+      c.node("n1").line(/take no share/)!,
+      /^live nodes whose clock is more than 2000 ms off the database's take no share of the jobs: n2 \(4\d{4} ms\); fix their time sync \(NTP\)$/,
+    );
+
+    // Its time sync fixed: its next heartbeat (60 s here) measures it and it takes its share;
+    // n1 sees it at a sweep after (each second of the clock).
+    n2Off = 0;
+    await c.set(from + 5000 + 61_000);
+    await c.until(async () => {
+      const { n1, n2 } = await shares();
+      if (Number(n2[0]) > 0 && Number(n1[0]) < 10) return true;
+      await c.set(c.now() + 1000);
+      return false;
+    }, "both nodes to share the jobs again");
+    assertMatch(c.node("n2").line(/back within/)!, /it takes its share of the jobs again$/);
+    const again = c.now() + SETTLED_MS;
+    for (let s = 0; s <= 5; s++) await step(c, again + s * 1000, jobs.length);
+    const n2Runs = c.node("n2").runner.runs.filter((r) => r.scheduledAt > again);
+    assert(n2Runs.length > 0, await c.describe());
+    assertEquals(started(c, again), { count: 50, twice: [] });
+  });
+
+  test("when no live node's clock is in step with the database's (its own may be the one off), all share the jobs", async () => {
+    await using c = await ClusterHarness.create(
+      await freshDatabase(backend),
+      ["n1", "n2"],
+      { wallClock: () => Date.now() - 30_000 },
+    );
+    const jobs = everySecond(10);
+    const from = await everySecondSettled(c, jobs);
+    for (let s = 1; s <= 5; s++) await step(c, from + s * 1000, jobs.length);
+    assertEquals(started(c, from), { count: 50, twice: [] });
+    const owned = (await c.store.nodesAndNow()).nodes.map((n) => n.jobs_owned!);
+    assert(owned.every((count) => count > 0) && owned[0] + owned[1] === 10, String(owned));
+    assertEquals(c.node("n1").line(/take no share/), undefined);
+  });
+
   test("a node that stops beating: its running run is lost, its fires run elsewhere or are missed naming it", async () => {
     await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
     const jobs = everySecond(10);

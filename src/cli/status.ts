@@ -5,7 +5,7 @@
  */
 import { RuntimeError } from "../errors.ts";
 import { zoneOf } from "../domain/job.ts";
-import { MAX_SKEW_MS, STALE_AFTER_BEATS } from "../domain/node.ts";
+import { MAX_SKEW_MS, sharers, STALE_AFTER_BEATS } from "../domain/node.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
 import { pendingJson, type Status, status } from "../app/status.ts";
 import { command } from "./command.ts";
@@ -47,9 +47,9 @@ function onDatabaseClock(
 
 function servicesText(report: Status, now: number, heartbeatMs: number): string {
   if (report.services.length === 0) return "services: none has ever run on this database";
-  const skewed = report.services.filter((n) =>
-    n.state === "live" && n.skew_ms != null && Math.abs(n.skew_ms) > MAX_SKEW_MS
-  );
+  const live = report.services.filter((n) => n.state === "live");
+  const skewed = live.filter((n) => n.skew_ms != null && Math.abs(n.skew_ms) > MAX_SKEW_MS);
+  const sharing = sharers(live);
   // Each node is judged by the interval it beats at, not by this command's configuration.
   const intervals = [...new Set(report.services.map((n) => n.heartbeat_ms ?? heartbeatMs))]
     .sort((a, b) => a - b).map((ms) => `${ms / 1000} s`);
@@ -93,9 +93,11 @@ function servicesText(report: Status, now: number, heartbeatMs: number): string 
     ...skewed.map((n) =>
       `node ${n.id}: its clock is ${
         skewText(n.skew_ms).replace(" (off)", "")
-      } off the database's (more than ${
-        MAX_SKEW_MS / 1000
-      } s); it computes its fires from its own clock: fix its time sync (NTP)`
+      } off the database's (more than ${MAX_SKEW_MS / 1000} s); ${
+        sharing.includes(n.id)
+          ? "it computes its fires from its own clock"
+          : "it takes no share of the jobs while another node's clock is in step"
+      }: fix its time sync (NTP)`
     ),
   ].join("\n");
 }

@@ -9,7 +9,14 @@
  * safety net for the moments two nodes disagree.
  */
 import { RuntimeError } from "../errors.ts";
-import { MAX_SKEW_MS, type Node, nodeState, STALE_AFTER_BEATS } from "../domain/node.ts";
+import {
+  inStep,
+  MAX_SKEW_MS,
+  type Node,
+  nodeState,
+  sharers,
+  STALE_AFTER_BEATS,
+} from "../domain/node.ts";
 import { MAX_RECONNECT_WAIT_MS } from "./db_health.ts";
 import { assignJobs } from "../domain/share.ts";
 import type { NodeStore } from "../store/store.ts";
@@ -108,6 +115,8 @@ function processRuns(pid: number): boolean {
 export class Cluster {
   private id = "";
   private live: string[] = [];
+  /** The live nodes the jobs are shared over: those whose clock is in step (domain/node.ts `sharers`). */
+  private sharing: string[] = [];
   /** Other nodes as last seen that are stopping: they still write their runs' ends. */
   private leaving: string[] = [];
   /** Other nodes as last seen that may fire again on their own: all but those stopped cleanly. */
@@ -119,7 +128,6 @@ export class Cluster {
   private changedAt = -Infinity;
   /** Whether the last assignment gave every job to this node, the only live one. */
   private aloneBefore = false;
-  private skewed = false;
   /** This machine's clock minus the database's, as last measured; null before. */
   private skew: number | null = null;
   /**
@@ -137,6 +145,8 @@ export class Cluster {
    * nothing for a while (an outage, a stall); null while it never was away.
    */
   private backAt: number | null = null;
+  /** The live nodes left out of the sharing last warned of (see `sweep`); "" when none. */
+  private fencedSeen = "";
   /** The different zones of the live nodes last warned of (see `warnOfZones`); "" when one. */
   private zonesSeen = "";
   /** Set when the database counts as back after an outage; the next sweep sets `backAt`. */
@@ -194,6 +204,9 @@ export class Cluster {
         (_, i) => `${node.host}:${i + 2}`,
       ),
     ];
+    // Measured before the row is first written: a node whose clock is off
+    // is never seen taking a share.
+    this.measure(await this.look());
     for (const id of candidates) {
       const holder = await this.o.store.claimNode(
         this.row(id, this.o.clock.now(), 0, null),
@@ -207,6 +220,7 @@ export class Cluster {
       if (holder === null) {
         this.id = id;
         this.live = [id];
+        this.sharing = [id];
         // Know the others before the first fire: it then goes to its owner only.
         await this.sweep(await this.look());
         return id;
@@ -251,8 +265,9 @@ export class Cluster {
    * yet; the claim decides between the two).
    */
   mayFire(jobId: string): boolean {
-    // Leaving: the live nodes fire its jobs.
-    if (this.leavingAt !== null) return false;
+    // Leaving: the live nodes fire its jobs. Its clock off (see `sweep`): at once, not after
+    // the transition: the others catch up the fires since the last recorded one.
+    if (this.leavingAt !== null || !this.sharing.includes(this.id)) return false;
     if (this.owners.get(jobId) === this.id) return true;
     const transitionMs = 2 * Math.max(this.o.reloadIntervalMs, this.o.heartbeatMs) +
       (this.o.sweepMs ?? SWEEP_MS);
@@ -366,7 +381,7 @@ export class Cluster {
       last_reload_at: state.lastReload?.at ?? null,
       last_reload_ms: state.lastReload?.ms ?? null,
       stopped_at: stoppedAt,
-      skew_ms: null,
+      skew_ms: this.skew,
       declared_dead_at: null,
       declared_dead_by: null,
       leaving_at: this.leavingAt,
@@ -388,31 +403,39 @@ export class Cluster {
    * read now.
    */
   private async beat(stoppedAt: number | null, reading?: ClockReading): Promise<void> {
-    const { databaseNow, before, after } = reading ?? await this.readClock(
-      async () => ({ databaseNow: await this.o.store.databaseNow() }),
+    const { databaseNow } = this.measure(
+      reading ?? await this.readClock(
+        async () => ({ databaseNow: await this.o.store.databaseNow() }),
+      ),
     );
-    // The database read its clock somewhere between `before` and `after`: a
-    // reading slower than the skew it would warn of (a database that stalled)
-    // cannot tell it, and the last one stands.
-    if (after - before <= MAX_SKEW_MS) {
-      const skew = Math.round((before + after) / 2 - databaseNow);
-      if (Math.abs(skew) > MAX_SKEW_MS && !this.skewed) {
-        clusterLog.warn(
-          "this node's clock is {skew} ms off the database's; fires are computed from this node's clock, so fix its time sync (NTP)",
-          { skew },
-        );
-      } else if (Math.abs(skew) <= MAX_SKEW_MS && this.skewed) {
-        clusterLog.info("this node's clock is back within {max} ms of the database's", {
-          max: MAX_SKEW_MS,
-        });
-      }
-      this.skewed = Math.abs(skew) > MAX_SKEW_MS;
-      this.skew = skew;
+    await this.o.store.saveNode(this.row(this.id, this.o.clock.now(), databaseNow, stoppedAt));
+  }
+
+  /**
+   * Take this machine's clock minus the database's from `reading`, and say
+   * when it goes beyond MAX_SKEW_MS or comes back. The database read its
+   * clock somewhere between `before` and `after`: a reading slower than the
+   * skew it would warn of (a database that stalled) cannot tell it, and the
+   * last one stands.
+   */
+  private measure(reading: ClockReading): ClockReading {
+    const { databaseNow, before, after } = reading;
+    if (after - before > MAX_SKEW_MS) return reading;
+    const skew = Math.round((before + after) / 2 - databaseNow);
+    const wasInStep = inStep(this.skew);
+    if (!inStep(skew) && wasInStep) {
+      clusterLog.warn(
+        "this node's clock is {skew} ms off the database's; fires are computed from a node's own clock, so this node takes no share of the jobs while another live node's clock is within {max} ms of the database's (alone, or with all off, it fires at its clock's instants); fix its time sync (NTP)",
+        { skew, max: MAX_SKEW_MS },
+      );
+    } else if (inStep(skew) && !wasInStep) {
+      clusterLog.info(
+        "this node's clock is back within {max} ms of the database's: it takes its share of the jobs again",
+        { max: MAX_SKEW_MS },
+      );
     }
-    await this.o.store.saveNode({
-      ...this.row(this.id, this.o.clock.now(), databaseNow, stoppedAt),
-      skew_ms: this.skew,
-    });
+    this.skew = skew;
+    return reading;
   }
 
   /** `read` the database's clock between two readings of this machine's. */
@@ -468,6 +491,7 @@ export class Cluster {
     { nodes, databaseNow }: { nodes: Node[]; databaseNow: number },
   ): Promise<void> {
     const live: string[] = [];
+    const liveRows: Pick<Node, "id" | "skew_ms">[] = [];
     const mayReturn: string[] = [];
     const leaving = new Set<string>();
     // Away itself (its sweeps come a heartbeat apart at most), this node
@@ -482,7 +506,11 @@ export class Cluster {
       const state = node.id === this.id
         ? "live"
         : nodeState(node, databaseNow, this.o.heartbeatMs, databaseNow);
-      if (state === "live") live.push(node.id);
+      if (state === "live") {
+        live.push(node.id);
+        // Its own skew as just measured: the row holds the one its last heartbeat wrote.
+        liveRows.push({ id: node.id, skew_ms: node.id === this.id ? this.skew : node.skew_ms });
+      }
       if (state === "leaving") leaving.add(node.id);
       if (node.id !== this.id && state !== "stopped" && state !== "leaving") {
         mayReturn.push(node.id);
@@ -519,15 +547,39 @@ export class Cluster {
     const writersBefore = this.writers.join("\n");
     this.leaving = [...leaving].sort();
     const before = this.live;
+    const sharedBefore = this.sharing;
     this.live = live.sort();
+    this.sharing = sharers(liveRows).sort();
     if (before.join("\n") !== this.live.join("\n")) {
       clusterLog.info("{count} live nodes: {nodes}", {
         count: this.live.length,
         nodes: this.live.join(", "),
       });
+    }
+    const offBy = new Map(liveRows.map((n) => [n.id, n.skew_ms]));
+    const fenced = this.live.filter((id) => !this.sharing.includes(id));
+    if (fenced.join("\n") !== this.fencedSeen) {
+      this.fencedSeen = fenced.join("\n");
+      if (fenced.length > 0) {
+        clusterLog.warn(
+          "live nodes whose clock is more than {max} ms off the database's take no share of the jobs: {nodes}; fix their time sync (NTP)",
+          {
+            max: MAX_SKEW_MS,
+            nodes: fenced.map((id) => `${id} (${offBy.get(id)} ms)`).join(", "),
+          },
+        );
+      }
+    }
+    if (sharedBefore.join("\n") !== this.sharing.join("\n")) {
       const left = new Map(
-        before.filter((id) => !this.live.includes(id))
-          .map((id) => [id, leaving.has(id) ? "is stopping" : "is no longer live"]),
+        sharedBefore.filter((id) => !this.sharing.includes(id)).map((id) => [
+          id,
+          leaving.has(id)
+            ? "is stopping"
+            : this.live.includes(id)
+            ? `has a clock ${offBy.get(id)} ms off the database's`
+            : "is no longer live",
+        ]),
       );
       this.reassign(left);
     }
@@ -555,8 +607,8 @@ export class Cluster {
 
   /** Share the jobs over the live nodes; `left`: nodes gone since the last time, with why. */
   private reassign(left: Map<string, string>): void {
-    const owners = assignJobs(this.jobs, this.live);
-    const alone = this.live.length === 1 && this.live[0] === this.id;
+    const owners = assignJobs(this.jobs, this.sharing);
+    const alone = this.sharing.length === 1 && this.sharing[0] === this.id;
     // Alone before as well: every job was this node's, none changed hands (a
     // reload of 10,000 jobs need not look at each).
     if (alone && this.aloneBefore) {
@@ -578,6 +630,8 @@ export class Cluster {
     if (moved) {
       this.previous = this.owners;
       this.changedAt = this.o.clock.now();
+      // Its share in `status` is the heartbeat's: written now, not a heartbeat later.
+      this.reportSoon();
     }
     this.owners = owners;
     if (gained.size > 0) this.onGain(gained);

@@ -49,8 +49,29 @@ export interface Node {
 /** Heartbeats older than this many intervals mean the node is gone. */
 export const STALE_AFTER_BEATS = 3;
 
-/** A node clock further than this from the database's is reported. */
+/**
+ * A node clock further than this from the database's is reported, and the
+ * node takes no share of the jobs while another's is within it.
+ */
 export const MAX_SKEW_MS = 2000;
+
+/** Whether `skewMs` (a node's clock minus the database's) is within MAX_SKEW_MS; unknown counts as in step. */
+export function inStep(skewMs: number | null | undefined): boolean {
+  return Math.abs(skewMs ?? 0) <= MAX_SKEW_MS;
+}
+
+/**
+ * The live nodes that share the jobs: those whose clock is in step with the
+ * database's. A node whose clock is off fires each job at the wrong instant
+ * and judges the others' fires by it: one minutes ahead records fires still
+ * to come as missed, and the node they are due on then finds them claimed.
+ * When no live node is in step (the database's clock may be the one off),
+ * all share, as they agree with each other.
+ */
+export function sharers(live: readonly Pick<Node, "id" | "skew_ms">[]): string[] {
+  const inStepIds = live.filter((n) => inStep(n.skew_ms)).map((n) => n.id);
+  return inStepIds.length > 0 ? inStepIds : live.map((n) => n.id);
+}
 
 /**
  * What a node is, in these words everywhere (CLI, API, dashboard, metrics):
