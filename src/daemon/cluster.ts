@@ -340,16 +340,20 @@ export class Cluster {
           // when the clock was stepped back (the next one would wait as long as the step,
           // and the others would declare this node dead meanwhile).
           const now = this.o.clock.now();
+          const seen = this.look();
+          const reading = await seen.catch(() => undefined);
+          // Each look measures this node's clock: one found off (or back) is said at once,
+          // in the heartbeat below, not up to a heartbeat later.
+          const stepped = reading !== undefined && this.measure(reading);
           const beatDue = now >= nextBeat || now < nextBeat - this.o.heartbeatMs ||
-            this.reportDue;
+            this.reportDue || stepped;
           if (beatDue) {
             this.reportDue = false;
             nextBeat = this.o.clock.now() + this.o.heartbeatMs;
           }
-          const seen = this.look();
           // Written before the sweep acts on what the look saw (declaring a node dead may
           // wait on its locks), with the clock the look read, or one read now if it failed.
-          if (beatDue) await this.beat(null, await seen.catch(() => undefined));
+          if (beatDue) await this.beat(null, reading);
           await this.sweep(await seen);
         } catch (error) {
           this.o.health.failed(error);
@@ -403,24 +407,25 @@ export class Cluster {
    * read now.
    */
   private async beat(stoppedAt: number | null, reading?: ClockReading): Promise<void> {
-    const { databaseNow } = this.measure(
-      reading ?? await this.readClock(
-        async () => ({ databaseNow: await this.o.store.databaseNow() }),
-      ),
+    const found = reading ?? await this.readClock(
+      async () => ({ databaseNow: await this.o.store.databaseNow() }),
     );
-    await this.o.store.saveNode(this.row(this.id, this.o.clock.now(), databaseNow, stoppedAt));
+    this.measure(found);
+    await this.o.store.saveNode(
+      this.row(this.id, this.o.clock.now(), found.databaseNow, stoppedAt),
+    );
   }
 
   /**
    * Take this machine's clock minus the database's from `reading`, and say
-   * when it goes beyond MAX_SKEW_MS or comes back. The database read its
-   * clock somewhere between `before` and `after`: a reading slower than the
-   * skew it would warn of (a database that stalled) cannot tell it, and the
-   * last one stands.
+   * when it goes beyond MAX_SKEW_MS or comes back: true then. The database
+   * read its clock somewhere between `before` and `after`: a reading slower
+   * than the skew it would warn of (a database that stalled) cannot tell
+   * it, and the last one stands.
    */
-  private measure(reading: ClockReading): ClockReading {
+  private measure(reading: ClockReading): boolean {
     const { databaseNow, before, after } = reading;
-    if (after - before > MAX_SKEW_MS) return reading;
+    if (after - before > MAX_SKEW_MS) return false;
     const skew = Math.round((before + after) / 2 - databaseNow);
     const wasInStep = inStep(this.skew);
     if (!inStep(skew) && wasInStep) {
@@ -435,7 +440,7 @@ export class Cluster {
       );
     }
     this.skew = skew;
-    return reading;
+    return inStep(skew) !== wasInStep;
   }
 
   /** `read` the database's clock between two readings of this machine's. */
