@@ -64,6 +64,7 @@ form.job .wide { grid-column: 1 / -1; }
 form.job label { display: flex; flex-direction: column; gap: .2rem; font-weight: 600; font-size: .85rem; }
 form.job label input, form.job label select, form.job label textarea { font-weight: 400; width: 100%; }
 form.job label input[type=checkbox] { width: auto; align-self: flex-start; margin: .4rem 0; }
+form.job h2 { margin: .5rem 0 0; padding-top: .75rem; border-top: 1px solid var(--line); font-size: .95rem; }
 form.job .hint { font-weight: 400; color: var(--muted); font-size: .78rem; }
 .fields6 { display: grid; grid-template-columns: repeat(6, minmax(3.2rem, 1fr)); gap: .3rem; }
 .fields6 label { font-size: .72rem; }
