@@ -767,6 +767,7 @@ for (const backend of BACKENDS) {
           trigger: "schedule",
         },
       ]);
+      const before = await api.store.databaseNow();
       const status = (await api.call("GET", "/api/v1/status")).body as {
         pending_markers: number;
         runs_last_hour: Record<string, number>;
@@ -774,8 +775,17 @@ for (const backend of BACKENDS) {
         next_fires: { job: string; timezone: string }[];
         database: { state: string };
         pending_notifications: { count: number; oldest: string | null };
+        database_now: string;
       };
       assertEquals(status.pending_markers, 1);
+      // The clock a dashboard ages heartbeats on (db_heartbeat_at), read with the answer.
+      const [shown, after] = [Date.parse(status.database_now), await api.store.databaseNow()];
+      assert(
+        shown >= before - 1000 && shown <= after + 1000,
+        `database_now ${status.database_now} is not the database's clock, between ${
+          new Date(before).toISOString()
+        } and ${new Date(after).toISOString()}`,
+      );
       assertEquals(status.runs_last_hour, { success: 1, failed: 1 });
       assertEquals(status.runs_per_minute.length, 60);
       const counted = status.runs_per_minute.filter((m) => Object.keys(m.counts).length > 0);
@@ -969,12 +979,13 @@ Deno.test("api: an unreachable database answers 503 with the CLI's message (stat
     // What status knows for sure is that the database is down: it says so rather than fail.
     const status = await fetch(`${server.url}/api/v1/status`);
     const known = await status.json();
-    assertEquals([status.status, known.database.state, known.read_at, known.services], [
-      200,
-      "down",
-      null,
-      [],
-    ]);
+    assertEquals([
+      status.status,
+      known.database.state,
+      known.read_at,
+      known.services,
+      known.database_now,
+    ], [200, "down", null, [], null]);
     assertStringIncludes(known.database.detail, "127.0.0.1:1");
     assert(!JSON.stringify(known).includes("S3cret-pw"), "the password shows in the status");
     for (let i = 0; i < 3; i++) await (await fetch(`${server.url}/api/v1/jobs`)).body?.cancel();
