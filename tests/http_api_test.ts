@@ -13,7 +13,8 @@ import { OPENAPI } from "../src/http/openapi.ts";
 import { startHttpServer } from "../src/http/server.ts";
 import { openStore } from "../src/store/open.ts";
 import { resolveTarget } from "../src/config/database.ts";
-import { ADMIN, type Api, covered, READER, readSse, startApi } from "./http_harness.ts";
+import { ADMIN, type Api, covered, READER, readSse, serverDeps, startApi } from "./http_harness.ts";
+import { DatabaseError } from "../src/errors.ts";
 
 const JOB = { id: "nightly", command: "echo hi", cron: "30 2 * * *", timezone: "Europe/Paris" };
 
@@ -998,6 +999,61 @@ Deno.test("api: an unreachable database answers 503 with the CLI's message (stat
   } finally {
     await server.close();
     await store.close();
+  }
+});
+
+Deno.test("api: the 503s not said yet are said once the cause ends, at the first success of a request it refused", async () => {
+  await using log = await captureLogs("debug");
+  await using db = await freshDatabase("sqlite");
+  const real = db.open();
+  await real.migrate();
+  let down = false;
+  // The database away while `down`: every query fails as an unreachable one does.
+  const store = new Proxy(real, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver);
+      if (typeof value !== "function" || name === "close") return value;
+      return (...args: unknown[]) =>
+        down
+          ? Promise.reject(
+            new DatabaseError("the database at 127.0.0.1:3306 is unreachable (test)"),
+          )
+          : value.apply(target, args);
+    },
+  });
+  const server = await startHttpServer(
+    { ...defaultSettings(), "http.listen": "127.0.0.1:0" },
+    serverDeps(store),
+  );
+  const get = async (path: string) => {
+    const res = await fetch(`${server.url}${path}`);
+    await res.body?.cancel();
+    return res.status;
+  };
+  const warnings = () => log.leveled().filter((line) => line.startsWith("warning"));
+  try {
+    down = true;
+    assertEquals(await Promise.all([1, 2, 3].map(() => get("/api/v1/jobs"))), [503, 503, 503]);
+    assertEquals(await get("/api/v1/runs"), 503);
+    // A success that needs no database says nothing of it.
+    assertEquals(await get("/api/v1/session"), 200);
+    assertEquals(warnings().length, 1, warnings().join("\n"));
+    down = false;
+    assertEquals(await get("/api/v1/jobs"), 200);
+    assertEquals(await get("/api/v1/runs"), 200);
+    assertMatch(
+      warnings().join("\n"),
+      /\nwarning: GET \/api\/v1\/jobs answered 200 again; requests answered 503 since it was last said: 3 \(the last: .*unreachable \(test\)\)$/,
+    );
+    // The next outage is another: its first 503 is said at once, not a minute after the last.
+    down = true;
+    assertEquals(await get("/api/v1/runs"), 503);
+    const said = warnings();
+    assertEquals(said.length, 3, said.join("\n"));
+    assertStringIncludes(said[2], "since it was last said: 1;");
+  } finally {
+    await server.close();
+    await real.close();
   }
 });
 
