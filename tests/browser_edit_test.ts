@@ -67,7 +67,7 @@ dashboardTest(
 );
 
 dashboardTest(
-  "dashboard: env values with newlines, tabs and blanks, and a description, come back exact",
+  "dashboard: env values with newlines, tabs and blanks, a description and a hook, come back exact",
   async (api) => {
     const env = {
       ML: "line1\nline2",
@@ -76,7 +76,8 @@ dashboardTest(
       QUOTED: '"as typed"',
       PLAIN: "x=1 y",
     };
-    await addJob(api, { id: "envy", env, description: "  spaced out  " });
+    const onFailure = "cat > /tmp/failed.json\nmail -s failed ops < /tmp/failed.json";
+    await addJob(api, { id: "envy", env, description: "  spaced out  ", on_failure: onFailure });
     await using chromium = await openBrowser();
     const page = await chromium.page();
     await signIn(page, api.url, "#/jobs/envy");
@@ -99,7 +100,10 @@ dashboardTest(
     await page.click("#save");
     await waitForText(page, "#job-fields", "30 s");
     let job = await stored(api, "envy");
-    assertEquals([job.timeout, job.env, job.description], [30, env, "  spaced out  "]);
+    assertEquals(
+      [job.timeout, job.env, job.description, job.on_failure],
+      [30, env, "  spaced out  ", onFailure],
+    );
 
     // Typed values are kept as typed, blanks included; a JSON string may hold a newline.
     await page.goto(`${api.url}/#/jobs/envy/edit`);

@@ -231,7 +231,10 @@ function jobForm(job, signal) {
   const followsNone = () => { afterOutcome.disabled = afterJob.value.trim() === ""; };
   afterJob.addEventListener("input", followsNone);
   followsNone();
-  const hooks = HOOKS.map((name) => input(name, editing ? job[name] : "", { placeholder: "notify." + name, class: "mono", autocomplete: "off" }));
+  // A command in a box that keeps its line ends (an input would drop them, and a save would store that).
+  const hooks = HOOKS.map((name) => name.endsWith("_url")
+    ? input(name, editing ? job[name] : "", { placeholder: "notify." + name, class: "mono", autocomplete: "off" })
+    : h("textarea", { name, value: editing && job[name] !== null ? job[name] : "", placeholder: "notify." + name, rows: 1, class: "short" }));
   const alertAfter = input("alert_after", editing ? job.alert_after : "", { placeholder: "never" });
   const preview = h("div", { class: "small", id: "preview" });
   const formError = h("div", { id: "form-error" });
