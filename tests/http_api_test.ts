@@ -1087,9 +1087,18 @@ Deno.test("api: the 503s not said yet are said once the cause ends, at the first
     // The next outage is another: its first 503 is said at once, not a minute after the last.
     store.down = true;
     assertEquals(await get("/api/v1/runs"), 503);
-    const said = warnings();
+    let said = warnings();
     assertEquals(said.length, 3, said.join("\n"));
     assertStringIncludes(said[2], "since it was last said: 1;");
+    // Those of an outage the server does not outlive are said as it stops.
+    assertEquals(await get("/api/v1/runs"), 503);
+    await server.close();
+    said = warnings();
+    assertEquals(said.length, 4, said.join("\n"));
+    assertMatch(
+      said[3],
+      /^warning: requests answered 503 since it was last said: 1 \(the last: .*\(test\)\); the HTTP server stops$/,
+    );
   } finally {
     await server.close();
     await real.close();

@@ -152,6 +152,7 @@ function sharedReadKey(c: Context): string | null {
 export function buildHttpApp(deps: HttpDeps): Hono<Env> {
   const app = new Hono<Env>();
   const unavailable = new UnavailableLog();
+  deps.closing.addEventListener("abort", () => unavailable.stopped(), { once: true });
   app.onError((error, c: Context) => {
     const status = statusOf(error);
     const said = {

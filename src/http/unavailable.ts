@@ -2,8 +2,8 @@
  * 503s say a state (the database away, a limit reached), not a fault of
  * the HTTP side, and come one a request while it lasts: a warning at most
  * once a minute for each kind (one does not silence another), with how
- * many came since the last; and once the cause ends, how many came after
- * that last warning, which no next 503 would say.
+ * many came since the last; and once the cause ends (or the server stops),
+ * how many came after that last warning, which no next 503 would say.
  */
 import { log } from "../daemon/log.ts";
 
@@ -72,6 +72,18 @@ export class UnavailableLog {
       httpLog.warn(
         "{method} {path} answered {status} again; requests answered 503 since it was last said: {count} (the last: {error})",
         { method, path, status, count: seen.count, error: seen.error },
+      );
+    }
+  }
+
+  /** The server stops: the 503s not said yet are said, their cause ended or not. */
+  stopped(): void {
+    for (const [kind, seen] of this.#kinds) {
+      this.#kinds.delete(kind);
+      if (seen.count === 0) continue;
+      httpLog.warn(
+        "requests answered 503 since it was last said: {count} (the last: {error}); the HTTP server stops",
+        { count: seen.count, error: seen.error },
       );
     }
   }
