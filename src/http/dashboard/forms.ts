@@ -337,7 +337,8 @@ function jobForm(job, signal) {
   const form = h("form", { class: "job card", id: "job-form", novalidate: true },
     field("id", "Id", id, editing ? "cannot change" : "1-191 characters of A-Z a-z 0-9 . _ : -"),
     field("command", "Command", command, "run with /bin/sh -c", true),
-    field("cron", "Schedule (crontab line)", cron, "m h dom mon dow, with seconds first, or @daily …; or the six fields:", true),
+    field("cron", "Schedule (crontab line)", cron, "m h dom mon dow, with seconds first, or @daily …; or the six fields" +
+      (editing ? " (all six empty: none of its own, for a job that follows another):" : ":"), true),
     h("div", { class: "wide fields6" }, FIELDS.map((f, i) => field(f, f, fieldInputs[i]))),
     h("div", { class: "wide actions" }, h("button", { type: "button", onclick: previewSchedule, id: "preview-button" }, "Preview next fires"), preview),
     field("timezone", "Time zone", timezone, "IANA name, e.g. Europe/Paris"),
