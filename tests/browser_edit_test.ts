@@ -6,6 +6,8 @@
  */
 import { assertEquals } from "./assert.ts";
 import type { Api } from "./http_harness.ts";
+import { JOB_FIELDS, RUN_POLICY_FIELDS } from "../src/domain/job.ts";
+import { FIELD_NAMES } from "../src/cron/grammar.ts";
 import {
   dashboardTest,
   fill,
@@ -65,7 +67,7 @@ dashboardTest(
 );
 
 dashboardTest(
-  "dashboard: env values with newlines, tabs and blanks, and a description, come back exact",
+  "dashboard: env values with newlines, tabs and blanks, a description and a hook, come back exact",
   async (api) => {
     const env = {
       ML: "line1\nline2",
@@ -74,7 +76,8 @@ dashboardTest(
       QUOTED: '"as typed"',
       PLAIN: "x=1 y",
     };
-    await addJob(api, { id: "envy", env, description: "  spaced out  " });
+    const onFailure = "cat > /tmp/failed.json\nmail -s failed ops < /tmp/failed.json";
+    await addJob(api, { id: "envy", env, description: "  spaced out  ", on_failure: onFailure });
     await using chromium = await openBrowser();
     const page = await chromium.page();
     await signIn(page, api.url, "#/jobs/envy");
@@ -97,7 +100,10 @@ dashboardTest(
     await page.click("#save");
     await waitForText(page, "#job-fields", "30 s");
     let job = await stored(api, "envy");
-    assertEquals([job.timeout, job.env, job.description], [30, env, "  spaced out  "]);
+    assertEquals(
+      [job.timeout, job.env, job.description, job.on_failure],
+      [30, env, "  spaced out  ", onFailure],
+    );
 
     // Typed values are kept as typed, blanks included; a JSON string may hold a newline.
     await page.goto(`${api.url}/#/jobs/envy/edit`);
@@ -167,5 +173,187 @@ dashboardTest(
     await page.click("#save");
     await waitForText(page, "#job-fields", "60 s");
     assertEquals((await stored(api, "fresh")).timeout, 60);
+  },
+);
+
+/** A stored value as the job page shows it (a boolean as coalesce's). */
+function shownAs(value: unknown): string {
+  return typeof value === "string" ? value : String(value);
+}
+
+dashboardTest(
+  "dashboard: a job's page shows every field, retries, follow-up and hooks included",
+  async (api) => {
+    await addJob(api, { id: "parent" });
+    await addJob(api, {
+      id: "child",
+      retries: 3,
+      retry_delay: 5,
+      retry_max_delay: 60,
+      retry_on: "failed,killed",
+      retry_overlap: true,
+      after_job: "parent",
+      after_outcome: "failure",
+      on_failure: "mail -s failed ops",
+      on_failure_url: "https://hooks.example/failed",
+      on_recovery: "mail -s recovered ops",
+      on_recovery_url: "https://hooks.example/recovered",
+      on_success: "touch /tmp/ok",
+      on_success_url: "https://hooks.example/ok",
+      alert_after: 7200,
+      timezone: "Europe/Paris",
+      max_instances: 2,
+      coalesce: false,
+      misfire_grace_time: 30,
+      env: { A: "1" },
+      cwd: "/srv",
+      description: "the child",
+    });
+    const job = await stored(api, "child");
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    await signIn(page, api.url, "#/jobs/child");
+    await waitForText(page, "#job-fields", "the child");
+    const shown = await page.evaluate<Record<string, string>>(
+      `Object.fromEntries([...document.querySelectorAll("#job-fields dd[data-field]")]
+        .map((dd) => [dd.dataset.field, dd.textContent]))`,
+    );
+    const times = await page.evaluate<Record<string, string>>(
+      `Object.fromEntries([...document.querySelectorAll("#job-fields dd[data-field] time")]
+        .map((t) => [t.parentElement.dataset.field, t.getAttribute("datetime")]))`,
+    );
+    const wrong: string[] = [];
+    for (const field of JOB_FIELDS) {
+      const value = job[field];
+      const text = (FIELD_NAMES as readonly string[]).includes(field)
+        ? shown.schedule
+        : field === "id" || field === "enabled"
+        ? await page.evaluate<string>(`document.querySelector("h1").textContent`)
+        : shown[field];
+      const ok = field === "created_at" || field === "updated_at"
+        ? times[field] === value
+        : field === "env"
+        ? text?.includes("A=1")
+        : field === "enabled"
+        ? text?.includes("enabled")
+        : text?.includes(shownAs(value));
+      if (!ok) wrong.push(`${field}: ${JSON.stringify(value)} shown as ${JSON.stringify(text)}`);
+    }
+    assertEquals(wrong, [], "fields the job page does not show as stored");
+    await screenshot(page, "job-every-field");
+
+    const phone = await chromium.page({ width: 390, height: 844, mobile: true });
+    await signIn(phone, api.url, "#/jobs/child");
+    await waitForText(phone, "#job-fields", "the child");
+    const sideways = `document.documentElement.scrollWidth - document.documentElement.clientWidth`;
+    assertEquals(await phone.evaluate<number>(sideways), 0, "the job page fits a phone");
+    await phone.goto(`${api.url}/#/jobs/child/edit`);
+    await phone.waitForSelector("#job-form [name=alert_after]");
+    assertEquals(await phone.evaluate<number>(sideways), 0, "the form fits a phone");
+    await screenshot(phone, "job-form-phone");
+  },
+);
+
+/** The retry, follow-up and notification fields as the form sets them, and as they are stored. */
+const POLICY_TYPED: Record<string, string> = {
+  retries: "2",
+  retry_delay: "30",
+  retry_max_delay: "600",
+  retry_on: "failed,timeout",
+  after_job: "parent",
+  on_failure: "echo failed",
+  on_failure_url: "https://hooks.example/f",
+  on_recovery: "echo recovered",
+  on_recovery_url: "https://hooks.example/r",
+  on_success: "echo ok",
+  on_success_url: "https://hooks.example/s",
+  alert_after: "2h",
+};
+
+dashboardTest(
+  "dashboard: the form sets and clears retries, the follow-up link and the hooks, errors beside each",
+  async (api) => {
+    await addJob(api, { id: "parent" });
+    await addJob(api, { id: "child" });
+    const defaults = await stored(api, "child");
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    await signIn(page, api.url, "#/jobs/child/edit");
+    await page.waitForSelector("#job-form [name=alert_after]");
+    const missing = await page.evaluate<string[]>(
+      `${JSON.stringify(JOB_FIELDS)}.filter((f) => f !== "created_at" && f !== "updated_at" &&
+        document.querySelector("#job-form [data-field=" + f + "]") === null)`,
+    );
+    assertEquals(missing, [], "fields the form has no place for");
+
+    // Set every one, and drop the schedule: the job then runs only after its parent's failures.
+    for (const [name, value] of Object.entries(POLICY_TYPED)) {
+      await fill(page, `#job-form [name=${name}]`, value);
+    }
+    await page.click("#job-form [name=retry_overlap]");
+    await page.select("#job-form [name=after_outcome]", "failure");
+    for (const f of FIELD_NAMES) await fill(page, `#job-form [aria-label=${f}]`, "");
+    await page.click("#save");
+    await waitForText(page, "#job-fields", "2 h");
+    const set = await stored(api, "child");
+    assertEquals(
+      Object.fromEntries(RUN_POLICY_FIELDS.map((f) => [f, set[f]])),
+      {
+        ...POLICY_TYPED,
+        retries: 2,
+        retry_delay: 30,
+        retry_max_delay: 600,
+        retry_overlap: true,
+        after_outcome: "failure",
+        alert_after: 7200,
+      },
+    );
+    assertEquals(set.schedule, "", "the schedule was dropped");
+
+    // A bad value of each is refused with the API's message, beside its field.
+    const bad: [string, string, string][] = [
+      ["retries", "many", "retries:"],
+      ["retry_max_delay", "5", "retry_max_delay: 5 s is shorter than retry_delay"],
+      ["retry_on", "failed,nope", 'names "nope"'],
+      ["after_job", "ghost", "job 'ghost' does not exist"],
+      ["on_failure_url", "ftp://x", "on_failure_url: is not an http"],
+      ["alert_after", "soon", "alert_after:"],
+    ];
+    await page.goto(`${api.url}/#/jobs/child/edit`);
+    await page.waitForSelector("#job-form [name=alert_after]");
+    for (const [name, value, message] of bad) {
+      await fill(page, `#job-form [name=${name}]`, value);
+      await page.click("#save");
+      await waitForText(page, `[data-error=${name}]`, message);
+      await fill(page, `#job-form [name=${name}]`, POLICY_TYPED[name]);
+    }
+    await screenshot(page, "job-form-policy");
+
+    // Emptied, each goes back to what a job added without it has; the link needs a schedule then.
+    for (const name of Object.keys(POLICY_TYPED)) await fill(page, `#job-form [name=${name}]`, "");
+    await page.click("#job-form [name=retry_overlap]");
+    await page.click("#save");
+    await waitForText(page, "[data-error=cron]", "schedule: missing");
+    await fill(page, "#job-form [aria-label=hour]", "4");
+    await page.click("#save");
+    await waitForText(page, "#job-fields", "never");
+    const cleared = await stored(api, "child");
+    assertEquals(
+      Object.fromEntries(RUN_POLICY_FIELDS.map((f) => [f, cleared[f]])),
+      Object.fromEntries(RUN_POLICY_FIELDS.map((f) => [f, defaults[f]])),
+    );
+    assertEquals(cleared.hour, "4");
+
+    // The add form sets them too: a job that only follows another.
+    await page.goto(`${api.url}/#/add-job`);
+    await page.waitForSelector("#job-form [name=after_job]");
+    await fill(page, "#job-form [name=id]", "follower");
+    await fill(page, "#job-form [name=command]", "true");
+    await fill(page, "#job-form [name=after_job]", "parent");
+    await fill(page, "#job-form [name=retries]", "1");
+    await page.click("#save");
+    await waitForText(page, "#job-fields", "after 'parent' ends: success");
+    const added = await stored(api, "follower");
+    assertEquals([added.after_job, added.after_outcome, added.retries], ["parent", "success", 1]);
   },
 );

@@ -4,7 +4,7 @@
  * what failed, try again and recover; a refresh keeps focus.
  */
 import { assertEquals } from "./assert.ts";
-import { freshDatabase, waitFor } from "./helpers.ts";
+import { freshDatabase, serviceRow, waitFor } from "./helpers.ts";
 import { startApi } from "./http_harness.ts";
 import { NEVER_READ } from "../src/http/api/status.ts";
 import {
@@ -97,6 +97,55 @@ dashboardTest(
     ]);
     assertEquals(await text(page, "#services tbody"), "not known until the database answers");
     assertEquals(await text(page, "#next-fires tbody"), "not known until the database answers");
+  },
+);
+
+/** Each service's "… ago" under its last heartbeat (the fifth column) on the status page. */
+const heartbeatAges = `Object.fromEntries([...document.querySelectorAll("#services tr[data-node]")]
+  .map((tr) => [tr.dataset.node, tr.children[4].lastChild.textContent]))`;
+
+dashboardTest(
+  "dashboard: heartbeats are aged on the database's clock, not the services' nor the viewer's",
+  async (api) => {
+    const databaseNow = await api.store.databaseNow();
+    // Beat 2 s ago by the database; their own clocks 5 min ahead and 5 min behind.
+    for (const [id, skew] of [["ahead", 300_000], ["behind", -300_000]] as const) {
+      await api.store.saveNode({
+        ...serviceRow(id),
+        started_at: databaseNow + skew - 600_000,
+        heartbeat_at: databaseNow + skew - 2000,
+        db_heartbeat_at: databaseNow - 2000,
+        heartbeat_ms: 5000,
+        skew_ms: skew,
+      });
+    }
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    const net = await intercept(page);
+    await signIn(page, api.url, "#/status");
+    const recent = `Object.values(${heartbeatAges}).every((t) => /^[0-9] s ago$/.test(t))`;
+    await waitUntil(page, recent, "both heartbeats a few seconds old", heartbeatAges);
+
+    // The same answer from a database whose clock is an hour behind the viewer's.
+    const real = (await api.call("GET", "/api/v1/status")).body as {
+      database_now: string;
+      services: Record<string, unknown>[];
+    };
+    const hourEarlier = (iso: unknown) => new Date(Date.parse(iso as string) - 3_600_000);
+    const shifted = {
+      ...real,
+      database_now: hourEarlier(real.database_now),
+      services: real.services.map((n) => ({
+        ...n,
+        db_heartbeat_at: hourEarlier(n.db_heartbeat_at),
+        version: "shifted",
+      })),
+    };
+    net.answer = (path) =>
+      path === "/api/v1/status" ? { status: 200, body: JSON.stringify(shifted) } : null;
+    await waitForText(page, "#services", "shifted");
+    await waitUntil(page, recent, "both heartbeats a few seconds old", heartbeatAges);
+    await screenshot(page, "status-skewed-clocks");
   },
 );
 

@@ -5,7 +5,7 @@
  */
 import { buildJob } from "../src/domain/job.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
-import { BACKENDS, captureLogs, cli, freshDatabase, rawQuery } from "./helpers.ts";
+import { BACKENDS, captureLogs, cli, freshDatabase, rawQuery, waitFor } from "./helpers.ts";
 import { defaultSettings } from "../src/config/config.ts";
 import { Metrics } from "../src/http/metrics.ts";
 import { readinessOf } from "../src/http/health.ts";
@@ -13,7 +13,9 @@ import { OPENAPI } from "../src/http/openapi.ts";
 import { startHttpServer } from "../src/http/server.ts";
 import { openStore } from "../src/store/open.ts";
 import { resolveTarget } from "../src/config/database.ts";
-import { ADMIN, type Api, covered, READER, readSse, startApi } from "./http_harness.ts";
+import { ADMIN, type Api, covered, READER, readSse, serverDeps, startApi } from "./http_harness.ts";
+import { DatabaseError } from "../src/errors.ts";
+import type { Store } from "../src/store/store.ts";
 
 const JOB = { id: "nightly", command: "echo hi", cron: "30 2 * * *", timezone: "Europe/Paris" };
 
@@ -767,6 +769,7 @@ for (const backend of BACKENDS) {
           trigger: "schedule",
         },
       ]);
+      const before = await api.store.databaseNow();
       const status = (await api.call("GET", "/api/v1/status")).body as {
         pending_markers: number;
         runs_last_hour: Record<string, number>;
@@ -774,8 +777,17 @@ for (const backend of BACKENDS) {
         next_fires: { job: string; timezone: string }[];
         database: { state: string };
         pending_notifications: { count: number; oldest: string | null };
+        database_now: string;
       };
       assertEquals(status.pending_markers, 1);
+      // The clock a dashboard ages heartbeats on (db_heartbeat_at), read with the answer.
+      const [shown, after] = [Date.parse(status.database_now), await api.store.databaseNow()];
+      assert(
+        shown >= before - 1000 && shown <= after + 1000,
+        `database_now ${status.database_now} is not the database's clock, between ${
+          new Date(before).toISOString()
+        } and ${new Date(after).toISOString()}`,
+      );
       assertEquals(status.runs_last_hour, { success: 1, failed: 1 });
       assertEquals(status.runs_per_minute.length, 60);
       const counted = status.runs_per_minute.filter((m) => Object.keys(m.counts).length > 0);
@@ -969,12 +981,13 @@ Deno.test("api: an unreachable database answers 503 with the CLI's message (stat
     // What status knows for sure is that the database is down: it says so rather than fail.
     const status = await fetch(`${server.url}/api/v1/status`);
     const known = await status.json();
-    assertEquals([status.status, known.database.state, known.read_at, known.services], [
-      200,
-      "down",
-      null,
-      [],
-    ]);
+    assertEquals([
+      status.status,
+      known.database.state,
+      known.read_at,
+      known.services,
+      known.database_now,
+    ], [200, "down", null, [], null]);
     assertStringIncludes(known.database.detail, "127.0.0.1:1");
     assert(!JSON.stringify(known).includes("S3cret-pw"), "the password shows in the status");
     for (let i = 0; i < 3; i++) await (await fetch(`${server.url}/api/v1/jobs`)).body?.cancel();
@@ -987,6 +1000,108 @@ Deno.test("api: an unreachable database answers 503 with the CLI's message (stat
   } finally {
     await server.close();
     await store.close();
+  }
+});
+
+/** `store`, but while `down` every query fails as one to an unreachable database does. */
+function awayWhenTold(store: Store): Store & { down: boolean } {
+  const state = { down: false };
+  return new Proxy(store, {
+    get(target, name, receiver) {
+      if (name === "down") return state.down;
+      const value = Reflect.get(target, name, receiver);
+      if (typeof value !== "function" || name === "close") return value;
+      return (...args: unknown[]) =>
+        state.down
+          ? Promise.reject(
+            new DatabaseError("the database at 127.0.0.1:3306 is unreachable (test)"),
+          )
+          : value.apply(target, args);
+    },
+    set(target, name, value, receiver) {
+      if (name !== "down") return Reflect.set(target, name, value, receiver);
+      state.down = value;
+      return true;
+    },
+  }) as Store & { down: boolean };
+}
+
+Deno.test("api: while the database is away, status gives the database's clock as this server puts it", async () => {
+  await using db = await freshDatabase("sqlite");
+  let store: (Store & { down: boolean }) | null = null;
+  await using api = await startApi(db, {}, (real) => store = awayWhenTold(real));
+  const read = async () =>
+    (await api.call("GET", "/api/v1/status")).body as {
+      database: { state: string };
+      read_at: string;
+      database_now: string;
+    };
+  const up = await read();
+  store!.down = true;
+  // Long enough for a clock that stood still at the last read to show.
+  await waitFor(async () => await api.store.databaseNow() >= Date.parse(up.database_now) + 1500, {
+    timeoutMs: 10_000,
+    what: "the database's clock to move on 1.5 s",
+  });
+  const databaseBefore = await api.store.databaseNow();
+  const down = await read();
+  assertEquals([down.database.state, down.read_at], ["down", up.read_at]);
+  assert(
+    Date.parse(down.database_now) >= databaseBefore - 500,
+    `database_now stood at ${down.database_now} (when up: ${up.database_now}; the database's clock since: ${
+      new Date(databaseBefore).toISOString()
+    })`,
+  );
+});
+
+Deno.test("api: the 503s not said yet are said once the cause ends, at the first success of a request it refused", async () => {
+  await using log = await captureLogs("debug");
+  await using db = await freshDatabase("sqlite");
+  const real = db.open();
+  await real.migrate();
+  const store = awayWhenTold(real);
+  const server = await startHttpServer(
+    { ...defaultSettings(), "http.listen": "127.0.0.1:0" },
+    serverDeps(store),
+  );
+  const get = async (path: string) => {
+    const res = await fetch(`${server.url}${path}`);
+    await res.body?.cancel();
+    return res.status;
+  };
+  const warnings = () => log.leveled().filter((line) => line.startsWith("warning"));
+  try {
+    store.down = true;
+    assertEquals(await Promise.all([1, 2, 3].map(() => get("/api/v1/jobs"))), [503, 503, 503]);
+    assertEquals(await get("/api/v1/runs"), 503);
+    // A success that needs no database says nothing of it.
+    assertEquals(await get("/api/v1/session"), 200);
+    assertEquals(warnings().length, 1, warnings().join("\n"));
+    store.down = false;
+    assertEquals(await get("/api/v1/jobs"), 200);
+    assertEquals(await get("/api/v1/runs"), 200);
+    assertMatch(
+      warnings().join("\n"),
+      /\nwarning: GET \/api\/v1\/jobs answered 200 again; requests answered 503 since it was last said: 3 \(the last: .*unreachable \(test\)\)$/,
+    );
+    // The next outage is another: its first 503 is said at once, not a minute after the last.
+    store.down = true;
+    assertEquals(await get("/api/v1/runs"), 503);
+    let said = warnings();
+    assertEquals(said.length, 3, said.join("\n"));
+    assertStringIncludes(said[2], "since it was last said: 1;");
+    // Those of an outage the server does not outlive are said as it stops.
+    assertEquals(await get("/api/v1/runs"), 503);
+    await server.close();
+    said = warnings();
+    assertEquals(said.length, 4, said.join("\n"));
+    assertMatch(
+      said[3],
+      /^warning: requests answered 503 since it was last said: 1 \(the last: .*\(test\)\); the HTTP server stops$/,
+    );
+  } finally {
+    await server.close();
+    await real.close();
   }
 });
 

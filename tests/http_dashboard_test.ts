@@ -2,6 +2,7 @@
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { freshDatabase } from "./helpers.ts";
 import { startApi } from "./http_harness.ts";
+import { OPENAPI } from "../src/http/openapi.ts";
 
 Deno.test("the page, its script and its styles need no token and allow only themselves", async () => {
   await using db = await freshDatabase("sqlite");
@@ -29,4 +30,20 @@ Deno.test("the page, its script and its styles need no token and allow only them
   assertStringIncludes(page, '<script src="/assets/app.js" defer></script>');
   const session = await api.call("GET", "/api/v1/session", { token: null });
   assertEquals(session.status, 401, "the API behind the page still wants the token");
+});
+
+Deno.test("the script names every field a job has and a write takes (browser_edit_test shows them)", async () => {
+  await using db = await freshDatabase("sqlite");
+  await using api = await startApi(db);
+  const script = await (await fetch(`${api.url}/assets/app.js`)).text();
+  const schemas = OPENAPI.components.schemas as Record<string, { properties: object }>;
+  const names = (schema: string) => Object.keys(schemas[schema].properties);
+  // What GET shows beside a job's fields (zone, next …) is none to show or set.
+  const shownBeside = [...names("JobListing"), ...names("JobDetails")]
+    .filter((f) => !names("Job").includes(f));
+  const fields = [...new Set([...names("Job"), ...names("JobInput")])]
+    // unset_env: a variable the env box no longer holds is dropped.
+    .filter((f) => !shownBeside.includes(f) && f !== "unset_env");
+  const missing = fields.filter((f) => !script.includes(JSON.stringify(f)));
+  assertEquals(missing, [], "fields the dashboard neither shows nor sets");
 });

@@ -92,10 +92,12 @@ export async function startServer(
 export async function startApi(
   db: TestDatabase,
   settings: Partial<Settings> = {},
+  /** What the server is given of the store (an outage the test turns on and off). */
+  served: (store: Store) => Store = (store) => store,
 ): Promise<Api> {
   const store = db.open();
   await store.migrate();
-  const deps = serverDeps(store);
+  const deps = serverDeps(served(store));
   const server = await startHttpServer(
     { ...defaultSettings(), "http.listen": "127.0.0.1:0", "http.tokens": TOKENS, ...settings },
     deps,

@@ -18,6 +18,7 @@ import { statusRoutes } from "./api/status.ts";
 import { bearerOf, type Tokens } from "./auth.ts";
 import { bodyFirst } from "./body.ts";
 import { StreamCount } from "./sse.ts";
+import { UnavailableLog } from "./unavailable.ts";
 import { dashboardRoutes } from "./dashboard/routes.ts";
 import { errorBody, HttpError, statusOf } from "./errors.ts";
 import { healthRoutes, type Readiness } from "./health.ts";
@@ -54,8 +55,6 @@ export interface HttpDeps {
 }
 
 const httpLog = log("http");
-/** A 503 is said at most this often (see buildHttpApp). */
-const UNAVAILABLE_LOG_MS = 60_000;
 
 /**
  * Every caller gets a role: admin on an open (token-less, loopback) server,
@@ -152,11 +151,8 @@ function sharedReadKey(c: Context): string | null {
 
 export function buildHttpApp(deps: HttpDeps): Hono<Env> {
   const app = new Hono<Env>();
-  // 503s say a state (the database away, a limit reached), not a fault of
-  // the HTTP side, and come one a request while it lasts: a warning at
-  // most once a minute for each kind (one does not silence another), with
-  // how many came since the last.
-  const unavailable = new Map<string, { count: number; saidAt: number }>();
+  const unavailable = new UnavailableLog();
+  deps.closing.addEventListener("abort", () => unavailable.stopped(), { once: true });
   app.onError((error, c: Context) => {
     const status = statusOf(error);
     const said = {
@@ -165,22 +161,16 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
       error: deps.redact(errorMessage(error)),
     };
     if (status === 503) {
-      const kind = error instanceof Error ? error.name : "other";
-      const seen = unavailable.get(kind) ?? { count: 0, saidAt: -Infinity };
-      unavailable.set(kind, seen);
-      seen.count++;
-      if (performance.now() - seen.saidAt >= UNAVAILABLE_LOG_MS) {
-        seen.saidAt = performance.now();
-        httpLog.warn(
-          "{method} {path} answered 503: {error} (requests answered 503 for this since it was last said: {count}; said at most once a minute)",
-          { ...said, count: seen.count },
-        );
-        seen.count = 0;
-      }
+      unavailable.refused(error instanceof Error ? error.name : "other", said);
     } else if (status >= 500) {
       httpLog.error("{method} {path} failed: {error}", said);
     }
     return c.json(errorBody(error, deps.redact), status as ContentfulStatusCode);
+  });
+  // Outermost: it sees every answer, an error's as onError made it.
+  app.use("*", async (c, next) => {
+    await next();
+    unavailable.answered(c.req.method, c.req.path, c.res.status);
   });
   app.notFound((c) => {
     const { method, path } = c.req;

@@ -318,6 +318,9 @@ const schemas: Record<string, Schema> = {
     read_at: instantOrNull(
       "when the rest was read from the database: earlier while it is down (null: never read)",
     ),
+    database_now: instantOrNull(
+      "the database's clock at this answer, on which db_heartbeat_at and declared_dead_at are (age them against it, not a viewer's clock); while it is down, this server's clock plus their offset when last read (null: never read)",
+    ),
   }),
   Check: closed({ ok: bool, detail: str }),
   Readiness: closed({

@@ -3,6 +3,8 @@
  * server sees it and runs per minute for the chart) and `/api/v1/reload`.
  * While the database is away `/status` still answers, with the database
  * down and the rest as last read (`read_at`), so a dashboard can say so.
+ * `database_now` is the database's clock at the answer (while it is away,
+ * as this server's clock puts it), against which heartbeats are aged.
  */
 import { Hono } from "hono";
 import { reload } from "../../app/jobs.ts";
@@ -34,6 +36,13 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
 
   /** The last status read from the database: what is known while it is away. */
   let last: Record<string, unknown> = NEVER_READ;
+  /**
+   * The database's clock minus this server's, as last read (null: never
+   * read): the page ages heartbeats by the database's clock, on which each
+   * service's is written, not by its own or the viewer's.
+   */
+  let databaseOffset: number | null = null;
+  const databaseNow = () => databaseOffset === null ? null : new Date(Date.now() + databaseOffset);
 
   routes.get("/status", async (c) => {
     const now = Date.now();
@@ -49,9 +58,14 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
       if (!(error instanceof DatabaseError) || !error.unreachable) throw error;
       // A 503 here would hide the one thing known for sure: the database is down.
       await readyNow;
-      return json(c, { ...last, database: { state: "down", detail: api.redact(error.message) } });
+      return json(c, {
+        ...last,
+        database: { state: "down", detail: api.redact(error.message) },
+        database_now: databaseNow(),
+      });
     }
     const ready = await readyNow;
+    if (s.databaseNow !== undefined) databaseOffset = s.databaseNow - now;
     const counts = new Map(perMinute.map((m) => [m.minute, m.counts]));
     last = {
       services: s.services,
@@ -78,6 +92,7 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
     return json(c, {
       ...last,
       database: { state: ready.database.ok ? "up" : "down", detail: ready.database.detail },
+      database_now: databaseNow(),
     });
   });
 

@@ -225,8 +225,9 @@ function refreshAgo(root) {
   }
 }
 
-function ago(value) {
-  const s = Math.round((Date.now() - msOf(value)) / 1000);
+/** How long before now (ms; the viewer's clock unless given) value was, or how long after. */
+function ago(value, now) {
+  const s = Math.round(((now ?? Date.now()) - msOf(value)) / 1000);
   const a = Math.abs(s);
   const text = a < 60 ? a + " s" : a < 3600 ? Math.round(a / 60) + " min" : a < 86400
     ? Math.round(a / 3600) + " h" : Math.round(a / 86400) + " d";

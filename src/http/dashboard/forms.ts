@@ -3,7 +3,45 @@
  * The form sends what was typed, as typed: the API validates with the
  * CLI's rules and its message is shown beside the field it names.
  */
+import {
+  AFTER_OUTCOMES,
+  DEFAULT_RETRY_DELAY,
+  DEFAULT_RETRY_MAX_DELAY,
+  DEFAULT_RETRY_ON,
+  RETRYABLE_STATUSES,
+} from "../../domain/job.ts";
+import { HOOK_COMMANDS, HOOK_URLS } from "../../domain/notify.ts";
+
+/** The hooks in the order of jm_jobs' columns: each command, then its URL. */
+const HOOKS = HOOK_COMMANDS.flatMap((command, i) => [command, HOOK_URLS[i]]);
+
 export const FORMS_JS = String.raw`
+/** A job's hooks, each command then its URL; null = the service's notify.* of that name. */
+const HOOKS = ${JSON.stringify(HOOKS)};
+const AFTER_OUTCOMES = ${JSON.stringify(AFTER_OUTCOMES)};
+const RETRYABLE_STATUSES = ${JSON.stringify(RETRYABLE_STATUSES)};
+/** What an emptied retry field goes back to: what a job added without it gets. */
+const RETRY_DEFAULTS = ${
+  JSON.stringify({
+    retries: "0",
+    retry_delay: String(DEFAULT_RETRY_DELAY),
+    retry_max_delay: String(DEFAULT_RETRY_MAX_DELAY),
+    retry_on: DEFAULT_RETRY_ON,
+  })
+};
+
+/** on_failure_url → "On failure, POST to". */
+function hookLabel(name) {
+  const when = name.replace(/_url$/, "").replace("on_", "On ");
+  return when + (name.endsWith("_url") ? ", POST to" : ", run");
+}
+
+/** Seconds as given, and in the largest unit that divides them: "7200 s (2 h)". */
+function seconds(n) {
+  const unit = [[604800, "w"], [86400, "d"], [3600, "h"], [60, "min"]].find(([s]) => n >= s && n % s === 0);
+  return n + " s" + (unit ? " (" + n / unit[0] + " " + unit[1] + ")" : "");
+}
+
 /** Characters a value cannot show as is on one line of the env box: line ends, tabs, controls, bidi. */
 const ENV_QUOTED = /[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]|^\s|\s$|^"/;
 
@@ -101,7 +139,7 @@ page(/^\/jobs\/(.+)\/edit$/, async ([id], _, signal) => jobForm(await api("GET",
 page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
   const d = await api("GET", "/jobs/" + enc(id) + "?count=" + FIRES_READ);
   const job = d;
-  const row = (label, value) => [h("dt", {}, label), h("dd", {}, value)];
+  const row = (label, ...value) => [h("dt", {}, label), h("dd", { "data-field": label }, value)];
   const orDefault = (v, what) => v === null ? h("span", { class: "muted" }, "service default" + (what ? " (" + what + ")" : "")) : String(v);
   const env = Object.entries(job.env);
   const runs = runsTable(d.runs, { hideJob: true });
@@ -122,8 +160,8 @@ page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
     job.invalid ? h("div", { class: "alert" }, job.invalid) : null,
     h("div", { class: "card" }, h("dl", { class: "grid", id: "job-fields" },
       row("command", h("code", {}, job.command)),
-      row("schedule", [job.schedule_words, h("div", { class: "mono muted small" },
-        job.schedule + "   (second minute hour day month day_of_week)")]),
+      row("schedule", job.schedule_words, job.schedule === "" ? null : h("div", { class: "mono muted small" },
+        job.schedule + "   (second minute hour day month day_of_week)")),
       row("timezone", job.timezone === null ? h("span", {}, d.zone, h("span", { class: "muted" }, " (service default)")) : job.timezone),
       row("timeout", job.timeout === 0 ? "none" : job.timeout + " s"),
       row("max_instances", orDefault(job.max_instances)),
@@ -133,8 +171,18 @@ page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
         : h("span", { class: "muted" }, "none")),
       row("cwd", orDefault(job.cwd)),
       row("description", job.description ? h("div", { class: "prose", id: "job-description" }, job.description) : h("span", { class: "muted" }, "none")),
-      row("created", when(job.created_at)),
-      row("updated", when(job.updated_at)))),
+      row("retries", job.retries === 0 ? h("span", { class: "muted" }, "none") : String(job.retries)),
+      row("retry_delay", job.retry_delay + " s", h("span", { class: "muted" }, " (doubled per attempt)")),
+      row("retry_max_delay", job.retry_max_delay + " s"),
+      row("retry_on", h("code", {}, job.retry_on)),
+      row("retry_overlap", String(job.retry_overlap)),
+      row("after_job", job.after_job === null ? h("span", { class: "muted" }, "none")
+        : h("a", { href: "#/jobs/" + enc(job.after_job) }, job.after_job)),
+      row("after_outcome", job.after_outcome === null ? h("span", { class: "muted" }, "-") : job.after_outcome),
+      HOOKS.map((name) => row(name, job[name] === null ? orDefault(null, "notify." + name) : h("code", {}, job[name]))),
+      row("alert_after", job.alert_after === null ? h("span", { class: "muted" }, "never") : seconds(job.alert_after)),
+      row("created_at", when(job.created_at)),
+      row("updated_at", when(job.updated_at)))),
     fires,
     h("h2", {}, "Runs ", live, " ", h("a", { class: "small", href: "#/runs?job=" + enc(job.id) }, "all runs")),
     runs);
@@ -172,12 +220,33 @@ function jobForm(job, signal) {
   const env = h("textarea", { name: "env", value: envBefore, placeholder: "NAME=value, one per line" });
   const cwd = input("cwd", editing ? job.cwd : "", { placeholder: "the service's" });
   const description = h("textarea", { name: "description", value: editing && job.description !== null ? job.description : "", rows: 2 });
+  const retryInputs = Object.entries(RETRY_DEFAULTS).map(([name, fallback]) => input(name, editing ? job[name] : "",
+    { placeholder: fallback, inputmode: name === "retry_on" ? null : "numeric", class: name === "retry_on" ? "mono" : null }));
+  const [retries, retryDelay, retryMaxDelay, retryOn] = retryInputs;
+  const retryOverlap = h("input", { type: "checkbox", name: "retry_overlap", checked: editing && job.retry_overlap });
+  const afterJob = input("after_job", editing ? job.after_job : "", { placeholder: "none", autocomplete: "off" });
+  const afterOutcome = h("select", { name: "after_outcome" }, AFTER_OUTCOMES.map((o) =>
+    h("option", { value: o, selected: (editing && job.after_outcome !== null ? job.after_outcome : "success") === o }, o)));
+  // Which ends start the job means nothing while it follows none.
+  const followsNone = () => { afterOutcome.disabled = afterJob.value.trim() === ""; };
+  afterJob.addEventListener("input", followsNone);
+  followsNone();
+  // A command in a box that keeps its line ends (an input would drop them, and a save would store that).
+  const hooks = HOOKS.map((name) => name.endsWith("_url")
+    ? input(name, editing ? job[name] : "", { placeholder: "notify." + name, class: "mono", autocomplete: "off" })
+    : h("textarea", { name, value: editing && job[name] !== null ? job[name] : "", placeholder: "notify." + name, rows: 1, class: "short" }));
+  const alertAfter = input("alert_after", editing ? job.alert_after : "", { placeholder: "never" });
   const preview = h("div", { class: "small", id: "preview" });
   const formError = h("div", { id: "form-error" });
 
   const scheduleBody = () => {
     if (cron.value.trim() !== "") return { cron: cron.value.trim() };
     const out = {};
+    // All six emptied: the job keeps no schedule of its own (it runs after another's runs).
+    if (editing && job.schedule !== "" && fieldInputs.every((i) => i.value.trim() === "")) {
+      for (const f of FIELDS) out[f] = "";
+      return out;
+    }
     FIELDS.forEach((f, i) => {
       const v = fieldInputs[i].value.trim();
       if (v !== "" && (!editing || v !== job[f])) out[f] = v;
@@ -214,6 +283,19 @@ function jobForm(job, signal) {
     }
     put("cwd", cwd.value.trim(), editing ? job.cwd : undefined);
     put("description", description.value, editing ? job.description : undefined);
+    // An emptied retry field is the default its placeholder shows.
+    for (const el of retryInputs) put(el.name, el.value.trim() || (editing ? RETRY_DEFAULTS[el.name] : ""), editing ? job[el.name] : undefined);
+    if (editing ? retryOverlap.checked !== job.retry_overlap : retryOverlap.checked) b.retry_overlap = retryOverlap.checked;
+    // The link is one thing: its job and outcome go together, an emptied job drops it.
+    const follows = afterJob.value.trim();
+    const followed = editing ? [job.after_job || "", job.after_job === null ? "" : job.after_outcome] : ["", ""];
+    const following = [follows, follows === "" ? "" : afterOutcome.value];
+    if (following[0] !== followed[0] || following[1] !== followed[1]) {
+      b.after_job = follows === "" ? null : follows;
+      if (follows !== "") b.after_outcome = afterOutcome.value;
+    }
+    for (const el of hooks) put(el.name, el.value, editing ? job[el.name] : undefined);
+    put("alert_after", alertAfter.value.trim(), editing ? job.alert_after : undefined);
     if (!editing) for (const k of Object.keys(b)) if (b[k] === "") delete b[k];
     return b;
   };
@@ -255,7 +337,8 @@ function jobForm(job, signal) {
   const form = h("form", { class: "job card", id: "job-form", novalidate: true },
     field("id", "Id", id, editing ? "cannot change" : "1-191 characters of A-Z a-z 0-9 . _ : -"),
     field("command", "Command", command, "run with /bin/sh -c", true),
-    field("cron", "Schedule (crontab line)", cron, "m h dom mon dow, with seconds first, or @daily …; or the six fields:", true),
+    field("cron", "Schedule (crontab line)", cron, "m h dom mon dow, with seconds first, or @daily …; or the six fields" +
+      (editing ? " (all six empty: none of its own, for a job that follows another):" : ":"), true),
     h("div", { class: "wide fields6" }, FIELDS.map((f, i) => field(f, f, fieldInputs[i]))),
     h("div", { class: "wide actions" }, h("button", { type: "button", onclick: previewSchedule, id: "preview-button" }, "Preview next fires"), preview),
     field("timezone", "Time zone", timezone, "IANA name, e.g. Europe/Paris"),
@@ -267,6 +350,20 @@ function jobForm(job, signal) {
     field("env", "Environment", env, 'NAME=value per line; a value with a newline, a tab or blanks at an end as a JSON string: NAME="line1\\nline2"', true),
     field("cwd", "Working directory", cwd, "absolute path"),
     field("description", "Description", description, null, true),
+    h("h2", { class: "wide" }, "When a run fails"),
+    field("retries", "Retries", retries, "attempts after a failed one; 0 = none"),
+    field("retry_delay", "Retry delay (s)", retryDelay, "before the first retry; doubled for each next one"),
+    field("retry_max_delay", "Longest retry delay (s)", retryMaxDelay),
+    field("retry_on", "Retry on", retryOn, "comma-separated, of: " + RETRYABLE_STATUSES.join(", ")),
+    field("retry_overlap", "Keep a pending retry when the next fire comes", retryOverlap),
+    h("h2", { class: "wide" }, "Follow another job"),
+    field("after_job", "After job", afterJob, "the job whose runs' ends start this one; empty = none"),
+    field("after_outcome", "After its", afterOutcome, "success, failure (any failed end) or always"),
+    h("h2", { class: "wide" }, "Notifications"),
+    HOOKS.map((name, i) => field(name, hookLabel(name), hooks[i], name.endsWith("_url")
+      ? "http(s) URL POSTed the run as JSON; empty = the service's"
+      : "shell command, the run as JSON on stdin; empty = the service's")),
+    field("alert_after", "Alert after", alertAfter, "without a success for this long, on_failure fires: seconds or 90s, 15m, 2h, 7d; empty = never"),
     h("datalist", { id: "zones" }, zones.map((z) => h("option", { value: z }))),
     h("div", { class: "wide actions" },
       h("button", { class: "primary", type: "submit", id: "save" }, editing ? "Save changes" : "Add job"),

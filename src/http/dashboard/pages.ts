@@ -424,7 +424,18 @@ function notLive(services) {
   return Object.entries(counts).map(([state, n]) => n + " " + state).join(", ");
 }
 
+/**
+ * A service's last heartbeat on the database's clock: as the database
+ * wrote it, else its own clock's corrected by its skew, else as it is.
+ */
+function heartbeatOnDatabaseClock(n) {
+  if (n.db_heartbeat_at != null) return msOf(n.db_heartbeat_at);
+  return msOf(n.heartbeat_at) - (n.skew_ms ?? 0);
+}
+
 page(/^\/status$/, (_, __, signal) => poll(signal, 5000, () => api("GET", "/status"), (s) => {
+  // Heartbeats are aged on the database's clock, whatever the services' clocks and the viewer's say.
+  const databaseNow = s.database_now == null ? undefined : msOf(s.database_now);
   const live = s.services.filter((n) => n.state === "live").length;
   const total = Object.values(s.runs_last_hour).reduce((a, b) => a + b, 0);
   const failed = ["failed", "error", "timeout", "killed", "lost"].reduce((a, k) => a + (s.runs_last_hour[k] || 0), 0);
@@ -449,10 +460,10 @@ page(/^\/status$/, (_, __, signal) => poll(signal, 5000, () => api("GET", "/stat
     table(["Node", "State", { text: "PID", class: "hide-narrow" }, { text: "Version", class: "hide-narrow" }, "Last heartbeat", "Jobs", "Share", { text: "Marker", class: "hide-narrow" }, { text: "Skew", class: "hide-narrow" }, { text: "Last reload", class: "hide-narrow" }],
       s.services.length ? s.services.map((n) => h("tr", { "data-node": n.id },
         h("td", {}, n.id, h("div", { class: "muted small" }, n.host)),
-        h("td", {}, badge(n.state), n.state === "dead" ? h("div", { class: "muted small" }, "by " + n.declared_dead_by + ", " + ago(n.declared_dead_at)) : null),
+        h("td", {}, badge(n.state), n.state === "dead" ? h("div", { class: "muted small" }, "by " + n.declared_dead_by + ", " + ago(n.declared_dead_at, databaseNow)) : null),
         h("td", { class: "hide-narrow" }, n.pid),
         h("td", { class: "hide-narrow" }, n.version),
-        h("td", {}, when(n.heartbeat_at), h("div", { class: "muted small" }, ago(n.heartbeat_at))),
+        h("td", {}, when(heartbeatOnDatabaseClock(n)), h("div", { class: "muted small" }, ago(heartbeatOnDatabaseClock(n), databaseNow))),
         h("td", { class: "num" }, n.jobs_loaded),
         h("td", { class: "num" }, n.state === "live" && n.jobs_owned !== null ? n.jobs_owned : "-"),
         h("td", { class: "hide-narrow num" }, n.applied_marker === null ? "-" : n.applied_marker < s.latest_marker ? n.applied_marker + " (" + (s.latest_marker - n.applied_marker) + " behind)" : n.applied_marker),

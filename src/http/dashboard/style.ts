@@ -59,11 +59,13 @@ input, select, textarea {
   background: #fff; color: var(--fg); max-width: 100%;
 }
 textarea { width: 100%; min-height: 4.5rem; font-family: ui-monospace, monospace; }
+textarea.short { min-height: 2.2rem; }
 form.job { display: grid; grid-template-columns: repeat(auto-fit, minmax(15rem, 1fr)); gap: .75rem 1rem; }
 form.job .wide { grid-column: 1 / -1; }
 form.job label { display: flex; flex-direction: column; gap: .2rem; font-weight: 600; font-size: .85rem; }
 form.job label input, form.job label select, form.job label textarea { font-weight: 400; width: 100%; }
 form.job label input[type=checkbox] { width: auto; align-self: flex-start; margin: .4rem 0; }
+form.job h2 { margin: .5rem 0 0; padding-top: .75rem; border-top: 1px solid var(--line); font-size: .95rem; }
 form.job .hint { font-weight: 400; color: var(--muted); font-size: .78rem; }
 .fields6 { display: grid; grid-template-columns: repeat(6, minmax(3.2rem, 1fr)); gap: .3rem; }
 .fields6 label { font-size: .72rem; }
@@ -74,7 +76,8 @@ form.job .hint { font-weight: 400; color: var(--muted); font-size: .78rem; }
 dl.grid { display: grid; grid-template-columns: max-content 1fr; gap: .35rem 1rem; margin: 0; }
 dl.grid dt { color: var(--muted); }
 dl.grid dd { margin: 0; word-break: break-word; }
-.env div, .prose { white-space: pre-wrap; }
+/* A command of several lines shows them. */
+.env div, .prose, dl.grid dd code { white-space: pre-wrap; }
 .tiles { display: grid; grid-template-columns: repeat(auto-fit, minmax(10rem, 1fr)); gap: .75rem; margin-bottom: 1rem; }
 .tile { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: .75rem; }
 .tile .value { font-size: 1.5rem; font-weight: 700; }
