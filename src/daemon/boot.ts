@@ -18,6 +18,7 @@ import { collectGarbage } from "./heap.ts";
 import { log, SINK_CATEGORY } from "./log.ts";
 import { DatabaseLogSink } from "./log_sink.ts";
 import { Notifier, ORPHAN_MS } from "./notifier.ts";
+import { endGoneHereRuns } from "./here_runs.ts";
 import { openFileRoom } from "./open_files.ts";
 import { RunRecorder } from "./recorder.ts";
 import { RunGuard } from "./run_guard.ts";
@@ -297,6 +298,12 @@ class BootedDaemon implements Daemon {
       health: this.health,
       keepLogDays: s["log.keep_days"],
       keepRunDays: s["runs.keep_days"],
+      endGoneHereRuns: () =>
+        endGoneHereRuns(store, {
+          host: o.node.host,
+          now: () => clock.now(),
+          killGraceMs: s["jobsmanager.kill_grace"] * 1000,
+        }),
     });
     const sinkLog = getLogger(SINK_CATEGORY);
     this.sink = new DatabaseLogSink({
