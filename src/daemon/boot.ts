@@ -399,6 +399,10 @@ class BootedDaemon implements Daemon {
     if (created.length > 0) {
       serviceLog.warn("created the missing tables {tables} again, empty", { tables: created });
     }
+    // The rows as the previous services left them: registering overwrites this node's, whose
+    // last heartbeat is when the runs a crash left running were last known to run.
+    const before = (await store.nodesAndNow()).nodes;
+    if (this.abandoned) return;
     const nodeId = await this.cluster.register();
     if (this.abandoned) return;
     serviceLog.info(
@@ -425,7 +429,7 @@ class BootedDaemon implements Daemon {
         { database: store.description },
       );
     }
-    await this.service.start();
+    await this.service.start(before.find((n) => n.id === nodeId)?.heartbeat_at ?? null);
     if (this.abandoned) return;
     // Before the first fire: the collection blocks for tens of milliseconds.
     if (this.service.state.jobsLoaded >= BULK_LOAD) collectGarbage();
