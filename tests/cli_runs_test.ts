@@ -272,7 +272,7 @@ for (const backend of BACKENDS) {
     assertMatch(
       String(row.note),
       new RegExp(
-        `^run in the CLI with --here; the CLI process that ran it \\(pid ${run.pid} on ${host}\\) is gone \\(killed, or the machine restarted\\) without recording how the run ended; ended what it left running: (.*, )?\\d+ \\(${sleep}\\)$`,
+        `^run in the CLI with --here; the CLI process that ran it \\(pid ${run.pid} on ${host}\\) ended \\(killed, or it crashed\\) without recording how the run ended; ended what it left running: (.*, )?\\d+ \\(${sleep}\\)$`,
       ),
     );
   });

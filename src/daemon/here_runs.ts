@@ -11,11 +11,12 @@ import {
   hereHost,
   hereNode,
   type Holder,
+  type HolderEnd,
   holderOf,
 } from "../domain/here_run.ts";
 import type { Run } from "../domain/run.ts";
 import type { RunStore } from "../store/store.ts";
-import { bootId, endRun, pidNamespace, processStart } from "./processes.ts";
+import { bootId, bootTicks, endRun, pidNamespace, processStart } from "./processes.ts";
 
 /** This process, as the holder of a run it runs itself; null where /proc does not say. */
 export function thisProcess(): Holder | null {
@@ -29,16 +30,17 @@ function bootTag(): string | null {
 }
 
 /**
- * Whether `holder` is gone: the machine booted since, or no process has its
- * pid and start. False when this process cannot tell (no /proc, or another
- * pid namespace: a container, where its pid names another process).
+ * How `holder` went: the machine booted since, or no process has its pid
+ * and start (it ended); null while it lives, or when this process cannot
+ * tell (no /proc, or another pid namespace: a container, where its pid
+ * names another process).
  */
-export function holderGone(holder: Holder): boolean {
+export function holderEnd(holder: Holder): HolderEnd | null {
   const boot = bootTag();
-  if (boot === null) return false;
-  if (boot !== holder.boot) return true;
-  if (pidNamespace() !== holder.pidNamespace) return false;
-  return processStart(holder.pid) !== holder.start;
+  if (boot === null) return null;
+  if (boot !== holder.boot) return "restarted";
+  if (pidNamespace() !== holder.pidNamespace) return null;
+  return processStart(holder.pid) === holder.start ? null : "ended";
 }
 
 export interface HereRunEnd {
@@ -60,15 +62,21 @@ export interface HereRunEnd {
 export async function endIfHolderGone(runs: RunStore, run: Run, o: HereRunEnd): Promise<boolean> {
   if (run.status !== "running" || hereHost(run.node_id) !== o.host) return false;
   const holder = holderOf(run.marker);
-  if (holder === null || !holderGone(holder)) return false;
+  const how = holder === null ? null : holderEnd(holder);
+  if (holder === null || how === null) return false;
   const { found } = await endRun(
     { pgid: run.pgid, marker: run.marker!, ownGroup: false },
     o.killGraceMs,
   );
+  // After a restart, the run ended by this boot at the latest (never before its start).
+  const now = o.now();
+  const finished = how === "restarted"
+    ? Math.min(now, Math.max(run.started_at ?? run.scheduled_at, now - bootTicks() * 10))
+    : now;
   return await runs.updateRun(run.id, {
     status: "interrupted",
-    finished_at: o.now(),
-    note: goneNote(holder, o.host, found.map((p) => `${p.pid} (${p.command})`)),
+    finished_at: finished,
+    note: goneNote(holder, o.host, how, found.map((p) => `${p.pid} (${p.command})`)),
   }, "running");
 }
 

@@ -64,9 +64,17 @@ export function holderOf(marker: string | null): Holder | null {
   return { boot: parts[1], pidNamespace, pid, start };
 }
 
+/** How the CLI process that held a run went: it ended (killed, or it crashed), or the machine restarted. */
+export type HolderEnd = "ended" | "restarted";
+
 /** The note of a run whose CLI process went away without recording its end. */
-export function goneNote(holder: Holder, host: string, ended: string[]): string {
-  return `${HERE_NOTE}; the CLI process that ran it (pid ${holder.pid} on ${host}) is gone (killed, or the machine restarted) without recording how the run ended${
+export function goneNote(holder: Holder, host: string, how: HolderEnd, ended: string[]): string {
+  const what = `the CLI process that ran it (pid ${holder.pid} on ${host})`;
+  return `${HERE_NOTE}; ${
+    how === "restarted"
+      ? `${host} restarted under ${what}`
+      : `${what} ended (killed, or it crashed)`
+  } without recording how the run ended${
     ended.length === 0 ? "" : `; ended what it left running: ${ended.join(", ")}`
   }`;
 }
