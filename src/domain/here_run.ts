@@ -64,7 +64,10 @@ export function holderOf(marker: string | null): Holder | null {
   return { boot: parts[1], pidNamespace, pid, start };
 }
 
-/** How the CLI process that held a run went: it ended (killed, or it crashed), or the machine restarted. */
+/**
+ * How the CLI process that held a run went: it ended (killed, or it
+ * crashed), or the machine restarted.
+ */
 export type HolderEnd = "ended" | "restarted";
 
 /** The note of a run whose CLI process went away without recording its end. */

@@ -15,7 +15,10 @@ export const RUN_STATUSES = [
   "timeout",
   /** Killed by a signal jobsmanager did not send. */
   "killed",
-  /** Still running when the service stopped or crashed (or the CLI process of `job run --here` died). */
+  /**
+   * Still running when the service stopped or crashed (or the CLI process
+   * of `job run --here` died).
+   */
   "interrupted",
   /** Not run: max_instances earlier runs were still running. */
   "skipped",
