@@ -4,9 +4,10 @@
  * as the service reads it back, the refusal without a live service,
  * cancelling, and runs that do not exist.
  */
-import { assertEquals, assertRejects } from "./assert.ts";
+import { assertEquals, assertMatch, assertRejects } from "./assert.ts";
 import { addJob } from "../src/app/jobs.ts";
 import { cancelRun, hereNode, requestRun, showRun, startHereRun } from "../src/app/runs.ts";
+import { hereMarker, holderOf } from "../src/domain/here_run.ts";
 import { CLI_NAMES } from "../src/cli/input_names.ts";
 import { buildJob } from "../src/domain/job.ts";
 import { NotFoundError, RuntimeError } from "../src/errors.ts";
@@ -184,9 +185,44 @@ for (const backend of BACKENDS) {
     );
     assertEquals(
       error.message,
-      `run ${id} runs in a terminal (\`jobsmanager job run --here\` on box), not in a service: end it there with Ctrl-C`,
+      `run ${id} runs in a terminal (\`jobsmanager job run --here\` on box), not in a service: end it there with Ctrl-C; once that process is gone (killed, or box restarted), \`jobsmanager runs cancel ${id}\` on box, or a service there, records the run interrupted`,
     );
     assertEquals(await store.getRun(id!), before);
+  });
+
+  test("cancelRun of a run in a terminal whose process is gone is ended by endIfGone, and names the pid while it lives", async (store) => {
+    const marker = hereMarker({ boot: "0123abcd", pidNamespace: 4026531836, pid: 4321, start: 99 });
+    assertEquals(holderOf(marker), {
+      boot: "0123abcd",
+      pidNamespace: 4026531836,
+      pid: 4321,
+      start: 99,
+    });
+    const [id] = await store.claimRuns([
+      {
+        job_id: "a",
+        scheduled_at: T0,
+        status: "running",
+        trigger: "manual",
+        node_id: hereNode("box"),
+        marker,
+      },
+    ]);
+    const lives = await assertRejects(
+      () => cancelRun(store, id!, { by: BY, now: T0, endIfGone: () => Promise.resolve(false) }),
+      RuntimeError,
+    );
+    assertMatch(
+      lives.message,
+      /^run \d+ runs in a terminal \(`jobsmanager job run --here`, pid 4321 on box\)/,
+    );
+    const ended = await cancelRun(store, id!, {
+      by: BY,
+      now: T0,
+      endIfGone: async (run) =>
+        await store.updateRun(run.id, { status: "interrupted", finished_at: T0 + 1 }, "running"),
+    });
+    assertEquals([ended.outcome, ended.run.status], ["ended", "interrupted"]);
   });
 
   test("cancelRun of an ended run names its status and changes nothing; of a missing one is NotFound", async (store) => {

@@ -225,6 +225,58 @@ for (const backend of BACKENDS) {
     });
   }
 
+  Deno.test(`cli[${backend}]: a job run --here whose CLI was killed with SIGKILL is ended by runs cancel on its host, with what it left running`, async () => {
+    await using db = await freshDatabase(backend);
+    // A child of the shell, told apart by its own argument: it outlives the shell's pdeathsig.
+    const sleep = `sleep 30.${crypto.getRandomValues(new Uint32Array(1))[0]}`;
+    const command = `echo started; ${sleep}; echo ended`;
+    const add = await jm(db, "job", "add", "held", "--command", command, "--cron", "0 0 1 1 *");
+    assertEquals(add.code, 0, add.stderr);
+    await using run = new CliProcess(["--database", db.url, "job", "run", "held", "--here"], {
+      cwd: db.dir,
+    });
+    const recorded = async () =>
+      (await rawQuery(db, "SELECT id, status, pgid, marker, note FROM jm_runs"))[0];
+    await waitFor(
+      async () =>
+        run.stdout.includes("started\n") && livePidsMatching(sleep).length > 0 &&
+        (await recorded())?.pgid != null,
+      {
+        timeoutMs: 20_000,
+        what: "the job to start its sleep, its group recorded",
+        detail: async () => `row: ${JSON.stringify(await recorded())}\nstderr: ${run.stderr}`,
+      },
+    );
+    const id = Number((await recorded()).id);
+    const host = Deno.hostname();
+    // While the CLI lives, the run is its to end.
+    assertEquals(await jm(db, "runs", "cancel", String(id)), {
+      code: 1,
+      stdout: "",
+      stderr:
+        `jobsmanager: run ${id} runs in a terminal (\`jobsmanager job run --here\`, pid ${run.pid} on ${host}), not in a service: end it there with Ctrl-C; once that process is gone (killed, or ${host} restarted), \`jobsmanager runs cancel ${id}\` on ${host}, or a service there, records the run interrupted\n`,
+    });
+    run.signal("SIGKILL");
+    await run.exit(20_000);
+    assertEquals((await recorded()).status, "running", "the CLI recorded an end it cannot have");
+    const cancel = await jm(db, "runs", "cancel", String(id));
+    assertEquals(cancel, {
+      code: 0,
+      stdout:
+        `ended run ${id} of 'held': the CLI process that ran it (\`job run --here\`) is gone; recorded interrupted\n`,
+      stderr: "",
+    });
+    assertEquals(livePidsMatching(sleep), [], "what the run left running was not ended");
+    const row = await recorded();
+    assertEquals(row.status, "interrupted");
+    assertMatch(
+      String(row.note),
+      new RegExp(
+        `^run in the CLI with --here; the CLI process that ran it \\(pid ${run.pid} on ${host}\\) ended \\(killed, or it crashed\\) without recording how the run ended; ended what it left running: (.*, )?\\d+ \\(${sleep}\\)$`,
+      ),
+    );
+  });
+
   Deno.test(`cli[${backend}]: job run --here starts its report on a line of its own after output without a last newline`, async () => {
     await using db = await freshDatabase(backend);
     await jm(db, "job", "add", "bare", "--command", "printf 'no end'", "--cron", "0 0 1 1 *");

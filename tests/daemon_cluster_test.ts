@@ -267,6 +267,13 @@ for (const backend of BACKENDS) {
     );
     const [row] = (await c.store.nodesAndNow()).nodes.filter((n) => n.id === victim);
     assertEquals(row.declared_dead_by, survivor.nodeId);
+    // Ended by the victim's last heartbeat (its own clock, that of the run's start), or by the
+    // run's start when it came after: not by when the survivor found it dead.
+    assertEquals(
+      lost.finished_at,
+      Math.max(row.heartbeat_at, lost.started_at!),
+      `last heartbeat T0+${row.heartbeat_at - T0}, run started T0+${lost.started_at! - T0}`,
+    );
     // The survivor has claimed what it took over (run late, or missed) before its clock moves on.
     for (let s = 5; s <= 8; s++) await step(c, frozenAt + s * 1000, 11);
 
@@ -310,6 +317,38 @@ for (const backend of BACKENDS) {
     assert(
       survivor.runner.of("slow").some((r) => r.running),
       "slow runs on the survivor",
+    );
+  });
+
+  test("a run lost with its node ends at the node's last heartbeat, not when it was found dead", async () => {
+    await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
+    for (const node of c.nodes) node.runner.endAll((run) => run.jobId === "slow");
+    await c.start();
+    await addJobs(c, ["slow"], { schedule: { second: "*" }, max_instances: "1" });
+    await c.load(1);
+    const from = c.now() + SETTLED_MS;
+    await step(c, from, 1);
+    const run = (await c.runs("slow")).find((r) => r.status === "running")!;
+    const victim = run.node_id!;
+    const beatOf = async () =>
+      (await c.store.nodesAndNow()).nodes.find((n) => n.id === victim)!.heartbeat_at;
+    // A heartbeat (every 60 s here) while the run runs.
+    await c.set(from + 61_000);
+    const beat = await c.until(
+      async () => ((await beatOf()) > run.started_at! ? await beatOf() : null),
+      `a heartbeat of ${victim} after the run's start`,
+    );
+    c.freeze(victim);
+    await c.age(victim);
+    await c.set(from + 70_000);
+    const lost = await c.until(
+      async () => (await c.runs("slow")).find((r) => r.id === run.id && r.status === "lost"),
+      `run ${run.id} of slow lost`,
+    );
+    assertEquals(
+      lost.finished_at! - T0,
+      beat - T0,
+      `started T0+${run.started_at! - T0}, last beat T0+${beat - T0}`,
     );
   });
 

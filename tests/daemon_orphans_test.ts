@@ -59,6 +59,54 @@ for (const backend of BACKENDS) {
     }
   });
 
+  Deno.test(`daemon[${backend}]: the runs a killed service left end at its last heartbeat, not at the restart`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("a", { cron: "0 12 15 6 *" });
+    // The row a service killed with SIGKILL left: its last beat 30 s before the restart (its own
+    // clock), long enough ago by the database's for the restart to take the row over.
+    const beat = T0 - 30_000;
+    await h.store.saveNode({
+      id: NODE_ID,
+      host: "test",
+      pid: 4242,
+      version: "0.1.0",
+      started_at: T0 - 3_600_000,
+      heartbeat_at: beat,
+      applied_marker: null,
+      jobs_loaded: 1,
+      last_reload_at: null,
+      last_reload_ms: null,
+      stopped_at: null,
+      timezone: "UTC",
+      db_heartbeat_at: (await h.store.databaseNow()) - 600_000,
+      heartbeat_ms: 5000,
+    });
+    const left = { job_id: "a", trigger: "schedule" as const, node_id: NODE_ID };
+    await h.store.claimRuns([
+      { ...left, scheduled_at: T0 - 60_000, status: "running", started_at: T0 - 60_000 },
+      // Started after the last beat: it ran at least until its start.
+      { ...left, scheduled_at: T0 - 10_000, status: "running", started_at: T0 - 10_000 },
+      { ...left, scheduled_at: T0 - 40_000, status: "queued" },
+    ]);
+    await h.clock.set(T0 + 5000);
+    await h.start();
+    const rows = await h.runs("a");
+    assertEquals(
+      rows.map((r) => [r.scheduled_at - T0, r.status, r.finished_at! - T0]),
+      [[-60_000, "interrupted", -30_000], [-10_000, "interrupted", -10_000], [
+        -40_000,
+        "interrupted",
+        -30_000,
+      ]],
+    );
+    assertEquals(
+      rows[0].note,
+      `its service ended without recording how it ended (killed, crashed, or the database away at its stop); recorded as ended at its last heartbeat (${
+        new Date(beat).toISOString()
+      }), or at its start when later`,
+    );
+  });
+
   Deno.test(`daemon[${backend}]: a run's marker is recorded with its claim, before its process starts`, async () => {
     // A service killed between the start and the next write leaves a run its successor can end.
     await using h = await DaemonHarness.create(await freshDatabase(backend));

@@ -321,7 +321,7 @@ for (const backend of BACKENDS) {
       await h.job("cleanup", { after: "flaky:failure" });
       await h.store.saveNode(node("ghost", { db_heartbeat_at: 1000, heartbeat_ms: 1000 }));
       const [lostId] = await h.store.claimRuns([
-        { job_id: "flaky", scheduled_at: T0 - 5000, status: "running", trigger: "schedule" },
+        { job_id: "flaky", scheduled_at: T0 - 60_000, status: "running", trigger: "schedule" },
       ]);
       await h.store.updateRun(lostId!, { node_id: "ghost" });
       await h.start();
@@ -339,7 +339,8 @@ for (const backend of BACKENDS) {
           lostId!,
         ),
       );
-      // The database's clock declared it: the retry is long due on the test's clock.
+      // It ended when it was last known to run, at its fire a minute ago (the ghost's last beat
+      // is older): the retry is due at once, before the next scheduled fire.
       const run = await h.until(
         () => h.runner.of("flaky").find((r) => r.runId === retry.id),
         "the retry to start",

@@ -216,7 +216,11 @@ contract(
     assertEquals([row.declared_dead_at, row.declared_dead_by], [declared.at, "b"]);
     for (const id of [running, queued]) {
       const run = (await store.getRun(id!))!;
-      assertEquals([run.status, run.finished_at], ["lost", declared.at]);
+      assertEquals(
+        [run.status, run.finished_at],
+        ["lost", a.heartbeat_at],
+        "ended at its last beat",
+      );
       assertMatch(
         run.note!,
         new RegExp(
@@ -228,6 +232,27 @@ contract(
     }
     assertEquals((await store.getRun(done!))!.status, "success");
     assertEquals((await store.getRun(other!))!.status, "running");
+  },
+);
+
+contract(
+  "declareDead",
+  "its lost runs end at its last heartbeat (its own clock), or at their start (or fire) when later",
+  async ({ store }) => {
+    await store.claimNode(node("a", { heartbeat_ms: 60_000, heartbeat_at: 5000 }), () => true);
+    const a = (await store.nodesAndNow()).nodes.find((n) => n.id === "a")!;
+    const ids = await store.claimRuns([
+      fire("before", 1000, { node_id: "a", started_at: 1000 }),
+      fire("after", 7000, { node_id: "a", started_at: 7500 }),
+      fire("queued", 6000, { node_id: "a", status: "queued" }),
+    ]);
+    assert(await store.declareDead("a", a.db_heartbeat_at!, "b"), "declared");
+    const runs = await Promise.all(ids.map((id) => store.getRun(id!)));
+    assertEquals(runs.map((r) => [r?.job_id, r?.status, r?.finished_at]), [
+      ["before", "lost", 5000],
+      ["after", "lost", 7500],
+      ["queued", "lost", 6000],
+    ]);
   },
 );
 

@@ -151,7 +151,7 @@ contract(
       fire("b", 1000, { node_id: "me", status: "queued" }),
       { ...manualRequest("c", 1000), node_id: "me" },
     ]);
-    assertEquals(await store.interruptOrphans("me", 9000), 3);
+    assertEquals(await store.interruptOrphans("me", 9000, null), 3);
     for (const id of ids) {
       const run = await store.getRun(id!);
       assertEquals(
@@ -170,6 +170,33 @@ contract(
 
 contract(
   "interruptOrphans",
+  "the runs end at the service's last heartbeat, or at their start (or fire) when later, saying so",
+  async ({ store }) => {
+    const [before, after, queued] = await store.claimRuns([
+      fire("a", 1000, { node_id: "me", started_at: 1000 }),
+      fire("b", 6000, { node_id: "me", started_at: 6500 }),
+      fire("c", 7000, { node_id: "me", status: "queued" }),
+    ]);
+    assertEquals(await store.interruptOrphans("me", 9000, 5000), 3);
+    const runs = await Promise.all([before, after, queued].map((id) => store.getRun(id!)));
+    assertEquals(runs.map((r) => [r?.status, r?.finished_at]), [
+      ["interrupted", 5000],
+      ["interrupted", 6500],
+      ["interrupted", 7000],
+    ]);
+    assertEquals(
+      runs[0]?.note,
+      "its service ended without recording how it ended (killed, crashed, or the database away at its stop); recorded as ended at its last heartbeat (1970-01-01T00:00:05.000Z), or at its start when later",
+    );
+    // A heartbeat after now (the clock was stepped back since): now.
+    const [late] = await store.claimRuns([fire("d", 1000, { node_id: "me", started_at: 1000 })]);
+    await store.interruptOrphans("me", 9000, 20_000);
+    assertEquals((await store.getRun(late!))?.finished_at, 9000);
+  },
+);
+
+contract(
+  "interruptOrphans",
   "other nodes' runs, untaken requests and ended runs are left alone",
   async ({ store }) => {
     const ended = FINAL_STATUSES.map((status, i) => fire("done", i, { node_id: "me", status }));
@@ -180,7 +207,7 @@ contract(
     ];
     const ids = await store.claimRuns([...ended, ...others]);
     const before = await Promise.all(ids.map((id) => store.getRun(id!)));
-    assertEquals(await store.interruptOrphans("me", 9000), 0);
+    assertEquals(await store.interruptOrphans("me", 9000, null), 0);
     assertEquals(await Promise.all(ids.map((id) => store.getRun(id!))), before);
   },
 );

@@ -7,6 +7,7 @@
 import { NotFoundError, RuntimeError } from "../errors.ts";
 import type { Job } from "../domain/job.ts";
 import type { Run } from "../domain/run.ts";
+import { HERE_NOTE, hereHost, holderOf } from "../domain/here_run.ts";
 import type { JobStore, NodeStore, RunStore } from "../store/store.ts";
 import { jobNotFound } from "./jobs.ts";
 import { liveServices } from "./status.ts";
@@ -14,7 +15,6 @@ import type { InputNames } from "./input_names.ts";
 
 /** What `runs show` says of a forced run; the service reads `forced`, not this. */
 const FORCED_NOTE = "forced: max_instances not checked";
-const HERE_NOTE = "run in the CLI with --here";
 
 /**
  * Queue a manual run of job `id` for a running service; with `force` it
@@ -59,22 +59,18 @@ export async function requestRun(
   return (await stores.getRun(runId))!;
 }
 
-/** The node of a run `job run --here` runs in a terminal on `host`, not in a service. */
-export function hereNode(host: string): string {
-  return `${HERE_PREFIX}${host}`;
-}
-
-const HERE_PREFIX = "cli@";
+export { hereNode } from "../domain/here_run.ts";
 
 /**
  * Record a manual run of job `id` that `node` (not a service) starts now
- * itself; the caller runs the job and records how it ended, keeping the
- * run's note.
+ * itself, with `marker` (which names the process that runs it: see
+ * domain/here_run.ts); the caller runs the job and records how it ended,
+ * keeping the run's note.
  */
 export async function startHereRun(
   stores: JobStore & RunStore,
   id: string,
-  options: { node: string; now: number },
+  options: { node: string; now: number; marker?: string },
 ): Promise<{ job: Job; run: Run }> {
   const job = await stores.getJob(id);
   if (!job) throw jobNotFound(id);
@@ -86,6 +82,7 @@ export async function startHereRun(
     node_id: options.node,
     started_at: options.now,
     note: HERE_NOTE,
+    marker: options.marker ?? null,
   }]);
   if (runId === null) throw new RuntimeError(`could not record a run of '${id}'; try again`);
   return { job, run: (await stores.getRun(runId))! };
@@ -108,8 +105,12 @@ export async function attemptsOf(jobs: JobStore, runs: Run[]): Promise<Map<strin
   return new Map(found.flatMap((job) => job ? [[job.id, job.retries + 1]] : []));
 }
 
-/** What `cancelRun` did: dropped a request no service had taken, or asked the service to end the run. */
-export type CancelOutcome = "dropped" | "requested";
+/**
+ * What `cancelRun` did: dropped a request no service had taken, asked the
+ * service to end the run, or ended a `job run --here` run whose CLI process
+ * is gone.
+ */
+export type CancelOutcome = "dropped" | "requested" | "ended";
 
 /** A status write can lose a race with the service at most this often before giving up. */
 const CANCEL_ATTEMPTS = 3;
@@ -120,11 +121,14 @@ const CANCEL_ATTEMPTS = 3;
  * and when; a run a service holds (running, or queued for a worker) gets
  * the request recorded (`cancel_requested_at`, `cancel_requested_by`) for
  * that service to end it. A run that has ended is an error naming its status.
+ * A run in a terminal (`job run --here`) is ended there, with Ctrl-C: it is an
+ * error, unless `endIfGone`, which sees the processes of its host, finds the
+ * CLI process that ran it gone and ends it (`interrupted`).
  */
 export async function cancelRun(
   runs: RunStore,
   id: number,
-  options: { by: string; now: number },
+  options: { by: string; now: number; endIfGone?: (run: Run) => Promise<boolean> },
 ): Promise<{ outcome: CancelOutcome; run: Run }> {
   const request = { cancel_requested_at: options.now, cancel_requested_by: options.by };
   for (let attempt = 0; attempt < CANCEL_ATTEMPTS; attempt++) {
@@ -137,11 +141,15 @@ export async function cancelRun(
         note: `cancelled by ${options.by} at ${new Date(options.now).toISOString()}`,
       }, "queued");
       if (dropped) return { outcome: "dropped", run: await showRun(runs, id) };
-    } else if (run.status === "running" && run.node_id?.startsWith(HERE_PREFIX)) {
+    } else if (run.status === "running" && hereHost(run.node_id) !== null) {
+      if (await options.endIfGone?.(run)) return { outcome: "ended", run: await showRun(runs, id) };
+      if ((await showRun(runs, id)).status !== "running") continue;
+      const host = hereHost(run.node_id);
+      const pid = holderOf(run.marker)?.pid;
       throw new RuntimeError(
-        `run ${id} runs in a terminal (\`jobsmanager job run --here\` on ${
-          run.node_id.slice(HERE_PREFIX.length)
-        }), not in a service: end it there with Ctrl-C`,
+        `run ${id} runs in a terminal (\`jobsmanager job run --here\`${
+          pid === undefined ? "" : `, pid ${pid}`
+        } on ${host}), not in a service: end it there with Ctrl-C; once that process is gone (killed, or ${host} restarted), \`jobsmanager runs cancel ${id}\` on ${host}, or a service there, records the run interrupted`,
       );
     } else if (run.status === "queued" || run.status === "running") {
       if (await runs.updateRun(id, request, run.status)) {

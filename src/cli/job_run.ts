@@ -11,6 +11,7 @@ import { PRIVATE_ENV, secretValues } from "../config/config.ts";
 import { validateId } from "../domain/job.ts";
 import { FINAL_STATUSES, type Run } from "../domain/run.ts";
 import { hereNode, requestRun, startHereRun } from "../app/runs.ts";
+import { hereMarker } from "../domain/here_run.ts";
 import type { JobStore, RunStore } from "../store/store.ts";
 import { type CommandContext, writeErr } from "./context.ts";
 import { command, switched, valued } from "./command.ts";
@@ -55,11 +56,18 @@ async function runHere(
     if (chunk.length > 0) lineOpen = chunk[chunk.length - 1] === 0x0a ? null : stream;
   };
   const { finishedRecord, inheritedEnv, runEnv, startRun } = await import("../daemon/runner.ts");
+  const { thisProcess } = await import("../daemon/here_runs.ts");
+  // The marker names this process: if it dies before it records the run's end (SIGKILL, a
+  // reboot), whoever can see this host's processes ends the run it left `running`.
+  const holder = thisProcess();
+  const marker = (holder === null ? null : hereMarker(holder)) ?? crypto.randomUUID();
   const { job, run } = await startHereRun(store, id, {
     node: hereNode(Deno.hostname()),
     now: Date.now(),
+    marker,
   });
   const handle = startRun({
+    marker,
     command: job.command,
     env: runEnv(inheritedEnv(PRIVATE_ENV), job, run.id, run.scheduled_at),
     cwd: job.cwd ?? undefined,
@@ -88,6 +96,8 @@ async function runHere(
   });
   let result;
   try {
+    // Its group, for whoever ends what is left of it should this process die first.
+    if (handle.pid !== null) await store.updateRun(run.id, { pgid: handle.pid }, "running");
     result = await handle.done;
   } finally {
     for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);

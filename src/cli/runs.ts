@@ -53,12 +53,25 @@ export function runsCommand() {
     action: async (ctx, _opts, raw: string) => {
       const id = parseRunId(raw, "run id");
       const { outcome, run } = await ctx.withStore((store) =>
-        cancelRun(store, id, { by: whoAsks(), now: Date.now() })
+        cancelRun(store, id, {
+          by: whoAsks(),
+          now: Date.now(),
+          endIfGone: async (run) => {
+            const { endIfHolderGone } = await import("../daemon/here_runs.ts");
+            return await endIfHolderGone(store, run, {
+              host: Deno.hostname(),
+              now: Date.now,
+              killGraceMs: ctx.config.settings["jobsmanager.kill_grace"] * 1000,
+            });
+          },
+        })
       );
       ctx.print(
         () =>
           outcome === "dropped"
             ? `cancelled run ${id} of '${run.job_id}': it was queued and will not run`
+            : outcome === "ended"
+            ? `ended run ${id} of '${run.job_id}': the CLI process that ran it (\`job run --here\`) is gone; recorded ${run.status}`
             : `asked the service to end run ${id} of '${run.job_id}' (${run.status} on ${
               run.node_id ?? "a service"
             }); it records the run cancelled when it has ended it`,

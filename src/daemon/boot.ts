@@ -18,6 +18,7 @@ import { collectGarbage } from "./heap.ts";
 import { log, SINK_CATEGORY } from "./log.ts";
 import { DatabaseLogSink } from "./log_sink.ts";
 import { Notifier, ORPHAN_MS } from "./notifier.ts";
+import { endGoneHereRuns } from "./here_runs.ts";
 import { openFileRoom } from "./open_files.ts";
 import { RunRecorder } from "./recorder.ts";
 import { RunGuard } from "./run_guard.ts";
@@ -297,6 +298,12 @@ class BootedDaemon implements Daemon {
       health: this.health,
       keepLogDays: s["log.keep_days"],
       keepRunDays: s["runs.keep_days"],
+      endGoneHereRuns: () =>
+        endGoneHereRuns(store, {
+          host: o.node.host,
+          now: () => clock.now(),
+          killGraceMs: s["jobsmanager.kill_grace"] * 1000,
+        }),
     });
     const sinkLog = getLogger(SINK_CATEGORY);
     this.sink = new DatabaseLogSink({
@@ -392,6 +399,10 @@ class BootedDaemon implements Daemon {
     if (created.length > 0) {
       serviceLog.warn("created the missing tables {tables} again, empty", { tables: created });
     }
+    // The rows as the previous services left them: registering overwrites this node's, whose
+    // last heartbeat is when the runs a crash left running were last known to run.
+    const before = (await store.nodesAndNow()).nodes;
+    if (this.abandoned) return;
     const nodeId = await this.cluster.register();
     if (this.abandoned) return;
     serviceLog.info(
@@ -418,7 +429,7 @@ class BootedDaemon implements Daemon {
         { database: store.description },
       );
     }
-    await this.service.start();
+    await this.service.start(before.find((n) => n.id === nodeId)?.heartbeat_at ?? null);
     if (this.abandoned) return;
     // Before the first fire: the collection blocks for tens of milliseconds.
     if (this.service.state.jobsLoaded >= BULK_LOAD) collectGarbage();

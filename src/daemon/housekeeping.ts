@@ -1,7 +1,9 @@
 /**
  * The service's chores on a timer of their own: retention of `jm_syslog`,
- * `jm_runs` and `jm_notifications` in small batches, skipping its turn while the database is
- * away rather than pile up attempts. (The heartbeat is the cluster's.)
+ * `jm_runs` and `jm_notifications` in small batches, and the end of the
+ * `job run --here` runs of this host whose CLI process is gone; each
+ * skips its turn while the database is away rather than pile up attempts.
+ * (The heartbeat is the cluster's.)
  */
 import { log } from "./log.ts";
 import type { LogStore } from "../store/store.ts";
@@ -15,12 +17,22 @@ export interface HousekeepingOptions {
   /** Days kept; 0 = keep everything. */
   keepLogDays: number;
   keepRunDays: number;
+  /**
+   * End the `job run --here` runs of this host whose CLI process is gone
+   * (here_runs.ts); how many it ended.
+   */
+  endGoneHereRuns?: () => Promise<number>;
 }
 
 const DAY_MS = 86_400_000;
 const RETENTION_EVERY_MS = 3_600_000;
 /** The first pruning runs soon after start, once loading is done. */
 const RETENTION_FIRST_MS = 5_000;
+/**
+ * How often the runs of dead `job run --here` processes are looked for: a
+ * query of this host's running CLI runs (nearly always none).
+ */
+const HERE_RUNS_EVERY_MS = 60_000;
 const PRUNE_BATCH = 1000;
 /** Pause between batches so other writers get the tables. */
 const PRUNE_PAUSE_MS = 50;
@@ -34,7 +46,21 @@ export class Housekeeping {
   constructor(private readonly o: HousekeepingOptions) {}
 
   start(): void {
-    this.loop = this.every(RETENTION_EVERY_MS, RETENTION_FIRST_MS, () => this.prune());
+    const end = this.o.endGoneHereRuns;
+    this.loop = Promise.all([
+      this.every(RETENTION_EVERY_MS, RETENTION_FIRST_MS, () => this.prune()),
+      end === undefined
+        ? undefined
+        : this.every(HERE_RUNS_EVERY_MS, RETENTION_FIRST_MS, async () => {
+          const ended = await end();
+          if (ended > 0) {
+            houseLog.warn(
+              "{count} runs of `job run --here` on this host were left running by a CLI process that is gone (killed, or the machine restarted): marked interrupted",
+              { count: ended },
+            );
+          }
+        }),
+    ]).then(() => {});
   }
 
   /** Stop pruning, waiting at most `timeoutMs` for a batch under way. */

@@ -22,7 +22,7 @@
  */
 import type { Job } from "../domain/job.ts";
 import { FAILURE_STATUSES, SILENT_STATUS, urlForLog } from "../domain/notify.ts";
-import type { RunStatus } from "../domain/run.ts";
+import { lostWhenDeclared, type RunStatus } from "../domain/run.ts";
 import type {
   JobStore,
   NotifyEvent,
@@ -339,9 +339,9 @@ export class Notifier {
         status: "lost",
         limit: LOST_RUNS,
       });
-      for (const run of runs.filter((r) => r.finished_at === at)) {
+      for (const run of runs.filter((r) => lostWhenDeclared(r.note, at))) {
         const job = await this.o.store.getJob(run.job_id);
-        if (job) this.runEnded(job, { ...run, finished_at: at });
+        if (job) this.runEnded(job, { ...run, finished_at: run.finished_at ?? at });
       }
     });
   }

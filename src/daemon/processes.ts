@@ -140,6 +140,35 @@ export function statFields(pid: number): string[] | null {
 }
 
 /**
+ * When process `pid` started: 1/100 s since boot (/proc/PID/stat); null
+ * when it is gone, a zombie (killed, not reaped yet), or there is no /proc.
+ */
+export function processStart(pid: number): number | null {
+  const fields = statFields(pid);
+  if (fields === null || fields[0] === "Z") return null;
+  return Number(fields[19]);
+}
+
+/** This boot's id (/proc/sys/kernel/random/boot_id); null where there is none. */
+export function bootId(): string | null {
+  try {
+    return Deno.readTextFileSync("/proc/sys/kernel/random/boot_id").trim();
+  } catch {
+    return null;
+  }
+}
+
+/** This process's pid namespace (its inode number); null where /proc does not say. */
+export function pidNamespace(): number | null {
+  try {
+    const inode = Deno.readLinkSync("/proc/self/ns/pid").match(/\[(\d+)\]/)?.[1];
+    return inode === undefined ? null : Number(inode);
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Now on the clock of a process's start time in /proc/PID/stat: 1/100 s
  * since boot (CLOCK_BOOTTIME, as /proc/uptime counts it); 0 where there
  * is no /proc.

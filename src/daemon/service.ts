@@ -411,11 +411,16 @@ export class Service {
     };
   }
 
-  /** Recover from a crash, load every enabled job, and apply pending markers. */
-  async start(): Promise<void> {
+  /**
+   * Recover from a crash, load every enabled job, and apply pending
+   * markers. `lastSeen`: the last heartbeat of the previous service under
+   * this node id, if it left a row (the runs it left running ended by then,
+   * as far as anyone can tell).
+   */
+  async start(lastSeen: number | null = null): Promise<void> {
     await this.endOrphans();
     const now = this.o.clock.now();
-    const orphans = await this.o.store.interruptOrphans(this.nodeId, now);
+    const orphans = await this.o.store.interruptOrphans(this.nodeId, now, lastSeen);
     if (orphans > 0) {
       schedulerLog.warn("{count} runs left running by a previous service were marked interrupted", {
         count: orphans,

@@ -15,7 +15,10 @@ export const RUN_STATUSES = [
   "timeout",
   /** Killed by a signal jobsmanager did not send. */
   "killed",
-  /** Still running when the service stopped or crashed. */
+  /**
+   * Still running when the service stopped or crashed (or the CLI process
+   * of `job run --here` died).
+   */
   "interrupted",
   /** Not run: max_instances earlier runs were still running. */
   "skipped",
@@ -34,6 +37,28 @@ export type RunStatus = typeof RUN_STATUSES[number];
 export const FINAL_STATUSES: readonly RunStatus[] = RUN_STATUSES.filter(
   (s) => s !== "queued" && s !== "running",
 );
+
+/**
+ * The note of the runs node `id` lost when `by` declared it dead at `at`,
+ * `lastBeat` its last heartbeat (both on the database's clock).
+ */
+export function lostNote(id: string, lastBeat: number, at: number, by: string): string {
+  return `node ${id} stopped sending heartbeats (last at ${
+    new Date(lastBeat).toISOString()
+  }) and was declared dead at ${declaredAt(at)}${by}`;
+}
+
+function declaredAt(at: number): string {
+  return `${new Date(at).toISOString()} by node `;
+}
+
+/**
+ * Whether `note` is that of a run lost when its node was declared dead at
+ * `at` (its end is its node's last heartbeat, not `at`).
+ */
+export function lostWhenDeclared(note: string | null, at: number): boolean {
+  return note?.includes(`) and was declared dead at ${declaredAt(at)}`) ?? false;
+}
 
 /**
  * Why a run exists: its schedule, `job run`, a retry of a failed attempt,

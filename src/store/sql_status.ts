@@ -5,7 +5,7 @@
  */
 import { levelsFrom, type LogFilter, type LogRow } from "../domain/log_row.ts";
 import { type Node, STALE_AFTER_BEATS } from "../domain/node.ts";
-import { FINAL_STATUSES, type RunStatus } from "../domain/run.ts";
+import { FINAL_STATUSES, lostNote, type RunStatus } from "../domain/run.ts";
 import {
   type DialectProfile,
   type Driver,
@@ -115,12 +115,13 @@ export async function claimNode(
   });
 }
 
-/** The note of the runs node `id` lost when `by` declared it dead at `at`. */
-function lostNote(id: string, lastBeat: number, at: number, by: string): string {
-  return `node ${id} stopped sending heartbeats (last at ${
-    new Date(lastBeat).toISOString()
-  }) and was declared dead at ${new Date(at).toISOString()} by node ${by}`;
-}
+/**
+ * A run's end at the bound given (twice) as parameters, but never before it
+ * started (or, never started, before it was due): an end known only as a
+ * bound (its service's last heartbeat) must not make its duration negative.
+ */
+export const ENDED_AT_OR_AFTER_START =
+  "CASE WHEN COALESCE(started_at, scheduled_at) > ? THEN COALESCE(started_at, scheduled_at) ELSE ? END";
 
 export async function declareDead(
   driver: Driver,
@@ -154,9 +155,13 @@ export async function declareDead(
       `SELECT id FROM jm_runs WHERE node_id = ? AND status IN ('running', 'queued')${driver.profile.forUpdate}`,
       [id],
     );
+    // Ended by its last heartbeat, the last sign it was alive, rather than by now: on its own
+    // clock, the one its runs' starts are on (the database's may be off from it).
+    const [beat] = await tx.all("SELECT heartbeat_at FROM jm_nodes WHERE id = ?", [id]);
+    const endedBy = Number(beat.heartbeat_at);
     const lost = await tx.run(
-      "UPDATE jm_runs SET status = 'lost', finished_at = ?, note = ? WHERE node_id = ? AND status IN ('running', 'queued')",
-      [at, note, id],
+      `UPDATE jm_runs SET status = 'lost', finished_at = ${ENDED_AT_OR_AFTER_START}, note = ? WHERE node_id = ? AND status IN ('running', 'queued')`,
+      [endedBy, endedBy, note, id],
     );
     return { at, lost: lost.changes, runIds: rows.map((r) => Number(r.id)) };
   });

@@ -833,10 +833,19 @@ export class SqlStore implements Store {
     });
   }
 
-  async interruptOrphans(nodeId: string, now: number): Promise<number> {
+  async interruptOrphans(nodeId: string, now: number, lastSeen: number | null): Promise<number> {
+    const known = lastSeen !== null && lastSeen <= now;
+    const note =
+      `its service ended without recording how it ended (killed, crashed, or the database away at its stop)${
+        known
+          ? `; recorded as ended at its last heartbeat (${
+            new Date(lastSeen).toISOString()
+          }), or at its start when later`
+          : ""
+      }`;
     const result = await this.driver.run(
-      "UPDATE jm_runs SET status = 'interrupted', finished_at = ?, note = 'its service ended without recording how it ended (killed, crashed, or the database away at its stop)' WHERE node_id = ? AND status IN ('running', 'queued')",
-      [now, nodeId],
+      `UPDATE jm_runs SET status = 'interrupted', finished_at = ${status.ENDED_AT_OR_AFTER_START}, note = ? WHERE node_id = ? AND status IN ('running', 'queued')`,
+      [known ? lastSeen : now, known ? lastSeen : now, note, nodeId],
     );
     return result.changes;
   }

@@ -267,9 +267,12 @@ export interface RunStore {
 
   /**
    * Mark runs a crashed service left `running` or `queued` on this node as
-   * `interrupted`. Returns how many.
+   * `interrupted`, ended at `lastSeen` (that service's last heartbeat: the
+   * last sign it was alive; a run that started, or was due, after it ends
+   * then), or at `now` when that is unknown (null) or later than `now`; the
+   * note says which. Returns how many.
    */
-  interruptOrphans(nodeId: string, now: number): Promise<number>;
+  interruptOrphans(nodeId: string, now: number, lastSeen: number | null): Promise<number>;
 
   /** The latest scheduled fire (trigger `schedule`) of every job that has one. */
   lastFires(): Promise<Map<string, number>>;
@@ -321,7 +324,9 @@ export interface NodeStore {
    * In one transaction, only while node `id` still has the heartbeat
    * `lastBeat` (database clock), is not stopped and not declared dead yet:
    * record it declared dead now by `by`, and mark its `running` and
-   * `queued` runs `lost` with a note naming it and when. Returns when it
+   * `queued` runs `lost` with a note naming it and when, ended at its last
+   * heartbeat (`heartbeat_at`, its own clock, which its runs' starts are
+   * on), or at their start (or fire, for a queued run) when later. Returns when it
    * was declared dead, how many runs were lost and their ids (which the
    * declaring node retries), or null when another node declared it first
    * or it sent a heartbeat meanwhile. Sent again by the same node for the
