@@ -253,7 +253,7 @@ class BootedDaemon implements Daemon {
       sweepMs: o.soleService ? s["jobsmanager.heartbeat_interval"] * 1000 : undefined,
       outagePolicy: s["cluster.on_database_outage"],
       state: () => this.service.state,
-      declaredDead: (nodeId, at) => this.notifier.lostRuns(nodeId, at),
+      declaredDead: (nodeId, at, runIds) => this.notifier.lostRuns(nodeId, at, runIds),
       // Another node's writes (a run's end, a retry) leave no notice here: polls find them.
       writersChanged: (writers) => {
         if (this.locallyWatched) this.service.watched(writers.length <= 1);

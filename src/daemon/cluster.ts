@@ -71,8 +71,8 @@ export interface ClusterOptions {
   sweepMs?: number;
   outagePolicy: OutagePolicy;
   state: () => BeatState;
-  /** Told when this node declared node `nodeId` dead at `at` (its runs were marked lost then). */
-  declaredDead?: (nodeId: string, at: number) => void;
+  /** Told when this node declared node `nodeId` dead at `at`, and the runs it marked lost then. */
+  declaredDead?: (nodeId: string, at: number, runIds: readonly number[]) => void;
   /**
    * Told the ids of the nodes that write to the database (live and
    * leaving ones, this one included) when a sweep finds them changed.
@@ -544,7 +544,7 @@ export class Cluster {
         );
         // The node that declares the death retries the lost runs and starts their follow-ups.
         if (declared.runIds.length > 0) this.onLost(declared.runIds);
-        if (declared.lost > 0) this.o.declaredDead?.(node.id, declared.at);
+        if (declared.lost > 0) this.o.declaredDead?.(node.id, declared.at, declared.runIds);
       }
     }
     this.warnOfZones(nodes.filter((n) => live.includes(n.id)));

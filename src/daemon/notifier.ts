@@ -22,7 +22,7 @@
  */
 import type { Job } from "../domain/job.ts";
 import { FAILURE_STATUSES, SILENT_STATUS, urlForLog } from "../domain/notify.ts";
-import { lostWhenDeclared, type RunStatus } from "../domain/run.ts";
+import type { RunStatus } from "../domain/run.ts";
 import type {
   JobStore,
   NotifyEvent,
@@ -330,8 +330,8 @@ export class Notifier {
     });
   }
 
-  /** Node `nodeId` was declared dead at `at`: its runs marked lost then notify. */
-  lostRuns(nodeId: string, at: number): void {
+  /** Node `nodeId` was declared dead at `at`: its runs `runIds`, marked lost then, notify. */
+  lostRuns(nodeId: string, at: number, runIds: readonly number[]): void {
     if (this.closing.signal.aborted) return;
     this.claim(`the runs of node ${nodeId}`, null, async () => {
       const runs = await this.o.store.listRuns({
@@ -339,7 +339,8 @@ export class Notifier {
         status: "lost",
         limit: LOST_RUNS,
       });
-      for (const run of runs.filter((r) => lostWhenDeclared(r.note, at))) {
+      const lost = new Set(runIds);
+      for (const run of runs.filter((r) => lost.has(r.id))) {
         const job = await this.o.store.getJob(run.job_id);
         if (job) this.runEnded(job, { ...run, finished_at: run.finished_at ?? at });
       }

@@ -45,19 +45,7 @@ export const FINAL_STATUSES: readonly RunStatus[] = RUN_STATUSES.filter(
 export function lostNote(id: string, lastBeat: number, at: number, by: string): string {
   return `node ${id} stopped sending heartbeats (last at ${
     new Date(lastBeat).toISOString()
-  }) and was declared dead at ${declaredAt(at)}${by}`;
-}
-
-function declaredAt(at: number): string {
-  return `${new Date(at).toISOString()} by node `;
-}
-
-/**
- * Whether `note` is that of a run lost when its node was declared dead at
- * `at` (its end is its node's last heartbeat, not `at`).
- */
-export function lostWhenDeclared(note: string | null, at: number): boolean {
-  return note?.includes(`) and was declared dead at ${declaredAt(at)}`) ?? false;
+  }) and was declared dead at ${new Date(at).toISOString()} by node ${by}`;
 }
 
 /**
