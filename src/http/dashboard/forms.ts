@@ -101,10 +101,11 @@ const FIRES_STALE_MS = 30000;
  */
 async function keepFires(signal, shown, draw) {
   let next = shown.next;
-  let readAt = Date.now();
+  // Fires pass on the database's clock, on which the API computed them, not the viewer's.
+  let readAt = databaseNow();
   let passed = false;
   while (!signal.aborted) {
-    const now = Date.now();
+    const now = databaseNow();
     const gone = next.filter((at) => Date.parse(at) <= now).length;
     if (gone > 0) {
       next = next.slice(gone);
