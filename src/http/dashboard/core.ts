@@ -4,7 +4,8 @@
  * parses HTML (so no value from the database can become markup), the API
  * client with the bearer token, a Server-Sent Events reader over fetch (so
  * the token goes in a header, never in a URL), times in the viewer's zone
- * and aged on the database's clock, and the hash router. Pages are in pages.ts and forms.ts.
+ * and aged on the database's clock, and the hash router. Pages are in
+ * pages.ts and forms.ts.
  */
 import { CONTROL } from "../../domain/printable.ts";
 
