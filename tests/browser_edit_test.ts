@@ -128,6 +128,47 @@ dashboardTest(
 );
 
 dashboardTest(
+  "dashboard: a cwd with a line end and a blank, a URL with a line end and a CR come back exact",
+  async (api) => {
+    // Each accepted by the API; an input drops a line end, a box reads a CR as one, a trim the blank.
+    const odd = {
+      cwd: "/srv/two\nlines ",
+      on_failure_url: "https://hooks.example/failed\n?job=odd",
+      description: "dos\r\nline",
+    };
+    await addJob(api, { id: "odd", ...odd });
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    await signIn(page, api.url, "#/jobs/odd/edit");
+    await page.waitForSelector("#job-form [name=timeout]");
+    await fill(page, "#job-form [name=timeout]", "30");
+    await page.click("#save");
+    await waitForText(page, "#job-fields", "30 s");
+    const job = await stored(api, "odd");
+    assertEquals(
+      [job.timeout, job.cwd, job.on_failure_url, job.description],
+      [30, odd.cwd, odd.on_failure_url, odd.description],
+    );
+    const shown = `document.querySelector("[data-field=cwd]")?.innerText`;
+    await waitUntil(page, `${shown} === ${JSON.stringify(odd.cwd)}`, "the cwd's two lines", shown);
+
+    // Typed: a line end kept, a relative path refused beside the field.
+    await page.goto(`${api.url}/#/jobs/odd/edit`);
+    await page.waitForSelector("#job-form [name=cwd]");
+    await fill(page, "#job-form [name=cwd]", "/srv/new\ndir");
+    await page.click("#save");
+    await waitForText(page, "#job-fields", "/srv/new");
+    assertEquals((await stored(api, "odd")).cwd, "/srv/new\ndir");
+    await page.goto(`${api.url}/#/jobs/odd/edit`);
+    await page.waitForSelector("#job-form [name=cwd]");
+    await fill(page, "#job-form [name=cwd]", "srv");
+    await page.click("#save");
+    await waitForText(page, "[data-error=cwd]", "is not an absolute path");
+    assertEquals((await stored(api, "odd")).cwd, "/srv/new\ndir");
+  },
+);
+
+dashboardTest(
   "dashboard: a 191-character id and a description without blanks wrap, not widen the page",
   async (api) => {
     const id = "x".repeat(191);

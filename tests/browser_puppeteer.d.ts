@@ -42,6 +42,8 @@ export interface Page {
   waitForSelector(selector: string, options?: { timeout?: number }): Promise<ElementHandle | null>;
   waitForFunction(expression: string, options?: { timeout?: number }): Promise<unknown>;
   evaluate<T>(expression: string): Promise<T>;
+  /** Run `source` in each document this page loads, before its own scripts. */
+  evaluateOnNewDocument(source: string): Promise<unknown>;
   click(selector: string): Promise<void>;
   type(selector: string, text: string): Promise<void>;
   select(selector: string, ...values: string[]): Promise<string[]>;

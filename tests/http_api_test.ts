@@ -755,7 +755,7 @@ for (const backend of BACKENDS) {
     ]);
   });
 
-  Deno.test(`api (${backend}): status: services, markers, runs by minute, the database`, () =>
+  Deno.test(`api (${backend}): status: services, markers, runs by minute, the database and its clock`, () =>
     withApi(backend, async (api) => {
       await api.call("POST", "/api/v1/jobs", { body: JOB });
       const now = Date.now();
@@ -787,6 +787,19 @@ for (const backend of BACKENDS) {
         `database_now ${status.database_now} is not the database's clock, between ${
           new Date(before).toISOString()
         } and ${new Date(after).toISOString()}`,
+      );
+      // The same clock alone, which the dashboard ages every time on.
+      const clock = await api.call("GET", "/api/v1/clock", { token: READER });
+      const ticked = Date.parse((clock.body as { database_now: string }).database_now);
+      const afterClock = await api.store.databaseNow();
+      assertEquals(clock.status, 200);
+      assert(
+        ticked >= after - 1000 && ticked <= afterClock + 1000,
+        `/clock's database_now ${
+          new Date(ticked).toISOString()
+        } is not the database's clock, between ${new Date(after).toISOString()} and ${
+          new Date(afterClock).toISOString()
+        }`,
       );
       assertEquals(status.runs_last_hour, { success: 1, failed: 1 });
       assertEquals(status.runs_per_minute.length, 60);

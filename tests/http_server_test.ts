@@ -16,7 +16,7 @@ import {
 import { planListen } from "../src/http/listen.ts";
 import { errorBody, HttpError, statusOf } from "../src/http/errors.ts";
 import { type ServeDeps, startHttpServer } from "../src/http/server.ts";
-import { freshDatabase, waitFor } from "./helpers.ts";
+import { captureLogs, freshDatabase, waitFor } from "./helpers.ts";
 import { serverDeps } from "./http_harness.ts";
 import { assertRejects } from "./assert.ts";
 
@@ -161,6 +161,50 @@ Deno.test("a server without tokens is open on loopback; /healthz and /metrics an
       await server.close();
     }
   }));
+
+/** Until the server closed conn (it reads the end, or a reset). */
+async function closedByServer(conn: Deno.TcpConn): Promise<void> {
+  const buffer = new Uint8Array(64);
+  try {
+    while (await conn.read(buffer) !== null) {
+      // Nothing is sent to a refused connection; read on to its end.
+    }
+  } catch {
+    // A reset ends it too.
+  }
+}
+
+Deno.test("connections refused over http.max_connections since the last line are said as the server stops", async () => {
+  await using log = await captureLogs("warning");
+  await withDeps(async (deps) => {
+    const server = await startHttpServer(settings({ "http.max_connections": 1 }), deps);
+    const { hostname, port } = new URL(server.url);
+    const connect = () => Deno.connect({ hostname, port: Number(port) });
+    const refused = () => log.messages().filter((m) => m.startsWith("refused "));
+    const open: Deno.TcpConn[] = [];
+    try {
+      // The one slot, held by a client that sends nothing.
+      open.push(await connect());
+      // The first refusal is said at once; the next two wait for a minute to pass.
+      for (let i = 0; i < 3; i++) {
+        const conn = await connect();
+        open.push(conn);
+        await closedByServer(conn);
+      }
+      assertEquals(refused().length, 1, refused().join("\n"));
+      assertStringIncludes(refused()[0], "refused 1 HTTP connections (the last from 127.0.0.1)");
+    } finally {
+      for (const conn of open) conn.close();
+      await server.close();
+    }
+    const said = refused();
+    assertEquals(said.length, 2, said.join("\n"));
+    assertEquals(
+      said[1],
+      "refused 2 HTTP connections (the last from 127.0.0.1): 1 were open (http.max_connections); raise it if these clients are yours; the HTTP server stops",
+    );
+  });
+});
 
 Deno.test("tokens guard /metrics; a wrong one is refused without being echoed", () =>
   withDeps(async (deps) => {

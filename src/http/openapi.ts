@@ -322,6 +322,11 @@ const schemas: Record<string, Schema> = {
       "the database's clock at this answer, on which db_heartbeat_at and declared_dead_at are (age them against it, not a viewer's clock); while it is down, this server's clock plus their offset when last read (null: never read)",
     ),
   }),
+  Clock: closed({
+    database_now: instant(
+      "the database's clock at this answer, on which the times of jobs, runs and services are measured: a client whose clock is off ages them against this (minus half the round trip), not its own",
+    ),
+  }),
   Check: closed({ ok: bool, detail: str }),
   Readiness: closed({
     status: { enum: ["ready", "degraded", "not ready"] },
@@ -620,6 +625,12 @@ export const OPENAPI = {
       get: {
         summary: "services, pending markers, runs and the database (status)",
         responses: { "200": json(ref("Status"), "the status"), ...READ },
+      },
+    },
+    "/clock": {
+      get: {
+        summary: "the database's clock, to age times on (the dashboard's \"2 min ago\")",
+        responses: { "200": json(ref("Clock"), "its clock now"), ...READ },
       },
     },
     "/reload": {

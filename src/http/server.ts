@@ -69,7 +69,8 @@ class Door {
  * Close connections that send nothing, and refuse those over
  * `maxConnections` (closed as they come; node:http's own cap does it
  * without a word), saying so in the log at most once a minute, with how
- * many came meanwhile.
+ * many came meanwhile. The function it returns is for the server's stop:
+ * the refusals not said yet are said then, as no next line would say them.
  */
 function guard(server: NodeServer, maxConnections: number, door: Door): () => void {
   server.headersTimeout = HEADERS_MS;
@@ -80,11 +81,12 @@ function guard(server: NodeServer, maxConnections: number, door: Door): () => vo
   let from = "";
   let saidAt = -Infinity;
   let later: ReturnType<typeof setTimeout> | undefined;
-  const say = () => {
+  const say = (stopping = "") => {
     later = undefined;
     saidAt = performance.now();
     httpLog.warn(
-      "refused {refused} HTTP connections (the last from {from}): {max} were open (http.max_connections); raise it if these clients are yours",
+      "refused {refused} HTTP connections (the last from {from}): {max} were open (http.max_connections); raise it if these clients are yours" +
+        stopping,
       { refused, from, max: maxConnections },
     );
     refused = 0;
@@ -107,7 +109,10 @@ function guard(server: NodeServer, maxConnections: number, door: Door): () => vo
     if (wait <= 0) say();
     else later = setTimeout(say, wait);
   });
-  return () => clearTimeout(later);
+  return () => {
+    clearTimeout(later);
+    if (refused > 0) say("; the HTTP server stops");
+  };
 }
 
 /**

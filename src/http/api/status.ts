@@ -5,6 +5,8 @@
  * down and the rest as last read (`read_at`), so a dashboard can say so.
  * `database_now` is the database's clock at the answer (while it is away,
  * as this server's clock puts it), against which heartbeats are aged.
+ * `/api/v1/clock` is that clock alone, cheap to ask on every page: the
+ * dashboard ages every time it shows on it, not on the viewer's clock.
  */
 import { Hono } from "hono";
 import { reload } from "../../app/jobs.ts";
@@ -43,6 +45,8 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
    */
   let databaseOffset: number | null = null;
   const databaseNow = () => databaseOffset === null ? null : new Date(Date.now() + databaseOffset);
+
+  routes.get("/clock", async (c) => json(c, { database_now: new Date(await store.databaseNow()) }));
 
   routes.get("/status", async (c) => {
     const now = Date.now();

@@ -3,8 +3,9 @@
  * binary embeds it; nothing is read from disk): a DOM builder that never
  * parses HTML (so no value from the database can become markup), the API
  * client with the bearer token, a Server-Sent Events reader over fetch (so
- * the token goes in a header, never in a URL), times in the viewer's zone,
- * and the hash router. Pages are in pages.ts and forms.ts.
+ * the token goes in a header, never in a URL), times in the viewer's zone
+ * and aged on the database's clock, and the hash router. Pages are in
+ * pages.ts and forms.ts.
  */
 import { CONTROL } from "../../domain/printable.ts";
 
@@ -212,6 +213,40 @@ function when(value, zone) {
   return h("time", { datetime: new Date(ms).toISOString(), title: hover, class: "nowrap" }, fmt(ms));
 }
 
+/**
+ * The database's clock minus the viewer's, in ms (0 until known). Jobs,
+ * runs and services write their times on the database's clock, or on
+ * clocks kept in step with it, so their ages are measured on it: a viewer
+ * whose clock is minutes off would see a next fire "5 min ago".
+ */
+const databaseClock = { offset: 0, readAt: null, reading: null };
+/** How long a known offset is kept: the viewer's clock may be set while a page stays open. */
+const CLOCK_KEPT_MS = 60000;
+
+/** Now on the database's clock (as last learned), in ms. */
+function databaseNow() {
+  return Date.now() + databaseClock.offset;
+}
+
+/** Learn the offset from the database's clock as an answer gave it, asked at sentAt and read at Date.now(). */
+function learnClock(databaseNowValue, sentAt) {
+  databaseClock.offset = msOf(databaseNowValue) - (sentAt + Date.now()) / 2;
+  databaseClock.readAt = performance.now();
+}
+
+/** Ask the database's clock unless it was learned in the last CLOCK_KEPT_MS; a failure keeps what was known. */
+function knowClock() {
+  const fresh = databaseClock.readAt !== null && performance.now() - databaseClock.readAt < CLOCK_KEPT_MS;
+  if (fresh) return Promise.resolve();
+  if (databaseClock.reading === null) {
+    const sentAt = Date.now();
+    databaseClock.reading = api("GET", "/clock")
+      .then((c) => learnClock(c.database_now, sentAt), () => {})
+      .finally(() => { databaseClock.reading = null; });
+  }
+  return databaseClock.reading;
+}
+
 /** A relative time that refreshAgo() keeps current: "in 2 s" does not stay for a minute. */
 function agoText(value, tag, className) {
   return h(tag || "div", { class: className || "muted small", "data-ago": new Date(msOf(value)).toISOString() }, ago(value));
@@ -225,9 +260,9 @@ function refreshAgo(root) {
   }
 }
 
-/** How long before now (ms; the viewer's clock unless given) value was, or how long after. */
-function ago(value, now) {
-  const s = Math.round(((now ?? Date.now()) - msOf(value)) / 1000);
+/** How long before now, on the database's clock, value was, or how long after. */
+function ago(value) {
+  const s = Math.round((databaseNow() - msOf(value)) / 1000);
   const a = Math.abs(s);
   const text = a < 60 ? a + " s" : a < 3600 ? Math.round(a / 60) + " min" : a < 86400
     ? Math.round(a / 3600) + " h" : Math.round(a / 86400) + " d";
@@ -356,6 +391,9 @@ async function route() {
       return;
     }
   }
+  // Before the page is drawn: its first ages are on the database's clock too.
+  await knowClock();
+  if (signal.aborted) return;
   for (const [pattern, render] of ROUTES) {
     const match = pattern.exec(path);
     if (!match) continue;
@@ -421,6 +459,7 @@ async function poll(signal, everyMs, load, draw, until) {
   let failingSince = null;
   while (!signal.aborted) {
     let data;
+    knowClock();
     try {
       data = await load();
     } catch (e) {

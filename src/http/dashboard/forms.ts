@@ -101,10 +101,11 @@ const FIRES_STALE_MS = 30000;
  */
 async function keepFires(signal, shown, draw) {
   let next = shown.next;
-  let readAt = Date.now();
+  // Fires pass on the database's clock, on which the API computed them, not the viewer's.
+  let readAt = databaseNow();
   let passed = false;
   while (!signal.aborted) {
-    const now = Date.now();
+    const now = databaseNow();
     const gone = next.filter((at) => Date.parse(at) <= now).length;
     if (gone > 0) {
       next = next.slice(gone);
@@ -169,7 +170,7 @@ page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
       row("misfire_grace_time", job.misfire_grace_time === null ? orDefault(null) : job.misfire_grace_time + " s"),
       row("env", env.length ? h("div", { class: "mono env", id: "job-env" }, env.map(([k, v]) => h("div", { "data-env": k }, k + "=" + envText(v))))
         : h("span", { class: "muted" }, "none")),
-      row("cwd", orDefault(job.cwd)),
+      row("cwd", job.cwd === null ? orDefault(null) : h("code", {}, job.cwd)),
       row("description", job.description ? h("div", { class: "prose", id: "job-description" }, job.description) : h("span", { class: "muted" }, "none")),
       row("retries", job.retries === 0 ? h("span", { class: "muted" }, "none") : String(job.retries)),
       row("retry_delay", job.retry_delay + " s", h("span", { class: "muted" }, " (doubled per attempt)")),
@@ -218,7 +219,8 @@ function jobForm(job, signal) {
   const enabled = h("input", { type: "checkbox", name: "enabled", checked: editing ? job.enabled : true });
   const envBefore = editing ? Object.entries(job.env).map(([k, v]) => k + "=" + envText(v)).join("\n") : "";
   const env = h("textarea", { name: "env", value: envBefore, placeholder: "NAME=value, one per line" });
-  const cwd = input("cwd", editing ? job.cwd : "", { placeholder: "the service's" });
+  // A box, not an input: a path may hold a line end, which an input would drop.
+  const cwd = h("textarea", { name: "cwd", value: editing && job.cwd !== null ? job.cwd : "", placeholder: "the service's", rows: 1, class: "short mono" });
   const description = h("textarea", { name: "description", value: editing && job.description !== null ? job.description : "", rows: 2 });
   const retryInputs = Object.entries(RETRY_DEFAULTS).map(([name, fallback]) => input(name, editing ? job[name] : "",
     { placeholder: fallback, inputmode: name === "retry_on" ? null : "numeric", class: name === "retry_on" ? "mono" : null }));
@@ -236,6 +238,13 @@ function jobForm(job, signal) {
     ? input(name, editing ? job[name] : "", { placeholder: "notify." + name, class: "mono", autocomplete: "off" })
     : h("textarea", { name, value: editing && job[name] !== null ? job[name] : "", placeholder: "notify." + name, rows: 1, class: "short" }));
   const alertAfter = input("alert_after", editing ? job.alert_after : "", { placeholder: "never" });
+  /**
+   * Each box as drawn: one left so is not sent, so a value no box holds as
+   * is (a CR, which a box reads as a line end; a line end in an input)
+   * stays as stored through a save of other fields.
+   */
+  const drawn = new Map([command, timezone, timeout, maxInstances, grace, cwd, description, ...retryInputs, ...hooks, alertAfter]
+    .map((el) => [el, el.value]));
   const preview = h("div", { class: "small", id: "preview" });
   const formError = h("div", { id: "form-error" });
 
@@ -255,15 +264,16 @@ function jobForm(job, signal) {
   };
   const body = () => {
     const b = Object.assign({}, scheduleBody());
-    const put = (name, value, old) => {
-      if (!editing || value !== (old === null || old === undefined ? "" : String(old))) b[name] = value;
+    const put = (el, value, old) => {
+      if (editing && el.value === drawn.get(el)) return;
+      if (!editing || value !== (old === null || old === undefined ? "" : String(old))) b[el.name] = value;
     };
     if (!editing) b.id = id.value.trim();
-    put("command", command.value, editing ? job.command : undefined);
-    put("timezone", timezone.value.trim(), editing ? job.timezone : undefined);
-    if (timeout.value.trim() !== "" || editing) put("timeout", timeout.value.trim(), editing ? job.timeout : undefined);
-    if (maxInstances.value.trim() !== "" || editing) put("max_instances", maxInstances.value.trim(), editing ? job.max_instances : undefined);
-    if (grace.value.trim() !== "" || editing) put("misfire_grace_time", grace.value.trim(), editing ? job.misfire_grace_time : undefined);
+    put(command, command.value, editing ? job.command : undefined);
+    put(timezone, timezone.value.trim(), editing ? job.timezone : undefined);
+    if (timeout.value.trim() !== "" || editing) put(timeout, timeout.value.trim(), editing ? job.timeout : undefined);
+    if (maxInstances.value.trim() !== "" || editing) put(maxInstances, maxInstances.value.trim(), editing ? job.max_instances : undefined);
+    if (grace.value.trim() !== "" || editing) put(grace, grace.value.trim(), editing ? job.misfire_grace_time : undefined);
     const coalesceWas = editing && job.coalesce !== null ? String(job.coalesce) : "";
     if (coalesce.value !== coalesceWas) b.coalesce = coalesce.value === "" ? null : coalesce.value === "true";
     if (!editing || enabled.checked !== job.enabled) b.enabled = enabled.checked;
@@ -281,10 +291,11 @@ function jobForm(job, signal) {
         if (changed.length) b.env = changed;
       } else if (pairs.length) b.env = pairs;
     }
-    put("cwd", cwd.value.trim(), editing ? job.cwd : undefined);
-    put("description", description.value, editing ? job.description : undefined);
+    // A path as typed: blanks at an end are a path's too (a blank box is the service's).
+    put(cwd, cwd.value.trim() === "" ? "" : cwd.value, editing ? job.cwd : undefined);
+    put(description, description.value, editing ? job.description : undefined);
     // An emptied retry field is the default its placeholder shows.
-    for (const el of retryInputs) put(el.name, el.value.trim() || (editing ? RETRY_DEFAULTS[el.name] : ""), editing ? job[el.name] : undefined);
+    for (const el of retryInputs) put(el, el.value.trim() || (editing ? RETRY_DEFAULTS[el.name] : ""), editing ? job[el.name] : undefined);
     if (editing ? retryOverlap.checked !== job.retry_overlap : retryOverlap.checked) b.retry_overlap = retryOverlap.checked;
     // The link is one thing: its job and outcome go together, an emptied job drops it.
     const follows = afterJob.value.trim();
@@ -294,8 +305,8 @@ function jobForm(job, signal) {
       b.after_job = follows === "" ? null : follows;
       if (follows !== "") b.after_outcome = afterOutcome.value;
     }
-    for (const el of hooks) put(el.name, el.value, editing ? job[el.name] : undefined);
-    put("alert_after", alertAfter.value.trim(), editing ? job.alert_after : undefined);
+    for (const el of hooks) put(el, el.value, editing ? job[el.name] : undefined);
+    put(alertAfter, alertAfter.value.trim(), editing ? job.alert_after : undefined);
     if (!editing) for (const k of Object.keys(b)) if (b[k] === "") delete b[k];
     return b;
   };

@@ -143,6 +143,7 @@ page(/^\/jobs$/, async (_, query, signal) => {
   while (!signal.aborted) {
     await sleep(JOBS_REFRESH_MS, signal);
     if (signal.aborted) return;
+    knowClock();
     try {
       await refresh();
       failingSince = null;
@@ -433,9 +434,15 @@ function heartbeatOnDatabaseClock(n) {
   return msOf(n.heartbeat_at) - (n.skew_ms ?? 0);
 }
 
-page(/^\/status$/, (_, __, signal) => poll(signal, 5000, () => api("GET", "/status"), (s) => {
-  // Heartbeats are aged on the database's clock, whatever the services' clocks and the viewer's say.
-  const databaseNow = s.database_now == null ? undefined : msOf(s.database_now);
+/** The status, and the database's clock learned from its answer (each age is measured on it). */
+async function readStatus() {
+  const sentAt = Date.now();
+  const s = await api("GET", "/status");
+  if (s.database_now != null) learnClock(s.database_now, sentAt);
+  return s;
+}
+
+page(/^\/status$/, (_, __, signal) => poll(signal, 5000, readStatus, (s) => {
   const live = s.services.filter((n) => n.state === "live").length;
   const total = Object.values(s.runs_last_hour).reduce((a, b) => a + b, 0);
   const failed = ["failed", "error", "timeout", "killed", "lost"].reduce((a, k) => a + (s.runs_last_hour[k] || 0), 0);
@@ -460,10 +467,10 @@ page(/^\/status$/, (_, __, signal) => poll(signal, 5000, () => api("GET", "/stat
     table(["Node", "State", { text: "PID", class: "hide-narrow" }, { text: "Version", class: "hide-narrow" }, "Last heartbeat", "Jobs", "Share", { text: "Marker", class: "hide-narrow" }, { text: "Skew", class: "hide-narrow" }, { text: "Last reload", class: "hide-narrow" }],
       s.services.length ? s.services.map((n) => h("tr", { "data-node": n.id },
         h("td", {}, n.id, h("div", { class: "muted small" }, n.host)),
-        h("td", {}, badge(n.state), n.state === "dead" ? h("div", { class: "muted small" }, "by " + n.declared_dead_by + ", " + ago(n.declared_dead_at, databaseNow)) : null),
+        h("td", {}, badge(n.state), n.state === "dead" ? h("div", { class: "muted small" }, "by " + n.declared_dead_by + ", " + ago(n.declared_dead_at)) : null),
         h("td", { class: "hide-narrow" }, n.pid),
         h("td", { class: "hide-narrow" }, n.version),
-        h("td", {}, when(heartbeatOnDatabaseClock(n)), h("div", { class: "muted small" }, ago(heartbeatOnDatabaseClock(n), databaseNow))),
+        h("td", {}, when(heartbeatOnDatabaseClock(n)), h("div", { class: "muted small" }, ago(heartbeatOnDatabaseClock(n)))),
         h("td", { class: "num" }, n.jobs_loaded),
         h("td", { class: "num" }, n.state === "live" && n.jobs_owned !== null ? n.jobs_owned : "-"),
         h("td", { class: "hide-narrow num" }, n.applied_marker === null ? "-" : n.applied_marker < s.latest_marker ? n.applied_marker + " (" + (s.latest_marker - n.applied_marker) + " behind)" : n.applied_marker),
