@@ -3,7 +3,9 @@
  * the HTTP side, and come one a request while it lasts: a warning at most
  * once a minute for each kind (one does not silence another), with how
  * many came since the last; and once the cause ends (or the server stops),
- * how many came after that last warning, which no next 503 would say.
+ * how many came after that last warning, which no next 503 would say, also
+ * at most once a minute: a cause that comes and goes (a slot of the
+ * live-stream cap freed and taken again) adds two lines a minute at most.
  */
 import { log } from "../daemon/log.ts";
 
@@ -17,7 +19,14 @@ const httpLog = log("http");
 interface Refusals {
   /** 503s since the kind was last said. */
   count: number;
+  /** When a 503 of the kind was last said, and when its cause's end (monotonic ms). */
   saidAt: number;
+  endSaidAt: number;
+  /**
+   * The answer to a request the kind refused that came since its last 503
+   * (`GET /api/v1/jobs answered 200`): its cause ended. Null while none did.
+   */
+  endedBy: string | null;
   /** The last one's message. */
   error: string;
   /** `METHOD path` of requests answered 503 since the kind's first. */
@@ -41,9 +50,17 @@ export class UnavailableLog {
   refused(kind: string, said: Refused): void {
     let seen = this.#kinds.get(kind);
     if (seen === undefined) {
-      seen = { count: 0, saidAt: -Infinity, error: said.error, refused: new Set() };
+      seen = {
+        count: 0,
+        saidAt: -Infinity,
+        endSaidAt: -Infinity,
+        endedBy: null,
+        error: said.error,
+        refused: new Set(),
+      };
       this.#kinds.set(kind, seen);
     }
+    seen.endedBy = null;
     seen.count++;
     seen.error = said.error;
     if (seen.refused.size < MAX_REMEMBERED) seen.refused.add(`${said.method} ${said.path}`);
@@ -59,20 +76,26 @@ export class UnavailableLog {
 
   /**
    * A request was answered `status`. A success for a request that a kind
-   * refused means its cause ended: the 503s not said yet are said now,
-   * and the kind's next 503 (a new cause) at once.
+   * refused means its cause ended: the 503s not said yet are said now, or
+   * at the first success a minute after the last such line.
    */
   answered(method: string, path: string, status: number): void {
     if (this.#kinds.size === 0 || status >= 400) return;
     const request = `${method} ${path}`;
-    for (const [kind, seen] of this.#kinds) {
-      if (!seen.refused.has(request)) continue;
-      this.#kinds.delete(kind);
-      if (seen.count === 0) continue;
+    for (const seen of this.#kinds.values()) {
+      if (seen.refused.delete(request)) {
+        seen.endedBy = `${request} answered ${status}`;
+        seen.refused.clear();
+      }
+      if (seen.endedBy === null || seen.count === 0) continue;
+      if (this.now() - seen.endSaidAt < UNAVAILABLE_LOG_MS) continue;
+      seen.endSaidAt = this.now();
       httpLog.warn(
-        "{method} {path} answered {status} again; requests answered 503 since it was last said: {count} (the last: {error})",
-        { method, path, status, count: seen.count, error: seen.error },
+        "{answer} again; requests answered 503 since it was last said: {count} (the last: {error})",
+        { answer: seen.endedBy, count: seen.count, error: seen.error },
       );
+      seen.endedBy = null;
+      seen.count = 0;
     }
   }
 
