@@ -4,7 +4,7 @@
  * as the service reads it back, the refusal without a live service,
  * cancelling, and runs that do not exist.
  */
-import { assertEquals, assertMatch, assertRejects } from "./assert.ts";
+import { assertEquals, assertRejects } from "./assert.ts";
 import { addJob } from "../src/app/jobs.ts";
 import { cancelRun, hereNode, requestRun, showRun, startHereRun } from "../src/app/runs.ts";
 import { hereMarker, holderOf } from "../src/domain/here_run.ts";
@@ -185,7 +185,7 @@ for (const backend of BACKENDS) {
     );
     assertEquals(
       error.message,
-      `run ${id} runs in a terminal (\`jobsmanager job run --here\` on box), not in a service: end it there with Ctrl-C; once that process is gone (killed, or box restarted), \`jobsmanager runs cancel ${id}\` on box, or a service there, records the run interrupted`,
+      `run ${id} runs in a terminal (\`jobsmanager job run --here\` on box), not in a service, and was not ended: end it there with Ctrl-C; once that process is gone (killed, or box restarted), \`jobsmanager runs cancel ${id}\` on box, or a service there, records the run interrupted`,
     );
     assertEquals(await store.getRun(id!), before);
   });
@@ -209,20 +209,59 @@ for (const backend of BACKENDS) {
       },
     ]);
     const lives = await assertRejects(
-      () => cancelRun(store, id!, { by: BY, now: T0, endIfGone: () => Promise.resolve(false) }),
+      () =>
+        cancelRun(store, id!, {
+          by: BY,
+          now: T0,
+          endIfGone: () => Promise.resolve("the CLI process still runs"),
+        }),
       RuntimeError,
     );
-    assertMatch(
+    assertEquals(
       lives.message,
-      /^run \d+ runs in a terminal \(`jobsmanager job run --here`, pid 4321 on box\)/,
+      `run ${id} runs in a terminal (\`jobsmanager job run --here\`, pid 4321 on box), not in a service, and was not ended: the CLI process still runs`,
     );
     const ended = await cancelRun(store, id!, {
       by: BY,
       now: T0,
       endIfGone: async (run) =>
-        await store.updateRun(run.id, { status: "interrupted", finished_at: T0 + 1 }, "running"),
+        await store.updateRun(run.id, { status: "interrupted", finished_at: T0 + 1 }, "running") ||
+        "ended meanwhile",
     });
     assertEquals([ended.outcome, ended.run.status], ["ended", "interrupted"]);
+  });
+
+  test("cancelRun --force records a run in a terminal interrupted unchecked, saying so", async (store) => {
+    const [id] = await store.claimRuns([
+      {
+        job_id: "a",
+        scheduled_at: T0,
+        status: "running",
+        trigger: "manual",
+        node_id: hereNode("box"),
+        marker: crypto.randomUUID(),
+      },
+    ]);
+    let checked = false;
+    const forced = await cancelRun(store, id!, {
+      by: BY,
+      now: T0 + 5000,
+      force: true,
+      endIfGone: () => {
+        checked = true;
+        return Promise.resolve("not asked");
+      },
+    });
+    assertEquals(
+      [forced.outcome, forced.run.status, forced.run.finished_at, checked],
+      ["ended", "interrupted", T0 + 5000, false],
+    );
+    assertEquals(
+      forced.run.note,
+      `recorded interrupted by ${BY} at ${
+        new Date(T0 + 5000).toISOString()
+      } with runs cancel --force: the CLI process that ran it (\`jobsmanager job run --here\` on box) was not checked, and nothing it left running was ended`,
+    );
   });
 
   test("cancelRun of an ended run names its status and changes nothing; of a missing one is NotFound", async (store) => {

@@ -254,7 +254,7 @@ for (const backend of BACKENDS) {
       code: 1,
       stdout: "",
       stderr:
-        `jobsmanager: run ${id} runs in a terminal (\`jobsmanager job run --here\`, pid ${run.pid} on ${host}), not in a service: end it there with Ctrl-C; once that process is gone (killed, or ${host} restarted), \`jobsmanager runs cancel ${id}\` on ${host}, or a service there, records the run interrupted\n`,
+        `jobsmanager: run ${id} runs in a terminal (\`jobsmanager job run --here\`, pid ${run.pid} on ${host}), not in a service, and was not ended: the CLI process that runs it (pid ${run.pid} on ${host}) still runs: end it there with Ctrl-C\n`,
     });
     run.signal("SIGKILL");
     await run.exit(20_000);

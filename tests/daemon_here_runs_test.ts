@@ -39,6 +39,11 @@ for (const backend of BACKENDS) {
         "INSERT INTO jm_runs (job_id, scheduled_at, started_at, status, `trigger`, node_id, marker, note) VALUES ('restarted', ?, ?, 'running', 'manual', ?, ?, 'run in the CLI with --here')",
         [long, long, hereNode("test"), rebooted],
       );
+      // Another boot id, started after this boot: another machine of this name, not a restart.
+      await h.sql(
+        "INSERT INTO jm_runs (job_id, scheduled_at, started_at, status, `trigger`, node_id, marker, note) VALUES ('namesake', ?, ?, 'running', 'manual', ?, ?, 'run in the CLI with --here')",
+        [T0 - 1000, T0 - 1000, hereNode("test"), rebooted],
+      );
       await h.start();
       await h.clock.advance(5000);
       const gone = await h.until(
@@ -79,6 +84,7 @@ for (const backend of BACKENDS) {
           ["alive", "running"],
           ["elsewhere", "running"],
           ["restarted", "interrupted"],
+          ["namesake", "running"],
         ],
       );
     } finally {

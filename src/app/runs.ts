@@ -123,12 +123,19 @@ const CANCEL_ATTEMPTS = 3;
  * that service to end it. A run that has ended is an error naming its status.
  * A run in a terminal (`job run --here`) is ended there, with Ctrl-C: it is an
  * error, unless `endIfGone`, which sees the processes of its host, finds the
- * CLI process that ran it gone and ends it (`interrupted`).
+ * CLI process that ran it gone and ends it (`interrupted`), else says why
+ * not; or unless `force`: the person asking says that process is gone, and
+ * the run is recorded `interrupted` unchecked, saying so.
  */
 export async function cancelRun(
   runs: RunStore,
   id: number,
-  options: { by: string; now: number; endIfGone?: (run: Run) => Promise<boolean> },
+  options: {
+    by: string;
+    now: number;
+    endIfGone?: (run: Run) => Promise<true | string>;
+    force?: boolean;
+  },
 ): Promise<{ outcome: CancelOutcome; run: Run }> {
   const request = { cancel_requested_at: options.now, cancel_requested_by: options.by };
   for (let attempt = 0; attempt < CANCEL_ATTEMPTS; attempt++) {
@@ -142,14 +149,28 @@ export async function cancelRun(
       }, "queued");
       if (dropped) return { outcome: "dropped", run: await showRun(runs, id) };
     } else if (run.status === "running" && hereHost(run.node_id) !== null) {
-      if (await options.endIfGone?.(run)) return { outcome: "ended", run: await showRun(runs, id) };
-      if ((await showRun(runs, id)).status !== "running") continue;
       const host = hereHost(run.node_id);
       const pid = holderOf(run.marker)?.pid;
+      const where = `\`jobsmanager job run --here\`${
+        pid === undefined ? "" : `, pid ${pid}`
+      } on ${host}`;
+      if (options.force) {
+        const forced = await runs.updateRun(id, {
+          status: "interrupted",
+          finished_at: options.now,
+          note: `recorded interrupted by ${options.by} at ${
+            new Date(options.now).toISOString()
+          } with runs cancel --force: the CLI process that ran it (${where}) was not checked, and nothing it left running was ended`,
+        }, "running");
+        if (forced) return { outcome: "ended", run: await showRun(runs, id) };
+        continue;
+      }
+      const why = await options.endIfGone?.(run) ??
+        `end it there with Ctrl-C; once that process is gone (killed, or ${host} restarted), \`jobsmanager runs cancel ${id}\` on ${host}, or a service there, records the run interrupted`;
+      if (why === true) return { outcome: "ended", run: await showRun(runs, id) };
+      if ((await showRun(runs, id)).status !== "running") continue;
       throw new RuntimeError(
-        `run ${id} runs in a terminal (\`jobsmanager job run --here\`${
-          pid === undefined ? "" : `, pid ${pid}`
-        } on ${host}), not in a service: end it there with Ctrl-C; once that process is gone (killed, or ${host} restarted), \`jobsmanager runs cancel ${id}\` on ${host}, or a service there, records the run interrupted`,
+        `run ${id} runs in a terminal (${where}), not in a service, and was not ended: ${why}`,
       );
     } else if (run.status === "queued" || run.status === "running") {
       if (await runs.updateRun(id, request, run.status)) {

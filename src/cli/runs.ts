@@ -3,7 +3,7 @@ import { validateId } from "../domain/job.ts";
 import { RUN_STATUSES } from "../domain/run.ts";
 import { attemptsOf, cancelRun, showRun } from "../app/runs.ts";
 import { outputWidth } from "./context.ts";
-import { command, group, valued } from "./command.ts";
+import { command, group, switched, valued } from "./command.ts";
 import { runDetails, runsTable } from "./output.ts";
 import { parseCount, parseRunId, parseSince, parseStatus } from "../domain/input.ts";
 
@@ -50,12 +50,18 @@ export function runsCommand() {
   const cancel = command({
     brief: "drop a queued run, or ask the service running it to end it",
     args: [RUN_ID],
-    action: async (ctx, _opts, raw: string) => {
+    options: {
+      force: switched(
+        "record a `job run --here` run interrupted without checking that the CLI process that runs it is gone (ending nothing it left running): for one no check can tell",
+      ),
+    },
+    action: async (ctx, opts, raw: string) => {
       const id = parseRunId(raw, "run id");
       const { outcome, run } = await ctx.withStore((store) =>
         cancelRun(store, id, {
           by: whoAsks(),
           now: Date.now(),
+          force: opts.force === true,
           endIfGone: async (run) => {
             const { endIfHolderGone } = await import("../daemon/here_runs.ts");
             return await endIfHolderGone(store, run, {
@@ -71,7 +77,11 @@ export function runsCommand() {
           outcome === "dropped"
             ? `cancelled run ${id} of '${run.job_id}': it was queued and will not run`
             : outcome === "ended"
-            ? `ended run ${id} of '${run.job_id}': the CLI process that ran it (\`job run --here\`) is gone; recorded ${run.status}`
+            ? `ended run ${id} of '${run.job_id}': ${
+              opts.force === true
+                ? "recorded it interrupted, unchecked (--force)"
+                : `the CLI process that ran it (\`job run --here\`) is gone; recorded ${run.status}`
+            }`
             : `asked the service to end run ${id} of '${run.job_id}' (${run.status} on ${
               run.node_id ?? "a service"
             }); it records the run cancelled when it has ended it`,

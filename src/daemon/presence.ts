@@ -1,0 +1,38 @@
+/**
+ * Whether a process (or a process group) exists, asked of the kernel with
+ * kill(2) and signal 0, which sends nothing. Unlike /proc, which a mount
+ * with `hidepid` (systemd's ProtectProc=invisible) makes hide other users'
+ * processes, it tells a process that is gone (ESRCH) from one this
+ * process may not see or signal (EPERM).
+ */
+
+const ESRCH = 3;
+const EPERM = 1;
+
+const SYMBOLS = {
+  kill: { parameters: ["i32", "i32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+
+let libc: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] | null | undefined;
+
+/**
+ * `gone`: no process has `pid` (a negative one: no process is in group
+ * -pid) in this pid namespace; `ours`: one has, and this process may
+ * signal it; `other`: one has, and this process may not (another user's);
+ * `unknown`: the kernel cannot be asked (not Linux with glibc, or FFI not
+ * allowed).
+ */
+export function presence(pid: number): "gone" | "ours" | "other" | "unknown" {
+  if (libc === undefined) {
+    try {
+      libc = Deno.build.os === "linux" ? Deno.dlopen("libc.so.6", SYMBOLS).symbols : null;
+    } catch {
+      libc = null;
+    }
+  }
+  if (libc === null || pid === 0 || pid === -1) return "unknown";
+  if (libc.kill(pid, 0) === 0) return "ours";
+  const errno = new Deno.UnsafePointerView(libc.__errno_location()!).getInt32();
+  return errno === ESRCH ? "gone" : errno === EPERM ? "other" : "unknown";
+}
