@@ -4,7 +4,15 @@
  * from a file and from stdin, and the exit codes.
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
-import { BACKENDS, cli, freshDatabase, rawQuery, type TestDatabase } from "./helpers.ts";
+import {
+  BACKENDS,
+  cli,
+  freshDatabase,
+  rawQuery,
+  saveNodes,
+  serviceRow,
+  type TestDatabase,
+} from "./helpers.ts";
 import { insertLegacyRow, loadSeed, SEED_IDS } from "./fixtures/seed.ts";
 
 const CRONTABS = new URL("./fixtures/crontab/", import.meta.url).pathname;
@@ -286,5 +294,34 @@ for (const backend of BACKENDS) {
       assert((await jm("import", "nothing")).code === 2);
       assertEquals(await counts(db), before);
     });
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`import cli[${backend}]: jobs without a zone are compared with the zone a live service fires them in`, async () => {
+    await using db = await freshDatabase(backend);
+    // The CLI runs in UTC with no zone configured; the live service reports Tokyo.
+    const jm = (...args: string[]) =>
+      cli(["--database", db.url, ...args], { cwd: db.dir, env: { TZ: "UTC" } });
+    await saveNodes(db, serviceRow("tokyo", { timezone: "Asia/Tokyo" }));
+    const file = `${db.dir}/t.cron`;
+    await Deno.writeTextFile(file, "0 3 * * * echo three\n");
+    const applied = await jm("import", "crontab", file, "--apply", "--json");
+    assertEquals(applied.code, 0, applied.stderr);
+    const [entry] = JSON.parse(applied.stdout).entries;
+    assertEquals(entry.job.timezone, "UTC");
+    assertStringIncludes(
+      entry.notes.join("\n"),
+      "cron read its schedule in this machine's zone, UTC; the job keeps it, where a job that names no zone fires in Asia/Tokyo (the zone the live service reports)",
+    );
+
+    await loadSeed(db, "jm_jobs_apscheduler");
+    const plan = await jm("import", "apscheduler", "--json");
+    assertEquals(plan.code, 0, plan.stderr);
+    const backup = JSON.parse(plan.stdout).entries.find((e: { id: string }) => e.id === "backup");
+    assertEquals(backup.notes.slice(0, 2), [
+      "fires in Asia/Hong_Kong, as before: the original gave each trigger the host's zone when the job was added, whatever its jobsmanager.timezone said (jobs that name no zone fire in Asia/Tokyo (the zone the live service reports))",
+      "late fires: the original ran one for several (Python reads its global.json coalesce \"False\" as true); this job follows the service's jobsmanager.coalesce (false in the config this command read; the service's own config decides), so each late fire within the grace time runs; `--coalesce` keeps the old way",
+    ]);
   });
 }

@@ -11,7 +11,7 @@ import { compileSchedule } from "../src/cron/croner.ts";
 
 const FIXTURES = new URL("./fixtures/crontab/", import.meta.url);
 /** Cron and the service in one zone: no job is given a zone of its own. */
-const UTC = { system: "UTC", service: "UTC" };
+const UTC = { system: "UTC", service: { name: "UTC", source: "configured" as const } };
 
 function read(name: string, system = true): Candidate[] {
   const text = Deno.readTextFileSync(new URL(name, FIXTURES));
@@ -300,7 +300,10 @@ Deno.test("a long comment becomes a description cut between characters, never in
 
 Deno.test("without CRON_TZ the job keeps the zone cron read it in, where the service's default differs", () => {
   const text = "30 2 * * * /usr/bin/nightly\nCRON_TZ=Asia/Tokyo\n30 3 * * * b\n";
-  const zones = { system: "Europe/Berlin", service: "America/New_York" };
+  const zones = {
+    system: "Europe/Berlin",
+    service: { name: "America/New_York", source: "configured" as const },
+  };
   const [nightly, tokyo] = candidatesFromCrontab({ text, name: "x", system: false }, zones, 0);
   assertEquals([nightly.job!.timezone, tokyo.job!.timezone], ["Europe/Berlin", "Asia/Tokyo"]);
   assertMatch(

@@ -22,7 +22,10 @@ import {
 } from "./fixtures/seed.ts";
 
 const TABLE = "jm_jobs_apscheduler";
-const DEFAULTS: ServiceDefaults = { timezone: "Asia/Hong_Kong", coalesce: false };
+const DEFAULTS: ServiceDefaults = {
+  zone: { name: "Asia/Hong_Kong", source: "configured" },
+  coalesce: false,
+};
 
 function job(id: string, extra: Partial<Job> = {}): Job {
   return { ...buildJob(id, { command: `echo ${id}`, cron: "*/5 * * * *" }, null, 1_000), ...extra };

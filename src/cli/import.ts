@@ -31,6 +31,7 @@ import { systemTimezone } from "../domain/time.ts";
 import { addSecret, type CommandContext, writeErr } from "./context.ts";
 import { command, either, group, switched, valued } from "./command.ts";
 import { withServiceLine } from "./output.ts";
+import type { DefaultZone } from "../app/zone.ts";
 
 function entryLines(entry: PlanEntry): string[] {
   const head = `${entry.status.padEnd(13)}  ${entry.id}  (${entry.source})`;
@@ -90,17 +91,23 @@ export function planData(
   };
 }
 
+/**
+ * Read the source with the zone jobs without one fire in (as `job list`
+ * resolves it: configured, else a live service's, else this machine's),
+ * then preview or apply its plan.
+ */
 async function report(
   ctx: CommandContext,
-  candidates: Candidate[],
+  read: (zone: DefaultZone) => Promise<Candidate[]> | Candidate[],
   apply: boolean,
   what: string,
   scope?: Scope,
 ): Promise<void> {
-  const { outcome, live } = await ctx.withStore(async (store) => ({
-    outcome: await importJobs(store, candidates, apply, scope),
-    live: await ctx.liveServices(store),
-  }));
+  const { outcome, live } = await ctx.withStore(async (store) => {
+    const live = await ctx.liveServices(store);
+    const candidates = await read(ctx.zoneAmong(live));
+    return { outcome: await importJobs(store, candidates, apply, scope), live };
+  });
   const preview = apply ? null : `run again with --apply to write them`;
   ctx.print(
     () =>
@@ -179,14 +186,14 @@ export function importCommand() {
       secretsOf(target).forEach(addSecret);
       const table = opts.table ??
         (opts.fromDatabase === undefined ? RENAMED_TABLE : ORIGINAL_TABLE);
-      const candidates = await apschedulerCandidates(
-        { target, table },
-        serviceDefaults(ctx.config.settings),
-        Date.now(),
-      );
       await report(
         ctx,
-        candidates,
+        (zone) =>
+          apschedulerCandidates(
+            { target, table },
+            serviceDefaults(ctx.config.settings, zone),
+            Date.now(),
+          ),
         opts.apply === true,
         `table ${table} in ${describeTarget(target)}`,
       );
@@ -215,14 +222,10 @@ export function importCommand() {
       const system = opts.system ??
         (file !== "-" && [file, await realPath(file)].some(isSystemCrontab));
       const source = crontabSource(file, text, system, opts.name);
-      const zones = {
-        system: systemTimezone(),
-        service: serviceDefaults(ctx.config.settings).timezone,
-      };
-      const candidates = candidatesFromCrontab(source, zones, Date.now());
       await report(
         ctx,
-        candidates,
+        (zone) =>
+          candidatesFromCrontab(source, { system: systemTimezone(), service: zone }, Date.now()),
         opts.apply === true,
         `crontab ${file === "-" ? "(stdin)" : file}`,
         crontabScope(source, opts.prune === true),

@@ -15,6 +15,7 @@ import { everFires } from "../../cron/croner.ts";
 import type { ScheduleFields } from "../../cron/fields.ts";
 import { type Candidate, type JobField, type Scope } from "./plan.ts";
 import { shellQuote } from "../../domain/shell.ts";
+import { type DefaultZone, zoneInWords } from "../zone.ts";
 
 export interface CrontabSource {
   text: string;
@@ -81,11 +82,12 @@ const FIELD_DIAGRAM = /^(\|\s*)*(\.-+\s|\|\s*$)|^\*(\s+\*){4}\s/;
 
 /**
  * The zones a schedule without `CRON_TZ` may be read in: cron read it in
- * this machine's (`system`); the job's default is the service's (`service`).
+ * this machine's (`system`); a job that names no zone fires in `service`,
+ * resolved as `job list` resolves it.
  */
 export interface CrontabZones {
   system: string;
-  service: string;
+  service: DefaultZone;
 }
 
 /** Every line of a crontab as candidate jobs, in file order. */
@@ -270,11 +272,13 @@ function zoneOf(
   zones: CrontabZones,
 ): { name: string | null; note: string | null } {
   if (env.zone !== null) return { name: env.zone, note: null };
-  if (zones.system === zones.service) return { name: null, note: null };
+  if (zones.system === zones.service.name) return { name: null, note: null };
   return {
     name: zones.system,
     note:
-      `cron read its schedule in this machine's zone, ${zones.system}; the job keeps it, where a job that names no zone fires in ${zones.service} (jobsmanager.timezone)`,
+      `cron read its schedule in this machine's zone, ${zones.system}; the job keeps it, where a job that names no zone fires in ${
+        zoneInWords(zones.service)
+      }`,
   };
 }
 
