@@ -184,6 +184,7 @@ for (const backend of BACKENDS) {
         new: 0,
         same: 5,
         differs: 0,
+        kept: 0,
         remove: 0,
         stale: 0,
         "cannot import": 3,
@@ -215,14 +216,18 @@ for (const backend of BACKENDS) {
         ]);
         const job = JSON.parse((await jm("job", "show", id, "--json")).stdout);
         assertEquals([job.enabled, job.timeout, job.retries, job.cwd], [false, 3600, 2, "/srv"]);
-        // What the crontab does say still changes: its schedule, its comment (the description).
+        // What the crontab does say is listed as kept; --update takes it.
         await Deno.writeTextFile(file, "45 2 * * * backup.sh\n");
+        const changes = ['minute: "30" → "45"', 'description: "nightly" → (default)'];
         const moved = await jm("import", "crontab", file, "--json");
         const [entry] = JSON.parse(moved.stdout).entries as { status: string; changes: string[] }[];
-        assertEquals([entry.status, entry.changes], ["differs", [
-          'minute: "30" → "45"',
-          'description: "nightly" → (default)',
-        ]]);
+        assertEquals([entry.status, entry.changes], ["kept", changes]);
+        const updated = await jm("import", "crontab", file, "--update", "--json");
+        const [taken] = JSON.parse(updated.stdout).entries as {
+          status: string;
+          changes: string[];
+        }[];
+        assertEquals([taken.status, taken.changes], ["differs", changes]);
       },
     );
 
@@ -252,6 +257,7 @@ for (const backend of BACKENDS) {
           new: 2,
           same: 0,
           differs: 0,
+          kept: 0,
           remove: 3,
           stale: 0,
           "cannot import": 0,
@@ -323,5 +329,43 @@ for (const backend of BACKENDS) {
       "fires in Asia/Hong_Kong, as before: the original gave each trigger the host's zone when the job was added, whatever its jobsmanager.timezone said (jobs that name no zone fire in Asia/Tokyo (the zone the live service reports))",
       "late fires: the original ran one for several (Python reads its global.json coalesce \"False\" as true); this job follows the service's jobsmanager.coalesce (false in the config this command read; the service's own config decides), so each late fire within the grace time runs; `--coalesce` keeps the old way",
     ]);
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`import cli[${backend}]: importing the original's table again keeps what the operator changed since`, async () => {
+    await using db = await freshDatabase(backend);
+    await using old = await freshDatabase(backend);
+    await loadSeed(old, "jm_jobs");
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args], { cwd: db.dir });
+    const ok = async (...args: string[]) => {
+      const r = await jm(...args);
+      assertEquals(r.code, 0, r.stderr);
+      return r;
+    };
+    await ok("import", "apscheduler", "--from-database", old.url, "--apply");
+    await ok("job", "disable", "tick");
+    await ok("job", "update", "every-minute-seed-style", "--second", "0");
+    await ok("job", "update", "backup", "--coalesce");
+    const before = await counts(db);
+    const again = await ok("import", "apscheduler", "--from-database", old.url, "--apply");
+    assertStringIncludes(
+      again.stdout,
+      "kept           tick  (row 'tick')\n    enabled: false → true\n    kept as stored: an import does not change a job already stored (what was changed since stays); above, what the source says instead: import again with --update to take it\n",
+    );
+    assertMatch(
+      again.stdout,
+      /\n0 new, 5 same, 0 differ, 3 kept as stored \(--update takes the source's\); nothing to write\n/,
+    );
+    assertEquals(await counts(db), before);
+    const show = async (id: string) => JSON.parse((await ok("job", "show", id, "--json")).stdout);
+    assertEquals(
+      [(await show("tick")).enabled, (await show("every-minute-seed-style")).second],
+      [false, "0"],
+    );
+    assertEquals((await show("backup")).coalesce, true);
+    // --update takes the source's, the fields it has no word for still kept.
+    const updated = await ok("import", "apscheduler", "--from-database", old.url, "--update");
+    assertMatch(updated.stdout, /\n0 new, 5 same, 3 differ; nothing written: /);
   });
 }

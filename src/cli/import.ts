@@ -22,6 +22,7 @@ import {
 import {
   type Candidate,
   countStatuses,
+  namedOnly,
   type Outcome,
   type PlanEntry,
   type Scope,
@@ -51,6 +52,7 @@ export function planText(outcome: Outcome, what: string, preview: string | null)
     `${counts.new} new`,
     `${counts.same} same`,
     `${counts.differs} differ${counts.differs === 1 ? "s" : ""}`,
+    ...(counts.kept > 0 ? [`${counts.kept} kept as stored (--update takes the source's)`] : []),
     ...(counts.remove > 0 ? [`${counts.remove} to remove`] : []),
     ...(counts.stale > 0 ? [`${counts.stale} stale (still stored and firing)`] : []),
     ...(counts["cannot import"] > 0 ? [`${counts["cannot import"]} cannot be imported`] : []),
@@ -101,7 +103,7 @@ async function report(
   read: (zone: DefaultZone) => Promise<Candidate[]> | Candidate[],
   apply: boolean,
   what: string,
-  scope?: Scope,
+  scope: Scope,
 ): Promise<void> {
   const { outcome, live } = await ctx.withStore(async (store) => {
     const live = await ctx.liveServices(store);
@@ -166,6 +168,9 @@ export async function readText(path: string): Promise<string> {
 }
 
 const APPLY = switched("write the plan (one transaction, one reload marker)");
+const UPDATE = switched(
+  "also change the jobs already stored to what the source says (default: they are kept, and listed as `kept` where the source differs)",
+);
 
 export function importCommand() {
   const apscheduler = command({
@@ -180,6 +185,7 @@ export function importCommand() {
         "url",
       ),
       apply: APPLY,
+      update: UPDATE,
     },
     action: async (ctx, opts) => {
       const target = opts.fromDatabase === undefined ? ctx.target : legacyTarget(opts.fromDatabase);
@@ -196,6 +202,7 @@ export function importCommand() {
           ),
         opts.apply === true,
         `table ${table} in ${describeTarget(target)}`,
+        namedOnly(opts.update === true),
       );
     },
   });
@@ -215,6 +222,7 @@ export function importCommand() {
         "also remove the stored jobs with this crontab's id prefix (NAME.) that no line makes any more",
       ),
       apply: APPLY,
+      update: UPDATE,
     },
     action: async (ctx, opts, file: string) => {
       const text = await readText(file);
@@ -228,7 +236,7 @@ export function importCommand() {
           candidatesFromCrontab(source, { system: systemTimezone(), service: zone }, Date.now()),
         opts.apply === true,
         `crontab ${file === "-" ? "(stdin)" : file}`,
-        crontabScope(source, opts.prune === true),
+        crontabScope(source, opts.prune === true, opts.update === true),
       );
     },
   });

@@ -411,13 +411,15 @@ function idPrefix(name: string): string {
 /**
  * The stored jobs a crontab speaks for: those with the ids it generates
  * (`NAME.…`). Edited, it may no longer make some of them; `prune` removes
- * those, else they are listed as stale.
+ * those, else they are listed as stale. With `update`, the stored jobs it
+ * names are changed to what it says; else they are kept.
  */
-export function crontabScope(source: CrontabSource, prune: boolean): Scope {
+export function crontabScope(source: CrontabSource, prune: boolean, update: boolean): Scope {
   const prefix = idPrefix(source.name);
   return {
     owns: (id) => id.startsWith(prefix),
     prune,
+    update,
     note:
       `no line of this crontab makes it any more (its id has the crontab's prefix, ${prefix}); it is still stored and fires: \`--prune\` removes it`,
   };

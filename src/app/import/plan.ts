@@ -1,8 +1,9 @@
 /**
  * What an import or an apply would do, decided before anything is written:
  * each job the source describes is new, the same as the stored one, differs
- * from it, or cannot be imported (with why); the stored jobs the source
- * speaks for but no longer names are to remove (`--prune`) or stale. The
+ * from it (kept as stored, where the source does not update stored jobs),
+ * or cannot be imported (with why); the stored jobs the source speaks for
+ * but no longer names are to remove (`--prune`) or stale. The
  * same function computes the plan that is printed and, inside the write
  * transaction, the plan that is applied.
  */
@@ -44,7 +45,14 @@ function keeping(candidate: Job, stored: Job, keeps: readonly JobField[] | undef
   return kept as unknown as Job;
 }
 
-export type PlanStatus = "new" | "same" | "differs" | "remove" | "stale" | "cannot import";
+export type PlanStatus =
+  | "new"
+  | "same"
+  | "differs"
+  | "kept"
+  | "remove"
+  | "stale"
+  | "cannot import";
 
 /**
  * The stored jobs a source speaks for (`owns`): those it no longer names
@@ -55,15 +63,32 @@ export interface Scope {
   prune: boolean;
   /** Why a stale job is listed, and how to remove it. */
   note: string;
+  /**
+   * Whether a stored job the source names is changed to what the source
+   * says. A jobs file is the truth, so `apply` does; an import does only
+   * with `--update`: once imported, a job is the operator's, and importing
+   * again must not undo a `job disable` or `job update` (the plan lists
+   * such a job as `kept`, with what the source says instead).
+   */
+  update: boolean;
 }
 
 /** A source that speaks only for the jobs it names: nothing is stale or removed. */
-export const NAMED_ONLY: Scope = { owns: () => false, prune: false, note: "" };
-
-/** `apply`: with `prune`, the file speaks for every stored job. */
-export function wholeDatabase(prune: boolean): Scope {
-  return { owns: () => prune, prune, note: "" };
+export function namedOnly(update: boolean): Scope {
+  return { owns: () => false, prune: false, note: "", update };
 }
+
+/** An import's default: only the jobs it names, stored ones kept as they are. */
+export const NAMED_ONLY: Scope = namedOnly(false);
+
+/** `apply`: with `prune`, the file speaks for every stored job; it updates every one it names. */
+export function wholeDatabase(prune: boolean): Scope {
+  return { owns: () => prune, prune, note: "", update: true };
+}
+
+/** The note of a `kept` entry, under what the source says instead. */
+export const KEPT_NOTE =
+  "kept as stored: an import does not change a job already stored (what was changed since stays); above, what the source says instead: import again with --update to take it";
 
 export interface PlanEntry {
   status: PlanStatus;
@@ -115,7 +140,11 @@ export function plan(
       return { ...base, current: stored!, status: "same", job: stored!, changes: [] };
     }
     const job = { ...wanted, created_at: current.created_at };
-    return { ...base, status: "differs", job, changes: fieldChanges(current, job) };
+    const changes = fieldChanges(current, job);
+    if (!scope.update) {
+      return { ...base, notes: [KEPT_NOTE, ...c.notes], status: "kept", job: stored!, changes };
+    }
+    return { ...base, status: "differs", job, changes };
   });
   const named = new Set(candidates.map((c) => c.id));
   for (const job of stored.filter((j) => scope.owns(j.id) && !named.has(j.id))) {
@@ -166,6 +195,7 @@ export function countStatuses(entries: PlanEntry[]): Record<PlanStatus, number> 
     new: 0,
     same: 0,
     differs: 0,
+    kept: 0,
     remove: 0,
     stale: 0,
     "cannot import": 0,
