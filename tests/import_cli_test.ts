@@ -369,3 +369,34 @@ for (const backend of BACKENDS) {
     assertMatch(updated.stdout, /\n0 new, 5 same, 3 differ; nothing written: /);
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`import cli[${backend}]: --prune refuses to remove a job another follows, as apply --prune does`, async () => {
+    await using db = await freshDatabase(backend);
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args], { cwd: db.dir });
+    const file = `${db.dir}/nightly`;
+    await Deno.writeTextFile(file, "30 2 * * * backup.sh\n0 4 * * * report.sh\n");
+    assertEquals((await jm("import", "crontab", file, "--apply")).code, 0);
+    const follow = await jm(
+      "job",
+      "add",
+      "after-backup",
+      "--command",
+      "true",
+      "--after",
+      "nightly.backup-sh",
+    );
+    assertEquals(follow.code, 0, follow.stderr);
+    await Deno.writeTextFile(file, "0 4 * * * report.sh\n");
+    const before = await counts(db);
+    const pruned = await jm("import", "crontab", file, "--prune", "--apply");
+    assertEquals([pruned.code, pruned.stderr], [
+      2,
+      "jobsmanager: 1 job would follow a job that is not there, or in a cycle; nothing written:\ndatabase: job 'after-backup': after: job 'nightly.backup-sh' is removed by this change (the source no longer names it), so 'after-backup' could never follow it: keep it, or drop the link\n",
+    ]);
+    assertEquals(await counts(db), before);
+    // The plan alone says so too; without --prune the job is only stale.
+    assertEquals((await jm("import", "crontab", file, "--prune")).code, 2);
+    assertEquals((await jm("import", "crontab", file, "--apply")).code, 0);
+  });
+}

@@ -235,14 +235,19 @@ function checkLinks(entries: PlanEntry[], current: Job[]): void {
   }
   const removed = new Set(entries.filter((e) => e.status === "remove").map((e) => e.id));
   const problems: string[] = [];
+  const followsRemoved = (at: string, job: Job) =>
+    `${at}: job '${job.id}': after: job '${job.after_job}' is removed by this change (the source no longer names it), so '${job.id}' could never follow it: keep it, or drop the link`;
+  // A stored job the source does not name follows a removed one as surely as one it names.
+  const named = new Set(entries.map((e) => e.id));
+  for (const job of current) {
+    if (!named.has(job.id) && job.after_job !== null && removed.has(job.after_job)) {
+      problems.push(followsRemoved("database", job));
+    }
+  }
   for (const e of entries) {
     if (e.job === null || e.status === "remove") continue;
     if (e.job.after_job !== null && removed.has(e.job.after_job)) {
-      problems.push(
-        `${
-          e.at ?? e.source
-        }: job '${e.id}': after: job '${e.job.after_job}' is removed by this change (the source no longer names it), so '${e.id}' could never follow it: keep it, or drop the link`,
-      );
+      problems.push(followsRemoved(e.at ?? e.source, e.job));
       continue;
     }
     // A link kept as stored is left as it is, as `job update` leaves it: a
