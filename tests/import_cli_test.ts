@@ -162,13 +162,27 @@ for (const backend of BACKENDS) {
       );
       assertEquals(await counts(db), { jobs: 13, markers: 3 });
       const text = await Deno.readTextFile(file);
-      const piped = await cli(["--database", db.url, "import", "crontab", "-", "--json"], {
-        input: text,
-      });
-      assertEquals(piped.code, 0);
-      // From stdin the generated ids start with "crontab.", so only the named one matches.
-      const entries = JSON.parse(piped.stdout).entries as { id: string; status: string }[];
-      assertEquals(entries.find((e) => e.id === "wiki-backup")!.status, "same");
+      // Standard input and a pipe have no name to prefix ids with: --name is asked for.
+      for (const path of ["-", "/dev/stdin"]) {
+        const unnamed = await cli(["--database", db.url, "import", "crontab", path], {
+          input: text,
+        });
+        assertEquals([unnamed.code, unnamed.stderr], [
+          2,
+          `jobsmanager: ${
+            path === "-" ? "standard input" : path
+          } is no file whose name can prefix the ids of its jobs: give a name with --name (e.g. --name "$USER" for \`crontab -l\`), the same at every import of this crontab\n`,
+        ]);
+      }
+      for (const name of ["", "...", "ÄÖÜ"]) {
+        const empty = await cli(["--database", db.url, "import", "crontab", "-", "--name", name], {
+          input: text,
+        });
+        assertEquals([empty.code, empty.stderr], [
+          2,
+          `jobsmanager: --name: '${name}' makes no prefix for the ids of its jobs: the prefix is its letters a-z and digits (other characters become '-'), and it has none; give one with --name, e.g. --name alice\n`,
+        ]);
+      }
       // A path that leads to no file (a pipe: /dev/stdin, <(crontab -l)) is read as it is.
       const piped2 = await cli(
         ["--database", db.url, "import", "crontab", "/dev/stdin", "--name", "user-crontab"],

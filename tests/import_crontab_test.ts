@@ -3,8 +3,14 @@
  * fixtures/crontab/README.md), a user crontab with every feature, and the
  * rewrites checked by running them or by comparing fire times with cron's.
  */
-import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { candidatesFromCrontab, splitPercent } from "../src/app/import/crontab_file.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "./assert.ts";
+import {
+  candidatesFromCrontab,
+  crontabScope,
+  crontabSource,
+  splitPercent,
+} from "../src/app/import/crontab_file.ts";
+import { UsageError } from "../src/errors.ts";
 import type { Candidate } from "../src/app/import/plan.ts";
 import { scheduleText } from "../src/domain/job.ts";
 import { compileSchedule } from "../src/cron/croner.ts";
@@ -329,4 +335,23 @@ Deno.test("the field diagram above Debian's /etc/crontab jobs describes none of 
   ].join("\n");
   const [hourly] = candidatesFromCrontab({ text, name: "crontab", system: true }, UTC, 0);
   assertEquals(hourly.job!.description, null);
+});
+
+Deno.test("a crontab's id prefix: its file's name or --name; none that makes no prefix", () => {
+  const prefix = (path: string, name?: string, isFile = true) =>
+    crontabScope(crontabSource(path, "", undefined, name, isFile), false, false).note
+      .match(/prefix, (\S+)\)/)![1];
+  assertEquals(prefix("/etc/crontab"), "crontab.");
+  assertEquals(prefix("/etc/cron.d/e2scrub_all"), "e2scrub-all.");
+  assertEquals(prefix("-", "Alice Smith", false), "alice-smith.");
+  assertThrows(
+    () => crontabSource("/tmp/ÄÖÜ", "", undefined, undefined, true),
+    UsageError,
+    "the file name of /tmp/ÄÖÜ: 'ÄÖÜ' makes no prefix for the ids of its jobs",
+  );
+  assertThrows(
+    () => crontabSource("/dev/fd/63", "", undefined, undefined, false),
+    UsageError,
+    "/dev/fd/63 is no file whose name can prefix the ids of its jobs: give a name with --name",
+  );
 });

@@ -215,7 +215,7 @@ export function importCommand() {
         "lines have a user column (default for /etc/crontab and /etc/cron.d/*); --no-system: they have none (default for other files)",
       ),
       name: valued(
-        "prefix of the generated ids (default: the file's name; crontab for standard input): give each crontab its own, or one's jobs replace another's",
+        "prefix of the generated ids (default: the file's name; required for standard input or a pipe): give each crontab its own, or one's jobs replace another's",
         "name",
       ),
       prune: switched(
@@ -229,7 +229,8 @@ export function importCommand() {
       // Where the file really is: `./x` in /etc/cron.d, or a link to it, is read as cron reads it.
       const system = opts.system ??
         (file !== "-" && [file, await realPath(file)].some(isSystemCrontab));
-      const source = crontabSource(file, text, system, opts.name);
+      const isFile = file !== "-" && (await Deno.stat(file)).isFile;
+      const source = crontabSource(file, text, system, opts.name, isFile);
       await report(
         ctx,
         (zone) =>

@@ -7,7 +7,7 @@
  * ORs day-of-month and day-of-week becomes two jobs, `%` becomes the
  * standard input it was, `SHELL` other than /bin/sh wraps the command.
  */
-import { ValidationError } from "../../errors.ts";
+import { UsageError, ValidationError } from "../../errors.ts";
 import { buildJob, type JobOptions, RUN_POLICY_FIELDS, validateId } from "../../domain/job.ts";
 import { parseTerm, runList, splitList, SYNTAX, termValues } from "../../cron/grammar.ts";
 import { scheduleFromCrontab } from "../../cron/crontab.ts";
@@ -19,7 +19,7 @@ import { type DefaultZone, zoneInWords } from "../zone.ts";
 
 export interface CrontabSource {
   text: string;
-  /** For generated ids and messages: `--name`, else the file's base name, `crontab` for stdin. */
+  /** For generated ids and messages: `--name`, else the file's base name. */
   name: string;
   /** A user column precedes the command, as in /etc/crontab and /etc/cron.d files. */
   system: boolean;
@@ -28,16 +28,34 @@ export interface CrontabSource {
 /**
  * A crontab read from `path` (`-` for stdin). Without `system`, files cron
  * reads with a user column (/etc/crontab, /etc/cron.d/*) get one. `name`
- * prefixes the generated ids: the file's base name, `crontab` for stdin,
- * unless given.
+ * prefixes the generated ids: the file's base name unless given. What is
+ * no regular file (`isFile` false: standard input, a pipe such as
+ * `<(crontab -l)`) has no name that tells it from another crontab, so it
+ * needs one given: sharing one default, one crontab's `--prune` removed
+ * another's jobs. A name that makes no prefix is refused, not replaced.
  */
 export function crontabSource(
   path: string,
   text: string,
-  system?: boolean,
-  name = path === "-" ? "crontab" : path.slice(path.lastIndexOf("/") + 1),
+  system: boolean | undefined,
+  name: string | undefined,
+  isFile: boolean,
 ): CrontabSource {
-  return { text, name, system: system ?? isSystemCrontab(path) };
+  const what = path === "-" ? "standard input" : path;
+  if (name === undefined && !isFile) {
+    throw new UsageError(
+      `${what} is no file whose name can prefix the ids of its jobs: give a name with --name (e.g. --name "$USER" for \`crontab -l\`), the same at every import of this crontab`,
+    );
+  }
+  const named = name ?? path.slice(path.lastIndexOf("/") + 1);
+  if (slug(named, 40) === "") {
+    throw new UsageError(
+      `${
+        name === undefined ? `the file name of ${path}` : "--name"
+      }: '${named}' makes no prefix for the ids of its jobs: the prefix is its letters a-z and digits (other characters become '-'), and it has none; give one with --name, e.g. --name alice`,
+    );
+  }
+  return { text, name: named, system: system ?? isSystemCrontab(path) };
 }
 
 /**
@@ -403,9 +421,9 @@ const CRONTAB_SILENT: readonly JobField[] = [
   ...RUN_POLICY_FIELDS,
 ];
 
-/** What the ids a crontab generates start with: `NAME.` */
+/** What the ids a crontab generates start with: `NAME.` (a name without letters or digits is refused). */
 function idPrefix(name: string): string {
-  return `${slug(name, 40) || "crontab"}.`;
+  return `${slug(name, 40)}.`;
 }
 
 /**
