@@ -376,7 +376,8 @@ function candidate(
       }'s home directory; jobsmanager runs it in the service's working directory (\`job update --cwd DIR\` sets another)`,
     );
   }
-  if (env.mailto !== null) {
+  // An empty MAILTO is cron sending no mail: nothing is lost.
+  if (env.mailto !== null && env.mailto !== "") {
     notes.push(
       `MAILTO=${env.mailto} not imported: jobsmanager sends no mail; the output is in \`jobsmanager runs show\``,
     );
