@@ -414,3 +414,27 @@ for (const backend of BACKENDS) {
     assertEquals((await jm("import", "crontab", file, "--apply")).code, 0);
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`import cli[${backend}]: a schedule stored in other words for the same values is the same`, async () => {
+    await using db = await freshDatabase(backend);
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args], { cwd: db.dir });
+    const file = `${db.dir}/q`;
+    await Deno.writeTextFile(file, "*/15 * * * 1-5 echo q\n");
+    assertEquals((await jm("import", "crontab", file, "--apply")).code, 0);
+    const update = await jm(
+      "job",
+      "update",
+      "q.echo-q",
+      "--minute",
+      "0-59/15",
+      "--day-of-week",
+      "0-4",
+    );
+    assertEquals(update.code, 0, update.stderr);
+    const again = await jm("import", "crontab", file, "--json");
+    assertEquals(JSON.parse(again.stdout).entries.map((e: { status: string }) => e.status), [
+      "same",
+    ]);
+  });
+}

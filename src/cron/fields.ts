@@ -182,3 +182,31 @@ function checkNthWeekdays(fields: ScheduleFields, days: Day[], weekdays: Set<num
     );
   }
 }
+
+/**
+ * Whether two spellings of `field` stand for the same values (`0-59/15`
+ * and `*\/15`, `0-4` and `mon-fri`); a spelling that does not parse
+ * matches none.
+ */
+export function sameFieldValues(field: FieldName, a: string, b: string): boolean {
+  try {
+    return valuesOf(field, a) === valuesOf(field, b);
+  } catch (error) {
+    if (error instanceof ValidationError) return false;
+    throw error;
+  }
+}
+
+/** The values a field's text stands for, as one comparable string. */
+function valuesOf(field: FieldName, value: string): string {
+  const values = field === "day"
+    ? splitList(value, SYNTAX.apscheduler.day).map(parseDay).flatMap((day) =>
+      day.kind === "days"
+        ? termValues(day.term).map(String)
+        : day.kind === "last"
+        ? ["last"]
+        : [`${day.n} ${day.weekday}`]
+    )
+    : terms(value, field).flatMap(termValues).map(String);
+  return [...new Set(values)].sort().join(",");
+}

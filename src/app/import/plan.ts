@@ -8,7 +8,8 @@
  * transaction, the plan that is applied.
  */
 import { hasSchedule, type Job, JOB_FIELDS, sameDefinition } from "../../domain/job.ts";
-import { scheduleFromFields } from "../../cron/fields.ts";
+import { sameFieldValues, scheduleFromFields } from "../../cron/fields.ts";
+import { FIELD_NAMES } from "../../cron/grammar.ts";
 import type { JobStore } from "../../store/store.ts";
 import { checkFollowUps } from "../jobs.ts";
 import { UsageError, ValidationError } from "../../errors.ts";
@@ -124,7 +125,7 @@ export function plan(
       problem: `id ${candidate.id} is already used by ${first}; give one of them another id`,
     };
     const stored = byId.get(c.id);
-    const current = stored === undefined ? null : spelledAsAdded(stored);
+    const current = stored === undefined ? null : spelledAs(stored, c.job);
     const base = {
       id: c.id,
       source: c.source,
@@ -163,17 +164,25 @@ export function plan(
 }
 
 /**
- * A stored job with its schedule spelled as `job add` stores it: a row
- * written in SQL (`0-4` for `mon-fri`, `JAN`) is not changed by a file
- * that says the same in other words. A schedule that does not parse stays.
+ * A stored job with its schedule spelled as `job add` stores it, and each
+ * field that stands for the same values as the source's spelled as the
+ * source spells it: a row written in SQL or by hand (`0-4` for `mon-fri`,
+ * `JAN`, `0-59/15` for `*\/15`) is not changed by a source that says the
+ * same in other words. A schedule that does not parse stays.
  */
-function spelledAsAdded(job: Job): Job {
+function spelledAs(job: Job, source: Job | null): Job {
   if (!hasSchedule(job)) return job;
+  let spelled: Job;
   try {
-    return { ...job, ...scheduleFromFields(job) };
+    spelled = { ...job, ...scheduleFromFields(job) };
   } catch {
     return job;
   }
+  if (source === null || !hasSchedule(source)) return spelled;
+  for (const field of FIELD_NAMES) {
+    if (sameFieldValues(field, spelled[field], source[field])) spelled[field] = source[field];
+  }
+  return spelled;
 }
 
 function show(value: unknown): string {
