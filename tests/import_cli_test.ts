@@ -105,7 +105,7 @@ for (const backend of BACKENDS) {
       assertEquals(applied.code, 1, applied.stderr);
       assertMatch(
         applied.stderr,
-        /^jobsmanager: 1 job of table jm_jobs_apscheduler in \S+ could not be imported \(listed as `cannot import`, with why\): add it with `jobsmanager job add`, or fix the source and import again; the rest are imported\n$/,
+        /^jobsmanager: 1 job of table jm_jobs_apscheduler in \S+ could not be imported \(listed as `cannot import`, with why\): add it with `jobsmanager job add`, or fix the source and import again, or once seen to, `--ignore ID` each; the rest are imported\n$/,
       );
       const data = JSON.parse(applied.stdout);
       assertEquals([data.applied, data.counts.new, data.counts["cannot import"]], [true, 8, 1]);
@@ -154,7 +154,7 @@ for (const backend of BACKENDS) {
       assertEquals(applied.code, 1, applied.stderr);
       assertMatch(
         applied.stderr,
-        /^jobsmanager: 3 jobs of crontab \S+user-crontab could not be imported \(listed as `cannot import`, with why\): add them with `jobsmanager job add`, or fix the source and import again; the rest are imported\n$/,
+        /^jobsmanager: 3 jobs of crontab \S+user-crontab could not be imported \(listed as `cannot import`, with why\): add them with `jobsmanager job add`, or fix the source and import again, or once seen to, `--ignore ID` each; the rest are imported\n$/,
       );
       assertMatch(
         applied.stdout,
@@ -436,5 +436,34 @@ for (const backend of BACKENDS) {
     assertEquals(JSON.parse(again.stdout).entries.map((e: { status: string }) => e.status), [
       "same",
     ]);
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`import cli[${backend}]: --ignore acknowledges a job that cannot be imported, such as @reboot`, async () => {
+    await using db = await freshDatabase(backend);
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args], { cwd: db.dir });
+    const file = `${db.dir}/boot`;
+    await Deno.writeTextFile(file, "@reboot /usr/local/bin/warm-cache\n0 4 * * * report.sh\n");
+    const first = await jm("import", "crontab", file, "--apply");
+    assertEquals(first.code, 1, first.stderr);
+    assertStringIncludes(first.stdout, "cannot import  boot.usr-local-bin-warm-cache  (line 1)\n");
+    const seen = await jm(
+      "import",
+      "crontab",
+      file,
+      "--apply",
+      "--ignore",
+      "boot.usr-local-bin-warm-cache",
+    );
+    assertEquals([seen.code, seen.stderr], [0, ""]);
+    assertMatch(seen.stdout, /1 same, 0 differ, 1 cannot be imported; nothing to write\n/);
+    // An id that is no such job is said, and acknowledges nothing.
+    const typo = await jm("import", "crontab", file, "--apply", "--ignore", "boot.warm-cache");
+    assertEquals(typo.code, 1);
+    assertMatch(
+      typo.stderr,
+      /^jobsmanager: --ignore boot\.warm-cache: no job of crontab \S+boot is listed as `cannot import` by that id\n/,
+    );
   });
 }

@@ -30,7 +30,7 @@ import {
 import { describeTarget, secretsOf } from "../store/target.ts";
 import { systemTimezone } from "../domain/time.ts";
 import { addSecret, type CommandContext, writeErr } from "./context.ts";
-import { command, either, group, switched, valued } from "./command.ts";
+import { command, either, group, repeated, switched, valued } from "./command.ts";
 import { withServiceLine } from "./output.ts";
 import type { DefaultZone } from "../app/zone.ts";
 
@@ -104,6 +104,7 @@ async function report(
   apply: boolean,
   what: string,
   scope: Scope,
+  ignored: readonly string[] = [],
 ): Promise<void> {
   const { outcome, live } = await ctx.withStore(async (store) => {
     const live = await ctx.liveServices(store);
@@ -116,15 +117,22 @@ async function report(
       withServiceLine(planText(outcome, what, preview), outcome.markerId, live, ctx.databaseName),
     { ...planData(outcome, apply, what), live_services: live.map((n) => n.id) },
   );
-  // A migration that left jobs behind must not pass for done in a script.
-  const left = countStatuses(outcome.entries)["cannot import"];
+  // A migration that left jobs behind must not pass for done in a script, but for those the
+  // operator has seen to (--ignore): an @reboot line can never be imported.
+  const unimported = outcome.entries.filter((e) => e.status === "cannot import");
+  for (const id of ignored.filter((id) => !unimported.some((e) => e.id === id))) {
+    writeErr(
+      `jobsmanager: --ignore ${id}: no job of ${what} is listed as \`cannot import\` by that id`,
+    );
+  }
+  const left = unimported.filter((e) => !ignored.includes(e.id)).length;
   if (apply && left > 0) {
     writeErr(
       `jobsmanager: ${left} job${
         left === 1 ? "" : "s"
       } of ${what} could not be imported (listed as \`cannot import\`, with why): add ${
         left === 1 ? "it" : "them"
-      } with \`jobsmanager job add\`, or fix the source and import again; the rest are imported`,
+      } with \`jobsmanager job add\`, or fix the source and import again, or once seen to, \`--ignore ID\` each; the rest are imported`,
     );
     Deno.exitCode = 1;
   }
@@ -168,6 +176,10 @@ export async function readText(path: string): Promise<string> {
 }
 
 const APPLY = switched("write the plan (one transaction, one reload marker)");
+const IGNORE = repeated(
+  "a job listed as `cannot import` that you have seen to (an @reboot line started by a systemd unit): it no longer makes --apply exit 1 (repeatable)",
+  "id",
+);
 const UPDATE = switched(
   "also change the jobs already stored to what the source says (default: they are kept, and listed as `kept` where the source differs)",
 );
@@ -186,6 +198,7 @@ export function importCommand() {
       ),
       apply: APPLY,
       update: UPDATE,
+      ignore: IGNORE,
     },
     action: async (ctx, opts) => {
       const target = opts.fromDatabase === undefined ? ctx.target : legacyTarget(opts.fromDatabase);
@@ -203,6 +216,7 @@ export function importCommand() {
         opts.apply === true,
         `table ${table} in ${describeTarget(target)}`,
         namedOnly(opts.update === true),
+        opts.ignore,
       );
     },
   });
@@ -223,6 +237,7 @@ export function importCommand() {
       ),
       apply: APPLY,
       update: UPDATE,
+      ignore: IGNORE,
     },
     action: async (ctx, opts, file: string) => {
       const text = await readText(file);
@@ -238,6 +253,7 @@ export function importCommand() {
         opts.apply === true,
         `crontab ${file === "-" ? "(stdin)" : file}`,
         crontabScope(source, opts.prune === true, opts.update === true),
+        opts.ignore,
       );
     },
   });
