@@ -146,6 +146,18 @@ for (const backend of BACKENDS) {
       );
       assertEquals(missing.code, 1);
       assertMatch(missing.stderr, /^jobsmanager: table nope does not exist in /);
+      // A mistyped database is not one to create.
+      const typo = backend === "mysql"
+        ? old.url.replace(/\/[^/]+$/, "/jm_no_such_database")
+        : `sqlite:${old.dir}/no-such.db`;
+      const mistyped = await jm("import", "apscheduler", "--from-database", typo);
+      assertEquals(mistyped.code, 1);
+      assertMatch(
+        mistyped.stderr,
+        backend === "mysql"
+          ? /^jobsmanager: database 'jm_no_such_database' does not exist on MySQL at \S+; check the URL given to --from-database\n$/
+          : /^jobsmanager: SQLite database '\S+no-such\.db' does not exist; check --from-database\n$/,
+      );
     });
 
     await t.step("a crontab file, then the same from stdin: same", async () => {
