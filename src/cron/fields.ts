@@ -185,8 +185,9 @@ function checkNthWeekdays(fields: ScheduleFields, days: Day[], weekdays: Set<num
 
 /**
  * Whether two spellings of `field` stand for the same values (`0-59/15`
- * and `*\/15`, `0-4` and `mon-fri`); a spelling that does not parse
- * matches none.
+ * and `*\/15`, `0-4` and `mon-fri`) and fire alike at DST changes, where
+ * a second, minute or hour with no `*` or step makes a fixed time (`0-23`
+ * is not `*`); a spelling that does not parse matches none.
  */
 export function sameFieldValues(field: FieldName, a: string, b: string): boolean {
   try {
@@ -208,5 +209,7 @@ function valuesOf(field: FieldName, value: string): string {
         : [`${day.n} ${day.weekday}`]
     )
     : terms(value, field).flatMap(termValues).map(String);
-  return [...new Set(values)].sort().join(",");
+  const interval = (field === "second" || field === "minute" || field === "hour") &&
+    terms(value, field).some((term) => term.star || term.step !== undefined);
+  return `${interval ? "interval " : ""}${[...new Set(values)].sort().join(",")}`;
 }
