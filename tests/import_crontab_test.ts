@@ -321,6 +321,14 @@ Deno.test("without CRON_TZ the job keeps the zone cron read it in, where the ser
   assert(!tokyo.notes.some((n) => n.includes("zone")), tokyo.notes.join("\n"));
   const [same] = candidatesFromCrontab({ text, name: "x", system: false }, UTC, 0);
   assertEquals(same.job!.timezone, null);
+  // No zone configured and no live service: the plan says the zone is only assumed.
+  const unknown = { system: "UTC", service: { name: "UTC", source: "local" as const } };
+  const [assumed] = candidatesFromCrontab({ text, name: "x", system: false }, unknown, 0);
+  assertEquals(assumed.job!.timezone, null);
+  assertEquals(
+    assumed.notes[0],
+    "cron read its schedule in this machine's zone, UTC; the job names none, so it fires in the service's default zone, taken to be UTC (this machine's: no jobsmanager.timezone is configured here and no service is live to report its own): a service in another zone fires it there (`job update ID --timezone UTC` pins it)",
+  );
 });
 
 Deno.test("the field diagram above Debian's /etc/crontab jobs describes none of them", () => {

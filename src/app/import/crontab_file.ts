@@ -290,7 +290,17 @@ function zoneOf(
   zones: CrontabZones,
 ): { name: string | null; note: string | null } {
   if (env.zone !== null) return { name: env.zone, note: null };
-  if (zones.system === zones.service.name) return { name: null, note: null };
+  if (zones.system === zones.service.name) {
+    // Nothing says the service's zone: the job is left to it, and the plan says so plainly.
+    return {
+      name: null,
+      note: zones.service.source !== "local"
+        ? null
+        : `cron read its schedule in this machine's zone, ${zones.system}; the job names none, so it fires in the service's default zone, taken to be ${
+          zoneInWords(zones.service)
+        }: a service in another zone fires it there (\`job update ID --timezone ${zones.system}\` pins it)`,
+    };
+  }
   return {
     name: zones.system,
     note:
