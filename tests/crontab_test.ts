@@ -32,6 +32,9 @@ Deno.test("lines become APScheduler fields with weekday names", () => {
       day: "1,15",
       month: "jan-mar",
     }],
+    // A range of names takes a step, as in cron; months are stored in numbers then.
+    ["0 0 * jan-mar/2,Oct * ", { ...midnight, month: "1-3/2,oct", day_of_week: "*" }],
+    ["0 0 * * mon-fri/2", { ...midnight, day_of_week: "mon,wed,fri" }],
     ["5 0 12 * * *", { ...ALL, second: "5", minute: "0", hour: "12" }],
     ["@yearly", { ...midnight, day: "1", month: "1", day_of_week: "*" }],
     ["@annually", { ...midnight, day: "1", month: "1", day_of_week: "*" }],
@@ -139,6 +142,12 @@ const REJECTED: [string, () => unknown, string, string][] = [
     () => scheduleFromCrontab("5/10 * * * *"),
     "cron",
     "cron: minute '5/10' is not valid (allowed: *, */N, A, A-B, A-B/N with 0-59, comma-separated)",
+  ],
+  [
+    "a single name with a step",
+    () => scheduleFromCrontab("0 0 * jan/2 *"),
+    "cron",
+    "cron: month 'jan/2' is not valid (allowed: *, */N, A, A-B, A-B/N with 1-12 or jan-dec, comma-separated)",
   ],
   [
     "step 0",

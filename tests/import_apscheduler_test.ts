@@ -9,7 +9,10 @@ import { unpickle } from "../src/app/import/pickle.ts";
 import type { Candidate } from "../src/app/import/plan.ts";
 import { SEED_IDS, seedBlob, seedJob, seedRows } from "./fixtures/seed.ts";
 
-const HONG_KONG: ServiceDefaults = { timezone: "Asia/Hong_Kong", coalesce: false };
+const HONG_KONG: ServiceDefaults = {
+  zone: { name: "Asia/Hong_Kong", source: "configured" },
+  coalesce: false,
+};
 const NOW = Date.UTC(2026, 0, 1);
 
 function candidates(defaults = HONG_KONG): Map<string, Candidate> {

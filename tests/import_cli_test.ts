@@ -4,7 +4,15 @@
  * from a file and from stdin, and the exit codes.
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
-import { BACKENDS, cli, freshDatabase, rawQuery, type TestDatabase } from "./helpers.ts";
+import {
+  BACKENDS,
+  cli,
+  freshDatabase,
+  rawQuery,
+  saveNodes,
+  serviceRow,
+  type TestDatabase,
+} from "./helpers.ts";
 import { insertLegacyRow, loadSeed, SEED_IDS } from "./fixtures/seed.ts";
 
 const CRONTABS = new URL("./fixtures/crontab/", import.meta.url).pathname;
@@ -97,7 +105,7 @@ for (const backend of BACKENDS) {
       assertEquals(applied.code, 1, applied.stderr);
       assertMatch(
         applied.stderr,
-        /^jobsmanager: 1 job of table jm_jobs_apscheduler in \S+ could not be imported \(listed as `cannot import`, with why\): add it with `jobsmanager job add`, or fix the source and import again; the rest are imported\n$/,
+        /^jobsmanager: 1 job of table jm_jobs_apscheduler in \S+ could not be imported \(listed as `cannot import`, with why\): add it with `jobsmanager job add`, or fix the source and import again, or once seen to, `--ignore ID` each; the rest are imported\n$/,
       );
       const data = JSON.parse(applied.stdout);
       assertEquals([data.applied, data.counts.new, data.counts["cannot import"]], [true, 8, 1]);
@@ -138,6 +146,18 @@ for (const backend of BACKENDS) {
       );
       assertEquals(missing.code, 1);
       assertMatch(missing.stderr, /^jobsmanager: table nope does not exist in /);
+      // A mistyped database is not one to create.
+      const typo = backend === "mysql"
+        ? old.url.replace(/\/[^/]+$/, "/jm_no_such_database")
+        : `sqlite:${old.dir}/no-such.db`;
+      const mistyped = await jm("import", "apscheduler", "--from-database", typo);
+      assertEquals(mistyped.code, 1);
+      assertMatch(
+        mistyped.stderr,
+        backend === "mysql"
+          ? /^jobsmanager: database 'jm_no_such_database' does not exist on MySQL at \S+; check the URL given to --from-database\n$/
+          : /^jobsmanager: SQLite database '\S+no-such\.db' does not exist; check --from-database\n$/,
+      );
     });
 
     await t.step("a crontab file, then the same from stdin: same", async () => {
@@ -146,7 +166,7 @@ for (const backend of BACKENDS) {
       assertEquals(applied.code, 1, applied.stderr);
       assertMatch(
         applied.stderr,
-        /^jobsmanager: 3 jobs of crontab \S+user-crontab could not be imported \(listed as `cannot import`, with why\): add them with `jobsmanager job add`, or fix the source and import again; the rest are imported\n$/,
+        /^jobsmanager: 3 jobs of crontab \S+user-crontab could not be imported \(listed as `cannot import`, with why\): add them with `jobsmanager job add`, or fix the source and import again, or once seen to, `--ignore ID` each; the rest are imported\n$/,
       );
       assertMatch(
         applied.stdout,
@@ -154,13 +174,27 @@ for (const backend of BACKENDS) {
       );
       assertEquals(await counts(db), { jobs: 13, markers: 3 });
       const text = await Deno.readTextFile(file);
-      const piped = await cli(["--database", db.url, "import", "crontab", "-", "--json"], {
-        input: text,
-      });
-      assertEquals(piped.code, 0);
-      // From stdin the generated ids start with "crontab.", so only the named one matches.
-      const entries = JSON.parse(piped.stdout).entries as { id: string; status: string }[];
-      assertEquals(entries.find((e) => e.id === "wiki-backup")!.status, "same");
+      // Standard input and a pipe have no name to prefix ids with: --name is asked for.
+      for (const path of ["-", "/dev/stdin"]) {
+        const unnamed = await cli(["--database", db.url, "import", "crontab", path], {
+          input: text,
+        });
+        assertEquals([unnamed.code, unnamed.stderr], [
+          2,
+          `jobsmanager: ${
+            path === "-" ? "standard input" : path
+          } is no file whose name can prefix the ids of its jobs: give a name with --name (e.g. --name "$USER" for \`crontab -l\`), the same at every import of this crontab\n`,
+        ]);
+      }
+      for (const name of ["", "...", "ÄÖÜ"]) {
+        const empty = await cli(["--database", db.url, "import", "crontab", "-", "--name", name], {
+          input: text,
+        });
+        assertEquals([empty.code, empty.stderr], [
+          2,
+          `jobsmanager: --name: '${name}' makes no prefix for the ids of its jobs: the prefix is its letters a-z and digits (other characters become '-'), and it has none; give one with --name, e.g. --name alice\n`,
+        ]);
+      }
       // A path that leads to no file (a pipe: /dev/stdin, <(crontab -l)) is read as it is.
       const piped2 = await cli(
         ["--database", db.url, "import", "crontab", "/dev/stdin", "--name", "user-crontab"],
@@ -176,6 +210,7 @@ for (const backend of BACKENDS) {
         new: 0,
         same: 5,
         differs: 0,
+        kept: 0,
         remove: 0,
         stale: 0,
         "cannot import": 3,
@@ -207,14 +242,18 @@ for (const backend of BACKENDS) {
         ]);
         const job = JSON.parse((await jm("job", "show", id, "--json")).stdout);
         assertEquals([job.enabled, job.timeout, job.retries, job.cwd], [false, 3600, 2, "/srv"]);
-        // What the crontab does say still changes: its schedule, its comment (the description).
+        // What the crontab does say is listed as kept; --update takes it.
         await Deno.writeTextFile(file, "45 2 * * * backup.sh\n");
+        const changes = ['minute: "30" → "45"', 'description: "nightly" → (default)'];
         const moved = await jm("import", "crontab", file, "--json");
         const [entry] = JSON.parse(moved.stdout).entries as { status: string; changes: string[] }[];
-        assertEquals([entry.status, entry.changes], ["differs", [
-          'minute: "30" → "45"',
-          'description: "nightly" → (default)',
-        ]]);
+        assertEquals([entry.status, entry.changes], ["kept", changes]);
+        const updated = await jm("import", "crontab", file, "--update", "--json");
+        const [taken] = JSON.parse(updated.stdout).entries as {
+          status: string;
+          changes: string[];
+        }[];
+        assertEquals([taken.status, taken.changes], ["differs", changes]);
       },
     );
 
@@ -244,6 +283,7 @@ for (const backend of BACKENDS) {
           new: 2,
           same: 0,
           differs: 0,
+          kept: 0,
           remove: 3,
           stale: 0,
           "cannot import": 0,
@@ -286,5 +326,156 @@ for (const backend of BACKENDS) {
       assert((await jm("import", "nothing")).code === 2);
       assertEquals(await counts(db), before);
     });
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`import cli[${backend}]: jobs without a zone are compared with the zone a live service fires them in`, async () => {
+    await using db = await freshDatabase(backend);
+    // The CLI runs in UTC with no zone configured; the live service reports Tokyo.
+    const jm = (...args: string[]) =>
+      cli(["--database", db.url, ...args], { cwd: db.dir, env: { TZ: "UTC" } });
+    await saveNodes(db, serviceRow("tokyo", { timezone: "Asia/Tokyo" }));
+    const file = `${db.dir}/t.cron`;
+    await Deno.writeTextFile(file, "0 3 * * * echo three\n");
+    const applied = await jm("import", "crontab", file, "--apply", "--json");
+    assertEquals(applied.code, 0, applied.stderr);
+    const [entry] = JSON.parse(applied.stdout).entries;
+    assertEquals(entry.job.timezone, "UTC");
+    assertStringIncludes(
+      entry.notes.join("\n"),
+      "cron read its schedule in this machine's zone, UTC; the job keeps it, where a job that names no zone fires in Asia/Tokyo (the zone the live service reports)",
+    );
+
+    await loadSeed(db, "jm_jobs_apscheduler");
+    const plan = await jm("import", "apscheduler", "--json");
+    assertEquals(plan.code, 0, plan.stderr);
+    const backup = JSON.parse(plan.stdout).entries.find((e: { id: string }) => e.id === "backup");
+    assertEquals(backup.notes.slice(0, 2), [
+      "fires in Asia/Hong_Kong, as before: the original gave each trigger the host's zone when the job was added, whatever its jobsmanager.timezone said (jobs that name no zone fire in Asia/Tokyo (the zone the live service reports))",
+      "late fires: the original ran one for several (Python reads its global.json coalesce \"False\" as true); this job follows the service's jobsmanager.coalesce (false in the config this command read; the service's own config decides), so each late fire within the grace time runs; `--coalesce` keeps the old way",
+    ]);
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`import cli[${backend}]: importing the original's table again keeps what the operator changed since`, async () => {
+    await using db = await freshDatabase(backend);
+    await using old = await freshDatabase(backend);
+    await loadSeed(old, "jm_jobs");
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args], { cwd: db.dir });
+    const ok = async (...args: string[]) => {
+      const r = await jm(...args);
+      assertEquals(r.code, 0, r.stderr);
+      return r;
+    };
+    await ok("import", "apscheduler", "--from-database", old.url, "--apply");
+    await ok("job", "disable", "tick");
+    await ok("job", "update", "every-minute-seed-style", "--second", "0");
+    await ok("job", "update", "backup", "--coalesce");
+    const before = await counts(db);
+    const again = await ok("import", "apscheduler", "--from-database", old.url, "--apply");
+    assertStringIncludes(
+      again.stdout,
+      "kept           tick  (row 'tick')\n    enabled: false → true\n    kept as stored: an import does not change a job already stored (what was changed since stays); above, what the source says instead: import again with --update to take it\n",
+    );
+    assertMatch(
+      again.stdout,
+      /\n0 new, 5 same, 0 differ, 3 kept as stored \(--update takes the source's\); nothing to write\n/,
+    );
+    assertEquals(await counts(db), before);
+    const show = async (id: string) => JSON.parse((await ok("job", "show", id, "--json")).stdout);
+    assertEquals(
+      [(await show("tick")).enabled, (await show("every-minute-seed-style")).second],
+      [false, "0"],
+    );
+    assertEquals((await show("backup")).coalesce, true);
+    // --update takes the source's, the fields it has no word for still kept.
+    const updated = await ok("import", "apscheduler", "--from-database", old.url, "--update");
+    assertMatch(updated.stdout, /\n0 new, 5 same, 3 differ; nothing written: /);
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`import cli[${backend}]: --prune refuses to remove a job another follows, as apply --prune does`, async () => {
+    await using db = await freshDatabase(backend);
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args], { cwd: db.dir });
+    const file = `${db.dir}/nightly`;
+    await Deno.writeTextFile(file, "30 2 * * * backup.sh\n0 4 * * * report.sh\n");
+    assertEquals((await jm("import", "crontab", file, "--apply")).code, 0);
+    const follow = await jm(
+      "job",
+      "add",
+      "after-backup",
+      "--command",
+      "true",
+      "--after",
+      "nightly.backup-sh",
+    );
+    assertEquals(follow.code, 0, follow.stderr);
+    await Deno.writeTextFile(file, "0 4 * * * report.sh\n");
+    const before = await counts(db);
+    const pruned = await jm("import", "crontab", file, "--prune", "--apply");
+    assertEquals([pruned.code, pruned.stderr], [
+      2,
+      "jobsmanager: 1 job would follow a job that is not there, or in a cycle; nothing written:\ndatabase: job 'after-backup': after: job 'nightly.backup-sh' is removed by this change (the source no longer names it), so 'after-backup' could never follow it: keep it, or drop the link\n",
+    ]);
+    assertEquals(await counts(db), before);
+    // The plan alone says so too; without --prune the job is only stale.
+    assertEquals((await jm("import", "crontab", file, "--prune")).code, 2);
+    assertEquals((await jm("import", "crontab", file, "--apply")).code, 0);
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`import cli[${backend}]: a schedule stored in other words for the same values is the same`, async () => {
+    await using db = await freshDatabase(backend);
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args], { cwd: db.dir });
+    const file = `${db.dir}/q`;
+    await Deno.writeTextFile(file, "*/15 * * * 1-5 echo q\n");
+    assertEquals((await jm("import", "crontab", file, "--apply")).code, 0);
+    const update = await jm(
+      "job",
+      "update",
+      "q.echo-q",
+      "--minute",
+      "0-59/15",
+      "--day-of-week",
+      "0-4",
+    );
+    assertEquals(update.code, 0, update.stderr);
+    const again = await jm("import", "crontab", file, "--json");
+    assertEquals(JSON.parse(again.stdout).entries.map((e: { status: string }) => e.status), [
+      "same",
+    ]);
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`import cli[${backend}]: --ignore acknowledges a job that cannot be imported, such as @reboot`, async () => {
+    await using db = await freshDatabase(backend);
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args], { cwd: db.dir });
+    const file = `${db.dir}/boot`;
+    await Deno.writeTextFile(file, "@reboot /usr/local/bin/warm-cache\n0 4 * * * report.sh\n");
+    const first = await jm("import", "crontab", file, "--apply");
+    assertEquals(first.code, 1, first.stderr);
+    assertStringIncludes(first.stdout, "cannot import  boot.usr-local-bin-warm-cache  (line 1)\n");
+    const seen = await jm(
+      "import",
+      "crontab",
+      file,
+      "--apply",
+      "--ignore",
+      "boot.usr-local-bin-warm-cache",
+    );
+    assertEquals([seen.code, seen.stderr], [0, ""]);
+    assertMatch(seen.stdout, /1 same, 0 differ, 1 cannot be imported; nothing to write\n/);
+    // An id that is no such job is said, and acknowledges nothing.
+    const typo = await jm("import", "crontab", file, "--apply", "--ignore", "boot.warm-cache");
+    assertEquals(typo.code, 1);
+    assertMatch(
+      typo.stderr,
+      /^jobsmanager: --ignore boot\.warm-cache: no job of crontab \S+boot is listed as `cannot import` by that id\n/,
+    );
   });
 }

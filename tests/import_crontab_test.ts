@@ -3,15 +3,21 @@
  * fixtures/crontab/README.md), a user crontab with every feature, and the
  * rewrites checked by running them or by comparing fire times with cron's.
  */
-import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { candidatesFromCrontab, splitPercent } from "../src/app/import/crontab_file.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "./assert.ts";
+import {
+  candidatesFromCrontab,
+  crontabScope,
+  crontabSource,
+  splitPercent,
+} from "../src/app/import/crontab_file.ts";
+import { UsageError } from "../src/errors.ts";
 import type { Candidate } from "../src/app/import/plan.ts";
 import { scheduleText } from "../src/domain/job.ts";
 import { compileSchedule } from "../src/cron/croner.ts";
 
 const FIXTURES = new URL("./fixtures/crontab/", import.meta.url);
 /** Cron and the service in one zone: no job is given a zone of its own. */
-const UTC = { system: "UTC", service: "UTC" };
+const UTC = { system: "UTC", service: { name: "UTC", source: "configured" as const } };
 
 function read(name: string, system = true): Candidate[] {
   const text = Deno.readTextFileSync(new URL(name, FIXTURES));
@@ -201,6 +207,8 @@ Deno.test("descriptions: the comment paragraph right above the job; ids hold acr
   const [first, second] = candidatesFromCrontab({ text, name: "x", system: false }, UTC, 0);
   assertEquals(first.job!.description, null);
   assertEquals([second.id, second.job!.description], ["keepme", null]);
+  // An empty MAILTO turns cron's mail off: nothing is lost, so nothing to note.
+  assert(!second.notes.some((n) => n.includes("MAILTO")), second.notes.join("\n"));
 });
 
 Deno.test("CRON_TZ is the schedule's zone; TZ only reaches the command, as cron reads them", () => {
@@ -300,7 +308,10 @@ Deno.test("a long comment becomes a description cut between characters, never in
 
 Deno.test("without CRON_TZ the job keeps the zone cron read it in, where the service's default differs", () => {
   const text = "30 2 * * * /usr/bin/nightly\nCRON_TZ=Asia/Tokyo\n30 3 * * * b\n";
-  const zones = { system: "Europe/Berlin", service: "America/New_York" };
+  const zones = {
+    system: "Europe/Berlin",
+    service: { name: "America/New_York", source: "configured" as const },
+  };
   const [nightly, tokyo] = candidatesFromCrontab({ text, name: "x", system: false }, zones, 0);
   assertEquals([nightly.job!.timezone, tokyo.job!.timezone], ["Europe/Berlin", "Asia/Tokyo"]);
   assertMatch(
@@ -310,6 +321,14 @@ Deno.test("without CRON_TZ the job keeps the zone cron read it in, where the ser
   assert(!tokyo.notes.some((n) => n.includes("zone")), tokyo.notes.join("\n"));
   const [same] = candidatesFromCrontab({ text, name: "x", system: false }, UTC, 0);
   assertEquals(same.job!.timezone, null);
+  // No zone configured and no live service: the plan says the zone is only assumed.
+  const unknown = { system: "UTC", service: { name: "UTC", source: "local" as const } };
+  const [assumed] = candidatesFromCrontab({ text, name: "x", system: false }, unknown, 0);
+  assertEquals(assumed.job!.timezone, null);
+  assertEquals(
+    assumed.notes[0],
+    "cron read its schedule in this machine's zone, UTC; the job names none, so it fires in the service's default zone, taken to be UTC (this machine's: no jobsmanager.timezone is configured here and no service is live to report its own): a service in another zone fires it there (`job update ID --timezone UTC` pins it)",
+  );
 });
 
 Deno.test("the field diagram above Debian's /etc/crontab jobs describes none of them", () => {
@@ -326,4 +345,23 @@ Deno.test("the field diagram above Debian's /etc/crontab jobs describes none of 
   ].join("\n");
   const [hourly] = candidatesFromCrontab({ text, name: "crontab", system: true }, UTC, 0);
   assertEquals(hourly.job!.description, null);
+});
+
+Deno.test("a crontab's id prefix: its file's name or --name; none that makes no prefix", () => {
+  const prefix = (path: string, name?: string, isFile = true) =>
+    crontabScope(crontabSource(path, "", undefined, name, isFile), false, false).note
+      .match(/prefix, (\S+)\)/)![1];
+  assertEquals(prefix("/etc/crontab"), "crontab.");
+  assertEquals(prefix("/etc/cron.d/e2scrub_all"), "e2scrub-all.");
+  assertEquals(prefix("-", "Alice Smith", false), "alice-smith.");
+  assertThrows(
+    () => crontabSource("/tmp/ÄÖÜ", "", undefined, undefined, true),
+    UsageError,
+    "the file name of /tmp/ÄÖÜ: 'ÄÖÜ' makes no prefix for the ids of its jobs",
+  );
+  assertThrows(
+    () => crontabSource("/dev/fd/63", "", undefined, undefined, false),
+    UsageError,
+    "/dev/fd/63 is no file whose name can prefix the ids of its jobs: give a name with --name",
+  );
 });

@@ -10,7 +10,7 @@ import { readApschedulerTable } from "../src/store/legacy.ts";
 import type { Store } from "../src/store/store.ts";
 import type { ServiceDefaults } from "../src/app/import/apscheduler.ts";
 import { apschedulerCandidates, importJobs } from "../src/app/import/sources.ts";
-import { countStatuses } from "../src/app/import/plan.ts";
+import { countStatuses, NAMED_ONLY, namedOnly } from "../src/app/import/plan.ts";
 import { BACKENDS, freshDatabase, markerRows, rawQuery, type TestDatabase } from "./helpers.ts";
 import {
   insertLegacyRow,
@@ -22,7 +22,10 @@ import {
 } from "./fixtures/seed.ts";
 
 const TABLE = "jm_jobs_apscheduler";
-const DEFAULTS: ServiceDefaults = { timezone: "Asia/Hong_Kong", coalesce: false };
+const DEFAULTS: ServiceDefaults = {
+  zone: { name: "Asia/Hong_Kong", source: "configured" },
+  coalesce: false,
+};
 
 function job(id: string, extra: Partial<Job> = {}): Job {
   return { ...buildJob(id, { command: `echo ${id}`, cron: "*/5 * * * *" }, null, 1_000), ...extra };
@@ -34,13 +37,19 @@ async function counts(db: TestDatabase): Promise<{ jobs: number; markers: number
   return { jobs: Number(j.n), markers: Number(m.n) };
 }
 
-async function importSeed(store: Store, db: TestDatabase, apply: boolean, now = 5_000) {
+async function importSeed(
+  store: Store,
+  db: TestDatabase,
+  apply: boolean,
+  now = 5_000,
+  scope = NAMED_ONLY,
+) {
   const candidates = await apschedulerCandidates(
     { target: db.target, table: TABLE },
     DEFAULTS,
     now,
   );
-  return await importJobs(store, candidates, apply);
+  return await importJobs(store, candidates, apply, scope);
 }
 
 for (const backend of BACKENDS) {
@@ -213,16 +222,25 @@ for (const backend of BACKENDS) {
         assertEquals([again.markerId, await counts(db)], [null, before]);
       });
 
-      await t.step("a job changed since: differs, and apply puts it back", async () => {
+      await t.step("a job changed since: kept, and with update put back", async () => {
         await store.changeJob("backup", (j) => ({ ...j!, timeout: 5, updated_at: 6_000 }));
-        const preview = await importSeed(store, db, false, 9_000);
-        const backup = preview.entries.find((e) => e.id === "backup")!;
-        assertEquals([backup.status, backup.changes], ["differs", ["timeout: 5 → 600"]]);
-        const applied = await importSeed(store, db, true, 9_000);
+        const kept = await importSeed(store, db, true, 9_000);
+        const backup = kept.entries.find((e) => e.id === "backup")!;
+        assertEquals([backup.status, backup.changes, kept.markerId], [
+          "kept",
+          ["timeout: 5 → 600"],
+          null,
+        ]);
+        assertEquals((await store.getJob("backup"))!.timeout, 5);
+        const preview = await importSeed(store, db, false, 9_000, namedOnly(true));
+        const differs = preview.entries.find((e) => e.id === "backup")!;
+        assertEquals([differs.status, differs.changes], ["differs", ["timeout: 5 → 600"]]);
+        const applied = await importSeed(store, db, true, 9_000, namedOnly(true));
         assertEquals(countStatuses(applied.entries), {
           new: 0,
           same: 7,
           differs: 1,
+          kept: 0,
           remove: 0,
           stale: 0,
           "cannot import": 0,

@@ -375,6 +375,7 @@ for (const backend of BACKENDS) {
         new: 0,
         same: 2,
         differs: 1,
+        kept: 0,
         remove: 0,
         stale: 0,
         "cannot import": 0,

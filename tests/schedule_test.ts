@@ -7,7 +7,12 @@ import { deepStrictEqual, fail, strictEqual } from "node:assert/strict";
 import { ValidationError } from "../src/errors.ts";
 import { buildJob } from "../src/domain/job.ts";
 import type { FieldName } from "../src/cron/grammar.ts";
-import { readableSchedule, type ScheduleFields, scheduleFromFields } from "../src/cron/fields.ts";
+import {
+  readableSchedule,
+  sameFieldValues,
+  type ScheduleFields,
+  scheduleFromFields,
+} from "../src/cron/fields.ts";
 import { scheduleFromCrontab } from "../src/cron/crontab.ts";
 import { compileSchedule, toCronerPattern, validateTimezone } from "../src/cron/croner.ts";
 
@@ -698,4 +703,22 @@ Deno.test("thousands of compiled schedules stay small (croner's table of years i
   // Croner's table alone is 80 kB a schedule: 160 MB for these.
   strictEqual(grownMb < 60, true, `2,000 schedules grew the heap by ${grownMb.toFixed(0)} MB`);
   strictEqual(kept.length, 2000);
+});
+
+Deno.test("spellings of the same values that fire alike are the same field", () => {
+  const cases: [FieldName, string, string, boolean][] = [
+    ["minute", "0-59/15", "*/15", true],
+    ["minute", "0,15,30,45", "*/15", false], // a fixed time at DST changes, */15 an interval
+    ["hour", "0-23", "*", false],
+    ["hour", "1-3", "1,2,3", true],
+    ["day_of_week", "0-4", "mon-fri", true],
+    ["month", "1-3", "jan-mar", true],
+    ["day", "1-31", "*", true],
+    ["day", "last", "last", true],
+    ["day", "2nd fri", "last", false],
+    ["minute", "nope", "nope", false],
+  ];
+  for (const [field, a, b, same] of cases) {
+    strictEqual(sameFieldValues(field, a, b), same, `${field} ${a} ${b}`);
+  }
 });

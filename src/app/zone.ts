@@ -40,3 +40,14 @@ export function zoneAmong(
     ? { name: reported, source: "service" }
     : { name: options.local, source: "local" };
 }
+
+/** The zone with where it comes from, in words: `Asia/Tokyo (the zone the live service reports)`. */
+export function zoneInWords(zone: DefaultZone): string {
+  const whence: Record<ZoneSource, string> = {
+    configured: "jobsmanager.timezone",
+    service: "the zone the live service reports",
+    local:
+      "this machine's: no jobsmanager.timezone is configured here and no service is live to report its own",
+  };
+  return `${zone.name} (${whence[zone.source]})`;
+}

@@ -56,7 +56,7 @@ export const EXAMPLES: Record<string, string[]> = {
     "jobsmanager --database mysql://jobs@127.0.0.1:3306/jobsmanager db migrate",
   ],
   "import": [
-    "crontab -l | jobsmanager import crontab -",
+    'crontab -l | jobsmanager import crontab - --name "$USER"',
     "jobsmanager import apscheduler --apply",
   ],
   "import apscheduler": [
@@ -64,7 +64,7 @@ export const EXAMPLES: Record<string, string[]> = {
     "jobsmanager import apscheduler --from-database mysql://root@old-host:3306/workflow --apply",
   ],
   "import crontab": [
-    "crontab -l | jobsmanager import crontab -",
+    'crontab -l | jobsmanager import crontab - --name "$USER"',
     "jobsmanager import crontab /etc/cron.d/sysstat --apply",
   ],
   "export": ["jobsmanager export > jobs.json5", "jobsmanager export --format yaml > jobs.yaml"],

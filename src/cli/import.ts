@@ -22,6 +22,7 @@ import {
 import {
   type Candidate,
   countStatuses,
+  namedOnly,
   type Outcome,
   type PlanEntry,
   type Scope,
@@ -29,8 +30,9 @@ import {
 import { describeTarget, secretsOf } from "../store/target.ts";
 import { systemTimezone } from "../domain/time.ts";
 import { addSecret, type CommandContext, writeErr } from "./context.ts";
-import { command, either, group, switched, valued } from "./command.ts";
+import { command, either, group, repeated, switched, valued } from "./command.ts";
 import { withServiceLine } from "./output.ts";
+import type { DefaultZone } from "../app/zone.ts";
 
 function entryLines(entry: PlanEntry): string[] {
   const head = `${entry.status.padEnd(13)}  ${entry.id}  (${entry.source})`;
@@ -50,6 +52,7 @@ export function planText(outcome: Outcome, what: string, preview: string | null)
     `${counts.new} new`,
     `${counts.same} same`,
     `${counts.differs} differ${counts.differs === 1 ? "s" : ""}`,
+    ...(counts.kept > 0 ? [`${counts.kept} kept as stored (--update takes the source's)`] : []),
     ...(counts.remove > 0 ? [`${counts.remove} to remove`] : []),
     ...(counts.stale > 0 ? [`${counts.stale} stale (still stored and firing)`] : []),
     ...(counts["cannot import"] > 0 ? [`${counts["cannot import"]} cannot be imported`] : []),
@@ -90,32 +93,46 @@ export function planData(
   };
 }
 
+/**
+ * Read the source with the zone jobs without one fire in (as `job list`
+ * resolves it: configured, else a live service's, else this machine's),
+ * then preview or apply its plan.
+ */
 async function report(
   ctx: CommandContext,
-  candidates: Candidate[],
+  read: (zone: DefaultZone) => Promise<Candidate[]> | Candidate[],
   apply: boolean,
   what: string,
-  scope?: Scope,
+  scope: Scope,
+  ignored: readonly string[] = [],
 ): Promise<void> {
-  const { outcome, live } = await ctx.withStore(async (store) => ({
-    outcome: await importJobs(store, candidates, apply, scope),
-    live: await ctx.liveServices(store),
-  }));
+  const { outcome, live } = await ctx.withStore(async (store) => {
+    const live = await ctx.liveServices(store);
+    const candidates = await read(ctx.zoneAmong(live));
+    return { outcome: await importJobs(store, candidates, apply, scope), live };
+  });
   const preview = apply ? null : `run again with --apply to write them`;
   ctx.print(
     () =>
       withServiceLine(planText(outcome, what, preview), outcome.markerId, live, ctx.databaseName),
     { ...planData(outcome, apply, what), live_services: live.map((n) => n.id) },
   );
-  // A migration that left jobs behind must not pass for done in a script.
-  const left = countStatuses(outcome.entries)["cannot import"];
+  // A migration that left jobs behind must not pass for done in a script, but for those the
+  // operator has seen to (--ignore): an @reboot line can never be imported.
+  const unimported = outcome.entries.filter((e) => e.status === "cannot import");
+  for (const id of ignored.filter((id) => !unimported.some((e) => e.id === id))) {
+    writeErr(
+      `jobsmanager: --ignore ${id}: no job of ${what} is listed as \`cannot import\` by that id`,
+    );
+  }
+  const left = unimported.filter((e) => !ignored.includes(e.id)).length;
   if (apply && left > 0) {
     writeErr(
       `jobsmanager: ${left} job${
         left === 1 ? "" : "s"
       } of ${what} could not be imported (listed as \`cannot import\`, with why): add ${
         left === 1 ? "it" : "them"
-      } with \`jobsmanager job add\`, or fix the source and import again; the rest are imported`,
+      } with \`jobsmanager job add\`, or fix the source and import again, or once seen to, \`--ignore ID\` each; the rest are imported`,
     );
     Deno.exitCode = 1;
   }
@@ -159,6 +176,13 @@ export async function readText(path: string): Promise<string> {
 }
 
 const APPLY = switched("write the plan (one transaction, one reload marker)");
+const IGNORE = repeated(
+  "a job listed as `cannot import` that you have seen to (an @reboot line started by a systemd unit): it no longer makes --apply exit 1 (repeatable)",
+  "id",
+);
+const UPDATE = switched(
+  "also change the jobs already stored to what the source says (default: they are kept, and listed as `kept` where the source differs)",
+);
 
 export function importCommand() {
   const apscheduler = command({
@@ -173,22 +197,26 @@ export function importCommand() {
         "url",
       ),
       apply: APPLY,
+      update: UPDATE,
+      ignore: IGNORE,
     },
     action: async (ctx, opts) => {
       const target = opts.fromDatabase === undefined ? ctx.target : legacyTarget(opts.fromDatabase);
       secretsOf(target).forEach(addSecret);
       const table = opts.table ??
         (opts.fromDatabase === undefined ? RENAMED_TABLE : ORIGINAL_TABLE);
-      const candidates = await apschedulerCandidates(
-        { target, table },
-        serviceDefaults(ctx.config.settings),
-        Date.now(),
-      );
       await report(
         ctx,
-        candidates,
+        (zone) =>
+          apschedulerCandidates(
+            { target, table },
+            serviceDefaults(ctx.config.settings, zone),
+            Date.now(),
+          ),
         opts.apply === true,
         `table ${table} in ${describeTarget(target)}`,
+        namedOnly(opts.update === true),
+        opts.ignore,
       );
     },
   });
@@ -201,31 +229,31 @@ export function importCommand() {
         "lines have a user column (default for /etc/crontab and /etc/cron.d/*); --no-system: they have none (default for other files)",
       ),
       name: valued(
-        "prefix of the generated ids (default: the file's name; crontab for standard input): give each crontab its own, or one's jobs replace another's",
+        "prefix of the generated ids (default: the file's name; required for standard input or a pipe): give each crontab its own, or one's jobs replace another's",
         "name",
       ),
       prune: switched(
         "also remove the stored jobs with this crontab's id prefix (NAME.) that no line makes any more",
       ),
       apply: APPLY,
+      update: UPDATE,
+      ignore: IGNORE,
     },
     action: async (ctx, opts, file: string) => {
       const text = await readText(file);
       // Where the file really is: `./x` in /etc/cron.d, or a link to it, is read as cron reads it.
       const system = opts.system ??
         (file !== "-" && [file, await realPath(file)].some(isSystemCrontab));
-      const source = crontabSource(file, text, system, opts.name);
-      const zones = {
-        system: systemTimezone(),
-        service: serviceDefaults(ctx.config.settings).timezone,
-      };
-      const candidates = candidatesFromCrontab(source, zones, Date.now());
+      const isFile = file !== "-" && (await Deno.stat(file)).isFile;
+      const source = crontabSource(file, text, system, opts.name, isFile);
       await report(
         ctx,
-        candidates,
+        (zone) =>
+          candidatesFromCrontab(source, { system: systemTimezone(), service: zone }, Date.now()),
         opts.apply === true,
         `crontab ${file === "-" ? "(stdin)" : file}`,
-        crontabScope(source, opts.prune === true),
+        crontabScope(source, opts.prune === true, opts.update === true),
+        opts.ignore,
       );
     },
   });

@@ -51,9 +51,14 @@ export function scheduleFromCrontab(
   const syntax = FIELD_NAMES.map((field) => SYNTAX.crontab[field]);
   const lists = raw.map((value, i) => splitList(value, syntax[i]));
   const terms = lists.map((elements, i) => elements.map((e) => parseTerm(e, syntax[i])));
-  const [second, minute, hour, day, month] = lists.map((elements) =>
-    elements.join(",").toLowerCase()
-  );
+  const [second, minute, hour, day] = lists.map((elements) => elements.join(",").toLowerCase());
+  // A stepped range of month names in numbers: jobsmanager's notation, as APScheduler's, has none.
+  const month = lists[4].map((element, i) => {
+    const term = terms[4][i];
+    return /[a-z]/i.test(element) && term.step !== undefined
+      ? `${term.first}-${term.last}/${term.step}`
+      : element.toLowerCase();
+  }).join(",");
   const weekdays = new Set(
     terms[5].flatMap(termValues).map((sundayFirst) => (sundayFirst + 6) % 7),
   );

@@ -182,3 +182,34 @@ function checkNthWeekdays(fields: ScheduleFields, days: Day[], weekdays: Set<num
     );
   }
 }
+
+/**
+ * Whether two spellings of `field` stand for the same values (`0-59/15`
+ * and `*\/15`, `0-4` and `mon-fri`) and fire alike at DST changes, where
+ * a second, minute or hour with no `*` or step makes a fixed time (`0-23`
+ * is not `*`); a spelling that does not parse matches none.
+ */
+export function sameFieldValues(field: FieldName, a: string, b: string): boolean {
+  try {
+    return valuesOf(field, a) === valuesOf(field, b);
+  } catch (error) {
+    if (error instanceof ValidationError) return false;
+    throw error;
+  }
+}
+
+/** The values a field's text stands for, as one comparable string. */
+function valuesOf(field: FieldName, value: string): string {
+  const values = field === "day"
+    ? splitList(value, SYNTAX.apscheduler.day).map(parseDay).flatMap((day) =>
+      day.kind === "days"
+        ? termValues(day.term).map(String)
+        : day.kind === "last"
+        ? ["last"]
+        : [`${day.n} ${day.weekday}`]
+    )
+    : terms(value, field).flatMap(termValues).map(String);
+  const interval = (field === "second" || field === "minute" || field === "hour") &&
+    terms(value, field).some((term) => term.star || term.step !== undefined);
+  return `${interval ? "interval " : ""}${[...new Set(values)].sort().join(",")}`;
+}

@@ -42,6 +42,11 @@ export interface FieldSyntax {
   names?: readonly string[];
   /** Whether `a/n` (a to the maximum, every n) is allowed: APScheduler has it, crontab not. */
   openStep: boolean;
+  /**
+   * Whether a range of names takes a step (`jan-mar/2`): cron reads one;
+   * APScheduler 3 drops the step without a word, so its notation refuses it.
+   */
+  namedStep: boolean;
   /** The whole grammar, shown when an element does not parse. */
   grammar: string;
 }
@@ -118,6 +123,7 @@ function fieldSyntax(field: FieldName, notation: Notation): FieldSyntax {
     bounds,
     names,
     openStep,
+    namedStep: crontab,
     grammar: `${forms} with ${values}${extra}, comma-separated`,
   };
 }
@@ -146,7 +152,7 @@ export interface Term {
 
 const STAR = /^\*(?:\/(\d+))?$/;
 const NUMBERS = /^(\d+)(?:-(\d+))?(?:\/(\d+))?$/;
-const NAMES = /^([a-z]+)(?:-([a-z]+))?$/i;
+const NAMES = /^([a-z]+)(?:-([a-z]+)(?:\/(\d+))?)?$/i;
 
 /** A one-line ValidationError in the field's own wording. */
 function fieldError(syntax: FieldSyntax, message: string): ValidationError {
@@ -184,12 +190,13 @@ export function parseTerm(element: string, syntax: FieldSyntax): Term {
     return checked({ first, last, step, star: false }, element, syntax);
   }
   const names = NAMES.exec(element);
-  if (names && syntax.names) {
+  if (names && syntax.names && (names[3] === undefined || syntax.namedStep)) {
     const first = syntax.names.indexOf(names[1].toLowerCase());
     const last = names[2] === undefined ? first : syntax.names.indexOf(names[2].toLowerCase());
+    const step = intOrUndefined(names[3]);
     if (first >= 0 && last >= 0) {
       return checked(
-        { first: syntax.min + first, last: syntax.min + last, star: false },
+        { first: syntax.min + first, last: syntax.min + last, step, star: false },
         element,
         syntax,
       );

@@ -5,7 +5,7 @@
  */
 import { NotFoundError, RuntimeError, UsageError } from "../errors.ts";
 import type { Driver } from "./driver.ts";
-import { MysqlDriver } from "./mysql.ts";
+import { isNoSuchDatabase, MysqlDriver } from "./mysql.ts";
 import { SqliteDriver } from "./sqlite.ts";
 import type { DatabaseTarget } from "./target.ts";
 
@@ -41,9 +41,7 @@ export async function readApschedulerTable(
     ? SqliteDriver.open(target.path)
     : new MysqlDriver(target);
   try {
-    const columns = (await driver.all(driver.profile.columnsSql, [table])).map((r) =>
-      String(r.name)
-    );
+    const columns = (await columnsOf(driver, target, table)).map((r) => String(r.name));
     if (columns.length === 0) {
       throw new NotFoundError(
         `table ${table} does not exist in ${driver.description}; name the original's table with --table (after the rename jobsmanager asks for it is jm_jobs_apscheduler), or its database with --from-database`,
@@ -72,6 +70,22 @@ export async function readApschedulerTable(
     });
   } finally {
     await driver.close();
+  }
+}
+
+/**
+ * The table's columns. The database read is the original's, named by hand:
+ * one that does not exist is a mistyped URL, not one to create (as
+ * jobsmanager's own database is).
+ */
+async function columnsOf(driver: Driver, target: DatabaseTarget, table: string) {
+  try {
+    return await driver.all(driver.profile.columnsSql, [table]);
+  } catch (error) {
+    if (target.kind !== "mysql" || !isNoSuchDatabase(error)) throw error;
+    throw new NotFoundError(
+      `database '${target.database}' does not exist on MySQL at ${target.host}:${target.port}; check the URL given to --from-database`,
+    );
   }
 }
 

@@ -164,6 +164,11 @@ function driverCode(error: unknown): string | undefined {
   return ((error as Error).cause as DriverError | undefined)?.code;
 }
 
+/** Whether `error` (as explainMysqlError wraps it) says the database named does not exist. */
+export function isNoSuchDatabase(error: unknown): boolean {
+  return driverCode(error) === "ER_BAD_DB_ERROR";
+}
+
 function isDeadlock(error: unknown): boolean {
   return driverCode(error) === "ER_LOCK_DEADLOCK";
 }

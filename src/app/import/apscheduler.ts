@@ -13,11 +13,13 @@ import { FIELD_NAMES, type FieldName, MONTH_NAMES, WEEKDAY_NAMES } from "../../c
 import { describe, PickleError, type PyDict, type PyValue, unpickle } from "./pickle.ts";
 import type { Candidate, JobField } from "./plan.ts";
 import type { LegacyRow } from "../../store/legacy.ts";
+import { type DefaultZone, zoneInWords } from "../zone.ts";
 
-/** What the notes compare the old jobs with: this service's defaults. */
+/** What the notes compare the old jobs with: the service's defaults, as far as they are known. */
 export interface ServiceDefaults {
-  /** `jobsmanager.timezone`, or the machine's zone when that is empty. */
-  timezone: string;
+  /** The zone of jobs that name none, resolved as `job list` resolves it. */
+  zone: DefaultZone;
+  /** `jobsmanager.coalesce` in the config this command read (services do not report theirs). */
   coalesce: boolean;
 }
 
@@ -189,9 +191,11 @@ function optionsOf(
   const notes: string[] = [];
   const { schedule, zone, jitter } = cronTrigger(field(state, "trigger", "job_state"));
 
-  if (zone !== defaults.timezone) {
+  if (zone !== defaults.zone.name) {
     notes.push(
-      `fires in ${zone}, as before: the original gave each trigger the host's zone when the job was added, whatever its jobsmanager.timezone said (this service's default zone is ${defaults.timezone})`,
+      `fires in ${zone}, as before: the original gave each trigger the host's zone when the job was added, whatever its jobsmanager.timezone said (jobs that name no zone fire in ${
+        zoneInWords(defaults.zone)
+      })`,
     );
   }
   if (schedule.second === "*") {
@@ -201,14 +205,17 @@ function optionsOf(
   }
   // coalesce came from the original's global.json, which this service reads
   // right: the job follows jobsmanager.coalesce instead of the misread value.
+  // Services do not report their coalesce: the note says whose config it read.
   const coalesce = field(state, "coalesce", "job_state");
+  const configured =
+    `${defaults.coalesce} in the config this command read; the service's own config decides`;
   if (coalesce === true && !defaults.coalesce) {
     notes.push(
-      `late fires: the original ran one for several (Python reads its global.json coalesce "False" as true); this job follows jobsmanager.coalesce (false here), so each late fire within the grace time runs; \`--coalesce\` keeps the old way`,
+      `late fires: the original ran one for several (Python reads its global.json coalesce "False" as true); this job follows the service's jobsmanager.coalesce (${configured}), so each late fire within the grace time runs; \`--coalesce\` keeps the old way`,
     );
   } else if (coalesce === false && defaults.coalesce) {
     notes.push(
-      "late fires: the original ran each; this job follows jobsmanager.coalesce (true here) and runs one for several; `--no-coalesce` keeps the old way",
+      `late fires: the original ran each; this job follows the service's jobsmanager.coalesce (${configured}) and runs one for several; \`--no-coalesce\` keeps the old way`,
     );
   }
   const grace = field(state, "misfire_grace_time", "job_state");

@@ -7,7 +7,7 @@
  * ORs day-of-month and day-of-week becomes two jobs, `%` becomes the
  * standard input it was, `SHELL` other than /bin/sh wraps the command.
  */
-import { ValidationError } from "../../errors.ts";
+import { UsageError, ValidationError } from "../../errors.ts";
 import { buildJob, type JobOptions, RUN_POLICY_FIELDS, validateId } from "../../domain/job.ts";
 import { parseTerm, runList, splitList, SYNTAX, termValues } from "../../cron/grammar.ts";
 import { scheduleFromCrontab } from "../../cron/crontab.ts";
@@ -15,10 +15,11 @@ import { everFires } from "../../cron/croner.ts";
 import type { ScheduleFields } from "../../cron/fields.ts";
 import { type Candidate, type JobField, type Scope } from "./plan.ts";
 import { shellQuote } from "../../domain/shell.ts";
+import { type DefaultZone, zoneInWords } from "../zone.ts";
 
 export interface CrontabSource {
   text: string;
-  /** For generated ids and messages: `--name`, else the file's base name, `crontab` for stdin. */
+  /** For generated ids and messages: `--name`, else the file's base name. */
   name: string;
   /** A user column precedes the command, as in /etc/crontab and /etc/cron.d files. */
   system: boolean;
@@ -27,16 +28,34 @@ export interface CrontabSource {
 /**
  * A crontab read from `path` (`-` for stdin). Without `system`, files cron
  * reads with a user column (/etc/crontab, /etc/cron.d/*) get one. `name`
- * prefixes the generated ids: the file's base name, `crontab` for stdin,
- * unless given.
+ * prefixes the generated ids: the file's base name unless given. What is
+ * no regular file (`isFile` false: standard input, a pipe such as
+ * `<(crontab -l)`) has no name that tells it from another crontab, so it
+ * needs one given: sharing one default, one crontab's `--prune` removed
+ * another's jobs. A name that makes no prefix is refused, not replaced.
  */
 export function crontabSource(
   path: string,
   text: string,
-  system?: boolean,
-  name = path === "-" ? "crontab" : path.slice(path.lastIndexOf("/") + 1),
+  system: boolean | undefined,
+  name: string | undefined,
+  isFile: boolean,
 ): CrontabSource {
-  return { text, name, system: system ?? isSystemCrontab(path) };
+  const what = path === "-" ? "standard input" : path;
+  if (name === undefined && !isFile) {
+    throw new UsageError(
+      `${what} is no file whose name can prefix the ids of its jobs: give a name with --name (e.g. --name "$USER" for \`crontab -l\`), the same at every import of this crontab`,
+    );
+  }
+  const named = name ?? path.slice(path.lastIndexOf("/") + 1);
+  if (slug(named, 40) === "") {
+    throw new UsageError(
+      `${
+        name === undefined ? `the file name of ${path}` : "--name"
+      }: '${named}' makes no prefix for the ids of its jobs: the prefix is its letters a-z and digits (other characters become '-'), and it has none; give one with --name, e.g. --name alice`,
+    );
+  }
+  return { text, name: named, system: system ?? isSystemCrontab(path) };
 }
 
 /**
@@ -81,11 +100,12 @@ const FIELD_DIAGRAM = /^(\|\s*)*(\.-+\s|\|\s*$)|^\*(\s+\*){4}\s/;
 
 /**
  * The zones a schedule without `CRON_TZ` may be read in: cron read it in
- * this machine's (`system`); the job's default is the service's (`service`).
+ * this machine's (`system`); a job that names no zone fires in `service`,
+ * resolved as `job list` resolves it.
  */
 export interface CrontabZones {
   system: string;
-  service: string;
+  service: DefaultZone;
 }
 
 /** Every line of a crontab as candidate jobs, in file order. */
@@ -270,11 +290,23 @@ function zoneOf(
   zones: CrontabZones,
 ): { name: string | null; note: string | null } {
   if (env.zone !== null) return { name: env.zone, note: null };
-  if (zones.system === zones.service) return { name: null, note: null };
+  if (zones.system === zones.service.name) {
+    // Nothing says the service's zone: the job is left to it, and the plan says so plainly.
+    return {
+      name: null,
+      note: zones.service.source !== "local"
+        ? null
+        : `cron read its schedule in this machine's zone, ${zones.system}; the job names none, so it fires in the service's default zone, taken to be ${
+          zoneInWords(zones.service)
+        }: a service in another zone fires it there (\`job update ID --timezone ${zones.system}\` pins it)`,
+    };
+  }
   return {
     name: zones.system,
     note:
-      `cron read its schedule in this machine's zone, ${zones.system}; the job keeps it, where a job that names no zone fires in ${zones.service} (jobsmanager.timezone)`,
+      `cron read its schedule in this machine's zone, ${zones.system}; the job keeps it, where a job that names no zone fires in ${
+        zoneInWords(zones.service)
+      }`,
   };
 }
 
@@ -354,7 +386,8 @@ function candidate(
       }'s home directory; jobsmanager runs it in the service's working directory (\`job update --cwd DIR\` sets another)`,
     );
   }
-  if (env.mailto !== null) {
+  // An empty MAILTO is cron sending no mail: nothing is lost.
+  if (env.mailto !== null && env.mailto !== "") {
     notes.push(
       `MAILTO=${env.mailto} not imported: jobsmanager sends no mail; the output is in \`jobsmanager runs show\``,
     );
@@ -399,21 +432,23 @@ const CRONTAB_SILENT: readonly JobField[] = [
   ...RUN_POLICY_FIELDS,
 ];
 
-/** What the ids a crontab generates start with: `NAME.` */
+/** What the ids a crontab generates start with: `NAME.` (a name without letters or digits is refused). */
 function idPrefix(name: string): string {
-  return `${slug(name, 40) || "crontab"}.`;
+  return `${slug(name, 40)}.`;
 }
 
 /**
  * The stored jobs a crontab speaks for: those with the ids it generates
  * (`NAME.…`). Edited, it may no longer make some of them; `prune` removes
- * those, else they are listed as stale.
+ * those, else they are listed as stale. With `update`, the stored jobs it
+ * names are changed to what it says; else they are kept.
  */
-export function crontabScope(source: CrontabSource, prune: boolean): Scope {
+export function crontabScope(source: CrontabSource, prune: boolean, update: boolean): Scope {
   const prefix = idPrefix(source.name);
   return {
     owns: (id) => id.startsWith(prefix),
     prune,
+    update,
     note:
       `no line of this crontab makes it any more (its id has the crontab's prefix, ${prefix}); it is still stored and fires: \`--prune\` removes it`,
   };

@@ -1,13 +1,15 @@
 /**
  * What an import or an apply would do, decided before anything is written:
  * each job the source describes is new, the same as the stored one, differs
- * from it, or cannot be imported (with why); the stored jobs the source
- * speaks for but no longer names are to remove (`--prune`) or stale. The
+ * from it (kept as stored, where the source does not update stored jobs),
+ * or cannot be imported (with why); the stored jobs the source speaks for
+ * but no longer names are to remove (`--prune`) or stale. The
  * same function computes the plan that is printed and, inside the write
  * transaction, the plan that is applied.
  */
 import { hasSchedule, type Job, JOB_FIELDS, sameDefinition } from "../../domain/job.ts";
-import { scheduleFromFields } from "../../cron/fields.ts";
+import { sameFieldValues, scheduleFromFields } from "../../cron/fields.ts";
+import { FIELD_NAMES } from "../../cron/grammar.ts";
 import type { JobStore } from "../../store/store.ts";
 import { checkFollowUps } from "../jobs.ts";
 import { UsageError, ValidationError } from "../../errors.ts";
@@ -44,7 +46,14 @@ function keeping(candidate: Job, stored: Job, keeps: readonly JobField[] | undef
   return kept as unknown as Job;
 }
 
-export type PlanStatus = "new" | "same" | "differs" | "remove" | "stale" | "cannot import";
+export type PlanStatus =
+  | "new"
+  | "same"
+  | "differs"
+  | "kept"
+  | "remove"
+  | "stale"
+  | "cannot import";
 
 /**
  * The stored jobs a source speaks for (`owns`): those it no longer names
@@ -55,15 +64,32 @@ export interface Scope {
   prune: boolean;
   /** Why a stale job is listed, and how to remove it. */
   note: string;
+  /**
+   * Whether a stored job the source names is changed to what the source
+   * says. A jobs file is the truth, so `apply` does; an import does only
+   * with `--update`: once imported, a job is the operator's, and importing
+   * again must not undo a `job disable` or `job update` (the plan lists
+   * such a job as `kept`, with what the source says instead).
+   */
+  update: boolean;
 }
 
 /** A source that speaks only for the jobs it names: nothing is stale or removed. */
-export const NAMED_ONLY: Scope = { owns: () => false, prune: false, note: "" };
-
-/** `apply`: with `prune`, the file speaks for every stored job. */
-export function wholeDatabase(prune: boolean): Scope {
-  return { owns: () => prune, prune, note: "" };
+export function namedOnly(update: boolean): Scope {
+  return { owns: () => false, prune: false, note: "", update };
 }
+
+/** An import's default: only the jobs it names, stored ones kept as they are. */
+export const NAMED_ONLY: Scope = namedOnly(false);
+
+/** `apply`: with `prune`, the file speaks for every stored job; it updates every one it names. */
+export function wholeDatabase(prune: boolean): Scope {
+  return { owns: () => prune, prune, note: "", update: true };
+}
+
+/** The note of a `kept` entry, under what the source says instead. */
+export const KEPT_NOTE =
+  "kept as stored: an import does not change a job already stored (what was changed since stays); above, what the source says instead: import again with --update to take it";
 
 export interface PlanEntry {
   status: PlanStatus;
@@ -99,7 +125,7 @@ export function plan(
       problem: `id ${candidate.id} is already used by ${first}; give one of them another id`,
     };
     const stored = byId.get(c.id);
-    const current = stored === undefined ? null : spelledAsAdded(stored);
+    const current = stored === undefined ? null : spelledAs(stored, c.job);
     const base = {
       id: c.id,
       source: c.source,
@@ -115,7 +141,11 @@ export function plan(
       return { ...base, current: stored!, status: "same", job: stored!, changes: [] };
     }
     const job = { ...wanted, created_at: current.created_at };
-    return { ...base, status: "differs", job, changes: fieldChanges(current, job) };
+    const changes = fieldChanges(current, job);
+    if (!scope.update) {
+      return { ...base, notes: [KEPT_NOTE, ...c.notes], status: "kept", job: stored!, changes };
+    }
+    return { ...base, status: "differs", job, changes };
   });
   const named = new Set(candidates.map((c) => c.id));
   for (const job of stored.filter((j) => scope.owns(j.id) && !named.has(j.id))) {
@@ -134,17 +164,25 @@ export function plan(
 }
 
 /**
- * A stored job with its schedule spelled as `job add` stores it: a row
- * written in SQL (`0-4` for `mon-fri`, `JAN`) is not changed by a file
- * that says the same in other words. A schedule that does not parse stays.
+ * A stored job with its schedule spelled as `job add` stores it, and each
+ * field that stands for the same values as the source's spelled as the
+ * source spells it: a row written in SQL or by hand (`0-4` for `mon-fri`,
+ * `JAN`, `0-59/15` for `*\/15`) is not changed by a source that says the
+ * same in other words. A schedule that does not parse stays.
  */
-function spelledAsAdded(job: Job): Job {
+function spelledAs(job: Job, source: Job | null): Job {
   if (!hasSchedule(job)) return job;
+  let spelled: Job;
   try {
-    return { ...job, ...scheduleFromFields(job) };
+    spelled = { ...job, ...scheduleFromFields(job) };
   } catch {
     return job;
   }
+  if (source === null || !hasSchedule(source)) return spelled;
+  for (const field of FIELD_NAMES) {
+    if (sameFieldValues(field, spelled[field], source[field])) spelled[field] = source[field];
+  }
+  return spelled;
 }
 
 function show(value: unknown): string {
@@ -166,6 +204,7 @@ export function countStatuses(entries: PlanEntry[]): Record<PlanStatus, number> 
     new: 0,
     same: 0,
     differs: 0,
+    kept: 0,
     remove: 0,
     stale: 0,
     "cannot import": 0,
@@ -205,14 +244,19 @@ function checkLinks(entries: PlanEntry[], current: Job[]): void {
   }
   const removed = new Set(entries.filter((e) => e.status === "remove").map((e) => e.id));
   const problems: string[] = [];
+  const followsRemoved = (at: string, job: Job) =>
+    `${at}: job '${job.id}': after: job '${job.after_job}' is removed by this change (the source no longer names it), so '${job.id}' could never follow it: keep it, or drop the link`;
+  // A stored job the source does not name follows a removed one as surely as one it names.
+  const named = new Set(entries.map((e) => e.id));
+  for (const job of current) {
+    if (!named.has(job.id) && job.after_job !== null && removed.has(job.after_job)) {
+      problems.push(followsRemoved("database", job));
+    }
+  }
   for (const e of entries) {
     if (e.job === null || e.status === "remove") continue;
     if (e.job.after_job !== null && removed.has(e.job.after_job)) {
-      problems.push(
-        `${
-          e.at ?? e.source
-        }: job '${e.id}': after: job '${e.job.after_job}' is removed by this change (the source no longer names it), so '${e.id}' could never follow it: keep it, or drop the link`,
-      );
+      problems.push(followsRemoved(e.at ?? e.source, e.job));
       continue;
     }
     // A link kept as stored is left as it is, as `job update` leaves it: a

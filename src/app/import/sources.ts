@@ -4,10 +4,10 @@
  */
 import { defaultSettings, type Settings } from "../../config/config.ts";
 import { resolveTarget } from "../../config/database.ts";
-import { systemTimezone } from "../../domain/time.ts";
 import { readApschedulerTable } from "../../store/legacy.ts";
 import type { JobStore } from "../../store/store.ts";
 import type { DatabaseTarget } from "../../store/target.ts";
+import type { DefaultZone } from "../zone.ts";
 import { candidateFromRow, type ServiceDefaults } from "./apscheduler.ts";
 import {
   applyPlan,
@@ -23,12 +23,13 @@ export const RENAMED_TABLE = "jm_jobs_apscheduler";
 /** The original's own name for it, in its own database. */
 export const ORIGINAL_TABLE = "jm_jobs";
 
-/** What the notes compare an old job with: this service's settings. */
-export function serviceDefaults(settings: Settings): ServiceDefaults {
-  return {
-    timezone: settings["jobsmanager.timezone"] || systemTimezone(),
-    coalesce: settings["jobsmanager.coalesce"],
-  };
+/**
+ * What the notes compare an old job with: the zone as `job list` resolves
+ * it (configured, else a live service's, else this machine's), and the
+ * coalesce this command's config says.
+ */
+export function serviceDefaults(settings: Settings, zone: DefaultZone): ServiceDefaults {
+  return { zone, coalesce: settings["jobsmanager.coalesce"] };
 }
 
 /** The database `--from-database URL` names (no other setting applies to it). */
