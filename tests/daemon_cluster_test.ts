@@ -214,6 +214,48 @@ for (const backend of BACKENDS) {
     assertEquals(started(c, again), { count: 50, twice: [] });
   });
 
+  test("a node whose clock is off leaves due retries and follow-ups to the nodes in step: it judges when they are due by its clock", async () => {
+    const db = await freshDatabase(backend);
+    let polls = 0;
+    await using c = await ClusterHarness.create(db, ["n1", "n2"], (id) =>
+      id === "n2"
+        ? {
+          wallClock: () => Date.now() + 40_000,
+          store: storeWith(db, {
+            pollState: (target) => (...args) => {
+              polls++;
+              return target.pollState(...args);
+            },
+          }),
+        }
+        : {});
+    for (const node of c.nodes) node.runner.endAll();
+    await c.start();
+    await addJobs(c, ["r"], { schedule: { hour: "0", minute: "0" } });
+    await c.load(1);
+    // n1 stops moving (it stays live for three 60 s heartbeats): only n2 could take the retry.
+    c.freeze("n1");
+    const [retry] = await c.store.claimRuns([
+      { job_id: "r", scheduled_at: c.now() - 1000, status: "queued", trigger: "retry" },
+    ]);
+    const from = polls;
+    for (let s = 1; s <= 3; s++) {
+      await c.set(c.now() + 2000);
+      await c.until(() => polls >= from + s, `n2's poll ${s} after the retry was due`);
+    }
+    assertEquals(
+      (await c.runs("r")).map((r) => [r.id, r.status, r.node_id]),
+      [[retry, "queued", null]],
+    );
+    await c.thaw("n1");
+    await c.set(c.now() + 2000);
+    const taken = await c.until(
+      async () => (await c.runs("r")).find((r) => r.id === retry && r.status === "success"),
+      "n1 to take the retry once it moves again",
+    );
+    assertEquals(taken.node_id, "n1");
+  });
+
   test("when no live node's clock is in step with the database's (its own may be the one off), all share the jobs", async () => {
     await using c = await ClusterHarness.create(
       await freshDatabase(backend),

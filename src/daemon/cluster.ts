@@ -260,6 +260,15 @@ export class Cluster {
   }
 
   /**
+   * Whether this node takes a share of the work whose time its clock
+   * judges (fires, due retries and follow-ups): false while its clock is
+   * off and another live node's is in step (see `sweep`).
+   */
+  get takesShare(): boolean {
+    return this.sharing.includes(this.id);
+  }
+
+  /**
    * Whether this node fires `jobId`: it owns it now, or owned it just
    * before the assignment changed (the others may not have seen the change
    * yet; the claim decides between the two).
@@ -267,7 +276,7 @@ export class Cluster {
   mayFire(jobId: string): boolean {
     // Leaving: the live nodes fire its jobs. Its clock off (see `sweep`): at once, not after
     // the transition: the others catch up the fires since the last recorded one.
-    if (this.leavingAt !== null || !this.sharing.includes(this.id)) return false;
+    if (this.leavingAt !== null || !this.takesShare) return false;
     if (this.owners.get(jobId) === this.id) return true;
     const transitionMs = 2 * Math.max(this.o.reloadIntervalMs, this.o.heartbeatMs) +
       (this.o.sweepMs ?? SWEEP_MS);

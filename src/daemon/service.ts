@@ -727,7 +727,8 @@ export class Service {
         if (this.o.cluster.writers.length > 1) await this.syncRunsElsewhere();
         else if (this.elsewhere.size > 0) await this.releaseEndedElsewhere();
         if (state.manualRuns) await this.takeManualRuns();
-        if (state.nextDueRun !== null) {
+        // Due by this node's clock: one that is off leaves them to the nodes in step.
+        if (state.nextDueRun !== null && this.o.cluster.takesShare) {
           if (state.nextDueRun <= this.o.clock.now()) await this.takeDueRuns();
           else this.dueAt(state.nextDueRun);
         }
