@@ -222,6 +222,8 @@ function when(value, zone) {
 const databaseClock = { offset: 0, readAt: null, reading: null };
 /** How long a known offset is kept: the viewer's clock may be set while a page stays open. */
 const CLOCK_KEPT_MS = 60000;
+/** How long a page waits to learn the offset before it is drawn without it. */
+const CLOCK_WAIT_MS = 2000;
 
 /** Now on the database's clock (as last learned), in ms. */
 function databaseNow() {
@@ -391,8 +393,12 @@ async function route() {
       return;
     }
   }
-  // Before the page is drawn: its first ages are on the database's clock too.
-  await knowClock();
+  // Before the page is drawn: its first ages are on the database's clock too. Waited for only
+  // when never learned, and then at most CLOCK_WAIT_MS: a database that hangs holds no page.
+  const reading = knowClock();
+  if (databaseClock.readAt === null) {
+    await Promise.race([reading, new Promise((resolve) => setTimeout(resolve, CLOCK_WAIT_MS))]);
+  }
   if (signal.aborted) return;
   for (const [pattern, render] of ROUTES) {
     const match = pattern.exec(path);
