@@ -484,10 +484,16 @@ for (const backend of BACKENDS) {
     };
     await ok("job", "add", "base", "--command", "true", "--cron", "0 1 * * *");
     await ok("job", "add", "f", "--command", "true", "--after", "base");
-    // `job remove` leaves its follower idle; the export of what is left applies as it is.
+    // `job remove` leaves its follower idle; the export of what is left applies as it is,
+    // here, and says it would not where base does not exist.
     await ok("job", "remove", "base");
     const path = `${db.dir}/left.yaml`;
-    await Deno.writeTextFile(path, await ok("export", "--format", "yaml"));
+    const exported = await jm("export", "--format", "yaml");
+    assertEquals([exported.code, exported.stderr], [
+      0,
+      "jobsmanager: warning: job 'f' follows 'base', which no longer exists: the file applies here, but `apply` refuses it on a database without 'base'; give 'f' a job to follow (`jobsmanager job update f --after JOB`) or a schedule of its own (`--after '' --cron …`), or remove it\n",
+    ]);
+    await Deno.writeTextFile(path, exported.stdout);
     assertEquals(
       await ok("apply", path, "--dry-run"),
       `file ${path}:\n0 new, 1 same, 0 differ; nothing to write\n`,
@@ -513,5 +519,66 @@ for (const backend of BACKENDS) {
       kept.stderr,
       `${pruned}:4: job 'g': after: job 'base' is removed by this change`,
     );
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`jobs file cli[${backend}]: export refuses rows broken by hand, naming each and the fix; job show names the column`, async () => {
+    await using db = await freshDatabase(backend);
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args]);
+    for (const id of ["a", "b", "c", "d", "ok"]) {
+      const added = await jm("job", "add", id, "--command", "true", "--cron", "@daily");
+      assertEquals(added.code, 0, added.stderr);
+    }
+    await rawQuery(db, "UPDATE jm_jobs SET env = 'null' WHERE id = 'a'");
+    await rawQuery(db, "UPDATE jm_jobs SET env = 'garbage' WHERE id = 'b'");
+    await rawQuery(db, `UPDATE jm_jobs SET env = '{"A":1,"B":"x"}' WHERE id = 'c'`);
+    await rawQuery(db, "UPDATE jm_jobs SET max_instances = 0 WHERE id = 'd'");
+    const faults = {
+      a: `env: is null, not an object of NAME: "value" strings (fix the row, e.g. UPDATE jm_jobs SET env = '{}' WHERE id = 'a')`,
+      b: `env: "garbage" is text, not an object of NAME: "value" strings (fix the row, e.g. UPDATE jm_jobs SET env = '{}' WHERE id = 'b')`,
+      c: `env.A: 1 is a number; quote it ("1"): a variable's value is text (fix the row, e.g. UPDATE jm_jobs SET env = '{"A":"1","B":"x"}' WHERE id = 'c')`,
+      d: "max_instances: 0 is not valid (allowed: a whole number from 1 to 10000, or NULL for the service default)",
+    };
+    for (const format of [["--format", "yaml"], ["--json"]]) {
+      const exported = await jm("export", ...format);
+      assertEquals([exported.code, exported.stdout, exported.stderr], [
+        1,
+        "",
+        "jobsmanager: 4 jobs are invalid as stored, and `apply` would refuse a file holding them; nothing written. Fix each (`jobsmanager job update ID …`, or the row in SQL), or remove it (`jobsmanager job remove ID`), then export again:\n" +
+        Object.entries(faults).map(([id, fault]) => `job '${id}': ${fault}\n`).join(""),
+      ], format.join(" "));
+    }
+    for (const [id, fault] of Object.entries(faults)) {
+      const shown = await jm("job", "show", id);
+      assertEquals(shown.code, 0, shown.stderr);
+      assertStringIncludes(shown.stdout, `INVALID             ${fault} (the service skips it)\n`);
+    }
+    assertStringIncludes(
+      (await jm("job", "show", "a")).stdout,
+      "env                 null (as stored)\n",
+    );
+    assertStringIncludes(
+      (await jm("job", "show", "b")).stdout,
+      `env                 "garbage" (as stored)\n`,
+    );
+    const listed = await jm("job", "list", "--json");
+    assertEquals(
+      JSON.parse(listed.stdout).map((
+        j: { id: string; invalid: string | null },
+      ) => [j.id, j.invalid]),
+      [...Object.entries(faults), ["ok", null]],
+    );
+    // Fixed as said, every job exports, and the file applies to a database without them.
+    await rawQuery(db, "UPDATE jm_jobs SET env = '{}' WHERE id IN ('a', 'b')");
+    await rawQuery(db, `UPDATE jm_jobs SET env = '{"A":"1","B":"x"}' WHERE id = 'c'`);
+    assertEquals((await jm("job", "update", "d", "--max-instances", "2")).code, 0);
+    const exported = await jm("export");
+    assertEquals([exported.code, exported.stderr], [0, ""]);
+    await using other = await freshDatabase("sqlite");
+    const path = `${other.dir}/jobs.json5`;
+    await Deno.writeTextFile(path, exported.stdout);
+    const applied = await cli(["--database", other.url, "apply", path]);
+    assertEquals(applied.code, 0, applied.stderr);
   });
 }

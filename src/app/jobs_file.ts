@@ -12,7 +12,7 @@ import JSON5 from "json5";
 import type { ValueNode } from "@humanwhocodes/momoa";
 import { type Json5Document, Json5Error, keyOf, parseJson5 } from "../config/json5.ts";
 import { isMap, isSeq, LineCounter, parseDocument, stringify as toYaml } from "yaml";
-import { UsageError, ValidationError } from "../errors.ts";
+import { RuntimeError, UsageError, ValidationError } from "../errors.ts";
 import {
   AFTER_OUTCOMES,
   buildJob,
@@ -25,6 +25,7 @@ import {
   JOB_FIELDS,
   type JobOptions,
   validateId,
+  validateJob,
 } from "../domain/job.ts";
 import { HOOK_COMMANDS, HOOK_URLS, NOTIFY_FIELDS } from "../domain/notify.ts";
 import { jobFieldOf } from "../domain/option_names.ts";
@@ -90,6 +91,52 @@ function entryOf(job: Job): Record<string, unknown> {
 /** The file's content as data (`export --json`, itself a valid JSON5 file). */
 export function exportData(jobs: Job[]): { jobs: Record<string, unknown>[] } {
   return { jobs: jobs.map(entryOf) };
+}
+
+/** Every job `exportJobs` may write, and what the operator should know of the file. */
+export interface Exportable {
+  /** Every job, in id order. */
+  jobs: Job[];
+  /**
+   * Followers of a job no longer there (`job remove` leaves them idle):
+   * the file applies to this database, which keeps the link, but `apply`
+   * refuses it where that job does not exist. One line each, with the fix.
+   */
+  warnings: string[];
+}
+
+/**
+ * The jobs to export, once none would make `apply` of the file refuse it
+ * all: a row broken by hand in SQL (validateJob's faults) is refused here,
+ * naming each job, what is wrong and how to fix it, and nothing is written,
+ * so that no file is kept as a backup that cannot be restored.
+ */
+export async function jobsToExport(store: JobStore): Promise<Exportable> {
+  const jobs = await store.listJobs();
+  const invalid: string[] = [];
+  for (const job of jobs) {
+    try {
+      validateJob(job);
+    } catch (error) {
+      invalid.push(`job '${job.id}': ${(error as Error).message}`);
+    }
+  }
+  if (invalid.length > 0) {
+    throw new RuntimeError(
+      `${invalid.length} job${
+        invalid.length === 1 ? " is" : "s are"
+      } invalid as stored, and \`apply\` would refuse a file holding ${
+        invalid.length === 1 ? "it" : "them"
+      }; nothing written. Fix each (\`jobsmanager job update ID …\`, or the row in SQL), or remove it (\`jobsmanager job remove ID\`), then export again:\n${
+        invalid.join("\n")
+      }`,
+    );
+  }
+  const ids = new Set(jobs.map((j) => j.id));
+  const warnings = jobs.filter((j) => j.after_job !== null && !ids.has(j.after_job)).map((j) =>
+    `job '${j.id}' follows '${j.after_job}', which no longer exists: the file applies here, but \`apply\` refuses it on a database without '${j.after_job}'; give '${j.id}' a job to follow (\`jobsmanager job update ${j.id} --after JOB\`) or a schedule of its own (\`--after '' --cron …\`), or remove it`
+  );
+  return { jobs, warnings };
 }
 
 /** Every job (ordered by id, as the store lists them) as a file. */

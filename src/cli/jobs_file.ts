@@ -6,6 +6,7 @@ import { FILE_FORMATS, type FileFormat } from "../app/file_format.ts";
 import { command, oneOf, switched } from "./command.ts";
 import { planData, planText, readText } from "./import.ts";
 import { withServiceLine } from "./output.ts";
+import { writeErr } from "./context.ts";
 
 /** The file parsers and writers (YAML's is large), loaded by the commands that use them. */
 const jobsFile = () => import("../app/jobs_file.ts");
@@ -15,8 +16,9 @@ export function exportCommand() {
     brief: "print every job as a file for `jobsmanager apply` (only non-default fields)",
     options: { format: oneOf("file format", FILE_FORMATS, "json5") },
     action: async (ctx, opts) => {
-      const { exportData, exportJobs } = await jobsFile();
-      const jobs = await ctx.withStore((store) => store.listJobs());
+      const { exportData, exportJobs, jobsToExport } = await jobsFile();
+      const { jobs, warnings } = await ctx.withStore(jobsToExport);
+      for (const warning of warnings) writeErr(`jobsmanager: warning: ${warning}`);
       // One newline less, which print adds: a YAML block's trailing blank lines are its value's.
       ctx.print(
         () => exportJobs(jobs, opts.format as FileFormat).replace(/\n$/, ""),

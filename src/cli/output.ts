@@ -4,7 +4,7 @@
  */
 import type { JobDetails, JobListing } from "../app/jobs.ts";
 import type { DefaultZone, ZoneSource } from "../app/zone.ts";
-import { hasSchedule, type Job } from "../domain/job.ts";
+import { envProblem, hasSchedule, type Job } from "../domain/job.ts";
 import { NOTIFY_FIELDS, urlForLog } from "../domain/notify.ts";
 import { FIELD_NAMES } from "../cron/grammar.ts";
 import type { LogRow } from "../domain/log_row.ts";
@@ -239,7 +239,10 @@ export function jobDetails(
     ["misfire_grace_time", orDefault(job.misfire_grace_time, "jobsmanager.misfire_grace_time")],
     [
       "env",
-      Object.keys(job.env).length === 0
+      // A column broken by hand is shown as it is stored; INVALID says what is wrong.
+      envProblem(job.env) !== null
+        ? printable(`${JSON.stringify(job.env)} (as stored)`)
+        : Object.keys(job.env).length === 0
         ? "-"
         : printable(Object.entries(job.env).map(([k, v]) => `${k}=${shellWord(v)}`).join(" ")),
     ],
