@@ -486,7 +486,10 @@ for (const backend of BACKENDS) {
     await ok("job", "add", "f", "--command", "true", "--after", "base");
     // `job remove` leaves its follower idle; the export of what is left applies as it is,
     // here, and says it would not where base does not exist.
-    await ok("job", "remove", "base");
+    assertStringIncludes(
+      await ok("job", "remove", "base"),
+      "removed job 'base' (reload marker 3)\njob 'f' followed it and is now idle: link it again (`jobsmanager job update f --after JOB`), give it a schedule (`--after '' --cron …`), or remove it\n",
+    );
     const path = `${db.dir}/left.yaml`;
     const exported = await jm("export", "--format", "yaml");
     assertEquals([exported.code, exported.stderr], [

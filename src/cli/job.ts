@@ -200,8 +200,8 @@ function toJobOptions(opts: Options): JobOptions {
 }
 
 /** A job write and the services live after it, which apply it. */
-interface Written {
-  change: JobChange;
+interface Written<C extends JobChange = JobChange> {
+  change: C;
   live: Node[];
 }
 
@@ -210,10 +210,10 @@ interface Written {
  * the line that names who applies it): a service that starts in between
  * loads every job at its start anyway.
  */
-async function writeJob(
+async function writeJob<C extends JobChange>(
   ctx: CommandContext,
-  write: (store: Store, live: Node[]) => Promise<JobChange>,
-): Promise<Written> {
+  write: (store: Store, live: Node[]) => Promise<C>,
+): Promise<Written<C>> {
   return await ctx.withStore(async (store) => {
     const live = await ctx.liveServices(store);
     return { change: await write(store, live), live };
@@ -337,7 +337,16 @@ export function jobCommand() {
     action: async (ctx, _opts, id: string) => {
       await storedJobId(ctx, id);
       const written = await writeJob(ctx, (store) => removeJob(store, id));
-      printWrite(ctx, written, `removed job '${id}' (reload marker ${written.change.markerId})`);
+      const { followers } = written.change;
+      const idle = followers.map((f) =>
+        `\njob '${f}' followed it and is now idle: link it again (\`jobsmanager job update ${f} --after JOB\`), give it a schedule (\`--after '' --cron …\`), or remove it`
+      );
+      printWrite(
+        ctx,
+        written,
+        `removed job '${id}' (reload marker ${written.change.markerId})${idle.join("")}`,
+        { idle_followers: followers },
+      );
     },
   });
 
