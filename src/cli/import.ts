@@ -97,10 +97,11 @@ async function report(
   what: string,
   scope?: Scope,
 ): Promise<void> {
+  // Creates the schema even for a plan: moving in starts from a database without one.
   const { outcome, live } = await ctx.withStore(async (store) => ({
     outcome: await importJobs(store, candidates, apply, scope),
     live: await ctx.liveServices(store),
-  }));
+  }), { creates: true });
   const preview = apply ? null : `run again with --apply to write them`;
   ctx.print(
     () =>

@@ -213,11 +213,12 @@ interface Written<C extends JobChange = JobChange> {
 async function writeJob<C extends JobChange>(
   ctx: CommandContext,
   write: (store: Store, live: Node[]) => Promise<C>,
+  options: { creates?: boolean } = {},
 ): Promise<Written<C>> {
   return await ctx.withStore(async (store) => {
     const live = await ctx.liveServices(store);
     return { change: await write(store, live), live };
-  });
+  }, options);
 }
 
 /** Print what a write did: `text`, then who applies it; --json: the same as fields. */
@@ -290,7 +291,7 @@ export function jobCommand() {
       const written = await writeJob(ctx, async (store, live) => {
         zone = ctx.zoneAmong(live);
         return await addJob(store, built, { replace: opts.replace === true, names: CLI_NAMES });
-      });
+      }, { creates: true });
       const { change } = written;
       const after = change.after!;
       const next = nextFires(after, zone!.name, new Date(), 1);

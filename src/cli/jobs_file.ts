@@ -47,10 +47,11 @@ export function applyCommand() {
       const format = opts.format === "auto" ? undefined : opts.format as FileFormat;
       const candidates = candidatesFromFile(file, text, Date.now(), format);
       const options = { prune: opts.prune === true, dryRun: opts.dryRun === true };
+      // A dry run writes nothing: not even the tables of a new database.
       const { outcome, live } = await ctx.withStore(async (store) => ({
         outcome: await applyJobsFile(store, candidates, options),
         live: await ctx.liveServices(store),
-      }));
+      }), { creates: !options.dryRun });
       const preview = options.dryRun ? "a dry run" : null;
       const plan = planText(outcome, `file ${file}`, preview);
       ctx.print(

@@ -307,6 +307,13 @@ export class SqlStore implements Store {
     });
   }
 
+  async hasSchema(): Promise<boolean> {
+    const tables = await this.schemaTables(this.driver);
+    this.refuseForeignJobsTable(tables.get("jm_jobs"));
+    this.refuseOriginalLogTable(tables.get("jm_syslog"));
+    return tables.has("jm_schema_version");
+  }
+
   /**
    * The column names of each schema table present, jm_schema_version
    * included: one round trip, at the start of every command.
