@@ -164,7 +164,6 @@ const REFUSING: string[][] = [
   ["logs"],
   ["status"],
   ["reload"],
-  ["apply", "jobs.json5", "--dry-run"],
 ];
 const CREATE_HINT =
   "check --database, $JM_DATABASE_URL or the config's db.url, or create it with `jobsmanager db migrate`, `jobsmanager serve` or a command that adds jobs (`jobsmanager job add`, `jobsmanager apply FILE`)\n";
@@ -189,6 +188,21 @@ for (const backend of BACKENDS) {
       const r = await cli(["--database", url, ...args], { cwd: db.dir });
       assertEquals([r.code, r.stdout, r.stderr], [1, "", refusal], args.join(" "));
     }
+    // A dry run plans against no jobs, says the database is not there, and makes none.
+    const dry = await cli(["--database", url, "apply", "jobs.json5", "--dry-run"], {
+      cwd: db.dir,
+    });
+    assertEquals([dry.code, dry.stderr], [0, ""]);
+    assertStringIncludes(
+      dry.stdout,
+      `1 new, 0 same, 0 differ; nothing written: a dry run\n${
+        backend === "sqlite"
+          ? `no database at ${db.dir}/jobs.bd yet: \`jobsmanager apply\` without --dry-run creates it`
+          : `${
+            describeTarget(db.target)
+          } holds no jobsmanager tables yet: \`jobsmanager apply\` without --dry-run creates them`
+      }\n`,
+    );
     if (backend === "sqlite") {
       assertEquals(await exists(`${db.dir}/jobs.bd`), false);
     } else {

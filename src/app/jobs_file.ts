@@ -396,14 +396,23 @@ export function candidatesFromFile(
   return candidates;
 }
 
-/** Make the database match the file (`dryRun`: only the plan); `prune` removes the rest. */
+/** A database not made yet, to a plan: no job at all (a plan reads nothing else). */
+const NO_JOBS = { listJobs: () => Promise.resolve([]) } as Pick<JobStore, "listJobs">;
+
+/**
+ * Make the database match the file (`dryRun`: only the plan); `prune`
+ * removes the rest. A dry run on a database not made yet (`store` null)
+ * plans against no jobs, and makes nothing.
+ */
 export function applyJobsFile(
-  store: JobStore,
+  store: JobStore | null,
   candidates: Candidate[],
   options: { prune: boolean; dryRun: boolean },
 ): Promise<Outcome> {
   const scope = wholeDatabase(options.prune);
-  return options.dryRun
-    ? previewPlan(store, candidates, scope)
-    : applyPlan(store, candidates, scope);
+  if (options.dryRun) {
+    return previewPlan((store ?? NO_JOBS) as JobStore, candidates, scope);
+  }
+  if (store === null) throw new Error("applyJobsFile: only a dry run is given no store");
+  return applyPlan(store, candidates, scope);
 }

@@ -89,6 +89,12 @@ function passwordIn(url: string | undefined): boolean {
   }
 }
 
+/** What a database not made yet lacks, for messages: its file (`it`), or jobsmanager's tables. */
+export interface Missing {
+  what: string;
+  it: "it" | "them";
+}
+
 export class CommandContext {
   readonly json: boolean;
   #config?: LoadedConfig;
@@ -198,13 +204,13 @@ export class CommandContext {
 
   /**
    * Refuse a database that does not exist yet, for a command that reads,
-   * or changes what must be there already: a mistyped path would otherwise become a new, empty database,
-   * read as "no jobs" (and a file exported from it, applied with --prune,
-   * would remove every job). Only commands that can put jobs in a new
-   * database (`job add`, `apply`, `import --apply`), `db migrate` and
-   * `serve` make one.
+   * or changes what must be there already: a mistyped path would otherwise
+   * become a new, empty database, read as "no jobs" (and a file exported
+   * from it, applied with --prune, would remove every job). Only commands
+   * that can put jobs in a new database (`job add`, `apply`, `import`),
+   * `db migrate` and `serve` make one.
    */
-  private refuseToCreate(what: string, it = "it"): never {
+  private refuseToCreate({ what, it }: Missing): never {
     throw new RuntimeError(
       `${what}${this.byDefault()}; this command does not create ${
         it === "it" ? "one" : it
@@ -229,17 +235,43 @@ export class CommandContext {
     fn: (store: Store) => Promise<T>,
     options: { creates?: boolean } = {},
   ): Promise<T> {
-    if (options.creates !== true && !this.databaseExists()) {
-      this.refuseToCreate(`no database at ${this.databaseName.slice("sqlite:".length)}`);
+    if (options.creates !== true) {
+      return await this.withDatabase((store, missing) =>
+        store === null ? this.refuseToCreate(missing!) : fn(store)
+      );
     }
-    const { store } = await this.openMigrated(async (store) => {
-      if (options.creates !== true && !(await store.hasSchema())) {
-        this.refuseToCreate(`${this.databaseName} holds no jobsmanager tables`, "them");
-      }
-      return await store.migrate();
-    });
+    const { store } = await this.openMigrated((store) => store.migrate());
     try {
       return await fn(store);
+    } finally {
+      await store.close();
+    }
+  }
+
+  /**
+   * Run `fn` on the store, its schema brought up to date, when the database
+   * exists; else on null, with what it lacks, creating nothing (a dry run's
+   * plan against no jobs at all).
+   */
+  async withDatabase<T>(
+    fn: (store: Store | null, missing: Missing | null) => Promise<T>,
+  ): Promise<T> {
+    if (!this.databaseExists()) {
+      return await fn(null, {
+        what: `no database at ${this.databaseName.slice("sqlite:".length)}`,
+        it: "it",
+      });
+    }
+    const store = this.openStore();
+    try {
+      if (!(await store.hasSchema())) {
+        return await fn(null, {
+          what: `${this.databaseName} holds no jobsmanager tables`,
+          it: "them",
+        });
+      }
+      await store.migrate();
+      return await fn(store, null);
     } finally {
       await store.close();
     }

@@ -47,17 +47,28 @@ export function applyCommand() {
       const format = opts.format === "auto" ? undefined : opts.format as FileFormat;
       const candidates = candidatesFromFile(file, text, Date.now(), format);
       const options = { prune: opts.prune === true, dryRun: opts.dryRun === true };
-      // A dry run writes nothing: not even the tables of a new database.
-      const { outcome, live } = await ctx.withStore(async (store) => ({
-        outcome: await applyJobsFile(store, candidates, options),
-        live: await ctx.liveServices(store),
-      }), { creates: !options.dryRun });
+      // A dry run writes nothing, not even the tables of a new database: it plans against none.
+      const { outcome, live, missing } = options.dryRun
+        ? await ctx.withDatabase(async (store, missing) => ({
+          outcome: await applyJobsFile(store, candidates, options),
+          live: store === null ? [] : await ctx.liveServices(store),
+          missing,
+        }))
+        : await ctx.withStore(async (store) => ({
+          outcome: await applyJobsFile(store, candidates, options),
+          live: await ctx.liveServices(store),
+          missing: null,
+        }), { creates: true });
       const preview = options.dryRun ? "a dry run" : null;
-      const plan = planText(outcome, `file ${file}`, preview);
+      const plan = planText(outcome, `file ${file}`, preview) +
+        (missing === null
+          ? ""
+          : `\n${missing.what} yet: \`jobsmanager apply\` without --dry-run creates ${missing.it}`);
       ctx.print(
         () => withServiceLine(plan, outcome.markerId, live, ctx.databaseName),
         {
           ...planData(outcome, !options.dryRun, `file ${file}`),
+          database_exists: missing === null,
           live_services: live.map((n) => n.id),
         },
       );
