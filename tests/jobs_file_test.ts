@@ -594,3 +594,29 @@ for (const backend of BACKENDS) {
     assertEquals(applied.code, 0, applied.stderr);
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`jobs file cli[${backend}]: YAML given as JSON5 says --format yaml; an env value not text names its variable`, async () => {
+    await using db = await freshDatabase(backend);
+    const yaml = "# our jobs\njobs:\n  - id: a\n    command: x\n    cron: '@daily'\n";
+    const piped = await cli(["--database", db.url, "apply", "-"], { input: yaml });
+    assertEquals([piped.code, piped.stderr], [
+      2,
+      `jobsmanager: -:1: JSON5: unexpected character "#" at 1:1; it looks like YAML: give --format yaml (a file named .yaml or .yml is read as YAML)\n`,
+    ]);
+    const path = `${db.dir}/env.yaml`;
+    await Deno.writeTextFile(
+      path,
+      "jobs:\n  - id: a\n    command: x\n    cron: '@daily'\n    env:\n      B: x\n      NUM: 10\n",
+    );
+    const env = await cli(["--database", db.url, "apply", path]);
+    assertEquals([env.code, env.stderr], [
+      2,
+      `jobsmanager: ${path} has 1 invalid job; nothing written:\n${path}:5: job 'a': env.NUM: 10 is a number; quote it ("10"): a variable's value is text\n`,
+    ]);
+    const applied = await cli(["--database", db.url, "apply", "-", "--format", "yaml"], {
+      input: yaml,
+    });
+    assertEquals(applied.code, 0, applied.stderr);
+  });
+}

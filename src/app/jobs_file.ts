@@ -20,6 +20,7 @@ import {
   DEFAULT_RETRY_MAX_DELAY,
   DEFAULT_RETRY_ON,
   DEFAULT_TIMEOUT,
+  envProblem,
   hasSchedule,
   type Job,
   JOB_FIELDS,
@@ -208,13 +209,25 @@ function parseYaml(path: string, text: string): { data: unknown; at: Locator } {
   };
 }
 
+/** Said when JSON5 cannot read a file that reads as YAML (stdin has no name to tell). */
+const YAML_HINT =
+  "it looks like YAML: give --format yaml (a file named .yaml or .yml is read as YAML)";
+
+/** A first line a YAML jobs file has and JSON5 cannot: a `#` comment, `---`, or `jobs:` bare. */
+function looksLikeYaml(text: string): boolean {
+  const first = text.split("\n").find((line) => line.trim() !== "") ?? "";
+  return /^\s*(#|---|jobs\s*:)/.test(first);
+}
+
 function parseJson5File(path: string, text: string): { data: unknown; at: Locator } {
   let doc: Json5Document;
   try {
     doc = parseJson5(text);
   } catch (error) {
     if (!(error instanceof Json5Error)) throw error;
-    throw new UsageError(`${path}:${error.line}: ${error.message}`);
+    throw new UsageError(
+      `${path}:${error.line}: ${error.message}${looksLikeYaml(text) ? `; ${YAML_HINT}` : ""}`,
+    );
   }
   const member = (node: ValueNode | undefined, key: string) =>
     node?.type === "Object" ? node.members.find((m) => keyOf(m) === key) : undefined;
@@ -263,13 +276,8 @@ function optionsOf(entry: Record<string, unknown>): JobOptions {
     throw new ValidationError(k, `${k}: ${JSON.stringify(v)} is not true or false`);
   };
   const env = entry.env;
-  if (
-    env !== undefined &&
-    (typeof env !== "object" || env === null || Array.isArray(env) ||
-      Object.values(env).some((v) => typeof v !== "string"))
-  ) {
-    throw new ValidationError("env", `env: ${JSON.stringify(env)} is not an object of strings`);
-  }
+  const envFault = env === undefined ? null : envProblem(env);
+  if (envFault !== null) throw new ValidationError("env", envFault);
   const schedule = Object.fromEntries(
     FIELD_NAMES.flatMap((f) => entry[f] === undefined ? [] : [[f, text(f)]]),
   );
