@@ -581,6 +581,17 @@ for (const backend of BACKENDS) {
       ) => [j.id, j.invalid]),
       [...Object.entries(faults), ["ok", null]],
     );
+    // A change that sets variables starts from what is usable of the column; any other names it.
+    const kept = await jm("job", "update", "b", "--description", "x");
+    assertEquals([kept.code, kept.stderr], [2, `jobsmanager: ${faults.b}\n`]);
+    const set = await jm("job", "update", "c", "--env", "C=3");
+    assertEquals(set.code, 0, set.stderr);
+    const [row] = await rawQuery(db, "SELECT env FROM jm_jobs WHERE id = 'c'");
+    assertEquals(typeof row.env === "string" ? JSON.parse(row.env) : row.env, {
+      A: "1",
+      B: "x",
+      C: "3",
+    });
     // Fixed as said, every job exports, and the file applies to a database without them.
     await rawQuery(db, "UPDATE jm_jobs SET env = '{}' WHERE id IN ('a', 'b')");
     await rawQuery(db, `UPDATE jm_jobs SET env = '{"A":"1","B":"x"}' WHERE id = 'c'`);

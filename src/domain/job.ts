@@ -275,7 +275,14 @@ export function buildJob(
     created_at: now,
     updated_at: now,
   };
-  const job: Job = { ...base, ...(schedule ?? {}), env: { ...base.env } };
+  // An env column broken by hand stays as it is, for validateJob to name and say how to fix,
+  // unless this change sets variables: then they go in what is usable of it.
+  const env = isEnv(base.env)
+    ? { ...base.env }
+    : options.env !== undefined || options.unset_env !== undefined
+    ? envRepaired(base.env)
+    : base.env;
+  const job: Job = { ...base, ...(schedule ?? {}), env };
   if (options.command !== undefined) job.command = options.command;
   // "" sets the timeout back to its default, as it does the fields below to the service's.
   if (options.timeout !== undefined) {
