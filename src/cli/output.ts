@@ -214,6 +214,14 @@ export function fireLines(fires: Date[], zone: string): string {
   return fires.map((f) => `  ${formatInZone(f, zone)}  ${zone}   ${formatUtc(f)}`).join("\n");
 }
 
+/** A row's instant; one written by hand that is none, as stored. */
+function storedInstant(at: unknown): string {
+  const instant = new Date(typeof at === "number" ? at : NaN);
+  return Number.isNaN(instant.getTime())
+    ? printable(`${JSON.stringify(at)} (not a time)`)
+    : formatUtc(instant);
+}
+
 export function jobDetails(
   { job, zone, next, runs, invalid }: JobDetails,
   defaultZone: DefaultZone,
@@ -256,8 +264,8 @@ export function jobDetails(
       string,
       string,
     ][]),
-    ["created", formatUtc(new Date(job.created_at))],
-    ["updated", formatUtc(new Date(job.updated_at))],
+    ["created", storedInstant(job.created_at)],
+    ["updated", storedInstant(job.updated_at)],
     ...(invalid === null
       ? []
       : [["INVALID", printable(`${invalid} (the service skips it)`)] as [string, string]]),
