@@ -557,7 +557,7 @@ for (const backend of BACKENDS) {
       assertEquals([exported.code, exported.stdout, exported.stderr], [
         1,
         "",
-        "jobsmanager: 4 jobs are invalid as stored, and `apply` would refuse a file holding them; nothing written. Fix each (`jobsmanager job update ID …`, or the row in SQL), or remove it (`jobsmanager job remove ID`), then export again:\n" +
+        "jobsmanager: `apply` would refuse 4 jobs as stored, and so the whole file; nothing written. Fix each (`jobsmanager job update ID …`, or the row in SQL), or remove it (`jobsmanager job remove ID`), then export again:\n" +
         Object.entries(faults).map(([id, fault]) => `job '${id}': ${fault}\n`).join(""),
       ], format.join(" "));
     }
@@ -631,3 +631,40 @@ for (const backend of BACKENDS) {
     assertEquals(applied.code, 0, applied.stderr);
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`jobs file cli[${backend}]: export refuses a follow-up cycle written in SQL, naming the link to drop`, async () => {
+    await using db = await freshDatabase(backend);
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args]);
+    assertEquals((await jm("job", "add", "a", "--command", "true", "--cron", "@daily")).code, 0);
+    assertEquals((await jm("job", "add", "b", "--command", "true", "--after", "a")).code, 0);
+    await rawQuery(
+      db,
+      "UPDATE jm_jobs SET after_job = 'b', after_outcome = 'success' WHERE id = 'a'",
+    );
+    const exported = await jm("export");
+    assertEquals([exported.code, exported.stdout, exported.stderr], [
+      1,
+      "",
+      "jobsmanager: `apply` would refuse 2 jobs as stored, and so the whole file; nothing written. Fix each (`jobsmanager job update ID …`, or the row in SQL), or remove it (`jobsmanager job remove ID`), then export again:\n" +
+      "job 'a': after: following 'b' closes a cycle: a → b → a (written in SQL: no command makes one); drop one link (`jobsmanager job update a --after ''`)\n" +
+      "job 'b': after: following 'a' closes a cycle: b → a → b (written in SQL: no command makes one); drop one link (`jobsmanager job update b --after ''`)\n",
+    ]);
+    assertEquals((await jm("job", "update", "a", "--after", "")).code, 0);
+    assertEquals((await jm("export")).code, 0);
+  });
+}
+
+// MySQL's TEXT holds 65,535 bytes; SQLite kept more, and apply on MySQL's terms refuses it.
+Deno.test("jobs file cli[sqlite]: export refuses a command longer than apply takes, kept by SQLite", async () => {
+  await using db = await freshDatabase("sqlite");
+  const jm = (...args: string[]) => cli(["--database", db.url, ...args]);
+  assertEquals((await jm("job", "add", "long", "--command", "true", "--cron", "@daily")).code, 0);
+  await rawQuery(db, "UPDATE jm_jobs SET command = ? WHERE id = 'long'", ["x".repeat(70_000)]);
+  const exported = await jm("export");
+  assertEquals([exported.code, exported.stdout], [1, ""]);
+  assertStringIncludes(
+    exported.stderr,
+    "\njob 'long': command: is 70000 bytes long (allowed: up to 65535; a longer script belongs in a file the job reads)\n",
+  );
+});

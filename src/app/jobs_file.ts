@@ -21,6 +21,7 @@ import {
   DEFAULT_RETRY_ON,
   DEFAULT_TIMEOUT,
   envProblem,
+  followCycle,
   hasSchedule,
   type Job,
   JOB_FIELDS,
@@ -112,23 +113,34 @@ export interface Exportable {
  * naming each job, what is wrong and how to fix it, and nothing is written,
  * so that no file is kept as a backup that cannot be restored.
  */
-export async function jobsToExport(store: JobStore): Promise<Exportable> {
+export async function jobsToExport(store: JobStore, now: number): Promise<Exportable> {
   const jobs = await store.listJobs();
+  const all = new Map(jobs.map((j) => [j.id, j]));
   const invalid: string[] = [];
   for (const job of jobs) {
     try {
       validateJob(job);
+      // Its entry as apply builds it on a database without it: a row kept before a rule
+      // (a command longer than MySQL holds, which SQLite kept) would be refused there.
+      buildJob(job.id, optionsOf(entryOf(job)), null, now);
+      const cycle = followCycle(all, job);
+      if (cycle !== null) {
+        throw new ValidationError(
+          "after",
+          `after: following '${job.after_job}' closes a cycle: ${
+            cycle.join(" → ")
+          } (written in SQL: no command makes one); drop one link (\`jobsmanager job update ${job.id} --after ''\`)`,
+        );
+      }
     } catch (error) {
       invalid.push(`job '${job.id}': ${(error as Error).message}`);
     }
   }
   if (invalid.length > 0) {
     throw new RuntimeError(
-      `${invalid.length} job${
-        invalid.length === 1 ? " is" : "s are"
-      } invalid as stored, and \`apply\` would refuse a file holding ${
-        invalid.length === 1 ? "it" : "them"
-      }; nothing written. Fix each (\`jobsmanager job update ID …\`, or the row in SQL), or remove it (\`jobsmanager job remove ID\`), then export again:\n${
+      `\`apply\` would refuse ${invalid.length} job${
+        invalid.length === 1 ? "" : "s"
+      } as stored, and so the whole file; nothing written. Fix each (\`jobsmanager job update ID …\`, or the row in SQL), or remove it (\`jobsmanager job remove ID\`), then export again:\n${
         invalid.join("\n")
       }`,
     );

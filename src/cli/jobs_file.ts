@@ -17,7 +17,7 @@ export function exportCommand() {
     options: { format: oneOf("file format", FILE_FORMATS, "json5") },
     action: async (ctx, opts) => {
       const { exportData, exportJobs, jobsToExport } = await jobsFile();
-      const { jobs, warnings } = await ctx.withStore(jobsToExport);
+      const { jobs, warnings } = await ctx.withStore((store) => jobsToExport(store, Date.now()));
       for (const warning of warnings) writeErr(`jobsmanager: warning: ${warning}`);
       // One newline less, which print adds: a YAML block's trailing blank lines are its value's.
       ctx.print(
