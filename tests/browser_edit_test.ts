@@ -5,6 +5,7 @@
  * as they were unless changed.
  */
 import { assertEquals } from "./assert.ts";
+import { rawQuery } from "./helpers.ts";
 import type { Api } from "./http_harness.ts";
 import { JOB_FIELDS, RUN_POLICY_FIELDS } from "../src/domain/job.ts";
 import { FIELD_NAMES } from "../src/cron/grammar.ts";
@@ -396,5 +397,33 @@ dashboardTest(
     await waitForText(page, "#job-fields", "after 'parent' ends: success");
     const added = await stored(api, "follower");
     assertEquals([added.after_job, added.after_outcome, added.retries], ["parent", "success", 1]);
+  },
+);
+
+dashboardTest(
+  "dashboard: a job whose env column was broken by hand shows, with what is wrong, and can be edited",
+  async (api, db) => {
+    await addJob(api, { id: "nulled" });
+    await addJob(api, { id: "number" });
+    await rawQuery(db, "UPDATE jm_jobs SET env = 'null' WHERE id = 'nulled'");
+    await rawQuery(db, `UPDATE jm_jobs SET env = '{"A":1}' WHERE id = 'number'`);
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    await signIn(page, api.url, "#/jobs/nulled");
+    await waitForText(page, ".alert", `env: is null, not an object of NAME: "value" strings`);
+    await page.goto(`${api.url}/#/jobs/number`);
+    await waitForText(page, ".alert", `env.A: 1 is a number; quote it ("1")`);
+    await waitForText(page, "#job-env", "A=1");
+    await page.goto(`${api.url}/#/jobs/nulled/edit`);
+    await page.waitForSelector("#job-form [name=env]");
+    await fill(page, "#job-form [name=env]", "B=2");
+    await page.click("#save");
+    await waitUntil(
+      page,
+      `location.hash === "#/jobs/nulled"`,
+      "the saved job's page",
+      "location.hash",
+    );
+    assertEquals((await stored(api, "nulled")).env, { B: "2" });
   },
 );

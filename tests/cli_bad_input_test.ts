@@ -534,7 +534,8 @@ Deno.test("cli: database URLs that cannot work (exit 2 or 1)", async () => {
       ],
     ];
     await Promise.all(cases.map(async ([url, code, error]) => {
-      const r = await cli(["--database", url, "job", "list"], { cwd: dir });
+      // A command that may create the database: one that reads refuses a missing file first.
+      const r = await cli(["--database", url, ...ADD, "--cron", "@daily"], { cwd: dir });
       assertEquals(r, { code, stdout: "", stderr: `jobsmanager: ${error}\n` }, url);
     }));
   } finally {

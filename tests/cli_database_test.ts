@@ -149,3 +149,77 @@ for (const backend of BACKENDS) {
     );
   });
 }
+
+/** The read and change commands: none can do anything useful on a database not made yet. */
+const REFUSING: string[][] = [
+  ["export"],
+  ["job", "list"],
+  ["job", "show", "a"],
+  ["job", "next", "a"],
+  ["job", "update", "a", "--timeout", "5"],
+  ["job", "remove", "a"],
+  ["job", "disable", "a"],
+  ["job", "run", "a"],
+  ["runs", "list"],
+  ["logs"],
+  ["status"],
+  ["reload"],
+];
+const CREATE_HINT =
+  "check --database, $JM_DATABASE_URL or the config's db.url, or create it with `jobsmanager db migrate`, `jobsmanager serve` or a command that adds jobs (`jobsmanager job add`, `jobsmanager apply FILE`)\n";
+
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: a command that does not add jobs refuses a database not made yet, and makes none`, async () => {
+    await using db = await freshDatabase(backend);
+    await Deno.writeTextFile(
+      `${db.dir}/jobs.json5`,
+      "{jobs: [{id: 'a', command: 'true', cron: '@daily'}]}",
+    );
+    // A mistyped SQLite path; on MySQL, a database without jobsmanager's tables.
+    const url = backend === "sqlite" ? `sqlite:${db.dir}/jobs.bd` : db.url;
+    const refusal = backend === "sqlite"
+      ? `jobsmanager: no database at ${db.dir}/jobs.bd; this command does not create one: ${CREATE_HINT}`
+      : `jobsmanager: ${
+        describeTarget(db.target)
+      } holds no jobsmanager tables; this command does not create them: ${
+        CREATE_HINT.replace("create it", "create them")
+      }`;
+    for (const args of REFUSING) {
+      const r = await cli(["--database", url, ...args], { cwd: db.dir });
+      assertEquals([r.code, r.stdout, r.stderr], [1, "", refusal], args.join(" "));
+    }
+    // A dry run plans against no jobs, says the database is not there, and makes none.
+    const dry = await cli(["--database", url, "apply", "jobs.json5", "--dry-run"], {
+      cwd: db.dir,
+    });
+    assertEquals([dry.code, dry.stderr], [0, ""]);
+    assertStringIncludes(
+      dry.stdout,
+      `1 new, 0 same, 0 differ; nothing written: a dry run\n${
+        backend === "sqlite"
+          ? `no database at ${db.dir}/jobs.bd yet: \`jobsmanager apply\` without --dry-run creates it`
+          : `${
+            describeTarget(db.target)
+          } holds no jobsmanager tables yet: \`jobsmanager apply\` without --dry-run creates them`
+      }\n`,
+    );
+    if (backend === "sqlite") {
+      assertEquals(await exists(`${db.dir}/jobs.bd`), false);
+    } else {
+      const store = db.open();
+      try {
+        assertEquals(await store.hasSchema(), false);
+      } finally {
+        await store.close();
+      }
+    }
+    // What adds jobs makes it; then every command reads it.
+    const sqlite = `sqlite:${db.dir}/jobs.db`;
+    const made = backend === "sqlite" ? sqlite : db.url;
+    const applied = await cli(["--database", made, "apply", "jobs.json5"], { cwd: db.dir });
+    assertEquals(applied.code, 0, applied.stderr);
+    const exported = await cli(["--database", made, "export"], { cwd: db.dir });
+    assertEquals([exported.code, exported.stderr], [0, ""]);
+    assertStringIncludes(exported.stdout, "id: 'a'");
+  });
+}

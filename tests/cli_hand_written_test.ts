@@ -102,3 +102,19 @@ for (const backend of BACKENDS) {
     assertEquals([job.id, job.command], [id, `echo ${HOSTILE}`]);
   });
 }
+
+// MySQL refuses text in its numeric columns; SQLite keeps it as written.
+Deno.test("cli[sqlite]: text in a numeric column is named as written; one in created_at is shown, not thrown on", async () => {
+  await using db = await freshDatabase("sqlite");
+  assertEquals((await jm(db, "job", "add", "t", "--command", "true", "--cron", "@daily")).code, 0);
+  await rawQuery(db, "UPDATE jm_jobs SET timeout = 'abc', created_at = 'x' WHERE id = 't'");
+  const invalid = `timeout: "abc" is not valid (allowed: a whole number from 0 to 31536000)`;
+  const shown = await ok(db, "job", "show", "t");
+  assertStringIncludes(shown, `created             "x" (not a time)\n`);
+  assertStringIncludes(shown, `INVALID             ${invalid} (the service skips it)\n`);
+  const [listed] = JSON.parse(await ok(db, "--json", "job", "list"));
+  assertEquals([listed.created_at, listed.timeout, listed.invalid], ["x", "abc", invalid]);
+  const exported = await jm(db, "export");
+  assertEquals([exported.code, exported.stdout], [1, ""]);
+  assertStringIncludes(exported.stderr, `\njob 't': ${invalid}\n`);
+});

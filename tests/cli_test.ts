@@ -602,6 +602,7 @@ for (const backend of BACKENDS) {
     assertEquals(JSON.parse(w.stdout), {
       job: asJson(w.before!),
       marker_id: w.markerId,
+      idle_followers: [],
       live_services: [],
     });
     assertEquals(

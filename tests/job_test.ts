@@ -96,8 +96,12 @@ Deno.test("a lone surrogate is refused in every field a job holds, naming the fi
     const error = assertThrows(
       () => validateJob({ ...job, [field]: "a\ud800b" }),
       ValidationError,
-      // An id is held to its own characters first.
-      field === "id" ? "has characters outside" : `${field}: holds a lone UTF-16 surrogate`,
+      // An id is held to its own characters first; an env to being an object of strings.
+      field === "id"
+        ? "has characters outside"
+        : field === "env"
+        ? "is text, not an object"
+        : `${field}: holds a lone UTF-16 surrogate`,
     ) as ValidationError;
     assertEquals(error.field, field);
   }

@@ -313,9 +313,18 @@ for (const backend of BACKENDS) {
 
     await t.step("apply adds every job of a file with one marker", async () => {
       await Deno.writeTextFile(file("jobs.json5"), JSON5_EXPORT);
+      // On a database not made yet, the plan is against no jobs, and makes nothing.
       const dry = await jm("apply", file("jobs.json5"), "--dry-run");
-      assertMatch(dry.stdout, /3 new, 0 same, 0 differ; nothing written: a dry run\n$/);
-      assertEquals(await counts(db), { jobs: 0, markers: 0 });
+      assertMatch(
+        dry.stdout,
+        /3 new, 0 same, 0 differ; nothing written: a dry run\n.* yet: `jobsmanager apply` without --dry-run creates (it|them)\n$/,
+      );
+      const store = db.open();
+      try {
+        assertEquals(await store.hasSchema(), false);
+      } finally {
+        await store.close();
+      }
       const applied = await jm("apply", file("jobs.json5"));
       assertEquals(applied.code, 0, applied.stderr);
       assertMatch(
@@ -485,10 +494,19 @@ for (const backend of BACKENDS) {
     };
     await ok("job", "add", "base", "--command", "true", "--cron", "0 1 * * *");
     await ok("job", "add", "f", "--command", "true", "--after", "base");
-    // `job remove` leaves its follower idle; the export of what is left applies as it is.
-    await ok("job", "remove", "base");
+    // `job remove` leaves its follower idle; the export of what is left applies as it is,
+    // here, and says it would not where base does not exist.
+    assertStringIncludes(
+      await ok("job", "remove", "base"),
+      "removed job 'base' (reload marker 3)\njob 'f' followed it and is now idle: link it again (`jobsmanager job update f --after JOB`), give it a schedule (`--after '' --cron …`), or remove it\n",
+    );
     const path = `${db.dir}/left.yaml`;
-    await Deno.writeTextFile(path, await ok("export", "--format", "yaml"));
+    const exported = await jm("export", "--format", "yaml");
+    assertEquals([exported.code, exported.stderr], [
+      0,
+      "jobsmanager: warning: job 'f' follows 'base', which no longer exists: the file applies here, but `apply` refuses it on a database without 'base'; give 'f' a job to follow (`jobsmanager job update f --after JOB`) or a schedule of its own (`--after '' --cron …`), or remove it\n",
+    ]);
+    await Deno.writeTextFile(path, exported.stdout);
     assertEquals(
       await ok("apply", path, "--dry-run"),
       `file ${path}:\n0 new, 1 same, 0 differ; nothing to write\n`,
@@ -516,3 +534,138 @@ for (const backend of BACKENDS) {
     );
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`jobs file cli[${backend}]: export refuses rows broken by hand, naming each and the fix; job show names the column`, async () => {
+    await using db = await freshDatabase(backend);
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args]);
+    for (const id of ["a", "b", "c", "d", "ok"]) {
+      const added = await jm("job", "add", id, "--command", "true", "--cron", "@daily");
+      assertEquals(added.code, 0, added.stderr);
+    }
+    await rawQuery(db, "UPDATE jm_jobs SET env = 'null' WHERE id = 'a'");
+    await rawQuery(db, "UPDATE jm_jobs SET env = 'garbage' WHERE id = 'b'");
+    await rawQuery(db, `UPDATE jm_jobs SET env = '{"A":1,"B":"x"}' WHERE id = 'c'`);
+    await rawQuery(db, "UPDATE jm_jobs SET max_instances = 0 WHERE id = 'd'");
+    const faults = {
+      a: `env: is null, not an object of NAME: "value" strings (fix the row, e.g. UPDATE jm_jobs SET env = '{}' WHERE id = 'a')`,
+      b: `env: "garbage" is text, not an object of NAME: "value" strings (fix the row, e.g. UPDATE jm_jobs SET env = '{}' WHERE id = 'b')`,
+      c: `env.A: 1 is a number; quote it ("1"): a variable's value is text (fix the row, e.g. UPDATE jm_jobs SET env = '{"A":"1","B":"x"}' WHERE id = 'c')`,
+      d: "max_instances: 0 is not valid (allowed: a whole number from 1 to 10000, or NULL for the service default)",
+    };
+    for (const format of [["--format", "yaml"], ["--json"]]) {
+      const exported = await jm("export", ...format);
+      assertEquals([exported.code, exported.stdout, exported.stderr], [
+        1,
+        "",
+        "jobsmanager: `apply` would refuse 4 jobs as stored, and so the whole file; nothing written. Fix each (`jobsmanager job update ID …`, or the row in SQL), or remove it (`jobsmanager job remove ID`), then export again:\n" +
+        Object.entries(faults).map(([id, fault]) => `job '${id}': ${fault}\n`).join(""),
+      ], format.join(" "));
+    }
+    for (const [id, fault] of Object.entries(faults)) {
+      const shown = await jm("job", "show", id);
+      assertEquals(shown.code, 0, shown.stderr);
+      assertStringIncludes(shown.stdout, `INVALID             ${fault} (the service skips it)\n`);
+    }
+    assertStringIncludes(
+      (await jm("job", "show", "a")).stdout,
+      "env                 null (as stored)\n",
+    );
+    assertStringIncludes(
+      (await jm("job", "show", "b")).stdout,
+      `env                 "garbage" (as stored)\n`,
+    );
+    const listed = await jm("job", "list", "--json");
+    assertEquals(
+      JSON.parse(listed.stdout).map((
+        j: { id: string; invalid: string | null },
+      ) => [j.id, j.invalid]),
+      [...Object.entries(faults), ["ok", null]],
+    );
+    // A change that sets variables starts from what is usable of the column; any other names it.
+    const kept = await jm("job", "update", "b", "--description", "x");
+    assertEquals([kept.code, kept.stderr], [2, `jobsmanager: ${faults.b}\n`]);
+    const set = await jm("job", "update", "c", "--env", "C=3");
+    assertEquals(set.code, 0, set.stderr);
+    const [row] = await rawQuery(db, "SELECT env FROM jm_jobs WHERE id = 'c'");
+    assertEquals(typeof row.env === "string" ? JSON.parse(row.env) : row.env, {
+      A: "1",
+      B: "x",
+      C: "3",
+    });
+    // Fixed as said, every job exports, and the file applies to a database without them.
+    await rawQuery(db, "UPDATE jm_jobs SET env = '{}' WHERE id IN ('a', 'b')");
+    await rawQuery(db, `UPDATE jm_jobs SET env = '{"A":"1","B":"x"}' WHERE id = 'c'`);
+    assertEquals((await jm("job", "update", "d", "--max-instances", "2")).code, 0);
+    const exported = await jm("export");
+    assertEquals([exported.code, exported.stderr], [0, ""]);
+    await using other = await freshDatabase("sqlite");
+    const path = `${other.dir}/jobs.json5`;
+    await Deno.writeTextFile(path, exported.stdout);
+    const applied = await cli(["--database", other.url, "apply", path]);
+    assertEquals(applied.code, 0, applied.stderr);
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`jobs file cli[${backend}]: YAML given as JSON5 says --format yaml; an env value not text names its variable`, async () => {
+    await using db = await freshDatabase(backend);
+    const yaml = "# our jobs\njobs:\n  - id: a\n    command: x\n    cron: '@daily'\n";
+    const piped = await cli(["--database", db.url, "apply", "-"], { input: yaml });
+    assertEquals([piped.code, piped.stderr], [
+      2,
+      `jobsmanager: -:1: JSON5: unexpected character "#" at 1:1; it looks like YAML: give --format yaml (a file named .yaml or .yml is read as YAML)\n`,
+    ]);
+    const path = `${db.dir}/env.yaml`;
+    await Deno.writeTextFile(
+      path,
+      "jobs:\n  - id: a\n    command: x\n    cron: '@daily'\n    env:\n      B: x\n      NUM: 10\n",
+    );
+    const env = await cli(["--database", db.url, "apply", path]);
+    assertEquals([env.code, env.stderr], [
+      2,
+      `jobsmanager: ${path} has 1 invalid job; nothing written:\n${path}:5: job 'a': env.NUM: 10 is a number; quote it ("10"): a variable's value is text\n`,
+    ]);
+    const applied = await cli(["--database", db.url, "apply", "-", "--format", "yaml"], {
+      input: yaml,
+    });
+    assertEquals(applied.code, 0, applied.stderr);
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`jobs file cli[${backend}]: export refuses a follow-up cycle written in SQL, naming the link to drop`, async () => {
+    await using db = await freshDatabase(backend);
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args]);
+    assertEquals((await jm("job", "add", "a", "--command", "true", "--cron", "@daily")).code, 0);
+    assertEquals((await jm("job", "add", "b", "--command", "true", "--after", "a")).code, 0);
+    await rawQuery(
+      db,
+      "UPDATE jm_jobs SET after_job = 'b', after_outcome = 'success' WHERE id = 'a'",
+    );
+    const exported = await jm("export");
+    assertEquals([exported.code, exported.stdout, exported.stderr], [
+      1,
+      "",
+      "jobsmanager: `apply` would refuse 2 jobs as stored, and so the whole file; nothing written. Fix each (`jobsmanager job update ID …`, or the row in SQL), or remove it (`jobsmanager job remove ID`), then export again:\n" +
+      "job 'a': after: following 'b' closes a cycle: a → b → a (written in SQL: no command makes one); drop one link (`jobsmanager job update a --after ''`)\n" +
+      "job 'b': after: following 'a' closes a cycle: b → a → b (written in SQL: no command makes one); drop one link (`jobsmanager job update b --after ''`)\n",
+    ]);
+    assertEquals((await jm("job", "update", "a", "--after", "")).code, 0);
+    assertEquals((await jm("export")).code, 0);
+  });
+}
+
+// MySQL's TEXT holds 65,535 bytes; SQLite kept more, and apply on MySQL's terms refuses it.
+Deno.test("jobs file cli[sqlite]: export refuses a command longer than apply takes, kept by SQLite", async () => {
+  await using db = await freshDatabase("sqlite");
+  const jm = (...args: string[]) => cli(["--database", db.url, ...args]);
+  assertEquals((await jm("job", "add", "long", "--command", "true", "--cron", "@daily")).code, 0);
+  await rawQuery(db, "UPDATE jm_jobs SET command = ? WHERE id = 'long'", ["x".repeat(70_000)]);
+  const exported = await jm("export");
+  assertEquals([exported.code, exported.stdout], [1, ""]);
+  assertStringIncludes(
+    exported.stderr,
+    "\njob 'long': command: is 70000 bytes long (allowed: up to 65535; a longer script belongs in a file the job reads)\n",
+  );
+});

@@ -32,7 +32,7 @@ contract(
     assertThrows(
       () => validateJob({ ...broken, max_instances: 1 }),
       ValidationError,
-      `env: "not json" is not a JSON object`,
+      `env: "not json" is text, not an object of NAME: "value" strings (fix the row`,
     );
     assertThrows(
       () => validateJob({ ...broken, env: {} }),

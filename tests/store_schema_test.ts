@@ -92,6 +92,23 @@ onEveryBackend(
   },
 );
 
+onEveryBackend(
+  "hasSchema",
+  "false on a fresh database, which it leaves empty; true once migrated",
+  async (db) => {
+    const store = db.open();
+    try {
+      assertEquals(await store.hasSchema(), false);
+      // SQLite's own file, made by opening it, is no table.
+      assertEquals(await tables(db), []);
+      await store.migrate();
+      assertEquals(await store.hasSchema(), true);
+    } finally {
+      await store.close();
+    }
+  },
+);
+
 onEveryBackend("migrate", "run again, it applies nothing and keeps the data", async (db) => {
   const store = db.open();
   try {

@@ -150,11 +150,22 @@ export async function updateJob(
     : await jobs.changeJob(id, mutate);
 }
 
-export async function removeJob(jobs: JobStore, id: string): Promise<JobChange> {
-  return await jobs.changeJob(id, (current) => {
+/** A removal, and the jobs it leaves idle. */
+export interface JobRemoval extends JobChange {
+  /**
+   * Ids of the jobs that follow the removed one (`after_job`): kept, and
+   * idle until linked again, which the person removing it should know.
+   */
+  followers: string[];
+}
+
+export async function removeJob(jobs: JobStore, id: string): Promise<JobRemoval> {
+  const change = await jobs.changeJob(id, (current) => {
     if (!current) throw jobNotFound(id);
     return null;
   });
+  const followers = (await jobs.listJobs()).filter((j) => j.after_job === id).map((j) => j.id);
+  return { ...change, followers };
 }
 
 /** Enable or disable a job; one already so is left as it is (no marker). */

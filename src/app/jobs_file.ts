@@ -12,7 +12,7 @@ import JSON5 from "json5";
 import type { ValueNode } from "@humanwhocodes/momoa";
 import { type Json5Document, Json5Error, keyOf, parseJson5 } from "../config/json5.ts";
 import { isMap, isSeq, LineCounter, parseDocument, stringify as toYaml } from "yaml";
-import { UsageError, ValidationError } from "../errors.ts";
+import { RuntimeError, UsageError, ValidationError } from "../errors.ts";
 import {
   AFTER_OUTCOMES,
   buildJob,
@@ -20,11 +20,14 @@ import {
   DEFAULT_RETRY_MAX_DELAY,
   DEFAULT_RETRY_ON,
   DEFAULT_TIMEOUT,
+  envProblem,
+  followCycle,
   hasSchedule,
   type Job,
   JOB_FIELDS,
   type JobOptions,
   validateId,
+  validateJob,
 } from "../domain/job.ts";
 import { HOOK_COMMANDS, HOOK_URLS, NOTIFY_FIELDS } from "../domain/notify.ts";
 import { jobFieldOf } from "../domain/option_names.ts";
@@ -90,6 +93,63 @@ function entryOf(job: Job): Record<string, unknown> {
 /** The file's content as data (`export --json`, itself a valid JSON5 file). */
 export function exportData(jobs: Job[]): { jobs: Record<string, unknown>[] } {
   return { jobs: jobs.map(entryOf) };
+}
+
+/** Every job `exportJobs` may write, and what the operator should know of the file. */
+export interface Exportable {
+  /** Every job, in id order. */
+  jobs: Job[];
+  /**
+   * Followers of a job no longer there (`job remove` leaves them idle):
+   * the file applies to this database, which keeps the link, but `apply`
+   * refuses it where that job does not exist. One line each, with the fix.
+   */
+  warnings: string[];
+}
+
+/**
+ * The jobs to export, once none would make `apply` of the file refuse it
+ * all: a row broken by hand in SQL (validateJob's faults) is refused here,
+ * naming each job, what is wrong and how to fix it, and nothing is written,
+ * so that no file is kept as a backup that cannot be restored.
+ */
+export async function jobsToExport(store: JobStore, now: number): Promise<Exportable> {
+  const jobs = await store.listJobs();
+  const all = new Map(jobs.map((j) => [j.id, j]));
+  const invalid: string[] = [];
+  for (const job of jobs) {
+    try {
+      validateJob(job);
+      // Its entry as apply builds it on a database without it: a row kept before a rule
+      // (a command longer than MySQL holds, which SQLite kept) would be refused there.
+      buildJob(job.id, optionsOf(entryOf(job)), null, now);
+      const cycle = followCycle(all, job);
+      if (cycle !== null) {
+        throw new ValidationError(
+          "after",
+          `after: following '${job.after_job}' closes a cycle: ${
+            cycle.join(" → ")
+          } (written in SQL: no command makes one); drop one link (\`jobsmanager job update ${job.id} --after ''\`)`,
+        );
+      }
+    } catch (error) {
+      invalid.push(`job '${job.id}': ${(error as Error).message}`);
+    }
+  }
+  if (invalid.length > 0) {
+    throw new RuntimeError(
+      `\`apply\` would refuse ${invalid.length} job${
+        invalid.length === 1 ? "" : "s"
+      } as stored, and so the whole file; nothing written. Fix each (\`jobsmanager job update ID …\`, or the row in SQL), or remove it (\`jobsmanager job remove ID\`), then export again:\n${
+        invalid.join("\n")
+      }`,
+    );
+  }
+  const ids = new Set(jobs.map((j) => j.id));
+  const warnings = jobs.filter((j) => j.after_job !== null && !ids.has(j.after_job)).map((j) =>
+    `job '${j.id}' follows '${j.after_job}', which no longer exists: the file applies here, but \`apply\` refuses it on a database without '${j.after_job}'; give '${j.id}' a job to follow (\`jobsmanager job update ${j.id} --after JOB\`) or a schedule of its own (\`--after '' --cron …\`), or remove it`
+  );
+  return { jobs, warnings };
 }
 
 /** Every job (ordered by id, as the store lists them) as a file. */
@@ -161,13 +221,25 @@ function parseYaml(path: string, text: string): { data: unknown; at: Locator } {
   };
 }
 
+/** Said when JSON5 cannot read a file that reads as YAML (stdin has no name to tell). */
+const YAML_HINT =
+  "it looks like YAML: give --format yaml (a file named .yaml or .yml is read as YAML)";
+
+/** A first line a YAML jobs file has and JSON5 cannot: a `#` comment, `---`, or `jobs:` bare. */
+function looksLikeYaml(text: string): boolean {
+  const first = text.split("\n").find((line) => line.trim() !== "") ?? "";
+  return /^\s*(#|---|jobs\s*:)/.test(first);
+}
+
 function parseJson5File(path: string, text: string): { data: unknown; at: Locator } {
   let doc: Json5Document;
   try {
     doc = parseJson5(text);
   } catch (error) {
     if (!(error instanceof Json5Error)) throw error;
-    throw new UsageError(`${path}:${error.line}: ${error.message}`);
+    throw new UsageError(
+      `${path}:${error.line}: ${error.message}${looksLikeYaml(text) ? `; ${YAML_HINT}` : ""}`,
+    );
   }
   const member = (node: ValueNode | undefined, key: string) =>
     node?.type === "Object" ? node.members.find((m) => keyOf(m) === key) : undefined;
@@ -216,13 +288,8 @@ function optionsOf(entry: Record<string, unknown>): JobOptions {
     throw new ValidationError(k, `${k}: ${JSON.stringify(v)} is not true or false`);
   };
   const env = entry.env;
-  if (
-    env !== undefined &&
-    (typeof env !== "object" || env === null || Array.isArray(env) ||
-      Object.values(env).some((v) => typeof v !== "string"))
-  ) {
-    throw new ValidationError("env", `env: ${JSON.stringify(env)} is not an object of strings`);
-  }
+  const envFault = env === undefined ? null : envProblem(env);
+  if (envFault !== null) throw new ValidationError("env", envFault);
   const schedule = Object.fromEntries(
     FIELD_NAMES.flatMap((f) => entry[f] === undefined ? [] : [[f, text(f)]]),
   );
@@ -349,14 +416,23 @@ export function candidatesFromFile(
   return candidates;
 }
 
-/** Make the database match the file (`dryRun`: only the plan); `prune` removes the rest. */
+/** A database not made yet, to a plan: no job at all (a plan reads nothing else). */
+const NO_JOBS = { listJobs: () => Promise.resolve([]) } as Pick<JobStore, "listJobs">;
+
+/**
+ * Make the database match the file (`dryRun`: only the plan); `prune`
+ * removes the rest. A dry run on a database not made yet (`store` null)
+ * plans against no jobs, and makes nothing.
+ */
 export function applyJobsFile(
-  store: JobStore,
+  store: JobStore | null,
   candidates: Candidate[],
   options: { prune: boolean; dryRun: boolean },
 ): Promise<Outcome> {
   const scope = wholeDatabase(options.prune);
-  return options.dryRun
-    ? previewPlan(store, candidates, scope)
-    : applyPlan(store, candidates, scope);
+  if (options.dryRun) {
+    return previewPlan((store ?? NO_JOBS) as JobStore, candidates, scope);
+  }
+  if (store === null) throw new Error("applyJobsFile: only a dry run is given no store");
+  return applyPlan(store, candidates, scope);
 }

@@ -14,6 +14,7 @@ import type { Node } from "../domain/node.ts";
 import { liveServices } from "../app/status.ts";
 import { type DefaultZone, defaultZone, zoneAmong } from "../app/zone.ts";
 import { toJson } from "../domain/json.ts";
+import { RuntimeError } from "../errors.ts";
 
 export interface GlobalOptions {
   config?: string;
@@ -86,6 +87,12 @@ function passwordIn(url: string | undefined): boolean {
   } catch {
     return false;
   }
+}
+
+/** What a database not made yet lacks, for messages: its file (`it`), or jobsmanager's tables. */
+export interface Missing {
+  what: string;
+  it: "it" | "them";
 }
 
 export class CommandContext {
@@ -179,14 +186,35 @@ export class CommandContext {
    */
   noteCreated(store: Store): void {
     if (!store.created) return;
-    const s = this.config.settings;
-    const byDefault = s["db.url"] === "" && s["db.host"] === ""
-      ? " (the default: no --database, $JM_DATABASE_URL or config file names one)"
-      : "";
+    const byDefault = this.byDefault();
     writeErr(
       `jobsmanager: created a new, empty database ${
         this.databaseName.slice("sqlite:".length)
       }${byDefault}; if the service uses another, point this command at it with --database or --config`,
+    );
+  }
+
+  /** Said of the database when nothing named it. */
+  private byDefault(): string {
+    const s = this.config.settings;
+    return s["db.url"] === "" && s["db.host"] === ""
+      ? " (the default: no --database, $JM_DATABASE_URL or config file names one)"
+      : "";
+  }
+
+  /**
+   * Refuse a database that does not exist yet, for a command that reads,
+   * or changes what must be there already: a mistyped path would otherwise
+   * become a new, empty database, read as "no jobs" (and a file exported
+   * from it, applied with --prune, would remove every job). Only commands
+   * that can put jobs in a new database (`job add`, `apply`, `import`),
+   * `db migrate` and `serve` make one.
+   */
+  private refuseToCreate({ what, it }: Missing): never {
+    throw new RuntimeError(
+      `${what}${this.byDefault()}; this command does not create ${
+        it === "it" ? "one" : it
+      }: check --database, $JM_DATABASE_URL or the config's db.url, or create ${it} with \`jobsmanager db migrate\`, \`jobsmanager serve\` or a command that adds jobs (\`jobsmanager job add\`, \`jobsmanager apply FILE\`)`,
     );
   }
 
@@ -198,11 +226,52 @@ export class CommandContext {
     });
   }
 
-  /** Open the store, bring its schema up to date, run `fn`, close it. */
-  async withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
+  /**
+   * Open the store, bring its schema up to date, run `fn`, close it. Unless
+   * the command `creates` one, a database that does not exist yet (a SQLite
+   * file, or jobsmanager's tables) is refused, and nothing is written.
+   */
+  async withStore<T>(
+    fn: (store: Store) => Promise<T>,
+    options: { creates?: boolean } = {},
+  ): Promise<T> {
+    if (options.creates !== true) {
+      return await this.withDatabase((store, missing) =>
+        store === null ? this.refuseToCreate(missing!) : fn(store)
+      );
+    }
     const { store } = await this.openMigrated((store) => store.migrate());
     try {
       return await fn(store);
+    } finally {
+      await store.close();
+    }
+  }
+
+  /**
+   * Run `fn` on the store, its schema brought up to date, when the database
+   * exists; else on null, with what it lacks, creating nothing (a dry run's
+   * plan against no jobs at all).
+   */
+  async withDatabase<T>(
+    fn: (store: Store | null, missing: Missing | null) => Promise<T>,
+  ): Promise<T> {
+    if (!this.databaseExists()) {
+      return await fn(null, {
+        what: `no database at ${this.databaseName.slice("sqlite:".length)}`,
+        it: "it",
+      });
+    }
+    const store = this.openStore();
+    try {
+      if (!(await store.hasSchema())) {
+        return await fn(null, {
+          what: `${this.databaseName} holds no jobsmanager tables`,
+          it: "them",
+        });
+      }
+      await store.migrate();
+      return await fn(store, null);
     } finally {
       await store.close();
     }

@@ -106,11 +106,12 @@ async function report(
   scope: Scope,
   ignored: readonly string[] = [],
 ): Promise<void> {
+  // Creates the schema even for a plan: moving in starts from a database without one.
   const { outcome, live } = await ctx.withStore(async (store) => {
     const live = await ctx.liveServices(store);
     const candidates = await read(ctx.zoneAmong(live));
     return { outcome: await importJobs(store, candidates, apply, scope), live };
-  });
+  }, { creates: true });
   const preview = apply ? null : `run again with --apply to write them`;
   ctx.print(
     () =>

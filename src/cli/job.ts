@@ -200,8 +200,8 @@ function toJobOptions(opts: Options): JobOptions {
 }
 
 /** A job write and the services live after it, which apply it. */
-interface Written {
-  change: JobChange;
+interface Written<C extends JobChange = JobChange> {
+  change: C;
   live: Node[];
 }
 
@@ -210,14 +210,15 @@ interface Written {
  * the line that names who applies it): a service that starts in between
  * loads every job at its start anyway.
  */
-async function writeJob(
+async function writeJob<C extends JobChange>(
   ctx: CommandContext,
-  write: (store: Store, live: Node[]) => Promise<JobChange>,
-): Promise<Written> {
+  write: (store: Store, live: Node[]) => Promise<C>,
+  options: { creates?: boolean } = {},
+): Promise<Written<C>> {
   return await ctx.withStore(async (store) => {
     const live = await ctx.liveServices(store);
     return { change: await write(store, live), live };
-  });
+  }, options);
 }
 
 /** Print what a write did: `text`, then who applies it; --json: the same as fields. */
@@ -290,7 +291,7 @@ export function jobCommand() {
       const written = await writeJob(ctx, async (store, live) => {
         zone = ctx.zoneAmong(live);
         return await addJob(store, built, { replace: opts.replace === true, names: CLI_NAMES });
-      });
+      }, { creates: true });
       const { change } = written;
       const after = change.after!;
       const next = nextFires(after, zone!.name, new Date(), 1);
@@ -337,7 +338,16 @@ export function jobCommand() {
     action: async (ctx, _opts, id: string) => {
       await storedJobId(ctx, id);
       const written = await writeJob(ctx, (store) => removeJob(store, id));
-      printWrite(ctx, written, `removed job '${id}' (reload marker ${written.change.markerId})`);
+      const { followers } = written.change;
+      const idle = followers.map((f) =>
+        `\njob '${f}' followed it and is now idle: link it again (\`jobsmanager job update ${f} --after JOB\`), give it a schedule (\`--after '' --cron …\`), or remove it`
+      );
+      printWrite(
+        ctx,
+        written,
+        `removed job '${id}' (reload marker ${written.change.markerId})${idle.join("")}`,
+        { idle_followers: followers },
+      );
     },
   });
 

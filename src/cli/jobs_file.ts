@@ -6,6 +6,7 @@ import { FILE_FORMATS, type FileFormat } from "../app/file_format.ts";
 import { command, oneOf, switched } from "./command.ts";
 import { planData, planText, readText } from "./import.ts";
 import { withServiceLine } from "./output.ts";
+import { writeErr } from "./context.ts";
 
 /** The file parsers and writers (YAML's is large), loaded by the commands that use them. */
 const jobsFile = () => import("../app/jobs_file.ts");
@@ -15,8 +16,9 @@ export function exportCommand() {
     brief: "print every job as a file for `jobsmanager apply` (only non-default fields)",
     options: { format: oneOf("file format", FILE_FORMATS, "json5") },
     action: async (ctx, opts) => {
-      const { exportData, exportJobs } = await jobsFile();
-      const jobs = await ctx.withStore((store) => store.listJobs());
+      const { exportData, exportJobs, jobsToExport } = await jobsFile();
+      const { jobs, warnings } = await ctx.withStore((store) => jobsToExport(store, Date.now()));
+      for (const warning of warnings) writeErr(`jobsmanager: warning: ${warning}`);
       // One newline less, which print adds: a YAML block's trailing blank lines are its value's.
       ctx.print(
         () => exportJobs(jobs, opts.format as FileFormat).replace(/\n$/, ""),
@@ -45,16 +47,28 @@ export function applyCommand() {
       const format = opts.format === "auto" ? undefined : opts.format as FileFormat;
       const candidates = candidatesFromFile(file, text, Date.now(), format);
       const options = { prune: opts.prune === true, dryRun: opts.dryRun === true };
-      const { outcome, live } = await ctx.withStore(async (store) => ({
-        outcome: await applyJobsFile(store, candidates, options),
-        live: await ctx.liveServices(store),
-      }));
+      // A dry run writes nothing, not even the tables of a new database: it plans against none.
+      const { outcome, live, missing } = options.dryRun
+        ? await ctx.withDatabase(async (store, missing) => ({
+          outcome: await applyJobsFile(store, candidates, options),
+          live: store === null ? [] : await ctx.liveServices(store),
+          missing,
+        }))
+        : await ctx.withStore(async (store) => ({
+          outcome: await applyJobsFile(store, candidates, options),
+          live: await ctx.liveServices(store),
+          missing: null,
+        }), { creates: true });
       const preview = options.dryRun ? "a dry run" : null;
-      const plan = planText(outcome, `file ${file}`, preview);
+      const plan = planText(outcome, `file ${file}`, preview) +
+        (missing === null
+          ? ""
+          : `\n${missing.what} yet: \`jobsmanager apply\` without --dry-run creates ${missing.it}`);
       ctx.print(
         () => withServiceLine(plan, outcome.markerId, live, ctx.databaseName),
         {
           ...planData(outcome, !options.dryRun, `file ${file}`),
+          database_exists: missing === null,
           live_services: live.map((n) => n.id),
         },
       );

@@ -4,7 +4,7 @@
  */
 import type { JobDetails, JobListing } from "../app/jobs.ts";
 import type { DefaultZone, ZoneSource } from "../app/zone.ts";
-import { hasSchedule, type Job } from "../domain/job.ts";
+import { envProblem, hasSchedule, type Job } from "../domain/job.ts";
 import { NOTIFY_FIELDS, urlForLog } from "../domain/notify.ts";
 import { FIELD_NAMES } from "../cron/grammar.ts";
 import type { LogRow } from "../domain/log_row.ts";
@@ -214,6 +214,14 @@ export function fireLines(fires: Date[], zone: string): string {
   return fires.map((f) => `  ${formatInZone(f, zone)}  ${zone}   ${formatUtc(f)}`).join("\n");
 }
 
+/** A row's instant; one written by hand that is none, as stored. */
+function storedInstant(at: unknown): string {
+  const instant = new Date(typeof at === "number" ? at : NaN);
+  return Number.isNaN(instant.getTime())
+    ? printable(`${JSON.stringify(at)} (not a time)`)
+    : formatUtc(instant);
+}
+
 export function jobDetails(
   { job, zone, next, runs, invalid }: JobDetails,
   defaultZone: DefaultZone,
@@ -239,7 +247,10 @@ export function jobDetails(
     ["misfire_grace_time", orDefault(job.misfire_grace_time, "jobsmanager.misfire_grace_time")],
     [
       "env",
-      Object.keys(job.env).length === 0
+      // A column broken by hand is shown as it is stored; INVALID says what is wrong.
+      envProblem(job.env) !== null
+        ? printable(`${JSON.stringify(job.env)} (as stored)`)
+        : Object.keys(job.env).length === 0
         ? "-"
         : printable(Object.entries(job.env).map(([k, v]) => `${k}=${shellWord(v)}`).join(" ")),
     ],
@@ -253,8 +264,8 @@ export function jobDetails(
       string,
       string,
     ][]),
-    ["created", formatUtc(new Date(job.created_at))],
-    ["updated", formatUtc(new Date(job.updated_at))],
+    ["created", storedInstant(job.created_at)],
+    ["updated", storedInstant(job.updated_at)],
     ...(invalid === null
       ? []
       : [["INVALID", printable(`${invalid} (the service skips it)`)] as [string, string]]),

@@ -275,7 +275,14 @@ export function buildJob(
     created_at: now,
     updated_at: now,
   };
-  const job: Job = { ...base, ...(schedule ?? {}), env: { ...base.env } };
+  // An env column broken by hand stays as it is, for validateJob to name and say how to fix,
+  // unless this change sets variables: then they go in what is usable of it.
+  const env = isEnv(base.env)
+    ? { ...base.env }
+    : options.env !== undefined || options.unset_env !== undefined
+    ? envRepaired(base.env)
+    : base.env;
+  const job: Job = { ...base, ...(schedule ?? {}), env };
   if (options.command !== undefined) job.command = options.command;
   // "" sets the timeout back to its default, as it does the fields below to the service's.
   if (options.timeout !== undefined) {
@@ -536,6 +543,8 @@ function validateRetries(job: Job, names: OptionNames): void {
  */
 export function validateJob(job: Job, names: OptionNames = AS_FIELDS): Job {
   validateId(job.id);
+  // First: the walks below take a row's env column for an object of strings.
+  validateEnv(job.env, job.id);
   refuseLoneSurrogates(job);
   if (job.command.trim() === "") {
     throw new ValidationError(
@@ -567,7 +576,6 @@ export function validateJob(job: Job, names: OptionNames = AS_FIELDS): Job {
   checkNumber("timeout", job.timeout, 0, MAX_TIMEOUT, false);
   checkNumber("max_instances", job.max_instances, 1, 10_000, true);
   checkNumber("misfire_grace_time", job.misfire_grace_time, 0, MAX_TIMEOUT, true);
-  validateEnv(job.env, job.id);
   if (job.cwd?.includes("\0")) {
     throw new ValidationError("cwd", "cwd: contains a NUL byte, which no path can hold");
   }
@@ -651,9 +659,9 @@ function validateEnv(env: unknown, id: string): void {
   if (!isEnv(env)) {
     throw new ValidationError(
       "env",
-      `env: ${
-        JSON.stringify(env)
-      } is not a JSON object of NAME: "value" strings (fix the row, e.g. UPDATE jm_jobs SET env = '{}' WHERE id = '${id}')`,
+      `${envProblem(env)} (fix the row, e.g. UPDATE jm_jobs SET env = '${
+        JSON.stringify(envRepaired(env)).replaceAll("'", "''")
+      }' WHERE id = '${id}')`,
     );
   }
   const names = Object.keys(env);
@@ -675,6 +683,58 @@ function isEnv(env: unknown): env is Record<string, string> {
     if (!ENV_NAME.test(names[i]) || typeof value !== "string") return false;
   }
   return true;
+}
+
+/**
+ * What is wrong with `env` as a job's environment (a row's column, an
+ * entry of a jobs file), naming the variable at fault and how to write it;
+ * null when it is an object of NAME: "value" strings.
+ */
+export function envProblem(env: unknown): string | null {
+  if (typeof env !== "object" || env === null || Array.isArray(env)) {
+    const what = env === null
+      ? "is null"
+      : `${shortJson(env)} is ${
+        Array.isArray(env) ? "a list" : typeof env === "string" ? "text" : `a ${typeof env}`
+      }`;
+    return `env: ${what}, not an object of NAME: "value" strings`;
+  }
+  for (const [name, value] of Object.entries(env)) {
+    if (!ENV_NAME.test(name)) {
+      return `env: ${
+        JSON.stringify(name)
+      } is not a variable name (A-Z a-z 0-9 _, not starting with a digit)`;
+    }
+    if (typeof value === "number" || typeof value === "boolean") {
+      return `env.${name}: ${value} is a ${typeof value}; quote it ("${value}"): a variable's value is text`;
+    }
+    if (typeof value !== "string") {
+      return `env.${name}: ${
+        shortJson(value)
+      } is not text; give a string ("" for empty), or leave ${name} out`;
+    }
+  }
+  return null;
+}
+
+/** What is usable of a broken env: its numbers and booleans as text, the rest left out. */
+function envRepaired(env: unknown): Record<string, string> {
+  if (typeof env !== "object" || env === null || Array.isArray(env)) return {};
+  return Object.fromEntries(
+    Object.entries(env).flatMap(([name, value]) =>
+      !ENV_NAME.test(name)
+        ? []
+        : typeof value === "string" || typeof value === "number" || typeof value === "boolean"
+        ? [[name, String(value)]]
+        : []
+    ),
+  );
+}
+
+/** `value` as JSON, cut to a length a message can hold. */
+function shortJson(value: unknown): string {
+  const json = JSON.stringify(value) ?? String(value);
+  return json.length > 60 ? `${json.slice(0, 60)}…` : json;
 }
 
 /**

@@ -6,7 +6,10 @@
  * format holds everywhere and a new field cannot miss it.
  */
 function isoTimes(key: string, value: unknown): unknown {
-  return key.endsWith("_at") && typeof value === "number" ? new Date(value).toISOString() : value;
+  if (!key.endsWith("_at") || typeof value !== "number") return value;
+  const instant = new Date(value);
+  // A column written by hand that is no instant is shown as stored, not thrown on.
+  return Number.isNaN(instant.getTime()) ? value : instant.toISOString();
 }
 
 /**

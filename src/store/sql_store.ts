@@ -105,8 +105,18 @@ function missingTables(tables: Map<string, string[]>): string[] {
 /** Columns of the original project's APScheduler job store. */
 const APSCHEDULER_COLUMNS = ["next_run_time", "job_state"];
 
+/**
+ * A numeric column. What a hand-written row holds that is no number
+ * (SQLite keeps 'abc' in an INTEGER column) is kept as written, not made
+ * NaN: validateJob then names it as it is (`timeout: "abc" is not valid`).
+ */
+function numberColumn(v: unknown): number {
+  const n = Number(v);
+  return Number.isNaN(n) ? v as number : n;
+}
+
 function nullableNumber(v: unknown): number | null {
-  return v === null || v === undefined ? null : Number(v);
+  return v === null || v === undefined ? null : numberColumn(v);
 }
 
 const nullableText = (v: unknown) => v === null || v === undefined ? null : String(v);
@@ -150,7 +160,7 @@ function valuesToJob(row: unknown[]): Job {
     month: String(row[AT.month]),
     day_of_week: String(row[AT.day_of_week]),
     timezone: row[AT.timezone] === null ? null : String(row[AT.timezone]),
-    timeout: Number(row[AT.timeout]),
+    timeout: numberColumn(row[AT.timeout]),
     enabled: Number(row[AT.enabled]) !== 0,
     max_instances: nullableNumber(row[AT.max_instances]),
     coalesce: nullableBool(row[AT.coalesce]),
@@ -158,15 +168,15 @@ function valuesToJob(row: unknown[]): Job {
     env: envColumn(row[AT.env]),
     cwd: row[AT.cwd] === null ? null : String(row[AT.cwd]),
     description: row[AT.description] === null ? null : String(row[AT.description]),
-    retries: Number(row[AT.retries]),
-    retry_delay: Number(row[AT.retry_delay]),
-    retry_max_delay: Number(row[AT.retry_max_delay]),
+    retries: numberColumn(row[AT.retries]),
+    retry_delay: numberColumn(row[AT.retry_delay]),
+    retry_max_delay: numberColumn(row[AT.retry_max_delay]),
     retry_on: String(row[AT.retry_on]),
     retry_overlap: Number(row[AT.retry_overlap]) !== 0,
     after_job: nullableText(row[AT.after_job]),
     after_outcome: nullableText(row[AT.after_outcome]) as Job["after_outcome"],
-    created_at: Number(row[AT.created_at]),
-    updated_at: Number(row[AT.updated_at]),
+    created_at: numberColumn(row[AT.created_at]),
+    updated_at: numberColumn(row[AT.updated_at]),
     // Notifications (issue 13, migration 7).
     on_failure: nullableText(row[AT.on_failure]),
     on_failure_url: nullableText(row[AT.on_failure_url]),
@@ -305,6 +315,13 @@ export class SqlStore implements Store {
       }
       return { from, to: SCHEMA_VERSION, applied, created };
     });
+  }
+
+  async hasSchema(): Promise<boolean> {
+    const tables = await this.schemaTables(this.driver);
+    this.refuseForeignJobsTable(tables.get("jm_jobs"));
+    this.refuseOriginalLogTable(tables.get("jm_syslog"));
+    return tables.has("jm_schema_version");
   }
 
   /**

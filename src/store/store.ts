@@ -534,6 +534,14 @@ export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogSt
   migrate(): Promise<MigrationReport>;
 
   /**
+   * Whether the database holds jobsmanager's schema, of any version (its
+   * jm_schema_version table): what a command that only reads asks before
+   * `migrate`, which would create every table in an empty database. Reads
+   * only; refuses as `migrate` does the original project's tables.
+   */
+  hasSchema(): Promise<boolean>;
+
+  /**
    * One cheap round trip (`SELECT 1`): resolves when the database answers,
    * throws the driver's error when it does not. The daemon's health check.
    * On MySQL a pooled connection opened before its database was dropped

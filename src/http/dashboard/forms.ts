@@ -56,6 +56,16 @@ function envText(value) {
     (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
 }
 
+/**
+ * A job's variables as [name, value] pairs. An env column broken by hand
+ * (null, text, a number for a value) shows what there is, each value as
+ * text; the page's alert says what is wrong with it.
+ */
+function envEntries(env) {
+  if (env === null || typeof env !== "object" || Array.isArray(env)) return [];
+  return Object.entries(env).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]);
+}
+
 /** The env box's lines as NAME=value strings for the API (it names a bad line), values exact. */
 function envPairs(text) {
   const pairs = [];
@@ -142,7 +152,7 @@ page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
   const job = d;
   const row = (label, ...value) => [h("dt", {}, label), h("dd", { "data-field": label }, value)];
   const orDefault = (v, what) => v === null ? h("span", { class: "muted" }, "service default" + (what ? " (" + what + ")" : "")) : String(v);
-  const env = Object.entries(job.env);
+  const env = envEntries(job.env);
   const runs = runsTable(d.runs, { hideJob: true });
   const live = liveBadge();
   const firesOf = (next) => h("div", { id: "fires" },
@@ -217,7 +227,7 @@ function jobForm(job, signal) {
   const coalesce = h("select", { name: "coalesce" }, [["", "service default"], ["true", "yes"], ["false", "no"]].map(([v, t]) =>
     h("option", { value: v, selected: editing && String(job.coalesce) === v || (!editing || job.coalesce === null) && v === "" }, t)));
   const enabled = h("input", { type: "checkbox", name: "enabled", checked: editing ? job.enabled : true });
-  const envBefore = editing ? Object.entries(job.env).map(([k, v]) => k + "=" + envText(v)).join("\n") : "";
+  const envBefore = editing ? envEntries(job.env).map(([k, v]) => k + "=" + envText(v)).join("\n") : "";
   const env = h("textarea", { name: "env", value: envBefore, placeholder: "NAME=value, one per line" });
   // A box, not an input: a path may hold a line end, which an input would drop.
   const cwd = h("textarea", { name: "cwd", value: editing && job.cwd !== null ? job.cwd : "", placeholder: "the service's", rows: 1, class: "short mono" });
@@ -282,11 +292,12 @@ function jobForm(job, signal) {
       const pairs = envPairs(env.value);
       if (editing) {
         const kept = new Set(pairs.map((p) => p.split("=")[0]));
-        const gone = Object.keys(job.env).filter((k) => !kept.has(k));
+        const was = new Map(envEntries(job.env));
+        const gone = [...was.keys()].filter((k) => !kept.has(k));
         if (gone.length) b.unset_env = gone;
         const changed = pairs.filter((p) => {
           const eq = p.indexOf("=");
-          return eq < 0 || job.env[p.slice(0, eq)] !== p.slice(eq + 1);
+          return eq < 0 || was.get(p.slice(0, eq)) !== p.slice(eq + 1);
         });
         if (changed.length) b.env = changed;
       } else if (pairs.length) b.env = pairs;
