@@ -6,7 +6,7 @@
  * once per matching end of its runs, recording the parent run.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { BACKENDS, freshDatabase, rawQuery } from "./helpers.ts";
 import { DaemonHarness, NODE_ID, T0 } from "./daemon_harness.ts";
 import { node } from "./store_contract.ts";
 import { retryDelayMs } from "../src/domain/job.ts";
@@ -353,6 +353,84 @@ for (const backend of BACKENDS) {
       );
       assertEquals([cleanup.trigger, cleanup.parent_run_id], ["after", retry.id]);
       assertEquals((await h.runs("cleanup")).length, 1);
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: a run a killed service left behind is lost at its restart: retried, notified, followed`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", { cron: "0 12 15 6 *", retries: "1", on_failure: "cat > /dev/null" });
+      await h.job("cleanup", { after: "flaky:failure" });
+      // The row the killed service left: no clean stop, its last beat 30 s before the restart.
+      await h.store.saveNode(node(NODE_ID, {
+        heartbeat_at: T0 - 30_000,
+        db_heartbeat_at: (await h.store.databaseNow()) - 600_000,
+        heartbeat_ms: 5000,
+      }));
+      const [lostId] = await h.store.claimRuns([{
+        job_id: "flaky",
+        scheduled_at: T0 - 60_000,
+        started_at: T0 - 60_000,
+        status: "running",
+        trigger: "schedule",
+        node_id: NODE_ID,
+      }]);
+      await h.start();
+      const lost = await ended(h, lostId!, "lost");
+      assertEquals(lost.finished_at, T0 - 30_000);
+      assert(
+        h.line(/^1 runs left running by a previous service were marked lost$/),
+        h.lines.join("\n"),
+      );
+      const retry = await h.until(
+        async () => (await h.runs("flaky")).find((r) => r.trigger === "retry"),
+        "a retry of the lost run",
+      );
+      assertEquals([retry.attempt, retry.first_run_id], [2, lostId]);
+      await h.until(
+        async () =>
+          (await rawQuery(h.db, "SELECT ref FROM jm_notifications WHERE event = 'failure'"))
+            .some((r) => Number(r.ref) === lostId),
+        "on_failure of the lost run",
+      );
+      (await h.until(
+        () => h.runner.of("flaky").find((r) => r.runId === retry.id),
+        "the retry to start",
+      )).finish(FAILED);
+      const cleanup = await h.until(
+        async () => (await h.runs("cleanup"))[0],
+        "cleanup to follow the last failed attempt",
+      );
+      assertEquals([cleanup.trigger, cleanup.parent_run_id], ["after", retry.id]);
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: a run a cleanly stopped service left behind stays interrupted, not retried`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", { cron: "0 12 15 6 *", retries: "1" });
+      await h.job("cleanup", { after: "flaky:always" });
+      await h.store.saveNode(node(NODE_ID, {
+        heartbeat_at: T0 - 30_000,
+        stopped_at: T0 - 29_000,
+        db_heartbeat_at: (await h.store.databaseNow()) - 600_000,
+        heartbeat_ms: 5000,
+      }));
+      const [id] = await h.store.claimRuns([{
+        job_id: "flaky",
+        scheduled_at: T0 - 60_000,
+        started_at: T0 - 60_000,
+        status: "running",
+        trigger: "schedule",
+        node_id: NODE_ID,
+      }]);
+      await h.start();
+      assertEquals((await h.store.getRun(id!))?.status, "interrupted");
+      assert(h.line(/^1 runs left running by a previous service were marked interrupted$/));
+      assertEquals((await h.runs("flaky")).length, 1);
+      assertEquals(await h.runs("cleanup"), []);
     },
   );
 

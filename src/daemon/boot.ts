@@ -429,7 +429,7 @@ class BootedDaemon implements Daemon {
         { database: store.description },
       );
     }
-    await this.service.start(before.find((n) => n.id === nodeId)?.heartbeat_at ?? null);
+    await this.service.start(before.find((n) => n.id === nodeId) ?? null);
     if (this.abandoned) return;
     // Before the first fire: the collection blocks for tens of milliseconds.
     if (this.service.state.jobsLoaded >= BULK_LOAD) collectGarbage();

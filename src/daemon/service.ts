@@ -18,6 +18,7 @@ import {
 } from "../domain/job.ts";
 import { log } from "./log.ts";
 import type { NewRun, Run, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
+import type { Node } from "../domain/node.ts";
 import type { JobStore, Marker, MarkerStore, PollState, RunStore } from "../store/store.ts";
 import { type Clock, type Deadline, PRECISE_TAIL_MS, settlesWithin } from "./clock.ts";
 import type { Cluster, Gained } from "./cluster.ts";
@@ -413,17 +414,27 @@ export class Service {
 
   /**
    * Recover from a crash, load every enabled job, and apply pending
-   * markers. `lastSeen`: the last heartbeat of the previous service under
-   * this node id, if it left a row (the runs it left running ended by then,
-   * as far as anyone can tell).
+   * markers. `previous`: the row the previous service under this node id
+   * left, if any (its last heartbeat is when the runs it left running
+   * ended, as far as anyone can tell).
    */
-  async start(lastSeen: number | null = null): Promise<void> {
+  async start(previous: Pick<Node, "heartbeat_at" | "stopped_at"> | null = null): Promise<void> {
     await this.endOrphans();
     const now = this.o.clock.now();
-    const orphans = await this.o.store.interruptOrphans(this.nodeId, now, lastSeen);
-    if (orphans > 0) {
-      schedulerLog.warn("{count} runs left running by a previous service were marked interrupted", {
-        count: orphans,
+    // A service that stopped cleanly recorded how its runs ended; one that left runs behind
+    // died (killed, crashed), as a node another declares dead does: its runs are lost, and
+    // retried, notified and followed as those are.
+    const outcome = previous?.stopped_at != null ? "interrupted" : "lost";
+    const orphans = await this.o.store.endOrphans(
+      this.nodeId,
+      now,
+      previous?.heartbeat_at ?? null,
+      outcome,
+    );
+    if (orphans.length > 0) {
+      schedulerLog.warn("{count} runs left running by a previous service were marked {outcome}", {
+        count: orphans.length,
+        outcome,
       });
     }
     const latest = await this.o.store.latestMarkerId();
@@ -444,6 +455,10 @@ export class Service {
     this.know(known);
     await this.holdRunsElsewhere();
     this.loaded.resolve();
+    if (outcome === "lost" && orphans.length > 0) {
+      this.track(this.lost(orphans));
+      this.o.notifier.lostRuns(this.nodeId, now, orphans);
+    }
     this.o.cluster.setJobs(this.timetable.ids());
     const pending = await this.markersToApply(latest);
     await this.applied(pending.filter((m) => !m.updated && m.id <= latest).map((m) => m.id));
@@ -1872,7 +1887,10 @@ export class Service {
     });
   }
 
-  /** Runs this node marked `lost` declaring their node dead: retried, followed, as any end. */
+  /**
+   * Runs this node marked `lost` (declaring their node dead, or left by its
+   * own previous service that died): retried, followed, as any end.
+   */
   private async lost(ids: number[]): Promise<void> {
     // A node is declared dead as this one registers, before its jobs are loaded.
     await this.loaded.promise;

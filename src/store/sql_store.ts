@@ -833,21 +833,35 @@ export class SqlStore implements Store {
     });
   }
 
-  async interruptOrphans(nodeId: string, now: number, lastSeen: number | null): Promise<number> {
+  async endOrphans(
+    nodeId: string,
+    now: number,
+    lastSeen: number | null,
+    outcome: "lost" | "interrupted",
+  ): Promise<number[]> {
     const known = lastSeen !== null && lastSeen <= now;
-    const note =
-      `its service ended without recording how it ended (killed, crashed, or the database away at its stop)${
-        known
-          ? `; recorded as ended at its last heartbeat (${
-            new Date(lastSeen).toISOString()
-          }), or at its start when later`
-          : ""
-      }`;
-    const result = await this.driver.run(
-      `UPDATE jm_runs SET status = 'interrupted', finished_at = ${status.ENDED_AT_OR_AFTER_START}, note = ? WHERE node_id = ? AND status IN ('running', 'queued')`,
-      [known ? lastSeen : now, known ? lastSeen : now, note, nodeId],
-    );
-    return result.changes;
+    const how = outcome === "lost" ? "killed or crashed" : "stopped, its record lost";
+    const note = `its service ended without recording how it ended (${how})${
+      known
+        ? `; recorded as ended at its last heartbeat (${
+          new Date(lastSeen).toISOString()
+        }), or at its start when later`
+        : ""
+    }`;
+    const where = "node_id = ? AND status IN ('running', 'queued')";
+    return await this.driver.transaction(async (tx) => {
+      // The ids, for the service to retry the lost runs and start what follows them.
+      const rows = await tx.all(
+        `SELECT id FROM jm_runs WHERE ${where} ORDER BY id${this.driver.profile.forUpdate}`,
+        [nodeId],
+      );
+      if (rows.length === 0) return [];
+      await tx.run(
+        `UPDATE jm_runs SET status = ?, finished_at = ${status.ENDED_AT_OR_AFTER_START}, note = ? WHERE ${where}`,
+        [outcome, known ? lastSeen : now, known ? lastSeen : now, note, nodeId],
+      );
+      return rows.map((r) => Number(r.id));
+    });
   }
 
   async latestRuns(): Promise<Map<string, Run>> {
