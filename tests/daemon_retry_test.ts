@@ -10,6 +10,7 @@ import { BACKENDS, freshDatabase, rawQuery } from "./helpers.ts";
 import { DaemonHarness, NODE_ID, T0 } from "./daemon_harness.ts";
 import { node } from "./store_contract.ts";
 import { retryDelayMs } from "../src/domain/job.ts";
+import { cancelRun } from "../src/app/runs.ts";
 import type { Run } from "../src/domain/run.ts";
 
 const FAILED = { status: "failed", exitCode: 1 } as const;
@@ -135,6 +136,73 @@ for (const backend of BACKENDS) {
       );
       const failed = await h.run("slowfail", T0 + 10_000, "failed");
       assertEquals(cleanup.parent_run_id, failed.id);
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: a pending retry cancelled by hand ends the attempts: the failure follow-ups start`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", {
+        schedule: { second: "5", minute: "0" },
+        retries: "2",
+        retry_delay: "60",
+      });
+      await h.job("cleanup", { after: "flaky:failure" });
+      await h.start();
+      await h.clock.set(T0 + 5000);
+      (await h.started("flaky", T0 + 5000)).finish(FAILED);
+      const failed = await h.run("flaky", T0 + 5000, "failed");
+      const retry = await queued(h, "flaky");
+      const asked = await cancelRun(h.store, retry.id, { by: "ops@box", now: T0 + 6000 });
+      assertEquals([asked.outcome, asked.run.status], ["requested", "queued"]);
+      // Polls come every reload_interval (2 s), long before the retry is due.
+      await h.clock.set(T0 + 8000);
+      const cancelled = await ended(h, retry.id, "cancelled");
+      assertEquals(
+        [cancelled.note, cancelled.node_id],
+        [`cancelled by ops@box at ${new Date(T0 + 6000).toISOString()}`, NODE_ID],
+      );
+      const cleanup = await h.until(
+        async () => (await h.runs("cleanup")).find((r) => r.trigger === "after"),
+        "cleanup to follow the failed attempt once its retry was cancelled",
+      );
+      assertEquals(cleanup.parent_run_id, failed.id);
+      await h.clock.set(retry.scheduled_at + 1000);
+      assert(!h.runner.of("flaky").some((r) => r.runId === retry.id), "the cancelled retry ran");
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: a running retry cancelled by hand ends the attempts: the failure follow-ups start`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", {
+        schedule: { second: "5", minute: "0" },
+        retries: "2",
+        retry_delay: "10",
+      });
+      await h.job("cleanup", { after: "flaky:failure" });
+      await h.start();
+      await h.clock.set(T0 + 5000);
+      (await h.started("flaky", T0 + 5000)).finish(FAILED);
+      const failed = await h.run("flaky", T0 + 5000, "failed");
+      const retry = await queued(h, "flaky");
+      await h.clock.set(retry.scheduled_at);
+      const running = await h.until(
+        () => h.runner.of("flaky").find((r) => r.runId === retry.id),
+        "the retry to start",
+      );
+      await cancelRun(h.store, retry.id, { by: "ops@box", now: retry.scheduled_at + 100 });
+      await h.clock.set(retry.scheduled_at + 2000);
+      await h.until(() => running.interrupted, "the retry to be ended");
+      await ended(h, retry.id, "cancelled");
+      const cleanup = await h.until(
+        async () => (await h.runs("cleanup")).find((r) => r.trigger === "after"),
+        "cleanup to follow the failed attempt once its retry was cancelled",
+      );
+      assertEquals(cleanup.parent_run_id, failed.id);
+      assertEquals((await h.runs("flaky")).filter((r) => r.trigger === "retry").length, 1);
     },
   );
 

@@ -1494,6 +1494,11 @@ export class Service {
             firstRunId: run.firstRunId,
           })
         )
+        // A retry cancelled: the attempts end in failure with the one before it.
+        : run.trigger === "retry"
+        ? recorded.then(() =>
+          this.followAttemptBefore(run.job, { attempt: run.attempt, first_run_id: run.firstRunId })
+        )
         : recorded,
     );
   }
@@ -1508,6 +1513,10 @@ export class Service {
       const note = `cancelled by ${request.cancel_requested_by} at ${
         new Date(request.cancel_requested_at!).toISOString()
       }`;
+      if (request.node_id === null) {
+        await this.cancelRetry(request, note);
+        continue;
+      }
       const active = this.active.get(request.id);
       if (active && !this.cancelling.has(request.id)) {
         this.cancelling.set(request.id, note);
@@ -1536,6 +1545,28 @@ export class Service {
         }));
       }
     }
+  }
+
+  /**
+   * `runs cancel` of a retry no service took yet: recorded `cancelled` by a
+   * write conditional on `queued` (one service does it), and the attempts
+   * end in failure with the one before it, whose failure follow-ups start
+   * now, as when max_instances skips a retry.
+   */
+  private async cancelRetry(request: Run, note: string): Promise<void> {
+    const cancelled = await this.o.store.updateRun(request.id, {
+      status: "cancelled",
+      node_id: this.nodeId,
+      finished_at: this.o.clock.now(),
+      note,
+    }, "queued");
+    if (!cancelled) return;
+    schedulerLog.info(
+      "job {job} run {run}: {note} before it started; the attempts end with the one before it",
+      { job: request.job_id, run: request.id, note },
+    );
+    const job = this.known.get(request.job_id) ?? await this.o.store.getJob(request.job_id);
+    if (job) await this.followAttemptBefore(job, request);
   }
 
   /** The first instant at which a fire waiting for a worker is past its grace. */
@@ -1867,10 +1898,13 @@ export class Service {
   }
 
   /**
-   * A retry that will not run (dropped, skipped): the attempt it would
-   * have retried is the last, and its failure follow-ups start now.
+   * A retry that will not run (dropped, skipped, cancelled): the attempt it
+   * would have retried is the last, and its failure follow-ups start now.
    */
-  private async followAttemptBefore(job: Job, retry: Run): Promise<void> {
+  private async followAttemptBefore(
+    job: Job,
+    retry: Pick<Run, "attempt" | "first_run_id">,
+  ): Promise<void> {
     const failed = (await this.o.store.listRuns({ job_id: job.id, limit: PENDING_RETRIES }))
       .find((r) =>
         r.attempt === retry.attempt - 1 &&
@@ -1947,6 +1981,8 @@ export class Service {
    * or waits for the next poll when no worker is free.
    */
   private async takeQueuedRun(request: Run): Promise<void> {
+    // Someone asked to cancel it since: the cancel requests' turn ends it.
+    if (request.cancel_requested_at !== null) return;
     const now = this.o.clock.now();
     const job = await this.o.store.getJob(request.job_id);
     // Shutdown may have begun meanwhile: leave the request for the next service.

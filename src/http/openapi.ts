@@ -250,7 +250,7 @@ const schemas: Record<string, Schema> = {
     outcome: {
       enum: ["dropped", "requested"],
       description:
-        "dropped: a queued request no service had taken is cancelled; requested: the service running it will end it",
+        "dropped: a queued request no service had taken is cancelled; requested: the service running it will end it (a retry no service took: the first service to see it cancels it, and the attempts end in failure)",
     },
     run: ref("Run"),
   }),

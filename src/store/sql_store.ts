@@ -255,6 +255,13 @@ function rowToMarker(row: Row): Marker {
   };
 }
 
+/**
+ * The runs a service must cancel: its own, running or waiting for a worker,
+ * and retries no service took yet (any service may; one does).
+ */
+const CANCELS =
+  "cancel_requested_at IS NOT NULL AND (status IN ('running', 'queued') AND node_id = ? OR status = 'queued' AND node_id IS NULL AND `trigger` = 'retry')";
+
 export class SqlStore implements Store {
   constructor(private readonly driver: Driver) {}
 
@@ -511,7 +518,7 @@ export class SqlStore implements Store {
         (SELECT MIN(id) FROM jm_update_info WHERE updated = 0) AS pending,
         EXISTS (SELECT 1 FROM jm_runs WHERE status = 'queued' AND \`trigger\` = 'manual' AND node_id IS NULL) AS manual,
         (SELECT MIN(scheduled_at) FROM jm_runs WHERE status = 'queued' AND \`trigger\` IN ('retry', 'after') AND node_id IS NULL) AS due,
-        EXISTS (SELECT 1 FROM jm_runs WHERE status IN ('running', 'queued') AND node_id = ? AND cancel_requested_at IS NOT NULL) AS cancels`,
+        EXISTS (SELECT 1 FROM jm_runs WHERE ${CANCELS}) AS cancels`,
       [nodeId],
     );
     return {
@@ -812,7 +819,7 @@ export class SqlStore implements Store {
 
   async cancelRequests(nodeId: string): Promise<Run[]> {
     const rows = await this.driver.all(
-      `${RUN_SELECT} WHERE status IN ('running', 'queued') AND node_id = ? AND cancel_requested_at IS NOT NULL ORDER BY id`,
+      `${RUN_SELECT} WHERE ${CANCELS} ORDER BY id`,
       [nodeId],
     );
     return rows.map(rowToRun);

@@ -250,9 +250,10 @@ export interface RunStore {
   dueQueuedRuns(now: number, limit: number): Promise<Run[]>;
 
   /**
-   * Runs of `nodeId` someone asked to cancel (`runs cancel`) that are still
-   * running or waiting for a worker there, oldest first: what that service
-   * must end.
+   * Runs someone asked to cancel (`runs cancel`), oldest first: those of
+   * `nodeId` still running or waiting for a worker there, which that
+   * service must end, and retries no service took yet (`queued`, no node),
+   * which any service records cancelled by a write conditional on `queued`.
    */
   cancelRequests(nodeId: string): Promise<Run[]>;
 
