@@ -207,6 +207,84 @@ for (const backend of BACKENDS) {
   );
 
   Deno.test(
+    `daemon[${backend}]: a retry beyond the attempts a job allows now is not run: the failure follow-ups start`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", {
+        schedule: { second: "5", minute: "0" },
+        retries: "1",
+        retry_delay: "10",
+      });
+      await h.job("cleanup", { after: "flaky:failure" });
+      await h.start();
+      await h.clock.set(T0 + 5000);
+      (await h.started("flaky", T0 + 5000)).finish(FAILED);
+      const failed = await h.run("flaky", T0 + 5000, "failed");
+      const retry = await queued(h, "flaky");
+      await h.job("flaky", { retries: "0" });
+      await h.clock.set(retry.scheduled_at);
+      const skipped = await ended(h, retry.id, "skipped");
+      assertEquals(
+        skipped.note,
+        "not run: the job's retries were lowered to 0 since this retry was queued (attempt 2; it allows 1 now)",
+      );
+      const cleanup = await h.until(
+        async () => (await h.runs("cleanup")).find((r) => r.trigger === "after"),
+        "cleanup to follow the failed attempt",
+      );
+      assertEquals(cleanup.parent_run_id, failed.id);
+      assert(!h.runner.of("flaky").some((r) => r.runId === retry.id), "the retry ran");
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: a retry of a job disabled meanwhile is skipped: the failure follow-ups start`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", {
+        schedule: { second: "5", minute: "0" },
+        retries: "1",
+        retry_delay: "10",
+      });
+      await h.job("cleanup", { after: "flaky:failure" });
+      await h.start();
+      await h.clock.set(T0 + 5000);
+      (await h.started("flaky", T0 + 5000)).finish(FAILED);
+      const failed = await h.run("flaky", T0 + 5000, "failed");
+      const retry = await queued(h, "flaky");
+      await h.job("flaky", { enabled: false });
+      await h.clock.set(retry.scheduled_at);
+      const skipped = await ended(h, retry.id, "skipped");
+      assertEquals(skipped.note, "the job was disabled before its retry run started");
+      const cleanup = await h.until(
+        async () => (await h.runs("cleanup")).find((r) => r.trigger === "after"),
+        "cleanup to follow the failed attempt",
+      );
+      assertEquals(cleanup.parent_run_id, failed.id);
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: the queued runs of a removed job are skipped, not failures`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", {
+        schedule: { second: "5", minute: "0" },
+        retries: "1",
+        retry_delay: "10",
+      });
+      await h.start();
+      await h.clock.set(T0 + 5000);
+      (await h.started("flaky", T0 + 5000)).finish(FAILED);
+      const retry = await queued(h, "flaky");
+      await h.removeJob("flaky");
+      await h.clock.set(retry.scheduled_at);
+      const skipped = await ended(h, retry.id, "skipped");
+      assertEquals(skipped.note, "the job was removed before its retry run started");
+    },
+  );
+
+  Deno.test(
     `daemon[${backend}]: a retry still pending at the next fire is dropped, saying why`,
     async () => {
       await using h = await DaemonHarness.create(await freshDatabase(backend));

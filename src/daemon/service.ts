@@ -1989,11 +1989,13 @@ export class Service {
     if (this.stopping) return;
     const claim = (update: RunUpdate) =>
       this.o.store.updateRun(request.id, { node_id: this.nodeId, ...update }, "queued");
+    // Not a failure of the job: the operator removed it (its runs are not followed, its
+    // followers are idle), as one disabled is not.
     if (!job) {
       await claim({
-        status: "error",
+        status: "skipped",
         finished_at: now,
-        note: "the job was removed before the run started",
+        note: `the job was removed before its ${request.trigger} run started`,
       });
       return;
     }
@@ -2003,7 +2005,29 @@ export class Service {
         finished_at: now,
         note: `the job was disabled before its ${request.trigger} run started`,
       });
-      if (skipped) this.o.observer?.ended(job.id, "skipped");
+      if (!skipped) return;
+      this.o.observer?.ended(job.id, "skipped");
+      if (request.trigger === "retry") await this.followAttemptBefore(job, request);
+      return;
+    }
+    // A retry beyond the attempts the job allows now (its retries were lowered since it was
+    // queued) does not run: the attempts end with the one before it.
+    if (request.trigger === "retry" && request.attempt > job.retries + 1) {
+      const skipped = await claim({
+        status: "skipped",
+        finished_at: now,
+        note:
+          `not run: the job's retries were lowered to ${job.retries} since this retry was queued (attempt ${request.attempt}; it allows ${
+            job.retries + 1
+          } now)`,
+      });
+      if (!skipped) return;
+      this.o.observer?.ended(job.id, "skipped");
+      schedulerLog.info(
+        "job {job} run {run}: not run, the job's retries were lowered to {retries}; the attempts end with the one before it",
+        { job: job.id, run: request.id, retries: job.retries },
+      );
+      await this.followAttemptBefore(job, request);
       return;
     }
     const maxInstances = job.max_instances ?? this.o.defaults.maxInstances;
