@@ -581,6 +581,31 @@ for (const backend of BACKENDS) {
   );
 
   Deno.test(
+    `daemon[${backend}]: a disabled follow-up job does not run: its turn is recorded skipped`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("a", { schedule: { second: "*/10" } });
+      await h.job("b", { after: "a", enabled: false });
+      await h.start();
+      await h.clock.set(T0 + 10_000);
+      (await h.started("a", T0 + 10_000)).finish();
+      const a = await h.run("a", T0 + 10_000, "success");
+      const b = await h.until(async () => (await h.runs("b"))[0], "b's turn to be recorded");
+      assertEquals(
+        [b.status, b.trigger, b.parent_run_id, b.node_id, b.note],
+        [
+          "skipped",
+          "after",
+          a.id,
+          NODE_ID,
+          `not run: the job is disabled (after run ${a.id} of a ended success)`,
+        ],
+      );
+      assertEquals(h.runner.of("b"), []);
+    },
+  );
+
+  Deno.test(
     `daemon[${backend}]: a follow-up cycle written by hand in SQL is logged and not followed`,
     async () => {
       await using h = await DaemonHarness.create(await freshDatabase(backend));

@@ -336,8 +336,25 @@ export function jobCommand() {
     args: [ID],
     action: async (ctx, _opts, id: string) => {
       await storedJobId(ctx, id);
-      const written = await writeJob(ctx, (store) => removeJob(store, id));
-      printWrite(ctx, written, `removed job '${id}' (reload marker ${written.change.markerId})`);
+      let followers: string[] = [];
+      const written = await writeJob(ctx, async (store) => {
+        const removal = await removeJob(store, id);
+        followers = removal.followers;
+        return removal;
+      });
+      printWrite(
+        ctx,
+        written,
+        [
+          `removed job '${id}' (reload marker ${written.change.markerId})`,
+          ...followers.map((f) =>
+            printable(
+              `${f} follows ${id}: it will run only by hand or on its own schedule until relinked: jobsmanager job update ${f} --after …`,
+            )
+          ),
+        ].join("\n"),
+        { followers },
+      );
     },
   });
 
@@ -357,7 +374,13 @@ export function jobCommand() {
       });
       ctx.print(
         () => jobsTable(listings, zone, outputWidth()),
-        listings.map(({ job, zone, next, invalid }) => ({ ...job, zone, next, invalid })),
+        listings.map(({ job, zone, next, invalid, link }) => ({
+          ...job,
+          zone,
+          next,
+          invalid,
+          after_missing: link !== null,
+        })),
       );
     },
   });
@@ -387,6 +410,7 @@ export function jobCommand() {
           zone: details.zone,
           next: details.next.map((d) => d.toISOString()),
           invalid: details.invalid,
+          after_missing: details.link !== null,
           runs: details.runs,
         },
       );

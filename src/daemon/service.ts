@@ -349,6 +349,8 @@ export class Service {
   private alertAfter = false;
   /** Enabled jobs following each job (`--after`), by the followed job's id. */
   private followers = new Map<string, Job[]>();
+  /** Disabled jobs that follow a job, by the job they follow. */
+  private idleFollowers = new Map<string, Job[]>();
   /** When retries and follow-up runs are due (queued here, or seen by a poll): it polls then. */
   private readonly dueRuns: number[] = [];
   /** When the last poll began, and when the next one is due. */
@@ -442,7 +444,9 @@ export class Service {
     const lastFires = await this.o.store.lastFires();
     this.readAt = now;
     const known = new Map<string, Job>();
+    const idle: Job[] = [];
     for (const job of jobs) {
+      if (!job.enabled && idleFollower(job)) idle.push(job);
       if (!job.enabled || !this.valid(job)) continue;
       known.set(job.id, job);
       // A job without a schedule runs only after another's runs.
@@ -452,7 +456,7 @@ export class Service {
       // a job that never fired, as `resumeAfter` says.
       this.timetable.set(job, lastFires.get(job.id) ?? this.resumeAfter(job, now));
     }
-    this.know(known);
+    this.know(known, idle);
     await this.holdRunsElsewhere();
     this.loaded.resolve();
     if (outcome === "lost" && orphans.length > 0) {
@@ -933,6 +937,7 @@ export class Service {
     const seen = new Set<string>();
     const inTable = new Set<string>();
     const known = new Map<string, Job>();
+    const idle: Job[] = [];
     // One instant for the whole reload: a job new to the timetable is owed
     // its fires up to it (resumeAfter), a changed schedule goes on from it.
     const now = this.o.clock.now();
@@ -942,7 +947,10 @@ export class Service {
         if (i % RELOAD_CHUNK === RELOAD_CHUNK - 1) await this.giveWay();
         const job = jobs[i];
         inTable.add(job.id);
-        if (!job.enabled) continue;
+        if (!job.enabled) {
+          if (idleFollower(job)) idle.push(job);
+          continue;
+        }
         if (!hasSchedule(job)) {
           // Out of the timetable (removed, if it had a schedule before): it runs only after another.
           if (this.valid(job)) known.set(job.id, job);
@@ -965,7 +973,7 @@ export class Service {
       await this.giveWay();
     }
     this.readAt = now;
-    this.know(known);
+    this.know(known, idle);
     this.o.observer?.jobsInTable?.(inTable);
     for (const id of this.timetable.ids()) {
       if (!seen.has(id)) {
@@ -1702,10 +1710,20 @@ export class Service {
     return this.alertAfter;
   }
 
-  /** The enabled, valid jobs as loaded, and who follows whom among them. */
-  private know(known: Map<string, Job>): void {
+  /**
+   * The enabled, valid jobs as loaded, and who follows whom among them;
+   * `idle`: disabled jobs that follow one, whose turns are recorded skipped.
+   */
+  private know(known: Map<string, Job>, idle: Job[]): void {
     this.known = known;
     this.followers = new Map();
+    this.idleFollowers = new Map();
+    for (const job of idle) {
+      this.idleFollowers.set(job.after_job!, [
+        ...this.idleFollowers.get(job.after_job!) ?? [],
+        job,
+      ]);
+    }
     this.alertAfter = false;
     for (const job of known.values()) {
       if (job.alert_after !== null) this.alertAfter = true;
@@ -1766,7 +1784,9 @@ export class Service {
     }
     const followers = (this.followers.get(job.id) ?? [])
       .filter((f) => afterMatches(f.after_outcome!, ended.status));
-    if (!retries && followers.length === 0) return;
+    const idle = retries ? [] : (this.idleFollowers.get(job.id) ?? [])
+      .filter((f) => afterMatches(f.after_outcome!, ended.status));
+    if (!retries && followers.length === 0 && idle.length === 0) return;
     let id = ended.id;
     if (id < 0) {
       const real = this.recorder.realId(id);
@@ -1828,6 +1848,20 @@ export class Service {
         follower: follower.id,
         id: runId,
       });
+    }
+    // A disabled follower does not run; its row says why its turn passed.
+    for (const follower of idle) {
+      const runId = await this.queue({
+        job_id: follower.id,
+        scheduled_at: ended.finishedAt,
+        status: "skipped",
+        trigger: "after",
+        parent_run_id: id,
+        node_id: this.nodeId,
+        finished_at: ended.finishedAt,
+        note: `not run: the job is disabled (after run ${id} of ${job.id} ended ${ended.status})`,
+      });
+      if (runId !== null) this.o.observer?.ended(follower.id, "skipped");
     }
   }
 
@@ -2153,5 +2187,16 @@ export class Service {
     await deadline.wait(Promise.all([this.reloading, ...this.writes]));
     await this.recorder.close(deadline.left);
     schedulerLog.info("stopped");
+  }
+}
+
+/** A disabled job whose link a run's end would follow, were it enabled (a valid row). */
+function idleFollower(job: Job): boolean {
+  if (job.after_job === null) return false;
+  try {
+    validateJob(job);
+    return true;
+  } catch {
+    return false;
   }
 }
