@@ -110,6 +110,27 @@ for (const backend of BACKENDS) {
     assertEquals(JSON.parse(await ok(db, "job", "remove", "c4", "--json")).followers, []);
   });
 
+  Deno.test(`cli[${backend}]: runs cancel of a pending retry leaves it to a service, saying what follows`, async () => {
+    await using db = await freshDatabase(backend);
+    await ok(db, "job", "add", "a", "--command", "false", "--cron", "0 3 * * *", "--retries", "2");
+    await rawQuery(
+      db,
+      "INSERT INTO jm_runs (job_id, scheduled_at, status, `trigger`, attempt) VALUES ('a', 1000, 'failed', 'schedule', 1), ('a', 2000, 'queued', 'retry', 2)",
+    );
+    const [retry] = await rawQuery(db, "SELECT id FROM jm_runs WHERE `trigger` = 'retry'");
+    assertStringIncludes(
+      await ok(db, "runs", "cancel", String(retry.id)),
+      `asked the services to cancel retry run ${retry.id} of 'a' (queued, not started): the first to see it (the next to start, when none is live) records it cancelled; the attempts then end in failure, and the job's failure follow-ups start\n`,
+    );
+    const [row] = await rawQuery(
+      db,
+      "SELECT status, cancel_requested_by FROM jm_runs WHERE id = ?",
+      [retry.id],
+    );
+    assertEquals(row.status, "queued");
+    assertEquals(row.cancel_requested_by !== null, true);
+  });
+
   Deno.test(`cli[${backend}]: retry options, their errors, and attempts shown with their run`, async () => {
     await using db = await freshDatabase(backend);
     await ok(db, "db", "migrate");
