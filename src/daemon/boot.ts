@@ -93,7 +93,7 @@ export interface Daemon {
   /** What the heartbeat reports. */
   readonly state: ServiceState;
   /**
-   * Migrate, mark crashed runs interrupted, load the jobs and fire them
+   * Migrate, mark the runs a crash left lost (retried, notified, followed), load the jobs and fire them
    * until `stop()`; then shut down and close the store by the stop's
    * deadline. Rejects (logged as fatal) when the service cannot start.
    */
