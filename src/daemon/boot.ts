@@ -93,9 +93,10 @@ export interface Daemon {
   /** What the heartbeat reports. */
   readonly state: ServiceState;
   /**
-   * Migrate, mark the runs a crash left lost (retried, notified, followed), load the jobs and fire them
-   * until `stop()`; then shut down and close the store by the stop's
-   * deadline. Rejects (logged as fatal) when the service cannot start.
+   * Migrate, mark the runs a crash left lost (retried, notified,
+   * followed), load the jobs and fire them until `stop()`; then shut down
+   * and close the store by the stop's deadline. Rejects (logged as
+   * fatal) when the service cannot start.
    */
   run(): Promise<void>;
   /**
