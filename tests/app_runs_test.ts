@@ -154,6 +154,22 @@ for (const backend of BACKENDS) {
     assertEquals(await store.queuedManualRuns(10), [], "no service takes it any more");
   });
 
+  test("cancelRun of a retry no service took records the request, for a service to end the attempts", async (store) => {
+    const [id] = await store.claimRuns([{
+      job_id: "backup",
+      scheduled_at: T0 + 60_000,
+      status: "queued",
+      trigger: "retry",
+      attempt: 2,
+    }]);
+    const { outcome, run } = await cancelRun(store, id!, { by: BY, now: T0 + 1000 });
+    assertEquals(outcome, "requested");
+    assertEquals(
+      [run.status, run.node_id, run.cancel_requested_at, run.cancel_requested_by],
+      ["queued", null, T0 + 1000, BY],
+    );
+  });
+
   test("cancelRun records the request on a run a service holds, and leaves its status", async (store) => {
     const [running, waiting] = await store.claimRuns([
       { job_id: "a", scheduled_at: T0, status: "running", trigger: "schedule", node_id: "svc" },

@@ -72,6 +72,65 @@ for (const backend of BACKENDS) {
     assertStringIncludes(await ok(db, "job", "show", "c"), "schedule            none of its own\n");
   });
 
+  Deno.test(`cli[${backend}]: links the service does not follow are shown so: a cycle written in SQL, a job removed`, async () => {
+    await using db = await freshDatabase(backend);
+    await ok(db, "job", "add", "c3", "--command", "echo 3", "--cron", "0 3 * * *");
+    await ok(db, "job", "add", "c4", "--command", "echo 4", "--after", "c3:always");
+    await rawQuery(
+      db,
+      "UPDATE jm_jobs SET after_job = 'c4', after_outcome = 'success' WHERE id = 'c3'",
+    );
+    const cycle =
+      "after: its follow-up link closes a cycle, c3 → c4 → c3, and the service ignores it; drop one link with --after ''";
+    assertStringIncludes(await ok(db, "job", "list"), `INVALID: ${cycle}`);
+    const listed = JSON.parse(await ok(db, "job", "list", "--json"));
+    assertEquals(
+      listed.map((j: { id: string; invalid: string | null }) => [j.id, j.invalid]),
+      [
+        ["c3", cycle],
+        ["c4", cycle.replace("c3 → c4 → c3", "c4 → c3 → c4")],
+      ],
+    );
+    // Its own schedule still fires: the fires follow.
+    const shown = await ok(db, "job", "show", "c3");
+    assertStringIncludes(shown, `INVALID             ${cycle}\n`);
+
+    await rawQuery(db, "UPDATE jm_jobs SET after_job = NULL, after_outcome = NULL WHERE id = 'c3'");
+    const removed = await ok(db, "job", "remove", "c3");
+    assertStringIncludes(
+      removed,
+      "removed job 'c3' (reload marker 3)\nc4 follows c3: it will run only by hand or on its own schedule until relinked: jobsmanager job update c4 --after …\n",
+    );
+    assertStringIncludes(
+      await ok(db, "job", "show", "c4"),
+      "after               c3:always (job 'c3' does not exist: 'c4' runs only by hand or on its own schedule until relinked with --after)\n",
+    );
+    assertStringIncludes(await ok(db, "job", "list"), "after 'c3' ends: always (no job 'c3')");
+    assertEquals(JSON.parse(await ok(db, "job", "list", "--json"))[0].after_missing, true);
+    assertEquals(JSON.parse(await ok(db, "job", "remove", "c4", "--json")).followers, []);
+  });
+
+  Deno.test(`cli[${backend}]: runs cancel of a pending retry leaves it to a service, saying what follows`, async () => {
+    await using db = await freshDatabase(backend);
+    await ok(db, "job", "add", "a", "--command", "false", "--cron", "0 3 * * *", "--retries", "2");
+    await rawQuery(
+      db,
+      "INSERT INTO jm_runs (job_id, scheduled_at, status, `trigger`, attempt) VALUES ('a', 1000, 'failed', 'schedule', 1), ('a', 2000, 'queued', 'retry', 2)",
+    );
+    const [retry] = await rawQuery(db, "SELECT id FROM jm_runs WHERE `trigger` = 'retry'");
+    assertStringIncludes(
+      await ok(db, "runs", "cancel", String(retry.id)),
+      `asked the services to cancel retry run ${retry.id} of 'a' (queued, not started): the first to see it (the next to start, when none is live) records it cancelled; the attempts then end in failure, and the job's failure follow-ups start\n`,
+    );
+    const [row] = await rawQuery(
+      db,
+      "SELECT status, cancel_requested_by FROM jm_runs WHERE id = ?",
+      [retry.id],
+    );
+    assertEquals(row.status, "queued");
+    assertEquals(row.cancel_requested_by !== null, true);
+  });
+
   Deno.test(`cli[${backend}]: retry options, their errors, and attempts shown with their run`, async () => {
     await using db = await freshDatabase(backend);
     await ok(db, "db", "migrate");

@@ -409,13 +409,18 @@ for (const backend of BACKENDS) {
     assertEquals(listed.map((j: Job) => j.id), ["berlin", "tick"]);
     // Every field of the job, the zone it fires in, its next fire, and nothing is wrong with it.
     for (const job of listed) {
-      assertEquals(Object.keys(job).sort(), [...JOB_FIELDS, "zone", "next", "invalid"].sort());
+      assertEquals(
+        Object.keys(job).sort(),
+        [...JOB_FIELDS, "zone", "next", "invalid", "after_missing"].sort(),
+      );
     }
     assertEquals(listed.map((j: { invalid: string | null }) => j.invalid), [null, null]);
     assertEquals(listed[0].zone, "Europe/Berlin");
     const stored = await jobs(db);
     assertEquals(
-      listed.map(({ next: _, zone: _z, invalid: _i, ...job }: Record<string, unknown>) => job),
+      listed.map((
+        { next: _, zone: _z, invalid: _i, after_missing: _a, ...job }: Record<string, unknown>,
+      ) => job),
       [
         asJson(stored.get("berlin")!),
         asJson(stored.get("tick")!),
@@ -602,7 +607,7 @@ for (const backend of BACKENDS) {
     assertEquals(JSON.parse(w.stdout), {
       job: asJson(w.before!),
       marker_id: w.markerId,
-      idle_followers: [],
+      followers: [],
       live_services: [],
     });
     assertEquals(

@@ -34,10 +34,7 @@ for (const backend of BACKENDS) {
       await h.start();
       assertEquals((await orphan.status).signal, "SIGTERM");
       const runs = await h.runs();
-      assertEquals(runs.map((r) => [r.job_id, r.status]), [["a", "interrupted"], [
-        "b",
-        "interrupted",
-      ]]);
+      assertEquals(runs.map((r) => [r.job_id, r.status]), [["a", "lost"], ["b", "lost"]]);
       const ended = h.lines.filter((l) => /left running by a previous service: ended/.test(l));
       assertEquals(ended.length, 1, h.lines.join("\n"));
       assert(
@@ -93,15 +90,11 @@ for (const backend of BACKENDS) {
     const rows = await h.runs("a");
     assertEquals(
       rows.map((r) => [r.scheduled_at - T0, r.status, r.finished_at! - T0]),
-      [[-60_000, "interrupted", -30_000], [-10_000, "interrupted", -10_000], [
-        -40_000,
-        "interrupted",
-        -30_000,
-      ]],
+      [[-60_000, "lost", -30_000], [-10_000, "lost", -10_000], [-40_000, "lost", -30_000]],
     );
     assertEquals(
       rows[0].note,
-      `its service ended without recording how it ended (killed, crashed, or the database away at its stop); recorded as ended at its last heartbeat (${
+      `its service ended without recording how it ended (killed or crashed); recorded as ended at its last heartbeat (${
         new Date(beat).toISOString()
       }), or at its start when later`,
     );

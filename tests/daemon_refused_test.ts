@@ -76,7 +76,7 @@ for (const backend of BACKENDS) {
       // A lone service is never declared dead: its next start settles them.
       assertMatch(
         h.line(NOT_WRITTEN)!,
-        /interrupted when a service starts again under this node id/,
+        /lost \(and retried where their jobs say so\) when a service starts again under this node id/,
       );
       assert(!h.line(WRITTEN), h.lines.join("\n"));
     } finally {

@@ -6,10 +6,11 @@
  * once per matching end of its runs, recording the parent run.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { BACKENDS, freshDatabase, rawQuery } from "./helpers.ts";
 import { DaemonHarness, NODE_ID, T0 } from "./daemon_harness.ts";
 import { node } from "./store_contract.ts";
 import { retryDelayMs } from "../src/domain/job.ts";
+import { cancelRun } from "../src/app/runs.ts";
 import type { Run } from "../src/domain/run.ts";
 
 const FAILED = { status: "failed", exitCode: 1 } as const;
@@ -135,6 +136,151 @@ for (const backend of BACKENDS) {
       );
       const failed = await h.run("slowfail", T0 + 10_000, "failed");
       assertEquals(cleanup.parent_run_id, failed.id);
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: a pending retry cancelled by hand ends the attempts: the failure follow-ups start`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", {
+        schedule: { second: "5", minute: "0" },
+        retries: "2",
+        retry_delay: "60",
+      });
+      await h.job("cleanup", { after: "flaky:failure" });
+      await h.start();
+      await h.clock.set(T0 + 5000);
+      (await h.started("flaky", T0 + 5000)).finish(FAILED);
+      const failed = await h.run("flaky", T0 + 5000, "failed");
+      const retry = await queued(h, "flaky");
+      const asked = await cancelRun(h.store, retry.id, { by: "ops@box", now: T0 + 6000 });
+      assertEquals([asked.outcome, asked.run.status], ["requested", "queued"]);
+      // Polls come every reload_interval (2 s), long before the retry is due.
+      await h.clock.set(T0 + 8000);
+      const cancelled = await ended(h, retry.id, "cancelled");
+      assertEquals(
+        [cancelled.note, cancelled.node_id],
+        [`cancelled by ops@box at ${new Date(T0 + 6000).toISOString()}`, NODE_ID],
+      );
+      const cleanup = await h.until(
+        async () => (await h.runs("cleanup")).find((r) => r.trigger === "after"),
+        "cleanup to follow the failed attempt once its retry was cancelled",
+      );
+      assertEquals(cleanup.parent_run_id, failed.id);
+      await h.clock.set(retry.scheduled_at + 1000);
+      assert(!h.runner.of("flaky").some((r) => r.runId === retry.id), "the cancelled retry ran");
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: a running retry cancelled by hand ends the attempts: the failure follow-ups start`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", {
+        schedule: { second: "5", minute: "0" },
+        retries: "2",
+        retry_delay: "10",
+      });
+      await h.job("cleanup", { after: "flaky:failure" });
+      await h.start();
+      await h.clock.set(T0 + 5000);
+      (await h.started("flaky", T0 + 5000)).finish(FAILED);
+      const failed = await h.run("flaky", T0 + 5000, "failed");
+      const retry = await queued(h, "flaky");
+      await h.clock.set(retry.scheduled_at);
+      const running = await h.until(
+        () => h.runner.of("flaky").find((r) => r.runId === retry.id),
+        "the retry to start",
+      );
+      await cancelRun(h.store, retry.id, { by: "ops@box", now: retry.scheduled_at + 100 });
+      await h.clock.set(retry.scheduled_at + 2000);
+      await h.until(() => running.interrupted, "the retry to be ended");
+      await ended(h, retry.id, "cancelled");
+      const cleanup = await h.until(
+        async () => (await h.runs("cleanup")).find((r) => r.trigger === "after"),
+        "cleanup to follow the failed attempt once its retry was cancelled",
+      );
+      assertEquals(cleanup.parent_run_id, failed.id);
+      assertEquals((await h.runs("flaky")).filter((r) => r.trigger === "retry").length, 1);
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: a retry beyond the attempts a job allows now is not run: the failure follow-ups start`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", {
+        schedule: { second: "5", minute: "0" },
+        retries: "1",
+        retry_delay: "10",
+      });
+      await h.job("cleanup", { after: "flaky:failure" });
+      await h.start();
+      await h.clock.set(T0 + 5000);
+      (await h.started("flaky", T0 + 5000)).finish(FAILED);
+      const failed = await h.run("flaky", T0 + 5000, "failed");
+      const retry = await queued(h, "flaky");
+      await h.job("flaky", { retries: "0" });
+      await h.clock.set(retry.scheduled_at);
+      const skipped = await ended(h, retry.id, "skipped");
+      assertEquals(
+        skipped.note,
+        "not run: the job's retries were lowered to 0 since this retry was queued (attempt 2; it allows 1 now)",
+      );
+      const cleanup = await h.until(
+        async () => (await h.runs("cleanup")).find((r) => r.trigger === "after"),
+        "cleanup to follow the failed attempt",
+      );
+      assertEquals(cleanup.parent_run_id, failed.id);
+      assert(!h.runner.of("flaky").some((r) => r.runId === retry.id), "the retry ran");
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: a retry of a job disabled meanwhile is skipped: the failure follow-ups start`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", {
+        schedule: { second: "5", minute: "0" },
+        retries: "1",
+        retry_delay: "10",
+      });
+      await h.job("cleanup", { after: "flaky:failure" });
+      await h.start();
+      await h.clock.set(T0 + 5000);
+      (await h.started("flaky", T0 + 5000)).finish(FAILED);
+      const failed = await h.run("flaky", T0 + 5000, "failed");
+      const retry = await queued(h, "flaky");
+      await h.job("flaky", { enabled: false });
+      await h.clock.set(retry.scheduled_at);
+      const skipped = await ended(h, retry.id, "skipped");
+      assertEquals(skipped.note, "the job was disabled before its retry run started");
+      const cleanup = await h.until(
+        async () => (await h.runs("cleanup")).find((r) => r.trigger === "after"),
+        "cleanup to follow the failed attempt",
+      );
+      assertEquals(cleanup.parent_run_id, failed.id);
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: the queued runs of a removed job are skipped, not failures`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", {
+        schedule: { second: "5", minute: "0" },
+        retries: "1",
+        retry_delay: "10",
+      });
+      await h.start();
+      await h.clock.set(T0 + 5000);
+      (await h.started("flaky", T0 + 5000)).finish(FAILED);
+      const retry = await queued(h, "flaky");
+      await h.removeJob("flaky");
+      await h.clock.set(retry.scheduled_at);
+      const skipped = await ended(h, retry.id, "skipped");
+      assertEquals(skipped.note, "the job was removed before its retry run started");
     },
   );
 
@@ -353,6 +499,109 @@ for (const backend of BACKENDS) {
       );
       assertEquals([cleanup.trigger, cleanup.parent_run_id], ["after", retry.id]);
       assertEquals((await h.runs("cleanup")).length, 1);
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: a run a killed service left behind is lost at its restart: retried, notified, followed`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", { cron: "0 12 15 6 *", retries: "1", on_failure: "cat > /dev/null" });
+      await h.job("cleanup", { after: "flaky:failure" });
+      // The row the killed service left: no clean stop, its last beat 30 s before the restart.
+      await h.store.saveNode(node(NODE_ID, {
+        heartbeat_at: T0 - 30_000,
+        db_heartbeat_at: (await h.store.databaseNow()) - 600_000,
+        heartbeat_ms: 5000,
+      }));
+      const [lostId] = await h.store.claimRuns([{
+        job_id: "flaky",
+        scheduled_at: T0 - 60_000,
+        started_at: T0 - 60_000,
+        status: "running",
+        trigger: "schedule",
+        node_id: NODE_ID,
+      }]);
+      await h.start();
+      const lost = await ended(h, lostId!, "lost");
+      assertEquals(lost.finished_at, T0 - 30_000);
+      assert(
+        h.line(/^1 runs left running by a previous service were marked lost$/),
+        h.lines.join("\n"),
+      );
+      const retry = await h.until(
+        async () => (await h.runs("flaky")).find((r) => r.trigger === "retry"),
+        "a retry of the lost run",
+      );
+      assertEquals([retry.attempt, retry.first_run_id], [2, lostId]);
+      await h.until(
+        async () =>
+          (await rawQuery(h.db, "SELECT ref FROM jm_notifications WHERE event = 'failure'"))
+            .some((r) => Number(r.ref) === lostId),
+        "on_failure of the lost run",
+      );
+      (await h.until(
+        () => h.runner.of("flaky").find((r) => r.runId === retry.id),
+        "the retry to start",
+      )).finish(FAILED);
+      const cleanup = await h.until(
+        async () => (await h.runs("cleanup"))[0],
+        "cleanup to follow the last failed attempt",
+      );
+      assertEquals([cleanup.trigger, cleanup.parent_run_id], ["after", retry.id]);
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: a run a cleanly stopped service left behind stays interrupted, not retried`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", { cron: "0 12 15 6 *", retries: "1" });
+      await h.job("cleanup", { after: "flaky:always" });
+      await h.store.saveNode(node(NODE_ID, {
+        heartbeat_at: T0 - 30_000,
+        stopped_at: T0 - 29_000,
+        db_heartbeat_at: (await h.store.databaseNow()) - 600_000,
+        heartbeat_ms: 5000,
+      }));
+      const [id] = await h.store.claimRuns([{
+        job_id: "flaky",
+        scheduled_at: T0 - 60_000,
+        started_at: T0 - 60_000,
+        status: "running",
+        trigger: "schedule",
+        node_id: NODE_ID,
+      }]);
+      await h.start();
+      assertEquals((await h.store.getRun(id!))?.status, "interrupted");
+      assert(h.line(/^1 runs left running by a previous service were marked interrupted$/));
+      assertEquals((await h.runs("flaky")).length, 1);
+      assertEquals(await h.runs("cleanup"), []);
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: a disabled follow-up job does not run: its turn is recorded skipped`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("a", { schedule: { second: "*/10" } });
+      await h.job("b", { after: "a", enabled: false });
+      await h.start();
+      await h.clock.set(T0 + 10_000);
+      (await h.started("a", T0 + 10_000)).finish();
+      const a = await h.run("a", T0 + 10_000, "success");
+      const b = await h.until(async () => (await h.runs("b"))[0], "b's turn to be recorded");
+      assertEquals(
+        [b.status, b.trigger, b.parent_run_id, b.node_id, b.note],
+        [
+          "skipped",
+          "after",
+          a.id,
+          NODE_ID,
+          `not run: the job is disabled (after run ${a.id} of a ended success)`,
+        ],
+      );
+      assertEquals(h.runner.of("b"), []);
     },
   );
 

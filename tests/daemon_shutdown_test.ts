@@ -4,7 +4,7 @@
  * recorded so; queued fires are interrupted at once; one deadline
  * (shutdown_timeout + kill_grace + 5 s) bounds the whole stop even when
  * the database does not answer; a stop before the start stops right after
- * it; runs a crash left running are marked interrupted at start.
+ * it; runs a crash left running are marked lost at start.
  */
 import { assert, assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase, MYSQL_URL } from "./helpers.ts";
@@ -96,7 +96,7 @@ for (const backend of BACKENDS) {
     assertEquals(await h.runs(), []);
   });
 
-  Deno.test(`daemon[${backend}]: runs a crash left running or queued are marked interrupted at start`, async () => {
+  Deno.test(`daemon[${backend}]: runs a crash left running or queued are marked lost at start`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend));
     await h.job("tick", { cron: "0 12 15 6 *" });
     const left = { job_id: "tick", trigger: "schedule" as const, node_id: NODE_ID };
@@ -108,19 +108,11 @@ for (const backend of BACKENDS) {
     await h.start();
     const rows = await h.runs();
     assertEquals(rows.map((r) => [r.scheduled_at - T0, r.status, r.note]), [
-      [
-        -2000,
-        "interrupted",
-        "its service ended without recording how it ended (killed, crashed, or the database away at its stop)",
-      ],
-      [
-        -1000,
-        "interrupted",
-        "its service ended without recording how it ended (killed, crashed, or the database away at its stop)",
-      ],
+      [-2000, "lost", "its service ended without recording how it ended (killed or crashed)"],
+      [-1000, "lost", "its service ended without recording how it ended (killed or crashed)"],
       [-3000, "running", null],
     ]);
-    assert(h.line(/^2 runs left running by a previous service were marked interrupted$/));
+    assert(h.line(/^2 runs left running by a previous service were marked lost$/));
   });
 }
 

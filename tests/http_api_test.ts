@@ -208,6 +208,7 @@ for (const backend of BACKENDS) {
       ]);
       const shown = (await api.call("GET", "/api/v1/jobs/report")).body as Record<string, unknown>;
       assertEquals([shown.after_job, shown.after_outcome, shown.next], ["nightly", "failure", []]);
+      assertEquals(shown.after_missing, false);
       const next = (await api.call("GET", "/api/v1/jobs/report/next")).body as Record<
         string,
         unknown
@@ -296,6 +297,11 @@ for (const backend of BACKENDS) {
         /^zone: "Asia\/Tokyo" is not what this job shows nor what it would show \("Europe\/Paris"\): GET shows zone, a write does not set it; give "timezone"/,
       );
       assertEquals((await api.call("GET", "/api/v1/jobs/zoned")).status, 404);
+      // The job followed removed: its follower is idle, and says so.
+      assertEquals((await api.call("DELETE", "/api/v1/jobs/nightly")).status, 200);
+      const idle = (await api.call("GET", "/api/v1/jobs/report")).body as Record<string, unknown>;
+      assertEquals([idle.after_job, idle.after_missing], ["nightly", true]);
+      await api.call("POST", "/api/v1/jobs", { body: { ...JOB, id: "nightly" } });
       // An id may end in ":always": after_job names it whole, and the outcome is its own field.
       await api.call("POST", "/api/v1/jobs", { body: { ...JOB, id: "ns:always" } });
       const colon = await api.call("POST", "/api/v1/jobs", {

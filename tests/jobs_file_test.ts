@@ -498,7 +498,7 @@ for (const backend of BACKENDS) {
     // here, and says it would not where base does not exist.
     assertStringIncludes(
       await ok("job", "remove", "base"),
-      "removed job 'base' (reload marker 3)\njob 'f' followed it and is now idle: link it again (`jobsmanager job update f --after JOB`), give it a schedule (`--after '' --cron …`), or remove it\n",
+      "removed job 'base' (reload marker 3)\nf follows base: it will run only by hand or on its own schedule until relinked: jobsmanager job update f --after …\n",
     );
     const path = `${db.dir}/left.yaml`;
     const exported = await jm("export", "--format", "yaml");

@@ -1,6 +1,6 @@
 /**
  * The store contract of RunStore's reads and bookkeeping (store.ts): getRun,
- * listRuns, queuedManualRuns, cancelRequests, interruptOrphans, latestRuns, lastFires,
+ * listRuns, queuedManualRuns, cancelRequests, endOrphans, latestRuns, lastFires,
  * countRuns.
  */
 import { assertEquals } from "./assert.ts";
@@ -143,24 +143,20 @@ contract("queuedManualRuns", "at most limit", async ({ store }) => {
 });
 
 contract(
-  "interruptOrphans",
-  "runs left running or queued on this node become interrupted",
+  "endOrphans",
+  "runs left running or queued on this node become lost (a service that died), their ids returned",
   async ({ store }) => {
     const ids = await store.claimRuns([
       fire("a", 1000, { node_id: "me", started_at: 1000 }),
       fire("b", 1000, { node_id: "me", status: "queued" }),
       { ...manualRequest("c", 1000), node_id: "me" },
     ]);
-    assertEquals(await store.interruptOrphans("me", 9000, null), 3);
+    assertEquals(await store.endOrphans("me", 9000, null, "lost"), ids);
     for (const id of ids) {
       const run = await store.getRun(id!);
       assertEquals(
         [run?.status, run?.finished_at, run?.note],
-        [
-          "interrupted",
-          9000,
-          "its service ended without recording how it ended (killed, crashed, or the database away at its stop)",
-        ],
+        ["lost", 9000, "its service ended without recording how it ended (killed or crashed)"],
         `run ${id}`,
       );
     }
@@ -169,7 +165,24 @@ contract(
 );
 
 contract(
-  "interruptOrphans",
+  "endOrphans",
+  "runs a service that stopped cleanly left behind become interrupted",
+  async ({ store }) => {
+    const [id] = await store.claimRuns([fire("a", 1000, { node_id: "me", started_at: 1000 })]);
+    assertEquals(await store.endOrphans("me", 9000, null, "interrupted"), [id]);
+    const run = await store.getRun(id!);
+    assertEquals(
+      [run?.status, run?.note],
+      [
+        "interrupted",
+        "its service ended without recording how it ended (stopped, its record lost)",
+      ],
+    );
+  },
+);
+
+contract(
+  "endOrphans",
   "the runs end at the service's last heartbeat, or at their start (or fire) when later, saying so",
   async ({ store }) => {
     const [before, after, queued] = await store.claimRuns([
@@ -177,26 +190,26 @@ contract(
       fire("b", 6000, { node_id: "me", started_at: 6500 }),
       fire("c", 7000, { node_id: "me", status: "queued" }),
     ]);
-    assertEquals(await store.interruptOrphans("me", 9000, 5000), 3);
+    assertEquals((await store.endOrphans("me", 9000, 5000, "lost")).length, 3);
     const runs = await Promise.all([before, after, queued].map((id) => store.getRun(id!)));
     assertEquals(runs.map((r) => [r?.status, r?.finished_at]), [
-      ["interrupted", 5000],
-      ["interrupted", 6500],
-      ["interrupted", 7000],
+      ["lost", 5000],
+      ["lost", 6500],
+      ["lost", 7000],
     ]);
     assertEquals(
       runs[0]?.note,
-      "its service ended without recording how it ended (killed, crashed, or the database away at its stop); recorded as ended at its last heartbeat (1970-01-01T00:00:05.000Z), or at its start when later",
+      "its service ended without recording how it ended (killed or crashed); recorded as ended at its last heartbeat (1970-01-01T00:00:05.000Z), or at its start when later",
     );
     // A heartbeat after now (the clock was stepped back since): now.
     const [late] = await store.claimRuns([fire("d", 1000, { node_id: "me", started_at: 1000 })]);
-    await store.interruptOrphans("me", 9000, 20_000);
+    await store.endOrphans("me", 9000, 20_000, "lost");
     assertEquals((await store.getRun(late!))?.finished_at, 9000);
   },
 );
 
 contract(
-  "interruptOrphans",
+  "endOrphans",
   "other nodes' runs, untaken requests and ended runs are left alone",
   async ({ store }) => {
     const ended = FINAL_STATUSES.map((status, i) => fire("done", i, { node_id: "me", status }));
@@ -207,7 +220,7 @@ contract(
     ];
     const ids = await store.claimRuns([...ended, ...others]);
     const before = await Promise.all(ids.map((id) => store.getRun(id!)));
-    assertEquals(await store.interruptOrphans("me", 9000, null), 0);
+    assertEquals(await store.endOrphans("me", 9000, null, "lost"), []);
     assertEquals(await Promise.all(ids.map((id) => store.getRun(id!))), before);
   },
 );

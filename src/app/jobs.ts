@@ -150,22 +150,43 @@ export async function updateJob(
     : await jobs.changeJob(id, mutate);
 }
 
-/** A removal, and the jobs it leaves idle. */
-export interface JobRemoval extends JobChange {
-  /**
-   * Ids of the jobs that follow the removed one (`after_job`): kept, and
-   * idle until linked again, which the person removing it should know.
-   */
+/** A removal, and the jobs left following the removed one: idle until relinked. */
+export interface Removal extends JobChange {
+  /** Ids of the jobs whose `after_job` names the removed one, sorted. */
   followers: string[];
 }
 
-export async function removeJob(jobs: JobStore, id: string): Promise<JobRemoval> {
+export async function removeJob(jobs: JobStore, id: string): Promise<Removal> {
   const change = await jobs.changeJob(id, (current) => {
     if (!current) throw jobNotFound(id);
     return null;
   });
   const followers = (await jobs.listJobs()).filter((j) => j.after_job === id).map((j) => j.id);
-  return { ...change, followers };
+  return { ...change, followers: followers.sort() };
+}
+
+/**
+ * What a job's follow-up link cannot do, in words: it closes a cycle (the
+ * service ignores it), or the job it names does not exist (it never
+ * starts this one). Null for a job that follows none, or one that exists
+ * outside any cycle. `all`: every job by id.
+ */
+export function linkProblem(
+  all: ReadonlyMap<string, Job>,
+  job: Job,
+  names: OptionNames = AS_FIELDS,
+): string | null {
+  if (job.after_job === null) return null;
+  if (!all.has(job.after_job)) {
+    return `job '${job.after_job}' does not exist: '${job.id}' runs only by hand or on its own schedule until relinked with ${
+      names.option("after")
+    }`;
+  }
+  const cycle = followCycle(all, job);
+  if (cycle === null) return null;
+  return `after: its follow-up link closes a cycle, ${
+    cycle.join(" → ")
+  }, and the service ignores it; drop one link with ${names.option("after", null)}`;
 }
 
 /** Enable or disable a job; one already so is left as it is (no marker). */
@@ -206,8 +227,13 @@ export interface JobListing {
   zone: string;
   /** Its next fire; null when disabled, invalid, or never firing again. */
   next: Date | null;
-  /** Why a row broken by hand cannot be scheduled; null when it is valid. */
+  /**
+   * Why a row broken by hand cannot be scheduled, or why its follow-up
+   * link (a cycle written in SQL) is ignored; null when it is valid.
+   */
   invalid: string | null;
+  /** Its follow-up link names a job that does not exist, saying what that means; else null. */
+  link: string | null;
 }
 
 /**
@@ -219,16 +245,31 @@ export async function listJobs(
   options: { defaultZone: string; now: number; names?: OptionNames },
 ): Promise<JobListing[]> {
   const from = new Date(options.now);
-  return (await jobs.listJobs()).map((job) => {
+  const all = await jobs.listJobs();
+  const byId = new Map(all.map((j) => [j.id, j]));
+  return all.map((job) => {
     const zone = zoneOf(job, options.defaultZone);
     try {
       validateJob(job, options.names);
       const next = job.enabled && hasSchedule(job) ? firstFireAfter(job, zone, from) : null;
-      return { job, zone, next, invalid: null };
+      return { job, zone, next, ...linkFields(byId, job, options.names) };
     } catch (error) {
-      return { job, zone, next: null, invalid: (error as Error).message };
+      return { job, zone, next: null, invalid: (error as Error).message, link: null };
     }
   });
+}
+
+/** `invalid` for a link that closes a cycle, `link` for one that names no job. */
+function linkFields(
+  all: ReadonlyMap<string, Job>,
+  job: Job,
+  names?: OptionNames,
+): { invalid: string | null; link: string | null } {
+  const problem = linkProblem(all, job, names);
+  if (problem === null) return { invalid: null, link: null };
+  return all.has(job.after_job!)
+    ? { invalid: problem, link: null }
+    : { invalid: null, link: problem };
 }
 
 export interface JobDetails {
@@ -238,8 +279,10 @@ export interface JobDetails {
   next: Date[];
   /** Its latest runs, newest first. */
   runs: Run[];
-  /** Why a row broken by hand cannot be scheduled; null when it is valid. */
+  /** As in {@link JobListing}. */
   invalid: string | null;
+  /** As in {@link JobListing}. */
+  link: string | null;
 }
 
 export async function showJob(
@@ -256,10 +299,13 @@ export async function showJob(
   try {
     validateJob(job, options.names);
   } catch (error) {
-    return { job, zone, next: [], runs, invalid: (error as Error).message };
+    return { job, zone, next: [], runs, invalid: (error as Error).message, link: null };
   }
   const next = nextFires(job, options.defaultZone, new Date(options.now), options.count);
-  return { job, zone, next, runs, invalid: null };
+  // Only a job that follows another needs them all, to find the chain.
+  const all = job.after_job === null ? [] : await stores.listJobs();
+  const byId = new Map(all.map((j) => [j.id, j]));
+  return { job, zone, next, runs, ...linkFields(byId, job, options.names) };
 }
 
 export interface UpcomingFires {

@@ -116,11 +116,13 @@ export type CancelOutcome = "dropped" | "requested" | "ended";
 const CANCEL_ATTEMPTS = 3;
 
 /**
- * Cancel run `id` on behalf of `by` (`user@host`). A `job run` request no
- * service has taken is `cancelled` at once, with a note naming who asked
- * and when; a run a service holds (running, or queued for a worker) gets
- * the request recorded (`cancel_requested_at`, `cancel_requested_by`) for
- * that service to end it. A run that has ended is an error naming its status.
+ * Cancel run `id` on behalf of `by` (`user@host`). A `job run` request or
+ * follow-up run no service has taken is `cancelled` at once, with a note
+ * naming who asked and when; a run a service holds (running, or queued for
+ * a worker) gets the request recorded (`cancel_requested_at`,
+ * `cancel_requested_by`) for that service to end it, and so does a retry no
+ * service took: the first service to see it records it cancelled and ends
+ * the attempts (their failure follow-ups start). A run that has ended is an error naming its status.
  * A run in a terminal (`job run --here`) is ended there, with Ctrl-C: it is an
  * error, unless `endIfGone`, which sees the processes of its host, finds the
  * CLI process that ran it gone and ends it (`interrupted`), else says why
@@ -140,7 +142,8 @@ export async function cancelRun(
   const request = { cancel_requested_at: options.now, cancel_requested_by: options.by };
   for (let attempt = 0; attempt < CANCEL_ATTEMPTS; attempt++) {
     const run = await showRun(runs, id);
-    if (run.status === "queued" && run.node_id === null) {
+    // A retry waits for a service to cancel it: the attempts end there, and its failure follow-ups start.
+    if (run.status === "queued" && run.node_id === null && run.trigger !== "retry") {
       const dropped = await runs.updateRun(id, {
         ...request,
         status: "cancelled",

@@ -339,14 +339,18 @@ export function jobCommand() {
       await storedJobId(ctx, id);
       const written = await writeJob(ctx, (store) => removeJob(store, id));
       const { followers } = written.change;
-      const idle = followers.map((f) =>
-        `\njob '${f}' followed it and is now idle: link it again (\`jobsmanager job update ${f} --after JOB\`), give it a schedule (\`--after '' --cron …\`), or remove it`
-      );
       printWrite(
         ctx,
         written,
-        `removed job '${id}' (reload marker ${written.change.markerId})${idle.join("")}`,
-        { idle_followers: followers },
+        [
+          `removed job '${id}' (reload marker ${written.change.markerId})`,
+          ...followers.map((f) =>
+            printable(
+              `${f} follows ${id}: it will run only by hand or on its own schedule until relinked: jobsmanager job update ${f} --after …`,
+            )
+          ),
+        ].join("\n"),
+        { followers },
       );
     },
   });
@@ -367,7 +371,13 @@ export function jobCommand() {
       });
       ctx.print(
         () => jobsTable(listings, zone, outputWidth()),
-        listings.map(({ job, zone, next, invalid }) => ({ ...job, zone, next, invalid })),
+        listings.map(({ job, zone, next, invalid, link }) => ({
+          ...job,
+          zone,
+          next,
+          invalid,
+          after_missing: link !== null,
+        })),
       );
     },
   });
@@ -397,6 +407,7 @@ export function jobCommand() {
           zone: details.zone,
           next: details.next.map((d) => d.toISOString()),
           invalid: details.invalid,
+          after_missing: details.link !== null,
           runs: details.runs,
         },
       );

@@ -147,9 +147,9 @@ export function jobsTable(
   const ownZone = `(${defaultZoneText(defaultZone)})`;
   return table(
     ["ID", "SCHEDULE (s m h dom mon dow)", "ZONE", "ENABLED", "TIMEOUT", "NEXT FIRE", "COMMAND"],
-    listings.map(({ job, zone, next, invalid }) => [
+    listings.map(({ job, zone, next, invalid, link }) => [
       printable(job.id),
-      schedule(job),
+      link === null ? schedule(job) : `${schedule(job)} (no job '${printable(job.after_job!)}')`,
       job.timezone ?? ownZone,
       job.enabled ? "yes" : "no",
       timeout(job.timeout),
@@ -223,7 +223,7 @@ function storedInstant(at: unknown): string {
 }
 
 export function jobDetails(
-  { job, zone, next, runs, invalid }: JobDetails,
+  { job, zone, next, runs, invalid, link }: JobDetails,
   defaultZone: DefaultZone,
   width: number | null,
 ): string {
@@ -238,7 +238,7 @@ export function jobDetails(
         ? `${readableSchedule(job)}   (second minute hour day month day_of_week)`
         : "none of its own",
     ],
-    ...retryRows(job),
+    ...retryRows(job, link),
     ["timezone", zoneCell(job, defaultZone)],
     ["enabled", job.enabled ? "yes" : "no"],
     ["timeout", job.timeout === 0 ? "none" : `${job.timeout} s`],
@@ -266,9 +266,11 @@ export function jobDetails(
     ][]),
     ["created", storedInstant(job.created_at)],
     ["updated", storedInstant(job.updated_at)],
-    ...(invalid === null
-      ? []
-      : [["INVALID", printable(`${invalid} (the service skips it)`)] as [string, string]]),
+    ...(invalid === null ? [] : [[
+      "INVALID",
+      // A link that closes a cycle leaves the job's own fires, which follow.
+      printable(next.length === 0 ? `${invalid} (the service skips it)` : invalid),
+    ] as [string, string]]),
   ];
   const keyWidth = Math.max(...rows.map(([k]) => k.length));
   const lines = rows.map(([k, v]) => `${k.padEnd(keyWidth)}  ${v}`);
@@ -301,7 +303,7 @@ export function followsText(job: Job): string {
     : `after '${job.after_job}' ends: ${job.after_outcome}`;
 }
 
-function retryRows(job: Job): [string, string][] {
+function retryRows(job: Job, link: string | null): [string, string][] {
   return [
     [
       "retries",
@@ -311,7 +313,12 @@ function retryRows(job: Job): [string, string][] {
           job.retry_on.replaceAll(",", ", ")
         }; ${job.retry_overlap ? "kept" : "dropped"} when the next fire comes)`,
     ],
-    ["after", job.after_job === null ? "-" : printable(`${job.after_job}:${job.after_outcome}`)],
+    [
+      "after",
+      job.after_job === null
+        ? "-"
+        : printable(`${job.after_job}:${job.after_outcome}${link === null ? "" : ` (${link})`}`),
+    ],
   ];
 }
 

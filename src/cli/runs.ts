@@ -82,9 +82,9 @@ export function runsCommand() {
                 ? "recorded it interrupted, unchecked (--force)"
                 : `the CLI process that ran it (\`job run --here\`) is gone; recorded ${run.status}`
             }`
-            : `asked the service to end run ${id} of '${run.job_id}' (${run.status} on ${
-              run.node_id ?? "a service"
-            }); it records the run cancelled when it has ended it`,
+            : run.node_id === null
+            ? `asked the services to cancel retry run ${id} of '${run.job_id}' (queued, not started): the first to see it (the next to start, when none is live) records it cancelled; the attempts then end in failure, and the job's failure follow-ups start`
+            : `asked the service to end run ${id} of '${run.job_id}' (${run.status} on ${run.node_id}); it records the run cancelled when it has ended it`,
         { outcome, run },
       );
     },

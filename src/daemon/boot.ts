@@ -93,9 +93,10 @@ export interface Daemon {
   /** What the heartbeat reports. */
   readonly state: ServiceState;
   /**
-   * Migrate, mark crashed runs interrupted, load the jobs and fire them
-   * until `stop()`; then shut down and close the store by the stop's
-   * deadline. Rejects (logged as fatal) when the service cannot start.
+   * Migrate, mark the runs a crash left lost (retried, notified,
+   * followed), load the jobs and fire them until `stop()`; then shut down
+   * and close the store by the stop's deadline. Rejects (logged as
+   * fatal) when the service cannot start.
    */
   run(): Promise<void>;
   /**
@@ -429,7 +430,7 @@ class BootedDaemon implements Daemon {
         { database: store.description },
       );
     }
-    await this.service.start(before.find((n) => n.id === nodeId)?.heartbeat_at ?? null);
+    await this.service.start(before.find((n) => n.id === nodeId) ?? null);
     if (this.abandoned) return;
     // Before the first fire: the collection blocks for tens of milliseconds.
     if (this.service.state.jobsLoaded >= BULK_LOAD) collectGarbage();

@@ -610,8 +610,8 @@ export class RunRecorder {
     // Fires held after lost claims will not be decided here again.
     await deadline.wait(this.lost.end());
     // A database away at exit may be back within the stop's time: tried again each second till
-    // then. Unwritten, a run that ended here is marked interrupted at this node's next start, or
-    // lost once another declares it dead.
+    // then. Unwritten, a run that ended here is marked lost at this node's next start, or once
+    // another declares it dead (interrupted at the next start, if this stop itself is recorded).
     while (this.backlog > 0 && deadline.left > 0) {
       await deadline.wait(this.flush().catch(() => undefined));
       if (this.backlog === 0 || deadline.left === 0) break;
@@ -619,7 +619,7 @@ export class RunRecorder {
     }
     if (this.backlog > 0 || this.dropped > 0) {
       storeLog.error(
-        "{count} run records could not be written before exit ({dropped} more were dropped earlier: more than {max} waited): {runs}; its runs still recorded running are marked interrupted when a service starts again under this node id, or lost (and retried where their jobs say so) if another node declares this one dead first",
+        "{count} run records could not be written before exit ({dropped} more were dropped earlier: more than {max} waited): {runs}; its runs still recorded running are marked lost (and retried where their jobs say so) when a service starts again under this node id or another node declares this one dead, or interrupted at that start if this stop was recorded",
         {
           count: this.backlog,
           dropped: this.dropped,

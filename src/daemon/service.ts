@@ -18,6 +18,7 @@ import {
 } from "../domain/job.ts";
 import { log } from "./log.ts";
 import type { NewRun, Run, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
+import type { Node } from "../domain/node.ts";
 import type { JobStore, Marker, MarkerStore, PollState, RunStore } from "../store/store.ts";
 import { type Clock, type Deadline, PRECISE_TAIL_MS, settlesWithin } from "./clock.ts";
 import type { Cluster, Gained } from "./cluster.ts";
@@ -348,6 +349,8 @@ export class Service {
   private alertAfter = false;
   /** Enabled jobs following each job (`--after`), by the followed job's id. */
   private followers = new Map<string, Job[]>();
+  /** Disabled jobs that follow a job, by the job they follow. */
+  private idleFollowers = new Map<string, Job[]>();
   /** When retries and follow-up runs are due (queued here, or seen by a poll): it polls then. */
   private readonly dueRuns: number[] = [];
   /** When the last poll began, and when the next one is due. */
@@ -413,17 +416,27 @@ export class Service {
 
   /**
    * Recover from a crash, load every enabled job, and apply pending
-   * markers. `lastSeen`: the last heartbeat of the previous service under
-   * this node id, if it left a row (the runs it left running ended by then,
-   * as far as anyone can tell).
+   * markers. `previous`: the row the previous service under this node id
+   * left, if any (its last heartbeat is when the runs it left running
+   * ended, as far as anyone can tell).
    */
-  async start(lastSeen: number | null = null): Promise<void> {
+  async start(previous: Pick<Node, "heartbeat_at" | "stopped_at"> | null = null): Promise<void> {
     await this.endOrphans();
     const now = this.o.clock.now();
-    const orphans = await this.o.store.interruptOrphans(this.nodeId, now, lastSeen);
-    if (orphans > 0) {
-      schedulerLog.warn("{count} runs left running by a previous service were marked interrupted", {
-        count: orphans,
+    // A service that stopped cleanly recorded how its runs ended; one that left runs behind
+    // died (killed, crashed), as a node another declares dead does: its runs are lost, and
+    // retried, notified and followed as those are.
+    const outcome = previous?.stopped_at != null ? "interrupted" : "lost";
+    const orphans = await this.o.store.endOrphans(
+      this.nodeId,
+      now,
+      previous?.heartbeat_at ?? null,
+      outcome,
+    );
+    if (orphans.length > 0) {
+      schedulerLog.warn("{count} runs left running by a previous service were marked {outcome}", {
+        count: orphans.length,
+        outcome,
       });
     }
     const latest = await this.o.store.latestMarkerId();
@@ -431,7 +444,9 @@ export class Service {
     const lastFires = await this.o.store.lastFires();
     this.readAt = now;
     const known = new Map<string, Job>();
+    const idle: Job[] = [];
     for (const job of jobs) {
+      if (!job.enabled && idleFollower(job)) idle.push(job);
       if (!job.enabled || !this.valid(job)) continue;
       known.set(job.id, job);
       // A job without a schedule runs only after another's runs.
@@ -441,9 +456,13 @@ export class Service {
       // a job that never fired, as `resumeAfter` says.
       this.timetable.set(job, lastFires.get(job.id) ?? this.resumeAfter(job, now));
     }
-    this.know(known);
+    this.know(known, idle);
     await this.holdRunsElsewhere();
     this.loaded.resolve();
+    if (outcome === "lost" && orphans.length > 0) {
+      this.track(this.lost(orphans));
+      this.o.notifier.lostRuns(this.nodeId, now, orphans);
+    }
     this.o.cluster.setJobs(this.timetable.ids());
     const pending = await this.markersToApply(latest);
     await this.applied(pending.filter((m) => !m.updated && m.id <= latest).map((m) => m.id));
@@ -919,6 +938,7 @@ export class Service {
     const seen = new Set<string>();
     const inTable = new Set<string>();
     const known = new Map<string, Job>();
+    const idle: Job[] = [];
     // One instant for the whole reload: a job new to the timetable is owed
     // its fires up to it (resumeAfter), a changed schedule goes on from it.
     const now = this.o.clock.now();
@@ -928,7 +948,10 @@ export class Service {
         if (i % RELOAD_CHUNK === RELOAD_CHUNK - 1) await this.giveWay();
         const job = jobs[i];
         inTable.add(job.id);
-        if (!job.enabled) continue;
+        if (!job.enabled) {
+          if (idleFollower(job)) idle.push(job);
+          continue;
+        }
         if (!hasSchedule(job)) {
           // Out of the timetable (removed, if it had a schedule before): it runs only after another.
           if (this.valid(job)) known.set(job.id, job);
@@ -951,7 +974,7 @@ export class Service {
       await this.giveWay();
     }
     this.readAt = now;
-    this.know(known);
+    this.know(known, idle);
     this.o.observer?.jobsInTable?.(inTable);
     for (const id of this.timetable.ids()) {
       if (!seen.has(id)) {
@@ -1480,6 +1503,11 @@ export class Service {
             firstRunId: run.firstRunId,
           })
         )
+        // A retry cancelled: the attempts end in failure with the one before it.
+        : run.trigger === "retry"
+        ? recorded.then(() =>
+          this.followAttemptBefore(run.job, { attempt: run.attempt, first_run_id: run.firstRunId })
+        )
         : recorded,
     );
   }
@@ -1494,6 +1522,10 @@ export class Service {
       const note = `cancelled by ${request.cancel_requested_by} at ${
         new Date(request.cancel_requested_at!).toISOString()
       }`;
+      if (request.node_id === null) {
+        await this.cancelRetry(request, note);
+        continue;
+      }
       const active = this.active.get(request.id);
       if (active && !this.cancelling.has(request.id)) {
         this.cancelling.set(request.id, note);
@@ -1522,6 +1554,28 @@ export class Service {
         }));
       }
     }
+  }
+
+  /**
+   * `runs cancel` of a retry no service took yet: recorded `cancelled` by a
+   * write conditional on `queued` (one service does it), and the attempts
+   * end in failure with the one before it, whose failure follow-ups start
+   * now, as when max_instances skips a retry.
+   */
+  private async cancelRetry(request: Run, note: string): Promise<void> {
+    const cancelled = await this.o.store.updateRun(request.id, {
+      status: "cancelled",
+      node_id: this.nodeId,
+      finished_at: this.o.clock.now(),
+      note,
+    }, "queued");
+    if (!cancelled) return;
+    schedulerLog.info(
+      "job {job} run {run}: {note} before it started; the attempts end with the one before it",
+      { job: request.job_id, run: request.id, note },
+    );
+    const job = this.known.get(request.job_id) ?? await this.o.store.getJob(request.job_id);
+    if (job) await this.followAttemptBefore(job, request);
   }
 
   /** The first instant at which a fire waiting for a worker is past its grace. */
@@ -1657,10 +1711,20 @@ export class Service {
     return this.alertAfter;
   }
 
-  /** The enabled, valid jobs as loaded, and who follows whom among them. */
-  private know(known: Map<string, Job>): void {
+  /**
+   * The enabled, valid jobs as loaded, and who follows whom among them;
+   * `idle`: disabled jobs that follow one, whose turns are recorded skipped.
+   */
+  private know(known: Map<string, Job>, idle: Job[]): void {
     this.known = known;
     this.followers = new Map();
+    this.idleFollowers = new Map();
+    for (const job of idle) {
+      this.idleFollowers.set(job.after_job!, [
+        ...this.idleFollowers.get(job.after_job!) ?? [],
+        job,
+      ]);
+    }
     this.alertAfter = false;
     for (const job of known.values()) {
       if (job.alert_after !== null) this.alertAfter = true;
@@ -1721,7 +1785,9 @@ export class Service {
     }
     const followers = (this.followers.get(job.id) ?? [])
       .filter((f) => afterMatches(f.after_outcome!, ended.status));
-    if (!retries && followers.length === 0) return;
+    const idle = retries ? [] : (this.idleFollowers.get(job.id) ?? [])
+      .filter((f) => afterMatches(f.after_outcome!, ended.status));
+    if (!retries && followers.length === 0 && idle.length === 0) return;
     let id = ended.id;
     if (id < 0) {
       const real = this.recorder.realId(id);
@@ -1783,6 +1849,20 @@ export class Service {
         follower: follower.id,
         id: runId,
       });
+    }
+    // A disabled follower does not run; its row says why its turn passed.
+    for (const follower of idle) {
+      const runId = await this.queue({
+        job_id: follower.id,
+        scheduled_at: ended.finishedAt,
+        status: "skipped",
+        trigger: "after",
+        parent_run_id: id,
+        node_id: this.nodeId,
+        finished_at: ended.finishedAt,
+        note: `not run: the job is disabled (after run ${id} of ${job.id} ended ${ended.status})`,
+      });
+      if (runId !== null) this.o.observer?.ended(follower.id, "skipped");
     }
   }
 
@@ -1853,10 +1933,13 @@ export class Service {
   }
 
   /**
-   * A retry that will not run (dropped, skipped): the attempt it would
-   * have retried is the last, and its failure follow-ups start now.
+   * A retry that will not run (dropped, skipped, cancelled): the attempt it
+   * would have retried is the last, and its failure follow-ups start now.
    */
-  private async followAttemptBefore(job: Job, retry: Run): Promise<void> {
+  private async followAttemptBefore(
+    job: Job,
+    retry: Pick<Run, "attempt" | "first_run_id">,
+  ): Promise<void> {
     const failed = (await this.o.store.listRuns({ job_id: job.id, limit: PENDING_RETRIES }))
       .find((r) =>
         r.attempt === retry.attempt - 1 &&
@@ -1873,7 +1956,10 @@ export class Service {
     });
   }
 
-  /** Runs this node marked `lost` declaring their node dead: retried, followed, as any end. */
+  /**
+   * Runs this node marked `lost` (declaring their node dead, or left by its
+   * own previous service that died): retried, followed, as any end.
+   */
   private async lost(ids: number[]): Promise<void> {
     // A node is declared dead as this one registers, before its jobs are loaded.
     await this.loaded.promise;
@@ -1930,17 +2016,21 @@ export class Service {
    * or waits for the next poll when no worker is free.
    */
   private async takeQueuedRun(request: Run): Promise<void> {
+    // Someone asked to cancel it since: the cancel requests' turn ends it.
+    if (request.cancel_requested_at !== null) return;
     const now = this.o.clock.now();
     const job = await this.o.store.getJob(request.job_id);
     // Shutdown may have begun meanwhile: leave the request for the next service.
     if (this.stopping) return;
     const claim = (update: RunUpdate) =>
       this.o.store.updateRun(request.id, { node_id: this.nodeId, ...update }, "queued");
+    // Not a failure of the job: the operator removed it (its runs are not followed, its
+    // followers are idle), as one disabled is not.
     if (!job) {
       await claim({
-        status: "error",
+        status: "skipped",
         finished_at: now,
-        note: "the job was removed before the run started",
+        note: `the job was removed before its ${request.trigger} run started`,
       });
       return;
     }
@@ -1950,7 +2040,29 @@ export class Service {
         finished_at: now,
         note: `the job was disabled before its ${request.trigger} run started`,
       });
-      if (skipped) this.o.observer?.ended(job.id, "skipped");
+      if (!skipped) return;
+      this.o.observer?.ended(job.id, "skipped");
+      if (request.trigger === "retry") await this.followAttemptBefore(job, request);
+      return;
+    }
+    // A retry beyond the attempts the job allows now (its retries were lowered since it was
+    // queued) does not run: the attempts end with the one before it.
+    if (request.trigger === "retry" && request.attempt > job.retries + 1) {
+      const skipped = await claim({
+        status: "skipped",
+        finished_at: now,
+        note:
+          `not run: the job's retries were lowered to ${job.retries} since this retry was queued (attempt ${request.attempt}; it allows ${
+            job.retries + 1
+          } now)`,
+      });
+      if (!skipped) return;
+      this.o.observer?.ended(job.id, "skipped");
+      schedulerLog.info(
+        "job {job} run {run}: not run, the job's retries were lowered to {retries}; the attempts end with the one before it",
+        { job: job.id, run: request.id, retries: job.retries },
+      );
+      await this.followAttemptBefore(job, request);
       return;
     }
     const maxInstances = job.max_instances ?? this.o.defaults.maxInstances;
@@ -2076,5 +2188,16 @@ export class Service {
     await deadline.wait(Promise.all([this.reloading, ...this.writes]));
     await this.recorder.close(deadline.left);
     schedulerLog.info("stopped");
+  }
+}
+
+/** A disabled job whose link a run's end would follow, were it enabled (a valid row). */
+function idleFollower(job: Job): boolean {
+  if (job.after_job === null) return false;
+  try {
+    validateJob(job);
+    return true;
+  } catch {
+    return false;
   }
 }

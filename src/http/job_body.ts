@@ -42,6 +42,7 @@ const SHOWN = [
   "schedule_words",
   "next",
   "invalid",
+  "after_missing",
   "runs",
   // And with each job of `GET /jobs`.
   "next_fire",

@@ -73,6 +73,16 @@ const RUN_PROPERTIES: Record<string, Schema> = {
 /** A run as lists show it: without its output, which only the run itself carries. */
 const { stdout: _stdout, stderr: _stderr, ...LISTED_RUN_PROPERTIES } = RUN_PROPERTIES;
 
+const INVALID: Schema = {
+  type: ["string", "null"],
+  description:
+    "why a row broken by hand cannot run, or why its follow-up link (a cycle written in SQL) is ignored",
+};
+const AFTER_MISSING: Schema = {
+  type: "boolean",
+  description:
+    "its after_job names a job that does not exist: it runs only by hand or on its own schedule",
+};
 const SCHEDULE: Schema = {
   type: "string",
   description: "the six fields as the CLI shows them, weekdays in names",
@@ -205,6 +215,7 @@ const schemas: Record<string, Schema> = {
       next: { description: "shown by GET; ignored" },
       next_fire: { description: "shown by GET; ignored" },
       invalid: { description: "shown by GET; ignored" },
+      after_missing: { description: "shown by GET; ignored" },
       runs: { description: "shown by GET; ignored" },
       last_run: { description: "shown by GET; ignored" },
     },
@@ -216,7 +227,8 @@ const schemas: Record<string, Schema> = {
     schedule: SCHEDULE,
     schedule_words: str,
     next_fire: { type: ["string", "null"], format: "date-time" },
-    invalid: { type: ["string", "null"], description: "why a row broken by hand cannot run" },
+    invalid: INVALID,
+    after_missing: AFTER_MISSING,
     last_run: { oneOf: [RUN_SUMMARY, { type: "null" }] },
   }),
   JobDetails: closed({
@@ -225,7 +237,8 @@ const schemas: Record<string, Schema> = {
     schedule: SCHEDULE,
     schedule_words: str,
     next: list(iso),
-    invalid: { type: ["string", "null"], description: "why a row broken by hand cannot run" },
+    invalid: INVALID,
+    after_missing: AFTER_MISSING,
     runs: list(ref("Run")),
   }),
   NextFires: closed({
@@ -250,7 +263,7 @@ const schemas: Record<string, Schema> = {
     outcome: {
       enum: ["dropped", "requested"],
       description:
-        "dropped: a queued request no service had taken is cancelled; requested: the service running it will end it",
+        "dropped: a queued request no service had taken is cancelled; requested: the service running it will end it (a retry no service took: the first service to see it cancels it, and the attempts end in failure)",
     },
     run: ref("Run"),
   }),

@@ -265,6 +265,13 @@ function rowToMarker(row: Row): Marker {
   };
 }
 
+/**
+ * The runs a service must cancel: its own, running or waiting for a worker,
+ * and retries no service took yet (any service may; one does).
+ */
+const CANCELS =
+  "cancel_requested_at IS NOT NULL AND (status IN ('running', 'queued') AND node_id = ? OR status = 'queued' AND node_id IS NULL AND `trigger` = 'retry')";
+
 export class SqlStore implements Store {
   constructor(private readonly driver: Driver) {}
 
@@ -528,7 +535,7 @@ export class SqlStore implements Store {
         (SELECT MIN(id) FROM jm_update_info WHERE updated = 0) AS pending,
         EXISTS (SELECT 1 FROM jm_runs WHERE status = 'queued' AND \`trigger\` = 'manual' AND node_id IS NULL) AS manual,
         (SELECT MIN(scheduled_at) FROM jm_runs WHERE status = 'queued' AND \`trigger\` IN ('retry', 'after') AND node_id IS NULL) AS due,
-        EXISTS (SELECT 1 FROM jm_runs WHERE status IN ('running', 'queued') AND node_id = ? AND cancel_requested_at IS NOT NULL) AS cancels`,
+        EXISTS (SELECT 1 FROM jm_runs WHERE ${CANCELS}) AS cancels`,
       [nodeId],
     );
     return {
@@ -829,7 +836,7 @@ export class SqlStore implements Store {
 
   async cancelRequests(nodeId: string): Promise<Run[]> {
     const rows = await this.driver.all(
-      `${RUN_SELECT} WHERE status IN ('running', 'queued') AND node_id = ? AND cancel_requested_at IS NOT NULL ORDER BY id`,
+      `${RUN_SELECT} WHERE ${CANCELS} ORDER BY id`,
       [nodeId],
     );
     return rows.map(rowToRun);
@@ -850,21 +857,35 @@ export class SqlStore implements Store {
     });
   }
 
-  async interruptOrphans(nodeId: string, now: number, lastSeen: number | null): Promise<number> {
+  async endOrphans(
+    nodeId: string,
+    now: number,
+    lastSeen: number | null,
+    outcome: "lost" | "interrupted",
+  ): Promise<number[]> {
     const known = lastSeen !== null && lastSeen <= now;
-    const note =
-      `its service ended without recording how it ended (killed, crashed, or the database away at its stop)${
-        known
-          ? `; recorded as ended at its last heartbeat (${
-            new Date(lastSeen).toISOString()
-          }), or at its start when later`
-          : ""
-      }`;
-    const result = await this.driver.run(
-      `UPDATE jm_runs SET status = 'interrupted', finished_at = ${status.ENDED_AT_OR_AFTER_START}, note = ? WHERE node_id = ? AND status IN ('running', 'queued')`,
-      [known ? lastSeen : now, known ? lastSeen : now, note, nodeId],
-    );
-    return result.changes;
+    const how = outcome === "lost" ? "killed or crashed" : "stopped, its record lost";
+    const note = `its service ended without recording how it ended (${how})${
+      known
+        ? `; recorded as ended at its last heartbeat (${
+          new Date(lastSeen).toISOString()
+        }), or at its start when later`
+        : ""
+    }`;
+    const where = "node_id = ? AND status IN ('running', 'queued')";
+    return await this.driver.transaction(async (tx) => {
+      // The ids, for the service to retry the lost runs and start what follows them.
+      const rows = await tx.all(
+        `SELECT id FROM jm_runs WHERE ${where} ORDER BY id${this.driver.profile.forUpdate}`,
+        [nodeId],
+      );
+      if (rows.length === 0) return [];
+      await tx.run(
+        `UPDATE jm_runs SET status = ?, finished_at = ${status.ENDED_AT_OR_AFTER_START}, note = ? WHERE ${where}`,
+        [outcome, known ? lastSeen : now, known ? lastSeen : now, note, nodeId],
+      );
+      return rows.map((r) => Number(r.id));
+    });
   }
 
   async latestRuns(): Promise<Map<string, Run>> {

@@ -250,9 +250,10 @@ export interface RunStore {
   dueQueuedRuns(now: number, limit: number): Promise<Run[]>;
 
   /**
-   * Runs of `nodeId` someone asked to cancel (`runs cancel`) that are still
-   * running or waiting for a worker there, oldest first: what that service
-   * must end.
+   * Runs someone asked to cancel (`runs cancel`), oldest first: those of
+   * `nodeId` still running or waiting for a worker there, which that
+   * service must end, and retries no service took yet (`queued`, no node),
+   * which any service records cancelled by a write conditional on `queued`.
    */
   cancelRequests(nodeId: string): Promise<Run[]>;
 
@@ -266,13 +267,21 @@ export interface RunStore {
   missLostClaims(claims: readonly LostClaim[], now: number, note: string): Promise<number>;
 
   /**
-   * Mark runs a crashed service left `running` or `queued` on this node as
-   * `interrupted`, ended at `lastSeen` (that service's last heartbeat: the
-   * last sign it was alive; a run that started, or was due, after it ends
-   * then), or at `now` when that is unknown (null) or later than `now`; the
-   * note says which. Returns how many.
+   * In one transaction, end the runs a previous service on this node left
+   * `running` or `queued` as `outcome`: `lost` when it died (killed,
+   * crashed: the same as a node declared dead), `interrupted` when it
+   * stopped cleanly but its records were lost. Ended at `lastSeen` (that
+   * service's last heartbeat: the last sign it was alive; a run that
+   * started, or was due, after it ends then), or at `now` when that is
+   * unknown (null) or later than `now`; the note says which. Returns their
+   * ids, oldest first (which the service retries and follows).
    */
-  interruptOrphans(nodeId: string, now: number, lastSeen: number | null): Promise<number>;
+  endOrphans(
+    nodeId: string,
+    now: number,
+    lastSeen: number | null,
+    outcome: "lost" | "interrupted",
+  ): Promise<number[]>;
 
   /** The latest scheduled fire (trigger `schedule`) of every job that has one. */
   lastFires(): Promise<Map<string, number>>;

@@ -158,12 +158,13 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
     }));
     return json(
       c,
-      listings.map(({ job, zone, next, invalid }) => ({
+      listings.map(({ job, zone, next, invalid, link }) => ({
         ...visible(job, c.get("role")),
         zone,
         ...scheduleTexts(job),
         next_fire: next?.toISOString() ?? null,
         invalid,
+        after_missing: link !== null,
         last_run: last.get(job.id) ?? null,
       })),
     );
@@ -205,6 +206,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       ...scheduleTexts(details.job),
       next: details.next.map((d) => d.toISOString()),
       invalid: details.invalid,
+      after_missing: details.link !== null,
       runs: details.runs,
     });
   });
