@@ -38,6 +38,38 @@ async function queued(h: DaemonHarness, jobId: string, afterId = 0): Promise<Run
   return row;
 }
 
+/**
+ * Start a daemon where "flaky" (at T0+5s, `retries`, `retryDelay` s apart)
+ * fails its first attempt and "cleanup" follows its failure: the failed
+ * run and its queued retry.
+ */
+async function failedOnce(
+  h: DaemonHarness,
+  retries: string,
+  retryDelay: string,
+): Promise<{ failed: Run; retry: Run }> {
+  await h.job("flaky", {
+    schedule: { second: "5", minute: "0" },
+    retries,
+    retry_delay: retryDelay,
+  });
+  await h.job("cleanup", { after: "flaky:failure" });
+  await h.start();
+  await h.clock.set(T0 + 5000);
+  (await h.started("flaky", T0 + 5000)).finish(FAILED);
+  const failed = await h.run("flaky", T0 + 5000, "failed");
+  return { failed, retry: await queued(h, "flaky") };
+}
+
+/** Wait for cleanup to follow the failed attempt `failed` (`why`: what ended the attempts). */
+async function followed(h: DaemonHarness, failed: Run, why: string): Promise<void> {
+  const cleanup = await h.until(
+    async () => (await h.runs("cleanup")).find((r) => r.trigger === "after"),
+    `cleanup to follow the failed attempt once ${why}`,
+  );
+  assertEquals(cleanup.parent_run_id, failed.id);
+}
+
 /** Wait for run `id` to reach one of `statuses`. */
 function ended(h: DaemonHarness, id: number, ...statuses: Run["status"][]): Promise<Run> {
   return h.until(
@@ -143,17 +175,7 @@ for (const backend of BACKENDS) {
     `daemon[${backend}]: a pending retry cancelled by hand ends the attempts: the failure follow-ups start`,
     async () => {
       await using h = await DaemonHarness.create(await freshDatabase(backend));
-      await h.job("flaky", {
-        schedule: { second: "5", minute: "0" },
-        retries: "2",
-        retry_delay: "60",
-      });
-      await h.job("cleanup", { after: "flaky:failure" });
-      await h.start();
-      await h.clock.set(T0 + 5000);
-      (await h.started("flaky", T0 + 5000)).finish(FAILED);
-      const failed = await h.run("flaky", T0 + 5000, "failed");
-      const retry = await queued(h, "flaky");
+      const { failed, retry } = await failedOnce(h, "2", "60");
       const asked = await cancelRun(h.store, retry.id, { by: "ops@box", now: T0 + 6000 });
       assertEquals([asked.outcome, asked.run.status], ["requested", "queued"]);
       // Polls come every reload_interval (2 s), long before the retry is due.
@@ -163,11 +185,7 @@ for (const backend of BACKENDS) {
         [cancelled.note, cancelled.node_id],
         [`cancelled by ops@box at ${new Date(T0 + 6000).toISOString()}`, NODE_ID],
       );
-      const cleanup = await h.until(
-        async () => (await h.runs("cleanup")).find((r) => r.trigger === "after"),
-        "cleanup to follow the failed attempt once its retry was cancelled",
-      );
-      assertEquals(cleanup.parent_run_id, failed.id);
+      await followed(h, failed, "its retry was cancelled");
       await h.clock.set(retry.scheduled_at + 1000);
       assert(!h.runner.of("flaky").some((r) => r.runId === retry.id), "the cancelled retry ran");
     },
@@ -177,17 +195,7 @@ for (const backend of BACKENDS) {
     `daemon[${backend}]: a running retry cancelled by hand ends the attempts: the failure follow-ups start`,
     async () => {
       await using h = await DaemonHarness.create(await freshDatabase(backend));
-      await h.job("flaky", {
-        schedule: { second: "5", minute: "0" },
-        retries: "2",
-        retry_delay: "10",
-      });
-      await h.job("cleanup", { after: "flaky:failure" });
-      await h.start();
-      await h.clock.set(T0 + 5000);
-      (await h.started("flaky", T0 + 5000)).finish(FAILED);
-      const failed = await h.run("flaky", T0 + 5000, "failed");
-      const retry = await queued(h, "flaky");
+      const { failed, retry } = await failedOnce(h, "2", "10");
       await h.clock.set(retry.scheduled_at);
       const running = await h.until(
         () => h.runner.of("flaky").find((r) => r.runId === retry.id),
@@ -197,11 +205,7 @@ for (const backend of BACKENDS) {
       await h.clock.set(retry.scheduled_at + 2000);
       await h.until(() => running.interrupted, "the retry to be ended");
       await ended(h, retry.id, "cancelled");
-      const cleanup = await h.until(
-        async () => (await h.runs("cleanup")).find((r) => r.trigger === "after"),
-        "cleanup to follow the failed attempt once its retry was cancelled",
-      );
-      assertEquals(cleanup.parent_run_id, failed.id);
+      await followed(h, failed, "its retry was cancelled");
       assertEquals((await h.runs("flaky")).filter((r) => r.trigger === "retry").length, 1);
     },
   );
@@ -210,17 +214,7 @@ for (const backend of BACKENDS) {
     `daemon[${backend}]: a retry beyond the attempts a job allows now is not run: the failure follow-ups start`,
     async () => {
       await using h = await DaemonHarness.create(await freshDatabase(backend));
-      await h.job("flaky", {
-        schedule: { second: "5", minute: "0" },
-        retries: "1",
-        retry_delay: "10",
-      });
-      await h.job("cleanup", { after: "flaky:failure" });
-      await h.start();
-      await h.clock.set(T0 + 5000);
-      (await h.started("flaky", T0 + 5000)).finish(FAILED);
-      const failed = await h.run("flaky", T0 + 5000, "failed");
-      const retry = await queued(h, "flaky");
+      const { failed, retry } = await failedOnce(h, "1", "10");
       await h.job("flaky", { retries: "0" });
       await h.clock.set(retry.scheduled_at);
       const skipped = await ended(h, retry.id, "skipped");
@@ -228,11 +222,7 @@ for (const backend of BACKENDS) {
         skipped.note,
         "not run: the job's retries were lowered to 0 since this retry was queued (attempt 2; it allows 1 now)",
       );
-      const cleanup = await h.until(
-        async () => (await h.runs("cleanup")).find((r) => r.trigger === "after"),
-        "cleanup to follow the failed attempt",
-      );
-      assertEquals(cleanup.parent_run_id, failed.id);
+      await followed(h, failed, "the retry was not run");
       assert(!h.runner.of("flaky").some((r) => r.runId === retry.id), "the retry ran");
     },
   );
@@ -241,26 +231,12 @@ for (const backend of BACKENDS) {
     `daemon[${backend}]: a retry of a job disabled meanwhile is skipped: the failure follow-ups start`,
     async () => {
       await using h = await DaemonHarness.create(await freshDatabase(backend));
-      await h.job("flaky", {
-        schedule: { second: "5", minute: "0" },
-        retries: "1",
-        retry_delay: "10",
-      });
-      await h.job("cleanup", { after: "flaky:failure" });
-      await h.start();
-      await h.clock.set(T0 + 5000);
-      (await h.started("flaky", T0 + 5000)).finish(FAILED);
-      const failed = await h.run("flaky", T0 + 5000, "failed");
-      const retry = await queued(h, "flaky");
+      const { failed, retry } = await failedOnce(h, "1", "10");
       await h.job("flaky", { enabled: false });
       await h.clock.set(retry.scheduled_at);
       const skipped = await ended(h, retry.id, "skipped");
       assertEquals(skipped.note, "the job was disabled before its retry run started");
-      const cleanup = await h.until(
-        async () => (await h.runs("cleanup")).find((r) => r.trigger === "after"),
-        "cleanup to follow the failed attempt",
-      );
-      assertEquals(cleanup.parent_run_id, failed.id);
+      await followed(h, failed, "the retry was not run");
     },
   );
 
