@@ -92,6 +92,8 @@ dashboardTest(
       pending_notifications: {
         count: 1,
         oldest: new Date(Date.parse(status.database_now) - 180_000).toISOString(),
+        retrying: 0,
+        next_retry: null,
       },
     };
     net.answer = (path) =>

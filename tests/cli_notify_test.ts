@@ -102,7 +102,12 @@ for (const backend of BACKENDS) {
       after.stdout,
     );
     const json = JSON.parse((await jm(db, "status", "--json")).stdout);
-    assertEquals(json.pending_notifications, { count: 2, oldest: "2026-01-02T03:04:05.000Z" });
+    assertEquals(json.pending_notifications, {
+      count: 2,
+      oldest: "2026-01-02T03:04:05.000Z",
+      retrying: 0,
+      next_retry: null,
+    });
   });
 
   Deno.test(`cli[${backend}]: bad notification options are refused, saying what is allowed`, async () => {

@@ -776,7 +776,12 @@ for (const backend of BACKENDS) {
         runs_per_minute: { minute: number; counts: Record<string, number> }[];
         next_fires: { job: string; timezone: string }[];
         database: { state: string };
-        pending_notifications: { count: number; oldest: string | null };
+        pending_notifications: {
+          count: number;
+          oldest: string | null;
+          retrying: number;
+          next_retry: string | null;
+        };
         database_now: string;
       };
       assertEquals(status.pending_markers, 1);
@@ -813,7 +818,12 @@ for (const backend of BACKENDS) {
         "Europe/Paris",
       ]]);
       assertEquals(status.database.state, "up");
-      assertEquals(status.pending_notifications, { count: 0, oldest: null });
+      assertEquals(status.pending_notifications, {
+        count: 0,
+        oldest: null,
+        retrying: 0,
+        next_retry: null,
+      });
       await api.store.claimNotification({
         job_id: "nightly",
         event: "failure",
@@ -828,6 +838,8 @@ for (const backend of BACKENDS) {
       assertEquals(later.pending_notifications, {
         count: 1,
         oldest: new Date(now - 60_000).toISOString(),
+        retrying: 0,
+        next_retry: null,
       });
     }));
 }

@@ -87,6 +87,7 @@ export function failurePayload(jobId: string, ref: number, nodeId: string): Noti
     output_tail: "",
     summary: `run ${ref} failed`,
     held_back: null,
+    given_up: null,
   };
 }
 

@@ -405,6 +405,12 @@ export const CONFIG_KEYS = {
     default: 3,
     parse: integer(0, 10),
   },
+  "notify.give_up_after": {
+    doc:
+      "Seconds a notification whose webhook receiver is unreachable (network error, 5xx, 429) waits in the database, tried again up to 5 min apart, before it is given up (logged as an error, counted in the job's next one); 0 = after the webhook retries",
+    default: 3600,
+    parse: seconds(0, 604_800),
+  },
   "notify.webhook_secret": {
     doc:
       "Key of the X-Jobsmanager-Signature header (sha256=HMAC-SHA256 of the body, hex); empty = unsigned",

@@ -50,6 +50,12 @@ export interface NotifyPayload {
   summary: string;
   /** Notifications of this job not sent since the last one (notify.min_interval). */
   held_back: { count: number; since: string; statuses: Record<string, number> } | null;
+  /**
+   * How many earlier notifications of this job were given up since one was
+   * sent (their webhook receiver stayed unreachable for notify.give_up_after);
+   * null: none.
+   */
+  given_up: number | null;
 }
 
 /** Characters of output a notification carries. */
@@ -108,6 +114,7 @@ export function runPayload(event: NotifyEvent, job: Job, run: EndedRun): NotifyP
     output_tail: tail(run),
     summary: runSummary(event, run),
     held_back: null,
+    given_up: null,
   };
 }
 
@@ -136,7 +143,47 @@ export function silencePayload(
     output_tail: "",
     summary: `job ${job.id} silent: no successful run for ${candidate.alert_after} s`,
     held_back: null,
+    given_up: null,
   };
+}
+
+/** The payload telling of `count` notifications given up before it (in its summary too). */
+export function withGivenUp(payload: NotifyPayload, count: number): NotifyPayload {
+  if (count <= 0) return payload;
+  return {
+    ...payload,
+    given_up: count,
+    summary: `${payload.summary}; ${count} earlier notification${
+      count === 1 ? " of this job was" : "s of this job were"
+    } given up (webhook receiver unreachable)`,
+  };
+}
+
+/**
+ * Why a webhook POST threw, in words an operator can act on: fetch's own
+ * message is "fetch failed", the reason is in its cause. `timeoutMs`:
+ * notify.webhook_timeout, for a post that got no answer.
+ */
+export function fetchFailure(error: unknown, timeoutMs: number): string {
+  const err = error as Error & { cause?: unknown };
+  if (err?.name === "TimeoutError") {
+    return `no answer within notify.webhook_timeout (${timeoutMs / 1000} s)`;
+  }
+  const cause = err?.cause instanceof Error ? err.cause.message : "";
+  // "error sending request for url (URL): client error (Connect): tcp connect error: …": the end says it.
+  const detail = (cause || String(err?.message ?? error))
+    .replace(/^error sending request for url \([^)]*\):\s*/, "")
+    .replace(/^client error \(\w+\):\s*/, "");
+  const kinds: [RegExp, string][] = [
+    [/connection refused/i, "connection refused"],
+    [/dns error|failed to lookup|name or service not known|no such host/i, "DNS lookup failed"],
+    [/timed out/i, "connection timed out"],
+    [/connection reset|broken pipe|connection closed|unexpected eof/i, "connection reset"],
+    [/certificate|tls|ssl|handshake|corrupt message/i, "TLS failed"],
+    [/network is unreachable|no route to host|host is unreachable/i, "host unreachable"],
+  ];
+  const kind = kinds.find(([pattern]) => pattern.test(detail))?.[1];
+  return kind === undefined ? detail : `${kind} (${detail})`;
 }
 
 /** "3 more notifications held back since …: failed 2, missed 1". */
@@ -199,6 +246,7 @@ export function mailText(to: string, payload: NotifyPayload): string {
     ] as [string, unknown][]).filter(([, v]) => v !== null).map(([k, v]) => `${k}: ${v}`),
   ];
   if (payload.held_back) lines.push("", heldBackText(payload.held_back));
+
   if (payload.output_tail !== "") lines.push("", "output (end):", payload.output_tail);
   return lines.join("\n") + "\n";
 }

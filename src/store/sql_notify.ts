@@ -106,6 +106,7 @@ export async function claimNotification(
 export async function pendingNotifications(
   driver: Driver,
   query: {
+    now: number;
     mine: string;
     orphanBefore: number;
     writing: readonly string[];
@@ -115,10 +116,10 @@ export async function pendingNotifications(
 ): Promise<PendingNotification[]> {
   const others = query.writing.filter((id) => id !== query.mine);
   const rows = await driver.all(
-    `SELECT id, job_id, event, ref, node_id, attempt, payload, held_back FROM jm_notifications WHERE outcome = 'pending' AND id > ? AND (node_id = ? OR (COALESCE(taken_at, created_at) <= ?${
+    `SELECT id, job_id, event, ref, node_id, attempt, payload, held_back, created_at, tries, channels FROM jm_notifications WHERE outcome = 'pending' AND id > ? AND (retry_at IS NULL OR retry_at <= ?) AND (node_id = ? OR (COALESCE(taken_at, created_at) <= ?${
       others.length === 0 ? "" : ` AND node_id NOT IN (${others.map(() => "?").join(", ")})`
     })) ORDER BY id LIMIT ?`,
-    [query.afterId, query.mine, query.orphanBefore, ...others, query.limit],
+    [query.afterId, query.now, query.mine, query.orphanBefore, ...others, query.limit],
   );
   return rows.map((row) => ({
     id: Number(row.id),
@@ -129,7 +130,60 @@ export async function pendingNotifications(
     attempt: Number(row.attempt),
     payload: String(row.payload),
     heldBack: typeof row.held_back === "string" ? JSON.parse(row.held_back) as HeldBack : null,
+    created_at: Number(row.created_at),
+    tries: Number(row.tries),
+    channels: row.channels === "webhook" ? "webhook" : null,
   }));
+}
+
+export async function notificationDone(
+  driver: Driver,
+  key: { jobId: string; event: string; ref: number },
+  outcome: "sent" | "failed" | "given_up",
+  told: number,
+): Promise<void> {
+  await driver.transaction(async (tx) => {
+    const { changes } = await tx.run(
+      "UPDATE jm_notifications SET outcome = ?, payload = NULL, held_back = NULL, retry_at = NULL WHERE job_id = ? AND event = ? AND ref = ? AND outcome = 'pending'",
+      [outcome, key.jobId, key.event, key.ref],
+    );
+    if (changes !== 1) return;
+    if (outcome === "given_up") {
+      await tx.run(
+        insertSql(
+          "jm_notify_state",
+          ["job_id"],
+          1,
+          driver.profile.upsertTail("job_id", ["job_id"]),
+        ),
+        [key.jobId],
+      );
+      await tx.run("UPDATE jm_notify_state SET given_up = given_up + 1 WHERE job_id = ?", [
+        key.jobId,
+      ]);
+    } else if (outcome === "sent" && told > 0) {
+      await tx.run(
+        "UPDATE jm_notify_state SET given_up = CASE WHEN given_up > ? THEN given_up - ? ELSE 0 END WHERE job_id = ?",
+        [told, told, key.jobId],
+      );
+    }
+  });
+}
+
+export async function givenUp(driver: Driver, jobId: string): Promise<number> {
+  const [row] = await driver.all("SELECT given_up FROM jm_notify_state WHERE job_id = ?", [jobId]);
+  return row === undefined ? 0 : Number(row.given_up);
+}
+
+export async function dropNotifications(driver: Driver, jobId: string): Promise<number> {
+  return await driver.transaction(async (tx) => {
+    const { changes } = await tx.run(
+      "UPDATE jm_notifications SET outcome = 'failed', payload = NULL, held_back = NULL, retry_at = NULL WHERE job_id = ? AND outcome IN ('pending', 'held')",
+      [jobId],
+    );
+    await tx.run("DELETE FROM jm_notify_state WHERE job_id = ?", [jobId]);
+    return changes;
+  });
 }
 
 /** Runs of a job looked at for the one that ended last before a given run (see failingBefore). */
@@ -204,12 +258,15 @@ export async function takeHeld(
       // counted; held before version 9, which kept no id: the latest.
       const [latest] = row.held_id === null
         ? await tx.all(
-          "SELECT id, event, ref, status FROM jm_notifications WHERE job_id = ? AND outcome = 'held' ORDER BY id DESC LIMIT 1",
+          "SELECT id, event, ref, status, created_at FROM jm_notifications WHERE job_id = ? AND outcome = 'held' ORDER BY id DESC LIMIT 1",
           [String(row.job_id)],
         )
-        : await tx.all("SELECT id, event, ref, status FROM jm_notifications WHERE id = ?", [
-          Number(row.held_id),
-        ]);
+        : await tx.all(
+          "SELECT id, event, ref, status, created_at FROM jm_notifications WHERE id = ?",
+          [
+            Number(row.held_id),
+          ],
+        );
       if (latest === undefined) {
         lost.push(String(row.job_id));
         return null;
@@ -233,6 +290,9 @@ export async function takeHeld(
         attempt: 0,
         payload: row.held_payload,
         heldBack,
+        created_at: Number(latest.created_at),
+        tries: 0,
+        channels: null,
       };
     });
     if (took !== null) taken.push(took);
