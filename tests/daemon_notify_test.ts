@@ -211,7 +211,8 @@ for (const backend of BACKENDS) {
     });
     await h.job("orphan", {
       schedule: { second: "1", minute: "0", hour: "0" },
-      on_failure_url: `http://hook:pa55word-in-url@127.0.0.1:9/x?token=query-s3cret`,
+      on_failure_url:
+        `http://hook:pa55word-in-url@127.0.0.1:9/services/T0/B0/path-s3cret?token=query-s3cret`,
     });
     await h.start();
     await h.clock.set(T0 + 1000);
@@ -245,11 +246,11 @@ for (const backend of BACKENDS) {
     await h.until(() => h.line(/^job sync: failure webhook .* answered 200/), "the POST logged");
     assertEquals(received.length, 1);
     const log = h.lines.join("\n");
-    for (const secretPart of ["pa55word-in-url", "query-s3cret", secret]) {
+    for (const secretPart of ["pa55word-in-url", "query-s3cret", "path-s3cret", secret]) {
       assert(!log.includes(secretPart), `the log shows ${secretPart}:\n${log}`);
     }
     assert(
-      log.includes(`http://***@127.0.0.1:${server.addr.port}/hooks/jm?***`),
+      log.includes(`http://***@127.0.0.1:${server.addr.port}/hooks/***?***`),
       `the log names the URL, redacted:\n${log}`,
     );
   });

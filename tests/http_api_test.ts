@@ -514,6 +514,19 @@ for (const backend of BACKENDS) {
         ((await api.call("GET", "/api/v1/jobs/hooked")).body as Shown).on_failure_url,
         url,
       );
+      // Nor the secret Slack (Discord, Teams) keeps in the path.
+      const slack = "https://hooks.slack.com/services/T00000000/B00000000/XXXXSECRETXXXX";
+      const slacked = { ...JOB, id: "slacked", on_failure_url: slack };
+      assertEquals((await api.call("POST", "/api/v1/jobs", { body: slacked })).status, 201);
+      assertEquals(
+        ((await api.call("GET", "/api/v1/jobs/slacked", { token: READER })).body as Shown)
+          .on_failure_url,
+        "https://hooks.slack.com/services/***",
+      );
+      assertEquals(
+        ((await api.call("GET", "/api/v1/jobs/slacked")).body as Shown).on_failure_url,
+        slack,
+      );
 
       // Nor does it see a token the service knows in a job that calls the API with it.
       const caller = {

@@ -5,7 +5,7 @@
  * Pure functions; the notifier (notifier.ts) sends them.
  */
 import type { Job } from "../domain/job.ts";
-import { SILENT_STATUS } from "../domain/notify.ts";
+import { SILENT_STATUS, urlPathSecret } from "../domain/notify.ts";
 import type { RunStatus, RunTrigger } from "../domain/run.ts";
 import type { HeldBack, NotifyEvent, SilenceCandidate } from "../store/store.ts";
 
@@ -67,6 +67,9 @@ export function urlSecrets(url: string): string[] {
   try {
     const u = new URL(url);
     out.push(u.href, u.username, u.password, decodeURIComponent(u.password), u.search);
+    // Where Slack, Discord and Teams keep their secret (see urlForLog).
+    const path = urlPathSecret(url);
+    if (path !== null) out.push(path, decodeURIComponent(path));
     for (const value of u.searchParams.values()) out.push(value, encodeURIComponent(value));
   } catch {
     // Nothing more to find in it.
