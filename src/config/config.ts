@@ -92,6 +92,18 @@ const hookUrl: Parser<string> = (v, key) => {
   return url === "" ? url : checkHookUrl(url, key);
 };
 
+/** notify.sendmail: a command; empty would drop every mail (no "mail off": that is notify.mailto ""). */
+const sendmail: Parser<string> = (v, key) => {
+  const command = text(v, key);
+  if (command.trim() === "") {
+    throw new ValidationError(
+      key,
+      `${key}: is empty, which would drop every mail; give the command that sends a mail read on stdin, e.g. "/usr/sbin/sendmail -t -oi" (the default; or "/usr/bin/msmtp -t"), or set notify.mailto to "" to send no mail`,
+    );
+  }
+  return command;
+};
+
 /** A bearer token of the HTTP API, as configured: the token itself or a file holding it. */
 export interface TokenSpec {
   token?: string;
@@ -381,7 +393,7 @@ export const CONFIG_KEYS = {
   "notify.sendmail": {
     doc: "Command that sends a mail given on stdin with its headers (notify.mailto)",
     default: "/usr/sbin/sendmail -t -oi",
-    parse: text,
+    parse: sendmail,
   } as KeySpec<string>,
   "notify.min_interval": {
     doc:
