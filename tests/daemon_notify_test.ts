@@ -185,6 +185,40 @@ for (const backend of BACKENDS) {
     assertEquals(await claims(h, "failure"), [run.id]);
   });
 
+  Deno.test(`notify[${backend}]: a mail sendmail refused is logged with sendmail's program, no password of its command or its stderr`, async () => {
+    await using dir = await tempDir();
+    const d = dir.path;
+    const program = `${d}/fake-sendmail`;
+    await Deno.writeTextFile(
+      program,
+      '#!/bin/sh\necho "msmtp: relay smtps://mailer:pw-in-stderr@mail.example.com/?key=q-s3cret refused; $1" >&2\nexit 75\n',
+    );
+    await Deno.chmod(program, 0o755);
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: {
+        "notify.mailto": "ops@example.com",
+        "notify.sendmail": `${program} --password=cmd-s3cret-pw -t`,
+      },
+    });
+    await h.job("backup", { schedule: { second: "1", minute: "0", hour: "0" } });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("backup", T0 + 1000)).finish({ status: "failed", exitCode: 3 });
+    const line = await h.until(
+      () => h.line(/^job backup: failure mail/),
+      "the mail's outcome logged",
+    );
+    assertEquals(
+      line,
+      `job backup: failure mail to ops@example.com not sent: ${program} ended failed (exit 75): msmtp: relay smtps://***@mail.example.com/?*** refused; --password=***`,
+    );
+    const log = h.lines.join("\n");
+    for (const secret of ["pw-in-stderr", "q-s3cret", "cmd-s3cret-pw"]) {
+      assert(!log.includes(secret), `the log shows ${secret}:\n${log}`);
+    }
+    assert(!/mailed to/.test(log), log);
+  });
+
   Deno.test(`notify[${backend}]: a webhook gets the same JSON, signed; URLs' secrets never reach the log`, async () => {
     const secret = "webhook-signing-key";
     const received: { body: string; signature: string | null; event: string | null }[] = [];

@@ -244,6 +244,35 @@ function hostOf(url: string | null): string | null {
   return URL.canParse(url) ? new URL(url).host : url;
 }
 
+/** The program of a command line (its first word), as a log may name it. */
+function programOf(command: string): string {
+  return command.trim().split(/\s+/)[0];
+}
+
+/**
+ * `text` without the arguments of `command` that may be secret: any value
+ * given as `NAME=value` or `--name=value`, and any argument but the
+ * program not an option of one or two letters.
+ */
+function argumentsRedacted(text: string, command: string): string {
+  const words = command.trim().split(/\s+/).slice(1).map((w) => w.replace(/^['"]|['"]$/g, ""));
+  const secrets = words.flatMap((w) => {
+    const value = /^[^=]*=(.+)$/.exec(w)?.[1];
+    if (value !== undefined) return [value];
+    return /^-{1,2}[A-Za-z]{1,2}$/.test(w) || w.length < 4 ? [] : [w];
+  });
+  return redactSecrets(text, secrets.filter((s) => s.length >= 3));
+}
+
+/** `text` with each URL holding user info or a query shown as urlForLog shows it. */
+function redactUrls(text: string): string {
+  return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi, (url) => {
+    if (!URL.canParse(url)) return url;
+    const u = new URL(url);
+    return u.username !== "" || u.password !== "" || u.search !== "" ? urlForLog(url) : url;
+  });
+}
+
 /** The key of one claimed notification, as `jm_notifications` knows it. */
 function claimKey(jobId: string, event: NotifyEvent, ref: number): string {
   return `${jobId}\u0000${event}\u0000${ref}`;
@@ -996,11 +1025,21 @@ export class Notifier {
     return false;
   }
 
-  /** Mail the notification; whether sendmail took it. */
+  /** Mail the notification; whether sendmail took it (exited 0). */
   private async mail(job: Job, payload: NotifyPayload): Promise<boolean> {
     const s = this.o.settings;
+    if (s.sendmail.trim() === "") {
+      // The config refuses it; a mail "sent" by an empty command would be lost without a word.
+      notifyLog.error("job {job}: {event} mail to {to} not sent: notify.sendmail is empty", {
+        job: job.id,
+        event: payload.event,
+        to: s.mailto,
+      });
+      this.o.observer?.notified("mail", false);
+      return false;
+    }
     const result = await this.shell(s.sendmail, payload, mailText(s.mailto, payload));
-    const ok = result.status === "success";
+    const ok = result.status === "success" && result.exitCode === 0;
     if (!ok && this.cutByStop(job, payload, "mail")) return false;
     this.o.observer?.notified("mail", ok);
     if (ok) {
@@ -1012,15 +1051,18 @@ export class Notifier {
       return true;
     }
     notifyLog.warn(
-      "job {job}: {event} mail to {to} not sent: `{sendmail}` ended {status} (exit {exit}): {output}",
+      "job {job}: {event} mail to {to} not sent: {sendmail} ended {status} (exit {exit}): {output}",
       {
         job: job.id,
         event: payload.event,
         to: s.mailto,
-        sendmail: s.sendmail,
+        // Its arguments may hold a password (msmtp --passwordeval, a relay URL): the program only.
+        sendmail: programOf(s.sendmail),
         status: result.status,
         exit: result.exitCode ?? result.signal,
-        output: (result.stderr || result.stdout).trim().slice(-500) || "(no output)",
+        output: this.scrub(
+          redactUrls(argumentsRedacted(result.stderr || result.stdout, s.sendmail)),
+        ).trim().slice(-500) || "(no output)",
       },
     );
     return false;
