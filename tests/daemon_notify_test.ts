@@ -20,7 +20,8 @@ import { DatabaseError } from "../src/errors.ts";
 import { ClusterHarness, DaemonHarness, NODE_ID, T0, throughProxy } from "./daemon_harness.ts";
 import { proxyFor } from "./tcp_proxy.ts";
 import { status } from "../src/app/status.ts";
-import type { NotifyPayload } from "../src/daemon/notify_message.ts";
+import { mailText, type NotifyPayload, runPayload } from "../src/daemon/notify_message.ts";
+import { buildJob } from "../src/domain/job.ts";
 import { Metrics } from "../src/http/metrics.ts";
 import {
   appendStdin,
@@ -102,6 +103,37 @@ async function syncFailed(backend: Backend, port: number, metrics: Metrics) {
   return h;
 }
 
+Deno.test("notify: the last attempt of a job that retries says no retry is left; a job without retries says nothing of attempts", () => {
+  const job = buildJob("flaky", { command: "true", cron: "* * * * *", retries: "2" }, null, T0);
+  const run = {
+    id: 9,
+    job_id: "flaky",
+    status: "failed" as const,
+    exit_code: 1,
+    signal: null,
+    scheduled_at: T0,
+    started_at: T0,
+    finished_at: T0 + 1000,
+    node_id: "n1",
+    trigger: "retry" as const,
+    note: null,
+    stdout: "x\n",
+    stderr: null,
+    attempt: 3,
+  };
+  const last = runPayload("failure", job, run);
+  assertEquals(last.attempt, { number: 3, of: 3, next_try_at: null });
+  assertEquals(
+    last.summary,
+    "job flaky failed (exit 1), run 9 on n1; attempt 3 of 3, no retry left",
+  );
+  const mail = mailText("ops@example.com", last);
+  assert(mail.includes("\nattempt: attempt 3 of 3, no retry left\n"), mail);
+  assert(mail.includes("\nwhole output: jobsmanager runs show 9\n"), mail);
+  const once = runPayload("failure", { ...job, retries: 0 }, { ...run, attempt: 1 });
+  assertEquals([once.attempt, once.summary], [null, "job flaky failed (exit 1), run 9 on n1"]);
+});
+
 for (const backend of BACKENDS) {
   Deno.test(`notify[${backend}]: a failed attempt that is to be retried notifies too (the next fire may drop the retry)`, async () => {
     await using dir = await tempDir();
@@ -122,6 +154,12 @@ for (const backend of BACKENDS) {
       return text === null ? null : JSON.parse(text) as NotifyPayload;
     }, "the on_failure hook of the first attempt");
     assertEquals([payload.event, payload.status, payload.run_id], ["failure", "failed", run.id]);
+    // It says a retry comes, when, and where the whole output is.
+    assertEquals([payload.attempt?.number, payload.attempt?.of], [1, 3]);
+    const next = Date.parse(payload.attempt!.next_try_at!);
+    assert(next >= T0 + 6000 && next <= T0 + 6500, payload.attempt!.next_try_at!);
+    assertMatch(payload.summary, /; attempt 1 of 3, next try at 2030-01-01T00:00:06\.\d{3}Z$/);
+    assertEquals(payload.full_output, `jobsmanager runs show ${run.id}`);
   });
 
   Deno.test(`notify[${backend}]: on_failure gets the run as JSON on stdin and in JM_* variables; mailto mails it`, async () => {

@@ -594,7 +594,10 @@ export class Notifier {
       // Kept before version 10, it has no given_up.
       payload = {
         ...kept,
+        // Kept before version 10, it has none of these.
         given_up: kept.given_up ?? null,
+        attempt: kept.attempt ?? null,
+        full_output: kept.full_output ?? null,
         held_back: row.heldBack && heldBackOf(row.heldBack),
       };
     } catch (error) {

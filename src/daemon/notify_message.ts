@@ -4,7 +4,7 @@
  * held back, the webhook's signature, and the parts of a URL never logged.
  * Pure functions; the notifier (notifier.ts) sends them.
  */
-import type { Job } from "../domain/job.ts";
+import { type Job, retryDelayMs, retryOn } from "../domain/job.ts";
 import { SILENT_STATUS, urlPathSecret } from "../domain/notify.ts";
 import type { RunStatus, RunTrigger } from "../domain/run.ts";
 import type { HeldBack, NotifyEvent, SilenceCandidate } from "../store/store.ts";
@@ -24,6 +24,8 @@ export interface EndedRun {
   note: string | null;
   stdout: string | null;
   stderr: string | null;
+  /** Which attempt it was (1 = the first run, more for its retries); 1 when not given. */
+  attempt?: number;
 }
 
 /** The JSON a hook gets on stdin and a webhook as its body. */
@@ -46,6 +48,14 @@ export interface NotifyPayload {
   note: string | null;
   /** The end of the run's output (stdout, then stderr). */
   output_tail: string;
+  /**
+   * Of a job that retries: which attempt the run was, of how many, and when
+   * the next starts (null: no retry left); null for a job without retries
+   * or an outcome it does not retry on.
+   */
+  attempt: { number: number; of: number; next_try_at: string | null } | null;
+  /** The command that shows the run with its whole output (null: no run). */
+  full_output: string | null;
   /** One line saying what happened, the mail's subject. */
   summary: string;
   /** Notifications of this job not sent since the last one (notify.min_interval). */
@@ -87,6 +97,23 @@ function tail(run: Pick<EndedRun, "stdout" | "stderr">): string {
   return text.length > OUTPUT_TAIL ? text.slice(-OUTPUT_TAIL) : text;
 }
 
+/** The attempt a run that ended was, of a job that retries it (see NotifyPayload.attempt). */
+function attemptOf(job: Job, run: EndedRun): NotifyPayload["attempt"] {
+  if (job.retries === 0 || !retryOn(job).includes(run.status)) return null;
+  const attempt = run.attempt ?? 1;
+  const next = attempt <= job.retries
+    ? iso(run.finished_at + retryDelayMs(job, attempt, run.id))
+    : null;
+  return { number: attempt, of: job.retries + 1, next_try_at: next };
+}
+
+/** "attempt 1 of 3, next try at …" / "attempt 3 of 3, no retry left". */
+export function attemptText(attempt: NonNullable<NotifyPayload["attempt"]>): string {
+  return `attempt ${attempt.number} of ${attempt.of}, ${
+    attempt.next_try_at === null ? "no retry left" : `next try at ${attempt.next_try_at}`
+  }`;
+}
+
 function runSummary(event: NotifyEvent, run: EndedRun): string {
   const how = run.exit_code !== null && run.status !== "success"
     ? ` (exit ${run.exit_code})`
@@ -99,6 +126,8 @@ function runSummary(event: NotifyEvent, run: EndedRun): string {
 
 /** The payload of a run that ended. */
 export function runPayload(event: NotifyEvent, job: Job, run: EndedRun): NotifyPayload {
+  const attempt = event === "failure" ? attemptOf(job, run) : null;
+  const summary = runSummary(event, run);
   return {
     event,
     job_id: job.id,
@@ -115,7 +144,9 @@ export function runPayload(event: NotifyEvent, job: Job, run: EndedRun): NotifyP
     trigger: run.trigger,
     note: run.note,
     output_tail: tail(run),
-    summary: runSummary(event, run),
+    attempt,
+    full_output: `jobsmanager runs show ${run.id}`,
+    summary: attempt === null ? summary : `${summary}; ${attemptText(attempt)}`,
     held_back: null,
     given_up: null,
   };
@@ -144,6 +175,8 @@ export function silencePayload(
       new Date(candidate.since).toISOString()
     } (alert_after ${candidate.alert_after} s)`,
     output_tail: "",
+    attempt: null,
+    full_output: null,
     summary: `job ${job.id} silent: no successful run for ${candidate.alert_after} s`,
     held_back: null,
     given_up: null,
@@ -245,12 +278,16 @@ export function mailText(to: string, payload: NotifyPayload): string {
       ["started at", payload.started_at],
       ["finished at", payload.finished_at],
       ["node", payload.node_id],
+      ["attempt", payload.attempt && attemptText(payload.attempt)],
       ["note", payload.note],
-    ] as [string, unknown][]).filter(([, v]) => v !== null).map(([k, v]) => `${k}: ${v}`),
+    ] as [string, unknown][]).filter(([, v]) => v !== null && v !== undefined).map(([k, v]) =>
+      `${k}: ${v}`
+    ),
   ];
   if (payload.held_back) lines.push("", heldBackText(payload.held_back));
 
   if (payload.output_tail !== "") lines.push("", "output (end):", payload.output_tail);
+  if (payload.full_output) lines.push("", `whole output: ${payload.full_output}`);
   return lines.join("\n") + "\n";
 }
 

@@ -1463,6 +1463,7 @@ export class Service {
         note: record.note ?? null,
         stdout: result.stdout,
         stderr: result.stderr,
+        attempt: run.attempt,
       });
     }
     this.o.observer?.ended(run.job.id, cancelled === undefined ? result.status : "cancelled");
