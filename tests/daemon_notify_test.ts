@@ -425,6 +425,27 @@ for (const backend of BACKENDS) {
     }
   });
 
+  Deno.test(`notify[${backend}]: a hook killed at notify.timeout is logged in words, not as an exit code`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "notify.timeout": 1 },
+    });
+    await h.job("slow", {
+      schedule: { second: "1", minute: "0", hour: "0" },
+      on_failure: "exec sleep 60",
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("slow", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    const line = await h.until(
+      () => h.line(/^job slow: failure hook command /),
+      "the hook's end logged",
+    );
+    assertEquals(
+      line,
+      "job slow: failure hook command timed out: killed after notify.timeout (1 s) with SIGTERM: (no output)",
+    );
+  });
+
   Deno.test(`notify[${backend}]: a hook that fails is logged with its exit code and output, and counted`, async () => {
     const metrics = new Metrics();
     await using h = await DaemonHarness.create(await freshDatabase(backend), {

@@ -1013,18 +1013,13 @@ export class Notifier {
       });
       return true;
     }
-    notifyLog.warn(
-      "job {job}: {event} hook command ended {status} (exit {exit}){note}: {output}",
-      {
-        job: job.id,
-        event: payload.event,
-        run: payload.run_id,
-        status: result.status,
-        exit: result.exitCode ?? result.signal,
-        note: result.note ? `; ${result.note}` : "",
-        output: (result.stderr || result.stdout).trim().slice(-500) || "(no output)",
-      },
-    );
+    notifyLog.warn("job {job}: {event} hook command {how}: {output}", {
+      job: job.id,
+      event: payload.event,
+      run: payload.run_id,
+      how: this.endedHow(result),
+      output: (result.stderr || result.stdout).trim().slice(-500) || "(no output)",
+    });
     return false;
   }
 
@@ -1054,21 +1049,35 @@ export class Notifier {
       return true;
     }
     notifyLog.warn(
-      "job {job}: {event} mail to {to} not sent: {sendmail} ended {status} (exit {exit}): {output}",
+      "job {job}: {event} mail to {to} not sent: {sendmail} {how}: {output}",
       {
         job: job.id,
         event: payload.event,
         to: s.mailto,
         // Its arguments may hold a password (msmtp --passwordeval, a relay URL): the program only.
         sendmail: programOf(s.sendmail),
-        status: result.status,
-        exit: result.exitCode ?? result.signal,
+        how: this.endedHow(result),
         output: this.scrub(
           redactUrls(argumentsRedacted(result.stderr || result.stdout, s.sendmail)),
         ).trim().slice(-500) || "(no output)",
       },
     );
     return false;
+  }
+
+  /**
+   * How a hook command (or sendmail) that failed ended, one phrase:
+   * "ended failed (exit 7)", "timed out: killed after notify.timeout (30 s)
+   * with SIGTERM", "was killed by SIGKILL".
+   */
+  private endedHow(result: { status: string; exitCode: number | null; signal: string | null }) {
+    if (result.status === "timeout") {
+      return `timed out: killed after notify.timeout (${this.o.settings.timeoutMs / 1000} s)${
+        result.signal === null ? "" : ` with ${result.signal}`
+      }`;
+    }
+    if (result.exitCode === null && result.signal !== null) return `was killed by ${result.signal}`;
+    return `ended ${result.status} (exit ${result.exitCode ?? "unknown"})`;
   }
 
   /**
