@@ -94,6 +94,7 @@ export interface NotifierOptions {
       | "takeHeld"
       | "retryNotification"
       | "givenUp"
+      | "dropNotifications"
     >
     & Pick<JobStore, "getJob">
     & Pick<RunStore, "listRuns">;
@@ -316,6 +317,8 @@ export class Notifier {
   /** Looks for pending notifications that failed in a row (see UNREAD_LOOKS). */
   private failedLooks = 0;
   private readonly hooks = new Set<RunHandle>();
+  /** Jobs this node claimed or took notifications of: those removed since have theirs dropped. */
+  private readonly jobsNotified = new Set<string>();
   private readonly closing = new AbortController();
   private loop: Promise<void> = Promise.resolve();
   /** Runs that ended while the database was away, by provisional id, until their rows are written. */
@@ -377,6 +380,33 @@ export class Notifier {
         await this.notify(job, "recovery", run.id, run.status, runPayload("recovery", job, run));
       }
     });
+  }
+
+  /**
+   * The jobs in jm_jobs now (a reload read them): the notifications of a
+   * job removed since, waiting for a turn here or pending in the database,
+   * are not sent (logged with their count); those going out now finish.
+   */
+  jobsInTable(ids: ReadonlySet<string>): void {
+    const gone = new Set([...this.jobsNotified].filter((id) => !ids.has(id)));
+    for (const task of this.queue) if (!ids.has(task.job)) gone.add(task.job);
+    if (gone.size === 0 || this.closing.signal.aborted) return;
+    // Left as a stop leaves them: pending, which the drop below ends.
+    const left = this.queue.filter((t) => gone.has(t.job));
+    this.queue.splice(0, this.queue.length, ...this.queue.filter((t) => !gone.has(t.job)));
+    for (const task of left) task.left();
+    for (const id of gone) {
+      this.jobsNotified.delete(id);
+      this.deferred.delete(id);
+      this.claim(`job ${id} removed`, id, async () => {
+        const count = await this.o.store.dropNotifications(id);
+        if (count === 0) return;
+        notifyLog.warn(
+          "job {job} was removed: {count} of its notifications waiting to be sent (pending or held back) dropped",
+          { job: id, count },
+        );
+      });
+    }
   }
 
   /** Node `nodeId` was declared dead at `at`: its runs `runIds`, marked lost then, notify. */
@@ -574,6 +604,7 @@ export class Notifier {
     if (job) {
       const host = hostOf(hooksOf(row.event, job, this.o.settings).url);
       if (this.noRoom(host, job.id) !== null) return false;
+      this.jobsNotified.add(job.id);
     }
     const now = this.o.clock.now();
     if (!await this.o.store.takeNotification(row.id, row.attempt, this.o.nodeId(), now)) {
@@ -762,6 +793,7 @@ export class Notifier {
   ): Promise<void> {
     const key = claimKey(job.id, event, ref);
     this.sending.add(key);
+    this.jobsNotified.add(job.id);
     const claimedAt = this.o.clock.now();
     let outcome;
     try {

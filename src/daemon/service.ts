@@ -952,6 +952,7 @@ export class Service {
     this.readAt = now;
     this.know(known);
     this.o.observer?.jobsInTable?.(inTable);
+    this.o.notifier.jobsInTable(inTable);
     for (const id of this.timetable.ids()) {
       if (!seen.has(id)) {
         this.timetable.delete(id);
