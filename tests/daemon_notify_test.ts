@@ -22,6 +22,8 @@ import { proxyFor } from "./tcp_proxy.ts";
 import { status } from "../src/app/status.ts";
 import { mailText, type NotifyPayload, runPayload } from "../src/daemon/notify_message.ts";
 import { buildJob } from "../src/domain/job.ts";
+import { AS_FIELDS } from "../src/domain/option_names.ts";
+import { updateJob } from "../src/app/jobs.ts";
 import { Metrics } from "../src/http/metrics.ts";
 import {
   appendStdin,
@@ -601,6 +603,39 @@ for (const backend of BACKENDS) {
     assertEquals(await claims(h, "silent"), [T0, T0 + 30_000]);
     assertEquals((await jsonLines(file)).length, 2);
     assertEquals(await silent(), [["heartbeat", 30_000]]);
+  });
+
+  Deno.test(`notify[${backend}]: an edit of a job alerted for silence does not re-arm the alert; it stays silent`, async () => {
+    await using dir = await tempDir();
+    const file = `${dir.path}/failure.jsonl`;
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "notify.min_interval": 0 },
+    });
+    await h.job("heartbeat", {
+      schedule: { second: "30", minute: "0", hour: "0" },
+      alert_after: "3s",
+      on_failure: appendStdin(file),
+    });
+    await h.start();
+    await h.until(async () => {
+      const lines = await jsonLines(file);
+      if (lines.length === 0 && h.clock.now() < T0 + 25_000) await h.clock.advance(1000);
+      return lines[0];
+    }, "the silence alert");
+    const alertedAt = h.clock.now();
+    // As `job update --description` does: the job's updated_at moves on.
+    await updateJob(h.store, "heartbeat", { description: "edited" }, h.clock.now(), AS_FIELDS);
+    // Past alert_after from the edit, and a few looks more.
+    await h.until(async () => {
+      if (h.clock.now() < alertedAt + 15_000) await h.clock.advance(1000);
+      return h.clock.now() >= alertedAt + 15_000;
+    }, "15 s after the edit");
+    const silent =
+      (await status(h.store, { now: h.clock.now(), heartbeatMs: 5000, defaultZone: "UTC" }))
+        .silentJobs.map((j) => [j.job_id, j.since - T0]);
+    assertEquals(silent, [["heartbeat", 0]]);
+    assertEquals(await claims(h, "silent"), [T0]);
+    assertEquals((await jsonLines(file)).length, 1);
   });
 
   Deno.test(`notify[${backend}]: one notification per min_interval; what was held back follows, summarised`, async () => {

@@ -220,14 +220,26 @@ export async function failingBefore(
 }
 
 export async function silenceCandidates(driver: Driver): Promise<SilenceCandidate[]> {
+  // The job's last silence alert: the `since` it was for (its ref), and when it was claimed.
+  const lastAlert = (column: string) =>
+    `(SELECT n.${column} FROM jm_notifications n WHERE n.job_id = j.id AND n.event = 'silent' ORDER BY n.created_at DESC, n.id DESC LIMIT 1)`;
   const rows = await driver.all(
-    "SELECT j.id, j.alert_after, j.updated_at, (SELECT MAX(r.finished_at) FROM jm_runs r WHERE r.job_id = j.id AND r.status = 'success') AS last_success FROM jm_jobs j WHERE j.enabled = 1 AND j.alert_after IS NOT NULL ORDER BY j.id",
+    `SELECT j.id, j.alert_after, j.updated_at, (SELECT MAX(r.finished_at) FROM jm_runs r WHERE r.job_id = j.id AND r.status = 'success') AS last_success, ${
+      lastAlert("ref")
+    } AS alert_since, ${
+      lastAlert("created_at")
+    } AS alerted_at FROM jm_jobs j WHERE j.enabled = 1 AND j.alert_after IS NOT NULL ORDER BY j.id`,
   );
-  return rows.map((row) => ({
-    job_id: String(row.id),
-    alert_after: Number(row.alert_after),
-    since: Math.max(Number(row.updated_at), Number(row.last_success ?? 0)),
-  }));
+  return rows.map((row) => {
+    const lastSuccess = Number(row.last_success ?? 0);
+    // Alerted, and no success since: silent still, from the same instant, whatever was edited.
+    const alerted = row.alerted_at !== null && Number(row.alerted_at) >= lastSuccess;
+    return {
+      job_id: String(row.id),
+      alert_after: Number(row.alert_after),
+      since: alerted ? Number(row.alert_since) : Math.max(Number(row.updated_at), lastSuccess),
+    };
+  });
 }
 
 export async function takeHeld(

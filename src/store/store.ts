@@ -444,7 +444,11 @@ export interface SilenceCandidate {
   job_id: string;
   /** Seconds. */
   alert_after: number;
-  /** The job's last success (finished_at) or its last change, whichever is later (ms). */
+  /**
+   * The job's last success (finished_at) or its last change, whichever is
+   * later (ms); once a silence alert was claimed with no success since,
+   * the `since` of that alert (an edit does not re-arm it).
+   */
   since: number;
 }
 
