@@ -149,6 +149,32 @@ contract(
 );
 
 contract(
+  "claimNotification",
+  "with maxPending, a job with that many of the event pending holds the next; takeHeld leaves it held until one is done",
+  async ({ db, store }) => {
+    const busy = (ref: number, at: number) => claim(ref, at, { minIntervalMs: 0, maxPending: 2 });
+    assertEquals(await store.claimNotification(busy(1, 1000)), { send: true, heldBack: null });
+    assertEquals(await store.claimNotification(busy(2, 2000)), { send: true, heldBack: null });
+    assertEquals(await store.claimNotification(busy(3, 3000)), {
+      send: false,
+      dueAt: 2000,
+      backlog: true,
+    });
+    // Another event has its own backlog.
+    assertEquals(
+      await store.claimNotification(claim(3, 3000, { event: "recovery", minIntervalMs: null })),
+      { send: true, heldBack: null },
+    );
+    const full = await store.takeHeld(4000, 0, "n1", 2);
+    assertEquals([full.taken, full.lost], [[], []]);
+    assertEquals(await countRows(db, "jm_notifications", "outcome = 'held'"), 1);
+    await store.notificationDone("a", "failure", 1, "sent");
+    const { taken } = await store.takeHeld(5000, 0, "n1", 2);
+    assertEquals(taken.map((t) => [t.ref, t.heldBack]), [[3, null]]);
+  },
+);
+
+contract(
   "dropNotifications",
   "a removed job's pending and held notifications are done with, counted",
   async ({ db, store }) => {

@@ -13,9 +13,11 @@
  * of a node that no longer writes), each taken first by one node only.
  * Claims also throttle: a job is notified at most once per
  * `notify.min_interval`; what is held back meanwhile is summarised in the
- * next one, or sent on its own once the interval has passed. Deliveries
- * that fail are logged and counted, and retried only as far as the webhook
- * retries go. URLs are logged without their user info and query. A job's
+ * next one, or sent on its own once the interval has passed, as are those
+ * beyond a job's bounded backlog. Deliveries that fail are logged and
+ * counted; one whose webhook receiver is unreachable waits in the database
+ * and is tried again until notify.give_up_after (see tryLater). URLs are
+ * logged without their user info, query and path after its first segment. A job's
  * notifications go out in the order of its runs: its claims one after
  * another, its deliveries in lanes (see Task), and behind the one of it
  * left in the database for want of a turn (see `deferred`).
@@ -145,6 +147,13 @@ const MAX_QUEUED_PER_HOST = 100;
  * whose hooks are slower than its runs queues its own, not everyone's.
  */
 const MAX_QUEUED_PER_JOB = 100;
+/**
+ * Pending notifications of one job and event (failure, recovery, silent)
+ * beyond which new ones are held back as notify.min_interval holds them:
+ * counted into the next that goes out (`held_back`), so that hooks slower
+ * than the job's runs (or a receiver down) keep a bounded backlog.
+ */
+const MAX_PENDING_PER_JOB_EVENT = 10;
 /** Failed looks for pending notifications in a row after which newer ones no longer wait for them. */
 const UNREAD_LOOKS = 3;
 /** How often silence and held-back notifications are looked at. */
@@ -317,6 +326,8 @@ export class Notifier {
   /** Looks for pending notifications that failed in a row (see UNREAD_LOOKS). */
   private failedLooks = 0;
   private readonly hooks = new Set<RunHandle>();
+  /** When each job's full backlog was last said (see MAX_PENDING_PER_JOB_EVENT). */
+  private readonly backlogSaid = new Map<string, number>();
   /** Jobs this node claimed or took notifications of: those removed since have theirs dropped. */
   private readonly jobsNotified = new Set<string>();
   private readonly closing = new AbortController();
@@ -397,6 +408,7 @@ export class Notifier {
     for (const task of left) task.left();
     for (const id of gone) {
       this.jobsNotified.delete(id);
+      this.backlogSaid.delete(id);
       this.deferred.delete(id);
       this.claim(`job ${id} removed`, id, async () => {
         const count = await this.o.store.dropNotifications(id);
@@ -488,6 +500,7 @@ export class Notifier {
       now,
       this.o.settings.minIntervalMs,
       this.o.nodeId(),
+      MAX_PENDING_PER_JOB_EVENT,
     ).catch((error) => {
       // Failed: looked for again at the next check.
       this.heldLookAt = Math.min(this.heldLookAt, lookAt);
@@ -807,6 +820,7 @@ export class Notifier {
         // on_success is a hook of every run, not an alert: never held back.
         minIntervalMs: event === "success" ? null : this.o.settings.minIntervalMs,
         payload: JSON.stringify(payload),
+        maxPending: MAX_PENDING_PER_JOB_EVENT,
       });
     } finally {
       this.sending.delete(key);
@@ -814,11 +828,21 @@ export class Notifier {
     if (outcome === null) return;
     if (!outcome.send) {
       this.heldLookAt = Math.min(this.heldLookAt, outcome.dueAt);
-      notifyLog.info("job {job}: {event} notification held back (notify.min_interval)", {
-        job: job.id,
-        event,
-        run: payload.run_id,
-      });
+      const now = this.o.clock.now();
+      if (outcome.backlog && (this.backlogSaid.get(job.id) ?? -Infinity) <= now - 60_000) {
+        // Once a minute a job: every run of a job whose backlog is full would say it.
+        this.backlogSaid.set(job.id, now);
+        notifyLog.warn(
+          "job {job}: {event} notification held back: {max} of the job's wait to be sent already (its hooks are slower than its runs, or a receiver is down); the next one that goes out counts it",
+          { job: job.id, event, run: payload.run_id, max: MAX_PENDING_PER_JOB_EVENT },
+        );
+      } else if (!outcome.backlog) {
+        notifyLog.info("job {job}: {event} notification held back (notify.min_interval)", {
+          job: job.id,
+          event,
+          run: payload.run_id,
+        });
+      }
       return;
     }
     // A stop under way: it stays pending, for the next service.

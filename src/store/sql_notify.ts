@@ -70,7 +70,9 @@ export async function claimNotification(
     const statuses = statusCounts(state.held_statuses);
     // Null: the job was never notified.
     const lastSent = state.last_sent_at === null ? null : Number(state.last_sent_at);
-    if (lastSent !== null && lastSent > claim.at - claim.minIntervalMs) {
+    const crowded = claim.maxPending !== undefined &&
+      await pendingOf(tx, claim.job_id, claim.event, inserted.lastId) >= claim.maxPending;
+    if ((lastSent !== null && lastSent > claim.at - claim.minIntervalMs) || crowded) {
       statuses[claim.status] = (statuses[claim.status] ?? 0) + 1;
       await tx.run(
         "UPDATE jm_notify_state SET held_count = ?, held_since = ?, held_statuses = ?, held_payload = ?, held_id = ? WHERE job_id = ?",
@@ -87,7 +89,8 @@ export async function claimNotification(
       await tx.run("UPDATE jm_notifications SET outcome = 'held', payload = NULL WHERE id = ?", [
         inserted.lastId,
       ]);
-      return { send: false, dueAt: lastSent + claim.minIntervalMs };
+      const dueAt = (lastSent ?? claim.at) + claim.minIntervalMs;
+      return crowded ? { send: false, dueAt, backlog: true } : { send: false, dueAt };
     }
     await tx.run(
       "UPDATE jm_notify_state SET last_sent_at = ?, held_count = 0, held_since = NULL, held_statuses = NULL, held_payload = NULL, held_id = NULL WHERE job_id = ?",
@@ -101,6 +104,23 @@ export async function claimNotification(
     ]);
     return { send: true, heldBack };
   });
+}
+
+/** Thrown to undo a take of a held notification whose job's backlog is full (see takeHeld). */
+class StillHeld extends Error {}
+
+/** How many notifications of (job, event) are pending, but `except` (a row id). */
+async function pendingOf(
+  tx: Pick<Driver, "all">,
+  jobId: string,
+  event: string,
+  except: number,
+): Promise<number> {
+  const [row] = await tx.all(
+    "SELECT COUNT(*) AS n FROM jm_notifications WHERE job_id = ? AND event = ? AND outcome = 'pending' AND id <> ?",
+    [jobId, event, except],
+  );
+  return Number(row.n);
 }
 
 export async function pendingNotifications(
@@ -247,6 +267,7 @@ export async function takeHeld(
   now: number,
   minIntervalMs: number,
   nodeId: string,
+  maxPending?: number,
 ): Promise<TakenHeld> {
   // The due ones first, and the first not due, for when it will be.
   const rows = await driver.all(
@@ -283,6 +304,14 @@ export async function takeHeld(
         lost.push(String(row.job_id));
         return null;
       }
+      if (
+        maxPending !== undefined &&
+        await pendingOf(tx, String(row.job_id), String(latest.event), Number(latest.id)) >=
+          maxPending
+      ) {
+        // Its backlog goes first: held still, as it was (a later look takes it).
+        throw new StillHeld();
+      }
       const count = Number(row.held_count) - 1;
       const heldBack: HeldBack | null = count === 0 ? null : {
         count,
@@ -306,6 +335,9 @@ export async function takeHeld(
         tries: 0,
         channels: null,
       };
+    }).catch((error) => {
+      if (error instanceof StillHeld) return null;
+      throw error;
     });
     if (took !== null) taken.push(took);
   }

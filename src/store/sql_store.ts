@@ -1006,8 +1006,13 @@ export class SqlStore implements Store {
     return notify.silenceCandidates(this.driver);
   }
 
-  takeHeld(now: number, minIntervalMs: number, nodeId: string): Promise<TakenHeld> {
-    return notify.takeHeld(this.driver, now, minIntervalMs, nodeId);
+  takeHeld(
+    now: number,
+    minIntervalMs: number,
+    nodeId: string,
+    maxPending?: number,
+  ): Promise<TakenHeld> {
+    return notify.takeHeld(this.driver, now, minIntervalMs, nodeId, maxPending);
   }
 
   async ping(): Promise<void> {

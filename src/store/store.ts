@@ -382,6 +382,11 @@ export interface NotificationClaim {
   minIntervalMs: number | null;
   /** What would be sent; kept while held back so that a later flush sends the latest. */
   payload: string;
+  /**
+   * With `minIntervalMs`: held back too when the job already has this many
+   * of the event pending (a backlog of deliveries slower than its runs).
+   */
+  maxPending?: number;
 }
 
 /** Notifications of one job held back by notify.min_interval. */
@@ -400,6 +405,8 @@ export interface HeldBack {
 export type ClaimOutcome = { send: true; heldBack: HeldBack | null } | {
   send: false;
   dueAt: number;
+  /** Held for the job's backlog (`maxPending`), not (only) for min_interval. */
+  backlog?: true;
 };
 
 /** A notification claimed to be sent (`pending`), with what it sends. */
@@ -558,9 +565,16 @@ export interface NotifyStore {
    * than one call takes). What is taken is the latest held, made a pending
    * notification of node `nodeId` in the same transaction, carrying what
    * was held back before it: sent, it is done as any other
-   * (`notificationDone`); left unsent, it is pending as any other.
+   * (`notificationDone`); left unsent, it is pending as any other. With
+   * `maxPending`, a job with that many of the event pending is left held
+   * (its backlog first).
    */
-  takeHeld(now: number, minIntervalMs: number, nodeId: string): Promise<TakenHeld>;
+  takeHeld(
+    now: number,
+    minIntervalMs: number,
+    nodeId: string,
+    maxPending?: number,
+  ): Promise<TakenHeld>;
 }
 
 /** Every part together, with the connection's life: what `openStore` returns. */
