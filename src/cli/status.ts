@@ -108,9 +108,9 @@ function pendingText(
   if (oldest === null) return "notifications waiting to be sent: none";
   const retries = nextRetry === null
     ? ""
-    : `; ${retrying} of them wait for their webhook receiver to answer, next try at ${
-      formatUtc(new Date(nextRetry))
-    }`;
+    : `; ${retrying} of them wait${
+      retrying === 1 ? "s" : ""
+    } for their webhook receiver to answer, next try at ${formatUtc(new Date(nextRetry))}`;
   return `notifications waiting to be sent: ${count}, the oldest claimed at ${
     formatUtc(new Date(oldest))
   }${retries} (the services send them; \`jobsmanager logs --level warn\` says why one waits)`;
