@@ -891,7 +891,7 @@ export class Notifier {
       this.o.health.failed(error);
       return 0;
     });
-    const told_ = async () => withGivenUp(payload, await told);
+    const telling = async () => withGivenUp(payload, await told);
     // Only the post left: the hook and mail went at an earlier try.
     const command = claimed.channels === "webhook" ? null : hooks.command;
     const mail = claimed.channels !== "webhook" && hooks.mail;
@@ -900,7 +900,7 @@ export class Notifier {
       hook = this.enqueue(
         `job ${job.id}: ${payload.event} hook`,
         async () => {
-          const full = await told_();
+          const full = await telling();
           const results = await Promise.all([
             command === null ? true : this.runCommand(job, command, full),
             mail ? this.mail(job, full) : true,
@@ -915,7 +915,7 @@ export class Notifier {
     if (url !== null) {
       post = this.enqueue(
         `job ${job.id}: ${payload.event} webhook`,
-        async () => this.post(job, url, payload, await told_(), claimed),
+        async () => this.post(job, url, payload, await telling(), claimed),
         { host, job: job.id, lane: `post\u0000${job.id}` },
       );
     }
