@@ -1,4 +1,4 @@
--- jobsmanager schema for SQLite, version 9.
+-- jobsmanager schema for SQLite, version 10.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -191,3 +191,10 @@ ALTER TABLE jm_notifications ADD COLUMN taken_at BIGINT NULL;
 CREATE INDEX IF NOT EXISTS jm_notifications_outcome ON jm_notifications (outcome, created_at);
 ALTER TABLE jm_notify_state ADD COLUMN held_id BIGINT NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (9, 'notifications outlive their service: a claim keeps what it sends until it is sent', 0);
+
+-- migration 10: notifications wait for a webhook receiver that is down, then say what was given up
+ALTER TABLE jm_notifications ADD COLUMN retry_at BIGINT NULL;
+ALTER TABLE jm_notifications ADD COLUMN tries INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jm_notifications ADD COLUMN channels TEXT NULL;
+ALTER TABLE jm_notify_state ADD COLUMN given_up INTEGER NOT NULL DEFAULT 0;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (10, 'notifications wait for a webhook receiver that is down, then say what was given up', 0);

@@ -158,7 +158,7 @@ for (const backend of BACKENDS) {
         runsLastHour: {},
         nextFires: [],
         silentJobs: [],
-        pendingNotifications: { count: 0, oldest: null },
+        pendingNotifications: { count: 0, oldest: null, retrying: 0, nextRetry: null },
       },
     );
   });
@@ -180,7 +180,12 @@ for (const backend of BACKENDS) {
     await claim(3, NOW - 1000);
     await store.notificationDone("backup", "failure", 1, "sent");
     const report = await status(store, { now: NOW, heartbeatMs: HEARTBEAT_MS, defaultZone: "UTC" });
-    assertEquals(report.pendingNotifications, { count: 2, oldest: NOW - 3000 });
+    assertEquals(report.pendingNotifications, {
+      count: 2,
+      oldest: NOW - 3000,
+      retrying: 0,
+      nextRetry: null,
+    });
   });
 
   test("recentLogs gives the newest lines oldest first; the follow-up ones come after them", async (store) => {

@@ -102,7 +102,29 @@ for (const backend of BACKENDS) {
       after.stdout,
     );
     const json = JSON.parse((await jm(db, "status", "--json")).stdout);
-    assertEquals(json.pending_notifications, { count: 2, oldest: "2026-01-02T03:04:05.000Z" });
+    assertEquals(json.pending_notifications, {
+      count: 2,
+      oldest: "2026-01-02T03:04:05.000Z",
+      retrying: 0,
+      next_retry: null,
+    });
+    // One found its webhook receiver down: it waits to be tried again.
+    await rawQuery(db, "UPDATE jm_notifications SET retry_at = ?, tries = 1 WHERE ref = 2", [
+      claimed + 120_000,
+    ]);
+    const retrying = await jm(db, "status");
+    assert(
+      /^notifications waiting to be sent: 2, the oldest claimed at 2026-01-02T03:04:05Z; 1 of them waits for their webhook receiver to answer, next try at 2026-01-02T03:06:05Z \(/m
+        .test(retrying.stdout),
+      retrying.stdout,
+    );
+    const again = JSON.parse((await jm(db, "status", "--json")).stdout);
+    assertEquals(again.pending_notifications, {
+      count: 2,
+      oldest: "2026-01-02T03:04:05.000Z",
+      retrying: 1,
+      next_retry: "2026-01-02T03:06:05.000Z",
+    });
   });
 
   Deno.test(`cli[${backend}]: bad notification options are refused, saying what is allowed`, async () => {

@@ -100,6 +100,11 @@ const BAD_CONFIGS: [name: string, text: string, message: string][] = [
   ],
   ["section not an object", `{ db: 5 }`, "db must be an object"],
   [
+    "an empty sendmail, which would drop every mail",
+    `{ notify: { mailto: "ops@example.com", sendmail: " " } }`,
+    'notify.sendmail: is empty, which would drop every mail; give the command that sends a mail read on stdin, e.g. "/usr/sbin/sendmail -t -oi" (the default; or "/usr/bin/msmtp -t"), or set notify.mailto to "" to send no mail',
+  ],
+  [
     "other jobs table",
     `{ jobsmanager: { table: "apscheduler_jobs" } }`,
     'jobsmanager.table: "apscheduler_jobs" is not valid (jobsmanager always uses "jm_jobs"; remove the key)',

@@ -20,7 +20,10 @@ import { DatabaseError } from "../src/errors.ts";
 import { ClusterHarness, DaemonHarness, NODE_ID, T0, throughProxy } from "./daemon_harness.ts";
 import { proxyFor } from "./tcp_proxy.ts";
 import { status } from "../src/app/status.ts";
-import type { NotifyPayload } from "../src/daemon/notify_message.ts";
+import { mailText, type NotifyPayload, runPayload } from "../src/daemon/notify_message.ts";
+import { buildJob } from "../src/domain/job.ts";
+import { AS_FIELDS } from "../src/domain/option_names.ts";
+import { updateJob } from "../src/app/jobs.ts";
 import { Metrics } from "../src/http/metrics.ts";
 import {
   appendStdin,
@@ -102,6 +105,37 @@ async function syncFailed(backend: Backend, port: number, metrics: Metrics) {
   return h;
 }
 
+Deno.test("notify: the last attempt of a job that retries says no retry is left; a job without retries says nothing of attempts", () => {
+  const job = buildJob("flaky", { command: "true", cron: "* * * * *", retries: "2" }, null, T0);
+  const run = {
+    id: 9,
+    job_id: "flaky",
+    status: "failed" as const,
+    exit_code: 1,
+    signal: null,
+    scheduled_at: T0,
+    started_at: T0,
+    finished_at: T0 + 1000,
+    node_id: "n1",
+    trigger: "retry" as const,
+    note: null,
+    stdout: "x\n",
+    stderr: null,
+    attempt: 3,
+  };
+  const last = runPayload("failure", job, run);
+  assertEquals(last.attempt, { number: 3, of: 3, next_try_at: null });
+  assertEquals(
+    last.summary,
+    "job flaky failed (exit 1), run 9 on n1; attempt 3 of 3, no retry left",
+  );
+  const mail = mailText("ops@example.com", last);
+  assert(mail.includes("\nattempt: attempt 3 of 3, no retry left\n"), mail);
+  assert(mail.includes("\nwhole output: jobsmanager runs show 9\n"), mail);
+  const once = runPayload("failure", { ...job, retries: 0 }, { ...run, attempt: 1 });
+  assertEquals([once.attempt, once.summary], [null, "job flaky failed (exit 1), run 9 on n1"]);
+});
+
 for (const backend of BACKENDS) {
   Deno.test(`notify[${backend}]: a failed attempt that is to be retried notifies too (the next fire may drop the retry)`, async () => {
     await using dir = await tempDir();
@@ -122,6 +156,12 @@ for (const backend of BACKENDS) {
       return text === null ? null : JSON.parse(text) as NotifyPayload;
     }, "the on_failure hook of the first attempt");
     assertEquals([payload.event, payload.status, payload.run_id], ["failure", "failed", run.id]);
+    // It says a retry comes, when, and where the whole output is.
+    assertEquals([payload.attempt?.number, payload.attempt?.of], [1, 3]);
+    const next = Date.parse(payload.attempt!.next_try_at!);
+    assert(next >= T0 + 6000 && next <= T0 + 6500, payload.attempt!.next_try_at!);
+    assertMatch(payload.summary, /; attempt 1 of 3, next try at 2030-01-01T00:00:06\.\d{3}Z$/);
+    assertEquals(payload.full_output, `jobsmanager runs show ${run.id}`);
   });
 
   Deno.test(`notify[${backend}]: on_failure gets the run as JSON on stdin and in JM_* variables; mailto mails it`, async () => {
@@ -185,6 +225,40 @@ for (const backend of BACKENDS) {
     assertEquals(await claims(h, "failure"), [run.id]);
   });
 
+  Deno.test(`notify[${backend}]: a mail sendmail refused is logged with sendmail's program, no password of its command or its stderr`, async () => {
+    await using dir = await tempDir();
+    const d = dir.path;
+    const program = `${d}/fake-sendmail`;
+    await Deno.writeTextFile(
+      program,
+      '#!/bin/sh\necho "msmtp: relay smtps://mailer:pw-in-stderr@mail.example.com/?key=q-s3cret refused; $1" >&2\nexit 75\n',
+    );
+    await Deno.chmod(program, 0o755);
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: {
+        "notify.mailto": "ops@example.com",
+        "notify.sendmail": `${program} --password=cmd-s3cret-pw -t`,
+      },
+    });
+    await h.job("backup", { schedule: { second: "1", minute: "0", hour: "0" } });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("backup", T0 + 1000)).finish({ status: "failed", exitCode: 3 });
+    const line = await h.until(
+      () => h.line(/^job backup: failure mail/),
+      "the mail's outcome logged",
+    );
+    assertEquals(
+      line,
+      `job backup: failure mail to ops@example.com not sent: ${program} ended failed (exit 75): msmtp: relay smtps://***@mail.example.com/?*** refused; --password=***`,
+    );
+    const log = h.lines.join("\n");
+    for (const secret of ["pw-in-stderr", "q-s3cret", "cmd-s3cret-pw"]) {
+      assert(!log.includes(secret), `the log shows ${secret}:\n${log}`);
+    }
+    assert(!/mailed to/.test(log), log);
+  });
+
   Deno.test(`notify[${backend}]: a webhook gets the same JSON, signed; URLs' secrets never reach the log`, async () => {
     const secret = "webhook-signing-key";
     const received: { body: string; signature: string | null; event: string | null }[] = [];
@@ -211,7 +285,8 @@ for (const backend of BACKENDS) {
     });
     await h.job("orphan", {
       schedule: { second: "1", minute: "0", hour: "0" },
-      on_failure_url: `http://hook:pa55word-in-url@127.0.0.1:9/x?token=query-s3cret`,
+      on_failure_url:
+        `http://hook:pa55word-in-url@127.0.0.1:9/services/T0/B0/path-s3cret?token=query-s3cret`,
     });
     await h.start();
     await h.clock.set(T0 + 1000);
@@ -245,11 +320,11 @@ for (const backend of BACKENDS) {
     await h.until(() => h.line(/^job sync: failure webhook .* answered 200/), "the POST logged");
     assertEquals(received.length, 1);
     const log = h.lines.join("\n");
-    for (const secretPart of ["pa55word-in-url", "query-s3cret", secret]) {
+    for (const secretPart of ["pa55word-in-url", "query-s3cret", "path-s3cret", secret]) {
       assert(!log.includes(secretPart), `the log shows ${secretPart}:\n${log}`);
     }
     assert(
-      log.includes(`http://***@127.0.0.1:${server.addr.port}/hooks/jm?***`),
+      log.includes(`http://***@127.0.0.1:${server.addr.port}/hooks/***?***`),
       `the log names the URL, redacted:\n${log}`,
     );
   });
@@ -350,6 +425,27 @@ for (const backend of BACKENDS) {
     } finally {
       release();
     }
+  });
+
+  Deno.test(`notify[${backend}]: a hook killed at notify.timeout is logged in words, not as an exit code`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "notify.timeout": 1 },
+    });
+    await h.job("slow", {
+      schedule: { second: "1", minute: "0", hour: "0" },
+      on_failure: "exec sleep 60",
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("slow", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    const line = await h.until(
+      () => h.line(/^job slow: failure hook command /),
+      "the hook's end logged",
+    );
+    assertEquals(
+      line,
+      "job slow: failure hook command timed out: killed after notify.timeout (1 s) with SIGTERM: (no output)",
+    );
   });
 
   Deno.test(`notify[${backend}]: a hook that fails is logged with its exit code and output, and counted`, async () => {
@@ -507,6 +603,39 @@ for (const backend of BACKENDS) {
     assertEquals(await claims(h, "silent"), [T0, T0 + 30_000]);
     assertEquals((await jsonLines(file)).length, 2);
     assertEquals(await silent(), [["heartbeat", 30_000]]);
+  });
+
+  Deno.test(`notify[${backend}]: an edit of a job alerted for silence does not re-arm the alert; it stays silent`, async () => {
+    await using dir = await tempDir();
+    const file = `${dir.path}/failure.jsonl`;
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "notify.min_interval": 0 },
+    });
+    await h.job("heartbeat", {
+      schedule: { second: "30", minute: "0", hour: "0" },
+      alert_after: "3s",
+      on_failure: appendStdin(file),
+    });
+    await h.start();
+    await h.until(async () => {
+      const lines = await jsonLines(file);
+      if (lines.length === 0 && h.clock.now() < T0 + 25_000) await h.clock.advance(1000);
+      return lines[0];
+    }, "the silence alert");
+    const alertedAt = h.clock.now();
+    // As `job update --description` does: the job's updated_at moves on.
+    await updateJob(h.store, "heartbeat", { description: "edited" }, h.clock.now(), AS_FIELDS);
+    // Past alert_after from the edit, and a few looks more.
+    await h.until(async () => {
+      if (h.clock.now() < alertedAt + 15_000) await h.clock.advance(1000);
+      return h.clock.now() >= alertedAt + 15_000;
+    }, "15 s after the edit");
+    const silent =
+      (await status(h.store, { now: h.clock.now(), heartbeatMs: 5000, defaultZone: "UTC" }))
+        .silentJobs.map((j) => [j.job_id, j.since - T0]);
+    assertEquals(silent, [["heartbeat", 0]]);
+    assertEquals(await claims(h, "silent"), [T0]);
+    assertEquals((await jsonLines(file)).length, 1);
   });
 
   Deno.test(`notify[${backend}]: one notification per min_interval; what was held back follows, summarised`, async () => {

@@ -520,6 +520,19 @@ for (const backend of BACKENDS) {
         ((await api.call("GET", "/api/v1/jobs/hooked")).body as Shown).on_failure_url,
         url,
       );
+      // Nor the secret Slack (Discord, Teams) keeps in the path.
+      const slack = "https://hooks.slack.com/services/T00000000/B00000000/XXXXSECRETXXXX";
+      const slacked = { ...JOB, id: "slacked", on_failure_url: slack };
+      assertEquals((await api.call("POST", "/api/v1/jobs", { body: slacked })).status, 201);
+      assertEquals(
+        ((await api.call("GET", "/api/v1/jobs/slacked", { token: READER })).body as Shown)
+          .on_failure_url,
+        "https://hooks.slack.com/services/***",
+      );
+      assertEquals(
+        ((await api.call("GET", "/api/v1/jobs/slacked")).body as Shown).on_failure_url,
+        slack,
+      );
 
       // Nor does it see a token the service knows in a job that calls the API with it.
       const caller = {
@@ -782,7 +795,12 @@ for (const backend of BACKENDS) {
         runs_per_minute: { minute: number; counts: Record<string, number> }[];
         next_fires: { job: string; timezone: string }[];
         database: { state: string };
-        pending_notifications: { count: number; oldest: string | null };
+        pending_notifications: {
+          count: number;
+          oldest: string | null;
+          retrying: number;
+          next_retry: string | null;
+        };
         database_now: string;
       };
       assertEquals(status.pending_markers, 1);
@@ -819,7 +837,12 @@ for (const backend of BACKENDS) {
         "Europe/Paris",
       ]]);
       assertEquals(status.database.state, "up");
-      assertEquals(status.pending_notifications, { count: 0, oldest: null });
+      assertEquals(status.pending_notifications, {
+        count: 0,
+        oldest: null,
+        retrying: 0,
+        next_retry: null,
+      });
       await api.store.claimNotification({
         job_id: "nightly",
         event: "failure",
@@ -834,6 +857,8 @@ for (const backend of BACKENDS) {
       assertEquals(later.pending_notifications, {
         count: 1,
         oldest: new Date(now - 60_000).toISOString(),
+        retrying: 0,
+        next_retry: null,
       });
     }));
 }

@@ -85,8 +85,11 @@ export function failurePayload(jobId: string, ref: number, nodeId: string): Noti
     trigger: "schedule",
     note: null,
     output_tail: "",
+    attempt: null,
+    full_output: null,
     summary: `run ${ref} failed`,
     held_back: null,
+    given_up: null,
   };
 }
 

@@ -70,9 +70,10 @@ function pending(
   store: Store,
   mine: string,
   orphanBefore: number,
-  more: { writing?: string[]; afterId?: number; limit?: number } = {},
+  more: { writing?: string[]; afterId?: number; limit?: number; now?: number } = {},
 ) {
   return store.pendingNotifications({
+    now: more.now ?? Number.MAX_SAFE_INTEGER,
     mine,
     orphanBefore,
     writing: more.writing ?? [],
@@ -94,6 +95,9 @@ contract(
       attempt: 0,
       payload: JSON.stringify({ ref: 1 }),
       heldBack: null,
+      created_at: 1000,
+      tries: 0,
+      channels: null,
     };
     const [row] = await pending(store, "n1", 0);
     assertEquals({ ...row, id: 0 }, { ...expected, id: 0 });
@@ -110,6 +114,76 @@ contract(
     // Done once: a late second answer does not change it.
     await store.notificationDone("a", "failure", 1, "failed");
     assertEquals(await countRows(db, "jm_notifications", "outcome = 'sent'"), 1);
+  },
+);
+
+contract(
+  "retryNotification",
+  "one whose receiver was unreachable waits till its retry, only its post left; given up, it is counted until one sent tells",
+  async ({ db, store }) => {
+    await store.claimNotification(claim(1, 1000, { minIntervalMs: null }));
+    const [first] = await pending(store, "n1", 0);
+    await store.retryNotification("a", "failure", 1, 20_000, "webhook");
+    assertEquals(await pending(store, "n1", 0, { now: 19_999 }), []);
+    const [again] = await pending(store, "n1", 0, { now: 20_000 });
+    assertEquals([again.tries, again.channels, again.created_at], [1, "webhook", 1000]);
+    // A look that read it before cannot take it.
+    assertEquals(await store.takeNotification(first.id, first.attempt, "n1", 20_000), false);
+    assertEquals(await store.notificationsPending(), {
+      count: 1,
+      oldest: 1000,
+      retrying: 1,
+      nextRetry: 20_000,
+    });
+    assertEquals(await store.givenUp("a"), 0);
+    await store.notificationDone("a", "failure", 1, "given_up");
+    // Done once: a second word changes nothing.
+    await store.notificationDone("a", "failure", 1, "given_up");
+    assertEquals(await countRows(db, "jm_notifications", "outcome = 'given_up'"), 1);
+    assertEquals(await store.givenUp("a"), 1);
+    assertEquals((await store.notificationsPending()).retrying, 0);
+    await store.claimNotification(claim(2, 2000, { minIntervalMs: null }));
+    await store.notificationDone("a", "failure", 2, "sent", 1);
+    assertEquals(await store.givenUp("a"), 0);
+  },
+);
+
+contract(
+  "claimNotification",
+  "with maxPending, a job with that many of the event pending holds the next; takeHeld leaves it held until one is done",
+  async ({ db, store }) => {
+    const busy = (ref: number, at: number) => claim(ref, at, { minIntervalMs: 0, maxPending: 2 });
+    assertEquals(await store.claimNotification(busy(1, 1000)), { send: true, heldBack: null });
+    assertEquals(await store.claimNotification(busy(2, 2000)), { send: true, heldBack: null });
+    assertEquals(await store.claimNotification(busy(3, 3000)), {
+      send: false,
+      dueAt: 2000,
+      backlog: true,
+    });
+    // Another event has its own backlog.
+    assertEquals(
+      await store.claimNotification(claim(3, 3000, { event: "recovery", minIntervalMs: null })),
+      { send: true, heldBack: null },
+    );
+    const full = await store.takeHeld(4000, 0, "n1", 2);
+    assertEquals([full.taken, full.lost], [[], []]);
+    assertEquals(await countRows(db, "jm_notifications", "outcome = 'held'"), 1);
+    await store.notificationDone("a", "failure", 1, "sent");
+    const { taken } = await store.takeHeld(5000, 0, "n1", 2);
+    assertEquals(taken.map((t) => [t.ref, t.heldBack]), [[3, null]]);
+  },
+);
+
+contract(
+  "dropNotifications",
+  "a removed job's pending and held notifications are done with, counted",
+  async ({ db, store }) => {
+    await store.claimNotification(claim(1, 1000));
+    await store.claimNotification(claim(2, 2000));
+    await store.claimNotification(claim(3, 1000, { job_id: "b" }));
+    assertEquals(await store.dropNotifications("a"), 2);
+    assertEquals(await countRows(db, "jm_notifications", "outcome IN ('pending', 'held')"), 1);
+    assertEquals(await countRows(db, "jm_notify_state", "job_id = 'a'"), 0);
   },
 );
 
@@ -210,6 +284,9 @@ contract(
       payload: JSON.stringify({ ref: 4 }),
       // The one taken stands for itself: two more were held before it.
       heldBack: { count: 2, since: 2000, statuses: { failed: 1, timeout: 1 } },
+      created_at: 4000,
+      tries: 0,
+      channels: null,
     }]);
     assertEquals(await store.takeHeld(1000 + MINUTE, MINUTE, "n3"), {
       taken: [],

@@ -7,7 +7,14 @@ import type { Job } from "../domain/job.ts";
 import { listJobs } from "./jobs.ts";
 import { type Node, type NodeState, nodeState } from "../domain/node.ts";
 import type { RunStatus } from "../domain/run.ts";
-import type { JobStore, MarkerStore, NodeStore, NotifyStore, RunStore } from "../store/store.ts";
+import type {
+  JobStore,
+  MarkerStore,
+  NodeStore,
+  NotifyStore,
+  PendingCount,
+  RunStore,
+} from "../store/store.ts";
 
 const HOUR_MS = 3_600_000;
 /** Fires `status` lists. */
@@ -35,7 +42,7 @@ export interface Status {
    * was claimed (ms; null: none). A count that stays, or grows, means hooks
    * that hang or no service to send them.
    */
-  pendingNotifications: { count: number; oldest: number | null };
+  pendingNotifications: PendingCount;
   /** The database's clock as the nodes were read; undefined where the store cannot tell it. */
   databaseNow?: number;
 }
@@ -91,7 +98,8 @@ export async function status(
 
 /** The pending notifications as `status --json` and `/api/v1/status` give them. */
 export function pendingJson(
-  { count, oldest }: Status["pendingNotifications"],
-): { count: number; oldest: string | null } {
-  return { count, oldest: oldest === null ? null : new Date(oldest).toISOString() };
+  { count, oldest, retrying, nextRetry }: Status["pendingNotifications"],
+): { count: number; oldest: string | null; retrying: number; next_retry: string | null } {
+  const iso = (ms: number | null) => ms === null ? null : new Date(ms).toISOString();
+  return { count, oldest: iso(oldest), retrying, next_retry: iso(nextRetry) };
 }

@@ -5,7 +5,7 @@
 import type { JobDetails, JobListing } from "../app/jobs.ts";
 import type { DefaultZone, ZoneSource } from "../app/zone.ts";
 import { envProblem, hasSchedule, type Job } from "../domain/job.ts";
-import { NOTIFY_FIELDS, urlForLog } from "../domain/notify.ts";
+import { NOTIFY_FIELDS, urlForShow } from "../domain/notify.ts";
 import { FIELD_NAMES } from "../cron/grammar.ts";
 import type { LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
@@ -258,7 +258,7 @@ export function jobDetails(
     ["description", printable(job.description ?? "-")],
     // Notifications (issue 13): only those set; URLs without their secrets.
     ...NOTIFY_FIELDS.filter((f) => f !== "alert_after").flatMap((f): [string, string][] =>
-      job[f] === null ? [] : [[f, printable(f.endsWith("_url") ? urlForLog(job[f]!) : job[f]!)]]
+      job[f] === null ? [] : [[f, printable(f.endsWith("_url") ? urlForShow(job[f]!) : job[f]!)]]
     ),
     ...(job.alert_after === null ? [] : [["alert_after", `${job.alert_after} s`]] as [
       string,

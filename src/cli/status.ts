@@ -102,11 +102,18 @@ function servicesText(report: Status, now: number, heartbeatMs: number): string 
   ].join("\n");
 }
 
-function pendingText({ count, oldest }: Status["pendingNotifications"]): string {
+function pendingText(
+  { count, oldest, retrying, nextRetry }: Status["pendingNotifications"],
+): string {
   if (oldest === null) return "notifications waiting to be sent: none";
+  const retries = nextRetry === null
+    ? ""
+    : `; ${retrying} of them wait${
+      retrying === 1 ? "s" : ""
+    } for their webhook receiver to answer, next try at ${formatUtc(new Date(nextRetry))}`;
   return `notifications waiting to be sent: ${count}, the oldest claimed at ${
     formatUtc(new Date(oldest))
-  } (the services send them; \`jobsmanager logs --level warn\` says why one waits)`;
+  }${retries} (the services send them; \`jobsmanager logs --level warn\` says why one waits)`;
 }
 
 function statusText(

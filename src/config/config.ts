@@ -92,6 +92,18 @@ const hookUrl: Parser<string> = (v, key) => {
   return url === "" ? url : checkHookUrl(url, key);
 };
 
+/** notify.sendmail: a command; empty would drop every mail (no "mail off": that is notify.mailto ""). */
+const sendmail: Parser<string> = (v, key) => {
+  const command = text(v, key);
+  if (command.trim() === "") {
+    throw new ValidationError(
+      key,
+      `${key}: is empty, which would drop every mail; give the command that sends a mail read on stdin, e.g. "/usr/sbin/sendmail -t -oi" (the default; or "/usr/bin/msmtp -t"), or set notify.mailto to "" to send no mail`,
+    );
+  }
+  return command;
+};
+
 /** A bearer token of the HTTP API, as configured: the token itself or a file holding it. */
 export interface TokenSpec {
   token?: string;
@@ -381,7 +393,7 @@ export const CONFIG_KEYS = {
   "notify.sendmail": {
     doc: "Command that sends a mail given on stdin with its headers (notify.mailto)",
     default: "/usr/sbin/sendmail -t -oi",
-    parse: text,
+    parse: sendmail,
   } as KeySpec<string>,
   "notify.min_interval": {
     doc:
@@ -404,6 +416,12 @@ export const CONFIG_KEYS = {
       "Further attempts of a webhook that failed (network error, 5xx, 429), 1 s, 2 s, 4 s … apart",
     default: 3,
     parse: integer(0, 10),
+  },
+  "notify.give_up_after": {
+    doc:
+      "Seconds a notification whose webhook receiver is unreachable (network error, 5xx, 429) waits in the database, tried again up to 5 min apart, before it is given up (logged as an error, counted in the job's next one); 0 = after the webhook retries",
+    default: 3600,
+    parse: seconds(0, 604_800),
   },
   "notify.webhook_secret": {
     doc:

@@ -231,6 +231,7 @@ class BootedDaemon implements Daemon {
         timeoutMs: s["notify.timeout"] * 1000,
         webhookTimeoutMs: s["notify.webhook_timeout"] * 1000,
         webhookRetries: s["notify.webhook_retries"],
+        giveUpAfterMs: s["notify.give_up_after"] * 1000,
         webhookSecret: s["notify.webhook_secret"],
         maxConcurrent: s["notify.max_concurrent"],
       },

@@ -13,14 +13,17 @@
  * of a node that no longer writes), each taken first by one node only.
  * Claims also throttle: a job is notified at most once per
  * `notify.min_interval`; what is held back meanwhile is summarised in the
- * next one, or sent on its own once the interval has passed. Deliveries
- * that fail are logged and counted, and retried only as far as the webhook
- * retries go. URLs are logged without their user info and query. A job's
+ * next one, or sent on its own once the interval has passed, as are those
+ * beyond a job's bounded backlog. Deliveries that fail are logged and
+ * counted; one whose webhook receiver is unreachable waits in the database
+ * and is tried again until notify.give_up_after (see tryLater). URLs are
+ * logged without their user info, query and path after its first segment. A job's
  * notifications go out in the order of its runs: its claims one after
  * another, its deliveries in lanes (see Task), and behind the one of it
  * left in the database for want of a turn (see `deferred`).
  */
 import type { Job } from "../domain/job.ts";
+import { formatUtc } from "../domain/time.ts";
 import { FAILURE_STATUSES, SILENT_STATUS, urlForLog } from "../domain/notify.ts";
 import type { RunStatus } from "../domain/run.ts";
 import type {
@@ -40,6 +43,7 @@ import type { RunGuard } from "./run_guard.ts";
 import {
   deliveryId,
   type EndedRun,
+  fetchFailure,
   heldBackOf,
   heldBackText,
   hmacHex,
@@ -48,6 +52,7 @@ import {
   runPayload,
   silencePayload,
   urlSecrets,
+  withGivenUp,
 } from "./notify_message.ts";
 
 /** The settings the notifier reads (`notify.*` of config.ts). */
@@ -64,6 +69,8 @@ export interface NotifySettings {
   timeoutMs: number;
   webhookTimeoutMs: number;
   webhookRetries: number;
+  /** How long a notification whose webhook receiver is unreachable waits in the database, tried again. */
+  giveUpAfterMs: number;
   webhookSecret: string;
   maxConcurrent: number;
 }
@@ -87,6 +94,9 @@ export interface NotifierOptions {
       | "failingBefore"
       | "silenceCandidates"
       | "takeHeld"
+      | "retryNotification"
+      | "givenUp"
+      | "dropNotifications"
     >
     & Pick<JobStore, "getJob">
     & Pick<RunStore, "listRuns">;
@@ -137,6 +147,13 @@ const MAX_QUEUED_PER_HOST = 100;
  * whose hooks are slower than its runs queues its own, not everyone's.
  */
 const MAX_QUEUED_PER_JOB = 100;
+/**
+ * Pending notifications of one job and event (failure, recovery, silent)
+ * beyond which new ones are held back as notify.min_interval holds them:
+ * counted into the next that goes out (`held_back`), so that hooks slower
+ * than the job's runs (or a receiver down) keep a bounded backlog.
+ */
+const MAX_PENDING_PER_JOB_EVENT = 10;
 /** Failed looks for pending notifications in a row after which newer ones no longer wait for them. */
 const UNREAD_LOOKS = 3;
 /** How often silence and held-back notifications are looked at. */
@@ -148,6 +165,13 @@ export const NOTIFY_CHECK_MS = 5000;
  */
 const HELD_LOOK_MAX_MS = 60_000;
 const FIRST_RETRY_MS = 1000;
+/**
+ * A notification whose webhook receiver stayed unreachable through the
+ * webhook retries waits in the database this long before it is tried
+ * again, doubling up to NEXT_TRY_MAX_MS, until notify.give_up_after.
+ */
+const NEXT_TRY_FIRST_MS = 15_000;
+const NEXT_TRY_MAX_MS = 300_000;
 /**
  * A pending notification of a node that no longer writes to the database
  * is taken over once claimed this long ago: a node that has just joined
@@ -218,10 +242,45 @@ interface Task {
   left: () => void;
 }
 
+/** A delivery's outcome: `unreachable`, its webhook receiver could not be reached (tried later). */
+type Delivered = boolean | "unreachable";
+
+/** The claim a delivery is of: its key, when it was made, its tries so far, what is left of it. */
+type Claimed = Pick<PendingNotification, "event" | "ref" | "created_at" | "tries" | "channels">;
+
 /** The host a webhook posts to, for its queue; the whole text when it does not parse. */
 function hostOf(url: string | null): string | null {
   if (url === null) return null;
   return URL.canParse(url) ? new URL(url).host : url;
+}
+
+/** The program of a command line (its first word), as a log may name it. */
+function programOf(command: string): string {
+  return command.trim().split(/\s+/)[0];
+}
+
+/**
+ * `text` without the arguments of `command` that may be secret: any value
+ * given as `NAME=value` or `--name=value`, and any argument but the
+ * program not an option of one or two letters.
+ */
+function argumentsRedacted(text: string, command: string): string {
+  const words = command.trim().split(/\s+/).slice(1).map((w) => w.replace(/^['"]|['"]$/g, ""));
+  const secrets = words.flatMap((w) => {
+    const value = /^[^=]*=(.+)$/.exec(w)?.[1];
+    if (value !== undefined) return [value];
+    return /^-{1,2}[A-Za-z]{1,2}$/.test(w) || w.length < 4 ? [] : [w];
+  });
+  return redactSecrets(text, secrets.filter((s) => s.length >= 3));
+}
+
+/** `text` with each URL holding user info or a query shown as urlForLog shows it. */
+function redactUrls(text: string): string {
+  return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi, (url) => {
+    if (!URL.canParse(url)) return url;
+    const u = new URL(url);
+    return u.username !== "" || u.password !== "" || u.search !== "" ? urlForLog(url) : url;
+  });
 }
 
 /** The key of one claimed notification, as `jm_notifications` knows it. */
@@ -267,6 +326,10 @@ export class Notifier {
   /** Looks for pending notifications that failed in a row (see UNREAD_LOOKS). */
   private failedLooks = 0;
   private readonly hooks = new Set<RunHandle>();
+  /** When each job's full backlog was last said (see MAX_PENDING_PER_JOB_EVENT). */
+  private readonly backlogSaid = new Map<string, number>();
+  /** Jobs this node claimed or took notifications of: those removed since have theirs dropped. */
+  private readonly jobsNotified = new Set<string>();
   private readonly closing = new AbortController();
   private loop: Promise<void> = Promise.resolve();
   /** Runs that ended while the database was away, by provisional id, until their rows are written. */
@@ -328,6 +391,34 @@ export class Notifier {
         await this.notify(job, "recovery", run.id, run.status, runPayload("recovery", job, run));
       }
     });
+  }
+
+  /**
+   * The jobs in jm_jobs now (a reload read them): the notifications of a
+   * job removed since, waiting for a turn here or pending in the database,
+   * are not sent (logged with their count); those going out now finish.
+   */
+  jobsInTable(ids: ReadonlySet<string>): void {
+    const gone = new Set([...this.jobsNotified].filter((id) => !ids.has(id)));
+    for (const task of this.queue) if (!ids.has(task.job)) gone.add(task.job);
+    if (gone.size === 0 || this.closing.signal.aborted) return;
+    // Left as a stop leaves them: pending, which the drop below ends.
+    const left = this.queue.filter((t) => gone.has(t.job));
+    this.queue.splice(0, this.queue.length, ...this.queue.filter((t) => !gone.has(t.job)));
+    for (const task of left) task.left();
+    for (const id of gone) {
+      this.jobsNotified.delete(id);
+      this.backlogSaid.delete(id);
+      this.deferred.delete(id);
+      this.claim(`job ${id} removed`, id, async () => {
+        const count = await this.o.store.dropNotifications(id);
+        if (count === 0) return;
+        notifyLog.warn(
+          "job {job} was removed: {count} of its notifications waiting to be sent (pending or held back) dropped",
+          { job: id, count },
+        );
+      });
+    }
   }
 
   /** Node `nodeId` was declared dead at `at`: its runs `runIds`, marked lost then, notify. */
@@ -409,6 +500,7 @@ export class Notifier {
       now,
       this.o.settings.minIntervalMs,
       this.o.nodeId(),
+      MAX_PENDING_PER_JOB_EVENT,
     ).catch((error) => {
       // Failed: looked for again at the next check.
       this.heldLookAt = Math.min(this.heldLookAt, lookAt);
@@ -475,6 +567,7 @@ export class Notifier {
     const jobs = new Map<string, Job | null>();
     for (let afterId = 0; this.queue.length < MAX_QUEUED;) {
       const page = await this.o.store.pendingNotifications({
+        now,
         mine: me,
         orphanBefore: now - (this.o.orphanMs ?? ORPHAN_MS),
         writing: this.o.writers(),
@@ -487,7 +580,9 @@ export class Notifier {
         if (left.has(row.job_id) || this.sending.has(key) || this.done.has(key)) continue;
         const sent = await this.sendTaken(
           row,
-          row.node_id === me
+          row.tries > 0
+            ? `waited for its webhook receiver, which was unreachable (try ${row.tries + 1})`
+            : row.node_id === me
             ? "claimed before and not sent yet"
             : `claimed by node ${row.node_id}, which stopped before it went out`,
           jobs,
@@ -522,6 +617,7 @@ export class Notifier {
     if (job) {
       const host = hostOf(hooksOf(row.event, job, this.o.settings).url);
       if (this.noRoom(host, job.id) !== null) return false;
+      this.jobsNotified.add(job.id);
     }
     const now = this.o.clock.now();
     if (!await this.o.store.takeNotification(row.id, row.attempt, this.o.nodeId(), now)) {
@@ -539,7 +635,15 @@ export class Notifier {
     try {
       const kept = JSON.parse(row.payload) as NotifyPayload | null;
       if (kept?.event !== row.event) throw new Error(`not a ${row.event} notification`);
-      payload = { ...kept, held_back: row.heldBack && heldBackOf(row.heldBack) };
+      // Kept before version 10, it has no given_up.
+      payload = {
+        ...kept,
+        // Kept before version 10, it has none of these.
+        given_up: kept.given_up ?? null,
+        attempt: kept.attempt ?? null,
+        full_output: kept.full_output ?? null,
+        held_back: row.heldBack && heldBackOf(row.heldBack),
+      };
     } catch (error) {
       // Written by hand, or broken: it would stop every look, and its job's notifications behind it.
       notifyLog.error(
@@ -645,10 +749,10 @@ export class Notifier {
    */
   private enqueue(
     what: string,
-    work: () => Promise<boolean>,
+    work: () => Promise<Delivered>,
     route: Pick<Task, "host" | "job" | "lane">,
-  ): Promise<boolean | null> {
-    const done = Promise.withResolvers<boolean | null>();
+  ): Promise<Delivered | null> {
+    const done = Promise.withResolvers<Delivered | null>();
     const run = async () => {
       try {
         done.resolve(await work());
@@ -702,6 +806,8 @@ export class Notifier {
   ): Promise<void> {
     const key = claimKey(job.id, event, ref);
     this.sending.add(key);
+    this.jobsNotified.add(job.id);
+    const claimedAt = this.o.clock.now();
     let outcome;
     try {
       outcome = await this.o.store.claimNotification({
@@ -709,11 +815,12 @@ export class Notifier {
         event,
         ref,
         status,
-        at: this.o.clock.now(),
+        at: claimedAt,
         node_id: this.o.nodeId(),
         // on_success is a hook of every run, not an alert: never held back.
         minIntervalMs: event === "success" ? null : this.o.settings.minIntervalMs,
         payload: JSON.stringify(payload),
+        maxPending: MAX_PENDING_PER_JOB_EVENT,
       });
     } finally {
       this.sending.delete(key);
@@ -721,11 +828,21 @@ export class Notifier {
     if (outcome === null) return;
     if (!outcome.send) {
       this.heldLookAt = Math.min(this.heldLookAt, outcome.dueAt);
-      notifyLog.info("job {job}: {event} notification held back (notify.min_interval)", {
-        job: job.id,
-        event,
-        run: payload.run_id,
-      });
+      const now = this.o.clock.now();
+      if (outcome.backlog && (this.backlogSaid.get(job.id) ?? -Infinity) <= now - 60_000) {
+        // Once a minute a job: every run of a job whose backlog is full would say it.
+        this.backlogSaid.set(job.id, now);
+        notifyLog.warn(
+          "job {job}: {event} notification held back: {max} of the job's wait to be sent already (its hooks are slower than its runs, or a receiver is down); the next one that goes out counts it",
+          { job: job.id, event, run: payload.run_id, max: MAX_PENDING_PER_JOB_EVENT },
+        );
+      } else if (!outcome.backlog) {
+        notifyLog.info("job {job}: {event} notification held back (notify.min_interval)", {
+          job: job.id,
+          event,
+          run: payload.run_id,
+        });
+      }
       return;
     }
     // A stop under way: it stays pending, for the next service.
@@ -752,7 +869,7 @@ export class Notifier {
     this.send(
       job,
       { ...payload, held_back: outcome.heldBack && heldBackOf(outcome.heldBack) },
-      { event, ref },
+      { event, ref, created_at: claimedAt, tries: 0, channels: null },
     );
   }
 
@@ -763,54 +880,108 @@ export class Notifier {
    * when the service stopped first. False when no turn was free, or the
    * service stops (nothing was started then).
    */
-  private send(
-    job: Job,
-    payload: NotifyPayload,
-    claimed: { event: NotifyEvent; ref: number },
-  ): boolean {
+  private send(job: Job, payload: NotifyPayload, claimed: Claimed): boolean {
     const hooks = hooksOf(payload.event, job, this.o.settings);
     const host = hostOf(hooks.url);
     if (this.closing.signal.aborted || this.noRoom(host, job.id) !== null) return false;
     const key = claimKey(job.id, claimed.event, claimed.ref);
     this.sending.add(key);
-    const channels: Promise<boolean | null>[] = [];
-    if (hooks.command !== null || hooks.mail) {
-      const command = hooks.command;
-      channels.push(this.enqueue(
+    // Read now, so that the job's lanes keep the order of its sends; said by every channel.
+    const told = this.o.store.givenUp(job.id).catch((error) => {
+      this.o.health.failed(error);
+      return 0;
+    });
+    const telling = async () => withGivenUp(payload, await told);
+    // Only the post left: the hook and mail went at an earlier try.
+    const command = claimed.channels === "webhook" ? null : hooks.command;
+    const mail = claimed.channels !== "webhook" && hooks.mail;
+    let hook: Promise<Delivered | null> = Promise.resolve(true);
+    if (command !== null || mail) {
+      hook = this.enqueue(
         `job ${job.id}: ${payload.event} hook`,
         async () => {
+          const full = await telling();
           const results = await Promise.all([
-            command === null ? true : this.runCommand(job, command, payload),
-            hooks.mail ? this.mail(job, payload) : true,
+            command === null ? true : this.runCommand(job, command, full),
+            mail ? this.mail(job, full) : true,
           ]);
           return results.every((ok) => ok);
         },
         { host: null, job: job.id, lane: `hook\u0000${job.id}` },
-      ));
-    }
-    const url = hooks.url;
-    if (url !== null) {
-      channels.push(
-        this.enqueue(
-          `job ${job.id}: ${payload.event} webhook`,
-          () => this.post(job, url, payload),
-          { host, job: job.id, lane: `post\u0000${job.id}` },
-        ),
       );
     }
-    const delivering: Promise<void> = Promise.all(channels).then(async (results) => {
+    const url = hooks.url;
+    let post: Promise<Delivered | null> = Promise.resolve(true);
+    if (url !== null) {
+      post = this.enqueue(
+        `job ${job.id}: ${payload.event} webhook`,
+        async () => this.post(job, url, payload, await telling(), claimed),
+        { host, job: job.id, lane: `post\u0000${job.id}` },
+      );
+    }
+    const delivering: Promise<void> = Promise.all([hook, post]).then(async (results) => {
       try {
         // Cut short by a stop: pending still, sent again by the next service.
         const cut = results.includes(null) ||
-          (this.closing.signal.aborted && results.includes(false));
+          (this.closing.signal.aborted && results.some((r) => r !== true));
         if (cut) return;
-        await this.markDone(job.id, claimed, results.every((ok) => ok) ? "sent" : "failed");
+        const [hooked, posted] = results;
+        if (posted === "unreachable") {
+          await this.tryLater(job.id, claimed, payload);
+          return;
+        }
+        const ok = hooked === true && posted === true;
+        await this.markDone(job.id, claimed, ok ? "sent" : "failed", ok ? await told : 0);
       } finally {
         this.sending.delete(key);
       }
     }).finally(() => this.delivering.delete(delivering));
     this.delivering.add(delivering);
     return true;
+  }
+
+  /**
+   * The webhook receiver of a notification was unreachable through the
+   * webhook retries: keep it pending in the database, tried again at a
+   * later look (waits doubling up to NEXT_TRY_MAX_MS), only its post left;
+   * past notify.give_up_after since its claim, give it up (an error in the
+   * log; the job's next notification says how many were).
+   */
+  private async tryLater(jobId: string, claimed: Claimed, payload: NotifyPayload): Promise<void> {
+    const now = this.o.clock.now();
+    const giveUpAt = claimed.created_at + this.o.settings.giveUpAfterMs;
+    const what = { job: jobId, event: claimed.event, run: payload.run_id };
+    if (now >= giveUpAt) {
+      notifyLog.error(
+        "job {job}: {event} notification given up: its webhook receiver stayed unreachable for {tried} after the notification was claimed ({tries} tries; notify.give_up_after is {limit} s); the job's next notification says so",
+        {
+          ...what,
+          tried: `${Math.round((now - claimed.created_at) / 1000)} s`,
+          tries: claimed.tries + 1,
+          limit: this.o.settings.giveUpAfterMs / 1000,
+        },
+      );
+      this.o.observer?.notified("webhook", false);
+      await this.markDone(jobId, claimed, "given_up");
+      return;
+    }
+    const wait = Math.min(NEXT_TRY_FIRST_MS * 2 ** claimed.tries, NEXT_TRY_MAX_MS);
+    const at = Math.min(now + wait, giveUpAt);
+    notifyLog.warn(
+      "job {job}: {event} notification waits in the database for its webhook receiver: tried again at {at}, given up at {giveUp} (notify.give_up_after)",
+      { ...what, at: formatUtc(new Date(at)), giveUp: formatUtc(new Date(giveUpAt)) },
+    );
+    for (let wait = FIRST_RETRY_MS;; wait = Math.min(2 * wait, DONE_RETRY_MAX_MS)) {
+      try {
+        await this.o.store.retryNotification(jobId, claimed.event, claimed.ref, at, "webhook");
+        // A look that read it before is refused by its attempt; no need to remember it.
+        return;
+      } catch (error) {
+        this.o.health.failed(error);
+        if (this.closing.signal.aborted) return;
+        await this.o.clock.sleep(wait, this.closing.signal);
+      }
+    }
   }
 
   /**
@@ -821,11 +992,12 @@ export class Notifier {
   private async markDone(
     jobId: string,
     claimed: { event: NotifyEvent; ref: number },
-    outcome: "sent" | "failed",
+    outcome: "sent" | "failed" | "given_up",
+    told = 0,
   ): Promise<void> {
     for (let wait = FIRST_RETRY_MS;; wait = Math.min(2 * wait, DONE_RETRY_MAX_MS)) {
       try {
-        await this.o.store.notificationDone(jobId, claimed.event, claimed.ref, outcome);
+        await this.o.store.notificationDone(jobId, claimed.event, claimed.ref, outcome, told);
         this.done.set(claimKey(jobId, claimed.event, claimed.ref), this.o.clock.now());
         return;
       } catch (error) {
@@ -897,26 +1069,31 @@ export class Notifier {
       });
       return true;
     }
-    notifyLog.warn(
-      "job {job}: {event} hook command ended {status} (exit {exit}){note}: {output}",
-      {
-        job: job.id,
-        event: payload.event,
-        run: payload.run_id,
-        status: result.status,
-        exit: result.exitCode ?? result.signal,
-        note: result.note ? `; ${result.note}` : "",
-        output: (result.stderr || result.stdout).trim().slice(-500) || "(no output)",
-      },
-    );
+    notifyLog.warn("job {job}: {event} hook command {how}: {output}", {
+      job: job.id,
+      event: payload.event,
+      run: payload.run_id,
+      how: this.endedHow(result),
+      output: (result.stderr || result.stdout).trim().slice(-500) || "(no output)",
+    });
     return false;
   }
 
-  /** Mail the notification; whether sendmail took it. */
+  /** Mail the notification; whether sendmail took it (exited 0). */
   private async mail(job: Job, payload: NotifyPayload): Promise<boolean> {
     const s = this.o.settings;
+    if (s.sendmail.trim() === "") {
+      // The config refuses it; a mail "sent" by an empty command would be lost without a word.
+      notifyLog.error("job {job}: {event} mail to {to} not sent: notify.sendmail is empty", {
+        job: job.id,
+        event: payload.event,
+        to: s.mailto,
+      });
+      this.o.observer?.notified("mail", false);
+      return false;
+    }
     const result = await this.shell(s.sendmail, payload, mailText(s.mailto, payload));
-    const ok = result.status === "success";
+    const ok = result.status === "success" && result.exitCode === 0;
     if (!ok && this.cutByStop(job, payload, "mail")) return false;
     this.o.observer?.notified("mail", ok);
     if (ok) {
@@ -928,18 +1105,35 @@ export class Notifier {
       return true;
     }
     notifyLog.warn(
-      "job {job}: {event} mail to {to} not sent: `{sendmail}` ended {status} (exit {exit}): {output}",
+      "job {job}: {event} mail to {to} not sent: {sendmail} {how}: {output}",
       {
         job: job.id,
         event: payload.event,
         to: s.mailto,
-        sendmail: s.sendmail,
-        status: result.status,
-        exit: result.exitCode ?? result.signal,
-        output: (result.stderr || result.stdout).trim().slice(-500) || "(no output)",
+        // Its arguments may hold a password (msmtp --passwordeval, a relay URL): the program only.
+        sendmail: programOf(s.sendmail),
+        how: this.endedHow(result),
+        output: this.scrub(
+          redactUrls(argumentsRedacted(result.stderr || result.stdout, s.sendmail)),
+        ).trim().slice(-500) || "(no output)",
       },
     );
     return false;
+  }
+
+  /**
+   * How a hook command (or sendmail) that failed ended, one phrase:
+   * "ended failed (exit 7)", "timed out: killed after notify.timeout (30 s)
+   * with SIGTERM", "was killed by SIGKILL".
+   */
+  private endedHow(result: { status: string; exitCode: number | null; signal: string | null }) {
+    if (result.status === "timeout") {
+      return `timed out: killed after notify.timeout (${this.o.settings.timeoutMs / 1000} s)${
+        result.signal === null ? "" : ` with ${result.signal}`
+      }`;
+    }
+    if (result.exitCode === null && result.signal !== null) return `was killed by ${result.signal}`;
+    return `ended ${result.status} (exit ${result.exitCode ?? "unknown"})`;
   }
 
   /**
@@ -965,26 +1159,40 @@ export class Notifier {
     );
   }
 
-  /** POST the payload, retrying network errors, 5xx and 429 with doubling delays; whether it took. */
-  private async post(job: Job, url: string, payload: NotifyPayload): Promise<boolean> {
+  /**
+   * POST `payload`, retrying network errors, 5xx and 429 with doubling
+   * delays: whether it took, or `unreachable` when the last attempt still
+   * found the receiver so (the notification waits in the database, see
+   * tryLater). `claimed` names the delivery, whose id is the same at each
+   * attempt and each try (`given_up`, which may change between them, aside).
+   */
+  private async post(
+    job: Job,
+    url: string,
+    claimedPayload: NotifyPayload,
+    payload: NotifyPayload,
+    claimed: Claimed,
+  ): Promise<Delivered> {
     const s = this.o.settings;
     const body = JSON.stringify(payload);
     const headers: Record<string, string> = {
       "content-type": "application/json",
       "user-agent": `jobsmanager/${VERSION}`,
       "x-jobsmanager-event": payload.event,
-      "x-jobsmanager-delivery": await deliveryId(body),
+      "x-jobsmanager-delivery": await deliveryId(JSON.stringify(claimedPayload)),
     };
     if (s.webhookSecret !== "") {
       headers["x-jobsmanager-signature"] = `sha256=${await hmacHex(s.webhookSecret, body)}`;
     }
     let why = "";
+    // Whether the receiver may answer later: network errors, 5xx, 429.
+    let retry = true;
     for (let attempt = 0; attempt <= s.webhookRetries; attempt++) {
       if (attempt > 0) {
         await this.o.clock.sleep(FIRST_RETRY_MS * 2 ** (attempt - 1), this.closing.signal);
         if (this.closing.signal.aborted) break;
       }
-      let retry = true;
+      retry = true;
       try {
         const response = await fetch(url, {
           method: "POST",
@@ -1019,19 +1227,22 @@ export class Notifier {
         }
         retry = response.status >= 500 || response.status === 429;
       } catch (error) {
-        why = this.scrub((error as Error).message, url);
+        // The stop's abort is no failure of the receiver.
+        why = this.scrub(fetchFailure(error, s.webhookTimeoutMs), url);
       }
       if (!retry) break;
     }
     if (this.cutByStop(job, payload, `webhook ${urlForLog(url)}`)) return false;
-    this.o.observer?.notified("webhook", false);
-    notifyLog.warn("job {job}: {event} webhook {url} failed: {why}", {
+    const unreachable = retry && s.giveUpAfterMs > 0;
+    if (!unreachable) this.o.observer?.notified("webhook", false);
+    notifyLog.warn("job {job}: {event} webhook {url} failed{tries}: {why}", {
       job: job.id,
       event: payload.event,
       run: payload.run_id,
       url: urlForLog(url),
+      tries: claimed.tries === 0 ? "" : ` (try ${claimed.tries + 1})`,
       why,
     });
-    return false;
+    return unreachable ? "unreachable" : false;
   }
 }

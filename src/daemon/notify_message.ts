@@ -4,8 +4,8 @@
  * held back, the webhook's signature, and the parts of a URL never logged.
  * Pure functions; the notifier (notifier.ts) sends them.
  */
-import type { Job } from "../domain/job.ts";
-import { SILENT_STATUS } from "../domain/notify.ts";
+import { type Job, retryDelayMs, retryOn } from "../domain/job.ts";
+import { SILENT_STATUS, urlPathSecret } from "../domain/notify.ts";
 import type { RunStatus, RunTrigger } from "../domain/run.ts";
 import type { HeldBack, NotifyEvent, SilenceCandidate } from "../store/store.ts";
 
@@ -24,6 +24,8 @@ export interface EndedRun {
   note: string | null;
   stdout: string | null;
   stderr: string | null;
+  /** Which attempt it was (1 = the first run, more for its retries); 1 when not given. */
+  attempt?: number;
 }
 
 /** The JSON a hook gets on stdin and a webhook as its body. */
@@ -46,10 +48,24 @@ export interface NotifyPayload {
   note: string | null;
   /** The end of the run's output (stdout, then stderr). */
   output_tail: string;
+  /**
+   * Of a job that retries: which attempt the run was, of how many, and when
+   * the next starts (null: no retry left); null for a job without retries
+   * or an outcome it does not retry on.
+   */
+  attempt: { number: number; of: number; next_try_at: string | null } | null;
+  /** The command that shows the run with its whole output (null: no run). */
+  full_output: string | null;
   /** One line saying what happened, the mail's subject. */
   summary: string;
   /** Notifications of this job not sent since the last one (notify.min_interval). */
   held_back: { count: number; since: string; statuses: Record<string, number> } | null;
+  /**
+   * How many earlier notifications of this job were given up since one was
+   * sent (their webhook receiver stayed unreachable for notify.give_up_after);
+   * null: none.
+   */
+  given_up: number | null;
 }
 
 /** Characters of output a notification carries. */
@@ -61,6 +77,9 @@ export function urlSecrets(url: string): string[] {
   try {
     const u = new URL(url);
     out.push(u.href, u.username, u.password, decodeURIComponent(u.password), u.search);
+    // Where Slack, Discord and Teams keep their secret (see urlForLog).
+    const path = urlPathSecret(url);
+    if (path !== null) out.push(path, decodeURIComponent(path));
     for (const value of u.searchParams.values()) out.push(value, encodeURIComponent(value));
   } catch {
     // Nothing more to find in it.
@@ -78,6 +97,23 @@ function tail(run: Pick<EndedRun, "stdout" | "stderr">): string {
   return text.length > OUTPUT_TAIL ? text.slice(-OUTPUT_TAIL) : text;
 }
 
+/** The attempt a run that ended was, of a job that retries it (see NotifyPayload.attempt). */
+function attemptOf(job: Job, run: EndedRun): NotifyPayload["attempt"] {
+  if (job.retries === 0 || !retryOn(job).includes(run.status)) return null;
+  const attempt = run.attempt ?? 1;
+  const next = attempt <= job.retries
+    ? iso(run.finished_at + retryDelayMs(job, attempt, run.id))
+    : null;
+  return { number: attempt, of: job.retries + 1, next_try_at: next };
+}
+
+/** "attempt 1 of 3, next try at …" / "attempt 3 of 3, no retry left". */
+export function attemptText(attempt: NonNullable<NotifyPayload["attempt"]>): string {
+  return `attempt ${attempt.number} of ${attempt.of}, ${
+    attempt.next_try_at === null ? "no retry left" : `next try at ${attempt.next_try_at}`
+  }`;
+}
+
 function runSummary(event: NotifyEvent, run: EndedRun): string {
   const how = run.exit_code !== null && run.status !== "success"
     ? ` (exit ${run.exit_code})`
@@ -90,6 +126,8 @@ function runSummary(event: NotifyEvent, run: EndedRun): string {
 
 /** The payload of a run that ended. */
 export function runPayload(event: NotifyEvent, job: Job, run: EndedRun): NotifyPayload {
+  const attempt = event === "failure" ? attemptOf(job, run) : null;
+  const summary = runSummary(event, run);
   return {
     event,
     job_id: job.id,
@@ -106,8 +144,11 @@ export function runPayload(event: NotifyEvent, job: Job, run: EndedRun): NotifyP
     trigger: run.trigger,
     note: run.note,
     output_tail: tail(run),
-    summary: runSummary(event, run),
+    attempt,
+    full_output: `jobsmanager runs show ${run.id}`,
+    summary: attempt === null ? summary : `${summary}; ${attemptText(attempt)}`,
     held_back: null,
+    given_up: null,
   };
 }
 
@@ -134,9 +175,51 @@ export function silencePayload(
       new Date(candidate.since).toISOString()
     } (alert_after ${candidate.alert_after} s)`,
     output_tail: "",
+    attempt: null,
+    full_output: null,
     summary: `job ${job.id} silent: no successful run for ${candidate.alert_after} s`,
     held_back: null,
+    given_up: null,
   };
+}
+
+/** The payload telling of `count` notifications given up before it (in its summary too). */
+export function withGivenUp(payload: NotifyPayload, count: number): NotifyPayload {
+  if (count <= 0) return payload;
+  return {
+    ...payload,
+    given_up: count,
+    summary: `${payload.summary}; ${count} earlier notification${
+      count === 1 ? " of this job was" : "s of this job were"
+    } given up (webhook receiver unreachable)`,
+  };
+}
+
+/**
+ * Why a webhook POST threw, in words an operator can act on: fetch's own
+ * message is "fetch failed", the reason is in its cause. `timeoutMs`:
+ * notify.webhook_timeout, for a post that got no answer.
+ */
+export function fetchFailure(error: unknown, timeoutMs: number): string {
+  const err = error as Error & { cause?: unknown };
+  if (err?.name === "TimeoutError") {
+    return `no answer within notify.webhook_timeout (${timeoutMs / 1000} s)`;
+  }
+  const cause = err?.cause instanceof Error ? err.cause.message : "";
+  // "error sending request for url (URL): client error (Connect): tcp connect error: …": the end says it.
+  const detail = (cause || String(err?.message ?? error))
+    .replace(/^error sending request for url \([^)]*\):\s*/, "")
+    .replace(/^client error \(\w+\):\s*/, "");
+  const kinds: [RegExp, string][] = [
+    [/connection refused/i, "connection refused"],
+    [/dns error|failed to lookup|name or service not known|no such host/i, "DNS lookup failed"],
+    [/timed out/i, "connection timed out"],
+    [/connection reset|broken pipe|connection closed|unexpected eof/i, "connection reset"],
+    [/certificate|tls|ssl|handshake|corrupt message/i, "TLS failed"],
+    [/network is unreachable|no route to host|host is unreachable/i, "host unreachable"],
+  ];
+  const kind = kinds.find(([pattern]) => pattern.test(detail))?.[1];
+  return kind === undefined ? detail : `${kind} (${detail})`;
 }
 
 /** "3 more notifications held back since …: failed 2, missed 1". */
@@ -195,11 +278,16 @@ export function mailText(to: string, payload: NotifyPayload): string {
       ["started at", payload.started_at],
       ["finished at", payload.finished_at],
       ["node", payload.node_id],
+      ["attempt", payload.attempt && attemptText(payload.attempt)],
       ["note", payload.note],
-    ] as [string, unknown][]).filter(([, v]) => v !== null).map(([k, v]) => `${k}: ${v}`),
+    ] as [string, unknown][]).filter(([, v]) => v !== null && v !== undefined).map(([k, v]) =>
+      `${k}: ${v}`
+    ),
   ];
   if (payload.held_back) lines.push("", heldBackText(payload.held_back));
+
   if (payload.output_tail !== "") lines.push("", "output (end):", payload.output_tail);
+  if (payload.full_output) lines.push("", `whole output: ${payload.full_output}`);
   return lines.join("\n") + "\n";
 }
 

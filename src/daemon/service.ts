@@ -976,6 +976,7 @@ export class Service {
     this.readAt = now;
     this.know(known, idle);
     this.o.observer?.jobsInTable?.(inTable);
+    this.o.notifier.jobsInTable(inTable);
     for (const id of this.timetable.ids()) {
       if (!seen.has(id)) {
         this.timetable.delete(id);
@@ -1487,6 +1488,7 @@ export class Service {
         note: record.note ?? null,
         stdout: result.stdout,
         stderr: result.stderr,
+        attempt: run.attempt,
       });
     }
     this.o.observer?.ended(run.job.id, cancelled === undefined ? result.status : "cancelled");

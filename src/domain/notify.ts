@@ -176,14 +176,40 @@ export function validateNotify(job: NotifyFields & { id: string }): void {
   }
 }
 
-/** A URL as it may be logged: no user info, no query, no fragment. */
+/**
+ * A URL as it may be logged, or shown to a read token: no user info, no
+ * query, no fragment, and no path after its first segment, where Slack,
+ * Discord and Teams keep the secret (`https://hooks.slack.com/services/***`).
+ */
 export function urlForLog(url: string): string {
+  return maskUrl(url, true);
+}
+
+/** A URL as `job show` prints it: no user info, no query, no fragment; its path whole. */
+export function urlForShow(url: string): string {
+  return maskUrl(url, false);
+}
+
+function maskUrl(url: string, path: boolean): string {
   try {
     const u = new URL(url);
     const auth = u.username !== "" || u.password !== "" ? "***@" : "";
-    return `${u.protocol}//${auth}${u.host}${u.pathname}${u.search !== "" ? "?***" : ""}`;
+    const first = /^\/[^/]*/.exec(u.pathname)![0];
+    const shown = path && u.pathname.length > first.length ? `${first}/***` : u.pathname;
+    return `${u.protocol}//${auth}${u.host}${shown}${u.search !== "" ? "?***" : ""}`;
   } catch {
     return "(a URL that does not parse)";
+  }
+}
+
+/** The part of a URL's path `urlForLog` hides (after its first segment), or null: none. */
+export function urlPathSecret(url: string): string | null {
+  try {
+    const path = new URL(url).pathname;
+    const first = /^\/[^/]*/.exec(path)![0];
+    return path.length > first.length + 1 ? path.slice(first.length) : null;
+  } catch {
+    return null;
   }
 }
 

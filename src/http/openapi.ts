@@ -323,6 +323,12 @@ const schemas: Record<string, Schema> = {
     pending_notifications: closed({
       count: { type: "integer", description: "notifications claimed and not sent yet" },
       oldest: instantOrNull("when the oldest of them was claimed (null: none)"),
+      retrying: {
+        type: "integer",
+        description:
+          "of them, those whose webhook receiver was unreachable, waiting to be tried again",
+      },
+      next_retry: instantOrNull("when the first of those is tried again (null: none)"),
     }),
     database: closed({ state: { enum: ["up", "down"] }, detail: str }),
     runs_per_minute: list(

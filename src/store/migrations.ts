@@ -418,6 +418,27 @@ export const MIGRATIONS: Migration[] = [
       ],
     },
   },
+  {
+    version: 10,
+    name: "notifications wait for a webhook receiver that is down, then say what was given up",
+    // `retry_at`: a pending claim whose webhook could not reach its receiver
+    // is not looked at before then; `tries`, how many times it went out;
+    // `channels`, what is left of it ('webhook': the hook and mail went).
+    // `given_up` counts the job's claims given up since one was sent, for
+    // the next to say.
+    statements: {
+      mysql: [
+        "ALTER TABLE jm_notifications ADD COLUMN retry_at BIGINT NULL, ADD COLUMN tries INTEGER NOT NULL DEFAULT 0, ADD COLUMN channels VARCHAR(32) NULL",
+        "ALTER TABLE jm_notify_state ADD COLUMN given_up INTEGER NOT NULL DEFAULT 0",
+      ],
+      sqlite: [
+        "ALTER TABLE jm_notifications ADD COLUMN retry_at BIGINT NULL",
+        "ALTER TABLE jm_notifications ADD COLUMN tries INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jm_notifications ADD COLUMN channels TEXT NULL",
+        "ALTER TABLE jm_notify_state ADD COLUMN given_up INTEGER NOT NULL DEFAULT 0",
+      ],
+    },
+  },
 ];
 
 /** The tables of the schema (but jm_schema_version), which `migrate` checks are all there. */

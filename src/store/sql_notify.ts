@@ -70,7 +70,9 @@ export async function claimNotification(
     const statuses = statusCounts(state.held_statuses);
     // Null: the job was never notified.
     const lastSent = state.last_sent_at === null ? null : Number(state.last_sent_at);
-    if (lastSent !== null && lastSent > claim.at - claim.minIntervalMs) {
+    const crowded = claim.maxPending !== undefined &&
+      await pendingOf(tx, claim.job_id, claim.event, inserted.lastId) >= claim.maxPending;
+    if ((lastSent !== null && lastSent > claim.at - claim.minIntervalMs) || crowded) {
       statuses[claim.status] = (statuses[claim.status] ?? 0) + 1;
       await tx.run(
         "UPDATE jm_notify_state SET held_count = ?, held_since = ?, held_statuses = ?, held_payload = ?, held_id = ? WHERE job_id = ?",
@@ -87,7 +89,8 @@ export async function claimNotification(
       await tx.run("UPDATE jm_notifications SET outcome = 'held', payload = NULL WHERE id = ?", [
         inserted.lastId,
       ]);
-      return { send: false, dueAt: lastSent + claim.minIntervalMs };
+      const dueAt = (lastSent ?? claim.at) + claim.minIntervalMs;
+      return crowded ? { send: false, dueAt, backlog: true } : { send: false, dueAt };
     }
     await tx.run(
       "UPDATE jm_notify_state SET last_sent_at = ?, held_count = 0, held_since = NULL, held_statuses = NULL, held_payload = NULL, held_id = NULL WHERE job_id = ?",
@@ -103,9 +106,27 @@ export async function claimNotification(
   });
 }
 
+/** Thrown to undo a take of a held notification whose job's backlog is full (see takeHeld). */
+class StillHeld extends Error {}
+
+/** How many notifications of (job, event) are pending, but `except` (a row id). */
+async function pendingOf(
+  tx: Pick<Driver, "all">,
+  jobId: string,
+  event: string,
+  except: number,
+): Promise<number> {
+  const [row] = await tx.all(
+    "SELECT COUNT(*) AS n FROM jm_notifications WHERE job_id = ? AND event = ? AND outcome = 'pending' AND id <> ?",
+    [jobId, event, except],
+  );
+  return Number(row.n);
+}
+
 export async function pendingNotifications(
   driver: Driver,
   query: {
+    now: number;
     mine: string;
     orphanBefore: number;
     writing: readonly string[];
@@ -115,10 +136,10 @@ export async function pendingNotifications(
 ): Promise<PendingNotification[]> {
   const others = query.writing.filter((id) => id !== query.mine);
   const rows = await driver.all(
-    `SELECT id, job_id, event, ref, node_id, attempt, payload, held_back FROM jm_notifications WHERE outcome = 'pending' AND id > ? AND (node_id = ? OR (COALESCE(taken_at, created_at) <= ?${
+    `SELECT id, job_id, event, ref, node_id, attempt, payload, held_back, created_at, tries, channels FROM jm_notifications WHERE outcome = 'pending' AND id > ? AND (retry_at IS NULL OR retry_at <= ?) AND (node_id = ? OR (COALESCE(taken_at, created_at) <= ?${
       others.length === 0 ? "" : ` AND node_id NOT IN (${others.map(() => "?").join(", ")})`
     })) ORDER BY id LIMIT ?`,
-    [query.afterId, query.mine, query.orphanBefore, ...others, query.limit],
+    [query.afterId, query.now, query.mine, query.orphanBefore, ...others, query.limit],
   );
   return rows.map((row) => ({
     id: Number(row.id),
@@ -129,7 +150,60 @@ export async function pendingNotifications(
     attempt: Number(row.attempt),
     payload: String(row.payload),
     heldBack: typeof row.held_back === "string" ? JSON.parse(row.held_back) as HeldBack : null,
+    created_at: Number(row.created_at),
+    tries: Number(row.tries),
+    channels: row.channels === "webhook" ? "webhook" : null,
   }));
+}
+
+export async function notificationDone(
+  driver: Driver,
+  key: { jobId: string; event: string; ref: number },
+  outcome: "sent" | "failed" | "given_up",
+  told: number,
+): Promise<void> {
+  await driver.transaction(async (tx) => {
+    const { changes } = await tx.run(
+      "UPDATE jm_notifications SET outcome = ?, payload = NULL, held_back = NULL, retry_at = NULL WHERE job_id = ? AND event = ? AND ref = ? AND outcome = 'pending'",
+      [outcome, key.jobId, key.event, key.ref],
+    );
+    if (changes !== 1) return;
+    if (outcome === "given_up") {
+      await tx.run(
+        insertSql(
+          "jm_notify_state",
+          ["job_id"],
+          1,
+          driver.profile.upsertTail("job_id", ["job_id"]),
+        ),
+        [key.jobId],
+      );
+      await tx.run("UPDATE jm_notify_state SET given_up = given_up + 1 WHERE job_id = ?", [
+        key.jobId,
+      ]);
+    } else if (outcome === "sent" && told > 0) {
+      await tx.run(
+        "UPDATE jm_notify_state SET given_up = CASE WHEN given_up > ? THEN given_up - ? ELSE 0 END WHERE job_id = ?",
+        [told, told, key.jobId],
+      );
+    }
+  });
+}
+
+export async function givenUp(driver: Driver, jobId: string): Promise<number> {
+  const [row] = await driver.all("SELECT given_up FROM jm_notify_state WHERE job_id = ?", [jobId]);
+  return row === undefined ? 0 : Number(row.given_up);
+}
+
+export async function dropNotifications(driver: Driver, jobId: string): Promise<number> {
+  return await driver.transaction(async (tx) => {
+    const { changes } = await tx.run(
+      "UPDATE jm_notifications SET outcome = 'failed', payload = NULL, held_back = NULL, retry_at = NULL WHERE job_id = ? AND outcome IN ('pending', 'held')",
+      [jobId],
+    );
+    await tx.run("DELETE FROM jm_notify_state WHERE job_id = ?", [jobId]);
+    return changes;
+  });
 }
 
 /** Runs of a job looked at for the one that ended last before a given run (see failingBefore). */
@@ -166,14 +240,26 @@ export async function failingBefore(
 }
 
 export async function silenceCandidates(driver: Driver): Promise<SilenceCandidate[]> {
+  // The job's last silence alert: the `since` it was for (its ref), and when it was claimed.
+  const lastAlert = (column: string) =>
+    `(SELECT n.${column} FROM jm_notifications n WHERE n.job_id = j.id AND n.event = 'silent' ORDER BY n.created_at DESC, n.id DESC LIMIT 1)`;
   const rows = await driver.all(
-    "SELECT j.id, j.alert_after, j.updated_at, (SELECT MAX(r.finished_at) FROM jm_runs r WHERE r.job_id = j.id AND r.status = 'success') AS last_success FROM jm_jobs j WHERE j.enabled = 1 AND j.alert_after IS NOT NULL ORDER BY j.id",
+    `SELECT j.id, j.alert_after, j.updated_at, (SELECT MAX(r.finished_at) FROM jm_runs r WHERE r.job_id = j.id AND r.status = 'success') AS last_success, ${
+      lastAlert("ref")
+    } AS alert_since, ${
+      lastAlert("created_at")
+    } AS alerted_at FROM jm_jobs j WHERE j.enabled = 1 AND j.alert_after IS NOT NULL ORDER BY j.id`,
   );
-  return rows.map((row) => ({
-    job_id: String(row.id),
-    alert_after: Number(row.alert_after),
-    since: Math.max(Number(row.updated_at), Number(row.last_success ?? 0)),
-  }));
+  return rows.map((row) => {
+    const lastSuccess = Number(row.last_success ?? 0);
+    // Alerted, and no success since: silent still, from the same instant, whatever was edited.
+    const alerted = row.alerted_at !== null && Number(row.alerted_at) >= lastSuccess;
+    return {
+      job_id: String(row.id),
+      alert_after: Number(row.alert_after),
+      since: alerted ? Number(row.alert_since) : Math.max(Number(row.updated_at), lastSuccess),
+    };
+  });
 }
 
 export async function takeHeld(
@@ -181,6 +267,7 @@ export async function takeHeld(
   now: number,
   minIntervalMs: number,
   nodeId: string,
+  maxPending?: number,
 ): Promise<TakenHeld> {
   // The due ones first, and the first not due, for when it will be.
   const rows = await driver.all(
@@ -204,15 +291,26 @@ export async function takeHeld(
       // counted; held before version 9, which kept no id: the latest.
       const [latest] = row.held_id === null
         ? await tx.all(
-          "SELECT id, event, ref, status FROM jm_notifications WHERE job_id = ? AND outcome = 'held' ORDER BY id DESC LIMIT 1",
+          "SELECT id, event, ref, status, created_at FROM jm_notifications WHERE job_id = ? AND outcome = 'held' ORDER BY id DESC LIMIT 1",
           [String(row.job_id)],
         )
-        : await tx.all("SELECT id, event, ref, status FROM jm_notifications WHERE id = ?", [
-          Number(row.held_id),
-        ]);
+        : await tx.all(
+          "SELECT id, event, ref, status, created_at FROM jm_notifications WHERE id = ?",
+          [
+            Number(row.held_id),
+          ],
+        );
       if (latest === undefined) {
         lost.push(String(row.job_id));
         return null;
+      }
+      if (
+        maxPending !== undefined &&
+        await pendingOf(tx, String(row.job_id), String(latest.event), Number(latest.id)) >=
+          maxPending
+      ) {
+        // Its backlog goes first: held still, as it was (a later look takes it).
+        throw new StillHeld();
       }
       const count = Number(row.held_count) - 1;
       const heldBack: HeldBack | null = count === 0 ? null : {
@@ -233,7 +331,13 @@ export async function takeHeld(
         attempt: 0,
         payload: row.held_payload,
         heldBack,
+        created_at: Number(latest.created_at),
+        tries: 0,
+        channels: null,
       };
+    }).catch((error) => {
+      if (error instanceof StillHeld) return null;
+      throw error;
     });
     if (took !== null) taken.push(took);
   }

@@ -30,6 +30,7 @@ import type {
 import type {
   ClaimOutcome,
   NotificationClaim,
+  PendingCount,
   PendingNotification,
   SilenceCandidate,
   TakenHeld,
@@ -969,16 +970,35 @@ export class SqlStore implements Store {
   }
 
   // Notifications (issue 13).
-  async notificationDone(
+  notificationDone(
     jobId: string,
     event: string,
     ref: number,
-    outcome: "sent" | "failed",
+    outcome: "sent" | "failed" | "given_up",
+    told = 0,
+  ): Promise<void> {
+    return notify.notificationDone(this.driver, { jobId, event, ref }, outcome, told);
+  }
+
+  async retryNotification(
+    jobId: string,
+    event: string,
+    ref: number,
+    retryAt: number,
+    channels: "webhook" | null,
   ): Promise<void> {
     await this.driver.run(
-      "UPDATE jm_notifications SET outcome = ?, payload = NULL, held_back = NULL WHERE job_id = ? AND event = ? AND ref = ? AND outcome = 'pending'",
-      [outcome, jobId, event, ref],
+      "UPDATE jm_notifications SET retry_at = ?, tries = tries + 1, attempt = attempt + 1, channels = ? WHERE job_id = ? AND event = ? AND ref = ? AND outcome = 'pending'",
+      [retryAt, channels, jobId, event, ref],
     );
+  }
+
+  givenUp(jobId: string): Promise<number> {
+    return notify.givenUp(this.driver, jobId);
+  }
+
+  dropNotifications(jobId: string): Promise<number> {
+    return notify.dropNotifications(this.driver, jobId);
   }
 
   pendingNotifications(
@@ -987,11 +1007,17 @@ export class SqlStore implements Store {
     return notify.pendingNotifications(this.driver, query);
   }
 
-  async notificationsPending(): Promise<{ count: number; oldest: number | null }> {
+  async notificationsPending(): Promise<PendingCount> {
     const [row] = await this.driver.all(
-      "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM jm_notifications WHERE outcome = 'pending'",
+      "SELECT COUNT(*) AS n, MIN(created_at) AS oldest, COUNT(retry_at) AS retrying, MIN(retry_at) AS next_retry FROM jm_notifications WHERE outcome = 'pending'",
     );
-    return { count: Number(row.n), oldest: row.oldest === null ? null : Number(row.oldest) };
+    const ms = (v: unknown) => v === null ? null : Number(v);
+    return {
+      count: Number(row.n),
+      oldest: ms(row.oldest),
+      retrying: Number(row.retrying),
+      nextRetry: ms(row.next_retry),
+    };
   }
 
   async takeNotification(id: number, attempt: number, to: string, now: number): Promise<boolean> {
@@ -1018,8 +1044,13 @@ export class SqlStore implements Store {
     return notify.silenceCandidates(this.driver);
   }
 
-  takeHeld(now: number, minIntervalMs: number, nodeId: string): Promise<TakenHeld> {
-    return notify.takeHeld(this.driver, now, minIntervalMs, nodeId);
+  takeHeld(
+    now: number,
+    minIntervalMs: number,
+    nodeId: string,
+    maxPending?: number,
+  ): Promise<TakenHeld> {
+    return notify.takeHeld(this.driver, now, minIntervalMs, nodeId, maxPending);
   }
 
   async ping(): Promise<void> {

@@ -391,6 +391,11 @@ export interface NotificationClaim {
   minIntervalMs: number | null;
   /** What would be sent; kept while held back so that a later flush sends the latest. */
   payload: string;
+  /**
+   * With `minIntervalMs`: held back too when the job already has this many
+   * of the event pending (a backlog of deliveries slower than its runs).
+   */
+  maxPending?: number;
 }
 
 /** Notifications of one job held back by notify.min_interval. */
@@ -409,6 +414,8 @@ export interface HeldBack {
 export type ClaimOutcome = { send: true; heldBack: HeldBack | null } | {
   send: false;
   dueAt: number;
+  /** Held for the job's backlog (`maxPending`), not (only) for min_interval. */
+  backlog?: true;
 };
 
 /** A notification claimed to be sent (`pending`), with what it sends. */
@@ -424,6 +431,20 @@ export interface PendingNotification {
   payload: string;
   /** What was held back before it, sent with it. */
   heldBack: HeldBack | null;
+  /** When it was claimed (ms): it is given up `notify.give_up_after` later. */
+  created_at: number;
+  /** How many times it went out and found its webhook receiver unreachable (see `retryNotification`). */
+  tries: number;
+  /** What is left to send: null, every channel; `webhook`, the post only (the hook and mail went). */
+  channels: "webhook" | null;
+}
+
+/** What `notificationsPending` counts. */
+export interface PendingCount {
+  count: number;
+  oldest: number | null;
+  retrying: number;
+  nextRetry: number | null;
 }
 
 /** What `takeHeld` took, and when the first of those it left may go (null: none left). */
@@ -439,7 +460,11 @@ export interface SilenceCandidate {
   job_id: string;
   /** Seconds. */
   alert_after: number;
-  /** The job's last success (finished_at) or its last change, whichever is later (ms). */
+  /**
+   * The job's last success (finished_at) or its last change, whichever is
+   * later (ms); once a silence alert was claimed with no success since,
+   * the `since` of that alert (an edit does not re-arm it).
+   */
   since: number;
 }
 
@@ -460,22 +485,51 @@ export interface NotifyStore {
 
   /**
    * The notification claimed for (job, event, ref) went out (`sent`) or
-   * not (`failed`): it is no longer `pending`, and its payload is dropped.
+   * not (`failed`; `given_up`: its webhook receiver stayed unreachable for
+   * notify.give_up_after, counted in the job's `jm_notify_state` in the
+   * same transaction): it is no longer `pending`, and its payload is
+   * dropped. `told`: how many given up before it a `sent` one said
+   * (`givenUp`), taken off that count.
    */
   notificationDone(
     jobId: string,
     event: string,
     ref: number,
-    outcome: "sent" | "failed",
+    outcome: "sent" | "failed" | "given_up",
+    told?: number,
   ): Promise<void>;
+
+  /**
+   * The pending notification (job, event, ref) found its webhook receiver
+   * unreachable: it stays pending, not looked at before `retryAt` (ms),
+   * with `channels` left to send; its `tries` and `attempt` go up, so a
+   * look that read it before cannot take it.
+   */
+  retryNotification(
+    jobId: string,
+    event: string,
+    ref: number,
+    retryAt: number,
+    channels: "webhook" | null,
+  ): Promise<void>;
+
+  /** How many of the job's notifications were given up since one of it was sent. */
+  givenUp(jobId: string): Promise<number>;
+
+  /**
+   * The job was removed: its pending and held notifications are done with
+   * (`failed`) and its `jm_notify_state` row deleted; how many were pending or held.
+   */
+  dropNotifications(jobId: string): Promise<number>;
 
   /**
    * Notifications claimed to be sent and not sent yet (`pending`), by id,
    * after id `afterId`, at most `limit`: those of node `mine`, and those of
    * any node but `writing` claimed, or last taken, at `orphanBefore` or
-   * before (ms).
+   * before (ms); none waiting to be retried after `now`.
    */
   pendingNotifications(query: {
+    now: number;
     mine: string;
     orphanBefore: number;
     writing: readonly string[];
@@ -490,8 +544,12 @@ export interface NotifyStore {
    */
   takeNotification(id: number, attempt: number, to: string, now: number): Promise<boolean>;
 
-  /** How many notifications are pending, and when the oldest of them was claimed (ms; null: none). */
-  notificationsPending(): Promise<{ count: number; oldest: number | null }>;
+  /**
+   * How many notifications are pending, and when the oldest of them was
+   * claimed (ms; null: none); of them, how many wait to be retried (their
+   * webhook receiver was unreachable), and the next retry (ms; null: none).
+   */
+  notificationsPending(): Promise<PendingCount>;
 
   /**
    * Whether the job was failing when `run` ended: of its runs with a status
@@ -516,9 +574,16 @@ export interface NotifyStore {
    * than one call takes). What is taken is the latest held, made a pending
    * notification of node `nodeId` in the same transaction, carrying what
    * was held back before it: sent, it is done as any other
-   * (`notificationDone`); left unsent, it is pending as any other.
+   * (`notificationDone`); left unsent, it is pending as any other. With
+   * `maxPending`, a job with that many of the event pending is left held
+   * (its backlog first).
    */
-  takeHeld(now: number, minIntervalMs: number, nodeId: string): Promise<TakenHeld>;
+  takeHeld(
+    now: number,
+    minIntervalMs: number,
+    nodeId: string,
+    maxPending?: number,
+  ): Promise<TakenHeld>;
 }
 
 /** Every part together, with the connection's life: what `openStore` returns. */

@@ -47,7 +47,8 @@ function written(c: Context, change: JobChange, job: Job, status: 200 | 201 = 20
 
 /**
  * A job as a caller of `role` may see it: a read token sees where webhooks
- * go, not their credentials (`https://***@host/path?***`, as `job show`).
+ * go, not their credentials (`https://***@host/first/***?***`: no path
+ * after its first segment either, where Slack keeps its secret).
  * The secrets the service knows (its API tokens, the database password)
  * are masked in every text of a reader's answer (`json`): a job that calls
  * the API with the admin token would hand it to every read token.

@@ -27,7 +27,7 @@ export const NEVER_READ: Readonly<Record<string, unknown>> = {
   runs_last_hour: {},
   next_fires: [],
   silent_jobs: [],
-  pending_notifications: { count: 0, oldest: null },
+  pending_notifications: { count: 0, oldest: null, retrying: 0, next_retry: null },
   runs_per_minute: [],
   read_at: null,
 };

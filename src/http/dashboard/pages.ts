@@ -460,7 +460,7 @@ page(/^\/status$/, (_, __, signal) => poll(signal, 5000, readStatus, (s) => {
       tile("live services", count(live), s.services.length > live ? h("div", { class: "small muted" }, notLive(s.services)) : null),
       tile("database", badge(s.database.state), h("div", { class: "small muted" }, s.database.detail)),
       tile("pending reload markers", count(s.pending_markers)),
-      tile("notifications waiting", count(s.pending_notifications.count), s.pending_notifications.oldest === null ? null : h("div", { class: "small muted" }, "oldest " + ago(s.pending_notifications.oldest))),
+      tile("notifications waiting", count(s.pending_notifications.count), s.pending_notifications.oldest === null ? null : h("div", { class: "small muted" }, "oldest " + ago(s.pending_notifications.oldest) + (s.pending_notifications.retrying ? "; " + s.pending_notifications.retrying + " for a webhook receiver that is down" : ""))),
       tile("runs in the last hour", count(total), failed ? h("div", { class: "small field-error" }, failed + " failed") : null)),
     chart(s.runs_per_minute),
     h("h2", {}, "Services"),

@@ -1,0 +1,134 @@
+/**
+ * A webhook receiver that is down longer than the webhook retries, every
+ * backend, in-process on a fake clock: its notifications wait in the
+ * database (pending, counted as retrying by `status`), go once it answers,
+ * and are given up only after notify.give_up_after, which the job's next
+ * notification then says.
+ */
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { DaemonHarness, T0 } from "./daemon_harness.ts";
+import { outcomes } from "./notify_fixtures.ts";
+import type { NotifyPayload } from "../src/daemon/notify_message.ts";
+import { fetchFailure } from "../src/daemon/notify_message.ts";
+
+/** A receiver answering 503 while `down.now`, else 200; what it got, with each delivery id. */
+function receiver(down: { now: boolean }) {
+  const got: { status: number; delivery: string | null; payload: NotifyPayload }[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      const payload = JSON.parse(await request.text()) as NotifyPayload;
+      const status = down.now ? 503 : 200;
+      got.push({ status, delivery: request.headers.get("x-jobsmanager-delivery"), payload });
+      return new Response(null, { status });
+    },
+  );
+  return { server, got, url: `http://127.0.0.1:${server.addr.port}/hook` };
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`notify retry[${backend}]: a receiver down longer than the webhook retries gets the notification once it is back`, async () => {
+    const down = { now: true };
+    const r = receiver(down);
+    await using _server = r.server;
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "notify.webhook_retries": 1, "notify.give_up_after": 3600 },
+    });
+    await h.job("sync", {
+      schedule: { second: "1", minute: "0", hour: "0" },
+      on_failure_url: r.url,
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("sync", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    await h.until(async () => {
+      if (!h.line(/waits in the database for its webhook receiver/)) await h.clock.advance(500);
+      return h.line(/waits in the database for its webhook receiver/);
+    }, "the notification left waiting for the receiver");
+    assertEquals(Object.values(await outcomes(h)), ["pending"]);
+    const waiting = await h.store.notificationsPending();
+    assertEquals([waiting.count, waiting.retrying], [1, 1]);
+    assert(
+      waiting.nextRetry !== null && waiting.nextRetry > h.clock.now(),
+      String(waiting.nextRetry),
+    );
+    // Down for minutes: tried again, still pending.
+    await h.until(async () => {
+      if (h.clock.now() < T0 + 300_000) await h.clock.advance(1000);
+      return h.clock.now() >= T0 + 300_000;
+    }, "five minutes of the receiver down");
+    await h.until(
+      async () => Object.values(await outcomes(h))[0] === "pending" && r.got.length >= 4,
+      "tries",
+    );
+    down.now = false;
+    await h.until(async () => {
+      if (r.got.at(-1)?.status !== 200) await h.clock.advance(1000);
+      return Object.values(await outcomes(h))[0] === "sent";
+    }, "the notification sent once the receiver answers");
+    assertEquals(r.got.filter((g) => g.status === 200).length, 1);
+    // The same delivery id at every try, for receivers that drop repeats.
+    assertEquals(new Set(r.got.map((g) => g.delivery)).size, 1);
+    assertEquals((await h.store.notificationsPending()).count, 0);
+  });
+
+  Deno.test(`notify retry[${backend}]: one given up after notify.give_up_after is an error, and the job's next notification says so`, async () => {
+    const down = { now: true };
+    const r = receiver(down);
+    await using _server = r.server;
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: {
+        "notify.webhook_retries": 0,
+        "notify.give_up_after": 60,
+        "notify.min_interval": 0,
+      },
+    });
+    await h.job("sync", {
+      schedule: { second: "1", minute: "*/5", hour: "0" },
+      on_failure_url: r.url,
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("sync", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    await h.until(async () => {
+      if (!h.line(/notification given up/)) await h.clock.advance(1000);
+      return h.line(/notification given up/);
+    }, "the notification given up");
+    const record = h.logs.find((l) => /notification given up:/.test(String(l.rawMessage)));
+    assertEquals(record?.level, "error");
+    assertEquals(Object.values(await outcomes(h)), ["given_up"]);
+    assertEquals((await h.store.notificationsPending()).count, 0);
+    down.now = false;
+    await h.clock.set(T0 + 301_000);
+    (await h.started("sync", T0 + 301_000)).finish({ status: "failed", exitCode: 2 });
+    const sent = await h.until(
+      () => r.got.find((g) => g.status === 200),
+      "the next failure posted",
+    );
+    assertEquals(sent.payload.given_up, 1);
+    assertMatch(sent.payload.summary, /; 1 earlier notification of this job was given up/);
+    // Told once.
+    await h.until(async () => Object.values(await outcomes(h)).includes("sent"), "sent");
+    assertEquals(await h.store.givenUp("sync"), 0);
+  });
+}
+
+Deno.test("notify retry: a webhook's network error says its cause", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  const error = await fetch(`http://127.0.0.1:${port}/x`, { method: "POST", body: "{}" }).then(
+    () => null,
+    (e) => e,
+  );
+  assertMatch(fetchFailure(error, 10_000), /^connection refused \(tcp connect error: /);
+  const timeout = new DOMException("The operation was aborted due to timeout", "TimeoutError");
+  assertEquals(fetchFailure(timeout, 10_000), "no answer within notify.webhook_timeout (10 s)");
+  const dns = new TypeError("fetch failed", {
+    cause: new Error(
+      "error sending request for url (http://x.invalid/): client error (Connect): dns error: failed to lookup address information: Name or service not known",
+    ),
+  });
+  assertMatch(fetchFailure(dns, 10_000), /^DNS lookup failed \(dns error: /);
+});
