@@ -1,13 +1,18 @@
 /** `jobsmanager logs`: read `jm_syslog`, optionally following new rows. */
 import { validateId } from "../domain/job.ts";
 import { LOG_LEVELS } from "../domain/log_row.ts";
-import { followFrom, type LogQuery, logsAfter, recentLogs } from "../app/logs.ts";
+import { LogFollower, type LogQuery, recentLogs } from "../app/logs.ts";
+import type { LogRow } from "../domain/log_row.ts";
+import type { LogStore } from "../store/store.ts";
 import { writeErr, writeOut } from "./context.ts";
 import { command, switched, valued } from "./command.ts";
 import { logLine } from "./output.ts";
+import { printableLine } from "../domain/printable.ts";
 import { parseCount, parseLevel, parseRunId, parseSince } from "../domain/input.ts";
 
 const FOLLOW_POLL_MS = 1000;
+/** The longest wait between tries while the database is away. */
+const OUTAGE_POLL_MS = 5000;
 /** The most lines one `logs` prints before following. */
 const MAX_LINES = 100_000;
 
@@ -20,7 +25,9 @@ export function logsCommand() {
       run: valued("only lines about this run", "run-id"),
       since: valued("only the last 90s, 15m, 2h, 7d, …", "duration"),
       limit: valued("at most this many lines (the newest)", "n", "100"),
-      follow: switched("keep printing new lines until Ctrl-C"),
+      follow: switched(
+        "keep printing new lines until Ctrl-C, through database outages (said on stderr)",
+      ),
     },
     aliases: { f: "follow" },
     action: async (ctx, opts) => {
@@ -38,29 +45,68 @@ export function logsCommand() {
         // Said on stderr, so stdout stays log lines (JSON lines with --json).
         if (rows.length === 0) writeErr(`jobsmanager: ${nothingToShow(opts)}`);
         if (!opts.follow) return;
-        let last = await followFrom(store, rows);
-        const stop = new AbortController();
-        const onInterrupt = () => stop.abort();
-        Deno.addSignalListener("SIGINT", onInterrupt);
-        try {
-          while (!stop.signal.aborted) {
-            for (const row of await logsAfter(store, query, last)) {
-              writeOut(logLine(row, ctx.json));
-              last = row.id!;
-            }
-            await new Promise((resolve) => {
-              const timer = setTimeout(resolve, FOLLOW_POLL_MS);
-              stop.signal.addEventListener("abort", () => {
-                clearTimeout(timer);
-                resolve(undefined);
-              }, { once: true });
-            });
-          }
-        } finally {
-          Deno.removeSignalListener("SIGINT", onInterrupt);
-        }
+        await follow(store, query, rows, ctx.json);
       });
     },
+  });
+}
+
+/**
+ * Print new lines until Ctrl-C: through a database outage (a line on
+ * stderr when it goes and when it is back) and a `jm_syslog` emptied
+ * meanwhile (said, then followed from its start).
+ */
+async function follow(store: LogStore, query: LogQuery, shown: LogRow[], json: boolean) {
+  const stop = new AbortController();
+  const onInterrupt = () => stop.abort();
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  try {
+    let follower: LogFollower | null = null;
+    let away: string | null = null;
+    let wait = FOLLOW_POLL_MS;
+    while (!stop.signal.aborted) {
+      let more = false;
+      try {
+        follower ??= await LogFollower.after(store, query, shown);
+        const found = await follower.poll();
+        if (away !== null) {
+          writeErr("jobsmanager: the database answers again; following on");
+          away = null;
+          wait = FOLLOW_POLL_MS;
+        }
+        if (found.reset !== null) {
+          writeErr(
+            `jobsmanager: jm_syslog was emptied or its ids restarted (its newest line is ${found.reset.newest}, the last shown was ${found.reset.last}); following from its start`,
+          );
+        }
+        for (const row of found.rows) writeOut(logLine(row, json));
+        more = found.more;
+      } catch (error) {
+        const why = (error as Error).message ?? String(error);
+        if (away === null) {
+          writeErr(
+            `jobsmanager: cannot read the log: ${
+              printableLine(why)
+            }; still following, trying again until Ctrl-C`,
+          );
+        }
+        away = why;
+        wait = Math.min(wait * 2, OUTAGE_POLL_MS);
+      }
+      if (!more) await sleep(wait, stop.signal);
+    }
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
   });
 }
 
