@@ -1,4 +1,4 @@
--- jobsmanager schema for MySQL / MariaDB, version 9.
+-- jobsmanager schema for MySQL / MariaDB, version 10.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -163,3 +163,7 @@ INSERT INTO jm_schema_version (version, name, applied_at) VALUES (8, 'several se
 ALTER TABLE jm_notifications ADD COLUMN payload MEDIUMTEXT NULL, ADD COLUMN held_back TEXT NULL, ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0, ADD COLUMN taken_at BIGINT NULL, ADD KEY jm_notifications_outcome (outcome, created_at);
 ALTER TABLE jm_notify_state ADD COLUMN held_id BIGINT NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (9, 'notifications outlive their service: a claim keeps what it sends until it is sent', 0);
+
+-- migration 10: log lines name the service that wrote them
+ALTER TABLE jm_syslog ADD COLUMN node_id VARCHAR(191) NULL;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (10, 'log lines name the service that wrote them', 0);

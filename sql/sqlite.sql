@@ -1,4 +1,4 @@
--- jobsmanager schema for SQLite, version 9.
+-- jobsmanager schema for SQLite, version 10.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -191,3 +191,7 @@ ALTER TABLE jm_notifications ADD COLUMN taken_at BIGINT NULL;
 CREATE INDEX IF NOT EXISTS jm_notifications_outcome ON jm_notifications (outcome, created_at);
 ALTER TABLE jm_notify_state ADD COLUMN held_id BIGINT NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (9, 'notifications outlive their service: a claim keeps what it sends until it is sent', 0);
+
+-- migration 10: log lines name the service that wrote them
+ALTER TABLE jm_syslog ADD COLUMN node_id TEXT NULL;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (10, 'log lines name the service that wrote them', 0);

@@ -86,3 +86,37 @@ for (const backend of BACKENDS) {
     );
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: each line names its node, and logs --node shows one node's`, async () => {
+    await using db = await freshDatabase(backend);
+    const store = db.open();
+    try {
+      await store.migrate();
+      await store.insertLogs(["web-1", "web-2", null].map((node_id) => ({
+        created_at: Date.now(),
+        level: "info",
+        logger_name: "jobsmanager.service",
+        message: `from ${node_id}`,
+        context: {},
+        node_id,
+      })));
+      assertEquals(
+        (await store.listLogs({ node_id: "web-2", limit: 10 })).map((r) => [r.node_id, r.message]),
+        [["web-2", "from web-2"]],
+      );
+    } finally {
+      await store.close();
+    }
+    const found = await jm(db, "logs", "--node", "web-2");
+    assertEquals([found.code, found.stderr], [0, ""]);
+    assertMatch(found.stdout, /^\S+ +INFO +web-2 +jobsmanager\.service +from web-2\n$/);
+    const all = await jm(db, "logs");
+    assertMatch(all.stdout, /\n\S+ +INFO +jobsmanager\.service +from null\n$/);
+    assertEquals(await jm(db, "logs", "--node", "web-3"), {
+      code: 0,
+      stdout: "",
+      stderr: "jobsmanager: no log lines match --node web-3\n",
+    });
+  });
+}

@@ -44,6 +44,33 @@ const record = (message: string): LogRecord => ({
 
 const mode = async (path: string) => (await Deno.stat(path)).mode! & 0o777;
 
+Deno.test("log file: each line names the node that logged it, once it knows its id", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
+  try {
+    const path = `${dir}/jobsmanager.log`;
+    let node: string | null = null;
+    await setupLogging({
+      consoleLevel: "fatal",
+      fileLevel: "info",
+      file: path,
+      maxSizeBytes: 100_000,
+      backups: 1,
+      node: () => node,
+    });
+    log("test").info("before");
+    node = "web-2";
+    log("test").info("after {n}", { n: 1 });
+    await closeLogging();
+    const lines = (await Deno.readTextFile(path)).trim().split("\n").map((l) => JSON.parse(l));
+    assertEquals(lines.map((l) => [l.message, l.properties]), [
+      ["before", {}],
+      ["after 1", { n: 1, node: "web-2" }],
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("log file: created 0600, and so is every file it rotates into", async () => {
   await withLogFile(2, async (_dir, path) => {
     for (let i = 0; i < 60; i++) {
@@ -306,6 +333,42 @@ Deno.test("log file: after a rotation that failed the next write opens the file 
   } finally {
     await sink[Symbol.asyncDispose]();
     console.error = consoleError;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("log file: two services on one host share it without rotating it against each other", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
+  try {
+    const path = `${dir}/jobsmanager.log`;
+    const options = {
+      formatter: (record: LogRecord) => `${record.rawMessage}\n`,
+      maxSize: 1000,
+      backups: 3,
+      flushMs: 1,
+    };
+    const a = logFileSink(path, options);
+    const b = logFileSink(path, options);
+    const files = [path, `${path}.1`, `${path}.2`, `${path}.3`];
+    const lines = async () =>
+      (await Promise.all(files.map((f) => Deno.readTextFile(f).catch(() => "")))).join("");
+    // 100 bytes a line, 10 to a file, written in turn by each: four files' worth.
+    for (let i = 0; i < 40; i++) {
+      const line = `line ${i} `.padEnd(99, ".");
+      (i % 2 === 0 ? a : b)(record(line));
+      await waitFor(async () => (await lines()).includes(line), {
+        timeoutMs: 5000,
+        intervalMs: 2,
+        what: `line ${i} to be written`,
+      });
+    }
+    const sizes = await Promise.all(files.map(async (f) => (await Deno.stat(f)).size));
+    assertEquals(sizes, [1000, 1000, 1000, 1000], "each file rotated at the size, none twice");
+    const kept = (await lines()).split("\n").filter((l) => l !== "").length;
+    assertEquals(kept, 40, "every line kept");
+    await a[Symbol.asyncDispose]();
+    await b[Symbol.asyncDispose]();
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });

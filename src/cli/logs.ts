@@ -23,6 +23,7 @@ export function logsCommand() {
       level: valued(`this level and above (${LOG_LEVELS.join(", ")})`, "level"),
       job: valued("only lines about this job", "id"),
       run: valued("only lines about this run", "run-id"),
+      node: valued("only lines this service wrote (its id in `jobsmanager status`)", "id"),
       since: valued("only the last 90s, 15m, 2h, 7d, …", "duration"),
       limit: valued("at most this many lines (the newest)", "n", "100"),
       follow: switched(
@@ -36,6 +37,7 @@ export function logsCommand() {
         minLevel: opts.level === undefined ? undefined : parseLevel(opts.level, "--level"),
         job_id: opts.job === undefined ? undefined : validateId(opts.job, "--job"),
         run_id: runId,
+        node_id: opts.node,
         since: opts.since === undefined ? undefined : parseSince(opts.since, Date.now(), "--since"),
       };
       const limit = parseCount(opts.limit, "--limit", MAX_LINES);
@@ -112,7 +114,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 /** Why `logs` printed nothing: no line matches the filters given, named as typed. */
 function nothingToShow(opts: Record<string, string | undefined>): string {
-  const filters = (["level", "job", "run", "since"] as const)
+  const filters = (["level", "job", "run", "node", "since"] as const)
     .filter((name) => opts[name] !== undefined)
     .map((name) => `--${name} ${opts[name]}`);
   return filters.length === 0

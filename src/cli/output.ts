@@ -383,14 +383,14 @@ export function runDetails(
   return lines.join("\n");
 }
 
-/** One line of `logs`: JSON with --json, else time, level, logger, message and context. */
+/** One line of `logs`: JSON with --json, else time, level, node, logger, message and context. */
 export function logLine(row: LogRow, json: boolean): string {
   if (json) return toJson(row);
   const context = Object.keys(row.context).length === 0 ? "" : `  ${JSON.stringify(row.context)}`;
   // One record, one line: a newline in a message (a hook's stderr) is shown as `\n`.
   return printableLine(
-    `${formatUtc(new Date(row.created_at))}  ${
-      row.level.toUpperCase().padEnd(7)
-    }  ${row.logger_name}  ${row.message}${context}`,
+    `${formatUtc(new Date(row.created_at))}  ${row.level.toUpperCase().padEnd(7)}  ${
+      row.node_id ? `${row.node_id}  ` : ""
+    }${row.logger_name}  ${row.message}${context}`,
   );
 }

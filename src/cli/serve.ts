@@ -78,7 +78,7 @@ export function serveCommand() {
       let notices: { stop(): void } | null = null;
       let failed = false;
       try {
-        await setupLogging(serveLogging(settings, daemon.logSink));
+        await setupLogging(serveLogging(settings, daemon.logSink, () => daemon.nodeId));
         // After the logging: it says whether the watch works.
         watch = lock &&
           watchDatabaseFile(lock, daemon, settings["jobsmanager.reload_interval"] * 1000);

@@ -30,6 +30,12 @@ export interface LogOptions {
   file: string | null;
   maxSizeBytes: number;
   backups: number;
+  /**
+   * This service's node id, once known: each file line (and JSON line on
+   * stderr) carries it as the property `node`, as jm_syslog rows do in
+   * `node_id`, so the lines of two services on one host tell apart.
+   */
+  node?: () => string | null;
   /** The jm_syslog sink and its level, once there is a store. */
   database?: { sink: Sink; level: LogLevel };
 }
@@ -93,6 +99,20 @@ const JOURNAL_PRIORITY: Record<LogRecord["level"], number> = {
   fatal: 2,
 };
 
+/** `formatter`, the record given the property `node` while `node()` names one. */
+function namingNode(
+  formatter: TextFormatter,
+  node: (() => string | null) | undefined,
+): TextFormatter {
+  if (node === undefined) return formatter;
+  return (record) => {
+    const id = node();
+    return formatter(
+      id === null ? record : { ...record, properties: { ...record.properties, node: id } },
+    );
+  };
+}
+
 export function consoleFormatter(style: ConsoleStyle): TextFormatter {
   switch (style) {
     case "journal":
@@ -121,7 +141,12 @@ export async function setupLogging(options: LogOptions): Promise<void> {
   );
   const sinks: Record<string, Sink> = {
     console: withFilter(
-      getStreamSink(stderrStream(), { formatter: consoleFormatter(style) }),
+      getStreamSink(stderrStream(), {
+        // journald and a terminal show one service's lines; JSON lines go to a shipper with others'.
+        formatter: style === "json"
+          ? namingNode(consoleFormatter(style), options.node)
+          : consoleFormatter(style),
+      }),
       options.consoleLevel,
     ),
   };
@@ -129,7 +154,7 @@ export async function setupLogging(options: LogOptions): Promise<void> {
   if (options.file !== null) {
     sinks.file = withFilter(
       logFileSink(options.file, {
-        formatter: jsonLinesFormatter,
+        formatter: namingNode(jsonLinesFormatter, options.node),
         maxSize: options.maxSizeBytes,
         backups: options.backups,
         flushMs: FILE_FLUSH_MS,
@@ -165,7 +190,11 @@ export function log(name: string): Logger {
 }
 
 /** The logging of `serve` as the settings say, with `database` as the jm_syslog sink. */
-export function serveLogging(s: Settings, database: Sink): LogOptions {
+export function serveLogging(
+  s: Settings,
+  database: Sink,
+  node?: () => string | null,
+): LogOptions {
   const level = (sinkLevel: LogLevel | "") => sinkLevel || s["log.level"];
   return {
     consoleLevel: level(s["log.console_level"]),
@@ -174,5 +203,6 @@ export function serveLogging(s: Settings, database: Sink): LogOptions {
     maxSizeBytes: s["log.rotate.max_size"] * 1024 * 1024,
     backups: s["log.rotate.backup_count"],
     database: { sink: database, level: level(s["log.db_level"]) },
+    node,
   };
 }

@@ -7,6 +7,12 @@
  * so a busy service never waits on the disk, `tail -f` keeps up, and an
  * idle one sets no timer. A file renamed away (logrotate) or removed, its
  * directory too, is made again at the next write.
+ *
+ * Two services on one host (no configuration needed, README) share the
+ * file: its size is read from the file at each write, not counted from
+ * this process's own lines, and a rotation holds an exclusive flock on the
+ * file it moves and moves it only while the path still names it, so one
+ * service does not rotate away the file the other has just started.
  */
 import type { LogRecord, Sink, TextFormatter } from "@logtape/logtape";
 
@@ -49,7 +55,12 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
   const opened = (): Deno.FsFile => {
     if (file !== null) {
       try {
-        if (Deno.statSync(path).ino === file.statSync().ino) return file;
+        const now = Deno.statSync(path);
+        if (now.ino === file.statSync().ino) {
+          // Another service on this host may append to it too.
+          size = now.size;
+          return file;
+        }
       } catch {
         // Gone from the path.
       }
@@ -63,9 +74,23 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
   };
   opened();
 
-  /** Move the file aside; the next write opens a new one (also when this failed). */
+  /**
+   * Move the file aside; the next write opens a new one (also when this
+   * failed, or another service on this host moved it first).
+   */
   const rotate = () => {
-    close();
+    const from = file;
+    if (from === null) return;
+    from.lockSync(true);
+    try {
+      if (namesFile(path, from)) moveAside();
+    } finally {
+      from.unlockSync();
+      close();
+    }
+  };
+
+  const moveAside = () => {
     if (options.backups === 0) {
       Deno.removeSync(path);
     } else {
@@ -256,4 +281,13 @@ function makeDirOf(path: string): void {
 
 function open(path: string): Deno.FsFile {
   return Deno.openSync(path, { create: true, append: true, mode: FILE_MODE });
+}
+
+/** Whether `path` still names `file` (not when it was moved away or removed). */
+function namesFile(path: string, file: Deno.FsFile): boolean {
+  try {
+    return Deno.statSync(path).ino === file.statSync().ino;
+  } catch {
+    return false;
+  }
 }

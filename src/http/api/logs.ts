@@ -19,6 +19,7 @@ function queryOf(c: Context): LogQuery {
     minLevel: optionalLevel(c.req.query("level")),
     job_id: optionalJob(c.req.query("job")),
     run_id: run === undefined || run === "" ? undefined : parseRunId(run, "run"),
+    node_id: c.req.query("node") || undefined,
     since: optionalSince(c.req.query("since"), Date.now()),
   };
 }
