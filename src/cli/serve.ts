@@ -22,10 +22,11 @@ export function serveCommand() {
       const [
         { boot },
         { systemClock },
-        { closeLogging, serveLogging, setupLogging },
+        { closeLogging, logFileChoice, serveLogging, setupLogging },
         { inheritedEnv },
         { SqliteFileLock, watchDatabaseFile },
         { watchChangeNotices },
+        { checkStopTimeout },
       ] = await Promise.all([
         import("../daemon/boot.ts"),
         import("../daemon/clock.ts"),
@@ -33,6 +34,7 @@ export function serveCommand() {
         import("../daemon/runner.ts"),
         import("../daemon/sqlite_file.ts"),
         import("../daemon/change_notices.ts"),
+        import("../daemon/systemd_stop.ts"),
       ]);
       const settings = ctx.config.settings;
       // The HTTP side (prom-client among it: megabytes held for good) only when it listens.
@@ -79,6 +81,10 @@ export function serveCommand() {
       let failed = false;
       try {
         await setupLogging(serveLogging(settings, daemon.logSink, () => daemon.nodeId));
+        // The unit's JM_LOG_PATH overrides the config's log.path: say which file, and why.
+        logFileChoice(settings, ctx.config.sources);
+        // Not awaited: systemctl may take a moment, and the start need not wait for a warning.
+        checkStopTimeout(settings);
         // After the logging: it says whether the watch works.
         watch = lock &&
           watchDatabaseFile(lock, daemon, settings["jobsmanager.reload_interval"] * 1000);

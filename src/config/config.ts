@@ -494,6 +494,11 @@ export interface LoadedConfig {
   settings: Settings;
   /** The config file read, or null when none was found. */
   file: string | null;
+  /**
+   * Where each setting not at its default came from, for the start's log:
+   * `$JM_LOG_PATH (over "log" in config /etc/…)`, `config /etc/…`, `--database`.
+   */
+  sources: Partial<Record<ConfigKey, string>>;
 }
 
 /** Flags that override the file and the environment. */
@@ -600,6 +605,7 @@ export function loadConfig(
   const file = findConfigFile(overrides, env);
   const values = file ? parseFile(file) : new Map<string, unknown>();
   const settings: Record<string, unknown> = {};
+  const sources: Record<string, string> = {};
   for (const [key, spec] of Object.entries(CONFIG_KEYS) as [string, KeySpec<unknown>][]) {
     const envValue = spec.env ? env[spec.env] : undefined;
     const where = file ? `config ${file}: ` : "";
@@ -607,14 +613,21 @@ export function loadConfig(
       spec.secret ? parseSecret(spec, value, key) : spec.parse(value, key);
     if (envValue !== undefined && envValue !== "") {
       settings[key] = withSource(() => parse(envValue), `environment ${spec.env}: `);
+      sources[key] = values.has(key) && !spec.secret
+        ? `$${spec.env}, over ${JSON.stringify(values.get(key))} in config ${file}`
+        : `$${spec.env}`;
     } else if (values.has(key)) {
       settings[key] = withSource(() => parse(values.get(key)), where);
+      sources[key] = `config ${file}`;
     } else {
       settings[key] = spec.default;
     }
   }
-  if (overrides.database !== undefined) settings["db.url"] = overrides.database;
-  return { settings: settings as Settings, file };
+  if (overrides.database !== undefined) {
+    settings["db.url"] = overrides.database;
+    sources["db.url"] = "--database";
+  }
+  return { settings: settings as Settings, file, sources };
 }
 
 function parseSecret(spec: KeySpec<unknown>, value: unknown, key: string): unknown {

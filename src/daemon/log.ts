@@ -189,6 +189,27 @@ export function log(name: string): Logger {
   return getLogger(["jobsmanager", name]);
 }
 
+/**
+ * Log which log file `serve` writes and where that came from, as the
+ * shipped unit's `Environment=JM_LOG_PATH=…` silently overrides the
+ * config's `log.path`.
+ */
+export function logFileChoice(
+  s: Settings,
+  sources: Partial<Record<"log.path" | "log.file", string>>,
+): void {
+  const from = (key: "log.path" | "log.file") => `${key} from ${sources[key] ?? "the default"}`;
+  if (s["log.path"] === "") {
+    log("service").info("no log file: log.path is empty ({source})", { source: from("log.path") });
+    return;
+  }
+  const file = `${s["log.path"]}/${s["log.file"]}`;
+  // Told as plain text: a path quoted as JSON inside the line read worse. Braces are doubled,
+  // as LogTape reads `{name}` as a placeholder.
+  const text = `log file ${file} (${from("log.path")}; ${from("log.file")})`;
+  log("service").info(text.replaceAll("{", "{{").replaceAll("}", "}}"), { file });
+}
+
 /** The logging of `serve` as the settings say, with `database` as the jm_syslog sink. */
 export function serveLogging(
   s: Settings,
