@@ -372,3 +372,68 @@ Deno.test("log file: two services on one host share it without rotating it again
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("log file: a disk that takes the count of lost lines but not the line after it is not said to take lines again", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
+  try {
+    const path = `${dir}/jobsmanager.log`;
+    // Files of 512 bytes at most; lines of 200: the third is cut short and removed (400 bytes
+    // left), after which the count of lost lines (about 90 bytes) fits, and no line after it.
+    const script = `${dir}/full.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { logFileSink } from ${
+        JSON.stringify(import.meta.resolve("../src/daemon/log_file.ts"))
+      };
+const errors = [];
+console.error = (message) => errors.push(message);
+const path = ${JSON.stringify(path)};
+const sink = logFileSink(path, {
+  formatter: (record) => record.rawMessage + "\\n",
+  maxSize: 1_000_000,
+  backups: 1,
+  flushMs: 1,
+});
+const line = (i) => {
+  const text = ("line " + i).padEnd(199, ".");
+  sink({ category: [], level: "info", message: [text], rawMessage: text, properties: {}, timestamp: 0 });
+};
+const size = async () => (await Deno.stat(path)).size;
+async function until(done) {
+  while (!await done()) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+for (let i = 1; i <= 3; i++) line(i);
+await until(async () => errors.length > 0 && await size() === 400);
+line(4);
+await until(async () => await size() > 400);
+await sink[Symbol.asyncDispose]();
+console.log(JSON.stringify(errors));
+`,
+    );
+    const out = await new Deno.Command("/bin/sh", {
+      // SIGXFSZ ignored: the write fails with EFBIG instead of killing the process.
+      args: [
+        "-c",
+        `trap '' XFSZ; ulimit -f 1; exec "$0" run -A --no-check "$1"`,
+        Deno.execPath(),
+        script,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+    assertEquals(out.code, 0, decode(out.stderr));
+    const errors: string[] = JSON.parse(decode(out.stdout));
+    const file = await Deno.readTextFile(path);
+    assertMatch(file, /\n1 log line was lost: the log file could not be written \(.+\)\n$/);
+    assertEquals(errors.length, 2, errors.join("\n"));
+    assertMatch(errors[0], /cannot write the log file .*: .+; its lines are counted/);
+    // Not "…; it can be again": line 4 was lost too.
+    assertMatch(
+      errors[1],
+      /^jobsmanager: 2 log lines were lost: the log file could not be written/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

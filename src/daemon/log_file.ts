@@ -189,13 +189,18 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
   /**
    * Write `lines`. A failed write (a full disk) costs its lines, not the
    * service: said on stderr once, counted, and the count written first, to
-   * the file and stderr, by the first write that works again.
+   * the file and stderr, by the first write that works again. The disk
+   * takes lines again only once a line after the count went in: a failed
+   * write's cut-off part, removed, may leave just room for the count, on a
+   * disk still full. Until then the count goes on (a count written
+   * meanwhile says the lines lost so far, the next one those too).
    */
   const writeCounting = async (lines: string[]) => {
     const report = lost === 0 ? null : lostLines();
     const batch = report === null ? lines : [options.formatter(lostRecord(report)), ...lines];
     const { written, failed } = await write(batch);
-    if (report !== null && written > 0) {
+    const linesWritten = report === null ? written : Math.max(0, written - 1);
+    if (report !== null && linesWritten > 0) {
       console.error(`jobsmanager: ${report}; it can be again`);
       lost = 0;
     }
@@ -206,8 +211,7 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
         `jobsmanager: cannot write the log file ${path}: ${failure}; its lines are counted until it can be written again`,
       );
     }
-    // The report, when it was not written, is not one of the lines lost.
-    lost += batch.length - written - (report !== null && written === 0 ? 1 : 0);
+    lost += lines.length - linesWritten;
   };
 
   /** Write what waits, after what is being written. */
