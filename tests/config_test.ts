@@ -72,7 +72,17 @@ const BAD_CONFIGS: [name: string, text: string, message: string][] = [
     "unknown key 'jobsmanager.reload_intervall' (known here: table, timezone,",
   ],
   ["unknown section", `{ database: {} }`, "unknown key 'database'"],
-  ["malformed JSON5", `{ db: { port: 3306 `, "not valid JSON5: JSON5: unexpected end of input"],
+  ["malformed JSON5", `{ db: { port: 3306 `, "not valid JSON5: unexpected end of input"],
+  [
+    "every unknown key, not the first alone",
+    `{ db: { hots: "x" }, log: { pth: "y" } }`,
+    "unknown keys 'db.hots' (known here: url, host, port, username, password, password_file, database, charset, pool_size, connect_timeout); 'log.pth' (known here: level,",
+  ],
+  [
+    "an empty log file name",
+    `{ log: { file: "" } }`,
+    `log.file: "" is not valid (expected a file name: not empty, without a '/'; the directory is log.path)`,
+  ],
   [
     "port not a number",
     `{ db: { port: "mysql" } }`,
@@ -210,4 +220,17 @@ Deno.test("the README's configuration section names every JM_* variable the conf
   const read = Object.values(CONFIG_KEYS).flatMap((spec) => "env" in spec ? [spec.env] : []);
   const missing = ["JM_CONFIG", ...read].filter((name) => !section.includes(`\`${name}\``));
   assertEquals(missing, []);
+});
+
+Deno.test("config error: --config naming a directory says so", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    assertThrows(
+      () => loadConfig({ config: dir }, {}),
+      ValidationError,
+      `config file '${dir}' (from --config) is a directory; name the file in it (…/jobsmanager.json)`,
+    );
+  } finally {
+    await Deno.remove(dir);
+  }
 });

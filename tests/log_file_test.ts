@@ -3,7 +3,7 @@
  * its owner only, as are the files it rotates into; rotated at the size,
  * keeping the backups asked for; every line written by the close.
  */
-import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "./assert.ts";
 import type { LogRecord, Sink } from "@logtape/logtape";
 import { closeLogging, log, setupLogging } from "../src/daemon/log.ts";
 import { logFileSink } from "../src/daemon/log_file.ts";
@@ -435,5 +435,27 @@ console.log(JSON.stringify(errors));
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("log file: one that cannot be made is an error naming log.path", async () => {
+  const blocker = await Deno.makeTempFile();
+  try {
+    const error = await assertRejects(() =>
+      setupLogging({
+        consoleLevel: "fatal",
+        fileLevel: "info",
+        file: `${blocker}/logs/jobsmanager.log`,
+        maxSizeBytes: 1000,
+        backups: 1,
+      })
+    );
+    assertMatch(
+      (error as Error).message,
+      /^cannot open the log file .+\/logs\/jobsmanager\.log \(log\.path and log\.file; \$JM_LOG_PATH sets log\.path\): .*mkdir.*; make its directory writable by this user, or set log\.path to another \(empty: no log file\)$/,
+    );
+  } finally {
+    await closeLogging();
+    await Deno.remove(blocker);
   }
 });

@@ -33,6 +33,12 @@ function fail(key: string, value: unknown, allowed: string): never {
 const text: Parser<string> = (v, key) =>
   typeof v === "string" ? v : fail(key, v, "expected a string");
 
+/** A file name alone (log.file): not empty, and no directory in it (that is log.path's). */
+const fileName: Parser<string> = (v, key) =>
+  typeof v === "string" && v !== "" && v !== "." && v !== ".." && !v.includes("/")
+    ? v
+    : fail(key, v, "expected a file name: not empty, without a '/'; the directory is log.path");
+
 /** The original global.json wrote numbers as strings ("3306"): wholeNumber accepts those too. */
 function integer(min: number, max: number): Parser<number> {
   return (v, key) =>
@@ -226,7 +232,11 @@ export const CONFIG_KEYS = {
     parse: text,
     env: "JM_LOG_PATH",
   },
-  "log.file": { doc: "Log file name inside log.path", default: "jobsmanager.log", parse: text },
+  "log.file": {
+    doc: "Log file name inside log.path",
+    default: "jobsmanager.log",
+    parse: fileName,
+  },
   "log.table": {
     doc: "Log table (fixed; kept for old configs)",
     default: "jm_syslog",
@@ -515,8 +525,14 @@ export function defaultSettings(): Settings {
   return out as Settings;
 }
 
-/** Flatten a parsed JSON5 document into dotted keys, rejecting unknown ones. */
-function flatten(doc: unknown, prefix: string, file: string, out: Map<string, unknown>): void {
+/** Flatten a parsed JSON5 document into dotted keys; unknown ones go to `unknown`, each with what is known there. */
+function flatten(
+  doc: unknown,
+  prefix: string,
+  file: string,
+  out: Map<string, unknown>,
+  unknown: string[],
+): void {
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
     throw new ValidationError(
       prefix || "config",
@@ -529,14 +545,11 @@ function flatten(doc: unknown, prefix: string, file: string, out: Map<string, un
     if (known.includes(key)) {
       out.set(key, value);
     } else if (known.some((k) => k.startsWith(`${key}.`))) {
-      flatten(value, key, file, out);
+      flatten(value, key, file, out, unknown);
     } else {
       const siblings = known.filter((k) => k.startsWith(prefix ? `${prefix}.` : ""))
         .map((k) => k.slice(prefix ? prefix.length + 1 : 0).split(".")[0]);
-      throw new ValidationError(
-        key,
-        `config ${file}: unknown key '${key}' (known here: ${[...new Set(siblings)].join(", ")})`,
-      );
+      unknown.push(`'${key}' (known here: ${[...new Set(siblings)].join(", ")})`);
     }
   }
 }
@@ -547,8 +560,14 @@ function findConfigFile(
 ): string | null {
   const explicit = overrides.config ?? env.JM_CONFIG;
   if (explicit !== undefined && explicit !== "") {
+    const from = overrides.config !== undefined ? "--config" : "JM_CONFIG";
+    if (isDirectory(explicit)) {
+      throw new ValidationError(
+        "config",
+        `config file '${explicit}' (from ${from}) is a directory; name the file in it (…/jobsmanager.json)`,
+      );
+    }
     if (!exists(explicit)) {
-      const from = overrides.config !== undefined ? "--config" : "JM_CONFIG";
       throw new ValidationError(
         "config",
         `config file '${explicit}' (from ${from}) does not exist; fix the path or drop ${from} to use the defaults`,
@@ -557,6 +576,14 @@ function findConfigFile(
     return explicit;
   }
   return DEFAULT_CONFIG_PATHS.find(exists) ?? null;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
 }
 
 function exists(path: string): boolean {
@@ -585,12 +612,20 @@ function parseFile(file: string): Map<string, unknown> {
     throw new ValidationError(
       "config",
       error.syntax
-        ? `config ${file}: not valid JSON5: ${error.message}`
+        ? `config ${file}: not valid JSON5: ${error.message.replace(/^JSON5: /, "")}`
         : `config ${file}:${error.line}: ${error.message}`,
     );
   }
   const out = new Map<string, unknown>();
-  flatten(doc, "", file, out);
+  const unknown: string[] = [];
+  flatten(doc, "", file, out, unknown);
+  // Every one at once: fixing them one run at a time is as many restarts.
+  if (unknown.length > 0) {
+    throw new ValidationError(
+      unknown[0].slice(1, unknown[0].indexOf("'", 1)),
+      `config ${file}: unknown key${unknown.length === 1 ? "" : "s"} ${unknown.join("; ")}`,
+    );
+  }
   return out;
 }
 

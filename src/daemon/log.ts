@@ -22,6 +22,7 @@ import {
 import type { Settings } from "../config/config.ts";
 import { LOG_LEVELS, type LogLevel } from "../domain/log_row.ts";
 import { logFileSink } from "./log_file.ts";
+import { RuntimeError } from "../errors.ts";
 
 export interface LogOptions {
   consoleLevel: LogLevel;
@@ -133,6 +134,20 @@ export function consoleFormatter(style: ConsoleStyle): TextFormatter {
   }
 }
 
+/** The log file's sink; an error that names log.path and log.file when it cannot be opened. */
+function openLogFile(file: string, options: Parameters<typeof logFileSink>[1]) {
+  try {
+    return logFileSink(file, options);
+  } catch (error) {
+    throw new RuntimeError(
+      `cannot open the log file ${file} (log.path and log.file; $JM_LOG_PATH sets log.path): ${
+        (error as Error).message
+      }; make its directory writable by this user, or set log.path to another (empty: no log file)`,
+      { cause: error },
+    );
+  }
+}
+
 /** Configure the sinks; call `closeLogging` before exit to flush them. */
 export async function setupLogging(options: LogOptions): Promise<void> {
   const style = consoleStyle(
@@ -153,7 +168,7 @@ export async function setupLogging(options: LogOptions): Promise<void> {
   const levels = [options.consoleLevel];
   if (options.file !== null) {
     sinks.file = withFilter(
-      logFileSink(options.file, {
+      openLogFile(options.file, {
         formatter: namingNode(jsonLinesFormatter, options.node),
         maxSize: options.maxSizeBytes,
         backups: options.backups,
