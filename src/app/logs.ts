@@ -68,10 +68,15 @@ export class LogFollower {
 
   /** Follow on after `shown` (see `followFrom`); lines already there are not shown again. */
   static async after(logs: LogStore, query: LogQuery, shown: LogRow[]): Promise<LogFollower> {
-    const follower = new LogFollower(logs, query, await followFrom(logs, shown));
-    // The window's older lines that `shown` (the newest `limit`) left out are history, not news.
-    for (const row of await follower.window()) follower.seen.add(row.id!);
-    for (const row of shown) follower.seen.add(row.id!);
+    return await LogFollower.afterId(logs, query, await followFrom(logs, shown));
+  }
+
+  /** Follow on after line `id` (a client resuming): the lines up to it count as shown. */
+  static async afterId(logs: LogStore, query: LogQuery, id: number): Promise<LogFollower> {
+    const follower = new LogFollower(logs, query, id);
+    // Lines up to `id` that were not shown (older than the newest `limit`) are history, not news;
+    // those after it, written meanwhile, are news.
+    for (const row of await follower.window()) if (row.id! <= id) follower.seen.add(row.id!);
     return follower;
   }
 
