@@ -22,7 +22,7 @@ export function serveCommand() {
       const [
         { boot },
         { systemClock },
-        { closeLogging, logFileChoice, serveLogging, setupLogging },
+        { closeLogging, log, logFileChoice, serveLogging, setupLogging },
         { inheritedEnv },
         { SqliteFileLock, watchDatabaseFile },
         { watchChangeNotices },
@@ -83,6 +83,12 @@ export function serveCommand() {
         await setupLogging(serveLogging(settings, daemon.logSink, () => daemon.nodeId));
         // The unit's JM_LOG_PATH overrides the config's log.path: say which file, and why.
         logFileChoice(settings, ctx.config.sources);
+        if (lock?.givenTo) {
+          log("service").info(
+            "the new database {database} is owned by {owner}, the owner of its directory, so that a service run as {owner} can open it",
+            { database: `sqlite:${lock.path}`, owner: lock.givenTo },
+          );
+        }
         // Not awaited: systemctl may take a moment, and the start need not wait for a warning.
         checkStopTimeout(settings);
         // After the logging: it says whether the watch works.
