@@ -142,3 +142,12 @@ Deno.test("cli: completions zsh and fish come from the same tree; an unknown she
     "jobsmanager: shell must be one of bash, zsh, fish, not 'tcsh' (see `jobsmanager completions --help`)\n",
   );
 });
+
+Deno.test("cli: a group's default command lists the group alone as its alias, saying so", async () => {
+  const r = await cli(["runs", "list", "--help"]);
+  assertEquals([r.code, r.stderr], [0, ""]);
+  assertStringIncludes(
+    r.stdout,
+    "\nALIASES\n  jobsmanager runs   (the group alone runs this command)\n",
+  );
+});
