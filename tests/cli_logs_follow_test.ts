@@ -4,7 +4,7 @@
  * meanwhile is said and followed from its start, and a database outage is
  * followed through, said on stderr when it goes and when it is back.
  */
-import { assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "./assert.ts";
 import {
   BACKENDS,
   CliProcess,
@@ -94,5 +94,30 @@ mysqlTest(
     await logRow(db, 3, "after");
     await printedAll(f, ["during", "after"], "the lines written during and after the outage");
     assertEquals(f.running, true);
+  },
+);
+
+mysqlTest(
+  "cli[mysql]: logs --follow ends at Ctrl-C while a read waits on a network that drops packets",
+  async () => {
+    await using db = await freshDatabase("mysql");
+    const store = db.open();
+    await store.migrate().finally(() => store.close());
+    await using proxy = proxyFor(db);
+    const url = new URL(db.url);
+    url.port = String(proxy.port);
+    await logRow(db, 1, "before");
+    await using f = follow(db, url.toString());
+    await printedAll(f, ["before"], "the line before the partition");
+    proxy.blackhole();
+    // A read is under way, and gets no answer.
+    await waitFor(() => proxy.heldChunks > 0, {
+      timeoutMs: 10_000,
+      what: "a read held by the partition",
+      detail: () => `stderr:\n${f.stderr}`,
+    });
+    const { status, ms } = await f.stop("SIGINT", 10_000);
+    assertEquals(status.code, 0, f.stderr);
+    assert(ms < 5000, `took ${ms} ms to end after Ctrl-C`);
   },
 );

@@ -60,7 +60,13 @@ export function logsCommand() {
  */
 async function follow(store: LogStore, query: LogQuery, shown: LogRow[], json: boolean) {
   const stop = new AbortController();
-  const onInterrupt = () => stop.abort();
+  let reading = false;
+  const onInterrupt = () => {
+    stop.abort();
+    // A read the network holds gets no answer until the statement's timeout (30 s): Ctrl-C must
+    // not wait for it. Every line read was written already (synchronously); nothing is lost.
+    if (reading) Deno.exit(0);
+  };
   Deno.addSignalListener("SIGINT", onInterrupt);
   try {
     let follower: LogFollower | null = null;
@@ -68,9 +74,11 @@ async function follow(store: LogStore, query: LogQuery, shown: LogRow[], json: b
     let wait = FOLLOW_POLL_MS;
     while (!stop.signal.aborted) {
       let more = false;
+      reading = true;
       try {
         follower ??= await LogFollower.after(store, query, shown);
         const found = await follower.poll();
+        reading = false;
         if (away !== null) {
           writeErr("jobsmanager: the database answers again; following on");
           away = null;
@@ -84,6 +92,7 @@ async function follow(store: LogStore, query: LogQuery, shown: LogRow[], json: b
         for (const row of found.rows) writeOut(logLine(row, json));
         more = found.more;
       } catch (error) {
+        reading = false;
         const why = (error as Error).message ?? String(error);
         if (away === null) {
           writeErr(
