@@ -1,4 +1,4 @@
--- jobsmanager schema for MySQL / MariaDB, version 10.
+-- jobsmanager schema for MySQL / MariaDB, version 11.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -168,3 +168,7 @@ INSERT INTO jm_schema_version (version, name, applied_at) VALUES (9, 'notificati
 ALTER TABLE jm_notifications ADD COLUMN retry_at BIGINT NULL, ADD COLUMN tries INTEGER NOT NULL DEFAULT 0, ADD COLUMN channels VARCHAR(32) NULL;
 ALTER TABLE jm_notify_state ADD COLUMN given_up INTEGER NOT NULL DEFAULT 0;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (10, 'notifications wait for a webhook receiver that is down, then say what was given up', 0);
+
+-- migration 11: log lines name the service that wrote them
+ALTER TABLE jm_syslog ADD COLUMN node_id VARCHAR(191) NULL;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (11, 'log lines name the service that wrote them', 0);

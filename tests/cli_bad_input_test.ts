@@ -362,7 +362,7 @@ const CASES: BadCase[] = [
     args: ["--config", "malformed.json", ...ADD, "--minute", "5"],
     config: true,
     code: 2,
-    error: "config malformed.json: not valid JSON5: JSON5: unexpected end of input at 2:1",
+    error: "config malformed.json: not valid JSON5: unexpected end of input at 2:1",
   },
   {
     name: "--config pointing to a missing file",

@@ -5,7 +5,15 @@
  * refused as invalid.
  */
 import { assertEquals, assertStringIncludes } from "./assert.ts";
-import { BACKENDS, freshDatabase, jm, rawQuery, type TestDatabase } from "./helpers.ts";
+import {
+  BACKENDS,
+  freshDatabase,
+  jm,
+  rawQuery,
+  saveNodes,
+  serviceRow,
+  type TestDatabase,
+} from "./helpers.ts";
 
 async function ok(db: TestDatabase, ...args: string[]): Promise<string> {
   const r = await jm(db, ...args);
@@ -118,3 +126,14 @@ Deno.test("cli[sqlite]: text in a numeric column is named as written; one in cre
   assertEquals([exported.code, exported.stdout], [1, ""]);
   assertStringIncludes(exported.stderr, `\njob 't': ${invalid}\n`);
 });
+
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: status prints a service row written by hand escaped, each on its line`, async () => {
+    await using db = await freshDatabase(backend);
+    await saveNodes(db, { ...serviceRow(`web${HOSTILE}\nweb-9  live`), version: `0.1${HOSTILE}` });
+    const out = (await jm(db, "status")).stdout;
+    assertPrintable(out, "status");
+    assertStringIncludes(out, String.raw`web${SHOWN}\nweb-9  live`);
+    assertStringIncludes(out, String.raw`0.1${SHOWN}`);
+  });
+}

@@ -93,13 +93,14 @@ Deno.test("cli: completions bash, sourced, completes commands, options and value
     await Deno.writeTextFile(`${dir}/jobsmanager.bash`, r.stdout);
     await Deno.writeTextFile(`${dir}/jobs.json5`, "{ jobs: [] }");
     const registered = await new Deno.Command("bash", {
-      args: ["-c", `source ${dir}/jobsmanager.bash; complete -p jobsmanager`],
+      args: ["-c", `source ${dir}/jobsmanager.bash; complete -p jobsmanager jm`],
       stdout: "piped",
     }).output();
     assertEquals(
       new TextDecoder().decode(registered.stdout),
-      "complete -F _jobsmanager jobsmanager\n",
+      "complete -F _jobsmanager jobsmanager\ncomplete -F _jobsmanager jm\n",
     );
+    assertEquals(await complete(dir, "jm", "jo"), "job");
     const c = (...words: string[]) => complete(dir, "jobsmanager", ...words);
     assertEquals(await c("jo"), "job");
     assertEquals(await c("job", "r"), "remove rm run");
@@ -126,7 +127,7 @@ Deno.test("cli: completions zsh and fish come from the same tree; an unknown she
   ]);
   assertEquals([zsh.code, fish.code, bad.code], [0, 0, 2]);
   assertStringIncludes(zsh.stdout, "autoload -U +X bashcompinit && bashcompinit\n");
-  assertStringIncludes(zsh.stdout, "complete -F _jobsmanager jobsmanager\n");
+  assertStringIncludes(zsh.stdout, "complete -F _jobsmanager jobsmanager jm\n");
   for (const path of paths(await buildTree()).filter((p) => p !== "")) {
     const [parent, name] = [path.split(" ").slice(0, -1).join(" "), path.split(" ").at(-1)];
     assertStringIncludes(zsh.stdout, `'${parent}|${name}') next='${path}' ;;`);
@@ -139,5 +140,14 @@ Deno.test("cli: completions zsh and fish come from the same tree; an unknown she
   assertEquals(
     bad.stderr,
     "jobsmanager: shell must be one of bash, zsh, fish, not 'tcsh' (see `jobsmanager completions --help`)\n",
+  );
+});
+
+Deno.test("cli: a group's default command lists the group alone as its alias, saying so", async () => {
+  const r = await cli(["runs", "list", "--help"]);
+  assertEquals([r.code, r.stderr], [0, ""]);
+  assertStringIncludes(
+    r.stdout,
+    "\nALIASES\n  jobsmanager runs   (the group alone runs this command)\n",
   );
 });

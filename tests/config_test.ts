@@ -1,6 +1,6 @@
 /** Config loading: file < environment < flags, the original global.json, and errors that name the key. */
 import { assertEquals, assertThrows } from "./assert.ts";
-import { defaultSettings, loadConfig } from "../src/config/config.ts";
+import { CONFIG_KEYS, defaultSettings, loadConfig } from "../src/config/config.ts";
 import { ValidationError } from "../src/errors.ts";
 import { resolveTarget } from "../src/config/database.ts";
 import { describeTarget } from "../src/store/target.ts";
@@ -72,7 +72,17 @@ const BAD_CONFIGS: [name: string, text: string, message: string][] = [
     "unknown key 'jobsmanager.reload_intervall' (known here: table, timezone,",
   ],
   ["unknown section", `{ database: {} }`, "unknown key 'database'"],
-  ["malformed JSON5", `{ db: { port: 3306 `, "not valid JSON5: JSON5: unexpected end of input"],
+  ["malformed JSON5", `{ db: { port: 3306 `, "not valid JSON5: unexpected end of input"],
+  [
+    "every unknown key, not the first alone",
+    `{ db: { hots: "x" }, log: { pth: "y" } }`,
+    "unknown keys 'db.hots' (known here: url, host, port, username, password, password_file, database, charset, pool_size, connect_timeout); 'log.pth' (known here: level,",
+  ],
+  [
+    "an empty log file name",
+    `{ log: { file: "" } }`,
+    `log.file: "" is not valid (expected a file name: not empty, without a '/'; the directory is log.path)`,
+  ],
   [
     "port not a number",
     `{ db: { port: "mysql" } }`,
@@ -191,4 +201,41 @@ Deno.test("database URLs: sqlite and mysql forms, with the password never descri
     "must name a host and a database",
   );
   assertEquals(error.message.includes("topsecret"), false);
+});
+
+Deno.test("each setting says where it came from: the environment over the file, or the file", async () => {
+  await withFile('{ log: { path: "from-file", file: "x.log" } }', (path) => {
+    const { sources } = loadConfig({ config: path, database: "sqlite:a.db" }, {
+      JM_LOG_PATH: "/var/log/jobsmanager",
+    });
+    assertEquals(sources, {
+      "log.path": `$JM_LOG_PATH, over "from-file" in config ${path}`,
+      "log.file": `config ${path}`,
+      "db.url": "--database",
+    });
+  });
+});
+
+Deno.test("the README's configuration section names every JM_* variable the config reads", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const section = readme.slice(
+    readme.indexOf("\n## Configuration"),
+    readme.indexOf("\n## Development"),
+  );
+  const read = Object.values(CONFIG_KEYS).flatMap((spec) => "env" in spec ? [spec.env] : []);
+  const missing = ["JM_CONFIG", ...read].filter((name) => !section.includes(`\`${name}\``));
+  assertEquals(missing, []);
+});
+
+Deno.test("config error: --config naming a directory says so", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    assertThrows(
+      () => loadConfig({ config: dir }, {}),
+      ValidationError,
+      `config file '${dir}' (from --config) is a directory; name the file in it (…/jobsmanager.json)`,
+    );
+  } finally {
+    await Deno.remove(dir);
+  }
 });

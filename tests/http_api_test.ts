@@ -1224,3 +1224,29 @@ Deno.test("api: every documented operation was called and answered as documented
   );
   assertEquals(documented.filter((op) => !covered.has(op)).sort(), []);
 });
+
+for (const backend of BACKENDS) {
+  Deno.test(`api (${backend}): the live tail sends a line committed below the last one sent`, async () => {
+    await using db = await freshDatabase(backend);
+    await using api = await startApi(db);
+    const line = (id: number) =>
+      rawQuery(
+        db,
+        "INSERT INTO jm_syslog (id, created_at, level, logger_name, message, context) VALUES (?, 1, 'info', 'jobsmanager.test', ?, '{}')",
+        [id, `line ${id}`],
+      );
+    await line(1);
+    await using tail = await readSse(api, "/api/v1/logs/stream");
+    await tail.until((e) => (e.data as { message: string }).message === "line 1");
+    await line(10);
+    await tail.until((e) => (e.data as { message: string }).message === "line 10");
+    // Inserted before line 10, committed after it was sent (two nodes' batches on MySQL).
+    await line(5);
+    await tail.until((e) => (e.data as { message: string }).message === "line 5");
+    assertEquals(tail.events.map((e) => (e.data as { message: string }).message), [
+      "line 1",
+      "line 10",
+      "line 5",
+    ]);
+  });
+}

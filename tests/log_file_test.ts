@@ -3,7 +3,7 @@
  * its owner only, as are the files it rotates into; rotated at the size,
  * keeping the backups asked for; every line written by the close.
  */
-import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "./assert.ts";
 import type { LogRecord, Sink } from "@logtape/logtape";
 import { closeLogging, log, setupLogging } from "../src/daemon/log.ts";
 import { logFileSink } from "../src/daemon/log_file.ts";
@@ -43,6 +43,33 @@ const record = (message: string): LogRecord => ({
 });
 
 const mode = async (path: string) => (await Deno.stat(path)).mode! & 0o777;
+
+Deno.test("log file: each line names the node that logged it, once it knows its id", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
+  try {
+    const path = `${dir}/jobsmanager.log`;
+    let node: string | null = null;
+    await setupLogging({
+      consoleLevel: "fatal",
+      fileLevel: "info",
+      file: path,
+      maxSizeBytes: 100_000,
+      backups: 1,
+      node: () => node,
+    });
+    log("test").info("before");
+    node = "web-2";
+    log("test").info("after {n}", { n: 1 });
+    await closeLogging();
+    const lines = (await Deno.readTextFile(path)).trim().split("\n").map((l) => JSON.parse(l));
+    assertEquals(lines.map((l) => [l.message, l.properties]), [
+      ["before", {}],
+      ["after 1", { n: 1, node: "web-2" }],
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 Deno.test("log file: created 0600, and so is every file it rotates into", async () => {
   await withLogFile(2, async (_dir, path) => {
@@ -307,5 +334,128 @@ Deno.test("log file: after a rotation that failed the next write opens the file 
     await sink[Symbol.asyncDispose]();
     console.error = consoleError;
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("log file: two services on one host share it without rotating it against each other", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
+  try {
+    const path = `${dir}/jobsmanager.log`;
+    const options = {
+      formatter: (record: LogRecord) => `${record.rawMessage}\n`,
+      maxSize: 1000,
+      backups: 3,
+      flushMs: 1,
+    };
+    const a = logFileSink(path, options);
+    const b = logFileSink(path, options);
+    const files = [path, `${path}.1`, `${path}.2`, `${path}.3`];
+    const lines = async () =>
+      (await Promise.all(files.map((f) => Deno.readTextFile(f).catch(() => "")))).join("");
+    // 100 bytes a line, 10 to a file, written in turn by each: four files' worth.
+    for (let i = 0; i < 40; i++) {
+      const line = `line ${i} `.padEnd(99, ".");
+      (i % 2 === 0 ? a : b)(record(line));
+      await waitFor(async () => (await lines()).includes(line), {
+        timeoutMs: 5000,
+        intervalMs: 2,
+        what: `line ${i} to be written`,
+      });
+    }
+    const sizes = await Promise.all(files.map(async (f) => (await Deno.stat(f)).size));
+    assertEquals(sizes, [1000, 1000, 1000, 1000], "each file rotated at the size, none twice");
+    const kept = (await lines()).split("\n").filter((l) => l !== "").length;
+    assertEquals(kept, 40, "every line kept");
+    await a[Symbol.asyncDispose]();
+    await b[Symbol.asyncDispose]();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("log file: a disk that takes the count of lost lines but not the line after it is not said to take lines again", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
+  try {
+    const path = `${dir}/jobsmanager.log`;
+    // Files of 512 bytes at most; lines of 200: the third is cut short and removed (400 bytes
+    // left), after which the count of lost lines (about 90 bytes) fits, and no line after it.
+    const script = `${dir}/full.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { logFileSink } from ${
+        JSON.stringify(import.meta.resolve("../src/daemon/log_file.ts"))
+      };
+const errors = [];
+console.error = (message) => errors.push(message);
+const path = ${JSON.stringify(path)};
+const sink = logFileSink(path, {
+  formatter: (record) => record.rawMessage + "\\n",
+  maxSize: 1_000_000,
+  backups: 1,
+  flushMs: 1,
+});
+const line = (i) => {
+  const text = ("line " + i).padEnd(199, ".");
+  sink({ category: [], level: "info", message: [text], rawMessage: text, properties: {}, timestamp: 0 });
+};
+const size = async () => (await Deno.stat(path)).size;
+async function until(done) {
+  while (!await done()) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+for (let i = 1; i <= 3; i++) line(i);
+await until(async () => errors.length > 0 && await size() === 400);
+line(4);
+await until(async () => await size() > 400);
+await sink[Symbol.asyncDispose]();
+console.log(JSON.stringify(errors));
+`,
+    );
+    const out = await new Deno.Command("/bin/sh", {
+      // SIGXFSZ ignored: the write fails with EFBIG instead of killing the process.
+      args: [
+        "-c",
+        `trap '' XFSZ; ulimit -f 1; exec "$0" run -A --no-check "$1"`,
+        Deno.execPath(),
+        script,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+    assertEquals(out.code, 0, decode(out.stderr));
+    const errors: string[] = JSON.parse(decode(out.stdout));
+    const file = await Deno.readTextFile(path);
+    assertMatch(file, /\n1 log line was lost: the log file could not be written \(.+\)\n$/);
+    assertEquals(errors.length, 2, errors.join("\n"));
+    assertMatch(errors[0], /cannot write the log file .*: .+; its lines are counted/);
+    // Not "…; it can be again": line 4 was lost too.
+    assertMatch(
+      errors[1],
+      /^jobsmanager: 2 log lines were lost: the log file could not be written/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("log file: one that cannot be made is an error naming log.path", async () => {
+  const blocker = await Deno.makeTempFile();
+  try {
+    const error = await assertRejects(() =>
+      setupLogging({
+        consoleLevel: "fatal",
+        fileLevel: "info",
+        file: `${blocker}/logs/jobsmanager.log`,
+        maxSizeBytes: 1000,
+        backups: 1,
+      })
+    );
+    assertMatch(
+      (error as Error).message,
+      /^cannot open the log file .+\/logs\/jobsmanager\.log \(log\.path and log\.file; \$JM_LOG_PATH sets log\.path\): .*mkdir.*; make its directory writable by this user, or set log\.path to another \(empty: no log file\)$/,
+    );
+  } finally {
+    await closeLogging();
+    await Deno.remove(blocker);
   }
 });

@@ -76,7 +76,24 @@ Deno.test("log sink: a record becomes a row: text rendered, category joined, ms 
     logger_name: "jobsmanager.test",
     message: 'job tick run 42 took {"ms":5}',
     context: { job: "tick", run: 42 },
+    node_id: null,
   });
+});
+
+Deno.test("log sink: each row names the node that logged it, once it knows its id", async () => {
+  const table = new FakeTable();
+  let node: string | null = null;
+  const sink = new DatabaseLogSink({ ...table.options(), node: () => node });
+  sink.sink(record("before"));
+  node = "web-2";
+  sink.sink(record("after"));
+  sink.start();
+  await sink.flush();
+  assertEquals(table.rows.map((r) => [r.message, r.node_id]), [["before", null], [
+    "after",
+    "web-2",
+  ]]);
+  await sink.close(1000);
 });
 
 Deno.test("log sink: records wait for start(), then go in batches, in order", async () => {

@@ -77,12 +77,13 @@ interface SyslogRow {
   logger_name: string;
   message: string;
   context: Record<string, unknown>;
+  node_id: string | null;
 }
 
 async function syslog(db: TestDatabase): Promise<SyslogRow[]> {
   const rows = await sql(
     db,
-    "SELECT id, created_at, level, logger_name, message, context FROM jm_syslog ORDER BY id",
+    "SELECT id, created_at, level, logger_name, message, context, node_id FROM jm_syslog ORDER BY id",
   );
   return rows.map((r) => ({
     id: Number(r.id),
@@ -91,6 +92,7 @@ async function syslog(db: TestDatabase): Promise<SyslogRow[]> {
     logger_name: String(r.logger_name),
     message: String(r.message),
     context: r.context === null ? {} : JSON.parse(String(r.context)),
+    node_id: r.node_id === null ? null : String(r.node_id),
   }));
 }
 
@@ -208,7 +210,16 @@ for (const backend of BACKENDS) {
       // Without --json: one readable line per row.
       const text = (await jm(db, "logs", "--run", String(okRun.id))).stdout.trim().split("\n");
       assertEquals(text.length, aboutRun.length);
-      assertMatch(text[0], /^\d{4}-\d\d-\d\d.*INFO\s+jobsmanager\.runner\s+.*"job":"ok"/);
+      // The service's lines name its node, after the level.
+      assert(aboutRun.every((r) => typeof r.node_id === "string" && r.node_id !== ""));
+      assertMatch(
+        text[0],
+        new RegExp(
+          `^\\d{4}-\\d\\d-\\d\\d.*INFO +${
+            aboutRun[0].node_id
+          }  jobsmanager\\.runner\\s+.*"job":"ok"`,
+        ),
+      );
 
       // --follow prints a line written after it started, until Ctrl-C.
       await using follow = new CliProcess([

@@ -18,8 +18,9 @@ contract(
       {
         ...logRow(1, "info", { job: "a", run: 7, nested: { n: [1, "two"] } }),
         message: "ünïcode ✓",
+        node_id: "web-2",
       },
-      logRow(2, "error"),
+      { ...logRow(2, "error"), node_id: null },
     ];
     await store.insertLogs(rows);
     const stored = await store.listLogs({ afterId: 0, limit: 10 });

@@ -8,6 +8,14 @@ export type LogQuery = Omit<LogFilter, "limit" | "afterId">;
 /** Lines `logsAfter` returns at most per call. */
 const FOLLOW_BATCH = 1000;
 
+/**
+ * How many ids behind the newest line shown a follower reads again: on
+ * MySQL a line's id is taken when it is inserted, not when its transaction
+ * commits, so a batch one node inserted before another's and committed
+ * after it lands below lines already shown.
+ */
+const LOOKBACK_IDS = 2000;
+
 /** The newest `limit` lines matching `query`, oldest first (as a log reads). */
 export async function recentLogs(
   logs: LogStore,
@@ -32,4 +40,75 @@ export async function logsAfter(
   afterId: number,
 ): Promise<LogRow[]> {
   return await logs.listLogs({ ...query, afterId, limit: FOLLOW_BATCH });
+}
+
+/** What one look for new lines found. */
+export interface FollowedLines {
+  /** Lines not shown before, in id order (one committed late comes after newer ones). */
+  rows: LogRow[];
+  /** More wait: look again at once. */
+  more: boolean;
+  /** `jm_syslog` was emptied (TRUNCATE) or its ids restarted: its newest id is below the last shown. */
+  reset: { last: number; newest: number } | null;
+}
+
+/**
+ * Follows `jm_syslog` by id, without losing lines that commit out of id
+ * order: each look reads again the last `LOOKBACK_IDS` ids and passes over
+ * the ones already shown (or already there when following began).
+ */
+export class LogFollower {
+  private readonly seen = new Set<number>();
+
+  private constructor(
+    private readonly logs: LogStore,
+    private readonly query: LogQuery,
+    private last: number,
+  ) {}
+
+  /** Follow on after `shown` (see `followFrom`); lines already there are not shown again. */
+  static async after(logs: LogStore, query: LogQuery, shown: LogRow[]): Promise<LogFollower> {
+    return await LogFollower.afterId(logs, query, await followFrom(logs, shown));
+  }
+
+  /** Follow on after line `id` (a client resuming): the lines up to it count as shown. */
+  static async afterId(logs: LogStore, query: LogQuery, id: number): Promise<LogFollower> {
+    const follower = new LogFollower(logs, query, id);
+    // Lines up to `id` that were not shown (older than the newest `limit`) are history, not news;
+    // those after it, written meanwhile, are news.
+    for (const row of await follower.window()) if (row.id! <= id) follower.seen.add(row.id!);
+    return follower;
+  }
+
+  async poll(): Promise<FollowedLines> {
+    let rows = await this.window();
+    let reset: FollowedLines["reset"] = null;
+    if (this.last > 0 && !rows.some((row) => row.id! > this.last)) {
+      const newest = (await this.logs.listLogs({ limit: 1 }))[0]?.id ?? 0;
+      if (newest < this.last) {
+        reset = { last: this.last, newest };
+        this.last = 0;
+        this.seen.clear();
+        rows = await this.window();
+      }
+    }
+    const more = rows.length === LOOKBACK_IDS + FOLLOW_BATCH;
+    const fresh = rows.filter((row) => !this.seen.has(row.id!));
+    for (const row of fresh) {
+      this.seen.add(row.id!);
+      if (row.id! > this.last) this.last = row.id!;
+    }
+    const floor = this.last - LOOKBACK_IDS;
+    for (const id of this.seen) if (id <= floor) this.seen.delete(id);
+    return { rows: fresh, more, reset };
+  }
+
+  /** The lines matching the query from `LOOKBACK_IDS` before the last shown, oldest first. */
+  private async window(): Promise<LogRow[]> {
+    return await this.logs.listLogs({
+      ...this.query,
+      afterId: Math.max(0, this.last - LOOKBACK_IDS),
+      limit: LOOKBACK_IDS + FOLLOW_BATCH,
+    });
+  }
 }

@@ -274,7 +274,9 @@ export async function runCli(args: string[]): Promise<number> {
   // A group alone (`jobsmanager job`) is a usage error that shows the group's help.
   const groupAlone = isGroup(target) && !target.getDefaultCommand() && others.length === 0;
   const process = {
-    stdout: { write: (text: string) => (groupAlone ? writeErr : writeOut)(text.trimEnd()) },
+    stdout: {
+      write: (text: string) => (groupAlone ? writeErr : writeOut)(namedAliases(text).trimEnd()),
+    },
     stderr: { write: (text: string) => writeErr(text.trimEnd()) },
     exitCode: undefined as number | string | null | undefined,
   };
@@ -301,4 +303,16 @@ export async function runCli(args: string[]): Promise<number> {
   // A command whose outcome is not a failure of ours (a job's exit code
   // after `job run --wait`) sets Deno.exitCode.
   return code === 0 ? Deno.exitCode : code;
+}
+
+/**
+ * stricli lists a group's default command's bare form (`jobsmanager runs`
+ * for `runs list`) as an alias with an empty name: a line that reads as
+ * if a word were missing. Say what it is.
+ */
+function namedAliases(help: string): string {
+  return help.replace(
+    /^(ALIASES\n(?: {2}.*\n)*?) {2}(\S.*?) $/m,
+    "$1  $2   (the group alone runs this command)",
+  );
 }

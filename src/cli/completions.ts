@@ -186,7 +186,8 @@ function bash(root: Target): string {
     '    ((files)) && COMPREPLY+=($(compgen -f -- "$cur"))',
     "  fi",
     "}",
-    "complete -F _jobsmanager jobsmanager",
+    "# jm too: the README's short name (alias jm=jobsmanager).",
+    "complete -F _jobsmanager jobsmanager jm",
     "",
   ].join("\n");
 }
@@ -232,6 +233,8 @@ function fish(root: Target): string {
     '    test "$path" = "$argv[1]"',
     "end",
     "complete -c jobsmanager -f",
+    "# jm too: the README's short name (alias jm=jobsmanager).",
+    "complete -c jm --wraps jobsmanager",
   ];
   for (const l of all) {
     const at = `-n ${quote(`__jobsmanager_at ${quote(l.path)}`)}`;

@@ -3,6 +3,7 @@
  * store (opened and migrated on first use), and the one place output is
  * written, so `--json` and secret redaction cannot be forgotten.
  */
+import { givenOwner } from "../store/sqlite_owner.ts";
 import { loadConfig, type LoadedConfig } from "../config/config.ts";
 import { type OpenOptions, openStore } from "../store/open.ts";
 import type { NodeStore, Store } from "../store/store.ts";
@@ -187,10 +188,14 @@ export class CommandContext {
   noteCreated(store: Store): void {
     if (!store.created) return;
     const byDefault = this.byDefault();
+    const path = this.databaseName.slice("sqlite:".length);
+    const owner = givenOwner(path);
     writeErr(
-      `jobsmanager: created a new, empty database ${
-        this.databaseName.slice("sqlite:".length)
-      }${byDefault}; if the service uses another, point this command at it with --database or --config`,
+      `jobsmanager: created a new, empty database ${path}${byDefault}${
+        owner === null
+          ? ""
+          : `, owned by ${owner} (the owner of its directory), so a service run as ${owner} can open it`
+      }; if the service uses another, point this command at it with --database or --config`,
     );
   }
 

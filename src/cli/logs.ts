@@ -1,13 +1,18 @@
 /** `jobsmanager logs`: read `jm_syslog`, optionally following new rows. */
 import { validateId } from "../domain/job.ts";
 import { LOG_LEVELS } from "../domain/log_row.ts";
-import { followFrom, type LogQuery, logsAfter, recentLogs } from "../app/logs.ts";
+import { LogFollower, type LogQuery, recentLogs } from "../app/logs.ts";
+import type { LogRow } from "../domain/log_row.ts";
+import type { LogStore } from "../store/store.ts";
 import { writeErr, writeOut } from "./context.ts";
 import { command, switched, valued } from "./command.ts";
 import { logLine } from "./output.ts";
+import { printableLine } from "../domain/printable.ts";
 import { parseCount, parseLevel, parseRunId, parseSince } from "../domain/input.ts";
 
 const FOLLOW_POLL_MS = 1000;
+/** The longest wait between tries while the database is away. */
+const OUTAGE_POLL_MS = 5000;
 /** The most lines one `logs` prints before following. */
 const MAX_LINES = 100_000;
 
@@ -18,9 +23,12 @@ export function logsCommand() {
       level: valued(`this level and above (${LOG_LEVELS.join(", ")})`, "level"),
       job: valued("only lines about this job", "id"),
       run: valued("only lines about this run", "run-id"),
+      node: valued("only lines this service wrote (its id in `jobsmanager status`)", "id"),
       since: valued("only the last 90s, 15m, 2h, 7d, …", "duration"),
       limit: valued("at most this many lines (the newest)", "n", "100"),
-      follow: switched("keep printing new lines until Ctrl-C"),
+      follow: switched(
+        "keep printing new lines until Ctrl-C, through database outages (said on stderr)",
+      ),
     },
     aliases: { f: "follow" },
     action: async (ctx, opts) => {
@@ -29,6 +37,7 @@ export function logsCommand() {
         minLevel: opts.level === undefined ? undefined : parseLevel(opts.level, "--level"),
         job_id: opts.job === undefined ? undefined : validateId(opts.job, "--job"),
         run_id: runId,
+        node_id: opts.node,
         since: opts.since === undefined ? undefined : parseSince(opts.since, Date.now(), "--since"),
       };
       const limit = parseCount(opts.limit, "--limit", MAX_LINES);
@@ -38,35 +47,83 @@ export function logsCommand() {
         // Said on stderr, so stdout stays log lines (JSON lines with --json).
         if (rows.length === 0) writeErr(`jobsmanager: ${nothingToShow(opts)}`);
         if (!opts.follow) return;
-        let last = await followFrom(store, rows);
-        const stop = new AbortController();
-        const onInterrupt = () => stop.abort();
-        Deno.addSignalListener("SIGINT", onInterrupt);
-        try {
-          while (!stop.signal.aborted) {
-            for (const row of await logsAfter(store, query, last)) {
-              writeOut(logLine(row, ctx.json));
-              last = row.id!;
-            }
-            await new Promise((resolve) => {
-              const timer = setTimeout(resolve, FOLLOW_POLL_MS);
-              stop.signal.addEventListener("abort", () => {
-                clearTimeout(timer);
-                resolve(undefined);
-              }, { once: true });
-            });
-          }
-        } finally {
-          Deno.removeSignalListener("SIGINT", onInterrupt);
-        }
+        await follow(store, query, rows, ctx.json);
       });
     },
   });
 }
 
+/**
+ * Print new lines until Ctrl-C: through a database outage (a line on
+ * stderr when it goes and when it is back) and a `jm_syslog` emptied
+ * meanwhile (said, then followed from its start).
+ */
+async function follow(store: LogStore, query: LogQuery, shown: LogRow[], json: boolean) {
+  const stop = new AbortController();
+  let reading = false;
+  const onInterrupt = () => {
+    stop.abort();
+    // A read the network holds gets no answer until the statement's timeout (30 s): Ctrl-C must
+    // not wait for it. Every line read was written already (synchronously); nothing is lost.
+    if (reading) Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  try {
+    let follower: LogFollower | null = null;
+    let away: string | null = null;
+    let wait = FOLLOW_POLL_MS;
+    while (!stop.signal.aborted) {
+      let more = false;
+      reading = true;
+      try {
+        follower ??= await LogFollower.after(store, query, shown);
+        const found = await follower.poll();
+        reading = false;
+        if (away !== null) {
+          writeErr("jobsmanager: the database answers again; following on");
+          away = null;
+          wait = FOLLOW_POLL_MS;
+        }
+        if (found.reset !== null) {
+          writeErr(
+            `jobsmanager: jm_syslog was emptied or its ids restarted (its newest line is ${found.reset.newest}, the last shown was ${found.reset.last}); following from its start`,
+          );
+        }
+        for (const row of found.rows) writeOut(logLine(row, json));
+        more = found.more;
+      } catch (error) {
+        reading = false;
+        const why = (error as Error).message ?? String(error);
+        if (away === null) {
+          writeErr(
+            `jobsmanager: cannot read the log: ${
+              printableLine(why)
+            }; still following, trying again until Ctrl-C`,
+          );
+        }
+        away = why;
+        wait = Math.min(wait * 2, OUTAGE_POLL_MS);
+      }
+      if (!more) await sleep(wait, stop.signal);
+    }
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}
+
 /** Why `logs` printed nothing: no line matches the filters given, named as typed. */
 function nothingToShow(opts: Record<string, string | undefined>): string {
-  const filters = (["level", "job", "run", "since"] as const)
+  const filters = (["level", "job", "run", "node", "since"] as const)
     .filter((name) => opts[name] !== undefined)
     .map((name) => `--${name} ${opts[name]}`);
   return filters.length === 0

@@ -14,7 +14,7 @@ import { readableSchedule } from "../cron/fields.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
 import { toJson } from "../domain/json.ts";
 import { shellWord } from "../domain/shell.ts";
-import { printable } from "../domain/printable.ts";
+import { printable, printableLine } from "../domain/printable.ts";
 
 /** The narrowest a cut last column gets, however narrow the terminal. */
 const MIN_LAST_COLUMN = 12;
@@ -255,7 +255,7 @@ export function jobDetails(
         : printable(Object.entries(job.env).map(([k, v]) => `${k}=${shellWord(v)}`).join(" ")),
     ],
     ["cwd", printable(job.cwd ?? "(service working directory)")],
-    ["description", printable(job.description ?? "-")],
+    ["description", printableLine(job.description ?? "-")],
     // Notifications (issue 13): only those set; URLs without their secrets.
     ...NOTIFY_FIELDS.filter((f) => f !== "alert_after").flatMap((f): [string, string][] =>
       job[f] === null ? [] : [[f, printable(f.endsWith("_url") ? urlForShow(job[f]!) : job[f]!)]]
@@ -367,7 +367,7 @@ export function runDetails(
   const time = (ms: number | null) => ms === null ? "-" : `${formatUtc(new Date(ms))} (${ms})`;
   const lines = [
     `run          ${run.id}`,
-    `job          ${printable(run.job_id)}`,
+    `job          ${printableLine(run.job_id)}`,
     `status       ${run.status}`,
     `trigger      ${triggerText(run, options.attempts)}`,
     `scheduled    ${time(run.scheduled_at)}`,
@@ -376,8 +376,8 @@ export function runDetails(
     `duration     ${duration(run)}`,
     `exit code    ${run.exit_code ?? "-"}`,
     `signal       ${run.signal ?? "-"}`,
-    `node         ${printable(run.node_id ?? "-")}`,
-    `note         ${printable(run.note ?? "-")}`,
+    `node         ${printableLine(run.node_id ?? "-")}`,
+    `note         ${printableLine(run.note ?? "-")}`,
   ];
   if (options.output) {
     lines.push(
@@ -390,13 +390,14 @@ export function runDetails(
   return lines.join("\n");
 }
 
-/** One line of `logs`: JSON with --json, else time, level, logger, message and context. */
+/** One line of `logs`: JSON with --json, else time, level, node, logger, message and context. */
 export function logLine(row: LogRow, json: boolean): string {
   if (json) return toJson(row);
   const context = Object.keys(row.context).length === 0 ? "" : `  ${JSON.stringify(row.context)}`;
-  return printable(
-    `${formatUtc(new Date(row.created_at))}  ${
-      row.level.toUpperCase().padEnd(7)
-    }  ${row.logger_name}  ${row.message}${context}`,
+  // One record, one line: a newline in a message (a hook's stderr) is shown as `\n`.
+  return printableLine(
+    `${formatUtc(new Date(row.created_at))}  ${row.level.toUpperCase().padEnd(7)}  ${
+      row.node_id ? `${row.node_id}  ` : ""
+    }${row.logger_name}  ${row.message}${context}`,
   );
 }

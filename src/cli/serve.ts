@@ -22,10 +22,11 @@ export function serveCommand() {
       const [
         { boot },
         { systemClock },
-        { closeLogging, serveLogging, setupLogging },
+        { closeLogging, log, logFileChoice, serveLogging, setupLogging },
         { inheritedEnv },
         { SqliteFileLock, watchDatabaseFile },
         { watchChangeNotices },
+        { checkStopTimeout },
       ] = await Promise.all([
         import("../daemon/boot.ts"),
         import("../daemon/clock.ts"),
@@ -33,6 +34,7 @@ export function serveCommand() {
         import("../daemon/runner.ts"),
         import("../daemon/sqlite_file.ts"),
         import("../daemon/change_notices.ts"),
+        import("../daemon/systemd_stop.ts"),
       ]);
       const settings = ctx.config.settings;
       // The HTTP side (prom-client among it: megabytes held for good) only when it listens.
@@ -78,7 +80,17 @@ export function serveCommand() {
       let notices: { stop(): void } | null = null;
       let failed = false;
       try {
-        await setupLogging(serveLogging(settings, daemon.logSink));
+        await setupLogging(serveLogging(settings, daemon.logSink, () => daemon.nodeId));
+        // The unit's JM_LOG_PATH overrides the config's log.path: say which file, and why.
+        logFileChoice(settings, ctx.config.sources);
+        if (lock?.givenTo) {
+          log("service").info(
+            "the new database {database} is owned by {owner}, the owner of its directory, so that a service run as {owner} can open it",
+            { database: `sqlite:${lock.path}`, owner: lock.givenTo },
+          );
+        }
+        // Not awaited: systemctl may take a moment, and the start need not wait for a warning.
+        checkStopTimeout(settings);
         // After the logging: it says whether the watch works.
         watch = lock &&
           watchDatabaseFile(lock, daemon, settings["jobsmanager.reload_interval"] * 1000);

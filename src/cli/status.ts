@@ -4,6 +4,7 @@
  * so it can serve as a health check.
  */
 import { RuntimeError } from "../errors.ts";
+import { printableLine } from "../domain/printable.ts";
 import { zoneOf } from "../domain/job.ts";
 import { MAX_SKEW_MS, sharers, STALE_AFTER_BEATS } from "../domain/node.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
@@ -70,11 +71,12 @@ function servicesText(report: Status, now: number, heartbeatMs: number): string 
         "SKEW",
         "LAST RELOAD",
       ],
+      // Rows a person may have written by hand: escaped, each cell on its line.
       report.services.map((n) => [
-        n.id,
-        n.state === "dead" ? `dead (by ${n.declared_dead_by})` : n.state,
+        printableLine(n.id),
+        n.state === "dead" ? printableLine(`dead (by ${n.declared_dead_by})`) : n.state,
         String(n.pid),
-        n.version,
+        printableLine(n.version),
         n.state === "live" ? uptime(onDatabaseClock(n, "started_at", now, report)) : "-",
         `${Math.round(onDatabaseClock(n, "heartbeat_at", now, report) / 1000)} s ago`,
         String(n.jobs_loaded),
@@ -91,7 +93,7 @@ function servicesText(report: Status, now: number, heartbeatMs: number): string 
       ]),
     ),
     ...skewed.map((n) =>
-      `node ${n.id}: its clock is ${
+      `node ${printableLine(n.id)}: its clock is ${
         skewText(n.skew_ms).replace(" (off)", "")
       } off the database's (more than ${MAX_SKEW_MS / 1000} s); ${
         sharing.includes(n.id)

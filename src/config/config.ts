@@ -33,6 +33,12 @@ function fail(key: string, value: unknown, allowed: string): never {
 const text: Parser<string> = (v, key) =>
   typeof v === "string" ? v : fail(key, v, "expected a string");
 
+/** A file name alone (log.file): not empty, and no directory in it (that is log.path's). */
+const fileName: Parser<string> = (v, key) =>
+  typeof v === "string" && v !== "" && v !== "." && v !== ".." && !v.includes("/")
+    ? v
+    : fail(key, v, "expected a file name: not empty, without a '/'; the directory is log.path");
+
 /** The original global.json wrote numbers as strings ("3306"): wholeNumber accepts those too. */
 function integer(min: number, max: number): Parser<number> {
   return (v, key) =>
@@ -238,7 +244,11 @@ export const CONFIG_KEYS = {
     parse: text,
     env: "JM_LOG_PATH",
   },
-  "log.file": { doc: "Log file name inside log.path", default: "jobsmanager.log", parse: text },
+  "log.file": {
+    doc: "Log file name inside log.path",
+    default: "jobsmanager.log",
+    parse: fileName,
+  },
   "log.table": {
     doc: "Log table (fixed; kept for old configs)",
     default: "jm_syslog",
@@ -512,6 +522,11 @@ export interface LoadedConfig {
   settings: Settings;
   /** The config file read, or null when none was found. */
   file: string | null;
+  /**
+   * Where each setting not at its default came from, for the start's log:
+   * `$JM_LOG_PATH (over "log" in config /etc/…)`, `config /etc/…`, `--database`.
+   */
+  sources: Partial<Record<ConfigKey, string>>;
 }
 
 /** Flags that override the file and the environment. */
@@ -528,8 +543,14 @@ export function defaultSettings(): Settings {
   return out as Settings;
 }
 
-/** Flatten a parsed JSON5 document into dotted keys, rejecting unknown ones. */
-function flatten(doc: unknown, prefix: string, file: string, out: Map<string, unknown>): void {
+/** Flatten a parsed JSON5 document into dotted keys; unknown ones go to `unknown`, each with what is known there. */
+function flatten(
+  doc: unknown,
+  prefix: string,
+  file: string,
+  out: Map<string, unknown>,
+  unknown: string[],
+): void {
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
     throw new ValidationError(
       prefix || "config",
@@ -542,14 +563,11 @@ function flatten(doc: unknown, prefix: string, file: string, out: Map<string, un
     if (known.includes(key)) {
       out.set(key, value);
     } else if (known.some((k) => k.startsWith(`${key}.`))) {
-      flatten(value, key, file, out);
+      flatten(value, key, file, out, unknown);
     } else {
       const siblings = known.filter((k) => k.startsWith(prefix ? `${prefix}.` : ""))
         .map((k) => k.slice(prefix ? prefix.length + 1 : 0).split(".")[0]);
-      throw new ValidationError(
-        key,
-        `config ${file}: unknown key '${key}' (known here: ${[...new Set(siblings)].join(", ")})`,
-      );
+      unknown.push(`'${key}' (known here: ${[...new Set(siblings)].join(", ")})`);
     }
   }
 }
@@ -560,8 +578,14 @@ function findConfigFile(
 ): string | null {
   const explicit = overrides.config ?? env.JM_CONFIG;
   if (explicit !== undefined && explicit !== "") {
+    const from = overrides.config !== undefined ? "--config" : "JM_CONFIG";
+    if (isDirectory(explicit)) {
+      throw new ValidationError(
+        "config",
+        `config file '${explicit}' (from ${from}) is a directory; name the file in it (…/jobsmanager.json)`,
+      );
+    }
     if (!exists(explicit)) {
-      const from = overrides.config !== undefined ? "--config" : "JM_CONFIG";
       throw new ValidationError(
         "config",
         `config file '${explicit}' (from ${from}) does not exist; fix the path or drop ${from} to use the defaults`,
@@ -570,6 +594,14 @@ function findConfigFile(
     return explicit;
   }
   return DEFAULT_CONFIG_PATHS.find(exists) ?? null;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
 }
 
 function exists(path: string): boolean {
@@ -598,12 +630,20 @@ function parseFile(file: string): Map<string, unknown> {
     throw new ValidationError(
       "config",
       error.syntax
-        ? `config ${file}: not valid JSON5: ${error.message}`
+        ? `config ${file}: not valid JSON5: ${error.message.replace(/^JSON5: /, "")}`
         : `config ${file}:${error.line}: ${error.message}`,
     );
   }
   const out = new Map<string, unknown>();
-  flatten(doc, "", file, out);
+  const unknown: string[] = [];
+  flatten(doc, "", file, out, unknown);
+  // Every one at once: fixing them one run at a time is as many restarts.
+  if (unknown.length > 0) {
+    throw new ValidationError(
+      unknown[0].slice(1, unknown[0].indexOf("'", 1)),
+      `config ${file}: unknown key${unknown.length === 1 ? "" : "s"} ${unknown.join("; ")}`,
+    );
+  }
   return out;
 }
 
@@ -618,6 +658,7 @@ export function loadConfig(
   const file = findConfigFile(overrides, env);
   const values = file ? parseFile(file) : new Map<string, unknown>();
   const settings: Record<string, unknown> = {};
+  const sources: Record<string, string> = {};
   for (const [key, spec] of Object.entries(CONFIG_KEYS) as [string, KeySpec<unknown>][]) {
     const envValue = spec.env ? env[spec.env] : undefined;
     const where = file ? `config ${file}: ` : "";
@@ -625,14 +666,21 @@ export function loadConfig(
       spec.secret ? parseSecret(spec, value, key) : spec.parse(value, key);
     if (envValue !== undefined && envValue !== "") {
       settings[key] = withSource(() => parse(envValue), `environment ${spec.env}: `);
+      sources[key] = values.has(key) && !spec.secret
+        ? `$${spec.env}, over ${JSON.stringify(values.get(key))} in config ${file}`
+        : `$${spec.env}`;
     } else if (values.has(key)) {
       settings[key] = withSource(() => parse(values.get(key)), where);
+      sources[key] = `config ${file}`;
     } else {
       settings[key] = spec.default;
     }
   }
-  if (overrides.database !== undefined) settings["db.url"] = overrides.database;
-  return { settings: settings as Settings, file };
+  if (overrides.database !== undefined) {
+    settings["db.url"] = overrides.database;
+    sources["db.url"] = "--database";
+  }
+  return { settings: settings as Settings, file, sources };
 }
 
 function parseSecret(spec: KeySpec<unknown>, value: unknown, key: string): unknown {

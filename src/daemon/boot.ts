@@ -90,6 +90,8 @@ export interface DaemonVitals extends ServiceState {
 export interface Daemon {
   /** The jm_syslog sink for the logging setup; it writes once `run()` has migrated the schema. */
   readonly logSink: Sink;
+  /** This service's node id once `run()` has registered it; null before. */
+  readonly nodeId: string | null;
   /** What the heartbeat reports. */
   readonly state: ServiceState;
   /**
@@ -313,6 +315,7 @@ class BootedDaemon implements Daemon {
       report: (level, message, properties) =>
         sinkLog[level === "warning" ? "warn" : "info"](message, properties),
       online: () => this.health.online,
+      node: () => this.nodeId,
       // Lines logged during an outage name provisional run ids; write the real ones.
       resolve: (context) => {
         const run = context.run;
@@ -321,6 +324,11 @@ class BootedDaemon implements Daemon {
       },
       clock,
     });
+  }
+
+  /** This service's node id, once registered: every log line names it. */
+  get nodeId(): string | null {
+    return this.cluster.nodeId || null;
   }
 
   get logSink(): Sink {

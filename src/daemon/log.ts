@@ -22,6 +22,7 @@ import {
 import type { Settings } from "../config/config.ts";
 import { LOG_LEVELS, type LogLevel } from "../domain/log_row.ts";
 import { logFileSink } from "./log_file.ts";
+import { RuntimeError } from "../errors.ts";
 
 export interface LogOptions {
   consoleLevel: LogLevel;
@@ -30,6 +31,12 @@ export interface LogOptions {
   file: string | null;
   maxSizeBytes: number;
   backups: number;
+  /**
+   * This service's node id, once known: each file line (and JSON line on
+   * stderr) carries it as the property `node`, as jm_syslog rows do in
+   * `node_id`, so the lines of two services on one host tell apart.
+   */
+  node?: () => string | null;
   /** The jm_syslog sink and its level, once there is a store. */
   database?: { sink: Sink; level: LogLevel };
 }
@@ -93,6 +100,20 @@ const JOURNAL_PRIORITY: Record<LogRecord["level"], number> = {
   fatal: 2,
 };
 
+/** `formatter`, the record given the property `node` while `node()` names one. */
+function namingNode(
+  formatter: TextFormatter,
+  node: (() => string | null) | undefined,
+): TextFormatter {
+  if (node === undefined) return formatter;
+  return (record) => {
+    const id = node();
+    return formatter(
+      id === null ? record : { ...record, properties: { ...record.properties, node: id } },
+    );
+  };
+}
+
 export function consoleFormatter(style: ConsoleStyle): TextFormatter {
   switch (style) {
     case "journal":
@@ -113,6 +134,20 @@ export function consoleFormatter(style: ConsoleStyle): TextFormatter {
   }
 }
 
+/** The log file's sink; an error that names log.path and log.file when it cannot be opened. */
+function openLogFile(file: string, options: Parameters<typeof logFileSink>[1]) {
+  try {
+    return logFileSink(file, options);
+  } catch (error) {
+    throw new RuntimeError(
+      `cannot open the log file ${file} (log.path and log.file; $JM_LOG_PATH sets log.path): ${
+        (error as Error).message
+      }; make its directory writable by this user, or set log.path to another (empty: no log file)`,
+      { cause: error },
+    );
+  }
+}
+
 /** Configure the sinks; call `closeLogging` before exit to flush them. */
 export async function setupLogging(options: LogOptions): Promise<void> {
   const style = consoleStyle(
@@ -121,15 +156,20 @@ export async function setupLogging(options: LogOptions): Promise<void> {
   );
   const sinks: Record<string, Sink> = {
     console: withFilter(
-      getStreamSink(stderrStream(), { formatter: consoleFormatter(style) }),
+      getStreamSink(stderrStream(), {
+        // journald and a terminal show one service's lines; JSON lines go to a shipper with others'.
+        formatter: style === "json"
+          ? namingNode(consoleFormatter(style), options.node)
+          : consoleFormatter(style),
+      }),
       options.consoleLevel,
     ),
   };
   const levels = [options.consoleLevel];
   if (options.file !== null) {
     sinks.file = withFilter(
-      logFileSink(options.file, {
-        formatter: jsonLinesFormatter,
+      openLogFile(options.file, {
+        formatter: namingNode(jsonLinesFormatter, options.node),
         maxSize: options.maxSizeBytes,
         backups: options.backups,
         flushMs: FILE_FLUSH_MS,
@@ -164,8 +204,33 @@ export function log(name: string): Logger {
   return getLogger(["jobsmanager", name]);
 }
 
+/**
+ * Log which log file `serve` writes and where that came from, as the
+ * shipped unit's `Environment=JM_LOG_PATH=…` silently overrides the
+ * config's `log.path`.
+ */
+export function logFileChoice(
+  s: Settings,
+  sources: Partial<Record<"log.path" | "log.file", string>>,
+): void {
+  const from = (key: "log.path" | "log.file") => `${key} from ${sources[key] ?? "the default"}`;
+  if (s["log.path"] === "") {
+    log("service").info("no log file: log.path is empty ({source})", { source: from("log.path") });
+    return;
+  }
+  const file = `${s["log.path"]}/${s["log.file"]}`;
+  // Told as plain text: a path quoted as JSON inside the line read worse. Braces are doubled,
+  // as LogTape reads `{name}` as a placeholder.
+  const text = `log file ${file} (${from("log.path")}; ${from("log.file")})`;
+  log("service").info(text.replaceAll("{", "{{").replaceAll("}", "}}"), { file });
+}
+
 /** The logging of `serve` as the settings say, with `database` as the jm_syslog sink. */
-export function serveLogging(s: Settings, database: Sink): LogOptions {
+export function serveLogging(
+  s: Settings,
+  database: Sink,
+  node?: () => string | null,
+): LogOptions {
   const level = (sinkLevel: LogLevel | "") => sinkLevel || s["log.level"];
   return {
     consoleLevel: level(s["log.console_level"]),
@@ -174,5 +239,6 @@ export function serveLogging(s: Settings, database: Sink): LogOptions {
     maxSizeBytes: s["log.rotate.max_size"] * 1024 * 1024,
     backups: s["log.rotate.backup_count"],
     database: { sink: database, level: level(s["log.db_level"]) },
+    node,
   };
 }

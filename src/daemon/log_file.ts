@@ -7,6 +7,12 @@
  * so a busy service never waits on the disk, `tail -f` keeps up, and an
  * idle one sets no timer. A file renamed away (logrotate) or removed, its
  * directory too, is made again at the next write.
+ *
+ * Two services on one host (no configuration needed, README) share the
+ * file: its size is read from the file at each write, not counted from
+ * this process's own lines, and a rotation holds an exclusive flock on the
+ * file it moves and moves it only while the path still names it, so one
+ * service does not rotate away the file the other has just started.
  */
 import type { LogRecord, Sink, TextFormatter } from "@logtape/logtape";
 
@@ -49,7 +55,12 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
   const opened = (): Deno.FsFile => {
     if (file !== null) {
       try {
-        if (Deno.statSync(path).ino === file.statSync().ino) return file;
+        const now = Deno.statSync(path);
+        if (now.ino === file.statSync().ino) {
+          // Another service on this host may append to it too.
+          size = now.size;
+          return file;
+        }
       } catch {
         // Gone from the path.
       }
@@ -63,9 +74,23 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
   };
   opened();
 
-  /** Move the file aside; the next write opens a new one (also when this failed). */
+  /**
+   * Move the file aside; the next write opens a new one (also when this
+   * failed, or another service on this host moved it first).
+   */
   const rotate = () => {
-    close();
+    const from = file;
+    if (from === null) return;
+    from.lockSync(true);
+    try {
+      if (namesFile(path, from)) moveAside();
+    } finally {
+      from.unlockSync();
+      close();
+    }
+  };
+
+  const moveAside = () => {
     if (options.backups === 0) {
       Deno.removeSync(path);
     } else {
@@ -164,13 +189,18 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
   /**
    * Write `lines`. A failed write (a full disk) costs its lines, not the
    * service: said on stderr once, counted, and the count written first, to
-   * the file and stderr, by the first write that works again.
+   * the file and stderr, by the first write that works again. The disk
+   * takes lines again only once a line after the count went in: a failed
+   * write's cut-off part, removed, may leave just room for the count, on a
+   * disk still full. Until then the count goes on (a count written
+   * meanwhile says the lines lost so far, the next one those too).
    */
   const writeCounting = async (lines: string[]) => {
     const report = lost === 0 ? null : lostLines();
     const batch = report === null ? lines : [options.formatter(lostRecord(report)), ...lines];
     const { written, failed } = await write(batch);
-    if (report !== null && written > 0) {
+    const linesWritten = report === null ? written : Math.max(0, written - 1);
+    if (report !== null && linesWritten > 0) {
       console.error(`jobsmanager: ${report}; it can be again`);
       lost = 0;
     }
@@ -181,8 +211,7 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
         `jobsmanager: cannot write the log file ${path}: ${failure}; its lines are counted until it can be written again`,
       );
     }
-    // The report, when it was not written, is not one of the lines lost.
-    lost += batch.length - written - (report !== null && written === 0 ? 1 : 0);
+    lost += lines.length - linesWritten;
   };
 
   /** Write what waits, after what is being written. */
@@ -256,4 +285,13 @@ function makeDirOf(path: string): void {
 
 function open(path: string): Deno.FsFile {
   return Deno.openSync(path, { create: true, append: true, mode: FILE_MODE });
+}
+
+/** Whether `path` still names `file` (not when it was moved away or removed). */
+function namesFile(path: string, file: Deno.FsFile): boolean {
+  try {
+    return Deno.statSync(path).ino === file.statSync().ino;
+  } catch {
+    return false;
+  }
 }

@@ -19,6 +19,8 @@ export interface DatabaseSinkOptions {
    * probes it): the sink then keeps queueing without trying.
    */
   online?: () => boolean;
+  /** This service's node id, once it knows it: each row names the node that wrote it. */
+  node?: () => string | null;
   /** Rewrite a row's context just before it is written (provisional run ids → real ones). */
   resolve?: (context: Record<string, unknown>) => Record<string, unknown>;
   maxQueue?: number;
@@ -35,8 +37,9 @@ export function renderMessage(record: LogRecord): string {
   ).join("");
 }
 
-export function toLogRow(record: LogRecord): LogRow {
+export function toLogRow(record: LogRecord, node: string | null = null): LogRow {
   return {
+    node_id: node,
     created_at: Math.floor(record.timestamp),
     level: record.level,
     logger_name: record.category.join("."),
@@ -95,7 +98,7 @@ export class DatabaseLogSink implements AsyncDisposable {
 
   /** The LogTape sink: enqueue and return. */
   readonly sink: Sink = (record) => {
-    this.queue.push(toLogRow(record));
+    this.queue.push(toLogRow(record, this.options.node?.() ?? null));
     this.trim();
     this.arm();
     // A full batch is written soon, but never on the stack of whoever logged.

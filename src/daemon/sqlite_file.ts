@@ -20,6 +20,7 @@ import type { Daemon } from "./boot.ts";
 import { log } from "./log.ts";
 import { WATCHED_POLL_MS } from "./service.ts";
 import { DirectoryWatch, IN } from "./directory_watch.ts";
+import { giveToDirectoryOwner, notOurs } from "../store/sqlite_owner.ts";
 
 const serviceLog = log("service");
 
@@ -30,14 +31,18 @@ export class SqliteFileLock {
     private readonly identity: string,
     /** This lock made the file: the service is the first to open it. */
     readonly created: boolean,
+    /** Made by root in a directory of this user's, and given to it (see sqlite_owner.ts). */
+    readonly givenTo: string | null,
   ) {}
 
   /** Lock the database file at `path` (created 0600 when missing); throws when another service holds it. */
   static async acquire(path: string): Promise<SqliteFileLock> {
     let notCreated: unknown = null;
+    let givenTo: string | null = null;
     try {
       // Created here, before SQLite opens it, readable by its owner only.
       (await Deno.open(path, { createNew: true, write: true, mode: 0o600 })).close();
+      givenTo = giveToDirectoryOwner(path);
     } catch (error) {
       // It exists, or cannot be created: opening it next says which.
       notCreated = error;
@@ -48,6 +53,13 @@ export class SqliteFileLock {
     } catch (error) {
       // Not there: why it could not be made says more (a read-only filesystem) than that it is not.
       const why = error instanceof Deno.errors.NotFound && notCreated !== null ? notCreated : error;
+      // The directory is fine: the file's owner is the problem (made by a root CLI).
+      const owner = error instanceof Deno.errors.PermissionDenied ? notOurs(path) : null;
+      if (owner !== null) {
+        throw new RuntimeError(
+          `cannot open the SQLite database sqlite:${path} to lock it: ${owner.what}; ${owner.fix}`,
+        );
+      }
       throw new RuntimeError(
         `cannot open the SQLite database sqlite:${path} to lock it: ${
           (why as Error).message
@@ -60,7 +72,13 @@ export class SqliteFileLock {
         `another jobsmanager serve already runs on sqlite:${path} (it holds a lock on the database file, whichever path or link it opened it by); SQLite allows one service per database file. Stop the other one, or use MySQL/MariaDB to run several`,
       );
     }
-    return new SqliteFileLock(path, file, identityOf(await file.stat()), notCreated === null);
+    return new SqliteFileLock(
+      path,
+      file,
+      identityOf(await file.stat()),
+      notCreated === null,
+      givenTo,
+    );
   }
 
   /**

@@ -39,9 +39,13 @@ LogsDirectory=jobsmanager
 # every user may leave one, only the service lists them.
 RuntimeDirectory=jobsmanager
 RuntimeDirectoryMode=1733
+# Overrides the config's log.path (the start's log names the file and where it came from).
 Environment=JM_LOG_PATH=/var/log/jobsmanager
 Restart=on-failure
 RestartSec=5s
+# Exit 2 is a configuration error (a bad key or value, named in the journal): restarting
+# every 5 s does not fix it.
+RestartPreventExitStatus=2
 # SIGTERM: running jobs get jobsmanager.shutdown_timeout (${shutdown} s) to finish, then
 # their groups get SIGTERM and, after jobsmanager.kill_grace (${grace} s), SIGKILL; the
 # service exits within ${budget} s, even with the database unreachable. systemd's limit

@@ -8,6 +8,8 @@ export interface LogRow {
   message: string;
   /** Structured properties: job id, run id, counts, … */
   context: Record<string, unknown>;
+  /** The service (`jm_nodes.id`) that wrote it; null before it knew its id, or from before schema 10. */
+  node_id?: string | null;
 }
 
 export interface LogFilter {
@@ -15,6 +17,8 @@ export interface LogFilter {
   minLevel?: LogLevel;
   job_id?: string;
   run_id?: number;
+  /** Written by this service (`jm_nodes.id`). */
+  node_id?: string;
   since?: number;
   /** Only rows with a greater id (for --follow). */
   afterId?: number;

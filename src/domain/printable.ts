@@ -24,6 +24,17 @@ export function printable(text: string): string {
   });
 }
 
+/**
+ * `printable` for text that must stay on its one line (a log message, a
+ * run's note): newline too, as `\n` (a carriage return is `\x0d` already), so a
+ * job's output (a hook's stderr in a log message) cannot print a line that
+ * reads as one of the service's own.
+ */
+export function printableLine(text: string): string {
+  const safe = printable(text);
+  return safe.includes("\n") ? safe.replaceAll("\n", "\\n") : safe;
+}
+
 /** A value quoted in an error: its start, not a megabyte of it. */
 export function shortened(text: string): string {
   return text.length > 60 ? `${text.slice(0, 60)}…` : text;

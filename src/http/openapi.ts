@@ -274,6 +274,10 @@ const schemas: Record<string, Schema> = {
     logger_name: str,
     message: str,
     context: { type: "object", description: "job id, run id, counts, …" },
+    node_id: {
+      type: ["string", "null"],
+      description: "the service that wrote it; null before it knew its id, or before schema 10",
+    },
   }),
   Node: closed({
     id: str,
@@ -395,6 +399,7 @@ const logFilters = [
   query("level", "this level and above", { enum: [...LOG_LEVELS] }),
   query("job", "only lines about this job"),
   query("run", "only lines about this run", int),
+  query("node", "only lines this service wrote (its node id)"),
 ];
 const sse = (description: string) => ({
   description,

@@ -439,6 +439,14 @@ export const MIGRATIONS: Migration[] = [
       ],
     },
   },
+  {
+    version: 11,
+    name: "log lines name the service that wrote them",
+    // Nullable: lines from before, and those a service logs before it knows its id.
+    statements: both((d) =>
+      `ALTER TABLE jm_syslog ADD COLUMN node_id ${d === "mysql" ? "VARCHAR(191)" : "TEXT"} NULL`
+    ),
+  },
 ];
 
 /** The tables of the schema (but jm_schema_version), which `migrate` checks are all there. */

@@ -225,7 +225,7 @@ function rowToNode(r: Row): Node {
   };
 }
 
-const LOG_COLUMNS = ["created_at", "level", "logger_name", "message", "context"];
+const LOG_COLUMNS = ["created_at", "level", "logger_name", "message", "context", "node_id"];
 
 /** Rows per INSERT statement: 5 parameters each, well under SQLite's limit. */
 const LOG_CHUNK = 500;
@@ -237,7 +237,14 @@ export async function insertLogs(driver: Driver, rows: LogRow[]): Promise<void> 
       insertSql("jm_syslog", LOG_COLUMNS, chunk.length),
       chunk.flatMap((
         r,
-      ) => [r.created_at, r.level, r.logger_name, r.message, JSON.stringify(r.context)]),
+      ) => [
+        r.created_at,
+        r.level,
+        r.logger_name,
+        r.message,
+        JSON.stringify(r.context),
+        r.node_id ?? null,
+      ]),
     );
   }
 }
@@ -258,6 +265,10 @@ export async function listLogs(driver: Driver, filter: LogFilter): Promise<LogRo
     where.push(`${driver.profile.jsonText("context", "run")} = ?`);
     params.push(String(filter.run_id));
   }
+  if (filter.node_id !== undefined) {
+    where.push("node_id = ?");
+    params.push(filter.node_id);
+  }
   if (filter.since !== undefined) {
     where.push("created_at >= ?");
     params.push(filter.since);
@@ -269,7 +280,7 @@ export async function listLogs(driver: Driver, filter: LogFilter): Promise<LogRo
   const clause = where.length === 0 ? "" : ` WHERE ${where.join(" AND ")}`;
   const order = filter.afterId !== undefined ? "ASC" : "DESC";
   return await driver.map(
-    `SELECT id, created_at, level, logger_name, message, context FROM jm_syslog${clause} ORDER BY id ${order} LIMIT ?`,
+    `SELECT id, created_at, level, logger_name, message, context, node_id FROM jm_syslog${clause} ORDER BY id ${order} LIMIT ?`,
     [...params, filter.limit],
     (r: Row) => ({
       id: Number(r.id),
@@ -282,6 +293,7 @@ export async function listLogs(driver: Driver, filter: LogFilter): Promise<LogRo
         : typeof r.context === "string"
         ? JSON.parse(r.context)
         : r.context as Record<string, unknown>,
+      node_id: r.node_id === null ? null : String(r.node_id),
     }),
   );
 }

@@ -14,6 +14,7 @@ import { DatabaseError } from "../errors.ts";
 import type { Driver, ExecResult, Executor, Param, Row, SqlStatement } from "./driver.ts";
 import { eachStatement, PROFILES } from "./driver.ts";
 import { explainSqliteError } from "./sqlite_errors.ts";
+import { giveToDirectoryOwner } from "./sqlite_owner.ts";
 
 const BUSY_TIMEOUT_MS = 10_000;
 const BUSY_RETRY_MS = [1, 2, 5, 10, 20, 50];
@@ -28,16 +29,18 @@ function isBusy(error: unknown): boolean {
 /**
  * Create a missing database file readable by its owner only: it holds
  * commands, environments and job output. SQLite gives its -wal and -shm
- * files the mode of the database file. Returns whether it created the file.
+ * files the mode of the database file. Made by root in a directory another
+ * user owns, it is that user's (sqlite_owner.ts). Returns whether it created the file.
  */
 function createPrivately(path: string): boolean {
   try {
     Deno.openSync(path, { createNew: true, write: true, mode: 0o600 }).close();
-    return true;
   } catch {
     // It exists, or cannot be created: opening it next says which, in SQLite's words.
     return false;
   }
+  giveToDirectoryOwner(path);
+  return true;
 }
 
 type Bindable = string | number | null;

@@ -9,6 +9,7 @@
  */
 import { DatabaseError } from "../errors.ts";
 import { accessFailure } from "./access.ts";
+import { notOurs, userName } from "./sqlite_owner.ts";
 
 const READ_ONLY = /attempt to write a readonly database/;
 const CANNOT_OPEN = /unable to open database file/;
@@ -94,6 +95,8 @@ function unwritable(file: string, dir: string): Trouble | null {
       };
     }
     if (code === "EACCES") {
+      const owner = notOurs(name);
+      if (owner !== null) return owner;
       return {
         what: `${name} is read-only to user ${user()}`,
         fix: "make it writable by that user (chown or chmod u+w)",
@@ -151,13 +154,5 @@ function probe(path: string): void {
 
 /** This process's user by name, from /etc/passwd; its uid when it has none there (a container). */
 function user(): string {
-  const uid = Deno.uid();
-  try {
-    const line = Deno.readTextFileSync("/etc/passwd").split("\n")
-      .find((entry) => entry.split(":")[2] === String(uid));
-    if (line) return line.split(":")[0];
-  } catch {
-    // No /etc/passwd to read.
-  }
-  return `uid ${uid}`;
+  return userName(Deno.uid());
 }

@@ -4,8 +4,9 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { followFrom, type LogQuery, logsAfter, recentLogs } from "../../app/logs.ts";
+import { LogFollower, type LogQuery, recentLogs } from "../../app/logs.ts";
 import { parseRunId } from "../../domain/input.ts";
+import type { LogRow } from "../../domain/log_row.ts";
 import { count, optionalJob, optionalLevel, optionalSince } from "../query.ts";
 import { pollStream } from "../sse.ts";
 import { type ApiContext, type Env, json } from "./context.ts";
@@ -19,6 +20,7 @@ function queryOf(c: Context): LogQuery {
     minLevel: optionalLevel(c.req.query("level")),
     job_id: optionalJob(c.req.query("job")),
     run_id: run === undefined || run === "" ? undefined : parseRunId(run, "run"),
+    node_id: c.req.query("node") || undefined,
     since: optionalSince(c.req.query("since"), Date.now()),
   };
 }
@@ -41,7 +43,8 @@ export function logRoutes(api: ApiContext): Hono<Env> {
     const query = queryOf(c);
     // Empty is not given, as for /runs/stream.
     const after = c.req.query("after") || c.req.header("last-event-id") || undefined;
-    let last = after === undefined ? null : parseRunId(after, "after", "log line id");
+    const last = after === undefined ? null : parseRunId(after, "after", "log line id");
+    let follower: LogFollower | null = null;
     const limit = count(c.req.query("limit"), "limit", MAX_LINES, 100);
     return pollStream(c, {
       closing: api.closing,
@@ -50,13 +53,14 @@ export function logRoutes(api: ApiContext): Hono<Env> {
       shown: c.get("shown"),
       intervalMs: TAIL_POLL_MS,
       poll: async () => {
-        let rows;
-        if (last === null) {
+        // As `logs --follow`: a line committed below one sent already is sent too.
+        let rows: LogRow[] = [];
+        if (follower === null && last === null) {
           rows = await recentLogs(store, query, limit);
-          last = await followFrom(store, rows);
+          follower = await LogFollower.after(store, query, rows);
         } else {
-          rows = await logsAfter(store, query, last);
-          last = rows.at(-1)?.id ?? last;
+          follower ??= await LogFollower.afterId(store, query, last!);
+          rows = (await follower.poll()).rows;
         }
         return rows.map((row) => ({ event: "log", data: row, id: String(row.id) }));
       },
