@@ -73,6 +73,44 @@ for (const backend of BACKENDS) {
     assertEquals((await h.store.notificationsPending()).count, 0);
   });
 
+  Deno.test(`notify retry[${backend}]: a recovery waits behind its failure, which waits for the receiver: the receiver gets them in order`, async () => {
+    const down = { now: true };
+    const r = receiver(down);
+    await using _server = r.server;
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "notify.webhook_retries": 0, "notify.min_interval": 0 },
+    });
+    await h.job("sync", {
+      schedule: { second: "1", minute: "*", hour: "0" },
+      on_failure_url: r.url,
+      on_recovery_url: r.url,
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("sync", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    await h.until(
+      () => h.line(/failure notification waits in the database for its webhook receiver/),
+      "the failure left waiting for the receiver",
+    );
+    // The next run succeeds while the failure waits (or is being tried again: the recovery's post
+    // then waits for it in the job's lane, and waits for the receiver too); the receiver is back.
+    await h.clock.set(T0 + 61_000);
+    (await h.started("sync", T0 + 61_000)).finish();
+    await h.until(
+      () => h.line(/recovery notification waits in the database (behind|for its webhook receiver)/),
+      "the recovery to wait",
+    );
+    down.now = false;
+    await h.until(async () => {
+      if (r.got.filter((g) => g.status === 200).length < 2) await h.clock.advance(1000);
+      return Object.values(await outcomes(h)).every((o) => o === "sent");
+    }, "both sent once the receiver answers");
+    assertEquals(
+      r.got.filter((g) => g.status === 200).map((g) => g.payload.event),
+      ["failure", "recovery"],
+    );
+  });
+
   Deno.test(`notify retry[${backend}]: one given up after notify.give_up_after is an error, and the job's next notification says so`, async () => {
     const down = { now: true };
     const r = receiver(down);

@@ -567,7 +567,6 @@ export class Notifier {
     const jobs = new Map<string, Job | null>();
     for (let afterId = 0; this.queue.length < MAX_QUEUED;) {
       const page = await this.o.store.pendingNotifications({
-        now,
         mine: me,
         orphanBefore: now - (this.o.orphanMs ?? ORPHAN_MS),
         writing: this.o.writers(),
@@ -578,6 +577,11 @@ export class Notifier {
         if (this.closing.signal.aborted) return false;
         const key = claimKey(row.job_id, row.event, row.ref);
         if (left.has(row.job_id) || this.sending.has(key) || this.done.has(key)) continue;
+        // Waiting for its receiver: the job's later ones wait behind it, in the database.
+        if (row.retry_at !== null && row.retry_at > now) {
+          left.add(row.job_id);
+          continue;
+        }
         const sent = await this.sendTaken(
           row,
           row.tries > 0
@@ -852,7 +856,7 @@ export class Notifier {
       notifyLog.info(
         this.unread
           ? "job {job}: {event} notification waits in the database behind those the last look had no room to read: it goes out at the next look"
-          : "job {job}: {event} notification waits in the database behind an earlier one of the job, which found no turn: it goes out after it",
+          : "job {job}: {event} notification waits in the database behind an earlier one of the job, which found no turn or waits for its webhook receiver: it goes out after it",
         { job: job.id, event, run: payload.run_id },
       );
       return;
@@ -974,6 +978,8 @@ export class Notifier {
     for (let wait = FIRST_RETRY_MS;; wait = Math.min(2 * wait, DONE_RETRY_MAX_MS)) {
       try {
         await this.o.store.retryNotification(jobId, claimed.event, claimed.ref, at, "webhook");
+        // The job's later ones wait behind it (each look finds it waiting, and says so again).
+        this.leftBehind(jobId);
         // A look that read it before is refused by its attempt; no need to remember it.
         return;
       } catch (error) {

@@ -126,7 +126,6 @@ async function pendingOf(
 export async function pendingNotifications(
   driver: Driver,
   query: {
-    now: number;
     mine: string;
     orphanBefore: number;
     writing: readonly string[];
@@ -136,10 +135,10 @@ export async function pendingNotifications(
 ): Promise<PendingNotification[]> {
   const others = query.writing.filter((id) => id !== query.mine);
   const rows = await driver.all(
-    `SELECT id, job_id, event, ref, node_id, attempt, payload, held_back, created_at, tries, channels FROM jm_notifications WHERE outcome = 'pending' AND id > ? AND (retry_at IS NULL OR retry_at <= ?) AND (node_id = ? OR (COALESCE(taken_at, created_at) <= ?${
+    `SELECT id, job_id, event, ref, node_id, attempt, payload, held_back, created_at, tries, channels, retry_at FROM jm_notifications WHERE outcome = 'pending' AND id > ? AND (node_id = ? OR (COALESCE(taken_at, created_at) <= ?${
       others.length === 0 ? "" : ` AND node_id NOT IN (${others.map(() => "?").join(", ")})`
     })) ORDER BY id LIMIT ?`,
-    [query.afterId, query.now, query.mine, query.orphanBefore, ...others, query.limit],
+    [query.afterId, query.mine, query.orphanBefore, ...others, query.limit],
   );
   return rows.map((row) => ({
     id: Number(row.id),
@@ -153,6 +152,7 @@ export async function pendingNotifications(
     created_at: Number(row.created_at),
     tries: Number(row.tries),
     channels: row.channels === "webhook" ? "webhook" : null,
+    retry_at: row.retry_at == null ? null : Number(row.retry_at),
   }));
 }
 
@@ -334,6 +334,7 @@ export async function takeHeld(
         created_at: Number(latest.created_at),
         tries: 0,
         channels: null,
+        retry_at: null,
       };
     }).catch((error) => {
       if (error instanceof StillHeld) return null;

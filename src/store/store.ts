@@ -437,6 +437,12 @@ export interface PendingNotification {
   tries: number;
   /** What is left to send: null, every channel; `webhook`, the post only (the hook and mail went). */
   channels: "webhook" | null;
+  /**
+   * When it is tried again (its webhook receiver was unreachable, see
+   * `retryNotification`); null: at once. Till then the job's later ones
+   * wait behind it, so a recovery never reaches a receiver before its failure.
+   */
+  retry_at: number | null;
 }
 
 /** What `notificationsPending` counts. */
@@ -526,10 +532,10 @@ export interface NotifyStore {
    * Notifications claimed to be sent and not sent yet (`pending`), by id,
    * after id `afterId`, at most `limit`: those of node `mine`, and those of
    * any node but `writing` claimed, or last taken, at `orphanBefore` or
-   * before (ms); none waiting to be retried after `now`.
+   * before (ms); those waiting to be retried too (`retry_at`), which hold
+   * their job's later ones back.
    */
   pendingNotifications(query: {
-    now: number;
     mine: string;
     orphanBefore: number;
     writing: readonly string[];
