@@ -513,21 +513,29 @@ for (const backend of BACKENDS) {
       type Shown = { id: string; on_failure_url: string | null };
       const asReader = (await api.call("GET", "/api/v1/jobs/hooked", { token: READER }))
         .body as Shown;
-      assertEquals(asReader.on_failure_url, "https://***@hooks.example.com/x?***");
+      assertEquals(asReader.on_failure_url, "https://***@hooks.example.com/***?***");
       const listed = (await api.call("GET", "/api/v1/jobs", { token: READER })).body as Shown[];
       assertEquals(listed.find((j) => j.id === "hooked")!.on_failure_url, asReader.on_failure_url);
       assertEquals(
         ((await api.call("GET", "/api/v1/jobs/hooked")).body as Shown).on_failure_url,
         url,
       );
-      // Nor the secret Slack (Discord, Teams) keeps in the path.
+      // Nor the secret Slack (Discord, Teams) keeps in the path, nor Telegram's in its first segment.
       const slack = "https://hooks.slack.com/services/T00000000/B00000000/XXXXSECRETXXXX";
       const slacked = { ...JOB, id: "slacked", on_failure_url: slack };
       assertEquals((await api.call("POST", "/api/v1/jobs", { body: slacked })).status, 201);
       assertEquals(
         ((await api.call("GET", "/api/v1/jobs/slacked", { token: READER })).body as Shown)
           .on_failure_url,
-        "https://hooks.slack.com/services/***",
+        "https://hooks.slack.com/***",
+      );
+      const telegram = "https://api.telegram.org/bot123456:AAHsecretTOKEN/sendMessage";
+      const telegrammed = { ...JOB, id: "telegrammed", on_failure_url: telegram };
+      assertEquals((await api.call("POST", "/api/v1/jobs", { body: telegrammed })).status, 201);
+      assertEquals(
+        ((await api.call("GET", "/api/v1/jobs/telegrammed", { token: READER })).body as Shown)
+          .on_failure_url,
+        "https://api.telegram.org/***",
       );
       assertEquals(
         ((await api.call("GET", "/api/v1/jobs/slacked")).body as Shown).on_failure_url,

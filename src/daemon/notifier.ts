@@ -17,7 +17,7 @@
  * beyond a job's bounded backlog. Deliveries that fail are logged and
  * counted; one whose webhook receiver is unreachable waits in the database
  * and is tried again until notify.give_up_after (see tryLater). URLs are
- * logged without their user info, query and path after its first segment. A job's
+ * logged without their user info, query and path. A job's
  * notifications go out in the order of its runs: its claims one after
  * another, its deliveries in lanes (see Task), and behind the one of it
  * left in the database for want of a turn (see `deferred`).
@@ -1241,12 +1241,13 @@ export class Notifier {
     if (this.cutByStop(job, payload, `webhook ${urlForLog(url)}`)) return false;
     const unreachable = retry && s.giveUpAfterMs > 0;
     if (!unreachable) this.o.observer?.notified("webhook", false);
-    notifyLog.warn("job {job}: {event} webhook {url} failed{tries}: {why}", {
+    // The try as a number: a string placeholder is rendered quoted, empty or not.
+    notifyLog.warn("job {job}: {event} webhook {url} failed (try {try}): {why}", {
       job: job.id,
       event: payload.event,
       run: payload.run_id,
       url: urlForLog(url),
-      tries: claimed.tries === 0 ? "" : ` (try ${claimed.tries + 1})`,
+      try: claimed.tries + 1,
       why,
     });
     return unreachable ? "unreachable" : false;

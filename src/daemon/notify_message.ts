@@ -77,7 +77,7 @@ export function urlSecrets(url: string): string[] {
   try {
     const u = new URL(url);
     out.push(u.href, u.username, u.password, decodeURIComponent(u.password), u.search);
-    // Where Slack, Discord and Teams keep their secret (see urlForLog).
+    // Where Slack, Discord, Teams and Telegram keep their secret (see urlForLog).
     const path = urlPathSecret(url);
     if (path !== null) out.push(path, decodeURIComponent(path));
     for (const value of u.searchParams.values()) out.push(value, encodeURIComponent(value));

@@ -178,8 +178,9 @@ export function validateNotify(job: NotifyFields & { id: string }): void {
 
 /**
  * A URL as it may be logged, or shown to a read token: no user info, no
- * query, no fragment, and no path after its first segment, where Slack,
- * Discord and Teams keep the secret (`https://hooks.slack.com/services/***`).
+ * query, no fragment, and no path, where Slack, Discord and Teams keep the
+ * secret after the first segment, Telegram in it (`/bot123:TOKEN/…`), and
+ * ping services in the only one (`https://hooks.slack.com/***`).
  */
 export function urlForLog(url: string): string {
   return maskUrl(url, true);
@@ -194,20 +195,21 @@ function maskUrl(url: string, path: boolean): string {
   try {
     const u = new URL(url);
     const auth = u.username !== "" || u.password !== "" ? "***@" : "";
-    const first = /^\/[^/]*/.exec(u.pathname)![0];
-    const shown = path && u.pathname.length > first.length ? `${first}/***` : u.pathname;
+    const shown = path && u.pathname !== "/" ? "/***" : u.pathname;
     return `${u.protocol}//${auth}${u.host}${shown}${u.search !== "" ? "?***" : ""}`;
   } catch {
     return "(a URL that does not parse)";
   }
 }
 
-/** The part of a URL's path `urlForLog` hides (after its first segment), or null: none. */
+/**
+ * The path `urlForLog` hides, to scrub from what is logged, or null: none,
+ * or one too short to hold a secret (`/hook`), which would scrub common words.
+ */
 export function urlPathSecret(url: string): string | null {
   try {
     const path = new URL(url).pathname;
-    const first = /^\/[^/]*/.exec(path)![0];
-    return path.length > first.length + 1 ? path.slice(first.length) : null;
+    return path.length >= 8 ? path : null;
   } catch {
     return null;
   }

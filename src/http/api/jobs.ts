@@ -47,8 +47,8 @@ function written(c: Context, change: JobChange, job: Job, status: 200 | 201 = 20
 
 /**
  * A job as a caller of `role` may see it: a read token sees where webhooks
- * go, not their credentials (`https://***@host/first/***?***`: no path
- * after its first segment either, where Slack keeps its secret).
+ * go, not their credentials (`https://***@host/***?***`: no path either,
+ * where Slack, Telegram and ping services keep their secret).
  * The secrets the service knows (its API tokens, the database password)
  * are masked in every text of a reader's answer (`json`): a job that calls
  * the API with the admin token would hand it to every read token.
