@@ -111,6 +111,34 @@ for (const backend of BACKENDS) {
     );
   });
 
+  Deno.test(`notify retry[${backend}]: a hook command that failed while the receiver was down leaves the notification failed once the post goes`, async () => {
+    const down = { now: true };
+    const r = receiver(down);
+    await using _server = r.server;
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "notify.webhook_retries": 0 },
+    });
+    await h.job("sync", {
+      schedule: { second: "1", minute: "0", hour: "0" },
+      on_failure: "exit 3",
+      on_failure_url: r.url,
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("sync", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    await h.until(
+      () => h.line(/failure notification waits in the database for its webhook receiver/),
+      "the notification left waiting for the receiver",
+    );
+    down.now = false;
+    await h.until(async () => {
+      if (!r.got.some((g) => g.status === 200)) await h.clock.advance(1000);
+      const now = Object.values(await outcomes(h));
+      return now.length !== 0 && now.every((o) => o !== "pending");
+    }, "the post sent once the receiver answers");
+    assertEquals(Object.values(await outcomes(h)), ["failed"]);
+  });
+
   Deno.test(`notify retry[${backend}]: one given up after notify.give_up_after is an error, and the job's next notification says so`, async () => {
     const down = { now: true };
     const r = receiver(down);

@@ -897,9 +897,10 @@ export class Notifier {
     });
     const telling = async () => withGivenUp(payload, await told);
     // Only the post left: the hook and mail went at an earlier try.
-    const command = claimed.channels === "webhook" ? null : hooks.command;
-    const mail = claimed.channels !== "webhook" && hooks.mail;
-    let hook: Promise<Delivered | null> = Promise.resolve(true);
+    const command = claimed.channels !== null ? null : hooks.command;
+    const mail = claimed.channels === null && hooks.mail;
+    // Gone at an earlier try: failed there, the notification ends failed whatever the post does.
+    let hook: Promise<Delivered | null> = Promise.resolve(claimed.channels !== "webhook:failed");
     if (command !== null || mail) {
       hook = this.enqueue(
         `job ${job.id}: ${payload.event} hook`,
@@ -931,7 +932,7 @@ export class Notifier {
         if (cut) return;
         const [hooked, posted] = results;
         if (posted === "unreachable") {
-          await this.tryLater(job.id, claimed, payload);
+          await this.tryLater(job.id, claimed, payload, hooked === true);
           return;
         }
         const ok = hooked === true && posted === true;
@@ -951,7 +952,12 @@ export class Notifier {
    * past notify.give_up_after since its claim, give it up (an error in the
    * log; the job's next notification says how many were).
    */
-  private async tryLater(jobId: string, claimed: Claimed, payload: NotifyPayload): Promise<void> {
+  private async tryLater(
+    jobId: string,
+    claimed: Claimed,
+    payload: NotifyPayload,
+    hooked: boolean,
+  ): Promise<void> {
     const now = this.o.clock.now();
     const giveUpAt = claimed.created_at + this.o.settings.giveUpAfterMs;
     const what = { job: jobId, event: claimed.event, run: payload.run_id };
@@ -977,7 +983,13 @@ export class Notifier {
     );
     for (let wait = FIRST_RETRY_MS;; wait = Math.min(2 * wait, DONE_RETRY_MAX_MS)) {
       try {
-        await this.o.store.retryNotification(jobId, claimed.event, claimed.ref, at, "webhook");
+        await this.o.store.retryNotification(
+          jobId,
+          claimed.event,
+          claimed.ref,
+          at,
+          hooked ? "webhook" : "webhook:failed",
+        );
         // The job's later ones wait behind it (each look finds it waiting, and says so again).
         this.leftBehind(jobId);
         // A look that read it before is refused by its attempt; no need to remember it.

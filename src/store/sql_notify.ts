@@ -151,7 +151,7 @@ export async function pendingNotifications(
     heldBack: typeof row.held_back === "string" ? JSON.parse(row.held_back) as HeldBack : null,
     created_at: Number(row.created_at),
     tries: Number(row.tries),
-    channels: row.channels === "webhook" ? "webhook" : null,
+    channels: row.channels === "webhook" || row.channels === "webhook:failed" ? row.channels : null,
     retry_at: row.retry_at == null ? null : Number(row.retry_at),
   }));
 }

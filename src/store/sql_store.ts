@@ -28,6 +28,7 @@ import type {
   Store,
 } from "./store.ts";
 import type {
+  ChannelsLeft,
   ClaimOutcome,
   NotificationClaim,
   PendingCount,
@@ -985,7 +986,7 @@ export class SqlStore implements Store {
     event: string,
     ref: number,
     retryAt: number,
-    channels: "webhook" | null,
+    channels: ChannelsLeft,
   ): Promise<void> {
     await this.driver.run(
       "UPDATE jm_notifications SET retry_at = ?, tries = tries + 1, attempt = attempt + 1, channels = ? WHERE job_id = ? AND event = ? AND ref = ? AND outcome = 'pending'",

@@ -435,8 +435,8 @@ export interface PendingNotification {
   created_at: number;
   /** How many times it went out and found its webhook receiver unreachable (see `retryNotification`). */
   tries: number;
-  /** What is left to send: null, every channel; `webhook`, the post only (the hook and mail went). */
-  channels: "webhook" | null;
+  /** What is left to send (see ChannelsLeft). */
+  channels: ChannelsLeft;
   /**
    * When it is tried again (its webhook receiver was unreachable, see
    * `retryNotification`); null: at once. Till then the job's later ones
@@ -444,6 +444,14 @@ export interface PendingNotification {
    */
   retry_at: number | null;
 }
+
+/**
+ * What is left of a pending notification to send: null, every channel;
+ * `webhook`, the post only, the hook command and mail having gone;
+ * `webhook:failed`, the post only, the hook command or mail having failed
+ * (the notification ends `failed` whatever the post does).
+ */
+export type ChannelsLeft = "webhook" | "webhook:failed" | null;
 
 /** What `notificationsPending` counts. */
 export interface PendingCount {
@@ -516,7 +524,7 @@ export interface NotifyStore {
     event: string,
     ref: number,
     retryAt: number,
-    channels: "webhook" | null,
+    channels: ChannelsLeft,
   ): Promise<void>;
 
   /** How many of the job's notifications were given up since one of it was sent. */
