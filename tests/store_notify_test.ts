@@ -405,6 +405,28 @@ contract(
   },
 );
 
+contract(
+  "silenceCandidates",
+  "an alert claimed before the job was created (a job of that id, removed) is not the job's: silent since its creation",
+  async ({ store }) => {
+    await store.changeJob("z", () => job("z", { alert_after: 60, updated_at: 500 }));
+    await store.claimNotification(
+      claim(500, 1000, { job_id: "z", event: "silent", status: "silent", minIntervalMs: null }),
+    );
+    assertEquals(await store.silenceCandidates(), [{ job_id: "z", alert_after: 60, since: 500 }]);
+    await store.changeJob("z", () => null);
+    await store.changeJob(
+      "z",
+      () => job("z", { alert_after: 60, created_at: 90_000, updated_at: 90_000 }),
+    );
+    assertEquals(await store.silenceCandidates(), [{
+      job_id: "z",
+      alert_after: 60,
+      since: 90_000,
+    }]);
+  },
+);
+
 contract("pruneOlderThan", "jm_notifications by created_at", async ({ db, store }) => {
   await store.claimNotification(claim(1, 1000, { minIntervalMs: null }));
   await store.claimNotification(claim(2, 5000, { minIntervalMs: null }));

@@ -244,7 +244,7 @@ export async function silenceCandidates(driver: Driver): Promise<SilenceCandidat
   const lastAlert = (column: string) =>
     `(SELECT n.${column} FROM jm_notifications n WHERE n.job_id = j.id AND n.event = 'silent' ORDER BY n.created_at DESC, n.id DESC LIMIT 1)`;
   const rows = await driver.all(
-    `SELECT j.id, j.alert_after, j.updated_at, (SELECT MAX(r.finished_at) FROM jm_runs r WHERE r.job_id = j.id AND r.status = 'success') AS last_success, ${
+    `SELECT j.id, j.alert_after, j.created_at, j.updated_at, (SELECT MAX(r.finished_at) FROM jm_runs r WHERE r.job_id = j.id AND r.status = 'success') AS last_success, ${
       lastAlert("ref")
     } AS alert_since, ${
       lastAlert("created_at")
@@ -253,7 +253,9 @@ export async function silenceCandidates(driver: Driver): Promise<SilenceCandidat
   return rows.map((row) => {
     const lastSuccess = Number(row.last_success ?? 0);
     // Alerted, and no success since: silent still, from the same instant, whatever was edited.
-    const alerted = row.alerted_at !== null && Number(row.alerted_at) >= lastSuccess;
+    // An alert from before the job was created was another job of that id (removed, added again).
+    const alerted = row.alerted_at !== null && Number(row.alerted_at) >= lastSuccess &&
+      Number(row.alerted_at) >= Number(row.created_at);
     return {
       job_id: String(row.id),
       alert_after: Number(row.alert_after),
