@@ -188,6 +188,11 @@ for (const backend of BACKENDS) {
       const r = await cli(["--database", url, ...args], { cwd: db.dir });
       assertEquals([r.code, r.stdout, r.stderr], [1, "", refusal], args.join(" "));
     }
+    // A schedule's preview needs no database: it runs in this command's zone, and makes none.
+    const preview = await cli(["--database", url, "job", "next", "--hour", "3", "-n", "1"], {
+      cwd: db.dir,
+    });
+    assertEquals([preview.code, preview.stderr], [0, ""]);
     // A dry run plans against no jobs, says the database is not there, and makes none.
     const dry = await cli(["--database", url, "apply", "jobs.json5", "--dry-run"], {
       cwd: db.dir,

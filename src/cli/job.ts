@@ -457,9 +457,9 @@ export function jobCommand() {
       let defaultZone: DefaultZone;
       let fires: UpcomingFires;
       if (id === undefined) {
-        // A preview makes no database: without one there is no service to ask.
-        defaultZone = opts.timezone === undefined && ctx.databaseExists()
-          ? await ctx.withStore((store) => ctx.defaultZone(store))
+        // A preview makes no database: without one (or its tables) there is no service to ask.
+        defaultZone = opts.timezone === undefined
+          ? await ctx.withDatabase((store) => ctx.defaultZone(store))
           : await ctx.defaultZone(null);
         fires = previewFires(
           { cron: opts.cron, schedule, timezone: opts.timezone },
