@@ -15,6 +15,7 @@ import { openStore } from "../src/store/open.ts";
 import { resolveTarget } from "../src/config/database.ts";
 import { ADMIN, type Api, covered, READER, readSse, serverDeps, startApi } from "./http_harness.ts";
 import { DatabaseError } from "../src/errors.ts";
+import { hereNode } from "../src/domain/here_run.ts";
 import type { Store } from "../src/store/store.ts";
 
 const JOB = { id: "nightly", command: "echo hi", cron: "30 2 * * *", timezone: "Europe/Paris" };
@@ -681,6 +682,27 @@ for (const backend of BACKENDS) {
       assertEquals([again.status, again.body], [409, {
         error: `run ${waiting.id} has already ended (cancelled); there is nothing to cancel`,
       }]);
+      // A run in a terminal: refused, saying what to do; with force, recorded interrupted.
+      const [here] = await api.store.claimRuns([{
+        job_id: "nightly",
+        scheduled_at: Date.now(),
+        status: "running",
+        trigger: "manual",
+        node_id: hereNode("box"),
+      }]);
+      const refused = await api.call("POST", `/api/v1/runs/${here}/cancel`);
+      assertEquals(refused.status, 409);
+      assertStringIncludes(
+        (refused.body as { error: string }).error,
+        `run ${here} runs in a terminal (\`jobsmanager job run --here\` on box), not in a service, and was not ended: end it there with Ctrl-C;`,
+      );
+      const forced = await api.call("POST", `/api/v1/runs/${here}/cancel?force=true`);
+      const ended = forced.body as { outcome: string; run: { status: string; note: string } };
+      assertEquals(
+        [forced.status, ended.outcome, ended.run.status],
+        [202, "ended", "interrupted"],
+      );
+      assertStringIncludes(ended.run.note, "with runs cancel --force");
       // A stream of queued runs only: runs that ended (success, cancelled) are not sent to
       // it; a queued one asked for after them is, so it has looked since they ended.
       const next = (await api.call("POST", "/api/v1/jobs/nightly/run", {

@@ -261,9 +261,9 @@ const schemas: Record<string, Schema> = {
   RunListed: closed(LISTED_RUN_PROPERTIES),
   Cancel: closed({
     outcome: {
-      enum: ["dropped", "requested"],
+      enum: ["dropped", "requested", "ended"],
       description:
-        "dropped: a queued request no service had taken is cancelled; requested: the service running it will end it (a retry no service took: the first service to see it cancels it, and the attempts end in failure)",
+        "dropped: a queued request no service had taken is cancelled; requested: the service running it will end it (a retry no service took: the first service to see it cancels it, and the attempts end in failure); ended: a run in a terminal (job run --here) recorded interrupted with force, unchecked",
     },
     run: ref("Run"),
   }),
@@ -609,6 +609,13 @@ export const OPENAPI = {
       parameters: [{ ...idParam, schema: int }],
       post: {
         summary: "cancel a run (runs cancel)",
+        parameters: [
+          query(
+            "force",
+            "a run in a terminal (job run --here): record it interrupted without checking that its CLI process is gone, ending nothing it left running (runs cancel --force)",
+            { enum: ["true", "false"] },
+          ),
+        ],
         responses: {
           "202": json(ref("Cancel"), "what was done"),
           ...WRITE,

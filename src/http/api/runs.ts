@@ -111,11 +111,16 @@ export function runRoutes(api: ApiContext): Hono<Env> {
     async (c) => json(c, await showRun(store, parseRunId(c.req.param("id"), "run id"))),
   );
 
-  /** As `runs cancel`: the run records who asked, here the token's role and the client's address. */
+  /**
+   * As `runs cancel`: the run records who asked, here the token's role and
+   * the client's address. A run in a terminal is ended only with `force`:
+   * this server cannot look at the processes of the host it runs on.
+   */
   routes.post("/runs/:id/cancel", async (c) => {
     const id = parseRunId(c.req.param("id"), "run id");
     const by = `${c.get("role")} token@${remoteAddress(c) ?? "unknown"}`;
-    return json(c, await cancelRun(store, id, { by, now: Date.now() }), 202);
+    const force = c.req.query("force") === "true";
+    return json(c, await cancelRun(store, id, { by, now: Date.now(), force }), 202);
   });
 
   return routes;
