@@ -107,6 +107,35 @@ for (const backend of BACKENDS) {
     }
   });
 
+  Deno.test(`daemon[${backend}]: the next heartbeat is due a heartbeat after the wake that wrote one, however long its look took`, async () => {
+    const db = await freshDatabase(backend);
+    const held = Promise.withResolvers<void>();
+    let holding = false;
+    await using h = await DaemonHarness.create(db, {
+      store: storeWith(db, {
+        nodesAndNow: (target) => async () => {
+          if (holding) await held.promise;
+          return await target.nodesAndNow();
+        },
+      }),
+    });
+    await h.start();
+    await h.until(() => h.clock.wakeUps.includes(T0 + 5000), "the heartbeat due at T0+5s");
+    holding = true;
+    await h.clock.set(T0 + 5000);
+    // The look of the turn at 5 s answers only once the clock has moved on 400 ms.
+    await h.clock.set(T0 + 5400);
+    held.resolve();
+    const beat = async () => (await h.store.nodesAndNow()).nodes[0]?.heartbeat_at ?? 0;
+    await h.until(async () => (await beat()) >= T0 + 5000, "the heartbeat of the turn at T0+5s");
+    // The next is due at T0+10s, not a heartbeat after the look's answer (T0+10.4s).
+    await h.clock.set(T0 + 10_000);
+    await h.until(
+      async () => (await beat()) === T0 + 10_000,
+      `the heartbeat at T0+10s (last at T0+${(await beat()) - T0})`,
+    );
+  });
+
   Deno.test(`daemon[${backend}]: the fake clock, years from the database's, is not measured: no skew`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend));
     await h.start();

@@ -349,17 +349,17 @@ export class Cluster {
           // when the clock was stepped back (the next one would wait as long as the step,
           // and the others would declare this node dead meanwhile).
           const now = this.o.clock.now();
+          const due = now >= nextBeat || now < nextBeat - this.o.heartbeatMs || this.reportDue;
+          if (due) {
+            this.reportDue = false;
+            nextBeat = now + this.o.heartbeatMs;
+          }
           const seen = this.look();
           const reading = await seen.catch(() => undefined);
-          // Each look measures this node's clock: one found off (or back) is said at once,
-          // in the heartbeat below, not up to a heartbeat later.
+          // Each look measures this node's clock: one found off (or back) is said at once, in a
+          // heartbeat out of turn, not up to a heartbeat later.
           const stepped = reading !== undefined && this.measure(reading);
-          const beatDue = now >= nextBeat || now < nextBeat - this.o.heartbeatMs ||
-            this.reportDue || stepped;
-          if (beatDue) {
-            this.reportDue = false;
-            nextBeat = this.o.clock.now() + this.o.heartbeatMs;
-          }
+          const beatDue = due || stepped;
           // Written before the sweep acts on what the look saw (declaring a node dead may
           // wait on its locks), with the clock the look read, or one read now if it failed.
           if (beatDue) await this.beat(null, reading);
