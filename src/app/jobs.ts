@@ -14,6 +14,7 @@ import {
   hasSchedule,
   type Job,
   type JobOptions,
+  jobProblem,
   nextFires,
   validateId,
   validateJob,
@@ -296,11 +297,8 @@ export async function showJob(
   ]);
   if (!job) throw jobNotFound(id);
   const zone = zoneOf(job, options.defaultZone);
-  try {
-    validateJob(job, options.names);
-  } catch (error) {
-    return { job, zone, next: [], runs, invalid: (error as Error).message, link: null };
-  }
+  const invalid = jobProblem(job, options.names);
+  if (invalid !== null) return { job, zone, next: [], runs, invalid, link: null };
   const next = nextFires(job, options.defaultZone, new Date(options.now), options.count);
   // Only a job that follows another needs them all, to find the chain.
   const all = job.after_job === null ? [] : await stores.listJobs();

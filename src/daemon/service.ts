@@ -11,10 +11,10 @@ import {
   followCycle,
   hasSchedule,
   type Job,
+  jobProblem,
   retryDelayMs,
   retryOn,
   sameDefinition,
-  validateJob,
 } from "../domain/job.ts";
 import { log } from "./log.ts";
 import type { NewRun, Run, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
@@ -856,16 +856,14 @@ export class Service {
   }
 
   private valid(job: Job): boolean {
-    try {
-      validateJob(job);
-      return true;
-    } catch (error) {
+    const problem = jobProblem(job);
+    if (problem !== null) {
       reloadLog.error("job {job} is invalid and is not scheduled: {error}", {
         job: job.id,
-        error: (error as Error).message,
+        error: problem,
       });
-      return false;
     }
+    return problem === null;
   }
 
   /**
@@ -2195,11 +2193,5 @@ export class Service {
 
 /** A disabled job whose link a run's end would follow, were it enabled (a valid row). */
 function idleFollower(job: Job): boolean {
-  if (job.after_job === null) return false;
-  try {
-    validateJob(job);
-    return true;
-  } catch {
-    return false;
-  }
+  return job.after_job !== null && jobProblem(job) === null;
 }

@@ -536,6 +536,16 @@ function validateRetries(job: Job, names: OptionNames): void {
   }
 }
 
+/** What `validateJob` finds wrong with `job` (its message), or null when it is valid. */
+export function jobProblem(job: Job, names: OptionNames = AS_FIELDS): string | null {
+  try {
+    validateJob(job, names);
+    return null;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
 /**
  * Check every field of a job, whatever wrote it (CLI or hand-written SQL).
  * Throws ValidationError naming the first field at fault, and what to give
