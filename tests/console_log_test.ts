@@ -4,7 +4,7 @@
  * lines anywhere else.
  */
 import type { LogRecord } from "@logtape/logtape";
-import { consoleFormatter, consoleStyle } from "../src/daemon/log.ts";
+import { batchedSink, consoleFormatter, consoleStyle } from "../src/daemon/log.ts";
 import { assertEquals } from "./assert.ts";
 
 Deno.test("console: journald when JOURNAL_STREAM names stderr, else terminal or JSON", () => {
@@ -47,4 +47,45 @@ Deno.test("console: a terminal gets coloured levels, plain text without colour",
   assertEquals(consoleFormatter("color")(line).includes("\x1b["), true);
   assertEquals(consoleFormatter("text")(line).includes("\x1b["), false);
   assertEquals(JSON.parse(consoleFormatter("json")(line)).level, "WARN");
+});
+
+Deno.test("console: the lines of one turn go in one write, in order, after the write before them", async () => {
+  const writes: string[] = [];
+  let release = () => {};
+  const blocked = new Promise<void>((resolve) => release = resolve);
+  const decoder = new TextDecoder();
+  const sink = batchedSink(({ message }) => `${message[0]}\n`, async (bytes) => {
+    // The first write is slow, and takes three bytes at a time.
+    if (writes.length === 0) await blocked;
+    const taken = bytes.subarray(0, 3);
+    writes.push(decoder.decode(taken));
+    return taken.length;
+  });
+  sink(record("info", "a"));
+  sink(record("info", "bc"));
+  await Promise.resolve();
+  // Logged while the first write waits: they go after it.
+  sink(record("info", "d"));
+  sink(record("info", "e"));
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assertEquals(writes, [], "nothing written while the first write waits");
+  release();
+  await sink[Symbol.asyncDispose]();
+  assertEquals(writes, ["a\nb", "c\n", "d\ne", "\n"]);
+});
+
+Deno.test("console: a failed write costs its lines only, and throws at no one", async () => {
+  const written: string[] = [];
+  let fail = true;
+  const sink = batchedSink(({ message }) => `${message[0]}\n`, (bytes) => {
+    if (fail) return Promise.reject(new Deno.errors.BrokenPipe("stderr is closed"));
+    written.push(new TextDecoder().decode(bytes));
+    return Promise.resolve(bytes.length);
+  });
+  sink(record("error", "lost"));
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  fail = false;
+  sink(record("info", "kept"));
+  await sink[Symbol.asyncDispose]();
+  assertEquals(written, ["kept\n"]);
 });
