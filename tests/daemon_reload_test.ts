@@ -78,6 +78,13 @@ function observed(store: Store, events: string[], onLongReload: () => void): Sto
   });
 }
 
+/** Empty jm_update_info as a DBA would, its ids starting over. */
+async function emptyMarkers(h: DaemonHarness, backend: string): Promise<void> {
+  if (backend === "mysql") return await h.sql("TRUNCATE jm_update_info");
+  await h.sql("DELETE FROM jm_update_info");
+  await h.sql("DELETE FROM sqlite_sequence WHERE name = 'jm_update_info'");
+}
+
 /** What the reload that applied `marker` logged: "1 added, 0 changed, …". */
 function counts(h: DaemonHarness, marker: number): string | undefined {
   for (const line of h.lines) {
@@ -205,6 +212,33 @@ for (const backend of BACKENDS) {
     // it is owed the fires of its grace before the poll (1 s): the one at 2 s.
     const run = await h.started("hand", at(2));
     assertEquals(run.spec.command, "echo hand");
+  });
+
+  Deno.test(`daemon[${backend}]: jm_update_info emptied by hand: markers apply from the first again, and a change whose marker went with it applies`, async () => {
+    await using h = await Harness.create(await freshDatabase(backend));
+    for (const id of ["a", "b", "c"]) await h.job(id, { cron: "0 12 15 6 *" });
+    await h.start();
+    // Added, then its marker emptied away with the others before a poll read it.
+    await h.job("late", { schedule: { second: "*" }, command: "echo late" });
+    await emptyMarkers(h, backend);
+    await h.clock.set(at(2));
+    await h.until(
+      () =>
+        Promise.resolve(
+          h.line(/^the newest reload marker is 0, older than the last one applied here \(3\)/),
+        ),
+      "the log to say the markers went back",
+    );
+    // Owed its fire at 2 s, within its grace.
+    (await h.started("late", at(2))).finish();
+    // New markers, their ids from 1 again, apply as any.
+    const next = await h.job("next", { schedule: { second: "*" } });
+    assertEquals(next, 1);
+    await h.clock.set(at(4));
+    await h.until(async () => (await h.markers()).every((m) => m.updated), "every marker applied");
+    await h.clock.set(at(5));
+    await h.until(() => h.runner.of("next")[0], "a run of next");
+    assertEquals(h.count(/^the newest reload marker is/), 1, "said once, not at every poll");
   });
 
   Deno.test(`daemon[${backend}]: a job made invalid in SQL by hand stops firing, as the log says, old definition and all`, async () => {

@@ -772,6 +772,7 @@ export class Service {
   }
 
   private async reloadIfMarked(state: PollState): Promise<void> {
+    if (state.latestMarker < this.lastMarker) this.markersWentBack(state.latestMarker);
     const reread = this.rereadEveryJob && this.o.clock.now() >= this.rereadRetryAt;
     if (reread || state.latestMarker > this.lastMarker || state.oldestPendingMarker !== null) {
       this.requestReload();
@@ -864,6 +865,25 @@ export class Service {
       });
     }
     return problem === null;
+  }
+
+  /**
+   * The newest marker is older than the last one applied: jm_update_info
+   * was emptied (TRUNCATE, or dropped and made again by `db migrate`), and
+   * its ids start over. Markers are taken from the first again, and every
+   * job is read again: a change whose marker went with the table is in
+   * jm_jobs all the same. (Left so, the new markers' ids, below the last
+   * one applied, were taken for applied: no change applied until the ids
+   * passed the old ones, thousands of changes later.)
+   */
+  private markersWentBack(latest: number): void {
+    reloadLog.warning(
+      "the newest reload marker is {latest}, older than the last one applied here ({last}): jm_update_info was emptied or made again; every job is read again, and its markers are applied from the first",
+      { latest, last: this.lastMarker },
+    );
+    this.lastMarker = 0;
+    this.appliedHere.clear();
+    this.rereadEveryJob = true;
   }
 
   /**
