@@ -32,23 +32,57 @@ for (const backend of BACKENDS) {
     assertEquals(h.runner.runs.length, 2);
   });
 
-  Deno.test(`daemon[${backend}]: a catch-up's fires skipped by max_instances name the fire that took the slot, not a run still running`, async () => {
+  Deno.test(`daemon[${backend}]: a catch-up without coalesce runs its late fires one after another, as APScheduler does`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "jobsmanager.misfire_grace_time": 60, "jobsmanager.coalesce": false },
     });
-    await h.job("tick", { schedule: { second: "*" } });
+    await h.job("tick", { schedule: { second: "*/10" } });
     await h.start();
-    // The service stalls 3 s: the fires of 1, 2 and 3 s are due at once, within their grace.
-    await h.clock.set(at(3) + 100);
-    (await h.started("tick", at(1))).finish();
-    const skipped = await Promise.all([2, 3].map((s) => h.run("tick", at(s), "skipped")));
-    const took = `the fire of ${
-      new Date(at(1)).toISOString()
-    }, decided with this one, took the last slot`;
-    assertEquals(skipped.map((r) => r.note), [
-      `max_instances (1) runs were running or starting: ${took}`,
-      `max_instances (1) runs were running or starting: ${took}`,
-    ]);
+    // The service stalls 30 s: the fires of 10, 20 and 30 s are due at once, within their grace.
+    await h.clock.set(at(30) + 100);
+    const first = await h.started("tick", at(10));
+    const queued = await Promise.all([20, 30].map((s) => h.run("tick", at(s), "queued")));
+    assertEquals(
+      queued.map((r) => r.note),
+      [20, 30].map(() =>
+        `coalesce is off: it runs after the fire of ${
+          new Date(at(10)).toISOString()
+        } ends (max_instances 1), if within its grace then`
+      ),
+    );
+    assertEquals(h.runner.runs.length, 1, "one at a time: max_instances 1");
+    first.finish();
+    const second = await h.started("tick", at(20));
+    assertEquals(h.runner.runs.length, 2);
+    second.finish();
+    (await h.started("tick", at(30))).finish();
+    for (const s of [10, 20, 30]) await h.run("tick", at(s), "success");
+  });
+
+  Deno.test(`daemon[${backend}]: a fire queued behind its job's earlier fire is missed at the end of its grace; a stop ends the others`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.misfire_grace_time": 25, "jobsmanager.coalesce": false },
+    });
+    await h.job("tick", { schedule: { second: "*/10" } });
+    await h.start();
+    await h.clock.set(at(30) + 100);
+    const first = await h.started("tick", at(10));
+    await h.run("tick", at(30), "queued");
+    // The fire of 20 s is past its grace at 45 s; the one of 30 s not yet.
+    await h.clock.set(at(46));
+    const missed = await h.run("tick", at(20), "missed");
+    assertEquals(
+      missed.note,
+      "the fire before it still ran 26000 ms after its fire time, past its 25 s of grace (coalesce off: a job's late fires run one after another)",
+    );
+    assertEquals((await h.run("tick", at(30), "queued")).started_at, null);
+    await h.stop();
+    first.finish();
+    assertEquals(
+      (await h.run("tick", at(30), "interrupted")).note,
+      "the service stopped before the fire before it ended",
+    );
+    assertEquals(h.runner.runs.length, 1, "nothing else started");
   });
 
   Deno.test(`daemon[${backend}]: a run of the job on another node holds its max_instances here till it ends`, async () => {

@@ -275,6 +275,13 @@ interface Waiting {
   shell?: Armed;
 }
 
+/** A fire of a catch-up without coalesce, queued behind its job's earlier fire (see `behind`). */
+interface Behind {
+  due: Due;
+  runId: number;
+  marker: string;
+}
+
 /** Why a fire that would have started at `now`, past its grace, is missed: `heldBy` held it. */
 function lateNote(scheduledAt: number, now: number, graceMs: number, heldBy: string): string {
   return `would have started ${now - scheduledAt} ms after its fire time, later than ${
@@ -310,6 +317,15 @@ export class Service {
   /** Runs being ended because someone asked (`runs cancel`): the note each is recorded with. */
   private readonly cancelling = new Map<number, string>();
   private readonly waiting: Waiting[] = [];
+  /**
+   * By job, the fires of a catch-up without coalesce that found its
+   * max_instances taken by an earlier fire of the same catch-up: each
+   * starts when a run of the job ends, if still within its grace, as
+   * APScheduler 3 runs a job's late fires one after another. (Fires that
+   * find the slots held by runs from before are skipped, as APScheduler
+   * skips the whole catch-up then.)
+   */
+  private readonly behind = new Map<string, Behind[]>();
   /** Writes of finished runs still in flight; shutdown waits for them. */
   private readonly writes = new Set<Promise<unknown>>();
   private lastMarker = 0;
@@ -407,7 +423,7 @@ export class Service {
     return {
       jobsLoaded: this.timetable.size,
       running: this.active.size,
-      queued: this.waiting.length,
+      queued: this.waiting.length + [...this.behind.values()].reduce((n, q) => n + q.length, 0),
       appliedMarker: this.lastMarker,
       lastReload: this.lastReload,
       polling: this.polling,
@@ -1081,6 +1097,8 @@ export class Service {
     const inTurn = this.inTurn(decision.run);
     // A job's fires decided together (a catch-up without coalesce): the one that took its last slot.
     const tookSlot = new Map<string, number>();
+    // Those queued behind it, by their rows.
+    const behind: { index: number; due: Due; marker: string }[] = [];
     for (const due of inTurn) {
       const base = {
         job_id: due.job.id,
@@ -1089,19 +1107,30 @@ export class Service {
         node_id: this.nodeId,
       };
       const slot = this.slots.tryAcquire(due.job.id, due.policy.maxInstances);
+      const took = tookSlot.get(due.job.id);
+      if (!slot && took !== undefined) {
+        // Its turn comes when a run of the catch-up ends.
+        const marker = crypto.randomUUID();
+        rows.push({
+          ...base,
+          status: "queued",
+          note: `coalesce is off: it runs after the fire of ${
+            new Date(took).toISOString()
+          } ends (max_instances ${due.policy.maxInstances}), if within its grace then`,
+          marker,
+        });
+        plans.push(null);
+        behind.push({ index: rows.length - 1, due, marker });
+        continue;
+      }
       if (!slot) {
-        const took = tookSlot.get(due.job.id);
         rows.push({
           ...base,
           status: "skipped",
           finished_at: now,
-          note: `max_instances (${due.policy.maxInstances}) runs were ${
-            took === undefined
-              ? "still running"
-              : `running or starting: the fire of ${
-                new Date(took).toISOString()
-              }, decided with this one, took the last slot`
-          }${this.elsewhereNote(due.job.id)}`,
+          note: `max_instances (${due.policy.maxInstances}) runs were still running${
+            this.elsewhereNote(due.job.id)
+          }`,
         });
         plans.push(null);
         continue;
@@ -1156,6 +1185,12 @@ export class Service {
       this.o.observer?.ended(row.job_id, "skipped");
       schedulerLog.info("job {job}: fire skipped, max_instances reached", { job: row.job_id });
     });
+    for (const { index, due, marker } of behind) {
+      if (ids[index] === null) continue;
+      const queue = this.behind.get(due.job.id) ?? [];
+      queue.push({ due, runId: ids[index]!, marker });
+      this.behind.set(due.job.id, queue);
+    }
     // Armed runs first: their starts are writes to pipes, and go in one post.
     const armedFirst = plans.map((plan, i) => [plan, i] as const).sort(([a], [b]) =>
       Number(b?.shell !== undefined) - Number(a?.shell !== undefined)
@@ -1462,6 +1497,7 @@ export class Service {
     const unwatch = () => this.o.guard?.unwatch(run.marker);
     run.run.escaped.then(unwatch, unwatch);
     run.slot.release();
+    this.startBehind(run.job.id);
     this.armAfterEnd(run.job.id);
     const level = result.status === "success" ? "info" : "warn";
     runnerLog[level](
@@ -1532,10 +1568,22 @@ export class Service {
     );
   }
 
+  /** The fire queued behind its job's earlier fire as run `runId`, no longer queued; else null. */
+  private takeBehind(runId: number): Behind | null {
+    for (const [jobId, queue] of this.behind) {
+      const at = queue.findIndex((b) => b.runId === runId);
+      if (at < 0) continue;
+      const [taken] = queue.splice(at, 1);
+      if (queue.length === 0) this.behind.delete(jobId);
+      return taken;
+    }
+    return null;
+  }
+
   /**
    * End what `runs cancel` asked this service to end: a running run's group
    * gets SIGTERM, then SIGKILL after kill_grace; a fire still waiting for a
-   * worker never starts. Both are recorded `cancelled`, naming who asked.
+   * worker, or queued behind its job's earlier fire, never starts. Both are recorded `cancelled`, naming who asked.
    */
   private async takeCancelRequests(): Promise<void> {
     for (const request of await this.o.store.cancelRequests(this.nodeId)) {
@@ -1555,6 +1603,20 @@ export class Service {
           note,
         });
         active.run.interrupt();
+        continue;
+      }
+      const behind = this.takeBehind(request.id);
+      if (behind) {
+        schedulerLog.info("job {job} run {run}: {note} before it started", {
+          job: behind.due.job.id,
+          run: request.id,
+          note,
+        });
+        this.track(this.recorder.update(request.id, {
+          status: "cancelled",
+          finished_at: this.o.clock.now(),
+          note,
+        }));
         continue;
       }
       const waiting = this.waiting.findIndex((w) => w.runId === request.id);
@@ -1601,7 +1663,7 @@ export class Service {
   /** The first instant at which a fire waiting for a worker is past its grace. */
   private waitingPastGrace(now: number): number {
     let first = Infinity;
-    for (const { due } of this.waiting) {
+    for (const { due } of [...this.waiting, ...[...this.behind.values()].flat()]) {
       // The first whole millisecond at which `onTime` is false for it.
       first = Math.min(first, due.scheduledAt + due.policy.graceMs + 1);
     }
@@ -1620,6 +1682,24 @@ export class Service {
    * `skipped`, the one after it is not.)
    */
   private missLateWaiting(now: number): void {
+    for (const [jobId, queue] of this.behind) {
+      const late = queue.filter(({ due }) => !onTime(due.scheduledAt, now, due.policy));
+      if (late.length === 0) continue;
+      const kept = queue.filter((b) => !late.includes(b));
+      if (kept.length === 0) this.behind.delete(jobId);
+      else this.behind.set(jobId, kept);
+      for (const { due, runId } of late) {
+        this.missedAtStart(
+          due.job,
+          due.scheduledAt,
+          runId,
+          null,
+          `the fire before it still ran ${now - due.scheduledAt} ms after its fire time, past its ${
+            due.policy.graceMs / 1000
+          } s of grace (coalesce off: a job's late fires run one after another)`,
+        );
+      }
+    }
     let kept = 0;
     for (const waiting of this.waiting) {
       const { due, runId, slot, shell } = waiting;
@@ -1706,11 +1786,11 @@ export class Service {
     job: Job,
     scheduledAt: number,
     runId: number,
-    slot: Slot,
+    slot: Slot | null,
     note: string,
   ): void {
     const now = this.o.clock.now();
-    slot.release();
+    slot?.release();
     this.o.observer?.ended(job.id, "missed");
     const missed = { status: "missed" as const, started_at: null, finished_at: now, note };
     this.track(this.recorder.update(runId, missed));
@@ -1724,6 +1804,27 @@ export class Service {
         ...missed,
       }, now),
     );
+    if (slot) this.startBehind(job.id);
+  }
+
+  /**
+   * A slot of `jobId` may be free: the first of its fires queued behind
+   * (see `behind`) takes it and starts, or waits for a worker; one past
+   * its grace by now is missed, and the next is tried.
+   */
+  private startBehind(jobId: string): void {
+    const queue = this.behind.get(jobId);
+    if (queue === undefined || this.stopping) return;
+    const slot = this.slots.tryAcquire(jobId, queue[0].due.policy.maxInstances);
+    // Another run holds it: its end comes back here.
+    if (!slot) return;
+    const { due, runId, marker } = queue.shift()!;
+    if (queue.length === 0) this.behind.delete(jobId);
+    if (slot.working) {
+      this.startOnTime(due, runId, slot, marker, "it waited for the fire before it to end");
+    } else {
+      this.waiting.push({ due, runId, slot, marker });
+    }
   }
 
   /** Whether a loaded job has an alert_after: only then does the notifier look for silence. */
@@ -2183,6 +2284,15 @@ export class Service {
         note: "the service stopped before a worker was free",
       }));
     }
+    for (const { due, runId } of [...this.behind.values()].flat()) {
+      this.o.observer?.ended(due.job.id, "interrupted");
+      this.track(this.recorder.update(runId, {
+        status: "interrupted",
+        finished_at: now,
+        note: "the service stopped before the fire before it ended",
+      }));
+    }
+    this.behind.clear();
     // A run its thread gets to too late never ends: it leaves `active` instead.
     const all = () =>
       Promise.all(
