@@ -85,6 +85,40 @@ for (const backend of BACKENDS) {
     assertEquals(h.runner.runs.length, 1, "nothing else started");
   });
 
+  Deno.test(`daemon[${backend}]: jm_runs emptied while a run runs: the new run that gets its id keeps its row, the old one frees its slot`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("slow", { schedule: { second: "5" } });
+    await h.job("tick", { schedule: { second: "6" } });
+    await h.start();
+    await h.clock.set(at(5));
+    const slow = await h.started("slow", at(5));
+    const [was] = await h.runs("slow");
+    // As a DBA would, the ids starting over.
+    if (backend === "mysql") await h.sql("TRUNCATE jm_runs");
+    else {
+      await h.sql("DELETE FROM jm_runs");
+      await h.sql("DELETE FROM sqlite_sequence WHERE name = 'jm_runs'");
+    }
+    await h.clock.set(at(6));
+    (await h.started("tick", at(6))).finish();
+    const tick = await h.run("tick", at(6), "success");
+    assertEquals(tick.id, was.id, "the new run got the old one's id");
+    assert(
+      h.line(
+        /^run \d+ of job slow still runs here, but the database gave its id to a new run of job tick/,
+      ),
+    );
+    slow.finish();
+    await h.until(
+      () => h.line(/^job slow: its run that was run \d+ before jm_runs was emptied ended success/),
+      "the old run's end to be logged",
+    );
+    // Its end was not written over the new run's row, and its slot is free: the next fire runs.
+    assertEquals(describeRun(await h.run("tick", at(6), "success")), describeRun(tick));
+    await h.clock.set(at(65));
+    await h.started("slow", at(65));
+  });
+
   Deno.test(`daemon[${backend}]: a run of the job on another node holds its max_instances here till it ends`, async () => {
     // The clock steps on once a fire's row is written, maybe before its claim answered.
     await using h = await DaemonHarness.create(await freshDatabase(backend), {

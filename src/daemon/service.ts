@@ -314,6 +314,13 @@ export class Service {
    */
   private readonly takesInDoubt = new Map<number, { request: Run; marker: string }>();
   private readonly active = new Map<number, Active>();
+  /**
+   * Runs whose id the database gave to a newer run: jm_runs was emptied
+   * while they ran (TRUNCATE, or dropped and made again by `db migrate`),
+   * and its ids started over. They go on, unrecorded: their ends are
+   * logged, not written over the newer run's row, and free their slots.
+   */
+  private readonly rowless = new Set<Active>();
   /** Runs being ended because someone asked (`runs cancel`): the note each is recorded with. */
   private readonly cancelling = new Map<number, string>();
   private readonly waiting: Waiting[] = [];
@@ -1287,8 +1294,14 @@ export class Service {
       armed,
     });
     const active: Active = { job, run, pid: null, marker, slot, note, scheduledAt, ...from };
+    const before = this.active.get(runId);
+    if (before !== undefined) this.loseRow(runId, before, job);
     this.active.set(runId, active);
     run.started.then((started) => {
+      if (this.rowless.has(active)) {
+        if (started === null) return this.endedRowless(runId, active, null);
+        return void active.run.done.then((result) => this.finished(runId, result, active));
+      }
       // A stop that gave up on it has recorded it already.
       if (this.active.get(runId) !== active) return;
       if (started !== null) return this.running(active, runId, started);
@@ -1477,7 +1490,7 @@ export class Service {
       run: runId,
       lag: started.startedAt - scheduledAt,
     });
-    active.run.done.then((result) => this.finished(runId, result)).catch((error) => {
+    active.run.done.then((result) => this.finished(runId, result, active)).catch((error) => {
       runnerLog.error("job {job} run {run}: could not finish its record: {error}", {
         job: job.id,
         run: runId,
@@ -1486,10 +1499,44 @@ export class Service {
     });
   }
 
-  private finished(runId: number, result: RunResult): void {
+  /**
+   * The database gave `runId`, still `before`'s here, to a new run of
+   * `job`: `before` lost its row (see `rowless`).
+   */
+  private loseRow(runId: number, before: Active, job: Job): void {
+    this.rowless.add(before);
+    schedulerLog.error(
+      "run {run} of job {was} still runs here, but the database gave its id to a new run of job {job}: jm_runs was emptied while runs were going (TRUNCATE, or dropped and made again by db migrate), and its ids started over; the older run goes on unrecorded (its end is logged here, not written), and the newer one is recorded as run {run}",
+      { run: runId, was: before.job.id, job: job.id },
+    );
+  }
+
+  /** A run that lost its row (see `rowless`) ended, or never started (`result` null). */
+  private endedRowless(runId: number, run: Active, result: RunResult | null): void {
+    this.rowless.delete(run);
+    if (run.pid !== null) this.o.guard?.remove(run.pid);
+    const unwatch = () => this.o.guard?.unwatch(run.marker);
+    if (result === null) unwatch();
+    else run.run.escaped.then(unwatch, unwatch);
+    run.slot.release();
+    this.startBehind(run.job.id);
+    runnerLog.error(
+      "job {job}: its run that was run {run} before jm_runs was emptied ended {status} (exit {exit}); it has no row to record it in",
+      {
+        job: run.job.id,
+        run: runId,
+        status: result?.status ?? "without starting",
+        exit: result?.exitCode ?? result?.signal ?? null,
+      },
+    );
+    this.startWaiting();
+  }
+
+  private finished(runId: number, result: RunResult, ended: Active): void {
+    if (this.rowless.has(ended)) return this.endedRowless(runId, ended, result);
     const run = this.active.get(runId);
     // Shutdown already recorded a run that outlived its kill.
-    if (!run) return;
+    if (run !== ended) return;
     this.active.delete(runId);
     if (run.pid !== null) this.o.guard?.remove(run.pid);
     // What left the run's group is looked for a while after its end: the
@@ -2296,12 +2343,12 @@ export class Service {
     // A run its thread gets to too late never ends: it leaves `active` instead.
     const all = () =>
       Promise.all(
-        [...this.active.values()].map((a) =>
+        [...this.active.values(), ...this.rowless].map((a) =>
           a.run.started.then((started) => started === null ? undefined : a.run.done)
         ),
       );
     await deadline.wait(all(), this.o.shutdownTimeoutMs);
-    for (const { run } of this.active.values()) run.interrupt();
+    for (const { run } of [...this.active.values(), ...this.rowless]) run.interrupt();
     await deadline.wait(all(), this.o.killGraceMs + KILLED_OUTPUT_MS);
     for (const [runId, run] of this.active) {
       this.active.delete(runId);
