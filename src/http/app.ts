@@ -7,7 +7,7 @@ import { Hono } from "hono";
 import type { Context, MiddlewareHandler } from "hono";
 import { PatternRouter } from "hono/router/pattern-router";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { errorMessage } from "../errors.ts";
+import { ContentionError, errorMessage } from "../errors.ts";
 import { log } from "../daemon/log.ts";
 import type { Store } from "../store/store.ts";
 import type { Env } from "./api/context.ts";
@@ -165,7 +165,9 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
     } else if (status >= 500) {
       httpLog.error("{method} {path} failed: {error}", said);
     }
-    return c.json(errorBody(error, deps.redact), status as ContentfulStatusCode);
+    // A write that lost to others at once may be sent again straight away.
+    const retry = error instanceof ContentionError ? { "Retry-After": "1" } : undefined;
+    return c.json(errorBody(error, deps.redact), status as ContentfulStatusCode, retry);
   });
   // Outermost: it sees every answer, an error's as onError made it.
   app.use("*", async (c, next) => {
