@@ -825,6 +825,10 @@ export class SqlStore implements Store {
       where.push("scheduled_at >= ?");
       params.push(filter.since);
     }
+    if (filter.beforeId !== undefined) {
+      where.push("id < ?");
+      params.push(filter.beforeId);
+    }
     const clause = where.length === 0 ? "" : ` WHERE ${where.join(" AND ")}`;
     return await this.driver.map(
       `${
