@@ -642,7 +642,7 @@ export const OPENAPI = {
     "/logs/stream": {
       get: {
         summary:
-          "the newest lines, then each new one, as Server-Sent Events (event: log, data: a LogRow) (logs --follow); event: error (data: {error}) when the database fails, event: resumed when it answers again",
+          "the newest lines, then each new one, as Server-Sent Events (event: log, data: a LogRow) (logs --follow); event: error (data: {error}) when the database fails, event: resumed when it answers again; event: reset (data: {last, newest}) when the log has no line after `after` (emptied, or its ids restarted), then its newest `limit` lines",
         parameters: [
           ...logFilters,
           query("since", "only lines written in the last 90s, 15m, 2h, 7d, … before the request"),
