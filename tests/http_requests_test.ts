@@ -1,8 +1,8 @@
 /**
- * What a request may hold, on every backend: a body in UTF-8 only, and so
- * on for the parts of a request the API checks before it acts.
+ * What a request may hold, on every backend: a body in UTF-8 only, an
+ * If-Match kept by every write of a job.
  */
-import { assertEquals } from "./assert.ts";
+import { assertEquals, assertMatch } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
 import { ADMIN, type Api, startApi } from "./http_harness.ts";
 
@@ -52,5 +52,45 @@ for (const backend of BACKENDS) {
         body: { error: NOT_UTF8 },
       });
       assertEquals((await api.store.getJob("latin"))?.command, "echo café");
+    }));
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`api (${backend}): If-Match is kept by every write of a job, not only PATCH`, () =>
+    withApi(backend, async (api) => {
+      const JOB = { id: "kept", command: "true", cron: "0 0 1 1 *" };
+      await api.call("POST", "/api/v1/jobs", { body: JOB });
+      const etag = async () => (await api.call("GET", "/api/v1/jobs/kept")).headers.get("etag")!;
+      const stale = await etag();
+      await api.call("PATCH", "/api/v1/jobs/kept", { body: { description: "changed meanwhile" } });
+      const writes: [string, string, unknown][] = [
+        ["POST", "/api/v1/jobs/kept/disable", undefined],
+        ["POST", "/api/v1/jobs/kept/enable", undefined],
+        ["POST", "/api/v1/jobs?replace=true", { ...JOB, command: "echo replaced" }],
+        ["DELETE", "/api/v1/jobs/kept", undefined],
+      ];
+      for (const [method, path, body] of writes) {
+        const refused = await api.call(method, path, { body, headers: { "If-Match": stale } });
+        assertEquals(refused.status, 409, `${method} ${path}`);
+        assertMatch(
+          (refused.body as { error: string }).error,
+          /^job 'kept' was changed at .*, after the copy this change was made on; nothing written/,
+        );
+      }
+      assertEquals((await api.store.getJob("kept"))?.description, "changed meanwhile");
+      for (const [method, path, body] of writes) {
+        const done = await api.call(method, path, { body, headers: { "If-Match": await etag() } });
+        assertEquals(done.status, 200, `${method} ${path}`);
+      }
+      assertEquals(await api.store.getJob("kept"), null);
+      // Removed since: a replace made on the copy read before is refused too.
+      const gone = await api.call("POST", "/api/v1/jobs?replace=true", {
+        body: JOB,
+        headers: { "If-Match": stale },
+      });
+      assertEquals([gone.status, gone.body], [409, {
+        error:
+          "job 'kept' no longer exists: it was removed after the copy this change was made on; nothing written",
+      }]);
     }));
 }

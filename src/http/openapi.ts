@@ -405,6 +405,16 @@ const sse = (description: string) => ({
   description,
   content: { "text/event-stream": { schema: str } },
 });
+/** On every write of one job: the copy it was made on. */
+const ifMatch = {
+  name: "If-Match",
+  in: "header",
+  required: false,
+  description:
+    "the ETag of the job as read: a job changed (or removed) since is refused (409) instead of overwritten",
+  schema: str,
+};
+const STALE = { "409": error("the job changed since the ETag given in If-Match") };
 const jobBody = { required: true, content: { "application/json": { schema: ref("JobInput") } } };
 
 export const OPENAPI = {
@@ -435,13 +445,16 @@ export const OPENAPI = {
       },
       post: {
         summary: "add a job (job add)",
-        parameters: [query("replace", "replace a job of that id", { enum: ["true", "false"] })],
+        parameters: [
+          query("replace", "replace a job of that id", { enum: ["true", "false"] }),
+          ifMatch,
+        ],
         requestBody: jobBody,
         responses: {
           "201": json(ref("Job"), "the stored job"),
           "200": json(ref("Job"), "the job, replaced (with replace=true)"),
           ...WRITE,
-          "409": error("the id is taken"),
+          "409": error("the id is taken, or the job changed since the ETag given in If-Match"),
           "415": error("the body is not JSON"),
         },
       },
@@ -468,39 +481,50 @@ export const OPENAPI = {
       },
       patch: {
         summary: "change the given fields of a job (job update)",
-        parameters: [{
-          name: "If-Match",
-          in: "header",
-          required: false,
-          description:
-            "the ETag of the job as read: a job changed since is refused (409) instead of overwritten",
-          schema: str,
-        }],
+        parameters: [ifMatch],
         requestBody: jobBody,
         responses: {
           "200": json(ref("Job"), "the stored job"),
           ...WRITE,
           ...NOT_FOUND,
-          "409": error("the job changed since the ETag given in If-Match"),
+          ...STALE,
         },
       },
       delete: {
         summary: "remove a job (job remove)",
-        responses: { "200": json(ref("Job"), "the job removed"), ...WRITE, ...NOT_FOUND },
+        parameters: [ifMatch],
+        responses: {
+          "200": json(ref("Job"), "the job removed"),
+          ...WRITE,
+          ...NOT_FOUND,
+          ...STALE,
+        },
       },
     },
     "/jobs/{id}/enable": {
       parameters: [idParam],
       post: {
         summary: "enable a job",
-        responses: { "200": json(ref("Job"), "the stored job"), ...WRITE, ...NOT_FOUND },
+        parameters: [ifMatch],
+        responses: {
+          "200": json(ref("Job"), "the stored job"),
+          ...WRITE,
+          ...NOT_FOUND,
+          ...STALE,
+        },
       },
     },
     "/jobs/{id}/disable": {
       parameters: [idParam],
       post: {
         summary: "disable a job",
-        responses: { "200": json(ref("Job"), "the stored job"), ...WRITE, ...NOT_FOUND },
+        parameters: [ifMatch],
+        responses: {
+          "200": json(ref("Job"), "the stored job"),
+          ...WRITE,
+          ...NOT_FOUND,
+          ...STALE,
+        },
       },
     },
     "/jobs/{id}/run": {

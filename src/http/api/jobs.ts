@@ -187,6 +187,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
     const change = await addJob(store, job, {
       replace: c.req.query("replace") === "true",
       names: API_NAMES,
+      readAt: readAt(c.req.header("If-Match")),
     });
     c.header("Location", `/api/v1/jobs/${encodeURIComponent(id)}`);
     return written(c, change, change.after!, change.before ? 200 : 201);
@@ -242,14 +243,21 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
   });
 
   routes.delete("/jobs/:id", async (c) => {
-    const change = await removeJob(store, await storedJobId(store, c.req.param("id")));
+    const id = await storedJobId(store, c.req.param("id"));
+    const change = await removeJob(store, id, readAt(c.req.header("If-Match")));
     return written(c, change, change.before!);
   });
 
   for (const [name, enabled] of [["enable", true], ["disable", false]] as const) {
     routes.post(`/jobs/:id/${name}`, async (c) => {
       const id = await storedJobId(store, c.req.param("id"));
-      const change = await setEnabled(store, id, enabled, Date.now());
+      const change = await setEnabled(
+        store,
+        id,
+        enabled,
+        Date.now(),
+        readAt(c.req.header("If-Match")),
+      );
       return written(c, change, change.after!);
     });
   }
