@@ -94,3 +94,22 @@ for (const backend of BACKENDS) {
       }]);
     }));
 }
+
+Deno.test("api: a switch in the query is true or false; anything else is refused, naming it", () =>
+  withApi("sqlite", async (api) => {
+    const JOB = { id: "flagged", command: "true", cron: "0 0 1 1 *" };
+    await api.call("POST", "/api/v1/jobs", { body: JOB });
+    for (const value of ["1", "yes", "banana", "TRUE"]) {
+      const replace = await api.call("POST", `/api/v1/jobs?replace=${value}`, { body: JOB });
+      assertEquals([replace.status, replace.body], [400, {
+        error: `replace: "${value}" is not valid (expected true or false)`,
+      }]);
+      const cancel = await api.call("POST", `/api/v1/runs/1/cancel?force=${value}`);
+      assertEquals([cancel.status, cancel.body], [400, {
+        error: `force: "${value}" is not valid (expected true or false)`,
+      }]);
+    }
+    assertEquals((await api.call("POST", "/api/v1/jobs?replace=false", { body: JOB })).status, 409);
+    assertEquals((await api.call("POST", "/api/v1/jobs?replace=", { body: JOB })).status, 409);
+    assertEquals((await api.call("POST", "/api/v1/jobs?replace=true", { body: JOB })).status, 200);
+  }));

@@ -30,7 +30,7 @@ import type { JobChange } from "../../store/store.ts";
 import { readableSchedule } from "../../cron/fields.ts";
 import { FIELD_NAMES } from "../../cron/grammar.ts";
 import { jobOptionsOf } from "../job_body.ts";
-import { count } from "../query.ts";
+import { count, flag } from "../query.ts";
 import { scheduleWords } from "../schedule_words.ts";
 import { type ApiContext, type Env, json, readObject } from "./context.ts";
 import { urlForLog } from "../../domain/notify.ts";
@@ -185,7 +185,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
     const job = buildJob(id, jobOptionsOf(body, false), null, Date.now(), API_NAMES);
     refuseShownChanges(body, job, null, api.defaultZone);
     const change = await addJob(store, job, {
-      replace: c.req.query("replace") === "true",
+      replace: flag(c.req.query("replace"), "replace"),
       names: API_NAMES,
       readAt: readAt(c.req.header("If-Match")),
     });
@@ -272,7 +272,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
         `${unknown}: not an option of a run request (force and queue are, each true or false)`,
       );
     }
-    const flag = (name: "force" | "queue") => {
+    const switchOf = (name: "force" | "queue") => {
       const value = body[name] ?? false;
       if (typeof value !== "boolean") {
         throw new ValidationError(
@@ -283,8 +283,8 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       return value;
     };
     const run = await requestRun(store, id, {
-      force: flag("force"),
-      queue: flag("queue"),
+      force: switchOf("force"),
+      queue: switchOf("queue"),
       now: Date.now(),
       heartbeatMs: api.heartbeatMs,
       names: API_NAMES,

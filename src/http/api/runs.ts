@@ -7,7 +7,7 @@ import { cancelRun, showRun } from "../../app/runs.ts";
 import type { Run } from "../../domain/run.ts";
 import { FINAL_STATUSES } from "../../domain/run.ts";
 import { parseRunId } from "../../domain/input.ts";
-import { count, optionalJob, optionalSince, optionalStatus } from "../query.ts";
+import { count, flag, optionalJob, optionalSince, optionalStatus } from "../query.ts";
 import { remoteAddress } from "../remote.ts";
 import { pollStream, type SseEvent } from "../sse.ts";
 import { type ApiContext, type Env, json } from "./context.ts";
@@ -139,7 +139,7 @@ export function runRoutes(api: ApiContext): Hono<Env> {
   routes.post("/runs/:id/cancel", async (c) => {
     const id = parseRunId(c.req.param("id"), "run id");
     const by = `${c.get("role")} token@${remoteAddress(c) ?? "unknown"}`;
-    const force = c.req.query("force") === "true";
+    const force = flag(c.req.query("force"), "force");
     return json(c, await cancelRun(store, id, { by, now: Date.now(), force }), 202);
   });
 
