@@ -113,3 +113,17 @@ Deno.test("api: a switch in the query is true or false; anything else is refused
     assertEquals((await api.call("POST", "/api/v1/jobs?replace=", { body: JOB })).status, 409);
     assertEquals((await api.call("POST", "/api/v1/jobs?replace=true", { body: JOB })).status, 200);
   }));
+
+Deno.test("api: a refusal shows a long value shortened, not all of it", () =>
+  withApi("sqlite", async (api) => {
+    const huge = "x".repeat(500_000);
+    const refused = await api.call("POST", "/api/v1/jobs", {
+      body: { id: "big", command: "true", cron: "0 0 1 1 *", env: [huge, 1] },
+    });
+    assertEquals([refused.status, refused.body], [400, {
+      error: `env: ${
+        JSON.stringify([huge, 1]).slice(0, 60)
+      }… is not valid (expected an object like { "NAME": "value" } or a list of "NAME=value")`,
+      field: "env",
+    }]);
+  }));
