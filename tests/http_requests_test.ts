@@ -127,3 +127,22 @@ Deno.test("api: a refusal shows a long value shortened, not all of it", () =>
       field: "env",
     }]);
   }));
+
+Deno.test("api: removing a job others follow names them, as `job remove` warns", () =>
+  withApi("sqlite", async (api) => {
+    await api.call("POST", "/api/v1/jobs", {
+      body: { id: "p1", command: "true", cron: "0 0 1 1 *" },
+    });
+    for (const id of ["p3", "p2"]) {
+      const added = await api.call("POST", "/api/v1/jobs", {
+        body: { id, command: "true", after_job: "p1", after_outcome: "success" },
+      });
+      assertEquals(added.status, 201, JSON.stringify(added.body));
+    }
+    const removed = await api.call("DELETE", "/api/v1/jobs/p1");
+    assertEquals(removed.status, 200);
+    assertEquals((removed.body as { id: string; followers: string[] }).id, "p1");
+    assertEquals((removed.body as { followers: string[] }).followers, ["p2", "p3"]);
+    const lone = await api.call("DELETE", "/api/v1/jobs/p2");
+    assertEquals((lone.body as { followers: string[] }).followers, []);
+  }));

@@ -231,6 +231,14 @@ const schemas: Record<string, Schema> = {
     after_missing: AFTER_MISSING,
     last_run: { oneOf: [RUN_SUMMARY, { type: "null" }] },
   }),
+  RemovedJob: closed({
+    ...JOB_PROPERTIES,
+    followers: {
+      ...list(str),
+      description:
+        "ids of the jobs that follow the removed one (after_job): they run only by hand or on their own schedule until relinked",
+    },
+  }),
   JobDetails: closed({
     ...JOB_PROPERTIES,
     zone: str,
@@ -494,7 +502,7 @@ export const OPENAPI = {
         summary: "remove a job (job remove)",
         parameters: [ifMatch],
         responses: {
-          "200": json(ref("Job"), "the job removed"),
+          "200": json(ref("RemovedJob"), "the job removed, and the jobs left following it"),
           ...WRITE,
           ...NOT_FOUND,
           ...STALE,

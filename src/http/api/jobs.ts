@@ -40,7 +40,12 @@ import type { Role } from "../auth.ts";
 
 /** The most fires one answer lists, as `job next -n`. */
 const MAX_FIRES = 1000;
-function written(c: Context, change: JobChange, job: Job, status: 200 | 201 = 200): Response {
+function written(
+  c: Context,
+  change: JobChange,
+  job: Job | Job & { followers: string[] },
+  status: 200 | 201 = 200,
+): Response {
   if (change.markerId !== null) c.header("Reload-Marker", String(change.markerId));
   return json(c, job, status);
 }
@@ -245,7 +250,8 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
   routes.delete("/jobs/:id", async (c) => {
     const id = await storedJobId(store, c.req.param("id"));
     const change = await removeJob(store, id, readAt(c.req.header("If-Match")));
-    return written(c, change, change.before!);
+    // As `job remove` warns: the jobs that followed it now wait for a job that never ends.
+    return written(c, change, { ...change.before!, followers: change.followers });
   });
 
   for (const [name, enabled] of [["enable", true], ["disable", false]] as const) {
