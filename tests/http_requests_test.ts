@@ -2,9 +2,9 @@
  * What a request may hold, on every backend: a body in UTF-8 only, an
  * If-Match kept by every write of a job.
  */
-import { assertEquals, assertMatch } from "./assert.ts";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
-import { ADMIN, type Api, startApi } from "./http_harness.ts";
+import { ADMIN, type Api, READER, startApi } from "./http_harness.ts";
 
 async function withApi(backend: (typeof BACKENDS)[number], fn: (api: Api) => Promise<void>) {
   await using db = await freshDatabase(backend);
@@ -145,4 +145,32 @@ Deno.test("api: removing a job others follow names them, as `job remove` warns",
     assertEquals((removed.body as { followers: string[] }).followers, ["p2", "p3"]);
     const lone = await api.call("DELETE", "/api/v1/jobs/p2");
     assertEquals((lone.body as { followers: string[] }).followers, []);
+  }));
+
+Deno.test("api: a read token gets the 404 or 405 an admin gets, not 403, where no route is", () =>
+  withApi("sqlite", async (api) => {
+    const asked: [string, string][] = [
+      ["OPTIONS", "/api/v1/jobs"],
+      ["PUT", "/api/v1/jobs"],
+      ["POST", "/api/v1/nonexistent"],
+      ["POST", "/api/v1/jobs/"],
+      ["DELETE", "/api/v1/runs"],
+    ];
+    // Not through api.call, which checks each answer against the OpenAPI document: none is in it.
+    const ask = async (method: string, path: string, token: string) => {
+      const res = await fetch(`${api.url}${path}`, {
+        method,
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      return { status: res.status, body: await res.text() };
+    };
+    for (const [method, path] of asked) {
+      const admin = await ask(method, path, ADMIN);
+      const reader = await ask(method, path, READER);
+      assertEquals([reader.status, reader.body], [admin.status, admin.body], `${method} ${path}`);
+      assert([404, 405].includes(reader.status), `${method} ${path}: ${reader.status}`);
+    }
+    // A route that changes jobs is still refused to it.
+    const write = await api.call("DELETE", "/api/v1/jobs/any", { token: READER });
+    assertEquals(write.status, 403);
   }));

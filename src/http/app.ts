@@ -6,6 +6,7 @@
 import { Hono } from "hono";
 import type { Context, MiddlewareHandler } from "hono";
 import { PatternRouter } from "hono/router/pattern-router";
+import { matchedRoutes } from "hono/route";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ContentionError, errorMessage } from "../errors.ts";
 import { log } from "../daemon/log.ts";
@@ -116,12 +117,18 @@ function guardOpenServer(c: Context): void {
 /** Posts that change nothing: a schedule's preview. */
 const READ_POSTS = ["/api/v1/schedule/preview"];
 
-/** Reading (and previewing) needs any role; anything else needs admin. */
+/**
+ * Reading (and previewing) needs any role; anything else needs admin. A
+ * request no route takes passes, to be answered 404 or 405 as for an admin:
+ * a read token was told a path that does not exist "needs an admin token".
+ */
 const authorize: MiddlewareHandler<Env> = async (c, next) => {
   const method = c.req.method;
   const reads = method === "GET" || method === "HEAD" ||
     method === "POST" && READ_POSTS.includes(c.req.path);
-  if (!reads && c.get("role") !== "admin") {
+  // Middleware is registered for ALL methods; a route, for its own.
+  const routed = matchedRoutes(c).some((route) => route.method !== "ALL");
+  if (!reads && routed && c.get("role") !== "admin") {
     throw new HttpError(
       403,
       `${method} ${c.req.path} changes jobs or runs and needs an admin token; this one is read-only`,
