@@ -51,6 +51,18 @@ export class DatabaseError extends RuntimeError {
   readonly unreachable: boolean;
 }
 
+/**
+ * The database answered, but kept rolling the write back as a deadlock
+ * victim of other writes at once: nothing was written, and the same write
+ * may succeed when tried again.
+ */
+export class ContentionError extends DatabaseError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, { ...options, unreachable: false });
+    this.name = "ContentionError";
+  }
+}
+
 /** True unless the database answered and refused: worth waiting for and retrying. */
 export function isUnreachable(error: unknown): boolean {
   return !(error instanceof DatabaseError) || error.unreachable;

@@ -4,7 +4,7 @@
  * created_at, updated_at on every change and none (no marker) without one,
  * missing ids, and the listings the CLI renders.
  */
-import { assertEquals, assertRejects } from "./assert.ts";
+import { assert, assertEquals, assertRejects } from "./assert.ts";
 import {
   addJob,
   listJobs,
@@ -82,6 +82,25 @@ for (const backend of BACKENDS) {
     );
     assertEquals(change.after, stored);
     assertEquals(await markerCount(store), 2);
+  });
+
+  test("updateJob on a copy changed since is a conflict, even within one ms", async (store) => {
+    await addJob(store, buildJob("a", HOURLY, null, T0), { replace: false, names: CLI_NAMES });
+    // Two clients read the same copy; both change it at the same clock ms.
+    const readAt = (await store.getJob("a"))!.updated_at;
+    await updateJob(store, "a", { command: "echo first" }, T1, CLI_NAMES, readAt);
+    const second = (await store.getJob("a"))!;
+    await updateJob(store, "a", { command: "echo second" }, T1, CLI_NAMES, second.updated_at);
+    const third = (await store.getJob("a"))!;
+    assert(third.updated_at > second.updated_at, `${third.updated_at} after ${second.updated_at}`);
+    await assertRejects(
+      () => updateJob(store, "a", { command: "echo stale" }, T1, CLI_NAMES, second.updated_at),
+      ConflictError,
+    );
+    // A clock that went back does not take a version back to a time seen before.
+    await setEnabled(store, "a", false, T0);
+    assert((await store.getJob("a"))!.updated_at > third.updated_at);
+    assertEquals((await store.getJob("a"))!.command, "echo second");
   });
 
   test("updateJob that changes nothing writes nothing and no marker", async (store) => {

@@ -1,7 +1,7 @@
 /**
  * `logs --follow` loses no line: one committed after lines with greater ids
  * (two nodes' batches on MySQL) is still printed, a `jm_syslog` emptied
- * meanwhile is said and followed from its start, and a database outage is
+ * meanwhile is said and its newest lines shown again, and a database outage is
  * followed through, said on stderr when it goes and when it is back.
  */
 import { assert, assertEquals } from "./assert.ts";
@@ -61,7 +61,7 @@ for (const backend of BACKENDS) {
     assertEquals(printed(f), ["one", "two", "ten", "five, committed late", "after the reset"]);
     assertEquals(
       f.stderr,
-      "jobsmanager: jm_syslog was emptied or its ids restarted (its newest line is 1, the last shown was 10); following from its start\n",
+      "jobsmanager: jm_syslog was emptied or its ids restarted (its newest line is 1, the last shown was 10); showing its newest lines (--limit) and following on from there\n",
     );
   });
 }

@@ -7,6 +7,7 @@ import { assert, assertEquals, assertStringIncludes, assertThrows } from "./asse
 import { defaultSettings, loadConfig, type Settings } from "../src/config/config.ts";
 import {
   ConflictError,
+  ContentionError,
   DatabaseError,
   NotFoundError,
   RuntimeError,
@@ -112,6 +113,7 @@ Deno.test("errors map to statuses; the body is the CLI's message, with the field
     [new ConflictError("job 'x' already exists"), 409],
     [new DatabaseError("database unreachable"), 503],
     [new DatabaseError("refused", { unreachable: false }), 500],
+    [new ContentionError("a deadlock victim 10 times; nothing was written: try again"), 503],
     [new RuntimeError("run 3 has already ended"), 409],
     [new TypeError("a bug"), 500],
   ];

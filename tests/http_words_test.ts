@@ -26,3 +26,40 @@ Deno.test("common schedules read as a sentence; the rest field by field", () => 
   ];
   assertEquals(cases.map(([got]) => got), cases.map(([, want]) => want));
 });
+
+Deno.test("words say every second or minute a schedule fires, and a weekday of the month", () => {
+  const cases: [string, string][] = [
+    // Every second of 03:00-03:59, not once at 3 o'clock.
+    [words("*", "*", "3"), "every second of hour 3"],
+    [words("*", "5", "*"), "every second of minute 5"],
+    [words("0", "*", "3"), "every minute of hour 3"],
+    [words("30", "*", "3"), "at second 30 of every minute of hour 3"],
+    [words("*", "0-10", "3"), "every second of minute 0-10, hour 3"],
+    [words("*", "*/5", "*"), "every second of minute */5"],
+    [words("0", "*", "9-17", "* * mon-fri"), "every minute of hour 9-17 on mon-fri"],
+    // A day field with a space in it: the last Sunday of March, not "on 3".
+    [
+      scheduleWords({
+        second: "0",
+        minute: "0",
+        hour: "2",
+        day: "last sun",
+        month: "3",
+        day_of_week: "*",
+      }),
+      "at 02:00 on the last sun of the month in month 3",
+    ],
+    [
+      scheduleWords({
+        second: "0",
+        minute: "0",
+        hour: "9",
+        day: "1,3rd fri,last",
+        month: "*",
+        day_of_week: "mon",
+      }),
+      "at 09:00 on day 1, the 3rd fri, the last day of the month on mon",
+    ],
+  ];
+  assertEquals(cases.map(([got]) => got), cases.map(([, want]) => want));
+});

@@ -215,7 +215,12 @@ contract(
   async ({ db, store }) => {
     const a = job("alpha");
     await store.changeJob("alpha", () => a);
-    const changed = { ...a, command: "echo changed", env: { B: "2", A: "1" }, updated_at: 5 };
+    const changed = {
+      ...a,
+      command: "echo changed",
+      env: { B: "2", A: "1" },
+      updated_at: a.updated_at + 5,
+    };
     let seen: Job | null | undefined;
     const change = await store.changeJob("alpha", (current) => {
       seen = current;
@@ -229,6 +234,44 @@ contract(
       [marker.id, marker.updated, marker.jobs_before_update, marker.jobs_after_update],
       [change.markerId, false, [a], [changed]],
     );
+  },
+);
+
+contract(
+  "changeJob",
+  "a change stamped no later than the stored job is stored 1 ms after it",
+  async ({ store }) => {
+    const a = job("alpha");
+    await store.changeJob("alpha", () => a);
+    // Two writers whose clocks read the same ms, or the later one's earlier.
+    for (const at of [a.updated_at, a.updated_at - 1_000]) {
+      const stored = (await store.getJob("alpha"))!;
+      const change = await store.changeJob("alpha", (cur) => ({
+        ...cur!,
+        command: `echo ${at}`,
+        updated_at: at,
+      }));
+      assertEquals(change.after?.updated_at, stored.updated_at + 1);
+      assertEquals((await store.getJob("alpha"))?.updated_at, stored.updated_at + 1);
+    }
+  },
+);
+
+contract(
+  "changeJobs",
+  "a job replaced with a time no later than the stored one is stored 1 ms after it",
+  async ({ store }) => {
+    const a = job("alpha");
+    await store.changeJob("alpha", () => a);
+    const change = await store.changeJobs(() => ({
+      put: [{ ...a, command: "echo changed" }, job("beta", { updated_at: 7 })],
+      remove: [],
+    }));
+    assertEquals(change.after.map((j) => [j.id, j.updated_at]), [
+      ["alpha", a.updated_at + 1],
+      ["beta", 7],
+    ]);
+    assertEquals((await store.getJob("alpha"))?.updated_at, a.updated_at + 1);
   },
 );
 

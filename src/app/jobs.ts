@@ -42,10 +42,11 @@ export function jobNotFound(id: string): NotFoundError {
 export async function addJob(
   jobs: JobStore,
   job: Job,
-  options: { replace: boolean; names: InputNames },
+  options: { replace: boolean; names: InputNames; readAt?: number },
 ): Promise<JobChange> {
   const { names } = options;
   const mutate = (current: Job | null) => {
+    if (options.readAt !== undefined) refuseStale(job.id, current, options.readAt);
     if (current === null) return job;
     if (!options.replace) {
       throw new ConflictError(
@@ -121,6 +122,25 @@ async function changeFollowing(
 }
 
 /**
+ * Refuse a change made on a copy of job `id` read at `readAt` (its
+ * `updated_at`: an API client's If-Match) when the job has changed since,
+ * or is gone: the change would undo the other one's, unseen.
+ */
+function refuseStale(id: string, current: Job | null, readAt: number): void {
+  if (current === null) {
+    throw new ConflictError(
+      `job '${id}' no longer exists: it was removed after the copy this change was made on; nothing written`,
+    );
+  }
+  if (current.updated_at === readAt) return;
+  throw new ConflictError(
+    `job '${id}' was changed at ${
+      new Date(current.updated_at).toISOString()
+    }, after the copy this change was made on; nothing written: read it again and make the change there`,
+  );
+}
+
+/**
  * Change the fields `options` give; `updated_at` becomes `now` when anything
  * changed. With `readAt` (the `updated_at` of the copy the change was made
  * on: an API client's If-Match), a job changed since is refused: the change
@@ -136,13 +156,7 @@ export async function updateJob(
 ): Promise<JobChange> {
   const mutate = (current: Job | null) => {
     if (!current) throw jobNotFound(id);
-    if (readAt !== undefined && current.updated_at !== readAt) {
-      throw new ConflictError(
-        `job '${id}' was changed at ${
-          new Date(current.updated_at).toISOString()
-        }, after the copy this change was made on; nothing written: read it again and make the change there`,
-      );
-    }
+    if (readAt !== undefined) refuseStale(id, current, readAt);
     return { ...buildJob(id, options, current, now, names), updated_at: now };
   };
   // Only a new link can close a cycle.
@@ -157,9 +171,11 @@ export interface Removal extends JobChange {
   followers: string[];
 }
 
-export async function removeJob(jobs: JobStore, id: string): Promise<Removal> {
+/** Remove job `id`; with `readAt` (as for `updateJob`), only the copy read then. */
+export async function removeJob(jobs: JobStore, id: string, readAt?: number): Promise<Removal> {
   const change = await jobs.changeJob(id, (current) => {
     if (!current) throw jobNotFound(id);
+    if (readAt !== undefined) refuseStale(id, current, readAt);
     return null;
   });
   const followers = (await jobs.listJobs()).filter((j) => j.after_job === id).map((j) => j.id);
@@ -190,15 +206,20 @@ export function linkProblem(
   }, and the service ignores it; drop one link with ${names.option("after", null)}`;
 }
 
-/** Enable or disable a job; one already so is left as it is (no marker). */
+/**
+ * Enable or disable a job; one already so is left as it is (no marker).
+ * With `readAt` (as for `updateJob`), only the copy read then.
+ */
 export async function setEnabled(
   jobs: JobStore,
   id: string,
   enabled: boolean,
   now: number,
+  readAt?: number,
 ): Promise<JobChange> {
   return await jobs.changeJob(id, (current) => {
     if (!current) throw jobNotFound(id);
+    if (readAt !== undefined) refuseStale(id, current, readAt);
     return current.enabled === enabled ? current : { ...current, enabled, updated_at: now };
   });
 }

@@ -48,7 +48,11 @@ export interface FollowedLines {
   rows: LogRow[];
   /** More wait: look again at once. */
   more: boolean;
-  /** `jm_syslog` was emptied (TRUNCATE) or its ids restarted: its newest id is below the last shown. */
+  /**
+   * `jm_syslog` was emptied (TRUNCATE) or its ids restarted, or a client
+   * resumed after an id it never had: its newest id is below the last shown.
+   * `rows` are then its newest lines (the follower's `limit`), not all of it.
+   */
   reset: { last: number; newest: number } | null;
 }
 
@@ -60,36 +64,56 @@ export interface FollowedLines {
 export class LogFollower {
   private readonly seen = new Set<number>();
 
+  /** `limit`: the newest lines shown again after a reset, as at the start. */
   private constructor(
     private readonly logs: LogStore,
     private readonly query: LogQuery,
+    private readonly limit: number,
     private last: number,
   ) {}
 
   /** Follow on after `shown` (see `followFrom`); lines already there are not shown again. */
-  static async after(logs: LogStore, query: LogQuery, shown: LogRow[]): Promise<LogFollower> {
-    return await LogFollower.afterId(logs, query, await followFrom(logs, shown));
+  static async after(
+    logs: LogStore,
+    query: LogQuery,
+    limit: number,
+    shown: LogRow[],
+  ): Promise<LogFollower> {
+    return await LogFollower.afterId(logs, query, limit, await followFrom(logs, shown));
   }
 
   /** Follow on after line `id` (a client resuming): the lines up to it count as shown. */
-  static async afterId(logs: LogStore, query: LogQuery, id: number): Promise<LogFollower> {
-    const follower = new LogFollower(logs, query, id);
-    // Lines up to `id` that were not shown (older than the newest `limit`) are history, not news;
-    // those after it, written meanwhile, are news.
-    for (const row of await follower.window()) if (row.id! <= id) follower.seen.add(row.id!);
+  static async afterId(
+    logs: LogStore,
+    query: LogQuery,
+    limit: number,
+    id: number,
+  ): Promise<LogFollower> {
+    const follower = new LogFollower(logs, query, limit, id);
+    follower.passOver(await follower.window());
     return follower;
   }
 
+  /**
+   * Lines up to the last shown that were not shown (older than the newest
+   * `limit`) are history, not news; those after it, written meanwhile, are news.
+   */
+  private passOver(window: LogRow[]): void {
+    for (const row of window) if (row.id! <= this.last) this.seen.add(row.id!);
+  }
+
   async poll(): Promise<FollowedLines> {
-    let rows = await this.window();
-    let reset: FollowedLines["reset"] = null;
+    const rows = await this.window();
     if (this.last > 0 && !rows.some((row) => row.id! > this.last)) {
       const newest = (await this.logs.listLogs({ limit: 1 }))[0]?.id ?? 0;
+      // Begun again as at the start: the newest `limit` lines, not a whole log read from line 1.
       if (newest < this.last) {
-        reset = { last: this.last, newest };
-        this.last = 0;
+        const reset = { last: this.last, newest };
+        const recent = await recentLogs(this.logs, this.query, this.limit);
+        this.last = await followFrom(this.logs, recent);
         this.seen.clear();
-        rows = await this.window();
+        this.passOver(await this.window());
+        return { rows: recent, more: false, reset };
       }
     }
     const more = rows.length === LOOKBACK_IDS + FOLLOW_BATCH;
@@ -100,7 +124,7 @@ export class LogFollower {
     }
     const floor = this.last - LOOKBACK_IDS;
     for (const id of this.seen) if (id <= floor) this.seen.delete(id);
-    return { rows: fresh, more, reset };
+    return { rows: fresh, more, reset: null };
   }
 
   /** The lines matching the query from `LOOKBACK_IDS` before the last shown, oldest first. */

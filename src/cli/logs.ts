@@ -47,7 +47,7 @@ export function logsCommand() {
         // Said on stderr, so stdout stays log lines (JSON lines with --json).
         if (rows.length === 0) writeErr(`jobsmanager: ${nothingToShow(opts)}`);
         if (!opts.follow) return;
-        await follow(store, query, rows, ctx.json);
+        await follow(store, query, { shown: rows, limit }, ctx.json);
       });
     },
   });
@@ -56,9 +56,14 @@ export function logsCommand() {
 /**
  * Print new lines until Ctrl-C: through a database outage (a line on
  * stderr when it goes and when it is back) and a `jm_syslog` emptied
- * meanwhile (said, then followed from its start).
+ * meanwhile (said, then its newest `limit` lines shown, as at the start).
  */
-async function follow(store: LogStore, query: LogQuery, shown: LogRow[], json: boolean) {
+async function follow(
+  store: LogStore,
+  query: LogQuery,
+  { shown, limit }: { shown: LogRow[]; limit: number },
+  json: boolean,
+) {
   const stop = new AbortController();
   let reading = false;
   const onInterrupt = () => {
@@ -76,7 +81,7 @@ async function follow(store: LogStore, query: LogQuery, shown: LogRow[], json: b
       let more = false;
       reading = true;
       try {
-        follower ??= await LogFollower.after(store, query, shown);
+        follower ??= await LogFollower.after(store, query, limit, shown);
         const found = await follower.poll();
         reading = false;
         if (away !== null) {
@@ -86,7 +91,7 @@ async function follow(store: LogStore, query: LogQuery, shown: LogRow[], json: b
         }
         if (found.reset !== null) {
           writeErr(
-            `jobsmanager: jm_syslog was emptied or its ids restarted (its newest line is ${found.reset.newest}, the last shown was ${found.reset.last}); following from its start`,
+            `jobsmanager: jm_syslog was emptied or its ids restarted (its newest line is ${found.reset.newest}, the last shown was ${found.reset.last}); showing its newest lines (--limit) and following on from there`,
           );
         }
         for (const row of found.rows) writeOut(logLine(row, json));

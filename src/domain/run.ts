@@ -123,6 +123,8 @@ export interface RunFilter {
   node_id?: string;
   /** Only runs scheduled at or after this instant (ms). */
   since?: number;
+  /** Only runs whose id is below this one (the next page back of a list by id). */
+  beforeId?: number;
   limit: number;
   /** False: stdout and stderr are not read (null), for lists that do not show them. */
   output?: boolean;

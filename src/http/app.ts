@@ -6,8 +6,9 @@
 import { Hono } from "hono";
 import type { Context, MiddlewareHandler } from "hono";
 import { PatternRouter } from "hono/router/pattern-router";
+import { matchedRoutes } from "hono/route";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { errorMessage } from "../errors.ts";
+import { ContentionError, errorMessage } from "../errors.ts";
 import { log } from "../daemon/log.ts";
 import type { Store } from "../store/store.ts";
 import type { Env } from "./api/context.ts";
@@ -116,12 +117,18 @@ function guardOpenServer(c: Context): void {
 /** Posts that change nothing: a schedule's preview. */
 const READ_POSTS = ["/api/v1/schedule/preview"];
 
-/** Reading (and previewing) needs any role; anything else needs admin. */
+/**
+ * Reading (and previewing) needs any role; anything else needs admin. A
+ * request no route takes passes, to be answered 404 or 405 as for an admin:
+ * a read token was told a path that does not exist "needs an admin token".
+ */
 const authorize: MiddlewareHandler<Env> = async (c, next) => {
   const method = c.req.method;
   const reads = method === "GET" || method === "HEAD" ||
     method === "POST" && READ_POSTS.includes(c.req.path);
-  if (!reads && c.get("role") !== "admin") {
+  // Middleware is registered for ALL methods; a route, for its own.
+  const routed = matchedRoutes(c).some((route) => route.method !== "ALL");
+  if (!reads && routed && c.get("role") !== "admin") {
     throw new HttpError(
       403,
       `${method} ${c.req.path} changes jobs or runs and needs an admin token; this one is read-only`,
@@ -165,7 +172,9 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
     } else if (status >= 500) {
       httpLog.error("{method} {path} failed: {error}", said);
     }
-    return c.json(errorBody(error, deps.redact), status as ContentfulStatusCode);
+    // A write that lost to others at once may be sent again straight away.
+    const retry = error instanceof ContentionError ? { "Retry-After": "1" } : undefined;
+    return c.json(errorBody(error, deps.redact), status as ContentfulStatusCode, retry);
   });
   // Outermost: it sees every answer, an error's as onError made it.
   app.use("*", async (c, next) => {

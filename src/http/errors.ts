@@ -6,6 +6,7 @@
  */
 import {
   ConflictError,
+  ContentionError,
   DatabaseError,
   errorMessage,
   NotFoundError,
@@ -37,6 +38,8 @@ export function statusOf(error: unknown): number {
   if (error instanceof NotFoundError) return 404;
   if (error instanceof ConflictError) return 409;
   if (error instanceof UsageError) return 400;
+  // Contention passes: the client is told to try again, as when the database is away.
+  if (error instanceof ContentionError) return 503;
   if (error instanceof DatabaseError) return error.unreachable ? 503 : 500;
   // The rest of the typed failures refuse a request the state does not allow
   // (a run that has ended, no live service to take a run): a conflict, not a fault.

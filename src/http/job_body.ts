@@ -8,6 +8,7 @@ import { ValidationError } from "../errors.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import { AFTER_OUTCOMES, type JobOptions, validateId } from "../domain/job.ts";
 import { HOOK_COMMANDS, HOOK_URLS } from "../domain/notify.ts";
+import { shortened } from "../domain/printable.ts";
 
 const TEXT_FIELDS = [
   "command",
@@ -62,10 +63,11 @@ const NULLABLE: readonly string[] = [
  */
 const DEFAULTABLE: readonly string[] = ["timeout", "max_instances", "misfire_grace_time"];
 
+/** The value is shown shortened: a 1 MB env sent wrong would come back whole in the answer. */
 function bad(field: string, value: unknown, expected: string): ValidationError {
   return new ValidationError(
     field,
-    `${field}: ${JSON.stringify(value)} is not valid (expected ${expected})`,
+    `${field}: ${shortened(JSON.stringify(value))} is not valid (expected ${expected})`,
   );
 }
 

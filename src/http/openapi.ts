@@ -231,6 +231,14 @@ const schemas: Record<string, Schema> = {
     after_missing: AFTER_MISSING,
     last_run: { oneOf: [RUN_SUMMARY, { type: "null" }] },
   }),
+  RemovedJob: closed({
+    ...JOB_PROPERTIES,
+    followers: {
+      ...list(str),
+      description:
+        "ids of the jobs that follow the removed one (after_job): they run only by hand or on their own schedule until relinked",
+    },
+  }),
   JobDetails: closed({
     ...JOB_PROPERTIES,
     zone: str,
@@ -405,6 +413,16 @@ const sse = (description: string) => ({
   description,
   content: { "text/event-stream": { schema: str } },
 });
+/** On every write of one job: the copy it was made on. */
+const ifMatch = {
+  name: "If-Match",
+  in: "header",
+  required: false,
+  description:
+    "the ETag of the job as read: a job changed (or removed) since is refused (409) instead of overwritten",
+  schema: str,
+};
+const STALE = { "409": error("the job changed since the ETag given in If-Match") };
 const jobBody = { required: true, content: { "application/json": { schema: ref("JobInput") } } };
 
 export const OPENAPI = {
@@ -435,13 +453,16 @@ export const OPENAPI = {
       },
       post: {
         summary: "add a job (job add)",
-        parameters: [query("replace", "replace a job of that id", { enum: ["true", "false"] })],
+        parameters: [
+          query("replace", "replace a job of that id", { enum: ["true", "false"] }),
+          ifMatch,
+        ],
         requestBody: jobBody,
         responses: {
           "201": json(ref("Job"), "the stored job"),
           "200": json(ref("Job"), "the job, replaced (with replace=true)"),
           ...WRITE,
-          "409": error("the id is taken"),
+          "409": error("the id is taken, or the job changed since the ETag given in If-Match"),
           "415": error("the body is not JSON"),
         },
       },
@@ -468,39 +489,50 @@ export const OPENAPI = {
       },
       patch: {
         summary: "change the given fields of a job (job update)",
-        parameters: [{
-          name: "If-Match",
-          in: "header",
-          required: false,
-          description:
-            "the ETag of the job as read: a job changed since is refused (409) instead of overwritten",
-          schema: str,
-        }],
+        parameters: [ifMatch],
         requestBody: jobBody,
         responses: {
           "200": json(ref("Job"), "the stored job"),
           ...WRITE,
           ...NOT_FOUND,
-          "409": error("the job changed since the ETag given in If-Match"),
+          ...STALE,
         },
       },
       delete: {
         summary: "remove a job (job remove)",
-        responses: { "200": json(ref("Job"), "the job removed"), ...WRITE, ...NOT_FOUND },
+        parameters: [ifMatch],
+        responses: {
+          "200": json(ref("RemovedJob"), "the job removed, and the jobs left following it"),
+          ...WRITE,
+          ...NOT_FOUND,
+          ...STALE,
+        },
       },
     },
     "/jobs/{id}/enable": {
       parameters: [idParam],
       post: {
         summary: "enable a job",
-        responses: { "200": json(ref("Job"), "the stored job"), ...WRITE, ...NOT_FOUND },
+        parameters: [ifMatch],
+        responses: {
+          "200": json(ref("Job"), "the stored job"),
+          ...WRITE,
+          ...NOT_FOUND,
+          ...STALE,
+        },
       },
     },
     "/jobs/{id}/disable": {
       parameters: [idParam],
       post: {
         summary: "disable a job",
-        responses: { "200": json(ref("Job"), "the stored job"), ...WRITE, ...NOT_FOUND },
+        parameters: [ifMatch],
+        responses: {
+          "200": json(ref("Job"), "the stored job"),
+          ...WRITE,
+          ...NOT_FOUND,
+          ...STALE,
+        },
       },
     },
     "/jobs/{id}/run": {
@@ -642,7 +674,7 @@ export const OPENAPI = {
     "/logs/stream": {
       get: {
         summary:
-          "the newest lines, then each new one, as Server-Sent Events (event: log, data: a LogRow) (logs --follow); event: error (data: {error}) when the database fails, event: resumed when it answers again",
+          "the newest lines, then each new one, as Server-Sent Events (event: log, data: a LogRow) (logs --follow); event: error (data: {error}) when the database fails, event: resumed when it answers again; event: reset (data: {last, newest}) when the log has no line after `after` (emptied, or its ids restarted), then its newest `limit` lines",
         parameters: [
           ...logFilters,
           query("since", "only lines written in the last 90s, 15m, 2h, 7d, … before the request"),

@@ -10,6 +10,8 @@ import type { LogLevel } from "../domain/log_row.ts";
 import { parseCount, parseLevel, parseSince, parseStatus } from "../domain/input.ts";
 import type { RunStatus } from "../domain/run.ts";
 import { HttpError } from "./errors.ts";
+import { UsageError } from "../errors.ts";
+import { shortened } from "../domain/printable.ts";
 import { OPENAPI } from "./openapi.ts";
 
 const given = (raw: string | undefined): raw is string => raw !== undefined && raw !== "";
@@ -21,6 +23,19 @@ export function count(
   fallback: number,
 ): number {
   return given(raw) ? parseCount(raw, name, max) : fallback;
+}
+
+/**
+ * A switch (`?replace=`, `?force=`): true or false, absent or empty false.
+ * Anything else is refused, not read as false: `?force=1` would otherwise
+ * silently not force.
+ */
+export function flag(raw: string | undefined, name: string): boolean {
+  if (!given(raw) || raw === "false") return false;
+  if (raw === "true") return true;
+  throw new UsageError(
+    `${name}: ${JSON.stringify(shortened(raw))} is not valid (expected true or false)`,
+  );
 }
 
 export function optionalJob(raw: string | undefined): string | undefined {

@@ -194,6 +194,19 @@ function jobParams(job: Job): Param[] {
   return JOB_FIELDS.map((c) => c === "env" ? JSON.stringify(job.env) : job[c]);
 }
 
+/**
+ * `job` as written over `stored`: its `updated_at` strictly after the
+ * stored one. The time is the writer's clock, taken before its transaction,
+ * so two writes at once could store two versions under one `updated_at`, or
+ * a later one under an earlier time; an API client's If-Match names a
+ * version by that time and would then accept a change made on a copy that
+ * is no longer the stored one.
+ */
+function laterThan(stored: Job | null, job: Job): Job {
+  if (stored === null || job.updated_at > stored.updated_at) return job;
+  return { ...job, updated_at: stored.updated_at + 1 };
+}
+
 const RUN_COLUMNS = [
   "id",
   "job_id",
@@ -429,11 +442,12 @@ export class SqlStore implements Store {
         [id],
         valuesToJob,
       );
-      const after = mutate(before);
-      if (before === null && after === null) return { before, after, markerId: null };
-      if (before !== null && after !== null && sameDefinition(before, after)) {
+      const mutated = mutate(before);
+      if (before === null && mutated === null) return { before, after: mutated, markerId: null };
+      if (before !== null && mutated !== null && sameDefinition(before, mutated)) {
         return { before, after: before, markerId: null };
       }
+      const after = mutated && laterThan(before, mutated);
       if (after === null) {
         await tx.run("DELETE FROM jm_jobs WHERE id = ?", [id]);
       } else if (before === null) {
@@ -474,8 +488,9 @@ export class SqlStore implements Store {
         const current = stored.get(job.id);
         if (current && sameDefinition(current, job)) continue;
         if (current) before.push(current);
-        (current ? changed : added).push(job);
-        after.push(job);
+        const written = laterThan(current ?? null, job);
+        (current ? changed : added).push(written);
+        after.push(written);
       }
       const removed = writes.remove.filter((id) => stored.has(id));
       for (const id of removed) before.push(stored.get(id)!);
@@ -809,6 +824,10 @@ export class SqlStore implements Store {
     if (filter.since !== undefined) {
       where.push("scheduled_at >= ?");
       params.push(filter.since);
+    }
+    if (filter.beforeId !== undefined) {
+      where.push("id < ?");
+      params.push(filter.beforeId);
     }
     const clause = where.length === 0 ? "" : ` WHERE ${where.join(" AND ")}`;
     return await this.driver.map(

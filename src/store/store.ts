@@ -115,7 +115,9 @@ export interface JobStore {
    * `jm_update_info` row (`updated = 0`) holding the before and after
    * snapshots. When `mutate` throws, or any write fails, nothing is written.
    * When `mutate` returns the job unchanged, nothing is written and no
-   * marker is inserted.
+   * marker is inserted. A job written over a stored one gets an
+   * `updated_at` strictly after the stored one's (its own, else the stored
+   * one + 1 ms), so that each stored version has its own (an If-Match).
    */
   changeJob(id: string, mutate: JobMutation): Promise<JobChange>;
 
@@ -127,6 +129,7 @@ export interface JobStore {
    * that changed. A job of `put` equal to the stored one is not written;
    * when nothing changes, no marker is inserted. When `mutate` throws, or
    * any write fails, nothing is written. (`import --apply`, `apply`.)
+   * `updated_at` moves forward as with `changeJob`.
    */
   changeJobs(mutate: (current: Job[]) => JobWrites): Promise<JobsChange>;
 }

@@ -37,12 +37,28 @@ export function json(c: Context<Env>, data: unknown, status: ContentfulStatusCod
   });
 }
 
+/**
+ * The body as text. JSON is UTF-8 (RFC 8259); read leniently, each byte that
+ * is not would become U+FFFD and be stored as other text than was sent,
+ * where the CLI refuses such input.
+ */
+function utf8(bytes: ArrayBuffer): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new HttpError(
+      400,
+      "the body is not UTF-8: JSON must be sent in UTF-8 (bytes that are not would be stored as U+FFFD, other text than was sent)",
+    );
+  }
+}
+
 /** The JSON object a request sends; `fallback` when there is no body (else that is an error). */
 export async function readObject(
   c: Context,
   fallback?: Record<string, unknown>,
 ): Promise<Record<string, unknown>> {
-  const text = await c.req.text();
+  const text = utf8(await c.req.arrayBuffer());
   if (text.trim() === "") {
     if (fallback !== undefined) return fallback;
     throw new HttpError(400, "the request has no body; send a JSON object");

@@ -30,7 +30,7 @@ import type { JobChange } from "../../store/store.ts";
 import { readableSchedule } from "../../cron/fields.ts";
 import { FIELD_NAMES } from "../../cron/grammar.ts";
 import { jobOptionsOf } from "../job_body.ts";
-import { count } from "../query.ts";
+import { count, flag } from "../query.ts";
 import { scheduleWords } from "../schedule_words.ts";
 import { type ApiContext, type Env, json, readObject } from "./context.ts";
 import { urlForLog } from "../../domain/notify.ts";
@@ -40,7 +40,12 @@ import type { Role } from "../auth.ts";
 
 /** The most fires one answer lists, as `job next -n`. */
 const MAX_FIRES = 1000;
-function written(c: Context, change: JobChange, job: Job, status: 200 | 201 = 200): Response {
+function written(
+  c: Context,
+  change: JobChange,
+  job: Job | Job & { followers: string[] },
+  status: 200 | 201 = 200,
+): Response {
   if (change.markerId !== null) c.header("Reload-Marker", String(change.markerId));
   return json(c, job, status);
 }
@@ -185,8 +190,9 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
     const job = buildJob(id, jobOptionsOf(body, false), null, Date.now(), API_NAMES);
     refuseShownChanges(body, job, null, api.defaultZone);
     const change = await addJob(store, job, {
-      replace: c.req.query("replace") === "true",
+      replace: flag(c.req.query("replace"), "replace"),
       names: API_NAMES,
+      readAt: readAt(c.req.header("If-Match")),
     });
     c.header("Location", `/api/v1/jobs/${encodeURIComponent(id)}`);
     return written(c, change, change.after!, change.before ? 200 : 201);
@@ -242,14 +248,22 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
   });
 
   routes.delete("/jobs/:id", async (c) => {
-    const change = await removeJob(store, await storedJobId(store, c.req.param("id")));
-    return written(c, change, change.before!);
+    const id = await storedJobId(store, c.req.param("id"));
+    const change = await removeJob(store, id, readAt(c.req.header("If-Match")));
+    // As `job remove` warns: the jobs that followed it now wait for a job that never ends.
+    return written(c, change, { ...change.before!, followers: change.followers });
   });
 
   for (const [name, enabled] of [["enable", true], ["disable", false]] as const) {
     routes.post(`/jobs/:id/${name}`, async (c) => {
       const id = await storedJobId(store, c.req.param("id"));
-      const change = await setEnabled(store, id, enabled, Date.now());
+      const change = await setEnabled(
+        store,
+        id,
+        enabled,
+        Date.now(),
+        readAt(c.req.header("If-Match")),
+      );
       return written(c, change, change.after!);
     });
   }
@@ -264,7 +278,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
         `${unknown}: not an option of a run request (force and queue are, each true or false)`,
       );
     }
-    const flag = (name: "force" | "queue") => {
+    const switchOf = (name: "force" | "queue") => {
       const value = body[name] ?? false;
       if (typeof value !== "boolean") {
         throw new ValidationError(
@@ -275,8 +289,8 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       return value;
     };
     const run = await requestRun(store, id, {
-      force: flag("force"),
-      queue: flag("queue"),
+      force: switchOf("force"),
+      queue: switchOf("queue"),
       now: Date.now(),
       heartbeatMs: api.heartbeatMs,
       names: API_NAMES,

@@ -8,7 +8,7 @@ import { LogFollower, type LogQuery, recentLogs } from "../../app/logs.ts";
 import { parseRunId } from "../../domain/input.ts";
 import type { LogRow } from "../../domain/log_row.ts";
 import { count, optionalJob, optionalLevel, optionalSince } from "../query.ts";
-import { pollStream } from "../sse.ts";
+import { pollStream, type SseEvent } from "../sse.ts";
 import { type ApiContext, type Env, json } from "./context.ts";
 
 const MAX_LINES = 100_000;
@@ -37,7 +37,9 @@ export function logRoutes(api: ApiContext): Hono<Env> {
   /**
    * The newest `limit` lines, then each new one as it is written; with
    * `after=ID`, or the Last-Event-ID an EventSource sends as it reconnects,
-   * only the lines after that one.
+   * only the lines after that one. When the log has no line that high (it
+   * was emptied, or its ids restarted), `event: reset` says so and the
+   * newest `limit` lines follow, as at the start.
    */
   routes.get("/logs/stream", (c) => {
     const query = queryOf(c);
@@ -55,14 +57,19 @@ export function logRoutes(api: ApiContext): Hono<Env> {
       poll: async () => {
         // As `logs --follow`: a line committed below one sent already is sent too.
         let rows: LogRow[] = [];
+        const events: SseEvent[] = [];
         if (follower === null && last === null) {
           rows = await recentLogs(store, query, limit);
-          follower = await LogFollower.after(store, query, rows);
+          follower = await LogFollower.after(store, query, limit, rows);
         } else {
-          follower ??= await LogFollower.afterId(store, query, last!);
-          rows = (await follower.poll()).rows;
+          follower ??= await LogFollower.afterId(store, query, limit, last!);
+          const found = await follower.poll();
+          // As `logs --follow` says it: the lines that follow are the newest `limit`, not news.
+          if (found.reset !== null) events.push({ event: "reset", data: found.reset });
+          rows = found.rows;
         }
-        return rows.map((row) => ({ event: "log", data: row, id: String(row.id) }));
+        for (const row of rows) events.push({ event: "log", data: row, id: String(row.id) });
+        return events;
       },
     });
   });

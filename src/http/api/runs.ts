@@ -7,14 +7,17 @@ import { cancelRun, showRun } from "../../app/runs.ts";
 import type { Run } from "../../domain/run.ts";
 import { FINAL_STATUSES } from "../../domain/run.ts";
 import { parseRunId } from "../../domain/input.ts";
-import { count, optionalJob, optionalSince, optionalStatus } from "../query.ts";
+import { count, flag, optionalJob, optionalSince, optionalStatus } from "../query.ts";
 import { remoteAddress } from "../remote.ts";
 import { pollStream, type SseEvent } from "../sse.ts";
 import { type ApiContext, type Env, json } from "./context.ts";
 
 /** The most runs one answer lists, as `runs --limit`. */
 const MAX_RUNS = 100_000;
-/** Newest runs the stream compares each second. */
+/**
+ * Newest runs the stream compares each second; a page of this many at a
+ * time, back to the newest run of the look before, when more were added.
+ */
 const STREAM_WINDOW = 200;
 /** Runs still open that the stream re-reads each second once they left the window. */
 const MAX_FOLLOWED = 100;
@@ -62,6 +65,23 @@ export function runRoutes(api: ApiContext): Hono<Env> {
     const after = c.req.query("after");
     const known = after === undefined || after === "" ? Infinity : parseRunId(after, "after");
     let first = true;
+    // The newest id the look before read: runs above it are new, each one to send.
+    let newest = Number.isFinite(known) ? known : null;
+    /**
+     * The newest runs, page by page back to `newest`: more may come between
+     * two looks than one page holds.
+     */
+    const newRuns = async (): Promise<Run[]> => {
+      const runs = await store.listRuns(filter);
+      for (let page = runs; page.length === filter.limit && newest !== null;) {
+        const oldest = page[page.length - 1].id;
+        if (oldest <= newest + 1) break;
+        page = await store.listRuns({ ...filter, beforeId: oldest });
+        runs.push(...page);
+      }
+      if (runs.length > 0) newest = Math.max(newest ?? 0, runs[0].id);
+      return runs;
+    };
     return pollStream(c, {
       closing: api.closing,
       streams: api.streams,
@@ -69,7 +89,7 @@ export function runRoutes(api: ApiContext): Hono<Env> {
       shown: c.get("shown"),
       intervalMs: STREAM_POLL_MS,
       poll: async () => {
-        const runs = await store.listRuns(filter);
+        const runs = await newRuns();
         const inWindow = new Set(runs.map((r) => r.id));
         // A long run that dropped out of the window still ends on the page.
         const open = [...seen].filter(([id, state]) => !inWindow.has(id) && !ended(state))
@@ -119,7 +139,7 @@ export function runRoutes(api: ApiContext): Hono<Env> {
   routes.post("/runs/:id/cancel", async (c) => {
     const id = parseRunId(c.req.param("id"), "run id");
     const by = `${c.get("role")} token@${remoteAddress(c) ?? "unknown"}`;
-    const force = c.req.query("force") === "true";
+    const force = flag(c.req.query("force"), "force");
     return json(c, await cancelRun(store, id, { by, now: Date.now(), force }), 202);
   });
 

@@ -1,0 +1,72 @@
+/**
+ * What the live streams send, on every backend: every run, however many
+ * are added between two looks; a log resumed after a line it no longer has
+ * says so and sends its newest lines, as `logs --follow` does.
+ */
+import { assertEquals } from "./assert.ts";
+import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { type Api, readSse, startApi } from "./http_harness.ts";
+
+async function withApi(backend: (typeof BACKENDS)[number], fn: (api: Api) => Promise<void>) {
+  await using db = await freshDatabase(backend);
+  await using api = await startApi(db);
+  await fn(api);
+}
+
+/** More than the stream's window (200) of runs added at once. */
+const BURST = 450;
+
+for (const backend of BACKENDS) {
+  Deno.test(`api (${backend}): the run stream sends every run of a burst larger than its window`, () =>
+    withApi(backend, async (api) => {
+      await api.call("POST", "/api/v1/jobs", {
+        body: { id: "many", command: "true", cron: "0 0 1 1 *" },
+      });
+      await using stream = await readSse(api, "/api/v1/runs/stream?after=0");
+      await stream.until((e) => e.event === "ready");
+      const ids = await api.store.claimRuns(
+        Array.from({ length: BURST }, (_, i) => ({
+          job_id: "many",
+          scheduled_at: i + 1,
+          status: "success" as const,
+          trigger: "schedule" as const,
+        })),
+      );
+      const last = Math.max(...ids.map(Number));
+      await stream.until((e) => (e.data as { id?: number }).id === last);
+      const sent = stream.events.filter((e) => e.event === "run").map((e) =>
+        (e.data as { id: number }).id
+      );
+      assertEquals(sent.length, BURST, `runs sent: ${sent.length} of ${BURST}`);
+      assertEquals(new Set(sent), new Set(ids));
+    }));
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`api (${backend}): the log stream resumed past its newest line says reset, then the newest limit lines`, () =>
+    withApi(backend, async (api) => {
+      const row = (i: number) => ({
+        created_at: Date.now(),
+        level: "info",
+        logger_name: "jobsmanager.test",
+        message: `line ${i}`,
+        context: {},
+      });
+      await api.store.insertLogs([1, 2, 3, 4, 5].map(row));
+      const newest = (await api.store.listLogs({ limit: 1 }))[0].id!;
+      // A client that read a log since emptied (its ids began again) comes back.
+      await using tail = await readSse(api, `/api/v1/logs/stream?limit=2&after=${newest + 1000}`);
+      await tail.until((e) => (e.data as { message?: string }).message === "line 5");
+      await api.store.insertLogs([row(6)]);
+      await tail.until((e) => (e.data as { message?: string }).message === "line 6");
+      assertEquals(
+        tail.events.map((e) => [e.event, (e.data as { message?: string }).message ?? e.data]),
+        [
+          ["reset", { last: newest + 1000, newest }],
+          ["log", "line 4"],
+          ["log", "line 5"],
+          ["log", "line 6"],
+        ],
+      );
+    }));
+}
