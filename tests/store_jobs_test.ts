@@ -1,6 +1,6 @@
 /** The store contract of JobStore (store.ts): listJobs, jobsInChunks, getJob, changeJob. */
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
-import { type Job, validateJob } from "../src/domain/job.ts";
+import { type Job, jobProblem, validateJob } from "../src/domain/job.ts";
 import { ValidationError } from "../src/errors.ts";
 import type { Store } from "../src/store/store.ts";
 import { markerRows, rawQuery } from "./helpers.ts";
@@ -354,5 +354,83 @@ contract(
     await store.changeJob("follower", () => follower);
     assertEquals(await store.getJob("follower"), follower);
     assertEquals((await store.getJob("up"))?.retries, 0);
+  },
+);
+
+/** Job `id`'s row, read as listJobs reads it, and what validation says of it. */
+async function problemOf(store: Store, id: string): Promise<string | null> {
+  const found = (await store.listJobs()).find((j) => j.id === id);
+  assert(found !== undefined, `job '${id}' is listed`);
+  return jobProblem(found);
+}
+
+contract(
+  "listJobs",
+  "an integer beyond 2^53 loads, and validation names its column and the fix",
+  async ({ db, store }) => {
+    await store.changeJob("ok", () => job("ok"));
+    await store.changeJob("far", () => job("far"));
+    await rawQuery(db, "UPDATE jm_jobs SET updated_at = 9223372036854775000 WHERE id = 'far'");
+    assertEquals(await problemOf(store, "ok"), null);
+    assertEquals(
+      await problemOf(store, "far"),
+      `updated_at: "9223372036854775000" is not a time (allowed: ms since the epoch, a whole number from 0 to 8640000000000000); fix the row, e.g. UPDATE jm_jobs SET updated_at = created_at WHERE id = 'far'`,
+    );
+    await rawQuery(db, "UPDATE jm_jobs SET created_at = -9223372036854775000 WHERE id = 'far'");
+    assertEquals(
+      await problemOf(store, "far"),
+      `created_at: "-9223372036854775000" is not a time (allowed: ms since the epoch, a whole number from 0 to 8640000000000000); fix the row, e.g. UPDATE jm_jobs SET created_at = 0 WHERE id = 'far'`,
+    );
+    assert(await store.getJob("far") !== null);
+  },
+);
+
+contract(
+  "listJobs",
+  "flags written as neither 0 nor 1 are named, not guessed",
+  async ({ backend, db, store }) => {
+    if (backend !== "sqlite") return; // MySQL refuses 'false' in a TINYINT column.
+    await store.changeJob("t", () => job("t"));
+    await rawQuery(db, "UPDATE jm_jobs SET enabled = 'false' WHERE id = 't'");
+    assertEquals(
+      await problemOf(store, "t"),
+      `enabled: "false" is not 0 or 1; fix the row, e.g. UPDATE jm_jobs SET enabled = 0 WHERE id = 't'`,
+    );
+    await rawQuery(db, "UPDATE jm_jobs SET enabled = '', coalesce = 'false' WHERE id = 't'");
+    assertEquals(
+      await problemOf(store, "t"),
+      `enabled: "" is not 0 or 1; fix the row, e.g. UPDATE jm_jobs SET enabled = 1 WHERE id = 't' (1 for true, 0 for false)`,
+    );
+    await rawQuery(db, "UPDATE jm_jobs SET enabled = 1 WHERE id = 't'");
+    assertEquals(
+      await problemOf(store, "t"),
+      `coalesce: "false" is not 0 or 1, or NULL for the service default; fix the row, e.g. UPDATE jm_jobs SET coalesce = 0 WHERE id = 't'`,
+    );
+    await rawQuery(db, "UPDATE jm_jobs SET coalesce = 0, timeout = '' WHERE id = 't'");
+    assertEquals(
+      await problemOf(store, "t"),
+      `timeout: "" is not valid (allowed: a whole number from 0 to 31536000)`,
+    );
+  },
+);
+
+contract(
+  "listJobs",
+  "a BLOB of UTF-8 text reads as that text; other bytes are named",
+  async ({ backend, db, store }) => {
+    if (backend !== "sqlite") return; // MySQL's TEXT columns hold text.
+    await store.changeJob("b", () => job("b"));
+    await rawQuery(
+      db,
+      "UPDATE jm_jobs SET command = CAST('echo héllo' AS BLOB), second = X'30', enabled = X'30' WHERE id = 'b'",
+    );
+    const [read] = await store.listJobs();
+    assertEquals([read.command, read.second, read.enabled], ["echo héllo", "0", false]);
+    assertEquals(jobProblem(read), null);
+    await rawQuery(db, "UPDATE jm_jobs SET command = X'FF00' WHERE id = 'b'");
+    assertEquals(
+      await problemOf(store, "b"),
+      "command: is a BLOB whose bytes are not UTF-8 text; fix the row, writing it as text (UPDATE jm_jobs SET command = '…' WHERE id = 'b')",
+    );
   },
 );

@@ -107,27 +107,75 @@ function missingTables(tables: Map<string, string[]>): string[] {
 /** Columns of the original project's APScheduler job store. */
 const APSCHEDULER_COLUMNS = ["next_run_time", "job_state"];
 
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A value SQLite holds as a BLOB (a row written by hand, X'30'): the text
+ * its bytes spell in UTF-8, which is what was meant; other bytes are kept
+ * as they are, for validateJob to name the column. Any other value as it is.
+ */
+function unBlob(v: unknown): unknown {
+  if (!(v instanceof Uint8Array)) return v;
+  try {
+    return UTF8.decode(v);
+  } catch {
+    return v;
+  }
+}
+
+/**
+ * A text column. String() of a BLOB would be its bytes as numbers
+ * ("101,99,104"), a command run as garbage.
+ */
+function textColumn(v: unknown): string {
+  const text = unBlob(v);
+  return (typeof text === "string" || text instanceof Uint8Array ? text : String(text)) as string;
+}
+
+function lossyText(v: unknown): string {
+  return v instanceof Uint8Array ? new TextDecoder().decode(v) : String(v);
+}
+
+const nullableText = (v: unknown) => v === null || v === undefined ? null : textColumn(v);
+
 /**
  * A numeric column. What a hand-written row holds that is no number
- * (SQLite keeps 'abc' in an INTEGER column) is kept as written, not made
- * NaN: validateJob then names it as it is (`timeout: "abc" is not valid`).
+ * (SQLite keeps 'abc' or '' in an INTEGER column) is kept as written, not
+ * made NaN or 0: validateJob then names it as it is (`timeout: "abc" is
+ * not valid`). So are digits beyond 2^53, which mysql2 and the SQLite
+ * driver give as text: as a number they would be another number.
  */
 function numberColumn(v: unknown): number {
-  const n = Number(v);
-  return Number.isNaN(n) ? v as number : n;
+  if (typeof v === "number") return v;
+  const value = unBlob(v);
+  if (typeof value === "string" && value.trim() === "") return value as unknown as number;
+  const n = Number(value);
+  return Number.isNaN(n) ||
+      (typeof value === "string" && Number.isInteger(n) && !Number.isSafeInteger(n))
+    ? value as number
+    : n;
 }
 
 function nullableNumber(v: unknown): number | null {
   return v === null || v === undefined ? null : numberColumn(v);
 }
 
-const nullableText = (v: unknown) => v === null || v === undefined ? null : String(v);
+/**
+ * A flag column: 0 is false, another number true. Else as written
+ * (SQLite keeps 'false' or '' in an INTEGER column): read as a number,
+ * 'false' was true and '' false; validateJob names it instead.
+ */
+function boolColumn(v: unknown): boolean {
+  const n = numberColumn(v);
+  return typeof n === "number" ? n !== 0 : n as unknown as boolean;
+}
 
 function nullableBool(v: unknown): boolean | null {
-  return v === null || v === undefined ? null : Number(v) !== 0;
+  return v === null || v === undefined ? null : boolColumn(v);
 }
 
 function parseJson<T>(v: unknown, fallback: T): T {
+  v = unBlob(v);
   if (v === null || v === undefined || v === "") return fallback;
   return (typeof v === "string" ? JSON.parse(v) : v) as T;
 }
@@ -153,28 +201,29 @@ const AT = Object.fromEntries(JOB_FIELDS.map((field, i) => [field, i])) as Recor
 /** A row of jm_jobs, as JOB_SELECT's values, as a Job; tolerant of what hand-written SQL may leave. */
 function valuesToJob(row: unknown[]): Job {
   return {
-    id: String(row[AT.id]),
-    command: String(row[AT.command]),
-    second: String(row[AT.second]),
-    minute: String(row[AT.minute]),
-    hour: String(row[AT.hour]),
-    day: String(row[AT.day]),
-    month: String(row[AT.month]),
-    day_of_week: String(row[AT.day_of_week]),
-    timezone: row[AT.timezone] === null ? null : String(row[AT.timezone]),
+    // Lossy, for a key: bytes that are no UTF-8 leave U+FFFD, which validateId names.
+    id: typeof row[AT.id] === "string" ? row[AT.id] as string : lossyText(row[AT.id]),
+    command: textColumn(row[AT.command]),
+    second: textColumn(row[AT.second]),
+    minute: textColumn(row[AT.minute]),
+    hour: textColumn(row[AT.hour]),
+    day: textColumn(row[AT.day]),
+    month: textColumn(row[AT.month]),
+    day_of_week: textColumn(row[AT.day_of_week]),
+    timezone: nullableText(row[AT.timezone]),
     timeout: numberColumn(row[AT.timeout]),
-    enabled: Number(row[AT.enabled]) !== 0,
+    enabled: boolColumn(row[AT.enabled]),
     max_instances: nullableNumber(row[AT.max_instances]),
     coalesce: nullableBool(row[AT.coalesce]),
     misfire_grace_time: nullableNumber(row[AT.misfire_grace_time]),
     env: envColumn(row[AT.env]),
-    cwd: row[AT.cwd] === null ? null : String(row[AT.cwd]),
-    description: row[AT.description] === null ? null : String(row[AT.description]),
+    cwd: nullableText(row[AT.cwd]),
+    description: nullableText(row[AT.description]),
     retries: numberColumn(row[AT.retries]),
     retry_delay: numberColumn(row[AT.retry_delay]),
     retry_max_delay: numberColumn(row[AT.retry_max_delay]),
-    retry_on: String(row[AT.retry_on]),
-    retry_overlap: Number(row[AT.retry_overlap]) !== 0,
+    retry_on: textColumn(row[AT.retry_on]),
+    retry_overlap: boolColumn(row[AT.retry_overlap]),
     after_job: nullableText(row[AT.after_job]),
     after_outcome: nullableText(row[AT.after_outcome]) as Job["after_outcome"],
     created_at: numberColumn(row[AT.created_at]),
@@ -225,13 +274,30 @@ const RUN_SELECT_NO_OUTPUT = `SELECT ${
 /** The columns a claim writes: all but the id the database gives. */
 const NEW_RUN_COLUMNS = RUN_COLUMNS.filter((c) => c !== "id");
 
+/** The latest instant a Date holds, in ms since the epoch. */
+const MAX_INSTANT = 8_640_000_000_000_000;
+
+/**
+ * A run's time. One beyond what a Date holds (9223372036854775000, set by
+ * hand) is read as the latest a Date holds: beyond, every list showing the
+ * run failed to write its time.
+ */
+function runTime(v: unknown): number {
+  const n = Number(v);
+  return Math.abs(n) > MAX_INSTANT ? Math.sign(n) * MAX_INSTANT : n;
+}
+
+function nullableRunTime(v: unknown): number | null {
+  return v === null || v === undefined ? null : runTime(v);
+}
+
 function rowToRun(row: Row): Run {
   return {
     id: Number(row.id),
     job_id: String(row.job_id),
-    scheduled_at: Number(row.scheduled_at),
-    started_at: nullableNumber(row.started_at),
-    finished_at: nullableNumber(row.finished_at),
+    scheduled_at: runTime(row.scheduled_at),
+    started_at: nullableRunTime(row.started_at),
+    finished_at: nullableRunTime(row.finished_at),
     status: String(row.status) as RunStatus,
     exit_code: nullableNumber(row.exit_code),
     signal: nullableText(row.signal),
@@ -241,7 +307,7 @@ function rowToRun(row: Row): Run {
     trigger: String(row.trigger) as RunTrigger,
     note: nullableText(row.note),
     forced: Number(row.forced) !== 0,
-    cancel_requested_at: nullableNumber(row.cancel_requested_at),
+    cancel_requested_at: nullableRunTime(row.cancel_requested_at),
     cancel_requested_by: nullableText(row.cancel_requested_by),
     pgid: nullableNumber(row.pgid),
     marker: nullableText(row.marker),
