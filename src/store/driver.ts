@@ -109,6 +109,8 @@ export interface DialectProfile {
   nowMs: string;
   /** A query with one `?` (the table name) returning one row per column, named `name`. */
   columnsSql: string;
+  /** A query with one `?` (the table name) returning one row per index, named `name`. */
+  indexesSql: string;
   /**
    * A query with `count` `?` (table names) returning a row per column of
    * each of those tables that exists: `tbl` and `name`.
@@ -154,6 +156,8 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     nowMs: MYSQL_NOW_MS,
     columnsSql:
       "SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+    indexesSql:
+      "SELECT DISTINCT INDEX_NAME AS name FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
     tableColumnsSql: (count) =>
       `SELECT TABLE_NAME AS tbl, COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${
         Array(count).fill("?").join(", ")
@@ -177,6 +181,7 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     nowDatetime: "strftime('%Y-%m-%d %H:%M:%f', 'now')",
     nowMs: SQLITE_NOW_MS,
     columnsSql: "SELECT name FROM pragma_table_info(?)",
+    indexesSql: "SELECT name FROM pragma_index_list(?)",
     // Each name looked up as pragma_table_info looks it up: in any case, a view too.
     tableColumnsSql: (count) =>
       `SELECT t.column1 AS tbl, c.name AS name FROM (VALUES ${

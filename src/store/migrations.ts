@@ -473,6 +473,31 @@ export function tablesOf(statement: string): string[] {
   );
 }
 
+/** One `ADD COLUMN name …` or `ADD KEY name (…)` of an ALTER TABLE, as written. */
+export interface AlterClause {
+  kind: "column" | "key";
+  name: string;
+  text: string;
+}
+
+/**
+ * The table and the clauses of a migration's `ALTER TABLE t ADD …, ADD …`;
+ * null for any other statement (which is idempotent: CREATE … IF NOT
+ * EXISTS, an UPDATE), or one whose clauses are not all ADD COLUMN or ADD KEY.
+ */
+export function alterClauses(statement: string): { table: string; clauses: AlterClause[] } | null {
+  const m = statement.match(/^ALTER TABLE (\w+) (ADD [^]*)$/);
+  if (m === null) return null;
+  const clauses: AlterClause[] = [];
+  // No ", ADD " in a clause: defaults are simple ('failed,timeout,error,lost').
+  for (const text of m[2].split(/, (?=ADD )/)) {
+    const c = text.match(/^ADD (COLUMN|KEY) `?(\w+)`?/);
+    if (c === null) return null;
+    clauses.push({ kind: c[1] === "KEY" ? "key" : "column", name: c[2], text });
+  }
+  return { table: m[1], clauses };
+}
+
 /** The schema version this build creates and understands. */
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
 

@@ -14,7 +14,15 @@ import {
   type Row,
   type SqlStatement,
 } from "./driver.ts";
-import { MIGRATIONS, SCHEMA_TABLES, SCHEMA_VERSION, tablesOf, versionTable } from "./migrations.ts";
+import {
+  type AlterClause,
+  alterClauses,
+  MIGRATIONS,
+  SCHEMA_TABLES,
+  SCHEMA_VERSION,
+  tablesOf,
+  versionTable,
+} from "./migrations.ts";
 import type {
   JobChange,
   JobMutation,
@@ -381,7 +389,10 @@ export class SqlStore implements Store {
       }
       const applied: number[] = [];
       for (const migration of MIGRATIONS.filter((m) => m.version > from)) {
-        for (const statement of migration.statements[this.kind]) await tx.run(statement);
+        for (const statement of migration.statements[this.kind]) {
+          const left = await this.stillToDo(tx, statement);
+          if (left !== null) await tx.run(left);
+        }
         await tx.run(
           "INSERT INTO jm_schema_version (version, name, applied_at) VALUES (?, ?, ?)",
           [migration.version, migration.name, Date.now()],
@@ -390,6 +401,30 @@ export class SqlStore implements Store {
       }
       return { from, to: SCHEMA_VERSION, applied, created };
     });
+  }
+
+  /**
+   * What of a migration's statement is left to do: an ALTER without the
+   * columns and indexes the table has already (null when it has them all).
+   * MySQL's DDL is not transactional: a migration stopped half-way (its
+   * ALTER killed, the connection lost) kept what it did, unrecorded, and
+   * every later migrate failed on it ("Duplicate column name"); so did a
+   * jm_schema_version row lost. A column or index is known by its name.
+   */
+  private async stillToDo(tx: Executor, statement: string): Promise<string | null> {
+    const alter = alterClauses(statement);
+    if (alter === null) return statement;
+    const names = async (sql: string, kind: AlterClause["kind"]) =>
+      alter.clauses.some((c) => c.kind === kind)
+        ? new Set((await tx.all(sql, [alter.table])).map((row) => String(row.name)))
+        : new Set<string>();
+    const columns = await names(this.driver.profile.columnsSql, "column");
+    const indexes = await names(this.driver.profile.indexesSql, "key");
+    const left = alter.clauses.filter((c) =>
+      !(c.kind === "column" ? columns : indexes).has(c.name)
+    );
+    if (left.length === 0) return null;
+    return `ALTER TABLE ${alter.table} ${left.map((c) => c.text).join(", ")}`;
   }
 
   async hasSchema(): Promise<boolean> {
