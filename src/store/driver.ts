@@ -113,7 +113,8 @@ export interface DialectProfile {
   indexesSql: string;
   /**
    * A query with `count` `?` (table names) returning a row per column of
-   * each of those tables that exists: `tbl` and `name`.
+   * each of those tables that exists: `tbl`, `name` and `type` (MySQL's
+   * DATA_TYPE, SQLite's declared type).
    */
   tableColumnsSql(count: number): string;
   /**
@@ -159,7 +160,7 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     indexesSql:
       "SELECT DISTINCT INDEX_NAME AS name FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
     tableColumnsSql: (count) =>
-      `SELECT TABLE_NAME AS tbl, COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${
+      `SELECT TABLE_NAME AS tbl, COLUMN_NAME AS name, DATA_TYPE AS type FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${
         Array(count).fill("?").join(", ")
       })`,
     upsertTail: (_key, columns, set = {}) =>
@@ -184,7 +185,7 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     indexesSql: "SELECT name FROM pragma_index_list(?)",
     // Each name looked up as pragma_table_info looks it up: in any case, a view too.
     tableColumnsSql: (count) =>
-      `SELECT t.column1 AS tbl, c.name AS name FROM (VALUES ${
+      `SELECT t.column1 AS tbl, c.name AS name, c.type AS type FROM (VALUES ${
         Array(count).fill("(?)").join(", ")
       }) t, pragma_table_info(t.column1) c`,
     upsertTail: (key, columns, set = {}) =>

@@ -449,6 +449,34 @@ export const MIGRATIONS: Migration[] = [
   },
 ];
 
+/** A column a table made before jobsmanager may hold narrower than the schema declares. */
+export interface Widening {
+  table: string;
+  column: string;
+  /** Its types (information_schema's DATA_TYPE) too narrow for what jobsmanager writes. */
+  narrower: string[];
+  /** The column as the schema declares it. */
+  sql: string;
+}
+
+/**
+ * Columns `migrate` widens whatever the version: CREATE TABLE IF NOT
+ * EXISTS keeps a table the original JobsManager made, and its
+ * jm_update_info has TEXT snapshots, which a marker of a few hundred jobs
+ * outgrows ("Data too long for column 'jobs_after_update'").
+ */
+export const WIDENINGS: Record<Dialect, Widening[]> = {
+  mysql: ["jobs_before_update", "jobs_after_update"].map((column) => ({
+    table: "jm_update_info",
+    column,
+    narrower: ["tinytext", "text", "mediumtext", "varchar", "char"],
+    sql:
+      `ALTER TABLE jm_update_info MODIFY ${column} LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL`,
+  })),
+  // SQLite's TEXT has no length.
+  sqlite: [],
+};
+
 /** The tables of the schema (but jm_schema_version), which `migrate` checks are all there. */
 export const SCHEMA_TABLES = [
   "jm_jobs",

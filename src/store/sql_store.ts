@@ -22,6 +22,8 @@ import {
   SCHEMA_VERSION,
   tablesOf,
   versionTable,
+  type Widening,
+  WIDENINGS,
 } from "./migrations.ts";
 import type {
   JobChange,
@@ -106,6 +108,9 @@ function chunks<T>(items: readonly T[], size: number, weigh?: (item: T) => numbe
   if (chunk.length > 0) out.push(chunk);
   return out;
 }
+
+/** Each schema table's column names, and (`types`) the type of each `table.column`. */
+type SchemaTables = Map<string, string[]> & { types: Map<string, string> };
 
 /** Tables of the schema `tables` (from `schemaTables`) lacks. */
 function missingTables(tables: Map<string, string[]>): string[] {
@@ -369,7 +374,10 @@ export class SqlStore implements Store {
     this.refuseOriginalLogTable(tables.get("jm_syslog"));
     const current = await this.schemaVersion(this.driver, tables);
     this.refuseNewer(current);
-    if (current === SCHEMA_VERSION && missingTables(tables).length === 0) {
+    if (
+      current === SCHEMA_VERSION && missingTables(tables).length === 0 &&
+      this.narrowColumns(tables).length === 0
+    ) {
       return { from: current, to: current, applied: [], created: [] };
     }
     return await this.driver.withMigrationLock(async (tx) => {
@@ -399,7 +407,18 @@ export class SqlStore implements Store {
         );
         applied.push(migration.version);
       }
-      return { from, to: SCHEMA_VERSION, applied, created };
+      const widened: string[] = [];
+      for (const widening of this.narrowColumns(await this.schemaTables(tx))) {
+        await tx.run(widening.sql);
+        widened.push(`${widening.table}.${widening.column}`);
+      }
+      return {
+        from,
+        to: SCHEMA_VERSION,
+        applied,
+        created,
+        ...(widened.length === 0 ? {} : { widened }),
+      };
     });
   }
 
@@ -436,19 +455,30 @@ export class SqlStore implements Store {
 
   /**
    * The column names of each schema table present, jm_schema_version
-   * included: one round trip, at the start of every command.
+   * included, and the types of those WIDENINGS name (in `types`, by
+   * `table.column`): one round trip, at the start of every command.
    */
-  private async schemaTables(executor: Executor): Promise<Map<string, string[]>> {
+  private async schemaTables(executor: Executor): Promise<SchemaTables> {
     const names = [...SCHEMA_TABLES, "jm_schema_version"];
     const rows = await executor.all(this.driver.profile.tableColumnsSql(names.length), names);
-    const tables = new Map<string, string[]>();
+    const tables: SchemaTables = Object.assign(new Map<string, string[]>(), {
+      types: new Map<string, string>(),
+    });
     for (const row of rows) {
       const table = String(row.tbl);
       const columns = tables.get(table) ?? [];
       columns.push(String(row.name));
       tables.set(table, columns);
+      tables.types.set(`${table}.${row.name}`, String(row.type).toLowerCase());
     }
     return tables;
+  }
+
+  /** The columns of WIDENINGS `tables` holds narrower than the schema declares. */
+  private narrowColumns(tables: SchemaTables): Widening[] {
+    return WIDENINGS[this.kind].filter((w) =>
+      w.narrower.includes(tables.types.get(`${w.table}.${w.column}`) ?? "")
+    );
   }
 
   private async schemaVersion(executor: Executor, tables: Map<string, string[]>): Promise<number> {

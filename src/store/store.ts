@@ -89,6 +89,11 @@ export interface MigrationReport {
   applied: number[];
   /** Tables of the schema found missing (dropped by hand) and created again, empty. */
   created: string[];
+  /**
+   * Columns found narrower than the schema declares (a table the original
+   * JobsManager made) and widened, as `table.column`; absent when none was.
+   */
+  widened?: string[];
 }
 
 /** The catalogue: `jm_jobs`, each write with its reload marker. */
