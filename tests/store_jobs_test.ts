@@ -434,3 +434,25 @@ contract(
     );
   },
 );
+
+contract(
+  "listJobs",
+  "a row that export would refuse (a schedule on no date, a reserved variable) is invalid when read",
+  async ({ db, store }) => {
+    await store.changeJob("feb", () => job("feb"));
+    await store.changeJob("spoof", () => job("spoof"));
+    await rawQuery(db, "UPDATE jm_jobs SET day = '31', month = '2' WHERE id = 'feb'");
+    await rawQuery(
+      db,
+      `UPDATE jm_jobs SET env = '{"JM_JOB_ID":"spoof","A":"1"}' WHERE id = 'spoof'`,
+    );
+    assertEquals(
+      await problemOf(store, "feb"),
+      "schedule: day '31', month '2' and day_of_week '*' never fall on one date, so the job would never fire; check those fields",
+    );
+    assertEquals(
+      await problemOf(store, "spoof"),
+      `env: JM_JOB_ID is set by jobsmanager for every run and cannot be overridden; remove it (fix the row, e.g. UPDATE jm_jobs SET env = '{"A":"1"}' WHERE id = 'spoof')`,
+    );
+  },
+);

@@ -12,6 +12,7 @@ import { AS_FIELDS, type OptionNames } from "./option_names.ts";
 import {
   checkEverFires,
   compileSchedule,
+  everFires,
   toCronerPattern,
   validateTimezone,
   zoneSpelling,
@@ -581,6 +582,7 @@ export function validateJob(job: Job, names: OptionNames = AS_FIELDS): Job {
       throw new ValidationError(blank, `${blank}: is empty (use '*' for every value)`);
     }
     toCronerPattern(job);
+    checkFallsOnSomeDate(job);
   }
   if (job.timezone !== null) validateTimezone(job.timezone);
   checkNumber("timeout", job.timeout, 0, MAX_TIMEOUT, false);
@@ -689,6 +691,18 @@ function validateEnv(env: unknown, id: string): void {
   const names = Object.keys(env);
   for (let i = 0; i < names.length; i++) {
     if (!names[i].isWellFormed() || !env[names[i]].isWellFormed()) loneSurrogate("env");
+    if (RESERVED_ENV.includes(names[i])) {
+      const rest = { ...env };
+      delete rest[names[i]];
+      throw new ValidationError(
+        "env",
+        `env: ${
+          names[i]
+        } is set by jobsmanager for every run and cannot be overridden; remove it (fix the row, e.g. UPDATE jm_jobs SET env = '${
+          JSON.stringify(rest).replaceAll("'", "''")
+        }' WHERE id = '${id}')`,
+      );
+    }
     if (env[names[i]].includes("\0")) {
       throw new ValidationError(
         "env",
@@ -815,6 +829,29 @@ function checkInstant(
       wholeNumberRule(0, MAX_INSTANT)
     }); fix the row, e.g. UPDATE jm_jobs SET ${field} = ${fix} WHERE id = '${id}'`,
   );
+}
+
+/**
+ * Whether each `day month day_of_week` falls on some date, as asked: a
+ * catalogue shares a few, and every reload and `job list` asks it of each
+ * job (a croner search, tens of µs). Bounded: cleared when full.
+ */
+const FALLS_ON_A_DATE = new Map<string, boolean>();
+
+/**
+ * A schedule that never falls on a date (day 31 of month 2), which a row
+ * written by hand may hold: checkEverFires refuses it when it is written,
+ * and the service would keep it, silent, never firing.
+ */
+function checkFallsOnSomeDate(job: ScheduleFields): void {
+  const key = `${job.day} ${job.month} ${job.day_of_week}`;
+  let falls = FALLS_ON_A_DATE.get(key);
+  if (falls === undefined) {
+    falls = everFires(job);
+    if (FALLS_ON_A_DATE.size >= 10_000) FALLS_ON_A_DATE.clear();
+    FALLS_ON_A_DATE.set(key, falls);
+  }
+  if (!falls) checkEverFires(job);
 }
 
 /**
