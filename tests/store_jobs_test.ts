@@ -1,7 +1,7 @@
 /** The store contract of JobStore (store.ts): listJobs, jobsInChunks, getJob, changeJob. */
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import { type Job, jobProblem, validateJob } from "../src/domain/job.ts";
-import { ValidationError } from "../src/errors.ts";
+import { ConflictError, ValidationError } from "../src/errors.ts";
 import type { Store } from "../src/store/store.ts";
 import { markerRows, rawQuery } from "./helpers.ts";
 import { contract, countRows, job } from "./store_contract.ts";
@@ -454,5 +454,31 @@ contract(
       await problemOf(store, "spoof"),
       `env: JM_JOB_ID is set by jobsmanager for every run and cannot be overridden; remove it (fix the row, e.g. UPDATE jm_jobs SET env = '{"A":"1"}' WHERE id = 'spoof')`,
     );
+  },
+);
+
+contract(
+  "changeJob",
+  "an id with trailing spaces written in SQL is named where the database takes it for the bare id",
+  async ({ backend, db, store }) => {
+    await rawQuery(db, "INSERT INTO jm_jobs (id, command, minute) VALUES ('zz ', 'true', '*/10')");
+    assertEquals(await store.getJob("zz"), null);
+    if (backend === "sqlite") {
+      // SQLite compares ids exactly: they are two jobs.
+      await store.changeJob("zz", () => job("zz"));
+      assertEquals((await store.listJobs()).map((j) => j.id), ["zz", "zz "]);
+      return;
+    }
+    const message =
+      "job 'zz ' (its id ends in spaces, written in SQL) stands for 'zz': the database compares ids ignoring trailing spaces; remove it (DELETE FROM jm_jobs WHERE id = 'zz ') or give it another id (UPDATE jm_jobs SET id = '…' WHERE id = 'zz '), then run this again";
+    await assertRejects(() => store.changeJob("zz", () => job("zz")), ConflictError, message);
+    await assertRejects(
+      () => store.changeJobs(() => ({ put: [job("zz")], remove: [] })),
+      ConflictError,
+      message,
+    );
+    await rawQuery(db, "DELETE FROM jm_jobs WHERE id = 'zz '");
+    await store.changeJob("zz", () => job("zz"));
+    assertEquals((await store.listJobs()).map((j) => j.id), ["zz"]);
   },
 );

@@ -99,6 +99,11 @@ export interface Driver extends Executor {
 /** Everything the SQL in `sql_store.ts` needs to know about the dialect. */
 export interface DialectProfile {
   dialect: Dialect;
+  /**
+   * Whether `id = ?` ignores trailing spaces (MySQL's and MariaDB's PAD
+   * SPACE collations, utf8mb4_bin among them): 'zz ' is 'zz' to a key.
+   */
+  padsIds: boolean;
   /** Appended to a SELECT that must lock the rows it reads. */
   forUpdate: string;
   /** Appended to an INSERT so a duplicate key inserts nothing (0 changes) instead of failing. */
@@ -150,6 +155,7 @@ export interface DialectProfile {
 export const PROFILES: Record<Dialect, DialectProfile> = {
   mysql: {
     dialect: "mysql",
+    padsIds: true,
     forUpdate: " FOR UPDATE",
     // Not INSERT IGNORE: that would also hide other errors (bad values, truncation).
     onDuplicateIgnore: " ON DUPLICATE KEY UPDATE id = id",
@@ -176,6 +182,7 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
   },
   sqlite: {
     dialect: "sqlite",
+    padsIds: false,
     // BEGIN IMMEDIATE already holds the database's write lock.
     forUpdate: "",
     onDuplicateIgnore: " ON CONFLICT DO NOTHING",

@@ -2,7 +2,7 @@
  * The Store contract (store.ts) written once in SQL both dialects accept;
  * what differs lives in the driver's DialectProfile.
  */
-import { DatabaseError, RuntimeError } from "../errors.ts";
+import { ConflictError, DatabaseError, RuntimeError } from "../errors.ts";
 import { type Job, JOB_FIELDS, sameDefinition } from "../domain/job.ts";
 import { VERSION } from "../version.ts";
 import {
@@ -347,6 +347,32 @@ function rowToMarker(row: Row): Marker {
 }
 
 /**
+ * A row whose id is `id` and trailing spaces (written in SQL), which MySQL
+ * and MariaDB compare as `id` (PAD SPACE): `job add` said the job existed,
+ * and `job update` then refused the stored id's characters.
+ */
+function paddedTwin(id: string, twin: string): ConflictError {
+  const quoted = twin.replaceAll("'", "''");
+  return new ConflictError(
+    `job '${twin}' (its id ends in spaces, written in SQL) stands for '${id}': the database compares ids ignoring trailing spaces; remove it (DELETE FROM jm_jobs WHERE id = '${quoted}') or give it another id (UPDATE jm_jobs SET id = '…' WHERE id = '${quoted}'), then run this again`,
+  );
+}
+
+/** Refuse jobs to put whose id a stored one's stands for, but for its trailing spaces. */
+function refusePaddedTwins(stored: readonly Job[], put: readonly Job[]): void {
+  const padded = new Map<string, string>();
+  for (const job of stored) {
+    const bare = job.id.replace(/ +$/, "");
+    if (bare !== job.id) padded.set(bare, job.id);
+  }
+  if (padded.size === 0) return;
+  for (const job of put) {
+    const twin = padded.get(job.id.replace(/ +$/, ""));
+    if (twin !== undefined && twin !== job.id) throw paddedTwin(job.id, twin);
+  }
+}
+
+/**
  * The runs a service must cancel: its own, running or waiting for a worker,
  * and retries no service took yet (any service may; one does).
  */
@@ -549,17 +575,19 @@ export class SqlStore implements Store {
   }
 
   async getJob(id: string): Promise<Job | null> {
-    const [job] = await this.driver.mapValues(`${JOB_SELECT} WHERE id = ?`, [id], valuesToJob);
-    return job ?? null;
+    const found = await this.driver.mapValues(`${JOB_SELECT} WHERE id = ?`, [id], valuesToJob);
+    return found.find((job) => job.id === id) ?? null;
   }
 
   async changeJob(id: string, mutate: JobMutation): Promise<JobChange> {
     return await this.driver.transaction(async (tx) => {
-      const [before = null] = await tx.mapValues(
+      const found = await tx.mapValues(
         `${JOB_SELECT} WHERE id = ?${this.driver.profile.forUpdate}`,
         [id],
         valuesToJob,
       );
+      const before = found.find((job) => job.id === id) ?? null;
+      if (before === null && found.length > 0) throw paddedTwin(id, found[0].id);
       const after = mutate(before);
       if (before === null && after === null) return { before, after, markerId: null };
       if (before !== null && after !== null && sameDefinition(before, after)) {
@@ -597,6 +625,7 @@ export class SqlStore implements Store {
       );
       const stored = new Map(jobs.map((job) => [job.id, job]));
       const writes = mutate([...stored.values()]);
+      if (this.driver.profile.padsIds) refusePaddedTwins(jobs, writes.put);
       const before: Job[] = [];
       const after: Job[] = [];
       const added: Job[] = [];

@@ -111,7 +111,7 @@ export interface JobStore {
    */
   jobsInChunks(size: number): AsyncIterable<Job[]>;
 
-  /** One job, or null. */
+  /** One job, or null; its id equal to `id`, trailing spaces included. */
   getJob(id: string): Promise<Job | null>;
 
   /**
@@ -120,7 +120,9 @@ export interface JobStore {
    * `jm_update_info` row (`updated = 0`) holding the before and after
    * snapshots. When `mutate` throws, or any write fails, nothing is written.
    * When `mutate` returns the job unchanged, nothing is written and no
-   * marker is inserted.
+   * marker is inserted. Throws ConflictError, calling nothing, when there is
+   * no job `id` but one the database's key takes for it (MySQL: `id` and
+   * trailing spaces, written in SQL).
    */
   changeJob(id: string, mutate: JobMutation): Promise<JobChange>;
 
@@ -131,7 +133,9 @@ export interface JobStore {
    * `jm_update_info` row holding the before and after snapshots of the jobs
    * that changed. A job of `put` equal to the stored one is not written;
    * when nothing changes, no marker is inserted. When `mutate` throws, or
-   * any write fails, nothing is written. (`import --apply`, `apply`.)
+   * any write fails, nothing is written; so when a job of `put` is one the
+   * database's key takes for another stored (ConflictError, as changeJob).
+   * (`import --apply`, `apply`.)
    */
   changeJobs(mutate: (current: Job[]) => JobWrites): Promise<JobsChange>;
 }
