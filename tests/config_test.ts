@@ -130,6 +130,28 @@ for (const [name, text, message] of BAD_CONFIGS) {
   });
 }
 
+Deno.test("config error: a charset but utf8mb4, which would corrupt text, is refused with the fix", async () => {
+  const problem =
+    "is not utf8mb4, which jobsmanager's tables use: characters beyond it (😀 in utf8, é in latin1) would be stored changed or cut, in jobs, their output and log lines";
+  for (const charset of ["latin1", "utf8", "utf8mb3"]) {
+    await withFile(`{ db: { charset: "${charset}" } }`, (path) => {
+      assertThrows(
+        () => loadConfig({ config: path }, {}),
+        ValidationError,
+        `db.charset: "${charset}" ${problem}; set it to utf8mb4, or remove the key`,
+      );
+    });
+    assertThrows(
+      () => resolveTarget({ ...defaultSettings(), "db.url": `mysql://u@h/d?charset=${charset}` }),
+      ValidationError,
+      `db.url: charset=${charset} ${problem}; write ?charset=utf8mb4 in the URL, or leave it out`,
+    );
+  }
+  await withFile(`{ db: { charset: "UTF8MB4" } }`, (path) => {
+    assertEquals(loadConfig({ config: path }, {}).settings["db.charset"], "UTF8MB4");
+  });
+});
+
 Deno.test("config error: a bad environment value names the variable", () => {
   assertThrows(
     () => loadConfig({}, { JM_MAX_WORKERS: "lots" }),
@@ -177,7 +199,7 @@ Deno.test("database URLs: sqlite and mysql forms, with the password never descri
     kind: "sqlite",
     path: "/var/lib/jm/jobs.db",
   });
-  const my = target("mysql://jm:p%40ss@db.local:3307/sched?charset=utf8");
+  const my = target("mysql://jm:p%40ss@db.local:3307/sched?charset=utf8mb4_unicode_ci");
   assertEquals(
     my.kind === "mysql" && [my.user, my.password, my.host, my.port, my.database, my.charset],
     [
@@ -186,7 +208,7 @@ Deno.test("database URLs: sqlite and mysql forms, with the password never descri
       "db.local",
       3307,
       "sched",
-      "utf8",
+      "utf8mb4_unicode_ci",
     ],
   );
   assertEquals(describeTarget(my), "mysql://jm:***@db.local:3307/sched");

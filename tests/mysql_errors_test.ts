@@ -43,6 +43,17 @@ Deno.test("mysql errors: a connection broken mid-statement is an outage, whateve
   assertEquals(unreachable({ code: "SOMETHING_NEW", fatal: true }), true);
 });
 
+Deno.test("mysql errors: a killed connection says so, and that the command can be run again", () => {
+  const error = explainMysqlError(
+    Object.assign(new Error("Connection was killed"), { code: "ER_CONNECTION_KILLED" }),
+    TARGET,
+  ) as Error;
+  assertEquals(
+    error.message,
+    "MySQL at db.example:3306 killed the connection (an administrator's KILL, or a server timeout such as wait_timeout), and with it the statement, which may or may not have finished; run the command again",
+  );
+});
+
 Deno.test("mysql errors: a statement the server refused is no outage", () => {
   for (const code of ["ER_DUP_ENTRY", "ER_OPTION_PREVENTS_STATEMENT", "ER_NO_SUCH_TABLE"]) {
     assertEquals(unreachable({ code, fatal: false }), false, code);

@@ -1,7 +1,7 @@
 /** The store contract of JobStore (store.ts): listJobs, jobsInChunks, getJob, changeJob. */
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
-import { type Job, validateJob } from "../src/domain/job.ts";
-import { ValidationError } from "../src/errors.ts";
+import { type Job, jobProblem, validateJob } from "../src/domain/job.ts";
+import { ConflictError, ValidationError } from "../src/errors.ts";
 import type { Store } from "../src/store/store.ts";
 import { markerRows, rawQuery } from "./helpers.ts";
 import { contract, countRows, job } from "./store_contract.ts";
@@ -397,5 +397,131 @@ contract(
     await store.changeJob("follower", () => follower);
     assertEquals(await store.getJob("follower"), follower);
     assertEquals((await store.getJob("up"))?.retries, 0);
+  },
+);
+
+/** Job `id`'s row, read as listJobs reads it, and what validation says of it. */
+async function problemOf(store: Store, id: string): Promise<string | null> {
+  const found = (await store.listJobs()).find((j) => j.id === id);
+  assert(found !== undefined, `job '${id}' is listed`);
+  return jobProblem(found);
+}
+
+contract(
+  "listJobs",
+  "an integer beyond 2^53 loads, and validation names its column and the fix",
+  async ({ db, store }) => {
+    await store.changeJob("ok", () => job("ok"));
+    await store.changeJob("far", () => job("far"));
+    await rawQuery(db, "UPDATE jm_jobs SET updated_at = 9223372036854775000 WHERE id = 'far'");
+    assertEquals(await problemOf(store, "ok"), null);
+    assertEquals(
+      await problemOf(store, "far"),
+      `updated_at: "9223372036854775000" is not a time (allowed: ms since the epoch, a whole number from 0 to 8640000000000000); fix the row, e.g. UPDATE jm_jobs SET updated_at = created_at WHERE id = 'far'`,
+    );
+    await rawQuery(db, "UPDATE jm_jobs SET created_at = -9223372036854775000 WHERE id = 'far'");
+    assertEquals(
+      await problemOf(store, "far"),
+      `created_at: "-9223372036854775000" is not a time (allowed: ms since the epoch, a whole number from 0 to 8640000000000000); fix the row, e.g. UPDATE jm_jobs SET created_at = 0 WHERE id = 'far'`,
+    );
+    assert(await store.getJob("far") !== null);
+  },
+);
+
+contract(
+  "listJobs",
+  "flags written as neither 0 nor 1 are named, not guessed",
+  async ({ backend, db, store }) => {
+    if (backend !== "sqlite") return; // MySQL refuses 'false' in a TINYINT column.
+    await store.changeJob("t", () => job("t"));
+    await rawQuery(db, "UPDATE jm_jobs SET enabled = 'false' WHERE id = 't'");
+    assertEquals(
+      await problemOf(store, "t"),
+      `enabled: "false" is not 0 or 1; fix the row, e.g. UPDATE jm_jobs SET enabled = 0 WHERE id = 't'`,
+    );
+    await rawQuery(db, "UPDATE jm_jobs SET enabled = '', coalesce = 'false' WHERE id = 't'");
+    assertEquals(
+      await problemOf(store, "t"),
+      `enabled: "" is not 0 or 1; fix the row, e.g. UPDATE jm_jobs SET enabled = 1 WHERE id = 't' (1 for true, 0 for false)`,
+    );
+    await rawQuery(db, "UPDATE jm_jobs SET enabled = 1 WHERE id = 't'");
+    assertEquals(
+      await problemOf(store, "t"),
+      `coalesce: "false" is not 0 or 1, or NULL for the service default; fix the row, e.g. UPDATE jm_jobs SET coalesce = 0 WHERE id = 't'`,
+    );
+    await rawQuery(db, "UPDATE jm_jobs SET coalesce = 0, timeout = '' WHERE id = 't'");
+    assertEquals(
+      await problemOf(store, "t"),
+      `timeout: "" is not valid (allowed: a whole number from 0 to 31536000)`,
+    );
+  },
+);
+
+contract(
+  "listJobs",
+  "a BLOB of UTF-8 text reads as that text; other bytes are named",
+  async ({ backend, db, store }) => {
+    if (backend !== "sqlite") return; // MySQL's TEXT columns hold text.
+    await store.changeJob("b", () => job("b"));
+    await rawQuery(
+      db,
+      "UPDATE jm_jobs SET command = CAST('echo héllo' AS BLOB), second = X'30', enabled = X'30' WHERE id = 'b'",
+    );
+    const [read] = await store.listJobs();
+    assertEquals([read.command, read.second, read.enabled], ["echo héllo", "0", false]);
+    assertEquals(jobProblem(read), null);
+    await rawQuery(db, "UPDATE jm_jobs SET command = X'FF00' WHERE id = 'b'");
+    assertEquals(
+      await problemOf(store, "b"),
+      "command: is a BLOB whose bytes are not UTF-8 text; fix the row, writing it as text (UPDATE jm_jobs SET command = '…' WHERE id = 'b')",
+    );
+  },
+);
+
+contract(
+  "listJobs",
+  "a row that export would refuse (a schedule on no date, a reserved variable) is invalid when read",
+  async ({ db, store }) => {
+    await store.changeJob("feb", () => job("feb"));
+    await store.changeJob("spoof", () => job("spoof"));
+    await rawQuery(db, "UPDATE jm_jobs SET day = '31', month = '2' WHERE id = 'feb'");
+    await rawQuery(
+      db,
+      `UPDATE jm_jobs SET env = '{"JM_JOB_ID":"spoof","A":"1"}' WHERE id = 'spoof'`,
+    );
+    assertEquals(
+      await problemOf(store, "feb"),
+      "schedule: day '31', month '2' and day_of_week '*' never fall on one date, so the job would never fire; check those fields",
+    );
+    assertEquals(
+      await problemOf(store, "spoof"),
+      `env: JM_JOB_ID is set by jobsmanager for every run and cannot be overridden; remove it (fix the row, e.g. UPDATE jm_jobs SET env = '{"A":"1"}' WHERE id = 'spoof')`,
+    );
+  },
+);
+
+contract(
+  "changeJob",
+  "an id with trailing spaces written in SQL is named where the database takes it for the bare id",
+  async ({ backend, db, store }) => {
+    await rawQuery(db, "INSERT INTO jm_jobs (id, command, minute) VALUES ('zz ', 'true', '*/10')");
+    assertEquals(await store.getJob("zz"), null);
+    if (backend === "sqlite") {
+      // SQLite compares ids exactly: they are two jobs.
+      await store.changeJob("zz", () => job("zz"));
+      assertEquals((await store.listJobs()).map((j) => j.id), ["zz", "zz "]);
+      return;
+    }
+    const message =
+      "job 'zz ' (its id ends in spaces, written in SQL) stands for 'zz': the database compares ids ignoring trailing spaces; remove it (DELETE FROM jm_jobs WHERE id = 'zz ') or give it another id (UPDATE jm_jobs SET id = '…' WHERE id = 'zz '), then run this again";
+    await assertRejects(() => store.changeJob("zz", () => job("zz")), ConflictError, message);
+    await assertRejects(
+      () => store.changeJobs(() => ({ put: [job("zz")], remove: [] })),
+      ConflictError,
+      message,
+    );
+    await rawQuery(db, "DELETE FROM jm_jobs WHERE id = 'zz '");
+    await store.changeJob("zz", () => job("zz"));
+    assertEquals((await store.listJobs()).map((j) => j.id), ["zz"]);
   },
 );

@@ -6,6 +6,7 @@
 import { assertEquals } from "./assert.ts";
 import { FINAL_STATUSES, type RunStatus } from "../src/domain/run.ts";
 import { contract, fire, manualRequest, node } from "./store_contract.ts";
+import { rawQuery } from "./helpers.ts";
 
 contract("getRun", "an unknown id is null", async ({ store }) => {
   const [id] = await store.claimRuns([fire("a", 1000)]);
@@ -359,5 +360,21 @@ contract(
     assertEquals(await store.activeRunsElsewhere("here", [queued!, queued! + 1]), [
       { id: queued!, job_id: "b", node_id: "live" },
     ]);
+  },
+);
+
+contract(
+  "listRuns",
+  "an integer beyond 2^53 loads, its time at the latest a Date holds",
+  async ({ db, store }) => {
+    await store.claimRuns([fire("a", 1000, { status: "success", finished_at: 2000 })]);
+    await rawQuery(db, "UPDATE jm_runs SET scheduled_at = 9223372036854775000");
+    const [run] = await store.listRuns({ limit: 10 });
+    assertEquals([run.job_id, run.scheduled_at, run.finished_at], [
+      "a",
+      8_640_000_000_000_000,
+      2000,
+    ]);
+    assertEquals((await store.getRun(run.id))?.scheduled_at, 8_640_000_000_000_000);
   },
 );

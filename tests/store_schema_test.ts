@@ -127,6 +127,71 @@ onEveryBackend("migrate", "run again, it applies nothing and keeps the data", as
   assertEquals(await versions(db), MIGRATIONS.map((m) => [m.version, m.name]));
 });
 
+onEveryBackend(
+  "migrate",
+  "one stopped half-way, or whose version rows were lost, resumes: what is there is done",
+  async (db) => {
+    const store = db.open();
+    try {
+      await store.migrate();
+      await store.changeJob("alpha", () => job("alpha", { on_failure: "echo failed" }));
+      // As MySQL leaves a migration killed in its ALTERs: the columns of 7 to 11 there,
+      // but 10's tries, and none of their versions recorded.
+      await rawQuery(db, "ALTER TABLE jm_notifications DROP COLUMN tries");
+      await rawQuery(db, "DELETE FROM jm_schema_version WHERE version >= 7");
+      assertEquals(await store.migrate(), {
+        from: 6,
+        to: SCHEMA_VERSION,
+        applied: MIGRATIONS.filter((m) => m.version >= 7).map((m) => m.version),
+        created: [],
+      });
+      assertEquals((await store.getJob("alpha"))?.on_failure, "echo failed");
+      assertEquals(await countRows(db, "jm_notifications", "tries = 0"), 0);
+    } finally {
+      await store.close();
+    }
+    assertEquals(await versions(db), MIGRATIONS.map((m) => [m.version, m.name]));
+  },
+);
+
+onEveryBackend(
+  "migrate",
+  "the original JobsManager's TEXT snapshots in jm_update_info are widened, at any version",
+  async (db) => {
+    const types = async () =>
+      (await rawQuery(
+        db,
+        "SELECT COLUMN_NAME AS c, DATA_TYPE AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'jm_update_info' AND COLUMN_NAME LIKE 'jobs%' ORDER BY 1",
+      )).map((r) => `${r.c} ${r.t}`);
+    await rawQuery(
+      db,
+      "CREATE TABLE jm_update_info (id int AUTO_INCREMENT PRIMARY KEY, updated int DEFAULT 0, insert_time datetime DEFAULT CURRENT_TIMESTAMP, update_time datetime NULL, jobs_before_update text, jobs_after_update text)",
+    );
+    const store = db.open();
+    try {
+      const widened = ["jm_update_info.jobs_before_update", "jm_update_info.jobs_after_update"];
+      assertEquals((await store.migrate()).widened, widened);
+      assertEquals(await types(), ["jobs_after_update longtext", "jobs_before_update longtext"]);
+      // Once the schema is current, too: the table was there before jobsmanager.
+      await rawQuery(db, "ALTER TABLE jm_update_info MODIFY jobs_after_update TEXT NULL");
+      assertEquals(await store.migrate(), {
+        from: SCHEMA_VERSION,
+        to: SCHEMA_VERSION,
+        applied: [],
+        created: [],
+        widened: ["jm_update_info.jobs_after_update"],
+      });
+      const many = Array.from({ length: 400 }, (_, i) => job(`job-${i}`));
+      await store.changeJobs(() => ({ put: many, remove: [] }));
+      assertEquals((await store.listJobs()).length, 400);
+      assertEquals((await store.migrate()).widened, undefined);
+    } finally {
+      await store.close();
+    }
+  },
+  ["mysql"],
+);
+
 onEveryBackend("migrate", "three stores migrating at once apply each version once", async (db) => {
   const stores = [db.open(), db.open(), db.open()];
   try {

@@ -16,10 +16,14 @@ export function dbCommand() {
             report.created.join(", ")
           } again, empty`,
         ];
+        const widened = (report.widened ?? []).map((column) =>
+          `${report.database}: widened ${column} to LONGTEXT, as the schema declares it (the original JobsManager made it narrower)`
+        );
         ctx.print(
           () =>
             [
               ...created,
+              ...widened,
               report.applied.length === 0
                 ? `${report.database}: schema already at version ${report.to}`
                 : `${report.database}: schema migrated from version ${report.from} to ${report.to} (applied ${

@@ -30,6 +30,18 @@ function fail(key: string, value: unknown, allowed: string): never {
   throw new ValidationError(key, `${key}: ${JSON.stringify(value)} is not valid (${allowed})`);
 }
 
+/**
+ * What is wrong with `charset` as the MySQL connection's character set;
+ * null for utf8mb4 or one of its collations. Another one changed text
+ * without a word: latin1 stored 'echo héllo 😀 ✓' as 'echo héllo =\0 \x13',
+ * utf8 (utf8mb3) stored '?' for each character beyond it.
+ */
+export function charsetProblem(charset: string): string | null {
+  return /^utf8mb4(_\w+)?$/i.test(charset.trim())
+    ? null
+    : "is not utf8mb4, which jobsmanager's tables use: characters beyond it (😀 in utf8, é in latin1) would be stored changed or cut, in jobs, their output and log lines";
+}
+
 const text: Parser<string> = (v, key) =>
   typeof v === "string" ? v : fail(key, v, "expected a string");
 
@@ -200,7 +212,20 @@ export const CONFIG_KEYS = {
     parse: text,
   },
   "db.database": { doc: "MySQL/MariaDB database name", default: "jobsmanager", parse: text },
-  "db.charset": { doc: "Connection character set", default: "utf8mb4", parse: text },
+  "db.charset": {
+    doc:
+      "Connection character set: utf8mb4 (or one of its collations), which every other would corrupt text in",
+    default: "utf8mb4",
+    parse: (v, key) => {
+      const charset = text(v, key);
+      const wrong = charsetProblem(charset);
+      if (wrong === null) return charset;
+      throw new ValidationError(
+        key,
+        `${key}: ${JSON.stringify(charset)} ${wrong}; set it to utf8mb4, or remove the key`,
+      );
+    },
+  },
   "db.pool_size": {
     doc:
       "Most MySQL connections one pool of the service opens (the scheduler's; the HTTP side, when it listens, has its own; claims of several fires at once have two more of their own); one unused for a minute is closed",

@@ -5,7 +5,7 @@
  */
 import { ValidationError } from "../errors.ts";
 import { type DatabaseTarget, type MysqlTarget, redactUrl } from "../store/target.ts";
-import type { Settings } from "./config.ts";
+import { charsetProblem, type Settings } from "./config.ts";
 
 export const DEFAULT_SQLITE_PATH = "jobsmanager.db";
 
@@ -69,6 +69,13 @@ function parseMysqlUrl(url: string, base: MysqlTarget): MysqlTarget {
     );
   }
   const charset = parsed.searchParams.get("charset");
+  const wrong = charset === null ? null : charsetProblem(charset);
+  if (wrong !== null) {
+    throw new ValidationError(
+      "db.url",
+      `db.url: charset=${charset} ${wrong}; write ?charset=utf8mb4 in the URL, or leave it out`,
+    );
+  }
   return {
     ...base,
     host: parsed.hostname,

@@ -12,6 +12,7 @@ import { AS_FIELDS, type OptionNames } from "./option_names.ts";
 import {
   checkEverFires,
   compileSchedule,
+  everFires,
   toCronerPattern,
   validateTimezone,
   zoneSpelling,
@@ -553,9 +554,9 @@ export function jobProblem(job: Job, names: OptionNames = AS_FIELDS): string | n
  */
 export function validateJob(job: Job, names: OptionNames = AS_FIELDS): Job {
   validateId(job.id);
-  // First: the walks below take a row's env column for an object of strings.
+  // First: the walks below take text fields for text, and env for an object of strings.
+  refuseUnreadableText(job);
   validateEnv(job.env, job.id);
-  refuseLoneSurrogates(job);
   if (job.command.trim() === "") {
     throw new ValidationError(
       "command",
@@ -581,11 +582,16 @@ export function validateJob(job: Job, names: OptionNames = AS_FIELDS): Job {
       throw new ValidationError(blank, `${blank}: is empty (use '*' for every value)`);
     }
     toCronerPattern(job);
+    checkFallsOnSomeDate(job);
   }
   if (job.timezone !== null) validateTimezone(job.timezone);
   checkNumber("timeout", job.timeout, 0, MAX_TIMEOUT, false);
   checkNumber("max_instances", job.max_instances, 1, 10_000, true);
   checkNumber("misfire_grace_time", job.misfire_grace_time, 0, MAX_TIMEOUT, true);
+  checkFlag("enabled", job.enabled, job.id, false);
+  checkFlag("coalesce", job.coalesce, job.id, true);
+  checkInstant("created_at", job.created_at, job.id, job.updated_at);
+  checkInstant("updated_at", job.updated_at, job.id, job.created_at);
   if (job.cwd?.includes("\0")) {
     throw new ValidationError("cwd", "cwd: contains a NUL byte, which no path can hold");
   }
@@ -636,20 +642,28 @@ function isBlank(value: unknown): boolean {
 }
 
 /**
- * A lone UTF-16 surrogate (`"\ud800"` in JSON) is no character: a database
- * stores U+FFFD instead, so the job would differ from what was given, at
- * every apply of the same file.
+ * Text fields that are no text. A lone UTF-16 surrogate (`"\ud800"` in
+ * JSON) is no character: a database stores U+FFFD instead, so the job
+ * would differ from what was given, at every apply of the same file. Nor
+ * are bytes a row's mapper could not read as UTF-8 (see below).
  */
-function refuseLoneSurrogates(job: Job): void {
+function refuseUnreadableText(job: Job): void {
   // for-in, not JOB_FIELDS by index: V8 reads a field named by for-in from
   // the object's own layout, where a name from a list is looked up (10,000
   // jobs of a reload: 4 ms against 10).
   for (const field in job) {
     const value = job[field as keyof Job];
-    if (typeof value === "string" && !value.isWellFormed()) loneSurrogate(field);
-  }
-  for (const name in job.env) {
-    if (!name.isWellFormed() || !job.env[name].isWellFormed()) loneSurrogate("env");
+    if (typeof value === "string") {
+      // An env column as text is named by validateEnv, with the row's fix.
+      if (!value.isWellFormed() && field !== "env") loneSurrogate(field);
+    } else if (value instanceof Uint8Array) {
+      // A BLOB a row written by hand holds in SQLite: the row mapper reads one of
+      // UTF-8 text as that text, and keeps other bytes, which are no text to run.
+      throw new ValidationError(
+        field,
+        `${field}: is a BLOB whose bytes are not UTF-8 text; fix the row, writing it as text (UPDATE jm_jobs SET ${field} = '…' WHERE id = '${job.id}')`,
+      );
+    }
   }
 }
 
@@ -676,6 +690,19 @@ function validateEnv(env: unknown, id: string): void {
   }
   const names = Object.keys(env);
   for (let i = 0; i < names.length; i++) {
+    if (!names[i].isWellFormed() || !env[names[i]].isWellFormed()) loneSurrogate("env");
+    if (RESERVED_ENV.includes(names[i])) {
+      const rest = { ...env };
+      delete rest[names[i]];
+      throw new ValidationError(
+        "env",
+        `env: ${
+          names[i]
+        } is set by jobsmanager for every run and cannot be overridden; remove it (fix the row, e.g. UPDATE jm_jobs SET env = '${
+          JSON.stringify(rest).replaceAll("'", "''")
+        }' WHERE id = '${id}')`,
+      );
+    }
     if (env[names[i]].includes("\0")) {
       throw new ValidationError(
         "env",
@@ -775,6 +802,74 @@ function checkNumber(
       })`,
     );
   }
+}
+
+/** The latest instant a Date holds: ms since the epoch. */
+const MAX_INSTANT = 8_640_000_000_000_000;
+
+/**
+ * A job's time column, which a row written by hand may hold out of range
+ * (9223372036854775000; a time in ns): the fix given sets it to the other
+ * one when that one is a time.
+ */
+function checkInstant(
+  field: "created_at" | "updated_at",
+  v: unknown,
+  id: string,
+  other: unknown,
+): void {
+  if (typeof v === "number" && wholeNumber(v, 0, MAX_INSTANT) !== null) return;
+  const otherField = field === "created_at" ? "updated_at" : "created_at";
+  const fix = typeof other === "number" && wholeNumber(other, 0, MAX_INSTANT) !== null
+    ? otherField
+    : "0";
+  throw new ValidationError(
+    field,
+    `${field}: ${JSON.stringify(v)} is not a time (allowed: ms since the epoch, ${
+      wholeNumberRule(0, MAX_INSTANT)
+    }); fix the row, e.g. UPDATE jm_jobs SET ${field} = ${fix} WHERE id = '${id}'`,
+  );
+}
+
+/**
+ * Whether each `day month day_of_week` falls on some date, as asked: a
+ * catalogue shares a few, and every reload and `job list` asks it of each
+ * job (a croner search, tens of µs). Bounded: cleared when full.
+ */
+const FALLS_ON_A_DATE = new Map<string, boolean>();
+
+/**
+ * A schedule that never falls on a date (day 31 of month 2), which a row
+ * written by hand may hold: checkEverFires refuses it when it is written,
+ * and the service would keep it, silent, never firing.
+ */
+function checkFallsOnSomeDate(job: ScheduleFields): void {
+  const key = `${job.day} ${job.month} ${job.day_of_week}`;
+  let falls = FALLS_ON_A_DATE.get(key);
+  if (falls === undefined) {
+    falls = everFires(job);
+    if (FALLS_ON_A_DATE.size >= 10_000) FALLS_ON_A_DATE.clear();
+    FALLS_ON_A_DATE.set(key, falls);
+  }
+  if (!falls) checkEverFires(job);
+}
+
+/**
+ * A flag column: a row mapper makes 0 and 1 true and false, and keeps
+ * what else a row written by hand holds ('false', '' in SQLite) as it is,
+ * not guessed at: `'false'` read as a number is not 0.
+ */
+function checkFlag(field: "enabled" | "coalesce", v: unknown, id: string, nullable: boolean): void {
+  if (typeof v === "boolean" || (v === null && nullable)) return;
+  const meant = v === "false" ? "0" : v === "true" ? "1" : null;
+  throw new ValidationError(
+    field,
+    `${field}: ${JSON.stringify(v)} is not 0 or 1${
+      nullable ? ", or NULL for the service default" : ""
+    }; fix the row, e.g. UPDATE jm_jobs SET ${field} = ${meant ?? "1"} WHERE id = '${id}'${
+      meant === null ? " (1 for true, 0 for false)" : ""
+    }`,
+  );
 }
 
 /** The zone a job fires in: its own, else the service default. */

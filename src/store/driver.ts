@@ -99,6 +99,11 @@ export interface Driver extends Executor {
 /** Everything the SQL in `sql_store.ts` needs to know about the dialect. */
 export interface DialectProfile {
   dialect: Dialect;
+  /**
+   * Whether `id = ?` ignores trailing spaces (MySQL's and MariaDB's PAD
+   * SPACE collations, utf8mb4_bin among them): 'zz ' is 'zz' to a key.
+   */
+  padsIds: boolean;
   /** Appended to a SELECT that must lock the rows it reads. */
   forUpdate: string;
   /** Appended to an INSERT so a duplicate key inserts nothing (0 changes) instead of failing. */
@@ -109,9 +114,12 @@ export interface DialectProfile {
   nowMs: string;
   /** A query with one `?` (the table name) returning one row per column, named `name`. */
   columnsSql: string;
+  /** A query with one `?` (the table name) returning one row per index, named `name`. */
+  indexesSql: string;
   /**
    * A query with `count` `?` (table names) returning a row per column of
-   * each of those tables that exists: `tbl` and `name`.
+   * each of those tables that exists: `tbl`, `name` and `type` (MySQL's
+   * DATA_TYPE, SQLite's declared type).
    */
   tableColumnsSql(count: number): string;
   /**
@@ -147,6 +155,7 @@ export interface DialectProfile {
 export const PROFILES: Record<Dialect, DialectProfile> = {
   mysql: {
     dialect: "mysql",
+    padsIds: true,
     forUpdate: " FOR UPDATE",
     // Not INSERT IGNORE: that would also hide other errors (bad values, truncation).
     onDuplicateIgnore: " ON DUPLICATE KEY UPDATE id = id",
@@ -154,8 +163,10 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     nowMs: MYSQL_NOW_MS,
     columnsSql:
       "SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+    indexesSql:
+      "SELECT DISTINCT INDEX_NAME AS name FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
     tableColumnsSql: (count) =>
-      `SELECT TABLE_NAME AS tbl, COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${
+      `SELECT TABLE_NAME AS tbl, COLUMN_NAME AS name, DATA_TYPE AS type FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${
         Array(count).fill("?").join(", ")
       })`,
     upsertTail: (_key, columns, set = {}) =>
@@ -171,15 +182,17 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
   },
   sqlite: {
     dialect: "sqlite",
+    padsIds: false,
     // BEGIN IMMEDIATE already holds the database's write lock.
     forUpdate: "",
     onDuplicateIgnore: " ON CONFLICT DO NOTHING",
     nowDatetime: "strftime('%Y-%m-%d %H:%M:%f', 'now')",
     nowMs: SQLITE_NOW_MS,
     columnsSql: "SELECT name FROM pragma_table_info(?)",
+    indexesSql: "SELECT name FROM pragma_index_list(?)",
     // Each name looked up as pragma_table_info looks it up: in any case, a view too.
     tableColumnsSql: (count) =>
-      `SELECT t.column1 AS tbl, c.name AS name FROM (VALUES ${
+      `SELECT t.column1 AS tbl, c.name AS name, c.type AS type FROM (VALUES ${
         Array(count).fill("(?)").join(", ")
       }) t, pragma_table_info(t.column1) c`,
     upsertTail: (key, columns, set = {}) =>

@@ -449,6 +449,34 @@ export const MIGRATIONS: Migration[] = [
   },
 ];
 
+/** A column a table made before jobsmanager may hold narrower than the schema declares. */
+export interface Widening {
+  table: string;
+  column: string;
+  /** Its types (information_schema's DATA_TYPE) too narrow for what jobsmanager writes. */
+  narrower: string[];
+  /** The column as the schema declares it. */
+  sql: string;
+}
+
+/**
+ * Columns `migrate` widens whatever the version: CREATE TABLE IF NOT
+ * EXISTS keeps a table the original JobsManager made, and its
+ * jm_update_info has TEXT snapshots, which a marker of a few hundred jobs
+ * outgrows ("Data too long for column 'jobs_after_update'").
+ */
+export const WIDENINGS: Record<Dialect, Widening[]> = {
+  mysql: ["jobs_before_update", "jobs_after_update"].map((column) => ({
+    table: "jm_update_info",
+    column,
+    narrower: ["tinytext", "text", "mediumtext", "varchar", "char"],
+    sql:
+      `ALTER TABLE jm_update_info MODIFY ${column} LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL`,
+  })),
+  // SQLite's TEXT has no length.
+  sqlite: [],
+};
+
 /** The tables of the schema (but jm_schema_version), which `migrate` checks are all there. */
 export const SCHEMA_TABLES = [
   "jm_jobs",
@@ -471,6 +499,31 @@ export function tablesOf(statement: string): string[] {
   return SCHEMA_TABLES.filter((table) =>
     names.some((name) => name === table || name.startsWith(`${table}_`))
   );
+}
+
+/** One `ADD COLUMN name …` or `ADD KEY name (…)` of an ALTER TABLE, as written. */
+export interface AlterClause {
+  kind: "column" | "key";
+  name: string;
+  text: string;
+}
+
+/**
+ * The table and the clauses of a migration's `ALTER TABLE t ADD …, ADD …`;
+ * null for any other statement (which is idempotent: CREATE … IF NOT
+ * EXISTS, an UPDATE), or one whose clauses are not all ADD COLUMN or ADD KEY.
+ */
+export function alterClauses(statement: string): { table: string; clauses: AlterClause[] } | null {
+  const m = statement.match(/^ALTER TABLE (\w+) (ADD [^]*)$/);
+  if (m === null) return null;
+  const clauses: AlterClause[] = [];
+  // No ", ADD " in a clause: defaults are simple ('failed,timeout,error,lost').
+  for (const text of m[2].split(/, (?=ADD )/)) {
+    const c = text.match(/^ADD (COLUMN|KEY) `?(\w+)`?/);
+    if (c === null) return null;
+    clauses.push({ kind: c[1] === "KEY" ? "key" : "column", name: c[2], text });
+  }
+  return { table: m[1], clauses };
 }
 
 /** The schema version this build creates and understands. */

@@ -148,8 +148,13 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
     case "EHOSTUNREACH":
     case "ENETUNREACH":
     case "ER_SERVER_SHUTDOWN":
-    case "ER_CONNECTION_KILLED":
       return new DatabaseError(`lost the connection to ${where}; is the server running?`, options);
+    case "ER_CONNECTION_KILLED":
+      // The server answers: "is it running?" sent people looking in the wrong place.
+      return new DatabaseError(
+        `${where} killed the connection (an administrator's KILL, or a server timeout such as wait_timeout), and with it the statement, which may or may not have finished; run the command again`,
+        options,
+      );
     case "PROTOCOL_SEQUENCE_TIMEOUT":
       return new DatabaseError(
         `no answer from ${where} within the statement's timeout; is the server overloaded, or the network dropping packets?`,

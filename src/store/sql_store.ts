@@ -2,7 +2,7 @@
  * The Store contract (store.ts) written once in SQL both dialects accept;
  * what differs lives in the driver's DialectProfile.
  */
-import { DatabaseError, RuntimeError } from "../errors.ts";
+import { ConflictError, DatabaseError, RuntimeError } from "../errors.ts";
 import { type Job, JOB_FIELDS, sameDefinition } from "../domain/job.ts";
 import { VERSION } from "../version.ts";
 import {
@@ -14,7 +14,17 @@ import {
   type Row,
   type SqlStatement,
 } from "./driver.ts";
-import { MIGRATIONS, SCHEMA_TABLES, SCHEMA_VERSION, tablesOf, versionTable } from "./migrations.ts";
+import {
+  type AlterClause,
+  alterClauses,
+  MIGRATIONS,
+  SCHEMA_TABLES,
+  SCHEMA_VERSION,
+  tablesOf,
+  versionTable,
+  type Widening,
+  WIDENINGS,
+} from "./migrations.ts";
 import type {
   JobChange,
   JobMutation,
@@ -99,6 +109,9 @@ function chunks<T>(items: readonly T[], size: number, weigh?: (item: T) => numbe
   return out;
 }
 
+/** Each schema table's column names, and (`types`) the type of each `table.column`. */
+type SchemaTables = Map<string, string[]> & { types: Map<string, string> };
+
 /** Tables of the schema `tables` (from `schemaTables`) lacks. */
 function missingTables(tables: Map<string, string[]>): string[] {
   return SCHEMA_TABLES.filter((table) => !tables.has(table));
@@ -107,27 +120,75 @@ function missingTables(tables: Map<string, string[]>): string[] {
 /** Columns of the original project's APScheduler job store. */
 const APSCHEDULER_COLUMNS = ["next_run_time", "job_state"];
 
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A value SQLite holds as a BLOB (a row written by hand, X'30'): the text
+ * its bytes spell in UTF-8, which is what was meant; other bytes are kept
+ * as they are, for validateJob to name the column. Any other value as it is.
+ */
+function unBlob(v: unknown): unknown {
+  if (!(v instanceof Uint8Array)) return v;
+  try {
+    return UTF8.decode(v);
+  } catch {
+    return v;
+  }
+}
+
+/**
+ * A text column. String() of a BLOB would be its bytes as numbers
+ * ("101,99,104"), a command run as garbage.
+ */
+function textColumn(v: unknown): string {
+  const text = unBlob(v);
+  return (typeof text === "string" || text instanceof Uint8Array ? text : String(text)) as string;
+}
+
+function lossyText(v: unknown): string {
+  return v instanceof Uint8Array ? new TextDecoder().decode(v) : String(v);
+}
+
+const nullableText = (v: unknown) => v === null || v === undefined ? null : textColumn(v);
+
 /**
  * A numeric column. What a hand-written row holds that is no number
- * (SQLite keeps 'abc' in an INTEGER column) is kept as written, not made
- * NaN: validateJob then names it as it is (`timeout: "abc" is not valid`).
+ * (SQLite keeps 'abc' or '' in an INTEGER column) is kept as written, not
+ * made NaN or 0: validateJob then names it as it is (`timeout: "abc" is
+ * not valid`). So are digits beyond 2^53, which mysql2 and the SQLite
+ * driver give as text: as a number they would be another number.
  */
 function numberColumn(v: unknown): number {
-  const n = Number(v);
-  return Number.isNaN(n) ? v as number : n;
+  if (typeof v === "number") return v;
+  const value = unBlob(v);
+  if (typeof value === "string" && value.trim() === "") return value as unknown as number;
+  const n = Number(value);
+  return Number.isNaN(n) ||
+      (typeof value === "string" && Number.isInteger(n) && !Number.isSafeInteger(n))
+    ? value as number
+    : n;
 }
 
 function nullableNumber(v: unknown): number | null {
   return v === null || v === undefined ? null : numberColumn(v);
 }
 
-const nullableText = (v: unknown) => v === null || v === undefined ? null : String(v);
+/**
+ * A flag column: 0 is false, another number true. Else as written
+ * (SQLite keeps 'false' or '' in an INTEGER column): read as a number,
+ * 'false' was true and '' false; validateJob names it instead.
+ */
+function boolColumn(v: unknown): boolean {
+  const n = numberColumn(v);
+  return typeof n === "number" ? n !== 0 : n as unknown as boolean;
+}
 
 function nullableBool(v: unknown): boolean | null {
-  return v === null || v === undefined ? null : Number(v) !== 0;
+  return v === null || v === undefined ? null : boolColumn(v);
 }
 
 function parseJson<T>(v: unknown, fallback: T): T {
+  v = unBlob(v);
   if (v === null || v === undefined || v === "") return fallback;
   return (typeof v === "string" ? JSON.parse(v) : v) as T;
 }
@@ -153,28 +214,29 @@ const AT = Object.fromEntries(JOB_FIELDS.map((field, i) => [field, i])) as Recor
 /** A row of jm_jobs, as JOB_SELECT's values, as a Job; tolerant of what hand-written SQL may leave. */
 function valuesToJob(row: unknown[]): Job {
   return {
-    id: String(row[AT.id]),
-    command: String(row[AT.command]),
-    second: String(row[AT.second]),
-    minute: String(row[AT.minute]),
-    hour: String(row[AT.hour]),
-    day: String(row[AT.day]),
-    month: String(row[AT.month]),
-    day_of_week: String(row[AT.day_of_week]),
-    timezone: row[AT.timezone] === null ? null : String(row[AT.timezone]),
+    // Lossy, for a key: bytes that are no UTF-8 leave U+FFFD, which validateId names.
+    id: typeof row[AT.id] === "string" ? row[AT.id] as string : lossyText(row[AT.id]),
+    command: textColumn(row[AT.command]),
+    second: textColumn(row[AT.second]),
+    minute: textColumn(row[AT.minute]),
+    hour: textColumn(row[AT.hour]),
+    day: textColumn(row[AT.day]),
+    month: textColumn(row[AT.month]),
+    day_of_week: textColumn(row[AT.day_of_week]),
+    timezone: nullableText(row[AT.timezone]),
     timeout: numberColumn(row[AT.timeout]),
-    enabled: Number(row[AT.enabled]) !== 0,
+    enabled: boolColumn(row[AT.enabled]),
     max_instances: nullableNumber(row[AT.max_instances]),
     coalesce: nullableBool(row[AT.coalesce]),
     misfire_grace_time: nullableNumber(row[AT.misfire_grace_time]),
     env: envColumn(row[AT.env]),
-    cwd: row[AT.cwd] === null ? null : String(row[AT.cwd]),
-    description: row[AT.description] === null ? null : String(row[AT.description]),
+    cwd: nullableText(row[AT.cwd]),
+    description: nullableText(row[AT.description]),
     retries: numberColumn(row[AT.retries]),
     retry_delay: numberColumn(row[AT.retry_delay]),
     retry_max_delay: numberColumn(row[AT.retry_max_delay]),
-    retry_on: String(row[AT.retry_on]),
-    retry_overlap: Number(row[AT.retry_overlap]) !== 0,
+    retry_on: textColumn(row[AT.retry_on]),
+    retry_overlap: boolColumn(row[AT.retry_overlap]),
     after_job: nullableText(row[AT.after_job]),
     after_outcome: nullableText(row[AT.after_outcome]) as Job["after_outcome"],
     created_at: numberColumn(row[AT.created_at]),
@@ -238,13 +300,30 @@ const RUN_SELECT_NO_OUTPUT = `SELECT ${
 /** The columns a claim writes: all but the id the database gives. */
 const NEW_RUN_COLUMNS = RUN_COLUMNS.filter((c) => c !== "id");
 
+/** The latest instant a Date holds, in ms since the epoch. */
+const MAX_INSTANT = 8_640_000_000_000_000;
+
+/**
+ * A run's time. One beyond what a Date holds (9223372036854775000, set by
+ * hand) is read as the latest a Date holds: beyond, every list showing the
+ * run failed to write its time.
+ */
+function runTime(v: unknown): number {
+  const n = Number(v);
+  return Math.abs(n) > MAX_INSTANT ? Math.sign(n) * MAX_INSTANT : n;
+}
+
+function nullableRunTime(v: unknown): number | null {
+  return v === null || v === undefined ? null : runTime(v);
+}
+
 function rowToRun(row: Row): Run {
   return {
     id: Number(row.id),
     job_id: String(row.job_id),
-    scheduled_at: Number(row.scheduled_at),
-    started_at: nullableNumber(row.started_at),
-    finished_at: nullableNumber(row.finished_at),
+    scheduled_at: runTime(row.scheduled_at),
+    started_at: nullableRunTime(row.started_at),
+    finished_at: nullableRunTime(row.finished_at),
     status: String(row.status) as RunStatus,
     exit_code: nullableNumber(row.exit_code),
     signal: nullableText(row.signal),
@@ -254,7 +333,7 @@ function rowToRun(row: Row): Run {
     trigger: String(row.trigger) as RunTrigger,
     note: nullableText(row.note),
     forced: Number(row.forced) !== 0,
-    cancel_requested_at: nullableNumber(row.cancel_requested_at),
+    cancel_requested_at: nullableRunTime(row.cancel_requested_at),
     cancel_requested_by: nullableText(row.cancel_requested_by),
     pgid: nullableNumber(row.pgid),
     marker: nullableText(row.marker),
@@ -278,6 +357,32 @@ function rowToMarker(row: Row): Marker {
     insert_time: String(row.insert_time),
     update_time: row.update_time === null ? null : String(row.update_time),
   };
+}
+
+/**
+ * A row whose id is `id` and trailing spaces (written in SQL), which MySQL
+ * and MariaDB compare as `id` (PAD SPACE): `job add` said the job existed,
+ * and `job update` then refused the stored id's characters.
+ */
+function paddedTwin(id: string, twin: string): ConflictError {
+  const quoted = twin.replaceAll("'", "''");
+  return new ConflictError(
+    `job '${twin}' (its id ends in spaces, written in SQL) stands for '${id}': the database compares ids ignoring trailing spaces; remove it (DELETE FROM jm_jobs WHERE id = '${quoted}') or give it another id (UPDATE jm_jobs SET id = '…' WHERE id = '${quoted}'), then run this again`,
+  );
+}
+
+/** Refuse jobs to put whose id a stored one's stands for, but for its trailing spaces. */
+function refusePaddedTwins(stored: readonly Job[], put: readonly Job[]): void {
+  const padded = new Map<string, string>();
+  for (const job of stored) {
+    const bare = job.id.replace(/ +$/, "");
+    if (bare !== job.id) padded.set(bare, job.id);
+  }
+  if (padded.size === 0) return;
+  for (const job of put) {
+    const twin = padded.get(job.id.replace(/ +$/, ""));
+    if (twin !== undefined && twin !== job.id) throw paddedTwin(job.id, twin);
+  }
 }
 
 /**
@@ -308,7 +413,10 @@ export class SqlStore implements Store {
     this.refuseOriginalLogTable(tables.get("jm_syslog"));
     const current = await this.schemaVersion(this.driver, tables);
     this.refuseNewer(current);
-    if (current === SCHEMA_VERSION && missingTables(tables).length === 0) {
+    if (
+      current === SCHEMA_VERSION && missingTables(tables).length === 0 &&
+      this.narrowColumns(tables).length === 0
+    ) {
       return { from: current, to: current, applied: [], created: [] };
     }
     return await this.driver.withMigrationLock(async (tx) => {
@@ -328,15 +436,53 @@ export class SqlStore implements Store {
       }
       const applied: number[] = [];
       for (const migration of MIGRATIONS.filter((m) => m.version > from)) {
-        for (const statement of migration.statements[this.kind]) await tx.run(statement);
+        for (const statement of migration.statements[this.kind]) {
+          const left = await this.stillToDo(tx, statement);
+          if (left !== null) await tx.run(left);
+        }
         await tx.run(
           "INSERT INTO jm_schema_version (version, name, applied_at) VALUES (?, ?, ?)",
           [migration.version, migration.name, Date.now()],
         );
         applied.push(migration.version);
       }
-      return { from, to: SCHEMA_VERSION, applied, created };
+      const widened: string[] = [];
+      for (const widening of this.narrowColumns(await this.schemaTables(tx))) {
+        await tx.run(widening.sql);
+        widened.push(`${widening.table}.${widening.column}`);
+      }
+      return {
+        from,
+        to: SCHEMA_VERSION,
+        applied,
+        created,
+        ...(widened.length === 0 ? {} : { widened }),
+      };
     });
+  }
+
+  /**
+   * What of a migration's statement is left to do: an ALTER without the
+   * columns and indexes the table has already (null when it has them all).
+   * MySQL's DDL is not transactional: a migration stopped half-way (its
+   * ALTER killed, the connection lost) kept what it did, unrecorded, and
+   * every later migrate failed on it ("Duplicate column name"); so did a
+   * jm_schema_version row lost. A column or index is known by its name.
+   */
+  private async stillToDo(tx: Executor, statement: string): Promise<string | null> {
+    const alter = alterClauses(statement);
+    if (alter === null) return statement;
+    const names = async (sql: string, kind: AlterClause["kind"]) =>
+      alter.clauses.some((c) => c.kind === kind)
+        ? new Set((await tx.all(sql, [alter.table])).map((row) => String(row.name)))
+        : new Set<string>();
+    const columns = await names(this.driver.profile.columnsSql, "column");
+    const indexes = await names(this.driver.profile.indexesSql, "key");
+    const left = alter.clauses.filter((c) =>
+      !(c.kind === "column" ? columns : indexes).has(c.name)
+    );
+    if (left.length === 0) return null;
+    return `ALTER TABLE ${alter.table} ${left.map((c) => c.text).join(", ")}`;
   }
 
   async hasSchema(): Promise<boolean> {
@@ -348,19 +494,30 @@ export class SqlStore implements Store {
 
   /**
    * The column names of each schema table present, jm_schema_version
-   * included: one round trip, at the start of every command.
+   * included, and the types of those WIDENINGS name (in `types`, by
+   * `table.column`): one round trip, at the start of every command.
    */
-  private async schemaTables(executor: Executor): Promise<Map<string, string[]>> {
+  private async schemaTables(executor: Executor): Promise<SchemaTables> {
     const names = [...SCHEMA_TABLES, "jm_schema_version"];
     const rows = await executor.all(this.driver.profile.tableColumnsSql(names.length), names);
-    const tables = new Map<string, string[]>();
+    const tables: SchemaTables = Object.assign(new Map<string, string[]>(), {
+      types: new Map<string, string>(),
+    });
     for (const row of rows) {
       const table = String(row.tbl);
       const columns = tables.get(table) ?? [];
       columns.push(String(row.name));
       tables.set(table, columns);
+      tables.types.set(`${table}.${row.name}`, String(row.type).toLowerCase());
     }
     return tables;
+  }
+
+  /** The columns of WIDENINGS `tables` holds narrower than the schema declares. */
+  private narrowColumns(tables: SchemaTables): Widening[] {
+    return WIDENINGS[this.kind].filter((w) =>
+      w.narrower.includes(tables.types.get(`${w.table}.${w.column}`) ?? "")
+    );
   }
 
   private async schemaVersion(executor: Executor, tables: Map<string, string[]>): Promise<number> {
@@ -431,17 +588,19 @@ export class SqlStore implements Store {
   }
 
   async getJob(id: string): Promise<Job | null> {
-    const [job] = await this.driver.mapValues(`${JOB_SELECT} WHERE id = ?`, [id], valuesToJob);
-    return job ?? null;
+    const found = await this.driver.mapValues(`${JOB_SELECT} WHERE id = ?`, [id], valuesToJob);
+    return found.find((job) => job.id === id) ?? null;
   }
 
   async changeJob(id: string, mutate: JobMutation): Promise<JobChange> {
     return await this.driver.transaction(async (tx) => {
-      const [before = null] = await tx.mapValues(
+      const found = await tx.mapValues(
         `${JOB_SELECT} WHERE id = ?${this.driver.profile.forUpdate}`,
         [id],
         valuesToJob,
       );
+      const before = found.find((job) => job.id === id) ?? null;
+      if (before === null && found.length > 0) throw paddedTwin(id, found[0].id);
       const mutated = mutate(before);
       if (before === null && mutated === null) return { before, after: mutated, markerId: null };
       if (before !== null && mutated !== null && sameDefinition(before, mutated)) {
@@ -480,6 +639,7 @@ export class SqlStore implements Store {
       );
       const stored = new Map(jobs.map((job) => [job.id, job]));
       const writes = mutate([...stored.values()]);
+      if (this.driver.profile.padsIds) refusePaddedTwins(jobs, writes.put);
       const before: Job[] = [];
       const after: Job[] = [];
       const added: Job[] = [];

@@ -52,7 +52,43 @@ function bind(params: Param[]): Bindable[] {
 /** Prepared statements kept per connection: the service asks the same few many times a second. */
 const MAX_STATEMENTS = 200;
 
-type Statement = StatementSync & { setReturnArrays(on: boolean): void };
+type Statement = StatementSync & {
+  setReturnArrays(on: boolean): void;
+  setReadBigInts(on: boolean): void;
+};
+
+/**
+ * The rows of `statement`. An integer beyond 2^53 (a column set by hand,
+ * 9223372036854775000) makes node:sqlite refuse the whole read, naming
+ * no table, row or column: every command, and the service, failed on one
+ * row. Such a read is made again with integers as BigInts, and those too
+ * large are given as their digits, as mysql2 gives MySQL's
+ * (`supportBigNumbers`): the row mappers read them as MySQL's, and the
+ * job rules name the column. Only then: BigInts for every read would cost
+ * each integer of each row.
+ */
+function allRows(statement: Statement, params: Bindable[]): unknown[][] {
+  try {
+    return statement.all(...params) as unknown as unknown[][];
+  } catch (error) {
+    if ((error as { code?: string }).code !== "ERR_OUT_OF_RANGE") throw error;
+  }
+  statement.setReadBigInts(true);
+  try {
+    const rows = statement.all(...params) as unknown as unknown[][];
+    for (const values of rows) {
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i];
+        if (typeof v === "bigint") {
+          values[i] = Number.isSafeInteger(Number(v)) ? Number(v) : String(v);
+        }
+      }
+    }
+    return rows;
+  } finally {
+    statement.setReadBigInts(false);
+  }
+}
 
 /**
  * A function making a row object of a row's values, by column list. An
@@ -106,14 +142,14 @@ class SqliteExecutor implements Executor {
 
   map<T>(sql: string, params: Param[], fn: (row: Row) => T): Promise<T[]> {
     const statement = this.prepared(sql);
-    const values = statement.all(...bind(params)) as unknown as unknown[][];
+    const values = allRows(statement, bind(params));
     // Asked each time: a migration may have changed what a statement returns.
     const toRow = rowMaker(statement.columns().map((c) => c.name));
     return Promise.resolve(values.map((v) => fn(toRow(v))));
   }
 
   mapValues<T>(sql: string, params: Param[], fn: (values: unknown[]) => T): Promise<T[]> {
-    const values = this.prepared(sql).all(...bind(params)) as unknown as unknown[][];
+    const values = allRows(this.prepared(sql), bind(params));
     return Promise.resolve(values.map(fn));
   }
 

@@ -89,6 +89,11 @@ export interface MigrationReport {
   applied: number[];
   /** Tables of the schema found missing (dropped by hand) and created again, empty. */
   created: string[];
+  /**
+   * Columns found narrower than the schema declares (a table the original
+   * JobsManager made) and widened, as `table.column`; absent when none was.
+   */
+  widened?: string[];
 }
 
 /** The catalogue: `jm_jobs`, each write with its reload marker. */
@@ -106,7 +111,7 @@ export interface JobStore {
    */
   jobsInChunks(size: number): AsyncIterable<Job[]>;
 
-  /** One job, or null. */
+  /** One job, or null; its id equal to `id`, trailing spaces included. */
   getJob(id: string): Promise<Job | null>;
 
   /**
@@ -118,6 +123,9 @@ export interface JobStore {
    * marker is inserted. A job written over a stored one gets an
    * `updated_at` strictly after the stored one's (its own, else the stored
    * one + 1 ms), so that each stored version has its own (an If-Match).
+   * Throws ConflictError, calling nothing, when there is no job `id` but
+   * one the database's key takes for it (MySQL: `id` and trailing spaces,
+   * written in SQL).
    */
   changeJob(id: string, mutate: JobMutation): Promise<JobChange>;
 
@@ -128,8 +136,10 @@ export interface JobStore {
    * `jm_update_info` row holding the before and after snapshots of the jobs
    * that changed. A job of `put` equal to the stored one is not written;
    * when nothing changes, no marker is inserted. When `mutate` throws, or
-   * any write fails, nothing is written. (`import --apply`, `apply`.)
-   * `updated_at` moves forward as with `changeJob`.
+   * any write fails, nothing is written; so when a job of `put` is one the
+   * database's key takes for another stored (ConflictError, as changeJob).
+   * (`import --apply`, `apply`.) `updated_at` moves forward as with
+   * `changeJob`.
    */
   changeJobs(mutate: (current: Job[]) => JobWrites): Promise<JobsChange>;
 }
