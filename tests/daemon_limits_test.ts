@@ -8,6 +8,7 @@ import { assert, assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
 import { DaemonHarness, describeRun, T0 } from "./daemon_harness.ts";
 import { node } from "./store_contract.ts";
+import { cancelRun } from "../src/app/runs.ts";
 
 const at = (s: number) => T0 + s * 1000;
 
@@ -83,6 +84,56 @@ for (const backend of BACKENDS) {
       "the service stopped before the fire before it ended",
     );
     assertEquals(h.runner.runs.length, 1, "nothing else started");
+  });
+
+  Deno.test(`daemon[${backend}]: a fire queued behind starts when the one before it leaves its slot any way, cancelled too`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: {
+        "jobsmanager.max_workers": 1,
+        "jobsmanager.misfire_grace_time": 60,
+        "jobsmanager.coalesce": false,
+      },
+    });
+    await h.job("hog", { schedule: { second: "5" } });
+    await h.job("tick", { schedule: { second: "10,20,30" } });
+    await h.start();
+    await h.clock.set(at(5));
+    const hog = await h.started("hog", at(5));
+    // The catch-up's first fire waits for the worker, the others behind it.
+    await h.clock.set(at(30) + 100);
+    const head = await h.run("tick", at(10), "queued");
+    await h.run("tick", at(30), "queued");
+    await cancelRun(h.store, head.id, { by: "test", now: at(30) + 200 });
+    await h.clock.set(at(31));
+    await h.run("tick", at(10), "cancelled");
+    hog.finish();
+    (await h.started("tick", at(20))).finish();
+    (await h.started("tick", at(30))).finish();
+  });
+
+  Deno.test(`daemon[${backend}]: fires queued behind a job removed meanwhile are skipped, not run as it was`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.misfire_grace_time": 60, "jobsmanager.coalesce": false },
+    });
+    await h.job("tick", { schedule: { second: "10,20,30" } });
+    await h.start();
+    await h.clock.set(at(30) + 100);
+    const first = await h.started("tick", at(10));
+    await h.run("tick", at(20), "queued");
+    const removed = await h.removeJob("tick");
+    await h.clock.set(at(32));
+    await h.until(
+      async () => (await h.markers()).find((m) => m.id === removed)?.updated,
+      "the removal to be applied",
+    );
+    const skipped = await Promise.all([20, 30].map((s) => h.run("tick", at(s), "skipped")));
+    assertEquals(
+      skipped.map((r) => r.note),
+      [20, 30].map(() => "its job was removed, disabled or made invalid before its turn"),
+    );
+    first.finish();
+    await h.run("tick", at(10), "success");
+    assertEquals(h.runner.of("tick").length, 1, "nothing of the removed job started after");
   });
 
   Deno.test(`daemon[${backend}]: jm_runs emptied while a run runs: the new run that gets its id keeps its row, the old one frees its slot`, async () => {

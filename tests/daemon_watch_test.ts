@@ -120,9 +120,9 @@ function lateClaims(db: Parameters<typeof storeWith>[0]) {
       if (held) answered++;
       return ids;
     },
-    pollState: (target: Store) => (nodeId) => {
+    pollState: (target: Store) => (...args) => {
       polls++;
-      return target.pollState(nodeId);
+      return target.pollState(...args);
     },
   });
   return { open, answer: () => gate.resolve(), answered: () => answered, polls: () => polls };
@@ -398,9 +398,9 @@ for (const backend of BACKENDS) {
     let manualReads = 0;
     await using h = await DaemonHarness.create(db, {
       store: storeWith(db, {
-        pollState: (target: Store) => (nodeId) => {
+        pollState: (target: Store) => (...args) => {
           polls++;
-          return target.pollState(nodeId);
+          return target.pollState(...args);
         },
         queuedManualRuns: (target: Store) => async (limit) => {
           const rows = await target.queuedManualRuns(limit);

@@ -202,14 +202,17 @@ export function started(r: RunRow): boolean {
  * the fire was decided; its end is heard, and recorded, a little later).
  * On a machine too busy to start the process within misfire_grace_time,
  * the fire is rightly missed: such a row must say how late it would have
- * started, later than its grace, and have started nothing.
+ * started (or, queued behind its job's late fire before it, how long that
+ * one still ran), later than its grace, and have started nothing.
  */
 export function ran(r: RunRow, rows: RunRow[]): boolean {
   if (r.status === "missed") {
     const where = `run ${r.id} was missed (${r.note})`;
     assertEquals(r.started_at, null, where);
     const note = r.note ?? "";
-    const late = /^would have started (\d+) ms after .*, later than ([\d.]+) s of grace/.exec(note);
+    const late =
+      /^(?:would have started|the fire before it still ran) (\d+) ms after .*, (?:later than|past) (?:its )?([\d.]+) s of grace/
+        .exec(note);
     const pastGrace = late
       ? Number(late[1]) > Number(late[2]) * 1000
       : /came later than misfire_grace_time \([\d.]+ s\)/.test(note);

@@ -179,6 +179,7 @@ contract("pollState", "markers: the newest, and the oldest pending", async ({ st
   assertEquals(await store.pollState("me"), {
     latestMarker: 0,
     oldestPendingMarker: null,
+    markerInserted: null,
     manualRuns: false,
     cancelRequests: false,
     nextDueRun: null,
@@ -193,6 +194,10 @@ contract("pollState", "markers: the newest, and the oldest pending", async ({ st
   await store.markApplied([second]);
   state = await store.pollState("me");
   assertEquals([state.latestMarker, state.oldestPendingMarker], [second, null]);
+  // When a marker was inserted: what tells a marker of that id inserted again.
+  const [listed] = await store.listMarkers(first - 1, 1);
+  assertEquals((await store.pollState("me", first)).markerInserted, listed.insert_time);
+  assertEquals((await store.pollState("me", second + 1)).markerInserted, null);
 });
 
 contract(

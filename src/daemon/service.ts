@@ -336,6 +336,8 @@ export class Service {
   /** Writes of finished runs still in flight; shutdown waits for them. */
   private readonly writes = new Set<Promise<unknown>>();
   private lastMarker = 0;
+  /** When `lastMarker` was inserted, once known: another time there means jm_update_info was emptied. */
+  private lastMarkerInserted: string | undefined;
   private stopping = false;
   private deadline: Deadline | null = null;
   private wake = new AbortController();
@@ -409,7 +411,8 @@ export class Service {
 
   constructor(private readonly o: ServiceOptions) {
     this.timetable = new Timetable(o.defaults);
-    this.slots = new SlotGate(o.maxWorkers);
+    // A slot given back, whichever way, is the turn of a fire queued behind.
+    this.slots = new SlotGate(o.maxWorkers, (jobId) => this.startBehind(jobId));
     this.recorder = o.recorder;
     o.cluster.whenGaining((gained) => this.gain(gained));
     o.cluster.whenLost((ids) => this.track(this.lost(ids)));
@@ -758,8 +761,9 @@ export class Service {
         // Before the state is read: a run put back in the queue is taken in this poll.
         if (this.takesInDoubt.size > 0) await this.settleTakesInDoubt();
         // One indexed query: a poll finding nothing to do, the usual case, costs no more.
-        const state = await this.o.store.pollState(this.nodeId);
-        await this.reloadIfMarked(state);
+        const asked = this.lastMarker;
+        const state = await this.o.store.pollState(this.nodeId, asked);
+        await this.reloadIfMarked(state, asked);
         // A marker every live node applied may still wait on a node that
         // died or stopped since: asked only while one is pending, not on
         // every poll of an idle service.
@@ -788,14 +792,25 @@ export class Service {
   private async applyChanges(): Promise<void> {
     if (this.stopping || !this.o.health.online) return;
     try {
-      await this.reloadIfMarked(await this.o.store.pollState(this.nodeId));
+      const asked = this.lastMarker;
+      await this.reloadIfMarked(await this.o.store.pollState(this.nodeId, asked), asked);
     } catch (error) {
       this.o.health.failed(error);
     }
   }
 
-  private async reloadIfMarked(state: PollState): Promise<void> {
-    if (state.latestMarker < this.lastMarker) this.markersWentBack(state.latestMarker);
+  /** `asked`: the marker whose `insert_time` `state` gives. */
+  private async reloadIfMarked(state: PollState, asked: number): Promise<void> {
+    // A reload since the poll asked moved lastMarker on: the answer is of another marker.
+    const ofLast = asked === this.lastMarker && asked > 0;
+    const known = this.lastMarkerInserted;
+    if (
+      state.latestMarker < this.lastMarker ||
+      (ofLast && (state.markerInserted === null ||
+        (known !== undefined && state.markerInserted !== known)))
+    ) {
+      this.markersWentBack(state.latestMarker);
+    } else if (ofLast) this.lastMarkerInserted = state.markerInserted!;
     const reread = this.rereadEveryJob && this.o.clock.now() >= this.rereadRetryAt;
     if (reread || state.latestMarker > this.lastMarker || state.oldestPendingMarker !== null) {
       this.requestReload();
@@ -891,20 +906,22 @@ export class Service {
   }
 
   /**
-   * The newest marker is older than the last one applied: jm_update_info
-   * was emptied (TRUNCATE, or dropped and made again by `db migrate`), and
-   * its ids start over. Markers are taken from the first again, and every
-   * job is read again: a change whose marker went with the table is in
-   * jm_jobs all the same. (Left so, the new markers' ids, below the last
-   * one applied, were taken for applied: no change applied until the ids
+   * The newest marker is older than the last one applied, or the last one
+   * applied is gone or inserted again: jm_update_info was emptied
+   * (TRUNCATE, or dropped and made again by `db migrate`), and its ids
+   * start over. Markers are taken from the first again, and every job is
+   * read again: a change whose marker went with the table is in jm_jobs
+   * all the same. (Left so, the new markers' ids, up to the last one
+   * applied, were taken for applied: no change applied until the ids
    * passed the old ones, thousands of changes later.)
    */
   private markersWentBack(latest: number): void {
     reloadLog.warning(
-      "the newest reload marker is {latest}, older than the last one applied here ({last}): jm_update_info was emptied or made again; every job is read again, and its markers are applied from the first",
+      "reload marker {last}, the last one applied here, is gone or was inserted again (the newest is {latest}): jm_update_info was emptied or made again; every job is read again, and its markers are applied from the first",
       { latest, last: this.lastMarker },
     );
     this.lastMarker = 0;
+    this.lastMarkerInserted = undefined;
     this.appliedHere.clear();
     this.rereadEveryJob = true;
   }
@@ -1026,11 +1043,16 @@ export class Service {
       }
     }
     this.o.cluster.setJobs(this.timetable.ids());
+    this.rebaseBehind(now);
     // The timetable changed: the loop sleeps till the new first fire, not till the writes below.
     this.wake.abort();
     const ids = markers.map((m) => m.id);
     await this.applied(ids.filter((_, i) => !markers[i].updated));
-    this.lastMarker = Math.max(this.lastMarker, ...ids);
+    const last = Math.max(this.lastMarker, ...ids);
+    if (last !== this.lastMarker) {
+      this.lastMarker = last;
+      this.lastMarkerInserted = markers.find((m) => m.id === last)?.insert_time;
+    }
     this.lastReload = { at: now, ms: Math.round(performance.now() - started) };
     this.o.cluster.reportSoon();
     const summary =
@@ -1192,6 +1214,11 @@ export class Service {
       this.o.observer?.ended(row.job_id, "skipped");
       schedulerLog.info("job {job}: fire skipped, max_instances reached", { job: row.job_id });
     });
+    // An id a run here still holds: jm_runs was emptied meanwhile (see `rowless`).
+    rows.forEach((row, i) => {
+      const before = ids[i] === null ? undefined : this.active.get(ids[i]!);
+      if (before !== undefined) this.loseRow(ids[i]!, before, row.job_id);
+    });
     for (const { index, due, marker } of behind) {
       if (ids[index] === null) continue;
       const queue = this.behind.get(due.job.id) ?? [];
@@ -1295,7 +1322,7 @@ export class Service {
     });
     const active: Active = { job, run, pid: null, marker, slot, note, scheduledAt, ...from };
     const before = this.active.get(runId);
-    if (before !== undefined) this.loseRow(runId, before, job);
+    if (before !== undefined) this.loseRow(runId, before, job.id);
     this.active.set(runId, active);
     run.started.then((started) => {
       if (this.rowless.has(active)) {
@@ -1503,11 +1530,14 @@ export class Service {
    * The database gave `runId`, still `before`'s here, to a new run of
    * `job`: `before` lost its row (see `rowless`).
    */
-  private loseRow(runId: number, before: Active, job: Job): void {
+  private loseRow(runId: number, before: Active, job: string): void {
+    this.active.delete(runId);
     this.rowless.add(before);
+    // A cancel asked of the old run is not the new one's.
+    this.cancelling.delete(runId);
     schedulerLog.error(
       "run {run} of job {was} still runs here, but the database gave its id to a new run of job {job}: jm_runs was emptied while runs were going (TRUNCATE, or dropped and made again by db migrate), and its ids started over; the older run goes on unrecorded (its end is logged here, not written), and the newer one is recorded as run {run}",
-      { run: runId, was: before.job.id, job: job.id },
+      { run: runId, was: before.job.id, job },
     );
   }
 
@@ -1519,7 +1549,6 @@ export class Service {
     if (result === null) unwatch();
     else run.run.escaped.then(unwatch, unwatch);
     run.slot.release();
-    this.startBehind(run.job.id);
     runnerLog.error(
       "job {job}: its run that was run {run} before jm_runs was emptied ended {status} (exit {exit}); it has no row to record it in",
       {
@@ -1544,7 +1573,6 @@ export class Service {
     const unwatch = () => this.o.guard?.unwatch(run.marker);
     run.run.escaped.then(unwatch, unwatch);
     run.slot.release();
-    this.startBehind(run.job.id);
     this.armAfterEnd(run.job.id);
     const level = result.status === "success" ? "info" : "warn";
     runnerLog[level](
@@ -1613,6 +1641,31 @@ export class Service {
         )
         : recorded,
     );
+  }
+
+  /**
+   * After a reload, the fires queued behind (see `behind`) go on as their
+   * job now is (its command, max_instances, grace); those of a job removed,
+   * disabled or made invalid are skipped.
+   */
+  private rebaseBehind(now: number): void {
+    for (const [jobId, queue] of this.behind) {
+      const job = this.timetable.job(jobId);
+      const policy = this.timetable.policy(jobId);
+      if (job !== undefined && policy !== undefined) {
+        for (const b of queue) b.due = { ...b.due, job, policy };
+        continue;
+      }
+      this.behind.delete(jobId);
+      for (const { runId } of queue) {
+        this.o.observer?.ended(jobId, "skipped");
+        this.track(this.recorder.update(runId, {
+          status: "skipped",
+          finished_at: now,
+          note: "its job was removed, disabled or made invalid before its turn",
+        }));
+      }
+    }
   }
 
   /** The fire queued behind its job's earlier fire as run `runId`, no longer queued; else null. */
@@ -1851,7 +1904,6 @@ export class Service {
         ...missed,
       }, now),
     );
-    if (slot) this.startBehind(job.id);
   }
 
   /**
@@ -1867,6 +1919,9 @@ export class Service {
     if (!slot) return;
     const { due, runId, marker } = queue.shift()!;
     if (queue.length === 0) this.behind.delete(jobId);
+    if (due.job.retries > 0 && !due.job.retry_overlap) {
+      this.track(this.dropRetries(due.job, runId, due.scheduledAt));
+    }
     if (slot.working) {
       this.startOnTime(due, runId, slot, marker, "it waited for the fire before it to end");
     } else {

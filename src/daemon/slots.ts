@@ -19,7 +19,11 @@ export class SlotGate {
   private readonly perJob = new Map<string, number>();
   private busy = 0;
 
-  constructor(private readonly maxWorkers: number) {}
+  /** `released`: told of each slot given back, after the gate counts it free. */
+  constructor(
+    private readonly maxWorkers: number,
+    private readonly released: (jobId: string) => void = () => {},
+  ) {}
 
   get workerFree(): boolean {
     return this.busy < this.maxWorkers;
@@ -81,6 +85,7 @@ export class SlotGate {
         const left = this.held(jobId) - 1;
         if (left === 0) this.perJob.delete(jobId);
         else this.perJob.set(jobId, left);
+        this.released(jobId);
       },
     };
     return slot;

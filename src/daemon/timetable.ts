@@ -162,6 +162,11 @@ export class Timetable {
     return this.entries.get(id)?.job;
   }
 
+  /** The policy job `id`'s fires are decided by, while it is here. */
+  policy(id: string): Policy | undefined {
+    return this.entries.get(id)?.policy;
+  }
+
   ids(): string[] {
     return [...this.entries.keys()];
   }

@@ -705,21 +705,25 @@ export class SqlStore implements Store {
     return rows[0]?.id === null || rows[0]?.id === undefined ? null : Number(rows[0].id);
   }
 
-  async pollState(nodeId: string): Promise<PollState> {
+  async pollState(nodeId: string, markerId = 0): Promise<PollState> {
     // The conditions of queuedManualRuns, dueQueuedRuns and cancelRequests, each on an index.
     const [row] = await this.driver.all(
       `SELECT (SELECT MAX(id) FROM jm_update_info) AS latest,
+        (SELECT insert_time FROM jm_update_info WHERE id = ?) AS marker_at,
         (SELECT MIN(id) FROM jm_update_info WHERE updated = 0) AS pending,
         EXISTS (SELECT 1 FROM jm_runs WHERE status = 'queued' AND \`trigger\` = 'manual' AND node_id IS NULL) AS manual,
         (SELECT MIN(scheduled_at) FROM jm_runs WHERE status = 'queued' AND \`trigger\` IN ('retry', 'after') AND node_id IS NULL) AS due,
         EXISTS (SELECT 1 FROM jm_runs WHERE ${CANCELS}) AS cancels`,
-      [nodeId],
+      [markerId, nodeId],
     );
     return {
       latestMarker: Number(row.latest ?? 0),
       oldestPendingMarker: row.pending === null || row.pending === undefined
         ? null
         : Number(row.pending),
+      markerInserted: row.marker_at === null || row.marker_at === undefined
+        ? null
+        : String(row.marker_at),
       manualRuns: Number(row.manual) !== 0,
       cancelRequests: Number(row.cancels) !== 0,
       nextDueRun: row.due === null || row.due === undefined ? null : Number(row.due),

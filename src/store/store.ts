@@ -30,6 +30,12 @@ export interface PollState {
   latestMarker: number;
   /** As `oldestPendingMarkerId`. */
   oldestPendingMarker: number | null;
+  /**
+   * When the marker asked about was inserted (`insert_time`); null when
+   * there is none of that id: a marker applied before, gone or inserted
+   * again since, tells that jm_update_info was emptied.
+   */
+  markerInserted: string | null;
   /** Whether `queuedManualRuns` would return any. */
   manualRuns: boolean;
   /** Whether `cancelRequests(nodeId)` would return any. */
@@ -162,9 +168,10 @@ export interface MarkerStore {
    * What the poll of service `nodeId` looks for, in one query: the newest
    * marker, the oldest pending one, whether `job run` requests or cancels
    * for it wait, and when the first retry or follow-up run is due (then
-   * `queuedManualRuns`, `cancelRequests` and `dueQueuedRuns` say which).
+   * `queuedManualRuns`, `cancelRequests` and `dueQueuedRuns` say which),
+   * and when marker `markerId` was inserted.
    */
-  pollState(nodeId: string): Promise<PollState>;
+  pollState(nodeId: string, markerId?: number): Promise<PollState>;
 
   /**
    * Whether another connection may have committed since the last call
