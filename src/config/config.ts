@@ -12,6 +12,7 @@ import { LOG_LEVELS, type LogLevel, parseLogLevel } from "../domain/log_row.ts";
 import { wholeNumber, wholeNumberRule } from "../domain/number.ts";
 import { validateTimezone } from "../cron/croner.ts";
 import { checkHookUrl } from "../domain/notify.ts";
+import { charsetProblem } from "./charset.ts";
 
 type Parser<T> = (value: unknown, key: string) => T;
 
@@ -28,18 +29,6 @@ interface KeySpec<T> {
 
 function fail(key: string, value: unknown, allowed: string): never {
   throw new ValidationError(key, `${key}: ${JSON.stringify(value)} is not valid (${allowed})`);
-}
-
-/**
- * What is wrong with `charset` as the MySQL connection's character set;
- * null for utf8mb4 or one of its collations. Another one changed text
- * without a word: latin1 stored 'echo héllo 😀 ✓' as 'echo héllo =\0 \x13',
- * utf8 (utf8mb3) stored '?' for each character beyond it.
- */
-export function charsetProblem(charset: string): string | null {
-  return /^utf8mb4(_\w+)?$/i.test(charset.trim())
-    ? null
-    : "is not utf8mb4, which jobsmanager's tables use: characters beyond it (😀 in utf8, é in latin1) would be stored changed or cut, in jobs, their output and log lines";
 }
 
 const text: Parser<string> = (v, key) =>

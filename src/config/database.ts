@@ -5,7 +5,8 @@
  */
 import { ValidationError } from "../errors.ts";
 import { type DatabaseTarget, type MysqlTarget, redactUrl } from "../store/target.ts";
-import { charsetProblem, type Settings } from "./config.ts";
+import type { Settings } from "./config.ts";
+import { charsetProblem } from "./charset.ts";
 
 export const DEFAULT_SQLITE_PATH = "jobsmanager.db";
 
