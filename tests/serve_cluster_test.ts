@@ -165,8 +165,10 @@ mysqlTest(
     await jm(db, "job", "add", "long", "--second", "*", "--command", `sleep 3000.${tag}`);
     const services = await cluster(db, 2);
     try {
+      // Started (its group known): a fire claimed `running` may yet be missed, its start too
+      // late on a busy machine.
       const first = await waitFor(
-        async () => (await runs(db, "long")).find((r) => r.status === "running"),
+        async () => (await runs(db, "long")).find((r) => r.status === "running" && r.pgid !== null),
         { timeoutMs: 10_000, what: "a running run of long", detail: runsDetail(db, "long") },
       );
       const owner = (await nodes(db)).find((n) => n.id === first.node_id)!;
@@ -228,8 +230,10 @@ mysqlTest(
         "--command",
         `mkdir ${db.dir}/long.first 2>/dev/null && exec sleep 3000.${tag}; true`,
       );
+      // Started (its group known): a fire claimed `running` may yet be missed, its start too
+      // late on a busy machine.
       const first = await waitFor(
-        async () => (await runs(db, "long")).find((r) => r.status === "running"),
+        async () => (await runs(db, "long")).find((r) => r.status === "running" && r.pgid !== null),
         { timeoutMs: 10_000, what: "a running run of long", detail: runsDetail(db, "long") },
       );
       assertEquals(first.node_id, owners.get("long"), "long runs on its owner");

@@ -136,6 +136,8 @@ export interface RunRow {
   node_id: string | null;
   trigger: string;
   note: string | null;
+  /** Its process group, once its process started. */
+  pgid: number | null;
 }
 
 const num = (v: unknown) => v === null || v === undefined ? null : Number(v);
@@ -146,7 +148,7 @@ export async function runs(db: TestDatabase, jobId?: string): Promise<RunRow[]> 
   const where = jobId === undefined ? "" : " WHERE job_id = ?";
   const rows = await sql(
     db,
-    `SELECT id, job_id, scheduled_at, started_at, finished_at, status, exit_code, \`signal\`, stdout, stderr, node_id, \`trigger\`, note FROM jm_runs${where} ORDER BY id`,
+    `SELECT id, job_id, scheduled_at, started_at, finished_at, status, exit_code, \`signal\`, stdout, stderr, node_id, \`trigger\`, note, pgid FROM jm_runs${where} ORDER BY id`,
     jobId === undefined ? [] : [jobId],
   );
   return rows.map((r) => ({
@@ -163,6 +165,7 @@ export async function runs(db: TestDatabase, jobId?: string): Promise<RunRow[]> 
     node_id: str(r.node_id),
     trigger: String(r.trigger),
     note: str(r.note),
+    pgid: num(r.pgid),
   }));
 }
 
