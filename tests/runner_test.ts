@@ -335,6 +335,25 @@ Deno.test("a process that leaves the group and holds the output is ended, and na
   }
 });
 
+Deno.test("a note names the first 20 processes that left the group and counts the rest", async () => {
+  // Hundreds named made a note longer than MySQL's TEXT column, which refused the run's end.
+  const marker = `sleep 6${Math.floor(Math.random() * 1000).toString().padStart(3, "0")}`;
+  const result = await startRun(
+    spec(`for i in $(seq 25); do setsid ${marker} & done; sleep 0.5; echo started`, {
+      killGraceMs: 200,
+    }),
+  ).done;
+  try {
+    assertEquals([result.status, result.stdout], ["success", "started\n"]);
+    const note = result.note ?? "";
+    assertMatch(note, /^25 processes had left the run's process group and still ran after it: /);
+    assertEquals(note.split(` (${marker})`).length - 1, 20, note);
+    assertMatch(note, / and 5 more; ended with SIGTERM$/);
+  } finally {
+    for (const pid of livePidsMatching(marker)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
 /** `setsid sh -c 'trap "" TERM; sleep N' &`, its output elsewhere: it holds nothing of the run's. */
 function escapee(seconds: string): string {
   return `setsid sh -c 'trap "" TERM; sleep ${seconds}' >/dev/null 2>&1 &`;

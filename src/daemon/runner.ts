@@ -304,13 +304,23 @@ function settles(promise: Promise<unknown>, ms: number): Promise<boolean> {
 }
 
 /**
+ * Escaped processes a run's note names; the rest are counted. A command
+ * that leaves thousands would otherwise make a note longer than its column
+ * holds (and each is in the log when it is ended).
+ */
+const ESCAPED_NAMED = 20;
+
+/**
  * The note of a run whose processes left its group: which, with their
  * pids, and how they were ended.
  */
 function escapedNote(ended: Ended, graceMs: number): string | null {
   const { escaped } = ended;
   if (escaped.length === 0) return null;
-  const list = escaped.map((p) => `${p.pid} (${p.command})`).join(", ");
+  const named = escaped.slice(0, ESCAPED_NAMED).map((p) => `${p.pid} (${p.command})`).join(", ");
+  const list = escaped.length > ESCAPED_NAMED
+    ? `${named} and ${escaped.length - ESCAPED_NAMED} more`
+    : named;
   const count = escaped.length === 1 ? "1 process" : `${escaped.length} processes`;
   const pids = escaped.length === 1 ? "pid" : "pids";
   return `${count} had left the run's process group and still ran after it: ${pids} ${list}; ended with ${

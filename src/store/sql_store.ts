@@ -36,6 +36,7 @@ import type {
   SilenceCandidate,
   TakenHeld,
 } from "./store.ts";
+import { fitNote } from "../domain/run.ts";
 import type { NewRun, Run, RunFilter, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
 import type { LogFilter, LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
@@ -254,8 +255,19 @@ function rowToRun(row: Row): Run {
 /** The values of a new run's `columns`, absent ones NULL (forced: 0 or 1, as both dialects store it). */
 function runParams(run: NewRun, columns: readonly (keyof Run)[]): Param[] {
   return columns.map((c) =>
-    c === "forced" ? (run.forced ? 1 : 0) : c === "attempt" ? run.attempt ?? 1 : run[c] ?? null
+    c === "forced"
+      ? (run.forced ? 1 : 0)
+      : c === "attempt"
+      ? run.attempt ?? 1
+      : c === "note"
+      ? fitNote(run.note ?? null)
+      : run[c] ?? null
   );
+}
+
+/** A run column's value as written: a note within what the column holds (NOTE_MAX). */
+function runValue(column: string, value: unknown): Param {
+  return (column === "note" && typeof value === "string" ? fitNote(value) : value) as Param;
 }
 
 function rowToMarker(row: Row): Marker {
@@ -1090,7 +1102,7 @@ function updateRunsSql(
   for (const { id, update } of updates) {
     const entries = new Map(merged.get(id));
     for (const [column, value] of Object.entries(update)) {
-      if (value !== undefined) entries.set(column, value as Param);
+      if (value !== undefined) entries.set(column, runValue(column, value));
     }
     merged.set(id, [...entries]);
   }
@@ -1144,7 +1156,7 @@ function caseUpdateSql(
 function updateRunSql(id: number, update: RunUpdate, onlyIf?: RunStatus): [string, Param[]] | null {
   const entries = Object.entries(update).filter(([, v]) => v !== undefined);
   if (entries.length === 0) return null;
-  const params = [...entries.map(([, v]) => v as Param), id];
+  const params = [...entries.map(([k, v]) => runValue(k, v)), id];
   let sql = `UPDATE jm_runs SET ${entries.map(([k]) => `\`${k}\` = ?`).join(", ")} WHERE id = ?`;
   if (onlyIf !== undefined) {
     sql += " AND status = ?";
