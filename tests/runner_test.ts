@@ -84,6 +84,17 @@ Deno.test("capture: escaped bytes count as written, so the text stays within the
   assertEquals(emoji.text(), "😀😀😀");
 });
 
+Deno.test("capture cuts at characters' edges: none is split where head and tail meet", () => {
+  // The head's buffer ends inside "€": whole, the text is over the cap (the \xff take 4 bytes each).
+  const c = new HeadTailCapture(4096);
+  c.push(new Uint8Array(20).fill(0xff));
+  c.push(encode("a".repeat(2027) + "€" + "b".repeat(2000)));
+  const text = c.text();
+  assertStringIncludes(text, "a€b");
+  assert(!text.includes("\\x82"), text.slice(-2100, -2000));
+  assertMatch(text, /\n\[… jobsmanager cut \d+ bytes of 4050 …\]\n/);
+});
+
 Deno.test("a run gets its environment and cwd, and records output and exit code", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -74,17 +74,28 @@ export class HeadTailCapture {
       ]);
     const head = this.head.subarray(0, this.headLength);
     if (this.total === head.length + tail.length) {
-      // Nothing was dropped: one text, so no character is split at the seam.
+      // Nothing was dropped: one text, cut (if it must be) at its characters'
+      // edges, so a character the head and the tail share is not split.
       const whole = new Uint8Array(head.length + tail.length);
       whole.set(head);
       whole.set(tail, head.length);
       if (fittingPrefix(whole, this.cap) === whole.length) return decodeEscaped(whole);
+      const headEnd = fittingPrefix(whole, this.headCap);
+      const tailStart = Math.max(headEnd, fittingSuffix(whole, this.cap - this.headCap));
+      return this.joined(whole.subarray(0, headEnd), whole.subarray(tailStart));
     }
+    // Bytes were dropped between. A character they cut goes with them: its
+    // bytes left in a full head (or tail) would take 4 each, more than the room.
     const headEnd = fittingPrefix(head, this.headCap);
     const tailStart = fittingSuffix(tail, this.cap - this.headCap);
-    const cut = this.total - headEnd - (tail.length - tailStart);
-    const headText = decodeEscaped(head.subarray(0, headEnd));
-    const tailText = decodeEscaped(tail.subarray(tailStart));
+    return this.joined(head.subarray(0, headEnd), tail.subarray(tailStart));
+  }
+
+  /** `head` and `tail` as text, with a line between saying how many bytes were cut. */
+  private joined(head: Uint8Array, tail: Uint8Array): string {
+    const cut = this.total - head.length - tail.length;
+    const headText = decodeEscaped(head);
+    const tailText = decodeEscaped(tail);
     if (cut === 0) return headText + tailText;
     return `${headText}\n[… jobsmanager cut ${cut} bytes of ${this.total} …]\n${tailText}`;
   }
