@@ -2054,6 +2054,19 @@ export class Service {
       });
       return;
     }
+    // Broken by hand after it was queued: run, it would fail to start with less said.
+    const problem = jobProblem(job);
+    if (problem !== null) {
+      const ended = await claim({
+        status: "error",
+        finished_at: now,
+        note: `not run: the job is invalid: ${problem}`,
+      });
+      if (!ended) return;
+      this.o.observer?.ended(job.id, "error");
+      if (request.trigger === "retry") await this.followAttemptBefore(job, request);
+      return;
+    }
     if (!job.enabled && request.trigger !== "manual") {
       const skipped = await claim({
         status: "skipped",
