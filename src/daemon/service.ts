@@ -2106,7 +2106,7 @@ export class Service {
         finished_at: now,
         note: `max_instances (${maxInstances}) runs were still running${
           this.elsewhereNote(job.id)
-        }`,
+        }${request.trigger === "manual" ? forceHint(job.id) : ""}`,
       });
       if (!skipped) return;
       this.o.observer?.ended(job.id, "skipped");
@@ -2222,6 +2222,14 @@ export class Service {
     await this.recorder.close(deadline.left);
     schedulerLog.info("stopped");
   }
+}
+
+/**
+ * How a person who asked for a run skipped for max_instances runs it all
+ * the same: forced through the service, or in their own process.
+ */
+function forceHint(jobId: string): string {
+  return `; to run it anyway, ask with \`jobsmanager job run ${jobId} --force\` (the API's "force": true), or run it in your own process with \`jobsmanager job run ${jobId} --here\``;
 }
 
 /** A disabled job whose link a run's end would follow, were it enabled (a valid row). */
