@@ -48,15 +48,19 @@ async function runHere(
   live: boolean,
 ): Promise<Run> {
   const s = ctx.config.settings;
-  // The stream whose last line the job left unended, if its output ended so: the report then
-  // starts on a line of its own (on a terminal both streams share the screen).
-  let lineOpen: "stdout" | "stderr" | null = null;
+  // Each stream whose last line the job left unended, and the stream written last: the report
+  // (on stdout) then starts on a line of its own, there or, where both streams share one
+  // terminal, after whichever came last.
+  const lineOpen = { stdout: false, stderr: false };
+  let last: "stdout" | "stderr" | null = null;
   // Its terminal closed (SIGHUP): what the command writes is no longer shown there.
   let hungUp = false;
   const show = (stream: "stdout" | "stderr", chunk: Uint8Array) => {
     if (hungUp) return;
     relay(stream, chunk);
-    if (chunk.length > 0) lineOpen = chunk[chunk.length - 1] === 0x0a ? null : stream;
+    if (chunk.length === 0) return;
+    lineOpen[stream] = chunk[chunk.length - 1] !== 0x0a;
+    last = stream;
   };
   const { finishedRecord, inheritedEnv, runEnv, startRun } = await import("../daemon/runner.ts");
   const { thisProcess } = await import("../daemon/here_runs.ts");
@@ -107,7 +111,16 @@ async function runHere(
   }
   // Recorded first: with its terminal gone, writing to it may fail.
   await store.updateRun(run.id, finishedRecord(result, run.note));
-  if (lineOpen !== null && !hungUp) relay(lineOpen, new Uint8Array([0x0a]));
+  if (!hungUp) {
+    const newline = new Uint8Array([0x0a]);
+    if (Deno.stdout.isTerminal() && Deno.stderr.isTerminal()) {
+      if (last !== null && lineOpen[last]) relay(last, newline);
+    } else {
+      // Apart (one to a file or a pipe): each stream's own last line.
+      if (lineOpen.stdout) relay("stdout", newline);
+      if (lineOpen.stderr) relay("stderr", newline);
+    }
+  }
   return (await store.getRun(run.id))!;
 }
 
