@@ -743,7 +743,8 @@ export class Service {
         if (state.oldestPendingMarker !== null) await this.o.store.settleMarkers();
         // With other nodes, a job's runs on any of them count against its max_instances: a
         // retry or `job run` one node takes, a fire its owner starts (within a poll's time).
-        if (this.o.cluster.writers.length > 1) await this.syncRunsElsewhere();
+        // So do runs of `job run --here`, looked for by a lone service only while there are any.
+        if (this.o.cluster.writers.length > 1 || state.hereRuns) await this.syncRunsElsewhere();
         else if (this.elsewhere.size > 0) await this.releaseEndedElsewhere();
         if (state.manualRuns) await this.takeManualRuns();
         // Due by this node's clock: one that is off leaves them to the nodes in step.

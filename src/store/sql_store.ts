@@ -37,6 +37,7 @@ import type {
   TakenHeld,
 } from "./store.ts";
 import { fitNote } from "../domain/run.ts";
+import { hereNode } from "../domain/here_run.ts";
 import type { NewRun, Run, RunFilter, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
 import type { LogFilter, LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
@@ -44,6 +45,9 @@ import * as status from "./sql_status.ts";
 import * as notify from "./sql_notify.ts";
 
 const JOB_SELECT = `SELECT ${JOB_FIELDS.map((c) => `\`${c}\``).join(", ")} FROM jm_jobs`;
+
+/** The nodes of `job run --here` runs (`cli@HOST`), as a LIKE pattern. */
+const HERE_NODES = `${hereNode("")}%`;
 
 /** Rows per statement when claiming fires in bulk. */
 const CLAIM_CHUNK = 500;
@@ -549,8 +553,9 @@ export class SqlStore implements Store {
         (SELECT MIN(id) FROM jm_update_info WHERE updated = 0) AS pending,
         EXISTS (SELECT 1 FROM jm_runs WHERE status = 'queued' AND \`trigger\` = 'manual' AND node_id IS NULL) AS manual,
         (SELECT MIN(scheduled_at) FROM jm_runs WHERE status = 'queued' AND \`trigger\` IN ('retry', 'after') AND node_id IS NULL) AS due,
-        EXISTS (SELECT 1 FROM jm_runs WHERE ${CANCELS}) AS cancels`,
-      [nodeId],
+        EXISTS (SELECT 1 FROM jm_runs WHERE ${CANCELS}) AS cancels,
+        EXISTS (SELECT 1 FROM jm_runs WHERE status = 'running' AND node_id LIKE ?) AS here`,
+      [nodeId, HERE_NODES],
     );
     return {
       latestMarker: Number(row.latest ?? 0),
@@ -559,6 +564,7 @@ export class SqlStore implements Store {
         : Number(row.pending),
       manualRuns: Number(row.manual) !== 0,
       cancelRequests: Number(row.cancels) !== 0,
+      hereRuns: Number(row.here) !== 0,
       nextDueRun: row.due === null || row.due === undefined ? null : Number(row.due),
     };
   }
@@ -787,11 +793,11 @@ export class SqlStore implements Store {
   ): Promise<Pick<Run, "id" | "job_id" | "node_id">[]> {
     const found: Pick<Run, "id" | "job_id" | "node_id">[] = [];
     const sql = (ids: readonly number[] | null) =>
-      `SELECT r.id, r.job_id, r.node_id FROM jm_runs r JOIN jm_nodes n ON n.id = r.node_id WHERE r.status IN ('running', 'queued') AND r.node_id <> ? AND n.declared_dead_at IS NULL AND n.stopped_at IS NULL${
+      `SELECT r.id, r.job_id, r.node_id FROM jm_runs r LEFT JOIN jm_nodes n ON n.id = r.node_id WHERE r.status IN ('running', 'queued') AND r.node_id <> ? AND (r.node_id LIKE ? OR (n.id IS NOT NULL AND n.declared_dead_at IS NULL AND n.stopped_at IS NULL))${
         ids === null ? "" : ` AND r.id IN (${ids.map(() => "?").join(", ")})`
       } ORDER BY r.id`;
     for (const ids of among === undefined ? [null] : chunks(among, CLAIM_CHUNK)) {
-      const rows = await this.driver.all(sql(ids), [nodeId, ...ids ?? []]);
+      const rows = await this.driver.all(sql(ids), [nodeId, HERE_NODES, ...ids ?? []]);
       for (const row of rows) {
         found.push({
           id: Number(row.id),
