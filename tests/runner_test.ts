@@ -392,6 +392,64 @@ Deno.test("an escaped process that ignores SIGTERM is ended after the run, and n
   }
 });
 
+Deno.test("a run that timed out names the SIGKILL its escaped processes needed, sent by the timeout's timer", async () => {
+  const seconds = `300.${Math.floor(Math.random() * 100_000)}`;
+  try {
+    // The shell ends 0.2 s after the timeout's SIGTERM, so the timer's SIGKILL comes while the
+    // runner ends what is left; what left the group ignores SIGTERM until that SIGKILL.
+    const result = await startRun(
+      spec(`${escapee(seconds)} trap 'sleep 0.2; exit 1' TERM; sleep 30 & wait`, {
+        timeoutMs: 500,
+        killGraceMs: 300,
+      }),
+    ).done;
+    assertEquals(result.status, "timeout");
+    assertMatch(
+      result.note ?? "",
+      /^killed after the timeout of 0\.5 s; \d process(es)? had left the run's process group .*; ended with SIGKILL after 0\.3 s of SIGTERM$/,
+    );
+    assertEquals(livePidsMatching(`sleep ${seconds}`), []);
+  } finally {
+    for (const pid of livePidsMatching(`sleep ${seconds}`)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
+Deno.test("an interrupted run names what left its group, ended by the interrupt's SIGTERM", async () => {
+  const seconds = `300.${Math.floor(Math.random() * 100_000)}`;
+  try {
+    const handle = startRun(
+      spec(`setsid sleep ${seconds} >/dev/null 2>&1 & sleep 3${seconds}`, { killGraceMs: 3000 }),
+    );
+    // The sleeps themselves, not the run's shell whose command names them too.
+    const sleeping = (what: string) =>
+      livePidsMatching(what).some((pid) => {
+        try {
+          return Deno.readTextFileSync(`/proc/${pid}/cmdline`) === `sleep\0${what.slice(6)}\0`;
+        } catch {
+          return false; // It ended meanwhile.
+        }
+      });
+    await waitFor(() => sleeping(`sleep ${seconds}`) && sleeping(`sleep 3${seconds}`), {
+      timeoutMs: 10_000,
+      what: "the process that leaves the group, and the shell's own sleep, to start",
+    });
+    // Its SIGTERM ends it at once: gone before the runner looks for what the run left.
+    handle.interrupt("the service was shutting down");
+    const result = await handle.done;
+    assertEquals(result.status, "interrupted");
+    assertMatch(
+      result.note ?? "",
+      new RegExp(
+        `^killed: the service was shutting down; 1 process had left the run's process group and still ran after it: pid \\d+ \\(sleep ${
+          seconds.replace(".", "\\.")
+        }\\); ended with SIGTERM$`,
+      ),
+    );
+  } finally {
+    for (const pid of livePidsMatching(`sleep ${seconds}`)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
 Deno.test("a standalone run names what left its group in its own note", async () => {
   const seconds = `300.${Math.floor(Math.random() * 100_000)}`;
   try {
