@@ -41,14 +41,28 @@ export class DatabaseError extends RuntimeError {
     options?: ErrorOptions & {
       /** False when the server answered but refused the statement: retrying will not help. */
       unreachable?: boolean;
+      /**
+       * The statement was refused for the values it carries (one longer
+       * than its column, a packet over max_allowed_packet, a string the
+       * column's character set cannot hold): the same values are refused
+       * however often they are sent; smaller, plainer ones may be taken.
+       */
+      unstorable?: boolean;
     },
   ) {
     super(message, options);
     this.name = "DatabaseError";
-    this.unreachable = options?.unreachable ?? true;
+    this.unstorable = options?.unstorable ?? false;
+    this.unreachable = !this.unstorable && (options?.unreachable ?? true);
   }
 
   readonly unreachable: boolean;
+  readonly unstorable: boolean;
+}
+
+/** True when the database refused a statement for the values it carries (see DatabaseError). */
+export function isUnstorable(error: unknown): boolean {
+  return error instanceof DatabaseError && error.unstorable;
 }
 
 /**

@@ -12,7 +12,7 @@ import { CLI_NAMES } from "../src/cli/input_names.ts";
 import { buildJob } from "../src/domain/job.ts";
 import { NotFoundError, RuntimeError } from "../src/errors.ts";
 import type { Store } from "../src/store/store.ts";
-import { type Backend, BACKENDS, freshDatabase } from "./helpers.ts";
+import { type Backend, BACKENDS, freshDatabase, rawQuery } from "./helpers.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 const NOT_FOUND = "job 'nope' does not exist (see `jobsmanager job list`)";
@@ -299,5 +299,30 @@ for (const backend of BACKENDS) {
         .message,
       `run ${id! + 1} does not exist (see \`jobsmanager runs\`)`,
     );
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`app runs[${backend}]: requestRun refuses a job the service calls invalid, saying why, and writes no run`, async () => {
+    await using db = await freshDatabase(backend);
+    const store = db.open();
+    try {
+      await store.migrate();
+      const job = buildJob("a", { command: "echo a", cron: "0 0 1 1 *" }, null, T0);
+      await addJob(store, job, { replace: false, names: CLI_NAMES });
+      // Broken by hand: the service does not schedule it, and `job list` says INVALID.
+      await rawQuery(db, `UPDATE jm_jobs SET env = '{"A":5}' WHERE id = 'a'`);
+      const error = await assertRejects(
+        () => requestRun(store, "a", { ...QUEUE, force: true }),
+        RuntimeError,
+      );
+      assertEquals(
+        error.message,
+        `job 'a' is invalid, so it cannot run: env.A: 5 is a number; quote it ("5"): a variable's value is text (fix the row, e.g. UPDATE jm_jobs SET env = '{"A":"5"}' WHERE id = 'a')`,
+      );
+      assertEquals(await store.queuedManualRuns(10), []);
+    } finally {
+      await store.close();
+    }
   });
 }

@@ -299,5 +299,19 @@ for (const backend of BACKENDS) {
     const errRun = await jm(db, "job", "run", "err", "--here");
     assertEquals(errRun.stderr, "oops\n");
     assertMatch(errRun.stdout, /^out\nrun +\d+\n/);
+    // Its stdout unended, then a whole line on stderr: stdout (a pipe here) still gets its newline.
+    await jm(
+      db,
+      "job",
+      "add",
+      "both",
+      "--command",
+      "printf nonl; sleep 0.1; echo err >&2",
+      "--cron",
+      "0 0 1 1 *",
+    );
+    const bothRun = await jm(db, "job", "run", "both", "--here");
+    assertEquals(bothRun.stderr, "err\n");
+    assertMatch(bothRun.stdout, /^nonl\nrun +\d+\n/);
   });
 }

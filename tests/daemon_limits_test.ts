@@ -206,6 +206,46 @@ for (const backend of BACKENDS) {
     assertEquals(h.runner.runs.length, 1);
   });
 
+  Deno.test(`daemon[${backend}]: a lone service counts a running job run --here against max_instances till it ends`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      claimTimeoutMs: 600_000,
+    });
+    await h.job("slow", { schedule: { second: "*" } });
+    await h.start();
+    // Started after the service: its first poll after sees it.
+    const [here] = await h.store.claimRuns([
+      {
+        job_id: "slow",
+        scheduled_at: T0,
+        started_at: T0,
+        status: "running",
+        trigger: "manual",
+        node_id: "cli@elsewhere",
+      },
+    ]);
+    // A poll (every reload_interval) finds it; the fires after it are skipped.
+    let s = 1;
+    for (; s < 10; s++) {
+      await h.clock.set(at(s));
+      const row = await h.run("slow", at(s), "skipped", "running", "success", "missed");
+      if (row.status === "skipped") break;
+      h.runner.endAll();
+    }
+    assert(s < 10, "no fire was skipped for the run of job run --here");
+    assertEquals(
+      (await h.run("slow", at(s), "skipped")).note,
+      "max_instances (1) runs were still running (1 of them on node cli@elsewhere)",
+    );
+    await h.store.updateRun(here!, { status: "success", finished_at: at(s) });
+    let t = s + 1;
+    for (; t < s + 10; t++) {
+      await h.clock.set(at(t));
+      const row = await h.run("slow", at(t), "skipped", "running", "success", "missed");
+      if (row.status === "running" || row.status === "success") break;
+    }
+    assert(t < s + 10, "a fire ran once the run of job run --here had ended");
+  });
+
   Deno.test(`daemon[${backend}]: a fire another node claimed first: its run holds the job's max_instances here`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       claimTimeoutMs: 600_000,

@@ -53,3 +53,28 @@ for (const backend of BACKENDS) {
     );
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: output of backslashes and empty lines at the largest output_cap is stored`, async () => {
+    // mysql2 escapes each in the statement: two streams of 4 MiB were 16 MiB, over MySQL's packet.
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      realRuns: true,
+      settings: { "jobsmanager.output_cap": 4 * 1024 * 1024 },
+    });
+    await h.job("escapes", {
+      schedule: { second: "1" },
+      command: String
+        .raw`head -c 5000000 /dev/zero | tr '\0' '\\'; head -c 5000000 /dev/zero | tr '\0' '\n' >&2`,
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    const run = await h.run("escapes", T0 + 1000, "success");
+    for (
+      const [name, text, char] of [["stdout", run.stdout!, "\\"], ["stderr", run.stderr!, "\n"]]
+    ) {
+      assertMatch(text, /\[… jobsmanager cut \d+ bytes of 5000000 …\]/, name);
+      // Each counts 2 as the statement carries it: half the cap kept.
+      assertEquals(text.split(char).length - 1, 2 * 1024 * 1024 + (char === "\n" ? 2 : 0), name);
+    }
+  });
+}

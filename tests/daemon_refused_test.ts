@@ -178,3 +178,86 @@ mysqlTest(
     causesNamed(h);
   },
 );
+
+/**
+ * Make jm_runs refuse a stdout over 65,535 bytes as the database does for
+ * what it cannot store: MySQL's TEXT column itself; on SQLite, whose limit
+ * is a gigabyte, a trigger raising SQLite's own message for it.
+ */
+async function smallStdout(h: DaemonHarness, backend: string, column = "TEXT"): Promise<void> {
+  if (backend === "mysql") {
+    await h.sql(`ALTER TABLE jm_runs MODIFY stdout ${column} NULL`);
+  } else {
+    const most = column === "TEXT" ? 65_535 : 100;
+    for (const write of ["INSERT", "UPDATE"]) {
+      await h.sql(
+        `CREATE TRIGGER small_stdout_${write} BEFORE ${write} ON jm_runs WHEN length(NEW.stdout) > ${most} BEGIN SELECT RAISE(ABORT, 'string or blob too big'); END`,
+      );
+    }
+  }
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: a run's end refused for its output is written with it cut, not kept running`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    const run = await running(h);
+    await smallStdout(h, backend);
+    run.finish({ exitCode: 3, status: "failed", stdout: "a".repeat(40_000) + "b".repeat(40_000) });
+    await h.until(
+      () => h.line(/^run \d+: the database refused its record for the values it carries/),
+      "the refusal to be logged",
+    );
+    const row = await h.run("once", at(1), "failed");
+    assertEquals(row.exit_code, 3);
+    assertMatch(
+      row.stdout!,
+      /^a{1024}\n\[… jobsmanager cut 77952 characters: the database could not store this run's record whole \(.+\); its output is cut …\]\nb{1024}$/,
+    );
+    assertMatch(row.note!, /^the database could not store this run's record whole \(.+\)$/);
+    assert(!h.line(REFUSED), h.lines.join("\n"));
+  });
+
+  Deno.test(`daemon[${backend}]: a run's end refused even with its output cut is written without it, its note saying so`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    const run = await running(h);
+    await smallStdout(h, backend, "VARCHAR(100)");
+    run.finish({ stdout: "x".repeat(5000), note: "kept" });
+    await h.until(
+      () => h.line(/^run \d+: the database refused its record cut too/),
+      "the second refusal to be logged",
+    );
+    const row = await h.run("once", at(1), "success");
+    assertEquals(row.stdout, null);
+    assertMatch(
+      row.note!,
+      /^the database could not store this run's record whole \(.+\), cut too: stdout \(5000 characters\), its note \(4 characters\) not stored$/,
+    );
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: a run that waited for its claim, refused then for its output, is written with it cut`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("once", { schedule: { second: "1" } });
+    await h.start();
+    await h.sql("ALTER TABLE jm_runs RENAME TO jm_runs_aside");
+    try {
+      await h.clock.set(at(1));
+      const run = await h.started("once", at(1));
+      run.finish({ stdout: "a".repeat(40_000) + "b".repeat(40_000) });
+    } finally {
+      await h.sql("ALTER TABLE jm_runs_aside RENAME TO jm_runs");
+    }
+    await smallStdout(h, backend);
+    await h.clock.set(at(2));
+    const row = await h.run("once", at(1), "success");
+    assertMatch(
+      row.stdout!,
+      /^a{1024}\n\[… jobsmanager cut 77952 characters: the database could not store/,
+    );
+    assert(
+      h.line(/^the database refused 1 run records for the values they carry/),
+      h.lines.join("\n"),
+    );
+  });
+}

@@ -5,7 +5,7 @@
  * behind it, and other nodes count it against the job's max_instances:
  * once the database is back the run goes back to the queue and runs once.
  */
-import { assertEquals } from "./assert.ts";
+import { assertEquals, assertMatch } from "./assert.ts";
 import { BACKENDS, freshDatabase, type TestDatabase } from "./helpers.ts";
 import { DaemonHarness } from "./daemon_harness.ts";
 import type { Store } from "../src/store/store.ts";
@@ -58,5 +58,31 @@ for (const backend of BACKENDS) {
       ),
       1,
     );
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon take[${backend}]: a request of a job broken by hand since is not run: its error says what to fix`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("report", {
+      schedule: { second: "0", minute: "0", hour: "0", day: "1", month: "1" },
+    });
+    await h.start();
+    const [id] = await h.store.claimRuns([
+      { job_id: "report", scheduled_at: h.clock.now(), status: "queued", trigger: "manual" },
+    ]);
+    // An environment variable's name no process can be given.
+    await h.sql(`UPDATE jm_jobs SET env = '{"1A":"x"}' WHERE id = 'report'`);
+    await h.clock.set(h.clock.now() + 1000);
+    const run = await h.until(async () => {
+      const row = (await h.runs("report")).find((r) => r.id === id);
+      return row?.status === "queued" ? null : row;
+    }, "the request to be taken");
+    assertEquals(run.status, "error");
+    assertMatch(
+      run.note!,
+      /^not run: the job is invalid: env: .*1A.*\(fix the row, e\.g\. UPDATE jm_jobs SET env = '\{\}' WHERE id = 'report'\)$/,
+    );
+    assertEquals(h.runner.of("report"), [], "nothing started");
   });
 }

@@ -84,6 +84,17 @@ Deno.test("capture: escaped bytes count as written, so the text stays within the
   assertEquals(emoji.text(), "😀😀😀");
 });
 
+Deno.test("capture cuts at characters' edges: none is split where head and tail meet", () => {
+  // The head's buffer ends inside "€": whole, the text is over the cap (the \xff take 4 bytes each).
+  const c = new HeadTailCapture(4096);
+  c.push(new Uint8Array(20).fill(0xff));
+  c.push(encode("a".repeat(2027) + "€" + "b".repeat(2000)));
+  const text = c.text();
+  assertStringIncludes(text, "a€b");
+  assert(!text.includes("\\x82"), text.slice(-2100, -2000));
+  assertMatch(text, /\n\[… jobsmanager cut \d+ bytes of 4050 …\]\n/);
+});
+
 Deno.test("a run gets its environment and cwd, and records output and exit code", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -335,6 +346,25 @@ Deno.test("a process that leaves the group and holds the output is ended, and na
   }
 });
 
+Deno.test("a note names the first 20 processes that left the group and counts the rest", async () => {
+  // Hundreds named made a note longer than MySQL's TEXT column, which refused the run's end.
+  const marker = `sleep 6${Math.floor(Math.random() * 1000).toString().padStart(3, "0")}`;
+  const result = await startRun(
+    spec(`for i in $(seq 25); do setsid ${marker} & done; sleep 0.5; echo started`, {
+      killGraceMs: 200,
+    }),
+  ).done;
+  try {
+    assertEquals([result.status, result.stdout], ["success", "started\n"]);
+    const note = result.note ?? "";
+    assertMatch(note, /^25 processes had left the run's process group and still ran after it: /);
+    assertEquals(note.split(` (${marker})`).length - 1, 20, note);
+    assertMatch(note, / and 5 more; ended with SIGTERM$/);
+  } finally {
+    for (const pid of livePidsMatching(marker)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
 /** `setsid sh -c 'trap "" TERM; sleep N' &`, its output elsewhere: it holds nothing of the run's. */
 function escapee(seconds: string): string {
   return `setsid sh -c 'trap "" TERM; sleep ${seconds}' >/dev/null 2>&1 &`;
@@ -357,6 +387,64 @@ Deno.test("an escaped process that ignores SIGTERM is ended after the run, and n
     );
     assertStringIncludes(escaped ?? "", "ended with SIGKILL after 0.3 s of SIGTERM");
     assertEquals(livePidsMatching(`sleep ${seconds}`), []);
+  } finally {
+    for (const pid of livePidsMatching(`sleep ${seconds}`)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
+Deno.test("a run that timed out names the SIGKILL its escaped processes needed, sent by the timeout's timer", async () => {
+  const seconds = `300.${Math.floor(Math.random() * 100_000)}`;
+  try {
+    // The shell ends 0.2 s after the timeout's SIGTERM, so the timer's SIGKILL comes while the
+    // runner ends what is left; what left the group ignores SIGTERM until that SIGKILL.
+    const result = await startRun(
+      spec(`${escapee(seconds)} trap 'sleep 0.2; exit 1' TERM; sleep 30 & wait`, {
+        timeoutMs: 500,
+        killGraceMs: 300,
+      }),
+    ).done;
+    assertEquals(result.status, "timeout");
+    assertMatch(
+      result.note ?? "",
+      /^killed after the timeout of 0\.5 s; \d process(es)? had left the run's process group .*; ended with SIGKILL after 0\.3 s of SIGTERM$/,
+    );
+    assertEquals(livePidsMatching(`sleep ${seconds}`), []);
+  } finally {
+    for (const pid of livePidsMatching(`sleep ${seconds}`)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
+Deno.test("an interrupted run names what left its group, ended by the interrupt's SIGTERM", async () => {
+  const seconds = `300.${Math.floor(Math.random() * 100_000)}`;
+  try {
+    const handle = startRun(
+      spec(`setsid sleep ${seconds} >/dev/null 2>&1 & sleep 3${seconds}`, { killGraceMs: 3000 }),
+    );
+    // The sleeps themselves, not the run's shell whose command names them too.
+    const sleeping = (what: string) =>
+      livePidsMatching(what).some((pid) => {
+        try {
+          return Deno.readTextFileSync(`/proc/${pid}/cmdline`) === `sleep\0${what.slice(6)}\0`;
+        } catch {
+          return false; // It ended meanwhile.
+        }
+      });
+    await waitFor(() => sleeping(`sleep ${seconds}`) && sleeping(`sleep 3${seconds}`), {
+      timeoutMs: 10_000,
+      what: "the process that leaves the group, and the shell's own sleep, to start",
+    });
+    // Its SIGTERM ends it at once: gone before the runner looks for what the run left.
+    handle.interrupt("the service was shutting down");
+    const result = await handle.done;
+    assertEquals(result.status, "interrupted");
+    assertMatch(
+      result.note ?? "",
+      new RegExp(
+        `^killed: the service was shutting down; 1 process had left the run's process group and still ran after it: pid \\d+ \\(sleep ${
+          seconds.replace(".", "\\.")
+        }\\); ended with SIGTERM$`,
+      ),
+    );
   } finally {
     for (const pid of livePidsMatching(`sleep ${seconds}`)) Deno.kill(pid, "SIGKILL");
   }

@@ -14,6 +14,7 @@ import {
   type RunRow,
   runs,
   runsDetail,
+  sql,
   startServe,
   uniqueSeconds,
 } from "./serve_helpers.ts";
@@ -88,7 +89,7 @@ for (const backend of BACKENDS) {
       const skipped = await runBecomes(db, gated.id, (r) => r.status !== "queued", "to be taken");
       assertEquals([skipped.status, skipped.note], [
         "skipped",
-        "max_instances (1) runs were still running",
+        'max_instances (1) runs were still running; to run it anyway, ask with `jobsmanager job run long --force` (the API\'s "force": true), or run it in your own process with `jobsmanager job run long --here`',
       ]);
       const forced = await requestRun(db, "long", "--force");
       await runBecomes(db, forced.id, (r) => r.status === "running", "to start");
@@ -106,5 +107,42 @@ for (const backend of BACKENDS) {
     } finally {
       await killLeftovers(pattern);
     }
+  });
+}
+
+/** Make jm_runs refuse to record a run of `job` as ended (as a database refusing it would). */
+async function refuseEnds(db: TestDatabase, backend: string, job: string): Promise<void> {
+  await sql(
+    db,
+    backend === "mysql"
+      ? `CREATE TRIGGER refuse_ends BEFORE UPDATE ON jm_runs FOR EACH ROW BEGIN IF NEW.job_id = '${job}' AND NEW.status <> 'running' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'ends refused'; END IF; END`
+      : `CREATE TRIGGER refuse_ends BEFORE UPDATE ON jm_runs WHEN NEW.job_id = '${job}' AND NEW.status <> 'running' BEGIN SELECT RAISE(ABORT, 'ends refused'); END`,
+  );
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`serve[${backend}]: job run --wait ends when the service that ran the run stopped without recording its end`, async () => {
+    await using db = await freshDatabase(backend);
+    await jm(db, "job", "add", "quick", "--cron", YEARLY, "--command", "echo quick");
+    await refuseEnds(db, backend, "quick");
+    await using serve = await startServe(db);
+    await ready(db, serve);
+    const waiting = cli(
+      ["--database", db.url, "job", "run", "quick", "--wait", "--timeout", "30"],
+      { cwd: db.dir },
+    );
+    await waitFor(() => /the database refused its record/.test(serve.stderr), {
+      timeoutMs: 15_000,
+      what: "the run's end to be refused",
+      detail: () => serve.stderr,
+    });
+    await serve.terminate();
+    const waited = await waiting;
+    assertEquals(waited.code, 1, waited.stderr);
+    assertStringIncludes(
+      waited.stderr,
+      "is recorded running, but service",
+    );
+    assertStringIncludes(waited.stderr, "has stopped without recording its end");
   });
 }

@@ -3,7 +3,7 @@
  * RunStore): claimRuns and its unique key, updateRun and its condition.
  */
 import { assert, assertEquals, assertRejects } from "./assert.ts";
-import type { NewRun, Run, RunStatus } from "../src/domain/run.ts";
+import { type NewRun, NOTE_MAX, type Run, type RunStatus } from "../src/domain/run.ts";
 import type { Store } from "../src/store/store.ts";
 import { contract, countRows, fire, manualRequest } from "./store_contract.ts";
 import type { Driver, Executor } from "../src/store/driver.ts";
@@ -566,3 +566,28 @@ contract("runStatuses", "each existing run's status, by id, in one read", async 
   assertEquals((await store.runStatuses(ids.map((id) => id!))).size, 600);
   assertEquals((await store.runStatuses([])).size, 0);
 });
+
+contract(
+  "updateRun",
+  "a note longer than jm_runs.note holds is written cut, saying so",
+  async ({ store }) => {
+    // 100,000 characters of 2 bytes: three times MySQL's TEXT, which refused it and left the run running.
+    const long = "é".repeat(100_000);
+    const [a, b, c] = await store.claimRuns([
+      fire("a", 1000, { note: long }),
+      fire("a", 2000),
+      fire("a", 3000),
+    ]);
+    await store.updateRun(b!, { status: "success", note: long });
+    await store.updateRuns([{ id: c!, update: { status: "success", note: long } }]);
+    for (const id of [a!, b!, c!]) {
+      const note = (await store.getRun(id))!.note!;
+      assert(note.length <= NOTE_MAX, `run ${id}: a note of ${note.length} characters`);
+      assert(note.startsWith("éééé"), `run ${id}: ${note.slice(0, 40)}`);
+      assert(
+        /\[… jobsmanager cut \d+ characters of this note\]$/.test(note),
+        `run ${id}: ${note.slice(-80)}`,
+      );
+    }
+  },
+);

@@ -182,6 +182,7 @@ contract("pollState", "markers: the newest, and the oldest pending", async ({ st
     markerInserted: null,
     manualRuns: false,
     cancelRequests: false,
+    hereRuns: false,
     nextDueRun: null,
   });
   const first = await store.insertMarker([], []);
@@ -340,5 +341,27 @@ contract(
     const m = await store.insertMarker([], []);
     await store.recordApplied("a", [m]);
     assertEquals(await store.settleMarkers(), 1);
+  },
+);
+
+contract(
+  "pollState",
+  "runs: a job run --here running (node cli@HOST), not one that ended",
+  async ({ store }) => {
+    const [id] = await store.claimRuns([
+      fire("a", 1000, {
+        status: "running",
+        trigger: "manual",
+        node_id: "cli@box",
+        started_at: 1000,
+      }),
+    ]);
+    assertEquals((await store.pollState("me")).hereRuns, true);
+    assertEquals((await store.activeRunsElsewhere("me")).map((r) => [r.id, r.node_id]), [
+      [id!, "cli@box"],
+    ]);
+    await store.updateRun(id!, { status: "success", finished_at: 2000 });
+    assertEquals((await store.pollState("me")).hereRuns, false);
+    assertEquals(await store.activeRunsElsewhere("me", [id!]), []);
   },
 );

@@ -5,7 +5,7 @@
  * is recorded `running` at once.
  */
 import { NotFoundError, RuntimeError } from "../errors.ts";
-import type { Job } from "../domain/job.ts";
+import { type Job, jobProblem } from "../domain/job.ts";
 import type { Run } from "../domain/run.ts";
 import { HERE_NOTE, hereHost, holderOf } from "../domain/here_run.ts";
 import type { JobStore, NodeStore, RunStore } from "../store/store.ts";
@@ -21,7 +21,9 @@ const FORCED_NOTE = "forced: max_instances not checked";
  * starts even when max_instances runs are running. Without a live service
  * on this database the request would wait, unseen, until one starts: it is
  * refused unless `queue` says that is meant, saying what to give in
- * `names`. Returns the queued row.
+ * `names`. A job the service would not run (invalid, as `job list` says:
+ * a row broken by hand) is refused with what is wrong. Returns the queued
+ * row.
  */
 export async function requestRun(
   stores: JobStore & RunStore & NodeStore,
@@ -34,7 +36,13 @@ export async function requestRun(
     names: InputNames;
   },
 ): Promise<Run> {
-  if (!await stores.getJob(id)) throw jobNotFound(id);
+  const job = await stores.getJob(id);
+  if (!job) throw jobNotFound(id);
+  // As `job list` says it, and as the service would refuse to run it.
+  const problem = jobProblem(job, options.names);
+  if (problem !== null) {
+    throw new RuntimeError(`job '${id}' is invalid, so it cannot run: ${problem}`);
+  }
   if (!options.queue && (await liveServices(stores, options)).length === 0) {
     const here = options.names.runHere(id);
     throw new RuntimeError(

@@ -12,7 +12,8 @@ import { validateId } from "../domain/job.ts";
 import { FINAL_STATUSES, type Run } from "../domain/run.ts";
 import { hereNode, requestRun, startHereRun } from "../app/runs.ts";
 import { hereMarker } from "../domain/here_run.ts";
-import type { JobStore, RunStore } from "../store/store.ts";
+import type { JobStore, NodeStore, RunStore } from "../store/store.ts";
+import { nodeState } from "../domain/node.ts";
 import { type CommandContext, writeErr } from "./context.ts";
 import { command, switched, valued } from "./command.ts";
 import { runDetails } from "./output.ts";
@@ -20,6 +21,8 @@ import { parseCount } from "../domain/input.ts";
 import { CLI_NAMES } from "./input_names.ts";
 
 const WAIT_POLL_MS = 200;
+/** How often `--wait` asks whether the service running the run is still there. */
+const NODE_CHECK_MS = 5000;
 /** The longest `--wait --timeout`: a year, in seconds. */
 const MAX_WAIT_S = 31_536_000;
 
@@ -45,15 +48,19 @@ async function runHere(
   live: boolean,
 ): Promise<Run> {
   const s = ctx.config.settings;
-  // The stream whose last line the job left unended, if its output ended so: the report then
-  // starts on a line of its own (on a terminal both streams share the screen).
-  let lineOpen: "stdout" | "stderr" | null = null;
+  // Each stream whose last line the job left unended, and the stream written last: the report
+  // (on stdout) then starts on a line of its own, there or, where both streams share one
+  // terminal, after whichever came last.
+  const lineOpen = { stdout: false, stderr: false };
+  let last: "stdout" | "stderr" | null = null;
   // Its terminal closed (SIGHUP): what the command writes is no longer shown there.
   let hungUp = false;
   const show = (stream: "stdout" | "stderr", chunk: Uint8Array) => {
     if (hungUp) return;
     relay(stream, chunk);
-    if (chunk.length > 0) lineOpen = chunk[chunk.length - 1] === 0x0a ? null : stream;
+    if (chunk.length === 0) return;
+    lineOpen[stream] = chunk[chunk.length - 1] !== 0x0a;
+    last = stream;
   };
   const { finishedRecord, inheritedEnv, runEnv, startRun } = await import("../daemon/runner.ts");
   const { thisProcess } = await import("../daemon/here_runs.ts");
@@ -104,27 +111,55 @@ async function runHere(
   }
   // Recorded first: with its terminal gone, writing to it may fail.
   await store.updateRun(run.id, finishedRecord(result, run.note));
-  if (lineOpen !== null && !hungUp) relay(lineOpen, new Uint8Array([0x0a]));
+  if (!hungUp) {
+    const newline = new Uint8Array([0x0a]);
+    if (Deno.stdout.isTerminal() && Deno.stderr.isTerminal()) {
+      if (last !== null && lineOpen[last]) relay(last, newline);
+    } else {
+      // Apart (one to a file or a pipe): each stream's own last line.
+      if (lineOpen.stdout) relay("stdout", newline);
+      if (lineOpen.stderr) relay("stderr", newline);
+    }
+  }
   return (await store.getRun(run.id))!;
 }
 
 /**
  * Poll run `id` until it ends; after `timeoutS` seconds (null: never) give
- * up, leaving the run as it is.
+ * up, leaving the run as it is. A run still recorded running on a service
+ * that has stopped or was declared dead will not be ended by it: its end
+ * was not recorded (the database refused it, or the service died), so
+ * waiting ends there too.
  */
 async function waitFor(
-  runs: RunStore,
+  stores: RunStore & NodeStore,
   id: number,
-  reloadIntervalMs: number,
+  { reloadIntervalMs, heartbeatMs }: { reloadIntervalMs: number; heartbeatMs: number },
   timeoutS: number | null,
 ): Promise<Run> {
   const hintAt = Date.now() + 2 * reloadIntervalMs + 1000;
   const deadline = timeoutS === null ? Infinity : Date.now() + timeoutS * 1000;
   let hinted = false;
+  let nodeCheckAt = Date.now() + NODE_CHECK_MS;
   for (;;) {
-    const run = await runs.getRun(id);
+    const run = await stores.getRun(id);
     if (!run) throw new RuntimeError(`run ${id} disappeared while waiting for it`);
     if (FINAL_STATUSES.includes(run.status)) return run;
+    if (run.status === "running" && run.node_id !== null && Date.now() >= nodeCheckAt) {
+      nodeCheckAt = Date.now() + NODE_CHECK_MS;
+      const { nodes, databaseNow } = await stores.nodesAndNow();
+      const node = nodes.find((n) => n.id === run.node_id);
+      const state = node && nodeState(node, Date.now(), heartbeatMs, databaseNow);
+      if (state === "stopped" || state === "dead") {
+        throw new RuntimeError(
+          `run ${id} is recorded running, but service ${run.node_id} that ran it has ${
+            state === "stopped" ? "stopped" : "been declared dead"
+          } without recording its end (see its log): the run is recorded ${
+            state === "stopped" ? "interrupted or lost when that service starts again" : "lost"
+          }; see it with \`jobsmanager runs show ${id}\``,
+        );
+      }
+    }
     if (Date.now() >= deadline) {
       throw new RuntimeError(
         `run ${id} did not end within ${timeoutS} s and is left ${run.status}: see it with \`jobsmanager runs show ${id}\`, or cancel it with \`jobsmanager runs cancel ${id}\``,
@@ -175,7 +210,12 @@ export function jobRunCommand() {
           heartbeatMs: s["jobsmanager.heartbeat_interval"] * 1000,
           names: CLI_NAMES,
         });
-        return opts.wait ? await waitFor(store, queued.id, reloadIntervalMs, timeoutS) : queued;
+        return opts.wait
+          ? await waitFor(store, queued.id, {
+            reloadIntervalMs,
+            heartbeatMs: s["jobsmanager.heartbeat_interval"] * 1000,
+          }, timeoutS)
+          : queued;
       });
       const finished = FINAL_STATUSES.includes(run.status);
       ctx.print(

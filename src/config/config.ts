@@ -359,9 +359,11 @@ export const CONFIG_KEYS = {
     env: "JM_NODE_ID",
   } as KeySpec<string>,
   "jobsmanager.output_cap": {
-    doc: "Bytes of stdout and of stderr kept per run (head and tail)",
+    doc:
+      "Bytes of stdout and of stderr kept per run (head and tail), as written to the database: a backslash, quote, newline or tab counts 2, a byte that is not UTF-8 (kept as \\xNN) 5",
     default: 65536,
-    // Both streams of a run in one row must stay under MySQL's default 16 MiB packet.
+    // Both streams of a run in one row must stay under MySQL's default 16 MiB packet
+    // once mysql2 has escaped them: which is why escapes count (capture.ts).
     parse: integer(0, 4 * 1024 * 1024),
   },
   "cluster.on_database_outage": {

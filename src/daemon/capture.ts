@@ -4,8 +4,14 @@
  * `cap` bytes of memory, not gigabytes (a ring buffer, like dkron's).
  * The text it gives keeps every byte it kept: what is not UTF-8, and NUL
  * (at which SQLite would cut the text), is written `\xNN`; as that text
- * takes up to four times the bytes, head and tail are cut further to stay
+ * takes up to five times the bytes, head and tail are cut further to stay
  * within `cap` bytes written, and the count of what was cut says so.
+ * Written means as a statement carries it: MySQL's client (mysql2's
+ * query) escapes `\`, quotes, newline, tab, CR, backspace and ^Z with a
+ * backslash, so each counts 2, and `\xNN` 5. Else output of backslashes
+ * or empty lines doubled in the statement, and a run's two streams at the
+ * largest output_cap overflowed MySQL's 16 MiB packet: the record was
+ * refused.
  * Memory is taken as output comes, not up front: most runs print little
  * or nothing, and hundreds run at once.
  */
@@ -74,17 +80,28 @@ export class HeadTailCapture {
       ]);
     const head = this.head.subarray(0, this.headLength);
     if (this.total === head.length + tail.length) {
-      // Nothing was dropped: one text, so no character is split at the seam.
+      // Nothing was dropped: one text, cut (if it must be) at its characters'
+      // edges, so a character the head and the tail share is not split.
       const whole = new Uint8Array(head.length + tail.length);
       whole.set(head);
       whole.set(tail, head.length);
       if (fittingPrefix(whole, this.cap) === whole.length) return decodeEscaped(whole);
+      const headEnd = fittingPrefix(whole, this.headCap);
+      const tailStart = Math.max(headEnd, fittingSuffix(whole, this.cap - this.headCap));
+      return this.joined(whole.subarray(0, headEnd), whole.subarray(tailStart));
     }
+    // Bytes were dropped between. A character they cut goes with them: its
+    // bytes left in a full head (or tail) would take 4 each, more than the room.
     const headEnd = fittingPrefix(head, this.headCap);
     const tailStart = fittingSuffix(tail, this.cap - this.headCap);
-    const cut = this.total - headEnd - (tail.length - tailStart);
-    const headText = decodeEscaped(head.subarray(0, headEnd));
-    const tailText = decodeEscaped(tail.subarray(tailStart));
+    return this.joined(head.subarray(0, headEnd), tail.subarray(tailStart));
+  }
+
+  /** `head` and `tail` as text, with a line between saying how many bytes were cut. */
+  private joined(head: Uint8Array, tail: Uint8Array): string {
+    const cut = this.total - head.length - tail.length;
+    const headText = decodeEscaped(head);
+    const tailText = decodeEscaped(tail);
     if (cut === 0) return headText + tailText;
     return `${headText}\n[… jobsmanager cut ${cut} bytes of ${this.total} …]\n${tailText}`;
   }
@@ -96,16 +113,27 @@ const MIN_BUFFER = 256;
 
 const strict = new TextDecoder("utf-8", { fatal: true });
 
+/** Bytes a statement's text escapes with a backslash (mysql2's, as sqlstring's): \b \t \n \r ^Z " ' \\. */
+const ESCAPED = new Uint8Array(256);
+for (const b of [0x08, 0x09, 0x0a, 0x0d, 0x1a, 0x22, 0x27, 0x5c]) ESCAPED[b] = 1;
+
+/** Bytes of `bytes` a statement's text escapes. */
+function escapes(bytes: Uint8Array): number {
+  let n = 0;
+  for (let i = 0; i < bytes.length; i++) n += ESCAPED[bytes[i]];
+  return n;
+}
+
 /**
  * The units of `bytes` (a valid character, or any other byte and NUL), as
- * [raw bytes, bytes once written]: a character as itself, the others as
- * the four of `\xNN`.
+ * [raw bytes, bytes once written]: a character as itself (two when a
+ * statement escapes it), the others as the five of `\xNN` escaped.
  */
 function units(bytes: Uint8Array): [raw: number, written: number][] {
   const out: [number, number][] = [];
   for (let i = 0; i < bytes.length;) {
     const length = bytes[i] === 0 ? 0 : sequenceLength(bytes, i);
-    out.push(length === 0 ? [1, 4] : [length, length]);
+    out.push(length === 0 ? [1, 5] : [length, length + (length === 1 ? ESCAPED[bytes[i]] : 0)]);
     i += length === 0 ? 1 : length;
   }
   return out;
@@ -124,7 +152,9 @@ function plain(bytes: Uint8Array): boolean {
 
 /** The end of the longest prefix of `bytes`, at a unit's edge, written in at most `budget` bytes. */
 function fittingPrefix(bytes: Uint8Array, budget: number): number {
-  if (bytes.length <= budget && plain(bytes)) return bytes.length;
+  if (bytes.length <= budget && bytes.length + escapes(bytes) <= budget && plain(bytes)) {
+    return bytes.length;
+  }
   let end = 0;
   for (const [raw, written] of units(bytes)) {
     if ((budget -= written) < 0) break;
@@ -135,7 +165,7 @@ function fittingPrefix(bytes: Uint8Array, budget: number): number {
 
 /** The start of the longest suffix of `bytes`, at a unit's edge, written in at most `budget` bytes. */
 function fittingSuffix(bytes: Uint8Array, budget: number): number {
-  if (bytes.length <= budget && plain(bytes)) return 0;
+  if (bytes.length <= budget && bytes.length + escapes(bytes) <= budget && plain(bytes)) return 0;
   const all = units(bytes);
   let start = bytes.length;
   for (let i = all.length - 1; i >= 0; i--) {

@@ -8,9 +8,13 @@
  * the database answers but refuses (read-only, access denied, disk full, a
  * table missing) waits in the same buffer and is retried, backing off, until
  * it is written or the service stops: nothing is dropped but what the
- * bound forces out, and that is counted.
+ * bound forces out, and that is counted. A record refused for the values
+ * it carries (longer than a column, a statement over max_allowed_packet)
+ * would be refused forever, its run left `running`: it is written again
+ * with its output and note cut, then replaced by a line saying so
+ * (`reduced`).
  */
-import { DatabaseError, errorMessage, isUnreachable } from "../errors.ts";
+import { DatabaseError, errorMessage, isUnreachable, isUnstorable } from "../errors.ts";
 import { log } from "./log.ts";
 import type { NewRun, RunUpdate } from "../domain/run.ts";
 import type { RunStore } from "../store/store.ts";
@@ -80,24 +84,81 @@ const isLowSurrogate = (code: number) => code >= 0xdc00 && code <= 0xdfff;
 
 /** `text` cut to its head and tail (LEAN_OUTPUT in all), saying how much went in between. */
 function leanOutput(text: string): string {
+  return cutMiddle(
+    text,
+    `the run ended while ${FULL_OUTPUT_RECORDS} or more records waited for the database`,
+  );
+}
+
+/** `text` cut to its head and tail (`keep` characters in all), saying how much went in between, and why. */
+function cutMiddle(text: string, why: string, keep = LEAN_OUTPUT): string {
   // Cut only where it saves more than the line saying so.
-  if (text.length <= LEAN_OUTPUT + 200) return text;
-  let headEnd = LEAN_OUTPUT / 2;
+  if (text.length <= keep + 200 + why.length) return text;
+  let headEnd = keep / 2;
   if (isLowSurrogate(text.charCodeAt(headEnd))) headEnd--;
-  let tailStart = text.length - LEAN_OUTPUT / 2;
+  let tailStart = text.length - keep / 2;
   if (isLowSurrogate(text.charCodeAt(tailStart))) tailStart++;
-  return `${text.slice(0, headEnd)}\n[… jobsmanager cut ${
-    tailStart - headEnd
-  } characters: the run ended while ${FULL_OUTPUT_RECORDS} or more records waited for the database …]\n${
-    text.slice(tailStart)
-  }`;
+  return `${text.slice(0, headEnd)}\n[… jobsmanager cut ${tailStart - headEnd} characters${
+    why === "" ? "" : `: ${why}`
+  } …]\n${text.slice(tailStart)}`;
+}
+
+/** Characters of a note kept in a record refused for its values. */
+const REDUCED_NOTE = 2000;
+
+/** How far a record refused for its values was reduced: its output cut, then replaced. */
+type Reduced = 1 | 2;
+
+/** An update of a run waiting to be written. */
+interface Waiting {
+  id: number;
+  update: RunUpdate;
+  /** Set once the database refused its values: how far it was reduced, and what it was. */
+  reduced?: Reduced;
+  original?: RunUpdate;
+}
+
+/**
+ * `update` made smaller after the database refused its values (`why`): at `stage` 1 its output keeps its head and tail and its note
+ * its start; at 2 they are replaced by a line saying what was not stored.
+ * Its status, times and exit code stay: the run ends as it ended. Null
+ * when it has nothing to make smaller.
+ */
+function reduced<T extends RunUpdate>(update: T, why: string, stage: Reduced): T | null {
+  const { stdout, stderr, note } = update;
+  if (typeof stdout !== "string" && typeof stderr !== "string" && typeof note !== "string") {
+    return null;
+  }
+  const said = `the database could not store this run's record whole (${why.slice(0, 300)})`;
+  if (stage === 1) {
+    const output = (text: string | null | undefined) =>
+      typeof text === "string" ? cutMiddle(text, `${said}; its output is cut`) : text;
+    return {
+      ...update,
+      stdout: output(stdout),
+      stderr: output(stderr),
+      note: typeof note === "string" ? `${cutMiddle(note, "", REDUCED_NOTE)}; ${said}` : said,
+    };
+  }
+  // The line goes in the note, TEXT everywhere: an output column may hold less.
+  const lost = [
+    stdout ? `stdout (${stdout.length} characters)` : null,
+    stderr ? `stderr (${stderr.length} characters)` : null,
+    note ? `its note (${note.length} characters)` : null,
+  ].filter((what) => what !== null);
+  return {
+    ...update,
+    stdout: typeof stdout === "string" ? null : stdout,
+    stderr: typeof stderr === "string" ? null : stderr,
+    note: `${said}, cut too: ${lost.join(", ")} not stored`,
+  };
 }
 
 export class RunRecorder {
   /** Runs not yet in the database, by provisional id, with every update merged in. */
   private readonly buffered = new Map<number, NewRun>();
   /** Updates of rows that exist in the database, in order. */
-  private updates: { id: number; update: RunUpdate }[] = [];
+  private updates: Waiting[] = [];
   /** Provisional ids whose rows were written since, and their real ids. */
   private readonly written = new Map<number, number | null>();
   /**
@@ -347,7 +408,7 @@ export class RunRecorder {
    */
   private async writeBatch(): Promise<void> {
     const written = this.batchWritten!;
-    const updates: { id: number; update: RunUpdate }[] = [];
+    const updates: Waiting[] = [];
     for (const [id, update] of this.batch) {
       // An earlier batch with this run failed meanwhile: stay behind it.
       if (this.waits(id)) this.updates.push({ id, update: this.waiting(update) });
@@ -366,6 +427,9 @@ export class RunRecorder {
       ];
       if (isUnreachable(error)) {
         this.health.failed(error);
+      } else if (isUnstorable(error)) {
+        // Sent again one by one, the one refused made smaller (writeUpdates).
+        this.writeLeftovers();
       } else {
         const runs = updates.map((u) => u.id).join(", ");
         // Told once: a full disk refuses every batch alike.
@@ -520,6 +584,9 @@ export class RunRecorder {
   }
 
   private async writeBacklog(): Promise<void> {
+    // What the rows were before a claim refused for their values made them smaller.
+    const originals = new Map<number, NewRun>();
+    let stage = 0;
     // Fires keep coming while this writes: go round until nothing is left.
     for (;;) {
       const pending = [...this.buffered.entries()].filter(([id]) => !this.inFlight.has(id));
@@ -530,7 +597,10 @@ export class RunRecorder {
           ids = await this.store.claimRuns(pending.map(([, row]) => row));
         } catch (error) {
           for (const [provisional] of pending) this.sentBefore.add(provisional);
-          throw error;
+          if (!isUnstorable(error) || stage === 2) throw error;
+          stage++;
+          this.reduceBuffered(pending.map(([id]) => id), originals, error, stage as Reduced);
+          continue;
         }
         pending.forEach(([provisional, sent], i) => {
           const current = this.buffered.get(provisional);
@@ -558,7 +628,7 @@ export class RunRecorder {
    * by it); the others go on. Throws the first refusal at the end.
    */
   private async writeUpdates(): Promise<void> {
-    const kept: { id: number; update: RunUpdate }[] = [];
+    const kept: Waiting[] = [];
     const held = new Set<number>();
     let refusal: unknown = null;
     try {
@@ -577,6 +647,11 @@ export class RunRecorder {
             this.updates = [...kept, next, ...this.updates];
             throw error;
           }
+          const smaller = isUnstorable(error) ? this.reduce(next, error) : null;
+          if (smaller !== null) {
+            this.updates.unshift(smaller);
+            continue;
+          }
           kept.push(next);
           held.add(next.id);
           refusal ??= error;
@@ -590,6 +665,59 @@ export class RunRecorder {
       this.updates = kept;
       throw refusal;
     }
+  }
+
+  /**
+   * Buffered runs (`ids`) made smaller after the database refused a claim
+   * of them for their values: at stage 1 those with much text, at 2 all.
+   */
+  private reduceBuffered(
+    ids: number[],
+    originals: Map<number, NewRun>,
+    error: unknown,
+    stage: Reduced,
+  ): void {
+    let count = 0;
+    for (const id of ids) {
+      const row = this.buffered.get(id);
+      if (row === undefined) continue;
+      const original = originals.get(id) ?? row;
+      const text = [original.stdout, original.stderr, original.note]
+        .reduce((n, t) => n + (t?.length ?? 0), 0);
+      if (stage === 1 && text <= LEAN_OUTPUT * 2 + REDUCED_NOTE) continue;
+      const smaller = reduced(original, errorMessage(error), stage);
+      if (smaller === null) continue;
+      originals.set(id, original);
+      this.buffered.set(id, smaller);
+      count++;
+    }
+    storeLog.warn(
+      "the database refused {count} run records for the values they carry ({error}); they are written with their output and note {what}",
+      {
+        count,
+        error: errorMessage(error),
+        what: stage === 1 ? "cut" : "left out, their notes saying so",
+      },
+    );
+  }
+
+  /** `waiting` made smaller after the database refused its values; null if it cannot be. */
+  private reduce(waiting: Waiting, error: unknown): Waiting | null {
+    const stage: Reduced | null = waiting.reduced === undefined
+      ? 1
+      : waiting.reduced === 1
+      ? 2
+      : null;
+    const original = waiting.original ?? waiting.update;
+    const update = stage === null ? null : reduced(original, errorMessage(error), stage);
+    if (update === null) return null;
+    storeLog.warn(
+      stage === 1
+        ? "run {run}: the database refused its record for the values it carries ({error}); it is written with its output and note cut"
+        : "run {run}: the database refused its record cut too ({error}); it is written without its output, its note saying so",
+      { run: waiting.id, error: errorMessage(error) },
+    );
+    return { id: waiting.id, update, reduced: stage!, original };
   }
 
   /**

@@ -32,6 +32,7 @@ import {
   endEscapedLater,
   endRun,
   MARKER_VARIABLE,
+  type RunProcess,
   signalGroup,
   signalRun,
   statFields,
@@ -304,13 +305,23 @@ function settles(promise: Promise<unknown>, ms: number): Promise<boolean> {
 }
 
 /**
+ * Escaped processes a run's note names; the rest are counted. A command
+ * that leaves thousands would otherwise make a note longer than its column
+ * holds (and each is in the log when it is ended).
+ */
+const ESCAPED_NAMED = 20;
+
+/**
  * The note of a run whose processes left its group: which, with their
  * pids, and how they were ended.
  */
 function escapedNote(ended: Ended, graceMs: number): string | null {
   const { escaped } = ended;
   if (escaped.length === 0) return null;
-  const list = escaped.map((p) => `${p.pid} (${p.command})`).join(", ");
+  const named = escaped.slice(0, ESCAPED_NAMED).map((p) => `${p.pid} (${p.command})`).join(", ");
+  const list = escaped.length > ESCAPED_NAMED
+    ? `${named} and ${escaped.length - ESCAPED_NAMED} more`
+    : named;
   const count = escaped.length === 1 ? "1 process" : `${escaped.length} processes`;
   const pids = escaped.length === 1 ? "pid" : "pids";
   return `${count} had left the run's process group and still ran after it: ${pids} ${list}; ended with ${
@@ -676,6 +687,17 @@ function watchRun(
   let endedBy: "timeout" | "interrupted" | null = null;
   let interruptedWhy = "the service was shutting down";
   let killTimer: ReturnType<typeof setTimeout> | undefined;
+  // What left the group that a timeout's or an interrupt's signals reached:
+  // `endRun`, started once the shell has ended, may find them gone already,
+  // ended by that SIGTERM, or by the kill timer's SIGKILL (`escapedKilled`).
+  const reached = new Map<number, RunProcess>();
+  let signalled: Promise<void> = Promise.resolve();
+  let escapedKilled = false;
+  const outside = (found: RunProcess[]) => {
+    const escaped = found.filter((p) => p.pgid !== pgid);
+    for (const p of escaped) reached.set(p.pid, p);
+    return escaped.length > 0;
+  };
 
   let exited = false;
   const terminate = (reason: "timeout" | "interrupted") => {
@@ -694,8 +716,15 @@ function watchRun(
         // It has just ended.
       }
     }
-    signalRun(run, "SIGTERM");
-    killTimer = setTimeout(() => signalRun(run, "SIGKILL"), spec.killGraceMs);
+    signalled = signalRun(run, "SIGTERM").then(outside, () => false).then(() => {});
+    killTimer = setTimeout(() => {
+      signalled = signalled.then(() => signalRun(run, "SIGKILL")).then(
+        (hit) => {
+          if (outside(hit)) escapedKilled = true;
+        },
+        () => {},
+      );
+    }, spec.killGraceMs);
   };
   const timeout = spec.timeoutMs > 0
     ? timeouts.add(spec.timeoutMs, () => terminate("timeout"))
@@ -772,8 +801,14 @@ function watchRun(
     const giveUp = setTimeout(() => stopReading.abort(), spec.killGraceMs + OUTPUT_LINGER_MS);
     await output;
     clearTimeout(giveUp);
-    const escaped = escapedNote(await leftovers, spec.killGraceMs);
+    const ended = await leftovers;
     clearTimeout(killTimer);
+    await signalled;
+    const early = [...reached.values()].filter((p) => !ended.escaped.some((e) => e.pid === p.pid));
+    const escaped = escapedNote(
+      { ...ended, escaped: [...early, ...ended.escaped], killed: ended.killed || escapedKilled },
+      spec.killGraceMs,
+    );
     const unread = stopReading.signal.aborted
       ? "stopped reading its output: a process outside its process group still held it open"
       : null;

@@ -770,7 +770,8 @@ export class Service {
         if (state.oldestPendingMarker !== null) await this.o.store.settleMarkers();
         // With other nodes, a job's runs on any of them count against its max_instances: a
         // retry or `job run` one node takes, a fire its owner starts (within a poll's time).
-        if (this.o.cluster.writers.length > 1) await this.syncRunsElsewhere();
+        // So do runs of `job run --here`, looked for by a lone service only while there are any.
+        if (this.o.cluster.writers.length > 1 || state.hereRuns) await this.syncRunsElsewhere();
         else if (this.elsewhere.size > 0) await this.releaseEndedElsewhere();
         if (state.manualRuns) await this.takeManualRuns();
         // Due by this node's clock: one that is off leaves them to the nodes in step.
@@ -2257,6 +2258,19 @@ export class Service {
       });
       return;
     }
+    // Broken by hand after it was queued: run, it would fail to start with less said.
+    const problem = jobProblem(job);
+    if (problem !== null) {
+      const ended = await claim({
+        status: "error",
+        finished_at: now,
+        note: `not run: the job is invalid: ${problem}`,
+      });
+      if (!ended) return;
+      this.o.observer?.ended(job.id, "error");
+      if (request.trigger === "retry") await this.followAttemptBefore(job, request);
+      return;
+    }
     if (!job.enabled && request.trigger !== "manual") {
       const skipped = await claim({
         status: "skipped",
@@ -2296,7 +2310,7 @@ export class Service {
         finished_at: now,
         note: `max_instances (${maxInstances}) runs were still running${
           this.elsewhereNote(job.id)
-        }`,
+        }${request.trigger === "manual" ? forceHint(job.id) : ""}`,
       });
       if (!skipped) return;
       this.o.observer?.ended(job.id, "skipped");
@@ -2421,6 +2435,14 @@ export class Service {
     await this.recorder.close(deadline.left);
     schedulerLog.info("stopped");
   }
+}
+
+/**
+ * How a person who asked for a run skipped for max_instances runs it all
+ * the same: forced through the service, or in their own process.
+ */
+function forceHint(jobId: string): string {
+  return `; to run it anyway, ask with \`jobsmanager job run ${jobId} --force\` (the API's "force": true), or run it in your own process with \`jobsmanager job run ${jobId} --here\``;
 }
 
 /** A disabled job whose link a run's end would follow, were it enabled (a valid row). */

@@ -49,6 +49,27 @@ export function lostNote(id: string, lastBeat: number, at: number, by: string): 
 }
 
 /**
+ * Most characters of a run's note: jm_runs.note is TEXT, 65,535 bytes on
+ * MySQL, which refuses a longer value (and a run whose end it refuses
+ * stays `running`); a character takes up to 4 bytes. Held on SQLite too,
+ * so that a note reads the same on both.
+ */
+export const NOTE_MAX = 16_000;
+
+/** `note` within NOTE_MAX characters: cut at a character's edge, saying how much went. */
+export function fitNote(note: string): string;
+export function fitNote(note: string | null): string | null;
+export function fitNote(note: string | null): string | null {
+  if (note === null || note.length <= NOTE_MAX) return note;
+  const said = (n: number) => ` [… jobsmanager cut ${n} characters of this note]`;
+  let end = NOTE_MAX - said(note.length).length;
+  // Not between the two halves of a surrogate pair.
+  const code = note.charCodeAt(end);
+  if (code >= 0xdc00 && code <= 0xdfff) end--;
+  return note.slice(0, end) + said(note.length - end);
+}
+
+/**
  * Why a run exists: its schedule, `job run`, a retry of a failed attempt,
  * or the end of a run of the job it follows (`--after`).
  */

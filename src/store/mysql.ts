@@ -172,8 +172,21 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
   return new DatabaseError(`${describeTarget(target)}: ${e.message ?? String(error)}`, {
     ...options,
     unreachable: false,
+    unstorable: UNSTORABLE.has(code),
   });
 }
+
+/**
+ * Refusals of the values a statement carries: too long for a column, a
+ * packet over max_allowed_packet, a string the column's character set
+ * cannot hold (also what strict mode says of a long text cut inside a
+ * character).
+ */
+const UNSTORABLE = new Set<string | undefined>([
+  "ER_DATA_TOO_LONG",
+  "ER_NET_PACKET_TOO_LARGE",
+  "ER_TRUNCATED_WRONG_VALUE_FOR_FIELD",
+]);
 
 /** mysql2's code for the error under `error` (as explainMysqlError wraps it). */
 function driverCode(error: unknown): string | undefined {

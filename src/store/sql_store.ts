@@ -46,6 +46,8 @@ import type {
   SilenceCandidate,
   TakenHeld,
 } from "./store.ts";
+import { fitNote } from "../domain/run.ts";
+import { hereNode } from "../domain/here_run.ts";
 import type { NewRun, Run, RunFilter, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
 import type { LogFilter, LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
@@ -53,6 +55,9 @@ import * as status from "./sql_status.ts";
 import * as notify from "./sql_notify.ts";
 
 const JOB_SELECT = `SELECT ${JOB_FIELDS.map((c) => `\`${c}\``).join(", ")} FROM jm_jobs`;
+
+/** The nodes of `job run --here` runs (`cli@HOST`), as a LIKE pattern. */
+const HERE_NODES = `${hereNode("")}%`;
 
 /** Rows per statement when claiming fires in bulk. */
 const CLAIM_CHUNK = 500;
@@ -346,8 +351,19 @@ function rowToRun(row: Row): Run {
 /** The values of a new run's `columns`, absent ones NULL (forced: 0 or 1, as both dialects store it). */
 function runParams(run: NewRun, columns: readonly (keyof Run)[]): Param[] {
   return columns.map((c) =>
-    c === "forced" ? (run.forced ? 1 : 0) : c === "attempt" ? run.attempt ?? 1 : run[c] ?? null
+    c === "forced"
+      ? (run.forced ? 1 : 0)
+      : c === "attempt"
+      ? run.attempt ?? 1
+      : c === "note"
+      ? fitNote(run.note ?? null)
+      : run[c] ?? null
   );
+}
+
+/** A run column's value as written: a note within what the column holds (NOTE_MAX). */
+function runValue(column: string, value: unknown): Param {
+  return (column === "note" && typeof value === "string" ? fitNote(value) : value) as Param;
 }
 
 function rowToMarker(row: Row): Marker {
@@ -713,8 +729,9 @@ export class SqlStore implements Store {
         (SELECT MIN(id) FROM jm_update_info WHERE updated = 0) AS pending,
         EXISTS (SELECT 1 FROM jm_runs WHERE status = 'queued' AND \`trigger\` = 'manual' AND node_id IS NULL) AS manual,
         (SELECT MIN(scheduled_at) FROM jm_runs WHERE status = 'queued' AND \`trigger\` IN ('retry', 'after') AND node_id IS NULL) AS due,
-        EXISTS (SELECT 1 FROM jm_runs WHERE ${CANCELS}) AS cancels`,
-      [markerId, nodeId],
+        EXISTS (SELECT 1 FROM jm_runs WHERE ${CANCELS}) AS cancels,
+        EXISTS (SELECT 1 FROM jm_runs WHERE status = 'running' AND node_id LIKE ?) AS here`,
+      [markerId, nodeId, HERE_NODES],
     );
     return {
       latestMarker: Number(row.latest ?? 0),
@@ -726,6 +743,7 @@ export class SqlStore implements Store {
         : String(row.marker_at),
       manualRuns: Number(row.manual) !== 0,
       cancelRequests: Number(row.cancels) !== 0,
+      hereRuns: Number(row.here) !== 0,
       nextDueRun: row.due === null || row.due === undefined ? null : Number(row.due),
     };
   }
@@ -954,11 +972,11 @@ export class SqlStore implements Store {
   ): Promise<Pick<Run, "id" | "job_id" | "node_id">[]> {
     const found: Pick<Run, "id" | "job_id" | "node_id">[] = [];
     const sql = (ids: readonly number[] | null) =>
-      `SELECT r.id, r.job_id, r.node_id FROM jm_runs r JOIN jm_nodes n ON n.id = r.node_id WHERE r.status IN ('running', 'queued') AND r.node_id <> ? AND n.declared_dead_at IS NULL AND n.stopped_at IS NULL${
+      `SELECT r.id, r.job_id, r.node_id FROM jm_runs r LEFT JOIN jm_nodes n ON n.id = r.node_id WHERE r.status IN ('running', 'queued') AND r.node_id <> ? AND (r.node_id LIKE ? OR (n.id IS NOT NULL AND n.declared_dead_at IS NULL AND n.stopped_at IS NULL))${
         ids === null ? "" : ` AND r.id IN (${ids.map(() => "?").join(", ")})`
       } ORDER BY r.id`;
     for (const ids of among === undefined ? [null] : chunks(among, CLAIM_CHUNK)) {
-      const rows = await this.driver.all(sql(ids), [nodeId, ...ids ?? []]);
+      const rows = await this.driver.all(sql(ids), [nodeId, HERE_NODES, ...ids ?? []]);
       for (const row of rows) {
         found.push({
           id: Number(row.id),
@@ -1273,7 +1291,7 @@ function updateRunsSql(
   for (const { id, update } of updates) {
     const entries = new Map(merged.get(id));
     for (const [column, value] of Object.entries(update)) {
-      if (value !== undefined) entries.set(column, value as Param);
+      if (value !== undefined) entries.set(column, runValue(column, value));
     }
     merged.set(id, [...entries]);
   }
@@ -1327,7 +1345,7 @@ function caseUpdateSql(
 function updateRunSql(id: number, update: RunUpdate, onlyIf?: RunStatus): [string, Param[]] | null {
   const entries = Object.entries(update).filter(([, v]) => v !== undefined);
   if (entries.length === 0) return null;
-  const params = [...entries.map(([, v]) => v as Param), id];
+  const params = [...entries.map(([k, v]) => runValue(k, v)), id];
   let sql = `UPDATE jm_runs SET ${entries.map(([k]) => `\`${k}\` = ?`).join(", ")} WHERE id = ?`;
   if (onlyIf !== undefined) {
     sql += " AND status = ?";

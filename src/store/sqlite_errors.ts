@@ -15,6 +15,8 @@ const READ_ONLY = /attempt to write a readonly database/;
 const CANNOT_OPEN = /unable to open database file/;
 const FULL = /database or disk is full/;
 const IO_ERROR = /disk I\/O error/;
+/** A value over SQLite's length limit (SQLITE_TOOBIG). */
+const TOO_BIG = /string or blob too big/;
 
 /** What a probe file beside the database writes: less room than this is a full disk. */
 const PROBE_BYTES = 1024 * 1024;
@@ -43,6 +45,7 @@ export function explainSqliteError(
   return new DatabaseError(otherwise(said), {
     cause: error,
     unreachable: IO_ERROR.test(said) || CANNOT_OPEN.test(said),
+    unstorable: TOO_BIG.test(said),
   });
 }
 

@@ -41,6 +41,11 @@ export interface PollState {
   /** Whether `cancelRequests(nodeId)` would return any. */
   cancelRequests: boolean;
   /**
+   * Whether any `job run --here` run is running (its node `cli@HOST`):
+   * `activeRunsElsewhere` returns them, and a lone service asks it only then.
+   */
+  hereRuns: boolean;
+  /**
    * When the first retry or follow-up run no service took is due (ms), due
    * or not: `dueQueuedRuns(now)` returns it from then on. Null when none waits.
    */
@@ -247,8 +252,10 @@ export interface RunStore {
 
   /**
    * Runs `running` or `queued` on a node other than `nodeId` that has
-   * neither stopped nor been declared dead; with `among`, only those runs.
-   * Where a job moved to this node meanwhile, its max_instances counts them.
+   * neither stopped nor been declared dead, and runs of `job run --here`
+   * (node `cli@HOST`, in no jm_nodes row) still running; with `among`, only
+   * those runs. Its max_instances counts them, as where a job moved to this
+   * node while another ran it.
    */
   activeRunsElsewhere(
     nodeId: string,
