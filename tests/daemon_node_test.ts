@@ -111,10 +111,14 @@ for (const backend of BACKENDS) {
     const db = await freshDatabase(backend);
     const held = Promise.withResolvers<void>();
     let holding = false;
+    let looked = false;
     await using h = await DaemonHarness.create(db, {
       store: storeWith(db, {
         nodesAndNow: (target) => async () => {
-          if (holding) await held.promise;
+          if (holding) {
+            looked = true;
+            await held.promise;
+          }
           return await target.nodesAndNow();
         },
       }),
@@ -123,7 +127,9 @@ for (const backend of BACKENDS) {
     await h.until(() => h.clock.wakeUps.includes(T0 + 5000), "the heartbeat due at T0+5s");
     holding = true;
     await h.clock.set(T0 + 5000);
-    // The look of the turn at 5 s answers only once the clock has moved on 400 ms.
+    // The turn at 5 s has woken and looks (its wake read the clock at 5 s); its look answers
+    // only once the clock has moved on 400 ms.
+    await h.until(() => looked, "the look of the turn at T0+5s");
     await h.clock.set(T0 + 5400);
     held.resolve();
     const beat = async () => (await h.store.nodesAndNow()).nodes[0]?.heartbeat_at ?? 0;
