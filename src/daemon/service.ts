@@ -1706,25 +1706,12 @@ export class Service {
         active.run.interrupt();
         continue;
       }
-      const behind = this.takeBehind(request.id);
-      if (behind) {
-        schedulerLog.info("job {job} run {run}: {note} before it started", {
-          job: behind.due.job.id,
-          run: request.id,
-          note,
-        });
-        this.track(this.recorder.update(request.id, {
-          status: "cancelled",
-          finished_at: this.o.clock.now(),
-          note,
-        }));
-        continue;
-      }
-      const waiting = this.waiting.findIndex((w) => w.runId === request.id);
-      if (waiting >= 0) {
-        const [{ slot, due, shell }] = this.waiting.splice(waiting, 1);
-        slot.release();
-        shell?.disarm();
+      const at = this.waiting.findIndex((w) => w.runId === request.id);
+      const waiting = at >= 0 ? this.waiting.splice(at, 1)[0] : undefined;
+      waiting?.slot.release();
+      waiting?.shell?.disarm();
+      const due = waiting?.due ?? this.takeBehind(request.id)?.due;
+      if (due) {
         schedulerLog.info("job {job} run {run}: {note} before it started", {
           job: due.job.id,
           run: request.id,
