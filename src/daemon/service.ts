@@ -186,6 +186,11 @@ const QUEUE_TRIES = 10;
  * may take to end (a process that left its group can hold it open).
  */
 const KILLED_OUTPUT_MS = 1000;
+/**
+ * What a stop keeps, of its deadline, for its steps after the run records
+ * (the node's stop mark, the log rows, the pool; see boot.ts STOP_MARGIN_MS).
+ */
+const LAST_STEPS_MS = 1500;
 
 export interface ServiceState {
   jobsLoaded: number;
@@ -2419,7 +2424,9 @@ export class Service {
     // Run records go through the recorder, which buffers what the database
     // refuses; only a database that does not answer at all holds these up.
     await deadline.wait(Promise.all([this.reloading, ...this.writes]));
-    await this.recorder.close(deadline.left);
+    // Records the database keeps refusing are tried till then, not to the end of the stop: the
+    // node's stop mark comes after (`job run --wait` and the other nodes go by it).
+    await this.recorder.close(Math.max(0, deadline.left - LAST_STEPS_MS));
     schedulerLog.info("stopped");
   }
 }
