@@ -425,6 +425,23 @@ const ifMatch = {
 const STALE = { "409": error("the job changed since the ETag given in If-Match") };
 const jobBody = { required: true, content: { "application/json": { schema: ref("JobInput") } } };
 
+/** POST /jobs/{id}/enable or /disable: the stored job back, kept to If-Match. */
+function switchJob(summary: string) {
+  return {
+    parameters: [idParam],
+    post: {
+      summary,
+      parameters: [ifMatch],
+      responses: {
+        "200": json(ref("Job"), "the stored job"),
+        ...WRITE,
+        ...NOT_FOUND,
+        ...STALE,
+      },
+    },
+  };
+}
+
 export const OPENAPI = {
   openapi: "3.1.0",
   info: {
@@ -509,32 +526,8 @@ export const OPENAPI = {
         },
       },
     },
-    "/jobs/{id}/enable": {
-      parameters: [idParam],
-      post: {
-        summary: "enable a job",
-        parameters: [ifMatch],
-        responses: {
-          "200": json(ref("Job"), "the stored job"),
-          ...WRITE,
-          ...NOT_FOUND,
-          ...STALE,
-        },
-      },
-    },
-    "/jobs/{id}/disable": {
-      parameters: [idParam],
-      post: {
-        summary: "disable a job",
-        parameters: [ifMatch],
-        responses: {
-          "200": json(ref("Job"), "the stored job"),
-          ...WRITE,
-          ...NOT_FOUND,
-          ...STALE,
-        },
-      },
-    },
+    "/jobs/{id}/enable": switchJob("enable a job"),
+    "/jobs/{id}/disable": switchJob("disable a job"),
     "/jobs/{id}/run": {
       parameters: [idParam],
       post: {
