@@ -312,6 +312,38 @@ for (const backend of BACKENDS) {
   );
 
   Deno.test(
+    `daemon[${backend}]: a fire queued behind, started as the fire before it fails, drops that fire's retry`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend), {
+        settings: { "jobsmanager.misfire_grace_time": 60, "jobsmanager.coalesce": false },
+      });
+      await h.job("tick", { schedule: { second: "10,20" }, retries: "1", retry_delay: "5" });
+      await h.start();
+      // A catch-up: the fire of 20 s waits behind the one of 10 s.
+      await h.clock.set(T0 + 20_100);
+      const first = await h.started("tick", T0 + 10_000);
+      await h.run("tick", T0 + 20_000, "queued");
+      first.finish(FAILED);
+      const next = await h.started("tick", T0 + 20_000);
+      const fire = await h.run("tick", T0 + 20_000, "running");
+      const retry = await h.until(
+        async () => (await h.runs("tick")).find((r) => r.trigger === "retry"),
+        "the retry of the failed fire to be recorded",
+      );
+      const dropped = await ended(h, retry.id, "skipped", "success", "failed");
+      assertEquals(
+        dropped.note,
+        `retry dropped: the next scheduled fire (run ${fire.id} at ${
+          new Date(T0 + 20_000).toISOString()
+        }) came before it ran (--retry-overlap keeps retries)`,
+      );
+      next.finish();
+      await h.run("tick", T0 + 20_000, "success");
+      assertEquals(h.runner.of("tick").length, 2, "the dropped retry ran");
+    },
+  );
+
+  Deno.test(
     `daemon[${backend}]: A → B on success and A → C on failure, once per run of A`,
     async () => {
       await using h = await DaemonHarness.create(await freshDatabase(backend));

@@ -234,6 +234,8 @@ interface Ended {
   finishedAt: number;
   attempt: number;
   firstRunId: number | null;
+  /** Its instant: a scheduled fire of a later one started by its end drops its retry. */
+  scheduledAt: number;
   /** Its retry was dropped: no other comes, its follow-ups start now. */
   retryDropped?: boolean;
 }
@@ -338,6 +340,12 @@ export class Service {
    * skips the whole catch-up then.)
    */
   private readonly behind = new Map<string, Behind[]>();
+  /**
+   * By job whose retries the next fire drops: its last scheduled fire
+   * claimed, and when. A run of an earlier instant that ended no later
+   * (the fire was queued behind it) has its retry dropped at once.
+   */
+  private readonly nextFireOf = new Map<string, { at: number; id: number; scheduledAt: number }>();
   /** Writes of finished runs still in flight; shutdown waits for them. */
   private readonly writes = new Set<Promise<unknown>>();
   private lastMarker = 0;
@@ -1245,9 +1253,7 @@ export class Service {
         plan.shell?.disarm();
         lost = true;
       } else {
-        if (plan.due.job.retries > 0 && !plan.due.job.retry_overlap) {
-          this.track(this.dropRetries(plan.due.job, id, plan.due.scheduledAt));
-        }
+        this.fired(plan.due.job, id, plan.due.scheduledAt);
         if (plan.slot.working) {
           this.startOnTime(
             plan.due,
@@ -1638,6 +1644,7 @@ export class Service {
             finishedAt: result.finishedAt,
             attempt: run.attempt,
             firstRunId: run.firstRunId,
+            scheduledAt: run.scheduledAt,
           })
         )
         // A retry cancelled: the attempts end in failure with the one before it.
@@ -1912,9 +1919,7 @@ export class Service {
     if (!slot) return;
     const { due, runId, marker } = queue.shift()!;
     if (queue.length === 0) this.behind.delete(jobId);
-    if (due.job.retries > 0 && !due.job.retry_overlap) {
-      this.track(this.dropRetries(due.job, runId, due.scheduledAt));
-    }
+    this.fired(due.job, runId, due.scheduledAt);
     if (slot.working) {
       this.startOnTime(due, runId, slot, marker, "it waited for the fire before it to end");
     } else {
@@ -1941,6 +1946,7 @@ export class Service {
         job,
       ]);
     }
+    for (const id of this.nextFireOf.keys()) if (!known.has(id)) this.nextFireOf.delete(id);
     this.alertAfter = false;
     for (const job of known.values()) {
       if (job.alert_after !== null) this.alertAfter = true;
@@ -2047,6 +2053,10 @@ export class Service {
           at: new Date(at).toISOString(),
         },
       );
+      const next = this.nextFireOf.get(job.id);
+      if (next && next.at >= ended.finishedAt && next.scheduledAt > ended.scheduledAt) {
+        await this.dropRetries(job, next.id, next.scheduledAt);
+      }
       return;
     }
     for (const follower of followers) {
@@ -2117,6 +2127,13 @@ export class Service {
     return null;
   }
 
+  /** A scheduled fire of `job` was claimed as run `id`: its pending retries are dropped. */
+  private fired(job: Job, id: number, scheduledAt: number): void {
+    if (job.retries === 0 || job.retry_overlap) return;
+    this.nextFireOf.set(job.id, { at: this.o.clock.now(), id, scheduledAt });
+    this.track(this.dropRetries(job, id, scheduledAt));
+  }
+
   /**
    * A scheduled fire of `job` was claimed: retries of it still pending are
    * dropped (`skipped`, saying why), unless the job keeps them
@@ -2168,6 +2185,7 @@ export class Service {
       finishedAt: failed.finished_at ?? this.o.clock.now(),
       attempt: failed.attempt,
       firstRunId: failed.first_run_id,
+      scheduledAt: failed.scheduled_at,
       retryDropped: true,
     });
   }
@@ -2189,6 +2207,7 @@ export class Service {
         finishedAt: run.finished_at ?? this.o.clock.now(),
         attempt: run.attempt,
         firstRunId: run.first_run_id,
+        scheduledAt: run.scheduled_at,
       });
     }
   }
