@@ -111,6 +111,38 @@ for (const backend of BACKENDS) {
     (await h.started("tick", at(30))).finish();
   });
 
+  Deno.test(`daemon[${backend}]: a fire queued behind waits its turn for a worker after other jobs' fires`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: {
+        "jobsmanager.max_workers": 1,
+        "jobsmanager.misfire_grace_time": 60,
+        "jobsmanager.coalesce": false,
+      },
+    });
+    await h.job("tick", { schedule: { second: "10,20" } });
+    await h.job("other", { schedule: { second: "1,20" } });
+    await h.start();
+    await h.clock.set(at(1));
+    (await h.started("other", at(1))).finish();
+    await h.run("other", at(1), "success");
+    // A catch-up: tick, which waited longest, gets the worker; its second
+    // fire waits behind its first, and other's fire waits for the worker.
+    await h.clock.set(at(20) + 100);
+    const first = await h.started("tick", at(10));
+    await h.run("tick", at(20), "queued");
+    await h.run("other", at(20), "queued");
+    first.finish();
+    const other = await h.started("other", at(20));
+    assertEquals(
+      h.runner.of("tick").length,
+      1,
+      "tick's second fire took the worker before other's first",
+    );
+    other.finish();
+    (await h.started("tick", at(20))).finish();
+    await h.run("tick", at(20), "success");
+  });
+
   Deno.test(`daemon[${backend}]: fires queued behind a job removed meanwhile are skipped, not run as it was`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "jobsmanager.misfire_grace_time": 60, "jobsmanager.coalesce": false },

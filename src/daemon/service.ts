@@ -1908,13 +1908,15 @@ export class Service {
 
   /**
    * A slot of `jobId` may be free: the first of its fires queued behind
-   * (see `behind`) takes it and starts, or waits for a worker; one past
-   * its grace by now is missed, and the next is tried.
+   * (see `behind`) takes it and starts, or waits for a worker behind the
+   * fires already waiting (other jobs' turns come first); one past its
+   * grace by now is missed, and the next is tried.
    */
   private startBehind(jobId: string): void {
     const queue = this.behind.get(jobId);
     if (queue === undefined || this.stopping) return;
-    const slot = this.slots.tryAcquire(jobId, queue[0].due.policy.maxInstances);
+    const max = queue[0].due.policy.maxInstances;
+    const slot = this.slots.tryAcquire(jobId, max, this.waiting.length === 0);
     // Another run holds it: its end comes back here.
     if (!slot) return;
     const { due, runId, marker } = queue.shift()!;

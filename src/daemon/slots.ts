@@ -42,12 +42,13 @@ export class SlotGate {
   /**
    * A slot for a run of `jobId`, or null (skip it) while `maxInstances`
    * runs of the job hold slots; pass Infinity for a run that ignores
-   * max_instances. The slot holds a worker if one is free, else it waits.
+   * max_instances. The slot holds a worker if one is free (and `work`),
+   * else it waits.
    */
-  tryAcquire(jobId: string, maxInstances: number): Slot | null {
+  tryAcquire(jobId: string, maxInstances: number, work = true): Slot | null {
     if (this.held(jobId) >= maxInstances) return null;
     const slot = this.slot(jobId, true);
-    slot.work();
+    if (work) slot.work();
     return slot;
   }
 
