@@ -1,5 +1,6 @@
 /** Config loading: file < environment < flags, the original global.json, and errors that name the key. */
-import { assertEquals, assertThrows } from "./assert.ts";
+import { assert, assertEquals, assertStringIncludes, assertThrows } from "./assert.ts";
+import { cli } from "./helpers.ts";
 import { CONFIG_KEYS, defaultSettings, loadConfig } from "../src/config/config.ts";
 import { ValidationError } from "../src/errors.ts";
 import { resolveTarget } from "../src/config/database.ts";
@@ -260,4 +261,46 @@ Deno.test("config error: --config naming a directory says so", async () => {
   } finally {
     await Deno.remove(dir);
   }
+});
+
+/** `job list` run from a folder holding `etc/jobsmanager.json` made by `prepare`. */
+async function listFrom(prepare: (config: string) => Promise<void>) {
+  const dir = await Deno.makeTempDir({ prefix: "jm-cwdconfig-" });
+  try {
+    await Deno.mkdir(`${dir}/etc`);
+    const config = `${dir}/etc/jobsmanager.json`;
+    await Deno.writeTextFile(config, `{ db: { url: "sqlite:${dir}/theirs.db" } }`);
+    await prepare(config);
+    return await cli(["job", "list"], { cwd: dir });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("a config in the working directory that every user may write is not read", async () => {
+  const listed = await listFrom((config) => Deno.chmod(config, 0o666));
+  assertEquals(listed.code, 2, listed.stderr);
+  assertStringIncludes(listed.stderr, "is writable by every user");
+  assertStringIncludes(listed.stderr, "chmod o-w './etc/jobsmanager.json'");
+  assert(!listed.stderr.includes("theirs.db"), "the database it names was looked for");
+});
+
+Deno.test({
+  name: "a config in the working directory owned by another user is not read",
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    const listed = await listFrom((config) => Deno.chown(config, 4242, 4242));
+    assertEquals(listed.code, 2, listed.stderr);
+    assertStringIncludes(listed.stderr, "is owned by uid 4242, neither you (uid 0) nor root");
+    assertStringIncludes(listed.stderr, "name the file with --config if you trust it");
+    assert(!listed.stderr.includes("theirs.db"), "the database it names was looked for");
+    // Named, it is the caller's choice.
+    const named = await listFrom(async (config) => {
+      await Deno.chown(config, 4242, 4242);
+      const read = await cli(["--config", config, "job", "list"]);
+      assertStringIncludes(read.stderr, "no database at");
+      assertStringIncludes(read.stderr, "theirs.db");
+    });
+    assertEquals(named.code, 2);
+  },
 });

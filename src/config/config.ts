@@ -609,7 +609,35 @@ function findConfigFile(
     }
     return explicit;
   }
-  return DEFAULT_CONFIG_PATHS.find(exists) ?? null;
+  const found = DEFAULT_CONFIG_PATHS.find(exists) ?? null;
+  if (found !== null) refuseUntrusted(found);
+  return found;
+}
+
+/**
+ * A config found without being named is read only if no other user could
+ * have written it: `./etc/jobsmanager.json` is looked for in whatever
+ * directory the command runs from, and a root `job run` in a directory
+ * another user owns would run what that user's config points at. A file
+ * named by --config or JM_CONFIG is the caller's choice, and is read.
+ */
+function refuseUntrusted(path: string): void {
+  if (Deno.build.os === "windows") return;
+  const { uid, mode } = Deno.statSync(path);
+  const me = Deno.uid();
+  const where = path.startsWith("./") ? ` (found in the working directory ${Deno.cwd()})` : "";
+  const otherOwner = uid !== null && uid !== me && uid !== 0;
+  const worldWritable = mode !== null && (mode & 0o002) !== 0;
+  if (!otherOwner && !worldWritable) return;
+  const why = otherOwner
+    ? `is owned by uid ${uid}, neither you (uid ${me}) nor root`
+    : "is writable by every user";
+  throw new ValidationError(
+    "config",
+    `config file '${path}'${where} ${why}: jobsmanager does not read a config another user may have written; ${
+      otherOwner ? "run from another directory" : `chmod o-w '${path}'`
+    }, or name the file with --config if you trust it`,
+  );
 }
 
 function isDirectory(path: string): boolean {
