@@ -6,6 +6,7 @@
 import { assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { buildJob, type Job } from "../src/domain/job.ts";
 import { candidatesFromFile, exportJobs } from "../src/app/jobs_file.ts";
+import { CONTROL } from "../src/domain/printable.ts";
 import { BACKENDS, cli, freshDatabase, rawQuery, type TestDatabase } from "./helpers.ts";
 
 const NOW = 1_700_000_000_000;
@@ -668,4 +669,32 @@ Deno.test("jobs file cli[sqlite]: export refuses a command longer than apply tak
     exported.stderr,
     "\njob 'long': command: is 70000 bytes long (allowed: up to 65535; a longer script belongs in a file the job reads)\n",
   );
+});
+
+Deno.test("export writes control characters and bidi marks as escapes, and they come back", () => {
+  const jobs = [
+    buildJob(
+      "a",
+      {
+        command: "printf '\u009b31m' \u0085 \u2028",
+        cron: "@daily",
+        description: "d\u202e",
+      },
+      null,
+      NOW,
+    ),
+    buildJob(
+      "b",
+      { command: "echo \u001b]0;T\u0007", cron: "@daily", description: "\u2066x" },
+      null,
+      NOW,
+    ),
+  ];
+  for (const format of ["json5", "yaml"] as const) {
+    const file = exportJobs(jobs, format);
+    const raw = file.match(new RegExp(CONTROL.source, "g"));
+    assertEquals(raw, null, `${format}: raw ${JSON.stringify(raw)} in ${file}`);
+    const back = candidatesFromFile(`jobs.${format}`, file, NOW);
+    assertEquals(back.map((c) => c.job), jobs, format);
+  }
 });

@@ -11,7 +11,8 @@
 import JSON5 from "json5";
 import type { ValueNode } from "@humanwhocodes/momoa";
 import { type Json5Document, Json5Error, keyOf, parseJson5 } from "../config/json5.ts";
-import { isMap, isSeq, LineCounter, parseDocument, stringify as toYaml } from "yaml";
+import { Document, isMap, isSeq, LineCounter, parseDocument, visit } from "yaml";
+import { CONTROL } from "../domain/printable.ts";
 import { RuntimeError, UsageError, ValidationError } from "../errors.ts";
 import {
   AFTER_OUTCOMES,
@@ -152,12 +153,33 @@ export async function jobsToExport(store: JobStore, now: number): Promise<Export
   return { jobs, warnings };
 }
 
-/** Every job (ordered by id, as the store lists them) as a file. */
+/**
+ * Every job (ordered by id, as the store lists them) as a file. Control
+ * characters and bidirectional marks are written as escapes, never raw
+ * (JSON5 and YAML's libraries escape C0 only): a file shown in a terminal
+ * or a review cannot recolour it or reverse a line (see printable.ts).
+ */
 export function exportJobs(jobs: Job[], format: FileFormat): string {
   const data = exportData(jobs);
-  return format === "yaml"
-    ? `# ${HEADER}\n${toYaml(data, { lineWidth: 0 })}`
-    : `// ${HEADER}\n${JSON5.stringify(data, null, 2)}\n`;
+  if (format === "json5") {
+    return `// ${HEADER}\n${escapeControls(JSON5.stringify(data, null, 2))}\n`;
+  }
+  const doc = new Document(data);
+  // Only a double-quoted YAML string reads escapes.
+  visit(doc, {
+    Scalar(_, node) {
+      if (typeof node.value === "string" && CONTROL.test(node.value)) node.type = "QUOTE_DOUBLE";
+    },
+  });
+  return `# ${HEADER}\n${escapeControls(doc.toString({ lineWidth: 0 }))}`;
+}
+
+/** Control characters left raw in a JSON5 or YAML document, as `\uNNNN` (they are only in its quoted strings). */
+function escapeControls(text: string): string {
+  return text.replace(
+    new RegExp(CONTROL.source, "g"),
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 /** Where an entry and its keys are in the file, for messages. */
