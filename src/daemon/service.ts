@@ -6,16 +6,7 @@
  * timers, the processes and the writes.
  */
 import { setImmediate } from "node:timers";
-import {
-  afterMatches,
-  followCycle,
-  hasSchedule,
-  type Job,
-  jobProblem,
-  retryDelayMs,
-  retryOn,
-  sameDefinition,
-} from "../domain/job.ts";
+import { hasSchedule, type Job, jobProblem, sameDefinition } from "../domain/job.ts";
 import { log } from "./log.ts";
 import type { NewRun, Run, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
 import type { Node } from "../domain/node.ts";
@@ -39,6 +30,7 @@ import {
 import { endRun } from "./processes.ts";
 import type { Notifier, NotifyObserver } from "./notifier.ts";
 import type { EndedRun } from "./notify_message.ts";
+import { Aftermath } from "./aftermath.ts";
 import { type Slot, SlotGate } from "./slots.ts";
 import {
   type Decision,
@@ -177,10 +169,6 @@ const ORPHANS_ENDED = 10_000;
 const MANUAL_RUNS_PER_POLL = 100;
 /** Retries and follow-up runs taken per poll. */
 const DUE_RUNS_PER_POLL = 100;
-/** Pending retries of one job a fire looks at to drop. */
-const PENDING_RETRIES = 100;
-/** Instants a retry or follow-up row may move by when its own instant is taken. */
-const QUEUE_TRIES = 10;
 /**
  * At shutdown, how long after the interrupted runs' SIGKILL their output
  * may take to end (a process that left its group can hold it open).
@@ -225,19 +213,6 @@ interface Active {
   firstRunId: number | null;
   scheduledAt: number;
   trigger: RunTrigger;
-}
-
-/** How a run ended, as the retry and follow-up decisions need it. */
-interface Ended {
-  id: number;
-  status: RunStatus;
-  finishedAt: number;
-  attempt: number;
-  firstRunId: number | null;
-  /** Its instant: a scheduled fire of a later one started by its end drops its retry. */
-  scheduledAt: number;
-  /** Its retry was dropped: no other comes, its follow-ups start now. */
-  retryDropped?: boolean;
 }
 
 /** A fire recorded `missed`, as the notifier is told of it. */
@@ -309,11 +284,7 @@ export class Service {
   private readonly heldBack = new Map<string, number>();
   /** Runs on other nodes that hold slots here, by run id (see `holdRunsElsewhere`). */
   private readonly elsewhere = new Map<number, { node: string; slot: Slot }>();
-  /**
-   * Runs that ended while the database was away, by provisional id: their
-   * retries and follow-ups are queued once their records are written.
-   */
-  private readonly endsToFollow = new Map<number, { job: Job; ended: Ended }>();
+  private readonly aftermath: Aftermath;
   /**
    * Queued runs this service took by a write whose answer was lost: the
    * write may have landed, leaving the row `running` here with nothing
@@ -340,12 +311,6 @@ export class Service {
    * skips the whole catch-up then.)
    */
   private readonly behind = new Map<string, Behind[]>();
-  /**
-   * By job whose retries the next fire drops: its last scheduled fire
-   * claimed, and when. A run of an earlier instant that ended no later
-   * (the fire was queued behind it) has its retry dropped at once.
-   */
-  private readonly nextFireOf = new Map<string, { at: number; id: number; scheduledAt: number }>();
   /** Writes of finished runs still in flight; shutdown waits for them. */
   private readonly writes = new Set<Promise<unknown>>();
   private lastMarker = 0;
@@ -385,10 +350,6 @@ export class Service {
   private known = new Map<string, Job>();
   /** Whether a job in `known` has an alert_after. */
   private alertAfter = false;
-  /** Enabled jobs following each job (`--after`), by the followed job's id. */
-  private followers = new Map<string, Job[]>();
-  /** Disabled jobs that follow a job, by the job they follow. */
-  private idleFollowers = new Map<string, Job[]>();
   /** When retries and follow-up runs are due (queued here, or seen by a poll): it polls then. */
   private readonly dueRuns: number[] = [];
   /** When the last poll began, and when the next one is due. */
@@ -427,6 +388,19 @@ export class Service {
     // A slot given back, whichever way, is the turn of a fire queued behind.
     this.slots = new SlotGate(o.maxWorkers, (jobId) => this.startBehind(jobId));
     this.recorder = o.recorder;
+    this.aftermath = new Aftermath({
+      store: o.store,
+      clock: o.clock,
+      recorder: o.recorder,
+      nodeId: () => this.nodeId,
+      observer: o.observer,
+      dueAt: (instant) => this.dueAt(instant),
+      recordAwaited: () => {
+        // Looked for every 0.5 s from now on (see timedPollMs), not from the next timed poll.
+        this.nextPoll = Math.min(this.nextPoll, this.lastPoll + this.timedPollMs);
+        this.wake.abort();
+      },
+    });
     o.cluster.whenGaining((gained) => this.gain(gained));
     o.cluster.whenLost((ids) => this.track(this.lost(ids)));
     // Writes made while the database was away were polled for by no one
@@ -698,7 +672,7 @@ export class Service {
   private get timedPollMs(): number {
     // Ends that wait for their records to be written (by this service: no write report says
     // so) are looked for as often as reported writes are.
-    if (this.endsToFollow.size > 0) return Math.min(WRITE_POLL_GAP_MS, this.o.reloadIntervalMs);
+    if (this.aftermath.awaitingRecords) return Math.min(WRITE_POLL_GAP_MS, this.o.reloadIntervalMs);
     return this.writesReported
       ? Math.max(WATCHED_POLL_MS, this.o.reloadIntervalMs)
       : this.o.reloadIntervalMs;
@@ -793,7 +767,7 @@ export class Service {
           else this.dueAt(state.nextDueRun);
         }
         if (state.cancelRequests) await this.takeCancelRequests();
-        if (this.endsToFollow.size > 0) await this.followRecordedEnds();
+        if (this.aftermath.awaitingRecords) await this.aftermath.followRecordedEnds();
       } while (this.pollAgain && !this.stopping);
     })().catch((error) => this.o.health.failed(error)).finally(() => this.polling = false);
   }
@@ -1253,7 +1227,7 @@ export class Service {
         plan.shell?.disarm();
         lost = true;
       } else {
-        this.fired(plan.due.job, id, plan.due.scheduledAt);
+        this.track(this.aftermath.fired(plan.due.job, id, plan.due.scheduledAt));
         if (plan.slot.working) {
           this.startOnTime(
             plan.due,
@@ -1638,7 +1612,7 @@ export class Service {
     this.track(
       cancelled === undefined
         ? recorded.then(() =>
-          this.afterEnd(run.job, {
+          this.aftermath.ended(run.job, {
             id: runId,
             status: result.status,
             finishedAt: result.finishedAt,
@@ -1650,7 +1624,10 @@ export class Service {
         // A retry cancelled: the attempts end in failure with the one before it.
         : run.trigger === "retry"
         ? recorded.then(() =>
-          this.followAttemptBefore(run.job, { attempt: run.attempt, first_run_id: run.firstRunId })
+          this.aftermath.followAttemptBefore(run.job, {
+            attempt: run.attempt,
+            first_run_id: run.firstRunId,
+          })
         )
         : recorded,
     );
@@ -1757,7 +1734,7 @@ export class Service {
       { job: request.job_id, run: request.id, note },
     );
     const job = this.known.get(request.job_id) ?? await this.o.store.getJob(request.job_id);
-    if (job) await this.followAttemptBefore(job, request);
+    if (job) await this.aftermath.followAttemptBefore(job, request);
   }
 
   /** The first instant at which a fire waiting for a worker is past its grace. */
@@ -1921,7 +1898,7 @@ export class Service {
     if (!slot) return;
     const { due, runId, marker } = queue.shift()!;
     if (queue.length === 0) this.behind.delete(jobId);
-    this.fired(due.job, runId, due.scheduledAt);
+    this.track(this.aftermath.fired(due.job, runId, due.scheduledAt));
     if (slot.working) {
       this.startOnTime(due, runId, slot, marker, "it waited for the fire before it to end");
     } else {
@@ -1940,30 +1917,8 @@ export class Service {
    */
   private know(known: Map<string, Job>, idle: Job[]): void {
     this.known = known;
-    this.followers = new Map();
-    this.idleFollowers = new Map();
-    for (const job of idle) {
-      this.idleFollowers.set(job.after_job!, [
-        ...this.idleFollowers.get(job.after_job!) ?? [],
-        job,
-      ]);
-    }
-    for (const id of this.nextFireOf.keys()) if (!known.has(id)) this.nextFireOf.delete(id);
-    this.alertAfter = false;
-    for (const job of known.values()) {
-      if (job.alert_after !== null) this.alertAfter = true;
-      if (job.after_job === null) continue;
-      // Writes refuse cycles; one written by hand in SQL would run for ever.
-      const cycle = followCycle(known, job);
-      if (cycle !== null) {
-        reloadLog.error(
-          "job {job}: its follow-up link closes a cycle, {cycle}, and is ignored (fix it with `jobsmanager job update {job} --after ''`)",
-          { job: job.id, cycle: cycle.join(" → ") },
-        );
-        continue;
-      }
-      this.followers.set(job.after_job, [...this.followers.get(job.after_job) ?? [], job]);
-    }
+    this.aftermath.know(known, idle);
+    this.alertAfter = [...known.values()].some((job) => job.alert_after !== null);
   }
 
   /** Poll at `instant`, when a retry or follow-up run is due. */
@@ -1986,213 +1941,6 @@ export class Service {
   }
 
   /**
-   * A run ended: queue its retry when its outcome is one the job retries
-   * on and attempts are left; else queue a run of each job following it
-   * whose outcome matches. Queued rows (`queued`, no node) are taken by
-   * any service once due, as `job run` requests are.
-   */
-  private async afterEnd(job: Job, ended: Ended): Promise<void> {
-    const retryable = job.retries > 0 && retryOn(job).includes(ended.status);
-    const retries = retryable && ended.attempt <= job.retries && !ended.retryDropped;
-    if (retryable && !retries && !ended.retryDropped) {
-      const known = ended.id < 0 ? this.recorder.realId(ended.id) : ended.id;
-      schedulerLog.warn(
-        "job {job} run {run} ended {status}: attempt {attempt}/{attempts}, no retry left",
-        {
-          job: job.id,
-          run: typeof known === "number" ? known : "(not recorded yet)",
-          status: ended.status,
-          attempt: ended.attempt,
-          attempts: job.retries + 1,
-        },
-      );
-    }
-    const followers = (this.followers.get(job.id) ?? [])
-      .filter((f) => afterMatches(f.after_outcome!, ended.status));
-    const idle = retries ? [] : (this.idleFollowers.get(job.id) ?? [])
-      .filter((f) => afterMatches(f.after_outcome!, ended.status));
-    if (!retries && followers.length === 0 && idle.length === 0) return;
-    let id = ended.id;
-    if (id < 0) {
-      const real = this.recorder.realId(id);
-      // Another service had claimed the fire: its run is the one retried and followed.
-      if (real === null) return;
-      if (real === undefined) {
-        // Ended while the database was away: queued once its record is written.
-        this.endsToFollow.set(id, { job, ended });
-        // Looked for every 0.5 s from now on (see timedPollMs), not from the next timed poll.
-        this.nextPoll = Math.min(this.nextPoll, this.lastPoll + this.timedPollMs);
-        this.wake.abort();
-        schedulerLog.info(
-          "job {job}: its run ended {status} while the database was away; its {what} is queued once its record is written",
-          { job: job.id, status: ended.status, what: retries ? "retry" : "follow-up" },
-        );
-        return;
-      }
-      id = real;
-    }
-    if (retries) {
-      const first = ended.firstRunId ?? id;
-      const at = ended.finishedAt + retryDelayMs(job, ended.attempt, id);
-      const retryId = await this.queue({
-        job_id: job.id,
-        scheduled_at: at,
-        status: "queued",
-        trigger: "retry",
-        attempt: ended.attempt + 1,
-        first_run_id: first,
-        note: `retry: run ${id} ended ${ended.status}`,
-      });
-      schedulerLog.info(
-        "job {job} run {run} ended {status}: attempt {attempt}/{attempts} (run {retry}) at {at}",
-        {
-          job: job.id,
-          run: id,
-          status: ended.status,
-          attempt: ended.attempt + 1,
-          attempts: job.retries + 1,
-          retry: retryId,
-          at: new Date(at).toISOString(),
-        },
-      );
-      const next = this.nextFireOf.get(job.id);
-      if (next && next.at >= ended.finishedAt && next.scheduledAt > ended.scheduledAt) {
-        await this.dropRetries(job, next.id, next.scheduledAt);
-      }
-      return;
-    }
-    for (const follower of followers) {
-      const runId = await this.queue({
-        job_id: follower.id,
-        scheduled_at: ended.finishedAt,
-        status: "queued",
-        trigger: "after",
-        parent_run_id: id,
-        note: `after run ${id} of ${job.id} ended ${ended.status}`,
-      });
-      schedulerLog.info("job {job} run {run} ended {status}: follow-up job {follower} (run {id})", {
-        job: job.id,
-        run: id,
-        status: ended.status,
-        follower: follower.id,
-        id: runId,
-      });
-    }
-    // A disabled follower does not run; its row says why its turn passed.
-    for (const follower of idle) {
-      const runId = await this.queue({
-        job_id: follower.id,
-        scheduled_at: ended.finishedAt,
-        status: "skipped",
-        trigger: "after",
-        parent_run_id: id,
-        node_id: this.nodeId,
-        finished_at: ended.finishedAt,
-        note: `not run: the job is disabled (after run ${id} of ${job.id} ended ${ended.status})`,
-      });
-      if (runId !== null) this.o.observer?.ended(follower.id, "skipped");
-    }
-  }
-
-  /** Queue the retries and follow-ups of the runs in `endsToFollow` whose records are written. */
-  private async followRecordedEnds(): Promise<void> {
-    for (const [provisional, { job, ended }] of this.endsToFollow) {
-      const real = this.recorder.realId(provisional);
-      if (real === undefined) continue;
-      this.endsToFollow.delete(provisional);
-      if (real !== null) await this.afterEnd(job, { ...ended, id: real });
-    }
-  }
-
-  /**
-   * Insert a retry or follow-up row, waiting for any service to take it at
-   * its instant. Only the node that saw its cause inserts it, so an instant
-   * already taken (two runs ending in the same ms) moves it on by one ms.
-   */
-  private async queue(row: NewRun): Promise<number | null> {
-    for (let i = 0; i < QUEUE_TRIES; i++) {
-      const [id] = await this.recorder.claim([{ ...row, scheduled_at: row.scheduled_at + i }]);
-      if (id !== null) {
-        this.dueAt(row.scheduled_at + i);
-        return id;
-      }
-    }
-    schedulerLog.error(
-      "job {job}: could not queue its {trigger} run: {tries} instants from {at} were all taken",
-      {
-        job: row.job_id,
-        trigger: row.trigger,
-        tries: QUEUE_TRIES,
-        at: new Date(row.scheduled_at).toISOString(),
-      },
-    );
-    return null;
-  }
-
-  /** A scheduled fire of `job` was claimed as run `id`: its pending retries are dropped. */
-  private fired(job: Job, id: number, scheduledAt: number): void {
-    if (job.retries === 0 || job.retry_overlap) return;
-    this.nextFireOf.set(job.id, { at: this.o.clock.now(), id, scheduledAt });
-    this.track(this.dropRetries(job, id, scheduledAt));
-  }
-
-  /**
-   * A scheduled fire of `job` was claimed: retries of it still pending are
-   * dropped (`skipped`, saying why), unless the job keeps them
-   * (`--retry-overlap`).
-   */
-  private async dropRetries(job: Job, fireId: number, scheduledAt: number): Promise<void> {
-    const pending = (await this.o.store.listRuns({
-      job_id: job.id,
-      status: "queued",
-      limit: PENDING_RETRIES,
-    })).filter((r) => r.trigger === "retry" && r.node_id === null && r.id !== fireId);
-    for (const retry of pending) {
-      const dropped = await this.o.store.updateRun(retry.id, {
-        status: "skipped",
-        node_id: this.nodeId,
-        finished_at: this.o.clock.now(),
-        // A fire started while the database was away has no id yet: its instant names it.
-        note: `retry dropped: the next scheduled fire (${fireId < 0 ? "" : `run ${fireId} `}at ${
-          new Date(scheduledAt).toISOString()
-        }) came before it ran (--retry-overlap keeps retries)`,
-      }, "queued");
-      if (!dropped) continue;
-      this.o.observer?.ended(job.id, "skipped");
-      schedulerLog.info("job {job}: retry run {run} dropped, the next fire came first", {
-        job: job.id,
-        run: retry.id,
-      });
-      await this.followAttemptBefore(job, retry);
-    }
-  }
-
-  /**
-   * A retry that will not run (dropped, skipped, cancelled): the attempt it
-   * would have retried is the last, and its failure follow-ups start now.
-   */
-  private async followAttemptBefore(
-    job: Job,
-    retry: Pick<Run, "attempt" | "first_run_id">,
-  ): Promise<void> {
-    const failed = (await this.o.store.listRuns({ job_id: job.id, limit: PENDING_RETRIES }))
-      .find((r) =>
-        r.attempt === retry.attempt - 1 &&
-        (r.id === retry.first_run_id || r.first_run_id === retry.first_run_id)
-      );
-    if (!failed) return;
-    await this.afterEnd(job, {
-      id: failed.id,
-      status: failed.status,
-      finishedAt: failed.finished_at ?? this.o.clock.now(),
-      attempt: failed.attempt,
-      firstRunId: failed.first_run_id,
-      scheduledAt: failed.scheduled_at,
-      retryDropped: true,
-    });
-  }
-
-  /**
    * Runs this node marked `lost` (declaring their node dead, or left by its
    * own previous service that died): retried, followed, as any end.
    */
@@ -2203,7 +1951,7 @@ export class Service {
       const run = await this.o.store.getRun(id);
       const job = run && this.known.get(run.job_id);
       if (!run || !job) continue;
-      await this.afterEnd(job, {
+      await this.aftermath.ended(job, {
         id,
         status: run.status,
         finishedAt: run.finished_at ?? this.o.clock.now(),
@@ -2281,7 +2029,7 @@ export class Service {
       });
       if (!ended) return;
       this.o.observer?.ended(job.id, "error");
-      if (request.trigger === "retry") await this.followAttemptBefore(job, request);
+      if (request.trigger === "retry") await this.aftermath.followAttemptBefore(job, request);
       return;
     }
     if (!job.enabled && request.trigger !== "manual") {
@@ -2292,7 +2040,7 @@ export class Service {
       });
       if (!skipped) return;
       this.o.observer?.ended(job.id, "skipped");
-      if (request.trigger === "retry") await this.followAttemptBefore(job, request);
+      if (request.trigger === "retry") await this.aftermath.followAttemptBefore(job, request);
       return;
     }
     // A retry beyond the attempts the job allows now (its retries were lowered since it was
@@ -2312,7 +2060,7 @@ export class Service {
         "job {job} run {run}: not run, the job's retries were lowered to {retries}; the attempts end with the one before it",
         { job: job.id, run: request.id, retries: job.retries },
       );
-      await this.followAttemptBefore(job, request);
+      await this.aftermath.followAttemptBefore(job, request);
       return;
     }
     const maxInstances = job.max_instances ?? this.o.defaults.maxInstances;
@@ -2327,7 +2075,7 @@ export class Service {
       });
       if (!skipped) return;
       this.o.observer?.ended(job.id, "skipped");
-      if (request.trigger === "retry") await this.followAttemptBefore(job, request);
+      if (request.trigger === "retry") await this.aftermath.followAttemptBefore(job, request);
       return;
     }
     // No worker is free after all: the request waits for the next poll.
