@@ -269,6 +269,55 @@ for (const backend of BACKENDS) {
     );
   });
 
+  Deno.test(`daemon[${backend}]: jm_update_info emptied while a reload applies its markers: said once, not undone by that reload`, async () => {
+    const db = await freshDatabase(backend);
+    let stall: Promise<void> | null = null;
+    const reading = Promise.withResolvers<void>();
+    await using h = await Harness.create(db, {
+      // A reload's read of the jobs waits on `stall` while it is set.
+      store: () =>
+        new Proxy(db.open(), {
+          get(target, key) {
+            if (key === "jobsInChunks") {
+              return async function* (size: number) {
+                if (stall) reading.resolve();
+                await stall;
+                yield* target.jobsInChunks(size);
+              };
+            }
+            const value = Reflect.get(target, key, target);
+            return typeof value === "function" ? value.bind(target) : value;
+          },
+        }),
+    });
+    await h.job("a", { cron: "0 12 15 6 *" });
+    await h.start();
+    // Marker 2, which a reload asked for at once (SIGHUP) takes; it stalls in its read.
+    await h.job("b", { cron: "0 12 15 6 *" });
+    const answer = Promise.withResolvers<void>();
+    stall = answer.promise;
+    h.daemon.reload();
+    await reading.promise;
+    await emptyMarkers(h, backend);
+    await h.clock.set(at(2));
+    await h.until(
+      () => Promise.resolve(h.line(/^reload marker 1, the last one applied here, is gone/)),
+      "the poll to see the markers went back",
+    );
+    stall = null;
+    answer.resolve();
+    // The polls after it find nothing gone: the reload under way did not put marker 2 back as the last.
+    for (const s of [4, 6, 8]) {
+      await h.clock.set(at(s));
+      await h.until(() => h.clock.wakeUps.some((w) => w > at(s)), `the loop to go on past ${s} s`);
+    }
+    const next = await h.job("c", { schedule: { second: "*" } });
+    assertEquals(next, 1);
+    await h.clock.set(at(10));
+    await h.until(() => h.runner.of("c")[0], "a run of the job added after");
+    assertEquals(h.count(/^reload marker \d+, the last one applied here, is gone/), 1, "said once");
+  });
+
   Deno.test(`daemon[${backend}]: a job made invalid in SQL by hand stops firing, as the log says, old definition and all`, async () => {
     await using h = await Harness.create(await freshDatabase(backend));
     await h.job("tick", { schedule: { second: "*" }, command: "echo old" });

@@ -314,6 +314,8 @@ export class Service {
   /** Writes of finished runs still in flight; shutdown waits for them. */
   private readonly writes = new Set<Promise<unknown>>();
   private lastMarker = 0;
+  /** Times jm_update_info was seen emptied: a reload under way then does not move `lastMarker`. */
+  private markersEmptied = 0;
   /** When `lastMarker` was inserted, once known: another time there means jm_update_info was emptied. */
   private lastMarkerInserted: string | undefined;
   private stopping = false;
@@ -910,6 +912,7 @@ export class Service {
     );
     this.lastMarker = 0;
     this.lastMarkerInserted = undefined;
+    this.markersEmptied++;
     this.appliedHere.clear();
     this.rereadEveryJob = true;
   }
@@ -978,6 +981,7 @@ export class Service {
    */
   private async reload(everyJob: boolean): Promise<void> {
     const started = performance.now();
+    const emptied = this.markersEmptied;
     const markers = await this.markersToApply(this.lastMarker);
     if (markers.length === 0 && !everyJob) return;
     const counts = { added: 0, changed: 0, removed: 0, unchanged: 0 };
@@ -1035,9 +1039,13 @@ export class Service {
     // The timetable changed: the loop sleeps till the new first fire, not till the writes below.
     this.wake.abort();
     const ids = markers.map((m) => m.id);
-    await this.applied(ids.filter((_, i) => !markers[i].updated));
+    // Its markers went with an emptied table (their ids may come again):
+    // not recorded, and the reload that follows starts from the first.
+    if (emptied === this.markersEmptied) {
+      await this.applied(ids.filter((_, i) => !markers[i].updated));
+    }
     const last = Math.max(this.lastMarker, ...ids);
-    if (last !== this.lastMarker) {
+    if (last !== this.lastMarker && emptied === this.markersEmptied) {
       this.lastMarker = last;
       this.lastMarkerInserted = markers.find((m) => m.id === last)?.insert_time;
     }
