@@ -121,7 +121,7 @@ for (const backend of BACKENDS) {
         body: { hour: "4" },
         headers: { "If-Match": etag },
       });
-      assertEquals(second.status, 409);
+      assertEquals(second.status, 412);
       assertMatch(
         (second.body as { error: string }).error,
         /^job 'nightly' was changed at \S+Z, after the copy this change was made on; nothing written: read it again and make the change there$/,

@@ -419,10 +419,12 @@ const ifMatch = {
   in: "header",
   required: false,
   description:
-    "the ETag of the job as read: a job changed (or removed) since is refused (409) instead of overwritten",
+    "the ETag of the job as read: a job changed (or removed) since is refused (412) instead of overwritten; * takes any stored version",
   schema: str,
 };
-const STALE = { "409": error("the job changed since the ETag given in If-Match") };
+const STALE = {
+  "412": error("the job changed (or was removed) since the ETag given in If-Match"),
+};
 const jobBody = { required: true, content: { "application/json": { schema: ref("JobInput") } } };
 
 /** POST /jobs/{id}/enable or /disable: the stored job back, kept to If-Match. */
@@ -479,7 +481,10 @@ export const OPENAPI = {
           "201": json(ref("Job"), "the stored job"),
           "200": json(ref("Job"), "the job, replaced (with replace=true)"),
           ...WRITE,
-          "409": error("the id is taken, or the job changed since the ETag given in If-Match"),
+          "409": error("the id is taken (send replace=true to replace it)"),
+          "412": error(
+            "the job changed or was removed since the ETag given in If-Match, or If-Match: * and there is no such job",
+          ),
           "415": error("the body is not JSON"),
         },
       },

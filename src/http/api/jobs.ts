@@ -8,6 +8,7 @@ import type { Context } from "hono";
 import {
   addJob,
   listJobs,
+  type ReadAt,
   removeJob,
   setEnabled,
   showJob,
@@ -71,11 +72,12 @@ function visible(job: Job, role: Role): Job {
 
 /**
  * The `updated_at` an If-Match names (the ETag of `GET /jobs/{id}`,
- * `"1764000000000"`): the copy a change was made on. Absent, or `*` (any
- * current version, RFC 9110): any.
+ * `"1764000000000"`): the copy a change was made on; `*`, any stored copy
+ * (RFC 9110). Absent: no condition.
  */
-function readAt(header: string | undefined): number | undefined {
-  if (header === undefined || header.trim() === "*") return undefined;
+function readAt(header: string | undefined): ReadAt | undefined {
+  if (header === undefined) return undefined;
+  if (header.trim() === "*") return "*";
   const tag = /^(?:W\/)?"(\d{1,16})"$/.exec(header.trim());
   if (tag === null) {
     throw new HttpError(
