@@ -991,6 +991,19 @@ Deno.test("api: a refusal says what to give in the API's own fields and paramete
         "GET /api/v1/runs/stream takes no query parameter 'since' (it takes job, status, after)",
       ],
       ["GET", "/api/v1/logs/stream?after=abc", undefined, "after: 'abc' is not a log line id"],
+      // The document and the metrics too: a scrape config's `params` would be ignored.
+      [
+        "GET",
+        "/api/v1/openapi.json?version=3.0",
+        undefined,
+        "GET /api/v1/openapi.json takes no query parameter 'version' (it takes none)",
+      ],
+      [
+        "GET",
+        "/metrics?name[]=jobsmanager_runs_total",
+        undefined,
+        "GET /metrics takes no query parameter 'name[]' (it takes none)",
+      ],
       [
         "POST",
         "/api/v1/jobs/nightly/disable",
