@@ -295,7 +295,7 @@ for (const backend of BACKENDS) {
       });
       assertMatch(
         (newZone.body as { error: string }).error,
-        /^zone: "Asia\/Tokyo" is not what this job shows nor what it would show \("Europe\/Paris"\): GET shows zone, a write does not set it; give "timezone"/,
+        /^zone: "Asia\/Tokyo" is not what this job shows nor what it would show \("Europe\/Paris"\): zone is read-only \(GET shows it, a write does not set it\); give "timezone"/,
       );
       assertEquals((await api.call("GET", "/api/v1/jobs/zoned")).status, 404);
       // The job followed removed: its follower is idle, and says so.
