@@ -121,7 +121,7 @@ for (const backend of BACKENDS) {
         body: { hour: "4" },
         headers: { "If-Match": etag },
       });
-      assertEquals(second.status, 409);
+      assertEquals(second.status, 412);
       assertMatch(
         (second.body as { error: string }).error,
         /^job 'nightly' was changed at \S+Z, after the copy this change was made on; nothing written: read it again and make the change there$/,
@@ -295,7 +295,7 @@ for (const backend of BACKENDS) {
       });
       assertMatch(
         (newZone.body as { error: string }).error,
-        /^zone: "Asia\/Tokyo" is not what this job shows nor what it would show \("Europe\/Paris"\): GET shows zone, a write does not set it; give "timezone"/,
+        /^zone: "Asia\/Tokyo" is not what this job shows nor what it would show \("Europe\/Paris"\): zone is read-only \(GET shows it, a write does not set it\); give "timezone"/,
       );
       assertEquals((await api.call("GET", "/api/v1/jobs/zoned")).status, 404);
       // The job followed removed: its follower is idle, and says so.
@@ -991,6 +991,19 @@ Deno.test("api: a refusal says what to give in the API's own fields and paramete
         "GET /api/v1/runs/stream takes no query parameter 'since' (it takes job, status, after)",
       ],
       ["GET", "/api/v1/logs/stream?after=abc", undefined, "after: 'abc' is not a log line id"],
+      // The document and the metrics too: a scrape config's `params` would be ignored.
+      [
+        "GET",
+        "/api/v1/openapi.json?version=3.0",
+        undefined,
+        "GET /api/v1/openapi.json takes no query parameter 'version' (it takes none)",
+      ],
+      [
+        "GET",
+        "/metrics?name[]=jobsmanager_runs_total",
+        undefined,
+        "GET /metrics takes no query parameter 'name[]' (it takes none)",
+      ],
       [
         "POST",
         "/api/v1/jobs/nightly/disable",

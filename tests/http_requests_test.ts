@@ -71,7 +71,8 @@ for (const backend of BACKENDS) {
       ];
       for (const [method, path, body] of writes) {
         const refused = await api.call(method, path, { body, headers: { "If-Match": stale } });
-        assertEquals(refused.status, 409, `${method} ${path}`);
+        // 412 Precondition Failed (RFC 9110 §13.1.1), not the 409 of an id taken.
+        assertEquals(refused.status, 412, `${method} ${path}`);
         assertMatch(
           (refused.body as { error: string }).error,
           /^job 'kept' was changed at .*, after the copy this change was made on; nothing written/,
@@ -88,10 +89,27 @@ for (const backend of BACKENDS) {
         body: JOB,
         headers: { "If-Match": stale },
       });
-      assertEquals([gone.status, gone.body], [409, {
+      assertEquals([gone.status, gone.body], [412, {
         error:
           "job 'kept' no longer exists: it was removed after the copy this change was made on; nothing written",
       }]);
+      // `If-Match: *` is false where there is no stored job (RFC 9110): no replace adds one.
+      const none = await api.call("POST", "/api/v1/jobs?replace=true", {
+        body: JOB,
+        headers: { "If-Match": "*" },
+      });
+      assertEquals([none.status, none.body], [412, {
+        error:
+          "job 'kept' does not exist: If-Match: * names whichever copy is stored, and none is; nothing written (send it without If-Match to add it)",
+      }]);
+      assertEquals(await api.store.getJob("kept"), null);
+      // The other conflicts stay 409.
+      assertEquals((await api.call("POST", "/api/v1/jobs", { body: JOB })).status, 201);
+      const taken = await api.call("POST", "/api/v1/jobs", {
+        body: JOB,
+        headers: { "If-Match": "*" },
+      });
+      assertEquals(taken.status, 409, JSON.stringify(taken.body));
     }));
 }
 

@@ -16,6 +16,7 @@ import {
 } from "../src/errors.ts";
 import { planListen } from "../src/http/listen.ts";
 import { errorBody, HttpError, statusOf } from "../src/http/errors.ts";
+import { StaleCopyError } from "../src/app/jobs.ts";
 import { type ServeDeps, startHttpServer } from "../src/http/server.ts";
 import { captureLogs, freshDatabase, waitFor } from "./helpers.ts";
 import { serverDeps } from "./http_harness.ts";
@@ -111,6 +112,7 @@ Deno.test("errors map to statuses; the body is the CLI's message, with the field
     [new HttpError(403, "needs an admin token"), 403],
     [new NotFoundError("job 'x' does not exist"), 404],
     [new ConflictError("job 'x' already exists"), 409],
+    [new StaleCopyError("job 'x' was changed at …, after the copy this change was made on"), 412],
     [new DatabaseError("database unreachable"), 503],
     [new DatabaseError("refused", { unreachable: false }), 500],
     [new ContentionError("a deadlock victim 10 times; nothing was written: try again"), 503],

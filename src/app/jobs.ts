@@ -30,6 +30,25 @@ import type { JobChange, JobStore, MarkerStore, RunStore } from "../store/store.
 /** Runs `showJob` lists. */
 const LAST_RUNS = 5;
 
+/**
+ * A change made on a copy of a job that is no longer the one stored (an
+ * API client's If-Match that fails): a conflict, which HTTP answers 412
+ * Precondition Failed (RFC 9110 §13.1.1), not the 409 of an id taken.
+ */
+export class StaleCopyError extends ConflictError {
+  constructor(message: string) {
+    super(message);
+    this.name = "StaleCopyError";
+  }
+}
+
+/**
+ * The copy of a job a change was made on: its `updated_at` (an If-Match
+ * naming the ETag of `GET /jobs/{id}`), or `"*"`, whichever copy is stored
+ * (`If-Match: *`), which a job that does not exist fails.
+ */
+export type ReadAt = number | "*";
+
 export function jobNotFound(id: string): NotFoundError {
   return new NotFoundError(`job '${id}' does not exist (see \`jobsmanager job list\`)`);
 }
@@ -42,7 +61,7 @@ export function jobNotFound(id: string): NotFoundError {
 export async function addJob(
   jobs: JobStore,
   job: Job,
-  options: { replace: boolean; names: InputNames; readAt?: number },
+  options: { replace: boolean; names: InputNames; readAt?: ReadAt },
 ): Promise<JobChange> {
   const { names } = options;
   const mutate = (current: Job | null) => {
@@ -126,14 +145,19 @@ async function changeFollowing(
  * `updated_at`: an API client's If-Match) when the job has changed since,
  * or is gone: the change would undo the other one's, unseen.
  */
-function refuseStale(id: string, current: Job | null, readAt: number): void {
+function refuseStale(id: string, current: Job | null, readAt: ReadAt): void {
   if (current === null) {
-    throw new ConflictError(
+    if (readAt === "*") {
+      throw new StaleCopyError(
+        `job '${id}' does not exist: If-Match: * names whichever copy is stored, and none is; nothing written (send it without If-Match to add it)`,
+      );
+    }
+    throw new StaleCopyError(
       `job '${id}' no longer exists: it was removed after the copy this change was made on; nothing written`,
     );
   }
-  if (current.updated_at === readAt) return;
-  throw new ConflictError(
+  if (readAt === "*" || current.updated_at === readAt) return;
+  throw new StaleCopyError(
     `job '${id}' was changed at ${
       new Date(current.updated_at).toISOString()
     }, after the copy this change was made on; nothing written: read it again and make the change there`,
@@ -152,7 +176,7 @@ export async function updateJob(
   options: JobOptions,
   now: number,
   names: OptionNames,
-  readAt?: number,
+  readAt?: ReadAt,
 ): Promise<JobChange> {
   const mutate = (current: Job | null) => {
     if (!current) throw jobNotFound(id);
@@ -172,7 +196,7 @@ export interface Removal extends JobChange {
 }
 
 /** Remove job `id`; with `readAt` (as for `updateJob`), only the copy read then. */
-export async function removeJob(jobs: JobStore, id: string, readAt?: number): Promise<Removal> {
+export async function removeJob(jobs: JobStore, id: string, readAt?: ReadAt): Promise<Removal> {
   const change = await jobs.changeJob(id, (current) => {
     if (!current) throw jobNotFound(id);
     if (readAt !== undefined) refuseStale(id, current, readAt);
@@ -215,7 +239,7 @@ export async function setEnabled(
   id: string,
   enabled: boolean,
   now: number,
-  readAt?: number,
+  readAt?: ReadAt,
 ): Promise<JobChange> {
   return await jobs.changeJob(id, (current) => {
     if (!current) throw jobNotFound(id);

@@ -199,7 +199,7 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
   app.route("/", healthRoutes(deps.readiness));
   // Before the door: a caller without a valid token, or whose body is slow to
   // come, takes none of its few slots.
-  app.use("/metrics", authenticate(deps.tokens, deps.redact));
+  app.use("/metrics", authenticate(deps.tokens, deps.redact), asDocumented);
   app.use(
     "/api/v1/*",
     authenticate(deps.tokens, deps.redact),

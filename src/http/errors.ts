@@ -15,6 +15,7 @@ import {
   ValidationError,
 } from "../errors.ts";
 import { jobFieldOf } from "../domain/option_names.ts";
+import { StaleCopyError } from "../app/jobs.ts";
 
 /** A refusal only HTTP has: a missing or wrong token, an unknown path, a body that is not JSON. */
 export class HttpError extends Error {
@@ -36,6 +37,8 @@ export interface ErrorBody {
 export function statusOf(error: unknown): number {
   if (error instanceof HttpError) return error.status;
   if (error instanceof NotFoundError) return 404;
+  // An If-Match that fails (RFC 9110 §13.1.1), before the conflicts it is one of.
+  if (error instanceof StaleCopyError) return 412;
   if (error instanceof ConflictError) return 409;
   if (error instanceof UsageError) return 400;
   // Contention passes: the client is told to try again, as when the database is away.

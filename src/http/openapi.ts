@@ -153,8 +153,13 @@ const RUN_SUMMARY = closed({
 /** A time a job read carries back in a write, where jobsmanager keeps its own. */
 const SET_BY_JOBSMANAGER = {
   type: ["string", "integer"],
-  description: "set by jobsmanager: a time, ignored",
+  description:
+    "read-only, set by jobsmanager: the instant GET gave (any offset, or epoch ms) or left out; another is refused (400)",
 };
+/** What GET shows with a job: taken back as GET showed it, refused (400) when changed. */
+const shown = (description: string): Schema => ({
+  description: `read-only: ${description}, as GET showed it, or refused (400)`,
+});
 
 const schemas: Record<string, Schema> = {
   Error: closed({
@@ -209,15 +214,17 @@ const schemas: Record<string, Schema> = {
       created_at: SET_BY_JOBSMANAGER,
       updated_at: SET_BY_JOBSMANAGER,
       // What GET shows with a job: a job read can be sent back as it is.
-      zone: { type: "string", description: "as GET shows it, or refused: set timezone" },
-      schedule: { type: "string", description: "as GET shows it, or refused: set the fields" },
-      schedule_words: { type: "string", description: "as GET shows it, or refused" },
-      next: { description: "shown by GET; ignored" },
-      next_fire: { description: "shown by GET; ignored" },
-      invalid: { description: "shown by GET; ignored" },
-      after_missing: { description: "shown by GET; ignored" },
-      runs: { description: "shown by GET; ignored" },
-      last_run: { description: "shown by GET; ignored" },
+      zone: { type: "string", ...shown("the zone; set timezone") },
+      schedule: { type: "string", ...shown("the schedule; set cron or the six fields") },
+      schedule_words: { type: "string", ...shown("the schedule in words") },
+      next: shown("the next fires (from the first given: some may have passed)"),
+      next_fire: shown("the next fire"),
+      invalid: shown("why the job cannot run"),
+      after_missing: shown("whether after_job names no job"),
+      runs: shown(
+        "its runs, each as recorded (or as it was, queued or running, before it ended)",
+      ),
+      last_run: shown("its last run, as runs"),
     },
     additionalProperties: false,
   },
@@ -419,10 +426,12 @@ const ifMatch = {
   in: "header",
   required: false,
   description:
-    "the ETag of the job as read: a job changed (or removed) since is refused (409) instead of overwritten",
+    "the ETag of the job as read: a job changed (or removed) since is refused (412) instead of overwritten; * takes any stored version",
   schema: str,
 };
-const STALE = { "409": error("the job changed since the ETag given in If-Match") };
+const STALE = {
+  "412": error("the job changed (or was removed) since the ETag given in If-Match"),
+};
 const jobBody = { required: true, content: { "application/json": { schema: ref("JobInput") } } };
 
 /** POST /jobs/{id}/enable or /disable: the stored job back, kept to If-Match. */
@@ -479,7 +488,10 @@ export const OPENAPI = {
           "201": json(ref("Job"), "the stored job"),
           "200": json(ref("Job"), "the job, replaced (with replace=true)"),
           ...WRITE,
-          "409": error("the id is taken, or the job changed since the ETag given in If-Match"),
+          "409": error("the id is taken (send replace=true to replace it)"),
+          "412": error(
+            "the job changed or was removed since the ETag given in If-Match, or If-Match: * and there is no such job",
+          ),
           "415": error("the body is not JSON"),
         },
       },

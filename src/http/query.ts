@@ -82,6 +82,16 @@ const ENDPOINTS = Object.entries(OPENAPI.paths)
     const pattern = new RegExp(`^/api/v1${template.replace(/\{[^}]+\}/g, "[^/]+")}$`);
     return { pattern, literal: !template.includes("{"), takes };
   })
+  .concat(
+    // Outside the document's paths (the document itself; /metrics, outside /api/v1): each a
+    // GET of neither parameter nor body. Prometheus sends a parameter only when a scrape
+    // config's `params` (or a `__param_*` label) asks for one, which this one would ignore.
+    ["/api/v1/openapi.json", "/metrics"].map((path) => ({
+      pattern: new RegExp(`^${path.replaceAll(".", "\\.")}$`),
+      literal: true,
+      takes: new Map([["GET", { query: [] as string[], body: false }]]),
+    })),
+  )
   .sort((a, b) => Number(b.literal) - Number(a.literal));
 
 /**

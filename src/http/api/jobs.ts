@@ -8,6 +8,7 @@ import type { Context } from "hono";
 import {
   addJob,
   listJobs,
+  type ReadAt,
   removeJob,
   setEnabled,
   showJob,
@@ -17,21 +18,14 @@ import {
 } from "../../app/jobs.ts";
 import { requestRun } from "../../app/runs.ts";
 import { ValidationError } from "../../errors.ts";
-import {
-  buildJob,
-  hasSchedule,
-  type Job,
-  nextFires,
-  validateId,
-  zoneOf,
-} from "../../domain/job.ts";
-import { shortened } from "../../domain/printable.ts";
+import { buildJob, type Job, nextFires, validateId } from "../../domain/job.ts";
 import type { JobChange } from "../../store/store.ts";
 import { readableSchedule } from "../../cron/fields.ts";
 import { FIELD_NAMES } from "../../cron/grammar.ts";
 import { jobOptionsOf } from "../job_body.ts";
 import { count, flag } from "../query.ts";
 import { scheduleWords } from "../schedule_words.ts";
+import { refuseReadOnlyChanges, scheduleTexts } from "./read_only.ts";
 import { type ApiContext, type Env, json, readObject } from "./context.ts";
 import { urlForLog } from "../../domain/notify.ts";
 import { HttpError } from "../errors.ts";
@@ -71,11 +65,12 @@ function visible(job: Job, role: Role): Job {
 
 /**
  * The `updated_at` an If-Match names (the ETag of `GET /jobs/{id}`,
- * `"1764000000000"`): the copy a change was made on. Absent, or `*` (any
- * current version, RFC 9110): any.
+ * `"1764000000000"`): the copy a change was made on; `*`, any stored copy
+ * (RFC 9110). Absent: no condition.
  */
-function readAt(header: string | undefined): number | undefined {
-  if (header === undefined || header.trim() === "*") return undefined;
+function readAt(header: string | undefined): ReadAt | undefined {
+  if (header === undefined) return undefined;
+  if (header.trim() === "*") return "*";
   const tag = /^(?:W\/)?"(\d{1,16})"$/.exec(header.trim());
   if (tag === null) {
     throw new HttpError(
@@ -88,68 +83,18 @@ function readAt(header: string | undefined): number | undefined {
   return Number(tag[1]);
 }
 
-/** A job's schedule as the CLI shows it and in words; a job without one, by the job it follows. */
-function scheduleTexts(job: Job): { schedule: string; schedule_words: string } {
-  if (hasSchedule(job)) {
-    return { schedule: readableSchedule(job), schedule_words: scheduleWords(job) };
-  }
-  return { schedule: "", schedule_words: `after '${job.after_job}' ends: ${job.after_outcome}` };
-}
-
-/**
- * What GET shows beside a job's fields may come back in a body (a job
- * read, changed and sent back), but only as the job showed it when read
- * or will show it: any other value would be a change asked for and
- * silently not made.
- */
-function refuseShownChanges(
-  body: Record<string, unknown>,
-  job: Job,
-  stored: Job | null,
-  defaultZone: string,
-): void {
-  const scheduleFields = 'give "cron", or "second" "minute" "hour" "day" "month" "day_of_week"';
-  const shownOf = (j: Job): Record<string, unknown> => ({
-    ...scheduleTexts(j),
-    zone: zoneOf(j, defaultZone),
-  });
-  // As the job was read (a copy changed in other fields), or as it will be.
-  const copies = [shownOf(job), ...(stored ? [shownOf(stored)] : [])];
-  for (const field of ["schedule", "schedule_words", "zone"]) {
-    const value = body[field];
-    if (value === undefined || copies.some((copy) => copy[field] === value)) continue;
-    const instead = field === "zone"
-      ? 'give "timezone" (null for the service\'s zone)'
-      : scheduleFields;
-    throw new ValidationError(
-      field,
-      `${field}: ${
-        JSON.stringify(shortened(String(value)))
-      } is not what this job shows nor what it would show (${
-        JSON.stringify(copies[0][field])
-      }): GET shows ${field}, a write does not set it; ${instead}`,
-    );
-  }
-  for (const field of ["created_at", "updated_at"]) {
-    const value = body[field];
-    const time = typeof value === "string" ? Date.parse(value) : value;
-    // A job's creation never changes: another time would be a change silently not made.
-    const changed = field === "created_at" && stored !== null && time !== stored.created_at;
-    if (value !== undefined && (typeof time !== "number" || Number.isNaN(time) || changed)) {
-      throw new ValidationError(
-        field,
-        `${field}: jobsmanager sets it; leave it out, or send back the time GET gave`,
-      );
-    }
-  }
-}
-
 /** What `POST /schedule/preview` takes. */
 const PREVIEW_FIELDS: readonly string[] = ["cron", ...FIELD_NAMES, "timezone", "count"];
 
 export function jobRoutes(api: ApiContext): Hono<Env> {
   const routes = new Hono<Env>();
   const { store } = api;
+  /** What a write's read-only fields are checked with: what this caller's GET would show. */
+  const shownBy = (c: Context<Env>) => ({
+    store,
+    defaultZone: api.defaultZone,
+    shown: c.get("shown"),
+  });
 
   routes.get("/jobs", async (c) => {
     const listings = await listJobs(store, {
@@ -187,8 +132,11 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
         } (give the job's id, 1-191 characters of A-Z a-z 0-9 . _ : -)`,
       );
     }
-    const job = buildJob(id, jobOptionsOf(body, false), null, Date.now(), API_NAMES);
-    refuseShownChanges(body, job, null, api.defaultZone);
+    const now = Date.now();
+    const job = buildJob(id, jobOptionsOf(body, false), null, now, API_NAMES);
+    // Checked against the job as stored now (replace=true); addJob reads it again in its transaction.
+    const stored = await store.getJob(id);
+    await refuseReadOnlyChanges(body, { ...shownBy(c), job, stored, now });
     const change = await addJob(store, job, {
       replace: flag(c.req.query("replace"), "replace"),
       names: API_NAMES,
@@ -229,12 +177,9 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
     // Checked against the job as stored now; updateJob builds it again in its transaction.
     const current = await store.getJob(id);
     if (current) {
-      refuseShownChanges(
-        body,
-        buildJob(id, options, current, Date.now(), API_NAMES),
-        current,
-        api.defaultZone,
-      );
+      const now = Date.now();
+      const job = buildJob(id, options, current, now, API_NAMES);
+      await refuseReadOnlyChanges(body, { ...shownBy(c), job, stored: current, now });
     }
     const change = await updateJob(
       store,

@@ -400,7 +400,8 @@ function jobForm(job, signal) {
         : await api("POST", "/jobs", body());
       location.hash = "#/jobs/" + enc(saved.id);
     } catch (e) {
-      if (e.status === 409 && editing) showConflict(e);
+      // 412: the If-Match above failed (RFC 9110 §13.1.1).
+      if (e.status === 412 && editing) showConflict(e);
       else if (e.status !== 401) showError(e);
     }
   });

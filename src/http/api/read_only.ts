@@ -1,0 +1,342 @@
+/**
+ * What GET shows of a job besides its fields (its zone, schedule in words,
+ * next fires, runs, …) and the times jobsmanager stamps may come back in a
+ * write's body, so that a job read can be changed and sent back whole; but
+ * only as GET showed or would show it. Any other value would be a change
+ * asked for and silently not made: it is refused, naming the field, saying
+ * it is read-only and what changes it.
+ *
+ * "As GET showed it" allows for the time since the copy was read:
+ * - an instant is the same when it names the same millisecond, in any
+ *   offset (`…T02:30:00Z` and `…T04:30:00+02:00`) or as epoch milliseconds;
+ *   a text without an offset names no instant;
+ * - `next` is the job's fires from its first one (some may have passed),
+ *   `next_fire` one fire of it, `null` when the job shows none;
+ * - a run (in `runs`, or `last_run`) is a run of this job as recorded: with
+ *   the status it has, or one it had before (queued, then running), and,
+ *   once it has ended as sent, every field as recorded;
+ * - `last_run: null` only while the job has no run.
+ * Each is checked against the job as stored and as the write would leave it
+ * (a copy sent back with its schedule changed shows the old fires or the new).
+ */
+import { ValidationError } from "../../errors.ts";
+import { linkProblem } from "../../app/jobs.ts";
+import { FINAL_STATUSES, type Run, type RunStatus } from "../../domain/run.ts";
+import { hasSchedule, type Job, jobProblem, nextFires, zoneOf } from "../../domain/job.ts";
+import { shortened } from "../../domain/printable.ts";
+import { toJson } from "../../domain/json.ts";
+import type { Store } from "../../store/store.ts";
+import { API_NAMES } from "../input_names.ts";
+import { readableSchedule } from "../../cron/fields.ts";
+import { scheduleWords } from "../schedule_words.ts";
+
+/** A job's schedule as the CLI shows it and in words; a job without one, by the job it follows. */
+export function scheduleTexts(job: Job): { schedule: string; schedule_words: string } {
+  if (hasSchedule(job)) {
+    return { schedule: readableSchedule(job), schedule_words: scheduleWords(job) };
+  }
+  return { schedule: "", schedule_words: `after '${job.after_job}' ends: ${job.after_outcome}` };
+}
+
+/** What a write's check needs besides the body. */
+export interface Copies {
+  /** The job as the write would leave it. */
+  job: Job;
+  /** The job as stored now; null for one being added. */
+  stored: Job | null;
+  store: Store;
+  defaultZone: string;
+  now: number;
+  /** Each text of an answer as this caller sees it (a GET's, to compare with). */
+  shown: (text: string) => string;
+}
+
+/** The most fires `GET /jobs/{id}?count=` lists, and so the most `next` may hold. */
+const MAX_FIRES = 1000;
+/** More runs than this cannot come from a GET (which lists 5). */
+const MAX_RUNS = 100;
+
+const SCHEDULE = 'give "cron", or "second" "minute" "hour" "day" "month" "day_of_week"';
+const FIRES =
+  'change "cron" or the six fields, "timezone" or "enabled" (POST /jobs/{id}/run runs it now)';
+const RUNS =
+  "POST /jobs/{id}/run starts a run and POST /runs/{id}/cancel ends one; leave it out of a write";
+
+function refused(field: string, sent: unknown, isNot: string, instead: string): ValidationError {
+  return new ValidationError(
+    field,
+    `${field}: ${
+      shortened(JSON.stringify(sent) ?? String(sent))
+    } is not ${isNot}: ${field} is read-only (GET shows it, a write does not set it); ${instead}`,
+  );
+}
+
+/** Epoch milliseconds of an instant as GET writes it, with an offset, or as a number; else null. */
+export function instantOf(value: unknown): number | null {
+  if (typeof value === "number") return Number.isSafeInteger(value) ? value : null;
+  if (typeof value !== "string") return null;
+  if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,9})?)?(Z|[+-]\d\d:?\d\d)$/i.test(value)) {
+    return null;
+  }
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? null : ms;
+}
+
+/** A job as GET shows it besides its fields, computed when asked. */
+class Shown {
+  constructor(
+    readonly job: Job,
+    private readonly context: Copies,
+    private readonly jobs: () => Promise<Map<string, Job>>,
+  ) {}
+
+  get zone(): string {
+    return zoneOf(this.job, this.context.defaultZone);
+  }
+
+  /** Why it cannot run, as `GET /jobs/{id}` has it; null for a job that can. */
+  get problem(): string | null {
+    return jobProblem(this.job, API_NAMES);
+  }
+
+  async invalid(): Promise<string | null> {
+    if (this.problem !== null) return this.problem;
+    if (this.job.after_job === null) return null;
+    const all = await this.jobs();
+    // A link that names no job is after_missing, not invalid.
+    return all.has(this.job.after_job) ? linkProblem(all, this.job, API_NAMES) : null;
+  }
+
+  async afterMissing(): Promise<boolean> {
+    if (this.problem !== null || this.job.after_job === null) return false;
+    return !(await this.jobs()).has(this.job.after_job);
+  }
+
+  /** Its fires after `from`, as `GET /jobs/{id}` lists them (enabled or not). */
+  fires(from: number, count: number): number[] {
+    if (this.problem !== null) return [];
+    return nextFires(this.job, this.context.defaultZone, new Date(from), count).map((d) =>
+      d.getTime()
+    );
+  }
+
+  /** Whether `GET /jobs` shows it a next fire at all. */
+  get firing(): boolean {
+    return this.problem === null && this.job.enabled && hasSchedule(this.job);
+  }
+}
+
+const STAGE = (status: unknown): number => status === "queued" ? 0 : status === "running" ? 1 : 2;
+
+/** What only a run's end sets. */
+const ENDED_BY = ["finished_at", "exit_code", "signal"];
+
+/** Values GET does not show the same in a list of runs as in one run: the output, null there. */
+const OUTPUT = ["stdout", "stderr"];
+
+/**
+ * What is wrong with `sent` as a run of job `id` GET showed (all its fields,
+ * or only `keys`, the summary of `last_run`); null when nothing is.
+ */
+async function runDifference(
+  sent: unknown,
+  id: string,
+  copies: Copies,
+  keys?: readonly string[],
+): Promise<string | null> {
+  if (typeof sent !== "object" || sent === null || Array.isArray(sent)) return "not a run";
+  const runId = (sent as { id?: unknown }).id;
+  if (typeof runId !== "number" || !Number.isSafeInteger(runId)) return "a run without its id";
+  const run: Run | null = await copies.store.getRun(runId);
+  if (run === null) return `run ${runId}: no such run`;
+  if (run.job_id !== id) return `run ${runId}: a run of job '${run.job_id}', not of '${id}'`;
+  const recorded = JSON.parse(toJson(run, undefined, copies.shown)) as Record<string, unknown>;
+  const given = sent as Record<string, unknown>;
+  const fields = keys ?? Object.keys(recorded);
+  const stray = Object.keys(given).find((k) => !fields.includes(k));
+  if (stray !== undefined) return `run ${runId}: ${stray} is not a field of it`;
+  const status = "status" in given ? given.status : recorded.status;
+  const ended = FINAL_STATUSES.includes(status as RunStatus);
+  if (status !== recorded.status) {
+    // A copy read while it waited or ran; its end came since.
+    if (STAGE(status) >= STAGE(recorded.status)) {
+      return `run ${runId}: its status is ${JSON.stringify(recorded.status)}, not ${
+        JSON.stringify(status)
+      }`;
+    }
+  }
+  // While it waits or runs, what it records moves on (its start, pid, a cancel asked): only
+  // what names it is kept, and what only its end sets is not set yet; once it has ended as
+  // sent, every field.
+  const kept = ended ? fields : ["id", "job_id", "scheduled_at", "trigger", "attempt"];
+  if (!ended) {
+    const early = ENDED_BY.find((key) => key in given && given[key] !== null);
+    if (early !== undefined) return `run ${runId}: a run not ended has no ${early}`;
+  }
+  // A field left out changes nothing.
+  for (const key of kept.filter((k) => k in given)) {
+    const value = given[key];
+    // Listed with a job, a run comes without its output.
+    if (OUTPUT.includes(key) && value === null) continue;
+    const same = key.endsWith("_at")
+      ? (value === null && recorded[key] === null) ||
+        (instantOf(value) !== null && instantOf(value) === instantOf(recorded[key]))
+      : JSON.stringify(value) === JSON.stringify(recorded[key]);
+    if (!same) {
+      return `run ${runId}: its ${key} is ${shortened(JSON.stringify(recorded[key]) ?? "absent")}`;
+    }
+  }
+  return null;
+}
+
+/** The summary of a job's last run `GET /jobs` shows. */
+const LAST_RUN_KEYS = ["id", "status", "scheduled_at", "finished_at", "exit_code"] as const;
+
+/**
+ * Refuse a read-only field of `body` that is neither as the job shows it
+ * (stored) nor as it would show it after this write (see the file's comment).
+ */
+export async function refuseReadOnlyChanges(
+  body: Record<string, unknown>,
+  copies: Copies,
+): Promise<void> {
+  const { job, stored, store } = copies;
+  // Every job, as the write would leave them: read once, and only when a field needs them.
+  let read: Promise<Map<string, Job>> | undefined;
+  const all = () =>
+    read ??= store.listJobs().then((jobs) => new Map([...jobs, job].map((j) => [j.id, j])));
+  const views = [new Shown(job, copies, all), ...(stored ? [new Shown(stored, copies, all)] : [])];
+  // What it shows now: the stored copy, else (a job being added) the one it would be.
+  const now = views[views.length - 1];
+
+  for (const field of ["zone", "schedule", "schedule_words"] as const) {
+    const value = body[field];
+    if (value === undefined) continue;
+    const of = (view: Shown) => field === "zone" ? view.zone : scheduleTexts(view.job)[field];
+    if (views.some((view) => of(view) === value)) continue;
+    throw refused(
+      field,
+      value,
+      `what this job shows nor what it would show (${JSON.stringify(of(now))})`,
+      field === "zone" ? 'give "timezone" (null for the service\'s zone)' : SCHEDULE,
+    );
+  }
+
+  if (body.next !== undefined) {
+    const sent = body.next;
+    const times = Array.isArray(sent) ? sent.map(instantOf) : null;
+    const fits = times !== null && !times.includes(null) && times.length <= MAX_FIRES &&
+      views.some((view) =>
+        times.length === 0
+          ? view.fires(copies.now, 1).length === 0
+          // Its fires from the first given, which may have passed since it was read.
+          : view.fires(times[0]! - 1, times.length).join() === times.join()
+      );
+    if (!fits) {
+      throw refused(
+        "next",
+        sent,
+        "this job's fires, nor those it would have, from the first instant given",
+        FIRES,
+      );
+    }
+  }
+
+  if (body.next_fire !== undefined) {
+    const sent = body.next_fire;
+    const at = instantOf(sent);
+    const fits = sent === null
+      ? views.some((view) => !view.firing || view.fires(copies.now, 1).length === 0)
+      : at !== null && views.some((view) => view.firing && view.fires(at - 1, 1)[0] === at);
+    if (!fits) {
+      const next = now.firing ? now.fires(copies.now, 1)[0] : undefined;
+      throw refused(
+        "next_fire",
+        sent,
+        `a fire of this job nor of the job as it would be (it fires next ${
+          next === undefined ? "never" : `at ${new Date(next).toISOString()}`
+        })`,
+        FIRES,
+      );
+    }
+  }
+
+  if (body.invalid !== undefined) {
+    const shows = await Promise.all(views.map((view) => view.invalid()));
+    if (!shows.includes(body.invalid as string | null)) {
+      throw refused(
+        "invalid",
+        body.invalid,
+        `what this job shows nor what it would show (${shortened(JSON.stringify(shows[0]))})`,
+        "it says why the job cannot run: fix the fields it names",
+      );
+    }
+  }
+
+  if (body.after_missing !== undefined) {
+    const shows = await Promise.all(views.map((view) => view.afterMissing()));
+    if (!shows.includes(body.after_missing as boolean)) {
+      throw refused(
+        "after_missing",
+        body.after_missing,
+        `what this job shows nor what it would show (${shows[0]})`,
+        'it says whether after_job names no job: set "after_job" to a job that exists, or null',
+      );
+    }
+  }
+
+  if (body.runs !== undefined) {
+    const sent = body.runs;
+    if (!Array.isArray(sent) || sent.length > MAX_RUNS) {
+      throw refused("runs", sent, "a list of this job's runs", RUNS);
+    }
+    for (const run of sent) {
+      const wrong = await runDifference(run, job.id, copies);
+      if (wrong !== null) {
+        throw refused("runs", run, `a run of this job as recorded (${wrong})`, RUNS);
+      }
+    }
+  }
+
+  if (body.last_run !== undefined) {
+    const sent = body.last_run;
+    if (sent === null) {
+      const [latest] = await store.listRuns({ job_id: job.id, limit: 1 });
+      if (latest !== undefined) {
+        throw refused("last_run", sent, `what this job shows (run ${latest.id})`, RUNS);
+      }
+    } else {
+      const wrong = await runDifference(sent, job.id, copies, LAST_RUN_KEYS);
+      if (wrong !== null) {
+        throw refused("last_run", sent, `a run of this job as recorded (${wrong})`, RUNS);
+      }
+    }
+  }
+
+  for (const field of ["created_at", "updated_at"] as const) {
+    const value = body[field];
+    if (value === undefined) continue;
+    const at = instantOf(value);
+    const instead = field === "created_at"
+      ? "leave it out, or send back the time GET gave"
+      : "leave it out, or send back the time GET gave (to change only the copy you read, send its ETag as If-Match)";
+    if (at === null) throw refused(field, value, "an instant (ISO 8601 with its offset)", instead);
+    // A job being added gets its own times: any instant is taken, as a copy of a job elsewhere has.
+    if (stored === null) continue;
+    // Its creation never changes; its last change is the one read, or one before (a copy read
+    // before a change made since, which If-Match refuses when asked to).
+    const fits = field === "created_at" ? at === stored.created_at : at <= stored.updated_at;
+    if (!fits) {
+      throw refused(
+        field,
+        value,
+        field === "created_at"
+          ? `when this job was created (${new Date(stored.created_at).toISOString()})`
+          : `a time this job was read at (it last changed at ${
+            new Date(stored.updated_at).toISOString()
+          })`,
+        instead,
+      );
+    }
+  }
+}
