@@ -507,20 +507,23 @@ for (const backend of BACKENDS) {
       assertEquals(reload.status, 202);
       assert((reload.body as { marker_id: number }).marker_id > 0);
 
-      // A read token sees where a webhook goes, not its credentials; admin sees it whole.
+      // A read token sees where a webhook goes, not its credentials, and the
+      // names of the job's variables, not their values; admin sees them whole.
       const url = "https://alice:s3cretpw@hooks.example.com/x?token=HOOKTOKEN42";
-      const hooked = { ...JOB, id: "hooked", on_failure_url: url };
+      const env = { API_KEY: "k3y-s3cret", REGION: "eu" };
+      const hooked = { ...JOB, id: "hooked", on_failure_url: url, env };
       assertEquals((await api.call("POST", "/api/v1/jobs", { body: hooked })).status, 201);
-      type Shown = { id: string; on_failure_url: string | null };
+      type Shown = { id: string; on_failure_url: string | null; env: Record<string, string> };
       const asReader = (await api.call("GET", "/api/v1/jobs/hooked", { token: READER }))
         .body as Shown;
       assertEquals(asReader.on_failure_url, "https://***@hooks.example.com/***?***");
+      assertEquals(asReader.env, { API_KEY: "***", REGION: "***" });
       const listed = (await api.call("GET", "/api/v1/jobs", { token: READER })).body as Shown[];
-      assertEquals(listed.find((j) => j.id === "hooked")!.on_failure_url, asReader.on_failure_url);
-      assertEquals(
-        ((await api.call("GET", "/api/v1/jobs/hooked")).body as Shown).on_failure_url,
-        url,
-      );
+      const listedHooked = listed.find((j) => j.id === "hooked")!;
+      assertEquals(listedHooked.on_failure_url, asReader.on_failure_url);
+      assertEquals(listedHooked.env, asReader.env);
+      const asAdmin = (await api.call("GET", "/api/v1/jobs/hooked")).body as Shown;
+      assertEquals([asAdmin.on_failure_url, asAdmin.env], [url, env]);
       // Nor the secret Slack (Discord, Teams) keeps in the path, nor Telegram's in its first segment.
       const slack = "https://hooks.slack.com/services/T00000000/B00000000/XXXXSECRETXXXX";
       const slacked = { ...JOB, id: "slacked", on_failure_url: slack };

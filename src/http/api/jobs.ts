@@ -47,7 +47,10 @@ function written(
 /**
  * A job as a caller of `role` may see it: a read token sees where webhooks
  * go, not their credentials (`https://***@host/***?***`: no path either,
- * where Slack, Telegram and ping services keep their secret).
+ * where Slack, Telegram and ping services keep their secret), and the
+ * names of the job's environment variables, not their values (where a
+ * job's API keys and passwords go; a read token is what a monitoring
+ * system or a shared screen holds).
  * The secrets the service knows (its API tokens, the database password)
  * are masked in every text of a reader's answer (`json`): a job that calls
  * the API with the admin token would hand it to every read token.
@@ -57,6 +60,7 @@ function visible(job: Job, role: Role): Job {
   const masked = (url: string | null) => url === null ? null : urlForLog(url);
   return {
     ...job,
+    env: Object.fromEntries(Object.keys(job.env).map((name) => [name, "***"])),
     on_failure_url: masked(job.on_failure_url),
     on_recovery_url: masked(job.on_recovery_url),
     on_success_url: masked(job.on_success_url),
