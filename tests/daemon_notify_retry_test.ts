@@ -163,7 +163,11 @@ for (const backend of BACKENDS) {
     }, "the notification given up");
     const record = h.logs.find((l) => /notification given up:/.test(String(l.rawMessage)));
     assertEquals(record?.level, "error");
-    assertEquals(Object.values(await outcomes(h)), ["given_up"]);
+    // Said, then written.
+    await h.until(async () => {
+      const now = Object.values(await outcomes(h));
+      return now.length === 1 && now[0] === "given_up";
+    }, "the notification recorded given_up");
     assertEquals((await h.store.notificationsPending()).count, 0);
     down.now = false;
     await h.clock.set(T0 + 301_000);
