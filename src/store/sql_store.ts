@@ -30,6 +30,7 @@ import type {
   JobMutation,
   JobsChange,
   JobWrites,
+  LastFires,
   LostClaim,
   Marker,
   MigrationReport,
@@ -37,6 +38,7 @@ import type {
   PollState,
   Store,
 } from "./store.ts";
+import { LAST_FIRES_AHEAD } from "./store.ts";
 import type {
   ChannelsLeft,
   ClaimOutcome,
@@ -1101,11 +1103,23 @@ export class SqlStore implements Store {
     }));
   }
 
-  async lastFires(): Promise<Map<string, number>> {
+  async lastFires(notAfter: number): Promise<LastFires> {
+    // On jm_runs_scheduled_at: none, most often, and then the latest fires are read as ever.
+    const ahead = (await this.driver.all(
+      "SELECT id, job_id, scheduled_at FROM jm_runs WHERE scheduled_at > ? AND `trigger` = 'schedule' ORDER BY id LIMIT ?",
+      [notAfter, LAST_FIRES_AHEAD],
+    )).map((r) => ({
+      id: Number(r.id),
+      job_id: String(r.job_id),
+      scheduled_at: Number(r.scheduled_at),
+    }));
     const rows = await this.driver.all(
-      "SELECT job_id, MAX(scheduled_at) AS last FROM jm_runs WHERE `trigger` = 'schedule' GROUP BY job_id",
+      `SELECT job_id, MAX(scheduled_at) AS last FROM jm_runs WHERE \`trigger\` = 'schedule'${
+        ahead.length === 0 ? "" : " AND scheduled_at <= ?"
+      } GROUP BY job_id`,
+      ahead.length === 0 ? [] : [notAfter],
     );
-    return new Map(rows.map((r) => [String(r.job_id), Number(r.last)]));
+    return { fires: new Map(rows.map((r) => [String(r.job_id), Number(r.last)])), ahead };
   }
 
   pendingMarkers(): Promise<number> {

@@ -52,6 +52,24 @@ export interface PollState {
   nextDueRun: number | null;
 }
 
+/** See {@link RunStore.lastFires}. */
+export interface LastFires {
+  /** Per job id, its latest scheduled fire at or before the instant asked. */
+  fires: Map<string, number>;
+  /** Scheduled fires beyond that instant, by id. */
+  ahead: FireAhead[];
+}
+
+/** A row of jm_runs for a scheduled fire beyond the instant `lastFires` was asked of. */
+export interface FireAhead {
+  id: number;
+  job_id: string;
+  scheduled_at: number;
+}
+
+/** The most rows `lastFires` lists in `ahead`. */
+export const LAST_FIRES_AHEAD = 100;
+
 /** Runs of one minute, by status. */
 export interface MinuteCounts {
   /** The minute's first instant (ms). */
@@ -310,8 +328,14 @@ export interface RunStore {
     outcome: "lost" | "interrupted",
   ): Promise<number[]>;
 
-  /** The latest scheduled fire (trigger `schedule`) of every job that has one. */
-  lastFires(): Promise<Map<string, number>>;
+  /**
+   * The latest scheduled fire (trigger `schedule`) of every job that has
+   * one at or before `notAfter` (ms), where its service resumes it; and the
+   * rows of scheduled fires beyond `notAfter` (the oldest LAST_FIRES_AHEAD
+   * by id), which it leaves out: one written by hand for 2099 made its job
+   * wait for 2099, firing nothing.
+   */
+  lastFires(notAfter: number): Promise<LastFires>;
 
   /**
    * The newest run (highest id, any trigger) of every job that has one, in
