@@ -20,6 +20,7 @@ import {
   MIGRATIONS,
   SCHEMA_TABLES,
   SCHEMA_VERSION,
+  SQLITE_JOBS_REBUILD,
   tablesOf,
   versionTable,
   type Widening,
@@ -454,7 +455,14 @@ export class SqlStore implements Store {
       }
       const applied: number[] = [];
       for (const migration of MIGRATIONS.filter((m) => m.version > from)) {
+        // Judged once, before its first statement: the rebuild takes jm_jobs away for a moment.
+        let rebuild: boolean | undefined;
         for (const statement of migration.statements[this.kind]) {
+          if (SQLITE_JOBS_REBUILD.statements.includes(statement)) {
+            rebuild ??= await this.jobsRebuildLeft(tx);
+            if (rebuild) await tx.run(statement);
+            continue;
+          }
           const left = await this.stillToDo(tx, statement);
           if (left !== null) await tx.run(left);
         }
@@ -501,6 +509,33 @@ export class SqlStore implements Store {
     );
     if (left.length === 0) return null;
     return `ALTER TABLE ${alter.table} ${left.map((c) => c.text).join(", ")}`;
+  }
+
+  /**
+   * Whether SQLite's jm_jobs is still to be rebuilt (SQLITE_JOBS_REBUILD):
+   * it has a default the rebuild replaces. Its version row lost, a
+   * rebuilt table is not rebuilt again, over the columns of the
+   * migrations after it; nor is one that has columns the rebuild would
+   * not copy (refused, saying which).
+   */
+  private async jobsRebuildLeft(tx: Executor): Promise<boolean> {
+    const columns = await tx.all("SELECT name, dflt_value AS d FROM pragma_table_info('jm_jobs')");
+    const replaced = columns.some((c) =>
+      (c.name === "created_at" || c.name === "updated_at") &&
+      String(c.d ?? "").includes(SQLITE_JOBS_REBUILD.replaces)
+    );
+    if (!replaced) return false;
+    const lost = columns.map((c) => String(c.name)).filter((name) =>
+      !SQLITE_JOBS_REBUILD.copies.includes(name)
+    );
+    if (lost.length > 0) {
+      throw new RuntimeError(
+        `table jm_jobs in ${this.description} has created_at and updated_at defaults from before schema version 4, and columns that migration 4's rebuild of it would not copy (${
+          lost.join(", ")
+        }); jobsmanager changed nothing. Give those two columns the default (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) by hand (SQLite makes a copy of the table for that: https://www.sqlite.org/lang_altertable.html#otheralter), then run \`jobsmanager db migrate\``,
+      );
+    }
+    return true;
   }
 
   async hasSchema(): Promise<boolean> {
