@@ -731,7 +731,7 @@ export class SqlStore implements Store {
   }
 
   async insertMarker(before: Job[], after: Job[]): Promise<number> {
-    return await this.insertMarkerWith(this.driver, before, after);
+    return await this.driver.transaction((tx) => this.insertMarkerWith(tx, before, after));
   }
 
   private async insertMarkerWith(executor: Executor, before: Job[], after: Job[]): Promise<number> {
@@ -743,6 +743,9 @@ export class SqlStore implements Store {
       "INSERT INTO jm_update_info (updated, jobs_before_update, jobs_after_update) VALUES (0, ?, ?)",
       snapshots,
     );
+    // Who applied a marker of this id before jm_update_info was emptied (TRUNCATE starts
+    // MySQL's ids over, as dropping it does SQLite's) applied another: this one is new to all.
+    await executor.run("DELETE FROM jm_marker_nodes WHERE marker_id = ?", [result.lastId]);
     return result.lastId;
   }
 

@@ -175,7 +175,12 @@ export interface JobStore {
 
 /** Reload markers (`jm_update_info`): how a change reaches running services. */
 export interface MarkerStore {
-  /** Insert a marker without changing any job (`jobsmanager reload`). Returns its id. */
+  /**
+   * Insert a marker without changing any job (`jobsmanager reload`). Returns its id.
+   * Every marker inserted (here, or with a job change) forgets, in its
+   * transaction, who applied a marker of its id before (`jm_marker_nodes`):
+   * emptied, jm_update_info gives ids over again.
+   */
   insertMarker(before: Job[], after: Job[]): Promise<number>;
 
   /** The highest marker id, 0 when there is none. */
@@ -214,14 +219,18 @@ export interface MarkerStore {
   /** Number of markers no service has applied yet (`updated = 0`). */
   pendingMarkers(): Promise<number>;
 
-  /** Record that node `nodeId` applied these markers (in `jm_marker_nodes`). */
+  /**
+   * Record that node `nodeId` applied these markers (in `jm_marker_nodes`),
+   * those of them jm_update_info holds.
+   */
   recordApplied(nodeId: string, ids: number[]): Promise<void>;
 
   /**
    * Set `updated = 1` on every pending marker some node applied and every
    * live node (by the database's clock and each node's own interval) has
    * applied, so a node that died does not hold a marker back; then forget
-   * who applied the markers settled. Returns how many markers it settled.
+   * who applied the markers settled, and those jm_update_info no longer
+   * holds. Returns how many markers it settled.
    */
   settleMarkers(): Promise<number>;
 }
