@@ -2,7 +2,7 @@
  * Late fires, in-process with a fake clock, on every backend: fires missed
  * while the service was down become one `missed` row per job, or one
  * coalesced run; a stall does the same; the grace never drops below
- * 250 ms.
+ * 250 ms; a fire recorded far ahead (by hand) holds no job back.
  */
 import { assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
@@ -164,6 +164,40 @@ for (const backend of BACKENDS) {
       `1 fire from ${iso(T0 + 2000)} to ${
         iso(T0 + 2000)
       } came later than misfire_grace_time (0.25 s)`,
+    );
+  });
+
+  Deno.test(`daemon[${backend}]: a fire recorded far ahead (2099, by hand) does not stop its job, and is said once with the SQL that removes it`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("ahead", { schedule: { second: "*" } });
+    const fired = (scheduled_at: number, node_id: string) => ({
+      job_id: "ahead",
+      scheduled_at,
+      status: "success" as const,
+      trigger: "schedule" as const,
+      node_id,
+    });
+    // Another node, its clock ahead within the skews, fired it at T0+3 s; a DBA wrote one for 2099.
+    const year2099 = Date.UTC(2099, 0, 1);
+    const [, far] = await h.store.claimRuns([
+      fired(T0 + 3000, "other"),
+      fired(year2099, "by-hand"),
+    ]);
+    await h.clock.set(T0 + 300);
+    await h.start();
+    await h.clock.set(T0 + 4000);
+    // It goes on after the other node's fire, as it would without the row of 2099.
+    await h.run("ahead", T0 + 4000, "running");
+    assertEquals(
+      (await h.runs("ahead")).map((r) => `${r.scheduled_at - T0} ${r.node_id}`),
+      [`3000 other`, `${year2099 - T0} by-hand`, `4000 ${NODE_ID}`],
+    );
+    assertEquals(h.count(/recorded as its fire of/), 1, h.lines.join("\n"));
+    assertEquals(
+      h.line(/recorded as its fire of/),
+      `job ahead: run ${far} is recorded as its fire of 2099-01-01T00:00:00.000Z, ${
+        Math.round((year2099 - T0 - 300) / 1000)
+      } s ahead of this service's clock; the job goes on from its fires before it, not from then. If the row was written by hand, remove it: DELETE FROM jm_runs WHERE id = ${far}`,
     );
   });
 }

@@ -1,11 +1,13 @@
 /**
  * The MySQL pool closes connections left idle (one that died unseen, a NAT
  * or proxy having forgotten it, is not kept), without mysql2's timer every
- * second, and opens new ones as they are needed.
+ * second, and opens new ones as they are needed; a connection the server
+ * closed after an error is not given back to it.
  */
-import { assertEquals } from "./assert.ts";
+import { assertEquals, assertRejects } from "./assert.ts";
 import { freshDatabase, mysqlConnection, mysqlTest, waitFor } from "./helpers.ts";
 import { MysqlDriver } from "../src/store/mysql.ts";
+import { DatabaseError } from "../src/errors.ts";
 
 mysqlTest(
   "mysql: the pool closes connections left idle, and opens new ones as needed",
@@ -34,6 +36,49 @@ mysqlTest(
     } finally {
       await driver.close();
       await other.end();
+    }
+  },
+);
+
+mysqlTest(
+  "mysql: after a statement over max_allowed_packet, which the server answers by closing the connection, the next statement on the pool works",
+  async () => {
+    await using db = await freshDatabase("mysql");
+    if (db.target.kind !== "mysql") throw new Error("a MySQL test got another backend");
+    // One connection a pool: the next statement gets the very one, if it was given back.
+    const driver = new MysqlDriver({ ...db.target, poolSize: 1 });
+    try {
+      const [{ max }] = await driver.all("SELECT @@max_allowed_packet AS max");
+      const big = "x".repeat(Number(max));
+      const select = { sql: "SELECT LENGTH(?) AS n", params: [big] };
+      const one = { sql: "SELECT 1 AS one", params: [] };
+      const ways: [string, () => Promise<unknown>, () => Promise<unknown>][] = [
+        ["alone", () => driver.all(select.sql, select.params), () => driver.all(one.sql)],
+        [
+          "in a transaction",
+          () => driver.transaction((tx) => tx.all(select.sql, select.params)),
+          () => driver.transaction((tx) => tx.all(one.sql)),
+        ],
+        [
+          "prepared",
+          () => driver.mapValues(select.sql, select.params, (v) => v),
+          () => driver.mapValues(one.sql, [], (v) => v),
+        ],
+        ["in a batch", () => driver.batch([one, select]), () => driver.batch([one])],
+      ];
+      for (const [how, tooBig, next] of ways) {
+        const error = await assertRejects(
+          tooBig,
+          DatabaseError,
+          "max_allowed_packet",
+        ) as DatabaseError;
+        // Refused for what it carries, not an outage.
+        assertEquals([error.unstorable, error.unreachable], [true, false], how);
+        await next();
+        assertEquals(await driver.all(one.sql), [{ one: 1 }], how);
+      }
+    } finally {
+      await driver.close();
     }
   },
 );

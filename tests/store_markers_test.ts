@@ -4,7 +4,16 @@
  * recordApplied, settleMarkers; and writtenElsewhere.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { contract, countRows, fire, job, liveNode, manualRequest, node } from "./store_contract.ts";
+import {
+  type Case,
+  contract,
+  countRows,
+  fire,
+  job,
+  liveNode,
+  manualRequest,
+  node,
+} from "./store_contract.ts";
 import type { Store } from "../src/store/store.ts";
 import { markerRows, rawQuery } from "./helpers.ts";
 
@@ -264,6 +273,67 @@ contract(
     assertEquals(await store.settleMarkers(), 1);
     assertEquals(await updated(store), { [m1]: true, [m2]: true });
     assertEquals(await store.settleMarkers(), 0);
+  },
+);
+
+/**
+ * Empty jm_update_info as an operator does, its ids starting over: MySQL's
+ * TRUNCATE; on SQLite, the table dropped and made again by migrate.
+ */
+async function emptyMarkers({ backend, db, store }: Case): Promise<void> {
+  if (backend === "mysql") {
+    await rawQuery(db, "TRUNCATE TABLE jm_update_info");
+    return;
+  }
+  await rawQuery(db, "DROP TABLE jm_update_info");
+  await store.migrate();
+}
+
+contract(
+  "settleMarkers",
+  "a marker inserted with the id of one emptied away does not inherit who applied that one",
+  async (c) => {
+    const { store } = c;
+    await liveNode(store, "a");
+    await liveNode(store, "b");
+    const old = await store.insertMarker([], []);
+    await store.recordApplied("b", [old]);
+    await emptyMarkers(c);
+    const fresh = await store.insertMarker([], []);
+    assertEquals(fresh, old, "the ids started over");
+    await store.recordApplied("a", [fresh]);
+    assertEquals(await store.settleMarkers(), 0, "b has not applied the new marker");
+    await store.recordApplied("b", [fresh]);
+    assertEquals(await store.settleMarkers(), 1);
+  },
+);
+
+contract(
+  "settleMarkers",
+  "a marker inserted by hand with a gone one's id: who applied that one is forgotten at the next settle, and a late apply of it is not recorded",
+  async (c) => {
+    const { db, store } = c;
+    await liveNode(store, "a");
+    await liveNode(store, "b");
+    const old = await store.insertMarker([], []);
+    await store.recordApplied("b", [old]);
+    await emptyMarkers(c);
+    // Any node's next settle (each settles after the reload that sees the table emptied).
+    assertEquals(await store.settleMarkers(), 0);
+    assertEquals(await countRows(db, "jm_marker_nodes"), 0);
+    // b applied the old marker as it went, and says so only now.
+    await store.recordApplied("b", [old]);
+    assertEquals(await countRows(db, "jm_marker_nodes"), 0);
+    // As the original JobsManager, or a DBA, inserts one.
+    await rawQuery(
+      db,
+      "INSERT INTO jm_update_info (updated, jobs_before_update, jobs_after_update) VALUES (0, '[]', '[]')",
+    );
+    assertEquals(await store.latestMarkerId(), old, "the ids started over");
+    await store.recordApplied("a", [old]);
+    assertEquals(await store.settleMarkers(), 0, "b has not applied the new marker");
+    await store.recordApplied("b", [old]);
+    assertEquals(await store.settleMarkers(), 1);
   },
 );
 

@@ -252,7 +252,7 @@ contract("latestRuns", "the newest run of each job, whatever its trigger", async
 });
 
 contract("lastFires", "empty when no job has fired", async ({ store }) => {
-  assertEquals(await store.lastFires(), new Map());
+  assertEquals(await store.lastFires(10_000), { fires: new Map(), ahead: [] });
 });
 
 contract(
@@ -265,7 +265,10 @@ contract(
       fire("a", 2000, { status: "failed" }),
       fire("b", 500, { status: "skipped" }),
     ]);
-    assertEquals(await store.lastFires(), new Map([["a", 3000], ["b", 500]]));
+    assertEquals(await store.lastFires(10_000), {
+      fires: new Map([["a", 3000], ["b", 500]]),
+      ahead: [],
+    });
   },
 );
 
@@ -275,8 +278,33 @@ contract("lastFires", "manual runs are not fires of the schedule", async ({ stor
     { ...manualRequest("a", 9000), status: "success" },
     manualRequest("only-manual", 9000),
   ]);
-  assertEquals(await store.lastFires(), new Map([["a", 1000]]));
+  assertEquals(await store.lastFires(10_000), { fires: new Map([["a", 1000]]), ahead: [] });
 });
+
+contract(
+  "lastFires",
+  "fires recorded beyond the instant asked are not the last: they are listed apart, by id",
+  async ({ store }) => {
+    const year2099 = Date.UTC(2099, 0, 1);
+    const [far, near, , farB] = await store.claimRuns([
+      fire("a", year2099, { status: "success" }),
+      fire("a", 10_001, { status: "success" }),
+      fire("a", 2000, { status: "success" }),
+      fire("b", year2099, { status: "success" }),
+      { ...manualRequest("c", year2099), status: "success" },
+      fire("d", 10_000, { status: "success" }),
+    ]);
+    assertEquals(await store.lastFires(10_000), {
+      // "b" fired only beyond: it has no last fire; a manual run is none ("c").
+      fires: new Map([["a", 2000], ["d", 10_000]]),
+      ahead: [
+        { id: far!, job_id: "a", scheduled_at: year2099 },
+        { id: near!, job_id: "a", scheduled_at: 10_001 },
+        { id: farB!, job_id: "b", scheduled_at: year2099 },
+      ],
+    });
+  },
+);
 
 contract("countRuns", "empty when no run is that recent", async ({ store }) => {
   await store.claimRuns([fire("a", 1000, { status: "success" })]);

@@ -156,6 +156,76 @@ onEveryBackend(
 
 onEveryBackend(
   "migrate",
+  "version rows lost from 4 on: what is there is done, and no column of jm_jobs loses its data",
+  async (db) => {
+    const store = db.open();
+    const kept = job("alpha", {
+      description: "kept",
+      retries: 3,
+      after_job: "beta",
+      after_outcome: "success",
+      on_failure: "echo failed",
+    });
+    try {
+      await store.migrate();
+      await store.changeJob("alpha", () => kept);
+      const before = await shape(db, "jm_jobs");
+      // SQLite's jm_jobs was rebuilt by migration 4, with the columns of 1 to 3: not again.
+      await rawQuery(db, "DELETE FROM jm_schema_version WHERE version >= 4");
+      assertEquals(await store.migrate(), {
+        from: 3,
+        to: SCHEMA_VERSION,
+        applied: MIGRATIONS.filter((m) => m.version >= 4).map((m) => m.version),
+        created: [],
+      });
+      assertEquals(await shape(db, "jm_jobs"), before);
+      assertEquals(await store.getJob("alpha"), kept);
+    } finally {
+      await store.close();
+    }
+    assertEquals(await versions(db), MIGRATIONS.map((m) => [m.version, m.name]));
+  },
+);
+
+Deno.test("migrate[sqlite]: a jm_jobs with the defaults before version 4 and later columns is not rebuilt over them", async () => {
+  await using db = await freshDatabase("sqlite");
+  const store = db.open();
+  const kept = job("alpha", { retries: 3, on_failure: "echo failed" });
+  try {
+    await store.migrate();
+    await store.changeJob("alpha", () => kept);
+    // Made again by hand with version 1's defaults, every column kept.
+    const [{ sql }] = await rawQuery(db, "SELECT sql FROM sqlite_master WHERE name = 'jm_jobs'");
+    await rawQuery(
+      db,
+      String(sql).replace(/"?jm_jobs"?/, "jm_jobs_old").replaceAll(
+        "(CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))",
+        "(CAST(unixepoch('subsec') * 1000 AS INTEGER))",
+      ),
+    );
+    await rawQuery(db, "INSERT INTO jm_jobs_old SELECT * FROM jm_jobs");
+    await rawQuery(db, "DROP TABLE jm_jobs");
+    await rawQuery(db, "ALTER TABLE jm_jobs_old RENAME TO jm_jobs");
+    await rawQuery(db, "DELETE FROM jm_schema_version WHERE version >= 4");
+    const before = await shape(db, "jm_jobs");
+    const error = await assertRejects(() => store.migrate(), RuntimeError);
+    assertEquals(
+      error.message,
+      `table jm_jobs in ${db.url} has created_at and updated_at defaults from before schema version 4, and columns that migration 4's rebuild of it would not copy (${
+        ["retries", "retry_delay", "retry_max_delay", "retry_on", "retry_overlap", "after_job"]
+          .join(", ")
+      }, after_outcome, on_failure, on_failure_url, on_recovery, on_recovery_url, on_success, on_success_url, alert_after); jobsmanager changed nothing. Give those two columns the default (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) by hand (SQLite makes a copy of the table for that: https://www.sqlite.org/lang_altertable.html#otheralter), then run \`jobsmanager db migrate\``,
+    );
+    assertEquals(await shape(db, "jm_jobs"), before);
+    assertEquals(await store.getJob("alpha"), kept);
+    assertEquals((await versions(db)).length, 3);
+  } finally {
+    await store.close();
+  }
+});
+
+onEveryBackend(
+  "migrate",
   "the original JobsManager's TEXT snapshots in jm_update_info are widened, at any version",
   async (db) => {
     const types = async () =>

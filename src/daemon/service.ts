@@ -9,8 +9,15 @@ import { setImmediate } from "node:timers";
 import { hasSchedule, type Job, jobProblem, sameDefinition } from "../domain/job.ts";
 import { log } from "./log.ts";
 import type { NewRun, Run, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
-import type { Node } from "../domain/node.ts";
-import type { JobStore, Marker, MarkerStore, PollState, RunStore } from "../store/store.ts";
+import { MAX_SKEW_MS, type Node } from "../domain/node.ts";
+import type {
+  FireAhead,
+  JobStore,
+  Marker,
+  MarkerStore,
+  PollState,
+  RunStore,
+} from "../store/store.ts";
 import { type Clock, type Deadline, PRECISE_TAIL_MS, settlesWithin } from "./clock.ts";
 import type { Cluster, Gained } from "./cluster.ts";
 import type { DbHealth } from "./db_health.ts";
@@ -99,6 +106,13 @@ export interface ServiceOptions {
 
 /** No timer waits longer than this: the clock is re-read, so suspend and clock jumps heal. */
 const MAX_SLEEP_MS = 30_000;
+/**
+ * How far ahead of this node's clock a scheduled fire's row may be and
+ * still be where its job resumes: a node fires by its own clock, which may
+ * be MAX_SKEW_MS from the database's, so up to twice that from this one's.
+ * A row further ahead (written by hand for 2099) is not waited for.
+ */
+const FIRES_AHEAD_MS = 2 * MAX_SKEW_MS;
 /** The clock read this much earlier than the time before was stepped back (see `clockWentBack`). */
 const CLOCK_BACK_MS = 1000;
 /**
@@ -380,6 +394,8 @@ export class Service {
   private armLead = { at: NaN, ms: ARM_MS };
   /** When fires were last dispatched. */
   private lastFired = -Infinity;
+  /** The runs `sayAhead` told of already. */
+  private readonly aheadSaid = new Set<number>();
   /** The dispatch of due fires under way, if any. */
   private dispatching: Promise<void> | undefined;
   /** Resolved once `start` has loaded the jobs: runs lost before then wait for it. */
@@ -456,7 +472,8 @@ export class Service {
     }
     const latest = await this.o.store.latestMarkerId();
     const jobs = await this.o.store.listJobs();
-    const lastFires = await this.o.store.lastFires();
+    const { fires: lastFires, ahead } = await this.o.store.lastFires(now + FIRES_AHEAD_MS);
+    this.sayAhead(ahead, now);
     this.readAt = now;
     const known = new Map<string, Job>();
     const idle: Job[] = [];
@@ -865,6 +882,28 @@ export class Service {
   }
 
   /**
+   * Tell, once each, of the scheduled fires recorded beyond FIRES_AHEAD_MS
+   * from `now`, which no job resumes after: one written by hand made its
+   * job wait for it without a word.
+   */
+  private sayAhead(ahead: FireAhead[], now: number): void {
+    for (const run of ahead) {
+      if (this.aheadSaid.has(run.id)) continue;
+      this.aheadSaid.add(run.id);
+      const at = new Date(run.scheduled_at);
+      schedulerLog.warn(
+        "job {job}: run {run} is recorded as its fire of {at}, {ahead} s ahead of this service's clock; the job goes on from its fires before it, not from then. If the row was written by hand, remove it: DELETE FROM jm_runs WHERE id = {run}",
+        {
+          job: run.job_id,
+          run: run.id,
+          at: Number.isNaN(at.getTime()) ? run.scheduled_at : at.toISOString(),
+          ahead: Math.round((run.scheduled_at - now) / 1000),
+        },
+      );
+    }
+  }
+
+  /**
    * Where a job that never fired here (new, or enabled) resumes: after its
    * last change, but no more than its grace ago, so that a first fire due
    * during a restart runs late, and one added while no service ran is not
@@ -967,8 +1006,13 @@ export class Service {
       }
       this.wake.abort();
     };
-    Promise.all([this.o.store.lastFires(), this.holdRunsElsewhere()]).then(([last]) => {
-      decideAgain(last);
+    const now = this.o.clock.now();
+    Promise.all([
+      this.o.store.lastFires(now + FIRES_AHEAD_MS),
+      this.holdRunsElsewhere(),
+    ]).then(([last]) => {
+      this.sayAhead(last.ahead, now);
+      decideAgain(last.fires);
     }, (error) => {
       decideAgain(new Map());
       this.o.health.failed(error);

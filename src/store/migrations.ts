@@ -231,7 +231,7 @@ function merge(...parts: Record<Dialect, string[]>[]): Record<Dialect, string[]>
  * purpose, not `JOB_FIELDS`: a migration must keep meaning what it meant when
  * jm_jobs gains a column.
  */
-const JOB_COLUMNS = [
+const JOB_COLUMN_NAMES = [
   "id",
   "command",
   ...["second", "minute", "hour", "day", "month", "day_of_week"],
@@ -246,7 +246,30 @@ const JOB_COLUMNS = [
   "description",
   "created_at",
   "updated_at",
-].map((c) => `\`${c}\``).join(", ");
+];
+const JOB_COLUMNS = JOB_COLUMN_NAMES.map((c) => `\`${c}\``).join(", ");
+
+/**
+ * Migration 4's rebuild of jm_jobs on SQLite, which cannot change a
+ * column's default: a copy made with the new defaults, the rows copied
+ * into it, the table replaced. Not idempotent as ALTERs are made (see
+ * `alterClauses`): run over a jm_jobs that has the later migrations'
+ * columns (its version rows lost), it would copy the first columns alone.
+ * So it runs only while jm_jobs has a default it replaces (`replaces`),
+ * and never over columns it would not copy (`copies`).
+ */
+export const SQLITE_JOBS_REBUILD = {
+  statements: [
+    jobsTable("sqlite", "jm_jobs_rebuilt", SQLITE_NOW_MS),
+    `INSERT INTO jm_jobs_rebuilt (${JOB_COLUMNS}) SELECT ${JOB_COLUMNS} FROM jm_jobs`,
+    "DROP TABLE jm_jobs",
+    "ALTER TABLE jm_jobs_rebuilt RENAME TO jm_jobs",
+  ],
+  /** What a default of created_at or updated_at it replaces holds (only SQLite 3.42 evaluates it). */
+  replaces: "unixepoch('subsec')",
+  /** The columns it copies. */
+  copies: JOB_COLUMN_NAMES,
+};
 
 export const MIGRATIONS: Migration[] = [
   {
@@ -312,10 +335,7 @@ export const MIGRATIONS: Migration[] = [
       sqlite: [
         "ALTER TABLE jm_runs ADD COLUMN pgid INTEGER NULL",
         "ALTER TABLE jm_runs ADD COLUMN marker TEXT NULL",
-        jobsTable("sqlite", "jm_jobs_rebuilt", SQLITE_NOW_MS),
-        `INSERT INTO jm_jobs_rebuilt (${JOB_COLUMNS}) SELECT ${JOB_COLUMNS} FROM jm_jobs`,
-        "DROP TABLE jm_jobs",
-        "ALTER TABLE jm_jobs_rebuilt RENAME TO jm_jobs",
+        ...SQLITE_JOBS_REBUILD.statements,
       ],
     },
   },

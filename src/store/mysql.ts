@@ -59,6 +59,33 @@ interface DriverError {
   message?: string;
   /** mysql2: the error broke the connection. */
   fatal?: boolean;
+  /** The server's SQLSTATE: class 08 is a connection exception. */
+  sqlState?: string;
+}
+
+/**
+ * mysql2's pool destroys a connection a read-only error came on
+ * (ER_OPTION_PREVENTS_STATEMENT, ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION,
+ * ER_READ_ONLY_MODE): after a failover the next one may reach the new
+ * writer. Kept, as the pool's own query did before this driver gave its
+ * connections back itself.
+ */
+const READ_ONLY_ERRNOS = new Set([1290, 1792, 1836]);
+
+/**
+ * Whether the driver error under `error` (as explainMysqlError wraps it,
+ * or not yet) left its connection unfit for another statement: one the
+ * driver says broke it (fatal, a closed state), or one after which the
+ * server closes it (SQLSTATE class 08: a packet over max_allowed_packet,
+ * ER_NET_PACKET_TOO_LARGE, is answered, then the connection closed; given
+ * back to the pool, the next statement on it failed "Can't add new
+ * command when connection is in closed state", which counted as an outage).
+ */
+function breaksConnection(error: unknown): boolean {
+  const e = (error instanceof DatabaseError ? error.cause : error) as DriverError | undefined;
+  if (e === undefined || e === null) return false;
+  return e.fatal === true || e.code === "ER_NET_PACKET_TOO_LARGE" ||
+    (e.sqlState?.startsWith("08") ?? false) || READ_ONLY_ERRNOS.has(e.errno ?? 0);
 }
 
 /** Turn a driver error into one an operator can act on. */
@@ -286,6 +313,12 @@ export class MysqlDriver implements Driver {
   #batchPool: Promise<mysql.Pool> | null = null;
   /** Batches go statement by statement: the server (or a proxy before it) refused one whole. */
   #oneByOne = false;
+  /**
+   * Connections a statement's error left unfit for another (see
+   * `breaksConnection`; an outage's too, whose answer may never come):
+   * `giveBack` destroys them, the pool opens new ones as needed.
+   */
+  #broken = new WeakSet<mysql.PoolConnection>();
 
   #stopClosingIdle: (() => void)[] = [];
 
@@ -345,17 +378,39 @@ export class MysqlDriver implements Driver {
     });
   }
 
+  /**
+   * `sql` on `on`: a connection held (a transaction's), or one of the
+   * pool's for this statement alone, given back after it (see `giveBack`).
+   */
   private async query(
     on: Queryable,
     sql: string,
     params: Param[],
     timeout = this.queryTimeoutMs,
   ): Promise<unknown> {
+    const conn = "release" in on ? on : await this.connection();
+    let result: unknown;
     try {
-      return await settled((done) => on.query({ sql, timeout }, params, done));
-    } catch (error) {
-      throw explainMysqlError(error, this.target);
+      result = await settled((done) => conn.query({ sql, timeout }, params, done));
+    } catch (caught) {
+      const error = explainMysqlError(caught, this.target);
+      if (isUnreachable(error) || breaksConnection(caught)) this.#broken.add(conn);
+      if (conn !== on) this.giveBack(conn);
+      throw error;
     }
+    if (conn !== on) this.giveBack(conn);
+    return result;
+  }
+
+  /**
+   * Give `conn` back to the pool, or destroy it when an error left it
+   * unfit (`#broken`) or it is closed (a server that closed it, a
+   * connection the driver put in its closed state).
+   */
+  private giveBack(conn: mysql.PoolConnection): void {
+    const state = (conn as { state?: string }).state;
+    if (this.#broken.has(conn) || state === "error" || state === "disconnected") conn.destroy();
+    else conn.release();
   }
 
   /**
@@ -383,12 +438,14 @@ export class MysqlDriver implements Driver {
         ),
         late.promise,
       ]);
-      if (conn !== on) conn.release();
+      if (conn !== on) this.giveBack(conn);
       return rows as unknown[][];
     } catch (caught) {
       const error = explainMysqlError(caught, this.target);
+      if (isUnreachable(error) || breaksConnection(caught)) this.#broken.add(conn);
+      // Its answer may be on its way still: nothing waits behind it, a ROLLBACK neither.
       if (isUnreachable(error)) conn.destroy();
-      else if (conn !== on) conn.release();
+      else if (conn !== on) this.giveBack(conn);
       throw error;
     } finally {
       clearTimeout(timer);
@@ -462,11 +519,14 @@ export class MysqlDriver implements Driver {
         await this.query(conn, "COMMIT", []);
         return result;
       } catch (error) {
-        await settled((done) => conn.query("ROLLBACK", done)).catch(() => undefined);
+        // A connection that broke takes its transaction with it when it closes.
+        if (!this.#broken.has(conn)) {
+          await settled((done) => conn.query("ROLLBACK", done)).catch(() => undefined);
+        }
         throw error;
       }
     } finally {
-      conn.release();
+      this.giveBack(conn);
     }
   }
 
@@ -501,15 +561,17 @@ export class MysqlDriver implements Driver {
         throw error;
       }
       // The server ran the statements up to the one that failed, and no further: not the COMMIT.
-      await settled((done) => conn.query("ROLLBACK", done)).catch(() => undefined);
-      conn.release();
+      if (!this.#broken.has(conn)) {
+        await settled((done) => conn.query("ROLLBACK", done)).catch(() => undefined);
+      }
+      this.giveBack(conn);
       // A server or proxy that takes no statements after the first (a syntax error where the
       // second starts): they go one by one from now on; one of ours that is wrong fails there too.
       if (driverCode(error) !== "ER_PARSE_ERROR") throw error;
       this.#oneByOne = true;
       return await this.oneByOne(statements);
     }
-    conn.release();
+    this.giveBack(conn);
     return statements.map((_, i) => {
       const result = results[i + 1];
       return Array.isArray(result) ? result as Row[] : [];
@@ -544,7 +606,7 @@ export class MysqlDriver implements Driver {
           .catch(() => undefined);
       }
     } finally {
-      conn.release();
+      this.giveBack(conn);
     }
   }
 

@@ -170,14 +170,12 @@ export async function declareDead(
 export async function recordApplied(driver: Driver, nodeId: string, ids: number[]) {
   if (ids.length === 0) return;
   await driver.run(
-    // Applied twice (a retried write) is still applied once.
-    insertSql(
-      "jm_marker_nodes",
-      ["marker_id", "node_id"],
-      ids.length,
-      driver.profile.upsertTail("marker_id, node_id", ["node_id"]),
-    ),
-    ids.flatMap((id) => [id, nodeId]),
+    // Only of markers there: one applied as jm_update_info was emptied would stand for
+    // the marker given its id next. Applied twice (a retried write) is still applied once.
+    `INSERT INTO jm_marker_nodes (marker_id, node_id) SELECT id, ? FROM jm_update_info WHERE id IN (${
+      ids.map(() => "?").join(", ")
+    })${driver.profile.upsertTail("marker_id, node_id", ["node_id"])}`,
+    [nodeId, ...ids],
   );
 }
 
@@ -193,11 +191,12 @@ export async function settleMarkers(driver: Driver): Promise<number> {
       applied("n.id")
     }))`,
   );
-  if (settled.changes > 0) {
-    await driver.run(
-      "DELETE FROM jm_marker_nodes WHERE marker_id IN (SELECT id FROM jm_update_info WHERE updated = 1)",
-    );
-  }
+  // Who applied the markers settled, and those gone (jm_update_info emptied: a node that
+  // saw it settles at its next poll), is forgotten: a marker given a gone one's id next,
+  // by hand, must not find it applied by nodes that applied the other.
+  await driver.run(
+    "DELETE FROM jm_marker_nodes WHERE NOT EXISTS (SELECT 1 FROM jm_update_info u WHERE u.id = jm_marker_nodes.marker_id AND u.updated = 0)",
+  );
   return settled.changes;
 }
 

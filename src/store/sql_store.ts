@@ -20,6 +20,7 @@ import {
   MIGRATIONS,
   SCHEMA_TABLES,
   SCHEMA_VERSION,
+  SQLITE_JOBS_REBUILD,
   tablesOf,
   versionTable,
   type Widening,
@@ -30,6 +31,7 @@ import type {
   JobMutation,
   JobsChange,
   JobWrites,
+  LastFires,
   LostClaim,
   Marker,
   MigrationReport,
@@ -37,6 +39,7 @@ import type {
   PollState,
   Store,
 } from "./store.ts";
+import { LAST_FIRES_AHEAD } from "./store.ts";
 import type {
   ChannelsLeft,
   ClaimOutcome,
@@ -452,7 +455,14 @@ export class SqlStore implements Store {
       }
       const applied: number[] = [];
       for (const migration of MIGRATIONS.filter((m) => m.version > from)) {
+        // Judged once, before its first statement: the rebuild takes jm_jobs away for a moment.
+        let rebuild: boolean | undefined;
         for (const statement of migration.statements[this.kind]) {
+          if (SQLITE_JOBS_REBUILD.statements.includes(statement)) {
+            rebuild ??= await this.jobsRebuildLeft(tx);
+            if (rebuild) await tx.run(statement);
+            continue;
+          }
           const left = await this.stillToDo(tx, statement);
           if (left !== null) await tx.run(left);
         }
@@ -499,6 +509,33 @@ export class SqlStore implements Store {
     );
     if (left.length === 0) return null;
     return `ALTER TABLE ${alter.table} ${left.map((c) => c.text).join(", ")}`;
+  }
+
+  /**
+   * Whether SQLite's jm_jobs is still to be rebuilt (SQLITE_JOBS_REBUILD):
+   * it has a default the rebuild replaces. Its version row lost, a
+   * rebuilt table is not rebuilt again, over the columns of the
+   * migrations after it; nor is one that has columns the rebuild would
+   * not copy (refused, saying which).
+   */
+  private async jobsRebuildLeft(tx: Executor): Promise<boolean> {
+    const columns = await tx.all("SELECT name, dflt_value AS d FROM pragma_table_info('jm_jobs')");
+    const replaced = columns.some((c) =>
+      (c.name === "created_at" || c.name === "updated_at") &&
+      String(c.d ?? "").includes(SQLITE_JOBS_REBUILD.replaces)
+    );
+    if (!replaced) return false;
+    const lost = columns.map((c) => String(c.name)).filter((name) =>
+      !SQLITE_JOBS_REBUILD.copies.includes(name)
+    );
+    if (lost.length > 0) {
+      throw new RuntimeError(
+        `table jm_jobs in ${this.description} has created_at and updated_at defaults from before schema version 4, and columns that migration 4's rebuild of it would not copy (${
+          lost.join(", ")
+        }); jobsmanager changed nothing. Give those two columns the default (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) by hand (SQLite makes a copy of the table for that: https://www.sqlite.org/lang_altertable.html#otheralter), then run \`jobsmanager db migrate\``,
+      );
+    }
+    return true;
   }
 
   async hasSchema(): Promise<boolean> {
@@ -694,7 +731,7 @@ export class SqlStore implements Store {
   }
 
   async insertMarker(before: Job[], after: Job[]): Promise<number> {
-    return await this.insertMarkerWith(this.driver, before, after);
+    return await this.driver.transaction((tx) => this.insertMarkerWith(tx, before, after));
   }
 
   private async insertMarkerWith(executor: Executor, before: Job[], after: Job[]): Promise<number> {
@@ -706,6 +743,9 @@ export class SqlStore implements Store {
       "INSERT INTO jm_update_info (updated, jobs_before_update, jobs_after_update) VALUES (0, ?, ?)",
       snapshots,
     );
+    // Who applied a marker of this id before jm_update_info was emptied (TRUNCATE starts
+    // MySQL's ids over, as dropping it does SQLite's) applied another: this one is new to all.
+    await executor.run("DELETE FROM jm_marker_nodes WHERE marker_id = ?", [result.lastId]);
     return result.lastId;
   }
 
@@ -1101,11 +1141,23 @@ export class SqlStore implements Store {
     }));
   }
 
-  async lastFires(): Promise<Map<string, number>> {
+  async lastFires(notAfter: number): Promise<LastFires> {
+    // On jm_runs_scheduled_at: none, most often, and then the latest fires are read as ever.
+    const ahead = (await this.driver.all(
+      "SELECT id, job_id, scheduled_at FROM jm_runs WHERE scheduled_at > ? AND `trigger` = 'schedule' ORDER BY id LIMIT ?",
+      [notAfter, LAST_FIRES_AHEAD],
+    )).map((r) => ({
+      id: Number(r.id),
+      job_id: String(r.job_id),
+      scheduled_at: Number(r.scheduled_at),
+    }));
     const rows = await this.driver.all(
-      "SELECT job_id, MAX(scheduled_at) AS last FROM jm_runs WHERE `trigger` = 'schedule' GROUP BY job_id",
+      `SELECT job_id, MAX(scheduled_at) AS last FROM jm_runs WHERE \`trigger\` = 'schedule'${
+        ahead.length === 0 ? "" : " AND scheduled_at <= ?"
+      } GROUP BY job_id`,
+      ahead.length === 0 ? [] : [notAfter],
     );
-    return new Map(rows.map((r) => [String(r.job_id), Number(r.last)]));
+    return { fires: new Map(rows.map((r) => [String(r.job_id), Number(r.last)])), ahead };
   }
 
   pendingMarkers(): Promise<number> {

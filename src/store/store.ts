@@ -52,6 +52,24 @@ export interface PollState {
   nextDueRun: number | null;
 }
 
+/** See {@link RunStore.lastFires}. */
+export interface LastFires {
+  /** Per job id, its latest scheduled fire at or before the instant asked. */
+  fires: Map<string, number>;
+  /** Scheduled fires beyond that instant, by id. */
+  ahead: FireAhead[];
+}
+
+/** A row of jm_runs for a scheduled fire beyond the instant `lastFires` was asked of. */
+export interface FireAhead {
+  id: number;
+  job_id: string;
+  scheduled_at: number;
+}
+
+/** The most rows `lastFires` lists in `ahead`. */
+export const LAST_FIRES_AHEAD = 100;
+
 /** Runs of one minute, by status. */
 export interface MinuteCounts {
   /** The minute's first instant (ms). */
@@ -157,7 +175,12 @@ export interface JobStore {
 
 /** Reload markers (`jm_update_info`): how a change reaches running services. */
 export interface MarkerStore {
-  /** Insert a marker without changing any job (`jobsmanager reload`). Returns its id. */
+  /**
+   * Insert a marker without changing any job (`jobsmanager reload`). Returns its id.
+   * Every marker inserted (here, or with a job change) forgets, in its
+   * transaction, who applied a marker of its id before (`jm_marker_nodes`):
+   * emptied, jm_update_info gives ids over again.
+   */
   insertMarker(before: Job[], after: Job[]): Promise<number>;
 
   /** The highest marker id, 0 when there is none. */
@@ -196,14 +219,18 @@ export interface MarkerStore {
   /** Number of markers no service has applied yet (`updated = 0`). */
   pendingMarkers(): Promise<number>;
 
-  /** Record that node `nodeId` applied these markers (in `jm_marker_nodes`). */
+  /**
+   * Record that node `nodeId` applied these markers (in `jm_marker_nodes`),
+   * those of them jm_update_info holds.
+   */
   recordApplied(nodeId: string, ids: number[]): Promise<void>;
 
   /**
    * Set `updated = 1` on every pending marker some node applied and every
    * live node (by the database's clock and each node's own interval) has
    * applied, so a node that died does not hold a marker back; then forget
-   * who applied the markers settled. Returns how many markers it settled.
+   * who applied the markers settled, and those jm_update_info no longer
+   * holds. Returns how many markers it settled.
    */
   settleMarkers(): Promise<number>;
 }
@@ -310,8 +337,14 @@ export interface RunStore {
     outcome: "lost" | "interrupted",
   ): Promise<number[]>;
 
-  /** The latest scheduled fire (trigger `schedule`) of every job that has one. */
-  lastFires(): Promise<Map<string, number>>;
+  /**
+   * The latest scheduled fire (trigger `schedule`) of every job that has
+   * one at or before `notAfter` (ms), where its service resumes it; and the
+   * rows of scheduled fires beyond `notAfter` (the oldest LAST_FIRES_AHEAD
+   * by id), which it leaves out: one written by hand for 2099 made its job
+   * wait for 2099, firing nothing.
+   */
+  lastFires(notAfter: number): Promise<LastFires>;
 
   /**
    * The newest run (highest id, any trigger) of every job that has one, in
