@@ -13,7 +13,9 @@
  * the path is checked to name that same file just before and just after
  * SQLite opens it, and SQLite is told not to create it (`mode=rw`): a
  * link swapped in at that moment can at worst make SQLite open an
- * existing file, which this then closes before any statement runs.
+ * existing file, which the descriptor it opened shows (/proc/self/fd), and
+ * which this then closes before any statement runs. SQLite itself follows
+ * no link to the -wal and -shm files (O_NOFOLLOW).
  */
 import { DatabaseSync } from "node:sqlite";
 import { DatabaseError } from "../errors.ts";
@@ -48,7 +50,18 @@ export function databaseFile(path: string): string {
       return at;
     }
     if (!info.isSymlink) return at;
-    const target = Deno.readLinkSync(at);
+    let target: string;
+    try {
+      target = Deno.readLinkSync(at);
+    } catch {
+      // No longer a link: someone is swapping it (see stillNamed).
+      throw new DatabaseError(
+        `refusing to open the SQLite database sqlite:${path}: ${at} changed as it was read; whoever may write in ${
+          directoryOf(at)
+        } may be trying to have this process open another file: check who may write there, and try again`,
+        { unreachable: false },
+      );
+    }
     const dir = directoryOf(at);
     const next = target.startsWith("/") ? target : `${dir}/${target}`;
     if (links >= MAX_LINKS) {
@@ -87,9 +100,9 @@ export function databaseFile(path: string): string {
 export function stillNamed(file: string, expected: Identity | null, path: string): Identity | null {
   const refuse = (what: string) =>
     new DatabaseError(
-      `refusing to open the SQLite database sqlite:${path}: ${what}; if no one else may write in ${
+      `refusing to open the SQLite database sqlite:${path}: ${what}; whoever may write in ${
         directoryOf(file)
-      }, remove the link (or whatever replaced the file) and try again`,
+      } may be trying to have this process open another file: check who may write there, remove the link, and try again`,
       { unreachable: false },
     );
   for (const suffix of ["-wal", "-shm", "-journal"]) {
@@ -131,14 +144,38 @@ function readWriteUri(file: string): string {
 }
 
 /**
+ * The regular files this process has open, by descriptor (Linux's
+ * /proc/self/fd); null where that cannot be read.
+ */
+function openFiles(): Map<string, Identity> | null {
+  const files = new Map<string, Identity>();
+  try {
+    for (const { name } of Deno.readDirSync("/proc/self/fd")) {
+      try {
+        const info = Deno.statSync(`/proc/self/fd/${name}`);
+        if (info.isFile) files.set(name, identityOf(info));
+      } catch {
+        // Closed meanwhile (the listing's own descriptor, another thread's).
+      }
+    }
+  } catch {
+    return null;
+  }
+  return files;
+}
+
+/**
  * Open the database file `file` (which `path` named) with SQLite, checking
  * before and after that the path names the file `created` made (or, when
- * it existed, the same file throughout); SQLite's errors say `file`, not
- * the URI it was given.
+ * it existed, the same file throughout), and that the descriptor SQLite
+ * opened is of that file: a link swapped in and out again as SQLite opened
+ * the path would have it open another. SQLite's errors say `file`, not the
+ * URI it was given.
  */
 export function openDatabase(file: string, created: Identity | null, path: string): DatabaseSync {
   const before = stillNamed(file, created, path);
   const uri = readWriteUri(file);
+  const held = openFiles();
   let db: DatabaseSync;
   try {
     db = new DatabaseSync(uri);
@@ -148,7 +185,19 @@ export function openDatabase(file: string, created: Identity | null, path: strin
     throw error;
   }
   try {
-    stillNamed(file, before, path);
+    const after = stillNamed(file, before, path);
+    const now = openFiles();
+    if (held === null || now === null || after === null) return db;
+    // Another thread may have opened a file meanwhile; SQLite may have reused a descriptor of its own.
+    const opened = [...now].filter(([fd, identity]) => held.get(fd) !== identity);
+    if (opened.length > 0 && !opened.some(([, identity]) => identity === after)) {
+      throw new DatabaseError(
+        `refusing to open the SQLite database sqlite:${path}: SQLite opened another file than ${file} names (a link swapped in and out as it opened it); whoever may write in ${
+          directoryOf(file)
+        } may be trying to have this process open another file: check who may write there, and try again`,
+        { unreachable: false },
+      );
+    }
   } catch (error) {
     db.close();
     throw error;
