@@ -40,28 +40,27 @@ function prepare(dir: string, make: boolean): void {
     }
   }
   const info = Deno.lstatSync(dir);
-  const instead = "or set jobsmanager.notice_dir to a directory of the service's user";
   if (info.isSymlink) {
     throw new Error(
-      `${dir} is a symbolic link, which is not followed: remove it (the service makes a directory there), ${instead}`,
+      `${dir} is a symbolic link, which is not followed: remove it (the service makes a directory there)`,
     );
   }
   if (!info.isDirectory) {
-    throw new Error(`${dir} is not a directory: remove it, ${instead}`);
+    throw new Error(`${dir} is not a directory: remove it`);
   }
   const me = Deno.uid();
   if (info.uid !== 0 && info.uid !== me) {
     throw new Error(
       `${dir} is owned by ${userName(info.uid)}, not by ${
         me === 0 ? "root" : `root or ${userName(me)} (this service's user)`
-      }, who could swap what it holds: remove it (rm -r ${dir}; the service makes it again), ${instead}`,
+      }, who could swap what it holds: remove it (rm -r ${dir}; the service makes it again)`,
     );
   }
   if ((info.mode! & 0o022) !== 0 && (info.mode! & 0o1000) === 0) {
     throw new Error(
       `${dir} is writable by others but not sticky (mode ${
         (info.mode! & 0o7777).toString(8).padStart(4, "0")
-      }), so they could swap what it holds: chmod +t ${dir}, ${instead}`,
+      }), so they could swap what it holds: chmod +t ${dir}`,
     );
   }
 }
