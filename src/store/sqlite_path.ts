@@ -93,9 +93,10 @@ export function databaseFile(path: string): string {
 /**
  * Throws DatabaseError unless `file` is still not a link, and, when
  * `expected` is given, names that same file; and unless none of its -wal,
- * -shm and -journal files is a link, which SQLite would follow to create
- * or write the file it names. Returns the identity of what `file` names
- * (null when there is nothing there).
+ * -shm and -journal files is a link: SQLite opens those with O_NOFOLLOW,
+ * and would fail with no more than "unable to open database file".
+ * Returns the identity of what `file` names (null when there is nothing
+ * there).
  */
 export function stillNamed(file: string, expected: Identity | null, path: string): Identity | null {
   const refuse = (what: string) =>
@@ -113,7 +114,7 @@ export function stillNamed(file: string, expected: Identity | null, path: string
       // Not there: SQLite makes it.
     }
     if (info?.isSymlink) {
-      throw refuse(`${file}${suffix} is a symbolic link, which SQLite would follow`);
+      throw refuse(`${file}${suffix} is a symbolic link, which SQLite does not follow`);
     }
   }
   let info: Deno.FileInfo;
