@@ -11,6 +11,8 @@ import { describeTarget, type MysqlTarget } from "../store/target.ts";
 import type { Daemon } from "./boot.ts";
 import { DirectoryWatch, IN } from "./directory_watch.ts";
 import { log } from "./log.ts";
+import { makeDirectory } from "../store/no_follow.ts";
+import { userName } from "../store/sqlite_owner.ts";
 
 const serviceLog = log("service");
 
@@ -20,20 +22,46 @@ const NOTICES = IN.CREATE | IN.MOVED_TO;
 const GONE = IN.DELETE_SELF | IN.MOVE_SELF | IN.IGNORED;
 
 /**
- * Make `dir` unless it is there already, world-writable and sticky as /tmp
- * is: the service and the CLI may run as different users. Throws when it
- * is not a directory of its own.
+ * Make `dir` (when `make`) unless it is there, world-writable and sticky
+ * as /tmp is: the service and the CLI may run as different users. The
+ * mode is set through the new directory's descriptor (store/no_follow.ts),
+ * never by path: a link swapped in between mkdir and a chmod by path had
+ * the service make any file 1777. Then `dir` must be one no other user can
+ * swap entries in or out of: throws, saying what to do, when it is a link,
+ * not a directory, owned by a user other than root and this service's, or
+ * writable by others and not sticky. A service refused polls instead.
  */
-function prepare(dir: string): void {
-  try {
-    Deno.mkdirSync(dir);
-    // Not through mkdir's mode, which the umask narrows.
-    Deno.chmodSync(dir, 0o1777);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+function prepare(dir: string, make: boolean): void {
+  if (make) {
+    try {
+      makeDirectory(dir, 0o1777);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    }
   }
-  if (!Deno.lstatSync(dir).isDirectory) {
-    throw new Error(`${dir} is not a directory (a symbolic link is not followed)`);
+  const info = Deno.lstatSync(dir);
+  if (info.isSymlink) {
+    throw new Error(
+      `${dir} is a symbolic link, which is not followed: remove it (the service makes a directory there)`,
+    );
+  }
+  if (!info.isDirectory) {
+    throw new Error(`${dir} is not a directory: remove it`);
+  }
+  const me = Deno.uid();
+  if (info.uid !== 0 && info.uid !== me) {
+    throw new Error(
+      `${dir} is owned by ${userName(info.uid)}, not by ${
+        me === 0 ? "root" : `root or ${userName(me)} (this service's user)`
+      }, who could swap what it holds: remove it (rm -r ${dir}; the service makes it again)`,
+    );
+  }
+  if ((info.mode! & 0o022) !== 0 && (info.mode! & 0o1000) === 0) {
+    throw new Error(
+      `${dir} is writable by others but not sticky (mode ${
+        (info.mode! & 0o7777).toString(8).padStart(4, "0")
+      }), so they could swap what it holds: chmod +t ${dir}`,
+    );
   }
 }
 
@@ -60,8 +88,8 @@ export async function watchChangeNotices(
       const dir = `${base}/${folder}`;
       try {
         // Only the systemd unit makes /run/jobsmanager: without it, the service's is elsewhere.
-        if (setting !== "" || base !== RUN_NOTICE_DIR) prepare(base);
-        prepare(dir);
+        prepare(base, setting !== "" || base !== RUN_NOTICE_DIR);
+        prepare(dir, true);
         let moved = false;
         const started: DirectoryWatch = DirectoryWatch.start(
           dir,

@@ -37,6 +37,9 @@ export const IN = {
 } as const;
 
 const IN_CLOEXEC = 0o2000000;
+/** Watch only a directory, and not one a symbolic link names (change_notices.ts checked the path, not a link). */
+const IN_ONLYDIR = 0x01000000;
+const IN_DONT_FOLLOW = 0x02000000;
 /** struct inotify_event: wd, mask, cookie, len, then `len` bytes of name. */
 const EVENT_HEADER = 16;
 /** Failed reads in a row before the watch gives up (a signal may interrupt one). */
@@ -82,12 +85,16 @@ export class DirectoryWatch {
       libc.close();
       throw new Error("inotify_init1 failed (fs.inotify.max_user_instances reached?)");
     }
-    const wd = libc.symbols.inotify_add_watch(fd, new TextEncoder().encode(`${dir}\0`), mask);
+    const wd = libc.symbols.inotify_add_watch(
+      fd,
+      new TextEncoder().encode(`${dir}\0`),
+      mask | IN_ONLYDIR | IN_DONT_FOLLOW,
+    );
     if (wd < 0) {
       libc.symbols.close(fd);
       libc.close();
       throw new Error(
-        `inotify_add_watch on ${dir} failed (fs.inotify.max_user_watches reached, or the directory cannot be read?)`,
+        `inotify_add_watch on ${dir} failed (fs.inotify.max_user_watches reached, the directory cannot be read, or it is now a symbolic link?)`,
       );
     }
     return new DirectoryWatch(libc, fd, wd, on);

@@ -20,7 +20,9 @@ import type { Daemon } from "./boot.ts";
 import { log } from "./log.ts";
 import { WATCHED_POLL_MS } from "./service.ts";
 import { DirectoryWatch, IN } from "./directory_watch.ts";
-import { giveToDirectoryOwner, notOurs } from "../store/sqlite_owner.ts";
+import { createDatabaseFile, notOurs } from "../store/sqlite_owner.ts";
+import { databaseFile, stillNamed } from "../store/sqlite_path.ts";
+import { identityOf } from "../store/no_follow.ts";
 
 const serviceLog = log("service");
 
@@ -37,22 +39,14 @@ export class SqliteFileLock {
 
   /** Lock the database file at `path` (created 0600 when missing); throws when another service holds it. */
   static async acquire(path: string): Promise<SqliteFileLock> {
-    let notCreated: unknown = null;
-    let givenTo: string | null = null;
-    try {
-      // Created here, before SQLite opens it, readable by its owner only.
-      (await Deno.open(path, { createNew: true, write: true, mode: 0o600 })).close();
-      givenTo = giveToDirectoryOwner(path);
-    } catch (error) {
-      // It exists, or cannot be created: opening it next says which.
-      notCreated = error;
-    }
+    // No link followed but a trusted one, nor a file swapped in (store/sqlite_path.ts).
+    const linked = databaseFile(path);
+    // Created here, before SQLite opens it, readable by its owner only.
+    const made = createDatabaseFile(linked);
     let file: Deno.FsFile;
     try {
-      file = await Deno.open(path, { read: true });
+      file = await Deno.open(linked, { read: true });
     } catch (error) {
-      // Not there: why it could not be made says more (a read-only filesystem) than that it is not.
-      const why = error instanceof Deno.errors.NotFound && notCreated !== null ? notCreated : error;
       // The directory is fine: the file's owner is the problem (made by a root CLI).
       const owner = error instanceof Deno.errors.PermissionDenied ? notOurs(path) : null;
       if (owner !== null) {
@@ -60,11 +54,23 @@ export class SqliteFileLock {
           `cannot open the SQLite database sqlite:${path} to lock it: ${owner.what}; ${owner.fix}`,
         );
       }
+      // Not there: why it could not be made says more (a read-only filesystem) than that it is not.
+      const why = error instanceof Deno.errors.NotFound && "notCreated" in made
+        ? made.notCreated
+        : error;
       throw new RuntimeError(
         `cannot open the SQLite database sqlite:${path} to lock it: ${
           (why as Error).message
         }; check that the directory exists and is writable, or pass --database sqlite:PATH`,
       );
+    }
+    try {
+      // What was opened is what the path names, not a link swapped in (a read opens no harm).
+      stillNamed(linked, identityOf(await file.stat()), path);
+      if ("identity" in made) stillNamed(linked, made.identity, path);
+    } catch (error) {
+      file.close();
+      throw error;
     }
     if (!await file.tryLock(true)) {
       file.close();
@@ -76,8 +82,8 @@ export class SqliteFileLock {
       path,
       file,
       identityOf(await file.stat()),
-      notCreated === null,
-      givenTo,
+      "identity" in made,
+      "identity" in made ? made.givenTo : null,
     );
   }
 
@@ -101,10 +107,6 @@ export class SqliteFileLock {
   close(): void {
     this.file.close();
   }
-}
-
-function identityOf(stat: Deno.FileInfo): string {
-  return `${stat.dev}:${stat.ino}`;
 }
 
 /** What a {@link DatabaseWatch} reports. */

@@ -14,7 +14,8 @@ import { DatabaseError } from "../errors.ts";
 import type { Driver, ExecResult, Executor, Param, Row, SqlStatement } from "./driver.ts";
 import { eachStatement, PROFILES } from "./driver.ts";
 import { explainSqliteError } from "./sqlite_errors.ts";
-import { giveToDirectoryOwner } from "./sqlite_owner.ts";
+import { createDatabaseFile } from "./sqlite_owner.ts";
+import { databaseFile, openDatabase } from "./sqlite_path.ts";
 
 const BUSY_TIMEOUT_MS = 10_000;
 const BUSY_RETRY_MS = [1, 2, 5, 10, 20, 50];
@@ -24,23 +25,6 @@ function isBusy(error: unknown): boolean {
   // ("database is locked") is what tells it apart.
   const e = error as { code?: string; message?: string };
   return e.code === "ERR_SQLITE_ERROR" && /database is (locked|busy)/.test(e.message ?? "");
-}
-
-/**
- * Create a missing database file readable by its owner only: it holds
- * commands, environments and job output. SQLite gives its -wal and -shm
- * files the mode of the database file. Made by root in a directory another
- * user owns, it is that user's (sqlite_owner.ts). Returns whether it created the file.
- */
-function createPrivately(path: string): boolean {
-  try {
-    Deno.openSync(path, { createNew: true, write: true, mode: 0o600 }).close();
-  } catch {
-    // It exists, or cannot be created: opening it next says which, in SQLite's words.
-    return false;
-  }
-  giveToDirectoryOwner(path);
-  return true;
 }
 
 type Bindable = string | number | null;
@@ -183,8 +167,13 @@ export class SqliteDriver implements Driver {
     let db: DatabaseSync;
     let created = false;
     try {
-      created = createPrivately(path);
-      db = new DatabaseSync(path);
+      // Readable by its owner only: it holds commands, environments and job
+      // output (SQLite gives its -wal and -shm files its mode). No link
+      // followed but a trusted one (sqlite_path.ts).
+      const file = databaseFile(path);
+      const made = createDatabaseFile(file);
+      created = "identity" in made;
+      db = openDatabase(file, "identity" in made ? made.identity : null, path);
     } catch (error) {
       const explained = explainSqliteError(error, path);
       if (explained instanceof DatabaseError && !explained.unreachable) throw explained;

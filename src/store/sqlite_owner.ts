@@ -6,6 +6,7 @@
  * (user `jobsmanager`) ever ran: the file root made was root's, 0600, and
  * the service could not open it, restarting forever under systemd.
  */
+import { createFile, type Identity } from "./no_follow.ts";
 
 /** A user by name, from /etc/passwd; `uid N` when it has none there (a container). */
 export function userName(uid: number | null): string {
@@ -19,7 +20,7 @@ export function userName(uid: number | null): string {
   return `uid ${uid}`;
 }
 
-/** The owner of a file root has just created, when it is not root: given by `giveToDirectoryOwner`. */
+/** The owner of a file root has just created, when it is not root: given by `createDatabaseFile`. */
 export function givenOwner(path: string): string | null {
   if (Deno.uid() !== 0) return null;
   try {
@@ -66,22 +67,42 @@ export function notOurs(
 }
 
 /**
- * When root has just created `path` in a directory owned by another user
- * (the service's, `/var/lib/jobsmanager`), give the file to that user and
- * group, so the service can open it: root can open it either way, and
- * SQLite run as root gives the -wal and -shm files the owner of the
- * database file. Returns the new owner's name, or null when nothing changed.
+ * The owner root gives a database file it creates at `path`: its
+ * directory's owner and group (the service's, `/var/lib/jobsmanager`),
+ * so the service can open it; root can open it either way, and SQLite
+ * run as root gives the -wal and -shm files the owner of the database
+ * file. Null when this process is not root, or the directory is root's.
  */
-export function giveToDirectoryOwner(path: string): string | null {
+function directoryOwner(path: string): { uid: number; gid: number } | null {
   if (Deno.uid() !== 0) return null;
   try {
     const slash = path.lastIndexOf("/");
     const dir = Deno.statSync(slash < 0 ? "." : path.slice(0, slash) || "/");
     if (dir.uid === null || dir.gid === null || dir.uid === 0) return null;
-    Deno.chownSync(path, dir.uid, dir.gid);
-    return userName(dir.uid);
+    return { uid: dir.uid, gid: dir.gid };
   } catch {
     // Not ours to insist on: the file stays root's, as before.
     return null;
+  }
+}
+
+/**
+ * Create a missing database file at `path` (no link followed: see
+ * sqlite_path.ts), readable by its owner only, 0600, and given to its
+ * directory's owner (above) through the open descriptor: by path, a link
+ * the directory's owner swapped in after the create would have root chown
+ * the file it names. Returns the file's identity and new owner's name;
+ * else why it was not created (something is there, or the directory
+ * refuses), for when opening it fails too.
+ */
+export function createDatabaseFile(
+  path: string,
+): { identity: Identity; givenTo: string | null } | { notCreated: Error } {
+  const owner = directoryOwner(path);
+  try {
+    const { identity, given } = createFile(path, 0o600, owner);
+    return { identity, givenTo: given ? userName(owner!.uid) : null };
+  } catch (error) {
+    return { notCreated: error as Error };
   }
 }

@@ -1,0 +1,131 @@
+/**
+ * The notice directory (daemon/change_notices.ts) is one no other user can
+ * swap entries in: a base another user owns, or writable by others and not
+ * sticky, or a link where the folder goes, is refused, and the service
+ * polls instead; nothing is made in it or changed where a link leads. The
+ * directories the service makes are 1777 whatever its umask, the mode set
+ * through the new directory's descriptor; inotify follows no link. The
+ * race (a link swapped in between mkdir and chmod) cannot be run
+ * deterministically: these pin the checks that close it.
+ */
+import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
+import { captureLogs } from "./helpers.ts";
+import { watchChangeNotices } from "../src/daemon/change_notices.ts";
+import { DirectoryWatch, IN } from "../src/daemon/directory_watch.ts";
+import { makeDirectory } from "../src/store/no_follow.ts";
+import { noticeFolder } from "../src/store/change_notice.ts";
+import type { MysqlTarget } from "../src/store/target.ts";
+
+const ROOT = Deno.uid() === 0;
+
+const TARGET: MysqlTarget = {
+  kind: "mysql",
+  host: "127.0.0.1",
+  port: 3306,
+  user: "root",
+  password: "",
+  database: "notice_dirs_test",
+  charset: "utf8mb4",
+  poolSize: 1,
+  connectTimeoutMs: 1000,
+};
+
+async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir();
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+}
+
+/** What a service told of the notice directory `setting` names: the warning, and whether it watched. */
+async function refused(setting: string): Promise<string> {
+  await using logs = await captureLogs("warning");
+  const reports: boolean[] = [];
+  const watch = await watchChangeNotices(TARGET, setting, {
+    changed: () => {},
+    watchedLocally: (on) => reports.push(on),
+  });
+  watch.stop();
+  assertEquals(reports, [], "the service watched the directory");
+  const warnings = logs.messages();
+  assertEquals(warnings.length, 1, warnings.join("\n"));
+  assertStringIncludes(warnings[0], "the service polls every reload_interval instead");
+  return warnings[0];
+}
+
+Deno.test({
+  name: "notice dirs: a notice directory another user owns is refused, and nothing is made in it",
+  ignore: !ROOT,
+  fn: async () => {
+    await using dir = await tempDir();
+    const base = `${dir.path}/notices`;
+    await Deno.mkdir(base);
+    await Deno.chmod(base, 0o1777);
+    // A uid no one has: whoever made /tmp/jobsmanager-notices first.
+    await Deno.chown(base, 4242, 4242);
+    const warning = await refused(base);
+    assertStringIncludes(
+      warning,
+      `${base} is owned by uid 4242, not by root, who could swap what it holds: remove it (rm -r ${base}; the service makes it again)`,
+    );
+    assertEquals([...Deno.readDirSync(base)], []);
+  },
+});
+
+Deno.test("notice dirs: a notice directory others may write in, not sticky, is refused, and nothing is made in it", async () => {
+  await using dir = await tempDir();
+  const base = `${dir.path}/notices`;
+  await Deno.mkdir(base);
+  await Deno.chmod(base, 0o777);
+  const warning = await refused(base);
+  assertStringIncludes(
+    warning,
+    `${base} is writable by others but not sticky (mode 0777), so they could swap what it holds: chmod +t ${base}`,
+  );
+  assertEquals([...Deno.readDirSync(base)], []);
+});
+
+Deno.test("notice dirs: a link where the folder goes is not followed, and what it names keeps its mode", async () => {
+  await using dir = await tempDir();
+  const base = `${dir.path}/notices`;
+  await Deno.mkdir(base);
+  await Deno.chmod(base, 0o1777);
+  const victim = `${dir.path}/victim`;
+  await Deno.writeTextFile(victim, "secret", { mode: 0o600 });
+  const folder = `${base}/${await noticeFolder(TARGET)}`;
+  await Deno.symlink(victim, folder);
+  const warning = await refused(base);
+  assertStringIncludes(warning, `${folder} is a symbolic link, which is not followed`);
+  assertEquals((await Deno.stat(victim)).mode! & 0o7777, 0o600);
+});
+
+Deno.test("notice dirs: inotify watches no directory through a link, and no file", async () => {
+  await using dir = await tempDir();
+  await Deno.mkdir(`${dir.path}/real`);
+  await Deno.symlink(`${dir.path}/real`, `${dir.path}/link`);
+  await Deno.writeTextFile(`${dir.path}/file`, "");
+  for (const path of [`${dir.path}/link`, `${dir.path}/file`]) {
+    let watch: DirectoryWatch | null = null;
+    try {
+      watch = DirectoryWatch.start(path, IN.CREATE, () => {});
+    } catch (error) {
+      assertStringIncludes((error as Error).message, `inotify_add_watch on ${path} failed`);
+    }
+    if (watch !== null) {
+      watch.close();
+      await watch.ended;
+      assert(false, `${path} was watched`);
+    }
+  }
+});
+
+Deno.test("notice dirs: a directory made for notices is 1777 whatever the umask", async () => {
+  await using dir = await tempDir();
+  const umask = Deno.umask(0o077);
+  try {
+    makeDirectory(`${dir.path}/made`, 0o1777);
+  } finally {
+    Deno.umask(umask);
+  }
+  const info = await Deno.lstat(`${dir.path}/made`);
+  assert(info.isDirectory);
+  assertEquals(info.mode! & 0o7777, 0o1777);
+});
