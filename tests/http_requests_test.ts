@@ -93,6 +93,16 @@ for (const backend of BACKENDS) {
         error:
           "job 'kept' no longer exists: it was removed after the copy this change was made on; nothing written",
       }]);
+      // So is every other write on it: the copy is stale (412), the id no typo (404).
+      for (const [method, path, body] of writes.filter(([, path]) => path.includes("/kept"))) {
+        const removed = await api.call(method, path, { body, headers: { "If-Match": stale } });
+        assertEquals([removed.status, removed.body], [412, gone.body], `${method} ${path}`);
+      }
+      const patched = await api.call("PATCH", "/api/v1/jobs/kept", {
+        body: { description: "x" },
+        headers: { "If-Match": stale },
+      });
+      assertEquals([patched.status, patched.body], [412, gone.body]);
       // `If-Match: *` is false where there is no stored job (RFC 9110): no replace adds one.
       const none = await api.call("POST", "/api/v1/jobs?replace=true", {
         body: JOB,
@@ -110,6 +120,16 @@ for (const backend of BACKENDS) {
         headers: { "If-Match": "*" },
       });
       assertEquals(taken.status, 409, JSON.stringify(taken.body));
+      // A whole copy of a job removed and added again since: stale (412), before what in it
+      // no longer matches (its created_at) is looked at.
+      const copy = await api.call("GET", "/api/v1/jobs/kept");
+      await api.call("DELETE", "/api/v1/jobs/kept");
+      await api.call("POST", "/api/v1/jobs", { body: { ...JOB, command: "echo theirs" } });
+      const whole = await api.call("PATCH", "/api/v1/jobs/kept", {
+        body: copy.body,
+        headers: { "If-Match": copy.headers.get("etag")! },
+      });
+      assertEquals(whole.status, 412, JSON.stringify(whole.body));
     }));
 }
 

@@ -130,7 +130,9 @@ async function changeFollowing(
     const job = mutate(current);
     const after = new Map(all.map((j) => [j.id, j]));
     after.set(job.id, job);
-    checkFollowUps(after, [job], names);
+    // A link kept as stored (a copy sent back whole) was checked when it was made; the job it
+    // names may have gone since, which `job list` shows.
+    if (job.after_job !== current?.after_job) checkFollowUps(after, [job], names);
     return { put: [job], remove: [] };
   });
   return {
@@ -145,7 +147,7 @@ async function changeFollowing(
  * `updated_at`: an API client's If-Match) when the job has changed since,
  * or is gone: the change would undo the other one's, unseen.
  */
-function refuseStale(id: string, current: Job | null, readAt: ReadAt): void {
+export function refuseStale(id: string, current: Job | null, readAt: ReadAt): void {
   if (current === null) {
     if (readAt === "*") {
       throw new StaleCopyError(
@@ -179,8 +181,9 @@ export async function updateJob(
   readAt?: ReadAt,
 ): Promise<JobChange> {
   const mutate = (current: Job | null) => {
-    if (!current) throw jobNotFound(id);
+    // A copy read before a removal is stale (412), not a typo of an id (404).
     if (readAt !== undefined) refuseStale(id, current, readAt);
+    if (!current) throw jobNotFound(id);
     return { ...buildJob(id, options, current, now, names), updated_at: now };
   };
   // Only a new link can close a cycle.
@@ -198,8 +201,9 @@ export interface Removal extends JobChange {
 /** Remove job `id`; with `readAt` (as for `updateJob`), only the copy read then. */
 export async function removeJob(jobs: JobStore, id: string, readAt?: ReadAt): Promise<Removal> {
   const change = await jobs.changeJob(id, (current) => {
-    if (!current) throw jobNotFound(id);
+    // A copy read before a removal is stale (412), not a typo of an id (404).
     if (readAt !== undefined) refuseStale(id, current, readAt);
+    if (!current) throw jobNotFound(id);
     return null;
   });
   const followers = (await jobs.listJobs()).filter((j) => j.after_job === id).map((j) => j.id);
@@ -242,8 +246,9 @@ export async function setEnabled(
   readAt?: ReadAt,
 ): Promise<JobChange> {
   return await jobs.changeJob(id, (current) => {
-    if (!current) throw jobNotFound(id);
+    // A copy read before a removal is stale (412), not a typo of an id (404).
     if (readAt !== undefined) refuseStale(id, current, readAt);
+    if (!current) throw jobNotFound(id);
     return current.enabled === enabled ? current : { ...current, enabled, updated_at: now };
   });
 }

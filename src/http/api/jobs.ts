@@ -9,6 +9,7 @@ import {
   addJob,
   listJobs,
   type ReadAt,
+  refuseStale,
   removeJob,
   setEnabled,
   showJob,
@@ -138,13 +139,16 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
     }
     const now = Date.now();
     const job = buildJob(id, jobOptionsOf(body, false), null, now, API_NAMES);
+    const copy = readAt(c.req.header("If-Match"));
     // Checked against the job as stored now (replace=true); addJob reads it again in its transaction.
     const stored = await store.getJob(id);
+    // A stale copy is said as such (412) before what in it no longer matches.
+    if (copy !== undefined) refuseStale(id, stored, copy);
     await refuseReadOnlyChanges(body, { ...shownBy(c), job, stored, now });
     const change = await addJob(store, job, {
       replace: flag(c.req.query("replace"), "replace"),
       names: API_NAMES,
-      readAt: readAt(c.req.header("If-Match")),
+      readAt: copy,
     });
     c.header("Location", `/api/v1/jobs/${encodeURIComponent(id)}`);
     return written(c, change, change.after!, change.before ? 200 : 201);
@@ -178,8 +182,10 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       throw new ValidationError("id", `id: a job's id cannot change (the path names '${id}')`);
     }
     const options = jobOptionsOf(body, true);
+    const copy = readAt(c.req.header("If-Match"));
     // Checked against the job as stored now; updateJob builds it again in its transaction.
     const current = await store.getJob(id);
+    if (copy !== undefined) refuseStale(id, current, copy);
     if (current) {
       const now = Date.now();
       const job = buildJob(id, options, current, now, API_NAMES);
@@ -191,7 +197,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       options,
       Date.now(),
       API_NAMES,
-      readAt(c.req.header("If-Match")),
+      copy,
     );
     return written(c, change, change.after!);
   });
