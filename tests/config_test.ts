@@ -281,8 +281,27 @@ Deno.test("a config in the working directory that every user may write is not re
   const listed = await listFrom((config) => Deno.chmod(config, 0o666));
   assertEquals(listed.code, 2, listed.stderr);
   assertStringIncludes(listed.stderr, "is writable by every user");
-  assertStringIncludes(listed.stderr, "chmod o-w './etc/jobsmanager.json'");
+  assertStringIncludes(listed.stderr, "chmod go-w './etc/jobsmanager.json'");
   assert(!listed.stderr.includes("theirs.db"), "the database it names was looked for");
+});
+
+Deno.test({
+  name:
+    "a config in the working directory writable by another group is not read; by one's own, it is",
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    const listed = await listFrom(async (config) => {
+      await Deno.chown(config, 0, 4242);
+      await Deno.chmod(config, 0o664);
+    });
+    assertEquals(listed.code, 2, listed.stderr);
+    assertStringIncludes(listed.stderr, "is writable by group 4242, neither yours nor root's");
+    const own = await listFrom(async (config) => {
+      await Deno.chown(config, 0, 0);
+      await Deno.chmod(config, 0o664);
+    });
+    assertStringIncludes(own.stderr, "theirs.db", "a file root's group may write was refused");
+  },
 });
 
 Deno.test({

@@ -135,3 +135,21 @@ Deno.test("sqlite links: a link this user made in its own directory is followed,
   assertEquals((await Deno.lstat(target)).mode! & 0o777, 0o600);
   assert((await Deno.lstat(path)).isSymlink, "the link was replaced");
 });
+
+Deno.test("sqlite links: a link in a directory only this user's own group may write (umask 002) is followed; another group's is not", async () => {
+  await using dir = await tempDir();
+  await Deno.mkdir(`${dir.path}/data`);
+  const path = `${dir.path}/app/jobs.db`;
+  await Deno.mkdir(`${dir.path}/app`);
+  await Deno.symlink(`${dir.path}/data/jobs.db`, path);
+  await Deno.chmod(`${dir.path}/app`, 0o775);
+  const driver = SqliteDriver.open(path);
+  await driver.run("CREATE TABLE t (x INTEGER)");
+  await driver.close();
+  if (Deno.uid() !== 0) return;
+  // Root may give the directory to a group of others.
+  await Deno.chown(`${dir.path}/app`, 0, 4242);
+  const error = await failure(() => SqliteDriver.open(path));
+  assert(error instanceof DatabaseError, String(error));
+  assertStringIncludes(error.message, "mode 0775; a link to the database is followed only");
+});

@@ -588,10 +588,11 @@ function flatten(
   }
 }
 
+/** The config file to read, and whether it was found without being named (see `refuseUntrusted`). */
 function findConfigFile(
   overrides: ConfigOverrides,
   env: Record<string, string | undefined>,
-): string | null {
+): { path: string; named: boolean } | null {
   const explicit = overrides.config ?? env.JM_CONFIG;
   if (explicit !== undefined && explicit !== "") {
     const from = overrides.config !== undefined ? "--config" : "JM_CONFIG";
@@ -607,11 +608,10 @@ function findConfigFile(
         `config file '${explicit}' (from ${from}) does not exist; fix the path or drop ${from} to use the defaults`,
       );
     }
-    return explicit;
+    return { path: explicit, named: true };
   }
-  const found = DEFAULT_CONFIG_PATHS.find(exists) ?? null;
-  if (found !== null) refuseUntrusted(found);
-  return found;
+  const found = DEFAULT_CONFIG_PATHS.find(exists);
+  return found === undefined ? null : { path: found, named: false };
 }
 
 /**
@@ -621,21 +621,25 @@ function findConfigFile(
  * another user owns would run what that user's config points at. A file
  * named by --config or JM_CONFIG is the caller's choice, and is read.
  */
-function refuseUntrusted(path: string): void {
+function refuseUntrusted(path: string, { uid, gid, mode }: Deno.FileInfo): void {
   if (Deno.build.os === "windows") return;
-  const { uid, mode } = Deno.statSync(path);
   const me = Deno.uid();
   const where = path.startsWith("./") ? ` (found in the working directory ${Deno.cwd()})` : "";
   const otherOwner = uid !== null && uid !== me && uid !== 0;
+  // A group of root's or the caller's own (umask 002 with a group per user) is no other user.
+  const otherGroup = gid !== null && gid !== 0 && gid !== Deno.gid() &&
+    mode !== null && (mode & 0o020) !== 0;
   const worldWritable = mode !== null && (mode & 0o002) !== 0;
-  if (!otherOwner && !worldWritable) return;
+  if (!otherOwner && !otherGroup && !worldWritable) return;
   const why = otherOwner
     ? `is owned by uid ${uid}, neither you (uid ${me}) nor root`
-    : "is writable by every user";
+    : worldWritable
+    ? "is writable by every user"
+    : `is writable by group ${gid}, neither yours nor root's`;
   throw new ValidationError(
     "config",
     `config file '${path}'${where} ${why}: jobsmanager does not read a config another user may have written; ${
-      otherOwner ? "run from another directory" : `chmod o-w '${path}'`
+      otherOwner ? "run from another directory" : `chmod go-w '${path}'`
     }, or name the file with --config if you trust it`,
   );
 }
@@ -656,11 +660,34 @@ function exists(path: string): boolean {
   }
 }
 
-function parseFile(file: string): Map<string, unknown> {
+/**
+ * The text of config `file`; one found without being named is checked on
+ * the handle it is read from (a link swapped between a check by path and
+ * the read would pass another file's check).
+ */
+function readConfig(file: string, named: boolean): string {
+  const handle = Deno.openSync(file);
+  try {
+    if (!named) refuseUntrusted(file, handle.statSync());
+    const chunks: Uint8Array[] = [];
+    const buffer = new Uint8Array(64 * 1024);
+    for (let n = handle.readSync(buffer); n !== null; n = handle.readSync(buffer)) {
+      chunks.push(buffer.slice(0, n));
+    }
+    const text = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    chunks.reduce((at, c) => (text.set(c, at), at + c.length), 0);
+    return new TextDecoder().decode(text);
+  } finally {
+    handle.close();
+  }
+}
+
+function parseFile(file: string, named: boolean): Map<string, unknown> {
   let source: string;
   try {
-    source = Deno.readTextFileSync(file);
+    source = readConfig(file, named);
   } catch (error) {
+    if (error instanceof ValidationError) throw error;
     throw new ValidationError(
       "config",
       `config ${file}: cannot be read: ${(error as Error).message}`,
@@ -699,8 +726,9 @@ export function loadConfig(
   overrides: ConfigOverrides = {},
   env: Record<string, string | undefined> = Deno.env.toObject(),
 ): LoadedConfig {
-  const file = findConfigFile(overrides, env);
-  const values = file ? parseFile(file) : new Map<string, unknown>();
+  const found = findConfigFile(overrides, env);
+  const file = found?.path ?? null;
+  const values = found ? parseFile(found.path, found.named) : new Map<string, unknown>();
   const settings: Record<string, unknown> = {};
   const sources: Record<string, string> = {};
   for (const [key, spec] of Object.entries(CONFIG_KEYS) as [string, KeySpec<unknown>][]) {

@@ -404,12 +404,11 @@ export class MysqlDriver implements Driver {
 
   /**
    * Give `conn` back to the pool, or destroy it when an error left it
-   * unfit (`#broken`) or it is closed (a server that closed it, a
-   * connection the driver put in its closed state).
+   * unfit (`#broken`). (One the server closed while idle, mysql2's pool
+   * drops by itself.)
    */
   private giveBack(conn: mysql.PoolConnection): void {
-    const state = (conn as { state?: string }).state;
-    if (this.#broken.has(conn) || state === "error" || state === "disconnected") conn.destroy();
+    if (this.#broken.has(conn)) conn.destroy();
     else conn.release();
   }
 

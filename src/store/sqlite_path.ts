@@ -71,8 +71,12 @@ export function databaseFile(path: string): string {
       );
     }
     const folder = Deno.statSync(dir);
-    // World-writable but sticky (/tmp): only the link's owner, or the directory's, may replace it.
-    const othersWrite = (folder.mode! & 0o022) !== 0 && (folder.mode! & 0o1000) === 0;
+    // Writable by a group of root's or this user's own (umask 002, a group per user) is
+    // no one else's; by others, unless sticky (/tmp: only the link's owner, or the
+    // directory's, may replace it).
+    const groupOthers = folder.gid !== 0 && folder.gid !== Deno.gid();
+    const othersWrite = (folder.mode! & (groupOthers ? 0o022 : 0o002)) !== 0 &&
+      (folder.mode! & 0o1000) === 0;
     if (!trusted(info.uid) || !trusted(folder.uid) || othersWrite) {
       const me = Deno.uid() === 0
         ? "root"
