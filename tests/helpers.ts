@@ -115,7 +115,7 @@ export async function rawQuery(
     const conn = new DatabaseSync(db.target.path);
     try {
       const stmt = conn.prepare(sql);
-      return /^\s*(select|pragma|with)/i.test(sql)
+      return /^\s*(select|pragma|with|explain)/i.test(sql)
         ? stmt.all(...params as (string | number | null)[]) as Record<string, unknown>[]
         : (stmt.run(...params as (string | number | null)[]), []);
     } finally {

@@ -328,18 +328,26 @@ export async function countRunsByMinute(driver: Driver, since: number): Promise<
   return out;
 }
 
-export async function pruneOlderThan(
-  driver: Driver,
+/** The statement that deletes the `limit` oldest rows of `table` past retention (before, limit). */
+export function pruneStatement(
+  profile: DialectProfile,
   table: "jm_syslog" | "jm_runs" | "jm_notifications",
-  before: number,
-  limit: number,
-): Promise<number> {
+): string {
   const where = table === "jm_runs"
     ? `scheduled_at < ? AND status IN (${FINAL_STATUSES.map((s) => `'${s}'`).join(", ")})`
     // A notification still to send is kept, however old.
     : table === "jm_notifications"
     ? "created_at < ? AND outcome <> 'pending'"
     : "created_at < ?";
-  const result = await driver.run(driver.profile.deleteOldest(table, where), [before, limit]);
+  return profile.deleteOldest(table, where, table === "jm_runs" ? "scheduled_at" : "created_at");
+}
+
+export async function pruneOlderThan(
+  driver: Driver,
+  table: "jm_syslog" | "jm_runs" | "jm_notifications",
+  before: number,
+  limit: number,
+): Promise<number> {
+  const result = await driver.run(pruneStatement(driver.profile, table), [before, limit]);
   return result.changes;
 }
