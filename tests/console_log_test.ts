@@ -89,3 +89,37 @@ Deno.test("console: a failed write costs its lines only, and throws at no one", 
   await sink[Symbol.asyncDispose]();
   assertEquals(written, ["kept\n"]);
 });
+
+Deno.test("console: a stderr no one reads holds a bounded backlog; the lines dropped are counted, and a stop does not wait for it", async () => {
+  const writes: string[] = [];
+  let release = () => {};
+  const blocked = new Promise<void>((resolve) => release = resolve);
+  const decoder = new TextDecoder();
+  const sink = batchedSink(({ message }) => `${message[0]}\n`, async (bytes) => {
+    await blocked;
+    writes.push(decoder.decode(bytes));
+    return bytes.length;
+  }, { maxWaitingBytes: 11, disposeWaitMs: 50 });
+  const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
+  // The first turn's line waits; so does the second (11 bytes held, not more); the rest drop.
+  sink(record("info", "first line"));
+  await turn();
+  sink(record("info", "second"));
+  await turn();
+  for (let i = 0; i < 5; i++) {
+    sink(record("info", `dropped ${i}`));
+    await turn();
+  }
+  // Stuck for good: disposing gives up (a stop must end), the writes still wait.
+  await sink[Symbol.asyncDispose]();
+  assertEquals(writes, []);
+  release();
+  await turn();
+  sink(record("info", "after"));
+  await turn();
+  await turn();
+  assertEquals(
+    writes.join(""),
+    "first line\nsecond\n5 log lines were not written to stderr: it was not being read\nafter\n",
+  );
+});

@@ -48,6 +48,16 @@ const FILE_FLUSH_MS = 1000;
 /** Writes all of `bytes` somewhere (stderr), resolving with how many went in one call. */
 export type WriteSome = (bytes: Uint8Array) => Promise<number>;
 
+/** What the stderr sink may hold for a write that does not return (a pipe no one reads). */
+export interface StderrBounds {
+  /** Bytes handed to writes not yet done, beyond which a turn's lines are dropped, and counted. */
+  maxWaitingBytes: number;
+  /** How long disposing waits for the writes still going. */
+  disposeWaitMs: number;
+}
+
+const STDERR_BOUNDS: StderrBounds = { maxWaitingBytes: 1 << 20, disposeWaitMs: 2000 };
+
 /**
  * The stderr sink: the lines logged in one turn of the event loop (a
  * burst's hundreds of runs) go out in one write, in order, after the
@@ -55,24 +65,49 @@ export type WriteSome = (bytes: Uint8Array) => Promise<number>;
  * stream sink) took a sixth of the scheduler thread at 1,000 fires a
  * second. A write that fails (stderr closed) costs its lines only, which
  * the file and the database still have: nothing is thrown at the caller,
- * and no rejection goes unhandled. Disposing waits for what was logged.
+ * and no rejection goes unhandled. A stderr no one reads (a pipe to a
+ * stuck shipper) holds at most `maxWaitingBytes`: later lines are dropped,
+ * and the first line that goes out after says how many. Disposing waits
+ * for what was logged, `disposeWaitMs` at most: a stop is not held by it.
  */
 export function batchedSink(
   formatter: TextFormatter,
   write: WriteSome = (bytes) => Deno.stderr.write(bytes),
+  bounds: StderrBounds = STDERR_BOUNDS,
 ): Sink & AsyncDisposable {
   const encoder = new TextEncoder();
   let waiting = "";
   let writing: Promise<void> = Promise.resolve();
+  let inWrites = 0;
+  let dropped = 0;
   const writeAll = async (bytes: Uint8Array) => {
     for (let offset = 0; offset < bytes.length;) {
       offset += await write(bytes.subarray(offset));
     }
   };
   const flush = () => {
-    const bytes = encoder.encode(waiting);
+    let text = waiting;
     waiting = "";
-    writing = writing.then(() => writeAll(bytes)).catch(() => {});
+    if (inWrites > bounds.maxWaitingBytes) {
+      dropped += text.split("\n").length - 1;
+      return;
+    }
+    if (dropped > 0) {
+      text = formatter({
+        category: ["jobsmanager", "service"],
+        level: "warning",
+        message: [`${dropped} log lines were not written to stderr: it was not being read`],
+        rawMessage: `${dropped} log lines were not written to stderr: it was not being read`,
+        properties: { dropped },
+        timestamp: Date.now(),
+      }) + text;
+      dropped = 0;
+    }
+    const bytes = encoder.encode(text);
+    inWrites += bytes.length;
+    writing = writing.then(() => writeAll(bytes)).catch(() => {}).finally(() =>
+      inWrites -= bytes.length
+    );
   };
   const sink = (record: LogRecord) => {
     if (waiting === "") queueMicrotask(flush);
@@ -81,7 +116,12 @@ export function batchedSink(
   return Object.assign(sink, {
     async [Symbol.asyncDispose]() {
       if (waiting !== "") flush();
-      await writing;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const given = new Promise<void>((resolve) =>
+        timer = setTimeout(resolve, bounds.disposeWaitMs)
+      );
+      await Promise.race([writing, given]);
+      clearTimeout(timer);
     },
   });
 }
