@@ -198,3 +198,30 @@ Deno.test("serve[sqlite]: a copy of its file restored under a running serve stay
   assertEquals(await integrity(db), "ok");
   assertEquals(await runs(db), [], "the runs of the file it replaced were merged into the copy");
 });
+
+Deno.test("serve[sqlite]: a file moved over a running serve's with its own WAL keeps that WAL", async () => {
+  await using db = await freshDatabase("sqlite");
+  await jm(db, "job", "add", "tick", "--command", "true", "--second", "*");
+  const other = through(db, `${db.dir}/other.db`);
+  await jm(other, "job", "add", "other", "--command", "true", "--cron", "0 3 * * *");
+  const { DatabaseSync } = await import("node:sqlite");
+  // A reader keeps the CLI's close from checkpointing: the second job stays in other.db-wal.
+  const reader = new DatabaseSync(`${db.dir}/other.db`);
+  try {
+    reader.prepare("SELECT count(*) FROM jm_jobs").get();
+    await jm(other, "job", "add", "walled", "--command", "true", "--cron", "0 3 * * *");
+    assert((await Deno.stat(`${db.dir}/other.db-wal`)).size > 0, "other.db-wal is empty");
+    await using serve = await serveWithFrames(db);
+    await Deno.rename(`${db.dir}/other.db-wal`, `${db.dir}/jobs.db-wal`);
+    await Deno.rename(`${db.dir}/other.db`, `${db.dir}/jobs.db`);
+    assertEquals((await serve.exit(20_000, "serve to notice its file was replaced")).code, 1);
+  } finally {
+    // Its file has moved: SQLite leaves the WAL where it is.
+    reader.close();
+  }
+  assert(await exists(`${db.dir}/jobs.db-wal`), "the new file's WAL was removed");
+  assertEquals(await integrity(db), "ok");
+  const jobs = await sql(db, "SELECT id FROM jm_jobs ORDER BY id");
+  assertEquals(jobs.map((j) => j.id), ["other", "walled"]);
+  assertEquals(await runs(db), [], "the runs of the file it replaced were merged into it");
+});
