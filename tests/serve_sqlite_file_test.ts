@@ -11,12 +11,15 @@ import { freshDatabase, type TestDatabase, waitFor } from "./helpers.ts";
 import {
   jm,
   jmMarker,
+  killLeftovers,
   markers,
+  pgrep,
   ready,
   runs,
   runsDetail,
   Serve,
   sql,
+  uniqueSeconds,
   writeConfig,
 } from "./serve_helpers.ts";
 
@@ -224,4 +227,38 @@ Deno.test("serve[sqlite]: a file moved over a running serve's with its own WAL k
   const jobs = await sql(db, "SELECT id FROM jm_jobs ORDER BY id");
   assertEquals(jobs.map((j) => j.id), ["other", "walled"]);
   assertEquals(await runs(db), [], "the runs of the file it replaced were merged into it");
+});
+
+Deno.test("serve[sqlite]: a run going when its file is replaced is ended by the stop, its record counted as written nowhere", async () => {
+  await using db = await freshDatabase("sqlite");
+  const seconds = uniqueSeconds(30);
+  await jm(db, "job", "add", "slow", "--command", `sleep ${seconds}`, "--second", "*");
+  const other = through(db, `${db.dir}/other.db`);
+  await jm(other, "job", "add", "other", "--command", "true", "--cron", "0 3 * * *");
+  try {
+    await using serve = new Serve(db, await writeConfig(db));
+    await ready(db, serve);
+    await waitFor(async () => (await runs(db, "slow")).some((r) => r.status === "running"), {
+      timeoutMs: 20_000,
+      what: "a run of slow to be running",
+      detail: runsDetail(db),
+    });
+    await Deno.rename(`${db.dir}/other.db`, `${db.dir}/jobs.db`);
+    assertEquals((await serve.exit(20_000, "serve to notice its file was replaced")).code, 1);
+    assertEquals(await pgrep(seconds), [], `the run's process outlived the stop:\n${serve.stderr}`);
+    const entries = serve.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) =>
+      JSON.parse(l)
+    );
+    assert(
+      entries.some((e) => /^job "slow" run \d+ ended "interrupted"/.test(e.message)),
+      serve.stderr,
+    );
+    const nowhere = entries.find((e) => e.message.includes("run records were written nowhere"));
+    assertEquals(nowhere?.level, "ERROR", serve.stderr);
+    // Its end at least; a fire skipped for it meanwhile too.
+    assert(nowhere.properties.count >= 1, serve.stderr);
+    assertEquals(await runs(db), [], "the runs of the file it replaced were merged into it");
+  } finally {
+    await killLeftovers(seconds);
+  }
 });
