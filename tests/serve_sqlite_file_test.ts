@@ -262,3 +262,18 @@ Deno.test("serve[sqlite]: a run going when its file is replaced is ended by the 
     await killLeftovers(seconds);
   }
 });
+
+Deno.test("serve[sqlite]: a database file deleted under a running serve leaves no WAL for the next file at the path", async () => {
+  await using db = await freshDatabase("sqlite");
+  await jm(db, "job", "add", "tick", "--command", "true", "--second", "*");
+  await using serve = await serveWithFrames(db);
+  await Deno.remove(`${db.dir}/jobs.db`);
+  assertEquals((await serve.exit(20_000, "serve to notice its file was deleted")).code, 1);
+  assertEquals(await exists(`${db.dir}/jobs.db-wal`), false, "the old file's WAL was left");
+  assertEquals(await exists(`${db.dir}/jobs.db-shm`), false, "the old file's -shm was left");
+  await jm(db, "job", "add", "fresh", "--command", "true", "--cron", "0 3 * * *");
+  assertEquals(await integrity(db), "ok");
+  const jobs = await sql(db, "SELECT id FROM jm_jobs ORDER BY id");
+  assertEquals(jobs.map((j) => j.id), ["fresh"]);
+  assertEquals(await runs(db), [], "the runs of the deleted file were merged into the new one");
+});
