@@ -3,15 +3,29 @@
  * database file itself, so a symlink or a hard link to it is refused too;
  * and a service whose path stops naming the file it has open (deleted,
  * replaced) says so at error level and exits 1. It watches the file: a
- * `job add` is applied at once, not at the next timed poll.
+ * `job add` is applied at once, not at the next timed poll. The file moved
+ * over it is left as it came: the old file's WAL is not left beside it.
  */
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { freshDatabase, type TestDatabase, waitFor } from "./helpers.ts";
-import { jm, jmMarker, markers, ready, Serve, writeConfig } from "./serve_helpers.ts";
+import {
+  jm,
+  jmMarker,
+  killLeftovers,
+  markers,
+  pgrep,
+  ready,
+  runs,
+  runsDetail,
+  Serve,
+  sql,
+  uniqueSeconds,
+  writeConfig,
+} from "./serve_helpers.ts";
 
 /** The same test database, named by another path. */
 function through(db: TestDatabase, path: string): TestDatabase {
-  return { ...db, url: `sqlite:${path}` };
+  return { ...db, url: `sqlite:${path}`, target: { kind: "sqlite", path } };
 }
 
 for (
@@ -116,4 +130,150 @@ Deno.test("serve[sqlite]: a job added is applied at once, long before the next t
     detail: () => serve.stderr,
   });
   assertEquals((await serve.terminate()).status.code, 0, serve.stderr);
+});
+
+/** Whether `path` exists (not following a final link). */
+async function exists(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then(() => true, (error) => {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  });
+}
+
+/**
+ * Serve on `db` with an every-second job, until a run is recorded: its
+ * WAL then holds frames. Returns the running serve.
+ */
+async function serveWithFrames(db: TestDatabase): Promise<Serve> {
+  const serve = new Serve(db, await writeConfig(db));
+  await ready(db, serve);
+  await waitFor(async () => (await runs(db, "tick")).some((r) => r.finished_at !== null), {
+    timeoutMs: 20_000,
+    what: "a run of tick to be recorded",
+    detail: runsDetail(db),
+  });
+  const wal = await Deno.stat(`${db.dir}/jobs.db-wal`);
+  assert(wal.size > 0, `jobs.db-wal is empty: the test needs frames in it`);
+  return serve;
+}
+
+/** `PRAGMA integrity_check` of the database at `db`'s path. */
+async function integrity(db: TestDatabase): Promise<string> {
+  const rows = await sql(db, "PRAGMA integrity_check");
+  return rows.map((r) => String(r.integrity_check)).join("; ");
+}
+
+Deno.test("serve[sqlite]: a database moved over the file of a running serve is left whole, and a new serve starts on it", async () => {
+  await using db = await freshDatabase("sqlite");
+  await jm(db, "job", "add", "tick", "--command", "true", "--second", "*");
+  const other = through(db, `${db.dir}/other.db`);
+  await jm(other, "job", "add", "other", "--command", "true", "--cron", "0 3 * * *");
+  await using serve = await serveWithFrames(db);
+  // The old file, still named after the move: what the service wrote must have reached it.
+  await Deno.link(`${db.dir}/jobs.db`, `${db.dir}/kept.db`);
+  await Deno.rename(`${db.dir}/other.db`, `${db.dir}/jobs.db`);
+  assertEquals((await serve.exit(20_000, "serve to notice its file was replaced")).code, 1);
+  assertEquals(await exists(`${db.dir}/jobs.db-wal`), false, "the old file's WAL was left");
+  assertEquals(await exists(`${db.dir}/jobs.db-shm`), false, "the old file's -shm was left");
+  assertEquals(await integrity(db), "ok");
+  const jobs = await sql(db, "SELECT id FROM jm_jobs ORDER BY id");
+  assertEquals(jobs.map((j) => j.id), ["other"]);
+  assertEquals(await runs(db), [], "the runs of the file it replaced were merged into it");
+  const kept = through(db, `${db.dir}/kept.db`);
+  assertEquals(await integrity(kept), "ok");
+  assert((await runs(kept, "tick")).length > 0, "the old file lacks the runs recorded in it");
+  await using again = new Serve(db, await writeConfig(db));
+  await ready(db, again);
+  assertEquals((await again.terminate()).status.code, 0, again.stderr);
+});
+
+Deno.test("serve[sqlite]: a copy of its file restored under a running serve stays as it was copied", async () => {
+  await using db = await freshDatabase("sqlite");
+  await jm(db, "job", "add", "tick", "--command", "true", "--second", "*");
+  // No service has it open: the file is the whole database.
+  const copied = await Deno.readFile(`${db.dir}/jobs.db`);
+  await Deno.writeFile(`${db.dir}/copy.db`, copied);
+  await using serve = await serveWithFrames(db);
+  await Deno.rename(`${db.dir}/copy.db`, `${db.dir}/jobs.db`);
+  assertEquals((await serve.exit(20_000, "serve to notice its file was replaced")).code, 1);
+  assertEquals(await exists(`${db.dir}/jobs.db-wal`), false, "the old file's WAL was left");
+  assertEquals(await Deno.readFile(`${db.dir}/jobs.db`), copied);
+  assertEquals(await integrity(db), "ok");
+  assertEquals(await runs(db), [], "the runs of the file it replaced were merged into the copy");
+});
+
+Deno.test("serve[sqlite]: a file moved over a running serve's with its own WAL keeps that WAL", async () => {
+  await using db = await freshDatabase("sqlite");
+  await jm(db, "job", "add", "tick", "--command", "true", "--second", "*");
+  const other = through(db, `${db.dir}/other.db`);
+  await jm(other, "job", "add", "other", "--command", "true", "--cron", "0 3 * * *");
+  const { DatabaseSync } = await import("node:sqlite");
+  // A reader keeps the CLI's close from checkpointing: the second job stays in other.db-wal.
+  const reader = new DatabaseSync(`${db.dir}/other.db`);
+  try {
+    reader.prepare("SELECT count(*) FROM jm_jobs").get();
+    await jm(other, "job", "add", "walled", "--command", "true", "--cron", "0 3 * * *");
+    assert((await Deno.stat(`${db.dir}/other.db-wal`)).size > 0, "other.db-wal is empty");
+    await using serve = await serveWithFrames(db);
+    await Deno.rename(`${db.dir}/other.db-wal`, `${db.dir}/jobs.db-wal`);
+    await Deno.rename(`${db.dir}/other.db`, `${db.dir}/jobs.db`);
+    assertEquals((await serve.exit(20_000, "serve to notice its file was replaced")).code, 1);
+  } finally {
+    // Its file has moved: SQLite leaves the WAL where it is.
+    reader.close();
+  }
+  assert(await exists(`${db.dir}/jobs.db-wal`), "the new file's WAL was removed");
+  assertEquals(await integrity(db), "ok");
+  const jobs = await sql(db, "SELECT id FROM jm_jobs ORDER BY id");
+  assertEquals(jobs.map((j) => j.id), ["other", "walled"]);
+  assertEquals(await runs(db), [], "the runs of the file it replaced were merged into it");
+});
+
+Deno.test("serve[sqlite]: a run going when its file is replaced is ended by the stop, its record counted as written nowhere", async () => {
+  await using db = await freshDatabase("sqlite");
+  const seconds = uniqueSeconds(30);
+  await jm(db, "job", "add", "slow", "--command", `sleep ${seconds}`, "--second", "*");
+  const other = through(db, `${db.dir}/other.db`);
+  await jm(other, "job", "add", "other", "--command", "true", "--cron", "0 3 * * *");
+  try {
+    await using serve = new Serve(db, await writeConfig(db));
+    await ready(db, serve);
+    await waitFor(async () => (await runs(db, "slow")).some((r) => r.status === "running"), {
+      timeoutMs: 20_000,
+      what: "a run of slow to be running",
+      detail: runsDetail(db),
+    });
+    await Deno.rename(`${db.dir}/other.db`, `${db.dir}/jobs.db`);
+    assertEquals((await serve.exit(20_000, "serve to notice its file was replaced")).code, 1);
+    assertEquals(await pgrep(seconds), [], `the run's process outlived the stop:\n${serve.stderr}`);
+    const entries = serve.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) =>
+      JSON.parse(l)
+    );
+    assert(
+      entries.some((e) => /^job "slow" run \d+ ended "interrupted"/.test(e.message)),
+      serve.stderr,
+    );
+    const nowhere = entries.find((e) => e.message.includes("run records were written nowhere"));
+    assertEquals(nowhere?.level, "ERROR", serve.stderr);
+    // Its end at least; a fire skipped for it meanwhile too.
+    assert(nowhere.properties.count >= 1, serve.stderr);
+    assertEquals(await runs(db), [], "the runs of the file it replaced were merged into it");
+  } finally {
+    await killLeftovers(seconds);
+  }
+});
+
+Deno.test("serve[sqlite]: a database file deleted under a running serve leaves no WAL for the next file at the path", async () => {
+  await using db = await freshDatabase("sqlite");
+  await jm(db, "job", "add", "tick", "--command", "true", "--second", "*");
+  await using serve = await serveWithFrames(db);
+  await Deno.remove(`${db.dir}/jobs.db`);
+  assertEquals((await serve.exit(20_000, "serve to notice its file was deleted")).code, 1);
+  assertEquals(await exists(`${db.dir}/jobs.db-wal`), false, "the old file's WAL was left");
+  assertEquals(await exists(`${db.dir}/jobs.db-shm`), false, "the old file's -shm was left");
+  await jm(db, "job", "add", "fresh", "--command", "true", "--cron", "0 3 * * *");
+  assertEquals(await integrity(db), "ok");
+  const jobs = await sql(db, "SELECT id FROM jm_jobs ORDER BY id");
+  assertEquals(jobs.map((j) => j.id), ["fresh"]);
+  assertEquals(await runs(db), [], "the runs of the deleted file were merged into the new one");
 });

@@ -11,7 +11,8 @@ import { secretsOf } from "../store/target.ts";
 import { PRIVATE_ENV, secretValues } from "../config/config.ts";
 import { VERSION } from "../version.ts";
 import { addSecret } from "./context.ts";
-import { removeIfNoTables } from "../store/sqlite.ts";
+import { removeIfNoTables, SqliteDriver } from "../store/sqlite.ts";
+import { SqlStore } from "../store/sql_store.ts";
 import { command } from "./command.ts";
 
 export function serveCommand() {
@@ -49,10 +50,12 @@ export function serveCommand() {
       const metrics = httpModules && new httpModules[0].Metrics();
       // Kept out of every run's output; the API's tokens join it once read, before the first fire.
       const secrets = [...secretsOf(ctx.target), ...secretValues(settings)];
+      // Its own, so that it can let go of the file once the path names another (sqlite_file.ts).
+      const driver = lock && SqliteDriver.open(lock.path);
       const daemon = boot({
         settings,
         // Its own writes (a claim at each fire) are no news to it: no notices.
-        store: ctx.openStore({ notices: null }),
+        store: driver ? new SqlStore(driver) : ctx.openStore({ notices: null }),
         clock: systemClock,
         node: {
           // Empty: the daemon picks the host name, or host:2 … while live services hold it.
@@ -92,8 +95,8 @@ export function serveCommand() {
         // Not awaited: systemctl may take a moment, and the start need not wait for a warning.
         checkStopTimeout(settings);
         // After the logging: it says whether the watch works.
-        watch = lock &&
-          watchDatabaseFile(lock, daemon, settings["jobsmanager.reload_interval"] * 1000);
+        watch = lock && driver &&
+          watchDatabaseFile(lock, daemon, driver, settings["jobsmanager.reload_interval"] * 1000);
         notices = ctx.target.kind === "mysql"
           ? await watchChangeNotices(ctx.target, settings["jobsmanager.notice_dir"], daemon)
           : null;

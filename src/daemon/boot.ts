@@ -108,6 +108,13 @@ export interface Daemon {
    */
   stop(): void;
   /**
+   * The database can no longer be written (`why`: the SQLite file was
+   * replaced or deleted, its store let go of it): stop as `stop()` does,
+   * and say at the end, at error level, how many run records (the ends of
+   * the runs the stop ended among them) were written nowhere.
+   */
+  databaseLost(why: string): void;
+  /**
    * Re-read every job now (SIGHUP), marker or not; before the service has
    * started, nothing (starting reads every job).
    */
@@ -199,6 +206,8 @@ class BootedDaemon implements Daemon {
   private abandoned = false;
   /** Set by `watchedLocally`. */
   private locallyWatched = false;
+  /** Set by `databaseLost`: why nothing more reaches the database. */
+  private lost: string | null = null;
 
   constructor(private readonly o: BootOptions) {
     const { settings: s, store, clock } = o;
@@ -359,6 +368,11 @@ class BootedDaemon implements Daemon {
     this.stopped.resolve(this.deadline);
   }
 
+  databaseLost(why: string): void {
+    this.lost ??= why;
+    this.stop();
+  }
+
   reload(): void {
     if (this.started) this.service.requestReload(true);
   }
@@ -464,6 +478,13 @@ class BootedDaemon implements Daemon {
     // Runs that outlived even their SIGKILL are still listed: the guard kills their groups again.
     await this.guard?.close();
     this.health.close();
+    if (this.lost !== null && this.recorder.backlog > 0) {
+      // Not lost at a restart either: the database the service starts on next never had them.
+      serviceLog.error(
+        "{count} run records were written nowhere ({why}): this log is all that tells how those runs ended",
+        { count: this.recorder.backlog, why: this.lost },
+      );
+    }
     // A pool whose server stopped answering can wait forever to end.
     await deadline.wait(this.o.store.close());
   }

@@ -176,11 +176,15 @@ function basename(path: string): string {
  * for them (falling back to polling every `reloadIntervalMs` when the
  * directory cannot be watched), and it stops the service, at error level,
  * when the path no longer names the locked file: what the service would
- * write would go to a file no one can open again.
+ * write would go to a file no one can open again. At once, before the
+ * stop, the store lets go of the old file (`abandon`): nothing more is
+ * written through it, and its `-wal` and `-shm` are not left beside the
+ * file the path names now, which SQLite would take for that file's.
  */
 export function watchDatabaseFile(
   lock: SqliteFileLock,
-  daemon: Pick<Daemon, "changed" | "watched" | "stop">,
+  daemon: Pick<Daemon, "changed" | "watched" | "databaseLost">,
+  store: { abandon(why: string): Promise<string[]> },
   reloadIntervalMs: number,
 ): { readonly lost: string | null; stop(): void } {
   let lost: string | null = null;
@@ -192,7 +196,17 @@ export function watchDatabaseFile(
       "{problem}; the service stops rather than write where no one reads: start it again to use the file the path names now",
       { problem: lost },
     );
-    daemon.stop();
+    const why = `${lost}: nothing more is written to it`;
+    store.abandon(why).then((problems) => {
+      for (const problem of problems) {
+        serviceLog.error("letting go of the file it had open: {problem}", { problem });
+      }
+    }, (error) => {
+      serviceLog.error("letting go of the file it had open: {problem}", {
+        problem: (error as Error).message,
+      });
+    });
+    daemon.databaseLost(why);
   };
   let timer = setInterval(check, reloadIntervalMs);
   let watch: DatabaseWatch | null = null;

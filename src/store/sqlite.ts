@@ -16,6 +16,7 @@ import { eachStatement, PROFILES } from "./driver.ts";
 import { explainSqliteError } from "./sqlite_errors.ts";
 import { createDatabaseFile } from "./sqlite_owner.ts";
 import { databaseFile, openDatabase } from "./sqlite_path.ts";
+import { type Identity, identityOf } from "./no_follow.ts";
 
 const BUSY_TIMEOUT_MS = 10_000;
 const BUSY_RETRY_MS = [1, 2, 5, 10, 20, 50];
@@ -153,10 +154,15 @@ export class SqliteDriver implements Driver {
   /** The tail of the queue of work on this connection. */
   private queue: Promise<unknown> = Promise.resolve();
 
+  /** Set by `abandon`: every statement from then on fails with it. */
+  private gone: DatabaseError | null = null;
+
   private constructor(
     private readonly db: DatabaseSync,
     private readonly path: string,
     readonly created: boolean,
+    /** The file's path, links resolved, as SQLite names its `-wal` and `-shm` after it. */
+    private readonly realPath: string | null,
   ) {
     this.description = `sqlite:${path}`;
     this.executor = new SqliteExecutor(db);
@@ -183,7 +189,13 @@ export class SqliteDriver implements Driver {
         }; check that the directory exists and is writable, or pass --database sqlite:PATH`,
       );
     }
-    const driver = new SqliteDriver(db, path, created);
+    let realPath: string | null = null;
+    try {
+      realPath = Deno.realPathSync(path);
+    } catch {
+      // Gone already: `abandon` then leaves whatever lies beside the path.
+    }
+    const driver = new SqliteDriver(db, path, created, realPath);
     // Setting up a file reads it, and switching a new one to WAL takes the
     // write lock: another process opening the same file may hold the lock
     // for a moment, so this is retried like any statement.
@@ -210,6 +222,7 @@ export class SqliteDriver implements Driver {
   private ready: Promise<void> = Promise.resolve();
 
   private enqueue<T>(work: () => Promise<T>): Promise<T> {
+    if (this.gone) return Promise.reject(this.gone);
     const result = this.queue.then(() => this.ready).then(work);
     // Not the result itself: the tail would hold the last rows read (10,000 jobs) until the next statement.
     this.queue = result.then(() => undefined, () => undefined);
@@ -286,6 +299,57 @@ export class SqliteDriver implements Driver {
     return this.transaction(fn);
   }
 
+  /**
+   * The path no longer names the file this connection has open (another
+   * file moved over it, or it was deleted): from now on every statement
+   * fails with `why`. Once the statements under way end, what the WAL
+   * holds is checkpointed into the file through the open connection, the
+   * connection is closed, and its `-wal` and `-shm` are removed from
+   * beside the path. SQLite itself would leave them (it checkpoints and
+   * removes them on closing only while the path names the file), and
+   * whoever opens the file the path names now would replay the old file's
+   * pages into it: a malformed database, or a restored copy silently
+   * given the later writes. Only the files this process has open under
+   * those names are removed: a `-wal` that came with the new file stays.
+   * Resolves with what could not be done, for the log.
+   */
+  abandon(why: string): Promise<string[]> {
+    this.gone ??= new DatabaseError(why, { unreachable: false });
+    const done = this.queue.then(() => {
+      if (!this.db.isOpen) return [];
+      const problems: string[] = [];
+      const names = this.realPath === null ? [] : [`${this.realPath}-wal`, `${this.realPath}-shm`];
+      const held = heldUnder(names);
+      try {
+        const { busy } = this.db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get() as {
+          busy: number;
+        };
+        if (busy !== 0) problems.push("another connection kept its WAL from being checkpointed");
+      } catch (error) {
+        problems.push(`its WAL could not be checkpointed: ${(error as Error).message}`);
+      }
+      this.db.close();
+      if (held === null) {
+        problems.push(
+          `/proc/self/fd cannot be read, so ${names.join(" and ")} were left, which may be its own`,
+        );
+        return problems;
+      }
+      for (const name of names) {
+        try {
+          if (held.get(name)?.has(identityOf(Deno.statSync(name)))) Deno.removeSync(name);
+        } catch (error) {
+          if (!(error instanceof Deno.errors.NotFound)) {
+            problems.push(`${name} could not be removed: ${(error as Error).message}`);
+          }
+        }
+      }
+      return problems;
+    });
+    this.queue = done.then(() => undefined, () => undefined);
+    return done;
+  }
+
   close(): Promise<void> {
     // Not through enqueue: a connection whose setup failed must still close.
     const closed = this.queue.then(() => {
@@ -294,6 +358,30 @@ export class SqliteDriver implements Driver {
     this.queue = closed;
     return closed;
   }
+}
+
+/**
+ * The files this process has open by each of `names` (as /proc/self/fd
+ * names them: a file removed or replaced since is not under its name);
+ * null where that cannot be read.
+ */
+function heldUnder(names: string[]): Map<string, Set<Identity>> | null {
+  const held = new Map<string, Set<Identity>>();
+  try {
+    for (const { name: fd } of Deno.readDirSync("/proc/self/fd")) {
+      try {
+        const name = Deno.readLinkSync(`/proc/self/fd/${fd}`);
+        if (!names.includes(name)) continue;
+        const identity = identityOf(Deno.statSync(`/proc/self/fd/${fd}`));
+        held.set(name, (held.get(name) ?? new Set()).add(identity));
+      } catch {
+        // Closed meanwhile (the listing's own descriptor, another thread's).
+      }
+    }
+  } catch {
+    return null;
+  }
+  return held;
 }
 
 /**
