@@ -193,6 +193,9 @@ export function openDatabase(file: string, created: Identity | null, path: strin
     const after = stillNamed(file, before, path);
     const now = openFiles();
     if (held === null || now === null || after === null) return db;
+    // Held already (another connection of this process): SQLite may reuse that descriptor,
+    // and what else is new is another thread's. Else SQLite's own is among the new ones.
+    if ([...held.values()].includes(after)) return db;
     // Another thread may have opened a file meanwhile; SQLite may have reused a descriptor of its own.
     const opened = [...now].filter(([fd, identity]) => held.get(fd) !== identity);
     if (opened.length > 0 && !opened.some(([, identity]) => identity === after)) {
