@@ -12,7 +12,7 @@ import { CLI_NAMES } from "../src/cli/input_names.ts";
 import { buildJob } from "../src/domain/job.ts";
 import { NotFoundError, RuntimeError } from "../src/errors.ts";
 import type { Store } from "../src/store/store.ts";
-import { type Backend, BACKENDS, freshDatabase, rawQuery } from "./helpers.ts";
+import { type Backend, BACKENDS, freshDatabase, rawQuery, type TestDatabase } from "./helpers.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 const NOT_FOUND = "job 'nope' does not exist (see `jobsmanager job list`)";
@@ -21,15 +21,18 @@ const HEARTBEAT_MS = 5000;
 const QUEUE = { queue: true, now: T0, heartbeatMs: HEARTBEAT_MS, names: CLI_NAMES };
 const BY = "ops@host-1";
 
-/** Run `fn` on a migrated store over a fresh database of `backend`, holding job `a`. */
-async function onFreshStore(backend: Backend, fn: (store: Store) => Promise<void>): Promise<void> {
+/** Run `fn` on a migrated store over a fresh database `db` of `backend`, holding job `a`. */
+async function onFreshStore(
+  backend: Backend,
+  fn: (store: Store, db: TestDatabase) => Promise<void>,
+): Promise<void> {
   await using db = await freshDatabase(backend);
   const store = db.open();
   try {
     await store.migrate();
     const job = buildJob("a", { command: "echo a", cron: "0 0 1 1 *" }, null, T0);
     await addJob(store, job, { replace: false, names: CLI_NAMES });
-    await fn(store);
+    await fn(store, db);
   } finally {
     await store.close();
   }
@@ -303,13 +306,8 @@ for (const backend of BACKENDS) {
 }
 
 for (const backend of BACKENDS) {
-  Deno.test(`app runs[${backend}]: requestRun refuses a job the service calls invalid, saying why, and writes no run`, async () => {
-    await using db = await freshDatabase(backend);
-    const store = db.open();
-    try {
-      await store.migrate();
-      const job = buildJob("a", { command: "echo a", cron: "0 0 1 1 *" }, null, T0);
-      await addJob(store, job, { replace: false, names: CLI_NAMES });
+  Deno.test(`app runs[${backend}]: requestRun refuses a job the service calls invalid, saying why, and writes no run`, () =>
+    onFreshStore(backend, async (store, db) => {
       // Broken by hand: the service does not schedule it, and `job list` says INVALID.
       await rawQuery(db, `UPDATE jm_jobs SET env = '{"A":5}' WHERE id = 'a'`);
       const error = await assertRejects(
@@ -321,8 +319,5 @@ for (const backend of BACKENDS) {
         `job 'a' is invalid, so it cannot run: env.A: 5 is a number; quote it ("5"): a variable's value is text (fix the row, e.g. UPDATE jm_jobs SET env = '{"A":"5"}' WHERE id = 'a')`,
       );
       assertEquals(await store.queuedManualRuns(10), []);
-    } finally {
-      await store.close();
-    }
-  });
+    }));
 }
