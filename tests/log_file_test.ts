@@ -459,3 +459,116 @@ Deno.test("log file: one that cannot be made is an error naming log.path", async
     await Deno.remove(blocker);
   }
 });
+
+/**
+ * A log file on a disk that does not return writes (a hung network mount):
+ * a FIFO whose reader reads only when `fn` drains it, read into `text`.
+ */
+async function onHungDisk(
+  options: { maxWaitingBytes: number; disposeWaitMs: number },
+  fn: (
+    sink: Sink & AsyncDisposable,
+    drained: { text: string; drain: () => Promise<void> },
+    errors: string[],
+  ) => Promise<void>,
+): Promise<void> {
+  const errors: string[] = [];
+  const consoleError = console.error;
+  console.error = (message: string) => errors.push(message);
+  const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
+  const path = `${dir}/jobsmanager.log`;
+  const made = await new Deno.Command("mkfifo", { args: [path] }).output();
+  assert(made.success, "mkfifo");
+  const opening = Deno.open(path, { read: true });
+  const sink = logFileSink(path, {
+    formatter: (record) => `${record.rawMessage}\n`,
+    maxSize: 100_000_000,
+    backups: 1,
+    flushMs: 5,
+    ...options,
+  });
+  const reader = await opening;
+  let draining: Promise<void> | undefined;
+  const drained = {
+    text: "",
+    /** Read what comes, until every writer has closed the FIFO. */
+    drain: () =>
+      draining ??= (async () => {
+        const decoder = new TextDecoder();
+        const buffer = new Uint8Array(1 << 16);
+        for (let n = await reader.read(buffer); n !== null; n = await reader.read(buffer)) {
+          drained.text += decoder.decode(buffer.subarray(0, n), { stream: true });
+        }
+      })(),
+  };
+  try {
+    await fn(sink, drained, errors);
+  } finally {
+    console.error = consoleError;
+    const closing = sink[Symbol.asyncDispose]();
+    await drained.drain();
+    await closing;
+    reader.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("log file: a disk that does not take writes holds a bounded backlog; the lines dropped are counted once it does", async () => {
+  const line = (i: number) => `line ${String(i).padStart(5, "0")} ${"x".repeat(88)}`;
+  await onHungDisk({ maxWaitingBytes: 32 * 1024, disposeWaitMs: 60_000 }, async (sink, drained) => {
+    // The pipe takes 64 KiB before its writes stop returning; 4,000 lines are 400 KB.
+    for (let i = 0; i < 4000; i++) sink(record(line(i)));
+    void drained.drain();
+    let afters = 0;
+    await waitFor(() => {
+      if (drained.text.includes("after\n")) return true;
+      afters++;
+      sink(record("after"));
+      return false;
+    }, {
+      timeoutMs: 20_000,
+      what: "a line logged once the disk took writes again",
+      detail: () => drained.text.slice(-300),
+    });
+    const kept = drained.text.split("\n").filter((l) => l.startsWith("line "));
+    assert(kept.length > 0, "the lines before the backlog's bound are written");
+    assert(
+      kept.length <= (64 + 32) * 1024 / 100 + 1,
+      `at most the pipe's 64 KiB and the 32 KiB bound were held; ${kept.length} lines were`,
+    );
+    assertEquals(kept, Array.from({ length: kept.length }, (_, i) => line(i)));
+    const said = drained.text.match(
+      /\n(\d+) log lines were lost: the log file could not be written \(it had not taken the 32 KiB of lines before them \(a slow or hung disk\)\)\n/,
+    );
+    assert(said !== null, `the lost lines are counted in the file: ${drained.text.slice(-400)}`);
+    const lost = Number(said[1]);
+    assert(
+      lost >= 4000 - kept.length && lost <= 4000 - kept.length + afters,
+      `${lost} lines said lost; ${kept.length} of 4,000 kept, ${afters} more logged`,
+    );
+  });
+});
+
+Deno.test("log file: a stop waits for a disk that does not take writes only as long as it is told, and says what it did not write", async () => {
+  await onHungDisk(
+    { maxWaitingBytes: 1 << 20, disposeWaitMs: 50 },
+    async (sink, _drained, errors) => {
+      for (let i = 0; i < 1000; i++) sink(record(`line ${i} ${"x".repeat(200)}`));
+      let closed = false;
+      const closing = sink[Symbol.asyncDispose]().then(() => closed = true);
+      await waitFor(() => closed, {
+        timeoutMs: 20_000,
+        what: "the close to give up on the hung disk",
+        detail: () => errors,
+      });
+      await closing;
+      assert(
+        errors.some((e) =>
+          /^jobsmanager: the log file .*jobsmanager\.log did not take its last \d+ lines in 50 ms \(a slow or hung disk\); they are not in it$/
+            .test(e)
+        ),
+        errors.join("\n"),
+      );
+    },
+  );
+});

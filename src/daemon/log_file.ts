@@ -13,6 +13,10 @@
  * this process's own lines, and a rotation holds an exclusive flock on the
  * file it moves and moves it only while the path still names it, so one
  * service does not rotate away the file the other has just started.
+ *
+ * A disk that does not return a write (a hung network mount) holds at most
+ * `maxWaitingBytes` of lines: later ones are dropped and counted, as lines
+ * of a failed write are, and a stop waits `disposeWaitMs` at most for it.
  */
 import type { LogRecord, Sink, TextFormatter } from "@logtape/logtape";
 
@@ -22,9 +26,15 @@ export interface LogFileOptions {
   /** Rotated files kept: 0 = none (the file starts again empty). */
   backups: number;
   flushMs: number;
+  /** Lines (bytes) waiting for writes not done, beyond which more are dropped, and counted. */
+  maxWaitingBytes?: number;
+  /** How long disposing waits for the writes still going. */
+  disposeWaitMs?: number;
 }
 
 const BUFFER_BYTES = 64 * 1024;
+const MAX_WAITING_BYTES = 4 << 20;
+const DISPOSE_WAIT_MS = 5000;
 const FILE_MODE = 0o600;
 
 export function logFileSink(path: string, options: LogFileOptions): Sink & AsyncDisposable {
@@ -34,6 +44,13 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
   let size = 0;
   let buffer: string[] = [];
   let buffered = 0;
+  /** Length and count of the lines buffered or handed to writes not done yet. */
+  let waiting = 0;
+  let waitingLines = 0;
+  /** Lines dropped since the last handed to a write; whether stderr was told, since the last count written. */
+  let dropped = 0;
+  let dropping = false;
+  const maxWaiting = options.maxWaitingBytes ?? MAX_WAITING_BYTES;
   let writing: Promise<void> = Promise.resolve();
   let timer: ReturnType<typeof setTimeout> | undefined;
   /** Closing: lines go straight behind what is being written, with no timer. */
@@ -195,7 +212,15 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
    * disk still full. Until then the count goes on (a count written
    * meanwhile says the lines lost so far, the next one those too).
    */
-  const writeCounting = async (lines: string[]) => {
+  const writeCounting = async (lines: string[], droppedBefore: number) => {
+    if (droppedBefore > 0) {
+      if (lost === 0) {
+        failure = `it had not taken the ${
+          (maxWaiting / 1024).toFixed(0)
+        } KiB of lines before them (a slow or hung disk)`;
+      }
+      lost += droppedBefore;
+    }
     const report = lost === 0 ? null : lostLines();
     const batch = report === null ? lines : [options.formatter(lostRecord(report)), ...lines];
     const { written, failed } = await write(batch);
@@ -203,6 +228,7 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
     if (report !== null && linesWritten > 0) {
       console.error(`jobsmanager: ${report}; it can be again`);
       lost = 0;
+      dropping = false;
     }
     if (failed === undefined) return;
     if (lost === 0) {
@@ -218,12 +244,36 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
   const flush = (): Promise<void> => {
     clearTimeout(timer);
     timer = undefined;
-    if (buffer.length === 0) return writing;
+    if (buffer.length === 0 && dropped === 0) return writing;
     const lines = buffer;
+    const length = buffered;
+    const droppedBefore = dropped;
     buffer = [];
     buffered = 0;
-    writing = writing.then(() => writeCounting(lines));
+    dropped = 0;
+    writing = writing.then(() => writeCounting(lines, droppedBefore)).finally(() => {
+      waiting -= length;
+      waitingLines -= lines.length;
+    });
     return writing;
+  };
+
+  /**
+   * A line dropped: the disk has not taken the lines before it. Their
+   * count goes in front of the lines logged after it (what waits is handed
+   * on first), said on stderr at the first since the disk last took lines.
+   */
+  const drop = () => {
+    if (buffer.length > 0) flush();
+    if (!dropping && lost === 0) {
+      dropping = true;
+      console.error(
+        `jobsmanager: the log file ${path} has not taken the last ${
+          (maxWaiting / 1024).toFixed(0)
+        } KiB of lines; later lines are counted until it does`,
+      );
+    }
+    dropped++;
   };
 
   const sink = (record: LogRecord) => {
@@ -231,19 +281,36 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
     // A line logged as the service exits, during or after the close: no
     // later flush would write it, and a timer would hold the exit.
     if (closed) return appendNow(path, encoder.encode(line));
+    if (waiting + line.length > maxWaiting) return drop();
     if (!closing) timer ??= setTimeout(flush, options.flushMs);
     buffer.push(line);
     buffered += line.length;
+    waiting += line.length;
+    waitingLines++;
     if (closing || buffered >= BUFFER_BYTES) flush();
   };
   return Object.assign(sink, {
     async [Symbol.asyncDispose]() {
       closing = true;
-      await flush();
+      flush();
       // Lines logged while it waited chained more writes behind it: those too.
-      for (let last = writing;; last = writing) {
-        await last;
-        if (last === writing) break;
+      const drained = (async () => {
+        for (let last = writing;; last = writing) {
+          await last;
+          if (last === writing) return true;
+        }
+      })();
+      const waitMs = options.disposeWaitMs ?? DISPOSE_WAIT_MS;
+      let giveUp: ReturnType<typeof setTimeout> | undefined;
+      const waited = new Promise<false>((resolve) => {
+        giveUp = setTimeout(() => resolve(false), waitMs);
+      });
+      const done = await Promise.race([drained, waited]);
+      clearTimeout(giveUp);
+      if (!done) {
+        console.error(
+          `jobsmanager: the log file ${path} did not take its last ${waitingLines} lines in ${waitMs} ms (a slow or hung disk); they are not in it`,
+        );
       }
       closed = true;
       close();
