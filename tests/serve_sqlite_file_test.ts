@@ -257,6 +257,11 @@ Deno.test("serve[sqlite]: a run going when its file is replaced is ended by the 
     assertEquals(nowhere?.level, "ERROR", serve.stderr);
     // Its end at least; a fire skipped for it meanwhile too.
     assert(nowhere.properties.count >= 1, serve.stderr);
+    // Not tried again until the stop's deadline, nor said to be marked lost at a next start.
+    assert(
+      !entries.some((e) => e.message.includes("could not be written before exit")),
+      serve.stderr,
+    );
     assertEquals(await runs(db), [], "the runs of the file it replaced were merged into it");
   } finally {
     await killLeftovers(seconds);

@@ -370,6 +370,7 @@ class BootedDaemon implements Daemon {
 
   databaseLost(why: string): void {
     this.lost ??= why;
+    this.recorder.abandon();
     this.stop();
   }
 

@@ -181,6 +181,8 @@ export class RunRecorder {
   /** The retries of records the database refused, while any wait. */
   private retrying: Promise<void> | null = null;
   private readonly closing = new AbortController();
+  /** Set by `abandon`: the database is gone for good, so the close writes nothing more. */
+  private abandoned = false;
   /**
    * Updates gathered for the next batch, merged by run: what one turn of
    * the event loop records (a burst of starts and ends) is one commit.
@@ -731,9 +733,18 @@ export class RunRecorder {
     }
   }
 
+  /**
+   * The database is gone for good (its SQLite file replaced): the close
+   * does not try to write the backlog, which the service counts itself.
+   */
+  abandon(): void {
+    this.abandoned = true;
+  }
+
   /** At shutdown: try each second, for at most `timeoutMs`, to write the backlog. */
   async close(timeoutMs: number): Promise<void> {
     this.closing.abort();
+    if (this.abandoned) return;
     const deadline = Deadline.in(this.clock, timeoutMs);
     // Fires held after lost claims will not be decided here again.
     await deadline.wait(this.lost.end());
