@@ -884,12 +884,14 @@ export class Service {
   /**
    * Tell, once each, of the scheduled fires recorded beyond FIRES_AHEAD_MS
    * from `now`, which no job resumes after: one written by hand made its
-   * job wait for it without a word.
+   * job wait for it without a word. Several at once (this clock stepped
+   * back since they were recorded, or a script wrote them) make one line.
    */
   private sayAhead(ahead: FireAhead[], now: number): void {
-    for (const run of ahead) {
-      if (this.aheadSaid.has(run.id)) continue;
-      this.aheadSaid.add(run.id);
+    const fresh = ahead.filter((run) => !this.aheadSaid.has(run.id));
+    for (const run of fresh) this.aheadSaid.add(run.id);
+    if (fresh.length === 1) {
+      const [run] = fresh;
       const at = new Date(run.scheduled_at);
       schedulerLog.warn(
         "job {job}: run {run} is recorded as its fire of {at}, {ahead} s ahead of this service's clock; the job goes on from its fires before it, not from then. If the row was written by hand, remove it: DELETE FROM jm_runs WHERE id = {run}",
@@ -898,6 +900,17 @@ export class Service {
           run: run.id,
           at: Number.isNaN(at.getTime()) ? run.scheduled_at : at.toISOString(),
           ahead: Math.round((run.scheduled_at - now) / 1000),
+        },
+      );
+    } else if (fresh.length > 1) {
+      const ids = fresh.map((run) => run.id).join(", ");
+      schedulerLog.warn(
+        "{count} runs of {jobs} jobs are recorded as fires up to {ahead} s ahead of this service's clock; their jobs go on from their fires before them, not from then. If this clock was stepped back since they ran, they are real and nothing needs doing; if the rows were written by hand, remove them: DELETE FROM jm_runs WHERE id IN ({ids})",
+        {
+          count: fresh.length,
+          jobs: new Set(fresh.map((run) => run.job_id)).size,
+          ahead: Math.round((Math.max(...fresh.map((run) => run.scheduled_at)) - now) / 1000),
+          ids,
         },
       );
     }
