@@ -55,8 +55,9 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
   let timer: ReturnType<typeof setTimeout> | undefined;
   /** Closing: lines go straight behind what is being written, with no timer. */
   let closing = false;
-  /** Closed: a line is appended at once. */
+  /** Closed: a line is appended at once, unless the disk did not take the last ones (`hung`). */
   let closed = false;
+  let hung = false;
 
   const close = () => {
     file?.close();
@@ -280,7 +281,8 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
     const line = options.formatter(record);
     // A line logged as the service exits, during or after the close: no
     // later flush would write it, and a timer would hold the exit.
-    if (closed) return appendNow(path, encoder.encode(line));
+    // After a disk that hung the close, a write could hold the exit: those go to stderr only.
+    if (closed) return hung ? undefined : appendNow(path, encoder.encode(line));
     if (waiting + line.length > maxWaiting) return drop();
     if (!closing) timer ??= setTimeout(flush, options.flushMs);
     buffer.push(line);
@@ -308,6 +310,7 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
       const done = await Promise.race([drained, waited]);
       clearTimeout(giveUp);
       if (!done) {
+        hung = true;
         console.error(
           `jobsmanager: the log file ${path} did not take its last ${waitingLines} lines in ${waitMs} ms (a slow or hung disk); they are not in it`,
         );
