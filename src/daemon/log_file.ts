@@ -214,6 +214,8 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
    * meanwhile says the lines lost so far, the next one those too).
    */
   const writeCounting = async (lines: string[], droppedBefore: number) => {
+    // Behind a write the close gave up on: the file is closed, and must not be opened again.
+    if (hung) return;
     if (droppedBefore > 0) {
       if (lost === 0) {
         failure = `it had not taken the ${
@@ -291,34 +293,37 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
     waitingLines++;
     if (closing || buffered >= BUFFER_BYTES) flush();
   };
-  return Object.assign(sink, {
-    async [Symbol.asyncDispose]() {
-      closing = true;
-      flush();
-      // Lines logged while it waited chained more writes behind it: those too.
-      const drained = (async () => {
-        for (let last = writing;; last = writing) {
-          await last;
-          if (last === writing) return true;
-        }
-      })();
-      const waitMs = options.disposeWaitMs ?? DISPOSE_WAIT_MS;
-      let giveUp: ReturnType<typeof setTimeout> | undefined;
-      const waited = new Promise<false>((resolve) => {
-        giveUp = setTimeout(() => resolve(false), waitMs);
-      });
-      const done = await Promise.race([drained, waited]);
-      clearTimeout(giveUp);
-      if (!done) {
-        hung = true;
-        console.error(
-          `jobsmanager: the log file ${path} did not take its last ${waitingLines} lines in ${waitMs} ms (a slow or hung disk); they are not in it`,
-        );
+  /** The close: what waits is written, `disposeWaitMs` at most. */
+  const dispose = async () => {
+    closing = true;
+    flush();
+    // Lines logged while it waited chained more writes behind it: those too.
+    const drained = (async () => {
+      for (let last = writing;; last = writing) {
+        await last;
+        if (last === writing) return true;
       }
-      closed = true;
-      close();
-      if (lost > 0) console.error(`jobsmanager: ${lostLines()}`);
-    },
+    })();
+    const waitMs = options.disposeWaitMs ?? DISPOSE_WAIT_MS;
+    let giveUp: ReturnType<typeof setTimeout> | undefined;
+    const waited = new Promise<false>((resolve) => {
+      giveUp = setTimeout(() => resolve(false), waitMs);
+    });
+    const done = await Promise.race([drained, waited]);
+    clearTimeout(giveUp);
+    if (!done) {
+      hung = true;
+      console.error(
+        `jobsmanager: the log file ${path} did not take its last ${waitingLines} lines in ${waitMs} ms (a slow or hung disk); they are not in it`,
+      );
+    }
+    closed = true;
+    close();
+    if (lost > 0) console.error(`jobsmanager: ${lostLines()}`);
+  };
+  let disposed: Promise<void> | undefined;
+  return Object.assign(sink, {
+    [Symbol.asyncDispose]: () => disposed ??= dispose(),
   });
 }
 
