@@ -323,3 +323,39 @@ Deno.test({
     assertEquals(named.code, 2);
   },
 });
+
+Deno.test({
+  name:
+    "a config behind a directory closed to the caller is an error naming it, not a fall back to the defaults",
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "jm-config-" });
+    try {
+      await Deno.mkdir(`${dir}/etc`);
+      await Deno.writeTextFile(
+        `${dir}/etc/jobsmanager.json`,
+        `{ db: { url: "sqlite:${dir}/its.db" } }`,
+      );
+      // As /etc/jobsmanager is to a user outside its group.
+      await Deno.chown(`${dir}/etc`, 4242, 4242);
+      await Deno.chmod(`${dir}/etc`, 0o750);
+      const listed = await cli(["job", "list"], { cwd: dir, withoutCapabilities: true });
+      assertEquals(listed.code, 2, listed.stderr);
+      assertStringIncludes(
+        listed.stderr,
+        "config file './etc/jobsmanager.json' cannot be looked at: a directory on its path is closed to you (uid 0)",
+      );
+      assert(!listed.stderr.includes("no database at"), listed.stderr);
+      assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["etc"]);
+      // Named, the same.
+      const named = await cli(["--config", `${dir}/etc/jobsmanager.json`, "job", "list"], {
+        cwd: dir,
+        withoutCapabilities: true,
+      });
+      assertEquals(named.code, 2, named.stderr);
+      assertStringIncludes(named.stderr, "cannot be looked at");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -195,6 +195,8 @@ export interface CliOptions {
   env?: Record<string, string>;
   /** Its standard input (none by default). */
   input?: string;
+  /** Run without any capability (root then meets file permissions as other users do). */
+  withoutCapabilities?: boolean;
 }
 
 /**
@@ -212,8 +214,10 @@ export function cliEnv(extra: Record<string, string> = {}): Record<string, strin
 
 /** `deno run -A src/main.ts ARGS`, the one way tests start the real CLI. */
 function cliCommand(args: string[], options: CliOptions): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--quiet", MAIN, ...args],
+  const deno = [Deno.execPath(), "run", "--allow-all", "--quiet", MAIN, ...args];
+  if (options.withoutCapabilities) deno.unshift("setpriv", "--bounding-set=-all");
+  return new Deno.Command(deno[0], {
+    args: deno.slice(1),
     cwd: options.cwd ?? Deno.cwd(),
     env: cliEnv(options.env),
     clearEnv: true,

@@ -652,11 +652,20 @@ function isDirectory(path: string): boolean {
   }
 }
 
+/**
+ * Whether a config file is at `path`. One behind a directory closed to the
+ * caller (`/etc/jobsmanager` is 0750 root:jobsmanager) is not taken for
+ * missing: the command would go on with the defaults, on a stray database.
+ */
 function exists(path: string): boolean {
   try {
     return Deno.statSync(path).isFile;
-  } catch {
-    return false;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.PermissionDenied)) return false;
+    throw new ValidationError(
+      "config",
+      `config file '${path}' cannot be looked at: a directory on its path is closed to you (uid ${Deno.uid()}); run as a user who may read it (root, or a member of its directory's group), or name another file with --config`,
+    );
   }
 }
 
