@@ -52,17 +52,36 @@ Deno.test("environment overrides the file; --database overrides both", async () 
   });
 });
 
-Deno.test("a password file supplies the password; with a password too it is ambiguous", async () => {
+Deno.test("a password file supplies the password; a password above the file overrides it; one beside it in the file is ambiguous", async () => {
   await withFile("s3cret-from-file\n", async (pwFile) => {
     await withFile(`{ db: { host: "db.example", password_file: "${pwFile}" } }`, (path) => {
-      const target = resolveTarget(loadConfig({ config: path }, {}).settings);
-      assertEquals(target.kind === "mysql" && target.password, "s3cret-from-file");
-      assertThrows(
-        () => resolveTarget(loadConfig({ config: path }, { JM_DB_PASSWORD: "other" }).settings),
-        ValidationError,
-        "db.password_file: a password is also given",
+      const password = (env: Record<string, string>, database?: string) => {
+        const target = resolveTarget(loadConfig({ config: path, database }, env).settings);
+        return target.kind === "mysql" ? target.password : null;
+      };
+      assertEquals(password({}), "s3cret-from-file");
+      assertEquals(password({ JM_DB_PASSWORD: "from-env" }), "from-env");
+      assertEquals(
+        password({ JM_DATABASE_URL: "mysql://jobs:from-url@db.example/jobsmanager" }),
+        "from-url",
+      );
+      assertEquals(password({}, "mysql://jobs:from-flag@db.example/jobsmanager"), "from-flag");
+      // A URL without a password leaves the file's.
+      assertEquals(
+        password({ JM_DATABASE_URL: "mysql://jobs@db.example/jobsmanager" }),
+        "s3cret-from-file",
       );
     });
+    await withFile(
+      `{ db: { host: "db.example", password: "in-file", password_file: "${pwFile}" } }`,
+      (path) => {
+        assertThrows(
+          () => resolveTarget(loadConfig({ config: path }, {}).settings),
+          ValidationError,
+          "db.password_file: a password is also given",
+        );
+      },
+    );
   });
 });
 

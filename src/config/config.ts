@@ -761,7 +761,26 @@ export function loadConfig(
     settings["db.url"] = overrides.database;
     sources["db.url"] = "--database";
   }
+  // The file's password_file gives way to a password from above it, as any setting does: the
+  // password from JM_DB_PASSWORD, or in a URL from JM_DATABASE_URL or --database.
+  const urlFromAbove = overrides.database ?? env.JM_DATABASE_URL ?? "";
+  if (
+    settings["db.password_file"] !== "" &&
+    ((env.JM_DB_PASSWORD ?? "") !== "" || urlPassword(urlFromAbove) !== "")
+  ) {
+    settings["db.password_file"] = "";
+    delete sources["db.password_file"];
+  }
   return { settings: settings as Settings, file, sources };
+}
+
+/** The password in a MySQL URL; "" for none, or for text that is no URL (refused later, by its key). */
+function urlPassword(url: string): string {
+  try {
+    return new URL(url.trim()).password;
+  } catch {
+    return "";
+  }
 }
 
 function parseSecret(spec: KeySpec<unknown>, value: unknown, key: string): unknown {

@@ -88,14 +88,18 @@ function parseMysqlUrl(url: string, base: MysqlTarget): MysqlTarget {
   };
 }
 
-/** The password file wins over an empty password; both set is ambiguous. */
+/**
+ * The password file wins over an empty password; both set in the file is
+ * ambiguous (one from the environment or a flag has overridden the file's
+ * password_file by now, in loadConfig).
+ */
 function resolvePassword(settings: Settings, password: string): string {
   const file = settings["db.password_file"];
   if (file === "") return password;
   if (password !== "") {
     throw new ValidationError(
       "db.password_file",
-      "db.password_file: a password is also given (db.password, JM_DB_PASSWORD or the URL); keep only one",
+      "db.password_file: a password is also given in the config file (db.password or the URL); keep only one",
     );
   }
   try {
