@@ -378,11 +378,12 @@ for (const backend of BACKENDS) {
     const victim = run.node_id!;
     const beatOf = async () =>
       (await c.store.nodesAndNow()).nodes.find((n) => n.id === victim)!.heartbeat_at;
-    // A heartbeat (every 60 s here) while the run runs.
+    // A heartbeat (every 60 s here) while the run runs: the one this step brings, not one from
+    // before it (on a busy machine the run found may be of a fire decided before `from`).
     await c.set(from + 61_000);
     const beat = await c.until(
-      async () => ((await beatOf()) > run.started_at! ? await beatOf() : null),
-      `a heartbeat of ${victim} after the run's start`,
+      async () => ((await beatOf()) > Math.max(run.started_at!, from) ? await beatOf() : null),
+      `a heartbeat of ${victim} after the step to T0+${from + 61_000 - T0}`,
     );
     c.freeze(victim);
     await c.age(victim);
