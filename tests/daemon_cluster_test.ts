@@ -17,7 +17,7 @@ import {
   T0,
   throughProxy,
 } from "./daemon_harness.ts";
-import { BACKENDS, freshDatabase, mysqlTest } from "./helpers.ts";
+import { BACKENDS, freshDatabase, mysqlTest, rawQuery } from "./helpers.ts";
 import { proxyFor, type TcpProxy } from "./tcp_proxy.ts";
 import { node } from "./store_contract.ts";
 import { assignJobs } from "../src/domain/share.ts";
@@ -108,6 +108,47 @@ async function stopWhileSlowRuns(c: ClusterHarness) {
 for (const backend of BACKENDS) {
   const test = (name: string, fn: () => Promise<void>) =>
     Deno.test(`daemon cluster[${backend}]: ${name}`, fn);
+
+  test("jobs are shared over every row, valid or not: nodes whose releases judge a row differently agree on every owner", async () => {
+    await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
+    for (const node of c.nodes) node.runner.endAll();
+    await c.start();
+    const jobs = everySecond(6);
+    // A row this release refuses (a reserved name in env, written by hand), which an older one ran.
+    await rawQuery(
+      c.db,
+      "INSERT INTO jm_jobs (id, command, `second`, env) VALUES ('broken', 'true', '*', ?)",
+      ['{"JM_JOB_ID":"x"}'],
+    );
+    const everyRow = assignJobs([...jobs, "broken"], ["n1", "n2"]);
+    const validOnly = assignJobs(jobs, ["n1", "n2"]);
+    assert(
+      jobs.some((id) => everyRow.get(id) !== validOnly.get(id)),
+      "the test needs the refused row to move another job's owner",
+    );
+    await addJobs(c, jobs, { schedule: { second: "*" } });
+    await c.load(jobs.length);
+    const from = c.now() + SETTLED_MS;
+    for (let s = 0; s <= 2; s++) await step(c, from + s * 1000, jobs.length);
+    for (const node of c.nodes) {
+      const ran = new Set(
+        node.runner.runs.filter((r) => r.scheduledAt >= from).map((r) => r.jobId),
+      );
+      assertEquals(
+        [...ran].sort(),
+        jobs.filter((id) => everyRow.get(id) === node.nodeId),
+        `the jobs ${node.nodeId} fired`,
+      );
+    }
+    // A node's share counts the jobs it fires, not the row it refuses.
+    const owned = Object.fromEntries(
+      (await c.store.nodesAndNow()).nodes.map((n) => [n.id, n.jobs_owned]),
+    );
+    assertEquals(owned, {
+      n1: jobs.filter((id) => everyRow.get(id) === "n1").length,
+      n2: jobs.filter((id) => everyRow.get(id) === "n2").length,
+    });
+  });
 
   test("three nodes share 50 every-second jobs: each fire runs once, each node 25-42 %", async () => {
     await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2", "n3"]);

@@ -122,6 +122,8 @@ export class Cluster {
   /** Other nodes as last seen that may fire again on their own: all but those stopped cleanly. */
   private mayReturn: string[] = [];
   private jobs: string[] = [];
+  /** Whether this node schedules a job (see `setJobs`). */
+  private scheduled: (jobId: string) => boolean = () => false;
   private owners = new Map<string, string>();
   /** The assignment before the last change, honoured for `transitionMs` after it. */
   private previous = new Map<string, string>();
@@ -253,9 +255,17 @@ export class Cluster {
     this.wake.abort();
   }
 
-  /** The jobs this node schedules changed (start, reload): share them again. */
-  setJobs(ids: Iterable<string>): void {
-    this.jobs = [...ids];
+  /**
+   * The jobs changed (start, reload): share them again. `all`: the id of
+   * every row of jm_jobs, enabled or not, valid or not, so that nodes of
+   * releases that judge a row differently (a rule added since) still agree
+   * on every owner: shared over the jobs each schedules, a row one of them
+   * left out moved others, and a job both took for the other's never fired.
+   * `scheduled`: whether this node schedules a job, counted in its share.
+   */
+  setJobs(all: Iterable<string>, scheduled: (jobId: string) => boolean): void {
+    this.jobs = [...all];
+    this.scheduled = scheduled;
     this.reassign(new Map());
   }
 
@@ -405,7 +415,7 @@ export class Cluster {
   private ownedBy(id: string): number {
     if (id === this.id && this.leavingAt !== null) return 0;
     let count = 0;
-    for (const owner of this.owners.values()) if (owner === id) count++;
+    for (const [job, owner] of this.owners) if (owner === id && this.scheduled(job)) count++;
     return count;
   }
 

@@ -495,7 +495,7 @@ export class Service {
       this.track(this.lost(orphans));
       this.o.notifier.lostRuns(this.nodeId, now, orphans);
     }
-    this.o.cluster.setJobs(this.timetable.ids());
+    this.o.cluster.setJobs(jobs.map((job) => job.id), this.scheduled);
     const pending = await this.markersToApply(latest);
     await this.applied(pending.filter((m) => !m.updated && m.id <= latest).map((m) => m.id));
     this.lastMarker = latest;
@@ -936,6 +936,9 @@ export class Service {
     return from >= now ? now : Math.floor(from / 1000) * 1000;
   }
 
+  /** Whether `jobId` is in the timetable (enabled, valid, with a schedule). */
+  private readonly scheduled = (jobId: string) => this.timetable.job(jobId) !== undefined;
+
   private valid(job: Job): boolean {
     const problem = jobProblem(job);
     if (problem !== null) {
@@ -1003,7 +1006,7 @@ export class Service {
    */
   private gain(gained: Gained): void {
     for (const [job, why] of gained) {
-      if (why) this.inherited.set(job, why);
+      if (why && this.scheduled(job)) this.inherited.set(job, why);
       // Not fired before the runs elsewhere hold their slots: the rewind decides those fires.
       this.gaining.add(job);
     }
@@ -1091,7 +1094,7 @@ export class Service {
         counts.removed++;
       }
     }
-    this.o.cluster.setJobs(this.timetable.ids());
+    this.o.cluster.setJobs(inTable, this.scheduled);
     this.rebaseBehind(now);
     // The timetable changed: the loop sleeps till the new first fire, not till the writes below.
     this.wake.abort();
