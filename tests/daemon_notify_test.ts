@@ -605,6 +605,23 @@ for (const backend of BACKENDS) {
     assertEquals(await silent(), [["heartbeat", 30_000]]);
   });
 
+  Deno.test(`notify[${backend}]: a job that runs only after another's runs alerts when silent too`, async () => {
+    await using dir = await tempDir();
+    const file = `${dir.path}/failure.jsonl`;
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "notify.min_interval": 0 },
+    });
+    await h.job("nightly", { schedule: { second: "30", minute: "0", hour: "0" } });
+    await h.job("report", { after: "nightly", alert_after: "3s", on_failure: appendStdin(file) });
+    await h.start();
+    const alert = await h.until(async () => {
+      const lines = await jsonLines(file);
+      if (lines.length === 0 && h.clock.now() < T0 + 25_000) await h.clock.advance(1000);
+      return lines[0];
+    }, "the follower's silence alert");
+    assertEquals([alert.event, alert.job_id], ["silent", "report"]);
+  });
+
   Deno.test(`notify[${backend}]: an edit of a job alerted for silence does not re-arm the alert; it stays silent`, async () => {
     await using dir = await tempDir();
     const file = `${dir.path}/failure.jsonl`;
