@@ -72,6 +72,26 @@ for (const backend of BACKENDS) {
     assertStringIncludes(await ok(db, "job", "show", "c"), "schedule            none of its own\n");
   });
 
+  Deno.test(`cli[${backend}]: job update --retry-on on a job without retries warns on stderr`, async () => {
+    await using db = await freshDatabase(backend);
+    await ok(db, "job", "add", "r", "--command", "false", "--cron", "0 3 * * *");
+    const warning =
+      "jobsmanager: warning: job 'r' has retries 0, so --retry-on does nothing until it is given some (--retries N)\n";
+    const updated = await jm(db, "job", "update", "r", "--retry-on", "failed");
+    assertEquals([updated.code, updated.stderr], [0, warning]);
+    assertStringIncludes(updated.stdout, "updated job 'r' (reload marker 2)");
+    // Stored all the same, as job add stores it.
+    assertEquals(JSON.parse(await ok(db, "job", "show", "r", "--json")).retry_on, "failed");
+    // Unchanged, it still does nothing.
+    const again = await jm(db, "job", "update", "r", "--retry-on", "failed");
+    assertEquals([again.code, again.stderr], [0, warning]);
+    // With retries, or given them in the same command: no warning.
+    const given = await jm(db, "job", "update", "r", "--retries", "2", "--retry-on", "timeout");
+    assertEquals([given.code, given.stderr], [0, ""]);
+    const kept = await jm(db, "job", "update", "r", "--retry-on", "failed,timeout");
+    assertEquals([kept.code, kept.stderr], [0, ""]);
+  });
+
   Deno.test(`cli[${backend}]: links the service does not follow are shown so: a cycle written in SQL, a job removed`, async () => {
     await using db = await freshDatabase(backend);
     await ok(db, "job", "add", "c3", "--command", "echo 3", "--cron", "0 3 * * *");

@@ -109,7 +109,7 @@ for (const backend of BACKENDS) {
       exit_code: 0,
     });
     assertEquals((await patch(api, { ...listed, description: "a" })).status, 200);
-    // Its run removed since (keep_run_days).
+    // Its run removed since (runs.keep_days).
     await rawQuery(db, "DELETE FROM jm_runs WHERE id = ?", [first]);
     assertEquals((await patch(api, { ...shown, description: "b" })).status, 200);
     await api.call("DELETE", "/api/v1/jobs/nightly");

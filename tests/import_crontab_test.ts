@@ -107,7 +107,7 @@ Deno.test("a user crontab: ids, comments, env, zones, MAILTO, @reboot and bad li
   assert(!("CRON_TZ" in newYork.job!.env) && !("MAILTO" in newYork.job!.env));
   assertMatch(
     backup.notes.join("\n"),
-    /MAILTO=ops@example.com not imported: jobsmanager sends no mail/,
+    /MAILTO=ops@example.com not imported per job: set notify\.mailto in the config/,
   );
   assertEquals(day.job!.description, "Remind the team on the 1st and 15th, and every Friday");
   assertMatch(day.notes.join("\n"), /day 1,15 of the month OR on fri; .* two jobs/);

@@ -186,7 +186,15 @@ for (const backend of BACKENDS) {
         assert(foreign instanceof RuntimeError);
         assertMatch(
           foreign.message,
-          /is not an APScheduler job table \(it has no next_run_time or job_state column\)/,
+          /is not an APScheduler job table \(it has no next_run_time or job_state column\); name the original's table with --table/,
+        );
+        // After an import, --from-database on the original's database reads jm_jobs by default,
+        // which is then jobsmanager's own.
+        const ours = await assertRejects(() => readApschedulerTable(db.target, "jm_jobs"));
+        assert(ours instanceof RuntimeError);
+        assertEquals(
+          ours.message,
+          `table jm_jobs in ${store.description} is not an APScheduler job table (it has no next_run_time or job_state column): it is jobsmanager's own jobs table; name the original's table with --table (after the rename jobsmanager asks for it is jm_jobs_apscheduler)`,
         );
         const bad = await assertRejects(() =>
           readApschedulerTable(db.target, "x; DROP TABLE jm_jobs")

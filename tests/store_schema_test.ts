@@ -331,6 +331,50 @@ onEveryBackend(
   },
 );
 
+onEveryBackend(
+  "migrate",
+  "the original's jm_jobs and jm_syslog are named in one refusal; the two renames it names fix it",
+  async (db, backend) => {
+    await rawQuery(
+      db,
+      "CREATE TABLE jm_jobs (id VARCHAR(191) NOT NULL PRIMARY KEY, next_run_time DOUBLE, job_state BLOB NOT NULL)",
+    );
+    await rawQuery(
+      db,
+      "CREATE TABLE jm_syslog (id INTEGER PRIMARY KEY, created_at DATETIME, level VARCHAR(16), logger_name VARCHAR(64), message TEXT)",
+    );
+    const renames = backend === "sqlite"
+      ? [
+        "ALTER TABLE jm_jobs RENAME TO jm_jobs_apscheduler;",
+        "ALTER TABLE jm_syslog RENAME TO jm_syslog_original;",
+      ]
+      : [
+        "RENAME TABLE jm_jobs TO jm_jobs_apscheduler;",
+        "RENAME TABLE jm_syslog TO jm_syslog_original;",
+      ];
+    const store = db.open();
+    try {
+      for (const refused of [() => store.migrate(), () => store.hasSchema()]) {
+        const error = await assertRejects(refused, RuntimeError);
+        assertEquals(
+          error.message,
+          `tables jm_jobs and jm_syslog in ${store.description} are the original JobsManager's: jm_jobs its APScheduler job store (it has next_run_time and job_state), jm_syslog its log table (it has no context column); jobsmanager changed nothing. Move both aside with \`${
+            renames[0]
+          }\` and \`${
+            renames[1]
+          }\` (the log's rows stay there to read), then bring its jobs in with \`jobsmanager import apscheduler\` (which migrates)`,
+        );
+      }
+      assertEquals(await tables(db), ["jm_jobs", "jm_syslog"]);
+
+      for (const rename of renames) await rawQuery(db, rename);
+      assertEquals((await store.migrate()).to, SCHEMA_VERSION);
+    } finally {
+      await store.close();
+    }
+  },
+);
+
 Deno.test("migrate[sqlite]: the original's tables are found whatever their names' case, as views too", async () => {
   const ORIGINAL = "is the original JobsManager's";
   const cases: [string[], string][] = [

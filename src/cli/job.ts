@@ -27,7 +27,7 @@ import {
   updateJob,
 } from "../app/jobs.ts";
 import { readableSchedule } from "../cron/fields.ts";
-import { type CommandContext, outputWidth } from "./context.ts";
+import { type CommandContext, outputWidth, writeErr } from "./context.ts";
 import {
   command,
   either,
@@ -322,6 +322,12 @@ export function jobCommand() {
         ctx,
         (store) => updateJob(store, id, options, Date.now(), CLI_NAMES),
       );
+      // Stored all the same, as job add stores it: it applies once the job is given retries.
+      if (opts.retryOn !== undefined && written.change.after?.retries === 0) {
+        writeErr(
+          `jobsmanager: warning: job '${id}' has retries 0, so --retry-on does nothing until it is given some (--retries N)`,
+        );
+      }
       printWrite(
         ctx,
         written,

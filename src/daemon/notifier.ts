@@ -509,7 +509,7 @@ export class Notifier {
     this.heldLookAt = Math.min(this.heldLookAt, nextDueAt ?? Infinity, now + HELD_LOOK_MAX_MS);
     for (const jobId of lost) {
       notifyLog.warn(
-        "job {job}: its held-back notification is not sent: its claim in jm_notifications was deleted before it was due (housekeeping keeps jobsmanager.keep_run_days; keep it longer than notify.min_interval)",
+        "job {job}: its held-back notification is not sent: its claim in jm_notifications was deleted before it was due (housekeeping keeps runs.keep_days; keep it longer than notify.min_interval)",
         { job: jobId },
       );
     }

@@ -49,10 +49,15 @@ export async function readApschedulerTable(
     }
     const missing = COLUMNS.filter((c) => !columns.includes(c));
     if (missing.length > 0) {
+      // After the import, the original's database holds jobsmanager's own jm_jobs under the
+      // name --from-database reads by default: the original's table is the renamed one.
+      const ours = table.toLowerCase() === "jm_jobs" && columns.includes("command")
+        ? ": it is jobsmanager's own jobs table"
+        : "";
       throw new RuntimeError(
         `table ${table} in ${driver.description} is not an APScheduler job table (it has no ${
           missing.join(" or ")
-        } column)`,
+        } column)${ours}; name the original's table with --table (after the rename jobsmanager asks for it is jm_jobs_apscheduler)`,
       );
     }
     const rows = await driver.all(

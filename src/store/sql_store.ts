@@ -428,8 +428,7 @@ export class SqlStore implements Store {
 
   async migrate(): Promise<MigrationReport> {
     const tables = await this.schemaTables(this.driver);
-    this.refuseForeignJobsTable(tables.get("jm_jobs"));
-    this.refuseOriginalLogTable(tables.get("jm_syslog"));
+    this.refuseOriginalTables(tables);
     const current = await this.schemaVersion(this.driver, tables);
     this.refuseNewer(current);
     if (
@@ -540,8 +539,7 @@ export class SqlStore implements Store {
 
   async hasSchema(): Promise<boolean> {
     const tables = await this.schemaTables(this.driver);
-    this.refuseForeignJobsTable(tables.get("jm_jobs"));
-    this.refuseOriginalLogTable(tables.get("jm_syslog"));
+    this.refuseOriginalTables(tables);
     return tables.has("jm_schema_version");
   }
 
@@ -587,30 +585,47 @@ export class SqlStore implements Store {
     }
   }
 
-  private refuseForeignJobsTable(columns: string[] | undefined): void {
-    if (columns === undefined) return;
-    const foreign = APSCHEDULER_COLUMNS.filter((c) => columns.includes(c));
-    if (foreign.length === 0) return;
-    throw new RuntimeError(
-      `table jm_jobs in ${this.description} is the original JobsManager's APScheduler job store (it has ${
-        foreign.join(" and ")
-      }); jobsmanager changed nothing. Move it aside with \`${
-        this.driver.profile.renameTable("jm_jobs", "jm_jobs_apscheduler")
-      }\`, then bring its jobs in with \`jobsmanager import apscheduler\` (which migrates)`,
-    );
-  }
-
   /**
-   * The original project's jm_syslog has no context column and keeps its
-   * times in its own way: writing into it would fail on every log line.
-   * Ours always has a context column, so it is never mistaken for it.
+   * The original project's jm_jobs (its APScheduler job store) and jm_syslog,
+   * refused together: naming one at a time sent the operator back to rename
+   * the other after the first was done. The original's jm_syslog has no
+   * context column and keeps its times in its own way: writing into it would
+   * fail on every log line. Ours always has a context column, so it is never
+   * mistaken for it.
    */
-  private refuseOriginalLogTable(columns: string[] | undefined): void {
-    if (columns === undefined || columns.includes("context")) return;
+  private refuseOriginalTables(tables: SchemaTables): void {
+    const jobsColumns = tables.get("jm_jobs");
+    const foreign = jobsColumns === undefined
+      ? []
+      : APSCHEDULER_COLUMNS.filter((c) => jobsColumns.includes(c));
+    const logColumns = tables.get("jm_syslog");
+    const originalLog = logColumns !== undefined && !logColumns.includes("context");
+    if (foreign.length === 0 && !originalLog) return;
+    const rename = (table: string, to: string) =>
+      `\`${this.driver.profile.renameTable(table, to)}\``;
+    const jobStore = `APScheduler job store (it has ${foreign.join(" and ")})`;
+    const logTable = "log table (it has no context column)";
+    const importJobs = "bring its jobs in with `jobsmanager import apscheduler` (which migrates)";
+    if (!originalLog) {
+      throw new RuntimeError(
+        `table jm_jobs in ${this.description} is the original JobsManager's ${jobStore}; jobsmanager changed nothing. Move it aside with ${
+          rename("jm_jobs", "jm_jobs_apscheduler")
+        }, then ${importJobs}`,
+      );
+    }
+    if (foreign.length === 0) {
+      throw new RuntimeError(
+        `table jm_syslog in ${this.description} is the original JobsManager's ${logTable}; jobsmanager changed nothing. Move it aside with ${
+          rename("jm_syslog", "jm_syslog_original")
+        } (its rows stay there to read), then run \`jobsmanager db migrate\``,
+      );
+    }
     throw new RuntimeError(
-      `table jm_syslog in ${this.description} is the original JobsManager's log table (it has no context column); jobsmanager changed nothing. Move it aside with \`${
-        this.driver.profile.renameTable("jm_syslog", "jm_syslog_original")
-      }\` (its rows stay there to read), then run \`jobsmanager db migrate\``,
+      `tables jm_jobs and jm_syslog in ${this.description} are the original JobsManager's: jm_jobs its ${jobStore}, jm_syslog its ${logTable}; jobsmanager changed nothing. Move both aside with ${
+        rename("jm_jobs", "jm_jobs_apscheduler")
+      } and ${
+        rename("jm_syslog", "jm_syslog_original")
+      } (the log's rows stay there to read), then ${importJobs}`,
     );
   }
 

@@ -386,10 +386,11 @@ function candidate(
       }'s home directory; jobsmanager runs it in the service's working directory (\`job update --cwd DIR\` sets another)`,
     );
   }
-  // An empty MAILTO is cron sending no mail: nothing is lost.
+  // An empty MAILTO is cron sending no mail: nothing is lost. Mail is one address for every job
+  // (notify.mailto), so a crontab's is not made a job's own.
   if (env.mailto !== null && env.mailto !== "") {
     notes.push(
-      `MAILTO=${env.mailto} not imported: jobsmanager sends no mail; the output is in \`jobsmanager runs show\``,
+      `MAILTO=${env.mailto} not imported per job: set notify.mailto in the config to mail failures, silence alerts and recoveries of every job; the output is in \`jobsmanager runs show\``,
     );
   }
   let description = line.comments.join(" ");

@@ -15,7 +15,7 @@
  * - a run (in `runs`, or `last_run`) is a run of this job as recorded: with
  *   the status it has, or one it had before (queued, then running), and,
  *   once it has ended as sent, every field as recorded; one removed since
- *   (keep_run_days) is taken, and `last_run: null` (read before the first);
+ *   (runs.keep_days) is taken, and `last_run: null` (read before the first);
  * - `invalid` and `after_missing` move with other jobs (the one it follows
  *   removed): any text or null, any boolean.
  * Each is checked against the job as stored and as the write would leave it
@@ -132,7 +132,7 @@ async function runDifference(
   const runId = (sent as { id?: unknown }).id;
   if (typeof runId !== "number" || !Number.isSafeInteger(runId)) return "a run without its id";
   const run: Run | null = await copies.store.getRun(runId);
-  // Removed since the copy was read (keep_run_days, by hand): nothing left to differ from.
+  // Removed since the copy was read (runs.keep_days, by hand): nothing left to differ from.
   if (run === null) return null;
   if (run.job_id !== id) return `run ${runId}: a run of job '${run.job_id}', not of '${id}'`;
   const recorded = JSON.parse(toJson(run, undefined, copies.shown)) as Record<string, unknown>;
