@@ -72,7 +72,7 @@ for (const backend of BACKENDS) {
     assertStringIncludes(await ok(db, "job", "show", "c"), "schedule            none of its own\n");
   });
 
-  Deno.test(`cli[${backend}]: job update --retry-on on a job without retries warns on stderr`, async () => {
+  Deno.test(`cli[${backend}]: job add or update --retry-on on a job without retries warns on stderr`, async () => {
     await using db = await freshDatabase(backend);
     await ok(db, "job", "add", "r", "--command", "false", "--cron", "0 3 * * *");
     const warning =
@@ -90,6 +90,35 @@ for (const backend of BACKENDS) {
     assertEquals([given.code, given.stderr], [0, ""]);
     const kept = await jm(db, "job", "update", "r", "--retry-on", "failed,timeout");
     assertEquals([kept.code, kept.stderr], [0, ""]);
+    // job add says the same.
+    const added = await jm(
+      db,
+      "job",
+      "add",
+      "s",
+      "--command",
+      "false",
+      "--cron",
+      "0 3 * * *",
+      "--retry-on",
+      "timeout",
+    );
+    assertEquals([added.code, added.stderr], [0, warning.replace("'r'", "'s'")]);
+    const addedWith = await jm(
+      db,
+      "job",
+      "add",
+      "t",
+      "--command",
+      "false",
+      "--cron",
+      "0 3 * * *",
+      "--retries",
+      "1",
+      "--retry-on",
+      "timeout",
+    );
+    assertEquals([addedWith.code, addedWith.stderr], [0, ""]);
   });
 
   Deno.test(`cli[${backend}]: links the service does not follow are shown so: a cycle written in SQL, a job removed`, async () => {

@@ -6,6 +6,7 @@ import { UsageError } from "../errors.ts";
 import {
   buildJob,
   hasSchedule,
+  type Job,
   type JobOptions,
   nextFires,
   validateId,
@@ -279,6 +280,17 @@ function enableCommand(name: "enable" | "disable", enabled: boolean) {
   });
 }
 
+/**
+ * `--retry-on` given to a job left with retries 0 is stored all the same
+ * (it applies once the job is given retries): said, not refused.
+ */
+function warnRetryOnAlone(retryOn: unknown, job: Job | null | undefined): void {
+  if (retryOn === undefined || job?.retries !== 0) return;
+  writeErr(
+    `jobsmanager: warning: job '${job.id}' has retries 0, so --retry-on does nothing until it is given some (--retries N)`,
+  );
+}
+
 export function jobCommand() {
   const add = command({
     brief: "add a job",
@@ -294,6 +306,7 @@ export function jobCommand() {
       }, { creates: true });
       const { change } = written;
       const after = change.after!;
+      warnRetryOnAlone(opts.retryOn, after);
       const next = nextFires(after, zone!.name, new Date(), 1);
       printWrite(
         ctx,
@@ -322,12 +335,7 @@ export function jobCommand() {
         ctx,
         (store) => updateJob(store, id, options, Date.now(), CLI_NAMES),
       );
-      // Stored all the same, as job add stores it: it applies once the job is given retries.
-      if (opts.retryOn !== undefined && written.change.after?.retries === 0) {
-        writeErr(
-          `jobsmanager: warning: job '${id}' has retries 0, so --retry-on does nothing until it is given some (--retries N)`,
-        );
-      }
+      warnRetryOnAlone(opts.retryOn, written.change.after);
       printWrite(
         ctx,
         written,
