@@ -295,6 +295,35 @@ function closeIdle(pool: mysql.Pool, idleMs: number): () => void {
  */
 const PARSERS_KEPT = 256;
 
+/**
+ * What every connection sets for itself before its first statement:
+ * whatever the server's defaults (`SET GLOBAL`, `init_connect`, my.cnf),
+ * the statements behave as written. Left to the server:
+ * - `NO_BACKSLASH_ESCAPES` in sql_mode: mysql2 escapes values with
+ *   backslashes, so a quote in a command failed the write, and a job's
+ *   output holding `' -- ` ended a run's UPDATE early, its WHERE commented
+ *   out: every row of jm_runs overwritten; without strict mode, values cut
+ *   silently;
+ * - `autocommit=0` or `completion_type=CHAIN`: writes left in transactions
+ *   never committed, holding their locks (fires lost, a clean stop undone);
+ * - `sql_select_limit`: jobs beyond it never loaded, with no word (DEFAULT
+ *   would be the server's: the limit is set to the largest);
+ * - a `time_zone` with daylight saving: `UNIX_TIMESTAMP(NOW(3))`, the
+ *   database's clock the cluster reads, an hour behind for an hour;
+ * - a server that ignores the client's character set
+ *   (`skip-character-set-client-handshake`): 😀 stored as `????`;
+ * - `sql_safe_updates`: retention's deletes refused.
+ */
+function sessionSql(charset: string): string {
+  const [name, ...collation] = charset.trim().toLowerCase().split("_");
+  // `charset` is utf8mb4 or one of its collations (charset.ts): nothing else reaches here.
+  const names = collation.length === 0 ? name : `${name} COLLATE ${charset.trim().toLowerCase()}`;
+  return `SET NAMES ${names}, time_zone = '+00:00', sql_mode = '${SESSION_SQL_MODE}', autocommit = 1, completion_type = 0, sql_select_limit = 18446744073709551615, sql_safe_updates = 0`;
+}
+
+/** MariaDB's default sql_mode, in words MySQL 8 knows too. */
+const SESSION_SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION";
+
 /** Connections for `batch` (see MysqlDriver), beside the pool's `poolSize`. */
 export const BATCH_CONNECTIONS = 2;
 
@@ -319,6 +348,8 @@ export class MysqlDriver implements Driver {
    * `giveBack` destroys them, the pool opens new ones as needed.
    */
   #broken = new WeakSet<mysql.PoolConnection>();
+  /** Connections whose session is set (see `sessionSql`). */
+  #set = new WeakSet<mysql.PoolConnection>();
 
   #stopClosingIdle: (() => void)[] = [];
 
@@ -491,12 +522,23 @@ export class MysqlDriver implements Driver {
   }
 
   private async connection(from = this.pool): Promise<mysql.PoolConnection> {
+    let conn: mysql.PoolConnection;
     try {
       const pool = await from;
-      return await settled<mysql.PoolConnection>((done) => pool.getConnection(done));
+      conn = await settled<mysql.PoolConnection>((done) => pool.getConnection(done));
     } catch (error) {
       throw explainMysqlError(error, this.target);
     }
+    if (this.#set.has(conn)) return conn;
+    try {
+      const sql = sessionSql(this.target.charset);
+      await settled((done) => conn.query({ sql, timeout: this.queryTimeoutMs }, done));
+    } catch (error) {
+      conn.destroy();
+      throw explainMysqlError(error, this.target);
+    }
+    this.#set.add(conn);
+    return conn;
   }
 
   /**

@@ -1,0 +1,107 @@
+/**
+ * A MySQL server whose defaults are not the usual ones, as operators set
+ * them (my.cnf, `SET GLOBAL`): every connection sets its own session, so
+ * what is written is stored as written, nothing else is overwritten, and
+ * every row is read. On a private server (the shared one must not change).
+ */
+import { assertEquals } from "./assert.ts";
+import { cli } from "./helpers.ts";
+import { privateMariadb, privateMariadbMissing } from "./private_mariadb.ts";
+import { openStore } from "../src/store/open.ts";
+import { resolveTarget } from "../src/config/database.ts";
+import { defaultSettings } from "../src/config/config.ts";
+import { buildJob } from "../src/domain/job.ts";
+
+const ignore = privateMariadbMissing() !== null;
+
+/** The server's global defaults that broke it (helper-124's attack), all at once. */
+const ODD_DEFAULTS =
+  "SET GLOBAL sql_mode = 'NO_BACKSLASH_ESCAPES', autocommit = 0, completion_type = 'CHAIN', sql_select_limit = 2, time_zone = '+05:30', sql_safe_updates = 1";
+
+/** With a character set it imposes whatever the client asks (an old my.cnf recipe). */
+const UTF8MB3_ONLY = [
+  "--character-set-server=utf8mb3",
+  "--collation-server=utf8mb3_general_ci",
+  "--skip-character-set-client-handshake",
+];
+
+Deno.test({
+  name:
+    "mysql session: odd server defaults: commands with quotes and backslashes, emoji, every job listed",
+  ignore,
+  fn: async () => {
+    await using server = await privateMariadb(UTF8MB3_ONLY);
+    await server.sql(ODD_DEFAULTS);
+    const jm = (...args: string[]) => cli(["--database", server.url, ...args]);
+    const command = `echo 'it''s "quoted"' \\ back\\slash; printf '%s\\n' done`;
+    const added = await jm(
+      "job",
+      "add",
+      "quoted",
+      "--command",
+      command,
+      "--description",
+      "nightly 😀 ✓",
+      "--cron",
+      "0 3 * * *",
+    );
+    assertEquals(added.code, 0, added.stderr);
+    for (const id of ["a", "b", "c"]) {
+      const more = await jm("job", "add", id, "--command", "true", "--cron", "0 4 * * *");
+      assertEquals(more.code, 0, more.stderr);
+    }
+    const shown = JSON.parse((await jm("job", "show", "quoted", "--json")).stdout);
+    assertEquals([shown.command, shown.description], [command, "nightly 😀 ✓"]);
+    const listed = JSON.parse((await jm("job", "list", "--json")).stdout);
+    assertEquals(listed.map((j: { id: string }) => j.id), ["a", "b", "c", "quoted"]);
+  },
+});
+
+Deno.test({
+  name:
+    "mysql session: a run's output holding a quote and a comment is stored as it is, and no other run changes",
+  ignore,
+  fn: async () => {
+    await using server = await privateMariadb();
+    await server.sql(ODD_DEFAULTS);
+    const target = resolveTarget({ ...defaultSettings(), "db.url": server.url });
+    const store = openStore(target);
+    try {
+      await store.migrate();
+      await store.changeJob(
+        "j",
+        () => buildJob("j", { command: "true", cron: "* * * * *" }, null, 0),
+      );
+      const fire = (at: number) => ({
+        job_id: "j",
+        scheduled_at: at,
+        status: "running" as const,
+        trigger: "schedule" as const,
+        node_id: "n1",
+      });
+      const [first, second] = await store.claimRuns([fire(60_000), fire(120_000)]);
+      await store.updateRuns([
+        { id: first!, update: { status: "failed", exit_code: 3, stdout: "kept\n" } },
+      ]);
+      // Printed by a job: with backslash escapes off, `' -- ` ended the string and commented out
+      // the WHERE that follows it.
+      const output = 'x\\\' -- \\n"y"\n';
+      await store.updateRuns([
+        { id: second!, update: { status: "success", exit_code: 0, stdout: output } },
+      ]);
+      // Read through a store of its own: what was written was committed.
+      const other = openStore(target);
+      try {
+        const runs = await other.listRuns({ job_id: "j", limit: 10 });
+        assertEquals(
+          runs.map((r) => [r.id, r.status, r.exit_code, r.stdout]).sort(),
+          [[first, "failed", 3, "kept\n"], [second, "success", 0, output]].sort(),
+        );
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await store.close();
+    }
+  },
+});
