@@ -11,12 +11,13 @@ import { openStore } from "../src/store/open.ts";
 import { resolveTarget } from "../src/config/database.ts";
 import { defaultSettings } from "../src/config/config.ts";
 import { buildJob } from "../src/domain/job.ts";
+import { MysqlDriver } from "../src/store/mysql.ts";
 
 const ignore = privateMariadbMissing() !== null;
 
 /** The server's global defaults that broke it (helper-124's attack), all at once. */
 const ODD_DEFAULTS =
-  "SET GLOBAL sql_mode = 'NO_BACKSLASH_ESCAPES', autocommit = 0, completion_type = 'CHAIN', sql_select_limit = 2, time_zone = '+05:30', sql_safe_updates = 1";
+  "SET GLOBAL sql_mode = 'NO_BACKSLASH_ESCAPES', autocommit = 0, completion_type = 'CHAIN', sql_select_limit = 2, time_zone = '+05:30', sql_safe_updates = 1, wait_timeout = 2";
 
 /** With a character set it imposes whatever the client asks (an old my.cnf recipe). */
 const UTF8MB3_ONLY = [
@@ -102,6 +103,35 @@ Deno.test({
       }
     } finally {
       await store.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "mysql session: each connection's own settings, whatever the server's defaults",
+  ignore,
+  fn: async () => {
+    await using server = await privateMariadb(UTF8MB3_ONLY);
+    await server.sql(ODD_DEFAULTS);
+    const target = resolveTarget({ ...defaultSettings(), "db.url": server.url });
+    if (target.kind !== "mysql") throw new Error(`not MySQL: ${server.url}`);
+    const driver = new MysqlDriver(target);
+    try {
+      const [row] = await driver.all(
+        "SELECT @@SESSION.sql_mode AS sql_mode, @@SESSION.autocommit AS autocommit, @@SESSION.completion_type AS completion_type, @@SESSION.sql_select_limit AS sql_select_limit, @@SESSION.time_zone AS time_zone, @@SESSION.sql_safe_updates AS sql_safe_updates, @@SESSION.character_set_client AS charset, @@SESSION.wait_timeout AS wait_timeout",
+      );
+      assertEquals({ ...row, sql_select_limit: String(row.sql_select_limit) }, {
+        sql_mode: "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION",
+        autocommit: 1,
+        completion_type: "NO_CHAIN",
+        sql_select_limit: "18446744073709551615",
+        time_zone: "+00:00",
+        sql_safe_updates: 0,
+        charset: "utf8mb4",
+        wait_timeout: 120,
+      });
+    } finally {
+      await driver.close();
     }
   },
 });

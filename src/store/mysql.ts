@@ -312,13 +312,17 @@ const PARSERS_KEPT = 256;
  *   database's clock the cluster reads, an hour behind for an hour;
  * - a server that ignores the client's character set
  *   (`skip-character-set-client-handshake`): 😀 stored as `????`;
- * - `sql_safe_updates`: retention's deletes refused.
+ * - `sql_safe_updates`: retention's deletes refused;
+ * - a `wait_timeout` below the pool's own idle close (`closeIdle`): the
+ *   server closed idle connections first, each an error and an outage.
  */
 function sessionSql(charset: string): string {
   const [name, ...collation] = charset.trim().toLowerCase().split("_");
   // `charset` is utf8mb4 or one of its collations (charset.ts): nothing else reaches here.
   const names = collation.length === 0 ? name : `${name} COLLATE ${charset.trim().toLowerCase()}`;
-  return `SET NAMES ${names}, time_zone = '+00:00', sql_mode = '${SESSION_SQL_MODE}', autocommit = 1, completion_type = 0, sql_select_limit = 18446744073709551615, sql_safe_updates = 0`;
+  return `SET NAMES ${names}, time_zone = '+00:00', sql_mode = '${SESSION_SQL_MODE}', autocommit = 1, completion_type = 0, sql_select_limit = 18446744073709551615, sql_safe_updates = 0, wait_timeout = GREATEST(@@GLOBAL.wait_timeout, ${
+    IDLE_CLOSE_MS / 1000 * 2
+  })`;
 }
 
 /** MariaDB's default sql_mode, in words MySQL 8 knows too. */
