@@ -343,9 +343,74 @@ Deno.test({
   },
 });
 
+/**
+ * loadConfig as a caller without capabilities (root then meets file
+ * permissions as other users do), in `cwd`, looking for a config where
+ * `searched` says: the error's message, or "" when it loaded.
+ */
+async function loadWithoutCapabilities(cwd: string, searched: string[]): Promise<string> {
+  const script = `import { loadConfig } from ${
+    JSON.stringify(new URL("../src/config/config.ts", import.meta.url).href)
+  };
+try { loadConfig({}, {}, ${
+    JSON.stringify(searched)
+  }); console.log(""); } catch (error) { console.log(error.message); }`;
+  const out = await new Deno.Command("setpriv", {
+    args: [
+      "--bounding-set=-all",
+      Deno.execPath(),
+      "eval",
+      "--quiet",
+      "--config",
+      new URL("../deno.json", import.meta.url).pathname,
+      script,
+    ],
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert(out.success, stderr);
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
 Deno.test({
   name:
-    "a config behind a directory closed to the caller is an error naming it, not a fall back to the defaults",
+    "a config behind a directory closed to the caller is an error where the install puts it, missing in the working directory",
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "jm-config-" });
+    try {
+      for (const sub of ["install", "cwd"]) {
+        await Deno.mkdir(`${dir}/${sub}/etc`, { recursive: true });
+        await Deno.writeTextFile(
+          `${dir}/${sub}/etc/jobsmanager.json`,
+          `{ db: { url: "sqlite:${dir}/its.db" } }`,
+        );
+        // As /etc/jobsmanager is to a user outside its group.
+        await Deno.chown(`${dir}/${sub}/etc`, 4242, 4242);
+        await Deno.chmod(`${dir}/${sub}/etc`, 0o750);
+      }
+      const installed = `${dir}/install/etc/jobsmanager.json`;
+      assertEquals(
+        await loadWithoutCapabilities(dir, [installed]),
+        `config file '${installed}' cannot be looked at: a directory on its path is closed to you (uid 0); run as a user who may read it (root, or a member of its directory's group), or name another file with --config`,
+      );
+      // An etc of something else in the working directory (or the directory itself, closed: sudo -u
+      // from root's home) hides nothing of the install's: the next path is looked at.
+      assertEquals(await loadWithoutCapabilities(`${dir}/cwd`, ["./etc/jobsmanager.json"]), "");
+      assertStringIncludes(
+        await loadWithoutCapabilities(`${dir}/cwd`, ["./etc/jobsmanager.json", installed]),
+        "cannot be looked at",
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "a config named by --config behind a directory closed to the caller is an error naming it",
   ignore: Deno.uid() !== 0,
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "jm-config-" });
@@ -355,24 +420,15 @@ Deno.test({
         `${dir}/etc/jobsmanager.json`,
         `{ db: { url: "sqlite:${dir}/its.db" } }`,
       );
-      // As /etc/jobsmanager is to a user outside its group.
       await Deno.chown(`${dir}/etc`, 4242, 4242);
       await Deno.chmod(`${dir}/etc`, 0o750);
-      const listed = await cli(["job", "list"], { cwd: dir, withoutCapabilities: true });
-      assertEquals(listed.code, 2, listed.stderr);
-      assertStringIncludes(
-        listed.stderr,
-        "config file './etc/jobsmanager.json' cannot be looked at: a directory on its path is closed to you (uid 0)",
-      );
-      assert(!listed.stderr.includes("no database at"), listed.stderr);
-      assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["etc"]);
-      // Named, the same.
       const named = await cli(["--config", `${dir}/etc/jobsmanager.json`, "job", "list"], {
         cwd: dir,
         withoutCapabilities: true,
       });
       assertEquals(named.code, 2, named.stderr);
       assertStringIncludes(named.stderr, "cannot be looked at");
+      assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["etc"]);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

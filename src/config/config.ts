@@ -592,6 +592,7 @@ function flatten(
 function findConfigFile(
   overrides: ConfigOverrides,
   env: Record<string, string | undefined>,
+  searched: readonly string[],
 ): { path: string; named: boolean } | null {
   const explicit = overrides.config ?? env.JM_CONFIG;
   if (explicit !== undefined && explicit !== "") {
@@ -610,7 +611,9 @@ function findConfigFile(
     }
     return { path: explicit, named: true };
   }
-  const found = DEFAULT_CONFIG_PATHS.find(exists);
+  // A working directory closed to the caller (`sudo -u` from root's home), or an unrelated `etc`
+  // in it, hides no config of this install: only a closed absolute one is an error.
+  const found = searched.find((path) => exists(path, !path.startsWith("/")));
   return found === undefined ? null : { path: found, named: false };
 }
 
@@ -655,13 +658,14 @@ function isDirectory(path: string): boolean {
 /**
  * Whether a config file is at `path`. One behind a directory closed to the
  * caller (`/etc/jobsmanager` is 0750 root:jobsmanager) is not taken for
- * missing: the command would go on with the defaults, on a stray database.
+ * missing, unless `closedIsMissing`: the command would go on with the
+ * defaults, on a stray database.
  */
-function exists(path: string): boolean {
+function exists(path: string, closedIsMissing = false): boolean {
   try {
     return Deno.statSync(path).isFile;
   } catch (error) {
-    if (!(error instanceof Deno.errors.PermissionDenied)) return false;
+    if (!(error instanceof Deno.errors.PermissionDenied) || closedIsMissing) return false;
     throw new ValidationError(
       "config",
       `config file '${path}' cannot be looked at: a directory on its path is closed to you (uid ${Deno.uid()}); run as a user who may read it (root, or a member of its directory's group), or name another file with --config`,
@@ -730,12 +734,14 @@ function parseFile(file: string, named: boolean): Map<string, unknown> {
 /**
  * Load settings: defaults < file < environment < flags. Throws
  * ValidationError (exit 2) naming the key for anything malformed.
+ * `searched`: where a config not named is looked for (tests name others).
  */
 export function loadConfig(
   overrides: ConfigOverrides = {},
   env: Record<string, string | undefined> = Deno.env.toObject(),
+  searched: readonly string[] = DEFAULT_CONFIG_PATHS,
 ): LoadedConfig {
-  const found = findConfigFile(overrides, env);
+  const found = findConfigFile(overrides, env, searched);
   const file = found?.path ?? null;
   const values = found ? parseFile(found.path, found.named) : new Map<string, unknown>();
   const settings: Record<string, unknown> = {};
