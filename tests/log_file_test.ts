@@ -566,11 +566,50 @@ Deno.test("log file: a stop waits for a disk that does not take writes only as l
       sink(record("after the close"));
       assert(
         errors.some((e) =>
-          /^jobsmanager: the log file .*jobsmanager\.log did not take its last \d+ lines in 50 ms \(a slow or hung disk\); they are not in it$/
+          /^jobsmanager: the log file .*jobsmanager\.log did not finish writing its last \d+ lines in 50 ms \(a slow or hung disk\); they may not be in it$/
             .test(e)
         ),
         errors.join("\n"),
       );
+    },
+  );
+});
+
+Deno.test("log file: lines dropped while a close waits on a slow disk are counted in the file", async () => {
+  const line = (i: number) => `line ${String(i).padStart(5, "0")} ${"x".repeat(88)}`;
+  await onHungDisk(
+    { maxWaitingBytes: 32 * 1024, disposeWaitMs: 60_000 },
+    async (sink, drained) => {
+      for (let i = 0; i < 1000; i++) sink(record(line(i)));
+      const closing = sink[Symbol.asyncDispose]();
+      // Logged as the service stops, beyond the bound: dropped.
+      for (let i = 1000; i < 5000; i++) sink(record(line(i)));
+      await drained.drain();
+      await closing;
+      const kept = drained.text.split("\n").filter((l) => l.startsWith("line ")).length;
+      const counts = [...drained.text.matchAll(/\n(\d+) log lines were lost: /g)].map((m) =>
+        Number(m[1])
+      );
+      // With no line written after it, each count says the lines lost so far: the last, all.
+      assertEquals(kept + counts.at(-1)!, 5000, `${kept} kept, counted lost: ${counts}`);
+    },
+  );
+});
+
+Deno.test("log file: lines dropped before a close gave up on a hung disk are counted on stderr", async () => {
+  await onHungDisk(
+    { maxWaitingBytes: 256 * 1024, disposeWaitMs: 50 },
+    async (sink, _drained, errors) => {
+      // 800 KB: the first write (64 KiB and a line) fills the pipe and hangs; 256 KiB wait.
+      for (let i = 0; i < 4000; i++) sink(record(`line ${i} ${"x".repeat(200)}`));
+      await sink[Symbol.asyncDispose]();
+      const said = errors.map((e) =>
+        e.match(
+          /^jobsmanager: (\d+) log lines were lost: the log file could not be written \(it had not taken the 256 KiB of lines before them/,
+        )
+      ).find((m) => m !== null);
+      assert(said, errors.join("\n"));
+      assert(Number(said[1]) > 2000, errors.join("\n"));
     },
   );
 });

@@ -26,7 +26,10 @@ export interface LogFileOptions {
   /** Rotated files kept: 0 = none (the file starts again empty). */
   backups: number;
   flushMs: number;
-  /** Lines (bytes) waiting for writes not done, beyond which more are dropped, and counted. */
+  /**
+   * Lines waiting for writes not done (their length in UTF-16 units, bytes
+   * for ASCII), beyond which more are dropped, and counted.
+   */
   maxWaitingBytes?: number;
   /** How long disposing waits for the writes still going. */
   disposeWaitMs?: number;
@@ -50,6 +53,9 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
   /** Lines dropped since the last handed to a write; whether stderr was told, since the last count written. */
   let dropped = 0;
   let dropping = false;
+  /** Lines dropped and not yet in a count written; of `lost`, those that were dropped. */
+  let droppedUnsaid = 0;
+  let lostDropped = 0;
   const maxWaiting = options.maxWaitingBytes ?? MAX_WAITING_BYTES;
   let writing: Promise<void> = Promise.resolve();
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -71,6 +77,8 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
    * rotation's rename would fail.
    */
   const opened = (): Deno.FsFile => {
+    // The close gave up on the disk: a write still going when it came back opens nothing.
+    if (hung) throw new Error("the log file was closed");
     if (file !== null) {
       try {
         const now = Deno.statSync(path);
@@ -217,20 +225,21 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
     // Behind a write the close gave up on: the file is closed, and must not be opened again.
     if (hung) return;
     if (droppedBefore > 0) {
-      if (lost === 0) {
-        failure = `it had not taken the ${
-          (maxWaiting / 1024).toFixed(0)
-        } KiB of lines before them (a slow or hung disk)`;
-      }
+      if (lost === 0) failure = dropReason();
       lost += droppedBefore;
+      lostDropped += droppedBefore;
     }
     const report = lost === 0 ? null : lostLines();
     const batch = report === null ? lines : [options.formatter(lostRecord(report)), ...lines];
     const { written, failed } = await write(batch);
+    // What the close gave up on is said there, not as a failure of its own.
+    if (hung) return;
     const linesWritten = report === null ? written : Math.max(0, written - 1);
     if (report !== null && linesWritten > 0) {
       console.error(`jobsmanager: ${report}; it can be again`);
       lost = 0;
+      droppedUnsaid -= lostDropped;
+      lostDropped = 0;
       dropping = false;
     }
     if (failed === undefined) return;
@@ -261,6 +270,11 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
     return writing;
   };
 
+  const dropReason = () =>
+    `it had not taken the ${
+      (maxWaiting / 1024).toFixed(0)
+    } KiB of lines before them (a slow or hung disk)`;
+
   /**
    * A line dropped: the disk has not taken the lines before it. Their
    * count goes in front of the lines logged after it (what waits is handed
@@ -268,6 +282,7 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
    */
   const drop = () => {
     if (buffer.length > 0) flush();
+    droppedUnsaid++;
     if (!dropping && lost === 0) {
       dropping = true;
       console.error(
@@ -283,7 +298,8 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
     const line = options.formatter(record);
     // A line logged as the service exits, during or after the close: no
     // later flush would write it, and a timer would hold the exit.
-    // After a disk that hung the close, a write could hold the exit: those go to stderr only.
+    // After a disk that hung the close, a write could hold the exit: those go to stderr only (at
+    // or above its level).
     if (closed) return hung ? undefined : appendNow(path, encoder.encode(line));
     if (waiting + line.length > maxWaiting) return drop();
     if (!closing) timer ??= setTimeout(flush, options.flushMs);
@@ -301,6 +317,8 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
     const drained = (async () => {
       for (let last = writing;; last = writing) {
         await last;
+        // The count of lines dropped meanwhile goes in too.
+        if (dropped > 0) flush();
         if (last === writing) return true;
       }
     })();
@@ -314,12 +332,18 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
     if (!done) {
       hung = true;
       console.error(
-        `jobsmanager: the log file ${path} did not take its last ${waitingLines} lines in ${waitMs} ms (a slow or hung disk); they are not in it`,
+        `jobsmanager: the log file ${path} did not finish writing its last ${waitingLines} lines in ${waitMs} ms (a slow or hung disk); they may not be in it`,
       );
     }
     closed = true;
     close();
-    if (lost > 0) console.error(`jobsmanager: ${lostLines()}`);
+    // Lost to failed writes, and dropped, and in no count written.
+    const unsaid = lost - lostDropped + droppedUnsaid;
+    if (unsaid > 0) {
+      lost = unsaid;
+      failure ||= dropReason();
+      console.error(`jobsmanager: ${lostLines()}`);
+    }
   };
   let disposed: Promise<void> | undefined;
   return Object.assign(sink, {
