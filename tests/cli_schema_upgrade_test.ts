@@ -157,6 +157,26 @@ for (const backend of BACKENDS) {
     assertEquals(await schemaVersionOf(db), SCHEMA_VERSION);
   });
 
+  Deno.test(`schema upgrade[${backend}]: a table dropped by hand is named by a read, not made again; db migrate makes it`, async () => {
+    await using db = await freshDatabase(backend);
+    const add = await jm(db, "job", "add", "a", "--command", "true", "--cron", "@daily");
+    assertEquals(add.code, 0, add.stderr);
+    await rawQuery(db, "DROP TABLE jm_nodes");
+    const list = await jm(db, "job", "list");
+    assertEquals({ code: list.code, stdout: list.stdout, stderr: list.stderr }, {
+      code: 1,
+      stdout: "",
+      stderr: `jobsmanager: ${
+        describeTarget(db.target)
+      } lacks the table jm_nodes of its schema (dropped by hand?); this command changed nothing. Create it again, empty, with \`jobsmanager db migrate\`\n`,
+    });
+    const migrate = await jm(db, "db", "migrate");
+    assertEquals(migrate.code, 0, migrate.stderr);
+    assertStringIncludes(migrate.stdout, "created the missing table jm_nodes again, empty");
+    const again = await jm(db, "job", "list");
+    assertEquals([again.code, again.stderr], [0, ""]);
+  });
+
   Deno.test(`schema upgrade[${backend}]: a new database is made by the first job added, as before`, async () => {
     await using db = await freshDatabase(backend);
     const add = await jm(db, "job", "add", "a", "--command", "true", "--cron", "@daily");

@@ -314,6 +314,27 @@ onEveryBackend(
 );
 
 onEveryBackend(
+  "hasSchema",
+  "a table dropped by hand is refused, naming it and db migrate, and not made again",
+  async (db) => {
+    const store = db.open();
+    try {
+      await store.migrate();
+      await rawQuery(db, "DROP TABLE jm_nodes");
+      await rawQuery(db, "DROP TABLE jm_runs");
+      const error = await assertRejects(() => store.hasSchema(), RuntimeError);
+      assertEquals(
+        error.message,
+        `${store.description} lacks the tables jm_runs, jm_nodes of its schema (dropped by hand?); this command changed nothing. Create them again, empty, with \`jobsmanager db migrate\``,
+      );
+      assertEquals(await tables(db), TABLES.filter((t) => t !== "jm_nodes" && t !== "jm_runs"));
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+onEveryBackend(
   "migrate",
   "a newer schema is refused, naming both versions, creating nothing",
   async (db, backend) => {

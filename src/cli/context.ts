@@ -1,7 +1,8 @@
 /**
  * What every command shares: the global options, the loaded config, the
- * store (opened, its schema checked, or made in a new database), and the one place output is
- * written, so `--json` and secret redaction cannot be forgotten.
+ * store (opened, its schema checked, or made in a new database), and the
+ * one place output is written, so `--json` and secret redaction cannot be
+ * forgotten.
  */
 import { givenOwner } from "../store/sqlite_owner.ts";
 import { loadConfig, type LoadedConfig } from "../config/config.ts";

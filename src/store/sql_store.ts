@@ -551,6 +551,18 @@ export class SqlStore implements Store {
     const version = await this.schemaVersion(this.driver, tables);
     this.refuseNewer(version);
     this.refuseOlder(version);
+    // What `migrate` would make again: a command that does not migrate would fail on it later.
+    const missing = missingTables(tables);
+    if (missing.length > 0) {
+      const one = missing.length === 1;
+      throw new RuntimeError(
+        `${this.description} lacks the table${one ? "" : "s"} ${
+          missing.join(", ")
+        } of its schema (dropped by hand?); this command changed nothing. Create ${
+          one ? "it" : "them"
+        } again, empty, with \`jobsmanager db migrate\``,
+      );
+    }
     return true;
   }
 

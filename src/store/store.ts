@@ -699,7 +699,8 @@ export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogSt
    * would create every table in an empty database. Reads only; refuses as
    * `migrate` does the original project's tables and a newer schema, and
    * as `migrate({ upgrade: false })` an older one: the services of the
-   * release that wrote it could not start again after an upgrade.
+   * release that wrote it could not start again after an upgrade. Refuses
+   * too a schema missing a table (dropped by hand), which `migrate` makes.
    */
   hasSchema(): Promise<boolean>;
 
