@@ -175,6 +175,15 @@ for (const backend of BACKENDS) {
     assertStringIncludes(migrate.stdout, "created the missing table jm_nodes again, empty");
     const again = await jm(db, "job", "list");
     assertEquals([again.code, again.stderr], [0, ""]);
+    // A command that adds jobs makes it again too, and says so.
+    await rawQuery(db, "DROP TABLE jm_nodes");
+    const added = await jm(db, "job", "add", "b", "--command", "true", "--cron", "@daily");
+    assertEquals([added.code, added.stderr], [
+      0,
+      `jobsmanager: ${
+        describeTarget(db.target)
+      }: created the missing table jm_nodes again, empty\n`,
+    ]);
   });
 
   Deno.test(`schema upgrade[${backend}]: a new database is made by the first job added, as before`, async () => {

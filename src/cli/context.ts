@@ -249,8 +249,18 @@ export class CommandContext {
         store === null ? this.refuseToCreate(missing!) : fn(store)
       );
     }
-    // Creates the schema of a new database, or a table dropped by hand; refuses an older one.
-    const { store } = await this.openMigrated((store) => store.migrate({ upgrade: false }));
+    // Creates the schema of a new database, or a table dropped by hand (said); refuses an older one.
+    const { store, migrated } = await this.openMigrated((store) =>
+      store.migrate({ upgrade: false })
+    );
+    if (migrated.created.length > 0) {
+      const one = migrated.created.length === 1;
+      writeErr(
+        `jobsmanager: ${store.description}: created the missing table${one ? "" : "s"} ${
+          migrated.created.join(", ")
+        } again, empty`,
+      );
+    }
     try {
       return await fn(store);
     } finally {
