@@ -12,6 +12,7 @@ import type { Node } from "../src/domain/node.ts";
 import { resolveTarget } from "../src/config/database.ts";
 import type { DatabaseTarget, MysqlTarget } from "../src/store/target.ts";
 import { defaultSettings } from "../src/config/config.ts";
+import { MIGRATIONS, versionTable } from "../src/store/migrations.ts";
 
 /** The MariaDB/MySQL server tests may create databases on (CI always sets it). */
 export const MYSQL_URL = Deno.env.get("JM_TEST_DATABASE_URL") ?? "";
@@ -163,6 +164,28 @@ export async function freshDatabase(backend: Backend): Promise<TestDatabase> {
       await Deno.remove(dir, { recursive: true });
     },
   };
+}
+
+/**
+ * Give the fresh database `db` the schema as an older release left it: the
+ * migrations up to `version` and their rows in jm_schema_version.
+ */
+export async function schemaAt(db: TestDatabase, version: number): Promise<void> {
+  await rawQuery(db, versionTable(db.backend));
+  for (const m of MIGRATIONS.filter((m) => m.version <= version)) {
+    for (const statement of m.statements[db.backend]) await rawQuery(db, statement);
+    await rawQuery(
+      db,
+      "INSERT INTO jm_schema_version (version, name, applied_at) VALUES (?, ?, 0)",
+      [m.version, m.name],
+    );
+  }
+}
+
+/** The schema version `db` holds: the highest row of jm_schema_version. */
+export async function schemaVersionOf(db: TestDatabase): Promise<number> {
+  const [row] = await rawQuery(db, "SELECT MAX(version) AS v FROM jm_schema_version");
+  return Number(row?.v ?? 0);
 }
 
 /** Run `fn` on a migrated store over a fresh database of `backend`, closed after. */

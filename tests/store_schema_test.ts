@@ -11,7 +11,7 @@ import {
   versionTable,
 } from "../src/store/migrations.ts";
 import { VERSION } from "../src/version.ts";
-import { freshDatabase, rawQuery, type TestDatabase } from "./helpers.ts";
+import { freshDatabase, rawQuery, schemaAt, type TestDatabase } from "./helpers.ts";
 import { countRows, job, onEveryBackend } from "./store_contract.ts";
 
 const TABLES = [
@@ -65,6 +65,11 @@ async function shape(db: TestDatabase, table: string): Promise<string[]> {
       ),
     ];
   return rows.map((r) => JSON.stringify(r)).sort();
+}
+
+/** The rows of jm_schema_version the migrations up to `version` leave. */
+function versionsUpTo(version: number): [number, string][] {
+  return MIGRATIONS.filter((m) => m.version <= version).map((m) => [m.version, m.name]);
 }
 
 async function versions(db: TestDatabase): Promise<[number, string][]> {
@@ -273,6 +278,61 @@ onEveryBackend("migrate", "three stores migrating at once apply each version onc
   }
   assertEquals(await versions(db), MIGRATIONS.map((m) => [m.version, m.name]));
 });
+
+onEveryBackend(
+  "migrate",
+  "without upgrade, an older schema is refused, naming both versions, changing nothing; a new one is made",
+  async (db) => {
+    const older = SCHEMA_VERSION - 1;
+    await schemaAt(db, older);
+    const before = await Promise.all((await tables(db)).map((t) => shape(db, t)));
+    const store = db.open();
+    try {
+      const refused =
+        `${store.description} has schema version ${older}, older than this jobsmanager ${VERSION} uses (${SCHEMA_VERSION}); this command changed nothing. Upgrade it with \`jobsmanager db migrate\` (or by starting this release's \`jobsmanager serve\`); services of the older release cannot start on it once it is migrated, so upgrade them together`;
+      const error = await assertRejects(() => store.migrate({ upgrade: false }), RuntimeError);
+      assertEquals(error.message, refused);
+      const asked = await assertRejects(() => store.hasSchema(), RuntimeError);
+      assertEquals(asked.message, refused);
+      assertEquals(await Promise.all((await tables(db)).map((t) => shape(db, t))), before);
+      assertEquals(await versions(db), versionsUpTo(older));
+      // The explicit way up.
+      assertEquals((await store.migrate()).applied, [SCHEMA_VERSION]);
+      assertEquals(await store.hasSchema(), true);
+    } finally {
+      await store.close();
+    }
+    await using fresh = await freshDatabase(db.backend);
+    const made = fresh.open();
+    try {
+      assertEquals((await made.migrate({ upgrade: false })).to, SCHEMA_VERSION);
+      assertEquals(await tables(fresh), TABLES);
+    } finally {
+      await made.close();
+    }
+  },
+);
+
+onEveryBackend(
+  "hasSchema",
+  "a table dropped by hand is refused, naming it and db migrate, and not made again",
+  async (db) => {
+    const store = db.open();
+    try {
+      await store.migrate();
+      await rawQuery(db, "DROP TABLE jm_nodes");
+      await rawQuery(db, "DROP TABLE jm_runs");
+      const error = await assertRejects(() => store.hasSchema(), RuntimeError);
+      assertEquals(
+        error.message,
+        `${store.description} lacks the tables jm_runs, jm_nodes of its schema (dropped by hand?); this command changed nothing. Create them again, empty, with \`jobsmanager db migrate\``,
+      );
+      assertEquals(await tables(db), TABLES.filter((t) => t !== "jm_nodes" && t !== "jm_runs"));
+    } finally {
+      await store.close();
+    }
+  },
+);
 
 onEveryBackend(
   "migrate",

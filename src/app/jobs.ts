@@ -398,20 +398,19 @@ export async function upcomingFires(
 const PREVIEW_ID = "preview";
 
 /**
- * The next fires of a schedule no job has yet (`job next --cron …`): it is
- * built into a job that is never stored, so it is checked exactly as
- * `job add` would check it.
+ * A schedule no job has yet (`job next --cron …`) as a job that is never
+ * stored, so it is checked exactly as `job add` would check it; built
+ * before the database is read, which a bad schedule then is not.
  */
-export function previewFires(
+export function previewJob(
   schedule: Pick<JobOptions, "cron" | "schedule" | "timezone">,
-  query: FiresQuery,
-): UpcomingFires {
-  const job = buildJob(
-    PREVIEW_ID,
-    { ...schedule, command: "true" },
-    null,
-    query.now,
-    query.names,
-  );
+  now: number,
+  names: InputNames,
+): Job {
+  return buildJob(PREVIEW_ID, { ...schedule, command: "true" }, null, now, names);
+}
+
+/** The next fires of a schedule built by {@link previewJob}. */
+export function previewFires(job: Job, query: FiresQuery): UpcomingFires {
   return firesOf(job, query);
 }

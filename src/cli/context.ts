@@ -1,7 +1,8 @@
 /**
  * What every command shares: the global options, the loaded config, the
- * store (opened and migrated on first use), and the one place output is
- * written, so `--json` and secret redaction cannot be forgotten.
+ * store (opened, its schema checked, or made in a new database), and the
+ * one place output is written, so `--json` and secret redaction cannot be
+ * forgotten.
  */
 import { givenOwner } from "../store/sqlite_owner.ts";
 import { loadConfig, type LoadedConfig } from "../config/config.ts";
@@ -232,9 +233,12 @@ export class CommandContext {
   }
 
   /**
-   * Open the store, bring its schema up to date, run `fn`, close it. Unless
-   * the command `creates` one, a database that does not exist yet (a SQLite
-   * file, or jobsmanager's tables) is refused, and nothing is written.
+   * Open the store, run `fn`, close it. Unless the command `creates` one, a
+   * database that does not exist yet (a SQLite file, or jobsmanager's
+   * tables) is refused, and nothing is written. No command but `serve` and
+   * `db migrate` upgrades an older schema: it is refused, naming both
+   * versions, so that no command of a newer release leaves the services
+   * of the older one unable to start again.
    */
   async withStore<T>(
     fn: (store: Store) => Promise<T>,
@@ -245,7 +249,18 @@ export class CommandContext {
         store === null ? this.refuseToCreate(missing!) : fn(store)
       );
     }
-    const { store } = await this.openMigrated((store) => store.migrate());
+    // Creates the schema of a new database, or a table dropped by hand (said); refuses an older one.
+    const { store, migrated } = await this.openMigrated((store) =>
+      store.migrate({ upgrade: false })
+    );
+    if (migrated.created.length > 0) {
+      const one = migrated.created.length === 1;
+      writeErr(
+        `jobsmanager: ${store.description}: created the missing table${one ? "" : "s"} ${
+          migrated.created.join(", ")
+        } again, empty`,
+      );
+    }
     try {
       return await fn(store);
     } finally {
@@ -254,9 +269,10 @@ export class CommandContext {
   }
 
   /**
-   * Run `fn` on the store, its schema brought up to date, when the database
-   * exists; else on null, with what it lacks, creating nothing (a dry run's
-   * plan against no jobs at all).
+   * Run `fn` on the store when the database exists, at this build's schema
+   * version (an older or newer one is refused); else on null, with what it
+   * lacks. Writes nothing but what `fn` writes: not the tables of a new
+   * database (a dry run plans against no jobs at all), nor an upgrade.
    */
   async withDatabase<T>(
     fn: (store: Store | null, missing: Missing | null) => Promise<T>,
@@ -275,7 +291,6 @@ export class CommandContext {
           it: "them",
         });
       }
-      await store.migrate();
       return await fn(store, null);
     } finally {
       await store.close();

@@ -8,7 +8,7 @@ export function dbCommand() {
   const migrate = command({
     brief: "create or upgrade the schema (safe to run at any time)",
     action: async (ctx) => {
-      // Not withStore: that migrates silently; this reports what it did.
+      // Not withStore: that refuses an older schema; this upgrades it and says from which version.
       const { store, migrated: report } = await ctx.openMigrated(migrateSchema);
       try {
         const created = report.created.length === 0 ? [] : [

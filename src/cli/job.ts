@@ -19,6 +19,7 @@ import {
   addJob,
   listJobs,
   previewFires,
+  previewJob,
   removeJob,
   setEnabled,
   showJob,
@@ -471,14 +472,16 @@ export function jobCommand() {
       let defaultZone: DefaultZone;
       let fires: UpcomingFires;
       if (id === undefined) {
+        const job = previewJob(
+          { cron: opts.cron, schedule, timezone: opts.timezone },
+          Date.now(),
+          CLI_NAMES,
+        );
         // A preview makes no database: without one (or its tables) there is no service to ask.
         defaultZone = opts.timezone === undefined
           ? await ctx.withDatabase((store) => ctx.defaultZone(store))
           : await ctx.defaultZone(null);
-        fires = previewFires(
-          { cron: opts.cron, schedule, timezone: opts.timezone },
-          query(defaultZone),
-        );
+        fires = previewFires(job, query(defaultZone));
       } else {
         ({ defaultZone, fires } = await ctx.withStore(async (store) => {
           const defaultZone = await ctx.defaultZone(store);

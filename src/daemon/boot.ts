@@ -418,9 +418,16 @@ class BootedDaemon implements Daemon {
 
   private async startService(): Promise<void> {
     const { store, node } = this.o;
-    const { created } = await store.migrate();
+    const { created, from, to } = await store.migrate();
     if (this.abandoned) return;
     this.sink.start();
+    // Said, never silent: the services of the older release refuse the schema from now on.
+    if (from > 0 && from < to) {
+      serviceLog.warn(
+        "migrated the schema of {database} from version {from} to {to}; services of older releases cannot start on it until upgraded",
+        { database: store.description, from, to },
+      );
+    }
     if (created.length > 0) {
       serviceLog.warn("created the missing tables {tables} again, empty", { tables: created });
     }

@@ -34,6 +34,7 @@ import type {
   LastFires,
   LostClaim,
   Marker,
+  MigrateOptions,
   MigrationReport,
   MinuteCounts,
   PollState,
@@ -426,11 +427,13 @@ export class SqlStore implements Store {
     return this.driver.created;
   }
 
-  async migrate(): Promise<MigrationReport> {
+  async migrate(options: MigrateOptions = {}): Promise<MigrationReport> {
+    const upgrade = options.upgrade ?? true;
     const tables = await this.schemaTables(this.driver);
     this.refuseOriginalTables(tables);
     const current = await this.schemaVersion(this.driver, tables);
     this.refuseNewer(current);
+    if (!upgrade) this.refuseOlder(current);
     if (
       current === SCHEMA_VERSION && missingTables(tables).length === 0 &&
       this.narrowColumns(tables).length === 0
@@ -443,6 +446,8 @@ export class SqlStore implements Store {
       const locked = await this.schemaTables(tx);
       const from = await this.schemaVersion(tx, locked);
       this.refuseNewer(from);
+      // An older service may have made the schema since the check above.
+      if (!upgrade) this.refuseOlder(from);
       // Before the new migrations, which may alter a missing table.
       const created = from === 0 ? [] : missingTables(locked);
       for (const table of created) {
@@ -540,7 +545,23 @@ export class SqlStore implements Store {
   async hasSchema(): Promise<boolean> {
     const tables = await this.schemaTables(this.driver);
     this.refuseOriginalTables(tables);
-    return tables.has("jm_schema_version");
+    if (!tables.has("jm_schema_version")) return false;
+    const version = await this.schemaVersion(this.driver, tables);
+    this.refuseNewer(version);
+    this.refuseOlder(version);
+    // What `migrate` would make again: a command that does not migrate would fail on it later.
+    const missing = missingTables(tables);
+    if (missing.length > 0) {
+      const one = missing.length === 1;
+      throw new RuntimeError(
+        `${this.description} lacks the table${one ? "" : "s"} ${
+          missing.join(", ")
+        } of its schema (dropped by hand?); this command changed nothing. Create ${
+          one ? "it" : "them"
+        } again, empty, with \`jobsmanager db migrate\``,
+      );
+    }
+    return true;
   }
 
   /**
@@ -581,6 +602,20 @@ export class SqlStore implements Store {
     if (version > SCHEMA_VERSION) {
       throw new RuntimeError(
         `${this.description} has schema version ${version}, newer than this jobsmanager ${VERSION} understands (${SCHEMA_VERSION}); run the jobsmanager release that migrated it, or a newer one`,
+      );
+    }
+  }
+
+  /**
+   * Only `serve` and `db migrate` upgrade a schema: once upgraded, the
+   * services of the older release refuse it and cannot start again, so an
+   * upgrade must never be the side effect of another command. A schema of
+   * version 0 (its table made, no migration recorded) is a new database.
+   */
+  private refuseOlder(version: number): void {
+    if (version > 0 && version < SCHEMA_VERSION) {
+      throw new RuntimeError(
+        `${this.description} has schema version ${version}, older than this jobsmanager ${VERSION} uses (${SCHEMA_VERSION}); this command changed nothing. Upgrade it with \`jobsmanager db migrate\` (or by starting this release's \`jobsmanager serve\`); services of the older release cannot start on it once it is migrated, so upgrade them together`,
       );
     }
   }

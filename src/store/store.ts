@@ -110,6 +110,16 @@ export interface JobsChange {
   markerId: number | null;
 }
 
+/** How far `Store.migrate` may go. */
+export interface MigrateOptions {
+  /**
+   * Whether to upgrade a schema of an older version (default true: `serve`
+   * and `db migrate`); false refuses one, changing nothing, and still
+   * creates the schema of a new database or the tables dropped by hand.
+   */
+  upgrade?: boolean;
+}
+
 export interface MigrationReport {
   /** Schema version before and after. */
   from: number;
@@ -677,15 +687,20 @@ export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogSt
    * run). A table of the schema found missing (dropped by hand) is created
    * again, empty, as the migrations left it, and reported. Refuses,
    * touching nothing, when the database holds a newer schema or the
-   * original project's APScheduler table under `jm_jobs`.
+   * original project's APScheduler table under `jm_jobs`, or, unless
+   * `options` allow an upgrade, an older schema (naming both versions and
+   * `jobsmanager db migrate`).
    */
-  migrate(): Promise<MigrationReport>;
+  migrate(options?: MigrateOptions): Promise<MigrationReport>;
 
   /**
-   * Whether the database holds jobsmanager's schema, of any version (its
-   * jm_schema_version table): what a command that only reads asks before
-   * `migrate`, which would create every table in an empty database. Reads
-   * only; refuses as `migrate` does the original project's tables.
+   * Whether the database holds jobsmanager's schema (its jm_schema_version
+   * table): what a command that does not migrate asks, where `migrate`
+   * would create every table in an empty database. Reads only; refuses as
+   * `migrate` does the original project's tables and a newer schema, and
+   * as `migrate({ upgrade: false })` an older one: the services of the
+   * release that wrote it could not start again after an upgrade. Refuses
+   * too a schema missing a table (dropped by hand), which `migrate` makes.
    */
   hasSchema(): Promise<boolean>;
 

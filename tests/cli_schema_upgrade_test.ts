@@ -1,0 +1,198 @@
+/**
+ * A rolling upgrade: a newer release's command run on a database an older
+ * release's services still use. Only `serve` and `db migrate` upgrade the
+ * schema, and say so; every other command refuses an older one, naming
+ * both versions and the fix, and changes nothing: once upgraded, the older
+ * services refuse the schema and cannot start again. A new database is
+ * still made by the commands that add jobs, as on first use.
+ */
+import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
+import { describeTarget } from "../src/store/target.ts";
+import { SCHEMA_VERSION } from "../src/store/migrations.ts";
+import { VERSION } from "../src/version.ts";
+import {
+  BACKENDS,
+  CliProcess,
+  freshDatabase,
+  jm,
+  rawQuery,
+  schemaAt,
+  schemaVersionOf,
+  type TestDatabase,
+  waitFor,
+} from "./helpers.ts";
+
+/** The release before this one: its schema, one migration short. */
+const OLDER = SCHEMA_VERSION - 1;
+
+function refusal(db: TestDatabase): string {
+  return `jobsmanager: ${
+    describeTarget(db.target)
+  } has schema version ${OLDER}, older than this jobsmanager ${VERSION} uses (${SCHEMA_VERSION}); this command changed nothing. Upgrade it with \`jobsmanager db migrate\` (or by starting this release's \`jobsmanager serve\`); services of the older release cannot start on it once it is migrated, so upgrade them together\n`;
+}
+
+/** A database at the older schema, holding one job and files to apply and import. */
+async function olderDatabase(backend: "sqlite" | "mysql"): Promise<TestDatabase> {
+  const db = await freshDatabase(backend);
+  await schemaAt(db, OLDER);
+  await rawQuery(
+    db,
+    "INSERT INTO jm_jobs (id, command, minute, hour, created_at, updated_at) VALUES ('old', 'true', '0', '3', 1, 1)",
+  );
+  await Deno.writeTextFile(
+    `${db.dir}/jobs.json5`,
+    "{ jobs: [{ id: 'a', command: 'true', cron: '@daily' }] }\n",
+  );
+  await Deno.writeTextFile(`${db.dir}/crontab`, "0 4 * * * true\n");
+  return db;
+}
+
+/** Commands that only read, dry runs and previews. */
+const READS = [
+  ["job", "list"],
+  ["job", "show", "old"],
+  ["job", "next", "old"],
+  ["job", "next", "--cron", "@daily"],
+  ["runs"],
+  ["runs", "show", "1"],
+  ["logs"],
+  ["status"],
+  ["export"],
+  ["--json", "export"],
+  ["apply", "--dry-run", "jobs.json5"],
+  ["import", "crontab", "crontab"],
+  ["import", "apscheduler"],
+];
+
+/** Commands that write jobs, runs or markers. */
+const WRITES = [
+  ["job", "add", "a", "--command", "true", "--cron", "@daily"],
+  ["job", "update", "old", "--timeout", "5"],
+  ["job", "update", "nosuch", "--timeout", "5"],
+  ["job", "remove", "old"],
+  ["job", "enable", "old"],
+  ["job", "disable", "old"],
+  ["job", "run", "old"],
+  ["runs", "cancel", "1"],
+  ["reload"],
+  ["apply", "jobs.json5"],
+  ["import", "crontab", "crontab", "--apply"],
+  ["import", "apscheduler", "--apply"],
+];
+
+for (const backend of BACKENDS) {
+  Deno.test(`schema upgrade[${backend}]: no command but serve and db migrate upgrades an older schema; each says how`, async () => {
+    await using db = await olderDatabase(backend);
+    for (const args of [...READS, ...WRITES]) {
+      const r = await jm(db, ...args);
+      assertEquals(
+        { code: r.code, stdout: r.stdout, stderr: r.stderr },
+        { code: 1, stdout: "", stderr: refusal(db) },
+        args.join(" "),
+      );
+      assertEquals(await schemaVersionOf(db), OLDER, `${args.join(" ")} left the schema alone`);
+    }
+    const [job] = await rawQuery(db, "SELECT command, timeout FROM jm_jobs WHERE id = 'old'");
+    assertEquals([job.command, Number(job.timeout)], ["true", 60]);
+    assertEquals(await rawQuery(db, "SELECT id FROM jm_update_info"), []);
+  });
+
+  Deno.test(`schema upgrade[${backend}]: bad input is refused as such before the database is read`, async () => {
+    await using db = await olderDatabase(backend);
+    for (
+      const [args, stderr] of [
+        [
+          ["job", "next", "--cron", "not-a-cron"],
+          "jobsmanager: cron: 'not-a-cron' has 1 field; expected 5 (minute hour day-of-month month day-of-week), 6 (second first) or a nickname like @daily\n",
+        ],
+        [
+          ["job", "add", "a", "--command", "true", "--minute", "61"],
+          "jobsmanager: minute: '61' is out of range (allowed 0-59)\n",
+        ],
+      ] as const
+    ) {
+      const r = await jm(db, ...args);
+      assertEquals({ code: r.code, stderr: r.stderr }, { code: 2, stderr }, args.join(" "));
+      assertEquals(await schemaVersionOf(db), OLDER);
+    }
+  });
+
+  Deno.test(`schema upgrade[${backend}]: db migrate upgrades it, saying from which version to which`, async () => {
+    await using db = await olderDatabase(backend);
+    const r = await jm(db, "db", "migrate");
+    assertEquals({ code: r.code, stdout: r.stdout, stderr: r.stderr }, {
+      code: 0,
+      stdout: `${
+        describeTarget(db.target)
+      }: schema migrated from version ${OLDER} to ${SCHEMA_VERSION} (applied ${SCHEMA_VERSION})\n`,
+      stderr: "",
+    });
+    const list = await jm(db, "job", "list");
+    assertEquals([list.code, list.stderr], [0, ""]);
+    assertStringIncludes(list.stdout, "old");
+  });
+
+  Deno.test(`schema upgrade[${backend}]: serve upgrades it at start, and says so at warning level`, async () => {
+    await using db = await olderDatabase(backend);
+    await using serve = new CliProcess(["--database", db.url, "serve"], { cwd: db.dir });
+    await waitFor(() => serve.stderr.includes('"loaded '), {
+      timeoutMs: 30_000,
+      what: "serve to load its jobs",
+      detail: () => serve.stderr,
+    });
+    serve.signal("SIGTERM");
+    assertEquals((await serve.exit(30_000)).code, 0, serve.stderr);
+    const line = serve.stderr.split("\n").find((l) => l.includes("migrated the schema"));
+    assert(line !== undefined, serve.stderr);
+    const record = JSON.parse(line);
+    assertEquals(
+      [record.level, record.message],
+      [
+        "WARN",
+        `migrated the schema of "${
+          describeTarget(db.target)
+        }" from version ${OLDER} to ${SCHEMA_VERSION}; services of older releases cannot start on it until upgraded`,
+      ],
+    );
+    assertEquals(await schemaVersionOf(db), SCHEMA_VERSION);
+  });
+
+  Deno.test(`schema upgrade[${backend}]: a table dropped by hand is named by a read, not made again; db migrate makes it`, async () => {
+    await using db = await freshDatabase(backend);
+    const add = await jm(db, "job", "add", "a", "--command", "true", "--cron", "@daily");
+    assertEquals(add.code, 0, add.stderr);
+    await rawQuery(db, "DROP TABLE jm_nodes");
+    const list = await jm(db, "job", "list");
+    assertEquals({ code: list.code, stdout: list.stdout, stderr: list.stderr }, {
+      code: 1,
+      stdout: "",
+      stderr: `jobsmanager: ${
+        describeTarget(db.target)
+      } lacks the table jm_nodes of its schema (dropped by hand?); this command changed nothing. Create it again, empty, with \`jobsmanager db migrate\`\n`,
+    });
+    const migrate = await jm(db, "db", "migrate");
+    assertEquals(migrate.code, 0, migrate.stderr);
+    assertStringIncludes(migrate.stdout, "created the missing table jm_nodes again, empty");
+    const again = await jm(db, "job", "list");
+    assertEquals([again.code, again.stderr], [0, ""]);
+    // A command that adds jobs makes it again too, and says so.
+    await rawQuery(db, "DROP TABLE jm_nodes");
+    const added = await jm(db, "job", "add", "b", "--command", "true", "--cron", "@daily");
+    assertEquals([added.code, added.stderr], [
+      0,
+      `jobsmanager: ${
+        describeTarget(db.target)
+      }: created the missing table jm_nodes again, empty\n`,
+    ]);
+  });
+
+  Deno.test(`schema upgrade[${backend}]: a new database is made by the first job added, as before`, async () => {
+    await using db = await freshDatabase(backend);
+    const add = await jm(db, "job", "add", "a", "--command", "true", "--cron", "@daily");
+    assertEquals(add.code, 0, add.stderr);
+    assertEquals(await schemaVersionOf(db), SCHEMA_VERSION);
+    const list = await jm(db, "job", "list");
+    assertEquals([list.code, list.stderr], [0, ""]);
+    assertStringIncludes(list.stdout, "a");
+  });
+}
