@@ -486,11 +486,12 @@ class BootedDaemon implements Daemon {
     // Runs that outlived even their SIGKILL are still listed: the guard kills their groups again.
     await this.guard?.close();
     this.health.close();
-    if (this.lost !== null && this.recorder.backlog > 0) {
+    const nowhere = this.recorder.backlog + this.recorder.droppedRecords;
+    if (this.lost !== null && nowhere > 0) {
       // Not lost at a restart either: the database the service starts on next never had them.
       serviceLog.error(
         "{count} run records were written nowhere ({why}): this log is all that tells how those runs ended",
-        { count: this.recorder.backlog, why: this.lost },
+        { count: nowhere, why: this.lost },
       );
     }
     // A pool whose server stopped answering can wait forever to end.

@@ -208,6 +208,11 @@ export class RunRecorder {
     return this.buffered.size + this.updates.length;
   }
 
+  /** Records dropped in the outage under way, more than `maxBuffered` waited. */
+  get droppedRecords(): number {
+    return this.dropped;
+  }
+
   /**
    * The marker a fire held after its claim was lost is to be claimed with
    * again, if it was: a row that claim wrote is then this claim's.

@@ -905,10 +905,10 @@ export class Service {
     } else if (fresh.length > 1) {
       const ids = fresh.map((run) => run.id).join(", ");
       schedulerLog.warn(
-        "{count} runs of {jobs} jobs are recorded as fires up to {ahead} s ahead of this service's clock; their jobs go on from their fires before them, not from then. If this clock was stepped back since they ran, they are real and nothing needs doing; if the rows were written by hand, remove them: DELETE FROM jm_runs WHERE id IN ({ids})",
+        "{count} runs of {jobs} are recorded as fires up to {ahead} s ahead of this service's clock; their jobs go on from their fires before them, not from then. If this clock was stepped back since they ran, they are real and nothing needs doing; if the rows were written by hand, remove them: DELETE FROM jm_runs WHERE id IN ({ids})",
         {
           count: fresh.length,
-          jobs: new Set(fresh.map((run) => run.job_id)).size,
+          jobs: jobsNamed([...new Set(fresh.map((run) => run.job_id))]),
           ahead: Math.round((Math.max(...fresh.map((run) => run.scheduled_at)) - now) / 1000),
           ids,
         },
@@ -2279,4 +2279,9 @@ function forceHint(jobId: string): string {
 /** A disabled job whose link a run's end would follow, were it enabled (a valid row). */
 function idleFollower(job: Job): boolean {
   return job.after_job !== null && jobProblem(job) === null;
+}
+
+/** `job a` when one, else `3 jobs`. */
+function jobsNamed(ids: string[]): string {
+  return ids.length === 1 ? `job ${ids[0]}` : `${ids.length} jobs`;
 }
