@@ -603,3 +603,27 @@ Deno.test({
     }
   },
 });
+
+onEveryBackend(
+  "migrate",
+  "MySQL tables in an engine without transactions are refused, naming the ALTER that converts them",
+  async (db) => {
+    const store = db.open();
+    try {
+      await store.migrate();
+      await rawQuery(db, "ALTER TABLE jm_runs ENGINE=MyISAM");
+      for (const call of [() => store.migrate(), () => store.hasSchema()]) {
+        const error = await assertRejects(call, RuntimeError);
+        assertEquals(
+          error.message,
+          `${store.description}: jm_runs is MyISAM, an engine without transactions, which jobsmanager needs (a change and its reload marker are one write); jobsmanager changed nothing. Convert it: ALTER TABLE jm_runs ENGINE=InnoDB; (and check the server's enforce_storage_engine and default_storage_engine)`,
+        );
+      }
+      await rawQuery(db, "ALTER TABLE jm_runs ENGINE=InnoDB");
+      assert(await store.hasSchema());
+    } finally {
+      await store.close();
+    }
+  },
+  ["mysql"],
+);

@@ -119,7 +119,11 @@ function chunks<T>(items: readonly T[], size: number, weigh?: (item: T) => numbe
 }
 
 /** Each schema table's column names, and (`types`) the type of each `table.column`. */
-type SchemaTables = Map<string, string[]> & { types: Map<string, string> };
+type SchemaTables = Map<string, string[]> & {
+  types: Map<string, string>;
+  /** MySQL: each table's storage engine. */
+  engines: Map<string, string>;
+};
 
 /** Tables of the schema `tables` (from `schemaTables`) lacks. */
 function missingTables(tables: Map<string, string[]>): string[] {
@@ -431,6 +435,7 @@ export class SqlStore implements Store {
     const upgrade = options.upgrade ?? true;
     const tables = await this.schemaTables(this.driver);
     this.refuseOriginalTables(tables);
+    this.refuseWithoutTransactions(tables);
     const current = await this.schemaVersion(this.driver, tables);
     this.refuseNewer(current);
     if (!upgrade) this.refuseOlder(current);
@@ -545,6 +550,7 @@ export class SqlStore implements Store {
   async hasSchema(): Promise<boolean> {
     const tables = await this.schemaTables(this.driver);
     this.refuseOriginalTables(tables);
+    this.refuseWithoutTransactions(tables);
     if (!tables.has("jm_schema_version")) return false;
     const version = await this.schemaVersion(this.driver, tables);
     this.refuseNewer(version);
@@ -571,12 +577,21 @@ export class SqlStore implements Store {
    */
   private async schemaTables(executor: Executor): Promise<SchemaTables> {
     const names = [...SCHEMA_TABLES, "jm_schema_version"];
-    const rows = await executor.all(this.driver.profile.tableColumnsSql(names.length), names);
+    const { profile } = this.driver;
+    const rows = await executor.all(
+      profile.tableColumnsSql(names.length),
+      profile.tableColumnsParams(names),
+    );
     const tables: SchemaTables = Object.assign(new Map<string, string[]>(), {
       types: new Map<string, string>(),
+      engines: new Map<string, string>(),
     });
     for (const row of rows) {
       const table = String(row.tbl);
+      if (row.name === null) {
+        tables.engines.set(table, String(row.engine));
+        continue;
+      }
       const columns = tables.get(table) ?? [];
       columns.push(String(row.name));
       tables.set(table, columns);
@@ -596,6 +611,26 @@ export class SqlStore implements Store {
     if (!tables.has("jm_schema_version")) return 0;
     const rows = await executor.all("SELECT MAX(version) AS v FROM jm_schema_version");
     return Number(rows[0]?.v ?? 0);
+  }
+
+  /**
+   * MySQL tables in an engine without transactions (a server whose
+   * `enforce_storage_engine` or `default_storage_engine` made them Aria or
+   * MyISAM): a claim, a change and its reload marker would no longer be
+   * one write, and a failed command would leave half of itself behind.
+   */
+  private refuseWithoutTransactions(tables: SchemaTables): void {
+    const other = [...tables.engines].filter(([, engine]) => engine.toLowerCase() !== "innodb");
+    if (other.length === 0) return;
+    throw new RuntimeError(
+      `${this.description}: ${
+        other.map(([table, engine]) => `${table} is ${engine}`).join(", ")
+      }, an engine without transactions, which jobsmanager needs (a change and its reload marker are one write); jobsmanager changed nothing. Convert ${
+        other.length === 1 ? "it" : "them"
+      }: ${
+        other.map(([table]) => `ALTER TABLE ${table} ENGINE=InnoDB;`).join(" ")
+      } (and check the server's enforce_storage_engine and default_storage_engine)`,
+    );
   }
 
   private refuseNewer(version: number): void {
