@@ -9,7 +9,15 @@
  * notification" (two attack reviews found each of them broken first).
  */
 import { assert, assertEquals } from "./assert.ts";
-import { type Backend, BACKENDS, freshDatabase, rawQuery, serviceRow, waitFor } from "./helpers.ts";
+import {
+  type Backend,
+  BACKENDS,
+  freshDatabase,
+  rawQuery,
+  schemaAt,
+  serviceRow,
+  waitFor,
+} from "./helpers.ts";
 import { DaemonHarness, NODE_ID, storeWith, T0 } from "./daemon_harness.ts";
 import {
   appendStdin,
@@ -449,22 +457,12 @@ for (const backend of BACKENDS) {
   });
 }
 
-import { MIGRATIONS, versionTable } from "../src/store/migrations.ts";
-
 for (const backend of BACKENDS) {
   Deno.test(`notify outbox[${backend}]: a database at version 8 with notifications held, sent and failed migrates, and its held one goes out`, async () => {
     await using dir = await tempDir();
     const file = `${dir.path}/failure`;
     const db = await freshDatabase(backend);
-    await rawQuery(db, versionTable(db.backend));
-    for (const m of MIGRATIONS.filter((m) => m.version < 9)) {
-      for (const statement of m.statements[db.backend]) await rawQuery(db, statement);
-      await rawQuery(
-        db,
-        "INSERT INTO jm_schema_version (version, name, applied_at) VALUES (?, ?, 0)",
-        [m.version, m.name],
-      );
-    }
+    await schemaAt(db, 8);
     // What version 8 wrote: a claim sent, one failed, two held (the state keeps the latest's payload).
     const rows: [number, string][] = [[1, "sent"], [2, "failed"], [3, "held"], [4, "held"]];
     for (const [ref, outcome] of rows) {

@@ -535,15 +535,7 @@ onEveryBackend(
   "migrate",
   "migration 4 keeps the jobs it finds, their times included",
   async (db) => {
-    await rawQuery(db, versionTable(db.backend));
-    for (const m of MIGRATIONS.filter((m) => m.version < 4)) {
-      for (const statement of m.statements[db.backend]) await rawQuery(db, statement);
-      await rawQuery(
-        db,
-        "INSERT INTO jm_schema_version (version, name, applied_at) VALUES (?, ?, 0)",
-        [m.version, m.name],
-      );
-    }
+    await schemaAt(db, 3);
     await rawQuery(
       db,
       "INSERT INTO jm_jobs (id, command, created_at, updated_at) VALUES ('kept', 'true', 5, 6)",
