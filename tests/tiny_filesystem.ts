@@ -6,7 +6,7 @@
 import { defaultSettings } from "../src/config/config.ts";
 import { resolveTarget } from "../src/config/database.ts";
 import { openStore } from "../src/store/open.ts";
-import type { TestDatabase } from "./helpers.ts";
+import { type TestDatabase, waitFor } from "./helpers.ts";
 
 export const ROOT = Deno.uid() === 0;
 
@@ -74,12 +74,35 @@ export class TinyFilesystem implements AsyncDisposable {
 
   private unmounted = false;
 
-  /** Unmount and remove it; once, whether the database or the filesystem is disposed first. */
+  /**
+   * Unmount and remove it; once, whether the database or the filesystem is
+   * disposed first. A descriptor a closing store has not let go of yet
+   * makes it busy for a moment: tried again until none in this process
+   * points into it, the failure naming those that still do.
+   */
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.unmounted) return;
     this.unmounted = true;
-    await run("umount", this.dir);
+    await waitFor(() => run("umount", this.dir).then(() => true, () => false), {
+      timeoutMs: 10_000,
+      what: `${this.dir} to unmount`,
+      detail: () => this.heldBy(),
+    });
     await Deno.remove(this.dir, { recursive: true });
+  }
+
+  /** This process's descriptors into the filesystem. */
+  private heldBy(): string[] {
+    const held: string[] = [];
+    for (const entry of Deno.readDirSync("/proc/self/fd")) {
+      try {
+        const target = Deno.readLinkSync(`/proc/self/fd/${entry.name}`);
+        if (target.startsWith(this.dir)) held.push(`fd ${entry.name}: ${target}`);
+      } catch {
+        // Closed meanwhile.
+      }
+    }
+    return held;
   }
 }
 
