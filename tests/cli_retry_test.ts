@@ -76,7 +76,7 @@ for (const backend of BACKENDS) {
     await using db = await freshDatabase(backend);
     await ok(db, "job", "add", "r", "--command", "false", "--cron", "0 3 * * *");
     const warning =
-      "jobsmanager: warning: job 'r' has retries 0, so --retry-on does nothing until it is given some (--retries N)\n";
+      "jobsmanager: warning: job 'r' has retries 0, so --retry-on does nothing until --retries is above 0\n";
     const updated = await jm(db, "job", "update", "r", "--retry-on", "failed");
     assertEquals([updated.code, updated.stderr], [0, warning]);
     assertStringIncludes(updated.stdout, "updated job 'r' (reload marker 2)");

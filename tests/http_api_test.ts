@@ -194,6 +194,23 @@ for (const backend of BACKENDS) {
         [job.retries, job.retry_delay, job.retry_max_delay, job.retry_on, job.retry_overlap],
         [2, 30, 3600, "failed,timeout", false],
       );
+      assertEquals(added.headers.get("warning"), null, "retry_on with retries: nothing to say");
+      // retry_on without retries is stored and said, as the CLI says it on stderr.
+      const warning =
+        `299 - "job 'nightly' has retries 0, so \\"retry_on\\" does nothing until \\"retries\\" is above 0"`;
+      const unused = await api.call("PATCH", "/api/v1/jobs/nightly", {
+        body: { retries: 0, retry_on: "failed" },
+      });
+      assertEquals([unused.status, unused.headers.get("warning")], [200, warning]);
+      assertEquals((unused.body as Record<string, unknown>).retry_on, "failed");
+      const replaced = await api.call("POST", "/api/v1/jobs?replace=true", {
+        body: { ...JOB, retry_on: "timeout" },
+      });
+      assertEquals([replaced.status, replaced.headers.get("warning")], [200, warning]);
+      const restored = await api.call("PATCH", "/api/v1/jobs/nightly", {
+        body: { retries: 2, retry_on: "failed,timeout" },
+      });
+      assertEquals([restored.status, restored.headers.get("warning")], [200, null]);
       const follower = await api.call("POST", "/api/v1/jobs", {
         body: {
           id: "report",

@@ -193,6 +193,18 @@ export async function updateJob(
 }
 
 /** A removal, and the jobs left following the removed one: idle until relinked. */
+/**
+ * What to tell whoever gave `retry_on` (`given`) to a job left with
+ * retries 0: it is stored all the same and applies once the job is given
+ * retries, so it is said, not refused. Null when there is nothing to say.
+ */
+export function retryOnUnused(given: boolean, job: Job | null, names: OptionNames): string | null {
+  if (!given || job?.retries !== 0) return null;
+  return `job '${job.id}' has retries 0, so ${names.option("retry_on")} does nothing until ${
+    names.option("retries")
+  } is above 0`;
+}
+
 export interface Removal extends JobChange {
   /** Ids of the jobs whose `after_job` names the removed one, sorted. */
   followers: string[];

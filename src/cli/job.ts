@@ -21,6 +21,7 @@ import {
   previewFires,
   previewJob,
   removeJob,
+  retryOnUnused,
   setEnabled,
   showJob,
   storedJobId as storedId,
@@ -281,15 +282,9 @@ function enableCommand(name: "enable" | "disable", enabled: boolean) {
   });
 }
 
-/**
- * `--retry-on` given to a job left with retries 0 is stored all the same
- * (it applies once the job is given retries): said, not refused.
- */
-function warnRetryOnAlone(retryOn: unknown, job: Job | null | undefined): void {
-  if (retryOn === undefined || job?.retries !== 0) return;
-  writeErr(
-    `jobsmanager: warning: job '${job.id}' has retries 0, so --retry-on does nothing until it is given some (--retries N)`,
-  );
+function warnRetryOnAlone(retryOn: unknown, job: Job | null): void {
+  const warning = retryOnUnused(retryOn !== undefined, job, CLI_NAMES);
+  if (warning !== null) writeErr(`jobsmanager: warning: ${warning}`);
 }
 
 export function jobCommand() {

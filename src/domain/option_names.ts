@@ -15,6 +15,8 @@ export type OptionName =
   | FieldName
   | "after"
   | "no_schedule"
+  | "retries"
+  | "retry_on"
   | "retry_max_delay";
 
 export interface OptionNames {

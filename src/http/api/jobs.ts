@@ -11,6 +11,7 @@ import {
   type ReadAt,
   refuseStale,
   removeJob,
+  retryOnUnused,
   setEnabled,
   showJob,
   storedJobId,
@@ -40,8 +41,16 @@ function written(
   change: JobChange,
   job: Job | Job & { followers: string[] },
   status: 200 | 201 = 200,
+  warnings: (string | null)[] = [],
 ): Response {
   if (change.markerId !== null) c.header("Reload-Marker", String(change.markerId));
+  // What the CLI says on stderr: a Warning header each (RFC 7234 §5.5, code 299, as
+  // Kubernetes' API server gives its own), so the body stays the job.
+  for (const warning of warnings) {
+    if (warning !== null) {
+      c.header("Warning", `299 - "${warning.replaceAll(/["\\]/g, "\\$&")}"`, { append: true });
+    }
+  }
   return json(c, job, status);
 }
 
@@ -151,7 +160,9 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       readAt: copy,
     });
     c.header("Location", `/api/v1/jobs/${encodeURIComponent(id)}`);
-    return written(c, change, change.after!, change.before ? 200 : 201);
+    return written(c, change, change.after!, change.before ? 200 : 201, [
+      retryOnUnused(body.retry_on !== undefined, change.after, API_NAMES),
+    ]);
   });
 
   routes.get("/jobs/:id", async (c) => {
@@ -199,7 +210,9 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       API_NAMES,
       copy,
     );
-    return written(c, change, change.after!);
+    return written(c, change, change.after!, 200, [
+      retryOnUnused(body.retry_on !== undefined, change.after, API_NAMES),
+    ]);
   });
 
   routes.delete("/jobs/:id", async (c) => {
