@@ -5,7 +5,8 @@
  * every row is read. On a private server (the shared one must not change).
  */
 import { assertEquals } from "./assert.ts";
-import { cli } from "./helpers.ts";
+import { cli, CliProcess, waitFor } from "./helpers.ts";
+import { describeTarget } from "../src/store/target.ts";
 import { privateMariadb, privateMariadbMissing } from "./private_mariadb.ts";
 import { openStore } from "../src/store/open.ts";
 import { resolveTarget } from "../src/config/database.ts";
@@ -17,7 +18,7 @@ const ignore = privateMariadbMissing() !== null;
 
 /** The server's global defaults that broke it (helper-124's attack), all at once. */
 const ODD_DEFAULTS =
-  "SET GLOBAL sql_mode = 'NO_BACKSLASH_ESCAPES', autocommit = 0, completion_type = 'CHAIN', sql_select_limit = 2, time_zone = '+05:30', sql_safe_updates = 1, wait_timeout = 2";
+  "SET GLOBAL sql_mode = 'NO_BACKSLASH_ESCAPES', autocommit = 0, completion_type = 'CHAIN', sql_select_limit = 2, time_zone = '+05:30', sql_safe_updates = 1, wait_timeout = 2, tx_isolation = 'SERIALIZABLE'";
 
 /** With a character set it imposes whatever the client asks (an old my.cnf recipe). */
 const UTF8MB3_ONLY = [
@@ -118,7 +119,7 @@ Deno.test({
     const driver = new MysqlDriver(target);
     try {
       const [row] = await driver.all(
-        "SELECT @@SESSION.sql_mode AS sql_mode, @@SESSION.autocommit AS autocommit, @@SESSION.completion_type AS completion_type, @@SESSION.sql_select_limit AS sql_select_limit, @@SESSION.time_zone AS time_zone, @@SESSION.sql_safe_updates AS sql_safe_updates, @@SESSION.character_set_client AS charset, @@SESSION.wait_timeout AS wait_timeout",
+        "SELECT @@SESSION.sql_mode AS sql_mode, @@SESSION.autocommit AS autocommit, @@SESSION.completion_type AS completion_type, @@SESSION.sql_select_limit AS sql_select_limit, @@SESSION.time_zone AS time_zone, @@SESSION.sql_safe_updates AS sql_safe_updates, @@SESSION.character_set_client AS charset, @@SESSION.wait_timeout AS wait_timeout, @@SESSION.tx_isolation AS isolation",
       );
       assertEquals({ ...row, sql_select_limit: String(row.sql_select_limit) }, {
         sql_mode: "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION",
@@ -129,9 +130,44 @@ Deno.test({
         sql_safe_updates: 0,
         charset: "utf8mb4",
         wait_timeout: 120,
+        isolation: "REPEATABLE-READ",
       });
     } finally {
       await driver.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "mysql session: serve warns at its start of a binary log in STATEMENT format, naming the fix; ROW is said nothing of",
+  ignore,
+  fn: async () => {
+    await using server = await privateMariadb(["--log-bin", "--binlog-format=STATEMENT"]);
+    const target = resolveTarget({ ...defaultSettings(), "db.url": server.url });
+    const caution =
+      "its binary log has binlog_format STATEMENT: a replica may apply retention's ordered deletes to other rows than this server did, and the server warns at every claim; set binlog_format to ROW or MIXED (SET GLOBAL binlog_format = 'ROW', and in my.cnf)";
+    // Its folder, where serve writes its log file.
+    const cwd = await Deno.makeTempDir({ prefix: "jm-test-" });
+    const started = async () => {
+      await using serve = new CliProcess(["--database", server.url, "serve"], { cwd });
+      await waitFor(() => serve.stderr.includes('"loaded '), {
+        timeoutMs: 30_000,
+        what: "serve to load its jobs",
+        detail: () => serve.stderr,
+      });
+      serve.signal("SIGTERM");
+      assertEquals((await serve.exit(30_000)).code, 0, serve.stderr);
+      return serve.stderr.split("\n").filter((l) => l.includes("binlog_format")).map((l) =>
+        JSON.parse(l)
+      ).map((r) => [r.level, r.message]);
+    };
+    try {
+      assertEquals(await started(), [["WARN", `"${describeTarget(target)}": ${caution}`]]);
+      await server.sql("SET GLOBAL binlog_format = 'ROW'");
+      assertEquals(await started(), []);
+    } finally {
+      await Deno.remove(cwd, { recursive: true });
     }
   },
 });

@@ -431,6 +431,10 @@ class BootedDaemon implements Daemon {
     if (created.length > 0) {
       serviceLog.warn("created the missing tables {tables} again, empty", { tables: created });
     }
+    for (const caution of await store.serverCautions()) {
+      serviceLog.warn(`{database}: ${caution}`, { database: store.description });
+    }
+    if (this.abandoned) return;
     // The rows as the previous services left them: registering overwrites this node's, whose
     // last heartbeat is when the runs a crash left running were last known to run.
     const before = (await store.nodesAndNow()).nodes;

@@ -314,15 +314,22 @@ const PARSERS_KEPT = 256;
  *   (`skip-character-set-client-handshake`): 😀 stored as `????`;
  * - `sql_safe_updates`: retention's deletes refused;
  * - a `wait_timeout` below the pool's own idle close (`closeIdle`): the
- *   server closed idle connections first, each an error and an outage.
+ *   server closed idle connections first, each an error and an outage;
+ * - the isolation level: the claims and checks were written and tested
+ *   under REPEATABLE READ, InnoDB's default (SERIALIZABLE makes every read
+ *   a locking one, READ UNCOMMITTED reads what may be rolled back).
  */
-function sessionSql(charset: string): string {
+function sessionSql(charset: string): string[] {
   const [name, ...collation] = charset.trim().toLowerCase().split("_");
   // `charset` is utf8mb4 or one of its collations (charset.ts): nothing else reaches here.
   const names = collation.length === 0 ? name : `${name} COLLATE ${charset.trim().toLowerCase()}`;
-  return `SET NAMES ${names}, time_zone = '+00:00', sql_mode = '${SESSION_SQL_MODE}', autocommit = 1, completion_type = 0, sql_select_limit = 18446744073709551615, sql_safe_updates = 0, wait_timeout = GREATEST(@@GLOBAL.wait_timeout, ${
-    IDLE_CLOSE_MS / 1000 * 2
-  })`;
+  return [
+    // Its own statement: the variable is tx_isolation on MariaDB before 11.1, transaction_isolation on MySQL 8.
+    "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+    `SET NAMES ${names}, time_zone = '+00:00', sql_mode = '${SESSION_SQL_MODE}', autocommit = 1, completion_type = 0, sql_select_limit = 18446744073709551615, sql_safe_updates = 0, wait_timeout = GREATEST(@@GLOBAL.wait_timeout, ${
+      IDLE_CLOSE_MS / 1000 * 2
+    })`,
+  ];
 }
 
 /** MariaDB's default sql_mode, in words MySQL 8 knows too. */
@@ -535,8 +542,9 @@ export class MysqlDriver implements Driver {
     }
     if (this.#set.has(conn)) return conn;
     try {
-      const sql = sessionSql(this.target.charset);
-      await settled((done) => conn.query({ sql, timeout: this.queryTimeoutMs }, done));
+      for (const sql of sessionSql(this.target.charset)) {
+        await settled((done) => conn.query({ sql, timeout: this.queryTimeoutMs }, done));
+      }
     } catch (error) {
       conn.destroy();
       throw explainMysqlError(error, this.target);

@@ -1392,6 +1392,21 @@ export class SqlStore implements Store {
     return notify.takeHeld(this.driver, now, minIntervalMs, nodeId, maxPending);
   }
 
+  async serverCautions(): Promise<string[]> {
+    if (this.kind !== "mysql") return [];
+    const [row] = await this.driver.all(
+      "SELECT @@GLOBAL.log_bin AS log_bin, @@SESSION.binlog_format AS binlog_format",
+    );
+    // Statement-based replication replays a claim's conditional write and retention's
+    // `DELETE … ORDER BY … LIMIT` on a replica, where they may touch other rows.
+    if (Number(row.log_bin) === 1 && String(row.binlog_format).toUpperCase() === "STATEMENT") {
+      return [
+        "its binary log has binlog_format STATEMENT: a replica may apply retention's ordered deletes to other rows than this server did, and the server warns at every claim; set binlog_format to ROW or MIXED (SET GLOBAL binlog_format = 'ROW', and in my.cnf)",
+      ];
+    }
+    return [];
+  }
+
   async ping(): Promise<void> {
     await this.driver.all("SELECT 1");
   }

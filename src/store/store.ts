@@ -705,6 +705,15 @@ export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogSt
   hasSchema(): Promise<boolean>;
 
   /**
+   * What in the database server's own settings works against what
+   * jobsmanager promises and a connection cannot set for itself, each in
+   * words with how to fix it (fixed texts: no `{`, which a log message
+   * reads as a placeholder); empty when nothing does (always on SQLite).
+   * `serve` logs each as a warning when it starts, after the database.
+   */
+  serverCautions(): Promise<string[]>;
+
+  /**
    * One cheap round trip (`SELECT 1`): resolves when the database answers,
    * throws the driver's error when it does not. The daemon's health check.
    * On MySQL a pooled connection opened before its database was dropped
