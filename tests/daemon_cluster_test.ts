@@ -654,6 +654,30 @@ for (const backend of BACKENDS) {
     assertEquals(row.declared_dead_by, taking.nodeId);
   });
 
+  test("a node killed just after a heartbeat the database's clock has since gone back behind is declared dead as the heartbeat stays the same", async () => {
+    await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
+    await c.start();
+    // Its last heartbeat an hour ahead of the database's clock, as when that clock is stepped
+    // back an hour just after it; a short interval, so that three of them pass as the test waits.
+    c.freeze("n2");
+    const ahead = (await c.store.databaseNow()) + 3_600_000;
+    await c.nodes[0].sql(
+      "UPDATE jm_nodes SET db_heartbeat_at = ?, heartbeat_ms = 200 WHERE id = 'n2'",
+      [ahead],
+    );
+    let at = c.now();
+    const row = await c.until(async () => {
+      const node = (await c.store.nodesAndNow()).nodes.find((n) => n.id === "n2");
+      if (node?.declared_dead_at == null) await c.set(at += 1000);
+      return node?.declared_dead_at == null ? undefined : node;
+    }, "n2 declared dead");
+    assertEquals([row.declared_dead_by, row.db_heartbeat_at], ["n1", ahead]);
+    assert(
+      row.declared_dead_at! < ahead,
+      "declared while its heartbeat was still ahead of the clock",
+    );
+  });
+
   test("every live node applies every marker; a node declared dead holds none back", async () => {
     await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2", "n3"]);
     // Jobs that do not fire while the test runs: the clocks move freely.

@@ -138,6 +138,11 @@ export class Cluster {
    * then this node's to retry (see `sweep`).
    */
   private readonly declaring = new Map<string, number>();
+  /**
+   * Each other node's heartbeat (db_heartbeat_at) as this node last saw it,
+   * and the database's clock when it first saw it so (see `unchangedSince`).
+   */
+  private readonly beatsSeen = new Map<string, { beat: number; since: number }>();
   /** When this node's graceful stop began (see `leave`); null while it fires. */
   private leavingAt: number | null = null;
   /** The database's clock at the last sweep (see `sweep`); null before the first. */
@@ -500,6 +505,23 @@ export class Cluster {
   }
 
   /**
+   * Since when (the database's clock) this node has seen `node`'s heartbeat
+   * as it is now; undefined for a row without one. Seen again after the
+   * database's clock went back past that, it counts from now: a heartbeat
+   * ahead of the clock (the database's clock stepped back after it was
+   * written) grows old as this node watches it stay the same, not only
+   * once the clock has caught up with it.
+   */
+  private unchangedSince(node: Node, databaseNow: number): number | undefined {
+    const beat = node.db_heartbeat_at;
+    if (beat == null || node.id === this.id) return undefined;
+    const seen = this.beatsSeen.get(node.id);
+    if (seen !== undefined && seen.beat === beat && seen.since <= databaseNow) return seen.since;
+    this.beatsSeen.set(node.id, { beat, since: databaseNow });
+    return databaseNow;
+  }
+
+  /**
    * Whether `node`, silent since `beat`, may only have been away as this
    * node was: it is given its STALE_AFTER_BEATS heartbeats, and the longest
    * wait between two tries to reconnect, from this node's return.
@@ -527,9 +549,10 @@ export class Cluster {
     this.lastSweepAt = databaseNow;
     for (const node of nodes) {
       if (node.id === this.id) this.seeOwnRow(node);
+      const since = this.unchangedSince(node, databaseNow);
       const state = node.id === this.id
         ? "live"
-        : nodeState(node, databaseNow, this.o.heartbeatMs, databaseNow);
+        : nodeState(node, databaseNow, this.o.heartbeatMs, databaseNow, since);
       if (state === "live") {
         live.push(node.id);
         // Its own skew as just measured: the row holds the one its last heartbeat wrote.
@@ -557,7 +580,7 @@ export class Cluster {
           "node {node} sent no heartbeat for {seconds} s (database clock) and is declared dead: {lost} of its runs marked lost; its jobs move to the live nodes",
           {
             node: node.id,
-            seconds: Math.round((declared.at - beat) / 1000),
+            seconds: Math.round((declared.at - Math.min(beat, since ?? beat)) / 1000),
             lost: declared.lost,
           },
         );
@@ -565,6 +588,9 @@ export class Cluster {
         if (declared.runIds.length > 0) this.onLost(declared.runIds);
         if (declared.lost > 0) this.o.declaredDead?.(node.id, declared.at, declared.runIds);
       }
+    }
+    for (const id of this.beatsSeen.keys()) {
+      if (!nodes.some((n) => n.id === id)) this.beatsSeen.delete(id);
     }
     this.warnOfZones(nodes.filter((n) => live.includes(n.id)));
     this.mayReturn = mayReturn.sort();

@@ -89,18 +89,25 @@ export const NODE_STATES: readonly NodeState[] = ["live", "stale", "dead", "leav
 /**
  * The node's state. With `databaseNow`, a node that reports the database's
  * clock in its heartbeat is judged by that clock and by its own interval;
- * older rows by `now` and `heartbeatMs`.
+ * older rows by `now` and `heartbeatMs`. `unchangedSince`: the database's
+ * clock when the caller first saw this heartbeat, where it watches the
+ * rows: a heartbeat that stays the same that long is as old as that, even
+ * when it is ahead of the database's clock (stepped back since it was
+ * written), which would otherwise keep a killed node live for the step.
  */
 export function nodeState(
   node: Node,
   now: number,
   heartbeatMs: number,
   databaseNow?: number,
+  unchangedSince?: number,
 ): NodeState {
   if (node.stopped_at !== null) return "stopped";
   if (node.declared_dead_at != null) return "dead";
   const byDatabase = databaseNow !== undefined && node.db_heartbeat_at != null;
-  const age = byDatabase ? databaseNow - node.db_heartbeat_at! : now - node.heartbeat_at;
+  const age = byDatabase
+    ? databaseNow - Math.min(node.db_heartbeat_at!, unchangedSince ?? Infinity)
+    : now - node.heartbeat_at;
   const interval = byDatabase ? node.heartbeat_ms ?? heartbeatMs : heartbeatMs;
   // Killed while it ended its runs: stale, then declared dead, as any other.
   if (age > STALE_AFTER_BEATS * interval) return "stale";
