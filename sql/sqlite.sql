@@ -1,4 +1,4 @@
--- jobsmanager schema for SQLite, version 11.
+-- jobsmanager schema for SQLite, version 12.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -202,3 +202,7 @@ INSERT INTO jm_schema_version (version, name, applied_at) VALUES (10, 'notificat
 -- migration 11: log lines name the service that wrote them
 ALTER TABLE jm_syslog ADD COLUMN node_id TEXT NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (11, 'log lines name the service that wrote them', 0);
+
+-- migration 12: nodes say what they share the jobs from
+ALTER TABLE jm_nodes ADD COLUMN share_basis TEXT NULL;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (12, 'nodes say what they share the jobs from', 0);

@@ -678,6 +678,60 @@ for (const backend of BACKENDS) {
     );
   });
 
+  test("a live node that shares the jobs from another basis is said once it lasts past a change's transition, and again once it agrees", async () => {
+    await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
+    await c.start();
+    const never = { schedule: { second: "0", minute: "0", hour: "3" } };
+    await addJobs(c, ["a", "b", "c"], never);
+    await c.load(3);
+    const marker = await addJobs(c, ["d"], never);
+    await c.load(4);
+    const basesOf = async () =>
+      (await rawQuery(c.db, "SELECT id, applied_marker, share_basis FROM jm_nodes ORDER BY id"))
+        .map((r) => ({ id: r.id, marker: Number(r.applied_marker), basis: r.share_basis }));
+    // Each writes what it shares from once it applied the marker: the same.
+    const agreed = await c.until(async () => {
+      const rows = await basesOf();
+      return rows.every((r) => r.marker === marker && r.basis === rows[0].basis) ? rows : undefined;
+    }, "both nodes to write their share basis at the last marker");
+    const basis = JSON.parse(String(agreed[0].basis));
+    assertEquals([basis.v, basis.jobs, basis.over], [1, 4, ["n1", "n2"]]);
+
+    // n2 as a node whose view differs (an older release leaving a row out): one job fewer.
+    c.freeze("n2");
+    await c.nodes[0].sql("UPDATE jm_nodes SET share_basis = ? WHERE id = 'n2'", [
+      JSON.stringify({ ...basis, jobs: 3, digest: "0000000100000001" }),
+    ]);
+    const n1 = c.node("n1");
+    let at = c.now();
+    // Said only once it lasts longer than a change takes to reach every node (121 s here).
+    const warning = /^node n2 has shared the jobs from another basis than this node's/;
+    for (const step of [1000, 60_000, 110_000]) {
+      await c.set(at + step);
+      // Its look at the nodes done, n1 waits a second for the next.
+      await c.until(() => n1.clock.wakeUps.includes(at + step + 1000), "n1 to look at the nodes");
+      assertEquals(n1.count(warning), 0, `said ${step / 1000} s in`);
+    }
+    at += 125_000;
+    await c.set(at);
+    const said = await c.until(() => n1.line(warning), "n1 to warn of n2's basis");
+    assertMatch(
+      said,
+      new RegExp(
+        `^node n2 has shared the jobs from another basis than this node's for 12\\d s, at the same reload marker ${marker}: it shares 3 jobs over n1, n2, this node 4 jobs over n1, n2; a job each takes for the other's fires on neither, and no missed run is recorded\\. Run the same release on every node \\(status lists each node.s version\\); after a change to jm_jobs by hand, run jobsmanager reload$`,
+      ),
+    );
+    await c.set(at += 5000);
+    assertEquals(n1.count(warning), 1, "said once");
+    // n2 runs again and writes its own basis: they agree, and n1 says so.
+    await c.thaw("n2");
+    await c.until(async () => {
+      const again = n1.line(/^node n2 shares the jobs from the same basis as this node again$/);
+      if (again === undefined) await c.set(at += 1000);
+      return again;
+    }, "n1 to hear n2 agree again");
+  });
+
   test("every live node applies every marker; a node declared dead holds none back", async () => {
     await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2", "n3"]);
     // Jobs that do not fire while the test runs: the clocks move freely.

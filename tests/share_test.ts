@@ -1,6 +1,13 @@
 /** Which node fires which job (domain/share.ts): the same everywhere, and fair. */
 import { assert, assertEquals } from "./assert.ts";
-import { assignJobs } from "../src/domain/share.ts";
+import {
+  assignJobs,
+  basisDifference,
+  jobsDigest,
+  readShareBasis,
+  sameBasis,
+  shareBasis,
+} from "../src/domain/share.ts";
 
 const jobs = (n: number) => Array.from({ length: n }, (_, i) => `job-${i}`);
 
@@ -31,4 +38,32 @@ Deno.test("share: a node leaving moves its jobs and few others", () => {
   // Bounded loads may move a few more than the leaver's, never a reshuffle.
   assert(moved.length < 30, `${moved.length} jobs of the remaining nodes moved`);
   for (const owner of after.values()) assert(owner === "a" || owner === "b");
+});
+
+Deno.test("share basis: the same ids in any order give the same basis; one id more or another gives another", () => {
+  const ids = Array.from({ length: 100 }, (_, i) => `job-${i}`);
+  const basis = (jobIds: string[], nodes = ["b", "a"]) =>
+    shareBasis({ count: jobIds.length, digest: jobsDigest(jobIds) }, nodes);
+  const mine = basis(ids);
+  assertEquals(mine.over, ["a", "b"]);
+  assert(sameBasis(basis([...ids].reverse(), ["a", "b"]), mine), "order aside");
+  assert(!sameBasis(basis([...ids, "job-100"]), mine), "one more");
+  const swapped = [...ids.slice(1), "job-x"];
+  assert(!sameBasis(basis(swapped), mine), "as many, another id");
+  assert(!sameBasis(basis(ids, ["a"]), mine), "over other nodes");
+  assertEquals(
+    basisDifference(basis(swapped), mine),
+    "it shares 100 jobs over a, b, this node 100 jobs over a, b (as many jobs, not the same ids)",
+  );
+  assertEquals(
+    basisDifference({ ...basis(ids.slice(1), ["a"]), v: 2 }, mine),
+    "it shares 99 jobs over a, this node 100 jobs over a, b (another sharing rule: version 2, this node's 1)",
+  );
+  // As a heartbeat writes it and reads it back; a row without one, or a broken one, has none.
+  assertEquals(readShareBasis(JSON.stringify(mine)), mine);
+  assertEquals([readShareBasis(null), readShareBasis("{"), readShareBasis('{"v":1}')], [
+    null,
+    null,
+    null,
+  ]);
 });

@@ -102,6 +102,7 @@ export function node(id: string, extra: Partial<Node> = {}): Node {
     declared_dead_at: null,
     declared_dead_by: null,
     leaving_at: null,
+    share_basis: null,
     ...extra,
   };
 }

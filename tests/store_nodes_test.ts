@@ -35,8 +35,9 @@ contract("saveNode", "saving the same id again replaces every column", async ({ 
     stopped_at: 6000,
     timezone: "UTC",
     leaving_at: 5500,
+    share_basis: '{"v":1,"jobs":2,"digest":"00000001000000ff","over":["a"]}',
   }));
-  // A restart under the same id is not leaving.
+  // A restart under the same id is not leaving, and shares from no basis yet.
   const restarted = node("a", { pid: 11, started_at: 7000, heartbeat_at: 7000 });
   await store.saveNode(restarted);
   assertEquals((await store.nodesAndNow()).nodes, [restarted]);

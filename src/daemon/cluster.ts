@@ -18,7 +18,14 @@ import {
   STALE_AFTER_BEATS,
 } from "../domain/node.ts";
 import { MAX_RECONNECT_WAIT_MS } from "./db_health.ts";
-import { assignJobs } from "../domain/share.ts";
+import {
+  assignJobs,
+  basisDifference,
+  jobsDigest,
+  readShareBasis,
+  sameBasis,
+  shareBasis,
+} from "../domain/share.ts";
 import type { NodeStore } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
 import type { DbHealth } from "./db_health.ts";
@@ -143,6 +150,10 @@ export class Cluster {
    * and the database's clock when it first saw it so (see `unchangedSince`).
    */
   private readonly beatsSeen = new Map<string, { beat: number; since: number }>();
+  /** The ids `setJobs` last gave, counted and digested for the heartbeat's share basis. */
+  private jobsSeen = { count: 0, digest: jobsDigest([]) };
+  /** Live nodes found sharing from another basis, since when (this node's clock), and whether said. */
+  private readonly apart = new Map<string, { since: number; said: boolean }>();
   /** When this node's graceful stop began (see `leave`); null while it fires. */
   private leavingAt: number | null = null;
   /** The database's clock at the last sweep (see `sweep`); null before the first. */
@@ -270,6 +281,7 @@ export class Cluster {
    */
   setJobs(all: Iterable<string>, scheduled: (jobId: string) => boolean): void {
     this.jobs = [...all];
+    this.jobsSeen = { count: this.jobs.length, digest: jobsDigest(this.jobs) };
     this.scheduled = scheduled;
     this.reassign(new Map());
   }
@@ -293,12 +305,16 @@ export class Cluster {
     // the transition: the others catch up the fires since the last recorded one.
     if (this.leavingAt !== null || !this.takesShare) return false;
     if (this.owners.get(jobId) === this.id) return true;
-    const transitionMs = 2 * Math.max(this.o.reloadIntervalMs, this.o.heartbeatMs) +
-      (this.o.sweepMs ?? SWEEP_MS);
     // A clock stepped back since the change (a negative time since it) ends the transition:
     // it would otherwise last as long as the step, this node firing jobs another now owns.
     const since = this.o.clock.now() - this.changedAt;
-    return since >= 0 && since < transitionMs && this.previous.get(jobId) === this.id;
+    return since >= 0 && since < this.transitionMs && this.previous.get(jobId) === this.id;
+  }
+
+  /** How long nodes may see a change at different times: a reload or a heartbeat apart, twice. */
+  private get transitionMs(): number {
+    return 2 * Math.max(this.o.reloadIntervalMs, this.o.heartbeatMs) +
+      (this.o.sweepMs ?? SWEEP_MS);
   }
 
   /**
@@ -413,6 +429,7 @@ export class Cluster {
       declared_dead_at: null,
       declared_dead_by: null,
       leaving_at: this.leavingAt,
+      share_basis: JSON.stringify(shareBasis(this.jobsSeen, this.sharing)),
     };
   }
 
@@ -634,6 +651,56 @@ export class Cluster {
       this.reassign(left);
     }
     if (this.writers.join("\n") !== writersBefore) this.o.writersChanged?.(this.writers);
+    this.compareBases(nodes);
+  }
+
+  /**
+   * Say when a live node has shared the jobs from another basis than this
+   * node's for longer than a change takes to reach every node (see
+   * `transitionMs`): each may then take a job for the other's, which fires
+   * on neither. Judged only where both applied the same reload marker: a
+   * node that has not applied the last change yet is behind, not apart.
+   * Said once, and again when they agree.
+   */
+  private compareBases(nodes: Node[]): void {
+    const mine = shareBasis(this.jobsSeen, this.sharing);
+    const marker = this.o.state().appliedMarker;
+    const now = this.o.clock.now();
+    for (const id of this.apart.keys()) {
+      if (!this.live.includes(id)) this.apart.delete(id);
+    }
+    for (const node of nodes) {
+      if (node.id === this.id || !this.live.includes(node.id)) continue;
+      const theirs = readShareBasis(node.share_basis);
+      if (theirs === null || node.applied_marker !== marker) continue;
+      const seen = this.apart.get(node.id);
+      if (sameBasis(theirs, mine)) {
+        if (seen?.said) {
+          // `peer`, not `node`: a test's cluster sends a record to the node its `node` names.
+          clusterLog.info("node {peer} shares the jobs from the same basis as this node again", {
+            peer: node.id,
+          });
+        }
+        this.apart.delete(node.id);
+        continue;
+      }
+      // A clock stepped back counts from now.
+      if (seen === undefined || now < seen.since) {
+        this.apart.set(node.id, { since: now, said: false });
+        continue;
+      }
+      if (seen.said || now - seen.since < this.transitionMs) continue;
+      seen.said = true;
+      clusterLog.warn(
+        "node {peer} has shared the jobs from another basis than this node's for {seconds} s, at the same reload marker {marker}: {difference}; a job each takes for the other's fires on neither, and no missed run is recorded. Run the same release on every node (status lists each node's version); after a change to jm_jobs by hand, run jobsmanager reload",
+        {
+          peer: node.id,
+          seconds: Math.round((now - seen.since) / 1000),
+          marker,
+          difference: basisDifference(theirs, mine),
+        },
+      );
+    }
   }
 
   /**

@@ -44,6 +44,12 @@ export interface Node {
    * beats on while it ends its runs; its jobs are the live nodes'.
    */
   leaving_at?: number | null;
+  /**
+   * What it shares the jobs from (domain/share.ts `ShareBasis`, as JSON),
+   * for the other nodes to check that they agree; null in rows written
+   * before services reported it.
+   */
+  share_basis?: string | null;
 }
 
 /** Heartbeats older than this many intervals mean the node is gone. */

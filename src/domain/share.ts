@@ -60,3 +60,81 @@ export function assignJobs(
   }
   return owners;
 }
+
+/**
+ * Bumped whenever `assignJobs` would give another owner for the same ids:
+ * nodes of releases that differ in it are said to share from other bases.
+ */
+const SHARING_VERSION = 1;
+
+/**
+ * What a node shares the jobs from, as its heartbeat writes it (jm_nodes
+ * `share_basis`): nodes with the same basis give every job the same owner.
+ * Two that differ for longer than a reload may each take a job for the
+ * other's, and it then fires on neither, with no word (as when a row one
+ * release accepts and another refuses was left out by one of them).
+ */
+export interface ShareBasis {
+  /** The node's SHARING_VERSION. */
+  v: number;
+  /** How many job ids it shares, and a digest of them, their order aside. */
+  jobs: number;
+  digest: string;
+  /** The nodes it shares them over, sorted. */
+  over: string[];
+}
+
+/** A digest of `jobIds` (each once), whatever their order: a sum and an xor of their hashes. */
+export function jobsDigest(jobIds: readonly string[]): string {
+  let sum = 0;
+  let xor = 0;
+  for (const id of jobIds) {
+    const h = hash(id);
+    sum = (sum + h) >>> 0;
+    xor = (xor ^ h) >>> 0;
+  }
+  return sum.toString(16).padStart(8, "0") + xor.toString(16).padStart(8, "0");
+}
+
+/** The basis of sharing `jobs` (their count and `jobsDigest`) over `nodeIds`. */
+export function shareBasis(
+  jobs: { count: number; digest: string },
+  nodeIds: readonly string[],
+): ShareBasis {
+  return { v: SHARING_VERSION, jobs: jobs.count, digest: jobs.digest, over: [...nodeIds].sort() };
+}
+
+/** A basis as a heartbeat wrote it; null for none (an older release's row) or one unreadable. */
+export function readShareBasis(text: string | null | undefined): ShareBasis | null {
+  if (text == null) return null;
+  try {
+    const b = JSON.parse(text);
+    const ok = typeof b?.v === "number" && typeof b.jobs === "number" &&
+      typeof b.digest === "string" && Array.isArray(b.over) &&
+      b.over.every((n: unknown) => typeof n === "string");
+    return ok ? { v: b.v, jobs: b.jobs, digest: b.digest, over: b.over } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether two bases give every job the same owner. */
+export function sameBasis(a: ShareBasis, b: ShareBasis): boolean {
+  return a.v === b.v && a.jobs === b.jobs && a.digest === b.digest &&
+    a.over.join("\n") === b.over.join("\n");
+}
+
+/** How `theirs` differs from `mine`, in words: "it shares 12 jobs over a, b; this node 11 over a, b". */
+export function basisDifference(theirs: ShareBasis, mine: ShareBasis): string {
+  const side = (b: ShareBasis) => `${b.jobs} jobs over ${b.over.join(", ") || "no node"}`;
+  const notes: string[] = [];
+  if (theirs.jobs === mine.jobs && theirs.digest !== mine.digest) {
+    notes.push("as many jobs, not the same ids");
+  }
+  if (theirs.v !== mine.v) {
+    notes.push(`another sharing rule: version ${theirs.v}, this node's ${mine.v}`);
+  }
+  return `it shares ${side(theirs)}, this node ${side(mine)}${
+    notes.length === 0 ? "" : ` (${notes.join("; ")})`
+  }`;
+}

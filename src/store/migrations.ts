@@ -467,6 +467,12 @@ export const MIGRATIONS: Migration[] = [
       `ALTER TABLE jm_syslog ADD COLUMN node_id ${d === "mysql" ? "VARCHAR(191)" : "TEXT"} NULL`
     ),
   },
+  {
+    version: 12,
+    name: "nodes say what they share the jobs from",
+    // JSON (domain/share.ts ShareBasis); nullable: rows of releases before it.
+    statements: both(() => "ALTER TABLE jm_nodes ADD COLUMN share_basis TEXT NULL"),
+  },
 ];
 
 /** A column a table made before jobsmanager may hold narrower than the schema declares. */

@@ -36,6 +36,7 @@ const NODE_COLUMNS = [
   "declared_dead_at",
   "declared_dead_by",
   "leaving_at",
+  "share_basis",
 ] as const;
 
 const num = (v: unknown) => v === null || v === undefined ? null : Number(v);
@@ -221,6 +222,7 @@ function rowToNode(r: Row): Node {
     declared_dead_at: num(r.declared_dead_at),
     declared_dead_by: r.declared_dead_by == null ? null : String(r.declared_dead_by),
     leaving_at: num(r.leaving_at),
+    share_basis: r.share_basis == null ? null : String(r.share_basis),
   };
 }
 
