@@ -196,3 +196,27 @@ for (const backend of BACKENDS) {
     assertStringIncludes(list.stdout, "a");
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`schema upgrade[${backend}]: first commands at once on a new database wait for the one that makes its schema`, async () => {
+    await using db = await freshDatabase(backend);
+    // MySQL commits each statement of a migration: the others saw a schema half made, and
+    // were told it was older and to migrate it.
+    const adds = await Promise.all(
+      Array.from(
+        { length: 6 },
+        (_, i) => jm(db, "job", "add", `host${i}`, "--command", "true", "--cron", "@daily"),
+      ),
+    );
+    assertEquals(adds.map((r) => r.code), adds.map(() => 0), adds.map((r) => r.stderr).join(""));
+    // On SQLite the one that made the file says so; nothing else is said.
+    const said = adds.map((r) => r.stderr).filter((e) => e !== "");
+    assertEquals(
+      said.map((e) => e.startsWith("jobsmanager: created a new, empty database ")),
+      backend === "sqlite" ? [true] : [],
+      said.join(""),
+    );
+    const jobs = await rawQuery(db, "SELECT id FROM jm_jobs ORDER BY id");
+    assertEquals(jobs.map((r) => r.id), Array.from({ length: 6 }, (_, i) => `host${i}`));
+  });
+}

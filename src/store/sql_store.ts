@@ -438,7 +438,8 @@ export class SqlStore implements Store {
     this.refuseWithoutTransactions(tables);
     const current = await this.schemaVersion(this.driver, tables);
     this.refuseNewer(current);
-    if (!upgrade) this.refuseOlder(current);
+    // An older schema is judged under the lock below: it may be another process's migration
+    // half done (MySQL commits each DDL), as when several first commands make a new database.
     if (
       current === SCHEMA_VERSION && missingTables(tables).length === 0 &&
       this.narrowColumns(tables).length === 0
@@ -548,12 +549,21 @@ export class SqlStore implements Store {
   }
 
   async hasSchema(): Promise<boolean> {
-    const tables = await this.schemaTables(this.driver);
+    let tables = await this.schemaTables(this.driver);
     this.refuseOriginalTables(tables);
     this.refuseWithoutTransactions(tables);
     if (!tables.has("jm_schema_version")) return false;
-    const version = await this.schemaVersion(this.driver, tables);
+    let version = await this.schemaVersion(this.driver, tables);
     this.refuseNewer(version);
+    if (version > 0 && version < SCHEMA_VERSION) {
+      // Maybe another process's migration half done (MySQL commits each DDL): judged once
+      // it has let go of the lock.
+      [tables, version] = await this.driver.withMigrationLock(async (tx) => {
+        const now = await this.schemaTables(tx);
+        return [now, await this.schemaVersion(tx, now)] as const;
+      });
+      this.refuseNewer(version);
+    }
     this.refuseOlder(version);
     // What `migrate` would make again: a command that does not migrate would fail on it later.
     const missing = missingTables(tables);
