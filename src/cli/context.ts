@@ -11,7 +11,7 @@ import type { NodeStore, Store } from "../store/store.ts";
 import { resolveTarget } from "../config/database.ts";
 import { type DatabaseTarget, describeTarget, secretsOf } from "../store/target.ts";
 import { removeIfNoTables } from "../store/sqlite.ts";
-import { systemTimezone } from "../domain/time.ts";
+import { systemTimezone, systemZone } from "../domain/time.ts";
 import type { Node } from "../domain/node.ts";
 import { liveServices } from "../app/status.ts";
 import { type DefaultZone, defaultZone, zoneAmong } from "../app/zone.ts";
@@ -134,20 +134,24 @@ export class CommandContext {
    * live service reports, else this machine's.
    */
   async defaultZone(nodes: NodeStore | null): Promise<DefaultZone> {
-    return await defaultZone(nodes, {
-      configured: this.config.settings["jobsmanager.timezone"],
-      local: systemTimezone(),
-      now: Date.now(),
-      heartbeatMs: this.config.settings["jobsmanager.heartbeat_interval"] * 1000,
-    });
+    return localZoneSaid(
+      await defaultZone(nodes, {
+        configured: this.config.settings["jobsmanager.timezone"],
+        local: systemTimezone(),
+        now: Date.now(),
+        heartbeatMs: this.config.settings["jobsmanager.heartbeat_interval"] * 1000,
+      }),
+    );
   }
 
   /** The same, from the services a command has already read as live. */
   zoneAmong(live: Node[]): DefaultZone {
-    return zoneAmong(live, {
-      configured: this.config.settings["jobsmanager.timezone"],
-      local: systemTimezone(),
-    });
+    return localZoneSaid(
+      zoneAmong(live, {
+        configured: this.config.settings["jobsmanager.timezone"],
+        local: systemTimezone(),
+      }),
+    );
   }
 
   /** The database as people should read it: a SQLite path made absolute. */
@@ -349,4 +353,16 @@ export function outputWidth(): number | null {
   if (Deno.stdout.isTerminal()) return Deno.consoleSize().columns;
   const columns = Number(Deno.env.get("COLUMNS"));
   return Number.isInteger(columns) && columns > 0 ? columns : null;
+}
+
+let zoneProblemSaid = false;
+
+/** `zone`, having said on stderr (once) what of TZ this machine's zone could not be read from. */
+function localZoneSaid(zone: DefaultZone): DefaultZone {
+  const { problem } = systemZone();
+  if (zone.source === "local" && problem !== null && !zoneProblemSaid) {
+    zoneProblemSaid = true;
+    writeErr(`jobsmanager: warning: ${problem}`);
+  }
+  return zone;
 }

@@ -6,7 +6,7 @@
  */
 import { getLogger, type Sink } from "@logtape/logtape";
 import type { Settings } from "../config/config.ts";
-import { systemTimezone } from "../domain/time.ts";
+import { systemTimezone, systemZone } from "../domain/time.ts";
 import { BATCH_CONNECTIONS } from "../store/mysql.ts";
 import type { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
@@ -430,6 +430,15 @@ class BootedDaemon implements Daemon {
     }
     if (created.length > 0) {
       serviceLog.warn("created the missing tables {tables} again, empty", { tables: created });
+    }
+    const { problem } = systemZone();
+    if (problem !== null && !this.o.settings["jobsmanager.timezone"]) {
+      // TZ's braces are text, not placeholders.
+      serviceLog.warn(
+        `${
+          problem.replaceAll("{", "{{").replaceAll("}", "}}")
+        }; the jobs that name no zone fire at UTC's instants`,
+      );
     }
     for (const caution of await store.serverCautions()) {
       serviceLog.warn(`{database}: ${caution}`, { database: store.description });

@@ -11,9 +11,63 @@ import { shortened } from "./printable.ts";
  * 20-30 ms (its locale data), and named no zone but `+00:00` with TZ=GMT.
  */
 export function systemTimezone(): string {
-  const zone = Temporal.Now.timeZoneId();
+  return systemZone().zone;
+}
+
+/** Where zoneinfo files lie: a TZ naming one of their files names that zone. */
+const ZONEINFO_DIRS = ["/usr/share/zoneinfo/", "/usr/lib/zoneinfo/", "/usr/share/lib/zoneinfo/"];
+
+/**
+ * This machine's zone, and what in TZ it could not read (null when
+ * nothing): ICU reads an IANA name (`Europe/Berlin`, `:Europe/Berlin`) or
+ * /etc/localtime, and takes anything else for UTC with no word, where the
+ * C library (`date`) reads a zoneinfo file's path or a POSIX rule
+ * (`CET-1CEST,M3.5.0,M10.5.0/3`): a service on such a TZ fired the jobs
+ * that name no zone hours off. A path under a zoneinfo directory is read
+ * as the zone it names; anything else is said.
+ */
+export function systemZone(tz = Deno.env.get("TZ")): { zone: string; problem: string | null } {
+  const icu = Temporal.Now.timeZoneId();
   // ICU's name for an empty TZ (`docker run -e TZ=`), which POSIX reads as UTC.
-  return zone === "Etc/Unknown" ? "UTC" : zone;
+  if (tz === undefined || icu === "Etc/Unknown") {
+    return { zone: icu === "Etc/Unknown" ? "UTC" : icu, problem: null };
+  }
+  const given = zoneinfoPath(tz.startsWith(":") ? tz.slice(1) : tz);
+  const dir = ZONEINFO_DIRS.find((d) => given.startsWith(d));
+  const name = dir === undefined ? given : given.slice(dir.length).replace(/^(posix|right)\//, "");
+  // ICU fell back to UTC for what it could not read: only a name of UTC's is UTC.
+  if (icu !== "UTC" || /^(Etc\/)?(UTC|UCT|GMT|Zulu|Universal|Greenwich)([+-]?0)?$/i.test(name)) {
+    return { zone: icu, problem: null };
+  }
+  if (dir !== undefined && knownZone(name)) return { zone: name, problem: null };
+  return {
+    zone: "UTC",
+    problem: `TZ=${
+      JSON.stringify(tz)
+    } names no time zone jobsmanager can read, so it uses UTC (it reads IANA names such as Europe/Berlin, and the files under /usr/share/zoneinfo); give TZ a zone's name, or set jobsmanager.timezone`,
+  };
+}
+
+/**
+ * A path as the zoneinfo file it leads to (`TZ=:/etc/localtime`, which
+ * spares the C library a stat per call, is a link to one); else as given.
+ */
+function zoneinfoPath(given: string): string {
+  if (!given.startsWith("/") || ZONEINFO_DIRS.some((d) => given.startsWith(d))) return given;
+  try {
+    return Deno.realPathSync(given);
+  } catch {
+    return given;
+  }
+}
+
+function knownZone(name: string): boolean {
+  try {
+    Temporal.Now.zonedDateTimeISO(name);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const pad = (n: number, width = 2) => String(n).padStart(width, "0");
