@@ -9,10 +9,12 @@ import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
   BACKENDS,
   cli,
+  cliEnv,
   CliProcess,
   type CliResult,
   freshDatabase,
   livePidsMatching,
+  MAIN,
   rawQuery,
   type TestDatabase,
   waitFor,
@@ -184,6 +186,50 @@ for (const backend of BACKENDS) {
     assert(!run.stdout.includes("--- stdout ---"), "the output was printed twice");
     const [row] = await rawQuery(db, "SELECT status, stdout, stderr FROM jm_runs");
     assertEquals({ ...row }, { status: "success", stdout: "one\ntwo\n", stderr: "err\n" });
+  });
+
+  Deno.test(`cli[${backend}]: job run --here piped into head goes on reading the job's output, and records its own end`, async () => {
+    await using db = await freshDatabase(backend);
+    // 1.2 MB, far beyond a pipe's room: the job blocked on it once head had gone, and was killed
+    // at its timeout.
+    const add = await jm(
+      db,
+      "job",
+      "add",
+      "loud",
+      "--command",
+      "seq 1 200000",
+      "--cron",
+      "0 0 1 1 *",
+    );
+    assertEquals(add.code, 0, add.stderr);
+    await jm(db, "job", "update", "loud", "--timeout", "60");
+    const cli = [Deno.execPath(), "run", "--allow-all", "--quiet", MAIN, "--database", db.url];
+    const piped = await new Deno.Command("bash", {
+      args: [
+        "-c",
+        `"$@" job run loud --here | head -2; echo "exit \${PIPESTATUS[0]}" >&2`,
+        "bash",
+        ...cli,
+      ],
+      cwd: db.dir,
+      env: cliEnv(),
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const [stdout, stderr] = [piped.stdout, piped.stderr].map((b) => new TextDecoder().decode(b));
+    assertEquals(stdout, "1\n2\n");
+    const [row] = await runRows(db);
+    assertEquals([row.status, row.note], ["success", "run in the CLI with --here"], stderr);
+    assertMatch(
+      stderr,
+      new RegExp(
+        `^\\njobsmanager: stdout cannot be written \\(Broken pipe \\(os error 32\\)\\): the run's output is no longer shown, and is still recorded \\(jobsmanager runs show ${row.id}\\)\\nexit 0\\n$`,
+      ),
+    );
+    const [{ length }] = await rawQuery(db, "SELECT LENGTH(stdout) AS length FROM jm_runs");
+    assert(Number(length) > 0, "the output is recorded");
   });
 
   for (

@@ -209,7 +209,8 @@ export interface CliResult {
   stderr: string;
 }
 
-const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
+/** The CLI's entry point, as `deno run` takes it. */
+export const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
 
 export interface CliOptions {
   /** Where the CLI runs (relative paths in its arguments); the test's cwd by default. */

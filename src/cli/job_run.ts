@@ -55,9 +55,31 @@ async function runHere(
   let last: "stdout" | "stderr" | null = null;
   // Its terminal closed (SIGHUP): what the command writes is no longer shown there.
   let hungUp = false;
+  // Streams whose reader went (`| head`) or whose disk is full: the run's output is still read
+  // and recorded, so the command neither blocks on a full pipe nor is killed at its timeout.
+  const lost = new Set<"stdout" | "stderr">();
   const show = (stream: "stdout" | "stderr", chunk: Uint8Array) => {
-    if (hungUp) return;
-    relay(stream, chunk);
+    if (hungUp || lost.has(stream)) return;
+    try {
+      relay(stream, chunk);
+    } catch (error) {
+      lost.add(stream);
+      if (stream === "stdout" && !lost.has("stderr")) {
+        try {
+          relay(
+            "stderr",
+            new TextEncoder().encode(
+              `\njobsmanager: stdout cannot be written (${
+                error instanceof Error ? error.message : error
+              }): the run's output is no longer shown, and is still recorded (jobsmanager runs show ${run.id})\n`,
+            ),
+          );
+        } catch {
+          lost.add("stderr");
+        }
+      }
+      return;
+    }
     if (chunk.length === 0) return;
     lineOpen[stream] = chunk[chunk.length - 1] !== 0x0a;
     last = stream;
@@ -111,7 +133,7 @@ async function runHere(
   }
   // Recorded first: with its terminal gone, writing to it may fail.
   await store.updateRun(run.id, finishedRecord(result, run.note));
-  if (!hungUp) {
+  if (!hungUp && lost.size === 0) {
     const newline = new Uint8Array([0x0a]);
     if (Deno.stdout.isTerminal() && Deno.stderr.isTerminal()) {
       if (last !== null && lineOpen[last]) relay(last, newline);
