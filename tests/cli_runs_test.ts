@@ -15,10 +15,12 @@ import {
   freshDatabase,
   livePidsMatching,
   MAIN,
+  mysqlTest,
   rawQuery,
   type TestDatabase,
   waitFor,
 } from "./helpers.ts";
+import { proxyFor } from "./tcp_proxy.ts";
 
 const ADD = ["job", "add", "a", "--command", "echo a", "--cron", "0 0 1 1 *"];
 
@@ -361,3 +363,40 @@ for (const backend of BACKENDS) {
     assertMatch(bothRun.stdout, /^nonl\nrun +\d+\n/);
   });
 }
+
+mysqlTest(
+  "cli[mysql]: job run --wait --timeout gives up at its timeout when the database stops answering",
+  async () => {
+    await using db = await freshDatabase("mysql");
+    assertEquals((await jm(db, ...ADD)).code, 0);
+    await using proxy = proxyFor(db);
+    const url = new URL(db.url);
+    url.port = String(proxy.port);
+    await using wait = new CliProcess(
+      ["--database", url.toString(), "job", "run", "a", "--queue", "--wait", "--timeout", "4"],
+      { cwd: db.dir },
+    );
+    // Queued (no service), and looked at again and again; then every byte to the database held:
+    // its next look hangs.
+    await waitFor(async () => (await runRows(db)).length === 1, {
+      timeoutMs: 20_000,
+      what: "the run to be queued",
+      detail: () => wait.stderr,
+    });
+    const sent = proxy.chunksFromClients;
+    await waitFor(() => proxy.chunksFromClients >= sent + 3, {
+      timeoutMs: 20_000,
+      what: "the wait to look at the run",
+      detail: () => `${proxy.chunksFromClients - sent} chunks sent; stderr: ${wait.stderr}`,
+    });
+    proxy.blackhole();
+    // A statement's timeout is 30 s: without the bound, the wait gave up then, with the driver's error.
+    const status = await wait.exit(25_000, "the wait to give up at its timeout");
+    const [run] = await runRows(db);
+    assertEquals([status.code, wait.stderr], [
+      1,
+      `jobsmanager: run ${run.id} did not end within 4 s and is left queued: see it with \`jobsmanager runs show ${run.id}\`, or cancel it with \`jobsmanager runs cancel ${run.id}\`\n`,
+    ]);
+    proxy.restore();
+  },
+);

@@ -268,7 +268,7 @@ export class CommandContext {
     try {
       return await fn(store);
     } finally {
-      await store.close();
+      await closeSoon(store);
     }
   }
 
@@ -297,7 +297,7 @@ export class CommandContext {
       }
       return await fn(store, null);
     } finally {
-      await store.close();
+      await closeSoon(store);
     }
   }
 
@@ -365,4 +365,22 @@ function localZoneSaid(zone: DefaultZone): DefaultZone {
     writeErr(`jobsmanager: warning: ${problem}`);
   }
   return zone;
+}
+
+/**
+ * How long a command waits for its store to close once its work is done
+ * (or given up): a database that stopped answering would hold the exit
+ * until a statement's timeout, 30 s, past a `--timeout` the user gave.
+ * What is left then is cut by the exit; every write was awaited before.
+ */
+const CLOSE_WAIT_MS = 2000;
+
+async function closeSoon(store: Store): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const waited = new Promise<void>((resolve) => timer = setTimeout(resolve, CLOSE_WAIT_MS));
+  try {
+    await Promise.race([store.close(), waited]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

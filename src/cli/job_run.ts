@@ -163,13 +163,34 @@ async function waitFor(
   const deadline = timeoutS === null ? Infinity : Date.now() + timeoutS * 1000;
   let hinted = false;
   let nodeCheckAt = Date.now() + NODE_CHECK_MS;
+  let status: string | null = null;
+  const notEnded = () =>
+    new RuntimeError(
+      `run ${id} did not end within ${timeoutS} s and is left ${
+        status ?? "as it was"
+      }: see it with \`jobsmanager runs show ${id}\`, or cancel it with \`jobsmanager runs cancel ${id}\``,
+    );
+  // The timeout bounds the wait, a database that stopped answering included.
+  const inTime = async <T>(asked: Promise<T>): Promise<T> => {
+    if (deadline === Infinity) return await asked;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(notEnded()), Math.max(0, deadline - Date.now()));
+    });
+    try {
+      return await Promise.race([asked, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   for (;;) {
-    const run = await stores.getRun(id);
+    const run = await inTime(stores.getRun(id));
     if (!run) throw new RuntimeError(`run ${id} disappeared while waiting for it`);
     if (FINAL_STATUSES.includes(run.status)) return run;
+    status = run.status;
     if (run.status === "running" && run.node_id !== null && Date.now() >= nodeCheckAt) {
       nodeCheckAt = Date.now() + NODE_CHECK_MS;
-      const { nodes, databaseNow } = await stores.nodesAndNow();
+      const { nodes, databaseNow } = await inTime(stores.nodesAndNow());
       const node = nodes.find((n) => n.id === run.node_id);
       const state = node && nodeState(node, Date.now(), heartbeatMs, databaseNow);
       if (state === "stopped" || state === "dead") {
@@ -182,11 +203,7 @@ async function waitFor(
         );
       }
     }
-    if (Date.now() >= deadline) {
-      throw new RuntimeError(
-        `run ${id} did not end within ${timeoutS} s and is left ${run.status}: see it with \`jobsmanager runs show ${id}\`, or cancel it with \`jobsmanager runs cancel ${id}\``,
-      );
-    }
+    if (Date.now() >= deadline) throw notEnded();
     if (!hinted && run.status === "queued" && Date.now() > hintAt) {
       hinted = true;
       writeErr(
