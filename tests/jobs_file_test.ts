@@ -7,6 +7,7 @@ import { assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { buildJob, type Job } from "../src/domain/job.ts";
 import { candidatesFromFile, exportJobs } from "../src/app/jobs_file.ts";
 import { CONTROL } from "../src/domain/printable.ts";
+import { parse } from "yaml";
 import { BACKENDS, cli, freshDatabase, rawQuery, type TestDatabase } from "./helpers.ts";
 
 const NOW = 1_700_000_000_000;
@@ -697,4 +698,40 @@ Deno.test("export writes control characters and bidi marks as escapes, and they 
     const back = candidatesFromFile(`jobs.${format}`, file, NOW);
     assertEquals(back.map((c) => c.job), jobs, format);
   }
+});
+
+Deno.test("a YAML export quotes the strings a YAML 1.1 reader (PyYAML, Ansible) takes for something else", () => {
+  const tricky = [
+    "no",
+    "Off",
+    "y",
+    "12:30",
+    "1_000",
+    "0b101",
+    "190:20:30",
+    "2026-01-01",
+    "1:20:30.5",
+  ];
+  const jobs = [
+    buildJob(
+      "12:30",
+      {
+        command: "true",
+        cron: "@daily",
+        description: "no",
+        timezone: "UTC",
+        env: tricky.map((value, i) => `V${i}=${value}`),
+      },
+      null,
+      NOW,
+    ),
+  ];
+  const file = exportJobs(jobs, "yaml");
+  const read11 = parse(file, { version: "1.1" });
+  const [entry] = read11.jobs;
+  assertEquals([entry.id, entry.description, Object.values(entry.env)], ["12:30", "no", tricky]);
+  // Plain where it reads the same, and its own reader reads it back.
+  assertStringIncludes(file, '\n      V0: "no"\n');
+  assertStringIncludes(file, "\n    timezone: UTC\n");
+  assertEquals(candidatesFromFile("jobs.yaml", file, NOW).map((c) => c.job), jobs);
 });

@@ -11,7 +11,7 @@
 import JSON5 from "json5";
 import type { ValueNode } from "@humanwhocodes/momoa";
 import { type Json5Document, Json5Error, keyOf, parseJson5 } from "../config/json5.ts";
-import { Document, isMap, isSeq, LineCounter, parseDocument, visit } from "yaml";
+import { Document, isMap, isSeq, LineCounter, parse, parseDocument, visit } from "yaml";
 import { CONTROL } from "../domain/printable.ts";
 import { RuntimeError, UsageError, ValidationError } from "../errors.ts";
 import {
@@ -165,13 +165,33 @@ export function exportJobs(jobs: Job[], format: FileFormat): string {
     return `// ${HEADER}\n${escapeControls(JSON5.stringify(data, null, 2))}\n`;
   }
   const doc = new Document(data);
-  // Only a double-quoted YAML string reads escapes.
   visit(doc, {
     Scalar(_, node) {
-      if (typeof node.value === "string" && CONTROL.test(node.value)) node.type = "QUOTE_DOUBLE";
+      if (typeof node.value !== "string") return;
+      // Only a double-quoted YAML string reads escapes.
+      if (CONTROL.test(node.value) || readOtherwiseByYaml11(node.value)) {
+        node.type = "QUOTE_DOUBLE";
+      }
     },
   });
   return `# ${HEADER}\n${escapeControls(doc.toString({ lineWidth: 0 }))}`;
+}
+
+/**
+ * Whether a YAML 1.1 reader (PyYAML, so Ansible; Go's yaml.v2) takes plain
+ * `text` for something else than that string: `no` and `off` for false,
+ * `12:30` for 750, `1_000` for 1000, a date for a timestamp. YAML 1.2, which
+ * jobsmanager writes and reads, quotes only its own such strings, so an
+ * environment value `no` reached those tools as false. Asked only of text
+ * that could be one (parsing is dear on 10,000 jobs).
+ */
+function readOtherwiseByYaml11(text: string): boolean {
+  if (!/^([-+.]?[0-9]|[yYnNoO][a-zA-Z]{0,2}$)/.test(text)) return false;
+  try {
+    return typeof parse(text, { version: "1.1" }) !== "string";
+  } catch {
+    return true;
+  }
 }
 
 /** Control characters left raw in a JSON5 or YAML document, as `\uNNNN` (they are only in its quoted strings). */
