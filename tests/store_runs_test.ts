@@ -5,7 +5,13 @@
  */
 import { assertEquals } from "./assert.ts";
 import { FINAL_STATUSES, type RunStatus } from "../src/domain/run.ts";
-import { contract, fire, manualRequest, node } from "./store_contract.ts";
+import { contract, fire, job, manualRequest, node } from "./store_contract.ts";
+import type { Store } from "../src/store/store.ts";
+
+/** Jobs `ids` in jm_jobs: lastFires reads the fires of the jobs there. */
+async function jobs(store: Store, ...ids: string[]): Promise<void> {
+  for (const id of ids) await store.changeJob(id, () => job(id));
+}
 import { rawQuery } from "./helpers.ts";
 
 contract("getRun", "an unknown id is null", async ({ store }) => {
@@ -259,6 +265,7 @@ contract(
   "lastFires",
   "the latest scheduled fire of each job, whatever became of it",
   async ({ store }) => {
+    await jobs(store, "a", "b");
     await store.claimRuns([
       fire("a", 1000, { status: "success" }),
       fire("a", 3000, { status: "missed" }),
@@ -273,6 +280,7 @@ contract(
 );
 
 contract("lastFires", "manual runs are not fires of the schedule", async ({ store }) => {
+  await jobs(store, "a", "only-manual");
   await store.claimRuns([
     fire("a", 1000, { status: "success" }),
     { ...manualRequest("a", 9000), status: "success" },
@@ -283,8 +291,9 @@ contract("lastFires", "manual runs are not fires of the schedule", async ({ stor
 
 contract(
   "lastFires",
-  "fires recorded beyond the instant asked are not the last: they are listed apart, by id",
+  "fires recorded beyond the instant asked are not the last: they are listed apart, by fire",
   async ({ store }) => {
+    await jobs(store, "a", "b", "c", "d");
     const year2099 = Date.UTC(2099, 0, 1);
     const [far, near, , farB] = await store.claimRuns([
       fire("a", year2099, { status: "success" }),
@@ -298,8 +307,8 @@ contract(
       // "b" fired only beyond: it has no last fire; a manual run is none ("c").
       fires: new Map([["a", 2000], ["d", 10_000]]),
       ahead: [
-        { id: far!, job_id: "a", scheduled_at: year2099 },
         { id: near!, job_id: "a", scheduled_at: 10_001 },
+        { id: far!, job_id: "a", scheduled_at: year2099 },
         { id: farB!, job_id: "b", scheduled_at: year2099 },
       ],
     });
@@ -406,3 +415,9 @@ contract(
     assertEquals((await store.getRun(run.id))?.scheduled_at, 8_640_000_000_000_000);
   },
 );
+
+contract("lastFires", "the fires of a job no longer in jm_jobs are not read", async ({ store }) => {
+  await jobs(store, "a");
+  await store.claimRuns([fire("a", 1000), fire("gone", 2000)]);
+  assertEquals(await store.lastFires(10_000), { fires: new Map([["a", 1000]]), ahead: [] });
+});

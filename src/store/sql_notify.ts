@@ -239,17 +239,23 @@ export async function failingBefore(
   return success === undefined;
 }
 
+/** The job's last silence alert: the `since` it was for (its ref), and when it was claimed. */
+const lastAlert = (column: string) =>
+  `(SELECT n.${column} FROM jm_notifications n WHERE n.job_id = j.id AND n.event = 'silent' ORDER BY n.created_at DESC, n.id DESC LIMIT 1)`;
+
+/**
+ * The jobs watched for silence, each with its last success, read through
+ * jm_runs_job_status (every 5 s, and by `status`: see migration 13).
+ */
+export const SILENCE_CANDIDATES_SQL =
+  `SELECT j.id, j.alert_after, j.created_at, j.updated_at, (SELECT MAX(r.finished_at) FROM jm_runs r WHERE r.job_id = j.id AND r.status = 'success') AS last_success, ${
+    lastAlert("ref")
+  } AS alert_since, ${
+    lastAlert("created_at")
+  } AS alerted_at FROM jm_jobs j WHERE j.enabled = 1 AND j.alert_after IS NOT NULL ORDER BY j.id`;
+
 export async function silenceCandidates(driver: Driver): Promise<SilenceCandidate[]> {
-  // The job's last silence alert: the `since` it was for (its ref), and when it was claimed.
-  const lastAlert = (column: string) =>
-    `(SELECT n.${column} FROM jm_notifications n WHERE n.job_id = j.id AND n.event = 'silent' ORDER BY n.created_at DESC, n.id DESC LIMIT 1)`;
-  const rows = await driver.all(
-    `SELECT j.id, j.alert_after, j.created_at, j.updated_at, (SELECT MAX(r.finished_at) FROM jm_runs r WHERE r.job_id = j.id AND r.status = 'success') AS last_success, ${
-      lastAlert("ref")
-    } AS alert_since, ${
-      lastAlert("created_at")
-    } AS alerted_at FROM jm_jobs j WHERE j.enabled = 1 AND j.alert_after IS NOT NULL ORDER BY j.id`,
-  );
+  const rows = await driver.all(SILENCE_CANDIDATES_SQL);
   return rows.map((row) => {
     const lastSuccess = Number(row.last_success ?? 0);
     // Alerted, and no success since: silent still, from the same instant, whatever was edited.

@@ -348,10 +348,11 @@ export interface RunStore {
   ): Promise<number[]>;
 
   /**
-   * The latest scheduled fire (trigger `schedule`) of every job that has
-   * one at or before `notAfter` (ms), where its service resumes it; and the
-   * rows of scheduled fires beyond `notAfter` (the oldest LAST_FIRES_AHEAD
-   * by id), which it leaves out: one written by hand for 2099 made its job
+   * The latest scheduled fire (trigger `schedule`) of every job of jm_jobs
+   * that has one at or before `notAfter` (ms), where its service resumes
+   * it (a fire of a job removed since is not read); and the
+   * rows of scheduled fires beyond `notAfter` (the first LAST_FIRES_AHEAD
+   * of them by fire), which it leaves out: one written by hand for 2099 made its job
    * wait for 2099, firing nothing.
    */
   lastFires(notAfter: number): Promise<LastFires>;
@@ -703,6 +704,16 @@ export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogSt
    * too a schema missing a table (dropped by hand), which `migrate` makes.
    */
   hasSchema(): Promise<boolean>;
+
+  /**
+   * Bring the database's statistics for its query planner up to date,
+   * where they are its client's to keep: SQLite plans with none until
+   * ANALYZE, and took an index of the status for a job's last success
+   * (every success of every job). `PRAGMA optimize`, bounded to a sample
+   * of each table (well under a second on millions of rows). Nothing on
+   * MySQL, whose InnoDB keeps its own.
+   */
+  optimize(): Promise<void>;
 
   /**
    * What in the database server's own settings works against what
