@@ -72,3 +72,27 @@ for (const backend of BACKENDS) {
     );
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: status with only a stale service says it did not stop, and how to go on`, async () => {
+    await using db = await freshDatabase(backend);
+    const store = db.open();
+    try {
+      await store.migrate();
+      const databaseNow = await store.databaseNow();
+      await store.saveNode({
+        ...serviceRow("gamma"),
+        db_heartbeat_at: databaseNow - 4 * HEARTBEAT_MS,
+        heartbeat_ms: HEARTBEAT_MS,
+      });
+    } finally {
+      await store.close();
+    }
+    const status = await cli(["--database", db.url, "status"], { cwd: db.dir });
+    const row = serviceRow("gamma");
+    assertEquals([status.code, status.stderr], [
+      1,
+      `jobsmanager: no live jobsmanager service on this database: gamma (pid ${row.pid} on ${row.host}) stopped sending heartbeats without stopping (hung, suspended, or killed): see its log, and restart it (\`systemctl restart jobsmanager\` where systemd runs it)\n`,
+    ]);
+  });
+}

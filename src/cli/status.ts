@@ -185,8 +185,14 @@ export function statusCommand() {
         },
       );
       if (!report.services.some((n) => n.state === "live")) {
+        // A stale service did not stop: it may hold the SQLite file still, or come back.
+        const stale = report.services.filter((n) => n.state === "stale");
         throw new RuntimeError(
-          "no live jobsmanager service on this database (start one with `jobsmanager serve`)",
+          stale.length === 0
+            ? "no live jobsmanager service on this database (start one with `jobsmanager serve`)"
+            : `no live jobsmanager service on this database: ${
+              stale.map((n) => `${n.id} (pid ${n.pid} on ${n.host})`).join(", ")
+            } stopped sending heartbeats without stopping (hung, suspended, or killed): see its log, and restart it (\`systemctl restart jobsmanager\` where systemd runs it)`,
         );
       }
     },
