@@ -82,3 +82,37 @@ mysqlTest(
     }
   },
 );
+
+mysqlTest(
+  "mysql: a statement given up at its timeout is stopped on the server too, not left running there",
+  async () => {
+    await using db = await freshDatabase("mysql");
+    if (db.target.kind !== "mysql") throw new Error("a MySQL test got another backend");
+    const other = await mysqlConnection(db);
+    const driver = new MysqlDriver(db.target, undefined, undefined, 1000);
+    const running = async () => {
+      const [rows] = await other.query(
+        "SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ? AND INFO LIKE 'SELECT BENCHMARK(%'",
+        [db.target.kind === "mysql" ? db.target.database : ""],
+      );
+      return (rows as { id: number }[]).map((r) => r.id);
+    };
+    try {
+      await assertRejects(
+        () => driver.all("SELECT BENCHMARK(4000000000, MD5('x')) AS spent"),
+        DatabaseError,
+      );
+      // Given up after 1 s; without the KILL it would run on the server for minutes.
+      await waitFor(async () => (await running()).length === 0 || null, {
+        timeoutMs: 20_000,
+        what: "the server to stop the statement given up",
+        detail: async () => `still running: ${await running()}`,
+      });
+    } finally {
+      // Minutes of CPU on the shared server, should the test fail.
+      for (const id of await running()) await other.query(`KILL QUERY ${Number(id)}`);
+      await driver.close();
+      await other.end();
+    }
+  },
+);

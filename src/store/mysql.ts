@@ -20,6 +20,9 @@ const MIGRATION_LOCK_WAIT_S = 60;
  */
 const QUERY_TIMEOUT_MS = 30_000;
 
+/** How long the ask to stop a statement given up may take (see `MysqlDriver.stopAbandoned`). */
+const KILL_TIMEOUT_MS = 5000;
+
 /** Prepared statements a connection keeps (see `MysqlDriver.executed`). */
 const PREPARED_KEPT = 8;
 
@@ -359,6 +362,8 @@ export class MysqlDriver implements Driver {
    * `giveBack` destroys them, the pool opens new ones as needed.
    */
   #broken = new WeakSet<mysql.PoolConnection>();
+  /** Set while a KILL QUERY is on its way (see `stopAbandoned`). */
+  #killing = false;
   /** Connections whose session is set (see `sessionSql`). */
   #set = new WeakSet<mysql.PoolConnection>();
 
@@ -435,6 +440,7 @@ export class MysqlDriver implements Driver {
     try {
       result = await settled((done) => conn.query({ sql, timeout }, params, done));
     } catch (caught) {
+      this.stopAbandoned(conn, caught);
       const error = explainMysqlError(caught, this.target);
       if (isUnreachable(error) || breaksConnection(caught)) this.#broken.add(conn);
       if (conn !== on) this.giveBack(conn);
@@ -442,6 +448,31 @@ export class MysqlDriver implements Driver {
     }
     if (conn !== on) this.giveBack(conn);
     return result;
+  }
+
+  /**
+   * The statement on `conn` got no answer in time and was given up: ask
+   * the server to stop it (KILL QUERY, from another connection), or it runs
+   * on there, and a check repeated meanwhile piled them up (5 at once were
+   * seen, each 55-100 s). One ask at a time, never awaited: with the server
+   * away, it fails as the statement did.
+   */
+  private stopAbandoned(conn: mysql.PoolConnection, caught: unknown): void {
+    const thread = conn.threadId;
+    if ((caught as { code?: unknown })?.code !== "PROTOCOL_SEQUENCE_TIMEOUT") return;
+    if (thread === null || thread === undefined || this.#killing) return;
+    this.#killing = true;
+    (async () => {
+      const killer = await this.connection();
+      try {
+        await settled((done) =>
+          killer.query({ sql: `KILL QUERY ${Number(thread)}`, timeout: KILL_TIMEOUT_MS }, done)
+        );
+        killer.release();
+      } catch {
+        killer.destroy();
+      }
+    })().catch(() => undefined).finally(() => this.#killing = false);
   }
 
   /**
@@ -482,6 +513,7 @@ export class MysqlDriver implements Driver {
       if (conn !== on) this.giveBack(conn);
       return rows as unknown[][];
     } catch (caught) {
+      this.stopAbandoned(conn, caught);
       const error = explainMysqlError(caught, this.target);
       if (isUnreachable(error) || breaksConnection(caught)) this.#broken.add(conn);
       // Its answer may be on its way still: nothing waits behind it, a ROLLBACK neither.
