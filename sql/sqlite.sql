@@ -1,4 +1,4 @@
--- jobsmanager schema for SQLite, version 13.
+-- jobsmanager schema for SQLite, version 12.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -206,7 +206,3 @@ INSERT INTO jm_schema_version (version, name, applied_at) VALUES (11, 'log lines
 -- migration 12: nodes say what they share the jobs from
 ALTER TABLE jm_nodes ADD COLUMN share_basis TEXT NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (12, 'nodes say what they share the jobs from', 0);
-
--- migration 13: a job's last success found by an index
-CREATE INDEX IF NOT EXISTS jm_runs_job_status ON jm_runs (job_id, status, finished_at);
-INSERT INTO jm_schema_version (version, name, applied_at) VALUES (13, 'a job's last success found by an index', 0);

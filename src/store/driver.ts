@@ -157,6 +157,13 @@ export interface DialectProfile {
    * the dialect has none.
    */
   dataVersionSql: string | null;
+  /**
+   * `column` in a condition whose index must not be chosen: SQLite, with
+   * no statistics, took jm_runs_status for a job's successes (every success
+   * of every job) over jm_runs_job (the job's own runs); its unary `+`
+   * keeps it off. MySQL plans by its statistics.
+   */
+  noIndex(column: string): string;
 }
 
 export const PROFILES: Record<Dialect, DialectProfile> = {
@@ -192,6 +199,7 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     renameTable: (from, to) => `RENAME TABLE ${from} TO ${to};`,
     rowsPerUpdate: 100,
     dataVersionSql: null,
+    noIndex: (column) => column,
   },
   sqlite: {
     dialect: "sqlite",
@@ -223,5 +231,6 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     renameTable: (from, to) => `ALTER TABLE ${from} RENAME TO ${to};`,
     rowsPerUpdate: 1,
     dataVersionSql: "PRAGMA data_version",
+    noIndex: (column) => `+${column}`,
   },
 };

@@ -473,20 +473,6 @@ export const MIGRATIONS: Migration[] = [
     // JSON (domain/share.ts ShareBasis); nullable: rows of releases before it.
     statements: both(() => "ALTER TABLE jm_nodes ADD COLUMN share_basis TEXT NULL"),
   },
-  {
-    version: 13,
-    name: "a job's last success found by an index",
-    // A silence alert's check (alert_after), every 5 s and in `status`, reads each watched
-    // job's last success: through jm_runs_job it read every run of the job (on MySQL, 55-100 s
-    // for 5,000 jobs of 1,000 runs), and SQLite took jm_runs_status, every success of all jobs
-    // (1.4 s a job, the scheduler's thread held).
-    statements: {
-      mysql: ["ALTER TABLE jm_runs ADD KEY jm_runs_job_status (job_id, status, finished_at)"],
-      sqlite: [
-        "CREATE INDEX IF NOT EXISTS jm_runs_job_status ON jm_runs (job_id, status, finished_at)",
-      ],
-    },
-  },
 ];
 
 /** A column a table made before jobsmanager may hold narrower than the schema declares. */

@@ -1151,7 +1151,10 @@ export class SqlStore implements Store {
       params.push(filter.job_id);
     }
     if (filter.status !== undefined) {
-      where.push("status = ?");
+      // With a job: along its own runs, not every run of that status (SQLite: 9 s for 5 M runs).
+      where.push(
+        `${filter.job_id === undefined ? "status" : this.driver.profile.noIndex("status")} = ?`,
+      );
       params.push(filter.status);
     }
     if (filter.node_id !== undefined) {
