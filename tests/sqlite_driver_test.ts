@@ -107,3 +107,28 @@ Deno.test("sqlite: rows are plain objects of their columns, whatever the names",
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("sqlite: a WAL grown behind a long read is cut back once the read ends", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-sqlite-" });
+  const path = `${dir}/jobs.db`;
+  const driver = SqliteDriver.open(path);
+  const reader = new DatabaseSync(path);
+  try {
+    await driver.run("CREATE TABLE t (x BLOB)");
+    // A backup's read, held while the service writes: nothing can be checkpointed meanwhile.
+    reader.exec("BEGIN");
+    reader.prepare("SELECT COUNT(*) FROM t").get();
+    for (let i = 0; i < 80; i++) await driver.run("INSERT INTO t VALUES (randomblob(1048576))");
+    const grown = (await Deno.stat(`${path}-wal`)).size;
+    assert(grown > 64 * 1024 * 1024, `the WAL grew to ${grown} bytes`);
+    reader.exec("COMMIT");
+    // The next checkpoint (SQLite's own, every 1,000 pages) restarts the WAL, cut to 64 MiB.
+    for (let i = 0; i < 8; i++) await driver.run("INSERT INTO t VALUES (randomblob(1048576))");
+    const size = (await Deno.stat(`${path}-wal`)).size;
+    assert(size <= 64 * 1024 * 1024, `the WAL kept ${size} bytes (it grew to ${grown})`);
+  } finally {
+    reader.close();
+    await driver.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
