@@ -38,13 +38,13 @@ import { endRun } from "./processes.ts";
 import type { Notifier, NotifyObserver } from "./notifier.ts";
 import type { EndedRun } from "./notify_message.ts";
 import { Aftermath } from "./aftermath.ts";
+import { ShellArming } from "./shell_arming.ts";
 import { type Slot, SlotGate } from "./slots.ts";
 import {
   type Decision,
   type Due,
   type JobDefaults,
   onTime,
-  type Policy,
   policyOf,
   Timetable,
 } from "./timetable.ts";
@@ -145,37 +145,8 @@ const LATE_COMMIT_MS = 450;
 const LATE_WAKE_MS = 1000;
 const CHANGES_WAIT_MS = 500;
 const MARKERS_PER_RELOAD = 10_000;
-/**
- * How long before a fire the shells of its runs are armed: ARM_MS, or
- * some time for each, so that a burst's shells are all there at its
- * instant; up to ARM_MAX_MS, and at least ARM_AFTER_FIRES_MS after the
- * fires before (a job whose run still runs then is armed when it ends). A
- * shell takes ARM_PER_SHELL_MS, or SPAWN_SHARE times what a spawn holds
- * the thread that makes it: a spawn takes 1–2 ms on a quick machine, 3–6
- * on a slow one, where 500 shells took 3 s; and the thread does other
- * work between its spawns (the runs' ends and records, its own log). With
- * 1.5 times, 100 every-second jobs were armed 500 ms ahead, and under a
- * flood of 10,000 log lines a second 15 % of them were not armed by their
- * instant, started anew, up to 200 ms late.
- */
-const ARM_MS = 500;
-const ARM_PER_SHELL_MS = 3;
-const SPAWN_SHARE = 2.5;
-const ARM_AFTER_FIRES_MS = 200;
-const ARM_MAX_MS = 5000;
-/**
- * A burst's shells, at most, for each free worker: a burst of quick runs
- * goes through its workers several times within a grace of a second or
- * two, and each shell beyond is a process that waits on its stdin for
- * nothing. (Those its lane has not armed by the instant start anew.)
- */
-const BURST_SHELLS_PER_WORKER = 4;
-/** Descriptors an armed shell holds in the service: its three pipes and its process (a pidfd). */
-const FILES_PER_SHELL = 4;
 /** Descriptors a run holds: its output's two pipes and its process (its stdin is closed). */
 const FILES_PER_RUN = 3;
-/** An instant with no fire this long before it is alone: a burst, not every-second jobs. */
-const ALONE_AFTER_MS = 2500;
 /** While holding through an outage, how often to look whether the database is back. */
 const HELD_RECHECK_MS = 1000;
 /** Runs a crashed service may have left running whose processes the start looks for. */
@@ -252,15 +223,6 @@ function coalescedNote(due: Due): string | null {
   return due.coalesced > 0 ? `coalesced ${due.coalesced + 1} fires into one run` : null;
 }
 
-/** A run's shell armed for a fire of `job` (see `arm`). */
-interface ArmedFire {
-  /** The job as armed: a reload that changed it replaces this object in the timetable. */
-  job: Job;
-  /** Its JM_RUN_MARKER, recorded with the claim. */
-  marker: string;
-  shell: Armed;
-}
-
 interface Waiting {
   due: Due;
   runId: number;
@@ -299,6 +261,7 @@ export class Service {
   /** Runs on other nodes that hold slots here, by run id (see `holdRunsElsewhere`). */
   private readonly elsewhere = new Map<number, { node: string; slot: Slot }>();
   private readonly aftermath: Aftermath;
+  private readonly shells: ShellArming;
   /**
    * Queued runs this service took by a write whose answer was lost: the
    * write may have landed, leaving the row `running` here with nothing
@@ -379,21 +342,6 @@ export class Service {
   private writesReported = false;
   /** Set when the database came back after an outage: poll at once. */
   private pollOnRecovery = false;
-  /**
-   * The shells armed for the fires at `at`, by job id; how many fires are
-   * due then, and how many shells more the open-file limit left room for
-   * when they were armed (see `armAfterEnd`).
-   */
-  private armed: { at: number; fires: Map<string, ArmedFire>; due: number; room: number } = {
-    at: NaN,
-    fires: new Map(),
-    due: 0,
-    room: 0,
-  };
-  /** How long before the fires at `at` their shells are armed. */
-  private armLead = { at: NaN, ms: ARM_MS };
-  /** When fires were last dispatched. */
-  private lastFired = -Infinity;
   /** The runs `sayAhead` told of already. */
   private readonly aheadSaid = new Set<number>();
   /** The dispatch of due fires under way, if any. */
@@ -418,6 +366,20 @@ export class Service {
         this.nextPoll = Math.min(this.nextPoll, this.lastPoll + this.timedPollMs);
         this.wake.abort();
       },
+    });
+    this.shells = new ShellArming({
+      clock: o.clock,
+      timetable: this.timetable,
+      slots: this.slots,
+      armRun: o.armRun,
+      spawnCost: o.spawnCost,
+      fileRoom: o.fileRoom,
+      runSpec: (job, runId, scheduledAt, marker) => this.runSpec(job, runId, scheduledAt, marker),
+      mayFire: (jobId) => o.cluster.mayFire(jobId),
+      inTurn: (dues) => this.inTurn(dues),
+      stopping: () => this.stopping,
+      online: () => o.health.online,
+      waiting: () => this.waiting.length,
     });
     o.cluster.whenGaining((gained) => this.gain(gained));
     o.cluster.whenLost((ids) => this.track(this.lost(ids)));
@@ -565,7 +527,7 @@ export class Service {
       const held = !this.o.health.online && this.o.cluster.holds;
       const decision = held ? { run: [], missed: [] } : this.timetable.takeDue(now);
       if (decision.run.length > 0 || decision.missed.length > 0) {
-        this.lastFired = now;
+        this.shells.fired(now);
         this.dispatching = this.dispatch(decision, now);
         await this.dispatching;
         this.dispatching = undefined;
@@ -580,9 +542,11 @@ export class Service {
       }
       const nextFire = this.timetable.nextDue() ?? Infinity;
       // Shells armed for an instant no longer next (a reload moved or removed its fires) go now.
-      if (this.armed.at > now && this.armed.at !== nextFire) this.disarm();
-      const armAt = held || this.armed.at === nextFire ? Infinity : this.armAt(nextFire, now);
-      if (armAt <= now) this.arm(nextFire);
+      if (this.shells.at > now && this.shells.at !== nextFire) this.shells.disarm();
+      const armAt = held || this.shells.at === nextFire
+        ? Infinity
+        : this.shells.armAt(nextFire, now);
+      if (armAt <= now) this.shells.arm(nextFire);
       if (nextFire !== this.toldUpcoming) {
         this.toldUpcoming = nextFire;
         this.o.observer?.upcoming?.(nextFire);
@@ -1154,7 +1118,7 @@ export class Service {
       run: all.run.filter((d) => mine(d.job.id, d.scheduledAt)),
       missed: all.missed.filter((m) => mine(m.job.id, m.first)),
     };
-    const armed = this.takeArmed(now);
+    const armed = this.shells.take(now);
     if (decision.run.length === 0 && decision.missed.length === 0) {
       // Every fire went to another node since its shell was armed.
       for (const fire of armed.values()) fire.shell.disarm();
@@ -1226,7 +1190,7 @@ export class Service {
       // A fire held after its claim's answer was lost is claimed again
       // with its marker: the row that claim may have written is its own.
       const lost = this.recorder.lostMarker(due.job.id, due.scheduledAt);
-      const fire = lost === undefined ? this.armedFor(armed, due) : null;
+      const fire = lost === undefined ? this.shells.armedFor(armed, due) : null;
       const marker = lost ?? fire?.marker ?? crypto.randomUUID();
       rows.push({
         ...base,
@@ -1426,129 +1390,10 @@ export class Service {
     };
   }
 
-  /**
-   * When to arm the shells of the fires at `at`: sized by how many are due
-   * then, counted ARM_MAX_MS before.
-   */
-  private armAt(at: number, now: number): number {
-    if (this.o.armRun === undefined || at === Infinity) return Infinity;
-    if (this.armLead.at !== at) {
-      if (at - now > ARM_MAX_MS) return at - ARM_MAX_MS;
-      const count = Math.min(this.timetable.dueAt(at).length, this.armable(at));
-      const longest = Math.min(
-        ARM_MAX_MS,
-        Math.max(ARM_MS, at - this.lastFired - ARM_AFTER_FIRES_MS),
-      );
-      const perShell = Math.max(ARM_PER_SHELL_MS, SPAWN_SHARE * (this.o.spawnCost?.() ?? 0));
-      this.armLead = { at, ms: Math.min(longest, Math.max(ARM_MS, Math.ceil(count * perShell))) };
-    }
-    return at - this.armLead.ms;
-  }
-
-  /**
-   * How many shells to arm for the fires at `at`: as many as workers are
-   * free; for an instant that does not follow fires closely (a burst, not
-   * the next second of every-second jobs), its fires that will wait for a
-   * worker too (released as one frees up: a write to a pipe, not a spawn
-   * then), up to BURST_SHELLS_PER_WORKER times as many. Never more than
-   * their descriptors fit under the open-file limit.
-   */
-  private armable(at: number): number {
-    const wanted = this.wantedShells(at);
-    return wanted === 0 ? 0 : Math.min(wanted, this.shellRoom());
-  }
-
-  /** `armable` but for the open-file limit. */
-  private wantedShells(at: number): number {
-    const alone = at - this.lastFired > ALONE_AFTER_MS;
-    return (alone ? BURST_SHELLS_PER_WORKER : 1) * this.slots.freeWorkers;
-  }
-
-  /** Shells whose descriptors fit under the open-file limit (a pass over /proc/self/fd). */
-  private shellRoom(): number {
-    return Math.floor((this.o.fileRoom?.() ?? Infinity) / FILES_PER_SHELL);
-  }
-
-  /**
-   * Arm the shells of the fires at `at` (those armed before are disarmed):
-   * the jobs this node fires, as many as `armable`, skipping those whose
-   * max_instances runs still run.
-   */
-  private arm(at: number): void {
-    this.disarm();
-    this.armed.at = at;
-    if (this.o.armRun === undefined || this.stopping || at === Infinity) return;
-    const wanted = this.wantedShells(at);
-    const room = wanted === 0 ? 0 : this.shellRoom();
-    let free = Math.min(wanted, room);
-    const dues = this.timetable.dueAt(at);
-    // Fewer shells than fires: they go to the fires that will get the workers.
-    for (const due of this.inTurn(dues)) {
-      if (free === 0) break;
-      if (this.armOne(due, at)) free--;
-    }
-    this.armed.due = dues.length;
-    this.armed.room = room - this.armed.fires.size;
-  }
-
   /** Under overload the workers go to the jobs that waited longest since they last started. */
   private inTurn<T extends { job: Job }>(dues: T[]): T[] {
     const lastStart = (due: T) => this.lastStarted.get(due.job.id) ?? 0;
     return dues.toSorted((a, b) => lastStart(a) - lastStart(b));
-  }
-
-  /** Arm a shell for `due`'s fire at `at`, unless another node fires it or its runs fill its max_instances. */
-  private armOne({ job, policy }: { job: Job; policy: Policy }, at: number): boolean {
-    if (!this.o.cluster.mayFire(job.id) || this.slots.held(job.id) >= policy.maxInstances) {
-      return false;
-    }
-    const marker = crypto.randomUUID();
-    const shell = this.o.armRun!(this.runSpec(job, 0, at, marker));
-    this.armed.fires.set(job.id, { job, marker, shell });
-    return true;
-  }
-
-  /**
-   * A run of `jobId` ended: if the shells of the next instant are armed and
-   * the job fires then, it gets its shell now (its run filled its
-   * max_instances when they were armed). Only while a worker is free for
-   * each fire of that instant and none waits for one: an armed shell is
-   * released before the fires that wait, and this job, having run last,
-   * is the last of them in turn. The open-file room is the one counted
-   * when the others were armed, less theirs: a run's end does not read
-   * /proc again.
-   */
-  private armAfterEnd(jobId: string): void {
-    const { at, fires, due, room } = this.armed;
-    if (this.o.armRun === undefined || !(at > this.o.clock.now()) || fires.has(jobId)) return;
-    if (this.stopping || !this.o.health.online || room === 0) return;
-    if (this.waiting.length > 0 || due > this.slots.freeWorkers) return;
-    const fire = this.timetable.dueAtFor(jobId, at);
-    if (fire !== null && this.armOne(fire, at)) this.armed.room--;
-  }
-
-  /** Disarm every shell armed, for whichever instant. */
-  private disarm(): void {
-    for (const fire of this.takeArmed(Infinity).values()) fire.shell.disarm();
-    this.armed.at = NaN;
-  }
-
-  /** The shells armed for fires at `now` or before, no longer kept here. */
-  private takeArmed(now: number): Map<string, ArmedFire> {
-    const { at, fires } = this.armed;
-    if (!(at <= now) || fires.size === 0) return new Map();
-    this.armed.fires = new Map();
-    return fires;
-  }
-
-  /** The shell armed for `due` (out of `armed`), if one was and the job did not change since. */
-  private armedFor(armed: Map<string, ArmedFire>, due: Due): ArmedFire | null {
-    const fire = armed.get(due.job.id);
-    if (fire === undefined || fire.job !== due.job || due.scheduledAt !== this.armed.at) {
-      return null;
-    }
-    armed.delete(due.job.id);
-    return fire;
   }
 
   /** A launched run's process started: record it running, and wait for its end. */
@@ -1627,7 +1472,7 @@ export class Service {
     const unwatch = () => this.o.guard?.unwatch(run.marker);
     run.run.escaped.then(unwatch, unwatch);
     run.slot.release();
-    this.armAfterEnd(run.job.id);
+    this.shells.armAfterEnd(run.job.id);
     const level = result.status === "success" ? "info" : "warn";
     runnerLog[level](
       "job {job} run {run} ended {status} (exit {exit}) after {ms} ms, {bytes} bytes of output",
@@ -2218,7 +2063,7 @@ export class Service {
       seconds: this.o.shutdownTimeoutMs / 1000,
     });
     const now = this.o.clock.now();
-    this.disarm();
+    this.shells.disarm();
     for (const { due, runId, slot, shell } of this.waiting.splice(0)) {
       slot.release();
       shell?.disarm();
