@@ -5,19 +5,11 @@
  * Decisions come from the pure timetable and the gate; this class owns the
  * timers, the processes and the writes.
  */
-import { setImmediate } from "node:timers";
-import { hasSchedule, type Job, jobProblem, sameDefinition } from "../domain/job.ts";
+import { type Job, jobProblem } from "../domain/job.ts";
 import { log } from "./log.ts";
 import type { NewRun, Run, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
-import { MAX_SKEW_MS, type Node } from "../domain/node.ts";
-import type {
-  FireAhead,
-  JobStore,
-  Marker,
-  MarkerStore,
-  PollState,
-  RunStore,
-} from "../store/store.ts";
+import type { Node } from "../domain/node.ts";
+import type { JobStore, MarkerStore, RunStore } from "../store/store.ts";
 import { type Clock, type Deadline, PRECISE_TAIL_MS, settlesWithin } from "./clock.ts";
 import type { Cluster, Gained } from "./cluster.ts";
 import type { DbHealth } from "./db_health.ts";
@@ -38,16 +30,10 @@ import { endRun } from "./processes.ts";
 import type { Notifier, NotifyObserver } from "./notifier.ts";
 import type { EndedRun } from "./notify_message.ts";
 import { Aftermath } from "./aftermath.ts";
+import { Reload } from "./reload.ts";
 import { ShellArming } from "./shell_arming.ts";
 import { type Slot, SlotGate } from "./slots.ts";
-import {
-  type Decision,
-  type Due,
-  type JobDefaults,
-  onTime,
-  policyOf,
-  Timetable,
-} from "./timetable.ts";
+import { type Decision, type Due, type JobDefaults, onTime, Timetable } from "./timetable.ts";
 
 /**
  * Told of each run as it starts and as it gets its final status (a fire
@@ -106,13 +92,6 @@ export interface ServiceOptions {
 
 /** No timer waits longer than this: the clock is re-read, so suspend and clock jumps heal. */
 const MAX_SLEEP_MS = 30_000;
-/**
- * How far ahead of this node's clock a scheduled fire's row may be and
- * still be where its job resumes: a node fires by its own clock, which may
- * be MAX_SKEW_MS from the database's, so up to twice that from this one's.
- * A row further ahead (written by hand for 2099) is not waited for.
- */
-const FIRES_AHEAD_MS = 2 * MAX_SKEW_MS;
 /** The clock read this much earlier than the time before was stepped back (see `clockWentBack`). */
 const CLOCK_BACK_MS = 1000;
 /**
@@ -144,7 +123,6 @@ const LATE_COMMIT_MS = 450;
  */
 const LATE_WAKE_MS = 1000;
 const CHANGES_WAIT_MS = 500;
-const MARKERS_PER_RELOAD = 10_000;
 /** Descriptors a run holds: its output's two pipes and its process (its stdin is closed). */
 const FILES_PER_RUN = 3;
 /** While holding through an outage, how often to look whether the database is back. */
@@ -176,12 +154,6 @@ export interface ServiceState {
   /** A poll is under way: it may read the markers and requests again before it ends. */
   polling: boolean;
 }
-/** Jobs a reload applies between two chances for the timers to run. */
-const RELOAD_CHUNK = 200;
-/** After a SIGHUP re-read failed, the next is made at a poll this long on or later. */
-const REREAD_RETRY_MS = 30_000;
-/** Jobs a reload reads per query (see `JobStore.jobsInChunks`). */
-const RELOAD_READ_CHUNK = 500;
 
 interface Active {
   job: Job;
@@ -249,7 +221,6 @@ function lateNote(scheduledAt: number, now: number, graceMs: number, heldBy: str
 
 const schedulerLog = log("scheduler");
 const runnerLog = log("runner");
-const reloadLog = log("reload");
 
 export class Service {
   private readonly timetable: Timetable;
@@ -262,6 +233,7 @@ export class Service {
   private readonly elsewhere = new Map<number, { node: string; slot: Slot }>();
   private readonly aftermath: Aftermath;
   private readonly shells: ShellArming;
+  private readonly reloads: Reload;
   /**
    * Queued runs this service took by a write whose answer was lost: the
    * write may have landed, leaving the row `running` here with nothing
@@ -290,20 +262,9 @@ export class Service {
   private readonly behind = new Map<string, Behind[]>();
   /** Writes of finished runs still in flight; shutdown waits for them. */
   private readonly writes = new Set<Promise<unknown>>();
-  private lastMarker = 0;
-  /** Times jm_update_info was seen emptied: a reload under way then does not move `lastMarker`. */
-  private markersEmptied = 0;
-  /** When `lastMarker` was inserted, once known: another time there means jm_update_info was emptied. */
-  private lastMarkerInserted: string | undefined;
   private stopping = false;
   private deadline: Deadline | null = null;
   private wake = new AbortController();
-  private reloading: Promise<void> | null = null;
-  private reloadAgain = false;
-  /** A reload asked to re-read every job, marker or not (SIGHUP), is pending. */
-  private rereadEveryJob = false;
-  /** A failed SIGHUP re-read is made again from then (ms): not a read of every job each poll. */
-  private rereadRetryAt = 0;
   private polling = false;
   /** Whether a reported write is being looked for (`changed`), and whether another came meanwhile. */
   private lookingForWrites = false;
@@ -313,14 +274,9 @@ export class Service {
   /** Whether queued runs wait in the database for a worker (`waitForWorker`). */
   private queuedWaitForWorker = false;
   private pollAgain = false;
-  private lastReload: { at: number; ms: number } | null = null;
-  /** When every job was last read (the start, a reload): a job a reload finds new was not there then. */
-  private readAt = 0;
   /** The next fire the observer was told of. */
   private toldUpcoming = NaN;
   private readonly recorder: RunRecorder;
-  /** Markers this node applied that others may not have yet (still `updated = 0`). */
-  private readonly appliedHere = new Set<number>();
   /** Jobs taken over from a node that is gone, and why: their missed fires say so. */
   private readonly inherited = new Map<string, string>();
   /** When each job's last run started: under overload, the longest waiting go first. */
@@ -342,8 +298,6 @@ export class Service {
   private writesReported = false;
   /** Set when the database came back after an outage: poll at once. */
   private pollOnRecovery = false;
-  /** The runs `sayAhead` told of already. */
-  private readonly aheadSaid = new Set<number>();
   /** The dispatch of due fires under way, if any. */
   private dispatching: Promise<void> | undefined;
   /** Resolved once `start` has loaded the jobs: runs lost before then wait for it. */
@@ -381,6 +335,28 @@ export class Service {
       online: () => o.health.online,
       waiting: () => this.waiting.length,
     });
+    this.reloads = new Reload({
+      store: o.store,
+      clock: o.clock,
+      health: o.health,
+      cluster: o.cluster,
+      defaults: o.defaults,
+      timetable: this.timetable,
+      nodeId: () => this.nodeId,
+      stopping: () => this.stopping,
+      dispatching: () => this.dispatching,
+      know: (known, idle) => this.know(known, idle),
+      jobsInTable: (ids) => {
+        o.observer?.jobsInTable?.(ids);
+        o.notifier.jobsInTable(ids);
+      },
+      removed: (id) => this.lastStarted.delete(id),
+      reloaded: (inTable, now) => {
+        o.cluster.setJobs(inTable, this.scheduled);
+        this.rebaseBehind(now);
+        this.wake.abort();
+      },
+    });
     o.cluster.whenGaining((gained) => this.gain(gained));
     o.cluster.whenLost((ids) => this.track(this.lost(ids)));
     // Writes made while the database was away were polled for by no one
@@ -401,8 +377,8 @@ export class Service {
       jobsLoaded: this.timetable.size,
       running: this.active.size,
       queued: this.waiting.length + [...this.behind.values()].reduce((n, q) => n + q.length, 0),
-      appliedMarker: this.lastMarker,
-      lastReload: this.lastReload,
+      appliedMarker: this.reloads.appliedMarker,
+      lastReload: this.reloads.last,
       polling: this.polling,
     };
   }
@@ -432,25 +408,7 @@ export class Service {
         outcome,
       });
     }
-    const latest = await this.o.store.latestMarkerId();
-    const jobs = await this.o.store.listJobs();
-    const { fires: lastFires, ahead } = await this.o.store.lastFires(now + FIRES_AHEAD_MS);
-    this.sayAhead(ahead, now);
-    this.readAt = now;
-    const known = new Map<string, Job>();
-    const idle: Job[] = [];
-    for (const job of jobs) {
-      if (!job.enabled && idleFollower(job)) idle.push(job);
-      if (!job.enabled || !this.valid(job)) continue;
-      known.set(job.id, job);
-      // A job without a schedule runs only after another's runs.
-      if (!hasSchedule(job)) continue;
-      // Resume after the last recorded fire, so fires missed while the
-      // service was down are decided (run or recorded missed) right away;
-      // a job that never fired, as `resumeAfter` says.
-      this.timetable.set(job, lastFires.get(job.id) ?? this.resumeAfter(job, now));
-    }
-    this.know(known, idle);
+    const { jobs, latest } = await this.reloads.load(now);
     await this.holdRunsElsewhere();
     this.loaded.resolve();
     if (outcome === "lost" && orphans.length > 0) {
@@ -458,9 +416,7 @@ export class Service {
       this.o.notifier.lostRuns(this.nodeId, now, orphans);
     }
     this.o.cluster.setJobs(jobs.map((job) => job.id), this.scheduled);
-    const pending = await this.markersToApply(latest);
-    await this.applied(pending.filter((m) => !m.updated && m.id <= latest).map((m) => m.id));
-    this.lastMarker = latest;
+    await this.reloads.appliedUpTo(latest);
     schedulerLog.info("loaded {jobs} enabled jobs of {total}; last marker {marker}", {
       jobs: this.timetable.size,
       total: jobs.length,
@@ -518,7 +474,7 @@ export class Service {
       // removed or changed) applies to the fires left due.
       const late = read - this.plannedWake >= LATE_WAKE_MS;
       if (late || (this.pollOnRecovery && this.o.health.online)) {
-        await settlesWithin(this.o.clock, this.applyChanges(), CHANGES_WAIT_MS);
+        await settlesWithin(this.o.clock, this.reloads.applyChanges(), CHANGES_WAIT_MS);
         if (this.stopping) break;
       }
       const now = this.o.clock.now();
@@ -679,41 +635,7 @@ export class Service {
    * applied too.
    */
   requestReload(everyJob = false): void {
-    this.rereadEveryJob ||= everyJob;
-    if (this.reloading) {
-      this.reloadAgain = true;
-      return;
-    }
-    this.reloading = this.reloadLoop().finally(() => this.reloading = null);
-  }
-
-  private async reloadLoop(): Promise<void> {
-    do {
-      this.reloadAgain = false;
-      const everyJob = this.rereadEveryJob;
-      this.rereadEveryJob = false;
-      try {
-        await this.reload(everyJob);
-      } catch (error) {
-        // The old timetable stays; polling retries once the database answers, SIGHUP's re-read too.
-        if (everyJob) {
-          this.rereadEveryJob = true;
-          this.rereadRetryAt = this.o.clock.now() + REREAD_RETRY_MS;
-        }
-        reloadLog.warn(
-          `reload failed, keeping the current timetable: {error}${
-            everyJob
-              ? `; every job is re-read (as SIGHUP asked) at a poll ${
-                REREAD_RETRY_MS / 1000
-              } s on or later`
-              : ""
-          }`,
-          { error: String(error) },
-        );
-        this.o.health.failed(error);
-        return;
-      }
-    } while (this.reloadAgain && !this.stopping);
+    this.reloads.request(everyJob);
   }
 
   /** Poll for markers and `job run` requests; a poll due during one folds into one more. */
@@ -731,9 +653,9 @@ export class Service {
         // Before the state is read: a run put back in the queue is taken in this poll.
         if (this.takesInDoubt.size > 0) await this.settleTakesInDoubt();
         // One indexed query: a poll finding nothing to do, the usual case, costs no more.
-        const asked = this.lastMarker;
+        const asked = this.reloads.appliedMarker;
         const state = await this.o.store.pollState(this.nodeId, asked);
-        await this.reloadIfMarked(state, asked);
+        await this.reloads.reloadIfMarked(state, asked);
         // A marker every live node applied may still wait on a node that
         // died or stopped since: asked only while one is pending, not on
         // every poll of an idle service.
@@ -753,40 +675,6 @@ export class Service {
         if (this.aftermath.awaitingRecords) await this.aftermath.followRecordedEnds();
       } while (this.pollAgain && !this.stopping);
     })().catch((error) => this.o.health.failed(error)).finally(() => this.polling = false);
-  }
-
-  /**
-   * Apply the markers written since the last poll (a reload, when there
-   * are any), and nothing else a poll does: retries and `job run` requests
-   * taken first would take the slots of the fires due. Never rejects.
-   */
-  private async applyChanges(): Promise<void> {
-    if (this.stopping || !this.o.health.online) return;
-    try {
-      const asked = this.lastMarker;
-      await this.reloadIfMarked(await this.o.store.pollState(this.nodeId, asked), asked);
-    } catch (error) {
-      this.o.health.failed(error);
-    }
-  }
-
-  /** `asked`: the marker whose `insert_time` `state` gives. */
-  private async reloadIfMarked(state: PollState, asked: number): Promise<void> {
-    // A reload since the poll asked moved lastMarker on: the answer is of another marker.
-    const ofLast = asked === this.lastMarker && asked > 0;
-    const known = this.lastMarkerInserted;
-    if (
-      state.latestMarker < this.lastMarker ||
-      (ofLast && (state.markerInserted === null ||
-        (known !== undefined && state.markerInserted !== known)))
-    ) {
-      this.markersWentBack(state.latestMarker);
-    } else if (ofLast) this.lastMarkerInserted = state.markerInserted!;
-    const reread = this.rereadEveryJob && this.o.clock.now() >= this.rereadRetryAt;
-    if (reread || state.latestMarker > this.lastMarker || state.oldestPendingMarker !== null) {
-      this.requestReload();
-      await this.reloading;
-    }
   }
 
   /**
@@ -845,121 +733,8 @@ export class Service {
     return ` (${nodes.length} of them on node${nodes.length === 1 ? "" : "s"} ${names})`;
   }
 
-  /**
-   * Tell, once each, of the scheduled fires recorded beyond FIRES_AHEAD_MS
-   * from `now`, which no job resumes after: one written by hand made its
-   * job wait for it without a word. Several at once (this clock stepped
-   * back since they were recorded, or a script wrote them) make one line.
-   */
-  private sayAhead(ahead: FireAhead[], now: number): void {
-    const fresh = ahead.filter((run) => !this.aheadSaid.has(run.id));
-    for (const run of fresh) this.aheadSaid.add(run.id);
-    if (fresh.length === 1) {
-      const [run] = fresh;
-      const at = new Date(run.scheduled_at);
-      schedulerLog.warn(
-        "job {job}: run {run} is recorded as its fire of {at}, {ahead} s ahead of this service's clock; the job goes on from its fires before it, not from then. If the row was written by hand, remove it: DELETE FROM jm_runs WHERE id = {run}",
-        {
-          job: run.job_id,
-          run: run.id,
-          at: Number.isNaN(at.getTime()) ? run.scheduled_at : at.toISOString(),
-          ahead: Math.round((run.scheduled_at - now) / 1000),
-        },
-      );
-    } else if (fresh.length > 1) {
-      const ids = fresh.map((run) => run.id).join(", ");
-      schedulerLog.warn(
-        "{count} runs of {jobs} are recorded as fires up to {ahead} s ahead of this service's clock; their jobs go on from their fires before them, not from then. If this clock was stepped back since they ran, they are real and nothing needs doing; if the rows were written by hand, remove them: DELETE FROM jm_runs WHERE id IN ({ids})",
-        {
-          count: fresh.length,
-          jobs: jobsNamed([...new Set(fresh.map((run) => run.job_id))]),
-          ahead: Math.round((Math.max(...fresh.map((run) => run.scheduled_at)) - now) / 1000),
-          ids,
-        },
-      );
-    }
-  }
-
-  /**
-   * Where a job that never fired here (new, or enabled) resumes: after its
-   * last change, but no more than its grace ago, so that a first fire due
-   * during a restart runs late, and one added while no service ran is not
-   * owed its fires since. A job a reload finds changed after `seenAt`, the
-   * previous read of every job, is owed every fire since that change: one
-   * between the change and the reload that applies it runs late, or is
-   * recorded missed (the poll can take longer than the grace), rather than
-   * vanish. (A change by hand that left `updated_at` as it was is not known
-   * to be that recent: the grace bounds it, as at the start.) In whole
-   * seconds, when no fire falls between: jobs changed in the same second
-   * ask their schedule the same question, answered once (croner.ts).
-   */
-  private resumeAfter(job: Job, now: number, seenAt = Infinity): number {
-    const from = job.updated_at > seenAt
-      ? job.updated_at
-      : Math.max(job.updated_at, now - policyOf(job, this.o.defaults).graceMs);
-    return from >= now ? now : Math.floor(from / 1000) * 1000;
-  }
-
   /** Whether `jobId` is in the timetable (enabled, valid, with a schedule). */
   private readonly scheduled = (jobId: string) => this.timetable.job(jobId) !== undefined;
-
-  private valid(job: Job): boolean {
-    const problem = jobProblem(job);
-    if (problem !== null) {
-      reloadLog.error("job {job} is invalid and is not scheduled: {error}", {
-        job: job.id,
-        error: problem,
-      });
-    }
-    return problem === null;
-  }
-
-  /**
-   * The newest marker is older than the last one applied, or the last one
-   * applied is gone or inserted again: jm_update_info was emptied
-   * (TRUNCATE, or dropped and made again by `db migrate`), and its ids
-   * start over. Markers are taken from the first again, and every job is
-   * read again: a change whose marker went with the table is in jm_jobs
-   * all the same. (Left so, the new markers' ids, up to the last one
-   * applied, were taken for applied: no change applied until the ids
-   * passed the old ones, thousands of changes later.)
-   */
-  private markersWentBack(latest: number): void {
-    reloadLog.warning(
-      "reload marker {last}, the last one applied here, is gone or was inserted again (the newest is {latest}): jm_update_info was emptied or made again; every job is read again, and its markers are applied from the first",
-      { latest, last: this.lastMarker },
-    );
-    this.lastMarker = 0;
-    this.lastMarkerInserted = undefined;
-    this.markersEmptied++;
-    this.appliedHere.clear();
-    this.rereadEveryJob = true;
-  }
-
-  /**
-   * Markers newer than `afterId`, and older ones still pending: on MySQL a
-   * marker can commit after one with a higher id (two writers at once), and
-   * must not be skipped for it.
-   */
-  private async markersToApply(afterId: number): Promise<Marker[]> {
-    const oldestPending = await this.o.store.oldestPendingMarkerId();
-    const from = oldestPending === null ? afterId : Math.min(afterId, oldestPending - 1);
-    if (oldestPending !== null) {
-      for (const id of this.appliedHere) if (id < oldestPending) this.appliedHere.delete(id);
-    }
-    return (await this.o.store.listMarkers(from, MARKERS_PER_RELOAD))
-      .filter((m) => m.id > afterId || (!m.updated && !this.appliedHere.has(m.id)));
-  }
-
-  /**
-   * Record that this node applied markers `ids`; each becomes `updated`
-   * once every live node has applied it.
-   */
-  private async applied(ids: number[]): Promise<void> {
-    await this.o.store.recordApplied(this.nodeId, ids);
-    for (const id of ids) this.appliedHere.add(id);
-    await this.o.store.settleMarkers();
-  }
 
   /**
    * Jobs became this node's: decide their fires since the last one
@@ -988,120 +763,15 @@ export class Service {
     };
     const now = this.o.clock.now();
     Promise.all([
-      this.o.store.lastFires(now + FIRES_AHEAD_MS),
+      this.reloads.lastFires(now),
       this.holdRunsElsewhere(),
     ]).then(([last]) => {
-      this.sayAhead(last.ahead, now);
+      this.reloads.sayAhead(last.ahead, now);
       decideAgain(last.fires);
     }, (error) => {
       decideAgain(new Map());
       this.o.health.failed(error);
     });
-  }
-
-  /**
-   * Apply the markers after the last applied one: only the difference
-   * changes. `everyJob`: re-read every job though no marker is pending.
-   */
-  private async reload(everyJob: boolean): Promise<void> {
-    const started = performance.now();
-    const emptied = this.markersEmptied;
-    const markers = await this.markersToApply(this.lastMarker);
-    if (markers.length === 0 && !everyJob) return;
-    const counts = { added: 0, changed: 0, removed: 0, unchanged: 0 };
-    const seen = new Set<string>();
-    const inTable = new Set<string>();
-    const known = new Map<string, Job>();
-    const idle: Job[] = [];
-    // One instant for the whole reload: a job new to the timetable is owed
-    // its fires up to it (resumeAfter), a changed schedule goes on from it.
-    const now = this.o.clock.now();
-    for await (const jobs of this.o.store.jobsInChunks(RELOAD_READ_CHUNK)) {
-      for (let i = 0; i < jobs.length; i++) {
-        // Compiling thousands of schedules takes a while: let due fires go first.
-        if (i % RELOAD_CHUNK === RELOAD_CHUNK - 1) await this.giveWay();
-        const job = jobs[i];
-        inTable.add(job.id);
-        if (!job.enabled) {
-          if (idleFollower(job)) idle.push(job);
-          continue;
-        }
-        if (!hasSchedule(job)) {
-          // Out of the timetable (removed, if it had a schedule before): it runs only after another.
-          if (this.valid(job)) known.set(job.id, job);
-          continue;
-        }
-        const current = this.timetable.job(job.id);
-        if (current && sameDefinition(current, job)) {
-          seen.add(job.id);
-          counts.unchanged++;
-          known.set(job.id, job);
-        } else if (this.valid(job)) {
-          seen.add(job.id);
-          // A new schedule of a job that fired here goes on from now: what it fired stays fired.
-          this.timetable.set(job, current ? now : this.resumeAfter(job, now, this.readAt));
-          known.set(job.id, job);
-          counts[current ? "changed" : "added"]++;
-        }
-        // Made invalid (by hand: writes refuse it): its old definition leaves the timetable too.
-      }
-      await this.giveWay();
-    }
-    this.readAt = now;
-    this.know(known, idle);
-    this.o.observer?.jobsInTable?.(inTable);
-    this.o.notifier.jobsInTable(inTable);
-    for (const id of this.timetable.ids()) {
-      if (!seen.has(id)) {
-        this.timetable.delete(id);
-        this.lastStarted.delete(id);
-        counts.removed++;
-      }
-    }
-    this.o.cluster.setJobs(inTable, this.scheduled);
-    this.rebaseBehind(now);
-    // The timetable changed: the loop sleeps till the new first fire, not till the writes below.
-    this.wake.abort();
-    const ids = markers.map((m) => m.id);
-    // Its markers went with an emptied table (their ids may come again):
-    // not recorded, and the reload that follows starts from the first.
-    if (emptied === this.markersEmptied) {
-      await this.applied(ids.filter((_, i) => !markers[i].updated));
-    }
-    const last = Math.max(this.lastMarker, ...ids);
-    if (last !== this.lastMarker && emptied === this.markersEmptied) {
-      this.lastMarker = last;
-      this.lastMarkerInserted = markers.find((m) => m.id === last)?.insert_time;
-    }
-    this.lastReload = { at: now, ms: Math.round(performance.now() - started) };
-    this.o.cluster.reportSoon();
-    const summary =
-      "{added} added, {changed} changed, {removed} removed, {unchanged} unchanged in {ms} ms";
-    if (ids.length === 0) {
-      reloadLog.info(`reload re-read every job (no marker pending): ${summary}`, {
-        ...counts,
-        ms: this.lastReload.ms,
-      });
-    } else {
-      reloadLog.info(`reload applied markers {first}-{last}: ${summary}`, {
-        first: ids[0],
-        last: this.lastMarker,
-        ...counts,
-        ms: this.lastReload.ms,
-      });
-    }
-  }
-
-  /**
-   * Let due fires go before more of a long task (a reload): the timers run
-   * (setImmediate, not setTimeout(0): nested timeouts wait 4 ms each), and
-   * a dispatch under way ends, its claim's round trips not each waiting
-   * for a slice of the task.
-   */
-  private async giveWay(): Promise<void> {
-    await new Promise((resolve) => setImmediate(resolve));
-    // Its failure is the run loop's to report, not the task's.
-    await this.dispatching?.catch(() => undefined);
   }
 
   /** Record what the timetable decided, then start what may start. */
@@ -2105,7 +1775,7 @@ export class Service {
     }
     // Run records go through the recorder, which buffers what the database
     // refuses; only a database that does not answer at all holds these up.
-    await deadline.wait(Promise.all([this.reloading, ...this.writes]));
+    await deadline.wait(Promise.all([this.reloads.underWay, ...this.writes]));
     // Records the database keeps refusing are tried till then, not to the end of the stop: the
     // node's stop mark comes after (`job run --wait` and the other nodes go by it).
     await this.recorder.close(Math.max(0, deadline.left - LAST_STEPS_MS));
@@ -2119,14 +1789,4 @@ export class Service {
  */
 function forceHint(jobId: string): string {
   return `; to run it anyway, ask with \`jobsmanager job run ${jobId} --force\` (the API's "force": true), or run it in your own process with \`jobsmanager job run ${jobId} --here\``;
-}
-
-/** A disabled job whose link a run's end would follow, were it enabled (a valid row). */
-function idleFollower(job: Job): boolean {
-  return job.after_job !== null && jobProblem(job) === null;
-}
-
-/** `job a` when one, else `3 jobs`. */
-function jobsNamed(ids: string[]): string {
-  return ids.length === 1 ? `job ${ids[0]}` : `${ids.length} jobs`;
 }
