@@ -5,9 +5,9 @@
  * Decisions come from the pure timetable and the gate; this class owns the
  * timers, the processes and the writes.
  */
-import { type Job, jobProblem } from "../domain/job.ts";
+import type { Job } from "../domain/job.ts";
 import { log } from "./log.ts";
-import type { NewRun, Run, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
+import type { NewRun, Run, RunStatus, RunTrigger } from "../domain/run.ts";
 import type { Node } from "../domain/node.ts";
 import type { JobStore, MarkerStore, RunStore } from "../store/store.ts";
 import { type Clock, type Deadline, PRECISE_TAIL_MS, settlesWithin } from "./clock.ts";
@@ -31,6 +31,7 @@ import type { Notifier, NotifyObserver } from "./notifier.ts";
 import type { EndedRun } from "./notify_message.ts";
 import { Aftermath } from "./aftermath.ts";
 import { Reload } from "./reload.ts";
+import { RunRequests } from "./run_requests.ts";
 import { ShellArming } from "./shell_arming.ts";
 import { type Slot, SlotGate } from "./slots.ts";
 import { type Decision, type Due, type JobDefaults, onTime, Timetable } from "./timetable.ts";
@@ -129,9 +130,6 @@ const FILES_PER_RUN = 3;
 const HELD_RECHECK_MS = 1000;
 /** Runs a crashed service may have left running whose processes the start looks for. */
 const ORPHANS_ENDED = 10_000;
-const MANUAL_RUNS_PER_POLL = 100;
-/** Retries and follow-up runs taken per poll. */
-const DUE_RUNS_PER_POLL = 100;
 /**
  * At shutdown, how long after the interrupted runs' SIGKILL their output
  * may take to end (a process that left its group can hold it open).
@@ -234,12 +232,7 @@ export class Service {
   private readonly aftermath: Aftermath;
   private readonly shells: ShellArming;
   private readonly reloads: Reload;
-  /**
-   * Queued runs this service took by a write whose answer was lost: the
-   * write may have landed, leaving the row `running` here with nothing
-   * behind it. By run id, the request as read and the take's marker.
-   */
-  private readonly takesInDoubt = new Map<number, { request: Run; marker: string }>();
+  private readonly requests: RunRequests;
   private readonly active = new Map<number, Active>();
   /**
    * Runs whose id the database gave to a newer run: jm_runs was emptied
@@ -271,8 +264,6 @@ export class Service {
   private lookAgain = false;
   /** Aborts the wait for the second look at a write (LATE_COMMIT_MS) when another is reported. */
   private lateLook: AbortController | null = null;
-  /** Whether queued runs wait in the database for a worker (`waitForWorker`). */
-  private queuedWaitForWorker = false;
   private pollAgain = false;
   /** The next fire the observer was told of. */
   private toldUpcoming = NaN;
@@ -285,8 +276,6 @@ export class Service {
   private known = new Map<string, Job>();
   /** Whether a job in `known` has an alert_after. */
   private alertAfter = false;
-  /** When retries and follow-up runs are due (queued here, or seen by a poll): it polls then. */
-  private readonly dueRuns: number[] = [];
   /** When the last poll began, and when the next one is due. */
   private lastPoll = -Infinity;
   /** When the loop's last sleep was to end (Infinity before the first). */
@@ -314,7 +303,7 @@ export class Service {
       recorder: o.recorder,
       nodeId: () => this.nodeId,
       observer: o.observer,
-      dueAt: (instant) => this.dueAt(instant),
+      dueAt: (instant) => this.requests.dueAt(instant),
       recordAwaited: () => {
         // Looked for every 0.5 s from now on (see timedPollMs), not from the next timed poll.
         this.nextPoll = Math.min(this.nextPoll, this.lastPoll + this.timedPollMs);
@@ -356,6 +345,25 @@ export class Service {
         this.rebaseBehind(now);
         this.wake.abort();
       },
+    });
+    this.requests = new RunRequests({
+      store: o.store,
+      clock: o.clock,
+      slots: this.slots,
+      defaults: o.defaults,
+      recorder: o.recorder,
+      aftermath: this.aftermath,
+      observer: o.observer,
+      nodeId: () => this.nodeId,
+      stopping: () => this.stopping,
+      known: () => this.known,
+      track: (write) => this.track(write),
+      elsewhereNote: (jobId) => this.elsewhereNote(jobId),
+      launch: (...args) => this.launch(...args),
+      cancelRunning: (runId, note) => this.cancelRunning(runId, note),
+      cancelWaiting: (runId) => this.cancelWaiting(runId),
+      wake: () => this.wake.abort(),
+      pollSoon: () => this.pollSoon(),
     });
     o.cluster.whenGaining((gained) => this.gain(gained));
     o.cluster.whenLost((ids) => this.track(this.lost(ids)));
@@ -488,7 +496,7 @@ export class Service {
         await this.dispatching;
         this.dispatching = undefined;
       }
-      const runDue = this.takeDueInstants(now);
+      const runDue = this.requests.takeDueInstants(now);
       const recovered = this.pollOnRecovery && this.o.health.online;
       if (now >= this.nextPoll || runDue || recovered) {
         this.pollOnRecovery = false;
@@ -507,7 +515,7 @@ export class Service {
         this.toldUpcoming = nextFire;
         this.o.observer?.upcoming?.(nextFire);
       }
-      const instant = Math.min(held ? Infinity : nextFire, ...this.dueRuns);
+      const instant = Math.min(held ? Infinity : nextFire, ...this.requests.dueInstants);
       const wakeAt = Math.min(
         instant,
         armAt > now ? armAt : Infinity,
@@ -651,7 +659,7 @@ export class Service {
       do {
         this.pollAgain = false;
         // Before the state is read: a run put back in the queue is taken in this poll.
-        if (this.takesInDoubt.size > 0) await this.settleTakesInDoubt();
+        if (this.requests.inDoubt) await this.requests.settleTakesInDoubt();
         // One indexed query: a poll finding nothing to do, the usual case, costs no more.
         const asked = this.reloads.appliedMarker;
         const state = await this.o.store.pollState(this.nodeId, asked);
@@ -665,13 +673,14 @@ export class Service {
         // So do runs of `job run --here`, looked for by a lone service only while there are any.
         if (this.o.cluster.writers.length > 1 || state.hereRuns) await this.syncRunsElsewhere();
         else if (this.elsewhere.size > 0) await this.releaseEndedElsewhere();
-        if (state.manualRuns) await this.takeManualRuns();
+        if (state.manualRuns && await this.requests.takeManualRuns()) this.pollAgain = true;
         // Due by this node's clock: one that is off leaves them to the nodes in step.
         if (state.nextDueRun !== null && this.o.cluster.takesShare) {
-          if (state.nextDueRun <= this.o.clock.now()) await this.takeDueRuns();
-          else this.dueAt(state.nextDueRun);
+          if (state.nextDueRun <= this.o.clock.now()) {
+            if (await this.requests.takeDueRuns()) this.pollAgain = true;
+          } else this.requests.dueAt(state.nextDueRun);
         }
-        if (state.cancelRequests) await this.takeCancelRequests();
+        if (state.cancelRequests) await this.requests.takeCancelRequests();
         if (this.aftermath.awaitingRecords) await this.aftermath.followRecordedEnds();
       } while (this.pollAgain && !this.stopping);
     })().catch((error) => this.o.health.failed(error)).finally(() => this.polling = false);
@@ -1253,71 +1262,30 @@ export class Service {
     return null;
   }
 
-  /**
-   * End what `runs cancel` asked this service to end: a running run's group
-   * gets SIGTERM, then SIGKILL after kill_grace; a fire still waiting for a
-   * worker, or queued behind its job's earlier fire, never starts. Both are recorded `cancelled`, naming who asked.
-   */
-  private async takeCancelRequests(): Promise<void> {
-    for (const request of await this.o.store.cancelRequests(this.nodeId)) {
-      const note = `cancelled by ${request.cancel_requested_by} at ${
-        new Date(request.cancel_requested_at!).toISOString()
-      }`;
-      if (request.node_id === null) {
-        await this.cancelRetry(request, note);
-        continue;
-      }
-      const active = this.active.get(request.id);
-      if (active && !this.cancelling.has(request.id)) {
-        this.cancelling.set(request.id, note);
-        runnerLog.info("job {job} run {run}: {note}; ending it", {
-          job: active.job.id,
-          run: request.id,
-          note,
-        });
-        active.run.interrupt();
-        continue;
-      }
-      const at = this.waiting.findIndex((w) => w.runId === request.id);
-      const waiting = at >= 0 ? this.waiting.splice(at, 1)[0] : undefined;
-      waiting?.slot.release();
-      waiting?.shell?.disarm();
-      const due = waiting?.due ?? this.takeBehind(request.id)?.due;
-      if (due) {
-        schedulerLog.info("job {job} run {run}: {note} before it started", {
-          job: due.job.id,
-          run: request.id,
-          note,
-        });
-        this.track(this.recorder.update(request.id, {
-          status: "cancelled",
-          finished_at: this.o.clock.now(),
-          note,
-        }));
-      }
-    }
+  /** End run `runId` if it runs here (`runs cancel`, for `note`): false when it does not. */
+  private cancelRunning(runId: number, note: string): boolean {
+    const active = this.active.get(runId);
+    if (!active || this.cancelling.has(runId)) return false;
+    this.cancelling.set(runId, note);
+    runnerLog.info("job {job} run {run}: {note}; ending it", {
+      job: active.job.id,
+      run: runId,
+      note,
+    });
+    active.run.interrupt();
+    return true;
   }
 
   /**
-   * `runs cancel` of a retry no service took yet: recorded `cancelled` by a
-   * write conditional on `queued` (one service does it), and the attempts
-   * end in failure with the one before it, whose failure follow-ups start
-   * now, as when max_instances skips a retry.
+   * The fire of run `runId`, waiting for a worker or queued behind its
+   * job's earlier fire, taken out so that it never starts; else undefined.
    */
-  private async cancelRetry(request: Run, note: string): Promise<void> {
-    const cancelled = await this.o.store.updateRun(request.id, {
-      status: "cancelled",
-      node_id: this.nodeId,
-      finished_at: this.o.clock.now(),
-      note,
-    }, "queued");
-    if (!cancelled) return;
-    schedulerLog.info(
-      "job {job} run {run}: {note} before it started; the attempts end with the one before it",
-      { job: request.job_id, run: request.id, note },
-    );
-    const job = this.known.get(request.job_id) ?? await this.o.store.getJob(request.job_id);
-    if (job) await this.aftermath.followAttemptBefore(job, request);
+  private cancelWaiting(runId: number): Due | undefined {
+    const at = this.waiting.findIndex((w) => w.runId === runId);
+    const waiting = at >= 0 ? this.waiting.splice(at, 1)[0] : undefined;
+    waiting?.slot.release();
+    waiting?.shell?.disarm();
+    return waiting?.due ?? this.takeBehind(runId)?.due;
   }
 
   /** The first instant at which a fire waiting for a worker is past its grace. */
@@ -1395,10 +1363,7 @@ export class Service {
         shell,
       );
     }
-    if (this.queuedWaitForWorker && this.slots.workerFree && !this.stopping) {
-      this.queuedWaitForWorker = false;
-      this.pollSoon();
-    }
+    this.requests.workerFreed();
   }
 
   /**
@@ -1504,25 +1469,6 @@ export class Service {
     this.alertAfter = [...known.values()].some((job) => job.alert_after !== null);
   }
 
-  /** Poll at `instant`, when a retry or follow-up run is due. */
-  private dueAt(instant: number): void {
-    if (this.dueRuns.includes(instant)) return;
-    this.dueRuns.push(instant);
-    this.wake.abort();
-  }
-
-  /** Whether a retry or follow-up run is due by `now` (each instant counts once). */
-  private takeDueInstants(now: number): boolean {
-    let due = false;
-    for (let i = this.dueRuns.length - 1; i >= 0; i--) {
-      if (this.dueRuns[i] <= now) {
-        this.dueRuns.splice(i, 1);
-        due = true;
-      }
-    }
-    return due;
-  }
-
   /**
    * Runs this node marked `lost` (declaring their node dead, or left by its
    * own previous service that died): retried, followed, as any end.
@@ -1542,181 +1488,6 @@ export class Service {
         firstRunId: run.first_run_id,
         scheduledAt: run.scheduled_at,
       });
-    }
-  }
-
-  /**
-   * Queued runs (due retries and follow-ups, `job run` requests) were left
-   * for lack of a worker: the next worker freed (startWaiting) polls for
-   * them. (A run's record is this service's own write, which no write
-   * report tells of.)
-   */
-  private waitForWorker(): void {
-    this.queuedWaitForWorker = true;
-  }
-
-  /** Take retries and follow-up runs that are due: the same gate as `job run` requests. */
-  private async takeDueRuns(): Promise<void> {
-    const due = await this.o.store.dueQueuedRuns(this.o.clock.now(), DUE_RUNS_PER_POLL);
-    for (const request of due) {
-      if (this.stopping) return;
-      if (!this.slots.workerFree) return this.waitForWorker();
-      await this.takeQueuedRun(request);
-    }
-    // Each was taken, or skipped, or ended: a full batch may have more behind it.
-    if (due.length === DUE_RUNS_PER_POLL) this.pollAgain = true;
-  }
-  /** Take `job run` requests: same max_instances gate unless forced. */
-  private async takeManualRuns(): Promise<void> {
-    const requests = await this.o.store.queuedManualRuns(MANUAL_RUNS_PER_POLL);
-    for (const request of requests) {
-      if (this.stopping) return;
-      if (!this.slots.workerFree) return this.waitForWorker();
-      await this.takeQueuedRun(request);
-    }
-    if (requests.length === MANUAL_RUNS_PER_POLL) this.pollAgain = true;
-  }
-
-  /**
-   * Take one queued run no service has taken (a `job run` request, a due
-   * retry or follow-up run) by a write conditional on `queued`, so that one
-   * service takes it: it starts, or is skipped by the max_instances gate,
-   * or waits for the next poll when no worker is free.
-   */
-  private async takeQueuedRun(request: Run): Promise<void> {
-    // Someone asked to cancel it since: the cancel requests' turn ends it.
-    if (request.cancel_requested_at !== null) return;
-    const now = this.o.clock.now();
-    const job = await this.o.store.getJob(request.job_id);
-    // Shutdown may have begun meanwhile: leave the request for the next service.
-    if (this.stopping) return;
-    const claim = (update: RunUpdate) =>
-      this.o.store.updateRun(request.id, { node_id: this.nodeId, ...update }, "queued");
-    // Not a failure of the job: the operator removed it (its runs are not followed, its
-    // followers are idle), as one disabled is not.
-    if (!job) {
-      await claim({
-        status: "skipped",
-        finished_at: now,
-        note: `the job was removed before its ${request.trigger} run started`,
-      });
-      return;
-    }
-    // Broken by hand after it was queued: run, it would fail to start with less said.
-    const problem = jobProblem(job);
-    if (problem !== null) {
-      const ended = await claim({
-        status: "error",
-        finished_at: now,
-        note: `not run: the job is invalid: ${problem}`,
-      });
-      if (!ended) return;
-      this.o.observer?.ended(job.id, "error");
-      if (request.trigger === "retry") await this.aftermath.followAttemptBefore(job, request);
-      return;
-    }
-    if (!job.enabled && request.trigger !== "manual") {
-      const skipped = await claim({
-        status: "skipped",
-        finished_at: now,
-        note: `the job was disabled before its ${request.trigger} run started`,
-      });
-      if (!skipped) return;
-      this.o.observer?.ended(job.id, "skipped");
-      if (request.trigger === "retry") await this.aftermath.followAttemptBefore(job, request);
-      return;
-    }
-    // A retry beyond the attempts the job allows now (its retries were lowered since it was
-    // queued) does not run: the attempts end with the one before it.
-    if (request.trigger === "retry" && request.attempt > job.retries + 1) {
-      const skipped = await claim({
-        status: "skipped",
-        finished_at: now,
-        note:
-          `not run: the job's retries were lowered to ${job.retries} since this retry was queued (attempt ${request.attempt}; it allows ${
-            job.retries + 1
-          } now)`,
-      });
-      if (!skipped) return;
-      this.o.observer?.ended(job.id, "skipped");
-      schedulerLog.info(
-        "job {job} run {run}: not run, the job's retries were lowered to {retries}; the attempts end with the one before it",
-        { job: job.id, run: request.id, retries: job.retries },
-      );
-      await this.aftermath.followAttemptBefore(job, request);
-      return;
-    }
-    const maxInstances = job.max_instances ?? this.o.defaults.maxInstances;
-    const slot = this.slots.tryAcquire(job.id, request.forced ? Infinity : maxInstances);
-    if (!slot) {
-      const skipped = await claim({
-        status: "skipped",
-        finished_at: now,
-        note: `max_instances (${maxInstances}) runs were still running${
-          this.elsewhereNote(job.id)
-        }${request.trigger === "manual" ? forceHint(job.id) : ""}`,
-      });
-      if (!skipped) return;
-      this.o.observer?.ended(job.id, "skipped");
-      if (request.trigger === "retry") await this.aftermath.followAttemptBefore(job, request);
-      return;
-    }
-    // No worker is free after all: the request waits for the next poll.
-    if (!slot.working) {
-      slot.release();
-      return this.waitForWorker();
-    }
-    // Recorded with the claim, before the process exists (see dispatch).
-    const marker = crypto.randomUUID();
-    let claimed = false;
-    try {
-      claimed = await claim({ status: "running", started_at: now, marker });
-    } catch (error) {
-      this.takesInDoubt.set(request.id, { request, marker });
-      throw error;
-    } finally {
-      if (!claimed) slot.release();
-    }
-    if (!claimed) return;
-    if (this.stopping) {
-      slot.release();
-      this.track(this.recorder.update(request.id, {
-        status: "interrupted",
-        finished_at: this.o.clock.now(),
-        note: "the service stopped before the run started",
-      }));
-      return;
-    }
-    this.launch(job, request.id, request.scheduled_at, request.note, slot, marker, null, {
-      trigger: request.trigger,
-      attempt: request.attempt,
-      firstRunId: request.first_run_id,
-    });
-  }
-
-  /**
-   * Put back in the queue each run a take whose answer was lost did write:
-   * it is `running` here with this take's marker, and never started. A
-   * service then takes it as any other request (this one too).
-   */
-  private async settleTakesInDoubt(): Promise<void> {
-    for (const [id, { request, marker }] of this.takesInDoubt) {
-      const run = await this.o.store.getRun(id);
-      if (run?.status === "running" && run.node_id === this.nodeId && run.marker === marker) {
-        const requeued = await this.o.store.updateRun(id, {
-          status: "queued",
-          node_id: request.node_id,
-          started_at: request.started_at,
-          marker: request.marker,
-        }, "running");
-        if (requeued) {
-          schedulerLog.warn(
-            "run {run} of job {job}: this service's take of it reached the database, but the answer was lost; it never started, and is back in the queue",
-            { run: id, job: request.job_id },
-          );
-        }
-      }
-      this.takesInDoubt.delete(id);
     }
   }
 
@@ -1781,12 +1552,4 @@ export class Service {
     await this.recorder.close(Math.max(0, deadline.left - LAST_STEPS_MS));
     schedulerLog.info("stopped");
   }
-}
-
-/**
- * How a person who asked for a run skipped for max_instances runs it all
- * the same: forced through the service, or in their own process.
- */
-function forceHint(jobId: string): string {
-  return `; to run it anyway, ask with \`jobsmanager job run ${jobId} --force\` (the API's "force": true), or run it in your own process with \`jobsmanager job run ${jobId} --here\``;
 }
