@@ -7,11 +7,11 @@
  */
 import type { Job } from "../domain/job.ts";
 import { log } from "./log.ts";
-import type { NewRun, Run, RunStatus, RunTrigger } from "../domain/run.ts";
+import type { NewRun, RunStatus, RunTrigger } from "../domain/run.ts";
 import type { Node } from "../domain/node.ts";
 import type { JobStore, MarkerStore, RunStore } from "../store/store.ts";
 import { type Clock, type Deadline, PRECISE_TAIL_MS, settlesWithin } from "./clock.ts";
-import type { Cluster, Gained } from "./cluster.ts";
+import type { Cluster } from "./cluster.ts";
 import type { DbHealth } from "./db_health.ts";
 import type { RunRecorder } from "./recorder.ts";
 import type { RunGuard } from "./run_guard.ts";
@@ -30,6 +30,7 @@ import { endRun } from "./processes.ts";
 import type { Notifier, NotifyObserver } from "./notifier.ts";
 import type { EndedRun } from "./notify_message.ts";
 import { Aftermath } from "./aftermath.ts";
+import { Handover } from "./handover.ts";
 import { Reload } from "./reload.ts";
 import { RunRequests } from "./run_requests.ts";
 import { ShellArming } from "./shell_arming.ts";
@@ -223,15 +224,10 @@ const runnerLog = log("runner");
 export class Service {
   private readonly timetable: Timetable;
   private readonly slots: SlotGate;
-  /** Jobs just gained, until the runs of theirs elsewhere hold their slots (see `gain`). */
-  private readonly gaining = new Set<string>();
-  /** The first fire of each job in `gaining` that was held back, to decide again. */
-  private readonly heldBack = new Map<string, number>();
-  /** Runs on other nodes that hold slots here, by run id (see `holdRunsElsewhere`). */
-  private readonly elsewhere = new Map<number, { node: string; slot: Slot }>();
   private readonly aftermath: Aftermath;
   private readonly shells: ShellArming;
   private readonly reloads: Reload;
+  private readonly handover: Handover;
   private readonly requests: RunRequests;
   private readonly active = new Map<number, Active>();
   /**
@@ -268,8 +264,6 @@ export class Service {
   /** The next fire the observer was told of. */
   private toldUpcoming = NaN;
   private readonly recorder: RunRecorder;
-  /** Jobs taken over from a node that is gone, and why: their missed fires say so. */
-  private readonly inherited = new Map<string, string>();
   /** When each job's last run started: under overload, the longest waiting go first. */
   private readonly lastStarted = new Map<string, number>();
   /** Every enabled, valid job, scheduled or not: whose runs retry, and which follow which. */
@@ -358,14 +352,27 @@ export class Service {
       stopping: () => this.stopping,
       known: () => this.known,
       track: (write) => this.track(write),
-      elsewhereNote: (jobId) => this.elsewhereNote(jobId),
+      elsewhereNote: (jobId) => this.handover.elsewhereNote(jobId),
       launch: (...args) => this.launch(...args),
       cancelRunning: (runId, note) => this.cancelRunning(runId, note),
       cancelWaiting: (runId) => this.cancelWaiting(runId),
       wake: () => this.wake.abort(),
       pollSoon: () => this.pollSoon(),
     });
-    o.cluster.whenGaining((gained) => this.gain(gained));
+    this.handover = new Handover({
+      store: o.store,
+      clock: o.clock,
+      health: o.health,
+      cluster: o.cluster,
+      slots: this.slots,
+      timetable: this.timetable,
+      nodeId: () => this.nodeId,
+      scheduled: this.scheduled,
+      lastFires: (now) => this.reloads.lastFires(now),
+      sayAhead: (ahead, now) => this.reloads.sayAhead(ahead, now),
+      wake: () => this.wake.abort(),
+    });
+    o.cluster.whenGaining((gained) => this.handover.gain(gained));
     o.cluster.whenLost((ids) => this.track(this.lost(ids)));
     // Writes made while the database was away were polled for by no one
     // (a watched service's next timed poll is 5 s off): poll once it is back.
@@ -417,7 +424,7 @@ export class Service {
       });
     }
     const { jobs, latest } = await this.reloads.load(now);
-    await this.holdRunsElsewhere();
+    await this.handover.holdRunsElsewhere();
     this.loaded.resolve();
     if (outcome === "lost" && orphans.length > 0) {
       this.track(this.lost(orphans));
@@ -671,8 +678,9 @@ export class Service {
         // With other nodes, a job's runs on any of them count against its max_instances: a
         // retry or `job run` one node takes, a fire its owner starts (within a poll's time).
         // So do runs of `job run --here`, looked for by a lone service only while there are any.
-        if (this.o.cluster.writers.length > 1 || state.hereRuns) await this.syncRunsElsewhere();
-        else if (this.elsewhere.size > 0) await this.releaseEndedElsewhere();
+        if (this.o.cluster.writers.length > 1 || state.hereRuns) {
+          await this.handover.syncRunsElsewhere();
+        } else if (this.handover.holdsAny) await this.handover.releaseEndedElsewhere();
         if (state.manualRuns && await this.requests.takeManualRuns()) this.pollAgain = true;
         // Due by this node's clock: one that is off leaves them to the nodes in step.
         if (state.nextDueRun !== null && this.o.cluster.takesShare) {
@@ -686,116 +694,14 @@ export class Service {
     })().catch((error) => this.o.health.failed(error)).finally(() => this.polling = false);
   }
 
-  /**
-   * Hold a slot for each run that runs, or waits for a worker, on another
-   * live node: a job that moved here while it ran there (a node joined,
-   * restarted or left) counts it against max_instances, as that node
-   * would have. Polls let each go once its run has ended.
-   */
-  private async holdRunsElsewhere(): Promise<void> {
-    this.holdElsewhere(await this.o.store.activeRunsElsewhere(this.nodeId));
-  }
-
-  /** Hold a slot of its job for each of `active` not held yet. */
-  private holdElsewhere(active: Pick<Run, "id" | "job_id" | "node_id">[]): void {
-    for (const run of active) {
-      if (this.elsewhere.has(run.id)) continue;
-      this.elsewhere.set(run.id, {
-        node: run.node_id!,
-        slot: this.slots.holdElsewhere(run.job_id),
-      });
-    }
-  }
-
-  /** Hold the slots of the runs on other nodes, and let go of those that ended: one query. */
-  private async syncRunsElsewhere(): Promise<void> {
-    // Only those held before asking: a hold taken meanwhile is not in the answer.
-    const asked = [...this.elsewhere.keys()];
-    const active = await this.o.store.activeRunsElsewhere(this.nodeId);
-    this.releaseEnded(asked, active);
-    this.holdElsewhere(active);
-  }
-
-  /** Let go of the slots of runs on other nodes that ended, or whose node is gone. */
-  private async releaseEndedElsewhere(): Promise<void> {
-    // Only those asked about: a hold taken meanwhile is not in the answer.
-    const asked = [...this.elsewhere.keys()];
-    this.releaseEnded(asked, await this.o.store.activeRunsElsewhere(this.nodeId, asked));
-  }
-
-  /** Of the runs elsewhere `asked` about, let go of those not `active` any more. */
-  private releaseEnded(asked: number[], active: Pick<Run, "id">[]): void {
-    const still = new Set(active.map((run) => run.id));
-    for (const id of asked) {
-      if (still.has(id)) continue;
-      this.elsewhere.get(id)?.slot.release();
-      this.elsewhere.delete(id);
-    }
-  }
-
-  /** ` (N of them on node X)` where runs elsewhere hold slots of `jobId`; else nothing. */
-  private elsewhereNote(jobId: string): string {
-    const nodes = [...this.elsewhere.values()].filter((r) => r.slot.jobId === jobId)
-      .map((r) => r.node);
-    if (nodes.length === 0) return "";
-    const names = [...new Set(nodes)].sort().join(", ");
-    return ` (${nodes.length} of them on node${nodes.length === 1 ? "" : "s"} ${names})`;
-  }
-
   /** Whether `jobId` is in the timetable (enabled, valid, with a schedule). */
   private readonly scheduled = (jobId: string) => this.timetable.job(jobId) !== undefined;
 
-  /**
-   * Jobs became this node's: decide their fires since the last one
-   * recorded (the node that had them may have died before running them),
-   * or, for a job that never fired, since its last change (one added while
-   * its owner was dead, not yet declared so), late or missed by the usual
-   * grace and coalesce rules.
-   */
-  private gain(gained: Gained): void {
-    for (const [job, why] of gained) {
-      if (why && this.scheduled(job)) this.inherited.set(job, why);
-      // Not fired before the runs elsewhere hold their slots: the rewind decides those fires.
-      this.gaining.add(job);
-    }
-    // The fires held back meanwhile are decided again, from the last recorded one where known.
-    const decideAgain = (last: Map<string, number>) => {
-      for (const job of gained.keys()) {
-        this.gaining.delete(job);
-        const heldBack = this.heldBack.get(job);
-        this.heldBack.delete(job);
-        const never = this.timetable.job(job)?.updated_at ?? Infinity;
-        const from = Math.min(last.get(job) ?? never, (heldBack ?? Infinity) - 1);
-        if (from !== Infinity) this.timetable.rewind(job, from);
-      }
-      this.wake.abort();
-    };
-    const now = this.o.clock.now();
-    Promise.all([
-      this.reloads.lastFires(now),
-      this.holdRunsElsewhere(),
-    ]).then(([last]) => {
-      this.reloads.sayAhead(last.ahead, now);
-      decideAgain(last.fires);
-    }, (error) => {
-      decideAgain(new Map());
-      this.o.health.failed(error);
-    });
-  }
-
   /** Record what the timetable decided, then start what may start. */
   private async dispatch(all: Decision, now: number): Promise<void> {
-    // Other nodes fire the other jobs; the claim settles moments of disagreement.
-    const mine = (id: string, from: number) => {
-      if (!this.o.cluster.mayFire(id)) return false;
-      if (!this.gaining.has(id)) return true;
-      // Decided again once the runs elsewhere hold their slots (see `gain`).
-      this.heldBack.set(id, Math.min(this.heldBack.get(id) ?? Infinity, from));
-      return false;
-    };
     const decision: Decision = {
-      run: all.run.filter((d) => mine(d.job.id, d.scheduledAt)),
-      missed: all.missed.filter((m) => mine(m.job.id, m.first)),
+      run: all.run.filter((d) => this.handover.mayFire(d.job.id, d.scheduledAt)),
+      missed: all.missed.filter((m) => this.handover.mayFire(m.job.id, m.first)),
     };
     const armed = this.shells.take(now);
     if (decision.run.length === 0 && decision.missed.length === 0) {
@@ -806,7 +712,7 @@ export class Service {
     const rows: NewRun[] = [];
     const plans: ({ due: Due; slot: Slot; marker: string; shell?: Armed } | null)[] = [];
     for (const m of decision.missed) {
-      const why = this.inherited.get(m.job.id);
+      const why = this.handover.inheritedWhy(m.job.id);
       rows.push({
         job_id: m.job.id,
         scheduled_at: m.last,
@@ -857,7 +763,7 @@ export class Service {
           status: "skipped",
           finished_at: now,
           note: `max_instances (${due.policy.maxInstances}) runs were still running${
-            this.elsewhereNote(due.job.id)
+            this.handover.elsewhereNote(due.job.id)
           }`,
         });
         plans.push(null);
@@ -882,7 +788,7 @@ export class Service {
     }
     // Shells armed for fires that are not run here (skipped, another node's, a job changed).
     for (const fire of armed.values()) fire.shell.disarm();
-    for (const row of rows) this.inherited.delete(row.job_id);
+    for (const row of rows) this.handover.decided(row.job_id);
     const ids = this.o.cluster.holds
       ? await this.recorder.claimOrHold(rows)
       : await this.recorder.claim(rows, {
@@ -964,7 +870,7 @@ export class Service {
     this.startWaiting();
     // A job whose owner changed: the other node's run (if it started it) holds its slots
     // here before the next fire is decided.
-    if (lost) await this.holdRunsElsewhere().catch((error) => this.o.health.failed(error));
+    if (lost) await this.handover.holdRunsElsewhere().catch((error) => this.o.health.failed(error));
   }
 
   /**
