@@ -7,7 +7,7 @@
  */
 import type { Job } from "../domain/job.ts";
 import { log } from "./log.ts";
-import type { NewRun, RunStatus, RunTrigger } from "../domain/run.ts";
+import type { NewRun, RunStatus } from "../domain/run.ts";
 import type { Node } from "../domain/node.ts";
 import type { JobStore, MarkerStore, RunStore } from "../store/store.ts";
 import { type Clock, type Deadline, PRECISE_TAIL_MS, settlesWithin } from "./clock.ts";
@@ -15,22 +15,13 @@ import type { Cluster } from "./cluster.ts";
 import type { DbHealth } from "./db_health.ts";
 import type { RunRecorder } from "./recorder.ts";
 import type { RunGuard } from "./run_guard.ts";
-import {
-  type Armed,
-  type ArmRun,
-  finishedRecord,
-  type Launch,
-  type LaunchSpec,
-  runEnv,
-  type RunResult,
-  type Started,
-  type StartRun,
-} from "./runner.ts";
+import type { Armed, ArmRun, StartRun } from "./runner.ts";
 import { endRun } from "./processes.ts";
 import type { Notifier, NotifyObserver } from "./notifier.ts";
 import type { EndedRun } from "./notify_message.ts";
 import { Aftermath } from "./aftermath.ts";
 import { Handover } from "./handover.ts";
+import { ActiveRuns, lateNote } from "./active_runs.ts";
 import { Reload } from "./reload.ts";
 import { RunRequests } from "./run_requests.ts";
 import { ShellArming } from "./shell_arming.ts";
@@ -132,11 +123,6 @@ const HELD_RECHECK_MS = 1000;
 /** Runs a crashed service may have left running whose processes the start looks for. */
 const ORPHANS_ENDED = 10_000;
 /**
- * At shutdown, how long after the interrupted runs' SIGKILL their output
- * may take to end (a process that left its group can hold it open).
- */
-const KILLED_OUTPUT_MS = 1000;
-/**
  * What a stop keeps, of its deadline, for its steps after the run records
  * (the node's stop mark, the log rows, the pool; see boot.ts STOP_MARGIN_MS).
  */
@@ -152,23 +138,6 @@ export interface ServiceState {
   lastReload: { at: number; ms: number } | null;
   /** A poll is under way: it may read the markers and requests again before it ends. */
   polling: boolean;
-}
-
-interface Active {
-  job: Job;
-  run: Launch;
-  /** Its process group once started (null: it could not start). */
-  pid: number | null;
-  /** The JM_RUN_MARKER its processes carry, which the guard watches. */
-  marker: string;
-  slot: Slot;
-  /** Why the run exists (coalesced, forced), kept in its record when it ends. */
-  note: string | null;
-  /** Which attempt it is (1 = the first) and the run of the first, for its retry. */
-  attempt: number;
-  firstRunId: number | null;
-  scheduledAt: number;
-  trigger: RunTrigger;
 }
 
 /** A fire recorded `missed`, as the notifier is told of it. */
@@ -211,34 +180,17 @@ interface Behind {
   marker: string;
 }
 
-/** Why a fire that would have started at `now`, past its grace, is missed: `heldBy` held it. */
-function lateNote(scheduledAt: number, now: number, graceMs: number, heldBy: string): string {
-  return `would have started ${now - scheduledAt} ms after its fire time, later than ${
-    graceMs / 1000
-  } s of grace: ${heldBy}`;
-}
-
 const schedulerLog = log("scheduler");
-const runnerLog = log("runner");
 
 export class Service {
   private readonly timetable: Timetable;
   private readonly slots: SlotGate;
   private readonly aftermath: Aftermath;
+  private readonly runs: ActiveRuns;
   private readonly shells: ShellArming;
   private readonly reloads: Reload;
   private readonly handover: Handover;
   private readonly requests: RunRequests;
-  private readonly active = new Map<number, Active>();
-  /**
-   * Runs whose id the database gave to a newer run: jm_runs was emptied
-   * while they ran (TRUNCATE, or dropped and made again by `db migrate`),
-   * and its ids started over. They go on, unrecorded: their ends are
-   * logged, not written over the newer run's row, and free their slots.
-   */
-  private readonly rowless = new Set<Active>();
-  /** Runs being ended because someone asked (`runs cancel`): the note each is recorded with. */
-  private readonly cancelling = new Map<number, string>();
   private readonly waiting: Waiting[] = [];
   /**
    * By job, the fires of a catch-up without coalesce that found its
@@ -264,8 +216,6 @@ export class Service {
   /** The next fire the observer was told of. */
   private toldUpcoming = NaN;
   private readonly recorder: RunRecorder;
-  /** When each job's last run started: under overload, the longest waiting go first. */
-  private readonly lastStarted = new Map<string, number>();
   /** Every enabled, valid job, scheduled or not: whose runs retry, and which follow which. */
   private known = new Map<string, Job>();
   /** Whether a job in `known` has an alert_after. */
@@ -304,6 +254,25 @@ export class Service {
         this.wake.abort();
       },
     });
+    this.runs = new ActiveRuns({
+      clock: o.clock,
+      startRun: o.startRun,
+      guard: o.guard,
+      killGraceMs: o.killGraceMs,
+      shutdownTimeoutMs: o.shutdownTimeoutMs,
+      outputCap: o.outputCap,
+      secrets: o.secrets,
+      recorder: o.recorder,
+      notifier: o.notifier,
+      observer: o.observer,
+      aftermath: this.aftermath,
+      nodeId: () => this.nodeId,
+      track: (write) => this.track(write),
+      armAfterEnd: (jobId) => this.shells.armAfterEnd(jobId),
+      startWaiting: () => this.startWaiting(),
+      missedAtStart: (job, scheduledAt, runId, slot, note) =>
+        this.missedAtStart(job, scheduledAt, runId, slot, note),
+    });
     this.shells = new ShellArming({
       clock: o.clock,
       timetable: this.timetable,
@@ -311,9 +280,10 @@ export class Service {
       armRun: o.armRun,
       spawnCost: o.spawnCost,
       fileRoom: o.fileRoom,
-      runSpec: (job, runId, scheduledAt, marker) => this.runSpec(job, runId, scheduledAt, marker),
+      runSpec: (job, runId, scheduledAt, marker) =>
+        this.runs.runSpec(job, runId, scheduledAt, marker),
       mayFire: (jobId) => o.cluster.mayFire(jobId),
-      inTurn: (dues) => this.inTurn(dues),
+      inTurn: (dues) => this.runs.inTurn(dues),
       stopping: () => this.stopping,
       online: () => o.health.online,
       waiting: () => this.waiting.length,
@@ -333,7 +303,7 @@ export class Service {
         o.observer?.jobsInTable?.(ids);
         o.notifier.jobsInTable(ids);
       },
-      removed: (id) => this.lastStarted.delete(id),
+      removed: (id) => this.runs.forget(id),
       reloaded: (inTable, now) => {
         o.cluster.setJobs(inTable, this.scheduled);
         this.rebaseBehind(now);
@@ -353,8 +323,8 @@ export class Service {
       known: () => this.known,
       track: (write) => this.track(write),
       elsewhereNote: (jobId) => this.handover.elsewhereNote(jobId),
-      launch: (...args) => this.launch(...args),
-      cancelRunning: (runId, note) => this.cancelRunning(runId, note),
+      launch: (...args) => this.runs.launch(...args),
+      cancelRunning: (runId, note) => this.runs.cancelRunning(runId, note),
       cancelWaiting: (runId) => this.cancelWaiting(runId),
       wake: () => this.wake.abort(),
       pollSoon: () => this.pollSoon(),
@@ -390,7 +360,7 @@ export class Service {
   get state(): ServiceState {
     return {
       jobsLoaded: this.timetable.size,
-      running: this.active.size,
+      running: this.runs.size,
       queued: this.waiting.length + [...this.behind.values()].reduce((n, q) => n + q.length, 0),
       appliedMarker: this.reloads.appliedMarker,
       lastReload: this.reloads.last,
@@ -728,7 +698,7 @@ export class Service {
       });
       plans.push(null);
     }
-    const inTurn = this.inTurn(decision.run);
+    const inTurn = this.runs.inTurn(decision.run);
     // A job's fires decided together (a catch-up without coalesce): the one that took its last slot.
     const tookSlot = new Map<string, number>();
     // Those queued behind it, by their rows.
@@ -821,8 +791,7 @@ export class Service {
     });
     // An id a run here still holds: jm_runs was emptied meanwhile (see `rowless`).
     rows.forEach((row, i) => {
-      const before = ids[i] === null ? undefined : this.active.get(ids[i]!);
-      if (before !== undefined) this.loseRow(ids[i]!, before, row.job_id);
+      if (ids[i] !== null) this.runs.idTaken(ids[i]!, row.job_id);
     });
     for (const { index, due, marker } of behind) {
       if (ids[index] === null) continue;
@@ -895,243 +864,6 @@ export class Service {
   }
 
   /**
-   * Start a claimed run holding `slot`, its processes carrying `marker`;
-   * `note` (coalesced, forced) is kept in its record; `from` says what
-   * started it and which attempt it is; a runner that gets to it after
-   * `startBy` does not start it (its grace).
-   */
-  private launch(
-    job: Job,
-    runId: number,
-    scheduledAt: number,
-    note: string | null,
-    slot: Slot,
-    marker: string,
-    startBy: { at: number; graceMs: number } | null,
-    from: { trigger: RunTrigger; attempt: number; firstRunId: number | null } = {
-      trigger: "schedule",
-      attempt: 1,
-      firstRunId: null,
-    },
-    armed?: Armed,
-  ) {
-    // Told as the run is handed out, so a service killed just after the
-    // start leaves nothing running (for a burst's first runs, see run_guard.ts).
-    this.o.guard?.watch(marker);
-    const run = this.o.startRun(this.runSpec(job, runId, scheduledAt, marker), {
-      now: () => this.o.clock.now(),
-      startBy: startBy?.at ?? Infinity,
-      armed,
-    });
-    const active: Active = { job, run, pid: null, marker, slot, note, scheduledAt, ...from };
-    const before = this.active.get(runId);
-    if (before !== undefined) this.loseRow(runId, before, job.id);
-    this.active.set(runId, active);
-    run.started.then((started) => {
-      if (this.rowless.has(active)) {
-        if (started === null) return this.endedRowless(runId, active, null);
-        return void active.run.done.then((result) => this.finished(runId, result, active));
-      }
-      // A stop that gave up on it has recorded it already.
-      if (this.active.get(runId) !== active) return;
-      if (started !== null) return this.running(active, runId, started);
-      this.o.guard?.unwatch(marker);
-      this.active.delete(runId);
-      this.cancelling.delete(runId);
-      this.missedAtStart(
-        job,
-        scheduledAt,
-        runId,
-        slot,
-        lateNote(
-          scheduledAt,
-          this.o.clock.now(),
-          startBy!.graceMs,
-          "the runner was busy starting other runs",
-        ),
-      );
-      // Its worker is free for the fires waiting for one.
-      this.startWaiting();
-    }).catch((error) => {
-      runnerLog.error("job {job} run {run}: could not record its start: {error}", {
-        job: job.id,
-        run: runId,
-        error: String(error),
-      });
-    });
-  }
-
-  /** What the runner runs for run `runId` of `job` (0: not claimed yet, an armed shell). */
-  private runSpec(job: Job, runId: number, scheduledAt: number, marker: string): LaunchSpec {
-    return {
-      command: job.command,
-      env: runEnv({}, job, runId, scheduledAt),
-      cwd: job.cwd ?? undefined,
-      timeoutMs: job.timeout * 1000,
-      killGraceMs: this.o.killGraceMs,
-      outputCap: this.o.outputCap,
-      secrets: this.o.secrets,
-      marker,
-    };
-  }
-
-  /** Under overload the workers go to the jobs that waited longest since they last started. */
-  private inTurn<T extends { job: Job }>(dues: T[]): T[] {
-    const lastStart = (due: T) => this.lastStarted.get(due.job.id) ?? 0;
-    return dues.toSorted((a, b) => lastStart(a) - lastStart(b));
-  }
-
-  /** A launched run's process started: record it running, and wait for its end. */
-  private running(active: Active, runId: number, started: Started): void {
-    const { job, scheduledAt } = active;
-    active.pid = started.pid;
-    // Only a run that started counts: a late one keeps its job first in line.
-    this.lastStarted.set(job.id, started.startedAt);
-    if (started.pid !== null) this.o.guard?.add(started.pid);
-    // When it really started; and its group and marker, so that a service
-    // starting after a crash can end what this run left.
-    this.track(this.recorder.update(runId, {
-      status: "running",
-      started_at: started.startedAt,
-      ...(started.pid === null ? {} : { pgid: started.pid, marker: started.marker }),
-    }));
-    this.o.observer?.started(job.id, started.startedAt - scheduledAt);
-    runnerLog.info("job {job} run {run} started, {lag} ms after its fire time", {
-      job: job.id,
-      run: runId,
-      lag: started.startedAt - scheduledAt,
-    });
-    active.run.done.then((result) => this.finished(runId, result, active)).catch((error) => {
-      runnerLog.error("job {job} run {run}: could not finish its record: {error}", {
-        job: job.id,
-        run: runId,
-        error: String(error),
-      });
-    });
-  }
-
-  /**
-   * The database gave `runId`, still `before`'s here, to a new run of
-   * `job`: `before` lost its row (see `rowless`).
-   */
-  private loseRow(runId: number, before: Active, job: string): void {
-    this.active.delete(runId);
-    this.rowless.add(before);
-    // A cancel asked of the old run is not the new one's.
-    this.cancelling.delete(runId);
-    schedulerLog.error(
-      "run {run} of job {was} still runs here, but the database gave its id to a new run of job {job}: jm_runs was emptied while runs were going (TRUNCATE, or dropped and made again by db migrate), and its ids started over; the older run goes on unrecorded (its end is logged here, not written), and the newer one is recorded as run {run}",
-      { run: runId, was: before.job.id, job },
-    );
-  }
-
-  /** A run that lost its row (see `rowless`) ended, or never started (`result` null). */
-  private endedRowless(runId: number, run: Active, result: RunResult | null): void {
-    this.rowless.delete(run);
-    if (run.pid !== null) this.o.guard?.remove(run.pid);
-    const unwatch = () => this.o.guard?.unwatch(run.marker);
-    if (result === null) unwatch();
-    else run.run.escaped.then(unwatch, unwatch);
-    run.slot.release();
-    runnerLog.error(
-      "job {job}: its run that was run {run} before jm_runs was emptied ended {status} (exit {exit}); it has no row to record it in",
-      {
-        job: run.job.id,
-        run: runId,
-        status: result?.status ?? "without starting",
-        exit: result?.exitCode ?? result?.signal ?? null,
-      },
-    );
-    this.startWaiting();
-  }
-
-  private finished(runId: number, result: RunResult, ended: Active): void {
-    if (this.rowless.has(ended)) return this.endedRowless(runId, ended, result);
-    const run = this.active.get(runId);
-    // Shutdown already recorded a run that outlived its kill.
-    if (run !== ended) return;
-    this.active.delete(runId);
-    if (run.pid !== null) this.o.guard?.remove(run.pid);
-    // What left the run's group is looked for a while after its end: the
-    // guard watches its marker until then.
-    const unwatch = () => this.o.guard?.unwatch(run.marker);
-    run.run.escaped.then(unwatch, unwatch);
-    run.slot.release();
-    this.shells.armAfterEnd(run.job.id);
-    const level = result.status === "success" ? "info" : "warn";
-    runnerLog[level](
-      "job {job} run {run} ended {status} (exit {exit}) after {ms} ms, {bytes} bytes of output",
-      {
-        job: run.job.id,
-        run: runId,
-        status: result.status,
-        exit: result.exitCode ?? result.signal,
-        ms: result.finishedAt - result.startedAt,
-        bytes: result.outputBytes,
-      },
-    );
-    const cancelled = this.cancelling.get(runId);
-    this.cancelling.delete(runId);
-    const record = cancelled === undefined
-      ? finishedRecord(result, run.note)
-      : { ...finishedRecord(result, run.note), status: "cancelled" as const, note: cancelled };
-    const recorded = this.recorder.update(runId, record);
-    // Processes that had left the run's group are found a little after its end.
-    this.track(
-      run.run.escaped.then((escaped) =>
-        escaped === null ? undefined : this.recorder.update(runId, {
-          note: [record.note, escaped].filter((n) => n !== null).join("; "),
-        })
-      ),
-    );
-    // Every attempt speaks: a retry may never run (the next fire drops it), and
-    // notify.min_interval keeps a retried failure from flooding.
-    if (cancelled === undefined) {
-      this.o.notifier.runEnded(run.job, {
-        id: runId,
-        job_id: run.job.id,
-        status: result.status,
-        exit_code: result.exitCode,
-        signal: result.signal,
-        scheduled_at: run.scheduledAt,
-        started_at: result.startedAt,
-        finished_at: result.finishedAt,
-        node_id: this.nodeId,
-        trigger: run.trigger,
-        note: record.note ?? null,
-        stdout: result.stdout,
-        stderr: result.stderr,
-        attempt: run.attempt,
-      });
-    }
-    this.o.observer?.ended(run.job.id, cancelled === undefined ? result.status : "cancelled");
-    this.startWaiting();
-    // After its record (the update never rejects): a retry or follow-up never precedes its cause.
-    this.track(
-      cancelled === undefined
-        ? recorded.then(() =>
-          this.aftermath.ended(run.job, {
-            id: runId,
-            status: result.status,
-            finishedAt: result.finishedAt,
-            attempt: run.attempt,
-            firstRunId: run.firstRunId,
-            scheduledAt: run.scheduledAt,
-          })
-        )
-        // A retry cancelled: the attempts end in failure with the one before it.
-        : run.trigger === "retry"
-        ? recorded.then(() =>
-          this.aftermath.followAttemptBefore(run.job, {
-            attempt: run.attempt,
-            first_run_id: run.firstRunId,
-          })
-        )
-        : recorded,
-    );
-  }
-
-  /**
    * After a reload, the fires queued behind (see `behind`) go on as their
    * job now is (its command, max_instances, grace); those of a job removed,
    * disabled or made invalid are skipped.
@@ -1166,20 +898,6 @@ export class Service {
       return taken;
     }
     return null;
-  }
-
-  /** End run `runId` if it runs here (`runs cancel`, for `note`): false when it does not. */
-  private cancelRunning(runId: number, note: string): boolean {
-    const active = this.active.get(runId);
-    if (!active || this.cancelling.has(runId)) return false;
-    this.cancelling.set(runId, note);
-    runnerLog.info("job {job} run {run}: {note}; ending it", {
-      job: active.job.id,
-      run: runId,
-      note,
-    });
-    active.run.interrupt();
-    return true;
   }
 
   /**
@@ -1289,7 +1007,7 @@ export class Service {
     const { job, scheduledAt, policy } = due;
     const now = this.o.clock.now();
     if (onTime(scheduledAt, now, policy)) {
-      this.launch(
+      this.runs.launch(
         job,
         runId,
         scheduledAt,
@@ -1406,7 +1124,7 @@ export class Service {
 
   private async shutdown(deadline: Deadline): Promise<void> {
     schedulerLog.info("stopping: {running} runs running, waiting up to {seconds} s for them", {
-      running: this.active.size,
+      running: this.runs.size,
       seconds: this.o.shutdownTimeoutMs / 1000,
     });
     const now = this.o.clock.now();
@@ -1430,26 +1148,7 @@ export class Service {
       }));
     }
     this.behind.clear();
-    // A run its thread gets to too late never ends: it leaves `active` instead.
-    const all = () =>
-      Promise.all(
-        [...this.active.values(), ...this.rowless].map((a) =>
-          a.run.started.then((started) => started === null ? undefined : a.run.done)
-        ),
-      );
-    await deadline.wait(all(), this.o.shutdownTimeoutMs);
-    for (const { run } of [...this.active.values(), ...this.rowless]) run.interrupt();
-    await deadline.wait(all(), this.o.killGraceMs + KILLED_OUTPUT_MS);
-    for (const [runId, run] of this.active) {
-      this.active.delete(runId);
-      run.slot.release();
-      this.o.observer?.ended(run.job.id, "interrupted");
-      this.track(this.recorder.update(runId, {
-        status: "interrupted",
-        finished_at: this.o.clock.now(),
-        note: "killed: the service was shutting down; its output was not read to the end",
-      }));
-    }
+    await this.runs.stop(deadline);
     // Run records go through the recorder, which buffers what the database
     // refuses; only a database that does not answer at all holds these up.
     await deadline.wait(Promise.all([this.reloads.underWay, ...this.writes]));
