@@ -7,7 +7,7 @@
  */
 import type { Job } from "../domain/job.ts";
 import { log } from "./log.ts";
-import type { NewRun, RunStatus } from "../domain/run.ts";
+import type { RunStatus } from "../domain/run.ts";
 import type { Node } from "../domain/node.ts";
 import type { JobStore, MarkerStore, RunStore } from "../store/store.ts";
 import { type Clock, type Deadline, PRECISE_TAIL_MS, settlesWithin } from "./clock.ts";
@@ -15,18 +15,19 @@ import type { Cluster } from "./cluster.ts";
 import type { DbHealth } from "./db_health.ts";
 import type { RunRecorder } from "./recorder.ts";
 import type { RunGuard } from "./run_guard.ts";
-import type { Armed, ArmRun, StartRun } from "./runner.ts";
+import type { ArmRun, StartRun } from "./runner.ts";
 import { endRun } from "./processes.ts";
 import type { Notifier, NotifyObserver } from "./notifier.ts";
-import type { EndedRun } from "./notify_message.ts";
 import { Aftermath } from "./aftermath.ts";
+import { Firing } from "./firing.ts";
 import { Handover } from "./handover.ts";
-import { ActiveRuns, lateNote } from "./active_runs.ts";
+import { ActiveRuns } from "./active_runs.ts";
 import { Reload } from "./reload.ts";
 import { RunRequests } from "./run_requests.ts";
 import { ShellArming } from "./shell_arming.ts";
-import { type Slot, SlotGate } from "./slots.ts";
-import { type Decision, type Due, type JobDefaults, onTime, Timetable } from "./timetable.ts";
+import { WaitingFires } from "./waiting_fires.ts";
+import { SlotGate } from "./slots.ts";
+import { type JobDefaults, Timetable } from "./timetable.ts";
 
 /**
  * Told of each run as it starts and as it gets its final status (a fire
@@ -140,46 +141,6 @@ export interface ServiceState {
   polling: boolean;
 }
 
-/** A fire recorded `missed`, as the notifier is told of it. */
-function missedRun(id: number, row: NewRun, now: number): EndedRun {
-  return {
-    id,
-    job_id: row.job_id,
-    status: row.status,
-    exit_code: null,
-    signal: null,
-    scheduled_at: row.scheduled_at,
-    started_at: null,
-    finished_at: row.finished_at ?? now,
-    node_id: row.node_id ?? null,
-    trigger: row.trigger,
-    note: row.note ?? null,
-    stdout: null,
-    stderr: null,
-  };
-}
-
-function coalescedNote(due: Due): string | null {
-  return due.coalesced > 0 ? `coalesced ${due.coalesced + 1} fires into one run` : null;
-}
-
-interface Waiting {
-  due: Due;
-  runId: number;
-  slot: Slot;
-  /** Its JM_RUN_MARKER, recorded with the claim. */
-  marker: string;
-  /** Its shell, when one was armed for it. */
-  shell?: Armed;
-}
-
-/** A fire of a catch-up without coalesce, queued behind its job's earlier fire (see `behind`). */
-interface Behind {
-  due: Due;
-  runId: number;
-  marker: string;
-}
-
 const schedulerLog = log("scheduler");
 
 export class Service {
@@ -191,16 +152,8 @@ export class Service {
   private readonly reloads: Reload;
   private readonly handover: Handover;
   private readonly requests: RunRequests;
-  private readonly waiting: Waiting[] = [];
-  /**
-   * By job, the fires of a catch-up without coalesce that found its
-   * max_instances taken by an earlier fire of the same catch-up: each
-   * starts when a run of the job ends, if still within its grace, as
-   * APScheduler 3 runs a job's late fires one after another. (Fires that
-   * find the slots held by runs from before are skipped, as APScheduler
-   * skips the whole catch-up then.)
-   */
-  private readonly behind = new Map<string, Behind[]>();
+  private readonly fires: WaitingFires;
+  private readonly firing: Firing;
   /** Writes of finished runs still in flight; shutdown waits for them. */
   private readonly writes = new Set<Promise<unknown>>();
   private stopping = false;
@@ -239,7 +192,7 @@ export class Service {
   constructor(private readonly o: ServiceOptions) {
     this.timetable = new Timetable(o.defaults);
     // A slot given back, whichever way, is the turn of a fire queued behind.
-    this.slots = new SlotGate(o.maxWorkers, (jobId) => this.startBehind(jobId));
+    this.slots = new SlotGate(o.maxWorkers, (jobId) => this.fires.startBehind(jobId));
     this.recorder = o.recorder;
     this.aftermath = new Aftermath({
       store: o.store,
@@ -269,9 +222,9 @@ export class Service {
       nodeId: () => this.nodeId,
       track: (write) => this.track(write),
       armAfterEnd: (jobId) => this.shells.armAfterEnd(jobId),
-      startWaiting: () => this.startWaiting(),
+      startWaiting: () => this.fires.startWaiting(),
       missedAtStart: (job, scheduledAt, runId, slot, note) =>
-        this.missedAtStart(job, scheduledAt, runId, slot, note),
+        this.fires.missedAtStart(job, scheduledAt, runId, slot, note),
     });
     this.shells = new ShellArming({
       clock: o.clock,
@@ -286,7 +239,7 @@ export class Service {
       inTurn: (dues) => this.runs.inTurn(dues),
       stopping: () => this.stopping,
       online: () => o.health.online,
-      waiting: () => this.waiting.length,
+      waiting: () => this.fires.waitingForWorker,
     });
     this.reloads = new Reload({
       store: o.store,
@@ -306,7 +259,7 @@ export class Service {
       removed: (id) => this.runs.forget(id),
       reloaded: (inTable, now) => {
         o.cluster.setJobs(inTable, this.scheduled);
-        this.rebaseBehind(now);
+        this.fires.rebaseBehind(now);
         this.wake.abort();
       },
     });
@@ -325,7 +278,7 @@ export class Service {
       elsewhereNote: (jobId) => this.handover.elsewhereNote(jobId),
       launch: (...args) => this.runs.launch(...args),
       cancelRunning: (runId, note) => this.runs.cancelRunning(runId, note),
-      cancelWaiting: (runId) => this.cancelWaiting(runId),
+      cancelWaiting: (runId) => this.fires.cancelWaiting(runId),
       wake: () => this.wake.abort(),
       pollSoon: () => this.pollSoon(),
     });
@@ -341,6 +294,38 @@ export class Service {
       lastFires: (now) => this.reloads.lastFires(now),
       sayAhead: (ahead, now) => this.reloads.sayAhead(ahead, now),
       wake: () => this.wake.abort(),
+    });
+    this.fires = new WaitingFires({
+      clock: o.clock,
+      slots: this.slots,
+      timetable: this.timetable,
+      maxWorkers: o.maxWorkers,
+      recorder: o.recorder,
+      notifier: o.notifier,
+      observer: o.observer,
+      aftermath: this.aftermath,
+      runs: this.runs,
+      nodeId: () => this.nodeId,
+      stopping: () => this.stopping,
+      track: (write) => this.track(write),
+      workerFreed: () => this.requests.workerFreed(),
+    });
+    this.firing = new Firing({
+      recorder: o.recorder,
+      cluster: o.cluster,
+      health: o.health,
+      slots: this.slots,
+      timetable: this.timetable,
+      notifier: o.notifier,
+      observer: o.observer,
+      aftermath: this.aftermath,
+      handover: this.handover,
+      shells: this.shells,
+      runs: this.runs,
+      fires: this.fires,
+      nodeId: () => this.nodeId,
+      track: (write) => this.track(write),
+      sendStarts: o.sendStarts,
     });
     o.cluster.whenGaining((gained) => this.handover.gain(gained));
     o.cluster.whenLost((ids) => this.track(this.lost(ids)));
@@ -361,7 +346,7 @@ export class Service {
     return {
       jobsLoaded: this.timetable.size,
       running: this.runs.size,
-      queued: this.waiting.length + [...this.behind.values()].reduce((n, q) => n + q.length, 0),
+      queued: this.fires.queued,
       appliedMarker: this.reloads.appliedMarker,
       lastReload: this.reloads.last,
       polling: this.polling,
@@ -463,13 +448,13 @@ export class Service {
         if (this.stopping) break;
       }
       const now = this.o.clock.now();
-      this.missLateWaiting(now);
+      this.fires.missLateWaiting(now);
       // Holding through an outage: the fires stay in the timetable, decided when it returns.
       const held = !this.o.health.online && this.o.cluster.holds;
       const decision = held ? { run: [], missed: [] } : this.timetable.takeDue(now);
       if (decision.run.length > 0 || decision.missed.length > 0) {
         this.shells.fired(now);
-        this.dispatching = this.dispatch(decision, now);
+        this.dispatching = this.firing.dispatch(decision, now);
         await this.dispatching;
         this.dispatching = undefined;
       }
@@ -497,7 +482,7 @@ export class Service {
         instant,
         armAt > now ? armAt : Infinity,
         held ? now + HELD_RECHECK_MS : Infinity,
-        this.waitingPastGrace(now),
+        this.fires.waitingPastGrace(now),
         this.nextPoll,
         now + MAX_SLEEP_MS,
       );
@@ -667,417 +652,6 @@ export class Service {
   /** Whether `jobId` is in the timetable (enabled, valid, with a schedule). */
   private readonly scheduled = (jobId: string) => this.timetable.job(jobId) !== undefined;
 
-  /** Record what the timetable decided, then start what may start. */
-  private async dispatch(all: Decision, now: number): Promise<void> {
-    const decision: Decision = {
-      run: all.run.filter((d) => this.handover.mayFire(d.job.id, d.scheduledAt)),
-      missed: all.missed.filter((m) => this.handover.mayFire(m.job.id, m.first)),
-    };
-    const armed = this.shells.take(now);
-    if (decision.run.length === 0 && decision.missed.length === 0) {
-      // Every fire went to another node since its shell was armed.
-      for (const fire of armed.values()) fire.shell.disarm();
-      return;
-    }
-    const rows: NewRun[] = [];
-    const plans: ({ due: Due; slot: Slot; marker: string; shell?: Armed } | null)[] = [];
-    for (const m of decision.missed) {
-      const why = this.handover.inheritedWhy(m.job.id);
-      rows.push({
-        job_id: m.job.id,
-        scheduled_at: m.last,
-        status: "missed",
-        trigger: "schedule",
-        node_id: this.nodeId,
-        finished_at: now,
-        note: `${m.more ? "more than " : ""}${m.count} fire${m.count === 1 ? "" : "s"} from ${
-          new Date(m.first).toISOString()
-        } to ${new Date(m.last).toISOString()} came later than misfire_grace_time (${
-          m.policy.graceMs / 1000
-        } s)${why ? `; ${why}` : ""}`,
-      });
-      plans.push(null);
-    }
-    const inTurn = this.runs.inTurn(decision.run);
-    // A job's fires decided together (a catch-up without coalesce): the one that took its last slot.
-    const tookSlot = new Map<string, number>();
-    // Those queued behind it, by their rows.
-    const behind: { index: number; due: Due; marker: string }[] = [];
-    for (const due of inTurn) {
-      const base = {
-        job_id: due.job.id,
-        scheduled_at: due.scheduledAt,
-        trigger: "schedule" as const,
-        node_id: this.nodeId,
-      };
-      const slot = this.slots.tryAcquire(due.job.id, due.policy.maxInstances);
-      const took = tookSlot.get(due.job.id);
-      if (!slot && took !== undefined) {
-        // Its turn comes when a run of the catch-up ends.
-        const marker = crypto.randomUUID();
-        rows.push({
-          ...base,
-          status: "queued",
-          note: `coalesce is off: it runs after the fire of ${
-            new Date(took).toISOString()
-          } ends (max_instances ${due.policy.maxInstances}), if within its grace then`,
-          marker,
-        });
-        plans.push(null);
-        behind.push({ index: rows.length - 1, due, marker });
-        continue;
-      }
-      if (!slot) {
-        rows.push({
-          ...base,
-          status: "skipped",
-          finished_at: now,
-          note: `max_instances (${due.policy.maxInstances}) runs were still running${
-            this.handover.elsewhereNote(due.job.id)
-          }`,
-        });
-        plans.push(null);
-        continue;
-      }
-      tookSlot.set(due.job.id, due.scheduledAt);
-      // Recorded with the claim, before the process exists: a service
-      // killed right after the start leaves a run its successor can end.
-      // A fire held after its claim's answer was lost is claimed again
-      // with its marker: the row that claim may have written is its own.
-      const lost = this.recorder.lostMarker(due.job.id, due.scheduledAt);
-      const fire = lost === undefined ? this.shells.armedFor(armed, due) : null;
-      const marker = lost ?? fire?.marker ?? crypto.randomUUID();
-      rows.push({
-        ...base,
-        status: slot.working ? "running" : "queued",
-        started_at: slot.working ? now : null,
-        note: coalescedNote(due),
-        marker,
-      });
-      plans.push({ due, slot, marker, shell: fire?.shell });
-    }
-    // Shells armed for fires that are not run here (skipped, another node's, a job changed).
-    for (const fire of armed.values()) fire.shell.disarm();
-    for (const row of rows) this.handover.decided(row.job_id);
-    const ids = this.o.cluster.holds
-      ? await this.recorder.claimOrHold(rows)
-      : await this.recorder.claim(rows, {
-        instant: true,
-        startBy: plans.reduce(
-          (first, plan) =>
-            plan ? Math.min(first, plan.due.scheduledAt + plan.due.policy.graceMs) : first,
-          Infinity,
-        ),
-      });
-    if (ids === null) {
-      // A missed row stands for its fires from the first: all are decided again.
-      return this.hold(rows, plans, [
-        ...decision.missed.map((m) => m.first),
-        ...rows.slice(decision.missed.length).map((r) => r.scheduled_at),
-      ]);
-    }
-    // Told and counted only where this node's row stands: another may have claimed the fire.
-    decision.missed.forEach((m, i) => {
-      const id = ids[i];
-      if (id === null) return;
-      this.o.notifier.runEnded(m.job, missedRun(id, rows[i], now));
-      this.o.observer?.ended(m.job.id, "missed");
-      schedulerLog.warn("job {job}: {count} fires missed", { job: m.job.id, count: m.count });
-    });
-    rows.forEach((row, i) => {
-      if (row.status !== "skipped" || ids[i] === null) return;
-      this.o.observer?.ended(row.job_id, "skipped");
-      schedulerLog.info("job {job}: fire skipped, max_instances reached", { job: row.job_id });
-    });
-    // An id a run here still holds: jm_runs was emptied meanwhile (see `rowless`).
-    rows.forEach((row, i) => {
-      if (ids[i] !== null) this.runs.idTaken(ids[i]!, row.job_id);
-    });
-    for (const { index, due, marker } of behind) {
-      if (ids[index] === null) continue;
-      const queue = this.behind.get(due.job.id) ?? [];
-      queue.push({ due, runId: ids[index]!, marker });
-      this.behind.set(due.job.id, queue);
-    }
-    // Armed runs first: their starts are writes to pipes, and go in one post.
-    const armedFirst = plans.map((plan, i) => [plan, i] as const).sort(([a], [b]) =>
-      Number(b?.shell !== undefined) - Number(a?.shell !== undefined)
-    );
-    let lost = false;
-    armedFirst.forEach(([plan, i]) => {
-      if (!plan) return;
-      const id = ids[i];
-      if (id === null) {
-        // Another node or an earlier life of this one claimed it.
-        plan.slot.release();
-        plan.shell?.disarm();
-        lost = true;
-      } else {
-        this.track(this.aftermath.fired(plan.due.job, id, plan.due.scheduledAt));
-        if (plan.slot.working) {
-          this.startOnTime(
-            plan.due,
-            id,
-            plan.slot,
-            plan.marker,
-            "the service was busy starting other runs",
-            plan.shell,
-          );
-        } else {
-          this.waiting.push({
-            due: plan.due,
-            runId: id,
-            slot: plan.slot,
-            marker: plan.marker,
-            shell: plan.shell,
-          });
-        }
-      }
-    });
-    this.o.sendStarts?.();
-    // Runs may have ended while the claim was written: their workers are free now.
-    this.startWaiting();
-    // A job whose owner changed: the other node's run (if it started it) holds its slots
-    // here before the next fire is decided.
-    if (lost) await this.handover.holdRunsElsewhere().catch((error) => this.o.health.failed(error));
-  }
-
-  /**
-   * The database did not answer the claim and this node holds: run
-   * nothing, and put the fires back in the timetable (each row's from
-   * `firstFires`), to be decided (late, or missed) once the database is back.
-   */
-  private hold(
-    rows: NewRun[],
-    plans: ({ slot: Slot; shell?: Armed } | null)[],
-    firstFires: number[],
-  ): void {
-    for (const plan of plans) {
-      plan?.slot.release();
-      plan?.shell?.disarm();
-    }
-    rows.forEach((row, i) => this.timetable.rewind(row.job_id, firstFires[i] - 1));
-    schedulerLog.warn(
-      "the database did not answer; holding {count} fires until it does (cluster.on_database_outage)",
-      { count: rows.length },
-    );
-  }
-
-  /**
-   * After a reload, the fires queued behind (see `behind`) go on as their
-   * job now is (its command, max_instances, grace); those of a job removed,
-   * disabled or made invalid are skipped.
-   */
-  private rebaseBehind(now: number): void {
-    for (const [jobId, queue] of this.behind) {
-      const job = this.timetable.job(jobId);
-      const policy = this.timetable.policy(jobId);
-      if (job !== undefined && policy !== undefined) {
-        for (const b of queue) b.due = { ...b.due, job, policy };
-        continue;
-      }
-      this.behind.delete(jobId);
-      for (const { runId } of queue) {
-        this.o.observer?.ended(jobId, "skipped");
-        this.track(this.recorder.update(runId, {
-          status: "skipped",
-          finished_at: now,
-          note: "its job was removed, disabled or made invalid before its turn",
-        }));
-      }
-    }
-  }
-
-  /** The fire queued behind its job's earlier fire as run `runId`, no longer queued; else null. */
-  private takeBehind(runId: number): Behind | null {
-    for (const [jobId, queue] of this.behind) {
-      const at = queue.findIndex((b) => b.runId === runId);
-      if (at < 0) continue;
-      const [taken] = queue.splice(at, 1);
-      if (queue.length === 0) this.behind.delete(jobId);
-      return taken;
-    }
-    return null;
-  }
-
-  /**
-   * The fire of run `runId`, waiting for a worker or queued behind its
-   * job's earlier fire, taken out so that it never starts; else undefined.
-   */
-  private cancelWaiting(runId: number): Due | undefined {
-    const at = this.waiting.findIndex((w) => w.runId === runId);
-    const waiting = at >= 0 ? this.waiting.splice(at, 1)[0] : undefined;
-    waiting?.slot.release();
-    waiting?.shell?.disarm();
-    return waiting?.due ?? this.takeBehind(runId)?.due;
-  }
-
-  /** The first instant at which a fire waiting for a worker is past its grace. */
-  private waitingPastGrace(now: number): number {
-    let first = Infinity;
-    for (const { due } of [...this.waiting, ...[...this.behind.values()].flat()]) {
-      // The first whole millisecond at which `onTime` is false for it.
-      first = Math.min(first, due.scheduledAt + due.policy.graceMs + 1);
-    }
-    // Never now or before: a fire the sweep kept (were the two rules ever
-    // to disagree) would make the loop spin without a turn for anything else.
-    return Math.max(first, now + 1);
-  }
-
-  /**
-   * Fires that waited for a worker past their grace are missed now, not
-   * when a worker frees, which long runs may not do for hours: their jobs'
-   * slots (max_instances) and armed shells are free for the fires after
-   * their grace, and the operator sees `missed`, not `queued`, as soon as
-   * it is so. (A fire still within its grace at its job's next instant,
-   * grace 1 s for an every-second job, holds the slot then: that fire is
-   * `skipped`, the one after it is not.)
-   */
-  private missLateWaiting(now: number): void {
-    for (const [jobId, queue] of this.behind) {
-      const late = queue.filter(({ due }) => !onTime(due.scheduledAt, now, due.policy));
-      if (late.length === 0) continue;
-      const kept = queue.filter((b) => !late.includes(b));
-      if (kept.length === 0) this.behind.delete(jobId);
-      else this.behind.set(jobId, kept);
-      for (const { due, runId } of late) {
-        this.missedAtStart(
-          due.job,
-          due.scheduledAt,
-          runId,
-          null,
-          `the fire before it still ran ${now - due.scheduledAt} ms after its fire time, past its ${
-            due.policy.graceMs / 1000
-          } s of grace (coalesce off: a job's late fires run one after another)`,
-        );
-      }
-    }
-    let kept = 0;
-    for (const waiting of this.waiting) {
-      const { due, runId, slot, shell } = waiting;
-      if (onTime(due.scheduledAt, now, due.policy)) {
-        this.waiting[kept++] = waiting;
-        continue;
-      }
-      shell?.disarm();
-      this.missedAtStart(
-        due.job,
-        due.scheduledAt,
-        runId,
-        slot,
-        `still waiting for a free worker (max_workers ${this.o.maxWorkers}) ${
-          now - due.scheduledAt
-        } ms after its fire time, past its ${due.policy.graceMs / 1000} s of grace`,
-      );
-    }
-    this.waiting.length = kept;
-  }
-
-  /** Give free workers to waiting fires, oldest first; too late ones are missed. */
-  private startWaiting(): void {
-    while (this.waiting.length > 0 && this.slots.workerFree && !this.stopping) {
-      const { due, runId, slot, marker, shell } = this.waiting.shift()!;
-      slot.work();
-      this.startOnTime(
-        due,
-        runId,
-        slot,
-        marker,
-        `it waited for a free worker (max_workers ${this.o.maxWorkers})`,
-        shell,
-      );
-    }
-    this.requests.workerFreed();
-  }
-
-  /**
-   * Start a claimed fire holding a worker, unless it is too late by now:
-   * grace is judged when the process would start, whatever held it (the
-   * worker pool, a burst of other starts, a slow claim), and a fire that
-   * would start later than its grace is `missed`, saying what held it.
-   */
-  private startOnTime(
-    due: Due,
-    runId: number,
-    slot: Slot,
-    marker: string,
-    heldBy: string,
-    shell?: Armed,
-  ): void {
-    const { job, scheduledAt, policy } = due;
-    const now = this.o.clock.now();
-    if (onTime(scheduledAt, now, policy)) {
-      this.runs.launch(
-        job,
-        runId,
-        scheduledAt,
-        coalescedNote(due),
-        slot,
-        marker,
-        { at: scheduledAt + policy.graceMs, graceMs: policy.graceMs },
-        undefined,
-        shell,
-      );
-      return;
-    }
-    shell?.disarm();
-    this.missedAtStart(
-      job,
-      scheduledAt,
-      runId,
-      slot,
-      lateNote(scheduledAt, now, policy.graceMs, heldBy),
-    );
-  }
-
-  /** A claimed fire that would have started later than its grace: recorded `missed`, saying what held it. */
-  private missedAtStart(
-    job: Job,
-    scheduledAt: number,
-    runId: number,
-    slot: Slot | null,
-    note: string,
-  ): void {
-    const now = this.o.clock.now();
-    slot?.release();
-    this.o.observer?.ended(job.id, "missed");
-    const missed = { status: "missed" as const, started_at: null, finished_at: now, note };
-    this.track(this.recorder.update(runId, missed));
-    this.o.notifier.runEnded(
-      job,
-      missedRun(runId, {
-        job_id: job.id,
-        scheduled_at: scheduledAt,
-        node_id: this.nodeId,
-        trigger: "schedule",
-        ...missed,
-      }, now),
-    );
-  }
-
-  /**
-   * A slot of `jobId` may be free: the first of its fires queued behind
-   * (see `behind`) takes it and starts, or waits for a worker behind the
-   * fires already waiting (other jobs' turns come first); one past its
-   * grace by now is missed, and the next is tried.
-   */
-  private startBehind(jobId: string): void {
-    const queue = this.behind.get(jobId);
-    if (queue === undefined || this.stopping) return;
-    const max = queue[0].due.policy.maxInstances;
-    const slot = this.slots.tryAcquire(jobId, max, this.waiting.length === 0);
-    // Another run holds it: its end comes back here.
-    if (!slot) return;
-    const { due, runId, marker } = queue.shift()!;
-    if (queue.length === 0) this.behind.delete(jobId);
-    this.track(this.aftermath.fired(due.job, runId, due.scheduledAt));
-    if (slot.working) {
-      this.startOnTime(due, runId, slot, marker, "it waited for the fire before it to end");
-    } else {
-      this.waiting.push({ due, runId, slot, marker });
-    }
-  }
-
   /** Whether a loaded job has an alert_after: only then does the notifier look for silence. */
   get silenceWatched(): boolean {
     return this.alertAfter;
@@ -1129,25 +703,7 @@ export class Service {
     });
     const now = this.o.clock.now();
     this.shells.disarm();
-    for (const { due, runId, slot, shell } of this.waiting.splice(0)) {
-      slot.release();
-      shell?.disarm();
-      this.o.observer?.ended(due.job.id, "interrupted");
-      this.track(this.recorder.update(runId, {
-        status: "interrupted",
-        finished_at: now,
-        note: "the service stopped before a worker was free",
-      }));
-    }
-    for (const { due, runId } of [...this.behind.values()].flat()) {
-      this.o.observer?.ended(due.job.id, "interrupted");
-      this.track(this.recorder.update(runId, {
-        status: "interrupted",
-        finished_at: now,
-        note: "the service stopped before the fire before it ended",
-      }));
-    }
-    this.behind.clear();
+    this.fires.interruptAll(now);
     await this.runs.stop(deadline);
     // Run records go through the recorder, which buffers what the database
     // refuses; only a database that does not answer at all holds these up.
