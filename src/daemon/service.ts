@@ -22,6 +22,7 @@ import { Aftermath } from "./aftermath.ts";
 import { Firing } from "./firing.ts";
 import { Handover } from "./handover.ts";
 import { ActiveRuns } from "./active_runs.ts";
+import { PollTiming } from "./poll_timing.ts";
 import { Reload } from "./reload.ts";
 import { RunRequests } from "./run_requests.ts";
 import { ShellArming } from "./shell_arming.ts";
@@ -89,26 +90,6 @@ const MAX_SLEEP_MS = 30_000;
 /** The clock read this much earlier than the time before was stepped back (see `clockWentBack`). */
 const CLOCK_BACK_MS = 1000;
 /**
- * How often the poll runs while something reports every write to the
- * database (`changed()`): a safety net, not the way changes arrive.
- */
-export const WATCHED_POLL_MS = 5000;
-/** Polls for reported writes come at least this far apart (or reload_interval, when shorter). */
-const WRITE_POLL_GAP_MS = 500;
-/**
- * How long after a reported write it is looked for: SQLite makes a commit
- * visible just after its last write to the WAL (in shared memory, which
- * reports nothing), so a read at once may miss it.
- */
-const WRITE_SETTLE_MS = 50;
-/**
- * When a reported write was not found another connection's, it is looked
- * for once more this much later: a commit whose writer syncs the WAL to
- * disk before making it visible (synchronous=FULL, the `sqlite3` shell's
- * default) may take longer on a slow disk, and its last report came before.
- */
-const LATE_COMMIT_MS = 450;
-/**
  * A loop that wakes this late was held (SIGSTOP, a suspended VM): it
  * applies the changes written meanwhile (a job disabled, removed or
  * changed) before the fires it left due, as it does when the database
@@ -149,6 +130,7 @@ export class Service {
   private readonly aftermath: Aftermath;
   private readonly runs: ActiveRuns;
   private readonly shells: ShellArming;
+  private readonly polls: PollTiming;
   private readonly reloads: Reload;
   private readonly handover: Handover;
   private readonly requests: RunRequests;
@@ -160,11 +142,6 @@ export class Service {
   private deadline: Deadline | null = null;
   private wake = new AbortController();
   private polling = false;
-  /** Whether a reported write is being looked for (`changed`), and whether another came meanwhile. */
-  private lookingForWrites = false;
-  private lookAgain = false;
-  /** Aborts the wait for the second look at a write (LATE_COMMIT_MS) when another is reported. */
-  private lateLook: AbortController | null = null;
   private pollAgain = false;
   /** The next fire the observer was told of. */
   private toldUpcoming = NaN;
@@ -173,17 +150,10 @@ export class Service {
   private known = new Map<string, Job>();
   /** Whether a job in `known` has an alert_after. */
   private alertAfter = false;
-  /** When the last poll began, and when the next one is due. */
-  private lastPoll = -Infinity;
   /** When the loop's last sleep was to end (Infinity before the first). */
   private plannedWake = Infinity;
   /** The time the loop last read. */
   private lastRead = -Infinity;
-  private nextPoll = -Infinity;
-  /** Whether every write to the database is reported (`watched`). */
-  private writesReported = false;
-  /** Set when the database came back after an outage: poll at once. */
-  private pollOnRecovery = false;
   /** The dispatch of due fires under way, if any. */
   private dispatching: Promise<void> | undefined;
   /** Resolved once `start` has loaded the jobs: runs lost before then wait for it. */
@@ -194,6 +164,15 @@ export class Service {
     // A slot given back, whichever way, is the turn of a fire queued behind.
     this.slots = new SlotGate(o.maxWorkers, (jobId) => this.fires.startBehind(jobId));
     this.recorder = o.recorder;
+    this.polls = new PollTiming({
+      clock: o.clock,
+      store: o.store,
+      reloadIntervalMs: o.reloadIntervalMs,
+      online: () => o.health.online,
+      stopping: () => this.stopping,
+      awaitingRecords: () => this.aftermath.awaitingRecords,
+      wake: () => this.wake.abort(),
+    });
     this.aftermath = new Aftermath({
       store: o.store,
       clock: o.clock,
@@ -201,11 +180,7 @@ export class Service {
       nodeId: () => this.nodeId,
       observer: o.observer,
       dueAt: (instant) => this.requests.dueAt(instant),
-      recordAwaited: () => {
-        // Looked for every 0.5 s from now on (see timedPollMs), not from the next timed poll.
-        this.nextPoll = Math.min(this.nextPoll, this.lastPoll + this.timedPollMs);
-        this.wake.abort();
-      },
+      recordAwaited: () => this.polls.recordAwaited(),
     });
     this.runs = new ActiveRuns({
       clock: o.clock,
@@ -280,7 +255,7 @@ export class Service {
       cancelRunning: (runId, note) => this.runs.cancelRunning(runId, note),
       cancelWaiting: (runId) => this.fires.cancelWaiting(runId),
       wake: () => this.wake.abort(),
-      pollSoon: () => this.pollSoon(),
+      pollSoon: () => this.polls.soon(),
     });
     this.handover = new Handover({
       store: o.store,
@@ -331,10 +306,7 @@ export class Service {
     o.cluster.whenLost((ids) => this.track(this.lost(ids)));
     // Writes made while the database was away were polled for by no one
     // (a watched service's next timed poll is 5 s off): poll once it is back.
-    o.health.onBack(() => {
-      this.pollOnRecovery = true;
-      this.wake.abort();
-    });
+    o.health.onBack(() => this.polls.recovered());
   }
 
   private get nodeId(): string {
@@ -443,7 +415,7 @@ export class Service {
       // Back from a pause, or from an outage: what was written meanwhile (a job disabled,
       // removed or changed) applies to the fires left due.
       const late = read - this.plannedWake >= LATE_WAKE_MS;
-      if (late || (this.pollOnRecovery && this.o.health.online)) {
+      if (late || this.polls.backOnline) {
         await settlesWithin(this.o.clock, this.reloads.applyChanges(), CHANGES_WAIT_MS);
         if (this.stopping) break;
       }
@@ -459,13 +431,7 @@ export class Service {
         this.dispatching = undefined;
       }
       const runDue = this.requests.takeDueInstants(now);
-      const recovered = this.pollOnRecovery && this.o.health.online;
-      if (now >= this.nextPoll || runDue || recovered) {
-        this.pollOnRecovery = false;
-        this.lastPoll = now;
-        this.nextPoll = now + this.timedPollMs;
-        this.poll();
-      }
+      if (this.polls.due(now, runDue)) this.poll();
       const nextFire = this.timetable.nextDue() ?? Infinity;
       // Shells armed for an instant no longer next (a reload moved or removed its fires) go now.
       if (this.shells.at > now && this.shells.at !== nextFire) this.shells.disarm();
@@ -483,7 +449,7 @@ export class Service {
         armAt > now ? armAt : Infinity,
         held ? now + HELD_RECHECK_MS : Infinity,
         this.fires.waitingPastGrace(now),
-        this.nextPoll,
+        this.polls.next,
         now + MAX_SLEEP_MS,
       );
       this.wake = new AbortController();
@@ -506,7 +472,7 @@ export class Service {
    */
   private clockWentBack(byMs: number, now: number): void {
     for (const id of this.timetable.ids()) this.timetable.rewind(id, now - 1);
-    this.nextPoll = Math.min(this.nextPoll, now);
+    this.polls.clockWentBack(now);
     this.plannedWake = Math.min(this.plannedWake, now);
     schedulerLog.warn(
       "the system clock went back {seconds} s: the next fires are decided again from its time",
@@ -519,72 +485,16 @@ export class Service {
    * or, with false, no longer does: the timed poll is then only a safety net.
    */
   watched(reported: boolean): void {
-    this.writesReported = reported;
-    this.nextPoll = Math.min(this.nextPoll, this.lastPoll + this.timedPollMs);
-    this.wake.abort();
+    this.polls.watched(reported);
   }
 
   /**
    * The database was written, by anyone (a `job add`, the API, this
-   * service): WRITE_SETTLE_MS after it, when the store says another
-   * connection committed meanwhile (on SQLite this service's own writes
-   * are no news), poll: at once, or, when a poll has just begun, 0.5 s (or
-   * reload_interval) after it. Writes reported while it looks are looked
-   * for again after it; a write not found another's, once more
-   * LATE_COMMIT_MS later.
+   * service): it is looked for, and polled for when another wrote it
+   * (poll_timing.ts `changed`).
    */
   changed(): void {
-    if (!this.lookingForWrites) return void this.lookForWrites();
-    this.lookAgain = true;
-    this.lateLook?.abort();
-  }
-
-  private async lookForWrites(): Promise<void> {
-    this.lookingForWrites = true;
-    try {
-      for (let late = false;;) {
-        this.lookAgain = false;
-        if (late) {
-          this.lateLook = new AbortController();
-          await this.o.clock.sleep(LATE_COMMIT_MS, this.lateLook.signal);
-          this.lateLook = null;
-          // Reported meanwhile: looked for WRITE_SETTLE_MS after that, which answers for both.
-          if (this.lookAgain) {
-            late = false;
-            continue;
-          }
-        } else await this.o.clock.sleep(WRITE_SETTLE_MS);
-        if (this.stopping) return;
-        // Unanswered, it may have been: the poll finds out, and tells the health check.
-        const elsewhere = await this.o.store.writtenElsewhere().catch(() => true);
-        if (elsewhere) this.pollSoon();
-        if (this.lookAgain) late = false;
-        else if (elsewhere || late) return;
-        else late = true;
-      }
-    } finally {
-      this.lookingForWrites = false;
-    }
-  }
-
-  /** Poll now, or, when a poll has just begun, 0.5 s (or reload_interval) after it. */
-  private pollSoon(): void {
-    const soon = Math.max(
-      this.o.clock.now(),
-      this.lastPoll + Math.min(WRITE_POLL_GAP_MS, this.o.reloadIntervalMs),
-    );
-    if (soon >= this.nextPoll) return;
-    this.nextPoll = soon;
-    this.wake.abort();
-  }
-
-  private get timedPollMs(): number {
-    // Ends that wait for their records to be written (by this service: no write report says
-    // so) are looked for as often as reported writes are.
-    if (this.aftermath.awaitingRecords) return Math.min(WRITE_POLL_GAP_MS, this.o.reloadIntervalMs);
-    return this.writesReported
-      ? Math.max(WATCHED_POLL_MS, this.o.reloadIntervalMs)
-      : this.o.reloadIntervalMs;
+    this.polls.changed();
   }
 
   /**
