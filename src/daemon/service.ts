@@ -16,10 +16,10 @@ import type { DbHealth } from "./db_health.ts";
 import type { RunRecorder } from "./recorder.ts";
 import type { RunGuard } from "./run_guard.ts";
 import type { ArmRun, StartRun } from "./runner.ts";
-import { endRun } from "./processes.ts";
 import type { Notifier, NotifyObserver } from "./notifier.ts";
 import { Aftermath } from "./aftermath.ts";
 import { Firing } from "./firing.ts";
+import { endOrphanProcesses, markOrphans } from "./orphans.ts";
 import { Handover } from "./handover.ts";
 import { ActiveRuns } from "./active_runs.ts";
 import { PollTiming } from "./poll_timing.ts";
@@ -102,8 +102,6 @@ const CHANGES_WAIT_MS = 500;
 const FILES_PER_RUN = 3;
 /** While holding through an outage, how often to look whether the database is back. */
 const HELD_RECHECK_MS = 1000;
-/** Runs a crashed service may have left running whose processes the start looks for. */
-const ORPHANS_ENDED = 10_000;
 /**
  * What a stop keeps, of its deadline, for its steps after the run records
  * (the node's stop mark, the log rows, the pool; see boot.ts STOP_MARGIN_MS).
@@ -332,24 +330,9 @@ export class Service {
    * ended, as far as anyone can tell).
    */
   async start(previous: Pick<Node, "heartbeat_at" | "stopped_at"> | null = null): Promise<void> {
-    await this.endOrphans();
+    await endOrphanProcesses(this.o.store, this.nodeId, this.o.killGraceMs);
     const now = this.o.clock.now();
-    // A service that stopped cleanly recorded how its runs ended; one that left runs behind
-    // died (killed, crashed), as a node another declares dead does: its runs are lost, and
-    // retried, notified and followed as those are.
-    const outcome = previous?.stopped_at != null ? "interrupted" : "lost";
-    const orphans = await this.o.store.endOrphans(
-      this.nodeId,
-      now,
-      previous?.heartbeat_at ?? null,
-      outcome,
-    );
-    if (orphans.length > 0) {
-      schedulerLog.warn("{count} runs left running by a previous service were marked {outcome}", {
-        count: orphans.length,
-        outcome,
-      });
-    }
+    const { orphans, outcome } = await markOrphans(this.o.store, this.nodeId, now, previous);
     const { jobs, latest } = await this.reloads.load(now);
     await this.handover.holdRunsElsewhere();
     this.loaded.resolve();
@@ -371,39 +354,6 @@ export class Service {
         { room, max: this.o.maxWorkers },
       );
     }
-  }
-
-  /**
-   * End what the runs a previous service on this node left `running` still
-   * have going (it was killed, or crashed, and its guard with it): their
-   * process groups, where a process in one still carries the run's
-   * marker (a group id may have been reused since), and what carries the
-   * marker outside; SIGTERM, SIGKILL after kill_grace. Before the first
-   * fire, so that no job runs twice at once.
-   */
-  private async endOrphans(): Promise<void> {
-    const left = await this.o.store.listRuns({
-      node_id: this.nodeId,
-      status: "running",
-      limit: ORPHANS_ENDED,
-    });
-    await Promise.all(left.map(async (run) => {
-      if (run.marker === null) return;
-      const { found, killed } = await endRun(
-        { pgid: run.pgid, marker: run.marker, ownGroup: false },
-        this.o.killGraceMs,
-      );
-      if (found.length === 0) return;
-      schedulerLog.warn(
-        "job {job} run {run}, left running by a previous service: ended its processes {pids} with {signal}",
-        {
-          job: run.job_id,
-          run: run.id,
-          pids: found.map((p) => `${p.pid} (${p.command})`).join(", "),
-          signal: killed ? "SIGKILL after SIGTERM" : "SIGTERM",
-        },
-      );
-    }));
   }
 
   /** Fire until `stop()`, then shut down by its deadline. */
