@@ -169,7 +169,7 @@ export class Firing {
       this.o.observer?.ended(row.job_id, "skipped");
       schedulerLog.info("job {job}: fire skipped, max_instances reached", { job: row.job_id });
     });
-    // An id a run here still holds: jm_runs was emptied meanwhile (see `rowless`).
+    // An id a run here still holds: jm_runs was emptied meanwhile (active_runs.ts `rowless`).
     rows.forEach((row, i) => {
       if (ids[i] !== null) this.o.runs.idTaken(ids[i]!, row.job_id);
     });

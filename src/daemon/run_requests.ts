@@ -164,7 +164,7 @@ export class RunRequests {
 
   /**
    * Queued runs (due retries and follow-ups, `job run` requests) were left
-   * for lack of a worker: the next worker freed (startWaiting) polls for
+   * for lack of a worker: the next worker freed (`workerFreed`) polls for
    * them. (A run's record is this service's own write, which no write
    * report tells of.)
    */
@@ -293,7 +293,7 @@ export class RunRequests {
       slot.release();
       return this.waitForWorker();
     }
-    // Recorded with the claim, before the process exists (see dispatch).
+    // Recorded with the claim, before the process exists (see firing.ts).
     const marker = crypto.randomUUID();
     let claimed = false;
     try {

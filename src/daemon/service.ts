@@ -1,9 +1,13 @@
 /**
- * The running service: fires the timetable on time, asks the slot gate
- * whether each fire starts, waits or is skipped, records every fire in
- * `jm_runs`, applies reload markers, and shuts down by a deadline.
- * Decisions come from the pure timetable and the gate; this class owns the
- * timers, the processes and the writes.
+ * The running service: its loop fires the timetable on time, arms shells
+ * ahead, polls, and shuts down by a deadline; each part it wires is a
+ * module of its own: firing.ts (claiming an instant's fires),
+ * waiting_fires.ts (claimed fires not started yet), active_runs.ts (runs
+ * started, to their records), shell_arming.ts, reload.ts (jobs and
+ * markers), poll_timing.ts (when to poll), run_requests.ts (queued runs
+ * and cancels), handover.ts (jobs and runs between nodes), orphans.ts (a
+ * dead predecessor's runs) and aftermath.ts (retries and follow-ups).
+ * Decisions come from the pure timetable and the slot gate.
  */
 import type { Job } from "../domain/job.ts";
 import { log } from "./log.ts";
@@ -17,17 +21,17 @@ import type { RunRecorder } from "./recorder.ts";
 import type { RunGuard } from "./run_guard.ts";
 import type { ArmRun, StartRun } from "./runner.ts";
 import type { Notifier, NotifyObserver } from "./notifier.ts";
+import { ActiveRuns } from "./active_runs.ts";
 import { Aftermath } from "./aftermath.ts";
 import { Firing } from "./firing.ts";
-import { endOrphanProcesses, markOrphans } from "./orphans.ts";
 import { Handover } from "./handover.ts";
-import { ActiveRuns } from "./active_runs.ts";
+import { endOrphanProcesses, markOrphans } from "./orphans.ts";
 import { PollTiming } from "./poll_timing.ts";
 import { Reload } from "./reload.ts";
 import { RunRequests } from "./run_requests.ts";
 import { ShellArming } from "./shell_arming.ts";
-import { WaitingFires } from "./waiting_fires.ts";
 import { SlotGate } from "./slots.ts";
+import { WaitingFires } from "./waiting_fires.ts";
 import { type JobDefaults, Timetable } from "./timetable.ts";
 
 /**
