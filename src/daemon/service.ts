@@ -1,53 +1,38 @@
 /**
- * The running service: fires the timetable on time, asks the slot gate
- * whether each fire starts, waits or is skipped, records every fire in
- * `jm_runs`, applies reload markers, and shuts down by a deadline.
- * Decisions come from the pure timetable and the gate; this class owns the
- * timers, the processes and the writes.
+ * The running service: its loop fires the timetable on time, arms shells
+ * ahead, polls, and shuts down by a deadline; each part it wires is a
+ * module of its own: firing.ts (claiming an instant's fires),
+ * waiting_fires.ts (claimed fires not started yet), active_runs.ts (runs
+ * started, to their records), shell_arming.ts, reload.ts (jobs and
+ * markers), poll_timing.ts (when to poll), run_requests.ts (queued runs
+ * and cancels), handover.ts (jobs and runs between nodes), orphans.ts (a
+ * dead predecessor's runs) and aftermath.ts (retries and follow-ups).
+ * Decisions come from the pure timetable and the slot gate.
  */
-import { setImmediate } from "node:timers";
-import { hasSchedule, type Job, jobProblem, sameDefinition } from "../domain/job.ts";
+import type { Job } from "../domain/job.ts";
 import { log } from "./log.ts";
-import type { NewRun, Run, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
-import { MAX_SKEW_MS, type Node } from "../domain/node.ts";
-import type {
-  FireAhead,
-  JobStore,
-  Marker,
-  MarkerStore,
-  PollState,
-  RunStore,
-} from "../store/store.ts";
+import type { RunStatus } from "../domain/run.ts";
+import type { Node } from "../domain/node.ts";
+import type { JobStore, MarkerStore, RunStore } from "../store/store.ts";
 import { type Clock, type Deadline, PRECISE_TAIL_MS, settlesWithin } from "./clock.ts";
-import type { Cluster, Gained } from "./cluster.ts";
+import type { Cluster } from "./cluster.ts";
 import type { DbHealth } from "./db_health.ts";
 import type { RunRecorder } from "./recorder.ts";
 import type { RunGuard } from "./run_guard.ts";
-import {
-  type Armed,
-  type ArmRun,
-  finishedRecord,
-  type Launch,
-  type LaunchSpec,
-  runEnv,
-  type RunResult,
-  type Started,
-  type StartRun,
-} from "./runner.ts";
-import { endRun } from "./processes.ts";
+import type { ArmRun, StartRun } from "./runner.ts";
 import type { Notifier, NotifyObserver } from "./notifier.ts";
-import type { EndedRun } from "./notify_message.ts";
+import { ActiveRuns } from "./active_runs.ts";
 import { Aftermath } from "./aftermath.ts";
-import { type Slot, SlotGate } from "./slots.ts";
-import {
-  type Decision,
-  type Due,
-  type JobDefaults,
-  onTime,
-  type Policy,
-  policyOf,
-  Timetable,
-} from "./timetable.ts";
+import { Firing } from "./firing.ts";
+import { Handover } from "./handover.ts";
+import { endOrphanProcesses, markOrphans } from "./orphans.ts";
+import { PollTiming } from "./poll_timing.ts";
+import { Reload } from "./reload.ts";
+import { RunRequests } from "./run_requests.ts";
+import { ShellArming } from "./shell_arming.ts";
+import { SlotGate } from "./slots.ts";
+import { WaitingFires } from "./waiting_fires.ts";
+import { type JobDefaults, Timetable } from "./timetable.ts";
 
 /**
  * Told of each run as it starts and as it gets its final status (a fire
@@ -106,35 +91,8 @@ export interface ServiceOptions {
 
 /** No timer waits longer than this: the clock is re-read, so suspend and clock jumps heal. */
 const MAX_SLEEP_MS = 30_000;
-/**
- * How far ahead of this node's clock a scheduled fire's row may be and
- * still be where its job resumes: a node fires by its own clock, which may
- * be MAX_SKEW_MS from the database's, so up to twice that from this one's.
- * A row further ahead (written by hand for 2099) is not waited for.
- */
-const FIRES_AHEAD_MS = 2 * MAX_SKEW_MS;
 /** The clock read this much earlier than the time before was stepped back (see `clockWentBack`). */
 const CLOCK_BACK_MS = 1000;
-/**
- * How often the poll runs while something reports every write to the
- * database (`changed()`): a safety net, not the way changes arrive.
- */
-export const WATCHED_POLL_MS = 5000;
-/** Polls for reported writes come at least this far apart (or reload_interval, when shorter). */
-const WRITE_POLL_GAP_MS = 500;
-/**
- * How long after a reported write it is looked for: SQLite makes a commit
- * visible just after its last write to the WAL (in shared memory, which
- * reports nothing), so a read at once may miss it.
- */
-const WRITE_SETTLE_MS = 50;
-/**
- * When a reported write was not found another connection's, it is looked
- * for once more this much later: a commit whose writer syncs the WAL to
- * disk before making it visible (synchronous=FULL, the `sqlite3` shell's
- * default) may take longer on a slow disk, and its last report came before.
- */
-const LATE_COMMIT_MS = 450;
 /**
  * A loop that wakes this late was held (SIGSTOP, a suspended VM): it
  * applies the changes written meanwhile (a job disabled, removed or
@@ -144,50 +102,10 @@ const LATE_COMMIT_MS = 450;
  */
 const LATE_WAKE_MS = 1000;
 const CHANGES_WAIT_MS = 500;
-const MARKERS_PER_RELOAD = 10_000;
-/**
- * How long before a fire the shells of its runs are armed: ARM_MS, or
- * some time for each, so that a burst's shells are all there at its
- * instant; up to ARM_MAX_MS, and at least ARM_AFTER_FIRES_MS after the
- * fires before (a job whose run still runs then is armed when it ends). A
- * shell takes ARM_PER_SHELL_MS, or SPAWN_SHARE times what a spawn holds
- * the thread that makes it: a spawn takes 1–2 ms on a quick machine, 3–6
- * on a slow one, where 500 shells took 3 s; and the thread does other
- * work between its spawns (the runs' ends and records, its own log). With
- * 1.5 times, 100 every-second jobs were armed 500 ms ahead, and under a
- * flood of 10,000 log lines a second 15 % of them were not armed by their
- * instant, started anew, up to 200 ms late.
- */
-const ARM_MS = 500;
-const ARM_PER_SHELL_MS = 3;
-const SPAWN_SHARE = 2.5;
-const ARM_AFTER_FIRES_MS = 200;
-const ARM_MAX_MS = 5000;
-/**
- * A burst's shells, at most, for each free worker: a burst of quick runs
- * goes through its workers several times within a grace of a second or
- * two, and each shell beyond is a process that waits on its stdin for
- * nothing. (Those its lane has not armed by the instant start anew.)
- */
-const BURST_SHELLS_PER_WORKER = 4;
-/** Descriptors an armed shell holds in the service: its three pipes and its process (a pidfd). */
-const FILES_PER_SHELL = 4;
 /** Descriptors a run holds: its output's two pipes and its process (its stdin is closed). */
 const FILES_PER_RUN = 3;
-/** An instant with no fire this long before it is alone: a burst, not every-second jobs. */
-const ALONE_AFTER_MS = 2500;
 /** While holding through an outage, how often to look whether the database is back. */
 const HELD_RECHECK_MS = 1000;
-/** Runs a crashed service may have left running whose processes the start looks for. */
-const ORPHANS_ENDED = 10_000;
-const MANUAL_RUNS_PER_POLL = 100;
-/** Retries and follow-up runs taken per poll. */
-const DUE_RUNS_PER_POLL = 100;
-/**
- * At shutdown, how long after the interrupted runs' SIGKILL their output
- * may take to end (a process that left its group can hold it open).
- */
-const KILLED_OUTPUT_MS = 1000;
 /**
  * What a stop keeps, of its deadline, for its steps after the run records
  * (the node's stop mark, the log rows, the pool; see boot.ts STOP_MARGIN_MS).
@@ -205,197 +123,39 @@ export interface ServiceState {
   /** A poll is under way: it may read the markers and requests again before it ends. */
   polling: boolean;
 }
-/** Jobs a reload applies between two chances for the timers to run. */
-const RELOAD_CHUNK = 200;
-/** After a SIGHUP re-read failed, the next is made at a poll this long on or later. */
-const REREAD_RETRY_MS = 30_000;
-/** Jobs a reload reads per query (see `JobStore.jobsInChunks`). */
-const RELOAD_READ_CHUNK = 500;
-
-interface Active {
-  job: Job;
-  run: Launch;
-  /** Its process group once started (null: it could not start). */
-  pid: number | null;
-  /** The JM_RUN_MARKER its processes carry, which the guard watches. */
-  marker: string;
-  slot: Slot;
-  /** Why the run exists (coalesced, forced), kept in its record when it ends. */
-  note: string | null;
-  /** Which attempt it is (1 = the first) and the run of the first, for its retry. */
-  attempt: number;
-  firstRunId: number | null;
-  scheduledAt: number;
-  trigger: RunTrigger;
-}
-
-/** A fire recorded `missed`, as the notifier is told of it. */
-function missedRun(id: number, row: NewRun, now: number): EndedRun {
-  return {
-    id,
-    job_id: row.job_id,
-    status: row.status,
-    exit_code: null,
-    signal: null,
-    scheduled_at: row.scheduled_at,
-    started_at: null,
-    finished_at: row.finished_at ?? now,
-    node_id: row.node_id ?? null,
-    trigger: row.trigger,
-    note: row.note ?? null,
-    stdout: null,
-    stderr: null,
-  };
-}
-
-function coalescedNote(due: Due): string | null {
-  return due.coalesced > 0 ? `coalesced ${due.coalesced + 1} fires into one run` : null;
-}
-
-/** A run's shell armed for a fire of `job` (see `arm`). */
-interface ArmedFire {
-  /** The job as armed: a reload that changed it replaces this object in the timetable. */
-  job: Job;
-  /** Its JM_RUN_MARKER, recorded with the claim. */
-  marker: string;
-  shell: Armed;
-}
-
-interface Waiting {
-  due: Due;
-  runId: number;
-  slot: Slot;
-  /** Its JM_RUN_MARKER, recorded with the claim. */
-  marker: string;
-  /** Its shell, when one was armed for it. */
-  shell?: Armed;
-}
-
-/** A fire of a catch-up without coalesce, queued behind its job's earlier fire (see `behind`). */
-interface Behind {
-  due: Due;
-  runId: number;
-  marker: string;
-}
-
-/** Why a fire that would have started at `now`, past its grace, is missed: `heldBy` held it. */
-function lateNote(scheduledAt: number, now: number, graceMs: number, heldBy: string): string {
-  return `would have started ${now - scheduledAt} ms after its fire time, later than ${
-    graceMs / 1000
-  } s of grace: ${heldBy}`;
-}
 
 const schedulerLog = log("scheduler");
-const runnerLog = log("runner");
-const reloadLog = log("reload");
 
 export class Service {
   private readonly timetable: Timetable;
   private readonly slots: SlotGate;
-  /** Jobs just gained, until the runs of theirs elsewhere hold their slots (see `gain`). */
-  private readonly gaining = new Set<string>();
-  /** The first fire of each job in `gaining` that was held back, to decide again. */
-  private readonly heldBack = new Map<string, number>();
-  /** Runs on other nodes that hold slots here, by run id (see `holdRunsElsewhere`). */
-  private readonly elsewhere = new Map<number, { node: string; slot: Slot }>();
   private readonly aftermath: Aftermath;
-  /**
-   * Queued runs this service took by a write whose answer was lost: the
-   * write may have landed, leaving the row `running` here with nothing
-   * behind it. By run id, the request as read and the take's marker.
-   */
-  private readonly takesInDoubt = new Map<number, { request: Run; marker: string }>();
-  private readonly active = new Map<number, Active>();
-  /**
-   * Runs whose id the database gave to a newer run: jm_runs was emptied
-   * while they ran (TRUNCATE, or dropped and made again by `db migrate`),
-   * and its ids started over. They go on, unrecorded: their ends are
-   * logged, not written over the newer run's row, and free their slots.
-   */
-  private readonly rowless = new Set<Active>();
-  /** Runs being ended because someone asked (`runs cancel`): the note each is recorded with. */
-  private readonly cancelling = new Map<number, string>();
-  private readonly waiting: Waiting[] = [];
-  /**
-   * By job, the fires of a catch-up without coalesce that found its
-   * max_instances taken by an earlier fire of the same catch-up: each
-   * starts when a run of the job ends, if still within its grace, as
-   * APScheduler 3 runs a job's late fires one after another. (Fires that
-   * find the slots held by runs from before are skipped, as APScheduler
-   * skips the whole catch-up then.)
-   */
-  private readonly behind = new Map<string, Behind[]>();
+  private readonly runs: ActiveRuns;
+  private readonly shells: ShellArming;
+  private readonly polls: PollTiming;
+  private readonly reloads: Reload;
+  private readonly handover: Handover;
+  private readonly requests: RunRequests;
+  private readonly fires: WaitingFires;
+  private readonly firing: Firing;
   /** Writes of finished runs still in flight; shutdown waits for them. */
   private readonly writes = new Set<Promise<unknown>>();
-  private lastMarker = 0;
-  /** Times jm_update_info was seen emptied: a reload under way then does not move `lastMarker`. */
-  private markersEmptied = 0;
-  /** When `lastMarker` was inserted, once known: another time there means jm_update_info was emptied. */
-  private lastMarkerInserted: string | undefined;
   private stopping = false;
   private deadline: Deadline | null = null;
   private wake = new AbortController();
-  private reloading: Promise<void> | null = null;
-  private reloadAgain = false;
-  /** A reload asked to re-read every job, marker or not (SIGHUP), is pending. */
-  private rereadEveryJob = false;
-  /** A failed SIGHUP re-read is made again from then (ms): not a read of every job each poll. */
-  private rereadRetryAt = 0;
   private polling = false;
-  /** Whether a reported write is being looked for (`changed`), and whether another came meanwhile. */
-  private lookingForWrites = false;
-  private lookAgain = false;
-  /** Aborts the wait for the second look at a write (LATE_COMMIT_MS) when another is reported. */
-  private lateLook: AbortController | null = null;
-  /** Whether queued runs wait in the database for a worker (`waitForWorker`). */
-  private queuedWaitForWorker = false;
   private pollAgain = false;
-  private lastReload: { at: number; ms: number } | null = null;
-  /** When every job was last read (the start, a reload): a job a reload finds new was not there then. */
-  private readAt = 0;
   /** The next fire the observer was told of. */
   private toldUpcoming = NaN;
   private readonly recorder: RunRecorder;
-  /** Markers this node applied that others may not have yet (still `updated = 0`). */
-  private readonly appliedHere = new Set<number>();
-  /** Jobs taken over from a node that is gone, and why: their missed fires say so. */
-  private readonly inherited = new Map<string, string>();
-  /** When each job's last run started: under overload, the longest waiting go first. */
-  private readonly lastStarted = new Map<string, number>();
   /** Every enabled, valid job, scheduled or not: whose runs retry, and which follow which. */
   private known = new Map<string, Job>();
   /** Whether a job in `known` has an alert_after. */
   private alertAfter = false;
-  /** When retries and follow-up runs are due (queued here, or seen by a poll): it polls then. */
-  private readonly dueRuns: number[] = [];
-  /** When the last poll began, and when the next one is due. */
-  private lastPoll = -Infinity;
   /** When the loop's last sleep was to end (Infinity before the first). */
   private plannedWake = Infinity;
   /** The time the loop last read. */
   private lastRead = -Infinity;
-  private nextPoll = -Infinity;
-  /** Whether every write to the database is reported (`watched`). */
-  private writesReported = false;
-  /** Set when the database came back after an outage: poll at once. */
-  private pollOnRecovery = false;
-  /**
-   * The shells armed for the fires at `at`, by job id; how many fires are
-   * due then, and how many shells more the open-file limit left room for
-   * when they were armed (see `armAfterEnd`).
-   */
-  private armed: { at: number; fires: Map<string, ArmedFire>; due: number; room: number } = {
-    at: NaN,
-    fires: new Map(),
-    due: 0,
-    room: 0,
-  };
-  /** How long before the fires at `at` their shells are armed. */
-  private armLead = { at: NaN, ms: ARM_MS };
-  /** When fires were last dispatched. */
-  private lastFired = -Infinity;
-  /** The runs `sayAhead` told of already. */
-  private readonly aheadSaid = new Set<number>();
   /** The dispatch of due fires under way, if any. */
   private dispatching: Promise<void> | undefined;
   /** Resolved once `start` has loaded the jobs: runs lost before then wait for it. */
@@ -404,29 +164,151 @@ export class Service {
   constructor(private readonly o: ServiceOptions) {
     this.timetable = new Timetable(o.defaults);
     // A slot given back, whichever way, is the turn of a fire queued behind.
-    this.slots = new SlotGate(o.maxWorkers, (jobId) => this.startBehind(jobId));
+    this.slots = new SlotGate(o.maxWorkers, (jobId) => this.fires.startBehind(jobId));
     this.recorder = o.recorder;
+    this.polls = new PollTiming({
+      clock: o.clock,
+      store: o.store,
+      reloadIntervalMs: o.reloadIntervalMs,
+      online: () => o.health.online,
+      stopping: () => this.stopping,
+      awaitingRecords: () => this.aftermath.awaitingRecords,
+      wake: () => this.wake.abort(),
+    });
     this.aftermath = new Aftermath({
       store: o.store,
       clock: o.clock,
       recorder: o.recorder,
       nodeId: () => this.nodeId,
       observer: o.observer,
-      dueAt: (instant) => this.dueAt(instant),
-      recordAwaited: () => {
-        // Looked for every 0.5 s from now on (see timedPollMs), not from the next timed poll.
-        this.nextPoll = Math.min(this.nextPoll, this.lastPoll + this.timedPollMs);
+      dueAt: (instant) => this.requests.dueAt(instant),
+      recordAwaited: () => this.polls.recordAwaited(),
+    });
+    this.runs = new ActiveRuns({
+      clock: o.clock,
+      startRun: o.startRun,
+      guard: o.guard,
+      killGraceMs: o.killGraceMs,
+      shutdownTimeoutMs: o.shutdownTimeoutMs,
+      outputCap: o.outputCap,
+      secrets: o.secrets,
+      recorder: o.recorder,
+      notifier: o.notifier,
+      observer: o.observer,
+      aftermath: this.aftermath,
+      nodeId: () => this.nodeId,
+      track: (write) => this.track(write),
+      armAfterEnd: (jobId) => this.shells.armAfterEnd(jobId),
+      startWaiting: () => this.fires.startWaiting(),
+      missedAtStart: (job, scheduledAt, runId, slot, note) =>
+        this.fires.missedAtStart(job, scheduledAt, runId, slot, note),
+    });
+    this.shells = new ShellArming({
+      clock: o.clock,
+      timetable: this.timetable,
+      slots: this.slots,
+      armRun: o.armRun,
+      spawnCost: o.spawnCost,
+      fileRoom: o.fileRoom,
+      runSpec: (job, runId, scheduledAt, marker) =>
+        this.runs.runSpec(job, runId, scheduledAt, marker),
+      mayFire: (jobId) => o.cluster.mayFire(jobId),
+      inTurn: (dues) => this.runs.inTurn(dues),
+      stopping: () => this.stopping,
+      online: () => o.health.online,
+      waiting: () => this.fires.waitingForWorker,
+    });
+    this.reloads = new Reload({
+      store: o.store,
+      clock: o.clock,
+      health: o.health,
+      cluster: o.cluster,
+      defaults: o.defaults,
+      timetable: this.timetable,
+      nodeId: () => this.nodeId,
+      stopping: () => this.stopping,
+      dispatching: () => this.dispatching,
+      know: (known, idle) => this.know(known, idle),
+      jobsInTable: (ids) => {
+        o.observer?.jobsInTable?.(ids);
+        o.notifier.jobsInTable(ids);
+      },
+      removed: (id) => this.runs.forget(id),
+      reloaded: (inTable, now) => {
+        o.cluster.setJobs(inTable, this.scheduled);
+        this.fires.rebaseBehind(now);
         this.wake.abort();
       },
     });
-    o.cluster.whenGaining((gained) => this.gain(gained));
+    this.requests = new RunRequests({
+      store: o.store,
+      clock: o.clock,
+      slots: this.slots,
+      defaults: o.defaults,
+      recorder: o.recorder,
+      aftermath: this.aftermath,
+      observer: o.observer,
+      nodeId: () => this.nodeId,
+      stopping: () => this.stopping,
+      known: () => this.known,
+      track: (write) => this.track(write),
+      elsewhereNote: (jobId) => this.handover.elsewhereNote(jobId),
+      launch: (...args) => this.runs.launch(...args),
+      cancelRunning: (runId, note) => this.runs.cancelRunning(runId, note),
+      cancelWaiting: (runId) => this.fires.cancelWaiting(runId),
+      wake: () => this.wake.abort(),
+      pollSoon: () => this.polls.soon(),
+    });
+    this.handover = new Handover({
+      store: o.store,
+      clock: o.clock,
+      health: o.health,
+      cluster: o.cluster,
+      slots: this.slots,
+      timetable: this.timetable,
+      nodeId: () => this.nodeId,
+      scheduled: this.scheduled,
+      lastFires: (now) => this.reloads.lastFires(now),
+      sayAhead: (ahead, now) => this.reloads.sayAhead(ahead, now),
+      wake: () => this.wake.abort(),
+    });
+    this.fires = new WaitingFires({
+      clock: o.clock,
+      slots: this.slots,
+      timetable: this.timetable,
+      maxWorkers: o.maxWorkers,
+      recorder: o.recorder,
+      notifier: o.notifier,
+      observer: o.observer,
+      aftermath: this.aftermath,
+      runs: this.runs,
+      nodeId: () => this.nodeId,
+      stopping: () => this.stopping,
+      track: (write) => this.track(write),
+      workerFreed: () => this.requests.workerFreed(),
+    });
+    this.firing = new Firing({
+      recorder: o.recorder,
+      cluster: o.cluster,
+      health: o.health,
+      slots: this.slots,
+      timetable: this.timetable,
+      notifier: o.notifier,
+      observer: o.observer,
+      aftermath: this.aftermath,
+      handover: this.handover,
+      shells: this.shells,
+      runs: this.runs,
+      fires: this.fires,
+      nodeId: () => this.nodeId,
+      track: (write) => this.track(write),
+      sendStarts: o.sendStarts,
+    });
+    o.cluster.whenGaining((gained) => this.handover.gain(gained));
     o.cluster.whenLost((ids) => this.track(this.lost(ids)));
     // Writes made while the database was away were polled for by no one
     // (a watched service's next timed poll is 5 s off): poll once it is back.
-    o.health.onBack(() => {
-      this.pollOnRecovery = true;
-      this.wake.abort();
-    });
+    o.health.onBack(() => this.polls.recovered());
   }
 
   private get nodeId(): string {
@@ -437,10 +319,10 @@ export class Service {
   get state(): ServiceState {
     return {
       jobsLoaded: this.timetable.size,
-      running: this.active.size,
-      queued: this.waiting.length + [...this.behind.values()].reduce((n, q) => n + q.length, 0),
-      appliedMarker: this.lastMarker,
-      lastReload: this.lastReload,
+      running: this.runs.size,
+      queued: this.fires.queued,
+      appliedMarker: this.reloads.appliedMarker,
+      lastReload: this.reloads.last,
       polling: this.polling,
     };
   }
@@ -452,53 +334,18 @@ export class Service {
    * ended, as far as anyone can tell).
    */
   async start(previous: Pick<Node, "heartbeat_at" | "stopped_at"> | null = null): Promise<void> {
-    await this.endOrphans();
+    await endOrphanProcesses(this.o.store, this.nodeId, this.o.killGraceMs);
     const now = this.o.clock.now();
-    // A service that stopped cleanly recorded how its runs ended; one that left runs behind
-    // died (killed, crashed), as a node another declares dead does: its runs are lost, and
-    // retried, notified and followed as those are.
-    const outcome = previous?.stopped_at != null ? "interrupted" : "lost";
-    const orphans = await this.o.store.endOrphans(
-      this.nodeId,
-      now,
-      previous?.heartbeat_at ?? null,
-      outcome,
-    );
-    if (orphans.length > 0) {
-      schedulerLog.warn("{count} runs left running by a previous service were marked {outcome}", {
-        count: orphans.length,
-        outcome,
-      });
-    }
-    const latest = await this.o.store.latestMarkerId();
-    const jobs = await this.o.store.listJobs();
-    const { fires: lastFires, ahead } = await this.o.store.lastFires(now + FIRES_AHEAD_MS);
-    this.sayAhead(ahead, now);
-    this.readAt = now;
-    const known = new Map<string, Job>();
-    const idle: Job[] = [];
-    for (const job of jobs) {
-      if (!job.enabled && idleFollower(job)) idle.push(job);
-      if (!job.enabled || !this.valid(job)) continue;
-      known.set(job.id, job);
-      // A job without a schedule runs only after another's runs.
-      if (!hasSchedule(job)) continue;
-      // Resume after the last recorded fire, so fires missed while the
-      // service was down are decided (run or recorded missed) right away;
-      // a job that never fired, as `resumeAfter` says.
-      this.timetable.set(job, lastFires.get(job.id) ?? this.resumeAfter(job, now));
-    }
-    this.know(known, idle);
-    await this.holdRunsElsewhere();
+    const { orphans, outcome } = await markOrphans(this.o.store, this.nodeId, now, previous);
+    const { jobs, latest } = await this.reloads.load(now);
+    await this.handover.holdRunsElsewhere();
     this.loaded.resolve();
     if (outcome === "lost" && orphans.length > 0) {
       this.track(this.lost(orphans));
       this.o.notifier.lostRuns(this.nodeId, now, orphans);
     }
     this.o.cluster.setJobs(jobs.map((job) => job.id), this.scheduled);
-    const pending = await this.markersToApply(latest);
-    await this.applied(pending.filter((m) => !m.updated && m.id <= latest).map((m) => m.id));
-    this.lastMarker = latest;
+    await this.reloads.appliedUpTo(latest);
     schedulerLog.info("loaded {jobs} enabled jobs of {total}; last marker {marker}", {
       jobs: this.timetable.size,
       total: jobs.length,
@@ -513,39 +360,6 @@ export class Service {
     }
   }
 
-  /**
-   * End what the runs a previous service on this node left `running` still
-   * have going (it was killed, or crashed, and its guard with it): their
-   * process groups, where a process in one still carries the run's
-   * marker (a group id may have been reused since), and what carries the
-   * marker outside; SIGTERM, SIGKILL after kill_grace. Before the first
-   * fire, so that no job runs twice at once.
-   */
-  private async endOrphans(): Promise<void> {
-    const left = await this.o.store.listRuns({
-      node_id: this.nodeId,
-      status: "running",
-      limit: ORPHANS_ENDED,
-    });
-    await Promise.all(left.map(async (run) => {
-      if (run.marker === null) return;
-      const { found, killed } = await endRun(
-        { pgid: run.pgid, marker: run.marker, ownGroup: false },
-        this.o.killGraceMs,
-      );
-      if (found.length === 0) return;
-      schedulerLog.warn(
-        "job {job} run {run}, left running by a previous service: ended its processes {pids} with {signal}",
-        {
-          job: run.job_id,
-          run: run.id,
-          pids: found.map((p) => `${p.pid} (${p.command})`).join(", "),
-          signal: killed ? "SIGKILL after SIGTERM" : "SIGTERM",
-        },
-      );
-    }));
-  }
-
   /** Fire until `stop()`, then shut down by its deadline. */
   async run(): Promise<void> {
     while (!this.stopping) {
@@ -555,45 +369,41 @@ export class Service {
       // Back from a pause, or from an outage: what was written meanwhile (a job disabled,
       // removed or changed) applies to the fires left due.
       const late = read - this.plannedWake >= LATE_WAKE_MS;
-      if (late || (this.pollOnRecovery && this.o.health.online)) {
-        await settlesWithin(this.o.clock, this.applyChanges(), CHANGES_WAIT_MS);
+      if (late || this.polls.backOnline) {
+        await settlesWithin(this.o.clock, this.reloads.applyChanges(), CHANGES_WAIT_MS);
         if (this.stopping) break;
       }
       const now = this.o.clock.now();
-      this.missLateWaiting(now);
+      this.fires.missLateWaiting(now);
       // Holding through an outage: the fires stay in the timetable, decided when it returns.
       const held = !this.o.health.online && this.o.cluster.holds;
       const decision = held ? { run: [], missed: [] } : this.timetable.takeDue(now);
       if (decision.run.length > 0 || decision.missed.length > 0) {
-        this.lastFired = now;
-        this.dispatching = this.dispatch(decision, now);
+        this.shells.fired(now);
+        this.dispatching = this.firing.dispatch(decision, now);
         await this.dispatching;
         this.dispatching = undefined;
       }
-      const runDue = this.takeDueInstants(now);
-      const recovered = this.pollOnRecovery && this.o.health.online;
-      if (now >= this.nextPoll || runDue || recovered) {
-        this.pollOnRecovery = false;
-        this.lastPoll = now;
-        this.nextPoll = now + this.timedPollMs;
-        this.poll();
-      }
+      const runDue = this.requests.takeDueInstants(now);
+      if (this.polls.due(now, runDue)) this.poll();
       const nextFire = this.timetable.nextDue() ?? Infinity;
       // Shells armed for an instant no longer next (a reload moved or removed its fires) go now.
-      if (this.armed.at > now && this.armed.at !== nextFire) this.disarm();
-      const armAt = held || this.armed.at === nextFire ? Infinity : this.armAt(nextFire, now);
-      if (armAt <= now) this.arm(nextFire);
+      if (this.shells.at > now && this.shells.at !== nextFire) this.shells.disarm();
+      const armAt = held || this.shells.at === nextFire
+        ? Infinity
+        : this.shells.armAt(nextFire, now);
+      if (armAt <= now) this.shells.arm(nextFire);
       if (nextFire !== this.toldUpcoming) {
         this.toldUpcoming = nextFire;
         this.o.observer?.upcoming?.(nextFire);
       }
-      const instant = Math.min(held ? Infinity : nextFire, ...this.dueRuns);
+      const instant = Math.min(held ? Infinity : nextFire, ...this.requests.dueInstants);
       const wakeAt = Math.min(
         instant,
         armAt > now ? armAt : Infinity,
         held ? now + HELD_RECHECK_MS : Infinity,
-        this.waitingPastGrace(now),
-        this.nextPoll,
+        this.fires.waitingPastGrace(now),
+        this.polls.next,
         now + MAX_SLEEP_MS,
       );
       this.wake = new AbortController();
@@ -616,7 +426,7 @@ export class Service {
    */
   private clockWentBack(byMs: number, now: number): void {
     for (const id of this.timetable.ids()) this.timetable.rewind(id, now - 1);
-    this.nextPoll = Math.min(this.nextPoll, now);
+    this.polls.clockWentBack(now);
     this.plannedWake = Math.min(this.plannedWake, now);
     schedulerLog.warn(
       "the system clock went back {seconds} s: the next fires are decided again from its time",
@@ -629,72 +439,16 @@ export class Service {
    * or, with false, no longer does: the timed poll is then only a safety net.
    */
   watched(reported: boolean): void {
-    this.writesReported = reported;
-    this.nextPoll = Math.min(this.nextPoll, this.lastPoll + this.timedPollMs);
-    this.wake.abort();
+    this.polls.watched(reported);
   }
 
   /**
    * The database was written, by anyone (a `job add`, the API, this
-   * service): WRITE_SETTLE_MS after it, when the store says another
-   * connection committed meanwhile (on SQLite this service's own writes
-   * are no news), poll: at once, or, when a poll has just begun, 0.5 s (or
-   * reload_interval) after it. Writes reported while it looks are looked
-   * for again after it; a write not found another's, once more
-   * LATE_COMMIT_MS later.
+   * service): it is looked for, and polled for when another wrote it
+   * (poll_timing.ts `changed`).
    */
   changed(): void {
-    if (!this.lookingForWrites) return void this.lookForWrites();
-    this.lookAgain = true;
-    this.lateLook?.abort();
-  }
-
-  private async lookForWrites(): Promise<void> {
-    this.lookingForWrites = true;
-    try {
-      for (let late = false;;) {
-        this.lookAgain = false;
-        if (late) {
-          this.lateLook = new AbortController();
-          await this.o.clock.sleep(LATE_COMMIT_MS, this.lateLook.signal);
-          this.lateLook = null;
-          // Reported meanwhile: looked for WRITE_SETTLE_MS after that, which answers for both.
-          if (this.lookAgain) {
-            late = false;
-            continue;
-          }
-        } else await this.o.clock.sleep(WRITE_SETTLE_MS);
-        if (this.stopping) return;
-        // Unanswered, it may have been: the poll finds out, and tells the health check.
-        const elsewhere = await this.o.store.writtenElsewhere().catch(() => true);
-        if (elsewhere) this.pollSoon();
-        if (this.lookAgain) late = false;
-        else if (elsewhere || late) return;
-        else late = true;
-      }
-    } finally {
-      this.lookingForWrites = false;
-    }
-  }
-
-  /** Poll now, or, when a poll has just begun, 0.5 s (or reload_interval) after it. */
-  private pollSoon(): void {
-    const soon = Math.max(
-      this.o.clock.now(),
-      this.lastPoll + Math.min(WRITE_POLL_GAP_MS, this.o.reloadIntervalMs),
-    );
-    if (soon >= this.nextPoll) return;
-    this.nextPoll = soon;
-    this.wake.abort();
-  }
-
-  private get timedPollMs(): number {
-    // Ends that wait for their records to be written (by this service: no write report says
-    // so) are looked for as often as reported writes are.
-    if (this.aftermath.awaitingRecords) return Math.min(WRITE_POLL_GAP_MS, this.o.reloadIntervalMs);
-    return this.writesReported
-      ? Math.max(WATCHED_POLL_MS, this.o.reloadIntervalMs)
-      : this.o.reloadIntervalMs;
+    this.polls.changed();
   }
 
   /**
@@ -715,41 +469,7 @@ export class Service {
    * applied too.
    */
   requestReload(everyJob = false): void {
-    this.rereadEveryJob ||= everyJob;
-    if (this.reloading) {
-      this.reloadAgain = true;
-      return;
-    }
-    this.reloading = this.reloadLoop().finally(() => this.reloading = null);
-  }
-
-  private async reloadLoop(): Promise<void> {
-    do {
-      this.reloadAgain = false;
-      const everyJob = this.rereadEveryJob;
-      this.rereadEveryJob = false;
-      try {
-        await this.reload(everyJob);
-      } catch (error) {
-        // The old timetable stays; polling retries once the database answers, SIGHUP's re-read too.
-        if (everyJob) {
-          this.rereadEveryJob = true;
-          this.rereadRetryAt = this.o.clock.now() + REREAD_RETRY_MS;
-        }
-        reloadLog.warn(
-          `reload failed, keeping the current timetable: {error}${
-            everyJob
-              ? `; every job is re-read (as SIGHUP asked) at a poll ${
-                REREAD_RETRY_MS / 1000
-              } s on or later`
-              : ""
-          }`,
-          { error: String(error) },
-        );
-        this.o.health.failed(error);
-        return;
-      }
-    } while (this.reloadAgain && !this.stopping);
+    this.reloads.request(everyJob);
   }
 
   /** Poll for markers and `job run` requests; a poll due during one folds into one more. */
@@ -765,11 +485,11 @@ export class Service {
       do {
         this.pollAgain = false;
         // Before the state is read: a run put back in the queue is taken in this poll.
-        if (this.takesInDoubt.size > 0) await this.settleTakesInDoubt();
+        if (this.requests.inDoubt) await this.requests.settleTakesInDoubt();
         // One indexed query: a poll finding nothing to do, the usual case, costs no more.
-        const asked = this.lastMarker;
+        const asked = this.reloads.appliedMarker;
         const state = await this.o.store.pollState(this.nodeId, asked);
-        await this.reloadIfMarked(state, asked);
+        await this.reloads.reloadIfMarked(state, asked);
         // A marker every live node applied may still wait on a node that
         // died or stopped since: asked only while one is pending, not on
         // every poll of an idle service.
@@ -777,1202 +497,24 @@ export class Service {
         // With other nodes, a job's runs on any of them count against its max_instances: a
         // retry or `job run` one node takes, a fire its owner starts (within a poll's time).
         // So do runs of `job run --here`, looked for by a lone service only while there are any.
-        if (this.o.cluster.writers.length > 1 || state.hereRuns) await this.syncRunsElsewhere();
-        else if (this.elsewhere.size > 0) await this.releaseEndedElsewhere();
-        if (state.manualRuns) await this.takeManualRuns();
+        if (this.o.cluster.writers.length > 1 || state.hereRuns) {
+          await this.handover.syncRunsElsewhere();
+        } else if (this.handover.holdsAny) await this.handover.releaseEndedElsewhere();
+        if (state.manualRuns && await this.requests.takeManualRuns()) this.pollAgain = true;
         // Due by this node's clock: one that is off leaves them to the nodes in step.
         if (state.nextDueRun !== null && this.o.cluster.takesShare) {
-          if (state.nextDueRun <= this.o.clock.now()) await this.takeDueRuns();
-          else this.dueAt(state.nextDueRun);
+          if (state.nextDueRun <= this.o.clock.now()) {
+            if (await this.requests.takeDueRuns()) this.pollAgain = true;
+          } else this.requests.dueAt(state.nextDueRun);
         }
-        if (state.cancelRequests) await this.takeCancelRequests();
+        if (state.cancelRequests) await this.requests.takeCancelRequests();
         if (this.aftermath.awaitingRecords) await this.aftermath.followRecordedEnds();
       } while (this.pollAgain && !this.stopping);
     })().catch((error) => this.o.health.failed(error)).finally(() => this.polling = false);
   }
 
-  /**
-   * Apply the markers written since the last poll (a reload, when there
-   * are any), and nothing else a poll does: retries and `job run` requests
-   * taken first would take the slots of the fires due. Never rejects.
-   */
-  private async applyChanges(): Promise<void> {
-    if (this.stopping || !this.o.health.online) return;
-    try {
-      const asked = this.lastMarker;
-      await this.reloadIfMarked(await this.o.store.pollState(this.nodeId, asked), asked);
-    } catch (error) {
-      this.o.health.failed(error);
-    }
-  }
-
-  /** `asked`: the marker whose `insert_time` `state` gives. */
-  private async reloadIfMarked(state: PollState, asked: number): Promise<void> {
-    // A reload since the poll asked moved lastMarker on: the answer is of another marker.
-    const ofLast = asked === this.lastMarker && asked > 0;
-    const known = this.lastMarkerInserted;
-    if (
-      state.latestMarker < this.lastMarker ||
-      (ofLast && (state.markerInserted === null ||
-        (known !== undefined && state.markerInserted !== known)))
-    ) {
-      this.markersWentBack(state.latestMarker);
-    } else if (ofLast) this.lastMarkerInserted = state.markerInserted!;
-    const reread = this.rereadEveryJob && this.o.clock.now() >= this.rereadRetryAt;
-    if (reread || state.latestMarker > this.lastMarker || state.oldestPendingMarker !== null) {
-      this.requestReload();
-      await this.reloading;
-    }
-  }
-
-  /**
-   * Hold a slot for each run that runs, or waits for a worker, on another
-   * live node: a job that moved here while it ran there (a node joined,
-   * restarted or left) counts it against max_instances, as that node
-   * would have. Polls let each go once its run has ended.
-   */
-  private async holdRunsElsewhere(): Promise<void> {
-    this.holdElsewhere(await this.o.store.activeRunsElsewhere(this.nodeId));
-  }
-
-  /** Hold a slot of its job for each of `active` not held yet. */
-  private holdElsewhere(active: Pick<Run, "id" | "job_id" | "node_id">[]): void {
-    for (const run of active) {
-      if (this.elsewhere.has(run.id)) continue;
-      this.elsewhere.set(run.id, {
-        node: run.node_id!,
-        slot: this.slots.holdElsewhere(run.job_id),
-      });
-    }
-  }
-
-  /** Hold the slots of the runs on other nodes, and let go of those that ended: one query. */
-  private async syncRunsElsewhere(): Promise<void> {
-    // Only those held before asking: a hold taken meanwhile is not in the answer.
-    const asked = [...this.elsewhere.keys()];
-    const active = await this.o.store.activeRunsElsewhere(this.nodeId);
-    this.releaseEnded(asked, active);
-    this.holdElsewhere(active);
-  }
-
-  /** Let go of the slots of runs on other nodes that ended, or whose node is gone. */
-  private async releaseEndedElsewhere(): Promise<void> {
-    // Only those asked about: a hold taken meanwhile is not in the answer.
-    const asked = [...this.elsewhere.keys()];
-    this.releaseEnded(asked, await this.o.store.activeRunsElsewhere(this.nodeId, asked));
-  }
-
-  /** Of the runs elsewhere `asked` about, let go of those not `active` any more. */
-  private releaseEnded(asked: number[], active: Pick<Run, "id">[]): void {
-    const still = new Set(active.map((run) => run.id));
-    for (const id of asked) {
-      if (still.has(id)) continue;
-      this.elsewhere.get(id)?.slot.release();
-      this.elsewhere.delete(id);
-    }
-  }
-
-  /** ` (N of them on node X)` where runs elsewhere hold slots of `jobId`; else nothing. */
-  private elsewhereNote(jobId: string): string {
-    const nodes = [...this.elsewhere.values()].filter((r) => r.slot.jobId === jobId)
-      .map((r) => r.node);
-    if (nodes.length === 0) return "";
-    const names = [...new Set(nodes)].sort().join(", ");
-    return ` (${nodes.length} of them on node${nodes.length === 1 ? "" : "s"} ${names})`;
-  }
-
-  /**
-   * Tell, once each, of the scheduled fires recorded beyond FIRES_AHEAD_MS
-   * from `now`, which no job resumes after: one written by hand made its
-   * job wait for it without a word. Several at once (this clock stepped
-   * back since they were recorded, or a script wrote them) make one line.
-   */
-  private sayAhead(ahead: FireAhead[], now: number): void {
-    const fresh = ahead.filter((run) => !this.aheadSaid.has(run.id));
-    for (const run of fresh) this.aheadSaid.add(run.id);
-    if (fresh.length === 1) {
-      const [run] = fresh;
-      const at = new Date(run.scheduled_at);
-      schedulerLog.warn(
-        "job {job}: run {run} is recorded as its fire of {at}, {ahead} s ahead of this service's clock; the job goes on from its fires before it, not from then. If the row was written by hand, remove it: DELETE FROM jm_runs WHERE id = {run}",
-        {
-          job: run.job_id,
-          run: run.id,
-          at: Number.isNaN(at.getTime()) ? run.scheduled_at : at.toISOString(),
-          ahead: Math.round((run.scheduled_at - now) / 1000),
-        },
-      );
-    } else if (fresh.length > 1) {
-      const ids = fresh.map((run) => run.id).join(", ");
-      schedulerLog.warn(
-        "{count} runs of {jobs} are recorded as fires up to {ahead} s ahead of this service's clock; their jobs go on from their fires before them, not from then. If this clock was stepped back since they ran, they are real and nothing needs doing; if the rows were written by hand, remove them: DELETE FROM jm_runs WHERE id IN ({ids})",
-        {
-          count: fresh.length,
-          jobs: jobsNamed([...new Set(fresh.map((run) => run.job_id))]),
-          ahead: Math.round((Math.max(...fresh.map((run) => run.scheduled_at)) - now) / 1000),
-          ids,
-        },
-      );
-    }
-  }
-
-  /**
-   * Where a job that never fired here (new, or enabled) resumes: after its
-   * last change, but no more than its grace ago, so that a first fire due
-   * during a restart runs late, and one added while no service ran is not
-   * owed its fires since. A job a reload finds changed after `seenAt`, the
-   * previous read of every job, is owed every fire since that change: one
-   * between the change and the reload that applies it runs late, or is
-   * recorded missed (the poll can take longer than the grace), rather than
-   * vanish. (A change by hand that left `updated_at` as it was is not known
-   * to be that recent: the grace bounds it, as at the start.) In whole
-   * seconds, when no fire falls between: jobs changed in the same second
-   * ask their schedule the same question, answered once (croner.ts).
-   */
-  private resumeAfter(job: Job, now: number, seenAt = Infinity): number {
-    const from = job.updated_at > seenAt
-      ? job.updated_at
-      : Math.max(job.updated_at, now - policyOf(job, this.o.defaults).graceMs);
-    return from >= now ? now : Math.floor(from / 1000) * 1000;
-  }
-
   /** Whether `jobId` is in the timetable (enabled, valid, with a schedule). */
   private readonly scheduled = (jobId: string) => this.timetable.job(jobId) !== undefined;
-
-  private valid(job: Job): boolean {
-    const problem = jobProblem(job);
-    if (problem !== null) {
-      reloadLog.error("job {job} is invalid and is not scheduled: {error}", {
-        job: job.id,
-        error: problem,
-      });
-    }
-    return problem === null;
-  }
-
-  /**
-   * The newest marker is older than the last one applied, or the last one
-   * applied is gone or inserted again: jm_update_info was emptied
-   * (TRUNCATE, or dropped and made again by `db migrate`), and its ids
-   * start over. Markers are taken from the first again, and every job is
-   * read again: a change whose marker went with the table is in jm_jobs
-   * all the same. (Left so, the new markers' ids, up to the last one
-   * applied, were taken for applied: no change applied until the ids
-   * passed the old ones, thousands of changes later.)
-   */
-  private markersWentBack(latest: number): void {
-    reloadLog.warning(
-      "reload marker {last}, the last one applied here, is gone or was inserted again (the newest is {latest}): jm_update_info was emptied or made again; every job is read again, and its markers are applied from the first",
-      { latest, last: this.lastMarker },
-    );
-    this.lastMarker = 0;
-    this.lastMarkerInserted = undefined;
-    this.markersEmptied++;
-    this.appliedHere.clear();
-    this.rereadEveryJob = true;
-  }
-
-  /**
-   * Markers newer than `afterId`, and older ones still pending: on MySQL a
-   * marker can commit after one with a higher id (two writers at once), and
-   * must not be skipped for it.
-   */
-  private async markersToApply(afterId: number): Promise<Marker[]> {
-    const oldestPending = await this.o.store.oldestPendingMarkerId();
-    const from = oldestPending === null ? afterId : Math.min(afterId, oldestPending - 1);
-    if (oldestPending !== null) {
-      for (const id of this.appliedHere) if (id < oldestPending) this.appliedHere.delete(id);
-    }
-    return (await this.o.store.listMarkers(from, MARKERS_PER_RELOAD))
-      .filter((m) => m.id > afterId || (!m.updated && !this.appliedHere.has(m.id)));
-  }
-
-  /**
-   * Record that this node applied markers `ids`; each becomes `updated`
-   * once every live node has applied it.
-   */
-  private async applied(ids: number[]): Promise<void> {
-    await this.o.store.recordApplied(this.nodeId, ids);
-    for (const id of ids) this.appliedHere.add(id);
-    await this.o.store.settleMarkers();
-  }
-
-  /**
-   * Jobs became this node's: decide their fires since the last one
-   * recorded (the node that had them may have died before running them),
-   * or, for a job that never fired, since its last change (one added while
-   * its owner was dead, not yet declared so), late or missed by the usual
-   * grace and coalesce rules.
-   */
-  private gain(gained: Gained): void {
-    for (const [job, why] of gained) {
-      if (why && this.scheduled(job)) this.inherited.set(job, why);
-      // Not fired before the runs elsewhere hold their slots: the rewind decides those fires.
-      this.gaining.add(job);
-    }
-    // The fires held back meanwhile are decided again, from the last recorded one where known.
-    const decideAgain = (last: Map<string, number>) => {
-      for (const job of gained.keys()) {
-        this.gaining.delete(job);
-        const heldBack = this.heldBack.get(job);
-        this.heldBack.delete(job);
-        const never = this.timetable.job(job)?.updated_at ?? Infinity;
-        const from = Math.min(last.get(job) ?? never, (heldBack ?? Infinity) - 1);
-        if (from !== Infinity) this.timetable.rewind(job, from);
-      }
-      this.wake.abort();
-    };
-    const now = this.o.clock.now();
-    Promise.all([
-      this.o.store.lastFires(now + FIRES_AHEAD_MS),
-      this.holdRunsElsewhere(),
-    ]).then(([last]) => {
-      this.sayAhead(last.ahead, now);
-      decideAgain(last.fires);
-    }, (error) => {
-      decideAgain(new Map());
-      this.o.health.failed(error);
-    });
-  }
-
-  /**
-   * Apply the markers after the last applied one: only the difference
-   * changes. `everyJob`: re-read every job though no marker is pending.
-   */
-  private async reload(everyJob: boolean): Promise<void> {
-    const started = performance.now();
-    const emptied = this.markersEmptied;
-    const markers = await this.markersToApply(this.lastMarker);
-    if (markers.length === 0 && !everyJob) return;
-    const counts = { added: 0, changed: 0, removed: 0, unchanged: 0 };
-    const seen = new Set<string>();
-    const inTable = new Set<string>();
-    const known = new Map<string, Job>();
-    const idle: Job[] = [];
-    // One instant for the whole reload: a job new to the timetable is owed
-    // its fires up to it (resumeAfter), a changed schedule goes on from it.
-    const now = this.o.clock.now();
-    for await (const jobs of this.o.store.jobsInChunks(RELOAD_READ_CHUNK)) {
-      for (let i = 0; i < jobs.length; i++) {
-        // Compiling thousands of schedules takes a while: let due fires go first.
-        if (i % RELOAD_CHUNK === RELOAD_CHUNK - 1) await this.giveWay();
-        const job = jobs[i];
-        inTable.add(job.id);
-        if (!job.enabled) {
-          if (idleFollower(job)) idle.push(job);
-          continue;
-        }
-        if (!hasSchedule(job)) {
-          // Out of the timetable (removed, if it had a schedule before): it runs only after another.
-          if (this.valid(job)) known.set(job.id, job);
-          continue;
-        }
-        const current = this.timetable.job(job.id);
-        if (current && sameDefinition(current, job)) {
-          seen.add(job.id);
-          counts.unchanged++;
-          known.set(job.id, job);
-        } else if (this.valid(job)) {
-          seen.add(job.id);
-          // A new schedule of a job that fired here goes on from now: what it fired stays fired.
-          this.timetable.set(job, current ? now : this.resumeAfter(job, now, this.readAt));
-          known.set(job.id, job);
-          counts[current ? "changed" : "added"]++;
-        }
-        // Made invalid (by hand: writes refuse it): its old definition leaves the timetable too.
-      }
-      await this.giveWay();
-    }
-    this.readAt = now;
-    this.know(known, idle);
-    this.o.observer?.jobsInTable?.(inTable);
-    this.o.notifier.jobsInTable(inTable);
-    for (const id of this.timetable.ids()) {
-      if (!seen.has(id)) {
-        this.timetable.delete(id);
-        this.lastStarted.delete(id);
-        counts.removed++;
-      }
-    }
-    this.o.cluster.setJobs(inTable, this.scheduled);
-    this.rebaseBehind(now);
-    // The timetable changed: the loop sleeps till the new first fire, not till the writes below.
-    this.wake.abort();
-    const ids = markers.map((m) => m.id);
-    // Its markers went with an emptied table (their ids may come again):
-    // not recorded, and the reload that follows starts from the first.
-    if (emptied === this.markersEmptied) {
-      await this.applied(ids.filter((_, i) => !markers[i].updated));
-    }
-    const last = Math.max(this.lastMarker, ...ids);
-    if (last !== this.lastMarker && emptied === this.markersEmptied) {
-      this.lastMarker = last;
-      this.lastMarkerInserted = markers.find((m) => m.id === last)?.insert_time;
-    }
-    this.lastReload = { at: now, ms: Math.round(performance.now() - started) };
-    this.o.cluster.reportSoon();
-    const summary =
-      "{added} added, {changed} changed, {removed} removed, {unchanged} unchanged in {ms} ms";
-    if (ids.length === 0) {
-      reloadLog.info(`reload re-read every job (no marker pending): ${summary}`, {
-        ...counts,
-        ms: this.lastReload.ms,
-      });
-    } else {
-      reloadLog.info(`reload applied markers {first}-{last}: ${summary}`, {
-        first: ids[0],
-        last: this.lastMarker,
-        ...counts,
-        ms: this.lastReload.ms,
-      });
-    }
-  }
-
-  /**
-   * Let due fires go before more of a long task (a reload): the timers run
-   * (setImmediate, not setTimeout(0): nested timeouts wait 4 ms each), and
-   * a dispatch under way ends, its claim's round trips not each waiting
-   * for a slice of the task.
-   */
-  private async giveWay(): Promise<void> {
-    await new Promise((resolve) => setImmediate(resolve));
-    // Its failure is the run loop's to report, not the task's.
-    await this.dispatching?.catch(() => undefined);
-  }
-
-  /** Record what the timetable decided, then start what may start. */
-  private async dispatch(all: Decision, now: number): Promise<void> {
-    // Other nodes fire the other jobs; the claim settles moments of disagreement.
-    const mine = (id: string, from: number) => {
-      if (!this.o.cluster.mayFire(id)) return false;
-      if (!this.gaining.has(id)) return true;
-      // Decided again once the runs elsewhere hold their slots (see `gain`).
-      this.heldBack.set(id, Math.min(this.heldBack.get(id) ?? Infinity, from));
-      return false;
-    };
-    const decision: Decision = {
-      run: all.run.filter((d) => mine(d.job.id, d.scheduledAt)),
-      missed: all.missed.filter((m) => mine(m.job.id, m.first)),
-    };
-    const armed = this.takeArmed(now);
-    if (decision.run.length === 0 && decision.missed.length === 0) {
-      // Every fire went to another node since its shell was armed.
-      for (const fire of armed.values()) fire.shell.disarm();
-      return;
-    }
-    const rows: NewRun[] = [];
-    const plans: ({ due: Due; slot: Slot; marker: string; shell?: Armed } | null)[] = [];
-    for (const m of decision.missed) {
-      const why = this.inherited.get(m.job.id);
-      rows.push({
-        job_id: m.job.id,
-        scheduled_at: m.last,
-        status: "missed",
-        trigger: "schedule",
-        node_id: this.nodeId,
-        finished_at: now,
-        note: `${m.more ? "more than " : ""}${m.count} fire${m.count === 1 ? "" : "s"} from ${
-          new Date(m.first).toISOString()
-        } to ${new Date(m.last).toISOString()} came later than misfire_grace_time (${
-          m.policy.graceMs / 1000
-        } s)${why ? `; ${why}` : ""}`,
-      });
-      plans.push(null);
-    }
-    const inTurn = this.inTurn(decision.run);
-    // A job's fires decided together (a catch-up without coalesce): the one that took its last slot.
-    const tookSlot = new Map<string, number>();
-    // Those queued behind it, by their rows.
-    const behind: { index: number; due: Due; marker: string }[] = [];
-    for (const due of inTurn) {
-      const base = {
-        job_id: due.job.id,
-        scheduled_at: due.scheduledAt,
-        trigger: "schedule" as const,
-        node_id: this.nodeId,
-      };
-      const slot = this.slots.tryAcquire(due.job.id, due.policy.maxInstances);
-      const took = tookSlot.get(due.job.id);
-      if (!slot && took !== undefined) {
-        // Its turn comes when a run of the catch-up ends.
-        const marker = crypto.randomUUID();
-        rows.push({
-          ...base,
-          status: "queued",
-          note: `coalesce is off: it runs after the fire of ${
-            new Date(took).toISOString()
-          } ends (max_instances ${due.policy.maxInstances}), if within its grace then`,
-          marker,
-        });
-        plans.push(null);
-        behind.push({ index: rows.length - 1, due, marker });
-        continue;
-      }
-      if (!slot) {
-        rows.push({
-          ...base,
-          status: "skipped",
-          finished_at: now,
-          note: `max_instances (${due.policy.maxInstances}) runs were still running${
-            this.elsewhereNote(due.job.id)
-          }`,
-        });
-        plans.push(null);
-        continue;
-      }
-      tookSlot.set(due.job.id, due.scheduledAt);
-      // Recorded with the claim, before the process exists: a service
-      // killed right after the start leaves a run its successor can end.
-      // A fire held after its claim's answer was lost is claimed again
-      // with its marker: the row that claim may have written is its own.
-      const lost = this.recorder.lostMarker(due.job.id, due.scheduledAt);
-      const fire = lost === undefined ? this.armedFor(armed, due) : null;
-      const marker = lost ?? fire?.marker ?? crypto.randomUUID();
-      rows.push({
-        ...base,
-        status: slot.working ? "running" : "queued",
-        started_at: slot.working ? now : null,
-        note: coalescedNote(due),
-        marker,
-      });
-      plans.push({ due, slot, marker, shell: fire?.shell });
-    }
-    // Shells armed for fires that are not run here (skipped, another node's, a job changed).
-    for (const fire of armed.values()) fire.shell.disarm();
-    for (const row of rows) this.inherited.delete(row.job_id);
-    const ids = this.o.cluster.holds
-      ? await this.recorder.claimOrHold(rows)
-      : await this.recorder.claim(rows, {
-        instant: true,
-        startBy: plans.reduce(
-          (first, plan) =>
-            plan ? Math.min(first, plan.due.scheduledAt + plan.due.policy.graceMs) : first,
-          Infinity,
-        ),
-      });
-    if (ids === null) {
-      // A missed row stands for its fires from the first: all are decided again.
-      return this.hold(rows, plans, [
-        ...decision.missed.map((m) => m.first),
-        ...rows.slice(decision.missed.length).map((r) => r.scheduled_at),
-      ]);
-    }
-    // Told and counted only where this node's row stands: another may have claimed the fire.
-    decision.missed.forEach((m, i) => {
-      const id = ids[i];
-      if (id === null) return;
-      this.o.notifier.runEnded(m.job, missedRun(id, rows[i], now));
-      this.o.observer?.ended(m.job.id, "missed");
-      schedulerLog.warn("job {job}: {count} fires missed", { job: m.job.id, count: m.count });
-    });
-    rows.forEach((row, i) => {
-      if (row.status !== "skipped" || ids[i] === null) return;
-      this.o.observer?.ended(row.job_id, "skipped");
-      schedulerLog.info("job {job}: fire skipped, max_instances reached", { job: row.job_id });
-    });
-    // An id a run here still holds: jm_runs was emptied meanwhile (see `rowless`).
-    rows.forEach((row, i) => {
-      const before = ids[i] === null ? undefined : this.active.get(ids[i]!);
-      if (before !== undefined) this.loseRow(ids[i]!, before, row.job_id);
-    });
-    for (const { index, due, marker } of behind) {
-      if (ids[index] === null) continue;
-      const queue = this.behind.get(due.job.id) ?? [];
-      queue.push({ due, runId: ids[index]!, marker });
-      this.behind.set(due.job.id, queue);
-    }
-    // Armed runs first: their starts are writes to pipes, and go in one post.
-    const armedFirst = plans.map((plan, i) => [plan, i] as const).sort(([a], [b]) =>
-      Number(b?.shell !== undefined) - Number(a?.shell !== undefined)
-    );
-    let lost = false;
-    armedFirst.forEach(([plan, i]) => {
-      if (!plan) return;
-      const id = ids[i];
-      if (id === null) {
-        // Another node or an earlier life of this one claimed it.
-        plan.slot.release();
-        plan.shell?.disarm();
-        lost = true;
-      } else {
-        this.track(this.aftermath.fired(plan.due.job, id, plan.due.scheduledAt));
-        if (plan.slot.working) {
-          this.startOnTime(
-            plan.due,
-            id,
-            plan.slot,
-            plan.marker,
-            "the service was busy starting other runs",
-            plan.shell,
-          );
-        } else {
-          this.waiting.push({
-            due: plan.due,
-            runId: id,
-            slot: plan.slot,
-            marker: plan.marker,
-            shell: plan.shell,
-          });
-        }
-      }
-    });
-    this.o.sendStarts?.();
-    // Runs may have ended while the claim was written: their workers are free now.
-    this.startWaiting();
-    // A job whose owner changed: the other node's run (if it started it) holds its slots
-    // here before the next fire is decided.
-    if (lost) await this.holdRunsElsewhere().catch((error) => this.o.health.failed(error));
-  }
-
-  /**
-   * The database did not answer the claim and this node holds: run
-   * nothing, and put the fires back in the timetable (each row's from
-   * `firstFires`), to be decided (late, or missed) once the database is back.
-   */
-  private hold(
-    rows: NewRun[],
-    plans: ({ slot: Slot; shell?: Armed } | null)[],
-    firstFires: number[],
-  ): void {
-    for (const plan of plans) {
-      plan?.slot.release();
-      plan?.shell?.disarm();
-    }
-    rows.forEach((row, i) => this.timetable.rewind(row.job_id, firstFires[i] - 1));
-    schedulerLog.warn(
-      "the database did not answer; holding {count} fires until it does (cluster.on_database_outage)",
-      { count: rows.length },
-    );
-  }
-
-  /**
-   * Start a claimed run holding `slot`, its processes carrying `marker`;
-   * `note` (coalesced, forced) is kept in its record; `from` says what
-   * started it and which attempt it is; a runner that gets to it after
-   * `startBy` does not start it (its grace).
-   */
-  private launch(
-    job: Job,
-    runId: number,
-    scheduledAt: number,
-    note: string | null,
-    slot: Slot,
-    marker: string,
-    startBy: { at: number; graceMs: number } | null,
-    from: { trigger: RunTrigger; attempt: number; firstRunId: number | null } = {
-      trigger: "schedule",
-      attempt: 1,
-      firstRunId: null,
-    },
-    armed?: Armed,
-  ) {
-    // Told as the run is handed out, so a service killed just after the
-    // start leaves nothing running (for a burst's first runs, see run_guard.ts).
-    this.o.guard?.watch(marker);
-    const run = this.o.startRun(this.runSpec(job, runId, scheduledAt, marker), {
-      now: () => this.o.clock.now(),
-      startBy: startBy?.at ?? Infinity,
-      armed,
-    });
-    const active: Active = { job, run, pid: null, marker, slot, note, scheduledAt, ...from };
-    const before = this.active.get(runId);
-    if (before !== undefined) this.loseRow(runId, before, job.id);
-    this.active.set(runId, active);
-    run.started.then((started) => {
-      if (this.rowless.has(active)) {
-        if (started === null) return this.endedRowless(runId, active, null);
-        return void active.run.done.then((result) => this.finished(runId, result, active));
-      }
-      // A stop that gave up on it has recorded it already.
-      if (this.active.get(runId) !== active) return;
-      if (started !== null) return this.running(active, runId, started);
-      this.o.guard?.unwatch(marker);
-      this.active.delete(runId);
-      this.cancelling.delete(runId);
-      this.missedAtStart(
-        job,
-        scheduledAt,
-        runId,
-        slot,
-        lateNote(
-          scheduledAt,
-          this.o.clock.now(),
-          startBy!.graceMs,
-          "the runner was busy starting other runs",
-        ),
-      );
-      // Its worker is free for the fires waiting for one.
-      this.startWaiting();
-    }).catch((error) => {
-      runnerLog.error("job {job} run {run}: could not record its start: {error}", {
-        job: job.id,
-        run: runId,
-        error: String(error),
-      });
-    });
-  }
-
-  /** What the runner runs for run `runId` of `job` (0: not claimed yet, an armed shell). */
-  private runSpec(job: Job, runId: number, scheduledAt: number, marker: string): LaunchSpec {
-    return {
-      command: job.command,
-      env: runEnv({}, job, runId, scheduledAt),
-      cwd: job.cwd ?? undefined,
-      timeoutMs: job.timeout * 1000,
-      killGraceMs: this.o.killGraceMs,
-      outputCap: this.o.outputCap,
-      secrets: this.o.secrets,
-      marker,
-    };
-  }
-
-  /**
-   * When to arm the shells of the fires at `at`: sized by how many are due
-   * then, counted ARM_MAX_MS before.
-   */
-  private armAt(at: number, now: number): number {
-    if (this.o.armRun === undefined || at === Infinity) return Infinity;
-    if (this.armLead.at !== at) {
-      if (at - now > ARM_MAX_MS) return at - ARM_MAX_MS;
-      const count = Math.min(this.timetable.dueAt(at).length, this.armable(at));
-      const longest = Math.min(
-        ARM_MAX_MS,
-        Math.max(ARM_MS, at - this.lastFired - ARM_AFTER_FIRES_MS),
-      );
-      const perShell = Math.max(ARM_PER_SHELL_MS, SPAWN_SHARE * (this.o.spawnCost?.() ?? 0));
-      this.armLead = { at, ms: Math.min(longest, Math.max(ARM_MS, Math.ceil(count * perShell))) };
-    }
-    return at - this.armLead.ms;
-  }
-
-  /**
-   * How many shells to arm for the fires at `at`: as many as workers are
-   * free; for an instant that does not follow fires closely (a burst, not
-   * the next second of every-second jobs), its fires that will wait for a
-   * worker too (released as one frees up: a write to a pipe, not a spawn
-   * then), up to BURST_SHELLS_PER_WORKER times as many. Never more than
-   * their descriptors fit under the open-file limit.
-   */
-  private armable(at: number): number {
-    const wanted = this.wantedShells(at);
-    return wanted === 0 ? 0 : Math.min(wanted, this.shellRoom());
-  }
-
-  /** `armable` but for the open-file limit. */
-  private wantedShells(at: number): number {
-    const alone = at - this.lastFired > ALONE_AFTER_MS;
-    return (alone ? BURST_SHELLS_PER_WORKER : 1) * this.slots.freeWorkers;
-  }
-
-  /** Shells whose descriptors fit under the open-file limit (a pass over /proc/self/fd). */
-  private shellRoom(): number {
-    return Math.floor((this.o.fileRoom?.() ?? Infinity) / FILES_PER_SHELL);
-  }
-
-  /**
-   * Arm the shells of the fires at `at` (those armed before are disarmed):
-   * the jobs this node fires, as many as `armable`, skipping those whose
-   * max_instances runs still run.
-   */
-  private arm(at: number): void {
-    this.disarm();
-    this.armed.at = at;
-    if (this.o.armRun === undefined || this.stopping || at === Infinity) return;
-    const wanted = this.wantedShells(at);
-    const room = wanted === 0 ? 0 : this.shellRoom();
-    let free = Math.min(wanted, room);
-    const dues = this.timetable.dueAt(at);
-    // Fewer shells than fires: they go to the fires that will get the workers.
-    for (const due of this.inTurn(dues)) {
-      if (free === 0) break;
-      if (this.armOne(due, at)) free--;
-    }
-    this.armed.due = dues.length;
-    this.armed.room = room - this.armed.fires.size;
-  }
-
-  /** Under overload the workers go to the jobs that waited longest since they last started. */
-  private inTurn<T extends { job: Job }>(dues: T[]): T[] {
-    const lastStart = (due: T) => this.lastStarted.get(due.job.id) ?? 0;
-    return dues.toSorted((a, b) => lastStart(a) - lastStart(b));
-  }
-
-  /** Arm a shell for `due`'s fire at `at`, unless another node fires it or its runs fill its max_instances. */
-  private armOne({ job, policy }: { job: Job; policy: Policy }, at: number): boolean {
-    if (!this.o.cluster.mayFire(job.id) || this.slots.held(job.id) >= policy.maxInstances) {
-      return false;
-    }
-    const marker = crypto.randomUUID();
-    const shell = this.o.armRun!(this.runSpec(job, 0, at, marker));
-    this.armed.fires.set(job.id, { job, marker, shell });
-    return true;
-  }
-
-  /**
-   * A run of `jobId` ended: if the shells of the next instant are armed and
-   * the job fires then, it gets its shell now (its run filled its
-   * max_instances when they were armed). Only while a worker is free for
-   * each fire of that instant and none waits for one: an armed shell is
-   * released before the fires that wait, and this job, having run last,
-   * is the last of them in turn. The open-file room is the one counted
-   * when the others were armed, less theirs: a run's end does not read
-   * /proc again.
-   */
-  private armAfterEnd(jobId: string): void {
-    const { at, fires, due, room } = this.armed;
-    if (this.o.armRun === undefined || !(at > this.o.clock.now()) || fires.has(jobId)) return;
-    if (this.stopping || !this.o.health.online || room === 0) return;
-    if (this.waiting.length > 0 || due > this.slots.freeWorkers) return;
-    const fire = this.timetable.dueAtFor(jobId, at);
-    if (fire !== null && this.armOne(fire, at)) this.armed.room--;
-  }
-
-  /** Disarm every shell armed, for whichever instant. */
-  private disarm(): void {
-    for (const fire of this.takeArmed(Infinity).values()) fire.shell.disarm();
-    this.armed.at = NaN;
-  }
-
-  /** The shells armed for fires at `now` or before, no longer kept here. */
-  private takeArmed(now: number): Map<string, ArmedFire> {
-    const { at, fires } = this.armed;
-    if (!(at <= now) || fires.size === 0) return new Map();
-    this.armed.fires = new Map();
-    return fires;
-  }
-
-  /** The shell armed for `due` (out of `armed`), if one was and the job did not change since. */
-  private armedFor(armed: Map<string, ArmedFire>, due: Due): ArmedFire | null {
-    const fire = armed.get(due.job.id);
-    if (fire === undefined || fire.job !== due.job || due.scheduledAt !== this.armed.at) {
-      return null;
-    }
-    armed.delete(due.job.id);
-    return fire;
-  }
-
-  /** A launched run's process started: record it running, and wait for its end. */
-  private running(active: Active, runId: number, started: Started): void {
-    const { job, scheduledAt } = active;
-    active.pid = started.pid;
-    // Only a run that started counts: a late one keeps its job first in line.
-    this.lastStarted.set(job.id, started.startedAt);
-    if (started.pid !== null) this.o.guard?.add(started.pid);
-    // When it really started; and its group and marker, so that a service
-    // starting after a crash can end what this run left.
-    this.track(this.recorder.update(runId, {
-      status: "running",
-      started_at: started.startedAt,
-      ...(started.pid === null ? {} : { pgid: started.pid, marker: started.marker }),
-    }));
-    this.o.observer?.started(job.id, started.startedAt - scheduledAt);
-    runnerLog.info("job {job} run {run} started, {lag} ms after its fire time", {
-      job: job.id,
-      run: runId,
-      lag: started.startedAt - scheduledAt,
-    });
-    active.run.done.then((result) => this.finished(runId, result, active)).catch((error) => {
-      runnerLog.error("job {job} run {run}: could not finish its record: {error}", {
-        job: job.id,
-        run: runId,
-        error: String(error),
-      });
-    });
-  }
-
-  /**
-   * The database gave `runId`, still `before`'s here, to a new run of
-   * `job`: `before` lost its row (see `rowless`).
-   */
-  private loseRow(runId: number, before: Active, job: string): void {
-    this.active.delete(runId);
-    this.rowless.add(before);
-    // A cancel asked of the old run is not the new one's.
-    this.cancelling.delete(runId);
-    schedulerLog.error(
-      "run {run} of job {was} still runs here, but the database gave its id to a new run of job {job}: jm_runs was emptied while runs were going (TRUNCATE, or dropped and made again by db migrate), and its ids started over; the older run goes on unrecorded (its end is logged here, not written), and the newer one is recorded as run {run}",
-      { run: runId, was: before.job.id, job },
-    );
-  }
-
-  /** A run that lost its row (see `rowless`) ended, or never started (`result` null). */
-  private endedRowless(runId: number, run: Active, result: RunResult | null): void {
-    this.rowless.delete(run);
-    if (run.pid !== null) this.o.guard?.remove(run.pid);
-    const unwatch = () => this.o.guard?.unwatch(run.marker);
-    if (result === null) unwatch();
-    else run.run.escaped.then(unwatch, unwatch);
-    run.slot.release();
-    runnerLog.error(
-      "job {job}: its run that was run {run} before jm_runs was emptied ended {status} (exit {exit}); it has no row to record it in",
-      {
-        job: run.job.id,
-        run: runId,
-        status: result?.status ?? "without starting",
-        exit: result?.exitCode ?? result?.signal ?? null,
-      },
-    );
-    this.startWaiting();
-  }
-
-  private finished(runId: number, result: RunResult, ended: Active): void {
-    if (this.rowless.has(ended)) return this.endedRowless(runId, ended, result);
-    const run = this.active.get(runId);
-    // Shutdown already recorded a run that outlived its kill.
-    if (run !== ended) return;
-    this.active.delete(runId);
-    if (run.pid !== null) this.o.guard?.remove(run.pid);
-    // What left the run's group is looked for a while after its end: the
-    // guard watches its marker until then.
-    const unwatch = () => this.o.guard?.unwatch(run.marker);
-    run.run.escaped.then(unwatch, unwatch);
-    run.slot.release();
-    this.armAfterEnd(run.job.id);
-    const level = result.status === "success" ? "info" : "warn";
-    runnerLog[level](
-      "job {job} run {run} ended {status} (exit {exit}) after {ms} ms, {bytes} bytes of output",
-      {
-        job: run.job.id,
-        run: runId,
-        status: result.status,
-        exit: result.exitCode ?? result.signal,
-        ms: result.finishedAt - result.startedAt,
-        bytes: result.outputBytes,
-      },
-    );
-    const cancelled = this.cancelling.get(runId);
-    this.cancelling.delete(runId);
-    const record = cancelled === undefined
-      ? finishedRecord(result, run.note)
-      : { ...finishedRecord(result, run.note), status: "cancelled" as const, note: cancelled };
-    const recorded = this.recorder.update(runId, record);
-    // Processes that had left the run's group are found a little after its end.
-    this.track(
-      run.run.escaped.then((escaped) =>
-        escaped === null ? undefined : this.recorder.update(runId, {
-          note: [record.note, escaped].filter((n) => n !== null).join("; "),
-        })
-      ),
-    );
-    // Every attempt speaks: a retry may never run (the next fire drops it), and
-    // notify.min_interval keeps a retried failure from flooding.
-    if (cancelled === undefined) {
-      this.o.notifier.runEnded(run.job, {
-        id: runId,
-        job_id: run.job.id,
-        status: result.status,
-        exit_code: result.exitCode,
-        signal: result.signal,
-        scheduled_at: run.scheduledAt,
-        started_at: result.startedAt,
-        finished_at: result.finishedAt,
-        node_id: this.nodeId,
-        trigger: run.trigger,
-        note: record.note ?? null,
-        stdout: result.stdout,
-        stderr: result.stderr,
-        attempt: run.attempt,
-      });
-    }
-    this.o.observer?.ended(run.job.id, cancelled === undefined ? result.status : "cancelled");
-    this.startWaiting();
-    // After its record (the update never rejects): a retry or follow-up never precedes its cause.
-    this.track(
-      cancelled === undefined
-        ? recorded.then(() =>
-          this.aftermath.ended(run.job, {
-            id: runId,
-            status: result.status,
-            finishedAt: result.finishedAt,
-            attempt: run.attempt,
-            firstRunId: run.firstRunId,
-            scheduledAt: run.scheduledAt,
-          })
-        )
-        // A retry cancelled: the attempts end in failure with the one before it.
-        : run.trigger === "retry"
-        ? recorded.then(() =>
-          this.aftermath.followAttemptBefore(run.job, {
-            attempt: run.attempt,
-            first_run_id: run.firstRunId,
-          })
-        )
-        : recorded,
-    );
-  }
-
-  /**
-   * After a reload, the fires queued behind (see `behind`) go on as their
-   * job now is (its command, max_instances, grace); those of a job removed,
-   * disabled or made invalid are skipped.
-   */
-  private rebaseBehind(now: number): void {
-    for (const [jobId, queue] of this.behind) {
-      const job = this.timetable.job(jobId);
-      const policy = this.timetable.policy(jobId);
-      if (job !== undefined && policy !== undefined) {
-        for (const b of queue) b.due = { ...b.due, job, policy };
-        continue;
-      }
-      this.behind.delete(jobId);
-      for (const { runId } of queue) {
-        this.o.observer?.ended(jobId, "skipped");
-        this.track(this.recorder.update(runId, {
-          status: "skipped",
-          finished_at: now,
-          note: "its job was removed, disabled or made invalid before its turn",
-        }));
-      }
-    }
-  }
-
-  /** The fire queued behind its job's earlier fire as run `runId`, no longer queued; else null. */
-  private takeBehind(runId: number): Behind | null {
-    for (const [jobId, queue] of this.behind) {
-      const at = queue.findIndex((b) => b.runId === runId);
-      if (at < 0) continue;
-      const [taken] = queue.splice(at, 1);
-      if (queue.length === 0) this.behind.delete(jobId);
-      return taken;
-    }
-    return null;
-  }
-
-  /**
-   * End what `runs cancel` asked this service to end: a running run's group
-   * gets SIGTERM, then SIGKILL after kill_grace; a fire still waiting for a
-   * worker, or queued behind its job's earlier fire, never starts. Both are recorded `cancelled`, naming who asked.
-   */
-  private async takeCancelRequests(): Promise<void> {
-    for (const request of await this.o.store.cancelRequests(this.nodeId)) {
-      const note = `cancelled by ${request.cancel_requested_by} at ${
-        new Date(request.cancel_requested_at!).toISOString()
-      }`;
-      if (request.node_id === null) {
-        await this.cancelRetry(request, note);
-        continue;
-      }
-      const active = this.active.get(request.id);
-      if (active && !this.cancelling.has(request.id)) {
-        this.cancelling.set(request.id, note);
-        runnerLog.info("job {job} run {run}: {note}; ending it", {
-          job: active.job.id,
-          run: request.id,
-          note,
-        });
-        active.run.interrupt();
-        continue;
-      }
-      const at = this.waiting.findIndex((w) => w.runId === request.id);
-      const waiting = at >= 0 ? this.waiting.splice(at, 1)[0] : undefined;
-      waiting?.slot.release();
-      waiting?.shell?.disarm();
-      const due = waiting?.due ?? this.takeBehind(request.id)?.due;
-      if (due) {
-        schedulerLog.info("job {job} run {run}: {note} before it started", {
-          job: due.job.id,
-          run: request.id,
-          note,
-        });
-        this.track(this.recorder.update(request.id, {
-          status: "cancelled",
-          finished_at: this.o.clock.now(),
-          note,
-        }));
-      }
-    }
-  }
-
-  /**
-   * `runs cancel` of a retry no service took yet: recorded `cancelled` by a
-   * write conditional on `queued` (one service does it), and the attempts
-   * end in failure with the one before it, whose failure follow-ups start
-   * now, as when max_instances skips a retry.
-   */
-  private async cancelRetry(request: Run, note: string): Promise<void> {
-    const cancelled = await this.o.store.updateRun(request.id, {
-      status: "cancelled",
-      node_id: this.nodeId,
-      finished_at: this.o.clock.now(),
-      note,
-    }, "queued");
-    if (!cancelled) return;
-    schedulerLog.info(
-      "job {job} run {run}: {note} before it started; the attempts end with the one before it",
-      { job: request.job_id, run: request.id, note },
-    );
-    const job = this.known.get(request.job_id) ?? await this.o.store.getJob(request.job_id);
-    if (job) await this.aftermath.followAttemptBefore(job, request);
-  }
-
-  /** The first instant at which a fire waiting for a worker is past its grace. */
-  private waitingPastGrace(now: number): number {
-    let first = Infinity;
-    for (const { due } of [...this.waiting, ...[...this.behind.values()].flat()]) {
-      // The first whole millisecond at which `onTime` is false for it.
-      first = Math.min(first, due.scheduledAt + due.policy.graceMs + 1);
-    }
-    // Never now or before: a fire the sweep kept (were the two rules ever
-    // to disagree) would make the loop spin without a turn for anything else.
-    return Math.max(first, now + 1);
-  }
-
-  /**
-   * Fires that waited for a worker past their grace are missed now, not
-   * when a worker frees, which long runs may not do for hours: their jobs'
-   * slots (max_instances) and armed shells are free for the fires after
-   * their grace, and the operator sees `missed`, not `queued`, as soon as
-   * it is so. (A fire still within its grace at its job's next instant,
-   * grace 1 s for an every-second job, holds the slot then: that fire is
-   * `skipped`, the one after it is not.)
-   */
-  private missLateWaiting(now: number): void {
-    for (const [jobId, queue] of this.behind) {
-      const late = queue.filter(({ due }) => !onTime(due.scheduledAt, now, due.policy));
-      if (late.length === 0) continue;
-      const kept = queue.filter((b) => !late.includes(b));
-      if (kept.length === 0) this.behind.delete(jobId);
-      else this.behind.set(jobId, kept);
-      for (const { due, runId } of late) {
-        this.missedAtStart(
-          due.job,
-          due.scheduledAt,
-          runId,
-          null,
-          `the fire before it still ran ${now - due.scheduledAt} ms after its fire time, past its ${
-            due.policy.graceMs / 1000
-          } s of grace (coalesce off: a job's late fires run one after another)`,
-        );
-      }
-    }
-    let kept = 0;
-    for (const waiting of this.waiting) {
-      const { due, runId, slot, shell } = waiting;
-      if (onTime(due.scheduledAt, now, due.policy)) {
-        this.waiting[kept++] = waiting;
-        continue;
-      }
-      shell?.disarm();
-      this.missedAtStart(
-        due.job,
-        due.scheduledAt,
-        runId,
-        slot,
-        `still waiting for a free worker (max_workers ${this.o.maxWorkers}) ${
-          now - due.scheduledAt
-        } ms after its fire time, past its ${due.policy.graceMs / 1000} s of grace`,
-      );
-    }
-    this.waiting.length = kept;
-  }
-
-  /** Give free workers to waiting fires, oldest first; too late ones are missed. */
-  private startWaiting(): void {
-    while (this.waiting.length > 0 && this.slots.workerFree && !this.stopping) {
-      const { due, runId, slot, marker, shell } = this.waiting.shift()!;
-      slot.work();
-      this.startOnTime(
-        due,
-        runId,
-        slot,
-        marker,
-        `it waited for a free worker (max_workers ${this.o.maxWorkers})`,
-        shell,
-      );
-    }
-    if (this.queuedWaitForWorker && this.slots.workerFree && !this.stopping) {
-      this.queuedWaitForWorker = false;
-      this.pollSoon();
-    }
-  }
-
-  /**
-   * Start a claimed fire holding a worker, unless it is too late by now:
-   * grace is judged when the process would start, whatever held it (the
-   * worker pool, a burst of other starts, a slow claim), and a fire that
-   * would start later than its grace is `missed`, saying what held it.
-   */
-  private startOnTime(
-    due: Due,
-    runId: number,
-    slot: Slot,
-    marker: string,
-    heldBy: string,
-    shell?: Armed,
-  ): void {
-    const { job, scheduledAt, policy } = due;
-    const now = this.o.clock.now();
-    if (onTime(scheduledAt, now, policy)) {
-      this.launch(
-        job,
-        runId,
-        scheduledAt,
-        coalescedNote(due),
-        slot,
-        marker,
-        { at: scheduledAt + policy.graceMs, graceMs: policy.graceMs },
-        undefined,
-        shell,
-      );
-      return;
-    }
-    shell?.disarm();
-    this.missedAtStart(
-      job,
-      scheduledAt,
-      runId,
-      slot,
-      lateNote(scheduledAt, now, policy.graceMs, heldBy),
-    );
-  }
-
-  /** A claimed fire that would have started later than its grace: recorded `missed`, saying what held it. */
-  private missedAtStart(
-    job: Job,
-    scheduledAt: number,
-    runId: number,
-    slot: Slot | null,
-    note: string,
-  ): void {
-    const now = this.o.clock.now();
-    slot?.release();
-    this.o.observer?.ended(job.id, "missed");
-    const missed = { status: "missed" as const, started_at: null, finished_at: now, note };
-    this.track(this.recorder.update(runId, missed));
-    this.o.notifier.runEnded(
-      job,
-      missedRun(runId, {
-        job_id: job.id,
-        scheduled_at: scheduledAt,
-        node_id: this.nodeId,
-        trigger: "schedule",
-        ...missed,
-      }, now),
-    );
-  }
-
-  /**
-   * A slot of `jobId` may be free: the first of its fires queued behind
-   * (see `behind`) takes it and starts, or waits for a worker behind the
-   * fires already waiting (other jobs' turns come first); one past its
-   * grace by now is missed, and the next is tried.
-   */
-  private startBehind(jobId: string): void {
-    const queue = this.behind.get(jobId);
-    if (queue === undefined || this.stopping) return;
-    const max = queue[0].due.policy.maxInstances;
-    const slot = this.slots.tryAcquire(jobId, max, this.waiting.length === 0);
-    // Another run holds it: its end comes back here.
-    if (!slot) return;
-    const { due, runId, marker } = queue.shift()!;
-    if (queue.length === 0) this.behind.delete(jobId);
-    this.track(this.aftermath.fired(due.job, runId, due.scheduledAt));
-    if (slot.working) {
-      this.startOnTime(due, runId, slot, marker, "it waited for the fire before it to end");
-    } else {
-      this.waiting.push({ due, runId, slot, marker });
-    }
-  }
 
   /** Whether a loaded job has an alert_after: only then does the notifier look for silence. */
   get silenceWatched(): boolean {
@@ -1987,25 +529,6 @@ export class Service {
     this.known = known;
     this.aftermath.know(known, idle);
     this.alertAfter = [...known.values()].some((job) => job.alert_after !== null);
-  }
-
-  /** Poll at `instant`, when a retry or follow-up run is due. */
-  private dueAt(instant: number): void {
-    if (this.dueRuns.includes(instant)) return;
-    this.dueRuns.push(instant);
-    this.wake.abort();
-  }
-
-  /** Whether a retry or follow-up run is due by `now` (each instant counts once). */
-  private takeDueInstants(now: number): boolean {
-    let due = false;
-    for (let i = this.dueRuns.length - 1; i >= 0; i--) {
-      if (this.dueRuns[i] <= now) {
-        this.dueRuns.splice(i, 1);
-        due = true;
-      }
-    }
-    return due;
   }
 
   /**
@@ -2030,181 +553,6 @@ export class Service {
     }
   }
 
-  /**
-   * Queued runs (due retries and follow-ups, `job run` requests) were left
-   * for lack of a worker: the next worker freed (startWaiting) polls for
-   * them. (A run's record is this service's own write, which no write
-   * report tells of.)
-   */
-  private waitForWorker(): void {
-    this.queuedWaitForWorker = true;
-  }
-
-  /** Take retries and follow-up runs that are due: the same gate as `job run` requests. */
-  private async takeDueRuns(): Promise<void> {
-    const due = await this.o.store.dueQueuedRuns(this.o.clock.now(), DUE_RUNS_PER_POLL);
-    for (const request of due) {
-      if (this.stopping) return;
-      if (!this.slots.workerFree) return this.waitForWorker();
-      await this.takeQueuedRun(request);
-    }
-    // Each was taken, or skipped, or ended: a full batch may have more behind it.
-    if (due.length === DUE_RUNS_PER_POLL) this.pollAgain = true;
-  }
-  /** Take `job run` requests: same max_instances gate unless forced. */
-  private async takeManualRuns(): Promise<void> {
-    const requests = await this.o.store.queuedManualRuns(MANUAL_RUNS_PER_POLL);
-    for (const request of requests) {
-      if (this.stopping) return;
-      if (!this.slots.workerFree) return this.waitForWorker();
-      await this.takeQueuedRun(request);
-    }
-    if (requests.length === MANUAL_RUNS_PER_POLL) this.pollAgain = true;
-  }
-
-  /**
-   * Take one queued run no service has taken (a `job run` request, a due
-   * retry or follow-up run) by a write conditional on `queued`, so that one
-   * service takes it: it starts, or is skipped by the max_instances gate,
-   * or waits for the next poll when no worker is free.
-   */
-  private async takeQueuedRun(request: Run): Promise<void> {
-    // Someone asked to cancel it since: the cancel requests' turn ends it.
-    if (request.cancel_requested_at !== null) return;
-    const now = this.o.clock.now();
-    const job = await this.o.store.getJob(request.job_id);
-    // Shutdown may have begun meanwhile: leave the request for the next service.
-    if (this.stopping) return;
-    const claim = (update: RunUpdate) =>
-      this.o.store.updateRun(request.id, { node_id: this.nodeId, ...update }, "queued");
-    // Not a failure of the job: the operator removed it (its runs are not followed, its
-    // followers are idle), as one disabled is not.
-    if (!job) {
-      await claim({
-        status: "skipped",
-        finished_at: now,
-        note: `the job was removed before its ${request.trigger} run started`,
-      });
-      return;
-    }
-    // Broken by hand after it was queued: run, it would fail to start with less said.
-    const problem = jobProblem(job);
-    if (problem !== null) {
-      const ended = await claim({
-        status: "error",
-        finished_at: now,
-        note: `not run: the job is invalid: ${problem}`,
-      });
-      if (!ended) return;
-      this.o.observer?.ended(job.id, "error");
-      if (request.trigger === "retry") await this.aftermath.followAttemptBefore(job, request);
-      return;
-    }
-    if (!job.enabled && request.trigger !== "manual") {
-      const skipped = await claim({
-        status: "skipped",
-        finished_at: now,
-        note: `the job was disabled before its ${request.trigger} run started`,
-      });
-      if (!skipped) return;
-      this.o.observer?.ended(job.id, "skipped");
-      if (request.trigger === "retry") await this.aftermath.followAttemptBefore(job, request);
-      return;
-    }
-    // A retry beyond the attempts the job allows now (its retries were lowered since it was
-    // queued) does not run: the attempts end with the one before it.
-    if (request.trigger === "retry" && request.attempt > job.retries + 1) {
-      const skipped = await claim({
-        status: "skipped",
-        finished_at: now,
-        note:
-          `not run: the job's retries were lowered to ${job.retries} since this retry was queued (attempt ${request.attempt}; it allows ${
-            job.retries + 1
-          } now)`,
-      });
-      if (!skipped) return;
-      this.o.observer?.ended(job.id, "skipped");
-      schedulerLog.info(
-        "job {job} run {run}: not run, the job's retries were lowered to {retries}; the attempts end with the one before it",
-        { job: job.id, run: request.id, retries: job.retries },
-      );
-      await this.aftermath.followAttemptBefore(job, request);
-      return;
-    }
-    const maxInstances = job.max_instances ?? this.o.defaults.maxInstances;
-    const slot = this.slots.tryAcquire(job.id, request.forced ? Infinity : maxInstances);
-    if (!slot) {
-      const skipped = await claim({
-        status: "skipped",
-        finished_at: now,
-        note: `max_instances (${maxInstances}) runs were still running${
-          this.elsewhereNote(job.id)
-        }${request.trigger === "manual" ? forceHint(job.id) : ""}`,
-      });
-      if (!skipped) return;
-      this.o.observer?.ended(job.id, "skipped");
-      if (request.trigger === "retry") await this.aftermath.followAttemptBefore(job, request);
-      return;
-    }
-    // No worker is free after all: the request waits for the next poll.
-    if (!slot.working) {
-      slot.release();
-      return this.waitForWorker();
-    }
-    // Recorded with the claim, before the process exists (see dispatch).
-    const marker = crypto.randomUUID();
-    let claimed = false;
-    try {
-      claimed = await claim({ status: "running", started_at: now, marker });
-    } catch (error) {
-      this.takesInDoubt.set(request.id, { request, marker });
-      throw error;
-    } finally {
-      if (!claimed) slot.release();
-    }
-    if (!claimed) return;
-    if (this.stopping) {
-      slot.release();
-      this.track(this.recorder.update(request.id, {
-        status: "interrupted",
-        finished_at: this.o.clock.now(),
-        note: "the service stopped before the run started",
-      }));
-      return;
-    }
-    this.launch(job, request.id, request.scheduled_at, request.note, slot, marker, null, {
-      trigger: request.trigger,
-      attempt: request.attempt,
-      firstRunId: request.first_run_id,
-    });
-  }
-
-  /**
-   * Put back in the queue each run a take whose answer was lost did write:
-   * it is `running` here with this take's marker, and never started. A
-   * service then takes it as any other request (this one too).
-   */
-  private async settleTakesInDoubt(): Promise<void> {
-    for (const [id, { request, marker }] of this.takesInDoubt) {
-      const run = await this.o.store.getRun(id);
-      if (run?.status === "running" && run.node_id === this.nodeId && run.marker === marker) {
-        const requeued = await this.o.store.updateRun(id, {
-          status: "queued",
-          node_id: request.node_id,
-          started_at: request.started_at,
-          marker: request.marker,
-        }, "running");
-        if (requeued) {
-          schedulerLog.warn(
-            "run {run} of job {job}: this service's take of it reached the database, but the answer was lost; it never started, and is back in the queue",
-            { run: id, job: request.job_id },
-          );
-        }
-      }
-      this.takesInDoubt.delete(id);
-    }
-  }
-
   private track(write: Promise<unknown>): void {
     const tracked = write.catch((error) => {
       schedulerLog.error("could not write a run record: {error}", { error: String(error) });
@@ -2214,74 +562,19 @@ export class Service {
 
   private async shutdown(deadline: Deadline): Promise<void> {
     schedulerLog.info("stopping: {running} runs running, waiting up to {seconds} s for them", {
-      running: this.active.size,
+      running: this.runs.size,
       seconds: this.o.shutdownTimeoutMs / 1000,
     });
     const now = this.o.clock.now();
-    this.disarm();
-    for (const { due, runId, slot, shell } of this.waiting.splice(0)) {
-      slot.release();
-      shell?.disarm();
-      this.o.observer?.ended(due.job.id, "interrupted");
-      this.track(this.recorder.update(runId, {
-        status: "interrupted",
-        finished_at: now,
-        note: "the service stopped before a worker was free",
-      }));
-    }
-    for (const { due, runId } of [...this.behind.values()].flat()) {
-      this.o.observer?.ended(due.job.id, "interrupted");
-      this.track(this.recorder.update(runId, {
-        status: "interrupted",
-        finished_at: now,
-        note: "the service stopped before the fire before it ended",
-      }));
-    }
-    this.behind.clear();
-    // A run its thread gets to too late never ends: it leaves `active` instead.
-    const all = () =>
-      Promise.all(
-        [...this.active.values(), ...this.rowless].map((a) =>
-          a.run.started.then((started) => started === null ? undefined : a.run.done)
-        ),
-      );
-    await deadline.wait(all(), this.o.shutdownTimeoutMs);
-    for (const { run } of [...this.active.values(), ...this.rowless]) run.interrupt();
-    await deadline.wait(all(), this.o.killGraceMs + KILLED_OUTPUT_MS);
-    for (const [runId, run] of this.active) {
-      this.active.delete(runId);
-      run.slot.release();
-      this.o.observer?.ended(run.job.id, "interrupted");
-      this.track(this.recorder.update(runId, {
-        status: "interrupted",
-        finished_at: this.o.clock.now(),
-        note: "killed: the service was shutting down; its output was not read to the end",
-      }));
-    }
+    this.shells.disarm();
+    this.fires.interruptAll(now);
+    await this.runs.stop(deadline);
     // Run records go through the recorder, which buffers what the database
     // refuses; only a database that does not answer at all holds these up.
-    await deadline.wait(Promise.all([this.reloading, ...this.writes]));
+    await deadline.wait(Promise.all([this.reloads.underWay, ...this.writes]));
     // Records the database keeps refusing are tried till then, not to the end of the stop: the
     // node's stop mark comes after (`job run --wait` and the other nodes go by it).
     await this.recorder.close(Math.max(0, deadline.left - LAST_STEPS_MS));
     schedulerLog.info("stopped");
   }
-}
-
-/**
- * How a person who asked for a run skipped for max_instances runs it all
- * the same: forced through the service, or in their own process.
- */
-function forceHint(jobId: string): string {
-  return `; to run it anyway, ask with \`jobsmanager job run ${jobId} --force\` (the API's "force": true), or run it in your own process with \`jobsmanager job run ${jobId} --here\``;
-}
-
-/** A disabled job whose link a run's end would follow, were it enabled (a valid row). */
-function idleFollower(job: Job): boolean {
-  return job.after_job !== null && jobProblem(job) === null;
-}
-
-/** `job a` when one, else `3 jobs`. */
-function jobsNamed(ids: string[]): string {
-  return ids.length === 1 ? `job ${ids[0]}` : `${ids.length} jobs`;
 }

@@ -18,7 +18,7 @@
 import { RuntimeError } from "../errors.ts";
 import type { Daemon } from "./boot.ts";
 import { log } from "./log.ts";
-import { WATCHED_POLL_MS } from "./service.ts";
+import { WATCHED_POLL_MS } from "./poll_timing.ts";
 import { DirectoryWatch, IN } from "./directory_watch.ts";
 import { createDatabaseFile, notOurs } from "../store/sqlite_owner.ts";
 import { databaseFile, stillNamed } from "../store/sqlite_path.ts";
