@@ -699,20 +699,29 @@ for (const backend of BACKENDS) {
 
     // n2 as a node whose view differs (an older release leaving a row out): one job fewer.
     c.freeze("n2");
-    await c.nodes[0].sql("UPDATE jm_nodes SET share_basis = ? WHERE id = 'n2'", [
-      JSON.stringify({ ...basis, jobs: 3, digest: "0000000100000001" }),
-    ]);
+    const writeBasis = (b: unknown) =>
+      c.nodes[0].sql("UPDATE jm_nodes SET share_basis = ? WHERE id = 'n2'", [JSON.stringify(b)]);
+    const apart = { ...basis, jobs: 3, digest: "0000000100000001" };
+    await writeBasis(apart);
     const n1 = c.node("n1");
-    let at = c.now();
-    // Said only once it lasts longer than a change takes to reach every node (121 s here).
+    const at0 = c.now();
+    // Each step done once n1 has looked at the nodes after it (it then waits a second).
+    const stepTo = async (t: number) => {
+      await c.set(at0 + t);
+      await c.until(() => n1.clock.wakeUps.includes(at0 + t + 1000), "n1 to look at the nodes");
+    };
+    // Said only once it lasts longer than a change takes to reach every node (121 s here), over
+    // looks that all found them apart: one at another marker (n2 behind) starts it again.
     const warning = /^node n2 has shared the jobs from another basis than this node's/;
-    for (const step of [1000, 60_000, 110_000]) {
-      await c.set(at + step);
-      // Its look at the nodes done, n1 waits a second for the next.
-      await c.until(() => n1.clock.wakeUps.includes(at + step + 1000), "n1 to look at the nodes");
-      assertEquals(n1.count(warning), 0, `said ${step / 1000} s in`);
+    await stepTo(1000);
+    await writeBasis({ ...apart, marker: marker + 1 });
+    await stepTo(60_000);
+    await writeBasis(apart);
+    for (const t of [61_000, 125_000, 180_000]) {
+      await stepTo(t);
+      assertEquals(n1.count(warning), 0, `said ${t / 1000} s in`);
     }
-    at += 125_000;
+    let at = at0 + 186_000;
     await c.set(at);
     const said = await c.until(() => n1.line(warning), "n1 to warn of n2's basis");
     assertMatch(
@@ -730,6 +739,27 @@ for (const backend of BACKENDS) {
       if (again === undefined) await c.set(at += 1000);
       return again;
     }, "n1 to hear n2 agree again");
+  });
+
+  test("a node stopping while it ends a run, past a change's transition, says nothing of the others' basis", async () => {
+    await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"], {
+      settings: { "jobsmanager.shutdown_timeout": 600 },
+    });
+    const { leaving, taking } = await stopWhileSlowRuns(c);
+    // It still counts itself among the nodes; the others no longer do: their bases differ, and
+    // rightly, for as long as it ends its runs (121 s is a change's transition here).
+    const at = c.now();
+    for (const t of [1000, 130_000, 131_000]) {
+      await c.set(at + t);
+      for (const node of [leaving, taking]) {
+        await c.until(
+          () => node.clock.wakeUps.includes(at + t + 1000),
+          `${node.nodeId} to look at the nodes`,
+        );
+      }
+    }
+    assert(leaving.runner.of("slow").some((r) => r.running), "the run still runs");
+    for (const node of [leaving, taking]) assertEquals(node.count(/another basis/), 0);
   });
 
   test("every live node applies every marker; a node declared dead holds none back", async () => {

@@ -43,7 +43,7 @@ Deno.test("share: a node leaving moves its jobs and few others", () => {
 Deno.test("share basis: the same ids in any order give the same basis; one id more or another gives another", () => {
   const ids = Array.from({ length: 100 }, (_, i) => `job-${i}`);
   const basis = (jobIds: string[], nodes = ["b", "a"]) =>
-    shareBasis({ count: jobIds.length, digest: jobsDigest(jobIds) }, nodes);
+    shareBasis({ count: jobIds.length, digest: jobsDigest(jobIds), marker: 7 }, nodes);
   const mine = basis(ids);
   assertEquals(mine.over, ["a", "b"]);
   assert(sameBasis(basis([...ids].reverse(), ["a", "b"]), mine), "order aside");
@@ -61,6 +61,9 @@ Deno.test("share basis: the same ids in any order give the same basis; one id mo
   );
   // As a heartbeat writes it and reads it back; a row without one, or a broken one, has none.
   assertEquals(readShareBasis(JSON.stringify(mine)), mine);
+  assertEquals(mine.marker, 7);
+  // Read at another marker, the same jobs over the same nodes are the same basis.
+  assert(sameBasis({ ...mine, marker: 8 }, mine), "markers aside");
   assertEquals([readShareBasis(null), readShareBasis("{"), readShareBasis('{"v":1}')], [
     null,
     null,

@@ -150,8 +150,8 @@ export class Cluster {
    * and the database's clock when it first saw it so (see `unchangedSince`).
    */
   private readonly beatsSeen = new Map<string, { beat: number; since: number }>();
-  /** The ids `setJobs` last gave, counted and digested for the heartbeat's share basis. */
-  private jobsSeen = { count: 0, digest: jobsDigest([]) };
+  /** The ids `setJobs` last gave, counted and digested, and their marker: the share basis. */
+  private jobsSeen = { count: 0, digest: jobsDigest([]), marker: 0 };
   /** Live nodes found sharing from another basis, since when (this node's clock), and whether said. */
   private readonly apart = new Map<string, { since: number; said: boolean }>();
   /** When this node's graceful stop began (see `leave`); null while it fires. */
@@ -279,9 +279,9 @@ export class Cluster {
    * left out moved others, and a job both took for the other's never fired.
    * `scheduled`: whether this node schedules a job, counted in its share.
    */
-  setJobs(all: Iterable<string>, scheduled: (jobId: string) => boolean): void {
+  setJobs(all: Iterable<string>, scheduled: (jobId: string) => boolean, marker: number): void {
     this.jobs = [...all];
-    this.jobsSeen = { count: this.jobs.length, digest: jobsDigest(this.jobs) };
+    this.jobsSeen = { count: this.jobs.length, digest: jobsDigest(this.jobs), marker };
     this.scheduled = scheduled;
     this.reassign(new Map());
   }
@@ -658,21 +658,22 @@ export class Cluster {
    * Say when a live node has shared the jobs from another basis than this
    * node's for longer than a change takes to reach every node (see
    * `transitionMs`): each may then take a job for the other's, which fires
-   * on neither. Judged only where both applied the same reload marker: a
-   * node that has not applied the last change yet is behind, not apart.
-   * Said once, and again when they agree.
+   * on neither. Judged only between bases of the same reload marker (a
+   * node that has not read the last change yet is behind, not apart), and
+   * only over an unbroken run of looks that found them apart: a look that
+   * cannot judge starts it again. Not while this node leaves: it fires
+   * nothing, and still counts itself among the nodes while the others no
+   * longer do. Said once, and again when they agree.
    */
   private compareBases(nodes: Node[]): void {
     const mine = shareBasis(this.jobsSeen, this.sharing);
-    const marker = this.o.state().appliedMarker;
     const now = this.o.clock.now();
-    for (const id of this.apart.keys()) {
-      if (!this.live.includes(id)) this.apart.delete(id);
-    }
+    const judged = new Set<string>();
     for (const node of nodes) {
-      if (node.id === this.id || !this.live.includes(node.id)) continue;
+      if (node.id === this.id || !this.live.includes(node.id) || this.leavingAt !== null) continue;
       const theirs = readShareBasis(node.share_basis);
-      if (theirs === null || node.applied_marker !== marker) continue;
+      if (theirs === null || theirs.marker !== mine.marker) continue;
+      judged.add(node.id);
       const seen = this.apart.get(node.id);
       if (sameBasis(theirs, mine)) {
         if (seen?.said) {
@@ -691,6 +692,7 @@ export class Cluster {
       }
       if (seen.said || now - seen.since < this.transitionMs) continue;
       seen.said = true;
+      const marker = mine.marker;
       clusterLog.warn(
         "node {peer} has shared the jobs from another basis than this node's for {seconds} s, at the same reload marker {marker}: {difference}; a job each takes for the other's fires on neither, and no missed run is recorded. Run the same release on every node (status lists each node's version); after a change to jm_jobs by hand, run jobsmanager reload",
         {
@@ -701,6 +703,7 @@ export class Cluster {
         },
       );
     }
+    for (const id of this.apart.keys()) if (!judged.has(id)) this.apart.delete(id);
   }
 
   /**

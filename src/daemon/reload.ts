@@ -57,8 +57,8 @@ export interface ReloadOptions {
   jobsInTable(ids: ReadonlySet<string>): void;
   /** Job `id` left the timetable. */
   removed(id: string): void;
-  /** A reload at `now` changed the timetable; `inTable`: every job in jm_jobs. */
-  reloaded(inTable: ReadonlySet<string>, now: number): void;
+  /** A reload at `now` changed the timetable; `inTable`: every job in jm_jobs, read at `marker`. */
+  reloaded(inTable: ReadonlySet<string>, now: number, marker: number): void;
 }
 
 const reloadLog = log("reload");
@@ -390,9 +390,9 @@ export class Reload {
         counts.removed++;
       }
     }
-    // The timetable changed: the loop sleeps till the new first fire, not till the writes below.
-    this.o.reloaded(inTable, now);
     const ids = markers.map((m) => m.id);
+    // The timetable changed: the loop sleeps till the new first fire, not till the writes below.
+    this.o.reloaded(inTable, now, Math.max(this.lastMarker, ...ids));
     // Its markers went with an emptied table (their ids may come again):
     // not recorded, and the reload that follows starts from the first.
     if (emptied === this.markersEmptied) {

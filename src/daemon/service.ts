@@ -234,8 +234,8 @@ export class Service {
         o.notifier.jobsInTable(ids);
       },
       removed: (id) => this.runs.forget(id),
-      reloaded: (inTable, now) => {
-        o.cluster.setJobs(inTable, this.scheduled);
+      reloaded: (inTable, now, marker) => {
+        o.cluster.setJobs(inTable, this.scheduled, marker);
         this.fires.rebaseBehind(now);
         this.wake.abort();
       },
@@ -344,7 +344,7 @@ export class Service {
       this.track(this.lost(orphans));
       this.o.notifier.lostRuns(this.nodeId, now, orphans);
     }
-    this.o.cluster.setJobs(jobs.map((job) => job.id), this.scheduled);
+    this.o.cluster.setJobs(jobs.map((job) => job.id), this.scheduled, latest);
     await this.reloads.appliedUpTo(latest);
     schedulerLog.info("loaded {jobs} enabled jobs of {total}; last marker {marker}", {
       jobs: this.timetable.size,

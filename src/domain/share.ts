@@ -77,6 +77,8 @@ const SHARING_VERSION = 1;
 export interface ShareBasis {
   /** The node's SHARING_VERSION. */
   v: number;
+  /** The last reload marker the jobs were read at: bases are compared only at the same one. */
+  marker: number;
   /** How many job ids it shares, and a digest of them, their order aside. */
   jobs: number;
   digest: string;
@@ -96,12 +98,18 @@ export function jobsDigest(jobIds: readonly string[]): string {
   return sum.toString(16).padStart(8, "0") + xor.toString(16).padStart(8, "0");
 }
 
-/** The basis of sharing `jobs` (their count and `jobsDigest`) over `nodeIds`. */
+/** The basis of sharing `jobs` (their count and `jobsDigest`, read at `marker`) over `nodeIds`. */
 export function shareBasis(
-  jobs: { count: number; digest: string },
+  jobs: { count: number; digest: string; marker: number },
   nodeIds: readonly string[],
 ): ShareBasis {
-  return { v: SHARING_VERSION, jobs: jobs.count, digest: jobs.digest, over: [...nodeIds].sort() };
+  return {
+    v: SHARING_VERSION,
+    marker: jobs.marker,
+    jobs: jobs.count,
+    digest: jobs.digest,
+    over: [...nodeIds].sort(),
+  };
 }
 
 /** A basis as a heartbeat wrote it; null for none (an older release's row) or one unreadable. */
@@ -109,16 +117,16 @@ export function readShareBasis(text: string | null | undefined): ShareBasis | nu
   if (text == null) return null;
   try {
     const b = JSON.parse(text);
-    const ok = typeof b?.v === "number" && typeof b.jobs === "number" &&
-      typeof b.digest === "string" && Array.isArray(b.over) &&
+    const ok = typeof b?.v === "number" && typeof b.marker === "number" &&
+      typeof b.jobs === "number" && typeof b.digest === "string" && Array.isArray(b.over) &&
       b.over.every((n: unknown) => typeof n === "string");
-    return ok ? { v: b.v, jobs: b.jobs, digest: b.digest, over: b.over } : null;
+    return ok ? { v: b.v, marker: b.marker, jobs: b.jobs, digest: b.digest, over: b.over } : null;
   } catch {
     return null;
   }
 }
 
-/** Whether two bases give every job the same owner. */
+/** Whether two bases give every job the same owner (their markers aside). */
 export function sameBasis(a: ShareBasis, b: ShareBasis): boolean {
   return a.v === b.v && a.jobs === b.jobs && a.digest === b.digest &&
     a.over.join("\n") === b.over.join("\n");
