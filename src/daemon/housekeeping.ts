@@ -1,18 +1,17 @@
 /**
  * The service's chores on a timer of their own: retention of `jm_syslog`,
- * `jm_runs` and `jm_notifications` in small batches, then the query
- * planner's statistics (`Store.optimize`), and the end of the
+ * `jm_runs` and `jm_notifications` in small batches, and the end of the
  * `job run --here` runs of this host whose CLI process is gone; each
  * skips its turn while the database is away rather than pile up attempts.
  * (The heartbeat is the cluster's.)
  */
 import { log } from "./log.ts";
-import type { Store } from "../store/store.ts";
+import type { LogStore } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
 import type { DbHealth } from "./db_health.ts";
 
 export interface HousekeepingOptions {
-  store: Pick<Store, "pruneOlderThan" | "optimize">;
+  store: Pick<LogStore, "pruneOlderThan">;
   clock: Clock;
   health: DbHealth;
   /** Days kept; 0 = keep everything. */
@@ -115,7 +114,5 @@ export class Housekeeping {
         });
       }
     }
-    // After the deletes, which change the tables most.
-    await this.o.store.optimize();
   }
 }

@@ -1426,14 +1426,6 @@ export class SqlStore implements Store {
     return notify.takeHeld(this.driver, now, minIntervalMs, nodeId, maxPending);
   }
 
-  async optimize(): Promise<void> {
-    if (this.kind !== "sqlite") return;
-    // A sample of each index's rows (analysis_limit), and only where the statistics are
-    // missing or the table changed much (0x10000: every table, not only this connection's).
-    await this.driver.run("PRAGMA analysis_limit = 1000");
-    await this.driver.run("PRAGMA optimize = 0x10002");
-  }
-
   async serverCautions(): Promise<string[]> {
     if (this.kind !== "mysql") return [];
     const [row] = await this.driver.all(

@@ -706,16 +706,6 @@ export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogSt
   hasSchema(): Promise<boolean>;
 
   /**
-   * Bring the database's statistics for its query planner up to date,
-   * where they are its client's to keep: SQLite plans with none until
-   * ANALYZE, and took an index of the status for a job's last success
-   * (every success of every job). `PRAGMA optimize`, bounded to a sample
-   * of each table (well under a second on millions of rows). Nothing on
-   * MySQL, whose InnoDB keeps its own.
-   */
-  optimize(): Promise<void>;
-
-  /**
    * What in the database server's own settings works against what
    * jobsmanager promises and a connection cannot set for itself, each in
    * words with how to fix it (fixed texts: no `{`, which a log message
