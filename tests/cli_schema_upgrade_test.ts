@@ -7,14 +7,17 @@
  * still made by the commands that add jobs, as on first use.
  */
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
+import { DatabaseSync } from "node:sqlite";
 import { describeTarget } from "../src/store/target.ts";
 import { SCHEMA_VERSION } from "../src/store/migrations.ts";
 import { VERSION } from "../src/version.ts";
 import {
   BACKENDS,
+  cli,
   CliProcess,
   freshDatabase,
   jm,
+  mysqlTest,
   rawQuery,
   schemaAt,
   schemaVersionOf,
@@ -220,3 +223,48 @@ for (const backend of BACKENDS) {
     assertEquals(jobs.map((r) => r.id), Array.from({ length: 6 }, (_, i) => `host${i}`));
   });
 }
+
+mysqlTest(
+  "schema upgrade[mysql]: a user allowed only rows is told the schema is older, not refused a CREATE first",
+  async () => {
+    await using db = await olderDatabase("mysql");
+    const t = db.target;
+    assert(t.kind === "mysql");
+    const user = `jm_rows_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    await rawQuery(db, `CREATE USER '${user}'@'%' IDENTIFIED BY 'pw-${user}'`);
+    try {
+      await rawQuery(
+        db,
+        `GRANT SELECT, INSERT, UPDATE, DELETE ON \`${t.database}\`.* TO '${user}'@'%'`,
+      );
+      const url = new URL(db.url);
+      url.username = user;
+      url.password = `pw-${user}`;
+      const add = await cli(
+        ["--database", url.toString(), "job", "add", "b", "--command", "true", "--cron", "@daily"],
+        { cwd: db.dir },
+      );
+      assertEquals(add.code, 1, add.stderr);
+      assertStringIncludes(add.stderr, ` has schema version ${OLDER}, older than this jobsmanager`);
+      assert(!add.stderr.includes("denied"), add.stderr);
+    } finally {
+      await rawQuery(db, `DROP USER '${user}'@'%'`);
+    }
+  },
+);
+
+Deno.test("schema upgrade[sqlite]: a read of an older schema says so while another process holds the write lock", async () => {
+  await using db = await olderDatabase("sqlite");
+  assert(db.target.kind === "sqlite");
+  const holder = new DatabaseSync(db.target.path);
+  try {
+    // SQLite's migrations are one transaction: an older schema is older, read without the lock.
+    holder.exec("PRAGMA journal_mode = WAL");
+    holder.exec("BEGIN IMMEDIATE");
+    const list = await jm(db, "job", "list");
+    assertEquals([list.code, list.stderr], [1, refusal(db)]);
+  } finally {
+    holder.exec("ROLLBACK");
+    holder.close();
+  }
+});

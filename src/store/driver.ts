@@ -164,6 +164,12 @@ export interface DialectProfile {
    * keeps it off. MySQL plans by its statistics.
    */
   noIndex(column: string): string;
+  /**
+   * Whether a migration's DDL commits with its transaction (SQLite), so
+   * another process never sees a schema half migrated; MySQL commits each
+   * statement as it runs.
+   */
+  transactionalDdl: boolean;
 }
 
 export const PROFILES: Record<Dialect, DialectProfile> = {
@@ -200,6 +206,7 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     rowsPerUpdate: 100,
     dataVersionSql: null,
     noIndex: (column) => column,
+    transactionalDdl: false,
   },
   sqlite: {
     dialect: "sqlite",
@@ -232,5 +239,6 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     rowsPerUpdate: 1,
     dataVersionSql: "PRAGMA data_version",
     noIndex: (column) => `+${column}`,
+    transactionalDdl: true,
   },
 };

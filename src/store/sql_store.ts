@@ -453,13 +453,18 @@ export class SqlStore implements Store {
 
   async migrate(options: MigrateOptions = {}): Promise<MigrationReport> {
     const upgrade = options.upgrade ?? true;
-    const tables = await this.schemaTables(this.driver);
+    let tables = await this.schemaTables(this.driver);
     this.refuseOriginalTables(tables);
     this.refuseWithoutTransactions(tables);
-    const current = await this.schemaVersion(this.driver, tables);
+    let current = await this.schemaVersion(this.driver, tables);
     this.refuseNewer(current);
-    // An older schema is judged under the lock below: it may be another process's migration
-    // half done (MySQL commits each DDL), as when several first commands make a new database.
+    if (!upgrade) {
+      // Refused before anything is written (a user allowed only to read and write rows would
+      // be refused the DDL first, with the wrong reason).
+      ({ tables, version: current } = await this.settled(tables, current));
+      this.refuseNewer(current);
+      this.refuseOlder(current);
+    }
     if (
       current === SCHEMA_VERSION && missingTables(tables).length === 0 &&
       this.narrowColumns(tables).length === 0
@@ -575,15 +580,8 @@ export class SqlStore implements Store {
     if (!tables.has("jm_schema_version")) return false;
     let version = await this.schemaVersion(this.driver, tables);
     this.refuseNewer(version);
-    if (version > 0 && version < SCHEMA_VERSION) {
-      // Maybe another process's migration half done (MySQL commits each DDL): judged once
-      // it has let go of the lock.
-      [tables, version] = await this.driver.withMigrationLock(async (tx) => {
-        const now = await this.schemaTables(tx);
-        return [now, await this.schemaVersion(tx, now)] as const;
-      });
-      this.refuseNewer(version);
-    }
+    ({ tables, version } = await this.settled(tables, version));
+    this.refuseNewer(version);
     this.refuseOlder(version);
     // What `migrate` would make again: a command that does not migrate would fail on it later.
     const missing = missingTables(tables);
@@ -635,6 +633,26 @@ export class SqlStore implements Store {
     return WIDENINGS[this.kind].filter((w) =>
       w.narrower.includes(tables.types.get(`${w.table}.${w.column}`) ?? "")
     );
+  }
+
+  /**
+   * The schema as it stands once no migration is under way: an older
+   * version may be another process's migration half done where DDL commits
+   * statement by statement (MySQL), as when several first commands make a
+   * new database at once; read again, without writing, once that process
+   * has let go of the lock. Elsewhere, and for a current schema, as read.
+   */
+  private async settled(
+    tables: SchemaTables,
+    version: number,
+  ): Promise<{ tables: SchemaTables; version: number }> {
+    if (this.driver.profile.transactionalDdl || version === 0 || version >= SCHEMA_VERSION) {
+      return { tables, version };
+    }
+    return await this.driver.withMigrationLock(async (tx) => {
+      const now = await this.schemaTables(tx);
+      return { tables: now, version: await this.schemaVersion(tx, now) };
+    });
   }
 
   private async schemaVersion(executor: Executor, tables: Map<string, string[]>): Promise<number> {
