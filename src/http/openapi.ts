@@ -317,6 +317,11 @@ const schemas: Record<string, Schema> = {
     declared_dead_at: instantOrNull("when another node declared it dead"),
     declared_dead_by: { type: ["string", "null"], description: "the node that declared it dead" },
     leaving_at: instantOrNull("when its graceful stop began (it ends its runs, and fires no more)"),
+    share_basis: {
+      type: ["string", "null"],
+      description:
+        "what it shares the jobs from, as JSON: the reload marker its jobs were read at, their count and digest, the nodes it shares them over, the sharing rule's version (nodes that differ warn)",
+    },
     state: {
       enum: [...NODE_STATES],
       description:
