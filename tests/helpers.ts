@@ -113,7 +113,8 @@ export async function rawQuery(
 ): Promise<Record<string, unknown>[]> {
   if (db.target.kind === "sqlite") {
     const { DatabaseSync } = await import("node:sqlite");
-    const conn = new DatabaseSync(db.target.path);
+    // Waits out a lock the CLI or a service under test holds for a moment, as they wait for ours.
+    const conn = new DatabaseSync(db.target.path, { timeout: 10_000 });
     try {
       const stmt = conn.prepare(sql);
       return /^\s*(select|pragma|with|explain)/i.test(sql)
@@ -268,9 +269,14 @@ export function jm(db: TestDatabase, ...args: string[]): Promise<CliResult> {
   return cli(["--database", db.url, ...args], { cwd: db.dir });
 }
 
-async function collect(stream: ReadableStream<Uint8Array>, into: string[]): Promise<void> {
+async function collect(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  into: string[],
+): Promise<void> {
   const decoder = new TextDecoder();
-  for await (const chunk of stream) into.push(decoder.decode(chunk, { stream: true }));
+  for (let read = await reader.read(); !read.done; read = await reader.read()) {
+    into.push(decoder.decode(read.value, { stream: true }));
+  }
 }
 
 /**
@@ -288,13 +294,15 @@ export class CliProcess implements AsyncDisposable {
   private readonly err: string[] = [];
   private readonly drains: Promise<unknown>;
   private readonly child: Deno.ChildProcess;
+  private readonly stdoutReader: ReadableStreamDefaultReader<Uint8Array>;
 
   constructor(args: string[], options: CliOptions = {}) {
     this.child = cliCommand(args, options).spawn();
     this.pid = this.child.pid;
+    this.stdoutReader = this.child.stdout.getReader();
     this.drains = Promise.all([
-      collect(this.child.stdout, this.out),
-      collect(this.child.stderr, this.err),
+      collect(this.stdoutReader, this.out),
+      collect(this.child.stderr.getReader(), this.err),
     ]);
     this.status = this.child.status.then((s) => this.exited = s);
   }
@@ -309,6 +317,11 @@ export class CliProcess implements AsyncDisposable {
 
   get stderr(): string {
     return this.err.join("");
+  }
+
+  /** Stop reading its stdout and close the pipe, as `| head` does once it has its lines. */
+  async closeStdout(): Promise<void> {
+    await this.stdoutReader.cancel();
   }
 
   signal(signal: Deno.Signal): void {

@@ -69,12 +69,18 @@ function isHighSurrogate(code: number): boolean {
   return code >= 0xd800 && code <= 0xdbff;
 }
 
-/** Write `text` on stdout; a reader gone away (`| head`) is not an error, as with console.log. */
-export function writeOut(text: string): void {
+/**
+ * Write `text` on stdout; false when its reader has gone away (`| head`).
+ * That is not an error, as with console.log, but a command that would go
+ * on printing (`logs --follow`) stops then, as `tail -f | head` does.
+ */
+export function writeOut(text: string): boolean {
   try {
     writeLine(Deno.stdout, redact(text));
+    return true;
   } catch (error) {
     if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+    return false;
   }
 }
 
