@@ -186,6 +186,34 @@ for (const backend of BACKENDS) {
     assertEquals({ ...row }, { status: "success", stdout: "one\ntwo\n", stderr: "err\n" });
   });
 
+  Deno.test(`cli[${backend}]: job run --here whose stdout's reader has gone (| head) runs the job to its end, its output kept`, async () => {
+    await using db = await freshDatabase(backend);
+    // More than a pipe holds, written once the test has closed the CLI's stdout.
+    const command =
+      `echo one; while [ ! -e '${db.dir}/go' ]; do sleep 0.05; done; seq 1 100000; echo err >&2`;
+    const add = await jm(db, "job", "add", "loud", "--command", command, "--cron", "0 0 1 1 *");
+    assertEquals(add.code, 0, add.stderr);
+    await using run = new CliProcess(["--database", db.url, "job", "run", "loud", "--here"], {
+      cwd: db.dir,
+    });
+    await waitFor(() => run.stdout.includes("one\n"), {
+      timeoutMs: 20_000,
+      what: "the job's first line",
+      detail: () => `stdout: ${run.stdout}\nstderr: ${run.stderr}`,
+    });
+    await run.closeStdout();
+    await Deno.writeTextFile(`${db.dir}/go`, "");
+    const status = await run.exit(50_000, "job run --here to end with the job");
+    assertEquals([status.code, run.stderr], [0, "err\n"]);
+    const [row] = await rawQuery(db, "SELECT status, note, stdout FROM jm_runs");
+    assertEquals({ status: row.status, note: row.note }, {
+      status: "success",
+      note: "run in the CLI with --here",
+    });
+    // Its head and tail, as jobsmanager.output_cap keeps them.
+    assertMatch(String(row.stdout), /^one\n1\n2\n[^]*\n99999\n100000\n$/);
+  });
+
   for (
     const [signal, why] of [
       ["SIGINT", "jobsmanager job run --here was interrupted (SIGINT: Ctrl-C)"],

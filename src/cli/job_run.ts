@@ -34,10 +34,16 @@ function exitCodeFor(run: Run): number {
   return 1;
 }
 
-/** Write a chunk of the job's output to our own stream, whole. */
-function relay(stream: "stdout" | "stderr", chunk: Uint8Array): void {
+/** Write a chunk of the job's output to our own stream, whole; false when its reader has gone. */
+function relay(stream: "stdout" | "stderr", chunk: Uint8Array): boolean {
   const to = stream === "stdout" ? Deno.stdout : Deno.stderr;
-  for (let offset = 0; offset < chunk.length;) offset += to.writeSync(chunk.subarray(offset));
+  try {
+    for (let offset = 0; offset < chunk.length;) offset += to.writeSync(chunk.subarray(offset));
+    return true;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+    return false;
+  }
 }
 
 /** Run job `id` in this process; with `live`, its output is shown as it comes. */
@@ -55,9 +61,15 @@ async function runHere(
   let last: "stdout" | "stderr" | null = null;
   // Its terminal closed (SIGHUP): what the command writes is no longer shown there.
   let hungUp = false;
+  // A stream whose reader has gone (`| head`): the command's output to it is still read (and
+  // kept), not shown; unread, the command would block on its full pipe until its timeout.
+  const gone = { stdout: false, stderr: false };
   const show = (stream: "stdout" | "stderr", chunk: Uint8Array) => {
-    if (hungUp) return;
-    relay(stream, chunk);
+    if (hungUp || gone[stream]) return;
+    if (!relay(stream, chunk)) {
+      gone[stream] = true;
+      return;
+    }
     if (chunk.length === 0) return;
     lineOpen[stream] = chunk[chunk.length - 1] !== 0x0a;
     last = stream;
