@@ -149,7 +149,7 @@ function positionalOf(arg: Argument): TypedPositionalParameter<string | undefine
  * a command's usage as `line` gives it, so that a group's help lists each
  * command that way, not with its every option.
  */
-function presented<T extends Target>(target: T, line?: string): T {
+function presented<T extends Target>(target: T, line?: string, takesArguments = false): T {
   return {
     ...target,
     ...(line === undefined ? {} : {
@@ -162,7 +162,11 @@ function presented<T extends Target>(target: T, line?: string): T {
         .map((p) => p.join(" "));
       const examples = (EXAMPLES[paths.find((p) => p in EXAMPLES) ?? paths[0]] ?? [])
         .map((e) => `  $ ${e}`).join("\n");
-      return `${target.formatHelp(args)}\nExamples:\n${examples}\n`;
+      // Where arguments go, `-h` is one (an id may begin with '-'): the help is `--help` alone.
+      const help = takesArguments
+        ? target.formatHelp(args).replace(/^ {2}-h {2}--help/m, "      --help")
+        : target.formatHelp(args);
+      return `${help}\nExamples:\n${examples}\n`;
     },
   };
 }
@@ -191,6 +195,7 @@ export function command<A extends string[]>(spec: CommandSpec<A>): StricliComman
       docs: { brief: spec.brief, customUsage: [line] },
     }),
     line,
+    args.length > 0 || spec.rest !== undefined,
   );
   ARGUMENTS.set(built, spec.rest ? [spec.rest] : args);
   return built;
