@@ -407,6 +407,20 @@ const CASES: BadCase[] = [
     error: `option '--count' needs a value${DASH_HINT} (see \`jobsmanager job next --help\`)`,
   },
   {
+    name: "--timeout given twice, differently (alike, it is given once)",
+    args: ["job", "update", "seed", "--timeout", "5", "--timeout=6"],
+    code: 2,
+    error:
+      "option '--timeout' given more than once, with different values (see `jobsmanager job update --help`)",
+  },
+  {
+    name: "--coalesce and --no-coalesce",
+    args: ["job", "update", "seed", "--coalesce", "--no-coalesce"],
+    code: 2,
+    error:
+      "options '--coalesce' and '--no-coalesce' given together (see `jobsmanager job update --help`)",
+  },
+  {
     name: "bad JM_LOG_LEVEL",
     args: [...ADD, "--minute", "5"],
     env: { JM_LOG_LEVEL: "loud" },

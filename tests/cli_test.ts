@@ -705,6 +705,34 @@ Deno.test("cli[sqlite]: global options anywhere before the arguments; `--` ends 
   });
 });
 
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: an option given twice alike is given once (alias jm='jobsmanager --json')`, async () => {
+    await using db = await freshDatabase(backend);
+    const at = { cwd: db.dir };
+    const add = ["job", "add", "a", "--command", "echo", "--cron", "@daily"];
+    assertEquals((await cli(["-d", db.url, ...add], at)).code, 0);
+    const once = await cli(["--json", "-d", db.url, "job", "list"], at);
+    assertEquals([once.code, once.stderr], [0, ""]);
+    assertEquals(await cli(["--json", "-d", db.url, "job", "list", "--json"], at), once);
+    assertEquals(
+      await cli(["--json", "-d", db.url, "job", "list", `--database=${db.url}`, "--json"], at),
+      once,
+    );
+    const update = await cli([
+      ...["-d", db.url, "--json", "job", "update", "a", "--timeout", "5", "--timeout=5"],
+      ...["--disabled", "--disabled", "--no-coalesce", "--no-coalesce", "--json"],
+    ], at);
+    assertEquals(update.code, 0, update.stderr);
+    const shown = await cli(
+      ["-d", db.url, "--json", "job", "show", "a", "-n", "2", "--count=2"],
+      at,
+    );
+    assertEquals(shown.code, 0, shown.stderr);
+    const job = JSON.parse(shown.stdout);
+    assertEquals([job.timeout, job.enabled, job.coalesce, job.next.length], [5, false, false, 2]);
+  });
+}
+
 Deno.test("cli: --version, --help, and job without a subcommand", async () => {
   const results = await Promise.all([
     cli(["--version"]),

@@ -21,15 +21,8 @@ import { exitCodeOf, UsageError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { printable } from "./output.ts";
 import { writeErr, writeOut } from "./context.ts";
-import {
-  ARGUMENTS,
-  command,
-  type Flag,
-  GLOBAL_ALIASES,
-  GLOBAL_FLAGS,
-  group,
-  type Target,
-} from "./command.ts";
+import { DASH_HINT, helpAsValue, withoutRepeats } from "./typed_options.ts";
+import { command, GLOBAL_ALIASES, GLOBAL_FLAGS, group, type Target } from "./command.ts";
 
 type Routes = RouteMap<StricliContext>;
 
@@ -111,9 +104,6 @@ Every command takes the global options, before or after its name:
   return root;
 }
 
-// Values beginning with '-' read as options; '=' keeps them values.
-const DASH_HINT = "; a value that begins with '-' is given as --option=VALUE, an argument after --";
-
 /** What went wrong in the words typed, in the words of the rest of the program. */
 function usageMessage(error: ArgumentScannerError): string {
   const dashHint = DASH_HINT;
@@ -130,7 +120,12 @@ function usageMessage(error: ArgumentScannerError): string {
     UnsatisfiedPositionalError: (e) => `missing required argument '${e.placeholder}'`,
     UnexpectedPositionalError: (e) =>
       `too many arguments: '${e.input}' (it takes ${e.expectedCount})`,
-    UnexpectedFlagError: (e) => `option '--${e.externalFlagName}' given more than once`,
+    // Given again alike, an option is left out before this (see `withoutRepeats`). The values
+    // are not shown: one may be a URL with a password.
+    UnexpectedFlagError: (e) =>
+      [e.previousInput, e.input].every((v) => v === "true" || v === "false")
+        ? `options '--${e.externalFlagName}' and '--no-${e.externalFlagName}' given together`
+        : `option '--${e.externalFlagName}' given more than once, with different values`,
     EnumValidationError: (e) =>
       `option '--${e.externalFlagName}' must be one of ${e.values.join(", ")}, not '${e.input}'`,
     InvalidNegatedFlagSyntaxError: (e) =>
@@ -182,45 +177,6 @@ function buildApp(root: Routes, path: () => string): Application<StricliContext>
       hook: "app:start",
     }),
   });
-}
-
-/**
- * `-h` or `--help` where a value goes: stricli takes either for help
- * wherever it stands, and the command printed its help, exit 0, doing
- * nothing (`job remove "$ID"` with ID=-h, `--description "$TEXT"` with
- * TEXT=--help). Refused as any value that begins with '-' is: after an
- * option that takes a value, and `-h` where the command takes arguments
- * (its help is `--help`, or `jobsmanager help …`). Returns the message.
- */
-function helpAsValue(target: Target, inputs: string[]): string | null {
-  const command = isGroup(target) ? target.getDefaultCommand() : target;
-  if (!command) return null;
-  const flags = (command.parameters.flags ?? {}) as Record<string, Flag>;
-  const aliases = (command.parameters.aliases ?? {}) as Record<string, string>;
-  const takesArguments = (ARGUMENTS.get(command)?.length ?? 0) > 0;
-  /** The option `input` names, as `--name`, when it takes a value. */
-  const valueOf = (input: string): string | undefined => {
-    const short = /^-([a-zA-Z])$/.exec(input)?.[1];
-    const long = short !== undefined
-      ? aliases[short]
-      : /^--([a-z][\w-]*)$/.exec(input)?.[1]?.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
-    const flag = long === undefined ? undefined : flags[long];
-    return flag && flag.kind !== "boolean" ? `--${kebab(long!)}` : undefined;
-  };
-  let option: string | undefined;
-  for (const input of inputs) {
-    if (input === "--") break;
-    if ((input === "-h" || input === "--help") && option !== undefined) {
-      return `option '${option}' needs a value${DASH_HINT}`;
-    }
-    if (input === "-h" && takesArguments) return `'-h' stands where an argument goes${DASH_HINT}`;
-    option = option === undefined ? valueOf(input) : undefined;
-  }
-  return null;
-}
-
-function kebab(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
 /** Whether `option` (`-d`, `--json`, `--database=…`) is a global one, and whether its value is the next word. */
@@ -323,6 +279,9 @@ export async function runCli(args: string[]): Promise<number> {
     writeErr(`jobsmanager: ${misplaced} (see \`${path} --help\`)`);
     return 2;
   }
+  // Given twice is given once (`alias jm='jobsmanager --json'`, then `jm status --json`).
+  const options = withoutRepeats(target, globals);
+  const rest = withoutRepeats(target, others, options);
   const app = buildApp(root, () => path);
   // A group alone (`jobsmanager job`) is a usage error that shows the group's help.
   const groupAlone = isGroup(target) && !target.getDefaultCommand() && others.length === 0;
@@ -339,8 +298,8 @@ export async function runCli(args: string[]): Promise<number> {
   const inputs = groupAlone
     ? [...words, "--help"]
     : isGroup(target)
-    ? [...words, ...others, ...globals]
-    : [...words, ...globals, ...others];
+    ? [...words, ...rest.kept, ...options.kept]
+    : [...words, ...options.kept, ...rest.kept];
   await run(app, inputs, {
     process,
     forCommand: ({ prefix }) => {
