@@ -221,6 +221,11 @@ export interface CliOptions {
   input?: string;
   /** Run without any capability (root then meets file permissions as other users do). */
   withoutCapabilities?: boolean;
+  /**
+   * Run on a pseudo-terminal given no size, as `script`, `docker exec -t` and some CI runners
+   * give one (0 columns), without the caller's $COLUMNS: stdout and stderr both come on stdout.
+   */
+  terminal?: boolean;
 }
 
 /**
@@ -238,12 +243,18 @@ export function cliEnv(extra: Record<string, string> = {}): Record<string, strin
 
 /** `deno run -A src/main.ts ARGS`, the one way tests start the real CLI. */
 function cliCommand(args: string[], options: CliOptions): Deno.Command {
-  const deno = [Deno.execPath(), "run", "--allow-all", "--quiet", MAIN, ...args];
+  let deno = [Deno.execPath(), "run", "--allow-all", "--quiet", MAIN, ...args];
   if (options.withoutCapabilities) deno.unshift("setpriv", "--bounding-set=-all");
+  const env = cliEnv(options.env);
+  if (options.terminal) {
+    const line = deno.map((word) => `'${word.replaceAll("'", `'\\''`)}'`).join(" ");
+    deno = ["script", "--quiet", "--return", "--command", line, "/dev/null"];
+    if (options.env?.COLUMNS === undefined) delete env.COLUMNS;
+  }
   return new Deno.Command(deno[0], {
     args: deno.slice(1),
     cwd: options.cwd ?? Deno.cwd(),
-    env: cliEnv(options.env),
+    env,
     clearEnv: true,
     stdin: options.input === undefined ? "null" : "piped",
     stdout: "piped",

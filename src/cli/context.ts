@@ -352,7 +352,18 @@ function absolutePath(path: string): string {
  * $COLUMNS when set, else null: piped output is never cut.
  */
 export function outputWidth(): number | null {
-  if (Deno.stdout.isTerminal()) return Deno.consoleSize().columns;
-  const columns = Number(Deno.env.get("COLUMNS"));
+  const terminal = Deno.stdout.isTerminal() ? Deno.consoleSize().columns : null;
+  return tableWidth(terminal, Deno.env.get("COLUMNS"));
+}
+
+/**
+ * The width of `outputWidth`, from the terminal's columns (null: stdout is
+ * none) and $COLUMNS. A terminal of 0 columns is one given no size (a
+ * pseudo-terminal of `script`, `docker exec -t`, some CI runners), not one
+ * nothing fits in: its width is unknown, as a pipe's.
+ */
+export function tableWidth(terminal: number | null, columnsVariable?: string): number | null {
+  if (terminal !== null && terminal > 0) return terminal;
+  const columns = Number(columnsVariable);
   return Number.isInteger(columns) && columns > 0 ? columns : null;
 }
