@@ -421,6 +421,20 @@ const CASES: BadCase[] = [
       "options '--coalesce' and '--no-coalesce' given together (see `jobsmanager job update --help`)",
   },
   {
+    name: "--desc, the start of --description",
+    args: ["job", "update", "seed", "--desc", "x"],
+    code: 2,
+    error:
+      "unknown option '--desc'; did you mean --description? (see `jobsmanager job update --help`)",
+  },
+  {
+    name: "--maxInstance, near --max-instances (said as typed)",
+    args: ["job", "update", "seed", "--maxInstance", "2"],
+    code: 2,
+    error:
+      "unknown option '--maxInstance'; did you mean --max-instances? (see `jobsmanager job update --help`)",
+  },
+  {
     name: "bad JM_LOG_LEVEL",
     args: [...ADD, "--minute", "5"],
     env: { JM_LOG_LEVEL: "loud" },

@@ -21,7 +21,7 @@ import { exitCodeOf, UsageError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { printable } from "./output.ts";
 import { writeErr, writeOut } from "./context.ts";
-import { DASH_HINT, helpAsValue, withoutRepeats } from "./typed_options.ts";
+import { DASH_HINT, helpAsValue, meant, optionNames, withoutRepeats } from "./typed_options.ts";
 import { command, GLOBAL_ALIASES, GLOBAL_FLAGS, group, type Target } from "./command.ts";
 
 type Routes = RouteMap<StricliContext>;
@@ -105,15 +105,17 @@ Every command takes the global options, before or after its name:
 }
 
 /** What went wrong in the words typed, in the words of the rest of the program. */
-function usageMessage(error: ArgumentScannerError): string {
+function usageMessage(error: ArgumentScannerError, options: () => string[]): string {
   const dashHint = DASH_HINT;
   return formatMessageForArgumentScannerError(error, {
-    FlagNotFoundError: (e) =>
-      `unknown option '--${e.input}'${
-        e.corrections.length > 0
-          ? `; did you mean ${e.corrections.map((c) => `--${c}`).join(" or ")}?`
+    FlagNotFoundError: (e) => {
+      const corrections = meant(e.input, options(), e.corrections);
+      return `unknown option '--${e.input}'${
+        corrections.length > 0
+          ? `; did you mean ${corrections.map((c) => `--${c}`).join(" or ")}?`
           : ""
-      }`,
+      }`;
+    },
     AliasNotFoundError: (e) => `unknown option '-${e.input}'${dashHint}`,
     UnsatisfiedFlagError: (e) =>
       `option '--${e.externalFlagName}' needs a value${e.nextFlagName ? dashHint : ""}`,
@@ -135,13 +137,15 @@ function usageMessage(error: ArgumentScannerError): string {
 }
 
 /** Error messages of the program's style, naming the help of the command typed. */
-function textFor(path: () => string): ApplicationText {
+function textFor(path: () => string, options: () => string[]): ApplicationText {
   const failed = (error: unknown) =>
     `jobsmanager: ${printable((error as Error).message ?? String(error))}`;
   return {
     ...text_en,
     exceptionWhileParsingArguments: (error) =>
-      `jobsmanager: ${usageMessage(error as ArgumentScannerError)} (see \`${path()} --help\`)`,
+      `jobsmanager: ${
+        usageMessage(error as ArgumentScannerError, options)
+      } (see \`${path()} --help\`)`,
     noCommandRegisteredForInput: ({ input, corrections }) =>
       `jobsmanager: '${input}' is not a command${
         corrections.length > 0 ? `; did you mean ${corrections.join(" or ")}?` : ""
@@ -151,14 +155,18 @@ function textFor(path: () => string): ApplicationText {
   };
 }
 
-function buildApp(root: Routes, path: () => string): Application<StricliContext> {
+function buildApp(
+  root: Routes,
+  path: () => string,
+  options: () => string[],
+): Application<StricliContext> {
   return buildApplication(root, {
     name: "jobsmanager",
     // `--` ends the options: an id that begins with '-' can follow it.
     scanner: { caseStyle: "allow-kebab-for-camel", allowArgumentEscapeSequence: true },
     documentation: { caseStyle: "convert-camel-to-kebab", disableAnsiColor: true },
     determineExitCode: exitCodeOf,
-    localization: { loadText: () => textFor(path) },
+    localization: { loadText: () => textFor(path, options) },
   }, {
     help: help({
       brief: text_en.briefs.help,
@@ -282,7 +290,7 @@ export async function runCli(args: string[]): Promise<number> {
   // Given twice is given once (`alias jm='jobsmanager --json'`, then `jm status --json`).
   const options = withoutRepeats(target, globals);
   const rest = withoutRepeats(target, others, options);
-  const app = buildApp(root, () => path);
+  const app = buildApp(root, () => path, () => optionNames(target));
   // A group alone (`jobsmanager job`) is a usage error that shows the group's help.
   const groupAlone = isGroup(target) && !target.getDefaultCommand() && others.length === 0;
   const process = {

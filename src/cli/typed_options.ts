@@ -120,3 +120,20 @@ export function withoutRepeats(
   }
   return { kept, given };
 }
+
+/** The long options of the command `target` runs, as typed (`max-instances`). */
+export function optionNames(target: Target): string[] {
+  const command = commandOf(target);
+  if (!command || "getAllEntries" in command) return [];
+  return Object.keys(command.parameters.flags ?? {}).map(kebab);
+}
+
+/**
+ * What an unknown option (`--desc`) may have meant: the options its name
+ * begins (`--description`), else `near`, stricli's corrections by edit
+ * distance (`--coalesce or --second` for `--desc`), which are camelCase.
+ */
+export function meant(input: string, names: readonly string[], near: readonly string[]): string[] {
+  const begun = input.length >= 2 ? names.filter((name) => name.startsWith(input)) : [];
+  return begun.length > 0 ? begun : near.map(kebab);
+}
