@@ -79,6 +79,24 @@ for (const backend of BACKENDS) {
   });
 }
 
+Deno.test("cli: job next -n 1 says 'next 1 fire'", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-cli-next-" });
+  try {
+    const args = ["job", "next", ...BERLIN, "--from", "2026-03-28T00:00:00Z", "-n", "1"];
+    assertEquals(await cli(args, { cwd: dir }), {
+      code: 0,
+      stdout: [
+        "next 1 fire of schedule '0 30 2 * * *' after 2026-03-28T00:00:00.000Z (Europe/Berlin, then UTC):",
+        FIRES[0],
+        "",
+      ].join("\n"),
+      stderr: "",
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: job next refuses an id with a schedule, or neither, and checks the schedule as job add does", async () => {
   const dir = await Deno.makeTempDir({ prefix: "jm-cli-next-" });
   try {
