@@ -470,6 +470,7 @@ for (const backend of BACKENDS) {
     const args = ["job", "next", "berlin", "-n", "3", "--from", "2026-03-28T00:00:00Z"];
     assertEquals(JSON.parse(await noWrite(db, ["--json", ...args])), {
       id: "berlin",
+      enabled: true,
       schedule: "0 30 2 * * *",
       after_job: null,
       after_outcome: null,
@@ -973,6 +974,7 @@ mysqlTest(
     );
     assertEquals(JSON.parse(next.stdout), {
       id: "hk",
+      enabled: true,
       schedule: "0 0 9 * * *",
       after_job: null,
       after_outcome: null,
