@@ -106,7 +106,6 @@ Every command takes the global options, before or after its name:
 
 /** What went wrong in the words typed, in the words of the rest of the program. */
 function usageMessage(error: ArgumentScannerError, options: () => string[]): string {
-  const dashHint = DASH_HINT;
   return formatMessageForArgumentScannerError(error, {
     FlagNotFoundError: (e) => {
       const corrections = meant(e.input, options(), e.corrections);
@@ -116,9 +115,9 @@ function usageMessage(error: ArgumentScannerError, options: () => string[]): str
           : ""
       }`;
     },
-    AliasNotFoundError: (e) => `unknown option '-${e.input}'${dashHint}`,
+    AliasNotFoundError: (e) => `unknown option '-${e.input}'${DASH_HINT}`,
     UnsatisfiedFlagError: (e) =>
-      `option '--${e.externalFlagName}' needs a value${e.nextFlagName ? dashHint : ""}`,
+      `option '--${e.externalFlagName}' needs a value${e.nextFlagName ? DASH_HINT : ""}`,
     UnsatisfiedPositionalError: (e) => `missing required argument '${e.placeholder}'`,
     UnexpectedPositionalError: (e) =>
       `too many arguments: '${e.input}' (it takes ${e.expectedCount})`,
