@@ -33,6 +33,7 @@ const TIMEOUT_RULE = "is not valid (allowed: a whole number from 0 to 31536000)"
 const DOW_GRAMMAR =
   "(allowed: *, */N, A, A-B, A-B/N, A/N with 0-6 (0 = mon) or mon-sun, comma-separated)";
 const MONTH_GRAMMAR = "(allowed: *, */N, A, A-B, A-B/N, A/N with 1-12 or jan-dec, comma-separated)";
+const DASH_HINT = "; a value that begins with '-' is given as --option=VALUE, an argument after --";
 const NOT_FOUND = "job 'nope' does not exist (see `jobsmanager job list`)";
 
 const CASES: BadCase[] = [
@@ -378,6 +379,60 @@ const CASES: BadCase[] = [
     code: 2,
     error:
       "config file 'missing.json' (from JM_CONFIG) does not exist; fix the path or drop JM_CONFIG to use the defaults",
+  },
+  {
+    name: "job remove of an id that is -h (help only as --help there)",
+    args: ["job", "remove", "-h"],
+    code: 2,
+    error: `'-h' stands where an argument goes${DASH_HINT} (see \`jobsmanager job remove --help\`)`,
+  },
+  {
+    name: "job update with a description that is --help",
+    args: ["job", "update", "seed", "--description", "--help"],
+    code: 2,
+    error:
+      `option '--description' needs a value${DASH_HINT} (see \`jobsmanager job update --help\`)`,
+  },
+  {
+    name: "job update with a description that is -h",
+    args: ["job", "update", "seed", "--description", "-h"],
+    code: 2,
+    error:
+      `option '--description' needs a value${DASH_HINT} (see \`jobsmanager job update --help\`)`,
+  },
+  {
+    name: "job next -n with -h as the count",
+    args: ["job", "next", "seed", "-n", "-h"],
+    code: 2,
+    error: `option '--count' needs a value${DASH_HINT} (see \`jobsmanager job next --help\`)`,
+  },
+  {
+    name: "--timeout given twice, differently (alike, it is given once)",
+    args: ["job", "update", "seed", "--timeout", "5", "--timeout=6"],
+    code: 2,
+    error:
+      "option '--timeout' given more than once, with different values (see `jobsmanager job update --help`)",
+  },
+  {
+    name: "--coalesce and --no-coalesce",
+    args: ["job", "update", "seed", "--coalesce", "--no-coalesce"],
+    code: 2,
+    error:
+      "options '--coalesce' and '--no-coalesce' given together (see `jobsmanager job update --help`)",
+  },
+  {
+    name: "--desc, the start of --description",
+    args: ["job", "update", "seed", "--desc", "x"],
+    code: 2,
+    error:
+      "unknown option '--desc'; did you mean --description? (see `jobsmanager job update --help`)",
+  },
+  {
+    name: "--maxInstance, near --max-instances (said as typed)",
+    args: ["job", "update", "seed", "--maxInstance", "2"],
+    code: 2,
+    error:
+      "unknown option '--maxInstance'; did you mean --max-instances? (see `jobsmanager job update --help`)",
   },
   {
     name: "bad JM_LOG_LEVEL",

@@ -80,6 +80,44 @@ Deno.test("cli: a relative --database path that creates a file is named absolute
   }
 });
 
+Deno.test("cli: an empty --database or --config is a usage error, and no database is made", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "jm-cli-blank-" }));
+  try {
+    // A config named by $JM_CONFIG that `--config ""` must not pass over either.
+    await Deno.writeTextFile(`${dir}/cfg.json`, '{ db: { url: "sqlite:named.db" } }');
+    const database =
+      "option '--database' is empty; give sqlite:PATH or mysql://USER@HOST:PORT/DB, or leave it out to use $JM_DATABASE_URL or the config's db.url";
+    const config =
+      "option '--config' is empty; give a config file, or leave it out to use $JM_CONFIG or the default paths";
+    const cases: [string[], string][] = [
+      [[...ADD, "--database", ""], database],
+      [[...ADD, "--database", " "], database],
+      [["--database=", ...ADD], database],
+      [["-d", "", ...ADD], database],
+      [[...ADD, "--config", ""], config],
+      [[...ADD, "-c", " "], config],
+    ];
+    for (const [args, error] of cases) {
+      const r = await cli(args, { cwd: dir, env: { JM_CONFIG: `${dir}/cfg.json` } });
+      assertEquals(r, {
+        code: 2,
+        stdout: "",
+        stderr: `jobsmanager: ${error} (see \`jobsmanager job add --help\`)\n`,
+      }, JSON.stringify(args));
+    }
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["cfg.json"], "no database made");
+    // An empty variable is unset, as for every JM_* variable: the config names the database.
+    const unset = await cli(ADD, {
+      cwd: dir,
+      env: { JM_CONFIG: `${dir}/cfg.json`, JM_DATABASE_URL: "" },
+    });
+    assertEquals(unset.code, 0, unset.stderr);
+    assertStringIncludes(unset.stderr, `created a new, empty database ${dir}/named.db`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);

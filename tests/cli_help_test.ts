@@ -52,6 +52,18 @@ Deno.test("cli: subcommand help shows the global options and ends with examples"
   });
 });
 
+Deno.test("cli: --help shows a command's help wherever it stands; -h where no argument goes", async () => {
+  const remove = await cli(["job", "remove", "--help"]);
+  assertEquals([remove.code, remove.stderr], [0, ""]);
+  assertStringIncludes(remove.stdout, "\n      --help       Print help information and exit\n");
+  assertEquals(await cli(["help", "job", "remove"]), remove);
+  assertEquals(await cli(["job", "remove", "--database", "sqlite:x.db", "--help"]), remove);
+  const list = await cli(["job", "list", "-h"]);
+  assertEquals([list.code, list.stderr], [0, ""]);
+  assertStringIncludes(list.stdout, "\n  -h  --help       Print help information and exit\n");
+  assertEquals((await cli(["job", "-h"])).code, 0);
+});
+
 Deno.test("cli: every command has one or two examples that use it, and no example names a command that is gone", async () => {
   const all = paths(await buildTree());
   assertEquals(Object.keys(EXAMPLES).sort(), [...all].sort());

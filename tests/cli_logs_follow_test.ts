@@ -66,6 +66,22 @@ for (const backend of BACKENDS) {
   });
 }
 
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: logs --follow ends, exit 0, at the first line after its reader has gone (| head)`, async () => {
+    await using db = await freshDatabase(backend);
+    const store = db.open();
+    await store.migrate().finally(() => store.close());
+    await logRow(db, 1, "one");
+    await using f = follow(db);
+    await printedAll(f, ["one"], "the line already there");
+    await f.closeStdout();
+    // It sees its reader gone as it writes the next line.
+    await logRow(db, 2, "two");
+    const status = await f.exit(30_000, "logs --follow to end at the line after its stdout closed");
+    assertEquals([status.code, f.stderr], [0, ""]);
+  });
+}
+
 mysqlTest(
   "cli[mysql]: logs --follow keeps following through a database outage, saying so",
   async () => {

@@ -55,6 +55,48 @@ for (const backend of BACKENDS) {
   });
 }
 
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: job next of a disabled job says its fires are once enabled, as job add does`, async () => {
+    await using db = await freshDatabase(backend);
+    const add = ["job", "add", "off", "--command", "true", ...BERLIN, "--disabled"];
+    assertEquals((await jm(db, ...add)).code, 0);
+    assertEquals(await jm(db, "job", "next", "off", ...FROM), {
+      code: 0,
+      stdout: [
+        "next 3 fires of 'off' (once enabled) after 2026-03-28T00:00:00.000Z (Europe/Berlin, then UTC):",
+        ...FIRES,
+        "",
+      ].join("\n"),
+      stderr: "",
+    });
+    const off = JSON.parse((await jm(db, "--json", "job", "next", "off", ...FROM)).stdout);
+    assertEquals([off.enabled, off.next.length], [false, 3]);
+    assertEquals((await jm(db, "job", "enable", "off")).code, 0);
+    const on = await jm(db, "job", "next", "off", ...FROM);
+    assertEquals(on.stdout.split("\n")[0].includes("once enabled"), false, on.stdout);
+    const json = JSON.parse((await jm(db, "--json", "job", "next", "off", ...FROM)).stdout);
+    assertEquals(json.enabled, true);
+  });
+}
+
+Deno.test("cli: job next -n 1 says 'next 1 fire'", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-cli-next-" });
+  try {
+    const args = ["job", "next", ...BERLIN, "--from", "2026-03-28T00:00:00Z", "-n", "1"];
+    assertEquals(await cli(args, { cwd: dir }), {
+      code: 0,
+      stdout: [
+        "next 1 fire of schedule '0 30 2 * * *' after 2026-03-28T00:00:00.000Z (Europe/Berlin, then UTC):",
+        FIRES[0],
+        "",
+      ].join("\n"),
+      stderr: "",
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: job next refuses an id with a schedule, or neither, and checks the schedule as job add does", async () => {
   const dir = await Deno.makeTempDir({ prefix: "jm-cli-next-" });
   try {

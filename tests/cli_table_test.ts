@@ -3,8 +3,9 @@
  * no blanks at a line's end, the last column cut to fit, the columns that
  * may go left out when even that is not enough.
  */
-import { assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "./assert.ts";
 import { table } from "../src/cli/output.ts";
+import { BACKENDS, cli, freshDatabase } from "./helpers.ts";
 
 Deno.test("table: columns padded to their widest cell, lines without blanks at the end", () => {
   assertEquals(
@@ -25,3 +26,22 @@ Deno.test("table: the last column cut with … to fit, then columns left out, an
     "ID     COMMAND\njob.1  echo one two…\n(TIMEOUT left out to fit 20 columns; --json has everything)",
   );
 });
+
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: a terminal of 0 columns (given no size) cuts no table, unless $COLUMNS says a width`, async () => {
+    await using db = await freshDatabase(backend);
+    const add = ["job", "add", "a", "--command", "echo a", "--cron", "0 0 1 1 *", "-d", db.url];
+    assertEquals((await cli(add, { cwd: db.dir })).code, 0);
+    const list = ["job", "list", "-d", db.url];
+    const piped = await cli(list, { cwd: db.dir });
+    const sized = await cli(list, { cwd: db.dir, env: { COLUMNS: "40" } });
+    assertEquals([piped.code, sized.code], [0, 0]);
+    assert(sized.stdout.includes("left out to fit 40 columns"), sized.stdout);
+    for (
+      const [env, expected] of [[{}, piped.stdout], [{ COLUMNS: "40" }, sized.stdout]] as const
+    ) {
+      const r = await cli(list, { cwd: db.dir, env, terminal: true });
+      assertEquals([r.code, r.stdout.replaceAll("\r\n", "\n")], [0, expected], JSON.stringify(env));
+    }
+  });
+}

@@ -470,6 +470,7 @@ for (const backend of BACKENDS) {
     const args = ["job", "next", "berlin", "-n", "3", "--from", "2026-03-28T00:00:00Z"];
     assertEquals(JSON.parse(await noWrite(db, ["--json", ...args])), {
       id: "berlin",
+      enabled: true,
       schedule: "0 30 2 * * *",
       after_job: null,
       after_outcome: null,
@@ -704,6 +705,34 @@ Deno.test("cli[sqlite]: global options anywhere before the arguments; `--` ends 
       "jobsmanager: 'frob' is not a command; did you mean `show`? (see `jobsmanager job --help`)\n",
   });
 });
+
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: an option given twice alike is given once (alias jm='jobsmanager --json')`, async () => {
+    await using db = await freshDatabase(backend);
+    const at = { cwd: db.dir };
+    const add = ["job", "add", "a", "--command", "echo", "--cron", "@daily"];
+    assertEquals((await cli(["-d", db.url, ...add], at)).code, 0);
+    const once = await cli(["--json", "-d", db.url, "job", "list"], at);
+    assertEquals([once.code, once.stderr], [0, ""]);
+    assertEquals(await cli(["--json", "-d", db.url, "job", "list", "--json"], at), once);
+    assertEquals(
+      await cli(["--json", "-d", db.url, "job", "list", `--database=${db.url}`, "--json"], at),
+      once,
+    );
+    const update = await cli([
+      ...["-d", db.url, "--json", "job", "update", "a", "--timeout", "5", "--timeout=5"],
+      ...["--disabled", "--disabled", "--no-coalesce", "--no-coalesce", "--json"],
+    ], at);
+    assertEquals(update.code, 0, update.stderr);
+    const shown = await cli(
+      ["-d", db.url, "--json", "job", "show", "a", "-n", "2", "--count=2"],
+      at,
+    );
+    assertEquals(shown.code, 0, shown.stderr);
+    const job = JSON.parse(shown.stdout);
+    assertEquals([job.timeout, job.enabled, job.coalesce, job.next.length], [5, false, false, 2]);
+  });
+}
 
 Deno.test("cli: --version, --help, and job without a subcommand", async () => {
   const results = await Promise.all([
@@ -945,6 +974,7 @@ mysqlTest(
     );
     assertEquals(JSON.parse(next.stdout), {
       id: "hk",
+      enabled: true,
       schedule: "0 0 9 * * *",
       after_job: null,
       after_outcome: null,

@@ -69,7 +69,7 @@ for (const backend of BACKENDS) {
     assertEquals(await shown(db), {
       zoneCell: "(local zone, America/New_York)",
       heading:
-        "next 1 fires of 'nine' after 2026-01-05T00:00:00.000Z (local zone, America/New_York, then UTC):",
+        "next 1 fire of 'nine' after 2026-01-05T00:00:00.000Z (local zone, America/New_York, then UTC):",
       first: "  Mon 2026-01-05 09:00:00 -05:00  America/New_York   2026-01-05T14:00:00Z",
       json: ["America/New_York", "local", ["2026-01-05T14:00:00.000Z"]],
       timezoneRow: "timezone            (local zone, America/New_York)",
@@ -86,7 +86,7 @@ for (const backend of BACKENDS) {
     assertEquals(await shown(db), {
       zoneCell: "(service zone, UTC)",
       heading:
-        "next 1 fires of 'nine' after 2026-01-05T00:00:00.000Z (service zone, UTC, then UTC):",
+        "next 1 fire of 'nine' after 2026-01-05T00:00:00.000Z (service zone, UTC, then UTC):",
       first: "  Mon 2026-01-05 09:00:00 +00:00  UTC   2026-01-05T09:00:00Z",
       json: ["UTC", "service", ["2026-01-05T09:00:00.000Z"]],
       timezoneRow: "timezone            (service zone, UTC)",
@@ -112,7 +112,7 @@ for (const backend of BACKENDS) {
     const own = await shown(db);
     assertEquals([own.zoneCell, own.heading, own.json[1], own.fires, own.jsonZones], [
       undefined,
-      "next 1 fires of 'nine' after 2026-01-05T00:00:00.000Z (Europe/Berlin, then UTC):",
+      "next 1 fire of 'nine' after 2026-01-05T00:00:00.000Z (Europe/Berlin, then UTC):",
       "job",
       "next fires:",
       ["Europe/Berlin", "Europe/Berlin"],

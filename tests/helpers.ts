@@ -113,7 +113,8 @@ export async function rawQuery(
 ): Promise<Record<string, unknown>[]> {
   if (db.target.kind === "sqlite") {
     const { DatabaseSync } = await import("node:sqlite");
-    const conn = new DatabaseSync(db.target.path);
+    // Waits out a lock the CLI or a service under test holds for a moment, as they wait for ours.
+    const conn = new DatabaseSync(db.target.path, { timeout: 10_000 });
     try {
       const stmt = conn.prepare(sql);
       return /^\s*(select|pragma|with|explain)/i.test(sql)
@@ -221,6 +222,11 @@ export interface CliOptions {
   input?: string;
   /** Run without any capability (root then meets file permissions as other users do). */
   withoutCapabilities?: boolean;
+  /**
+   * Run on a pseudo-terminal given no size, as `script`, `docker exec -t` and some CI runners
+   * give one (0 columns), without the caller's $COLUMNS: stdout and stderr both come on stdout.
+   */
+  terminal?: boolean;
 }
 
 /**
@@ -238,12 +244,18 @@ export function cliEnv(extra: Record<string, string> = {}): Record<string, strin
 
 /** `deno run -A src/main.ts ARGS`, the one way tests start the real CLI. */
 function cliCommand(args: string[], options: CliOptions): Deno.Command {
-  const deno = [Deno.execPath(), "run", "--allow-all", "--quiet", MAIN, ...args];
+  let deno = [Deno.execPath(), "run", "--allow-all", "--quiet", MAIN, ...args];
   if (options.withoutCapabilities) deno.unshift("setpriv", "--bounding-set=-all");
+  const env = cliEnv(options.env);
+  if (options.terminal) {
+    const line = deno.map((word) => `'${word.replaceAll("'", `'\\''`)}'`).join(" ");
+    deno = ["script", "--quiet", "--return", "--command", line, "/dev/null"];
+    if (options.env?.COLUMNS === undefined) delete env.COLUMNS;
+  }
   return new Deno.Command(deno[0], {
     args: deno.slice(1),
     cwd: options.cwd ?? Deno.cwd(),
-    env: cliEnv(options.env),
+    env,
     clearEnv: true,
     stdin: options.input === undefined ? "null" : "piped",
     stdout: "piped",
@@ -269,9 +281,14 @@ export function jm(db: TestDatabase, ...args: string[]): Promise<CliResult> {
   return cli(["--database", db.url, ...args], { cwd: db.dir });
 }
 
-async function collect(stream: ReadableStream<Uint8Array>, into: string[]): Promise<void> {
+async function collect(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  into: string[],
+): Promise<void> {
   const decoder = new TextDecoder();
-  for await (const chunk of stream) into.push(decoder.decode(chunk, { stream: true }));
+  for (let read = await reader.read(); !read.done; read = await reader.read()) {
+    into.push(decoder.decode(read.value, { stream: true }));
+  }
 }
 
 /**
@@ -289,13 +306,15 @@ export class CliProcess implements AsyncDisposable {
   private readonly err: string[] = [];
   private readonly drains: Promise<unknown>;
   private readonly child: Deno.ChildProcess;
+  private readonly stdoutReader: ReadableStreamDefaultReader<Uint8Array>;
 
   constructor(args: string[], options: CliOptions = {}) {
     this.child = cliCommand(args, options).spawn();
     this.pid = this.child.pid;
+    this.stdoutReader = this.child.stdout.getReader();
     this.drains = Promise.all([
-      collect(this.child.stdout, this.out),
-      collect(this.child.stderr, this.err),
+      collect(this.stdoutReader, this.out),
+      collect(this.child.stderr.getReader(), this.err),
     ]);
     this.status = this.child.status.then((s) => this.exited = s);
   }
@@ -310,6 +329,11 @@ export class CliProcess implements AsyncDisposable {
 
   get stderr(): string {
     return this.err.join("");
+  }
+
+  /** Stop reading its stdout and close the pipe, as `| head` does once it has its lines. */
+  async closeStdout(): Promise<void> {
+    await this.stdoutReader.cancel();
   }
 
   signal(signal: Deno.Signal): void {

@@ -21,6 +21,7 @@ import { exitCodeOf, UsageError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { printable } from "./output.ts";
 import { writeErr, writeOut } from "./context.ts";
+import { DASH_HINT, helpAsValue, meant, optionNames, withoutRepeats } from "./typed_options.ts";
 import { command, GLOBAL_ALIASES, GLOBAL_FLAGS, group, type Target } from "./command.ts";
 
 type Routes = RouteMap<StricliContext>;
@@ -104,24 +105,28 @@ Every command takes the global options, before or after its name:
 }
 
 /** What went wrong in the words typed, in the words of the rest of the program. */
-function usageMessage(error: ArgumentScannerError): string {
-  // Values beginning with '-' read as options; '=' keeps them values.
-  const dashHint =
-    "; a value that begins with '-' is given as --option=VALUE, an argument after --";
+function usageMessage(error: ArgumentScannerError, options: () => string[]): string {
   return formatMessageForArgumentScannerError(error, {
-    FlagNotFoundError: (e) =>
-      `unknown option '--${e.input}'${
-        e.corrections.length > 0
-          ? `; did you mean ${e.corrections.map((c) => `--${c}`).join(" or ")}?`
+    FlagNotFoundError: (e) => {
+      const corrections = meant(e.input, options(), e.corrections);
+      return `unknown option '--${e.input}'${
+        corrections.length > 0
+          ? `; did you mean ${corrections.map((c) => `--${c}`).join(" or ")}?`
           : ""
-      }`,
-    AliasNotFoundError: (e) => `unknown option '-${e.input}'${dashHint}`,
+      }`;
+    },
+    AliasNotFoundError: (e) => `unknown option '-${e.input}'${DASH_HINT}`,
     UnsatisfiedFlagError: (e) =>
-      `option '--${e.externalFlagName}' needs a value${e.nextFlagName ? dashHint : ""}`,
+      `option '--${e.externalFlagName}' needs a value${e.nextFlagName ? DASH_HINT : ""}`,
     UnsatisfiedPositionalError: (e) => `missing required argument '${e.placeholder}'`,
     UnexpectedPositionalError: (e) =>
       `too many arguments: '${e.input}' (it takes ${e.expectedCount})`,
-    UnexpectedFlagError: (e) => `option '--${e.externalFlagName}' given more than once`,
+    // Given again alike, an option is left out before this (see `withoutRepeats`). The values
+    // are not shown: one may be a URL with a password.
+    UnexpectedFlagError: (e) =>
+      [e.previousInput, e.input].every((v) => v === "true" || v === "false")
+        ? `options '--${e.externalFlagName}' and '--no-${e.externalFlagName}' given together`
+        : `option '--${e.externalFlagName}' given more than once, with different values`,
     EnumValidationError: (e) =>
       `option '--${e.externalFlagName}' must be one of ${e.values.join(", ")}, not '${e.input}'`,
     InvalidNegatedFlagSyntaxError: (e) =>
@@ -131,13 +136,15 @@ function usageMessage(error: ArgumentScannerError): string {
 }
 
 /** Error messages of the program's style, naming the help of the command typed. */
-function textFor(path: () => string): ApplicationText {
+function textFor(path: () => string, options: () => string[]): ApplicationText {
   const failed = (error: unknown) =>
     `jobsmanager: ${printable((error as Error).message ?? String(error))}`;
   return {
     ...text_en,
     exceptionWhileParsingArguments: (error) =>
-      `jobsmanager: ${usageMessage(error as ArgumentScannerError)} (see \`${path()} --help\`)`,
+      `jobsmanager: ${
+        usageMessage(error as ArgumentScannerError, options)
+      } (see \`${path()} --help\`)`,
     noCommandRegisteredForInput: ({ input, corrections }) =>
       `jobsmanager: '${input}' is not a command${
         corrections.length > 0 ? `; did you mean ${corrections.join(" or ")}?` : ""
@@ -147,14 +154,18 @@ function textFor(path: () => string): ApplicationText {
   };
 }
 
-function buildApp(root: Routes, path: () => string): Application<StricliContext> {
+function buildApp(
+  root: Routes,
+  path: () => string,
+  options: () => string[],
+): Application<StricliContext> {
   return buildApplication(root, {
     name: "jobsmanager",
     // `--` ends the options: an id that begins with '-' can follow it.
     scanner: { caseStyle: "allow-kebab-for-camel", allowArgumentEscapeSequence: true },
     documentation: { caseStyle: "convert-camel-to-kebab", disableAnsiColor: true },
     determineExitCode: exitCodeOf,
-    localization: { loadText: () => textFor(path) },
+    localization: { loadText: () => textFor(path, options) },
   }, {
     help: help({
       brief: text_en.briefs.help,
@@ -270,7 +281,15 @@ export async function runCli(args: string[]): Promise<number> {
     writeErr(`jobsmanager: option '${unsatisfied}' needs a value (see \`${path} --help\`)`);
     return 2;
   }
-  const app = buildApp(root, () => path);
+  const misplaced = helpAsValue(target, [...globals, ...others]);
+  if (misplaced !== null) {
+    writeErr(`jobsmanager: ${misplaced} (see \`${path} --help\`)`);
+    return 2;
+  }
+  // Given twice is given once (`alias jm='jobsmanager --json'`, then `jm status --json`).
+  const options = withoutRepeats(target, globals);
+  const rest = withoutRepeats(target, others, options);
+  const app = buildApp(root, () => path, () => optionNames(target));
   // A group alone (`jobsmanager job`) is a usage error that shows the group's help.
   const groupAlone = isGroup(target) && !target.getDefaultCommand() && others.length === 0;
   const process = {
@@ -286,8 +305,8 @@ export async function runCli(args: string[]): Promise<number> {
   const inputs = groupAlone
     ? [...words, "--help"]
     : isGroup(target)
-    ? [...words, ...others, ...globals]
-    : [...words, ...globals, ...others];
+    ? [...words, ...rest.kept, ...options.kept]
+    : [...words, ...options.kept, ...rest.kept];
   await run(app, inputs, {
     process,
     forCommand: ({ prefix }) => {

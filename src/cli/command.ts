@@ -68,15 +68,36 @@ export function oneOf(brief: string, values: readonly string[], fallback: string
   return { kind: "enum", values: [...values], brief, default: fallback };
 }
 
+/**
+ * `valued`, refusing a blank value: `--database "$URL"` with URL unset would
+ * otherwise read as no option, and the command would write to another
+ * database (./jobsmanager.db) than the script meant, exit 0.
+ */
+function notBlank(flag: Flag, name: string, give: string): Flag {
+  const parse = (input: string) => {
+    if (input.trim() === "") throw new UsageError(`option '--${name}' is empty; give ${give}`);
+    return input;
+  };
+  return { ...flag, parse } as Flag;
+}
+
 /** The options of every command: where the config and the database are, and JSON output. */
 export const GLOBAL_FLAGS: Flags = {
-  config: valued(
-    "config file (JSON5); default $JM_CONFIG, ./etc/jobsmanager.json, /etc/jobsmanager/jobsmanager.json",
-    "file",
+  config: notBlank(
+    valued(
+      "config file (JSON5); default $JM_CONFIG, ./etc/jobsmanager.json, /etc/jobsmanager/jobsmanager.json",
+      "file",
+    ),
+    "config",
+    "a config file, or leave it out to use $JM_CONFIG or the default paths",
   ),
-  database: valued(
-    "database: sqlite:PATH or mysql://USER@HOST:PORT/DB (overrides config and $JM_DATABASE_URL)",
-    "url",
+  database: notBlank(
+    valued(
+      "database: sqlite:PATH or mysql://USER@HOST:PORT/DB (overrides config and $JM_DATABASE_URL)",
+      "url",
+    ),
+    "database",
+    "sqlite:PATH or mysql://USER@HOST:PORT/DB, or leave it out to use $JM_DATABASE_URL or the config's db.url",
   ),
   json: switched("machine-readable output"),
 };
@@ -128,7 +149,7 @@ function positionalOf(arg: Argument): TypedPositionalParameter<string | undefine
  * a command's usage as `line` gives it, so that a group's help lists each
  * command that way, not with its every option.
  */
-function presented<T extends Target>(target: T, line?: string): T {
+function presented<T extends Target>(target: T, line?: string, takesArguments = false): T {
   return {
     ...target,
     ...(line === undefined ? {} : {
@@ -141,7 +162,11 @@ function presented<T extends Target>(target: T, line?: string): T {
         .map((p) => p.join(" "));
       const examples = (EXAMPLES[paths.find((p) => p in EXAMPLES) ?? paths[0]] ?? [])
         .map((e) => `  $ ${e}`).join("\n");
-      return `${target.formatHelp(args)}\nExamples:\n${examples}\n`;
+      // Where arguments go, `-h` is one (an id may begin with '-'): the help is `--help` alone.
+      const help = takesArguments
+        ? target.formatHelp(args).replace(/^ {2}-h {2}--help/m, "      --help")
+        : target.formatHelp(args);
+      return `${help}\nExamples:\n${examples}\n`;
     },
   };
 }
@@ -170,6 +195,7 @@ export function command<A extends string[]>(spec: CommandSpec<A>): StricliComman
       docs: { brief: spec.brief, customUsage: [line] },
     }),
     line,
+    args.length > 0 || spec.rest !== undefined,
   );
   ARGUMENTS.set(built, spec.rest ? [spec.rest] : args);
   return built;

@@ -98,7 +98,8 @@ function levels(root: Target): Level[] {
             (parameters.flags ?? {}) as Record<string, Parameter>,
             (parameters.aliases ?? {}) as Record<string, string>,
           ),
-          HELP,
+          // Where arguments go, `-h` is one (see `helpAsValue`).
+          (ARGUMENTS.get(command!)?.length ?? 0) > 0 ? { ...HELP, names: ["--help"] } : HELP,
         ]
         : [...GLOBALS, ...(path === "" ? [VERSION] : []), HELP],
       argument: argumentOf(target),

@@ -69,12 +69,18 @@ function isHighSurrogate(code: number): boolean {
   return code >= 0xd800 && code <= 0xdbff;
 }
 
-/** Write `text` on stdout; a reader gone away (`| head`) is not an error, as with console.log. */
-export function writeOut(text: string): void {
+/**
+ * Write `text` on stdout; false when its reader has gone away (`| head`).
+ * That is not an error, as with console.log, but a command that would go
+ * on printing (`logs --follow`) stops then, as `tail -f | head` does.
+ */
+export function writeOut(text: string): boolean {
   try {
     writeLine(Deno.stdout, redact(text));
+    return true;
   } catch (error) {
     if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+    return false;
   }
 }
 
@@ -350,8 +356,19 @@ function absolutePath(path: string): string {
  * $COLUMNS when set, else null: piped output is never cut.
  */
 export function outputWidth(): number | null {
-  if (Deno.stdout.isTerminal()) return Deno.consoleSize().columns;
-  const columns = Number(Deno.env.get("COLUMNS"));
+  const terminal = Deno.stdout.isTerminal() ? Deno.consoleSize().columns : null;
+  return tableWidth(terminal, Deno.env.get("COLUMNS"));
+}
+
+/**
+ * The width of `outputWidth`, from the terminal's columns (null: stdout is
+ * none) and $COLUMNS. A terminal of 0 columns is one given no size (a
+ * pseudo-terminal of `script`, `docker exec -t`, some CI runners), not one
+ * nothing fits in: its width is unknown, as a pipe's.
+ */
+export function tableWidth(terminal: number | null, columnsVariable?: string): number | null {
+  if (terminal !== null && terminal > 0) return terminal;
+  const columns = Number(columnsVariable);
   return Number.isInteger(columns) && columns > 0 ? columns : null;
 }
 

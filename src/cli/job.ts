@@ -486,13 +486,19 @@ export function jobCommand() {
       const { job, zone, from, next } = fires;
       const what = id === undefined ? `schedule '${readableSchedule(job)}'` : `'${id}'`;
       const zoneText = job.timezone ?? defaultZoneText(defaultZone);
+      // A disabled job's fires are those it would have, as `job add --disabled` says them.
+      const once = job.enabled ? "" : " (once enabled)";
       ctx.print(
         () =>
-          `next ${count} fires of ${what} after ${from.toISOString()} (${zoneText}, then UTC):\n${
+          `next ${count} fire${
+            count === 1 ? "" : "s"
+          } of ${what}${once} after ${from.toISOString()} (${zoneText}, then UTC):\n${
             hasSchedule(job) ? fireLines(next, zone) : `  ${printable(followsText(job))}`
           }`,
         {
           id: id ?? null,
+          // A schedule previewed is of no job, which is enabled when added.
+          enabled: job.enabled,
           // A job that runs only after another has no schedule: what it follows instead.
           schedule: hasSchedule(job) ? readableSchedule(job) : null,
           after_job: job.after_job,

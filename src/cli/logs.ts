@@ -43,10 +43,10 @@ export function logsCommand() {
       const limit = parseCount(opts.limit, "--limit", MAX_LINES);
       await ctx.withStore(async (store) => {
         const rows = await recentLogs(store, query, limit);
-        for (const row of rows) writeOut(logLine(row, ctx.json));
+        const read = rows.every((row) => writeOut(logLine(row, ctx.json)));
         // Said on stderr, so stdout stays log lines (JSON lines with --json).
         if (rows.length === 0) writeErr(`jobsmanager: ${nothingToShow(opts)}`);
-        if (!opts.follow) return;
+        if (!opts.follow || !read) return;
         await follow(store, query, { shown: rows, limit }, ctx.json);
       });
     },
@@ -54,9 +54,11 @@ export function logsCommand() {
 }
 
 /**
- * Print new lines until Ctrl-C: through a database outage (a line on
- * stderr when it goes and when it is back) and a `jm_syslog` emptied
- * meanwhile (said, then its newest `limit` lines shown, as at the start).
+ * Print new lines until Ctrl-C, or until stdout's reader has gone (`| head`,
+ * seen as the next line is written), exit 0: through a database
+ * outage (a line on stderr when it goes and when it is back) and a
+ * `jm_syslog` emptied meanwhile (said, then its newest `limit` lines shown,
+ * as at the start).
  */
 async function follow(
   store: LogStore,
@@ -94,7 +96,7 @@ async function follow(
             `jobsmanager: jm_syslog was emptied or its ids restarted (its newest line is ${found.reset.newest}, the last shown was ${found.reset.last}); showing its newest lines (--limit) and following on from there`,
           );
         }
-        for (const row of found.rows) writeOut(logLine(row, json));
+        if (!found.rows.every((row) => writeOut(logLine(row, json)))) return;
         more = found.more;
       } catch (error) {
         reading = false;
