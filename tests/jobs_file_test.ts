@@ -711,6 +711,7 @@ Deno.test("a YAML export quotes the strings a YAML 1.1 reader (PyYAML, Ansible) 
     "190:20:30",
     "2026-01-01",
     "1:20:30.5",
+    "=",
   ];
   const jobs = [
     buildJob(
@@ -732,6 +733,8 @@ Deno.test("a YAML export quotes the strings a YAML 1.1 reader (PyYAML, Ansible) 
   assertEquals([entry.id, entry.description, Object.values(entry.env)], ["12:30", "no", tricky]);
   // Plain where it reads the same, and its own reader reads it back.
   assertStringIncludes(file, '\n      V0: "no"\n');
+  // PyYAML reads a plain `=` as YAML 1.1's value key, and refuses the whole file.
+  assertStringIncludes(file, '\n      V9: "="\n');
   assertStringIncludes(file, "\n    timezone: UTC\n");
   assertEquals(candidatesFromFile("jobs.yaml", file, NOW).map((c) => c.job), jobs);
 });

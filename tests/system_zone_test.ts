@@ -38,16 +38,22 @@ Deno.test("systemTimezone: a TZ naming a zoneinfo file, or a link to one, is tha
   const dir = await Deno.makeTempDir({ prefix: "jm-test-" });
   try {
     await Deno.symlink("/usr/share/zoneinfo/Asia/Tokyo", `${dir}/localtime`);
+    // A tree of its own (NixOS keeps one in its store), linked to as /etc/localtime is.
+    await Deno.mkdir(`${dir}/share/zoneinfo/America`, { recursive: true });
+    await Deno.copyFile("/usr/share/zoneinfo/America/Lima", `${dir}/share/zoneinfo/America/Lima`);
+    await Deno.symlink(`${dir}/share/zoneinfo/America/Lima`, `${dir}/nix-localtime`);
     assertEquals(
       await Promise.all(
         [
           "/usr/share/zoneinfo/Asia/Tokyo",
           ":/usr/share/zoneinfo/posix/Europe/Paris",
+          "/usr/share/zoneinfo/../zoneinfo/Asia/Tokyo",
           `:${dir}/localtime`,
+          `:${dir}/nix-localtime`,
           ":Asia/Tokyo",
         ].map(zoneWith),
       ),
-      ["Asia/Tokyo", "Europe/Paris", "Asia/Tokyo", "Asia/Tokyo"],
+      ["Asia/Tokyo", "Europe/Paris", "Asia/Tokyo", "Asia/Tokyo", "America/Lima", "Asia/Tokyo"],
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -192,7 +192,6 @@ export async function updateJob(
     : await jobs.changeJob(id, mutate);
 }
 
-/** A removal, and the jobs left following the removed one: idle until relinked. */
 /**
  * What to tell whoever gave `retry_on` (`given`) to a job left with
  * retries 0: it is stored all the same and applies once the job is given
@@ -205,6 +204,7 @@ export function retryOnUnused(given: boolean, job: Job | null, names: OptionName
   } is above 0`;
 }
 
+/** A removal, and the jobs left following the removed one: idle until relinked. */
 export interface Removal extends JobChange {
   /** Ids of the jobs whose `after_job` names the removed one, sorted. */
   followers: string[];

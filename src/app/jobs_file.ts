@@ -186,6 +186,8 @@ export function exportJobs(jobs: Job[], format: FileFormat): string {
  * that could be one (parsing is dear on 10,000 jobs).
  */
 function readOtherwiseByYaml11(text: string): boolean {
+  // `=` alone is YAML 1.1's value key, which PyYAML refuses to read at all.
+  if (text === "=") return true;
   if (!/^([-+.]?[0-9]|[yYnNoO][a-zA-Z]{0,2}$)/.test(text)) return false;
   try {
     return typeof parse(text, { version: "1.1" }) !== "string";

@@ -325,7 +325,7 @@ export class CommandContext {
       return { store, migrated };
     } catch (error) {
       // The error to report is the one that stopped the schema, not a second.
-      await store.close().catch(() => undefined);
+      await closeSoon(store).catch(() => undefined);
       const target = this.target;
       if (store.created && target.kind === "sqlite") removeIfNoTables(target.path);
       throw error;

@@ -14,17 +14,14 @@ export function systemTimezone(): string {
   return systemZone().zone;
 }
 
-/** Where zoneinfo files lie: a TZ naming one of their files names that zone. */
-const ZONEINFO_DIRS = ["/usr/share/zoneinfo/", "/usr/lib/zoneinfo/", "/usr/share/lib/zoneinfo/"];
-
 /**
  * This machine's zone, and what in TZ it could not read (null when
  * nothing): ICU reads an IANA name (`Europe/Berlin`, `:Europe/Berlin`) or
  * /etc/localtime, and takes anything else for UTC with no word, where the
  * C library (`date`) reads a zoneinfo file's path or a POSIX rule
  * (`CET-1CEST,M3.5.0,M10.5.0/3`): a service on such a TZ fired the jobs
- * that name no zone hours off. A path under a zoneinfo directory is read
- * as the zone it names; anything else is said.
+ * that name no zone hours off. A path to a zoneinfo file is read as the
+ * zone it names; anything else is said.
  */
 export function systemZone(tz = Deno.env.get("TZ")): { zone: string; problem: string | null } {
   const icu = Temporal.Now.timeZoneId();
@@ -32,14 +29,14 @@ export function systemZone(tz = Deno.env.get("TZ")): { zone: string; problem: st
   if (tz === undefined || icu === "Etc/Unknown") {
     return { zone: icu === "Etc/Unknown" ? "UTC" : icu, problem: null };
   }
-  const given = zoneinfoPath(tz.startsWith(":") ? tz.slice(1) : tz);
-  const dir = ZONEINFO_DIRS.find((d) => given.startsWith(d));
-  const name = dir === undefined ? given : given.slice(dir.length).replace(/^(posix|right)\//, "");
+  const given = tz.startsWith(":") ? tz.slice(1) : tz;
+  const file = zoneOfFile(given);
+  const name = file ?? given;
   // ICU fell back to UTC for what it could not read: only a name of UTC's is UTC.
   if (icu !== "UTC" || /^(Etc\/)?(UTC|UCT|GMT|Zulu|Universal|Greenwich)([+-]?0)?$/i.test(name)) {
     return { zone: icu, problem: null };
   }
-  if (dir !== undefined && knownZone(name)) return { zone: name, problem: null };
+  if (file !== null && knownZone(file)) return { zone: file, problem: null };
   return {
     zone: "UTC",
     problem: `TZ=${
@@ -49,16 +46,22 @@ export function systemZone(tz = Deno.env.get("TZ")): { zone: string; problem: st
 }
 
 /**
- * A path as the zoneinfo file it leads to (`TZ=:/etc/localtime`, which
- * spares the C library a stat per call, is a link to one); else as given.
+ * The zone a path names: the zoneinfo file it leads to (`TZ=:/etc/localtime`,
+ * which spares the C library a stat per call, is a link to one), named by
+ * where it lies under a directory `zoneinfo` (/usr/share/zoneinfo, or a
+ * tree of another name's making, as NixOS's), its `posix/` and `right/`
+ * copies too; null for what is no path, or none under such a directory.
  */
-function zoneinfoPath(given: string): string {
-  if (!given.startsWith("/") || ZONEINFO_DIRS.some((d) => given.startsWith(d))) return given;
+function zoneOfFile(given: string): string | null {
+  if (!given.startsWith("/")) return null;
+  let path = given;
   try {
-    return Deno.realPathSync(given);
+    path = Deno.realPathSync(given);
   } catch {
-    return given;
+    // Read as given: a path that leads nowhere still names its zone.
   }
+  const at = path.lastIndexOf("/zoneinfo/");
+  return at < 0 ? null : path.slice(at + "/zoneinfo/".length).replace(/^(posix|right)\//, "");
 }
 
 function knownZone(name: string): boolean {
