@@ -22,6 +22,8 @@ const QUERY_TIMEOUT_MS = 30_000;
 
 /** How long the ask to stop a statement given up may take (see `MysqlDriver.stopAbandoned`). */
 const KILL_TIMEOUT_MS = 5000;
+/** Statements given up waiting to be stopped, at most; those beyond end in the server's time. */
+const MAX_KILLS_WAITING = 64;
 
 /** Prepared statements a connection keeps (see `MysqlDriver.executed`). */
 const PREPARED_KEPT = 8;
@@ -362,8 +364,10 @@ export class MysqlDriver implements Driver {
    * `giveBack` destroys them, the pool opens new ones as needed.
    */
   #broken = new WeakSet<mysql.PoolConnection>();
-  /** Set while a KILL QUERY is on its way (see `stopAbandoned`). */
-  #killing = false;
+  /** Threads whose statement was given up, still to be asked to stop (see `stopAbandoned`). */
+  #toKill = new Set<number>();
+  /** The asks on their way; null when none is. */
+  #killing: Promise<void> | null = null;
   /** Connections whose session is set (see `sessionSql`). */
   #set = new WeakSet<mysql.PoolConnection>();
 
@@ -452,27 +456,53 @@ export class MysqlDriver implements Driver {
 
   /**
    * The statement on `conn` got no answer in time and was given up: ask
-   * the server to stop it (KILL QUERY, from another connection), or it runs
-   * on there, and a check repeated meanwhile piled them up (5 at once were
-   * seen, each 55-100 s). One ask at a time, never awaited: with the server
-   * away, it fails as the statement did.
+   * the server to stop it (KILL QUERY), or it runs on there, and a check
+   * repeated meanwhile piled them up (5 at once were seen, each 55-100 s).
+   * Never awaited: with the server away, the ask fails as the statement
+   * did. Several given up at once are each asked for, in turn, on a
+   * connection of its own outside the pools (a full pool would hold it
+   * back), up to MAX_KILLS_WAITING.
    */
   private stopAbandoned(conn: mysql.PoolConnection, caught: unknown): void {
     const thread = conn.threadId;
     if ((caught as { code?: unknown })?.code !== "PROTOCOL_SEQUENCE_TIMEOUT") return;
-    if (thread === null || thread === undefined || this.#killing) return;
-    this.#killing = true;
-    (async () => {
-      const killer = await this.connection();
-      try {
+    if (thread === null || thread === undefined || this.#toKill.size >= MAX_KILLS_WAITING) return;
+    this.#toKill.add(Number(thread));
+    this.startKilling();
+  }
+
+  private startKilling(): void {
+    this.#killing ??= this.killAbandoned().finally(() => {
+      this.#killing = null;
+      // Given up while the last ask was on its way out.
+      if (this.#toKill.size > 0) this.startKilling();
+    });
+  }
+
+  private async killAbandoned(): Promise<void> {
+    let killer: mysql.Connection | null = null;
+    try {
+      const { default: mysql } = await import("mysql2");
+      killer = mysql.createConnection({
+        host: this.target.host,
+        port: this.target.port,
+        user: this.target.user,
+        password: this.target.password,
+        connectTimeout: this.target.connectTimeoutMs,
+      });
+      killer.on("error", () => {});
+      for (const thread of this.#toKill) {
+        this.#toKill.delete(thread);
         await settled((done) =>
-          killer.query({ sql: `KILL QUERY ${Number(thread)}`, timeout: KILL_TIMEOUT_MS }, done)
-        );
-        killer.release();
-      } catch {
-        killer.destroy();
+          killer!.query({ sql: `KILL QUERY ${thread}`, timeout: KILL_TIMEOUT_MS }, done)
+        ).catch(() => undefined);
       }
-    })().catch(() => undefined).finally(() => this.#killing = false);
+    } catch {
+      // The server is away: the statements given up end with their connections, in its time.
+      this.#toKill.clear();
+    } finally {
+      killer?.destroy();
+    }
   }
 
   /**
