@@ -5,6 +5,8 @@ import { renderSchema } from "../src/store/migrations.ts";
 import { stopBudgetMs } from "../src/daemon/boot.ts";
 import { renderSystemdUnit, SYSTEMD_STOP_HEADROOM_S } from "../src/daemon/systemd_unit.ts";
 import { resolveTarget } from "../src/config/database.ts";
+import { openStore } from "../src/store/open.ts";
+import { DatabaseSync } from "node:sqlite";
 
 const root = new URL("../", import.meta.url);
 const read = (path: string) => Deno.readTextFile(new URL(path, root));
@@ -12,6 +14,33 @@ const read = (path: string) => Deno.readTextFile(new URL(path, root));
 Deno.test("sql/mysql.sql and sql/sqlite.sql equal the embedded migrations", async () => {
   assertEquals(await read("sql/mysql.sql"), renderSchema("mysql"));
   assertEquals(await read("sql/sqlite.sql"), renderSchema("sqlite"));
+});
+
+Deno.test("sql/sqlite.sql, run as a DBA would, makes the schema the migrations make", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-test-" });
+  try {
+    const byFile = new DatabaseSync(`${dir}/by-file.db`);
+    byFile.exec(await read("sql/sqlite.sql"));
+    const store = openStore(
+      resolveTarget({ ...defaultSettings(), "db.url": `sqlite:${dir}/jobs.db` }),
+    );
+    await store.migrate();
+    await store.close();
+    const migrated = new DatabaseSync(`${dir}/jobs.db`);
+    const schema = (db: DatabaseSync) =>
+      db.prepare(
+        "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+      ).all().map((r) => ({ ...r }));
+    const versions = (db: DatabaseSync) =>
+      db.prepare("SELECT version, name FROM jm_schema_version ORDER BY version").all()
+        .map((r) => ({ ...r }));
+    assertEquals(schema(byFile), schema(migrated));
+    assertEquals(versions(byFile), versions(migrated));
+    byFile.close();
+    migrated.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("etc/jobsmanager.json documents every key and loads to the defaults", async () => {

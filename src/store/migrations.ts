@@ -577,7 +577,9 @@ export function renderSchema(d: Dialect): string {
     out.push("", `-- migration ${m.version}: ${m.name}`);
     for (const s of m.statements[d]) out.push(`${s};`);
     out.push(
-      `INSERT INTO jm_schema_version (version, name, applied_at) VALUES (${m.version}, '${m.name}', 0);`,
+      `INSERT INTO jm_schema_version (version, name, applied_at) VALUES (${m.version}, '${
+        m.name.replaceAll("'", "''")
+      }', 0);`,
     );
   }
   return out.join("\n") + "\n";
