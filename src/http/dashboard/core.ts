@@ -260,18 +260,57 @@ function refreshAgo(root) {
     const text = ago(el.dataset.ago);
     if (el.textContent !== text) el.textContent = text;
   }
+  for (const el of root.querySelectorAll("[data-since]")) {
+    const text = (el.dataset.prefix || "") + span(databaseNow() - msOf(el.dataset.since));
+    if (el.textContent !== text) el.textContent = text;
+  }
+}
+
+/**
+ * Every relative time on the page, brought up to now each second, whether
+ * or not its page could read anything since: with the database hanging, a
+ * next fire "in 8 s" becomes "14 s ago", not a fire still to come.
+ */
+const AGO_TICK_MS = 1000;
+setInterval(() => {
+  const root = main();
+  if (root) refreshAgo(root);
+}, AGO_TICK_MS);
+
+/** A length of time as ages are said: "12 s", "5 min", "3 h", "2 d". */
+function span(ms) {
+  const a = Math.abs(Math.round(ms / 1000));
+  return a < 60 ? a + " s" : a < 3600 ? Math.round(a / 60) + " min" : a < 86400
+    ? Math.round(a / 3600) + " h" : Math.round(a / 86400) + " d";
 }
 
 /** How long before now, on the database's clock, value was, or how long after. */
 function ago(value) {
-  const s = Math.round((databaseNow() - msOf(value)) / 1000);
-  const a = Math.abs(s);
-  const text = a < 60 ? a + " s" : a < 3600 ? Math.round(a / 60) + " min" : a < 86400
-    ? Math.round(a / 3600) + " h" : Math.round(a / 86400) + " d";
-  return s >= 0 ? text + " ago" : "in " + text;
+  const ms = databaseNow() - msOf(value);
+  return Math.round(ms / 1000) >= 0 ? span(ms) + " ago" : "in " + span(ms);
 }
 
+/** The run's start (or, not started yet, when it was due). */
+function runStart(run) {
+  return run.started_at !== null && run.started_at !== undefined ? run.started_at : run.scheduled_at;
+}
+
+/**
+ * "running for 3 h", on the database's clock, kept current by refreshAgo():
+ * a run stuck for hours says so, whatever the viewer's clock says.
+ */
+function runningFor(run, tag, prefix) {
+  const start = runStart(run);
+  if (start === null || start === undefined) return h(tag || "span", { class: "muted" }, "-");
+  const since = new Date(msOf(start)).toISOString();
+  const head = prefix === undefined ? "running for " : prefix;
+  return h(tag || "span", { class: "running-for", "data-since": since, "data-prefix": head },
+    head + span(databaseNow() - msOf(since)));
+}
+
+/** How long a run took; a run not ended yet, how long it has been running. */
 function duration(run) {
+  if (run.status === "running" && run.finished_at === null) return runningFor(run, "span", "");
   if (run.started_at === null || run.finished_at === null) return "-";
   const ms = msOf(run.finished_at) - msOf(run.started_at);
   return ms < 10000 ? ms + " ms" : (ms / 1000).toFixed(1) + " s";
@@ -307,7 +346,9 @@ function action(label, run, options) {
     "data-action": o.name || label.toLowerCase(),
   }, label);
   button.addEventListener("click", async () => {
-    if (o.confirm && !confirm(o.confirm)) return;
+    // A function: asked at the click, of what the button shows then (a row morphed since).
+    const question = typeof o.confirm === "function" ? o.confirm() : o.confirm;
+    if (question && !confirm(question)) return;
     button.disabled = true;
     try {
       await run();

@@ -13,9 +13,33 @@ const FINAL = (status) => status !== "queued" && status !== "running";
 /** How far a run has come: it never goes back (a list read before an event may be older). */
 const STAGE = (status) => status === "queued" ? 0 : status === "running" ? 1 : 2;
 
+/**
+ * A job's oldest running run, how long it has run and a Cancel: its last
+ * run is most often a skip beside it. Morphed in place, so the button reads
+ * the run it cancels from what it shows at the click.
+ */
+function runningCell(job, running, refresh) {
+  const oldest = running[0];
+  const cancel = oldest.cancel_requested_at ? h("span", { class: "muted small" }, " cancel asked")
+    : action("Cancel", () => api("POST", "/runs/" + cancel.dataset.run + "/cancel"), {
+      class: "danger", name: "cancel-run",
+      confirm: () => "Cancel run #" + cancel.dataset.run + " of " + job.id + "?",
+      after: () => refresh().catch(() => {}),
+    });
+  if (cancel.nodeName === "BUTTON") {
+    cancel.dataset.run = String(oldest.id);
+    cancel.setAttribute("aria-label", "Cancel run #" + oldest.id + " of " + job.id);
+  }
+  return h("div", { class: "running", "data-running": oldest.id },
+    h("a", { href: "#/runs/" + oldest.id }, badge("running"), " ", runningFor(oldest, "span", "for ")),
+    running.length > 1 ? h("span", { class: "muted small" }, " (+" + (running.length - 1) + " more)") : null,
+    " ", cancel);
+}
+
 /** A row of the jobs table; after a change from its switch, refresh() reads the jobs again. */
 function jobRow(job, refresh) {
   const last = job.last_run;
+  const running = job.running || [];
   const toggle = h("input", {
     type: "checkbox", checked: job.enabled, disabled: !isAdmin(), "aria-label": "enabled",
     "data-action": job.enabled ? "disable" : "enable",
@@ -47,8 +71,9 @@ function jobRow(job, refresh) {
     h("td", { class: "hide-narrow" }, job.zone),
     h("td", {}, job.next_fire ? [when(job.next_fire, job.zone), agoText(job.next_fire)]
       : h("span", { class: "muted" }, "-")),
-    h("td", {}, last ? h("a", { href: "#/runs/" + last.id }, badge(last.status), " ",
-      agoText(last.scheduled_at, "span", "small")) : h("span", { class: "muted" }, "never")),
+    h("td", {}, running.length ? runningCell(job, running, refresh) : null,
+      last ? h("a", { href: "#/runs/" + last.id }, badge(last.status), " ",
+        agoText(last.scheduled_at, "span", "small")) : h("span", { class: "muted" }, "never")),
     h("td", {}, h("label", { class: "switch" }, toggle, job.enabled ? "on" : "off")),
     h("td", {}, action("Run now", () => api("POST", "/jobs/" + enc(job.id) + "/run", {}), {
       name: "run", after: () => { location.hash = "#/runs?job=" + enc(job.id); },
@@ -176,7 +201,8 @@ function runsTable(runs, options) {
   const withJob = !o.hideJob;
   const box = table(["Run", withJob ? "Job" : null, "Scheduled", "Status",
     { text: "Exit", class: "hide-narrow" }, "Duration", { text: "Trigger", class: "hide-narrow" },
-    { text: "Node", class: "hide-narrow" }].filter(Boolean), [], { id: "runs" });
+    { text: "Node", class: "hide-narrow" }, o.cancel ? "" : null].filter((x) => x !== null),
+    [], { id: o.id || "runs" });
   const body = box.querySelector("tbody");
   const rows = new Map();
   const row = (run, fresh) => h("tr", { "data-run": run.id, "data-status": run.status, class: fresh ? "fresh" : null },
@@ -187,7 +213,11 @@ function runsTable(runs, options) {
     h("td", { class: "hide-narrow num" }, run.exit_code !== null ? run.exit_code : run.signal || "-"),
     h("td", { class: "num" }, duration(run)),
     h("td", { class: "hide-narrow" }, triggerText(run)),
-    h("td", { class: "hide-narrow muted small" }, run.node_id || "-"));
+    h("td", { class: "hide-narrow muted small" }, run.node_id || "-"),
+    o.cancel ? h("td", {}, FINAL(run.status) || run.cancel_requested_at ? null
+      : action("Cancel", () => api("POST", "/runs/" + run.id + "/cancel"), {
+        class: "danger", name: "cancel-run", confirm: "Cancel run #" + run.id + " of " + run.job_id + "?",
+      })) : null);
   // Newest first, as the rows are shown: where a run goes is a binary search, not a sort.
   const order = [];
   const place = (id) => {
@@ -214,7 +244,9 @@ function runsTable(runs, options) {
     old.remove();
     rows.delete(id);
     order.splice(place(id), 1);
+    if (rows.size === 0 && o.empty) body.append(empty = noRows());
   };
+  const noRows = () => h("tr", { class: "empty" }, h("td", { colspan: 9, class: "muted" }, o.empty || "no runs yet"));
   let empty = null;
   box.upsert = (run, fresh) => {
     // A list read while an event came may be older than it: a run does not go back.
@@ -254,7 +286,7 @@ function runsTable(runs, options) {
     for (const id of [...rows.keys()]) if (id <= after && id >= floor && !ids.has(id)) drop(id);
   };
   for (const run of runs) box.upsert(run, false);
-  if (runs.length === 0) body.append(empty = h("tr", { class: "empty" }, h("td", { colspan: 8, class: "muted" }, "no runs yet")));
+  if (runs.length === 0) body.append(empty = noRows());
   return box;
 }
 
@@ -302,7 +334,10 @@ page(/^\/runs$/, async (_, query, signal) => {
 });
 
 page(/^\/runs\/(\d+)$/, ([id], _, signal) => poll(signal, 1000, () => api("GET", "/runs/" + id), (run) => {
-  const output = (name, text) => [h("h2", {}, name), text ? h("pre", { id: name }, text) : h("p", { class: "muted" }, "(empty)")];
+  // The service records a run's output as it ends: until then, none is not "(empty)".
+  const output = (name, text) => [h("h2", {}, name), text ? h("pre", { id: name }, text)
+    : h("p", { class: "muted", id: name + "-none" }, FINAL(run.status) ? "(empty)"
+      : "recorded when the run ends")];
   document.title = FINAL(run.status) ? "jobsmanager" : "run " + run.id;
   return [
     h("h1", {}, "Run #" + run.id, badge(run.status, run.note),
@@ -315,7 +350,7 @@ page(/^\/runs\/(\d+)$/, ([id], _, signal) => poll(signal, 1000, () => api("GET",
       h("dt", {}, "scheduled"), h("dd", {}, when(run.scheduled_at)),
       h("dt", {}, "started"), h("dd", {}, when(run.started_at)),
       h("dt", {}, "finished"), h("dd", {}, when(run.finished_at)),
-      h("dt", {}, "duration"), h("dd", {}, duration(run)),
+      h("dt", {}, "duration"), h("dd", { id: "duration" }, run.status === "running" ? runningFor(run) : duration(run)),
       h("dt", {}, "exit code"), h("dd", {}, run.exit_code === null ? "-" : run.exit_code),
       h("dt", {}, "signal"), h("dd", {}, run.signal || "-"),
       h("dt", {}, "node"), h("dd", {}, run.node_id || "-"),
@@ -461,7 +496,11 @@ page(/^\/status$/, (_, __, signal) => poll(signal, 5000, readStatus, (s) => {
       tile("database", badge(s.database.state), h("div", { class: "small muted" }, s.database.detail)),
       tile("pending reload markers", count(s.pending_markers)),
       tile("notifications waiting", count(s.pending_notifications.count), s.pending_notifications.oldest === null ? null : h("div", { class: "small muted" }, "oldest " + ago(s.pending_notifications.oldest) + (s.pending_notifications.retrying ? "; " + s.pending_notifications.retrying + " for a webhook receiver that is down" : ""))),
-      tile("runs in the last hour", count(total), failed ? h("div", { class: "small field-error" }, failed + " failed") : null)),
+      tile("runs in the last hour", count(total), failed ? h("div", { class: "small field-error" }, failed + " failed") : null),
+      tile("running now", count(s.running ? s.running.count : 0), s.running && s.running.oldest ? h("div", { class: "small muted", id: "oldest-running" },
+        "oldest: ", h("a", { href: "#/runs/" + s.running.oldest.id }, "#" + s.running.oldest.id), " of ",
+        h("a", { href: "#/jobs/" + enc(s.running.oldest.job_id) }, s.running.oldest.job_id), ", ",
+        runningFor({ started_at: s.running.oldest.started_at, scheduled_at: s.running.oldest.started_at })) : null)),
     chart(s.runs_per_minute),
     h("h2", {}, "Services"),
     table(["Node", "State", { text: "PID", class: "hide-narrow" }, { text: "Version", class: "hide-narrow" }, "Last heartbeat", "Jobs", "Share", { text: "Marker", class: "hide-narrow" }, { text: "Skew", class: "hide-narrow" }, { text: "Last reload", class: "hide-narrow" }],
