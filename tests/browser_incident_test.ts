@@ -6,7 +6,17 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import type { Api } from "./http_harness.ts";
-import { dashboardTest, openBrowser, screenshot, signIn, waitForText } from "./browser_harness.ts";
+import { waitFor } from "./helpers.ts";
+import {
+  dashboardTest,
+  HANG,
+  intercept,
+  openBrowser,
+  screenshot,
+  signIn,
+  waitForText,
+  waitUntil,
+} from "./browser_harness.ts";
 
 const HOUR_MS = 3_600_000;
 
@@ -72,5 +82,110 @@ dashboardTest(
     assertEquals(await page.evaluate<string>("window.asked"), `Cancel run #${id} of stuck?`);
     const run = await api.store.getRun(id);
     assert(run!.cancel_requested_at !== null, JSON.stringify(run));
+  },
+);
+
+const OUTAGE = {
+  status: 503,
+  body: JSON.stringify({ error: "the database at 127.0.0.1:3306 is unreachable (test)" }),
+};
+
+dashboardTest(
+  "dashboard: a page whose first load fails in an outage says so, tries again and loads",
+  async (api) => {
+    assertEquals(
+      (await api.call("POST", "/api/v1/jobs", {
+        body: { id: "every-min", command: "true", cron: "* * * * *" },
+      })).status,
+      201,
+    );
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    const net = await intercept(page);
+    const pages = [
+      ["#/jobs", "/api/v1/jobs", `tr[data-job="every-min"]`],
+      ["#/runs", "/api/v1/runs?", "#runs"],
+      ["#/jobs/every-min", "/api/v1/jobs/every-min?", "#job-fields"],
+    ];
+    await signIn(page, api.url, "#/status");
+    for (const [hash, path, drawn] of pages) {
+      net.answer = (asked) => asked.startsWith(path) ? OUTAGE : null;
+      await page.evaluate(`location.hash = ${JSON.stringify(hash)}`);
+      await waitForText(page, "#refresh-error", "Not loaded: the database at 127.0.0.1:3306");
+      await waitForText(page, "#refresh-error", "Trying again every");
+      net.answer = () => null;
+      await page.waitForSelector(drawn, { timeout: 15_000 }).catch(async () => {
+        throw new Error(
+          `${hash}: not drawn once the database answered; the page shows ${
+            JSON.stringify(
+              await page.evaluate<string>(`document.querySelector("main").textContent`),
+            )
+          }`,
+        );
+      });
+      assertEquals(await page.evaluate<boolean>(`!document.getElementById("refresh-error")`), true);
+    }
+  },
+);
+
+dashboardTest(
+  "dashboard: a run that does not exist says so once, not as an outage tried again forever",
+  async (api) => {
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    const net = await intercept(page);
+    await signIn(page, api.url, "#/runs/999999");
+    await waitForText(page, "#main", "run 999999 does not exist");
+    const shown = await page.evaluate<string>(`document.querySelector("main").textContent`);
+    assert(!shown.includes("Trying again"), shown);
+    assert(!shown.includes("Not refreshed"), shown);
+    assertEquals(net.seen.get("/api/v1/runs/999999"), 1);
+  },
+);
+
+dashboardTest(
+  "dashboard: while the database hangs, the jobs page says since when it was read, and its times move on",
+  async (api) => {
+    assertEquals(
+      (await api.call("POST", "/api/v1/jobs", {
+        body: { id: "often", command: "true", cron: "*/5 * * * * *" },
+      })).status,
+      201,
+    );
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    const net = await intercept(page);
+    await signIn(page, api.url, "#/jobs");
+    await waitForText(page, `tr[data-job="often"]`, "in ");
+    // Read again at least once, so the last good read is a refresh's, not the first load's.
+    const from = net.seen.get("/api/v1/jobs") ?? 0;
+    await waitFor(() => (net.seen.get("/api/v1/jobs") ?? 0) > from, {
+      timeoutMs: 15_000,
+      what: "the jobs page to read the jobs again",
+      detail: () => `it asked ${net.seen.get("/api/v1/jobs")} times`,
+    });
+    const hungAt = Date.now();
+    net.answer = (path) => path === "/api/v1/jobs" ? HANG : null;
+    // The next fire was at most 5 s ahead: with no answer since, it is said to have passed.
+    await waitUntil(
+      page,
+      `Number((/(\\d+) s ago$/.exec(document.querySelector('tr[data-job="often"] td:nth-child(4)').textContent) || [0, 0])[1]) >= 3`,
+      "the next fire to be said to have passed 3 s ago or more",
+      `document.querySelector('tr[data-job="often"] td:nth-child(4)').textContent`,
+    );
+    await waitForText(page, "#refresh-error", "no answer within 8 s", 30_000);
+    const since = await page.evaluate<number>(
+      `Date.parse(/Not refreshed since (\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d)/.exec(document.getElementById("refresh-error").textContent)[1].replace(" ", "T"))`,
+    );
+    // The time of the last good read (before the hang), not of noticing it (8 s or more after).
+    assert(
+      since <= hungAt,
+      `the banner says ${new Date(since).toISOString()}; the hang began at ${
+        new Date(hungAt).toISOString()
+      }`,
+    );
+    await waitForText(page, "#refresh-error", "what is shown below was read");
+    net.answer = () => null;
+    await page.waitForFunction(`!document.getElementById("refresh-error")`, { timeout: 30_000 });
   },
 );

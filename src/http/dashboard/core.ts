@@ -68,20 +68,29 @@ function authHeaders(extra) {
   return headers;
 }
 
+/**
+ * How long an API call may take: a database that hangs holds the answer,
+ * and a page that waits on it looks fresh while it is not. A change given
+ * up on may still be made: the page's next read shows it.
+ */
+const API_TIMEOUT_MS = 8000;
+
 async function api(method, path, body, extraHeaders) {
   const headers = authHeaders(Object.assign({ Accept: "application/json" }, extraHeaders));
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  let res;
+  let res, data;
   try {
     res = await fetch("/api/v1" + path, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(API_TIMEOUT_MS),
     });
+    data = await res.json().catch((e) => { if (e.name === "TimeoutError") throw e; return null; });
   } catch (e) {
-    throw new ApiError(0, { error: "the server did not answer: " + e.message });
+    const why = e.name === "TimeoutError" ? "no answer within " + API_TIMEOUT_MS / 1000 + " s" : e.message;
+    throw new ApiError(0, { error: "the server did not answer: " + why });
   }
-  const data = await res.json().catch(() => null);
   if (res.status === 401) {
     showLogin(data && data.error);
     throw new ApiError(401, data);
@@ -485,15 +494,56 @@ function morphChildren(parent, nodes) {
   for (const extra of old.slice(nodes.length)) extra.remove();
 }
 
-/** Say above the page that it was not refreshed since when, and why (once shown: what is below is older). */
-function notRefreshed(signal, since, everyMs, error, shown) {
+/**
+ * Say above the page that it was not refreshed since its last good read
+ * (lastRead, ms; null: never loaded), and why (once shown: what is below
+ * is older).
+ */
+function notRefreshed(signal, lastRead, everyMs, error, shown) {
   const banner = h("div", { class: "alert", role: "alert", id: "refresh-error" },
-    "Not refreshed since " + fmt(since) + ": " + error.message + ". Trying again every " + everyMs / 1000 +
-    " s" + (shown ? "; what is shown below was read before." : "."));
+    (lastRead === null ? "Not loaded" : "Not refreshed since " + fmt(lastRead)) + ": " + error.message +
+    ". Trying again every " + everyMs / 1000 + " s",
+    shown && lastRead !== null ? ["; what is shown below was read ",
+      agoText(lastRead + databaseClock.offset, "span", "read-ago"), "."] : ".");
   const place = document.getElementById("refresh-error");
   if (place) place.replaceWith(banner);
   else if (shown) main().prepend(banner);
   else show(signal, banner);
+}
+
+/** Whether asking again may answer otherwise: no answer, a time out, a server or database down. */
+function passing(error) {
+  return error.status === 0 || error.status === 408 || error.status === 429 || error.status >= 500;
+}
+
+/** Say that the server refused (a 4xx), in place of the page or, once shown, above it; no retry. */
+function refused(signal, error, shown) {
+  const box = h("div", { class: "alert", role: "alert", id: "refresh-error" }, error.message);
+  const place = document.getElementById("refresh-error");
+  if (place) place.replaceWith(box);
+  else if (shown) main().prepend(box);
+  else show(signal, box);
+}
+
+/**
+ * A page's first read: during an outage it says so and tries again every
+ * everyMs (as poll() does) until it answers; a refusal (4xx) is thrown, to
+ * be shown as the page's error. Undefined once signal aborts.
+ */
+async function firstLoad(signal, everyMs, load) {
+  while (!signal.aborted) {
+    try {
+      const data = await load();
+      const banner = document.getElementById("refresh-error");
+      if (banner && !signal.aborted) banner.remove();
+      return data;
+    } catch (e) {
+      if (signal.aborted || e.status === 401 || !passing(e)) throw e;
+      notRefreshed(signal, null, everyMs, e, false);
+      await sleep(everyMs, signal);
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -503,7 +553,7 @@ function notRefreshed(signal, since, everyMs, error, shown) {
  */
 async function poll(signal, everyMs, load, draw, until) {
   let shown = false;
-  let failingSince = null;
+  let lastRead = null;
   while (!signal.aborted) {
     let data;
     knowClock();
@@ -511,13 +561,14 @@ async function poll(signal, everyMs, load, draw, until) {
       data = await load();
     } catch (e) {
       if (signal.aborted || e.status === 401) return;
-      failingSince = failingSince || new Date();
-      notRefreshed(signal, failingSince, everyMs, e, shown);
+      // A refusal (no such run) is not an outage: asking again would not change it.
+      if (!passing(e)) return refused(signal, e, shown);
+      notRefreshed(signal, lastRead, everyMs, e, shown);
       await sleep(everyMs, signal);
       continue;
     }
     if (signal.aborted) return;
-    failingSince = null;
+    lastRead = Date.now();
     const children = draw(data).flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false);
     const banner = document.getElementById("refresh-error");
     if (banner) banner.remove();

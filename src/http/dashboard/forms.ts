@@ -144,11 +144,18 @@ async function keepFires(signal, shown, draw) {
   }
 }
 
+/** How often a job page whose first read failed (an outage) tries again. */
+const JOB_RETRY_MS = 2000;
+
 page(/^\/add-job$/, (_, query, signal) => jobForm(null, signal));
-page(/^\/jobs\/(.+)\/edit$/, async ([id], _, signal) => jobForm(await api("GET", "/jobs/" + enc(id)), signal));
+page(/^\/jobs\/(.+)\/edit$/, async ([id], _, signal) => {
+  const job = await firstLoad(signal, JOB_RETRY_MS, () => api("GET", "/jobs/" + enc(id)));
+  if (job !== undefined) jobForm(job, signal);
+});
 
 page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
-  const d = await api("GET", "/jobs/" + enc(id) + "?count=" + FIRES_READ);
+  const d = await firstLoad(signal, JOB_RETRY_MS, () => api("GET", "/jobs/" + enc(id) + "?count=" + FIRES_READ));
+  if (d === undefined) return;
   const job = d;
   const row = (label, ...value) => [h("dt", {}, label), h("dd", { "data-field": label }, value)];
   const orDefault = (v, what) => v === null ? h("span", { class: "muted" }, "service default" + (what ? " (" + what + ")" : "")) : String(v);

@@ -92,7 +92,9 @@ const FILTER_PAUSE_MS = 150;
  * keystroke rebuilds thousands of rows, or loses focus, filter or scroll.
  */
 page(/^\/jobs$/, async (_, query, signal) => {
-  let jobs = await api("GET", "/jobs");
+  let jobs = await firstLoad(signal, JOBS_REFRESH_MS, () => api("GET", "/jobs"));
+  if (jobs === undefined) return;
+  let lastRead = Date.now();
   const filter = h("input", {
     type: "search", id: "filter", value: query.get("q") || "",
     placeholder: "filter by id, command, description", "aria-label": "filter",
@@ -164,20 +166,18 @@ page(/^\/jobs$/, async (_, query, signal) => {
       isAdmin() ? h("a", { class: "button", href: "#/add-job", id: "add-job" }, "Add job") : null),
     h("div", { class: "filters" }, filter),
     box);
-  let failingSince = null;
   while (!signal.aborted) {
     await sleep(JOBS_REFRESH_MS, signal);
     if (signal.aborted) return;
     knowClock();
     try {
       await refresh();
-      failingSince = null;
+      lastRead = Date.now();
       const banner = document.getElementById("refresh-error");
       if (banner) banner.remove();
     } catch (e) {
       if (signal.aborted || e.status === 401) return;
-      failingSince = failingSince || new Date();
-      notRefreshed(signal, failingSince, JOBS_REFRESH_MS, e, true);
+      notRefreshed(signal, lastRead, JOBS_REFRESH_MS, e, true);
     }
   }
 });
@@ -290,6 +290,9 @@ function runsTable(runs, options) {
   return box;
 }
 
+/** How often a page whose first read failed (an outage) tries again. */
+const RUNS_RETRY_MS = 2000;
+
 function runFilterQuery(params) {
   const q = new URLSearchParams();
   for (const key of ["job", "status", "since"]) if (params.get(key)) q.set(key, params.get(key));
@@ -298,7 +301,8 @@ function runFilterQuery(params) {
 
 page(/^\/runs$/, async (_, query, signal) => {
   const filters = runFilterQuery(query);
-  const runs = await api("GET", "/runs?" + filters + "&limit=100");
+  const runs = await firstLoad(signal, RUNS_RETRY_MS, () => api("GET", "/runs?" + filters + "&limit=100"));
+  if (runs === undefined) return;
   const jobInput = h("input", { name: "job", value: filters.get("job") || "", placeholder: "any job" });
   const status = h("select", { name: "status" }, h("option", { value: "" }, "any status"),
     RUN_STATUSES.map((s) => h("option", { value: s, selected: s === filters.get("status") }, s)));
