@@ -189,3 +189,115 @@ dashboardTest(
     await page.waitForFunction(`!document.getElementById("refresh-error")`, { timeout: 30_000 });
   },
 );
+
+dashboardTest(
+  "dashboard: Disable and Remove from a job page drawn before the job changed are refused, with a Reload",
+  async (api) => {
+    const add = (command: string) =>
+      api.call("POST", "/api/v1/jobs", { body: { id: "victim", command, cron: "0 0 * * *" } });
+    assertEquals((await add("echo first")).status, 201);
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    await signIn(page, api.url, "#/jobs/victim");
+    await waitForText(page, "#job-fields", "echo first");
+    // Removed and added again by someone else, as another job under the same id.
+    assertEquals((await api.call("DELETE", "/api/v1/jobs/victim")).status, 200);
+    assertEquals((await add("echo second")).status, 201);
+    await page.click(`button[data-action="disable"]`);
+    await waitForText(page, "#action-error", "changed since this page showed it");
+    assertEquals((await api.store.getJob("victim"))!.enabled, true, "the new job was disabled");
+    await page.click(`#action-error button[data-action="reload"]`);
+    await waitForText(page, "#job-fields", "echo second");
+
+    // Edited by a colleague: Remove would delete what they made.
+    const edited = await api.call("PATCH", "/api/v1/jobs/victim", {
+      body: { description: "edited meanwhile" },
+    });
+    assertEquals(edited.status, 200);
+    await page.evaluate(`window.confirm = () => true`);
+    await page.click(`button[data-action="remove"]`);
+    await waitForText(page, "#action-error", "changed since this page showed it");
+    assert((await api.store.getJob("victim")) !== null, "the edited job was removed");
+  },
+);
+
+dashboardTest(
+  "dashboard: the jobs list's switch acts on the job as its row shows it, says a refusal once, and names its job",
+  async (api) => {
+    const added = await api.call("POST", "/api/v1/jobs", {
+      body: { id: "victim2", command: "true", cron: "0 0 * * *" },
+    });
+    assertEquals(added.status, 201);
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    const net = await intercept(page);
+    await signIn(page, api.url, "#/jobs");
+    const toggle = `tr[data-job="victim2"] input[type=checkbox]`;
+    await page.waitForSelector(toggle);
+    // The list is not read again meanwhile: the row still shows the job as it was.
+    net.answer = (path) => path === "/api/v1/jobs" ? HANG : null;
+    const edited = await api.call("PATCH", "/api/v1/jobs/victim2", {
+      body: { command: "rm -rf /tmp/scratch" },
+    });
+    assertEquals(edited.status, 200);
+    const refusals =
+      `[...document.querySelectorAll("#main .alert")].filter((a) => a.textContent.includes("changed since")).length`;
+    for (let i = 1; i <= 2; i++) {
+      await page.click(toggle);
+      await waitForText(page, "#action-error", "changed since this page showed it");
+      await waitUntil(
+        page,
+        `document.querySelector(${JSON.stringify(toggle)}).checked`,
+        `the switch back on after refusal ${i}`,
+        `document.querySelector(${JSON.stringify(toggle)}).checked`,
+      );
+      assertEquals(await page.evaluate<number>(refusals), 1, `after click ${i}`);
+    }
+    assertEquals((await api.store.getJob("victim2"))!.enabled, true);
+    // Reloaded, the row shows the job as it is, and the switch acts on it.
+    net.answer = () => null;
+    await page.click(`#action-error button[data-action="reload"]`);
+    await waitForText(page, `tr[data-job="victim2"]`, "every day");
+    await waitUntil(
+      page,
+      `document.querySelector(${JSON.stringify(toggle)}).dataset.version === String(${
+        (await api.store.getJob("victim2"))!.updated_at
+      })`,
+      "the row to show the job as edited",
+      `document.querySelector(${JSON.stringify(toggle)}).dataset.version`,
+    );
+    await page.click(toggle);
+    await waitFor(async () => (await api.store.getJob("victim2"))!.enabled === false, {
+      timeoutMs: 15_000,
+      what: "the job to be disabled",
+      detail: async () =>
+        await page.evaluate<string>(`document.querySelector("main").textContent.slice(0, 300)`),
+    });
+    // Removed meanwhile: each click says so in the one box, without the CLI's hints.
+    net.answer = (path) => path === "/api/v1/jobs" ? HANG : null;
+    assertEquals((await api.call("DELETE", "/api/v1/jobs/victim2")).status, 200);
+    const alerts =
+      `[...document.querySelectorAll("#main .alert")].filter((a) => a.id !== "refresh-error").map((a) => a.textContent)`;
+    for (let i = 1; i <= 2; i++) {
+      await page.click(toggle);
+      await waitForText(page, "#action-error", "This job was removed since this page showed it");
+      await page.click(`tr[data-job="victim2"] button[data-action="run"]`);
+      await waitForText(page, "#action-error", "does not exist");
+      await waitUntil(
+        page,
+        `!document.querySelector('tr[data-job="victim2"] button[data-action="run"]').disabled`,
+        `Run now to be clickable again after click ${i}`,
+        alerts,
+      );
+    }
+    assertEquals(await page.evaluate<string[]>(alerts), ["job 'victim2' does not exist"]);
+    // Among a thousand rows, each says which job it acts on.
+    assertEquals(
+      await page.evaluate<string[]>(
+        `[document.querySelector(${JSON.stringify(toggle)}).getAttribute("aria-label"),
+          document.querySelector('tr[data-job="victim2"] button[data-action="run"]').getAttribute("aria-label")]`,
+      ),
+      ["enabled: victim2", "Run victim2 now"],
+    );
+  },
+);

@@ -55,7 +55,8 @@ function h(tag, attrs, ...children) {
 
 class ApiError extends Error {
   constructor(status, body) {
-    super((body && body.error) || "the server answered " + status);
+    // The API speaks as the CLI does; a "(see \`jobsmanager job list\`)" means nothing here.
+    super(((body && body.error) || "the server answered " + status).replace(/ \(see \`jobsmanager [^\`]*\`\)/g, ""));
     this.status = status;
     this.field = body && body.field;
     this.body = body;
@@ -353,6 +354,8 @@ function action(label, run, options) {
     disabled: !isAdmin(),
     title: isAdmin() ? o.title || null : "needs an admin token",
     "data-action": o.name || label.toLowerCase(),
+    // Beside a thousand others (a row's Run now), what it acts on: "Run nightly now".
+    "aria-label": o.label || null,
   }, label);
   button.addEventListener("click", async () => {
     // A function: asked at the click, of what the button shows then (a row morphed since).
@@ -365,14 +368,37 @@ function action(label, run, options) {
       else route();
     } catch (e) {
       if (e.status === 401) return;
-      // Its own box: the page's alerts (a job's "invalid") stay.
-      const place = document.getElementById("action-error") || h("div", { class: "alert", role: "alert", id: "action-error" });
-      place.textContent = printable(e.message);
-      main().prepend(place);
+      actionError(e, o.reload || route);
       button.disabled = false;
     }
   });
   return button;
+}
+
+/** The version of a job a change is made on, as If-Match: a job changed since is refused (412), not changed. */
+function ifMatch(updatedAt) {
+  return { "If-Match": '"' + msOf(updatedAt) + '"' };
+}
+
+/**
+ * Say why an action failed, in one box above the page (clicked again, it
+ * says it again, not once more); the page's alerts (a job's "invalid")
+ * stay. A 412 (If-Match) says the job changed since the page drew it, and
+ * offers reload() to see it as it is.
+ */
+function actionError(e, reload) {
+  const place = document.getElementById("action-error") || h("div", { class: "alert", role: "alert", id: "action-error" });
+  if (e.status === 412) {
+    // The API's words (app/jobs.ts refuseStale): a job removed since, or changed since.
+    const what = /no longer exists/.test(e.message) ? "was removed" : "changed";
+    place.replaceChildren("This job " + what + " since this page showed it (another tab, a colleague, the CLI); nothing was done. ",
+      h("button", { type: "button", "data-action": "reload", onclick: () => { place.remove(); reload(); } }, "Reload"));
+    place.title = printable(e.message);
+  } else {
+    place.replaceChildren(printable(e.message));
+    place.removeAttribute("title");
+  }
+  if (!place.isConnected) main().prepend(place);
 }
 
 function showLogin(message) {

@@ -172,9 +172,11 @@ page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
     h("h1", {}, job.id, h("span", { class: "badge " + (job.enabled ? "live" : "disabled") }, job.enabled ? "enabled" : "disabled"),
       h("span", { class: "actions" },
         isAdmin() ? h("a", { class: "button", href: "#/jobs/" + enc(job.id) + "/edit", id: "edit" }, "Edit") : null,
-        action(job.enabled ? "Disable" : "Enable", () => api("POST", "/jobs/" + enc(job.id) + (job.enabled ? "/disable" : "/enable"))),
+        // On the version drawn: a job re-created or edited since is not the one the viewer meant.
+        action(job.enabled ? "Disable" : "Enable", () => api("POST", "/jobs/" + enc(job.id) + (job.enabled ? "/disable" : "/enable"),
+          undefined, ifMatch(job.updated_at))),
         action("Run now", () => api("POST", "/jobs/" + enc(job.id) + "/run", {}), { name: "run" }),
-        action("Remove", () => api("DELETE", "/jobs/" + enc(job.id)), {
+        action("Remove", () => api("DELETE", "/jobs/" + enc(job.id), undefined, ifMatch(job.updated_at)), {
           class: "danger", confirm: "Remove job " + job.id + "? Its runs stay.", after: () => { location.hash = "#/jobs"; },
         }))),
     job.invalid ? h("div", { class: "alert" }, job.invalid) : null,

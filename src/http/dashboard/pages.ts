@@ -41,8 +41,10 @@ function jobRow(job, refresh) {
   const last = job.last_run;
   const running = job.running || [];
   const toggle = h("input", {
-    type: "checkbox", checked: job.enabled, disabled: !isAdmin(), "aria-label": "enabled",
+    type: "checkbox", checked: job.enabled, disabled: !isAdmin(), "aria-label": "enabled: " + job.id,
     "data-action": job.enabled ? "disable" : "enable",
+    // Read at the change (morphed in place): the version of the job the row shows now.
+    "data-version": msOf(job.updated_at),
     title: isAdmin() ? (job.enabled ? "disable" : "enable") : "needs an admin token",
   });
   // Not disabled while its call is out: a disabled switch would lose the focus.
@@ -51,10 +53,11 @@ function jobRow(job, refresh) {
   toggle.addEventListener("change", async () => {
     busy = true;
     try {
-      await api("POST", "/jobs/" + enc(job.id) + (toggle.checked ? "/enable" : "/disable"));
+      await api("POST", "/jobs/" + enc(job.id) + (toggle.checked ? "/enable" : "/disable"), undefined,
+        ifMatch(Number(toggle.dataset.version)));
     } catch (e) {
       toggle.checked = !toggle.checked;
-      main().prepend(errorBox(e));
+      if (e.status !== 401) actionError(e, () => refresh().catch(() => {}));
       return;
     } finally {
       busy = false;
@@ -76,7 +79,7 @@ function jobRow(job, refresh) {
         agoText(last.scheduled_at, "span", "small")) : h("span", { class: "muted" }, "never")),
     h("td", {}, h("label", { class: "switch" }, toggle, job.enabled ? "on" : "off")),
     h("td", {}, action("Run now", () => api("POST", "/jobs/" + enc(job.id) + "/run", {}), {
-      name: "run", after: () => { location.hash = "#/runs?job=" + enc(job.id); },
+      name: "run", after: () => { location.hash = "#/runs?job=" + enc(job.id); }, label: "Run " + job.id + " now",
     })),
   );
 }
