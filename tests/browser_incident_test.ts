@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import type { Api } from "./http_harness.ts";
-import { waitFor } from "./helpers.ts";
+import { saveNodes, serviceRow, waitFor } from "./helpers.ts";
 import {
   dashboardTest,
   HANG,
@@ -298,6 +298,58 @@ dashboardTest(
           document.querySelector('tr[data-job="victim2"] button[data-action="run"]').getAttribute("aria-label")]`,
       ),
       ["enabled: victim2", "Run victim2 now"],
+    );
+  },
+);
+
+dashboardTest(
+  "dashboard: Run now on a busy job says the run was queued, follows it, and offers Run anyway when it is skipped",
+  async (api, db) => {
+    const id = await stuckJob(api);
+    await saveNodes(db, serviceRow("node-a"));
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    const net = await intercept(page);
+    await signIn(page, api.url, "#/jobs/stuck");
+    await waitForText(page, "#running-runs", `#${id}`);
+
+    // While the request is out, the button says so.
+    net.answer = (path) => path === "/api/v1/jobs/stuck/run" ? HANG : null;
+    await page.click(`button[data-action="run"]`);
+    await waitUntil(
+      page,
+      `document.querySelector('button[data-action="run"]').getAttribute("aria-busy") === "true"`,
+      "Run now to show it is busy",
+      `document.querySelector('button[data-action="run"]').outerHTML`,
+    );
+    await waitForText(page, "#action-error", "no answer within 8 s", 20_000);
+    net.answer = () => null;
+
+    await page.click(`button[data-action="run"]`);
+    await waitForText(page, "#run-request", "queued");
+    const asked = (await api.call("GET", "/api/v1/runs?job=stuck&limit=1")).body as {
+      id: number;
+    }[];
+    const runId = asked[0].id;
+    await waitForText(page, "#run-request", `Run #${runId} of stuck queued`);
+    // The service takes it and skips it: the job is still running.
+    const note = "max_instances (1) reached: run #" + id +
+      " is still running; force runs it anyway";
+    await api.store.updateRun(runId, { status: "skipped", note, finished_at: Date.now() });
+    await waitForText(page, "#run-request", `ended skipped: ${note}`);
+    await page.evaluate(`window.confirm = (q) => { window.asked = q; return true; }`);
+    await page.click(`#run-request button[data-action="run-anyway"]`);
+    await waitFor(async () => {
+      const [newest] = (await api.call("GET", "/api/v1/runs?job=stuck&limit=1")).body as {
+        id: number;
+        forced: boolean;
+      }[];
+      return newest.id > runId && newest.forced;
+    }, { timeoutMs: 15_000, what: "a forced run of stuck" });
+    await waitForText(page, "#run-request", "queued");
+    assertEquals(
+      await page.evaluate<string>("window.asked"),
+      "Run stuck anyway, beside the run still going (max_instances not checked)?",
     );
   },
 );

@@ -362,11 +362,20 @@ function action(label, run, options) {
     const question = typeof o.confirm === "function" ? o.confirm() : o.confirm;
     if (question && !confirm(question)) return;
     button.disabled = true;
+    // While the call is out (up to API_TIMEOUT_MS with a database that hangs), it says so.
+    button.setAttribute("aria-busy", "true");
+    button.textContent = o.busy || label + "…";
+    const idle = () => {
+      button.removeAttribute("aria-busy");
+      button.textContent = label;
+    };
     try {
-      await run();
-      if (o.after) o.after();
+      const result = await run();
+      idle();
+      if (o.after) o.after(result);
       else route();
     } catch (e) {
+      idle();
       if (e.status === 401) return;
       actionError(e, o.reload || route);
       button.disabled = false;

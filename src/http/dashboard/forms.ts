@@ -175,7 +175,7 @@ page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
         // On the version drawn: a job re-created or edited since is not the one the viewer meant.
         action(job.enabled ? "Disable" : "Enable", () => api("POST", "/jobs/" + enc(job.id) + (job.enabled ? "/disable" : "/enable"),
           undefined, ifMatch(job.updated_at))),
-        action("Run now", () => api("POST", "/jobs/" + enc(job.id) + "/run", {}), { name: "run" }),
+        runNowButton(job.id),
         action("Remove", () => api("DELETE", "/jobs/" + enc(job.id), undefined, ifMatch(job.updated_at)), {
           class: "danger", confirm: "Remove job " + job.id + "? Its runs stay.", after: () => { location.hash = "#/jobs"; },
         }))),

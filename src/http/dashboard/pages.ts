@@ -78,10 +78,65 @@ function jobRow(job, refresh) {
       last ? h("a", { href: "#/runs/" + last.id }, badge(last.status), " ",
         agoText(last.scheduled_at, "span", "small")) : h("span", { class: "muted" }, "never")),
     h("td", {}, h("label", { class: "switch" }, toggle, job.enabled ? "on" : "off")),
-    h("td", {}, action("Run now", () => api("POST", "/jobs/" + enc(job.id) + "/run", {}), {
-      name: "run", after: () => { location.hash = "#/runs?job=" + enc(job.id); }, label: "Run " + job.id + " now",
-    })),
+    h("td", {}, runNowButton(job.id)),
   );
+}
+
+/** How often the box of a run asked for reads it again until it ends. */
+const RUN_FOLLOW_MS = 1000;
+
+/**
+ * Run now: asks for a run of jobId (force: past max_instances) and follows
+ * it in a box above the page until it ends; a run skipped (the job busy)
+ * says why and offers to run it anyway. Nothing is redrawn meanwhile.
+ */
+function runNowButton(jobId) {
+  return action("Run now", () => askRun(jobId, false), {
+    name: "run", label: "Run " + jobId + " now", busy: "Asking…", after: (run) => followRun(run, pageAbort.signal),
+  });
+}
+
+function askRun(jobId, force) {
+  return api("POST", "/jobs/" + enc(jobId) + "/run", force ? { force: true } : {});
+}
+
+/** The box of the run last asked for on this page. */
+function runBox() {
+  const box = document.getElementById("run-request") || h("div", { class: "card", id: "run-request", role: "status" });
+  if (!box.isConnected) main().prepend(box);
+  return box;
+}
+
+async function followRun(run, signal) {
+  const box = runBox();
+  // A newer request owns the box: this one stops following.
+  const mine = String(run.id);
+  box.dataset.run = mine;
+  while (!signal.aborted && box.dataset.run === mine) {
+    drawRunBox(box, run, signal);
+    if (FINAL(run.status)) return;
+    await sleep(RUN_FOLLOW_MS, signal);
+    try {
+      run = await api("GET", "/runs/" + run.id);
+    } catch (e) {
+      // A run removed since is not waited for; an outage is tried again.
+      if (e.status !== 0 && e.status < 500) return;
+    }
+  }
+}
+
+function drawRunBox(box, run, signal) {
+  const link = h("a", { href: "#/runs/" + run.id }, "Run #" + run.id);
+  const said = run.status === "queued" ? [link, " of " + run.job_id + " queued: waiting for a service to start it."]
+    : run.status === "running" ? [link, " of " + run.job_id + " ", runningFor(run), "."]
+    : [link, " of " + run.job_id + " ended ", badge(run.status), run.note ? ": " + run.note : "", "."];
+  const anyway = run.status === "skipped" ? action("Run anyway", () => askRun(run.job_id, true), {
+    name: "run-anyway", busy: "Asking…",
+    confirm: "Run " + run.job_id + " anyway, beside the run still going (max_instances not checked)?",
+    after: (next) => followRun(next, signal),
+  }) : null;
+  box.dataset.status = run.status;
+  box.replaceChildren(h("span", {}, said), ...(anyway ? [" ", anyway] : []));
 }
 
 /** How often the jobs page reads the jobs again while it is shown. */
