@@ -353,3 +353,36 @@ dashboardTest(
     );
   },
 );
+
+dashboardTest(
+  "dashboard: the runs page says when it is cut at 100 and shows older ones on asking; an unknown job is said",
+  async (api) => {
+    const added = await api.call("POST", "/api/v1/jobs", {
+      body: { id: "every-sec", command: "true", cron: "* * * * * *" },
+    });
+    assertEquals(added.status, 201);
+    const now = Date.now();
+    await api.store.claimRuns(Array.from({ length: 170 }, (_, i) => ({
+      job_id: "every-sec",
+      scheduled_at: now - 200_000 + i * 1000,
+      status: "skipped" as const,
+      trigger: "schedule" as const,
+    })));
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    await signIn(page, api.url, "#/runs?since=24h");
+    await waitForText(
+      page,
+      "#runs-more",
+      "The newest 100 matching runs are shown; there are older ones.",
+    );
+    const rows = `document.querySelectorAll("#runs tbody tr[data-run]").length`;
+    assertEquals(await page.evaluate<number>(rows), 100);
+    await page.click(`#runs-more button[data-action="older-runs"]`);
+    await waitForText(page, "#runs-more", "All 170 matching runs are shown.");
+    assertEquals(await page.evaluate<number>(rows), 170);
+
+    await page.evaluate(`location.hash = "#/runs?job=fail-every"`);
+    await waitForText(page, "#runs", "no job named fail-every");
+  },
+);

@@ -993,7 +993,7 @@ Deno.test("api: a refusal says what to give in the API's own fields and paramete
         "GET",
         "/api/v1/runs?state=failed",
         undefined,
-        "GET /api/v1/runs takes no query parameter 'state' (it takes job, status, since, limit)",
+        "GET /api/v1/runs takes no query parameter 'state' (it takes job, status, since, limit, before)",
       ],
       [
         "GET",
@@ -1369,5 +1369,26 @@ for (const backend of BACKENDS) {
         const back = await api.call("PATCH", "/api/v1/jobs/nightly", { body: copy });
         assertEquals(back.status, 200, JSON.stringify(back.body));
       }
+    }));
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`api (${backend}): runs?before=ID is the next page of a list cut at its limit`, () =>
+    withApi(backend, async (api) => {
+      const ids = await api.store.claimRuns([1, 2, 3, 4, 5].map((i) => ({
+        job_id: "paged",
+        scheduled_at: i * 1000,
+        status: "skipped" as const,
+        trigger: "schedule" as const,
+      })));
+      const page = async (query: string) =>
+        ((await api.call("GET", `/api/v1/runs?${query}`)).body as { id: number }[]).map((r) =>
+          r.id
+        );
+      const first = await page("limit=2");
+      assertEquals(first, [ids[4], ids[3]]);
+      assertEquals(await page(`limit=2&before=${first[1]}`), [ids[2], ids[1]]);
+      assertEquals(await page(`limit=2&before=${ids[1]}`), [ids[0]]);
+      assertEquals((await api.call("GET", "/api/v1/runs?before=x")).status, 400);
     }));
 }

@@ -639,6 +639,7 @@ export const OPENAPI = {
           ...runFilters,
           query("since", "scheduled in the last 90s, 15m, 2h, 7d, …"),
           query("limit", "at most (default 50)", int),
+          query("before", "only runs with a lower id: the next page after a list's last run", int),
         ],
         responses: {
           "200": json(

@@ -357,9 +357,39 @@ function runFilterQuery(params) {
   return q;
 }
 
+/** How many runs the runs page reads at a time. */
+const RUNS_PAGE = 100;
+
+/**
+ * Below a list cut at RUNS_PAGE runs: says so, and reads the next older
+ * page on asking, until none is left or the table holds its most.
+ */
+function moreRuns(box, runs, filters, signal) {
+  const line = h("p", { class: "muted small", id: "runs-more" });
+  let oldest = runs.length ? runs[runs.length - 1].id : null;
+  let shown = runs.length;
+  const say = (full) => {
+    if (!full) return line.replaceChildren(shown > RUNS_PAGE ? "All " + shown + " matching runs are shown." : "");
+    if (shown >= MAX_RUN_ROWS) {
+      return line.replaceChildren("The newest " + shown + " matching runs are shown, the most this page keeps; narrow the filters (job, status, time) to see older ones.");
+    }
+    line.replaceChildren("The newest " + shown + " matching runs are shown; there are older ones. ", older);
+  };
+  const older = action("Show " + RUNS_PAGE + " older", async () => {
+    const page = await api("GET", "/runs?" + filters + "&limit=" + RUNS_PAGE + "&before=" + oldest);
+    if (signal.aborted) return;
+    for (const run of page) box.upsert(run, false);
+    if (page.length) oldest = page[page.length - 1].id;
+    shown += page.length;
+    say(page.length === RUNS_PAGE);
+  }, { name: "older-runs", read: true, after: () => {} });
+  say(runs.length === RUNS_PAGE);
+  return line;
+}
+
 page(/^\/runs$/, async (_, query, signal) => {
   const filters = runFilterQuery(query);
-  const runs = await firstLoad(signal, RUNS_RETRY_MS, () => api("GET", "/runs?" + filters + "&limit=100"));
+  const runs = await firstLoad(signal, RUNS_RETRY_MS, () => api("GET", "/runs?" + filters + "&limit=" + RUNS_PAGE));
   if (runs === undefined) return;
   const jobInput = h("input", { name: "job", value: filters.get("job") || "", placeholder: "any job" });
   const status = h("select", { name: "status" }, h("option", { value: "" }, "any status"),
@@ -381,9 +411,16 @@ page(/^\/runs$/, async (_, query, signal) => {
     if (since.value) q.set("since", since.value);
     location.hash = "#/runs" + (String(q) ? "?" + q : "");
   });
-  const box = runsTable(runs, { status: filters.get("status") });
+  // No runs under a job id no job has: most often a typo, which "no runs yet" would hide.
+  let empty = null;
+  const jobAsked = filters.get("job");
+  if (runs.length === 0 && jobAsked) {
+    empty = await api("GET", "/jobs/" + enc(jobAsked)).then(() => null,
+      (e) => e.status === 404 ? "no job named " + jobAsked + " (and no runs recorded under that id)" : null);
+  }
+  const box = runsTable(runs, { status: filters.get("status"), empty });
   const live = liveBadge();
-  show(signal, h("h1", {}, "Runs", live), apply, box);
+  show(signal, h("h1", {}, "Runs", live), apply, box, moreRuns(box, runs, filters, signal));
   const stream = new URLSearchParams(filters);
   stream.delete("since");
   const after = runs.length ? runs[0].id : 0;
@@ -391,7 +428,7 @@ page(/^\/runs$/, async (_, query, signal) => {
   follow(() => "/runs/stream?" + stream, async (event, run) => {
     if (event === "run" || event === "left") box.upsert(run, true);
     // The stream sends every change from here on: what changed before (or during a gap) is read once.
-    if (event === "ready") box.relist(await api("GET", "/runs?" + filters + "&limit=100"), 100, after);
+    if (event === "ready") box.relist(await api("GET", "/runs?" + filters + "&limit=" + RUNS_PAGE), RUNS_PAGE, after);
   }, signal, live.set);
 });
 
