@@ -338,6 +338,11 @@ const schemas: Record<string, Schema> = {
     declared_dead_at: instantOrNull("when another node declared it dead"),
     declared_dead_by: { type: ["string", "null"], description: "the node that declared it dead" },
     leaving_at: instantOrNull("when its graceful stop began (it ends its runs, and fires no more)"),
+    share_basis: {
+      type: ["string", "null"],
+      description:
+        "what it shares the jobs from, as JSON, for the other nodes to check they agree (null: written before services reported it)",
+    },
     state: {
       enum: [...NODE_STATES],
       description:
