@@ -386,3 +386,27 @@ dashboardTest(
     await waitForText(page, "#runs", "no job named fail-every");
   },
 );
+
+dashboardTest(
+  "dashboard: with the database down, the status page gives each service's state as last known, not live",
+  async (api, db) => {
+    await saveNodes(db, serviceRow("node-a"));
+    const read = (await api.call("GET", "/api/v1/status")).body as Record<string, unknown>;
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    const net = await intercept(page);
+    await signIn(page, api.url, "#/status");
+    await waitForText(page, `#services tr[data-node="node-a"]`, "live");
+    net.answer = (path) =>
+      path === "/api/v1/status"
+        ? {
+          status: 200,
+          body: JSON.stringify({
+            ...read,
+            database: { state: "down", detail: "unreachable (test)" },
+          }),
+        }
+        : null;
+    await waitForText(page, `#services tr[data-node="node-a"]`, "last known: live");
+  },
+);
