@@ -410,3 +410,17 @@ dashboardTest(
     await waitForText(page, `#services tr[data-node="node-a"]`, "last known: live");
   },
 );
+
+dashboardTest(
+  "dashboard: opened while the server cannot answer, it says so and signs in once it can",
+  async (api) => {
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    const net = await intercept(page);
+    net.answer = (path) => path === "/api/v1/session" ? OUTAGE : null;
+    await page.goto(`${api.url}/#/jobs`);
+    await waitForText(page, "#refresh-error", "Not loaded: the database at 127.0.0.1:3306");
+    net.answer = () => null;
+    await page.waitForSelector("#login input[name=token]", { timeout: 15_000 });
+  },
+);

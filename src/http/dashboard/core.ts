@@ -471,7 +471,9 @@ async function route() {
   }
   if (!session.role) {
     try {
-      const me = await api("GET", "/session");
+      // A server not up yet (restarting) is asked again, as a page's first read is.
+      const me = await firstLoad(signal, 2000, () => api("GET", "/session"));
+      if (me === undefined) return;
       session.role = me.role;
       session.auth = me.auth;
       renderWho();
