@@ -596,6 +596,7 @@ async function poll(signal, everyMs, load, draw, until) {
   while (!signal.aborted) {
     let data;
     knowClock();
+    const asked = Date.now();
     try {
       data = await load();
     } catch (e) {
@@ -607,7 +608,8 @@ async function poll(signal, everyMs, load, draw, until) {
       continue;
     }
     if (signal.aborted) return;
-    lastRead = Date.now();
+    // As fresh as the asking, not the answer: a read asked before a hang began is not after it.
+    lastRead = asked;
     const children = draw(data).flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false);
     const banner = document.getElementById("refresh-error");
     if (banner) banner.remove();

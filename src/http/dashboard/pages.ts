@@ -150,9 +150,12 @@ const FILTER_PAUSE_MS = 150;
  * keystroke rebuilds thousands of rows, or loses focus, filter or scroll.
  */
 page(/^\/jobs$/, async (_, query, signal) => {
-  let jobs = await firstLoad(signal, JOBS_REFRESH_MS, () => api("GET", "/jobs"));
-  if (jobs === undefined) return;
   let lastRead = Date.now();
+  let jobs = await firstLoad(signal, JOBS_REFRESH_MS, () => {
+    lastRead = Date.now();
+    return api("GET", "/jobs");
+  });
+  if (jobs === undefined) return;
   const filter = h("input", {
     type: "search", id: "filter", value: query.get("q") || "",
     placeholder: "filter by id, command, description", "aria-label": "filter",
@@ -228,9 +231,11 @@ page(/^\/jobs$/, async (_, query, signal) => {
     await sleep(JOBS_REFRESH_MS, signal);
     if (signal.aborted) return;
     knowClock();
+    // What an answer shows is as fresh as the asking: a read asked before a hang began is not after it.
+    const asked = Date.now();
     try {
       await refresh();
-      lastRead = Date.now();
+      lastRead = asked;
       const banner = document.getElementById("refresh-error");
       if (banner) banner.remove();
     } catch (e) {
