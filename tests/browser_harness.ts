@@ -178,7 +178,12 @@ export interface Canned {
   status: number;
   body: string;
   contentType?: string;
+  /** Never answer: a server held up by a database that hangs (the page gives up on its own). */
+  hang?: boolean;
 }
+
+/** A request left unanswered, as a server waiting on a database that hangs leaves it. */
+export const HANG: Canned = { status: 0, body: "", hang: true };
 
 export interface Interceptor {
   /** Answer requests to /api/v1 paths for which this gives an answer; the rest go through. */
@@ -197,6 +202,7 @@ export async function intercept(page: Page): Promise<Interceptor> {
     interceptor.seen.set(path, (interceptor.seen.get(path) ?? 0) + 1);
     const canned = url.pathname.startsWith("/api/v1/") ? interceptor.answer(path) : null;
     if (canned === null) return void request.continue();
+    if (canned.hang) return;
     void request.respond({
       status: canned.status,
       contentType: canned.contentType ?? "application/json",

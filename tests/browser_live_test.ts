@@ -94,6 +94,7 @@ dashboardTest(
       "pending reload markers: ?",
       "notifications waiting: ?",
       "runs in the last hour: ?",
+      "running now: ?",
     ]);
     assertEquals(await text(page, "#services tbody"), "not known until the database answers");
     assertEquals(await text(page, "#next-fires tbody"), "not known until the database answers");

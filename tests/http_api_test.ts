@@ -993,7 +993,7 @@ Deno.test("api: a refusal says what to give in the API's own fields and paramete
         "GET",
         "/api/v1/runs?state=failed",
         undefined,
-        "GET /api/v1/runs takes no query parameter 'state' (it takes job, status, since, limit)",
+        "GET /api/v1/runs takes no query parameter 'state' (it takes job, status, since, limit, before)",
       ],
       [
         "GET",
@@ -1315,4 +1315,80 @@ for (const backend of BACKENDS) {
       "line 5",
     ]);
   });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`api (${backend}): a run stuck for hours is listed with its job, behind any skips, and counted in status`, () =>
+    withApi(backend, async (api) => {
+      assertEquals((await api.call("POST", "/api/v1/jobs", { body: JOB })).status, 201);
+      const started = Date.now() - 3 * 3_600_000;
+      const [stuck] = await api.store.claimRuns([{
+        job_id: "nightly",
+        scheduled_at: started,
+        status: "running",
+        trigger: "schedule",
+      }]);
+      await api.store.updateRun(stuck!, { started_at: started, node_id: "node-a" });
+      await api.store.claimRuns([1, 2, 3, 4, 5].map((i) => ({
+        job_id: "nightly",
+        scheduled_at: started + i * 1000,
+        status: "skipped" as const,
+        trigger: "schedule" as const,
+      })));
+      const [listed] = (await api.call("GET", "/api/v1/jobs")).body as {
+        last_run: { status: string };
+        running: unknown[];
+      }[];
+      assertEquals(listed.last_run.status, "skipped");
+      assertEquals(listed.running, [{
+        id: stuck,
+        status: "running",
+        scheduled_at: new Date(started).toISOString(),
+        started_at: new Date(started).toISOString(),
+        node_id: "node-a",
+        cancel_requested_at: null,
+      }]);
+      const shown = (await api.call("GET", "/api/v1/jobs/nightly")).body as {
+        runs: { id: number }[];
+        running: { id: number; status: string }[];
+      };
+      assertEquals(
+        shown.runs.some((r) => r.id === stuck),
+        false,
+        "the 5 runs shown are skips",
+      );
+      assertEquals(shown.running.map((r) => [r.id, r.status]), [[stuck, "running"]]);
+      const status = (await api.call("GET", "/api/v1/status")).body as { running: unknown };
+      assertEquals(status.running, {
+        count: 1,
+        oldest: { id: stuck, job_id: "nightly", started_at: new Date(started).toISOString() },
+      });
+      // A copy read whole goes back whole, its running runs with it, even once they ended.
+      await api.store.updateRun(stuck!, { status: "killed", finished_at: Date.now() });
+      for (const copy of [listed, shown]) {
+        const back = await api.call("PATCH", "/api/v1/jobs/nightly", { body: copy });
+        assertEquals(back.status, 200, JSON.stringify(back.body));
+      }
+    }));
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`api (${backend}): runs?before=ID is the next page of a list cut at its limit`, () =>
+    withApi(backend, async (api) => {
+      const ids = await api.store.claimRuns([1, 2, 3, 4, 5].map((i) => ({
+        job_id: "paged",
+        scheduled_at: i * 1000,
+        status: "skipped" as const,
+        trigger: "schedule" as const,
+      })));
+      const page = async (query: string) =>
+        ((await api.call("GET", `/api/v1/runs?${query}`)).body as { id: number }[]).map((r) =>
+          r.id
+        );
+      const first = await page("limit=2");
+      assertEquals(first, [ids[4], ids[3]]);
+      assertEquals(await page(`limit=2&before=${first[1]}`), [ids[2], ids[1]]);
+      assertEquals(await page(`limit=2&before=${ids[1]}`), [ids[0]]);
+      assertEquals((await api.call("GET", "/api/v1/runs?before=x")).status, 400);
+    }));
 }

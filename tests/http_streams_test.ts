@@ -94,3 +94,49 @@ Deno.test("http: a stream says when the database fails (error) and when it answe
     ["ready", "{}"],
   ]);
 });
+
+Deno.test("http: a stream whose poll hangs says it is not live (error), and resumed once it answers", async () => {
+  const closing = new AbortController();
+  let release = () => {};
+  const hung = new Promise<void>((resolve) => release = resolve);
+  let calls = 0;
+  const app = new Hono();
+  app.get("/s", (c) =>
+    pollStream(c, {
+      closing: closing.signal,
+      streams: new StreamCount(1),
+      intervalMs: 1,
+      stallMs: 20,
+      redact: (t) => t,
+      shown: (t) => t,
+      poll: async () => {
+        calls++;
+        if (calls === 1) await hung;
+        return calls === 2 ? [{ event: "ready", data: {} }] : [];
+      },
+    }));
+  const res = await app.request("/s");
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  // A stream that never says so would wait for ever: it gets its answer after 10 s, and fails below.
+  const deadline = setTimeout(() => release(), 10_000);
+  try {
+    while (!text.includes("event: ready")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+      // The database answers only once the stream has said it hangs.
+      if (text.includes("event: error")) release();
+    }
+  } finally {
+    clearTimeout(deadline);
+    closing.abort();
+    await reader.cancel();
+  }
+  const events = [...text.matchAll(/^event: (\w+)\ndata: (.*)$/gm)].map((m) => [m[1], m[2]]);
+  assertEquals(events, [
+    ["error", '{"error":"the database has not answered for 0.02 s"}'],
+    ["resumed", "{}"],
+    ["ready", "{}"],
+  ]);
+});

@@ -1,7 +1,7 @@
 /**
  * The store contract of RunStore's reads and bookkeeping (store.ts): getRun,
  * listRuns, queuedManualRuns, cancelRequests, endOrphans, latestRuns, lastFires,
- * countRuns.
+ * countRuns, runningRuns.
  */
 import { assertEquals } from "./assert.ts";
 import { FINAL_STATUSES, type RunStatus } from "../src/domain/run.ts";
@@ -421,3 +421,29 @@ contract("lastFires", "the fires of a job no longer in jm_jobs are not read", as
   await store.claimRuns([fire("a", 1000), fire("gone", 2000)]);
   assertEquals(await store.lastFires(10_000), { fires: new Map([["a", 1000]]), ahead: [] });
 });
+
+contract(
+  "runningRuns",
+  "only the running ones, oldest first, without output",
+  async ({ store }) => {
+    const [a1, a2, b1, a3] = await store.claimRuns([
+      fire("a", 1000, { status: "queued" }),
+      fire("a", 2000, { status: "skipped" }),
+      fire("b", 500, { status: "queued" }),
+      fire("a", 3000, { status: "queued" }),
+    ]);
+    assertEquals(await store.runningRuns(), []);
+    await store.updateRun(a3!, { status: "running", started_at: 3001, stdout: "out" });
+    await store.updateRun(a1!, { status: "running", started_at: 1001 });
+    await store.updateRun(b1!, { status: "running", started_at: 501 });
+    assertEquals((await store.runningRuns()).map((r) => r.id), [a1, b1, a3]);
+    assertEquals((await store.runningRuns()).at(-1), {
+      ...(await store.getRun(a3!))!,
+      stdout: null,
+      stderr: null,
+    });
+    await store.updateRun(a1!, { status: "success", finished_at: 4000 });
+    assertEquals((await store.runningRuns()).map((r) => r.id), [b1, a3]);
+    assertEquals(a2 !== undefined, true);
+  },
+);

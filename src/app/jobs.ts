@@ -342,6 +342,8 @@ export interface JobDetails {
   next: Date[];
   /** Its latest runs, newest first. */
   runs: Run[];
+  /** Its runs now running, oldest first, without output (however many skips came since). */
+  running: Run[];
   /** As in {@link JobListing}. */
   invalid: string | null;
   /** As in {@link JobListing}. */
@@ -353,19 +355,21 @@ export async function showJob(
   id: string,
   options: { count: number; defaultZone: string; now: number; names?: OptionNames },
 ): Promise<JobDetails> {
-  const [job, runs] = await Promise.all([
+  const [job, runs, allRunning] = await Promise.all([
     stores.getJob(id),
     stores.listRuns({ job_id: id, limit: LAST_RUNS }),
+    stores.runningRuns(),
   ]);
   if (!job) throw jobNotFound(id);
+  const running = allRunning.filter((r) => r.job_id === id);
   const zone = zoneOf(job, options.defaultZone);
   const invalid = jobProblem(job, options.names);
-  if (invalid !== null) return { job, zone, next: [], runs, invalid, link: null };
+  if (invalid !== null) return { job, zone, next: [], runs, running, invalid, link: null };
   const next = nextFires(job, options.defaultZone, new Date(options.now), options.count);
   // Only a job that follows another needs them all, to find the chain.
   const all = job.after_job === null ? [] : await stores.listJobs();
   const byId = new Map(all.map((j) => [j.id, j]));
-  return { job, zone, next, runs, ...linkFields(byId, job, options.names) };
+  return { job, zone, next, runs, running, ...linkFields(byId, job, options.names) };
 }
 
 export interface UpcomingFires {

@@ -48,6 +48,7 @@ const SHOWN = [
   // And with each job of `GET /jobs`.
   "next_fire",
   "last_run",
+  "running",
 ];
 const NULLABLE: readonly string[] = [
   "timezone",

@@ -142,6 +142,16 @@ const JOB_PROPERTIES: Record<string, Schema> = {
   },
 };
 
+/** A running run as `GET /jobs` lists it with its job: enough to age it and to cancel it. */
+const RUNNING_SUMMARY = closed({
+  id: int,
+  status: { enum: ["running"] },
+  scheduled_at: instant("the fire instant"),
+  started_at: instantOrNull("when it started"),
+  node_id: nullable("string"),
+  cancel_requested_at: instantOrNull("when a cancel was asked (null: none)"),
+});
+
 const RUN_SUMMARY = closed({
   id: int,
   status: { enum: [...RUN_STATUSES] },
@@ -225,6 +235,7 @@ const schemas: Record<string, Schema> = {
         "its runs, each as recorded (or as it was, queued or running, before it ended)",
       ),
       last_run: shown("its last run, as runs"),
+      running: shown("its runs now running, as runs"),
     },
     additionalProperties: false,
   },
@@ -237,6 +248,11 @@ const schemas: Record<string, Schema> = {
     invalid: INVALID,
     after_missing: AFTER_MISSING,
     last_run: { oneOf: [RUN_SUMMARY, { type: "null" }] },
+    running: {
+      ...list(RUNNING_SUMMARY),
+      description:
+        "its runs now running, oldest first, however old (last_run is the newest run: often a skip beside one stuck)",
+    },
   }),
   RemovedJob: closed({
     ...JOB_PROPERTIES,
@@ -255,6 +271,11 @@ const schemas: Record<string, Schema> = {
     invalid: INVALID,
     after_missing: AFTER_MISSING,
     runs: list(ref("Run")),
+    running: {
+      ...list(ref("Run")),
+      description:
+        "its runs now running, oldest first, without output (runs lists only the last 5)",
+    },
   }),
   NextFires: closed({
     id: str,
@@ -338,6 +359,15 @@ const schemas: Record<string, Schema> = {
     pending_markers: int,
     latest_marker: { type: "integer", description: "the newest reload marker (0: none)" },
     runs_last_hour: ref("StatusCounts"),
+    running: closed({
+      count: { type: "integer", description: "runs now running, whenever they started" },
+      oldest: {
+        oneOf: [
+          closed({ id: int, job_id: str, started_at: instantOrNull("when it started") }),
+          { type: "null" },
+        ],
+      },
+    }),
     next_fires: list(closed({ job: str, at: iso, timezone: str })),
     silent_jobs: list(closed({
       job: str,
@@ -614,6 +644,7 @@ export const OPENAPI = {
           ...runFilters,
           query("since", "scheduled in the last 90s, 15m, 2h, 7d, …"),
           query("limit", "at most (default 50)", int),
+          query("before", "only runs with a lower id: the next page after a list's last run", int),
         ],
         responses: {
           "200": json(

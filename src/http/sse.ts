@@ -39,6 +39,12 @@ export interface PollOptions {
    * event and goes on; the first answer after it sends a `resumed` event.
    */
   poll: () => Promise<SseEvent[]>;
+  /**
+   * How long a poll may go unanswered (a database that hangs) before the
+   * stream sends an `error` event, and `resumed` once it answers; else a
+   * page shows "live" over data that stopped (default STALL_MS).
+   */
+  stallMs?: number;
   redact: (text: string) => string;
   /** Each text of an event's data as the caller may see it (a reader's without secrets). */
   shown: (text: string) => string;
@@ -46,6 +52,8 @@ export interface PollOptions {
 
 /** A comment line this often keeps proxies from closing a quiet stream. */
 const KEEPALIVE_MS = 15_000;
+/** How long a poll may hang before the stream says it is not live (PollOptions.stallMs). */
+export const STALL_MS = 5_000;
 
 export function pollStream(c: Context, o: PollOptions): Response {
   if (o.streams.open >= o.streams.max) {
@@ -79,9 +87,24 @@ async function follow(stream: SSEStreamingApi, o: PollOptions): Promise<void> {
   done.addEventListener("abort", () => stream.abort(), { once: true });
   let quietSince = Date.now();
   let failing = false;
+  const stallMs = o.stallMs ?? STALL_MS;
   while (!done.aborted) {
     try {
-      const events = await o.poll();
+      const answer = o.poll();
+      // A poll that hangs throws nothing: said as failing once it has hung stallMs.
+      const settled = new AbortController();
+      answer.then(() => settled.abort(), () => settled.abort());
+      await sleep(stallMs, AbortSignal.any([done, settled.signal]));
+      if (!settled.signal.aborted && !done.aborted && !failing) {
+        await stream.writeSSE({
+          event: "error",
+          data: JSON.stringify({
+            error: `the database has not answered for ${stallMs / 1000} s`,
+          }),
+        });
+        failing = true;
+      }
+      const events = await answer;
       // The error event said the stream was not live: say it is again.
       if (failing) events.unshift({ event: "resumed", data: {} });
       for (const e of events) {

@@ -310,6 +310,11 @@ const RUN_SELECT = `SELECT ${RUN_COLUMNS.map((c) => `\`${c}\``).join(", ")} FROM
 const RUN_SELECT_NO_OUTPUT = `SELECT ${
   RUN_COLUMNS.map((c) => c === "stdout" || c === "stderr" ? `NULL AS ${c}` : `\`${c}\``).join(", ")
 } FROM jm_runs`;
+/**
+ * The runs now running, oldest first: on jm_runs_status (which holds the id
+ * too, so no sort), a few rows however many runs have ended.
+ */
+export const RUNNING_RUNS = `${RUN_SELECT_NO_OUTPUT} WHERE status = 'running' ORDER BY id`;
 /** The columns a claim writes: all but the id the database gives. */
 const NEW_RUN_COLUMNS = RUN_COLUMNS.filter((c) => c !== "id");
 
@@ -1275,6 +1280,10 @@ export class SqlStore implements Store {
       const run = rowToRun(row);
       return [run.job_id, run];
     }));
+  }
+
+  async runningRuns(): Promise<Run[]> {
+    return (await this.driver.all(RUNNING_RUNS)).map(rowToRun);
   }
 
   async lastFires(notAfter: number): Promise<LastFires> {

@@ -363,6 +363,12 @@ export interface RunStore {
    */
   latestRuns(): Promise<Map<string, Run>>;
 
+  /**
+   * Every run now `running`, oldest first (by id), without its output; on
+   * the status index, so as cheap with millions of ended runs as with none.
+   */
+  runningRuns(): Promise<Run[]>;
+
   /** Runs scheduled at or after `since`, counted by status. */
   countRuns(since: number): Promise<Partial<Record<RunStatus, number>>>;
 

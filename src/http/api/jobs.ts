@@ -19,6 +19,7 @@ import {
   updateJob,
 } from "../../app/jobs.ts";
 import { requestRun } from "../../app/runs.ts";
+import type { Run } from "../../domain/run.ts";
 import { ValidationError } from "../../errors.ts";
 import { buildJob, type Job, nextFires, validateId } from "../../domain/job.ts";
 import type { JobChange } from "../../store/store.ts";
@@ -97,6 +98,12 @@ function readAt(header: string | undefined): ReadAt | undefined {
   return Number(tag[1]);
 }
 
+/** A running run as `GET /jobs` lists it with its job: enough to age it and to cancel it. */
+function runningSummary(run: Run) {
+  const { id, status, scheduled_at, started_at, node_id, cancel_requested_at } = run;
+  return { id, status, scheduled_at, started_at, node_id, cancel_requested_at };
+}
+
 /** What `POST /schedule/preview` takes. */
 const PREVIEW_FIELDS: readonly string[] = ["cron", ...FIELD_NAMES, "timezone", "count"];
 
@@ -116,11 +123,18 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       now: Date.now(),
       names: API_NAMES,
     });
-    const latest = await store.latestRuns();
+    const [latest, running] = await Promise.all([store.latestRuns(), store.runningRuns()]);
     const last = new Map([...latest].map(([jobId, run]) => {
       const { id, status, scheduled_at, finished_at, exit_code } = run;
       return [jobId, { id, status, scheduled_at, finished_at, exit_code }];
     }));
+    // The newest run is most often a skip beside a run stuck for hours: that one is said apart.
+    const runningOf = new Map<string, ReturnType<typeof runningSummary>[]>();
+    for (const run of running) {
+      const list = runningOf.get(run.job_id) ?? [];
+      list.push(runningSummary(run));
+      runningOf.set(run.job_id, list);
+    }
     return json(
       c,
       listings.map(({ job, zone, next, invalid, link }) => ({
@@ -131,6 +145,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
         invalid,
         after_missing: link !== null,
         last_run: last.get(job.id) ?? null,
+        running: runningOf.get(job.id) ?? [],
       })),
     );
   });
@@ -182,6 +197,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       invalid: details.invalid,
       after_missing: details.link !== null,
       runs: details.runs,
+      running: details.running,
     });
   });
 

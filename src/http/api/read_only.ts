@@ -12,7 +12,7 @@
  *   a text without an offset names no instant;
  * - `next` is the job's fires from its first one (some may have passed),
  *   `next_fire` one fire of it, `null` when the job shows none;
- * - a run (in `runs`, or `last_run`) is a run of this job as recorded: with
+ * - a run (in `runs` or `running`, or `last_run`) is a run of this job as recorded: with
  *   the status it has, or one it had before (queued, then running), and,
  *   once it has ended as sent, every field as recorded; one removed since
  *   (runs.keep_days) is taken, and `last_run: null` (read before the first);
@@ -261,15 +261,17 @@ export async function refuseReadOnlyChanges(
     );
   }
 
-  if (body.runs !== undefined) {
-    const sent = body.runs;
+  // running: those of its runs GET found running (each whole, or as GET /jobs sums it up).
+  for (const field of ["runs", "running"] as const) {
+    const sent = body[field];
+    if (sent === undefined) continue;
     if (!Array.isArray(sent) || sent.length > MAX_RUNS) {
-      throw refused("runs", sent, "a list of this job's runs", RUNS);
+      throw refused(field, sent, "a list of this job's runs", RUNS);
     }
     for (const run of sent) {
       const wrong = await runDifference(run, job.id, copies);
       if (wrong !== null) {
-        throw refused("runs", run, `a run of this job as recorded (${wrong})`, RUNS);
+        throw refused(field, run, `a run of this job as recorded (${wrong})`, RUNS);
       }
     }
   }

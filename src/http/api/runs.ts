@@ -48,6 +48,10 @@ export function runRoutes(api: ApiContext): Hono<Env> {
       status: optionalStatus(c.req.query("status")),
       since: optionalSince(c.req.query("since"), Date.now()),
       limit: count(c.req.query("limit"), "limit", MAX_RUNS, 50),
+      // The next page of a list cut at its limit: the runs older than its last.
+      beforeId: c.req.query("before")
+        ? count(c.req.query("before"), "before", Number.MAX_SAFE_INTEGER, 0)
+        : undefined,
       output: false,
     });
     return json(c, runs.map(listed));

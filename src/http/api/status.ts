@@ -25,6 +25,7 @@ export const NEVER_READ: Readonly<Record<string, unknown>> = {
   pending_markers: 0,
   latest_marker: 0,
   runs_last_hour: {},
+  running: { count: 0, oldest: null },
   next_fires: [],
   silent_jobs: [],
   pending_notifications: { count: 0, oldest: null, retrying: 0, next_retry: null },
@@ -52,11 +53,12 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
     const now = Date.now();
     const first = Math.floor((now - HOUR_MS) / MINUTE_MS + 1) * MINUTE_MS;
     const readyNow = readiness();
-    let s, perMinute;
+    let s, perMinute, running;
     try {
-      [s, perMinute] = await Promise.all([
+      [s, perMinute, running] = await Promise.all([
         status(store, { now, heartbeatMs: api.heartbeatMs, defaultZone: api.defaultZone }),
         store.countRunsByMinute(first),
+        store.runningRuns(),
       ]);
     } catch (error) {
       if (!(error instanceof DatabaseError) || !error.unreachable) throw error;
@@ -76,6 +78,13 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
       pending_markers: s.pendingMarkers,
       latest_marker: s.latestMarker,
       runs_last_hour: s.runsLastHour,
+      // Now, whenever they started: a run stuck for hours is in no hour's counts.
+      running: {
+        count: running.length,
+        oldest: running.length === 0
+          ? null
+          : { id: running[0].id, job_id: running[0].job_id, started_at: running[0].started_at },
+      },
       next_fires: s.nextFires.map(({ job, at }) => ({
         job: job.id,
         at: at.toISOString(),

@@ -55,7 +55,8 @@ function h(tag, attrs, ...children) {
 
 class ApiError extends Error {
   constructor(status, body) {
-    super((body && body.error) || "the server answered " + status);
+    // The API speaks as the CLI does; a "(see \`jobsmanager job list\`)" means nothing here.
+    super(((body && body.error) || "the server answered " + status).replace(/ \(see \`jobsmanager [^\`]*\`\)/g, ""));
     this.status = status;
     this.field = body && body.field;
     this.body = body;
@@ -68,20 +69,29 @@ function authHeaders(extra) {
   return headers;
 }
 
+/**
+ * How long an API call may take: a database that hangs holds the answer,
+ * and a page that waits on it looks fresh while it is not. A change given
+ * up on may still be made: the page's next read shows it.
+ */
+const API_TIMEOUT_MS = 8000;
+
 async function api(method, path, body, extraHeaders) {
   const headers = authHeaders(Object.assign({ Accept: "application/json" }, extraHeaders));
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  let res;
+  let res, data;
   try {
     res = await fetch("/api/v1" + path, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(API_TIMEOUT_MS),
     });
+    data = await res.json().catch((e) => { if (e.name === "TimeoutError") throw e; return null; });
   } catch (e) {
-    throw new ApiError(0, { error: "the server did not answer: " + e.message });
+    const why = e.name === "TimeoutError" ? "no answer within " + API_TIMEOUT_MS / 1000 + " s" : e.message;
+    throw new ApiError(0, { error: "the server did not answer: " + why });
   }
-  const data = await res.json().catch(() => null);
   if (res.status === 401) {
     showLogin(data && data.error);
     throw new ApiError(401, data);
@@ -260,18 +270,57 @@ function refreshAgo(root) {
     const text = ago(el.dataset.ago);
     if (el.textContent !== text) el.textContent = text;
   }
+  for (const el of root.querySelectorAll("[data-since]")) {
+    const text = (el.dataset.prefix || "") + span(databaseNow() - msOf(el.dataset.since));
+    if (el.textContent !== text) el.textContent = text;
+  }
+}
+
+/**
+ * Every relative time on the page, brought up to now each second, whether
+ * or not its page could read anything since: with the database hanging, a
+ * next fire "in 8 s" becomes "14 s ago", not a fire still to come.
+ */
+const AGO_TICK_MS = 1000;
+setInterval(() => {
+  const root = main();
+  if (root) refreshAgo(root);
+}, AGO_TICK_MS);
+
+/** A length of time as ages are said: "12 s", "5 min", "3 h", "2 d". */
+function span(ms) {
+  const a = Math.abs(Math.round(ms / 1000));
+  return a < 60 ? a + " s" : a < 3600 ? Math.round(a / 60) + " min" : a < 86400
+    ? Math.round(a / 3600) + " h" : Math.round(a / 86400) + " d";
 }
 
 /** How long before now, on the database's clock, value was, or how long after. */
 function ago(value) {
-  const s = Math.round((databaseNow() - msOf(value)) / 1000);
-  const a = Math.abs(s);
-  const text = a < 60 ? a + " s" : a < 3600 ? Math.round(a / 60) + " min" : a < 86400
-    ? Math.round(a / 3600) + " h" : Math.round(a / 86400) + " d";
-  return s >= 0 ? text + " ago" : "in " + text;
+  const ms = databaseNow() - msOf(value);
+  return Math.round(ms / 1000) >= 0 ? span(ms) + " ago" : "in " + span(ms);
 }
 
+/** The run's start (or, not started yet, when it was due). */
+function runStart(run) {
+  return run.started_at !== null && run.started_at !== undefined ? run.started_at : run.scheduled_at;
+}
+
+/**
+ * "running for 3 h", on the database's clock, kept current by refreshAgo():
+ * a run stuck for hours says so, whatever the viewer's clock says.
+ */
+function runningFor(run, tag, prefix) {
+  const start = runStart(run);
+  if (start === null || start === undefined) return h(tag || "span", { class: "muted" }, "-");
+  const since = new Date(msOf(start)).toISOString();
+  const head = prefix === undefined ? "running for " : prefix;
+  return h(tag || "span", { class: "running-for", "data-since": since, "data-prefix": head },
+    head + span(databaseNow() - msOf(since)));
+}
+
+/** How long a run took; a run not ended yet, how long it has been running. */
 function duration(run) {
+  if (run.status === "running" && run.finished_at === null) return runningFor(run, "span", "");
   if (run.started_at === null || run.finished_at === null) return "-";
   const ms = msOf(run.finished_at) - msOf(run.started_at);
   return ms < 10000 ? ms + " ms" : (ms / 1000).toFixed(1) + " s";
@@ -300,29 +349,67 @@ function isAdmin() {
 /** A button that runs an API call, shows its error beside the page title, and refreshes. */
 function action(label, run, options) {
   const o = options || {};
+  // o.read: it changes nothing (reads more), so a read token may use it too.
+  const allowed = o.read || isAdmin();
   const button = h("button", {
     class: o.class || null,
-    disabled: !isAdmin(),
-    title: isAdmin() ? o.title || null : "needs an admin token",
+    disabled: !allowed,
+    title: allowed ? o.title || null : "needs an admin token",
     "data-action": o.name || label.toLowerCase(),
+    // Beside a thousand others (a row's Run now), what it acts on: "Run nightly now".
+    "aria-label": o.label || null,
   }, label);
   button.addEventListener("click", async () => {
-    if (o.confirm && !confirm(o.confirm)) return;
+    // A function: asked at the click, of what the button shows then (a row morphed since).
+    const question = typeof o.confirm === "function" ? o.confirm() : o.confirm;
+    if (question && !confirm(question)) return;
     button.disabled = true;
+    // While the call is out (up to API_TIMEOUT_MS with a database that hangs), it says so.
+    button.setAttribute("aria-busy", "true");
+    button.textContent = o.busy || label + "…";
+    const idle = () => {
+      button.removeAttribute("aria-busy");
+      button.textContent = label;
+    };
     try {
-      await run();
-      if (o.after) o.after();
+      const result = await run();
+      idle();
+      if (o.after) o.after(result);
       else route();
     } catch (e) {
+      idle();
       if (e.status === 401) return;
-      // Its own box: the page's alerts (a job's "invalid") stay.
-      const place = document.getElementById("action-error") || h("div", { class: "alert", role: "alert", id: "action-error" });
-      place.textContent = printable(e.message);
-      main().prepend(place);
+      actionError(e, o.reload || route);
       button.disabled = false;
     }
   });
   return button;
+}
+
+/** The version of a job a change is made on, as If-Match: a job changed since is refused (412), not changed. */
+function ifMatch(updatedAt) {
+  return { "If-Match": '"' + msOf(updatedAt) + '"' };
+}
+
+/**
+ * Say why an action failed, in one box above the page (clicked again, it
+ * says it again, not once more); the page's alerts (a job's "invalid")
+ * stay. A 412 (If-Match) says the job changed since the page drew it, and
+ * offers reload() to see it as it is.
+ */
+function actionError(e, reload) {
+  const place = document.getElementById("action-error") || h("div", { class: "alert", role: "alert", id: "action-error" });
+  if (e.status === 412) {
+    // The API's words (app/jobs.ts refuseStale): a job removed since, or changed since.
+    const what = /no longer exists/.test(e.message) ? "was removed" : "changed";
+    place.replaceChildren("This job " + what + " since this page showed it (another tab, a colleague, the CLI); nothing was done. ",
+      h("button", { type: "button", "data-action": "reload", onclick: () => { place.remove(); reload(); } }, "Reload"));
+    place.title = printable(e.message);
+  } else {
+    place.replaceChildren(printable(e.message));
+    place.removeAttribute("title");
+  }
+  if (!place.isConnected) main().prepend(place);
 }
 
 function showLogin(message) {
@@ -384,7 +471,9 @@ async function route() {
   }
   if (!session.role) {
     try {
-      const me = await api("GET", "/session");
+      // A server not up yet (restarting) is asked again, as a page's first read is.
+      const me = await firstLoad(signal, 2000, () => api("GET", "/session"));
+      if (me === undefined) return;
       session.role = me.role;
       session.auth = me.auth;
       renderWho();
@@ -444,15 +533,56 @@ function morphChildren(parent, nodes) {
   for (const extra of old.slice(nodes.length)) extra.remove();
 }
 
-/** Say above the page that it was not refreshed since when, and why (once shown: what is below is older). */
-function notRefreshed(signal, since, everyMs, error, shown) {
+/**
+ * Say above the page that it was not refreshed since its last good read
+ * (lastRead, ms; null: never loaded), and why (once shown: what is below
+ * is older).
+ */
+function notRefreshed(signal, lastRead, everyMs, error, shown) {
   const banner = h("div", { class: "alert", role: "alert", id: "refresh-error" },
-    "Not refreshed since " + fmt(since) + ": " + error.message + ". Trying again every " + everyMs / 1000 +
-    " s" + (shown ? "; what is shown below was read before." : "."));
+    (lastRead === null ? "Not loaded" : "Not refreshed since " + fmt(lastRead)) + ": " + error.message +
+    ". Trying again every " + everyMs / 1000 + " s",
+    shown && lastRead !== null ? ["; what is shown below was read ",
+      agoText(lastRead + databaseClock.offset, "span", "read-ago"), "."] : ".");
   const place = document.getElementById("refresh-error");
   if (place) place.replaceWith(banner);
   else if (shown) main().prepend(banner);
   else show(signal, banner);
+}
+
+/** Whether asking again may answer otherwise: no answer, a time out, a server or database down. */
+function passing(error) {
+  return error.status === 0 || error.status === 408 || error.status === 429 || error.status >= 500;
+}
+
+/** Say that the server refused (a 4xx), in place of the page or, once shown, above it; no retry. */
+function refused(signal, error, shown) {
+  const box = h("div", { class: "alert", role: "alert", id: "refresh-error" }, error.message);
+  const place = document.getElementById("refresh-error");
+  if (place) place.replaceWith(box);
+  else if (shown) main().prepend(box);
+  else show(signal, box);
+}
+
+/**
+ * A page's first read: during an outage it says so and tries again every
+ * everyMs (as poll() does) until it answers; a refusal (4xx) is thrown, to
+ * be shown as the page's error. Undefined once signal aborts.
+ */
+async function firstLoad(signal, everyMs, load) {
+  while (!signal.aborted) {
+    try {
+      const data = await load();
+      const banner = document.getElementById("refresh-error");
+      if (banner && !signal.aborted) banner.remove();
+      return data;
+    } catch (e) {
+      if (signal.aborted || e.status === 401 || !passing(e)) throw e;
+      notRefreshed(signal, null, everyMs, e, false);
+      await sleep(everyMs, signal);
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -462,21 +592,24 @@ function notRefreshed(signal, since, everyMs, error, shown) {
  */
 async function poll(signal, everyMs, load, draw, until) {
   let shown = false;
-  let failingSince = null;
+  let lastRead = null;
   while (!signal.aborted) {
     let data;
     knowClock();
+    const asked = Date.now();
     try {
       data = await load();
     } catch (e) {
       if (signal.aborted || e.status === 401) return;
-      failingSince = failingSince || new Date();
-      notRefreshed(signal, failingSince, everyMs, e, shown);
+      // A refusal (no such run) is not an outage: asking again would not change it.
+      if (!passing(e)) return refused(signal, e, shown);
+      notRefreshed(signal, lastRead, everyMs, e, shown);
       await sleep(everyMs, signal);
       continue;
     }
     if (signal.aborted) return;
-    failingSince = null;
+    // As fresh as the asking, not the answer: a read asked before a hang began is not after it.
+    lastRead = asked;
     const children = draw(data).flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false);
     const banner = document.getElementById("refresh-error");
     if (banner) banner.remove();

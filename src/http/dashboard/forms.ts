@@ -144,16 +144,25 @@ async function keepFires(signal, shown, draw) {
   }
 }
 
+/** How often a job page whose first read failed (an outage) tries again. */
+const JOB_RETRY_MS = 2000;
+
 page(/^\/add-job$/, (_, query, signal) => jobForm(null, signal));
-page(/^\/jobs\/(.+)\/edit$/, async ([id], _, signal) => jobForm(await api("GET", "/jobs/" + enc(id)), signal));
+page(/^\/jobs\/(.+)\/edit$/, async ([id], _, signal) => {
+  const job = await firstLoad(signal, JOB_RETRY_MS, () => api("GET", "/jobs/" + enc(id)));
+  if (job !== undefined) jobForm(job, signal);
+});
 
 page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
-  const d = await api("GET", "/jobs/" + enc(id) + "?count=" + FIRES_READ);
+  const d = await firstLoad(signal, JOB_RETRY_MS, () => api("GET", "/jobs/" + enc(id) + "?count=" + FIRES_READ));
+  if (d === undefined) return;
   const job = d;
   const row = (label, ...value) => [h("dt", {}, label), h("dd", { "data-field": label }, value)];
   const orDefault = (v, what) => v === null ? h("span", { class: "muted" }, "service default" + (what ? " (" + what + ")" : "")) : String(v);
   const env = envEntries(job.env);
   const runs = runsTable(d.runs, { hideJob: true });
+  // First, however many skips came since: the 5 runs below may all be newer than a run stuck for hours.
+  const running = runsTable(d.running || [], { hideJob: true, status: "running", cancel: true, id: "running-runs", empty: "none now" });
   const live = liveBadge();
   const firesOf = (next) => h("div", { id: "fires" },
     h("h2", {}, "Next " + next.length + " fires", job.enabled ? null : h("span", { class: "muted small" }, " (once enabled)")),
@@ -163,12 +172,16 @@ page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
     h("h1", {}, job.id, h("span", { class: "badge " + (job.enabled ? "live" : "disabled") }, job.enabled ? "enabled" : "disabled"),
       h("span", { class: "actions" },
         isAdmin() ? h("a", { class: "button", href: "#/jobs/" + enc(job.id) + "/edit", id: "edit" }, "Edit") : null,
-        action(job.enabled ? "Disable" : "Enable", () => api("POST", "/jobs/" + enc(job.id) + (job.enabled ? "/disable" : "/enable"))),
-        action("Run now", () => api("POST", "/jobs/" + enc(job.id) + "/run", {}), { name: "run" }),
-        action("Remove", () => api("DELETE", "/jobs/" + enc(job.id)), {
+        // On the version drawn: a job re-created or edited since is not the one the viewer meant.
+        action(job.enabled ? "Disable" : "Enable", () => api("POST", "/jobs/" + enc(job.id) + (job.enabled ? "/disable" : "/enable"),
+          undefined, ifMatch(job.updated_at))),
+        runNowButton(job.id),
+        action("Remove", () => api("DELETE", "/jobs/" + enc(job.id), undefined, ifMatch(job.updated_at)), {
           class: "danger", confirm: "Remove job " + job.id + "? Its runs stay.", after: () => { location.hash = "#/jobs"; },
         }))),
     job.invalid ? h("div", { class: "alert" }, job.invalid) : null,
+    h("h2", {}, "Running now"),
+    running,
     h("div", { class: "card" }, h("dl", { class: "grid", id: "job-fields" },
       row("command", h("code", {}, job.command)),
       row("schedule", job.schedule_words, job.schedule === "" ? null : h("div", { class: "mono muted small" },
@@ -198,10 +211,17 @@ page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
     h("h2", {}, "Runs ", live, " ", h("a", { class: "small", href: "#/runs?job=" + enc(job.id) }, "all runs")),
     runs);
   keepFires(signal, d, (next) => morph(fires, firesOf(next)));
-  follow(() => "/runs/stream?job=" + enc(job.id) + "&after=" + (d.runs.length ? d.runs[0].id : 0), async (event, run) => {
-    if (event === "run") runs.upsert(run, true);
+  const after = d.runs.length ? d.runs[0].id : 0;
+  follow(() => "/runs/stream?job=" + enc(job.id) + "&after=" + after, async (event, run) => {
+    if (event === "run") {
+      runs.upsert(run, true);
+      running.upsert(run, true);
+    }
     // What changed before the stream looked (a run that ended meanwhile) is read once.
-    if (event === "ready") for (const r of await api("GET", "/runs?job=" + enc(job.id) + "&limit=" + Math.max(d.runs.length, 1))) runs.upsert(r, false);
+    if (event === "ready") {
+      for (const r of await api("GET", "/runs?job=" + enc(job.id) + "&limit=" + Math.max(d.runs.length, 1))) runs.upsert(r, false);
+      running.relist(await api("GET", "/runs?job=" + enc(job.id) + "&status=running&limit=100"), 100, after);
+    }
   }, signal, live.set);
 });
 

@@ -13,12 +13,38 @@ const FINAL = (status) => status !== "queued" && status !== "running";
 /** How far a run has come: it never goes back (a list read before an event may be older). */
 const STAGE = (status) => status === "queued" ? 0 : status === "running" ? 1 : 2;
 
+/**
+ * A job's oldest running run, how long it has run and a Cancel: its last
+ * run is most often a skip beside it. Morphed in place, so the button reads
+ * the run it cancels from what it shows at the click.
+ */
+function runningCell(job, running, refresh) {
+  const oldest = running[0];
+  const cancel = oldest.cancel_requested_at ? h("span", { class: "muted small" }, " cancel asked")
+    : action("Cancel", () => api("POST", "/runs/" + cancel.dataset.run + "/cancel"), {
+      class: "danger", name: "cancel-run",
+      confirm: () => "Cancel run #" + cancel.dataset.run + " of " + job.id + "?",
+      after: () => refresh().catch(() => {}),
+    });
+  if (cancel.nodeName === "BUTTON") {
+    cancel.dataset.run = String(oldest.id);
+    cancel.setAttribute("aria-label", "Cancel run #" + oldest.id + " of " + job.id);
+  }
+  return h("div", { class: "running", "data-running": oldest.id },
+    h("a", { href: "#/runs/" + oldest.id }, badge("running"), " ", runningFor(oldest, "span", "for ")),
+    running.length > 1 ? h("span", { class: "muted small" }, " (+" + (running.length - 1) + " more)") : null,
+    " ", cancel);
+}
+
 /** A row of the jobs table; after a change from its switch, refresh() reads the jobs again. */
 function jobRow(job, refresh) {
   const last = job.last_run;
+  const running = job.running || [];
   const toggle = h("input", {
-    type: "checkbox", checked: job.enabled, disabled: !isAdmin(), "aria-label": "enabled",
+    type: "checkbox", checked: job.enabled, disabled: !isAdmin(), "aria-label": "enabled: " + job.id,
     "data-action": job.enabled ? "disable" : "enable",
+    // Read at the change (morphed in place): the version of the job the row shows now.
+    "data-version": msOf(job.updated_at),
     title: isAdmin() ? (job.enabled ? "disable" : "enable") : "needs an admin token",
   });
   // Not disabled while its call is out: a disabled switch would lose the focus.
@@ -27,10 +53,11 @@ function jobRow(job, refresh) {
   toggle.addEventListener("change", async () => {
     busy = true;
     try {
-      await api("POST", "/jobs/" + enc(job.id) + (toggle.checked ? "/enable" : "/disable"));
+      await api("POST", "/jobs/" + enc(job.id) + (toggle.checked ? "/enable" : "/disable"), undefined,
+        ifMatch(Number(toggle.dataset.version)));
     } catch (e) {
       toggle.checked = !toggle.checked;
-      main().prepend(errorBox(e));
+      if (e.status !== 401) actionError(e, () => refresh().catch(() => {}));
       return;
     } finally {
       busy = false;
@@ -47,13 +74,69 @@ function jobRow(job, refresh) {
     h("td", { class: "hide-narrow" }, job.zone),
     h("td", {}, job.next_fire ? [when(job.next_fire, job.zone), agoText(job.next_fire)]
       : h("span", { class: "muted" }, "-")),
-    h("td", {}, last ? h("a", { href: "#/runs/" + last.id }, badge(last.status), " ",
-      agoText(last.scheduled_at, "span", "small")) : h("span", { class: "muted" }, "never")),
+    h("td", {}, running.length ? runningCell(job, running, refresh) : null,
+      last ? h("a", { href: "#/runs/" + last.id }, badge(last.status), " ",
+        agoText(last.scheduled_at, "span", "small")) : h("span", { class: "muted" }, "never")),
     h("td", {}, h("label", { class: "switch" }, toggle, job.enabled ? "on" : "off")),
-    h("td", {}, action("Run now", () => api("POST", "/jobs/" + enc(job.id) + "/run", {}), {
-      name: "run", after: () => { location.hash = "#/runs?job=" + enc(job.id); },
-    })),
+    h("td", {}, runNowButton(job.id)),
   );
+}
+
+/** How often the box of a run asked for reads it again until it ends. */
+const RUN_FOLLOW_MS = 1000;
+
+/**
+ * Run now: asks for a run of jobId (force: past max_instances) and follows
+ * it in a box above the page until it ends; a run skipped (the job busy)
+ * says why and offers to run it anyway. Nothing is redrawn meanwhile.
+ */
+function runNowButton(jobId) {
+  return action("Run now", () => askRun(jobId, false), {
+    name: "run", label: "Run " + jobId + " now", busy: "Asking…", after: (run) => followRun(run, pageAbort.signal),
+  });
+}
+
+function askRun(jobId, force) {
+  return api("POST", "/jobs/" + enc(jobId) + "/run", force ? { force: true } : {});
+}
+
+/** The box of the run last asked for on this page. */
+function runBox() {
+  const box = document.getElementById("run-request") || h("div", { class: "card", id: "run-request", role: "status" });
+  if (!box.isConnected) main().prepend(box);
+  return box;
+}
+
+async function followRun(run, signal) {
+  const box = runBox();
+  // A newer request owns the box: this one stops following.
+  const mine = String(run.id);
+  box.dataset.run = mine;
+  while (!signal.aborted && box.dataset.run === mine) {
+    drawRunBox(box, run, signal);
+    if (FINAL(run.status)) return;
+    await sleep(RUN_FOLLOW_MS, signal);
+    try {
+      run = await api("GET", "/runs/" + run.id);
+    } catch (e) {
+      // A run removed since is not waited for; an outage is tried again.
+      if (e.status !== 0 && e.status < 500) return;
+    }
+  }
+}
+
+function drawRunBox(box, run, signal) {
+  const link = h("a", { href: "#/runs/" + run.id }, "Run #" + run.id);
+  const said = run.status === "queued" ? [link, " of " + run.job_id + " queued: waiting for a service to start it."]
+    : run.status === "running" ? [link, " of " + run.job_id + " ", runningFor(run), "."]
+    : [link, " of " + run.job_id + " ended ", badge(run.status), run.note ? ": " + run.note : "", "."];
+  const anyway = run.status === "skipped" ? action("Run anyway", () => askRun(run.job_id, true), {
+    name: "run-anyway", busy: "Asking…",
+    confirm: "Run " + run.job_id + " anyway, beside the run still going (max_instances not checked)?",
+    after: (next) => followRun(next, signal),
+  }) : null;
+  box.dataset.status = run.status;
+  box.replaceChildren(h("span", {}, said), ...(anyway ? [" ", anyway] : []));
 }
 
 /** How often the jobs page reads the jobs again while it is shown. */
@@ -67,7 +150,12 @@ const FILTER_PAUSE_MS = 150;
  * keystroke rebuilds thousands of rows, or loses focus, filter or scroll.
  */
 page(/^\/jobs$/, async (_, query, signal) => {
-  let jobs = await api("GET", "/jobs");
+  let lastRead = Date.now();
+  let jobs = await firstLoad(signal, JOBS_REFRESH_MS, () => {
+    lastRead = Date.now();
+    return api("GET", "/jobs");
+  });
+  if (jobs === undefined) return;
   const filter = h("input", {
     type: "search", id: "filter", value: query.get("q") || "",
     placeholder: "filter by id, command, description", "aria-label": "filter",
@@ -139,20 +227,20 @@ page(/^\/jobs$/, async (_, query, signal) => {
       isAdmin() ? h("a", { class: "button", href: "#/add-job", id: "add-job" }, "Add job") : null),
     h("div", { class: "filters" }, filter),
     box);
-  let failingSince = null;
   while (!signal.aborted) {
     await sleep(JOBS_REFRESH_MS, signal);
     if (signal.aborted) return;
     knowClock();
+    // What an answer shows is as fresh as the asking: a read asked before a hang began is not after it.
+    const asked = Date.now();
     try {
       await refresh();
-      failingSince = null;
+      lastRead = asked;
       const banner = document.getElementById("refresh-error");
       if (banner) banner.remove();
     } catch (e) {
       if (signal.aborted || e.status === 401) return;
-      failingSince = failingSince || new Date();
-      notRefreshed(signal, failingSince, JOBS_REFRESH_MS, e, true);
+      notRefreshed(signal, lastRead, JOBS_REFRESH_MS, e, true);
     }
   }
 });
@@ -176,7 +264,8 @@ function runsTable(runs, options) {
   const withJob = !o.hideJob;
   const box = table(["Run", withJob ? "Job" : null, "Scheduled", "Status",
     { text: "Exit", class: "hide-narrow" }, "Duration", { text: "Trigger", class: "hide-narrow" },
-    { text: "Node", class: "hide-narrow" }].filter(Boolean), [], { id: "runs" });
+    { text: "Node", class: "hide-narrow" }, o.cancel ? "" : null].filter((x) => x !== null),
+    [], { id: o.id || "runs" });
   const body = box.querySelector("tbody");
   const rows = new Map();
   const row = (run, fresh) => h("tr", { "data-run": run.id, "data-status": run.status, class: fresh ? "fresh" : null },
@@ -187,7 +276,11 @@ function runsTable(runs, options) {
     h("td", { class: "hide-narrow num" }, run.exit_code !== null ? run.exit_code : run.signal || "-"),
     h("td", { class: "num" }, duration(run)),
     h("td", { class: "hide-narrow" }, triggerText(run)),
-    h("td", { class: "hide-narrow muted small" }, run.node_id || "-"));
+    h("td", { class: "hide-narrow muted small" }, run.node_id || "-"),
+    o.cancel ? h("td", {}, FINAL(run.status) || run.cancel_requested_at ? null
+      : action("Cancel", () => api("POST", "/runs/" + run.id + "/cancel"), {
+        class: "danger", name: "cancel-run", confirm: "Cancel run #" + run.id + " of " + run.job_id + "?",
+      })) : null);
   // Newest first, as the rows are shown: where a run goes is a binary search, not a sort.
   const order = [];
   const place = (id) => {
@@ -214,7 +307,9 @@ function runsTable(runs, options) {
     old.remove();
     rows.delete(id);
     order.splice(place(id), 1);
+    if (rows.size === 0 && o.empty) body.append(empty = noRows());
   };
+  const noRows = () => h("tr", { class: "empty" }, h("td", { colspan: 9, class: "muted" }, o.empty || "no runs yet"));
   let empty = null;
   box.upsert = (run, fresh) => {
     // A list read while an event came may be older than it: a run does not go back.
@@ -254,9 +349,12 @@ function runsTable(runs, options) {
     for (const id of [...rows.keys()]) if (id <= after && id >= floor && !ids.has(id)) drop(id);
   };
   for (const run of runs) box.upsert(run, false);
-  if (runs.length === 0) body.append(empty = h("tr", { class: "empty" }, h("td", { colspan: 8, class: "muted" }, "no runs yet")));
+  if (runs.length === 0) body.append(empty = noRows());
   return box;
 }
+
+/** How often a page whose first read failed (an outage) tries again. */
+const RUNS_RETRY_MS = 2000;
 
 function runFilterQuery(params) {
   const q = new URLSearchParams();
@@ -264,9 +362,40 @@ function runFilterQuery(params) {
   return q;
 }
 
+/** How many runs the runs page reads at a time. */
+const RUNS_PAGE = 100;
+
+/**
+ * Below a list cut at RUNS_PAGE runs: says so, and reads the next older
+ * page on asking, until none is left or the table holds its most.
+ */
+function moreRuns(box, runs, filters, signal) {
+  const line = h("p", { class: "muted small", id: "runs-more" });
+  let oldest = runs.length ? runs[runs.length - 1].id : null;
+  let shown = runs.length;
+  const say = (full) => {
+    if (!full) return line.replaceChildren(shown > RUNS_PAGE ? "All " + shown + " matching runs are shown." : "");
+    if (shown >= MAX_RUN_ROWS) {
+      return line.replaceChildren("The newest " + shown + " matching runs are shown, the most this page keeps; narrow the filters (job, status, time) to see older ones.");
+    }
+    line.replaceChildren("The newest " + shown + " matching runs are shown; there are older ones. ", older);
+  };
+  const older = action("Show " + RUNS_PAGE + " older", async () => {
+    const page = await api("GET", "/runs?" + filters + "&limit=" + RUNS_PAGE + "&before=" + oldest);
+    if (signal.aborted) return;
+    for (const run of page) box.upsert(run, false);
+    if (page.length) oldest = page[page.length - 1].id;
+    shown += page.length;
+    say(page.length === RUNS_PAGE);
+  }, { name: "older-runs", read: true, after: () => {} });
+  say(runs.length === RUNS_PAGE);
+  return line;
+}
+
 page(/^\/runs$/, async (_, query, signal) => {
   const filters = runFilterQuery(query);
-  const runs = await api("GET", "/runs?" + filters + "&limit=100");
+  const runs = await firstLoad(signal, RUNS_RETRY_MS, () => api("GET", "/runs?" + filters + "&limit=" + RUNS_PAGE));
+  if (runs === undefined) return;
   const jobInput = h("input", { name: "job", value: filters.get("job") || "", placeholder: "any job" });
   const status = h("select", { name: "status" }, h("option", { value: "" }, "any status"),
     RUN_STATUSES.map((s) => h("option", { value: s, selected: s === filters.get("status") }, s)));
@@ -287,9 +416,16 @@ page(/^\/runs$/, async (_, query, signal) => {
     if (since.value) q.set("since", since.value);
     location.hash = "#/runs" + (String(q) ? "?" + q : "");
   });
-  const box = runsTable(runs, { status: filters.get("status") });
+  // No runs under a job id no job has: most often a typo, which "no runs yet" would hide.
+  let empty = null;
+  const jobAsked = filters.get("job");
+  if (runs.length === 0 && jobAsked) {
+    empty = await api("GET", "/jobs/" + enc(jobAsked)).then(() => null,
+      (e) => e.status === 404 ? "no job named " + jobAsked + " (and no runs recorded under that id)" : null);
+  }
+  const box = runsTable(runs, { status: filters.get("status"), empty });
   const live = liveBadge();
-  show(signal, h("h1", {}, "Runs", live), apply, box);
+  show(signal, h("h1", {}, "Runs", live), apply, box, moreRuns(box, runs, filters, signal));
   const stream = new URLSearchParams(filters);
   stream.delete("since");
   const after = runs.length ? runs[0].id : 0;
@@ -297,12 +433,15 @@ page(/^\/runs$/, async (_, query, signal) => {
   follow(() => "/runs/stream?" + stream, async (event, run) => {
     if (event === "run" || event === "left") box.upsert(run, true);
     // The stream sends every change from here on: what changed before (or during a gap) is read once.
-    if (event === "ready") box.relist(await api("GET", "/runs?" + filters + "&limit=100"), 100, after);
+    if (event === "ready") box.relist(await api("GET", "/runs?" + filters + "&limit=" + RUNS_PAGE), RUNS_PAGE, after);
   }, signal, live.set);
 });
 
 page(/^\/runs\/(\d+)$/, ([id], _, signal) => poll(signal, 1000, () => api("GET", "/runs/" + id), (run) => {
-  const output = (name, text) => [h("h2", {}, name), text ? h("pre", { id: name }, text) : h("p", { class: "muted" }, "(empty)")];
+  // The service records a run's output as it ends: until then, none is not "(empty)".
+  const output = (name, text) => [h("h2", {}, name), text ? h("pre", { id: name }, text)
+    : h("p", { class: "muted", id: name + "-none" }, FINAL(run.status) ? "(empty)"
+      : "recorded when the run ends")];
   document.title = FINAL(run.status) ? "jobsmanager" : "run " + run.id;
   return [
     h("h1", {}, "Run #" + run.id, badge(run.status, run.note),
@@ -315,7 +454,7 @@ page(/^\/runs\/(\d+)$/, ([id], _, signal) => poll(signal, 1000, () => api("GET",
       h("dt", {}, "scheduled"), h("dd", {}, when(run.scheduled_at)),
       h("dt", {}, "started"), h("dd", {}, when(run.started_at)),
       h("dt", {}, "finished"), h("dd", {}, when(run.finished_at)),
-      h("dt", {}, "duration"), h("dd", {}, duration(run)),
+      h("dt", {}, "duration"), h("dd", { id: "duration" }, run.status === "running" ? runningFor(run) : duration(run)),
       h("dt", {}, "exit code"), h("dd", {}, run.exit_code === null ? "-" : run.exit_code),
       h("dt", {}, "signal"), h("dd", {}, run.signal || "-"),
       h("dt", {}, "node"), h("dd", {}, run.node_id || "-"),
@@ -461,13 +600,19 @@ page(/^\/status$/, (_, __, signal) => poll(signal, 5000, readStatus, (s) => {
       tile("database", badge(s.database.state), h("div", { class: "small muted" }, s.database.detail)),
       tile("pending reload markers", count(s.pending_markers)),
       tile("notifications waiting", count(s.pending_notifications.count), s.pending_notifications.oldest === null ? null : h("div", { class: "small muted" }, "oldest " + ago(s.pending_notifications.oldest) + (s.pending_notifications.retrying ? "; " + s.pending_notifications.retrying + " for a webhook receiver that is down" : ""))),
-      tile("runs in the last hour", count(total), failed ? h("div", { class: "small field-error" }, failed + " failed") : null)),
+      tile("runs in the last hour", count(total), failed ? h("div", { class: "small field-error" }, failed + " failed") : null),
+      tile("running now", count(s.running ? s.running.count : 0), s.running && s.running.oldest ? h("div", { class: "small muted", id: "oldest-running" },
+        "oldest: ", h("a", { href: "#/runs/" + s.running.oldest.id }, "#" + s.running.oldest.id), " of ",
+        h("a", { href: "#/jobs/" + enc(s.running.oldest.job_id) }, s.running.oldest.job_id), ", ",
+        runningFor({ started_at: s.running.oldest.started_at, scheduled_at: s.running.oldest.started_at })) : null)),
     chart(s.runs_per_minute),
     h("h2", {}, "Services"),
     table(["Node", "State", { text: "PID", class: "hide-narrow" }, { text: "Version", class: "hide-narrow" }, "Last heartbeat", "Jobs", "Share", { text: "Marker", class: "hide-narrow" }, { text: "Skew", class: "hide-narrow" }, { text: "Last reload", class: "hide-narrow" }],
       s.services.length ? s.services.map((n) => h("tr", { "data-node": n.id },
         h("td", {}, n.id, h("div", { class: "muted small" }, n.host)),
-        h("td", {}, badge(n.state), n.state === "dead" ? h("div", { class: "muted small" }, "by " + n.declared_dead_by + ", " + ago(n.declared_dead_at)) : null),
+        // The database down: each state is as last read, and may no longer be true.
+        h("td", {}, s.database.state === "down" ? h("span", { class: "badge last-known", title: "as read at " + fmt(s.read_at) + "; the database is down" }, "last known: " + n.state)
+          : badge(n.state), n.state === "dead" ? h("div", { class: "muted small" }, "by " + n.declared_dead_by + ", " + ago(n.declared_dead_at)) : null),
         h("td", { class: "hide-narrow" }, n.pid),
         h("td", { class: "hide-narrow" }, n.version),
         h("td", {}, when(heartbeatOnDatabaseClock(n)), h("div", { class: "muted small" }, ago(heartbeatOnDatabaseClock(n)))),

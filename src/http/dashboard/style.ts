@@ -44,6 +44,7 @@ pre { background: #0d1117; color: #e6edf3; padding: .75rem; border-radius: 6px; 
 .badge.skipped, .badge.missed, .badge.stale, .badge.warning { background: var(--warn); }
 .badge.interrupted, .badge.cancelled { background: var(--info); }
 .badge.debug, .badge.leaving, .badge.stopped, .badge.queued, .badge.disabled { background: #6e7781; }
+.badge.last-known { background: #d0d7de; color: #424a53; }
 button, .button {
   font: inherit; font-size: .85rem; padding: .35rem .8rem; border-radius: 6px; cursor: pointer;
   border: 1px solid var(--line); background: var(--card); color: var(--fg); text-decoration: none; display: inline-block;
