@@ -6,13 +6,14 @@
  * there are; this takes them through the same gates as fires.
  */
 import { type Job, jobProblem } from "../domain/job.ts";
-import type { Run, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
+import type { Run, RunStatus, RunUpdate } from "../domain/run.ts";
 import type { JobStore, RunStore } from "../store/store.ts";
+import type { ActiveRuns } from "./active_runs.ts";
 import type { Aftermath } from "./aftermath.ts";
 import type { Clock } from "./clock.ts";
 import { log } from "./log.ts";
 import type { RunRecorder } from "./recorder.ts";
-import type { Slot, SlotGate } from "./slots.ts";
+import type { SlotGate } from "./slots.ts";
 import type { Due, JobDefaults } from "./timetable.ts";
 
 const MANUAL_RUNS_PER_POLL = 100;
@@ -35,17 +36,8 @@ export interface RunRequestsOptions {
   track(write: Promise<unknown>): void;
   /** What `max_instances` skips say of runs on other nodes. */
   elsewhereNote(jobId: string): string;
-  /** Start run `runId` of `job`, claimed, holding `slot`. */
-  launch(
-    job: Job,
-    runId: number,
-    scheduledAt: number,
-    note: string | null,
-    slot: Slot,
-    marker: string,
-    startBy: null,
-    from: { trigger: RunTrigger; attempt: number; firstRunId: number | null },
-  ): void;
+  /** Start run `runId` of `job`, claimed, holding `slot` (see ActiveRuns.launch). */
+  launch: ActiveRuns["launch"];
   /** End run `runId` running here, for `note`; false when it does not run here. */
   cancelRunning(runId: number, note: string): boolean;
   /** The fire of run `runId` that waits here, never to start; undefined when none. */
