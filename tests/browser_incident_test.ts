@@ -306,7 +306,12 @@ dashboardTest(
   "dashboard: Run now on a busy job says the run was queued, follows it, and offers Run anyway when it is skipped",
   async (api, db) => {
     const id = await stuckJob(api);
-    await saveNodes(db, serviceRow("node-a"));
+    // Live for the whole test, however long a busy machine makes it: a run request needs one.
+    await saveNodes(db, {
+      ...serviceRow("node-a"),
+      db_heartbeat_at: await api.store.databaseNow(),
+      heartbeat_ms: 3_600_000,
+    });
     await using chromium = await openBrowser();
     const page = await chromium.page();
     const net = await intercept(page);

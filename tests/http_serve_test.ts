@@ -189,6 +189,13 @@ Deno.test("serve: an HTTP side whose listener stops taking connections (no descr
   await using db = await freshDatabase("sqlite");
   // The default cap (256) above what the open-file limit leaves: accepts run out of descriptors.
   await using served = await serveWithHttp(db, {});
+  // Started whole first: its runner threads' epoll sets, made as the jobs load, need descriptors
+  // too, and on a busy machine the connections below took them first ("could not make an epoll set").
+  await waitFor(() => served.serve.stderr.includes('"loaded '), {
+    timeoutMs: 30_000,
+    what: "serve to load its jobs",
+    detail: () => served.serve.stderr,
+  });
   const limit = await new Deno.Command("prlimit", {
     args: ["--pid", String(served.serve.pid), "--nofile=128:128"],
   }).output();

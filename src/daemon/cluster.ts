@@ -666,11 +666,11 @@ export class Cluster {
    * longer do. Said once, and again when they agree.
    */
   private compareBases(nodes: Node[]): void {
+    const judged = new Set<string>();
     const mine = shareBasis(this.jobsSeen, this.sharing);
     const now = this.o.clock.now();
-    const judged = new Set<string>();
-    for (const node of nodes) {
-      if (node.id === this.id || !this.live.includes(node.id) || this.leavingAt !== null) continue;
+    for (const node of this.leavingAt === null ? nodes : []) {
+      if (node.id === this.id || !this.live.includes(node.id)) continue;
       const theirs = readShareBasis(node.share_basis);
       if (theirs === null || theirs.marker !== mine.marker) continue;
       judged.add(node.id);
@@ -692,13 +692,12 @@ export class Cluster {
       }
       if (seen.said || now - seen.since < this.transitionMs) continue;
       seen.said = true;
-      const marker = mine.marker;
       clusterLog.warn(
         "node {peer} has shared the jobs from another basis than this node's for {seconds} s, at the same reload marker {marker}: {difference}; a job each takes for the other's fires on neither, and no missed run is recorded. Run the same release on every node (status lists each node's version); after a change to jm_jobs by hand, run jobsmanager reload",
         {
           peer: node.id,
           seconds: Math.round((now - seen.since) / 1000),
-          marker,
+          marker: mine.marker,
           difference: basisDifference(theirs, mine),
         },
       );

@@ -584,7 +584,6 @@ export class SqlStore implements Store {
     this.refuseWithoutTransactions(tables);
     if (!tables.has("jm_schema_version")) return false;
     let version = await this.schemaVersion(this.driver, tables);
-    this.refuseNewer(version);
     ({ tables, version } = await this.settled(tables, version));
     this.refuseNewer(version);
     this.refuseOlder(version);
