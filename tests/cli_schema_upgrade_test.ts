@@ -14,15 +14,14 @@ import { VERSION } from "../src/version.ts";
 import {
   BACKENDS,
   cli,
-  CliProcess,
   freshDatabase,
   jm,
   mysqlTest,
   rawQuery,
   schemaAt,
   schemaVersionOf,
+  serveUntilLoaded,
   type TestDatabase,
-  waitFor,
 } from "./helpers.ts";
 
 /** The release before this one: its schema, one migration short. */
@@ -137,16 +136,9 @@ for (const backend of BACKENDS) {
 
   Deno.test(`schema upgrade[${backend}]: serve upgrades it at start, and says so at warning level`, async () => {
     await using db = await olderDatabase(backend);
-    await using serve = new CliProcess(["--database", db.url, "serve"], { cwd: db.dir });
-    await waitFor(() => serve.stderr.includes('"loaded '), {
-      timeoutMs: 30_000,
-      what: "serve to load its jobs",
-      detail: () => serve.stderr,
-    });
-    serve.signal("SIGTERM");
-    assertEquals((await serve.exit(30_000)).code, 0, serve.stderr);
-    const line = serve.stderr.split("\n").find((l) => l.includes("migrated the schema"));
-    assert(line !== undefined, serve.stderr);
+    const stderr = await serveUntilLoaded(["--database", db.url], { cwd: db.dir });
+    const line = stderr.split("\n").find((l) => l.includes("migrated the schema"));
+    assert(line !== undefined, stderr);
     const record = JSON.parse(line);
     assertEquals(
       [record.level, record.message],

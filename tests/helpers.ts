@@ -371,6 +371,24 @@ export class CliProcess implements AsyncDisposable {
 }
 
 /**
+ * `jobsmanager ARGS serve` run until it has loaded its jobs, then stopped
+ * with SIGTERM, which it must answer with exit 0: its stderr, for what it
+ * logged at its start.
+ */
+export async function serveUntilLoaded(args: string[], options: CliOptions = {}): Promise<string> {
+  await using serve = new CliProcess([...args, "serve"], options);
+  await waitFor(() => serve.stderr.includes('"loaded '), {
+    timeoutMs: 30_000,
+    what: "serve to load its jobs",
+    detail: () => serve.stderr,
+  });
+  serve.signal("SIGTERM");
+  const { code } = await serve.exit(30_000);
+  if (code !== 0) throw new Error(`serve exited ${code}:\n${serve.stderr}`);
+  return serve.stderr;
+}
+
+/**
  * Poll `probe` until it returns something truthy, and return that; throw
  * a message naming `what` (and the current state, from `detail`) when
  * `timeoutMs` passes first.

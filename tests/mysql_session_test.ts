@@ -5,7 +5,7 @@
  * every row is read. On a private server (the shared one must not change).
  */
 import { assertEquals } from "./assert.ts";
-import { cli, CliProcess, waitFor } from "./helpers.ts";
+import { cli, serveUntilLoaded } from "./helpers.ts";
 import { describeTarget } from "../src/store/target.ts";
 import { privateMariadb, privateMariadbMissing } from "./private_mariadb.ts";
 import { openStore } from "../src/store/open.ts";
@@ -149,19 +149,10 @@ Deno.test({
       "its binary log has binlog_format STATEMENT: a replica may apply retention's ordered deletes to other rows than this server did, and the server warns at every claim; set binlog_format to ROW or MIXED (SET GLOBAL binlog_format = 'ROW', and in my.cnf)";
     // Its folder, where serve writes its log file.
     const cwd = await Deno.makeTempDir({ prefix: "jm-test-" });
-    const started = async () => {
-      await using serve = new CliProcess(["--database", server.url, "serve"], { cwd });
-      await waitFor(() => serve.stderr.includes('"loaded '), {
-        timeoutMs: 30_000,
-        what: "serve to load its jobs",
-        detail: () => serve.stderr,
-      });
-      serve.signal("SIGTERM");
-      assertEquals((await serve.exit(30_000)).code, 0, serve.stderr);
-      return serve.stderr.split("\n").filter((l) => l.includes("binlog_format")).map((l) =>
-        JSON.parse(l)
-      ).map((r) => [r.level, r.message]);
-    };
+    const started = async () =>
+      (await serveUntilLoaded(["--database", server.url], { cwd })).split("\n")
+        .filter((l) => l.includes("binlog_format")).map((l) => JSON.parse(l))
+        .map((r) => [r.level, r.message]);
     try {
       assertEquals(await started(), [["WARN", `"${describeTarget(target)}": ${caution}`]]);
       await server.sql("SET GLOBAL binlog_format = 'ROW'");

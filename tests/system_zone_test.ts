@@ -4,7 +4,7 @@
  * as ICU spells it, and UTC for GMT, which is no zone name by itself.
  */
 import { assertEquals } from "./assert.ts";
-import { cli, CliProcess, freshDatabase, waitFor } from "./helpers.ts";
+import { cli, freshDatabase, serveUntilLoaded } from "./helpers.ts";
 
 const TIME = new URL("../src/domain/time.ts", import.meta.url).href;
 
@@ -79,18 +79,11 @@ Deno.test("systemTimezone: a TZ that names no zone it reads (a POSIX rule, a mis
 
 Deno.test("systemTimezone: serve on a TZ it cannot read warns at its start that jobs without a zone fire at UTC's instants", async () => {
   await using db = await freshDatabase("sqlite");
-  await using serve = new CliProcess(["--database", db.url, "serve"], {
+  const stderr = await serveUntilLoaded(["--database", db.url], {
     cwd: db.dir,
     env: { TZ: "JST-9" },
   });
-  await waitFor(() => serve.stderr.includes('"loaded '), {
-    timeoutMs: 30_000,
-    what: "serve to load its jobs",
-    detail: () => serve.stderr,
-  });
-  serve.signal("SIGTERM");
-  assertEquals((await serve.exit(30_000)).code, 0, serve.stderr);
-  const said = serve.stderr.split("\n").filter((l) => l.includes("TZ=")).map((l) => JSON.parse(l));
+  const said = stderr.split("\n").filter((l) => l.includes("TZ=")).map((l) => JSON.parse(l));
   assertEquals(said.map((r) => [r.level, r.message]), [[
     "WARN",
     `TZ="JST-9" names no time zone jobsmanager can read, so it uses UTC (it reads IANA names such as Europe/Berlin, and the files under /usr/share/zoneinfo); give TZ a zone's name, or set jobsmanager.timezone; the jobs that name no zone fire at UTC's instants`,
