@@ -613,3 +613,115 @@ Deno.test("log file: lines dropped before a close gave up on a hung disk are cou
     },
   );
 });
+
+Deno.test("log file: a path whose open does not return (a hung mount) holds no thread the service needs", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-log-" });
+  const path = `${dir}/jobsmanager.log`;
+  // The file is replaced by a FIFO with no reader: opening it to write waits, as on a hung mount.
+  const script = `${dir}/hang.ts`;
+  await Deno.writeTextFile(
+    script,
+    `import { logFileSink } from ${
+      JSON.stringify(import.meta.resolve("../src/daemon/log_file.ts"))
+    };
+const path = ${JSON.stringify(path)};
+const sink = logFileSink(path, {
+  formatter: (record) => record.rawMessage + "\\n",
+  maxSize: 1_000_000,
+  backups: 1,
+  flushMs: 1,
+});
+await Deno.remove(path);
+const made = await new Deno.Command("mkfifo", { args: [path] }).output();
+if (!made.success) throw new Error("mkfifo failed");
+sink({ category: [], level: "info", message: ["through the fifo"], rawMessage: "through the fifo", properties: {}, timestamp: 0 });
+const say = (text: string) => Deno.stdout.writeSync(new TextEncoder().encode(text + "\\n"));
+say("logged");
+const decoder = new TextDecoder();
+for await (const chunk of Deno.stdin.readable) {
+  const asked = decoder.decode(chunk);
+  if (asked.includes("ping")) say("pong");
+  if (asked.includes("end")) break;
+}
+await sink[Symbol.asyncDispose]();
+`,
+  );
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-check", script],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let out = "";
+  let err = "";
+  const reading = Promise.all([
+    (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of child.stdout) out += decoder.decode(chunk, { stream: true });
+    })(),
+    (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of child.stderr) err += decoder.decode(chunk, { stream: true });
+    })(),
+  ]);
+  const stdin = child.stdin.getWriter();
+  const threads = async () => {
+    const states: string[] = [];
+    for await (const task of Deno.readDir(`/proc/${child.pid}/task`)) {
+      const at = `/proc/${child.pid}/task/${task.name}`;
+      try {
+        const wchan = await Deno.readTextFile(`${at}/wchan`);
+        const call = (await Deno.readTextFile(`${at}/syscall`)).split(" ")[0];
+        states.push(`${task.name}: ${wchan} (syscall ${call})`);
+      } catch {
+        // The thread ended.
+      }
+    }
+    return states;
+  };
+  let reader: Deno.FsFile | undefined;
+  try {
+    await waitFor(() => out.includes("logged\n"), {
+      timeoutMs: 30_000,
+      what: "the line logged with a FIFO at the path",
+      detail: () => out,
+    });
+    await waitFor(
+      async () => (await threads()).some((t) => /wait_for_partner|syscall (2|257)\)/.test(t)),
+      {
+        timeoutMs: 30_000,
+        what: "a thread waiting in the FIFO's open",
+        detail: async () => (await threads()).join("\n"),
+      },
+    );
+    await stdin.write(new TextEncoder().encode("ping\n"));
+    await waitFor(() => out.includes("pong\n"), {
+      timeoutMs: 20_000,
+      what: "the process to answer while the log file's open waits: its own thread must be free",
+      detail: async () =>
+        `output: ${JSON.stringify(out)}\nthreads:\n${(await threads()).join("\n")}`,
+    });
+    // The mount comes back: the line goes in.
+    reader = await Deno.open(path, { read: true });
+    const buffer = new Uint8Array(1024);
+    const n = await reader.read(buffer);
+    assertEquals(new TextDecoder().decode(buffer.subarray(0, n ?? 0)), "through the fifo\n");
+    await stdin.write(new TextEncoder().encode("end\n"));
+    const status = await child.status;
+    await reading;
+    assertEquals(status.code, 0, err);
+  } finally {
+    // A child held in the open (the failure) is let go, then ended.
+    reader ??= await Deno.open(path, { read: true }).catch(() => undefined);
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It ended.
+    }
+    await child.status;
+    await stdin.close().catch(() => {});
+    await reading;
+    reader?.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

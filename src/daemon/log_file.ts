@@ -39,6 +39,7 @@ const BUFFER_BYTES = 64 * 1024;
 const MAX_WAITING_BYTES = 4 << 20;
 const DISPOSE_WAIT_MS = 5000;
 const FILE_MODE = 0o600;
+const OPEN_OPTIONS: Deno.OpenOptions = { create: true, append: true, mode: FILE_MODE };
 
 export function logFileSink(path: string, options: LogFileOptions): Sink & AsyncDisposable {
   const encoder = new TextEncoder();
@@ -74,15 +75,17 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
    * The file at `path`, opened (its directory made) unless the open one is
    * still there: logrotate may have renamed it, someone removed it or its
    * directory. Lines written on would go to a file nobody reads, and the
-   * rotation's rename would fail.
+   * rotation's rename would fail. Asynchronous, as every use of the disk
+   * after the start: a hung mount holds a thread of the pool, not the
+   * scheduler's.
    */
-  const opened = (): Deno.FsFile => {
+  const opened = async (): Promise<Deno.FsFile> => {
     // The close gave up on the disk: a write still going when it came back opens nothing.
     if (hung) throw new Error("the log file was closed");
     if (file !== null) {
       try {
-        const now = Deno.statSync(path);
-        if (now.ino === file.statSync().ino) {
+        const [now, open] = await Promise.all([Deno.stat(path), file.stat()]);
+        if (now.ino === open.ino) {
           // Another service on this host may append to it too.
           size = now.size;
           return file;
@@ -92,42 +95,49 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
       }
       close();
     }
-    makeDirOf(path);
-    const now = open(path);
+    await Deno.mkdir(dirOf(path), { recursive: true });
+    const now = await Deno.open(path, OPEN_OPTIONS);
+    if (hung) {
+      now.close();
+      throw new Error("the log file was closed");
+    }
     file = now;
-    size = now.statSync().size;
+    size = (await now.stat()).size;
     return now;
   };
-  opened();
+  // At the start, at once: a file that cannot be made stops the start (README).
+  Deno.mkdirSync(dirOf(path), { recursive: true });
+  file = Deno.openSync(path, OPEN_OPTIONS);
+  size = file.statSync().size;
 
   /**
    * Move the file aside; the next write opens a new one (also when this
    * failed, or another service on this host moved it first).
    */
-  const rotate = () => {
+  const rotate = async () => {
     const from = file;
     if (from === null) return;
-    from.lockSync(true);
+    await from.lock(true);
     try {
-      if (namesFile(path, from)) moveAside();
+      if (await namesFile(path, from)) await moveAside();
     } finally {
-      from.unlockSync();
+      await from.unlock();
       close();
     }
   };
 
-  const moveAside = () => {
+  const moveAside = async () => {
     if (options.backups === 0) {
-      Deno.removeSync(path);
+      await Deno.remove(path);
     } else {
       for (let i = options.backups - 1; i > 0; i--) {
         try {
-          Deno.renameSync(`${path}.${i}`, `${path}.${i + 1}`);
+          await Deno.rename(`${path}.${i}`, `${path}.${i + 1}`);
         } catch {
           // Fewer rotated files than kept so far.
         }
       }
-      Deno.renameSync(path, `${path}.1`);
+      await Deno.rename(path, `${path}.1`);
     }
   };
 
@@ -156,7 +166,7 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
         whole++;
       }
       try {
-        if (end < done) to.truncateSync(size + end);
+        if (end < done) await to.truncate(size + end);
       } catch {
         // The part stays; the count is still right.
       }
@@ -183,7 +193,7 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
     let chunk: string[] = [];
     let chunkBytes = 0;
     try {
-      let to = opened();
+      let to = await opened();
       const all = encoder.encode(lines.join(""));
       // Most writes rotate nothing: their lines are encoded once, not once more each to be
       // measured (0.4 KB of garbage a line, 4 MB a second in a flood of 10,000 lines).
@@ -197,8 +207,8 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
           const { whole, failed } = await append(to, chunk);
           written += whole;
           if (failed !== undefined) return { written, failed };
-          rotate();
-          to = opened();
+          await rotate();
+          to = await opened();
           chunk = [];
           chunkBytes = 0;
         }
@@ -365,7 +375,7 @@ function lostRecord(message: string): LogRecord {
 
 function appendNow(path: string, bytes: Uint8Array): void {
   try {
-    const file = open(path);
+    const file = Deno.openSync(path, OPEN_OPTIONS);
     try {
       for (let offset = 0; offset < bytes.length;) offset += file.writeSync(bytes.subarray(offset));
     } finally {
@@ -377,19 +387,17 @@ function appendNow(path: string, bytes: Uint8Array): void {
 }
 
 /** `path`'s directory, made where it is missing (the first start, or removed since). */
-function makeDirOf(path: string): void {
+function dirOf(path: string): string {
   const dir = path.replace(/\/[^/]*$/, "");
-  if (dir !== path && dir !== "") Deno.mkdirSync(dir, { recursive: true });
-}
-
-function open(path: string): Deno.FsFile {
-  return Deno.openSync(path, { create: true, append: true, mode: FILE_MODE });
+  if (dir === path) return ".";
+  return dir === "" ? "/" : dir;
 }
 
 /** Whether `path` still names `file` (not when it was moved away or removed). */
-function namesFile(path: string, file: Deno.FsFile): boolean {
+async function namesFile(path: string, file: Deno.FsFile): Promise<boolean> {
   try {
-    return Deno.statSync(path).ino === file.statSync().ino;
+    const [named, open] = await Promise.all([Deno.stat(path), file.stat()]);
+    return named.ino === open.ino;
   } catch {
     return false;
   }
