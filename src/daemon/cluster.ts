@@ -65,6 +65,11 @@ export interface ClusterOptions {
    * `clock` is far from the database's by design, and is not measured.
    */
   wallClock: () => number;
+  /**
+   * A clock no one steps (`performance.now`): how far `wallClock` moved
+   * since the last measure beyond it is a step of this machine's clock.
+   */
+  monotonic?: () => number;
   health: DbHealth;
   node: NodeIdentity & { timezone: string };
   heartbeatMs: number;
@@ -139,6 +144,8 @@ export class Cluster {
   private aloneBefore = false;
   /** This machine's clock minus the database's, as last measured; null before. */
   private skew: number | null = null;
+  /** Both of this machine's clocks when `skew` was measured (see `skewNow`); null before. */
+  private measuredAt: { wall: number; monotonic: number } | null = null;
   /**
    * Nodes this one declared dead without an answer, with the heartbeat it
    * named: the declaration may have been written, and its lost runs are
@@ -174,6 +181,8 @@ export class Cluster {
   private readonly stopping = new AbortController();
   /** Set by {@link reportSoon}. */
   private reportDue = false;
+  /** Set by {@link steppedOff}: the next turn measures the clock and beats. */
+  private measureDue = false;
   /** Aborted to end the loop's wait early. */
   private wake = new AbortController();
   private loop: Promise<void> | null = null;
@@ -292,7 +301,38 @@ export class Cluster {
    * off and another live node's is in step (see `sweep`).
    */
   get takesShare(): boolean {
-    return this.sharing.includes(this.id);
+    if (!this.sharing.includes(this.id)) return false;
+    // Measured in step, so the others sharing are too, and stepped off since (up to a sweep
+    // ago): fires judged by it now would be early, or recorded missed before they are due, their
+    // rows keeping the others from firing them.
+    if (this.sharing.length > 1 && inStep(this.skew) && !inStep(this.skewNow())) {
+      this.steppedOff();
+      return false;
+    }
+    return true;
+  }
+
+  /** This machine's clock minus the database's now: the last measure, moved by any step since. */
+  private skewNow(): number | null {
+    if (this.skew === null || this.measuredAt === null) return this.skew;
+    const step = (this.o.wallClock() - this.measuredAt.wall) -
+      (this.monotonic() - this.measuredAt.monotonic);
+    return this.skew + step;
+  }
+
+  private monotonic(): number {
+    return this.o.monotonic ? this.o.monotonic() : performance.now();
+  }
+
+  /** The clock was found stepped off between two sweeps: measured again at once, and said then. */
+  private steppedOff(): void {
+    if (this.measureDue) return;
+    this.measureDue = true;
+    clusterLog.warn(
+      "this node's clock moved {step} ms since it was last measured against the database's; it fires nothing until it is measured again",
+      { step: Math.round(this.skewNow()! - this.skew!) },
+    );
+    this.wake.abort();
   }
 
   /**
@@ -380,7 +420,8 @@ export class Cluster {
           // when the clock was stepped back (the next one would wait as long as the step,
           // and the others would declare this node dead meanwhile).
           const now = this.o.clock.now();
-          const due = now >= nextBeat || now < nextBeat - this.o.heartbeatMs || this.reportDue;
+          const due = now >= nextBeat || now < nextBeat - this.o.heartbeatMs || this.reportDue ||
+            this.measureDue;
           if (due) {
             this.reportDue = false;
             nextBeat = now + this.o.heartbeatMs;
@@ -481,6 +522,8 @@ export class Cluster {
       );
     }
     this.skew = skew;
+    this.measuredAt = { wall: this.o.wallClock(), monotonic: this.monotonic() };
+    this.measureDue = false;
     return inStep(skew) !== wasInStep;
   }
 

@@ -1,0 +1,78 @@
+/**
+ * A cluster node whose clock is stepped between two of its sweeps (each
+ * measures it against the database's): it fires nothing by the stepped
+ * clock. Without the guard, a node stepped 2 minutes ahead recorded the
+ * next 2 minutes of its jobs' fires as missed, and those rows, due later
+ * for the others, kept them from firing.
+ */
+import { assertEquals, assertMatch } from "./assert.ts";
+import { ClusterHarness, T0 } from "./daemon_harness.ts";
+import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { buildJob } from "../src/domain/job.ts";
+
+/** Nodes honour the assignment they had before a change for 2 × 60 s + 1 s: past it. */
+const SETTLED_MS = 130_000;
+const JOBS = Array.from({ length: 10 }, (_, i) => `j${i}`);
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon cluster[${backend}]: a node whose clock is stepped ahead between two measures fires nothing by it, and records nothing missed; the others fire its share`, async () => {
+    let n2Off = 0;
+    await using c = await ClusterHarness.create(
+      await freshDatabase(backend),
+      ["n1", "n2"],
+      (id) => (id === "n2" ? { wallClock: () => Date.now() + n2Off } : {}),
+    );
+    for (const node of c.nodes) node.runner.endAll();
+    await c.start();
+    await c.store.changeJobs(() => ({
+      put: JOBS.map((id) => buildJob(id, { command: "true", schedule: { second: "*" } }, null, T0)),
+      remove: [],
+    }));
+    await c.load(JOBS.length);
+    const from = c.now() + SETTLED_MS;
+    const fired = (at: number) =>
+      c.until(async () => {
+        const rows = (await c.runs()).filter((r) => r.scheduled_at === at);
+        return rows.length >= JOBS.length ? rows : null;
+      }, `the ${JOBS.length} fires at T0+${at - T0} recorded`);
+    await c.set(from);
+    await fired(from);
+    const n2 = c.node("n2");
+    const n2Before = n2.runner.runs.length;
+    const n2Owned = (await c.store.nodesAndNow()).nodes.find((n) => n.id === "n2")!.jobs_owned;
+    assertEquals(n2Owned! > 0, true, await c.describe());
+
+    // n2's clock is stepped 2 minutes ahead, its sweep (a second away) not come yet: its
+    // timetable finds 2 minutes of fires due at once.
+    n2Off = 120_000;
+    c.freeze("n2");
+    await n2.clock.set(from + 120_000);
+    await c.until(() => n2.line(/clock moved/), "n2 to find its clock stepped");
+    assertMatch(
+      n2.line(/clock moved/)!,
+      /^this node's clock moved 1(19|20)\d{3} ms since it was last measured against the database's; it fires nothing until it is measured again$/,
+    );
+    // Measured at once, out of turn: its heartbeat says it is off, so the others take its share.
+    await c.until(
+      async () =>
+        (await c.store.nodesAndNow()).nodes.find((n) => n.id === "n2" && n.skew_ms! > 100_000),
+      "n2's heartbeat with its clock 2 minutes off",
+    );
+    for (let s = 1; s <= 3; s++) {
+      await c.set(from + s * 1000);
+      await fired(from + s * 1000);
+    }
+    const rows = (await c.runs()).filter((r) => r.scheduled_at > from);
+    assertEquals(
+      rows.filter((r) => r.node_id === "n2").map((r) => [r.job_id, r.scheduled_at - T0, r.status]),
+      [],
+      "n2 recorded nothing by its stepped clock",
+    );
+    assertEquals(n2.runner.runs.length, n2Before, "n2 started nothing by its stepped clock");
+    assertEquals(
+      rows.filter((r) => r.scheduled_at <= from + 3000 && r.status !== "missed").length,
+      3 * JOBS.length,
+      await c.describe(),
+    );
+  });
+}
