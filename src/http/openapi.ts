@@ -455,6 +455,34 @@ const sse = (description: string) => ({
   description,
   content: { "text/event-stream": { schema: str } },
 });
+/**
+ * A list a page polls: its 200 carries an ETag of its body, and a request
+ * sending that ETag back as If-None-Match gets 304 and no body while it is
+ * the same.
+ */
+const ifNoneMatch = {
+  name: "If-None-Match",
+  in: "header",
+  required: false,
+  description:
+    "the ETag of the list as last read: 304 without a body while it is unchanged (a poll that costs a few bytes)",
+  schema: str,
+};
+function polled(answer: Record<string, unknown>) {
+  return {
+    "200": {
+      ...answer,
+      headers: {
+        ETag: {
+          description: 'a weak digest of the body (W/"…"): send it as If-None-Match',
+          schema: str,
+        },
+      },
+    },
+    "304": { description: "unchanged since the ETag given in If-None-Match; no body" },
+  };
+}
+
 /** On every write of one job: the copy it was made on. */
 const ifMatch = {
   name: "If-Match",
@@ -492,7 +520,7 @@ export const OPENAPI = {
     title: "jobsmanager",
     version: VERSION,
     description:
-      'The HTTP API of `jobsmanager serve`: the same use cases, validation and messages as the CLI. Authenticate with `Authorization: Bearer TOKEN` (a token of http.tokens); read tokens may GET, admin tokens may also change. Writes answer with the stored job and its reload marker in the Reload-Marker header; what the CLI warns of on stderr comes in a Warning header (`299 - "…"`).',
+      'The HTTP API of `jobsmanager serve`: the same use cases, validation and messages as the CLI. Authenticate with `Authorization: Bearer TOKEN` (a token of http.tokens); read tokens may GET, admin tokens may also change. Writes answer with the stored job and its reload marker in the Reload-Marker header; what the CLI warns of on stderr comes in a Warning header (`299 - "…"`). Answers over 1 KiB (JSON, the dashboard\'s files) are gzipped for a client that sends Accept-Encoding: gzip; live streams never are.',
   },
   servers: [{ url: "/api/v1" }],
   security: [{ bearer: [] }],
@@ -510,7 +538,8 @@ export const OPENAPI = {
     "/jobs": {
       get: {
         summary: "every job with its next fire and last run (job list)",
-        responses: { "200": json(list(ref("JobListing")), "the jobs, by id"), ...READ },
+        parameters: [ifNoneMatch],
+        responses: { ...polled(json(list(ref("JobListing")), "the jobs, by id")), ...READ },
       },
       post: {
         summary: "add a job (job add)",
@@ -645,12 +674,13 @@ export const OPENAPI = {
           query("since", "scheduled in the last 90s, 15m, 2h, 7d, …"),
           query("limit", "at most (default 50)", int),
           query("before", "only runs with a lower id: the next page after a list's last run", int),
+          ifNoneMatch,
         ],
         responses: {
-          "200": json(
+          ...polled(json(
             list(ref("RunListed")),
             "the runs, without their output (GET /runs/{id} has it)",
-          ),
+          )),
           ...READ,
           "400": error("bad filter"),
         },
@@ -704,9 +734,10 @@ export const OPENAPI = {
           ...logFilters,
           query("since", "the last 90s, 15m, 2h, 7d, …"),
           query("limit", "at most (default 100)", int),
+          ifNoneMatch,
         ],
         responses: {
-          "200": json(list(ref("LogRow")), "the lines"),
+          ...polled(json(list(ref("LogRow")), "the lines")),
           ...READ,
           "400": error("bad filter"),
         },

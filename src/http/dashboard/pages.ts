@@ -151,9 +151,10 @@ const FILTER_PAUSE_MS = 150;
  */
 page(/^\/jobs$/, async (_, query, signal) => {
   let lastRead = Date.now();
+  const readJobs = pollable("/jobs");
   let jobs = await firstLoad(signal, JOBS_REFRESH_MS, () => {
     lastRead = Date.now();
-    return api("GET", "/jobs");
+    return readJobs();
   });
   if (jobs === undefined) return;
   const filter = h("input", {
@@ -207,7 +208,10 @@ page(/^\/jobs$/, async (_, query, signal) => {
     hide();
   };
   async function refresh() {
-    jobs = await api("GET", "/jobs");
+    const read = await readJobs();
+    // Unchanged (304): the rows show it already.
+    if (read === jobs) return;
+    jobs = read;
     if (!signal.aborted) draw();
   }
   let pause = null;
