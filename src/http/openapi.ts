@@ -395,6 +395,38 @@ const schemas: Record<string, Schema> = {
       "the database's clock at this answer, on which db_heartbeat_at and declared_dead_at are (age them against it, not a viewer's clock); while it is down, this server's clock plus their offset when last read (null: never read)",
     ),
   }),
+  Health: closed({
+    services: {
+      oneOf: [
+        closed(Object.fromEntries(NODE_STATES.map((state) => [state, int]))),
+        { type: "null" },
+      ],
+      description:
+        "how many services (jm_nodes rows) are in each state (see Node.state); null: the database was never read",
+    },
+    last_reload: {
+      oneOf: [
+        closed({
+          at: instant("when it ended"),
+          node: { type: "string", description: "the service that made it" },
+          ms: { type: ["integer", "null"], description: "how long it took" },
+        }),
+        { type: "null" },
+      ],
+      description: "the newest reload of any service (null: none, or never read)",
+    },
+    pending_markers: {
+      type: ["integer", "null"],
+      description: "reload markers not every live service has applied yet (null: never read)",
+    },
+    database: closed({ state: { enum: ["up", "down"] }, detail: str }),
+    read_at: instantOrNull(
+      "when the rest was read from the database: earlier while it is down (null: never read)",
+    ),
+    database_now: instantOrNull(
+      "the database's clock at this answer (while it is down, this server's clock plus their offset when last read; null: never read)",
+    ),
+  }),
   Clock: closed({
     database_now: instant(
       "the database's clock at this answer, on which the times of jobs, runs and services are measured: a client whose clock is off ages them against this (minus half the round trip), not its own",
@@ -760,6 +792,13 @@ export const OPENAPI = {
       get: {
         summary: "services, pending markers, runs and the database (status)",
         responses: { "200": json(ref("Status"), "the status"), ...READ },
+      },
+    },
+    "/health": {
+      get: {
+        summary:
+          "services live, stale and dead, the database, the last reload: three small reads whatever the number of jobs, to poll every few seconds (the dashboard's health line)",
+        responses: { "200": json(ref("Health"), "the health"), ...READ },
       },
     },
     "/clock": {
