@@ -42,6 +42,8 @@ export interface Page {
   setRequestInterception(on: boolean): Promise<void>;
   goto(url: string): Promise<unknown>;
   setViewport(viewport: Viewport): Promise<void>;
+  /** Run the page in this IANA zone, as a viewer there would. */
+  emulateTimezone(zone: string): Promise<void>;
   on(event: "request", handler: (request: HTTPRequest) => void): void;
   on(event: "response", handler: (response: HTTPResponse) => void): void;
   on(event: "pageerror", handler: (error: Error) => void): void;
