@@ -144,5 +144,11 @@ dashboardTest(
       "the job page is wider than a phone",
     );
     await screenshot(phone, "glance-job-phone");
+    for (const [hash, selector] of [["#/runs", "#runs"], ["#/runs/1", "dl"], ["#/logs", "#logs"]]) {
+      await phone.goto(`${api.url}/${hash}`);
+      await phone.waitForSelector(selector);
+      assertEquals(await phone.evaluate<string[]>(SIDEWAYS), [], `${hash} is wider than a phone`);
+      await screenshot(phone, `glance-${hash.slice(2).replace("/", "-")}-phone`);
+    }
   },
 );
