@@ -125,6 +125,7 @@ function stopHealth() {
   strip.replaceChildren();
 }
 
+/** What the strip shows of a GET /health answer: the services' states that have any, then the rest. */
 function healthParts(x) {
   const s = x.services;
   const count = (state, n, look) => n > 0 ? h("span", { class: "badge " + look, "data-health": state }, n + " " + state) : null;
