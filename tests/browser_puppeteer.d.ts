@@ -29,13 +29,23 @@ export interface HTTPRequest {
   method(): string;
   continue(): Promise<void>;
   respond(response: { status: number; contentType?: string; body?: string }): Promise<void>;
+  headers(): Record<string, string>;
+}
+
+export interface HTTPResponse {
+  url(): string;
+  status(): number;
+  request(): HTTPRequest;
 }
 
 export interface Page {
   setRequestInterception(on: boolean): Promise<void>;
   goto(url: string): Promise<unknown>;
   setViewport(viewport: Viewport): Promise<void>;
+  /** Run the page in this IANA zone, as a viewer there would. */
+  emulateTimezone(zone: string): Promise<void>;
   on(event: "request", handler: (request: HTTPRequest) => void): void;
+  on(event: "response", handler: (response: HTTPResponse) => void): void;
   on(event: "pageerror", handler: (error: Error) => void): void;
   on(event: "console", handler: (message: { type(): string; text(): string }) => void): void;
   screenshot(options: { path: string; fullPage?: boolean }): Promise<unknown>;

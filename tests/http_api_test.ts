@@ -5,7 +5,16 @@
  */
 import { buildJob } from "../src/domain/job.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
-import { BACKENDS, captureLogs, cli, freshDatabase, rawQuery, waitFor } from "./helpers.ts";
+import {
+  BACKENDS,
+  captureLogs,
+  cli,
+  freshDatabase,
+  rawQuery,
+  saveNodes,
+  serviceRow,
+  waitFor,
+} from "./helpers.ts";
 import { defaultSettings } from "../src/config/config.ts";
 import { Metrics } from "../src/http/metrics.ts";
 import { readinessOf } from "../src/http/health.ts";
@@ -1135,6 +1144,43 @@ function awayWhenTold(store: Store): Store & { down: boolean } {
     },
   }) as Store & { down: boolean };
 }
+
+Deno.test("api: /health counts the services by state and names the last reload; while the database is away, the last known", async () => {
+  await using db = await freshDatabase("sqlite");
+  const now = Date.now();
+  await saveNodes(
+    db,
+    { ...serviceRow("node-a"), last_reload_at: now - 60_000, last_reload_ms: 12 },
+    { ...serviceRow("node-b"), last_reload_at: now - 5_000, last_reload_ms: 40 },
+    serviceRow("node-c", { agoMs: 60_000 }),
+    {
+      ...serviceRow("node-d", { agoMs: 600_000 }),
+      declared_dead_at: now,
+      declared_dead_by: "node-a",
+    },
+  );
+  let store: (Store & { down: boolean }) | null = null;
+  await using api = await startApi(db, {}, (real) => store = awayWhenTold(real));
+  await api.call("POST", "/api/v1/reload");
+  const up = await api.call("GET", "/api/v1/health", { token: READER });
+  assertEquals(up.status, 200);
+  const body = up.body as Record<string, unknown>;
+  assertEquals(
+    [body.services, body.last_reload, body.pending_markers, body.database],
+    [
+      { live: 2, stale: 1, dead: 1, leaving: 0, stopped: 0 },
+      { at: new Date(now - 5_000).toISOString(), node: "node-b", ms: 40 },
+      1,
+      { state: "up", detail: "reachable" },
+    ],
+  );
+  store!.down = true;
+  const down = (await api.call("GET", "/api/v1/health")).body as Record<string, unknown>;
+  assertEquals(
+    [down.services, down.read_at, (down.database as { state: string }).state],
+    [body.services, body.read_at, "down"],
+  );
+});
 
 Deno.test("api: while the database is away, status gives the database's clock as this server puts it", async () => {
   await using db = await freshDatabase("sqlite");

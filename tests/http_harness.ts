@@ -164,6 +164,8 @@ function checkAnswer(method: string, path: string, status: number, body: unknown
       JSON.stringify(body)
     }`,
   );
+  // Not modified (If-None-Match): no body to check.
+  if (status === 304) return;
   const ref =
     `openapi.json#/paths/${pointer(template)}/${method.toLowerCase()}/responses/${status}` +
     `/content/application~1json/schema`;

@@ -62,6 +62,43 @@ export async function liveServices(
     .sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
+/** The services and reload markers: what the dashboard's health line shows. */
+export interface Health {
+  /** Most recent heartbeat first. */
+  services: (Node & { state: NodeState })[];
+  /** Reload markers not every live service has applied yet. */
+  pendingMarkers: number;
+  /** The newest reload marker. */
+  latestMarker: number;
+  /** The database's clock as the nodes were read. */
+  databaseNow: number;
+}
+
+/**
+ * The services with their state and the markers: three small reads, none
+ * of the jobs, so a page may ask every few seconds whatever the catalogue's
+ * size (`status` computes every job's next fire).
+ */
+export async function health(
+  stores: NodeStore & MarkerStore,
+  options: { now: number; heartbeatMs: number },
+): Promise<Health> {
+  const { nodes, databaseNow } = await stores.nodesAndNow();
+  const [pendingMarkers, latestMarker] = await Promise.all([
+    stores.pendingMarkers(),
+    stores.latestMarkerId(),
+  ]);
+  return {
+    services: nodes.map((n) => ({
+      ...n,
+      state: nodeState(n, options.now, options.heartbeatMs, databaseNow),
+    })),
+    pendingMarkers,
+    latestMarker,
+    databaseNow,
+  };
+}
+
 export async function status(
   stores:
     & NodeStore
@@ -71,10 +108,8 @@ export async function status(
     & Pick<NotifyStore, "silenceCandidates" | "notificationsPending">,
   options: { now: number; heartbeatMs: number; defaultZone: string },
 ): Promise<Status> {
-  const { now, heartbeatMs, defaultZone } = options;
-  const { nodes, databaseNow } = await stores.nodesAndNow();
-  const pendingMarkers = await stores.pendingMarkers();
-  const latestMarker = await stores.latestMarkerId();
+  const { now, defaultZone } = options;
+  const { services, pendingMarkers, latestMarker, databaseNow } = await health(stores, options);
   const runsLastHour = await stores.countRuns(now - HOUR_MS);
   // As `job list` gives them: a row broken by hand has no next fire (it says what is wrong).
   const fires = (await listJobs(stores, { defaultZone, now }))
@@ -85,7 +120,7 @@ export async function status(
     .filter((c) => c.since + c.alert_after * 1000 <= now);
   const pendingNotifications = await stores.notificationsPending();
   return {
-    services: nodes.map((n) => ({ ...n, state: nodeState(n, now, heartbeatMs, databaseNow) })),
+    services,
     pendingMarkers,
     latestMarker,
     runsLastHour,

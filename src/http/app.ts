@@ -5,6 +5,8 @@
  */
 import { Hono } from "hono";
 import type { Context, MiddlewareHandler } from "hono";
+import { compress } from "hono/compress";
+import { etag } from "hono/etag";
 import { PatternRouter } from "hono/router/pattern-router";
 import { matchedRoutes } from "hono/route";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -114,6 +116,24 @@ function guardOpenServer(c: Context): void {
   }
 }
 
+/** The lists a page asks for every few seconds, answered 304 when unchanged (If-None-Match). */
+const POLLED_LISTS = ["/api/v1/jobs", "/api/v1/runs", "/api/v1/logs"];
+
+/** A job's own path: its ETag is the job's version, which If-Match names. */
+const ONE_JOB = /^\/api\/v1\/jobs\/[^/]+$/;
+
+/**
+ * JSON, HTML, JS and CSS over 1 KiB gzipped for a client that takes it
+ * (2,000 jobs: 1.6 MB become 46 kB); an event stream never is: its events
+ * would wait in the compressor. Not a job's own answer (a few kB): compressed,
+ * its ETag would turn weak (W/"…"), and it is documented as the version a
+ * change sends back in If-Match.
+ */
+function compressed(): MiddlewareHandler {
+  const gzip = compress();
+  return (c, next) => ONE_JOB.test(c.req.path) ? next() : gzip(c, next);
+}
+
 /** Posts that change nothing: a schedule's preview. */
 const READ_POSTS = ["/api/v1/schedule/preview"];
 
@@ -181,6 +201,7 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
     await next();
     unavailable.answered(c.req.method, c.req.path, c.res.status);
   });
+  app.use("*", compressed());
   app.notFound((c) => {
     const { method, path } = c.req;
     const allowed = allowedMethods(path);
@@ -221,6 +242,9 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
     });
   }
   app.route("/", dashboardRoutes());
+  // The lists a dashboard polls: an ETag of the body, and 304 without it when the caller has it.
+  // Weak: the same list gzipped or not, and a 304 (never compressed) names it as the 200 did.
+  for (const path of POLLED_LISTS) app.use(path, etag({ weak: true }));
   app.get("/api/v1/openapi.json", (c) => c.json(OPENAPI));
   app.get("/metrics", async (c) => {
     return c.body(await deps.metrics.text(), 200, { "Content-Type": deps.metrics.contentType });

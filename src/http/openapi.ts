@@ -395,6 +395,38 @@ const schemas: Record<string, Schema> = {
       "the database's clock at this answer, on which db_heartbeat_at and declared_dead_at are (age them against it, not a viewer's clock); while it is down, this server's clock plus their offset when last read (null: never read)",
     ),
   }),
+  Health: closed({
+    services: {
+      oneOf: [
+        closed(Object.fromEntries(NODE_STATES.map((state) => [state, int]))),
+        { type: "null" },
+      ],
+      description:
+        "how many services (jm_nodes rows) are in each state (see Node.state); null: the database was never read",
+    },
+    last_reload: {
+      oneOf: [
+        closed({
+          at: instant("when it ended"),
+          node: { type: "string", description: "the service that made it" },
+          ms: { type: ["integer", "null"], description: "how long it took" },
+        }),
+        { type: "null" },
+      ],
+      description: "the newest reload of any service (null: none, or never read)",
+    },
+    pending_markers: {
+      type: ["integer", "null"],
+      description: "reload markers not every live service has applied yet (null: never read)",
+    },
+    database: closed({ state: { enum: ["up", "down"] }, detail: str }),
+    read_at: instantOrNull(
+      "when the rest was read from the database: earlier while it is down (null: never read)",
+    ),
+    database_now: instantOrNull(
+      "the database's clock at this answer (while it is down, this server's clock plus their offset when last read; null: never read)",
+    ),
+  }),
   Clock: closed({
     database_now: instant(
       "the database's clock at this answer, on which the times of jobs, runs and services are measured: a client whose clock is off ages them against this (minus half the round trip), not its own",
@@ -455,6 +487,34 @@ const sse = (description: string) => ({
   description,
   content: { "text/event-stream": { schema: str } },
 });
+/**
+ * A list a page polls: its 200 carries an ETag of its body, and a request
+ * sending that ETag back as If-None-Match gets 304 and no body while it is
+ * the same.
+ */
+const ifNoneMatch = {
+  name: "If-None-Match",
+  in: "header",
+  required: false,
+  description:
+    "the ETag of the list as last read: 304 without a body while it is unchanged (a poll that costs a few bytes)",
+  schema: str,
+};
+function polled(answer: Record<string, unknown>) {
+  return {
+    "200": {
+      ...answer,
+      headers: {
+        ETag: {
+          description: 'a weak digest of the body (W/"…"): send it as If-None-Match',
+          schema: str,
+        },
+      },
+    },
+    "304": { description: "unchanged since the ETag given in If-None-Match; no body" },
+  };
+}
+
 /** On every write of one job: the copy it was made on. */
 const ifMatch = {
   name: "If-Match",
@@ -492,7 +552,7 @@ export const OPENAPI = {
     title: "jobsmanager",
     version: VERSION,
     description:
-      'The HTTP API of `jobsmanager serve`: the same use cases, validation and messages as the CLI. Authenticate with `Authorization: Bearer TOKEN` (a token of http.tokens); read tokens may GET, admin tokens may also change. Writes answer with the stored job and its reload marker in the Reload-Marker header; what the CLI warns of on stderr comes in a Warning header (`299 - "…"`).',
+      'The HTTP API of `jobsmanager serve`: the same use cases, validation and messages as the CLI. Authenticate with `Authorization: Bearer TOKEN` (a token of http.tokens); read tokens may GET, admin tokens may also change. Writes answer with the stored job and its reload marker in the Reload-Marker header; what the CLI warns of on stderr comes in a Warning header (`299 - "…"`). Answers over 1 KiB (JSON, the dashboard\'s files) are gzipped for a client that sends Accept-Encoding: gzip; live streams never are.',
   },
   servers: [{ url: "/api/v1" }],
   security: [{ bearer: [] }],
@@ -510,7 +570,8 @@ export const OPENAPI = {
     "/jobs": {
       get: {
         summary: "every job with its next fire and last run (job list)",
-        responses: { "200": json(list(ref("JobListing")), "the jobs, by id"), ...READ },
+        parameters: [ifNoneMatch],
+        responses: { ...polled(json(list(ref("JobListing")), "the jobs, by id")), ...READ },
       },
       post: {
         summary: "add a job (job add)",
@@ -645,12 +706,13 @@ export const OPENAPI = {
           query("since", "scheduled in the last 90s, 15m, 2h, 7d, …"),
           query("limit", "at most (default 50)", int),
           query("before", "only runs with a lower id: the next page after a list's last run", int),
+          ifNoneMatch,
         ],
         responses: {
-          "200": json(
+          ...polled(json(
             list(ref("RunListed")),
             "the runs, without their output (GET /runs/{id} has it)",
-          ),
+          )),
           ...READ,
           "400": error("bad filter"),
         },
@@ -704,9 +766,10 @@ export const OPENAPI = {
           ...logFilters,
           query("since", "the last 90s, 15m, 2h, 7d, …"),
           query("limit", "at most (default 100)", int),
+          ifNoneMatch,
         ],
         responses: {
-          "200": json(list(ref("LogRow")), "the lines"),
+          ...polled(json(list(ref("LogRow")), "the lines")),
           ...READ,
           "400": error("bad filter"),
         },
@@ -729,6 +792,13 @@ export const OPENAPI = {
       get: {
         summary: "services, pending markers, runs and the database (status)",
         responses: { "200": json(ref("Status"), "the status"), ...READ },
+      },
+    },
+    "/health": {
+      get: {
+        summary:
+          "services live, stale and dead, the database, the last reload: three small reads whatever the number of jobs, to poll every few seconds (the dashboard's health line)",
+        responses: { "200": json(ref("Health"), "the health"), ...READ },
       },
     },
     "/clock": {

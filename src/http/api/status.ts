@@ -7,11 +7,15 @@
  * as this server's clock puts it), against which heartbeats are aged.
  * `/api/v1/clock` is that clock alone, cheap to ask on every page: the
  * dashboard ages every time it shows on it, not on the viewer's clock.
+ * `/api/v1/health` is the line atop the dashboard's jobs page: how many
+ * services are live, stale or dead, the database, the last reload; three
+ * small reads whatever the number of jobs, so it may be asked every 5 s.
  */
 import { Hono } from "hono";
 import { reload } from "../../app/jobs.ts";
-import { pendingJson, status } from "../../app/status.ts";
+import { health, pendingJson, status } from "../../app/status.ts";
 import { zoneOf } from "../../domain/job.ts";
+import { NODE_STATES, type NodeState } from "../../domain/node.ts";
 import { DatabaseError } from "../../errors.ts";
 import type { Readiness } from "../health.ts";
 import { type ApiContext, type Env, json } from "./context.ts";
@@ -46,6 +50,52 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
    */
   let databaseOffset: number | null = null;
   const databaseNow = () => databaseOffset === null ? null : new Date(Date.now() + databaseOffset);
+
+  /** The last health read from the database (null: never): what is known while it is away. */
+  let lastHealth: Record<string, unknown> | null = null;
+
+  routes.get("/health", async (c) => {
+    const now = Date.now();
+    const readyNow = readiness();
+    let h;
+    try {
+      h = await health(store, { now, heartbeatMs: api.heartbeatMs });
+    } catch (error) {
+      if (!(error instanceof DatabaseError) || !error.unreachable) throw error;
+      await readyNow;
+      return json(c, {
+        ...(lastHealth ??
+          { services: null, last_reload: null, pending_markers: null, read_at: null }),
+        database: { state: "down", detail: api.redact(error.message) },
+        database_now: databaseNow(),
+      });
+    }
+    const ready = await readyNow;
+    databaseOffset = h.databaseNow - now;
+    const counts = Object.fromEntries(NODE_STATES.map((state) => [state, 0])) as Record<
+      NodeState,
+      number
+    >;
+    for (const node of h.services) counts[node.state]++;
+    // The newest reload of any service: what a change made last reached.
+    const reloaded = h.services.filter((n) => n.last_reload_at !== null)
+      .sort((a, b) => b.last_reload_at! - a.last_reload_at!)[0];
+    lastHealth = {
+      services: counts,
+      last_reload: reloaded === undefined ? null : {
+        at: new Date(reloaded.last_reload_at!),
+        node: reloaded.id,
+        ms: reloaded.last_reload_ms,
+      },
+      pending_markers: h.pendingMarkers,
+      read_at: new Date(now),
+    };
+    return json(c, {
+      ...lastHealth,
+      database: { state: ready.database.ok ? "up" : "down", detail: ready.database.detail },
+      database_now: databaseNow(),
+    });
+  });
 
   routes.get("/clock", async (c) => json(c, { database_now: new Date(await store.databaseNow()) }));
 

@@ -23,6 +23,7 @@ export const PAGE_HTML = `<!doctype html>
   </nav>
   <span id="who"></span>
 </header>
+<div id="health" class="health" role="status" aria-label="service health" hidden></div>
 <main id="main"><p class="muted">Loading…</p></main>
 <noscript>The dashboard needs JavaScript; the API is at /api/v1 (see /api/v1/openapi.json).</noscript>
 </body>

@@ -82,6 +82,73 @@ function jobRow(job, refresh) {
   );
 }
 
+/** How often the health strip under the header is read again. */
+const HEALTH_REFRESH_MS = 5000;
+let healthAbort = null;
+
+/**
+ * The strip under the header, on every page once signed in: are the
+ * services alive (live, stale, dead), the database, the last reload; from
+ * GET /health, three small reads whatever the number of jobs, every
+ * HEALTH_REFRESH_MS. An answer that does not come says so, in place of the
+ * last good one.
+ */
+function keepHealth() {
+  if (healthAbort !== null) return;
+  healthAbort = new AbortController();
+  const signal = healthAbort.signal;
+  const strip = document.getElementById("health");
+  strip.hidden = false;
+  (async () => {
+    while (!signal.aborted) {
+      let parts;
+      try {
+        parts = healthParts(await api("GET", "/health"));
+      } catch (e) {
+        if (signal.aborted || e.status === 401) return;
+        parts = [h("span", { class: "badge down", "data-health": "unknown" }, "health unknown"), " ",
+          h("span", { class: "small" }, e.message)];
+      }
+      if (!signal.aborted) morphChildren(strip, parts);
+      await sleep(HEALTH_REFRESH_MS, signal);
+    }
+  })();
+}
+
+/** Signed out: the strip goes, and is read no more. */
+function stopHealth() {
+  if (healthAbort === null) return;
+  healthAbort.abort();
+  healthAbort = null;
+  const strip = document.getElementById("health");
+  strip.hidden = true;
+  strip.replaceChildren();
+}
+
+/** What the strip shows of a GET /health answer: the services' states that have any, then the rest. */
+function healthParts(x) {
+  const s = x.services;
+  const count = (state, n, look) => n > 0 ? h("span", { class: "badge " + look, "data-health": state }, n + " " + state) : null;
+  const services = s === null ? [h("span", { class: "badge last-known", "data-health": "services" }, "services unknown")]
+    : [s.live > 0 ? count("live", s.live, "live") : h("span", { class: "badge down", "data-health": "live" }, "no live service"),
+      count("stale", s.stale, "stale"), count("dead", s.dead, "dead")];
+  const reload = x.last_reload;
+  return [
+    h("a", { href: "#/status", class: "health-title" }, "Services"),
+    services,
+    h("span", { class: "badge " + x.database.state, "data-health": "database", title: x.database.detail },
+      "database " + x.database.state),
+    reload === null ? h("span", { class: "muted" }, "no reload yet")
+      : h("span", { "data-health": "reload" }, "last reload ",
+        h("time", { datetime: reload.at, title: "by " + reload.node + "; " + zoneTitle(reload.at) }, ago(reload.at)),
+        reload.ms === null ? "" : " (" + reload.ms + " ms)"),
+    x.pending_markers > 0 ? h("span", { class: "badge stale", "data-health": "pending" },
+      x.pending_markers + " pending reload" + (x.pending_markers === 1 ? "" : "s")) : null,
+    x.database.state === "down" && x.read_at !== null
+      ? h("span", { class: "muted small" }, "as read " + ago(x.read_at)) : null,
+  ].flat().filter((part) => part !== null);
+}
+
 /** How often the box of a run asked for reads it again until it ends. */
 const RUN_FOLLOW_MS = 1000;
 
@@ -151,9 +218,10 @@ const FILTER_PAUSE_MS = 150;
  */
 page(/^\/jobs$/, async (_, query, signal) => {
   let lastRead = Date.now();
+  const readJobs = pollable("/jobs");
   let jobs = await firstLoad(signal, JOBS_REFRESH_MS, () => {
     lastRead = Date.now();
-    return api("GET", "/jobs");
+    return readJobs();
   });
   if (jobs === undefined) return;
   const filter = h("input", {
@@ -207,7 +275,10 @@ page(/^\/jobs$/, async (_, query, signal) => {
     hide();
   };
   async function refresh() {
-    jobs = await api("GET", "/jobs");
+    const read = await readJobs();
+    // Unchanged (304): the rows show it already.
+    if (read === jobs) return;
+    jobs = read;
     if (!signal.aborted) draw();
   }
   let pause = null;

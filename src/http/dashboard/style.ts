@@ -17,6 +17,12 @@ nav { display: flex; gap: .25rem; flex-wrap: wrap; }
 nav a { padding: .3rem .65rem; border-radius: 6px; color: #d0d7de; }
 nav a.active, nav a:hover { background: #3d444d; color: #fff; }
 #who { margin-left: auto; font-size: .85rem; color: #d0d7de; display: flex; gap: .5rem; align-items: center; }
+.health {
+  display: flex; flex-wrap: wrap; gap: .35rem .75rem; align-items: center; padding: .4rem 1rem;
+  background: var(--card); border-bottom: 1px solid var(--line); font-size: .85rem;
+}
+time .tz { color: var(--muted); font-size: .85em; }
+.health-title { font-weight: 600; }
 main { max-width: 1200px; margin: 0 auto; padding: 1rem; }
 h1 { font-size: 1.35rem; margin: .25rem 0 1rem; display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; }
 h2 { font-size: 1.05rem; margin: 1.5rem 0 .5rem; }
@@ -74,7 +80,8 @@ form.job .hint { font-weight: 400; color: var(--muted); font-size: .78rem; }
 .invalid input, .invalid textarea, .invalid select { border-color: var(--bad); outline: 1px solid var(--bad); }
 .alert { border: 1px solid var(--bad); background: #ffebe9; color: var(--bad); padding: .6rem .8rem; border-radius: 6px; margin-bottom: .75rem; }
 .note { border: 1px solid var(--line); background: var(--card); padding: .6rem .8rem; border-radius: 6px; margin-bottom: .75rem; }
-dl.grid { display: grid; grid-template-columns: max-content 1fr; gap: .35rem 1rem; margin: 0; }
+/* minmax(0, …): a long value wraps in its column rather than widening the card past the page. */
+dl.grid { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: .35rem 1rem; margin: 0; }
 dl.grid dt { color: var(--muted); }
 dl.grid dd { margin: 0; word-break: break-word; }
 /* A command of several lines shows them. */
@@ -97,5 +104,10 @@ dl.grid dd { margin: 0; word-break: break-word; }
   .hide-narrow { display: none; }
   #who { margin-left: 0; width: 100%; }
   .fields6 { grid-template-columns: repeat(3, 1fr); }
+  /* A field's name above its value: beside it, a name like misfire_grace_time leaves the value a third of a phone. */
+  dl.grid { grid-template-columns: minmax(0, 1fr); gap: 0; }
+  dl.grid dd { margin-bottom: .5rem; }
+  /* An id of 191 characters wraps in lines of a readable width, not two letters a line. */
+  #jobs td:first-child { min-width: 9rem; }
 }
 `;
