@@ -272,6 +272,38 @@ const CASES: BadCase[] = [
     code: 1,
     error: NOT_FOUND,
   },
+  // The input is checked before the job is looked for, as `job add` builds its job first.
+  {
+    name: "job update of an unknown id with a negative timeout",
+    args: ["job", "update", "nope", "--timeout=-5"],
+    code: 2,
+    error: `timeout: "-5" ${TIMEOUT_RULE}`,
+  },
+  {
+    name: "job update of an unknown id with a relative --cwd",
+    args: ["job", "update", "nope", "--cwd", "tmp"],
+    code: 2,
+    error: 'cwd: "tmp" is not an absolute path (the service\'s working directory is not yours)',
+  },
+  {
+    name: "job update of an unknown id with a retry delay above its most",
+    args: ["job", "update", "nope", "--retry-delay", "60", "--retry-max-delay", "30"],
+    code: 2,
+    error:
+      "retry_max_delay: 30 s is shorter than retry_delay (60 s); give --retry-max-delay at least 60",
+  },
+  {
+    name: "job update of an unknown id with --no-schedule and a schedule field",
+    args: ["job", "update", "nope", "--no-schedule", "--day", "31"],
+    code: 2,
+    error: "schedule: give --no-schedule or a schedule (--cron, --second …), not both",
+  },
+  {
+    name: "job update of an unknown id with options right for some job (it is looked for)",
+    args: ["job", "update", "nope", "--retry-max-delay", "1", "--month", "2", "--no-coalesce"],
+    code: 1,
+    error: NOT_FOUND,
+  },
   {
     name: "job remove of an unknown id",
     args: ["job", "remove", "nope"],
