@@ -390,6 +390,24 @@ const CASES: BadCase[] = [
     error:
       'config bad-port.json: db.port: "abc" is not valid (expected a whole number from 1 to 65535)',
   },
+  // A blank URL would mean ./jobsmanager.db, as no URL does: another database than meant.
+  {
+    name: "config db.url of only blanks",
+    args: ["--config", "blank-url.json", ...ADD, "--minute", "5"],
+    config: true,
+    code: 2,
+    error:
+      'config blank-url.json: db.url: "  " is only blanks; give sqlite:PATH or mysql://USER@HOST:PORT/DB, or leave it out or empty to use db.host or ./jobsmanager.db',
+  },
+  {
+    name: "JM_DATABASE_URL of only blanks",
+    args: [...ADD, "--minute", "5"],
+    config: true,
+    env: { JM_DATABASE_URL: " \t" },
+    code: 2,
+    error:
+      'environment JM_DATABASE_URL: db.url: " \\t" is only blanks; give sqlite:PATH or mysql://USER@HOST:PORT/DB, or leave it unset or empty to use db.host or ./jobsmanager.db',
+  },
   {
     name: "malformed JSON5 config",
     args: ["--config", "malformed.json", ...ADD, "--minute", "5"],
@@ -491,6 +509,7 @@ async function writeConfigs(db: TestDatabase): Promise<void> {
     "unknown-section.json": `{ db: { url: "${db.url}" }, frobnicate: 1 }`,
     "bad-port.json": `{ db: { url: "${db.url}", port: "abc" } }`,
     "malformed.json": `{ db: { url: "${db.url}",\n`,
+    "blank-url.json": `{ db: { url: "  " } }`,
   };
   for (const [name, text] of Object.entries(files)) {
     await Deno.writeTextFile(`${db.dir}/${name}`, text);
