@@ -312,12 +312,6 @@ const CASES: BadCase[] = [
   },
   { name: "job show of an unknown id", args: ["job", "show", "nope"], code: 1, error: NOT_FOUND },
   {
-    name: "--json job show of an unknown id (the error stays a plain line)",
-    args: ["--json", "job", "show", "nope"],
-    code: 1,
-    error: NOT_FOUND,
-  },
-  {
     name: "job enable of an unknown id",
     args: ["job", "enable", "nope"],
     code: 1,
