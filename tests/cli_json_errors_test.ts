@@ -2,7 +2,7 @@
  * `--json` failures through the real CLI: one JSON object on stderr, one
  * line, whose `kind` a script branches on (the exit codes stay 0, 1, 2),
  * with the field or option at fault; stdout stays pure JSON, warnings stay
- * text.
+ * text. And `--`, after which an id is an argument whatever it looks like.
  */
 import { assert, assertEquals } from "./assert.ts";
 import { BACKENDS, cli, type CliResult, freshDatabase, type TestDatabase } from "./helpers.ts";
@@ -193,5 +193,36 @@ Deno.test("cli: --json with a MySQL server that does not answer: unavailable", a
     await accepting;
     held.forEach((conn) => conn.close());
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: -- before an id, for every command that takes one", async () => {
+  await using db = await freshDatabase("sqlite");
+  // Ids a shell variable may hold that read as options: after --, they are ids.
+  for (const id of ["--help", "-h", "--json"]) {
+    const steps: [string[], (r: CliResult) => void][] = [
+      [["job", "add", "--command", "true", "--cron", "@daily", "--", id], () => {}],
+      [["job", "update", "--timeout", "5", "--", id], () => {}],
+      [["job", "disable", "--", id], () => {}],
+      [["job", "enable", "--", id], () => {}],
+      [["--json", "job", "show", "--", id], (r) => assertEquals(JSON.parse(r.stdout).id, id)],
+      [["--json", "job", "next", "-n", "1", "--", id], (r) => {
+        assertEquals(JSON.parse(r.stdout).id, id);
+      }],
+      [["--json", "job", "run", "--here", "--", id], (r) => {
+        assertEquals(JSON.parse(r.stdout).job_id, id);
+      }],
+      [["job", "rm", "--", id], () => {}],
+    ];
+    for (const [args, check] of steps) {
+      const r = await on(db, args);
+      assertEquals(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+      check(r);
+    }
+    const gone = await on(db, ["job", "remove", "--", id]);
+    assertEquals(
+      gone.stderr,
+      `jobsmanager: job '${id}' does not exist (see \`jobsmanager job list\`)\n`,
+    );
   }
 });
