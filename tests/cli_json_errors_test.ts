@@ -69,6 +69,13 @@ const CASES: KindCase[] = [
     expected: { kind: "usage" },
   },
   {
+    name: "a group without its command (not its help)",
+    args: ["--json", "db"],
+    code: 2,
+    expected: { kind: "usage" },
+    message: "'jobsmanager db' needs a command: migrate (see `jobsmanager db --help`)",
+  },
+  {
     name: "an empty --database",
     args: ["--json", "job", "list", "--database", " "],
     code: 2,

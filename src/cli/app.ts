@@ -338,6 +338,15 @@ export async function runCli(args: string[]): Promise<number> {
   const app = buildApp(root, () => path, () => optionNames(target), json);
   // A group alone (`jobsmanager job`) is a usage error that shows the group's help.
   const groupAlone = isGroup(target) && !target.getDefaultCommand() && others.length === 0;
+  // Under --json, that error is a JSON line as every other is: the commands it takes, not the help.
+  if (json && groupAlone && isGroup(target)) {
+    const names = target.getAllEntries().filter((e) => !e.hidden).map((e) => e.name.original);
+    writeErr(failureLine(
+      usageFailure(`'${path}' needs a command: ${names.join(", ")} (see \`${path} --help\`)`),
+      json,
+    ));
+    return 2;
+  }
   const process = {
     stdout: {
       write: (text: string) => (groupAlone ? writeErr : writeOut)(namedAliases(text).trimEnd()),
