@@ -104,6 +104,39 @@ export function exitCodeOf(error: unknown): number {
   return 1;
 }
 
+/**
+ * What kind of failure an error is, for scripts (`--json`) and API clients
+ * alike, which cannot tell them apart by exit code or HTTP status alone:
+ * - `usage`: the words typed (an unknown option, a missing argument);
+ * - `invalid`: a job field or config key failed validation;
+ * - `not_found`: the job (or run) named does not exist;
+ * - `conflict`: the id is taken, or the job changed since it was read;
+ * - `unavailable`: the database did not answer, or kept rolling the write
+ *   back: the same command may succeed when tried again;
+ * - `refused`: the state does not allow it (a run that has ended, no live
+ *   service, a database not made yet), or the database refused the statement;
+ * - `internal`: anything else, a fault of jobsmanager's.
+ */
+export type ErrorKind =
+  | "usage"
+  | "invalid"
+  | "not_found"
+  | "conflict"
+  | "unavailable"
+  | "refused"
+  | "internal";
+
+export function kindOf(error: unknown): ErrorKind {
+  if (error instanceof ValidationError) return "invalid";
+  if (error instanceof UsageError) return "usage";
+  if (error instanceof NotFoundError) return "not_found";
+  if (error instanceof ConflictError) return "conflict";
+  if (error instanceof ContentionError) return "unavailable";
+  if (error instanceof DatabaseError) return error.unreachable ? "unavailable" : "refused";
+  if (error instanceof RuntimeError) return "refused";
+  return "internal";
+}
+
 /** What went wrong, as a line: an Error's message, or anything else thrown as text. */
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

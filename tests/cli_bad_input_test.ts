@@ -272,6 +272,38 @@ const CASES: BadCase[] = [
     code: 1,
     error: NOT_FOUND,
   },
+  // The input is checked before the job is looked for, as `job add` builds its job first.
+  {
+    name: "job update of an unknown id with a negative timeout",
+    args: ["job", "update", "nope", "--timeout=-5"],
+    code: 2,
+    error: `timeout: "-5" ${TIMEOUT_RULE}`,
+  },
+  {
+    name: "job update of an unknown id with a relative --cwd",
+    args: ["job", "update", "nope", "--cwd", "tmp"],
+    code: 2,
+    error: 'cwd: "tmp" is not an absolute path (the service\'s working directory is not yours)',
+  },
+  {
+    name: "job update of an unknown id with a retry delay above its most",
+    args: ["job", "update", "nope", "--retry-delay", "60", "--retry-max-delay", "30"],
+    code: 2,
+    error:
+      "retry_max_delay: 30 s is shorter than retry_delay (60 s); give --retry-max-delay at least 60",
+  },
+  {
+    name: "job update of an unknown id with --no-schedule and a schedule field",
+    args: ["job", "update", "nope", "--no-schedule", "--day", "31"],
+    code: 2,
+    error: "schedule: give --no-schedule or a schedule (--cron, --second …), not both",
+  },
+  {
+    name: "job update of an unknown id with options right for some job (it is looked for)",
+    args: ["job", "update", "nope", "--retry-max-delay", "1", "--month", "2", "--no-coalesce"],
+    code: 1,
+    error: NOT_FOUND,
+  },
   {
     name: "job remove of an unknown id",
     args: ["job", "remove", "nope"],
@@ -279,12 +311,6 @@ const CASES: BadCase[] = [
     error: NOT_FOUND,
   },
   { name: "job show of an unknown id", args: ["job", "show", "nope"], code: 1, error: NOT_FOUND },
-  {
-    name: "--json job show of an unknown id (the error stays a plain line)",
-    args: ["--json", "job", "show", "nope"],
-    code: 1,
-    error: NOT_FOUND,
-  },
   {
     name: "job enable of an unknown id",
     args: ["job", "enable", "nope"],
@@ -357,6 +383,24 @@ const CASES: BadCase[] = [
     code: 2,
     error:
       'config bad-port.json: db.port: "abc" is not valid (expected a whole number from 1 to 65535)',
+  },
+  // A blank URL would mean ./jobsmanager.db, as no URL does: another database than meant.
+  {
+    name: "config db.url of only blanks",
+    args: ["--config", "blank-url.json", ...ADD, "--minute", "5"],
+    config: true,
+    code: 2,
+    error:
+      'config blank-url.json: db.url: "  " is only blanks; give sqlite:PATH or mysql://USER@HOST:PORT/DB, or leave it out or empty to use db.host or ./jobsmanager.db',
+  },
+  {
+    name: "JM_DATABASE_URL of only blanks",
+    args: [...ADD, "--minute", "5"],
+    config: true,
+    env: { JM_DATABASE_URL: " \t" },
+    code: 2,
+    error:
+      'environment JM_DATABASE_URL: db.url: " \\t" is only blanks; give sqlite:PATH or mysql://USER@HOST:PORT/DB, or leave it unset or empty to use db.host or ./jobsmanager.db',
   },
   {
     name: "malformed JSON5 config",
@@ -459,6 +503,7 @@ async function writeConfigs(db: TestDatabase): Promise<void> {
     "unknown-section.json": `{ db: { url: "${db.url}" }, frobnicate: 1 }`,
     "bad-port.json": `{ db: { url: "${db.url}", port: "abc" } }`,
     "malformed.json": `{ db: { url: "${db.url}",\n`,
+    "blank-url.json": `{ db: { url: "  " } }`,
   };
   for (const [name, text] of Object.entries(files)) {
     await Deno.writeTextFile(`${db.dir}/${name}`, text);

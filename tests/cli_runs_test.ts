@@ -45,21 +45,22 @@ for (const backend of BACKENDS) {
   Deno.test(`cli[${backend}]: job run with no live service refuses, unless --queue; --wait --timeout gives up`, async () => {
     await using db = await freshDatabase(backend);
     assertEquals((await jm(db, ...ADD)).code, 0);
-    for (
-      const args of [["job", "run", "a"], ["job", "run", "a", "--wait"], [
-        "--json",
-        "job",
-        "run",
-        "a",
-      ]]
-    ) {
+    const noService =
+      "no live service uses this database, so nothing would run job 'a': run it in this process with `jobsmanager job run a --here`, or pass --queue to leave it for the next service that starts";
+    for (const args of [["job", "run", "a"], ["job", "run", "a", "--wait"]]) {
       assertEquals(await jm(db, ...args), {
         code: 1,
         stdout: "",
-        stderr:
-          "jobsmanager: no live service uses this database, so nothing would run job 'a': run it in this process with `jobsmanager job run a --here`, or pass --queue to leave it for the next service that starts\n",
+        stderr: `jobsmanager: ${noService}\n`,
       }, args.join(" "));
     }
+    assertEquals(await jm(db, "--json", "job", "run", "a"), {
+      code: 1,
+      stdout: "",
+      stderr: `${
+        JSON.stringify({ error: { kind: "refused", message: noService, exit_code: 1 } })
+      }\n`,
+    });
     assertEquals(await runRows(db), [], "a refused request writes no run");
 
     const queued = JSON.parse((await jm(db, "--json", "job", "run", "a", "--queue")).stdout);

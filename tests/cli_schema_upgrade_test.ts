@@ -27,10 +27,14 @@ import {
 /** The release before this one: its schema, one migration short. */
 const OLDER = SCHEMA_VERSION - 1;
 
-function refusal(db: TestDatabase): string {
-  return `jobsmanager: ${
+/** What a command refuses an older schema with; with `json`, as --json says it. */
+function refusal(db: TestDatabase, json: boolean): string {
+  const message = `${
     describeTarget(db.target)
-  } has schema version ${OLDER}, older than this jobsmanager ${VERSION} uses (${SCHEMA_VERSION}); this command changed nothing. Upgrade it with \`jobsmanager db migrate\` (or by starting this release's \`jobsmanager serve\`); services of the older release cannot start on it once it is migrated, so upgrade them together\n`;
+  } has schema version ${OLDER}, older than this jobsmanager ${VERSION} uses (${SCHEMA_VERSION}); this command changed nothing. Upgrade it with \`jobsmanager db migrate\` (or by starting this release's \`jobsmanager serve\`); services of the older release cannot start on it once it is migrated, so upgrade them together`;
+  return json
+    ? `${JSON.stringify({ error: { kind: "refused", message, exit_code: 1 } })}\n`
+    : `jobsmanager: ${message}\n`;
 }
 
 /** A database at the older schema, holding one job and files to apply and import. */
@@ -89,7 +93,7 @@ for (const backend of BACKENDS) {
       const r = await jm(db, ...args);
       assertEquals(
         { code: r.code, stdout: r.stdout, stderr: r.stderr },
-        { code: 1, stdout: "", stderr: refusal(db) },
+        { code: 1, stdout: "", stderr: refusal(db, args.includes("--json")) },
         args.join(" "),
       );
       assertEquals(await schemaVersionOf(db), OLDER, `${args.join(" ")} left the schema alone`);
@@ -254,7 +258,7 @@ Deno.test("schema upgrade[sqlite]: a read of an older schema says so while anoth
     holder.exec("PRAGMA journal_mode = WAL");
     holder.exec("BEGIN IMMEDIATE");
     const list = await jm(db, "job", "list");
-    assertEquals([list.code, list.stderr], [1, refusal(db)]);
+    assertEquals([list.code, list.stderr], [1, refusal(db, false)]);
   } finally {
     holder.exec("ROLLBACK");
     holder.close();

@@ -764,8 +764,13 @@ const CLOSED = "127.0.0.1:1";
 /** What a password in --database earns, before anything else. */
 const PASSWORD_IN_ARGS =
   "jobsmanager: warning: the password given in --database can be read by every user of this machine (ps, /proc); give it in JM_DB_PASSWORD or db.password_file instead\n";
-const REFUSED =
-  `jobsmanager: cannot connect to MySQL at ${CLOSED}: connection refused; is the server running, and are db.host/db.port (or --database) right?\n`;
+const REFUSED_MESSAGE =
+  `cannot connect to MySQL at ${CLOSED}: connection refused; is the server running, and are db.host/db.port (or --database) right?`;
+const REFUSED = `jobsmanager: ${REFUSED_MESSAGE}\n`;
+/** The same under --json. */
+const REFUSED_JSON = `${
+  JSON.stringify({ error: { kind: "unavailable", message: REFUSED_MESSAGE, exit_code: 1 } })
+}\n`;
 
 function assertNoSecret(r: CliResult, secret: string, what: string): void {
   for (const [name, text] of [["stdout", r.stdout], ["stderr", r.stderr]]) {
@@ -811,10 +816,10 @@ Deno.test("cli: the password never reaches stdout or stderr (server unreachable)
     ];
     const commands: [string[], number, string][] = [
       [["job", "list"], 1, REFUSED],
-      [["--json", "job", "list"], 1, REFUSED],
+      [["--json", "job", "list"], 1, REFUSED_JSON],
       [["job", "add", "a", "--command", "true", "--minute", "5"], 1, REFUSED],
-      [["--json", "job", "show", "a"], 1, REFUSED],
-      [["--json", "db", "migrate"], 1, REFUSED],
+      [["--json", "job", "show", "a"], 1, REFUSED_JSON],
+      [["--json", "db", "migrate"], 1, REFUSED_JSON],
       [["reload"], 1, REFUSED],
       [
         ["job", "add", "a", "--command", "true", "--minute", "61"],

@@ -439,6 +439,12 @@ for (const backend of BACKENDS) {
       assertEquals([missing.status, missing.body], [404, {
         error: await cliError("job", "update", "ghost", "--minute", "1"),
       }]);
+      // Bad input is said first, as the CLI says it: 400, not 404.
+      const badMissing = await api.call("PATCH", "/api/v1/jobs/ghost", { body: { timeout: -5 } });
+      assertEquals([badMissing.status, badMissing.body], [400, {
+        error: await cliError("job", "update", "ghost", "--timeout=-5"),
+        field: "timeout",
+      }]);
       const badId = await api.call("GET", "/api/v1/jobs/bad%20id");
       assertEquals([badId.status, badId.body], [400, {
         error: await cliError("job", "show", "bad id"),

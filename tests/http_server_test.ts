@@ -9,6 +9,7 @@ import {
   ConflictError,
   ContentionError,
   DatabaseError,
+  kindOf,
   NotFoundError,
   RuntimeError,
   UsageError,
@@ -104,22 +105,34 @@ Deno.test("http config: tokens from the file and the environment; bad ones never
   assert(!fromEnv.message.includes(secret), fromEnv.message);
 });
 
-Deno.test("errors map to statuses; the body is the CLI's message, with the field", () => {
-  const cases: [Error, number][] = [
-    [new ValidationError("minute", "minute: '61' is not valid"), 400],
-    [new UsageError("count: 'x' is not valid"), 400],
-    [new HttpError(401, "no bearer token"), 401],
-    [new HttpError(403, "needs an admin token"), 403],
-    [new NotFoundError("job 'x' does not exist"), 404],
-    [new ConflictError("job 'x' already exists"), 409],
-    [new StaleCopyError("job 'x' was changed at …, after the copy this change was made on"), 412],
-    [new DatabaseError("database unreachable"), 503],
-    [new DatabaseError("refused", { unreachable: false }), 500],
-    [new ContentionError("a deadlock victim 10 times; nothing was written: try again"), 503],
-    [new RuntimeError("run 3 has already ended"), 409],
-    [new TypeError("a bug"), 500],
+Deno.test("errors map to kinds and statuses; the body is the CLI's message, with the field", () => {
+  const cases: [Error, number, string | null][] = [
+    [new ValidationError("minute", "minute: '61' is not valid"), 400, "invalid"],
+    [new UsageError("count: 'x' is not valid"), 400, "usage"],
+    [new HttpError(401, "no bearer token"), 401, null],
+    [new HttpError(403, "needs an admin token"), 403, null],
+    [new NotFoundError("job 'x' does not exist"), 404, "not_found"],
+    [new ConflictError("job 'x' already exists"), 409, "conflict"],
+    [
+      new StaleCopyError("job 'x' was changed at …, after the copy this change was made on"),
+      412,
+      "conflict",
+    ],
+    [new DatabaseError("database unreachable"), 503, "unavailable"],
+    [new DatabaseError("refused", { unreachable: false }), 500, "refused"],
+    [
+      new ContentionError("a deadlock victim 10 times; nothing was written: try again"),
+      503,
+      "unavailable",
+    ],
+    [new RuntimeError("run 3 has already ended"), 409, "refused"],
+    [new TypeError("a bug"), 500, "internal"],
   ];
-  assertEquals(cases.map(([error]) => statusOf(error)), cases.map(([, status]) => status));
+  assertEquals(
+    // A refusal only HTTP has is of no kind the CLI reports.
+    cases.map(([error]) => [statusOf(error), error instanceof HttpError ? null : kindOf(error)]),
+    cases.map(([, status, kind]) => [status, kind]),
+  );
   assertEquals(errorBody(new ValidationError("minute", "minute: bad"), (t) => t), {
     error: "minute: bad",
     field: "minute",

@@ -103,9 +103,12 @@ for (const backend of BACKENDS) {
       const applied = await jm("import", "apscheduler", "--apply", "--json");
       // Written, but a job was left behind: a script must not take it for done.
       assertEquals(applied.code, 1, applied.stderr);
+      // Under --json, as one JSON line: the plan is on stdout all the same.
+      const { error } = JSON.parse(applied.stderr);
+      assertEquals([error.kind, error.exit_code], ["refused", 1]);
       assertMatch(
-        applied.stderr,
-        /^jobsmanager: 1 job of table jm_jobs_apscheduler in \S+ could not be imported \(listed as `cannot import`, with why\): add it with `jobsmanager job add`, or fix the source and import again, or once seen to, `--ignore ID` each; the rest are imported\n$/,
+        error.message,
+        /^1 job of table jm_jobs_apscheduler in \S+ could not be imported \(listed as `cannot import`, with why\): add it with `jobsmanager job add`, or fix the source and import again, or once seen to, `--ignore ID` each; the rest are imported$/,
       );
       const data = JSON.parse(applied.stdout);
       assertEquals([data.applied, data.counts.new, data.counts["cannot import"]], [true, 8, 1]);

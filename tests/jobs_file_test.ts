@@ -555,15 +555,18 @@ for (const backend of BACKENDS) {
       c: `env.A: 1 is a number; quote it ("1"): a variable's value is text (fix the row, e.g. UPDATE jm_jobs SET env = '{"A":"1","B":"x"}' WHERE id = 'c')`,
       d: "max_instances: 0 is not valid (allowed: a whole number from 1 to 10000, or NULL for the service default)",
     };
-    for (const format of [["--format", "yaml"], ["--json"]]) {
-      const exported = await jm("export", ...format);
-      assertEquals([exported.code, exported.stdout, exported.stderr], [
-        1,
-        "",
-        "jobsmanager: `apply` would refuse 4 jobs as stored, and so the whole file; nothing written. Fix each (`jobsmanager job update ID …`, or the row in SQL), or remove it (`jobsmanager job remove ID`), then export again:\n" +
-        Object.entries(faults).map(([id, fault]) => `job '${id}': ${fault}\n`).join(""),
-      ], format.join(" "));
-    }
+    const refused =
+      "`apply` would refuse 4 jobs as stored, and so the whole file; nothing written. Fix each (`jobsmanager job update ID …`, or the row in SQL), or remove it (`jobsmanager job remove ID`), then export again:\n" +
+      Object.entries(faults).map(([id, fault]) => `job '${id}': ${fault}`).join("\n");
+    const yaml = await jm("export", "--format", "yaml");
+    assertEquals([yaml.code, yaml.stdout, yaml.stderr], [1, "", `jobsmanager: ${refused}\n`]);
+    // Under --json, the same message on one line, its line breaks written \n.
+    const json = await jm("export", "--json");
+    assertEquals([json.code, json.stdout, json.stderr], [
+      1,
+      "",
+      `${JSON.stringify({ error: { kind: "refused", message: refused, exit_code: 1 } })}\n`,
+    ]);
     for (const [id, fault] of Object.entries(faults)) {
       const shown = await jm("job", "show", id);
       assertEquals(shown.code, 0, shown.stderr);

@@ -10,6 +10,7 @@
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import {
   buildJob,
+  checkUpdate,
   followCycle,
   hasSchedule,
   type Job,
@@ -180,6 +181,8 @@ export async function updateJob(
   names: OptionNames,
   readAt?: ReadAt,
 ): Promise<JobChange> {
+  // Bad input is said before a missing job, as by addJob, whose job is built first.
+  checkUpdate(id, options, now, names);
   const mutate = (current: Job | null) => {
     // A copy read before a removal is stale (412), not a typo of an id (404).
     if (readAt !== undefined) refuseStale(id, current, readAt);

@@ -1,11 +1,13 @@
 /**
  * The command tree and the one place errors become exit codes: 0 ok,
  * 1 runtime failure, 2 usage or validation error. Every error is one line
- * on stderr, scrubbed of secrets.
+ * on stderr, scrubbed of secrets: with `--json`, a JSON object (see
+ * failure.ts).
  */
 import {
   type Application,
   type ApplicationText,
+  type ArgumentParseError,
   type ArgumentScannerError,
   buildApplication,
   type CommandContext as StricliContext,
@@ -17,10 +19,10 @@ import {
   text_en,
   version,
 } from "@stricli/core";
-import { exitCodeOf, UsageError } from "../errors.ts";
+import { exitCodeOf, UsageError, ValidationError } from "../errors.ts";
 import { VERSION } from "../version.ts";
-import { printable } from "./output.ts";
 import { writeErr, writeOut } from "./context.ts";
+import { type Failure, failureLine, failureOf, jsonGiven, usageFailure } from "./failure.ts";
 import { DASH_HINT, helpAsValue, meant, optionNames, withoutRepeats } from "./typed_options.ts";
 import { command, GLOBAL_ALIASES, GLOBAL_FLAGS, group, type Target } from "./command.ts";
 
@@ -135,20 +137,55 @@ function usageMessage(error: ArgumentScannerError, options: () => string[]): str
   });
 }
 
+/** The option a mistake in the words typed is about, as typed; undefined for an argument. */
+function optionAt(error: ArgumentScannerError, options: () => string[]): string | undefined {
+  const flag = (e: { externalFlagName: string }) => `--${e.externalFlagName}`;
+  const none = () => "";
+  return formatMessageForArgumentScannerError(error, {
+    FlagNotFoundError: (e) => `--${e.input}`,
+    AliasNotFoundError: (e) => `-${e.input}`,
+    UnsatisfiedFlagError: flag,
+    UnexpectedFlagError: flag,
+    EnumValidationError: flag,
+    InvalidNegatedFlagSyntaxError: flag,
+    // Of an option, or of an argument (its placeholder).
+    ArgumentParseError: (e) =>
+      options().includes(e.externalFlagNameOrPlaceholder)
+        ? `--${e.externalFlagNameOrPlaceholder}`
+        : "",
+    UnsatisfiedPositionalError: none,
+    UnexpectedPositionalError: none,
+  }) || undefined;
+}
+
+/** A mistake in the words typed, as `failureLine` writes it, naming the help of the command. */
+function parseFailure(error: ArgumentScannerError, options: () => string[], help: string): Failure {
+  const message = `${usageMessage(error, options)} (see \`${help} --help\`)`;
+  const option = optionAt(error, options);
+  // A value a parser refuses for a field (a ValidationError) is invalid; the rest are usage.
+  const thrown = error.name === "ArgumentParseError"
+    ? (error as ArgumentParseError).exception
+    : undefined;
+  const failure = thrown instanceof ValidationError ? failureOf(thrown) : usageFailure(message);
+  return { ...failure, message, exitCode: 2, ...(option === undefined ? {} : { option }) };
+}
+
 /** Error messages of the program's style, naming the help of the command typed. */
-function textFor(path: () => string, options: () => string[]): ApplicationText {
-  const failed = (error: unknown) =>
-    `jobsmanager: ${printable((error as Error).message ?? String(error))}`;
+function textFor(path: () => string, options: () => string[], json: boolean): ApplicationText {
+  const failed = (error: unknown) => failureLine(failureOf(error), json);
   return {
     ...text_en,
     exceptionWhileParsingArguments: (error) =>
-      `jobsmanager: ${
-        usageMessage(error as ArgumentScannerError, options)
-      } (see \`${path()} --help\`)`,
+      failureLine(parseFailure(error as ArgumentScannerError, options, path()), json),
     noCommandRegisteredForInput: ({ input, corrections }) =>
-      `jobsmanager: '${input}' is not a command${
-        corrections.length > 0 ? `; did you mean ${corrections.join(" or ")}?` : ""
-      } (see \`${path()} --help\`)`,
+      failureLine(
+        usageFailure(
+          `'${input}' is not a command${
+            corrections.length > 0 ? `; did you mean ${corrections.join(" or ")}?` : ""
+          } (see \`${path()} --help\`)`,
+        ),
+        json,
+      ),
     exceptionWhileRunningCommand: failed,
     commandErrorResult: failed,
   };
@@ -158,6 +195,7 @@ function buildApp(
   root: Routes,
   path: () => string,
   options: () => string[],
+  json: boolean,
 ): Application<StricliContext> {
   return buildApplication(root, {
     name: "jobsmanager",
@@ -165,7 +203,7 @@ function buildApp(
     scanner: { caseStyle: "allow-kebab-for-camel", allowArgumentEscapeSequence: true },
     documentation: { caseStyle: "convert-camel-to-kebab", disableAnsiColor: true },
     determineExitCode: exitCodeOf,
-    localization: { loadText: () => textFor(path, options) },
+    localization: { loadText: () => textFor(path, options, json) },
   }, {
     help: help({
       brief: text_en.briefs.help,
@@ -259,6 +297,7 @@ function firstWord(args: string[]): string | undefined {
 
 /** Run the CLI with `args` (without the program name); resolves to the exit code. */
 export async function runCli(args: string[]): Promise<number> {
+  const json = jsonGiven(args);
   // Deno reads arguments as UTF-8, making each byte that is not U+FFFD: such
   // an argument would be stored as other text than was typed, without a
   // word. Named, not shown: it may be a password.
@@ -266,11 +305,15 @@ export async function runCli(args: string[]): Promise<number> {
   if (at >= 0) {
     const option = /^(--?[\w-]+)=/.exec(args[at])?.[1] ??
       (at > 0 && args[at - 1].startsWith("-") ? args[at - 1] : null);
-    writeErr(
-      `jobsmanager: ${
-        option === null ? `argument ${at + 1}` : `the value of ${option}`
-      } holds U+FFFD (\uFFFD), which is what bytes that are not UTF-8 become as they are read: jobsmanager cannot tell what was typed; give it in UTF-8 (a command can make such bytes itself, e.g. printf '\\377')`,
-    );
+    writeErr(failureLine(
+      usageFailure(
+        `${
+          option === null ? `argument ${at + 1}` : `the value of ${option}`
+        } holds U+FFFD (\uFFFD), which is what bytes that are not UTF-8 become as they are read: jobsmanager cannot tell what was typed; give it in UTF-8 (a command can make such bytes itself, e.g. printf '\\377')`,
+        option ?? undefined,
+      ),
+      json,
+    ));
     return 2;
   }
   const given = emptyValues(args);
@@ -278,20 +321,32 @@ export async function runCli(args: string[]): Promise<number> {
   const { words, globals, others, target, unsatisfied } = commandFirst(root, given);
   let path = ["jobsmanager", ...words].join(" ");
   if (unsatisfied !== undefined) {
-    writeErr(`jobsmanager: option '${unsatisfied}' needs a value (see \`${path} --help\`)`);
+    writeErr(failureLine(
+      usageFailure(`option '${unsatisfied}' needs a value (see \`${path} --help\`)`, unsatisfied),
+      json,
+    ));
     return 2;
   }
   const misplaced = helpAsValue(target, [...globals, ...others]);
   if (misplaced !== null) {
-    writeErr(`jobsmanager: ${misplaced} (see \`${path} --help\`)`);
+    writeErr(failureLine(usageFailure(`${misplaced} (see \`${path} --help\`)`), json));
     return 2;
   }
   // Given twice is given once (`alias jm='jobsmanager --json'`, then `jm status --json`).
   const options = withoutRepeats(target, globals);
   const rest = withoutRepeats(target, others, options);
-  const app = buildApp(root, () => path, () => optionNames(target));
+  const app = buildApp(root, () => path, () => optionNames(target), json);
   // A group alone (`jobsmanager job`) is a usage error that shows the group's help.
   const groupAlone = isGroup(target) && !target.getDefaultCommand() && others.length === 0;
+  // Under --json, that error is a JSON line as every other is: the commands it takes, not the help.
+  if (json && groupAlone && isGroup(target)) {
+    const names = target.getAllEntries().filter((e) => !e.hidden).map((e) => e.name.original);
+    writeErr(failureLine(
+      usageFailure(`'${path}' needs a command: ${names.join(", ")} (see \`${path} --help\`)`),
+      json,
+    ));
+    return 2;
+  }
   const process = {
     stdout: {
       write: (text: string) => (groupAlone ? writeErr : writeOut)(namedAliases(text).trimEnd()),

@@ -4,7 +4,7 @@
  * `--apply` (one transaction, one reload marker). Also the plan's rendering,
  * which `apply` shares.
  */
-import { UsageError } from "../errors.ts";
+import { RuntimeError, UsageError } from "../errors.ts";
 import {
   apschedulerCandidates,
   importJobs,
@@ -128,14 +128,13 @@ async function report(
   }
   const left = unimported.filter((e) => !ignored.includes(e.id)).length;
   if (apply && left > 0) {
-    writeErr(
-      `jobsmanager: ${left} job${
+    throw new RuntimeError(
+      `${left} job${
         left === 1 ? "" : "s"
       } of ${what} could not be imported (listed as \`cannot import\`, with why): add ${
         left === 1 ? "it" : "them"
       } with \`jobsmanager job add\`, or fix the source and import again, or once seen to, \`--ignore ID\` each; the rest are imported`,
     );
-    Deno.exitCode = 1;
   }
 }
 

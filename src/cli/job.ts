@@ -5,6 +5,7 @@
 import { UsageError } from "../errors.ts";
 import {
   buildJob,
+  checkUpdate,
   hasSchedule,
   type Job,
   type JobOptions,
@@ -325,8 +326,9 @@ export function jobCommand() {
     args: [ID],
     options: jobOptions(true),
     action: async (ctx, opts, id: string) => {
-      validateId(id);
       const options = toJobOptions(opts);
+      // Checked, as `job add` builds its job, before the database is touched.
+      checkUpdate(id, options, Date.now(), CLI_NAMES);
       const written = await writeJob(
         ctx,
         (store) => updateJob(store, id, options, Date.now(), CLI_NAMES),

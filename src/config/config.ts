@@ -766,6 +766,8 @@ export function loadConfig(
   if (overrides.database !== undefined) {
     settings["db.url"] = overrides.database;
     sources["db.url"] = "--database";
+  } else {
+    refuseBlankUrl(settings["db.url"] as string, (env.JM_DATABASE_URL ?? "") !== "", file);
   }
   // The file's password_file gives way to a password from above it, as any setting does: the
   // password from JM_DB_PASSWORD, or in a URL from JM_DATABASE_URL or --database.
@@ -778,6 +780,25 @@ export function loadConfig(
     delete sources["db.password_file"];
   }
   return { settings: settings as Settings, file, sources };
+}
+
+/**
+ * Refuse a db.url of only blanks (from $JM_DATABASE_URL when `fromEnv`,
+ * else config `file`), as `--database " "` is: empty or left out, it means
+ * db.host or ./jobsmanager.db, and blanks (a variable set from an unset one,
+ * `" $URL"`) would mean the same without a word, a command writing another
+ * database than meant.
+ */
+function refuseBlankUrl(url: string, fromEnv: boolean, file: string | null): void {
+  if (url === "" || url.trim() !== "") return;
+  throw new ValidationError(
+    "db.url",
+    `${fromEnv ? "environment JM_DATABASE_URL" : `config ${file}`}: db.url: ${
+      JSON.stringify(url)
+    } is only blanks; give sqlite:PATH or mysql://USER@HOST:PORT/DB, or leave it ${
+      fromEnv ? "unset or empty" : "out or empty"
+    } to use db.host or ./jobsmanager.db`,
+  );
 }
 
 /** The password in a MySQL URL; "" for none, or for text that is no URL (refused later, by its key). */

@@ -209,6 +209,66 @@ function schedulePatch(
   return Object.fromEntries(FIELD_NAMES.filter((f) => f in fields).map((f) => [f, full[f]]));
 }
 
+/** A new job of `schedule` before its options apply: every other field at its default. */
+function newJob(id: string, schedule: ScheduleFields, now: number): Job {
+  return {
+    id,
+    command: "",
+    ...schedule,
+    timezone: null,
+    timeout: DEFAULT_TIMEOUT,
+    enabled: true,
+    max_instances: null,
+    coalesce: null,
+    misfire_grace_time: null,
+    env: {},
+    cwd: null,
+    description: null,
+    retries: 0,
+    retry_delay: DEFAULT_RETRY_DELAY,
+    retry_max_delay: DEFAULT_RETRY_MAX_DELAY,
+    retry_on: DEFAULT_RETRY_ON,
+    retry_overlap: false,
+    after_job: null,
+    after_outcome: null,
+    // Notifications (issue 13).
+    ...NO_NOTIFY,
+    created_at: now,
+    updated_at: now,
+  };
+}
+
+/**
+ * Check the options of an update before the job is read, so that bad
+ * input is said first (exit 2, HTTP 400), as `job add` says it, not that
+ * the job does not exist: each on a stand-in job none can be at odds with
+ * (every instant scheduled, a link to another job, retry delays from 0 to
+ * the most), so what is refused here is wrong whatever job it changes.
+ * What depends on the job itself is left to `buildJob`, which has it.
+ */
+export function checkUpdate(
+  id: string,
+  options: JobOptions,
+  now: number,
+  names: OptionNames = AS_FIELDS,
+): void {
+  validateId(id);
+  const standIn: Job = {
+    ...newJob(id, EVERY_INSTANT, now),
+    command: "true",
+    retry_delay: 0,
+    retry_max_delay: MAX_TIMEOUT,
+    after_job: id === "a" ? "b" : "a",
+    after_outcome: "success",
+  };
+  buildJob(id, options, standIn, now, names);
+}
+
+/** A schedule that fires every second. */
+const EVERY_INSTANT: ScheduleFields = Object.fromEntries(
+  FIELD_NAMES.map((f) => [f, "*"]),
+) as unknown as ScheduleFields;
+
 /**
  * Build the job `job add` (no `current`) or `job update` (with `current`)
  * describes. Only options that were given change; the whole result is
@@ -251,31 +311,7 @@ export function buildJob(
       );
     }
   }
-  const base: Job = current ?? {
-    id,
-    command: "",
-    ...((schedule ?? NO_SCHEDULE) as ScheduleFields),
-    timezone: null,
-    timeout: DEFAULT_TIMEOUT,
-    enabled: true,
-    max_instances: null,
-    coalesce: null,
-    misfire_grace_time: null,
-    env: {},
-    cwd: null,
-    description: null,
-    retries: 0,
-    retry_delay: DEFAULT_RETRY_DELAY,
-    retry_max_delay: DEFAULT_RETRY_MAX_DELAY,
-    retry_on: DEFAULT_RETRY_ON,
-    retry_overlap: false,
-    after_job: null,
-    after_outcome: null,
-    // Notifications (issue 13).
-    ...NO_NOTIFY,
-    created_at: now,
-    updated_at: now,
-  };
+  const base: Job = current ?? newJob(id, (schedule ?? NO_SCHEDULE) as ScheduleFields, now);
   // An env column broken by hand stays as it is, for validateJob to name and say how to fix,
   // unless this change sets variables: then they go in what is usable of it.
   const env = isEnv(base.env)

@@ -4,16 +4,7 @@
  * status that matches the typed error (src/errors.ts), and the field at
  * fault for validation errors so a form can show it beside the field.
  */
-import {
-  ConflictError,
-  ContentionError,
-  DatabaseError,
-  errorMessage,
-  NotFoundError,
-  RuntimeError,
-  UsageError,
-  ValidationError,
-} from "../errors.ts";
+import { DatabaseError, type ErrorKind, errorMessage, kindOf, ValidationError } from "../errors.ts";
 import { jobFieldOf } from "../domain/option_names.ts";
 import { StaleCopyError } from "../app/jobs.ts";
 
@@ -34,20 +25,27 @@ export interface ErrorBody {
   field?: string;
 }
 
+/** The status of each kind of error (src/errors.ts), which the CLI reports under `--json`. */
+const STATUS_OF: Record<ErrorKind, number> = {
+  usage: 400,
+  invalid: 400,
+  not_found: 404,
+  conflict: 409,
+  // The client is told to try again, as when the database is away or a write kept losing a deadlock.
+  unavailable: 503,
+  // A request the state does not allow (a run that has ended, no live service to take a run).
+  refused: 409,
+  internal: 500,
+};
+
 export function statusOf(error: unknown): number {
   if (error instanceof HttpError) return error.status;
-  if (error instanceof NotFoundError) return 404;
   // An If-Match that fails (RFC 9110 §13.1.1), before the conflicts it is one of.
   if (error instanceof StaleCopyError) return 412;
-  if (error instanceof ConflictError) return 409;
-  if (error instanceof UsageError) return 400;
-  // Contention passes: the client is told to try again, as when the database is away.
-  if (error instanceof ContentionError) return 503;
-  if (error instanceof DatabaseError) return error.unreachable ? 503 : 500;
-  // The rest of the typed failures refuse a request the state does not allow
-  // (a run that has ended, no live service to take a run): a conflict, not a fault.
-  if (error instanceof RuntimeError) return 409;
-  return 500;
+  const kind = kindOf(error);
+  // A statement the database refused is a fault of the server's, not a state the client can change.
+  if (kind === "refused" && error instanceof DatabaseError) return 500;
+  return STATUS_OF[kind];
 }
 
 export function errorBody(error: unknown, redact: (text: string) => string): ErrorBody {
