@@ -13,6 +13,7 @@ import { wholeNumber, wholeNumberRule } from "../domain/number.ts";
 import { validateTimezone } from "../cron/croner.ts";
 import { checkHookUrl } from "../domain/notify.ts";
 import { charsetProblem } from "./charset.ts";
+import { masked } from "../store/target.ts";
 
 type Parser<T> = (value: unknown, key: string) => T;
 
@@ -528,6 +529,29 @@ export function secretValues(settings: Settings): string[] {
     for (const part of url.searchParams.values()) if (part.length >= 8) values.push(part);
   }
   return values;
+}
+
+/**
+ * The secret settings too short for redactSecrets to mask (its
+ * MIN_MASKED_LENGTH): a value, or the password of a URL, each named as
+ * `serve` warns of it. The database password is the target's (which a
+ * password file or the URL may give).
+ */
+export function unmaskedSecrets(settings: Settings): string[] {
+  const found: string[] = [];
+  for (const [key, spec] of SPECS) {
+    const value = settings[key as ConfigKey];
+    if (!spec.secret || key === "db.password" || typeof value !== "string" || value === "") {
+      continue;
+    }
+    if (!URL.canParse(value)) {
+      if (!masked(value)) found.push(key);
+      continue;
+    }
+    const password = decodeURIComponent(new URL(value).password);
+    if (password !== "" && !masked(password)) found.push(`the password in ${key}`);
+  }
+  return found;
 }
 type ValueOf<K extends ConfigKey> = (typeof CONFIG_KEYS)[K]["default"];
 /** The effective settings, flat, keyed as in the file (`db.port`). */
