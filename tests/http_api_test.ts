@@ -617,6 +617,56 @@ for (const backend of BACKENDS) {
       }
     }));
 
+  Deno.test(`api (${backend}): a job whose env was broken by hand tells a read token no value, in invalid nor in env`, async () => {
+    await using db = await freshDatabase(backend);
+    await using api = await startApi(db);
+    const secret = "TopSecretDBpass99";
+    for (const id of ["number", "text", "list", "broken", "reserved"]) {
+      assertEquals((await api.call("POST", "/api/v1/jobs", { body: { ...JOB, id } })).status, 201);
+    }
+    const stored: Record<string, string> = {
+      number: `{"DB_PASS":"${secret}","N":5}`,
+      text: `"${secret}"`,
+      list: `["${secret}"]`,
+      broken: `{"DB_PASS":"${secret}"`,
+      reserved: `{"DB_PASS":"${secret}","JM_JOB_ID":"x"}`,
+    };
+    for (const [id, env] of Object.entries(stored)) {
+      await rawQuery(db, `UPDATE jm_jobs SET env = '${env}' WHERE id = '${id}'`);
+    }
+    type Shown = { id: string; env: unknown; invalid: string | null };
+    const listed = (await api.call("GET", "/api/v1/jobs", { token: READER })).body as Shown[];
+    for (const id of Object.keys(stored)) {
+      const shown = (await api.call("GET", `/api/v1/jobs/${id}`, { token: READER })).body as Shown;
+      const inList = listed.find((j) => j.id === id)!;
+      for (const job of [shown, inList]) {
+        const text = JSON.stringify(job);
+        assert(!text.includes(secret) && job.invalid !== null, `${id}: ${text}`);
+      }
+    }
+    const env = async (id: string) =>
+      ((await api.call("GET", `/api/v1/jobs/${id}`, { token: READER })).body as Shown).env;
+    assertEquals(await env("number"), { DB_PASS: "***", N: "***" });
+    assertEquals(await env("text"), "***");
+    assertEquals(await env("list"), "***");
+    const invalid = async (id: string) =>
+      ((await api.call("GET", `/api/v1/jobs/${id}`)).body as Shown).invalid;
+    assertEquals(
+      await invalid("number"),
+      `env.N: is a number; quote it ("…"): a variable's value is text (fix the row, e.g. UPDATE jm_jobs SET env = '{"DB_PASS":"…","N":"…"}' WHERE id = 'number', each "…" the variable's value as text)`,
+    );
+    assertEquals(
+      await invalid("reserved"),
+      `env: JM_JOB_ID is set by jobsmanager for every run and cannot be overridden; remove it (fix the row, e.g. UPDATE jm_jobs SET env = JSON_REMOVE(env, '$.JM_JOB_ID') WHERE id = 'reserved')`,
+    );
+    // The fix the message gives works on this backend.
+    await rawQuery(
+      db,
+      `UPDATE jm_jobs SET env = JSON_REMOVE(env, '$.JM_JOB_ID') WHERE id = 'reserved'`,
+    );
+    assertEquals(await invalid("reserved"), null);
+  });
+
   Deno.test(`api (${backend}): run now, list and show runs, and the live stream of changes`, () =>
     withApi(backend, async (api) => {
       await api.call("POST", "/api/v1/jobs", { body: JOB });

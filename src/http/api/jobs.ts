@@ -66,16 +66,26 @@ function written(
  * are masked in every text of a reader's answer (`json`): a job that calls
  * the API with the admin token would hand it to every read token.
  */
-function visible(job: Job, role: Role): Job {
+function visible(job: Job, role: Role): Omit<Job, "env"> & { env: Job["env"] | string } {
   if (role === "admin") return job;
   const masked = (url: string | null) => url === null ? null : urlForLog(url);
   return {
     ...job,
-    env: Object.fromEntries(Object.keys(job.env).map((name) => [name, "***"])),
+    env: maskedEnv(job.env),
     on_failure_url: masked(job.on_failure_url),
     on_recovery_url: masked(job.on_recovery_url),
     on_success_url: masked(job.on_success_url),
   };
+}
+
+/**
+ * A job's env as a reader sees it: its names, each value `***`; a column
+ * written by hand that is no object (text, a list) is `***` whole, its
+ * characters no names and its length no one's business.
+ */
+function maskedEnv(env: unknown): Record<string, string> | string {
+  if (typeof env !== "object" || env === null || Array.isArray(env)) return "***";
+  return Object.fromEntries(Object.keys(env).map((name) => [name, "***"]));
 }
 
 /**
