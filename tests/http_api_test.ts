@@ -667,6 +667,69 @@ for (const backend of BACKENDS) {
     assertEquals(await invalid("reserved"), null);
   });
 
+  Deno.test(`api (${backend}): a read token reads a job's env values as *** in its runs' output and notes and in log lines about it`, async () => {
+    await using db = await freshDatabase(backend);
+    await using api = await startApi(db);
+    const secret = "EnvOnlySecret777";
+    const env = { DBPW: secret, DEBUG: "1" };
+    const body = { ...JOB, id: "notesec", env };
+    assertEquals((await api.call("POST", "/api/v1/jobs", { body })).status, 201);
+    const note = `pids 32496 (sh -c sleep 30; : --password=${secret})`;
+    const [run] = await api.store.claimRuns([{
+      job_id: "notesec",
+      scheduled_at: Date.now(),
+      status: "success",
+      trigger: "schedule",
+      note,
+      stdout: `DBPW=${secret}\nDEBUG=1\n`,
+      stderr: `login with ${secret} refused\n`,
+    }]);
+    await api.store.insertLogs([{
+      created_at: Date.now(),
+      level: "warning",
+      logger_name: "jobsmanager.runner",
+      message: `job notesec: killed ${note}`,
+      context: { job: "notesec", run, pids: note },
+    }]);
+    type Shown = { note: string; stdout: string; stderr: string };
+    const one = (await api.call("GET", `/api/v1/runs/${run}`, { token: READER })).body as Shown;
+    // A value shorter than 8 characters (DEBUG=1) is left: masking it would mangle every digit.
+    assertEquals([one.note, one.stdout, one.stderr], [
+      "pids 32496 (sh -c sleep 30; : --password=***)",
+      "DBPW=***\nDEBUG=1\n",
+      "login with *** refused\n",
+    ]);
+    const own = (await api.call("GET", `/api/v1/runs/${run}`)).body as Shown;
+    assertEquals([own.note, own.stdout], [note, `DBPW=${secret}\nDEBUG=1\n`], "an admin reads all");
+    const reads = [
+      "/api/v1/runs",
+      "/api/v1/runs?job=notesec",
+      "/api/v1/jobs/notesec",
+      "/api/v1/logs",
+      "/api/v1/logs?job=notesec",
+    ];
+    for (const path of reads) {
+      const text = JSON.stringify((await api.call("GET", path, { token: READER })).body);
+      assert(!text.includes(secret) && text.includes("--password=***"), `${path}: ${text}`);
+      const whole = JSON.stringify((await api.call("GET", path)).body);
+      assert(whole.includes(secret), `${path} as admin: ${whole}`);
+    }
+    const logs = (await api.call("GET", "/api/v1/logs", { token: READER })).body as {
+      context: Record<string, unknown>;
+    }[];
+    assertEquals(logs[0].context, {
+      job: "notesec",
+      run,
+      pids: "pids 32496 (sh -c sleep 30; : --password=***)",
+    });
+    for (const path of ["/api/v1/logs/stream", "/api/v1/runs/stream?after=0"]) {
+      await using live = await readSse(api, path, READER);
+      await live.until((e) => JSON.stringify(e.data).includes("--password="));
+      const text = JSON.stringify(live.events);
+      assert(!text.includes(secret) && text.includes("--password=***"), `${path}: ${text}`);
+    }
+  });
+
   Deno.test(`api (${backend}): run now, list and show runs, and the live stream of changes`, () =>
     withApi(backend, async (api) => {
       await api.call("POST", "/api/v1/jobs", { body: JOB });

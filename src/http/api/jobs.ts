@@ -34,6 +34,7 @@ import { urlForLog } from "../../domain/notify.ts";
 import { HttpError } from "../errors.ts";
 import { API_NAMES } from "../input_names.ts";
 import type { Role } from "../auth.ts";
+import { EnvMasks } from "./env_masks.ts";
 
 /** The most fires one answer lists, as `job next -n`. */
 const MAX_FIRES = 1000;
@@ -199,6 +200,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       names: API_NAMES,
     });
     c.header("ETag", `"${details.job.updated_at}"`);
+    const masks = EnvMasks.ofJobs(c.get("role"), [details.job]);
     return json(c, {
       ...visible(details.job, c.get("role")),
       zone: details.zone,
@@ -206,8 +208,8 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       next: details.next.map((d) => d.toISOString()),
       invalid: details.invalid,
       after_missing: details.link !== null,
-      runs: details.runs,
-      running: details.running,
+      runs: details.runs.map((run) => masks.run(run)),
+      running: details.running.map((run) => masks.run(run)),
     });
   });
 
