@@ -514,8 +514,8 @@ export const PRIVATE_ENV: readonly string[] = [
 
 /**
  * The values of the secret settings to keep out of every run's output: each
- * whole, and a URL's password and longer query values (a webhook's token)
- * on their own, as a job may print them apart.
+ * whole, and a URL's password and query values (a webhook's token) on their
+ * own, as a job may print them apart; redactSecrets masks the long ones.
  */
 export function secretValues(settings: Settings): string[] {
   const values: string[] = [];
@@ -526,7 +526,7 @@ export function secretValues(settings: Settings): string[] {
     if (!URL.canParse(value)) continue;
     const url = new URL(value);
     if (url.password !== "") values.push(decodeURIComponent(url.password));
-    for (const part of url.searchParams.values()) if (part.length >= 8) values.push(part);
+    values.push(...url.searchParams.values());
   }
   return values;
 }
