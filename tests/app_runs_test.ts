@@ -316,7 +316,7 @@ for (const backend of BACKENDS) {
       );
       assertEquals(
         error.message,
-        `job 'a' is invalid, so it cannot run: env.A: 5 is a number; quote it ("5"): a variable's value is text (fix the row, e.g. UPDATE jm_jobs SET env = '{"A":"5"}' WHERE id = 'a')`,
+        `job 'a' is invalid, so it cannot run: env.A: is a number; quote it ("…"): a variable's value is text (fix the row, e.g. UPDATE jm_jobs SET env = '{"A":"…"}' WHERE id = 'a', each "…" the variable's value as text)`,
       );
       assertEquals(await store.queuedManualRuns(10), []);
     }));

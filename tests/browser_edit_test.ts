@@ -416,7 +416,7 @@ dashboardTest(
     await signIn(page, api.url, "#/jobs/nulled");
     await waitForText(page, ".alert", `env: is null, not an object of NAME: "value" strings`);
     await page.goto(`${api.url}/#/jobs/number`);
-    await waitForText(page, ".alert", `env.A: 1 is a number; quote it ("1")`);
+    await waitForText(page, ".alert", `env.A: is a number; quote it ("…")`);
     await waitForText(page, "#job-env", "A=1");
     await page.goto(`${api.url}/#/jobs/nulled/edit`);
     await page.waitForSelector("#job-form [name=env]");

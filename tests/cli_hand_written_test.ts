@@ -111,6 +111,49 @@ for (const backend of BACKENDS) {
   });
 }
 
+/** Short enough for a run's 16-character columns: retitle, clear the screen. */
+const SHORT = "\x1b]0;x\x07\x1b[2J";
+const SHORT_SHOWN = String.raw`\x1b]0;x\x07\x1b[2J`;
+
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: control characters in a zone, a schedule, retry_on and a run's status, signal and trigger are printed escaped`, async () => {
+    await using db = await freshDatabase(backend);
+    const store = db.open();
+    await store.migrate().finally(() => store.close());
+    await rawQuery(
+      db,
+      "INSERT INTO jm_jobs (id, command, `second`, `hour`, day_of_week, timezone, retries, retry_on) VALUES ('zoned', 'true', '0', ?, ?, ?, 1, ?)",
+      [`1${HOSTILE}`, `mon${HOSTILE}`, `Eu${HOSTILE}`, `failed${HOSTILE}`],
+    );
+    await rawQuery(
+      db,
+      "INSERT INTO jm_runs (job_id, scheduled_at, status, `signal`, `trigger`) VALUES ('zoned', 1, ?, ?, ?)",
+      [`s${SHORT}`, `g${SHORT}`, `t${SHORT}`],
+    );
+    const [{ id: runId }] = await rawQuery(db, "SELECT id FROM jm_runs");
+    for (
+      const [args, shows] of [
+        [["job", "list"], [`Eu${SHOWN}`, `1${SHOWN}`]],
+        [["job", "show", "zoned"], [
+          `timezone            Eu${SHOWN}\n`,
+          `0 * 1${SHOWN} * * mon${SHOWN}`,
+          `on failed${SHOWN}`,
+        ]],
+        [["runs"], [`s${SHORT_SHOWN}`, `g${SHORT_SHOWN}`]],
+        [["runs", "show", String(runId)], [
+          `status       s${SHORT_SHOWN}\n`,
+          `trigger      t${SHORT_SHOWN}\n`,
+          `signal       g${SHORT_SHOWN}\n`,
+        ]],
+      ] as [string[], string[]][]
+    ) {
+      const out = await ok(db, ...args);
+      assertPrintable(out, args.join(" "));
+      for (const text of shows) assertStringIncludes(out, text, args.join(" "));
+    }
+  });
+}
+
 // MySQL refuses text in its numeric columns; SQLite keeps it as written.
 Deno.test("cli[sqlite]: text in a numeric column is named as written; one in created_at is shown, not thrown on", async () => {
   await using db = await freshDatabase("sqlite");

@@ -191,6 +191,28 @@ for (const backend of BACKENDS) {
     assertEquals({ ...row }, { status: "success", stdout: "one\ntwo\n", stderr: "err\n" });
   });
 
+  Deno.test(`cli[${backend}]: job run --here escapes the job's output on a terminal, and passes its bytes as they are to a pipe`, async () => {
+    await using db = await freshDatabase(backend);
+    // A retitle (OSC) on stdout, a clear screen (CSI) and a C1 CSI (U+009B) on stderr.
+    const command = String.raw`printf 'a\033]0;PWN\007b\n'; printf 'c\033[2Jd\302\233e\n' >&2`;
+    const add = await jm(db, "job", "add", "loud", "--command", command, "--cron", "0 0 1 1 *");
+    assertEquals(add.code, 0, add.stderr);
+    const args = ["--database", db.url, "job", "run", "loud", "--here"];
+    // Both streams of a terminal come on its stdout.
+    const shown = await cli(args, { cwd: db.dir, terminal: true });
+    assertEquals(shown.code, 0, shown.stdout);
+    for (const raw of ["\x1b", "\x07", "\u009b"]) {
+      assert(!shown.stdout.includes(raw), JSON.stringify(shown.stdout));
+    }
+    for (const text of [String.raw`a\x1b]0;PWN\x07b`, String.raw`c\x1b[2Jd\x9be`]) {
+      assert(shown.stdout.includes(text), `${text} in ${JSON.stringify(shown.stdout)}`);
+    }
+    const piped = await cli(args, { cwd: db.dir });
+    assertEquals(piped.code, 0, piped.stderr);
+    assert(piped.stdout.startsWith("a\x1b]0;PWN\x07b\n"), JSON.stringify(piped.stdout));
+    assertEquals(piped.stderr, "c\x1b[2Jd\u009be\n");
+  });
+
   Deno.test(`cli[${backend}]: job run --here piped into head goes on reading the job's output, and records its own end`, async () => {
     await using db = await freshDatabase(backend);
     // 1.2 MB, far beyond a pipe's room: the job blocked on it once head had gone, and was killed

@@ -472,6 +472,32 @@ for (const backend of BACKENDS) {
     );
   });
 
+  Deno.test(`notify[${backend}]: a failed hook's output is logged without a URL's credentials or the service's secrets`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "notify.webhook_secret": "HookSigningKey42" },
+    });
+    await h.job("paging", {
+      schedule: { second: "1", minute: "0", hour: "0" },
+      on_failure:
+        "cat > /dev/null; echo 'no answer from https://admin:HookPass12345@alerts.example.com/x?key=k3y-v4lue signed HookSigningKey42' >&2; exit 4",
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("paging", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    const line = await h.until(
+      () => h.line(/^job paging: failure hook command ended/),
+      "the failed hook logged",
+    );
+    assertEquals(
+      line,
+      "job paging: failure hook command ended failed (exit 4): no answer from https://***@alerts.example.com/***?*** signed ***",
+    );
+    const log = h.lines.join("\n");
+    for (const secret of ["HookPass12345", "k3y-v4lue", "HookSigningKey42"]) {
+      assert(!log.includes(secret), `the log shows ${secret}:\n${log}`);
+    }
+  });
+
   Deno.test(`notify[${backend}]: a missed fire and a run lost with a dead node notify on_failure`, async () => {
     await using dir = await tempDir();
     const file = `${dir.path}/failure.jsonl`;

@@ -551,8 +551,8 @@ for (const backend of BACKENDS) {
     await rawQuery(db, "UPDATE jm_jobs SET max_instances = 0 WHERE id = 'd'");
     const faults = {
       a: `env: is null, not an object of NAME: "value" strings (fix the row, e.g. UPDATE jm_jobs SET env = '{}' WHERE id = 'a')`,
-      b: `env: "garbage" is text, not an object of NAME: "value" strings (fix the row, e.g. UPDATE jm_jobs SET env = '{}' WHERE id = 'b')`,
-      c: `env.A: 1 is a number; quote it ("1"): a variable's value is text (fix the row, e.g. UPDATE jm_jobs SET env = '{"A":"1","B":"x"}' WHERE id = 'c')`,
+      b: `env: is text, not an object of NAME: "value" strings (fix the row, e.g. UPDATE jm_jobs SET env = '{}' WHERE id = 'b')`,
+      c: `env.A: is a number; quote it ("…"): a variable's value is text (fix the row, e.g. UPDATE jm_jobs SET env = '{"A":"…","B":"…"}' WHERE id = 'c', each "…" the variable's value as text)`,
       d: "max_instances: 0 is not valid (allowed: a whole number from 1 to 10000, or NULL for the service default)",
     };
     const refused =
@@ -629,7 +629,7 @@ for (const backend of BACKENDS) {
     const env = await cli(["--database", db.url, "apply", path]);
     assertEquals([env.code, env.stderr], [
       2,
-      `jobsmanager: ${path} has 1 invalid job; nothing written:\n${path}:5: job 'a': env.NUM: 10 is a number; quote it ("10"): a variable's value is text\n`,
+      `jobsmanager: ${path} has 1 invalid job; nothing written:\n${path}:5: job 'a': env.NUM: is a number; quote it ("…"): a variable's value is text\n`,
     ]);
     const applied = await cli(["--database", db.url, "apply", "-", "--format", "yaml"], {
       input: yaml,

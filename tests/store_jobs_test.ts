@@ -32,7 +32,7 @@ contract(
     assertThrows(
       () => validateJob({ ...broken, max_instances: 1 }),
       ValidationError,
-      `env: "not json" is text, not an object of NAME: "value" strings (fix the row`,
+      `env: is text, not an object of NAME: "value" strings (fix the row`,
     );
     assertThrows(
       () => validateJob({ ...broken, env: {} }),
@@ -495,7 +495,7 @@ contract(
     );
     assertEquals(
       await problemOf(store, "spoof"),
-      `env: JM_JOB_ID is set by jobsmanager for every run and cannot be overridden; remove it (fix the row, e.g. UPDATE jm_jobs SET env = '{"A":"1"}' WHERE id = 'spoof')`,
+      `env: JM_JOB_ID is set by jobsmanager for every run and cannot be overridden; remove it (fix the row, e.g. UPDATE jm_jobs SET env = JSON_REMOVE(env, '$.JM_JOB_ID') WHERE id = 'spoof')`,
     );
   },
 );

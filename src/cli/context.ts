@@ -9,7 +9,7 @@ import { loadConfig, type LoadedConfig } from "../config/config.ts";
 import { type OpenOptions, openStore } from "../store/open.ts";
 import type { NodeStore, Store } from "../store/store.ts";
 import { resolveTarget } from "../config/database.ts";
-import { type DatabaseTarget, describeTarget, secretsOf } from "../store/target.ts";
+import { type DatabaseTarget, describeTarget, redactor, secretsOf } from "../store/target.ts";
 import { removeIfNoTables } from "../store/sqlite.ts";
 import { systemTimezone, systemZone } from "../domain/time.ts";
 import type { Node } from "../domain/node.ts";
@@ -26,16 +26,17 @@ export interface GlobalOptions {
 
 /** Secrets seen so far in this process; every line written is scrubbed of them. */
 const secrets = new Set<string>();
+let scrub = redactor(secrets);
 
 export function addSecret(secret: string): void {
-  if (secret !== "") secrets.add(secret);
+  if (secret === "" || secrets.has(secret)) return;
+  secrets.add(secret);
+  scrub = redactor(secrets);
 }
 
-/** Replace every known secret in `text` with `***`. */
+/** `text` with every known secret masked, as `redactor` masks. */
 export function redact(text: string): string {
-  let out = text;
-  for (const secret of secrets) out = out.replaceAll(secret, "***");
-  return out;
+  return scrub(text);
 }
 
 /** Characters encoded for one write of {@link writeLine}. */

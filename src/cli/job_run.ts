@@ -17,6 +17,7 @@ import { nodeState } from "../domain/node.ts";
 import { type CommandContext, writeErr } from "./context.ts";
 import { command, switched, valued } from "./command.ts";
 import { runDetails } from "./output.ts";
+import { printable } from "../domain/printable.ts";
 import { parseCount } from "../domain/input.ts";
 import { CLI_NAMES } from "./input_names.ts";
 
@@ -40,6 +41,26 @@ function relay(stream: "stdout" | "stderr", chunk: Uint8Array): void {
   for (let offset = 0; offset < chunk.length;) offset += to.writeSync(chunk.subarray(offset));
 }
 
+/**
+ * What of the job's output reaches each of our streams: to a terminal,
+ * escaped as `runs show` prints it (a job's escape sequences would
+ * retitle, clear or rewrite it); to a file or a pipe, its bytes as they
+ * are. A character split between two chunks is decoded whole.
+ */
+function terminalSafe(): (stream: "stdout" | "stderr", chunk?: Uint8Array) => Uint8Array {
+  const escaped = { stdout: Deno.stdout.isTerminal(), stderr: Deno.stderr.isTerminal() };
+  const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
+  const encoder = new TextEncoder();
+  // No chunk: the end, where a character left unfinished is said as U+FFFD.
+  return (stream, chunk) => {
+    if (!escaped[stream]) return chunk ?? new Uint8Array();
+    const text = chunk === undefined
+      ? decoders[stream].decode()
+      : decoders[stream].decode(chunk, { stream: true });
+    return encoder.encode(printable(text));
+  };
+}
+
 /** Run job `id` in this process; with `live`, its output is shown as it comes. */
 async function runHere(
   ctx: CommandContext,
@@ -58,10 +79,11 @@ async function runHere(
   // Streams whose reader went (`| head`) or whose disk is full: the run's output is still read
   // and recorded, so the command neither blocks on a full pipe nor is killed at its timeout.
   const lost = new Set<"stdout" | "stderr">();
-  const show = (stream: "stdout" | "stderr", chunk: Uint8Array) => {
+  const safe = terminalSafe();
+  const show = (stream: "stdout" | "stderr", chunk?: Uint8Array) => {
     if (hungUp || lost.has(stream)) return;
     try {
-      relay(stream, chunk);
+      relay(stream, safe(stream, chunk));
     } catch (error) {
       lost.add(stream);
       if (stream === "stdout" && !lost.has("stderr")) {
@@ -80,7 +102,7 @@ async function runHere(
       }
       return;
     }
-    if (chunk.length === 0) return;
+    if (chunk === undefined || chunk.length === 0) return;
     lineOpen[stream] = chunk[chunk.length - 1] !== 0x0a;
     last = stream;
   };
@@ -133,6 +155,10 @@ async function runHere(
   }
   // Recorded first: with its terminal gone, writing to it may fail.
   await store.updateRun(run.id, finishedRecord(result, run.note));
+  if (live) {
+    show("stdout");
+    show("stderr");
+  }
   if (!hungUp && lost.size === 0) {
     const newline = new Uint8Array([0x0a]);
     if (Deno.stdout.isTerminal() && Deno.stderr.isTerminal()) {

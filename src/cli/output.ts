@@ -109,9 +109,9 @@ export function defaultZoneText(zone: DefaultZone): string {
   return `${ZONE_SOURCES[zone.source]}, ${zone.name}`;
 }
 
-/** A job's zone as a cell: its own, or `(service zone, UTC)`. */
+/** A job's zone as a cell: its own (a row written by hand may hold any text), or `(service zone, UTC)`. */
 export function zoneCell(job: Job, zone: DefaultZone): string {
-  return job.timezone ?? `(${defaultZoneText(zone)})`;
+  return printableLine(job.timezone ?? `(${defaultZoneText(zone)})`);
 }
 
 /** ` (service zone, UTC)` after a heading of fires, for a job without a zone of its own. */
@@ -144,13 +144,13 @@ export function jobsTable(
     if (cell === undefined) timeouts.set(seconds, cell = seconds === 0 ? "none" : `${seconds}s`);
     return cell;
   };
-  const ownZone = `(${defaultZoneText(defaultZone)})`;
+  const ownZone = printableLine(`(${defaultZoneText(defaultZone)})`);
   return table(
     ["ID", "SCHEDULE (s m h dom mon dow)", "ZONE", "ENABLED", "TIMEOUT", "NEXT FIRE", "COMMAND"],
     listings.map(({ job, zone, next, invalid, link }) => [
       printable(job.id),
       link === null ? schedule(job) : `${schedule(job)} (no job '${printable(job.after_job!)}')`,
-      job.timezone ?? ownZone,
+      job.timezone === null ? ownZone : printableLine(job.timezone),
       job.enabled ? "yes" : "no",
       timeout(job.timeout),
       invalid !== null ? printable(`INVALID: ${invalid}`) : next ? fire(next, zone) : "-",
@@ -180,7 +180,7 @@ function scheduleCells(): (job: Job) => string {
     }
     const key = job[SCHEDULE_KEYS[SCHEDULE_KEYS.length - 1]];
     let cell = node.get(key) as string | undefined;
-    if (cell === undefined) node.set(key, cell = printable(scheduleCell(job)));
+    if (cell === undefined) node.set(key, cell = printableLine(scheduleCell(job)));
     return cell;
   };
 }
@@ -235,7 +235,7 @@ export function jobDetails(
     [
       "schedule",
       hasSchedule(job)
-        ? `${readableSchedule(job)}   (second minute hour day month day_of_week)`
+        ? `${printableLine(readableSchedule(job))}   (second minute hour day month day_of_week)`
         : "none of its own",
     ],
     ...retryRows(job, link),
@@ -310,7 +310,7 @@ function retryRows(job: Job, link: string | null): [string, string][] {
       job.retries === 0
         ? "none"
         : `${job.retries} (first after ${job.retry_delay} s, doubling, at most ${job.retry_max_delay} s; on ${
-          job.retry_on.replaceAll(",", ", ")
+          printableLine(job.retry_on.replaceAll(",", ", "))
         }; ${job.retry_overlap ? "kept" : "dropped"} when the next fire comes)`,
     ],
     [
@@ -349,10 +349,11 @@ export function runsTable(
       String(r.id),
       printable(r.job_id),
       formatUtc(new Date(r.scheduled_at)),
-      r.status,
-      r.exit_code !== null ? String(r.exit_code) : r.signal ?? "-",
+      // A row written by hand may hold any text in these.
+      printableLine(r.status),
+      r.exit_code !== null ? String(r.exit_code) : printableLine(r.signal ?? "-"),
       duration(r),
-      triggerText(r, attempts(r.job_id)),
+      printableLine(triggerText(r, attempts(r.job_id))),
       printable(oneLine(r.note ?? "")),
     ]),
     { width, hide: ["TRIGGER", "DURATION", "EXIT"] },
@@ -368,14 +369,14 @@ export function runDetails(
   const lines = [
     `run          ${run.id}`,
     `job          ${printableLine(run.job_id)}`,
-    `status       ${run.status}`,
-    `trigger      ${triggerText(run, options.attempts)}`,
+    `status       ${printableLine(run.status)}`,
+    `trigger      ${printableLine(triggerText(run, options.attempts))}`,
     `scheduled    ${time(run.scheduled_at)}`,
     `started      ${time(run.started_at)}`,
     `finished     ${time(run.finished_at)}`,
     `duration     ${duration(run)}`,
     `exit code    ${run.exit_code ?? "-"}`,
-    `signal       ${run.signal ?? "-"}`,
+    `signal       ${printableLine(run.signal ?? "-")}`,
     `node         ${printableLine(run.node_id ?? "-")}`,
     `note         ${printableLine(run.note ?? "-")}`,
   ];

@@ -7,8 +7,8 @@
  */
 import { RuntimeError } from "../errors.ts";
 import type { HttpServer } from "../http/server.ts";
-import { secretsOf } from "../store/target.ts";
-import { PRIVATE_ENV, secretValues } from "../config/config.ts";
+import { masked, MIN_MASKED_LENGTH, secretsOf } from "../store/target.ts";
+import { PRIVATE_ENV, secretValues, unmaskedSecrets } from "../config/config.ts";
 import { VERSION } from "../version.ts";
 import { addSecret } from "./context.ts";
 import { removeIfNoTables, SqliteDriver } from "../store/sqlite.ts";
@@ -86,6 +86,15 @@ export function serveCommand() {
         await setupLogging(serveLogging(settings, daemon.logSink, () => daemon.nodeId));
         // The unit's JM_LOG_PATH overrides the config's log.path: say which file, and why.
         logFileChoice(settings, ctx.config.sources);
+        const dbPassword = ctx.target.kind === "mysql" ? ctx.target.password : "";
+        const unmasked = unmaskedSecrets(settings);
+        if (dbPassword !== "" && !masked(dbPassword)) unmasked.unshift("the database password");
+        for (const what of unmasked) {
+          log("service").warn(
+            "{what} is shorter than {min} characters, too short to be masked: a run's output or a log line holding it shows it as it is; make it at least {min} characters long",
+            { what, min: MIN_MASKED_LENGTH },
+          );
+        }
         if (lock?.givenTo) {
           log("service").info(
             "the new database {database} is owned by {owner}, the owner of its directory, so that a service run as {owner} can open it",

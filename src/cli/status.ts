@@ -129,14 +129,14 @@ function statusText(
     servicesText(report, now, heartbeatMs),
     `pending reload markers: ${report.pendingMarkers}`,
     `runs in the last hour: ${
-      runs.length === 0 ? "none" : runs.map(([k, v]) => `${k} ${v}`).join(", ")
+      runs.length === 0 ? "none" : printableLine(runs.map(([k, v]) => `${k} ${v}`).join(", "))
     }`,
     report.silentJobs.length === 0
       ? "silent jobs (no success for their alert_after): none"
       : "silent jobs (no success for their alert_after):\n" + table(
         ["  JOB", "NO SUCCESS SINCE", "ALERT AFTER"],
         report.silentJobs.map((j) => [
-          `  ${j.job_id}`,
+          `  ${printableLine(j.job_id)}`,
           formatUtc(new Date(j.since)),
           `${j.alert_after} s`,
         ]),
@@ -147,7 +147,7 @@ function statusText(
       ["  AT", "JOB"],
       report.nextFires.map((
         { job, at },
-      ) => [`  ${formatInZone(at, zoneOf(job, defaultZone.name))}`, job.id]),
+      ) => [`  ${formatInZone(at, zoneOf(job, defaultZone.name))}`, printableLine(job.id)]),
     ),
   ].join("\n");
 }

@@ -13,6 +13,7 @@ import { wholeNumber, wholeNumberRule } from "../domain/number.ts";
 import { validateTimezone } from "../cron/croner.ts";
 import { checkHookUrl } from "../domain/notify.ts";
 import { charsetProblem } from "./charset.ts";
+import { masked } from "../store/target.ts";
 
 type Parser<T> = (value: unknown, key: string) => T;
 
@@ -513,8 +514,8 @@ export const PRIVATE_ENV: readonly string[] = [
 
 /**
  * The values of the secret settings to keep out of every run's output: each
- * whole, and a URL's password and longer query values (a webhook's token)
- * on their own, as a job may print them apart.
+ * whole, and a URL's password and query values (a webhook's token) on their
+ * own, as a job may print them apart; redactSecrets masks the long ones.
  */
 export function secretValues(settings: Settings): string[] {
   const values: string[] = [];
@@ -525,9 +526,32 @@ export function secretValues(settings: Settings): string[] {
     if (!URL.canParse(value)) continue;
     const url = new URL(value);
     if (url.password !== "") values.push(decodeURIComponent(url.password));
-    for (const part of url.searchParams.values()) if (part.length >= 8) values.push(part);
+    values.push(...url.searchParams.values());
   }
   return values;
+}
+
+/**
+ * The secret settings too short for redactSecrets to mask (its
+ * MIN_MASKED_LENGTH): a value, or the password of a URL, each named as
+ * `serve` warns of it. The database password is the target's (which a
+ * password file or the URL may give).
+ */
+export function unmaskedSecrets(settings: Settings): string[] {
+  const found: string[] = [];
+  for (const [key, spec] of SPECS) {
+    const value = settings[key as ConfigKey];
+    if (!spec.secret || key === "db.password" || typeof value !== "string" || value === "") {
+      continue;
+    }
+    if (!URL.canParse(value)) {
+      if (!masked(value)) found.push(key);
+      continue;
+    }
+    const password = decodeURIComponent(new URL(value).password);
+    if (password !== "" && !masked(password)) found.push(`the password in ${key}`);
+  }
+  return found;
 }
 type ValueOf<K extends ConfigKey> = (typeof CONFIG_KEYS)[K]["default"];
 /** The effective settings, flat, keyed as in the file (`db.port`). */

@@ -261,17 +261,12 @@ function programOf(command: string): string {
 
 /**
  * `text` without the arguments of `command` that may be secret: any value
- * given as `NAME=value` or `--name=value`, and any argument but the
- * program not an option of one or two letters.
+ * given as `NAME=value` or `--name=value`, and any other argument but the
+ * program, each as long as redactSecrets masks.
  */
 function argumentsRedacted(text: string, command: string): string {
   const words = command.trim().split(/\s+/).slice(1).map((w) => w.replace(/^['"]|['"]$/g, ""));
-  const secrets = words.flatMap((w) => {
-    const value = /^[^=]*=(.+)$/.exec(w)?.[1];
-    if (value !== undefined) return [value];
-    return /^-{1,2}[A-Za-z]{1,2}$/.test(w) || w.length < 4 ? [] : [w];
-  });
-  return redactSecrets(text, secrets.filter((s) => s.length >= 3));
+  return redactSecrets(text, words.map((w) => /^[^=]*=(.+)$/.exec(w)?.[1] ?? w));
 }
 
 /** `text` with each URL holding user info or a query shown as urlForLog shows it. */
@@ -1092,7 +1087,9 @@ export class Notifier {
       event: payload.event,
       run: payload.run_id,
       how: this.endedHow(result),
-      output: (result.stderr || result.stdout).trim().slice(-500) || "(no output)",
+      // As sendmail's: a hook may print the URL (with its password) it failed to reach.
+      output: this.scrub(redactUrls(result.stderr || result.stdout)).trim().slice(-500) ||
+        "(no output)",
     });
     return false;
   }

@@ -84,8 +84,8 @@ export function urlSecrets(url: string): string[] {
   } catch {
     // Nothing more to find in it.
   }
-  // Longest first, so that a URL is replaced whole before its parts are.
-  return [...new Set(out.filter((s) => s.length >= 3))].sort((a, b) => b.length - a.length);
+  // redactSecrets takes the long ones, longest first: a URL is replaced whole before its parts are.
+  return out;
 }
 
 function iso(ms: number | null): string | null {

@@ -717,26 +717,26 @@ function loneSurrogate(field: string): never {
  */
 function validateEnv(env: unknown, id: string): void {
   if (!isEnv(env)) {
+    // Names only: the message reaches logs and read tokens, and a value may be a password.
+    const names = Object.keys(envRepaired(env));
     throw new ValidationError(
       "env",
       `${envProblem(env)} (fix the row, e.g. UPDATE jm_jobs SET env = '${
-        JSON.stringify(envRepaired(env)).replaceAll("'", "''")
-      }' WHERE id = '${id}')`,
+        JSON.stringify(Object.fromEntries(names.map((name) => [name, "…"])))
+      }' WHERE id = '${id}'${names.length === 0 ? "" : `, each "…" the variable's value as text`})`,
     );
   }
   const names = Object.keys(env);
   for (let i = 0; i < names.length; i++) {
     if (!names[i].isWellFormed() || !env[names[i]].isWellFormed()) loneSurrogate("env");
     if (RESERVED_ENV.includes(names[i])) {
-      const rest = { ...env };
-      delete rest[names[i]];
       throw new ValidationError(
         "env",
         `env: ${
           names[i]
-        } is set by jobsmanager for every run and cannot be overridden; remove it (fix the row, e.g. UPDATE jm_jobs SET env = '${
-          JSON.stringify(rest).replaceAll("'", "''")
-        }' WHERE id = '${id}')`,
+        } is set by jobsmanager for every run and cannot be overridden; remove it (fix the row, e.g. UPDATE jm_jobs SET env = JSON_REMOVE(env, '$.${
+          names[i]
+        }') WHERE id = '${id}')`,
       );
     }
     if (env[names[i]].includes("\0")) {
@@ -764,13 +764,9 @@ function isEnv(env: unknown): env is Record<string, string> {
  * null when it is an object of NAME: "value" strings.
  */
 export function envProblem(env: unknown): string | null {
+  // No value is quoted: a message reaches logs and read tokens, and a value may be a password.
   if (typeof env !== "object" || env === null || Array.isArray(env)) {
-    const what = env === null
-      ? "is null"
-      : `${shortJson(env)} is ${
-        Array.isArray(env) ? "a list" : typeof env === "string" ? "text" : `a ${typeof env}`
-      }`;
-    return `env: ${what}, not an object of NAME: "value" strings`;
+    return `env: is ${kindOf(env)}, not an object of NAME: "value" strings`;
   }
   for (const [name, value] of Object.entries(env)) {
     if (!ENV_NAME.test(name)) {
@@ -779,15 +775,23 @@ export function envProblem(env: unknown): string | null {
       } is not a variable name (A-Z a-z 0-9 _, not starting with a digit)`;
     }
     if (typeof value === "number" || typeof value === "boolean") {
-      return `env.${name}: ${value} is a ${typeof value}; quote it ("${value}"): a variable's value is text`;
+      return `env.${name}: is a ${typeof value}; quote it ("…"): a variable's value is text`;
     }
     if (typeof value !== "string") {
-      return `env.${name}: ${
-        shortJson(value)
-      } is not text; give a string ("" for empty), or leave ${name} out`;
+      return `env.${name}: is ${
+        kindOf(value)
+      }, not text; give a string ("" for empty), or leave ${name} out`;
     }
   }
   return null;
+}
+
+/** What kind of JSON value `value` is, for a message that must not show it: `a list`, `text`. */
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "string") return "text";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }
 
 /** What is usable of a broken env: its numbers and booleans as text, the rest left out. */
@@ -802,12 +806,6 @@ function envRepaired(env: unknown): Record<string, string> {
         : []
     ),
   );
-}
-
-/** `value` as JSON, cut to a length a message can hold. */
-function shortJson(value: unknown): string {
-  const json = JSON.stringify(value) ?? String(value);
-  return json.length > 60 ? `${json.slice(0, 60)}…` : json;
 }
 
 /**

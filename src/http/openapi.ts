@@ -104,7 +104,14 @@ const JOB_PROPERTIES: Record<string, Schema> = {
   max_instances: { type: ["integer", "null"], description: "null = the service's" },
   coalesce: { type: ["boolean", "null"], description: "null = the service's" },
   misfire_grace_time: { type: ["integer", "null"], description: "seconds; null = the service's" },
-  env: { type: "object", additionalProperties: str },
+  env: {
+    anyOf: [
+      { type: "object", additionalProperties: str },
+      { description: "a row written by hand (invalid says what is wrong): as stored for an admin" },
+    ],
+    description:
+      'NAME: "value"; a read token sees each value as "***", and "***" whole for a column that is no object',
+  },
   cwd: nullable("string"),
   description: nullable("string"),
   retries: { type: "integer", description: "attempts after a failed one; 0 = none" },

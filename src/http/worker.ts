@@ -11,7 +11,7 @@ import type { Settings } from "../config/config.ts";
 import type { DaemonVitals } from "../daemon/boot.ts";
 import { systemTimezone } from "../domain/time.ts";
 import { openStore } from "../store/open.ts";
-import type { DatabaseTarget } from "../store/target.ts";
+import { type DatabaseTarget, redactor } from "../store/target.ts";
 import { ValidationError } from "../errors.ts";
 import { readinessOf } from "./health.ts";
 import { HTTP_NICE, lowerThreadPriority } from "./priority.ts";
@@ -102,7 +102,8 @@ async function start(
     });
   }
   const known = [...secrets];
-  const redact = (text: string) => known.reduce((t, s) => s ? t.replaceAll(s, "***") : t, text);
+  let scrub = redactor(known);
+  const redact = (text: string) => scrub(text);
   // Its writes leave change notices: the service (this process's too) applies them at once.
   const store = openStore(target, { notices: settings["jobsmanager.notice_dir"] });
   const heartbeatMs = settings["jobsmanager.heartbeat_interval"] * 1000;
@@ -123,6 +124,7 @@ async function start(
       starts: new Starts(starts),
     }, (values) => {
       known.push(...values);
+      scrub = redactor(known);
       port.postMessage({ type: "tokens", values });
     });
   } catch (error) {

@@ -34,6 +34,7 @@ import { urlForLog } from "../../domain/notify.ts";
 import { HttpError } from "../errors.ts";
 import { API_NAMES } from "../input_names.ts";
 import type { Role } from "../auth.ts";
+import { EnvMasks } from "./env_masks.ts";
 
 /** The most fires one answer lists, as `job next -n`. */
 const MAX_FIRES = 1000;
@@ -66,16 +67,26 @@ function written(
  * are masked in every text of a reader's answer (`json`): a job that calls
  * the API with the admin token would hand it to every read token.
  */
-function visible(job: Job, role: Role): Job {
+function visible(job: Job, role: Role): Omit<Job, "env"> & { env: Job["env"] | string } {
   if (role === "admin") return job;
   const masked = (url: string | null) => url === null ? null : urlForLog(url);
   return {
     ...job,
-    env: Object.fromEntries(Object.keys(job.env).map((name) => [name, "***"])),
+    env: maskedEnv(job.env),
     on_failure_url: masked(job.on_failure_url),
     on_recovery_url: masked(job.on_recovery_url),
     on_success_url: masked(job.on_success_url),
   };
+}
+
+/**
+ * A job's env as a reader sees it: its names, each value `***`; a column
+ * written by hand that is no object (text, a list) is `***` whole, its
+ * characters no names and its length no one's business.
+ */
+function maskedEnv(env: unknown): Record<string, string> | string {
+  if (typeof env !== "object" || env === null || Array.isArray(env)) return "***";
+  return Object.fromEntries(Object.keys(env).map((name) => [name, "***"]));
 }
 
 /**
@@ -189,6 +200,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       names: API_NAMES,
     });
     c.header("ETag", `"${details.job.updated_at}"`);
+    const masks = EnvMasks.ofJobs(c.get("role"), [details.job]);
     return json(c, {
       ...visible(details.job, c.get("role")),
       zone: details.zone,
@@ -196,8 +208,8 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       next: details.next.map((d) => d.toISOString()),
       invalid: details.invalid,
       after_missing: details.link !== null,
-      runs: details.runs,
-      running: details.running,
+      runs: details.runs.map((run) => masks.run(run)),
+      running: details.running.map((run) => masks.run(run)),
     });
   });
 

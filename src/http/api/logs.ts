@@ -10,6 +10,7 @@ import type { LogRow } from "../../domain/log_row.ts";
 import { count, optionalJob, optionalLevel, optionalSince } from "../query.ts";
 import { pollStream, type SseEvent } from "../sse.ts";
 import { type ApiContext, type Env, json } from "./context.ts";
+import { EnvMasks } from "./env_masks.ts";
 
 const MAX_LINES = 100_000;
 const TAIL_POLL_MS = 1000;
@@ -28,10 +29,18 @@ function queryOf(c: Context): LogQuery {
 export function logRoutes(api: ApiContext): Hono<Env> {
   const routes = new Hono<Env>();
   const { store } = api;
+  /** `rows` as this caller may read them: without the env values of the jobs they are about. */
+  const masked = async (c: Context<Env>, rows: LogRow[]) => {
+    const jobs = rows.flatMap((row) =>
+      typeof row.context.job === "string" ? [row.context.job] : []
+    );
+    const masks = await EnvMasks.of(store, c.get("role"), jobs);
+    return rows.map((row) => masks.log(row));
+  };
 
   routes.get("/logs", async (c) => {
     const limit = count(c.req.query("limit"), "limit", MAX_LINES, 100);
-    return json(c, await recentLogs(store, queryOf(c), limit));
+    return json(c, await masked(c, await recentLogs(store, queryOf(c), limit)));
   });
 
   /**
@@ -68,7 +77,9 @@ export function logRoutes(api: ApiContext): Hono<Env> {
           if (found.reset !== null) events.push({ event: "reset", data: found.reset });
           rows = found.rows;
         }
-        for (const row of rows) events.push({ event: "log", data: row, id: String(row.id) });
+        for (const row of await masked(c, rows)) {
+          events.push({ event: "log", data: row, id: String(row.id) });
+        }
         return events;
       },
     });

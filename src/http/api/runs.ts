@@ -11,6 +11,7 @@ import { count, flag, optionalJob, optionalSince, optionalStatus } from "../quer
 import { remoteAddress } from "../remote.ts";
 import { pollStream, type SseEvent } from "../sse.ts";
 import { type ApiContext, type Env, json } from "./context.ts";
+import { EnvMasks } from "./env_masks.ts";
 
 /** The most runs one answer lists, as `runs --limit`. */
 const MAX_RUNS = 100_000;
@@ -54,7 +55,8 @@ export function runRoutes(api: ApiContext): Hono<Env> {
         : undefined,
       output: false,
     });
-    return json(c, runs.map(listed));
+    const masks = await EnvMasks.of(store, c.get("role"), runs.map((r) => r.job_id));
+    return json(c, runs.map((run) => masks.run(listed(run))));
   });
 
   routes.get("/runs/stream", (c) => {
@@ -117,6 +119,9 @@ export function runRoutes(api: ApiContext): Hono<Env> {
           }
           seen.set(run.id, state);
         }
+        const shown = events.flatMap((e) => e.event === "ready" ? [] : [(e.data as Run).job_id]);
+        const masks = await EnvMasks.of(store, c.get("role"), shown);
+        for (const e of events) if (e.event !== "ready") e.data = masks.run(e.data as Run);
         // An ended run that left the window cannot come back into it.
         for (const [id, state] of seen) if (!inWindow.has(id) && ended(state)) seen.delete(id);
         // Every change from here on is sent: what changed between the client's list and now
@@ -130,10 +135,10 @@ export function runRoutes(api: ApiContext): Hono<Env> {
     });
   });
 
-  routes.get(
-    "/runs/:id",
-    async (c) => json(c, await showRun(store, parseRunId(c.req.param("id"), "run id"))),
-  );
+  routes.get("/runs/:id", async (c) => {
+    const run = await showRun(store, parseRunId(c.req.param("id"), "run id"));
+    return json(c, (await EnvMasks.of(store, c.get("role"), [run.job_id])).run(run));
+  });
 
   /**
    * As `runs cancel`: the run records who asked, here the token's role and
