@@ -55,7 +55,7 @@ for (const backend of BACKENDS) {
     );
     assertEquals(
       conflict.message,
-      "job 'a' already exists; change it with `jobsmanager job update a …` or pass --replace",
+      "job 'a' already exists; change it with `jobsmanager job update … a` or pass --replace",
     );
     assertEquals(await store.getJob("a"), first);
     assertEquals(await markerCount(store), 1);

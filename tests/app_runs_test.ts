@@ -135,7 +135,7 @@ for (const backend of BACKENDS) {
     const error = await assertRejects(() => requestRun(store, "a", ask), RuntimeError);
     assertEquals(
       error.message,
-      "no live service uses this database, so nothing would run job 'a': run it in this process with `jobsmanager job run a --here`, or pass --queue to leave it for the next service that starts",
+      "no live service uses this database, so nothing would run job 'a': run it in this process with `jobsmanager job run --here a`, or pass --queue to leave it for the next service that starts",
     );
     assertEquals(await store.listRuns({ limit: 10 }), []);
     await store.saveNode({ ...service, heartbeat_at: T0 - 1000 });

@@ -264,7 +264,7 @@ const CASES: BadCase[] = [
     args: ["job", "add", "seed", "--command", "true", "--minute", "5"],
     code: 1,
     error:
-      "job 'seed' already exists; change it with `jobsmanager job update seed …` or pass --replace",
+      "job 'seed' already exists; change it with `jobsmanager job update … seed` or pass --replace",
   },
   {
     name: "job update of an unknown id",

@@ -226,6 +226,15 @@ Deno.test("cli: -- before an id, for every command that takes one", async () => 
       assertEquals(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
       check(r);
     }
+    // A command suggested for such an id puts it after --, last.
+    const add = ["job", "add", "--command", "true", "--cron", "@daily", "--", id];
+    assertEquals((await on(db, add)).code, 0);
+    const again = await on(db, add);
+    assertEquals(
+      again.stderr,
+      `jobsmanager: job '${id}' already exists; change it with \`jobsmanager job update … -- ${id}\` or pass --replace\n`,
+    );
+    assertEquals((await on(db, ["job", "rm", "--", id])).code, 0);
     const gone = await on(db, ["job", "remove", "--", id]);
     assertEquals(
       gone.stderr,

@@ -148,7 +148,7 @@ for (const backend of BACKENDS) {
     const removed = await ok(db, "job", "remove", "c3");
     assertStringIncludes(
       removed,
-      "removed job 'c3' (reload marker 3)\nc4 follows c3: it will run only by hand or on its own schedule until relinked: jobsmanager job update c4 --after …\n",
+      "removed job 'c3' (reload marker 3)\nc4 follows c3: it will run only by hand or on its own schedule until relinked: jobsmanager job update --after … c4\n",
     );
     assertStringIncludes(
       await ok(db, "job", "show", "c4"),

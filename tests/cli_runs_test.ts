@@ -46,7 +46,7 @@ for (const backend of BACKENDS) {
     await using db = await freshDatabase(backend);
     assertEquals((await jm(db, ...ADD)).code, 0);
     const noService =
-      "no live service uses this database, so nothing would run job 'a': run it in this process with `jobsmanager job run a --here`, or pass --queue to leave it for the next service that starts";
+      "no live service uses this database, so nothing would run job 'a': run it in this process with `jobsmanager job run --here a`, or pass --queue to leave it for the next service that starts";
     for (const args of [["job", "run", "a"], ["job", "run", "a", "--wait"]]) {
       assertEquals(await jm(db, ...args), {
         code: 1,

@@ -526,7 +526,7 @@ for (const backend of BACKENDS) {
     assertEquals([taken.node_id, taken.status], [other, "skipped"]);
     assertEquals(
       taken.note,
-      `max_instances (1) runs were still running (1 of them on node ${owner}); to run it anyway, ask with \`jobsmanager job run slow --force\` (the API's "force": true), or run it in your own process with \`jobsmanager job run slow --here\``,
+      `max_instances (1) runs were still running (1 of them on node ${owner}); to run it anyway, ask with \`jobsmanager job run --force slow\` (the API's "force": true), or run it in your own process with \`jobsmanager job run --here slow\``,
     );
     assertEquals(c.node(other).runner.of("slow"), []);
   });

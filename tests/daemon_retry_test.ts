@@ -625,7 +625,7 @@ for (const backend of BACKENDS) {
       await h.until(
         () =>
           h.line(
-            /^job a: its follow-up link closes a cycle, a → b → a, and is ignored \(fix it with `jobsmanager job update a --after ''`\)$/,
+            /^job a: its follow-up link closes a cycle, a → b → a, and is ignored \(fix it with `jobsmanager job update --after '' a`\)$/,
           ),
         "the cycle to be logged",
       );

@@ -425,7 +425,7 @@ for (const backend of BACKENDS) {
       }]);
       assertEquals(
         await cliError("job", "add", "nightly", "--command", "true", "--cron", "* * * * *"),
-        "job 'nightly' already exists; change it with `jobsmanager job update nightly …` or pass --replace",
+        "job 'nightly' already exists; change it with `jobsmanager job update … nightly` or pass --replace",
       );
       const replaced = await api.call("POST", "/api/v1/jobs?replace=true", {
         body: { ...JOB, command: "echo again" },

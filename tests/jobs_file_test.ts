@@ -500,13 +500,13 @@ for (const backend of BACKENDS) {
     // here, and says it would not where base does not exist.
     assertStringIncludes(
       await ok("job", "remove", "base"),
-      "removed job 'base' (reload marker 3)\nf follows base: it will run only by hand or on its own schedule until relinked: jobsmanager job update f --after …\n",
+      "removed job 'base' (reload marker 3)\nf follows base: it will run only by hand or on its own schedule until relinked: jobsmanager job update --after … f\n",
     );
     const path = `${db.dir}/left.yaml`;
     const exported = await jm("export", "--format", "yaml");
     assertEquals([exported.code, exported.stderr], [
       0,
-      "jobsmanager: warning: job 'f' follows 'base', which no longer exists: the file applies here, but `apply` refuses it on a database without 'base'; give 'f' a job to follow (`jobsmanager job update f --after JOB`) or a schedule of its own (`--after '' --cron …`), or remove it\n",
+      "jobsmanager: warning: job 'f' follows 'base', which no longer exists: the file applies here, but `apply` refuses it on a database without 'base'; give 'f' a job to follow (`jobsmanager job update --after JOB f`) or a schedule of its own (`--after '' --cron …`), or remove it\n",
     ]);
     await Deno.writeTextFile(path, exported.stdout);
     assertEquals(
@@ -556,7 +556,7 @@ for (const backend of BACKENDS) {
       d: "max_instances: 0 is not valid (allowed: a whole number from 1 to 10000, or NULL for the service default)",
     };
     const refused =
-      "`apply` would refuse 4 jobs as stored, and so the whole file; nothing written. Fix each (`jobsmanager job update ID …`, or the row in SQL), or remove it (`jobsmanager job remove ID`), then export again:\n" +
+      "`apply` would refuse 4 jobs as stored, and so the whole file; nothing written. Fix each (`jobsmanager job update … ID`, or the row in SQL), or remove it (`jobsmanager job remove ID`), then export again:\n" +
       Object.entries(faults).map(([id, fault]) => `job '${id}': ${fault}`).join("\n");
     const yaml = await jm("export", "--format", "yaml");
     assertEquals([yaml.code, yaml.stdout, yaml.stderr], [1, "", `jobsmanager: ${refused}\n`]);
@@ -652,9 +652,9 @@ for (const backend of BACKENDS) {
     assertEquals([exported.code, exported.stdout, exported.stderr], [
       1,
       "",
-      "jobsmanager: `apply` would refuse 2 jobs as stored, and so the whole file; nothing written. Fix each (`jobsmanager job update ID …`, or the row in SQL), or remove it (`jobsmanager job remove ID`), then export again:\n" +
-      "job 'a': after: following 'b' closes a cycle: a → b → a (written in SQL: no command makes one); drop one link (`jobsmanager job update a --after ''`)\n" +
-      "job 'b': after: following 'a' closes a cycle: b → a → b (written in SQL: no command makes one); drop one link (`jobsmanager job update b --after ''`)\n",
+      "jobsmanager: `apply` would refuse 2 jobs as stored, and so the whole file; nothing written. Fix each (`jobsmanager job update … ID`, or the row in SQL), or remove it (`jobsmanager job remove ID`), then export again:\n" +
+      "job 'a': after: following 'b' closes a cycle: a → b → a (written in SQL: no command makes one); drop one link (`jobsmanager job update --after '' a`)\n" +
+      "job 'b': after: following 'a' closes a cycle: b → a → b (written in SQL: no command makes one); drop one link (`jobsmanager job update --after '' b`)\n",
     ]);
     assertEquals((await jm("job", "update", "a", "--after", "")).code, 0);
     assertEquals((await jm("export")).code, 0);

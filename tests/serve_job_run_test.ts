@@ -89,7 +89,7 @@ for (const backend of BACKENDS) {
       const skipped = await runBecomes(db, gated.id, (r) => r.status !== "queued", "to be taken");
       assertEquals([skipped.status, skipped.note], [
         "skipped",
-        'max_instances (1) runs were still running; to run it anyway, ask with `jobsmanager job run long --force` (the API\'s "force": true), or run it in your own process with `jobsmanager job run long --here`',
+        'max_instances (1) runs were still running; to run it anyway, ask with `jobsmanager job run --force long` (the API\'s "force": true), or run it in your own process with `jobsmanager job run --here long`',
       ]);
       const forced = await requestRun(db, "long", "--force");
       await runBecomes(db, forced.id, (r) => r.status === "running", "to start");

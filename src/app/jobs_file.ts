@@ -32,6 +32,7 @@ import {
 } from "../domain/job.ts";
 import { HOOK_COMMANDS, HOOK_URLS, NOTIFY_FIELDS } from "../domain/notify.ts";
 import { jobFieldOf } from "../domain/option_names.ts";
+import { idWord } from "../domain/shell.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import type { JobStore } from "../store/store.ts";
 import {
@@ -130,7 +131,9 @@ export async function jobsToExport(store: JobStore, now: number): Promise<Export
           "after",
           `after: following '${job.after_job}' closes a cycle: ${
             cycle.join(" → ")
-          } (written in SQL: no command makes one); drop one link (\`jobsmanager job update ${job.id} --after ''\`)`,
+          } (written in SQL: no command makes one); drop one link (\`jobsmanager job update --after '' ${
+            idWord(job.id)
+          }\`)`,
         );
       }
     } catch (error) {
@@ -148,7 +151,9 @@ export async function jobsToExport(store: JobStore, now: number): Promise<Export
   }
   const ids = new Set(jobs.map((j) => j.id));
   const warnings = jobs.filter((j) => j.after_job !== null && !ids.has(j.after_job)).map((j) =>
-    `job '${j.id}' follows '${j.after_job}', which no longer exists: the file applies here, but \`apply\` refuses it on a database without '${j.after_job}'; give '${j.id}' a job to follow (\`jobsmanager job update ${j.id} --after JOB\`) or a schedule of its own (\`--after '' --cron …\`), or remove it`
+    `job '${j.id}' follows '${j.after_job}', which no longer exists: the file applies here, but \`apply\` refuses it on a database without '${j.after_job}'; give '${j.id}' a job to follow (\`jobsmanager job update --after JOB ${
+      idWord(j.id)
+    }\`) or a schedule of its own (\`--after '' --cron …\`), or remove it`
   );
   return { jobs, warnings };
 }

@@ -55,6 +55,7 @@ import {
 } from "./output.ts";
 import type { DefaultZone } from "../app/zone.ts";
 import { parseCount } from "../domain/input.ts";
+import { idWord } from "../domain/shell.ts";
 import { CLI_NAMES } from "./input_names.ts";
 
 /** The most fires `job show -n` and `job next -n` print. */
@@ -358,7 +359,9 @@ export function jobCommand() {
           `removed job '${id}' (reload marker ${written.change.markerId})`,
           ...followers.map((f) =>
             printable(
-              `${f} follows ${id}: it will run only by hand or on its own schedule until relinked: jobsmanager job update ${f} --after …`,
+              `${f} follows ${id}: it will run only by hand or on its own schedule until relinked: jobsmanager job update --after … ${
+                idWord(f)
+              }`,
             )
           ),
         ].join("\n"),

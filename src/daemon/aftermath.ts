@@ -9,6 +9,7 @@
 import { afterMatches, followCycle, type Job, retryDelayMs, retryOn } from "../domain/job.ts";
 import type { NewRun, Run, RunStatus } from "../domain/run.ts";
 import type { RunStore } from "../store/store.ts";
+import { idWord } from "../domain/shell.ts";
 import type { Clock } from "./clock.ts";
 import { log } from "./log.ts";
 import type { RunRecorder } from "./recorder.ts";
@@ -90,8 +91,8 @@ export class Aftermath {
       const cycle = followCycle(known, job);
       if (cycle !== null) {
         reloadLog.error(
-          "job {job}: its follow-up link closes a cycle, {cycle}, and is ignored (fix it with `jobsmanager job update {job} --after ''`)",
-          { job: job.id, cycle: cycle.join(" → ") },
+          "job {job}: its follow-up link closes a cycle, {cycle}, and is ignored (fix it with `jobsmanager job update --after '' {jobWord}`)",
+          { job: job.id, cycle: cycle.join(" → "), jobWord: idWord(job.id) },
         );
         continue;
       }

@@ -7,6 +7,7 @@
  */
 import { type Job, jobProblem } from "../domain/job.ts";
 import type { Run, RunStatus, RunUpdate } from "../domain/run.ts";
+import { idWord } from "../domain/shell.ts";
 import type { JobStore, RunStore } from "../store/store.ts";
 import type { ActiveRuns } from "./active_runs.ts";
 import type { Aftermath } from "./aftermath.ts";
@@ -345,5 +346,9 @@ export class RunRequests {
  * the same: forced through the service, or in their own process.
  */
 function forceHint(jobId: string): string {
-  return `; to run it anyway, ask with \`jobsmanager job run ${jobId} --force\` (the API's "force": true), or run it in your own process with \`jobsmanager job run ${jobId} --here\``;
+  return `; to run it anyway, ask with \`jobsmanager job run --force ${
+    idWord(jobId)
+  }\` (the API's "force": true), or run it in your own process with \`jobsmanager job run --here ${
+    idWord(jobId)
+  }\``;
 }
