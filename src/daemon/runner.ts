@@ -25,6 +25,7 @@
 import type { RunUpdate } from "../domain/run.ts";
 import { HeadTailCapture } from "./capture.ts";
 import { type NativeChild, nativeSpawner } from "./native_spawn.ts";
+import { closeInheritedOnExec, signalReset } from "./inheritance.ts";
 import { redactSecrets } from "../store/target.ts";
 import {
   bootTicks,
@@ -370,7 +371,8 @@ const C_LOCALE_MAX_COMMAND = 32_768;
 
 /**
  * The program, arguments and environment that run `command` in a group of
- * its own, and whether Deno must make that group. util-linux's tools set
+ * its own, with every signal at its default (inheritance.ts), and whether
+ * Deno must make that group. util-linux's tools (and GNU env) set
  * their locale first thing: in a UTF-8 locale without a locale archive
  * (Debian's default) that reads a dozen files, a fifth of setsid's CPU,
  * before the shell's exec. Where the run's environment leaves LC_ALL unset
@@ -386,12 +388,12 @@ function shell(
 ): [string, string[], Record<string, string>, boolean] {
   const setsid = tool("setsid");
   const setpriv = standalone ? tool("setpriv") : null;
-  const cLocale = (setsid !== null || setpriv !== null) && shIsDash() &&
+  const reset = signalReset();
+  const cLocale = (setsid !== null || setpriv !== null || reset.length > 0) && shIsDash() &&
     env.LC_ALL === undefined && command.length <= C_LOCALE_MAX_COMMAND;
   const script = cLocale ? `unset LC_ALL; ${command}` : command;
-  const grouped = setsid === null
-    ? ["/bin/sh", "-c", script]
-    : [setsid, "--", "/bin/sh", "-c", script];
+  const sh = [...reset, "/bin/sh", "-c", script];
+  const grouped = setsid === null ? sh : [setsid, "--", ...sh];
   // The parent-death signal survives the execs of setsid and the shell.
   const argv = setpriv === null ? grouped : [setpriv, "--pdeathsig", "KILL", "--", ...grouped];
   return [argv[0], argv.slice(1), cLocale ? { ...env, LC_ALL: "C" } : env, setsid === null];
@@ -525,6 +527,7 @@ function spawnShell(
       return spawned(child, true);
     }
     const [program, args, shellEnv, detached] = shell(script, spec.standalone ?? false, env);
+    closeInheritedOnExec();
     const child = new Deno.Command(program, {
       args,
       detached,
