@@ -205,13 +205,6 @@ export function finishedRecord(result: RunResult, claimNote: string | null): Run
   };
 }
 
-/** This process's environment, minus what a job must not see (`hidden`: config's PRIVATE_ENV). */
-export function inheritedEnv(hidden: readonly string[]): Record<string, string> {
-  const env = Deno.env.toObject();
-  for (const name of hidden) delete env[name];
-  return env;
-}
-
 /**
  * The environment of one run: inherited + the job's own + who and when.
  * A run that started while the database was away has no id yet (its row
