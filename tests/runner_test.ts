@@ -347,6 +347,19 @@ Deno.test("output beyond the cap is cut, not kept", async () => {
   assert(result.stdout.length < 200);
 });
 
+Deno.test("a secret the cut splits in two is masked on both sides of the cut", async () => {
+  const token = "Zq7-SECRET-token-0123456789";
+  const chars = (n: number, c: string) => `head -c ${n} /dev/zero | tr '\\0' ${c}`;
+  // The head keeps 512 bytes, the tail 512: the token's first 10 characters end the head on
+  // stdout, its last 10 start the tail on stderr.
+  const command = `${chars(502, "a")}; printf %s ${token}; ${chars(100_000, "b")}; ` +
+    `(${chars(100_000, "c")}; printf %s ${token}; ${chars(502, "d")}) >&2`;
+  const result = await startRun(spec(command, { secrets: [token] })).done;
+  assertEquals(result.status, "success", result.stderr);
+  assertMatch(result.stdout, /^a{502}\*\*\*\n\[… jobsmanager cut \d+ bytes of 100529 …\]\nb{512}$/);
+  assertMatch(result.stderr, /^c{512}\n\[… jobsmanager cut \d+ bytes of 100529 …\]\n\*\*\*d{502}$/);
+});
+
 Deno.test("a process that leaves the group and holds the output is ended, and named in the note", async () => {
   const marker = `sleep 6${Math.floor(Math.random() * 1000).toString().padStart(3, "0")}`;
   const result = await startRun(

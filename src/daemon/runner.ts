@@ -26,7 +26,6 @@ import type { RunUpdate } from "../domain/run.ts";
 import { HeadTailCapture } from "./capture.ts";
 import { type NativeChild, nativeSpawner } from "./native_spawn.ts";
 import { closeInheritedOnExec, signalReset } from "./inheritance.ts";
-import { redactSecrets } from "../store/target.ts";
 import {
   bootTicks,
   type Ended,
@@ -731,8 +730,8 @@ function watchRun(
     const base = {
       exitCode: status.signal === null ? status.code : null,
       signal: status.signal,
-      stdout: redactSecrets(stdout.text(), spec.secrets ?? []),
-      stderr: redactSecrets(stderr.text(), spec.secrets ?? []),
+      stdout: stdout.text(spec.secrets),
+      stderr: stderr.text(spec.secrets),
       startedAt,
       finishedAt: now(),
       outputBytes: stdout.bytes + stderr.bytes,
