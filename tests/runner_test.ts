@@ -398,6 +398,68 @@ Deno.test("a note names the first 20 processes that left the group and counts th
   }
 });
 
+/** Unique `sleep` arguments, for processes a test looks for by their command line. */
+function uniqueSleeps(n: number): string[] {
+  const base = 300 + Math.floor(Math.random() * 100_000) / 1000;
+  return Array.from({ length: n }, (_, i) => `${base + i}`);
+}
+
+Deno.test("a process that left the group and leads one of its own is ended with its group, its members without the marker named too", async () => {
+  // env -u (as sudo's env_reset) starts the group's member without the marker.
+  const [member, leader] = uniqueSleeps(2);
+  try {
+    const handle = startRun(
+      spec(
+        `setsid sh -c 'env -u JM_RUN_MARKER sleep ${member} & sleep ${leader}' >/dev/null 2>&1 & ` +
+          `while ! pgrep -f '^sleep ${member}$' >/dev/null; do sleep 0.05; done; echo done`,
+        { killGraceMs: 300 },
+      ),
+    );
+    assertEquals((await handle.done).stdout, "done\n");
+    const escaped = await handle.escaped;
+    assertMatch(escaped ?? "", /^3 processes had left the run's process group/);
+    for (const seconds of [member, leader]) {
+      assertStringIncludes(escaped ?? "", `(sleep ${seconds})`);
+    }
+    await waitFor(() => livePidsMatching(`sleep ${member}`).length === 0, {
+      timeoutMs: 10_000,
+      what: "the group's member without the marker to be gone",
+      detail: () => livePidsMatching(`sleep ${member}`),
+    });
+  } finally {
+    for (const pid of livePidsMatching(`sleep ${member}`)) Deno.kill(pid, "SIGKILL");
+    for (const pid of livePidsMatching(`sleep ${leader}`)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
+Deno.test("a group whose leader does not carry the marker is not signalled, only its marked member", async () => {
+  const [marked, unmarked] = uniqueSleeps(2);
+  try {
+    const handle = startRun(
+      spec(
+        `M=$JM_RUN_MARKER setsid env -u JM_RUN_MARKER sh -c 'JM_RUN_MARKER=$M sleep ${marked} & sleep ${unmarked}' >/dev/null 2>&1 & ` +
+          `while ! pgrep -f '^sleep ${marked}$' >/dev/null; do sleep 0.05; done; echo done`,
+        { killGraceMs: 300 },
+      ),
+    );
+    assertEquals((await handle.done).stdout, "done\n");
+    const escaped = await handle.escaped;
+    assertMatch(
+      escaped ?? "",
+      new RegExp(`^1 process had left .*: pid \\d+ \\(sleep ${marked}\\);`),
+    );
+    // Its leader (whose command line names it too) and its member still run.
+    assertEquals(
+      livePidsMatching(`sleep ${unmarked}`).length,
+      2,
+      "the unmarked group was signalled",
+    );
+  } finally {
+    for (const pid of livePidsMatching(`sleep ${marked}`)) Deno.kill(pid, "SIGKILL");
+    for (const pid of livePidsMatching(`sleep ${unmarked}`)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
 /** `setsid sh -c 'trap "" TERM; sleep N' &`, its output elsewhere: it holds nothing of the run's. */
 function escapee(seconds: string): string {
   return `setsid sh -c 'trap "" TERM; sleep ${seconds}' >/dev/null 2>&1 &`;

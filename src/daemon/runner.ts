@@ -676,7 +676,8 @@ function watchRun(
   now: () => number,
 ): RunHandle {
   const pgid = child.pid;
-  const run = { pgid, marker, ownGroup: true, since };
+  // The groups its escaped processes lead, learned by the timeout's signals, kept for its end.
+  const run = { pgid, marker, ownGroup: true, since, groups: new Set<number>() };
   const stdout = new HeadTailCapture(spec.outputCap);
   const stderr = new HeadTailCapture(spec.outputCap);
   let endedBy: "timeout" | "interrupted" | null = null;
