@@ -460,6 +460,49 @@ Deno.test("a group whose leader does not carry the marker is not signalled, only
   }
 });
 
+Deno.test("interrupted, a group an escaped process led is killed after the grace, though its leader died of the SIGTERM", async () => {
+  const [member, leader] = uniqueSleeps(2);
+  try {
+    // The leader dies of the SIGTERM; its member, without the marker, ignores it.
+    const inner = `env -u JM_RUN_MARKER sh -c "trap \\"\\" TERM; sleep ${member}"`;
+    const handle = startRun(
+      // The run's shell ends a while after the SIGTERM: what ends the group is the SIGKILL the
+      // grace's timer sends, with the groups the SIGTERM's pass found.
+      spec(
+        `setsid sh -c '${inner} & sleep ${leader}' >/dev/null 2>&1 & trap 'sleep 1; exit 1' TERM; sleep 30 & wait`,
+        {
+          timeoutMs: 0,
+          killGraceMs: 300,
+        },
+      ),
+    );
+    const ignoresTerm = (pid: number) => {
+      try {
+        const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+        return (BigInt(`0x${/^SigIgn:\s+(\w+)/m.exec(status)![1]}`) & (1n << 14n)) !== 0n;
+      } catch {
+        return false; // gone meanwhile
+      }
+    };
+    await waitFor(() => livePidsMatching(`sleep ${member}`).filter(ignoresTerm).length === 2, {
+      timeoutMs: 10_000,
+      what: "the group's member to ignore SIGTERM",
+    });
+    handle.interrupt();
+    const result = await handle.done;
+    assertEquals(result.status, "interrupted");
+    assertMatch(result.note ?? "", new RegExp(`\\(sleep ${member}\\).*; ended with SIGKILL`));
+    await waitFor(() => livePidsMatching(`sleep ${member}`).length === 0, {
+      timeoutMs: 10_000,
+      what: "the group's member that ignores SIGTERM to be gone",
+      detail: () => result.note,
+    });
+  } finally {
+    for (const pid of livePidsMatching(`sleep ${member}`)) Deno.kill(pid, "SIGKILL");
+    for (const pid of livePidsMatching(`sleep ${leader}`)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
 /** `setsid sh -c 'trap "" TERM; sleep N' &`, its output elsewhere: it holds nothing of the run's. */
 function escapee(seconds: string): string {
   return `setsid sh -c 'trap "" TERM; sleep ${seconds}' >/dev/null 2>&1 &`;

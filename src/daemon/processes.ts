@@ -132,7 +132,7 @@ export class ProcessTable {
     }
     batch.forEach((p, i) => {
       const led = new Set(found[i].filter((f) => leadsOwnGroup(f, p.query)).map((f) => f.pgid));
-      for (const [pid, pgid] of groupOf) {
+      for (const [pid, pgid] of led.size === 0 ? [] : groupOf) {
         if (!led.has(pgid) || found[i].some((f) => f.pid === pid)) continue;
         found[i].push({ pid, pgid, command: commandLine(pid), marked: false });
       }
