@@ -4,8 +4,9 @@
  * the run's marker in their environment (`JM_RUN_MARKER`, set by the
  * runner; a process that replaced its whole environment cannot be found
  * this way), and the groups that such a process leads, whose members
- * may have dropped the marker. Only processes this user may read are seen, which are the
- * ones it may signal. Where there is no /proc, nothing is found.
+ * may have dropped the marker. Only processes this user may read are
+ * seen, which are the ones it may signal. Where there is no /proc,
+ * nothing is found.
  */
 
 /** One process of a run. */
