@@ -21,9 +21,8 @@ import { getLogger } from "@logtape/logtape";
 import { buildJob } from "../src/domain/job.ts";
 import { closeLogging, setupLogging } from "../src/daemon/log.ts";
 import { systemClock } from "../src/daemon/clock.ts";
-import { inheritedEnv } from "../src/daemon/runner.ts";
 import { boot } from "../src/daemon/boot.ts";
-import { defaultSettings, PRIVATE_ENV } from "../src/config/config.ts";
+import { defaultSettings, inheritedEnv } from "../src/config/config.ts";
 import { openStore } from "../src/store/open.ts";
 import { VERSION } from "../src/version.ts";
 import mysql from "mysql2/promise";
@@ -70,7 +69,7 @@ async function lagWith(
       store: openStore(db.target),
       clock: systemClock,
       node: { id: "bench", host: "bench", pid: Deno.pid, version: VERSION, started_at: Date.now() },
-      env: inheritedEnv(PRIVATE_ENV),
+      env: inheritedEnv(),
     });
     await setupLogging({
       consoleLevel: "fatal",

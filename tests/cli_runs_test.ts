@@ -213,6 +213,25 @@ for (const backend of BACKENDS) {
     assertEquals(piped.stderr, "c\x1b[2Jd\u009be\n");
   });
 
+  Deno.test(`cli[${backend}]: a job that runs the CLI reaches the database of JM_DATABASE_URL, not a new one where it runs`, async () => {
+    await using db = await freshDatabase(backend);
+    const env = { JM_DATABASE_URL: db.url, USER: "tester" };
+    const work = `${db.dir}/work`;
+    await Deno.mkdir(work);
+    const followUp = [Deno.execPath(), "run", "--allow-all", "--quiet", MAIN, "job", "add"]
+      .concat(["followup", "--command", "'echo later'", "--cron", "'0 3 * * *'"]).join(" ");
+    const add = await cli(
+      ["job", "add", "caller", "--command", followUp, "--cron", "0 0 1 1 *", "--cwd", work],
+      { cwd: db.dir, env },
+    );
+    assertEquals(add.code, 0, add.stderr);
+    const run = await cli(["job", "run", "caller", "--here"], { cwd: db.dir, env });
+    assertEquals(run.code, 0, `${run.stdout}${run.stderr}`);
+    const show = await cli(["job", "show", "followup"], { cwd: db.dir, env });
+    assertEquals(show.code, 0, `${run.stdout}${show.stderr}`);
+    assertEquals([...Deno.readDirSync(work)], [], "the job made a database where it ran");
+  });
+
   Deno.test(`cli[${backend}]: job run --here piped into head goes on reading the job's output, and records its own end`, async () => {
     await using db = await freshDatabase(backend);
     // 1.2 MB, far beyond a pipe's room: the job blocked on it once head had gone, and was killed

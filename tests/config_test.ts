@@ -1,7 +1,7 @@
 /** Config loading: file < environment < flags, the original global.json, and errors that name the key. */
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "./assert.ts";
 import { cli } from "./helpers.ts";
-import { CONFIG_KEYS, defaultSettings, loadConfig } from "../src/config/config.ts";
+import { CONFIG_KEYS, defaultSettings, inheritedEnv, loadConfig } from "../src/config/config.ts";
 import { ValidationError } from "../src/errors.ts";
 import { resolveTarget } from "../src/config/database.ts";
 import { describeTarget } from "../src/store/target.ts";
@@ -433,4 +433,31 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("a job inherits JM_DATABASE_URL without its password, a relative sqlite: path made absolute, and no secret", () => {
+  const secrets = {
+    JM_DB_PASSWORD: "pw-from-env",
+    JM_HTTP_TOKEN: "token-from-env",
+    PATH: "/usr/bin:/bin",
+  };
+  const inherited = (url: string) =>
+    inheritedEnv({ ...secrets, JM_DATABASE_URL: url }, "/srv/jobs").JM_DATABASE_URL;
+  assertEquals(inheritedEnv(secrets, "/srv/jobs"), { PATH: "/usr/bin:/bin" });
+  assertEquals(
+    inherited("mysql://jobs:s%40cret@db.example:3307/jobsmanager?charset=utf8mb4"),
+    "mysql://jobs@db.example:3307/jobsmanager?charset=utf8mb4",
+  );
+  assertEquals(
+    inherited("mysql://jobs@db.example/jobsmanager"),
+    "mysql://jobs@db.example/jobsmanager",
+  );
+  assertEquals(
+    inherited("sqlite:/var/lib/jobsmanager/jobs.db"),
+    "sqlite:/var/lib/jobsmanager/jobs.db",
+  );
+  assertEquals(inherited("sqlite:///var/lib/jobs.db"), "sqlite:///var/lib/jobs.db");
+  assertEquals(inherited("sqlite:jobs.db"), "sqlite:/srv/jobs/jobs.db");
+  // Not a URL: it may hold a password anywhere.
+  assertEquals(inherited("root:pw@db.example"), undefined);
 });

@@ -186,34 +186,54 @@ await handle.done;`;
   }
 });
 
-/** This process's descriptors that a child inherits: 0-2, and those without O_CLOEXEC (inherited in turn). */
-function inheritable(): string {
-  const fds = [...Deno.readDirSync("/proc/self/fd")].map((e) => Number(e.name)).filter((fd) => {
-    try {
-      const flags = /^flags:\s+(\d+)/m.exec(Deno.readTextFileSync(`/proc/self/fdinfo/${fd}`))![1];
-      return fd <= 2 || (parseInt(flags, 8) & 0o2000000) === 0;
-    } catch {
-      return false; // /proc/self/fd's own, gone by then
-    }
+/**
+ * This process holds a descriptor open without O_CLOEXEC and ignores
+ * SIGQUIT during `body`, as one started by a deploy script in the
+ * background would: what a run's shell must not inherit.
+ */
+async function asIfStartedInTheBackground(body: () => Promise<void>): Promise<void> {
+  const lib = Deno.dlopen("libc.so.6", {
+    dup: { parameters: ["i32"], result: "i32" },
+    close: { parameters: ["i32"], result: "i32" },
+    signal: { parameters: ["i32", "pointer"], result: "pointer" },
   });
-  return fds.sort().join(" ");
+  const SIGQUIT = 3;
+  const held = lib.symbols.dup(2);
+  lib.symbols.signal(SIGQUIT, Deno.UnsafePointer.create(1n));
+  try {
+    await body();
+  } finally {
+    lib.symbols.signal(SIGQUIT, null);
+    lib.symbols.close(held);
+    lib.close();
+  }
 }
 
-Deno.test("a run's shell gets no signal blocked, SIGPIPE at its default, and no descriptor the service opened", async () => {
-  const SIGPIPE = 1n << 12n;
+Deno.test("a run's shell, a hook's too, gets no signal blocked or ignored and no descriptor but 0-2", async () => {
   const ignored = (status: string) => BigInt(`0x${/^SigIgn:\s+(\w+)/m.exec(status)![1]}`);
-  // The service ignores SIGPIPE (Deno does): its runs must not.
-  assert((ignored(Deno.readTextFileSync("/proc/self/status")) & SIGPIPE) !== 0n);
-  // Read by the shell itself: dash blocks every signal while it forks a command, which a grep
-  // reading the shell's status would see.
-  const command =
-    `while IFS= read -r l; do case $l in SigBlk*|SigIgn*) echo "$l";; esac; done </proc/$$/status; ls /proc/$$/fd`;
-  for (const run of [startRun(spec(command)), armRun(spec(command))!.release(spec(command))]) {
-    const { stdout, stderr } = await run.done;
-    assertMatch(stdout, /^SigBlk:\t0+\n/, stderr);
-    assertEquals(ignored(stdout) & SIGPIPE, 0n, stdout);
-    assertEquals(stdout.split("\n").slice(2, -1).join(" "), inheritable(), stdout);
-  }
+  // Signals 32 and 33 are glibc's own (cancellation, setxid): its posix_spawn and its sigaction
+  // leave them ignored, and every glibc program sets them itself.
+  const glibcs = 3n << 31n;
+  await asIfStartedInTheBackground(async () => {
+    // The service ignores SIGPIPE (Deno does) and now SIGQUIT: its runs must not.
+    assertEquals(ignored(Deno.readTextFileSync("/proc/self/status")) & ~glibcs, 0x1004n);
+    // Read by the shell itself: dash blocks every signal while it forks a command, which a grep
+    // reading the shell's status would see.
+    const command =
+      `while IFS= read -r l; do case $l in SigBlk*|SigIgn*) echo "$l";; esac; done </proc/$$/status; ls /proc/$$/fd`;
+    for (
+      const run of [
+        startRun(spec(command)),
+        armRun(spec(command))!.release(spec(command)),
+        startRun(spec(command, { stdin: "{}" })),
+      ]
+    ) {
+      const { stdout, stderr } = await run.done;
+      assertMatch(stdout, /^SigBlk:\t0+\n/, stderr);
+      assertEquals(ignored(stdout) & ~glibcs, 0n, stdout);
+      assertEquals(stdout.split("\n").slice(2, -1).join(" "), "0 1 2", stdout);
+    }
+  });
 });
 
 Deno.test("a run ended by a signal it was not sent by jobsmanager is killed, with the signal's name", async () => {
@@ -327,6 +347,19 @@ Deno.test("output beyond the cap is cut, not kept", async () => {
   assert(result.stdout.length < 200);
 });
 
+Deno.test("a secret the cut splits in two is masked on both sides of the cut", async () => {
+  const token = "Zq7-SECRET-token-0123456789";
+  const chars = (n: number, c: string) => `head -c ${n} /dev/zero | tr '\\0' ${c}`;
+  // The head keeps 512 bytes, the tail 512: the token's first 10 characters end the head on
+  // stdout, its last 10 start the tail on stderr.
+  const command = `${chars(502, "a")}; printf %s ${token}; ${chars(100_000, "b")}; ` +
+    `(${chars(100_000, "c")}; printf %s ${token}; ${chars(502, "d")}) >&2`;
+  const result = await startRun(spec(command, { secrets: [token] })).done;
+  assertEquals(result.status, "success", result.stderr);
+  assertMatch(result.stdout, /^a{502}\*\*\*\n\[… jobsmanager cut \d+ bytes of 100529 …\]\nb{512}$/);
+  assertMatch(result.stderr, /^c{512}\n\[… jobsmanager cut \d+ bytes of 100529 …\]\n\*\*\*d{502}$/);
+});
+
 Deno.test("a process that leaves the group and holds the output is ended, and named in the note", async () => {
   const marker = `sleep 6${Math.floor(Math.random() * 1000).toString().padStart(3, "0")}`;
   const result = await startRun(
@@ -362,6 +395,111 @@ Deno.test("a note names the first 20 processes that left the group and counts th
     assertMatch(note, / and 5 more; ended with SIGTERM$/);
   } finally {
     for (const pid of livePidsMatching(marker)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
+/** Unique `sleep` arguments, for processes a test looks for by their command line. */
+function uniqueSleeps(n: number): string[] {
+  const base = 300 + Math.floor(Math.random() * 100_000) / 1000;
+  return Array.from({ length: n }, (_, i) => `${base + i}`);
+}
+
+Deno.test("a process that left the group and leads one of its own is ended with its group, its members without the marker named too", async () => {
+  // env -u (as sudo's env_reset) starts the group's member without the marker.
+  const [member, leader] = uniqueSleeps(2);
+  try {
+    const handle = startRun(
+      spec(
+        `setsid sh -c 'env -u JM_RUN_MARKER sleep ${member} & sleep ${leader}' >/dev/null 2>&1 & ` +
+          `while ! pgrep -f '^sleep ${member}$' >/dev/null; do sleep 0.05; done; echo done`,
+        { killGraceMs: 300 },
+      ),
+    );
+    assertEquals((await handle.done).stdout, "done\n");
+    const escaped = await handle.escaped;
+    assertMatch(escaped ?? "", /^3 processes had left the run's process group/);
+    for (const seconds of [member, leader]) {
+      assertStringIncludes(escaped ?? "", `(sleep ${seconds})`);
+    }
+    await waitFor(() => livePidsMatching(`sleep ${member}`).length === 0, {
+      timeoutMs: 10_000,
+      what: "the group's member without the marker to be gone",
+      detail: () => livePidsMatching(`sleep ${member}`),
+    });
+  } finally {
+    for (const pid of livePidsMatching(`sleep ${member}`)) Deno.kill(pid, "SIGKILL");
+    for (const pid of livePidsMatching(`sleep ${leader}`)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
+Deno.test("a group whose leader does not carry the marker is not signalled, only its marked member", async () => {
+  const [marked, unmarked] = uniqueSleeps(2);
+  try {
+    const handle = startRun(
+      spec(
+        `M=$JM_RUN_MARKER setsid env -u JM_RUN_MARKER sh -c 'JM_RUN_MARKER=$M sleep ${marked} & sleep ${unmarked}' >/dev/null 2>&1 & ` +
+          `while ! pgrep -f '^sleep ${marked}$' >/dev/null; do sleep 0.05; done; echo done`,
+        { killGraceMs: 300 },
+      ),
+    );
+    assertEquals((await handle.done).stdout, "done\n");
+    const escaped = await handle.escaped;
+    assertMatch(
+      escaped ?? "",
+      new RegExp(`^1 process had left .*: pid \\d+ \\(sleep ${marked}\\);`),
+    );
+    // Its leader (whose command line names it too) and its member still run.
+    assertEquals(
+      livePidsMatching(`sleep ${unmarked}`).length,
+      2,
+      "the unmarked group was signalled",
+    );
+  } finally {
+    for (const pid of livePidsMatching(`sleep ${marked}`)) Deno.kill(pid, "SIGKILL");
+    for (const pid of livePidsMatching(`sleep ${unmarked}`)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
+Deno.test("interrupted, a group an escaped process led is killed after the grace, though its leader died of the SIGTERM", async () => {
+  const [member, leader] = uniqueSleeps(2);
+  try {
+    // The leader dies of the SIGTERM; its member, without the marker, ignores it.
+    const inner = `env -u JM_RUN_MARKER sh -c "trap \\"\\" TERM; sleep ${member}"`;
+    const handle = startRun(
+      // The run's shell ends a while after the SIGTERM: what ends the group is the SIGKILL the
+      // grace's timer sends, with the groups the SIGTERM's pass found.
+      spec(
+        `setsid sh -c '${inner} & sleep ${leader}' >/dev/null 2>&1 & trap 'sleep 1; exit 1' TERM; sleep 30 & wait`,
+        {
+          timeoutMs: 0,
+          killGraceMs: 300,
+        },
+      ),
+    );
+    const ignoresTerm = (pid: number) => {
+      try {
+        const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+        return (BigInt(`0x${/^SigIgn:\s+(\w+)/m.exec(status)![1]}`) & (1n << 14n)) !== 0n;
+      } catch {
+        return false; // gone meanwhile
+      }
+    };
+    await waitFor(() => livePidsMatching(`sleep ${member}`).filter(ignoresTerm).length === 2, {
+      timeoutMs: 10_000,
+      what: "the group's member to ignore SIGTERM",
+    });
+    handle.interrupt();
+    const result = await handle.done;
+    assertEquals(result.status, "interrupted");
+    assertMatch(result.note ?? "", new RegExp(`\\(sleep ${member}\\).*; ended with SIGKILL`));
+    await waitFor(() => livePidsMatching(`sleep ${member}`).length === 0, {
+      timeoutMs: 10_000,
+      what: "the group's member that ignores SIGTERM to be gone",
+      detail: () => result.note,
+    });
+  } finally {
+    for (const pid of livePidsMatching(`sleep ${member}`)) Deno.kill(pid, "SIGKILL");
+    for (const pid of livePidsMatching(`sleep ${leader}`)) Deno.kill(pid, "SIGKILL");
   }
 });
 

@@ -7,7 +7,7 @@
  */
 import { RuntimeError, UsageError } from "../errors.ts";
 import { secretsOf } from "../store/target.ts";
-import { PRIVATE_ENV, secretValues } from "../config/config.ts";
+import { inheritedEnv, secretValues } from "../config/config.ts";
 import { validateId } from "../domain/job.ts";
 import { FINAL_STATUSES, type Run } from "../domain/run.ts";
 import { hereNode, requestRun, startHereRun } from "../app/runs.ts";
@@ -106,7 +106,7 @@ async function runHere(
     lineOpen[stream] = chunk[chunk.length - 1] !== 0x0a;
     last = stream;
   };
-  const { finishedRecord, inheritedEnv, runEnv, startRun } = await import("../daemon/runner.ts");
+  const { finishedRecord, runEnv, startRun } = await import("../daemon/runner.ts");
   const { thisProcess } = await import("../daemon/here_runs.ts");
   // The marker names this process: if it dies before it records the run's end (SIGKILL, a
   // reboot), whoever can see this host's processes ends the run it left `running`.
@@ -120,7 +120,7 @@ async function runHere(
   const handle = startRun({
     marker,
     command: job.command,
-    env: runEnv(inheritedEnv(PRIVATE_ENV), job, run.id, run.scheduled_at),
+    env: runEnv(inheritedEnv(), job, run.id, run.scheduled_at),
     cwd: job.cwd ?? undefined,
     timeoutMs: job.timeout * 1000,
     killGraceMs: s["jobsmanager.kill_grace"] * 1000,

@@ -8,7 +8,7 @@
 import { RuntimeError } from "../errors.ts";
 import type { HttpServer } from "../http/server.ts";
 import { masked, MIN_MASKED_LENGTH, secretsOf } from "../store/target.ts";
-import { PRIVATE_ENV, secretValues, unmaskedSecrets } from "../config/config.ts";
+import { inheritedEnv, secretValues, unmaskedSecrets } from "../config/config.ts";
 import { VERSION } from "../version.ts";
 import { addSecret } from "./context.ts";
 import { removeIfNoTables, SqliteDriver } from "../store/sqlite.ts";
@@ -24,7 +24,6 @@ export function serveCommand() {
         { boot },
         { systemClock },
         { closeLogging, log, logFileChoice, serveLogging, setupLogging },
-        { inheritedEnv },
         { SqliteFileLock, watchDatabaseFile },
         { watchChangeNotices },
         { checkStopTimeout },
@@ -32,7 +31,6 @@ export function serveCommand() {
         import("../daemon/boot.ts"),
         import("../daemon/clock.ts"),
         import("../daemon/log.ts"),
-        import("../daemon/runner.ts"),
         import("../daemon/sqlite_file.ts"),
         import("../daemon/change_notices.ts"),
         import("../daemon/systemd_stop.ts"),
@@ -65,7 +63,7 @@ export function serveCommand() {
           version: VERSION,
           started_at: Date.now(),
         },
-        env: inheritedEnv(PRIVATE_ENV),
+        env: inheritedEnv(),
         secrets,
         observer: metrics ?? undefined,
         soleService: lock !== null,

@@ -505,12 +505,45 @@ const SPECS: [string, KeySpec<unknown>][] = Object.entries(CONFIG_KEYS);
 /**
  * Environment variables a job must not inherit: those of the secret
  * settings (the database password, webhook URLs and their signing key, the
- * API token), and the database URL, which may hold the password.
+ * API token).
  */
-export const PRIVATE_ENV: readonly string[] = [
-  "JM_DATABASE_URL",
-  ...SPECS.flatMap(([, spec]) => spec.secret && spec.env ? [spec.env] : []),
-];
+const PRIVATE_ENV: readonly string[] = SPECS.flatMap(([, spec]) =>
+  spec.secret && spec.env ? [spec.env] : []
+);
+
+/**
+ * The environment a job inherits from this process's `env`: without the
+ * secret settings, and with JM_DATABASE_URL without its password (a
+ * relative sqlite: path made absolute), so that a job that runs the
+ * jobsmanager CLI reaches the service's database, or is refused by it,
+ * rather than make a new SQLite database where it runs. A URL the service
+ * would refuse is left out, as it may hold a password anywhere.
+ */
+export function inheritedEnv(
+  env: Record<string, string> = Deno.env.toObject(),
+  cwd: string = Deno.cwd(),
+): Record<string, string> {
+  const inherited = { ...env };
+  for (const name of PRIVATE_ENV) delete inherited[name];
+  const url = env.JM_DATABASE_URL?.trim();
+  if (url === undefined || url === "") return inherited;
+  const shown = databaseUrlWithoutPassword(url, cwd);
+  if (shown === null) delete inherited.JM_DATABASE_URL;
+  else inherited.JM_DATABASE_URL = shown;
+  return inherited;
+}
+
+function databaseUrlWithoutPassword(url: string, cwd: string): string | null {
+  if (url.startsWith("sqlite:")) {
+    const path = url.slice("sqlite:".length);
+    return path === "" || path.startsWith("/") ? url : `sqlite:${cwd}/${path}`;
+  }
+  if (!URL.canParse(url)) return null;
+  const parsed = new URL(url);
+  if (parsed.protocol !== "mysql:" && parsed.protocol !== "mariadb:") return null;
+  parsed.password = "";
+  return parsed.toString();
+}
 
 /**
  * The values of the secret settings to keep out of every run's output: each

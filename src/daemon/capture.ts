@@ -15,6 +15,8 @@
  * Memory is taken as output comes, not up front: most runs print little
  * or nothing, and hundreds run at once.
  */
+import { redactSecrets } from "../store/target.ts";
+
 export class HeadTailCapture {
   private head: Uint8Array = EMPTY;
   private headLength = 0;
@@ -70,8 +72,13 @@ export class HeadTailCapture {
     this.tailFilled = Math.min(this.tail.length, this.tailFilled + data.length);
   }
 
-  /** The kept text; when bytes were cut, a line in the middle says how many. */
-  text(): string {
+  /**
+   * The kept text, with each of `secrets` replaced by `***`; when bytes
+   * were cut, a line in the middle says how many. A secret the cut split
+   * is masked too: what is left of it at the head's end, and at the
+   * tail's start.
+   */
+  text(secrets: readonly string[] = []): string {
     const tail = this.tailFilled < this.tail.length
       ? this.tail.subarray(0, this.tailFilled)
       : new Uint8Array([
@@ -85,26 +92,54 @@ export class HeadTailCapture {
       const whole = new Uint8Array(head.length + tail.length);
       whole.set(head);
       whole.set(tail, head.length);
-      if (fittingPrefix(whole, this.cap) === whole.length) return decodeEscaped(whole);
+      if (fittingPrefix(whole, this.cap) === whole.length) {
+        return redactSecrets(decodeEscaped(whole), secrets);
+      }
       const headEnd = fittingPrefix(whole, this.headCap);
       const tailStart = Math.max(headEnd, fittingSuffix(whole, this.cap - this.headCap));
-      return this.joined(whole.subarray(0, headEnd), whole.subarray(tailStart));
+      return this.joined(whole.subarray(0, headEnd), whole.subarray(tailStart), secrets);
     }
     // Bytes were dropped between. A character they cut goes with them: its
     // bytes left in a full head (or tail) would take 4 each, more than the room.
     const headEnd = fittingPrefix(head, this.headCap);
     const tailStart = fittingSuffix(tail, this.cap - this.headCap);
-    return this.joined(head.subarray(0, headEnd), tail.subarray(tailStart));
+    return this.joined(head.subarray(0, headEnd), tail.subarray(tailStart), secrets);
   }
 
   /** `head` and `tail` as text, with a line between saying how many bytes were cut. */
-  private joined(head: Uint8Array, tail: Uint8Array): string {
+  private joined(head: Uint8Array, tail: Uint8Array, secrets: readonly string[]): string {
     const cut = this.total - head.length - tail.length;
     const headText = decodeEscaped(head);
     const tailText = decodeEscaped(tail);
-    if (cut === 0) return headText + tailText;
-    return `${headText}\n[… jobsmanager cut ${cut} bytes of ${this.total} …]\n${tailText}`;
+    if (cut === 0) return redactSecrets(headText + tailText, secrets);
+    return `${
+      maskCutEnd(redactSecrets(headText, secrets), secrets)
+    }\n[… jobsmanager cut ${cut} bytes of ${this.total} …]\n${
+      maskCutStart(redactSecrets(tailText, secrets), secrets)
+    }`;
   }
+}
+
+/** `text` with its end masked where it is the start of one of `secrets`, the rest of which was cut. */
+function maskCutEnd(text: string, secrets: readonly string[]): string {
+  let longest = 0;
+  for (const secret of secrets) {
+    for (let k = secret.length - 1; k > longest; k--) {
+      if (text.endsWith(secret.slice(0, k))) longest = k;
+    }
+  }
+  return longest === 0 ? text : `${text.slice(0, text.length - longest)}***`;
+}
+
+/** `text` with its start masked where it is the end of one of `secrets`, the rest of which was cut. */
+function maskCutStart(text: string, secrets: readonly string[]): string {
+  let longest = 0;
+  for (const secret of secrets) {
+    for (let k = secret.length - 1; k > longest; k--) {
+      if (text.startsWith(secret.slice(secret.length - k))) longest = k;
+    }
+  }
+  return longest === 0 ? text : `***${text.slice(longest)}`;
 }
 
 const EMPTY = new Uint8Array(0);

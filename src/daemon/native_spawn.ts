@@ -32,7 +32,7 @@ const SYMBOLS = {
   },
   posix_spawn_file_actions_addchdir_np: { parameters: ["buffer", "buffer"], result: "i32" },
   sigemptyset: { parameters: ["buffer"], result: "i32" },
-  sigaddset: { parameters: ["buffer", "i32"], result: "i32" },
+  sigfillset: { parameters: ["buffer"], result: "i32" },
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
@@ -58,7 +58,6 @@ const F_SETFL = 4;
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
 const POSIX_SPAWN_SETSID = 0x80;
-const SIGPIPE = 13;
 /** The same number on x86-64 and arm64. */
 const SYS_PIDFD_OPEN = 434n;
 const EPOLL_CTL_ADD = 1;
@@ -220,8 +219,28 @@ function openSpawner(): NativeSpawner | null {
     return null;
   }
   libc.close(self);
-  return new Spawner(libc);
+  return new Spawner(libc, closeFrom());
 }
+
+/**
+ * glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later),
+ * or null where it is missing: then only what is close-on-exec is closed.
+ */
+function closeFrom(): CloseFrom | null {
+  try {
+    return Deno.dlopen("libc.so.6", CLOSE_FROM).symbols.posix_spawn_file_actions_addclosefrom_np;
+  } catch {
+    return null;
+  }
+}
+
+const CLOSE_FROM = {
+  posix_spawn_file_actions_addclosefrom_np: { parameters: ["buffer", "i32"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+type CloseFrom = Deno.DynamicLibrary<
+  typeof CLOSE_FROM
+>["symbols"]["posix_spawn_file_actions_addclosefrom_np"];
 
 const encoder = new TextEncoder();
 
@@ -267,16 +286,17 @@ class Spawner implements NativeSpawner {
   /** The children not reaped yet. */
   private readonly children = new Set<Child>();
 
-  constructor(private readonly libc: Libc) {
+  constructor(private readonly libc: Libc, private readonly closeFrom: CloseFrom | null) {
     libc.posix_spawnattr_init(this.attr);
-    // As Deno's spawn leaves them: no signal blocked, SIGPIPE (which Deno ignores) at its default.
+    // No signal blocked, every one at its default: not SIGPIPE ignored, as
+    // Deno has it, nor what whoever started the service ignored (`nohup`,
+    // a shell's `&` ignores SIGINT and SIGQUIT).
     const none = new Uint8Array(128);
     libc.sigemptyset(none);
-    const pipe = new Uint8Array(128);
-    libc.sigemptyset(pipe);
-    libc.sigaddset(pipe, SIGPIPE);
+    const all = new Uint8Array(128);
+    libc.sigfillset(all);
     libc.posix_spawnattr_setsigmask(this.attr, none);
-    libc.posix_spawnattr_setsigdefault(this.attr, pipe);
+    libc.posix_spawnattr_setsigdefault(this.attr, all);
     libc.posix_spawnattr_setflags(
       this.attr,
       POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK,
@@ -317,6 +337,10 @@ class Spawner implements NativeSpawner {
     libc.posix_spawn_file_actions_adddup2(actions, fds[3], 1);
     libc.posix_spawn_file_actions_adddup2(actions, fds[5], 2);
     if (cwd !== null) libc.posix_spawn_file_actions_addchdir_np(actions, cwd);
+    // Descriptors the service inherited without close-on-exec (a deploy
+    // script's lock, an ssh session's pipe) would stay open as long as any
+    // job runs, and be the job's to use.
+    this.closeFrom?.(actions, 3);
     const pid = new Int32Array(1);
     const failed = libc.posix_spawn(
       new Uint8Array(pid.buffer),

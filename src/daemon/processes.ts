@@ -3,8 +3,10 @@
  * group, and those that left it (setsid, a double fork) but still carry
  * the run's marker in their environment (`JM_RUN_MARKER`, set by the
  * runner; a process that replaced its whole environment cannot be found
- * this way). Only processes this user may read are seen, which are the
- * ones it may signal. Where there is no /proc, nothing is found.
+ * this way), and the groups that such a process leads, whose members
+ * may have dropped the marker. Only processes this user may read are
+ * seen, which are the ones it may signal. Where there is no /proc,
+ * nothing is found.
  */
 
 /** One process of a run. */
@@ -29,6 +31,14 @@ export interface RunQuery {
    * its environment need not be read.
    */
   since?: number;
+  /**
+   * Groups other than `pgid` that are the run's, each led by a process
+   * found carrying its marker (a setsid'd shell): their members that
+   * dropped the marker (`env -u`, sudo's env_reset) are the run's too.
+   * `signalRun` adds those it finds; a group counts while a process is
+   * found in it (Linux reuses no group's id while it has one).
+   */
+  groups?: Set<number>;
 }
 
 export const MARKER_VARIABLE = "JM_RUN_MARKER";
@@ -75,16 +85,15 @@ export class ProcessTable {
     this.scheduled = false;
     // Queries may share a group id: a run that ended a while ago, and a
     // new run whose shell got the same pid since.
-    const index = (key: (p: Pending) => string | number | null) => {
+    const index = (keys: (p: Pending) => (string | number | null)[]) => {
       const map = new Map<string | number, number[]>();
       batch.forEach((p, i) => {
-        const k = key(p);
-        if (k !== null) map.set(k, [...map.get(k) ?? [], i]);
+        for (const k of new Set(keys(p))) if (k !== null) map.set(k, [...map.get(k) ?? [], i]);
       });
       return map;
     };
-    const byMarker = index((p) => p.query.marker);
-    const byGroup = index((p) => p.query.pgid);
+    const byMarker = index((p) => [p.query.marker]);
+    const byGroup = index((p) => [p.query.pgid, ...p.query.groups ?? []]);
     const since = Math.min(...batch.map((p) => p.query.since ?? 0));
     const found: RunProcess[][] = batch.map(() => []);
     const pids: number[] = [];
@@ -95,10 +104,14 @@ export class ProcessTable {
     } catch {
       // No /proc: nothing can be found, and nothing is claimed to be.
     }
+    // Every live process's group: the members of a group whose leader is
+    // found carrying a marker are known only once the pass is over.
+    const groupOf = new Map<number, number>();
     for (let from = 0; from < pids.length; from += PROCESSES_PER_TURN) {
       if (from > 0) await new Promise((turn) => setTimeout(turn, 0));
       for (const pid of pids.slice(from, from + PROCESSES_PER_TURN)) {
         const process = inspect(pid, since);
+        if (process !== null) groupOf.set(pid, process.pgid);
         if (
           process === null ||
           !byGroup.has(process.pgid) && (process.marker === null || !byMarker.has(process.marker))
@@ -118,8 +131,27 @@ export class ProcessTable {
         }
       }
     }
-    batch.forEach((p, i) => p.resolve(found[i]));
+    batch.forEach((p, i) => {
+      const led = new Set(found[i].filter((f) => leadsOwnGroup(f, p.query)).map((f) => f.pgid));
+      for (const [pid, pgid] of led.size === 0 ? [] : groupOf) {
+        if (!led.has(pgid) || found[i].some((f) => f.pid === pid)) continue;
+        found[i].push({ pid, pgid, command: commandLine(pid), marked: false });
+      }
+      p.resolve(found[i]);
+    });
   }
+}
+
+/** This process's group: never a run's, whatever carries a marker in it. */
+const OWN_GROUP = Number(statFields(Deno.pid)?.[2] ?? 0);
+
+/**
+ * `p`, found carrying the run's marker outside its group, leads a group
+ * of its own (setsid, setpgid): that group is the run's.
+ */
+function leadsOwnGroup(p: RunProcess, run: RunQuery): boolean {
+  return p.marked && p.pid === p.pgid && p.pgid !== run.pgid && p.pgid > 1 &&
+    p.pgid !== OWN_GROUP;
 }
 
 const utf8 = new TextDecoder();
@@ -263,7 +295,9 @@ export function signalGroup(pgid: number, sig: Deno.Signal): boolean {
 
 /**
  * Signal the run's group (unless `groupSignalled`: the caller just did)
- * and what carries its marker outside it; returns what belongs to it.
+ * and what carries its marker outside it, with the whole group of each
+ * such process that leads one (see RunQuery's `groups`); returns what
+ * belongs to it.
  */
 export async function signalRun(
   run: RunRef,
@@ -275,8 +309,14 @@ export async function signalRun(
   const group = run.pgid !== null &&
     (run.ownGroup || found.some((p) => p.marked && p.pgid === run.pgid));
   if (group && !run.ownGroup) signal(-run.pgid!, sig);
+  for (const p of found) if (leadsOwnGroup(p, run)) run.groups?.add(p.pgid);
+  // Whole, to reach its members that dropped the marker and started since the pass.
+  const groups = new Set(
+    found.filter((p) => leadsOwnGroup(p, run) || run.groups?.has(p.pgid)).map((p) => p.pgid),
+  );
   for (const p of found) if (p.marked && p.pgid !== run.pgid) signal(p.pid, sig);
-  return found.filter((p) => p.marked || (group && p.pgid === run.pgid));
+  for (const pgid of groups) signal(-pgid, sig);
+  return found.filter((p) => p.marked || (group && p.pgid === run.pgid) || groups.has(p.pgid));
 }
 
 /**
@@ -285,10 +325,11 @@ export async function signalRun(
  * the SIGTERM.
  */
 export async function endRun(
-  run: RunRef,
+  ref: RunRef,
   graceMs: number,
   { groupSignalled = false } = {},
 ): Promise<Ended> {
+  const run = { ...ref, groups: ref.groups ?? new Set<number>() };
   const seen = new Map<number, RunProcess>();
   const note = (found: RunProcess[]) => found.forEach((p) => seen.set(p.pid, p));
   const deadline = Date.now() + graceMs;
@@ -296,7 +337,9 @@ export async function endRun(
   note(left);
   while (left.length > 0 && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-    left = (await table.find(run)).filter((p) => seen.has(p.pid) || p.marked);
+    left = (await table.find(run)).filter((p) =>
+      seen.has(p.pid) || p.marked || run.groups.has(p.pgid)
+    );
   }
   const killed = left.length > 0;
   if (killed) {

@@ -25,7 +25,7 @@
 import type { RunUpdate } from "../domain/run.ts";
 import { HeadTailCapture } from "./capture.ts";
 import { type NativeChild, nativeSpawner } from "./native_spawn.ts";
-import { redactSecrets } from "../store/target.ts";
+import { closeInheritedOnExec, signalReset } from "./inheritance.ts";
 import {
   bootTicks,
   type Ended,
@@ -204,13 +204,6 @@ export function finishedRecord(result: RunResult, claimNote: string | null): Run
   };
 }
 
-/** This process's environment, minus what a job must not see (`hidden`: config's PRIVATE_ENV). */
-export function inheritedEnv(hidden: readonly string[]): Record<string, string> {
-  const env = Deno.env.toObject();
-  for (const name of hidden) delete env[name];
-  return env;
-}
-
 /**
  * The environment of one run: inherited + the job's own + who and when.
  * A run that started while the database was away has no id yet (its row
@@ -370,7 +363,8 @@ const C_LOCALE_MAX_COMMAND = 32_768;
 
 /**
  * The program, arguments and environment that run `command` in a group of
- * its own, and whether Deno must make that group. util-linux's tools set
+ * its own, with every signal at its default (inheritance.ts), and whether
+ * Deno must make that group. util-linux's tools (and GNU env) set
  * their locale first thing: in a UTF-8 locale without a locale archive
  * (Debian's default) that reads a dozen files, a fifth of setsid's CPU,
  * before the shell's exec. Where the run's environment leaves LC_ALL unset
@@ -386,12 +380,12 @@ function shell(
 ): [string, string[], Record<string, string>, boolean] {
   const setsid = tool("setsid");
   const setpriv = standalone ? tool("setpriv") : null;
-  const cLocale = (setsid !== null || setpriv !== null) && shIsDash() &&
+  const reset = signalReset();
+  const cLocale = (setsid !== null || setpriv !== null || reset.length > 0) && shIsDash() &&
     env.LC_ALL === undefined && command.length <= C_LOCALE_MAX_COMMAND;
   const script = cLocale ? `unset LC_ALL; ${command}` : command;
-  const grouped = setsid === null
-    ? ["/bin/sh", "-c", script]
-    : [setsid, "--", "/bin/sh", "-c", script];
+  const sh = [...reset, "/bin/sh", "-c", script];
+  const grouped = setsid === null ? sh : [setsid, "--", ...sh];
   // The parent-death signal survives the execs of setsid and the shell.
   const argv = setpriv === null ? grouped : [setpriv, "--pdeathsig", "KILL", "--", ...grouped];
   return [argv[0], argv.slice(1), cLocale ? { ...env, LC_ALL: "C" } : env, setsid === null];
@@ -525,6 +519,7 @@ function spawnShell(
       return spawned(child, true);
     }
     const [program, args, shellEnv, detached] = shell(script, spec.standalone ?? false, env);
+    closeInheritedOnExec();
     const child = new Deno.Command(program, {
       args,
       detached,
@@ -681,7 +676,8 @@ function watchRun(
   now: () => number,
 ): RunHandle {
   const pgid = child.pid;
-  const run = { pgid, marker, ownGroup: true, since };
+  // The groups its escaped processes lead, learned by the timeout's signals, kept for its end.
+  const run = { pgid, marker, ownGroup: true, since, groups: new Set<number>() };
   const stdout = new HeadTailCapture(spec.outputCap);
   const stderr = new HeadTailCapture(spec.outputCap);
   let endedBy: "timeout" | "interrupted" | null = null;
@@ -735,8 +731,8 @@ function watchRun(
     const base = {
       exitCode: status.signal === null ? status.code : null,
       signal: status.signal,
-      stdout: redactSecrets(stdout.text(), spec.secrets ?? []),
-      stderr: redactSecrets(stderr.text(), spec.secrets ?? []),
+      stdout: stdout.text(spec.secrets),
+      stderr: stderr.text(spec.secrets),
       startedAt,
       finishedAt: now(),
       outputBytes: stdout.bytes + stderr.bytes,
