@@ -360,6 +360,14 @@ Deno.test("a secret the cut splits in two is masked on both sides of the cut", a
   assertMatch(result.stderr, /^c{512}\n\[… jobsmanager cut \d+ bytes of 100529 …\]\n\*\*\*d{502}$/);
 });
 
+Deno.test("a secret too short to be masked is not masked in part at the cut either", async () => {
+  const chars = (n: number, c: string) => `head -c ${n} /dev/zero | tr '\\0' ${c}`;
+  const command = `${chars(600, "a")}; ${chars(100_000, "b")}`;
+  const result = await startRun(spec(command, { secrets: ["ab"] })).done;
+  assertEquals(result.status, "success", result.stderr);
+  assertMatch(result.stdout, /^a{512}\n\[… jobsmanager cut \d+ bytes of 100600 …\]\nb{512}$/);
+});
+
 Deno.test("a process that leaves the group and holds the output is ended, and named in the note", async () => {
   const marker = `sleep 6${Math.floor(Math.random() * 1000).toString().padStart(3, "0")}`;
   const result = await startRun(

@@ -15,7 +15,7 @@
  * Memory is taken as output comes, not up front: most runs print little
  * or nothing, and hundreds run at once.
  */
-import { redactSecrets } from "../store/target.ts";
+import { masked, redactSecrets } from "../store/target.ts";
 
 export class HeadTailCapture {
   private head: Uint8Array = EMPTY;
@@ -112,10 +112,12 @@ export class HeadTailCapture {
     const headText = decodeEscaped(head);
     const tailText = decodeEscaped(tail);
     if (cut === 0) return redactSecrets(headText + tailText, secrets);
+    // Those masked whole only: a part of a short one would be found anywhere.
+    const split = secrets.filter(masked);
     return `${
-      maskCutEnd(redactSecrets(headText, secrets), secrets)
+      maskCutEnd(redactSecrets(headText, secrets), split)
     }\n[… jobsmanager cut ${cut} bytes of ${this.total} …]\n${
-      maskCutStart(redactSecrets(tailText, secrets), secrets)
+      maskCutStart(redactSecrets(tailText, secrets), split)
     }`;
   }
 }
