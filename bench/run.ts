@@ -3,7 +3,7 @@
  * (`--rounds N`: pairs of runs without and with load in `api`, default 3; `--original DIR`: a
  * checkout of the original program, measured beside the service in `cost`, see bench/original.ts).
  * Sections: catalogue, firing, burst, cost, latency, reload, idle, throughput, runner, sink, flood,
- * api, notify (default: all); `cluster` (the chaos run of bench/cluster.ts, default 300 s;
+ * logs, api, notify (default: all); `cluster` (the chaos run of bench/cluster.ts, default 300 s;
  * `--nodes 3|2` for one of its two setups) only when named.
  * MySQL runs when JM_BENCH_DATABASE_URL (or JM_TEST_DATABASE_URL) names a server;
  * each section uses a fresh database. Prints one markdown table per section.
@@ -32,6 +32,7 @@ import {
 import { chaos } from "./cluster.ts";
 import { apiLoad } from "./http.ts";
 import { FLOOD_ROUNDS, floodLag, sinkThroughput } from "./logging.ts";
+import { LOG_LINES, logFilter } from "./log_filter.ts";
 import { notifyLag } from "./notify.ts";
 import { checkOriginal, startOriginal } from "./original.ts";
 
@@ -63,6 +64,7 @@ const sections = args.length > 0 ? args : [
   "runner",
   "sink",
   "flood",
+  "logs",
   "api",
   "notify",
 ];
@@ -938,6 +940,13 @@ const SECTIONS: Record<
       "p99 moved by",
     ],
     (b) => floodLag(b, SECONDS),
+  ],
+  logs: [
+    `A log of ${
+      LOG_LINES.toLocaleString("en")
+    } lines made at schema 12: \`db migrate\` to 13 (the index build), retention's batches before and after it, and \`logs\` filters after it (3 runs each, the process's start-up included)`,
+    ["backend", "what", "time (median)", "runs"],
+    logFilter,
   ],
   api: [
     `Firing lag of 100 every-second jobs for ${SECONDS} s, without and with 200 concurrent API requests (loopback)`,

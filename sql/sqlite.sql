@@ -1,4 +1,4 @@
--- jobsmanager schema for SQLite, version 12.
+-- jobsmanager schema for SQLite, version 13.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -206,3 +206,10 @@ INSERT INTO jm_schema_version (version, name, applied_at) VALUES (11, 'log lines
 -- migration 12: nodes say what they share the jobs from
 ALTER TABLE jm_nodes ADD COLUMN share_basis TEXT NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (12, 'nodes say what they share the jobs from', 0);
+
+-- migration 13: log lines found by job and run through an index
+ALTER TABLE jm_syslog ADD COLUMN job_id TEXT GENERATED ALWAYS AS (CASE WHEN json_valid(context) THEN CAST(json_extract(context, '$.job') AS TEXT) END) VIRTUAL;
+ALTER TABLE jm_syslog ADD COLUMN run_id TEXT GENERATED ALWAYS AS (CASE WHEN json_valid(context) THEN CAST(json_extract(context, '$.run') AS TEXT) END) VIRTUAL;
+CREATE INDEX IF NOT EXISTS jm_syslog_job_id ON jm_syslog (job_id);
+CREATE INDEX IF NOT EXISTS jm_syslog_run_id ON jm_syslog (run_id);
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (13, 'log lines found by job and run through an index', 0);

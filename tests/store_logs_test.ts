@@ -89,6 +89,23 @@ contract("listLogs", "job and run filters match the context exactly", async ({ s
   assertEquals(await messages(store, { job_id: "b", limit: 10 }), []);
 });
 
+contract(
+  "insertLogs",
+  "a line naming a job or run longer than an id, or not text, is written with the others",
+  async ({ store }) => {
+    // The indexed job_id and run_id are generated from the context: a value wider than their
+    // columns failed the row on MySQL (strict mode), and with it the sink's whole batch.
+    await store.insertLogs([
+      logRow(1, "warning", { job: "x".repeat(300), run: "(not recorded yet)".repeat(3) }),
+      logRow(2, "info", { job: { id: "a" }, run: [7] }),
+      logRow(3, "info", { job: "a", run: 7 }),
+    ]);
+    assertEquals(await messages(store, { limit: 10 }), ["message 3", "message 2", "message 1"]);
+    assertEquals(await messages(store, { job_id: "a", limit: 10 }), ["message 3"]);
+    assertEquals(await messages(store, { run_id: 7, limit: 10 }), ["message 3"]);
+  },
+);
+
 contract("listLogs", "since keeps rows created at or after it", async ({ store }) => {
   await store.insertLogs([logRow(1, "info"), logRow(2, "info"), logRow(3, "info")]);
   assertEquals(await messages(store, { since: 2000, limit: 10 }), ["message 3", "message 2"]);

@@ -43,7 +43,7 @@ async function shape(db: TestDatabase, table: string): Promise<string[]> {
     ? [
       ...await rawQuery(
         db,
-        'SELECT name, type, "notnull" AS n, dflt_value AS d, pk FROM pragma_table_info(?)',
+        'SELECT name, type, "notnull" AS n, dflt_value AS d, pk, hidden FROM pragma_table_xinfo(?)',
         [table],
       ),
       ...await rawQuery(
@@ -546,6 +546,37 @@ onEveryBackend(
       assertEquals((await store.migrate()).applied, later);
       const kept = await store.getJob("kept");
       assertEquals([kept?.command, kept?.created_at, kept?.updated_at], ["true", 5, 6]);
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+onEveryBackend(
+  "migrate",
+  "migration 13 finds by job and run the log lines before it, and those older services write after it",
+  async (db) => {
+    await schemaAt(db, 12);
+    // As a release of schema 12 writes them (log_sink), and one written by hand, not JSON.
+    const older = (message: string, context: string) =>
+      rawQuery(
+        db,
+        "INSERT INTO jm_syslog (created_at, level, logger_name, message, context, node_id) VALUES (1, 'info', 'jobsmanager.runner', ?, ?, 'n1')",
+        [message, context],
+      );
+    await older("before", JSON.stringify({ job: "backup", run: 7 }));
+    await older("by hand", "not JSON");
+    await older("other", JSON.stringify({ job: "other", run: 8 }));
+    const store = db.open();
+    try {
+      assertEquals((await store.migrate()).applied, [13]);
+      await older("after", JSON.stringify({ job: "backup", run: 7, pid: 1 }));
+      const found = async (filter: { job_id?: string; run_id?: number }) =>
+        (await store.listLogs({ ...filter, limit: 10 })).map((r) => r.message);
+      assertEquals(await found({ job_id: "backup" }), ["after", "before"]);
+      assertEquals(await found({ run_id: 7 }), ["after", "before"]);
+      assertEquals(await found({ job_id: "other", run_id: 8 }), ["other"]);
+      assertEquals(await found({ job_id: "not JSON" }), []);
     } finally {
       await store.close();
     }

@@ -131,8 +131,6 @@ export interface DialectProfile {
   upsertTail(key: string, columns: string[], set?: Record<string, string>): string;
   /** In an upsert's update, the value `column` was to be inserted with. */
   inserted(column: string): string;
-  /** A JSON property of a column as text. */
-  jsonText(column: string, property: string): string;
   /**
    * Delete the `limit` oldest rows matching `where`, oldest by `by`: a
    * time column that `where` bounds, indexed as `TABLE_BY`, so that the statement reads
@@ -199,7 +197,6 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
         columns.map((c) => `\`${c}\` = ${set[c] ?? `VALUES(\`${c}\`)`}`).join(", ")
       }`,
     inserted: (column) => `VALUES(\`${column}\`)`,
-    jsonText: (column, property) => `JSON_UNQUOTE(JSON_EXTRACT(${column}, '$.${property}'))`,
     deleteOldest: (table, where, by) =>
       `DELETE FROM ${table} WHERE ${where} ORDER BY ${by} LIMIT ?`,
     renameTable: (from, to) => `RENAME TABLE ${from} TO ${to};`,
@@ -216,7 +213,8 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     onDuplicateIgnore: " ON CONFLICT DO NOTHING",
     nowDatetime: "strftime('%Y-%m-%d %H:%M:%f', 'now')",
     nowMs: SQLITE_NOW_MS,
-    columnsSql: "SELECT name FROM pragma_table_info(?)",
+    // xinfo: table_info leaves out generated columns (jm_syslog's job_id, run_id).
+    columnsSql: "SELECT name FROM pragma_table_xinfo(?)",
     indexesSql: "SELECT name FROM pragma_index_list(?)",
     // Each name looked up as pragma_table_info looks it up: in any case, a view too.
     tableColumnsSql: (count) =>
@@ -229,8 +227,6 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
         columns.map((c) => `\`${c}\` = ${set[c] ?? `excluded.\`${c}\``}`).join(", ")
       }`,
     inserted: (column) => `excluded.\`${column}\``,
-    // As text, as MySQL gives it: json_extract would return 42, which is not '42'.
-    jsonText: (column, property) => `CAST(json_extract(${column}, '$.${property}') AS TEXT)`,
     // SQLite's DELETE takes no LIMIT unless compiled for it.
     // Named: with a status among the conditions, the planner took the status index and sorted.
     deleteOldest: (table, where, by) =>

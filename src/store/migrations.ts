@@ -94,6 +94,21 @@ function syslogTable(d: Dialect): string {
   ].join("\n");
 }
 
+/**
+ * A context property of jm_syslog as text, for a generated column; NULL
+ * where the context is not JSON (a line written by hand), which both
+ * databases would refuse to index, failing the row and the migration. On
+ * MySQL cut to the column's width: in strict mode a longer value (a line
+ * naming an invalid job id) would fail its row, and with it the sink's
+ * whole batch. Filters name valid ids, which fit.
+ */
+function logKey(d: Dialect, property: string, width: number): string {
+  return d === "mysql"
+    ? `IF(JSON_VALID(context), LEFT(JSON_UNQUOTE(JSON_EXTRACT(context, '$.${property}')), ${width}), NULL)`
+    // As text, as MySQL gives it: json_extract would give 42, which is not '42'.
+    : `CASE WHEN json_valid(context) THEN CAST(json_extract(context, '$.${property}') AS TEXT) END`;
+}
+
 function runsTable(d: Dialect): string {
   const [str, short, out] = d === "mysql"
     ? ["VARCHAR(191)", "VARCHAR(16)", "MEDIUMTEXT"]
@@ -472,6 +487,36 @@ export const MIGRATIONS: Migration[] = [
     name: "nodes say what they share the jobs from",
     // JSON (domain/share.ts ShareBasis); nullable: rows of releases before it.
     statements: both(() => "ALTER TABLE jm_nodes ADD COLUMN share_basis TEXT NULL"),
+  },
+  {
+    version: 13,
+    name: "log lines found by job and run through an index",
+    // Generated from context, not written by the sink: rows from before the
+    // upgrade, and rows older services of a cluster still write without
+    // them, are indexed alike. VIRTUAL: adding them rewrites no row; the
+    // index build reads the table once (README, Upgrading).
+    statements: {
+      mysql: [
+        `ALTER TABLE jm_syslog ADD COLUMN job_id VARCHAR(191) GENERATED ALWAYS AS (${
+          logKey("mysql", "job", 191)
+        }) VIRTUAL, ADD COLUMN run_id VARCHAR(32) GENERATED ALWAYS AS (${
+          logKey("mysql", "run", 32)
+        }) VIRTUAL`,
+        // Apart: MariaDB builds an index of virtual columns while the table is written only in
+        // an ALTER of its own (with the columns, the services' log writes waited for the build).
+        "ALTER TABLE jm_syslog ADD KEY jm_syslog_job_id (job_id), ADD KEY jm_syslog_run_id (run_id)",
+      ],
+      sqlite: [
+        `ALTER TABLE jm_syslog ADD COLUMN job_id TEXT GENERATED ALWAYS AS (${
+          logKey("sqlite", "job", 191)
+        }) VIRTUAL`,
+        `ALTER TABLE jm_syslog ADD COLUMN run_id TEXT GENERATED ALWAYS AS (${
+          logKey("sqlite", "run", 32)
+        }) VIRTUAL`,
+        "CREATE INDEX IF NOT EXISTS jm_syslog_job_id ON jm_syslog (job_id)",
+        "CREATE INDEX IF NOT EXISTS jm_syslog_run_id ON jm_syslog (run_id)",
+      ],
+    },
   },
 ];
 

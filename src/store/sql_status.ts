@@ -250,7 +250,8 @@ export async function insertLogs(driver: Driver, rows: LogRow[]): Promise<void> 
   }
 }
 
-export async function listLogs(driver: Driver, filter: LogFilter): Promise<LogRow[]> {
+/** The statement and parameters of `listLogs`. */
+export function logsQuery(filter: LogFilter): { sql: string; params: Param[] } {
   const where: string[] = [];
   const params: Param[] = [];
   if (filter.minLevel !== undefined) {
@@ -259,11 +260,12 @@ export async function listLogs(driver: Driver, filter: LogFilter): Promise<LogRo
     params.push(...levels);
   }
   if (filter.job_id !== undefined) {
-    where.push(`${driver.profile.jsonText("context", "job")} = ?`);
+    // Generated columns (migration 13), indexed: the context's text was read row by row.
+    where.push("job_id = ?");
     params.push(filter.job_id);
   }
   if (filter.run_id !== undefined) {
-    where.push(`${driver.profile.jsonText("context", "run")} = ?`);
+    where.push("run_id = ?");
     params.push(String(filter.run_id));
   }
   if (filter.node_id !== undefined) {
@@ -280,9 +282,18 @@ export async function listLogs(driver: Driver, filter: LogFilter): Promise<LogRo
   }
   const clause = where.length === 0 ? "" : ` WHERE ${where.join(" AND ")}`;
   const order = filter.afterId !== undefined ? "ASC" : "DESC";
+  return {
+    sql:
+      `SELECT id, created_at, level, logger_name, message, context, node_id FROM jm_syslog${clause} ORDER BY id ${order} LIMIT ?`,
+    params: [...params, filter.limit],
+  };
+}
+
+export async function listLogs(driver: Driver, filter: LogFilter): Promise<LogRow[]> {
+  const { sql, params } = logsQuery(filter);
   return await driver.map(
-    `SELECT id, created_at, level, logger_name, message, context, node_id FROM jm_syslog${clause} ORDER BY id ${order} LIMIT ?`,
-    [...params, filter.limit],
+    sql,
+    params,
     (r: Row) => ({
       id: Number(r.id),
       created_at: Number(r.created_at),
