@@ -48,16 +48,25 @@ export class DatabaseError extends RuntimeError {
        * however often they are sent; smaller, plainer ones may be taken.
        */
       unstorable?: boolean;
+      /**
+       * The server answered and turned the connection away (the login
+       * refused, no such database): unlike a silence, trying again changes
+       * nothing until someone does. A service still waits it out as an
+       * outage, since the fix comes from outside.
+       */
+      turnedAway?: boolean;
     },
   ) {
     super(message, options);
     this.name = "DatabaseError";
     this.unstorable = options?.unstorable ?? false;
     this.unreachable = !this.unstorable && (options?.unreachable ?? true);
+    this.turnedAway = options?.turnedAway ?? false;
   }
 
   readonly unreachable: boolean;
   readonly unstorable: boolean;
+  readonly turnedAway: boolean;
 }
 
 /** True when the database refused a statement for the values it carries (see DatabaseError). */
@@ -132,7 +141,9 @@ export function kindOf(error: unknown): ErrorKind {
   if (error instanceof NotFoundError) return "not_found";
   if (error instanceof ConflictError) return "conflict";
   if (error instanceof ContentionError) return "unavailable";
-  if (error instanceof DatabaseError) return error.unreachable ? "unavailable" : "refused";
+  if (error instanceof DatabaseError) {
+    return error.unreachable && !error.turnedAway ? "unavailable" : "refused";
+  }
   if (error instanceof RuntimeError) return "refused";
   return "internal";
 }

@@ -5,7 +5,15 @@
  * text. And `--`, after which an id is an argument whatever it looks like.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { BACKENDS, cli, type CliResult, freshDatabase, type TestDatabase } from "./helpers.ts";
+import {
+  BACKENDS,
+  cli,
+  type CliResult,
+  freshDatabase,
+  MYSQL_URL,
+  mysqlTest,
+  type TestDatabase,
+} from "./helpers.ts";
 
 interface JsonFailure {
   kind: string;
@@ -242,3 +250,27 @@ Deno.test("cli: -- before an id, for every command that takes one", async () => 
     );
   }
 });
+
+mysqlTest(
+  "cli: --json with MySQL turning the login away: refused, not unavailable (trying again changes nothing)",
+  async () => {
+    const server = new URL(MYSQL_URL);
+    const dir = await Deno.makeTempDir({ prefix: "jm-cli-json-" });
+    try {
+      const user = server.username || "root";
+      const database = `mysql://${user}@${server.host}${server.pathname}`;
+      const noDatabase = `mysql://${user}@${server.host}/jm_no_such_database_42`;
+      const cases: [string, Record<string, string>][] = [
+        [database, { JM_DB_PASSWORD: "not-its-password-42" }],
+        [noDatabase, {}],
+      ];
+      for (const [url, env] of cases) {
+        const r = await cli(["--json", "--database", url, "job", "list"], { cwd: dir, env });
+        const { kind, message } = failureOf(r, url);
+        assertEquals([r.code, kind], [1, "refused"], message);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

@@ -144,7 +144,7 @@ export async function jobsToExport(store: JobStore, now: number): Promise<Export
     throw new RuntimeError(
       `\`apply\` would refuse ${invalid.length} job${
         invalid.length === 1 ? "" : "s"
-      } as stored, and so the whole file; nothing written. Fix each (\`jobsmanager job update ID …\`, or the row in SQL), or remove it (\`jobsmanager job remove ID\`), then export again:\n${
+      } as stored, and so the whole file; nothing written. Fix each (\`jobsmanager job update … ID\`, or the row in SQL), or remove it (\`jobsmanager job remove ID\`), then export again:\n${
         invalid.join("\n")
       }`,
     );

@@ -43,8 +43,9 @@ export function statusOf(error: unknown): number {
   // An If-Match that fails (RFC 9110 §13.1.1), before the conflicts it is one of.
   if (error instanceof StaleCopyError) return 412;
   const kind = kindOf(error);
-  // A statement the database refused is a fault of the server's, not a state the client can change.
-  if (kind === "refused" && error instanceof DatabaseError) return 500;
+  // A statement the database refused is a fault of the server's, not a state the client can change;
+  // a login it refused leaves the service unable to serve until someone fixes it.
+  if (kind === "refused" && error instanceof DatabaseError) return error.unreachable ? 503 : 500;
   return STATUS_OF[kind];
 }
 

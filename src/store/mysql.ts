@@ -99,6 +99,7 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
   const e = error as DriverError;
   const where = `MySQL at ${target.host}:${target.port}`;
   const options = { cause: error };
+  const turnedAway = { ...options, turnedAway: true };
   // MariaDB's number for a locked account (4151) is another error's in MySQL, whose name mysql2 gives it.
   const code = e.errno === 4151 && /locked/i.test(e.message ?? "")
     ? "ER_ACCOUNT_HAS_BEEN_LOCKED"
@@ -128,17 +129,17 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
     case "ER_DBACCESS_DENIED_ERROR":
       return new DatabaseError(
         `${where} rejected the login of user '${target.user}' to database '${target.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL)`,
-        options,
+        turnedAway,
       );
     case "ER_ACCOUNT_HAS_BEEN_LOCKED":
       return new DatabaseError(
         `${where} rejected the login of user '${target.user}': the account is locked; unlock it with ALTER USER '${target.user}'@'<its host>' ACCOUNT UNLOCK`,
-        options,
+        turnedAway,
       );
     case "ER_MUST_CHANGE_PASSWORD_LOGIN":
       return new DatabaseError(
         `${where} rejected the login of user '${target.user}': its password has expired; set a new one with ALTER USER '${target.user}'@'<its host>' IDENTIFIED BY '...', and give it to jobsmanager (JM_DB_PASSWORD, db.password_file or the URL)`,
-        options,
+        turnedAway,
       );
     case "ER_CON_COUNT_ERROR":
       return new DatabaseError(
@@ -161,17 +162,17 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
     case "ER_HOST_IS_BLOCKED":
       return new DatabaseError(
         `${where} refused the connection: this host is blocked after too many failed connections; unblock it with FLUSH HOSTS (and see max_connect_errors)`,
-        options,
+        turnedAway,
       );
     case "ER_HOST_NOT_PRIVILEGED":
       return new DatabaseError(
         `${where} refused the connection: this host may not connect; create the user for it (CREATE USER '${target.user}'@'<this host>') or use one that may`,
-        options,
+        turnedAway,
       );
     case "ER_BAD_DB_ERROR":
       return new DatabaseError(
         `database '${target.database}' does not exist on ${where}; create it with: CREATE DATABASE \`${target.database}\` CHARACTER SET utf8mb4`,
-        options,
+        turnedAway,
       );
     case "PROTOCOL_CONNECTION_LOST":
     case "ECONNRESET":
