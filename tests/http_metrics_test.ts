@@ -6,7 +6,9 @@
 import parsePrometheus from "parse-prometheus-text-format";
 import { NODE_STATES } from "../src/domain/node.ts";
 import { assert, assertEquals } from "./assert.ts";
-import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { BACKENDS, freshDatabase, mysqlTest } from "./helpers.ts";
+import { proxyFor } from "./tcp_proxy.ts";
+import { resolveTarget } from "../src/config/database.ts";
 import { DaemonHarness, T0 } from "./daemon_harness.ts";
 import { ADMIN, READER, TOKENS } from "./http_harness.ts";
 import { Metrics } from "../src/http/metrics.ts";
@@ -130,3 +132,54 @@ for (const backend of BACKENDS) {
     assertEquals(await series(), ["kept", "paused"]);
   });
 }
+
+/** A scrape longer than this would eat most of Prometheus' 10 s scrape timeout. */
+const SCRAPE_BOUND_MS = 5000;
+
+mysqlTest(
+  "metrics (mysql): a database that drops packets leaves jobsmanager_nodes out, the scrape answers at once",
+  async () => {
+    const db = await freshDatabase("mysql");
+    await using h = await DaemonHarness.create(db, { observer: new Metrics() });
+    await using proxy = proxyFor(db);
+    const metrics = new Metrics();
+    const daemon = await h.start();
+    const url = new URL(db.url);
+    url.port = String(proxy.port);
+    // Longer than Prometheus' scrape timeout, as an operator may set it.
+    const settings = { ...h.settings, "db.url": url.toString(), "db.connect_timeout": 30 };
+    const server = await startServeHttp({
+      settings: { ...settings, "http.listen": "127.0.0.1:0", "http.tokens": TOKENS },
+      target: resolveTarget(settings),
+      metrics,
+      vitals: () => daemon.vitals,
+      secrets: [],
+      onTokens: () => {},
+    });
+    try {
+      const before = await scrape(server);
+      assertEquals(value(before, "jobsmanager_nodes_known"), 1);
+      proxy.blackhole();
+      for (const n of [1, 2]) {
+        const asked = Date.now();
+        const during = await scrape(server);
+        const took = Date.now() - asked;
+        assert(took < SCRAPE_BOUND_MS, `scrape ${n} during the outage took ${took} ms`);
+        assertEquals(value(during, "jobsmanager_nodes_known"), 0, `scrape ${n}`);
+        assertEquals(value(during, "jobsmanager_nodes", { state: "live" }), null, `scrape ${n}`);
+        assertEquals(
+          value(during, "jobsmanager_jobs_loaded"),
+          0,
+          "the daemon's metrics are served",
+        );
+      }
+      proxy.restore();
+      await h.until(
+        async () => value(await scrape(server), "jobsmanager_nodes_known") === 1,
+        "jobsmanager_nodes_known 1 once the database answers again",
+      );
+    } finally {
+      await server.close();
+    }
+  },
+);

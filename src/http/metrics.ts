@@ -17,6 +17,7 @@ import type { RunObserver } from "../daemon/service.ts";
 import type { NotifyChannel } from "../daemon/notifier.ts";
 import { type Node, NODE_STATES, nodeState } from "../domain/node.ts";
 import { RUN_STATUSES, type RunStatus } from "../domain/run.ts";
+import { settlesWithin, systemClock } from "../daemon/clock.ts";
 import type { NodeStore } from "../store/store.ts";
 import type { Starts } from "./starts.ts";
 
@@ -144,35 +145,65 @@ export class Metrics implements RunObserver {
 }
 
 /**
+ * How long a scrape waits for `jm_nodes`: a database that drops packets
+ * would hold it until db.connect_timeout, past Prometheus' 10 s scrape
+ * timeout, and the target would show down with the rest of its metrics
+ * (`jobsmanager_database_up 0` among them) unseen.
+ */
+export const NODES_READ_MS = 1000;
+
+/**
  * Node liveness from `jm_nodes` at each scrape, in a registry of its own:
  * the HTTP worker reads it on its own connection, so the scheduler's thread
- * does no database work for a scrape.
+ * does no database work for a scrape. The read is bounded by `readMs`; one
+ * that has not answered is left to finish rather than piled on by the next
+ * scrapes.
  */
 export function nodeMetrics(
   store: Pick<NodeStore, "nodesAndNow">,
   heartbeatMs: number,
+  readMs = NODES_READ_MS,
 ): client.Registry {
   const registry = new client.Registry();
+  let reading: Promise<{ nodes: Node[]; databaseNow: number }> | null = null;
+  let answer: Promise<{ nodes: Node[]; databaseNow: number } | null> | null = null;
+  /** This scrape's read, shared by both gauges; null when the database failed or was too slow. */
+  const read = () => {
+    if (answer) return answer;
+    const current = reading ??= store.nodesAndNow().finally(() => reading = null);
+    answer = (async () => {
+      const settled = await settlesWithin(systemClock, current, readMs);
+      return settled ? await current.catch(() => null) : null;
+    })().finally(() => answer = null);
+    return answer;
+  };
   new client.Gauge({
     name: "jobsmanager_nodes",
-    help: "Services on this database by liveness (jm_nodes, judged by heartbeats)",
+    help:
+      "Services on this database by liveness (jm_nodes, judged by heartbeats); left out when jobsmanager_nodes_known is 0",
     labelNames: ["state"],
     registers: [registry],
     async collect() {
       this.reset();
-      let found: Node[];
-      let databaseNow: number;
-      try {
-        ({ nodes: found, databaseNow } = await store.nodesAndNow());
-      } catch {
-        // The database is away: jobsmanager_database_up says so; no guess here.
-        return;
-      }
+      const found = await read();
+      // The database is away or slow: jobsmanager_nodes_known says so; no guess here.
+      if (!found) return;
       // Judged as `status` judges them: by the database's clock where a node reports it.
-      const stateOf = (n: Node) => nodeState(n, Date.now(), heartbeatMs, databaseNow);
+      const stateOf = (n: Node) => nodeState(n, Date.now(), heartbeatMs, found.databaseNow);
       for (const state of NODE_STATES) {
-        this.set({ state }, found.filter((n) => stateOf(n) === state).length);
+        this.set({ state }, found.nodes.filter((n) => stateOf(n) === state).length);
       }
+    },
+  });
+  new client.Gauge({
+    name: "jobsmanager_nodes_known",
+    help:
+      `1 when jobsmanager_nodes was read from jm_nodes for this scrape; 0 when the database failed or did not answer within ${
+        readMs / 1000
+      } s`,
+    registers: [registry],
+    async collect() {
+      this.set((await read()) ? 1 : 0);
     },
   });
   return registry;
