@@ -8,6 +8,7 @@ import { assert, assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
 import { DaemonHarness, describeRun, T0 } from "./daemon_harness.ts";
 import { cancelRun } from "../src/app/runs.ts";
+import { renderMessage } from "../src/daemon/log_sink.ts";
 
 const at = (s: number) => T0 + s * 1000;
 const ASKED = "ops@box";
@@ -28,6 +29,12 @@ for (const backend of BACKENDS) {
     await h.until(() => run.interrupted, "the run to be ended");
     const done = await h.run("long", at(1), "cancelled");
     assertEquals(done.note, `cancelled by ${ASKED} at ${new Date(at(1) + 500).toISOString()}`);
+    // Logged as recorded, and as what someone asked for: no warning.
+    const ended = await h.until(
+      () => h.logs.find((r) => /^job long run \d+ ended /.test(renderMessage(r))),
+      "the end to be logged",
+    );
+    assertEquals([ended.level, renderMessage(ended).split(" ")[5]], ["info", "cancelled"]);
   });
 
   Deno.test(`daemon[${backend}]: a fire waiting for a worker, cancelled, never starts`, async () => {
