@@ -9,7 +9,7 @@ import { assert, assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase, mysqlTest } from "./helpers.ts";
 import { proxyFor } from "./tcp_proxy.ts";
 import { resolveTarget } from "../src/config/database.ts";
-import { DaemonHarness, T0 } from "./daemon_harness.ts";
+import { DaemonHarness, NODE_ID, T0, until } from "./daemon_harness.ts";
 import { ADMIN, READER, TOKENS } from "./http_harness.ts";
 import { Metrics } from "../src/http/metrics.ts";
 import { startServeHttp } from "../src/http/serve_http.ts";
@@ -183,3 +183,51 @@ mysqlTest(
     }
   },
 );
+
+for (const backend of BACKENDS) {
+  Deno.test(`metrics (${backend}): the runs a killed service left, marked lost at the restart, are counted`, async () => {
+    const db = await freshDatabase(backend);
+    const metrics = new Metrics();
+    await using h = await DaemonHarness.create(db, { observer: metrics });
+    await h.job("a", { schedule: { minute: "0" } });
+    await h.sql(
+      "INSERT INTO jm_runs (job_id, scheduled_at, status, `trigger`, node_id) VALUES ('a', ?, 'running', 'schedule', ?), ('a', ?, 'running', 'schedule', ?)",
+      [T0 - 2000, NODE_ID, T0 - 1000, NODE_ID],
+    );
+    await h.start();
+    await until(
+      async () =>
+        (await metrics.text()).includes('jobsmanager_runs_total{job="a",status="lost"} 2'),
+      "two lost runs of a counted",
+      () => metrics.text(),
+    );
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`metrics (${backend}): a missed row counts one run and every fire it stands for`, async () => {
+    const db = await freshDatabase(backend);
+    const metrics = new Metrics();
+    await using h = await DaemonHarness.create(db, { observer: metrics });
+    await h.job("strict", { schedule: { second: "*" } });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("strict", T0 + 1000)).finish();
+    // The event loop was stalled from T0+1 s to T0+4.5 s: the fires at 2 s and 3 s are one row.
+    await h.clock.set(T0 + 4500);
+    await h.run("strict", T0 + 3000, "missed");
+    // Counted once the claim has answered, which may come just after the row is seen.
+    const families = await until(
+      async () => {
+        const now = parsePrometheus(await metrics.text()) as Family[];
+        return value(now, "jobsmanager_runs_total", { job: "strict", status: "missed" })
+          ? now
+          : null;
+      },
+      "the missed row counted",
+      () => metrics.text(),
+    );
+    assertEquals(value(families, "jobsmanager_runs_total", { job: "strict", status: "missed" }), 1);
+    assertEquals(value(families, "jobsmanager_fires_missed_total", { job: "strict" }), 2);
+  });
+}

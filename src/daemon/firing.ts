@@ -29,7 +29,7 @@ export interface FiringOptions {
   slots: SlotGate;
   timetable: Timetable;
   notifier: Pick<Notifier, "runEnded">;
-  observer?: { ended(jobId: string, status: RunStatus): void };
+  observer?: { ended(jobId: string, status: RunStatus, fires?: number): void };
   aftermath: Aftermath;
   handover: Handover;
   shells: ShellArming;
@@ -161,7 +161,7 @@ export class Firing {
       const id = ids[i];
       if (id === null) return;
       this.o.notifier.runEnded(m.job, missedRun(id, rows[i], now));
-      this.o.observer?.ended(m.job.id, "missed");
+      this.o.observer?.ended(m.job.id, "missed", m.count);
       schedulerLog.warn("job {job}: {count} fires missed", { job: m.job.id, count: m.count });
     });
     rows.forEach((row, i) => {

@@ -44,7 +44,8 @@ export interface RunObserver extends NotifyObserver {
   started(jobId: string, lagMs: number): void;
   /** The timetable's next fire is now at `at` (ms; Infinity: none), before any start it brings. */
   upcoming?(at: number): void;
-  ended(jobId: string, status: RunStatus): void;
+  /** A run's row was written final; `fires`: how many fires a `missed` row stands for (else 1). */
+  ended(jobId: string, status: RunStatus, fires?: number): void;
   /** Every job in the table now (a reload read them all): what is kept of others may go. */
   jobsInTable?(ids: ReadonlySet<string>): void;
 }
@@ -533,13 +534,15 @@ export class Service {
 
   /**
    * Runs this node marked `lost` (declaring their node dead, or left by its
-   * own previous service that died): retried, followed, as any end.
+   * own previous service that died): counted, retried, followed, as any end.
    */
   private async lost(ids: number[]): Promise<void> {
     // A node is declared dead as this one registers, before its jobs are loaded.
     await this.loaded.promise;
     for (const id of ids) {
       const run = await this.o.store.getRun(id);
+      // Counted by the node that wrote them lost, as every node counts the rows it ends.
+      if (run) this.o.observer?.ended(run.job_id, run.status);
       const job = run && this.known.get(run.job_id);
       if (!run || !job) continue;
       await this.aftermath.ended(job, {

@@ -7,8 +7,8 @@
  * and end (this class is its `RunObserver`); gauges are read from the
  * daemon at each scrape, node liveness from `jm_nodes` (`nodeMetrics`). The `job`
  * label takes job ids: series are bounded by the jobs in the table, at
- * most one per job and status for `jobsmanager_runs_total` and one
- * histogram per job; a job's go at the first reload that no longer finds
+ * most one per job and status for `jobsmanager_runs_total`, one per job
+ * for `jobsmanager_fires_missed_total` and one histogram per job; a job's go at the first reload that no longer finds
  * it (a run of it that ends after brings them back until the next).
  */
 import client from "prom-client";
@@ -27,6 +27,7 @@ const LAG_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
 export class Metrics implements RunObserver {
   readonly registry = new client.Registry();
   private readonly runs: client.Counter<"job" | "status">;
+  private readonly missedFires: client.Counter<"job">;
   private readonly lag: client.Histogram<"job">;
   private readonly notifications: client.Counter<"channel" | "outcome">;
   private starts: Starts | null = null;
@@ -38,8 +39,15 @@ export class Metrics implements RunObserver {
     client.collectDefaultMetrics({ register: this.registry, prefix: "jobsmanager_" });
     this.runs = new client.Counter({
       name: "jobsmanager_runs_total",
-      help: "Runs this node recorded, by job and final status (skipped and missed included)",
+      help:
+        "Run rows this node recorded, by job and final status (skipped and missed included; a missed row may stand for many fires)",
       labelNames: ["job", "status"],
+      registers,
+    });
+    this.missedFires = new client.Counter({
+      name: "jobsmanager_fires_missed_total",
+      help: "Scheduled fires this node recorded missed, by job (a missed row counts its fires)",
+      labelNames: ["job"],
       registers,
     });
     this.lag = new client.Histogram({
@@ -76,9 +84,10 @@ export class Metrics implements RunObserver {
     this.starts?.upcoming(at);
   }
 
-  ended(jobId: string, status: RunStatus): void {
+  ended(jobId: string, status: RunStatus, fires = 1): void {
     this.jobs.add(jobId);
     this.runs.inc({ job: jobId, status });
+    if (status === "missed") this.missedFires.inc({ job: jobId }, fires);
   }
 
   jobsInTable(ids: ReadonlySet<string>): void {
@@ -86,6 +95,7 @@ export class Metrics implements RunObserver {
       if (ids.has(job)) continue;
       this.jobs.delete(job);
       this.lag.remove({ job });
+      this.missedFires.remove({ job });
       for (const status of RUN_STATUSES) this.runs.remove({ job, status });
     }
   }
