@@ -1226,6 +1226,7 @@ Deno.test("readyz: with the database away, says whether this node keeps firing o
     firing: true,
     databaseOnline: false,
     outageMs: 2000,
+    currentOutageMs: 2000,
     logRecordsDropped: 0,
   };
   assertEquals(

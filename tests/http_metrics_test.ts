@@ -9,7 +9,7 @@ import { assert, assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase, mysqlTest } from "./helpers.ts";
 import { proxyFor } from "./tcp_proxy.ts";
 import { resolveTarget } from "../src/config/database.ts";
-import { DaemonHarness, NODE_ID, T0, until } from "./daemon_harness.ts";
+import { DaemonHarness, NODE_ID, T0, throughProxy, until } from "./daemon_harness.ts";
 import { ADMIN, READER, TOKENS } from "./http_harness.ts";
 import { Metrics } from "../src/http/metrics.ts";
 import { startServeHttp } from "../src/http/serve_http.ts";
@@ -231,3 +231,64 @@ for (const backend of BACKENDS) {
     assertEquals(value(families, "jobsmanager_fires_missed_total", { job: "strict" }), 2);
   });
 }
+
+mysqlTest(
+  "metrics (mysql): an outage is a current length back to 0 when it ends, and a total that only grows",
+  async () => {
+    const db = await freshDatabase("mysql");
+    await using proxy = proxyFor(db);
+    const metrics = new Metrics();
+    await using h = await DaemonHarness.create(db, {
+      observer: metrics,
+      store: throughProxy(db, proxy),
+    });
+    await h.job("tick", { schedule: { second: "*" } });
+    const daemon = await h.start();
+    metrics.watch(() => daemon.vitals);
+    const read = async () => parsePrometheus(await metrics.text()) as Family[];
+    const outage = async () => {
+      const now = await read();
+      return [
+        value(now, "jobsmanager_database_up"),
+        value(now, "jobsmanager_database_outage_current_seconds"),
+        value(now, "jobsmanager_database_outage_seconds_total"),
+      ];
+    };
+    const before = await read();
+    assertEquals(await outage(), [1, 0, 0]);
+    assertEquals(
+      before.find((f) => f.name === "jobsmanager_database_outage_seconds_total")?.type,
+      "COUNTER",
+    );
+    assertEquals(
+      before.find((f) => f.name === "jobsmanager_log_records_dropped_total")?.type,
+      "COUNTER",
+    );
+    // No reload yet: no series, rather than a 0 that reads as 1970.
+    assertEquals(value(before, "jobsmanager_last_reload_timestamp_seconds"), null);
+
+    await h.clock.set(T0 + 1000);
+    (await h.started("tick", T0 + 1000)).finish();
+    proxy.cut();
+    await h.clock.set(T0 + 2000);
+    (await h.started("tick", T0 + 2000)).finish();
+    await h.until(async () => (await outage())[0] === 0, "jobsmanager_database_up 0");
+    const [, began] = await outage();
+    await h.clock.set(T0 + 3000);
+    (await h.started("tick", T0 + 3000)).finish();
+    // The probe at 3 s fails; the next comes at 5 s.
+    await h.until(() => h.line(/^still unreachable .*next attempt in 2 s$/), "a failed probe");
+    const [, current, total] = await outage();
+    assertEquals([current, total], [began! + 1, began! + 1], "one second more of the one outage");
+    await h.clock.set(T0 + 4000);
+    (await h.started("tick", T0 + 4000)).finish();
+    proxy.restore();
+    // The probe at 5 s (they back off from 1 s) finds it back.
+    await h.clock.set(T0 + 5000);
+    await h.until(async () => (await outage())[0] === 1, "jobsmanager_database_up 1 again");
+    (await h.started("tick", T0 + 5000)).finish();
+    const [, after, summed] = await outage();
+    assertEquals(after, 0, "no outage now");
+    assert(summed! >= began! + 1, `the total keeps the outage: ${summed} s`);
+  },
+);

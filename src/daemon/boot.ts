@@ -83,6 +83,8 @@ export interface DaemonVitals extends ServiceState {
   holdingReason: string | null;
   /** How long the database has been away since the start, the current outage included. */
   outageMs: number;
+  /** How long the current outage has lasted; 0 while the database answers. */
+  currentOutageMs: number;
   /** Log records the jm_syslog sink dropped since the start. */
   logRecordsDropped: number;
 }
@@ -355,6 +357,7 @@ class BootedDaemon implements Daemon {
       databaseOnline: this.health.online,
       holdingReason: this.cluster.holdingReason,
       outageMs: this.health.outageMs,
+      currentOutageMs: this.health.currentOutageMs,
       logRecordsDropped: this.sink.droppedTotal,
     };
   }

@@ -50,8 +50,12 @@ export class DbHealth {
 
   /** How long the database has been away since this object was made, the current outage included. */
   get outageMs(): number {
-    const current = this.downSince === null ? 0 : this.clock.now() - this.downSince;
-    return this.pastOutagesMs + current;
+    return this.pastOutagesMs + this.currentOutageMs;
+  }
+
+  /** How long the current outage has lasted; 0 while the database answers. */
+  get currentOutageMs(): number {
+    return this.downSince === null ? 0 : this.clock.now() - this.downSince;
   }
 
   /** Run `recovery` after each outage, once the database answers; if it fails, the outage goes on. */

@@ -109,9 +109,10 @@ export class Metrics implements RunObserver {
     this.starts = starts;
   }
 
-  /** Add the gauges read from the daemon at each scrape. */
+  /** Add the gauges and counters read from the daemon at each scrape. */
   watch(vitals: () => DaemonVitals): void {
     const registers = [this.registry];
+    /** A gauge left out while `read` has no value (rather than a 0 that reads as 1970). */
     const gauge = (name: string, help: string, read: (v: DaemonVitals) => number | null) =>
       new client.Gauge({
         name,
@@ -119,8 +120,19 @@ export class Metrics implements RunObserver {
         registers,
         collect() {
           const value = read(vitals());
-          if (value === null) this.reset();
+          if (value === null) this.remove();
           else this.set(value);
+        },
+      });
+    /** A total the daemon keeps since it started, exposed as a counter. */
+    const counter = (name: string, help: string, read: (v: DaemonVitals) => number) =>
+      new client.Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(read(vitals()));
         },
       });
     gauge("jobsmanager_runs_running", "Runs holding a worker now", (v) => v.running);
@@ -128,12 +140,12 @@ export class Metrics implements RunObserver {
     gauge("jobsmanager_jobs_loaded", "Enabled jobs in the timetable", (v) => v.jobsLoaded);
     gauge(
       "jobsmanager_last_reload_timestamp_seconds",
-      "When the last reload was applied",
+      "When the last reload was applied; left out until the first",
       (v) => v.lastReload && v.lastReload.at / 1000,
     );
     gauge(
       "jobsmanager_last_reload_duration_seconds",
-      "How long the last reload took",
+      "How long the last reload took; left out until the first",
       (v) => v.lastReload && v.lastReload.ms / 1000,
     );
     gauge(
@@ -141,13 +153,18 @@ export class Metrics implements RunObserver {
       "1 while the database answers, 0 during an outage",
       (v) => v.databaseOnline ? 1 : 0,
     );
-    gauge(
-      "jobsmanager_database_outage_seconds",
-      "Seconds the database has been unreachable since this node started",
+    counter(
+      "jobsmanager_database_outage_seconds_total",
+      "Seconds the database has been unreachable since this node started, every outage summed",
       (v) => v.outageMs / 1000,
     );
     gauge(
-      "jobsmanager_log_records_dropped",
+      "jobsmanager_database_outage_current_seconds",
+      "How long the current database outage has lasted; 0 while the database answers",
+      (v) => v.currentOutageMs / 1000,
+    );
+    counter(
+      "jobsmanager_log_records_dropped_total",
       "Log records the jm_syslog sink dropped since this node started (its queue was full)",
       (v) => v.logRecordsDropped,
     );
