@@ -292,3 +292,32 @@ mysqlTest(
     assert(summed! >= began! + 1, `the total keeps the outage: ${summed} s`);
   },
 );
+
+for (const backend of BACKENDS) {
+  Deno.test(`metrics (${backend}): a manual run is counted, but not as a fire's lag`, async () => {
+    const db = await freshDatabase(backend);
+    const metrics = new Metrics();
+    await using h = await DaemonHarness.create(db, { observer: metrics });
+    await h.job("report", {
+      schedule: { second: "0", minute: "0", hour: "0", day: "1", month: "1" },
+    });
+    h.runner.endAll();
+    await h.start();
+    await h.store.claimRuns([
+      { job_id: "report", scheduled_at: h.clock.now(), status: "queued", trigger: "manual" },
+    ]);
+    // The next poll takes it, a second after it was asked.
+    await h.clock.set(h.clock.now() + 1000);
+    const families = await until(
+      async () => {
+        const now = parsePrometheus(await metrics.text()) as Family[];
+        return value(now, "jobsmanager_runs_total", { job: "report", status: "success" })
+          ? now
+          : null;
+      },
+      "the manual run counted",
+      () => metrics.text(),
+    );
+    assertEquals(value(families, "jobsmanager_fire_lag_seconds"), null, await metrics.text());
+  });
+}

@@ -75,7 +75,7 @@ export interface ActiveRunsOptions {
   recorder: Pick<RunRecorder, "update">;
   notifier: Pick<Notifier, "runEnded">;
   observer?: {
-    started(jobId: string, lagMs: number): void;
+    started(jobId: string, lagMs: number, trigger: RunTrigger): void;
     ended(jobId: string, status: RunStatus): void;
   };
   aftermath: Aftermath;
@@ -229,7 +229,7 @@ export class ActiveRuns {
       started_at: started.startedAt,
       ...(started.pid === null ? {} : { pgid: started.pid, marker: started.marker }),
     }));
-    this.o.observer?.started(job.id, started.startedAt - scheduledAt);
+    this.o.observer?.started(job.id, started.startedAt - scheduledAt, active.trigger);
     runnerLog.info("job {job} run {run} started, {lag} ms after its fire time", {
       job: job.id,
       run: runId,

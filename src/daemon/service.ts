@@ -11,7 +11,7 @@
  */
 import type { Job } from "../domain/job.ts";
 import { log } from "./log.ts";
-import type { RunStatus } from "../domain/run.ts";
+import type { RunStatus, RunTrigger } from "../domain/run.ts";
 import type { Node } from "../domain/node.ts";
 import type { JobStore, MarkerStore, RunStore } from "../store/store.ts";
 import { type Clock, type Deadline, PRECISE_TAIL_MS, settlesWithin } from "./clock.ts";
@@ -40,8 +40,8 @@ import { type JobDefaults, Timetable } from "./timetable.ts";
  * scheduler's path, so it must return at once.
  */
 export interface RunObserver extends NotifyObserver {
-  /** A run's command started `lagMs` after its scheduled instant. */
-  started(jobId: string, lagMs: number): void;
+  /** A run's command started `lagMs` after its scheduled instant (for `manual`: after it was asked). */
+  started(jobId: string, lagMs: number, trigger: RunTrigger): void;
   /** The timetable's next fire is now at `at` (ms; Infinity: none), before any start it brings. */
   upcoming?(at: number): void;
   /** A run's row was written final; `fires`: how many fires a `missed` row stands for (else 1). */

@@ -16,7 +16,7 @@ import type { DaemonVitals } from "../daemon/boot.ts";
 import type { RunObserver } from "../daemon/service.ts";
 import type { NotifyChannel } from "../daemon/notifier.ts";
 import { type Node, NODE_STATES, nodeState } from "../domain/node.ts";
-import { RUN_STATUSES, type RunStatus } from "../domain/run.ts";
+import { RUN_STATUSES, type RunStatus, type RunTrigger } from "../domain/run.ts";
 import { settlesWithin, systemClock } from "../daemon/clock.ts";
 import type { NodeStore } from "../store/store.ts";
 import type { Starts } from "./starts.ts";
@@ -52,7 +52,8 @@ export class Metrics implements RunObserver {
     });
     this.lag = new client.Histogram({
       name: "jobsmanager_fire_lag_seconds",
-      help: "How late a run started after its scheduled instant",
+      help:
+        "How late a scheduled fire's run started after its instant (manual runs, retries and followers not counted)",
       labelNames: ["job"],
       buckets: LAG_BUCKETS,
       registers,
@@ -74,9 +75,10 @@ export class Metrics implements RunObserver {
     return this.registry.metrics();
   }
 
-  started(jobId: string, lagMs: number): void {
+  started(jobId: string, lagMs: number, trigger: RunTrigger): void {
     this.jobs.add(jobId);
-    this.lag.observe({ job: jobId }, Math.max(0, lagMs) / 1000);
+    // A retry's or follower's instant is not a fire's, a manual run's is when it was asked.
+    if (trigger === "schedule") this.lag.observe({ job: jobId }, Math.max(0, lagMs) / 1000);
     this.starts?.started();
   }
 
