@@ -21,14 +21,19 @@ const HOUR_MS = 3_600_000;
 const NEXT_FIRES = 5;
 
 export interface Status {
-  /** Most recent heartbeat first. */
-  services: (Node & { state: NodeState })[];
+  /**
+   * Most recent heartbeat first. `gone`: its process is known not to run
+   * (`options.gone` said so), and its state is then `dead` at once.
+   */
+  services: (Node & { state: NodeState; gone: boolean })[];
   /** Reload markers not every live service has applied yet. */
   pendingMarkers: number;
   /** The newest reload marker: how far behind each service is. */
   latestMarker: number;
   /** Runs scheduled in the hour before `now`, by status. */
   runsLastHour: Partial<Record<RunStatus, number>>;
+  /** Runs recorded `running` on a service that is `gone`: they end `lost` when it starts again. */
+  runningOnGone: number;
   /** The earliest next fires of the enabled jobs, soonest first. */
   nextFires: { job: Job; at: Date }[];
   /**
@@ -69,10 +74,27 @@ export async function status(
     & RunStore
     & JobStore
     & Pick<NotifyStore, "silenceCandidates" | "notificationsPending">,
-  options: { now: number; heartbeatMs: number; defaultZone: string },
+  options: {
+    now: number;
+    heartbeatMs: number;
+    defaultZone: string;
+    /** Whether a service's process is known not to run (one of this host whose pid is gone). */
+    gone?: (node: Node) => boolean;
+  },
 ): Promise<Status> {
   const { now, heartbeatMs, defaultZone } = options;
   const { nodes, databaseNow } = await stores.nodesAndNow();
+  const services = nodes.map((n) => {
+    const state = nodeState(n, now, heartbeatMs, databaseNow);
+    // A clean stop or a declaration says more; a heartbeat still fresh says less.
+    const gone = state !== "stopped" && state !== "dead" && (options.gone?.(n) ?? false);
+    return { ...n, state: gone ? "dead" as const : state, gone };
+  });
+  const goneIds = new Set(services.filter((n) => n.gone).map((n) => n.id));
+  const runningOnGone = goneIds.size === 0
+    ? 0
+    : (await stores.runningRuns()).filter((r) => r.node_id !== null && goneIds.has(r.node_id))
+      .length;
   const pendingMarkers = await stores.pendingMarkers();
   const latestMarker = await stores.latestMarkerId();
   const runsLastHour = await stores.countRuns(now - HOUR_MS);
@@ -85,10 +107,11 @@ export async function status(
     .filter((c) => c.since + c.alert_after * 1000 <= now);
   const pendingNotifications = await stores.notificationsPending();
   return {
-    services: nodes.map((n) => ({ ...n, state: nodeState(n, now, heartbeatMs, databaseNow) })),
+    services,
     pendingMarkers,
     latestMarker,
     runsLastHour,
+    runningOnGone,
     nextFires: fires,
     silentJobs,
     pendingNotifications,

@@ -11,6 +11,7 @@
 import { Hono } from "hono";
 import { reload } from "../../app/jobs.ts";
 import { pendingJson, status } from "../../app/status.ts";
+import { serviceGone } from "../../daemon/presence.ts";
 import { zoneOf } from "../../domain/job.ts";
 import { DatabaseError } from "../../errors.ts";
 import type { Readiness } from "../health.ts";
@@ -56,7 +57,12 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
     let s, perMinute, running;
     try {
       [s, perMinute, running] = await Promise.all([
-        status(store, { now, heartbeatMs: api.heartbeatMs, defaultZone: api.defaultZone }),
+        status(store, {
+          now,
+          heartbeatMs: api.heartbeatMs,
+          defaultZone: api.defaultZone,
+          gone: serviceGone,
+        }),
         store.countRunsByMinute(first),
         store.runningRuns(),
       ]);
