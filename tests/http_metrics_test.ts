@@ -6,12 +6,12 @@
 import parsePrometheus from "parse-prometheus-text-format";
 import { NODE_STATES } from "../src/domain/node.ts";
 import { assert, assertEquals } from "./assert.ts";
-import { BACKENDS, freshDatabase, mysqlTest } from "./helpers.ts";
+import { BACKENDS, freshDatabase, mysqlTest, serviceRow } from "./helpers.ts";
 import { proxyFor } from "./tcp_proxy.ts";
 import { resolveTarget } from "../src/config/database.ts";
 import { DaemonHarness, NODE_ID, T0, throughProxy, until } from "./daemon_harness.ts";
 import { ADMIN, READER, TOKENS } from "./http_harness.ts";
-import { Metrics } from "../src/http/metrics.ts";
+import { Metrics, nodeMetrics } from "../src/http/metrics.ts";
 import { startServeHttp } from "../src/http/serve_http.ts";
 import type { HttpServer } from "../src/http/server.ts";
 
@@ -319,5 +319,33 @@ for (const backend of BACKENDS) {
       () => metrics.text(),
     );
     assertEquals(value(families, "jobsmanager_fire_lag_seconds"), null, await metrics.text());
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`metrics (${backend}): a service of this host whose pid is gone counts dead, as status says`, async () => {
+    await using db = await freshDatabase(backend);
+    const child = new Deno.Command("true").spawn();
+    await child.status;
+    const store = db.open();
+    try {
+      await store.migrate();
+      await store.saveNode({
+        ...serviceRow("killed"),
+        host: Deno.hostname(),
+        pid: child.pid,
+        db_heartbeat_at: await store.databaseNow(),
+        heartbeat_ms: 2000,
+      });
+      const text = await nodeMetrics(store, 2000).metrics();
+      const families = parsePrometheus(text) as Family[];
+      assertEquals(
+        NODE_STATES.map((state) => value(families, "jobsmanager_nodes", { state })),
+        [0, 0, 1, 0, 0],
+        text,
+      );
+    } finally {
+      await store.close();
+    }
   });
 }

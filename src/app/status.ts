@@ -67,6 +67,23 @@ export async function liveServices(
     .sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
+/**
+ * A node's state as `status` says it: by its heartbeat (`nodeState`), but
+ * `dead` at once where `gone` knows its process does not run. A clean stop
+ * or a declaration says more; a heartbeat still fresh says less.
+ */
+export function judged(
+  node: Node,
+  now: number,
+  heartbeatMs: number,
+  databaseNow: number | undefined,
+  gone?: (node: Node) => boolean,
+): Node & { state: NodeState; gone: boolean } {
+  const state = nodeState(node, now, heartbeatMs, databaseNow);
+  const isGone = state !== "stopped" && state !== "dead" && (gone?.(node) ?? false);
+  return { ...node, state: isGone ? "dead" : state, gone: isGone };
+}
+
 export async function status(
   stores:
     & NodeStore
@@ -84,12 +101,7 @@ export async function status(
 ): Promise<Status> {
   const { now, heartbeatMs, defaultZone } = options;
   const { nodes, databaseNow } = await stores.nodesAndNow();
-  const services = nodes.map((n) => {
-    const state = nodeState(n, now, heartbeatMs, databaseNow);
-    // A clean stop or a declaration says more; a heartbeat still fresh says less.
-    const gone = state !== "stopped" && state !== "dead" && (options.gone?.(n) ?? false);
-    return { ...n, state: gone ? "dead" as const : state, gone };
-  });
+  const services = nodes.map((n) => judged(n, now, heartbeatMs, databaseNow, options.gone));
   const goneIds = new Set(services.filter((n) => n.gone).map((n) => n.id));
   const runningOnGone = goneIds.size === 0
     ? 0

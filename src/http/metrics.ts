@@ -15,7 +15,9 @@ import client from "prom-client";
 import type { DaemonVitals } from "../daemon/boot.ts";
 import type { RunObserver } from "../daemon/service.ts";
 import type { NotifyChannel } from "../daemon/notifier.ts";
-import { type Node, NODE_STATES, nodeState } from "../domain/node.ts";
+import { type Node, NODE_STATES } from "../domain/node.ts";
+import { judged } from "../app/status.ts";
+import { serviceGone } from "../daemon/presence.ts";
 import { RUN_STATUSES, type RunStatus, type RunTrigger } from "../domain/run.ts";
 import { settlesWithin, systemClock } from "../daemon/clock.ts";
 import type { NodeStore } from "../store/store.ts";
@@ -209,7 +211,7 @@ export function nodeMetrics(
   new client.Gauge({
     name: "jobsmanager_nodes",
     help:
-      "Services on this database by liveness (jm_nodes, judged by heartbeats); left out when jobsmanager_nodes_known is 0",
+      "Services on this database by liveness (jm_nodes, judged by heartbeats, dead at once where this host's pid is gone); left out when jobsmanager_nodes_known is 0",
     labelNames: ["state"],
     registers: [registry],
     async collect() {
@@ -218,7 +220,8 @@ export function nodeMetrics(
       // The database is away or slow: jobsmanager_nodes_known says so; no guess here.
       if (!found) return;
       // Judged as `status` judges them: by the database's clock where a node reports it.
-      const stateOf = (n: Node) => nodeState(n, Date.now(), heartbeatMs, found.databaseNow);
+      const stateOf = (n: Node) =>
+        judged(n, Date.now(), heartbeatMs, found.databaseNow, serviceGone).state;
       for (const state of NODE_STATES) {
         this.set({ state }, found.nodes.filter((n) => stateOf(n) === state).length);
       }
