@@ -25,6 +25,7 @@ import { assignJobs } from "../src/domain/share.ts";
 import { buildJob, type JobOptions } from "../src/domain/job.ts";
 import type { Run } from "../src/domain/run.ts";
 import { Metrics } from "../src/http/metrics.ts";
+import { readinessOf } from "../src/http/health.ts";
 
 /** Nodes honour the assignment they had before a change for 2 × 60 s + 1 s: past it. */
 const SETTLED_MS = 130_000;
@@ -222,6 +223,18 @@ for (const backend of BACKENDS) {
         (await c.store.nodesAndNow()).nodes.map((n) => [n.id, [n.jobs_owned, n.skew_ms! > 30_000]]),
       );
     assertEquals(await shares(), { n1: [10, false], n2: [0, true] });
+    // /metrics and /readyz say so.
+    const shareTaken = async (id: string) => {
+      const metrics = new Metrics();
+      metrics.watch(() => c.node(id).daemon.vitals);
+      return (await metrics.text()).match(/^jobsmanager_share_taken (\d)$/m)?.[1];
+    };
+    assertEquals([await shareTaken("n1"), await shareTaken("n2")], ["1", "0"]);
+    assertMatch(
+      readinessOf(c.node("n2").daemon.vitals).timetable.detail,
+      /^10 jobs loaded; this node fires none of them: its clock is more than 2 s off the database's while another live node's is in step \(fix its time sync, NTP\)$/,
+    );
+    assertEquals(readinessOf(c.node("n1").daemon.vitals).timetable.detail, "10 jobs loaded");
     assertMatch(
       c.node("n2").line(/clock is/)!,
       /^this node's clock is (39\d{3}|40\d{3}) ms off the database's; fires are computed from a node's own clock, so this node takes no share of the jobs while another live node's clock is within 2000 ms of the database's \(alone, or with all off, it fires at its clock's instants\); fix its time sync \(NTP\)$/,

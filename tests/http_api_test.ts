@@ -1228,6 +1228,8 @@ Deno.test("readyz: with the database away, says whether this node keeps firing o
     outageMs: 2000,
     currentOutageMs: 2000,
     logRecordsDropped: 0,
+    takesShare: true,
+    silentJobs: 0,
   };
   assertEquals(
     readinessOf({ ...vitals, holdingReason: null }).database.detail,

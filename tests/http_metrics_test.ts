@@ -12,6 +12,7 @@ import { resolveTarget } from "../src/config/database.ts";
 import { DaemonHarness, NODE_ID, T0, throughProxy, until } from "./daemon_harness.ts";
 import { ADMIN, READER, TOKENS } from "./http_harness.ts";
 import { Metrics, nodeMetrics } from "../src/http/metrics.ts";
+import { status } from "../src/app/status.ts";
 import { startServeHttp } from "../src/http/serve_http.ts";
 import type { HttpServer } from "../src/http/server.ts";
 
@@ -347,5 +348,34 @@ for (const backend of BACKENDS) {
     } finally {
       await store.close();
     }
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`metrics (${backend}): a job silent past its alert_after is counted, as status lists it`, async () => {
+    const db = await freshDatabase(backend);
+    const metrics = new Metrics();
+    await using h = await DaemonHarness.create(db, { observer: metrics });
+    await h.job("heartbeat", {
+      schedule: { second: "30", minute: "0", hour: "0" },
+      alert_after: "3s",
+    });
+    const daemon = await h.start();
+    metrics.watch(() => daemon.vitals);
+    const silent = async () =>
+      value(parsePrometheus(await metrics.text()) as Family[], "jobsmanager_jobs_silent");
+    assertEquals(await silent(), null, "not looked at yet");
+    // The silence is looked for every few seconds: move on until it is counted.
+    await h.until(async () => {
+      if (await silent() === 1) return true;
+      if (h.clock.now() < T0 + 25_000) await h.clock.advance(1000);
+      return false;
+    }, "jobsmanager_jobs_silent 1");
+    const listed = await status(h.store, {
+      now: h.clock.now(),
+      heartbeatMs: 5000,
+      defaultZone: "UTC",
+    });
+    assertEquals(listed.silentJobs.map((j) => j.job_id), ["heartbeat"]);
   });
 }

@@ -87,6 +87,10 @@ export interface DaemonVitals extends ServiceState {
   currentOutageMs: number;
   /** Log records the jm_syslog sink dropped since the start. */
   logRecordsDropped: number;
+  /** False while its clock is off and another live node's is in step: it fires no scheduled job. */
+  takesShare: boolean;
+  /** Jobs silent past their alert_after at the notifier's last look; null before it. */
+  silentJobs: number | null;
 }
 
 export interface Daemon {
@@ -359,6 +363,8 @@ class BootedDaemon implements Daemon {
       outageMs: this.health.outageMs,
       currentOutageMs: this.health.currentOutageMs,
       logRecordsDropped: this.sink.droppedTotal,
+      takesShare: this.cluster.takesShare,
+      silentJobs: this.notifier.silentJobs,
     };
   }
 

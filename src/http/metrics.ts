@@ -14,8 +14,8 @@
 import client from "prom-client";
 import type { DaemonVitals } from "../daemon/boot.ts";
 import type { RunObserver } from "../daemon/service.ts";
-import type { NotifyChannel } from "../daemon/notifier.ts";
-import { type Node, NODE_STATES } from "../domain/node.ts";
+import { MAX_SKEW_MS, type Node, NODE_STATES } from "../domain/node.ts";
+import { NOTIFY_CHECK_MS, type NotifyChannel } from "../daemon/notifier.ts";
 import { judged } from "../app/status.ts";
 import { serviceGone } from "../daemon/presence.ts";
 import { RUN_STATUSES, type RunStatus, type RunTrigger } from "../domain/run.ts";
@@ -166,6 +166,20 @@ export class Metrics implements RunObserver {
       "jobsmanager_database_outage_current_seconds",
       "How long the current database outage has lasted; 0 while the database answers",
       (v) => v.currentOutageMs / 1000,
+    );
+    gauge(
+      "jobsmanager_share_taken",
+      `1 while this node fires its share of the jobs; 0 while its clock is more than ${
+        MAX_SKEW_MS / 1000
+      } s off the database's and another live node's is in step (fix its time sync)`,
+      (v) => v.firing ? (v.takesShare ? 1 : 0) : null,
+    );
+    gauge(
+      "jobsmanager_jobs_silent",
+      `Jobs without a success for their alert_after, as status lists them (every node sees them all; looked at every ${
+        NOTIFY_CHECK_MS / 1000
+      } s)`,
+      (v) => v.silentJobs,
     );
     counter(
       "jobsmanager_log_records_dropped_total",
