@@ -62,7 +62,11 @@ export class Firing {
     const rows: NewRun[] = [];
     const plans: ({ due: Due; slot: Slot; marker: string; shell?: Armed } | null)[] = [];
     for (const m of decision.missed) {
-      const why = this.o.handover.inheritedWhy(m.job.id);
+      // Held through an outage (cluster.on_database_outage), the fires say which.
+      const outage = this.o.cluster.holds
+        ? this.o.health.outagesDuring(m.first, m.last + m.policy.graceMs)
+        : null;
+      const why = [this.o.handover.inheritedWhy(m.job.id), outage].filter((w) => w).join("; ");
       rows.push({
         job_id: m.job.id,
         scheduled_at: m.last,
