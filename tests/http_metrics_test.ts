@@ -206,6 +206,33 @@ for (const backend of BACKENDS) {
 }
 
 for (const backend of BACKENDS) {
+  Deno.test(`metrics (${backend}): the runs a cleanly stopped service left, interrupted at the restart, are counted`, async () => {
+    const db = await freshDatabase(backend);
+    const metrics = new Metrics();
+    await using h = await DaemonHarness.create(db, { observer: metrics });
+    await h.job("a", { schedule: { minute: "0" } });
+    // Its stop could not record how its run ended (the database was away).
+    await h.store.saveNode({
+      ...serviceRow(NODE_ID),
+      stopped_at: T0 - 1000,
+      db_heartbeat_at: (await h.store.databaseNow()) - 600_000,
+    });
+    await h.sql(
+      "INSERT INTO jm_runs (job_id, scheduled_at, status, `trigger`, node_id) VALUES ('a', ?, 'running', 'schedule', ?)",
+      [T0 - 2000, NODE_ID],
+    );
+    await h.start();
+    await h.run("a", T0 - 2000, "interrupted");
+    await until(
+      async () =>
+        (await metrics.text()).includes('jobsmanager_runs_total{job="a",status="interrupted"} 1'),
+      "the interrupted run counted",
+      () => metrics.text(),
+    );
+  });
+}
+
+for (const backend of BACKENDS) {
   Deno.test(`metrics (${backend}): a missed row counts one run and every fire it stands for`, async () => {
     const db = await freshDatabase(backend);
     const metrics = new Metrics();

@@ -344,6 +344,8 @@ export class Service {
     if (outcome === "lost" && orphans.length > 0) {
       this.track(this.lost(orphans));
       this.o.notifier.lostRuns(this.nodeId, now, orphans);
+    } else if (orphans.length > 0) {
+      this.track(this.counted(orphans));
     }
     this.o.cluster.setJobs(jobs.map((job) => job.id), this.scheduled, latest);
     await this.reloads.appliedUpTo(latest);
@@ -553,6 +555,14 @@ export class Service {
         firstRunId: run.first_run_id,
         scheduledAt: run.scheduled_at,
       });
+    }
+  }
+
+  /** Runs a cleanly stopped service left, ended `interrupted` here: counted, as every end. */
+  private async counted(ids: number[]): Promise<void> {
+    for (const id of ids) {
+      const run = await this.o.store.getRun(id);
+      if (run) this.o.observer?.ended(run.job_id, run.status);
     }
   }
 
