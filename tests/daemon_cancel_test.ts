@@ -4,11 +4,12 @@
  * run (its group gets SIGTERM) and drops a fire still waiting for a worker;
  * both are recorded `cancelled`, naming who asked.
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
 import { DaemonHarness, describeRun, T0 } from "./daemon_harness.ts";
 import { cancelRun } from "../src/app/runs.ts";
 import { renderMessage } from "../src/daemon/log_sink.ts";
+import { Metrics } from "../src/http/metrics.ts";
 
 const at = (s: number) => T0 + s * 1000;
 const ASKED = "ops@box";
@@ -38,8 +39,10 @@ for (const backend of BACKENDS) {
   });
 
   Deno.test(`daemon[${backend}]: a fire waiting for a worker, cancelled, never starts`, async () => {
+    const metrics = new Metrics();
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "jobsmanager.max_workers": 1, "jobsmanager.misfire_grace_time": 60 },
+      observer: metrics,
     });
     await h.job("a", { schedule: { second: "1" } });
     await h.job("b", { schedule: { second: "1" } });
@@ -61,5 +64,9 @@ for (const backend of BACKENDS) {
     first.finish();
     await h.run(first.spec.env.JM_JOB_ID, at(1), "success");
     assertEquals(h.runner.runs.length, 1, "the cancelled fire started after all");
+    assertStringIncludes(
+      await metrics.text(),
+      `jobsmanager_runs_total{job="${queued.job_id}",status="cancelled"} 1`,
+    );
   });
 }
