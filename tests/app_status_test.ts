@@ -156,6 +156,7 @@ for (const backend of BACKENDS) {
         pendingMarkers: 0,
         latestMarker: 0,
         runsLastHour: {},
+        runningOnGone: 0,
         nextFires: [],
         silentJobs: [],
         pendingNotifications: { count: 0, oldest: null, retrying: 0, nextRetry: null },

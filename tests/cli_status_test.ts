@@ -96,3 +96,48 @@ for (const backend of BACKENDS) {
     ]);
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: status of a service of this host killed with SIGKILL says at once that its pid is gone`, async () => {
+    await using db = await freshDatabase(backend);
+    // A pid no process has any more.
+    const child = new Deno.Command("true").spawn();
+    await child.status;
+    const store = db.open();
+    try {
+      await store.migrate();
+      const databaseNow = await store.databaseNow();
+      // Its last heartbeat fresh: judged by it, the service would be live for three intervals more.
+      await store.saveNode({
+        ...serviceRow("killed"),
+        host: Deno.hostname(),
+        pid: child.pid,
+        db_heartbeat_at: databaseNow,
+        heartbeat_ms: HEARTBEAT_MS,
+      });
+      await store.claimRuns([{
+        job_id: "j",
+        scheduled_at: Date.now(),
+        status: "running",
+        trigger: "schedule",
+        node_id: "killed",
+      }]);
+    } finally {
+      await store.close();
+    }
+    const status = await cli(["--database", db.url, "status"], { cwd: db.dir });
+    const line = status.stdout.split("\n").find((l) => l.startsWith("killed "));
+    assertMatch(
+      line!,
+      new RegExp(`^killed +dead \\(pid ${child.pid} is not running\\) +${child.pid} `),
+    );
+    assertStringIncludes(
+      status.stdout,
+      "\nruns recorded running on a service that is not running: 1 (marked lost when it starts again)\n",
+    );
+    assertEquals([status.code, status.stderr], [
+      1,
+      `jobsmanager: no live jobsmanager service on this database: killed (pid ${child.pid} on ${Deno.hostname()}) is not running and did not stop (killed or crashed): see its log, and restart it (\`systemctl restart jobsmanager\` where systemd runs it)\n`,
+    ]);
+  });
+}

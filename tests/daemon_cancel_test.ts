@@ -4,10 +4,12 @@
  * run (its group gets SIGTERM) and drops a fire still waiting for a worker;
  * both are recorded `cancelled`, naming who asked.
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
 import { DaemonHarness, describeRun, T0 } from "./daemon_harness.ts";
 import { cancelRun } from "../src/app/runs.ts";
+import { renderMessage } from "../src/daemon/log_sink.ts";
+import { Metrics } from "../src/http/metrics.ts";
 
 const at = (s: number) => T0 + s * 1000;
 const ASKED = "ops@box";
@@ -28,11 +30,19 @@ for (const backend of BACKENDS) {
     await h.until(() => run.interrupted, "the run to be ended");
     const done = await h.run("long", at(1), "cancelled");
     assertEquals(done.note, `cancelled by ${ASKED} at ${new Date(at(1) + 500).toISOString()}`);
+    // Logged as recorded, and as what someone asked for: no warning.
+    const ended = await h.until(
+      () => h.logs.find((r) => /^job long run \d+ ended /.test(renderMessage(r))),
+      "the end to be logged",
+    );
+    assertEquals([ended.level, renderMessage(ended).split(" ")[5]], ["info", "cancelled"]);
   });
 
   Deno.test(`daemon[${backend}]: a fire waiting for a worker, cancelled, never starts`, async () => {
+    const metrics = new Metrics();
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "jobsmanager.max_workers": 1, "jobsmanager.misfire_grace_time": 60 },
+      observer: metrics,
     });
     await h.job("a", { schedule: { second: "1" } });
     await h.job("b", { schedule: { second: "1" } });
@@ -54,5 +64,9 @@ for (const backend of BACKENDS) {
     first.finish();
     await h.run(first.spec.env.JM_JOB_ID, at(1), "success");
     assertEquals(h.runner.runs.length, 1, "the cancelled fire started after all");
+    assertStringIncludes(
+      await metrics.text(),
+      `jobsmanager_runs_total{job="${queued.job_id}",status="cancelled"} 1`,
+    );
   });
 }

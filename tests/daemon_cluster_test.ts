@@ -16,6 +16,7 @@ import {
   storeWith,
   T0,
   throughProxy,
+  until,
 } from "./daemon_harness.ts";
 import { BACKENDS, freshDatabase, mysqlTest, rawQuery } from "./helpers.ts";
 import { proxyFor, type TcpProxy } from "./tcp_proxy.ts";
@@ -23,6 +24,8 @@ import { node } from "./store_contract.ts";
 import { assignJobs } from "../src/domain/share.ts";
 import { buildJob, type JobOptions } from "../src/domain/job.ts";
 import type { Run } from "../src/domain/run.ts";
+import { Metrics } from "../src/http/metrics.ts";
+import { readinessOf } from "../src/http/health.ts";
 
 /** Nodes honour the assignment they had before a change for 2 × 60 s + 1 s: past it. */
 const SETTLED_MS = 130_000;
@@ -220,6 +223,18 @@ for (const backend of BACKENDS) {
         (await c.store.nodesAndNow()).nodes.map((n) => [n.id, [n.jobs_owned, n.skew_ms! > 30_000]]),
       );
     assertEquals(await shares(), { n1: [10, false], n2: [0, true] });
+    // /metrics and /readyz say so.
+    const shareTaken = async (id: string) => {
+      const metrics = new Metrics();
+      metrics.watch(() => c.node(id).daemon.vitals);
+      return (await metrics.text()).match(/^jobsmanager_share_taken (\d)$/m)?.[1];
+    };
+    assertEquals([await shareTaken("n1"), await shareTaken("n2")], ["1", "0"]);
+    assertMatch(
+      readinessOf(c.node("n2").daemon.vitals).timetable.detail,
+      /^10 jobs loaded; this node fires none of them: its clock is more than 2 s off the database's while another live node's is in step \(fix its time sync, NTP\)$/,
+    );
+    assertEquals(readinessOf(c.node("n1").daemon.vitals).timetable.detail, "10 jobs loaded");
     assertMatch(
       c.node("n2").line(/clock is/)!,
       /^this node's clock is (39\d{3}|40\d{3}) ms off the database's; fires are computed from a node's own clock, so this node takes no share of the jobs while another live node's clock is within 2000 ms of the database's \(alone, or with all off, it fires at its clock's instants\); fix its time sync \(NTP\)$/,
@@ -313,7 +328,12 @@ for (const backend of BACKENDS) {
   });
 
   test("a node that stops beating: its running run is lost, its fires run elsewhere or are missed naming it", async () => {
-    await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
+    const metrics = new Map(["n1", "n2"].map((id) => [id, new Metrics()]));
+    await using c = await ClusterHarness.create(
+      await freshDatabase(backend),
+      ["n1", "n2"],
+      (id) => ({ observer: metrics.get(id) }),
+    );
     const jobs = everySecond(10);
     // Every run ends at once but slow's, which runs until the test ends.
     for (const node of c.nodes) node.runner.endAll((run) => run.jobId === "slow");
@@ -350,6 +370,18 @@ for (const backend of BACKENDS) {
     );
     const [row] = (await c.store.nodesAndNow()).nodes.filter((n) => n.id === victim);
     assertEquals(row.declared_dead_by, survivor.nodeId);
+    // Counted by the node that wrote them lost (a fire queued behind slow's run is lost with it).
+    const counted = metrics.get(survivor.nodeId)!;
+    await until(
+      async () => {
+        const rows = (await c.runs("slow")).filter((r) => r.status === "lost").length;
+        return (await counted.text()).includes(
+          `jobsmanager_runs_total{job="slow",status="lost"} ${rows}`,
+        );
+      },
+      `the lost runs counted on ${survivor.nodeId}'s /metrics`,
+      async () => `${(await c.runs("slow")).map(describeRun).join("\n")}\n${await counted.text()}`,
+    );
     // Ended by the victim's last heartbeat (its own clock, that of the run's start), or by the
     // run's start when it came after: not by when the survivor found it dead.
     assertEquals(

@@ -13,6 +13,7 @@ import { proxyFor } from "./tcp_proxy.ts";
 import { renderMessage } from "../src/daemon/log_sink.ts";
 
 const at = (s: number) => T0 + s * 1000;
+const iso = (ms: number) => new Date(ms).toISOString();
 const UNREACHABLE = /^the database is unreachable/;
 const BACK = /^the database is back after (\d+) s$/;
 
@@ -314,6 +315,50 @@ mysqlTest(
     await h.until(
       async () => (await h.markers()).find((m) => m.id === marker)?.updated,
       `marker ${marker}, written during the outage, to be applied (clock at 6 s)`,
+    );
+  },
+);
+
+mysqlTest(
+  "daemon[mysql]: fires held through an outage and missed say when the database was unreachable",
+  async () => {
+    const db = await freshDatabase("mysql");
+    await using proxy = proxyFor(db);
+    await using h = await DaemonHarness.create(db, {
+      store: throughProxy(db, proxy),
+      settings: { "cluster.on_database_outage": "hold" },
+    });
+    await h.job("tick", { schedule: { second: "*" } });
+    h.runner.endAll();
+    await h.start();
+    await h.clock.set(at(1));
+    await h.run("tick", at(1), "success");
+    proxy.cut();
+    // The claim of the fire at 2 s fails: the outage begins, the fire is held.
+    await h.clock.set(at(2));
+    await h.until(() => h.line(UNREACHABLE), "the outage to be logged");
+    // Probes back off from 1 s: the one at 3 s fails, the next comes at 5 s.
+    await h.clock.set(at(3));
+    assertEquals(await failedProbes(h, 1), 2);
+    await h.clock.set(at(4));
+    proxy.restore();
+    await h.clock.set(at(5));
+    await h.until(() => h.line(BACK), "the database to be back");
+    // Decided once it is back: the fires at 2 and 3 s are past their grace (1 s) at 5 s.
+    const missed = await h.until(async () => {
+      const rows = (await h.runs("tick")).filter((r) => r.status === "missed");
+      return rows.length > 0 ? rows : null;
+    }, "the held fires to be recorded missed");
+    assertEquals(
+      missed.map((r) => r.note),
+      [
+        `2 fires from ${iso(at(2))} to ${
+          iso(at(3))
+        } came later than misfire_grace_time (1 s); the database was unreachable from ${
+          iso(at(2))
+        } to ${iso(at(5))}`,
+      ],
+      missed.map(describeRun).join("\n"),
     );
   },
 );

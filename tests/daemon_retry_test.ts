@@ -5,13 +5,14 @@
  * dropped (or kept, with --retry-overlap); a job following another runs
  * once per matching end of its runs, recording the parent run.
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { BACKENDS, freshDatabase, rawQuery } from "./helpers.ts";
 import { DaemonHarness, NODE_ID, T0 } from "./daemon_harness.ts";
 import { node } from "./store_contract.ts";
 import { retryDelayMs } from "../src/domain/job.ts";
 import { cancelRun } from "../src/app/runs.ts";
 import type { Run } from "../src/domain/run.ts";
+import { Metrics } from "../src/http/metrics.ts";
 
 const FAILED = { status: "failed", exitCode: 1 } as const;
 
@@ -174,7 +175,10 @@ for (const backend of BACKENDS) {
   Deno.test(
     `daemon[${backend}]: a pending retry cancelled by hand ends the attempts: the failure follow-ups start`,
     async () => {
-      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      const metrics = new Metrics();
+      await using h = await DaemonHarness.create(await freshDatabase(backend), {
+        observer: metrics,
+      });
       const { failed, retry } = await failedOnce(h, "2", "60");
       const asked = await cancelRun(h.store, retry.id, { by: "ops@box", now: T0 + 6000 });
       assertEquals([asked.outcome, asked.run.status], ["requested", "queued"]);
@@ -186,6 +190,10 @@ for (const backend of BACKENDS) {
         [`cancelled by ops@box at ${new Date(T0 + 6000).toISOString()}`, NODE_ID],
       );
       await followed(h, failed, "its retry was cancelled");
+      assertStringIncludes(
+        await metrics.text(),
+        `jobsmanager_runs_total{job="flaky",status="cancelled"} 1`,
+      );
       await h.clock.set(retry.scheduled_at + 1000);
       assert(!h.runner.of("flaky").some((r) => r.runId === retry.id), "the cancelled retry ran");
     },

@@ -1391,7 +1391,10 @@ Deno.test("readyz: with the database away, says whether this node keeps firing o
     firing: true,
     databaseOnline: false,
     outageMs: 2000,
+    currentOutageMs: 2000,
     logRecordsDropped: 0,
+    takesShare: true,
+    silentJobs: 0,
   };
   assertEquals(
     readinessOf({ ...vitals, holdingReason: null }).database.detail,

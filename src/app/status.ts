@@ -21,14 +21,19 @@ const HOUR_MS = 3_600_000;
 const NEXT_FIRES = 5;
 
 export interface Status {
-  /** Most recent heartbeat first. */
-  services: (Node & { state: NodeState })[];
+  /**
+   * Most recent heartbeat first. `gone`: its process is known not to run
+   * (`options.gone` said so), and its state is then `dead` at once.
+   */
+  services: (Node & { state: NodeState; gone: boolean })[];
   /** Reload markers not every live service has applied yet. */
   pendingMarkers: number;
   /** The newest reload marker: how far behind each service is. */
   latestMarker: number;
   /** Runs scheduled in the hour before `now`, by status. */
   runsLastHour: Partial<Record<RunStatus, number>>;
+  /** Runs recorded `running` on a service that is `gone`: they end `lost` when it starts again. */
+  runningOnGone: number;
   /** The earliest next fires of the enabled jobs, soonest first. */
   nextFires: { job: Job; at: Date }[];
   /**
@@ -62,10 +67,27 @@ export async function liveServices(
     .sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
+/**
+ * A node's state as `status` says it: by its heartbeat (`nodeState`), but
+ * `dead` at once where `gone` knows its process does not run. A clean stop
+ * or a declaration says more; a heartbeat still fresh says less.
+ */
+export function judged(
+  node: Node,
+  now: number,
+  heartbeatMs: number,
+  databaseNow: number | undefined,
+  gone?: (node: Node) => boolean,
+): Node & { state: NodeState; gone: boolean } {
+  const state = nodeState(node, now, heartbeatMs, databaseNow);
+  const isGone = state !== "stopped" && state !== "dead" && (gone?.(node) ?? false);
+  return { ...node, state: isGone ? "dead" : state, gone: isGone };
+}
+
 /** The services and reload markers: what the dashboard's health line shows. */
 export interface Health {
   /** Most recent heartbeat first. */
-  services: (Node & { state: NodeState })[];
+  services: (Node & { state: NodeState; gone: boolean })[];
   /** Reload markers not every live service has applied yet. */
   pendingMarkers: number;
   /** The newest reload marker. */
@@ -81,7 +103,12 @@ export interface Health {
  */
 export async function health(
   stores: NodeStore & MarkerStore,
-  options: { now: number; heartbeatMs: number },
+  options: {
+    now: number;
+    heartbeatMs: number;
+    /** Whether a service's process is known not to run (one of this host whose pid is gone). */
+    gone?: (node: Node) => boolean;
+  },
 ): Promise<Health> {
   const { nodes, databaseNow } = await stores.nodesAndNow();
   const [pendingMarkers, latestMarker] = await Promise.all([
@@ -89,10 +116,9 @@ export async function health(
     stores.latestMarkerId(),
   ]);
   return {
-    services: nodes.map((n) => ({
-      ...n,
-      state: nodeState(n, options.now, options.heartbeatMs, databaseNow),
-    })),
+    services: nodes.map((n) =>
+      judged(n, options.now, options.heartbeatMs, databaseNow, options.gone)
+    ),
     pendingMarkers,
     latestMarker,
     databaseNow,
@@ -106,10 +132,21 @@ export async function status(
     & RunStore
     & JobStore
     & Pick<NotifyStore, "silenceCandidates" | "notificationsPending">,
-  options: { now: number; heartbeatMs: number; defaultZone: string },
+  options: {
+    now: number;
+    heartbeatMs: number;
+    defaultZone: string;
+    /** Whether a service's process is known not to run (one of this host whose pid is gone). */
+    gone?: (node: Node) => boolean;
+  },
 ): Promise<Status> {
   const { now, defaultZone } = options;
   const { services, pendingMarkers, latestMarker, databaseNow } = await health(stores, options);
+  const goneIds = new Set(services.filter((n) => n.gone).map((n) => n.id));
+  const runningOnGone = goneIds.size === 0
+    ? 0
+    : (await stores.runningRuns()).filter((r) => r.node_id !== null && goneIds.has(r.node_id))
+      .length;
   const runsLastHour = await stores.countRuns(now - HOUR_MS);
   // As `job list` gives them: a row broken by hand has no next fire (it says what is wrong).
   const fires = (await listJobs(stores, { defaultZone, now }))
@@ -124,6 +161,7 @@ export async function status(
     pendingMarkers,
     latestMarker,
     runsLastHour,
+    runningOnGone,
     nextFires: fires,
     silentJobs,
     pendingNotifications,

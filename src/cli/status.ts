@@ -12,6 +12,7 @@ import { pendingJson, type Status, status } from "../app/status.ts";
 import { command } from "./command.ts";
 import { defaultZoneText, table } from "./output.ts";
 import type { DefaultZone } from "../app/zone.ts";
+import { serviceGone } from "../daemon/presence.ts";
 
 function uptime(ms: number): string {
   const s = Math.floor(ms / 1000);
@@ -56,7 +57,7 @@ function servicesText(report: Status, now: number, heartbeatMs: number): string 
     .sort((a, b) => a - b).map((ms) => `${ms / 1000} s`);
   const interval = intervals.length === 1 ? intervals[0] : `its own (${intervals.join(", ")})`;
   return [
-    `services (stale: no heartbeat for ${STALE_AFTER_BEATS} intervals of ${interval}; dead: declared dead by another node, its runs lost and its jobs moved; leaving: stopping, ending its runs, its jobs moved):`,
+    `services (stale: no heartbeat for ${STALE_AFTER_BEATS} intervals of ${interval}; dead: declared dead by another node, its runs lost and its jobs moved, or its pid on this host is not running; leaving: stopping, ending its runs, its jobs moved):`,
     table(
       [
         "NODE",
@@ -74,7 +75,11 @@ function servicesText(report: Status, now: number, heartbeatMs: number): string 
       // Rows a person may have written by hand: escaped, each cell on its line.
       report.services.map((n) => [
         printableLine(n.id),
-        n.state === "dead" ? printableLine(`dead (by ${n.declared_dead_by})`) : n.state,
+        n.gone
+          ? `dead (pid ${n.pid} is not running)`
+          : n.state === "dead"
+          ? printableLine(`dead (by ${n.declared_dead_by})`)
+          : n.state,
         String(n.pid),
         printableLine(n.version),
         n.state === "live" ? uptime(onDatabaseClock(n, "started_at", now, report)) : "-",
@@ -131,6 +136,9 @@ function statusText(
     `runs in the last hour: ${
       runs.length === 0 ? "none" : printableLine(runs.map(([k, v]) => `${k} ${v}`).join(", "))
     }`,
+    ...(report.runningOnGone === 0 ? [] : [
+      `runs recorded running on a service that is not running: ${report.runningOnGone} (marked lost when it starts again)`,
+    ]),
     report.silentJobs.length === 0
       ? "silent jobs (no success for their alert_after): none"
       : "silent jobs (no success for their alert_after):\n" + table(
@@ -162,7 +170,12 @@ export function statusCommand() {
         const defaultZone = await ctx.defaultZone(store);
         return {
           defaultZone,
-          report: await status(store, { now, heartbeatMs, defaultZone: defaultZone.name }),
+          report: await status(store, {
+            now,
+            heartbeatMs,
+            defaultZone: defaultZone.name,
+            gone: serviceGone,
+          }),
         };
       });
       ctx.print(
@@ -187,12 +200,21 @@ export function statusCommand() {
       if (!report.services.some((n) => n.state === "live")) {
         // A stale service did not stop: it may hold the SQLite file still, or come back.
         const stale = report.services.filter((n) => n.state === "stale");
+        const gone = report.services.filter((n) => n.gone);
+        const restart =
+          "see its log, and restart it (`systemctl restart jobsmanager` where systemd runs it)";
+        const named = (nodes: typeof stale) =>
+          nodes.map((n) => `${n.id} (pid ${n.pid} on ${n.host})`).join(", ");
         throw new RuntimeError(
-          stale.length === 0
+          gone.length > 0
+            ? `no live jobsmanager service on this database: ${
+              named(gone)
+            } is not running and did not stop (killed or crashed): ${restart}`
+            : stale.length === 0
             ? "no live jobsmanager service on this database (start one with `jobsmanager serve`)"
             : `no live jobsmanager service on this database: ${
-              stale.map((n) => `${n.id} (pid ${n.pid} on ${n.host})`).join(", ")
-            } stopped sending heartbeats without stopping (hung, suspended, or killed): see its log, and restart it (\`systemctl restart jobsmanager\` where systemd runs it)`,
+              named(stale)
+            } stopped sending heartbeats without stopping (hung, suspended, or killed): ${restart}`,
         );
       }
     },

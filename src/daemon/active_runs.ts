@@ -75,7 +75,7 @@ export interface ActiveRunsOptions {
   recorder: Pick<RunRecorder, "update">;
   notifier: Pick<Notifier, "runEnded">;
   observer?: {
-    started(jobId: string, lagMs: number): void;
+    started(jobId: string, lagMs: number, trigger: RunTrigger): void;
     ended(jobId: string, status: RunStatus): void;
   };
   aftermath: Aftermath;
@@ -229,7 +229,7 @@ export class ActiveRuns {
       started_at: started.startedAt,
       ...(started.pid === null ? {} : { pgid: started.pid, marker: started.marker }),
     }));
-    this.o.observer?.started(job.id, started.startedAt - scheduledAt);
+    this.o.observer?.started(job.id, started.startedAt - scheduledAt, active.trigger);
     runnerLog.info("job {job} run {run} started, {lag} ms after its fire time", {
       job: job.id,
       run: runId,
@@ -292,23 +292,24 @@ export class ActiveRuns {
     run.run.escaped.then(unwatch, unwatch);
     run.slot.release();
     this.o.armAfterEnd(run.job.id);
-    const level = result.status === "success" ? "info" : "warn";
-    runnerLog[level](
-      "job {job} run {run} ended {status} (exit {exit}) after {ms} ms, {bytes} bytes of output",
-      {
-        job: run.job.id,
-        run: runId,
-        status: result.status,
-        exit: result.exitCode ?? result.signal,
-        ms: result.finishedAt - result.startedAt,
-        bytes: result.outputBytes,
-      },
-    );
     const cancelled = this.cancelling.get(runId);
     this.cancelling.delete(runId);
     const record = cancelled === undefined
       ? finishedRecord(result, run.note)
       : { ...finishedRecord(result, run.note), status: "cancelled" as const, note: cancelled };
+    // Logged as recorded; a cancel someone asked for is no trouble.
+    const level = record.status === "success" || record.status === "cancelled" ? "info" : "warn";
+    runnerLog[level](
+      "job {job} run {run} ended {status} (exit {exit}) after {ms} ms, {bytes} bytes of output",
+      {
+        job: run.job.id,
+        run: runId,
+        status: record.status,
+        exit: result.exitCode ?? result.signal,
+        ms: result.finishedAt - result.startedAt,
+        bytes: result.outputBytes,
+      },
+    );
     const recorded = this.o.recorder.update(runId, record);
     // Processes that had left the run's group are found a little after its end.
     this.o.track(

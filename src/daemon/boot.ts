@@ -83,8 +83,14 @@ export interface DaemonVitals extends ServiceState {
   holdingReason: string | null;
   /** How long the database has been away since the start, the current outage included. */
   outageMs: number;
+  /** How long the current outage has lasted; 0 while the database answers. */
+  currentOutageMs: number;
   /** Log records the jm_syslog sink dropped since the start. */
   logRecordsDropped: number;
+  /** False while its clock is off and another live node's is in step: it fires no scheduled job. */
+  takesShare: boolean;
+  /** Jobs silent past their alert_after at the notifier's last look; null before it. */
+  silentJobs: number | null;
 }
 
 export interface Daemon {
@@ -355,7 +361,10 @@ class BootedDaemon implements Daemon {
       databaseOnline: this.health.online,
       holdingReason: this.cluster.holdingReason,
       outageMs: this.health.outageMs,
+      currentOutageMs: this.health.currentOutageMs,
       logRecordsDropped: this.sink.droppedTotal,
+      takesShare: this.cluster.takesShare,
+      silentJobs: this.notifier.silentJobs,
     };
   }
 

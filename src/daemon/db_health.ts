@@ -23,11 +23,15 @@ const storeLog = log("store");
 
 /** Distinct refusals remembered as told; beyond, they are told again (a bound, not a policy). */
 const MAX_REFUSALS_KEPT = 100;
+/** Outages remembered for the notes of the fires they held (a bound, not a policy). */
+const RECENT_OUTAGES_KEPT = 10;
 
 export class DbHealth {
   private downSince: number | null = null;
   /** Length of the outages that ended (for /metrics). */
   private pastOutagesMs = 0;
+  /** The last outages that ended, oldest first. */
+  private readonly recent: { from: number; to: number }[] = [];
   private probing: Promise<void> | null = null;
   private readonly recoveries: Recovery[] = [];
   private readonly backListeners: (() => void)[] = [];
@@ -50,8 +54,27 @@ export class DbHealth {
 
   /** How long the database has been away since this object was made, the current outage included. */
   get outageMs(): number {
-    const current = this.downSince === null ? 0 : this.clock.now() - this.downSince;
-    return this.pastOutagesMs + current;
+    return this.pastOutagesMs + this.currentOutageMs;
+  }
+
+  /** How long the current outage has lasted; 0 while the database answers. */
+  get currentOutageMs(): number {
+    return this.downSince === null ? 0 : this.clock.now() - this.downSince;
+  }
+
+  /**
+   * The outages that overlap `from`..`to` (ms), the one under way
+   * included, said for a note: "the database was unreachable from … to …";
+   * null when none did.
+   */
+  outagesDuring(from: number, to: number): string | null {
+    const iso = (ms: number) => new Date(ms).toISOString();
+    const spans = [
+      ...this.recent.filter((o) => o.from <= to && o.to >= from)
+        .map((o) => `from ${iso(o.from)} to ${iso(o.to)}`),
+      ...(this.downSince !== null && this.downSince <= to ? [`since ${iso(this.downSince)}`] : []),
+    ];
+    return spans.length === 0 ? null : `the database was unreachable ${spans.join(", and ")}`;
   }
 
   /** Run `recovery` after each outage, once the database answers; if it fails, the outage goes on. */
@@ -154,6 +177,8 @@ export class DbHealth {
         }
       }
       const downFor = this.clock.now() - (this.downSince ?? this.clock.now());
+      this.recent.push({ from: this.downSince ?? this.clock.now(), to: this.clock.now() });
+      if (this.recent.length > RECENT_OUTAGES_KEPT) this.recent.shift();
       this.downSince = null;
       this.pastOutagesMs += downFor;
       storeLog.info("the database is back after {seconds} s", {

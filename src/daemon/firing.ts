@@ -29,7 +29,7 @@ export interface FiringOptions {
   slots: SlotGate;
   timetable: Timetable;
   notifier: Pick<Notifier, "runEnded">;
-  observer?: { ended(jobId: string, status: RunStatus): void };
+  observer?: { ended(jobId: string, status: RunStatus, fires?: number): void };
   aftermath: Aftermath;
   handover: Handover;
   shells: ShellArming;
@@ -62,7 +62,11 @@ export class Firing {
     const rows: NewRun[] = [];
     const plans: ({ due: Due; slot: Slot; marker: string; shell?: Armed } | null)[] = [];
     for (const m of decision.missed) {
-      const why = this.o.handover.inheritedWhy(m.job.id);
+      // Held through an outage (cluster.on_database_outage), the fires say which.
+      const outage = this.o.cluster.holds
+        ? this.o.health.outagesDuring(m.first, m.last + m.policy.graceMs)
+        : null;
+      const why = [this.o.handover.inheritedWhy(m.job.id), outage].filter((w) => w).join("; ");
       rows.push({
         job_id: m.job.id,
         scheduled_at: m.last,
@@ -161,7 +165,7 @@ export class Firing {
       const id = ids[i];
       if (id === null) return;
       this.o.notifier.runEnded(m.job, missedRun(id, rows[i], now));
-      this.o.observer?.ended(m.job.id, "missed");
+      this.o.observer?.ended(m.job.id, "missed", m.count);
       schedulerLog.warn("job {job}: {count} fires missed", { job: m.job.id, count: m.count });
     });
     rows.forEach((row, i) => {

@@ -331,6 +331,7 @@ export class Notifier {
   private readonly unrecorded = new Map<number, { job: Job; run: EndedRun }>();
   /** Silence alerts this node has claimed or seen claimed: job id → the `since` they were for. */
   private readonly silenced = new Map<string, number>();
+  private silentCount: number | null = null;
   /** When held-back notifications are looked for next (see HELD_LOOK_MAX_MS); at once at start. */
   private heldLookAt = -Infinity;
   /**
@@ -434,6 +435,14 @@ export class Notifier {
   }
 
   /**
+   * Jobs with alert_after silent past it at the last look, every node's
+   * (as `status` lists them); null before the first look.
+   */
+  get silentJobs(): number | null {
+    return this.silentCount;
+  }
+
+  /**
    * Look for silent jobs, due held-back notifications and pending ones
    * every NOTIFY_CHECK_MS until `close`.
    */
@@ -471,6 +480,7 @@ export class Notifier {
     const candidates = this.o.silenceWatched?.() === false
       ? []
       : await this.o.store.silenceCandidates();
+    this.silentCount = candidates.filter((c) => c.since + c.alert_after * 1000 <= now).length;
     for (const candidate of candidates) {
       if (!this.o.mayFire(candidate.job_id)) continue;
       if (candidate.since + candidate.alert_after * 1000 > now) continue;

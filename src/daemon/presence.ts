@@ -36,3 +36,12 @@ export function presence(pid: number): "gone" | "ours" | "other" | "unknown" {
   const errno = new Deno.UnsafePointerView(libc.__errno_location()!).getInt32();
   return errno === ESRCH ? "gone" : errno === EPERM ? "other" : "unknown";
 }
+
+/**
+ * Whether the service a `jm_nodes` row names is known not to run: the row
+ * is of this host and no process has its pid. A pid taken since by
+ * another process keeps it unknown (judged by its heartbeat, as before).
+ */
+export function serviceGone(node: { host: string; pid: number }): boolean {
+  return node.host === Deno.hostname() && presence(node.pid) === "gone";
+}

@@ -110,6 +110,7 @@ export class RunRequests {
           finished_at: this.o.clock.now(),
           note,
         }));
+        this.o.observer?.ended(due.job.id, "cancelled");
       }
     }
   }
@@ -128,6 +129,7 @@ export class RunRequests {
       note,
     }, "queued");
     if (!cancelled) return;
+    this.o.observer?.ended(request.job_id, "cancelled");
     schedulerLog.info(
       "job {job} run {run}: {note} before it started; the attempts end with the one before it",
       { job: request.job_id, run: request.id, note },

@@ -11,7 +11,7 @@
  */
 import type { Job } from "../domain/job.ts";
 import { log } from "./log.ts";
-import type { RunStatus } from "../domain/run.ts";
+import type { RunStatus, RunTrigger } from "../domain/run.ts";
 import type { Node } from "../domain/node.ts";
 import type { JobStore, MarkerStore, RunStore } from "../store/store.ts";
 import { type Clock, type Deadline, PRECISE_TAIL_MS, settlesWithin } from "./clock.ts";
@@ -40,11 +40,12 @@ import { type JobDefaults, Timetable } from "./timetable.ts";
  * scheduler's path, so it must return at once.
  */
 export interface RunObserver extends NotifyObserver {
-  /** A run's command started `lagMs` after its scheduled instant. */
-  started(jobId: string, lagMs: number): void;
+  /** A run's command started `lagMs` after its scheduled instant (for `manual`: after it was asked). */
+  started(jobId: string, lagMs: number, trigger: RunTrigger): void;
   /** The timetable's next fire is now at `at` (ms; Infinity: none), before any start it brings. */
   upcoming?(at: number): void;
-  ended(jobId: string, status: RunStatus): void;
+  /** A run's row was written final; `fires`: how many fires a `missed` row stands for (else 1). */
+  ended(jobId: string, status: RunStatus, fires?: number): void;
   /** Every job in the table now (a reload read them all): what is kept of others may go. */
   jobsInTable?(ids: ReadonlySet<string>): void;
 }
@@ -343,6 +344,8 @@ export class Service {
     if (outcome === "lost" && orphans.length > 0) {
       this.track(this.lost(orphans));
       this.o.notifier.lostRuns(this.nodeId, now, orphans);
+    } else if (orphans.length > 0) {
+      this.track(this.counted(orphans));
     }
     this.o.cluster.setJobs(jobs.map((job) => job.id), this.scheduled, latest);
     await this.reloads.appliedUpTo(latest);
@@ -533,13 +536,15 @@ export class Service {
 
   /**
    * Runs this node marked `lost` (declaring their node dead, or left by its
-   * own previous service that died): retried, followed, as any end.
+   * own previous service that died): counted, retried, followed, as any end.
    */
   private async lost(ids: number[]): Promise<void> {
     // A node is declared dead as this one registers, before its jobs are loaded.
     await this.loaded.promise;
     for (const id of ids) {
       const run = await this.o.store.getRun(id);
+      // Counted by the node that wrote them lost, as every node counts the rows it ends.
+      if (run) this.o.observer?.ended(run.job_id, run.status);
       const job = run && this.known.get(run.job_id);
       if (!run || !job) continue;
       await this.aftermath.ended(job, {
@@ -550,6 +555,14 @@ export class Service {
         firstRunId: run.first_run_id,
         scheduledAt: run.scheduled_at,
       });
+    }
+  }
+
+  /** Runs a cleanly stopped service left, ended `interrupted` here: counted, as every end. */
+  private async counted(ids: number[]): Promise<void> {
+    for (const id of ids) {
+      const run = await this.o.store.getRun(id);
+      if (run) this.o.observer?.ended(run.job_id, run.status);
     }
   }
 

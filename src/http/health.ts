@@ -8,6 +8,7 @@
  */
 import { Hono } from "hono";
 import type { DaemonVitals } from "../daemon/boot.ts";
+import { MAX_SKEW_MS } from "../domain/node.ts";
 
 export interface Check {
   ok: boolean;
@@ -37,7 +38,14 @@ export function readinessOf(v: DaemonVitals): Readiness {
         : `unreachable; this node holds its fires until it is back (${v.holdingReason})`,
     },
     timetable: v.firing
-      ? { ok: true, detail: `${v.jobsLoaded} jobs loaded` }
+      ? {
+        ok: true,
+        detail: v.takesShare
+          ? `${v.jobsLoaded} jobs loaded`
+          : `${v.jobsLoaded} jobs loaded; this node fires none of them: its clock is more than ${
+            MAX_SKEW_MS / 1000
+          } s off the database's while another live node's is in step (fix its time sync, NTP)`,
+      }
       : { ok: false, detail: "not loaded: the service is starting or stopping" },
   };
 }

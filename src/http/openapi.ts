@@ -353,7 +353,12 @@ const schemas: Record<string, Schema> = {
     state: {
       enum: [...NODE_STATES],
       description:
-        "live; stale: no heartbeat for 3 intervals, not declared dead yet; dead: declared dead by another node; leaving: stopping cleanly, ending its runs (its jobs went to the live nodes); stopped: stopped cleanly",
+        "live; stale: no heartbeat for 3 intervals, not declared dead yet; dead: declared dead by another node, or gone; leaving: stopping cleanly, ending its runs (its jobs went to the live nodes); stopped: stopped cleanly",
+    },
+    gone: {
+      type: "boolean",
+      description:
+        "its host is this server's and no process has its pid (killed or crashed): dead at once, whatever its heartbeat",
     },
   }),
   StatusCounts: {

@@ -14,6 +14,7 @@
 import { Hono } from "hono";
 import { reload } from "../../app/jobs.ts";
 import { health, pendingJson, status } from "../../app/status.ts";
+import { serviceGone } from "../../daemon/presence.ts";
 import { zoneOf } from "../../domain/job.ts";
 import { NODE_STATES, type NodeState } from "../../domain/node.ts";
 import { DatabaseError } from "../../errors.ts";
@@ -59,7 +60,7 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
     const readyNow = readiness();
     let h;
     try {
-      h = await health(store, { now, heartbeatMs: api.heartbeatMs });
+      h = await health(store, { now, heartbeatMs: api.heartbeatMs, gone: serviceGone });
     } catch (error) {
       if (!(error instanceof DatabaseError) || !error.unreachable) throw error;
       await readyNow;
@@ -106,7 +107,12 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
     let s, perMinute, running;
     try {
       [s, perMinute, running] = await Promise.all([
-        status(store, { now, heartbeatMs: api.heartbeatMs, defaultZone: api.defaultZone }),
+        status(store, {
+          now,
+          heartbeatMs: api.heartbeatMs,
+          defaultZone: api.defaultZone,
+          gone: serviceGone,
+        }),
         store.countRunsByMinute(first),
         store.runningRuns(),
       ]);

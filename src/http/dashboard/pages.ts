@@ -683,7 +683,7 @@ page(/^\/status$/, (_, __, signal) => poll(signal, 5000, readStatus, (s) => {
         h("td", {}, n.id, h("div", { class: "muted small" }, n.host)),
         // The database down: each state is as last read, and may no longer be true.
         h("td", {}, s.database.state === "down" ? h("span", { class: "badge last-known", title: "as read at " + fmt(s.read_at) + "; the database is down" }, "last known: " + n.state)
-          : badge(n.state), n.state === "dead" ? h("div", { class: "muted small" }, "by " + n.declared_dead_by + ", " + ago(n.declared_dead_at)) : null),
+          : badge(n.state), n.state === "dead" ? h("div", { class: "muted small" }, n.gone ? "pid " + n.pid + " is not running" : "by " + n.declared_dead_by + ", " + ago(n.declared_dead_at)) : null),
         h("td", { class: "hide-narrow" }, n.pid),
         h("td", { class: "hide-narrow" }, n.version),
         h("td", {}, when(heartbeatOnDatabaseClock(n)), h("div", { class: "muted small" }, ago(heartbeatOnDatabaseClock(n)))),
