@@ -711,8 +711,7 @@ await sink[Symbol.asyncDispose]();
     await reading;
     assertEquals(status.code, 0, err);
   } finally {
-    // A child held in the open (the failure) is let go, then ended.
-    reader ??= await Deno.open(path, { read: true }).catch(() => undefined);
+    // A child held in the open (the failure) is ended there: a kill ends the wait.
     try {
       child.kill("SIGKILL");
     } catch {
