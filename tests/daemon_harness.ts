@@ -26,7 +26,7 @@ import type { Run } from "../src/domain/run.ts";
 import type { Store } from "../src/store/store.ts";
 import { VERSION } from "../src/version.ts";
 import { FakeClock } from "./fake_clock.ts";
-import { rawQuery, type TestDatabase, waitFor } from "./helpers.ts";
+import { migrateFresh, rawQuery, type TestDatabase, waitFor } from "./helpers.ts";
 import { resolveTarget } from "../src/config/database.ts";
 import { openStore } from "../src/store/open.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
@@ -304,7 +304,7 @@ export class DaemonHarness implements AsyncDisposable {
   /** A harness on `db` with its schema in place; `start()` boots the daemon. */
   static async create(db: TestDatabase, options: HarnessOptions = {}): Promise<DaemonHarness> {
     const h = new DaemonHarness(db, options);
-    await h.store.migrate();
+    await migrateFresh(db, h.store);
     return h;
   }
 
