@@ -190,9 +190,9 @@ export async function schemaVersionOf(db: TestDatabase): Promise<number> {
 }
 
 /**
- * The MySQL database the schema is copied from: migrated once per server and
- * schema (its name holds a hash of the migrations), kept for the next runs.
- * Its tables, and the lock under which a test process makes it.
+ * The MySQL database the schema is copied from, and its tables: migrated once
+ * per server and schema (its name holds a hash of the migrations), kept for
+ * the next runs, made under a lock of the same name.
  */
 let schemaTemplate: Promise<{ name: string; tables: string[] }> | null = null;
 
@@ -211,7 +211,11 @@ function templateDatabase(): Promise<{ name: string; tables: string[] }> {
         { ok: number }[],
         unknown,
       ];
-      if (Number(locked.ok) !== 1) throw new Error(`could not lock ${name} within 120 s`);
+      if (Number(locked.ok) !== 1) {
+        throw new Error(
+          `the lock ${name} was held for 120 s by another test process making the template; see what it waits on with SHOW PROCESSLIST on the server, or drop the database ${name} and run again`,
+        );
+      }
       try {
         const versions = await c.query(`SELECT MAX(version) AS v FROM ${name}.jm_schema_version`)
           .then(([rows]) => Number((rows as { v: number }[])[0].v), () => 0);
