@@ -12,7 +12,14 @@ import { CLI_NAMES } from "../src/cli/input_names.ts";
 import { buildJob } from "../src/domain/job.ts";
 import { NotFoundError, RuntimeError } from "../src/errors.ts";
 import type { Store } from "../src/store/store.ts";
-import { type Backend, BACKENDS, freshDatabase, rawQuery, type TestDatabase } from "./helpers.ts";
+import {
+  type Backend,
+  BACKENDS,
+  freshDatabase,
+  migrateFresh,
+  rawQuery,
+  type TestDatabase,
+} from "./helpers.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 const NOT_FOUND = "job 'nope' does not exist (see `jobsmanager job list`)";
@@ -29,7 +36,7 @@ async function onFreshStore(
   await using db = await freshDatabase(backend);
   const store = db.open();
   try {
-    await store.migrate();
+    await migrateFresh(db, store);
     const job = buildJob("a", { command: "echo a", cron: "0 0 1 1 *" }, null, T0);
     await addJob(store, job, { replace: false, names: CLI_NAMES });
     await fn(store, db);

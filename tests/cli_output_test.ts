@@ -7,7 +7,14 @@
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import type { Node } from "../src/domain/node.ts";
-import { BACKENDS, cli, type CliResult, freshDatabase, type TestDatabase } from "./helpers.ts";
+import {
+  BACKENDS,
+  cli,
+  type CliResult,
+  freshDatabase,
+  migrateFresh,
+  type TestDatabase,
+} from "./helpers.ts";
 
 const LONG = `echo ${"x".repeat(200)}`;
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
@@ -31,7 +38,7 @@ async function seeded(backend: (typeof BACKENDS)[number]): Promise<TestDatabase>
   const db = await freshDatabase(backend);
   const store = db.open();
   try {
-    await store.migrate();
+    await migrateFresh(db, store);
     const now = Date.now();
     const node: Node = {
       id: "svc",

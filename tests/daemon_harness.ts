@@ -26,7 +26,7 @@ import type { Run } from "../src/domain/run.ts";
 import type { Store } from "../src/store/store.ts";
 import { VERSION } from "../src/version.ts";
 import { FakeClock } from "./fake_clock.ts";
-import { rawQuery, type TestDatabase, waitFor } from "./helpers.ts";
+import { migrateFresh, rawQuery, type TestDatabase, waitFor } from "./helpers.ts";
 import { resolveTarget } from "../src/config/database.ts";
 import { openStore } from "../src/store/open.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
@@ -304,7 +304,7 @@ export class DaemonHarness implements AsyncDisposable {
   /** A harness on `db` with its schema in place; `start()` boots the daemon. */
   static async create(db: TestDatabase, options: HarnessOptions = {}): Promise<DaemonHarness> {
     const h = new DaemonHarness(db, options);
-    await h.store.migrate();
+    await migrateFresh(db, h.store);
     return h;
   }
 
@@ -611,15 +611,19 @@ export class ClusterHarness implements AsyncDisposable {
   }
 
   /**
-   * Start every node in turn, then move the clocks a second at a time
-   * until each sees all the others live. Jobs are best added after it
+   * Start every node in turn, then move the clocks to the first one's next
+   * heartbeat and on a second at a time until each sees all the others live. Jobs are best added after it
    * (see `load`), so that none fires while the nodes still disagree.
    */
   async start(): Promise<void> {
     for (const node of this.nodes) await node.start();
     const all = this.nodes.length;
-    // Nodes see the others at their next sweep, a second later.
-    let moved = 0;
+    // The node started first found itself alone, and looks again at its next heartbeat: one
+    // move there, not a heartbeat's worth of seconds each given a tenth of a second of real time.
+    const beat = Math.max(...this.nodes.map((n) => n.settings["jobsmanager.heartbeat_interval"]));
+    await this.set(this.now() + beat * 1000);
+    // The others see the nodes that started after them at their next sweep, a second later.
+    let moved = Date.now();
     await this.until(async () => {
       if (this.nodes.every((n) => n.line(new RegExp(`^${all} live nodes`)))) return true;
       // Each move wakes the sweeps; the next waits a little for them to run.

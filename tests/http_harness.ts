@@ -5,7 +5,7 @@
  */
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { assert } from "./assert.ts";
-import { freshDatabase, type TestDatabase, waitFor } from "./helpers.ts";
+import { freshDatabase, migrateFresh, type TestDatabase, waitFor } from "./helpers.ts";
 import { Serve, writeConfig } from "./serve_helpers.ts";
 import { defaultSettings, type Settings, type TokenSpec } from "../src/config/config.ts";
 import type { Readiness } from "../src/http/health.ts";
@@ -96,7 +96,7 @@ export async function startApi(
   served: (store: Store) => Store = (store) => store,
 ): Promise<Api> {
   const store = db.open();
-  await store.migrate();
+  await migrateFresh(db, store);
   const deps = serverDeps(served(store));
   const server = await startHttpServer(
     { ...defaultSettings(), "http.listen": "127.0.0.1:0", "http.tokens": TOKENS, ...settings },

@@ -8,7 +8,14 @@ import type { LogRow } from "../src/domain/log_row.ts";
 import type { Node } from "../src/domain/node.ts";
 import type { NewRun } from "../src/domain/run.ts";
 import type { Store } from "../src/store/store.ts";
-import { type Backend, BACKENDS, freshDatabase, rawQuery, type TestDatabase } from "./helpers.ts";
+import {
+  type Backend,
+  BACKENDS,
+  freshDatabase,
+  migrateFresh,
+  rawQuery,
+  type TestDatabase,
+} from "./helpers.ts";
 
 export interface Case {
   backend: Backend;
@@ -30,7 +37,7 @@ export function contract(
   onEveryBackend(method, name, async (db, backend) => {
     const store = db.open();
     try {
-      await store.migrate();
+      await migrateFresh(db, store);
       await fn({ backend, db, store });
     } finally {
       await store.close();

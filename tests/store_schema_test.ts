@@ -11,7 +11,7 @@ import {
   versionTable,
 } from "../src/store/migrations.ts";
 import { VERSION } from "../src/version.ts";
-import { freshDatabase, rawQuery, schemaAt, type TestDatabase } from "./helpers.ts";
+import { freshDatabase, migrateFresh, rawQuery, schemaAt, type TestDatabase } from "./helpers.ts";
 import { countRows, job, onEveryBackend } from "./store_contract.ts";
 
 const TABLES = [
@@ -94,6 +94,44 @@ onEveryBackend(
     }
     assertEquals(await tables(db), TABLES);
     assertEquals(await versions(db), MIGRATIONS.map((m) => [m.version, m.name]));
+  },
+);
+
+onEveryBackend(
+  "migrate",
+  "the tests' shortcut (migrateFresh: on MySQL, tables copied from a template) makes what migrate makes",
+  async (db, backend) => {
+    const store = db.open();
+    try {
+      await store.migrate();
+    } finally {
+      await store.close();
+    }
+    await using copied = await freshDatabase(backend);
+    const copiedStore = copied.open();
+    try {
+      await migrateFresh(copied, copiedStore);
+    } finally {
+      await copiedStore.close();
+    }
+    const definition = async (of: TestDatabase, table: string) => {
+      if (of.backend === "sqlite") {
+        return (await rawQuery(
+          of,
+          "SELECT sql FROM sqlite_master WHERE tbl_name = ? ORDER BY name",
+          [
+            table,
+          ],
+        )).map((r) => String(r.sql));
+      }
+      const [row] = await rawQuery(of, `SHOW CREATE TABLE ${table}`);
+      return [String(row["Create Table"])];
+    };
+    assertEquals(await tables(copied), TABLES);
+    for (const table of TABLES) {
+      assertEquals(await definition(copied, table), await definition(db, table), table);
+    }
+    assertEquals(await versions(copied), await versions(db));
   },
 );
 
