@@ -6,7 +6,7 @@
  * for the others, kept them from firing.
  */
 import { assertEquals, assertMatch } from "./assert.ts";
-import { ClusterHarness, T0 } from "./daemon_harness.ts";
+import { ClusterHarness, storeWith, T0 } from "./daemon_harness.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
 import { buildJob } from "../src/domain/job.ts";
 
@@ -17,11 +17,26 @@ const JOBS = Array.from({ length: 10 }, (_, i) => `j${i}`);
 for (const backend of BACKENDS) {
   Deno.test(`daemon cluster[${backend}]: a node whose clock is stepped ahead between two measures fires nothing by it, and records nothing missed; the others fire its share`, async () => {
     let n2Off = 0;
-    await using c = await ClusterHarness.create(
-      await freshDatabase(backend),
-      ["n1", "n2"],
-      (id) => (id === "n2" ? { wallClock: () => Date.now() + n2Off } : {}),
-    );
+    // n2's looks at the nodes (each measures its clock) wait while `held` is set: whichever of
+    // its timers the clock wakes first, its fires are decided before a look could fence it.
+    let held: PromiseWithResolvers<void> | null = null;
+    const db = await freshDatabase(backend);
+    await using c = await ClusterHarness.create(db, ["n1", "n2"], (id) =>
+      id === "n2"
+        ? {
+          wallClock: () => Date.now() + n2Off,
+          store: storeWith(db, {
+            nodesAndNow: (target) => async () => {
+              await held?.promise;
+              return await target.nodesAndNow();
+            },
+            databaseNow: (target) => async () => {
+              await held?.promise;
+              return await target.databaseNow();
+            },
+          }),
+        }
+        : {});
     for (const node of c.nodes) node.runner.endAll();
     await c.start();
     await c.store.changeJobs(() => ({
@@ -44,10 +59,12 @@ for (const backend of BACKENDS) {
 
     // n2's clock is stepped 2 minutes ahead, its sweep (a second away) not come yet: its
     // timetable finds 2 minutes of fires due at once.
+    held = Promise.withResolvers<void>();
     n2Off = 120_000;
     c.freeze("n2");
     await n2.clock.set(from + 120_000);
     await c.until(() => n2.line(/clock moved/), "n2 to find its clock stepped");
+    held.resolve();
     assertMatch(
       n2.line(/clock moved/)!,
       /^this node's clock moved 1(19|20)\d{3} ms since it was last measured against the database's; it fires nothing until it is measured again$/,
