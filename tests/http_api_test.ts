@@ -27,6 +27,7 @@ import { DatabaseError } from "../src/errors.ts";
 import { hereNode } from "../src/domain/here_run.ts";
 import type { Store } from "../src/store/store.ts";
 import { CHANGE_SETTLES_MS, withheld } from "../src/http/api/env_masks.ts";
+import { cutLine } from "../src/domain/output_cut.ts";
 
 const JOB = { id: "nightly", command: "echo hi", cron: "30 2 * * *", timezone: "Europe/Paris" };
 
@@ -817,6 +818,29 @@ for (const backend of BACKENDS) {
     assertEquals((await api.call("DELETE", "/api/v1/jobs/sec")).status, 200);
     reads.splice(2, 1);
     await leaks();
+  });
+
+  Deno.test(`api (${backend}): a read token reads no part of a job's env value that the output's cut split`, async () => {
+    await using db = await freshDatabase(backend);
+    await using api = await startApi(db);
+    const body = { ...JOB, id: "cutsec", env: { SECRET_PW: "supersecretvalue123", DEBUG: "1" } };
+    assertEquals((await api.call("POST", "/api/v1/jobs", { body })).status, 201);
+    const stdout = `${"a".repeat(40)}supersecr${cutLine(100, 200)}etvalue123${"b".repeat(40)}`;
+    const [run] = await api.store.claimRuns([{
+      job_id: "cutsec",
+      scheduled_at: Date.now(),
+      status: "success",
+      trigger: "schedule",
+      stdout,
+    }]);
+    type Shown = { stdout: string };
+    const asReader = await api.call("GET", `/api/v1/runs/${run}`, { token: READER });
+    // 18 bytes (the value's 19, less one) go at either side, whatever they hold, and are counted.
+    assertEquals(
+      (asReader.body as Shown).stdout,
+      `${"a".repeat(31)}${cutLine(136, 200)}${"b".repeat(32)}`,
+    );
+    assertEquals(((await api.call("GET", `/api/v1/runs/${run}`)).body as Shown).stdout, stdout);
   });
 
   Deno.test(`api (${backend}): run now, list and show runs, and the live stream of changes`, () =>

@@ -12,6 +12,7 @@
 import type { Job } from "../../domain/job.ts";
 import type { LogRow } from "../../domain/log_row.ts";
 import type { Run } from "../../domain/run.ts";
+import { trimmedAroundCuts } from "../../domain/output_cut.ts";
 import type { JobStore, RunStore } from "../../store/store.ts";
 import { masked, redactor } from "../../store/target.ts";
 import type { Role } from "../auth.ts";
@@ -32,6 +33,8 @@ type Mask = (text: string) => string;
 /** What is known of a job that still exists: its masks, and since when its env is as now. */
 interface Current {
   mask: Mask;
+  /** Those of its env values that are masked: bytes around an output's cut go for them too. */
+  values: string[];
   /** Runs scheduled (log lines written) at or after this instant ran with today's env. */
   since: number;
 }
@@ -117,18 +120,24 @@ export class EnvMasks {
   static ofJobs(role: Role, jobs: readonly Job[]): EnvMasks {
     if (role === "admin") return new EnvMasks(null);
     return new EnvMasks(
-      new Map(jobs.map((job) => [job.id, {
-        mask: redactor(envValues(job.env).filter(masked)),
-        // A job never changed had no other env (a run from before it was added is another's).
-        since: job.updated_at === job.created_at
-          ? job.created_at
-          : job.updated_at + CHANGE_SETTLES_MS,
-      }])),
+      new Map(jobs.map((job) => {
+        const values = envValues(job.env).filter(masked);
+        return [job.id, {
+          mask: redactor(values),
+          values,
+          // A job never changed had no other env (a run from before it was added is another's).
+          since: job.updated_at === job.created_at
+            ? job.created_at
+            : job.updated_at + CHANGE_SETTLES_MS,
+        }];
+      })),
     );
   }
 
   /**
-   * `run` with its job's env values masked in its note and output; withheld
+   * `run` with its job's env values masked in its note and output (and
+   * what of one the output's cut left, as the service masks its own
+   * secrets there: output_cut.ts); withheld
    * when the job was removed or changed since the run was scheduled.
    */
   run<
@@ -138,12 +147,13 @@ export class EnvMasks {
   >(run: T): T {
     if (this.byJob === null) return run;
     const current = this.byJob.get(run.job_id);
-    const mask = current !== undefined && run.scheduled_at >= current.since
-      ? current.mask
-      : () => withheld(run.job_id);
+    const fresh = current !== undefined && run.scheduled_at >= current.since;
+    const mask = fresh ? current.mask : () => withheld(run.job_id);
+    // A value the output's cut split is whole on neither side: the bytes around it go too.
+    const output = (text: string) => mask(fresh ? trimmedAroundCuts(text, current.values) : text);
     const shown = { ...run, note: run.note ? mask(run.note) : run.note };
-    if (run.stdout) shown.stdout = mask(run.stdout);
-    if (run.stderr) shown.stderr = mask(run.stderr);
+    if (run.stdout) shown.stdout = output(run.stdout);
+    if (run.stderr) shown.stderr = output(run.stderr);
     return shown;
   }
 
