@@ -26,7 +26,7 @@ import { ADMIN, type Api, covered, READER, readSse, serverDeps, startApi } from 
 import { DatabaseError } from "../src/errors.ts";
 import { hereNode } from "../src/domain/here_run.ts";
 import type { Store } from "../src/store/store.ts";
-import { CHANGE_SETTLES_MS, withheld } from "../src/http/api/env_masks.ts";
+import { changeSettles, withheld } from "../src/http/api/env_masks.ts";
 import { cutLine } from "../src/domain/output_cut.ts";
 
 const JOB = { id: "nightly", command: "echo hi", cron: "30 2 * * *", timezone: "Europe/Paris" };
@@ -805,10 +805,13 @@ for (const backend of BACKENDS) {
     };
     await leaks();
     // A run scheduled once the change has settled ran with the new env: masked, not withheld.
+    // A minute, or twice a longer reload_interval.
+    assertEquals([changeSettles(500), changeSettles(120_000)], [60_000, 240_000]);
     const { updated_at } = (await api.store.getJob("sec"))!;
     const [later] = await api.store.claimRuns([{
       job_id: "sec",
-      scheduled_at: updated_at + CHANGE_SETTLES_MS,
+      // The harness polls every 0.5 s (the default reload_interval): a minute.
+      scheduled_at: updated_at + changeSettles(500),
       status: "success",
       trigger: "schedule",
       stdout: "pw=newrotatedsecret999\n",

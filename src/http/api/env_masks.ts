@@ -22,11 +22,15 @@ const ONE_BY_ONE = 20;
 
 /**
  * How long after a job's change a run may still start with the version
- * before it: a service applies a change at its next reload poll
- * (`reload_interval`, 0.5 s by default), or at once on a notice. A run
- * scheduled this soon after the change is withheld as an older one is.
+ * before it, services polling for changes every `reloadMs`: a service
+ * applies a change at its next poll (on MySQL, every 5 s at most while no
+ * other service is live), or at once on a notice. A minute at least, or
+ * twice the poll. A run scheduled this soon after the change is withheld
+ * as an older one is.
  */
-export const CHANGE_SETTLES_MS = 60_000;
+export function changeSettles(reloadMs: number): number {
+  return Math.max(60_000, 2 * reloadMs);
+}
 
 type Mask = (text: string) => string;
 
@@ -74,14 +78,19 @@ export class EnvMasks {
    * Each masks what redactSecrets masks of the job's env values (those of
    * 8 characters or more: a `DEBUG=1` would mangle everything).
    */
-  static async of(jobs: JobStore, role: Role, ids: Iterable<string>): Promise<EnvMasks> {
+  static async of(
+    jobs: JobStore,
+    role: Role,
+    ids: Iterable<string>,
+    settlesMs: number,
+  ): Promise<EnvMasks> {
     if (role === "admin") return new EnvMasks(null);
     const wanted = new Set(ids);
     if (wanted.size === 0) return new EnvMasks(new Map());
     const found: (Job | null)[] = wanted.size <= ONE_BY_ONE
       ? await Promise.all([...wanted].map((id) => jobs.getJob(id)))
       : (await jobs.listJobs()).filter((job) => wanted.has(job.id));
-    return EnvMasks.ofJobs(role, found.filter((job) => job !== null));
+    return EnvMasks.ofJobs(role, found.filter((job) => job !== null), settlesMs);
   }
 
   /**
@@ -93,11 +102,12 @@ export class EnvMasks {
     store: JobStore & RunStore,
     role: Role,
     rows: readonly LogRow[],
+    settlesMs: number,
   ): Promise<EnvMasks> {
     const jobs = rows.flatMap((row) =>
       typeof row.context.job === "string" ? [row.context.job] : []
     );
-    const masks = await EnvMasks.of(store, role, jobs);
+    const masks = await EnvMasks.of(store, role, jobs, settlesMs);
     if (masks.byJob === null) return masks;
     // Only the runs of lines written since their job's change: older lines are withheld anyway.
     const runIds = new Set(rows.flatMap((row) => {
@@ -116,8 +126,12 @@ export class EnvMasks {
     );
   }
 
-  /** The masks of `jobs`, read already, for a caller of `role`. */
-  static ofJobs(role: Role, jobs: readonly Job[]): EnvMasks {
+  /**
+   * The masks of `jobs`, read already, for a caller of `role`; a run is
+   * taken for one of a job's version before its last change until
+   * `settlesMs` (`changeSettles`) after it.
+   */
+  static ofJobs(role: Role, jobs: readonly Job[], settlesMs: number): EnvMasks {
     if (role === "admin") return new EnvMasks(null);
     return new EnvMasks(
       new Map(jobs.map((job) => {
@@ -126,9 +140,7 @@ export class EnvMasks {
           mask: redactor(values),
           values,
           // A job never changed had no other env (a run from before it was added is another's).
-          since: job.updated_at === job.created_at
-            ? job.created_at
-            : job.updated_at + CHANGE_SETTLES_MS,
+          since: job.updated_at === job.created_at ? job.created_at : job.updated_at + settlesMs,
         }];
       })),
     );

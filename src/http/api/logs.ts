@@ -31,7 +31,7 @@ export function logRoutes(api: ApiContext): Hono<Env> {
   const { store } = api;
   /** `rows` as this caller may read them: without the env values of the jobs they are about. */
   const masked = async (c: Context<Env>, rows: LogRow[]) => {
-    const masks = await EnvMasks.ofLogs(store, c.get("role"), rows);
+    const masks = await EnvMasks.ofLogs(store, c.get("role"), rows, api.changeSettlesMs);
     return rows.map((row) => masks.log(row));
   };
 
