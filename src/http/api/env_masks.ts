@@ -149,8 +149,8 @@ export class EnvMasks {
   /**
    * `run` with its job's env values masked in its note and output (and
    * what of one the output's cut left, as the service masks its own
-   * secrets there: output_cut.ts); withheld
-   * when the job was removed or changed since the run was scheduled.
+   * secrets there: output_cut.ts); withheld when the job was removed or
+   * changed since the run was scheduled.
    */
   run<
     T extends
