@@ -26,6 +26,8 @@ import { ADMIN, type Api, covered, READER, readSse, serverDeps, startApi } from 
 import { DatabaseError } from "../src/errors.ts";
 import { hereNode } from "../src/domain/here_run.ts";
 import type { Store } from "../src/store/store.ts";
+import { changeSettles, withheld } from "../src/http/api/env_masks.ts";
+import { cutLine } from "../src/domain/output_cut.ts";
 
 const JOB = { id: "nightly", command: "echo hi", cron: "30 2 * * *", timezone: "Europe/Paris" };
 
@@ -743,6 +745,105 @@ for (const backend of BACKENDS) {
       const text = JSON.stringify(live.events);
       assert(!text.includes(secret) && text.includes("--password=***"), `${path}: ${text}`);
     }
+  });
+
+  Deno.test(`api (${backend}): a read token does not read a job's old env values once the job changed or was removed`, async () => {
+    await using db = await freshDatabase(backend);
+    await using api = await startApi(db);
+    const old = "supersecretvalue123";
+    const body = { ...JOB, id: "sec", env: { SECRET_PW: old } };
+    assertEquals((await api.call("POST", "/api/v1/jobs", { body })).status, 201);
+    const note = `pids 1 (sh -c : --password=${old})`;
+    const [run] = await api.store.claimRuns([{
+      job_id: "sec",
+      scheduled_at: Date.now(),
+      status: "success",
+      trigger: "schedule",
+      note,
+      stdout: `pw=${old}\n`,
+    }]);
+    await api.store.insertLogs([{
+      created_at: Date.now(),
+      level: "warning",
+      logger_name: "jobsmanager.runner",
+      message: `job sec: killed ${note}`,
+      context: { job: "sec", run, pids: note },
+    }]);
+    type Shown = { note: string; stdout: string };
+    const asReader = async () =>
+      (await api.call("GET", `/api/v1/runs/${run}`, { token: READER })).body as Shown;
+    assertEquals((await asReader()).stdout, "pw=***\n");
+    const changed = await api.call("PATCH", "/api/v1/jobs/sec", {
+      body: { env: { SECRET_PW: "newrotatedsecret999" } },
+    });
+    assertEquals(changed.status, 200);
+    const reason = withheld("sec");
+    assertEquals([(await asReader()).note, (await asReader()).stdout], [reason, reason]);
+    const reads = [
+      "/api/v1/runs",
+      `/api/v1/runs/${run}`,
+      "/api/v1/jobs/sec",
+      "/api/v1/logs",
+      "/api/v1/logs?job=sec",
+    ];
+    const leaks = async () => {
+      for (const path of reads) {
+        const text = JSON.stringify((await api.call("GET", path, { token: READER })).body);
+        assert(
+          !text.includes(old) && text.includes("withheld from read tokens"),
+          `${path}: ${text}`,
+        );
+        const whole = JSON.stringify((await api.call("GET", path)).body);
+        assert(whole.includes(old), `${path} as admin: ${whole}`);
+      }
+      for (const path of ["/api/v1/logs/stream", "/api/v1/runs/stream?after=0"]) {
+        await using live = await readSse(api, path, READER);
+        await live.until((e) => JSON.stringify(e.data).includes("withheld from read tokens"));
+        const text = JSON.stringify(live.events);
+        assert(!text.includes(old), `${path}: ${text}`);
+      }
+    };
+    await leaks();
+    // A run scheduled once the change has settled ran with the new env: masked, not withheld.
+    // A minute, or twice a longer reload_interval.
+    assertEquals([changeSettles(500), changeSettles(120_000)], [60_000, 240_000]);
+    const { updated_at } = (await api.store.getJob("sec"))!;
+    const [later] = await api.store.claimRuns([{
+      job_id: "sec",
+      // The harness polls every 0.5 s (the default reload_interval): a minute.
+      scheduled_at: updated_at + changeSettles(500),
+      status: "success",
+      trigger: "schedule",
+      stdout: "pw=newrotatedsecret999\n",
+    }]);
+    const shown = await api.call("GET", `/api/v1/runs/${later}`, { token: READER });
+    assertEquals((shown.body as Shown).stdout, "pw=***\n");
+    assertEquals((await api.call("DELETE", "/api/v1/jobs/sec")).status, 200);
+    reads.splice(2, 1);
+    await leaks();
+  });
+
+  Deno.test(`api (${backend}): a read token reads no part of a job's env value that the output's cut split`, async () => {
+    await using db = await freshDatabase(backend);
+    await using api = await startApi(db);
+    const body = { ...JOB, id: "cutsec", env: { SECRET_PW: "supersecretvalue123", DEBUG: "1" } };
+    assertEquals((await api.call("POST", "/api/v1/jobs", { body })).status, 201);
+    const stdout = `${"a".repeat(40)}supersecr${cutLine(100, 200)}etvalue123${"b".repeat(40)}`;
+    const [run] = await api.store.claimRuns([{
+      job_id: "cutsec",
+      scheduled_at: Date.now(),
+      status: "success",
+      trigger: "schedule",
+      stdout,
+    }]);
+    type Shown = { stdout: string };
+    const asReader = await api.call("GET", `/api/v1/runs/${run}`, { token: READER });
+    // 18 bytes (the value's 19, less one) go at either side, whatever they hold, and are counted.
+    assertEquals(
+      (asReader.body as Shown).stdout,
+      `${"a".repeat(31)}${cutLine(136, 200)}${"b".repeat(32)}`,
+    );
+    assertEquals(((await api.call("GET", `/api/v1/runs/${run}`)).body as Shown).stdout, stdout);
   });
 
   Deno.test(`api (${backend}): run now, list and show runs, and the live stream of changes`, () =>

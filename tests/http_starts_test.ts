@@ -10,6 +10,7 @@ import { BACKENDS, freshDatabase } from "./helpers.ts";
 import { DaemonHarness, T0 as HARNESS_T0 } from "./daemon_harness.ts";
 import { ADMIN, READER, serverDeps } from "./http_harness.ts";
 import { buildHttpApp } from "../src/http/app.ts";
+import { changeSettles } from "../src/http/api/env_masks.ts";
 import { Tokens } from "../src/http/auth.ts";
 import { Metrics } from "../src/http/metrics.ts";
 import { Door, LEAD_MS, MAX_WAIT_MS, QUIET_MS, Starts } from "../src/http/starts.ts";
@@ -132,6 +133,7 @@ Deno.test("app: the probes answer during a burst of starts, the API once it is q
       ...serverDeps(store),
       tokens: new Tokens([{ token: ADMIN, role: "admin" }]),
       closing: new AbortController().signal,
+      changeSettlesMs: changeSettles(500),
       starts,
     });
     starts.started();
@@ -219,6 +221,7 @@ Deno.test("app: identical API reads during a burst cost one query; another token
       ...serverDeps(store),
       tokens: new Tokens([{ token: ADMIN, role: "admin" }, { token: READER, role: "read" }]),
       closing: new AbortController().signal,
+      changeSettlesMs: changeSettles(500),
       starts,
     });
     const get = (token: string) =>

@@ -1,6 +1,12 @@
 /** Finding a run's processes in /proc: real processes, short ones. */
 import { assertEquals } from "./assert.ts";
-import { bootTicks, MARKER_VARIABLE, ProcessTable } from "../src/daemon/processes.ts";
+import {
+  bootTicks,
+  endRun,
+  MARKER_VARIABLE,
+  processStart,
+  ProcessTable,
+} from "../src/daemon/processes.ts";
 import { waitFor } from "./helpers.ts";
 
 /** A long sleep in a group of its own, carrying run marker `marker`. */
@@ -51,5 +57,21 @@ Deno.test("a process started before a run's first one is not taken for the run's
   } finally {
     child.kill("SIGKILL");
     await child.status;
+  }
+});
+
+Deno.test("a group that was a run's is not signalled once none of the run's processes is in it", async () => {
+  // An unrelated group holding the id of one the run's setsid'd shell led, emptied since:
+  // what endRun keeps of such a group when that id is reused within its grace.
+  const unrelated = markedSleep(crypto.randomUUID());
+  try {
+    const run = { marker: crypto.randomUUID(), pgid: null, ownGroup: false };
+    const ended = await endRun({ ...run, groups: new Set([unrelated.pid]) }, 200);
+    assertEquals([ended.found, ended.killed], [[], false]);
+    assertEquals(processStart(unrelated.pid) !== null, true, "the unrelated group was signalled");
+  } finally {
+    // A zombie (ended, not reaped yet) reads null: only a live one is killed.
+    if (processStart(unrelated.pid) !== null) unrelated.kill("SIGKILL");
+    await unrelated.status;
   }
 });

@@ -15,6 +15,7 @@
  * Memory is taken as output comes, not up front: most runs print little
  * or nothing, and hundreds run at once.
  */
+import { cutLine, keptAroundCut } from "../domain/output_cut.ts";
 import { masked, redactSecrets } from "../store/target.ts";
 
 export class HeadTailCapture {
@@ -75,8 +76,8 @@ export class HeadTailCapture {
   /**
    * The kept text, with each of `secrets` replaced by `***`; when bytes
    * were cut, a line in the middle says how many. A secret the cut split
-   * is masked too: what is left of it at the head's end, and at the
-   * tail's start.
+   * is not shown in part: with secrets to mask, the bytes at either side
+   * of the cut where a part could be go too (output_cut.ts).
    */
   text(secrets: readonly string[] = []): string {
     const tail = this.tailFilled < this.tail.length
@@ -106,42 +107,22 @@ export class HeadTailCapture {
     return this.joined(head.subarray(0, headEnd), tail.subarray(tailStart), secrets);
   }
 
-  /** `head` and `tail` as text, with a line between saying how many bytes were cut. */
+  /**
+   * `head` and `tail` as text, with a line between saying how many bytes
+   * were cut; less of them when secrets are masked (output_cut.ts).
+   */
   private joined(head: Uint8Array, tail: Uint8Array, secrets: readonly string[]): string {
-    const cut = this.total - head.length - tail.length;
-    const headText = decodeEscaped(head);
-    const tailText = decodeEscaped(tail);
-    if (cut === 0) return redactSecrets(headText + tailText, secrets);
+    if (this.total === head.length + tail.length) {
+      return redactSecrets(decodeEscaped(head) + decodeEscaped(tail), secrets);
+    }
     // Those masked whole only: a part of a short one would be found anywhere.
-    const split = secrets.filter(masked);
-    return `${
-      maskCutEnd(redactSecrets(headText, secrets), split)
-    }\n[… jobsmanager cut ${cut} bytes of ${this.total} …]\n${
-      maskCutStart(redactSecrets(tailText, secrets), split)
-    }`;
+    const { headEnd, tailStart } = keptAroundCut(head, tail, secrets.filter(masked));
+    const kept = head.subarray(0, headEnd);
+    const rest = tail.subarray(tailStart);
+    return redactSecrets(decodeEscaped(kept), secrets) +
+      cutLine(this.total - kept.length - rest.length, this.total) +
+      redactSecrets(decodeEscaped(rest), secrets);
   }
-}
-
-/** `text` with its end masked where it is the start of one of `secrets`, the rest of which was cut. */
-function maskCutEnd(text: string, secrets: readonly string[]): string {
-  let longest = 0;
-  for (const secret of secrets) {
-    for (let k = secret.length - 1; k > longest; k--) {
-      if (text.endsWith(secret.slice(0, k))) longest = k;
-    }
-  }
-  return longest === 0 ? text : `${text.slice(0, text.length - longest)}***`;
-}
-
-/** `text` with its start masked where it is the end of one of `secrets`, the rest of which was cut. */
-function maskCutStart(text: string, secrets: readonly string[]): string {
-  let longest = 0;
-  for (const secret of secrets) {
-    for (let k = secret.length - 1; k > longest; k--) {
-      if (text.startsWith(secret.slice(secret.length - k))) longest = k;
-    }
-  }
-  return longest === 0 ? text : `***${text.slice(longest)}`;
 }
 
 const EMPTY = new Uint8Array(0);

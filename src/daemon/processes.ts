@@ -18,6 +18,8 @@ export interface RunProcess {
   command: string;
   /** It carries the run's marker. */
   marked: boolean;
+  /** When it started (1/100 s since boot): with its pid, which process it is, as pids are reused. */
+  start: number;
 }
 
 /** What one run asks: its marker, and its process group when known. */
@@ -35,10 +37,14 @@ export interface RunQuery {
    * Groups other than `pgid` that are the run's, each led by a process
    * found carrying its marker (a setsid'd shell): their members that
    * dropped the marker (`env -u`, sudo's env_reset) are the run's too.
-   * `signalRun` adds those it finds; a group counts while a process is
-   * found in it (Linux reuses no group's id while it has one).
+   * `signalRun` adds those it finds, and drops one once no process of
+   * `seen` nor any carrying the marker is in it: Linux reuses no group's
+   * id while it has a member, but once it has none an unrelated group
+   * may get the id.
    */
   groups?: Set<number>;
+  /** The run's processes found so far, by pid (`signalRun` adds those it finds). */
+  seen?: Map<number, RunProcess>;
 }
 
 export const MARKER_VARIABLE = "JM_RUN_MARKER";
@@ -106,12 +112,12 @@ export class ProcessTable {
     }
     // Every live process's group: the members of a group whose leader is
     // found carrying a marker are known only once the pass is over.
-    const groupOf = new Map<number, number>();
+    const groupOf = new Map<number, { pgid: number; start: number }>();
     for (let from = 0; from < pids.length; from += PROCESSES_PER_TURN) {
       if (from > 0) await new Promise((turn) => setTimeout(turn, 0));
       for (const pid of pids.slice(from, from + PROCESSES_PER_TURN)) {
         const process = inspect(pid, since);
-        if (process !== null) groupOf.set(pid, process.pgid);
+        if (process !== null) groupOf.set(pid, process);
         if (
           process === null ||
           !byGroup.has(process.pgid) && (process.marker === null || !byMarker.has(process.marker))
@@ -127,15 +133,16 @@ export class ProcessTable {
             pgid: process.pgid,
             command,
             marked: process.marker === batch[i].query.marker,
+            start: process.start,
           });
         }
       }
     }
     batch.forEach((p, i) => {
       const led = new Set(found[i].filter((f) => leadsOwnGroup(f, p.query)).map((f) => f.pgid));
-      for (const [pid, pgid] of led.size === 0 ? [] : groupOf) {
+      for (const [pid, { pgid, start }] of led.size === 0 ? [] : groupOf) {
         if (!led.has(pgid) || found[i].some((f) => f.pid === pid)) continue;
-        found[i].push({ pid, pgid, command: commandLine(pid), marked: false });
+        found[i].push({ pid, pgid, command: commandLine(pid), marked: false, start });
       }
       p.resolve(found[i]);
     });
@@ -215,22 +222,26 @@ export function bootTicks(): number {
 }
 
 /**
- * The process group and run marker of a live process; null when gone, a
- * zombie or not ours. The marker of one started before `since` (boot
- * ticks) is not read: null.
+ * The process group, start (boot ticks) and run marker of a live process;
+ * null when gone, a zombie or not ours. The marker of one started before
+ * `since` (boot ticks) is not read: null.
  */
-function inspect(pid: number, since: number): { pgid: number; marker: string | null } | null {
+function inspect(
+  pid: number,
+  since: number,
+): { pgid: number; start: number; marker: string | null } | null {
   try {
     const fields = statFields(pid);
     if (fields === null) return null;
     const [state, , pgrp] = fields;
     if (state === "Z") return null;
-    if (Number(fields[19]) < since) return { pgid: Number(pgrp), marker: null };
+    const start = Number(fields[19]);
+    if (start < since) return { pgid: Number(pgrp), start, marker: null };
     const environ = `\0${utf8.decode(Deno.readFileSync(`/proc/${pid}/environ`))}`;
     const key = `\0${MARKER_VARIABLE}=`;
     const at = environ.indexOf(key);
     const marker = at < 0 ? null : environ.slice(at + key.length).split("\0", 1)[0];
-    return { pgid: Number(pgrp), marker };
+    return { pgid: Number(pgrp), start, marker };
   } catch {
     return null;
   }
@@ -309,6 +320,7 @@ export async function signalRun(
   const group = run.pgid !== null &&
     (run.ownGroup || found.some((p) => p.marked && p.pgid === run.pgid));
   if (group && !run.ownGroup) signal(-run.pgid!, sig);
+  dropEmptied(run, found);
   for (const p of found) if (leadsOwnGroup(p, run)) run.groups?.add(p.pgid);
   // Whole, to reach its members that dropped the marker and started since the pass.
   const groups = new Set(
@@ -316,7 +328,27 @@ export async function signalRun(
   );
   for (const p of found) if (p.marked && p.pgid !== run.pgid) signal(p.pid, sig);
   for (const pgid of groups) signal(-pgid, sig);
-  return found.filter((p) => p.marked || (group && p.pgid === run.pgid) || groups.has(p.pgid));
+  const own = found.filter((p) => p.marked || (group && p.pgid === run.pgid) || groups.has(p.pgid));
+  for (const p of own) run.seen?.set(p.pid, p);
+  return own;
+}
+
+/**
+ * Drop each of the run's `groups` in which `found` has neither a process
+ * seen as the run's before nor one carrying its marker: its id may be an
+ * unrelated group's by now (RunQuery's `groups`).
+ */
+function dropEmptied(run: RunQuery, found: readonly RunProcess[]): void {
+  for (const pgid of run.groups ?? []) {
+    if (!found.some((p) => p.pgid === pgid && (p.marked || seenBefore(run, p)))) {
+      run.groups!.delete(pgid);
+    }
+  }
+}
+
+/** `p` is the process of that pid found as the run's before, not one that got its pid since. */
+function seenBefore(run: RunQuery, p: RunProcess): boolean {
+  return run.seen?.get(p.pid)?.start === p.start;
 }
 
 /**
@@ -329,28 +361,29 @@ export async function endRun(
   graceMs: number,
   { groupSignalled = false } = {},
 ): Promise<Ended> {
-  const run = { ...ref, groups: ref.groups ?? new Set<number>() };
-  const seen = new Map<number, RunProcess>();
-  const note = (found: RunProcess[]) => found.forEach((p) => seen.set(p.pid, p));
+  // What signals sent before (a timeout's, an interrupt's) found is the run's too.
+  const run = { ...ref, groups: ref.groups ?? new Set<number>(), seen: ref.seen ?? new Map() };
+  const ended = new Map<number, RunProcess>();
+  const note = (found: RunProcess[]) => found.forEach((p) => ended.set(p.pid, p));
   const deadline = Date.now() + graceMs;
   let left = await signalRun(run, "SIGTERM", groupSignalled);
   note(left);
   while (left.length > 0 && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-    left = (await table.find(run)).filter((p) =>
-      seen.has(p.pid) || p.marked || run.groups.has(p.pgid)
-    );
+    const found = await table.find(run);
+    dropEmptied(run, found);
+    left = found.filter((p) => seenBefore(run, p) || p.marked || run.groups.has(p.pgid));
   }
   const killed = left.length > 0;
   if (killed) {
     note(await signalRun(run, "SIGKILL"));
     // SIGKILL is not instant: the run is over once they are gone.
     const reaped = Date.now() + KILLED_WAIT_MS;
-    while (Date.now() < reaped && (await table.find(run)).some((p) => seen.has(p.pid))) {
+    while (Date.now() < reaped && (await table.find(run)).some((p) => seenBefore(run, p))) {
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
   }
-  const found = [...seen.values()];
+  const found = [...ended.values()];
   return { found, escaped: found.filter((p) => p.pgid !== run.pgid), killed };
 }
 

@@ -676,8 +676,16 @@ function watchRun(
   now: () => number,
 ): RunHandle {
   const pgid = child.pid;
-  // The groups its escaped processes lead, learned by the timeout's signals, kept for its end.
-  const run = { pgid, marker, ownGroup: true, since, groups: new Set<number>() };
+  // The groups its escaped processes lead, and its processes, learned by the timeout's signals,
+  // kept for its end.
+  const run = {
+    pgid,
+    marker,
+    ownGroup: true,
+    since,
+    groups: new Set<number>(),
+    seen: new Map<number, RunProcess>(),
+  };
   const stdout = new HeadTailCapture(spec.outputCap);
   const stderr = new HeadTailCapture(spec.outputCap);
   let endedBy: "timeout" | "interrupted" | null = null;

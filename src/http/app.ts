@@ -42,6 +42,11 @@ export interface HttpDeps {
   defaultZone: string;
   /** `jobsmanager.heartbeat_interval` in ms: when a node counts as stale. */
   heartbeatMs: number;
+  /**
+   * How long after a job's change a service may still start a run of the
+   * version before it (env_masks.ts): from `jobsmanager.reload_interval`.
+   */
+  changeSettlesMs: number;
   tokens: Tokens;
   metrics: MetricsText;
   readiness: () => Promise<Readiness>;

@@ -41,6 +41,10 @@ function closed(properties: Record<string, Schema>, optional: string[] = []): Sc
   };
 }
 
+/** What a run's stdout and stderr say. */
+const OUTPUT =
+  "head and tail, capped; to a read token, the job's env values as *** (and the bytes around the cut), and, for a run from before the job's last change or of a removed job, [withheld from read tokens: …]";
+
 const RUN_PROPERTIES: Record<string, Schema> = {
   id: int,
   job_id: str,
@@ -50,8 +54,8 @@ const RUN_PROPERTIES: Record<string, Schema> = {
   status: { enum: [...RUN_STATUSES] },
   exit_code: nullable("integer"),
   signal: nullable("string"),
-  stdout: { type: ["string", "null"], description: "head and tail, capped" },
-  stderr: { type: ["string", "null"], description: "head and tail, capped" },
+  stdout: { type: ["string", "null"], description: OUTPUT },
+  stderr: { type: ["string", "null"], description: OUTPUT },
   node_id: nullable("string"),
   trigger: { enum: [...RUN_TRIGGERS] },
   note: nullable("string"),

@@ -21,6 +21,7 @@ import type { Settings } from "../config/config.ts";
 import { RuntimeError, ValidationError } from "../errors.ts";
 import { log } from "../daemon/log.ts";
 import { buildHttpApp, type HttpDeps } from "./app.ts";
+import { changeSettles } from "./api/env_masks.ts";
 import { loadTokens, Tokens } from "./auth.ts";
 import { planListen } from "./listen.ts";
 
@@ -214,7 +215,7 @@ async function readTls(settings: Settings): Promise<{ cert: string; key: string 
 }
 
 /** What the server is built from; tokens and the address come from the settings. */
-export type ServeDeps = Omit<HttpDeps, "tokens" | "closing">;
+export type ServeDeps = Omit<HttpDeps, "tokens" | "closing" | "changeSettlesMs">;
 
 /**
  * Listen on `http.listen`. Throws ValidationError (exit 2) for a malformed
@@ -233,7 +234,12 @@ export async function startHttpServer(
   const plan = planListen(settings["http.listen"], tokens.configured);
   const tls = await readTls(settings);
   const closing = new AbortController();
-  const app = buildHttpApp({ ...deps, tokens, closing: closing.signal });
+  const app = buildHttpApp({
+    ...deps,
+    tokens,
+    closing: closing.signal,
+    changeSettlesMs: changeSettles(settings["jobsmanager.reload_interval"] * 1000),
+  });
   const listener = getRequestListener(app.fetch, {
     // Deno's own Request and Response, not the adaptor's stand-ins: this thread's other code sees the same.
     overrideGlobalObjects: false,

@@ -23,6 +23,8 @@ export interface ApiContext {
   defaultZone: string;
   /** `jobsmanager.heartbeat_interval` in ms: when a node counts as stale. */
   heartbeatMs: number;
+  /** How long after a job's change a run may still start with the version before it. */
+  changeSettlesMs: number;
   /** Aborted when the server stops: live streams end. */
   closing: AbortSignal;
   /** The live streams open (sse.ts). */

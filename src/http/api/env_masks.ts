@@ -4,18 +4,44 @@
  * secrets go in its env (the README says so); a read token sees their
  * names only, and a run that prints one (`env`, a failed command line in
  * a note) must not hand it over. An admin reads everything as stored.
+ *
+ * Only the job's current env is known, so what a run of an older version
+ * printed (a value since changed, or of a job since removed) cannot be
+ * masked: a read token is shown that it was withheld, and why.
  */
 import type { Job } from "../../domain/job.ts";
 import type { LogRow } from "../../domain/log_row.ts";
 import type { Run } from "../../domain/run.ts";
-import type { JobStore } from "../../store/store.ts";
+import { trimmedAroundCuts } from "../../domain/output_cut.ts";
+import type { JobStore, RunStore } from "../../store/store.ts";
 import { masked, redactor } from "../../store/target.ts";
 import type { Role } from "../auth.ts";
 
 /** Jobs read one at a time up to this many; more, all at once. */
 const ONE_BY_ONE = 20;
 
+/**
+ * How long after a job's change a run may still start with the version
+ * before it, services polling for changes every `reloadMs`: a service
+ * applies a change at its next poll (on MySQL, every 5 s at most while no
+ * other service is live), or at once on a notice. A minute at least, or
+ * twice the poll. A run scheduled this soon after the change is withheld
+ * as an older one is.
+ */
+export function changeSettles(reloadMs: number): number {
+  return Math.max(60_000, 2 * reloadMs);
+}
+
 type Mask = (text: string) => string;
+
+/** What is known of a job that still exists: its masks, and since when its env is as now. */
+interface Current {
+  mask: Mask;
+  /** Those of its env values that are masked: bytes around an output's cut go for them too. */
+  values: string[];
+  /** Runs scheduled (log lines written) at or after this instant ran with today's env. */
+  since: number;
+}
 
 /** The values of a job's env: a column written by hand that is no object, each string in it. */
 function envValues(env: unknown): string[] {
@@ -35,52 +61,128 @@ function maskStrings(value: unknown, mask: Mask): unknown {
 /** Context properties that name things (a job, a run, a node): never masked. */
 const NAMES = ["job", "run", "node"];
 
+/** What a read token reads in place of what a run of job `id`, as it was then, left. */
+export function withheld(id: string): string {
+  return `[withheld from read tokens: job ${id} was changed or removed since, and the env values it had then cannot be masked; an admin token reads this]`;
+}
+
 export class EnvMasks {
-  private constructor(private readonly byJob: ReadonlyMap<string, Mask>) {}
+  /** `byJob` null: an admin's, which masks nothing. */
+  private constructor(
+    private readonly byJob: ReadonlyMap<string, Current> | null,
+    private readonly runsScheduled: ReadonlyMap<number, number> = new Map(),
+  ) {}
 
   /**
    * The masks of the jobs `ids` for a caller of `role`: none for an admin.
    * Each masks what redactSecrets masks of the job's env values (those of
    * 8 characters or more: a `DEBUG=1` would mangle everything).
    */
-  static async of(jobs: JobStore, role: Role, ids: Iterable<string>): Promise<EnvMasks> {
-    if (role === "admin") return new EnvMasks(new Map());
+  static async of(
+    jobs: JobStore,
+    role: Role,
+    ids: Iterable<string>,
+    settlesMs: number,
+  ): Promise<EnvMasks> {
+    if (role === "admin") return new EnvMasks(null);
     const wanted = new Set(ids);
     if (wanted.size === 0) return new EnvMasks(new Map());
     const found: (Job | null)[] = wanted.size <= ONE_BY_ONE
       ? await Promise.all([...wanted].map((id) => jobs.getJob(id)))
       : (await jobs.listJobs()).filter((job) => wanted.has(job.id));
-    return EnvMasks.ofJobs(role, found.filter((job) => job !== null));
+    return EnvMasks.ofJobs(role, found.filter((job) => job !== null), settlesMs);
   }
 
-  /** The masks of `jobs`, read already, for a caller of `role`. */
-  static ofJobs(role: Role, jobs: readonly Job[]): EnvMasks {
-    if (role === "admin") return new EnvMasks(new Map());
+  /**
+   * The masks of the jobs `rows` are about, and when each run they name
+   * was scheduled: a line written while a run of an older version ran may
+   * hold that version's values.
+   */
+  static async ofLogs(
+    store: JobStore & RunStore,
+    role: Role,
+    rows: readonly LogRow[],
+    settlesMs: number,
+  ): Promise<EnvMasks> {
+    const jobs = rows.flatMap((row) =>
+      typeof row.context.job === "string" ? [row.context.job] : []
+    );
+    const masks = await EnvMasks.of(store, role, jobs, settlesMs);
+    if (masks.byJob === null) return masks;
+    // Only the runs of lines written since their job's change: older lines are withheld anyway.
+    const runIds = new Set(rows.flatMap((row) => {
+      const current = typeof row.context.job === "string"
+        ? masks.byJob!.get(row.context.job)
+        : undefined;
+      const run = row.context.run;
+      return current !== undefined && row.created_at >= current.since && typeof run === "number"
+        ? [run]
+        : [];
+    }));
+    const runs = await Promise.all([...runIds].map((id) => store.getRun(id)));
     return new EnvMasks(
-      new Map(jobs.flatMap((job) => {
+      masks.byJob,
+      new Map(runs.flatMap((run) => run === null ? [] : [[run.id, run.scheduled_at]])),
+    );
+  }
+
+  /**
+   * The masks of `jobs`, read already, for a caller of `role`; a run is
+   * taken for one of a job's version before its last change until
+   * `settlesMs` (`changeSettles`) after it.
+   */
+  static ofJobs(role: Role, jobs: readonly Job[], settlesMs: number): EnvMasks {
+    if (role === "admin") return new EnvMasks(null);
+    return new EnvMasks(
+      new Map(jobs.map((job) => {
         const values = envValues(job.env).filter(masked);
-        return values.length === 0 ? [] : [[job.id, redactor(values)]];
+        return [job.id, {
+          mask: redactor(values),
+          values,
+          // A job never changed had no other env (a run from before it was added is another's).
+          since: job.updated_at === job.created_at ? job.created_at : job.updated_at + settlesMs,
+        }];
       })),
     );
   }
 
-  /** `run` with its job's env values masked in its note and output. */
-  run<T extends Pick<Run, "job_id" | "note"> & Partial<Pick<Run, "stdout" | "stderr">>>(
-    run: T,
-  ): T {
-    const mask = this.byJob.get(run.job_id);
-    if (mask === undefined) return run;
-    const masked = { ...run, note: run.note === null ? null : mask(run.note) };
-    if (run.stdout) masked.stdout = mask(run.stdout);
-    if (run.stderr) masked.stderr = mask(run.stderr);
-    return masked;
+  /**
+   * `run` with its job's env values masked in its note and output (and
+   * what of one the output's cut left, as the service masks its own
+   * secrets there: output_cut.ts); withheld when the job was removed or
+   * changed since the run was scheduled.
+   */
+  run<
+    T extends
+      & Pick<Run, "job_id" | "note" | "scheduled_at">
+      & Partial<Pick<Run, "stdout" | "stderr">>,
+  >(run: T): T {
+    if (this.byJob === null) return run;
+    const current = this.byJob.get(run.job_id);
+    const fresh = current !== undefined && run.scheduled_at >= current.since;
+    const mask = fresh ? current.mask : () => withheld(run.job_id);
+    // A value the output's cut split is whole on neither side: the bytes around it go too.
+    const output = (text: string) => mask(fresh ? trimmedAroundCuts(text, current.values) : text);
+    const shown = { ...run, note: run.note ? mask(run.note) : run.note };
+    if (run.stdout) shown.stdout = output(run.stdout);
+    if (run.stderr) shown.stderr = output(run.stderr);
+    return shown;
   }
 
-  /** `row` with the env values of the job it is about masked in its message and properties. */
+  /**
+   * `row` with the env values of the job it is about masked in its message
+   * and properties; withheld when the job was removed or changed since the
+   * line was written, or since the run it names was scheduled.
+   */
   log(row: LogRow): LogRow {
     const job = row.context.job;
-    const mask = typeof job === "string" ? this.byJob.get(job) : undefined;
-    if (mask === undefined) return row;
+    if (this.byJob === null || typeof job !== "string") return row;
+    const current = this.byJob.get(job);
+    const run = row.context.run;
+    const at = typeof run === "number" ? this.runsScheduled.get(run) ?? -Infinity : row.created_at;
+    const mask = current !== undefined && at >= current.since && row.created_at >= current.since
+      ? current.mask
+      : () => withheld(job);
     const context = Object.fromEntries(
       Object.entries(row.context).map((
         [k, v],

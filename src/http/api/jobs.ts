@@ -200,7 +200,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       names: API_NAMES,
     });
     c.header("ETag", `"${details.job.updated_at}"`);
-    const masks = EnvMasks.ofJobs(c.get("role"), [details.job]);
+    const masks = EnvMasks.ofJobs(c.get("role"), [details.job], api.changeSettlesMs);
     return json(c, {
       ...visible(details.job, c.get("role")),
       zone: details.zone,

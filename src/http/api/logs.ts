@@ -31,10 +31,7 @@ export function logRoutes(api: ApiContext): Hono<Env> {
   const { store } = api;
   /** `rows` as this caller may read them: without the env values of the jobs they are about. */
   const masked = async (c: Context<Env>, rows: LogRow[]) => {
-    const jobs = rows.flatMap((row) =>
-      typeof row.context.job === "string" ? [row.context.job] : []
-    );
-    const masks = await EnvMasks.of(store, c.get("role"), jobs);
+    const masks = await EnvMasks.ofLogs(store, c.get("role"), rows, api.changeSettlesMs);
     return rows.map((row) => masks.log(row));
   };
 

@@ -55,7 +55,12 @@ export function runRoutes(api: ApiContext): Hono<Env> {
         : undefined,
       output: false,
     });
-    const masks = await EnvMasks.of(store, c.get("role"), runs.map((r) => r.job_id));
+    const masks = await EnvMasks.of(
+      store,
+      c.get("role"),
+      runs.map((r) => r.job_id),
+      api.changeSettlesMs,
+    );
     return json(c, runs.map((run) => masks.run(listed(run))));
   });
 
@@ -120,7 +125,7 @@ export function runRoutes(api: ApiContext): Hono<Env> {
           seen.set(run.id, state);
         }
         const shown = events.flatMap((e) => e.event === "ready" ? [] : [(e.data as Run).job_id]);
-        const masks = await EnvMasks.of(store, c.get("role"), shown);
+        const masks = await EnvMasks.of(store, c.get("role"), shown, api.changeSettlesMs);
         for (const e of events) if (e.event !== "ready") e.data = masks.run(e.data as Run);
         // An ended run that left the window cannot come back into it.
         for (const [id, state] of seen) if (!inWindow.has(id) && ended(state)) seen.delete(id);
@@ -137,7 +142,10 @@ export function runRoutes(api: ApiContext): Hono<Env> {
 
   routes.get("/runs/:id", async (c) => {
     const run = await showRun(store, parseRunId(c.req.param("id"), "run id"));
-    return json(c, (await EnvMasks.of(store, c.get("role"), [run.job_id])).run(run));
+    return json(
+      c,
+      (await EnvMasks.of(store, c.get("role"), [run.job_id], api.changeSettlesMs)).run(run),
+    );
   });
 
   /**
