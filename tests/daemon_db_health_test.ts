@@ -111,3 +111,18 @@ Deno.test({
     await store.close();
   },
 });
+
+Deno.test("health: an outage through which the clock is stepped back lasts no less than nothing", async () => {
+  await using db = await freshDatabase("sqlite");
+  const store = db.open();
+  await store.close();
+  const clock = new FakeClock(T0);
+  const health = new DbHealth(store, clock);
+  health.failed(new DatabaseError("sqlite: closed"));
+  await clock.advance(5000);
+  assertEquals([health.currentOutageMs, health.outageMs], [5000, 5000]);
+  // NTP, back with the network, steps the clock 20 s back.
+  await clock.stepBack(20_000);
+  assertEquals([health.currentOutageMs, health.outageMs], [0, 0]);
+  health.close();
+});

@@ -406,3 +406,18 @@ for (const backend of BACKENDS) {
     assertEquals(listed.silentJobs.map((j) => j.job_id), ["heartbeat"]);
   });
 }
+
+Deno.test("metrics: a total that went back (the clock stepped back through an outage) neither fails the scrape nor lowers its counter", async () => {
+  await using h = await DaemonHarness.create(await freshDatabase("sqlite"));
+  await h.start();
+  let outageMs = 5000;
+  const metrics = new Metrics();
+  metrics.watch(() => ({ ...h.daemon.vitals, outageMs }));
+  const said = async () =>
+    (await metrics.text()).match(/^jobsmanager_database_outage_seconds_total (\S+)$/m)?.[1];
+  assertEquals(await said(), "5");
+  outageMs = -15_000;
+  assertEquals(await said(), "5");
+  outageMs = 7000;
+  assertEquals(await said(), "7");
+});

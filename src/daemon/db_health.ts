@@ -59,7 +59,8 @@ export class DbHealth {
 
   /** How long the current outage has lasted; 0 while the database answers. */
   get currentOutageMs(): number {
-    return this.downSince === null ? 0 : this.clock.now() - this.downSince;
+    // A clock stepped back meanwhile counts none of it.
+    return this.downSince === null ? 0 : Math.max(0, this.clock.now() - this.downSince);
   }
 
   /**
@@ -176,7 +177,7 @@ export class DbHealth {
           });
         }
       }
-      const downFor = this.clock.now() - (this.downSince ?? this.clock.now());
+      const downFor = this.currentOutageMs;
       this.recent.push({ from: this.downSince ?? this.clock.now(), to: this.clock.now() });
       if (this.recent.length > RECENT_OUTAGES_KEPT) this.recent.shift();
       this.downSince = null;

@@ -128,17 +128,24 @@ export class Metrics implements RunObserver {
           else this.set(value);
         },
       });
-    /** A total the daemon keeps since it started, exposed as a counter. */
-    const counter = (name: string, help: string, read: (v: DaemonVitals) => number) =>
-      new client.Counter({
+    /**
+     * A total the daemon keeps since it started, exposed as a counter: never
+     * below what it said before (a clock stepped back may shorten a total
+     * measured on it), so that a scraper sees no reset.
+     */
+    const counter = (name: string, help: string, read: (v: DaemonVitals) => number) => {
+      let said = 0;
+      return new client.Counter({
         name,
         help,
         registers,
         collect() {
+          said = Math.max(said, read(vitals()));
           this.reset();
-          this.inc(read(vitals()));
+          this.inc(said);
         },
       });
+    };
     gauge("jobsmanager_runs_running", "Runs holding a worker now", (v) => v.running);
     gauge("jobsmanager_runs_queued", "Fires waiting for a worker (max_workers)", (v) => v.queued);
     gauge("jobsmanager_jobs_loaded", "Enabled jobs in the timetable", (v) => v.jobsLoaded);

@@ -568,7 +568,7 @@ export const OPENAPI = {
     title: "jobsmanager",
     version: VERSION,
     description:
-      'The HTTP API of `jobsmanager serve`: the same use cases, validation and messages as the CLI. Authenticate with `Authorization: Bearer TOKEN` (a token of http.tokens); read tokens may GET, admin tokens may also change. Writes answer with the stored job and its reload marker in the Reload-Marker header; what the CLI warns of on stderr comes in a Warning header (`299 - "…"`). Answers over 1 KiB (JSON, the dashboard\'s files) are gzipped for a client that sends Accept-Encoding: gzip, but for GET /jobs/{id}, whose strong ETag is the job\'s version for If-Match; live streams never are.',
+      "The HTTP API of `jobsmanager serve`: the same use cases, validation and messages as the CLI. Authenticate with `Authorization: Bearer TOKEN` (a token of http.tokens); read tokens may GET, admin tokens may also change. Writes answer with the stored job and its reload marker in the Reload-Marker header; what the CLI warns of on stderr comes in a Warning header (`299 - \"…\"`). Answers over 1 KiB (JSON, the dashboard's files) are gzipped for a client that sends Accept-Encoding: gzip, but for GET /jobs/{id}, whose strong ETag is the job's version for If-Match; live streams never are.",
   },
   servers: [{ url: "/api/v1" }],
   security: [{ bearer: [] }],

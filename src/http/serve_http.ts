@@ -9,7 +9,7 @@ import type { Settings } from "../config/config.ts";
 import type { DaemonVitals } from "../daemon/boot.ts";
 import { settlesWithin, systemClock } from "../daemon/clock.ts";
 import { log } from "../daemon/log.ts";
-import { RuntimeError, ValidationError } from "../errors.ts";
+import { errorMessage, RuntimeError, ValidationError } from "../errors.ts";
 import type { DatabaseTarget } from "../store/target.ts";
 import type { Metrics } from "./metrics.ts";
 import type { HttpServer } from "./server.ts";
@@ -116,11 +116,21 @@ function launch(o: ServeHttpOptions, starts: Starts, failed: (why: string) => vo
   worker.onmessage = async ({ data }: MessageEvent<FromWorker>) => {
     switch (data.type) {
       case "ask":
-        send({
-          type: "answer",
-          id: data.id,
-          value: data.what === "vitals" ? o.vitals() : await o.metrics.text(),
-        });
+        // A failure here must not end the service (an unhandled rejection would): it is the
+        // request's, answered 500.
+        try {
+          send({
+            type: "answer",
+            id: data.id,
+            value: data.what === "vitals" ? o.vitals() : await o.metrics.text(),
+          });
+        } catch (error) {
+          httpLog.error("could not answer the HTTP side's {what}: {error}", {
+            what: data.what,
+            error: errorMessage(error),
+          });
+          send({ type: "answer", id: data.id, value: null, error: errorMessage(error) });
+        }
         break;
       case "tokens":
         o.onTokens(data.values);

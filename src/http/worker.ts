@@ -30,7 +30,7 @@ export type ToWorker =
     /** The scheduler's starts (starts.ts). */
     starts: SharedArrayBuffer;
   }
-  | { type: "answer"; id: number; value: unknown }
+  | { type: "answer"; id: number; value: unknown; error?: string }
   | { type: "close" };
 
 /** Messages the worker sends. */
@@ -58,15 +58,16 @@ const port = self as any as {
   close(): void;
 };
 
-const pending = new Map<number, (value: unknown) => void>();
+const pending = new Map<number, PromiseWithResolvers<unknown>>();
 let nextId = 0;
 
+/** Ask the main thread; a failure there (its message) rejects, and the request answers 500. */
 function ask<T>(what: "vitals" | "metrics"): Promise<T> {
   const id = nextId++;
-  return new Promise((resolve) => {
-    pending.set(id, resolve as (value: unknown) => void);
-    port.postMessage({ type: "ask", id, what });
-  });
+  const asked = Promise.withResolvers<unknown>();
+  pending.set(id, asked);
+  port.postMessage({ type: "ask", id, what });
+  return asked.promise as Promise<T>;
 }
 
 async function start(
@@ -145,8 +146,10 @@ let running: Promise<{ server: HttpListener; store: { close(): Promise<void> } }
 
 port.onmessage = async ({ data }) => {
   if (data.type === "answer") {
-    pending.get(data.id)?.(data.value);
+    const asked = pending.get(data.id);
     pending.delete(data.id);
+    if (data.error === undefined) asked?.resolve(data.value);
+    else asked?.reject(new Error(data.error));
   } else if (data.type === "start") {
     running = start(data.settings, data.target, data.secrets, data.starts);
     running.catch((error) =>
