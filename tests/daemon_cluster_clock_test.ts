@@ -7,64 +7,80 @@
  */
 import { assertEquals, assertMatch } from "./assert.ts";
 import { ClusterHarness, storeWith, T0 } from "./daemon_harness.ts";
-import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { type Backend, BACKENDS, freshDatabase } from "./helpers.ts";
 import { buildJob } from "../src/domain/job.ts";
 
 /** Nodes honour the assignment they had before a change for 2 × 60 s + 1 s: past it. */
 const SETTLED_MS = 130_000;
 const JOBS = Array.from({ length: 10 }, (_, i) => `j${i}`);
 
+/**
+ * Two nodes sharing 10 every-second jobs, settled; n2's wall and
+ * monotonic clocks as `clocks` gives them, and its looks at the nodes
+ * (each measures its clock) waiting while `clocks.held` is set: whichever
+ * of its timers the clock wakes first, its fires are decided before a look
+ * could fence it.
+ */
+async function settledPair(
+  backend: Backend,
+  clocks: { wallOff: number; monotonicOff: number; held: PromiseWithResolvers<void> | null },
+) {
+  const db = await freshDatabase(backend);
+  const c = await ClusterHarness.create(db, ["n1", "n2"], (id) =>
+    id === "n2"
+      ? {
+        wallClock: () => Date.now() + clocks.wallOff,
+        monotonic: () => performance.now() + clocks.monotonicOff,
+        store: storeWith(db, {
+          nodesAndNow: (target) => async () => {
+            await clocks.held?.promise;
+            return await target.nodesAndNow();
+          },
+          databaseNow: (target) => async () => {
+            await clocks.held?.promise;
+            return await target.databaseNow();
+          },
+        }),
+      }
+      : {});
+  for (const node of c.nodes) node.runner.endAll();
+  await c.start();
+  await c.store.changeJobs(() => ({
+    put: JOBS.map((id) => buildJob(id, { command: "true", schedule: { second: "*" } }, null, T0)),
+    remove: [],
+  }));
+  await c.load(JOBS.length);
+  const from = c.now() + SETTLED_MS;
+  const fired = (at: number) =>
+    c.until(async () => {
+      const rows = (await c.runs()).filter((r) => r.scheduled_at === at);
+      return rows.length >= JOBS.length ? rows : null;
+    }, `the ${JOBS.length} fires at T0+${at - T0} recorded`);
+  await c.set(from);
+  await fired(from);
+  const n2Owned = (await c.store.nodesAndNow()).nodes.find((n) => n.id === "n2")!.jobs_owned;
+  assertEquals(n2Owned! > 0, true, await c.describe());
+  return { c, from, fired, n2: c.node("n2"), n2Owned: n2Owned! };
+}
+
 for (const backend of BACKENDS) {
   Deno.test(`daemon cluster[${backend}]: a node whose clock is stepped ahead between two measures fires nothing by it, and records nothing missed; the others fire its share`, async () => {
-    let n2Off = 0;
-    // n2's looks at the nodes (each measures its clock) wait while `held` is set: whichever of
-    // its timers the clock wakes first, its fires are decided before a look could fence it.
-    let held: PromiseWithResolvers<void> | null = null;
-    const db = await freshDatabase(backend);
-    await using c = await ClusterHarness.create(db, ["n1", "n2"], (id) =>
-      id === "n2"
-        ? {
-          wallClock: () => Date.now() + n2Off,
-          store: storeWith(db, {
-            nodesAndNow: (target) => async () => {
-              await held?.promise;
-              return await target.nodesAndNow();
-            },
-            databaseNow: (target) => async () => {
-              await held?.promise;
-              return await target.databaseNow();
-            },
-          }),
-        }
-        : {});
-    for (const node of c.nodes) node.runner.endAll();
-    await c.start();
-    await c.store.changeJobs(() => ({
-      put: JOBS.map((id) => buildJob(id, { command: "true", schedule: { second: "*" } }, null, T0)),
-      remove: [],
-    }));
-    await c.load(JOBS.length);
-    const from = c.now() + SETTLED_MS;
-    const fired = (at: number) =>
-      c.until(async () => {
-        const rows = (await c.runs()).filter((r) => r.scheduled_at === at);
-        return rows.length >= JOBS.length ? rows : null;
-      }, `the ${JOBS.length} fires at T0+${at - T0} recorded`);
-    await c.set(from);
-    await fired(from);
-    const n2 = c.node("n2");
+    const clocks = { wallOff: 0, monotonicOff: 0, held: null as PromiseWithResolvers<void> | null };
+    const { c: cluster, from, fired, n2 } = await settledPair(backend, clocks);
+    await using c = cluster;
     const n2Before = n2.runner.runs.length;
-    const n2Owned = (await c.store.nodesAndNow()).nodes.find((n) => n.id === "n2")!.jobs_owned;
-    assertEquals(n2Owned! > 0, true, await c.describe());
 
     // n2's clock is stepped 2 minutes ahead, its sweep (a second away) not come yet: its
     // timetable finds 2 minutes of fires due at once.
-    held = Promise.withResolvers<void>();
-    n2Off = 120_000;
+    const held = clocks.held = Promise.withResolvers<void>();
+    clocks.wallOff = 120_000;
     c.freeze("n2");
-    await n2.clock.set(from + 120_000);
-    await c.until(() => n2.line(/clock moved/), "n2 to find its clock stepped");
-    held.resolve();
+    try {
+      await n2.clock.set(from + 120_000);
+      await c.until(() => n2.line(/clock moved/), "n2 to find its clock stepped");
+    } finally {
+      held.resolve();
+    }
     assertMatch(
       n2.line(/clock moved/)!,
       /^this node's clock moved 1(19|20)\d{3} ms since it was last measured against the database's; it fires nothing until it is measured again$/,
@@ -89,6 +105,28 @@ for (const backend of BACKENDS) {
     assertEquals(
       rows.filter((r) => r.scheduled_at <= from + 3000 && r.status !== "missed").length,
       3 * JOBS.length,
+      await c.describe(),
+    );
+  });
+
+  Deno.test(`daemon cluster[${backend}]: a node whose machine slept (its monotonic clock stood still, its wall clock went on) is no stepped clock: it fires its share`, async () => {
+    const clocks = { wallOff: 0, monotonicOff: 0, held: null as PromiseWithResolvers<void> | null };
+    const { c: cluster, from, fired, n2, n2Owned } = await settledPair(backend, clocks);
+    await using c = cluster;
+    const held = clocks.held = Promise.withResolvers<void>();
+    // 10 s of sleep: the monotonic clock is 10 s behind where the wall and boot clocks say.
+    clocks.monotonicOff = -10_000;
+    let rows;
+    try {
+      await c.set(from + 1000);
+      rows = await fired(from + 1000);
+    } finally {
+      held.resolve();
+    }
+    assertEquals(n2.line(/clock moved/), undefined, await c.describe());
+    assertEquals(
+      rows.filter((r) => r.node_id === "n2" && r.status !== "missed").length,
+      n2Owned,
       await c.describe(),
     );
   });

@@ -255,6 +255,8 @@ export interface HarnessOptions {
    * (the real one by default: the fake clock is years away by design).
    */
   wallClock?: () => number;
+  /** The clock no one steps the cluster compares it with (`performance.now` by default). */
+  monotonic?: () => number;
   /** How long a fire waits for its claim before the database counts as away (1 s, as served). */
   claimTimeoutMs?: number;
   /** The only service its database can have (`serve` holding an SQLite file's lock). */
@@ -350,6 +352,7 @@ export class DaemonHarness implements AsyncDisposable {
       store: this.options.store?.() ?? this.db.open(),
       clock: this.clock,
       wallClock: this.options.wallClock,
+      monotonic: this.options.monotonic,
       claimTimeoutMs: this.options.claimTimeoutMs,
       soleService: this.options.soleService,
       node: { id: this.nodeId, host: "test", pid: Deno.pid, version: VERSION, started_at: T0 },

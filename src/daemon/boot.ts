@@ -40,6 +40,8 @@ export interface BootOptions {
    * `clock` is a fake one, gives another.
    */
   wallClock?: () => number;
+  /** A clock no one steps, which a sleep of the machine stops: `performance.now` unless a test gives one. */
+  monotonic?: () => number;
   /** Who this service is in `jm_nodes`; an empty id picks one from the host name. */
   node: NodeIdentity;
   /** The environment every run starts from (secrets already removed). */
@@ -264,6 +266,7 @@ class BootedDaemon implements Daemon {
       store,
       clock,
       wallClock: o.wallClock ?? systemClock.now,
+      monotonic: o.monotonic,
       health: this.health,
       // The CLI shows jobs without a zone in the zone the service reports here.
       node: { ...o.node, timezone: zone },

@@ -67,9 +67,17 @@ export interface ClusterOptions {
   wallClock: () => number;
   /**
    * A clock no one steps (`performance.now`): how far `wallClock` moved
-   * since the last measure beyond it is a step of this machine's clock.
+   * since the last measure beyond it is a step of this machine's clock,
+   * once `sinceBoot` confirms it.
    */
   monotonic?: () => number;
+  /**
+   * Milliseconds since the machine booted, its suspends included (Linux's
+   * CLOCK_BOOTTIME, as /proc/uptime gives it); null where unknown. The
+   * monotonic clock stands still while the machine sleeps, and the wall
+   * clock moves on: that is no step.
+   */
+  sinceBoot?: () => number | null;
   health: DbHealth;
   node: NodeIdentity & { timezone: string };
   heartbeatMs: number;
@@ -101,6 +109,15 @@ export interface ClusterOptions {
  * claim the newcomer's fires.
  */
 const SWEEP_MS = 1000;
+/** Milliseconds since boot, suspends included, from /proc/uptime; null where it cannot be read. */
+function readSinceBoot(): number | null {
+  try {
+    return Number(Deno.readTextFileSync("/proc/uptime").split(" ")[0]) * 1000;
+  } catch {
+    return null;
+  }
+}
+
 /** Ids tried after the host name while live services hold them: host:2 … */
 const MAX_AUTOMATIC_IDS = 100;
 
@@ -144,8 +161,8 @@ export class Cluster {
   private aloneBefore = false;
   /** This machine's clock minus the database's, as last measured; null before. */
   private skew: number | null = null;
-  /** Both of this machine's clocks when `skew` was measured (see `skewNow`); null before. */
-  private measuredAt: { wall: number; monotonic: number } | null = null;
+  /** This machine's clocks when `skew` was measured (see `skewNow`); null before. */
+  private measuredAt: { wall: number; monotonic: number; sinceBoot: number | null } | null = null;
   /**
    * Nodes this one declared dead without an answer, with the heartbeat it
    * named: the declaration may have been written, and its lost runs are
@@ -315,9 +332,17 @@ export class Cluster {
   /** This machine's clock minus the database's now: the last measure, moved by any step since. */
   private skewNow(): number | null {
     if (this.skew === null || this.measuredAt === null) return this.skew;
-    const step = (this.o.wallClock() - this.measuredAt.wall) -
-      (this.monotonic() - this.measuredAt.monotonic);
-    return this.skew + step;
+    const moved = this.o.wallClock() - this.measuredAt.wall;
+    const skew = this.skew + moved - (this.monotonic() - this.measuredAt.monotonic);
+    // Off by the monotonic clock, which a sleep of the machine stops: by the boot clock, which
+    // counts it (read only then: a file read).
+    const booted = this.measuredAt.sinceBoot;
+    const now = booted === null || inStep(skew) ? null : this.sinceBoot();
+    return now === null ? skew : this.skew + moved - (now - booted!);
+  }
+
+  private sinceBoot(): number | null {
+    return (this.o.sinceBoot ?? readSinceBoot)();
   }
 
   private monotonic(): number {
@@ -522,7 +547,11 @@ export class Cluster {
       );
     }
     this.skew = skew;
-    this.measuredAt = { wall: this.o.wallClock(), monotonic: this.monotonic() };
+    this.measuredAt = {
+      wall: this.o.wallClock(),
+      monotonic: this.monotonic(),
+      sinceBoot: this.sinceBoot(),
+    };
     this.measureDue = false;
     return inStep(skew) !== wasInStep;
   }
