@@ -107,12 +107,13 @@ for (const backend of BACKENDS) {
     try {
       await store.migrate();
       const databaseNow = await store.databaseNow();
-      // Its last heartbeat fresh: judged by it, the service would be live for three intervals more.
+      // Its last heartbeat one interval and a second ago: judged by it, the service would be live
+      // for two intervals more.
       await store.saveNode({
         ...serviceRow("killed"),
         host: Deno.hostname(),
         pid: child.pid,
-        db_heartbeat_at: databaseNow,
+        db_heartbeat_at: databaseNow - HEARTBEAT_MS - 1000,
         heartbeat_ms: HEARTBEAT_MS,
       });
       await store.claimRuns([{
@@ -139,5 +140,25 @@ for (const backend of BACKENDS) {
       1,
       `jobsmanager: no live jobsmanager service on this database: killed (pid ${child.pid} on ${Deno.hostname()}) is not running and did not stop (killed or crashed): see its log, and restart it (\`systemctl restart jobsmanager\` where systemd runs it)\n`,
     ]);
+    // One with this host's name and a pid this host does not know, that beats: a service in
+    // another pid namespace (a container given the host's name) is live.
+    const again = db.open();
+    try {
+      await again.saveNode({
+        ...serviceRow("elsewhere"),
+        host: Deno.hostname(),
+        pid: child.pid,
+        db_heartbeat_at: await again.databaseNow(),
+        heartbeat_ms: HEARTBEAT_MS,
+      });
+    } finally {
+      await again.close();
+    }
+    const second = await cli(["--database", db.url, "status"], { cwd: db.dir });
+    assertMatch(
+      second.stdout.split("\n").find((l) => l.startsWith("elsewhere "))!,
+      /^elsewhere +live /,
+      second.stdout,
+    );
   });
 }

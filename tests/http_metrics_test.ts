@@ -362,6 +362,14 @@ for (const backend of BACKENDS) {
         ...serviceRow("killed"),
         host: Deno.hostname(),
         pid: child.pid,
+        db_heartbeat_at: await store.databaseNow() - 3000,
+        heartbeat_ms: 2000,
+      });
+      // Beating: one in another pid namespace, where this host's pids mean nothing.
+      await store.saveNode({
+        ...serviceRow("elsewhere"),
+        host: Deno.hostname(),
+        pid: child.pid,
         db_heartbeat_at: await store.databaseNow(),
         heartbeat_ms: 2000,
       });
@@ -369,7 +377,7 @@ for (const backend of BACKENDS) {
       const families = parsePrometheus(text) as Family[];
       assertEquals(
         NODE_STATES.map((state) => value(families, "jobsmanager_nodes", { state })),
-        [0, 0, 1, 0, 0],
+        [1, 0, 1, 0, 0],
         text,
       );
     } finally {

@@ -5,7 +5,7 @@
  */
 import type { Job } from "../domain/job.ts";
 import { listJobs } from "./jobs.ts";
-import { type Node, type NodeState, nodeState } from "../domain/node.ts";
+import { heartbeatAge, type Node, type NodeState, nodeState } from "../domain/node.ts";
 import type { RunStatus } from "../domain/run.ts";
 import type {
   JobStore,
@@ -69,8 +69,10 @@ export async function liveServices(
 
 /**
  * A node's state as `status` says it: by its heartbeat (`nodeState`), but
- * `dead` at once where `gone` knows its process does not run. A clean stop
- * or a declaration says more; a heartbeat still fresh says less.
+ * `dead` once it missed a beat where `gone` knows its process does not run.
+ * A clean stop or a declaration says more. A heartbeat within its interval
+ * says the service runs, whatever the pid: one in another pid namespace
+ * (a container with this host's name) has a pid this host does not know.
  */
 export function judged(
   node: Node,
@@ -80,7 +82,9 @@ export function judged(
   gone?: (node: Node) => boolean,
 ): Node & { state: NodeState; gone: boolean } {
   const state = nodeState(node, now, heartbeatMs, databaseNow);
-  const isGone = state !== "stopped" && state !== "dead" && (gone?.(node) ?? false);
+  const { age, interval } = heartbeatAge(node, now, heartbeatMs, databaseNow);
+  const isGone = state !== "stopped" && state !== "dead" && age > interval &&
+    (gone?.(node) ?? false);
   return { ...node, state: isGone ? "dead" : state, gone: isGone };
 }
 

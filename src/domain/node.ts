@@ -101,6 +101,27 @@ export const NODE_STATES: readonly NodeState[] = ["live", "stale", "dead", "leav
  * when it is ahead of the database's clock (stepped back since it was
  * written), which would otherwise keep a killed node live for the step.
  */
+/**
+ * How old a node's last heartbeat is, and how often it beats: by the
+ * database's clock where both are known (see `nodeState`), else by this
+ * machine's.
+ */
+export function heartbeatAge(
+  node: Node,
+  now: number,
+  heartbeatMs: number,
+  databaseNow?: number,
+  unchangedSince?: number,
+): { age: number; interval: number } {
+  const byDatabase = databaseNow !== undefined && node.db_heartbeat_at != null;
+  return {
+    age: byDatabase
+      ? databaseNow - Math.min(node.db_heartbeat_at!, unchangedSince ?? Infinity)
+      : now - node.heartbeat_at,
+    interval: byDatabase ? node.heartbeat_ms ?? heartbeatMs : heartbeatMs,
+  };
+}
+
 export function nodeState(
   node: Node,
   now: number,
@@ -110,11 +131,7 @@ export function nodeState(
 ): NodeState {
   if (node.stopped_at !== null) return "stopped";
   if (node.declared_dead_at != null) return "dead";
-  const byDatabase = databaseNow !== undefined && node.db_heartbeat_at != null;
-  const age = byDatabase
-    ? databaseNow - Math.min(node.db_heartbeat_at!, unchangedSince ?? Infinity)
-    : now - node.heartbeat_at;
-  const interval = byDatabase ? node.heartbeat_ms ?? heartbeatMs : heartbeatMs;
+  const { age, interval } = heartbeatAge(node, now, heartbeatMs, databaseNow, unchangedSince);
   // Killed while it ended its runs: stale, then declared dead, as any other.
   if (age > STALE_AFTER_BEATS * interval) return "stale";
   return node.leaving_at != null ? "leaving" : "live";
