@@ -493,6 +493,45 @@ Deno.test("a group whose leader does not carry the marker is not signalled, only
   }
 });
 
+Deno.test("interrupted, a group whose leader exits on SIGTERM is killed after the grace, with the member it started then without the marker", async () => {
+  const [member] = uniqueSleeps(1);
+  const dir = await Deno.makeTempDir({ prefix: "jm-runner-" });
+  try {
+    // The leader's SIGTERM trap starts a cleanup without the marker that ignores SIGTERM, then
+    // the leader exits: the group then holds only a process no pass saw before.
+    await Deno.writeTextFile(
+      `${dir}/leader.sh`,
+      `trap 'env -u JM_RUN_MARKER sh -c "trap \\"\\" TERM; exec sleep ${member}" & sleep 0.2; exit 0' TERM\n` +
+        `while :; do sleep 0.1; done\n`,
+    );
+    const handle = startRun(
+      spec(
+        `setsid sh ${dir}/leader.sh >/dev/null 2>&1 & trap 'sleep 2; exit 1' TERM; sleep 30 & wait`,
+        {
+          timeoutMs: 0,
+          killGraceMs: 1500,
+        },
+      ),
+    );
+    await waitFor(() => livePidsMatching(`${dir}/leader.sh`).length > 0, {
+      timeoutMs: 10_000,
+      what: "the escaped leader to run",
+    });
+    handle.interrupt();
+    const result = await handle.done;
+    assertEquals(result.status, "interrupted");
+    await waitFor(() => livePidsMatching(`sleep ${member}`).length === 0, {
+      timeoutMs: 10_000,
+      what: "the member the leader started on SIGTERM to be gone",
+      detail: () => `${result.note}; alive: ${livePidsMatching(`sleep ${member}`)}`,
+    });
+  } finally {
+    for (const pid of livePidsMatching(`sleep ${member}`)) Deno.kill(pid, "SIGKILL");
+    for (const pid of livePidsMatching(`${dir}/leader.sh`)) Deno.kill(pid, "SIGKILL");
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("interrupted, a group an escaped process led is killed after the grace, though its leader died of the SIGTERM", async () => {
   const [member, leader] = uniqueSleeps(2);
   try {

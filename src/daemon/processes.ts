@@ -37,10 +37,9 @@ export interface RunQuery {
    * Groups other than `pgid` that are the run's, each led by a process
    * found carrying its marker (a setsid'd shell): their members that
    * dropped the marker (`env -u`, sudo's env_reset) are the run's too.
-   * `signalRun` adds those it finds, and drops one once no process of
-   * `seen` nor any carrying the marker is in it: Linux reuses no group's
-   * id while it has a member, but once it has none an unrelated group
-   * may get the id.
+   * `signalRun` adds those it finds, and drops one once it has no member
+   * or a leader the run never had: Linux reuses no group's id while it
+   * has a member, but once it has none an unrelated group may get the id.
    */
   groups?: Set<number>;
   /** The run's processes found so far, by pid (`signalRun` adds those it finds). */
@@ -334,15 +333,18 @@ export async function signalRun(
 }
 
 /**
- * Drop each of the run's `groups` in which `found` has neither a process
- * seen as the run's before nor one carrying its marker: its id may be an
- * unrelated group's by now (RunQuery's `groups`).
+ * Drop each of the run's `groups` that `found` shows emptied, or led by a
+ * process the run never had: Linux gives a group's id to another only
+ * once it has no member, and the id is then its new leader's pid
+ * (RunQuery's `groups`). A group whose leader exited keeps its members,
+ * marked or not (a cleanup its leader started on SIGTERM without the
+ * marker): they are the run's.
  */
 function dropEmptied(run: RunQuery, found: readonly RunProcess[]): void {
   for (const pgid of run.groups ?? []) {
-    if (!found.some((p) => p.pgid === pgid && (p.marked || seenBefore(run, p)))) {
-      run.groups!.delete(pgid);
-    }
+    const members = found.filter((p) => p.pgid === pgid);
+    const newLeader = members.some((p) => p.pid === pgid && !p.marked && !seenBefore(run, p));
+    if (members.length === 0 || newLeader) run.groups!.delete(pgid);
   }
 }
 
