@@ -14,15 +14,22 @@ Deno.test("no secret to mask: the cut keeps all it kept", () => {
   assertEquals(keptAroundCut(encode("head"), encode("tail"), []), { headEnd: 4, tailStart: 0 });
 });
 
-Deno.test("every cut line is trimmed around, one a job printed itself too", () => {
-  const secret = "0123456789"; // 9 bytes go at either side of each line
-  const text = `${"h".repeat(12)}${cutLine(5, 100)}${"m".repeat(30)}${cutLine(50, 100)}${
-    "t".repeat(12)
-  }`;
-  assertEquals(
-    trimmedAroundCuts(text, [secret]),
-    `hhh${cutLine(23, 100)}${"m".repeat(12)}${cutLine(68, 100)}ttt`,
-  );
+Deno.test("the one cut line is trimmed around", () => {
+  const secret = "0123456789"; // 9 bytes go at either side of the line
+  const text = `${"h".repeat(12)}${cutLine(5, 100)}${"t".repeat(12)}`;
+  assertEquals(trimmedAroundCuts(text, [secret]), `hhh${cutLine(23, 100)}ttt`);
+});
+
+Deno.test("an output that printed a cut line of its own cannot be trimmed: which is the cut cannot be told", () => {
+  // The job's own line, just before the real cut, which split a secret: trimmed around the
+  // job's line, the real one kept all of the secret but its first character.
+  const secret = "hunter2-SuperSecretValue-XYZ";
+  const text = `${"x".repeat(29)}${cutLine(1, 2)}${"m".repeat(10)}${cutLine(300, 400)}${
+    secret.slice(1)
+  }${"z".repeat(42)}`;
+  assertEquals(trimmedAroundCuts(text, [secret]), null);
+  // Its start alone, malformed, counts too.
+  assertEquals(trimmedAroundCuts(`a [… jobsmanager cut x${cutLine(3, 9)}b`, [secret]), null);
 });
 
 Deno.test("a character is not split where bytes go: the whole of it goes", () => {

@@ -568,6 +568,23 @@ contract("runStatuses", "each existing run's status, by id, in one read", async 
 });
 
 contract(
+  "runsScheduledAt",
+  "each existing run's scheduled time, by id, in one read",
+  async ({ store }) => {
+    const ids = await store.claimRuns(
+      Array.from({ length: 600 }, (_, i) => fire(`j${i % 3}`, 1000 * (1 + i))),
+    );
+    const scheduled = await store.runsScheduledAt([ids[0]!, ids[599]!, 999_999]);
+    assertEquals(
+      [...scheduled].sort(([a], [b]) => a - b),
+      [[ids[0]!, fire("j0", 1000).scheduled_at], [ids[599]!, fire("j2", 600_000).scheduled_at]],
+    );
+    assertEquals((await store.runsScheduledAt(ids.map((id) => id!))).size, 600);
+    assertEquals((await store.runsScheduledAt([])).size, 0);
+  },
+);
+
+contract(
   "updateRun",
   "a note longer than jm_runs.note holds is written cut, saying so",
   async ({ store }) => {

@@ -18,6 +18,7 @@ export function cutLine(cut: number, total: number): string {
 }
 
 const CUT_LINE = /\n\[… jobsmanager cut (\d+) bytes of (\d+) …\]\n/g;
+const CUT_LINE_START = "[… jobsmanager cut ";
 
 /** A continuation byte of UTF-8: not where a character starts. */
 function inside(bytes: Uint8Array, i: number): boolean {
@@ -80,9 +81,13 @@ export function keptAroundCut(
  * at either side of each cut line, and the line's count saying so: for
  * what was stored before `secrets` were masked (a job's env, masked for a
  * read token when it is read). A stored `\xNN` counts as its 4 bytes.
+ * Null when the text holds the start of a cut line more than once: the
+ * job printed one itself, and which is the cut cannot be told (trimmed
+ * around its own, the real cut would keep a split secret's part).
  */
-export function trimmedAroundCuts(text: string, secrets: readonly string[]): string {
+export function trimmedAroundCuts(text: string, secrets: readonly string[]): string | null {
   if (secrets.length === 0) return text;
+  if (text.split(CUT_LINE_START).length > 2) return null;
   const lines = [...text.matchAll(CUT_LINE)];
   if (lines.length === 0) return text;
   const pieces = text.split(CUT_LINE).filter((_, i) => i % 3 === 0).map((p) => encoder.encode(p));

@@ -1143,6 +1143,18 @@ export class SqlStore implements Store {
     return statuses;
   }
 
+  async runsScheduledAt(ids: readonly number[]): Promise<Map<number, number>> {
+    const scheduled = new Map<number, number>();
+    for (const chunk of chunks(ids, CLAIM_CHUNK)) {
+      const rows = await this.driver.all(
+        `SELECT id, scheduled_at FROM jm_runs WHERE id IN (${chunk.map(() => "?").join(", ")})`,
+        [...chunk],
+      );
+      for (const row of rows) scheduled.set(Number(row.id), runTime(row.scheduled_at));
+    }
+    return scheduled;
+  }
+
   async activeRunsElsewhere(
     nodeId: string,
     among?: readonly number[],

@@ -287,6 +287,9 @@ export interface RunStore {
   /** The status of each of these runs that exists, by id, in one read. */
   runStatuses(ids: readonly number[]): Promise<Map<number, RunStatus>>;
 
+  /** When each of these runs that exists was scheduled, by id: no output read. */
+  runsScheduledAt(ids: readonly number[]): Promise<Map<number, number>>;
+
   /**
    * Runs `running` or `queued` on a node other than `nodeId` that has
    * neither stopped nor been declared dead, and runs of `job run --here`

@@ -66,6 +66,10 @@ export function withheld(id: string): string {
   return `[withheld from read tokens: job ${id} was changed or removed since, and the env values it had then cannot be masked; an admin token reads this]`;
 }
 
+/** What a read token reads of an output that printed a cut line of its own. */
+const LOOK_ALIKE =
+  "[withheld from read tokens: this output holds a line like jobsmanager's cut line, so where it was cut, and what of a value it split there, cannot be told; an admin token reads this]";
+
 export class EnvMasks {
   /** `byJob` null: an admin's, which masks nothing. */
   private constructor(
@@ -119,11 +123,7 @@ export class EnvMasks {
         ? [run]
         : [];
     }));
-    const runs = await Promise.all([...runIds].map((id) => store.getRun(id)));
-    return new EnvMasks(
-      masks.byJob,
-      new Map(runs.flatMap((run) => run === null ? [] : [[run.id, run.scheduled_at]])),
-    );
+    return new EnvMasks(masks.byJob, await store.runsScheduledAt([...runIds]));
   }
 
   /**
@@ -162,7 +162,10 @@ export class EnvMasks {
     const fresh = current !== undefined && run.scheduled_at >= current.since;
     const mask = fresh ? current.mask : () => withheld(run.job_id);
     // A value the output's cut split is whole on neither side: the bytes around it go too.
-    const output = (text: string) => mask(fresh ? trimmedAroundCuts(text, current.values) : text);
+    const output = (text: string) => {
+      if (!fresh) return mask(text);
+      return mask(trimmedAroundCuts(text, current.values) ?? LOOK_ALIKE);
+    };
     const shown = { ...run, note: run.note ? mask(run.note) : run.note };
     if (run.stdout) shown.stdout = output(run.stdout);
     if (run.stderr) shown.stderr = output(run.stderr);
