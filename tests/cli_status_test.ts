@@ -107,13 +107,13 @@ for (const backend of BACKENDS) {
     try {
       await store.migrate();
       const databaseNow = await store.databaseNow();
-      // Its last heartbeat one interval and a second ago: judged by it, the service would be live
-      // for two intervals more.
+      // Its last heartbeat two intervals and a second ago: judged by it, the service would be live
+      // for one interval more.
       await store.saveNode({
         ...serviceRow("killed"),
         host: Deno.hostname(),
         pid: child.pid,
-        db_heartbeat_at: databaseNow - HEARTBEAT_MS - 1000,
+        db_heartbeat_at: databaseNow - 2 * HEARTBEAT_MS - 1000,
         heartbeat_ms: HEARTBEAT_MS,
       });
       await store.claimRuns([{

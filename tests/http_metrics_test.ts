@@ -362,7 +362,7 @@ for (const backend of BACKENDS) {
         ...serviceRow("killed"),
         host: Deno.hostname(),
         pid: child.pid,
-        db_heartbeat_at: await store.databaseNow() - 3000,
+        db_heartbeat_at: await store.databaseNow() - 5000,
         heartbeat_ms: 2000,
       });
       // Beating: one in another pid namespace, where this host's pids mean nothing.

@@ -69,7 +69,8 @@ export async function liveServices(
 
 /**
  * A node's state as `status` says it: by its heartbeat (`nodeState`), but
- * `dead` once it missed a beat where `gone` knows its process does not run.
+ * `dead` once it missed a beat (two intervals passed) where `gone` knows its
+ * process does not run.
  * A clean stop or a declaration says more. A heartbeat within its interval
  * says the service runs, whatever the pid: one in another pid namespace
  * (a container with this host's name) has a pid this host does not know.
@@ -83,7 +84,8 @@ export function judged(
 ): Node & { state: NodeState; gone: boolean } {
   const state = nodeState(node, now, heartbeatMs, databaseNow);
   const { age, interval } = heartbeatAge(node, now, heartbeatMs, databaseNow);
-  const isGone = state !== "stopped" && state !== "dead" && age > interval &&
+  // Two intervals: a heartbeat lands at the sweep after it is due, a little past one.
+  const isGone = state !== "stopped" && state !== "dead" && age > 2 * interval &&
     (gone?.(node) ?? false);
   return { ...node, state: isGone ? "dead" : state, gone: isGone };
 }
