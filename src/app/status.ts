@@ -23,7 +23,7 @@ const NEXT_FIRES = 5;
 export interface Status {
   /**
    * Most recent heartbeat first. `gone`: its process is known not to run
-   * (`options.gone` said so), and its state is then `dead` at once.
+   * (`options.gone` said so) and it missed a beat: its state is `dead`.
    */
   services: (Node & { state: NodeState; gone: boolean })[];
   /** Reload markers not every live service has applied yet. */
@@ -70,10 +70,10 @@ export async function liveServices(
 /**
  * A node's state as `status` says it: by its heartbeat (`nodeState`), but
  * `dead` once it missed a beat (two intervals passed) where `gone` knows its
- * process does not run.
- * A clean stop or a declaration says more. A heartbeat within its interval
- * says the service runs, whatever the pid: one in another pid namespace
- * (a container with this host's name) has a pid this host does not know.
+ * process does not run. A clean stop or a declaration says more. A fresh
+ * heartbeat says the service runs, whatever the pid: one in another pid
+ * namespace (a container with this host's name) has a pid this host does
+ * not know.
  */
 export function judged(
   node: Node,
