@@ -4,7 +4,12 @@
  * read token.
  */
 import { assertEquals } from "./assert.ts";
-import { cutLine, keptAroundCut, trimmedAroundCuts } from "../src/domain/output_cut.ts";
+import {
+  cutLine,
+  keptAroundCut,
+  trimmedAroundCuts,
+  trimmedBeforeShortenings,
+} from "../src/domain/output_cut.ts";
 
 const encode = (s: string) => new TextEncoder().encode(s);
 
@@ -38,4 +43,12 @@ Deno.test("a character is not split where bytes go: the whole of it goes", () =>
     "0123456789",
   ]);
   assertEquals([headEnd, tailStart], [1, 10]);
+});
+
+Deno.test("the characters before a note's shortened command line go, one fewer than the longest secret's", () => {
+  const secret = "supersecretvalue-0123456789abcdef"; // 32 characters go before each "…"
+  const note = `pids 1 (sh -c sleep 20; : ${"p".repeat(41)} ${secret.slice(0, 20)}…), 2 (sleep 9)`;
+  const shown = trimmedBeforeShortenings(note, [secret]);
+  assertEquals(shown, `pids 1 (sh -c sleep 20; : ${"p".repeat(30)}…), 2 (sleep 9)`);
+  assertEquals(trimmedBeforeShortenings(note, []), note);
 });

@@ -412,6 +412,26 @@ Deno.test("a process that leaves the group and holds the output is ended, and na
   }
 });
 
+Deno.test("a secret in an escaped process's command line is masked before the note cuts the line", async () => {
+  const marker = `sleep 6${Math.floor(Math.random() * 1000).toString().padStart(3, "0")}`;
+  const secret = "Zq7-SECRET-token-0123456789";
+  // The secret starts before the note's 80 characters of the command line and ends after.
+  const result = await startRun(
+    spec(`setsid sh -c "${marker}; : ${"p".repeat(50)} ${secret}" & sleep 0.3; echo started`, {
+      killGraceMs: 200,
+      secrets: [secret],
+    }),
+  ).done;
+  try {
+    const note = result.note ?? "";
+    assertMatch(note, /^2 processes had left the run's process group/);
+    assert(!note.includes("Zq7-"), note);
+    assertMatch(note, /\(sh -c sleep 6\d{3}; : p{50} \*\*\*\)/);
+  } finally {
+    for (const pid of livePidsMatching(marker)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
 Deno.test("a note names the first 20 processes that left the group and counts the rest", async () => {
   // Hundreds named made a note longer than MySQL's TEXT column, which refused the run's end.
   const marker = `sleep 6${Math.floor(Math.random() * 1000).toString().padStart(3, "0")}`;

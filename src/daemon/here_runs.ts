@@ -16,7 +16,7 @@ import {
 } from "../domain/here_run.ts";
 import type { Run } from "../domain/run.ts";
 import type { RunStore } from "../store/store.ts";
-import { bootId, bootTicks, endRun, pidNamespace, processStart } from "./processes.ts";
+import { bootId, bootTicks, endRun, named, pidNamespace, processStart } from "./processes.ts";
 import { presence } from "./presence.ts";
 
 /** This process, as the holder of a run it runs itself; null where /proc does not say. */
@@ -126,7 +126,7 @@ export async function endIfHolderGone(
   const ended = await runs.updateRun(run.id, {
     status: "interrupted",
     finished_at: finished,
-    note: goneNote(holder, o.host, how, found.map((p) => `${p.pid} (${p.command})`)),
+    note: goneNote(holder, o.host, how, found.map((p) => named(p))),
   }, "running");
   return ended || "it has ended meanwhile";
 }

@@ -7,7 +7,7 @@
 import type { Node } from "../domain/node.ts";
 import type { RunStore } from "../store/store.ts";
 import { log } from "./log.ts";
-import { endRun } from "./processes.ts";
+import { endRun, named } from "./processes.ts";
 
 /** Runs a crashed service may have left running whose processes the start looks for. */
 const ORPHANS_ENDED = 10_000;
@@ -44,7 +44,7 @@ export async function endOrphanProcesses(
       {
         job: run.job_id,
         run: run.id,
-        pids: found.map((p) => `${p.pid} (${p.command})`).join(", "),
+        pids: found.map((p) => named(p)).join(", "),
         signal: killed ? "SIGKILL after SIGTERM" : "SIGTERM",
       },
     );

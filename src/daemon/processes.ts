@@ -8,6 +8,7 @@
  * seen, which are the ones it may signal. Where there is no /proc,
  * nothing is found.
  */
+import { redactSecrets } from "../store/target.ts";
 
 /** One process of a run. */
 export interface RunProcess {
@@ -47,7 +48,10 @@ export interface RunQuery {
 }
 
 export const MARKER_VARIABLE = "JM_RUN_MARKER";
+/** A command line as a note or a log line shows it: its first characters. */
 const COMMAND_CHARS = 80;
+/** A command line as read: enough that a secret in what is shown is whole when it is masked. */
+const COMMAND_READ = 4096;
 
 interface Pending {
   query: RunQuery;
@@ -246,10 +250,22 @@ function inspect(
   }
 }
 
+/**
+ * Process `p` as a note or a log line names it: its pid and the start of
+ * its command line, `secrets` masked before the cut (after it, a secret
+ * the cut split would show its start).
+ */
+export function named(p: RunProcess, secrets: readonly string[] = []): string {
+  const command = redactSecrets(p.command, secrets);
+  return `${p.pid} (${
+    command.length > COMMAND_CHARS ? `${command.slice(0, COMMAND_CHARS)}…` : command
+  })`;
+}
+
 function commandLine(pid: number): string {
   try {
     const text = Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ").trim();
-    return text.length > COMMAND_CHARS ? `${text.slice(0, COMMAND_CHARS)}…` : text;
+    return text.length > COMMAND_READ ? `${text.slice(0, COMMAND_READ)}…` : text;
   } catch {
     return "?";
   }

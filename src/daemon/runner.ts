@@ -32,6 +32,7 @@ import {
   endEscapedLater,
   endRun,
   MARKER_VARIABLE,
+  named,
   type RunProcess,
   signalGroup,
   signalRun,
@@ -308,13 +309,17 @@ const ESCAPED_NAMED = 20;
  * The note of a run whose processes left its group: which, with their
  * pids, and how they were ended.
  */
-function escapedNote(ended: Ended, graceMs: number): string | null {
+function escapedNote(
+  ended: Ended,
+  graceMs: number,
+  secrets: readonly string[] | undefined,
+): string | null {
   const { escaped } = ended;
   if (escaped.length === 0) return null;
-  const named = escaped.slice(0, ESCAPED_NAMED).map((p) => `${p.pid} (${p.command})`).join(", ");
+  const first = escaped.slice(0, ESCAPED_NAMED).map((p) => named(p, secrets)).join(", ");
   const list = escaped.length > ESCAPED_NAMED
-    ? `${named} and ${escaped.length - ESCAPED_NAMED} more`
-    : named;
+    ? `${first} and ${escaped.length - ESCAPED_NAMED} more`
+    : first;
   const count = escaped.length === 1 ? "1 process" : `${escaped.length} processes`;
   const pids = escaped.length === 1 ? "pid" : "pids";
   return `${count} had left the run's process group and still ran after it: ${pids} ${list}; ended with ${
@@ -793,7 +798,7 @@ function watchRun(
       // the group with its output elsewhere is looked for a little later,
       // with the runs that end meanwhile, in one pass over /proc.
       endEscapedLater(run, spec.killGraceMs).then(
-        (ended) => late.resolve(escapedNote(ended, spec.killGraceMs)),
+        (ended) => late.resolve(escapedNote(ended, spec.killGraceMs, spec.secrets)),
         () => late.resolve(null),
       );
       return result(status, null, null);
@@ -812,6 +817,7 @@ function watchRun(
     const escaped = escapedNote(
       { ...ended, escaped: [...early, ...ended.escaped], killed: ended.killed || escapedKilled },
       spec.killGraceMs,
+      spec.secrets,
     );
     const unread = stopReading.signal.aborted
       ? "stopped reading its output: a process outside its process group still held it open"

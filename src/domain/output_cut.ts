@@ -102,3 +102,19 @@ export function trimmedAroundCuts(text: string, secrets: readonly string[]): str
     decoder.decode(piece) + (i < lines.length ? cutLine(cuts[i], Number(lines[i][2])) : "")
   ).join("");
 }
+
+/**
+ * `text`, a run's note as stored, with the characters before each `…`
+ * (where a command line it names was shortened) gone, one fewer than the
+ * longest of `secrets`: what the shortening left of a secret it split
+ * shows no part of it. For what was stored before `secrets` were masked
+ * (a job's env, masked for a read token when it is read).
+ */
+export function trimmedBeforeShortenings(text: string, secrets: readonly string[]): string {
+  if (secrets.length === 0) return text;
+  const drop = Math.max(...secrets.map((secret) => secret.length)) - 1;
+  const parts = text.split("…");
+  return parts.map((part, i) =>
+    i === parts.length - 1 ? part : part.slice(0, Math.max(0, part.length - drop))
+  ).join("…");
+}

@@ -12,7 +12,7 @@
 import type { Job } from "../../domain/job.ts";
 import type { LogRow } from "../../domain/log_row.ts";
 import type { Run } from "../../domain/run.ts";
-import { trimmedAroundCuts } from "../../domain/output_cut.ts";
+import { trimmedAroundCuts, trimmedBeforeShortenings } from "../../domain/output_cut.ts";
 import type { JobStore, RunStore } from "../../store/store.ts";
 import { masked, redactor } from "../../store/target.ts";
 import type { Role } from "../auth.ts";
@@ -166,7 +166,10 @@ export class EnvMasks {
       if (!fresh) return mask(text);
       return mask(trimmedAroundCuts(text, current.values) ?? LOOK_ALIKE);
     };
-    const shown = { ...run, note: run.note ? mask(run.note) : run.note };
+    // A command line the note shortened may hold the start of a value: the characters before go.
+    const note = (text: string) =>
+      mask(fresh ? trimmedBeforeShortenings(text, current.values) : text);
+    const shown = { ...run, note: run.note ? note(run.note) : run.note };
     if (run.stdout) shown.stdout = output(run.stdout);
     if (run.stderr) shown.stderr = output(run.stderr);
     return shown;
