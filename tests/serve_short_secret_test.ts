@@ -5,7 +5,7 @@
  * of it at the start instead.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { MIN_MASKED_LENGTH, redactSecrets } from "../src/store/target.ts";
+import { MIN_MASKED_LENGTH, redactSecrets } from "../src/domain/secrets.ts";
 import {
   BACKENDS,
   cli,

@@ -7,7 +7,8 @@
  */
 import { RuntimeError } from "../errors.ts";
 import type { HttpServer } from "../http/server.ts";
-import { masked, MIN_MASKED_LENGTH, secretsOf } from "../store/target.ts";
+import { secretsOf } from "../store/target.ts";
+import { masked, MIN_MASKED_LENGTH } from "../domain/secrets.ts";
 import { inheritedEnv, secretValues, unmaskedSecrets } from "../config/config.ts";
 import { VERSION } from "../version.ts";
 import { addSecret } from "./context.ts";

@@ -13,7 +13,7 @@ import { wholeNumber, wholeNumberRule } from "../domain/number.ts";
 import { validateTimezone } from "../cron/croner.ts";
 import { checkHookUrl } from "../domain/notify.ts";
 import { charsetProblem } from "./charset.ts";
-import { masked } from "../store/target.ts";
+import { masked } from "../domain/secrets.ts";
 
 type Parser<T> = (value: unknown, key: string) => T;
 

@@ -16,7 +16,7 @@
  * or nothing, and hundreds run at once.
  */
 import { cutLine, keptAroundCut } from "../domain/output_cut.ts";
-import { masked, redactSecrets } from "../store/target.ts";
+import { masked, redactSecrets } from "../domain/secrets.ts";
 
 export class HeadTailCapture {
   private head: Uint8Array = EMPTY;

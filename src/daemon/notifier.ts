@@ -33,7 +33,7 @@ import type {
   PendingNotification,
   RunStore,
 } from "../store/store.ts";
-import { redactSecrets } from "../store/target.ts";
+import { redactSecrets } from "../domain/secrets.ts";
 import { VERSION } from "../version.ts";
 import { type Clock, Deadline } from "./clock.ts";
 import type { DbHealth } from "./db_health.ts";

@@ -8,7 +8,7 @@
  * seen, which are the ones it may signal. Where there is no /proc,
  * nothing is found.
  */
-import { redactSecrets } from "../store/target.ts";
+import { redactSecrets } from "../domain/secrets.ts";
 
 /** One process of a run. */
 export interface RunProcess {

@@ -14,7 +14,7 @@ import type { LogRow } from "../../domain/log_row.ts";
 import type { Run } from "../../domain/run.ts";
 import { trimmedAroundCuts, trimmedBeforeShortenings } from "../../domain/output_cut.ts";
 import type { JobStore, RunStore } from "../../store/store.ts";
-import { masked, redactor } from "../../store/target.ts";
+import { masked, redactor } from "../../domain/secrets.ts";
 import type { Role } from "../auth.ts";
 
 /** Jobs read one at a time up to this many; more, all at once. */
