@@ -8,8 +8,9 @@
  * daemon at each scrape, node liveness from `jm_nodes` (`nodeMetrics`). The `job`
  * label takes job ids: series are bounded by the jobs in the table, at
  * most one per job and status for `jobsmanager_runs_total`, one per job
- * for `jobsmanager_fires_missed_total` and one histogram per job; a job's go at the first reload that no longer finds
- * it (a run of it that ends after brings them back until the next).
+ * for `jobsmanager_fires_missed_total` and one histogram per job; a job's
+ * go at the first reload that no longer finds it (a run of it that ends
+ * after brings them back until the next).
  */
 import client from "prom-client";
 import type { DaemonVitals } from "../daemon/boot.ts";
