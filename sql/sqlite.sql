@@ -1,4 +1,4 @@
--- jobsmanager schema for SQLite, version 13.
+-- jobsmanager schema for SQLite, version 14.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -213,3 +213,7 @@ ALTER TABLE jm_syslog ADD COLUMN run_id TEXT GENERATED ALWAYS AS (CASE WHEN json
 CREATE INDEX IF NOT EXISTS jm_syslog_job_id ON jm_syslog (job_id);
 CREATE INDEX IF NOT EXISTS jm_syslog_run_id ON jm_syslog (run_id);
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (13, 'log lines found by job and run through an index', 0);
+
+-- migration 14: runs name the version of their job they ran
+ALTER TABLE jm_runs ADD COLUMN job_updated_at BIGINT NULL;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (14, 'runs name the version of their job they ran', 0);

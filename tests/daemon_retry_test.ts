@@ -142,6 +142,40 @@ for (const backend of BACKENDS) {
   );
 
   Deno.test(
+    `daemon[${backend}]: each run names the version of its job it ran; a retry started after a change, the new one`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      const options = { schedule: { second: "5", minute: "0" }, retries: "1", retry_delay: "10" };
+      await h.job("flaky", options);
+      const before = (await h.store.getJob("flaky"))!.updated_at;
+      await h.start();
+      await h.clock.set(T0 + 5000);
+      (await h.started("flaky", T0 + 5000)).finish(FAILED);
+      const failed = await h.run("flaky", T0 + 5000, "failed");
+      const retry = await queued(h, "flaky");
+      assertEquals([failed.job_updated_at, retry.job_updated_at], [before, before]);
+      await h.clock.set(T0 + 6000);
+      const marker = await h.job("flaky", { ...options, command: "echo v2" });
+      const after = (await h.store.getJob("flaky"))!.updated_at;
+      assert(after > before, `the change moved updated_at (${before} -> ${after})`);
+      h.daemon.reload();
+      await h.until(
+        async () => (await h.markers()).find((m) => m.id === marker)?.updated,
+        `marker ${marker} (the change) to be applied`,
+      );
+      await h.clock.set(retry.scheduled_at);
+      const started = await h.until(
+        () => h.runner.of("flaky").find((r) => r.runId === retry.id),
+        "the runner to start the retry",
+      );
+      assertEquals(started.spec.command, "echo v2");
+      started.finish();
+      const ran = await ended(h, retry.id, "success");
+      assertEquals(ran.job_updated_at, after, `the retry as recorded: ${JSON.stringify(ran)}`);
+    },
+  );
+
+  Deno.test(
     `daemon[${backend}]: a retry skipped by max_instances ends the attempts: the failure follow-ups start`,
     async () => {
       await using h = await DaemonHarness.create(await freshDatabase(backend));

@@ -823,6 +823,63 @@ for (const backend of BACKENDS) {
     await leaks();
   });
 
+  Deno.test(`api (${backend}): a run that names its job's version is judged by it, not by its time: a clock behind cannot unmask an old value`, async () => {
+    await using db = await freshDatabase(backend);
+    await using api = await startApi(db);
+    const old = "supersecretvalue123";
+    const body = { ...JOB, id: "sec", env: { SECRET_PW: old } };
+    assertEquals((await api.call("POST", "/api/v1/jobs", { body })).status, 201);
+    const first = (await api.store.getJob("sec"))!.updated_at;
+    const changed = await api.call("PATCH", "/api/v1/jobs/sec", {
+      body: { env: { SECRET_PW: "newrotatedsecret999" } },
+    });
+    assertEquals(changed.status, 200);
+    const now = (await api.store.getJob("sec"))!.updated_at;
+    // The change's updated_at came from a clock far behind the services': the run of the old
+    // version looks scheduled long after it, and the new version's run right at it.
+    const [ofOld, ofNew] = await api.store.claimRuns([
+      {
+        job_id: "sec",
+        job_updated_at: first,
+        scheduled_at: now + 10 * changeSettles(500),
+        status: "success",
+        trigger: "schedule",
+        stdout: `pw=${old}\n`,
+      },
+      {
+        job_id: "sec",
+        job_updated_at: now,
+        scheduled_at: now,
+        status: "success",
+        trigger: "schedule",
+        stdout: "pw=newrotatedsecret999\n",
+      },
+    ]);
+    await api.store.insertLogs([ofOld, ofNew].map((run, i) => ({
+      created_at: now + i,
+      level: "info" as const,
+      logger_name: "jobsmanager.runner",
+      message: `job sec: run ${run} printed ${i === 0 ? old : "newrotatedsecret999"}`,
+      context: { job: "sec", run },
+    })));
+    type Shown = { stdout: string; job_updated_at: string | null };
+    const shown = async (run: number | null) =>
+      (await api.call("GET", `/api/v1/runs/${run}`, { token: READER })).body as Shown;
+    assertEquals((await shown(ofOld)).stdout, withheld("sec"));
+    assertEquals((await shown(ofNew)).stdout, "pw=***\n");
+    assertEquals((await shown(ofNew)).job_updated_at, new Date(now).toISOString());
+    const logs = (await api.call("GET", "/api/v1/logs?job=sec", { token: READER })).body as {
+      message: string;
+      context: { run: number };
+    }[];
+    assertEquals(
+      logs.map((line) => [line.context.run, line.message]).sort(([a], [b]) =>
+        Number(a) - Number(b)
+      ),
+      [[ofOld, withheld("sec")], [ofNew, `job sec: run ${ofNew} printed ***`]],
+    );
+  });
+
   Deno.test(`api (${backend}): a read token reads no part of a job's env value that the output's cut split`, async () => {
     await using db = await freshDatabase(backend);
     await using api = await startApi(db);

@@ -157,6 +157,7 @@ const EMPTY_RUN: Omit<Run, "id" | "job_id" | "scheduled_at" | "status" | "trigge
   attempt: 1,
   first_run_id: null,
   parent_run_id: null,
+  job_updated_at: null,
 };
 
 function definedOnly(update: RunUpdate): RunUpdate {

@@ -568,19 +568,27 @@ contract("runStatuses", "each existing run's status, by id, in one read", async 
 });
 
 contract(
-  "runsScheduledAt",
-  "each existing run's scheduled time, by id, in one read",
+  "runVersions",
+  "each existing run's scheduled time and job version, by id, in one read",
   async ({ store }) => {
     const ids = await store.claimRuns(
-      Array.from({ length: 600 }, (_, i) => fire(`j${i % 3}`, 1000 * (1 + i))),
+      Array.from(
+        { length: 600 },
+        (_, i) => ({ ...fire(`j${i % 3}`, 1000 * (1 + i)), job_updated_at: i === 0 ? null : i }),
+      ),
     );
-    const scheduled = await store.runsScheduledAt([ids[0]!, ids[599]!, 999_999]);
+    await store.updateRun(ids[1]!, { job_updated_at: 77 });
+    const versions = await store.runVersions([ids[0]!, ids[1]!, ids[599]!, 999_999]);
     assertEquals(
-      [...scheduled].sort(([a], [b]) => a - b),
-      [[ids[0]!, fire("j0", 1000).scheduled_at], [ids[599]!, fire("j2", 600_000).scheduled_at]],
+      [...versions].sort(([a], [b]) => a - b),
+      [
+        [ids[0]!, { scheduled_at: fire("j0", 1000).scheduled_at, job_updated_at: null }],
+        [ids[1]!, { scheduled_at: fire("j1", 2000).scheduled_at, job_updated_at: 77 }],
+        [ids[599]!, { scheduled_at: fire("j2", 600_000).scheduled_at, job_updated_at: 599 }],
+      ],
     );
-    assertEquals((await store.runsScheduledAt(ids.map((id) => id!))).size, 600);
-    assertEquals((await store.runsScheduledAt([])).size, 0);
+    assertEquals((await store.runVersions(ids.map((id) => id!))).size, 600);
+    assertEquals((await store.runVersions([])).size, 0);
   },
 );
 

@@ -41,6 +41,7 @@ contract("getRun", "every column reads back as written", async ({ store }) => {
     attempt: 3,
     first_run_id: 17,
     parent_run_id: 12,
+    job_updated_at: 1_699_999_999_999,
   } as const;
   const [id] = await store.claimRuns([written]);
   assertEquals(await store.getRun(id!), { id: id!, ...written });

@@ -607,7 +607,7 @@ onEveryBackend(
     await older("other", JSON.stringify({ job: "other", run: 8 }));
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [13]);
+      assertEquals((await store.migrate()).applied, [13, 14]);
       await older("after", JSON.stringify({ job: "backup", run: 7, pid: 1 }));
       const found = async (filter: { job_id?: string; run_id?: number }) =>
         (await store.listLogs({ ...filter, limit: 10 })).map((r) => r.message);
@@ -615,6 +615,44 @@ onEveryBackend(
       assertEquals(await found({ run_id: 7 }), ["after", "before"]);
       assertEquals(await found({ job_id: "other", run_id: 8 }), ["other"]);
       assertEquals(await found({ job_id: "not JSON" }), []);
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+onEveryBackend(
+  "migrate",
+  "migration 14: runs from before, and those older services write after it, name no job version; the rest do",
+  async (db) => {
+    await schemaAt(db, 13);
+    // As a release of schema 13 claims a run.
+    const older = (scheduledAt: number) =>
+      rawQuery(
+        db,
+        "INSERT INTO jm_runs (job_id, scheduled_at, status, `trigger`) VALUES ('backup', ?, 'queued', 'manual')",
+        [scheduledAt],
+      );
+    await older(1000);
+    const store = db.open();
+    try {
+      assertEquals((await store.migrate()).applied, [14]);
+      await older(2000);
+      const [ours] = await store.claimRuns([{
+        job_id: "backup",
+        job_updated_at: 123,
+        scheduled_at: 3000,
+        status: "queued",
+        trigger: "manual",
+      }]);
+      const runs = await store.listRuns({ job_id: "backup", limit: 10 });
+      assertEquals(runs.map((r) => [r.scheduled_at, r.job_updated_at]), [
+        [3000, 123],
+        [2000, null],
+        [1000, null],
+      ]);
+      await store.updateRun(ours!, { status: "running", job_updated_at: 456 });
+      assertEquals((await store.getRun(ours!))?.job_updated_at, 456);
     } finally {
       await store.close();
     }

@@ -53,6 +53,7 @@ export async function requestRun(
   }
   const [runId] = await stores.claimRuns([{
     job_id: id,
+    job_updated_at: job.updated_at,
     scheduled_at: options.now,
     status: "queued",
     trigger: "manual",
@@ -84,6 +85,7 @@ export async function startHereRun(
   if (!job) throw jobNotFound(id);
   const [runId] = await stores.claimRuns([{
     job_id: id,
+    job_updated_at: job.updated_at,
     scheduled_at: options.now,
     status: "running",
     trigger: "manual",

@@ -222,11 +222,13 @@ export class ActiveRuns {
     // Only a run that started counts: a late one keeps its job first in line.
     this.lastStarted.set(job.id, started.startedAt);
     if (started.pid !== null) this.o.guard?.add(started.pid);
-    // When it really started; and its group and marker, so that a service
-    // starting after a crash can end what this run left.
+    // When it really started, and the version of the job it runs (a queued
+    // run's may have changed since); and its group and marker, so that a
+    // service starting after a crash can end what this run left.
     this.o.track(this.o.recorder.update(runId, {
       status: "running",
       started_at: started.startedAt,
+      job_updated_at: job.updated_at,
       ...(started.pid === null ? {} : { pgid: started.pid, marker: started.marker }),
     }));
     this.o.observer?.started(job.id, started.startedAt - scheduledAt, active.trigger);

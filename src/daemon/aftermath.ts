@@ -149,6 +149,7 @@ export class Aftermath {
       const at = ended.finishedAt + retryDelayMs(job, ended.attempt, id);
       const retryId = await this.queue({
         job_id: job.id,
+        job_updated_at: job.updated_at,
         scheduled_at: at,
         status: "queued",
         trigger: "retry",
@@ -177,6 +178,7 @@ export class Aftermath {
     for (const follower of followers) {
       const runId = await this.queue({
         job_id: follower.id,
+        job_updated_at: follower.updated_at,
         scheduled_at: ended.finishedAt,
         status: "queued",
         trigger: "after",
@@ -195,6 +197,7 @@ export class Aftermath {
     for (const follower of idle) {
       const runId = await this.queue({
         job_id: follower.id,
+        job_updated_at: follower.updated_at,
         scheduled_at: ended.finishedAt,
         status: "skipped",
         trigger: "after",

@@ -69,6 +69,7 @@ export class Firing {
       const why = [this.o.handover.inheritedWhy(m.job.id), outage].filter((w) => w).join("; ");
       rows.push({
         job_id: m.job.id,
+        job_updated_at: m.job.updated_at,
         scheduled_at: m.last,
         status: "missed",
         trigger: "schedule",
@@ -90,6 +91,7 @@ export class Firing {
     for (const due of inTurn) {
       const base = {
         job_id: due.job.id,
+        job_updated_at: due.job.updated_at,
         scheduled_at: due.scheduledAt,
         trigger: "schedule" as const,
         node_id: this.o.nodeId(),

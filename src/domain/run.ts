@@ -112,6 +112,12 @@ export interface Run {
   first_run_id: number | null;
   /** The run of the followed job whose end started this one (trigger `after`). */
   parent_run_id: number | null;
+  /**
+   * The `updated_at` of the job's version it ran (or, not run, was decided
+   * for): its command and env then. Null in rows written before version
+   * 0.1 recorded it, or by a release before it during a rolling upgrade.
+   */
+  job_updated_at: number | null;
 }
 
 /** What a new row starts with; the rest is filled in as the run proceeds. */
@@ -134,6 +140,7 @@ export type RunUpdate = Partial<
     | "cancel_requested_by"
     | "pgid"
     | "marker"
+    | "job_updated_at"
   >
 >;
 

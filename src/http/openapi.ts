@@ -73,6 +73,9 @@ const RUN_PROPERTIES: Record<string, Schema> = {
     type: ["integer", "null"],
     description: "the run whose end started it (trigger after)",
   },
+  job_updated_at: instantOrNull(
+    "the updated_at of the job's version it ran: its command and env then (null in rows from before 0.1 recorded it)",
+  ),
 };
 /** A run as lists show it: without its output, which only the run itself carries. */
 const { stdout: _stdout, stderr: _stderr, ...LISTED_RUN_PROPERTIES } = RUN_PROPERTIES;

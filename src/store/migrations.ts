@@ -518,6 +518,13 @@ export const MIGRATIONS: Migration[] = [
       ],
     },
   },
+  {
+    version: 14,
+    name: "runs name the version of their job they ran",
+    // Nullable and last: an instant ADD COLUMN on both; rows from before, and
+    // those older services of a cluster still write, hold NULL.
+    statements: both(() => "ALTER TABLE jm_runs ADD COLUMN job_updated_at BIGINT NULL"),
+  },
 ];
 
 /** A column a table made before jobsmanager may hold narrower than the schema declares. */

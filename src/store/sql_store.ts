@@ -304,6 +304,7 @@ const RUN_COLUMNS = [
   "attempt",
   "first_run_id",
   "parent_run_id",
+  "job_updated_at",
 ] as const;
 const RUN_SELECT = `SELECT ${RUN_COLUMNS.map((c) => `\`${c}\``).join(", ")} FROM jm_runs`;
 /** Runs without their output (NULL): up to 128 KiB a run that a list does not show. */
@@ -358,6 +359,7 @@ function rowToRun(row: Row): Run {
     attempt: Number(row.attempt ?? 1),
     first_run_id: nullableNumber(row.first_run_id),
     parent_run_id: nullableNumber(row.parent_run_id),
+    job_updated_at: nullableNumber(row.job_updated_at),
   };
 }
 
@@ -1143,16 +1145,25 @@ export class SqlStore implements Store {
     return statuses;
   }
 
-  async runsScheduledAt(ids: readonly number[]): Promise<Map<number, number>> {
-    const scheduled = new Map<number, number>();
+  async runVersions(
+    ids: readonly number[],
+  ): Promise<Map<number, Pick<Run, "scheduled_at" | "job_updated_at">>> {
+    const versions = new Map<number, Pick<Run, "scheduled_at" | "job_updated_at">>();
     for (const chunk of chunks(ids, CLAIM_CHUNK)) {
       const rows = await this.driver.all(
-        `SELECT id, scheduled_at FROM jm_runs WHERE id IN (${chunk.map(() => "?").join(", ")})`,
+        `SELECT id, scheduled_at, job_updated_at FROM jm_runs WHERE id IN (${
+          chunk.map(() => "?").join(", ")
+        })`,
         [...chunk],
       );
-      for (const row of rows) scheduled.set(Number(row.id), runTime(row.scheduled_at));
+      for (const row of rows) {
+        versions.set(Number(row.id), {
+          scheduled_at: runTime(row.scheduled_at),
+          job_updated_at: nullableNumber(row.job_updated_at),
+        });
+      }
     }
-    return scheduled;
+    return versions;
   }
 
   async activeRunsElsewhere(

@@ -287,8 +287,13 @@ export interface RunStore {
   /** The status of each of these runs that exists, by id, in one read. */
   runStatuses(ids: readonly number[]): Promise<Map<number, RunStatus>>;
 
-  /** When each of these runs that exists was scheduled, by id: no output read. */
-  runsScheduledAt(ids: readonly number[]): Promise<Map<number, number>>;
+  /**
+   * When each of these runs that exists was scheduled, and which version of
+   * its job it ran, by id: no output read.
+   */
+  runVersions(
+    ids: readonly number[],
+  ): Promise<Map<number, Pick<Run, "scheduled_at" | "job_updated_at">>>;
 
   /**
    * Runs `running` or `queued` on a node other than `nodeId` that has

@@ -7,7 +7,9 @@
  *
  * Only the job's current env is known, so what a run of an older version
  * printed (a value since changed, or of a job since removed) cannot be
- * masked: a read token is shown that it was withheld, and why.
+ * masked: a read token is shown that it was withheld, and why. A run names
+ * the version it ran (`job_updated_at`); rows from before it recorded that
+ * are judged by when they were scheduled.
  */
 import type { Job } from "../../domain/job.ts";
 import type { LogRow } from "../../domain/log_row.ts";
@@ -39,8 +41,23 @@ interface Current {
   mask: Mask;
   /** Those of its env values that are masked: bytes around an output's cut go for them too. */
   values: string[];
-  /** Runs scheduled (log lines written) at or after this instant ran with today's env. */
+  /** Its `updated_at`: a run that names this version ran with today's env. */
+  version: number;
+  /**
+   * Runs that name no version, scheduled (log lines written) at or after
+   * this instant, ran with today's env.
+   */
   since: number;
+}
+
+/** What is known of a run a log line names. */
+type RunVersion = Pick<Run, "scheduled_at" | "job_updated_at">;
+
+/** Whether `run` ran `current`'s version of its job (so with today's env). */
+function ranCurrent(run: RunVersion, current: Current): boolean {
+  return run.job_updated_at === null
+    ? run.scheduled_at >= current.since
+    : run.job_updated_at === current.version;
 }
 
 /** The values of a job's env: a column written by hand that is no object, each string in it. */
@@ -74,7 +91,7 @@ export class EnvMasks {
   /** `byJob` null: an admin's, which masks nothing. */
   private constructor(
     private readonly byJob: ReadonlyMap<string, Current> | null,
-    private readonly runsScheduled: ReadonlyMap<number, number> = new Map(),
+    private readonly runVersions: ReadonlyMap<number, RunVersion> = new Map(),
   ) {}
 
   /**
@@ -98,9 +115,9 @@ export class EnvMasks {
   }
 
   /**
-   * The masks of the jobs `rows` are about, and when each run they name
-   * was scheduled: a line written while a run of an older version ran may
-   * hold that version's values.
+   * The masks of the jobs `rows` are about, and which version each run they
+   * name ran: a line written while a run of an older version ran may hold
+   * that version's values.
    */
   static async ofLogs(
     store: JobStore & RunStore,
@@ -113,17 +130,13 @@ export class EnvMasks {
     );
     const masks = await EnvMasks.of(store, role, jobs, settlesMs);
     if (masks.byJob === null) return masks;
-    // Only the runs of lines written since their job's change: older lines are withheld anyway.
+    // Only the runs of jobs that still exist: lines about others are withheld anyway.
     const runIds = new Set(rows.flatMap((row) => {
-      const current = typeof row.context.job === "string"
-        ? masks.byJob!.get(row.context.job)
-        : undefined;
+      const exists = typeof row.context.job === "string" && masks.byJob!.has(row.context.job);
       const run = row.context.run;
-      return current !== undefined && row.created_at >= current.since && typeof run === "number"
-        ? [run]
-        : [];
+      return exists && typeof run === "number" ? [run] : [];
     }));
-    return new EnvMasks(masks.byJob, await store.runsScheduledAt([...runIds]));
+    return new EnvMasks(masks.byJob, await store.runVersions([...runIds]));
   }
 
   /**
@@ -139,6 +152,7 @@ export class EnvMasks {
         return [job.id, {
           mask: redactor(values),
           values,
+          version: job.updated_at,
           // A job never changed had no other env (a run from before it was added is another's).
           since: job.updated_at === job.created_at ? job.created_at : job.updated_at + settlesMs,
         }];
@@ -154,12 +168,12 @@ export class EnvMasks {
    */
   run<
     T extends
-      & Pick<Run, "job_id" | "note" | "scheduled_at">
+      & Pick<Run, "job_id" | "note" | "scheduled_at" | "job_updated_at">
       & Partial<Pick<Run, "stdout" | "stderr">>,
   >(run: T): T {
     if (this.byJob === null) return run;
     const current = this.byJob.get(run.job_id);
-    const fresh = current !== undefined && run.scheduled_at >= current.since;
+    const fresh = current !== undefined && ranCurrent(run, current);
     const mask = fresh ? current.mask : () => withheld(run.job_id);
     // A value the output's cut split is whole on neither side: the bytes around it go too.
     const output = (text: string) => {
@@ -184,11 +198,16 @@ export class EnvMasks {
     const job = row.context.job;
     if (this.byJob === null || typeof job !== "string") return row;
     const current = this.byJob.get(job);
-    const run = row.context.run;
-    const at = typeof run === "number" ? this.runsScheduled.get(run) ?? -Infinity : row.created_at;
-    const mask = current !== undefined && at >= current.since && row.created_at >= current.since
-      ? current.mask
-      : () => withheld(job);
+    const id = row.context.run;
+    const run = typeof id === "number" ? this.runVersions.get(id) : undefined;
+    // A line about a run of this version holds today's values whenever it was
+    // written; one about no run, or a run of no known version, by its time.
+    const fresh = current !== undefined &&
+      (typeof id !== "number"
+        ? row.created_at >= current.since
+        : run !== undefined && ranCurrent(run, current) &&
+          (run.job_updated_at !== null || row.created_at >= current.since));
+    const mask = fresh ? current.mask : () => withheld(job);
     const context = Object.fromEntries(
       Object.entries(row.context).map((
         [k, v],
