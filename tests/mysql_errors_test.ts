@@ -6,7 +6,7 @@
 import { assertEquals, assertMatch } from "./assert.ts";
 import { explainMysqlError } from "../src/store/mysql.ts";
 import type { MysqlTarget } from "../src/store/target.ts";
-import { isUnreachable } from "../src/errors.ts";
+import { DatabaseError, isUnreachable, kindOf } from "../src/errors.ts";
 
 const TARGET: MysqlTarget = {
   kind: "mysql",
@@ -51,6 +51,39 @@ Deno.test("mysql errors: a killed connection says so, and that the command can b
   assertEquals(
     error.message,
     "MySQL at db.example:3306 killed the connection (an administrator's KILL, or a server timeout such as wait_timeout), and with it the statement, which may or may not have finished; run the command again",
+  );
+});
+
+Deno.test("mysql errors: a TLS handshake that failed says what to change, and is no login to retry", () => {
+  const tls = { mode: "verify_identity" as const, ca: "PEM", cert: null, key: null };
+  const explained = (message: string, target: MysqlTarget = { ...TARGET, tls }) =>
+    explainMysqlError(
+      Object.assign(new Error(message), { code: "HANDSHAKE_SSL_ERROR", fatal: true }),
+      target,
+    ) as DatabaseError;
+  const name = explained(
+    "Hostname/IP does not match certificate's altnames: Host: db.example. is not in the cert's altnames: DNS:localhost",
+  );
+  assertEquals(
+    name.message,
+    "cannot connect to MySQL at db.example:3306: TLS failed (Hostname/IP does not match certificate's altnames: Host: db.example. is not in the cert's altnames: DNS:localhost); the server's certificate is not made out to 'db.example'; connect by a name it holds, or set ssl-mode to verify_ca (which checks who signed it, not the name)",
+  );
+  assertEquals([name.turnedAway, kindOf(name)], [true, "refused"]);
+  assertMatch(explained("certificate has expired").message, /; renew the server's certificate/);
+  assertMatch(
+    explained("unable to get local issuer certificate", { ...TARGET, tls: { ...tls, ca: null } })
+      .message,
+    /not signed by a CA this system trusts; set db.ssl_ca/,
+  );
+  const plain = explainMysqlError(
+    Object.assign(new Error("Server does not support secure connection"), {
+      code: "HANDSHAKE_NO_SSL_SUPPORT",
+    }),
+    { ...TARGET, tls: { ...tls, mode: "required" } },
+  ) as Error;
+  assertEquals(
+    plain.message,
+    "MySQL at db.example:3306 does not offer TLS, which ssl-mode required asks for; set it up on the server (ssl_cert, ssl_key), or set ssl-mode to disabled to connect in plain text",
   );
 });
 

@@ -28,8 +28,14 @@ export interface PrivateMariadb extends AsyncDisposable {
   sql(text: string): Promise<unknown>;
 }
 
-/** Start one with `options` (mariadbd's own, e.g. `--character-set-server=utf8mb3`). */
-export async function privateMariadb(options: string[] = []): Promise<PrivateMariadb> {
+/**
+ * Start one with `options` (mariadbd's own, e.g. `--character-set-server=utf8mb3`);
+ * `ssl`: how root's own connections (`sql`) reach it, where it takes TLS only.
+ */
+export async function privateMariadb(
+  options: string[] = [],
+  ssl?: mysql.SslOptions,
+): Promise<PrivateMariadb> {
   const dir = await Deno.makeTempDir({ prefix: "jm-mariadb-" });
   const installed = await new Deno.Command("mariadb-install-db", {
     args: [
@@ -66,7 +72,7 @@ export async function privateMariadb(options: string[] = []): Promise<PrivateMar
     const decoder = new TextDecoder();
     for await (const chunk of server.stderr) log.push(decoder.decode(chunk, { stream: true }));
   })();
-  const connect = () => mysql.createConnection({ host: "127.0.0.1", port, user: "root" });
+  const connect = () => mysql.createConnection({ host: "127.0.0.1", port, user: "root", ssl });
   const stop = async () => {
     try {
       server.kill("SIGTERM");

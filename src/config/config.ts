@@ -14,6 +14,7 @@ import { validateTimezone } from "../cron/croner.ts";
 import { checkHookUrl } from "../domain/notify.ts";
 import { charsetProblem } from "./charset.ts";
 import { masked } from "../domain/secrets.ts";
+import { TLS_MODES, type TlsMode } from "../store/target.ts";
 
 type Parser<T> = (value: unknown, key: string) => T;
 
@@ -77,6 +78,20 @@ function fixed(value: string): Parser<string> {
     v === value
       ? value
       : fail(key, v, `jobsmanager always uses ${JSON.stringify(value)}; remove the key`);
+}
+
+/** A TLS mode, as the mysql client writes it (REQUIRED, VERIFY_CA) or as the config does. */
+export function tlsMode(v: unknown, key: string): TlsMode {
+  const mode = typeof v === "string" ? v.trim().toLowerCase().replaceAll("-", "_") : "";
+  if ((TLS_MODES as readonly string[]).includes(mode)) return mode as TlsMode;
+  if (mode === "preferred") {
+    return fail(
+      key,
+      v,
+      "jobsmanager does not fall back to plain text when TLS fails, as 'preferred' would; use required (or disabled)",
+    );
+  }
+  return fail(key, v, `expected one of ${TLS_MODES.join(", ")}`);
 }
 
 function oneOf<T extends string>(...values: T[]): Parser<T> {
@@ -226,6 +241,29 @@ export const CONFIG_KEYS = {
     doc: "Seconds to wait for a database connection before giving up",
     default: 10,
     parse: seconds(1, 600),
+  },
+  "db.ssl_mode": {
+    doc:
+      "TLS to MySQL/MariaDB, as the mysql client's --ssl-mode: disabled, required (encrypted, the server not checked), verify_ca (its certificate signed by ssl_ca, else a CA the system trusts), verify_identity (and made out to db.host); empty = verify_ca when ssl_ca is set, else disabled (in a URL: ?ssl-mode=)",
+    default: "",
+    parse: (v, key) => v === "" ? "" : tlsMode(v, key),
+  } as KeySpec<TlsMode | "">,
+  "db.ssl_ca": {
+    doc:
+      "PEM file of the CA(s) that sign the server's certificate; empty = the system's (in a URL: ?ssl-ca=)",
+    default: "",
+    parse: text,
+  },
+  "db.ssl_cert": {
+    doc:
+      "PEM client certificate file, for a user created REQUIRE X509 (with ssl_key; in a URL: ?ssl-cert=)",
+    default: "",
+    parse: text,
+  },
+  "db.ssl_key": {
+    doc: "PEM private key file of ssl_cert (in a URL: ?ssl-key=)",
+    default: "",
+    parse: text,
   },
   "log.level": {
     doc: `Lowest level logged: ${LOG_LEVELS.join(", ")}`,

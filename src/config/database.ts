@@ -4,9 +4,27 @@
  * only here, in the target and in the driver.
  */
 import { ValidationError } from "../errors.ts";
-import { type DatabaseTarget, type MysqlTarget, redactUrl } from "../store/target.ts";
-import type { Settings } from "./config.ts";
+import {
+  type DatabaseTarget,
+  type MysqlTarget,
+  type MysqlTls,
+  redactUrl,
+  type TlsMode,
+} from "../store/target.ts";
+import { type Settings, tlsMode } from "./config.ts";
 import { charsetProblem } from "./charset.ts";
+
+/** What a MySQL URL may say after `?`, each once; anything else is refused, not ignored. */
+const URL_PARAMETERS = ["charset", "ssl-mode", "ssl-ca", "ssl-cert", "ssl-key"] as const;
+type UrlParameter = typeof URL_PARAMETERS[number];
+
+/** Where each TLS setting was given: a config key, or the URL's parameter (named in messages). */
+interface TlsSettings {
+  mode: { value: TlsMode | ""; from: string };
+  ca: { value: string; from: string };
+  cert: { value: string; from: string };
+  key: { value: string; from: string };
+}
 
 export const DEFAULT_SQLITE_PATH = "jobsmanager.db";
 
@@ -37,12 +55,83 @@ export function resolveTarget(settings: Settings): DatabaseTarget {
     poolSize: settings["db.pool_size"],
     connectTimeoutMs: settings["db.connect_timeout"] * 1000,
   };
-  const target = url === "" ? base : parseMysqlUrl(url, base);
+  const tls: TlsSettings = {
+    mode: { value: settings["db.ssl_mode"], from: "db.ssl_mode" },
+    ca: { value: settings["db.ssl_ca"], from: "db.ssl_ca" },
+    cert: { value: settings["db.ssl_cert"], from: "db.ssl_cert" },
+    key: { value: settings["db.ssl_key"], from: "db.ssl_key" },
+  };
+  const target = url === "" ? base : parseMysqlUrl(url, base, tls);
   target.password = resolvePassword(settings, target.password);
-  return target;
+  const resolved = resolveTls(tls);
+  if (resolved?.mode === "verify_identity" && isAddress(target.host)) {
+    // mysql2 checks no name for an address: the check would be skipped, not made.
+    throw new ValidationError(
+      fieldOf(tls.mode.from),
+      `${tls.mode.from}: verify_identity checks the server's certificate against the host name, and the host is the address ${target.host}; connect by the name the certificate is made out to, or set it to verify_ca (which checks who signed the certificate)`,
+    );
+  }
+  return resolved === null ? target : { ...target, tls: resolved };
 }
 
-function parseMysqlUrl(url: string, base: MysqlTarget): MysqlTarget {
+/**
+ * The TLS the settings ask for, its files read; null: plain text. A CA
+ * with no mode asks for verify_ca, as the mysql client takes it.
+ */
+function resolveTls(tls: TlsSettings): MysqlTls | null {
+  const mode = tls.mode.value !== ""
+    ? tls.mode.value
+    : tls.ca.value !== ""
+    ? "verify_ca"
+    : "disabled";
+  const given = [tls.ca, tls.cert, tls.key].filter((s) => s.value !== "");
+  if (mode === "disabled") {
+    if (given.length === 0) return null;
+    throw new ValidationError(
+      fieldOf(given[0].from),
+      `${
+        given[0].from
+      }: set, but ${tls.mode.from} is disabled, so no TLS is used; remove it, or set ${tls.mode.from} to required, verify_ca or verify_identity`,
+    );
+  }
+  if ((tls.cert.value === "") !== (tls.key.value === "")) {
+    const [missing, other] = tls.cert.value === "" ? [tls.cert, tls.key] : [tls.key, tls.cert];
+    throw new ValidationError(
+      fieldOf(missing.from),
+      `${missing.from}: missing; a client certificate needs both ${tls.cert.from} and ${tls.key.from} (${other.from} is set)`,
+    );
+  }
+  if (mode === "required" && tls.ca.value !== "") {
+    throw new ValidationError(
+      fieldOf(tls.ca.from),
+      `${tls.ca.from}: set, but ${tls.mode.from} is required, which does not check the server's certificate; set ${tls.mode.from} to verify_ca or verify_identity, or remove ${tls.ca.from}`,
+    );
+  }
+  const read = (setting: { value: string; from: string }) => {
+    if (setting.value === "") return null;
+    try {
+      return Deno.readTextFileSync(setting.value);
+    } catch (error) {
+      throw new ValidationError(
+        fieldOf(setting.from),
+        `${setting.from}: '${setting.value}' cannot be read: ${(error as Error).name}`,
+      );
+    }
+  };
+  return { mode, ca: read(tls.ca), cert: read(tls.cert), key: read(tls.key) };
+}
+
+/** Whether `host` is an IPv4 or IPv6 address (a name never holds a colon). */
+function isAddress(host: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":");
+}
+
+/** The setting a message about `from` (a key, or a parameter of db.url) names as its field. */
+function fieldOf(from: string): string {
+  return from.startsWith("db.url") ? "db.url" : from;
+}
+
+function parseMysqlUrl(url: string, base: MysqlTarget, tls: TlsSettings): MysqlTarget {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -69,7 +158,41 @@ function parseMysqlUrl(url: string, base: MysqlTarget): MysqlTarget {
       } must name a host and a database, e.g. mysql://jobs@127.0.0.1:3306/jobsmanager`,
     );
   }
-  const charset = parsed.searchParams.get("charset");
+  const given = parsed.searchParams;
+  for (const name of new Set(given.keys())) {
+    if (!(URL_PARAMETERS as readonly string[]).includes(name)) {
+      throw new ValidationError(
+        "db.url",
+        `db.url: ${
+          JSON.stringify(redactUrl(url))
+        } has parameter '${name}', which jobsmanager does not know (it knows ${
+          URL_PARAMETERS.join(", ")
+        }); remove it`,
+      );
+    }
+    if (given.getAll(name).length > 1) {
+      throw new ValidationError("db.url", `db.url: parameter '${name}' is given twice; keep one`);
+    }
+  }
+  const param = (name: UrlParameter) => given.get(name) ?? undefined;
+  for (
+    const [name, setting] of [["ssl-ca", tls.ca], ["ssl-cert", tls.cert], [
+      "ssl-key",
+      tls.key,
+    ]] as const
+  ) {
+    const value = param(name);
+    if (value !== undefined) Object.assign(setting, { value, from: `db.url's ${name}` });
+  }
+  const mode = param("ssl-mode");
+  if (mode !== undefined) {
+    try {
+      tls.mode = { value: tlsMode(mode, "ssl-mode"), from: "db.url's ssl-mode" };
+    } catch (error) {
+      throw new ValidationError("db.url", `db.url: ${(error as Error).message}`);
+    }
+  }
+  const charset = param("charset") ?? null;
   const wrong = charset === null ? null : charsetProblem(charset);
   if (wrong !== null) {
     throw new ValidationError(

@@ -93,6 +93,39 @@ function breaksConnection(error: unknown): boolean {
     (e.sqlState?.startsWith("08") ?? false) || READ_ONLY_ERRNOS.has(e.errno ?? 0);
 }
 
+/** mysql2's TLS options for `target` (config/database.ts resolves them); none: plain text. */
+function sslOptions(target: MysqlTarget): mysql.SslOptions | undefined {
+  const tls = target.tls;
+  if (tls === undefined) return undefined;
+  const client = tls.cert === null ? {} : { cert: tls.cert, key: tls.key ?? undefined };
+  if (tls.mode === "required") return { ...client, rejectUnauthorized: false };
+  return {
+    ...client,
+    ...(tls.ca === null ? {} : { ca: tls.ca }),
+    rejectUnauthorized: true,
+    verifyIdentity: tls.mode === "verify_identity",
+  };
+}
+
+/**
+ * What an operator does about a TLS handshake that failed (`message`:
+ * Node's, such as "self-signed certificate in certificate chain").
+ */
+function tlsAdvice(message: string, target: MysqlTarget): string {
+  if (/altname|does not match|hostname/i.test(message)) {
+    return `the server's certificate is not made out to '${target.host}'; connect by a name it holds, or set ssl-mode to verify_ca (which checks who signed it, not the name)`;
+  }
+  if (/expired|not yet valid/i.test(message)) {
+    return "renew the server's certificate (ssl_cert on the server)";
+  }
+  if (/self.signed|issuer|verify|unknown ca|untrusted/i.test(message)) {
+    return `the server's certificate is not signed by ${
+      target.tls?.ca ? "a CA in db.ssl_ca (or the URL's ssl-ca)" : "a CA this system trusts"
+    }; set db.ssl_ca (ssl-ca= in the URL) to the CA file that signed it, or ssl-mode to required to encrypt without checking the server`;
+  }
+  return "check the server's TLS settings (ssl_cert, ssl_key, tls_version) and db.ssl_*";
+}
+
 /** Turn a driver error into one an operator can act on. */
 export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
   if (error instanceof DatabaseError) return error;
@@ -128,7 +161,28 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
     case "ER_ACCESS_DENIED_NO_PASSWORD_ERROR":
     case "ER_DBACCESS_DENIED_ERROR":
       return new DatabaseError(
-        `${where} rejected the login of user '${target.user}' to database '${target.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL)`,
+        `${where} rejected the login of user '${target.user}' to database '${target.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL)${
+          target.tls === undefined
+            ? "; a server or user that requires TLS (require_secure_transport, REQUIRE SSL) refuses a plain connection so too: then set db.ssl_mode (?ssl-mode= in the URL)"
+            : ""
+        }`,
+        turnedAway,
+      );
+    case "ER_SECURE_TRANSPORT_REQUIRED":
+      return new DatabaseError(
+        `${where} refused a connection without TLS (require_secure_transport); set db.ssl_mode (?ssl-mode= in the URL) to verify_identity, verify_ca or required`,
+        turnedAway,
+      );
+    case "HANDSHAKE_NO_SSL_SUPPORT":
+      return new DatabaseError(
+        `${where} does not offer TLS, which ssl-mode ${target.tls?.mode} asks for; set it up on the server (ssl_cert, ssl_key), or set ssl-mode to disabled to connect in plain text`,
+        turnedAway,
+      );
+    case "HANDSHAKE_SSL_ERROR":
+      return new DatabaseError(
+        `cannot connect to ${where}: TLS failed (${e.message ?? "no detail"}); ${
+          tlsAdvice(e.message ?? "", target)
+        }`,
         turnedAway,
       );
     case "ER_ACCOUNT_HAS_BEEN_LOCKED":
@@ -408,6 +462,7 @@ export class MysqlDriver implements Driver {
         password: this.target.password,
         database: this.target.database,
         charset: this.target.charset,
+        ssl: sslOptions(this.target),
         connectionLimit: connections,
         connectTimeout: this.target.connectTimeoutMs,
         supportBigNumbers: true,
@@ -489,6 +544,7 @@ export class MysqlDriver implements Driver {
         port: this.target.port,
         user: this.target.user,
         password: this.target.password,
+        ssl: sslOptions(this.target),
         connectTimeout: this.target.connectTimeoutMs,
       });
       killer.on("error", () => {});

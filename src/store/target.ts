@@ -19,6 +19,23 @@ export interface MysqlTarget {
   charset: string;
   poolSize: number;
   connectTimeoutMs: number;
+  /** TLS to the server; absent: plain text. */
+  tls?: MysqlTls;
+}
+
+/** How far a TLS connection checks the server, as the mysql client's --ssl-mode. */
+export const TLS_MODES = ["disabled", "required", "verify_ca", "verify_identity"] as const;
+export type TlsMode = typeof TLS_MODES[number];
+
+/** TLS to a MySQL server: the files' contents, read when the settings were. */
+export interface MysqlTls {
+  /** required: encrypted, the server unchecked; verify_ca: its certificate signed by `ca`; verify_identity: and for its host name. */
+  mode: Exclude<TlsMode, "disabled">;
+  /** PEM CA certificates; null: the system's. */
+  ca: string | null;
+  /** A client certificate and its key (PEM), for a user created REQUIRE X509; null: none. */
+  cert: string | null;
+  key: string | null;
 }
 
 export type DatabaseTarget = SqliteTarget | MysqlTarget;
@@ -33,7 +50,8 @@ export function redactUrl(url: string): string {
 export function describeTarget(target: DatabaseTarget): string {
   if (target.kind === "sqlite") return `sqlite:${target.path}`;
   const auth = target.password === "" ? target.user : `${target.user}:***`;
-  return `mysql://${auth}@${target.host}:${target.port}/${target.database}`;
+  const tls = target.tls === undefined ? "" : `?ssl-mode=${target.tls.mode}`;
+  return `mysql://${auth}@${target.host}:${target.port}/${target.database}${tls}`;
 }
 
 /**
