@@ -96,7 +96,7 @@ const BAD_CONFIGS: [name: string, text: string, message: string][] = [
   [
     "every unknown key, not the first alone",
     `{ db: { hots: "x" }, log: { pth: "y" } }`,
-    "unknown keys 'db.hots' (known here: url, host, port, username, password, password_file, database, charset, pool_size, connect_timeout, ssl_mode, ssl_ca, ssl_cert, ssl_key); 'log.pth' (known here: level,",
+    "unknown keys 'db.hots' (known here: url, host, port, username, password, password_file, database, charset, pool_size, connect_timeout, socket, ssl_mode, ssl_ca, ssl_cert, ssl_key); 'log.pth' (known here: level,",
   ],
   [
     "an empty log file name",

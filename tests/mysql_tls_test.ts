@@ -76,7 +76,7 @@ Deno.test("mysql tls: db.url's ssl-* parameters and the db.ssl_* keys resolve to
       [refusal(`${base}?ssl=true`)[0], refusal(`${base}?ssl=true`)[1]],
       [
         "db.url",
-        `db.url: "${base}?ssl=true" has parameter 'ssl', which jobsmanager does not know (it knows charset, ssl-mode, ssl-ca, ssl-cert, ssl-key); remove it`,
+        `db.url: "${base}?ssl=true" has parameter 'ssl', which jobsmanager does not know (it knows charset, socket, ssl-mode, ssl-ca, ssl-cert, ssl-key); remove it`,
       ],
     );
     assertEquals(refusal(`${base}?ssl-mode=required&ssl-mode=disabled`), [

@@ -242,6 +242,16 @@ export const CONFIG_KEYS = {
     default: 10,
     parse: seconds(1, 600),
   },
+  "db.socket": {
+    doc:
+      "Unix socket of a MySQL/MariaDB server on this machine, reached instead of host and port (e.g. /run/mysqld/mysqld.sock; with a user IDENTIFIED VIA unix_socket, no password); empty = TCP (in a URL: ?socket=)",
+    default: "",
+    parse: (v, key) => {
+      const path = text(v, key);
+      if (path === "" || path.startsWith("/")) return path;
+      return fail(key, v, "expected the socket's absolute path, e.g. /run/mysqld/mysqld.sock");
+    },
+  } as KeySpec<string>,
   "db.ssl_mode": {
     doc:
       "TLS to MySQL/MariaDB, as the mysql client's --ssl-mode: disabled, required (encrypted, the server not checked), verify_ca (its certificate signed by ssl_ca, else a CA the system trusts), verify_identity (and made out to db.host); empty = verify_ca when ssl_ca is set, else disabled (in a URL: ?ssl-mode=)",

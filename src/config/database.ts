@@ -15,7 +15,7 @@ import { type Settings, tlsMode } from "./config.ts";
 import { charsetProblem } from "./charset.ts";
 
 /** What a MySQL URL may say after `?`, each once; anything else is refused, not ignored. */
-const URL_PARAMETERS = ["charset", "ssl-mode", "ssl-ca", "ssl-cert", "ssl-key"] as const;
+const URL_PARAMETERS = ["charset", "socket", "ssl-mode", "ssl-ca", "ssl-cert", "ssl-key"] as const;
 type UrlParameter = typeof URL_PARAMETERS[number];
 
 /** Where each TLS setting was given: a config key, or the URL's parameter (named in messages). */
@@ -61,6 +61,8 @@ export function resolveTarget(settings: Settings): DatabaseTarget {
     cert: { value: settings["db.ssl_cert"], from: "db.ssl_cert" },
     key: { value: settings["db.ssl_key"], from: "db.ssl_key" },
   };
+  const socket = settings["db.socket"];
+  if (socket !== "") base.socket = socket;
   const target = url === "" ? base : parseMysqlUrl(url, base, tls);
   target.password = resolvePassword(settings, target.password);
   const resolved = resolveTls(tls);
@@ -192,6 +194,13 @@ function parseMysqlUrl(url: string, base: MysqlTarget, tls: TlsSettings): MysqlT
       throw new ValidationError("db.url", `db.url: ${(error as Error).message}`);
     }
   }
+  const socket = param("socket");
+  if (socket === "" || (socket !== undefined && !socket.startsWith("/"))) {
+    throw new ValidationError(
+      "db.url",
+      `db.url: socket=${socket} is not a socket's absolute path (e.g. socket=/run/mysqld/mysqld.sock)`,
+    );
+  }
   const charset = param("charset") ?? null;
   const wrong = charset === null ? null : charsetProblem(charset);
   if (wrong !== null) {
@@ -208,6 +217,7 @@ function parseMysqlUrl(url: string, base: MysqlTarget, tls: TlsSettings): MysqlT
     password: parsed.password === "" ? base.password : decodeURIComponent(parsed.password),
     database,
     charset: charset ?? base.charset,
+    ...socket === undefined ? {} : { socket },
   };
 }
 

@@ -55,7 +55,9 @@ const LOOPBACK = new Set(["localhost", "127.0.0.1", "::1", "[::1]"]);
  */
 export async function noticeFolder(target: MysqlTarget): Promise<string> {
   const host = target.host.toLowerCase();
-  const where = `${LOOPBACK.has(host) ? "localhost" : host}:${target.port}/${target.database}`;
+  // A socket is this machine's server: on db.port, as a CLI that names it by address takes it.
+  const local = target.socket !== undefined || LOOPBACK.has(host);
+  const where = `${local ? "localhost" : host}:${target.port}/${target.database}`;
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(where));
   const hex = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
   return hex.slice(0, 32);

@@ -7,7 +7,7 @@ import { NotFoundError, RuntimeError, UsageError } from "../errors.ts";
 import type { Driver } from "./driver.ts";
 import { isNoSuchDatabase, MysqlDriver } from "./mysql.ts";
 import { SqliteDriver } from "./sqlite.ts";
-import type { DatabaseTarget } from "./target.ts";
+import { type DatabaseTarget, serverOf } from "./target.ts";
 
 /** One row of an APScheduler 3 SQLAlchemy job table. */
 export interface LegacyRow {
@@ -89,7 +89,9 @@ async function columnsOf(driver: Driver, target: DatabaseTarget, table: string) 
   } catch (error) {
     if (target.kind !== "mysql" || !isNoSuchDatabase(error)) throw error;
     throw new NotFoundError(
-      `database '${target.database}' does not exist on MySQL at ${target.host}:${target.port}; check the URL given to --from-database`,
+      `database '${target.database}' does not exist on ${
+        serverOf(target)
+      }; check the URL given to --from-database`,
     );
   }
 }

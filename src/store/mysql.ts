@@ -9,7 +9,7 @@ import type mysql from "mysql2";
 import { ContentionError, DatabaseError, isUnreachable } from "../errors.ts";
 import type { Driver, ExecResult, Executor, Param, Row, SqlStatement } from "./driver.ts";
 import { eachStatement, PROFILES } from "./driver.ts";
-import { describeTarget, type MysqlTarget } from "./target.ts";
+import { describeTarget, type MysqlTarget, serverOf } from "./target.ts";
 
 const MIGRATION_LOCK = "jobsmanager.migrate";
 const MIGRATION_LOCK_WAIT_S = 60;
@@ -93,6 +93,13 @@ function breaksConnection(error: unknown): boolean {
     (e.sqlState?.startsWith("08") ?? false) || READ_ONLY_ERRNOS.has(e.errno ?? 0);
 }
 
+/** How mysql2 reaches `target`'s server: its socket, or host and port. */
+function address(target: MysqlTarget): { socketPath: string } | { host: string; port: number } {
+  return target.socket === undefined
+    ? { host: target.host, port: target.port }
+    : { socketPath: target.socket };
+}
+
 /** mysql2's TLS options for `target` (config/database.ts resolves them); none: plain text. */
 function sslOptions(target: MysqlTarget): mysql.SslOptions | undefined {
   const tls = target.tls;
@@ -130,7 +137,7 @@ function tlsAdvice(message: string, target: MysqlTarget): string {
 export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
   if (error instanceof DatabaseError) return error;
   const e = error as DriverError;
-  const where = `MySQL at ${target.host}:${target.port}`;
+  const where = serverOf(target);
   const options = { cause: error };
   const turnedAway = { ...options, turnedAway: true };
   // MariaDB's number for a locked account (4151) is another error's in MySQL, whose name mysql2 gives it.
@@ -140,8 +147,22 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
   switch (code) {
     case "ECONNREFUSED":
       return new DatabaseError(
-        `cannot connect to ${where}: connection refused; is the server running, and are db.host/db.port (or --database) right?`,
+        `cannot connect to ${where}: connection refused; is the server running, and ${
+          target.socket === undefined
+            ? "are db.host/db.port (or --database) right?"
+            : "is db.socket (or the URL's socket) right?"
+        }`,
         options,
+      );
+    case "ENOENT":
+      return new DatabaseError(
+        `cannot connect to ${where}: no such socket; is the server running on this machine, and is db.socket (or the URL's socket) its socket (SELECT @@socket tells)?`,
+        options,
+      );
+    case "EACCES":
+      return new DatabaseError(
+        `cannot connect to ${where}: this user may not open the socket (permission denied); let it into the socket's directory, or connect by host and port`,
+        turnedAway,
       );
     case "ENOTFOUND":
     case "EAI_AGAIN":
@@ -456,8 +477,7 @@ export class MysqlDriver implements Driver {
     return import("mysql2").then(({ default: mysql }) => {
       mysql.setMaxParserCache(PARSERS_KEPT);
       return mysql.createPool({
-        host: this.target.host,
-        port: this.target.port,
+        ...address(this.target),
         user: this.target.user,
         password: this.target.password,
         database: this.target.database,
@@ -540,8 +560,7 @@ export class MysqlDriver implements Driver {
     try {
       const { default: mysql } = await import("mysql2");
       killer = mysql.createConnection({
-        host: this.target.host,
-        port: this.target.port,
+        ...address(this.target),
         user: this.target.user,
         password: this.target.password,
         ssl: sslOptions(this.target),

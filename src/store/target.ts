@@ -21,6 +21,8 @@ export interface MysqlTarget {
   connectTimeoutMs: number;
   /** TLS to the server; absent: plain text. */
   tls?: MysqlTls;
+  /** The server's Unix socket, reached instead of host and port; absent: TCP. */
+  socket?: string;
 }
 
 /** How far a TLS connection checks the server, as the mysql client's --ssl-mode. */
@@ -50,8 +52,19 @@ export function redactUrl(url: string): string {
 export function describeTarget(target: DatabaseTarget): string {
   if (target.kind === "sqlite") return `sqlite:${target.path}`;
   const auth = target.password === "" ? target.user : `${target.user}:***`;
-  const tls = target.tls === undefined ? "" : `?ssl-mode=${target.tls.mode}`;
-  return `mysql://${auth}@${target.host}:${target.port}/${target.database}${tls}`;
+  const params = [
+    ...target.socket === undefined ? [] : [`socket=${target.socket}`],
+    ...target.tls === undefined ? [] : [`ssl-mode=${target.tls.mode}`],
+  ];
+  const query = params.length === 0 ? "" : `?${params.join("&")}`;
+  return `mysql://${auth}@${target.host}:${target.port}/${target.database}${query}`;
+}
+
+/** Where a MySQL target's server is, as messages name it: its socket, or host and port. */
+export function serverOf(target: MysqlTarget): string {
+  return target.socket === undefined
+    ? `MySQL at ${target.host}:${target.port}`
+    : `MySQL at socket ${target.socket}`;
 }
 
 /**
