@@ -28,6 +28,7 @@ export function serveCommand() {
         { SqliteFileLock, watchDatabaseFile },
         { watchChangeNotices },
         { checkStopTimeout },
+        { systemdNotifier },
       ] = await Promise.all([
         import("../daemon/boot.ts"),
         import("../daemon/clock.ts"),
@@ -35,6 +36,7 @@ export function serveCommand() {
         import("../daemon/sqlite_file.ts"),
         import("../daemon/change_notices.ts"),
         import("../daemon/systemd_stop.ts"),
+        import("../daemon/sd_notify.ts"),
       ]);
       const settings = ctx.config.settings;
       // The HTTP side (prom-client among it: megabytes held for good) only when it listens.
@@ -72,7 +74,17 @@ export function serveCommand() {
       });
       // Listen from the start: an early SIGHUP (systemctl reload) must not
       // kill the process, and an early SIGTERM stops it once it has started.
-      const stop = () => daemon.stop();
+      // Under a Type=notify unit: systemd hears when the jobs are loaded, and the watchdog's pings.
+      const systemd = systemdNotifier();
+      daemon.ready.then(() =>
+        systemd?.ready(
+          `${daemon.vitals.jobsLoaded} jobs loaded; node ${daemon.nodeId}, pid ${Deno.pid}`,
+        )
+      );
+      const stop = () => {
+        systemd?.stopping();
+        daemon.stop();
+      };
       const reload = () => daemon.reload();
       Deno.addSignalListener("SIGTERM", stop);
       Deno.addSignalListener("SIGINT", stop);
@@ -130,6 +142,7 @@ export function serveCommand() {
       } finally {
         watch?.stop();
         notices?.stop();
+        systemd?.close();
         await http?.close();
         Deno.removeSignalListener("SIGTERM", stop);
         Deno.removeSignalListener("SIGINT", stop);

@@ -560,6 +560,21 @@ const PRIVATE_ENV: readonly string[] = SPECS.flatMap(([, spec]) =>
 );
 
 /**
+ * What systemd gives the service alone: its notify socket and watchdog
+ * (daemon/sd_notify.ts), and sockets it passed (socket activation). A job
+ * that runs a program speaking that protocol must not speak it for the
+ * service.
+ */
+const SERVICE_ENV = [
+  "NOTIFY_SOCKET",
+  "WATCHDOG_USEC",
+  "WATCHDOG_PID",
+  "LISTEN_FDS",
+  "LISTEN_PID",
+  "LISTEN_FDNAMES",
+];
+
+/**
  * The environment a job inherits from this process's `env`: without the
  * secret settings, and with JM_DATABASE_URL without its password (a
  * relative sqlite: path made absolute), so that a job that runs the
@@ -572,7 +587,7 @@ export function inheritedEnv(
   cwd: string = Deno.cwd(),
 ): Record<string, string> {
   const inherited = { ...env };
-  for (const name of PRIVATE_ENV) delete inherited[name];
+  for (const name of [...PRIVATE_ENV, ...SERVICE_ENV]) delete inherited[name];
   const url = env.JM_DATABASE_URL?.trim();
   if (url === undefined || url === "") return inherited;
   const shown = databaseUrlWithoutPassword(url, cwd);

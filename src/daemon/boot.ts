@@ -96,6 +96,8 @@ export interface DaemonVitals extends ServiceState {
 }
 
 export interface Daemon {
+  /** Resolves once `run()` has loaded the jobs and the first fire may come; never on a failed start. */
+  readonly ready: Promise<void>;
   /** The jm_syslog sink for the logging setup; it writes once `run()` has migrated the schema. */
   readonly logSink: Sink;
   /** This service's node id once `run()` has registered it; null before. */
@@ -210,6 +212,7 @@ class BootedDaemon implements Daemon {
   private deadline: Deadline | null = null;
   private readonly stopped = Promise.withResolvers<Deadline>();
   private started = false;
+  private readonly startedOnce = Promise.withResolvers<void>();
   /** Set when a stop's deadline passed before the start finished: it goes no further. */
   private abandoned = false;
   /** Set by `watchedLocally`. */
@@ -494,6 +497,11 @@ class BootedDaemon implements Daemon {
     this.housekeeping.start();
     this.notifier.start();
     this.started = true;
+    this.startedOnce.resolve();
+  }
+
+  get ready(): Promise<void> {
+    return this.startedOnce.promise;
   }
 
   /** The last steps, in the order their output matters, by the stop's deadline. */

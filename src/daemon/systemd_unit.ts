@@ -26,7 +26,14 @@ Wants=network-online.target
 After=network-online.target mariadb.service mysql.service
 
 [Service]
-Type=exec
+# notify: \`systemctl start\` returns once the jobs are loaded, and fails with the start's error.
+# The watchdog restarts a service whose main thread was held a minute (a hung mount, a loop
+# that never yields); a database outage is waited out, not restarted.
+Type=notify
+NotifyAccess=main
+WatchdogSec=60s
+# A start after an upgrade may migrate a large log first (README, Upgrading): minutes.
+TimeoutStartSec=15min
 ExecStart=/usr/local/bin/jobsmanager serve
 # SIGHUP reloads every job at once, without a restart.
 ExecReload=/bin/kill -HUP $MAINPID
