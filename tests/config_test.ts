@@ -458,6 +458,11 @@ Deno.test("a job inherits JM_DATABASE_URL without its password, a relative sqlit
   );
   assertEquals(inherited("sqlite:///var/lib/jobs.db"), "sqlite:///var/lib/jobs.db");
   assertEquals(inherited("sqlite:jobs.db"), "sqlite:/srv/jobs/jobs.db");
+  // TLS files too: the job may run in another directory.
+  assertEquals(
+    inherited("mysql://jobs@db.example/j?ssl-ca=tls/ca+1.pem&ssl-cert=/etc/c.pem&ssl-key=k.pem"),
+    "mysql://jobs@db.example/j?ssl-ca=%2Fsrv%2Fjobs%2Ftls/ca+1.pem&ssl-cert=/etc/c.pem&ssl-key=%2Fsrv%2Fjobs%2Fk.pem",
+  );
   // Not a URL: it may hold a password anywhere.
   assertEquals(inherited("root:pw@db.example"), undefined);
 });

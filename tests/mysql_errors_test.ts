@@ -73,7 +73,7 @@ Deno.test("mysql errors: a TLS handshake that failed says what to change, and is
   assertMatch(
     explained("unable to get local issuer certificate", { ...TARGET, tls: { ...tls, ca: null } })
       .message,
-    /not signed by a CA this system trusts; set db.ssl_ca/,
+    /not signed by a CA this system trusts \(update-ca-certificates, or SSL_CERT_FILE\); set db.ssl_ca/,
   );
   const plain = explainMysqlError(
     Object.assign(new Error("Server does not support secure connection"), {

@@ -37,10 +37,15 @@ function refusal(url: string, settings: Partial<Settings> = {}): [string, string
 Deno.test("mysql tls: db.url's ssl-* parameters and the db.ssl_* keys resolve to one TLS setting", async () => {
   const dir = await Deno.makeTempDir({ prefix: "jm-tls-settings-" });
   try {
-    const ca = `${dir}/ca.pem`;
-    await Deno.writeTextFile(ca, "CA PEM");
-    await Deno.writeTextFile(`${dir}/client.pem`, "CLIENT PEM");
-    await Deno.writeTextFile(`${dir}/client.key`, "CLIENT KEY");
+    const pem = (label: string, body: string) =>
+      `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
+    const CA = pem("CERTIFICATE", "CA");
+    const ca = `${dir}/ca+bundle.pem`;
+    await Deno.writeTextFile(ca, CA);
+    await Deno.writeTextFile(`${dir}/client.pem`, pem("CERTIFICATE", "CLIENT"));
+    await Deno.writeTextFile(`${dir}/client.key`, pem("PRIVATE KEY", "KEY"));
+    await Deno.writeTextFile(`${dir}/locked.key`, pem("ENCRYPTED PRIVATE KEY", "KEY"));
+    await Deno.writeTextFile(`${dir}/notes.txt`, "not a certificate");
     const base = "mysql://jobs@db.example:3306/jobs";
     assertEquals(target(base).tls, undefined);
     assertEquals(target(`${base}?ssl-mode=disabled`).tls, undefined);
@@ -51,14 +56,16 @@ Deno.test("mysql tls: db.url's ssl-* parameters and the db.ssl_* keys resolve to
       cert: null,
       key: null,
     });
-    // A CA alone asks for verify_ca, as the mysql client takes it.
-    assertEquals(target(`${base}?ssl-ca=${ca}`).tls?.mode, "verify_ca");
-    assertEquals(target(base, { "db.ssl_ca": ca }).tls, {
+    // A CA alone asks for verify_ca, as the mysql client takes it; a + in its path is a +.
+    assertEquals(target(`${base}?ssl-ca=${ca}`).tls, {
       mode: "verify_ca",
-      ca: "CA PEM",
+      ca: CA,
       cert: null,
       key: null,
     });
+    assertEquals(target(base, { "db.ssl_ca": ca }).tls?.ca, CA);
+    // A URL's ssl-mode=disabled sets the file's TLS files aside, as its password does password_file.
+    assertEquals(target(`${base}?ssl-mode=disabled`, { "db.ssl_ca": ca }).tls, undefined);
     // The URL's parameter wins over the key, as the URL's user does.
     assertEquals(
       target(`${base}?ssl-mode=verify-identity`, { "db.ssl_mode": "required" }).tls?.mode,
@@ -70,13 +77,18 @@ Deno.test("mysql tls: db.url's ssl-* parameters and the db.ssl_* keys resolve to
         "db.ssl_cert": `${dir}/client.pem`,
         "db.ssl_key": `${dir}/client.key`,
       }).tls,
-      { mode: "verify_identity", ca: null, cert: "CLIENT PEM", key: "CLIENT KEY" },
+      {
+        mode: "verify_identity",
+        ca: null,
+        cert: pem("CERTIFICATE", "CLIENT"),
+        key: pem("PRIVATE KEY", "KEY"),
+      },
     );
     assertEquals(
       [refusal(`${base}?ssl=true`)[0], refusal(`${base}?ssl=true`)[1]],
       [
         "db.url",
-        `db.url: "${base}?ssl=true" has parameter 'ssl', which jobsmanager does not know (it knows charset, socket, ssl-mode, ssl-ca, ssl-cert, ssl-key); remove it`,
+        "db.url has parameter 'ssl', which jobsmanager does not know (it knows charset, socket, ssl-mode, ssl-ca, ssl-cert, ssl-key); remove it",
       ],
     );
     assertEquals(refusal(`${base}?ssl-mode=required&ssl-mode=disabled`), [
@@ -112,6 +124,18 @@ Deno.test("mysql tls: db.url's ssl-* parameters and the db.ssl_* keys resolve to
       "db.ssl_ca",
       `db.ssl_ca: '${dir}/nothing.pem' cannot be read: NotFound`,
     ]);
+    assertEquals(refusal(`${base}?ssl-ca=${dir}/notes.txt`), [
+      "db.url",
+      `db.url's ssl-ca: '${dir}/notes.txt' holds no CA certificate in PEM form (-----BEGIN …-----)`,
+    ]);
+    const locked = { "db.ssl_cert": `${dir}/client.pem`, "db.ssl_key": `${dir}/locked.key` };
+    assertEquals(refusal(`${base}?ssl-mode=required`, locked), [
+      "db.ssl_key",
+      `db.ssl_key: '${dir}/locked.key' is encrypted, and jobsmanager cannot ask for its passphrase: decrypt it (openssl pkey -in KEY -out PLAIN) and keep it readable by the service's user alone`,
+    ]);
+    // A parameter it does not know is named, never quoted: it may hold a password.
+    const [, unknown] = refusal(`${base}?user=root&password=Sup3rSecretPw`);
+    assert(!unknown.includes("Sup3rSecretPw"), unknown);
     // The key's mode is checked with the rest of the file, before any connection.
     await Deno.writeTextFile(`${dir}/jobsmanager.json`, '{ db: { ssl_mode: "on" } }');
     const wrong = assertThrows(() => loadConfig({ config: `${dir}/jobsmanager.json` }, {}));
@@ -124,9 +148,12 @@ Deno.test("mysql tls: db.url's ssl-* parameters and the db.ssl_* keys resolve to
   }
 });
 
-/** A CA, and a server certificate it signed for `localhost` alone (not 127.0.0.1). */
+/**
+ * Two CAs; a server certificate the first signed for `localhost` alone
+ * (not 127.0.0.1); client certificates for `x509u` signed by each.
+ */
 async function certificates(dir: string): Promise<void> {
-  const run = async (...args: string[]) => {
+  const openssl = async (...args: string[]) => {
     const out = await new Deno.Command("openssl", {
       args,
       cwd: dir,
@@ -138,52 +165,43 @@ async function certificates(dir: string): Promise<void> {
       throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
     }
   };
-  const subject = (cn: string) => ["-subj", `/CN=${cn}`];
+  const key = (name: string) => ["-newkey", "rsa:2048", "-nodes", "-keyout", `${name}.key`];
   for (const ca of ["ca", "other-ca"]) {
-    await run(
+    await openssl(
       "req",
       "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
+      ...key(ca),
       "-days",
       "30",
-      "-keyout",
-      `${ca}.key`,
       "-out",
       `${ca}.pem`,
-      ...subject(`jobsmanager test ${ca}`),
+      "-subj",
+      `/CN=${ca}`,
     );
   }
-  await run(
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    "server.key",
-    "-out",
-    "server.csr",
-    ...subject("localhost"),
-  );
   await Deno.writeTextFile(`${dir}/san.cnf`, "subjectAltName=DNS:localhost\n");
-  await run(
-    "x509",
-    "-req",
-    "-in",
-    "server.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-out",
-    "server.pem",
-    "-days",
-    "30",
-    "-extfile",
-    "san.cnf",
-  );
+  const signed = async (name: string, cn: string, ca: string, extra: string[] = []) => {
+    await openssl("req", ...key(name), "-out", `${name}.csr`, "-subj", `/CN=${cn}`);
+    await openssl(
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      `${ca}.pem`,
+      "-CAkey",
+      `${ca}.key`,
+      "-CAcreateserial",
+      "-days",
+      "30",
+      "-out",
+      `${name}.pem`,
+      ...extra,
+    );
+  };
+  await signed("server", "localhost", "ca", ["-extfile", "san.cnf"]);
+  await signed("client", "x509u", "ca");
+  await signed("stranger", "x509u", "other-ca");
 }
 
 Deno.test({
@@ -244,12 +262,46 @@ Deno.test({
       await refused(
         at("localhost", "?ssl-mode=verify_ca"),
         "TLS failed (self-signed certificate in certificate chain)",
-        "the server's certificate is not signed by a CA this system trusts; set db.ssl_ca (ssl-ca= in the URL) to the CA file that signed it",
+        "the server's certificate is not signed by a CA this system trusts (update-ca-certificates, or SSL_CERT_FILE); set db.ssl_ca (ssl-ca= in the URL) to the CA file that signed it",
       );
       await refused(
         at("localhost", `?ssl-ca=${dir}/other-ca.pem`),
         "TLS failed",
         "the server's certificate is not signed by a CA in db.ssl_ca (or the URL's ssl-ca)",
+      );
+
+      // Without a CA of its own, the system's: what update-ca-certificates installs, or
+      // SSL_CERT_FILE names (Node's TLS alone trusts only the roots it was built with).
+      const system = await cli(
+        ["--database", at("localhost", "?ssl-mode=verify_identity"), "job", "list", "--json"],
+        { cwd: dir, env: { SSL_CERT_FILE: `${dir}/ca.pem` } },
+      );
+      assertEquals([system.code, system.stderr], [0, ""]);
+
+      // A user that must show a client certificate (REQUIRE X509).
+      await server.sql("CREATE USER x509u@'%' REQUIRE X509");
+      await server.sql("GRANT ALL ON jobs.* TO x509u@'%'");
+      const asX509 = (files: string) =>
+        `mysql://x509u@localhost:${port}/jobs?ssl-ca=${dir}/ca.pem&ssl-mode=verify_identity${files}`;
+      const mine = await jm(
+        asX509(`&ssl-cert=${dir}/client.pem&ssl-key=${dir}/client.key`),
+        "job",
+        "list",
+        "--json",
+      );
+      assertEquals([mine.code, mine.stderr], [0, ""]);
+      await refused(
+        asX509(""),
+        "rejected the login of user 'x509u'",
+        "a user created REQUIRE X509 (or SUBJECT, ISSUER) is refused so too without a client certificate: then set db.ssl_cert and db.ssl_key",
+      );
+      await refused(
+        asX509(`&ssl-cert=${dir}/stranger.pem&ssl-key=${dir}/stranger.key`),
+        "refused this client's TLS certificate (UnknownCA): give db.ssl_cert and db.ssl_key",
+      );
+      await refused(
+        asX509(`&ssl-cert=${dir}/client.pem&ssl-key=${dir}/stranger.key`),
+        "the client certificate (db.ssl_cert, or the URL's ssl-cert) and the key (db.ssl_key, ssl-key) are not a pair",
       );
 
       // The service: its scheduler's pool, the claims' and the HTTP side's, all through TLS.

@@ -605,6 +605,14 @@ function databaseUrlWithoutPassword(url: string, cwd: string): string | null {
   const parsed = new URL(url);
   if (parsed.protocol !== "mysql:" && parsed.protocol !== "mariadb:") return null;
   parsed.password = "";
+  // A relative TLS file, as the relative sqlite: path: the job may run elsewhere.
+  parsed.search = parsed.search.replace(
+    /([?&]ssl-(?:ca|cert|key)=)([^&]*)/g,
+    (whole, name: string, value: string) => {
+      if (value === "" || value.startsWith("/") || value.startsWith("%2F")) return whole;
+      return `${name}${encodeURIComponent(cwd)}%2F${value}`;
+    },
+  );
   return parsed.toString();
 }
 

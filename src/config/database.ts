@@ -86,7 +86,12 @@ function resolveTls(tls: TlsSettings): MysqlTls | null {
     : tls.ca.value !== ""
     ? "verify_ca"
     : "disabled";
-  const given = [tls.ca, tls.cert, tls.key].filter((s) => s.value !== "");
+  // A URL's ssl-mode=disabled sets aside the file's TLS files, as its password does password_file.
+  const fromUrl = (s: { from: string }) => s.from.startsWith("db.url");
+  const setAside = mode === "disabled" && fromUrl(tls.mode);
+  const given = [tls.ca, tls.cert, tls.key].filter((s) =>
+    s.value !== "" && (!setAside || fromUrl(s))
+  );
   if (mode === "disabled") {
     if (given.length === 0) return null;
     throw new ValidationError(
@@ -109,18 +114,60 @@ function resolveTls(tls: TlsSettings): MysqlTls | null {
       `${tls.ca.from}: set, but ${tls.mode.from} is required, which does not check the server's certificate; set ${tls.mode.from} to verify_ca or verify_identity, or remove ${tls.ca.from}`,
     );
   }
-  const read = (setting: { value: string; from: string }) => {
+  const read = (setting: { value: string; from: string }, holds: RegExp, what: string) => {
     if (setting.value === "") return null;
+    let text: string;
     try {
-      return Deno.readTextFileSync(setting.value);
+      text = Deno.readTextFileSync(setting.value);
     } catch (error) {
       throw new ValidationError(
         fieldOf(setting.from),
         `${setting.from}: '${setting.value}' cannot be read: ${(error as Error).name}`,
       );
     }
+    const problem = !holds.test(text)
+      ? `holds no ${what} in PEM form (-----BEGIN …-----)`
+      : /ENCRYPTED/.test(text)
+      ? "is encrypted, and jobsmanager cannot ask for its passphrase: decrypt it (openssl pkey -in KEY -out PLAIN) and keep it readable by the service's user alone"
+      : null;
+    if (problem === null) return text;
+    throw new ValidationError(
+      fieldOf(setting.from),
+      `${setting.from}: '${setting.value}' ${problem}`,
+    );
   };
-  return { mode, ca: read(tls.ca), cert: read(tls.cert), key: read(tls.key) };
+  const certificate = /-----BEGIN CERTIFICATE-----/;
+  return {
+    mode,
+    ca: read(tls.ca, certificate, "CA certificate"),
+    cert: read(tls.cert, certificate, "certificate"),
+    key: read(tls.key, /-----BEGIN [A-Z ]*PRIVATE KEY-----/, "private key"),
+  };
+}
+
+/**
+ * A URL's query, each name's values in order, %-decoded: a `+` stays a
+ * `+` (a path such as ca+bundle.pem), as a URL's other parts keep it; a
+ * form's query would read it as a space.
+ */
+function queryOf(search: string): Map<string, string[]> {
+  const query = new Map<string, string[]>();
+  for (const pair of search.replace(/^\?/, "").split("&")) {
+    if (pair === "") continue;
+    const at = pair.indexOf("=");
+    const [name, value] = at < 0 ? [pair, ""] : [pair.slice(0, at), pair.slice(at + 1)];
+    let decoded: [string, string];
+    try {
+      decoded = [decodeURIComponent(name), decodeURIComponent(value)];
+    } catch {
+      throw new ValidationError(
+        "db.url",
+        "db.url's query holds a % that starts no %XX escape; write % as %25",
+      );
+    }
+    query.set(decoded[0], [...query.get(decoded[0]) ?? [], decoded[1]]);
+  }
+  return query;
 }
 
 /** Whether `host` is an IPv4 or IPv6 address (a name never holds a colon). */
@@ -160,23 +207,22 @@ function parseMysqlUrl(url: string, base: MysqlTarget, tls: TlsSettings): MysqlT
       } must name a host and a database, e.g. mysql://jobs@127.0.0.1:3306/jobsmanager`,
     );
   }
-  const given = parsed.searchParams;
-  for (const name of new Set(given.keys())) {
+  const given = queryOf(parsed.search);
+  for (const [name, values] of given) {
+    // Named, never quoted: a parameter jobsmanager does not know may be a password.
     if (!(URL_PARAMETERS as readonly string[]).includes(name)) {
       throw new ValidationError(
         "db.url",
-        `db.url: ${
-          JSON.stringify(redactUrl(url))
-        } has parameter '${name}', which jobsmanager does not know (it knows ${
+        `db.url has parameter '${name}', which jobsmanager does not know (it knows ${
           URL_PARAMETERS.join(", ")
         }); remove it`,
       );
     }
-    if (given.getAll(name).length > 1) {
+    if (values.length > 1) {
       throw new ValidationError("db.url", `db.url: parameter '${name}' is given twice; keep one`);
     }
   }
-  const param = (name: UrlParameter) => given.get(name) ?? undefined;
+  const param = (name: UrlParameter) => given.get(name)?.[0];
   for (
     const [name, setting] of [["ssl-ca", tls.ca], ["ssl-cert", tls.cert], [
       "ssl-key",

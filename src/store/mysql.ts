@@ -100,19 +100,56 @@ function address(target: MysqlTarget): { socketPath: string } | { host: string; 
     : { socketPath: target.socket };
 }
 
-/** mysql2's TLS options for `target` (config/database.ts resolves them); none: plain text. */
-function sslOptions(target: MysqlTarget): mysql.SslOptions | undefined {
+/**
+ * mysql2's TLS options for `target` (config/database.ts resolves them);
+ * none: plain text. Without a CA of its own, the system's (what
+ * update-ca-certificates installs, or SSL_CERT_FILE names): Node's TLS
+ * would trust only the roots it was built with. A client certificate and
+ * a key that are not a pair are refused here, saying so: the server would
+ * say only that the handshake failed.
+ */
+async function sslOptions(target: MysqlTarget): Promise<mysql.SslOptions | undefined> {
   const tls = target.tls;
   if (tls === undefined) return undefined;
-  const client = tls.cert === null ? {} : { cert: tls.cert, key: tls.key ?? undefined };
+  let client = {};
+  if (tls.cert !== null && tls.key !== null) {
+    const { createPrivateKey, X509Certificate } = await import("node:crypto");
+    let paired: boolean;
+    try {
+      paired = new X509Certificate(tls.cert).checkPrivateKey(createPrivateKey(tls.key));
+    } catch (error) {
+      throw new DatabaseError(
+        `the client certificate (db.ssl_cert, or the URL's ssl-cert) or its key (db.ssl_key, ssl-key) cannot be read: ${
+          (error as Error).message
+        }`,
+        { cause: error, turnedAway: true },
+      );
+    }
+    if (!paired) {
+      throw new DatabaseError(
+        "the client certificate (db.ssl_cert, or the URL's ssl-cert) and the key (db.ssl_key, ssl-key) are not a pair: give the key the certificate was made for",
+        { turnedAway: true },
+      );
+    }
+    client = { cert: tls.cert, key: tls.key };
+  }
   if (tls.mode === "required") return { ...client, rejectUnauthorized: false };
+  const system = () =>
+    import("node:tls").then((nodeTls) =>
+      (nodeTls as unknown as { getCACertificates(kind: "system"): string[] })
+        .getCACertificates("system")
+    );
   return {
     ...client,
-    ...(tls.ca === null ? {} : { ca: tls.ca }),
+    ca: tls.ca ?? await system(),
     rejectUnauthorized: true,
     verifyIdentity: tls.mode === "verify_identity",
   };
 }
+
+/** What a TLS alert from the server (`received fatal alert: UnknownCA`) says of this client's certificate. */
+const CLIENT_CERTIFICATE_ALERT =
+  /alert:? *(UnknownCA|BadCertificate|CertificateRequired|CertificateUnknown|UnsupportedCertificate|CertificateExpired|CertificateRevoked)/i;
 
 /**
  * What an operator does about a TLS handshake that failed (`message`:
@@ -127,7 +164,9 @@ function tlsAdvice(message: string, target: MysqlTarget): string {
   }
   if (/self.signed|issuer|verify|unknown ca|untrusted/i.test(message)) {
     return `the server's certificate is not signed by ${
-      target.tls?.ca ? "a CA in db.ssl_ca (or the URL's ssl-ca)" : "a CA this system trusts"
+      target.tls?.ca
+        ? "a CA in db.ssl_ca (or the URL's ssl-ca)"
+        : "a CA this system trusts (update-ca-certificates, or SSL_CERT_FILE)"
     }; set db.ssl_ca (ssl-ca= in the URL) to the CA file that signed it, or ssl-mode to required to encrypt without checking the server`;
   }
   return "check the server's TLS settings (ssl_cert, ssl_key, tls_version) and db.ssl_*";
@@ -185,6 +224,8 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
         `${where} rejected the login of user '${target.user}' to database '${target.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL)${
           target.tls === undefined
             ? "; a server or user that requires TLS (require_secure_transport, REQUIRE SSL) refuses a plain connection so too: then set db.ssl_mode (?ssl-mode= in the URL)"
+            : target.tls.cert === null
+            ? "; a user created REQUIRE X509 (or SUBJECT, ISSUER) is refused so too without a client certificate: then set db.ssl_cert and db.ssl_key (?ssl-cert=, ?ssl-key=)"
             : ""
         }`,
         turnedAway,
@@ -268,6 +309,17 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
         `no answer from ${where} within the statement's timeout; is the server overloaded, or the network dropping packets?`,
         options,
       );
+  }
+  const alert = e.message?.match(CLIENT_CERTIFICATE_ALERT);
+  if (alert) {
+    return new DatabaseError(
+      `${where} refused this client's TLS certificate (${alert[1]}): ${
+        target.tls?.cert
+          ? "give db.ssl_cert and db.ssl_key (ssl-cert=, ssl-key= in the URL) a certificate signed by a CA the server trusts (its ssl_ca), made out to this user"
+          : "it asks for one: set db.ssl_cert and db.ssl_key (ssl-cert=, ssl-key= in the URL)"
+      }`,
+      turnedAway,
+    );
   }
   // The connection broke (the driver says so): whether the statement was done is unknown.
   if (e.fatal === true) {
@@ -432,6 +484,13 @@ export class MysqlDriver implements Driver {
    * behind the others' statements.
    */
   #batchPool: Promise<mysql.Pool> | null = null;
+  #ssl: Promise<mysql.SslOptions | undefined> | null = null;
+
+  /** mysql2's TLS options (see `sslOptions`), made once for every pool and connection. */
+  private get ssl(): Promise<mysql.SslOptions | undefined> {
+    this.#ssl ??= sslOptions(this.target);
+    return this.#ssl;
+  }
   /** Batches go statement by statement: the server (or a proxy before it) refused one whole. */
   #oneByOne = false;
   /**
@@ -474,7 +533,7 @@ export class MysqlDriver implements Driver {
   }
 
   private newPool(connections: number, multipleStatements: boolean): Promise<mysql.Pool> {
-    return import("mysql2").then(({ default: mysql }) => {
+    return Promise.all([import("mysql2"), this.ssl]).then(([{ default: mysql }, ssl]) => {
       mysql.setMaxParserCache(PARSERS_KEPT);
       return mysql.createPool({
         ...address(this.target),
@@ -482,7 +541,7 @@ export class MysqlDriver implements Driver {
         password: this.target.password,
         database: this.target.database,
         charset: this.target.charset,
-        ssl: sslOptions(this.target),
+        ssl,
         connectionLimit: connections,
         connectTimeout: this.target.connectTimeoutMs,
         supportBigNumbers: true,
@@ -558,12 +617,12 @@ export class MysqlDriver implements Driver {
   private async killAbandoned(): Promise<void> {
     let killer: mysql.Connection | null = null;
     try {
-      const { default: mysql } = await import("mysql2");
+      const [{ default: mysql }, ssl] = await Promise.all([import("mysql2"), this.ssl]);
       killer = mysql.createConnection({
         ...address(this.target),
         user: this.target.user,
         password: this.target.password,
-        ssl: sslOptions(this.target),
+        ssl,
         connectTimeout: this.target.connectTimeoutMs,
       });
       killer.on("error", () => {});
