@@ -173,14 +173,24 @@ for (const backend of BACKENDS) {
       add.stdout.trimEnd().split("\n").at(-1),
       "the live service on this database (alpha) applies it within its reload_interval",
     );
-    await saveNodes(db, serviceRow("beta", { agoMs: 2000 }), serviceRow("gone", { agoMs: 60_000 }));
+    // Heartbeats written anew before each command: on a busy machine a command takes seconds.
+    const beating = () =>
+      saveNodes(
+        db,
+        serviceRow("alpha", { agoMs: 1000 }),
+        serviceRow("beta", { agoMs: 2000 }),
+        serviceRow("gone", { agoMs: 60_000 }),
+      );
+    await beating();
     const reload = await run(db, ["reload"]);
     assertEquals(
       reload.stdout,
       "reload requested (marker 2)\nthe 2 live services on this database (alpha, beta) apply it within their reload_interval\n",
     );
+    await beating();
     const json = JSON.parse((await run(db, ["--json", "job", "disable", "a"])).stdout);
     assertEquals([json.marker_id, json.live_services], [3, ["alpha", "beta"]]);
+    await beating();
     assertStringIncludes(
       (await run(db, ["--json", "reload"])).stdout,
       '"live_services": [\n    "alpha",\n    "beta"\n  ]',
