@@ -1,4 +1,4 @@
--- jobsmanager schema for MySQL / MariaDB, version 13.
+-- jobsmanager schema for MySQL / MariaDB, version 14.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -181,3 +181,7 @@ INSERT INTO jm_schema_version (version, name, applied_at) VALUES (12, 'nodes say
 ALTER TABLE jm_syslog ADD COLUMN job_id VARCHAR(191) GENERATED ALWAYS AS (IF(JSON_VALID(context), LEFT(JSON_UNQUOTE(JSON_EXTRACT(context, '$.job')), 191), NULL)) VIRTUAL, ADD COLUMN run_id VARCHAR(32) GENERATED ALWAYS AS (IF(JSON_VALID(context), LEFT(JSON_UNQUOTE(JSON_EXTRACT(context, '$.run')), 32), NULL)) VIRTUAL;
 ALTER TABLE jm_syslog ADD KEY jm_syslog_job_id (job_id), ADD KEY jm_syslog_run_id (run_id);
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (13, 'log lines found by job and run through an index', 0);
+
+-- migration 14: nodes say the boot and pid namespace their pid is of
+ALTER TABLE jm_nodes ADD COLUMN boot_id VARCHAR(36) NULL, ADD COLUMN pid_ns BIGINT NULL;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (14, 'nodes say the boot and pid namespace their pid is of', 0);

@@ -1,4 +1,4 @@
--- jobsmanager schema for SQLite, version 13.
+-- jobsmanager schema for SQLite, version 14.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -213,3 +213,8 @@ ALTER TABLE jm_syslog ADD COLUMN run_id TEXT GENERATED ALWAYS AS (CASE WHEN json
 CREATE INDEX IF NOT EXISTS jm_syslog_job_id ON jm_syslog (job_id);
 CREATE INDEX IF NOT EXISTS jm_syslog_run_id ON jm_syslog (run_id);
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (13, 'log lines found by job and run through an index', 0);
+
+-- migration 14: nodes say the boot and pid namespace their pid is of
+ALTER TABLE jm_nodes ADD COLUMN boot_id TEXT NULL;
+ALTER TABLE jm_nodes ADD COLUMN pid_ns BIGINT NULL;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (14, 'nodes say the boot and pid namespace their pid is of', 0);

@@ -607,7 +607,7 @@ onEveryBackend(
     await older("other", JSON.stringify({ job: "other", run: 8 }));
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [13]);
+      assertEquals((await store.migrate()).applied[0], 13);
       await older("after", JSON.stringify({ job: "backup", run: 7, pid: 1 }));
       const found = async (filter: { job_id?: string; run_id?: number }) =>
         (await store.listLogs({ ...filter, limit: 10 })).map((r) => r.message);
@@ -615,6 +615,33 @@ onEveryBackend(
       assertEquals(await found({ run_id: 7 }), ["after", "before"]);
       assertEquals(await found({ job_id: "other", run_id: 8 }), ["other"]);
       assertEquals(await found({ job_id: "not JSON" }), []);
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+onEveryBackend(
+  "migrate",
+  "migration 14: a node's row written before it, and those older services write after it, say no boot or pid namespace",
+  async (db) => {
+    await schemaAt(db, 13);
+    // As a release of schema 13 writes its heartbeat (sql_status's upsert), before and after.
+    const beat = (pid: number) =>
+      rawQuery(
+        db,
+        db.backend === "mysql"
+          ? "INSERT INTO jm_nodes (id, host, pid, version, started_at, heartbeat_at, jobs_loaded) VALUES ('old', 'web-1', ?, '0.1.0', 1, 2, 0) ON DUPLICATE KEY UPDATE pid = VALUES(pid)"
+          : "INSERT INTO jm_nodes (id, host, pid, version, started_at, heartbeat_at, jobs_loaded) VALUES ('old', 'web-1', ?, '0.1.0', 1, 2, 0) ON CONFLICT (id) DO UPDATE SET pid = excluded.pid",
+        [pid],
+      );
+    await beat(10);
+    const store = db.open();
+    try {
+      assertEquals((await store.migrate()).applied, [14]);
+      await beat(11);
+      const [row] = (await store.nodesAndNow()).nodes;
+      assertEquals([row.pid, row.boot_id, row.pid_ns], [11, null, null]);
     } finally {
       await store.close();
     }

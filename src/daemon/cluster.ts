@@ -10,10 +10,13 @@
  */
 import { RuntimeError } from "../errors.ts";
 import {
+  heartbeatAge,
   inStep,
   MAX_SKEW_MS,
   type Node,
   nodeState,
+  type ProcessSpace,
+  sameProcessSpace,
   sharers,
   STALE_AFTER_BEATS,
 } from "../domain/node.ts";
@@ -30,9 +33,16 @@ import type { NodeStore } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
 import type { DbHealth } from "./db_health.ts";
 import { log } from "./log.ts";
+import { serviceGone } from "./presence.ts";
 
-/** Who this service is; `id` empty: pick one (see `Cluster.register`). */
-export type NodeIdentity = Pick<Node, "id" | "host" | "pid" | "version" | "started_at">;
+/**
+ * Who this service is; `id` empty: pick one (see `Cluster.register`).
+ * `boot_id` and `pid_ns`: where its pid means something (null where
+ * /proc does not say); a row of the same tells whether its pid runs.
+ */
+export type NodeIdentity =
+  & Pick<Node, "id" | "host" | "pid" | "version" | "started_at">
+  & ProcessSpace;
 
 /** The database's clock, read between two readings of this machine's (`wallClock`). */
 interface ClockReading {
@@ -122,24 +132,6 @@ function readSinceBoot(): number | null {
 const MAX_AUTOMATIC_IDS = 100;
 
 const clusterLog = log("cluster");
-
-/**
- * Whether process `pid` runs on this machine: false only when /proc says
- * it does not (elsewhere it cannot be told, and it is assumed to run).
- */
-function processRuns(pid: number): boolean {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    try {
-      Deno.statSync("/proc/self");
-      return false;
-    } catch {
-      return true;
-    }
-  }
-}
 
 export class Cluster {
   private id = "";
@@ -235,8 +227,11 @@ export class Cluster {
   /**
    * Take a node id: the configured one, refused while a live service holds
    * it; else the host name, or host:2, host:3 … while live services hold
-   * those. A row left by a crashed service on this host (its pid gone) is
-   * taken over at once, so a restart keeps its id.
+   * those. A row left by a crashed service of this boot and pid namespace
+   * (its pid gone) is taken over at once, so a restart keeps its id; one
+   * of another (a container given this host's name, whose pid this
+   * process cannot look up), or that does not say (an older release), once
+   * its heartbeat is STALE_AFTER_BEATS intervals old.
    */
   async register(): Promise<string> {
     const { node } = this.o;
@@ -252,13 +247,14 @@ export class Cluster {
     // is never seen taking a share.
     this.measure(await this.look());
     for (const id of candidates) {
+      let databaseNow = 0;
       const holder = await this.o.store.claimNode(
         this.row(id, this.o.clock.now(), 0, null),
         (existing, now) => {
+          databaseNow = now;
           const state = nodeState(existing, now, this.o.heartbeatMs, now);
           // A node that is stopping still ends its runs under its id.
-          return (state !== "live" && state !== "leaving") ||
-            (existing.host === node.host && !processRuns(existing.pid));
+          return (state !== "live" && state !== "leaving") || serviceGone(existing, node);
         },
       );
       if (holder === null) {
@@ -270,7 +266,7 @@ export class Cluster {
         return id;
       }
       if (explicit) {
-        const where = `pid ${holder.pid} on ${holder.host}`;
+        const where = `pid ${holder.pid} on ${holder.host}${this.unseen(holder, databaseNow)}`;
         throw new RuntimeError(
           holder.leaving_at != null
             ? `node id ${
@@ -285,6 +281,27 @@ export class Cluster {
     throw new RuntimeError(
       `live services hold ${node.host} to ${node.host}:${MAX_AUTOMATIC_IDS}; set jobsmanager.node_id or JM_NODE_ID`,
     );
+  }
+
+  /**
+   * Why `holder`, a row of this host's name this node may not take, counts
+   * as live though its pid may be gone: "" where this process can look its
+   * pid up (it runs), or it is another host's.
+   */
+  private unseen(holder: Node, databaseNow: number): string {
+    const here = this.o.node;
+    if (holder.host !== here.host || sameProcessSpace(holder, here)) return "";
+    const { age, interval } = heartbeatAge(holder, databaseNow, this.o.heartbeatMs, databaseNow);
+    const where = here.boot_id === null || here.pid_ns === null
+      ? "this machine has no /proc to tell"
+      : holder.boot_id == null || holder.pid_ns == null
+      ? "its row does not say which boot and pid namespace it runs in (an older release)"
+      : holder.boot_id !== here.boot_id
+      ? "it runs on another machine of this name (another boot id)"
+      : "it runs in another pid namespace (a container given this host's name)";
+    return `, which this process cannot look up: ${where}; judged by its heartbeat, ${
+      Math.round(age / 1000)
+    } s old, it is gone only once ${STALE_AFTER_BEATS * interval / 1000} s old`;
   }
 
   /**
