@@ -183,6 +183,8 @@ export class Cluster {
   private fencedSeen = "";
   /** The different zones of the live nodes last warned of (see `warnOfZones`); "" when one. */
   private zonesSeen = "";
+  /** The nodes said to keep their share since `backAt` (see `awaitReturn`). */
+  private readonly awaited = new Set<string>();
   /** Set when the database counts as back after an outage; the next sweep sets `backAt`. */
   private returned = false;
   /** The declaration of this node's death last reported (see `seeOwnRow`). */
@@ -201,6 +203,9 @@ export class Cluster {
   constructor(private readonly o: ClusterOptions) {
     o.health.onBack(() => {
       this.returned = true;
+      // Its heartbeat is as old as the outage: written at once, not up to an interval later, so
+      // that the nodes back before it do not find it silent past their own grace.
+      this.reportSoon();
     });
   }
 
@@ -638,6 +643,21 @@ export class Cluster {
     return databaseNow < this.backAt + STALE_AFTER_BEATS * interval + MAX_RECONNECT_WAIT_MS;
   }
 
+  /**
+   * Say, once for each return of this node, that `node` keeps its share
+   * though its heartbeat is old: it may be reconnecting too.
+   */
+  private awaitReturn(node: Node, databaseNow: number): void {
+    if (this.awaited.has(node.id)) return;
+    this.awaited.add(node.id);
+    const interval = node.heartbeat_ms ?? this.o.heartbeatMs;
+    const until = this.backAt! + STALE_AFTER_BEATS * interval + MAX_RECONNECT_WAIT_MS;
+    clusterLog.info(
+      "node {peer} has sent no heartbeat since before this node came back (an outage, or a stall, silences every node): it keeps its share of the jobs for {seconds} s more, time to reconnect as this node did; still silent then, it is declared dead and its jobs move",
+      { peer: node.id, seconds: Math.ceil((until - databaseNow) / 1000) },
+    );
+  }
+
   /** Declare the nodes that stopped beating dead, and share the jobs again. */
   private async sweep(
     { nodes, databaseNow }: { nodes: Node[]; databaseNow: number },
@@ -650,7 +670,10 @@ export class Cluster {
     // cannot tell a dead node from one that was away as long: an outage
     // stops every node's heartbeats, and each comes back in its own time.
     const gap = this.lastSweepAt === null ? 0 : databaseNow - this.lastSweepAt;
-    if (this.returned || gap > 2 * this.o.heartbeatMs) this.backAt = databaseNow;
+    if (this.returned || gap > 2 * this.o.heartbeatMs) {
+      this.backAt = databaseNow;
+      this.awaited.clear();
+    }
     this.returned = false;
     this.lastSweepAt = databaseNow;
     for (const node of nodes) {
@@ -659,7 +682,13 @@ export class Cluster {
       const state = node.id === this.id
         ? "live"
         : nodeState(node, databaseNow, this.o.heartbeatMs, databaseNow, since);
-      if (state === "live") {
+      const beat = node.db_heartbeat_at;
+      // Live when this node went away, silent since: it may be reconnecting as this one did, and
+      // keeps its share till it had time to (taken from it, its jobs would move back and forth).
+      const mayBeBack = state === "stale" && beat != null && this.live.includes(node.id) &&
+        this.mayHaveBeenAway(node, beat, databaseNow);
+      if (mayBeBack) this.awaitReturn(node, databaseNow);
+      if (state === "live" || mayBeBack) {
         live.push(node.id);
         // Its own skew as just measured: the row holds the one its last heartbeat wrote.
         liveRows.push({ id: node.id, skew_ms: node.id === this.id ? this.skew : node.skew_ms });
@@ -668,7 +697,6 @@ export class Cluster {
       if (node.id !== this.id && state !== "stopped" && state !== "leaving") {
         mayReturn.push(node.id);
       }
-      const beat = node.db_heartbeat_at;
       // Declared by this node, whose answer was lost: asked again, the store returns it.
       const unanswered = state === "dead" && node.declared_dead_by === this.id &&
         this.declaring.get(node.id) === beat;
