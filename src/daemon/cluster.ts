@@ -8,7 +8,7 @@
  * the live node ids (domain/share.ts); the `jm_runs` claim stays the
  * safety net for the moments two nodes disagree.
  */
-import { RuntimeError } from "../errors.ts";
+import { errorMessage, RuntimeError } from "../errors.ts";
 import {
   heartbeatAge,
   inStep,
@@ -194,6 +194,8 @@ export class Cluster {
   private reportDue = false;
   /** Set by {@link steppedOff}: the next turn measures the clock and beats. */
   private measureDue = false;
+  /** Whether {@link stillHeld} has said that a measure due failed, since the last measure. */
+  private heldSaid = false;
   /** Aborted to end the loop's wait early. */
   private wake = new AbortController();
   private loop: Promise<void> | null = null;
@@ -371,6 +373,31 @@ export class Cluster {
     return this.o.monotonic ? this.o.monotonic() : performance.now();
   }
 
+  /**
+   * The clock, found stepped off, could not be measured again (`why`): the
+   * node goes on firing nothing, and says so once (steppedOff said the step
+   * itself) rather than go silent for as long as the measures fail.
+   */
+  private stillHeld(why: string): void {
+    if (this.heldSaid) return;
+    this.heldSaid = true;
+    clusterLog.warn(
+      "this node still fires nothing: its clock moved {step} ms since it was last measured against the database's, and {why}; it tries again at each look at the nodes, and fires again once measured in step",
+      { step: Math.round(this.skewNow()! - this.skew!), why },
+    );
+  }
+
+  /**
+   * This machine's clock minus the database's as the other nodes are to
+   * see it: the last measure, or, while a step waits to be measured, the
+   * measure moved by the step, so that they take this node's share
+   * meanwhile rather than leave it unfired.
+   */
+  private get reportedSkew(): number | null {
+    const skew = this.measureDue ? this.skewNow() : this.skew;
+    return skew === null ? null : Math.round(skew);
+  }
+
   /** The clock was found stepped off between two sweeps: measured again at once, and said then. */
   private steppedOff(): void {
     if (this.measureDue) return;
@@ -484,8 +511,15 @@ export class Cluster {
           if (beatDue) await this.beat(null, reading);
           await this.sweep(await seen);
         } catch (error) {
+          if (this.measureDue) {
+            this.stillHeld(`it could not be measured again (${errorMessage(error)})`);
+          }
           this.o.health.failed(error);
         }
+      } else if (this.measureDue) {
+        this.stillHeld(
+          "the database is unreachable: it is measured again once the database is back",
+        );
       }
       // Alone: till the next heartbeat (with the database away, a sweep's time).
       // Further off than a heartbeat, the clock went back while this turn
@@ -513,7 +547,7 @@ export class Cluster {
       last_reload_at: state.lastReload?.at ?? null,
       last_reload_ms: state.lastReload?.ms ?? null,
       stopped_at: stoppedAt,
-      skew_ms: this.skew,
+      skew_ms: this.reportedSkew,
       declared_dead_at: null,
       declared_dead_by: null,
       leaving_at: this.leavingAt,
@@ -554,9 +588,26 @@ export class Cluster {
    */
   private measure(reading: ClockReading): boolean {
     const { databaseNow, before, after } = reading;
-    if (after - before > MAX_SKEW_MS) return false;
+    if (after - before > MAX_SKEW_MS) {
+      if (this.measureDue) {
+        this.stillHeld(
+          `the database answered too slowly to measure it again (in ${
+            Math.round(after - before)
+          } ms; a reading slower than ${MAX_SKEW_MS} ms cannot tell a clock off by more)`,
+        );
+      }
+      return false;
+    }
     const skew = Math.round((before + after) / 2 - databaseNow);
     const wasInStep = inStep(this.skew);
+    // Found stepped (steppedOff said it fires nothing till now), and in step after all.
+    if (this.measureDue && inStep(skew)) {
+      clusterLog.info(
+        "this node's clock is measured again, within {max} ms of the database's: it takes its share of the jobs again",
+        { max: MAX_SKEW_MS },
+      );
+    }
+    this.heldSaid = false;
     if (!inStep(skew) && wasInStep) {
       clusterLog.warn(
         "this node's clock is {skew} ms off the database's; fires are computed from a node's own clock, so this node takes no share of the jobs while another live node's clock is within {max} ms of the database's (alone, or with all off, it fires at its clock's instants); fix its time sync (NTP)",
@@ -691,7 +742,10 @@ export class Cluster {
       if (state === "live" || mayBeBack) {
         live.push(node.id);
         // Its own skew as just measured: the row holds the one its last heartbeat wrote.
-        liveRows.push({ id: node.id, skew_ms: node.id === this.id ? this.skew : node.skew_ms });
+        liveRows.push({
+          id: node.id,
+          skew_ms: node.id === this.id ? this.reportedSkew : node.skew_ms,
+        });
       }
       if (state === "leaving") leaving.add(node.id);
       if (node.id !== this.id && state !== "stopped" && state !== "leaving") {
