@@ -68,7 +68,15 @@ async function lagWith(
       },
       store: openStore(db.target),
       clock: systemClock,
-      node: { id: "bench", host: "bench", pid: Deno.pid, version: VERSION, started_at: Date.now() },
+      node: {
+        id: "bench",
+        host: "bench",
+        pid: Deno.pid,
+        version: VERSION,
+        started_at: Date.now(),
+        boot_id: null,
+        pid_ns: null,
+      },
       env: inheritedEnv(),
     });
     await setupLogging({

@@ -1,4 +1,4 @@
--- jobsmanager schema for SQLite, version 14.
+-- jobsmanager schema for SQLite, version 15.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -217,3 +217,8 @@ INSERT INTO jm_schema_version (version, name, applied_at) VALUES (13, 'log lines
 -- migration 14: runs name the version of their job they ran
 ALTER TABLE jm_runs ADD COLUMN job_updated_at BIGINT NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (14, 'runs name the version of their job they ran', 0);
+
+-- migration 15: nodes say the boot and pid namespace their pid is of
+ALTER TABLE jm_nodes ADD COLUMN boot_id TEXT NULL;
+ALTER TABLE jm_nodes ADD COLUMN pid_ns BIGINT NULL;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (15, 'nodes say the boot and pid namespace their pid is of', 0);

@@ -6,6 +6,7 @@
 import { assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { BACKENDS, cli, freshDatabase, serviceRow } from "./helpers.ts";
 import type { Node } from "../src/domain/node.ts";
+import { hereSpace } from "../src/daemon/presence.ts";
 
 const HEARTBEAT_MS = 2000;
 
@@ -107,13 +108,14 @@ for (const backend of BACKENDS) {
     try {
       await store.migrate();
       const databaseNow = await store.databaseNow();
-      // Its last heartbeat two intervals and a second ago: judged by it, the service would be live
-      // for one interval more.
+      // Its last heartbeat a second ago, of this boot and pid namespace (the CLI's): judged by its
+      // heartbeat, the service would be live for 3 intervals more.
       await store.saveNode({
         ...serviceRow("killed"),
         host: Deno.hostname(),
         pid: child.pid,
-        db_heartbeat_at: databaseNow - 2 * HEARTBEAT_MS - 1000,
+        ...hereSpace(),
+        db_heartbeat_at: databaseNow - 1000,
         heartbeat_ms: HEARTBEAT_MS,
       });
       await store.claimRuns([{
@@ -148,6 +150,8 @@ for (const backend of BACKENDS) {
         ...serviceRow("elsewhere"),
         host: Deno.hostname(),
         pid: child.pid,
+        boot_id: hereSpace().boot_id,
+        pid_ns: hereSpace().pid_ns! + 1,
         db_heartbeat_at: await again.databaseNow(),
         heartbeat_ms: HEARTBEAT_MS,
       });

@@ -14,6 +14,25 @@ import { buildJob } from "../src/domain/job.ts";
 const SETTLED_MS = 130_000;
 const JOBS = Array.from({ length: 10 }, (_, i) => `j${i}`);
 
+/** n2's clocks as `settledPair` gives them, and how it reads the database's. */
+interface PairClocks {
+  wallOff: number;
+  monotonicOff: number;
+  held: PromiseWithResolvers<void> | null;
+  /** How long each reading of the database's clock takes (a slow database), as its own wall clock tells. */
+  slowMs: number;
+  /** Readings of the database's clock so far. */
+  readings: number;
+}
+
+const pairClocks = (): PairClocks => ({
+  wallOff: 0,
+  monotonicOff: 0,
+  held: null,
+  slowMs: 0,
+  readings: 0,
+});
+
 /**
  * Two nodes sharing 10 every-second jobs, settled; n2's wall and
  * monotonic clocks as `clocks` gives them, and its looks at the nodes
@@ -21,25 +40,30 @@ const JOBS = Array.from({ length: 10 }, (_, i) => `j${i}`);
  * of its timers the clock wakes first, its fires are decided before a look
  * could fence it.
  */
-async function settledPair(
-  backend: Backend,
-  clocks: { wallOff: number; monotonicOff: number; held: PromiseWithResolvers<void> | null },
-) {
+async function settledPair(backend: Backend, clocks: PairClocks) {
   const db = await freshDatabase(backend);
+  // A reading of the database's clock `slowMs` long: the reading of this machine's clock after
+  // it is that much later (once: the database's clock went on meanwhile too).
+  let lag = 0;
+  const slowly = async <T>(read: () => Promise<T>): Promise<T> => {
+    await clocks.held?.promise;
+    const found = await read();
+    lag = clocks.slowMs;
+    clocks.readings++;
+    return found;
+  };
   const c = await ClusterHarness.create(db, ["n1", "n2"], (id) =>
     id === "n2"
       ? {
-        wallClock: () => Date.now() + clocks.wallOff,
+        wallClock: () => {
+          const late = lag;
+          lag = 0;
+          return Date.now() + clocks.wallOff + late;
+        },
         monotonic: () => performance.now() + clocks.monotonicOff,
         store: storeWith(db, {
-          nodesAndNow: (target) => async () => {
-            await clocks.held?.promise;
-            return await target.nodesAndNow();
-          },
-          databaseNow: (target) => async () => {
-            await clocks.held?.promise;
-            return await target.databaseNow();
-          },
+          nodesAndNow: (target) => () => slowly(() => target.nodesAndNow()),
+          databaseNow: (target) => () => slowly(() => target.databaseNow()),
         }),
       }
       : {});
@@ -65,7 +89,7 @@ async function settledPair(
 
 for (const backend of BACKENDS) {
   Deno.test(`daemon cluster[${backend}]: a node whose clock is stepped ahead between two measures fires nothing by it, and records nothing missed; the others fire its share`, async () => {
-    const clocks = { wallOff: 0, monotonicOff: 0, held: null as PromiseWithResolvers<void> | null };
+    const clocks = pairClocks();
     const { c: cluster, from, fired, n2 } = await settledPair(backend, clocks);
     await using c = cluster;
     const n2Before = n2.runner.runs.length;
@@ -110,7 +134,7 @@ for (const backend of BACKENDS) {
   });
 
   Deno.test(`daemon cluster[${backend}]: a node whose machine slept (its monotonic clock stood still, its wall clock went on) is no stepped clock: it fires its share`, async () => {
-    const clocks = { wallOff: 0, monotonicOff: 0, held: null as PromiseWithResolvers<void> | null };
+    const clocks = pairClocks();
     const { c: cluster, from, fired, n2, n2Owned } = await settledPair(backend, clocks);
     await using c = cluster;
     const held = clocks.held = Promise.withResolvers<void>();
@@ -128,6 +152,107 @@ for (const backend of BACKENDS) {
       rows.filter((r) => r.node_id === "n2" && r.status !== "missed").length,
       n2Owned,
       await c.describe(),
+    );
+  });
+}
+
+/**
+ * A settled pair whose n2's clock is stepped 2 minutes ahead while every
+ * reading of the database's clock takes it 3 s (none measures it), once n2
+ * has said why it still fires nothing; n2 frozen, its clock moved apart.
+ */
+async function steppedWhileSlow(backend: Backend) {
+  const clocks = pairClocks();
+  const pair = await settledPair(backend, clocks);
+  const { c, from, n2 } = pair;
+  const n2Before = n2.runner.runs.length;
+  clocks.slowMs = 3000;
+  const held = clocks.held = Promise.withResolvers<void>();
+  clocks.wallOff += 120_000;
+  c.freeze("n2");
+  try {
+    await n2.clock.set(from + 120_000);
+    await c.until(() => n2.line(/clock moved/), "n2 to find its clock stepped");
+  } finally {
+    held.resolve();
+  }
+  const holding = await c.until(
+    () => n2.line(/^this node still fires nothing/),
+    "n2 to say why it still fires nothing",
+  );
+  return { ...pair, clocks, holding, n2Before };
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon cluster[${backend}]: a node stepped off while the database is too slow to measure its clock says it holds its fires and why, tries again at each look, and its heartbeat gives its share to the others`, async () => {
+    const { c: cluster, from, fired, n2, clocks, holding, n2Before } = await steppedWhileSlow(
+      backend,
+    );
+    await using c = cluster;
+    assertMatch(
+      holding,
+      /^this node still fires nothing: its clock moved 1(19|20)\d{3} ms since it was last measured against the database's, and the database answered too slowly to measure it again \(in \d+ ms; a reading slower than 2000 ms cannot tell a clock off by more\); it tries again at each look at the nodes, and fires again once measured in step$/,
+    );
+    // Its heartbeat says its clock is off as the step moved it: the others take its share.
+    await c.until(
+      async () =>
+        (await c.store.nodesAndNow()).nodes.find((n) => n.id === "n2" && n.skew_ms! > 100_000),
+      "n2's heartbeat with its clock 2 minutes off",
+    );
+    for (let s = 1; s <= 3; s++) {
+      const readings = clocks.readings;
+      await c.set(from + s * 1000);
+      await fired(from + s * 1000);
+      // A second on n2's clock (and another, if its look was under way as the clock moved).
+      let moved = 0;
+      await c.until(async () => {
+        if (clocks.readings > readings) return true;
+        if (Date.now() - moved > 100) {
+          moved = Date.now();
+          await n2.clock.set(n2.clock.now() + 1000);
+        }
+        return false;
+      }, "n2 to try its clock again");
+    }
+    assertEquals(n2.runner.runs.length, n2Before, "n2 started nothing by its stepped clock");
+    assertEquals(n2.count(/^this node still fires nothing/), 1, "said once");
+    const rows = (await c.runs()).filter((r) => r.scheduled_at > from);
+    assertEquals(rows.filter((r) => r.node_id === "n2").length, 0, await c.describe());
+
+    // The database answers in time again: measured, its clock is 2 minutes off, said as ever.
+    clocks.slowMs = 0;
+    await n2.clock.set(n2.clock.now() + 1000);
+    await c.until(() => n2.line(/^this node's clock is \d+ ms off/), "n2 to be measured");
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon cluster[${backend}]: a node that still fired nothing, its clock step undone before a measure could be taken, says it takes its share again once measured`, async () => {
+    const { c: cluster, n2, clocks } = await steppedWhileSlow(backend);
+    await using c = cluster;
+    // The step is undone (NTP), and the database answers in time again.
+    clocks.wallOff -= 120_000;
+    clocks.slowMs = 0;
+    // Its next look measures it (another second, if its look was under way as the clock moved).
+    let moved = 0;
+    const back = await c.until(async () => {
+      const line = n2.line(/^this node's clock is measured again/);
+      if (line === undefined && Date.now() - moved > 100) {
+        moved = Date.now();
+        await n2.clock.set(n2.clock.now() + 1000);
+      }
+      return line;
+    }, "n2 to be measured again");
+    assertEquals(
+      back,
+      "this node's clock is measured again, within 2000 ms of the database's: it takes its share of the jobs again",
+    );
+    await c.until(
+      async () =>
+        (await c.store.nodesAndNow()).nodes.find((n) =>
+          n.id === "n2" && Math.abs(n.skew_ms!) < 2000
+        ),
+      "n2's heartbeat with its clock in step",
     );
   });
 }

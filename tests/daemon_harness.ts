@@ -22,7 +22,9 @@ import type {
 } from "../src/daemon/runner.ts";
 import type { RunObserver } from "../src/daemon/service.ts";
 import { buildJob, type JobOptions } from "../src/domain/job.ts";
+import type { ProcessSpace } from "../src/domain/node.ts";
 import type { Run } from "../src/domain/run.ts";
+import { hereSpace } from "../src/daemon/presence.ts";
 import type { Store } from "../src/store/store.ts";
 import { VERSION } from "../src/version.ts";
 import { FakeClock } from "./fake_clock.ts";
@@ -248,6 +250,8 @@ export interface HarnessOptions {
   store?: () => Store;
   /** Told of runs as they start and end (the HTTP side's metrics). */
   observer?: RunObserver;
+  /** Where its pid means something (this process's by default): another pid namespace, say. */
+  space?: ProcessSpace;
   /** The node id in jm_nodes; NODE_ID by default. */
   nodeId?: string;
   /**
@@ -355,7 +359,14 @@ export class DaemonHarness implements AsyncDisposable {
       monotonic: this.options.monotonic,
       claimTimeoutMs: this.options.claimTimeoutMs,
       soleService: this.options.soleService,
-      node: { id: this.nodeId, host: "test", pid: Deno.pid, version: VERSION, started_at: T0 },
+      node: {
+        id: this.nodeId,
+        host: "test",
+        pid: Deno.pid,
+        version: VERSION,
+        started_at: T0,
+        ...this.options.space ?? hereSpace(),
+      },
       env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
       // Real runs go through the daemon's own runner threads, as in production.
       startRun: this.options.realRuns ? undefined : this.runner.start,

@@ -5,6 +5,7 @@
  */
 import parsePrometheus from "parse-prometheus-text-format";
 import { NODE_STATES } from "../src/domain/node.ts";
+import { hereSpace } from "../src/daemon/presence.ts";
 import { assert, assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase, mysqlTest, serviceRow } from "./helpers.ts";
 import { proxyFor } from "./tcp_proxy.ts";
@@ -362,7 +363,8 @@ for (const backend of BACKENDS) {
         ...serviceRow("killed"),
         host: Deno.hostname(),
         pid: child.pid,
-        db_heartbeat_at: await store.databaseNow() - 5000,
+        ...hereSpace(),
+        db_heartbeat_at: await store.databaseNow() - 1000,
         heartbeat_ms: 2000,
       });
       // Beating: one in another pid namespace, where this host's pids mean nothing.
@@ -370,6 +372,8 @@ for (const backend of BACKENDS) {
         ...serviceRow("elsewhere"),
         host: Deno.hostname(),
         pid: child.pid,
+        boot_id: hereSpace().boot_id,
+        pid_ns: hereSpace().pid_ns! + 1,
         db_heartbeat_at: await store.databaseNow(),
         heartbeat_ms: 2000,
       });

@@ -110,6 +110,8 @@ export function node(id: string, extra: Partial<Node> = {}): Node {
     declared_dead_by: null,
     leaving_at: null,
     share_basis: null,
+    boot_id: null,
+    pid_ns: null,
     ...extra,
   };
 }

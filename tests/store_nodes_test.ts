@@ -20,6 +20,8 @@ contract("saveNode", "a new node reads back every field as written", async ({ st
     stopped_at: 1_700_000_006_000,
     timezone: "America/New_York",
     leaving_at: 1_700_000_005_500,
+    boot_id: "0f4b3c1e-8a2d-4f6b-9c7e-5d1a2b3c4d5e",
+    pid_ns: 4026531836,
   });
   await store.saveNode(full);
   assertEquals((await store.nodesAndNow()).nodes, [full]);
@@ -36,8 +38,11 @@ contract("saveNode", "saving the same id again replaces every column", async ({ 
     timezone: "UTC",
     leaving_at: 5500,
     share_basis: '{"v":1,"jobs":2,"digest":"00000001000000ff","over":["a"]}',
+    boot_id: "0f4b3c1e-8a2d-4f6b-9c7e-5d1a2b3c4d5e",
+    pid_ns: 4026531836,
   }));
-  // A restart under the same id is not leaving, and shares from no basis yet.
+  // A restart under the same id is not leaving, and shares from no basis yet; one where /proc
+  // does not say leaves no boot or pid namespace of the one before.
   const restarted = node("a", { pid: 11, started_at: 7000, heartbeat_at: 7000 });
   await store.saveNode(restarted);
   assertEquals((await store.nodesAndNow()).nodes, [restarted]);

@@ -607,7 +607,7 @@ onEveryBackend(
     await older("other", JSON.stringify({ job: "other", run: 8 }));
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [13, 14]);
+      assertEquals((await store.migrate()).applied, [13, 14, 15]);
       await older("after", JSON.stringify({ job: "backup", run: 7, pid: 1 }));
       const found = async (filter: { job_id?: string; run_id?: number }) =>
         (await store.listLogs({ ...filter, limit: 10 })).map((r) => r.message);
@@ -636,7 +636,7 @@ onEveryBackend(
     await older(1000);
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [14]);
+      assertEquals((await store.migrate()).applied, [14, 15]);
       await older(2000);
       const [ours] = await store.claimRuns([{
         job_id: "backup",
@@ -653,6 +653,33 @@ onEveryBackend(
       ]);
       await store.updateRun(ours!, { status: "running", job_updated_at: 456 });
       assertEquals((await store.getRun(ours!))?.job_updated_at, 456);
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+onEveryBackend(
+  "migrate",
+  "migration 15: a node's row written before it, and those older services write after it, say no boot or pid namespace",
+  async (db) => {
+    await schemaAt(db, 14);
+    // As a release of schema 14 writes its heartbeat (sql_status's upsert), before and after.
+    const beat = (pid: number) =>
+      rawQuery(
+        db,
+        db.backend === "mysql"
+          ? "INSERT INTO jm_nodes (id, host, pid, version, started_at, heartbeat_at, jobs_loaded) VALUES ('old', 'web-1', ?, '0.1.0', 1, 2, 0) ON DUPLICATE KEY UPDATE pid = VALUES(pid)"
+          : "INSERT INTO jm_nodes (id, host, pid, version, started_at, heartbeat_at, jobs_loaded) VALUES ('old', 'web-1', ?, '0.1.0', 1, 2, 0) ON CONFLICT (id) DO UPDATE SET pid = excluded.pid",
+        [pid],
+      );
+    await beat(10);
+    const store = db.open();
+    try {
+      assertEquals((await store.migrate()).applied, [15]);
+      await beat(11);
+      const [row] = (await store.nodesAndNow()).nodes;
+      assertEquals([row.pid, row.boot_id, row.pid_ns], [11, null, null]);
     } finally {
       await store.close();
     }

@@ -5,7 +5,7 @@
  */
 import type { Job } from "../domain/job.ts";
 import { listJobs } from "./jobs.ts";
-import { heartbeatAge, type Node, type NodeState, nodeState } from "../domain/node.ts";
+import { type Node, type NodeState, nodeState } from "../domain/node.ts";
 import type { RunStatus } from "../domain/run.ts";
 import type {
   JobStore,
@@ -23,7 +23,7 @@ const NEXT_FIRES = 5;
 export interface Status {
   /**
    * Most recent heartbeat first. `gone`: its process is known not to run
-   * (`options.gone` said so) and it missed a beat: its state is `dead`.
+   * (`options.gone` said so): its state is `dead`.
    */
   services: (Node & { state: NodeState; gone: boolean })[];
   /** Reload markers not every live service has applied yet. */
@@ -69,11 +69,12 @@ export async function liveServices(
 
 /**
  * A node's state as `status` says it: by its heartbeat (`nodeState`), but
- * `dead` once it missed a beat (two intervals passed) where `gone` knows its
- * process does not run. A clean stop or a declaration says more. A fresh
- * heartbeat says the service runs, whatever the pid: one in another pid
- * namespace (a container with this host's name) has a pid this host does
- * not know.
+ * `dead` at once where `gone` knows its process does not run (it runs in
+ * this process's boot and pid namespace, and its pid is gone: no heartbeat
+ * need be missed). A clean stop or a declaration says more. Elsewhere its
+ * pid says nothing: one in another pid namespace (a container with this
+ * host's name) has a pid this host does not know, or knows as another
+ * process's; its heartbeat alone tells.
  */
 export function judged(
   node: Node,
@@ -83,10 +84,7 @@ export function judged(
   gone?: (node: Node) => boolean,
 ): Node & { state: NodeState; gone: boolean } {
   const state = nodeState(node, now, heartbeatMs, databaseNow);
-  const { age, interval } = heartbeatAge(node, now, heartbeatMs, databaseNow);
-  // Two intervals: a heartbeat lands at the sweep after it is due, a little past one.
-  const isGone = state !== "stopped" && state !== "dead" && age > 2 * interval &&
-    (gone?.(node) ?? false);
+  const isGone = state !== "stopped" && state !== "dead" && (gone?.(node) ?? false);
   return { ...node, state: isGone ? "dead" : state, gone: isGone };
 }
 
@@ -112,7 +110,7 @@ export async function health(
   options: {
     now: number;
     heartbeatMs: number;
-    /** Whether a service's process is known not to run (one of this host whose pid is gone). */
+    /** Whether a service's process is known not to run (of this boot and pid namespace, its pid gone). */
     gone?: (node: Node) => boolean;
   },
 ): Promise<Health> {
@@ -142,7 +140,7 @@ export async function status(
     now: number;
     heartbeatMs: number;
     defaultZone: string;
-    /** Whether a service's process is known not to run (one of this host whose pid is gone). */
+    /** Whether a service's process is known not to run (of this boot and pid namespace, its pid gone). */
     gone?: (node: Node) => boolean;
   },
 ): Promise<Status> {

@@ -29,6 +29,7 @@ export function serveCommand() {
         { watchChangeNotices },
         { checkStopTimeout },
         { systemdNotifier },
+        { hereSpace },
       ] = await Promise.all([
         import("../daemon/boot.ts"),
         import("../daemon/clock.ts"),
@@ -37,6 +38,7 @@ export function serveCommand() {
         import("../daemon/change_notices.ts"),
         import("../daemon/systemd_stop.ts"),
         import("../daemon/sd_notify.ts"),
+        import("../daemon/presence.ts"),
       ]);
       const settings = ctx.config.settings;
       // The HTTP side (prom-client among it: megabytes held for good) only when it listens.
@@ -65,6 +67,9 @@ export function serveCommand() {
           pid: Deno.pid,
           version: VERSION,
           started_at: Date.now(),
+          // Where its pid means something: a service of another pid namespace with this host's
+          // name (a container) is judged by its heartbeat, not by a pid this one cannot look up.
+          ...hereSpace(),
         },
         env: inheritedEnv(),
         secrets,

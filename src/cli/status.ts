@@ -57,7 +57,7 @@ function servicesText(report: Status, now: number, heartbeatMs: number): string 
     .sort((a, b) => a - b).map((ms) => `${ms / 1000} s`);
   const interval = intervals.length === 1 ? intervals[0] : `its own (${intervals.join(", ")})`;
   return [
-    `services (stale: no heartbeat for ${STALE_AFTER_BEATS} intervals of ${interval}; dead: declared dead by another node, its runs lost and its jobs moved, or its pid on this host is not running; leaving: stopping, ending its runs, its jobs moved):`,
+    `services (stale: no heartbeat for ${STALE_AFTER_BEATS} intervals of ${interval}; dead: declared dead by another node, its runs lost and its jobs moved, or its pid, of this boot and pid namespace, is not running; leaving: stopping, ending its runs, its jobs moved):`,
     table(
       [
         "NODE",

@@ -8,12 +8,15 @@
  * the live node ids (domain/share.ts); the `jm_runs` claim stays the
  * safety net for the moments two nodes disagree.
  */
-import { RuntimeError } from "../errors.ts";
+import { errorMessage, RuntimeError } from "../errors.ts";
 import {
+  heartbeatAge,
   inStep,
   MAX_SKEW_MS,
   type Node,
   nodeState,
+  type ProcessSpace,
+  sameProcessSpace,
   sharers,
   STALE_AFTER_BEATS,
 } from "../domain/node.ts";
@@ -30,9 +33,16 @@ import type { NodeStore } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
 import type { DbHealth } from "./db_health.ts";
 import { log } from "./log.ts";
+import { serviceGone } from "./presence.ts";
 
-/** Who this service is; `id` empty: pick one (see `Cluster.register`). */
-export type NodeIdentity = Pick<Node, "id" | "host" | "pid" | "version" | "started_at">;
+/**
+ * Who this service is; `id` empty: pick one (see `Cluster.register`).
+ * `boot_id` and `pid_ns`: where its pid means something (null where
+ * /proc does not say); a row of the same tells whether its pid runs.
+ */
+export type NodeIdentity =
+  & Pick<Node, "id" | "host" | "pid" | "version" | "started_at">
+  & ProcessSpace;
 
 /** The database's clock, read between two readings of this machine's (`wallClock`). */
 interface ClockReading {
@@ -123,24 +133,6 @@ const MAX_AUTOMATIC_IDS = 100;
 
 const clusterLog = log("cluster");
 
-/**
- * Whether process `pid` runs on this machine: false only when /proc says
- * it does not (elsewhere it cannot be told, and it is assumed to run).
- */
-function processRuns(pid: number): boolean {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    try {
-      Deno.statSync("/proc/self");
-      return false;
-    } catch {
-      return true;
-    }
-  }
-}
-
 export class Cluster {
   private id = "";
   private live: string[] = [];
@@ -191,6 +183,8 @@ export class Cluster {
   private fencedSeen = "";
   /** The different zones of the live nodes last warned of (see `warnOfZones`); "" when one. */
   private zonesSeen = "";
+  /** The nodes said to keep their share since `backAt` (see `awaitReturn`). */
+  private readonly awaited = new Set<string>();
   /** Set when the database counts as back after an outage; the next sweep sets `backAt`. */
   private returned = false;
   /** The declaration of this node's death last reported (see `seeOwnRow`). */
@@ -200,6 +194,8 @@ export class Cluster {
   private reportDue = false;
   /** Set by {@link steppedOff}: the next turn measures the clock and beats. */
   private measureDue = false;
+  /** Whether {@link stillHeld} has said that a measure due failed, since the last measure. */
+  private heldSaid = false;
   /** Aborted to end the loop's wait early. */
   private wake = new AbortController();
   private loop: Promise<void> | null = null;
@@ -209,6 +205,9 @@ export class Cluster {
   constructor(private readonly o: ClusterOptions) {
     o.health.onBack(() => {
       this.returned = true;
+      // Its heartbeat is as old as the outage: written at once, not up to an interval later, so
+      // that the nodes back before it do not find it silent past their own grace.
+      this.reportSoon();
     });
   }
 
@@ -235,8 +234,11 @@ export class Cluster {
   /**
    * Take a node id: the configured one, refused while a live service holds
    * it; else the host name, or host:2, host:3 … while live services hold
-   * those. A row left by a crashed service on this host (its pid gone) is
-   * taken over at once, so a restart keeps its id.
+   * those. A row left by a crashed service of this boot and pid namespace
+   * (its pid gone) is taken over at once, so a restart keeps its id; one
+   * of another (a container given this host's name, whose pid this
+   * process cannot look up), or that does not say (an older release), once
+   * its heartbeat is STALE_AFTER_BEATS intervals old.
    */
   async register(): Promise<string> {
     const { node } = this.o;
@@ -252,13 +254,14 @@ export class Cluster {
     // is never seen taking a share.
     this.measure(await this.look());
     for (const id of candidates) {
+      let databaseNow = 0;
       const holder = await this.o.store.claimNode(
         this.row(id, this.o.clock.now(), 0, null),
         (existing, now) => {
+          databaseNow = now;
           const state = nodeState(existing, now, this.o.heartbeatMs, now);
           // A node that is stopping still ends its runs under its id.
-          return (state !== "live" && state !== "leaving") ||
-            (existing.host === node.host && !processRuns(existing.pid));
+          return (state !== "live" && state !== "leaving") || serviceGone(existing, node);
         },
       );
       if (holder === null) {
@@ -270,7 +273,7 @@ export class Cluster {
         return id;
       }
       if (explicit) {
-        const where = `pid ${holder.pid} on ${holder.host}`;
+        const where = `pid ${holder.pid} on ${holder.host}${this.unseen(holder, databaseNow)}`;
         throw new RuntimeError(
           holder.leaving_at != null
             ? `node id ${
@@ -285,6 +288,27 @@ export class Cluster {
     throw new RuntimeError(
       `live services hold ${node.host} to ${node.host}:${MAX_AUTOMATIC_IDS}; set jobsmanager.node_id or JM_NODE_ID`,
     );
+  }
+
+  /**
+   * Why `holder`, a row of this host's name this node may not take, counts
+   * as live though its pid may be gone: "" where this process can look its
+   * pid up (it runs), or it is another host's.
+   */
+  private unseen(holder: Node, databaseNow: number): string {
+    const here = this.o.node;
+    if (holder.host !== here.host || sameProcessSpace(holder, here)) return "";
+    const { age, interval } = heartbeatAge(holder, databaseNow, this.o.heartbeatMs, databaseNow);
+    const where = here.boot_id === null || here.pid_ns === null
+      ? "this machine has no /proc to tell"
+      : holder.boot_id == null || holder.pid_ns == null
+      ? "its row does not say which boot and pid namespace it runs in (an older release)"
+      : holder.boot_id !== here.boot_id
+      ? "it runs on another machine of this name (another boot id)"
+      : "it runs in another pid namespace (a container given this host's name)";
+    return `, which this process cannot look up: ${where}; judged by its heartbeat, ${
+      Math.round(age / 1000)
+    } s old, it is gone only once ${STALE_AFTER_BEATS * interval / 1000} s old`;
   }
 
   /**
@@ -347,6 +371,31 @@ export class Cluster {
 
   private monotonic(): number {
     return this.o.monotonic ? this.o.monotonic() : performance.now();
+  }
+
+  /**
+   * The clock, found stepped off, could not be measured again (`why`): the
+   * node goes on firing nothing, and says so once (steppedOff said the step
+   * itself) rather than go silent for as long as the measures fail.
+   */
+  private stillHeld(why: string): void {
+    if (this.heldSaid) return;
+    this.heldSaid = true;
+    clusterLog.warn(
+      "this node still fires nothing: its clock moved {step} ms since it was last measured against the database's, and {why}; it tries again at each look at the nodes, and fires again once measured in step",
+      { step: Math.round(this.skewNow()! - this.skew!), why },
+    );
+  }
+
+  /**
+   * This machine's clock minus the database's as the other nodes are to
+   * see it: the last measure, or, while a step waits to be measured, the
+   * measure moved by the step, so that they take this node's share
+   * meanwhile rather than leave it unfired.
+   */
+  private get reportedSkew(): number | null {
+    const skew = this.measureDue ? this.skewNow() : this.skew;
+    return skew === null ? null : Math.round(skew);
   }
 
   /** The clock was found stepped off between two sweeps: measured again at once, and said then. */
@@ -462,8 +511,15 @@ export class Cluster {
           if (beatDue) await this.beat(null, reading);
           await this.sweep(await seen);
         } catch (error) {
+          if (this.measureDue) {
+            this.stillHeld(`it could not be measured again (${errorMessage(error)})`);
+          }
           this.o.health.failed(error);
         }
+      } else if (this.measureDue) {
+        this.stillHeld(
+          "the database is unreachable: it is measured again once the database is back",
+        );
       }
       // Alone: till the next heartbeat (with the database away, a sweep's time).
       // Further off than a heartbeat, the clock went back while this turn
@@ -491,7 +547,7 @@ export class Cluster {
       last_reload_at: state.lastReload?.at ?? null,
       last_reload_ms: state.lastReload?.ms ?? null,
       stopped_at: stoppedAt,
-      skew_ms: this.skew,
+      skew_ms: this.reportedSkew,
       declared_dead_at: null,
       declared_dead_by: null,
       leaving_at: this.leavingAt,
@@ -532,9 +588,26 @@ export class Cluster {
    */
   private measure(reading: ClockReading): boolean {
     const { databaseNow, before, after } = reading;
-    if (after - before > MAX_SKEW_MS) return false;
+    if (after - before > MAX_SKEW_MS) {
+      if (this.measureDue) {
+        this.stillHeld(
+          `the database answered too slowly to measure it again (in ${
+            Math.round(after - before)
+          } ms; a reading slower than ${MAX_SKEW_MS} ms cannot tell a clock off by more)`,
+        );
+      }
+      return false;
+    }
     const skew = Math.round((before + after) / 2 - databaseNow);
     const wasInStep = inStep(this.skew);
+    // Found stepped (steppedOff said it fires nothing till now), and in step after all.
+    if (this.measureDue && inStep(skew)) {
+      clusterLog.info(
+        "this node's clock is measured again, within {max} ms of the database's: it takes its share of the jobs again",
+        { max: MAX_SKEW_MS },
+      );
+    }
+    this.heldSaid = false;
     if (!inStep(skew) && wasInStep) {
       clusterLog.warn(
         "this node's clock is {skew} ms off the database's; fires are computed from a node's own clock, so this node takes no share of the jobs while another live node's clock is within {max} ms of the database's (alone, or with all off, it fires at its clock's instants); fix its time sync (NTP)",
@@ -621,6 +694,21 @@ export class Cluster {
     return databaseNow < this.backAt + STALE_AFTER_BEATS * interval + MAX_RECONNECT_WAIT_MS;
   }
 
+  /**
+   * Say, once for each return of this node, that `node` keeps its share
+   * though its heartbeat is old: it may be reconnecting too.
+   */
+  private awaitReturn(node: Node, databaseNow: number): void {
+    if (this.awaited.has(node.id)) return;
+    this.awaited.add(node.id);
+    const interval = node.heartbeat_ms ?? this.o.heartbeatMs;
+    const until = this.backAt! + STALE_AFTER_BEATS * interval + MAX_RECONNECT_WAIT_MS;
+    clusterLog.info(
+      "node {peer} has sent no heartbeat since before this node came back (an outage, or a stall, silences every node): it keeps its share of the jobs for {seconds} s more, time to reconnect as this node did; still silent then, it is declared dead and its jobs move",
+      { peer: node.id, seconds: Math.ceil((until - databaseNow) / 1000) },
+    );
+  }
+
   /** Declare the nodes that stopped beating dead, and share the jobs again. */
   private async sweep(
     { nodes, databaseNow }: { nodes: Node[]; databaseNow: number },
@@ -633,7 +721,10 @@ export class Cluster {
     // cannot tell a dead node from one that was away as long: an outage
     // stops every node's heartbeats, and each comes back in its own time.
     const gap = this.lastSweepAt === null ? 0 : databaseNow - this.lastSweepAt;
-    if (this.returned || gap > 2 * this.o.heartbeatMs) this.backAt = databaseNow;
+    if (this.returned || gap > 2 * this.o.heartbeatMs) {
+      this.backAt = databaseNow;
+      this.awaited.clear();
+    }
     this.returned = false;
     this.lastSweepAt = databaseNow;
     for (const node of nodes) {
@@ -642,16 +733,24 @@ export class Cluster {
       const state = node.id === this.id
         ? "live"
         : nodeState(node, databaseNow, this.o.heartbeatMs, databaseNow, since);
-      if (state === "live") {
+      const beat = node.db_heartbeat_at;
+      // Live when this node went away, silent since: it may be reconnecting as this one did, and
+      // keeps its share till it had time to (taken from it, its jobs would move back and forth).
+      const mayBeBack = state === "stale" && beat != null && this.live.includes(node.id) &&
+        this.mayHaveBeenAway(node, beat, databaseNow);
+      if (mayBeBack) this.awaitReturn(node, databaseNow);
+      if (state === "live" || mayBeBack) {
         live.push(node.id);
         // Its own skew as just measured: the row holds the one its last heartbeat wrote.
-        liveRows.push({ id: node.id, skew_ms: node.id === this.id ? this.skew : node.skew_ms });
+        liveRows.push({
+          id: node.id,
+          skew_ms: node.id === this.id ? this.reportedSkew : node.skew_ms,
+        });
       }
       if (state === "leaving") leaving.add(node.id);
       if (node.id !== this.id && state !== "stopped" && state !== "leaving") {
         mayReturn.push(node.id);
       }
-      const beat = node.db_heartbeat_at;
       // Declared by this node, whose answer was lost: asked again, the store returns it.
       const unanswered = state === "dead" && node.declared_dead_by === this.id &&
         this.declaring.get(node.id) === beat;

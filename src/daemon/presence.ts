@@ -5,6 +5,8 @@
  * processes, it tells a process that is gone (ESRCH) from one this
  * process may not see or signal (EPERM).
  */
+import { type Node, type ProcessSpace, sameProcessSpace } from "../domain/node.ts";
+import { bootId, pidNamespace } from "./processes.ts";
 
 const ESRCH = 3;
 const EPERM = 1;
@@ -37,11 +39,21 @@ export function presence(pid: number): "gone" | "ours" | "other" | "unknown" {
   return errno === ESRCH ? "gone" : errno === EPERM ? "other" : "unknown";
 }
 
+/** This process's boot and pid namespace: where the pids it looks up mean what they say. */
+export function hereSpace(): ProcessSpace {
+  return { boot_id: bootId(), pid_ns: pidNamespace() };
+}
+
 /**
- * Whether the service a `jm_nodes` row names is known not to run: the row
- * is of this host and no process has its pid. A pid taken since by
- * another process keeps it unknown (judged by its heartbeat, as before).
+ * Whether the service a `jm_nodes` row names is known not to run: it runs
+ * in `here`'s boot and pid namespace (the row says so), and no process has
+ * its pid. Of another namespace (a container given the host's name),
+ * another machine, or a row that does not say (an older release), it is
+ * unknown: judged by its heartbeat.
  */
-export function serviceGone(node: { host: string; pid: number }): boolean {
-  return node.host === Deno.hostname() && presence(node.pid) === "gone";
+export function serviceGone(
+  node: Pick<Node, "pid" | "boot_id" | "pid_ns">,
+  here: ProcessSpace = hereSpace(),
+): boolean {
+  return sameProcessSpace(node, here) && presence(node.pid) === "gone";
 }

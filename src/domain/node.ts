@@ -50,6 +50,31 @@ export interface Node {
    * before services reported it.
    */
   share_basis?: string | null;
+  /**
+   * The boot (/proc/sys/kernel/random/boot_id) and the pid namespace (its
+   * inode) the service runs in: its pid means something only to a process
+   * of both. Null where it has no /proc, and in rows of releases before
+   * them.
+   */
+  boot_id?: string | null;
+  pid_ns?: number | null;
+}
+
+/** Where a process's pid means something: its boot and its pid namespace (see `Node.boot_id`). */
+export type ProcessSpace = Required<Pick<Node, "boot_id" | "pid_ns">>;
+
+/**
+ * Whether a node's pid can be looked up by a process `here`: both run in
+ * the same boot and pid namespace, as both say. A container given the
+ * host's name has a pid namespace of its own, and another machine of the
+ * same name another boot: their pids name other processes here, or none.
+ */
+export function sameProcessSpace(
+  node: Pick<Node, "boot_id" | "pid_ns">,
+  here: ProcessSpace,
+): boolean {
+  return node.boot_id != null && node.pid_ns != null && node.boot_id === here.boot_id &&
+    node.pid_ns === here.pid_ns;
 }
 
 /** Heartbeats older than this many intervals mean the node is gone. */

@@ -357,6 +357,16 @@ const schemas: Record<string, Schema> = {
       description:
         "what it shares the jobs from, as JSON: the reload marker its jobs were read at, their count and digest, the nodes it shares them over, the sharing rule's version (nodes that differ warn)",
     },
+    boot_id: {
+      type: ["string", "null"],
+      description:
+        "the boot id of the machine it runs on (/proc/sys/kernel/random/boot_id); null without /proc, or from a release before it",
+    },
+    pid_ns: {
+      type: ["integer", "null"],
+      description:
+        "its pid namespace (the inode /proc/self/ns/pid names): its pid is looked up only where boot and namespace are this server's",
+    },
     state: {
       enum: [...NODE_STATES],
       description:
@@ -365,7 +375,7 @@ const schemas: Record<string, Schema> = {
     gone: {
       type: "boolean",
       description:
-        "its host is this server's and no process has its pid (killed or crashed): dead at once, whatever its heartbeat",
+        "it runs in this server's boot and pid namespace (boot_id, pid_ns) and no process has its pid (killed or crashed): dead at once, whatever its heartbeat",
     },
   }),
   StatusCounts: {

@@ -525,6 +525,21 @@ export const MIGRATIONS: Migration[] = [
     // those older services of a cluster still write, hold NULL.
     statements: both(() => "ALTER TABLE jm_runs ADD COLUMN job_updated_at BIGINT NULL"),
   },
+  {
+    version: 15,
+    name: "nodes say the boot and pid namespace their pid is of",
+    // Nullable: rows of releases before it (older services of a cluster
+    // write none while they run on), judged by their heartbeat alone.
+    statements: {
+      mysql: [
+        "ALTER TABLE jm_nodes ADD COLUMN boot_id VARCHAR(36) NULL, ADD COLUMN pid_ns BIGINT NULL",
+      ],
+      sqlite: [
+        "ALTER TABLE jm_nodes ADD COLUMN boot_id TEXT NULL",
+        "ALTER TABLE jm_nodes ADD COLUMN pid_ns BIGINT NULL",
+      ],
+    },
+  },
 ];
 
 /** A column a table made before jobsmanager may hold narrower than the schema declares. */

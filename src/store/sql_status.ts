@@ -37,6 +37,8 @@ const NODE_COLUMNS = [
   "declared_dead_by",
   "leaving_at",
   "share_basis",
+  "boot_id",
+  "pid_ns",
 ] as const;
 
 const num = (v: unknown) => v === null || v === undefined ? null : Number(v);
@@ -223,6 +225,8 @@ function rowToNode(r: Row): Node {
     declared_dead_by: r.declared_dead_by == null ? null : String(r.declared_dead_by),
     leaving_at: num(r.leaving_at),
     share_basis: r.share_basis == null ? null : String(r.share_basis),
+    boot_id: r.boot_id == null ? null : String(r.boot_id),
+    pid_ns: num(r.pid_ns),
   };
 }
 

@@ -1,0 +1,121 @@
+/**
+ * The first node back from a database outage the whole cluster went
+ * through: every other heartbeat is old, since no node could write one.
+ * The others were live when it went away, and may be reconnecting as it
+ * did: they keep their share till they had time to, rather than this node
+ * taking every job for a moment and saying they are no longer live.
+ */
+import { assertEquals, assertMatch } from "./assert.ts";
+import { ClusterHarness, T0 } from "./daemon_harness.ts";
+import { BACKENDS, freshDatabase, type TestDatabase } from "./helpers.ts";
+import { buildJob } from "../src/domain/job.ts";
+import type { Store } from "../src/store/store.ts";
+
+/** Nodes honour the assignment they had before a change for 2 × 60 s + 1 s: past it. */
+const SETTLED_MS = 130_000;
+const JOBS = Array.from({ length: 10 }, (_, i) => `j${i}`);
+const UNREACHABLE = /^the database is unreachable/;
+const BACK = /^the database is back after/;
+
+/** A store on `db` that cannot reach the database while `link.down`, and counts its looks at the nodes. */
+function cuttable(db: TestDatabase, link: { down: boolean; looks: number }): () => Store {
+  return () => {
+    const store = db.open();
+    const away =
+      <A extends unknown[], R>(method: (...args: A) => Promise<R>) =>
+      async (...args: A): Promise<R> => {
+        if (link.down) throw new Error("connect ECONNREFUSED 127.0.0.1:3306");
+        return await method.apply(store, args);
+      };
+    store.ping = away(store.ping);
+    store.databaseNow = away(store.databaseNow);
+    store.saveNode = away(store.saveNode);
+    const nodesAndNow = away(store.nodesAndNow);
+    store.nodesAndNow = async () => {
+      const found = await nodesAndNow();
+      link.looks++;
+      return found;
+    };
+    return store;
+  };
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon cluster[${backend}]: the first node back after an outage of the whole cluster leaves the others their share while they may be reconnecting`, async () => {
+    const db = await freshDatabase(backend);
+    const link = { down: false, looks: 0 };
+    await using c = await ClusterHarness.create(
+      db,
+      ["n1", "n2"],
+      (id) => id === "n1" ? { store: cuttable(db, link) } : {},
+    );
+    for (const node of c.nodes) node.runner.endAll();
+    await c.start();
+    await c.store.changeJobs(() => ({
+      put: JOBS.map((id) => buildJob(id, { command: "true", schedule: { second: "*" } }, null, T0)),
+      remove: [],
+    }));
+    await c.load(JOBS.length);
+    const from = c.now() + SETTLED_MS;
+    await c.set(from);
+    await c.until(
+      async () => (await c.runs()).filter((r) => r.scheduled_at === from).length === JOBS.length,
+      "every job's fire at the settled second",
+    );
+    const n1 = c.node("n1");
+    const owned = async () =>
+      new Map((await c.store.nodesAndNow()).nodes.map((n) => [n.id, n.jobs_owned]));
+    const shares = await owned();
+
+    // The database goes away for both; n2, frozen, stands for a node still reconnecting.
+    c.freeze("n2");
+    link.down = true;
+    await c.set(from + 1000);
+    await c.until(() => n1.line(UNREACHABLE), "n1 to find the database away");
+    // A long outage: both last heartbeats are older than 3 intervals when it ends.
+    await c.age("n1");
+    await c.age("n2");
+    link.down = false;
+    await c.until(async () => {
+      if (n1.line(BACK)) return true;
+      await c.set(c.now() + 1000);
+      return false;
+    }, "n1 to find the database back");
+    const looks = link.looks;
+    await c.until(async () => {
+      if (link.looks >= looks + 3) return true;
+      await c.set(c.now() + 1000);
+      return false;
+    }, "n1 to look at the nodes twice since it is back");
+    assertEquals(n1.line(/^1 live nodes/), undefined, await c.describe());
+    assertMatch(
+      n1.line(/^node n2 has sent no heartbeat since before/)!,
+      /^node n2 has sent no heartbeat since before this node came back \(an outage, or a stall, silences every node\): it keeps its share of the jobs for \d+ s more, time to reconnect as this node did; still silent then, it is declared dead and its jobs move$/,
+    );
+    assertEquals((await owned()).get("n1"), shares.get("n1"), "n1 fires its share only");
+
+    // n2 reconnects and beats: nothing moved, nothing to move back.
+    await c.thaw("n2");
+    const n2Beat = await c.store.databaseNow();
+    await c.until(async () => {
+      const row = (await c.store.nodesAndNow()).nodes.find((n) => n.id === "n2")!;
+      if (row.db_heartbeat_at! >= n2Beat) return true;
+      await c.set(c.now() + 1000);
+      return false;
+    }, "n2 to beat again");
+    const after = link.looks;
+    await c.until(async () => {
+      if (link.looks >= after + 2) return true;
+      await c.set(c.now() + 1000);
+      return false;
+    }, "n1 to look at the nodes since n2 beat");
+    assertEquals(
+      n1.lines.filter((l) =>
+        /: \d+ live nodes|no longer live|was declared dead|and is declared dead/.test(l)
+      )
+        .slice(1),
+      [],
+      "n1 saw 2 live nodes throughout",
+    );
+  });
+}
