@@ -237,7 +237,7 @@ export class Service {
       removed: (id) => this.runs.forget(id),
       reloaded: (inTable, now, marker) => {
         o.cluster.setJobs(inTable, this.scheduled, marker);
-        this.fires.rebaseBehind(now);
+        this.fires.rebase(now);
         this.wake.abort();
       },
     });
