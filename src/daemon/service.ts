@@ -203,6 +203,7 @@ export class Service {
       startWaiting: () => this.fires.startWaiting(),
       missedAtStart: (job, scheduledAt, runId, slot, note) =>
         this.fires.missedAtStart(job, scheduledAt, runId, slot, note),
+      current: (jobId) => this.known.get(jobId),
     });
     this.shells = new ShellArming({
       clock: o.clock,
