@@ -168,6 +168,116 @@ for (const backend of BACKENDS) {
     assertEquals(h.runner.of("tick").length, 1, "nothing of the removed job started after");
   });
 
+  Deno.test(`daemon[${backend}]: a fire waiting for a worker runs its job as a reload left it, not as it was armed`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.max_workers": 1 },
+    });
+    await h.job("long", { schedule: { second: "1" } });
+    await h.job("q", {
+      schedule: { second: "1" },
+      command: "echo OLD",
+      timeout: "60",
+      misfire_grace_time: "30",
+    });
+    await h.start();
+    // An instant alone: both fires get a shell; long takes the worker, q's waits with its shell.
+    await h.clock.set(at(1) - 500);
+    const armed = await h.until(
+      () => h.runner.armed.find((a) => a.spec.env.JM_JOB_ID === "q"),
+      "a shell armed for q",
+    );
+    await h.clock.set(at(1));
+    const long = await h.started("long", at(1));
+    await h.run("q", at(1), "queued");
+    assert(!armed.released && !armed.disarmed, `q's fire waits with its shell: ${armed}`);
+    await h.clock.set(at(2));
+    const changed = await h.job("q", {
+      command: "echo NEW",
+      timeout: "7",
+      misfire_grace_time: "3",
+    });
+    const updatedAt = (await h.store.getJob("q"))!.updated_at;
+    await h.clock.set(at(3));
+    await h.until(
+      async () => (await h.markers()).find((m) => m.id === changed)?.updated,
+      "the change to be applied",
+    );
+    assert(armed.disarmed, `the shell armed for the old command is disarmed: ${armed}`);
+    long.finish();
+    const q = await h.started("q", at(1));
+    assertEquals(
+      [q.spec.command, q.spec.timeoutMs, q.armed],
+      ["echo NEW", 7000, false],
+      "the waiting fire runs the job as it now is, in a shell of its own",
+    );
+    assertEquals((await h.run("q", at(1), "running")).job_updated_at, updatedAt);
+  });
+
+  Deno.test(`daemon[${backend}]: a fire waiting for a worker is missed by the grace its job now has`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.max_workers": 1 },
+    });
+    await h.job("long", { schedule: { second: "1" } });
+    await h.job("q", { schedule: { second: "2" }, misfire_grace_time: "30" });
+    await h.start();
+    await h.clock.set(at(1));
+    await h.started("long", at(1));
+    await h.clock.set(at(2));
+    await h.run("q", at(2), "queued");
+    const changed = await h.job("q", { misfire_grace_time: "3" });
+    await h.clock.set(at(4));
+    await h.until(
+      async () => (await h.markers()).find((m) => m.id === changed)?.updated,
+      "the change to be applied",
+    );
+    await h.clock.set(at(5) + 1);
+    const missed = await h.run("q", at(2), "missed");
+    assertEquals(
+      missed.note,
+      "still waiting for a free worker (max_workers 1) 3001 ms after its fire time, past its 3 s of grace",
+    );
+  });
+
+  for (const change of ["disabled", "removed"] as const) {
+    Deno.test(`daemon[${backend}]: a fire waiting for a worker of a job ${change} meanwhile is skipped, not run`, async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend), {
+        settings: { "jobsmanager.max_workers": 1 },
+      });
+      await h.job("long", { schedule: { second: "1" } });
+      await h.job("q", { schedule: { second: "1" }, misfire_grace_time: "30" });
+      await h.start();
+      await h.clock.set(at(1) - 500);
+      const armed = await h.until(
+        () => h.runner.armed.find((a) => a.spec.env.JM_JOB_ID === "q"),
+        "a shell armed for q",
+      );
+      await h.clock.set(at(1));
+      const long = await h.started("long", at(1));
+      await h.run("q", at(1), "queued");
+      await h.clock.set(at(2));
+      const marker = change === "removed"
+        ? await h.removeJob("q")
+        : await h.job("q", { enabled: false });
+      await h.clock.set(at(3));
+      const skipped = await h.run("q", at(1), "skipped");
+      assertEquals(
+        [skipped.note, skipped.finished_at, skipped.started_at],
+        ["its job was removed, disabled or made invalid before its turn", at(3), null],
+      );
+      await h.until(
+        async () => (await h.markers()).find((m) => m.id === marker)?.updated,
+        "the change to be applied",
+      );
+      assert(armed.disarmed, `its shell is disarmed: ${armed}`);
+      long.finish();
+      await h.run("long", at(1), "success");
+      // The worker it waited for is free: nothing of q takes it.
+      await h.clock.set(at(10));
+      assertEquals(h.runner.of("q").length, 0, h.runner.runs.join("; "));
+      assertEquals(h.daemon.state.queued, 0);
+    });
+  }
+
   Deno.test(`daemon[${backend}]: jm_runs emptied while a run runs: the new run that gets its id keeps its row, the old one frees its slot`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend));
     await h.job("slow", { schedule: { second: "5" } });

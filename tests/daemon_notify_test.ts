@@ -164,6 +164,30 @@ for (const backend of BACKENDS) {
     assertEquals(payload.full_output, `jobsmanager runs show ${run.id}`);
   });
 
+  Deno.test(`notify[${backend}]: a run's end notifies the hook its job has then, not the one it started with`, async () => {
+    await using dir = await tempDir();
+    const d = dir.path;
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("backup", {
+      schedule: { second: "1", minute: "0", hour: "0" },
+      on_failure: `echo ran > '${d}/old'`,
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    const running = await h.started("backup", T0 + 1000);
+    const repointed = await h.job("backup", { on_failure: `echo ran > '${d}/new'` });
+    await h.clock.set(T0 + 2000);
+    await h.until(
+      async () => (await h.markers()).find((m) => m.id === repointed)?.updated,
+      "the change to be applied",
+    );
+    running.finish({ status: "failed", exitCode: 1 });
+    const run = await h.run("backup", T0 + 1000, "failed");
+    await h.until(() => readIfThere(`${d}/new`), "the hook the job has now to run");
+    assertEquals(await readIfThere(`${d}/old`), null, "the hook it had when it started ran too");
+    assertEquals(await claims(h, "failure"), [run.id]);
+  });
+
   Deno.test(`notify[${backend}]: on_failure gets the run as JSON on stdin and in JM_* variables; mailto mails it`, async () => {
     await using dir = await tempDir();
     const d = dir.path;

@@ -270,6 +270,55 @@ for (const backend of BACKENDS) {
   );
 
   Deno.test(
+    `daemon[${backend}]: retries lowered to 0 while a run runs: its failure is not retried, its follow-ups start`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", { schedule: { second: "5", minute: "0" }, retries: "1" });
+      await h.job("cleanup", { after: "flaky:failure" });
+      await h.start();
+      await h.clock.set(T0 + 5000);
+      const running = await h.started("flaky", T0 + 5000);
+      const lowered = await h.job("flaky", { retries: "0" });
+      await h.clock.set(T0 + 6000);
+      await h.until(
+        async () => (await h.markers()).find((m) => m.id === lowered)?.updated,
+        "the change to be applied",
+      );
+      running.finish(FAILED);
+      const failed = await h.run("flaky", T0 + 5000, "failed");
+      await followed(h, failed, "no retry was left");
+      assertEquals((await h.runs("flaky")).filter((r) => r.trigger === "retry"), []);
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: retries raised while a run runs: its failure is retried, its attempts counted by them`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", { schedule: { second: "5", minute: "0" } });
+      await h.start();
+      await h.clock.set(T0 + 5000);
+      const running = await h.started("flaky", T0 + 5000);
+      const raised = await h.job("flaky", { retries: "2", retry_delay: "10" });
+      await h.clock.set(T0 + 6000);
+      await h.until(
+        async () => (await h.markers()).find((m) => m.id === raised)?.updated,
+        "the change to be applied",
+      );
+      running.finish(FAILED);
+      const failed = await h.run("flaky", T0 + 5000, "failed");
+      const retry = await queued(h, "flaky");
+      assertEquals([retry.attempt, retry.first_run_id], [2, failed.id]);
+      assert(
+        h.line(
+          new RegExp(`^job flaky run ${failed.id} ended failed: attempt 2/3 \\(run ${retry.id}\\)`),
+        ),
+        h.lines.join("\n"),
+      );
+    },
+  );
+
+  Deno.test(
     `daemon[${backend}]: a retry of a job disabled meanwhile is skipped: the failure follow-ups start`,
     async () => {
       await using h = await DaemonHarness.create(await freshDatabase(backend));

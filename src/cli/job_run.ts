@@ -17,6 +17,7 @@ import { nodeState } from "../domain/node.ts";
 import { type CommandContext, writeErr } from "./context.ts";
 import { command, switched, valued } from "./command.ts";
 import { runDetails } from "./output.ts";
+import { WATCHED_POLL_MS } from "../daemon/poll_timing.ts";
 import { printable } from "../domain/printable.ts";
 import { parseCount } from "../domain/input.ts";
 import { CLI_NAMES } from "./input_names.ts";
@@ -185,7 +186,9 @@ async function waitFor(
   { reloadIntervalMs, heartbeatMs }: { reloadIntervalMs: number; heartbeatMs: number },
   timeoutS: number | null,
 ): Promise<Run> {
-  const hintAt = Date.now() + 2 * reloadIntervalMs + 1000;
+  // A lone service told of writes polls only every 5 s (or reload_interval, when longer) for one
+  // it was not told of (this CLI on another machine): no hint before two of its polls have passed.
+  const hintAt = Date.now() + 2 * Math.max(WATCHED_POLL_MS, reloadIntervalMs) + 1000;
   const deadline = timeoutS === null ? Infinity : Date.now() + timeoutS * 1000;
   let hinted = false;
   let nodeCheckAt = Date.now() + NODE_CHECK_MS;

@@ -9,6 +9,7 @@ import { NOTIFY_FIELDS, urlForShow } from "../domain/notify.ts";
 import { FIELD_NAMES } from "../cron/grammar.ts";
 import type { LogRow } from "../domain/log_row.ts";
 import type { Node } from "../domain/node.ts";
+import { WATCHED_POLL_MS } from "../daemon/poll_timing.ts";
 import type { Run } from "../domain/run.ts";
 import { readableSchedule } from "../cron/fields.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
@@ -187,7 +188,12 @@ function scheduleCells(): (job: Job) => string {
 
 /**
  * What a write or a reload means for the services on `database`: which
- * live ones apply it, or, with none, that nothing does until one runs.
+ * live ones apply it, and by when, or, with none, that nothing does until
+ * one runs. A service told of the write (its machine's: SQLite's file, a
+ * MySQL change notice) applies it at once; else its timed poll does,
+ * which a lone service that is told of writes makes only every 5 s, or
+ * reload_interval when longer (poll_timing.ts), and one beside others
+ * every reload_interval.
  */
 export function serviceLine(live: Node[], database: string): string {
   if (live.length === 0) {
@@ -195,8 +201,10 @@ export function serviceLine(live: Node[], database: string): string {
   }
   const names = live.map((n) => n.id).join(", ");
   return live.length === 1
-    ? `the live service on this database (${names}) applies it within its reload_interval`
-    : `the ${live.length} live services on this database (${names}) apply it within their reload_interval`;
+    ? `the live service on this database (${names}) applies it at once if told of it (a write on its machine), else within ${
+      WATCHED_POLL_MS / 1000
+    } s, or its reload_interval if longer`
+    : `the ${live.length} live services on this database (${names}) apply it at once if told of it (a write on their machine), else within their reload_interval`;
 }
 
 /** `text` about a write, then, when it wrote a marker, who applies it. */

@@ -88,6 +88,8 @@ export interface ActiveRunsOptions {
   startWaiting(): void;
   /** A claimed fire that would have started past its grace: record it missed. */
   missedAtStart(job: Job, scheduledAt: number, runId: number, slot: Slot, note: string): void;
+  /** Job `jobId` as the last reload read it, while it is enabled and valid. */
+  current(jobId: string): Job | undefined;
 }
 
 const schedulerLog = log("scheduler");
@@ -294,6 +296,10 @@ export class ActiveRuns {
     run.run.escaped.then(unwatch, unwatch);
     run.slot.release();
     this.o.armAfterEnd(run.job.id);
+    // What its end leads to (who is told, its retry, its follow-ups) is the job's as it is
+    // now: a hook re-pointed or retries changed while it ran apply to it. Removed or
+    // disabled since, it is the job it ran; its retry is then queued and skipped, saying why.
+    const job = this.o.current(run.job.id) ?? run.job;
     const cancelled = this.cancelling.get(runId);
     this.cancelling.delete(runId);
     const record = cancelled === undefined
@@ -324,7 +330,7 @@ export class ActiveRuns {
     // Every attempt speaks: a retry may never run (the next fire drops it), and
     // notify.min_interval keeps a retried failure from flooding.
     if (cancelled === undefined) {
-      this.o.notifier.runEnded(run.job, {
+      this.o.notifier.runEnded(job, {
         id: runId,
         job_id: run.job.id,
         status: result.status,
@@ -347,7 +353,7 @@ export class ActiveRuns {
     this.o.track(
       cancelled === undefined
         ? recorded.then(() =>
-          this.o.aftermath.ended(run.job, {
+          this.o.aftermath.ended(job, {
             id: runId,
             status: result.status,
             finishedAt: result.finishedAt,
@@ -359,7 +365,7 @@ export class ActiveRuns {
         // A retry cancelled: the attempts end in failure with the one before it.
         : run.trigger === "retry"
         ? recorded.then(() =>
-          this.o.aftermath.followAttemptBefore(run.job, {
+          this.o.aftermath.followAttemptBefore(job, {
             attempt: run.attempt,
             first_run_id: run.firstRunId,
           })

@@ -203,6 +203,7 @@ export class Service {
       startWaiting: () => this.fires.startWaiting(),
       missedAtStart: (job, scheduledAt, runId, slot, note) =>
         this.fires.missedAtStart(job, scheduledAt, runId, slot, note),
+      current: (jobId) => this.known.get(jobId),
     });
     this.shells = new ShellArming({
       clock: o.clock,
@@ -237,7 +238,7 @@ export class Service {
       removed: (id) => this.runs.forget(id),
       reloaded: (inTable, now, marker) => {
         o.cluster.setJobs(inTable, this.scheduled, marker);
-        this.fires.rebaseBehind(now);
+        this.fires.rebase(now);
         this.wake.abort();
       },
     });

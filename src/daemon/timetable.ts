@@ -68,7 +68,10 @@ export interface Missed {
 /** A fire to run now. `coalesced` counts the earlier fires folded into it. */
 export interface Due {
   job: Job;
-  /** The job's policy when the fire was taken: a reload meanwhile does not change it. */
+  /**
+   * The job's policy when the fire was taken: a reload meanwhile changes
+   * it only for a fire not started yet (waiting_fires.ts `rebase`).
+   */
   policy: Policy;
   scheduledAt: number;
   coalesced: number;

@@ -4,7 +4,7 @@
  * their job's earlier fire. Each starts when a worker or its job's slot
  * frees, if still within its grace; one past it is recorded `missed`,
  * saying what held it, as soon as it is so. A reload rebases them on
- * their job as it now is; a stop records them `interrupted`.
+ * their job as it now is (`rebase`); a stop records them `interrupted`.
  */
 import type { Job } from "../domain/job.ts";
 import type { NewRun, RunStatus } from "../domain/run.ts";
@@ -136,11 +136,21 @@ export class WaitingFires {
   }
 
   /**
-   * After a reload, the fires queued behind (see `behind`) go on as their
-   * job now is (its command, max_instances, grace); those of a job removed,
-   * disabled or made invalid are skipped.
+   * After a reload, the fires not started yet go on as their job now is
+   * (its command, env, cwd, timeout, max_instances, grace), as the runs
+   * they start record: a shell armed for the job as it was is disarmed,
+   * and the run started anew at its turn. Those of a job removed, disabled
+   * or made invalid are skipped, their slots given back.
    */
-  rebaseBehind(now: number): void {
+  rebase(now: number): void {
+    const skip = (jobId: string, runId: number) => {
+      this.o.observer?.ended(jobId, "skipped");
+      this.o.track(this.o.recorder.update(runId, {
+        status: "skipped",
+        finished_at: now,
+        note: "its job was removed, disabled or made invalid before its turn",
+      }));
+    };
     for (const [jobId, queue] of this.behind) {
       const job = this.o.timetable.job(jobId);
       const policy = this.o.timetable.policy(jobId);
@@ -149,14 +159,31 @@ export class WaitingFires {
         continue;
       }
       this.behind.delete(jobId);
-      for (const { runId } of queue) {
-        this.o.observer?.ended(jobId, "skipped");
-        this.o.track(this.o.recorder.update(runId, {
-          status: "skipped",
-          finished_at: now,
-          note: "its job was removed, disabled or made invalid before its turn",
-        }));
+      for (const { runId } of queue) skip(jobId, runId);
+    }
+    // The job's fires queued behind are gone first: a slot given back here starts none of them.
+    const gone: Waiting[] = [];
+    let kept = 0;
+    for (const waiting of this.waiting) {
+      const jobId = waiting.due.job.id;
+      const job = this.o.timetable.job(jobId);
+      const policy = this.o.timetable.policy(jobId);
+      if (job === undefined || policy === undefined) {
+        gone.push(waiting);
+        continue;
       }
+      if (job !== waiting.due.job) {
+        waiting.shell?.disarm();
+        waiting.shell = undefined;
+      }
+      waiting.due = { ...waiting.due, job, policy };
+      this.waiting[kept++] = waiting;
+    }
+    this.waiting.length = kept;
+    for (const { due, runId, slot, shell } of gone) {
+      shell?.disarm();
+      slot.release();
+      skip(due.job.id, runId);
     }
   }
 

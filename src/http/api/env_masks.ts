@@ -25,10 +25,10 @@ const ONE_BY_ONE = 20;
 /**
  * How long after a job's change a run may still start with the version
  * before it, services polling for changes every `reloadMs`: a service
- * applies a change at its next poll (on MySQL, every 5 s at most while no
- * other service is live), or at once on a notice. A minute at least, or
- * twice the poll. A run scheduled this soon after the change is withheld
- * as an older one is.
+ * applies a change at its next poll (a lone service told of writes polls
+ * every 5 s, or every `reloadMs` when longer), or at once on a notice. A
+ * minute at least, or twice the poll. A run scheduled this soon after the
+ * change is withheld as an older one is.
  */
 export function changeSettles(reloadMs: number): number {
   return Math.max(60_000, 2 * reloadMs);
