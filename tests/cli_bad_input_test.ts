@@ -366,7 +366,7 @@ const CASES: BadCase[] = [
     config: true,
     code: 2,
     error:
-      "config unknown-key.json: unknown key 'db.frob' (known here: url, host, port, username, password, password_file, database, charset, pool_size, connect_timeout)",
+      "config unknown-key.json: unknown key 'db.frob' (known here: url, host, port, username, password, password_file, database, charset, pool_size, connect_timeout, socket, ssl_mode, ssl_ca, ssl_cert, ssl_key)",
   },
   {
     name: "unknown config section",
@@ -660,7 +660,7 @@ mysqlTest(
       // Given on the command line, the password is warned about first.
       stderr:
         "jobsmanager: warning: the password given in --database can be read by every user of this machine (ps, /proc); give it in JM_DB_PASSWORD or db.password_file instead\n" +
-        `jobsmanager: MySQL at ${where} rejected the login of user '${t.user}' to database '${t.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL)\n`,
+        `jobsmanager: MySQL at ${where} rejected the login of user '${t.user}' to database '${t.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL) (a server or user that requires TLS refuses a plain login so too: see db.ssl_mode)\n`,
     });
 
     // A user the server does not know, without a password: MariaDB's own code (1698), same advice.
@@ -670,7 +670,7 @@ mysqlTest(
     await expectRejected(db, ["--database", unknown.toString(), ...ADD, "--minute", "5"], {
       code: 1,
       stderr:
-        `jobsmanager: MySQL at ${where} rejected the login of user 'jm_no_such_user' to database '${t.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL)\n`,
+        `jobsmanager: MySQL at ${where} rejected the login of user 'jm_no_such_user' to database '${t.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL) (a server or user that requires TLS refuses a plain login so too: see db.ssl_mode)\n`,
     });
 
     const name = `jm_missing_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;

@@ -892,7 +892,7 @@ mysqlTest(
         code: 1,
         stdout: "",
         stderr: PASSWORD_IN_ARGS +
-          `jobsmanager: MySQL at ${t.host}:${t.port} rejected the login of user '${user}' to database '${t.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL)\n`,
+          `jobsmanager: MySQL at ${t.host}:${t.port} rejected the login of user '${user}' to database '${t.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL) (a server or user that requires TLS refuses a plain login so too: see db.ssl_mode)\n`,
       });
 
       // A locked account (MariaDB's error number is MySQL's for another error) is named so.

@@ -223,7 +223,7 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
       return new DatabaseError(
         `${where} rejected the login of user '${target.user}' to database '${target.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL)${
           target.tls === undefined
-            ? "; a server or user that requires TLS (require_secure_transport, REQUIRE SSL) refuses a plain connection so too: then set db.ssl_mode (?ssl-mode= in the URL)"
+            ? " (a server or user that requires TLS refuses a plain login so too: see db.ssl_mode)"
             : target.tls.cert === null
             ? "; a user created REQUIRE X509 (or SUBJECT, ISSUER) is refused so too without a client certificate: then set db.ssl_cert and db.ssl_key (?ssl-cert=, ?ssl-key=)"
             : ""
