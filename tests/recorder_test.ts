@@ -99,16 +99,20 @@ class FakeStore implements RunWriter {
     }));
   }
 
-  async missLostClaims(claims: readonly LostClaim[], now: number, note: string): Promise<number> {
+  async missLostClaims(
+    claims: readonly LostClaim[],
+    now: number,
+    note: string,
+  ): Promise<LostClaim[]> {
     await this.check();
-    let changed = 0;
+    const changed: LostClaim[] = [];
     for (const claim of claims) {
       for (const row of this.rows.values()) {
         const same = row.job_id === claim.job_id && row.scheduled_at === claim.scheduled_at &&
           row.trigger === "schedule" && row.marker === claim.marker;
         if (same && (row.status === "queued" || row.status === "running")) {
           this.rows.set(row.id, { ...row, status: "missed", finished_at: now, note });
-          changed++;
+          changed.push(claim);
         }
       }
     }

@@ -16,7 +16,7 @@
  */
 import { DatabaseError, errorMessage, isUnreachable, isUnstorable } from "../errors.ts";
 import { log } from "./log.ts";
-import { type NewRun, type RunUpdate, shortenedNote } from "../domain/run.ts";
+import { type NewRun, type RunStatus, type RunUpdate, shortenedNote } from "../domain/run.ts";
 import { cutAgain } from "../domain/output_cut.ts";
 import type { RunStore } from "../store/store.ts";
 import { type Clock, Deadline } from "./clock.ts";
@@ -34,6 +34,12 @@ export interface RecorderOptions {
   claimTimeoutMs: number;
   /** Most run records held while the database is away; the oldest go first. */
   maxBuffered: number;
+  /**
+   * Told of each row the recorder itself ends (`missed`: a held fire's
+   * claim that landed too late, a lost claim's row), as the service tells
+   * its observer of the rest: what `/metrics` counts.
+   */
+  ended?: (jobId: string, status: RunStatus) => void;
 }
 
 const storeLog = log("store");
@@ -186,7 +192,12 @@ export class RunRecorder {
   ) {
     health.onRecovery(() => this.recover());
     health.onBack(() => this.writeLeftovers());
-    this.lost = new LostClaims(store, clock, (error) => health.failed(error));
+    this.lost = new LostClaims(
+      store,
+      clock,
+      (error) => health.failed(error),
+      (jobId) => options.ended?.(jobId, "missed"),
+    );
   }
 
   /** Records waiting for the database. */
@@ -280,6 +291,7 @@ export class RunRecorder {
           note:
             "held: its claim reached the database too late to start it (cluster.on_database_outage)",
         });
+        this.options.ended?.(rows[i].job_id, "missed");
       });
     }, () => this.lost.keep(rows));
     return null;
