@@ -550,7 +550,8 @@ Deno.test({
     "pool: a run whose cwd does not answer (a hung mount) holds up no other run of its thread; it ends an error naming the path and the wait",
   ignore: !hungMountPossible(),
   fn: async () => {
-    await using mount = await hungMount();
+    // Ended after 20 s whatever holds the runner thread: a stat made there (the bug) waits until then.
+    await using mount = await hungMount(20_000);
     const cwd = `${mount.path}/srv`;
     const dir = await Deno.makeTempDir();
     // One worker thread: a stat or a spawn that waits there would hold every run behind it.
