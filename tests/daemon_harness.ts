@@ -23,7 +23,8 @@ import type {
 import type { RunObserver } from "../src/daemon/service.ts";
 import { buildJob, type JobOptions } from "../src/domain/job.ts";
 import type { ProcessSpace } from "../src/domain/node.ts";
-import type { Run } from "../src/domain/run.ts";
+import { FINAL_STATUSES, type Run } from "../src/domain/run.ts";
+import type { Metrics } from "../src/http/metrics.ts";
 import { hereSpace } from "../src/daemon/presence.ts";
 import type { Store } from "../src/store/store.ts";
 import { VERSION } from "../src/version.ts";
@@ -800,4 +801,31 @@ export function describeRun(r: Run): string {
     r.trigger,
     r.note ?? "",
   ].join(" | ");
+}
+
+/**
+ * Where `jobsmanager_runs_total` in `metrics` and the final rows of `jobs`
+ * differ (`job status: counted N, rows M`, one a line); "" when each final
+ * row is counted once.
+ */
+export async function uncounted(
+  h: DaemonHarness,
+  metrics: Metrics,
+  jobs: readonly string[],
+): Promise<string> {
+  const text = await metrics.text();
+  const wrong: string[] = [];
+  for (const job of jobs) {
+    const rows = await h.runs(job);
+    for (const status of FINAL_STATUSES) {
+      const series = new RegExp(
+        `^jobsmanager_runs_total\\{job="${job}",status="${status}"\\} (\\d+)$`,
+        "m",
+      );
+      const counted = Number(series.exec(text)?.[1] ?? 0);
+      const written = rows.filter((r) => r.status === status).length;
+      if (counted !== written) wrong.push(`${job} ${status}: counted ${counted}, rows ${written}`);
+    }
+  }
+  return wrong.join("\n");
 }

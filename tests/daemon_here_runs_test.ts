@@ -8,7 +8,8 @@
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { BACKENDS, detachedSleep as leftover, freshDatabase } from "./helpers.ts";
-import { DaemonHarness, T0 } from "./daemon_harness.ts";
+import { DaemonHarness, T0, uncounted } from "./daemon_harness.ts";
+import { Metrics } from "../src/http/metrics.ts";
 import { hereMarker, hereNode } from "../src/domain/here_run.ts";
 import { thisProcess } from "../src/daemon/here_runs.ts";
 import { bootTicks } from "../src/daemon/processes.ts";
@@ -17,8 +18,10 @@ for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: the service ends the runs of this host's dead job run --here processes, and only those`, async () => {
     // No retention: the run of a previous boot, started 10 years ago, was deleted by it first
     // when the two chores met at their first turn.
+    const metrics = new Metrics();
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "runs.keep_days": 0 },
+      observer: metrics,
     });
     const me = thisProcess()!;
     // This process's pid with another start: the process that had it is gone.
@@ -91,6 +94,8 @@ for (const backend of BACKENDS) {
           ["namesake", "running"],
         ],
       );
+      // Counted as every run that ends (jobsmanager_runs_total).
+      assertEquals(await uncounted(h, metrics, ["gone", "restarted"]), "");
     } finally {
       try {
         left.kill("SIGKILL");

@@ -8,7 +8,8 @@
  */
 import { assertEquals, assertMatch } from "./assert.ts";
 import { type Backend, BACKENDS, freshDatabase, type TestDatabase } from "./helpers.ts";
-import { DaemonHarness, describeRun, T0 } from "./daemon_harness.ts";
+import { DaemonHarness, describeRun, T0, uncounted, until } from "./daemon_harness.ts";
+import { Metrics } from "../src/http/metrics.ts";
 import type { Store } from "../src/store/store.ts";
 
 const at = (s: number) => T0 + s * 1000;
@@ -31,10 +32,15 @@ function losingAnswers(db: TestDatabase, lose: { next: boolean }): () => Store {
 }
 
 /** A harness holding through outages, its job `tick` due every second, its claim at 1 s lost. */
-async function lostAtOne(backend: Backend, graceSeconds: number): Promise<DaemonHarness> {
+async function lostAtOne(
+  backend: Backend,
+  graceSeconds: number,
+  metrics?: Metrics,
+): Promise<DaemonHarness> {
   const db = await freshDatabase(backend);
   const lose = { next: false };
   const h = await DaemonHarness.create(db, {
+    observer: metrics,
     settings: {
       "cluster.on_database_outage": "hold",
       "jobsmanager.misfire_grace_time": graceSeconds,
@@ -50,6 +56,12 @@ async function lostAtOne(backend: Backend, graceSeconds: number): Promise<Daemon
   await h.clock.set(at(1));
   await h.until(() => h.line(HELD), "the fire at 1 s to be held");
   return h;
+}
+
+/** Wait until `/metrics` counts each final row of `tick` once. */
+function everyRowCounted(h: DaemonHarness, metrics: Metrics): Promise<true> {
+  const wrong = () => uncounted(h, metrics, ["tick"]);
+  return until(async () => await wrong() === "" || null, "every final row counted", wrong);
 }
 
 /**
@@ -90,8 +102,9 @@ for (const backend of BACKENDS) {
     );
   });
 
-  Deno.test(`daemon hold[${backend}]: a held fire whose claim's answer was lost, back past its grace, ends missed`, async () => {
-    await using h = await lostAtOne(backend, 1);
+  Deno.test(`daemon hold[${backend}]: a held fire whose claim's answer was lost, back past its grace, ends missed, counted`, async () => {
+    const metrics = new Metrics();
+    await using h = await lostAtOne(backend, 1, metrics);
     const [written] = await h.runs("tick");
     await backAt(h, at(4));
     const row = await h.until(async () => {
@@ -106,6 +119,7 @@ for (const backend of BACKENDS) {
       () => h.line(/^1 fires held after their claims' answers were lost did not run after all/),
       "the ended lost claim to be logged",
     );
+    await everyRowCounted(h, metrics);
   });
 }
 
@@ -114,7 +128,7 @@ for (const backend of BACKENDS) {
  * `gate.claims` set: the next claim waits for it (a database that stalls),
  * or with `gate.refuse`, fails unwritten (a connection cut on the way).
  */
-async function gated(backend: Backend): Promise<{
+async function gated(backend: Backend, metrics?: Metrics): Promise<{
   h: DaemonHarness;
   gate: { claims: PromiseWithResolvers<void> | null; refuse: boolean };
 }> {
@@ -122,6 +136,7 @@ async function gated(backend: Backend): Promise<{
   const gate = { claims: null as PromiseWithResolvers<void> | null, refuse: false };
   const h = await DaemonHarness.create(db, {
     settings: { "cluster.on_database_outage": "hold" },
+    observer: metrics,
     store: () => {
       const store = db.open();
       const claimRuns = store.claimRuns.bind(store);
@@ -143,8 +158,9 @@ async function gated(backend: Backend): Promise<{
 }
 
 for (const backend of BACKENDS) {
-  Deno.test(`daemon hold[${backend}]: a held run whose claim lands after all is recorded missed, never started`, async () => {
-    const { h: harness, gate } = await gated(backend);
+  Deno.test(`daemon hold[${backend}]: a held run whose claim lands after all is recorded missed, never started, and counted`, async () => {
+    const metrics = new Metrics();
+    const { h: harness, gate } = await gated(backend, metrics);
     await using h = harness;
     gate.claims = Promise.withResolvers();
     await h.clock.set(at(1));
@@ -167,6 +183,7 @@ for (const backend of BACKENDS) {
       describeRun(row),
     );
     assertEquals(h.runner.of("tick").filter((r) => r.scheduledAt === at(1)).map(String), []);
+    await everyRowCounted(h, metrics);
   });
 
   Deno.test(`daemon hold[${backend}]: held, the missed fires of a range are all decided again, from the first`, async () => {

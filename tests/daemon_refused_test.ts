@@ -11,6 +11,8 @@ import { DaemonHarness, T0 } from "./daemon_harness.ts";
 import { openStore } from "../src/store/open.ts";
 import { resolveTarget } from "../src/config/database.ts";
 import { defaultSettings } from "../src/config/config.ts";
+import { EnvMasks } from "../src/http/api/env_masks.ts";
+import type { Run } from "../src/domain/run.ts";
 
 const at = (s: number) => T0 + s * 1000;
 const REFUSED = /^run \d+: the database refused its record \((.*)\); it is kept and retried/;
@@ -211,7 +213,7 @@ for (const backend of BACKENDS) {
     assertEquals(row.exit_code, 3);
     assertMatch(
       row.stdout!,
-      /^a{1024}\n\[… jobsmanager cut 77952 characters: the database could not store this run's record whole \(.+\); its output is cut …\]\nb{1024}$/,
+      /^a{1024}\n\[… jobsmanager cut 77952 bytes of 80000: the database could not store this run's record whole \(.+\); its output is cut …\]\nb{1024}$/,
     );
     assertMatch(row.note!, /^the database could not store this run's record whole \(.+\)$/);
     assert(!h.line(REFUSED), h.lines.join("\n"));
@@ -253,11 +255,48 @@ for (const backend of BACKENDS) {
     const row = await h.run("once", at(1), "success");
     assertMatch(
       row.stdout!,
-      /^a{1024}\n\[… jobsmanager cut 77952 characters: the database could not store/,
+      /^a{1024}\n\[… jobsmanager cut 77952 bytes of 80000: the database could not store/,
     );
     assert(
       h.line(/^the database refused 1 run records for the values they carry/),
       h.lines.join("\n"),
     );
+  });
+}
+
+/** A job's env value, of letters no other text here holds: any of them shown is a part of it. */
+const VALUE = "QWERTYUIOPZX";
+const PART = /[QWERTYUIOPZX]/;
+
+/** `run` as a read token reads it: its job's env values masked (http/api/env_masks.ts). */
+async function asReader(h: DaemonHarness, run: Run): Promise<Run> {
+  const job = (await h.store.getJob(run.job_id))!;
+  return EnvMasks.ofJobs("read", [job], 60_000).run(run);
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: the cuts of a record the database refused whole leave a read token no part of an env value they split`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("once", { schedule: { second: "1" }, env: [`TOKEN=${VALUE}`] });
+    await h.start();
+    await h.clock.set(at(1));
+    const run = await h.started("once", at(1));
+    await h.run("once", at(1), "running");
+    await smallStdout(h, backend);
+    // The value all along: whatever bytes a cut falls at, it splits one.
+    const text = (n: number) => `${VALUE}-`.repeat(n);
+    run.finish({ stdout: text(6000), note: text(400) });
+    await h.until(
+      () => h.line(/^run \d+: the database refused its record for the values it carries/),
+      "the refusal to be logged",
+    );
+    const shown = await asReader(h, await h.run("once", at(1), "success"));
+    const [head, tail] = shown.stdout!.split(/\n\[… jobsmanager cut [^\n]* …\]\n/);
+    assert(tail !== undefined, `no cut line: ${shown.stdout!.slice(0, 2000)}`);
+    for (const [what, kept] of [["head", head], ["tail", tail]]) {
+      assert(!PART.test(kept), `the output's ${what} shows a part of the value: ${kept}`);
+    }
+    const note = shown.note!.split("… [jobsmanager cut ")[0];
+    assert(!PART.test(note), `the note shows a part of the value: ${shown.note}`);
   });
 }

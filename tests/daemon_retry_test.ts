@@ -332,9 +332,12 @@ for (const backend of BACKENDS) {
   );
 
   Deno.test(
-    `daemon[${backend}]: the queued runs of a removed job are skipped, not failures`,
+    `daemon[${backend}]: the queued runs of a removed job are skipped, not failures, and counted`,
     async () => {
-      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      const metrics = new Metrics();
+      await using h = await DaemonHarness.create(await freshDatabase(backend), {
+        observer: metrics,
+      });
       await h.job("flaky", {
         schedule: { second: "5", minute: "0" },
         retries: "1",
@@ -348,6 +351,11 @@ for (const backend of BACKENDS) {
       await h.clock.set(retry.scheduled_at);
       const skipped = await ended(h, retry.id, "skipped");
       assertEquals(skipped.note, "the job was removed before its retry run started");
+      // Its series went with the job (the reload that found it removed): this one is the skip's.
+      assertStringIncludes(
+        await metrics.text(),
+        `jobsmanager_runs_total{job="flaky",status="skipped"} 1`,
+      );
     },
   );
 

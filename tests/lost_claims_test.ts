@@ -13,7 +13,7 @@ Deno.test("lost claims: past 10,000 kept, the oldest are forgotten", () => {
     {
       missLostClaims: (claims) => {
         ended.push([...claims]);
-        return Promise.resolve(0);
+        return Promise.resolve([]);
       },
     },
     new FakeClock(0),

@@ -16,6 +16,9 @@ import type { NewRun, Run, RunUpdate } from "../src/domain/run.ts";
 import { DatabaseError } from "../src/errors.ts";
 import type { LostClaim } from "../src/store/store.ts";
 import { captureLogs } from "./helpers.ts";
+import { cutLine } from "../src/domain/output_cut.ts";
+import { buildJob } from "../src/domain/job.ts";
+import { EnvMasks } from "../src/http/api/env_masks.ts";
 
 type Mode = "up" | "down" | "hang" | "refuse";
 
@@ -96,16 +99,20 @@ class FakeStore implements RunWriter {
     }));
   }
 
-  async missLostClaims(claims: readonly LostClaim[], now: number, note: string): Promise<number> {
+  async missLostClaims(
+    claims: readonly LostClaim[],
+    now: number,
+    note: string,
+  ): Promise<LostClaim[]> {
     await this.check();
-    let changed = 0;
+    const changed: LostClaim[] = [];
     for (const claim of claims) {
       for (const row of this.rows.values()) {
         const same = row.job_id === claim.job_id && row.scheduled_at === claim.scheduled_at &&
           row.trigger === "schedule" && row.marker === claim.marker;
         if (same && (row.status === "queued" || row.status === "running")) {
           this.rows.set(row.id, { ...row, status: "missed", finished_at: now, note });
-          changed++;
+          changed.push(claim);
         }
       }
     }
@@ -307,15 +314,48 @@ Deno.test("recorder: beyond 100 records waiting, a run's output waits cut to its
   // The first 99 waited whole: their update came with fewer than 100 records waiting, their own included.
   assertEquals(rows.filter((r) => r.stdout === output).length, 99);
   const cut = rows[149].stdout!;
-  assert(cut.length < 2300, `${cut.length} characters kept`);
+  assert(cut.length < 1300, `${cut.length} characters kept`);
   assert(cut.isWellFormed(), "a surrogate pair was split");
-  assert(cut.startsWith(`a${"😀".repeat(511)}\n[…`), cut.slice(0, 40));
-  assert(cut.endsWith(`…]\n${"😀".repeat(511)}b`), cut.slice(-40));
+  assert(cut.startsWith(`a${"😀".repeat(255)}\n[…`), cut.slice(0, 40));
+  assert(cut.endsWith(`…]\n${"😀".repeat(255)}b`), cut.slice(-40));
   assertMatch(
     cut,
-    /\[… jobsmanager cut \d+ characters: the run ended while 100 or more records waited/,
+    /\[… jobsmanager cut 9960 bytes of 12002: the run ended while 100 or more records waited/,
   );
   assertEquals(rows[149].stderr, "");
+  await recorder.close(1000);
+});
+
+Deno.test("recorder: an output cut while many records wait leaves a read token no part of an env value the cut split, nor of the cap's cut it takes in", async () => {
+  const { store, clock, recorder } = setup(1000);
+  store.mode = "down";
+  // Letters no other text here holds, all along the output: whatever byte a cut falls at, it splits one.
+  const value = "QWERTYUIOPZX";
+  const text = (n: number) => `${value}-`.repeat(n);
+  // As the runner's cap leaves an output (its own cut at either side of its line): taken into the new one.
+  const capped = `${text(300)}${cutLine(50_000, 57_800)}${text(300)}`;
+  const outputs = [text(1000), `-${text(1000)}`, capped];
+  for (let i = 0; i < 103; i++) {
+    const [id] = await recorder.claim([fire("a", 1000 * (i + 1))]);
+    await recorder.update(id!, { ...finished(1000 * (i + 1) + 100), stdout: outputs[i % 3] });
+  }
+  store.mode = "up";
+  await clock.advance(60_000);
+  const job = buildJob(
+    "a",
+    { command: "true", cron: "* * * * *", env: [`TOKEN=${value}`] },
+    null,
+    0,
+  );
+  const masks = EnvMasks.ofJobs("read", [job], 60_000);
+  const rows = [...store.rows.values()].sort((a, b) => a.scheduled_at - b.scheduled_at).slice(100);
+  for (const row of rows) {
+    const shown = masks.run(row).stdout!;
+    const parts = shown.split(/\n\[… jobsmanager cut [^\n]* …\]\n/);
+    assertEquals(parts.length, 2, shown);
+    for (const part of parts) assert(!/[QWERTYUIOPZX]/.test(part), `a part of the value: ${shown}`);
+  }
+  assertMatch(rows[1].stdout!, /\n\[… jobsmanager cut \d+ bytes of 57800: the run ended while/);
   await recorder.close(1000);
 });
 

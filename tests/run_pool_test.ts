@@ -4,6 +4,8 @@ import { RunPool } from "../src/daemon/run_pool.ts";
 import { statFields } from "../src/daemon/processes.ts";
 import type { Launch, LaunchSpec } from "../src/daemon/runner.ts";
 import { alive, livePidsMatching, waitFor } from "./helpers.ts";
+import { hungMount, hungMountPossible } from "./hung_mount.ts";
+import { hungNote } from "../src/daemon/directory_check.ts";
 
 function spec(command: string, extra: Partial<LaunchSpec> = {}): LaunchSpec {
   return {
@@ -541,4 +543,48 @@ Deno.test("pool: an instant's shells, all disarmed, do not idle out a thread a r
     witness.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name:
+    "pool: a run whose cwd does not answer (a hung mount) holds up no other run of its thread; it ends an error naming the path and the wait",
+  ignore: !hungMountPossible(),
+  fn: async () => {
+    // Ended after 20 s whatever holds the runner thread: a stat made there (the bug) waits until then.
+    await using mount = await hungMount(20_000);
+    const cwd = `${mount.path}/srv`;
+    const dir = await Deno.makeTempDir();
+    // One worker thread: a stat or a spawn that waits there would hold every run behind it.
+    const pool = new RunPool({ threads: 1, localRuns: 0 });
+    try {
+      const armed = pool.arm(spec("true", { cwd }));
+      const hung = pool.launch(spec("true", { cwd }), { ...anyTime, armed });
+      const queuedHung = pool.launch(spec("true", { cwd }), anyTime);
+      const others = [pool.launch(spec(`touch ${dir}/a`), anyTime)];
+      const ended: string[] = [];
+      others[0].done.then((r) => ended.push(r.status));
+      await waitFor(() => ended.length === 1 || null, {
+        timeoutMs: 10_000,
+        what: "the run after those in the hung directory to end",
+        detail: () => JSON.stringify(ended),
+      });
+      // Armed while the check of the hung one still waits: armed and released as ever.
+      const shell = pool.arm(spec(`touch ${dir}/b`, { cwd: dir }));
+      const released = pool.launch(spec(`touch ${dir}/b`, { cwd: dir }), {
+        ...anyTime,
+        armed: shell,
+      });
+      assertEquals((await released.done).status, "success");
+      for (const run of [hung, queuedHung]) {
+        assertEquals((await run.started)?.pid, null);
+        const result = await run.done;
+        assertEquals([result.status, result.note], ["error", hungNote(cwd)]);
+        assertMatch(result.note!, new RegExp(`${cwd} did not answer within 2 s`));
+      }
+      assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["a", "b"]);
+    } finally {
+      pool.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

@@ -3,6 +3,7 @@
  * natively here where they can (native_spawn.ts); runner_command_test.ts
  * runs these tests again as where they cannot.
  */
+import { DirectoryChecks } from "../src/daemon/directory_check.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { HeadTailCapture } from "../src/daemon/capture.ts";
 import { cutLine } from "../src/domain/output_cut.ts";
@@ -788,12 +789,18 @@ Deno.test("an armed run whose cwd was switched before its release (a deploy's sy
     await Deno.symlink(`${dir}/release-1`, `${dir}/current`);
     const token = crypto.randomUUID();
     const command = `echo ${token} >/dev/null; pwd -P`;
-    const shell = armRun(spec(command, { cwd: `${dir}/current` }))!;
+    // As a lane checks it (run_lane.ts), at the arming and at the release.
+    const current = async () => {
+      const found = await new DirectoryChecks().check(`${dir}/current`);
+      return "id" in found ? found.id : null;
+    };
+    const shell = armRun(spec(command, { cwd: `${dir}/current` }), await current())!;
     await onePid(token);
     await Deno.symlink(`${dir}/release-2`, `${dir}/next`);
     await Deno.rename(`${dir}/next`, `${dir}/current`);
     await Deno.remove(`${dir}/release-1`);
-    const result = await shell.release(spec(command, { cwd: `${dir}/current` })).done;
+    const release = spec(command, { cwd: `${dir}/current` });
+    const result = await shell.release(release, undefined, await current()).done;
     assertEquals([result.status, result.stdout], ["success", `${dir}/release-2\n`]);
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -228,6 +228,7 @@ class BootedDaemon implements Daemon {
     this.recorder = new RunRecorder(store, this.health, clock, {
       claimTimeoutMs: o.claimTimeoutMs ?? CLAIM_TIMEOUT_MS,
       maxBuffered: MAX_BUFFERED_RECORDS,
+      ended: (jobId, status) => o.observer?.ended(jobId, status),
     });
     this.notifier = new Notifier({
       store,
@@ -323,12 +324,13 @@ class BootedDaemon implements Daemon {
       health: this.health,
       keepLogDays: s["log.keep_days"],
       keepRunDays: s["runs.keep_days"],
-      endGoneHereRuns: () =>
-        endGoneHereRuns(store, {
+      endGoneHereRuns: async () =>
+        (await endGoneHereRuns(store, {
           host: o.node.host,
           now: () => clock.now(),
           killGraceMs: s["jobsmanager.kill_grace"] * 1000,
-        }),
+        })).map((run) => run.job_id),
+      observer: o.observer,
     });
     const sinkLog = getLogger(SINK_CATEGORY);
     this.sink = new DatabaseLogSink({

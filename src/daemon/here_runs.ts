@@ -134,15 +134,15 @@ export async function endIfHolderGone(
 /** At most this many such runs are looked at in one pass. */
 const PASS_LIMIT = 1000;
 
-/** End every `job run --here` run of this host whose CLI process is gone; how many were. */
-export async function endGoneHereRuns(runs: RunStore, o: HereRunEnd): Promise<number> {
+/** End every `job run --here` run of this host whose CLI process is gone; those it ended. */
+export async function endGoneHereRuns(runs: RunStore, o: HereRunEnd): Promise<Run[]> {
   const left = await runs.listRuns({
     node_id: hereNode(o.host),
     status: "running",
     limit: PASS_LIMIT,
     output: false,
   });
-  let ended = 0;
-  for (const run of left) if (await endIfHolderGone(runs, run, o) === true) ended++;
+  const ended: Run[] = [];
+  for (const run of left) if (await endIfHolderGone(runs, run, o) === true) ended.push(run);
   return ended;
 }

@@ -6,6 +6,7 @@
  * (The heartbeat is the cluster's.)
  */
 import { log } from "./log.ts";
+import type { RunStatus } from "../domain/run.ts";
 import type { LogStore } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
 import type { DbHealth } from "./db_health.ts";
@@ -19,9 +20,11 @@ export interface HousekeepingOptions {
   keepRunDays: number;
   /**
    * End the `job run --here` runs of this host whose CLI process is gone
-   * (here_runs.ts); how many it ended.
+   * (here_runs.ts); the jobs of those it ended (`interrupted`), one a run.
    */
-  endGoneHereRuns?: () => Promise<number>;
+  endGoneHereRuns?: () => Promise<string[]>;
+  /** Told of each run it ended, as the service's of theirs: what `/metrics` counts. */
+  observer?: { ended(jobId: string, status: RunStatus): void };
 }
 
 const DAY_MS = 86_400_000;
@@ -53,10 +56,11 @@ export class Housekeeping {
         ? undefined
         : this.every(HERE_RUNS_EVERY_MS, RETENTION_FIRST_MS, async () => {
           const ended = await end();
-          if (ended > 0) {
+          for (const jobId of ended) this.o.observer?.ended(jobId, "interrupted");
+          if (ended.length > 0) {
             houseLog.warn(
               "{count} runs of `job run --here` on this host were left running by a CLI process that is gone (killed, or the machine restarted): marked interrupted",
-              { count: ended },
+              { count: ended.length },
             );
           }
         }),

@@ -38,6 +38,8 @@ export class LostClaims {
     private readonly store: Pick<RunStore, "missLostClaims">,
     private readonly clock: Clock,
     private readonly failed: (error: unknown) => void,
+    /** Told of each row it ended `missed`, by its job. */
+    private readonly missed: (jobId: string) => void = () => {},
   ) {}
 
   /** The marker a held fire is to be claimed with again, if its claim was lost. */
@@ -85,11 +87,12 @@ export class LostClaims {
     if (claims.length === 0) return Promise.resolve();
     this.stale = [];
     this.reusable.clear();
-    return this.store.missLostClaims(claims, this.clock.now(), LOST_CLAIM_NOTE).then((count) => {
-      if (count === 0) return;
+    return this.store.missLostClaims(claims, this.clock.now(), LOST_CLAIM_NOTE).then((ended) => {
+      if (ended.length === 0) return;
+      for (const claim of ended) this.missed(claim.job_id);
       storeLog.warn(
         "{count} fires held after their claims' answers were lost did not run after all: recorded missed",
-        { count },
+        { count: ended.length },
       );
     }, (error) => {
       // Tried again after the next instant's claim.

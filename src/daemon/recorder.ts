@@ -16,7 +16,8 @@
  */
 import { DatabaseError, errorMessage, isUnreachable, isUnstorable } from "../errors.ts";
 import { log } from "./log.ts";
-import type { NewRun, RunUpdate } from "../domain/run.ts";
+import { type NewRun, type RunStatus, type RunUpdate, shortenedNote } from "../domain/run.ts";
+import { cutAgain } from "../domain/output_cut.ts";
 import type { RunStore } from "../store/store.ts";
 import { type Clock, Deadline } from "./clock.ts";
 import { backoff, type DbHealth } from "./db_health.ts";
@@ -33,6 +34,12 @@ export interface RecorderOptions {
   claimTimeoutMs: number;
   /** Most run records held while the database is away; the oldest go first. */
   maxBuffered: number;
+  /**
+   * Told of each row the recorder itself ends (`missed`: a held fire's
+   * claim that landed too late, a lost claim's row), as the service tells
+   * its observer of the rest: what `/metrics` counts.
+   */
+  ended?: (jobId: string, status: RunStatus) => void;
 }
 
 const storeLog = log("store");
@@ -73,34 +80,19 @@ const CLOSE_RETRY_MS = 1000;
 const UNWRITTEN_NAMED = 10;
 /**
  * Beyond this many records waiting, a run's output waits cut to its first
- * and last LEAN_OUTPUT / 2 characters: 10,000 records of 64 KiB outputs
+ * and last LEAN_OUTPUT / 2 bytes: 10,000 records of 64 KiB outputs
  * would be gigabytes, where 100 full ones and the rest cut are tens of MB.
  */
 const FULL_OUTPUT_RECORDS = 100;
 const LEAN_OUTPUT = 2048;
 
-/** A character that ends a surrogate pair: a cut before it would split the pair. */
-const isLowSurrogate = (code: number) => code >= 0xdc00 && code <= 0xdfff;
-
-/** `text` cut to its head and tail (LEAN_OUTPUT in all), saying how much went in between. */
+/** `text` cut to its head and tail (LEAN_OUTPUT bytes in all), saying how much went in between. */
 function leanOutput(text: string): string {
-  return cutMiddle(
+  return cutAgain(
     text,
+    LEAN_OUTPUT,
     `the run ended while ${FULL_OUTPUT_RECORDS} or more records waited for the database`,
   );
-}
-
-/** `text` cut to its head and tail (`keep` characters in all), saying how much went in between, and why. */
-function cutMiddle(text: string, why: string, keep = LEAN_OUTPUT): string {
-  // Cut only where it saves more than the line saying so.
-  if (text.length <= keep + 200 + why.length) return text;
-  let headEnd = keep / 2;
-  if (isLowSurrogate(text.charCodeAt(headEnd))) headEnd--;
-  let tailStart = text.length - keep / 2;
-  if (isLowSurrogate(text.charCodeAt(tailStart))) tailStart++;
-  return `${text.slice(0, headEnd)}\n[… jobsmanager cut ${tailStart - headEnd} characters${
-    why === "" ? "" : `: ${why}`
-  } …]\n${text.slice(tailStart)}`;
 }
 
 /** Characters of a note kept in a record refused for its values. */
@@ -132,12 +124,12 @@ function reduced<T extends RunUpdate>(update: T, why: string, stage: Reduced): T
   const said = `the database could not store this run's record whole (${why.slice(0, 300)})`;
   if (stage === 1) {
     const output = (text: string | null | undefined) =>
-      typeof text === "string" ? cutMiddle(text, `${said}; its output is cut`) : text;
+      typeof text === "string" ? cutAgain(text, LEAN_OUTPUT, `${said}; its output is cut`) : text;
     return {
       ...update,
       stdout: output(stdout),
       stderr: output(stderr),
-      note: typeof note === "string" ? `${cutMiddle(note, "", REDUCED_NOTE)}; ${said}` : said,
+      note: typeof note === "string" ? `${shortenedNote(note, REDUCED_NOTE)}; ${said}` : said,
     };
   }
   // The line goes in the note, TEXT everywhere: an output column may hold less.
@@ -200,7 +192,12 @@ export class RunRecorder {
   ) {
     health.onRecovery(() => this.recover());
     health.onBack(() => this.writeLeftovers());
-    this.lost = new LostClaims(store, clock, (error) => health.failed(error));
+    this.lost = new LostClaims(
+      store,
+      clock,
+      (error) => health.failed(error),
+      (jobId) => options.ended?.(jobId, "missed"),
+    );
   }
 
   /** Records waiting for the database. */
@@ -294,6 +291,7 @@ export class RunRecorder {
           note:
             "held: its claim reached the database too late to start it (cluster.on_database_outage)",
         });
+        this.options.ended?.(rows[i].job_id, "missed");
       });
     }, () => this.lost.keep(rows));
     return null;

@@ -4,8 +4,12 @@
  * grace is over by the time the lane gets to it; the run's start, its end
  * and what left its group are sent back. A lane lives in a worker thread
  * (run_worker.ts) or in the scheduler's own thread. Times are this
- * process's wall clock (Date.now).
+ * process's wall clock (Date.now). A run or a shell with a cwd waits,
+ * while the lane goes on, for the check of that directory
+ * (directory_check.ts): one that does not answer (a hung mount) would
+ * hold the thread in a stat or a spawn, and every run of it.
  */
+import { DirectoryChecks, hungNote } from "./directory_check.ts";
 import { Outbox } from "./outbox.ts";
 import {
   type ArmedShell,
@@ -38,8 +42,12 @@ export type FromRunLane =
   | { type: "done"; id: number; result: RunResult }
   | { type: "escaped"; id: number; note: string | null };
 
-type Start = Extract<ToRunLane, { type: "start" }>;
-type Arm = Extract<ToRunLane, { type: "arm" }>;
+/**
+ * `directory`: which directory its cwd named when checked (null: none
+ * there); undefined while a cwd it has is not checked yet.
+ */
+type Start = Extract<ToRunLane, { type: "start" }> & { directory?: string | null };
+type Arm = Extract<ToRunLane, { type: "arm" }> & { directory?: string | null };
 
 /** Runs started in one turn of the event loop. */
 const STARTS_PER_TURN = 8;
@@ -63,6 +71,10 @@ export class RunLane {
   private readonly released = new Map<number, { shell: ArmedShell; at: number }>();
   /** Queued runs interrupted before they started: none of them starts. */
   private readonly interruptedEarly = new Set<number>();
+  /** Runs, and shells to arm, whose cwd is being checked, by id. */
+  private readonly checking = new Set<number>();
+  private readonly armsChecking = new Set<number>();
+  private readonly directories = new DirectoryChecks();
   private closed = false;
 
   /**
@@ -88,7 +100,8 @@ export class RunLane {
     // a while (a write wakes a shell, which competes for the CPU).
     const judged = new Map<Start, number>();
     for (const message of batch) {
-      if (message.type !== "start" || message.armed === undefined) continue;
+      // A cwd is checked first (checkThenStart): not in this turn.
+      if (message.type !== "start" || message.armed === undefined || message.spec.cwd) continue;
       const at = this.now();
       judged.set(message, at);
       const shell = this.armed.get(message.armed);
@@ -117,14 +130,66 @@ export class RunLane {
           // A release is a write to a pipe: it does not wait behind the spawns queued.
           const shell = message.armed === undefined ? null : this.takeArmed(message.armed);
           // Judged late or not as it went (above).
-          if (shell) this.start(message, shell, judged.get(message));
+          if (shell && message.spec.cwd) this.checkThenStart(message, shell);
+          else if (shell) this.start(message, shell, judged.get(message));
           else this.queue.push(message);
           // Watched now: a bug in its own start left it to `close`.
           this.released.delete(message.id);
         }
       }
     }
+    this.startQueuedSoon();
+  }
+
+  private startQueuedSoon(): void {
     if (!this.starting) this.startQueued().catch(this.failed);
+  }
+
+  /**
+   * Check the cwd of `message`'s run, then start it (a release of `shell`
+   * when armed, else queued again), judged late or not then; one whose cwd
+   * does not answer ends `error`, saying so, and its shell is disarmed.
+   */
+  private checkThenStart(message: Start, shell: ArmedShell | null): void {
+    this.checking.add(message.id);
+    this.directories.check(message.spec.cwd!).then((found) => {
+      this.checking.delete(message.id);
+      if (this.closed) {
+        shell?.disarm();
+        return;
+      }
+      // Interrupted meanwhile: that is what it was (see `start`), answer or not.
+      if ("hung" in found && !this.interruptedEarly.has(message.id)) {
+        shell?.disarm();
+        this.notStarted(message.id, unwatched("error", this.now(), hungNote(message.spec.cwd!)));
+        return;
+      }
+      const directory = "hung" in found ? null : found.id;
+      if (shell) {
+        this.start({ ...message, directory }, shell);
+        return;
+      }
+      this.queue.push({ ...message, directory });
+      this.startQueuedSoon();
+    }).catch(this.failed);
+  }
+
+  /** Check the cwd of `arm`'s shell, then arm it (queued again), unless taken meanwhile or it does not answer. */
+  private checkThenArm(arm: Arm): void {
+    this.armsChecking.add(arm.id);
+    this.directories.check(arm.spec.cwd!).then((found) => {
+      // Its fire came meanwhile (it then starts anew, checked again), or it was disarmed.
+      if (!this.armsChecking.delete(arm.id) || this.closed || "hung" in found) return;
+      this.arming.push({ ...arm, directory: found.id });
+      this.startQueuedSoon();
+    }).catch(this.failed);
+  }
+
+  /** Run `id` ended as `result` without starting: said started (no process), ended, and nothing left. */
+  private notStarted(id: number, result: RunResult): void {
+    this.outbox.push({ type: "started", id, startedAt: result.startedAt, pid: null, marker: null });
+    this.outbox.push({ type: "done", id, result });
+    this.outbox.push({ type: "escaped", id, note: null });
   }
 
   /**
@@ -159,6 +224,7 @@ export class RunLane {
   private takeArmed(id: number): ArmedShell | null {
     const shell = this.armed.get(id);
     this.armed.delete(id);
+    this.armsChecking.delete(id);
     const queued = this.arming.findIndex((a) => a.id === id);
     if (queued >= 0) this.arming.splice(queued, 1);
     return shell ?? null;
@@ -167,7 +233,9 @@ export class RunLane {
   private interrupt(id: number): void {
     const handle = this.runs.get(id);
     if (handle) handle.interrupt();
-    else if (this.queue.some((run) => run.id === id)) this.interruptedEarly.add(id);
+    else if (this.queue.some((run) => run.id === id) || this.checking.has(id)) {
+      this.interruptedEarly.add(id);
+    }
   }
 
   /**
@@ -181,13 +249,16 @@ export class RunLane {
       const turnEnds = performance.now() + this.turnMs;
       for (let n = 0; n < STARTS_PER_TURN && (n === 0 || performance.now() < turnEnds); n++) {
         const run = this.queue.shift();
-        if (run) {
-          this.start(run);
-          continue;
-        }
+        if (run?.spec.cwd && run.directory === undefined) this.checkThenStart(run, null);
+        else if (run) this.start(run);
+        if (run) continue;
         const arm = this.arming.shift();
         if (!arm) break;
-        const shell = armRun({ ...arm.spec, baseEnv: this.base });
+        if (arm.spec.cwd && arm.directory === undefined) {
+          this.checkThenArm(arm);
+          continue;
+        }
+        const shell = armRun({ ...arm.spec, baseEnv: this.base }, arm.directory ?? null);
         if (shell) this.armed.set(arm.id, shell);
       }
       await new Promise((turn) => setTimeout(turn, 0));
@@ -195,18 +266,16 @@ export class RunLane {
     this.starting = false;
   }
 
-  private start({ id, spec, startBy }: Start, shell: ArmedShell | null = null, now = this.now()) {
+  private start(
+    { id, spec, startBy, directory = null }: Start,
+    shell: ArmedShell | null = null,
+    now = this.now(),
+  ) {
     const outbox = this.outbox;
     // Interrupted (a stop, a cancel) before it was due to start: that is what it was, late or not.
     if (this.interruptedEarly.delete(id)) {
       shell?.disarm();
-      outbox.push({ type: "started", id, startedAt: now, pid: null, marker: null });
-      outbox.push({
-        type: "done",
-        id,
-        result: unwatched("interrupted", now, "the service stopped before it started"),
-      });
-      outbox.push({ type: "escaped", id, note: null });
+      this.notStarted(id, unwatched("interrupted", now, "the service stopped before it started"));
       return;
     }
     if (now > startBy) {
@@ -215,7 +284,7 @@ export class RunLane {
       return;
     }
     const full = { ...spec, baseEnv: this.base };
-    const handle = shell ? shell.release(full) : startRun(full);
+    const handle = shell ? shell.release(full, undefined, directory) : startRun(full);
     this.runs.set(id, handle);
     const { startedAt, pid, marker } = handle;
     outbox.push({ type: "started", id, startedAt, pid, marker });

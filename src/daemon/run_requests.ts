@@ -217,11 +217,12 @@ export class RunRequests {
     // Not a failure of the job: the operator removed it (its runs are not followed, its
     // followers are idle), as one disabled is not.
     if (!job) {
-      await claim({
+      const ended = await claim({
         status: "skipped",
         finished_at: now,
         note: `the job was removed before its ${request.trigger} run started`,
       });
+      if (ended) this.o.observer?.ended(request.job_id, "skipped");
       return;
     }
     // Broken by hand after it was queued: run, it would fail to start with less said.
@@ -307,6 +308,7 @@ export class RunRequests {
         finished_at: this.o.clock.now(),
         note: "the service stopped before the run started",
       }));
+      this.o.observer?.ended(job.id, "interrupted");
       return;
     }
     this.o.launch(job, request.id, request.scheduled_at, request.note, slot, marker, null, {

@@ -591,16 +591,18 @@ export interface ArmedShell {
    * Let the shell run the command now, as run `runId` (its JM_RUN_ID):
    * one write to its pipe and nothing more, so that the runs of an instant
    * all go before any is watched (the children they let go compete for
-   * the CPU with the thread). False when the shell is gone.
+   * the CPU with the thread). False when the shell is gone, or its cwd
+   * names another `directory` now than when it was armed (see armRun).
    */
-  go(runId: string): boolean;
+  go(runId: string, directory?: string | null): boolean;
   /**
-   * Watch the run `go` started (started now, if not yet); its timeout,
-   * output cap and secrets count from then. The command, environment and
-   * cwd are those it was armed with. Where the waiting shell was gone,
-   * the run starts as `startRun` starts it.
+   * Watch the run `go` started (started now, if not yet, in `directory`,
+   * as `go`); its timeout, output cap and secrets count from then. The
+   * command, environment and cwd are those it was armed with. Where the
+   * waiting shell was gone, or its cwd names another directory now, the
+   * run starts as `startRun` starts it.
    */
-  release(spec: RunSpec, now?: () => number): RunHandle;
+  release(spec: RunSpec, now?: () => number, directory?: string | null): RunHandle;
   /** It will not run: its shell exits. */
   disarm(): void;
 }
@@ -608,17 +610,19 @@ export interface ArmedShell {
 /** Exit status of a waiting shell whose stdin closed before a release. */
 const DISARMED_EXIT = 125;
 
-/** Arm a run's shell (see ArmedShell); null when it cannot start: the run then starts as usual. */
-export function armRun(spec: RunSpec): ArmedShell | null {
+/**
+ * Arm a run's shell (see ArmedShell); null when it cannot start: the run
+ * then starts as usual. `directory`: which directory its cwd named before
+ * (directory_check.ts), none without a cwd; a deploy that switches a
+ * symbolic link meanwhile is seen at the release, which then starts anew.
+ */
+export function armRun(spec: RunSpec, directory: string | null = null): ArmedShell | null {
   const marker = spec.marker ?? crypto.randomUUID();
   // On the command's first line: its line numbers (errors, $LINENO) are a
   // plain shell's, and a syntax error on that line ends the shell at once,
   // so that the release starts the run anew, which reports it as ever.
   const script =
     `IFS= read -r JM_RUN_ID || exit ${DISARMED_EXIT}; exec </dev/null; export JM_RUN_ID; ${spec.command}`;
-  // Taken before the shell enters it: a directory switched since (a deploy
-  // moving a symbolic link) is seen at the release, which then starts anew.
-  const cwd = spec.cwd === undefined ? null : directoryId(spec.cwd);
   const spawned = spawnShell(spec, script, marker, "line");
   if ("error" in spawned) return null;
   const { child } = spawned;
@@ -631,8 +635,8 @@ export function armRun(spec: RunSpec): ArmedShell | null {
     used = true;
   };
   let went: { at: number; feeding: Promise<void> } | null = null;
-  const go = (runId: string, now: () => number) => {
-    if (went === null && !gone && (cwd === null || directoryId(spec.cwd!) === cwd)) {
+  const go = (runId: string, now: () => number, inDirectory: string | null) => {
+    if (went === null && !gone && inDirectory === directory) {
       const line = new TextEncoder().encode(`${runId}\n`);
       // The shell may be gone by the write: its end is then the run's, read as any other.
       went = { at: now(), feeding: child.feed(line) };
@@ -642,10 +646,10 @@ export function armRun(spec: RunSpec): ArmedShell | null {
   return {
     pid: child.pid,
     marker,
-    go: (runId) => go(runId, Date.now),
-    release: (run, now = Date.now) => {
+    go: (runId, at = null) => go(runId, Date.now, at),
+    release: (run, now = Date.now, at = null) => {
       use();
-      if (!go(run.env.JM_RUN_ID ?? "", now)) {
+      if (!go(run.env.JM_RUN_ID ?? "", now, at)) {
         drop();
         return startRun({ ...run, marker }, now);
       }
@@ -656,16 +660,6 @@ export function armRun(spec: RunSpec): ArmedShell | null {
       drop();
     },
   };
-}
-
-/** Which directory `path` is now (device and inode), or null when there is none. */
-function directoryId(path: string): string | null {
-  try {
-    const { dev, ino } = Deno.statSync(path);
-    return `${dev}:${ino}`;
-  } catch {
-    return null;
-  }
 }
 
 /**

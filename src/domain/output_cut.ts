@@ -12,12 +12,17 @@
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** The line between the head and the tail of a cut output. */
-export function cutLine(cut: number, total: number): string {
-  return `\n[… jobsmanager cut ${cut} bytes of ${total} …]\n`;
+/**
+ * The line between the head and the tail of a cut output; `why`, when
+ * what cut it was not the output cap (the recorder, for the database).
+ */
+export function cutLine(cut: number, total: number, why = ""): string {
+  // On one line, or the line would not be known again (trimmedAroundCuts).
+  const said = why === "" ? "" : `: ${why.replaceAll(/[\r\n]+/g, " ")}`;
+  return `\n[… jobsmanager cut ${cut} bytes of ${total}${said} …]\n`;
 }
 
-const CUT_LINE = /\n\[… jobsmanager cut (\d+) bytes of (\d+) …\]\n/g;
+const CUT_LINE = /\n\[… jobsmanager cut (\d+) bytes of (\d+)(?:: ([^\n]*?))? …\]\n/g;
 const CUT_LINE_START = "[… jobsmanager cut ";
 
 /** A continuation byte of UTF-8: not where a character starts. */
@@ -90,7 +95,8 @@ export function trimmedAroundCuts(text: string, secrets: readonly string[]): str
   if (text.split(CUT_LINE_START).length > 2) return null;
   const lines = [...text.matchAll(CUT_LINE)];
   if (lines.length === 0) return text;
-  const pieces = text.split(CUT_LINE).filter((_, i) => i % 3 === 0).map((p) => encoder.encode(p));
+  // split() puts the line's three groups between the pieces.
+  const pieces = text.split(CUT_LINE).filter((_, i) => i % 4 === 0).map((p) => encoder.encode(p));
   const cuts = lines.map((line) => Number(line[1]));
   for (let i = 0; i < lines.length; i++) {
     const { headEnd, tailStart } = keptAroundCut(pieces[i], pieces[i + 1], secrets);
@@ -99,22 +105,62 @@ export function trimmedAroundCuts(text: string, secrets: readonly string[]): str
     pieces[i + 1] = pieces[i + 1].subarray(tailStart);
   }
   return pieces.map((piece, i) =>
-    decoder.decode(piece) + (i < lines.length ? cutLine(cuts[i], Number(lines[i][2])) : "")
+    decoder.decode(piece) +
+    (i < lines.length ? cutLine(cuts[i], Number(lines[i][2]), lines[i][3] ?? "") : "")
   ).join("");
 }
 
 /**
- * `text`, a run's note as stored, with the characters before each `…`
- * (where a command line it names was shortened) gone, one fewer than the
- * longest of `secrets`: what the shortening left of a secret it split
- * shows no part of it. For what was stored before `secrets` were masked
- * (a job's env, masked for a read token when it is read).
+ * `text`, a run's output as stored, cut again to about its first and last
+ * `keep / 2` bytes (the recorder's, for a database that is away or
+ * refuses it whole), with the cut line the runner's cap writes: the only
+ * one a read token's masks trim around (trimmedAroundCuts), so that what
+ * of a job's env value this cut splits shows to none. A cut line the
+ * text held goes with the middle (its count into the new one's), so that
+ * one line still says where and how much. The text was masked of the
+ * service's secrets already (capture.ts): no part of one is left to cut.
+ * Unchanged where the cut would save no more than the line it adds.
+ */
+export function cutAgain(text: string, keep: number, why: string): string {
+  const bytes = encoder.encode(text);
+  const line = cutLine(bytes.length, bytes.length, why);
+  if (bytes.length <= keep + encoder.encode(line).length) return text;
+  let headEnd = keep / 2;
+  while (inside(bytes, headEnd)) headEnd--;
+  let tailStart = bytes.length - keep / 2;
+  while (inside(bytes, tailStart)) tailStart++;
+  let cut = tailStart - headEnd;
+  let total = bytes.length;
+  const earlier = text.split(CUT_LINE_START).length === 2 ? [...text.matchAll(CUT_LINE)] : [];
+  if (earlier.length === 1) {
+    const start = encoder.encode(text.slice(0, earlier[0].index)).length;
+    const end = start + encoder.encode(earlier[0][0]).length;
+    headEnd = Math.min(headEnd, start);
+    tailStart = Math.max(tailStart, end);
+    cut = tailStart - headEnd - (end - start) + Number(earlier[0][1]);
+    total = Number(earlier[0][2]);
+  }
+  return decoder.decode(bytes.subarray(0, headEnd)) + cutLine(cut, total, why) +
+    decoder.decode(bytes.subarray(tailStart));
+}
+
+/**
+ * `text`, a run's note as stored, with the bytes before each `…` (where a
+ * command line it names was shortened, or the note itself was cut) gone
+ * as `keptAroundCut` drops them before a cut: one fewer than the longest
+ * of `secrets`', more where a whole one lay across that edge (it goes
+ * whole, or what was left of it would show unmasked): what the shortening
+ * left of a secret it split shows no part of it. For what was stored
+ * before `secrets` were masked (a job's env, masked for a read token when
+ * it is read).
  */
 export function trimmedBeforeShortenings(text: string, secrets: readonly string[]): string {
   if (secrets.length === 0) return text;
-  const drop = Math.max(...secrets.map((secret) => secret.length)) - 1;
   const parts = text.split("…");
-  return parts.map((part, i) =>
-    i === parts.length - 1 ? part : part.slice(0, Math.max(0, part.length - drop))
-  ).join("…");
+  const none = new Uint8Array();
+  return parts.map((part, i) => {
+    if (i === parts.length - 1) return part;
+    const bytes = encoder.encode(part);
+    return decoder.decode(bytes.subarray(0, keptAroundCut(bytes, none, secrets).headEnd));
+  }).join("…");
 }

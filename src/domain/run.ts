@@ -56,13 +56,24 @@ export function lostNote(id: string, lastBeat: number, at: number, by: string): 
  */
 export const NOTE_MAX = 16_000;
 
-/** `note` within NOTE_MAX characters: cut at a character's edge, saying how much went. */
+/** `note` within NOTE_MAX characters (see `shortenedNote`). */
 export function fitNote(note: string): string;
 export function fitNote(note: string | null): string | null;
 export function fitNote(note: string | null): string | null {
-  if (note === null || note.length <= NOTE_MAX) return note;
-  const said = (n: number) => ` [… jobsmanager cut ${n} characters of this note]`;
-  let end = NOTE_MAX - said(note.length).length;
+  return note === null ? null : shortenedNote(note, NOTE_MAX);
+}
+
+/**
+ * `note` within `max` characters: its start, cut at a character's edge,
+ * then `…` and how much went. The `…` right at the cut: a read token's
+ * masks take the characters before each `…` away (output_cut.ts
+ * `trimmedBeforeShortenings`), so a job's env value this cut splits shows
+ * no part; a line saying so between them would have kept two.
+ */
+export function shortenedNote(note: string, max: number): string {
+  if (note.length <= max) return note;
+  const said = (n: number) => `… [jobsmanager cut ${n} characters of this note]`;
+  let end = max - said(note.length).length;
   // Not between the two halves of a surrogate pair.
   const code = note.charCodeAt(end);
   if (code >= 0xdc00 && code <= 0xdfff) end--;

@@ -1248,18 +1248,22 @@ export class SqlStore implements Store {
     return rows.map(rowToRun);
   }
 
-  async missLostClaims(claims: readonly LostClaim[], now: number, note: string): Promise<number> {
-    if (claims.length === 0) return 0;
+  async missLostClaims(
+    claims: readonly LostClaim[],
+    now: number,
+    note: string,
+  ): Promise<LostClaim[]> {
+    if (claims.length === 0) return [];
     return await this.driver.transaction(async (tx) => {
-      let changed = 0;
+      const ended: LostClaim[] = [];
       for (const claim of claims) {
         const result = await tx.run(
           "UPDATE jm_runs SET status = 'missed', finished_at = ?, note = ? WHERE job_id = ? AND scheduled_at = ? AND `trigger` = 'schedule' AND marker = ? AND status IN ('queued', 'running')",
           [now, note, claim.job_id, claim.scheduled_at, claim.marker],
         );
-        changed += result.changes;
+        if (result.changes > 0) ended.push(claim);
       }
-      return changed;
+      return ended;
     });
   }
 

@@ -333,10 +333,10 @@ export interface RunStore {
    * End as `missed`, with `note`, the rows that claims whose answer was
    * lost wrote for these scheduled fires: only a row with the fire's
    * marker that is still `queued` or `running` (a claim that never landed
-   * wrote none; a row of another claim is not its). Returns how many
-   * changed.
+   * wrote none; a row of another claim is not its). Returns the claims
+   * whose rows it ended.
    */
-  missLostClaims(claims: readonly LostClaim[], now: number, note: string): Promise<number>;
+  missLostClaims(claims: readonly LostClaim[], now: number, note: string): Promise<LostClaim[]>;
 
   /**
    * In one transaction, end the runs a previous service on this node left
