@@ -213,6 +213,41 @@ for (const backend of BACKENDS) {
     assertEquals((await h.run("q", at(1), "running")).job_updated_at, updatedAt);
   });
 
+  Deno.test(`daemon[${backend}]: fires waiting for a worker beyond a max_instances a reload lowered are skipped, the latest first`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      settings: { "jobsmanager.max_workers": 1 },
+    });
+    await h.job("long", { schedule: { second: "1" } });
+    await h.job("q", { schedule: { second: "1,2" }, max_instances: "2", misfire_grace_time: "60" });
+    await h.start();
+    await h.clock.set(at(1));
+    const long = await h.started("long", at(1));
+    await h.run("q", at(1), "queued");
+    await h.clock.set(at(2));
+    await h.run("q", at(2), "queued");
+    const changed = await h.job("q", {
+      schedule: { second: "1,2" },
+      max_instances: "1",
+      misfire_grace_time: "60",
+    });
+    await h.clock.set(at(3));
+    await h.until(
+      async () => (await h.markers()).find((m) => m.id === changed)?.updated,
+      "the change to be applied",
+    );
+    const skipped = await h.run("q", at(2), "skipped");
+    assertEquals(
+      skipped.note,
+      "max_instances (1) runs were still running: a reload lowered it while this fire waited for a worker",
+    );
+    long.finish();
+    const first = await h.started("q", at(1));
+    assertEquals(h.runner.of("q").length, 1, `one q at once: ${h.runner.of("q")}`);
+    first.finish();
+    await h.run("q", at(1), "success");
+    assertEquals(h.runner.of("q").length, 1, "the skipped fire never starts");
+  });
+
   Deno.test(`daemon[${backend}]: a fire waiting for a worker is missed by the grace its job now has`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "jobsmanager.max_workers": 1 },

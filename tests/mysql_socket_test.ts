@@ -22,6 +22,16 @@ Deno.test("mysql socket: db.socket and ?socket= take an absolute path, and name 
   // The URL's socket wins over the key, as the rest of the URL does.
   assertEquals(mysqlTarget(url, "/tmp/my.sock").socket, "/run/mysqld/mysqld.sock");
   assertEquals(mysqlTarget("mysql://jobs@localhost/jobs").socket, undefined);
+  // The key is a server on this machine: a URL naming another (a --database beside the config)
+  // is not reached through it.
+  assertEquals(
+    mysqlTarget("mysql://jobs@db.remote.example:3399/jobs", "/tmp/my.sock").socket,
+    undefined,
+  );
+  assertEquals(mysqlTarget("mysql://jobs@127.0.0.1/jobs", "/tmp/my.sock").socket, "/tmp/my.sock");
+  // A socket alone selects MySQL, as db.host does.
+  const alone = resolveTarget({ ...defaultSettings(), "db.socket": "/tmp/my.sock" }) as MysqlTarget;
+  assertEquals([alone.kind, alone.host, alone.socket], ["mysql", "localhost", "/tmp/my.sock"]);
   const refused = assertThrows(
     () => mysqlTarget("mysql://jobs@localhost/jobs?socket=mysqld.sock"),
     ValidationError,

@@ -244,7 +244,7 @@ export const CONFIG_KEYS = {
   },
   "db.socket": {
     doc:
-      "Unix socket of a MySQL/MariaDB server on this machine, reached instead of host and port (e.g. /run/mysqld/mysqld.sock; with a user IDENTIFIED VIA unix_socket, no password); empty = TCP (in a URL: ?socket=)",
+      "Unix socket of a MySQL/MariaDB server on this machine, reached instead of host and port (e.g. /run/mysqld/mysqld.sock; with a user IDENTIFIED VIA unix_socket, no password); setting it selects MySQL; a URL naming another host than localhost is not reached through it; empty = TCP (in a URL: ?socket=)",
     default: "",
     parse: (v, key) => {
       const path = text(v, key);

@@ -14,6 +14,9 @@ import {
 import { type Settings, tlsMode } from "./config.ts";
 import { charsetProblem } from "./charset.ts";
 
+/** The names of this machine a server reached by its socket may be given by. */
+const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "::1", "[::1]", ""]);
+
 /** What a MySQL URL may say after `?`, each once; anything else is refused, not ignored. */
 const URL_PARAMETERS = ["charset", "socket", "ssl-mode", "ssl-ca", "ssl-cert", "ssl-key"] as const;
 type UrlParameter = typeof URL_PARAMETERS[number];
@@ -31,7 +34,7 @@ export const DEFAULT_SQLITE_PATH = "jobsmanager.db";
 /** Resolve the target from settings; throws ValidationError naming the key at fault. */
 export function resolveTarget(settings: Settings): DatabaseTarget {
   const url = settings["db.url"].trim();
-  if (url === "" && settings["db.host"] === "") {
+  if (url === "" && settings["db.host"] === "" && settings["db.socket"] === "") {
     return { kind: "sqlite", path: DEFAULT_SQLITE_PATH };
   }
   if (url.startsWith("sqlite:")) {
@@ -46,7 +49,8 @@ export function resolveTarget(settings: Settings): DatabaseTarget {
   }
   const base: MysqlTarget = {
     kind: "mysql",
-    host: settings["db.host"],
+    // A socket alone names this machine's server.
+    host: settings["db.host"] === "" ? "localhost" : settings["db.host"],
     port: settings["db.port"],
     user: settings["db.username"],
     password: settings["db.password"],
@@ -61,9 +65,13 @@ export function resolveTarget(settings: Settings): DatabaseTarget {
     cert: { value: settings["db.ssl_cert"], from: "db.ssl_cert" },
     key: { value: settings["db.ssl_key"], from: "db.ssl_key" },
   };
+  const parsed = url === "" ? base : parseMysqlUrl(url, base, tls);
+  // db.socket is a server on this machine: a URL naming another host (a --database given
+  // beside the config) is not reached through it.
   const socket = settings["db.socket"];
-  if (socket !== "") base.socket = socket;
-  const target = url === "" ? base : parseMysqlUrl(url, base, tls);
+  const target = socket === "" || parsed.socket !== undefined || !LOCAL_HOSTS.has(parsed.host)
+    ? parsed
+    : { ...parsed, socket };
   target.password = resolvePassword(settings, target.password);
   const resolved = resolveTls(tls);
   if (resolved?.mode === "verify_identity" && isAddress(target.host)) {

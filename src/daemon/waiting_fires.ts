@@ -140,16 +140,17 @@ export class WaitingFires {
    * (its command, env, cwd, timeout, max_instances, grace), as the runs
    * they start record: a shell armed for the job as it was is disarmed,
    * and the run started anew at its turn. Those of a job removed, disabled
-   * or made invalid are skipped, their slots given back.
+   * or made invalid are skipped, their slots given back; so are the latest
+   * of a job whose max_instances was lowered below the slots it holds.
    */
   rebase(now: number): void {
-    const skip = (jobId: string, runId: number) => {
+    const skip = (
+      jobId: string,
+      runId: number,
+      note = "its job was removed, disabled or made invalid before its turn",
+    ) => {
       this.o.observer?.ended(jobId, "skipped");
-      this.o.track(this.o.recorder.update(runId, {
-        status: "skipped",
-        finished_at: now,
-        note: "its job was removed, disabled or made invalid before its turn",
-      }));
+      this.o.track(this.o.recorder.update(runId, { status: "skipped", finished_at: now, note }));
     };
     for (const [jobId, queue] of this.behind) {
       const job = this.o.timetable.job(jobId);
@@ -184,6 +185,20 @@ export class WaitingFires {
       shell?.disarm();
       slot.release();
       skip(due.job.id, runId);
+    }
+    // Each waiting fire holds a slot taken under the old max_instances: the latest go first.
+    for (let i = this.waiting.length - 1; i >= 0; i--) {
+      const { due, runId, slot, shell } = this.waiting[i];
+      const max = due.policy.maxInstances;
+      if (this.o.slots.held(due.job.id) <= max) continue;
+      this.waiting.splice(i, 1);
+      shell?.disarm();
+      slot.release();
+      skip(
+        due.job.id,
+        runId,
+        `max_instances (${max}) runs were still running: a reload lowered it while this fire waited for a worker`,
+      );
     }
   }
 
