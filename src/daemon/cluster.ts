@@ -183,8 +183,13 @@ export class Cluster {
   private fencedSeen = "";
   /** The different zones of the live nodes last warned of (see `warnOfZones`); "" when one. */
   private zonesSeen = "";
-  /** The nodes said to keep their share since `backAt` (see `awaitReturn`). */
-  private readonly awaited = new Set<string>();
+  /**
+   * The grace each silent node was given, once for its silence (the
+   * heartbeat it last wrote): a later return of this node, or a slow sweep,
+   * starts no new one, else a node that died would keep its share for as
+   * long as this node's turns were slow or its database flapped.
+   */
+  private readonly graces = new Map<string, { beat: number; until: number; told: boolean }>();
   /** Set when the database counts as back after an outage; the next sweep sets `backAt`. */
   private returned = false;
   /** The declaration of this node's death last reported (see `seeOwnRow`). */
@@ -689,20 +694,33 @@ export class Cluster {
    * wait between two tries to reconnect, from this node's return.
    */
   private mayHaveBeenAway(node: Node, beat: number, databaseNow: number): boolean {
-    if (this.backAt === null || this.backAt <= beat) return false;
+    return databaseNow < (this.graceOf(node, beat)?.until ?? -Infinity);
+  }
+
+  /** The grace of `node`, silent since `beat`: given at the first return of this node after it. */
+  private graceOf(node: Node, beat: number): { until: number; told: boolean } | undefined {
+    const given = this.graces.get(node.id);
+    if (given !== undefined && given.beat === beat) return given;
+    if (this.backAt === null || this.backAt <= beat) return undefined;
     const interval = node.heartbeat_ms ?? this.o.heartbeatMs;
-    return databaseNow < this.backAt + STALE_AFTER_BEATS * interval + MAX_RECONNECT_WAIT_MS;
+    const grace = {
+      beat,
+      until: this.backAt + STALE_AFTER_BEATS * interval + MAX_RECONNECT_WAIT_MS,
+      told: false,
+    };
+    this.graces.set(node.id, grace);
+    return grace;
   }
 
   /**
    * Say, once for each return of this node, that `node` keeps its share
    * though its heartbeat is old: it may be reconnecting too.
    */
-  private awaitReturn(node: Node, databaseNow: number): void {
-    if (this.awaited.has(node.id)) return;
-    this.awaited.add(node.id);
-    const interval = node.heartbeat_ms ?? this.o.heartbeatMs;
-    const until = this.backAt! + STALE_AFTER_BEATS * interval + MAX_RECONNECT_WAIT_MS;
+  private awaitReturn(node: Node, beat: number, databaseNow: number): void {
+    const grace = this.graceOf(node, beat);
+    if (grace === undefined || grace.told) return;
+    grace.told = true;
+    const until = grace.until;
     clusterLog.info(
       "node {peer} has sent no heartbeat since before this node came back (an outage, or a stall, silences every node): it keeps its share of the jobs for {seconds} s more, time to reconnect as this node did; still silent then, it is declared dead and its jobs move",
       { peer: node.id, seconds: Math.ceil((until - databaseNow) / 1000) },
@@ -723,7 +741,6 @@ export class Cluster {
     const gap = this.lastSweepAt === null ? 0 : databaseNow - this.lastSweepAt;
     if (this.returned || gap > 2 * this.o.heartbeatMs) {
       this.backAt = databaseNow;
-      this.awaited.clear();
     }
     this.returned = false;
     this.lastSweepAt = databaseNow;
@@ -738,7 +755,7 @@ export class Cluster {
       // keeps its share till it had time to (taken from it, its jobs would move back and forth).
       const mayBeBack = state === "stale" && beat != null && this.live.includes(node.id) &&
         this.mayHaveBeenAway(node, beat, databaseNow);
-      if (mayBeBack) this.awaitReturn(node, databaseNow);
+      if (mayBeBack) this.awaitReturn(node, beat, databaseNow);
       if (state === "live" || mayBeBack) {
         live.push(node.id);
         // Its own skew as just measured: the row holds the one its last heartbeat wrote.
@@ -779,6 +796,10 @@ export class Cluster {
     }
     for (const id of this.beatsSeen.keys()) {
       if (!nodes.some((n) => n.id === id)) this.beatsSeen.delete(id);
+    }
+    for (const [id, grace] of this.graces) {
+      const node = nodes.find((n) => n.id === id);
+      if (node?.db_heartbeat_at !== grace.beat) this.graces.delete(id);
     }
     this.warnOfZones(nodes.filter((n) => live.includes(n.id)));
     this.mayReturn = mayReturn.sort();
