@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { freshDatabase } from "./helpers.ts";
-import { DaemonHarness } from "./daemon_harness.ts";
+import { DaemonHarness, T0 } from "./daemon_harness.ts";
 import { forgoNativeSpawn, nativeSpawnMissing } from "../src/daemon/native_spawn.ts";
 
 const SAID = /runs start through util-linux's setsid/;
@@ -27,5 +27,23 @@ Deno.test("daemon: a start says so where runs cannot start natively, and why", a
   assertMatch(
     h.line(SAID) ?? "",
     /^runs start through util-linux's setsid, which costs about a third more CPU a run than the native spawn: forgone$/,
+  );
+});
+
+// The line is the daemon's; the note is the same on every backend.
+Deno.test("daemon: a run that could not start logs why, as its note says", async () => {
+  await using h = await DaemonHarness.create(await freshDatabase("sqlite"));
+  await h.job("tick", { schedule: { second: "*" } });
+  await h.start();
+  const at = T0 + 1000;
+  await h.clock.set(at);
+  const why = "could not start /bin/sh: Resource temporarily unavailable (os error 11)";
+  (await h.started("tick", at)).finish({ status: "error", exitCode: null, note: why });
+  const run = await h.run("tick", at, "error");
+  assertEquals(run.note, why);
+  const said = await h.until(() => h.line(/^job tick run \d+ ended error/), "the end's line");
+  assertMatch(
+    said,
+    /^job tick run \d+ ended error \(exit null\) after 0 ms, 0 bytes of output: could not start \/bin\/sh: Resource temporarily unavailable \(os error 11\)$/,
   );
 });
