@@ -18,7 +18,7 @@ Deno.test("daemon: a start says so where runs cannot start natively, and why", a
     await h.until(() => h.line(/starting on/), "the start");
     const missing = nativeSpawnMissing();
     if (missing === null) assertEquals(h.line(SAID), undefined);
-    else assert(h.line(SAID)?.endsWith(`: ${missing}`), h.line(SAID));
+    else assert(h.line(SAID)?.endsWith(`: ${missing.why}`), h.line(SAID));
   }
   forgoNativeSpawn();
   await using h = await DaemonHarness.create(await freshDatabase("sqlite"));
@@ -46,4 +46,37 @@ Deno.test("daemon: a run that could not start logs why, as its note says", async
     said,
     /^job tick run \d+ ended error \(exit null\) after 0 ms, 0 bytes of output: could not start \/bin\/sh: Resource temporarily unavailable \(os error 11\)$/,
   );
+});
+
+/** What `nativeSpawnMissing()` says with `free` descriptors left, and after they are back. */
+async function withNoFilesLeft(free: number): Promise<{ full: unknown; later: unknown }> {
+  const script = new URL(`./fixtures/no_files_left.ts?free=${free}`, import.meta.url);
+  const out = await new Deno.Command("prlimit", {
+    args: ["--nofile=256", Deno.execPath(), "run", "--allow-all", "--quiet", script.href],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert(out.success, `${text}${new TextDecoder().decode(out.stderr)}`);
+  return JSON.parse(text);
+}
+
+Deno.test("native spawn: no descriptor free at its start says so, with the limit to raise, and it is tried again", async () => {
+  const { full, later } = await withNoFilesLeft(0);
+  assertEquals(full, {
+    why:
+      "pidfd_open failed: Too many open files (os error 24): the service has as many files open as it may; raise its limit (LimitNOFILE= in the systemd unit, ulimit -n); tried again every 1 s",
+    forNow: true,
+  });
+  assertEquals(later, null, "the native spawn once files are free again");
+});
+
+Deno.test("native spawn: an epoll set it cannot make says why, with the limit to raise", async () => {
+  const { full, later } = await withNoFilesLeft(1);
+  assertEquals(full, {
+    why:
+      "could not make an epoll set: Too many open files (os error 24): the service has as many files open as it may; raise its limit (LimitNOFILE= in the systemd unit, ulimit -n); tried again every 1 s",
+    forNow: true,
+  });
+  assertEquals(later, null, "the native spawn once files are free again");
 });

@@ -477,9 +477,11 @@ class BootedDaemon implements Daemon {
     );
     const missing = nativeSpawnMissing();
     if (missing !== null) {
-      serviceLog.info(
-        "runs start through util-linux's setsid, which costs about a third more CPU a run than the native spawn: {why}",
-        { why: missing },
+      serviceLog[missing.forNow ? "warn" : "info"](
+        `runs start through util-linux's setsid${
+          missing.forNow ? " for now" : ""
+        }, which costs about a third more CPU a run than the native spawn: {why}`,
+        { why: missing.why },
       );
     }
     if (store.created || this.o.madeDatabase) {
