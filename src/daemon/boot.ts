@@ -93,6 +93,8 @@ export interface DaemonVitals extends ServiceState {
   takesShare: boolean;
   /** Jobs silent past their alert_after at the notifier's last look; null before it. */
   silentJobs: number | null;
+  /** False while the run guard could not start, or exited (run_guard.ts): runs would outlive a crash. */
+  runGuardRunning: boolean;
 }
 
 export interface Daemon {
@@ -371,6 +373,7 @@ class BootedDaemon implements Daemon {
       logRecordsDropped: this.sink.droppedTotal,
       takesShare: this.cluster.takesShare,
       silentJobs: this.notifier.silentJobs,
+      runGuardRunning: this.guard.running,
     };
   }
 
@@ -519,7 +522,7 @@ class BootedDaemon implements Daemon {
     await this.sink.close(deadline.left);
     this.pool?.close();
     // Runs that outlived even their SIGKILL are still listed: the guard kills their groups again.
-    await this.guard?.close();
+    await this.guard.close();
     this.health.close();
     const nowhere = this.recorder.backlog + this.recorder.droppedRecords;
     if (this.lost !== null && nowhere > 0) {

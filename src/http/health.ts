@@ -1,7 +1,7 @@
 /**
  * `/healthz`: the process answers (a liveness probe). `/readyz`: the node
- * can do its work: timetable loaded and database reachable (a readiness
- * probe). With the database away but the timetable loaded, the node is
+ * can do its work: timetable loaded, database reachable and the run guard
+ * running (a readiness probe). With the database away but the timetable loaded, the node is
  * `degraded`: it keeps firing from memory (or, a cluster node, holds its
  * fires), but the API cannot answer, so it says 503 and a load balancer
  * takes it out without restarting it.
@@ -19,12 +19,13 @@ export interface Check {
 export interface Readiness {
   database: Check;
   timetable: Check;
+  run_guard: Check;
 }
 
 export type ReadyState = "ready" | "degraded" | "not ready";
 
 export function readyState(r: Readiness): ReadyState {
-  if (r.database.ok && r.timetable.ok) return "ready";
+  if (r.database.ok && r.timetable.ok && r.run_guard.ok) return "ready";
   return r.timetable.ok ? "degraded" : "not ready";
 }
 
@@ -47,6 +48,11 @@ export function readinessOf(v: DaemonVitals): Readiness {
           } s off the database's while another live node's is in step (fix its time sync, NTP)`,
       }
       : { ok: false, detail: "not loaded: the service is starting or stopping" },
+    run_guard: v.runGuardRunning ? { ok: true, detail: "running" } : {
+      ok: false,
+      detail:
+        "not running (it could not start, or exited; the log says why): runs go on, but would outlive this service if it died; it is started again until it runs",
+    },
   };
 }
 
