@@ -1549,6 +1549,7 @@ Deno.test("readyz: with the database away, says whether this node keeps firing o
     polling: false,
     firing: true,
     databaseOnline: false,
+    databaseAway: "unreachable" as const,
     outageMs: 2000,
     currentOutageMs: 2000,
     logRecordsDropped: 0,
@@ -1566,6 +1567,34 @@ Deno.test("readyz: with the database away, says whether this node keeps firing o
   );
 });
 
+Deno.test("readyz: a claim unanswered is not called unreachable; once the ping answers, it says the database answers", () => {
+  const vitals = {
+    jobsLoaded: 3,
+    running: 0,
+    queued: 0,
+    appliedMarker: 1,
+    lastReload: null,
+    polling: false,
+    firing: true,
+    databaseOnline: false,
+    holdingReason: null,
+    outageMs: 2000,
+    currentOutageMs: 2000,
+    logRecordsDropped: 0,
+    takesShare: true,
+    silentJobs: 0,
+    runGuardRunning: true,
+  };
+  assertEquals(
+    readinessOf({ ...vitals, databaseAway: "unanswered" }).database.detail,
+    "a claim got no answer in time (a lock wait, overload, or the network); jobs keep firing from the timetable in memory",
+  );
+  assertEquals(
+    readinessOf({ ...vitals, databaseAway: "answers" }).database.detail,
+    "the database answers, but a claim got no answer in time (a lock wait, or overload); jobs keep firing from the timetable in memory",
+  );
+});
+
 Deno.test("readyz: a run guard that does not run makes the node degraded, and says so", () => {
   const vitals = {
     jobsLoaded: 3,
@@ -1576,6 +1605,7 @@ Deno.test("readyz: a run guard that does not run makes the node degraded, and sa
     polling: false,
     firing: true,
     databaseOnline: true,
+    databaseAway: null,
     holdingReason: null,
     outageMs: 0,
     currentOutageMs: 0,

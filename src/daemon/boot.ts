@@ -12,7 +12,7 @@ import type { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
 import { type Clock, Deadline, systemClock } from "./clock.ts";
 import { Cluster, type NodeIdentity } from "./cluster.ts";
-import { DbHealth } from "./db_health.ts";
+import { type DatabaseAway, DbHealth } from "./db_health.ts";
 import { Housekeeping } from "./housekeeping.ts";
 import { collectGarbage } from "./heap.ts";
 import { log, SINK_CATEGORY } from "./log.ts";
@@ -81,6 +81,8 @@ export interface DaemonVitals extends ServiceState {
   /** Jobs loaded and firing: false before the start and once a stop began. */
   firing: boolean;
   databaseOnline: boolean;
+  /** What is known of why the database is away; null while it answers. */
+  databaseAway: DatabaseAway | null;
   /** Why this node holds its fires while the database is away; null when it fires them anyway. */
   holdingReason: string | null;
   /** How long the database has been away since the start, the current outage included. */
@@ -367,6 +369,7 @@ class BootedDaemon implements Daemon {
       ...this.service.state,
       firing: this.started && this.deadline === null,
       databaseOnline: this.health.online,
+      databaseAway: this.health.away,
       holdingReason: this.cluster.holdingReason,
       outageMs: this.health.outageMs,
       currentOutageMs: this.health.currentOutageMs,

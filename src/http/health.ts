@@ -8,6 +8,7 @@
  */
 import { Hono } from "hono";
 import type { DaemonVitals } from "../daemon/boot.ts";
+import type { DatabaseAway } from "../daemon/db_health.ts";
 import { MAX_SKEW_MS } from "../domain/node.ts";
 
 export interface Check {
@@ -29,14 +30,23 @@ export function readyState(r: Readiness): ReadyState {
   return r.timetable.ok ? "degraded" : "not ready";
 }
 
+/** What is known of why the database is away, for `database.detail`. */
+const AWAY: Record<DatabaseAway, string> = {
+  unreachable: "unreachable",
+  unanswered: "a claim got no answer in time (a lock wait, overload, or the network)",
+  answers: "the database answers, but a claim got no answer in time (a lock wait, or overload)",
+};
+
 /** Ready: the timetable is loaded and firing, and the database answers. */
 export function readinessOf(v: DaemonVitals): Readiness {
   return {
     database: v.databaseOnline ? { ok: true, detail: "reachable" } : {
       ok: false,
-      detail: v.holdingReason === null
-        ? "unreachable; jobs keep firing from the timetable in memory"
-        : `unreachable; this node holds its fires until it is back (${v.holdingReason})`,
+      detail: `${AWAY[v.databaseAway ?? "unreachable"]}; ${
+        v.holdingReason === null
+          ? "jobs keep firing from the timetable in memory"
+          : `this node holds its fires until it is back (${v.holdingReason})`
+      }`,
     },
     timetable: v.firing
       ? {
