@@ -1496,7 +1496,9 @@ export class SqlStore implements Store {
       const at = account.lastIndexOf("@");
       const user = `'${account.slice(0, at)}'@'${account.slice(at + 1)}'`;
       cautions.push(
-        `user ${user} may hold ${allowed} connections at once (max_user_connections), and a service opens up to ${needed}: ${this.driver.connections} for its scheduler (db.pool_size, and 2 for claims) and as many for its HTTP API (http.listen); past the limit it keeps to the connections it has, its claims and statements waiting for one another; raise it (ALTER USER ${user} WITH MAX_USER_CONNECTIONS ${needed}) or lower db.pool_size`,
+        `user ${user} may hold ${allowed} connection${
+          allowed === 1 ? "" : "s"
+        } at once (max_user_connections), and a service opens up to ${needed}: ${this.driver.connections} for its scheduler (db.pool_size, and 2 for claims) and as many for its HTTP API (http.listen); past the limit it keeps to the connections it has, its claims and statements waiting for one another; raise it (ALTER USER ${user} WITH MAX_USER_CONNECTIONS ${needed}) or lower db.pool_size`,
       );
     }
     return cautions;
