@@ -55,6 +55,12 @@ export class DatabaseError extends RuntimeError {
        * outage, since the fix comes from outside.
        */
       turnedAway?: boolean;
+      /**
+       * No connection failed: a statement got no answer in time (a lock
+       * wait, overload, or the network). Unreachable for the service all
+       * the same, but not said to be.
+       */
+      unanswered?: boolean;
     },
   ) {
     super(message, options);
@@ -62,11 +68,13 @@ export class DatabaseError extends RuntimeError {
     this.unstorable = options?.unstorable ?? false;
     this.unreachable = !this.unstorable && (options?.unreachable ?? true);
     this.turnedAway = options?.turnedAway ?? false;
+    this.unanswered = options?.unanswered ?? false;
   }
 
   readonly unreachable: boolean;
   readonly unstorable: boolean;
   readonly turnedAway: boolean;
+  readonly unanswered: boolean;
 }
 
 /** True when the database refused a statement for the values it carries (see DatabaseError). */

@@ -11,10 +11,13 @@ import { type Backend, BACKENDS, freshDatabase, mysqlTest } from "./helpers.ts";
 import { DaemonHarness, describeRun, storeWith, T0, throughProxy } from "./daemon_harness.ts";
 import { proxyFor } from "./tcp_proxy.ts";
 import { renderMessage } from "../src/daemon/log_sink.ts";
+import { readinessOf } from "../src/http/health.ts";
 
 const at = (s: number) => T0 + s * 1000;
 const iso = (ms: number) => new Date(ms).toISOString();
 const UNREACHABLE = /^the database is unreachable/;
+/** An outage that began with a claim unanswered (queries that hang, a lock wait). */
+const UNANSWERED = /^the database did not answer in time \(no answer to a claim within 1000 ms: /;
 const BACK = /^the database is back after (\d+) s$/;
 
 const STILL = /^still unreachable \(.*\); next attempt in (\d+) s$/;
@@ -150,7 +153,7 @@ for (const backend of BACKENDS) {
       assertEquals(h.line(UNREACHABLE), undefined, "an outage after 750 ms");
       // The database counts as away once the claim has gone a second without an answer.
       await h.clock.set(at(1) + 1000);
-      await h.until(() => h.line(UNREACHABLE), "the outage to be logged");
+      await h.until(() => h.line(UNANSWERED), "the outage to be logged");
     } finally {
       release();
     }
@@ -160,6 +163,61 @@ for (const backend of BACKENDS) {
     await h.until(() => h.line(BACK), "the database to be back");
     const row = await h.run("daily", at(1), "success");
     assertEquals([row.started_at, row.note], [at(1) + 750, null]);
+  });
+
+  Deno.test(`daemon[${backend}]: a claim held up (a lock wait) is not called unreachable, and once the ping answers, the database is said to answer`, async () => {
+    // jm_runs locked (another session's SELECT … FOR UPDATE): its reads and writes wait, a ping does not.
+    const db = await freshDatabase(backend);
+    const lock = Promise.withResolvers<void>();
+    const waits =
+      <A extends unknown[], R>(method: (...args: A) => Promise<R>) => async (...args: A) => {
+        await lock.promise;
+        return await method(...args);
+      };
+    await using h = await DaemonHarness.create(db, {
+      store: storeWith(db, {
+        claimRuns: (target) => waits(target.claimRuns.bind(target)),
+        runStatuses: (target) => waits(target.runStatuses.bind(target)),
+        updateRun: (target) => waits(target.updateRun.bind(target)),
+        updateRuns: (target) => waits(target.updateRuns.bind(target)),
+      }),
+    });
+    await h.job("tick", { schedule: { second: "*" } });
+    h.runner.endAll();
+    await h.start();
+    const release = () => lock.resolve();
+    const detail = () => readinessOf(h.daemon.vitals).database.detail;
+    try {
+      await h.clock.set(at(1));
+      // The claim gives up for the fire's grace; a second after it began, it counts as an outage.
+      await h.clock.set(at(1) + 750);
+      await h.started("tick", at(1));
+      await h.clock.set(at(1) + 1000);
+      const said = await h.until(() => h.line(/^the database did not answer/), "the outage");
+      assertEquals(
+        said,
+        "the database did not answer in time (no answer to a claim within 1000 ms: a lock wait, overload, or the network); jobs keep firing from the current timetable and their run records wait in memory",
+      );
+      assertEquals(h.line(UNREACHABLE), undefined, "a claim unanswered called unreachable");
+      assertEquals(
+        detail(),
+        "a claim got no answer in time (a lock wait, overload, or the network); jobs keep firing from the timetable in memory",
+      );
+      // The fire at 2 s waits in memory. The probe's ping is answered; writing that fire waits
+      // as the first claim did.
+      await h.started("tick", at(2));
+      await h.clock.set(at(3));
+      await h.until(() => h.daemon.vitals.databaseAway === "answers", "the ping to be answered");
+      assertEquals(
+        detail(),
+        "the database answers, but a claim got no answer in time (a lock wait, or overload); jobs keep firing from the timetable in memory",
+      );
+    } finally {
+      release();
+    }
+    await h.until(() => h.line(BACK), "the database to be back");
+    assertEquals(detail(), "reachable");
+    await recorded(h, [1, 2]);
   });
 
   Deno.test(`daemon[${backend}]: a claim answered late, within a second, starts its fire in time and is no outage`, async () => {
@@ -208,7 +266,7 @@ mysqlTest(
     assertEquals([late.startedAt, late.spec.env.JM_RUN_ID], [at(2) + 750, ""]);
     // The outage begins once the claim has gone a second without an answer.
     await h.clock.set(at(3));
-    await h.until(() => h.line(UNREACHABLE), "the outage to be logged");
+    await h.until(() => h.line(UNANSWERED), "the outage to be logged");
     const next = await h.started("tick", at(3));
     late.finish();
     next.finish();
@@ -219,7 +277,7 @@ mysqlTest(
     await h.until(() => h.line(BACK), "the database to be back");
     await recorded(h, [1, 2, 3, 4]);
     assertEquals((await h.run("tick", at(2), "success")).started_at, at(2) + 750);
-    assertEquals([h.count(UNREACHABLE), h.count(BACK)], [1, 1], h.lines.join("\n"));
+    assertEquals([h.count(UNANSWERED), h.count(BACK)], [1, 1], h.lines.join("\n"));
   },
 );
 

@@ -17,7 +17,7 @@ import {
 } from "./helpers.ts";
 import { defaultSettings } from "../src/config/config.ts";
 import { Metrics } from "../src/http/metrics.ts";
-import { readinessOf } from "../src/http/health.ts";
+import { readinessOf, readyState } from "../src/http/health.ts";
 import { OPENAPI } from "../src/http/openapi.ts";
 import { startHttpServer } from "../src/http/server.ts";
 import { openStore } from "../src/store/open.ts";
@@ -1362,6 +1362,7 @@ Deno.test("api: an unreachable database answers 503 with the CLI's message (stat
         Promise.resolve({
           database: { ok: false, detail: "down" },
           timetable: { ok: true, detail: "loaded" },
+          run_guard: { ok: true, detail: "running" },
         }),
       redact: (t) => t,
     },
@@ -1548,11 +1549,13 @@ Deno.test("readyz: with the database away, says whether this node keeps firing o
     polling: false,
     firing: true,
     databaseOnline: false,
+    databaseAway: "unreachable" as const,
     outageMs: 2000,
     currentOutageMs: 2000,
     logRecordsDropped: 0,
     takesShare: true,
     silentJobs: 0,
+    runGuardRunning: true,
   };
   assertEquals(
     readinessOf({ ...vitals, holdingReason: null }).database.detail,
@@ -1562,6 +1565,61 @@ Deno.test("readyz: with the database away, says whether this node keeps firing o
     readinessOf({ ...vitals, holdingReason: "cluster.on_database_outage is hold" }).database.detail,
     "unreachable; this node holds its fires until it is back (cluster.on_database_outage is hold)",
   );
+});
+
+Deno.test("readyz: a claim unanswered is not called unreachable; once the ping answers, it says the database answers", () => {
+  const vitals = {
+    jobsLoaded: 3,
+    running: 0,
+    queued: 0,
+    appliedMarker: 1,
+    lastReload: null,
+    polling: false,
+    firing: true,
+    databaseOnline: false,
+    holdingReason: null,
+    outageMs: 2000,
+    currentOutageMs: 2000,
+    logRecordsDropped: 0,
+    takesShare: true,
+    silentJobs: 0,
+    runGuardRunning: true,
+  };
+  assertEquals(
+    readinessOf({ ...vitals, databaseAway: "unanswered" }).database.detail,
+    "a claim got no answer in time (a lock wait, overload, or the network); jobs keep firing from the timetable in memory",
+  );
+  assertEquals(
+    readinessOf({ ...vitals, databaseAway: "answers" }).database.detail,
+    "the database answers, but a claim got no answer in time (a lock wait, or overload); jobs keep firing from the timetable in memory",
+  );
+});
+
+Deno.test("readyz: a run guard that does not run makes the node degraded, and says so", () => {
+  const vitals = {
+    jobsLoaded: 3,
+    running: 0,
+    queued: 0,
+    appliedMarker: 1,
+    lastReload: null,
+    polling: false,
+    firing: true,
+    databaseOnline: true,
+    databaseAway: null,
+    holdingReason: null,
+    outageMs: 0,
+    currentOutageMs: 0,
+    logRecordsDropped: 0,
+    takesShare: true,
+    silentJobs: 0,
+  };
+  const down = readinessOf({ ...vitals, runGuardRunning: false });
+  assertEquals(readyState(down), "degraded");
+  assertEquals(
+    down.run_guard.detail,
+    "not running (it could not start, or exited; the log says why): runs go on, but would outlive this service if it died; it is started again until it runs",
+  );
+  assertEquals(readyState(readinessOf({ ...vitals, runGuardRunning: true })), "ready");
 });
 
 Deno.test("api: without tokens, only loopback names and same-origin writes", async () => {

@@ -46,7 +46,8 @@ function pingReadiness(store: Store): () => Promise<Readiness> {
       () => ({ ok: true, detail: "reachable" }),
       (error) => ({ ok: false, detail: `unreachable: ${(error as Error).message}` }),
     );
-    return { database, timetable: { ok: true, detail: "no daemon in this test" } };
+    const none = { ok: true, detail: "no daemon in this test" };
+    return { database, timetable: none, run_guard: none };
   };
 }
 

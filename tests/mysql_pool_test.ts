@@ -4,9 +4,16 @@
  * second, and opens new ones as they are needed; a connection the server
  * closed after an error is not given back to it.
  */
-import { assertEquals, assertRejects } from "./assert.ts";
-import { freshDatabase, mysqlConnection, mysqlTest, waitFor } from "./helpers.ts";
+import { assertEquals, assertMatch, assertRejects } from "./assert.ts";
+import {
+  freshDatabase,
+  mysqlConnection,
+  mysqlTest,
+  type TestDatabase,
+  waitFor,
+} from "./helpers.ts";
 import { MysqlDriver } from "../src/store/mysql.ts";
+import { SqlStore } from "../src/store/sql_store.ts";
 import { DatabaseError } from "../src/errors.ts";
 
 mysqlTest(
@@ -118,6 +125,90 @@ mysqlTest(
       for (const id of await running()) await other.query(`KILL QUERY ${Number(id)}`);
       await driver.close();
       await other.end();
+    }
+  },
+);
+
+/** A user of `db` allowed `limit` connections at once, dropped after `fn`. */
+async function withLimitedUser(
+  db: TestDatabase,
+  limit: number,
+  fn: (user: string) => Promise<void>,
+): Promise<void> {
+  if (db.target.kind !== "mysql") throw new Error("a MySQL test got another backend");
+  const user = `jm_lim_${crypto.randomUUID().slice(0, 8)}`;
+  const admin = await mysqlConnection(db);
+  try {
+    await admin.query(`CREATE USER '${user}'@'%' WITH MAX_USER_CONNECTIONS ${limit}`);
+    await admin.query(`GRANT ALL ON \`${db.target.database}\`.* TO '${user}'@'%'`);
+    await fn(user);
+  } finally {
+    await admin.query(`DROP USER IF EXISTS '${user}'@'%'`);
+    await admin.end();
+  }
+}
+
+mysqlTest(
+  "mysql: a user allowed one connection: statements wait for the one the pool has, batches run on it",
+  async () => {
+    await using db = await freshDatabase("mysql");
+    if (db.target.kind !== "mysql") throw new Error("a MySQL test got another backend");
+    const target = db.target;
+    await withLimitedUser(db, 1, async (user) => {
+      const driver = new MysqlDriver({ ...target, user, password: "", poolSize: 4 });
+      try {
+        // A batch first: its own connection takes the one slot, the pool has none.
+        await driver.batch([{ sql: "SELECT 1 AS one", params: [] }]);
+        // The pool is refused once, naming what the service needs; the idle batch
+        // connection goes for good, and the pool gets the slot from then on.
+        const refused = await driver.all("SELECT 1").then(() => null, (e: Error) => e.message);
+        assertMatch(
+          refused ?? "answered",
+          /refused user 'jm_lim_\w+' a connection: it may hold 1 at once \(max_user_connections\), and each side of a service \(the scheduler, the HTTP API\) opens up to 6 \(db\.pool_size 4, and 2 for claims\); raise it \(ALTER USER 'jm_lim_\w+'@'<its host>' WITH MAX_USER_CONNECTIONS 12\), or lower db\.pool_size; meanwhile the service keeps to the connections it has$/,
+        );
+        await waitFor(() => driver.all("SELECT 1").then(() => true, () => null), {
+          timeoutMs: 10_000,
+          what: "the pool to get the slot the batch connection held",
+        });
+        // Eight at once, and batches among them: each waits for the one connection, none fails.
+        const results = await Promise.allSettled([
+          ...Array.from({ length: 8 }, (_, i) => driver.all("SELECT SLEEP(0.02), ? AS i", [i])),
+          driver.batch([{ sql: "SELECT 2 AS two", params: [] }]),
+        ]);
+        assertEquals(
+          results.filter((r) => r.status === "rejected").map((r) =>
+            String((r as PromiseRejectedResult).reason)
+          ),
+          [],
+        );
+      } finally {
+        await driver.close();
+      }
+    });
+  },
+);
+
+mysqlTest(
+  "mysql: a user allowed fewer connections than a service opens is a caution at the start, with what to change",
+  async () => {
+    await using db = await freshDatabase("mysql");
+    if (db.target.kind !== "mysql") throw new Error("a MySQL test got another backend");
+    const target = db.target;
+    await withLimitedUser(db, 3, async (user) => {
+      const store = new SqlStore(new MysqlDriver({ ...target, user, password: "", poolSize: 4 }));
+      try {
+        assertEquals(await store.serverCautions(), [
+          `user '${user}'@'%' may hold 3 connections at once (max_user_connections), and a service opens up to 12: 6 for its scheduler (db.pool_size, and 2 for claims) and as many for its HTTP API (http.listen); past the limit it keeps to the connections it has, its claims and statements waiting for one another; raise it (ALTER USER '${user}'@'%' WITH MAX_USER_CONNECTIONS 12) or lower db.pool_size`,
+        ]);
+      } finally {
+        await store.close();
+      }
+    });
+    const root = new SqlStore(new MysqlDriver(target));
+    try {
+      assertEquals(await root.serverCautions(), [], "a user without a limit");
+    } finally {
+      await root.close();
     }
   },
 );

@@ -3,7 +3,7 @@
  * it ends the groups and the marked processes still listed, and only
  * those. Real processes, each in a session of its own as a run's shell.
  */
-import { assertEquals, assertStringIncludes } from "./assert.ts";
+import { assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { RunGuard } from "../src/daemon/run_guard.ts";
 import { MARKER_VARIABLE } from "../src/daemon/processes.ts";
 import { captureLogs, detachedSleep as sleeper, waitFor } from "./helpers.ts";
@@ -42,7 +42,7 @@ async function end(child: Deno.ChildProcess): Promise<void> {
 }
 
 Deno.test("run guard: at its end it kills what carries a watched marker, in no listed group; not an unwatched one", async () => {
-  const guard = RunGuard.start()!;
+  const guard = RunGuard.start();
   const [watched, unwatched] = [crypto.randomUUID(), crypto.randomUUID()];
   const carrying = sleeper({ [MARKER_VARIABLE]: watched });
   const done = sleeper({ [MARKER_VARIABLE]: unwatched });
@@ -67,7 +67,7 @@ Deno.test("run guard: at its end it kills what carries a watched marker, in no l
 });
 
 Deno.test("run guard: at its end it kills the groups still listed, not those removed", async () => {
-  const guard = RunGuard.start()!;
+  const guard = RunGuard.start();
   const listed = sleeper({});
   const removed = sleeper({});
   try {
@@ -85,7 +85,7 @@ Deno.test("run guard: at its end it kills the groups still listed, not those rem
 
 Deno.test("run guard: 600 runs listed and ended in any order, then one left: it is killed, promptly", async () => {
   // With 600 runs at once (max_workers 600), each line costs the guard a loop over the list, not its square.
-  const guard = RunGuard.start()!;
+  const guard = RunGuard.start();
   const marker = crypto.randomUUID();
   const left = sleeper({ [MARKER_VARIABLE]: marker });
   try {
@@ -111,7 +111,7 @@ Deno.test("run guard: 600 runs listed and ended in any order, then one left: it 
 });
 
 Deno.test("run guard: a signal that would end the service (INT, TERM, HUP) leaves it listening", async () => {
-  const guard = RunGuard.start()!;
+  const guard = RunGuard.start();
   const listed = sleeper({});
   try {
     guard.add(listed.pid);
@@ -126,7 +126,7 @@ Deno.test("run guard: a signal that would end the service (INT, TERM, HUP) leave
 
 Deno.test("run guard: thousands of markers and groups left, most of them gone: the live ones are killed", async () => {
   // More than one shell argument holds (128 KiB), were they one command line.
-  const guard = RunGuard.start()!;
+  const guard = RunGuard.start();
   const marker = crypto.randomUUID();
   const marked = sleeper({ [MARKER_VARIABLE]: marker });
   const grouped = sleeper({});
@@ -143,14 +143,64 @@ Deno.test("run guard: thousands of markers and groups left, most of them gone: t
   }
 });
 
-Deno.test("run guard: one that exits before its service closes it says so", async () => {
-  await using log = await captureLogs("error");
-  const guard = RunGuard.start()!;
-  Deno.kill(await guardPid(guard), "SIGKILL");
-  const said = await waitFor(
-    () => log.messages().find((m) => m.startsWith("the run guard exited")),
-    { timeoutMs: 10_000, what: "the guard's exit to be logged" },
-  );
-  assertStringIncludes(said, "is awk installed?");
-  await guard.close();
+Deno.test("run guard: one that exits before its service closes it says so, and is started again, told the runs going", async () => {
+  await using log = await captureLogs("info");
+  const guard = RunGuard.start();
+  const listed = sleeper({});
+  try {
+    guard.add(listed.pid);
+    const first = await guardPid(guard);
+    Deno.kill(first, "SIGKILL");
+    const said = await waitFor(
+      () => log.messages().find((m) => m.startsWith("the run guard exited")),
+      { timeoutMs: 10_000, what: "the guard's exit to be logged" },
+    );
+    assertStringIncludes(said, "is awk installed?");
+    await waitFor(() => guard.running && guard.pid !== first, {
+      timeoutMs: 10_000,
+      what: `the guard to be started again (${log.messages().join("; ")})`,
+    });
+    assertEquals(
+      log.messages().at(-1),
+      "the run guard runs again: told of 1 groups and 0 markers",
+    );
+    await guard.close();
+    assertEquals((await ending(listed, "the listed group")).signal, "SIGKILL");
+  } finally {
+    await end(listed);
+  }
+});
+
+Deno.test("run guard: one that cannot start says why, is started again until it runs, then told the runs going", async () => {
+  await using log = await captureLogs("info");
+  const dir = await Deno.makeTempDir();
+  // No shell there yet: its start fails, as with a full process table (EAGAIN).
+  const shell = `${dir}/sh`;
+  const guard = RunGuard.start({ shell });
+  const marker = crypto.randomUUID();
+  const marked = sleeper({ [MARKER_VARIABLE]: marker });
+  const listed = sleeper({});
+  try {
+    assertEquals(guard.running, false, "a guard whose shell is missing");
+    assertMatch(
+      log.leveled().join("\n"),
+      /^error: the run guard could not start .*\/sh: .*: the runs are not ended if this service dies until it runs; started again in 1 s, then up to every 60 s$/,
+    );
+    guard.add(listed.pid);
+    guard.watch(marker);
+    await Deno.symlink("/bin/sh", shell);
+    await guardPid(guard);
+    assertEquals(log.messages().at(-1), "the run guard runs again: told of 1 groups and 1 markers");
+    assertEquals(
+      log.leveled().filter((m) => m.startsWith("error")).length,
+      1,
+      log.leveled().join("\n"),
+    );
+    await guard.close();
+    assertEquals((await ending(listed, "the listed group")).signal, "SIGKILL");
+    assertEquals((await ending(marked, "the marked process")).signal, "SIGKILL");
+  } finally {
+    for (const child of [listed, marked]) await end(child);
+    await Deno.remove(dir, { recursive: true });
+  }
 });

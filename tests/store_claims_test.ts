@@ -31,6 +31,7 @@ function forwarding(real: Driver): Driver {
     profile: real.profile,
     description: real.description,
     created: real.created,
+    connections: real.connections,
     all: (sql, params) => real.all(sql, params),
     map: (sql, params, fn) => real.map(sql, params, fn),
     mapValues: (sql, params, fn) => real.mapValues(sql, params, fn),

@@ -307,8 +307,11 @@ export class ActiveRuns {
       : { ...finishedRecord(result, run.note), status: "cancelled" as const, note: cancelled };
     // Logged as recorded; a cancel someone asked for is no trouble.
     const level = record.status === "success" || record.status === "cancelled" ? "info" : "warn";
+    // An error's why, from its note: during an outage the log is all there is of it.
     runnerLog[level](
-      "job {job} run {run} ended {status} (exit {exit}) after {ms} ms, {bytes} bytes of output",
+      `job {job} run {run} ended {status} (exit {exit}) after {ms} ms, {bytes} bytes of output${
+        record.status === "error" ? ": {note}" : ""
+      }`,
       {
         job: run.job.id,
         run: runId,
@@ -316,6 +319,7 @@ export class ActiveRuns {
         exit: result.exitCode ?? result.signal,
         ms: result.finishedAt - result.startedAt,
         bytes: result.outputBytes,
+        note: record.note,
       },
     );
     const recorded = this.o.recorder.update(runId, record);

@@ -12,7 +12,7 @@ import type { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
 import { type Clock, Deadline, systemClock } from "./clock.ts";
 import { Cluster, type NodeIdentity } from "./cluster.ts";
-import { DbHealth } from "./db_health.ts";
+import { type DatabaseAway, DbHealth } from "./db_health.ts";
 import { Housekeeping } from "./housekeeping.ts";
 import { collectGarbage } from "./heap.ts";
 import { log, SINK_CATEGORY } from "./log.ts";
@@ -81,6 +81,8 @@ export interface DaemonVitals extends ServiceState {
   /** Jobs loaded and firing: false before the start and once a stop began. */
   firing: boolean;
   databaseOnline: boolean;
+  /** What is known of why the database is away; null while it answers. */
+  databaseAway: DatabaseAway | null;
   /** Why this node holds its fires while the database is away; null when it fires them anyway. */
   holdingReason: string | null;
   /** How long the database has been away since the start, the current outage included. */
@@ -93,6 +95,8 @@ export interface DaemonVitals extends ServiceState {
   takesShare: boolean;
   /** Jobs silent past their alert_after at the notifier's last look; null before it. */
   silentJobs: number | null;
+  /** False while the run guard could not start, or exited (run_guard.ts): runs would outlive a crash. */
+  runGuardRunning: boolean;
 }
 
 export interface Daemon {
@@ -367,12 +371,14 @@ class BootedDaemon implements Daemon {
       ...this.service.state,
       firing: this.started && this.deadline === null,
       databaseOnline: this.health.online,
+      databaseAway: this.health.away,
       holdingReason: this.cluster.holdingReason,
       outageMs: this.health.outageMs,
       currentOutageMs: this.health.currentOutageMs,
       logRecordsDropped: this.sink.droppedTotal,
       takesShare: this.cluster.takesShare,
       silentJobs: this.notifier.silentJobs,
+      runGuardRunning: this.guard.running,
     };
   }
 
@@ -479,9 +485,11 @@ class BootedDaemon implements Daemon {
     );
     const missing = nativeSpawnMissing();
     if (missing !== null) {
-      serviceLog.info(
-        "runs start through util-linux's setsid, which costs about a third more CPU a run than the native spawn: {why}",
-        { why: missing },
+      serviceLog[missing.forNow ? "warn" : "info"](
+        `runs start through util-linux's setsid${
+          missing.forNow ? " for now" : ""
+        }, which costs about a third more CPU a run than the native spawn: {why}`,
+        { why: missing.why },
       );
     }
     if (store.created || this.o.madeDatabase) {
@@ -519,7 +527,7 @@ class BootedDaemon implements Daemon {
     await this.sink.close(deadline.left);
     this.pool?.close();
     // Runs that outlived even their SIGKILL are still listed: the guard kills their groups again.
-    await this.guard?.close();
+    await this.guard.close();
     this.health.close();
     const nowhere = this.recorder.backlog + this.recorder.droppedRecords;
     if (this.lost !== null && nowhere > 0) {

@@ -6,7 +6,7 @@
  * (`ping`, backing off from 1 s to 30 s) brings it back online, which is
  * logged once too.
  */
-import { errorMessage, isUnreachable } from "../errors.ts";
+import { DatabaseError, errorMessage, isUnreachable } from "../errors.ts";
 import type { Store } from "../store/store.ts";
 import type { Clock } from "./clock.ts";
 import { log } from "./log.ts";
@@ -15,6 +15,15 @@ import { log } from "./log.ts";
 export const MAX_RECONNECT_WAIT_MS = 30_000;
 /** 1 s, 2 s, 4 s … up to 30 s between reconnection attempts. */
 export const backoff = (attempt: number) => Math.min(MAX_RECONNECT_WAIT_MS, 1000 * 2 ** attempt);
+
+/**
+ * Why the database counts as away: a connection failed (`unreachable`);
+ * a statement got no answer in time and nothing more is known
+ * (`unanswered`: a lock wait, overload, the network); or the probe's ping
+ * is answered since, but what waited is not yet written (`answers`: a
+ * lock wait, or overload).
+ */
+export type DatabaseAway = "unreachable" | "unanswered" | "answers";
 
 /** Work that must succeed before the database counts as back (writing what waited). */
 export type Recovery = () => Promise<void>;
@@ -39,6 +48,8 @@ export class DbHealth {
   private readonly closing = new AbortController();
   /** Refusals logged since a write last went through: their repeats are not news. */
   private readonly refusals = new Set<string>();
+  /** Why the database is away (see `away`); null while online. */
+  private awayAs: DatabaseAway | null = null;
 
   constructor(
     private readonly store: Pick<Store, "ping">,
@@ -50,6 +61,11 @@ export class DbHealth {
   /** False while the database is known to be away. */
   get online(): boolean {
     return this.downSince === null;
+  }
+
+  /** What is known of why it is away; null while online. */
+  get away(): DatabaseAway | null {
+    return this.awayAs;
   }
 
   /** How long the database has been away since this object was made, the current outage included. */
@@ -117,17 +133,24 @@ export class DbHealth {
       return;
     }
     if (this.closing.signal.aborted) return;
+    const unanswered = error instanceof DatabaseError && error.unanswered;
+    // A connection that failed says more than a statement unanswered.
+    if (!unanswered) this.awayAs = "unreachable";
     if (this.downSince === null) {
       this.downSince = this.clock.now();
+      this.awayAs = unanswered ? "unanswered" : "unreachable";
+      const away = unanswered
+        ? "the database did not answer in time ({error}: a lock wait, overload, or the network)"
+        : "the database is unreachable ({error})";
       const reason = this.holdingReason();
       if (reason === null) {
         storeLog.error(
-          "the database is unreachable ({error}); jobs keep firing from the current timetable and their run records wait in memory",
+          `${away}; jobs keep firing from the current timetable and their run records wait in memory`,
           { error: errorMessage(error) },
         );
       } else {
         storeLog.error(
-          "the database is unreachable ({error}); this node holds its fires until it is back ({reason}), then runs them late within misfire_grace_time or records them missed",
+          `${away}; this node holds its fires until it is back ({reason}), then runs them late within misfire_grace_time or records them missed`,
           { error: errorMessage(error), reason },
         );
       }
@@ -159,7 +182,13 @@ export class DbHealth {
       await this.clock.sleep(this.retryDelayMs(attempt), this.closing.signal);
       if (this.closing.signal.aborted) return;
       try {
-        await this.store.ping();
+        await this.store.ping().then(
+          () => this.awayAs = "answers",
+          (error) => {
+            if (isUnreachable(error)) this.awayAs = "unreachable";
+            throw error;
+          },
+        );
         for (const recovery of this.recoveries) await recovery();
       } catch (error) {
         if (isUnreachable(error)) {
@@ -181,6 +210,7 @@ export class DbHealth {
       this.recent.push({ from: this.downSince ?? this.clock.now(), to: this.clock.now() });
       if (this.recent.length > RECENT_OUTAGES_KEPT) this.recent.shift();
       this.downSince = null;
+      this.awayAs = null;
       this.pastOutagesMs += downFor;
       storeLog.info("the database is back after {seconds} s", {
         seconds: Math.round(downFor / 1000),

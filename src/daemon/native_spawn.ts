@@ -10,7 +10,8 @@
  *
  * Where this cannot work (not glibc ≥ 2.29, no pidfd_open before Linux
  * 5.3, FFI refused), `nativeSpawner()` is null and runner.ts spawns with
- * `Deno.Command`.
+ * `Deno.Command`; where it cannot for now (no descriptor free), it is
+ * tried again a while later.
  */
 import type { HeadTailCapture } from "./capture.ts";
 
@@ -65,6 +66,11 @@ const EPOLL_CTL_DEL = 2;
 const EPOLLIN = 0x001;
 const EAGAIN = 11;
 const EINTR = 4;
+/** Too many files open: this process's limit (RLIMIT_NOFILE), the system's. */
+const EMFILE = 24;
+const ENFILE = 23;
+/** How long the native spawn waits to be tried again after a start refused for want of descriptors. */
+const RETRY_AFTER_MS = 1000;
 const WNOHANG = 1;
 /** `struct epoll_event` is packed on x86-64 only. */
 const EVENT_SIZE = Deno.build.arch === "x86_64" ? 12 : 16;
@@ -155,16 +161,22 @@ export interface NativeSpawner {
 let spawner: NativeSpawner | null | undefined;
 /** Why this thread's spawner is null. */
 let unavailable = "";
+/** When a spawner refused for now (no descriptor free) is tried again; null: never. */
+let retryAt: number | null = null;
 
-/** This thread's spawner; null where the native spawn cannot work here. */
+/** This thread's spawner; null where the native spawn cannot work here, or not for now. */
 export function nativeSpawner(): NativeSpawner | null {
+  if (spawner === null && retryAt !== null && Date.now() >= retryAt) spawner = undefined;
   if (spawner === undefined) spawner = openSpawner();
   return spawner;
 }
 
-/** Why the native spawn cannot work here; null where it can. */
-export function nativeSpawnMissing(): string | null {
-  return nativeSpawner() === null ? unavailable : null;
+/**
+ * Why the native spawn cannot work here, and whether only for now (it is
+ * tried again); null where it can.
+ */
+export function nativeSpawnMissing(): { why: string; forNow: boolean } | null {
+  return nativeSpawner() === null ? { why: unavailable, forNow: retryAt !== null } : null;
 }
 
 /**
@@ -198,9 +210,41 @@ export async function closeNativeSpawn(): Promise<void> {
 export function forgoNativeSpawn(): void {
   spawner = null;
   unavailable = "forgone";
+  retryAt = null;
+}
+
+/** Raised where a descriptor could not be made: `errno`, for the caller to tell "for now" from "never". */
+class SystemError extends Error {
+  constructor(message: string, readonly errno: number) {
+    super(message);
+  }
+}
+
+function errnoOf(libc: Libc): number {
+  return new Deno.UnsafePointerView(libc.__errno_location()!).getInt32();
+}
+
+function describeErrno(libc: Libc, errno: number): string {
+  const text = libc.strerror(errno);
+  return `${
+    text === null ? `error ${errno}` : Deno.UnsafePointerView.getCString(text)
+  } (os error ${errno})${
+    errno === EMFILE || errno === ENFILE
+      ? `: ${
+        errno === EMFILE
+          ? "the service has as many files open as it may"
+          : "the system has as many files open as it may"
+      }; raise ${
+        errno === EMFILE
+          ? "its limit (LimitNOFILE= in the systemd unit, ulimit -n)"
+          : "fs.file-max (sysctl)"
+      }`
+      : ""
+  }`;
 }
 
 function openSpawner(): NativeSpawner | null {
+  retryAt = null;
   if (Deno.build.os !== "linux") {
     unavailable = `not Linux but ${Deno.build.os}`;
     return null;
@@ -213,13 +257,30 @@ function openSpawner(): NativeSpawner | null {
     unavailable = `glibc 2.29 or later is needed: ${(error as Error).message}`;
     return null;
   }
-  const self = Number(libc.syscall(SYS_PIDFD_OPEN, BigInt(Deno.pid), 0n));
-  if (self < 0) {
-    unavailable = "pidfd_open failed: Linux 5.3 or later is needed, without a filter refusing it";
+  try {
+    const self = Number(libc.syscall(SYS_PIDFD_OPEN, BigInt(Deno.pid), 0n));
+    if (self < 0) {
+      const errno = errnoOf(libc);
+      throw new SystemError(
+        `pidfd_open failed: ${describeErrno(libc, errno)}${
+          errno === EMFILE || errno === ENFILE
+            ? ""
+            : "; Linux 5.3 or later is needed, without a filter refusing it"
+        }`,
+        errno,
+      );
+    }
+    libc.close(self);
+    return new Spawner(libc, closeFrom());
+  } catch (error) {
+    if (!(error instanceof SystemError)) throw error;
+    unavailable = error.message;
+    if (error.errno === EMFILE || error.errno === ENFILE) {
+      retryAt = Date.now() + RETRY_AFTER_MS;
+      unavailable += `; tried again every ${RETRY_AFTER_MS / 1000} s`;
+    }
     return null;
   }
-  libc.close(self);
-  return new Spawner(libc, closeFrom());
 }
 
 /**
@@ -392,14 +453,11 @@ class Spawner implements NativeSpawner {
   }
 
   private errno(): number {
-    return new Deno.UnsafePointerView(this.libc.__errno_location()!).getInt32();
+    return errnoOf(this.libc);
   }
 
   private error(errno: number): string {
-    const text = this.libc.strerror(errno);
-    return `${
-      text === null ? `error ${errno}` : Deno.UnsafePointerView.getCString(text)
-    } (os error ${errno})`;
+    return describeErrno(this.libc, errno);
   }
 }
 
@@ -565,8 +623,13 @@ class Poller {
 
   constructor(private readonly libc: Libc) {
     this.epoll = libc.epoll_create1(O_CLOEXEC);
-    this.wake = libc.eventfd(0, O_CLOEXEC | O_NONBLOCK);
-    if (this.epoll < 0 || this.wake < 0) throw new Error("could not make an epoll set");
+    const epollErrno = errnoOf(libc);
+    this.wake = this.epoll < 0 ? -1 : libc.eventfd(0, O_CLOEXEC | O_NONBLOCK);
+    if (this.wake < 0) {
+      const errno = this.epoll < 0 ? epollErrno : errnoOf(libc);
+      if (this.epoll >= 0) libc.close(this.epoll);
+      throw new SystemError(`could not make an epoll set: ${describeErrno(libc, errno)}`, errno);
+    }
     this.control(EPOLL_CTL_ADD, this.wake);
   }
 

@@ -357,7 +357,9 @@ export class RunRecorder {
       this.health.failed(outcome.error);
       return { attempt, outcome, error: outcome.error };
     }
-    const error = new DatabaseError(`no answer to a claim within ${limit} ms`);
+    const error = new DatabaseError(`no answer to a claim within ${limit} ms`, {
+      unanswered: true,
+    });
     if (ms >= limit) {
       this.health.failed(error);
       return { attempt, outcome, error };

@@ -53,28 +53,55 @@ END {
 const SCRIPT = `trap '' INT TERM HUP
 exec awk '${PROGRAM}'`;
 
+/** The longest wait between two starts of a guard that could not start, or exited. */
+const MAX_RETRY_MS = 60_000;
+
+export interface RunGuardOptions {
+  /** The shell that runs it: /bin/sh, unless a test gives one that cannot start. */
+  shell?: string;
+}
+
 export class RunGuard {
-  private readonly writer: WritableStreamDefaultWriter<Uint8Array>;
+  private child: Deno.ChildProcess | null = null;
+  private writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
   private readonly encoder = new TextEncoder();
   private writing: Promise<void> = Promise.resolve();
   private lines = "";
   private closing = false;
+  /**
+   * What it was told and not untold: a guard started again (it could not
+   * start, or exited) is told it all, so no run goes unguarded for long.
+   */
+  private readonly groups = new Set<number>();
+  private readonly markers = new Set<string>();
+  /** Starts failed in a row (or guards that exited within MAX_RETRY_MS); 0 once one runs. */
+  private failures = 0;
+  private startedAt = 0;
+  private retry: ReturnType<typeof setTimeout> | null = null;
 
-  private constructor(private readonly child: Deno.ChildProcess) {
-    this.writer = child.stdin.getWriter();
-    child.status.then((status) => {
-      if (this.closing) return;
-      runnerLog.error(
-        "the run guard exited ({code}): the runs are no longer ended if this service dies; is awk installed? Restart the service once it is",
-        { code: status.code },
-      );
-    });
+  private constructor(private readonly shell: string) {}
+
+  /**
+   * Start the guard. Where its shell cannot start (a full process table,
+   * no descriptor free), or when it exits, that is logged, and it is
+   * started again, 1 s later, then up to every minute, until it runs.
+   */
+  static start(options: RunGuardOptions = {}): RunGuard {
+    const guard = new RunGuard(options.shell ?? "/bin/sh");
+    guard.spawn();
+    return guard;
   }
 
-  /** Start the guard; null where no shell can be started (the runs then have no guard). */
-  static start(): RunGuard | null {
+  /** Whether it runs: while it does not, the runs are not ended if the service dies. */
+  get running(): boolean {
+    return this.child !== null;
+  }
+
+  private spawn(): void {
+    this.retry = null;
+    let child: Deno.ChildProcess;
     try {
-      const child = new Deno.Command("/bin/sh", {
+      child = new Deno.Command(this.shell, {
         args: ["-c", SCRIPT],
         stdin: "piped",
         stdout: "null",
@@ -82,49 +109,95 @@ export class RunGuard {
         // Its own session: a signal to the service's group does not reach it.
         detached: true,
       }).spawn();
-      return new RunGuard(child);
-    } catch {
-      return null;
+    } catch (error) {
+      this.failed(`could not start ${this.shell}: ${(error as Error).message}`);
+      return;
     }
+    this.child = child;
+    this.writer = child.stdin.getWriter();
+    this.startedAt = Date.now();
+    if (this.failures > 0) {
+      runnerLog.info("the run guard runs again: told of {groups} groups and {markers} markers", {
+        groups: this.groups.size,
+        markers: this.markers.size,
+      });
+    }
+    // What it missed: the runs going (its own lines start it afresh).
+    this.lines = [...this.groups].map((pgid) => `+ ${pgid}\n`).join("") +
+      [...this.markers].map((marker) => `m ${marker}\n`).join("");
+    this.flush();
+    child.status.then((status) => {
+      if (this.closing) return;
+      this.child = null;
+      this.writer = null;
+      // One that ran a good while is a new trouble, said again.
+      if (Date.now() - this.startedAt >= MAX_RETRY_MS) this.failures = 0;
+      this.failed(`exited (${status.code}); is awk installed?`);
+    });
   }
 
-  /** Its process: the shell that became awk. */
+  /** Log the first of a row of failures; start it again after a wait that grows. */
+  private failed(why: string): void {
+    const waitMs = Math.min(MAX_RETRY_MS, 1000 * 2 ** this.failures);
+    if (this.failures === 0) {
+      runnerLog.error(
+        "the run guard {why}: the runs are not ended if this service dies until it runs; started again in {seconds} s, then up to every {max} s",
+        { why, seconds: waitMs / 1000, max: MAX_RETRY_MS / 1000 },
+      );
+    } else {
+      runnerLog.debug("the run guard {why}; started again in {seconds} s", {
+        why,
+        seconds: waitMs / 1000,
+      });
+    }
+    this.failures++;
+    this.retry = setTimeout(() => this.spawn(), waitMs);
+  }
+
+  /** Its process: the shell that became awk (0 while none runs). */
   get pid(): number {
-    return this.child.pid;
+    return this.child?.pid ?? 0;
   }
 
   /** A run's group started. */
   add(pgid: number): void {
+    this.groups.add(pgid);
     this.send(`+ ${pgid}\n`);
   }
 
   /** A run's group is gone (or its run was given up at a stop). */
   remove(pgid: number): void {
+    this.groups.delete(pgid);
     this.send(`- ${pgid}\n`);
   }
 
   /** A run whose processes will carry `marker` is about to start. */
   watch(marker: string): void {
+    this.markers.add(marker);
     this.send(`m ${marker}\n`);
   }
 
   /** The run of `marker` never started, or ended and what left its group was looked for. */
   unwatch(marker: string): void {
+    this.markers.delete(marker);
     this.send(`u ${marker}\n`);
   }
 
   /** Lines of this turn of the event loop: a burst's hundreds of starts make one write. */
   private send(line: string): void {
+    // None runs: the one started next is told the lists whole.
+    if (this.writer === null) return;
     if (this.lines === "") setTimeout(() => this.flush(), 0);
     this.lines += line;
   }
 
   private flush(): Promise<void> {
     const lines = this.lines;
+    const writer = this.writer;
     this.lines = "";
-    if (lines === "") return this.writing;
+    if (lines === "" || writer === null) return this.writing;
     this.writing = this.writing
-      .then(() => this.writer.write(this.encoder.encode(lines)))
+      .then(() => writer.write(this.encoder.encode(lines)))
       // A guard that died cannot be told; the next start still finds the runs.
       .catch(() => {});
     return this.writing;
@@ -133,8 +206,11 @@ export class RunGuard {
   /** End the guard; what is still listed is killed, as if the service had died. */
   async close(): Promise<void> {
     this.closing = true;
+    if (this.retry !== null) clearTimeout(this.retry);
+    const [writer, child] = [this.writer, this.child];
+    if (writer === null || child === null) return;
     await this.flush();
-    await this.writer.close().catch(() => {});
-    await this.child.status;
+    await writer.close().catch(() => {});
+    await child.status;
   }
 }

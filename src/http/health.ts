@@ -1,13 +1,14 @@
 /**
  * `/healthz`: the process answers (a liveness probe). `/readyz`: the node
- * can do its work: timetable loaded and database reachable (a readiness
- * probe). With the database away but the timetable loaded, the node is
+ * can do its work: timetable loaded, database reachable and the run guard
+ * running (a readiness probe). With the database away but the timetable loaded, the node is
  * `degraded`: it keeps firing from memory (or, a cluster node, holds its
  * fires), but the API cannot answer, so it says 503 and a load balancer
  * takes it out without restarting it.
  */
 import { Hono } from "hono";
 import type { DaemonVitals } from "../daemon/boot.ts";
+import type { DatabaseAway } from "../daemon/db_health.ts";
 import { MAX_SKEW_MS } from "../domain/node.ts";
 
 export interface Check {
@@ -19,23 +20,33 @@ export interface Check {
 export interface Readiness {
   database: Check;
   timetable: Check;
+  run_guard: Check;
 }
 
 export type ReadyState = "ready" | "degraded" | "not ready";
 
 export function readyState(r: Readiness): ReadyState {
-  if (r.database.ok && r.timetable.ok) return "ready";
+  if (r.database.ok && r.timetable.ok && r.run_guard.ok) return "ready";
   return r.timetable.ok ? "degraded" : "not ready";
 }
+
+/** What is known of why the database is away, for `database.detail`. */
+const AWAY: Record<DatabaseAway, string> = {
+  unreachable: "unreachable",
+  unanswered: "a claim got no answer in time (a lock wait, overload, or the network)",
+  answers: "the database answers, but a claim got no answer in time (a lock wait, or overload)",
+};
 
 /** Ready: the timetable is loaded and firing, and the database answers. */
 export function readinessOf(v: DaemonVitals): Readiness {
   return {
     database: v.databaseOnline ? { ok: true, detail: "reachable" } : {
       ok: false,
-      detail: v.holdingReason === null
-        ? "unreachable; jobs keep firing from the timetable in memory"
-        : `unreachable; this node holds its fires until it is back (${v.holdingReason})`,
+      detail: `${AWAY[v.databaseAway ?? "unreachable"]}; ${
+        v.holdingReason === null
+          ? "jobs keep firing from the timetable in memory"
+          : `this node holds its fires until it is back (${v.holdingReason})`
+      }`,
     },
     timetable: v.firing
       ? {
@@ -47,6 +58,11 @@ export function readinessOf(v: DaemonVitals): Readiness {
           } s off the database's while another live node's is in step (fix its time sync, NTP)`,
       }
       : { ok: false, detail: "not loaded: the service is starting or stopping" },
+    run_guard: v.runGuardRunning ? { ok: true, detail: "running" } : {
+      ok: false,
+      detail:
+        "not running (it could not start, or exited; the log says why): runs go on, but would outlive this service if it died; it is started again until it runs",
+    },
   };
 }
 

@@ -466,6 +466,7 @@ const schemas: Record<string, Schema> = {
     status: { enum: ["ready", "degraded", "not ready"] },
     database: ref("Check"),
     timetable: ref("Check"),
+    run_guard: ref("Check"),
   }),
   Marker: closed({ marker_id: int }),
 };

@@ -71,6 +71,8 @@ export interface Driver extends Executor {
   readonly description: string;
   /** Whether opening it created the database (see `Store.created`). */
   readonly created: boolean;
+  /** Connections it opens at most: MySQL's pool and its batches'; SQLite's one. */
+  readonly connections: number;
   /**
    * Run `fn` in one transaction that holds the write lock on the rows it
    * reads with `profile.forUpdate` (SQLite: the whole database, BEGIN

@@ -263,7 +263,18 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
         options,
       );
     case "ER_USER_LIMIT_REACHED":
-      // max_user_connections, or an hourly limit (queries, updates, connections): the server says which.
+      if (/max_user_connections/.test(e.message ?? "")) {
+        const allowed = e.message?.match(/current value: (\d+)/)?.[1] ?? "fewer";
+        return new DatabaseError(
+          `${where} refused user '${target.user}' a connection: it may hold ${allowed} at once (max_user_connections), and each side of a service (the scheduler, the HTTP API) opens up to ${
+            connectionsOf(target)
+          } (db.pool_size ${target.poolSize}, and ${BATCH_CONNECTIONS} for claims); raise it (ALTER USER '${target.user}'@'<its host>' WITH MAX_USER_CONNECTIONS ${
+            2 * connectionsOf(target)
+          }), or lower db.pool_size; meanwhile the service keeps to the connections it has`,
+          options,
+        );
+      }
+      // An hourly limit (queries, updates, connections): the server says which.
       return new DatabaseError(
         `${where} refused user '${target.user}': it reached one of its resource limits (${
           e.message ?? "no detail"
@@ -471,10 +482,23 @@ const SESSION_SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGI
 /** Connections for `batch` (see MysqlDriver), beside the pool's `poolSize`. */
 export const BATCH_CONNECTIONS = 2;
 
+/** Connections a driver on `target` opens at most. */
+function connectionsOf(target: MysqlTarget): number {
+  return target.poolSize + BATCH_CONNECTIONS;
+}
+
+/** mysql2's pool, as far as `MysqlDriver.acquire` reads and sets it (none of it is in its types). */
+interface PoolInternals {
+  config: { connectionLimit: number };
+  _allConnections: { length: number };
+  _freeConnections: { length: number; get(index: number): mysql.PoolConnection };
+}
+
 export class MysqlDriver implements Driver {
   readonly profile = PROFILES.mysql;
   readonly description: string;
   readonly created = false;
+  readonly connections: number;
   /** Made on first use: loading mysql2 is most of a short command's start on SQLite. */
   #pool: Promise<mysql.Pool> | null = null;
   /**
@@ -493,6 +517,11 @@ export class MysqlDriver implements Driver {
   }
   /** Batches go statement by statement: the server (or a proxy before it) refused one whole. */
   #oneByOne = false;
+  /**
+   * Cleared when the server first refuses a connection for want of room
+   * (see `acquire`): batches run on the pool's connections from then on.
+   */
+  #batchRoom = true;
   /**
    * Connections a statement's error left unfit for another (see
    * `breaksConnection`; an outage's too, whose answer may never come):
@@ -520,6 +549,7 @@ export class MysqlDriver implements Driver {
     private readonly queryTimeoutMs = QUERY_TIMEOUT_MS,
   ) {
     this.description = describeTarget(target);
+    this.connections = connectionsOf(target);
   }
 
   private get pool(): Promise<mysql.Pool> {
@@ -732,8 +762,7 @@ export class MysqlDriver implements Driver {
   private async connection(from = this.pool): Promise<mysql.PoolConnection> {
     let conn: mysql.PoolConnection;
     try {
-      const pool = await from;
-      conn = await settled<mysql.PoolConnection>((done) => pool.getConnection(done));
+      conn = await this.acquire(await from, from !== this.#batchPool);
     } catch (error) {
       throw explainMysqlError(error, this.target);
     }
@@ -748,6 +777,41 @@ export class MysqlDriver implements Driver {
     }
     this.#set.add(conn);
     return conn;
+  }
+
+  /**
+   * A connection of `pool`'s (`main`: the pool, not the batches'). Where
+   * the server refuses a new one for want of room (the user's
+   * max_user_connections, its max_connections), the batch connections go
+   * for good, their batches on the pool's connections, and the pool keeps
+   * to those it has open: a statement waits for one of them. (A user
+   * allowed one connection had its one slot held by an idle batch
+   * connection, then flapped between "unreachable" and "back" at every
+   * busy moment: dozens of error lines a minute.) With none open, the
+   * refusal is the caller's: an outage, whose probe tries again.
+   */
+  private async acquire(pool: mysql.Pool, main: boolean): Promise<mysql.PoolConnection> {
+    try {
+      return await settled<mysql.PoolConnection>((done) => pool.getConnection(done));
+    } catch (error) {
+      if (!CONNECTION_LIMITS.has((error as DriverError).code)) throw error;
+      await this.dropBatchConnections();
+      const internals = pool as unknown as PoolInternals;
+      const open = internals._allConnections.length;
+      if (!main || open === 0) throw error;
+      internals.config.connectionLimit = Math.min(internals.config.connectionLimit, open);
+      return await settled<mysql.PoolConnection>((done) => pool.getConnection(done));
+    }
+  }
+
+  /** No connections for batches any more: the idle ones close now, the busy ones after their batch. */
+  private async dropBatchConnections(): Promise<void> {
+    if (!this.#batchRoom) return;
+    this.#batchRoom = false;
+    if (this.#batchPool === null) return;
+    const free = ((await this.#batchPool) as unknown as PoolInternals)._freeConnections;
+    const idle = Array.from({ length: free.length }, (_, i) => free.get(i));
+    for (const conn of idle) conn.destroy();
   }
 
   /**
@@ -786,7 +850,7 @@ export class MysqlDriver implements Driver {
   }
 
   private async batchOnce(statements: readonly SqlStatement[]): Promise<Row[][]> {
-    if (this.#oneByOne) return await this.oneByOne(statements);
+    if (this.#oneByOne || !this.#batchRoom) return await this.oneByOne(statements);
     let conn: mysql.PoolConnection;
     try {
       conn = await this.connection(this.batchPool);
@@ -821,7 +885,9 @@ export class MysqlDriver implements Driver {
       this.#oneByOne = true;
       return await this.oneByOne(statements);
     }
-    this.giveBack(conn);
+    // Room was short meanwhile (see `acquire`): its slot is the pool's now.
+    if (this.#batchRoom) this.giveBack(conn);
+    else conn.destroy();
     return statements.map((_, i) => {
       const result = results[i + 1];
       return Array.isArray(result) ? result as Row[] : [];

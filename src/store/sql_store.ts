@@ -1481,17 +1481,31 @@ export class SqlStore implements Store {
 
   async serverCautions(): Promise<string[]> {
     if (this.kind !== "mysql") return [];
+    // The session's max_user_connections is the user's own limit where it has one, else the server's.
     const [row] = await this.driver.all(
-      "SELECT @@GLOBAL.log_bin AS log_bin, @@SESSION.binlog_format AS binlog_format",
+      "SELECT @@GLOBAL.log_bin AS log_bin, @@SESSION.binlog_format AS binlog_format, @@SESSION.max_user_connections AS max_user_connections, CURRENT_USER() AS account",
     );
+    const cautions: string[] = [];
     // Statement-based replication replays a claim's conditional write and retention's
     // `DELETE … ORDER BY … LIMIT` on a replica, where they may touch other rows.
     if (Number(row.log_bin) === 1 && String(row.binlog_format).toUpperCase() === "STATEMENT") {
-      return [
+      cautions.push(
         "its binary log has binlog_format STATEMENT: a replica may apply retention's ordered deletes to other rows than this server did, and the server warns at every claim; set binlog_format to ROW or MIXED (SET GLOBAL binlog_format = 'ROW', and in my.cnf)",
-      ];
+      );
     }
-    return [];
+    const allowed = Number(row.max_user_connections);
+    const needed = 2 * this.driver.connections;
+    if (allowed > 0 && allowed < needed) {
+      const account = String(row.account);
+      const at = account.lastIndexOf("@");
+      const user = `'${account.slice(0, at)}'@'${account.slice(at + 1)}'`;
+      cautions.push(
+        `user ${user} may hold ${allowed} connection${
+          allowed === 1 ? "" : "s"
+        } at once (max_user_connections), and a service opens up to ${needed}: ${this.driver.connections} for its scheduler (db.pool_size, and 2 for claims) and as many for its HTTP API (http.listen); past the limit it keeps to the connections it has, its claims and statements waiting for one another; raise it (ALTER USER ${user} WITH MAX_USER_CONNECTIONS ${needed}) or lower db.pool_size`,
+      );
+    }
+    return cautions;
   }
 
   async ping(): Promise<void> {

@@ -150,6 +150,7 @@ class SqliteExecutor implements Executor {
 export class SqliteDriver implements Driver {
   readonly profile = PROFILES.sqlite;
   readonly description: string;
+  readonly connections = 1;
   private readonly executor: SqliteExecutor;
   /** The tail of the queue of work on this connection. */
   private queue: Promise<unknown> = Promise.resolve();
