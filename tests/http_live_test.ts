@@ -1,8 +1,9 @@
 /**
  * What the live streams send, on every backend: every run added between
  * two looks, up to the most one look sends, and beyond it a word to list
- * again (never every run since an `after` of long ago); a log resumed after a line it no longer has
- * says so and sends its newest lines, as `logs --follow` does.
+ * again (never every run since an `after` of long ago); a log resumed
+ * after a line it no longer has says so and sends its newest lines, as
+ * `logs --follow` does.
  */
 import { assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
