@@ -10,6 +10,7 @@ import { NEVER_READ } from "../src/http/api/status.ts";
 import {
   CHROMIUM,
   dashboardTest,
+  HANG,
   intercept,
   type Interceptor,
   openBrowser,
@@ -356,6 +357,65 @@ dashboardTest(
     );
   },
 );
+
+/** A stream's answer of these events, and its end: the page comes back 2 s later. */
+function sse(
+  ...events: [string, unknown][]
+): { status: number; contentType: string; body: string } {
+  const body = events.map(([event, data]) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  return { status: 200, contentType: "text/event-stream", body: body.join("") };
+}
+
+for (
+  const [where, stream, list] of [
+    ["#/runs", "/api/v1/runs/stream?after=", "/api/v1/runs?&limit=100"],
+    ["#/jobs/busy", "/api/v1/runs/stream?job=busy&after=", "/api/v1/runs?job=busy&limit=1"],
+  ]
+) {
+  dashboardTest(
+    `dashboard (${where}): a live runs stream that comes back resumes after the newest run shown; relist reads the list again`,
+    async (api) => {
+      const added = await api.call("POST", "/api/v1/jobs", {
+        body: { id: "busy", command: "true", cron: "0 0 1 1 *" },
+      });
+      assertEquals(added.status, 201);
+      await using chromium = await openBrowser();
+      const page = await chromium.page();
+      const net = await intercept(page);
+      const newest = listedRun(5000, "success");
+      // The first stream sends two runs and ends (a restart, a network drop); the next one,
+      // from there, says more runs came than it sends at once; the list read again has them.
+      net.answer = (path) => {
+        if (path === `${stream}0`) {
+          return sse(["run", listedRun(5, "success")], ["run", listedRun(7, "success")]);
+        }
+        if (path === `${stream}7`) return sse(["relist", { after: 7, newest: 5000 }]);
+        if (path === `${stream}5000`) return HANG;
+        if (path === list && net.seen.has(`${stream}7`)) {
+          return { status: 200, body: JSON.stringify([newest]) };
+        }
+        return null;
+      };
+      await signIn(page, api.url, where);
+      await waitUntil(
+        page,
+        `${runRows}.join() === "5000 success,7 success,5 success"`,
+        "the runs streamed, then the newest of the list read again",
+        runRows,
+        20_000,
+      );
+      await waitFor(() => net.seen.has(`${stream}5000`), {
+        timeoutMs: 20_000,
+        what: "the stream to resume after the newest run the relist named",
+        detail: () => JSON.stringify([...net.seen.keys()].filter((p) => p.includes("/runs"))),
+      });
+      assertEquals(
+        [...net.seen.keys()].filter((p) => p.startsWith(stream)),
+        [`${stream}0`, `${stream}7`, `${stream}5000`],
+      );
+    },
+  );
+}
 
 const jobsShown = `({
   rows: [...document.querySelectorAll("#jobs tbody tr[data-job]")].filter((tr) => !tr.hidden)

@@ -1,11 +1,14 @@
 /**
- * What the live streams send, on every backend: every run, however many
- * are added between two looks; a log resumed after a line it no longer has
- * says so and sends its newest lines, as `logs --follow` does.
+ * What the live streams send, on every backend: every run added between
+ * two looks, up to the most one look sends, and beyond it a word to list
+ * again (never every run since an `after` of long ago); a log resumed
+ * after a line it no longer has says so and sends its newest lines, as
+ * `logs --follow` does.
  */
 import { assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
 import { type Api, readSse, startApi } from "./http_harness.ts";
+import { STREAM_CATCH_UP } from "../src/http/api/runs.ts";
 
 async function withApi(backend: (typeof BACKENDS)[number], fn: (api: Api) => Promise<void>) {
   await using db = await freshDatabase(backend);
@@ -39,6 +42,54 @@ for (const backend of BACKENDS) {
       );
       assertEquals(sent.length, BURST, `runs sent: ${sent.length} of ${BURST}`);
       assertEquals(new Set(sent), new Set(ids));
+    }));
+}
+
+/** `count` finished runs of job `many`, scheduled from `from` on; their ids. */
+async function addRuns(api: Api, count: number, from = 1): Promise<number[]> {
+  const ids = await api.store.claimRuns(
+    Array.from({ length: count }, (_, i) => ({
+      job_id: "many",
+      scheduled_at: from + i,
+      status: "success" as const,
+      trigger: "schedule" as const,
+    })),
+  );
+  return ids.map(Number);
+}
+
+const runIds = (events: { event: string; data: unknown }[]) =>
+  events.filter((e) => e.event === "run").map((e) => (e.data as { id: number }).id);
+
+for (const backend of BACKENDS) {
+  Deno.test(`api (${backend}): a run stream from an old after sends the most one look sends, beyond it relist`, () =>
+    withApi(backend, async (api) => {
+      await api.call("POST", "/api/v1/jobs", {
+        body: { id: "many", command: "true", cron: "0 0 1 1 *" },
+      });
+      const ids = await addRuns(api, STREAM_CATCH_UP + 1);
+      const newest = ids.at(-1)!;
+      // As many new runs as one look sends: each of them, as before.
+      const all = ids.slice(1);
+      await using caught = await readSse(api, `/api/v1/runs/stream?after=${ids[0]}`);
+      await caught.until((e) => e.event === "ready");
+      assertEquals(runIds(caught.events), all);
+      // One more (a tab left open long, a client that stopped reading): the client lists again.
+      await using behind = await readSse(api, `/api/v1/runs/stream?after=${ids[0] - 1}`);
+      await behind.until((e) => e.event === "ready");
+      assertEquals(behind.events, [
+        { event: "relist", data: { after: ids[0] - 1, newest } },
+        { event: "ready", data: { after: ids[0] - 1 } },
+      ]);
+      // From there on, each new run and change comes.
+      const [next] = await addRuns(api, 1, 10_000);
+      await behind.until((e) => (e.data as { id?: number }).id === next);
+      assertEquals(runIds(behind.events), [next]);
+      // More than one look sends, added between two looks: the same word, from the newest sent.
+      const burst = await addRuns(api, STREAM_CATCH_UP + 1, 20_000);
+      const relist = await behind.until((e) => e.event === "relist" && e !== behind.events[0]);
+      assertEquals(relist, { after: next, newest: burst.at(-1) });
+      assertEquals(runIds(behind.events), [next]);
     }));
 }
 

@@ -751,12 +751,12 @@ export const OPENAPI = {
     "/runs/stream": {
       get: {
         summary:
-          "new and changed runs as Server-Sent Events (event: run, data: a RunListed: no output); with a status filter, event: left (data: the RunListed as it is now) once for a run sent before that no longer has that status; after the first look, event: ready: every change from then on is sent, so a client reads its list again once then. event: error (data: {error}) when the database fails, event: resumed when it answers again",
+          "new and changed runs as Server-Sent Events (event: run, data: a RunListed: no output); with a status filter, event: left (data: the RunListed as it is now) once for a run sent before that no longer has that status; after the first look, event: ready: every change from then on is sent, so a client reads its list again once then. When one look finds more new runs than it sends (1,000: an `after` of long ago, a client that read slowly), event: relist (data: {after, newest}) instead of them: the client reads its list again (GET /runs), and the stream goes on after run `newest`. event: error (data: {error}) when the database fails, event: resumed when it answers again",
         parameters: [
           ...runFilters,
           query(
             "after",
-            "also send, at once, the runs newer than this id (the newest one listed)",
+            "also send, at once, the runs newer than this id (the newest one the client has); more than 1,000: event: relist",
             int,
           ),
         ],

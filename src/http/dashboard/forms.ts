@@ -211,16 +211,22 @@ page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
     h("h2", {}, "Runs ", live, " ", h("a", { class: "small", href: "#/runs?job=" + enc(job.id) }, "all runs")),
     runs);
   keepFires(signal, d, (next) => morph(fires, firesOf(next)));
-  const after = d.runs.length ? d.runs[0].id : 0;
-  follow(() => "/runs/stream?job=" + enc(job.id) + "&after=" + after, async (event, run) => {
+  // The newest run the page has: a stream that comes back resumes after it, not after the first read's.
+  let after = d.runs.length ? d.runs[0].id : 0;
+  follow(() => "/runs/stream?job=" + enc(job.id) + "&after=" + after, async (event, data) => {
     if (event === "run") {
-      runs.upsert(run, true);
-      running.upsert(run, true);
+      runs.upsert(data, true);
+      running.upsert(data, true);
+      after = Math.max(after, data.id);
     }
-    // What changed before the stream looked (a run that ended meanwhile) is read once.
-    if (event === "ready") {
+    if (event === "relist") after = Math.max(after, data.newest);
+    // What changed before the stream looked (a run that ended meanwhile, or more runs than it
+    // sends at once) is read once.
+    if (event === "ready" || event === "relist") {
+      // The runs the page had before the list is read: one that came during the read is not in it.
+      const had = after;
       for (const r of await api("GET", "/runs?job=" + enc(job.id) + "&limit=" + Math.max(d.runs.length, 1))) runs.upsert(r, false);
-      running.relist(await api("GET", "/runs?job=" + enc(job.id) + "&status=running&limit=100"), 100, after);
+      running.relist(await api("GET", "/runs?job=" + enc(job.id) + "&status=running&limit=100"), 100, had);
     }
   }, signal, live.set);
 });

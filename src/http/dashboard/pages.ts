@@ -499,12 +499,24 @@ page(/^\/runs$/, async (_, query, signal) => {
   show(signal, h("h1", {}, "Runs", live), apply, box, moreRuns(box, runs, filters, signal));
   const stream = new URLSearchParams(filters);
   stream.delete("since");
-  const after = runs.length ? runs[0].id : 0;
-  stream.set("after", String(after));
-  follow(() => "/runs/stream?" + stream, async (event, run) => {
-    if (event === "run" || event === "left") box.upsert(run, true);
+  // The newest run the page has: a stream that comes back resumes after it, not after the first list's.
+  let after = runs.length ? runs[0].id : 0;
+  follow(() => {
+    stream.set("after", String(after));
+    return "/runs/stream?" + stream;
+  }, async (event, data) => {
+    if (event === "run" || event === "left") {
+      box.upsert(data, true);
+      after = Math.max(after, data.id);
+    }
+    // More new runs than the stream sends at once (the page was away long): the newest are read.
+    if (event === "relist") after = Math.max(after, data.newest);
     // The stream sends every change from here on: what changed before (or during a gap) is read once.
-    if (event === "ready") box.relist(await api("GET", "/runs?" + filters + "&limit=" + RUNS_PAGE), RUNS_PAGE, after);
+    if (event === "ready" || event === "relist") {
+      // The runs the page had before the list is read: one that came during the read is not in it.
+      const had = after;
+      box.relist(await api("GET", "/runs?" + filters + "&limit=" + RUNS_PAGE), RUNS_PAGE, had);
+    }
   }, signal, live.set);
 });
 
