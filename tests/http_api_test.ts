@@ -1539,24 +1539,30 @@ Deno.test("api: the 503s not said yet are said once the cause ends, at the first
   }
 });
 
+/** What a healthy node's heartbeat reports to the readiness checks; each test changes a part. */
+const HEALTHY = {
+  jobsLoaded: 3,
+  running: 0,
+  queued: 0,
+  appliedMarker: 1,
+  lastReload: null,
+  polling: false,
+  firing: true,
+  databaseOnline: true,
+  databaseAway: null,
+  holdingReason: null,
+  outageMs: 0,
+  currentOutageMs: 0,
+  logRecordsDropped: 0,
+  takesShare: true,
+  silentJobs: 0,
+  runGuardRunning: true,
+};
+/** The same node with the database away for 2 s. */
+const AWAY = { ...HEALTHY, databaseOnline: false, outageMs: 2000, currentOutageMs: 2000 };
+
 Deno.test("readyz: with the database away, says whether this node keeps firing or holds, and why", () => {
-  const vitals = {
-    jobsLoaded: 3,
-    running: 0,
-    queued: 0,
-    appliedMarker: 1,
-    lastReload: null,
-    polling: false,
-    firing: true,
-    databaseOnline: false,
-    databaseAway: "unreachable" as const,
-    outageMs: 2000,
-    currentOutageMs: 2000,
-    logRecordsDropped: 0,
-    takesShare: true,
-    silentJobs: 0,
-    runGuardRunning: true,
-  };
+  const vitals = { ...AWAY, databaseAway: "unreachable" as const };
   assertEquals(
     readinessOf({ ...vitals, holdingReason: null }).database.detail,
     "unreachable; jobs keep firing from the timetable in memory",
@@ -1568,58 +1574,24 @@ Deno.test("readyz: with the database away, says whether this node keeps firing o
 });
 
 Deno.test("readyz: a claim unanswered is not called unreachable; once the ping answers, it says the database answers", () => {
-  const vitals = {
-    jobsLoaded: 3,
-    running: 0,
-    queued: 0,
-    appliedMarker: 1,
-    lastReload: null,
-    polling: false,
-    firing: true,
-    databaseOnline: false,
-    holdingReason: null,
-    outageMs: 2000,
-    currentOutageMs: 2000,
-    logRecordsDropped: 0,
-    takesShare: true,
-    silentJobs: 0,
-    runGuardRunning: true,
-  };
   assertEquals(
-    readinessOf({ ...vitals, databaseAway: "unanswered" }).database.detail,
+    readinessOf({ ...AWAY, databaseAway: "unanswered" }).database.detail,
     "a claim got no answer in time (a lock wait, overload, or the network); jobs keep firing from the timetable in memory",
   );
   assertEquals(
-    readinessOf({ ...vitals, databaseAway: "answers" }).database.detail,
+    readinessOf({ ...AWAY, databaseAway: "answers" }).database.detail,
     "the database answers, but a claim got no answer in time (a lock wait, or overload); jobs keep firing from the timetable in memory",
   );
 });
 
 Deno.test("readyz: a run guard that does not run makes the node degraded, and says so", () => {
-  const vitals = {
-    jobsLoaded: 3,
-    running: 0,
-    queued: 0,
-    appliedMarker: 1,
-    lastReload: null,
-    polling: false,
-    firing: true,
-    databaseOnline: true,
-    databaseAway: null,
-    holdingReason: null,
-    outageMs: 0,
-    currentOutageMs: 0,
-    logRecordsDropped: 0,
-    takesShare: true,
-    silentJobs: 0,
-  };
-  const down = readinessOf({ ...vitals, runGuardRunning: false });
+  const down = readinessOf({ ...HEALTHY, runGuardRunning: false });
   assertEquals(readyState(down), "degraded");
   assertEquals(
     down.run_guard.detail,
     "not running (it could not start, or exited; the log says why): runs go on, but would outlive this service if it died; it is started again until it runs",
   );
-  assertEquals(readyState(readinessOf({ ...vitals, runGuardRunning: true })), "ready");
+  assertEquals(readyState(readinessOf(HEALTHY)), "ready");
 });
 
 Deno.test("api: without tokens, only loopback names and same-origin writes", async () => {
