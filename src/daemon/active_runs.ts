@@ -319,7 +319,7 @@ export class ActiveRuns {
         exit: result.exitCode ?? result.signal,
         ms: result.finishedAt - result.startedAt,
         bytes: result.outputBytes,
-        note: record.note,
+        ...record.status === "error" ? { note: record.note } : {},
       },
     );
     const recorded = this.o.recorder.update(runId, record);
