@@ -374,6 +374,12 @@ function isDeadlock(error: unknown): boolean {
 }
 
 /** Refusals of a new connection for want of room: the server's max_connections, a user's. */
+/** A refusal for the user's own connection limit (max_user_connections), not the server's. */
+function userLimit(error: DriverError): boolean {
+  return error.code === "ER_TOO_MANY_USER_CONNECTIONS" ||
+    (error.code === "ER_USER_LIMIT_REACHED" && /max_user_connections/.test(error.message ?? ""));
+}
+
 const CONNECTION_LIMITS = new Set<string | undefined>([
   "ER_CON_COUNT_ERROR",
   "ER_TOO_MANY_USER_CONNECTIONS",
@@ -781,9 +787,10 @@ export class MysqlDriver implements Driver {
 
   /**
    * A connection of `pool`'s (`main`: the pool, not the batches'). Where
-   * the server refuses a new one for want of room (the user's
-   * max_user_connections, its max_connections), the batch connections go
-   * for good, their batches on the pool's connections, and the pool keeps
+   * the server refuses a new one for the user's max_user_connections (a
+   * limit that stays till an administrator changes it; the server's
+   * max_connections, others' connections fill for a while, and is waited
+   * out as an outage), the batch connections go for good, their batches on the pool's connections, and the pool keeps
    * to those it has open: a statement waits for one of them. (A user
    * allowed one connection had its one slot held by an idle batch
    * connection, then flapped between "unreachable" and "back" at every
@@ -794,7 +801,7 @@ export class MysqlDriver implements Driver {
     try {
       return await settled<mysql.PoolConnection>((done) => pool.getConnection(done));
     } catch (error) {
-      if (!CONNECTION_LIMITS.has((error as DriverError).code)) throw error;
+      if (!userLimit(error as DriverError)) throw error;
       await this.dropBatchConnections();
       const internals = pool as unknown as PoolInternals;
       const open = internals._allConnections.length;
