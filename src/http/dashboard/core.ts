@@ -281,9 +281,17 @@ function when(value, zone) {
  * clocks kept in step with it, so their ages are measured on it: a viewer
  * whose clock is minutes off would see a next fire "5 min ago".
  */
-const databaseClock = { offset: 0, readAt: null, reading: null };
+const databaseClock = { offset: 0, readAt: null, reading: null, roundTrip: Infinity };
 /** How long a known offset is kept: the viewer's clock may be set while a page stays open. */
 const CLOCK_KEPT_MS = 60000;
+/**
+ * An answer slower than this tells the offset only within half its round
+ * trip: one that waited seconds in a busy server's queue put every time on
+ * the page seconds off (a next fire "4 s ago" for a minute). It is kept
+ * this long only, and a later, quicker one replaces it.
+ */
+const CLOCK_SLOW_MS = 1000;
+const CLOCK_SLOW_KEPT_MS = 5000;
 /** How long a page waits to learn the offset before it is drawn without it. */
 const CLOCK_WAIT_MS = 2000;
 
@@ -294,14 +302,23 @@ function databaseNow() {
 
 /** Learn the offset from the database's clock as an answer gave it, asked at sentAt and read at Date.now(). */
 function learnClock(databaseNowValue, sentAt) {
+  const roundTrip = Date.now() - sentAt;
+  // A slower answer than the one known, while that is kept, tells less.
+  if (clockFresh() && roundTrip > databaseClock.roundTrip) return;
   databaseClock.offset = msOf(databaseNowValue) - (sentAt + Date.now()) / 2;
   databaseClock.readAt = performance.now();
+  databaseClock.roundTrip = roundTrip;
+}
+
+/** Whether the offset known is still kept: a while, or only a moment when its answer was slow. */
+function clockFresh() {
+  const kept = databaseClock.roundTrip > CLOCK_SLOW_MS ? CLOCK_SLOW_KEPT_MS : CLOCK_KEPT_MS;
+  return databaseClock.readAt !== null && performance.now() - databaseClock.readAt < kept;
 }
 
 /** Ask the database's clock unless it was learned in the last CLOCK_KEPT_MS; a failure keeps what was known. */
 function knowClock() {
-  const fresh = databaseClock.readAt !== null && performance.now() - databaseClock.readAt < CLOCK_KEPT_MS;
-  if (fresh) return Promise.resolve();
+  if (clockFresh()) return Promise.resolve();
   if (databaseClock.reading === null) {
     const sentAt = Date.now();
     databaseClock.reading = api("GET", "/clock")
