@@ -124,6 +124,18 @@ Deno.test("systemd notify: serve says READY once its jobs are loaded, pings the 
   for (const name of ["NOTIFY_SOCKET", "WATCHDOG_USEC", "LISTEN_FDS"]) {
     assert(!env.includes(`${name}=`), `a job inherited ${name}:\n${env}`);
   }
+  // Unread meanwhile, the socket's queue (10 datagrams, a second of pings) fills: a service that
+  // waited in sendto for room would stop there, its jobs with it.
+  await waitFor(async () => {
+    const runs = await jm(db, "runs", "--json");
+    return runs.code === 0 && JSON.parse(runs.stdout).length >= 4;
+  }, {
+    timeoutMs: 30_000,
+    what: "envdump to run 4 times, the socket unread",
+    detail: () => serve.stderr,
+  });
+  // Room for STOPPING, now.
+  socket.read();
   serve.signal("SIGTERM");
   assertEquals((await serve.exit(30_000)).code, 0, serve.stderr);
   assert(socket.read().includes("STOPPING=1"), JSON.stringify(socket.messages));

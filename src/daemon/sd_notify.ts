@@ -20,6 +20,12 @@ const AF_UNIX = 1;
 const SOCK_DGRAM = 2;
 const SOCK_CLOEXEC = 0o2000000;
 const MSG_NOSIGNAL = 0x4000;
+/**
+ * Never wait: a Unix datagram socket queues few messages (net.unix.max_dgram_qlen, 10 here),
+ * and a systemd slow to read them would otherwise hold the main thread in sendto: a ping
+ * lost is better than the scheduler stopped.
+ */
+const MSG_DONTWAIT = 0x40;
 /** sockaddr_un: a 2-byte family, then the path (108 bytes at most, NUL included). */
 const SUN_PATH_MAX = 108;
 
@@ -86,9 +92,8 @@ export function systemdNotifier(
   const send = (message: string) => {
     if (!open) return;
     const bytes = encoder.encode(message);
-    if (
-      Number(libc.sendto(fd, bytes, BigInt(bytes.length), MSG_NOSIGNAL, addr, addr!.length)) >= 0
-    ) {
+    const flags = MSG_NOSIGNAL | MSG_DONTWAIT;
+    if (Number(libc.sendto(fd, bytes, BigInt(bytes.length), flags, addr, addr!.length)) >= 0) {
       return;
     }
     // Said once: a systemd that no longer listens would otherwise fill the log.
