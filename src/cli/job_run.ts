@@ -107,7 +107,8 @@ async function runHere(
     lineOpen[stream] = chunk[chunk.length - 1] !== 0x0a;
     last = stream;
   };
-  const { finishedRecord, runEnv, startRun } = await import("../daemon/runner.ts");
+  const { finishedRecord, runEnv, startRun, unwatched } = await import("../daemon/runner.ts");
+  const { DirectoryChecks, hungNote } = await import("../daemon/directory_check.ts");
   const { thisProcess } = await import("../daemon/here_runs.ts");
   // The marker names this process: if it dies before it records the run's end (SIGKILL, a
   // reboot), whoever can see this host's processes ends the run it left `running`.
@@ -118,6 +119,16 @@ async function runHere(
     now: Date.now(),
     marker,
   });
+  // A cwd on a hung mount would hold this process in the spawn (the child's chdir holds the
+  // vfork's parent), where not even Ctrl-C ends it: looked at first, for a while at most.
+  if (job.cwd !== null) {
+    const found = await new DirectoryChecks().check(job.cwd);
+    if ("hung" in found) {
+      const note = hungNote(job.cwd, undefined, true);
+      await store.updateRun(run.id, finishedRecord(unwatched("error", Date.now(), note), run.note));
+      return (await store.getRun(run.id))!;
+    }
+  }
   const handle = startRun({
     marker,
     command: job.command,

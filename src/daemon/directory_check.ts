@@ -50,9 +50,12 @@ export class DirectoryChecks {
   }
 }
 
-/** The note of a run not started because its working directory did not answer. */
-export function hungNote(path: string, waitMs = CHECK_WAIT_MS): string {
+/**
+ * The note of a run not started because its working directory did not
+ * answer; `alone`: it was the only run (`job run --here`), no other went on.
+ */
+export function hungNote(path: string, waitMs = CHECK_WAIT_MS, alone = false): string {
   return `could not start the command: its working directory ${path} did not answer within ${
     waitMs / 1000
-  } s (a hung network mount?); nothing ran, and the other runs went on`;
+  } s (a hung network mount?); nothing ran${alone ? "" : ", and the other runs went on"}`;
 }
