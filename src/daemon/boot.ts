@@ -463,7 +463,9 @@ class BootedDaemon implements Daemon {
         }; the jobs that name no zone fire at UTC's instants`,
       );
     }
-    for (const caution of await store.serverCautions()) {
+    // The HTTP API's worker opens a pool of its own, as large.
+    const pools = this.o.settings["http.listen"] === "" ? 1 : 2;
+    for (const caution of await store.serverCautions(pools)) {
       serviceLog.warn(`{database}: ${caution}`, { database: store.description });
     }
     if (this.abandoned) return;

@@ -1479,7 +1479,7 @@ export class SqlStore implements Store {
     return notify.takeHeld(this.driver, now, minIntervalMs, nodeId, maxPending);
   }
 
-  async serverCautions(): Promise<string[]> {
+  async serverCautions(pools: number): Promise<string[]> {
     if (this.kind !== "mysql") return [];
     // The session's max_user_connections is the user's own limit where it has one, else the server's.
     const [row] = await this.driver.all(
@@ -1494,7 +1494,7 @@ export class SqlStore implements Store {
       );
     }
     const allowed = Number(row.max_user_connections);
-    const needed = 2 * this.driver.connections;
+    const needed = pools * this.driver.connections;
     if (allowed > 0 && allowed < needed) {
       const account = String(row.account);
       const at = account.lastIndexOf("@");
@@ -1502,7 +1502,9 @@ export class SqlStore implements Store {
       cautions.push(
         `user ${user} may hold ${allowed} connection${
           allowed === 1 ? "" : "s"
-        } at once (max_user_connections), and a service opens up to ${needed}: ${this.driver.connections} for its scheduler (db.pool_size, and 2 for claims) and as many for its HTTP API (http.listen); past the limit it keeps to the connections it has, its claims and statements waiting for one another; raise it (ALTER USER ${user} WITH MAX_USER_CONNECTIONS ${needed}) or lower db.pool_size`,
+        } at once (max_user_connections), and a service opens up to ${needed}: ${this.driver.connections} for its scheduler (db.pool_size, and 2 for claims)${
+          pools > 1 ? " and as many for its HTTP API (http.listen)" : ""
+        }; past the limit it keeps to the connections it has, its claims and statements waiting for one another; raise it (ALTER USER ${user} WITH MAX_USER_CONNECTIONS ${needed}) or lower db.pool_size`,
       );
     }
     return cautions;

@@ -725,8 +725,10 @@ export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogSt
    * words with how to fix it (fixed texts: no `{`, which a log message
    * reads as a placeholder); empty when nothing does (always on SQLite).
    * `serve` logs each as a warning when it starts, after the database.
+   * `pools`: how many pools of this store's size the service opens (its
+   * scheduler's, and its HTTP API's where it listens).
    */
-  serverCautions(): Promise<string[]>;
+  serverCautions(pools: number): Promise<string[]>;
 
   /**
    * One cheap round trip (`SELECT 1`): resolves when the database answers,
