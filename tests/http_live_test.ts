@@ -7,8 +7,9 @@
  */
 import { assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
-import { type Api, readSse, startApi } from "./http_harness.ts";
+import { ADMIN, type Api, readSse, startApi } from "./http_harness.ts";
 import { STREAM_CATCH_UP } from "../src/http/api/runs.ts";
+import { MAX_STREAM_LINES } from "../src/http/api/logs.ts";
 
 async function withApi(backend: (typeof BACKENDS)[number], fn: (api: Api) => Promise<void>) {
   await using db = await freshDatabase(backend);
@@ -119,5 +120,26 @@ for (const backend of BACKENDS) {
           ["log", "line 6"],
         ],
       );
+    }));
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`api (${backend}): the log stream sends 10,000 lines first at most; a list of the log may take 100,000`, () =>
+    withApi(backend, async (api) => {
+      assertEquals(MAX_STREAM_LINES, 10_000);
+      // The answer's status and, refused, its error; a stream taken is let go unread.
+      const ask = async (limit: number) => {
+        const res = await fetch(`${api.url}/api/v1/logs/stream?limit=${limit}`, {
+          headers: { Authorization: `Bearer ${ADMIN}` },
+        });
+        if (res.ok) await res.body?.cancel();
+        return [res.status, res.ok ? null : (await res.json()).error];
+      };
+      assertEquals(await ask(MAX_STREAM_LINES + 1), [
+        400,
+        "limit: '10001' is not valid (allowed: a whole number from 1 to 10000)",
+      ]);
+      assertEquals(await ask(MAX_STREAM_LINES), [200, null]);
+      assertEquals((await api.call("GET", "/api/v1/logs?limit=100000")).status, 200);
     }));
 }

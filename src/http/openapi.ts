@@ -813,7 +813,7 @@ export const OPENAPI = {
           ...logFilters,
           query("since", "only lines written in the last 90s, 15m, 2h, 7d, … before the request"),
           query("after", "only lines after this id (to resume)", int),
-          query("limit", "lines sent first (default 100)", int),
+          query("limit", "lines sent first (default 100, at most 10000)", int),
         ],
         responses: { "200": sse("the stream"), ...READ },
       },

@@ -13,6 +13,12 @@ import { type ApiContext, type Env, json } from "./context.ts";
 import { EnvMasks } from "./env_masks.ts";
 
 const MAX_LINES = 100_000;
+/**
+ * The lines a live stream sends first, at most: it holds them until its
+ * client has read them, and a client that never reads (of the 64 streams
+ * a server keeps) would hold 100,000 lines, some 40 MB, for good.
+ */
+export const MAX_STREAM_LINES = 10_000;
 const TAIL_POLL_MS = 1000;
 
 function queryOf(c: Context): LogQuery {
@@ -53,7 +59,7 @@ export function logRoutes(api: ApiContext): Hono<Env> {
     const after = c.req.query("after") || c.req.header("last-event-id") || undefined;
     const last = after === undefined ? null : parseRunId(after, "after", "log line id");
     let follower: LogFollower | null = null;
-    const limit = count(c.req.query("limit"), "limit", MAX_LINES, 100);
+    const limit = count(c.req.query("limit"), "limit", MAX_STREAM_LINES, 100);
     return pollStream(c, {
       closing: api.closing,
       streams: api.streams,
