@@ -703,6 +703,15 @@ for (const backend of BACKENDS) {
     assertMatch(lost.note!, new RegExp(`^node ${leaving.nodeId} stopped sending heartbeats`));
     const [row] = (await c.store.nodesAndNow()).nodes.filter((n) => n.id === leaving.nodeId);
     assertEquals(row.declared_dead_by, taking.nodeId);
+    // In the log of the node that declared it, not of the one it names.
+    const declared = new RegExp(
+      `^node ${leaving.nodeId} sent no heartbeat for \\d+ s .* is declared dead`,
+    );
+    assertEquals(
+      [taking, leaving].map((n) => n.count(declared)),
+      [1, 0],
+      `${taking.nodeId}, then ${leaving.nodeId}, said it declared ${leaving.nodeId} dead`,
+    );
   });
 
   test("a node killed just after a heartbeat the database's clock has since gone back behind is declared dead as the heartbeat stays the same", async () => {

@@ -382,7 +382,7 @@ export class DaemonHarness implements AsyncDisposable {
     options.early?.(daemon);
     // In a cluster, each record says which node logged it (see configureLogs).
     const run = this.peers.length > 1
-      ? withContext({ node: this.nodeId }, () => daemon.run())
+      ? withContext({ [NODE_PROPERTY]: this.nodeId }, () => daemon.run())
       : daemon.run();
     this.running = run.then(
       () => void (this.outcome = "ok"),
@@ -528,21 +528,28 @@ export class DaemonHarness implements AsyncDisposable {
   }
 }
 
+/** One store of contexts for every configuration: a node's `withContext` outlives a reconfiguration. */
+const contexts = new AsyncLocalStorage<Record<string, unknown>>();
+/**
+ * The property naming the node that logged a record. Not `node`: a
+ * message's own properties override the context's, and one naming
+ * another node (`node {node} … is declared dead`) went to that node's log.
+ */
+const NODE_PROPERTY = "harness_node";
+
 /**
  * Log records to the harnesses' memory and to their daemons' jm_syslog
  * sinks. Alone, a harness gets every record; in a cluster, a record goes
- * to the node its `node` property (set by `withContext` around the
- * node's `run()`) names, and one without it to every node's memory.
+ * to the node its NODE_PROPERTY (set by `withContext` around the node's
+ * `run()`) names, and one without it to every node's memory.
  */
-/** One store of contexts for every configuration: a node's `withContext` outlives a reconfiguration. */
-const contexts = new AsyncLocalStorage<Record<string, unknown>>();
-
 async function configureLogs(peers: DaemonHarness[]): Promise<void> {
   const of = (record: LogRecord) =>
     peers.length === 1
       ? peers
       : peers.filter((p) =>
-        record.properties.node === undefined || record.properties.node === p.nodeId
+        record.properties[NODE_PROPERTY] === undefined ||
+        record.properties[NODE_PROPERTY] === p.nodeId
       );
   await configure({
     reset: true,
