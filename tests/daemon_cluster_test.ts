@@ -583,14 +583,31 @@ for (const backend of BACKENDS) {
   });
 
   test("a job's run another node took from the queue holds its owner's next fire (max_instances)", async () => {
-    await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
+    const db = await freshDatabase(backend);
+    const owner = assignJobs(["slow"], ["n1", "n2"]).get("slow")!;
+    const other = owner === "n1" ? "n2" : "n1";
+    // Whether the owner's poll has read the run on the other node: its slot is held then.
+    let seen = false;
+    const watched = () => {
+      const store = db.open();
+      const ask = store.activeRunsElsewhere.bind(store);
+      store.activeRunsElsewhere = async (...args) => {
+        const active = await ask(...args);
+        if (active.some((r) => r.job_id === "slow")) seen = true;
+        return active;
+      };
+      return store;
+    };
+    await using c = await ClusterHarness.create(
+      db,
+      ["n1", "n2"],
+      (id) => id === owner ? { store: watched } : {},
+    );
     for (const node of c.nodes) node.runner.endAll();
     await c.start();
     // Once an hour, at 00:30.
     await addJobs(c, ["slow"], { schedule: { second: "0", minute: "30" }, max_instances: "1" });
     await c.load(1);
-    const owner = assignJobs(["slow"], ["n1", "n2"]).get("slow")!;
-    const other = owner === "n1" ? "n2" : "n1";
     await c.set(c.now() + SETTLED_MS);
     // A `job run` the other node took and runs, as its row says.
     await c.store.claimRuns([{
@@ -601,8 +618,13 @@ for (const backend of BACKENDS) {
       node_id: other,
       started_at: c.now(),
     }]);
-    // The owner's polls see the run elsewhere before its fire.
-    for (let s = 1; s <= 5; s++) await c.set(c.now() + 1000);
+    // The owner's polls see the run elsewhere before its fire (a busy machine may take a few).
+    await c.until(async () => {
+      if (seen) return true;
+      await c.set(c.now() + 1000);
+      return false;
+    }, `${owner} to read the run on ${other}`);
+    await c.set(c.now() + 1000);
     const halfPast = T0 + 30 * 60_000;
     await step(c, halfPast, 1);
     const [fire] = (await c.runs("slow")).filter((r) => r.scheduled_at === halfPast);
