@@ -151,6 +151,29 @@ dashboardTest(
   },
 );
 
+dashboardTest(
+  "dashboard: a heartbeat's age goes on counting while the status cannot be read",
+  async (api) => {
+    await api.store.saveNode({
+      ...serviceRow("quiet"),
+      db_heartbeat_at: await api.store.databaseNow() - 2000,
+      heartbeat_ms: 5000,
+      skew_ms: 0,
+    });
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    const net = await intercept(page);
+    await signIn(page, api.url, "#/status");
+    const seconds = `Number(/^([0-9]+) s ago$/.exec(${heartbeatAges}.quiet)?.[1] ?? NaN)`;
+    await waitUntil(page, `${seconds} >= 0`, "the heartbeat's age", heartbeatAges);
+    net.answer = (path) => path === "/api/v1/status" ? OUTAGE : null;
+    await waitForText(page, "#refresh-error", "unreachable (test)");
+    const shown = await page.evaluate<number>(seconds);
+    // Left as last read, "2 s ago" would say the service lives, however long the outage.
+    await waitUntil(page, `${seconds} >= ${shown + 3}`, "the heartbeat to age on", heartbeatAges);
+  },
+);
+
 /** A run as GET /runs/{id} answers it, `status` and output as told. */
 function run(status: string, stdout: string): string {
   const final = status !== "running";
