@@ -41,6 +41,8 @@ export interface HTTPResponse {
 export interface Page {
   setRequestInterception(on: boolean): Promise<void>;
   goto(url: string): Promise<unknown>;
+  /** Load the page again: its script starts afresh, its session storage (the sign-in) stays. */
+  reload(): Promise<unknown>;
   setViewport(viewport: Viewport): Promise<void>;
   /** Run the page in this IANA zone, as a viewer there would. */
   emulateTimezone(zone: string): Promise<void>;

@@ -193,8 +193,15 @@ export function runsDetail(db: TestDatabase, jobId?: string): () => Promise<stri
 /** Statuses of a run that actually started a process. */
 const STARTED = ["running", "success", "failed", "timeout", "killed", "interrupted"];
 
+/**
+ * Whether a run started a process. A `running` row is written with the
+ * claim, its time as started_at, before the process exists: the process
+ * has started once its group is recorded (a runner that gets to it past
+ * its grace records it missed, started_at null).
+ */
 export function started(r: RunRow): boolean {
-  return STARTED.includes(r.status) && r.started_at !== null;
+  return STARTED.includes(r.status) && r.started_at !== null &&
+    (r.status !== "running" || r.pgid !== null);
 }
 
 /**

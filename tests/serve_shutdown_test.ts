@@ -11,6 +11,7 @@ import {
   jm,
   killLeftovers,
   pgrep,
+  ran,
   ready,
   runs,
   runsDetail,
@@ -44,7 +45,8 @@ for (const backend of BACKENDS) {
     await using serve = await startServe(db, { shutdown_timeout: 60 });
     const detail = runsDetail(db);
     const run = await waitFor(
-      async () => (await runs(db, "short")).find((r) => r.status === "running"),
+      // Started, not only claimed: see `started`.
+      async () => (await runs(db, "short")).find((r) => r.status === "running" && started(r)),
       { timeoutMs: 20_000, what: "a run to start", detail },
     );
     serve.signal("SIGTERM");
@@ -61,10 +63,8 @@ for (const backend of BACKENDS) {
     const rows = await runs(db, "short");
     const after = rows.find((r) => r.id === run.id)!;
     assertEquals([after.status, after.stdout], ["success", "done\n"], await detail());
-    assert(
-      rows.every((r) => r.status === "success" || r.status === "skipped"),
-      await detail(),
-    );
+    // A busy machine may rightly skip or miss fires (`ran` checks each says why): what ran succeeded.
+    assert(rows.filter((r) => ran(r, rows)).every((r) => r.status === "success"), await detail());
     const stopping = stoppingAt(serve);
     assert(
       rows.every((r) => r.scheduled_at <= stopping),
@@ -94,11 +94,10 @@ for (const backend of BACKENDS) {
       let orphan: number;
       {
         await using first = new Serve(db, config);
-        // Started, not only claimed: on a busy machine a claim whose answer came late is given
-        // up by this service (its row, left `running`, is recorded missed), and its fire is not run.
+        // Started, not only claimed: the claim writes the row `running`, with a started_at, and
+        // on a busy machine the runner may get to it past its grace and record it missed.
         const run = await waitFor(
-          async () =>
-            (await runs(db, "long")).find((r) => r.status === "running" && r.started_at !== null),
+          async () => (await runs(db, "long")).find((r) => r.status === "running" && started(r)),
           { timeoutMs: 20_000, what: "the long run to start", detail },
         );
         orphan = run.id;
@@ -130,7 +129,7 @@ for (const backend of BACKENDS) {
 
       const rows = await runs(db);
       const old = rows.find((r) => r.id === orphan)!;
-      assertEquals(old.status, "lost");
+      assertEquals(old.status, "lost", `run ${orphan} is ${old.status}:\n${await detail()}`);
       assert(
         old.note?.startsWith(
           "its service ended without recording how it ended (killed or crashed)",
@@ -338,8 +337,9 @@ for (const backend of BACKENDS) {
       let orphan: number;
       {
         await using first = new Serve(db, config);
+        // Started, not only claimed (see `started`).
         orphan = (await waitFor(
-          async () => (await runs(db, "long")).find((r) => r.status === "running"),
+          async () => (await runs(db, "long")).find((r) => r.status === "running" && started(r)),
           { timeoutMs: 20_000, what: "the run to start", detail },
         )).id;
         await waitFor(async () => (await alive()).length === 2, {

@@ -698,7 +698,8 @@ page(/^\/status$/, (_, __, signal) => poll(signal, 5000, readStatus, (s) => {
           : badge(n.state), n.state === "dead" ? h("div", { class: "muted small" }, n.gone ? "pid " + n.pid + " is not running" : "by " + n.declared_dead_by + ", " + ago(n.declared_dead_at)) : null),
         h("td", { class: "hide-narrow" }, n.pid),
         h("td", { class: "hide-narrow" }, n.version),
-        h("td", {}, when(heartbeatOnDatabaseClock(n)), h("div", { class: "muted small" }, ago(heartbeatOnDatabaseClock(n)))),
+        // Kept current each second: a status that cannot be read leaves no heartbeat "2 s ago".
+        h("td", {}, when(heartbeatOnDatabaseClock(n)), agoText(heartbeatOnDatabaseClock(n))),
         h("td", { class: "num" }, n.jobs_loaded),
         h("td", { class: "num" }, n.state === "live" && n.jobs_owned !== null ? n.jobs_owned : "-"),
         h("td", { class: "hide-narrow num" }, n.applied_marker === null ? "-" : n.applied_marker < s.latest_marker ? n.applied_marker + " (" + (s.latest_marker - n.applied_marker) + " behind)" : n.applied_marker),
