@@ -12,6 +12,8 @@ import {
 } from "../src/store/migrations.ts";
 import { VERSION } from "../src/version.ts";
 import { freshDatabase, migrateFresh, rawQuery, schemaAt, type TestDatabase } from "./helpers.ts";
+import { migrationLock, MysqlDriver } from "../src/store/mysql.ts";
+import type { MysqlTarget } from "../src/store/target.ts";
 import { countRows, job, onEveryBackend } from "./store_contract.ts";
 
 const TABLES = [
@@ -316,6 +318,38 @@ onEveryBackend("migrate", "three stores migrating at once apply each version onc
   }
   assertEquals(await versions(db), MIGRATIONS.map((m) => [m.version, m.name]));
 });
+
+onEveryBackend(
+  "migrate",
+  "on MySQL, a migration hung on one database holds none of another on the same server",
+  async (db) => {
+    if (db.target.kind !== "mysql") throw new Error("a MySQL test got another backend");
+    // Another installation's migration on this server, hung (a suspended `db migrate`).
+    await using other = await freshDatabase("mysql");
+    const hung = Promise.withResolvers<void>();
+    const inside = Promise.withResolvers<void>();
+    const driver = new MysqlDriver(other.target as MysqlTarget);
+    const migrating = driver.withMigrationLock(async () => {
+      inside.resolve();
+      await hung.promise;
+    });
+    try {
+      await inside.promise;
+      const store = db.open();
+      try {
+        assertEquals((await store.migrate()).to, SCHEMA_VERSION);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      hung.resolve();
+      await migrating;
+      await driver.close();
+    }
+    assertEquals(migrationLock("j".repeat(64)).length, 64, "GET_LOCK takes 64 characters");
+  },
+  ["mysql"],
+);
 
 onEveryBackend(
   "migrate",

@@ -6,12 +6,24 @@
  * password never appears in them.
  */
 import type mysql from "mysql2";
+import { createHash } from "node:crypto";
 import { ContentionError, DatabaseError, isUnreachable } from "../errors.ts";
 import type { Driver, ExecResult, Executor, Param, Row, SqlStatement } from "./driver.ts";
 import { eachStatement, PROFILES } from "./driver.ts";
 import { describeTarget, type MysqlTarget, serverOf } from "./target.ts";
 
-const MIGRATION_LOCK = "jobsmanager.migrate";
+/**
+ * The advisory lock that keeps two migrators of `database` apart. GET_LOCK's
+ * names are the whole server's: one name for all held every database's
+ * migration behind one hung elsewhere on the server, for 60 s, then refused
+ * it naming the wrong database. At most 64 characters: a longer one hashed.
+ */
+export function migrationLock(database: string): string {
+  const name = `jobsmanager.migrate.${database}`;
+  return name.length <= 64
+    ? name
+    : `jobsmanager.migrate.${createHash("sha256").update(database).digest("hex").slice(0, 44)}`;
+}
 const MIGRATION_LOCK_WAIT_S = 60;
 /**
  * No statement may hang longer (but the migration lock's wait): a network
@@ -912,7 +924,7 @@ export class MysqlDriver implements Driver {
       const rows = await this.query(
         conn,
         "SELECT GET_LOCK(?, ?) AS got",
-        [MIGRATION_LOCK, MIGRATION_LOCK_WAIT_S],
+        [migrationLock(this.target.database), MIGRATION_LOCK_WAIT_S],
         (MIGRATION_LOCK_WAIT_S + 10) * 1000,
       ) as Row[];
       if (Number(rows[0]?.got) !== 1) {
@@ -925,7 +937,9 @@ export class MysqlDriver implements Driver {
         // transaction, is what keeps two migrators apart.
         return await fn(this.executor(conn));
       } finally {
-        await settled((done) => conn.query("SELECT RELEASE_LOCK(?)", [MIGRATION_LOCK], done))
+        await settled((done) =>
+          conn.query("SELECT RELEASE_LOCK(?)", [migrationLock(this.target.database)], done)
+        )
           .catch(() => undefined);
       }
     } finally {
