@@ -244,7 +244,13 @@ function templateDatabase(): Promise<{ name: string; tables: string[] }> {
       }
     });
   })();
-  return schemaTemplate;
+  // Failed (a lock waited out, a server away for a moment), it is made again for the next
+  // test: kept, it failed every later test of the file in a millisecond, saying the same.
+  const made = schemaTemplate;
+  made.catch(() => {
+    if (schemaTemplate === made) schemaTemplate = null;
+  });
+  return made;
 }
 
 /**
