@@ -12,6 +12,7 @@
  * LDAP and sssd accounts too), as cron does: an account made or changed
  * after the job was written counts at its next run.
  */
+import { closeInheritedOnExec } from "./inheritance.ts";
 
 /** An account as `getent passwd` gives it. */
 export interface Account {
@@ -100,6 +101,8 @@ const GETENT = ["/usr/bin/getent", "/bin/getent"];
 export function lookUpAccount(user: string): Account | null {
   for (const getent of GETENT) {
     let out;
+    // As for a run's own Deno.Command spawn: no descriptor this process inherited reaches getent.
+    closeInheritedOnExec();
     try {
       out = new Deno.Command(getent, {
         args: ["passwd", user],
