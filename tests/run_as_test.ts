@@ -63,3 +63,60 @@ Deno.test("accounts are looked up by name and by uid; an unknown one is none", (
   assertEquals(lookUpAccount("jm-no-such-user"), null);
   assertEquals(lookUpAccount("4294967290"), null);
 });
+
+Deno.test({
+  name:
+    "a service not run as root records a run of another user's job as an error saying so; nothing ran",
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    // The runner in a Deno run as nobody: its own binary and cache, which nobody can read.
+    const dir = { path: await Deno.makeTempDir({ prefix: "jm-test-" }) };
+    try {
+      await Deno.chmod(dir.path, 0o755);
+      await Deno.copyFile(Deno.execPath(), `${dir.path}/deno`);
+      await Deno.mkdir(`${dir.path}/cache`, { mode: 0o777 });
+      await Deno.chmod(`${dir.path}/cache`, 0o777);
+      const runner = new URL("../src/daemon/runner.ts", import.meta.url).href;
+      await Deno.writeTextFile(
+        `${dir.path}/run.ts`,
+        `import { startRun } from ${JSON.stringify(runner)};
+const r = await startRun({ command: "touch ${dir.path}/cache/ran", env: {}, timeoutMs: 10000,
+  killGraceMs: 500, outputCap: 100, user: { job: "backup", name: "root" } }).done;
+console.log(JSON.stringify([r.status, r.note]));`,
+      );
+      const out = await new Deno.Command("setpriv", {
+        args: [
+          "--reuid=65534",
+          "--regid=65534",
+          "--clear-groups",
+          "--",
+          `${dir.path}/deno`,
+          "run",
+          "--allow-all",
+          "--no-config",
+          "--quiet",
+          `${dir.path}/run.ts`,
+        ],
+        cwd: dir.path,
+        env: {
+          DENO_DIR: `${dir.path}/cache`,
+          HOME: dir.path,
+          NO_COLOR: "1",
+          PATH: "/usr/bin:/bin",
+        },
+        clearEnv: true,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = (b: Uint8Array) => new TextDecoder().decode(b);
+      assertEquals([out.code, text(out.stderr)], [0, ""]);
+      assertEquals(JSON.parse(text(out.stdout)), [
+        "error",
+        "job backup runs as 'root' (uid 0), but this service runs as uid 65534: only a service run as root can run a job as another user: run serve as root (User=root in its systemd unit) or remove the job's user (jobsmanager job update backup --user '')",
+      ]);
+      assertEquals([...Deno.readDirSync(`${dir.path}/cache`)].some((e) => e.name === "ran"), false);
+    } finally {
+      await Deno.remove(dir.path, { recursive: true });
+    }
+  },
+});
