@@ -179,7 +179,7 @@ Deno.test("validation errors name the file, the line and the field, all of them"
       "jobs.yaml has 3 invalid jobs; nothing written:",
       "jobs.yaml:6: job 'backup': minute: '61' is out of range (allowed 0-59)",
       "jobs.yaml:26: job 'report': max_instances: \"many\" is not valid (allowed: a whole number from 1 to 10000)",
-      "jobs.yaml:30: job 'backup': id: 'backup' is already the id of the job on line 3",
+      "jobs.yaml:31: job 'backup': id: 'backup' is already the id of the job on line 3",
     ].join("\n"),
   );
   const json5 = JSON5_EXPORT.replace("timeout: 600", "timeout: -1").replace(
