@@ -1,4 +1,4 @@
--- jobsmanager schema for MySQL / MariaDB, version 15.
+-- jobsmanager schema for MySQL / MariaDB, version 16.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -189,3 +189,7 @@ INSERT INTO jm_schema_version (version, name, applied_at) VALUES (14, 'runs name
 -- migration 15: nodes say the boot and pid namespace their pid is of
 ALTER TABLE jm_nodes ADD COLUMN boot_id VARCHAR(36) NULL, ADD COLUMN pid_ns BIGINT NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (15, 'nodes say the boot and pid namespace their pid is of', 0);
+
+-- migration 16: a job may run as another user
+ALTER TABLE jm_jobs ADD COLUMN `user` VARCHAR(64) NULL;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (16, 'a job may run as another user', 0);

@@ -1,4 +1,4 @@
--- jobsmanager schema for SQLite, version 15.
+-- jobsmanager schema for SQLite, version 16.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -222,3 +222,7 @@ INSERT INTO jm_schema_version (version, name, applied_at) VALUES (14, 'runs name
 ALTER TABLE jm_nodes ADD COLUMN boot_id TEXT NULL;
 ALTER TABLE jm_nodes ADD COLUMN pid_ns BIGINT NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (15, 'nodes say the boot and pid namespace their pid is of', 0);
+
+-- migration 16: a job may run as another user
+ALTER TABLE jm_jobs ADD COLUMN `user` TEXT NULL;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (16, 'a job may run as another user', 0);

@@ -254,6 +254,7 @@ dashboardTest(
       env: { A: "1" },
       cwd: "/srv",
       description: "the child",
+      user: "www-data",
     });
     const job = await stored(api, "child");
     await using chromium = await openBrowser();

@@ -62,6 +62,7 @@ const JOB_FIELDS = [
   "on_success",
   "on_success_url",
   "alert_after",
+  "user",
 ].sort();
 
 /** A jm_jobs row as the Job its snapshots hold (written here, not borrowed from src). */
@@ -103,6 +104,7 @@ function toJob(row: Row): Job {
     on_success: orNull(row.on_success, String),
     on_success_url: orNull(row.on_success_url, String),
     alert_after: orNull(row.alert_after, Number),
+    user: orNull(row.user, String),
   };
 }
 
@@ -341,6 +343,7 @@ for (const backend of BACKENDS) {
         on_success: null,
         on_success_url: null,
         alert_after: null,
+        user: null,
       },
     );
     assertEquals(w.after!.created_at, w.after!.updated_at);
@@ -993,3 +996,50 @@ mysqlTest(
     assertEquals((await rawQuery(db, "SELECT COUNT(*) AS n FROM jm_update_info"))[0].n, 1);
   },
 );
+
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: --user: job add, show, list --json, update with '' clears it, export and apply keep it`, async () => {
+    await using db = await databaseWith(backend);
+    const add = ["job", "add", "as-nobody", "--command", "id -u", "--cron", "0 3 * * *"];
+    const added = await write(db, "as-nobody", [...add, "--user", "nobody"]);
+    assertEquals(added.after!.user, "nobody");
+    const shown = (await noWrite(db, ["job", "show", "as-nobody"])).split("\n");
+    for (const line of ["user                nobody", "cwd                 (the user's home)"]) {
+      assert(shown.includes(line), `job show has ${JSON.stringify(line)}:\n${shown.join("\n")}`);
+    }
+    const listed = JSON.parse(await noWrite(db, ["--json", "job", "list"]));
+    assertEquals(listed.map((j: Job) => j.user), ["nobody"]);
+    const exported = await noWrite(db, ["export"]);
+    assertStringIncludes(exported, "      user: 'nobody',\n");
+    const cleared = await write(db, "as-nobody", ["job", "update", "as-nobody", "--user", ""]);
+    assertEquals(cleared.after!.user, null);
+    const again = (await noWrite(db, ["job", "show", "as-nobody"])).split("\n");
+    assert(again.includes("user                (the service's own)"), again.join("\n"));
+    await Deno.writeTextFile(`${db.dir}/jobs.json5`, exported);
+    const applied = await write(db, "as-nobody", ["apply", "jobs.json5"]);
+    assertEquals(applied.after!.user, "nobody");
+    const uid = await write(db, "as-nobody", ["job", "update", "as-nobody", "--user", "65534"]);
+    assertEquals(uid.after!.user, "65534");
+  });
+}
+
+Deno.test("cli: --user a name this host has no account of is stored with a warning; a malformed one is refused", async () => {
+  await using db = await databaseWith("sqlite");
+  const add = ["job", "add", "elsewhere", "--command", "true", "--cron", "0 3 * * *"];
+  const unknown = await run(db, [...add, "--user", "jm-no-such-user"]);
+  assertEquals(
+    [unknown.code, unknown.stderr],
+    [
+      0,
+      `jobsmanager: warning: user 'jm-no-such-user' has no account on this host (${Deno.hostname()}): a service here records the job's runs as errors until it exists; a service on a host that has it runs them\n`,
+    ],
+  );
+  assertEquals((await jobs(db)).get("elsewhere")?.user, "jm-no-such-user");
+  const bad = await run(db, ["job", "update", "elsewhere", "--user", "bob smith"]);
+  assertEquals([bad.code, bad.stdout], [2, ""]);
+  assertStringIncludes(
+    bad.stderr,
+    `user: "bob smith" is not a user name or uid (allowed: a name of 1-32 characters of A-Z a-z 0-9 _ . - not starting with a digit, . or -, or a uid of a whole number from 0 to 4294967294; empty or NULL for the service's own user)`,
+  );
+  assertEquals((await jobs(db)).get("elsewhere")?.user, "jm-no-such-user");
+});

@@ -1113,6 +1113,28 @@ for (const backend of BACKENDS) {
     ]);
   });
 
+  Deno.test(`api (${backend}): a job's user in and out: added, read, changed, null back to the service's, refused when malformed`, async () => {
+    await using db = await freshDatabase(backend);
+    await using api = await startApi(db);
+    const added = await api.call("POST", "/api/v1/jobs", { body: { ...JOB, user: "www-data" } });
+    assertEquals([added.status, (added.body as Record<string, unknown>).user], [201, "www-data"]);
+    const read = await api.call("GET", "/api/v1/jobs/nightly");
+    assertEquals((read.body as Record<string, unknown>).user, "www-data");
+    const listed = (await api.call("GET", "/api/v1/jobs")).body as Record<string, unknown>[];
+    assertEquals(listed.map((j) => j.user), ["www-data"]);
+    const byUid = await api.call("PATCH", "/api/v1/jobs/nightly", { body: { user: "33" } });
+    assertEquals((byUid.body as Record<string, unknown>).user, "33");
+    const cleared = await api.call("PATCH", "/api/v1/jobs/nightly", { body: { user: null } });
+    assertEquals((cleared.body as Record<string, unknown>).user, null);
+    const bad = await api.call("PATCH", "/api/v1/jobs/nightly", { body: { user: "bob smith" } });
+    assertEquals([bad.status, bad.body], [400, {
+      error:
+        `user: "bob smith" is not a user name or uid (allowed: a name of 1-32 characters of A-Z a-z 0-9 _ . - not starting with a digit, . or -, or a uid of a whole number from 0 to 4294967294; empty or NULL for the service's own user)`,
+      field: "user",
+    }]);
+    assertEquals((await rawQuery(db, "SELECT `user` FROM jm_jobs")).map((r) => r.user), [null]);
+  });
+
   Deno.test(`api (${backend}): status: services, markers, runs by minute, the database and its clock`, () =>
     withApi(backend, async (api) => {
       await api.call("POST", "/api/v1/jobs", { body: JOB });

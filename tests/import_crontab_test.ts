@@ -53,11 +53,11 @@ Deno.test("Debian's /etc/cron.d files import line by line, with their PATH", () 
   });
   assertEquals(sysstat.job!.description, "Activity reports every 10 minutes everyday");
   assertEquals(sysstat.job!.timeout, 0);
+  // The user column is the job's user, root too; with no HOME line it runs in their home, as cron ran it.
   assertEquals(sysstat.notes, [
-    "cron ran it as root; jobsmanager runs it as the user of `jobsmanager serve`",
-    "cron ran it in root's home directory; jobsmanager runs it in the service's working directory (`job update --cwd DIR` sets another)",
+    "runs as root, as cron ran it: only a service run as root runs a job as another user (User=root in its systemd unit), else its runs are errors saying so; `job update --user ''` runs it as the service's own user",
   ]);
-  assertEquals(sysstat.job!.cwd, null);
+  assertEquals([sysstat.job!.user, sysstat.job!.cwd], ["root", null]);
   assertEquals(summary(read("php")), [
     "php.x-usr-lib-php-sessionclean-if-d-run-systemd-syst | 0 09,39 * * * * | [ -x /usr/lib/php/sessionclean ] && if [ ! -d /run/systemd/system ]; then /usr/lib/php/sessionclean; fi",
   ]);
@@ -76,6 +76,34 @@ Deno.test("Debian's /etc/cron.d files import line by line, with their PATH", () 
   assertMatch(read("mdadm")[0].job!.command, /\[ \$\(date \+%d\) -le 7 \]/);
   assertMatch(read("mdadm")[0].job!.description!, /^By default, run at 00:57 on every Sunday/);
   assertEquals(read("anacron").map((c) => scheduleText(c.job!)), ["0 30 7-23 * * *"]);
+});
+
+Deno.test("an /etc/cron.d line's user is the job's user; a user crontab's lines name none, and keep one set since", () => {
+  const text = [
+    "HOME=/srv/www",
+    "*/5 * * * * www-data php /srv/www/cron.php",
+    "0 1 * * * 33 /usr/local/bin/by-uid",
+  ].join("\n");
+  const [www, byUid] = candidatesFromCrontab({ text, name: "web", system: true }, UTC, 0);
+  assertEquals([www.job!.user, www.job!.cwd, www.job!.command], [
+    "www-data",
+    "/srv/www",
+    "php /srv/www/cron.php",
+  ]);
+  assertEquals(byUid.job!.user, "33");
+  assertMatch(
+    www.notes.join("\n"),
+    /^runs as www-data, as cron ran it: only a service run as root/,
+  );
+  // Not the user's, nor the cwd: the line gives both, an import again sets them as cron has them.
+  assert(!www.keeps!.includes("user") && !www.keeps!.includes("cwd"), String(www.keeps));
+  const [mine] = candidatesFromCrontab(
+    { text: "0 1 * * * backup\n", name: "u", system: false },
+    UTC,
+    0,
+  );
+  assertEquals(mine.job!.user, null);
+  assert(mine.keeps!.includes("user") && mine.keeps!.includes("cwd"), String(mine.keeps));
 });
 
 Deno.test("/etc/crontab: weekday 7 is Sunday, generated ids stay unique", () => {

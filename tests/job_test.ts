@@ -54,6 +54,34 @@ Deno.test("sameDefinition ignores timestamps and env order, and sees every other
   }
 });
 
+Deno.test("user: a user name or a uid, '' back to the service's own; anything else is refused, saying what is allowed", () => {
+  const base: JobOptions = { command: "true", cron: "* * * * *" };
+  for (
+    const user of ["www-data", "postgres", "_apt", "svc.backup", "nobody", "0", "65534", "ad$"]
+  ) {
+    assertEquals(buildJob("j", { ...base, user }, null, 1).user, user);
+  }
+  const set = buildJob("j", { ...base, user: "nobody" }, null, 1);
+  assertEquals(buildJob("j", { user: "" }, set, 2).user, null);
+  assertEquals(buildJob("j", { description: "x" }, set, 2).user, "nobody", "kept when not given");
+  const allowed =
+    "(allowed: a name of 1-32 characters of A-Z a-z 0-9 _ . - not starting with a digit, . or -, or a uid of a whole number from 0 to 4294967294; empty or NULL for the service's own user)";
+  for (const user of ["bob smith", "-rf", "1abc", "4294967295", "a".repeat(33), "root;id", "ünï"]) {
+    const error = assertThrows(
+      () => buildJob("j", { ...base, user }, null, 1),
+      ValidationError,
+      `user: ${JSON.stringify(user)} is not a user name or uid ${allowed}`,
+    ) as ValidationError;
+    assertEquals(error.field, "user");
+  }
+  // A row written by hand with a number in the column: named, with the row's fix.
+  assertThrows(
+    () => validateJob({ ...set, user: 7 as unknown as string }),
+    ValidationError,
+    `user: 7 is not a user name or uid ${allowed}; fix the row, e.g. UPDATE jm_jobs SET \`user\` = NULL WHERE id = 'j'`,
+  );
+});
+
 Deno.test("a description of 1000 characters fits, whatever their size in UTF-16; 1001 do not", () => {
   const job = buildJob("j", { command: "true", cron: "* * * * *" }, null, 1000);
   // Each emoji is two UTF-16 units and one character, as the database's VARCHAR(1000) counts it.

@@ -38,6 +38,7 @@ function sampleJobs(): Job[] {
         coalesce: true,
         misfire_grace_time: "30",
         cwd: "/tmp",
+        user: "www-data",
       },
       null,
       NOW,
@@ -81,6 +82,7 @@ const JSON5_EXPORT =
       coalesce: true,
       misfire_grace_time: 30,
       cwd: '/tmp',
+      user: 'www-data',
     },
     {
       id: 'tick',
@@ -111,19 +113,22 @@ Deno.test("export writes only non-default fields, in id and column order", () =>
 });
 
 Deno.test("a file entry reads like job add: the CronTrigger rule, cron, null for the default", () => {
-  const [hour, cron, reset] = candidatesFromFile(
+  const [hour, cron, reset, uid] = candidatesFromFile(
     "jobs.yaml",
     [
       "jobs:",
       "  - {id: a, command: x, hour: 3}",
       "  - {id: b, command: x, cron: '*/5 * * * 1-5'}",
-      "  - {id: c, command: x, minute: 0, timezone: null, cwd: null}",
+      "  - {id: c, command: x, minute: 0, timezone: null, cwd: null, user: null}",
+      // A uid as a passwd line writes it.
+      "  - {id: d, command: x, minute: 0, user: 33}",
     ].join("\n"),
     NOW,
   ).map((c) => c.job!);
   assertEquals([hour.second, hour.minute, hour.hour, hour.day], ["0", "0", "3", "*"]);
   assertEquals([cron.minute, cron.day_of_week], ["*/5", "mon-fri"]);
-  assertEquals([reset.timezone, reset.cwd], [null, null]);
+  assertEquals([reset.timezone, reset.cwd, reset.user], [null, null, null]);
+  assertEquals(uid.user, "33");
 });
 
 Deno.test("retries and a follow-up job without a schedule go out and come back (issue 13)", () => {
@@ -174,7 +179,7 @@ Deno.test("validation errors name the file, the line and the field, all of them"
       "jobs.yaml has 3 invalid jobs; nothing written:",
       "jobs.yaml:6: job 'backup': minute: '61' is out of range (allowed 0-59)",
       "jobs.yaml:26: job 'report': max_instances: \"many\" is not valid (allowed: a whole number from 1 to 10000)",
-      "jobs.yaml:30: job 'backup': id: 'backup' is already the id of the job on line 3",
+      "jobs.yaml:31: job 'backup': id: 'backup' is already the id of the job on line 3",
     ].join("\n"),
   );
   const json5 = JSON5_EXPORT.replace("timeout: 600", "timeout: -1").replace(
@@ -186,7 +191,7 @@ Deno.test("validation errors name the file, the line and the field, all of them"
     [
       "jobs.json5 has 2 invalid jobs; nothing written:",
       "jobs.json5:14: job 'backup': timeout: \"-1\" is not valid (allowed: a whole number from 0 to 31536000)",
-      "jobs.json5:34: job 'report': colour: not a job field (allowed: id, command, cron, second, minute, hour, day, month, day_of_week, timezone, timeout, enabled, max_instances, coalesce, misfire_grace_time, env, cwd, description, retries, retry_delay, retry_max_delay, retry_on, retry_overlap, after_job, after_outcome, on_failure, on_failure_url, on_recovery, on_recovery_url, on_success, on_success_url, alert_after)",
+      "jobs.json5:34: job 'report': colour: not a job field (allowed: id, command, cron, second, minute, hour, day, month, day_of_week, timezone, timeout, enabled, max_instances, coalesce, misfire_grace_time, env, cwd, description, retries, retry_delay, retry_max_delay, retry_on, retry_overlap, after_job, after_outcome, on_failure, on_failure_url, on_recovery, on_recovery_url, on_success, on_success_url, alert_after, user)",
     ].join("\n"),
   );
   assertEquals(

@@ -820,3 +820,114 @@ Deno.test("an armed run reports a syntax error as a plain run does, at its line"
   ]);
   assertMatch(armed.stderr, /^\/bin\/sh: 1: Syntax error/);
 });
+
+/** Runs as another user need a service run as root, as these tests are where they run. */
+const ROOT = Deno.uid() === 0;
+
+/** What `id` says of `user`'s groups as initgroups gives them: `id -G USER`. */
+function groupsOf(user: string): string {
+  const out = new Deno.Command("id", { args: ["-G", user], stdout: "piped" }).outputSync();
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
+const WHO_AM_I = 'echo "$(id -u) $(id -g) [$(id -G)] $HOME $LOGNAME $USER $(pwd)"';
+
+Deno.test({
+  name:
+    "a run with a user runs as them: uid, gid, their groups, HOME LOGNAME USER, in their home or / where it is none",
+  ignore: !ROOT,
+  fn: async () => {
+    // nobody's home is /nonexistent: cron's chdir fails there, and it runs in its own, /.
+    const nobody = await startRun(spec(WHO_AM_I, { user: { job: "j", name: "nobody" } })).done;
+    assertEquals(
+      [nobody.status, nobody.stdout, nobody.note],
+      ["success", `65534 65534 [${groupsOf("nobody")}] /nonexistent nobody nobody /\n`, null],
+    );
+    // By uid, as a job may name it; the job's cwd over the home.
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.chmod(dir, 0o755);
+      const byUid = await startRun(
+        spec(WHO_AM_I, { user: { job: "j", name: "65534" }, cwd: dir }),
+      ).done;
+      assertEquals(
+        byUid.stdout,
+        `65534 65534 [${groupsOf("nobody")}] /nonexistent nobody nobody ${await Deno.realPath(
+          dir,
+        )}\n`,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+    // The service's own user: no switch, yet its HOME and home, as cron gives them.
+    const root = await startRun(spec(WHO_AM_I, { user: { job: "j", name: "root" } })).done;
+    assertEquals(root.stdout, `0 0 [${groupsOf("root")}] /root root root /root\n`);
+  },
+});
+
+/** A user in a group besides their own, for initgroups to give them; none on some hosts. */
+const WITH_GROUPS = new TextDecoder().decode(
+  new Deno.Command("getent", { args: ["group"], stdout: "piped" }).outputSync().stdout,
+).split("\n").map((line) => line.split(":")[3]?.split(",")[0]).find((member) => member);
+
+Deno.test({
+  name: "a run with a user has the user's supplementary groups, as initgroups gives them",
+  ignore: !ROOT || WITH_GROUPS === undefined,
+  fn: async () => {
+    const result = await startRun(spec("id -G", { user: { job: "j", name: WITH_GROUPS! } })).done;
+    assertEquals(result.stdout, `${groupsOf(WITH_GROUPS!)}\n`);
+    assert(result.stdout.trim().includes(" "), `${WITH_GROUPS} has several groups`);
+  },
+});
+
+Deno.test({
+  name: "a run with a user that times out: its whole process group is killed",
+  ignore: !ROOT,
+  fn: async () => {
+    const marker = `sleep 6${Math.floor(Math.random() * 1000).toString().padStart(3, "0")}`;
+    const result = await startRun(
+      // The background sleep says whose it is (real, effective, saved, fs uids), then the timeout ends both.
+      spec(`${marker} & grep ^Uid: /proc/$!/status; ${marker}`, {
+        user: { job: "j", name: "nobody" },
+        timeoutMs: 2000,
+        killGraceMs: 300,
+      }),
+    ).done;
+    assertEquals([result.status, result.stdout], ["timeout", "Uid:\t65534\t65534\t65534\t65534\n"]);
+    assertEquals(livePidsMatching(marker), [], "no process of the group survives");
+  },
+});
+
+Deno.test("a run whose user has no account on this host is an error saying what to do; nothing ran", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const result = await startRun(
+      spec(`touch ${dir}/ran`, { user: { job: "backup", name: "jm-no-such-user" } }),
+    ).done;
+    assertEquals(
+      [result.status, result.note],
+      [
+        "error",
+        `job backup runs as 'jm-no-such-user', who has no account on host ${Deno.hostname()}: create it, or change the job's user (jobsmanager job update backup --user NAME, or --user '' for the service's own)`,
+      ],
+    );
+    assertEquals([...Deno.readDirSync(dir)], [], "nothing ran");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "an armed run with a user waits as them, and runs as them when released",
+  ignore: !ROOT,
+  fn: async () => {
+    const user = { job: "j", name: "nobody" };
+    const command = 'echo "$(id -u) $JM_RUN_ID $(pwd)"';
+    const env = { PATH: "/usr/bin:/bin", JM_RUN_ID: "" };
+    const shell = armRun(spec(command, { env, user }))!;
+    assert(shell !== null, "armed");
+    const result = await shell.release(spec(command, { env: { ...env, JM_RUN_ID: "7" }, user }))
+      .done;
+    assertEquals([result.status, result.stdout], ["success", "65534 7 /\n"]);
+  },
+});

@@ -127,6 +127,7 @@ contract("getJob", "every field reads back as written", async ({ store }) => {
     env: { B: "2", A: "x=y" },
     cwd: "/srv/jobs",
     description: "every field set",
+    user: "www-data",
     created_at: 1_700_000_000_123,
     updated_at: 1_700_000_000_456,
   });
@@ -180,6 +181,7 @@ contract(
       on_success: null,
       on_success_url: null,
       alert_after: null,
+      user: null,
     });
     assert(Math.abs(created_at - Date.now()) < 60_000, `created_at ${created_at} is now, in ms`);
     assert(Math.abs(updated_at - Date.now()) < 60_000, `updated_at ${updated_at} is now, in ms`);

@@ -259,7 +259,7 @@ Deno.test("migrate[sqlite]: a jm_jobs with the defaults before version 4 and lat
       `table jm_jobs in ${db.url} has created_at and updated_at defaults from before schema version 4, and columns that migration 4's rebuild of it would not copy (${
         ["retries", "retry_delay", "retry_max_delay", "retry_on", "retry_overlap", "after_job"]
           .join(", ")
-      }, after_outcome, on_failure, on_failure_url, on_recovery, on_recovery_url, on_success, on_success_url, alert_after); jobsmanager changed nothing. Give those two columns the default (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) by hand (SQLite makes a copy of the table for that: https://www.sqlite.org/lang_altertable.html#otheralter), then run \`jobsmanager db migrate\``,
+      }, after_outcome, on_failure, on_failure_url, on_recovery, on_recovery_url, on_success, on_success_url, alert_after, user); jobsmanager changed nothing. Give those two columns the default (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) by hand (SQLite makes a copy of the table for that: https://www.sqlite.org/lang_altertable.html#otheralter), then run \`jobsmanager db migrate\``,
     );
     assertEquals(await shape(db, "jm_jobs"), before);
     assertEquals(await store.getJob("alpha"), kept);
@@ -641,7 +641,7 @@ onEveryBackend(
     await older("other", JSON.stringify({ job: "other", run: 8 }));
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [13, 14, 15]);
+      assertEquals((await store.migrate()).applied, [13, 14, 15, 16]);
       await older("after", JSON.stringify({ job: "backup", run: 7, pid: 1 }));
       const found = async (filter: { job_id?: string; run_id?: number }) =>
         (await store.listLogs({ ...filter, limit: 10 })).map((r) => r.message);
@@ -670,7 +670,7 @@ onEveryBackend(
     await older(1000);
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [14, 15]);
+      assertEquals((await store.migrate()).applied, [14, 15, 16]);
       await older(2000);
       const [ours] = await store.claimRuns([{
         job_id: "backup",
@@ -710,10 +710,34 @@ onEveryBackend(
     await beat(10);
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [15]);
+      assertEquals((await store.migrate()).applied, [15, 16]);
       await beat(11);
       const [row] = (await store.nodesAndNow()).nodes;
       assertEquals([row.pid, row.boot_id, row.pid_ns], [11, null, null]);
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+onEveryBackend(
+  "migrate",
+  "migration 16: jobs from before run as the service's user, and a job written after it keeps its user",
+  async (db) => {
+    await schemaAt(db, 15);
+    // As a release of schema 15 writes a job: it names no user.
+    await rawQuery(db, "INSERT INTO jm_jobs (id, command) VALUES ('old', 'true')");
+    const store = db.open();
+    try {
+      assertEquals((await store.migrate()).applied, [16]);
+      assertEquals((await store.getJob("old"))?.user, null);
+      await store.changeJob("old", (job) => ({ ...job!, user: "nobody" }));
+      assertEquals((await store.getJob("old"))?.user, "nobody");
+      const [marker] = await rawQuery(
+        db,
+        "SELECT jobs_after_update FROM jm_update_info ORDER BY id DESC LIMIT 1",
+      );
+      assertEquals(JSON.parse(String(marker.jobs_after_update))[0].user, "nobody");
     } finally {
       await store.close();
     }

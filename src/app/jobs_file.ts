@@ -82,6 +82,7 @@ function entryOf(job: Job): Record<string, unknown> {
     ["after_outcome", null],
     // Notifications (issue 13).
     ...NOTIFY_FIELDS.map((f): [keyof Job, unknown] => [f, null]),
+    ["user", null],
   ];
   for (const [key, fallback] of optional) {
     if (job[key] !== fallback) entry[key] = job[key];
@@ -366,6 +367,8 @@ function optionsOf(entry: Record<string, unknown>): JobOptions {
     // Notifications (issue 13).
     ...Object.fromEntries([...HOOK_COMMANDS, ...HOOK_URLS].map((f) => [f, text(f, true)])),
     alert_after: entry.alert_after === null ? "" : number("alert_after"),
+    // A uid may be written as a number (user: 33), as in a passwd line.
+    user: typeof entry.user === "number" ? String(entry.user) : text("user", true),
   };
 }
 

@@ -56,6 +56,7 @@ import {
 import type { DefaultZone } from "../app/zone.ts";
 import { parseCount } from "../domain/input.ts";
 import { idWord } from "../domain/shell.ts";
+import { lookUpAccount } from "../daemon/run_as.ts";
 import { CLI_NAMES } from "./input_names.ts";
 
 /** The most fires `job show -n` and `job next -n` print. */
@@ -95,6 +96,10 @@ function jobOptions(forUpdate: boolean): Flags {
     env: repeated("environment variable for the command (repeatable)", "NAME=VALUE"),
     cwd: valued("absolute working directory for the command", "dir"),
     description: valued("free text shown by job show", "text"),
+    user: valued(
+      "run the command as this user (name or uid), as cron's user column does; needs serve run as root; '' = the service's own user",
+      "name",
+    ),
     disabled: switched("store the job without scheduling it"),
     // Notifications (issue 13): '' sets one back to the service's notify.* default.
     onFailure: valued("shell command run when a run fails (the run as JSON on stdin)", "cmd"),
@@ -192,6 +197,7 @@ function toJobOptions(opts: Options): JobOptions {
     unset_env: opts.unsetEnv,
     cwd: opts.cwd,
     description: opts.description,
+    user: opts.user,
     ...retryOptionsOf(opts),
     // Notifications (issue 13).
     on_failure: opts.onFailure,
@@ -289,6 +295,17 @@ function warnRetryOnAlone(retryOn: unknown, job: Job | null): void {
   if (warning !== null) writeErr(`jobsmanager: warning: ${warning}`);
 }
 
+/**
+ * A user given that this host has no account of: said, not refused, as
+ * the service may run on another host, which has it.
+ */
+function warnUnknownUser(given: unknown, job: Job | null): void {
+  if (given === undefined || job?.user == null || lookUpAccount(job.user) !== null) return;
+  writeErr(
+    `jobsmanager: warning: user '${job.user}' has no account on this host (${Deno.hostname()}): a service here records the job's runs as errors until it exists; a service on a host that has it runs them`,
+  );
+}
+
 export function jobCommand() {
   const add = command({
     brief: "add a job",
@@ -305,6 +322,7 @@ export function jobCommand() {
       const { change } = written;
       const after = change.after!;
       warnRetryOnAlone(opts.retryOn, after);
+      warnUnknownUser(opts.user, after);
       const next = nextFires(after, zone!.name, new Date(), 1);
       printWrite(
         ctx,
@@ -335,6 +353,7 @@ export function jobCommand() {
         (store) => updateJob(store, id, options, Date.now(), CLI_NAMES),
       );
       warnRetryOnAlone(opts.retryOn, written.change.after);
+      warnUnknownUser(opts.user, written.change.after);
       printWrite(
         ctx,
         written,

@@ -134,6 +134,7 @@ async function runHere(
     command: job.command,
     env: runEnv(inheritedEnv(), job, run.id, run.scheduled_at),
     cwd: job.cwd ?? undefined,
+    user: job.user === null ? undefined : { job: job.id, name: job.user },
     timeoutMs: job.timeout * 1000,
     killGraceMs: s["jobsmanager.kill_grace"] * 1000,
     outputCap: s["jobsmanager.output_cap"],

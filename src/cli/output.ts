@@ -262,7 +262,13 @@ export function jobDetails(
         ? "-"
         : printable(Object.entries(job.env).map(([k, v]) => `${k}=${shellWord(v)}`).join(" ")),
     ],
-    ["cwd", printable(job.cwd ?? "(service working directory)")],
+    ["user", printable(job.user ?? "(the service's own)")],
+    [
+      "cwd",
+      printable(
+        job.cwd ?? (job.user === null ? "(service working directory)" : "(the user's home)"),
+      ),
+    ],
     ["description", printableLine(job.description ?? "-")],
     // Notifications (issue 13): only those set; URLs without their secrets.
     ...NOTIFY_FIELDS.filter((f) => f !== "alert_after").flatMap((f): [string, string][] =>

@@ -203,6 +203,7 @@ export class ActiveRuns {
       command: job.command,
       env: runEnv({}, job, runId, scheduledAt),
       cwd: job.cwd ?? undefined,
+      user: job.user === null ? undefined : { job: job.id, name: job.user },
       timeoutMs: job.timeout * 1000,
       killGraceMs: this.o.killGraceMs,
       outputCap: this.o.outputCap,

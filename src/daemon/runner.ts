@@ -26,6 +26,7 @@ import type { RunUpdate } from "../domain/run.ts";
 import { HeadTailCapture } from "./capture.ts";
 import { type NativeChild, nativeSpawner } from "./native_spawn.ts";
 import { closeInheritedOnExec, signalReset } from "./inheritance.ts";
+import { inHome, lookUpAccount, type RunAs, runAsPlan } from "./run_as.ts";
 import {
   bootTicks,
   type Ended,
@@ -51,6 +52,11 @@ export interface RunSpec {
    */
   baseEnv?: Record<string, string>;
   cwd?: string;
+  /**
+   * The job's `user`, with its id for the note of a run that cannot run
+   * as them (run_as.ts); none: the service's own user.
+   */
+  user?: { job: string; name: string };
   /** 0 = no timeout. */
   timeoutMs: number;
   killGraceMs: number;
@@ -382,6 +388,7 @@ function shell(
   command: string,
   standalone: boolean,
   env: Record<string, string>,
+  asUser: readonly string[],
 ): [string, string[], Record<string, string>, boolean] {
   const setsid = tool("setsid");
   const setpriv = standalone ? tool("setpriv") : null;
@@ -392,7 +399,9 @@ function shell(
   const sh = [...reset, "/bin/sh", "-c", script];
   const grouped = setsid === null ? sh : [setsid, "--", ...sh];
   // The parent-death signal survives the execs of setsid and the shell.
-  const argv = setpriv === null ? grouped : [setpriv, "--pdeathsig", "KILL", "--", ...grouped];
+  const watched = setpriv === null ? grouped : [setpriv, "--pdeathsig", "KILL", "--", ...grouped];
+  // The user's switch first: a change of uid clears the parent-death signal set before it.
+  const argv = [...asUser, ...watched];
   return [argv[0], argv.slice(1), cLocale ? { ...env, LC_ALL: "C" } : env, setsid === null];
 }
 
@@ -503,7 +512,28 @@ function spawnShell(
   marker: string,
   stdin: "null" | "line" | "text",
 ): Spawned {
-  const env = { ...spec.baseEnv, ...spec.env, [MARKER_VARIABLE]: marker };
+  let as: RunAs | null = null;
+  if (spec.user !== undefined) {
+    try {
+      const plan = runAsPlan(spec.user.job, spec.user.name, lookUpAccount(spec.user.name), {
+        uid: Deno.uid() ?? -1,
+        host: Deno.hostname(),
+        setpriv: tool("setpriv"),
+      });
+      if ("error" in plan) return plan;
+      as = plan;
+    } catch (error) {
+      return {
+        error: `could not look up the account of user '${spec.user.name}': ${
+          (error as Error).message
+        }`,
+      };
+    }
+  }
+  // The user's HOME, LOGNAME and USER under the job's own env, which may set them, as a crontab may.
+  const env = { ...spec.baseEnv, ...as?.env, ...spec.env, [MARKER_VARIABLE]: marker };
+  const body = as !== null && spec.cwd === undefined ? inHome(script) : script;
+  const asUser = as?.prefix ?? [];
   const since = bootTicks();
   const t0 = performance.now();
   const spawned = (child: RunChild, grouped: boolean): Spawned => {
@@ -514,16 +544,22 @@ function spawnShell(
   const native = spec.standalone || stdin === "text" ? null : nativeSpawner();
   try {
     if (native !== null) {
+      const argv = [...asUser, "/bin/sh", "-c", body];
       const child = native.spawn({
-        program: "/bin/sh",
-        args: ["-c", script],
+        program: argv[0],
+        args: argv.slice(1),
         env,
         cwd: spec.cwd,
         stdin: stdin === "null" ? "null" : "piped",
       });
       return spawned(child, true);
     }
-    const [program, args, shellEnv, detached] = shell(script, spec.standalone ?? false, env);
+    const [program, args, shellEnv, detached] = shell(
+      body,
+      spec.standalone ?? false,
+      env,
+      asUser,
+    );
     closeInheritedOnExec();
     const child = new Deno.Command(program, {
       args,

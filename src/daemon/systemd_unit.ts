@@ -64,6 +64,13 @@ TimeoutStopSec=${budget + SYSTEMD_STOP_HEADROOM_S}s
 # to touch the kernel, the clock or other users' processes. What the jobs
 # write elsewhere (/srv, /var, /mnt) stays writable; files the service
 # creates (database, logs, output) are private to its user.
+# Jobs with a user (cron's user column; \`job add --user NAME\`) need the service
+# run as root, which starts each as its user with setpriv (CAP_SETUID and
+# CAP_SETGID, which the bounding set below keeps); run as jobsmanager, their
+# runs are errors saying so. For them: \`systemctl edit jobsmanager\`, then
+# [Service] User=root and Group=root; a job without a user then runs as root.
+# Home directories stay read-only to every job (ProtectHome): ProtectHome=false
+# where jobs write to their user's home, as they could under cron.
 User=jobsmanager
 Group=jobsmanager
 UMask=0077
@@ -94,7 +101,8 @@ TasksMax=infinity
 # Stricter still, for hosts whose jobs never use sudo, su or other setuid
 # programs and write only under /var/lib/jobsmanager: each of these stops
 # sudo (no new privileges, no capabilities to regain) or any write outside
-# the state directory, which is why they are not on by default.
+# the state directory, which is why they are not on by default. An empty
+# CapabilityBoundingSet and PrivateUsers also stop jobs with a user.
 #NoNewPrivileges=true
 #CapabilityBoundingSet=
 #SystemCallFilter=

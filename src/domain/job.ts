@@ -44,9 +44,14 @@ export interface Job extends ScheduleFields, NotifyFields {
   misfire_grace_time: number | null;
   /** Extra environment variables for the command. */
   env: Record<string, string>;
-  /** Working directory; null = the service's. */
+  /** Working directory; null = the service's (with a `user`: that user's home). */
   cwd: string | null;
   description: string | null;
+  /**
+   * The account the command runs as: a user name or a numeric uid; null =
+   * the service's own user. Another user needs a service run as root.
+   */
+  user: string | null;
   /** Attempts after a failed one; 0 = none. */
   retries: number;
   /** Seconds before the first retry; each further one waits twice as long, with jitter. */
@@ -83,6 +88,8 @@ export interface JobOptions extends NotifyOptions {
   unset_env?: string[];
   cwd?: string;
   description?: string;
+  /** A user name or uid; "" = the service's own user. */
+  user?: string;
   retries?: string;
   retry_delay?: string;
   retry_max_delay?: string;
@@ -224,6 +231,7 @@ function newJob(id: string, schedule: ScheduleFields, now: number): Job {
     env: {},
     cwd: null,
     description: null,
+    user: null,
     retries: 0,
     retry_delay: DEFAULT_RETRY_DELAY,
     retry_max_delay: DEFAULT_RETRY_MAX_DELAY,
@@ -349,6 +357,7 @@ export function buildJob(
   if (options.description !== undefined) {
     job.description = options.description === "" ? null : options.description;
   }
+  if (options.user !== undefined) job.user = options.user === "" ? null : options.user;
   applyRetryOptions(job, options);
   // Notifications (issue 13).
   Object.assign(job, applyNotifyOptions(job, options));
@@ -653,9 +662,38 @@ export function validateJob(job: Job, names: OptionNames = AS_FIELDS): Job {
       `description: is ${descriptionChars} characters long (allowed: up to 1000)`,
     );
   }
+  validateUser(job.user, job.id);
   // Notifications (issue 13).
   validateNotify(job);
   return job;
+}
+
+/**
+ * A user name as useradd and POSIX allow it (a final `$` for Samba's
+ * machine accounts), or a uid: what setpriv and getent take unquoted.
+ */
+const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/;
+const MAX_UID = 4_294_967_294;
+
+/** The user column: null, a user name, or a uid (not -1, which means none to the kernel). */
+function validateUser(user: unknown, id: string): void {
+  if (user === null) return;
+  const uid = typeof user === "string" && /^[0-9]+$/.test(user)
+    ? wholeNumber(user, 0, MAX_UID)
+    : null;
+  if (typeof user === "string" && (uid !== null || USER_NAME.test(user))) return;
+  throw new ValidationError(
+    "user",
+    `user: ${
+      JSON.stringify(typeof user === "string" && user.length > 60 ? user.slice(0, 60) + "…" : user)
+    } is not a user name or uid (allowed: a name of 1-32 characters of A-Z a-z 0-9 _ . - not starting with a digit, . or -, or a uid of ${
+      wholeNumberRule(0, MAX_UID)
+    }; empty or NULL for the service's own user)${
+      typeof user === "string"
+        ? ""
+        : `; fix the row, e.g. UPDATE jm_jobs SET \`user\` = NULL WHERE id = '${id}'`
+    }`,
+  );
 }
 
 /**
@@ -939,7 +977,7 @@ export function sameDefinition(a: Job, b: Job): boolean {
     a.on_failure === b.on_failure && a.on_failure_url === b.on_failure_url &&
     a.on_recovery === b.on_recovery && a.on_recovery_url === b.on_recovery_url &&
     a.on_success === b.on_success && a.on_success_url === b.on_success_url &&
-    a.alert_after === b.alert_after && sameEnv(a.env ?? {}, b.env ?? {});
+    a.alert_after === b.alert_after && a.user === b.user && sameEnv(a.env ?? {}, b.env ?? {});
 }
 
 /** The same names with the same values, in any order (by index: see sameDefinition). */
@@ -982,4 +1020,6 @@ export const JOB_FIELDS = [
   "created_at",
   "updated_at",
   ...RUN_POLICY_FIELDS,
+  // Migration 16.
+  "user",
 ] as const satisfies readonly (keyof Job)[];

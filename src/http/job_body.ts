@@ -16,6 +16,7 @@ const TEXT_FIELDS = [
   "timezone",
   "cwd",
   "description",
+  "user",
   "retry_on",
   ...HOOK_COMMANDS,
   ...HOOK_URLS,
@@ -54,6 +55,7 @@ const NULLABLE: readonly string[] = [
   "timezone",
   "cwd",
   "description",
+  "user",
   ...HOOK_COMMANDS,
   ...HOOK_URLS,
 ];

@@ -119,8 +119,15 @@ const JOB_PROPERTIES: Record<string, Schema> = {
     description:
       'NAME: "value"; a read token sees each value as "***", and "***" whole for a column that is no object',
   },
-  cwd: nullable("string"),
+  cwd: {
+    type: ["string", "null"],
+    description: "null = the service's working directory (with a user: the user's home)",
+  },
   description: nullable("string"),
+  user: {
+    type: ["string", "null"],
+    description: "user name or uid the command runs as; null = the service's own user",
+  },
   retries: { type: "integer", description: "attempts after a failed one; 0 = none" },
   retry_delay: { type: "integer", description: "seconds before the first retry; doubles" },
   retry_max_delay: { type: "integer", description: "seconds no retry waits longer than" },
@@ -217,6 +224,11 @@ const schemas: Record<string, Schema> = {
       unset_env: list(str),
       cwd: nullable("string"),
       description: nullable("string"),
+      user: {
+        type: ["string", "null"],
+        description:
+          "user name or uid to run as (needs a service run as root); null = the service's own",
+      },
       retries: { type: ["integer", "string"] },
       retry_delay: { type: ["integer", "string"] },
       retry_max_delay: { type: ["integer", "string"] },

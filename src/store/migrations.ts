@@ -540,6 +540,16 @@ export const MIGRATIONS: Migration[] = [
       ],
     },
   },
+  {
+    version: 16,
+    name: "a job may run as another user",
+    // Nullable: every job from before runs as the service's own user, as it did.
+    // VARCHAR(64): any user name useradd makes (32), any uid, and room for a longer one by hand.
+    statements: {
+      mysql: ["ALTER TABLE jm_jobs ADD COLUMN `user` VARCHAR(64) NULL"],
+      sqlite: ["ALTER TABLE jm_jobs ADD COLUMN `user` TEXT NULL"],
+    },
+  },
 ];
 
 /** A column a table made before jobsmanager may hold narrower than the schema declares. */

@@ -262,6 +262,7 @@ function valuesToJob(row: unknown[]): Job {
     on_success: nullableText(row[AT.on_success]),
     on_success_url: nullableText(row[AT.on_success_url]),
     alert_after: nullableNumber(row[AT.alert_after]),
+    user: nullableText(row[AT.user]),
   };
 }
 

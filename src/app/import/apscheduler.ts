@@ -268,7 +268,7 @@ function optionsOf(
  * The fields the original's job state has no word for: a job imported
  * again keeps what was set since (its environment, its retries).
  */
-const APSCHEDULER_SILENT: readonly JobField[] = ["env", "cwd", ...RUN_POLICY_FIELDS];
+const APSCHEDULER_SILENT: readonly JobField[] = ["env", "cwd", "user", ...RUN_POLICY_FIELDS];
 
 /** One row of the original's table as a candidate job (or why it cannot be one). */
 export function candidateFromRow(

@@ -373,13 +373,14 @@ function candidate(
   if (line.zone.note !== null) notes.push(line.zone.note);
   if (line.user !== null) {
     notes.push(
-      `cron ran it as ${line.user}; jobsmanager runs it as the user of \`jobsmanager serve\``,
+      `runs as ${line.user}, as cron ran it: only a service run as root runs a job as another user (User=root in its systemd unit), else its runs are errors saying so; \`job update --user ''\` runs it as the service's own user`,
     );
   }
   // Cron runs each command in HOME: the owner's, or the crontab's HOME= line.
   const home = env.vars.get("HOME");
   const cwd = home?.startsWith("/") ? home : undefined;
-  if (cwd === undefined) {
+  // A job with a user runs in that user's home when it names no cwd, as cron ran it.
+  if (cwd === undefined && line.user === null) {
     notes.push(
       `cron ran it in ${
         line.user ?? "the crontab owner"
@@ -408,10 +409,17 @@ function candidate(
     cwd,
     env: [...env.vars].map(([k, v]) => `${k}=${v}`),
     description: description === "" ? undefined : description,
+    // Kept as written, root too: the job runs as cron ran it.
+    user: line.user ?? undefined,
   };
-  // What a crontab has no word for, and a working directory it does not give (the plan's note
-  // suggests `job update --cwd`). Its comments are its description: removed, it goes.
-  const keeps: JobField[] = cwd === undefined ? [...CRONTAB_SILENT, "cwd"] : [...CRONTAB_SILENT];
+  // What a crontab has no word for, and a working directory or user it does not give (the
+  // plan's note suggests `job update --cwd`; a user crontab has no user column). Its comments
+  // are its description: removed, it goes.
+  const keeps: JobField[] = [
+    ...CRONTAB_SILENT,
+    ...(cwd === undefined && line.user === null ? ["cwd" as const] : []),
+    ...(line.user === null ? ["user" as const] : []),
+  ];
   try {
     return { source, id, job: buildJob(id, options, null, now), notes, problem: null, keeps };
   } catch (error) {

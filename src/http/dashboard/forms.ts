@@ -193,7 +193,8 @@ page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
       row("misfire_grace_time", job.misfire_grace_time === null ? orDefault(null) : job.misfire_grace_time + " s"),
       row("env", env.length ? h("div", { class: "mono env", id: "job-env" }, env.map(([k, v]) => h("div", { "data-env": k }, k + "=" + envText(v))))
         : h("span", { class: "muted" }, "none")),
-      row("cwd", job.cwd === null ? orDefault(null) : h("code", {}, job.cwd)),
+      row("cwd", job.cwd !== null ? h("code", {}, job.cwd) : job.user === null ? orDefault(null) : h("span", { class: "muted" }, "the user's home")),
+      row("user", job.user === null ? h("span", { class: "muted" }, "the service's own") : h("code", {}, job.user)),
       row("description", job.description ? h("div", { class: "prose", id: "job-description" }, job.description) : h("span", { class: "muted" }, "none")),
       row("retries", job.retries === 0 ? h("span", { class: "muted" }, "none") : String(job.retries)),
       row("retry_delay", job.retry_delay + " s", h("span", { class: "muted" }, " (doubled per attempt)")),
@@ -257,6 +258,7 @@ function jobForm(job, signal) {
   const env = h("textarea", { name: "env", value: envBefore, placeholder: "NAME=value, one per line" });
   // A box, not an input: a path may hold a line end, which an input would drop.
   const cwd = h("textarea", { name: "cwd", value: editing && job.cwd !== null ? job.cwd : "", placeholder: "the service's", rows: 1, class: "short mono" });
+  const user = input("user", editing ? job.user : "", { placeholder: "the service's own", class: "mono", autocomplete: "off" });
   const description = h("textarea", { name: "description", value: editing && job.description !== null ? job.description : "", rows: 2 });
   const retryInputs = Object.entries(RETRY_DEFAULTS).map(([name, fallback]) => input(name, editing ? job[name] : "",
     { placeholder: fallback, inputmode: name === "retry_on" ? null : "numeric", class: name === "retry_on" ? "mono" : null }));
@@ -279,7 +281,7 @@ function jobForm(job, signal) {
    * is (a CR, which a box reads as a line end; a line end in an input)
    * stays as stored through a save of other fields.
    */
-  const drawn = new Map([command, timezone, timeout, maxInstances, grace, cwd, description, ...retryInputs, ...hooks, alertAfter]
+  const drawn = new Map([command, timezone, timeout, maxInstances, grace, cwd, user, description, ...retryInputs, ...hooks, alertAfter]
     .map((el) => [el, el.value]));
   const preview = h("div", { class: "small", id: "preview" });
   const formError = h("div", { id: "form-error" });
@@ -330,6 +332,7 @@ function jobForm(job, signal) {
     }
     // A path as typed: blanks at an end are a path's too (a blank box is the service's).
     put(cwd, cwd.value.trim() === "" ? "" : cwd.value, editing ? job.cwd : undefined);
+    put(user, user.value.trim(), editing ? job.user : undefined);
     put(description, description.value, editing ? job.description : undefined);
     // An emptied retry field is the default its placeholder shows.
     for (const el of retryInputs) put(el, el.value.trim() || (editing ? RETRY_DEFAULTS[el.name] : ""), editing ? job[el.name] : undefined);
@@ -396,7 +399,8 @@ function jobForm(job, signal) {
     field("coalesce", "Coalesce late fires", coalesce),
     field("enabled", "Enabled", enabled),
     field("env", "Environment", env, 'NAME=value per line; a value with a newline, a tab or blanks at an end as a JSON string: NAME="line1\\nline2"', true),
-    field("cwd", "Working directory", cwd, "absolute path"),
+    field("cwd", "Working directory", cwd, "absolute path; empty = the service's, or with a user, the user's home"),
+    field("user", "Run as user", user, "user name or uid, as cron's user column; needs the service run as root; empty = the service's own"),
     field("description", "Description", description, null, true),
     h("h2", { class: "wide" }, "When a run fails"),
     field("retries", "Retries", retries, "attempts after a failed one; 0 = none"),

@@ -1,0 +1,122 @@
+/**
+ * How a run with a user runs (run_as.ts), judged for any service: one not
+ * run as root, one without setpriv, one that is the user already. The
+ * runs themselves, as root, are in runner_test.ts.
+ */
+import { assertEquals } from "./assert.ts";
+import { type Account, lookUpAccount, parsePasswd, runAsPlan } from "../src/daemon/run_as.ts";
+
+const BOB: Account = { name: "bob", uid: 1001, gid: 1002, home: "/home/bob" };
+const BOB_ENV = { HOME: "/home/bob", LOGNAME: "bob", USER: "bob" };
+
+Deno.test("a service run as root switches to the user with setpriv: uid, gid and initgroups", () => {
+  assertEquals(
+    runAsPlan("backup", "bob", BOB, { uid: 0, host: "web-1", setpriv: "/usr/bin/setpriv" }),
+    {
+      prefix: ["/usr/bin/setpriv", "--reuid=1001", "--regid=1002", "--init-groups", "--"],
+      env: BOB_ENV,
+      home: "/home/bob",
+    },
+  );
+});
+
+Deno.test("a service that is the job's user already runs it as itself, with the user's HOME, without setpriv", () => {
+  for (const setpriv of ["/usr/bin/setpriv", null]) {
+    assertEquals(
+      runAsPlan("backup", "1001", BOB, { uid: 1001, host: "web-1", setpriv }),
+      { prefix: [], env: BOB_ENV, home: "/home/bob" },
+    );
+  }
+});
+
+Deno.test("a service not run as root refuses a job of another user, saying to run it as root or drop the user", () => {
+  assertEquals(
+    runAsPlan("backup", "bob", BOB, { uid: 998, host: "web-1", setpriv: "/usr/bin/setpriv" }),
+    {
+      error:
+        "job backup runs as 'bob' (uid 1001), but this service runs as uid 998: only a service run as root can run a job as another user: run serve as root (User=root in its systemd unit) or remove the job's user (jobsmanager job update backup --user '')",
+    },
+  );
+});
+
+Deno.test("a user without an account, or a host without setpriv, is refused saying what to do", () => {
+  assertEquals(runAsPlan("backup", "bob", null, { uid: 0, host: "web-1", setpriv: null }), {
+    error:
+      "job backup runs as 'bob', who has no account on host web-1: create it, or change the job's user (jobsmanager job update backup --user NAME, or --user '' for the service's own)",
+  });
+  assertEquals(runAsPlan("backup", "bob", BOB, { uid: 0, host: "web-1", setpriv: null }), {
+    error:
+      "job backup runs as 'bob', and running a job as another user needs util-linux's setpriv (/usr/bin/setpriv), which host web-1 lacks: install util-linux, or remove the job's user (jobsmanager job update backup --user '')",
+  });
+});
+
+Deno.test("a passwd line is an account; anything else is none", () => {
+  assertEquals(parsePasswd("bob:x:1001:1002:Bob,,,:/home/bob:/bin/bash\n"), BOB);
+  for (const line of ["", "bob:x:1001", "bob:x:one:1002:Bob:/home/bob:/bin/sh"]) {
+    assertEquals(parsePasswd(line), null, line);
+  }
+});
+
+Deno.test("accounts are looked up by name and by uid; an unknown one is none", () => {
+  const root = { name: "root", uid: 0, gid: 0, home: "/root" };
+  assertEquals([lookUpAccount("root"), lookUpAccount("0")], [root, root]);
+  assertEquals(lookUpAccount("jm-no-such-user"), null);
+  assertEquals(lookUpAccount("4294967290"), null);
+});
+
+Deno.test({
+  name:
+    "a service not run as root records a run of another user's job as an error saying so; nothing ran",
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    // The runner in a Deno run as nobody: its own binary and cache, which nobody can read.
+    const dir = { path: await Deno.makeTempDir({ prefix: "jm-test-" }) };
+    try {
+      await Deno.chmod(dir.path, 0o755);
+      await Deno.copyFile(Deno.execPath(), `${dir.path}/deno`);
+      await Deno.mkdir(`${dir.path}/cache`, { mode: 0o777 });
+      await Deno.chmod(`${dir.path}/cache`, 0o777);
+      const runner = new URL("../src/daemon/runner.ts", import.meta.url).href;
+      await Deno.writeTextFile(
+        `${dir.path}/run.ts`,
+        `import { startRun } from ${JSON.stringify(runner)};
+const r = await startRun({ command: "touch ${dir.path}/cache/ran", env: {}, timeoutMs: 10000,
+  killGraceMs: 500, outputCap: 100, user: { job: "backup", name: "root" } }).done;
+console.log(JSON.stringify([r.status, r.note]));`,
+      );
+      const out = await new Deno.Command("setpriv", {
+        args: [
+          "--reuid=65534",
+          "--regid=65534",
+          "--clear-groups",
+          "--",
+          `${dir.path}/deno`,
+          "run",
+          "--allow-all",
+          "--no-config",
+          "--quiet",
+          `${dir.path}/run.ts`,
+        ],
+        cwd: dir.path,
+        env: {
+          DENO_DIR: `${dir.path}/cache`,
+          HOME: dir.path,
+          NO_COLOR: "1",
+          PATH: "/usr/bin:/bin",
+        },
+        clearEnv: true,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = (b: Uint8Array) => new TextDecoder().decode(b);
+      assertEquals([out.code, text(out.stderr)], [0, ""]);
+      assertEquals(JSON.parse(text(out.stdout)), [
+        "error",
+        "job backup runs as 'root' (uid 0), but this service runs as uid 65534: only a service run as root can run a job as another user: run serve as root (User=root in its systemd unit) or remove the job's user (jobsmanager job update backup --user '')",
+      ]);
+      assertEquals([...Deno.readDirSync(`${dir.path}/cache`)].some((e) => e.name === "ran"), false);
+    } finally {
+      await Deno.remove(dir.path, { recursive: true });
+    }
+  },
+});
