@@ -1,7 +1,8 @@
 /** A runner lane on its own: how much of a turn of the event loop its starts may hold. */
-import { assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "./assert.ts";
 import { type FromRunLane, RunLane, type ToRunLane } from "../src/daemon/run_lane.ts";
 import { waitFor } from "./helpers.ts";
+import { AccountLookups, lookupHungNote } from "../src/daemon/run_as.ts";
 
 const PATH = Deno.env.get("PATH") ?? "/usr/bin:/bin";
 
@@ -95,5 +96,57 @@ Deno.test("lane: each armed run of a batch is judged late or not just before its
   } finally {
     lane.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("lane: a run whose user's account is not found in time (a name service away) ends error, saying so; the others run", async () => {
+  const batches: FromRunLane[][] = [];
+  const asked: string[] = [];
+  // An LDAP server away: the lookup of `ghost` never answers; `nobody`'s does at once.
+  const accounts = new AccountLookups((user) => {
+    asked.push(user);
+    return user === "ghost"
+      ? new Promise(() => {})
+      : Promise.resolve({ name: user, uid: 65534, gid: 65534, home: "/nonexistent" });
+  }, 200);
+  const lane = new RunLane(
+    (batch) => batches.push(batch),
+    (e) => {
+      throw e;
+    },
+    Infinity,
+    Date.now,
+    accounts,
+  );
+  try {
+    const [plain, ghost, again, nobody] = starts(4);
+    const as = (run: ToRunLane, name: string) =>
+      ({
+        ...run,
+        spec: { ...(run as { spec: object }).spec, user: { job: "lane", name } },
+      }) as ToRunLane;
+    lane.receive([plain, as(ghost, "ghost"), as(again, "ghost"), as(nobody, "nobody")]);
+    const done = () =>
+      new Map(
+        batches.flat().flatMap((m) => m.type === "done" ? [[m.id, m.result] as const] : []),
+      );
+    await waitFor(() => done().size === 4 || null, {
+      timeoutMs: 20_000,
+      what: "the 4 runs to end",
+      detail: () => JSON.stringify(batches.flat()),
+    });
+    const ended = done();
+    assertEquals(ended.get(0)?.status, "success");
+    for (const id of [1, 2]) {
+      assertEquals([ended.get(id)?.status, ended.get(id)?.note], [
+        "error",
+        lookupHungNote("lane", "ghost", 200),
+      ]);
+    }
+    // Root runs it as nobody; anyone else is refused it, saying why: either way it did not wait.
+    assert(ended.get(3)?.note !== lookupHungNote("lane", "nobody", 200), ended.get(3)?.note ?? "");
+    assertEquals(asked.sort(), ["ghost", "nobody"], "one lookup of a name asked twice at once");
+  } finally {
+    lane.close();
   }
 });

@@ -56,7 +56,7 @@ import {
 import type { DefaultZone } from "../app/zone.ts";
 import { parseCount } from "../domain/input.ts";
 import { idWord } from "../domain/shell.ts";
-import { lookUpAccount } from "../daemon/run_as.ts";
+import { AccountLookups, LOOKUP_WAIT_MS } from "../daemon/run_as.ts";
 import { CLI_NAMES } from "./input_names.ts";
 
 /** The most fires `job show -n` and `job next -n` print. */
@@ -299,11 +299,20 @@ function warnRetryOnAlone(retryOn: unknown, job: Job | null): void {
  * A user given that this host has no account of: said, not refused, as
  * the service may run on another host, which has it.
  */
-function warnUnknownUser(given: unknown, job: Job | null): void {
-  if (given === undefined || job?.user == null || lookUpAccount(job.user) !== null) return;
-  writeErr(
-    `jobsmanager: warning: user '${job.user}' has no account on this host (${Deno.hostname()}): a service here records the job's runs as errors until it exists; a service on a host that has it runs them`,
-  );
+async function warnUnknownUser(given: unknown, job: Job | null): Promise<void> {
+  if (given === undefined || job?.user == null) return;
+  const found = await new AccountLookups().find(job.user);
+  if (found === "hung") {
+    writeErr(
+      `jobsmanager: warning: user '${job.user}' could not be looked up on this host (${Deno.hostname()}): its name service (getent passwd: LDAP, sssd, …) did not answer within ${
+        LOOKUP_WAIT_MS / 1000
+      } s; a service here records the job's runs as errors while it does not`,
+    );
+  } else if (found === null) {
+    writeErr(
+      `jobsmanager: warning: user '${job.user}' has no account on this host (${Deno.hostname()}): a service here records the job's runs as errors until it exists; a service on a host that has it runs them`,
+    );
+  }
 }
 
 export function jobCommand() {
@@ -322,7 +331,7 @@ export function jobCommand() {
       const { change } = written;
       const after = change.after!;
       warnRetryOnAlone(opts.retryOn, after);
-      warnUnknownUser(opts.user, after);
+      await warnUnknownUser(opts.user, after);
       const next = nextFires(after, zone!.name, new Date(), 1);
       printWrite(
         ctx,
@@ -353,7 +362,7 @@ export function jobCommand() {
         (store) => updateJob(store, id, options, Date.now(), CLI_NAMES),
       );
       warnRetryOnAlone(opts.retryOn, written.change.after);
-      warnUnknownUser(opts.user, written.change.after);
+      await warnUnknownUser(opts.user, written.change.after);
       printWrite(
         ctx,
         written,

@@ -109,6 +109,7 @@ async function runHere(
   };
   const { finishedRecord, runEnv, startRun, unwatched } = await import("../daemon/runner.ts");
   const { DirectoryChecks, hungNote } = await import("../daemon/directory_check.ts");
+  const { AccountLookups, lookupHungNote } = await import("../daemon/run_as.ts");
   const { thisProcess } = await import("../daemon/here_runs.ts");
   // The marker names this process: if it dies before it records the run's end (SIGKILL, a
   // reboot), whoever can see this host's processes ends the run it left `running`.
@@ -119,22 +120,26 @@ async function runHere(
     now: Date.now(),
     marker,
   });
+  const notStarted = async (note: string) => {
+    await store.updateRun(run.id, finishedRecord(unwatched("error", Date.now(), note), run.note));
+    return (await store.getRun(run.id))!;
+  };
   // A cwd on a hung mount would hold this process in the spawn (the child's chdir holds the
-  // vfork's parent), where not even Ctrl-C ends it: looked at first, for a while at most.
-  if (job.cwd !== null) {
-    const found = await new DirectoryChecks().check(job.cwd);
-    if ("hung" in found) {
-      const note = hungNote(job.cwd, undefined, true);
-      await store.updateRun(run.id, finishedRecord(unwatched("error", Date.now(), note), run.note));
-      return (await store.getRun(run.id))!;
-    }
+  // vfork's parent), where not even Ctrl-C ends it, and a name service away in the lookup of
+  // the job's user: each is looked at first, for a while at most.
+  const account = job.user === null ? undefined : await new AccountLookups().find(job.user);
+  if (account === "hung") {
+    return await notStarted(lookupHungNote(job.id, job.user!, undefined, true));
+  }
+  if (job.cwd !== null && "hung" in await new DirectoryChecks().check(job.cwd)) {
+    return await notStarted(hungNote(job.cwd, undefined, true));
   }
   const handle = startRun({
     marker,
     command: job.command,
     env: runEnv(inheritedEnv(), job, run.id, run.scheduled_at),
     cwd: job.cwd ?? undefined,
-    user: job.user === null ? undefined : { job: job.id, name: job.user },
+    user: job.user === null ? undefined : { job: job.id, name: job.user, account },
     timeoutMs: job.timeout * 1000,
     killGraceMs: s["jobsmanager.kill_grace"] * 1000,
     outputCap: s["jobsmanager.output_cap"],

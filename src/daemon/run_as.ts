@@ -94,31 +94,113 @@ export function parsePasswd(line: string): Account | null {
 
 const GETENT = ["/usr/bin/getent", "/bin/getent"];
 
+/** How long a run's account may take to be found before its run is given up. */
+export const LOOKUP_WAIT_MS = 5000;
+
+/**
+ * What a user's account was found to be: null where this host has none,
+ * "hung" where NSS did not answer within the wait (an LDAP server away).
+ */
+export type AccountAnswer = Account | null | "hung";
+
+/**
+ * The lookups of one thread's runs, made off it (a service's lanes): NSS
+ * that waits for an LDAP server away, made on the thread that starts runs,
+ * would hold every run of it. Each waits `waitMs` at most; a name asked
+ * again while its lookup is under way shares it.
+ */
+export class AccountLookups {
+  private readonly asking = new Map<string, Promise<Account | null>>();
+
+  constructor(
+    private readonly lookUp: (user: string) => Promise<Account | null> = lookUpAccountAsync,
+    readonly waitMs = LOOKUP_WAIT_MS,
+  ) {}
+
+  /** `user`'s account, waiting `waitMs` at most; never rejects (a failure reads as no answer). */
+  find(user: string): Promise<AccountAnswer> {
+    let asked = this.asking.get(user);
+    if (asked === undefined) {
+      asked = this.lookUp(user);
+      const made = asked;
+      made.catch(() => null).finally(() => {
+        if (this.asking.get(user) === made) this.asking.delete(user);
+      });
+      this.asking.set(user, asked);
+    }
+    const answer = asked;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve("hung"), this.waitMs);
+      answer.then((account) => resolve(account), () => resolve("hung")).finally(() =>
+        clearTimeout(timer)
+      );
+    });
+  }
+}
+
+/**
+ * The note of a run not started because its user's account could not be
+ * found in time; `alone`: it was the only run (`job run --here`).
+ */
+export function lookupHungNote(
+  jobId: string,
+  user: string,
+  waitMs = LOOKUP_WAIT_MS,
+  alone = false,
+): string {
+  return `could not start the command: job ${jobId} runs as '${user}', whose account this host's name service (getent passwd: LDAP, sssd, …) did not find within ${
+    waitMs / 1000
+  } s; nothing ran${alone ? "" : ", and the other runs went on"}`;
+}
+
+/** As `lookUpAccount`, with getent run off this thread. */
+export async function lookUpAccountAsync(user: string): Promise<Account | null> {
+  for (const path of GETENT) {
+    try {
+      return accountOf(await getent(path, user).output());
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+  return accountInPasswd(user, await Deno.readTextFile("/etc/passwd"));
+}
+
 /**
  * `user`'s account on this host (a name, or a uid), as NSS knows it; null
  * when there is none. Where getent is missing, from /etc/passwd.
  */
 export function lookUpAccount(user: string): Account | null {
-  for (const getent of GETENT) {
-    let out;
-    // As for a run's own Deno.Command spawn: no descriptor this process inherited reaches getent.
-    closeInheritedOnExec();
+  for (const path of GETENT) {
     try {
-      out = new Deno.Command(getent, {
-        args: ["passwd", user],
-        stdin: "null",
-        stdout: "piped",
-        stderr: "null",
-      }).outputSync();
+      return accountOf(getent(path, user).outputSync());
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound) continue;
-      throw error;
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
-    // 2: no such key; anything else is no answer either.
-    return out.success ? parsePasswd(new TextDecoder().decode(out.stdout).split("\n")[0]) : null;
   }
+  return accountInPasswd(user, Deno.readTextFileSync("/etc/passwd"));
+}
+
+/** `getent passwd USER` at `path`. */
+function getent(path: string, user: string): Deno.Command {
+  // As for a run's own Deno.Command spawn: no descriptor this process inherited reaches getent.
+  closeInheritedOnExec();
+  return new Deno.Command(path, {
+    args: ["passwd", user],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  });
+}
+
+/** The account getent answered; null for its "no such key" (2) or any other failure. */
+function accountOf(out: Deno.CommandOutput): Account | null {
+  return out.success ? parsePasswd(new TextDecoder().decode(out.stdout).split("\n")[0]) : null;
+}
+
+/** `user`'s account (a name, or a uid) among the lines of a passwd file; null where none is. */
+function accountInPasswd(user: string, passwd: string): Account | null {
   const numeric = /^[0-9]+$/.test(user);
-  for (const line of Deno.readTextFileSync("/etc/passwd").split("\n")) {
+  for (const line of passwd.split("\n")) {
     const account = parsePasswd(line);
     if (account !== null && (numeric ? account.uid === Number(user) : account.name === user)) {
       return account;

@@ -10,6 +10,7 @@
  * hold the thread in a stat or a spawn, and every run of it.
  */
 import { DirectoryChecks, hungNote } from "./directory_check.ts";
+import { AccountLookups, lookupHungNote } from "./run_as.ts";
 import { Outbox } from "./outbox.ts";
 import {
   type ArmedShell,
@@ -83,12 +84,14 @@ export class RunLane {
    * `turnMs`: once starting runs has held a turn of the event loop this
    * long, the rest wait for the next turn (at least one starts a turn).
    * `now`: the clock grace is judged on (a test's may jump).
+   * `accounts`: where the accounts of runs with a user are found.
    */
   constructor(
     send: (batch: FromRunLane[]) => void,
     private readonly failed: (error: unknown) => void,
     private readonly turnMs = Infinity,
     private readonly now: () => number = Date.now,
+    private readonly accounts = new AccountLookups(),
   ) {
     this.outbox = new Outbox(send);
   }
@@ -174,6 +177,41 @@ export class RunLane {
     }).catch(this.failed);
   }
 
+  /**
+   * Find the account of the user `message`'s run runs as, off this thread,
+   * then queue it again; one whose account is not found in time ends
+   * `error`, saying so (an interrupt meanwhile is what it was).
+   */
+  private findThenStart(message: Start): void {
+    const user = message.spec.user!;
+    this.checking.add(message.id);
+    this.accounts.find(user.name).then((found) => {
+      this.checking.delete(message.id);
+      if (this.closed) return;
+      if (found === "hung" && !this.interruptedEarly.has(message.id)) {
+        this.notStarted(
+          message.id,
+          unwatched("error", this.now(), lookupHungNote(user.job, user.name, this.accounts.waitMs)),
+        );
+        return;
+      }
+      const account = found === "hung" ? null : found;
+      this.queue.push({ ...message, spec: { ...message.spec, user: { ...user, account } } });
+      this.startQueuedSoon();
+    }).catch(this.failed);
+  }
+
+  /** Find the account of `arm`'s user, then arm it (queued again), unless taken meanwhile or not found in time. */
+  private findThenArm(arm: Arm): void {
+    const user = arm.spec.user!;
+    this.armsChecking.add(arm.id);
+    this.accounts.find(user.name).then((found) => {
+      if (!this.armsChecking.delete(arm.id) || this.closed || found === "hung") return;
+      this.arming.push({ ...arm, spec: { ...arm.spec, user: { ...user, account: found } } });
+      this.startQueuedSoon();
+    }).catch(this.failed);
+  }
+
   /** Check the cwd of `arm`'s shell, then arm it (queued again), unless taken meanwhile or it does not answer. */
   private checkThenArm(arm: Arm): void {
     this.armsChecking.add(arm.id);
@@ -249,11 +287,16 @@ export class RunLane {
       const turnEnds = performance.now() + this.turnMs;
       for (let n = 0; n < STARTS_PER_TURN && (n === 0 || performance.now() < turnEnds); n++) {
         const run = this.queue.shift();
-        if (run?.spec.cwd && run.directory === undefined) this.checkThenStart(run, null);
+        if (run?.spec.user && run.spec.user.account === undefined) this.findThenStart(run);
+        else if (run?.spec.cwd && run.directory === undefined) this.checkThenStart(run, null);
         else if (run) this.start(run);
         if (run) continue;
         const arm = this.arming.shift();
         if (!arm) break;
+        if (arm.spec.user && arm.spec.user.account === undefined) {
+          this.findThenArm(arm);
+          continue;
+        }
         if (arm.spec.cwd && arm.directory === undefined) {
           this.checkThenArm(arm);
           continue;

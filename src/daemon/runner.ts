@@ -26,7 +26,7 @@ import type { RunUpdate } from "../domain/run.ts";
 import { HeadTailCapture } from "./capture.ts";
 import { type NativeChild, nativeSpawner } from "./native_spawn.ts";
 import { closeInheritedOnExec, signalReset } from "./inheritance.ts";
-import { inHome, lookUpAccount, type RunAs, runAsPlan } from "./run_as.ts";
+import { type Account, inHome, lookUpAccount, type RunAs, runAsPlan } from "./run_as.ts";
 import {
   bootTicks,
   type Ended,
@@ -54,9 +54,11 @@ export interface RunSpec {
   cwd?: string;
   /**
    * The job's `user`, with its id for the note of a run that cannot run
-   * as them (run_as.ts); none: the service's own user.
+   * as them (run_as.ts); none: the service's own user. `account`: as found
+   * off the thread that starts runs (a lane's AccountLookups); undefined,
+   * the spawn looks it up, holding its thread while NSS answers.
    */
-  user?: { job: string; name: string };
+  user?: { job: string; name: string; account?: Account | null };
   /** 0 = no timeout. */
   timeoutMs: number;
   killGraceMs: number;
@@ -515,7 +517,10 @@ function spawnShell(
   let as: RunAs | null = null;
   if (spec.user !== undefined) {
     try {
-      const plan = runAsPlan(spec.user.job, spec.user.name, lookUpAccount(spec.user.name), {
+      const account = spec.user.account === undefined
+        ? lookUpAccount(spec.user.name)
+        : spec.user.account;
+      const plan = runAsPlan(spec.user.job, spec.user.name, account, {
         uid: Deno.uid() ?? -1,
         host: Deno.hostname(),
         setpriv: tool("setpriv"),
@@ -687,7 +692,9 @@ export function armRun(spec: RunSpec, directory: string | null = null): ArmedShe
       use();
       if (!go(run.env.JM_RUN_ID ?? "", now, at)) {
         drop();
-        return startRun({ ...run, marker }, now);
+        // Started anew as the same user, by the account found for the arm.
+        const user = run.user?.name === spec.user?.name ? spec.user : run.user;
+        return startRun({ ...run, user, marker }, now);
       }
       return watchRun(spawned, run, marker, went!.at, went!.feeding, now);
     },
