@@ -6,7 +6,6 @@
  * password never appears in them.
  */
 import type mysql from "mysql2";
-import { createHash } from "node:crypto";
 import { ContentionError, DatabaseError, isUnreachable } from "../errors.ts";
 import type { Driver, ExecResult, Executor, Param, Row, SqlStatement } from "./driver.ts";
 import { eachStatement, PROFILES } from "./driver.ts";
@@ -18,11 +17,13 @@ import { describeTarget, type MysqlTarget, serverOf } from "./target.ts";
  * migration behind one hung elsewhere on the server, for 60 s, then refused
  * it naming the wrong database. At most 64 characters: a longer one hashed.
  */
-export function migrationLock(database: string): string {
+export async function migrationLock(database: string): Promise<string> {
   const name = `jobsmanager.migrate.${database}`;
-  return name.length <= 64
-    ? name
-    : `jobsmanager.migrate.${createHash("sha256").update(database).digest("hex").slice(0, 44)}`;
+  if (name.length <= 64) return name;
+  const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(database));
+  return `jobsmanager.migrate.${
+    [...new Uint8Array(hash)].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, 44)
+  }`;
 }
 const MIGRATION_LOCK_WAIT_S = 60;
 /**
@@ -919,12 +920,13 @@ export class MysqlDriver implements Driver {
   }
 
   async withMigrationLock<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
+    const lock = await migrationLock(this.target.database);
     const conn = await this.connection();
     try {
       const rows = await this.query(
         conn,
         "SELECT GET_LOCK(?, ?) AS got",
-        [migrationLock(this.target.database), MIGRATION_LOCK_WAIT_S],
+        [lock, MIGRATION_LOCK_WAIT_S],
         (MIGRATION_LOCK_WAIT_S + 10) * 1000,
       ) as Row[];
       if (Number(rows[0]?.got) !== 1) {
@@ -937,9 +939,7 @@ export class MysqlDriver implements Driver {
         // transaction, is what keeps two migrators apart.
         return await fn(this.executor(conn));
       } finally {
-        await settled((done) =>
-          conn.query("SELECT RELEASE_LOCK(?)", [migrationLock(this.target.database)], done)
-        )
+        await settled((done) => conn.query("SELECT RELEASE_LOCK(?)", [lock], done))
           .catch(() => undefined);
       }
     } finally {
