@@ -23,6 +23,8 @@ interface PairClocks {
   slowMs: number;
   /** Readings of the database's clock so far. */
   readings: number;
+  /** Readings begun so far (waiting while `held` is set, once begun). */
+  begun: number;
 }
 
 const pairClocks = (): PairClocks => ({
@@ -31,6 +33,7 @@ const pairClocks = (): PairClocks => ({
   held: null,
   slowMs: 0,
   readings: 0,
+  begun: 0,
 });
 
 /**
@@ -46,6 +49,7 @@ async function settledPair(backend: Backend, clocks: PairClocks) {
   // it is that much later (once: the database's clock went on meanwhile too).
   let lag = 0;
   const slowly = async <T>(read: () => Promise<T>): Promise<T> => {
+    clocks.begun++;
     await clocks.held?.promise;
     const found = await read();
     lag = clocks.slowMs;
@@ -260,6 +264,52 @@ for (const backend of BACKENDS) {
           n.id === "n2" && Math.abs(n.skew_ms!) < 2000
         ),
       "n2's heartbeat with its clock in step",
+    );
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon cluster[${backend}]: a reading of the database's clock across a step back of this node's tells nothing: the next one measures it`, async () => {
+    const { c: cluster, n2, clocks } = await steppedWhileSlow(backend);
+    await using c = cluster;
+    clocks.slowMs = 0;
+    // A look begins on the stepped clock and waits for the database...
+    const held = clocks.held = Promise.withResolvers<void>();
+    const begun = clocks.begun;
+    let moved = 0;
+    await until(
+      async () => {
+        if (clocks.begun > begun) return true;
+        if (Date.now() - moved > 100) {
+          moved = Date.now();
+          await n2.clock.set(n2.clock.now() + 1000);
+        }
+        return false;
+      },
+      "n2 to begin a reading",
+      () => c.describe(),
+      60_000,
+    );
+    // ... while NTP steps the clock back in step: the reading ends 2 minutes before it began.
+    clocks.wallOff -= 120_000;
+    clocks.held = null;
+    held.resolve();
+    const back = await until(
+      async () => {
+        const line = n2.line(/^this node's clock is (measured again|back within|-?\d+ ms off)/);
+        if (line === undefined && Date.now() - moved > 100) {
+          moved = Date.now();
+          await n2.clock.set(n2.clock.now() + 1000);
+        }
+        return line;
+      },
+      "n2 to be measured again",
+      () => c.describe(),
+      60_000,
+    );
+    assertEquals(
+      back,
+      "this node's clock is measured again, within 2000 ms of the database's: it takes its share of the jobs again",
     );
   });
 }

@@ -593,6 +593,10 @@ export class Cluster {
    */
   private measure(reading: ClockReading): boolean {
     const { databaseNow, before, after } = reading;
+    // This machine's clock went back while the database answered (NTP stepped it): the reading
+    // tells nothing of either clock, and the next look measures it again (it made a clock
+    // stepped back in step read as half the step off, and said so).
+    if (after < before) return false;
     if (after - before > MAX_SKEW_MS) {
       if (this.measureDue) {
         this.stillHeld(
