@@ -4,14 +4,25 @@
  * runs themselves, as root, are in runner_test.ts.
  */
 import { assertEquals } from "./assert.ts";
-import { type Account, lookUpAccount, parsePasswd, runAsPlan } from "../src/daemon/run_as.ts";
+import {
+  type Account,
+  canSwitchUser,
+  lookUpAccount,
+  parsePasswd,
+  runAsPlan,
+} from "../src/daemon/run_as.ts";
 
 const BOB: Account = { name: "bob", uid: 1001, gid: 1002, home: "/home/bob" };
 const BOB_ENV = { HOME: "/home/bob", LOGNAME: "bob", USER: "bob" };
 
 Deno.test("a service run as root switches to the user with setpriv: uid, gid and initgroups", () => {
   assertEquals(
-    runAsPlan("backup", "bob", BOB, { uid: 0, host: "web-1", setpriv: "/usr/bin/setpriv" }),
+    runAsPlan("backup", "bob", BOB, {
+      uid: 0,
+      host: "web-1",
+      setpriv: "/usr/bin/setpriv",
+      canSwitch: true,
+    }),
     {
       prefix: ["/usr/bin/setpriv", "--reuid=1001", "--regid=1002", "--init-groups", "--"],
       env: BOB_ENV,
@@ -23,7 +34,7 @@ Deno.test("a service run as root switches to the user with setpriv: uid, gid and
 Deno.test("a service that is the job's user already runs it as itself, with the user's HOME, without setpriv", () => {
   for (const setpriv of ["/usr/bin/setpriv", null]) {
     assertEquals(
-      runAsPlan("backup", "1001", BOB, { uid: 1001, host: "web-1", setpriv }),
+      runAsPlan("backup", "1001", BOB, { uid: 1001, host: "web-1", setpriv, canSwitch: true }),
       { prefix: [], env: BOB_ENV, home: "/home/bob" },
     );
   }
@@ -31,7 +42,12 @@ Deno.test("a service that is the job's user already runs it as itself, with the 
 
 Deno.test("a service not run as root refuses a job of another user, saying to run it as root or drop the user", () => {
   assertEquals(
-    runAsPlan("backup", "bob", BOB, { uid: 998, host: "web-1", setpriv: "/usr/bin/setpriv" }),
+    runAsPlan("backup", "bob", BOB, {
+      uid: 998,
+      host: "web-1",
+      setpriv: "/usr/bin/setpriv",
+      canSwitch: true,
+    }),
     {
       error:
         "job backup runs as 'bob' (uid 1001), but this service runs as uid 998: only a service run as root can run a job as another user: run serve as root (User=root in its systemd unit) or remove the job's user (jobsmanager job update backup --user '')",
@@ -40,14 +56,20 @@ Deno.test("a service not run as root refuses a job of another user, saying to ru
 });
 
 Deno.test("a user without an account, or a host without setpriv, is refused saying what to do", () => {
-  assertEquals(runAsPlan("backup", "bob", null, { uid: 0, host: "web-1", setpriv: null }), {
-    error:
-      "job backup runs as 'bob', who has no account on host web-1: create it, or change the job's user (jobsmanager job update backup --user NAME, or --user '' for the service's own)",
-  });
-  assertEquals(runAsPlan("backup", "bob", BOB, { uid: 0, host: "web-1", setpriv: null }), {
-    error:
-      "job backup runs as 'bob', and running a job as another user needs util-linux's setpriv (/usr/bin/setpriv), which host web-1 lacks: install util-linux, or remove the job's user (jobsmanager job update backup --user '')",
-  });
+  assertEquals(
+    runAsPlan("backup", "bob", null, { uid: 0, host: "web-1", setpriv: null, canSwitch: true }),
+    {
+      error:
+        "job backup runs as 'bob', who has no account on host web-1: create it, or change the job's user (jobsmanager job update backup --user NAME, or --user '' for the service's own)",
+    },
+  );
+  assertEquals(
+    runAsPlan("backup", "bob", BOB, { uid: 0, host: "web-1", setpriv: null, canSwitch: true }),
+    {
+      error:
+        "job backup runs as 'bob', and running a job as another user needs util-linux's setpriv (/usr/bin/setpriv), which host web-1 lacks: install util-linux, or remove the job's user (jobsmanager job update backup --user '')",
+    },
+  );
 });
 
 Deno.test("a passwd line is an account; anything else is none", () => {
@@ -118,5 +140,69 @@ console.log(JSON.stringify([r.status, r.note]));`,
     } finally {
       await Deno.remove(dir.path, { recursive: true });
     }
+  },
+});
+
+Deno.test("a root service without CAP_SETUID and CAP_SETGID refuses a job of another user, saying how to give them back", () => {
+  // CapEff as /proc/self/status gives it: all of root's, then without setuid (bit 7), setgid (bit 6).
+  assertEquals(canSwitchUser("Name:\tdeno\nCapEff:\t000001ffffffffff\n"), true);
+  assertEquals(canSwitchUser("CapEff:\t000001ffffffff7f\n"), false);
+  assertEquals(canSwitchUser("CapEff:\t000001ffffffffbf\n"), false);
+  assertEquals(canSwitchUser("CapEff:\t00000000000000c0\n"), true);
+  assertEquals(canSwitchUser("Name:\tdeno\n"), true, "a status that does not say: tried");
+  assertEquals(
+    runAsPlan("backup", "bob", BOB, {
+      uid: 0,
+      host: "web-1",
+      setpriv: "/usr/bin/setpriv",
+      canSwitch: false,
+    }),
+    {
+      error:
+        "job backup runs as 'bob', but this service runs without CAP_SETUID and CAP_SETGID, which running a job as another user needs (its unit's CapabilityBoundingSet or PrivateUsers, or setpriv --bounding-set, took them): give serve both back, or remove the job's user (jobsmanager job update backup --user '')",
+    },
+  );
+  // The service's own user needs no switch.
+  assertEquals(
+    runAsPlan("backup", "root", { name: "root", uid: 0, gid: 0, home: "/root" }, {
+      uid: 0,
+      host: "web-1",
+      setpriv: "/usr/bin/setpriv",
+      canSwitch: false,
+    }),
+    { prefix: [], env: { HOME: "/root", LOGNAME: "root", USER: "root" }, home: "/root" },
+  );
+});
+
+Deno.test({
+  name:
+    "a root service whose bounding set lacks setuid and setgid records a run of another user's job as an error saying so",
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    const runner = new URL("../src/daemon/runner.ts", import.meta.url).href;
+    const out = await new Deno.Command("setpriv", {
+      args: [
+        "--bounding-set=-setuid,-setgid",
+        "--",
+        Deno.execPath(),
+        "eval",
+        "--quiet",
+        `import { startRun } from ${JSON.stringify(runner)};
+const r = await startRun({ command: "echo ran", env: {}, timeoutMs: 10000,
+  killGraceMs: 500, outputCap: 100, user: { job: "backup", name: "nobody" } }).done;
+console.log(JSON.stringify([r.status, r.exitCode, r.stdout, r.note]));`,
+      ],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = (b: Uint8Array) => new TextDecoder().decode(b);
+    assertEquals([out.code, text(out.stderr)], [0, ""]);
+    assertEquals(JSON.parse(text(out.stdout)), [
+      "error",
+      null,
+      "",
+      "job backup runs as 'nobody', but this service runs without CAP_SETUID and CAP_SETGID, which running a job as another user needs (its unit's CapabilityBoundingSet or PrivateUsers, or setpriv --bounding-set, took them): give serve both back, or remove the job's user (jobsmanager job update backup --user '')",
+    ]);
   },
 });

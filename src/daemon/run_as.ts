@@ -38,6 +38,37 @@ export interface ServiceIdentity {
   host: string;
   /** util-linux's setpriv; null where it is not installed. */
   setpriv: string | null;
+  /** It holds CAP_SETUID and CAP_SETGID, which a switch of user needs (see `canSwitchUser`). */
+  canSwitch: boolean;
+}
+
+/**
+ * This process holds CAP_SETUID (bit 7) and CAP_SETGID (bit 6) in its
+ * effective set, as `status` (/proc/self/status) says: a root service run
+ * with them dropped (`setpriv --bounding-set=-setuid,-setgid`, a unit's
+ * CapabilityBoundingSet) cannot switch. True where it does not say.
+ */
+export function canSwitchUser(status: string): boolean {
+  const hex = /^CapEff:\s*([0-9a-fA-F]+)\s*$/m.exec(status)?.[1];
+  if (hex === undefined) return true;
+  const both = (1n << 6n) | (1n << 7n);
+  return (BigInt(`0x${hex}`) & both) === both;
+}
+
+/** The service's own identity, for `runAsPlan`; `setpriv` where it is installed. */
+export function thisService(setpriv: string | null): ServiceIdentity {
+  let status = "";
+  try {
+    status = Deno.readTextFileSync("/proc/self/status");
+  } catch {
+    // No /proc: the switch is tried, and setpriv says what it lacks.
+  }
+  return {
+    uid: Deno.uid() ?? -1,
+    host: Deno.hostname(),
+    setpriv,
+    canSwitch: canSwitchUser(status),
+  };
 }
 
 /**
@@ -64,6 +95,12 @@ export function runAsPlan(
     return {
       error:
         `${who} (uid ${account.uid}), but this service runs as uid ${service.uid}: only a service run as root can run a job as another user: run serve as root (User=root in its systemd unit) or remove the job's user (jobsmanager job update ${jobId} --user '')`,
+    };
+  }
+  if (!service.canSwitch) {
+    return {
+      error:
+        `${who}, but this service runs without CAP_SETUID and CAP_SETGID, which running a job as another user needs (its unit's CapabilityBoundingSet or PrivateUsers, or setpriv --bounding-set, took them): give serve both back, or remove the job's user (jobsmanager job update ${jobId} --user '')`,
     };
   }
   if (service.setpriv === null) {

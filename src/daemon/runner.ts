@@ -26,7 +26,15 @@ import type { RunUpdate } from "../domain/run.ts";
 import { HeadTailCapture } from "./capture.ts";
 import { type NativeChild, nativeSpawner } from "./native_spawn.ts";
 import { closeInheritedOnExec, signalReset } from "./inheritance.ts";
-import { type Account, inHome, lookUpAccount, type RunAs, runAsPlan } from "./run_as.ts";
+import {
+  type Account,
+  inHome,
+  lookUpAccount,
+  type RunAs,
+  runAsPlan,
+  type ServiceIdentity,
+  thisService,
+} from "./run_as.ts";
 import {
   bootTicks,
   type Ended,
@@ -501,6 +509,9 @@ export function spawnCost(): number {
   return spawnMs;
 }
 
+/** This service's identity, found at its first run with a user: it does not change. */
+let service: ServiceIdentity | undefined;
+
 /**
  * Spawn a run's shell running `script`. Its stdin is /dev/null, or a pipe
  * for `feed`: `text` (a hook's JSON: any length), or `line` (an armed
@@ -520,11 +531,8 @@ function spawnShell(
       const account = spec.user.account === undefined
         ? lookUpAccount(spec.user.name)
         : spec.user.account;
-      const plan = runAsPlan(spec.user.job, spec.user.name, account, {
-        uid: Deno.uid() ?? -1,
-        host: Deno.hostname(),
-        setpriv: tool("setpriv"),
-      });
+      service ??= thisService(tool("setpriv"));
+      const plan = runAsPlan(spec.user.job, spec.user.name, account, service);
       if ("error" in plan) return plan;
       as = plan;
     } catch (error) {
