@@ -3,11 +3,15 @@
  * run as root, one without setpriv, one that is the user already. The
  * runs themselves, as root, are in runner_test.ts.
  */
-import { assertEquals } from "./assert.ts";
+import { assertEquals, assertThrows } from "./assert.ts";
 import {
   type Account,
+  AccountLookups,
+  accountOf,
   canSwitchUser,
+  KEEP_MS,
   lookUpAccount,
+  lookupNote,
   parsePasswd,
   runAsPlan,
 } from "../src/daemon/run_as.ts";
@@ -205,4 +209,56 @@ console.log(JSON.stringify([r.status, r.exitCode, r.stdout, r.note]));`,
       "job backup runs as 'nobody', but this service runs without CAP_SETUID and CAP_SETGID, which running a job as another user needs (its unit's CapabilityBoundingSet or PrivateUsers, or setpriv --bounding-set, took them): give serve both back, or remove the job's user (jobsmanager job update backup --user '')",
     ]);
   },
+});
+
+Deno.test("an account's answer is kept 30 s, none too; then looked up again", async () => {
+  let at = 0;
+  const asked: string[] = [];
+  const lookups = new AccountLookups(
+    (user) => {
+      asked.push(user);
+      return Promise.resolve(user === "bob" ? BOB : null);
+    },
+    5000,
+    KEEP_MS,
+    () => at,
+  );
+  assertEquals(await lookups.find("bob"), BOB);
+  assertEquals(await lookups.find("ghost"), null);
+  at = KEEP_MS - 1;
+  assertEquals([await lookups.find("bob"), await lookups.find("ghost")], [BOB, null]);
+  assertEquals(asked, ["bob", "ghost"], "kept");
+  at = KEEP_MS;
+  assertEquals(await lookups.find("bob"), BOB);
+  assertEquals(asked, ["bob", "ghost", "bob"], "asked again once its answer is 30 s old");
+  assertEquals(KEEP_MS, 30_000);
+});
+
+Deno.test("getent's failure is not 'no account': its note names the exit status; only its 2 is none", async () => {
+  const output = (code: number, stdout = ""): Deno.CommandOutput => ({
+    success: code === 0,
+    code,
+    signal: null,
+    stdout: new TextEncoder().encode(stdout),
+    stderr: new Uint8Array(),
+  });
+  assertEquals(accountOf(output(0, "bob:x:1001:1002:Bob:/home/bob:/bin/sh\n")), BOB);
+  assertEquals(accountOf(output(2)), null);
+  const failure =
+    "getent passwd failed with exit status 3, not its 2 for no such account: see that this host's name service (nsswitch.conf's passwd) answers";
+  assertThrows(() => accountOf(output(3)), Error, failure);
+  // Not kept: the next run asks again.
+  let calls = 0;
+  const lookups = new AccountLookups(() => {
+    calls++;
+    return Promise.reject(new Error(failure));
+  });
+  const answer = await lookups.find("bob");
+  assertEquals(answer, { failed: `could not look up the account of user 'bob': ${failure}` });
+  assertEquals(
+    lookupNote(answer, "backup", "bob"),
+    `could not start the command: job backup: could not look up the account of user 'bob': ${failure}; nothing ran`,
+  );
+  await lookups.find("bob");
+  assertEquals(calls, 2);
 });

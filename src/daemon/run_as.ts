@@ -8,9 +8,9 @@
  * execs the shell in its own process, so the run's group, its pid, its
  * pipes and its armed stdin are those of a run without a user.
  *
- * The account is looked up at every run (`getent passwd`, which asks NSS:
- * LDAP and sssd accounts too), as cron does: an account made or changed
- * after the job was written counts at its next run.
+ * The account is looked up as runs need it (`getent passwd`, which asks
+ * NSS: LDAP and sssd accounts too), and its answer kept for `KEEP_MS`: an
+ * account made or changed after the job was written counts within that.
  */
 import { closeInheritedOnExec } from "./inheritance.ts";
 
@@ -135,32 +135,47 @@ const GETENT = ["/usr/bin/getent", "/bin/getent"];
 export const LOOKUP_WAIT_MS = 5000;
 
 /**
- * What a user's account was found to be: null where this host has none,
- * "hung" where NSS did not answer within the wait (an LDAP server away).
+ * How long an account's answer is kept: 200 runs as one user at one
+ * instant would otherwise run getent 200 times (8 ms each), and lose fires.
  */
-export type AccountAnswer = Account | null | "hung";
+export const KEEP_MS = 30_000;
+
+/**
+ * What a user's account was found to be: null where this host has none,
+ * "hung" where NSS did not answer within the wait (an LDAP server away),
+ * `failed` where getent failed otherwise (the run's note).
+ */
+export type AccountAnswer = Account | null | "hung" | { failed: string };
 
 /**
  * The lookups of one thread's runs, made off it (a service's lanes): NSS
  * that waits for an LDAP server away, made on the thread that starts runs,
  * would hold every run of it. Each waits `waitMs` at most; a name asked
- * again while its lookup is under way shares it.
+ * again while its lookup is under way shares it, and an account found (or
+ * found to be none) is the answer for `keepMs` after.
  */
 export class AccountLookups {
   private readonly asking = new Map<string, Promise<Account | null>>();
+  private readonly kept = new Map<string, { account: Account | null; until: number }>();
 
   constructor(
     private readonly lookUp: (user: string) => Promise<Account | null> = lookUpAccountAsync,
     readonly waitMs = LOOKUP_WAIT_MS,
+    private readonly keepMs = KEEP_MS,
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
-  /** `user`'s account, waiting `waitMs` at most; never rejects (a failure reads as no answer). */
+  /** `user`'s account, waiting `waitMs` at most; never rejects (a failure is its answer). */
   find(user: string): Promise<AccountAnswer> {
+    const kept = this.kept.get(user);
+    if (kept !== undefined && this.now() < kept.until) return Promise.resolve(kept.account);
     let asked = this.asking.get(user);
     if (asked === undefined) {
       asked = this.lookUp(user);
       const made = asked;
-      made.catch(() => null).finally(() => {
+      made.then((account) => {
+        this.kept.set(user, { account, until: this.now() + this.keepMs });
+      }, () => {}).finally(() => {
         if (this.asking.get(user) === made) this.asking.delete(user);
       });
       this.asking.set(user, asked);
@@ -168,11 +183,36 @@ export class AccountLookups {
     const answer = asked;
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve("hung"), this.waitMs);
-      answer.then((account) => resolve(account), () => resolve("hung")).finally(() =>
-        clearTimeout(timer)
-      );
+      answer.then(
+        (account) => resolve(account),
+        (error) =>
+          resolve({
+            failed: `could not look up the account of user '${user}': ${
+              error instanceof Error ? error.message : String(error)
+            }`,
+          }),
+      ).finally(() => clearTimeout(timer));
     });
   }
+}
+
+/**
+ * The note of a run not started because its user's account was not found
+ * (`answer` hung, or failed); null for an account, or none, which the run's
+ * start judges (runAsPlan). `alone`: it was the only run (`job run --here`).
+ */
+export function lookupNote(
+  answer: AccountAnswer,
+  jobId: string,
+  user: string,
+  waitMs = LOOKUP_WAIT_MS,
+  alone = false,
+): string | null {
+  if (answer === "hung") return lookupHungNote(jobId, user, waitMs, alone);
+  if (answer !== null && "failed" in answer) {
+    return `could not start the command: job ${jobId}: ${answer.failed}; nothing ran`;
+  }
+  return null;
 }
 
 /**
@@ -229,10 +269,23 @@ function getent(path: string, user: string): Deno.Command {
   });
 }
 
-/** The account getent answered; null for its "no such key" (2) or any other failure. */
-function accountOf(out: Deno.CommandOutput): Account | null {
-  return out.success ? parsePasswd(new TextDecoder().decode(out.stdout).split("\n")[0]) : null;
+/**
+ * The account getent answered; null for its "no such key" (2). Any other
+ * failure (1: bad arguments, 3: no passwd database) is not the account's
+ * absence: it throws, naming the exit status.
+ */
+export function accountOf(out: Deno.CommandOutput): Account | null {
+  if (out.success) return parsePasswd(new TextDecoder().decode(out.stdout).split("\n")[0]);
+  if (out.code === GETENT_NO_SUCH_KEY) return null;
+  throw new Error(
+    `getent passwd failed with exit status ${out.code}${
+      out.signal === null ? "" : ` (${out.signal})`
+    }, not its 2 for no such account: see that this host's name service (nsswitch.conf's passwd) answers`,
+  );
 }
+
+/** getent's exit status for a key its database does not have. */
+const GETENT_NO_SUCH_KEY = 2;
 
 /** `user`'s account (a name, or a uid) among the lines of a passwd file; null where none is. */
 function accountInPasswd(user: string, passwd: string): Account | null {
