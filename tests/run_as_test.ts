@@ -9,6 +9,7 @@ import {
   AccountLookups,
   accountOf,
   canSwitchUser,
+  envForAnotherUser,
   KEEP_MS,
   lookUpAccount,
   lookupNote,
@@ -261,4 +262,28 @@ Deno.test("getent's failure is not 'no account': its note names the exit status;
   );
   await lookups.find("bob");
   assertEquals(calls, 2);
+});
+
+Deno.test("a run as another user keeps of the service's environment PATH, the locale and TZ only", () => {
+  assertEquals(
+    envForAnotherUser({
+      PATH: "/usr/bin:/bin",
+      LANG: "C.UTF-8",
+      LANGUAGE: "en",
+      LC_TIME: "de_DE.UTF-8",
+      TZ: "Europe/Berlin",
+      AWS_SECRET_ACCESS_KEY: "k",
+      SSH_AUTH_SOCK: "/tmp/agent",
+      JM_DATABASE_URL: "sqlite:/var/lib/jobsmanager/jobs.db",
+      HOME: "/root",
+      LCX: "x",
+    }),
+    {
+      PATH: "/usr/bin:/bin",
+      LANG: "C.UTF-8",
+      LANGUAGE: "en",
+      LC_TIME: "de_DE.UTF-8",
+      TZ: "Europe/Berlin",
+    },
+  );
 });

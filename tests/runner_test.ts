@@ -931,3 +931,28 @@ Deno.test({
     assertEquals([result.status, result.stdout], ["success", "65534 7 /\n"]);
   },
 });
+
+Deno.test({
+  name:
+    "a run as another user gets PATH, the locale and TZ of the service's environment, not the rest; the service's own user all",
+  ignore: !ROOT,
+  fn: async () => {
+    const baseEnv = {
+      PATH: "/usr/bin:/bin",
+      LANG: "C.UTF-8",
+      TZ: "UTC",
+      AWS_SECRET_ACCESS_KEY: "not-for-jobs",
+      HOME: "/root",
+    };
+    const command =
+      'echo "${AWS_SECRET_ACCESS_KEY-none} $LANG $TZ $HOME $JOBS_OWN $JM_JOB_ID ${JM_RUN_MARKER:+marked}"';
+    const env = { JOBS_OWN: "own", JM_JOB_ID: "j" };
+    const nobody = await startRun(
+      spec(command, { baseEnv, env, user: { job: "j", name: "nobody" } }),
+    ).done;
+    assertEquals(nobody.stdout, "none C.UTF-8 UTC /nonexistent own j marked\n");
+    const root = await startRun(spec(command, { baseEnv, env, user: { job: "j", name: "root" } }))
+      .done;
+    assertEquals(root.stdout, "not-for-jobs C.UTF-8 UTC /root own j marked\n");
+  },
+});

@@ -1,8 +1,9 @@
 /**
  * A job with a `user` runs as that user, as cron runs a crontab line:
  * with the user's uid, primary gid and supplementary groups (initgroups),
- * HOME, LOGNAME and USER set to theirs (PATH as it was), and in their home
- * when the job names no cwd. The switch is util-linux's `setpriv`, exec'd
+ * HOME, LOGNAME and USER set to theirs, of the service's environment only
+ * PATH, the locale and TZ (`envForAnotherUser`), and in their home when
+ * the job names no cwd. The switch is util-linux's `setpriv`, exec'd
  * between the spawn and the shell: posix_spawn cannot change a uid, and a
  * well-kept tool does it rather than privilege code of our own. setpriv
  * execs the shell in its own process, so the run's group, its pid, its
@@ -297,6 +298,23 @@ function accountInPasswd(user: string, passwd: string): Account | null {
     }
   }
   return null;
+}
+
+/** Variables of the service's environment a run as another user is given, as cron gives its jobs. */
+const KEPT_FOR_ANOTHER_USER = new Set(["PATH", "LANG", "LANGUAGE", "TZ"]);
+
+/**
+ * What a run as another user keeps of the service's environment `base`:
+ * PATH, the locale (LANG, LANGUAGE, LC_*) and TZ, no more. The rest is the
+ * service's own (a root's AWS_SECRET_ACCESS_KEY, SSH_AUTH_SOCK, its
+ * JM_DATABASE_URL), which another user's job must not be handed.
+ */
+export function envForAnotherUser(base: Record<string, string>): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const [name, value] of Object.entries(base)) {
+    if (KEPT_FOR_ANOTHER_USER.has(name) || name.startsWith("LC_")) kept[name] = value;
+  }
+  return kept;
 }
 
 /** The script that changes to the user's home, as cron does, before `command`; `/` where it cannot. */

@@ -28,6 +28,7 @@ import { type NativeChild, nativeSpawner } from "./native_spawn.ts";
 import { closeInheritedOnExec, signalReset } from "./inheritance.ts";
 import {
   type Account,
+  envForAnotherUser,
   inHome,
   lookUpAccount,
   type RunAs,
@@ -543,8 +544,12 @@ function spawnShell(
       };
     }
   }
+  // Another user is given no more of the service's environment than cron gives: its secrets stay its own.
+  const base = as !== null && as.prefix.length > 0
+    ? envForAnotherUser(spec.baseEnv ?? {})
+    : spec.baseEnv;
   // The user's HOME, LOGNAME and USER under the job's own env, which may set them, as a crontab may.
-  const env = { ...spec.baseEnv, ...as?.env, ...spec.env, [MARKER_VARIABLE]: marker };
+  const env = { ...base, ...as?.env, ...spec.env, [MARKER_VARIABLE]: marker };
   const body = as !== null && spec.cwd === undefined ? inHome(script) : script;
   const asUser = as?.prefix ?? [];
   const since = bootTicks();
