@@ -138,7 +138,9 @@ async function runHere(
   const handle = startRun({
     marker,
     command: job.command,
-    env: runEnv(inheritedEnv(), job, run.id, run.scheduled_at),
+    // Apart, as a service's runs: a user's HOME, LOGNAME and USER go over the caller's, under the job's env.
+    env: runEnv({}, job, run.id, run.scheduled_at),
+    baseEnv: inheritedEnv(),
     cwd: job.cwd ?? undefined,
     user: job.user === null ? undefined : { job: job.id, name: job.user, account },
     timeoutMs: job.timeout * 1000,
