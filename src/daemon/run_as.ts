@@ -3,7 +3,7 @@
  * with the user's uid, primary gid and supplementary groups (initgroups),
  * HOME, LOGNAME and USER set to theirs, of the service's environment only
  * PATH, the locale and TZ (`envForAnotherUser`), and in their home when
- * the job names no cwd. The switch is util-linux's `setpriv`, exec'd
+ * the job names no cwd, or in its cwd, entered as them (`inCwd`). The switch is util-linux's `setpriv`, exec'd
  * between the spawn and the shell: posix_spawn cannot change a uid, and a
  * well-kept tool does it rather than privilege code of our own. setpriv
  * execs the shell in its own process, so the run's group, its pid, its
@@ -322,4 +322,27 @@ export function inHome(command: string): string {
   // One line, before the command's first: its line numbers stay a plain shell's. As the
   // user, so a home they cannot enter is not entered; `/` as cron, whose cwd it is.
   return `cd -- "$HOME" 2>/dev/null || cd /; ${command}`;
+}
+
+/** Exit status of a run as another user whose shell could not enter its cwd: nothing ran. */
+export const CWD_REFUSED_EXIT = 126;
+
+/** The note (and the line on stderr) of a run as `user` that could not enter `cwd`. */
+export function cwdRefusedNote(jobId: string, user: string, cwd: string): string {
+  return `job ${jobId} runs as '${user}', who cannot enter its cwd ${cwd}; nothing ran: give '${user}' the search (x) permission on it and on each directory above it, or change the job's cwd (jobsmanager job update ${jobId} --cwd DIR)`;
+}
+
+/**
+ * The script that changes to the job's `cwd` before `command`, as the user:
+ * the service (root) entering it would let the user's command read, by
+ * relative paths, a directory they cannot reach. One that they cannot
+ * enter ends the shell with CWD_REFUSED_EXIT and `cwdRefusedNote` on stderr.
+ */
+export function inCwd(jobId: string, user: string, cwd: string, command: string): string {
+  const quoted = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
+  const refused = quoted(`jobsmanager: ${cwdRefusedNote(jobId, user, cwd)}`);
+  // One line, as inHome's.
+  return `cd -- ${
+    quoted(cwd)
+  } 2>/dev/null || { printf '%s\\n' ${refused} >&2; exit ${CWD_REFUSED_EXIT}; }; ${command}`;
 }
