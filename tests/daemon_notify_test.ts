@@ -496,6 +496,44 @@ for (const backend of BACKENDS) {
     );
   });
 
+  Deno.test({
+    name:
+      `notify[${backend}]: a job with a user has its hook command run as that user; one whose user has no account is a failed hook saying so`,
+    ignore: Deno.uid() !== 0,
+    fn: async () => {
+      await using dir = await tempDir();
+      const d = dir.path;
+      await Deno.chmod(d, 0o777);
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("as-nobody", {
+        schedule: { second: "1", minute: "0", hour: "0" },
+        user: "nobody",
+        on_failure:
+          `cat > /dev/null; echo "$(id -u) $HOME" > '${d}/who.tmp' && mv '${d}/who.tmp' '${d}/who.txt'`,
+      });
+      await h.job("as-ghost", {
+        schedule: { second: "1", minute: "0", hour: "0" },
+        user: "jm-no-such-user",
+        on_failure: `cat > /dev/null; touch '${d}/ghost-ran'`,
+      });
+      await h.start();
+      await h.clock.set(T0 + 1000);
+      (await h.started("as-nobody", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+      (await h.started("as-ghost", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+      const who = await h.until(() => readIfThere(`${d}/who.txt`), "the hook as nobody to run");
+      assertEquals(who, "65534 /nonexistent\n");
+      const line = await h.until(
+        () => h.line(/^job as-ghost: failure hook command/),
+        "the hook of the user without an account logged",
+      );
+      assertEquals(
+        line,
+        `job as-ghost: failure hook command did not start: job as-ghost runs as 'jm-no-such-user', who has no account on host ${Deno.hostname()}: create it, or change the job's user (jobsmanager job update as-ghost --user NAME, or --user '' for the service's own)`,
+      );
+      assertEquals(await readIfThere(`${d}/ghost-ran`), null, "nothing ran");
+    },
+  });
+
   Deno.test(`notify[${backend}]: a failed hook's output is logged without a URL's credentials or the service's secrets`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "notify.webhook_secret": "HookSigningKey42" },

@@ -3,15 +3,31 @@
  * run as root, one without setpriv, one that is the user already. The
  * runs themselves, as root, are in runner_test.ts.
  */
-import { assertEquals } from "./assert.ts";
-import { type Account, lookUpAccount, parsePasswd, runAsPlan } from "../src/daemon/run_as.ts";
+import { assertEquals, assertThrows } from "./assert.ts";
+import {
+  type Account,
+  AccountLookups,
+  accountOf,
+  canSwitchUser,
+  envForAnotherUser,
+  KEEP_MS,
+  lookUpAccount,
+  lookupNote,
+  parsePasswd,
+  runAsPlan,
+} from "../src/daemon/run_as.ts";
 
 const BOB: Account = { name: "bob", uid: 1001, gid: 1002, home: "/home/bob" };
 const BOB_ENV = { HOME: "/home/bob", LOGNAME: "bob", USER: "bob" };
 
 Deno.test("a service run as root switches to the user with setpriv: uid, gid and initgroups", () => {
   assertEquals(
-    runAsPlan("backup", "bob", BOB, { uid: 0, host: "web-1", setpriv: "/usr/bin/setpriv" }),
+    runAsPlan("backup", "bob", BOB, {
+      uid: 0,
+      host: "web-1",
+      setpriv: "/usr/bin/setpriv",
+      canSwitch: true,
+    }),
     {
       prefix: ["/usr/bin/setpriv", "--reuid=1001", "--regid=1002", "--init-groups", "--"],
       env: BOB_ENV,
@@ -23,7 +39,7 @@ Deno.test("a service run as root switches to the user with setpriv: uid, gid and
 Deno.test("a service that is the job's user already runs it as itself, with the user's HOME, without setpriv", () => {
   for (const setpriv of ["/usr/bin/setpriv", null]) {
     assertEquals(
-      runAsPlan("backup", "1001", BOB, { uid: 1001, host: "web-1", setpriv }),
+      runAsPlan("backup", "1001", BOB, { uid: 1001, host: "web-1", setpriv, canSwitch: true }),
       { prefix: [], env: BOB_ENV, home: "/home/bob" },
     );
   }
@@ -31,7 +47,12 @@ Deno.test("a service that is the job's user already runs it as itself, with the 
 
 Deno.test("a service not run as root refuses a job of another user, saying to run it as root or drop the user", () => {
   assertEquals(
-    runAsPlan("backup", "bob", BOB, { uid: 998, host: "web-1", setpriv: "/usr/bin/setpriv" }),
+    runAsPlan("backup", "bob", BOB, {
+      uid: 998,
+      host: "web-1",
+      setpriv: "/usr/bin/setpriv",
+      canSwitch: true,
+    }),
     {
       error:
         "job backup runs as 'bob' (uid 1001), but this service runs as uid 998: only a service run as root can run a job as another user: run serve as root (User=root in its systemd unit) or remove the job's user (jobsmanager job update backup --user '')",
@@ -40,14 +61,20 @@ Deno.test("a service not run as root refuses a job of another user, saying to ru
 });
 
 Deno.test("a user without an account, or a host without setpriv, is refused saying what to do", () => {
-  assertEquals(runAsPlan("backup", "bob", null, { uid: 0, host: "web-1", setpriv: null }), {
-    error:
-      "job backup runs as 'bob', who has no account on host web-1: create it, or change the job's user (jobsmanager job update backup --user NAME, or --user '' for the service's own)",
-  });
-  assertEquals(runAsPlan("backup", "bob", BOB, { uid: 0, host: "web-1", setpriv: null }), {
-    error:
-      "job backup runs as 'bob', and running a job as another user needs util-linux's setpriv (/usr/bin/setpriv), which host web-1 lacks: install util-linux, or remove the job's user (jobsmanager job update backup --user '')",
-  });
+  assertEquals(
+    runAsPlan("backup", "bob", null, { uid: 0, host: "web-1", setpriv: null, canSwitch: true }),
+    {
+      error:
+        "job backup runs as 'bob', who has no account on host web-1: create it, or change the job's user (jobsmanager job update backup --user NAME, or --user '' for the service's own)",
+    },
+  );
+  assertEquals(
+    runAsPlan("backup", "bob", BOB, { uid: 0, host: "web-1", setpriv: null, canSwitch: true }),
+    {
+      error:
+        "job backup runs as 'bob', and running a job as another user needs util-linux's setpriv (/usr/bin/setpriv), which host web-1 lacks: install util-linux, or remove the job's user (jobsmanager job update backup --user '')",
+    },
+  );
 });
 
 Deno.test("a passwd line is an account; anything else is none", () => {
@@ -119,4 +146,144 @@ console.log(JSON.stringify([r.status, r.note]));`,
       await Deno.remove(dir.path, { recursive: true });
     }
   },
+});
+
+Deno.test("a root service without CAP_SETUID and CAP_SETGID refuses a job of another user, saying how to give them back", () => {
+  // CapEff as /proc/self/status gives it: all of root's, then without setuid (bit 7), setgid (bit 6).
+  assertEquals(canSwitchUser("Name:\tdeno\nCapEff:\t000001ffffffffff\n"), true);
+  assertEquals(canSwitchUser("CapEff:\t000001ffffffff7f\n"), false);
+  assertEquals(canSwitchUser("CapEff:\t000001ffffffffbf\n"), false);
+  assertEquals(canSwitchUser("CapEff:\t00000000000000c0\n"), true);
+  assertEquals(canSwitchUser("Name:\tdeno\n"), true, "a status that does not say: tried");
+  assertEquals(
+    runAsPlan("backup", "bob", BOB, {
+      uid: 0,
+      host: "web-1",
+      setpriv: "/usr/bin/setpriv",
+      canSwitch: false,
+    }),
+    {
+      error:
+        "job backup runs as 'bob', but this service runs without CAP_SETUID and CAP_SETGID, which running a job as another user needs (its unit's CapabilityBoundingSet or PrivateUsers, or setpriv --bounding-set, took them): give serve both back, or remove the job's user (jobsmanager job update backup --user '')",
+    },
+  );
+  // The service's own user needs no switch.
+  assertEquals(
+    runAsPlan("backup", "root", { name: "root", uid: 0, gid: 0, home: "/root" }, {
+      uid: 0,
+      host: "web-1",
+      setpriv: "/usr/bin/setpriv",
+      canSwitch: false,
+    }),
+    { prefix: [], env: { HOME: "/root", LOGNAME: "root", USER: "root" }, home: "/root" },
+  );
+});
+
+Deno.test({
+  name:
+    "a root service whose bounding set lacks setuid and setgid records a run of another user's job as an error saying so",
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    const runner = new URL("../src/daemon/runner.ts", import.meta.url).href;
+    const out = await new Deno.Command("setpriv", {
+      args: [
+        "--bounding-set=-setuid,-setgid",
+        "--",
+        Deno.execPath(),
+        "eval",
+        "--quiet",
+        `import { startRun } from ${JSON.stringify(runner)};
+const r = await startRun({ command: "echo ran", env: {}, timeoutMs: 10000,
+  killGraceMs: 500, outputCap: 100, user: { job: "backup", name: "nobody" } }).done;
+console.log(JSON.stringify([r.status, r.exitCode, r.stdout, r.note]));`,
+      ],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = (b: Uint8Array) => new TextDecoder().decode(b);
+    assertEquals([out.code, text(out.stderr)], [0, ""]);
+    assertEquals(JSON.parse(text(out.stdout)), [
+      "error",
+      null,
+      "",
+      "job backup runs as 'nobody', but this service runs without CAP_SETUID and CAP_SETGID, which running a job as another user needs (its unit's CapabilityBoundingSet or PrivateUsers, or setpriv --bounding-set, took them): give serve both back, or remove the job's user (jobsmanager job update backup --user '')",
+    ]);
+  },
+});
+
+Deno.test("an account's answer is kept 30 s, none too; then looked up again", async () => {
+  let at = 0;
+  const asked: string[] = [];
+  const lookups = new AccountLookups(
+    (user) => {
+      asked.push(user);
+      return Promise.resolve(user === "bob" ? BOB : null);
+    },
+    5000,
+    KEEP_MS,
+    () => at,
+  );
+  assertEquals(await lookups.find("bob"), BOB);
+  assertEquals(await lookups.find("ghost"), null);
+  at = KEEP_MS - 1;
+  assertEquals([await lookups.find("bob"), await lookups.find("ghost")], [BOB, null]);
+  assertEquals(asked, ["bob", "ghost"], "kept");
+  at = KEEP_MS;
+  assertEquals(await lookups.find("bob"), BOB);
+  assertEquals(asked, ["bob", "ghost", "bob"], "asked again once its answer is 30 s old");
+  assertEquals(KEEP_MS, 30_000);
+});
+
+Deno.test("getent's failure is not 'no account': its note names the exit status; only its 2 is none", async () => {
+  const output = (code: number, stdout = ""): Deno.CommandOutput => ({
+    success: code === 0,
+    code,
+    signal: null,
+    stdout: new TextEncoder().encode(stdout),
+    stderr: new Uint8Array(),
+  });
+  assertEquals(accountOf(output(0, "bob:x:1001:1002:Bob:/home/bob:/bin/sh\n")), BOB);
+  assertEquals(accountOf(output(2)), null);
+  const failure =
+    "getent passwd failed with exit status 3, not its 2 for no such account: see that this host's name service (nsswitch.conf's passwd) answers";
+  assertThrows(() => accountOf(output(3)), Error, failure);
+  // Not kept: the next run asks again.
+  let calls = 0;
+  const lookups = new AccountLookups(() => {
+    calls++;
+    return Promise.reject(new Error(failure));
+  });
+  const answer = await lookups.find("bob");
+  assertEquals(answer, { failed: `could not look up the account of user 'bob': ${failure}` });
+  assertEquals(
+    lookupNote(answer, "backup", "bob"),
+    `could not start the command: job backup: could not look up the account of user 'bob': ${failure}; nothing ran`,
+  );
+  await lookups.find("bob");
+  assertEquals(calls, 2);
+});
+
+Deno.test("a run as another user keeps of the service's environment PATH, the locale and TZ only", () => {
+  assertEquals(
+    envForAnotherUser({
+      PATH: "/usr/bin:/bin",
+      LANG: "C.UTF-8",
+      LANGUAGE: "en",
+      LC_TIME: "de_DE.UTF-8",
+      TZ: "Europe/Berlin",
+      AWS_SECRET_ACCESS_KEY: "k",
+      SSH_AUTH_SOCK: "/tmp/agent",
+      JM_DATABASE_URL: "sqlite:/var/lib/jobsmanager/jobs.db",
+      HOME: "/root",
+      LCX: "x",
+    }),
+    {
+      PATH: "/usr/bin:/bin",
+      LANG: "C.UTF-8",
+      LANGUAGE: "en",
+      LC_TIME: "de_DE.UTF-8",
+      TZ: "Europe/Berlin",
+    },
+  );
 });

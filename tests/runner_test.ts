@@ -931,3 +931,67 @@ Deno.test({
     assertEquals([result.status, result.stdout], ["success", "65534 7 /\n"]);
   },
 });
+
+Deno.test({
+  name:
+    "a run with a user enters its cwd as them: one they cannot reach fails 126, saying so, and nothing ran; armed too",
+  ignore: !ROOT,
+  fn: async () => {
+    // A directory anyone may enter, under one only root may: the service's chdir would reach it.
+    const top = await Deno.makeTempDir();
+    try {
+      await Deno.chmod(top, 0o700);
+      const sub = `${top}/it's here`;
+      await Deno.mkdir(sub, { mode: 0o755 });
+      await Deno.chmod(sub, 0o755);
+      await Deno.writeTextFile(`${sub}/secret`, "root's\n", { mode: 0o644 });
+      const user = { job: "backup", name: "nobody" };
+      const note =
+        `job backup runs as 'nobody', who cannot enter its cwd ${sub}; nothing ran: give 'nobody' the search (x) permission on it and on each directory above it, or change the job's cwd (jobsmanager job update backup --cwd DIR)`;
+      const expected = ["failed", 126, "", `jobsmanager: ${note}\n`, note];
+      const plain = await startRun(spec("cat secret", { user, cwd: sub })).done;
+      assertEquals(
+        [plain.status, plain.exitCode, plain.stdout, plain.stderr, plain.note],
+        expected,
+      );
+      const env = { PATH: "/usr/bin:/bin", JM_RUN_ID: "" };
+      const shell = armRun(spec("cat secret", { env, user, cwd: sub }))!;
+      const armed = await shell.release(spec("cat secret", { env, user, cwd: sub })).done;
+      assertEquals(
+        [armed.status, armed.exitCode, armed.stdout, armed.stderr, armed.note],
+        expected,
+      );
+      // Once they may reach it, they run there; a command's own 126 is no note.
+      await Deno.chmod(top, 0o711);
+      const reached = await startRun(spec("cat secret; exit 126", { user, cwd: sub })).done;
+      assertEquals([reached.exitCode, reached.stdout, reached.note], [126, "root's\n", null]);
+    } finally {
+      await Deno.remove(top, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a run as another user gets PATH, the locale and TZ of the service's environment, not the rest; the service's own user all",
+  ignore: !ROOT,
+  fn: async () => {
+    const baseEnv = {
+      PATH: "/usr/bin:/bin",
+      LANG: "C.UTF-8",
+      TZ: "UTC",
+      AWS_SECRET_ACCESS_KEY: "not-for-jobs",
+      HOME: "/root",
+    };
+    const command =
+      'echo "${AWS_SECRET_ACCESS_KEY-none} $LANG $TZ $HOME $JOBS_OWN $JM_JOB_ID ${JM_RUN_MARKER:+marked}"';
+    const env = { JOBS_OWN: "own", JM_JOB_ID: "j" };
+    const nobody = await startRun(
+      spec(command, { baseEnv, env, user: { job: "j", name: "nobody" } }),
+    ).done;
+    assertEquals(nobody.stdout, "none C.UTF-8 UTC /nonexistent own j marked\n");
+    const root = await startRun(spec(command, { baseEnv, env, user: { job: "j", name: "root" } }))
+      .done;
+    assertEquals(root.stdout, "not-for-jobs C.UTF-8 UTC /root own j marked\n");
+  },
+});

@@ -4,7 +4,7 @@
  * one whose user this host has no account of is an error saying so.
  */
 import { assertEquals } from "./assert.ts";
-import { BACKENDS, freshDatabase, waitFor } from "./helpers.ts";
+import { BACKENDS, cli, freshDatabase, waitFor } from "./helpers.ts";
 import { jm, ready, runs, runsDetail, startServe } from "./serve_helpers.ts";
 
 for (const backend of BACKENDS) {
@@ -58,6 +58,69 @@ for (const backend of BACKENDS) {
         `job as-ghost runs as 'jm-no-such-user', who has no account on host ${Deno.hostname()}: create it, or change the job's user (jobsmanager job update as-ghost --user NAME, or --user '' for the service's own)`,
       ]);
       assertEquals((await serve.terminate()).status.code, 0, serve.stderr);
+    },
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test({
+    name:
+      `job run --here [${backend}]: a job with a user gets the account's HOME, USER and LOGNAME over the caller's, the job's env over them, and no secret of the caller's`,
+    ignore: Deno.uid() !== 0,
+    fn: async () => {
+      await using db = await freshDatabase(backend);
+      const command =
+        'echo "$HOME $USER $LOGNAME $(pwd) ${AWS_SECRET_ACCESS_KEY-none} $LANG $(id -u)"';
+      await jm(
+        db,
+        "job",
+        "add",
+        "here",
+        "--cron",
+        "0 0 1 1 *",
+        "--user",
+        "nobody",
+        "--command",
+        command,
+      );
+      await jm(
+        db,
+        "job",
+        "add",
+        "own",
+        "--cron",
+        "0 0 1 1 *",
+        "--user",
+        "nobody",
+        "--env",
+        "LOGNAME=own",
+        "--command",
+        command,
+      );
+      const caller = {
+        HOME: "/root",
+        USER: "root",
+        LOGNAME: "root",
+        LANG: "C.UTF-8",
+        AWS_SECRET_ACCESS_KEY: "callers",
+      };
+      // The first line of each is the command's output, the run's details after it.
+      const here = await cli(["--database", db.url, "job", "run", "here", "--here"], {
+        cwd: db.dir,
+        env: caller,
+      });
+      assertEquals([here.code, here.stdout.split("\n")[0]], [
+        0,
+        "/nonexistent nobody nobody / none C.UTF-8 65534",
+      ], here.stderr);
+      const own = await cli(["--database", db.url, "job", "run", "own", "--here"], {
+        cwd: db.dir,
+        env: caller,
+      });
+      assertEquals([own.code, own.stdout.split("\n")[0]], [
+        0,
+        "/nonexistent nobody own / none C.UTF-8 65534",
+      ], own.stderr);
     },
   });
 }

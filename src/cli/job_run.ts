@@ -18,6 +18,7 @@ import { type CommandContext, writeErr } from "./context.ts";
 import { command, switched, valued } from "./command.ts";
 import { runDetails } from "./output.ts";
 import { WATCHED_POLL_MS } from "../daemon/poll_timing.ts";
+import type { Account } from "../daemon/run_as.ts";
 import { printable } from "../domain/printable.ts";
 import { parseCount } from "../domain/input.ts";
 import { CLI_NAMES } from "./input_names.ts";
@@ -109,7 +110,7 @@ async function runHere(
   };
   const { finishedRecord, runEnv, startRun, unwatched } = await import("../daemon/runner.ts");
   const { DirectoryChecks, hungNote } = await import("../daemon/directory_check.ts");
-  const { AccountLookups, lookupHungNote } = await import("../daemon/run_as.ts");
+  const { AccountLookups, lookupNote } = await import("../daemon/run_as.ts");
   const { thisProcess } = await import("../daemon/here_runs.ts");
   // The marker names this process: if it dies before it records the run's end (SIGKILL, a
   // reboot), whoever can see this host's processes ends the run it left `running`.
@@ -127,17 +128,19 @@ async function runHere(
   // A cwd on a hung mount would hold this process in the spawn (the child's chdir holds the
   // vfork's parent), where not even Ctrl-C ends it, and a name service away in the lookup of
   // the job's user: each is looked at first, for a while at most.
-  const account = job.user === null ? undefined : await new AccountLookups().find(job.user);
-  if (account === "hung") {
-    return await notStarted(lookupHungNote(job.id, job.user!, undefined, true));
-  }
+  const found = job.user === null ? undefined : await new AccountLookups().find(job.user);
+  const lookup = found === undefined ? null : lookupNote(found, job.id, job.user!, undefined, true);
+  if (lookup !== null) return await notStarted(lookup);
+  const account = found as Account | null | undefined;
   if (job.cwd !== null && "hung" in await new DirectoryChecks().check(job.cwd)) {
     return await notStarted(hungNote(job.cwd, undefined, true));
   }
   const handle = startRun({
     marker,
     command: job.command,
-    env: runEnv(inheritedEnv(), job, run.id, run.scheduled_at),
+    // Apart, as a service's runs: a user's HOME, LOGNAME and USER go over the caller's, under the job's env.
+    env: runEnv({}, job, run.id, run.scheduled_at),
+    baseEnv: inheritedEnv(),
     cwd: job.cwd ?? undefined,
     user: job.user === null ? undefined : { job: job.id, name: job.user, account },
     timeoutMs: job.timeout * 1000,

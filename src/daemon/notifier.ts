@@ -38,7 +38,8 @@ import { VERSION } from "../version.ts";
 import { type Clock, Deadline } from "./clock.ts";
 import type { DbHealth } from "./db_health.ts";
 import { log } from "./log.ts";
-import type { RunHandle, RunSpec } from "./runner.ts";
+import type { RunHandle, RunResult, RunSpec } from "./runner.ts";
+import { type Account, AccountLookups, lookupNote } from "./run_as.ts";
 import type { RunGuard } from "./run_guard.ts";
 import {
   deliveryId,
@@ -341,6 +342,9 @@ export class Notifier {
    * ones then go ahead (with a warning), rather than none.
    */
   private readonly firstLook = Promise.withResolvers<void>();
+
+  /** The accounts of the users whose jobs' hook commands run as them. */
+  private readonly accounts = new AccountLookups();
 
   constructor(private readonly o: NotifierOptions) {}
 
@@ -1034,7 +1038,6 @@ export class Notifier {
   private hookEnv(payload: NotifyPayload): Record<string, string> {
     const text = (v: unknown) => v === null || v === undefined ? "" : String(v);
     return {
-      ...this.o.baseEnv,
       JM_EVENT: payload.event,
       JM_JOB_ID: payload.job_id,
       JM_RUN_ID: text(payload.run_id),
@@ -1050,14 +1053,25 @@ export class Notifier {
     };
   }
 
-  /** Run `command` (a hook, sendmail) with `stdin` and the JM_* variables of `payload`. */
-  private async shell(command: string, payload: NotifyPayload, stdin: string) {
+  /**
+   * Run `command` (a hook, sendmail) with `stdin` and the JM_* variables of
+   * `payload`; as `user` (a job's, run_as.ts) when given.
+   */
+  private async shell(
+    command: string,
+    payload: NotifyPayload,
+    stdin: string,
+    user?: RunSpec["user"],
+  ): Promise<RunResult> {
     const guard = this.o.guard;
     const marker = crypto.randomUUID();
     guard?.watch(marker);
     const handle = this.o.startRun({
       command,
       env: this.hookEnv(payload),
+      // Apart: a run as another user keeps only some of it (run_as.ts envForAnotherUser).
+      baseEnv: this.o.baseEnv,
+      user,
       stdin,
       timeoutMs: this.o.settings.timeoutMs,
       killGraceMs: this.o.killGraceMs,
@@ -1078,11 +1092,25 @@ export class Notifier {
     }
   }
 
-  /** Run the hook command; whether it succeeded. */
+  /**
+   * Run the hook command; whether it succeeded. A job with a user has its
+   * hooks run as that user, as its runs: the service running them would
+   * hand the user's output (JM_OUTPUT_TAIL) to a command run as root.
+   */
   private async runCommand(job: Job, command: string, payload: NotifyPayload): Promise<boolean> {
-    const result = await this.shell(command, payload, JSON.stringify(payload));
+    let user: RunSpec["user"];
+    if (job.user !== null) {
+      const found = await this.accounts.find(job.user);
+      const note = lookupNote(found, job.id, job.user, this.accounts.waitMs);
+      if (note !== null) return this.hookNotStarted(job, payload, note);
+      user = { job: job.id, name: job.user, account: found as Account | null };
+    }
+    const result = await this.shell(command, payload, JSON.stringify(payload), user);
     const ok = result.status === "success";
     if (!ok && this.cutByStop(job, payload, "hook command")) return false;
+    if (result.status === "error" && result.note !== null) {
+      return this.hookNotStarted(job, payload, result.note);
+    }
     this.o.observer?.notified("command", ok);
     if (ok) {
       notifyLog.info("job {job}: {event} hook command ran", {
@@ -1100,6 +1128,18 @@ export class Notifier {
       // As sendmail's: a hook may print the URL (with its password) it failed to reach.
       output: this.scrub(redactUrls(result.stderr || result.stdout)).trim().slice(-500) ||
         "(no output)",
+    });
+    return false;
+  }
+
+  /** A hook command that could not start (its user's account, a spawn's error): a failed hook, saying why. */
+  private hookNotStarted(job: Job, payload: NotifyPayload, note: string): false {
+    this.o.observer?.notified("command", false);
+    notifyLog.warn("job {job}: {event} hook command did not start: {note}", {
+      job: job.id,
+      event: payload.event,
+      run: payload.run_id,
+      note,
     });
     return false;
   }

@@ -1,16 +1,17 @@
 /**
  * A job with a `user` runs as that user, as cron runs a crontab line:
  * with the user's uid, primary gid and supplementary groups (initgroups),
- * HOME, LOGNAME and USER set to theirs (PATH as it was), and in their home
- * when the job names no cwd. The switch is util-linux's `setpriv`, exec'd
+ * HOME, LOGNAME and USER set to theirs, of the service's environment only
+ * PATH, the locale and TZ (`envForAnotherUser`), and in their home when
+ * the job names no cwd, or in its cwd, entered as them (`inCwd`). The switch is util-linux's `setpriv`, exec'd
  * between the spawn and the shell: posix_spawn cannot change a uid, and a
  * well-kept tool does it rather than privilege code of our own. setpriv
  * execs the shell in its own process, so the run's group, its pid, its
  * pipes and its armed stdin are those of a run without a user.
  *
- * The account is looked up at every run (`getent passwd`, which asks NSS:
- * LDAP and sssd accounts too), as cron does: an account made or changed
- * after the job was written counts at its next run.
+ * The account is looked up as runs need it (`getent passwd`, which asks
+ * NSS: LDAP and sssd accounts too), and its answer kept for `KEEP_MS`: an
+ * account made or changed after the job was written counts within that.
  */
 import { closeInheritedOnExec } from "./inheritance.ts";
 
@@ -38,6 +39,37 @@ export interface ServiceIdentity {
   host: string;
   /** util-linux's setpriv; null where it is not installed. */
   setpriv: string | null;
+  /** It holds CAP_SETUID and CAP_SETGID, which a switch of user needs (see `canSwitchUser`). */
+  canSwitch: boolean;
+}
+
+/**
+ * This process holds CAP_SETUID (bit 7) and CAP_SETGID (bit 6) in its
+ * effective set, as `status` (/proc/self/status) says: a root service run
+ * with them dropped (`setpriv --bounding-set=-setuid,-setgid`, a unit's
+ * CapabilityBoundingSet) cannot switch. True where it does not say.
+ */
+export function canSwitchUser(status: string): boolean {
+  const hex = /^CapEff:\s*([0-9a-fA-F]+)\s*$/m.exec(status)?.[1];
+  if (hex === undefined) return true;
+  const both = (1n << 6n) | (1n << 7n);
+  return (BigInt(`0x${hex}`) & both) === both;
+}
+
+/** The service's own identity, for `runAsPlan`; `setpriv` where it is installed. */
+export function thisService(setpriv: string | null): ServiceIdentity {
+  let status = "";
+  try {
+    status = Deno.readTextFileSync("/proc/self/status");
+  } catch {
+    // No /proc: the switch is tried, and setpriv says what it lacks.
+  }
+  return {
+    uid: Deno.uid() ?? -1,
+    host: Deno.hostname(),
+    setpriv,
+    canSwitch: canSwitchUser(status),
+  };
 }
 
 /**
@@ -64,6 +96,12 @@ export function runAsPlan(
     return {
       error:
         `${who} (uid ${account.uid}), but this service runs as uid ${service.uid}: only a service run as root can run a job as another user: run serve as root (User=root in its systemd unit) or remove the job's user (jobsmanager job update ${jobId} --user '')`,
+    };
+  }
+  if (!service.canSwitch) {
+    return {
+      error:
+        `${who}, but this service runs without CAP_SETUID and CAP_SETGID, which running a job as another user needs (its unit's CapabilityBoundingSet or PrivateUsers, or setpriv --bounding-set, took them): give serve both back, or remove the job's user (jobsmanager job update ${jobId} --user '')`,
     };
   }
   if (service.setpriv === null) {
@@ -98,32 +136,47 @@ const GETENT = ["/usr/bin/getent", "/bin/getent"];
 export const LOOKUP_WAIT_MS = 5000;
 
 /**
- * What a user's account was found to be: null where this host has none,
- * "hung" where NSS did not answer within the wait (an LDAP server away).
+ * How long an account's answer is kept: 200 runs as one user at one
+ * instant would otherwise run getent 200 times (8 ms each), and lose fires.
  */
-export type AccountAnswer = Account | null | "hung";
+export const KEEP_MS = 30_000;
+
+/**
+ * What a user's account was found to be: null where this host has none,
+ * "hung" where NSS did not answer within the wait (an LDAP server away),
+ * `failed` where getent failed otherwise (the run's note).
+ */
+export type AccountAnswer = Account | null | "hung" | { failed: string };
 
 /**
  * The lookups of one thread's runs, made off it (a service's lanes): NSS
  * that waits for an LDAP server away, made on the thread that starts runs,
  * would hold every run of it. Each waits `waitMs` at most; a name asked
- * again while its lookup is under way shares it.
+ * again while its lookup is under way shares it, and an account found (or
+ * found to be none) is the answer for `keepMs` after.
  */
 export class AccountLookups {
   private readonly asking = new Map<string, Promise<Account | null>>();
+  private readonly kept = new Map<string, { account: Account | null; until: number }>();
 
   constructor(
     private readonly lookUp: (user: string) => Promise<Account | null> = lookUpAccountAsync,
     readonly waitMs = LOOKUP_WAIT_MS,
+    private readonly keepMs = KEEP_MS,
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
-  /** `user`'s account, waiting `waitMs` at most; never rejects (a failure reads as no answer). */
+  /** `user`'s account, waiting `waitMs` at most; never rejects (a failure is its answer). */
   find(user: string): Promise<AccountAnswer> {
+    const kept = this.kept.get(user);
+    if (kept !== undefined && this.now() < kept.until) return Promise.resolve(kept.account);
     let asked = this.asking.get(user);
     if (asked === undefined) {
       asked = this.lookUp(user);
       const made = asked;
-      made.catch(() => null).finally(() => {
+      made.then((account) => {
+        this.kept.set(user, { account, until: this.now() + this.keepMs });
+      }, () => {}).finally(() => {
         if (this.asking.get(user) === made) this.asking.delete(user);
       });
       this.asking.set(user, asked);
@@ -131,11 +184,36 @@ export class AccountLookups {
     const answer = asked;
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve("hung"), this.waitMs);
-      answer.then((account) => resolve(account), () => resolve("hung")).finally(() =>
-        clearTimeout(timer)
-      );
+      answer.then(
+        (account) => resolve(account),
+        (error) =>
+          resolve({
+            failed: `could not look up the account of user '${user}': ${
+              error instanceof Error ? error.message : String(error)
+            }`,
+          }),
+      ).finally(() => clearTimeout(timer));
     });
   }
+}
+
+/**
+ * The note of a run not started because its user's account was not found
+ * (`answer` hung, or failed); null for an account, or none, which the run's
+ * start judges (runAsPlan). `alone`: it was the only run (`job run --here`).
+ */
+export function lookupNote(
+  answer: AccountAnswer,
+  jobId: string,
+  user: string,
+  waitMs = LOOKUP_WAIT_MS,
+  alone = false,
+): string | null {
+  if (answer === "hung") return lookupHungNote(jobId, user, waitMs, alone);
+  if (answer !== null && "failed" in answer) {
+    return `could not start the command: job ${jobId}: ${answer.failed}; nothing ran`;
+  }
+  return null;
 }
 
 /**
@@ -192,10 +270,23 @@ function getent(path: string, user: string): Deno.Command {
   });
 }
 
-/** The account getent answered; null for its "no such key" (2) or any other failure. */
-function accountOf(out: Deno.CommandOutput): Account | null {
-  return out.success ? parsePasswd(new TextDecoder().decode(out.stdout).split("\n")[0]) : null;
+/**
+ * The account getent answered; null for its "no such key" (2). Any other
+ * failure (1: bad arguments, 3: no passwd database) is not the account's
+ * absence: it throws, naming the exit status.
+ */
+export function accountOf(out: Deno.CommandOutput): Account | null {
+  if (out.success) return parsePasswd(new TextDecoder().decode(out.stdout).split("\n")[0]);
+  if (out.code === GETENT_NO_SUCH_KEY) return null;
+  throw new Error(
+    `getent passwd failed with exit status ${out.code}${
+      out.signal === null ? "" : ` (${out.signal})`
+    }, not its 2 for no such account: see that this host's name service (nsswitch.conf's passwd) answers`,
+  );
 }
+
+/** getent's exit status for a key its database does not have. */
+const GETENT_NO_SUCH_KEY = 2;
 
 /** `user`'s account (a name, or a uid) among the lines of a passwd file; null where none is. */
 function accountInPasswd(user: string, passwd: string): Account | null {
@@ -209,9 +300,49 @@ function accountInPasswd(user: string, passwd: string): Account | null {
   return null;
 }
 
+/** Variables of the service's environment a run as another user is given, as cron gives its jobs. */
+const KEPT_FOR_ANOTHER_USER = new Set(["PATH", "LANG", "LANGUAGE", "TZ"]);
+
+/**
+ * What a run as another user keeps of the service's environment `base`:
+ * PATH, the locale (LANG, LANGUAGE, LC_*) and TZ, no more. The rest is the
+ * service's own (a root's AWS_SECRET_ACCESS_KEY, SSH_AUTH_SOCK, its
+ * JM_DATABASE_URL), which another user's job must not be handed.
+ */
+export function envForAnotherUser(base: Record<string, string>): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const [name, value] of Object.entries(base)) {
+    if (KEPT_FOR_ANOTHER_USER.has(name) || name.startsWith("LC_")) kept[name] = value;
+  }
+  return kept;
+}
+
 /** The script that changes to the user's home, as cron does, before `command`; `/` where it cannot. */
 export function inHome(command: string): string {
   // One line, before the command's first: its line numbers stay a plain shell's. As the
   // user, so a home they cannot enter is not entered; `/` as cron, whose cwd it is.
   return `cd -- "$HOME" 2>/dev/null || cd /; ${command}`;
+}
+
+/** Exit status of a run as another user whose shell could not enter its cwd: nothing ran. */
+export const CWD_REFUSED_EXIT = 126;
+
+/** The note (and the line on stderr) of a run as `user` that could not enter `cwd`. */
+export function cwdRefusedNote(jobId: string, user: string, cwd: string): string {
+  return `job ${jobId} runs as '${user}', who cannot enter its cwd ${cwd}; nothing ran: give '${user}' the search (x) permission on it and on each directory above it, or change the job's cwd (jobsmanager job update ${jobId} --cwd DIR)`;
+}
+
+/**
+ * The script that changes to the job's `cwd` before `command`, as the user:
+ * the service (root) entering it would let the user's command read, by
+ * relative paths, a directory they cannot reach. One that they cannot
+ * enter ends the shell with CWD_REFUSED_EXIT and `cwdRefusedNote` on stderr.
+ */
+export function inCwd(jobId: string, user: string, cwd: string, command: string): string {
+  const quoted = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
+  const refused = quoted(`jobsmanager: ${cwdRefusedNote(jobId, user, cwd)}`);
+  // One line, as inHome's.
+  return `cd -- ${
+    quoted(cwd)
+  } 2>/dev/null || { printf '%s\\n' ${refused} >&2; exit ${CWD_REFUSED_EXIT}; }; ${command}`;
 }

@@ -10,7 +10,7 @@
  * hold the thread in a stat or a spawn, and every run of it.
  */
 import { DirectoryChecks, hungNote } from "./directory_check.ts";
-import { AccountLookups, lookupHungNote } from "./run_as.ts";
+import { type Account, AccountLookups, lookupNote } from "./run_as.ts";
 import { Outbox } from "./outbox.ts";
 import {
   type ArmedShell,
@@ -188,14 +188,13 @@ export class RunLane {
     this.accounts.find(user.name).then((found) => {
       this.checking.delete(message.id);
       if (this.closed) return;
-      if (found === "hung" && !this.interruptedEarly.has(message.id)) {
-        this.notStarted(
-          message.id,
-          unwatched("error", this.now(), lookupHungNote(user.job, user.name, this.accounts.waitMs)),
-        );
+      const note = lookupNote(found, user.job, user.name, this.accounts.waitMs);
+      if (note !== null && !this.interruptedEarly.has(message.id)) {
+        this.notStarted(message.id, unwatched("error", this.now(), note));
         return;
       }
-      const account = found === "hung" ? null : found;
+      // Interrupted meanwhile: it starts as that, whatever its account.
+      const account = note === null ? found as Account | null : null;
       this.queue.push({ ...message, spec: { ...message.spec, user: { ...user, account } } });
       this.startQueuedSoon();
     }).catch(this.failed);
@@ -206,8 +205,10 @@ export class RunLane {
     const user = arm.spec.user!;
     this.armsChecking.add(arm.id);
     this.accounts.find(user.name).then((found) => {
-      if (!this.armsChecking.delete(arm.id) || this.closed || found === "hung") return;
-      this.arming.push({ ...arm, spec: { ...arm.spec, user: { ...user, account: found } } });
+      const note = lookupNote(found, user.job, user.name, this.accounts.waitMs);
+      if (!this.armsChecking.delete(arm.id) || this.closed || note !== null) return;
+      const account = found as Account | null;
+      this.arming.push({ ...arm, spec: { ...arm.spec, user: { ...user, account } } });
       this.startQueuedSoon();
     }).catch(this.failed);
   }

@@ -26,7 +26,19 @@ import type { RunUpdate } from "../domain/run.ts";
 import { HeadTailCapture } from "./capture.ts";
 import { type NativeChild, nativeSpawner } from "./native_spawn.ts";
 import { closeInheritedOnExec, signalReset } from "./inheritance.ts";
-import { type Account, inHome, lookUpAccount, type RunAs, runAsPlan } from "./run_as.ts";
+import {
+  type Account,
+  CWD_REFUSED_EXIT,
+  cwdRefusedNote,
+  envForAnotherUser,
+  inCwd,
+  inHome,
+  lookUpAccount,
+  type RunAs,
+  runAsPlan,
+  type ServiceIdentity,
+  thisService,
+} from "./run_as.ts";
 import {
   bootTicks,
   type Ended,
@@ -501,6 +513,9 @@ export function spawnCost(): number {
   return spawnMs;
 }
 
+/** This service's identity, found at its first run with a user: it does not change. */
+let service: ServiceIdentity | undefined;
+
 /**
  * Spawn a run's shell running `script`. Its stdin is /dev/null, or a pipe
  * for `feed`: `text` (a hook's JSON: any length), or `line` (an armed
@@ -520,11 +535,8 @@ function spawnShell(
       const account = spec.user.account === undefined
         ? lookUpAccount(spec.user.name)
         : spec.user.account;
-      const plan = runAsPlan(spec.user.job, spec.user.name, account, {
-        uid: Deno.uid() ?? -1,
-        host: Deno.hostname(),
-        setpriv: tool("setpriv"),
-      });
+      service ??= thisService(tool("setpriv"));
+      const plan = runAsPlan(spec.user.job, spec.user.name, account, service);
       if ("error" in plan) return plan;
       as = plan;
     } catch (error) {
@@ -535,9 +547,19 @@ function spawnShell(
       };
     }
   }
+  // Another user is given no more of the service's environment than cron gives: its secrets stay its own.
+  const base = as !== null && as.prefix.length > 0
+    ? envForAnotherUser(spec.baseEnv ?? {})
+    : spec.baseEnv;
   // The user's HOME, LOGNAME and USER under the job's own env, which may set them, as a crontab may.
-  const env = { ...spec.baseEnv, ...as?.env, ...spec.env, [MARKER_VARIABLE]: marker };
-  const body = as !== null && spec.cwd === undefined ? inHome(script) : script;
+  const env = { ...base, ...as?.env, ...spec.env, [MARKER_VARIABLE]: marker };
+  // A user's shell enters the cwd (or the home) itself: the spawn's chdir would be the service's.
+  const body = spec.user === undefined || as === null
+    ? script
+    : spec.cwd === undefined
+    ? inHome(script)
+    : inCwd(spec.user.job, spec.user.name, spec.cwd, script);
+  const cwd = as === null ? spec.cwd : undefined;
   const asUser = as?.prefix ?? [];
   const since = bootTicks();
   const t0 = performance.now();
@@ -554,7 +576,7 @@ function spawnShell(
         program: argv[0],
         args: argv.slice(1),
         env,
-        cwd: spec.cwd,
+        cwd,
         stdin: stdin === "null" ? "null" : "piped",
       });
       return spawned(child, true);
@@ -571,7 +593,7 @@ function spawnShell(
       detached,
       env: shellEnv,
       clearEnv: true,
-      cwd: spec.cwd,
+      cwd,
       stdin: stdin === "null" ? "null" : "piped",
       stdout: "piped",
       stderr: "piped",
@@ -705,6 +727,15 @@ export function armRun(spec: RunSpec, directory: string | null = null): ArmedShe
   };
 }
 
+/** The note of a run as a user whose shell could not enter its cwd (run_as.ts inCwd); else null. */
+function refusedCwd(spec: RunSpec, status: Deno.CommandStatus, stderr: string): string | null {
+  if (spec.user === undefined || spec.cwd === undefined || status.code !== CWD_REFUSED_EXIT) {
+    return null;
+  }
+  const note = cwdRefusedNote(spec.user.job, spec.user.name, spec.cwd);
+  return stderr.startsWith(`jobsmanager: ${note}\n`) ? note : null;
+}
+
 /**
  * Watch a run's started shell to its end: its output, its timeout, what
  * it leaves behind. `feeding` settles once its stdin is written.
@@ -811,7 +842,7 @@ function watchRun(
     return {
       ...base,
       status: status.code === 0 ? "success" as const : "failed" as const,
-      note: notes(escaped, unread),
+      note: notes(refusedCwd(spec, status, base.stderr), escaped, unread),
     };
   };
 
