@@ -22,7 +22,16 @@ import { OPENAPI } from "../src/http/openapi.ts";
 import { startHttpServer } from "../src/http/server.ts";
 import { openStore } from "../src/store/open.ts";
 import { resolveTarget } from "../src/config/database.ts";
-import { ADMIN, type Api, covered, READER, readSse, serverDeps, startApi } from "./http_harness.ts";
+import {
+  ADMIN,
+  type Api,
+  covered,
+  NOBODY,
+  READER,
+  readSse,
+  serverDeps,
+  startApi,
+} from "./http_harness.ts";
 import { DatabaseError } from "../src/errors.ts";
 import { hereNode } from "../src/domain/here_run.ts";
 import type { Store } from "../src/store/store.ts";
@@ -1387,6 +1396,7 @@ Deno.test("api: an unreachable database answers 503 with the CLI's message (stat
           run_guard: { ok: true, detail: "running" },
         }),
       redact: (t) => t,
+      uid: NOBODY,
     },
   );
   try {
@@ -1518,7 +1528,7 @@ Deno.test("api: the 503s not said yet are said once the cause ends, at the first
   const store = awayWhenTold(real);
   const server = await startHttpServer(
     { ...defaultSettings(), "http.listen": "127.0.0.1:0" },
-    serverDeps(store),
+    { ...serverDeps(store), uid: NOBODY },
   );
   const get = async (path: string) => {
     const res = await fetch(`${server.url}${path}`);
@@ -1618,7 +1628,8 @@ Deno.test("readyz: a run guard that does not run makes the node degraded, and sa
 
 Deno.test("api: without tokens, only loopback names and same-origin writes", async () => {
   await using db = await freshDatabase("sqlite");
-  await using api = await startApi(db, { "http.tokens": [] });
+  // A service run as root refuses to start without a token (listen.ts).
+  await using api = await startApi(db, { "http.tokens": [] }, undefined, NOBODY);
   const open = await api.call("GET", "/api/v1/session", { token: null });
   assertEquals(open.body, { role: "admin", auth: false });
   const port = new URL(api.url).port;
