@@ -1131,6 +1131,8 @@ for (const backend of BACKENDS) {
     assertEquals((read.body as Record<string, unknown>).user, "www-data");
     const listed = (await api.call("GET", "/api/v1/jobs")).body as Record<string, unknown>[];
     assertEquals(listed.map((j) => j.user), ["www-data"]);
+    const ad = await api.call("PATCH", "/api/v1/jobs/nightly", { body: { user: "jo@corp" } });
+    assertEquals((ad.body as Record<string, unknown>).user, "jo@corp");
     const byUid = await api.call("PATCH", "/api/v1/jobs/nightly", { body: { user: "33" } });
     assertEquals((byUid.body as Record<string, unknown>).user, "33");
     const cleared = await api.call("PATCH", "/api/v1/jobs/nightly", { body: { user: null } });
@@ -1138,7 +1140,7 @@ for (const backend of BACKENDS) {
     const bad = await api.call("PATCH", "/api/v1/jobs/nightly", { body: { user: "bob smith" } });
     assertEquals([bad.status, bad.body], [400, {
       error:
-        `user: "bob smith" is not a user name or uid (allowed: a name of 1-32 characters of A-Z a-z 0-9 _ . - not starting with a digit, . or -, or a uid of a whole number from 0 to 4294967294; empty or NULL for the service's own user)`,
+        `user: "bob smith" is not a user name or uid (allowed: a name of 1-64 characters of A-Z a-z 0-9 _ . - @ not starting with a digit, ., - or @, or a uid of a whole number from 0 to 4294967294; empty or NULL for the service's own user)`,
       field: "user",
     }]);
     assertEquals((await rawQuery(db, "SELECT `user` FROM jm_jobs")).map((r) => r.user), [null]);

@@ -83,14 +83,17 @@ Deno.test("an /etc/cron.d line's user is the job's user; a user crontab's lines 
     "HOME=/srv/www",
     "*/5 * * * * www-data php /srv/www/cron.php",
     "0 1 * * * 33 /usr/local/bin/by-uid",
+    "0 2 * * * john.doe@corp.example.com /usr/local/bin/ad-report",
   ].join("\n");
-  const [www, byUid] = candidatesFromCrontab({ text, name: "web", system: true }, UTC, 0);
+  const [www, byUid, ad] = candidatesFromCrontab({ text, name: "web", system: true }, UTC, 0);
   assertEquals([www.job!.user, www.job!.cwd, www.job!.command], [
     "www-data",
     "/srv/www",
     "php /srv/www/cron.php",
   ]);
   assertEquals(byUid.job!.user, "33");
+  // An sssd account of AD, as getent knows it.
+  assertEquals([ad.job?.user, ad.problem], ["john.doe@corp.example.com", null]);
   assertMatch(
     www.notes.join("\n"),
     /^runs as www-data, as cron ran it: only a service run as root/,
