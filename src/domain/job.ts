@@ -704,6 +704,11 @@ function validateUser(user: unknown, id: string): void {
   );
 }
 
+/** A user name or uid typed for many jobs at once (`import crontab --user`): as a job's `user`. */
+export function validateUserName(user: string): void {
+  validateUser(user, "");
+}
+
 /**
  * The first schedule field, in FIELD_NAMES' order, that is not text or is
  * blank; null when none is. Each read by name (see hasSchedule), and no
