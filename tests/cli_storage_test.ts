@@ -6,6 +6,7 @@
 import { assertEquals, assertMatch } from "./assert.ts";
 import { cli, CliProcess, freshDatabase, jm, type TestDatabase } from "./helpers.ts";
 import { readOnlyFile, ROOT, skipLine, TinyFilesystem } from "./tiny_filesystem.ts";
+import { ADMIN } from "./http_harness.ts";
 
 const WHERE_ELSE = "or point db.url (--database) at a writable place";
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -202,7 +203,7 @@ Deno.test("serve: a new database file it wrote no table to (its HTTP port taken)
     const listen = `127.0.0.1:${(taken.addr as Deno.NetAddr).port}`;
     await using serve = new CliProcess(["--database", "sqlite:new.db", "serve"], {
       cwd: dir,
-      env: { JM_HTTP_LISTEN: listen },
+      env: { JM_HTTP_LISTEN: listen, JM_HTTP_TOKEN: ADMIN },
     });
     const status = await serve.exit(60_000, "serve on a taken port to give up");
     assertEquals(status.code, 1, serve.stderr);

@@ -1035,11 +1035,15 @@ Deno.test("cli: --user a name this host has no account of is stored with a warni
     ],
   );
   assertEquals((await jobs(db)).get("elsewhere")?.user, "jm-no-such-user");
+  // An sssd account of AD, named as getent knows it.
+  const ad = await run(db, ["job", "update", "elsewhere", "--user", "jm.no-such@corp"]);
+  assertEquals(ad.code, 0, ad.stderr);
+  assertEquals((await jobs(db)).get("elsewhere")?.user, "jm.no-such@corp");
   const bad = await run(db, ["job", "update", "elsewhere", "--user", "bob smith"]);
   assertEquals([bad.code, bad.stdout], [2, ""]);
   assertStringIncludes(
     bad.stderr,
-    `user: "bob smith" is not a user name or uid (allowed: a name of 1-32 characters of A-Z a-z 0-9 _ . - not starting with a digit, . or -, or a uid of a whole number from 0 to 4294967294; empty or NULL for the service's own user)`,
+    `user: "bob smith" is not a user name or uid (allowed: a name of 1-64 characters of A-Z a-z 0-9 _ . - @ not starting with a digit, ., - or @, or a uid of a whole number from 0 to 4294967294; empty or NULL for the service's own user)`,
   );
-  assertEquals((await jobs(db)).get("elsewhere")?.user, "jm-no-such-user");
+  assertEquals((await jobs(db)).get("elsewhere")?.user, "jm.no-such@corp");
 });

@@ -22,7 +22,16 @@ import { OPENAPI } from "../src/http/openapi.ts";
 import { startHttpServer } from "../src/http/server.ts";
 import { openStore } from "../src/store/open.ts";
 import { resolveTarget } from "../src/config/database.ts";
-import { ADMIN, type Api, covered, READER, readSse, serverDeps, startApi } from "./http_harness.ts";
+import {
+  ADMIN,
+  type Api,
+  covered,
+  NOBODY,
+  READER,
+  readSse,
+  serverDeps,
+  startApi,
+} from "./http_harness.ts";
 import { DatabaseError } from "../src/errors.ts";
 import { hereNode } from "../src/domain/here_run.ts";
 import type { Store } from "../src/store/store.ts";
@@ -1122,6 +1131,8 @@ for (const backend of BACKENDS) {
     assertEquals((read.body as Record<string, unknown>).user, "www-data");
     const listed = (await api.call("GET", "/api/v1/jobs")).body as Record<string, unknown>[];
     assertEquals(listed.map((j) => j.user), ["www-data"]);
+    const ad = await api.call("PATCH", "/api/v1/jobs/nightly", { body: { user: "jo@corp" } });
+    assertEquals((ad.body as Record<string, unknown>).user, "jo@corp");
     const byUid = await api.call("PATCH", "/api/v1/jobs/nightly", { body: { user: "33" } });
     assertEquals((byUid.body as Record<string, unknown>).user, "33");
     const cleared = await api.call("PATCH", "/api/v1/jobs/nightly", { body: { user: null } });
@@ -1129,7 +1140,7 @@ for (const backend of BACKENDS) {
     const bad = await api.call("PATCH", "/api/v1/jobs/nightly", { body: { user: "bob smith" } });
     assertEquals([bad.status, bad.body], [400, {
       error:
-        `user: "bob smith" is not a user name or uid (allowed: a name of 1-32 characters of A-Z a-z 0-9 _ . - not starting with a digit, . or -, or a uid of a whole number from 0 to 4294967294; empty or NULL for the service's own user)`,
+        `user: "bob smith" is not a user name or uid (allowed: a name of 1-64 characters of A-Z a-z 0-9 _ . - @ not starting with a digit, ., - or @, or a uid of a whole number from 0 to 4294967294; empty or NULL for the service's own user)`,
       field: "user",
     }]);
     assertEquals((await rawQuery(db, "SELECT `user` FROM jm_jobs")).map((r) => r.user), [null]);
@@ -1387,6 +1398,7 @@ Deno.test("api: an unreachable database answers 503 with the CLI's message (stat
           run_guard: { ok: true, detail: "running" },
         }),
       redact: (t) => t,
+      uid: NOBODY,
     },
   );
   try {
@@ -1518,7 +1530,7 @@ Deno.test("api: the 503s not said yet are said once the cause ends, at the first
   const store = awayWhenTold(real);
   const server = await startHttpServer(
     { ...defaultSettings(), "http.listen": "127.0.0.1:0" },
-    serverDeps(store),
+    { ...serverDeps(store), uid: NOBODY },
   );
   const get = async (path: string) => {
     const res = await fetch(`${server.url}${path}`);
@@ -1618,7 +1630,8 @@ Deno.test("readyz: a run guard that does not run makes the node degraded, and sa
 
 Deno.test("api: without tokens, only loopback names and same-origin writes", async () => {
   await using db = await freshDatabase("sqlite");
-  await using api = await startApi(db, { "http.tokens": [] });
+  // A service run as root refuses to start without a token (listen.ts).
+  await using api = await startApi(db, { "http.tokens": [] }, undefined, NOBODY);
   const open = await api.call("GET", "/api/v1/session", { token: null });
   assertEquals(open.body, { role: "admin", auth: false });
   const port = new URL(api.url).port;

@@ -51,6 +51,9 @@ function pingReadiness(store: Store): () => Promise<Readiness> {
   };
 }
 
+/** A service user other than root: only root is refused an API without a token (listen.ts). */
+export const NOBODY = 65534;
+
 /** What a server is built from, on a store of `db`. */
 export function serverDeps(store: Store): ServeDeps {
   return {
@@ -61,6 +64,7 @@ export function serverDeps(store: Store): ServeDeps {
     readiness: pingReadiness(store),
     // As the worker's: the tokens it read.
     redact: (t) => t.replaceAll(ADMIN, "***").replaceAll(READER, "***"),
+    uid: Deno.uid(),
   };
 }
 
@@ -95,10 +99,12 @@ export async function startApi(
   settings: Partial<Settings> = {},
   /** What the server is given of the store (an outage the test turns on and off). */
   served: (store: Store) => Store = (store) => store,
+  /** The user the service runs as: one without tokens must not be root. */
+  uid: number | null = Deno.uid(),
 ): Promise<Api> {
   const store = db.open();
   await migrateFresh(db, store);
-  const deps = serverDeps(served(store));
+  const deps = { ...serverDeps(served(store)), uid };
   const server = await startHttpServer(
     { ...defaultSettings(), "http.listen": "127.0.0.1:0", "http.tokens": TOKENS, ...settings },
     deps,

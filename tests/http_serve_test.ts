@@ -2,7 +2,8 @@
  * `jobsmanager serve` with `http.listen` set, end to end: a job added over
  * the API fires, its run comes on the live stream, /metrics counts it,
  * /readyz says ready, the tokens never show in the log, SIGTERM stops
- * both sides; and a reachable address without a token refuses to start.
+ * both sides; and a reachable address without a token refuses to start, as
+ * does a service run as root without one.
  */
 import parsePrometheus from "parse-prometheus-text-format";
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
@@ -121,9 +122,29 @@ Deno.test("serve refuses a reachable http.listen without a token, before it star
   );
 });
 
+Deno.test({
+  name: "serve run as root refuses an API without a token, even on loopback, before it starts",
+  // Only root is refused: the suite runs as root (CI), and a test cannot make serve root.
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    await using db = await freshDatabase("sqlite");
+    const config = await writeConfig(db);
+    const doc = JSON.parse(await Deno.readTextFile(config));
+    await Deno.writeTextFile(config, JSON.stringify({ ...doc, http: { listen: "127.0.0.1:0" } }));
+    await using serve = new Serve(db, config);
+    const status = await serve.exit(20_000);
+    assertEquals(status.code, 2, serve.stderr);
+    assertStringIncludes(
+      serve.stderr,
+      'http.listen: "127.0.0.1:0" has no token, and the service runs as root: every local user',
+    );
+    assertStringIncludes(serve.stderr, "e.g. one made by `openssl rand -hex 32`");
+  },
+});
+
 Deno.test("serve: HTTP clients cannot take the descriptors runs need: those over http.max_connections are refused, and said so", async () => {
   await using db = await freshDatabase("sqlite");
-  await using served = await serveWithHttp(db, { max_connections: 8 });
+  await using served = await serveWithHttp(db, { max_connections: 8 }, { JM_HTTP_TOKEN: ADMIN });
   // Few descriptors, as under a low LimitNOFILE: more idle clients than it leaves room for.
   const limit = await new Deno.Command("prlimit", {
     args: ["--pid", String(served.serve.pid), "--nofile=128:128"],
@@ -131,7 +152,7 @@ Deno.test("serve: HTTP clients cannot take the descriptors runs need: those over
   assertEquals(limit.code, 0, new TextDecoder().decode(limit.stderr));
   const added = await fetch(`${served.url}/api/v1/jobs`, {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${ADMIN}` },
     body: JSON.stringify({ id: "tick", command: "echo tick", second: "*" }),
   });
   assertEquals(added.status, 201, await added.text());
@@ -188,7 +209,7 @@ Deno.test("serve: HTTP clients cannot take the descriptors runs need: those over
 Deno.test("serve: an HTTP side whose listener stops taking connections (no descriptor left) is said so and started again", async () => {
   await using db = await freshDatabase("sqlite");
   // The default cap (256) above what the open-file limit leaves: accepts run out of descriptors.
-  await using served = await serveWithHttp(db, {});
+  await using served = await serveWithHttp(db, {}, { JM_HTTP_TOKEN: ADMIN });
   // Started whole first: its runner threads' epoll sets, made as the jobs load, need descriptors
   // too, and on a busy machine the connections below took them first ("could not make an epoll set").
   await waitFor(() => served.serve.stderr.includes('"loaded '), {
@@ -231,7 +252,7 @@ Deno.test("serve: an HTTP side whose listener stops taking connections (no descr
 
 Deno.test("serve: a client that never finishes its request's headers is answered 408 and closed", async () => {
   await using db = await freshDatabase("sqlite");
-  await using served = await serveWithHttp(db, {});
+  await using served = await serveWithHttp(db, {}, { JM_HTTP_TOKEN: ADMIN });
   const { hostname, port } = new URL(served.url);
   const conn = await Deno.connect({ hostname, port: Number(port) });
   try {

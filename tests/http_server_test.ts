@@ -20,7 +20,7 @@ import { errorBody, HttpError, statusOf } from "../src/http/errors.ts";
 import { StaleCopyError } from "../src/app/jobs.ts";
 import { type ServeDeps, startHttpServer } from "../src/http/server.ts";
 import { captureLogs, freshDatabase, waitFor } from "./helpers.ts";
-import { serverDeps } from "./http_harness.ts";
+import { NOBODY, serverDeps } from "./http_harness.ts";
 import { assertRejects } from "./assert.ts";
 
 const ADMIN = "admin-token-0123456789abcdef";
@@ -30,12 +30,15 @@ function settings(overrides: Partial<Settings>): Settings {
   return { ...defaultSettings(), "http.listen": "127.0.0.1:0", ...overrides };
 }
 
-/** A real store on a fresh SQLite file for a server whose test does not query it. */
+/**
+ * A real store on a fresh SQLite file for a server whose test does not query
+ * it, in a service run as NOBODY: these tests' servers may go without a token.
+ */
 async function withDeps<T>(fn: (deps: ServeDeps) => Promise<T>): Promise<T> {
   await using db = await freshDatabase("sqlite");
   const store = db.open();
   try {
-    return await fn(serverDeps(store));
+    return await fn({ ...serverDeps(store), uid: NOBODY });
   } finally {
     await store.close();
   }
@@ -52,22 +55,41 @@ async function withConfig<T>(text: string, fn: (path: string) => T): Promise<T> 
 }
 
 Deno.test("http.listen: a bare port is loopback without tokens, every interface with them", () => {
-  assertEquals(planListen(":8080", false), { hostname: "127.0.0.1", port: 8080, loopback: true });
-  assertEquals(planListen(":8080", true), { hostname: "0.0.0.0", port: 8080, loopback: false });
-  assertEquals(planListen("[::1]:0", false), { hostname: "::1", port: 0, loopback: true });
-  assertEquals(planListen("localhost:9", false).loopback, true);
-  assertEquals(planListen("10.1.2.3:80", true).loopback, false);
+  assertEquals(planListen(":8080", false, NOBODY), {
+    hostname: "127.0.0.1",
+    port: 8080,
+    loopback: true,
+  });
+  assertEquals(planListen(":8080", true, 0), { hostname: "0.0.0.0", port: 8080, loopback: false });
+  assertEquals(planListen("[::1]:0", false, NOBODY), { hostname: "::1", port: 0, loopback: true });
+  assertEquals(planListen("localhost:9", false, null).loopback, true);
+  assertEquals(planListen("10.1.2.3:80", true, 0).loopback, false);
 });
 
 Deno.test("http.listen: a reachable address without a token refuses, naming the fix", () => {
   assertThrows(
-    () => planListen("0.0.0.0:8080", false),
+    () => planListen("0.0.0.0:8080", false, NOBODY),
     ValidationError,
     'http.listen: "0.0.0.0:8080" is reachable from other machines, but no token is configured',
   );
-  assertThrows(() => planListen("0.0.0.0:8080", false), ValidationError, "JM_HTTP_TOKEN");
-  assertThrows(() => planListen("8080", false), ValidationError, "expected HOST:PORT");
-  assertThrows(() => planListen("host:70000", true), ValidationError, "expected HOST:PORT");
+  assertThrows(() => planListen("0.0.0.0:8080", false, NOBODY), ValidationError, "JM_HTTP_TOKEN");
+  assertThrows(() => planListen("8080", false, NOBODY), ValidationError, "expected HOST:PORT");
+  assertThrows(() => planListen("host:70000", true, 0), ValidationError, "expected HOST:PORT");
+});
+
+Deno.test("http.listen: a service run as root without a token refuses on loopback too, naming the fix", () => {
+  for (const listen of ["127.0.0.1:8080", ":8080", "[::1]:0"]) {
+    assertThrows(
+      () => planListen(listen, false, 0),
+      ValidationError,
+      `http.listen: ${
+        JSON.stringify(listen)
+      } has no token, and the service runs as root: every local user, and every job run as another user, could add a job through the API and have it run as root; add a token (JM_HTTP_TOKEN or http.tokens, e.g. one made by \`openssl rand -hex 32\`) or run the service as another user`,
+    );
+  }
+  // A reachable address is refused first: its fix, a token, ends both refusals.
+  assertThrows(() => planListen("0.0.0.0:8080", false, 0), ValidationError, "is reachable");
+  assertEquals(planListen("127.0.0.1:8080", true, 0).loopback, true);
 });
 
 Deno.test("http config: tokens from the file and the environment; bad ones never echoed", async () => {
@@ -278,6 +300,15 @@ Deno.test("a reachable address without a token does not start", () =>
       () => startHttpServer(settings({ "http.listen": "0.0.0.0:0" }), deps),
       ValidationError,
       "no token is configured",
+    );
+  }));
+
+Deno.test("a service run as root without a token does not start, even on loopback", () =>
+  withDeps(async (deps) => {
+    await assertRejects(
+      () => startHttpServer(settings({}), { ...deps, uid: 0 }),
+      ValidationError,
+      "the service runs as root",
     );
   }));
 

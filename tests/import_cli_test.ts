@@ -482,3 +482,34 @@ for (const backend of BACKENDS) {
     );
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`import cli[${backend}]: a user crontab with --user: its jobs run as that user; --update sets it on jobs imported without`, async () => {
+    await using db = await freshDatabase(backend);
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args], { cwd: db.dir });
+    const file = `${db.dir}/alice`;
+    await Deno.writeTextFile(file, "0 4 * * * backup.sh\n");
+    const bare = await jm("import", "crontab", file, "--apply");
+    assertEquals(bare.code, 0, bare.stderr);
+    assertStringIncludes(bare.stdout, "runs as the service's own user, not as the crontab's owner");
+    assertEquals(await users(db), [{ id: "alice.backup-sh", user: null }]);
+    const owned = await jm("import", "crontab", file, "--user", "alice", "--update", "--apply");
+    assertEquals(owned.code, 0, owned.stderr);
+    assertStringIncludes(owned.stdout, "runs as alice, as cron ran it");
+    assertEquals(await users(db), [{ id: "alice.backup-sh", user: "alice" }]);
+    const system = await jm("import", "crontab", file, "--system", "--user", "alice", "--apply");
+    assertEquals([system.code, system.stdout], [2, ""]);
+    assertStringIncludes(
+      system.stderr,
+      `--user alice: the lines of ${file} have a user column (--system), and each runs as the user it names`,
+    );
+    assertEquals(await users(db), [{ id: "alice.backup-sh", user: "alice" }]);
+  });
+}
+
+async function users(db: TestDatabase): Promise<{ id: string; user: string | null }[]> {
+  return (await rawQuery(db, "SELECT id, `user` FROM jm_jobs ORDER BY id")).map((r) => ({
+    id: String(r.id),
+    user: r.user === null ? null : String(r.user),
+  }));
+}

@@ -10,7 +10,7 @@ import {
   crontabSource,
   splitPercent,
 } from "../src/app/import/crontab_file.ts";
-import { UsageError } from "../src/errors.ts";
+import { UsageError, ValidationError } from "../src/errors.ts";
 import type { Candidate } from "../src/app/import/plan.ts";
 import { scheduleText } from "../src/domain/job.ts";
 import { compileSchedule } from "../src/cron/croner.ts";
@@ -19,9 +19,13 @@ const FIXTURES = new URL("./fixtures/crontab/", import.meta.url);
 /** Cron and the service in one zone: no job is given a zone of its own. */
 const UTC = { system: "UTC", service: { name: "UTC", source: "configured" as const } };
 
+/** The note of a job of a user crontab imported without --user. */
+const NO_OWNER =
+  "runs as the service's own user, not as the crontab's owner as cron ran it: as root under a service run as root; import with --user OWNER (or `job update --user OWNER`) to run it as its owner";
+
 function read(name: string, system = true): Candidate[] {
   const text = Deno.readTextFileSync(new URL(name, FIXTURES));
-  return candidatesFromCrontab({ text, name, system }, UTC, 0);
+  return candidatesFromCrontab({ text, name, system, owner: null }, UTC, 0);
 }
 
 /** id, schedule and command of each candidate, or its problem. */
@@ -38,7 +42,11 @@ Deno.test("a crontab whose own legend names a user column, read without one: eac
   assertEquals(read("etc-crontab").filter(noted), []);
   // A user crontab's legend has no user column: no such note.
   const legend = "# m h  dom mon dow   command\n0 1 * * * echo hi\n";
-  const user = candidatesFromCrontab({ text: legend, name: "u", system: false }, UTC, 0);
+  const user = candidatesFromCrontab(
+    { text: legend, name: "u", system: false, owner: null },
+    UTC,
+    0,
+  );
   assertEquals(user.filter(noted), []);
 });
 
@@ -83,14 +91,21 @@ Deno.test("an /etc/cron.d line's user is the job's user; a user crontab's lines 
     "HOME=/srv/www",
     "*/5 * * * * www-data php /srv/www/cron.php",
     "0 1 * * * 33 /usr/local/bin/by-uid",
+    "0 2 * * * john.doe@corp.example.com /usr/local/bin/ad-report",
   ].join("\n");
-  const [www, byUid] = candidatesFromCrontab({ text, name: "web", system: true }, UTC, 0);
+  const [www, byUid, ad] = candidatesFromCrontab(
+    { text, name: "web", system: true, owner: null },
+    UTC,
+    0,
+  );
   assertEquals([www.job!.user, www.job!.cwd, www.job!.command], [
     "www-data",
     "/srv/www",
     "php /srv/www/cron.php",
   ]);
   assertEquals(byUid.job!.user, "33");
+  // An sssd account of AD, as getent knows it.
+  assertEquals([ad.job?.user, ad.problem], ["john.doe@corp.example.com", null]);
   assertMatch(
     www.notes.join("\n"),
     /^runs as www-data, as cron ran it: only a service run as root/,
@@ -98,7 +113,7 @@ Deno.test("an /etc/cron.d line's user is the job's user; a user crontab's lines 
   // Not the user's, nor the cwd: the line gives both, an import again sets them as cron has them.
   assert(!www.keeps!.includes("user") && !www.keeps!.includes("cwd"), String(www.keeps));
   const [mine] = candidatesFromCrontab(
-    { text: "0 1 * * * backup\n", name: "u", system: false },
+    { text: "0 1 * * * backup\n", name: "u", system: false, owner: null },
     UTC,
     0,
   );
@@ -144,7 +159,9 @@ Deno.test("a user crontab: ids, comments, env, zones, MAILTO, @reboot and bad li
 
 Deno.test("the two jobs of a day-of-month OR day-of-week line fire exactly when cron did", () => {
   const text = "30 4 1,15 * 5 echo pay day\n0 6 31 1-3 sat,sun echo odd\n";
-  const jobs = candidatesFromCrontab({ text, name: "x", system: false }, UTC, 0).map((c) => c.job!);
+  const jobs = candidatesFromCrontab({ text, name: "x", system: false, owner: null }, UTC, 0).map((
+    c,
+  ) => c.job!);
   assertEquals(jobs.length, 4);
   for (
     const [[first, second], [hour, minute, days, months, weekdays]] of [
@@ -175,7 +192,7 @@ Deno.test("the two jobs of a day-of-month OR day-of-week line fire exactly when 
 
 Deno.test("a day-of-month that names every day needs no weekday job", () => {
   const [only, ...rest] = candidatesFromCrontab(
-    { text: "0 1 1-31 * mon echo daily\n", name: "x", system: false },
+    { text: "0 1 1-31 * mon echo daily\n", name: "x", system: false, owner: null },
     UTC,
     0,
   );
@@ -193,7 +210,7 @@ Deno.test("% becomes standard input exactly as cron sends it", async () => {
   assertEquals(splitPercent("date +\\%s"), { command: "date +%s", input: null });
   assertEquals(splitPercent("cat%a\\%b%c\\d%"), { command: "cat", input: "a%b\nc\\d\n" });
   const [job] = candidatesFromCrontab(
-    { text: "* * * * * tr a-z A-Z # shout%it's%here\n", name: "x", system: false },
+    { text: "* * * * * tr a-z A-Z # shout%it's%here\n", name: "x", system: false, owner: null },
     UTC,
     0,
   );
@@ -201,7 +218,12 @@ Deno.test("% becomes standard input exactly as cron sends it", async () => {
   assertEquals(await sh(job.job!.command), "IT'S\nHERE\n");
   assertMatch(job.notes[0], /% in the command: the text after it is the command's standard input/);
   const [reader] = candidatesFromCrontab(
-    { text: '* * * * * while read l; do echo "got $l"; done%one%two\n', name: "x", system: false },
+    {
+      text: '* * * * * while read l; do echo "got $l"; done%one%two\n',
+      name: "x",
+      system: false,
+      owner: null,
+    },
     UTC,
     0,
   );
@@ -210,12 +232,51 @@ Deno.test("% becomes standard input exactly as cron sends it", async () => {
 
 Deno.test("a HOME= line is the directory cron ran the commands below it in", () => {
   const [job] = candidatesFromCrontab(
-    { text: "HOME=/srv/app\n0 7 * * * ./run.sh >> log.txt\n", name: "x", system: false },
+    {
+      text: "HOME=/srv/app\n0 7 * * * ./run.sh >> log.txt\n",
+      name: "x",
+      system: false,
+      owner: null,
+    },
     UTC,
     0,
   );
   assertEquals([job.job!.cwd, job.job!.env.HOME], ["/srv/app", "/srv/app"]);
-  assertEquals(job.notes, []);
+  assertEquals(job.notes, [NO_OWNER]);
+});
+
+Deno.test("a user crontab imported with --user runs as its owner, as cron ran it; without, the note says whose user it runs as", () => {
+  const text = "0 1 * * * backup\n";
+  const [owned] = candidatesFromCrontab({ text, name: "u", system: false, owner: "alice" }, UTC, 0);
+  assertEquals([owned.job!.user, owned.job!.cwd], ["alice", null]);
+  assertMatch(owned.notes.join("\n"), /^runs as alice, as cron ran it: only a service run as root/);
+  assert(!owned.notes.includes(NO_OWNER), owned.notes.join("\n"));
+  // The line gives the user: imported again with --update, it is set as cron has it.
+  assert(!owned.keeps!.includes("user"), String(owned.keeps));
+  const [none] = candidatesFromCrontab({ text, name: "u", system: false, owner: null }, UTC, 0);
+  assertEquals(none.job!.user, null);
+  assert(none.notes.includes(NO_OWNER), none.notes.join("\n"));
+});
+
+Deno.test("import crontab --user: '' is none, a malformed name is refused, and so is any with a system crontab", () => {
+  assertEquals(crontabSource("/tmp/u", "", undefined, undefined, true, "jo@corp").owner, "jo@corp");
+  assertEquals(crontabSource("/tmp/u", "", undefined, undefined, true, "").owner, null);
+  assertEquals(crontabSource("/tmp/u", "", undefined, undefined, true).owner, null);
+  assertThrows(
+    () => crontabSource("/tmp/u", "", undefined, undefined, true, "bob smith"),
+    ValidationError,
+    'user: "bob smith" is not a user name or uid',
+  );
+  assertThrows(
+    () => crontabSource("/etc/cron.d/backup", "", undefined, undefined, true, "alice"),
+    UsageError,
+    "--user alice: the lines of /etc/cron.d/backup have a user column (it is a system crontab), and each runs as the user it names; drop --user, or give --no-system if it is a user crontab",
+  );
+  assertThrows(
+    () => crontabSource("/tmp/u", "", true, undefined, true, "alice"),
+    UsageError,
+    "--user alice: the lines of /tmp/u have a user column (--system)",
+  );
 });
 
 Deno.test("descriptions: the comment paragraph right above the job; ids hold across variables", () => {
@@ -232,7 +293,11 @@ Deno.test("descriptions: the comment paragraph right above the job; ids hold acr
     'MAILTO=""',
     "0 3 * * * /bin/important",
   ].join("\n");
-  const [first, second] = candidatesFromCrontab({ text, name: "x", system: false }, UTC, 0);
+  const [first, second] = candidatesFromCrontab(
+    { text, name: "x", system: false, owner: null },
+    UTC,
+    0,
+  );
   assertEquals(first.job!.description, null);
   assertEquals([second.id, second.job!.description], ["keepme", null]);
   // An empty MAILTO turns cron's mail off: nothing is lost, so nothing to note.
@@ -245,6 +310,7 @@ Deno.test("CRON_TZ is the schedule's zone; TZ only reaches the command, as cron 
       text: "TZ=Asia/Tokyo\n0 6 * * * a\nCRON_TZ=UTC\nTZ=America/New_York\n0 6 * * * b\n",
       name: "x",
       system: false,
+      owner: null,
     },
     UTC,
     0,
@@ -257,7 +323,7 @@ Deno.test("CRON_TZ is the schedule's zone; TZ only reaches the command, as cron 
 
 Deno.test("SHELL other than /bin/sh runs the command through it", async () => {
   const [job] = candidatesFromCrontab(
-    { text: 'SHELL=/bin/bash\n* * * * * echo "it\'s $0"\n', name: "x", system: false },
+    { text: 'SHELL=/bin/bash\n* * * * * echo "it\'s $0"\n', name: "x", system: false, owner: null },
     UTC,
     0,
   );
@@ -268,7 +334,7 @@ Deno.test("SHELL other than /bin/sh runs the command through it", async () => {
 
 Deno.test("system lines without a command, and bad override ids, are refused with why", () => {
   const found = candidatesFromCrontab(
-    { text: "0 1 * * * root\n@weekly root true\n", name: "x", system: true },
+    { text: "0 1 * * * root\n@weekly root true\n", name: "x", system: true, owner: null },
     UTC,
     0,
   );
@@ -279,7 +345,7 @@ Deno.test("system lines without a command, and bad override ids, are refused wit
   assertEquals(found[1].id, "x.true");
   assertEquals(scheduleText(found[1].job!), "0 0 0 * * sun");
   const bad = candidatesFromCrontab(
-    { text: "# jobsmanager: id=bad/id\n0 2 * * * echo x\n", name: "x", system: false },
+    { text: "# jobsmanager: id=bad/id\n0 2 * * * echo x\n", name: "x", system: false, owner: null },
     UTC,
     0,
   );
@@ -288,7 +354,7 @@ Deno.test("system lines without a command, and bad override ids, are refused wit
 
 Deno.test("generated ids never meet: not a split line's -day/-weekday, not an earlier -2", () => {
   const text = "0 0 1 * 1 run\n0 5 * * * run day\n0 6 * * * run\n0 7 * * * run 2\n";
-  const found = candidatesFromCrontab({ text, name: "coll", system: false }, UTC, 0);
+  const found = candidatesFromCrontab({ text, name: "coll", system: false, owner: null }, UTC, 0);
   assertEquals(found.map((c) => [c.id, c.problem]), [
     ["coll.run-day", null],
     ["coll.run-weekday", null],
@@ -301,7 +367,11 @@ Deno.test("generated ids never meet: not a split line's -day/-weekday, not an ea
 Deno.test("an id comment that names no valid id is refused with why, in any case", () => {
   const text =
     "# jobsmanager: id=bad id!\n0 1 * * * /usr/bin/y\n# JobsManager: id=Upper\n0 2 * * * z\n";
-  const [bad, upper] = candidatesFromCrontab({ text, name: "idc", system: false }, UTC, 0);
+  const [bad, upper] = candidatesFromCrontab(
+    { text, name: "idc", system: false, owner: null },
+    UTC,
+    0,
+  );
   assertEquals([bad.id, bad.job], ["bad id!", null]);
   assertMatch(bad.problem!, /^id: "bad id!" has characters outside A-Z a-z 0-9 \. _ : -/);
   assertEquals([upper.id, upper.job!.description], ["Upper", null]);
@@ -311,7 +381,7 @@ Deno.test("a day-field half that never comes is dropped with a note, not refused
   // Cron: every Monday of February (there is no 31st); and Feb 1-29 (every Monday is among them).
   const text = "0 0 31 2 1 echo feb-mondays\n0 0 1-29 2 mon echo feb-days\n";
   const [mondays, days, ...rest] = candidatesFromCrontab(
-    { text, name: "x", system: false },
+    { text, name: "x", system: false, owner: null },
     UTC,
     0,
   );
@@ -327,7 +397,7 @@ Deno.test("a day-field half that never comes is dropped with a note, not refused
 
 Deno.test("a long comment becomes a description cut between characters, never in a pair", () => {
   const text = `# ${"a".repeat(998)}${"😀".repeat(5)}\n0 1 * * * echo x\n`;
-  const [job] = candidatesFromCrontab({ text, name: "x", system: false }, UTC, 0);
+  const [job] = candidatesFromCrontab({ text, name: "x", system: false, owner: null }, UTC, 0);
   const description = job.job!.description!;
   assert(description.isWellFormed());
   assertEquals([...description].length, 1000);
@@ -340,18 +410,26 @@ Deno.test("without CRON_TZ the job keeps the zone cron read it in, where the ser
     system: "Europe/Berlin",
     service: { name: "America/New_York", source: "configured" as const },
   };
-  const [nightly, tokyo] = candidatesFromCrontab({ text, name: "x", system: false }, zones, 0);
+  const [nightly, tokyo] = candidatesFromCrontab(
+    { text, name: "x", system: false, owner: null },
+    zones,
+    0,
+  );
   assertEquals([nightly.job!.timezone, tokyo.job!.timezone], ["Europe/Berlin", "Asia/Tokyo"]);
   assertMatch(
     nightly.notes.join("\n"),
     /^cron read its schedule in this machine's zone, Europe\/Berlin; the job keeps it, where a job that names no zone fires in America\/New_York/m,
   );
   assert(!tokyo.notes.some((n) => n.includes("zone")), tokyo.notes.join("\n"));
-  const [same] = candidatesFromCrontab({ text, name: "x", system: false }, UTC, 0);
+  const [same] = candidatesFromCrontab({ text, name: "x", system: false, owner: null }, UTC, 0);
   assertEquals(same.job!.timezone, null);
   // No zone configured and no live service: the plan says the zone is only assumed.
   const unknown = { system: "UTC", service: { name: "UTC", source: "local" as const } };
-  const [assumed] = candidatesFromCrontab({ text, name: "x", system: false }, unknown, 0);
+  const [assumed] = candidatesFromCrontab(
+    { text, name: "x", system: false, owner: null },
+    unknown,
+    0,
+  );
   assertEquals(assumed.job!.timezone, null);
   assertEquals(
     assumed.notes[0],
@@ -371,7 +449,11 @@ Deno.test("the field diagram above Debian's /etc/crontab jobs describes none of 
     "# *  *  *  *  * user-name command to be executed",
     "17 *\t* * *\troot\tcd / && run-parts --report /etc/cron.hourly",
   ].join("\n");
-  const [hourly] = candidatesFromCrontab({ text, name: "crontab", system: true }, UTC, 0);
+  const [hourly] = candidatesFromCrontab(
+    { text, name: "crontab", system: true, owner: null },
+    UTC,
+    0,
+  );
   assertEquals(hourly.job!.description, null);
 });
 

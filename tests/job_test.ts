@@ -57,7 +57,20 @@ Deno.test("sameDefinition ignores timestamps and env order, and sees every other
 Deno.test("user: a user name or a uid, '' back to the service's own; anything else is refused, saying what is allowed", () => {
   const base: JobOptions = { command: "true", cron: "* * * * *" };
   for (
-    const user of ["www-data", "postgres", "_apt", "svc.backup", "nobody", "0", "65534", "ad$"]
+    const user of [
+      "www-data",
+      "postgres",
+      "_apt",
+      "svc.backup",
+      "nobody",
+      "0",
+      "65534",
+      "ad$",
+      // sssd's names of AD and LDAP accounts, up to the 64 characters the column holds.
+      "john.doe@corp",
+      "john.doe@corp.example.com",
+      `a@${"b".repeat(62)}`,
+    ]
   ) {
     assertEquals(buildJob("j", { ...base, user }, null, 1).user, user);
   }
@@ -65,8 +78,19 @@ Deno.test("user: a user name or a uid, '' back to the service's own; anything el
   assertEquals(buildJob("j", { user: "" }, set, 2).user, null);
   assertEquals(buildJob("j", { description: "x" }, set, 2).user, "nobody", "kept when not given");
   const allowed =
-    "(allowed: a name of 1-32 characters of A-Z a-z 0-9 _ . - not starting with a digit, . or -, or a uid of a whole number from 0 to 4294967294; empty or NULL for the service's own user)";
-  for (const user of ["bob smith", "-rf", "1abc", "4294967295", "a".repeat(33), "root;id", "ünï"]) {
+    "(allowed: a name of 1-64 characters of A-Z a-z 0-9 _ . - @ not starting with a digit, ., - or @, or a uid of a whole number from 0 to 4294967294; empty or NULL for the service's own user)";
+  for (
+    const user of [
+      "bob smith",
+      "-rf",
+      "1abc",
+      "4294967295",
+      "a".repeat(65),
+      "root;id",
+      "ünï",
+      "@corp",
+    ]
+  ) {
     const error = assertThrows(
       () => buildJob("j", { ...base, user }, null, 1),
       ValidationError,
@@ -74,6 +98,12 @@ Deno.test("user: a user name or a uid, '' back to the service's own; anything el
     ) as ValidationError;
     assertEquals(error.field, "user");
   }
+  // A DOMAIN\name (winbind's form): refused, naming the form that is taken.
+  assertThrows(
+    () => buildJob("j", { ...base, user: "CORP\\john" }, null, 1),
+    ValidationError,
+    `user: "CORP\\\\john" is not a user name or uid ${allowed}; a DOMAIN\\name account: give it as name@domain, as sssd also knows it, or as its uid (id -u)`,
+  );
   // A row written by hand with a number in the column: named, with the row's fix.
   assertThrows(
     () => validateJob({ ...set, user: 7 as unknown as string }),

@@ -8,6 +8,7 @@
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "./assert.ts";
 import { cli, CliProcess, waitFor } from "./helpers.ts";
 import { privateMariadb, privateMariadbMissing } from "./private_mariadb.ts";
+import { ADMIN } from "./http_harness.ts";
 import { resolveTarget } from "../src/config/database.ts";
 import { defaultSettings, loadConfig, type Settings } from "../src/config/config.ts";
 import { ValidationError } from "../src/errors.ts";
@@ -307,7 +308,7 @@ Deno.test({
       // The service: its scheduler's pool, the claims' and the HTTP side's, all through TLS.
       await using serve = new CliProcess(["--database", trusted, "serve"], {
         cwd: dir,
-        env: { JM_HTTP_LISTEN: "127.0.0.1:0" },
+        env: { JM_HTTP_LISTEN: "127.0.0.1:0", JM_HTTP_TOKEN: ADMIN },
       });
       const ran = await waitFor(async () => {
         const runs = await jm(trusted, "runs", "--json");

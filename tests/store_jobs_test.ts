@@ -432,6 +432,19 @@ contract(
 
 contract(
   "listJobs",
+  "a user written as '' in SQL reads as none, the service's own user, as --user '' sets it",
+  async ({ db, store }) => {
+    await store.changeJob("u", () => job("u"));
+    await rawQuery(db, "UPDATE jm_jobs SET `user` = '' WHERE id = 'u'");
+    assertEquals((await store.getJob("u"))?.user, null);
+    assertEquals(await problemOf(store, "u"), null);
+    await rawQuery(db, "UPDATE jm_jobs SET `user` = 'john.doe@corp' WHERE id = 'u'");
+    assertEquals((await store.getJob("u"))?.user, "john.doe@corp");
+  },
+);
+
+contract(
+  "listJobs",
   "flags written as neither 0 nor 1 are named, not guessed",
   async ({ backend, db, store }) => {
     if (backend !== "sqlite") return; // MySQL refuses 'false' in a TINYINT column.

@@ -235,6 +235,10 @@ export function importCommand() {
       prune: switched(
         "also remove the stored jobs with this crontab's id prefix (NAME.) that no line makes any more",
       ),
+      user: valued(
+        "the user a user crontab's lines run as, as cron ran them: its owner (default: none, the service's own user, root under a service run as root); refused with a system crontab, whose lines name theirs",
+        "name",
+      ),
       apply: APPLY,
       update: UPDATE,
       ignore: IGNORE,
@@ -245,7 +249,7 @@ export function importCommand() {
       const system = opts.system ??
         (file !== "-" && [file, await realPath(file)].some(isSystemCrontab));
       const isFile = file !== "-" && (await Deno.stat(file)).isFile;
-      const source = crontabSource(file, text, system, opts.name, isFile);
+      const source = crontabSource(file, text, system, opts.name, isFile, opts.user);
       await report(
         ctx,
         (zone) =>

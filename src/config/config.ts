@@ -521,7 +521,7 @@ export const CONFIG_KEYS = {
   } as KeySpec<string>,
   "http.tokens": {
     doc:
-      'Bearer tokens, each { token: "…" or token_file: PATH, role: "read" or "admin" }; none = loopback only, no auth',
+      'Bearer tokens, each { token: "…" or token_file: PATH, role: "read" or "admin" }; none = loopback only, no auth, and a service run as root refuses to start',
     default: [] as TokenSpec[],
     parse: tokens,
   },

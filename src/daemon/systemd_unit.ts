@@ -68,7 +68,8 @@ TimeoutStopSec=${budget + SYSTEMD_STOP_HEADROOM_S}s
 # run as root, which starts each as its user with setpriv (CAP_SETUID and
 # CAP_SETGID, which the bounding set below keeps); run as jobsmanager, their
 # runs are errors saying so. For them: \`systemctl edit jobsmanager\`, then
-# [Service] User=root and Group=root; a job without a user then runs as root.
+# [Service] User=root and Group=root; a job without a user then runs as root,
+# and the HTTP API (http.listen) needs a token (JM_HTTP_TOKEN) to start.
 # Home directories stay read-only to every job (ProtectHome): ProtectHome=false
 # where jobs write to their user's home, as they could under cron.
 User=jobsmanager

@@ -670,9 +670,13 @@ export function validateJob(job: Job, names: OptionNames = AS_FIELDS): Job {
 
 /**
  * A user name as useradd and POSIX allow it (a final `$` for Samba's
- * machine accounts), or a uid: what setpriv and getent take unquoted.
+ * machine accounts), or as sssd names an AD or LDAP account
+ * (`john.doe@corp.example.com`), or a uid: what getent takes unquoted. At
+ * most 64 characters, as the column holds. `CORP\john` is refused: a
+ * backslash is an escape to a shell and JSON, and sssd answers to the
+ * user@domain form too.
  */
-const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/;
+const USER_NAME = /^(?=.{1,64}$)[A-Za-z_][A-Za-z0-9_.@-]*\$?$/;
 const MAX_UID = 4_294_967_294;
 
 /** The user column: null, a user name, or a uid (not -1, which means none to the kernel). */
@@ -685,15 +689,24 @@ function validateUser(user: unknown, id: string): void {
   throw new ValidationError(
     "user",
     `user: ${
-      JSON.stringify(typeof user === "string" && user.length > 60 ? user.slice(0, 60) + "…" : user)
-    } is not a user name or uid (allowed: a name of 1-32 characters of A-Z a-z 0-9 _ . - not starting with a digit, . or -, or a uid of ${
+      JSON.stringify(typeof user === "string" && user.length > 80 ? user.slice(0, 80) + "…" : user)
+    } is not a user name or uid (allowed: a name of 1-64 characters of A-Z a-z 0-9 _ . - @ not starting with a digit, ., - or @, or a uid of ${
       wholeNumberRule(0, MAX_UID)
     }; empty or NULL for the service's own user)${
+      typeof user === "string" && user.includes("\\")
+        ? "; a DOMAIN\\name account: give it as name@domain, as sssd also knows it, or as its uid (id -u)"
+        : ""
+    }${
       typeof user === "string"
         ? ""
         : `; fix the row, e.g. UPDATE jm_jobs SET \`user\` = NULL WHERE id = '${id}'`
     }`,
   );
+}
+
+/** A user name or uid typed for many jobs at once (`import crontab --user`): as a job's `user`. */
+export function validateUserName(user: string): void {
+  validateUser(user, "");
 }
 
 /**

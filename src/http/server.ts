@@ -215,12 +215,15 @@ async function readTls(settings: Settings): Promise<{ cert: string; key: string 
 }
 
 /** What the server is built from; tokens and the address come from the settings. */
-export type ServeDeps = Omit<HttpDeps, "tokens" | "closing" | "changeSettlesMs">;
+export type ServeDeps = Omit<HttpDeps, "tokens" | "closing" | "changeSettlesMs"> & {
+  /** The user the service runs as (Deno.uid()): root may not listen without a token (listen.ts). */
+  uid: number | null;
+};
 
 /**
  * Listen on `http.listen`. Throws ValidationError (exit 2) for a malformed
- * address, an unreadable token or TLS file, or a reachable address without
- * a token. `onTokens` receives the token values before anything can echo
+ * address, an unreadable token or TLS file, or no token where one is
+ * needed: a reachable address, or a service run as root. `onTokens` receives the token values before anything can echo
  * them, for redaction.
  */
 export async function startHttpServer(
@@ -231,7 +234,7 @@ export async function startHttpServer(
   const loaded = await loadTokens(settings);
   onTokens(loaded.map((t) => t.token));
   const tokens = new Tokens(loaded);
-  const plan = planListen(settings["http.listen"], tokens.configured);
+  const plan = planListen(settings["http.listen"], tokens.configured, deps.uid);
   const tls = await readTls(settings);
   const closing = new AbortController();
   const app = buildHttpApp({

@@ -124,6 +124,7 @@ async function start(
       readiness: async () => readinessOf(await ask<DaemonVitals>("vitals")),
       redact,
       starts: new Starts(starts),
+      uid: Deno.uid(),
     }, (values) => {
       known.push(...values);
       scrub = redactor(known);

@@ -262,7 +262,8 @@ function valuesToJob(row: unknown[]): Job {
     on_success: nullableText(row[AT.on_success]),
     on_success_url: nullableText(row[AT.on_success_url]),
     alert_after: nullableNumber(row[AT.alert_after]),
-    user: nullableText(row[AT.user]),
+    // '' written in SQL is what `--user ''` means: the service's own user.
+    user: nullableText(row[AT.user]) || null,
   };
 }
 

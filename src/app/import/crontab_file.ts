@@ -8,7 +8,13 @@
  * standard input it was, `SHELL` other than /bin/sh wraps the command.
  */
 import { UsageError, ValidationError } from "../../errors.ts";
-import { buildJob, type JobOptions, RUN_POLICY_FIELDS, validateId } from "../../domain/job.ts";
+import {
+  buildJob,
+  type JobOptions,
+  RUN_POLICY_FIELDS,
+  validateId,
+  validateUserName,
+} from "../../domain/job.ts";
 import { parseTerm, runList, splitList, SYNTAX, termValues } from "../../cron/grammar.ts";
 import { scheduleFromCrontab } from "../../cron/crontab.ts";
 import { everFires } from "../../cron/croner.ts";
@@ -23,6 +29,12 @@ export interface CrontabSource {
   name: string;
   /** A user column precedes the command, as in /etc/crontab and /etc/cron.d files. */
   system: boolean;
+  /**
+   * Whom the lines of a user crontab run as (`--user`): its owner, as cron
+   * ran them; null = the service's own user. Null with `system`: those
+   * lines name their own.
+   */
+  owner: string | null;
 }
 
 /**
@@ -33,6 +45,8 @@ export interface CrontabSource {
  * `<(crontab -l)`) has no name that tells it from another crontab, so it
  * needs one given: sharing one default, one crontab's `--prune` removed
  * another's jobs. A name that makes no prefix is refused, not replaced.
+ * `owner` ('' = none) is whom a user crontab's lines run as; refused for a
+ * system crontab, whose lines each name their user.
  */
 export function crontabSource(
   path: string,
@@ -40,8 +54,18 @@ export function crontabSource(
   system: boolean | undefined,
   name: string | undefined,
   isFile: boolean,
+  owner = "",
 ): CrontabSource {
   const what = path === "-" ? "standard input" : path;
+  const hasUserColumn = system ?? isSystemCrontab(path);
+  if (owner !== "" && hasUserColumn) {
+    throw new UsageError(
+      `--user ${owner}: the lines of ${what} have a user column (${
+        system === undefined ? "it is a system crontab" : "--system"
+      }), and each runs as the user it names; drop --user, or give --no-system if it is a user crontab`,
+    );
+  }
+  if (owner !== "") validateUserName(owner);
   if (name === undefined && !isFile) {
     throw new UsageError(
       `${what} is no file whose name can prefix the ids of its jobs: give a name with --name (e.g. --name "$USER" for \`crontab -l\`), the same at every import of this crontab`,
@@ -55,7 +79,7 @@ export function crontabSource(
       }: '${named}' makes no prefix for the ids of its jobs: the prefix is its letters a-z and digits (other characters become '-'), and it has none; give one with --name, e.g. --name alice`,
     );
   }
-  return { text, name: named, system: system ?? isSystemCrontab(path) };
+  return { text, name: named, system: hasUserColumn, owner: owner === "" ? null : owner };
 }
 
 /**
@@ -150,8 +174,9 @@ export function candidatesFromCrontab(
     if (typeof line === "string") {
       candidates.push(refused(`line ${number}`, id ?? ids.fallback(number), line));
     } else {
+      const user = line.user ?? source.owner;
       candidates.push(
-        ...lineCandidates({ ...line, number, comments, id }, snapshot(env), zones, ids, now),
+        ...lineCandidates({ ...line, user, number, comments, id }, snapshot(env), zones, ids, now),
       );
     }
     comments = [];
@@ -374,6 +399,11 @@ function candidate(
   if (line.user !== null) {
     notes.push(
       `runs as ${line.user}, as cron ran it: only a service run as root runs a job as another user (User=root in its systemd unit), else its runs are errors saying so; \`job update --user ''\` runs it as the service's own user`,
+    );
+  } else {
+    // cron ran it as the crontab's owner; without --user nothing says who that is.
+    notes.push(
+      "runs as the service's own user, not as the crontab's owner as cron ran it: as root under a service run as root; import with --user OWNER (or `job update --user OWNER`) to run it as its owner",
     );
   }
   // Cron runs each command in HOME: the owner's, or the crontab's HOME= line.
