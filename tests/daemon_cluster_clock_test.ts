@@ -37,6 +37,32 @@ const pairClocks = (): PairClocks => ({
 });
 
 /**
+ * Move n2's clock on a second at a time, every 100 ms at most (a look under
+ * way as it moved may need another), until `probe` answers; a minute at most.
+ */
+function stepUntil<T>(
+  c: ClusterHarness,
+  probe: () => T,
+  what: string,
+): Promise<NonNullable<T>> {
+  const n2 = c.node("n2");
+  let moved = 0;
+  return until(
+    async () => {
+      const found = probe();
+      if (!found && Date.now() - moved > 100) {
+        moved = Date.now();
+        await n2.clock.set(n2.clock.now() + 1000);
+      }
+      return found || undefined;
+    },
+    what,
+    () => c.describe(),
+    60_000,
+  ) as Promise<NonNullable<T>>;
+}
+
+/**
  * Two nodes sharing 10 every-second jobs, settled; n2's wall and
  * monotonic clocks as `clocks` gives them, and its looks at the nodes
  * (each measures its clock) waiting while `clocks.held` is set: whichever
@@ -238,21 +264,11 @@ for (const backend of BACKENDS) {
     clocks.wallOff -= 120_000;
     clocks.slowMs = 0;
     // Its next look measures it (another second, if its look was under way as the clock moved).
-    let moved = 0;
-    // A reading taken while the database was slow may still be under way (3 s): on a busy
-    // machine, more than the usual wait.
-    const back = await until(
-      async () => {
-        const line = n2.line(/^this node's clock is measured again/);
-        if (line === undefined && Date.now() - moved > 100) {
-          moved = Date.now();
-          await n2.clock.set(n2.clock.now() + 1000);
-        }
-        return line;
-      },
+    // A reading taken while the database was slow may still be under way (3 s).
+    const back = await stepUntil(
+      c,
+      () => n2.line(/^this node's clock is measured again/),
       "n2 to be measured again",
-      () => c.describe(),
-      60_000,
     );
     assertEquals(
       back,
@@ -276,36 +292,15 @@ for (const backend of BACKENDS) {
     // A look begins on the stepped clock and waits for the database...
     const held = clocks.held = Promise.withResolvers<void>();
     const begun = clocks.begun;
-    let moved = 0;
-    await until(
-      async () => {
-        if (clocks.begun > begun) return true;
-        if (Date.now() - moved > 100) {
-          moved = Date.now();
-          await n2.clock.set(n2.clock.now() + 1000);
-        }
-        return false;
-      },
-      "n2 to begin a reading",
-      () => c.describe(),
-      60_000,
-    );
+    await stepUntil(c, () => clocks.begun > begun, "n2 to begin a reading");
     // ... while NTP steps the clock back in step: the reading ends 2 minutes before it began.
     clocks.wallOff -= 120_000;
     clocks.held = null;
     held.resolve();
-    const back = await until(
-      async () => {
-        const line = n2.line(/^this node's clock is (measured again|back within|-?\d+ ms off)/);
-        if (line === undefined && Date.now() - moved > 100) {
-          moved = Date.now();
-          await n2.clock.set(n2.clock.now() + 1000);
-        }
-        return line;
-      },
+    const back = await stepUntil(
+      c,
+      () => n2.line(/^this node's clock is (measured again|back within|-?\d+ ms off)/),
       "n2 to be measured again",
-      () => c.describe(),
-      60_000,
     );
     assertEquals(
       back,
