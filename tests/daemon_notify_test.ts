@@ -534,6 +534,31 @@ for (const backend of BACKENDS) {
     },
   });
 
+  Deno.test({
+    name:
+      `notify[${backend}]: the config's default hook command runs as the service, for a job with a user too`,
+    ignore: Deno.uid() !== 0,
+    fn: async () => {
+      await using dir = await tempDir();
+      const d = dir.path;
+      await using h = await DaemonHarness.create(await freshDatabase(backend), {
+        settings: {
+          "notify.on_failure":
+            `cat > /dev/null; echo "$(id -u) $JM_JOB_ID" > '${d}/who.tmp' && mv '${d}/who.tmp' '${d}/who.txt'`,
+        },
+      });
+      await h.job("as-nobody", {
+        schedule: { second: "1", minute: "0", hour: "0" },
+        user: "nobody",
+      });
+      await h.start();
+      await h.clock.set(T0 + 1000);
+      (await h.started("as-nobody", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+      const who = await h.until(() => readIfThere(`${d}/who.txt`), "the default hook to run");
+      assertEquals(who, "0 as-nobody\n");
+    },
+  });
+
   Deno.test(`notify[${backend}]: a failed hook's output is logged without a URL's credentials or the service's secrets`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "notify.webhook_secret": "HookSigningKey42" },

@@ -961,6 +961,13 @@ Deno.test({
         [armed.status, armed.exitCode, armed.stdout, armed.stderr, armed.note],
         expected,
       );
+      // One not there at all is a start's error, as for a run without a user, not a permission.
+      const missing = await startRun(spec("true", { user, cwd: `${sub}/gone` })).done;
+      assertEquals(missing.status, "error");
+      assertMatch(
+        missing.note ?? "",
+        /^could not start the command: .*(in .*\/gone: No such file|No such cwd .*\/gone)/,
+      );
       // Once they may reach it, they run there; a command's own 126 is no note.
       await Deno.chmod(top, 0o711);
       const reached = await startRun(spec("cat secret; exit 126", { user, cwd: sub })).done;

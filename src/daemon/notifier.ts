@@ -193,30 +193,37 @@ const LOST_RUNS = 1000;
 
 const notifyLog = log("notify");
 
-/** The hook fields of an event: which command and which URL. */
+/**
+ * The hook fields of an event: which command and which URL; `jobsCommand`:
+ * the command is the job's own, not the config's `notify.*` default (an
+ * administrator's, run as the service).
+ */
 function hooksOf(
   event: NotifyEvent,
   job: Job,
   s: NotifySettings,
-): { command: string | null; url: string | null; mail: boolean } {
+): { command: string | null; jobsCommand: boolean; url: string | null; mail: boolean } {
   const or = (own: string | null, fallback: string) => own ?? (fallback === "" ? null : fallback);
   switch (event) {
     case "failure":
     case "silent":
       return {
         command: or(job.on_failure, s.onFailure),
+        jobsCommand: job.on_failure !== null,
         url: or(job.on_failure_url, s.onFailureUrl),
         mail: s.mailto !== "",
       };
     case "recovery":
       return {
         command: or(job.on_recovery, s.onRecovery),
+        jobsCommand: job.on_recovery !== null,
         url: or(job.on_recovery_url, s.onRecoveryUrl),
         mail: s.mailto !== "",
       };
     case "success":
       return {
         command: or(job.on_success, s.onSuccess),
+        jobsCommand: job.on_success !== null,
         url: or(job.on_success_url, s.onSuccessUrl),
         mail: false,
       };
@@ -916,7 +923,7 @@ export class Notifier {
         async () => {
           const full = await telling();
           const results = await Promise.all([
-            command === null ? true : this.runCommand(job, command, full),
+            command === null ? true : this.runCommand(job, command, full, hooks.jobsCommand),
             mail ? this.mail(job, full) : true,
           ]);
           return results.every((ok) => ok);
@@ -1094,12 +1101,19 @@ export class Notifier {
 
   /**
    * Run the hook command; whether it succeeded. A job with a user has its
-   * hooks run as that user, as its runs: the service running them would
-   * hand the user's output (JM_OUTPUT_TAIL) to a command run as root.
+   * own hooks (`jobsCommand`) run as that user, as its runs: the service
+   * running them would hand the user's output (JM_OUTPUT_TAIL) to a command
+   * run as root. The config's `notify.*` defaults are the administrator's,
+   * and run as the service, with its environment (a pager's token).
    */
-  private async runCommand(job: Job, command: string, payload: NotifyPayload): Promise<boolean> {
+  private async runCommand(
+    job: Job,
+    command: string,
+    payload: NotifyPayload,
+    jobsCommand: boolean,
+  ): Promise<boolean> {
     let user: RunSpec["user"];
-    if (job.user !== null) {
+    if (job.user !== null && jobsCommand) {
       const found = await this.accounts.find(job.user);
       const note = lookupNote(found, job.id, job.user, this.accounts.waitMs);
       if (note !== null) return this.hookNotStarted(job, payload, note);

@@ -559,7 +559,10 @@ function spawnShell(
     : spec.cwd === undefined
     ? inHome(script)
     : inCwd(spec.user.job, spec.user.name, spec.cwd, script);
-  const cwd = as === null ? spec.cwd : undefined;
+  // The spawn enters the cwd as the service all the same: one that is not there is told as for
+  // any run (an error, "no such"), not as the user's want of permission; the command runs only
+  // once the user's shell has entered it again.
+  const cwd = spec.cwd;
   const asUser = as?.prefix ?? [];
   const since = bootTicks();
   const t0 = performance.now();
