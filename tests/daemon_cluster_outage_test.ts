@@ -76,15 +76,16 @@ function sluggish(db: TestDatabase, slow: Slowness): HarnessOptions {
   };
 }
 
-for (const backend of BACKENDS) {
-  Deno.test(`daemon cluster[${backend}]: the first node back after an outage of the whole cluster leaves the others their share while they may be reconnecting`, async () => {
-    const db = await freshDatabase(backend);
-    const link = { down: false, looks: 0 };
-    await using c = await ClusterHarness.create(
-      db,
-      ["n1", "n2"],
-      (id) => id === "n1" ? { store: cuttable(db, link) } : {},
-    );
+/**
+ * n1 (given `n1`) and n2 sharing JOBS, every second, settled: each fired
+ * its share at `from`.
+ */
+async function settledPair(
+  db: TestDatabase,
+  n1: HarnessOptions,
+): Promise<{ c: ClusterHarness; from: number }> {
+  const c = await ClusterHarness.create(db, ["n1", "n2"], (id) => id === "n1" ? n1 : {});
+  try {
     for (const node of c.nodes) node.runner.endAll();
     await c.start();
     await c.store.changeJobs(() => ({
@@ -98,6 +99,19 @@ for (const backend of BACKENDS) {
       async () => (await c.runs()).filter((r) => r.scheduled_at === from).length === JOBS.length,
       "every job's fire at the settled second",
     );
+    return { c, from };
+  } catch (error) {
+    await c[Symbol.asyncDispose]();
+    throw error;
+  }
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon cluster[${backend}]: the first node back after an outage of the whole cluster leaves the others their share while they may be reconnecting`, async () => {
+    const db = await freshDatabase(backend);
+    const link = { down: false, looks: 0 };
+    const { c: cluster, from } = await settledPair(db, { store: cuttable(db, link) });
+    await using c = cluster;
     const n1 = c.node("n1");
     const owned = async () =>
       new Map((await c.store.nodesAndNow()).nodes.map((n) => [n.id, n.jobs_owned]));
@@ -160,24 +174,8 @@ for (const backend of BACKENDS) {
   Deno.test(`daemon cluster[${backend}]: a node whose every look at the nodes is slower than two heartbeats gives a dead node one grace, not one at each look: its jobs move to the live node once it is over`, async () => {
     const db = await freshDatabase(backend);
     const slow: Slowness = { stepMs: 0, shift: 0, looks: 0 };
-    await using c = await ClusterHarness.create(
-      db,
-      ["n1", "n2"],
-      (id) => id === "n1" ? sluggish(db, slow) : {},
-    );
-    for (const node of c.nodes) node.runner.endAll();
-    await c.start();
-    await c.store.changeJobs(() => ({
-      put: JOBS.map((id) => buildJob(id, { command: "true", schedule: { second: "*" } }, null, T0)),
-      remove: [],
-    }));
-    await c.load(JOBS.length);
-    const from = c.now() + SETTLED_MS;
-    await c.set(from);
-    await c.until(
-      async () => (await c.runs()).filter((r) => r.scheduled_at === from).length === JOBS.length,
-      "every job's fire at the settled second",
-    );
+    const { c: cluster } = await settledPair(db, sluggish(db, slow));
+    await using c = cluster;
     const n1 = c.node("n1");
     const heartbeatMs = n1.settings["jobsmanager.heartbeat_interval"] * 1000;
 
