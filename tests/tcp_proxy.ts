@@ -85,6 +85,11 @@ export class TcpProxy implements AsyncDisposable {
     return this.links.size;
   }
 
+  /** Whether it listens on its port (not while cut). */
+  get listening(): boolean {
+    return this.listener !== null;
+  }
+
   /** Close every connection both ways and refuse new ones. */
   cut(): void {
     this.setMode("cut");
