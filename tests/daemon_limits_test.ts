@@ -383,6 +383,43 @@ for (const backend of BACKENDS) {
     assertEquals(h.runner.runs.length, 1);
   });
 
+  Deno.test(`daemon[${backend}]: a skip held by runs elsewhere counts them and names their nodes`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend), {
+      claimTimeoutMs: 600_000,
+    });
+    await h.job("slow", { schedule: { second: "*" }, max_instances: "2" });
+    await h.store.saveNode(node("other"));
+    await h.store.saveNode(node("third"));
+    const elsewhere = (node_id: string, status: "running" | "queued", at: number) => ({
+      job_id: "slow",
+      scheduled_at: at,
+      status,
+      trigger: "schedule" as const,
+      node_id,
+    });
+    // One runs on `other` and the fire after it waits its turn there (coalesce is off); one runs on `third`.
+    const [, , onThird] = await h.store.claimRuns([
+      elsewhere("other", "running", T0),
+      elsewhere("other", "queued", T0 + 1),
+      elsewhere("third", "running", T0 + 2),
+    ]);
+    await h.start();
+    await h.clock.set(at(1));
+    assertEquals(
+      (await h.run("slow", at(1), "skipped")).note,
+      "max_instances (2) runs were still running (3 of them on nodes other, third)",
+    );
+    await h.store.updateRun(onThird!, { status: "success", finished_at: at(1) });
+    // A poll (every reload_interval) sees it ended.
+    const one = "max_instances (2) runs were still running (2 of them on node other)";
+    let s = 2;
+    for (; s < 10; s++) {
+      await h.clock.set(at(s));
+      if ((await h.run("slow", at(s), "skipped")).note === one) break;
+    }
+    assert(s < 10, "the run on third that ended still held a slot");
+  });
+
   Deno.test(`daemon[${backend}]: a lone service counts a running job run --here against max_instances till it ends`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       claimTimeoutMs: 600_000,

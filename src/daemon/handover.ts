@@ -123,8 +123,8 @@ export class Handover {
     const nodes = [...this.elsewhere.values()].filter((r) => r.slot.jobId === jobId)
       .map((r) => r.node);
     if (nodes.length === 0) return "";
-    const names = [...new Set(nodes)].sort().join(", ");
-    return ` (${nodes.length} of them on node${nodes.length === 1 ? "" : "s"} ${names})`;
+    const names = [...new Set(nodes)].sort();
+    return ` (${nodes.length} of them on node${names.length === 1 ? "" : "s"} ${names.join(", ")})`;
   }
 
   /**
