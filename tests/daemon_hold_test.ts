@@ -64,14 +64,30 @@ function everyRowCounted(h: DaemonHarness, metrics: Metrics): Promise<true> {
   return until(async () => await wrong() === "" || null, "every final row counted", wrong);
 }
 
+/** Claims a `gated` harness's store has on their way, and has answered. */
+interface Claims {
+  inFlight: number;
+  answered: number;
+}
+
 /**
  * Move the clock to `at`, past the probe (1 s after the outage began),
  * wait until it finds the database back, then a second on: the held
- * fires are decided again by then.
+ * fires are decided again by then. With `claims` (a harness that gives up
+ * on a claim after a second of its clock), the second waits for the claim
+ * of the held fires to be answered: a real database under load may take
+ * longer, and a clock moved meanwhile would make that an outage of its own.
  */
-async function backAt(h: DaemonHarness, at: number): Promise<void> {
+async function backAt(h: DaemonHarness, at: number, claims?: Claims): Promise<void> {
+  const before = claims?.answered ?? 0;
   await h.clock.set(at);
   await h.until(() => h.line(BACK), "the database to be back");
+  if (claims) {
+    await h.until(
+      () => claims.answered > before && claims.inFlight === 0,
+      "the held fires' claim to be answered",
+    );
+  }
   await h.clock.set(at + 1000);
 }
 
@@ -130,10 +146,15 @@ for (const backend of BACKENDS) {
  */
 async function gated(backend: Backend, metrics?: Metrics): Promise<{
   h: DaemonHarness;
-  gate: { claims: PromiseWithResolvers<void> | null; refuse: boolean };
+  gate: { claims: PromiseWithResolvers<void> | null; refuse: boolean } & Claims;
 }> {
   const db = await freshDatabase(backend);
-  const gate = { claims: null as PromiseWithResolvers<void> | null, refuse: false };
+  const gate = {
+    claims: null as PromiseWithResolvers<void> | null,
+    refuse: false,
+    inFlight: 0,
+    answered: 0,
+  };
   const h = await DaemonHarness.create(db, {
     settings: { "cluster.on_database_outage": "hold" },
     observer: metrics,
@@ -146,7 +167,13 @@ async function gated(backend: Backend, metrics?: Metrics): Promise<{
           throw new Error("write EPIPE: the connection was cut");
         }
         await gate.claims?.promise;
-        return await claimRuns(runs);
+        gate.inFlight++;
+        try {
+          return await claimRuns(runs);
+        } finally {
+          gate.inFlight--;
+          gate.answered++;
+        }
       };
       return store;
     },
@@ -169,7 +196,7 @@ for (const backend of BACKENDS) {
     await h.until(() => h.line(HELD), "the fire at 1 s to be held");
     gate.claims.resolve();
     // What it writes of the late claim waits, with the other records, until the database is back.
-    await backAt(h, at(3));
+    await backAt(h, at(3), gate);
     const row = await h.until(async () => {
       const row = (await h.runs("tick")).find((r) => r.scheduled_at === at(1));
       return row?.status === "missed" ? row : null;
@@ -196,7 +223,7 @@ for (const backend of BACKENDS) {
       () => h.line(/^the database did not answer; holding \d+ fires/),
       "the held fires",
     );
-    await backAt(h, at(7));
+    await backAt(h, at(7), gate);
     const missed = await h.until(async () => {
       const rows = (await h.runs("tick")).filter((r) => r.status === "missed");
       return rows.length > 0 ? rows : null;
