@@ -978,6 +978,56 @@ Deno.test({
   },
 });
 
+/** A new account on this host for `use`, deleted after: a name no other test or run takes. */
+async function withAccount(use: (name: string) => Promise<void>): Promise<void> {
+  const name = `jmt_exp_${crypto.randomUUID().slice(0, 8)}`;
+  const run = async (...argv: string[]) => {
+    const out = await new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+    assert(out.success, `${argv.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  };
+  await run("useradd", "--no-create-home", "--home-dir", "/", name);
+  try {
+    await use(name);
+  } finally {
+    await run("userdel", name);
+  }
+}
+
+Deno.test({
+  name:
+    "a run as an expired account is an error naming it, its expiry date and the fix; nothing ran; a locked password runs",
+  ignore: !ROOT,
+  fn: async () => {
+    await withAccount(async (name) => {
+      const dir = await Deno.makeTempDir();
+      try {
+        await Deno.chmod(dir, 0o777);
+        const user = { job: "backup", name };
+        const touch = spec(`touch ${dir}/ran; id -un`, { user });
+        // Locked (`!` before its password), as cron runs its jobs.
+        await new Deno.Command("usermod", { args: ["--lock", name] }).output();
+        const locked = await startRun(touch).done;
+        assertEquals([locked.status, locked.stdout], ["success", `${name}\n`], locked.note ?? "");
+        await Deno.remove(`${dir}/ran`);
+        await new Deno.Command("chage", { args: ["-E", "0", name] }).output();
+        const expired = await startRun(touch).done;
+        assertEquals([expired.status, expired.note], [
+          "error",
+          `job backup runs as '${name}', whose account ${name} expired on 1970-01-01 (its shadow expiry date, as \`chage -l ${name}\` shows): as cron, jobsmanager runs no job of an expired account; renew it (chage -E -1 ${name}), or remove the job's user (jobsmanager job update backup --user '')`,
+        ]);
+        assertEquals([...Deno.readDirSync(dir)], [], "nothing ran");
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  },
+});
+
 Deno.test({
   name:
     "a run as another user gets PATH, the locale and TZ of the service's environment, not the rest; the service's own user all",

@@ -536,7 +536,7 @@ function spawnShell(
         ? lookUpAccount(spec.user.name)
         : spec.user.account;
       service ??= thisService(tool("setpriv"));
-      const plan = runAsPlan(spec.user.job, spec.user.name, account, service);
+      const plan = runAsPlan(spec.user.job, spec.user.name, account, service, Date.now());
       if ("error" in plan) return plan;
       as = plan;
     } catch (error) {
