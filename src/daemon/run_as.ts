@@ -434,13 +434,28 @@ export function cwdRefusedNote(jobId: string, user: string, cwd: string): string
  * The script that changes to the job's `cwd` before `command`, as the user:
  * the service (root) entering it would let the user's command read, by
  * relative paths, a directory they cannot reach. One that they cannot
- * enter ends the shell with CWD_REFUSED_EXIT and `cwdRefusedNote` on stderr.
+ * enter ends the shell with CWD_REFUSED_EXIT and `cwdRefusedNote` on
+ * stderr, right after `mark` (`refusalMark`): stderr's first bytes,
+ * which are not kept (capture.ts MarkedCapture), and which no command is
+ * given. So the note is told whatever the output cap, and a command that
+ * prints the same line and exits 126 is not taken for it.
  */
-export function inCwd(jobId: string, user: string, cwd: string, command: string): string {
+export function inCwd(
+  jobId: string,
+  user: string,
+  cwd: string,
+  command: string,
+  mark: string,
+): string {
   const quoted = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
-  const refused = quoted(`jobsmanager: ${cwdRefusedNote(jobId, user, cwd)}`);
+  const refused = quoted(`${mark}jobsmanager: ${cwdRefusedNote(jobId, user, cwd)}`);
   // One line, as inHome's.
   return `cd -- ${
     quoted(cwd)
   } 2>/dev/null || { printf '%s\\n' ${refused} >&2; exit ${CWD_REFUSED_EXIT}; }; ${command}`;
+}
+
+/** A new mark for `inCwd`, one per shell: random, and in no command's environment. */
+export function refusalMark(): string {
+  return `jobsmanager-${crypto.randomUUID()}:`;
 }
