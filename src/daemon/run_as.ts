@@ -253,6 +253,16 @@ export function lookupHungNote(
   } s; nothing ran${alone ? "" : ", and the other runs went on"}`;
 }
 
+/**
+ * What held a run past its grace when its user's account took `ms` to be
+ * found (a slow name service), for its `missed` note.
+ */
+export function lookupSlowNote(user: string, ms: number): string {
+  return `the lookup of account '${user}' took ${
+    (ms / 1000).toFixed(1)
+  } s (this host's name service: getent passwd and shadow)`;
+}
+
 /** As `lookUpAccount`, with getent run off this thread. */
 export async function lookUpAccountAsync(user: string): Promise<Account | null> {
   const passwd = await getentAsync("passwd", user);

@@ -149,14 +149,24 @@ export interface Started {
  * came too late to.
  */
 export interface Launch {
-  /** The process started; null when it would have started after `startBy`, and did not. */
-  readonly started: Promise<Started | null>;
+  /** The process started; `Late` when it would have started after `startBy`, and did not. */
+  readonly started: Promise<Started | Late>;
   /** The run's end; never settles for a run that did not start. */
   readonly done: Promise<RunResult>;
   /** As RunHandle's. */
   readonly escaped: Promise<string | null>;
   /** As RunHandle's; a run not started yet never starts, and ends `interrupted`. */
   interrupt(): void;
+}
+
+/**
+ * A run the runner got to after its `startBy`, which did not start:
+ * `heldBy` says what held it there when it was not the runs started
+ * before it (the lookup of its user's account); null when it was.
+ */
+export interface Late {
+  readonly late: true;
+  readonly heldBy: string | null;
 }
 
 /**
