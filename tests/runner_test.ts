@@ -10,7 +10,7 @@ import { cutLine } from "../src/domain/output_cut.ts";
 import { existsSync } from "node:fs";
 import { armRun, type RunSpec, spawnCost, startRun } from "../src/daemon/runner.ts";
 import { nativeSpawner } from "../src/daemon/native_spawn.ts";
-import { alive, livePidsMatching, waitFor } from "./helpers.ts";
+import { alive, livePidsMatching, waitFor, withTestAccount } from "./helpers.ts";
 
 const encode = (s: string) => new TextEncoder().encode(s);
 
@@ -1033,32 +1033,12 @@ Deno.test({
   },
 });
 
-/** A new account on this host for `use`, deleted after: a name no other test or run takes. */
-async function withAccount(use: (name: string) => Promise<void>): Promise<void> {
-  const name = `jmt_exp_${crypto.randomUUID().slice(0, 8)}`;
-  const run = async (...argv: string[]) => {
-    const out = await new Deno.Command(argv[0], {
-      args: argv.slice(1),
-      stdout: "piped",
-      stderr: "piped",
-    })
-      .output();
-    assert(out.success, `${argv.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  };
-  await run("useradd", "--no-create-home", "--home-dir", "/", name);
-  try {
-    await use(name);
-  } finally {
-    await run("userdel", name);
-  }
-}
-
 Deno.test({
   name:
     "a run as an expired account is an error naming it, its expiry date and the fix; nothing ran; a locked password runs",
   ignore: !ROOT,
   fn: async () => {
-    await withAccount(async (name) => {
+    await withTestAccount(async (name) => {
       const dir = await Deno.makeTempDir();
       try {
         await Deno.chmod(dir, 0o777);
