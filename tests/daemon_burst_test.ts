@@ -9,6 +9,7 @@ import { assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
 import { DaemonHarness, describeRun, T0 } from "./daemon_harness.ts";
 import type { Run } from "../src/domain/run.ts";
+import { lookupSlowNote } from "../src/daemon/run_as.ts";
 
 const at = (s: number) => T0 + s * 1000;
 const JOBS = ["a", "b", "c", "d", "e"];
@@ -61,6 +62,27 @@ for (const backend of BACKENDS) {
     await h.clock.pass(700);
     h.runner.releaseStarts();
     assertEquals(await settled(h, at(10)), JOBS.map((id) => `${id} success +700`));
+  });
+
+  Deno.test(`daemon[${backend}]: a fire missed because its user's account was slow to be found says so, not that the runner was busy`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    for (const id of JOBS) await h.job(id, { schedule: { second: "*/5" } });
+    await h.start();
+    h.runner.endAll();
+    h.runner.holdStarts = true;
+    // What a runner lane says of a run whose account's lookup ended past its grace (run_lane_test.ts).
+    h.runner.lateHeldBy = lookupSlowNote("bob", 1200);
+    await h.clock.set(at(5));
+    await handedOut(h);
+    await h.clock.pass(1200);
+    h.runner.releaseStarts();
+    assertEquals(await settled(h, at(5)), JOBS.map((id) => `${id} missed -`));
+    const missed = (await h.runs("a")).find((r) => r.scheduled_at === at(5))!;
+    assertEquals(
+      missed.note,
+      "would have started 1200 ms after its fire time, later than 1 s of grace: the lookup of account 'bob' took 1.2 s (this host's name service: getent passwd and shadow)",
+      describeRun(missed),
+    );
   });
 
   Deno.test(`daemon[${backend}]: a run the runner got to too late does not count as started: its job goes first next time`, async () => {

@@ -162,6 +162,8 @@ export class FakeRunner {
    * burst in a runner thread; their grace is judged then.
    */
   holdStarts = false;
+  /** What a run's lateness is put down to, as a runner says it (Late's `heldBy`). */
+  lateHeldBy: string | null = null;
   private readonly held: (() => void)[] = [];
 
   /** The runs handed out by then, at each time the service sent its starts on (`sendStarts`). */
@@ -210,7 +212,7 @@ export class FakeRunner {
     if (now() > startBy) {
       this.late.push(spec);
       return {
-        started: Promise.resolve(null),
+        started: Promise.resolve({ late: true as const, heldBy: this.lateHeldBy }),
         done: new Promise(() => {}),
         escaped: new Promise(() => {}),
         interrupt: () => {},

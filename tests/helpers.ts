@@ -482,6 +482,30 @@ export async function serveUntilLoaded(args: string[], options: CliOptions = {})
 }
 
 /**
+ * A new account on this host (root only) for `use`, deleted after: a
+ * name (jmt_exp_…) no other test or run takes, home `/`.
+ */
+export async function withTestAccount(use: (name: string) => Promise<void>): Promise<void> {
+  const name = `jmt_exp_${crypto.randomUUID().slice(0, 8)}`;
+  const run = async (...argv: string[]) => {
+    const out = await new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!out.success) {
+      throw new Error(`${argv.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+    }
+  };
+  await run("useradd", "--no-create-home", "--home-dir", "/", name);
+  try {
+    await use(name);
+  } finally {
+    await run("userdel", name);
+  }
+}
+
+/**
  * Poll `probe` until it returns something truthy, and return that; throw
  * a message naming `what` (and the current state, from `detail`) when
  * `timeoutMs` passes first.

@@ -507,6 +507,54 @@ for (const backend of BACKENDS) {
   });
 }
 
+for (const backend of BACKENDS) {
+  Deno.test(`import cli[${backend}]: users this host has no account of are imported, each warned once, saying how to check`, async () => {
+    await using db = await freshDatabase(backend);
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args], { cwd: db.dir });
+    const warning = (user: string, jobs: string) =>
+      `jobsmanager: warning: user '${user}' has no account on this host (${Deno.hostname()}): imported all the same, as a service on a host that has it runs its jobs, but a service here records each run of its ${jobs} as an error until it exists; check with \`getent passwd ${user}\``;
+    // A new SQLite file is said too.
+    const warnings = (stderr: string) =>
+      stderr.split("\n").filter((l) => l.includes(": warning: "));
+    const file = `${db.dir}/ghost`;
+    await Deno.writeTextFile(file, "0 4 * * * backup.sh\n0 5 * * * report.sh\n");
+    const owned = await jm("import", "crontab", file, "--user", "jm-no-such-user", "--apply");
+    assertEquals(
+      [owned.code, warnings(owned.stderr)],
+      [0, [warning("jm-no-such-user", "2 jobs")]],
+      owned.stdout,
+    );
+    assertEquals(await users(db), [
+      { id: "ghost.backup-sh", user: "jm-no-such-user" },
+      { id: "ghost.report-sh", user: "jm-no-such-user" },
+    ]);
+    // A system crontab's user column: each unknown user once, a known one not at all.
+    const system = `${db.dir}/system`;
+    await Deno.writeTextFile(
+      system,
+      [
+        "0 1 * * * jm-ghost-a one.sh",
+        "0 2 * * * jm-ghost-b two.sh",
+        "0 3 * * * root three.sh",
+        "0 4 * * * jm-ghost-a four.sh",
+        "",
+      ].join("\n"),
+    );
+    const plan = await jm("import", "crontab", system, "--system");
+    assertEquals(
+      [plan.code, warnings(plan.stderr)],
+      [0, [warning("jm-ghost-a", "2 jobs"), warning("jm-ghost-b", "job")]],
+      plan.stdout,
+    );
+    const applied = await jm("import", "crontab", system, "--system", "--apply");
+    assertEquals(applied.code, 0, applied.stderr);
+    assertEquals(
+      (await users(db)).filter((u) => u.id.startsWith("system.")).map((u) => u.user),
+      ["jm-ghost-a", "jm-ghost-a", "root", "jm-ghost-b"],
+    );
+  });
+}
+
 async function users(db: TestDatabase): Promise<{ id: string; user: string | null }[]> {
   return (await rawQuery(db, "SELECT id, `user` FROM jm_jobs ORDER BY id")).map((r) => ({
     id: String(r.id),

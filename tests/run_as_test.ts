@@ -15,10 +15,13 @@ import {
   lookupNote,
   parsePasswd,
   runAsPlan,
+  withExpiry,
 } from "../src/daemon/run_as.ts";
 
 const BOB: Account = { name: "bob", uid: 1001, gid: 1002, home: "/home/bob" };
 const BOB_ENV = { HOME: "/home/bob", LOGNAME: "bob", USER: "bob" };
+/** 2026-12-06T12:00:00Z: day 20793 of shadow's (days since 1970-01-01). */
+const NOW = Date.UTC(2026, 11, 6, 12);
 
 Deno.test("a service run as root switches to the user with setpriv: uid, gid and initgroups", () => {
   assertEquals(
@@ -27,7 +30,7 @@ Deno.test("a service run as root switches to the user with setpriv: uid, gid and
       host: "web-1",
       setpriv: "/usr/bin/setpriv",
       canSwitch: true,
-    }),
+    }, NOW),
     {
       prefix: ["/usr/bin/setpriv", "--reuid=1001", "--regid=1002", "--init-groups", "--"],
       env: BOB_ENV,
@@ -39,7 +42,7 @@ Deno.test("a service run as root switches to the user with setpriv: uid, gid and
 Deno.test("a service that is the job's user already runs it as itself, with the user's HOME, without setpriv", () => {
   for (const setpriv of ["/usr/bin/setpriv", null]) {
     assertEquals(
-      runAsPlan("backup", "1001", BOB, { uid: 1001, host: "web-1", setpriv, canSwitch: true }),
+      runAsPlan("backup", "1001", BOB, { uid: 1001, host: "web-1", setpriv, canSwitch: true }, NOW),
       { prefix: [], env: BOB_ENV, home: "/home/bob" },
     );
   }
@@ -52,7 +55,7 @@ Deno.test("a service not run as root refuses a job of another user, saying to ru
       host: "web-1",
       setpriv: "/usr/bin/setpriv",
       canSwitch: true,
-    }),
+    }, NOW),
     {
       error:
         "job backup runs as 'bob' (uid 1001), but this service runs as uid 998: only a service run as root can run a job as another user: run serve as root (User=root in its systemd unit) or remove the job's user (jobsmanager job update backup --user '')",
@@ -62,19 +65,48 @@ Deno.test("a service not run as root refuses a job of another user, saying to ru
 
 Deno.test("a user without an account, or a host without setpriv, is refused saying what to do", () => {
   assertEquals(
-    runAsPlan("backup", "bob", null, { uid: 0, host: "web-1", setpriv: null, canSwitch: true }),
+    runAsPlan(
+      "backup",
+      "bob",
+      null,
+      { uid: 0, host: "web-1", setpriv: null, canSwitch: true },
+      NOW,
+    ),
     {
       error:
         "job backup runs as 'bob', who has no account on host web-1: create it, or change the job's user (jobsmanager job update backup --user NAME, or --user '' for the service's own)",
     },
   );
   assertEquals(
-    runAsPlan("backup", "bob", BOB, { uid: 0, host: "web-1", setpriv: null, canSwitch: true }),
+    runAsPlan("backup", "bob", BOB, { uid: 0, host: "web-1", setpriv: null, canSwitch: true }, NOW),
     {
       error:
         "job backup runs as 'bob', and running a job as another user needs util-linux's setpriv (/usr/bin/setpriv), which host web-1 lacks: install util-linux, or remove the job's user (jobsmanager job update backup --user '')",
     },
   );
+});
+
+Deno.test("an expired account runs no job, from its expiry day on, as PAM's account check says; a locked password stops none", () => {
+  const service = { uid: 0, host: "web-1", setpriv: "/usr/bin/setpriv", canSwitch: true };
+  const expired = {
+    error:
+      "job backup runs as 'bob', whose account bob expired on 2026-12-06 (its shadow expiry date, as `chage -l bob` shows): as cron, jobsmanager runs no job of an expired account; renew it (chage -E -1 bob), or remove the job's user (jobsmanager job update backup --user '')",
+  };
+  assertEquals(runAsPlan("backup", "bob", { ...BOB, expiresOn: 20793 }, service, NOW), expired);
+  assertEquals(
+    runAsPlan("backup", "bob", { ...BOB, expiresOn: 20794 }, service, NOW),
+    runAsPlan("backup", "bob", BOB, service, NOW),
+    "the day before its expiry it runs",
+  );
+  // The shadow's 8th field; its 2nd (a locked `!`) is not read.
+  assertEquals(withExpiry(BOB, "bob:!$6$salt$hash:20000:0:99999:7::20793:"), {
+    ...BOB,
+    expiresOn: 20793,
+  });
+  assertEquals(withExpiry(BOB, "bob:$6$salt$hash:20000:0:99999:7::0:"), { ...BOB, expiresOn: 0 });
+  for (const line of ["bob:!:20000:0:99999:7:::", "bob:*:20000:0:99999:7::-1:", null]) {
+    assertEquals(withExpiry(BOB, line), BOB, String(line));
+  }
 });
 
 Deno.test("a passwd line is an account; anything else is none", () => {
@@ -161,7 +193,7 @@ Deno.test("a root service without CAP_SETUID and CAP_SETGID refuses a job of ano
       host: "web-1",
       setpriv: "/usr/bin/setpriv",
       canSwitch: false,
-    }),
+    }, NOW),
     {
       error:
         "job backup runs as 'bob', but this service runs without CAP_SETUID and CAP_SETGID, which running a job as another user needs (its unit's CapabilityBoundingSet or PrivateUsers, or setpriv --bounding-set, took them): give serve both back, or remove the job's user (jobsmanager job update backup --user '')",
@@ -174,7 +206,7 @@ Deno.test("a root service without CAP_SETUID and CAP_SETGID refuses a job of ano
       host: "web-1",
       setpriv: "/usr/bin/setpriv",
       canSwitch: false,
-    }),
+    }, NOW),
     { prefix: [], env: { HOME: "/root", LOGNAME: "root", USER: "root" }, home: "/root" },
   );
 });

@@ -2,7 +2,12 @@
 import { assert, assertEquals } from "./assert.ts";
 import { type FromRunLane, RunLane, type ToRunLane } from "../src/daemon/run_lane.ts";
 import { waitFor } from "./helpers.ts";
-import { AccountLookups, lookupHungNote } from "../src/daemon/run_as.ts";
+import {
+  type Account,
+  AccountLookups,
+  lookupHungNote,
+  lookupSlowNote,
+} from "../src/daemon/run_as.ts";
 
 const PATH = Deno.env.get("PATH") ?? "/usr/bin:/bin";
 
@@ -146,6 +151,62 @@ Deno.test("lane: a run whose user's account is not found in time (a name service
     // Root runs it as nobody; anyone else is refused it, saying why: either way it did not wait.
     assert(ended.get(3)?.note !== lookupHungNote("lane", "nobody", 200), ended.get(3)?.note ?? "");
     assertEquals(asked.sort(), ["ghost", "nobody"], "one lookup of a name asked twice at once");
+  } finally {
+    lane.close();
+  }
+});
+
+Deno.test("lane: a run its account's slow lookup held past its grace is late, saying so; one late before it asked is not put on the lookup", async () => {
+  const batches: FromRunLane[][] = [];
+  const answer = Promise.withResolvers<Account | null>();
+  const accounts = new AccountLookups(() => answer.promise, 60_000);
+  let clock = 1000;
+  const lane = new RunLane(
+    (batch) => batches.push(batch),
+    (e) => {
+      throw e;
+    },
+    Infinity,
+    () => clock,
+    accounts,
+  );
+  const asSlow = (run: ToRunLane, startBy: number) =>
+    ({
+      ...run,
+      startBy,
+      spec: { ...(run as { spec: object }).spec, user: { job: "lane", name: "slow" } },
+    }) as ToRunLane;
+  const late = () => batches.flat().filter((m) => m.type === "late");
+  try {
+    const [held, after] = starts(2);
+    lane.receive([asSlow(held, 2000)]);
+    clock = 4200;
+    answer.resolve({ name: "slow", uid: 65534, gid: 65534, home: "/nonexistent" });
+    await waitFor(() => late().length === 1 || null, {
+      timeoutMs: 10_000,
+      what: "the held run to be late",
+      detail: () => JSON.stringify(batches.flat()),
+    });
+    // Its account is known now: this one was late before the lookup answered at once.
+    lane.receive([asSlow(after, 3000)]);
+    await waitFor(() => late().length === 2 || null, {
+      timeoutMs: 10_000,
+      what: "the second run to be late",
+      detail: () => JSON.stringify(batches.flat()),
+    });
+    assertEquals(late(), [
+      {
+        type: "late",
+        id: 0,
+        at: 4200,
+        heldBy: lookupSlowNote("slow", 3200),
+      },
+      { type: "late", id: 1, at: 4200, heldBy: null },
+    ]);
+    assertEquals(
+      lookupSlowNote("slow", 3200),
+      "the lookup of account 'slow' took 3.2 s (this host's name service: getent passwd and shadow)",
+    );
   } finally {
     lane.close();
   }

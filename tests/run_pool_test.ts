@@ -2,7 +2,7 @@
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { RunPool } from "../src/daemon/run_pool.ts";
 import { statFields } from "../src/daemon/processes.ts";
-import type { Launch, LaunchSpec } from "../src/daemon/runner.ts";
+import type { Launch, LaunchSpec, Started } from "../src/daemon/runner.ts";
 import { alive, livePidsMatching, waitFor } from "./helpers.ts";
 import { hungMount, hungMountPossible } from "./hung_mount.ts";
 import { hungNote } from "../src/daemon/directory_check.ts";
@@ -20,12 +20,18 @@ function spec(command: string, extra: Partial<LaunchSpec> = {}): LaunchSpec {
 
 const anyTime = { now: Date.now, startBy: Infinity };
 
+/** The start of `launch`; null when it came too late to start. */
+async function startedOf(launch: Launch): Promise<Started | null> {
+  const started = await launch.started;
+  return "late" in started ? null : started;
+}
+
 /**
  * Until the run's shell leads its own group (setsid has run): before,
  * its group cannot be signalled, and a run ended then lives on.
  */
 async function inItsGroup(launch: Launch): Promise<void> {
-  const pid = (await launch.started)?.pid;
+  const pid = (await startedOf(launch))?.pid;
   await waitFor(() => Number(statFields(pid!)?.[2]) === pid || null, {
     timeoutMs: 10_000,
     what: `pid ${pid} to lead its group`,
@@ -39,7 +45,7 @@ Deno.test("pool: a run starts in a group of its own, with its variables over the
       spec('echo "$BASE $JM_JOB_ID $JM_RUN_MARKER"; cut -d" " -f5 /proc/$$/stat; exit 4'),
       anyTime,
     );
-    const started = await launch.started;
+    const started = await startedOf(launch);
     assert(started !== null && started.pid !== null, `started: ${JSON.stringify(started)}`);
     const result = await launch.done;
     assertEquals(
@@ -63,7 +69,7 @@ Deno.test("pool: a run its thread gets to after its start-by time never starts",
       startBy: Date.now() - 1,
     });
     const next = pool.launch(spec(`touch ${dir}/next`), anyTime);
-    assertEquals(await late.started, null);
+    assertEquals(await late.started, { late: true, heldBy: null });
     assertEquals((await next.done).status, "success");
     assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["next"]);
   } finally {
@@ -78,7 +84,7 @@ Deno.test("pool: times come on the service's clock, never before the run was han
     // A clock an hour ahead of this machine's, standing still.
     const hourAhead = Date.now() + 3_600_000;
     const launch = pool.launch(spec("true"), { now: () => hourAhead, startBy: hourAhead + 1000 });
-    const started = await launch.started;
+    const started = await startedOf(launch);
     const result = await launch.done;
     assertEquals([started?.startedAt, result.startedAt, result.finishedAt], [
       hourAhead,
@@ -95,7 +101,7 @@ Deno.test("pool: a timeout and an interrupt end the run's whole group", async ()
   try {
     const timedOut = pool.launch(spec("sleep 30 & sleep 30", { timeoutMs: 300 }), anyTime);
     const interrupted = pool.launch(spec("sleep 30"), anyTime);
-    const pid = (await interrupted.started)?.pid;
+    const pid = (await startedOf(interrupted))?.pid;
     interrupted.interrupt();
     const [a, b] = await Promise.all([timedOut.done, interrupted.done]);
     assertEquals([a.status, b.status], ["timeout", "interrupted"], JSON.stringify([a, b]));
@@ -121,7 +127,7 @@ Deno.test("pool: a few runs at a time start in the scheduler's thread; more go t
     // Once they are over, the next run is the scheduler's thread's again.
     await Promise.all(local.map((l) => l.escaped));
     await third.escaped;
-    const pid = (await pool.launch(spec("true"), anyTime).started)?.pid;
+    const pid = (await startedOf(pool.launch(spec("true"), anyTime)))?.pid;
     assert(pid, "the next run started");
     assertEquals(pool.running, 1, "the idle worker thread is still there, unused");
   } finally {
@@ -165,7 +171,7 @@ function zombie(pid: number): boolean {
 async function laneFailureEndsItsRuns(pool: RunPool, workerThreads: number): Promise<void> {
   try {
     const running = pool.launch(spec("sleep 30"), anyTime);
-    const pid = (await running.started)?.pid;
+    const pid = (await startedOf(running))?.pid;
     assert(pid, "the first run started");
     await inItsGroup(running);
     const armed = await breakLane(pool);
@@ -320,7 +326,7 @@ Deno.test("pool: a run interrupted while it waits in its thread's queue never st
     const queued = pool.launch(spec("sleep 30"), anyTime);
     queued.interrupt();
     const result = await queued.done;
-    assertEquals([result.status, result.note, (await queued.started)?.pid], [
+    assertEquals([result.status, result.note, (await startedOf(queued))?.pid], [
       "interrupted",
       "the service stopped before it started",
       null,
@@ -358,7 +364,7 @@ Deno.test("pool: a launch given an armed shell releases it; a disarmed one runs 
     const [armedPid] = livePidsMatching(`${dir}/released`);
     dropped.disarm();
     const launch = pool.launch(armedSpec("9", "released"), { ...anyTime, armed: released });
-    const started = await launch.started;
+    const started = await startedOf(launch);
     const result = await launch.done;
     assertEquals([started?.pid, started?.marker], [armedPid, "marker-released"]);
     assertEquals(result.stdout, `base 9 marker-released\n${armedPid}\n`);
@@ -391,7 +397,7 @@ Deno.test("pool: flushed, the runs handed out start at once, not at the next tur
     const flushed = Date.now();
     // A later release would be stamped after this (no turn of the event loop comes before it).
     while (Date.now() <= flushed);
-    const started = await launch.started;
+    const started = await startedOf(launch);
     assert(
       started !== null && started.startedAt <= flushed,
       `started at ${started?.startedAt}, flushed at ${flushed}`,
@@ -414,7 +420,7 @@ Deno.test("pool: an armed run launched after its start-by never runs", async () 
       what: "armed",
     });
     const launch = pool.launch(late, { now: Date.now, startBy: Date.now() - 1, armed });
-    assertEquals(await launch.started, null);
+    assertEquals(await launch.started, { late: true, heldBy: null });
     await waitFor(() => livePidsMatching(`${dir}/late`).length === 0, {
       timeoutMs: 10_000,
       what: "the shell to exit",
@@ -464,7 +470,7 @@ for (
       // One batch: the first shell is released, then the lane fails on the second launch.
       const run = pool.launch(spec(command), { ...anyTime, armed: released });
       pool.launch(undefined as unknown as LaunchSpec, { ...anyTime, armed: other });
-      assertEquals((await run.started)?.pid, shell, "the released shell's start");
+      assertEquals((await startedOf(run))?.pid, shell, "the released shell's start");
       const result = await run.done;
       assertEquals(result.status, "error");
       assertMatch(
@@ -488,7 +494,7 @@ for (const bug of ["timer", "promise"]) {
     const pool = new RunPool({ threads: 1, localRuns: 0, worker });
     try {
       const running = pool.launch(spec("sleep 30; : plant-bug"), anyTime);
-      const pid = (await running.started)?.pid;
+      const pid = (await startedOf(running))?.pid;
       assert(pid, "the run started");
       const result = await running.done;
       assertEquals(result.status, "error");
@@ -527,7 +533,7 @@ Deno.test("pool: an instant's shells, all disarmed, do not idle out a thread a r
       spec(`while [ ! -e ${dir}/go ]; do sleep 0.05; done; echo finished`),
       anyTime,
     );
-    assert(await run.started, "the run started");
+    assert(await startedOf(run), "the run started");
     // A thread that idled out after the disarms: any idle timer they left has fired too.
     await witness.launch(spec("true"), anyTime).done;
     await waitFor(() => witness.running === 0, {
@@ -576,7 +582,7 @@ Deno.test({
       });
       assertEquals((await released.done).status, "success");
       for (const run of [hung, queuedHung]) {
-        assertEquals((await run.started)?.pid, null);
+        assertEquals((await startedOf(run))?.pid, null);
         const result = await run.done;
         assertEquals([result.status, result.note], ["error", hungNote(cwd)]);
         assertMatch(result.note!, new RegExp(`${cwd} did not answer within 2 s`));

@@ -5,12 +5,12 @@
  */
 import { DirectoryChecks } from "../src/daemon/directory_check.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
-import { HeadTailCapture } from "../src/daemon/capture.ts";
+import { HeadTailCapture, MarkedCapture } from "../src/daemon/capture.ts";
 import { cutLine } from "../src/domain/output_cut.ts";
 import { existsSync } from "node:fs";
 import { armRun, type RunSpec, spawnCost, startRun } from "../src/daemon/runner.ts";
 import { nativeSpawner } from "../src/daemon/native_spawn.ts";
-import { alive, livePidsMatching, waitFor } from "./helpers.ts";
+import { alive, livePidsMatching, waitFor, withTestAccount } from "./helpers.ts";
 
 const encode = (s: string) => new TextEncoder().encode(s);
 
@@ -31,6 +31,19 @@ Deno.test("capture keeps everything under the cap", () => {
   c.push(encode("world"));
   assertEquals(c.text(), "hello world");
   assertEquals(c.bytes, 11);
+});
+
+Deno.test("a marked capture drops the mark its stream begins with, in any chunks; a stream without it is kept whole", () => {
+  const marked = (chunks: string[]) => {
+    const c = new MarkedCapture(100, encode("MARK:"));
+    for (const chunk of chunks) c.push(encode(chunk));
+    return [c.marked, c.text(), c.bytes];
+  };
+  assertEquals(marked(["MA", "RK", ":note\n"]), [true, "note\n", 5]);
+  assertEquals(marked(["MARK:"]), [true, "", 0]);
+  assertEquals(marked(["MA", "RX:note"]), [false, "MARX:note", 9]);
+  assertEquals(marked(["MAR"]), [false, "MAR", 3], "ended within the mark: output");
+  assertEquals(marked(["note MARK:"]), [false, "note MARK:", 10]);
 });
 
 Deno.test("capture keeps the head and the tail and says how much it cut", () => {
@@ -975,6 +988,78 @@ Deno.test({
     } finally {
       await Deno.remove(top, { recursive: true });
     }
+  },
+});
+
+Deno.test({
+  name: "a run as a user who cannot enter its cwd keeps its note whatever the output cap",
+  ignore: !ROOT,
+  fn: async () => {
+    const top = await Deno.makeTempDir();
+    try {
+      await Deno.chmod(top, 0o700);
+      const user = { job: "backup", name: "nobody" };
+      const note =
+        `job backup runs as 'nobody', who cannot enter its cwd ${top}; nothing ran: give 'nobody' the search (x) permission on it and on each directory above it, or change the job's cwd (jobsmanager job update backup --cwd DIR)`;
+      for (const outputCap of [0, 16, 200]) {
+        const refused = await startRun(spec("true", { user, cwd: top, outputCap })).done;
+        assertEquals(
+          [refused.status, refused.exitCode, refused.note],
+          ["failed", 126, note],
+          `output_cap ${outputCap}: ${refused.stderr}`,
+        );
+      }
+    } finally {
+      await Deno.remove(top, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a command run as a user that prints the cannot-enter-its-cwd line and exits 126 gets no such note",
+  ignore: !ROOT,
+  fn: async () => {
+    const line =
+      "jobsmanager: job backup runs as 'nobody', who cannot enter its cwd /; nothing ran: give 'nobody' the search (x) permission on it and on each directory above it, or change the job's cwd (jobsmanager job update backup --cwd DIR)";
+    const faked = await startRun(
+      spec(`printf '%s\\n' "$LINE" >&2; exit 126`, {
+        env: { PATH: "/usr/bin:/bin", LINE: line },
+        user: { job: "backup", name: "nobody" },
+        cwd: "/",
+      }),
+    ).done;
+    assertEquals([faked.exitCode, faked.stderr, faked.note], [126, `${line}\n`, null]);
+  },
+});
+
+Deno.test({
+  name:
+    "a run as an expired account is an error naming it, its expiry date and the fix; nothing ran; a locked password runs",
+  ignore: !ROOT,
+  fn: async () => {
+    await withTestAccount(async (name) => {
+      const dir = await Deno.makeTempDir();
+      try {
+        await Deno.chmod(dir, 0o777);
+        const user = { job: "backup", name };
+        const touch = spec(`touch ${dir}/ran; id -un`, { user });
+        // Locked (`!` before its password), as cron runs its jobs.
+        await new Deno.Command("usermod", { args: ["--lock", name] }).output();
+        const locked = await startRun(touch).done;
+        assertEquals([locked.status, locked.stdout], ["success", `${name}\n`], locked.note ?? "");
+        await Deno.remove(`${dir}/ran`);
+        await new Deno.Command("chage", { args: ["-E", "0", name] }).output();
+        const expired = await startRun(touch).done;
+        assertEquals([expired.status, expired.note], [
+          "error",
+          `job backup runs as '${name}', whose account ${name} expired on 1970-01-01 (its shadow expiry date, as \`chage -l ${name}\` shows): as cron, jobsmanager runs no job of an expired account; renew it (chage -E -1 ${name}), or remove the job's user (jobsmanager job update backup --user '')`,
+        ]);
+        assertEquals([...Deno.readDirSync(dir)], [], "nothing ran");
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
   },
 });
 

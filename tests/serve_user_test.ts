@@ -4,7 +4,7 @@
  * one whose user this host has no account of is an error saying so.
  */
 import { assertEquals } from "./assert.ts";
-import { BACKENDS, cli, freshDatabase, waitFor } from "./helpers.ts";
+import { BACKENDS, cli, freshDatabase, waitFor, withTestAccount } from "./helpers.ts";
 import { jm, ready, runs, runsDetail, startServe } from "./serve_helpers.ts";
 
 for (const backend of BACKENDS) {
@@ -121,6 +121,45 @@ for (const backend of BACKENDS) {
         0,
         "/nonexistent nobody own / none C.UTF-8 65534",
       ], own.stderr);
+    },
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test({
+    name:
+      `serve[${backend}]: a job whose user's account has expired is an error naming it, its expiry day and the fix`,
+    ignore: Deno.uid() !== 0,
+    fn: async () => {
+      await withTestAccount(async (name) => {
+        const expire = await new Deno.Command("chage", { args: ["-E", "0", name] }).output();
+        assertEquals(expire.code, 0, new TextDecoder().decode(expire.stderr));
+        await using db = await freshDatabase(backend);
+        await jm(
+          db,
+          "job",
+          "add",
+          "expired",
+          "--cron",
+          "0 0 1 1 *",
+          "--user",
+          name,
+          "--command",
+          "true",
+        );
+        await using serve = await startServe(db);
+        await ready(db, serve);
+        await jm(db, "job", "run", "expired");
+        const [run] = await waitFor(async () => {
+          const all = await runs(db);
+          return all.length === 1 && all[0].finished_at !== null ? all : undefined;
+        }, { timeoutMs: 20_000, what: "the run to end", detail: runsDetail(db) });
+        assertEquals([run.status, run.note], [
+          "error",
+          `job expired runs as '${name}', whose account ${name} expired on 1970-01-01 (its shadow expiry date, as \`chage -l ${name}\` shows): as cron, jobsmanager runs no job of an expired account; renew it (chage -E -1 ${name}), or remove the job's user (jobsmanager job update expired --user '')`,
+        ]);
+        assertEquals((await serve.terminate()).status.code, 0, serve.stderr);
+      });
     },
   });
 }

@@ -33,6 +33,7 @@ import { addSecret, type CommandContext, writeErr } from "./context.ts";
 import { command, either, group, repeated, switched, valued } from "./command.ts";
 import { withServiceLine } from "./output.ts";
 import type { DefaultZone } from "../app/zone.ts";
+import { AccountLookups, LOOKUP_WAIT_MS } from "../daemon/run_as.ts";
 
 function entryLines(entry: PlanEntry): string[] {
   const head = `${entry.status.padEnd(13)}  ${entry.id}  (${entry.source})`;
@@ -252,8 +253,15 @@ export function importCommand() {
       const source = crontabSource(file, text, system, opts.name, isFile, opts.user);
       await report(
         ctx,
-        (zone) =>
-          candidatesFromCrontab(source, { system: systemTimezone(), service: zone }, Date.now()),
+        async (zone) => {
+          const candidates = candidatesFromCrontab(
+            source,
+            { system: systemTimezone(), service: zone },
+            Date.now(),
+          );
+          await warnUnknownUsers(candidates);
+          return candidates;
+        },
         opts.apply === true,
         `crontab ${file === "-" ? "(stdin)" : file}`,
         crontabScope(source, opts.prune === true, opts.update === true),
@@ -266,6 +274,44 @@ export function importCommand() {
     "bring jobs in from the original JobsManager or a crontab (prints the plan; --apply writes it)",
     { apscheduler, crontab },
   );
+}
+
+/**
+ * Each user the jobs of a crontab run as (`--user`, a system crontab's
+ * user column) that this host has no account of, warned once, naming how
+ * to check: imported all the same, as `job add --user` stores one, since
+ * the service may run on another host, which has it. Here, each of their
+ * runs would be an error.
+ */
+async function warnUnknownUsers(candidates: Candidate[]): Promise<void> {
+  const jobs = new Map<string, number>();
+  for (const { job } of candidates) {
+    if (job?.user != null) jobs.set(job.user, (jobs.get(job.user) ?? 0) + 1);
+  }
+  const accounts = new AccountLookups();
+  const found = await Promise.all([...jobs.keys()].map((user) => accounts.find(user)));
+  [...jobs].forEach(([user, count], i) => {
+    const answer = found[i];
+    const runs = `a service here records each run of its ${
+      count === 1 ? "job" : `${count} jobs`
+    } as an error`;
+    const check = `check with \`getent passwd ${user}\``;
+    if (answer === null) {
+      writeErr(
+        `jobsmanager: warning: user '${user}' has no account on this host (${Deno.hostname()}): imported all the same, as a service on a host that has it runs its jobs, but ${runs} until it exists; ${check}`,
+      );
+    } else if (answer === "hung") {
+      writeErr(
+        `jobsmanager: warning: user '${user}' could not be looked up on this host (${Deno.hostname()}): its name service (getent passwd: LDAP, sssd, …) did not answer within ${
+          LOOKUP_WAIT_MS / 1000
+        } s; imported all the same, but ${runs} while it does not; ${check}`,
+      );
+    } else if ("failed" in answer) {
+      writeErr(
+        `jobsmanager: warning: ${answer.failed}; imported all the same, but ${runs} while it fails; ${check}`,
+      );
+    }
+  });
 }
 
 /** Where `path` leads, absolute; itself where that is no file (a pipe: `<(crontab -l)`, /dev/stdin). */

@@ -165,12 +165,12 @@ export class ActiveRuns {
     this.active.set(runId, active);
     run.started.then((started) => {
       if (this.rowless.has(active)) {
-        if (started === null) return this.endedRowless(runId, active, null);
+        if ("late" in started) return this.endedRowless(runId, active, null);
         return void active.run.done.then((result) => this.finished(runId, result, active));
       }
       // A stop that gave up on it has recorded it already.
       if (this.active.get(runId) !== active) return;
-      if (started !== null) return this.running(active, runId, started);
+      if (!("late" in started)) return this.running(active, runId, started);
       this.o.guard?.unwatch(marker);
       this.active.delete(runId);
       this.cancelling.delete(runId);
@@ -183,7 +183,7 @@ export class ActiveRuns {
           scheduledAt,
           this.o.clock.now(),
           startBy!.graceMs,
-          "the runner was busy starting other runs",
+          started.heldBy ?? "the runner was busy starting other runs",
         ),
       );
       // Its worker is free for the fires waiting for one.
@@ -403,7 +403,7 @@ export class ActiveRuns {
     const all = () =>
       Promise.all(
         [...this.active.values(), ...this.rowless].map((a) =>
-          a.run.started.then((started) => started === null ? undefined : a.run.done)
+          a.run.started.then((started) => "late" in started ? undefined : a.run.done)
         ),
       );
     await deadline.wait(all(), this.o.shutdownTimeoutMs);

@@ -125,6 +125,54 @@ export class HeadTailCapture {
   }
 }
 
+/**
+ * A capture whose stream may begin with `mark` (run_as.ts inCwd: bytes its
+ * command does not know): those bytes are not kept nor counted, and
+ * `marked` says they came. Bytes that may still be the mark's are held
+ * back until known not to be.
+ */
+export class MarkedCapture extends HeadTailCapture {
+  private held = 0;
+  private settled = false;
+  /** The stream began with the mark. */
+  marked = false;
+
+  constructor(cap: number, private readonly mark: Uint8Array) {
+    super(cap);
+  }
+
+  override get bytes(): number {
+    return super.bytes + (this.settled ? 0 : this.held);
+  }
+
+  override push(chunk: Uint8Array): void {
+    if (this.settled) return super.push(chunk);
+    let n = 0;
+    while (n < chunk.length && this.held + n < this.mark.length) {
+      if (chunk[n] !== this.mark[this.held + n]) return this.unmarked(chunk);
+      n++;
+    }
+    this.held += n;
+    if (this.held < this.mark.length) return;
+    this.settled = true;
+    this.marked = true;
+    if (n < chunk.length) super.push(chunk.subarray(n));
+  }
+
+  override text(secrets: readonly string[] = []): string {
+    // A stream that ended within what may have been the mark: it was output.
+    if (!this.settled) this.unmarked(EMPTY);
+    return super.text(secrets);
+  }
+
+  /** Not the mark: what was held back is output, then `chunk`. */
+  private unmarked(chunk: Uint8Array): void {
+    this.settled = true;
+    if (this.held > 0) super.push(this.mark.subarray(0, this.held));
+    super.push(chunk);
+  }
+}
+
 const EMPTY = new Uint8Array(0);
 /** The head's first allocation. */
 const MIN_BUFFER = 256;

@@ -10,17 +10,27 @@
  * pipes and its armed stdin are those of a run without a user.
  *
  * The account is looked up as runs need it (`getent passwd`, which asks
- * NSS: LDAP and sssd accounts too), and its answer kept for `KEEP_MS`: an
- * account made or changed after the job was written counts within that.
+ * NSS: LDAP and sssd accounts too), with its expiry date (`getent
+ * shadow`), and its answer kept for `KEEP_MS`: an account made or changed
+ * after the job was written counts within that. An expired account runs
+ * none of its jobs, as cron (PAM's account check) runs none; a locked
+ * password (`!` in shadow) stops no job, as it stops none of cron's.
  */
 import { closeInheritedOnExec } from "./inheritance.ts";
 
-/** An account as `getent passwd` gives it. */
+/** An account as `getent passwd` gives it, with its expiry as `getent shadow` gives it. */
 export interface Account {
   name: string;
   uid: number;
   gid: number;
   home: string;
+  /**
+   * The day (since 1970-01-01, UTC) from which the account is expired
+   * (shadow's 8th field, `chage -E`); absent where it never expires, or
+   * where this host has no shadow entry of it that the service may read
+   * (LDAP or sssd without shadow, a service not run as root).
+   */
+  expiresOn?: number;
 }
 
 /** What a run with a user needs: the program and arguments in front of its shell, and its environment. */
@@ -72,22 +82,34 @@ export function thisService(setpriv: string | null): ServiceIdentity {
   };
 }
 
+/** A day in ms: shadow counts its dates in days since 1970-01-01 (UTC). */
+const DAY_MS = 86_400_000;
+
 /**
- * How a run of job `jobId` runs as `user`, or why it cannot (the run's
- * `error` note, saying what to do). Pure: `account` is the user's entry,
- * null when this host has none.
+ * How a run of job `jobId` runs as `user` at `now` (ms), or why it cannot
+ * (the run's `error` note, saying what to do). Pure: `account` is the
+ * user's entry, null when this host has none.
  */
 export function runAsPlan(
   jobId: string,
   user: string,
   account: Account | null,
   service: ServiceIdentity,
+  now: number,
 ): RunAs | { error: string } {
   const who = `job ${jobId} runs as '${user}'`;
   if (account === null) {
     return {
       error:
         `${who}, who has no account on host ${service.host}: create it, or change the job's user (jobsmanager job update ${jobId} --user NAME, or --user '' for the service's own)`,
+    };
+  }
+  // As PAM's pam_unix (cron's account check): expired from that day on.
+  if (account.expiresOn !== undefined && Math.floor(now / DAY_MS) >= account.expiresOn) {
+    const on = new Date(account.expiresOn * DAY_MS).toISOString().slice(0, 10);
+    return {
+      error:
+        `${who}, whose account ${account.name} expired on ${on} (its shadow expiry date, as \`chage -l ${account.name}\` shows): as cron, jobsmanager runs no job of an expired account; renew it (chage -E -1 ${account.name}), or remove the job's user (jobsmanager job update ${jobId} --user '')`,
     };
   }
   const env = { HOME: account.home, LOGNAME: account.name, USER: account.name };
@@ -231,43 +253,129 @@ export function lookupHungNote(
   } s; nothing ran${alone ? "" : ", and the other runs went on"}`;
 }
 
+/**
+ * What held a run past its grace when its user's account took `ms` to be
+ * found (a slow name service), for its `missed` note.
+ */
+export function lookupSlowNote(user: string, ms: number): string {
+  return `the lookup of account '${user}' took ${
+    (ms / 1000).toFixed(1)
+  } s (this host's name service: getent passwd and shadow)`;
+}
+
 /** As `lookUpAccount`, with getent run off this thread. */
 export async function lookUpAccountAsync(user: string): Promise<Account | null> {
-  for (const path of GETENT) {
-    try {
-      return accountOf(await getent(path, user).output());
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    }
-  }
-  return accountInPasswd(user, await Deno.readTextFile("/etc/passwd"));
+  const passwd = await getentAsync("passwd", user);
+  const account = passwd === null
+    ? accountInPasswd(user, await Deno.readTextFile("/etc/passwd"))
+    : accountOf(passwd);
+  if (account === null) return null;
+  const shadow = await getentAsync("shadow", account.name);
+  return withExpiry(
+    account,
+    shadow === null ? lineOf(account.name, await shadowFile()) : shadowLine(shadow),
+  );
 }
 
 /**
- * `user`'s account on this host (a name, or a uid), as NSS knows it; null
- * when there is none. Where getent is missing, from /etc/passwd.
+ * `user`'s account on this host (a name, or a uid), as NSS knows it, with
+ * its expiry; null when there is none. Where getent is missing, from
+ * /etc/passwd and /etc/shadow.
  */
 export function lookUpAccount(user: string): Account | null {
+  const passwd = getentSync("passwd", user);
+  const account = passwd === null
+    ? accountInPasswd(user, Deno.readTextFileSync("/etc/passwd"))
+    : accountOf(passwd);
+  if (account === null) return null;
+  const shadow = getentSync("shadow", account.name);
+  return withExpiry(
+    account,
+    shadow === null ? lineOf(account.name, shadowFileSync()) : shadowLine(shadow),
+  );
+}
+
+/** `getent DATABASE KEY`'s output; null where getent is not installed. */
+async function getentAsync(
+  database: "passwd" | "shadow",
+  key: string,
+): Promise<Deno.CommandOutput | null> {
   for (const path of GETENT) {
     try {
-      return accountOf(getent(path, user).outputSync());
+      return await getent(path, database, key).output();
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
   }
-  return accountInPasswd(user, Deno.readTextFileSync("/etc/passwd"));
+  return null;
 }
 
-/** `getent passwd USER` at `path`. */
-function getent(path: string, user: string): Deno.Command {
+/** As `getentAsync`, holding this thread. */
+function getentSync(database: "passwd" | "shadow", key: string): Deno.CommandOutput | null {
+  for (const path of GETENT) {
+    try {
+      return getent(path, database, key).outputSync();
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+  return null;
+}
+
+/** `getent DATABASE KEY` at `path`. */
+function getent(path: string, database: "passwd" | "shadow", key: string): Deno.Command {
   // As for a run's own Deno.Command spawn: no descriptor this process inherited reaches getent.
   closeInheritedOnExec();
   return new Deno.Command(path, {
-    args: ["passwd", user],
+    args: [database, key],
     stdin: "null",
     stdout: "piped",
     stderr: "null",
   });
+}
+
+/** /etc/shadow's text; empty where this process may not read it (not root), or it is not there. */
+async function shadowFile(): Promise<string> {
+  try {
+    return await Deno.readTextFile("/etc/shadow");
+  } catch {
+    return "";
+  }
+}
+
+/** As `shadowFile`, holding this thread. */
+function shadowFileSync(): string {
+  try {
+    return Deno.readTextFileSync("/etc/shadow");
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * The shadow line getent answered; null for none. Not only "no such key"
+ * (2): the shadow entry only ever refuses a run, so one this host's name
+ * service cannot give (LDAP or sssd without shadow, a service not run as
+ * root) refuses none, as an account with no expiry.
+ */
+function shadowLine(out: Deno.CommandOutput): string | null {
+  return out.success ? new TextDecoder().decode(out.stdout).split("\n")[0] : null;
+}
+
+/** The line of `name` among the lines of a passwd or shadow file; null where none is. */
+function lineOf(name: string, file: string): string | null {
+  return file.split("\n").find((line) => line.startsWith(`${name}:`)) ?? null;
+}
+
+/**
+ * `account` with the expiry its `shadow` line gives (its 8th field, days
+ * since 1970-01-01; empty or -1: none). The password (2nd field) is not
+ * read: a locked one (`!`) stops no job, as it stops none of cron's.
+ */
+export function withExpiry(account: Account, shadow: string | null): Account {
+  const expiry = shadow?.split(":")[7];
+  if (expiry === undefined || !/^[0-9]+$/.test(expiry)) return account;
+  return { ...account, expiresOn: Number(expiry) };
 }
 
 /**
@@ -336,13 +444,28 @@ export function cwdRefusedNote(jobId: string, user: string, cwd: string): string
  * The script that changes to the job's `cwd` before `command`, as the user:
  * the service (root) entering it would let the user's command read, by
  * relative paths, a directory they cannot reach. One that they cannot
- * enter ends the shell with CWD_REFUSED_EXIT and `cwdRefusedNote` on stderr.
+ * enter ends the shell with CWD_REFUSED_EXIT and `cwdRefusedNote` on
+ * stderr, right after `mark` (`refusalMark`): stderr's first bytes,
+ * which are not kept (capture.ts MarkedCapture), and which no command is
+ * given. So the note is told whatever the output cap, and a command that
+ * prints the same line and exits 126 is not taken for it.
  */
-export function inCwd(jobId: string, user: string, cwd: string, command: string): string {
+export function inCwd(
+  jobId: string,
+  user: string,
+  cwd: string,
+  command: string,
+  mark: string,
+): string {
   const quoted = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
-  const refused = quoted(`jobsmanager: ${cwdRefusedNote(jobId, user, cwd)}`);
+  const refused = quoted(`${mark}jobsmanager: ${cwdRefusedNote(jobId, user, cwd)}`);
   // One line, as inHome's.
   return `cd -- ${
     quoted(cwd)
   } 2>/dev/null || { printf '%s\\n' ${refused} >&2; exit ${CWD_REFUSED_EXIT}; }; ${command}`;
+}
+
+/** A new mark for `inCwd`, one per shell: random, and in no command's environment. */
+export function refusalMark(): string {
+  return `jobsmanager-${crypto.randomUUID()}:`;
 }

@@ -10,7 +10,7 @@
  * hold the thread in a stat or a spawn, and every run of it.
  */
 import { DirectoryChecks, hungNote } from "./directory_check.ts";
-import { type Account, AccountLookups, lookupNote } from "./run_as.ts";
+import { type Account, AccountLookups, lookupNote, lookupSlowNote } from "./run_as.ts";
 import { Outbox } from "./outbox.ts";
 import {
   type ArmedShell,
@@ -39,15 +39,20 @@ export type ToRunLane =
 
 export type FromRunLane =
   | { type: "started"; id: number; startedAt: number; pid: number | null; marker: string | null }
-  | { type: "late"; id: number; at: number }
+  /** `heldBy`: what held it past its grace, when not the runs started before it (see Late). */
+  | { type: "late"; id: number; at: number; heldBy: string | null }
   | { type: "done"; id: number; result: RunResult }
   | { type: "escaped"; id: number; note: string | null };
 
 /**
  * `directory`: which directory its cwd named when checked (null: none
- * there); undefined while a cwd it has is not checked yet.
+ * there); undefined while a cwd it has is not checked yet. `heldBy`: the
+ * lookup of its user's account, when that ended after its `startBy`.
  */
-type Start = Extract<ToRunLane, { type: "start" }> & { directory?: string | null };
+type Start = Extract<ToRunLane, { type: "start" }> & {
+  directory?: string | null;
+  heldBy?: string;
+};
 type Arm = Extract<ToRunLane, { type: "arm" }> & { directory?: string | null };
 
 /** Runs started in one turn of the event loop. */
@@ -185,9 +190,16 @@ export class RunLane {
   private findThenStart(message: Start): void {
     const user = message.spec.user!;
     this.checking.add(message.id);
+    const asked = this.now();
     this.accounts.find(user.name).then((found) => {
       this.checking.delete(message.id);
       if (this.closed) return;
+      const answered = this.now();
+      // In time when asked, past its grace once answered: the lookup held it (a slow name
+      // service), not the runs before it.
+      const heldBy = asked <= message.startBy && answered > message.startBy
+        ? lookupSlowNote(user.name, answered - asked)
+        : undefined;
       const note = lookupNote(found, user.job, user.name, this.accounts.waitMs);
       if (note !== null && !this.interruptedEarly.has(message.id)) {
         this.notStarted(message.id, unwatched("error", this.now(), note));
@@ -195,7 +207,11 @@ export class RunLane {
       }
       // Interrupted meanwhile: it starts as that, whatever its account.
       const account = note === null ? found as Account | null : null;
-      this.queue.push({ ...message, spec: { ...message.spec, user: { ...user, account } } });
+      this.queue.push({
+        ...message,
+        spec: { ...message.spec, user: { ...user, account } },
+        heldBy,
+      });
       this.startQueuedSoon();
     }).catch(this.failed);
   }
@@ -311,7 +327,7 @@ export class RunLane {
   }
 
   private start(
-    { id, spec, startBy, directory = null }: Start,
+    { id, spec, startBy, directory = null, heldBy }: Start,
     shell: ArmedShell | null = null,
     now = this.now(),
   ) {
@@ -324,7 +340,7 @@ export class RunLane {
     }
     if (now > startBy) {
       shell?.disarm();
-      outbox.push({ type: "late", id, at: now });
+      outbox.push({ type: "late", id, at: now, heldBy: heldBy ?? null });
       return;
     }
     const full = { ...spec, baseEnv: this.base };

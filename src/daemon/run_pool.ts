@@ -30,6 +30,7 @@ import { signalGroup } from "./processes.ts";
 import {
   type Armed,
   type ArmRun,
+  type Late,
   type Launch,
   type LaunchOptions,
   type LaunchSpec,
@@ -69,7 +70,7 @@ interface Pending {
   /** Its end and what left its group (either may come first): heard once both are. */
   ended: boolean;
   escapedHeard: boolean;
-  started: PromiseWithResolvers<Started | null>;
+  started: PromiseWithResolvers<Started | Late>;
   done: PromiseWithResolvers<RunResult>;
   escaped: PromiseWithResolvers<string | null>;
 }
@@ -340,7 +341,7 @@ export class RunPool {
         thread.queued--;
         thread.live--;
         this.forget(thread, message.id);
-        run.started.resolve(null);
+        run.started.resolve({ late: true, heldBy: message.heldBy });
         break;
       case "done":
         thread.live--;

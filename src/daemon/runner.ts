@@ -23,7 +23,7 @@
  * unseen.
  */
 import type { RunUpdate } from "../domain/run.ts";
-import { HeadTailCapture } from "./capture.ts";
+import { HeadTailCapture, MarkedCapture } from "./capture.ts";
 import { type NativeChild, nativeSpawner } from "./native_spawn.ts";
 import { closeInheritedOnExec, signalReset } from "./inheritance.ts";
 import {
@@ -34,6 +34,7 @@ import {
   inCwd,
   inHome,
   lookUpAccount,
+  refusalMark,
   type RunAs,
   runAsPlan,
   type ServiceIdentity,
@@ -148,14 +149,24 @@ export interface Started {
  * came too late to.
  */
 export interface Launch {
-  /** The process started; null when it would have started after `startBy`, and did not. */
-  readonly started: Promise<Started | null>;
+  /** The process started; `Late` when it would have started after `startBy`, and did not. */
+  readonly started: Promise<Started | Late>;
   /** The run's end; never settles for a run that did not start. */
   readonly done: Promise<RunResult>;
   /** As RunHandle's. */
   readonly escaped: Promise<string | null>;
   /** As RunHandle's; a run not started yet never starts, and ends `interrupted`. */
   interrupt(): void;
+}
+
+/**
+ * A run the runner got to after its `startBy`, which did not start:
+ * `heldBy` says what held it there when it was not the runs started
+ * before it (the lookup of its user's account); null when it was.
+ */
+export interface Late {
+  readonly late: true;
+  readonly heldBy: string | null;
 }
 
 /**
@@ -496,9 +507,10 @@ type Spawned =
   /**
    * `grouped`: it led its group from the start (else setsid makes it
    * just after); `since`: boot ticks (processes.ts `bootTicks`) before it
-   * started.
+   * started; `mark`: what its stderr begins with when its user's shell
+   * could not enter its cwd (run_as.ts inCwd), null for a run without both.
    */
-  | { child: RunChild; grouped: boolean; since: number }
+  | { child: RunChild; grouped: boolean; since: number; mark: string | null }
   | { error: string };
 
 /**
@@ -536,7 +548,7 @@ function spawnShell(
         ? lookUpAccount(spec.user.name)
         : spec.user.account;
       service ??= thisService(tool("setpriv"));
-      const plan = runAsPlan(spec.user.job, spec.user.name, account, service);
+      const plan = runAsPlan(spec.user.job, spec.user.name, account, service, Date.now());
       if ("error" in plan) return plan;
       as = plan;
     } catch (error) {
@@ -554,11 +566,15 @@ function spawnShell(
   // The user's HOME, LOGNAME and USER under the job's own env, which may set them, as a crontab may.
   const env = { ...base, ...as?.env, ...spec.env, [MARKER_VARIABLE]: marker };
   // A user's shell enters the cwd (or the home) itself: the spawn's chdir would be the service's.
-  const body = spec.user === undefined || as === null
-    ? script
-    : spec.cwd === undefined
-    ? inHome(script)
-    : inCwd(spec.user.job, spec.user.name, spec.cwd, script);
+  let body = script;
+  let mark: string | null = null;
+  if (spec.user !== undefined && as !== null) {
+    if (spec.cwd === undefined) body = inHome(script);
+    else {
+      mark = refusalMark();
+      body = inCwd(spec.user.job, spec.user.name, spec.cwd, script, mark);
+    }
+  }
   // The spawn enters the cwd as the service all the same: one that is not there is told as for
   // any run (an error, "no such"), not as the user's want of permission; the command runs only
   // once the user's shell has entered it again.
@@ -569,7 +585,7 @@ function spawnShell(
   const spawned = (child: RunChild, grouped: boolean): Spawned => {
     const took = performance.now() - t0;
     spawnMs += (took - spawnMs) / 32;
-    return { child, grouped, since };
+    return { child, grouped, since, mark };
   };
   const native = spec.standalone || stdin === "text" ? null : nativeSpawner();
   try {
@@ -730,13 +746,22 @@ export function armRun(spec: RunSpec, directory: string | null = null): ArmedShe
   };
 }
 
-/** The note of a run as a user whose shell could not enter its cwd (run_as.ts inCwd); else null. */
-function refusedCwd(spec: RunSpec, status: Deno.CommandStatus, stderr: string): string | null {
-  if (spec.user === undefined || spec.cwd === undefined || status.code !== CWD_REFUSED_EXIT) {
+/**
+ * The note of a run as a user whose shell could not enter its cwd: its
+ * stderr began with the shell's mark (run_as.ts inCwd); else null.
+ */
+function refusedCwd(
+  spec: RunSpec,
+  status: Deno.CommandStatus,
+  stderr: HeadTailCapture,
+): string | null {
+  if (
+    spec.user === undefined || spec.cwd === undefined || status.code !== CWD_REFUSED_EXIT ||
+    !(stderr instanceof MarkedCapture && stderr.marked)
+  ) {
     return null;
   }
-  const note = cwdRefusedNote(spec.user.job, spec.user.name, spec.cwd);
-  return stderr.startsWith(`jobsmanager: ${note}\n`) ? note : null;
+  return cwdRefusedNote(spec.user.job, spec.user.name, spec.cwd);
 }
 
 /**
@@ -744,7 +769,7 @@ function refusedCwd(spec: RunSpec, status: Deno.CommandStatus, stderr: string): 
  * it leaves behind. `feeding` settles once its stdin is written.
  */
 function watchRun(
-  { child, grouped, since }: Extract<Spawned, { child: RunChild }>,
+  { child, grouped, since, mark }: Extract<Spawned, { child: RunChild }>,
   spec: RunSpec,
   marker: string,
   startedAt: number,
@@ -763,7 +788,9 @@ function watchRun(
     seen: new Map<number, RunProcess>(),
   };
   const stdout = new HeadTailCapture(spec.outputCap);
-  const stderr = new HeadTailCapture(spec.outputCap);
+  const stderr = mark === null
+    ? new HeadTailCapture(spec.outputCap)
+    : new MarkedCapture(spec.outputCap, new TextEncoder().encode(mark));
   let endedBy: "timeout" | "interrupted" | null = null;
   let interruptedWhy = "the service was shutting down";
   let killTimer: ReturnType<typeof setTimeout> | undefined;
@@ -845,7 +872,7 @@ function watchRun(
     return {
       ...base,
       status: status.code === 0 ? "success" as const : "failed" as const,
-      note: notes(refusedCwd(spec, status, base.stderr), escaped, unread),
+      note: notes(refusedCwd(spec, status, stderr), escaped, unread),
     };
   };
 
