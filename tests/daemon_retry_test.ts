@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { BACKENDS, freshDatabase, rawQuery } from "./helpers.ts";
-import { DaemonHarness, NODE_ID, T0 } from "./daemon_harness.ts";
+import { DaemonHarness, NODE_ID, T0, until } from "./daemon_harness.ts";
 import { node } from "./store_contract.ts";
 import { retryDelayMs } from "../src/domain/job.ts";
 import { cancelRun } from "../src/app/runs.ts";
@@ -351,10 +351,13 @@ for (const backend of BACKENDS) {
       await h.clock.set(retry.scheduled_at);
       const skipped = await ended(h, retry.id, "skipped");
       assertEquals(skipped.note, "the job was removed before its retry run started");
-      // Its series went with the job (the reload that found it removed): this one is the skip's.
-      assertStringIncludes(
-        await metrics.text(),
-        `jobsmanager_runs_total{job="flaky",status="skipped"} 1`,
+      // Its series went with the job (the reload that found it removed): this one is the skip's,
+      // counted once its row is written (the row may be read back first).
+      const series = `jobsmanager_runs_total{job="flaky",status="skipped"} 1`;
+      await until(
+        async () => (await metrics.text()).includes(series) || null,
+        `${series} in /metrics`,
+        () => metrics.text(),
       );
     },
   );
