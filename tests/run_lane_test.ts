@@ -2,6 +2,7 @@
 import { assert, assertEquals } from "./assert.ts";
 import { type FromRunLane, RunLane, type ToRunLane } from "../src/daemon/run_lane.ts";
 import { waitFor } from "./helpers.ts";
+import { checkSlowNote, type DirectoryCheck } from "../src/daemon/directory_check.ts";
 import {
   type Account,
   AccountLookups,
@@ -206,6 +207,50 @@ Deno.test("lane: a run its account's slow lookup held past its grace is late, sa
     assertEquals(
       lookupSlowNote("slow", 3200),
       "the lookup of account 'slow' took 3.2 s (this host's name service: getent passwd and shadow)",
+    );
+  } finally {
+    lane.close();
+  }
+});
+
+Deno.test("lane: a run the slow check of its cwd held past its grace is late, saying so; one late before the check began is not blamed on it", async () => {
+  const batches: FromRunLane[][] = [];
+  const answer = Promise.withResolvers<DirectoryCheck>();
+  let clock = 1000;
+  const lane = new RunLane(
+    (batch) => batches.push(batch),
+    (e) => {
+      throw e;
+    },
+    Infinity,
+    () => clock,
+    undefined,
+    { check: () => answer.promise },
+  );
+  const inMount = (run: ToRunLane, startBy: number) =>
+    ({
+      ...run,
+      startBy,
+      spec: { ...(run as { spec: object }).spec, cwd: "/mnt/slow" },
+    }) as ToRunLane;
+  const late = () => batches.flat().filter((m) => m.type === "late");
+  try {
+    const [held, before] = starts(2);
+    lane.receive([inMount(held, 2000), inMount(before, 500)]);
+    clock = 4200;
+    answer.resolve({ id: "1:2" });
+    await waitFor(() => late().length === 2 || null, {
+      timeoutMs: 10_000,
+      what: "both runs to be late",
+      detail: () => JSON.stringify(batches.flat()),
+    });
+    assertEquals(late(), [
+      { type: "late", id: 0, at: 4200, heldBy: checkSlowNote("/mnt/slow", 3200) },
+      { type: "late", id: 1, at: 4200, heldBy: null },
+    ]);
+    assertEquals(
+      checkSlowNote("/mnt/slow", 3200),
+      "the check of its working directory /mnt/slow took 3.2 s (a slow mount?)",
     );
   } finally {
     lane.close();

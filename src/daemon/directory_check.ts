@@ -51,6 +51,16 @@ export class DirectoryChecks {
 }
 
 /**
+ * What held a run past its grace when the check of its working directory
+ * `path` took `ms` (a slow mount), for its `missed` note.
+ */
+export function checkSlowNote(path: string, ms: number): string {
+  return `the check of its working directory ${path} took ${
+    (ms / 1000).toFixed(1)
+  } s (a slow mount?)`;
+}
+
+/**
  * The note of a run not started because its working directory did not
  * answer; `alone`: it was the only run (`job run --here`), no other went on.
  */

@@ -9,7 +9,7 @@
  * (directory_check.ts): one that does not answer (a hung mount) would
  * hold the thread in a stat or a spawn, and every run of it.
  */
-import { DirectoryChecks, hungNote } from "./directory_check.ts";
+import { checkSlowNote, DirectoryChecks, hungNote } from "./directory_check.ts";
 import { type Account, AccountLookups, lookupNote, lookupSlowNote } from "./run_as.ts";
 import { Outbox } from "./outbox.ts";
 import {
@@ -80,7 +80,6 @@ export class RunLane {
   /** Runs, and shells to arm, whose cwd is being checked, by id. */
   private readonly checking = new Set<number>();
   private readonly armsChecking = new Set<number>();
-  private readonly directories = new DirectoryChecks();
   private closed = false;
 
   /**
@@ -90,6 +89,7 @@ export class RunLane {
    * long, the rest wait for the next turn (at least one starts a turn).
    * `now`: the clock grace is judged on (a test's may jump).
    * `accounts`: where the accounts of runs with a user are found.
+   * `directories`: where the working directories of runs are checked.
    */
   constructor(
     send: (batch: FromRunLane[]) => void,
@@ -97,6 +97,7 @@ export class RunLane {
     private readonly turnMs = Infinity,
     private readonly now: () => number = Date.now,
     private readonly accounts = new AccountLookups(),
+    private readonly directories: Pick<DirectoryChecks, "check"> = new DirectoryChecks(),
   ) {
     this.outbox = new Outbox(send);
   }
@@ -160,12 +161,18 @@ export class RunLane {
    */
   private checkThenStart(message: Start, shell: ArmedShell | null): void {
     this.checking.add(message.id);
+    const asked = this.now();
     this.directories.check(message.spec.cwd!).then((found) => {
       this.checking.delete(message.id);
       if (this.closed) {
         shell?.disarm();
         return;
       }
+      const answered = this.now();
+      // In time when asked, past its grace once answered: the check held it (a slow mount).
+      const heldBy = asked <= message.startBy && answered > message.startBy
+        ? checkSlowNote(message.spec.cwd!, answered - asked)
+        : message.heldBy;
       // Interrupted meanwhile: that is what it was (see `start`), answer or not.
       if ("hung" in found && !this.interruptedEarly.has(message.id)) {
         shell?.disarm();
@@ -174,10 +181,10 @@ export class RunLane {
       }
       const directory = "hung" in found ? null : found.id;
       if (shell) {
-        this.start({ ...message, directory }, shell);
+        this.start({ ...message, directory, heldBy }, shell);
         return;
       }
-      this.queue.push({ ...message, directory });
+      this.queue.push({ ...message, directory, heldBy });
       this.startQueuedSoon();
     }).catch(this.failed);
   }
