@@ -9,10 +9,11 @@ import { status } from "../src/app/status.ts";
 import { BACKENDS, freshDatabase, serviceRow } from "./helpers.ts";
 import { DaemonHarness, storeWith, T0 } from "./daemon_harness.ts";
 import { openStore } from "../src/store/open.ts";
+import { SCHEMA_VERSION } from "../src/store/migrations.ts";
 import { DatabaseError } from "../src/errors.ts";
 
 for (const backend of BACKENDS) {
-  Deno.test(`daemon[${backend}]: the heartbeat reports the zone of jobs without one`, async () => {
+  Deno.test(`daemon[${backend}]: the heartbeat reports the zone of jobs without one, and the schema version the service understands`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "jobsmanager.timezone": "Asia/Tokyo" },
     });
@@ -22,6 +23,8 @@ for (const backend of BACKENDS) {
       "a heartbeat with a zone",
     );
     assertEquals(node.timezone, "Asia/Tokyo");
+    // What the others, and each command that gives a job a user, tell an older release by.
+    assertEquals(node.schema_version, SCHEMA_VERSION);
   });
 }
 

@@ -29,6 +29,7 @@ import {
   sameBasis,
   shareBasis,
 } from "../domain/share.ts";
+import { SCHEMA_VERSION } from "../store/migrations.ts";
 import type { NodeStore } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
 import type { DbHealth } from "./db_health.ts";
@@ -557,6 +558,8 @@ export class Cluster {
       declared_dead_by: null,
       leaving_at: this.leavingAt,
       share_basis: JSON.stringify(shareBasis(this.jobsSeen, this.sharing)),
+      // What the other nodes, and every command that gives a job a user, tell older releases by.
+      schema_version: SCHEMA_VERSION,
     };
   }
 

@@ -58,6 +58,12 @@ export interface Node {
    */
   boot_id?: string | null;
   pid_ns?: number | null;
+  /**
+   * The schema version its release understands (store/migrations.ts
+   * SCHEMA_VERSION). Null in rows of releases before version 17: such a
+   * service ignores what came after, a job's `user` among it.
+   */
+  schema_version?: number | null;
 }
 
 /** Where a process's pid means something: its boot and its pid namespace (see `Node.boot_id`). */

@@ -379,6 +379,11 @@ const schemas: Record<string, Schema> = {
       description:
         "its pid namespace (the inode /proc/self/ns/pid names): its pid is looked up only where boot and namespace are this server's",
     },
+    schema_version: {
+      type: ["integer", "null"],
+      description:
+        "the schema version its release understands; null: a release before 17, which runs a job that has a user as its own user (no job is given a user while such a node is live)",
+    },
     state: {
       enum: [...NODE_STATES],
       description:
