@@ -66,6 +66,15 @@ export interface Node {
   schema_version?: number | null;
 }
 
+/**
+ * Whether `node` runs a release older than schema version 17, whose
+ * services run a job that has a `user` as their own user (root, often):
+ * its row names no schema version.
+ */
+export function ofOlderSchema(node: Pick<Node, "schema_version">): boolean {
+  return node.schema_version == null;
+}
+
 /** Where a process's pid means something: its boot and its pid namespace (see `Node.boot_id`). */
 export type ProcessSpace = Required<Pick<Node, "boot_id" | "pid_ns">>;
 
