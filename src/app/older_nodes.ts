@@ -25,7 +25,7 @@ const NAMED_JOBS = 3;
  * The live nodes (as `liveServices` judges them) of a release before
  * schema version 17, each with how old its last heartbeat is (ms).
  */
-export async function olderLiveNodes(
+async function olderLiveNodes(
   nodes: NodeStore,
   liveness: Liveness,
 ): Promise<{ node: Node; heartbeatAgeMs: number }[]> {
@@ -43,14 +43,14 @@ export async function olderLiveNodes(
  * already ran as it on the older node (a change of its command, say): the
  * write puts nothing at risk that was not.
  */
-export function givesUser(before: Job | null, after: Job | null): boolean {
+function givesUser(before: Job | null, after: Job | null): boolean {
   if (after === null || after.user === null) return false;
   if (before === null || before.user !== after.user) return true;
   return after.enabled && !before.enabled;
 }
 
 /** The refusal of `jobs`, each newly given its user, while `older` nodes are live. */
-export function olderNodesError(
+function olderNodesError(
   jobs: Job[],
   older: { node: Node; heartbeatAgeMs: number }[],
 ): ConflictError {
@@ -78,8 +78,9 @@ export function olderNodesError(
  * `store`, its job writes refused (ConflictError, nothing written) when
  * they give a job a user (`givesUser`) while a node of an older release is
  * live, judged by `liveness()` at each write. The nodes are read before
- * the write's transaction: one older service cannot start on this schema,
- * so none can appear meanwhile.
+ * the write's transaction: an older service cannot start on this schema,
+ * so only one that was paused can come back meanwhile, which the services
+ * then say (daemon/cluster.ts `warnOfOlder`).
  */
 export function guardUsers<S extends JobStore & NodeStore>(
   store: S,

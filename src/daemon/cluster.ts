@@ -711,7 +711,7 @@ export class Cluster {
       this.olderSaid.add(node.id);
       const { age } = heartbeatAge(node, databaseNow, this.o.heartbeatMs, databaseNow);
       clusterLog.error(
-        "node {peer} (host {host}, pid {pid}, last heartbeat {seconds} s ago) runs an older release of jobsmanager (its row in jm_nodes names no schema_version), which ignores a job's user: {count} enabled jobs with a user ({jobs}) run there as that service's own user, root typically, when they fall to it; upgrade or stop that service",
+        "node {peer} (host {host}, pid {pid}, last heartbeat {seconds} s ago) runs an older release of jobsmanager (its row in jm_nodes names no schema_version), which ignores a job's user: the enabled jobs with a user ({count}: {jobs}) run there as that service's own user, root typically, when they fall to it; upgrade or stop that service",
         {
           peer: node.id,
           host: node.host,
