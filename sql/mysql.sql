@@ -1,4 +1,4 @@
--- jobsmanager schema for MySQL / MariaDB, version 16.
+-- jobsmanager schema for MySQL / MariaDB, version 17.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -193,3 +193,7 @@ INSERT INTO jm_schema_version (version, name, applied_at) VALUES (15, 'nodes say
 -- migration 16: a job may run as another user
 ALTER TABLE jm_jobs ADD COLUMN `user` VARCHAR(64) NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (16, 'a job may run as another user', 0);
+
+-- migration 17: nodes say the schema version they understand
+ALTER TABLE jm_nodes ADD COLUMN schema_version INTEGER NULL;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (17, 'nodes say the schema version they understand', 0);

@@ -1,7 +1,8 @@
 /**
  * `jobsmanager status` on a cluster's rows: each node's state in the words
  * the API and the dashboard use (live, stale, dead, stopped), its share,
- * how far behind its marker is, and a clock that is off, said plainly.
+ * how far behind its marker is, and a clock that is off, or a live node of
+ * an older release, said plainly.
  */
 import { assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { BACKENDS, cli, freshDatabase, serviceRow } from "./helpers.ts";
@@ -38,6 +39,9 @@ for (const backend of BACKENDS) {
             declared_dead_by: "alpha",
           }),
           row("omega", 0, { stopped_at: Date.now() }),
+          // Of a release before schema version 17: live, and stopped.
+          row("old", 0, { schema_version: null }),
+          row("older", 0, { schema_version: null, stopped_at: Date.now() }),
           // Its clock 2 min ahead: up 10 min and beating now, on the database's clock.
           row("ahead", 0, {
             skew_ms: 120_000,
@@ -66,6 +70,11 @@ for (const backend of BACKENDS) {
       /^node alpha: its clock is \+5\.2 s off the database's \(more than 2 s\); it takes no share of the jobs while another node's clock is in step: fix its time sync \(NTP\)$/m,
     );
     assertEquals(status.stdout.match(/its clock is/g)?.length, 2, status.stdout);
+    assertMatch(
+      status.stdout,
+      /^node old: runs an older release of jobsmanager \(its row names no schema_version\), which runs a job that has a user as its own user, root typically; no job is given a user while it is live: upgrade or stop it$/m,
+    );
+    assertEquals(status.stdout.match(/an older release/g)?.length, 1, status.stdout);
     // Stale by each node's own interval, not by this command's configuration (5 s by default).
     assertStringIncludes(
       status.stdout,

@@ -20,6 +20,7 @@ import {
   mysqlTest,
   rawQuery,
   type TestDatabase,
+  writeOlderNode,
 } from "./helpers.ts";
 
 type Row = Record<string, unknown>;
@@ -1020,6 +1021,27 @@ for (const backend of BACKENDS) {
     assertEquals(applied.after!.user, "nobody");
     const uid = await write(db, "as-nobody", ["job", "update", "as-nobody", "--user", "65534"]);
     assertEquals(uid.after!.user, "65534");
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: job add --user while a service of an older release is live: refused as a conflict, naming it; added once it stopped`, async () => {
+    await using db = await databaseWith(backend);
+    await writeOlderNode(db, "old-1");
+    const add = ["job", "add", "rotate", "--command", "true", "--cron", "0 4 * * *"];
+    const message =
+      /^job 'rotate' would run as 'nobody', but node old-1 \(host web-1, pid 4242, last heartbeat \d+ s ago\) runs an older release of jobsmanager \(its row in jm_nodes names no schema_version\), which ignores a job's user and runs the job as its own user, root typically; nothing written\. Upgrade or stop that service, then try again$/;
+    const refused = await run(db, [...add, "--user", "nobody"]);
+    assertEquals([refused.code, refused.stdout], [1, ""]);
+    assertMatch(refused.stderr.replace(/^jobsmanager: /, "").trimEnd(), message);
+    const json = await run(db, ["--json", ...add, "--user", "nobody"]);
+    const { error } = JSON.parse(json.stderr);
+    assertEquals([json.code, error.kind, error.exit_code], [1, "conflict", 1]);
+    assertMatch(error.message, message);
+    assertEquals((await jobs(db)).size, 0);
+    await rawQuery(db, "UPDATE jm_nodes SET stopped_at = 1 WHERE id = 'old-1'");
+    const added = await write(db, "rotate", [...add, "--user", "nobody"]);
+    assertEquals(added.after!.user, "nobody");
   });
 }
 

@@ -6,13 +6,16 @@
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { status } from "../src/app/status.ts";
-import { BACKENDS, freshDatabase, serviceRow } from "./helpers.ts";
+import { BACKENDS, freshDatabase, rawQuery, serviceRow, writeOlderNode } from "./helpers.ts";
+import { renderMessage } from "../src/daemon/log_sink.ts";
+import { buildJob } from "../src/domain/job.ts";
 import { DaemonHarness, storeWith, T0 } from "./daemon_harness.ts";
 import { openStore } from "../src/store/open.ts";
+import { SCHEMA_VERSION } from "../src/store/migrations.ts";
 import { DatabaseError } from "../src/errors.ts";
 
 for (const backend of BACKENDS) {
-  Deno.test(`daemon[${backend}]: the heartbeat reports the zone of jobs without one`, async () => {
+  Deno.test(`daemon[${backend}]: the heartbeat reports the zone of jobs without one, and the schema version the service understands`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "jobsmanager.timezone": "Asia/Tokyo" },
     });
@@ -22,6 +25,8 @@ for (const backend of BACKENDS) {
       "a heartbeat with a zone",
     );
     assertEquals(node.timezone, "Asia/Tokyo");
+    // What the others, and each command that gives a job a user, tell an older release by.
+    assertEquals(node.schema_version, SCHEMA_VERSION);
   });
 }
 
@@ -267,5 +272,60 @@ for (const backend of BACKENDS) {
       `jm_nodes to report marker ${marker} and 1 job`,
     );
     assertEquals([node.applied_marker, node.jobs_loaded], [marker, 1]);
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: a live node of an older release is said as an error once enabled jobs have a user, once, and again when it comes back`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("plain", { schedule: { hour: "4" } });
+    await h.job("idle", { schedule: { hour: "4" }, user: "bob", enabled: false });
+    await writeOlderNode(h.db, "old-1");
+    await h.start();
+    // Each turn of the loop looks at the nodes a fake second apart.
+    const turn = async <T>(probe: () => T | Promise<T>, what: string) =>
+      await h.until(async () => {
+        await h.clock.advance(1000);
+        return await probe();
+      }, what);
+    await turn(() => h.line(/^2 live nodes: old-1, test-node$/), "the older node seen live");
+    const said =
+      /^node old-1 \(host web-1, pid 4242, last heartbeat \d+ s ago\) runs an older release of jobsmanager \(its row in jm_nodes names no schema_version\), which ignores a job's user: the enabled jobs with a user \(2: rotate, sync\) run there as that service's own user, root typically, when they fall to it; upgrade or stop that service$/;
+    assertEquals(h.count(/older release/), 0, "no enabled job has a user yet");
+    // One marker: one reload loads both.
+    await h.store.changeJobs(() => ({
+      put: [
+        buildJob("sync", { command: "true", schedule: { hour: "4" }, user: "nobody" }, null, T0),
+        buildJob("rotate", { command: "true", schedule: { hour: "4" }, user: "33" }, null, T0),
+      ],
+      remove: [],
+    }));
+    await turn(() => h.line(said), "the older node to be said");
+    assertEquals(h.logs.find((r) => said.test(renderMessage(r)))?.level, "error");
+    await turn(
+      async () =>
+        (await rawQuery(
+          h.db,
+          "SELECT level FROM jm_syslog WHERE message LIKE 'node old-1 (host web-1, pid 4242, %'",
+        )).map((r) => r.level).join() === "error",
+      "the error in jm_syslog",
+    );
+    // Said once, not at each look: two heartbeats on, the second written by a turn after one
+    // that looked again (a turn writes the heartbeat, then looks).
+    const ownBeat = async () =>
+      (await h.store.nodesAndNow()).nodes.find((n) => n.id === h.nodeId)!.heartbeat_at;
+    for (let beat = 1; beat <= 2; beat++) {
+      const before = await ownBeat();
+      await turn(async () => await ownBeat() > before, `a heartbeat after T0+${before - T0}`);
+    }
+    assertEquals(h.count(said), 1);
+    // Silent past its intervals (paused, cut off from the database), then beating again.
+    await h.sql(
+      "UPDATE jm_nodes SET db_heartbeat_at = db_heartbeat_at - 3600000 WHERE id = 'old-1'",
+    );
+    await turn(() => h.line(/^1 live nodes: test-node$/), "the older node seen silent");
+    await h.sql("DELETE FROM jm_nodes WHERE id = 'old-1'");
+    await writeOlderNode(h.db, "old-1");
+    await turn(() => h.count(said) === 2, "the older node said again once back");
   });
 }

@@ -12,7 +12,13 @@ import type { Node } from "../src/domain/node.ts";
 import { resolveTarget } from "../src/config/database.ts";
 import type { DatabaseTarget, MysqlTarget } from "../src/store/target.ts";
 import { defaultSettings } from "../src/config/config.ts";
-import { MIGRATIONS, SCHEMA_VERSION, versionTable } from "../src/store/migrations.ts";
+import {
+  MIGRATIONS,
+  MYSQL_NOW_MS,
+  SCHEMA_VERSION,
+  SQLITE_NOW_MS,
+  versionTable,
+} from "../src/store/migrations.ts";
 
 /** The MariaDB/MySQL server tests may create databases on (CI always sets it). */
 export const MYSQL_URL = Deno.env.get("JM_TEST_DATABASE_URL") ?? "";
@@ -536,9 +542,9 @@ export async function waitFor<T>(
 }
 
 /**
- * A `jm_nodes` row of a service whose last heartbeat was `agoMs` ago (by
- * this machine's clock), reporting `timezone`: to give a test live, stale
- * or stopped services without running any.
+ * A `jm_nodes` row of a service of this release whose last heartbeat was
+ * `agoMs` ago (by this machine's clock), reporting `timezone`: to give a
+ * test live, stale or stopped services without running any.
  */
 export function serviceRow(
   id: string,
@@ -558,7 +564,36 @@ export function serviceRow(
     last_reload_ms: null,
     stopped_at: null,
     timezone: options.timezone ?? null,
+    schema_version: SCHEMA_VERSION,
   };
+}
+
+/**
+ * The row of node `id` as a service of a release before schema version 17
+ * writes its heartbeat: every column but `schema_version`, which it does
+ * not know, its heartbeat the database's clock now unless `agoMs` says how
+ * old; `stopped` (it stopped cleanly) or `dead` (another node declared it
+ * dead) as said. Its interval is 10 minutes: it stays live for 30 minutes
+ * of a test however busy the machine.
+ */
+export async function writeOlderNode(
+  db: TestDatabase,
+  id: string,
+  options: { agoMs?: number; stopped?: boolean; dead?: boolean } = {},
+): Promise<void> {
+  const now = db.target.kind === "mysql" ? MYSQL_NOW_MS : SQLITE_NOW_MS;
+  await rawQuery(
+    db,
+    `INSERT INTO jm_nodes (id, host, pid, version, started_at, heartbeat_at, jobs_loaded, db_heartbeat_at, heartbeat_ms, stopped_at, declared_dead_at, declared_dead_by) VALUES (?, 'web-1', 4242, '0.1.0', ${now} - 3600000, ${now} - ?, 0, ${now} - ?, 600000, ?, ?, ?)`,
+    [
+      id,
+      options.agoMs ?? 0,
+      options.agoMs ?? 0,
+      options.stopped ? Date.now() : null,
+      options.dead ? Date.now() : null,
+      options.dead ? "n2" : null,
+    ],
+  );
 }
 
 /** Write service rows into `db` (its schema first). */

@@ -112,6 +112,7 @@ export function node(id: string, extra: Partial<Node> = {}): Node {
     share_basis: null,
     boot_id: null,
     pid_ns: null,
+    schema_version: null,
     ...extra,
   };
 }

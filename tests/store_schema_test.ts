@@ -14,7 +14,7 @@ import { VERSION } from "../src/version.ts";
 import { freshDatabase, migrateFresh, rawQuery, schemaAt, type TestDatabase } from "./helpers.ts";
 import { migrationLock, MysqlDriver } from "../src/store/mysql.ts";
 import type { MysqlTarget } from "../src/store/target.ts";
-import { countRows, job, onEveryBackend } from "./store_contract.ts";
+import { countRows, job, node, onEveryBackend } from "./store_contract.ts";
 
 const TABLES = [
   "jm_jobs",
@@ -641,7 +641,7 @@ onEveryBackend(
     await older("other", JSON.stringify({ job: "other", run: 8 }));
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [13, 14, 15, 16]);
+      assertEquals((await store.migrate()).applied, [13, 14, 15, 16, 17]);
       await older("after", JSON.stringify({ job: "backup", run: 7, pid: 1 }));
       const found = async (filter: { job_id?: string; run_id?: number }) =>
         (await store.listLogs({ ...filter, limit: 10 })).map((r) => r.message);
@@ -670,7 +670,7 @@ onEveryBackend(
     await older(1000);
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [14, 15, 16]);
+      assertEquals((await store.migrate()).applied, [14, 15, 16, 17]);
       await older(2000);
       const [ours] = await store.claimRuns([{
         job_id: "backup",
@@ -710,7 +710,7 @@ onEveryBackend(
     await beat(10);
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [15, 16]);
+      assertEquals((await store.migrate()).applied, [15, 16, 17]);
       await beat(11);
       const [row] = (await store.nodesAndNow()).nodes;
       assertEquals([row.pid, row.boot_id, row.pid_ns], [11, null, null]);
@@ -729,7 +729,7 @@ onEveryBackend(
     await rawQuery(db, "INSERT INTO jm_jobs (id, command) VALUES ('old', 'true')");
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [16]);
+      assertEquals((await store.migrate()).applied, [16, 17]);
       assertEquals((await store.getJob("old"))?.user, null);
       await store.changeJob("old", (job) => ({ ...job!, user: "nobody" }));
       assertEquals((await store.getJob("old"))?.user, "nobody");
@@ -738,6 +738,37 @@ onEveryBackend(
         "SELECT jobs_after_update FROM jm_update_info ORDER BY id DESC LIMIT 1",
       );
       assertEquals(JSON.parse(String(marker.jobs_after_update))[0].user, "nobody");
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+onEveryBackend(
+  "migrate",
+  "migration 17: a node's row written before it, and those older services write after it, name no schema version; this release's do",
+  async (db) => {
+    await schemaAt(db, 16);
+    // As a release of schema 16 writes its heartbeat (sql_status's upsert), before and after.
+    const beat = (pid: number) =>
+      rawQuery(
+        db,
+        db.backend === "mysql"
+          ? "INSERT INTO jm_nodes (id, host, pid, version, started_at, heartbeat_at, jobs_loaded) VALUES ('old', 'web-1', ?, '0.1.0', 1, 2, 0) ON DUPLICATE KEY UPDATE pid = VALUES(pid)"
+          : "INSERT INTO jm_nodes (id, host, pid, version, started_at, heartbeat_at, jobs_loaded) VALUES ('old', 'web-1', ?, '0.1.0', 1, 2, 0) ON CONFLICT (id) DO UPDATE SET pid = excluded.pid",
+        [pid],
+      );
+    await beat(10);
+    const store = db.open();
+    try {
+      assertEquals((await store.migrate()).applied, [17]);
+      await beat(11);
+      await store.saveNode(node("new", { schema_version: SCHEMA_VERSION }));
+      const rows = (await store.nodesAndNow()).nodes.sort((a, b) => a.id < b.id ? 1 : -1);
+      assertEquals(rows.map((n) => [n.id, n.pid, n.schema_version]), [
+        ["old", 11, null],
+        ["new", 10, SCHEMA_VERSION],
+      ]);
     } finally {
       await store.close();
     }

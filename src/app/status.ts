@@ -60,11 +60,20 @@ export async function liveServices(
   nodes: NodeStore,
   options: { now: number; heartbeatMs: number },
 ): Promise<Node[]> {
+  return (await liveServicesAndNow(nodes, options)).live;
+}
+
+/** The same, with the database's clock they were judged by. */
+export async function liveServicesAndNow(
+  nodes: NodeStore,
+  options: { now: number; heartbeatMs: number },
+): Promise<{ live: Node[]; databaseNow: number }> {
   const { nodes: all, databaseNow } = await nodes.nodesAndNow();
   // By id, so that what a command prints does not depend on which beat last.
-  return all
+  const live = all
     .filter((n) => nodeState(n, options.now, options.heartbeatMs, databaseNow) === "live")
     .sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  return { live, databaseNow };
 }
 
 /**

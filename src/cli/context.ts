@@ -15,6 +15,7 @@ import { removeIfNoTables } from "../store/sqlite.ts";
 import { systemTimezone, systemZone } from "../domain/time.ts";
 import type { Node } from "../domain/node.ts";
 import { liveServices } from "../app/status.ts";
+import { guardUsers } from "../app/older_nodes.ts";
 import { type DefaultZone, defaultZone, zoneAmong } from "../app/zone.ts";
 import { toJson } from "../domain/json.ts";
 import { RuntimeError } from "../errors.ts";
@@ -258,7 +259,7 @@ export class CommandContext {
   ): Promise<T> {
     if (options.creates !== true) {
       return await this.withDatabase((store, missing) =>
-        store === null ? this.refuseToCreate(missing!) : fn(store)
+        store === null ? this.refuseToCreate(missing!) : fn(this.guarded(store))
       );
     }
     // Creates the schema of a new database, or a table dropped by hand (said); refuses an older one.
@@ -274,10 +275,18 @@ export class CommandContext {
       );
     }
     try {
-      return await fn(store);
+      return await fn(this.guarded(store));
     } finally {
       await closeSoon(store);
     }
+  }
+
+  /** `store`, refusing to give a job a user while a service of an older release is live. */
+  private guarded(store: Store): Store {
+    return guardUsers(store, () => ({
+      now: Date.now(),
+      heartbeatMs: this.config.settings["jobsmanager.heartbeat_interval"] * 1000,
+    }));
   }
 
   /**

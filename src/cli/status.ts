@@ -6,7 +6,7 @@
 import { RuntimeError } from "../errors.ts";
 import { printableLine } from "../domain/printable.ts";
 import { zoneOf } from "../domain/job.ts";
-import { MAX_SKEW_MS, sharers, STALE_AFTER_BEATS } from "../domain/node.ts";
+import { MAX_SKEW_MS, ofOlderSchema, sharers, STALE_AFTER_BEATS } from "../domain/node.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
 import { pendingJson, type Status, status } from "../app/status.ts";
 import { command } from "./command.ts";
@@ -105,6 +105,11 @@ function servicesText(report: Status, now: number, heartbeatMs: number): string 
           ? "it computes its fires from its own clock"
           : "it takes no share of the jobs while another node's clock is in step"
       }: fix its time sync (NTP)`
+    ),
+    ...live.filter(ofOlderSchema).map((n) =>
+      `node ${
+        printableLine(n.id)
+      }: runs an older release of jobsmanager (its row names no schema_version), which runs a job that has a user as its own user, root typically; no job is given a user while it is live: upgrade or stop it`
     ),
   ].join("\n");
 }

@@ -288,6 +288,7 @@ class BootedDaemon implements Daemon {
       writersChanged: (writers) => {
         if (this.locallyWatched) this.service.watched(writers.length <= 1);
       },
+      jobsWithUser: () => this.service.jobsWithUser,
     });
     this.health.holdsWhen(() => this.cluster.holdingReason);
     this.service = new Service({

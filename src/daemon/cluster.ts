@@ -15,6 +15,7 @@ import {
   MAX_SKEW_MS,
   type Node,
   nodeState,
+  ofOlderSchema,
   type ProcessSpace,
   sameProcessSpace,
   sharers,
@@ -29,6 +30,7 @@ import {
   sameBasis,
   shareBasis,
 } from "../domain/share.ts";
+import { SCHEMA_VERSION } from "../store/migrations.ts";
 import type { NodeStore } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
 import type { DbHealth } from "./db_health.ts";
@@ -108,6 +110,11 @@ export interface ClusterOptions {
    * leaving ones, this one included) when a sweep finds them changed.
    */
   writersChanged?: (writers: readonly string[]) => void;
+  /**
+   * The ids of the enabled jobs that have a user, sorted: asked only when a
+   * live node of an older release is found (see `warnOfOlder`).
+   */
+  jobsWithUser?: () => string[];
 }
 
 /**
@@ -127,6 +134,9 @@ function readSinceBoot(): number | null {
     return null;
   }
 }
+
+/** Jobs the warning of an older node names, at most; the rest are counted. */
+const OLDER_NAMED_JOBS = 5;
 
 /** Ids tried after the host name while live services hold them: host:2 … */
 const MAX_AUTOMATIC_IDS = 100;
@@ -183,6 +193,8 @@ export class Cluster {
   private fencedSeen = "";
   /** The different zones of the live nodes last warned of (see `warnOfZones`); "" when one. */
   private zonesSeen = "";
+  /** Live nodes of an older release this node has warned of (see `warnOfOlder`). */
+  private readonly olderSaid = new Set<string>();
   /**
    * The grace each silent node was given, once for its silence (the
    * heartbeat it last wrote): a later return of this node, or a slow sweep,
@@ -557,6 +569,8 @@ export class Cluster {
       declared_dead_by: null,
       leaving_at: this.leavingAt,
       share_basis: JSON.stringify(shareBasis(this.jobsSeen, this.sharing)),
+      // What the other nodes, and every command that gives a job a user, tell older releases by.
+      schema_version: SCHEMA_VERSION,
     };
   }
 
@@ -673,6 +687,41 @@ export class Cluster {
       "the live nodes fire jobs that name no time zone in different zones ({zones}): such a job fires at other instants as it moves between them; give every node the same jobsmanager.timezone, or each job its own (job update --timezone)",
       { zones: seen },
     );
+  }
+
+  /**
+   * Live nodes of a release before schema version 17 ignore a job's user
+   * and run the job as their own user (root, typically): said as an error,
+   * once for each such node while enabled jobs have a user (again when it
+   * comes back after it was not live), so that the operator upgrades or
+   * stops it. No command gives a job a user meanwhile (app/older_nodes.ts),
+   * but jobs given one before it was seen, or in SQL, have it.
+   */
+  private warnOfOlder(older: Node[], databaseNow: number): void {
+    for (const id of this.olderSaid) {
+      if (!older.some((n) => n.id === id)) this.olderSaid.delete(id);
+    }
+    const unsaid = older.filter((n) => !this.olderSaid.has(n.id));
+    if (unsaid.length === 0) return;
+    const withUser = this.o.jobsWithUser?.() ?? [];
+    if (withUser.length === 0) return;
+    const shown = withUser.slice(0, OLDER_NAMED_JOBS).join(", ") +
+      (withUser.length > OLDER_NAMED_JOBS ? `, … ${withUser.length - OLDER_NAMED_JOBS} more` : "");
+    for (const node of unsaid) {
+      this.olderSaid.add(node.id);
+      const { age } = heartbeatAge(node, databaseNow, this.o.heartbeatMs, databaseNow);
+      clusterLog.error(
+        "node {peer} (host {host}, pid {pid}, last heartbeat {seconds} s ago) runs an older release of jobsmanager (its row in jm_nodes names no schema_version), which ignores a job's user: the enabled jobs with a user ({count}: {jobs}) run there as that service's own user, root typically, when they fall to it; upgrade or stop that service",
+        {
+          peer: node.id,
+          host: node.host,
+          pid: node.pid,
+          seconds: Math.round(age / 1000),
+          count: withUser.length,
+          jobs: shown,
+        },
+      );
+    }
   }
 
   /**
@@ -806,6 +855,10 @@ export class Cluster {
       if (node?.db_heartbeat_at !== grace.beat) this.graces.delete(id);
     }
     this.warnOfZones(nodes.filter((n) => live.includes(n.id)));
+    this.warnOfOlder(
+      nodes.filter((n) => n.id !== this.id && live.includes(n.id) && ofOlderSchema(n)),
+      databaseNow,
+    );
     this.mayReturn = mayReturn.sort();
     const writersBefore = this.writers.join("\n");
     this.leaving = [...leaving].sort();

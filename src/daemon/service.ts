@@ -520,6 +520,11 @@ export class Service {
   /** Whether `jobId` is in the timetable (enabled, valid, with a schedule). */
   private readonly scheduled = (jobId: string) => this.timetable.job(jobId) !== undefined;
 
+  /** The ids of the enabled, valid jobs as loaded that run as another user, sorted. */
+  get jobsWithUser(): string[] {
+    return [...this.known.values()].filter((job) => job.user !== null).map((job) => job.id).sort();
+  }
+
   /** Whether a loaded job has an alert_after: only then does the notifier look for silence. */
   get silenceWatched(): boolean {
     return this.alertAfter;

@@ -58,6 +58,21 @@ export interface Node {
    */
   boot_id?: string | null;
   pid_ns?: number | null;
+  /**
+   * The schema version its release understands (store/migrations.ts
+   * SCHEMA_VERSION). Null in rows of releases before version 17: such a
+   * service ignores what came after, a job's `user` among it.
+   */
+  schema_version?: number | null;
+}
+
+/**
+ * Whether `node` runs a release older than schema version 17, whose
+ * services run a job that has a `user` as their own user (root, often):
+ * its row names no schema version.
+ */
+export function ofOlderSchema(node: Pick<Node, "schema_version">): boolean {
+  return node.schema_version == null;
 }
 
 /** Where a process's pid means something: its boot and its pid namespace (see `Node.boot_id`). */

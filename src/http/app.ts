@@ -15,6 +15,7 @@ import { log } from "../daemon/log.ts";
 import type { Store } from "../store/store.ts";
 import type { Env } from "./api/context.ts";
 import { jobRoutes } from "./api/jobs.ts";
+import { guardUsers } from "../app/older_nodes.ts";
 import { logRoutes } from "./api/logs.ts";
 import { runRoutes } from "./api/runs.ts";
 import { statusRoutes } from "./api/status.ts";
@@ -255,7 +256,11 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
     return c.body(await deps.metrics.text(), 200, { "Content-Type": deps.metrics.contentType });
   });
   app.get("/api/v1/session", (c) => c.json({ role: c.get("role"), auth: deps.tokens.configured }));
-  const api = { ...deps, streams: new StreamCount(deps.maxStreams) };
+  const api = {
+    ...deps,
+    store: guardUsers(deps.store, () => ({ now: Date.now(), heartbeatMs: deps.heartbeatMs })),
+    streams: new StreamCount(deps.maxStreams),
+  };
   app.route("/api/v1", jobRoutes(api));
   app.route("/api/v1", runRoutes(api));
   app.route("/api/v1", logRoutes(api));

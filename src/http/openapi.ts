@@ -379,6 +379,11 @@ const schemas: Record<string, Schema> = {
       description:
         "its pid namespace (the inode /proc/self/ns/pid names): its pid is looked up only where boot and namespace are this server's",
     },
+    schema_version: {
+      type: ["integer", "null"],
+      description:
+        "the schema version its release understands; null: a release before 17, which runs a job that has a user as its own user (no job is given a user while such a node is live)",
+    },
     state: {
       enum: [...NODE_STATES],
       description:
@@ -569,10 +574,13 @@ const ifMatch = {
 const STALE = {
   "412": error("the job changed (or was removed) since the ETag given in If-Match"),
 };
+/** Said of a write that gives a job a user, or enables one that has one (app/older_nodes.ts). */
+const OLDER_NODE =
+  "the job would run as its user while a service of an older release is live, which runs it as its own user instead (the message names it: upgrade or stop it)";
 const jobBody = { required: true, content: { "application/json": { schema: ref("JobInput") } } };
 
 /** POST /jobs/{id}/enable or /disable: the stored job back, kept to If-Match. */
-function switchJob(summary: string) {
+function switchJob(summary: string, enables: boolean) {
   return {
     parameters: [idParam],
     post: {
@@ -583,6 +591,7 @@ function switchJob(summary: string) {
         ...WRITE,
         ...NOT_FOUND,
         ...STALE,
+        ...enables ? { "409": error(OLDER_NODE) } : {},
       },
     },
   };
@@ -626,7 +635,7 @@ export const OPENAPI = {
           "201": json(ref("Job"), "the stored job"),
           "200": json(ref("Job"), "the job, replaced (with replace=true)"),
           ...WRITE,
-          "409": error("the id is taken (send replace=true to replace it)"),
+          "409": error(`the id is taken (send replace=true to replace it); or ${OLDER_NODE}`),
           "412": error(
             "the job changed or was removed since the ETag given in If-Match, or If-Match: * and there is no such job",
           ),
@@ -663,6 +672,7 @@ export const OPENAPI = {
           ...WRITE,
           ...NOT_FOUND,
           ...STALE,
+          "409": error(OLDER_NODE),
         },
       },
       delete: {
@@ -676,8 +686,8 @@ export const OPENAPI = {
         },
       },
     },
-    "/jobs/{id}/enable": switchJob("enable a job"),
-    "/jobs/{id}/disable": switchJob("disable a job"),
+    "/jobs/{id}/enable": switchJob("enable a job", true),
+    "/jobs/{id}/disable": switchJob("disable a job", false),
     "/jobs/{id}/run": {
       parameters: [idParam],
       post: {

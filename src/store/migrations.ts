@@ -550,6 +550,14 @@ export const MIGRATIONS: Migration[] = [
       sqlite: ["ALTER TABLE jm_jobs ADD COLUMN `user` TEXT NULL"],
     },
   },
+  {
+    version: 17,
+    name: "nodes say the schema version they understand",
+    // Nullable: a row of a release before it (an older service of the cluster still running,
+    // which ignores jobs' user and runs them as its own) holds NULL, and jobs are not given a
+    // user while such a node is live (app/older_nodes.ts).
+    statements: both(() => "ALTER TABLE jm_nodes ADD COLUMN schema_version INTEGER NULL"),
+  },
 ];
 
 /** A column a table made before jobsmanager may hold narrower than the schema declares. */

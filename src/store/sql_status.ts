@@ -39,6 +39,7 @@ const NODE_COLUMNS = [
   "share_basis",
   "boot_id",
   "pid_ns",
+  "schema_version",
 ] as const;
 
 const num = (v: unknown) => v === null || v === undefined ? null : Number(v);
@@ -227,6 +228,7 @@ function rowToNode(r: Row): Node {
     share_basis: r.share_basis == null ? null : String(r.share_basis),
     boot_id: r.boot_id == null ? null : String(r.boot_id),
     pid_ns: num(r.pid_ns),
+    schema_version: num(r.schema_version),
   };
 }
 
