@@ -157,20 +157,34 @@ Deno.test("lane: a run whose user's account is not found in time (a name service
   }
 });
 
-Deno.test("lane: a run its account's slow lookup held past its grace is late, saying so; one late before it asked is not put on the lookup", async () => {
+/** A lane whose grace is judged on `clock`, and the batches it sent. */
+function laneAt(
+  clock: () => number,
+  { accounts, directories }: {
+    accounts?: AccountLookups;
+    directories?: ConstructorParameters<typeof RunLane>[5];
+  },
+): { lane: RunLane; batches: FromRunLane[][] } {
   const batches: FromRunLane[][] = [];
-  const answer = Promise.withResolvers<Account | null>();
-  const accounts = new AccountLookups(() => answer.promise, 60_000);
-  let clock = 1000;
   const lane = new RunLane(
     (batch) => batches.push(batch),
     (e) => {
       throw e;
     },
     Infinity,
-    () => clock,
+    clock,
     accounts,
+    directories,
   );
+  return { lane, batches };
+}
+
+Deno.test("lane: a run its account's slow lookup held past its grace is late, saying so; one late before it asked is not put on the lookup", async () => {
+  const answer = Promise.withResolvers<Account | null>();
+  let clock = 1000;
+  const { lane, batches } = laneAt(() => clock, {
+    accounts: new AccountLookups(() => answer.promise, 60_000),
+  });
   const asSlow = (run: ToRunLane, startBy: number) =>
     ({
       ...run,
@@ -214,19 +228,9 @@ Deno.test("lane: a run its account's slow lookup held past its grace is late, sa
 });
 
 Deno.test("lane: a run the slow check of its cwd held past its grace is late, saying so; one late before the check began is not blamed on it", async () => {
-  const batches: FromRunLane[][] = [];
   const answer = Promise.withResolvers<DirectoryCheck>();
   let clock = 1000;
-  const lane = new RunLane(
-    (batch) => batches.push(batch),
-    (e) => {
-      throw e;
-    },
-    Infinity,
-    () => clock,
-    undefined,
-    { check: () => answer.promise },
-  );
+  const { lane, batches } = laneAt(() => clock, { directories: { check: () => answer.promise } });
   const inMount = (run: ToRunLane, startBy: number) =>
     ({
       ...run,

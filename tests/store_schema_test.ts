@@ -693,20 +693,24 @@ onEveryBackend(
   },
 );
 
+/** Node `old`'s heartbeat with `pid`, as a release of schema 14 to 16 writes it (sql_status's upsert). */
+function olderHeartbeat(db: TestDatabase, pid: number) {
+  return rawQuery(
+    db,
+    db.backend === "mysql"
+      ? "INSERT INTO jm_nodes (id, host, pid, version, started_at, heartbeat_at, jobs_loaded) VALUES ('old', 'web-1', ?, '0.1.0', 1, 2, 0) ON DUPLICATE KEY UPDATE pid = VALUES(pid)"
+      : "INSERT INTO jm_nodes (id, host, pid, version, started_at, heartbeat_at, jobs_loaded) VALUES ('old', 'web-1', ?, '0.1.0', 1, 2, 0) ON CONFLICT (id) DO UPDATE SET pid = excluded.pid",
+    [pid],
+  );
+}
+
 onEveryBackend(
   "migrate",
   "migration 15: a node's row written before it, and those older services write after it, say no boot or pid namespace",
   async (db) => {
     await schemaAt(db, 14);
-    // As a release of schema 14 writes its heartbeat (sql_status's upsert), before and after.
-    const beat = (pid: number) =>
-      rawQuery(
-        db,
-        db.backend === "mysql"
-          ? "INSERT INTO jm_nodes (id, host, pid, version, started_at, heartbeat_at, jobs_loaded) VALUES ('old', 'web-1', ?, '0.1.0', 1, 2, 0) ON DUPLICATE KEY UPDATE pid = VALUES(pid)"
-          : "INSERT INTO jm_nodes (id, host, pid, version, started_at, heartbeat_at, jobs_loaded) VALUES ('old', 'web-1', ?, '0.1.0', 1, 2, 0) ON CONFLICT (id) DO UPDATE SET pid = excluded.pid",
-        [pid],
-      );
+    // As a release of schema 14 writes its heartbeat, before and after.
+    const beat = (pid: number) => olderHeartbeat(db, pid);
     await beat(10);
     const store = db.open();
     try {
@@ -749,15 +753,8 @@ onEveryBackend(
   "migration 17: a node's row written before it, and those older services write after it, name no schema version; this release's do",
   async (db) => {
     await schemaAt(db, 16);
-    // As a release of schema 16 writes its heartbeat (sql_status's upsert), before and after.
-    const beat = (pid: number) =>
-      rawQuery(
-        db,
-        db.backend === "mysql"
-          ? "INSERT INTO jm_nodes (id, host, pid, version, started_at, heartbeat_at, jobs_loaded) VALUES ('old', 'web-1', ?, '0.1.0', 1, 2, 0) ON DUPLICATE KEY UPDATE pid = VALUES(pid)"
-          : "INSERT INTO jm_nodes (id, host, pid, version, started_at, heartbeat_at, jobs_loaded) VALUES ('old', 'web-1', ?, '0.1.0', 1, 2, 0) ON CONFLICT (id) DO UPDATE SET pid = excluded.pid",
-        [pid],
-      );
+    // As a release of schema 16 writes its heartbeat, before and after.
+    const beat = (pid: number) => olderHeartbeat(db, pid);
     await beat(10);
     const store = db.open();
     try {
