@@ -10,8 +10,11 @@ import {
   accountOf,
   canSwitchUser,
   envForAnotherUser,
+  type Getent,
   KEEP_MS,
   lookUpAccount,
+  lookUpAccountAsync,
+  lookupHungNote,
   lookupNote,
   parsePasswd,
   runAsPlan,
@@ -267,14 +270,64 @@ Deno.test("an account's answer is kept 30 s, none too; then looked up again", as
   assertEquals(KEEP_MS, 30_000);
 });
 
-Deno.test("getent's failure is not 'no account': its note names the exit status; only its 2 is none", async () => {
-  const output = (code: number, stdout = ""): Deno.CommandOutput => ({
+/** getent's output: `stdout` with status 0, or none with `code`. */
+function output(code: number, stdout = ""): Deno.CommandOutput {
+  return {
     success: code === 0,
     code,
     signal: null,
     stdout: new TextEncoder().encode(stdout),
     stderr: new Uint8Array(),
-  });
+  };
+}
+
+/**
+ * A getent whose passwd answers `passwd` once `passwdAnswers` resolves and
+ * whose shadow never answers (until the lookup gives it up); `asked` says
+ * what was asked, in order, and whether passwd had answered by then.
+ */
+function shadowNeverAnswers(passwd: string, passwdAnswers: Promise<void>) {
+  const asked: string[] = [];
+  let answered = false;
+  const run: Getent = async (database, key, signal) => {
+    asked.push(`${database} ${key}${answered ? " (after passwd)" : ""}`);
+    if (database === "passwd") {
+      await passwdAnswers;
+      answered = true;
+      return output(0, passwd);
+    }
+    return await new Promise((_, reject) =>
+      signal!.addEventListener("abort", () => reject(signal!.reason))
+    );
+  };
+  return { run, asked };
+}
+
+Deno.test("a shadow entry that never comes holds and refuses no run: passwd and shadow are asked at once by name, shadow after passwd by uid", async () => {
+  const line = "bob:x:1001:1002:Bob:/home/bob:/bin/sh\n";
+  const byName = shadowNeverAnswers(line, Promise.resolve());
+  const lookups = new AccountLookups((user) => lookUpAccountAsync(user, byName.run));
+  assertEquals(await lookups.find("bob"), BOB, "found, with no expiry, within the lookup's wait");
+  assertEquals(
+    byName.asked,
+    ["shadow bob", "passwd bob"],
+    "a name's shadow is asked with its passwd",
+  );
+  const byUid = shadowNeverAnswers(line, Promise.resolve());
+  assertEquals(await lookUpAccountAsync("1001", byUid.run), BOB);
+  assertEquals(
+    byUid.asked,
+    ["passwd 1001", "shadow bob (after passwd)"],
+    "a uid's shadow once passwd named it",
+  );
+  // A passwd that never answers is what the run's note names: getent passwd, not shadow.
+  const never = shadowNeverAnswers(line, new Promise(() => {}));
+  const hung = new AccountLookups((user) => lookUpAccountAsync(user, never.run), 50);
+  const answer = await hung.find("bob");
+  assertEquals(lookupNote(answer, "backup", "bob", 50), lookupHungNote("backup", "bob", 50));
+});
+
+Deno.test("getent's failure is not 'no account': its note names the exit status; only its 2 is none", async () => {
   assertEquals(accountOf(output(0, "bob:x:1001:1002:Bob:/home/bob:/bin/sh\n")), BOB);
   assertEquals(accountOf(output(2)), null);
   const failure =

@@ -263,46 +263,94 @@ export function lookupSlowNote(user: string, ms: number): string {
   } s (this host's name service: getent passwd and shadow)`;
 }
 
-/** As `lookUpAccount`, with getent run off this thread. */
-export async function lookUpAccountAsync(user: string): Promise<Account | null> {
-  const passwd = await getentAsync("passwd", user);
-  const account = passwd === null
-    ? accountInPasswd(user, await Deno.readTextFile("/etc/passwd"))
-    : accountOf(passwd);
-  if (account === null) return null;
-  const shadow = await getentAsync("shadow", account.name);
-  return withExpiry(
-    account,
-    shadow === null ? lineOf(account.name, await shadowFile()) : shadowLine(shadow),
-  );
+/**
+ * How long a shadow entry may take after the account's passwd entry came:
+ * it only ever refuses a run, so one not given by then counts as one that
+ * cannot be read (no expiry), and holds no run.
+ */
+export const SHADOW_WAIT_MS = 1000;
+
+/** `getent DATABASE KEY`, killed when `signal` aborts; null where getent is not installed. */
+export type Getent = (
+  database: "passwd" | "shadow",
+  key: string,
+  signal?: AbortSignal,
+) => Promise<Deno.CommandOutput | null>;
+
+/**
+ * As `lookUpAccount`, with getent run off this thread. A name's shadow
+ * entry is asked with its passwd entry, a uid's once passwd named it; it
+ * is waited for `shadowWaitMs` after passwd answered at most: a name
+ * service that answers passwd and not shadow refuses no run, and one that
+ * takes a while answers both in the time of one.
+ */
+export async function lookUpAccountAsync(
+  user: string,
+  run: Getent = getentAsync,
+  shadowWaitMs = SHADOW_WAIT_MS,
+): Promise<Account | null> {
+  const stop = new AbortController();
+  try {
+    const byName = /^[0-9]+$/.test(user) ? null : shadowOf(user, run, stop.signal);
+    const passwd = await run("passwd", user);
+    const account = passwd === null
+      ? accountInPasswd(user, await Deno.readTextFile("/etc/passwd"))
+      : accountOf(passwd);
+    if (account === null) return null;
+    const shadow = byName ?? shadowOf(account.name, run, stop.signal);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<null>((resolve) =>
+      timer = setTimeout(() => resolve(null), shadowWaitMs)
+    );
+    try {
+      return withExpiry(account, await Promise.race([shadow, late]));
+    } finally {
+      clearTimeout(timer);
+    }
+  } finally {
+    stop.abort();
+  }
+}
+
+/**
+ * `name`'s shadow line, by getent, or /etc/shadow where getent is not
+ * installed; null for none, and for any failure: an entry that cannot be
+ * read refuses no run.
+ */
+async function shadowOf(name: string, run: Getent, signal: AbortSignal): Promise<string | null> {
+  try {
+    const out = await run("shadow", name, signal);
+    return out === null ? lineOf(name, await shadowFile()) : shadowLine(out);
+  } catch {
+    return null;
+  }
 }
 
 /**
  * `user`'s account on this host (a name, or a uid), as NSS knows it, with
  * its expiry; null when there is none. Where getent is missing, from
- * /etc/passwd and /etc/shadow.
+ * /etc/passwd. Holding this thread: the expiry is read from /etc/shadow
+ * alone, which no name service holds (an LDAP shadow is not seen here;
+ * the services and `job run --here` look up with `lookUpAccountAsync`).
  */
 export function lookUpAccount(user: string): Account | null {
-  const passwd = getentSync("passwd", user);
+  const passwd = getentSync(user);
   const account = passwd === null
     ? accountInPasswd(user, Deno.readTextFileSync("/etc/passwd"))
     : accountOf(passwd);
   if (account === null) return null;
-  const shadow = getentSync("shadow", account.name);
-  return withExpiry(
-    account,
-    shadow === null ? lineOf(account.name, shadowFileSync()) : shadowLine(shadow),
-  );
+  return withExpiry(account, lineOf(account.name, shadowFileSync()));
 }
 
 /** `getent DATABASE KEY`'s output; null where getent is not installed. */
 async function getentAsync(
   database: "passwd" | "shadow",
   key: string,
+  signal?: AbortSignal,
 ): Promise<Deno.CommandOutput | null> {
   for (const path of GETENT) {
     try {
-      return await getent(path, database, key).output();
+      return await getent(path, database, key, signal).output();
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
@@ -310,11 +358,11 @@ async function getentAsync(
   return null;
 }
 
-/** As `getentAsync`, holding this thread. */
-function getentSync(database: "passwd" | "shadow", key: string): Deno.CommandOutput | null {
+/** `getent passwd KEY`'s output, holding this thread; null where getent is not installed. */
+function getentSync(key: string): Deno.CommandOutput | null {
   for (const path of GETENT) {
     try {
-      return getent(path, database, key).outputSync();
+      return getent(path, "passwd", key).outputSync();
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
@@ -323,11 +371,17 @@ function getentSync(database: "passwd" | "shadow", key: string): Deno.CommandOut
 }
 
 /** `getent DATABASE KEY` at `path`. */
-function getent(path: string, database: "passwd" | "shadow", key: string): Deno.Command {
+function getent(
+  path: string,
+  database: "passwd" | "shadow",
+  key: string,
+  signal?: AbortSignal,
+): Deno.Command {
   // As for a run's own Deno.Command spawn: no descriptor this process inherited reaches getent.
   closeInheritedOnExec();
   return new Deno.Command(path, {
     args: [database, key],
+    signal,
     stdin: "null",
     stdout: "piped",
     stderr: "null",
