@@ -1065,6 +1065,40 @@ Deno.test({
 
 Deno.test({
   name:
+    "a run as an account whose password's maximum age and inactive period ran out is an error saying why and the fix; merely past its maximum age it runs",
+  ignore: !ROOT,
+  fn: async () => {
+    await withTestAccount(async (name) => {
+      const dir = await Deno.makeTempDir();
+      try {
+        await Deno.chmod(dir, 0o777);
+        const touch = spec(`touch ${dir}/ran; id -un`, { user: { job: "backup", name } });
+        const chage = async (...args: string[]) => {
+          const out = await new Deno.Command("chage", { args: [...args, name] }).output();
+          assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+        };
+        // Past its maximum age, no inactive period: PAM asks for a new password, cron runs it.
+        await chage("-d", "2000-01-01", "-M", "30");
+        const aged = await startRun(touch).done;
+        assertEquals([aged.status, aged.stdout], ["success", `${name}\n`], aged.note ?? "");
+        await Deno.remove(`${dir}/ran`);
+        await chage("-I", "5");
+        const today = new Date().toISOString().slice(0, 10);
+        const expired = await startRun(touch).done;
+        assertEquals([expired.status, expired.note], [
+          "error",
+          `job backup runs as '${name}', whose password expired on 2000-01-31 and the inactive period of 5 days after it ran out (its shadow password aging, as \`chage -l ${name}\` shows): as cron, jobsmanager runs no job of an account PAM counts expired; change its password (chage -d ${today} ${name}, or passwd ${name}), end its inactive period (chage -I -1 ${name}), or remove the job's user (jobsmanager job update backup --user '')`,
+        ]);
+        assertEquals([...Deno.readDirSync(dir)], [], "nothing ran");
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  },
+});
+
+Deno.test({
+  name:
     "a run as another user gets PATH, the locale and TZ of the service's environment, not the rest; the service's own user all",
   ignore: !ROOT,
   fn: async () => {

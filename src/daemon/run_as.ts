@@ -12,8 +12,9 @@
  * The account is looked up as runs need it (`getent passwd`, which asks
  * NSS: LDAP and sssd accounts too), with its expiry date (`getent
  * shadow`), and its answer kept for `KEEP_MS`: an account made or changed
- * after the job was written counts within that. An expired account runs
- * none of its jobs, as cron (PAM's account check) runs none; a locked
+ * after the job was written counts within that. An expired account (its
+ * expiry date, or its password's maximum age and inactive period passed)
+ * runs none of its jobs, as cron (PAM's account check) runs none; a locked
  * password (`!` in shadow) stops no job, as it stops none of cron's.
  */
 import { closeInheritedOnExec } from "./inheritance.ts";
@@ -31,6 +32,13 @@ export interface Account {
    * (LDAP or sssd without shadow, a service not run as root).
    */
   expiresOn?: number;
+  /**
+   * Its password's aging, as shadow gives it (days; -1 for an empty
+   * field): the last change (3rd field), the maximum age (5th) and the
+   * inactive period after it (7th). Absent where the maximum age or the
+   * inactive period is empty, with which PAM expires no account.
+   */
+  password?: { changedOn: number; maxDays: number; inactiveDays: number };
 }
 
 /** What a run with a user needs: the program and arguments in front of its shell, and its environment. */
@@ -112,6 +120,19 @@ export function runAsPlan(
         `${who}, whose account ${account.name} expired on ${on} (its shadow expiry date, as \`chage -l ${account.name}\` shows): as cron, jobsmanager runs no job of an expired account; renew it (chage -E -1 ${account.name}), or remove the job's user (jobsmanager job update ${jobId} --user '')`,
     };
   }
+  const today = Math.floor(now / DAY_MS);
+  if (account.password !== undefined && passwordInactiveExpired(account.password, today)) {
+    const { changedOn, maxDays, inactiveDays } = account.password;
+    const day = (days: number) => new Date(days * DAY_MS).toISOString().slice(0, 10);
+    const name = account.name;
+    return {
+      error: `${who}, whose password expired on ${
+        day(changedOn + maxDays)
+      } and the inactive period of ${inactiveDays} days after it ran out (its shadow password aging, as \`chage -l ${name}\` shows): as cron, jobsmanager runs no job of an account PAM counts expired; change its password (chage -d ${
+        day(today)
+      } ${name}, or passwd ${name}), end its inactive period (chage -I -1 ${name}), or remove the job's user (jobsmanager job update ${jobId} --user '')`,
+    };
+  }
   const env = { HOME: account.home, LOGNAME: account.name, USER: account.name };
   if (account.uid === service.uid) return { prefix: [], env, home: account.home };
   if (service.uid !== 0) {
@@ -143,6 +164,24 @@ export function runAsPlan(
     env,
     home: account.home,
   };
+}
+
+/**
+ * The account is expired on day `today` for its password's age: pam_unix's
+ * check_shadow_expiry, word for word (PAM_ACCT_EXPIRED). A last change of
+ * 0 (the password must be changed) and a password merely past its maximum
+ * age ask for a new password (PAM_NEW_AUTHTOK_REQD), which stops no job
+ * of cron's; a last change after today expires none.
+ */
+export function passwordInactiveExpired(
+  password: NonNullable<Account["password"]>,
+  today: number,
+): boolean {
+  const { changedOn, maxDays, inactiveDays } = password;
+  if (changedOn === 0 || today < changedOn) return false;
+  const age = today - changedOn;
+  return age > maxDays && age > inactiveDays && age > maxDays + inactiveDays &&
+    maxDays !== -1 && inactiveDays !== -1;
 }
 
 /** The `passwd` line's account; null for a line that is not one. */
@@ -423,13 +462,26 @@ function lineOf(name: string, file: string): string | null {
 
 /**
  * `account` with the expiry its `shadow` line gives (its 8th field, days
- * since 1970-01-01; empty or -1: none). The password (2nd field) is not
- * read: a locked one (`!`) stops no job, as it stops none of cron's.
+ * since 1970-01-01; empty or -1: none), and its password's aging where it
+ * has a maximum age and an inactive period. The password (2nd field) is
+ * not read: a locked one (`!`) stops no job, as it stops none of cron's.
  */
 export function withExpiry(account: Account, shadow: string | null): Account {
-  const expiry = shadow?.split(":")[7];
-  if (expiry === undefined || !/^[0-9]+$/.test(expiry)) return account;
-  return { ...account, expiresOn: Number(expiry) };
+  if (shadow === null) return account;
+  const f = shadow.split(":");
+  // As getspnam reads a field: empty is -1.
+  const days = (field: string | undefined) =>
+    field === undefined || field === "" ? -1 : /^-?[0-9]+$/.test(field) ? Number(field) : null;
+  const expiry = days(f[7]);
+  const [changedOn, maxDays, inactiveDays] = [days(f[2]), days(f[4]), days(f[6])];
+  return {
+    ...account,
+    ...(expiry !== null && expiry >= 0 ? { expiresOn: expiry } : {}),
+    ...(changedOn !== null && maxDays !== null && maxDays !== -1 && inactiveDays !== null &&
+        inactiveDays !== -1
+      ? { password: { changedOn, maxDays, inactiveDays } }
+      : {}),
+  };
 }
 
 /**
