@@ -554,7 +554,10 @@ export function cwdRefusedNote(jobId: string, user: string, cwd: string): string
  * stderr, right after `mark` (`refusalMark`): stderr's first bytes,
  * which are not kept (capture.ts MarkedCapture), and which no command is
  * given. So the note is told whatever the output cap, and a command that
- * prints the same line and exits 126 is not taken for it.
+ * prints the same line and exits 126 is not taken for it. The mark is in
+ * the shell's command line, which /proc shows its own user: a command
+ * that reads it there (/proc/$$/cmdline in its text) can fake its own
+ * run's note, and no other's, each shell having its own mark.
  */
 export function inCwd(
   jobId: string,
@@ -571,7 +574,7 @@ export function inCwd(
   } 2>/dev/null || { printf '%s\\n' ${refused} >&2; exit ${CWD_REFUSED_EXIT}; }; ${command}`;
 }
 
-/** A new mark for `inCwd`, one per shell: random, and in no command's environment. */
+/** A new mark for `inCwd`, one per shell: random, and in no command's environment (in its shell's command line). */
 export function refusalMark(): string {
   return `jobsmanager-${crypto.randomUUID()}:`;
 }
