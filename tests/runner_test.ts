@@ -13,6 +13,7 @@ import { nativeSpawner } from "../src/daemon/native_spawn.ts";
 import { alive, livePidsMatching, waitFor, withTestAccount } from "./helpers.ts";
 
 const encode = (s: string) => new TextEncoder().encode(s);
+const decode = (b: Uint8Array) => new TextDecoder().decode(b);
 
 function spec(command: string, extra: Partial<RunSpec> = {}): RunSpec {
   return {
@@ -44,6 +45,14 @@ Deno.test("a marked capture drops the mark its stream begins with, in any chunks
   assertEquals(marked(["MA", "RX:note"]), [false, "MARX:note", 9]);
   assertEquals(marked(["MAR"]), [false, "MAR", 3], "ended within the mark: output");
   assertEquals(marked(["note MARK:"]), [false, "note MARK:", 10]);
+  // What it keeps is what it shows (a run's live output), as it learns it.
+  for (const chunks of [["MA", "RK", ":note\n"], ["MA", "RX:note"], ["MAR"], ["note MARK:"]]) {
+    let shown = "";
+    const c = new MarkedCapture(100, encode("MARK:"), (chunk) => shown += decode(chunk));
+    for (const chunk of chunks) c.push(encode(chunk));
+    const kept = c.text();
+    assertEquals(shown, kept, chunks.join("|"));
+  }
 });
 
 Deno.test("capture keeps the head and the tail and says how much it cut", () => {
@@ -1009,6 +1018,35 @@ Deno.test({
           `output_cap ${outputCap}: ${refused.stderr}`,
         );
       }
+    } finally {
+      await Deno.remove(top, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "the live output of a run as a user who cannot enter its cwd shows its line without the mark",
+  ignore: !ROOT,
+  fn: async () => {
+    const top = await Deno.makeTempDir();
+    try {
+      await Deno.chmod(top, 0o700);
+      const shown = { stdout: "", stderr: "" };
+      const refused = await startRun(
+        spec("true", {
+          user: { job: "backup", name: "nobody" },
+          cwd: top,
+          onOutput: (stream, chunk) => shown[stream] += decode(chunk),
+        }),
+      ).done;
+      assertEquals(refused.exitCode, 126, refused.stderr);
+      assertEquals(shown, { stdout: "", stderr: refused.stderr });
+      assertEquals(
+        refused.stderr.startsWith("jobsmanager: job backup runs as 'nobody'"),
+        true,
+        refused.stderr,
+      );
     } finally {
       await Deno.remove(top, { recursive: true });
     }
