@@ -511,8 +511,8 @@ for (const backend of BACKENDS) {
   Deno.test(`import cli[${backend}]: users this host has no account of are imported, each warned once, saying how to check`, async () => {
     await using db = await freshDatabase(backend);
     const jm = (...args: string[]) => cli(["--database", db.url, ...args], { cwd: db.dir });
-    const warning = (user: string, jobs: string) =>
-      `jobsmanager: warning: user '${user}' has no account on this host (${Deno.hostname()}): imported all the same, as a service on a host that has it runs its jobs, but a service here records each run of its ${jobs} as an error until it exists; check with \`getent passwd ${user}\``;
+    const warning = (user: string, jobs: string, imported = "imported all the same") =>
+      `jobsmanager: warning: user '${user}' has no account on this host (${Deno.hostname()}): ${imported}, as a service on a host that has it runs its jobs, but a service here records each run of its ${jobs} as an error until it exists; check with \`getent passwd ${user}\``;
     // A new SQLite file is said too.
     const warnings = (stderr: string) =>
       stderr.split("\n").filter((l) => l.includes(": warning: "));
@@ -540,10 +540,12 @@ for (const backend of BACKENDS) {
         "",
       ].join("\n"),
     );
+    // A plan writes nothing, and says so.
+    const dryRun = "--apply would import them all the same";
     const plan = await jm("import", "crontab", system, "--system");
     assertEquals(
       [plan.code, warnings(plan.stderr)],
-      [0, [warning("jm-ghost-a", "2 jobs"), warning("jm-ghost-b", "job")]],
+      [0, [warning("jm-ghost-a", "2 jobs", dryRun), warning("jm-ghost-b", "job", dryRun)]],
       plan.stdout,
     );
     const applied = await jm("import", "crontab", system, "--system", "--apply");

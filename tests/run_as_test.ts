@@ -10,10 +10,14 @@ import {
   accountOf,
   canSwitchUser,
   envForAnotherUser,
+  type Getent,
   KEEP_MS,
   lookUpAccount,
+  lookUpAccountAsync,
+  lookupHungNote,
   lookupNote,
   parsePasswd,
+  passwordInactiveExpired,
   runAsPlan,
   withExpiry,
 } from "../src/daemon/run_as.ts";
@@ -107,6 +111,50 @@ Deno.test("an expired account runs no job, from its expiry day on, as PAM's acco
   for (const line of ["bob:!:20000:0:99999:7:::", "bob:*:20000:0:99999:7::-1:", null]) {
     assertEquals(withExpiry(BOB, line), BOB, String(line));
   }
+});
+
+Deno.test("a password past its maximum age and its inactive period expires the account, as pam_unix counts it; one merely past its maximum age runs", () => {
+  const service = { uid: 0, host: "web-1", setpriv: "/usr/bin/setpriv", canSwitch: true };
+  // Changed on 2026-10-01 (20727), 30 days' maximum age, 5 days inactive: refused from 20727 + 36.
+  const line = "bob:$6$salt$hash:20727:0:30:7:5::";
+  const aged = withExpiry(BOB, line);
+  assertEquals(aged, { ...BOB, password: { changedOn: 20727, maxDays: 30, inactiveDays: 5 } });
+  assertEquals(runAsPlan("backup", "bob", aged, service, NOW), {
+    error:
+      "job backup runs as 'bob', whose password expired on 2026-10-31 and the inactive period of 5 days after it ran out (its shadow password aging, as `chage -l bob` shows): as cron, jobsmanager runs no job of an account PAM counts expired; change its password (chage -d 2026-12-06 bob, or passwd bob), end its inactive period (chage -I -1 bob), or remove the job's user (jobsmanager job update backup --user '')",
+  });
+  // pam_unix's check_shadow_expiry, at its edges: [last change, max, inactive, today, expired].
+  const cases: [number, number, number, number, boolean][] = [
+    [20000, 30, 5, 20035, false],
+    [20000, 30, 5, 20036, true],
+    [20000, 30, 40, 20070, false], // past max + inactive, but that many days must pass
+    [20000, 30, 40, 20071, true],
+    [20000, 30, 0, 20030, false], // merely past its maximum age: a new password is asked, no more
+    [20000, 30, 0, 20031, true],
+    [20000, 0, 0, 20001, true],
+    [0, 30, 5, 20793, false], // 0: must be changed (PAM_NEW_AUTHTOK_REQD)
+    [-1, 30, 5, 34, false], // an empty last change is -1, as getspnam reads it
+    [-1, 30, 5, 35, true],
+    [20800, 30, 5, 20793, false], // changed in the future
+    [20000, -1, 5, 20793, false],
+    [20000, 30, -1, 20793, false],
+  ];
+  for (const [changedOn, maxDays, inactiveDays, today, expired] of cases) {
+    assertEquals(
+      passwordInactiveExpired({ changedOn, maxDays, inactiveDays }, today),
+      expired,
+      `${changedOn}:${maxDays}:${inactiveDays} on day ${today}`,
+    );
+  }
+  // An empty maximum age or inactive period (chage -M -1, -I -1) expires none: not kept.
+  for (const none of ["bob:x:20000:0::7:5::", "bob:x:20000:0:30:7:::", "bob:x:20000:0:30:7:-1::"]) {
+    assertEquals(withExpiry(BOB, none), BOB, none);
+  }
+  assertEquals(withExpiry(BOB, "bob:x::0:30:7:5::").password, {
+    changedOn: -1,
+    maxDays: 30,
+    inactiveDays: 5,
+  });
 });
 
 Deno.test("a passwd line is an account; anything else is none", () => {
@@ -267,14 +315,64 @@ Deno.test("an account's answer is kept 30 s, none too; then looked up again", as
   assertEquals(KEEP_MS, 30_000);
 });
 
-Deno.test("getent's failure is not 'no account': its note names the exit status; only its 2 is none", async () => {
-  const output = (code: number, stdout = ""): Deno.CommandOutput => ({
+/** getent's output: `stdout` with status 0, or none with `code`. */
+function output(code: number, stdout = ""): Deno.CommandOutput {
+  return {
     success: code === 0,
     code,
     signal: null,
     stdout: new TextEncoder().encode(stdout),
     stderr: new Uint8Array(),
-  });
+  };
+}
+
+/**
+ * A getent whose passwd answers `passwd` once `passwdAnswers` resolves and
+ * whose shadow never answers (until the lookup gives it up); `asked` says
+ * what was asked, in order, and whether passwd had answered by then.
+ */
+function shadowNeverAnswers(passwd: string, passwdAnswers: Promise<void>) {
+  const asked: string[] = [];
+  let answered = false;
+  const run: Getent = async (database, key, signal) => {
+    asked.push(`${database} ${key}${answered ? " (after passwd)" : ""}`);
+    if (database === "passwd") {
+      await passwdAnswers;
+      answered = true;
+      return output(0, passwd);
+    }
+    return await new Promise((_, reject) =>
+      signal!.addEventListener("abort", () => reject(signal!.reason))
+    );
+  };
+  return { run, asked };
+}
+
+Deno.test("a shadow entry that never comes holds and refuses no run: passwd and shadow are asked at once by name, shadow after passwd by uid", async () => {
+  const line = "bob:x:1001:1002:Bob:/home/bob:/bin/sh\n";
+  const byName = shadowNeverAnswers(line, Promise.resolve());
+  const lookups = new AccountLookups((user) => lookUpAccountAsync(user, byName.run));
+  assertEquals(await lookups.find("bob"), BOB, "found, with no expiry, within the lookup's wait");
+  assertEquals(
+    byName.asked,
+    ["shadow bob", "passwd bob"],
+    "a name's shadow is asked with its passwd",
+  );
+  const byUid = shadowNeverAnswers(line, Promise.resolve());
+  assertEquals(await lookUpAccountAsync("1001", byUid.run), BOB);
+  assertEquals(
+    byUid.asked,
+    ["passwd 1001", "shadow bob (after passwd)"],
+    "a uid's shadow once passwd named it",
+  );
+  // A passwd that never answers is what the run's note names: getent passwd, not shadow.
+  const never = shadowNeverAnswers(line, new Promise(() => {}));
+  const hung = new AccountLookups((user) => lookUpAccountAsync(user, never.run), 50);
+  const answer = await hung.find("bob");
+  assertEquals(lookupNote(answer, "backup", "bob", 50), lookupHungNote("backup", "bob", 50));
+});
+
+Deno.test("getent's failure is not 'no account': its note names the exit status; only its 2 is none", async () => {
   assertEquals(accountOf(output(0, "bob:x:1001:1002:Bob:/home/bob:/bin/sh\n")), BOB);
   assertEquals(accountOf(output(2)), null);
   const failure =

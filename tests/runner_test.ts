@@ -13,6 +13,7 @@ import { nativeSpawner } from "../src/daemon/native_spawn.ts";
 import { alive, livePidsMatching, waitFor, withTestAccount } from "./helpers.ts";
 
 const encode = (s: string) => new TextEncoder().encode(s);
+const decode = (b: Uint8Array) => new TextDecoder().decode(b);
 
 function spec(command: string, extra: Partial<RunSpec> = {}): RunSpec {
   return {
@@ -44,6 +45,14 @@ Deno.test("a marked capture drops the mark its stream begins with, in any chunks
   assertEquals(marked(["MA", "RX:note"]), [false, "MARX:note", 9]);
   assertEquals(marked(["MAR"]), [false, "MAR", 3], "ended within the mark: output");
   assertEquals(marked(["note MARK:"]), [false, "note MARK:", 10]);
+  // What it keeps is what it shows (a run's live output), as it learns it.
+  for (const chunks of [["MA", "RK", ":note\n"], ["MA", "RX:note"], ["MAR"], ["note MARK:"]]) {
+    let shown = "";
+    const c = new MarkedCapture(100, encode("MARK:"), (chunk) => shown += decode(chunk));
+    for (const chunk of chunks) c.push(encode(chunk));
+    const kept = c.text();
+    assertEquals(shown, kept, chunks.join("|"));
+  }
 });
 
 Deno.test("capture keeps the head and the tail and says how much it cut", () => {
@@ -1017,6 +1026,35 @@ Deno.test({
 
 Deno.test({
   name:
+    "the live output of a run as a user who cannot enter its cwd shows its line without the mark",
+  ignore: !ROOT,
+  fn: async () => {
+    const top = await Deno.makeTempDir();
+    try {
+      await Deno.chmod(top, 0o700);
+      const shown = { stdout: "", stderr: "" };
+      const refused = await startRun(
+        spec("true", {
+          user: { job: "backup", name: "nobody" },
+          cwd: top,
+          onOutput: (stream, chunk) => shown[stream] += decode(chunk),
+        }),
+      ).done;
+      assertEquals(refused.exitCode, 126, refused.stderr);
+      assertEquals(shown, { stdout: "", stderr: refused.stderr });
+      assertEquals(
+        refused.stderr.startsWith("jobsmanager: job backup runs as 'nobody'"),
+        true,
+        refused.stderr,
+      );
+    } finally {
+      await Deno.remove(top, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
     "a command run as a user that prints the cannot-enter-its-cwd line and exits 126 gets no such note",
   ignore: !ROOT,
   fn: async () => {
@@ -1054,6 +1092,40 @@ Deno.test({
         assertEquals([expired.status, expired.note], [
           "error",
           `job backup runs as '${name}', whose account ${name} expired on 1970-01-01 (its shadow expiry date, as \`chage -l ${name}\` shows): as cron, jobsmanager runs no job of an expired account; renew it (chage -E -1 ${name}), or remove the job's user (jobsmanager job update backup --user '')`,
+        ]);
+        assertEquals([...Deno.readDirSync(dir)], [], "nothing ran");
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "a run as an account whose password's maximum age and inactive period ran out is an error saying why and the fix; merely past its maximum age it runs",
+  ignore: !ROOT,
+  fn: async () => {
+    await withTestAccount(async (name) => {
+      const dir = await Deno.makeTempDir();
+      try {
+        await Deno.chmod(dir, 0o777);
+        const touch = spec(`touch ${dir}/ran; id -un`, { user: { job: "backup", name } });
+        const chage = async (...args: string[]) => {
+          const out = await new Deno.Command("chage", { args: [...args, name] }).output();
+          assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+        };
+        // Past its maximum age, no inactive period: PAM asks for a new password, cron runs it.
+        await chage("-d", "2000-01-01", "-M", "30");
+        const aged = await startRun(touch).done;
+        assertEquals([aged.status, aged.stdout], ["success", `${name}\n`], aged.note ?? "");
+        await Deno.remove(`${dir}/ran`);
+        await chage("-I", "5");
+        const today = new Date().toISOString().slice(0, 10);
+        const expired = await startRun(touch).done;
+        assertEquals([expired.status, expired.note], [
+          "error",
+          `job backup runs as '${name}', whose password expired on 2000-01-31 and the inactive period of 5 days after it ran out (its shadow password aging, as \`chage -l ${name}\` shows): as cron, jobsmanager runs no job of an account PAM counts expired; change its password (chage -d ${today} ${name}, or passwd ${name}), end its inactive period (chage -I -1 ${name}), or remove the job's user (jobsmanager job update backup --user '')`,
         ]);
         assertEquals([...Deno.readDirSync(dir)], [], "nothing ran");
       } finally {

@@ -129,7 +129,8 @@ export class HeadTailCapture {
  * A capture whose stream may begin with `mark` (run_as.ts inCwd: bytes its
  * command does not know): those bytes are not kept nor counted, and
  * `marked` says they came. Bytes that may still be the mark's are held
- * back until known not to be.
+ * back until known not to be. `shown` is given the bytes kept, as they
+ * are: a run's live output (`job run --here`), which shows no mark.
  */
 export class MarkedCapture extends HeadTailCapture {
   private held = 0;
@@ -137,7 +138,11 @@ export class MarkedCapture extends HeadTailCapture {
   /** The stream began with the mark. */
   marked = false;
 
-  constructor(cap: number, private readonly mark: Uint8Array) {
+  constructor(
+    cap: number,
+    private readonly mark: Uint8Array,
+    private readonly shown?: (chunk: Uint8Array) => void,
+  ) {
     super(cap);
   }
 
@@ -146,7 +151,7 @@ export class MarkedCapture extends HeadTailCapture {
   }
 
   override push(chunk: Uint8Array): void {
-    if (this.settled) return super.push(chunk);
+    if (this.settled) return this.keep(chunk);
     let n = 0;
     while (n < chunk.length && this.held + n < this.mark.length) {
       if (chunk[n] !== this.mark[this.held + n]) return this.unmarked(chunk);
@@ -156,7 +161,7 @@ export class MarkedCapture extends HeadTailCapture {
     if (this.held < this.mark.length) return;
     this.settled = true;
     this.marked = true;
-    if (n < chunk.length) super.push(chunk.subarray(n));
+    if (n < chunk.length) this.keep(chunk.subarray(n));
   }
 
   override text(secrets: readonly string[] = []): string {
@@ -168,8 +173,13 @@ export class MarkedCapture extends HeadTailCapture {
   /** Not the mark: what was held back is output, then `chunk`. */
   private unmarked(chunk: Uint8Array): void {
     this.settled = true;
-    if (this.held > 0) super.push(this.mark.subarray(0, this.held));
+    if (this.held > 0) this.keep(this.mark.subarray(0, this.held));
+    if (chunk.length > 0) this.keep(chunk);
+  }
+
+  private keep(chunk: Uint8Array): void {
     super.push(chunk);
+    this.shown?.(chunk);
   }
 }
 

@@ -12,8 +12,9 @@
  * The account is looked up as runs need it (`getent passwd`, which asks
  * NSS: LDAP and sssd accounts too), with its expiry date (`getent
  * shadow`), and its answer kept for `KEEP_MS`: an account made or changed
- * after the job was written counts within that. An expired account runs
- * none of its jobs, as cron (PAM's account check) runs none; a locked
+ * after the job was written counts within that. An expired account (its
+ * expiry date, or its password's maximum age and inactive period passed)
+ * runs none of its jobs, as cron (PAM's account check) runs none; a locked
  * password (`!` in shadow) stops no job, as it stops none of cron's.
  */
 import { closeInheritedOnExec } from "./inheritance.ts";
@@ -31,6 +32,13 @@ export interface Account {
    * (LDAP or sssd without shadow, a service not run as root).
    */
   expiresOn?: number;
+  /**
+   * Its password's aging, as shadow gives it (days; -1 for an empty
+   * field): the last change (3rd field), the maximum age (5th) and the
+   * inactive period after it (7th). Absent where the maximum age or the
+   * inactive period is empty, with which PAM expires no account.
+   */
+  password?: { changedOn: number; maxDays: number; inactiveDays: number };
 }
 
 /** What a run with a user needs: the program and arguments in front of its shell, and its environment. */
@@ -112,6 +120,19 @@ export function runAsPlan(
         `${who}, whose account ${account.name} expired on ${on} (its shadow expiry date, as \`chage -l ${account.name}\` shows): as cron, jobsmanager runs no job of an expired account; renew it (chage -E -1 ${account.name}), or remove the job's user (jobsmanager job update ${jobId} --user '')`,
     };
   }
+  const today = Math.floor(now / DAY_MS);
+  if (account.password !== undefined && passwordInactiveExpired(account.password, today)) {
+    const { changedOn, maxDays, inactiveDays } = account.password;
+    const day = (days: number) => new Date(days * DAY_MS).toISOString().slice(0, 10);
+    const name = account.name;
+    return {
+      error: `${who}, whose password expired on ${
+        day(changedOn + maxDays)
+      } and the inactive period of ${inactiveDays} days after it ran out (its shadow password aging, as \`chage -l ${name}\` shows): as cron, jobsmanager runs no job of an account PAM counts expired; change its password (chage -d ${
+        day(today)
+      } ${name}, or passwd ${name}), end its inactive period (chage -I -1 ${name}), or remove the job's user (jobsmanager job update ${jobId} --user '')`,
+    };
+  }
   const env = { HOME: account.home, LOGNAME: account.name, USER: account.name };
   if (account.uid === service.uid) return { prefix: [], env, home: account.home };
   if (service.uid !== 0) {
@@ -143,6 +164,24 @@ export function runAsPlan(
     env,
     home: account.home,
   };
+}
+
+/**
+ * The account is expired on day `today` for its password's age: pam_unix's
+ * check_shadow_expiry, word for word (PAM_ACCT_EXPIRED). A last change of
+ * 0 (the password must be changed) and a password merely past its maximum
+ * age ask for a new password (PAM_NEW_AUTHTOK_REQD), which stops no job
+ * of cron's; a last change after today expires none.
+ */
+export function passwordInactiveExpired(
+  password: NonNullable<Account["password"]>,
+  today: number,
+): boolean {
+  const { changedOn, maxDays, inactiveDays } = password;
+  if (changedOn === 0 || today < changedOn) return false;
+  const age = today - changedOn;
+  return age > maxDays && age > inactiveDays && age > maxDays + inactiveDays &&
+    maxDays !== -1 && inactiveDays !== -1;
 }
 
 /** The `passwd` line's account; null for a line that is not one. */
@@ -263,46 +302,94 @@ export function lookupSlowNote(user: string, ms: number): string {
   } s (this host's name service: getent passwd and shadow)`;
 }
 
-/** As `lookUpAccount`, with getent run off this thread. */
-export async function lookUpAccountAsync(user: string): Promise<Account | null> {
-  const passwd = await getentAsync("passwd", user);
-  const account = passwd === null
-    ? accountInPasswd(user, await Deno.readTextFile("/etc/passwd"))
-    : accountOf(passwd);
-  if (account === null) return null;
-  const shadow = await getentAsync("shadow", account.name);
-  return withExpiry(
-    account,
-    shadow === null ? lineOf(account.name, await shadowFile()) : shadowLine(shadow),
-  );
+/**
+ * How long a shadow entry may take after the account's passwd entry came:
+ * it only ever refuses a run, so one not given by then counts as one that
+ * cannot be read (no expiry), and holds no run.
+ */
+export const SHADOW_WAIT_MS = 1000;
+
+/** `getent DATABASE KEY`, killed when `signal` aborts; null where getent is not installed. */
+export type Getent = (
+  database: "passwd" | "shadow",
+  key: string,
+  signal?: AbortSignal,
+) => Promise<Deno.CommandOutput | null>;
+
+/**
+ * As `lookUpAccount`, with getent run off this thread. A name's shadow
+ * entry is asked with its passwd entry, a uid's once passwd named it; it
+ * is waited for `shadowWaitMs` after passwd answered at most: a name
+ * service that answers passwd and not shadow refuses no run, and one that
+ * takes a while answers both in the time of one.
+ */
+export async function lookUpAccountAsync(
+  user: string,
+  run: Getent = getentAsync,
+  shadowWaitMs = SHADOW_WAIT_MS,
+): Promise<Account | null> {
+  const stop = new AbortController();
+  try {
+    const byName = /^[0-9]+$/.test(user) ? null : shadowOf(user, run, stop.signal);
+    const passwd = await run("passwd", user);
+    const account = passwd === null
+      ? accountInPasswd(user, await Deno.readTextFile("/etc/passwd"))
+      : accountOf(passwd);
+    if (account === null) return null;
+    const shadow = byName ?? shadowOf(account.name, run, stop.signal);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<null>((resolve) =>
+      timer = setTimeout(() => resolve(null), shadowWaitMs)
+    );
+    try {
+      return withExpiry(account, await Promise.race([shadow, late]));
+    } finally {
+      clearTimeout(timer);
+    }
+  } finally {
+    stop.abort();
+  }
+}
+
+/**
+ * `name`'s shadow line, by getent, or /etc/shadow where getent is not
+ * installed; null for none, and for any failure: an entry that cannot be
+ * read refuses no run.
+ */
+async function shadowOf(name: string, run: Getent, signal: AbortSignal): Promise<string | null> {
+  try {
+    const out = await run("shadow", name, signal);
+    return out === null ? lineOf(name, await shadowFile()) : shadowLine(out);
+  } catch {
+    return null;
+  }
 }
 
 /**
  * `user`'s account on this host (a name, or a uid), as NSS knows it, with
  * its expiry; null when there is none. Where getent is missing, from
- * /etc/passwd and /etc/shadow.
+ * /etc/passwd. Holding this thread: the expiry is read from /etc/shadow
+ * alone, which no name service holds (an LDAP shadow is not seen here;
+ * the services and `job run --here` look up with `lookUpAccountAsync`).
  */
 export function lookUpAccount(user: string): Account | null {
-  const passwd = getentSync("passwd", user);
+  const passwd = getentSync(user);
   const account = passwd === null
     ? accountInPasswd(user, Deno.readTextFileSync("/etc/passwd"))
     : accountOf(passwd);
   if (account === null) return null;
-  const shadow = getentSync("shadow", account.name);
-  return withExpiry(
-    account,
-    shadow === null ? lineOf(account.name, shadowFileSync()) : shadowLine(shadow),
-  );
+  return withExpiry(account, lineOf(account.name, shadowFileSync()));
 }
 
 /** `getent DATABASE KEY`'s output; null where getent is not installed. */
 async function getentAsync(
   database: "passwd" | "shadow",
   key: string,
+  signal?: AbortSignal,
 ): Promise<Deno.CommandOutput | null> {
   for (const path of GETENT) {
     try {
-      return await getent(path, database, key).output();
+      return await getent(path, database, key, signal).output();
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
@@ -310,11 +397,11 @@ async function getentAsync(
   return null;
 }
 
-/** As `getentAsync`, holding this thread. */
-function getentSync(database: "passwd" | "shadow", key: string): Deno.CommandOutput | null {
+/** `getent passwd KEY`'s output, holding this thread; null where getent is not installed. */
+function getentSync(key: string): Deno.CommandOutput | null {
   for (const path of GETENT) {
     try {
-      return getent(path, database, key).outputSync();
+      return getent(path, "passwd", key).outputSync();
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
@@ -323,11 +410,17 @@ function getentSync(database: "passwd" | "shadow", key: string): Deno.CommandOut
 }
 
 /** `getent DATABASE KEY` at `path`. */
-function getent(path: string, database: "passwd" | "shadow", key: string): Deno.Command {
+function getent(
+  path: string,
+  database: "passwd" | "shadow",
+  key: string,
+  signal?: AbortSignal,
+): Deno.Command {
   // As for a run's own Deno.Command spawn: no descriptor this process inherited reaches getent.
   closeInheritedOnExec();
   return new Deno.Command(path, {
     args: [database, key],
+    signal,
     stdin: "null",
     stdout: "piped",
     stderr: "null",
@@ -369,13 +462,26 @@ function lineOf(name: string, file: string): string | null {
 
 /**
  * `account` with the expiry its `shadow` line gives (its 8th field, days
- * since 1970-01-01; empty or -1: none). The password (2nd field) is not
- * read: a locked one (`!`) stops no job, as it stops none of cron's.
+ * since 1970-01-01; empty or -1: none), and its password's aging where it
+ * has a maximum age and an inactive period. The password (2nd field) is
+ * not read: a locked one (`!`) stops no job, as it stops none of cron's.
  */
 export function withExpiry(account: Account, shadow: string | null): Account {
-  const expiry = shadow?.split(":")[7];
-  if (expiry === undefined || !/^[0-9]+$/.test(expiry)) return account;
-  return { ...account, expiresOn: Number(expiry) };
+  if (shadow === null) return account;
+  const f = shadow.split(":");
+  // As getspnam reads a field: empty is -1.
+  const days = (field: string | undefined) =>
+    field === undefined || field === "" ? -1 : /^-?[0-9]+$/.test(field) ? Number(field) : null;
+  const expiry = days(f[7]);
+  const [changedOn, maxDays, inactiveDays] = [days(f[2]), days(f[4]), days(f[6])];
+  return {
+    ...account,
+    ...(expiry !== null && expiry >= 0 ? { expiresOn: expiry } : {}),
+    ...(changedOn !== null && maxDays !== null && maxDays !== -1 && inactiveDays !== null &&
+        inactiveDays !== -1
+      ? { password: { changedOn, maxDays, inactiveDays } }
+      : {}),
+  };
 }
 
 /**
@@ -448,7 +554,10 @@ export function cwdRefusedNote(jobId: string, user: string, cwd: string): string
  * stderr, right after `mark` (`refusalMark`): stderr's first bytes,
  * which are not kept (capture.ts MarkedCapture), and which no command is
  * given. So the note is told whatever the output cap, and a command that
- * prints the same line and exits 126 is not taken for it.
+ * prints the same line and exits 126 is not taken for it. The mark is in
+ * the shell's command line, which /proc shows its own user: a command
+ * that reads it there (/proc/$$/cmdline in its text) can fake its own
+ * run's note, and no other's, each shell having its own mark.
  */
 export function inCwd(
   jobId: string,
@@ -465,7 +574,7 @@ export function inCwd(
   } 2>/dev/null || { printf '%s\\n' ${refused} >&2; exit ${CWD_REFUSED_EXIT}; }; ${command}`;
 }
 
-/** A new mark for `inCwd`, one per shell: random, and in no command's environment. */
+/** A new mark for `inCwd`, one per shell: random, and in no command's environment (in its shell's command line). */
 export function refusalMark(): string {
   return `jobsmanager-${crypto.randomUUID()}:`;
 }

@@ -788,9 +788,18 @@ function watchRun(
     seen: new Map<number, RunProcess>(),
   };
   const stdout = new HeadTailCapture(spec.outputCap);
-  const stderr = mark === null
-    ? new HeadTailCapture(spec.outputCap)
-    : new MarkedCapture(spec.outputCap, new TextEncoder().encode(mark));
+  const live = spec.onOutput;
+  const stderr = mark === null ? new HeadTailCapture(spec.outputCap) : new MarkedCapture(
+    spec.outputCap,
+    new TextEncoder().encode(mark),
+    live && ((chunk) => live("stderr", chunk)),
+  );
+  // A marked stderr is shown as its capture keeps it, without the mark.
+  const onOutput = live === undefined || mark === null
+    ? live
+    : (stream: "stdout" | "stderr", chunk: Uint8Array) => {
+      if (stream === "stdout") live(stream, chunk);
+    };
   let endedBy: "timeout" | "interrupted" | null = null;
   let interruptedWhy = "the service was shutting down";
   let killTimer: ReturnType<typeof setTimeout> | undefined;
@@ -880,7 +889,7 @@ function watchRun(
   const done = (async (): Promise<RunResult> => {
     const stopReading = new AbortController();
     let drained = false;
-    const output = child.readOutput(stdout, stderr, stopReading.signal, spec.onOutput)
+    const output = child.readOutput(stdout, stderr, stopReading.signal, onOutput)
       .then(() => drained = true);
     const status = await child.status;
     exited = true;
