@@ -392,6 +392,8 @@ export class DaemonHarness implements AsyncDisposable {
     );
     if (options.wait !== false) {
       await this.until(() => this.line(/^loaded \d+ enabled jobs/), "the daemon to load its jobs");
+      // Its cluster loop's first look follows at once: till then, an outage is held whatever the policy.
+      await this.until(() => daemon.settled, "the node to look at the others twice");
     }
     return daemon;
   }

@@ -142,6 +142,38 @@ async function stalledClaims(
 }
 
 for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: auto holds an outage till the node has looked at the others twice: one that started with it may have written its row after the first look`, async () => {
+    const db = await freshDatabase(backend);
+    const second = Promise.withResolvers<void>();
+    let loading = false;
+    await using h = await DaemonHarness.create(db, {
+      store: storeWith(db, {
+        // Asked as the jobs are loaded, after the node's row and its first look.
+        activeRunsElsewhere: (store) => (...args) => {
+          loading = true;
+          return store.activeRunsElsewhere(...args);
+        },
+        nodesAndNow: (store) => async () => {
+          if (loading) await second.promise;
+          return await store.nodesAndNow();
+        },
+      }),
+    });
+    await h.job("tick", { schedule: { second: "*" } });
+    const daemon = await h.start({ wait: false });
+    await h.until(() => h.line(/^loaded \d+ enabled jobs/), "the daemon to load its jobs");
+    assertEquals(
+      [daemon.settled, daemon.vitals.holdingReason],
+      [
+        false,
+        "cluster.on_database_outage is auto and this node has not looked at the others twice since it started: one that started with it may not be seen yet",
+      ],
+    );
+    second.resolve();
+    await h.until(() => daemon.settled, "the node's second look");
+    assertEquals(daemon.vitals.holdingReason, null, "alone, it fires through an outage");
+  });
+
   Deno.test(`daemon[${backend}]: a claim the database does not answer gives up in time for its fire's grace`, async () => {
     const { h: harness, release } = await stalledClaims(backend);
     await using h = harness;

@@ -340,5 +340,23 @@ mysqlTest("cluster: a database outage with two nodes: no fire runs twice", async
   } finally {
     await stopAll(services);
   }
-  assertEquals((await fired(file)).twice, [], "fires whose command ran more than once");
+  const { twice } = await fired(file);
+  assertEquals(twice, [], await twiceDetail(db, twice, services));
 });
+
+/** What the rows and the services' logs say of `twice` ("JOB ISO" lines), for a failure's message. */
+async function twiceDetail(db: TestDatabase, twice: string[], services: Serve[]): Promise<string> {
+  const parts = ["fires whose command ran more than once"];
+  for (const line of twice) {
+    const [job, at] = line.split(" ");
+    const rows = await sql(
+      db,
+      `SELECT id, node_id, status, \`trigger\`, started_at, finished_at, note FROM jm_runs WHERE job_id = '${job}' AND scheduled_at = ${
+        Date.parse(at)
+      }`,
+    );
+    parts.push(`${line}: ${JSON.stringify(rows)}`);
+  }
+  for (const [i, s] of services.entries()) parts.push(`service ${i + 1}:\n${s.stderr}`);
+  return parts.join("\n");
+}

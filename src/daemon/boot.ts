@@ -105,6 +105,8 @@ export interface Daemon {
   /** The jm_syslog sink for the logging setup; it writes once `run()` has migrated the schema. */
   readonly logSink: Sink;
   /** This service's node id once `run()` has registered it; null before. */
+  /** Whether it has looked at the other nodes twice since it started (see Cluster.settled). */
+  readonly settled: boolean;
   readonly nodeId: string | null;
   /** What the heartbeat reports. */
   readonly state: ServiceState;
@@ -357,6 +359,14 @@ class BootedDaemon implements Daemon {
   /** This service's node id, once registered: every log line names it. */
   get nodeId(): string | null {
     return this.cluster.nodeId || null;
+  }
+
+  /**
+   * Whether the node has looked at the other nodes twice since it started:
+   * till then `cluster.on_database_outage` auto holds (Cluster.holds).
+   */
+  get settled(): boolean {
+    return this.cluster.settled;
   }
 
   get logSink(): Sink {

@@ -152,6 +152,12 @@ export class Cluster {
   private leaving: string[] = [];
   /** Other nodes as last seen that may fire again on their own: all but those stopped cleanly. */
   private mayReturn: string[] = [];
+  /**
+   * Looks at the other nodes since this node's row was written: a node
+   * that wrote its row after the first look is seen by the second (it saw
+   * this one, and holds), so only from then on may `auto` fire through.
+   */
+  private sweeps = 0;
   private jobs: string[] = [];
   /** Whether this node schedules a job (see `setJobs`). */
   private scheduled: (jobId: string) => boolean = () => false;
@@ -459,7 +465,13 @@ export class Cluster {
    */
   get holds(): boolean {
     const policy = this.o.outagePolicy;
-    return policy === "hold" || (policy === "auto" && this.mayReturn.length > 0);
+    return policy === "hold" ||
+      (policy === "auto" && (this.mayReturn.length > 0 || !this.settled));
+  }
+
+  /** Whether this node has looked at the others twice since its row was written (see `sweeps`). */
+  get settled(): boolean {
+    return this.sweeps >= 2;
   }
 
   /** Why this node holds its fires while the database is away; null when it fires them anyway. */
@@ -467,9 +479,11 @@ export class Cluster {
     if (!this.holds) return null;
     return this.o.outagePolicy === "hold"
       ? "cluster.on_database_outage is hold"
-      : `cluster.on_database_outage is auto and other nodes may fire them: ${
+      : this.mayReturn.length > 0
+      ? `cluster.on_database_outage is auto and other nodes may fire them: ${
         this.mayReturn.join(", ")
-      }`;
+      }`
+      : "cluster.on_database_outage is auto and this node has not looked at the others twice since it started: one that started with it may not be seen yet";
   }
 
   start(): void {
@@ -860,6 +874,7 @@ export class Cluster {
       databaseNow,
     );
     this.mayReturn = mayReturn.sort();
+    if (this.id !== "") this.sweeps++;
     const writersBefore = this.writers.join("\n");
     this.leaving = [...leaving].sort();
     const before = this.live;
