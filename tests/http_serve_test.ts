@@ -84,7 +84,7 @@ for (const backend of BACKENDS) {
       }[];
       const runs = families.find((f) => f.name === "jobsmanager_runs_total");
       return runs?.metrics.find((m) => m.labels.job === "tick" && m.labels.status === "success");
-    }, { timeoutMs: 10_000, what: "/metrics to count tick's run" });
+    }, { timeoutMs: 30_000, what: "/metrics to count tick's run" });
     assert(Number(counted.value) >= 1);
 
     const status = (await call("GET", "/api/v1/status")).body as { services: { state: string }[] };
