@@ -466,8 +466,17 @@ for (const backend of BACKENDS) {
     await c.load(1);
     const from = c.now() + SETTLED_MS;
     await step(c, from, 1);
-    const run = (await c.runs("slow")).find((r) => r.status === "running")!;
-    const victim = run.node_id!;
+    // The run its owner started: a row claimed running may yet be recorded missed at its start
+    // (later than its grace on a busy machine), and a later fire's be the one that runs.
+    const victim = assignJobs(["slow"], ["n1", "n2"]).get("slow")!;
+    const started = await c.until(
+      () => c.node(victim).runner.of("slow").find((r) => r.running),
+      `the owner ${victim} to run slow`,
+    );
+    const run = await c.until(
+      async () => (await c.runs("slow")).find((r) => r.id === started.runId),
+      `the row of run ${started.runId}`,
+    );
     const beatOf = async () =>
       (await c.store.nodesAndNow()).nodes.find((n) => n.id === victim)!.heartbeat_at;
     // A heartbeat (every 60 s here) while the run runs: the one this step brings, not one from
@@ -669,6 +678,15 @@ for (const backend of BACKENDS) {
     );
     // Leaving, it fires nothing: the live node owns every job.
     assertEquals([row.stopped_at, row.jobs_owned], [null, 0]);
+    // The fires it left waiting behind its run are recorded interrupted before the other node
+    // decides a fire: written after, they would be counted in its note and gone from `held`.
+    await c.until(
+      async () =>
+        (await c.runs("slow")).every((r) =>
+          r.node_id !== leaving.nodeId || r.id === long.runId || r.finished_at !== null
+        ),
+      `the fires ${leaving.nodeId} left waiting to be recorded`,
+    );
     // The other takes the job within a few seconds, not once the run ends: it skips fires for that run.
     let at = from;
     const skipped = await c.until(async () => {
