@@ -172,8 +172,15 @@ mysqlTest(
       onTokens: () => {},
     });
     try {
-      const before = await scrape(server);
-      assertEquals(value(before, "jobsmanager_nodes_known"), 1);
+      // Read within NODES_READ_MS (1 s): the first scrape opens the pool, longer when busy.
+      await until(
+        async () => value(await scrape(server), "jobsmanager_nodes_known") === 1,
+        "jobsmanager_nodes_known 1 before the outage",
+        async () =>
+          JSON.stringify(
+            (await scrape(server)).filter((f) => f.name.startsWith("jobsmanager_nodes")),
+          ),
+      );
       proxy.blackhole();
       for (const n of [1, 2]) {
         const asked = Date.now();
