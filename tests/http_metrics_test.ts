@@ -62,7 +62,18 @@ for (const backend of BACKENDS) {
       onTokens: () => {},
     });
     try {
-      const before = await scrape(server);
+      // Read within NODES_READ_MS (1 s): the first scrape opens the pool, longer when busy.
+      const before = await until(
+        async () => {
+          const now = await scrape(server);
+          return value(now, "jobsmanager_nodes_known") === 1 ? now : null;
+        },
+        "jobsmanager_nodes_known 1",
+        async () =>
+          JSON.stringify(
+            (await scrape(server)).filter((f) => f.name.startsWith("jobsmanager_nodes")),
+          ),
+      );
       assertEquals(value(before, "jobsmanager_jobs_loaded"), 1);
       assertEquals(value(before, "jobsmanager_runs_total", { job: "tick" }), null);
       assertEquals(value(before, "jobsmanager_database_up"), 1);
