@@ -35,7 +35,7 @@ function printed(f: CliProcess): string[] {
 
 async function printedAll(f: CliProcess, messages: string[], what: string): Promise<void> {
   await waitFor(() => messages.every((m) => printed(f).includes(m)), {
-    timeoutMs: 10_000,
+    timeoutMs: 30_000,
     what,
     detail: () => `stdout:\n${f.stdout}\nstderr:\n${f.stderr}`,
   });
@@ -128,7 +128,7 @@ mysqlTest(
     proxy.blackhole();
     // A read is under way, and gets no answer.
     await waitFor(() => proxy.heldChunks > 0, {
-      timeoutMs: 10_000,
+      timeoutMs: 30_000,
       what: "a read held by the partition",
       detail: () => `stderr:\n${f.stderr}`,
     });

@@ -303,7 +303,7 @@ for (const backend of BACKENDS) {
       run.signal(signal);
       await run.exit(20_000);
       await waitFor(() => livePidsMatching(sleep).length === 0 || null, {
-        timeoutMs: 10_000,
+        timeoutMs: 30_000,
         what: `the command's ${sleep} to end`,
         detail: () => livePidsMatching(sleep),
       });

@@ -84,7 +84,7 @@ for (const backend of BACKENDS) {
       }[];
       const runs = families.find((f) => f.name === "jobsmanager_runs_total");
       return runs?.metrics.find((m) => m.labels.job === "tick" && m.labels.status === "success");
-    }, { timeoutMs: 10_000, what: "/metrics to count tick's run" });
+    }, { timeoutMs: 30_000, what: "/metrics to count tick's run" });
     assert(Number(counted.value) >= 1);
 
     const status = (await call("GET", "/api/v1/status")).body as { services: { state: string }[] };
@@ -145,6 +145,13 @@ Deno.test({
 Deno.test("serve: HTTP clients cannot take the descriptors runs need: those over http.max_connections are refused, and said so", async () => {
   await using db = await freshDatabase("sqlite");
   await using served = await serveWithHttp(db, { max_connections: 8 }, { JM_HTTP_TOKEN: ADMIN });
+  // Its HTTP side listens before the service has made the new database's tables: ready first
+  // (a busy machine answered the job's POST with 500 "no such table: jm_jobs").
+  await waitFor(async () => {
+    const res = await fetch(`${served.url}/readyz`);
+    await res.body?.cancel();
+    return res.status === 200;
+  }, { timeoutMs: 30_000, what: "/readyz to say ready", detail: () => served.serve.stderr });
   // Few descriptors, as under a low LimitNOFILE: more idle clients than it leaves room for.
   const limit = await new Deno.Command("prlimit", {
     args: ["--pid", String(served.serve.pid), "--nofile=128:128"],

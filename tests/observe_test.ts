@@ -139,7 +139,7 @@ for (const backend of BACKENDS) {
       const timedOut = (r: SyslogRow) =>
         r.level === "warning" && r.logger_name === "jobsmanager.runner" && r.context.job === "slow";
       await waitFor(async () => (await syslog(db)).some(timedOut), {
-        timeoutMs: 8000,
+        timeoutMs: 30_000,
         what: "the warning about slow's timeout in jm_syslog",
         detail: async () => JSON.stringify(await syslog(db)),
       });
@@ -233,13 +233,13 @@ for (const backend of BACKENDS) {
         cwd: db.dir,
       });
       await waitFor(() => follow.stdout.includes("\n") || !follow.running, {
-        timeoutMs: 10_000,
+        timeoutMs: 30_000,
         what: "logs --follow to print the newest line",
       });
       const marker = `written after follow started ${crypto.randomUUID()}`;
       await insertLog(db, Date.now(), marker);
       await waitFor(() => follow.stdout.includes(marker) || !follow.running, {
-        timeoutMs: 10_000,
+        timeoutMs: 30_000,
         what: "logs --follow to print the new line",
         detail: () => `stdout:\n${follow.stdout}\nstderr:\n${follow.stderr}`,
       });
@@ -267,7 +267,7 @@ for (const backend of BACKENDS) {
     const live = await waitFor(async () => {
       const result = await cli(["--database", db.url, "status"], { cwd: db.dir });
       return result.code === 0 ? result : undefined;
-    }, { timeoutMs: 10_000, what: "status to exit 0", detail: () => serve.stderr });
+    }, { timeoutMs: 30_000, what: "status to exit 0", detail: () => serve.stderr });
     assertMatch(live.stdout, /\blive\b/);
     assertStringIncludes(live.stdout, String(serve.pid));
     assertStringIncludes(live.stdout, "yearly");
@@ -345,7 +345,7 @@ for (const backend of BACKENDS) {
     const pruned = await waitFor(async () => {
       const lines = (await syslog(db)).filter((r) => r.logger_name === "jobsmanager.housekeeping");
       return lines.length === 2 ? lines : undefined;
-    }, { timeoutMs: 10_000, what: "the pruning lines in jm_syslog" });
+    }, { timeoutMs: 30_000, what: "the pruning lines in jm_syslog" });
     assertEquals(
       pruned.map((r) => [r.context.table, r.context.count]),
       [["jm_syslog", OLD_LOGS], ["jm_runs", 3]],

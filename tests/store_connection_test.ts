@@ -119,7 +119,7 @@ onEveryBackend("close", "releases the database's files and connections", async (
   assert((await held(db)).length > 0, "the open store holds the database");
   await store.close();
   // A server ends a connection's thread after the client hung up.
-  const deadline = Date.now() + 5000;
+  const deadline = Date.now() + 15_000;
   let still = await held(db);
   while (still.length > 0 && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 20));
