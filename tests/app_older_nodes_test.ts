@@ -9,6 +9,7 @@ import { addJob, setEnabled, updateJob } from "../src/app/jobs.ts";
 import { applyJobsFile } from "../src/app/jobs_file.ts";
 import type { Candidate } from "../src/app/import/plan.ts";
 import { guardUsers } from "../src/app/older_nodes.ts";
+import { requestRun } from "../src/app/runs.ts";
 import { CLI_NAMES } from "../src/cli/input_names.ts";
 import { buildJob, type JobOptions } from "../src/domain/job.ts";
 import { ConflictError } from "../src/errors.ts";
@@ -20,9 +21,9 @@ const T0 = Date.UTC(2026, 0, 1);
 const HOURLY: JobOptions = { command: "echo hi", schedule: { minute: "5" }, timezone: "UTC" };
 
 /** The refusal while node old-1 is live, for `what` (whose jobs would run as whom). */
-function refusal(what: string): RegExp {
+function refusal(what: string, undone = "nothing written"): RegExp {
   return new RegExp(
-    `^${what}, but node old-1 \\(host web-1, pid 4242, last heartbeat \\d+ s ago\\) runs an older release of jobsmanager \\(its row in jm_nodes names no schema_version\\), which ignores a job's user and runs the job as its own user, root typically; nothing written\\. Upgrade or stop that service, then try again$`,
+    `^${what}, but node old-1 \\(host web-1, pid 4242, last heartbeat \\d+ s ago\\) runs an older release of jobsmanager \\(its row in jm_nodes names no schema_version\\), which ignores a job's user and runs the job as its own user, root typically; ${undone}\\. Upgrade or stop that service, then try again$`,
   );
 }
 
@@ -110,6 +111,28 @@ for (const backend of BACKENDS) {
     );
     assertEquals(await store.listJobs(), []);
   });
+
+  test(
+    "a run asked by hand of a job that has a user is refused while an older node is live (it may take it)",
+    async (store, db) => {
+      await add(store, "rotate", { user: "nobody", enabled: false });
+      await add(store, "plain");
+      await writeOlderNode(db, "old-1");
+      const ask = (id: string) =>
+        requestRun(store, id, {
+          force: false,
+          queue: true,
+          now: Date.now(),
+          heartbeatMs: 5000,
+          names: CLI_NAMES,
+        });
+      const error = await assertRejects(() => ask("rotate"), ConflictError);
+      assertMatch(error.message, refusal("job 'rotate' would run as 'nobody'", "nothing queued"));
+      assertEquals(await store.listRuns({ job_id: "rotate", limit: 10 }), []);
+      // A job without a user runs as the service, on any node.
+      assertEquals((await ask("plain")).status, "queued");
+    },
+  );
 
   test(
     "an older node stopped, declared dead or silent, and a node of this release, refuse nothing",

@@ -276,7 +276,7 @@ for (const backend of BACKENDS) {
 }
 
 for (const backend of BACKENDS) {
-  Deno.test(`daemon[${backend}]: a live node of an older release is said as an error once enabled jobs have a user, once, and again when it comes back`, async () => {
+  Deno.test(`daemon[${backend}]: a live node of an older release is said as an error once enabled jobs have a user, once, again when another job has one, and again when it comes back`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend));
     await h.job("plain", { schedule: { hour: "4" } });
     await h.job("idle", { schedule: { hour: "4" }, user: "bob", enabled: false });
@@ -289,8 +289,11 @@ for (const backend of BACKENDS) {
         return await probe();
       }, what);
     await turn(() => h.line(/^2 live nodes: old-1, test-node$/), "the older node seen live");
-    const said =
-      /^node old-1 \(host web-1, pid 4242, last heartbeat \d+ s ago\) runs an older release of jobsmanager \(its row in jm_nodes names no schema_version\), which ignores a job's user: the enabled jobs with a user \(2: rotate, sync\) run there as that service's own user, root typically, when they fall to it; upgrade or stop that service$/;
+    const saidOf = (jobs: string) =>
+      new RegExp(
+        `^node old-1 \\(host web-1, pid 4242, last heartbeat \\d+ s ago\\) runs an older release of jobsmanager \\(its row in jm_nodes names no schema_version\\), which ignores a job's user: the enabled jobs with a user \\(${jobs}\\) run there as that service's own user, root typically, when they fall to it; upgrade or stop that service$`,
+      );
+    const said = saidOf("2: rotate, sync");
     assertEquals(h.count(/older release/), 0, "no enabled job has a user yet");
     // One marker: one reload loads both.
     await h.store.changeJobs(() => ({
@@ -319,6 +322,10 @@ for (const backend of BACKENDS) {
       await turn(async () => await ownBeat() > before, `a heartbeat after T0+${before - T0}`);
     }
     assertEquals(h.count(said), 1);
+    // A job enabled since (or given a user) is at risk anew: said again, naming it.
+    await h.store.changeJob("idle", (job) => ({ ...job!, enabled: true }));
+    const saidAll = saidOf("3: idle, rotate, sync");
+    await turn(() => h.line(saidAll), "the older node said again, with the job enabled since");
     // Silent past its intervals (paused, cut off from the database), then beating again.
     await h.sql(
       "UPDATE jm_nodes SET db_heartbeat_at = db_heartbeat_at - 3600000 WHERE id = 'old-1'",
@@ -326,6 +333,6 @@ for (const backend of BACKENDS) {
     await turn(() => h.line(/^1 live nodes: test-node$/), "the older node seen silent");
     await h.sql("DELETE FROM jm_nodes WHERE id = 'old-1'");
     await writeOlderNode(h.db, "old-1");
-    await turn(() => h.count(said) === 2, "the older node said again once back");
+    await turn(() => h.count(saidAll) === 2, "the older node said again once back");
   });
 }

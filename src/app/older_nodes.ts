@@ -49,10 +49,11 @@ function givesUser(before: Job | null, after: Job | null): boolean {
   return after.enabled && !before.enabled;
 }
 
-/** The refusal of `jobs`, each newly given its user, while `older` nodes are live. */
+/** The refusal of `jobs`, each newly given its user, while `older` nodes are live; `undone`: what was not done. */
 function olderNodesError(
   jobs: Job[],
   older: { node: Node; heartbeatAgeMs: number }[],
+  undone = "nothing written",
 ): ConflictError {
   const one = older.length === 1;
   const named = jobs.slice(0, NAMED_JOBS).map((j) => `'${j.id}' as '${j.user}'`);
@@ -68,10 +69,25 @@ function olderNodesError(
   return new ConflictError(
     `${what}, but node${one ? "" : "s"} ${nodes} ${
       one ? "runs" : "run"
-    } an older release of jobsmanager (its row in jm_nodes names no schema_version), which ignores a job's user and runs the job as its own user, root typically; nothing written. Upgrade or stop ${
+    } an older release of jobsmanager (its row in jm_nodes names no schema_version), which ignores a job's user and runs the job as its own user, root typically; ${undone}. Upgrade or stop ${
       one ? "that service" : "those services"
     }, then try again`,
   );
+}
+
+/**
+ * Refuse (ConflictError, nothing queued) a run of `job` asked for by hand
+ * while a node of an older release is live, when the job has a user: any
+ * node takes such a request, the older one as its own user.
+ */
+export async function guardRunAsUser(
+  nodes: NodeStore,
+  job: Job,
+  liveness: Liveness,
+): Promise<void> {
+  if (job.user === null) return;
+  const older = await olderLiveNodes(nodes, liveness);
+  if (older.length > 0) throw olderNodesError([job], older, "nothing queued");
 }
 
 /**

@@ -11,6 +11,7 @@ import { HERE_NOTE, hereHost, holderOf } from "../domain/here_run.ts";
 import type { JobStore, NodeStore, RunStore } from "../store/store.ts";
 import { jobNotFound } from "./jobs.ts";
 import { liveServices } from "./status.ts";
+import { guardRunAsUser } from "./older_nodes.ts";
 import type { InputNames } from "./input_names.ts";
 
 /** What `runs show` says of a forced run; the service reads `forced`, not this. */
@@ -43,6 +44,7 @@ export async function requestRun(
   if (problem !== null) {
     throw new RuntimeError(`job '${id}' is invalid, so it cannot run: ${problem}`);
   }
+  await guardRunAsUser(stores, job, options);
   if (!options.queue && (await liveServices(stores, options)).length === 0) {
     const here = options.names.runHere(id);
     throw new RuntimeError(

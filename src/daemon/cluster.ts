@@ -199,8 +199,8 @@ export class Cluster {
   private fencedSeen = "";
   /** The different zones of the live nodes last warned of (see `warnOfZones`); "" when one. */
   private zonesSeen = "";
-  /** Live nodes of an older release this node has warned of (see `warnOfOlder`). */
-  private readonly olderSaid = new Set<string>();
+  /** Live nodes of an older release this node has warned of, and the jobs it named (see `warnOfOlder`). */
+  private readonly olderSaid = new Map<string, Set<string>>();
   /**
    * The grace each silent node was given, once for its silence (the
    * heartbeat it last wrote): a later return of this node, or a slow sweep,
@@ -712,17 +712,18 @@ export class Cluster {
    * but jobs given one before it was seen, or in SQL, have it.
    */
   private warnOfOlder(older: Node[], databaseNow: number): void {
-    for (const id of this.olderSaid) {
+    for (const id of this.olderSaid.keys()) {
       if (!older.some((n) => n.id === id)) this.olderSaid.delete(id);
     }
-    const unsaid = older.filter((n) => !this.olderSaid.has(n.id));
-    if (unsaid.length === 0) return;
+    if (older.length === 0) return;
     const withUser = this.o.jobsWithUser?.() ?? [];
-    if (withUser.length === 0) return;
+    // Said again when a job gained a user (or was enabled) since: it is at risk anew.
+    const unsaid = older.filter((n) => withUser.some((id) => !this.olderSaid.get(n.id)?.has(id)));
+    if (unsaid.length === 0) return;
     const shown = withUser.slice(0, OLDER_NAMED_JOBS).join(", ") +
       (withUser.length > OLDER_NAMED_JOBS ? `, … ${withUser.length - OLDER_NAMED_JOBS} more` : "");
     for (const node of unsaid) {
-      this.olderSaid.add(node.id);
+      this.olderSaid.set(node.id, new Set(withUser));
       const { age } = heartbeatAge(node, databaseNow, this.o.heartbeatMs, databaseNow);
       clusterLog.error(
         "node {peer} (host {host}, pid {pid}, last heartbeat {seconds} s ago) runs an older release of jobsmanager (its row in jm_nodes names no schema_version), which ignores a job's user: the enabled jobs with a user ({count}: {jobs}) run there as that service's own user, root typically, when they fall to it; upgrade or stop that service",

@@ -707,7 +707,9 @@ export const OPENAPI = {
           "202": json(ref("Run"), "the queued run"),
           ...WRITE,
           ...NOT_FOUND,
-          "409": error("no live service would take it (send queue: true to leave it for one)"),
+          "409": error(
+            `no live service would take it (send queue: true to leave it for one); or the job has a user and ${OLDER_NODE}`,
+          ),
         },
       },
     },
