@@ -72,7 +72,7 @@ for (const backend of BACKENDS) {
     assertEquals(status.stdout.match(/its clock is/g)?.length, 2, status.stdout);
     assertMatch(
       status.stdout,
-      /^node old: runs an older release of jobsmanager \(its row names no schema_version\), which runs a job that has a user as its own user, root typically; no job is given a user while it is live: upgrade or stop it$/m,
+      /^node old: runs an older release of jobsmanager \(its row names no schema_version\), which runs a job that has a user as its own user, root typically \(jobs given one before still are; no job is given one while it is live\): upgrade or stop it$/m,
     );
     assertEquals(status.stdout.match(/an older release/g)?.length, 1, status.stdout);
     // Stale by each node's own interval, not by this command's configuration (5 s by default).

@@ -109,7 +109,7 @@ function servicesText(report: Status, now: number, heartbeatMs: number): string 
     ...live.filter(ofOlderSchema).map((n) =>
       `node ${
         printableLine(n.id)
-      }: runs an older release of jobsmanager (its row names no schema_version), which runs a job that has a user as its own user, root typically; no job is given a user while it is live: upgrade or stop it`
+      }: runs an older release of jobsmanager (its row names no schema_version), which runs a job that has a user as its own user, root typically (jobs given one before still are; no job is given one while it is live): upgrade or stop it`
     ),
   ].join("\n");
 }
