@@ -260,8 +260,9 @@ const cycle = async () => {
   pool.close();
   while (pool.running > 0 && Date.now() < until) await turn();
 };
-await cycle();
-// Still open then: what the first thread had open as it ended, many more than one thread leaks.
+// A few first: the runtime opens some descriptors of its own for good on a thread's first uses.
+for (let i = 0; i < 5; i++) await cycle();
+// Still open then: what the fifth thread had open as it ended, many more than one thread leaks.
 const before = fds();
 for (let i = 0; i < 20; i++) await cycle();
 while (fds() > before && Date.now() < until) await turn();
@@ -276,7 +277,7 @@ console.log(JSON.stringify({ before, after: fds() }));`;
   const { before, after } = JSON.parse(text);
   assert(
     after <= before,
-    `descriptors open: ${before} after the first thread, ${after} after twenty more`,
+    `descriptors open: ${before} after five threads, ${after} after twenty more`,
   );
 });
 
