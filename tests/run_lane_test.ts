@@ -68,15 +68,7 @@ Deno.test("lane: each armed run of a batch is judged late or not just before its
   const startBy = Date.now() + 60_000;
   // The second release is judged after its grace: as if the first one's write had taken that long.
   const times = [Date.now(), startBy + 1];
-  const batches: FromRunLane[][] = [];
-  const lane = new RunLane(
-    (batch) => batches.push(batch),
-    (e) => {
-      throw e;
-    },
-    Infinity,
-    () => times.shift() ?? Date.now(),
-  );
+  const { lane, batches } = laneAt(() => times.shift() ?? Date.now(), {});
   try {
     lane.receive([
       { type: "arm", id: 0, spec: spec("first") },

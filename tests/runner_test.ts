@@ -1071,32 +1071,42 @@ Deno.test({
   },
 });
 
+/**
+ * `fn` given a test account, a directory anyone may write, and a run of
+ * job backup as that account that touches `ran` there and says who it is.
+ */
+async function asTestAccount(
+  fn: (name: string, dir: string, touch: ReturnType<typeof spec>) => Promise<void>,
+): Promise<void> {
+  await withTestAccount(async (name) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.chmod(dir, 0o777);
+      await fn(name, dir, spec(`touch ${dir}/ran; id -un`, { user: { job: "backup", name } }));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
 Deno.test({
   name:
     "a run as an expired account is an error naming it, its expiry date and the fix; nothing ran; a locked password runs",
   ignore: !ROOT,
   fn: async () => {
-    await withTestAccount(async (name) => {
-      const dir = await Deno.makeTempDir();
-      try {
-        await Deno.chmod(dir, 0o777);
-        const user = { job: "backup", name };
-        const touch = spec(`touch ${dir}/ran; id -un`, { user });
-        // Locked (`!` before its password), as cron runs its jobs.
-        await new Deno.Command("usermod", { args: ["--lock", name] }).output();
-        const locked = await startRun(touch).done;
-        assertEquals([locked.status, locked.stdout], ["success", `${name}\n`], locked.note ?? "");
-        await Deno.remove(`${dir}/ran`);
-        await new Deno.Command("chage", { args: ["-E", "0", name] }).output();
-        const expired = await startRun(touch).done;
-        assertEquals([expired.status, expired.note], [
-          "error",
-          `job backup runs as '${name}', whose account ${name} expired on 1970-01-01 (its shadow expiry date, as \`chage -l ${name}\` shows): as cron, jobsmanager runs no job of an expired account; renew it (chage -E -1 ${name}), or remove the job's user (jobsmanager job update backup --user '')`,
-        ]);
-        assertEquals([...Deno.readDirSync(dir)], [], "nothing ran");
-      } finally {
-        await Deno.remove(dir, { recursive: true });
-      }
+    await asTestAccount(async (name, dir, touch) => {
+      // Locked (`!` before its password), as cron runs its jobs.
+      await new Deno.Command("usermod", { args: ["--lock", name] }).output();
+      const locked = await startRun(touch).done;
+      assertEquals([locked.status, locked.stdout], ["success", `${name}\n`], locked.note ?? "");
+      await Deno.remove(`${dir}/ran`);
+      await new Deno.Command("chage", { args: ["-E", "0", name] }).output();
+      const expired = await startRun(touch).done;
+      assertEquals([expired.status, expired.note], [
+        "error",
+        `job backup runs as '${name}', whose account ${name} expired on 1970-01-01 (its shadow expiry date, as \`chage -l ${name}\` shows): as cron, jobsmanager runs no job of an expired account; renew it (chage -E -1 ${name}), or remove the job's user (jobsmanager job update backup --user '')`,
+      ]);
+      assertEquals([...Deno.readDirSync(dir)], [], "nothing ran");
     });
   },
 });
@@ -1106,31 +1116,24 @@ Deno.test({
     "a run as an account whose password's maximum age and inactive period ran out is an error saying why and the fix; merely past its maximum age it runs",
   ignore: !ROOT,
   fn: async () => {
-    await withTestAccount(async (name) => {
-      const dir = await Deno.makeTempDir();
-      try {
-        await Deno.chmod(dir, 0o777);
-        const touch = spec(`touch ${dir}/ran; id -un`, { user: { job: "backup", name } });
-        const chage = async (...args: string[]) => {
-          const out = await new Deno.Command("chage", { args: [...args, name] }).output();
-          assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
-        };
-        // Past its maximum age, no inactive period: PAM asks for a new password, cron runs it.
-        await chage("-d", "2000-01-01", "-M", "30");
-        const aged = await startRun(touch).done;
-        assertEquals([aged.status, aged.stdout], ["success", `${name}\n`], aged.note ?? "");
-        await Deno.remove(`${dir}/ran`);
-        await chage("-I", "5");
-        const today = new Date().toISOString().slice(0, 10);
-        const expired = await startRun(touch).done;
-        assertEquals([expired.status, expired.note], [
-          "error",
-          `job backup runs as '${name}', whose password expired on 2000-01-31 and the inactive period of 5 days after it ran out (its shadow password aging, as \`chage -l ${name}\` shows): as cron, jobsmanager runs no job of an account PAM counts expired; change its password (chage -d ${today} ${name}, or passwd ${name}), end its inactive period (chage -I -1 ${name}), or remove the job's user (jobsmanager job update backup --user '')`,
-        ]);
-        assertEquals([...Deno.readDirSync(dir)], [], "nothing ran");
-      } finally {
-        await Deno.remove(dir, { recursive: true });
-      }
+    await asTestAccount(async (name, dir, touch) => {
+      const chage = async (...args: string[]) => {
+        const out = await new Deno.Command("chage", { args: [...args, name] }).output();
+        assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+      };
+      // Past its maximum age, no inactive period: PAM asks for a new password, cron runs it.
+      await chage("-d", "2000-01-01", "-M", "30");
+      const aged = await startRun(touch).done;
+      assertEquals([aged.status, aged.stdout], ["success", `${name}\n`], aged.note ?? "");
+      await Deno.remove(`${dir}/ran`);
+      await chage("-I", "5");
+      const today = new Date().toISOString().slice(0, 10);
+      const expired = await startRun(touch).done;
+      assertEquals([expired.status, expired.note], [
+        "error",
+        `job backup runs as '${name}', whose password expired on 2000-01-31 and the inactive period of 5 days after it ran out (its shadow password aging, as \`chage -l ${name}\` shows): as cron, jobsmanager runs no job of an account PAM counts expired; change its password (chage -d ${today} ${name}, or passwd ${name}), end its inactive period (chage -I -1 ${name}), or remove the job's user (jobsmanager job update backup --user '')`,
+      ]);
+      assertEquals([...Deno.readDirSync(dir)], [], "nothing ran");
     });
   },
 });
