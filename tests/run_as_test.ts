@@ -27,6 +27,12 @@ const BOB_ENV = { HOME: "/home/bob", LOGNAME: "bob", USER: "bob" };
 /** 2026-12-06T12:00:00Z: day 20793 of shadow's (days since 1970-01-01). */
 const NOW = Date.UTC(2026, 11, 6, 12);
 
+/** What a script run in a process of its own printed as JSON, once it ended cleanly, saying nothing on stderr. */
+function printed(out: Deno.CommandOutput): unknown {
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  assertEquals([out.code, text(out.stderr)], [0, ""]);
+  return JSON.parse(text(out.stdout));
+}
 Deno.test("a service run as root switches to the user with setpriv: uid, gid and initgroups", () => {
   assertEquals(
     runAsPlan("backup", "bob", BOB, {
@@ -215,9 +221,7 @@ console.log(JSON.stringify([r.status, r.note]));`,
         stdout: "piped",
         stderr: "piped",
       }).output();
-      const text = (b: Uint8Array) => new TextDecoder().decode(b);
-      assertEquals([out.code, text(out.stderr)], [0, ""]);
-      assertEquals(JSON.parse(text(out.stdout)), [
+      assertEquals(printed(out), [
         "error",
         "job backup runs as 'root' (uid 0), but this service runs as uid 65534: only a service run as root can run a job as another user: run serve as root (User=root in its systemd unit) or remove the job's user (jobsmanager job update backup --user '')",
       ]);
@@ -281,9 +285,7 @@ console.log(JSON.stringify([r.status, r.exitCode, r.stdout, r.note]));`,
       stdout: "piped",
       stderr: "piped",
     }).output();
-    const text = (b: Uint8Array) => new TextDecoder().decode(b);
-    assertEquals([out.code, text(out.stderr)], [0, ""]);
-    assertEquals(JSON.parse(text(out.stdout)), [
+    assertEquals(printed(out), [
       "error",
       null,
       "",
