@@ -4,7 +4,7 @@
  */
 import { FILE_FORMATS, type FileFormat } from "../app/file_format.ts";
 import { command, oneOf, switched } from "./command.ts";
-import { planData, planText, readText } from "./import.ts";
+import { planData, planText, readText, warnUnknownUsers } from "./import.ts";
 import { withServiceLine } from "./output.ts";
 import { writeErr } from "./context.ts";
 
@@ -59,6 +59,12 @@ export function applyCommand() {
           live: await ctx.liveServices(store),
           missing: null,
         }), { creates: true });
+      await warnUnknownUsers(
+        candidates,
+        options.dryRun
+          ? "apply without --dry-run would store them all the same"
+          : "applied all the same",
+      );
       const preview = options.dryRun ? "a dry run" : null;
       const plan = planText(outcome, `file ${file}`, preview) +
         (missing === null
