@@ -20,6 +20,7 @@ import {
   mysqlTest,
   rawQuery,
   type TestDatabase,
+  withTestAccount,
   writeOlderNode,
 } from "./helpers.ts";
 
@@ -1042,6 +1043,39 @@ for (const backend of BACKENDS) {
     await rawQuery(db, "UPDATE jm_nodes SET stopped_at = 1 WHERE id = 'old-1'");
     const added = await write(db, "rotate", [...add, "--user", "nobody"]);
     assertEquals(added.after!.user, "nobody");
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test({
+    name:
+      `cli[${backend}]: --user an expired account is stored with a warning naming its expiry day and the fix, under --json too`,
+    ignore: Deno.uid() !== 0,
+    fn: async () => {
+      await using db = await databaseWith(backend);
+      await withTestAccount(async (name) => {
+        const chage = async (...args: string[]) => {
+          const out = await new Deno.Command("chage", { args: [...args, name] }).output();
+          assert(out.success, new TextDecoder().decode(out.stderr));
+        };
+        await chage("-E", "2020-01-01");
+        const warning =
+          `jobsmanager: warning: user '${name}' on this host (${Deno.hostname()}), whose account ${name} expired on 2020-01-01 (its shadow expiry date, as \`chage -l ${name}\` shows): the job is saved, but a service here records each of its runs as an error, as cron runs no job of an expired account; renew it (chage -E -1 ${name})\n`;
+        const add = ["job", "add", "nightly", "--command", "true", "--cron", "0 3 * * *"];
+        const added = await run(db, [...add, "--user", name]);
+        assertEquals([added.code, added.stderr], [0, warning]);
+        assertEquals((await jobs(db)).get("nightly")?.user, name);
+        await run(db, ["job", "update", "nightly", "--user", ""]);
+        const updated = await run(db, ["--json", "job", "update", "nightly", "--user", name]);
+        assertEquals([updated.code, updated.stderr], [0, warning]);
+        assertEquals(JSON.parse(updated.stdout).job.user, name);
+        assertEquals((await jobs(db)).get("nightly")?.user, name);
+        // Renewed: nothing to say.
+        await chage("-E", "-1");
+        const renewed = await run(db, ["job", "update", "nightly", "--user", name]);
+        assertEquals([renewed.code, renewed.stderr], [0, ""]);
+      });
+    },
   });
 }
 
