@@ -111,7 +111,8 @@ async function report(
   const { outcome, live } = await ctx.withStore(async (store) => {
     const live = await ctx.liveServices(store);
     const candidates = await read(ctx.zoneAmong(live));
-    return { outcome: await importJobs(store, candidates, apply, scope), live };
+    const check = ctx.planCheck(store, "a plan: nothing written, and --apply would be refused");
+    return { outcome: await importJobs(store, candidates, apply, scope, check), live };
   }, { creates: true });
   const preview = apply ? null : `run again with --apply to write them`;
   ctx.print(

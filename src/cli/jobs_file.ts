@@ -50,7 +50,14 @@ export function applyCommand() {
       // A dry run writes nothing, not even the tables of a new database: it plans against none.
       const { outcome, live, missing } = options.dryRun
         ? await ctx.withDatabase(async (store, missing) => ({
-          outcome: await applyJobsFile(store, candidates, options),
+          outcome: await applyJobsFile(
+            store,
+            candidates,
+            options,
+            store === null
+              ? undefined
+              : ctx.planCheck(store, "a dry run: nothing written, and the write would be refused"),
+          ),
           live: store === null ? [] : await ctx.liveServices(store),
           missing,
         }))
