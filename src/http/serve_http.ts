@@ -95,7 +95,7 @@ export async function startServeHttp(o: ServeHttpOptions): Promise<HttpServer> {
   let side = launch(o, starts, schema, failed);
   o.migrated.then(() => {
     schema.migrating = false;
-    side.send({ type: "migrated" });
+    if (!stopping) side.send({ type: "migrated" });
   });
   let url: string;
   try {
