@@ -5,7 +5,8 @@ import { defaultSettings } from "../src/config/config.ts";
 import { buildJob, type Job } from "../src/domain/job.ts";
 import { openStore } from "../src/store/open.ts";
 import { resolveTarget } from "../src/config/database.ts";
-import type { DatabaseTarget } from "../src/store/target.ts";
+import type { DatabaseTarget, MysqlTarget } from "../src/store/target.ts";
+import { noticeDirectories, noticeFolder } from "../src/store/change_notice.ts";
 
 const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
 /** The V8 flags the program ships with (deno.json's tasks, baked into the binary by `build`). */
@@ -55,28 +56,47 @@ export interface Db {
 }
 
 export async function freshDb(backend: "sqlite" | "mysql"): Promise<Db> {
-  const dir = await Deno.makeTempDir({ prefix: "jm-bench-" });
   if (backend === "sqlite") {
+    const dir = await Deno.makeTempDir({ prefix: "jm-bench-" });
     const url = `sqlite:${dir}/jobs.db`;
     return { url, dir, target: target(url), drop: () => Deno.remove(dir, { recursive: true }) };
   }
   const name = `jm_bench_${crypto.randomUUID().slice(0, 8)}`;
+  // The database first: a server that refuses it left the directory made before behind, empty.
   const admin = await mysql.createConnection(SERVER);
   await admin.query(`CREATE DATABASE ${name}`);
   await admin.end();
+  const dir = await Deno.makeTempDir({ prefix: "jm-bench-" });
   const u = new URL(SERVER);
   u.pathname = `/${name}`;
+  const made = target(u.toString());
   return {
     url: u.toString(),
     dir,
-    target: target(u.toString()),
+    target: made,
     drop: async () => {
       const c = await mysql.createConnection(SERVER);
       await c.query(`DROP DATABASE ${name}`);
       await c.end();
+      if (made.kind === "mysql") await removeNoticeFolders(made);
       await Deno.remove(dir, { recursive: true });
     },
   };
+}
+
+/**
+ * The folders a `serve` on the database made for its change notices, in
+ * the default notice directories (/tmp/jobsmanager-notices here): a
+ * service leaves its folder when it stops, and each benchmark's database
+ * left an empty one behind.
+ */
+async function removeNoticeFolders(db: MysqlTarget): Promise<void> {
+  const folder = await noticeFolder(db);
+  for (const dir of noticeDirectories("")) {
+    await Deno.remove(`${dir}/${folder}`).catch((error) => {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    });
+  }
 }
 
 export function target(url: string): DatabaseTarget {
@@ -233,10 +253,17 @@ export async function serve(
     }),
   );
   const child = serveCommand(db.url, `${db.dir}/bench.json`, db.dir, "null").spawn();
-  await until(
-    async () => (await readLog(logFile)).some((l) => String(l.message).startsWith("loaded ")),
-    60_000,
-  );
+  try {
+    await until(
+      async () => (await readLog(logFile)).some((l) => String(l.message).startsWith("loaded ")),
+      60_000,
+    );
+  } catch (error) {
+    // Not left running on a database the caller drops next.
+    child.kill("SIGTERM");
+    await child.status;
+    throw error;
+  }
   return {
     child,
     logFile,

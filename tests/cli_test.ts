@@ -20,6 +20,7 @@ import {
   mysqlTest,
   rawQuery,
   type TestDatabase,
+  withTestAccount,
   writeOlderNode,
 } from "./helpers.ts";
 
@@ -1042,6 +1043,86 @@ for (const backend of BACKENDS) {
     await rawQuery(db, "UPDATE jm_nodes SET stopped_at = 1 WHERE id = 'old-1'");
     const added = await write(db, "rotate", [...add, "--user", "nobody"]);
     assertEquals(added.after!.user, "nobody");
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: apply --dry-run and import without --apply say the older release guard would refuse their write`, async () => {
+    await using db = await databaseWith(backend);
+    await writeOlderNode(db, "old-1");
+    const refusal = (what: string, undone: string) =>
+      new RegExp(
+        `^${what}, but node old-1 \\(host web-1, pid 4242, last heartbeat \\d+ s ago\\) runs an older release of jobsmanager \\(its row in jm_nodes names no schema_version\\), which ignores a job's user and runs the job as its own user, root typically; ${undone}\\. Upgrade or stop that service, then try again$`,
+      );
+    const file = `${db.dir}/jobs.json5`;
+    await Deno.writeTextFile(
+      file,
+      "{ jobs: [{ id: 'rotate', command: 'true', minute: '0', user: 'nobody' }] }\n",
+    );
+    const dryRun = refusal(
+      "job 'rotate' would run as 'nobody'",
+      "a dry run: nothing written, and the write would be refused",
+    );
+    const planned = await run(db, ["apply", file, "--dry-run"]);
+    assertEquals([planned.code, planned.stdout], [1, ""]);
+    assertMatch(planned.stderr.replace(/^jobsmanager: /, "").trimEnd(), dryRun);
+    const json = await run(db, ["--json", "apply", file, "--dry-run"]);
+    const { error } = JSON.parse(json.stderr);
+    assertEquals([json.code, error.kind, error.exit_code], [1, "conflict", 1]);
+    assertMatch(error.message, dryRun);
+    const crontab = `${db.dir}/rotate`;
+    await Deno.writeTextFile(crontab, "0 4 * * * rotate.sh\n0 5 * * * report.sh\n");
+    const imported = await run(db, ["import", "crontab", crontab, "--user", "nobody"]);
+    assertEquals([imported.code, imported.stdout], [1, ""]);
+    assertMatch(
+      imported.stderr.replace(/^jobsmanager: /, "").trimEnd(),
+      refusal(
+        "2 jobs would run as another user \\('rotate\\.rotate-sh' as 'nobody', 'rotate\\.report-sh' as 'nobody'\\)",
+        "a plan: nothing written, and --apply would be refused",
+      ),
+    );
+    // Jobs without a user are planned as before.
+    const plain = await run(db, ["import", "crontab", crontab]);
+    assertEquals(plain.code, 0, plain.stderr);
+    assertStringIncludes(plain.stdout, "2 new");
+    assertEquals((await jobs(db)).size, 0);
+    await rawQuery(db, "UPDATE jm_nodes SET stopped_at = 1 WHERE id = 'old-1'");
+    const allowed = await run(db, ["apply", file, "--dry-run"]);
+    assertEquals(allowed.code, 0, allowed.stderr);
+    assertStringIncludes(allowed.stdout, "1 new");
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test({
+    name:
+      `cli[${backend}]: --user an expired account is stored with a warning naming its expiry day and the fix, under --json too`,
+    ignore: Deno.uid() !== 0,
+    fn: async () => {
+      await using db = await databaseWith(backend);
+      await withTestAccount(async (name) => {
+        const chage = async (...args: string[]) => {
+          const out = await new Deno.Command("chage", { args: [...args, name] }).output();
+          assert(out.success, new TextDecoder().decode(out.stderr));
+        };
+        await chage("-E", "2020-01-01");
+        const warning =
+          `jobsmanager: warning: user '${name}' on this host (${Deno.hostname()}), whose account ${name} expired on 2020-01-01 (its shadow expiry date, as \`chage -l ${name}\` shows): the job is saved, but a service here records each of its runs as an error, as cron runs no job of an expired account; renew it (chage -E -1 ${name})\n`;
+        const add = ["job", "add", "nightly", "--command", "true", "--cron", "0 3 * * *"];
+        const added = await run(db, [...add, "--user", name]);
+        assertEquals([added.code, added.stderr], [0, warning]);
+        assertEquals((await jobs(db)).get("nightly")?.user, name);
+        await run(db, ["job", "update", "nightly", "--user", ""]);
+        const updated = await run(db, ["--json", "job", "update", "nightly", "--user", name]);
+        assertEquals([updated.code, updated.stderr], [0, warning]);
+        assertEquals(JSON.parse(updated.stdout).job.user, name);
+        assertEquals((await jobs(db)).get("nightly")?.user, name);
+        // Renewed: nothing to say.
+        await chage("-E", "-1");
+        const renewed = await run(db, ["job", "update", "nightly", "--user", name]);
+        assertEquals([renewed.code, renewed.stderr], [0, ""]);
+      });
+    },
   });
 }
 

@@ -272,6 +272,8 @@ export interface HarnessOptions {
   spawnCost?: number;
   /** Descriptors the service may still open, as it bounds its arming by them; none: no bound. */
   fileRoom?: number;
+  /** Leave the database without a schema: the daemon's own migration makes it, as on a new database. */
+  unmigrated?: boolean;
 }
 
 /** How long a test waits, in real time, for a state it expects. */
@@ -313,7 +315,7 @@ export class DaemonHarness implements AsyncDisposable {
   /** A harness on `db` with its schema in place; `start()` boots the daemon. */
   static async create(db: TestDatabase, options: HarnessOptions = {}): Promise<DaemonHarness> {
     const h = new DaemonHarness(db, options);
-    await migrateFresh(db, h.store);
+    if (!options.unmigrated) await migrateFresh(db, h.store);
     return h;
   }
 

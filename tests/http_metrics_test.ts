@@ -58,6 +58,7 @@ for (const backend of BACKENDS) {
       target: db.target,
       metrics,
       vitals: () => daemon.vitals,
+      migrated: daemon.migrated,
       secrets: [],
       onTokens: () => {},
     });
@@ -179,6 +180,7 @@ mysqlTest(
       target: resolveTarget(settings),
       metrics,
       vitals: () => daemon.vitals,
+      migrated: daemon.migrated,
       secrets: [],
       onTokens: () => {},
     });

@@ -746,3 +746,52 @@ Deno.test("a YAML export quotes the strings a YAML 1.1 reader (PyYAML, Ansible) 
   assertStringIncludes(file, "\n    timezone: UTC\n");
   assertEquals(candidatesFromFile("jobs.yaml", file, NOW).map((c) => c.job), jobs);
 });
+
+for (const backend of BACKENDS) {
+  Deno.test(`jobs file cli[${backend}]: users this host has no account of are applied, each warned once, as import says it`, async () => {
+    await using db = await freshDatabase(backend);
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args], { cwd: db.dir });
+    const warning = (user: string, jobs: string, stored: string) =>
+      `jobsmanager: warning: user '${user}' has no account on this host (${Deno.hostname()}): ${stored}, as a service on a host that has it runs its jobs, but a service here records each run of its ${jobs} as an error until it exists; check with \`getent passwd ${user}\``;
+    const warnings = (stderr: string) =>
+      stderr.split("\n").filter((l) => l.includes(": warning: ") && l.includes("account"));
+    const file = `${db.dir}/jobs.json5`;
+    const job = (id: string, user: string) =>
+      `{ id: '${id}', command: 'true', minute: '0', user: '${user}' }`;
+    await Deno.writeTextFile(
+      file,
+      `{ jobs: [${
+        [
+          job("one", "jm-ghost-a"),
+          job("two", "jm-ghost-b"),
+          job("three", "root"),
+          job("four", "jm-ghost-a"),
+        ].join(", ")
+      }] }\n`,
+    );
+    // A dry run writes nothing, and says so.
+    const dryRun = "apply without --dry-run would store them all the same";
+    const plan = await jm("apply", file, "--dry-run");
+    assertEquals(
+      [plan.code, warnings(plan.stderr)],
+      [0, [warning("jm-ghost-a", "2 jobs", dryRun), warning("jm-ghost-b", "job", dryRun)]],
+      plan.stdout,
+    );
+    const applied = await jm("apply", file);
+    assertEquals(
+      [applied.code, warnings(applied.stderr)],
+      [0, [
+        warning("jm-ghost-a", "2 jobs", "applied all the same"),
+        warning("jm-ghost-b", "job", "applied all the same"),
+      ]],
+      applied.stdout,
+    );
+    const rows = await rawQuery(db, "SELECT id, `user` FROM jm_jobs ORDER BY id");
+    assertEquals(rows.map((r) => `${r.id}: ${r.user}`), [
+      "four: jm-ghost-a",
+      "one: jm-ghost-a",
+      "three: root",
+      "two: jm-ghost-b",
+    ]);
+  });
+}

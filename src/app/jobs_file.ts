@@ -39,6 +39,7 @@ import {
   applyPlan,
   type Candidate,
   type Outcome,
+  type PlanCheck,
   previewPlan,
   wholeDatabase,
 } from "./import/plan.ts";
@@ -480,10 +481,12 @@ export function applyJobsFile(
   store: JobStore | null,
   candidates: Candidate[],
   options: { prune: boolean; dryRun: boolean },
+  /** What the dry run checks as the write would (the older release guard). */
+  check?: PlanCheck,
 ): Promise<Outcome> {
   const scope = wholeDatabase(options.prune);
   if (options.dryRun) {
-    return previewPlan((store ?? NO_JOBS) as JobStore, candidates, scope);
+    return previewPlan((store ?? NO_JOBS) as JobStore, candidates, scope, check);
   }
   if (store === null) throw new Error("applyJobsFile: only a dry run is given no store");
   return applyPlan(store, candidates, scope);

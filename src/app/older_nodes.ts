@@ -49,6 +49,12 @@ function givesUser(before: Job | null, after: Job | null): boolean {
   return after.enabled && !before.enabled;
 }
 
+/** The jobs of `put` that a write over `current` newly gives a user (`givesUser`). */
+function usersGiven(current: readonly Job[], put: readonly Job[]): Job[] {
+  const stored = new Map(current.map((j) => [j.id, j]));
+  return put.filter((job) => givesUser(stored.get(job.id) ?? null, job));
+}
+
 /** The refusal of `jobs`, each newly given its user, while `older` nodes are live; `undone`: what was not done. */
 function olderNodesError(
   jobs: Job[],
@@ -116,8 +122,7 @@ export function guardUsers<S extends JobStore & NodeStore>(
     if (older.length === 0) return await store.changeJobs(mutate);
     return await store.changeJobs((current): JobWrites => {
       const writes = mutate(current);
-      const stored = new Map(current.map((j) => [j.id, j]));
-      const given = writes.put.filter((job) => givesUser(stored.get(job.id) ?? null, job));
+      const given = usersGiven(current, writes.put);
       if (given.length > 0) throw olderNodesError(given, older);
       return writes;
     });
@@ -130,4 +135,22 @@ export function guardUsers<S extends JobStore & NodeStore>(
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
+}
+
+/**
+ * The check `guardUsers` makes of a write, for a plan that writes nothing
+ * (a dry run): it throws the refusal the write would get (ConflictError),
+ * `undone` saying that nothing was written and the write would be refused.
+ */
+export function usersGivenCheck(
+  nodes: NodeStore,
+  liveness: () => Liveness,
+  undone: string,
+): (current: readonly Job[], put: readonly Job[]) => Promise<void> {
+  return async (current, put) => {
+    const given = usersGiven(current, put);
+    if (given.length === 0) return;
+    const older = await olderLiveNodes(nodes, liveness());
+    if (older.length > 0) throw olderNodesError(given, older, undone);
+  };
 }

@@ -15,7 +15,8 @@ import { removeIfNoTables } from "../store/sqlite.ts";
 import { systemTimezone, systemZone } from "../domain/time.ts";
 import type { Node } from "../domain/node.ts";
 import { liveServices } from "../app/status.ts";
-import { guardUsers } from "../app/older_nodes.ts";
+import { guardUsers, type Liveness, usersGivenCheck } from "../app/older_nodes.ts";
+import type { PlanCheck } from "../app/import/plan.ts";
 import { type DefaultZone, defaultZone, zoneAmong } from "../app/zone.ts";
 import { toJson } from "../domain/json.ts";
 import { RuntimeError } from "../errors.ts";
@@ -283,10 +284,22 @@ export class CommandContext {
 
   /** `store`, refusing to give a job a user while a service of an older release is live. */
   private guarded(store: Store): Store {
-    return guardUsers(store, () => ({
+    return guardUsers(store, () => this.liveness());
+  }
+
+  /**
+   * What a plan (a dry run) checks of the write it stands for, as
+   * `guarded` checks the write: `undone` says that nothing was written.
+   */
+  planCheck(store: Store, undone: string): PlanCheck {
+    return usersGivenCheck(store, () => this.liveness(), undone);
+  }
+
+  private liveness(): Liveness {
+    return {
       now: Date.now(),
       heartbeatMs: this.config.settings["jobsmanager.heartbeat_interval"] * 1000,
-    }));
+    };
   }
 
   /**

@@ -111,7 +111,8 @@ async function report(
   const { outcome, live } = await ctx.withStore(async (store) => {
     const live = await ctx.liveServices(store);
     const candidates = await read(ctx.zoneAmong(live));
-    return { outcome: await importJobs(store, candidates, apply, scope), live };
+    const check = ctx.planCheck(store, "a plan: nothing written, and --apply would be refused");
+    return { outcome: await importJobs(store, candidates, apply, scope, check), live };
   }, { creates: true });
   const preview = apply ? null : `run again with --apply to write them`;
   ctx.print(
@@ -259,7 +260,12 @@ export function importCommand() {
             { system: systemTimezone(), service: zone },
             Date.now(),
           );
-          await warnUnknownUsers(candidates, opts.apply === true);
+          await warnUnknownUsers(
+            candidates,
+            opts.apply === true
+              ? "imported all the same"
+              : "--apply would import them all the same",
+          );
           return candidates;
         },
         opts.apply === true,
@@ -281,15 +287,15 @@ export function importCommand() {
  * user column) that this host has no account of, warned once, naming how
  * to check: imported all the same, as `job add --user` stores one, since
  * the service may run on another host, which has it. Here, each of their
- * runs would be an error. Without `apply` (a plan, nothing written) it
- * says they would be.
+ * runs would be an error. `stored` says what the command did with them
+ * ("imported all the same"), or, a plan that writes nothing, would do.
+ * `import crontab` and `apply` say it alike.
  */
-async function warnUnknownUsers(candidates: Candidate[], apply: boolean): Promise<void> {
+export async function warnUnknownUsers(candidates: Candidate[], stored: string): Promise<void> {
   const jobs = new Map<string, number>();
   for (const { job } of candidates) {
     if (job?.user != null) jobs.set(job.user, (jobs.get(job.user) ?? 0) + 1);
   }
-  const imported = apply ? "imported all the same" : "--apply would import them all the same";
   const accounts = new AccountLookups();
   const found = await Promise.all([...jobs.keys()].map((user) => accounts.find(user)));
   [...jobs].forEach(([user, count], i) => {
@@ -300,17 +306,17 @@ async function warnUnknownUsers(candidates: Candidate[], apply: boolean): Promis
     const check = `check with \`getent passwd ${user}\``;
     if (answer === null) {
       writeErr(
-        `jobsmanager: warning: user '${user}' has no account on this host (${Deno.hostname()}): ${imported}, as a service on a host that has it runs its jobs, but ${runs} until it exists; ${check}`,
+        `jobsmanager: warning: user '${user}' has no account on this host (${Deno.hostname()}): ${stored}, as a service on a host that has it runs its jobs, but ${runs} until it exists; ${check}`,
       );
     } else if (answer === "hung") {
       writeErr(
         `jobsmanager: warning: user '${user}' could not be looked up on this host (${Deno.hostname()}): its name service (getent passwd: LDAP, sssd, …) did not answer within ${
           LOOKUP_WAIT_MS / 1000
-        } s; ${imported}, but ${runs} while it does not; ${check}`,
+        } s; ${stored}, but ${runs} while it does not; ${check}`,
       );
     } else if ("failed" in answer) {
       writeErr(
-        `jobsmanager: warning: ${answer.failed}; ${imported}, but ${runs} while it fails; ${check}`,
+        `jobsmanager: warning: ${answer.failed}; ${stored}, but ${runs} while it fails; ${check}`,
       );
     }
   });

@@ -56,7 +56,7 @@ import {
 import type { DefaultZone } from "../app/zone.ts";
 import { parseCount } from "../domain/input.ts";
 import { idWord } from "../domain/shell.ts";
-import { AccountLookups, LOOKUP_WAIT_MS } from "../daemon/run_as.ts";
+import { accountExpired, AccountLookups, LOOKUP_WAIT_MS } from "../daemon/run_as.ts";
 import { CLI_NAMES } from "./input_names.ts";
 
 /** The most fires `job show -n` and `job next -n` print. */
@@ -296,8 +296,10 @@ function warnRetryOnAlone(retryOn: unknown, job: Job | null): void {
 }
 
 /**
- * A user given that this host has no account of: said, not refused, as
- * the service may run on another host, which has it.
+ * A user given that this host has no account of, or whose account is
+ * expired (its runs here would be refused, as `runAsPlan` judges them):
+ * said, not refused, as the service may run on another host, which has
+ * it, or the account may be renewed before the first fire.
  */
 async function warnUnknownUser(given: unknown, job: Job | null): Promise<void> {
   if (given === undefined || job?.user == null) return;
@@ -311,6 +313,12 @@ async function warnUnknownUser(given: unknown, job: Job | null): Promise<void> {
   } else if (found === null) {
     writeErr(
       `jobsmanager: warning: user '${job.user}' has no account on this host (${Deno.hostname()}): a service here records the job's runs as errors until it exists; a service on a host that has it runs them`,
+    );
+  } else if (!("failed" in found)) {
+    const expired = accountExpired(found, Date.now());
+    if (expired === null) return;
+    writeErr(
+      `jobsmanager: warning: user '${job.user}' on this host (${Deno.hostname()}), ${expired.whose}: the job is saved, but a service here records each of its runs as an error, as cron runs no job of ${expired.rule}; ${expired.fix}`,
     );
   }
 }

@@ -4,7 +4,7 @@
  */
 import { FILE_FORMATS, type FileFormat } from "../app/file_format.ts";
 import { command, oneOf, switched } from "./command.ts";
-import { planData, planText, readText } from "./import.ts";
+import { planData, planText, readText, warnUnknownUsers } from "./import.ts";
 import { withServiceLine } from "./output.ts";
 import { writeErr } from "./context.ts";
 
@@ -50,7 +50,14 @@ export function applyCommand() {
       // A dry run writes nothing, not even the tables of a new database: it plans against none.
       const { outcome, live, missing } = options.dryRun
         ? await ctx.withDatabase(async (store, missing) => ({
-          outcome: await applyJobsFile(store, candidates, options),
+          outcome: await applyJobsFile(
+            store,
+            candidates,
+            options,
+            store === null
+              ? undefined
+              : ctx.planCheck(store, "a dry run: nothing written, and the write would be refused"),
+          ),
           live: store === null ? [] : await ctx.liveServices(store),
           missing,
         }))
@@ -59,6 +66,12 @@ export function applyCommand() {
           live: await ctx.liveServices(store),
           missing: null,
         }), { creates: true });
+      await warnUnknownUsers(
+        candidates,
+        options.dryRun
+          ? "apply without --dry-run would store them all the same"
+          : "applied all the same",
+      );
       const preview = options.dryRun ? "a dry run" : null;
       const plan = planText(outcome, `file ${file}`, preview) +
         (missing === null

@@ -131,6 +131,8 @@ export function serveCommand() {
             target: ctx.target,
             metrics,
             vitals: () => daemon.vitals,
+            // Listening before the daemon migrates: the API says the service is starting till then.
+            migrated: daemon.migrated,
             secrets: secrets.filter((s) => s !== ""),
             onTokens: (tokens) => {
               for (const token of tokens) {

@@ -102,6 +102,12 @@ export interface DaemonVitals extends ServiceState {
 export interface Daemon {
   /** Resolves once `run()` has loaded the jobs and the first fire may come; never on a failed start. */
   readonly ready: Promise<void>;
+  /**
+   * Resolves once `run()` has migrated the schema: till then the tables the
+   * API reads may not be there yet (a new database, one being upgraded).
+   * Never when the migration fails.
+   */
+  readonly migrated: Promise<void>;
   /** The jm_syslog sink for the logging setup; it writes once `run()` has migrated the schema. */
   readonly logSink: Sink;
   /** This service's node id once `run()` has registered it; null before. */
@@ -219,6 +225,7 @@ class BootedDaemon implements Daemon {
   private readonly stopped = Promise.withResolvers<Deadline>();
   private started = false;
   private readonly startedOnce = Promise.withResolvers<void>();
+  private readonly migratedOnce = Promise.withResolvers<void>();
   /** Set when a stop's deadline passed before the start finished: it goes no further. */
   private abandoned = false;
   /** Set by `watchedLocally`. */
@@ -453,6 +460,7 @@ class BootedDaemon implements Daemon {
   private async startService(): Promise<void> {
     const { store, node } = this.o;
     const { created, from, to } = await store.migrate();
+    this.migratedOnce.resolve();
     if (this.abandoned) return;
     this.sink.start();
     // Said, never silent: the services of the older release refuse the schema from now on.
@@ -525,6 +533,10 @@ class BootedDaemon implements Daemon {
 
   get ready(): Promise<void> {
     return this.startedOnce.promise;
+  }
+
+  get migrated(): Promise<void> {
+    return this.migratedOnce.promise;
   }
 
   /** The last steps, in the order their output matters, by the stop's deadline. */

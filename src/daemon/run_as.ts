@@ -112,25 +112,11 @@ export function runAsPlan(
         `${who}, who has no account on host ${service.host}: create it, or change the job's user (jobsmanager job update ${jobId} --user NAME, or --user '' for the service's own)`,
     };
   }
-  // As PAM's pam_unix (cron's account check): expired from that day on.
-  if (account.expiresOn !== undefined && Math.floor(now / DAY_MS) >= account.expiresOn) {
-    const on = new Date(account.expiresOn * DAY_MS).toISOString().slice(0, 10);
+  const expired = accountExpired(account, now);
+  if (expired !== null) {
     return {
       error:
-        `${who}, whose account ${account.name} expired on ${on} (its shadow expiry date, as \`chage -l ${account.name}\` shows): as cron, jobsmanager runs no job of an expired account; renew it (chage -E -1 ${account.name}), or remove the job's user (jobsmanager job update ${jobId} --user '')`,
-    };
-  }
-  const today = Math.floor(now / DAY_MS);
-  if (account.password !== undefined && passwordInactiveExpired(account.password, today)) {
-    const { changedOn, maxDays, inactiveDays } = account.password;
-    const day = (days: number) => new Date(days * DAY_MS).toISOString().slice(0, 10);
-    const name = account.name;
-    return {
-      error: `${who}, whose password expired on ${
-        day(changedOn + maxDays)
-      } and the inactive period of ${inactiveDays} days after it ran out (its shadow password aging, as \`chage -l ${name}\` shows): as cron, jobsmanager runs no job of an account PAM counts expired; change its password (chage -d ${
-        day(today)
-      } ${name}, or passwd ${name}), end its inactive period (chage -I -1 ${name}), or remove the job's user (jobsmanager job update ${jobId} --user '')`,
+        `${who}, ${expired.whose}: as cron, jobsmanager runs no job of ${expired.rule}; ${expired.fix}, or remove the job's user (jobsmanager job update ${jobId} --user '')`,
     };
   }
   const env = { HOME: account.home, LOGNAME: account.name, USER: account.name };
@@ -164,6 +150,50 @@ export function runAsPlan(
     env,
     home: account.home,
   };
+}
+
+/** Why an account runs no job: `whose` it is and what ran out, the `rule`, and the `fix`. */
+export interface Expired {
+  /** "whose account bob expired on 2026-12-06 (its shadow expiry date, …)" */
+  whose: string;
+  /** "an expired account" */
+  rule: string;
+  /** "renew it (chage -E -1 bob)" */
+  fix: string;
+}
+
+/**
+ * Whether `account` is expired at `now` (ms), as PAM's pam_unix (cron's
+ * account check) judges it, and why: its expiry date came (expired from
+ * that day on), or its password's maximum age and inactive period ran
+ * out. Null when it is not: a run of it may start.
+ */
+export function accountExpired(account: Account, now: number): Expired | null {
+  const today = Math.floor(now / DAY_MS);
+  const day = (days: number) => new Date(days * DAY_MS).toISOString().slice(0, 10);
+  const name = account.name;
+  if (account.expiresOn !== undefined && today >= account.expiresOn) {
+    return {
+      whose: `whose account ${name} expired on ${
+        day(account.expiresOn)
+      } (its shadow expiry date, as \`chage -l ${name}\` shows)`,
+      rule: "an expired account",
+      fix: `renew it (chage -E -1 ${name})`,
+    };
+  }
+  if (account.password !== undefined && passwordInactiveExpired(account.password, today)) {
+    const { changedOn, maxDays, inactiveDays } = account.password;
+    return {
+      whose: `whose password expired on ${
+        day(changedOn + maxDays)
+      } and the inactive period of ${inactiveDays} days after it ran out (its shadow password aging, as \`chage -l ${name}\` shows)`,
+      rule: "an account PAM counts expired",
+      fix: `change its password (chage -d ${
+        day(today)
+      } ${name}, or passwd ${name}), end its inactive period (chage -I -1 ${name})`,
+    };
+  }
+  return null;
 }
 
 /**

@@ -25,7 +25,7 @@ import { StreamCount } from "./sse.ts";
 import { UnavailableLog } from "./unavailable.ts";
 import { dashboardRoutes } from "./dashboard/routes.ts";
 import { errorBody, HttpError, statusOf } from "./errors.ts";
-import { healthRoutes, type Readiness } from "./health.ts";
+import { healthRoutes, MIGRATING, type Readiness } from "./health.ts";
 import { isLoopback } from "./listen.ts";
 import { OPENAPI } from "./openapi.ts";
 import { asDocumented } from "./query.ts";
@@ -61,7 +61,12 @@ export interface HttpDeps {
   bodyWaitMs?: number;
   /** Live streams open at once, at most (sse.ts); tests lower it. */
   maxStreams?: number;
+  /** True while the service migrates the schema at its start (serve's worker); never without it. */
+  migrating?: () => boolean;
 }
+
+/** How long a client is told to wait while the service migrates the schema. */
+const MIGRATING_RETRY_S = 5;
 
 const httpLog = log("http");
 
@@ -199,7 +204,12 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
       httpLog.error("{method} {path} failed: {error}", said);
     }
     // A write that lost to others at once may be sent again straight away.
-    const retry = error instanceof ContentionError ? { "Retry-After": "1" } : undefined;
+    const retryS = error instanceof ContentionError
+      ? 1
+      : error instanceof HttpError
+      ? error.retryAfterS
+      : undefined;
+    const retry = retryS === undefined ? undefined : { "Retry-After": String(retryS) };
     return c.json(errorBody(error, deps.redact), status as ContentfulStatusCode, retry);
   });
   // Outermost: it sees every answer, an error's as onError made it.
@@ -223,7 +233,8 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
     );
     return c.json(errorBody(error, deps.redact), 405, { Allow: allowed.join(", ") });
   });
-  app.route("/", healthRoutes(deps.readiness));
+  const migrating = deps.migrating ?? (() => false);
+  app.route("/", healthRoutes(deps.readiness, migrating));
   // Before the door: a caller without a valid token, or whose body is slow to
   // come, takes none of its few slots.
   app.use("/metrics", authenticate(deps.tokens, deps.redact), asDocumented);
@@ -233,6 +244,17 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
     authorize,
     asDocumented,
     bodyFirst(deps.bodyWaitMs),
+    // The tables it reads may not be there yet: "the service is starting", not "no such table".
+    async (_c, next) => {
+      if (migrating()) {
+        throw new HttpError(
+          503,
+          `${MIGRATING}; try again in a few seconds`,
+          MIGRATING_RETRY_S,
+        );
+      }
+      await next();
+    },
   );
   // Probes answer at once; everything else makes way for runs starting.
   if (deps.starts) {

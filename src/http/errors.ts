@@ -13,6 +13,8 @@ export class HttpError extends Error {
   constructor(
     readonly status: 400 | 401 | 403 | 404 | 405 | 408 | 413 | 415 | 503,
     message: string,
+    /** Seconds the client should wait before asking again (Retry-After), where known. */
+    readonly retryAfterS?: number,
   ) {
     super(message);
     this.name = "HttpError";

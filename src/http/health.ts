@@ -66,9 +66,23 @@ export function readinessOf(v: DaemonVitals): Readiness {
   };
 }
 
-export function healthRoutes(readiness: () => Promise<Readiness>): Hono {
+/** What the API and `/healthz` say while the service migrates the schema at its start. */
+export const MIGRATING = "the service is starting: it is migrating the database schema";
+
+/**
+ * `migrating`: true while the service migrates the schema at its start.
+ * The process is alive meanwhile (a liveness probe must not restart it in
+ * the middle of a migration), so `/healthz` answers 200, saying `starting`.
+ */
+export function healthRoutes(
+  readiness: () => Promise<Readiness>,
+  migrating: () => boolean,
+): Hono {
   const routes = new Hono();
-  routes.get("/healthz", (c) => c.json({ status: "ok" }));
+  routes.get(
+    "/healthz",
+    (c) => c.json(migrating() ? { status: "starting", detail: MIGRATING } : { status: "ok" }),
+  );
   routes.get("/readyz", async (c) => {
     const r = await readiness();
     const state = readyState(r);

@@ -500,7 +500,9 @@ const COMMON = {
     "a query parameter the route does not take, one given twice, or a body where it reads none",
   ),
   "401": error("no token, or not one of http.tokens"),
-  "503": error("the database is unreachable"),
+  "503": error(
+    "the database is unreachable, or the service is starting: it is migrating the database schema (Retry-After)",
+  ),
 };
 const READ = { ...COMMON };
 const WRITE = {

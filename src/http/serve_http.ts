@@ -25,6 +25,11 @@ export interface ServeHttpOptions {
   /** Given to the daemon as its run observer before it started. */
   metrics: Metrics;
   vitals: () => DaemonVitals;
+  /**
+   * The daemon's first migration of the schema (`Daemon.migrated`): till it
+   * resolves the API answers 503, the service starting, and `/healthz` says so.
+   */
+  migrated: Promise<void>;
   /** Strings no answer or log line may show (the database password). */
   secrets: string[];
   /** Receives the token values before anything could echo them. */
@@ -58,6 +63,8 @@ export async function startServeHttp(o: ServeHttpOptions): Promise<HttpServer> {
   o.metrics.watch(o.vitals);
   const starts = new Starts();
   o.metrics.announceStarts(starts);
+  // Read by every side started, a side started again after a failure too.
+  const schema = { migrating: true };
   let stopping = false;
   let restartMs = RESTART_MS;
   let restart: ReturnType<typeof setTimeout> | undefined;
@@ -74,7 +81,7 @@ export async function startServeHttp(o: ServeHttpOptions): Promise<HttpServer> {
       seconds: restartMs / 1000,
     });
     restart = setTimeout(() => {
-      side = launch(o, starts, failed);
+      side = launch(o, starts, schema, failed);
       side.listening.then(
         (url) => {
           restartMs = RESTART_MS;
@@ -85,7 +92,11 @@ export async function startServeHttp(o: ServeHttpOptions): Promise<HttpServer> {
     }, restartMs);
     restartMs = Math.min(RESTART_MAX_MS, restartMs * 2);
   };
-  let side = launch(o, starts, failed);
+  let side = launch(o, starts, schema, failed);
+  o.migrated.then(() => {
+    schema.migrating = false;
+    if (!stopping) side.send({ type: "migrated" });
+  });
   let url: string;
   try {
     url = await side.listening;
@@ -107,7 +118,12 @@ export async function startServeHttp(o: ServeHttpOptions): Promise<HttpServer> {
 }
 
 /** Start the HTTP side's worker; `failed` hears of its death once it listened. */
-function launch(o: ServeHttpOptions, starts: Starts, failed: (why: string) => void): Side {
+function launch(
+  o: ServeHttpOptions,
+  starts: Starts,
+  schema: { migrating: boolean },
+  failed: (why: string) => void,
+): Side {
   const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
   const send = (message: ToWorker) => worker.postMessage(message);
   const listening = Promise.withResolvers<string>();
@@ -164,6 +180,7 @@ function launch(o: ServeHttpOptions, starts: Starts, failed: (why: string) => vo
     target: o.target,
     secrets: o.secrets,
     starts: starts.memory,
+    migrating: schema.migrating,
   });
   return { worker, send, listening: listening.promise, closed: closed.promise };
 }

@@ -30,7 +30,10 @@ export type ToWorker =
     secrets: string[];
     /** The scheduler's starts (starts.ts). */
     starts: SharedArrayBuffer;
+    /** The service is migrating the schema: the API answers 503 until `migrated`. */
+    migrating: boolean;
   }
+  | { type: "migrated" }
   | { type: "answer"; id: number; value: unknown; error?: string }
   | { type: "close" };
 
@@ -61,6 +64,8 @@ const port = self as any as {
 
 const pending = new Map<number, PromiseWithResolvers<unknown>>();
 let nextId = 0;
+/** Till the service has migrated the schema, whose tables the API reads. */
+let migrating = true;
 
 /** Ask the main thread; a failure there (its message) rejects, and the request answers 500. */
 function ask<T>(what: "vitals" | "metrics"): Promise<T> {
@@ -124,6 +129,7 @@ async function start(
       readiness: async () => readinessOf(await ask<DaemonVitals>("vitals")),
       redact,
       starts: new Starts(starts),
+      migrating: () => migrating,
       uid: Deno.uid(),
     }, (values) => {
       known.push(...values);
@@ -152,7 +158,10 @@ port.onmessage = async ({ data }) => {
     pending.delete(data.id);
     if (data.error === undefined) asked?.resolve(data.value);
     else asked?.reject(new Error(data.error));
+  } else if (data.type === "migrated") {
+    migrating = false;
   } else if (data.type === "start") {
+    migrating = data.migrating;
     running = start(data.settings, data.target, data.secrets, data.starts);
     running.catch((error) =>
       port.postMessage({

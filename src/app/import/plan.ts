@@ -219,15 +219,31 @@ export interface Outcome {
   markerId: number | null;
 }
 
-/** The plan against the stored jobs, writing nothing. */
+/**
+ * What a plan checks of the write it stands for, beyond its links, as the
+ * store the write goes through would (older_nodes.ts): throws that refusal.
+ */
+export type PlanCheck = (current: readonly Job[], put: readonly Job[]) => Promise<void>;
+
+/** The jobs the plan's write stores: the new and the differing ones. */
+function putOf(entries: PlanEntry[]): Job[] {
+  return entries.filter((e) => e.status === "new" || e.status === "differs").map((e) => e.job!);
+}
+
+/**
+ * The plan against the stored jobs, writing nothing; refused, as the write
+ * would be, where it breaks a link or `check` refuses it.
+ */
 export async function previewPlan(
   store: JobStore,
   candidates: Candidate[],
   scope: Scope = NAMED_ONLY,
+  check?: PlanCheck,
 ): Promise<Outcome> {
   const current = await store.listJobs();
   const entries = plan(candidates, current, scope);
   checkLinks(entries, current);
+  await check?.(current, putOf(entries));
   return { entries, markerId: null };
 }
 
@@ -295,7 +311,7 @@ export async function applyPlan(
     entries = plan(candidates, current, scope);
     checkLinks(entries, current);
     return {
-      put: entries.filter((e) => e.status === "new" || e.status === "differs").map((e) => e.job!),
+      put: putOf(entries),
       remove: entries.filter((e) => e.status === "remove").map((e) => e.id),
     };
   });

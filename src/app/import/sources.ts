@@ -14,6 +14,7 @@ import {
   type Candidate,
   NAMED_ONLY,
   type Outcome,
+  type PlanCheck,
   previewPlan,
   type Scope,
 } from "./plan.ts";
@@ -52,12 +53,16 @@ export async function apschedulerCandidates(
   return rows.map((row) => candidateFromRow(row, defaults, now));
 }
 
-/** Preview (`apply` false) or write the candidates; removes only what `scope` prunes. */
+/**
+ * Preview (`apply` false; refused where `check` refuses it) or write the
+ * candidates; removes only what `scope` prunes.
+ */
 export function importJobs(
   store: JobStore,
   candidates: Candidate[],
   apply: boolean,
   scope: Scope = NAMED_ONLY,
+  check?: PlanCheck,
 ): Promise<Outcome> {
-  return apply ? applyPlan(store, candidates, scope) : previewPlan(store, candidates, scope);
+  return apply ? applyPlan(store, candidates, scope) : previewPlan(store, candidates, scope, check);
 }
