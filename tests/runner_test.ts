@@ -1140,6 +1140,30 @@ Deno.test({
 
 Deno.test({
   name:
+    "a shell armed before its account's expiry day and released on that day runs nothing: the release judges the account again",
+  ignore: !ROOT,
+  fn: async () => {
+    await asTestAccount(async (name, dir, touch) => {
+      const DAY_MS = 86_400_000;
+      const tomorrow = (Math.floor(Date.now() / DAY_MS) + 1) * DAY_MS;
+      const day = new Date(tomorrow).toISOString().slice(0, 10);
+      const out = await new Deno.Command("chage", { args: ["-E", day, name] }).output();
+      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+      // Armed today, before the expiry: a fire at midnight is armed just before it.
+      const shell = armRun(touch);
+      assert(shell !== null, "the shell was armed before the account's expiry day");
+      const ended = await shell.release(touch, () => tomorrow + 500).done;
+      assertEquals([ended.status, ended.note], [
+        "error",
+        `job backup runs as '${name}', whose account ${name} expired on ${day} (its shadow expiry date, as \`chage -l ${name}\` shows): as cron, jobsmanager runs no job of an expired account; renew it (chage -E -1 ${name}), or remove the job's user (jobsmanager job update backup --user '')`,
+      ]);
+      assertEquals([...Deno.readDirSync(dir)], [], "nothing ran");
+    });
+  },
+});
+
+Deno.test({
+  name:
     "a run as another user gets PATH, the locale and TZ of the service's environment, not the rest; the service's own user all",
   ignore: !ROOT,
   fn: async () => {

@@ -28,6 +28,7 @@ import { type NativeChild, nativeSpawner } from "./native_spawn.ts";
 import { closeInheritedOnExec, signalReset } from "./inheritance.ts";
 import {
   type Account,
+  accountExpired,
   CWD_REFUSED_EXIT,
   cwdRefusedNote,
   envForAnotherUser,
@@ -508,9 +509,16 @@ type Spawned =
    * `grouped`: it led its group from the start (else setsid makes it
    * just after); `since`: boot ticks (processes.ts `bootTicks`) before it
    * started; `mark`: what its stderr begins with when its user's shell
-   * could not enter its cwd (run_as.ts inCwd), null for a run without both.
+   * could not enter its cwd (run_as.ts inCwd), null for a run without both;
+   * `account`: the account of its user, as judged; null for a run without one.
    */
-  | { child: RunChild; grouped: boolean; since: number; mark: string | null }
+  | {
+    child: RunChild;
+    grouped: boolean;
+    since: number;
+    mark: string | null;
+    account: Account | null;
+  }
   | { error: string };
 
 /**
@@ -533,22 +541,23 @@ let service: ServiceIdentity | undefined;
  * for `feed`: `text` (a hook's JSON: any length), or `line` (an armed
  * shell's run id). A service's runs start natively where they can; a
  * standalone run needs setpriv's exec, and a text may not fit a pipe at
- * once: those start with `Deno.Command`.
+ * once: those start with `Deno.Command`. `at`: when the run would start,
+ * for its user's account to be judged then (an expiry comes at midnight).
  */
 function spawnShell(
   spec: RunSpec,
   script: string,
   marker: string,
   stdin: "null" | "line" | "text",
+  at: number,
 ): Spawned {
   let as: RunAs | null = null;
+  let account: Account | null = null;
   if (spec.user !== undefined) {
     try {
-      const account = spec.user.account === undefined
-        ? lookUpAccount(spec.user.name)
-        : spec.user.account;
+      account = spec.user.account === undefined ? lookUpAccount(spec.user.name) : spec.user.account;
       service ??= thisService(tool("setpriv"));
-      const plan = runAsPlan(spec.user.job, spec.user.name, account, service, Date.now());
+      const plan = runAsPlan(spec.user.job, spec.user.name, account, service, at);
       if ("error" in plan) return plan;
       as = plan;
     } catch (error) {
@@ -585,7 +594,7 @@ function spawnShell(
   const spawned = (child: RunChild, grouped: boolean): Spawned => {
     const took = performance.now() - t0;
     spawnMs += (took - spawnMs) / 32;
-    return { child, grouped, since, mark };
+    return { child, grouped, since, mark, account };
   };
   const native = spec.standalone || stdin === "text" ? null : nativeSpawner();
   try {
@@ -644,6 +653,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
     spec.command,
     marker,
     spec.stdin === undefined ? "null" : "text",
+    now(),
   );
   if ("error" in spawned) return notStarted(spawned.error, now);
   const { child } = spawned;
@@ -673,16 +683,18 @@ export interface ArmedShell {
    * Let the shell run the command now, as run `runId` (its JM_RUN_ID):
    * one write to its pipe and nothing more, so that the runs of an instant
    * all go before any is watched (the children they let go compete for
-   * the CPU with the thread). False when the shell is gone, or its cwd
-   * names another `directory` now than when it was armed (see armRun).
+   * the CPU with the thread). False when the shell is gone, its cwd
+   * names another `directory` now than when it was armed (see armRun), or
+   * the account of its user has expired since (a fire at midnight).
    */
   go(runId: string, directory?: string | null): boolean;
   /**
    * Watch the run `go` started (started now, if not yet, in `directory`,
    * as `go`); its timeout, output cap and secrets count from then. The
    * command, environment and cwd are those it was armed with. Where the
-   * waiting shell was gone, or its cwd names another directory now, the
-   * run starts as `startRun` starts it.
+   * waiting shell was gone, its cwd names another directory now, or its
+   * user's account has expired since, the run starts as `startRun` starts
+   * it (which refuses an expired account's).
    */
   release(spec: RunSpec, now?: () => number, directory?: string | null): RunHandle;
   /** It will not run: its shell exits. */
@@ -705,9 +717,9 @@ export function armRun(spec: RunSpec, directory: string | null = null): ArmedShe
   // so that the release starts the run anew, which reports it as ever.
   const script =
     `IFS= read -r JM_RUN_ID || exit ${DISARMED_EXIT}; exec </dev/null; export JM_RUN_ID; ${spec.command}`;
-  const spawned = spawnShell(spec, script, marker, "line");
+  const spawned = spawnShell(spec, script, marker, "line", Date.now());
   if ("error" in spawned) return null;
-  const { child } = spawned;
+  const { child, account } = spawned;
   let gone = false;
   child.status.then(() => gone = true);
   const drop = () => child.drop();
@@ -718,7 +730,9 @@ export function armRun(spec: RunSpec, directory: string | null = null): ArmedShe
   };
   let went: { at: number; feeding: Promise<void> } | null = null;
   const go = (runId: string, now: () => number, inDirectory: string | null) => {
-    if (went === null && !gone && inDirectory === directory) {
+    // An account judged before midnight may have expired since: started anew, its run is refused.
+    const expired = account !== null && accountExpired(account, now()) !== null;
+    if (went === null && !gone && inDirectory === directory && !expired) {
       const line = new TextEncoder().encode(`${runId}\n`);
       // The shell may be gone by the write: its end is then the run's, read as any other.
       went = { at: now(), feeding: child.feed(line) };
