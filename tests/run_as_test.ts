@@ -3,7 +3,7 @@
  * run as root, one without setpriv, one that is the user already. The
  * runs themselves, as root, are in runner_test.ts.
  */
-import { assertEquals, assertThrows } from "./assert.ts";
+import { assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import {
   type Account,
   AccountLookups,
@@ -19,6 +19,7 @@ import {
   parsePasswd,
   passwordInactiveExpired,
   runAsPlan,
+  SHADOW_WAIT_MS,
   withExpiry,
 } from "../src/daemon/run_as.ts";
 
@@ -315,6 +316,50 @@ Deno.test("an account's answer is kept 30 s, none too; then looked up again", as
   assertEquals(await lookups.find("bob"), BOB);
   assertEquals(asked, ["bob", "ghost", "bob"], "asked again once its answer is 30 s old");
   assertEquals(KEEP_MS, 30_000);
+});
+
+Deno.test("a lookup under way for 30 s is given up, its getent killed, and the account asked anew", async () => {
+  let at = 0;
+  const asked: AbortSignal[] = [];
+  const lookups = new AccountLookups(
+    (_user, signal) => {
+      asked.push(signal);
+      // The first never answers (an LDAP server away); the next, once it is back, does.
+      if (asked.length === 1) {
+        return new Promise((_, reject) =>
+          signal.addEventListener("abort", () => reject(signal.reason))
+        );
+      }
+      return Promise.resolve(BOB);
+    },
+    10,
+    KEEP_MS,
+    () => at,
+  );
+  assertEquals(await lookups.find("bob"), "hung");
+  at = KEEP_MS - 1;
+  assertEquals(await lookups.find("bob"), "hung", "shared while younger than 30 s");
+  assertEquals(asked.length, 1);
+  at = KEEP_MS;
+  const [before, after] = [lookups.find("bob"), lookups.find("bob")];
+  assertEquals([await before, await after], [BOB, BOB], "asked anew once 30 s old");
+  assertEquals(asked.map((s) => s.aborted), [true, false], "the hung one given up, once");
+});
+
+Deno.test("a lookup given up kills its getent", async () => {
+  const signals: (AbortSignal | undefined)[] = [];
+  const run: Getent = (_database, _key, signal) => {
+    signals.push(signal);
+    return new Promise((_, reject) =>
+      signal!.addEventListener("abort", () => reject(signal!.reason))
+    );
+  };
+  const stop = new AbortController();
+  const lookup = lookUpAccountAsync("bob", run, SHADOW_WAIT_MS, stop.signal);
+  stop.abort();
+  await assertRejects(() => lookup);
+  assertEquals(signals.length, 2, "passwd and shadow asked");
+  assertEquals(signals.map((s) => s?.aborted), [true, true]);
 });
 
 /** getent's output: `stdout` with status 0, or none with `code`. */

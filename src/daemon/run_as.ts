@@ -244,14 +244,22 @@ export type AccountAnswer = Account | null | "hung" | { failed: string };
  * that waits for an LDAP server away, made on the thread that starts runs,
  * would hold every run of it. Each waits `waitMs` at most; a name asked
  * again while its lookup is under way shares it, and an account found (or
- * found to be none) is the answer for `keepMs` after.
+ * found to be none) is the answer for `keepMs` after. A lookup under way
+ * for `keepMs` (a getent that never ends) is given up (its signal aborts)
+ * and asked anew: the name service may answer again.
  */
 export class AccountLookups {
-  private readonly asking = new Map<string, Promise<Account | null>>();
+  private readonly asking = new Map<
+    string,
+    { answer: Promise<Account | null>; since: number; stop: AbortController }
+  >();
   private readonly kept = new Map<string, { account: Account | null; until: number }>();
 
   constructor(
-    private readonly lookUp: (user: string) => Promise<Account | null> = lookUpAccountAsync,
+    private readonly lookUp: (user: string, signal: AbortSignal) => Promise<Account | null> = (
+      user,
+      signal,
+    ) => lookUpAccountAsync(user, getentAsync, SHADOW_WAIT_MS, signal),
     readonly waitMs = LOOKUP_WAIT_MS,
     private readonly keepMs = KEEP_MS,
     private readonly now: () => number = () => performance.now(),
@@ -262,27 +270,35 @@ export class AccountLookups {
     const kept = this.kept.get(user);
     if (kept !== undefined && this.now() < kept.until) return Promise.resolve(kept.account);
     let asked = this.asking.get(user);
+    if (asked !== undefined && this.now() - asked.since >= this.keepMs) {
+      asked.stop.abort();
+      asked = undefined;
+    }
     if (asked === undefined) {
-      asked = this.lookUp(user);
-      const made = asked;
-      made.then((account) => {
+      const stop = new AbortController();
+      const made = { answer: this.lookUp(user, stop.signal), since: this.now(), stop };
+      made.answer.then((account) => {
         this.kept.set(user, { account, until: this.now() + this.keepMs });
       }, () => {}).finally(() => {
         if (this.asking.get(user) === made) this.asking.delete(user);
       });
-      this.asking.set(user, asked);
+      this.asking.set(user, made);
+      asked = made;
     }
-    const answer = asked;
+    const { answer, stop } = asked;
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve("hung"), this.waitMs);
       answer.then(
         (account) => resolve(account),
         (error) =>
-          resolve({
-            failed: `could not look up the account of user '${user}': ${
-              error instanceof Error ? error.message : String(error)
-            }`,
-          }),
+          // Given up for one asked anew: it did not answer.
+          resolve(
+            stop.signal.aborted ? "hung" : {
+              failed: `could not look up the account of user '${user}': ${
+                error instanceof Error ? error.message : String(error)
+              }`,
+            },
+          ),
       ).finally(() => clearTimeout(timer));
     });
   }
@@ -351,17 +367,21 @@ export type Getent = (
  * entry is asked with its passwd entry, a uid's once passwd named it; it
  * is waited for `shadowWaitMs` after passwd answered at most: a name
  * service that answers passwd and not shadow refuses no run, and one that
- * takes a while answers both in the time of one.
+ * takes a while answers both in the time of one. `signal` gives it up:
+ * its getent are killed.
  */
 export async function lookUpAccountAsync(
   user: string,
   run: Getent = getentAsync,
   shadowWaitMs = SHADOW_WAIT_MS,
+  signal?: AbortSignal,
 ): Promise<Account | null> {
   const stop = new AbortController();
+  const giveUp = () => stop.abort(signal!.reason);
+  signal?.addEventListener("abort", giveUp, { once: true });
   try {
     const byName = /^[0-9]+$/.test(user) ? null : shadowOf(user, run, stop.signal);
-    const passwd = await run("passwd", user);
+    const passwd = await run("passwd", user, stop.signal);
     const account = passwd === null
       ? accountInPasswd(user, await Deno.readTextFile("/etc/passwd"))
       : accountOf(passwd);
@@ -377,6 +397,7 @@ export async function lookUpAccountAsync(
       clearTimeout(timer);
     }
   } finally {
+    signal?.removeEventListener("abort", giveUp);
     stop.abort();
   }
 }
