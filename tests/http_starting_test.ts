@@ -51,13 +51,19 @@ for (const backend of BACKENDS) {
       };
       const health = await get("/healthz");
       assertEquals([health.status, health.body.status], [200, "starting"]);
-      assertStringIncludes(health.body.detail, "migrating the database schema");
+      assertStringIncludes(
+        health.body.detail,
+        "connecting to the database and migrating its schema",
+      );
       const jobs = await get("/api/v1/jobs");
       assertEquals([jobs.status, jobs.retry], [503, "5"], JSON.stringify(jobs.body));
       assertEquals(
         jobs.body.error,
-        "the service is starting: it is migrating the database schema; try again in a few seconds",
+        "the service is starting: it is connecting to the database and migrating its schema; try again in a few seconds",
       );
+      // What reads no table answers: the dashboard learns its role, a client the API.
+      assertEquals((await get("/api/v1/session")).status, 200);
+      assertEquals((await get("/api/v1/openapi.json")).status, 200);
       assertEquals((await get("/readyz")).status, 503);
 
       gate.resolve();

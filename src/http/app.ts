@@ -67,6 +67,8 @@ export interface HttpDeps {
 
 /** How long a client is told to wait while the service migrates the schema. */
 const MIGRATING_RETRY_S = 5;
+/** What the API answers while the schema is migrated: it reads no table. */
+const TABLELESS = new Set(["/api/v1/openapi.json", "/api/v1/session"]);
 
 const httpLog = log("http");
 
@@ -245,8 +247,9 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
     asDocumented,
     bodyFirst(deps.bodyWaitMs),
     // The tables it reads may not be there yet: "the service is starting", not "no such table".
-    async (_c, next) => {
-      if (migrating()) {
+    // The API's description and the caller's session read none.
+    async (c, next) => {
+      if (migrating() && !TABLELESS.has(c.req.path)) {
         throw new HttpError(
           503,
           `${MIGRATING}; try again in a few seconds`,

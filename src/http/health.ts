@@ -66,8 +66,13 @@ export function readinessOf(v: DaemonVitals): Readiness {
   };
 }
 
-/** What the API and `/healthz` say while the service migrates the schema at its start. */
-export const MIGRATING = "the service is starting: it is migrating the database schema";
+/**
+ * What the API and `/healthz` say until the service has migrated the
+ * schema at its start: that begins with reaching the database (a server
+ * that does not answer, a SQLite file another process holds locked).
+ */
+export const MIGRATING =
+  "the service is starting: it is connecting to the database and migrating its schema";
 
 /**
  * `migrating`: true while the service migrates the schema at its start.

@@ -501,7 +501,7 @@ const COMMON = {
   ),
   "401": error("no token, or not one of http.tokens"),
   "503": error(
-    "the database is unreachable, or the service is starting: it is migrating the database schema (Retry-After)",
+    "the database is unreachable, or the service is starting: it is connecting to the database and migrating its schema (Retry-After)",
   ),
 };
 const READ = { ...COMMON };
