@@ -11,6 +11,7 @@ import { DaemonHarness, storeWith } from "./daemon_harness.ts";
 import { ADMIN, TOKENS } from "./http_harness.ts";
 import { Metrics } from "../src/http/metrics.ts";
 import { startServeHttp } from "../src/http/serve_http.ts";
+import { MIGRATING } from "../src/http/health.ts";
 
 for (const backend of BACKENDS) {
   Deno.test(`http while migrating (${backend}): the API says the service is starting, then answers`, async () => {
@@ -64,7 +65,8 @@ for (const backend of BACKENDS) {
       // What reads no table answers: the dashboard learns its role, a client the API.
       assertEquals((await get("/api/v1/session")).status, 200);
       assertEquals((await get("/api/v1/openapi.json")).status, 200);
-      assertEquals((await get("/readyz")).status, 503);
+      const ready = await get("/readyz");
+      assertEquals([ready.status, ready.body.database], [503, { ok: false, detail: MIGRATING }]);
 
       gate.resolve();
       let last: unknown = null;

@@ -90,6 +90,8 @@ export function healthRoutes(
   );
   routes.get("/readyz", async (c) => {
     const r = await readiness();
+    // Not reached yet is not "reachable": the service may still be waiting for it.
+    if (migrating()) r.database = { ok: false, detail: MIGRATING };
     const state = readyState(r);
     return c.json({ status: state, ...r }, state === "ready" ? 200 : 503);
   });
