@@ -1107,7 +1107,7 @@ for (const backend of BACKENDS) {
         };
         await chage("-E", "2020-01-01");
         const warning =
-          `jobsmanager: warning: user '${name}' on this host (${Deno.hostname()}), whose account ${name} expired on 2020-01-01 (its shadow expiry date, as \`chage -l ${name}\` shows): the job is saved, but a service here records each of its runs as an error, as cron runs no job of an expired account; renew it (chage -E -1 ${name})\n`;
+          `jobsmanager: warning: user '${name}' on this host (${Deno.hostname()}), whose account ${name} expired on 2020-01-01 (its shadow expiry date, as \`chage -l ${name}\` shows): stored all the same, but a service here records each run of its job as an error, as cron runs no job of an expired account; renew it (chage -E -1 ${name})\n`;
         const add = ["job", "add", "nightly", "--command", "true", "--cron", "0 3 * * *"];
         const added = await run(db, [...add, "--user", name]);
         assertEquals([added.code, added.stderr], [0, warning]);
@@ -1117,8 +1117,12 @@ for (const backend of BACKENDS) {
         assertEquals([updated.code, updated.stderr], [0, warning]);
         assertEquals(JSON.parse(updated.stdout).job.user, name);
         assertEquals((await jobs(db)).get("nightly")?.user, name);
+        // Given again unchanged: nothing written, nothing to say.
+        const unchanged = await run(db, ["job", "update", "nightly", "--user", name]);
+        assertEquals([unchanged.code, unchanged.stderr], [0, ""]);
         // Renewed: nothing to say.
         await chage("-E", "-1");
+        await run(db, ["job", "update", "nightly", "--user", ""]);
         const renewed = await run(db, ["job", "update", "nightly", "--user", name]);
         assertEquals([renewed.code, renewed.stderr], [0, ""]);
       });
@@ -1134,7 +1138,7 @@ Deno.test("cli: --user a name this host has no account of is stored with a warni
     [unknown.code, unknown.stderr],
     [
       0,
-      `jobsmanager: warning: user 'jm-no-such-user' has no account on this host (${Deno.hostname()}): a service here records the job's runs as errors until it exists; a service on a host that has it runs them\n`,
+      `jobsmanager: warning: user 'jm-no-such-user' has no account on this host (${Deno.hostname()}): stored all the same, as a service on a host that has it runs its jobs, but a service here records each run of its job as an error until it exists; check with \`getent passwd jm-no-such-user\`\n`,
     ],
   );
   assertEquals((await jobs(db)).get("elsewhere")?.user, "jm-no-such-user");

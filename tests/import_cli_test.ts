@@ -12,6 +12,7 @@ import {
   saveNodes,
   serviceRow,
   type TestDatabase,
+  withTestAccount,
 } from "./helpers.ts";
 import { insertLegacyRow, loadSeed, SEED_IDS } from "./fixtures/seed.ts";
 
@@ -554,6 +555,56 @@ for (const backend of BACKENDS) {
       (await users(db)).filter((u) => u.id.startsWith("system.")).map((u) => u.user),
       ["jm-ghost-a", "jm-ghost-a", "root", "jm-ghost-b"],
     );
+    // Imported again: nothing is written, so nothing is warned of, plan or not.
+    for (const args of [[], ["--apply"]]) {
+      const again = await jm("import", "crontab", system, "--system", ...args);
+      assertEquals([again.code, warnings(again.stderr)], [0, []], again.stdout);
+      assertStringIncludes(again.stdout, "0 new, 4 same");
+    }
+    // A line whose user changed is kept as stored without --update: nothing written, no warning.
+    await Deno.writeTextFile(system, "0 2 * * * jm-ghost-c two.sh\n");
+    const kept = await jm("import", "crontab", system, "--system", "--apply");
+    assertEquals([kept.code, warnings(kept.stderr)], [0, []], kept.stdout);
+    const updated = await jm("import", "crontab", system, "--system", "--apply", "--update");
+    assertEquals(
+      [updated.code, warnings(updated.stderr)],
+      [0, [warning("jm-ghost-c", "job")]],
+      updated.stdout,
+    );
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test({
+    name:
+      `import cli[${backend}]: a user column naming an expired account is imported with a warning naming the day and the fix, as job add warns`,
+    ignore: Deno.uid() !== 0,
+    fn: async () => {
+      await using db = await freshDatabase(backend);
+      const jm = (...args: string[]) => cli(["--database", db.url, ...args], { cwd: db.dir });
+      await withTestAccount(async (name) => {
+        const chage = await new Deno.Command("chage", { args: ["-E", "2020-01-01", name] })
+          .output();
+        assert(chage.success, new TextDecoder().decode(chage.stderr));
+        const file = `${db.dir}/system`;
+        await Deno.writeTextFile(file, `0 4 * * * ${name} backup.sh\n`);
+        const warning = (stored: string) =>
+          `jobsmanager: warning: user '${name}' on this host (${Deno.hostname()}), whose account ${name} expired on 2020-01-01 (its shadow expiry date, as \`chage -l ${name}\` shows): ${stored}, but a service here records each run of its job as an error, as cron runs no job of an expired account; renew it (chage -E -1 ${name})`;
+        const warnings = (stderr: string) =>
+          stderr.split("\n").filter((l) => l.includes(": warning: "));
+        const plan = await jm("import", "crontab", file, "--system");
+        assertEquals(
+          [plan.code, warnings(plan.stderr)],
+          [0, [warning("--apply would import them all the same")]],
+        );
+        const applied = await jm("import", "crontab", file, "--system", "--apply");
+        assertEquals(
+          [applied.code, warnings(applied.stderr)],
+          [0, [warning("imported all the same")]],
+        );
+        assertEquals(await users(db), [{ id: "system.backup-sh", user: name }]);
+      });
+    },
   });
 }
 

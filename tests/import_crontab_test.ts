@@ -103,7 +103,8 @@ Deno.test("an /etc/cron.d line's user is the job's user; a user crontab's lines 
     "/srv/www",
     "php /srv/www/cron.php",
   ]);
-  assertEquals(byUid.job!.user, "33");
+  // cron takes the column for a name: a number is not imported as a uid (see below).
+  assertEquals([byUid.job, byUid.problem?.split(":")[0]], [null, "user column '33' is a number"]);
   // An sssd account of AD, as getent knows it.
   assertEquals([ad.job?.user, ad.problem], ["john.doe@corp.example.com", null]);
   assertMatch(
@@ -330,6 +331,27 @@ Deno.test("SHELL other than /bin/sh runs the command through it", async () => {
   assertEquals(job.job!.command, `exec /bin/bash -c 'echo "it'\\''s $0"'`);
   assertEquals(await sh(job.job!.command), "it's /bin/bash\n");
   assertMatch(job.notes[0], /SHELL=\/bin\/bash: the command runs as `\/bin\/bash -c …`/);
+});
+
+Deno.test("a system line whose user column is a number is refused: cron takes it for a name, jobsmanager for a uid", () => {
+  const text =
+    "0 4 * * * 1000 echo x\n# jobsmanager: id=pinned\n0 5 * * * 0 echo y\n0 6 * * * u1000 echo z\n";
+  const found = candidatesFromCrontab({ text, name: "x", system: true, owner: null }, UTC, 0);
+  const numeric = (user: string) =>
+    `user column '${user}' is a number: cron looks it up as an account name, never as a uid, so it ran this line only as an account named '${user}', and jobsmanager would run it as uid ${user}; write the account's name in the column (\`getent passwd ${user}\` names uid ${user}'s), or leave the line out with --ignore and add its job with \`jobsmanager job add --user UID\` (the uid of the account named '${user}')`;
+  assertEquals(summary(found), [
+    `x.echo-x ! ${numeric("1000")}`,
+    `pinned ! ${numeric("0")}`,
+    "x.echo-z | 0 0 6 * * * | echo z",
+  ]);
+  assertEquals(found[2].job!.user, "u1000");
+  // A user crontab's owner is the operator's word, not cron's column: a uid there is one.
+  const owned = candidatesFromCrontab(
+    { text: "0 4 * * * echo x\n", name: "x", system: false, owner: "1000" },
+    UTC,
+    0,
+  );
+  assertEquals([owned[0].problem, owned[0].job?.user], [null, "1000"]);
 });
 
 Deno.test("system lines without a command, and bad override ids, are refused with why", () => {

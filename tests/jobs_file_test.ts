@@ -3,12 +3,19 @@
  * updates, --prune, --dry-run, and validation errors that name the file,
  * the line and the field. On every backend; the CLI as a subprocess.
  */
-import { assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { buildJob, type Job } from "../src/domain/job.ts";
 import { candidatesFromFile, exportJobs } from "../src/app/jobs_file.ts";
 import { CONTROL } from "../src/domain/printable.ts";
 import { parse } from "yaml";
-import { BACKENDS, cli, freshDatabase, rawQuery, type TestDatabase } from "./helpers.ts";
+import {
+  BACKENDS,
+  cli,
+  freshDatabase,
+  rawQuery,
+  type TestDatabase,
+  withTestAccount,
+} from "./helpers.ts";
 
 const NOW = 1_700_000_000_000;
 
@@ -793,5 +800,71 @@ for (const backend of BACKENDS) {
       "three: root",
       "two: jm-ghost-b",
     ]);
+    // Applied again unchanged, dry run or not: nothing is written, so nothing is warned of.
+    for (const args of [["--dry-run"], []]) {
+      const again = await jm("apply", file, ...args);
+      assertEquals([again.code, warnings(again.stderr)], [0, []], again.stdout);
+      assertStringIncludes(again.stdout, "0 new, 4 same");
+    }
+    // Only the users the write gives a job: two's new one, not one's, whose command alone changes.
+    await Deno.writeTextFile(
+      file,
+      `{ jobs: [${
+        [
+          `{ id: 'one', command: 'false', minute: '0', user: 'jm-ghost-a' }`,
+          job("two", "jm-ghost-c"),
+          job("three", "root"),
+          job("four", "jm-ghost-a"),
+        ].join(", ")
+      }] }\n`,
+    );
+    for (const [args, stored] of [[["--dry-run"], dryRun], [[], "applied all the same"]]) {
+      const changed = await jm("apply", file, ...args);
+      assertEquals(
+        [changed.code, warnings(changed.stderr)],
+        [0, [warning("jm-ghost-c", "job", stored as string)]],
+        changed.stdout,
+      );
+      assertStringIncludes(changed.stdout, "0 new, 2 same, 2 differ");
+    }
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test({
+    name:
+      `jobs file cli[${backend}]: a user whose account is expired is applied with a warning naming the day and the fix, as job add warns`,
+    ignore: Deno.uid() !== 0,
+    fn: async () => {
+      await using db = await freshDatabase(backend);
+      const jm = (...args: string[]) => cli(["--database", db.url, ...args], { cwd: db.dir });
+      await withTestAccount(async (name) => {
+        const chage = await new Deno.Command("chage", { args: ["-E", "2020-01-01", name] })
+          .output();
+        assert(chage.success, new TextDecoder().decode(chage.stderr));
+        const file = `${db.dir}/jobs.json5`;
+        await Deno.writeTextFile(
+          file,
+          `{ jobs: [{ id: 'nightly', command: 'true', minute: '0', user: '${name}' }] }\n`,
+        );
+        const warning = (stored: string) =>
+          `jobsmanager: warning: user '${name}' on this host (${Deno.hostname()}), whose account ${name} expired on 2020-01-01 (its shadow expiry date, as \`chage -l ${name}\` shows): ${stored}, but a service here records each run of its job as an error, as cron runs no job of an expired account; renew it (chage -E -1 ${name})`;
+        // A new SQLite file is said too.
+        const warnings = (stderr: string) =>
+          stderr.split("\n").filter((l) => l.includes(": warning: "));
+        const plan = await jm("apply", file, "--dry-run");
+        assertEquals(
+          [plan.code, warnings(plan.stderr)],
+          [0, [warning("apply without --dry-run would store them all the same")]],
+        );
+        const applied = await jm("apply", file);
+        assertEquals(
+          [applied.code, warnings(applied.stderr)],
+          [0, [warning("applied all the same")]],
+        );
+        const rows = await rawQuery(db, "SELECT `user` FROM jm_jobs WHERE id = 'nightly'");
+        assertEquals(rows.map((r) => r.user), [name]);
+      });
+    },
   });
 }

@@ -33,7 +33,7 @@ import { addSecret, type CommandContext, writeErr } from "./context.ts";
 import { command, either, group, repeated, switched, valued } from "./command.ts";
 import { withServiceLine } from "./output.ts";
 import type { DefaultZone } from "../app/zone.ts";
-import { AccountLookups, LOOKUP_WAIT_MS } from "../daemon/run_as.ts";
+import { usersWritten, warnUsers } from "./user_warnings.ts";
 
 function entryLines(entry: PlanEntry): string[] {
   const head = `${entry.status.padEnd(13)}  ${entry.id}  (${entry.source})`;
@@ -114,6 +114,11 @@ async function report(
     const check = ctx.planCheck(store, "a plan: nothing written, and --apply would be refused");
     return { outcome: await importJobs(store, candidates, apply, scope, check), live };
   }, { creates: true });
+  // A user the host cannot run jobs as is imported all the same: the service may run elsewhere.
+  await warnUsers(
+    usersWritten(outcome.entries),
+    apply ? "imported all the same" : "--apply would import them all the same",
+  );
   const preview = apply ? null : `run again with --apply to write them`;
   ctx.print(
     () =>
@@ -254,20 +259,8 @@ export function importCommand() {
       const source = crontabSource(file, text, system, opts.name, isFile, opts.user);
       await report(
         ctx,
-        async (zone) => {
-          const candidates = candidatesFromCrontab(
-            source,
-            { system: systemTimezone(), service: zone },
-            Date.now(),
-          );
-          await warnUnknownUsers(
-            candidates,
-            opts.apply === true
-              ? "imported all the same"
-              : "--apply would import them all the same",
-          );
-          return candidates;
-        },
+        (zone) =>
+          candidatesFromCrontab(source, { system: systemTimezone(), service: zone }, Date.now()),
         opts.apply === true,
         `crontab ${file === "-" ? "(stdin)" : file}`,
         crontabScope(source, opts.prune === true, opts.update === true),
@@ -280,46 +273,6 @@ export function importCommand() {
     "bring jobs in from the original JobsManager or a crontab (prints the plan; --apply writes it)",
     { apscheduler, crontab },
   );
-}
-
-/**
- * Each user the jobs of a crontab run as (`--user`, a system crontab's
- * user column) that this host has no account of, warned once, naming how
- * to check: imported all the same, as `job add --user` stores one, since
- * the service may run on another host, which has it. Here, each of their
- * runs would be an error. `stored` says what the command did with them
- * ("imported all the same"), or, a plan that writes nothing, would do.
- * `import crontab` and `apply` say it alike.
- */
-export async function warnUnknownUsers(candidates: Candidate[], stored: string): Promise<void> {
-  const jobs = new Map<string, number>();
-  for (const { job } of candidates) {
-    if (job?.user != null) jobs.set(job.user, (jobs.get(job.user) ?? 0) + 1);
-  }
-  const accounts = new AccountLookups();
-  const found = await Promise.all([...jobs.keys()].map((user) => accounts.find(user)));
-  [...jobs].forEach(([user, count], i) => {
-    const answer = found[i];
-    const runs = `a service here records each run of its ${
-      count === 1 ? "job" : `${count} jobs`
-    } as an error`;
-    const check = `check with \`getent passwd ${user}\``;
-    if (answer === null) {
-      writeErr(
-        `jobsmanager: warning: user '${user}' has no account on this host (${Deno.hostname()}): ${stored}, as a service on a host that has it runs its jobs, but ${runs} until it exists; ${check}`,
-      );
-    } else if (answer === "hung") {
-      writeErr(
-        `jobsmanager: warning: user '${user}' could not be looked up on this host (${Deno.hostname()}): its name service (getent passwd: LDAP, sssd, …) did not answer within ${
-          LOOKUP_WAIT_MS / 1000
-        } s; ${stored}, but ${runs} while it does not; ${check}`,
-      );
-    } else if ("failed" in answer) {
-      writeErr(
-        `jobsmanager: warning: ${answer.failed}; ${stored}, but ${runs} while it fails; ${check}`,
-      );
-    }
-  });
 }
 
 /** Where `path` leads, absolute; itself where that is no file (a pipe: `<(crontab -l)`, /dev/stdin). */

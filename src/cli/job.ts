@@ -56,7 +56,7 @@ import {
 import type { DefaultZone } from "../app/zone.ts";
 import { parseCount } from "../domain/input.ts";
 import { idWord } from "../domain/shell.ts";
-import { accountExpired, AccountLookups, LOOKUP_WAIT_MS } from "../daemon/run_as.ts";
+import { warnUsers } from "./user_warnings.ts";
 import { CLI_NAMES } from "./input_names.ts";
 
 /** The most fires `job show -n` and `job next -n` print. */
@@ -296,31 +296,13 @@ function warnRetryOnAlone(retryOn: unknown, job: Job | null): void {
 }
 
 /**
- * A user given that this host has no account of, or whose account is
- * expired (its runs here would be refused, as `runAsPlan` judges them):
- * said, not refused, as the service may run on another host, which has
- * it, or the account may be renewed before the first fire.
+ * The user the write gave the job (new, or changed from another), where
+ * this host cannot run it as that user: said, not refused (user_warnings.ts).
  */
-async function warnUnknownUser(given: unknown, job: Job | null): Promise<void> {
-  if (given === undefined || job?.user == null) return;
-  const found = await new AccountLookups().find(job.user);
-  if (found === "hung") {
-    writeErr(
-      `jobsmanager: warning: user '${job.user}' could not be looked up on this host (${Deno.hostname()}): its name service (getent passwd: LDAP, sssd, …) did not answer within ${
-        LOOKUP_WAIT_MS / 1000
-      } s; a service here records the job's runs as errors while it does not`,
-    );
-  } else if (found === null) {
-    writeErr(
-      `jobsmanager: warning: user '${job.user}' has no account on this host (${Deno.hostname()}): a service here records the job's runs as errors until it exists; a service on a host that has it runs them`,
-    );
-  } else if (!("failed" in found)) {
-    const expired = accountExpired(found, Date.now());
-    if (expired === null) return;
-    writeErr(
-      `jobsmanager: warning: user '${job.user}' on this host (${Deno.hostname()}), ${expired.whose}: the job is saved, but a service here records each of its runs as an error, as cron runs no job of ${expired.rule}; ${expired.fix}`,
-    );
-  }
+async function warnUserGiven(change: JobChange): Promise<void> {
+  const user = change.after?.user ?? null;
+  if (user === null || (change.before?.user ?? null) === user) return;
+  await warnUsers(new Map([[user, 1]]), "stored all the same");
 }
 
 export function jobCommand() {
@@ -339,7 +321,7 @@ export function jobCommand() {
       const { change } = written;
       const after = change.after!;
       warnRetryOnAlone(opts.retryOn, after);
-      await warnUnknownUser(opts.user, after);
+      await warnUserGiven(change);
       const next = nextFires(after, zone!.name, new Date(), 1);
       printWrite(
         ctx,
@@ -370,7 +352,7 @@ export function jobCommand() {
         (store) => updateJob(store, id, options, Date.now(), CLI_NAMES),
       );
       warnRetryOnAlone(opts.retryOn, written.change.after);
-      await warnUnknownUser(opts.user, written.change.after);
+      await warnUserGiven(written.change);
       printWrite(
         ctx,
         written,

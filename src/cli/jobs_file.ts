@@ -4,7 +4,8 @@
  */
 import { FILE_FORMATS, type FileFormat } from "../app/file_format.ts";
 import { command, oneOf, switched } from "./command.ts";
-import { planData, planText, readText, warnUnknownUsers } from "./import.ts";
+import { planData, planText, readText } from "./import.ts";
+import { usersWritten, warnUsers } from "./user_warnings.ts";
 import { withServiceLine } from "./output.ts";
 import { writeErr } from "./context.ts";
 
@@ -66,8 +67,8 @@ export function applyCommand() {
           live: await ctx.liveServices(store),
           missing: null,
         }), { creates: true });
-      await warnUnknownUsers(
-        candidates,
+      await warnUsers(
+        usersWritten(outcome.entries),
         options.dryRun
           ? "apply without --dry-run would store them all the same"
           : "applied all the same",

@@ -173,6 +173,10 @@ export function candidatesFromCrontab(
     const line = splitLine(text, source.system);
     if (typeof line === "string") {
       candidates.push(refused(`line ${number}`, id ?? ids.fallback(number), line));
+    } else if (line.user !== null && /^[0-9]+$/.test(line.user)) {
+      // The id the line's job would have: `--ignore ID` names it, and the line put right keeps it.
+      const lineId = id === null ? ids.generate(line.command) : ids.keep(id);
+      candidates.push(refused(`line ${number}`, lineId, numericUser(line.user)));
     } else {
       const user = line.user ?? source.owner;
       candidates.push(
@@ -190,6 +194,16 @@ export function candidatesFromCrontab(
     }
   }
   return candidates;
+}
+
+/**
+ * Why a line whose user column is a number is not imported: cron takes
+ * the column for a name (getpwnam), so it ran the line only as an account
+ * of that name (useradd makes one), while a job's numeric user is a uid:
+ * the job would run as another account than cron ran the line as.
+ */
+function numericUser(user: string): string {
+  return `user column '${user}' is a number: cron looks it up as an account name, never as a uid, so it ran this line only as an account named '${user}', and jobsmanager would run it as uid ${user}; write the account's name in the column (\`getent passwd ${user}\` names uid ${user}'s), or leave the line out with --ignore and add its job with \`jobsmanager job add --user UID\` (the uid of the account named '${user}')`;
 }
 
 function refused(source: string, id: string, problem: string): Candidate {
