@@ -347,6 +347,37 @@ for (const backend of BACKENDS) {
     await h.started("slow", at(65));
   });
 
+  Deno.test(`daemon[${backend}]: jm_runs emptied while a run runs, and its id taken by another node's run: its end is not written over that row`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("slow", { schedule: { second: "5" } });
+    await h.job("tick", { schedule: { second: "6" } });
+    await h.start();
+    await h.clock.set(at(5));
+    const slow = await h.started("slow", at(5));
+    const [was] = await h.runs("slow");
+    // A dump from before restored, or the ids starting over, under two services.
+    if (backend === "mysql") await h.sql("TRUNCATE jm_runs");
+    else {
+      await h.sql("DELETE FROM jm_runs");
+      await h.sql("DELETE FROM sqlite_sequence WHERE name = 'jm_runs'");
+    }
+    const [theirs] = await h.store.claimRuns([{
+      job_id: "tick",
+      scheduled_at: at(6),
+      started_at: at(6),
+      status: "running",
+      trigger: "schedule",
+      node_id: "other",
+    }]);
+    assertEquals(theirs, was.id, "the other node's run got the old one's id");
+    const before = describeRun((await h.runs("tick"))[0]);
+    slow.finish({ stdout: "slow's output" });
+    // A stop writes every record this node holds.
+    await h.stop();
+    const rows = await h.runs();
+    assertEquals(rows.map(describeRun), [before], "the other node's row as it was claimed");
+  });
+
   Deno.test(`daemon[${backend}]: a run of the job on another node holds its max_instances here till it ends`, async () => {
     // The clock steps on once a fire's row is written, maybe before its claim answered.
     await using h = await DaemonHarness.create(await freshDatabase(backend), {

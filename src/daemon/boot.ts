@@ -242,6 +242,7 @@ class BootedDaemon implements Daemon {
       claimTimeoutMs: o.claimTimeoutMs ?? CLAIM_TIMEOUT_MS,
       maxBuffered: MAX_BUFFERED_RECORDS,
       ended: (jobId, status) => o.observer?.ended(jobId, status),
+      node: () => this.cluster.nodeId,
     });
     this.notifier = new Notifier({
       store,

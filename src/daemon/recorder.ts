@@ -40,6 +40,12 @@ export interface RecorderOptions {
    * its observer of the rest: what `/metrics` counts.
    */
   ended?: (jobId: string, status: RunStatus) => void;
+  /**
+   * This node's id ("" before it registered): the rows it updates are its
+   * own, and one whose id another node's run took (jm_runs emptied or
+   * restored under the services) is left as it is.
+   */
+  node?: () => string;
 }
 
 const storeLog = log("store");
@@ -198,6 +204,11 @@ export class RunRecorder {
       (error) => health.failed(error),
       (jobId) => options.ended?.(jobId, "missed"),
     );
+  }
+
+  /** The node whose rows are updated (RecorderOptions `node`); none: any row. */
+  private node(): string | undefined {
+    return this.options.node?.() || undefined;
   }
 
   /** Records waiting for the database. */
@@ -424,7 +435,7 @@ export class RunRecorder {
     this.batch = new Map();
     this.batchWritten = null;
     try {
-      await this.store.updateRuns(updates);
+      await this.store.updateRuns(updates, this.node());
       this.health.wrote();
     } catch (error) {
       // Before what came meanwhile: a later update of one of these runs may wait there already.
@@ -647,7 +658,7 @@ export class RunRecorder {
         }
         this.behind.add(next.id);
         try {
-          await this.store.updateRun(next.id, next.update);
+          await this.store.updateRun(next.id, next.update, undefined, this.node());
           this.behind.delete(next.id);
         } catch (error) {
           if (isUnreachable(error)) {

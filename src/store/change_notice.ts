@@ -123,8 +123,13 @@ export class NoticingStore extends SqlStore {
     return ids;
   }
 
-  override async updateRun(id: number, update: RunUpdate, onlyIf?: RunStatus): Promise<boolean> {
-    const changed = await super.updateRun(id, update, onlyIf);
+  override async updateRun(
+    id: number,
+    update: RunUpdate,
+    onlyIf?: RunStatus,
+    node?: string,
+  ): Promise<boolean> {
+    const changed = await super.updateRun(id, update, onlyIf, node);
     if (changed) await this.notice.send();
     return changed;
   }

@@ -1116,14 +1116,22 @@ export class SqlStore implements Store {
     return row === undefined ? null : Number(row.id);
   }
 
-  async updateRun(id: number, update: RunUpdate, onlyIf?: RunStatus): Promise<boolean> {
-    const statement = updateRunSql(id, update, onlyIf);
+  async updateRun(
+    id: number,
+    update: RunUpdate,
+    onlyIf?: RunStatus,
+    node?: string,
+  ): Promise<boolean> {
+    const statement = updateRunSql(id, update, onlyIf, node);
     if (statement === null) return false;
     return (await this.driver.run(...statement)).changes === 1;
   }
 
-  async updateRuns(updates: readonly { id: number; update: RunUpdate }[]): Promise<void> {
-    const statements = updateRunsSql(updates, this.driver.profile.rowsPerUpdate);
+  async updateRuns(
+    updates: readonly { id: number; update: RunUpdate }[],
+    node?: string,
+  ): Promise<void> {
+    const statements = updateRunsSql(updates, this.driver.profile.rowsPerUpdate, node);
     if (statements.length === 0) return;
     await this.driver.transaction(async (tx) => {
       for (const statement of statements) await tx.run(...statement);
@@ -1543,6 +1551,7 @@ export class SqlStore implements Store {
 function updateRunsSql(
   updates: readonly { id: number; update: RunUpdate }[],
   rowsPerUpdate: number,
+  node?: string,
 ): [string, Param[]][] {
   const merged = new Map<number, [string, Param][]>();
   for (const { id, update } of updates) {
@@ -1565,7 +1574,7 @@ function updateRunsSql(
   for (const [key, group] of byColumns) {
     const columns = key.split(",");
     for (const chunk of chunks(group, rowsPerUpdate, (row) => textOf(row.values))) {
-      statements.push(caseUpdateSql(columns, chunk));
+      statements.push(caseUpdateSql(columns, chunk, node));
     }
   }
   return statements;
@@ -1574,16 +1583,22 @@ function updateRunsSql(
 /**
  * The UPDATE of `rows`, each setting `columns`: one `CASE id WHEN …` for
  * each column; for a single row a plain UPDATE, whose text is the same for
- * every run setting those columns (SQLite prepares it once).
+ * every run setting those columns (SQLite prepares it once). With `node`,
+ * only rows of that node.
  */
 function caseUpdateSql(
   columns: string[],
   rows: { id: number; values: Param[] }[],
+  node?: string,
 ): [string, Param[]] {
+  const ofNode = node === undefined ? "" : " AND node_id = ?";
+  const nodeParam = node === undefined ? [] : [node];
   if (rows.length === 1) {
     return [
-      `UPDATE jm_runs SET ${columns.map((column) => `\`${column}\` = ?`).join(", ")} WHERE id = ?`,
-      [...rows[0].values, rows[0].id],
+      `UPDATE jm_runs SET ${
+        columns.map((column) => `\`${column}\` = ?`).join(", ")
+      } WHERE id = ?${ofNode}`,
+      [...rows[0].values, rows[0].id, ...nodeParam],
     ];
   }
   const params: Param[] = [];
@@ -1591,15 +1606,22 @@ function caseUpdateSql(
     for (const row of rows) params.push(row.id, row.values[i]);
     return `\`${column}\` = CASE id ${"WHEN ? THEN ? ".repeat(rows.length)}END`;
   });
-  params.push(...rows.map((row) => row.id));
+  params.push(...rows.map((row) => row.id), ...nodeParam);
   return [
-    `UPDATE jm_runs SET ${sets.join(", ")} WHERE id IN (${rows.map(() => "?").join(", ")})`,
+    `UPDATE jm_runs SET ${sets.join(", ")} WHERE id IN (${
+      rows.map(() => "?").join(", ")
+    })${ofNode}`,
     params,
   ];
 }
 
 /** The UPDATE of one run's given columns (null when none is given). */
-function updateRunSql(id: number, update: RunUpdate, onlyIf?: RunStatus): [string, Param[]] | null {
+function updateRunSql(
+  id: number,
+  update: RunUpdate,
+  onlyIf?: RunStatus,
+  node?: string,
+): [string, Param[]] | null {
   const entries = Object.entries(update).filter(([, v]) => v !== undefined);
   if (entries.length === 0) return null;
   const params = [...entries.map(([k, v]) => runValue(k, v)), id];
@@ -1607,6 +1629,10 @@ function updateRunSql(id: number, update: RunUpdate, onlyIf?: RunStatus): [strin
   if (onlyIf !== undefined) {
     sql += " AND status = ?";
     params.push(onlyIf);
+  }
+  if (node !== undefined) {
+    sql += " AND node_id = ?";
+    params.push(node);
   }
   return [sql, params];
 }

@@ -271,16 +271,24 @@ export interface RunStore {
    * (a conditional write: the affected-row count says who acted). Returns
    * whether the row changed. A write that leaves every value as it was
    * counts as a change on SQLite and not on MySQL: callers that race always
-   * change the status.
+   * change the status. With `node`, only a row of that node: one whose id
+   * another node's run took (jm_runs emptied or restored under the services)
+   * is not the run's.
    */
-  updateRun(id: number, update: RunUpdate, onlyIf?: Run["status"]): Promise<boolean>;
+  updateRun(
+    id: number,
+    update: RunUpdate,
+    onlyIf?: Run["status"],
+    node?: string,
+  ): Promise<boolean>;
 
   /**
    * Change many runs' columns in one transaction, in the order given: all
    * or none. What the service writes of a burst of starts and ends goes in
-   * one commit instead of one each.
+   * one commit instead of one each. With `node`, only rows of that node
+   * (see `updateRun`).
    */
-  updateRuns(updates: readonly { id: number; update: RunUpdate }[]): Promise<void>;
+  updateRuns(updates: readonly { id: number; update: RunUpdate }[], node?: string): Promise<void>;
 
   getRun(id: number): Promise<Run | null>;
 
