@@ -129,3 +129,28 @@ Deno.test({
     assertEquals(error.unreachable, false);
   },
 });
+
+Deno.test("sqlite errors: a damaged file names it, how to check it and how to get it back", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-sqlite-" });
+  const path = `${dir}/jobs.db`;
+  try {
+    const driver = SqliteDriver.open(path);
+    await driver.run("CREATE TABLE t (x TEXT)");
+    for (let i = 0; i < 20; i++) await driver.run("INSERT INTO t VALUES (?)", ["x".repeat(4000)]);
+    await driver.close();
+    // Its pages after the first overwritten, as a copy made over it while in use leaves them.
+    const size = (await Deno.stat(path)).size;
+    const file = await Deno.open(path, { write: true });
+    await file.seek(4096, Deno.SeekMode.Start);
+    await file.write(new Uint8Array(size - 4096).fill(0xff));
+    file.close();
+    const error = await failureOn(path, (d) => d.all("SELECT COUNT(*) FROM t"));
+    assertEquals(
+      error.message,
+      `the SQLite database ${path} is damaged (SQLite: "database disk image is malformed"; a copy made over it while a service had it open does this): stop the services that use it, check it (sqlite3 ${path} "PRAGMA integrity_check"), then restore a backup as the README says (Backing up), or save what it still holds: sqlite3 ${path} .recover | sqlite3 ${path}.recovered, and put that in its place`,
+    );
+    assertEquals(error.unreachable, false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

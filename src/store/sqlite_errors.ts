@@ -17,6 +17,8 @@ const FULL = /database or disk is full/;
 const IO_ERROR = /disk I\/O error/;
 /** A value over SQLite's length limit (SQLITE_TOOBIG). */
 const TOO_BIG = /string or blob too big/;
+/** The file's pages are not SQLite's as it wrote them (SQLITE_CORRUPT, SQLITE_NOTADB). */
+const DAMAGED = /database disk image is malformed|file is not a database/;
 
 /** What a probe file beside the database writes: less room than this is a full disk. */
 const PROBE_BYTES = 1024 * 1024;
@@ -40,13 +42,25 @@ export function explainSqliteError(
   const e = error as { code?: string; message?: string };
   if (error instanceof DatabaseError || e?.code !== "ERR_SQLITE_ERROR") return error;
   const said = e.message ?? String(error);
-  const trouble = diagnose(said, path.startsWith("/") ? path : `${Deno.cwd()}/${path}`);
+  const file = path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+  if (DAMAGED.test(said)) {
+    return new DatabaseError(damaged(file, said), { cause: error, unreachable: false });
+  }
+  const trouble = diagnose(said, file);
   if (trouble !== null) return new DatabaseError(trouble, { cause: error, unreachable: false });
   return new DatabaseError(otherwise(said), {
     cause: error,
     unreachable: IO_ERROR.test(said) || CANNOT_OPEN.test(said),
     unstorable: TOO_BIG.test(said),
   });
+}
+
+/**
+ * A damaged database: what to check and how to get it back. A copy made
+ * over the file while a service had it open (`cp`) is what does it most.
+ */
+function damaged(file: string, said: string): string {
+  return `the SQLite database ${file} is damaged (SQLite: "${said}"; a copy made over it while a service had it open does this): stop the services that use it, check it (sqlite3 ${file} "PRAGMA integrity_check"), then restore a backup as the README says (Backing up), or save what it still holds: sqlite3 ${file} .recover | sqlite3 ${file}.recovered, and put that in its place`;
 }
 
 function diagnose(said: string, file: string): string | null {
