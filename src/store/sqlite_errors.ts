@@ -41,7 +41,9 @@ export function explainSqliteError(
   if (error instanceof DatabaseError || e?.code !== "ERR_SQLITE_ERROR") return error;
   const said = e.message ?? String(error);
   const trouble = diagnose(said, path.startsWith("/") ? path : `${Deno.cwd()}/${path}`);
-  if (trouble !== null) return new DatabaseError(trouble, { cause: error, unreachable: false });
+  if (trouble !== null) {
+    return new DatabaseError(trouble, { cause: error, unreachable: false, writesRefused: true });
+  }
   return new DatabaseError(otherwise(said), {
     cause: error,
     unreachable: IO_ERROR.test(said) || CANNOT_OPEN.test(said),
