@@ -61,6 +61,12 @@ export class DatabaseError extends RuntimeError {
        * the same, but not said to be.
        */
       unanswered?: boolean;
+      /**
+       * The database answered and refuses every write until someone acts
+       * (a full disk or table, a disk quota, a read-only file or
+       * filesystem): what is to be written waits for that, and reads go on.
+       */
+      writesRefused?: boolean;
     },
   ) {
     super(message, options);
@@ -69,12 +75,19 @@ export class DatabaseError extends RuntimeError {
     this.unreachable = !this.unstorable && (options?.unreachable ?? true);
     this.turnedAway = options?.turnedAway ?? false;
     this.unanswered = options?.unanswered ?? false;
+    this.writesRefused = !this.unreachable && (options?.writesRefused ?? false);
   }
 
   readonly unreachable: boolean;
   readonly unstorable: boolean;
   readonly turnedAway: boolean;
   readonly unanswered: boolean;
+  readonly writesRefused: boolean;
+}
+
+/** True when the database refuses every write until someone acts (see DatabaseError). */
+export function refusesWrites(error: unknown): boolean {
+  return error instanceof DatabaseError && error.writesRefused;
 }
 
 /** True when the database refused a statement for the values it carries (see DatabaseError). */

@@ -108,6 +108,41 @@ for (const backend of BACKENDS) {
 }
 
 for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: status of a stale service whose process still runs on this host says so, and what a restart loses`, async () => {
+    await using db = await freshDatabase(backend);
+    // A process of this host that runs: the service, beating no more (its database refusing writes).
+    const child = new Deno.Command("sleep", { args: ["300"], stdout: "null", stderr: "null" })
+      .spawn();
+    try {
+      const store = db.open();
+      try {
+        await store.migrate();
+        const databaseNow = await store.databaseNow();
+        await store.saveNode({
+          ...serviceRow("vm"),
+          host: Deno.hostname(),
+          pid: child.pid,
+          ...hereSpace(),
+          db_heartbeat_at: databaseNow - 4 * HEARTBEAT_MS,
+          heartbeat_ms: HEARTBEAT_MS,
+        });
+      } finally {
+        await store.close();
+      }
+      const status = await cli(["--database", db.url, "status"], { cwd: db.dir });
+      assertMatch(status.stdout, /^vm +stale /m, status.stdout);
+      assertEquals([status.code, status.stderr], [
+        1,
+        `jobsmanager: no live jobsmanager service on this database: vm (pid ${child.pid} on ${Deno.hostname()}) stopped sending heartbeats, but its process still runs on this host: its log says why (a database that refuses writes, such as a full disk, is said there and at /readyz; a suspended process says nothing: kill -CONT ${child.pid}); a restart loses the run records it holds unwritten: fix the cause, and it writes them and beats again by itself\n`,
+      ]);
+    } finally {
+      child.kill();
+      await child.status;
+    }
+  });
+}
+
+for (const backend of BACKENDS) {
   Deno.test(`cli[${backend}]: status of a service of this host killed with SIGKILL says at once that its pid is gone`, async () => {
     await using db = await freshDatabase(backend);
     // A pid no process has any more.

@@ -1584,6 +1584,8 @@ const HEALTHY = {
   firing: true,
   databaseOnline: true,
   databaseAway: null,
+  databaseWritesRefused: null,
+  runRecordsWaiting: 0,
   holdingReason: null,
   outageMs: 0,
   currentOutageMs: 0,

@@ -32,6 +32,28 @@ Deno.test("sqlite: opening a file another connection holds locked waits for the 
   }
 });
 
+Deno.test("sqlite: a statement that waits out another process's write lock got no answer: no connection failed", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-sqlite-" });
+  const path = `${dir}/jobs.db`;
+  const driver = SqliteDriver.open(path);
+  const holder = new DatabaseSync(path);
+  try {
+    await driver.run("CREATE TABLE t (x INTEGER)");
+    holder.exec("BEGIN IMMEDIATE");
+    // Retried for 10 s (real time), then given up.
+    const error = await driver.run("INSERT INTO t VALUES (1)").then(() => null, (e) => e);
+    assert(error instanceof DatabaseError, `not a DatabaseError: ${error}`);
+    assertMatch(error.message, /^sqlite:\S+ stayed locked by another process for 10 s/);
+    // What /readyz words as "a claim got no answer in time", not "unreachable".
+    assertEquals([error.unreachable, error.unanswered], [true, true]);
+  } finally {
+    if (holder.isTransaction) holder.exec("ROLLBACK");
+    holder.close();
+    await driver.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("sqlite: a new database file and its WAL are readable by their owner only", async () => {
   const dir = await Deno.makeTempDir({ prefix: "jm-sqlite-" });
   const path = `${dir}/jobs.db`;

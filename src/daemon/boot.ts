@@ -83,6 +83,13 @@ export interface DaemonVitals extends ServiceState {
   databaseOnline: boolean;
   /** What is known of why the database is away; null while it answers. */
   databaseAway: DatabaseAway | null;
+  /**
+   * While the database answers but refuses every write (a full disk, a
+   * read-only file), what it said, naming the cause and the fix; else null.
+   */
+  databaseWritesRefused: string | null;
+  /** Run records waiting in memory for the database to take them. */
+  runRecordsWaiting: number;
   /** Why this node holds its fires while the database is away; null when it fires them anyway. */
   holdingReason: string | null;
   /** How long the database has been away since the start, the current outage included. */
@@ -391,6 +398,8 @@ class BootedDaemon implements Daemon {
       firing: this.started && this.deadline === null,
       databaseOnline: this.health.online,
       databaseAway: this.health.away,
+      databaseWritesRefused: this.health.writesRefused,
+      runRecordsWaiting: this.recorder.backlog,
       holdingReason: this.cluster.holdingReason,
       outageMs: this.health.outageMs,
       currentOutageMs: this.health.currentOutageMs,

@@ -610,6 +610,8 @@ export class Cluster {
     await this.o.store.saveNode(
       this.row(this.id, this.o.clock.now(), found.databaseNow, stoppedAt),
     );
+    // The database takes writes again (a disk freed): said at once, even with no run to record.
+    this.o.health.writesTaken();
   }
 
   /**

@@ -6,7 +6,7 @@
  * (`ping`, backing off from 1 s to 30 s) brings it back online, which is
  * logged once too.
  */
-import { DatabaseError, errorMessage, isUnreachable } from "../errors.ts";
+import { DatabaseError, errorMessage, isUnreachable, refusesWrites } from "../errors.ts";
 import type { Store } from "../store/store.ts";
 import type { Clock } from "./clock.ts";
 import { log } from "./log.ts";
@@ -45,11 +45,14 @@ export class DbHealth {
   private readonly recoveries: Recovery[] = [];
   private readonly backListeners: (() => void)[] = [];
   private holdingReason: () => string | null = () => null;
+  private waiting: () => number = () => 0;
   private readonly closing = new AbortController();
   /** Refusals logged since a write last went through: their repeats are not news. */
   private readonly refusals = new Set<string>();
   /** Why the database is away (see `away`); null while online. */
   private awayAs: DatabaseAway | null = null;
+  /** What the database said when it last refused a write (see `writesRefused`). */
+  private refusingWrites: string | null = null;
 
   constructor(
     private readonly store: Pick<Store, "ping">,
@@ -66,6 +69,17 @@ export class DbHealth {
   /** What is known of why it is away; null while online. */
   get away(): DatabaseAway | null {
     return this.awayAs;
+  }
+
+  /**
+   * While the database refuses every write until someone acts (a full
+   * disk, a read-only file: see DatabaseError.writesRefused), what it said,
+   * naming the cause and the fix; null once a write went through (`wrote`),
+   * or before any was refused. The database still answers meanwhile:
+   * `online` stays true, and the recorder keeps the run records.
+   */
+  get writesRefused(): string | null {
+    return this.refusingWrites;
   }
 
   /** How long the database has been away since this object was made, the current outage included. */
@@ -162,9 +176,10 @@ export class DbHealth {
    * Whether the refusal `error` is news, to log at error level: not one
    * logged since a write last went through (`wrote`). A full disk or a
    * read-only file refuses every write alike: it is told once, not at
-   * every fire and heartbeat.
+   * every fire and heartbeat. Noted too (`refused`).
    */
   newRefusal(error: unknown): boolean {
+    this.refused(error);
     const text = errorMessage(error);
     if (this.refusals.has(text)) return false;
     if (this.refusals.size >= MAX_REFUSALS_KEPT) this.refusals.clear();
@@ -172,9 +187,34 @@ export class DbHealth {
     return true;
   }
 
-  /** A write went through: a refusal that comes after it is news again. */
+  /** A write went through: a refusal that comes after it is news again, and writes are taken. */
   wrote(): void {
     this.refusals.clear();
+    this.refusingWrites = null;
+  }
+
+  /**
+   * A write of something else than run records went through (a
+   * heartbeat): writes are taken again, unless run records still wait
+   * that were refused; then the recorder's next try of them tells.
+   */
+  writesTaken(): void {
+    if (this.waiting() === 0) this.refusingWrites = null;
+  }
+
+  /** How many run records wait in memory for the database (the recorder's backlog). */
+  recordsWaitingFrom(count: () => number): void {
+    this.waiting = count;
+  }
+
+  /** Run records waiting in memory for the database. */
+  get runRecordsWaiting(): number {
+    return this.waiting();
+  }
+
+  /** Note a refusal of `error`'s kind (see `writesRefused`); others change nothing. */
+  refused(error: unknown): void {
+    if (refusesWrites(error)) this.refusingWrites = errorMessage(error);
   }
 
   private async probe(): Promise<void> {

@@ -57,3 +57,18 @@ export function serviceGone(
 ): boolean {
   return sameProcessSpace(node, here) && presence(node.pid) === "gone";
 }
+
+/**
+ * Whether the service a `jm_nodes` row names is known to run still: it
+ * runs in `here`'s boot and pid namespace, and a process has its pid (this
+ * user's or another's). Whether that process beats is its heartbeat's to
+ * say; a pid another program took after the service died reads so too.
+ */
+export function serviceRuns(
+  node: Pick<Node, "pid" | "boot_id" | "pid_ns">,
+  here: ProcessSpace = hereSpace(),
+): boolean {
+  if (!sameProcessSpace(node, here)) return false;
+  const found = presence(node.pid);
+  return found === "ours" || found === "other";
+}

@@ -197,6 +197,7 @@ export class RunRecorder {
     private readonly options: RecorderOptions,
   ) {
     health.onRecovery(() => this.recover());
+    health.recordsWaitingFrom(() => this.backlog);
     health.onBack(() => this.writeLeftovers());
     this.lost = new LostClaims(
       store,
@@ -485,6 +486,7 @@ export class RunRecorder {
           if (isUnreachable(error)) {
             this.health.failed(error);
           } else {
+            this.health.refused(error);
             // Per attempt, so only at debug: each refusal was logged when it came.
             storeLog.debug("the database still refuses {count} run records ({error})", {
               count: this.backlog,
@@ -585,8 +587,12 @@ export class RunRecorder {
   private writeLeftovers(): void {
     if (this.backlog === 0) return;
     this.flush().catch((error) => {
-      if (isUnreachable(error)) this.health.failed(error);
-      else this.retryRefused();
+      if (isUnreachable(error)) {
+        this.health.failed(error);
+      } else {
+        this.health.refused(error);
+        this.retryRefused();
+      }
     });
   }
 

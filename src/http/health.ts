@@ -1,7 +1,7 @@
 /**
  * `/healthz`: the process answers (a liveness probe). `/readyz`: the node
- * can do its work: timetable loaded, database reachable and the run guard
- * running (a readiness probe). With the database away but the timetable loaded, the node is
+ * can do its work: timetable loaded, database reachable and taking writes,
+ * and the run guard running (a readiness probe). With the database away but the timetable loaded, the node is
  * `degraded`: it keeps firing from memory (or, a cluster node, holds its
  * fires), but the API cannot answer, so it says 503 and a load balancer
  * takes it out without restarting it.
@@ -37,17 +37,33 @@ const AWAY: Record<DatabaseAway, string> = {
   answers: "the database answers, but a claim got no answer in time (a lock wait, or overload)",
 };
 
-/** Ready: the timetable is loaded and firing, and the database answers. */
-export function readinessOf(v: DaemonVitals): Readiness {
-  return {
-    database: v.databaseOnline ? { ok: true, detail: "reachable" } : {
+/** The database check: away, refusing writes, or reachable. */
+function databaseCheck(v: DaemonVitals): Check {
+  if (!v.databaseOnline) {
+    return {
       ok: false,
       detail: `${AWAY[v.databaseAway ?? "unreachable"]}; ${
         v.holdingReason === null
           ? "jobs keep firing from the timetable in memory"
           : `this node holds its fires until it is back (${v.holdingReason})`
       }`,
-    },
+    };
+  }
+  if (v.databaseWritesRefused !== null) {
+    // It answers, so the rest looks fine: only this says why nothing is recorded.
+    return {
+      ok: false,
+      detail:
+        `the database refuses writes: ${v.databaseWritesRefused}; jobs keep firing, and ${v.runRecordsWaiting} run records wait in memory, written once it takes writes again (a restart meanwhile loses them)`,
+    };
+  }
+  return { ok: true, detail: "reachable" };
+}
+
+/** Ready: the timetable is loaded and firing, and the database answers and takes writes. */
+export function readinessOf(v: DaemonVitals): Readiness {
+  return {
+    database: databaseCheck(v),
     timetable: v.firing
       ? {
         ok: true,

@@ -162,8 +162,18 @@ export class Metrics implements RunObserver {
     );
     gauge(
       "jobsmanager_database_up",
-      "1 while the database answers, 0 during an outage",
-      (v) => v.databaseOnline ? 1 : 0,
+      "1 while the database answers and takes writes; 0 during an outage, and while it refuses writes (see jobsmanager_database_writes_refused)",
+      (v) => v.databaseOnline && v.databaseWritesRefused === null ? 1 : 0,
+    );
+    gauge(
+      "jobsmanager_database_writes_refused",
+      "1 while the database answers but refuses every write (a full disk or table, a read-only file or server: /readyz and the log say which); run records wait in memory meanwhile",
+      (v) => v.databaseOnline && v.databaseWritesRefused !== null ? 1 : 0,
+    );
+    gauge(
+      "jobsmanager_run_records_waiting",
+      "Run records held in memory until the database takes them (an outage, refused writes); a restart loses them",
+      (v) => v.runRecordsWaiting,
     );
     counter(
       "jobsmanager_database_outage_seconds_total",

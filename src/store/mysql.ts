@@ -357,6 +357,7 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
     ...options,
     unreachable: false,
     unstorable: UNSTORABLE.has(code),
+    writesRefused: WRITES_REFUSED.has(code),
   });
 }
 
@@ -370,6 +371,16 @@ const UNSTORABLE = new Set<string | undefined>([
   "ER_DATA_TOO_LONG",
   "ER_NET_PACKET_TOO_LARGE",
   "ER_TRUNCATED_WRONG_VALUE_FOR_FIELD",
+]);
+
+/**
+ * Refusals of every write until someone acts on the server: a table or
+ * its tablespace full, the disk full, the server read-only.
+ */
+const WRITES_REFUSED = new Set<string | undefined>([
+  "ER_RECORD_FILE_FULL",
+  "ER_DISK_FULL",
+  "ER_OPTION_PREVENTS_STATEMENT",
 ]);
 
 /** mysql2's code for the error under `error` (as explainMysqlError wraps it). */

@@ -246,6 +246,8 @@ export class SqliteDriver implements Driver {
             `${this.description} stayed locked by another process for ${
               BUSY_TIMEOUT_MS / 1000
             } s; try again`,
+            // Nothing failed: the statement waited for an answer it did not get in time.
+            { unanswered: true },
           );
         }
         const wait = BUSY_RETRY_MS[Math.min(attempt, BUSY_RETRY_MS.length - 1)];

@@ -47,7 +47,9 @@ export function explainSqliteError(
     return new DatabaseError(damaged(file, said), { cause: error, unreachable: false });
   }
   const trouble = diagnose(said, file);
-  if (trouble !== null) return new DatabaseError(trouble, { cause: error, unreachable: false });
+  if (trouble !== null) {
+    return new DatabaseError(trouble, { cause: error, unreachable: false, writesRefused: true });
+  }
   return new DatabaseError(otherwise(said), {
     cause: error,
     unreachable: IO_ERROR.test(said) || CANNOT_OPEN.test(said),

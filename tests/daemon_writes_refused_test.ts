@@ -1,0 +1,164 @@
+/**
+ * A database that answers but refuses every write (a full disk, a full
+ * table) is not called reachable: /readyz is degraded and names the cause
+ * and the run records waiting, /metrics says the database is not up and
+ * how many records wait; once writes are taken again, all is as before.
+ * The daemon's store refuses its writes with the error its backend gives
+ * for a full disk (SQLite) or a full table (MySQL), made for real.
+ * In-process, fake clock, real store on every backend.
+ */
+import { DatabaseSync } from "node:sqlite";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { BACKENDS, freshDatabase, mysqlConnection, type TestDatabase } from "./helpers.ts";
+import { DaemonHarness, storeWith, T0 } from "./daemon_harness.ts";
+import { readinessOf, readyState } from "../src/http/health.ts";
+import { Metrics } from "../src/http/metrics.ts";
+import { explainSqliteError } from "../src/store/sqlite_errors.ts";
+import { explainMysqlError } from "../src/store/mysql.ts";
+import type { Store } from "../src/store/store.ts";
+
+const at = (s: number) => T0 + s * 1000;
+const WRITTEN = /^wrote \d+ run records the database had refused$/;
+
+/** What SQLite itself throws when the file cannot grow: a database of one page at most. */
+function sqliteFull(): unknown {
+  const db = new DatabaseSync(":memory:");
+  try {
+    db.exec("PRAGMA max_page_count = 1");
+    db.exec("CREATE TABLE t (x TEXT)");
+    db.exec(`INSERT INTO t VALUES ('${"x".repeat(8000)}')`);
+  } catch (error) {
+    return error;
+  } finally {
+    db.close();
+  }
+  throw new Error("SQLite took a row larger than its one page");
+}
+
+/** What the MySQL driver throws for a table that is full: a MEMORY table over max_heap_table_size. */
+async function mysqlTableFull(db: TestDatabase): Promise<unknown> {
+  const conn = await mysqlConnection(db);
+  try {
+    await conn.query("SET SESSION max_heap_table_size = 16384");
+    await conn.query("CREATE TEMPORARY TABLE jm_full (x CHAR(255)) ENGINE=MEMORY");
+    for (let i = 0; i < 10_000; i++) {
+      await conn.query("INSERT INTO jm_full VALUES (REPEAT('x', 255))");
+    }
+  } catch (error) {
+    return error;
+  } finally {
+    await conn.end();
+  }
+  throw new Error("a MEMORY table of 16 KiB took 10,000 rows of 255 characters");
+}
+
+/** The error the daemon's store gives for a refused write, as its driver explains it. */
+async function refusal(db: TestDatabase): Promise<unknown> {
+  if (db.target.kind === "sqlite") return explainSqliteError(sqliteFull(), db.target.path);
+  if (db.target.kind === "mysql") return explainMysqlError(await mysqlTableFull(db), db.target);
+  throw new Error(`no refusal made for ${db.backend}`);
+}
+
+/** The writes of runs and heartbeats refuse with `error` while `gate.refusing`; reads go on. */
+function refusingWrites(db: TestDatabase, gate: { refusing: boolean }, error: unknown) {
+  const refused = () => gate.refusing ? Promise.reject(error) : null;
+  return storeWith(db, {
+    claimRuns: (s) => (...a: Parameters<Store["claimRuns"]>) => refused() ?? s.claimRuns(...a),
+    updateRun: (s) => (...a: Parameters<Store["updateRun"]>) => refused() ?? s.updateRun(...a),
+    updateRuns: (s) => (...a: Parameters<Store["updateRuns"]>) => refused() ?? s.updateRuns(...a),
+    saveNode: (s) => (...a: Parameters<Store["saveNode"]>) => refused() ?? s.saveNode(...a),
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: while the database refuses writes, /readyz and /metrics say so, and how many records wait`, async () => {
+    const db = await freshDatabase(backend);
+    const error = await refusal(db);
+    const gate = { refusing: false };
+    await using h = await DaemonHarness.create(db, {
+      store: refusingWrites(db, gate, error),
+    });
+    await h.job("tick", { schedule: { second: "*" } });
+    const daemon = await h.start();
+    const metrics = new Metrics();
+    metrics.watch(() => daemon.vitals);
+    const gauges = async () => {
+      const text = await metrics.text();
+      const value = (name: string) => text.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1];
+      return [
+        value("jobsmanager_database_up"),
+        value("jobsmanager_database_writes_refused"),
+        value("jobsmanager_run_records_waiting"),
+      ];
+    };
+    await h.clock.set(at(1));
+    (await h.started("tick", at(1))).finish();
+    await h.run("tick", at(1), "success");
+    assertEquals(readinessOf(daemon.vitals).database, { ok: true, detail: "reachable" });
+    assertEquals(await gauges(), ["1", "0", "0"]);
+
+    gate.refusing = true;
+    for (let s = 2; s <= 3; s++) {
+      await h.clock.set(at(s));
+      (await h.started("tick", at(s))).finish();
+    }
+    // Both fires' records, each with its end merged in.
+    const readiness = await h.until(() => {
+      const r = readinessOf(daemon.vitals);
+      return daemon.vitals.runRecordsWaiting === 2 && !r.database.ok ? r : undefined;
+    }, "the refusal and the 2 waiting records to be said");
+    assertEquals(readyState(readiness), "degraded");
+    assertMatch(
+      readiness.database.detail,
+      /^the database refuses writes: .*; jobs keep firing, and 2 run records wait in memory, written once it takes writes again \(a restart meanwhile loses them\)$/,
+    );
+    // The cause, as the driver names it, with its fix.
+    assertMatch(
+      readiness.database.detail,
+      backend === "sqlite"
+        ? /refuses writes: cannot write the SQLite database \S+: it cannot grow, though the filesystem holding \S+ has room/
+        : /refuses writes: .*The table '[^']*jm_full[^']*' is full/,
+    );
+    assertEquals(await gauges(), ["0", "1", "2"]);
+
+    gate.refusing = false;
+    // The refused records are retried after 1 s, 2 s, 4 s …
+    await h.until(async () => {
+      if (!h.line(WRITTEN)) await h.clock.advance(1000);
+      return h.line(WRITTEN);
+    }, "the waiting run records to be written");
+    for (let s = 2; s <= 3; s++) await h.run("tick", at(s), "success");
+    await h.until(
+      () => readinessOf(daemon.vitals).database.ok,
+      "the database to count as taking writes again",
+    );
+    assertEquals(await gauges(), ["1", "0", "0"]);
+    assert(daemon.vitals.databaseOnline, "a refusal is no outage");
+  });
+
+  Deno.test(`daemon[${backend}]: a refused heartbeat alone is said, and a heartbeat written clears it`, async () => {
+    const db = await freshDatabase(backend);
+    const error = await refusal(db);
+    const gate = { refusing: false };
+    await using h = await DaemonHarness.create(db, {
+      store: refusingWrites(db, gate, error),
+    });
+    // No job: nothing but heartbeats writes.
+    const daemon = await h.start();
+    gate.refusing = true;
+    await h.until(async () => {
+      if (daemon.vitals.databaseWritesRefused === null) await h.clock.advance(1000);
+      return daemon.vitals.databaseWritesRefused !== null;
+    }, "a refused heartbeat to be said");
+    assertMatch(
+      readinessOf(daemon.vitals).database.detail,
+      /^the database refuses writes: .*; jobs keep firing, and 0 run records wait in memory/,
+    );
+    gate.refusing = false;
+    await h.until(async () => {
+      if (daemon.vitals.databaseWritesRefused !== null) await h.clock.advance(1000);
+      return daemon.vitals.databaseWritesRefused === null;
+    }, `a heartbeat to be written (still: ${daemon.vitals.databaseWritesRefused})`);
+    assertEquals(readinessOf(daemon.vitals).database, { ok: true, detail: "reachable" });
+  });
+}
