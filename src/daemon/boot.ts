@@ -130,6 +130,12 @@ export interface Daemon {
    */
   stop(): void;
   /**
+   * Once stopping, when its last step must be over (`stopBudgetMs` from
+   * the stop, less EXIT_RESERVE_MS): what the process closes after
+   * `run()` (the HTTP side) gets what is left of it. Null before a stop.
+   */
+  readonly stopDeadline: Deadline | null;
+  /**
    * The database can no longer be written (`why`: the SQLite file was
    * replaced or deleted, its store let go of it): stop as `stop()` does,
    * and say at the end, at error level, how many run records (the ends of
@@ -398,6 +404,10 @@ class BootedDaemon implements Daemon {
       silentJobs: this.notifier.silentJobs,
       runGuardRunning: this.guard.running,
     };
+  }
+
+  get stopDeadline(): Deadline | null {
+    return this.deadline;
   }
 
   stop(): void {
