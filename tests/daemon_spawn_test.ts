@@ -4,11 +4,22 @@
  * util-linux's setsid, and why.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { freshDatabase } from "./helpers.ts";
+import { freshDatabase, withTestAccount } from "./helpers.ts";
 import { DaemonHarness, T0 } from "./daemon_harness.ts";
-import { forgoNativeSpawn, nativeSpawnMissing } from "../src/daemon/native_spawn.ts";
+import {
+  forgoNativeSpawn,
+  nativeSpawnMissing,
+  processLimitHint,
+  withProcessLimitHint,
+} from "../src/daemon/native_spawn.ts";
 
 const SAID = /runs start through util-linux's setsid/;
+
+/** A temporary directory, removed with the test. */
+async function tempDir(): Promise<AsyncDisposable & { path: string }> {
+  const path = await Deno.makeTempDir({ prefix: "jm_spawn_" });
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+}
 
 // The line says nothing of the store: one backend is enough.
 Deno.test("daemon: a start says so where runs cannot start natively, and why", async () => {
@@ -79,4 +90,65 @@ Deno.test("native spawn: an epoll set it cannot make says why, with the limit to
     forNow: true,
   });
   assertEquals(later, null, "the native spawn once files are free again");
+});
+
+Deno.test("native spawn: EAGAIN names the process limits, where another job may hold them, and the fix", () => {
+  const hint =
+    ": no process could be made: the service's user (jobs) runs as many processes and threads as it may (ulimit -u, LimitNPROC= in the systemd unit), or its cgroup as many tasks as pids.max allows (TasksMax= in the systemd unit); another job may hold them (ps -u jobs; systemctl status jobsmanager shows Tasks:): end those, or raise the limit";
+  assertEquals(processLimitHint("jobs"), hint);
+  const refused = "Failed to spawn '/bin/sh': Resource temporarily unavailable (os error 11)";
+  assertEquals(withProcessLimitHint(refused), `${refused}${processLimitHint()}`);
+  const missing = "Failed to spawn '/bin/sh': No such file or directory (os error 2)";
+  assertEquals(withProcessLimitHint(missing), missing);
+});
+
+// RLIMIT_NPROC holds every account but root: the fixture runs as an account of its own.
+Deno.test({
+  name:
+    "native spawn and Deno.Command at the process limit (prlimit --nproc) say which limit, and the fix",
+  ignore: Deno.uid() !== 0,
+  fn: () =>
+    withTestAccount(async (account) => {
+      // Deno and its cache may lie where the account cannot read (root's home): its own copies.
+      await using dir = await tempDir();
+      await Deno.chmod(dir.path, 0o755);
+      const deno = `${dir.path}/deno`;
+      await Deno.copyFile(Deno.execPath(), deno);
+      await Deno.chmod(deno, 0o755);
+      const cache = `${dir.path}/cache`;
+      await Deno.mkdir(cache);
+      await new Deno.Command("chown", { args: [account, cache] }).output();
+      const script = new URL("./fixtures/no_processes_left.ts", import.meta.url).pathname;
+      const out = await new Deno.Command("setpriv", {
+        args: [
+          `--reuid=${account}`,
+          `--regid=${account}`,
+          "--clear-groups",
+          "env",
+          `DENO_DIR=${cache}`,
+          `HOME=${cache}`,
+          "prlimit",
+          "--nproc=64",
+          deno,
+          "run",
+          "--allow-all",
+          "--quiet",
+          script,
+        ],
+        cwd: "/",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      assert(out.success, `${text}${new TextDecoder().decode(out.stderr)}`);
+      const said = JSON.parse(text);
+      const limit = `Resource temporarily unavailable (os error 11)${processLimitHint(account)}`;
+      assertEquals(said.native, `could not start the command: /bin/sh: ${limit}`, text);
+      // Through util-linux's setsid where it is there, else /bin/sh.
+      assert(
+        said.command.startsWith("could not start the command: Failed to spawn ") &&
+          said.command.endsWith(`: ${limit}`),
+        text,
+      );
+    }),
 });

@@ -321,6 +321,8 @@ export interface CliOptions {
   input?: string;
   /** Run without any capability (root then meets file permissions as other users do). */
   withoutCapabilities?: boolean;
+  /** Its open-file limit, soft and hard (`prlimit --nofile`); the caller's by default. */
+  openFiles?: number;
   /**
    * Run on a pseudo-terminal given no size, as `script`, `docker exec -t` and some CI runners
    * give one (0 columns), without the caller's $COLUMNS: stdout and stderr both come on stdout.
@@ -345,6 +347,7 @@ export function cliEnv(extra: Record<string, string> = {}): Record<string, strin
 function cliCommand(args: string[], options: CliOptions): Deno.Command {
   let deno = [Deno.execPath(), "run", "--allow-all", "--quiet", MAIN, ...args];
   if (options.withoutCapabilities) deno.unshift("setpriv", "--bounding-set=-all");
+  if (options.openFiles !== undefined) deno.unshift("prlimit", `--nofile=${options.openFiles}`);
   const env = cliEnv(options.env);
   if (options.terminal) {
     const line = deno.map((word) => `'${word.replaceAll("'", `'\\''`)}'`).join(" ");

@@ -6,7 +6,15 @@
  * resumes) is tested in-process in daemon_outage_test.ts.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { freshDatabase, mysqlTest, type TestDatabase, waitFor } from "./helpers.ts";
+import {
+  freshDatabase,
+  mysqlConnection,
+  mysqlTest,
+  rawQuery,
+  type TestDatabase,
+  waitFor,
+} from "./helpers.ts";
+import { ADMIN, serveWithHttp } from "./http_harness.ts";
 import {
   jm,
   ready,
@@ -98,6 +106,58 @@ mysqlTest(
     assertEquals(exit.status.code, 0, serve.stderr);
     assert(exit.ms <= budgetMs + 3_000, `exited ${exit.ms} ms after SIGTERM\n${serve.stderr}`);
     assert(serve.stderr.includes("stopped"), serve.stderr);
+  },
+);
+
+mysqlTest(
+  "outage[mysql]: SIGTERM while another session locks jm_runs and an API request waits on it: serve exits within its stop budget",
+  async () => {
+    await using db = await freshDatabase("mysql");
+    await jm(db, "job", "add", "tick", "--second", "*", "--command", "true");
+    await using served = await serveWithHttp(db, {}, { JM_HTTP_TOKEN: ADMIN });
+    await waitFor(async () => (await runs(db, "tick")).some((r) => r.status === "success"), {
+      timeoutMs: 20_000,
+      what: "a first successful run of tick",
+      detail: runsDetail(db),
+    });
+    const lock = await mysqlConnection(db);
+    const request = new AbortController();
+    try {
+      await lock.query("LOCK TABLES jm_runs WRITE");
+      // Held by the lock: the API's read (till its statement timeout, far beyond the stop) and a claim.
+      const asking = fetch(`${served.url}/api/v1/runs`, {
+        headers: { Authorization: `Bearer ${ADMIN}` },
+        signal: request.signal,
+      }).then((res) => res.body?.cancel(), () => {});
+      const waiting = async () =>
+        (await rawQuery(
+          db,
+          "SELECT info FROM information_schema.processlist WHERE db = DATABASE() AND state = 'Waiting for table metadata lock'",
+        )).map((row) => String(row.info));
+      await waitFor(async () => {
+        const queries = await waiting();
+        return queries.some((q) => q.startsWith("SELECT")) &&
+          queries.some((q) => q.startsWith("INSERT INTO jm_runs"));
+      }, {
+        timeoutMs: 15_000,
+        what: "the API's read and a claim to wait on the lock",
+        detail: async () => `waiting: ${JSON.stringify(await waiting())}\n${served.serve.stderr}`,
+      });
+      const budgetMs = (TEST_SETTINGS.shutdown_timeout + TEST_SETTINGS.kill_grace + 5) * 1000;
+      const exit = await served.serve.terminate(budgetMs + 8_000);
+      assertEquals(exit.status.code, 0, served.serve.stderr);
+      // The README's promise, from SIGTERM; the slack is for this busy machine delivering the
+      // signal and seeing the exit (the HTTP side's wait for the read, 2 s, was beyond it).
+      assert(
+        exit.ms <= budgetMs + 1_000,
+        `exited ${exit.ms} ms after SIGTERM, beyond its budget of ${budgetMs} ms\n${served.serve.stderr}`,
+      );
+      request.abort();
+      await asking;
+    } finally {
+      request.abort();
+      await lock.end();
+    }
   },
 );
 

@@ -6,7 +6,7 @@
  * into calls: SIGTERM/SIGINT stop it gracefully, SIGHUP reloads at once.
  */
 import { RuntimeError } from "../errors.ts";
-import type { HttpServer } from "../http/server.ts";
+import type { ServedHttp } from "../http/serve_http.ts";
 import { secretsOf } from "../store/target.ts";
 import { masked, MIN_MASKED_LENGTH } from "../domain/secrets.ts";
 import { inheritedEnv, secretValues, unmaskedSecrets } from "../config/config.ts";
@@ -94,7 +94,7 @@ export function serveCommand() {
       Deno.addSignalListener("SIGTERM", stop);
       Deno.addSignalListener("SIGINT", stop);
       Deno.addSignalListener("SIGHUP", reload);
-      let http: HttpServer | null = null;
+      let http: ServedHttp | null = null;
       let watch: ReturnType<typeof watchDatabaseFile> | null = null;
       let notices: { stop(): void } | null = null;
       let failed = false;
@@ -150,7 +150,8 @@ export function serveCommand() {
         watch?.stop();
         notices?.stop();
         systemd?.close();
-        await http?.close();
+        // Within the stop's deadline: the daemon may have used it all (a database that hangs).
+        await http?.close(daemon.stopDeadline?.left);
         Deno.removeSignalListener("SIGTERM", stop);
         Deno.removeSignalListener("SIGINT", stop);
         Deno.removeSignalListener("SIGHUP", reload);

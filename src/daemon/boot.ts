@@ -19,7 +19,7 @@ import { log, SINK_CATEGORY } from "./log.ts";
 import { DatabaseLogSink } from "./log_sink.ts";
 import { Notifier, ORPHAN_MS } from "./notifier.ts";
 import { endGoneHereRuns } from "./here_runs.ts";
-import { openFileRoom } from "./open_files.ts";
+import { filesSetAside, openFileRoom } from "./open_files.ts";
 import { RunRecorder } from "./recorder.ts";
 import { RunGuard } from "./run_guard.ts";
 import { RunPool } from "./run_pool.ts";
@@ -137,6 +137,12 @@ export interface Daemon {
    */
   stop(): void;
   /**
+   * Once stopping, when its last step must be over (`stopBudgetMs` from
+   * the stop, less EXIT_RESERVE_MS): what the process closes after
+   * `run()` (the HTTP side) gets what is left of it. Null before a stop.
+   */
+  readonly stopDeadline: Deadline | null;
+  /**
    * The database can no longer be written (`why`: the SQLite file was
    * replaced or deleted, its store let go of it): stop as `stop()` does,
    * and say at the end, at error level, how many run records (the ends of
@@ -200,14 +206,6 @@ const BULK_LOAD = 1000;
 /** A fire waits at most this long for its claim before it starts anyway. */
 const CLAIM_TIMEOUT_MS = 1000;
 const MAX_BUFFERED_RECORDS = 10_000;
-/**
- * Descriptors the runs leave free: the log files, the HTTP side's
- * listener; beside them each database pool's connections (this side's and
- * the HTTP side's, `db.pool_size` each and, on MySQL, BATCH_CONNECTIONS
- * for batches), opened as they are needed, and the HTTP side's clients
- * (`http.max_connections`, where it listens).
- */
-const FILES_KEPT = 64;
 
 const serviceLog = log("service");
 /** At most this long, at a stop, for notifications under way (then their hooks are ended). */
@@ -308,6 +306,7 @@ class BootedDaemon implements Daemon {
       jobsWithUser: () => this.service.jobsWithUser,
     });
     this.health.holdsWhen(() => this.cluster.holdingReason);
+    const clients = s["http.listen"] === "" ? 0 : s["http.max_connections"];
     this.service = new Service({
       store,
       clock,
@@ -317,12 +316,10 @@ class BootedDaemon implements Daemon {
       armRun: o.armRun ?? this.pool?.arm,
       sendStarts: o.sendStarts ?? (o.startRun ? undefined : this.pool!.flush),
       spawnCost: o.spawnCost ?? (o.armRun ? undefined : spawnCost),
-      fileRoom: o.fileRoom ??
-        (o.armRun ? undefined : () =>
-          openFileRoom(
-            FILES_KEPT + 2 * (s["db.pool_size"] + BATCH_CONNECTIONS) +
-              (s["http.listen"] === "" ? 0 : s["http.max_connections"]),
-          )),
+      fileRoom: o.fileRoom ?? (o.armRun ? undefined : () => this.fileRoom(clients)),
+      httpClients: o.fileRoom || o.armRun || clients === 0
+        ? undefined
+        : { count: clients, fileRoom: () => this.fileRoom(0) },
       cluster: this.cluster,
       guard: this.guard,
       defaults: {
@@ -408,6 +405,25 @@ class BootedDaemon implements Daemon {
       silentJobs: this.notifier.silentJobs,
       runGuardRunning: this.guard.running,
     };
+  }
+
+  /**
+   * Descriptors the process may still open for runs, `clients` HTTP
+   * clients set aside. The log files, the HTTP side's listener and a SQLite
+   * file are open already; on MySQL, each pool's connections may open yet
+   * (this side's, and the HTTP side's where it listens).
+   */
+  private fileRoom(clients: number): number {
+    const s = this.o.settings;
+    const pools = s["http.listen"] === "" ? 1 : 2;
+    return openFileRoom(filesSetAside(
+      this.o.store.kind === "sqlite" ? 0 : (s["db.pool_size"] + BATCH_CONNECTIONS) * pools,
+      clients,
+    ));
+  }
+
+  get stopDeadline(): Deadline | null {
+    return this.deadline;
   }
 
   stop(): void {

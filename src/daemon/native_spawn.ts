@@ -13,6 +13,7 @@
  * `Deno.Command`; where it cannot for now (no descriptor free), it is
  * tried again a while later.
  */
+import { userInfo } from "node:os";
 import type { HeadTailCapture } from "./capture.ts";
 
 const SYMBOLS = {
@@ -64,6 +65,7 @@ const SYS_PIDFD_OPEN = 434n;
 const EPOLL_CTL_ADD = 1;
 const EPOLL_CTL_DEL = 2;
 const EPOLLIN = 0x001;
+/** From posix_spawn (and fork): no process could be made, for the user's or the cgroup's limit. */
 const EAGAIN = 11;
 const EINTR = 4;
 /** Too many files open: this process's limit (RLIMIT_NOFILE), the system's. */
@@ -243,6 +245,28 @@ function describeErrno(libc: Libc, errno: number): string {
   }`;
 }
 
+/**
+ * What to add to a spawn's EAGAIN (`Resource temporarily unavailable`):
+ * the kernel refuses a process beyond the user's RLIMIT_NPROC (its
+ * threads counted) or its cgroup's pids.max, and says no more.
+ */
+export function processLimitHint(user = serviceUser()): string {
+  return `: no process could be made: the service's user (${user}) runs as many processes and threads as it may (ulimit -u, LimitNPROC= in the systemd unit), or its cgroup as many tasks as pids.max allows (TasksMax= in the systemd unit); another job may hold them (ps -u ${user}; systemctl status jobsmanager shows Tasks:): end those, or raise the limit`;
+}
+
+/** `message`, an error of a spawn (Deno.Command's too), with `processLimitHint` where it is EAGAIN's. */
+export function withProcessLimitHint(message: string): string {
+  return message.endsWith(`(os error ${EAGAIN})`) ? `${message}${processLimitHint()}` : message;
+}
+
+function serviceUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid ${Deno.uid()}`;
+  }
+}
+
 function openSpawner(): NativeSpawner | null {
   retryAt = null;
   if (Deno.build.os !== "linux") {
@@ -417,7 +441,7 @@ class Spawner implements NativeSpawner {
     if (failed !== 0) {
       for (const at of o.stdin === "piped" ? [1, 2, 4] : [2, 4]) libc.close(fds[at]);
       const where = o.cwd === undefined ? "" : ` in ${o.cwd}`;
-      throw new Error(`${o.program}${where}: ${this.error(failed)}`);
+      throw new Error(withProcessLimitHint(`${o.program}${where}: ${this.error(failed)}`));
     }
     const pidfd = Number(libc.syscall(SYS_PIDFD_OPEN, BigInt(pid[0]), 0n));
     const child = new Child(

@@ -6,6 +6,23 @@
  * of 1,024 leaves room for a few hundred.
  */
 
+/**
+ * Descriptors kept free beyond those open when the room is counted, for
+ * what opens now and then: a log file's rotation, a hook's pipes, a
+ * runner thread's epoll set, a read of /proc.
+ */
+const SPARE_FILES = 16;
+
+/**
+ * What `openFileRoom` sets aside beyond what is open: SPARE_FILES, the
+ * database connections the pools may open yet (one descriptor each; none
+ * on SQLite, whose file is open from the start), and the HTTP side's
+ * clients (one each, up to http.max_connections, where it listens).
+ */
+export function filesSetAside(databaseConnections: number, httpClients: number): number {
+  return SPARE_FILES + databaseConnections + httpClients;
+}
+
 /** The soft limit, read once: it does not change while the service runs. */
 let limit: number | undefined;
 

@@ -24,7 +24,7 @@
  */
 import type { RunUpdate } from "../domain/run.ts";
 import { HeadTailCapture, MarkedCapture } from "./capture.ts";
-import { type NativeChild, nativeSpawner } from "./native_spawn.ts";
+import { type NativeChild, nativeSpawner, withProcessLimitHint } from "./native_spawn.ts";
 import { closeInheritedOnExec, signalReset } from "./inheritance.ts";
 import {
   type Account,
@@ -628,7 +628,10 @@ function spawnShell(
     }).spawn();
     return spawned(commandChild(child, stdin !== "null"), detached);
   } catch (error) {
-    return { error: `could not start the command: ${(error as Error).message}` };
+    // Deno.Command's fork says EAGAIN as libc does, and no more.
+    return {
+      error: `could not start the command: ${withProcessLimitHint((error as Error).message)}`,
+    };
   }
 }
 

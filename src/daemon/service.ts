@@ -73,6 +73,11 @@ export interface ServiceOptions {
   spawnCost?: () => number;
   /** Descriptors the process may still open (open_files.ts `openFileRoom`); none: no bound. */
   fileRoom?: () => number;
+  /**
+   * The HTTP side's clients (http.max_connections, where it listens), which `fileRoom` sets
+   * aside, and the room without them: the start's warning says both; none: no HTTP side.
+   */
+  httpClients?: { count: number; fileRoom: () => number };
   /** This node among the others on the database: its id, which jobs it fires, its outage policy. */
   cluster: Cluster;
   /** Told which process groups run, to end them if the service dies; null without one. */
@@ -355,11 +360,19 @@ export class Service {
       total: jobs.length,
       marker: latest,
     });
-    const room = Math.floor((this.o.fileRoom?.() ?? Infinity) / FILES_PER_RUN);
-    if (room < this.o.maxWorkers) {
+    const crowded = Math.floor((this.o.fileRoom?.() ?? Infinity) / FILES_PER_RUN);
+    const clients = this.o.httpClients;
+    if (crowded < this.o.maxWorkers && clients === undefined) {
+      const room = crowded;
       schedulerLog.warn(
         'the open-file limit leaves room for about {room} runs at once, fewer than max_workers ({max}): runs beyond may fail with "Too many open files"; raise the limit (LimitNOFILE= in the systemd unit, ulimit -n) or lower jobsmanager.max_workers',
         { room, max: this.o.maxWorkers },
+      );
+    } else if (crowded < this.o.maxWorkers && clients !== undefined) {
+      const room = Math.floor(clients.fileRoom() / FILES_PER_RUN);
+      schedulerLog.warn(
+        'the open-file limit leaves room for about {crowded} runs at once while {clients} HTTP clients are connected (http.max_connections; {room} while none are), fewer than max_workers ({max}): runs beyond may fail with "Too many open files"; raise the limit (LimitNOFILE= in the systemd unit, ulimit -n), or lower jobsmanager.max_workers or http.max_connections',
+        { crowded, clients: clients.count, room, max: this.o.maxWorkers },
       );
     }
   }

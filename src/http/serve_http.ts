@@ -16,7 +16,7 @@ import type { HttpServer } from "./server.ts";
 import { Starts } from "./starts.ts";
 import type { FromWorker, ToWorker } from "./worker.ts";
 
-/** How long the worker gets to finish requests in flight at a stop: the stop budget holds. */
+/** How long the worker gets to finish requests in flight at a stop, at most. */
 const CLOSE_WAIT_MS = 2000;
 
 export interface ServeHttpOptions {
@@ -59,7 +59,17 @@ interface Side {
   closed: Promise<void>;
 }
 
-export async function startServeHttp(o: ServeHttpOptions): Promise<HttpServer> {
+/** The HTTP side as `serve` holds it. */
+export interface ServedHttp extends HttpServer {
+  /**
+   * Stop accepting; requests in flight get CLOSE_WAIT_MS, or `withinMs`
+   * if less (what the stop's deadline leaves: a request held by a locked
+   * table must not hold the exit past it), then the worker is ended.
+   */
+  close(withinMs?: number): Promise<void>;
+}
+
+export async function startServeHttp(o: ServeHttpOptions): Promise<ServedHttp> {
   o.metrics.watch(o.vitals);
   const starts = new Starts();
   o.metrics.announceStarts(starts);
@@ -107,11 +117,11 @@ export async function startServeHttp(o: ServeHttpOptions): Promise<HttpServer> {
   }
   return {
     url,
-    async close() {
+    async close(withinMs = CLOSE_WAIT_MS) {
       stopping = true;
       clearTimeout(restart);
       side.send({ type: "close" });
-      await settlesWithin(systemClock, side.closed, CLOSE_WAIT_MS);
+      await settlesWithin(systemClock, side.closed, Math.min(CLOSE_WAIT_MS, withinMs));
       side.worker.terminate();
     },
   };
