@@ -154,3 +154,19 @@ Deno.test("sqlite errors: a damaged file names it, how to check it and how to ge
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("sqlite errors: a file that is not a SQLite database is named so, with the setting to check", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "jm-sqlite-" });
+  const path = `${dir}/notes.txt`;
+  try {
+    await Deno.writeTextFile(path, "my notes\n".repeat(200));
+    const error = await failureOn(path, (d) => d.all("SELECT 1 FROM sqlite_master"));
+    assertEquals(
+      error.message,
+      `${path} is not a SQLite database (SQLite: "file is not a database"): check db.url (--database, JM_DATABASE_URL) names the database's file; if it is the database, its first page is damaged: restore a backup as the README says (Backing up)`,
+    );
+    assertEquals(await Deno.readTextFile(path), "my notes\n".repeat(200), "the file is as it was");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -489,7 +489,7 @@ export class SqlStore implements Store {
       // An older service may have made the schema since the check above.
       if (!upgrade) this.refuseOlder(from);
       // Before the new migrations, which may alter a missing table. Only one an applied
-      // migration made was dropped: a later one makes the others (jm_notifications at 5).
+      // migration made was dropped: a later one makes the others (jm_notifications, by 7).
       const made = MIGRATIONS.filter((m) => m.version <= from)
         .flatMap((m) => m.statements[this.kind].flatMap(tablesOf));
       const created = from === 0 ? [] : missingTables(locked).filter((t) => made.includes(t));

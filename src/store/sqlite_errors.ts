@@ -17,8 +17,10 @@ const FULL = /database or disk is full/;
 const IO_ERROR = /disk I\/O error/;
 /** A value over SQLite's length limit (SQLITE_TOOBIG). */
 const TOO_BIG = /string or blob too big/;
-/** The file's pages are not SQLite's as it wrote them (SQLITE_CORRUPT, SQLITE_NOTADB). */
-const DAMAGED = /database disk image is malformed|file is not a database/;
+/** The file's pages are not SQLite's as it wrote them (SQLITE_CORRUPT). */
+const DAMAGED = /database disk image is malformed/;
+/** The file is not a SQLite database at all, or its first page is gone (SQLITE_NOTADB). */
+const NOT_A_DATABASE = /file is not a database/;
 
 /** What a probe file beside the database writes: less room than this is a full disk. */
 const PROBE_BYTES = 1024 * 1024;
@@ -46,6 +48,9 @@ export function explainSqliteError(
   if (DAMAGED.test(said)) {
     return new DatabaseError(damaged(file, said), { cause: error, unreachable: false });
   }
+  if (NOT_A_DATABASE.test(said)) {
+    return new DatabaseError(notADatabase(file, said), { cause: error, unreachable: false });
+  }
   const trouble = diagnose(said, file);
   if (trouble !== null) {
     return new DatabaseError(trouble, { cause: error, unreachable: false, writesRefused: true });
@@ -63,6 +68,11 @@ export function explainSqliteError(
  */
 function damaged(file: string, said: string): string {
   return `the SQLite database ${file} is damaged (SQLite: "${said}"; a copy made over it while a service had it open does this): stop the services that use it, check it (sqlite3 ${file} "PRAGMA integrity_check"), then restore a backup as the README says (Backing up), or save what it still holds: sqlite3 ${file} .recover | sqlite3 ${file}.recovered, and put that in its place`;
+}
+
+/** A file that is not a SQLite database: a wrong path, most likely; never to be replaced. */
+function notADatabase(file: string, said: string): string {
+  return `${file} is not a SQLite database (SQLite: "${said}"): check db.url (--database, JM_DATABASE_URL) names the database's file; if it is the database, its first page is damaged: restore a backup as the README says (Backing up)`;
 }
 
 function diagnose(said: string, file: string): string | null {
