@@ -378,6 +378,43 @@ for (const backend of BACKENDS) {
     assertEquals(rows.map(describeRun), [before], "the other node's row as it was claimed");
   });
 
+  Deno.test(`daemon[${backend}]: jm_runs emptied while a run runs, and its id given to a follow-up row here: that row keeps what it says`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("first", { schedule: { second: "4" } });
+    await h.job("slow", { schedule: { second: "5" } });
+    await h.job("trig", { schedule: { second: "6" } });
+    await h.job("dis", { after: "trig:always", enabled: false });
+    await h.start();
+    await h.clock.set(at(4));
+    (await h.started("first", at(4))).finish();
+    await h.run("first", at(4), "success");
+    await h.clock.set(at(5));
+    const slow = await h.started("slow", at(5));
+    const [was] = await h.runs("slow");
+    if (backend === "mysql") await h.sql("TRUNCATE jm_runs");
+    else {
+      await h.sql("DELETE FROM jm_runs");
+      await h.sql("DELETE FROM sqlite_sequence WHERE name = 'jm_runs'");
+    }
+    await h.clock.set(at(6));
+    (await h.started("trig", at(6))).finish();
+    await h.run("trig", at(6), "success");
+    // The ids start over: trig's run gets first's, the disabled follower's turn (recorded
+    // skipped) the next: slow's.
+    const [skipped] = await h.until(async () => {
+      const rows = await h.runs("dis");
+      return rows.length > 0 ? rows : null;
+    }, "the follower's skipped row");
+    assertEquals(skipped.id, was.id, "the follower's row got slow's id");
+    slow.finish({ stdout: "slow's output" });
+    await h.stop();
+    assertEquals(
+      describeRun((await h.runs("dis"))[0]),
+      describeRun(skipped),
+      "the follower's row as it was written",
+    );
+  });
+
   Deno.test(`daemon[${backend}]: a run of the job on another node holds its max_instances here till it ends`, async () => {
     // The clock steps on once a fire's row is written, maybe before its claim answered.
     await using h = await DaemonHarness.create(await freshDatabase(backend), {

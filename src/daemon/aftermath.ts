@@ -40,6 +40,11 @@ export interface AftermathOptions {
   observer?: { ended(jobId: string, status: RunStatus): void };
   /** A retry or follow-up row is due at `instant`: poll then. */
   dueAt(instant: number): void;
+  /**
+   * The database gave `runId` to a retry or follow-up row of `jobId`: a
+   * run here still holding that id lost its row (jm_runs emptied).
+   */
+  idTaken(runId: number, jobId: string): void;
   /** A run ended before its record was written: look for it soon (see `awaitingRecords`). */
   recordAwaited(): void;
 }
@@ -229,6 +234,7 @@ export class Aftermath {
     for (let i = 0; i < QUEUE_TRIES; i++) {
       const [id] = await this.o.recorder.claim([{ ...row, scheduled_at: row.scheduled_at + i }]);
       if (id !== null) {
+        this.o.idTaken(id, row.job_id);
         this.o.dueAt(row.scheduled_at + i);
         return id;
       }

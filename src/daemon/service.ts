@@ -188,6 +188,7 @@ export class Service {
       nodeId: () => this.nodeId,
       observer: o.observer,
       dueAt: (instant) => this.requests.dueAt(instant),
+      idTaken: (runId, jobId) => this.runs.idTaken(runId, jobId),
       recordAwaited: () => this.polls.recordAwaited(),
     });
     this.runs = new ActiveRuns({
