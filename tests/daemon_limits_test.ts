@@ -322,11 +322,7 @@ for (const backend of BACKENDS) {
     const slow = await h.started("slow", at(5));
     const [was] = await h.runs("slow");
     // As a DBA would, the ids starting over.
-    if (backend === "mysql") await h.sql("TRUNCATE jm_runs");
-    else {
-      await h.sql("DELETE FROM jm_runs");
-      await h.sql("DELETE FROM sqlite_sequence WHERE name = 'jm_runs'");
-    }
+    await emptyRuns(h, backend);
     await h.clock.set(at(6));
     (await h.started("tick", at(6))).finish();
     const tick = await h.run("tick", at(6), "success");
@@ -356,11 +352,7 @@ for (const backend of BACKENDS) {
     const slow = await h.started("slow", at(5));
     const [was] = await h.runs("slow");
     // A dump from before restored, or the ids starting over, under two services.
-    if (backend === "mysql") await h.sql("TRUNCATE jm_runs");
-    else {
-      await h.sql("DELETE FROM jm_runs");
-      await h.sql("DELETE FROM sqlite_sequence WHERE name = 'jm_runs'");
-    }
+    await emptyRuns(h, backend);
     const [theirs] = await h.store.claimRuns([{
       job_id: "tick",
       scheduled_at: at(6),
@@ -391,11 +383,7 @@ for (const backend of BACKENDS) {
     await h.clock.set(at(5));
     const slow = await h.started("slow", at(5));
     const [was] = await h.runs("slow");
-    if (backend === "mysql") await h.sql("TRUNCATE jm_runs");
-    else {
-      await h.sql("DELETE FROM jm_runs");
-      await h.sql("DELETE FROM sqlite_sequence WHERE name = 'jm_runs'");
-    }
+    await emptyRuns(h, backend);
     await h.clock.set(at(6));
     (await h.started("trig", at(6))).finish();
     await h.run("trig", at(6), "success");
@@ -653,4 +641,13 @@ for (const backend of BACKENDS) {
     first.finish();
     assertEquals((await h.run("strict", at(1), "running")).started_at, at(1) + 250);
   });
+}
+
+/** Empty jm_runs under the daemon, its ids starting over, as a DBA's TRUNCATE does. */
+async function emptyRuns(h: DaemonHarness, backend: string): Promise<void> {
+  if (backend === "mysql") await h.sql("TRUNCATE jm_runs");
+  else {
+    await h.sql("DELETE FROM jm_runs");
+    await h.sql("DELETE FROM sqlite_sequence WHERE name = 'jm_runs'");
+  }
 }

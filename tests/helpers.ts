@@ -515,6 +515,40 @@ export async function withTestAccount(use: (name: string) => Promise<void>): Pro
 }
 
 /**
+ * A test account expired on 2020-01-01 (`chage -E`) for `use`, with
+ * `chage` to change it and the CLI's warning line about it for a write
+ * that did with its jobs what `stored` says.
+ */
+export async function withExpiredAccount(
+  use: (
+    name: string,
+    warning: (stored: string) => string,
+    chage: (...args: string[]) => Promise<void>,
+  ) => Promise<void>,
+): Promise<void> {
+  await withTestAccount(async (name) => {
+    const chage = async (...args: string[]) => {
+      const out = await new Deno.Command("chage", { args: [...args, name] }).output();
+      if (!out.success) {
+        throw new Error(`chage ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+      }
+    };
+    await chage("-E", "2020-01-01");
+    await use(
+      name,
+      (stored) =>
+        `jobsmanager: warning: user '${name}' on this host (${Deno.hostname()}), whose account ${name} expired on 2020-01-01 (its shadow expiry date, as \`chage -l ${name}\` shows): ${stored}, but a service here records each run of its job as an error, as cron runs no job of an expired account; renew it (chage -E -1 ${name})`,
+      chage,
+    );
+  });
+}
+
+/** The warning lines of a command's stderr. */
+export function warningsIn(stderr: string): string[] {
+  return stderr.split("\n").filter((line) => line.includes(": warning: "));
+}
+
+/**
  * Poll `probe` until it returns something truthy, and return that; throw
  * a message naming `what` (and the current state, from `detail`) when
  * `timeoutMs` passes first.

@@ -12,7 +12,8 @@ import {
   saveNodes,
   serviceRow,
   type TestDatabase,
-  withTestAccount,
+  warningsIn,
+  withExpiredAccount,
 } from "./helpers.ts";
 import { insertLegacyRow, loadSeed, SEED_IDS } from "./fixtures/seed.ts";
 
@@ -582,24 +583,17 @@ for (const backend of BACKENDS) {
     fn: async () => {
       await using db = await freshDatabase(backend);
       const jm = (...args: string[]) => cli(["--database", db.url, ...args], { cwd: db.dir });
-      await withTestAccount(async (name) => {
-        const chage = await new Deno.Command("chage", { args: ["-E", "2020-01-01", name] })
-          .output();
-        assert(chage.success, new TextDecoder().decode(chage.stderr));
+      await withExpiredAccount(async (name, warning) => {
         const file = `${db.dir}/system`;
         await Deno.writeTextFile(file, `0 4 * * * ${name} backup.sh\n`);
-        const warning = (stored: string) =>
-          `jobsmanager: warning: user '${name}' on this host (${Deno.hostname()}), whose account ${name} expired on 2020-01-01 (its shadow expiry date, as \`chage -l ${name}\` shows): ${stored}, but a service here records each run of its job as an error, as cron runs no job of an expired account; renew it (chage -E -1 ${name})`;
-        const warnings = (stderr: string) =>
-          stderr.split("\n").filter((l) => l.includes(": warning: "));
         const plan = await jm("import", "crontab", file, "--system");
         assertEquals(
-          [plan.code, warnings(plan.stderr)],
+          [plan.code, warningsIn(plan.stderr)],
           [0, [warning("--apply would import them all the same")]],
         );
         const applied = await jm("import", "crontab", file, "--system", "--apply");
         assertEquals(
-          [applied.code, warnings(applied.stderr)],
+          [applied.code, warningsIn(applied.stderr)],
           [0, [warning("imported all the same")]],
         );
         assertEquals(await users(db), [{ id: "system.backup-sh", user: name }]);
