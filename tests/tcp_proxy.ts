@@ -19,6 +19,22 @@ import type { TestDatabase } from "./helpers.ts";
 
 type Mode = "forward" | "blackhole" | "cut";
 
+/** How many ports below the ephemeral range a proxy picks its own from. */
+const PORTS_BELOW_EPHEMERAL = 8000;
+
+/** The first port of the kernel's ephemeral range (Linux's default where it cannot be read). */
+function ephemeralLow(): number {
+  try {
+    const low = Number(
+      Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range").trim().split(/\s+/)[0],
+    );
+    if (low > PORTS_BELOW_EPHEMERAL + 1024) return low;
+  } catch {
+    // No /proc: Linux's default.
+  }
+  return 32768;
+}
+
 interface Link {
   client: Deno.TcpConn;
   upstream: Deno.TcpConn | null;
@@ -54,11 +70,25 @@ export class TcpProxy implements AsyncDisposable {
 
   private constructor(private readonly target: { hostname: string; port: number }) {}
 
-  /** Listen on 127.0.0.1 (a free port) and forward to `target`. */
+  /**
+   * Listen on 127.0.0.1 and forward to `target`: on a free port below the
+   * kernel's ephemeral range, which no connection made meanwhile takes (an
+   * outgoing one's own port is an ephemeral one), so that `restore()` after
+   * `cut()` finds it free again (one of that range was taken meanwhile
+   * once, and the restore failed: AddrInUse).
+   */
   static start(target: { hostname: string; port: number }): TcpProxy {
     const proxy = new TcpProxy(target);
-    proxy.listen(0);
-    return proxy;
+    const below = ephemeralLow();
+    for (let tries = 0;; tries++) {
+      const port = below - 1 - Math.floor(Math.random() * PORTS_BELOW_EPHEMERAL);
+      try {
+        proxy.listen(port);
+        return proxy;
+      } catch (error) {
+        if (!(error instanceof Deno.errors.AddrInUse) || tries >= 50) throw error;
+      }
+    }
   }
 
   /** The port clients connect to; the same one after `restore()`. */
