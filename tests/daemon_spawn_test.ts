@@ -113,7 +113,10 @@ Deno.test({
       await using dir = await tempDir();
       await Deno.chmod(dir.path, 0o755);
       const deno = `${dir.path}/deno`;
-      await Deno.copyFile(Deno.execPath(), deno);
+      // Copied by cp, not by this process: a process this one forks meanwhile (another test's)
+      // would inherit the copy's open descriptor, and the exec of it fail "Text file busy".
+      const copied = await new Deno.Command("cp", { args: [Deno.execPath(), deno] }).output();
+      assert(copied.success, new TextDecoder().decode(copied.stderr));
       await Deno.chmod(deno, 0o755);
       const cache = `${dir.path}/cache`;
       await Deno.mkdir(cache);
