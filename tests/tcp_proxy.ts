@@ -19,6 +19,10 @@ import type { TestDatabase } from "./helpers.ts";
 
 type Mode = "forward" | "blackhole" | "cut";
 
+/** How often, and how far apart, `restore()` tries a port its cut listener still holds. */
+const RELISTEN_TRIES = 100;
+const RELISTEN_MS = 10;
+
 /** How many ports below the ephemeral range a proxy picks its own from. */
 const PORTS_BELOW_EPHEMERAL = 8000;
 
@@ -72,10 +76,9 @@ export class TcpProxy implements AsyncDisposable {
 
   /**
    * Listen on 127.0.0.1 and forward to `target`: on a free port below the
-   * kernel's ephemeral range, which no connection made meanwhile takes (an
-   * outgoing one's own port is an ephemeral one), so that `restore()` after
-   * `cut()` finds it free again (one of that range was taken meanwhile
-   * once, and the restore failed: AddrInUse).
+   * kernel's ephemeral range, which no connection made while it is cut
+   * takes (an outgoing connection's own port is an ephemeral one), so that
+   * `restore()` finds it free again.
    */
   static start(target: { hostname: string; port: number }): TcpProxy {
     const proxy = new TcpProxy(target);
@@ -135,8 +138,30 @@ export class TcpProxy implements AsyncDisposable {
 
   /** Forward again; listen again on the same port if `cut()` stopped it. */
   restore(): void {
-    if (this.listener === null) this.listen(this.port_);
     this.setMode("forward");
+    if (this.listener === null) this.listenAgain(0);
+  }
+
+  /**
+   * Listen on the port again. The listener `cut()` closed lets go of the
+   * port only once the event loop has polled its pending accept: a test
+   * that awaited nothing but promises since finds it taken still
+   * (AddrInUse, seen in CI), so it is tried again each turn of the loop,
+   * for a second at most.
+   */
+  private listenAgain(tries: number): void {
+    try {
+      this.listen(this.port_);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse) || tries >= RELISTEN_TRIES) throw error;
+      this.track(
+        new Promise((resolve) => setTimeout(resolve, RELISTEN_MS)).then(() => {
+          if (this.listener === null && this.mode !== "cut" && !this.disposed) {
+            this.listenAgain(tries + 1);
+          }
+        }),
+      );
+    }
   }
 
   private setMode(mode: Mode): void {
