@@ -207,11 +207,6 @@ export class DbHealth {
     this.waiting = count;
   }
 
-  /** Run records waiting in memory for the database. */
-  get runRecordsWaiting(): number {
-    return this.waiting();
-  }
-
   /** Note a refusal of `error`'s kind (see `writesRefused`); others change nothing. */
   refused(error: unknown): void {
     if (refusesWrites(error)) this.refusingWrites = errorMessage(error);
