@@ -247,14 +247,17 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
     asDocumented,
     bodyFirst(deps.bodyWaitMs),
     // The tables it reads may not be there yet: "the service is starting", not "no such table".
-    // The API's description and the caller's session read none.
+    // The API's description and the caller's session read none; a path or method the API does
+    // not have is answered 404 or 405, as once started.
     async (c, next) => {
-      if (migrating() && !TABLELESS.has(c.req.path)) {
-        throw new HttpError(
-          503,
-          `${MIGRATING}; try again in a few seconds`,
-          MIGRATING_RETRY_S,
-        );
+      const routed = matchedRoutes(c).some((route) => route.method !== "ALL");
+      if (migrating() && routed && !TABLELESS.has(c.req.path)) {
+        // Answered, not thrown: a start is the state /healthz says, not a fault, and a client
+        // asking meanwhile (a dashboard left open, a monitor) is no warning of the 503 log's.
+        const starting = new HttpError(503, `${MIGRATING}; try again in a few seconds`);
+        return c.json(errorBody(starting, deps.redact), 503, {
+          "Retry-After": String(MIGRATING_RETRY_S),
+        });
       }
       await next();
     },
