@@ -394,6 +394,16 @@ const schemas: Record<string, Schema> = {
       description:
         "it runs in this server's boot and pid namespace (boot_id, pid_ns) and no process has its pid (killed or crashed): dead at once, whatever its heartbeat",
     },
+    still_runs: {
+      type: "boolean",
+      description:
+        "it is stale, but it runs in this server's boot and pid namespace and a process has its pid: not killed but hung, suspended, or held by a database that refuses writes; a restart loses the run records it holds",
+    },
+    note: {
+      type: ["string", "null"],
+      description:
+        'for a stale service, what that means and what to do, as `jobsmanager status` says it ("on this host": this server\'s); null for the others',
+    },
   }),
   StatusCounts: {
     type: "object",
