@@ -1,13 +1,14 @@
 /**
  * The API's job writes say what `job add`/`job update --user` say on
  * stderr of a user this server's host cannot run jobs as (no account, an
- * expired one): in the answer's `warnings`, and a Warning header each. The
- * job is stored all the same; a write that leaves the user as it was says
- * nothing.
+ * expired one, a name service that does not answer): in the answer's
+ * `warnings`, and a Warning header each, its text UTF-8. The job is stored
+ * all the same; a write that leaves the user as it was says nothing.
  */
 import { assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase, withExpiredAccount } from "./helpers.ts";
 import { type Api, startApi } from "./http_harness.ts";
+import { type Account, AccountLookups } from "../src/daemon/run_as.ts";
 
 const JOB = { id: "nightly", command: "true", cron: "0 3 * * *" };
 
@@ -87,3 +88,18 @@ for (const backend of BACKENDS) {
     },
   });
 }
+
+Deno.test("api: a user whose name service does not answer is stored, warned of whole: in warnings, and as UTF-8 in its header", async () => {
+  await using db = await freshDatabase("sqlite");
+  // LDAP away: the lookup never answers, and is waited for 50 ms.
+  const hung = new AccountLookups(() => new Promise<Account | null>(() => {}), 50);
+  await using api = await startApi(db, {}, undefined, Deno.uid(), { accounts: hung });
+  const user = "ldap-user";
+  const warning =
+    `user '${user}' could not be looked up on this host (${Deno.hostname()}): its name service (getent passwd: LDAP, sssd, …) did not answer within 0.05 s; stored all the same, but a service here records each run of its job as an error while it does not; check with \`getent passwd ${user}\``;
+  const [status, warnings, header] = await write(api, "POST", "/api/v1/jobs", { ...JOB, user });
+  assertEquals([status, warnings], [201, [warning]]);
+  // A header holds bytes: they are the text's UTF-8, which a client decodes as such.
+  const bytes = Uint8Array.from(header ?? "", (c) => c.charCodeAt(0));
+  assertEquals(new TextDecoder().decode(bytes), `299 - "${warning}"`);
+});

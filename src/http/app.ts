@@ -16,6 +16,8 @@ import type { Store } from "../store/store.ts";
 import type { Env } from "./api/context.ts";
 import { jobRoutes } from "./api/jobs.ts";
 import { guardUsers } from "../app/older_nodes.ts";
+import type { AccountFinder } from "../app/user_warnings.ts";
+import type { Account } from "../daemon/run_as.ts";
 import { logRoutes } from "./api/logs.ts";
 import { runRoutes } from "./api/runs.ts";
 import { statusRoutes } from "./api/status.ts";
@@ -61,6 +63,12 @@ export interface HttpDeps {
   bodyWaitMs?: number;
   /** Live streams open at once, at most (sse.ts); tests lower it. */
   maxStreams?: number;
+  /**
+   * Where the user a job write gives a job is looked up, as a run's start
+   * looks it up (daemon/run_as.ts `AccountLookups`, the default); tests give
+   * a name service that does not answer.
+   */
+  accounts?: AccountFinder<Account>;
   /** True while the service migrates the schema at its start (serve's worker); never without it. */
   migrating?: () => boolean;
 }

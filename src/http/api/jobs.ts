@@ -138,7 +138,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
   const routes = new Hono<Env>();
   const { store } = api;
   // This server's host: where a job given a user is judged runnable, as a run's start judges it.
-  const lookups = new AccountLookups();
+  const lookups = api.accounts ?? new AccountLookups();
   /** What a write's read-only fields are checked with: what this caller's GET would show. */
   const shownBy = (c: Context<Env>) => ({
     store,
