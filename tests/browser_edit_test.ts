@@ -1,8 +1,8 @@
 /**
  * The dashboard's edit form in real Chromium against the in-process API:
  * a change made on a copy someone else replaced is refused with the API's
- * message and a way to reload, and env and description come back exactly
- * as they were unless changed.
+ * message and a way to reload, env and description come back exactly as
+ * they were unless changed, and what a save warns of is shown after it.
  */
 import { assertEquals } from "./assert.ts";
 import { rawQuery } from "./helpers.ts";
@@ -430,5 +430,33 @@ dashboardTest(
       "location.hash",
     );
     assertEquals((await stored(api, "nulled")).env, { B: "2" });
+  },
+);
+
+dashboardTest(
+  "dashboard: a save that gives a job a user this host has no account of shows the API's warning on the job's page",
+  async (api) => {
+    await addJob(api, { id: "elsewhere" });
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    await signIn(page, api.url, "#/jobs/elsewhere/edit");
+    await page.waitForSelector("#job-form [name=user]");
+    await fill(page, "#job-form [name=user]", "jm-no-such-user");
+    await page.click("#save");
+    await waitForText(
+      page,
+      "#save-warnings",
+      `user 'jm-no-such-user' has no account on this host (${Deno.hostname()}): stored all the same`,
+    );
+    await screenshot(page, "job-saved-with-warning");
+    assertEquals((await stored(api, "elsewhere")).user, "jm-no-such-user");
+    // Said once, for that save: the page drawn again says nothing of it.
+    await page.goto(`${api.url}/#/jobs`);
+    await page.goto(`${api.url}/#/jobs/elsewhere`);
+    await waitForText(page, "#job-fields", "jm-no-such-user");
+    assertEquals(
+      await page.evaluate<boolean>(`document.querySelector("#save-warnings") === null`),
+      true,
+    );
   },
 );

@@ -5,6 +5,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { saveNodes, serviceRow } from "./helpers.ts";
+import { hereSpace } from "../src/daemon/presence.ts";
 import {
   dashboardTest,
   openBrowser,
@@ -42,6 +43,36 @@ dashboardTest(
     // Every page has it: on a run's or the log's page, a service dying shows too.
     await page.goto(`${api.url}/#/logs`);
     await waitForText(page, "#health", "1 dead");
+  },
+);
+
+dashboardTest(
+  "dashboard: the status page says of a stale service whose process still runs on this host that it does, and what a restart loses",
+  async (api) => {
+    // A process of this host that runs: the service, beating no more.
+    const child = new Deno.Command("sleep", { args: ["300"], stdout: "null", stderr: "null" })
+      .spawn();
+    try {
+      await api.store.saveNode({
+        ...serviceRow("hung"),
+        host: Deno.hostname(),
+        pid: child.pid,
+        ...hereSpace(),
+        db_heartbeat_at: await api.store.databaseNow() - 60_000,
+        heartbeat_ms: 2000,
+      });
+      await using chromium = await openBrowser();
+      const page = await chromium.page();
+      await signIn(page, api.url, "#/status");
+      await waitForText(
+        page,
+        `#services [data-note="hung"]`,
+        `stopped sending heartbeats, but its process still runs on this host: its log says why (a database that refuses writes, such as a full disk, is said there and at /readyz; a suspended process says nothing: kill -CONT ${child.pid}); a restart loses the run records it holds unwritten`,
+      );
+    } finally {
+      child.kill();
+      await child.status;
+    }
   },
 );
 

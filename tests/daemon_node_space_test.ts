@@ -121,7 +121,7 @@ for (const backend of BACKENDS) {
       const { services } = await health(store, {
         now: Date.now(),
         heartbeatMs: HEARTBEAT_MS,
-        gone: (node) => serviceGone(node),
+        presence: { gone: (node) => serviceGone(node) },
       });
       assertEquals(
         services.map((n) => [n.id, n.state, n.gone]).sort(),

@@ -38,8 +38,9 @@ Deno.test("the script names every field a job has and a write takes (browser_edi
   const script = await (await fetch(`${api.url}/assets/app.js`)).text();
   const schemas = OPENAPI.components.schemas as Record<string, { properties: object }>;
   const names = (schema: string) => Object.keys(schemas[schema].properties);
-  // What GET shows beside a job's fields (zone, next …) is none to show or set.
-  const shownBeside = [...names("JobListing"), ...names("JobDetails")]
+  // What GET shows beside a job's fields (zone, next …), and a write (its warnings), is none to
+  // show or set.
+  const shownBeside = [...names("JobListing"), ...names("JobDetails"), ...names("WrittenJob")]
     .filter((f) => !names("Job").includes(f));
   const fields = [...new Set([...names("Job"), ...names("JobInput")])]
     // unset_env: a variable the env box no longer holds is dropped.

@@ -101,10 +101,12 @@ export async function startApi(
   served: (store: Store) => Store = (store) => store,
   /** The user the service runs as: one without tokens must not be root. */
   uid: number | null = Deno.uid(),
+  /** Over the test's deps (a name service that does not answer). */
+  extra: Partial<ServeDeps> = {},
 ): Promise<Api> {
   const store = db.open();
   await migrateFresh(db, store);
-  const deps = { ...serverDeps(served(store)), uid };
+  const deps = { ...serverDeps(served(store)), uid, ...extra };
   const server = await startHttpServer(
     { ...defaultSettings(), "http.listen": "127.0.0.1:0", "http.tokens": TOKENS, ...settings },
     deps,

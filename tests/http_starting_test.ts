@@ -2,8 +2,9 @@
  * The HTTP side listens before the service has migrated the schema (a new
  * database, one being upgraded): meanwhile the API answers 503 saying the
  * service is starting, with Retry-After, and `/healthz` says `starting`,
- * rather than 500 "no such table" and "ok". The migration is held by the
- * test, not raced.
+ * rather than 500 "no such table" and "ok"; a path the API does not have
+ * is 404 as ever, and the start's 503s are its state, not a warning. The
+ * migration is held by the test, not raced.
  */
 import { assertEquals, assertStringIncludes } from "./assert.ts";
 import { BACKENDS, freshDatabase, waitFor } from "./helpers.ts";
@@ -12,6 +13,7 @@ import { ADMIN, TOKENS } from "./http_harness.ts";
 import { Metrics } from "../src/http/metrics.ts";
 import { startServeHttp } from "../src/http/serve_http.ts";
 import { MIGRATING } from "../src/http/health.ts";
+import { renderMessage } from "../src/daemon/log_sink.ts";
 
 for (const backend of BACKENDS) {
   Deno.test(`http while migrating (${backend}): the API says the service is starting, then answers`, async () => {
@@ -65,6 +67,12 @@ for (const backend of BACKENDS) {
       // What reads no table answers: the dashboard learns its role, a client the API.
       assertEquals((await get("/api/v1/session")).status, 200);
       assertEquals((await get("/api/v1/openapi.json")).status, 200);
+      // Only what the API has is starting: another path is none, starting or not.
+      const unknown = await get("/api/v1/no-such-thing");
+      assertEquals([unknown.status, unknown.body.error], [
+        404,
+        "no such endpoint: GET /api/v1/no-such-thing",
+      ]);
       const ready = await get("/readyz");
       assertEquals([ready.status, ready.body.database], [503, { ok: false, detail: MIGRATING }]);
 
@@ -80,6 +88,10 @@ for (const backend of BACKENDS) {
       });
       assertEquals((await get("/healthz")).body, { status: "ok" });
       await h.until(() => h.line(/^loaded \d+ enabled jobs/), "the daemon to load its jobs");
+      // A client asking while the service starts is no fault: the start logs no warning of it.
+      const warned = h.logs.filter((r) => r.level === "warning" || r.level === "error")
+        .map((r) => `${r.level}: ${renderMessage(r)}`);
+      assertEquals(warned, []);
     } finally {
       await server.close();
     }

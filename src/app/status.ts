@@ -20,12 +20,39 @@ const HOUR_MS = 3_600_000;
 /** Fires `status` lists. */
 const NEXT_FIRES = 5;
 
+/**
+ * A service as `status` judges it. `gone`: its process is known not to run
+ * (`presence.gone` said so): its state is `dead`. `still_runs`: it is
+ * stale, but its process is known to run on this host still
+ * (`presence.runs` said so). `note`: for a stale one, what that means and
+ * what to do (`staleNotes`); null for the others.
+ */
+export type JudgedNode = Node & {
+  state: NodeState;
+  gone: boolean;
+  still_runs: boolean;
+  note: string | null;
+};
+
+/**
+ * What this host knows of a service's process, where the service runs in
+ * this process's boot and pid namespace (daemon/presence.ts); elsewhere
+ * both are false, and its heartbeat alone tells.
+ */
+export interface Presence {
+  /** No process has its pid. */
+  gone: (node: Node) => boolean;
+  /** A process has its pid (asked only of a stale service, where the answer says more). */
+  runs?: (node: Node) => boolean;
+}
+
+/** What to do with a service that stopped beating and whose process is not known to run. */
+export const RESTART =
+  "see its log, and restart it (`systemctl restart jobsmanager` where systemd runs it)";
+
 export interface Status {
-  /**
-   * Most recent heartbeat first. `gone`: its process is known not to run
-   * (`options.gone` said so): its state is `dead`.
-   */
-  services: (Node & { state: NodeState; gone: boolean })[];
+  /** Most recent heartbeat first. */
+  services: JudgedNode[];
   /** Reload markers not every live service has applied yet. */
   pendingMarkers: number;
   /** The newest reload marker: how far behind each service is. */
@@ -78,29 +105,68 @@ export async function liveServicesAndNow(
 
 /**
  * A node's state as `status` says it: by its heartbeat (`nodeState`), but
- * `dead` at once where `gone` knows its process does not run (it runs in
- * this process's boot and pid namespace, and its pid is gone: no heartbeat
- * need be missed). A clean stop or a declaration says more. Elsewhere its
- * pid says nothing: one in another pid namespace (a container with this
- * host's name) has a pid this host does not know, or knows as another
- * process's; its heartbeat alone tells.
+ * `dead` at once where `presence` knows its process does not run (it runs
+ * in this process's boot and pid namespace, and its pid is gone: no
+ * heartbeat need be missed). A clean stop or a declaration says more.
+ * Elsewhere its pid says nothing: one in another pid namespace (a
+ * container with this host's name) has a pid this host does not know, or
+ * knows as another process's; its heartbeat alone tells.
  */
 export function judged(
   node: Node,
   now: number,
   heartbeatMs: number,
   databaseNow: number | undefined,
-  gone?: (node: Node) => boolean,
-): Node & { state: NodeState; gone: boolean } {
+  presence?: Presence,
+): JudgedNode {
   const state = nodeState(node, now, heartbeatMs, databaseNow);
-  const isGone = state !== "stopped" && state !== "dead" && (gone?.(node) ?? false);
-  return { ...node, state: isGone ? "dead" : state, gone: isGone };
+  const gone = state !== "stopped" && state !== "dead" && (presence?.gone(node) ?? false);
+  const stale = state === "stale" && !gone;
+  const judgedNode = {
+    ...node,
+    state: gone ? "dead" as const : state,
+    gone,
+    still_runs: stale && (presence?.runs?.(node) ?? false),
+    note: null,
+  };
+  return stale ? { ...judgedNode, note: staleNotes([judgedNode])[0].note } : judgedNode;
+}
+
+/**
+ * What stale services are, said after their names, in two groups: those
+ * whose process is not known to run (hung, suspended or killed: see the
+ * log, restart), and those whose process still runs on this host, which
+ * is not "killed", and whose restart would lose the run records it holds
+ * while the database refuses to take them. Empty groups are left out.
+ */
+export function staleNotes(
+  stale: readonly JudgedNode[],
+): { nodes: JudgedNode[]; note: string }[] {
+  const running = stale.filter((n) => n.still_runs);
+  const silent = stale.filter((n) => !n.still_runs);
+  const notes = [];
+  if (silent.length > 0) {
+    notes.push({
+      nodes: silent,
+      note: `stopped sending heartbeats without stopping (hung, suspended, or killed): ${RESTART}`,
+    });
+  }
+  if (running.length > 0) {
+    const pids = running.map((n) => n.pid).join(" ");
+    notes.push({
+      nodes: running,
+      note: `stopped sending heartbeats, but ${
+        running.length === 1 ? "its process still runs" : "their processes still run"
+      } on this host: its log says why (a database that refuses writes, such as a full disk, is said there and at /readyz; a suspended process says nothing: kill -CONT ${pids}); a restart loses the run records it holds unwritten: fix the cause, and it writes them and beats again by itself`,
+    });
+  }
+  return notes;
 }
 
 /** The services and reload markers: what the dashboard's health line shows. */
 export interface Health {
   /** Most recent heartbeat first. */
-  services: (Node & { state: NodeState; gone: boolean })[];
+  services: JudgedNode[];
   /** Reload markers not every live service has applied yet. */
   pendingMarkers: number;
   /** The newest reload marker. */
@@ -119,8 +185,8 @@ export async function health(
   options: {
     now: number;
     heartbeatMs: number;
-    /** Whether a service's process is known not to run (of this boot and pid namespace, its pid gone). */
-    gone?: (node: Node) => boolean;
+    /** Whether a service's process is known to run or not (of this boot and pid namespace). */
+    presence?: Presence;
   },
 ): Promise<Health> {
   const { nodes, databaseNow } = await stores.nodesAndNow();
@@ -130,7 +196,7 @@ export async function health(
   ]);
   return {
     services: nodes.map((n) =>
-      judged(n, options.now, options.heartbeatMs, databaseNow, options.gone)
+      judged(n, options.now, options.heartbeatMs, databaseNow, options.presence)
     ),
     pendingMarkers,
     latestMarker,
@@ -149,8 +215,8 @@ export async function status(
     now: number;
     heartbeatMs: number;
     defaultZone: string;
-    /** Whether a service's process is known not to run (of this boot and pid namespace, its pid gone). */
-    gone?: (node: Node) => boolean;
+    /** Whether a service's process is known to run or not (of this boot and pid namespace). */
+    presence?: Presence;
   },
 ): Promise<Status> {
   const { now, defaultZone } = options;

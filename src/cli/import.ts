@@ -33,7 +33,8 @@ import { addSecret, type CommandContext, writeErr } from "./context.ts";
 import { command, either, group, repeated, switched, valued } from "./command.ts";
 import { withServiceLine } from "./output.ts";
 import type { DefaultZone } from "../app/zone.ts";
-import { usersWritten, warnUsers } from "./user_warnings.ts";
+import { warnUsers } from "./user_warnings.ts";
+import { usersWritten } from "../app/user_warnings.ts";
 
 function entryLines(entry: PlanEntry): string[] {
   const head = `${entry.status.padEnd(13)}  ${entry.id}  (${entry.source})`;

@@ -56,7 +56,7 @@ import {
 import type { DefaultZone } from "../app/zone.ts";
 import { parseCount } from "../domain/input.ts";
 import { idWord } from "../domain/shell.ts";
-import { warnUsers } from "./user_warnings.ts";
+import { warnUserGiven } from "./user_warnings.ts";
 import { CLI_NAMES } from "./input_names.ts";
 
 /** The most fires `job show -n` and `job next -n` print. */
@@ -293,16 +293,6 @@ function enableCommand(name: "enable" | "disable", enabled: boolean) {
 function warnRetryOnAlone(retryOn: unknown, job: Job | null): void {
   const warning = retryOnUnused(retryOn !== undefined, job, CLI_NAMES);
   if (warning !== null) writeErr(`jobsmanager: warning: ${warning}`);
-}
-
-/**
- * The user the write gave the job (new, or changed from another), where
- * this host cannot run it as that user: said, not refused (user_warnings.ts).
- */
-async function warnUserGiven(change: JobChange): Promise<void> {
-  const user = change.after?.user ?? null;
-  if (user === null || (change.before?.user ?? null) === user) return;
-  await warnUsers(new Map([[user, 1]]), "stored all the same");
 }
 
 export function jobCommand() {

@@ -5,7 +5,8 @@
 import { FILE_FORMATS, type FileFormat } from "../app/file_format.ts";
 import { command, oneOf, switched } from "./command.ts";
 import { planData, planText, readText } from "./import.ts";
-import { usersWritten, warnUsers } from "./user_warnings.ts";
+import { warnUsers } from "./user_warnings.ts";
+import { usersWritten } from "../app/user_warnings.ts";
 import { withServiceLine } from "./output.ts";
 import { writeErr } from "./context.ts";
 

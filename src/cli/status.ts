@@ -8,7 +8,7 @@ import { printableLine } from "../domain/printable.ts";
 import { zoneOf } from "../domain/job.ts";
 import { MAX_SKEW_MS, ofOlderSchema, sharers, STALE_AFTER_BEATS } from "../domain/node.ts";
 import { formatInZone, formatUtc } from "../domain/time.ts";
-import { pendingJson, type Status, status } from "../app/status.ts";
+import { pendingJson, RESTART, staleNotes, type Status, status } from "../app/status.ts";
 import { command } from "./command.ts";
 import { defaultZoneText, table } from "./output.ts";
 import type { DefaultZone } from "../app/zone.ts";
@@ -179,7 +179,7 @@ export function statusCommand() {
             now,
             heartbeatMs,
             defaultZone: defaultZone.name,
-            gone: serviceGone,
+            presence: { gone: serviceGone, runs: serviceRuns },
           }),
         };
       });
@@ -206,35 +206,14 @@ export function statusCommand() {
         // A stale service did not stop: it may hold the SQLite file still, or come back.
         const stale = report.services.filter((n) => n.state === "stale");
         const gone = report.services.filter((n) => n.gone);
-        const restart =
-          "see its log, and restart it (`systemctl restart jobsmanager` where systemd runs it)";
         const named = (nodes: typeof stale) =>
           nodes.map((n) => `${n.id} (pid ${n.pid} on ${n.host})`).join(", ");
-        // Of this host, its process is there to ask: one that runs is not "killed", and a restart
-        // would lose the run records it holds while the database refuses to take them.
-        const running = stale.filter((n) => serviceRuns(n));
-        const silent = stale.filter((n) => !running.includes(n));
-        const staleSaid: string[] = [];
-        if (silent.length > 0) {
-          staleSaid.push(
-            `${
-              named(silent)
-            } stopped sending heartbeats without stopping (hung, suspended, or killed): ${restart}`,
-          );
-        }
-        if (running.length > 0) {
-          const pids = running.map((n) => n.pid).join(" ");
-          staleSaid.push(
-            `${named(running)} stopped sending heartbeats, but ${
-              running.length === 1 ? "its process still runs" : "their processes still run"
-            } on this host: its log says why (a database that refuses writes, such as a full disk, is said there and at /readyz; a suspended process says nothing: kill -CONT ${pids}); a restart loses the run records it holds unwritten: fix the cause, and it writes them and beats again by itself`,
-          );
-        }
+        const staleSaid = staleNotes(stale).map(({ nodes, note }) => `${named(nodes)} ${note}`);
         throw new RuntimeError(
           gone.length > 0
             ? `no live jobsmanager service on this database: ${
               named(gone)
-            } is not running and did not stop (killed or crashed): ${restart}`
+            } is not running and did not stop (killed or crashed): ${RESTART}`
             : stale.length === 0
             ? "no live jobsmanager service on this database (start one with `jobsmanager serve`)"
             : `no live jobsmanager service on this database: ${staleSaid.join("; ")}`,

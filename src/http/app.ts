@@ -16,6 +16,8 @@ import type { Store } from "../store/store.ts";
 import type { Env } from "./api/context.ts";
 import { jobRoutes } from "./api/jobs.ts";
 import { guardUsers } from "../app/older_nodes.ts";
+import type { AccountFinder } from "../app/user_warnings.ts";
+import type { Account } from "../daemon/run_as.ts";
 import { logRoutes } from "./api/logs.ts";
 import { runRoutes } from "./api/runs.ts";
 import { statusRoutes } from "./api/status.ts";
@@ -61,6 +63,12 @@ export interface HttpDeps {
   bodyWaitMs?: number;
   /** Live streams open at once, at most (sse.ts); tests lower it. */
   maxStreams?: number;
+  /**
+   * Where the user a job write gives a job is looked up, as a run's start
+   * looks it up (daemon/run_as.ts `AccountLookups`, the default); tests give
+   * a name service that does not answer.
+   */
+  accounts?: AccountFinder<Account>;
   /** True while the service migrates the schema at its start (serve's worker); never without it. */
   migrating?: () => boolean;
 }
@@ -247,14 +255,17 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
     asDocumented,
     bodyFirst(deps.bodyWaitMs),
     // The tables it reads may not be there yet: "the service is starting", not "no such table".
-    // The API's description and the caller's session read none.
+    // The API's description and the caller's session read none; a path or method the API does
+    // not have is answered 404 or 405, as once started.
     async (c, next) => {
-      if (migrating() && !TABLELESS.has(c.req.path)) {
-        throw new HttpError(
-          503,
-          `${MIGRATING}; try again in a few seconds`,
-          MIGRATING_RETRY_S,
-        );
+      const routed = matchedRoutes(c).some((route) => route.method !== "ALL");
+      if (migrating() && routed && !TABLELESS.has(c.req.path)) {
+        // Answered, not thrown: a start is the state /healthz says, not a fault, and a client
+        // asking meanwhile (a dashboard left open, a monitor) is no warning of the 503 log's.
+        const starting = new HttpError(503, `${MIGRATING}; try again in a few seconds`);
+        return c.json(errorBody(starting, deps.redact), 503, {
+          "Retry-After": String(MIGRATING_RETRY_S),
+        });
       }
       await next();
     },

@@ -50,6 +50,8 @@ const SHOWN = [
   "next_fire",
   "last_run",
   "running",
+  // And with a written job: what its write warned of.
+  "warnings",
 ];
 const NULLABLE: readonly string[] = [
   "timezone",

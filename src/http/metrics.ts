@@ -253,7 +253,7 @@ export function nodeMetrics(
       if (!found) return;
       // Judged as `status` judges them: by the database's clock where a node reports it.
       const stateOf = (n: Node) =>
-        judged(n, Date.now(), heartbeatMs, found.databaseNow, serviceGone).state;
+        judged(n, Date.now(), heartbeatMs, found.databaseNow, { gone: serviceGone }).state;
       for (const state of NODE_STATES) {
         this.set({ state }, found.nodes.filter((n) => stateOf(n) === state).length);
       }

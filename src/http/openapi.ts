@@ -202,6 +202,14 @@ const schemas: Record<string, Schema> = {
   }, ["field"]),
   Session: closed({ role: { enum: ["read", "admin"] }, auth: bool }),
   Job: closed(JOB_PROPERTIES),
+  WrittenJob: closed({
+    ...JOB_PROPERTIES,
+    warnings: {
+      ...list(str),
+      description:
+        "what the CLI warns of on stderr for the same write, each a line (also in a Warning header each): a user this server's host has no account of, or an expired one (a service here records each run of the job as an error; one on a host that has it runs it), or whose name service did not answer; retry_on without retries. The job is stored all the same; empty when there is nothing to say",
+    },
+  }),
   JobInput: {
     type: "object",
     description:
@@ -262,6 +270,10 @@ const schemas: Record<string, Schema> = {
       ),
       last_run: shown("its last run, as runs"),
       running: shown("its runs now running, as runs"),
+      warnings: {
+        description:
+          "read-only: what the write that answered with this job warned of (any list of texts), so that its answer may be sent back; it sets nothing",
+      },
     },
     additionalProperties: false,
   },
@@ -393,6 +405,16 @@ const schemas: Record<string, Schema> = {
       type: "boolean",
       description:
         "it runs in this server's boot and pid namespace (boot_id, pid_ns) and no process has its pid (killed or crashed): dead at once, whatever its heartbeat",
+    },
+    still_runs: {
+      type: "boolean",
+      description:
+        "it is stale, but it runs in this server's boot and pid namespace and a process has its pid: not killed but hung, suspended, or held by a database that refuses writes; a restart loses the run records it holds",
+    },
+    note: {
+      type: ["string", "null"],
+      description:
+        'for a stale service, what that means and what to do, as `jobsmanager status` says it ("on this host": this server\'s); null for the others',
     },
   }),
   StatusCounts: {
@@ -605,7 +627,7 @@ export const OPENAPI = {
     title: "jobsmanager",
     version: VERSION,
     description:
-      "The HTTP API of `jobsmanager serve`: the same use cases, validation and messages as the CLI. Authenticate with `Authorization: Bearer TOKEN` (a token of http.tokens); read tokens may GET, admin tokens may also change. Writes answer with the stored job and its reload marker in the Reload-Marker header; what the CLI warns of on stderr comes in a Warning header (`299 - \"…\"`). Answers over 1 KiB (JSON, the dashboard's files) are gzipped for a client that sends Accept-Encoding: gzip, but for GET /jobs/{id}, whose strong ETag is the job's version for If-Match; live streams never are.",
+      "The HTTP API of `jobsmanager serve`: the same use cases, validation and messages as the CLI. Authenticate with `Authorization: Bearer TOKEN` (a token of http.tokens); read tokens may GET, admin tokens may also change. Writes answer with the stored job and its reload marker in the Reload-Marker header; what the CLI warns of on stderr for a job's add or change comes in the answer's `warnings` (\"this host\" in them is this server's, named), and in a Warning header each (`299 - \"…\"`, its text UTF-8). Answers over 1 KiB (JSON, the dashboard's files) are gzipped for a client that sends Accept-Encoding: gzip, but for GET /jobs/{id}, whose strong ETag is the job's version for If-Match; live streams never are.",
   },
   servers: [{ url: "/api/v1" }],
   security: [{ bearer: [] }],
@@ -634,8 +656,8 @@ export const OPENAPI = {
         ],
         requestBody: jobBody,
         responses: {
-          "201": json(ref("Job"), "the stored job"),
-          "200": json(ref("Job"), "the job, replaced (with replace=true)"),
+          "201": json(ref("WrittenJob"), "the stored job, with what the write warns of"),
+          "200": json(ref("WrittenJob"), "the job, replaced (with replace=true)"),
           ...WRITE,
           "409": error(`the id is taken (send replace=true to replace it); or ${OLDER_NODE}`),
           "412": error(
@@ -670,7 +692,7 @@ export const OPENAPI = {
         parameters: [ifMatch],
         requestBody: jobBody,
         responses: {
-          "200": json(ref("Job"), "the stored job"),
+          "200": json(ref("WrittenJob"), "the stored job, with what the write warns of"),
           ...WRITE,
           ...NOT_FOUND,
           ...STALE,

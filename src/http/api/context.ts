@@ -4,6 +4,8 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { toJson } from "../../domain/json.ts";
 import { shortened } from "../../domain/printable.ts";
 import type { Store } from "../../store/store.ts";
+import type { AccountFinder } from "../../app/user_warnings.ts";
+import type { Account } from "../../daemon/run_as.ts";
 import type { Role } from "../auth.ts";
 import { HttpError } from "../errors.ts";
 import type { StreamCount } from "../sse.ts";
@@ -30,6 +32,8 @@ export interface ApiContext {
   /** The live streams open (sse.ts). */
   streams: StreamCount;
   redact: (text: string) => string;
+  /** Where the user a job write gives a job is looked up; a run's start's lookups if not given. */
+  accounts?: AccountFinder<Account>;
 }
 
 /** An answer in JSON, instants in ISO 8601 as the CLI's `--json` writes them. */

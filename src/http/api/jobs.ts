@@ -19,6 +19,8 @@ import {
   updateJob,
 } from "../../app/jobs.ts";
 import { requestRun } from "../../app/runs.ts";
+import { userGivenWarnings } from "../../app/user_warnings.ts";
+import { accountExpired, AccountLookups } from "../../daemon/run_as.ts";
 import type { Run } from "../../domain/run.ts";
 import { ValidationError } from "../../errors.ts";
 import { buildJob, type Job, nextFires, validateId } from "../../domain/job.ts";
@@ -31,6 +33,7 @@ import { scheduleWords } from "../schedule_words.ts";
 import { refuseReadOnlyChanges, scheduleTexts } from "./read_only.ts";
 import { type ApiContext, type Env, json, readObject } from "./context.ts";
 import { urlForLog } from "../../domain/notify.ts";
+import { printableLine } from "../../domain/printable.ts";
 import { HttpError } from "../errors.ts";
 import { API_NAMES } from "../input_names.ts";
 import type { Role } from "../auth.ts";
@@ -41,19 +44,32 @@ const MAX_FIRES = 1000;
 function written(
   c: Context,
   change: JobChange,
-  job: Job | Job & { followers: string[] },
+  job: Job | Job & { followers: string[] } | Job & { warnings: string[] },
   status: 200 | 201 = 200,
-  warnings: (string | null)[] = [],
 ): Response {
   if (change.markerId !== null) c.header("Reload-Marker", String(change.markerId));
-  // What the CLI says on stderr: a Warning header each (RFC 7234 §5.5, code 299, as
-  // Kubernetes' API server gives its own), so the body stays the job.
-  for (const warning of warnings) {
-    if (warning !== null) {
-      c.header("Warning", `299 - "${warning.replaceAll(/["\\]/g, "\\$&")}"`, { append: true });
-    }
-  }
   return json(c, job, status);
+}
+
+/**
+ * An added or changed job with what the CLI says of the same write on
+ * stderr: in its `warnings`, and a Warning header each (RFC 7234 §5.5, code
+ * 299, as Kubernetes' API server gives its own), for a client that reads
+ * headers. A header holds bytes and one line: the text goes as UTF-8 (an
+ * account's lookup that hung says "…"), a control character as `\xNN`.
+ */
+function writtenJob(
+  c: Context,
+  change: JobChange,
+  warnings: (string | null)[],
+  status: 200 | 201 = 200,
+): Response {
+  const said = warnings.filter((warning) => warning !== null);
+  for (const warning of said) {
+    const text = String.fromCharCode(...new TextEncoder().encode(printableLine(warning)));
+    c.header("Warning", `299 - "${text.replaceAll(/["\\]/g, "\\$&")}"`, { append: true });
+  }
+  return written(c, change, { ...change.after!, warnings: said }, status);
 }
 
 /**
@@ -121,6 +137,8 @@ const PREVIEW_FIELDS: readonly string[] = ["cron", ...FIELD_NAMES, "timezone", "
 export function jobRoutes(api: ApiContext): Hono<Env> {
   const routes = new Hono<Env>();
   const { store } = api;
+  // This server's host: where a job given a user is judged runnable, as a run's start judges it.
+  const lookups = api.accounts ?? new AccountLookups();
   /** What a write's read-only fields are checked with: what this caller's GET would show. */
   const shownBy = (c: Context<Env>) => ({
     store,
@@ -186,9 +204,10 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       readAt: copy,
     });
     c.header("Location", `/api/v1/jobs/${encodeURIComponent(id)}`);
-    return written(c, change, change.after!, change.before ? 200 : 201, [
+    return writtenJob(c, change, [
       retryOnUnused(body.retry_on !== undefined, change.after, API_NAMES),
-    ]);
+      ...await userGivenWarnings(change, lookups, accountExpired),
+    ], change.before ? 200 : 201);
   });
 
   routes.get("/jobs/:id", async (c) => {
@@ -238,8 +257,9 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       API_NAMES,
       copy,
     );
-    return written(c, change, change.after!, 200, [
+    return writtenJob(c, change, [
       retryOnUnused(body.retry_on !== undefined, change.after, API_NAMES),
+      ...await userGivenWarnings(change, lookups, accountExpired),
     ]);
   });
 

@@ -17,7 +17,8 @@
  *   once it has ended as sent, every field as recorded; one removed since
  *   (runs.keep_days) is taken, and `last_run: null` (read before the first);
  * - `invalid` and `after_missing` move with other jobs (the one it follows
- *   removed): any text or null, any boolean.
+ *   removed): any text or null, any boolean;
+ * - `warnings`, in a write's answer, what that write warned of: any texts.
  * Each is checked against the job as stored and as the write would leave it
  * (a copy sent back with its schedule changed shows the old fires or the new).
  */
@@ -258,6 +259,20 @@ export async function refuseReadOnlyChanges(
       body.after_missing,
       "true or false",
       'it says whether after_job names no job: set "after_job" to a job that exists, or null',
+    );
+  }
+
+  // What the write that answered with the job warned of: said then, set by nothing.
+  const warnings = body.warnings;
+  if (
+    warnings !== undefined &&
+    (!Array.isArray(warnings) || !warnings.every((w) => typeof w === "string"))
+  ) {
+    throw refused(
+      "warnings",
+      warnings,
+      "a list of texts",
+      "it says what the write that answered with the job warned of; leave it out of a write",
     );
   }
 

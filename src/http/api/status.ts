@@ -14,7 +14,7 @@
 import { Hono } from "hono";
 import { reload } from "../../app/jobs.ts";
 import { health, pendingJson, status } from "../../app/status.ts";
-import { serviceGone } from "../../daemon/presence.ts";
+import { serviceGone, serviceRuns } from "../../daemon/presence.ts";
 import { zoneOf } from "../../domain/job.ts";
 import { NODE_STATES, type NodeState } from "../../domain/node.ts";
 import { DatabaseError } from "../../errors.ts";
@@ -22,6 +22,8 @@ import type { Readiness } from "../health.ts";
 import { type ApiContext, type Env, json } from "./context.ts";
 
 const HOUR_MS = 3_600_000;
+/** What this server's host knows of each service's process: gone, or running while stale. */
+const PRESENCE = { gone: serviceGone, runs: serviceRuns };
 const MINUTE_MS = 60_000;
 
 /** What `/status` knows, besides the database's state, before it was ever read (`read_at` null). */
@@ -60,7 +62,7 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
     const readyNow = readiness();
     let h;
     try {
-      h = await health(store, { now, heartbeatMs: api.heartbeatMs, gone: serviceGone });
+      h = await health(store, { now, heartbeatMs: api.heartbeatMs, presence: PRESENCE });
     } catch (error) {
       if (!(error instanceof DatabaseError) || !error.unreachable) throw error;
       await readyNow;
@@ -111,7 +113,7 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
           now,
           heartbeatMs: api.heartbeatMs,
           defaultZone: api.defaultZone,
-          gone: serviceGone,
+          presence: PRESENCE,
         }),
         store.countRunsByMinute(first),
         store.runningRuns(),

@@ -147,6 +147,20 @@ async function keepFires(signal, shown, draw) {
 /** How often a job page whose first read failed (an outage) tries again. */
 const JOB_RETRY_MS = 2000;
 
+/**
+ * What the form's last save warned of (a user this server's host has no
+ * account of, …), for the job page it goes to: { id, warnings }, shown
+ * once there, or null.
+ */
+let saveWarnings = null;
+
+/** The warnings of the save of job id that led here, taken: a later visit shows none. */
+function takeSaveWarnings(id) {
+  const said = saveWarnings !== null && saveWarnings.id === id ? saveWarnings.warnings : [];
+  saveWarnings = null;
+  return said;
+}
+
 page(/^\/add-job$/, (_, query, signal) => jobForm(null, signal));
 page(/^\/jobs\/(.+)\/edit$/, async ([id], _, signal) => {
   const job = await firstLoad(signal, JOB_RETRY_MS, () => api("GET", "/jobs/" + enc(id)));
@@ -157,6 +171,7 @@ page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
   const d = await firstLoad(signal, JOB_RETRY_MS, () => api("GET", "/jobs/" + enc(id) + "?count=" + FIRES_READ));
   if (d === undefined) return;
   const job = d;
+  const warned = takeSaveWarnings(id);
   const row = (label, ...value) => [h("dt", {}, label), h("dd", { "data-field": label }, value)];
   const orDefault = (v, what) => v === null ? h("span", { class: "muted" }, "service default" + (what ? " (" + what + ")" : "")) : String(v);
   const env = envEntries(job.env);
@@ -180,6 +195,9 @@ page(/^\/jobs\/(.+)$/, async ([id], _, signal) => {
           class: "danger", confirm: "Remove job " + job.id + "? Its runs stay.", after: () => { location.hash = "#/jobs"; },
         }))),
     job.invalid ? h("div", { class: "alert" }, job.invalid) : null,
+    // Stored all the same: what the save warned of, as the CLI's stderr would have.
+    warned.length ? h("div", { class: "alert warning", role: "status", id: "save-warnings" },
+      h("strong", {}, "Saved, with a warning:"), warned.map((w) => h("div", { class: "warning-line" }, w))) : null,
     h("h2", {}, "Running now"),
     running,
     h("div", { class: "card" }, h("dl", { class: "grid", id: "job-fields" },
@@ -428,6 +446,7 @@ function jobForm(job, signal) {
       const saved = editing
         ? await api("PATCH", "/jobs/" + enc(job.id), body(), { "If-Match": '"' + msOf(job.updated_at) + '"' })
         : await api("POST", "/jobs", body());
+      saveWarnings = { id: saved.id, warnings: saved.warnings || [] };
       location.hash = "#/jobs/" + enc(saved.id);
     } catch (e) {
       // 412: the If-Match above failed (RFC 9110 §13.1.1).

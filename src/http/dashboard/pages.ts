@@ -695,7 +695,9 @@ page(/^\/status$/, (_, __, signal) => poll(signal, 5000, readStatus, (s) => {
         h("td", {}, n.id, h("div", { class: "muted small" }, n.host)),
         // The database down: each state is as last read, and may no longer be true.
         h("td", {}, s.database.state === "down" ? h("span", { class: "badge last-known", title: "as read at " + fmt(s.read_at) + "; the database is down" }, "last known: " + n.state)
-          : badge(n.state), n.state === "dead" ? h("div", { class: "muted small" }, n.gone ? "pid " + n.pid + " is not running" : "by " + n.declared_dead_by + ", " + ago(n.declared_dead_at)) : null),
+          : badge(n.state), n.state === "dead" ? h("div", { class: "muted small" }, n.gone ? "pid " + n.pid + " is not running" : "by " + n.declared_dead_by + ", " + ago(n.declared_dead_at)) : null,
+          // A stale one: whether its process still runs on this server's host, and what to do.
+          n.note ? h("div", { class: "small", "data-note": n.id }, n.note) : null),
         h("td", { class: "hide-narrow" }, n.pid),
         h("td", { class: "hide-narrow" }, n.version),
         // Kept current each second: a status that cannot be read leaves no heartbeat "2 s ago".

@@ -79,6 +79,7 @@ form.job .hint { font-weight: 400; color: var(--muted); font-size: .78rem; }
 .field-error { color: var(--bad); font-weight: 600; font-size: .8rem; }
 .invalid input, .invalid textarea, .invalid select { border-color: var(--bad); outline: 1px solid var(--bad); }
 .alert { border: 1px solid var(--bad); background: #ffebe9; color: var(--bad); padding: .6rem .8rem; border-radius: 6px; margin-bottom: .75rem; }
+.alert.warning { border-color: var(--warn); background: #fff8c5; color: var(--warn); }
 .note { border: 1px solid var(--line); background: var(--card); padding: .6rem .8rem; border-radius: 6px; margin-bottom: .75rem; }
 /* minmax(0, …): a long value wraps in its column rather than widening the card past the page. */
 dl.grid { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: .35rem 1rem; margin: 0; }

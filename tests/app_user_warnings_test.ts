@@ -1,16 +1,16 @@
 /**
- * The warnings about the users of jobs a write stores (src/cli/user_warnings.ts):
+ * The warnings about the users of jobs a write stores (src/app/user_warnings.ts):
  * one rendering of every lookup answer, lookups bounded in flight, and
  * only the users a write gives a job.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { type Account, AccountLookups } from "../src/daemon/run_as.ts";
+import { type Account, accountExpired, AccountLookups } from "../src/daemon/run_as.ts";
 import {
   LOOKUPS_AT_ONCE,
   usersWritten,
   userWarning,
   userWarnings,
-} from "../src/cli/user_warnings.ts";
+} from "../src/app/user_warnings.ts";
 import type { PlanEntry } from "../src/app/import/plan.ts";
 import { buildJob, type Job } from "../src/domain/job.ts";
 
@@ -18,8 +18,8 @@ const NOW = Date.UTC(2026, 11, 6);
 const DAY = 86_400_000;
 
 Deno.test("every lookup answer is said one way, with what the write did: none, hung, failed, expired", () => {
-  const say = (answer: Parameters<typeof userWarning>[1], jobs = 1) =>
-    userWarning("bob", answer, jobs, "applied all the same", 5000, NOW, "h1");
+  const say = (answer: Parameters<typeof userWarning<Account>>[1], jobs = 1) =>
+    userWarning("bob", answer, accountExpired, jobs, "applied all the same", 5000, NOW, "h1");
   const check = "check with `getent passwd bob`";
   assertEquals(
     say(null, 2),
@@ -59,7 +59,13 @@ Deno.test("users are looked up a few at a time, each waited for from its own sta
   const { seen, lookUp } = countingLookUp();
   // 60 rounds of 20 ms: longer than the wait, which each lookup alone is far within.
   const users = new Map(Array.from({ length: LOOKUPS_AT_ONCE * 60 }, (_, i) => [`u${i}`, 1]));
-  const warnings = await userWarnings(users, "stored", new AccountLookups(lookUp, 1000), NOW);
+  const warnings = await userWarnings(
+    users,
+    "stored",
+    new AccountLookups(lookUp, 1000),
+    accountExpired,
+    NOW,
+  );
   assert(
     seen.most <= LOOKUPS_AT_ONCE && seen.most > 1,
     `${seen.most} lookups at once, not 2 to ${LOOKUPS_AT_ONCE}`,
@@ -82,7 +88,13 @@ Deno.test("once a lookup hangs, the users not yet asked are not asked, and one w
       : new Promise((resolve) => setTimeout(() => resolve(null), 20));
   };
   const users = new Map(Array.from({ length: 40 }, (_, i) => [`u${i}`, 1]));
-  const warnings = await userWarnings(users, "stored", new AccountLookups(lookUp, 50), NOW);
+  const warnings = await userWarnings(
+    users,
+    "stored",
+    new AccountLookups(lookUp, 50),
+    accountExpired,
+    NOW,
+  );
   const unasked = users.size - asked.length;
   assert(unasked > 0 && asked.length >= 4, `asked ${asked.join(" ")}`);
   assertEquals(warnings.filter((w) => w.includes("did not answer within 0.05 s")).length, 1);

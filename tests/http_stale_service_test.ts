@@ -1,0 +1,67 @@
+/**
+ * A stale service as `/api/v1/status` says it (the dashboard's services
+ * table shows it: browser_glance_test.ts), in `jobsmanager status`'s words (src/app/status.ts): whether its
+ * process still runs on the server's host (not killed: hung, suspended, or
+ * held by a database that refuses writes, and a restart loses the run
+ * records it holds), or is not known to (see its log, restart it).
+ */
+import { assertEquals } from "./assert.ts";
+import { BACKENDS, freshDatabase, serviceRow } from "./helpers.ts";
+import { startApi } from "./http_harness.ts";
+import { hereSpace } from "../src/daemon/presence.ts";
+import type { Store } from "../src/store/store.ts";
+
+const HEARTBEAT_MS = 2000;
+
+/** `id`'s row, its last heartbeat 4 intervals old by the database's clock; `pid` of this host. */
+async function staleNode(store: Store, id: string, pid: number, here: boolean): Promise<void> {
+  const databaseNow = await store.databaseNow();
+  await store.saveNode({
+    ...serviceRow(id),
+    host: Deno.hostname(),
+    pid,
+    ...(here ? hereSpace() : {}),
+    db_heartbeat_at: databaseNow - 4 * HEARTBEAT_MS,
+    heartbeat_ms: HEARTBEAT_MS,
+  });
+}
+
+/** What `jobsmanager status` says of a stale service whose process `pid` still runs here. */
+function stillRunsNote(pid: number): string {
+  return `stopped sending heartbeats, but its process still runs on this host: its log says why (a database that refuses writes, such as a full disk, is said there and at /readyz; a suspended process says nothing: kill -CONT ${pid}); a restart loses the run records it holds unwritten: fix the cause, and it writes them and beats again by itself`;
+}
+
+const SILENT_NOTE =
+  "stopped sending heartbeats without stopping (hung, suspended, or killed): see its log, and restart it (`systemctl restart jobsmanager` where systemd runs it)";
+
+/** A process of this host that runs: the service, beating no more. */
+function sleeper(): Deno.ChildProcess & AsyncDisposable {
+  const child = new Deno.Command("sleep", { args: ["300"], stdout: "null", stderr: "null" })
+    .spawn();
+  return Object.assign(child, {
+    async [Symbol.asyncDispose]() {
+      child.kill();
+      await child.status;
+    },
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`api (${backend}): /status says of a stale service whether its process still runs on this host, as \`status\` does`, async () => {
+    await using db = await freshDatabase(backend);
+    await using api = await startApi(db);
+    await using child = sleeper();
+    await staleNode(api.store, "hung", child.pid, true);
+    // Of another pid namespace (or an older release's row), its pid says nothing here.
+    await staleNode(api.store, "elsewhere", child.pid, false);
+    const status = await api.call("GET", "/api/v1/status");
+    const services = (status.body as { services: Record<string, unknown>[] }).services;
+    assertEquals(
+      services.map((n) => [n.id, n.state, n.still_runs, n.note]).sort(),
+      [
+        ["elsewhere", "stale", false, SILENT_NOTE],
+        ["hung", "stale", true, stillRunsNote(child.pid)],
+      ],
+    );
+  });
+}
