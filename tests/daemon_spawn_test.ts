@@ -8,10 +8,15 @@ import { freshDatabase, withTestAccount } from "./helpers.ts";
 import { DaemonHarness, T0 } from "./daemon_harness.ts";
 import {
   forgoNativeSpawn,
+  type Libc,
+  loadLibc,
   nativeSpawnMissing,
   processLimitHint,
+  Spawner,
+  SYS_PIDFD_OPEN,
   withProcessLimitHint,
 } from "../src/daemon/native_spawn.ts";
+import { HeadTailCapture } from "../src/daemon/capture.ts";
 
 const SAID = /runs start through util-linux's setsid/;
 
@@ -154,4 +159,68 @@ Deno.test({
         text,
       );
     }),
+});
+
+/** `promise`'s value, or a failure naming `what` after 10 s. */
+async function within<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not heard after 10 s`)), 10_000);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// The child's pipe ends are closed just before its pidfd_open, which always finds those two free
+// in this thread: only another thread taking them (EMFILE), a system full (ENFILE) or the kernel
+// (ENOMEM) fails it there, none on purpose; so a libc whose pidfd_open fails does.
+Deno.test({
+  name:
+    "native spawn: a child whose pidfd cannot be opened is watched all the same: its output read, its end heard, a kill reaching it",
+  ignore: nativeSpawnMissing() !== null,
+  fn: async () => {
+    const libc = loadLibc();
+    const failing: Libc = {
+      ...libc,
+      syscall: (n, a, b) => n === SYS_PIDFD_OPEN ? -1n : libc.syscall(n, a, b),
+    };
+    const spawner = new Spawner(failing, null);
+    try {
+      const child = spawner.spawn({
+        program: "/bin/sh",
+        args: ["-c", "echo out; exit 3"],
+        env: {},
+        stdin: "null",
+      });
+      const stdout = new HeadTailCapture(1024);
+      await within(
+        child.readOutput(stdout, new HeadTailCapture(1024), new AbortController().signal),
+        "the end of its output",
+      );
+      assertEquals(await within(child.status, "its end"), {
+        success: false,
+        code: 3,
+        signal: null,
+      });
+      assertEquals(stdout.text(), "out\n");
+      const sleeping = spawner.spawn({
+        program: "/bin/sh",
+        args: ["-c", "exec sleep 60"],
+        env: {},
+        stdin: "null",
+      });
+      sleeping.drop();
+      sleeping.kill("SIGTERM");
+      assertEquals(await within(sleeping.status, "its end after SIGTERM"), {
+        success: false,
+        code: 143,
+        signal: "SIGTERM",
+      });
+    } finally {
+      await spawner.close();
+    }
+  },
 });

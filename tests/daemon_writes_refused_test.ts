@@ -162,3 +162,57 @@ for (const backend of BACKENDS) {
     assertEquals(readinessOf(daemon.vitals).database, { ok: true, detail: "reachable" });
   });
 }
+
+/**
+ * New runs (INSERTs into jm_runs) refuse with `error` while `gate.refusing`:
+ * a full jm_runs on MySQL, where updates of its rows, heartbeats and reads go on.
+ */
+function refusingClaims(db: TestDatabase, gate: { refusing: boolean }, error: unknown) {
+  const refused = () => gate.refusing ? Promise.reject(error) : null;
+  return storeWith(db, {
+    claimRuns: (s) => (...a: Parameters<Store["claimRuns"]>) => refused() ?? s.claimRuns(...a),
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: while new runs are refused, neither a heartbeat nor a run's end written clears it; the refused records written do`, async () => {
+    const db = await freshDatabase(backend);
+    const error = await refusal(db);
+    const gate = { refusing: false };
+    await using h = await DaemonHarness.create(db, { store: refusingClaims(db, gate, error) });
+    await h.job("tick", { schedule: { second: "*" } });
+    // Claimed before the refusals, it ends while they last: its end is an update, written.
+    await h.job("long", { schedule: { second: "1" } });
+    const daemon = await h.start();
+    await h.clock.set(at(1));
+    (await h.started("tick", at(1))).finish();
+    const long = await h.started("long", at(1));
+    await h.run("tick", at(1), "success");
+    gate.refusing = true;
+    await h.clock.set(at(2));
+    (await h.started("tick", at(2))).finish();
+    await h.until(
+      () => daemon.vitals.databaseWritesRefused !== null,
+      "the refused run write to be said",
+    );
+    // Each second a fire refused, a heartbeat now and then, and at 10 s the long run's end
+    // written: it stays said while the refused records wait.
+    const states: string[] = [];
+    for (let s = 3; s <= 40; s++) {
+      await h.clock.set(at(s));
+      (await h.started("tick", at(s))).finish();
+      if (s === 10) {
+        long.finish();
+        await h.run("long", at(1), "success");
+      }
+      states.push(daemon.vitals.databaseWritesRefused === null ? `${s}: taken` : `${s}: refused`);
+    }
+    assertEquals(states.filter((state) => state.endsWith("taken")), [], states.join(", "));
+    gate.refusing = false;
+    await h.until(async () => {
+      if (daemon.vitals.databaseWritesRefused !== null) await h.clock.advance(1000);
+      return daemon.vitals.databaseWritesRefused === null;
+    }, `the run writes to be taken again (still: ${daemon.vitals.databaseWritesRefused})`);
+    assertEquals(daemon.vitals.runRecordsWaiting, 0);
+  });
+}

@@ -11,6 +11,7 @@ import type { Store } from "../src/store/store.ts";
 import type { Node } from "../src/domain/node.ts";
 import { resolveTarget } from "../src/config/database.ts";
 import type { DatabaseTarget, MysqlTarget } from "../src/store/target.ts";
+import { noticeDirectories, noticeFolder } from "../src/store/change_notice.ts";
 import { defaultSettings } from "../src/config/config.ts";
 import {
   MIGRATIONS,
@@ -139,6 +140,22 @@ export async function rawQuery(
   }
 }
 
+/**
+ * The folders of the database `target` names in the default notice
+ * directories: a serve on it killed (SIGKILL) left its own there. Named
+ * by the database, which no other test uses.
+ */
+async function removeNoticeFolders(target: MysqlTarget): Promise<void> {
+  const folder = await noticeFolder(target);
+  for (const dir of noticeDirectories("")) {
+    try {
+      await Deno.remove(`${dir}/${folder}`, { recursive: true });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+}
+
 /** A fresh, empty database on `backend`, dropped on dispose. */
 export async function freshDatabase(backend: Backend): Promise<TestDatabase> {
   const dir = await Deno.makeTempDir({ prefix: "jm-test-" });
@@ -157,7 +174,10 @@ export async function freshDatabase(backend: Backend): Promise<TestDatabase> {
     const base = new URL(MYSQL_URL);
     base.pathname = `/${name}`;
     url = base.toString();
-    drop = () => admin((c) => c.query(`DROP DATABASE IF EXISTS ${name}`)).then(() => {});
+    drop = async () => {
+      await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name}`));
+      await removeNoticeFolders(target as MysqlTarget);
+    };
   }
   const target = resolveTarget({ ...defaultSettings(), "db.url": url });
   return {

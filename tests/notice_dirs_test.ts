@@ -129,3 +129,85 @@ Deno.test("notice dirs: a directory made for notices is 1777 whatever the umask"
   assert(info.isDirectory);
   assertEquals(info.mode! & 0o7777, 0o1777);
 });
+
+/** A notice directory as the service makes it: 1777, in a temporary directory. */
+async function noticeBase(dir: { path: string }): Promise<string> {
+  const base = `${dir.path}/notices`;
+  await Deno.mkdir(base);
+  await Deno.chmod(base, 0o1777);
+  return base;
+}
+
+/** A service's watch of `base` for TARGET, and the notices it heard. */
+async function watching(base: string) {
+  const heard = { notices: 0 };
+  const watch = await watchChangeNotices(TARGET, base, {
+    changed: () => heard.notices++,
+    watchedLocally: () => {},
+  });
+  return { watch, heard };
+}
+
+/** Resolves once `done()`, or fails after 10 s saying `what` and the state. */
+async function until(done: () => boolean, what: () => string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`not after 10 s: ${what()}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+Deno.test("notice dirs: a service stopped removes its folder, not the notice directory", async () => {
+  await using dir = await tempDir();
+  const base = await noticeBase(dir);
+  const folder = `${base}/${await noticeFolder(TARGET)}`;
+  const { watch } = await watching(base);
+  assert((await Deno.lstat(folder)).isDirectory, "the folder was not made");
+  watch.stop();
+  assertEquals([...Deno.readDirSync(base)].map((e) => e.name), [], "left in the notice directory");
+});
+
+Deno.test("notice dirs: a folder another service on the database watches is left to it, and removed by the last", async () => {
+  await using dir = await tempDir();
+  const base = await noticeBase(dir);
+  const folder = `${base}/${await noticeFolder(TARGET)}`;
+  await using logs = await captureLogs("info");
+  const first = await watching(base);
+  const second = await watching(base);
+  first.watch.stop();
+  assert((await Deno.lstat(folder)).isDirectory, "the folder was removed under the second");
+  Deno.writeTextFileSync(`${folder}/notice`, "");
+  Deno.removeSync(`${folder}/notice`);
+  await until(() => second.heard.notices > 0, () => "the second service heard no notice");
+  assertEquals(logs.messages().filter((m) => m.includes("again")), [], "it watched again");
+  second.watch.stop();
+  assertEquals([...Deno.readDirSync(base)].map((e) => e.name), [], "left in the notice directory");
+});
+
+Deno.test("notice dirs: a folder that holds a file when its service stops is left as it is", async () => {
+  await using dir = await tempDir();
+  const base = await noticeBase(dir);
+  const folder = `${base}/${await noticeFolder(TARGET)}`;
+  const { watch } = await watching(base);
+  Deno.writeTextFileSync(`${folder}/kept`, "");
+  watch.stop();
+  assertEquals([...Deno.readDirSync(folder)].map((e) => e.name), ["kept"]);
+});
+
+Deno.test("notice dirs: a folder removed under its service (a /tmp cleaner) is made and watched again, and removed at its stop", async () => {
+  await using dir = await tempDir();
+  const base = await noticeBase(dir);
+  const folder = `${base}/${await noticeFolder(TARGET)}`;
+  await using logs = await captureLogs("info");
+  const { watch, heard } = await watching(base);
+  Deno.removeSync(folder, { recursive: true });
+  await until(
+    () => logs.messages().some((m) => m.startsWith(`watching ${folder} again`)),
+    () => `the folder was not watched again: ${logs.messages().join("\n")}`,
+  );
+  Deno.writeTextFileSync(`${folder}/notice`, "");
+  Deno.removeSync(`${folder}/notice`);
+  await until(() => heard.notices > 0, () => "no notice was heard in the folder made again");
+  watch.stop();
+  assertEquals([...Deno.readDirSync(base)].map((e) => e.name), [], "left in the notice directory");
+});

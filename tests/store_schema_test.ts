@@ -863,3 +863,60 @@ onEveryBackend(
   },
   ["mysql"],
 );
+
+onEveryBackend(
+  "hasSchema",
+  "MySQL's schema check builds no temporary table on disk, and still reads each table's columns, types and engine",
+  async (db) => {
+    const store = db.open();
+    try {
+      await store.migrate();
+    } finally {
+      await store.close();
+    }
+    await rawQuery(db, "DROP TABLE jm_notify_state");
+    const driver = new MysqlDriver(db.target as MysqlTarget);
+    try {
+      // On one connection, whose own counts these are: information_schema.COLUMNS (and SHOW
+      // COLUMNS) built an Aria table each query, whose drop crashed MariaDB 10.11 twice.
+      const { before, rows, after } = await driver.withMigrationLock(async (tx) => {
+        const count = async () =>
+          Object.fromEntries(
+            (await tx.all("SHOW SESSION STATUS LIKE 'Created_tmp_disk_tables'")).map((
+              row,
+            ) => [row.Variable_name, Number(row.Value)]),
+          );
+        const before = await count();
+        const rows = await driver.profile.tableColumns(
+          tx,
+          ["jm_runs", "jm_update_info", "jm_notify_state"],
+          ["jm_update_info", "jm_notify_state"],
+        );
+        return { before, rows, after: await count() };
+      });
+      assertEquals(after, before, "temporary tables made on disk");
+      assertEquals(
+        rows.filter((row) => row.name === null).sort((a, b) =>
+          String(a.tbl).localeCompare(String(b.tbl))
+        ),
+        [
+          { tbl: "jm_runs", name: null, type: null, engine: "InnoDB" },
+          { tbl: "jm_update_info", name: null, type: null, engine: "InnoDB" },
+        ],
+      );
+      assert(rows.every((row) => row.name === null || row.tbl === "jm_update_info"));
+      assertEquals(
+        rows.filter((row) => String(row.name).startsWith("jobs_")).map((row) => row.type),
+        ["longtext", "longtext"],
+      );
+      assertEquals(
+        await driver.profile.columns(driver, "jm_update_info"),
+        rows.filter((row) => row.name !== null).map((row) => row.name),
+      );
+      assertEquals(await driver.profile.columns(driver, "jm_notify_state"), []);
+    } finally {
+      await driver.close();
+    }
+  },
+  ["mysql"],
+);

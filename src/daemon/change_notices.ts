@@ -66,10 +66,51 @@ function prepare(dir: string, make: boolean): void {
 }
 
 /**
+ * What a service names the file it keeps in its folder while it watches
+ * it, a random name after it: the folder is removed once none is left.
+ */
+const MARKER = ".service-";
+/** Tries at making the folder and a marker in it: a service stopping may remove it between. */
+const ENTER_TRIES = 3;
+
+/**
+ * `dir`, made unless it is there (see `prepare`), and this service's
+ * marker made in it: the path of the marker. Made again when a service
+ * that stopped removed it between its making and the marker's.
+ */
+function enter(dir: string): string {
+  for (let tries = 1;; tries++) {
+    prepare(dir, true);
+    const marker = `${dir}/${MARKER}${crypto.randomUUID()}`;
+    try {
+      Deno.openSync(marker, { createNew: true, write: true, mode: 0o600 }).close();
+      return marker;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound) || tries === ENTER_TRIES) throw error;
+    }
+  }
+}
+
+/**
+ * Remove this service's `marker`, then `dir` unless something else is in
+ * it: another service's marker (it watches the folder on), a notice being
+ * made. The rmdir decides, atomically: the last service to leave removes it.
+ */
+function leave(dir: string, marker: string): void {
+  try {
+    Deno.removeSync(marker);
+    Deno.removeSync(dir);
+  } catch {
+    // Gone (moved, cleaned), or not empty: left to those still in it.
+  }
+}
+
+/**
  * Watch the folder of `target` in the notice directory `setting`
  * (jobsmanager.notice_dir) names for notices of changes, telling `daemon`
  * of each. A folder deleted or moved (a /tmp cleaner) is made and watched
- * again.
+ * again. `stop` removes the folder unless another service on the
+ * database watches it (see `leave`).
  */
 export async function watchChangeNotices(
   target: MysqlTarget,
@@ -79,26 +120,37 @@ export async function watchChangeNotices(
   const folder = await noticeFolder(target);
   const database = describeTarget(target);
   let watch: DirectoryWatch | null = null;
+  /** The folder watched, and this service's marker in it. */
+  let entered: { dir: string; marker: string } | null = null;
   let stopped = false;
+
+  const letGo = () => {
+    if (entered === null) return;
+    leave(entered.dir, entered.marker);
+    entered = null;
+  };
 
   /** The directory now watched; else why none could be. */
   const start = (): { dir: string } | { problems: string } => {
     const problems: string[] = [];
     for (const base of noticeDirectories(setting)) {
       const dir = `${base}/${folder}`;
+      let marker: string | null = null;
       try {
         // Only the systemd unit makes /run/jobsmanager: without it, the service's is elsewhere.
         prepare(base, setting !== "" || base !== RUN_NOTICE_DIR);
-        prepare(dir, true);
+        marker = enter(dir);
         let moved = false;
         const started: DirectoryWatch = DirectoryWatch.start(
           dir,
           NOTICES | IN.DELETE_SELF | IN.MOVE_SELF,
           (events) => {
             let notice = false;
-            for (const { mask } of events) {
+            for (const { mask, name } of events) {
               // Events were lost: a notice may be among them.
-              if (mask & (NOTICES | IN.Q_OVERFLOW)) notice = true;
+              if (mask & IN.Q_OVERFLOW) notice = true;
+              // Another service's marker is no change.
+              if (mask & NOTICES && !name.startsWith(MARKER)) notice = true;
               if (mask & GONE) moved = true;
             }
             if (notice) daemon.changed();
@@ -109,6 +161,7 @@ export async function watchChangeNotices(
         started.ended.then((error) => {
           if (stopped || (error === null && !moved)) return;
           daemon.watchedLocally(false);
+          letGo();
           const again = start();
           if ("dir" in again) {
             serviceLog.info("watching {dir} again for notices of changes to {database}", {
@@ -123,9 +176,11 @@ export async function watchChangeNotices(
           }
         });
         watch = started;
+        entered = { dir, marker };
         daemon.watchedLocally(true);
         return { dir };
       } catch (error) {
+        if (marker !== null) leave(dir, marker);
         problems.push((error as Error).message);
       }
     }
@@ -148,6 +203,7 @@ export async function watchChangeNotices(
     stop() {
       stopped = true;
       watch?.close();
+      letGo();
     },
   };
 }

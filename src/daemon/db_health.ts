@@ -53,6 +53,14 @@ export class DbHealth {
   private awayAs: DatabaseAway | null = null;
   /** What the database said when it last refused a write (see `writesRefused`). */
   private refusingWrites: string | null = null;
+  /**
+   * Whether a heartbeat has been written since the last refusal. A refusal
+   * does not say which write it was: run records, a heartbeat, both (a full
+   * disk) or only one (MySQL's jm_runs full). Writes count as taken again
+   * once a heartbeat went through and no refused run record waits, whichever
+   * comes last: one kind written is not the other taken.
+   */
+  private heartbeatSinceRefusal = true;
 
   constructor(
     private readonly store: Pick<Store, "ping">,
@@ -72,10 +80,11 @@ export class DbHealth {
   }
 
   /**
-   * While the database refuses every write until someone acts (a full
-   * disk, a read-only file: see DatabaseError.writesRefused), what it said,
-   * naming the cause and the fix; null once a write went through (`wrote`),
-   * or before any was refused. The database still answers meanwhile:
+   * While the database refuses writes until someone acts (a full disk, a
+   * read-only file, a full table: see DatabaseError.writesRefused), what it
+   * said, naming the cause and the fix; null before any was refused, and
+   * again once a heartbeat was written since and no refused run record
+   * waits (`wrote`, `writesTaken`). The database still answers meanwhile:
    * `online` stays true, and the recorder keeps the run records.
    */
   get writesRefused(): string | null {
@@ -187,19 +196,27 @@ export class DbHealth {
     return true;
   }
 
-  /** A write went through: a refusal that comes after it is news again, and writes are taken. */
+  /**
+   * A write of run records went through: a refusal that comes after it is
+   * news again; writes are taken again once no refused record waits, if a
+   * heartbeat went through too (see `heartbeatSinceRefusal`).
+   */
   wrote(): void {
     this.refusals.clear();
-    this.refusingWrites = null;
+    this.settleRefusal();
   }
 
   /**
-   * A write of something else than run records went through (a
-   * heartbeat): writes are taken again, unless run records still wait
-   * that were refused; then the recorder's next try of them tells.
+   * A heartbeat was written: writes are taken again, unless run records
+   * still wait that were refused; then the recorder's write of them tells.
    */
   writesTaken(): void {
-    if (this.waiting() === 0) this.refusingWrites = null;
+    this.heartbeatSinceRefusal = true;
+    this.settleRefusal();
+  }
+
+  private settleRefusal(): void {
+    if (this.heartbeatSinceRefusal && this.waiting() === 0) this.refusingWrites = null;
   }
 
   /** How many run records wait in memory for the database (the recorder's backlog). */
@@ -209,7 +226,9 @@ export class DbHealth {
 
   /** Note a refusal of `error`'s kind (see `writesRefused`); others change nothing. */
   refused(error: unknown): void {
-    if (refusesWrites(error)) this.refusingWrites = errorMessage(error);
+    if (!refusesWrites(error)) return;
+    this.refusingWrites = errorMessage(error);
+    this.heartbeatSinceRefusal = false;
   }
 
   private async probe(): Promise<void> {

@@ -50,7 +50,13 @@ const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+/** The libc calls a spawner makes (a test gives one some that fail: daemon_spawn_test.ts). */
+export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+/** glibc's; throws where it is not there, too old (addchdir_np: 2.29), or FFI is not allowed. */
+export function loadLibc(): Libc {
+  return Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+}
 
 // Linux's, on x86-64 and arm64 alike.
 const O_RDONLY = 0;
@@ -61,7 +67,7 @@ const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
 const POSIX_SPAWN_SETSID = 0x80;
 /** The same number on x86-64 and arm64. */
-const SYS_PIDFD_OPEN = 434n;
+export const SYS_PIDFD_OPEN = 434n;
 const EPOLL_CTL_ADD = 1;
 const EPOLL_CTL_DEL = 2;
 const EPOLLIN = 0x001;
@@ -275,7 +281,7 @@ function openSpawner(): NativeSpawner | null {
   }
   let libc: Libc;
   try {
-    libc = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+    libc = loadLibc();
   } catch (error) {
     // Not glibc, too old a glibc (addchdir_np: 2.29), or FFI not allowed.
     unavailable = `glibc 2.29 or later is needed: ${(error as Error).message}`;
@@ -363,7 +369,8 @@ function cArray(strings: readonly string[]): Uint8Array {
   return block;
 }
 
-class Spawner implements NativeSpawner {
+/** The native spawn over `libc`: `nativeSpawner()`'s, once it found that it works here. */
+export class Spawner implements NativeSpawner {
   private readonly attr = new Uint8Array(1024);
   private readonly devNull = cString("/dev/null");
   private readonly poller: Poller;

@@ -114,18 +114,18 @@ export interface DialectProfile {
   nowDatetime: string;
   /** The database's current time in ms since the epoch: the cluster's one clock. */
   nowMs: string;
-  /** A query with one `?` (the table name) returning one row per column, named `name`. */
-  columnsSql: string;
+  /** The names of `table`'s columns, read on `on`; none where there is no such table. */
+  columns(on: Executor, table: string): Promise<string[]>;
   /** A query with one `?` (the table name) returning one row per index, named `name`. */
   indexesSql: string;
   /**
-   * A query with `count` table names as its parameters (`tableColumnsParams`)
-   * returning a row per column of each of those tables that exists: `tbl`,
-   * `name` and `type` (MySQL's DATA_TYPE, SQLite's declared type); MySQL
-   * also a row per table with its `engine`, `name` NULL.
+   * Which of the tables `names` exist, read on `on`, and the columns of
+   * those of them in `detailed` at least: a row per column, `tbl`, `name`
+   * and `type` (MySQL's data type, as information_schema's DATA_TYPE names
+   * it; SQLite's declared type); MySQL also a row per table with its
+   * `engine` (null for a view), `name` null.
    */
-  tableColumnsSql(count: number): string;
-  tableColumnsParams(names: string[]): string[];
+  tableColumns(on: Executor, names: string[], detailed: string[]): Promise<Row[]>;
   /**
    * `INSERT … ` tail that updates `columns` when the key exists: each to
    * the value inserted, or to the expression `set` gives for it.
@@ -172,6 +172,38 @@ export interface DialectProfile {
   transactionalDdl: boolean;
 }
 
+/** MySQL's ER_NO_SUCH_TABLE: "Table '…' doesn't exist". */
+const ER_NO_SUCH_TABLE = 1146;
+
+/**
+ * MySQL's table `name` as SHOW CREATE TABLE says it is: its columns with
+ * their data types, and its engine (null for a view, whose columns are not
+ * read); null where there is no such table. Not information_schema.COLUMNS
+ * (nor SHOW COLUMNS, made from it): each query of it builds an Aria
+ * temporary table, whose drop crashed MariaDB 10.11 twice
+ * (ha_maria::drop_table from free_tmp_table); SHOW CREATE TABLE builds none.
+ */
+async function mysqlTable(
+  on: Executor,
+  name: string,
+): Promise<{ columns: { name: string; type: string }[]; engine: string | null } | null> {
+  let rows: Row[];
+  try {
+    rows = await on.all(`SHOW CREATE TABLE \`${name.replaceAll("`", "``")}\``);
+  } catch (error) {
+    if ((error as { cause?: { errno?: number } }).cause?.errno === ER_NO_SUCH_TABLE) return null;
+    throw error;
+  }
+  const ddl = rows[0]?.["Create Table"];
+  if (typeof ddl !== "string") return { columns: [], engine: null };
+  // A column's line: two spaces, its quoted name, its type (`varchar(191)`: DATA_TYPE `varchar`).
+  const columns = [...ddl.matchAll(/^ {2}`((?:[^`]|``)+)` (\w+)/gm)].map(([, column, type]) => ({
+    name: column.replaceAll("``", "`"),
+    type: type.toLowerCase(),
+  }));
+  return { columns, engine: ddl.match(/\n\) ENGINE=(\w+)/)?.[1] ?? null };
+}
+
 export const PROFILES: Record<Dialect, DialectProfile> = {
   mysql: {
     dialect: "mysql",
@@ -181,19 +213,26 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     onDuplicateIgnore: " ON DUPLICATE KEY UPDATE id = id",
     nowDatetime: "CURRENT_TIMESTAMP(3)",
     nowMs: MYSQL_NOW_MS,
-    columnsSql:
-      "SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+    columns: async (on, table) =>
+      (await mysqlTable(on, table))?.columns.map((column) => column.name) ?? [],
     indexesSql:
       "SELECT DISTINCT INDEX_NAME AS name FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
-    tableColumnsSql: (count) =>
-      // Each table's engine in rows of its own (name NULL): a join of the two views reads every
-      // table of the server, five times slower, at the start of every command.
-      `SELECT TABLE_NAME AS tbl, COLUMN_NAME AS name, DATA_TYPE AS type, NULL AS engine FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${
-        Array(count).fill("?").join(", ")
-      }) UNION ALL SELECT TABLE_NAME, NULL, NULL, ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${
-        Array(count).fill("?").join(", ")
-      })`,
-    tableColumnsParams: (names) => [...names, ...names],
+    tableColumns: async (on, names, detailed) => {
+      // information_schema.TABLES builds a MEMORY table, not an Aria one (see `mysqlTable`).
+      const rows = await on.all(
+        `SELECT TABLE_NAME AS tbl, NULL AS name, NULL AS type, ENGINE AS engine FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${
+          names.map(() => "?").join(", ")
+        })`,
+        names,
+      );
+      for (const tbl of rows.map((row) => String(row.tbl))) {
+        if (!detailed.includes(tbl)) continue;
+        for (const { name, type } of (await mysqlTable(on, tbl))?.columns ?? []) {
+          rows.push({ tbl, name, type, engine: null });
+        }
+      }
+      return rows;
+    },
     upsertTail: (_key, columns, set = {}) =>
       ` ON DUPLICATE KEY UPDATE ${
         columns.map((c) => `\`${c}\` = ${set[c] ?? `VALUES(\`${c}\`)`}`).join(", ")
@@ -216,14 +255,19 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     nowDatetime: "strftime('%Y-%m-%d %H:%M:%f', 'now')",
     nowMs: SQLITE_NOW_MS,
     // xinfo: table_info leaves out generated columns (jm_syslog's job_id, run_id).
-    columnsSql: "SELECT name FROM pragma_table_xinfo(?)",
+    columns: async (on, table) =>
+      (await on.all("SELECT name FROM pragma_table_xinfo(?)", [table])).map((row) =>
+        String(row.name)
+      ),
     indexesSql: "SELECT name FROM pragma_index_list(?)",
     // Each name looked up as pragma_table_info looks it up: in any case, a view too.
-    tableColumnsSql: (count) =>
-      `SELECT t.column1 AS tbl, c.name AS name, c.type AS type FROM (VALUES ${
-        Array(count).fill("(?)").join(", ")
-      }) t, pragma_table_info(t.column1) c`,
-    tableColumnsParams: (names) => names,
+    tableColumns: (on, names, _detailed) =>
+      on.all(
+        `SELECT t.column1 AS tbl, c.name AS name, c.type AS type FROM (VALUES ${
+          Array(names.length).fill("(?)").join(", ")
+        }) t, pragma_table_info(t.column1) c`,
+        names,
+      ),
     upsertTail: (key, columns, set = {}) =>
       ` ON CONFLICT (${key}) DO UPDATE SET ${
         columns.map((c) => `\`${c}\` = ${set[c] ?? `excluded.\`${c}\``}`).join(", ")

@@ -41,7 +41,7 @@ export async function readApschedulerTable(
     ? SqliteDriver.open(target.path)
     : new MysqlDriver(target);
   try {
-    const columns = (await columnsOf(driver, target, table)).map((r) => String(r.name));
+    const columns = await columnsOf(driver, target, table);
     if (columns.length === 0) {
       throw new NotFoundError(
         `table ${table} does not exist in ${driver.description}; name the original's table with --table (after the rename jobsmanager asks for it is jm_jobs_apscheduler), or its database with --from-database`,
@@ -85,7 +85,7 @@ export async function readApschedulerTable(
  */
 async function columnsOf(driver: Driver, target: DatabaseTarget, table: string) {
   try {
-    return await driver.all(driver.profile.columnsSql, [table]);
+    return await driver.profile.columns(driver, table);
   } catch (error) {
     if (target.kind !== "mysql" || !isNoSuchDatabase(error)) throw error;
     throw new NotFoundError(

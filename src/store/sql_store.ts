@@ -545,12 +545,17 @@ export class SqlStore implements Store {
   private async stillToDo(tx: Executor, statement: string): Promise<string | null> {
     const alter = alterClauses(statement);
     if (alter === null) return statement;
-    const names = async (sql: string, kind: AlterClause["kind"]) =>
-      alter.clauses.some((c) => c.kind === kind)
-        ? new Set((await tx.all(sql, [alter.table])).map((row) => String(row.name)))
-        : new Set<string>();
-    const columns = await names(this.driver.profile.columnsSql, "column");
-    const indexes = await names(this.driver.profile.indexesSql, "key");
+    const wanted = (kind: AlterClause["kind"]) => alter.clauses.some((c) => c.kind === kind);
+    const columns = new Set(
+      wanted("column") ? await this.driver.profile.columns(tx, alter.table) : [],
+    );
+    const indexes = new Set(
+      wanted("key")
+        ? (await tx.all(this.driver.profile.indexesSql, [alter.table])).map((row) =>
+          String(row.name)
+        )
+        : [],
+    );
     const left = alter.clauses.filter((c) =>
       !(c.kind === "column" ? columns : indexes).has(c.name)
     );
@@ -610,17 +615,20 @@ export class SqlStore implements Store {
   }
 
   /**
-   * The column names of each schema table present, jm_schema_version
-   * included, and the types of those WIDENINGS name (in `types`, by
-   * `table.column`): one round trip, at the start of every command.
+   * The schema tables present, jm_schema_version included, with their
+   * engines (MySQL); the column names of jm_jobs, jm_syslog (the original
+   * JobsManager's are told by them) and those WIDENINGS name, and the types
+   * of those (in `types`, by `table.column`). At the start of every
+   * command: one query on SQLite; on MySQL one, then one a table read
+   * whole (see `DialectProfile.tableColumns`).
    */
   private async schemaTables(executor: Executor): Promise<SchemaTables> {
     const names = [...SCHEMA_TABLES, "jm_schema_version"];
-    const { profile } = this.driver;
-    const rows = await executor.all(
-      profile.tableColumnsSql(names.length),
-      profile.tableColumnsParams(names),
-    );
+    const rows = await this.driver.profile.tableColumns(executor, names, [
+      "jm_jobs",
+      "jm_syslog",
+      ...WIDENINGS[this.kind].map((w) => w.table),
+    ]);
     const tables: SchemaTables = Object.assign(new Map<string, string[]>(), {
       types: new Map<string, string>(),
       engines: new Map<string, string>(),
@@ -629,6 +637,7 @@ export class SqlStore implements Store {
       const table = String(row.tbl);
       if (row.name === null) {
         tables.engines.set(table, String(row.engine));
+        if (!tables.has(table)) tables.set(table, []);
         continue;
       }
       const columns = tables.get(table) ?? [];
