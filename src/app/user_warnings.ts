@@ -14,6 +14,7 @@
  */
 import type { PlanEntry } from "./import/plan.ts";
 import type { JobChange } from "../store/store.ts";
+import type { AccountAnswer, Expired } from "../domain/account.ts";
 
 /**
  * How many accounts are looked up at once (a getent each): 400 users at
@@ -24,20 +25,6 @@ export const LOOKUPS_AT_ONCE = 8;
 
 /** The users named in a warning about those not looked up, before "and N more". */
 const NAMED_UNASKED = 5;
-
-/**
- * What a lookup of a user's account answered (daemon/run_as.ts
- * `AccountAnswer`): the account, none (null), a name service that did not
- * answer within the wait ("hung"), or one that failed otherwise.
- */
-export type AccountAnswer<A> = A | null | "hung" | { failed: string };
-
-/** Why an account runs no job (daemon/run_as.ts `accountExpired`): `whose` it is and what ran out, the `rule`, the `fix`. */
-export interface Expired {
-  whose: string;
-  rule: string;
-  fix: string;
-}
 
 /** This host's accounts, found as a run's start finds them (daemon/run_as.ts `AccountLookups`). */
 export interface AccountFinder<A extends object> {

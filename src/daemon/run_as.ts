@@ -17,6 +17,7 @@
  * runs none of its jobs, as cron (PAM's account check) runs none; a locked
  * password (`!` in shadow) stops no job, as it stops none of cron's.
  */
+import type { AccountAnswer as AnswerOf, Expired } from "../domain/account.ts";
 import { closeInheritedOnExec } from "./inheritance.ts";
 
 /** An account as `getent passwd` gives it, with its expiry as `getent shadow` gives it. */
@@ -152,16 +153,6 @@ export function runAsPlan(
   };
 }
 
-/** Why an account runs no job: `whose` it is and what ran out, the `rule`, and the `fix`. */
-export interface Expired {
-  /** "whose account bob expired on 2026-12-06 (its shadow expiry date, …)" */
-  whose: string;
-  /** "an expired account" */
-  rule: string;
-  /** "renew it (chage -E -1 bob)" */
-  fix: string;
-}
-
 /**
  * Whether `account` is expired at `now` (ms), as PAM's pam_unix (cron's
  * account check) judges it, and why: its expiry date came (expired from
@@ -232,12 +223,8 @@ export const LOOKUP_WAIT_MS = 5000;
  */
 export const KEEP_MS = 30_000;
 
-/**
- * What a user's account was found to be: null where this host has none,
- * "hung" where NSS did not answer within the wait (an LDAP server away),
- * `failed` where getent failed otherwise (the run's note).
- */
-export type AccountAnswer = Account | null | "hung" | { failed: string };
+/** What a user's account was found to be (domain/account.ts). */
+export type AccountAnswer = AnswerOf<Account>;
 
 /**
  * The lookups of one thread's runs, made off it (a service's lanes): NSS
