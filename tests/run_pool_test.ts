@@ -6,6 +6,9 @@ import type { Launch, LaunchSpec, Started } from "../src/daemon/runner.ts";
 import { alive, livePidsMatching, waitFor } from "./helpers.ts";
 import { hungMount, hungMountPossible } from "./hung_mount.ts";
 import { hungNote } from "../src/daemon/directory_check.ts";
+import { PIDS_ROOT, PidsCgroup, pidsSkipLine } from "./pids_cgroup.ts";
+
+pidsSkipLine("a pool held at its process limit");
 
 function spec(command: string, extra: Partial<LaunchSpec> = {}): LaunchSpec {
   return {
@@ -591,6 +594,76 @@ Deno.test({
       assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["a", "b"]);
     } finally {
       pool.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+/**
+ * A pool whose one lane is full, and two runs given it once a connection
+ * comes: their statuses, or what their launch threw.
+ */
+const FULL_POOL = `
+import { RunPool } from "${new URL("../src/daemon/run_pool.ts", import.meta.url).href}";
+const pool = new RunPool({ threads: 1, localRuns: 1 });
+const spec = { command: "true", env: {}, timeoutMs: 10000, killGraceMs: 500, outputCap: 1024 };
+const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+console.log("ready " + listener.addr.port);
+(await listener.accept()).close();
+try {
+  const launches = [1, 2].map(() => pool.launch(spec, { now: Date.now, startBy: Infinity }));
+  const ends = await Promise.all(launches.map((l) => l.done));
+  console.log("ended " + ends.map((e) => e.status).join(" "));
+} catch (e) {
+  console.log("threw " + e);
+}
+pool.close();
+`;
+
+Deno.test({
+  name:
+    "pool: at the process limit, a run for a thread that cannot be made goes to the running lane, and ends an error there",
+  ignore: PIDS_ROOT === null,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "jm-pool-limit-" });
+    try {
+      await Deno.writeTextFile(`${dir}/child.ts`, FULL_POOL);
+      await using cgroup = PidsCgroup.create();
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-all",
+          "--quiet",
+          "--config",
+          new URL("../deno.json", import.meta.url).pathname,
+          `${dir}/child.ts`,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      cgroup.add(child.pid);
+      const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let out = "";
+      while (!/ready \d+\n/.test(out)) {
+        const { value, done } = await lines.read();
+        if (done) break;
+        out += value;
+      }
+      const port = out.match(/ready (\d+)/)?.[1];
+      if (port === undefined) {
+        throw new Error(`the child said: ${out}\n${await new Response(child.stderr).text()}`);
+      }
+      cgroup.fill();
+      (await Deno.connect({ hostname: "127.0.0.1", port: Number(port) })).close();
+      for (;;) {
+        const { value, done } = await lines.read();
+        if (done) break;
+        out += value;
+      }
+      const { code } = await child.status;
+      const stderr = await new Response(child.stderr).text();
+      assertEquals([code, out.trim().split("\n").slice(1)], [0, ["ended error error"]], stderr);
+    } finally {
       await Deno.remove(dir, { recursive: true });
     }
   },

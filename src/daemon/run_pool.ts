@@ -120,6 +120,8 @@ export class RunPool {
   private readonly threads: (Thread | null)[];
   private readonly runs = new Map<number, Pending>();
   private nextId = 0;
+  /** Whether a thread that could not be made was logged, since one last was. */
+  private noThreadSaid = false;
 
   constructor(
     private readonly o: {
@@ -236,8 +238,25 @@ export class RunPool {
       if (thread !== null && (best === null || thread.queued < best.queued)) best = thread;
     }
     const free = this.threads.indexOf(null);
-    if (free >= 0 && (best === null || best.queued >= MORE_AT)) return this.spawn(free);
-    return best!;
+    if (free < 0 || (best !== null && best.queued < MORE_AT)) return best!;
+    try {
+      const thread = this.spawn(free);
+      this.noThreadSaid = false;
+      return thread;
+    } catch (e) {
+      // No thread could be made (EAGAIN: the service's process limit,
+      // which a job's processes can fill): the run goes to one running.
+      const instead = best ?? local;
+      if (instead === null) throw e;
+      if (!this.noThreadSaid) {
+        this.noThreadSaid = true;
+        log("runner").warn(
+          "no runner thread could be started ({why}): runs go to the threads running meanwhile; the service's user or cgroup is at its process limit (ulimit -u, LimitNPROC=, pids.max, TasksMax= in the systemd unit), held perhaps by a job's processes",
+          { why: errorMessage(e) },
+        );
+      }
+      return instead;
+    }
   }
 
   private localLane(): Thread {
