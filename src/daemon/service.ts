@@ -323,6 +323,11 @@ export class Service {
     return this.o.cluster.nodeId;
   }
 
+  /** The database gave `runId` to a row of `jobId` the recorder wrote (ActiveRuns.idTaken). */
+  idTaken(runId: number, jobId: string): void {
+    this.runs.idTaken(runId, jobId);
+  }
+
   /** What the heartbeat reports. */
   get state(): ServiceState {
     return {
