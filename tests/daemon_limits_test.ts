@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
-import { DaemonHarness, describeRun, T0 } from "./daemon_harness.ts";
+import { cuttable, DaemonHarness, describeRun, T0 } from "./daemon_harness.ts";
 import { node } from "./store_contract.ts";
 import { cancelRun } from "../src/app/runs.ts";
 
@@ -477,6 +477,48 @@ for (const backend of BACKENDS) {
       describeRun(skipped),
       "the follower's row as it was written",
     );
+  });
+
+  Deno.test(`daemon[${backend}]: jm_runs emptied during an outage: a fire written once the database is back, given the id of a run still going here, keeps its row`, async () => {
+    const db = await freshDatabase(backend);
+    const link = { down: false };
+    await using h = await DaemonHarness.create(db, { store: cuttable(db, link) });
+    await h.job("slow", { schedule: { second: "5" } });
+    await h.job("tick", { schedule: { second: "6" } });
+    await h.start();
+    await h.clock.set(at(5));
+    const slow = await h.started("slow", at(5));
+    const [was] = await h.runs("slow");
+    link.down = true;
+    await emptyRuns(h, backend);
+    // The fire finds the database gone: it runs under a provisional id, its row written later.
+    await h.clock.set(at(6));
+    const tick = await h.started("tick", at(6));
+    assertEquals(tick.spec.env.JM_RUN_ID, "", "a run without a row yet has no id");
+    await h.until(() => h.line(/^the database is unreachable/), "the outage to be seen");
+    tick.finish({ stdout: "tick's output" });
+    link.down = false;
+    await h.until(async () => {
+      if (h.line(/^the database is back/)) return true;
+      await h.clock.advance(1000);
+      return false;
+    }, "the database to be back");
+    const written = await h.run("tick", at(6), "success");
+    assertEquals(written.id, was.id, "the fire written late got slow's id");
+    await h.until(
+      () =>
+        h.line(
+          /^run \d+ of job slow still runs here, but the database gave its id to a new run of job tick/,
+        ),
+      "the service to see slow's id taken",
+    );
+    slow.finish({ stdout: "slow's output" });
+    await h.stop();
+    await h.until(() => Promise.resolve(h.ended || null), "the daemon to stop");
+    assertEquals(describeRun(await h.run("tick", at(6), "success")), describeRun(written));
+    const anew = await h.run("slow", at(5), "success");
+    assertEquals(anew.stdout, "slow's output");
+    assert(anew.id !== was.id, describeRun(anew));
   });
 
   Deno.test(`daemon[${backend}]: a run of the job on another node holds its max_instances here till it ends`, async () => {

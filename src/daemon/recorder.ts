@@ -635,8 +635,10 @@ export class RunRecorder {
     this.buffered.delete(provisional);
     this.remember(provisional, id);
     // What the run learned meanwhile (its end, its output) goes to the landed row.
-    if (id !== null) this.update(id, postClaimFields(row));
-    else claimedElsewhere(row);
+    if (id !== null) {
+      this.options.idTaken?.(id, row.job_id);
+      this.update(id, postClaimFields(row));
+    } else claimedElsewhere(row);
   }
 
   /** The database answers again: write what waited (throws, keeping the rest, if it fails). */
@@ -723,8 +725,10 @@ export class RunRecorder {
           // answer was lost finds its row as the first attempt wrote it: send
           // the buffered copy as an update.
           const id = ids[i];
-          if (id === null) claimedElsewhere(current ?? sent);
-          else if (current && (current !== sent || again)) {
+          if (id === null) return claimedElsewhere(current ?? sent);
+          // jm_runs emptied during the outage: a run still going here may hold the id.
+          this.options.idTaken?.(id, sent.job_id);
+          if (current && (current !== sent || again)) {
             this.updates.push({ id, update: postClaimFields(current) });
           }
         });
