@@ -385,6 +385,11 @@ export class ActiveRuns {
     );
   }
 
+  /** Whether run `runId` holds a worker here (its id its row's). */
+  runsHere(runId: number): boolean {
+    return this.active.has(runId);
+  }
+
   /** End run `runId` if it runs here (`runs cancel`, for `note`): false when it does not. */
   cancelRunning(runId: number, note: string): boolean {
     const active = this.active.get(runId);

@@ -168,6 +168,8 @@ export class RunRecorder {
   private updates: Waiting[] = [];
   /** Provisional ids whose rows were written since, and their real ids. */
   private readonly written = new Map<number, number | null>();
+  /** The same, by real id. */
+  private readonly provisionalOf = new Map<number, number>();
   /** Runs whose row was gone at their end, and the rows their ends were written in (`rowsGone`). */
   private readonly moved = new Map<number, number>();
   /**
@@ -185,6 +187,8 @@ export class RunRecorder {
   /** Claims of held fires that may have been written, their answers lost. */
   private readonly lost: LostClaims;
   private nextProvisional = -1;
+  /** Claims on their way, their answers not yet taken in (`claiming`). */
+  private claimsUnderWay = 0;
   private dropped = 0;
   private flushing: Promise<void> = Promise.resolve();
   /** The retries of records the database refused, while any wait. */
@@ -248,7 +252,14 @@ export class RunRecorder {
    * start by then (its grace); the claim waits for the database no longer
    * than leaves STARTING_MS to start it.
    */
-  async claim(
+  claim(
+    rows: NewRun[],
+    options: { instant?: boolean; startBy?: number } = {},
+  ): Promise<(number | null)[]> {
+    return this.underWay(this.claimRows(rows, options));
+  }
+
+  private async claimRows(
     rows: NewRun[],
     { instant = false, startBy = Infinity } = {},
   ): Promise<(number | null)[]> {
@@ -270,10 +281,10 @@ export class RunRecorder {
     if (outcome === null) {
       // The claim may still land: then its rows exist, under real ids.
       for (const id of provisional) if (id !== null) this.inFlight.add(id);
-      attempt.then(
+      this.underWay(attempt.then(
         (ids) => ids.forEach((id, i) => this.landed(provisional[i], id)),
         () => provisional.forEach((id) => id !== null && this.sentAndFailed(id)),
-      );
+      ));
     } else {
       for (const id of provisional) if (id !== null) this.sentBefore.add(id);
     }
@@ -287,7 +298,11 @@ export class RunRecorder {
    * one that failed on its way may have been written all the same: its
    * fires keep their markers (`lostMarker`) until they are decided again.
    */
-  async claimOrHold(rows: NewRun[]): Promise<(number | null)[] | null> {
+  claimOrHold(rows: NewRun[]): Promise<(number | null)[] | null> {
+    return this.underWay(this.claimOrHoldRows(rows));
+  }
+
+  private async claimOrHoldRows(rows: NewRun[]): Promise<(number | null)[] | null> {
     if (!this.health.online) return null;
     const again = this.lost.take(rows);
     const { attempt, outcome, error } = await this.attempt(rows);
@@ -304,7 +319,7 @@ export class RunRecorder {
     // stays as it says: its fires are decided again all the same (a claim
     // of the same instant then finds it there; a range of missed fires
     // decided again may overlap it: a fire told twice, none lost).
-    attempt.then((ids) => {
+    this.underWay(attempt.then((ids) => {
       ids.forEach((id, i) => {
         if (id === null || (rows[i].status !== "running" && rows[i].status !== "queued")) return;
         this.update(id, {
@@ -316,8 +331,31 @@ export class RunRecorder {
         });
         this.options.ended?.(rows[i].job_id, "missed");
       });
-    }, () => this.lost.keep(rows));
+    }, () => this.lost.keep(rows)));
     return null;
+  }
+
+  /**
+   * Whether a claim of this service is on its way, or its answer not yet
+   * taken in: a row it wrote may be in the database before the service
+   * knows its run (see `claimsUnderWay`).
+   */
+  get claiming(): boolean {
+    return this.claimsUnderWay > 0;
+  }
+
+  /** `work`, a claim, counted under way until it settles. */
+  private underWay<T>(work: Promise<T>): Promise<T> {
+    this.claimsUnderWay++;
+    return work.finally(() => this.claimsUnderWay--);
+  }
+
+  /**
+   * The provisional id run `id` started under while the database was
+   * away, by which the service knows it; undefined when none.
+   */
+  knownAs(id: number): number | undefined {
+    return this.provisionalOf.get(id);
   }
 
   /**
@@ -706,32 +744,39 @@ export class RunRecorder {
       if (pending.length === 0 && this.updates.length === 0) return;
       if (pending.length > 0) {
         let ids: (number | null)[];
+        // Till the ids are taken in (`remember`, below): see `claiming`.
+        this.claimsUnderWay++;
         try {
           ids = await this.store.claimRuns(pending.map(([, row]) => row));
         } catch (error) {
+          this.claimsUnderWay--;
           for (const [provisional] of pending) this.sentBefore.add(provisional);
           if (!isUnstorable(error) || stage === 2) throw error;
           stage++;
           this.reduceBuffered(pending.map(([id]) => id), originals, error, stage as Reduced);
           continue;
         }
-        pending.forEach(([provisional, sent], i) => {
-          const current = this.buffered.get(provisional);
-          const again = this.sentBefore.delete(provisional);
-          this.buffered.delete(provisional);
-          this.remember(provisional, ids[i]);
-          // A run that ended while its row was on its way merged its end into
-          // the buffered copy, not the one sent; a claim sent again after its
-          // answer was lost finds its row as the first attempt wrote it: send
-          // the buffered copy as an update.
-          const id = ids[i];
-          if (id === null) return claimedElsewhere(current ?? sent);
-          // jm_runs emptied during the outage: a run still going here may hold the id.
-          this.options.idTaken?.(id, sent.job_id);
-          if (current && (current !== sent || again)) {
-            this.updates.push({ id, update: postClaimFields(current) });
-          }
-        });
+        try {
+          pending.forEach(([provisional, sent], i) => {
+            const current = this.buffered.get(provisional);
+            const again = this.sentBefore.delete(provisional);
+            this.buffered.delete(provisional);
+            this.remember(provisional, ids[i]);
+            // A run that ended while its row was on its way merged its end into
+            // the buffered copy, not the one sent; a claim sent again after its
+            // answer was lost finds its row as the first attempt wrote it: send
+            // the buffered copy as an update.
+            const id = ids[i];
+            if (id === null) return claimedElsewhere(current ?? sent);
+            // jm_runs emptied during the outage: a run still going here may hold the id.
+            this.options.idTaken?.(id, sent.job_id);
+            if (current && (current !== sent || again)) {
+              this.updates.push({ id, update: postClaimFields(current) });
+            }
+          });
+        } finally {
+          this.claimsUnderWay--;
+        }
       }
       await this.writeUpdates();
     }
@@ -843,8 +888,11 @@ export class RunRecorder {
    */
   private remember(provisional: number, id: number | null): void {
     this.written.set(provisional, id);
+    if (id !== null) this.provisionalOf.set(id, provisional);
     if (this.written.size > MAX_REMEMBERED) {
-      this.written.delete(this.written.keys().next().value!);
+      const [oldest, real] = this.written.entries().next().value!;
+      this.written.delete(oldest);
+      if (real !== null && this.provisionalOf.get(real) === oldest) this.provisionalOf.delete(real);
     }
   }
 

@@ -263,6 +263,7 @@ export class Service {
       elsewhereNote: (jobId) => this.handover.elsewhereNote(jobId),
       launch: (...args) => this.runs.launch(...args),
       cancelRunning: (runId, note) => this.runs.cancelRunning(runId, note),
+      runsHere: (runId) => this.runs.runsHere(runId),
       cancelWaiting: (runId) => this.fires.cancelWaiting(runId),
       wake: () => this.wake.abort(),
       pollSoon: () => this.polls.soon(),
