@@ -147,7 +147,7 @@ for (const backend of BACKENDS) {
     const human = await jm(db, "runs", "cancel", String(running.id));
     assertEquals(
       human.stdout,
-      `asked the service to end run ${running.id} of 'a' (running on svc-1); it records the run cancelled when it has ended it\n`,
+      `asked the service to end run ${running.id} of 'a' (running on svc-1); it records the run cancelled when it has ended it, or, if it does not run it (a row restored from a backup or left by an earlier service), records it cancelled saying so (\`runs cancel --wait\` waits for that answer)\n`,
     );
     const [, after] = await runRows(db);
     assertEquals(after.status, "running");
@@ -165,6 +165,35 @@ for (const backend of BACKENDS) {
       stderr:
         "jobsmanager: run id: '99999999999999999999999' is not a run number (too large to be one)\n",
     });
+  });
+
+  Deno.test(`cli[${backend}]: runs cancel --wait prints the service's answer`, async () => {
+    await using db = await freshDatabase(backend);
+    assertEquals((await jm(db, ...ADD)).code, 0);
+    await rawQuery(
+      db,
+      "INSERT INTO jm_runs (job_id, scheduled_at, status, `trigger`, node_id, started_at) VALUES ('a', 1000, 'running', 'schedule', 'svc-1', 1000)",
+    );
+    const [restored] = await runRows(db);
+    const waiting = jm(db, "runs", "cancel", "--wait", "--timeout", "60", String(restored.id));
+    // The service's answer, once the request is there: it did not know the run.
+    await waitFor(async () => (await runRows(db))[0].cancel_requested_at !== null || null, {
+      timeoutMs: 30_000,
+      what: "the cancel request to be recorded",
+    });
+    const note =
+      "cancelled by tester at 2030-01-01T00:00:00.000Z; it was not running in the service on svc-1, though its row said running: the row was restored from a backup or written by hand while the service ran, or left by an earlier service on that node; nothing was ended";
+    await rawQuery(
+      db,
+      "UPDATE jm_runs SET status = 'cancelled', finished_at = 2000, note = ? WHERE id = ?",
+      [note, restored.id],
+    );
+    assertEquals(await waiting, {
+      code: 0,
+      stdout: `run ${restored.id} of 'a' ended cancelled: ${note}\n`,
+      stderr: "",
+    });
+    assertEquals((await jm(db, "runs", "cancel", "--timeout", "5", "1")).code, 2);
   });
 
   Deno.test(`cli[${backend}]: job run --here shows the output as it comes, and records it`, async () => {

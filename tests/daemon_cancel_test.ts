@@ -6,12 +6,13 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
-import { DaemonHarness, describeRun, T0 } from "./daemon_harness.ts";
+import { cuttable, DaemonHarness, describeRun, NODE_ID, storeWith, T0 } from "./daemon_harness.ts";
 import { cancelRun } from "../src/app/runs.ts";
 import { renderMessage } from "../src/daemon/log_sink.ts";
 import { Metrics } from "../src/http/metrics.ts";
 
 const at = (s: number) => T0 + s * 1000;
+const iso = (ms: number) => new Date(ms).toISOString();
 const ASKED = "ops@box";
 
 for (const backend of BACKENDS) {
@@ -68,5 +69,174 @@ for (const backend of BACKENDS) {
       await metrics.text(),
       `jobsmanager_runs_total{job="${queued.job_id}",status="cancelled"} 1`,
     );
+  });
+
+  Deno.test(`daemon[${backend}]: a running row the service does not know (restored from a backup), cancelled, is recorded cancelled saying nothing ran it there`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("long", { schedule: { second: "1" } });
+    await h.start();
+    // Restored on a live node: `running` here, and nothing behind it.
+    const [id] = await h.store.claimRuns([{
+      job_id: "long",
+      scheduled_at: T0 - 60_000,
+      started_at: T0 - 60_000,
+      status: "running",
+      trigger: "schedule",
+      node_id: NODE_ID,
+    }]);
+    assertEquals(
+      (await cancelRun(h.store, id!, { by: ASKED, now: T0 + 500 })).outcome,
+      "requested",
+    );
+    await h.clock.set(at(2));
+    const done = await h.until(async () => {
+      const run = await h.store.getRun(id!);
+      return run?.status === "cancelled" ? run : null;
+    }, "the row to be answered");
+    assertEquals(
+      done.note,
+      `cancelled by ${ASKED} at ${
+        iso(T0 + 500)
+      }; it was not running in the service on ${NODE_ID}, though its row said running: the row was restored from a backup or written by hand while the service ran, or left by an earlier service on that node; nothing was ended`,
+    );
+    assertEquals(done.finished_at, at(2));
+    assert(
+      h.line(
+        new RegExp(
+          `^job long run ${id}: cancelled by ${ASKED} .*, but this service does not run it`,
+        ),
+      ),
+      h.lines.join("\n"),
+    );
+  });
+
+  Deno.test(`daemon[${backend}]: a run that ignores its SIGTERM, asked again at the next poll, is not called unknown`, async () => {
+    const db = await freshDatabase(backend);
+    let reads = 0;
+    await using h = await DaemonHarness.create(db, {
+      store: storeWith(db, {
+        cancelRequests: (target) => async (...args) => {
+          const found = await target.cancelRequests(...args);
+          reads++;
+          return found;
+        },
+      }),
+    });
+    await h.job("long", { schedule: { second: "1" } });
+    await h.start();
+    await h.clock.set(at(1));
+    const run = await h.started("long", at(1));
+    run.ignoresInterrupt = true;
+    const row = await h.run("long", at(1), "running");
+    await cancelRun(h.store, row.id, { by: ASKED, now: at(1) + 500 });
+    await h.clock.set(at(2));
+    await h.until(() => run.interrupted, "the run to be asked to end");
+    // The next poll finds the request again, the run still ending.
+    const before = reads;
+    await h.clock.set(at(4));
+    await h.until(() => reads > before, "the next poll to read the request again");
+    // A round trip: that poll is done with what it read.
+    await h.runs();
+    assertEquals((await h.store.getRun(row.id))!.status, "running");
+    run.finish({ status: "killed", signal: "SIGKILL", exitCode: null });
+    const done = await h.run("long", at(1), "cancelled");
+    assertEquals(done.note, `cancelled by ${ASKED} at ${iso(at(1) + 500)}`);
+    assertEquals(h.line(/does not run it/), undefined, h.lines.join("\n"));
+  });
+
+  Deno.test(`daemon[${backend}]: a run started while the database was away, cancelled once it is back, is ended`, async () => {
+    const db = await freshDatabase(backend);
+    const link = { down: false };
+    await using h = await DaemonHarness.create(db, { store: cuttable(db, link) });
+    await h.job("long", { schedule: { second: "1" } });
+    await h.start();
+    link.down = true;
+    await h.clock.set(at(1));
+    const run = await h.started("long", at(1));
+    assertEquals(run.spec.env.JM_RUN_ID, "", "a run without a row yet has no id");
+    await h.until(() => h.line(/^the database is unreachable/), "the outage to be seen");
+    link.down = false;
+    await h.until(async () => {
+      if (h.line(/^the database is back/)) return true;
+      await h.clock.advance(1000);
+      return false;
+    }, "the database to be back");
+    const row = await h.run("long", at(1), "running");
+    const asked = h.clock.now();
+    await cancelRun(h.store, row.id, { by: ASKED, now: asked });
+    await h.until(async () => {
+      if (run.interrupted) return true;
+      await h.clock.advance(1000);
+      return false;
+    }, "the run to be ended");
+    const done = await h.run("long", at(1), "cancelled");
+    assertEquals(done.note, `cancelled by ${ASKED} at ${iso(asked)}`);
+  });
+
+  Deno.test(`daemon[${backend}]: a cancel read while the claim of its run is on its way waits for the run to start, then ends it`, async () => {
+    const db = await freshDatabase(backend);
+    const gates: { read?: PromiseWithResolvers<void>; claim?: PromiseWithResolvers<void> } = {};
+    const seen = { reading: false, read: false };
+    await using h = await DaemonHarness.create(db, {
+      // The fake clock goes on while the claim's answer is held: no outage meanwhile.
+      claimTimeoutMs: 600_000,
+      store: storeWith(db, {
+        claimRuns: (target) => async (...args) => {
+          const ids = await target.claimRuns(...args);
+          await gates.claim?.promise;
+          return ids;
+        },
+        cancelRequests: (target) => async (...args) => {
+          const gate = gates.read;
+          if (gate) {
+            seen.reading = true;
+            await gate.promise;
+          }
+          const found = await target.cancelRequests(...args);
+          if (gate) seen.read = true;
+          return found;
+        },
+      }),
+    });
+    await h.job("decoy", { schedule: { second: "1" } });
+    await h.job("long", { schedule: { second: "5" } });
+    await h.start();
+    // A run slow to end keeps a cancel request for each poll to read.
+    await h.clock.set(at(1));
+    const decoy = await h.started("decoy", at(1));
+    decoy.ignoresInterrupt = true;
+    await cancelRun(h.store, (await h.run("decoy", at(1), "running")).id, {
+      by: ASKED,
+      now: at(1) + 100,
+    });
+    await h.clock.set(at(2));
+    await h.until(() => decoy.interrupted, "the decoy to be asked to end");
+    // The next poll is held before it reads the cancel requests.
+    gates.read = Promise.withResolvers();
+    await h.clock.set(at(4));
+    await h.until(() => seen.reading, "a poll to read the cancel requests");
+    // The fire's claim is written, its answer held: the service does not know its run yet.
+    gates.claim = Promise.withResolvers();
+    await h.clock.set(at(5));
+    const row = await h.until(async () => (await h.runs("long"))[0], "the fire's row");
+    await cancelRun(h.store, row.id, { by: ASKED, now: at(5) + 100 });
+    const read = gates.read;
+    delete gates.read;
+    read.resolve();
+    await h.until(() => seen.read, "the poll to read the cancel request");
+    // A round trip: the poll is done with what it read.
+    await h.runs();
+    assertEquals((await h.store.getRun(row.id))!.status, "running");
+    const claim = gates.claim;
+    delete gates.claim;
+    claim.resolve();
+    const run = await h.started("long", at(5));
+    await h.clock.set(at(6));
+    await h.until(() => run.interrupted, "the run to be ended");
+    const done = await h.run("long", at(5), "cancelled");
+    assertEquals(done.note, `cancelled by ${ASKED} at ${iso(at(5) + 100)}`);
+    assertEquals(h.line(/does not run it/), undefined, h.lines.join("\n"));
+    decoy.finish({ status: "killed", signal: "SIGKILL", exitCode: null });
+    await h.run("decoy", at(1), "cancelled");
   });
 }

@@ -791,6 +791,28 @@ export function storeWith(
   };
 }
 
+/**
+ * A store on `db` every call of which fails, as with the database gone,
+ * while `link.down` (its close, and the reading of jobs, which no outage
+ * reaches, excepted).
+ */
+export function cuttable(db: TestDatabase, link: { down: boolean }): () => Store {
+  return () => {
+    const store = db.open();
+    return new Proxy(store, {
+      get(target, key) {
+        const value = Reflect.get(target, key, target);
+        if (typeof value !== "function") return value;
+        if (key === "close" || key === "jobsInChunks") return value.bind(target);
+        return (...args: unknown[]) =>
+          link.down
+            ? Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:3306"))
+            : value.apply(target, args);
+      },
+    });
+  };
+}
+
 /** True when `work` settles within `ms` of real time. */
 async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;

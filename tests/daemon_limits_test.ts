@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
-import { DaemonHarness, describeRun, T0 } from "./daemon_harness.ts";
+import { cuttable, DaemonHarness, describeRun, T0 } from "./daemon_harness.ts";
 import { node } from "./store_contract.ts";
 import { cancelRun } from "../src/app/runs.ts";
 
@@ -337,13 +337,57 @@ for (const backend of BACKENDS) {
       () => h.line(/^job slow: its run that was run \d+ before jm_runs was emptied ended success/),
       "the old run's end to be logged",
     );
-    // Its end was not written over the new run's row, and its slot is free: the next fire runs.
+    // Its end was not written over the new run's row, but as a new one; and its slot is free:
+    // the next fire runs.
     assertEquals(describeRun(await h.run("tick", at(6), "success")), describeRun(tick));
+    const anew = await h.run("slow", at(5), "success");
+    assert(
+      anew.id !== was.id && anew.note?.startsWith("written again: its row, run"),
+      describeRun(anew),
+    );
     await h.clock.set(at(65));
     await h.started("slow", at(65));
   });
 
-  Deno.test(`daemon[${backend}]: jm_runs emptied while a run runs, and its id taken by another node's run: its end is not written over that row`, async () => {
+  Deno.test(`daemon[${backend}]: a run's row deleted while it runs: its end is written as a new row, saying so; a run ending with it keeps its own`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("slow", { schedule: { second: "5" } });
+    await h.job("other", { schedule: { second: "5" } });
+    await h.start();
+    await h.clock.set(at(5));
+    const slow = await h.started("slow", at(5));
+    const other = await h.started("other", at(5));
+    const [was] = await h.runs("slow");
+    // A DBA's DELETE, or a restored dump that did not have it yet.
+    await h.sql("DELETE FROM jm_runs WHERE id = ?", [was.id]);
+    // Both end in one turn: one batch of ends, one row of it gone.
+    slow.finish({ status: "failed", stdout: "slow's output", exitCode: 3 });
+    other.finish({ stdout: "other's output" });
+    const anew = await h.run("slow", at(5), "failed");
+    assertEquals(
+      [anew.stdout, anew.exit_code, anew.started_at, anew.node_id, anew.trigger, anew.note],
+      [
+        "slow's output",
+        3,
+        was.started_at,
+        "test-node",
+        "schedule",
+        `written again: its row, run ${was.id}, was gone when it ended (jm_runs emptied or restored from a backup while it ran)`,
+      ],
+    );
+    assert(anew.id !== was.id, describeRun(anew));
+    assertEquals((await h.run("other", at(5), "success")).stdout, "other's output");
+    assert(
+      h.line(
+        new RegExp(
+          `^run ${was.id} of job slow ended failed, but its row in jm_runs was gone \\(jm_runs emptied or restored from a backup while it ran\\): its end is written as a new row, run ${anew.id}$`,
+        ),
+      ),
+      h.lines.join("\n"),
+    );
+  });
+
+  Deno.test(`daemon[${backend}]: jm_runs emptied while a run runs, and its id taken by another node's run: its end is not written over that row, but as a new one`, async () => {
     await using h = await DaemonHarness.create(await freshDatabase(backend));
     await h.job("slow", { schedule: { second: "5" } });
     await h.job("tick", { schedule: { second: "6" } });
@@ -366,8 +410,31 @@ for (const backend of BACKENDS) {
     slow.finish({ stdout: "slow's output" });
     // A stop writes every record this node holds.
     await h.stop();
+    await h.until(() => Promise.resolve(h.ended || null), "the daemon to stop");
     const rows = await h.runs();
-    assertEquals(rows.map(describeRun), [before], "the other node's row as it was claimed");
+    assertEquals(rows[0] && describeRun(rows[0]), before, "the other node's row as it was claimed");
+    // Its end is written as a new row, not lost.
+    assertEquals(
+      rows.slice(1).map((r) => [r.job_id, r.status, r.stdout, r.node_id, r.note]),
+      [[
+        "slow",
+        "success",
+        "slow's output",
+        "test-node",
+        `written again: its row, run ${was.id}, was gone when it ended (jm_runs emptied or restored from a backup while it ran)`,
+      ]],
+      [...rows.map(describeRun), ...h.lines].join("\n"),
+    );
+    assert(
+      h.line(
+        new RegExp(
+          `^run ${was.id} of job slow ended success, but its row in jm_runs was gone .*: its end is written as a new row, run ${
+            rows[1].id
+          }$`,
+        ),
+      ),
+      h.lines.join("\n"),
+    );
   });
 
   Deno.test(`daemon[${backend}]: jm_runs emptied while a run runs, and its id given to a follow-up row here: that row keeps what it says`, async () => {
@@ -394,13 +461,64 @@ for (const backend of BACKENDS) {
       return rows.length > 0 ? rows : null;
     }, "the follower's skipped row");
     assertEquals(skipped.id, was.id, "the follower's row got slow's id");
+    // The row is there before its claim's answer is: slow ends once the service knows.
+    await h.until(
+      () =>
+        h.line(
+          /^run \d+ of job slow still runs here, but the database gave its id to a new run of job dis/,
+        ),
+      "the service to see slow's id taken",
+    );
     slow.finish({ stdout: "slow's output" });
     await h.stop();
+    await h.until(() => Promise.resolve(h.ended || null), "the daemon to stop");
     assertEquals(
       describeRun((await h.runs("dis"))[0]),
       describeRun(skipped),
       "the follower's row as it was written",
     );
+  });
+
+  Deno.test(`daemon[${backend}]: jm_runs emptied during an outage: a fire written once the database is back, given the id of a run still going here, keeps its row`, async () => {
+    const db = await freshDatabase(backend);
+    const link = { down: false };
+    await using h = await DaemonHarness.create(db, { store: cuttable(db, link) });
+    await h.job("slow", { schedule: { second: "5" } });
+    await h.job("tick", { schedule: { second: "6" } });
+    await h.start();
+    await h.clock.set(at(5));
+    const slow = await h.started("slow", at(5));
+    const [was] = await h.runs("slow");
+    link.down = true;
+    await emptyRuns(h, backend);
+    // The fire finds the database gone: it runs under a provisional id, its row written later.
+    await h.clock.set(at(6));
+    const tick = await h.started("tick", at(6));
+    assertEquals(tick.spec.env.JM_RUN_ID, "", "a run without a row yet has no id");
+    await h.until(() => h.line(/^the database is unreachable/), "the outage to be seen");
+    tick.finish({ stdout: "tick's output" });
+    link.down = false;
+    await h.until(async () => {
+      if (h.line(/^the database is back/)) return true;
+      await h.clock.advance(1000);
+      return false;
+    }, "the database to be back");
+    const written = await h.run("tick", at(6), "success");
+    assertEquals(written.id, was.id, "the fire written late got slow's id");
+    await h.until(
+      () =>
+        h.line(
+          /^run \d+ of job slow still runs here, but the database gave its id to a new run of job tick/,
+        ),
+      "the service to see slow's id taken",
+    );
+    slow.finish({ stdout: "slow's output" });
+    await h.stop();
+    await h.until(() => Promise.resolve(h.ended || null), "the daemon to stop");
+    assertEquals(describeRun(await h.run("tick", at(6), "success")), describeRun(written));
+    const anew = await h.run("slow", at(5), "success");
+    assertEquals(anew.stdout, "slow's output");
+    assert(anew.id !== was.id, describeRun(anew));
   });
 
   Deno.test(`daemon[${backend}]: a run of the job on another node holds its max_instances here till it ends`, async () => {

@@ -32,7 +32,7 @@ type Mode = "up" | "down" | "hang" | "refuse";
 class FakeStore implements RunWriter {
   mode: Mode = "up";
   readonly rows = new Map<number, Run>();
-  calls = { claimRuns: 0, updateRun: 0, updateRuns: 0, ping: 0 };
+  calls = { claimRuns: 0, updateRuns: 0, ping: 0 };
   private nextId = 1;
   private held: ((lost: boolean) => void)[] = [];
 
@@ -78,15 +78,6 @@ class FakeStore implements RunWriter {
     return Promise.resolve(ids);
   }
 
-  async updateRun(id: number, update: RunUpdate): Promise<boolean> {
-    this.calls.updateRun++;
-    await this.check();
-    const row = this.rows.get(id);
-    if (!row) return false;
-    this.rows.set(id, { ...row, ...definedOnly(update) });
-    return true;
-  }
-
   /** When set, reading statuses fails as a connection lost then would. */
   statusesLost = false;
 
@@ -122,16 +113,19 @@ class FakeStore implements RunWriter {
   /** When set, the next updateRuns waits for it, then fails as the database does then. */
   updatesHeld: Promise<void> | null = null;
 
-  async updateRuns(updates: readonly { id: number; update: RunUpdate }[]): Promise<void> {
+  async updateRuns(updates: readonly { id: number; update: RunUpdate }[]): Promise<number[]> {
     this.calls.updateRuns++;
     const held = this.updatesHeld;
     this.updatesHeld = null;
     if (held) await held;
     await this.check();
+    const gone = new Set<number>();
     for (const { id, update } of updates) {
       const row = this.rows.get(id);
       if (row) this.rows.set(id, { ...row, ...definedOnly(update) });
+      else gone.add(id);
     }
+    return [...gone];
   }
 
   /** Deliver the answers of the hung claims; `lost`: they fail instead, their rows written. */
@@ -223,7 +217,7 @@ Deno.test("recorder: the updates of one turn are one write, merged by run, the l
     recorder.update(2, { status: "running", started_at: 1002 }),
     recorder.update(1, finished(1100)),
   ]);
-  assertEquals([store.calls.updateRuns, store.calls.updateRun], [1, 0]);
+  assertEquals(store.calls.updateRuns, 1);
   assertEquals(store.summary(), [["a", 1000, "success"], ["b", 1000, "running"]]);
   assertEquals([store.rows.get(1)!.pgid, store.rows.get(1)!.started_at], [7, 1001]);
   // The next turn's updates are the next write.
@@ -492,13 +486,13 @@ Deno.test("recorder: an update written after the recovery is not overtaken by th
   // written just after, its answer is slow.
   const slow = Promise.withResolvers<void>();
   const writing = Promise.withResolvers<void>();
-  const updateRun = store.updateRun.bind(store);
+  const updateRuns = store.updateRuns.bind(store);
   health.onRecovery(async () => {
     await recorder.update(1, { status: "running", pgid: 42 });
-    store.updateRun = async (id, update) => {
+    store.updateRuns = async (updates) => {
       writing.resolve();
       await slow.promise;
-      return await updateRun(id, update);
+      return await updateRuns(updates);
     };
   });
   await clock.advance(1000);
@@ -552,7 +546,7 @@ Deno.test("recorder: records the database refuses are kept, in order, and retrie
   assertEquals(store.calls.ping, 0);
 
   // Retried after 1 s, then 2 s more, while still refused.
-  const writes = () => store.calls.claimRuns + store.calls.updateRun + store.calls.updateRuns;
+  const writes = () => store.calls.claimRuns + store.calls.updateRuns;
   const before = writes();
   await clock.advance(1000);
   assert(writes() > before, "no retry after 1 s");

@@ -11,7 +11,7 @@ import { MysqlDriver } from "../src/store/mysql.ts";
 import { SqliteDriver } from "../src/store/sqlite.ts";
 import { SqlStore } from "../src/store/sql_store.ts";
 import { DatabaseError, isUnreachable } from "../src/errors.ts";
-import type { TestDatabase } from "./helpers.ts";
+import { rawQuery, type TestDatabase } from "./helpers.ts";
 import { buildJob } from "../src/domain/job.ts";
 import { EnvMasks } from "../src/http/api/env_masks.ts";
 
@@ -415,6 +415,32 @@ contract("updateRuns", "writes every update in the order given", async ({ store 
   assertEquals([rb!.status, rb!.finished_at, rb!.exit_code], ["failed", 1500, 1]);
   assertEquals(await store.getRun(b! + 1), null);
 });
+
+contract(
+  "updateRuns",
+  "says which runs' rows were not there, or not the node's, and not those whose values stood",
+  async ({ store, db }) => {
+    const rows = Array.from({ length: 5 }, (_, i) => fire(`j${i}`, 1000, { node_id: "n1" }));
+    const ids = (await store.claimRuns(rows)).map((id) => id!);
+    // Four ends in one statement (one column set); one row gone, one another node's.
+    await store.updateRun(ids[2], { node_id: "n2" });
+    const gone = ids[3];
+    await rawQuery(db, "DELETE FROM jm_runs WHERE id = ?", [gone]);
+    const end = { status: "success", finished_at: 1500, exit_code: 0 } as const;
+    // A row whose values are already these: changed on SQLite, not counted so on MySQL.
+    await store.updateRun(ids[1], end);
+    assertEquals(
+      await store.updateRuns([0, 1, 2, 3].map((i) => ({ id: ids[i], update: end })), "n1"),
+      [ids[2], gone],
+    );
+    assertEquals((await store.getRun(ids[0]))!.status, "success");
+    assertEquals((await store.getRun(ids[2]))!.status, "running");
+    // Alone, and without a node: only the row that is gone.
+    assertEquals(await store.updateRuns([{ id: gone, update: end }]), [gone]);
+    assertEquals(await store.updateRuns([{ id: ids[4], update: end }]), []);
+    assertEquals(await store.updateRuns([{ id: ids[2], update: end }]), []);
+  },
+);
 
 contract(
   "updateRuns",

@@ -27,7 +27,7 @@ const WAIT_POLL_MS = 200;
 /** How often `--wait` asks whether the service running the run is still there. */
 const NODE_CHECK_MS = 5000;
 /** The longest `--wait --timeout`: a year, in seconds. */
-const MAX_WAIT_S = 31_536_000;
+export const MAX_WAIT_S = 31_536_000;
 
 /** The exit code a shell would give for this outcome. */
 function exitCodeFor(run: Run): number {
@@ -200,7 +200,7 @@ async function runHere(
  * was not recorded (the database refused it, or the service died), so
  * waiting ends there too.
  */
-async function waitFor(
+export async function waitFor(
   stores: RunStore & NodeStore,
   id: number,
   { reloadIntervalMs, heartbeatMs }: { reloadIntervalMs: number; heartbeatMs: number },

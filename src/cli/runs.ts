@@ -1,11 +1,13 @@
 /** `jobsmanager runs`, `runs show` and `runs cancel`: what happened to each fire, and stopping one. */
 import { validateId } from "../domain/job.ts";
-import { RUN_STATUSES } from "../domain/run.ts";
+import { FINAL_STATUSES, RUN_STATUSES } from "../domain/run.ts";
 import { attemptsOf, cancelRun, showRun } from "../app/runs.ts";
 import { outputWidth } from "./context.ts";
 import { command, group, switched, valued } from "./command.ts";
 import { runDetails, runsTable } from "./output.ts";
 import { parseCount, parseRunId, parseSince, parseStatus } from "../domain/input.ts";
+import { MAX_WAIT_S, waitFor } from "./job_run.ts";
+import { UsageError } from "../errors.ts";
 
 /** The most runs one `runs` lists. */
 const MAX_RUNS = 100_000;
@@ -54,11 +56,22 @@ export function runsCommand() {
       force: switched(
         "record a `job run --here` run interrupted without checking that the CLI process that runs it is gone (ending nothing it left running): for one no check can tell",
       ),
+      wait: switched(
+        "for a run a service holds: wait for its answer (the run ended, or the service did not know it) and print it",
+      ),
+      timeout: valued("with --wait: stop waiting after this long", "seconds"),
     },
     action: async (ctx, opts, raw: string) => {
       const id = parseRunId(raw, "run id");
-      const { outcome, run } = await ctx.withStore((store) =>
-        cancelRun(store, id, {
+      if (opts.timeout !== undefined && !opts.wait) {
+        throw new UsageError("--timeout: it limits --wait; give --wait too");
+      }
+      const timeoutS = opts.timeout === undefined
+        ? null
+        : parseCount(opts.timeout, "--timeout", MAX_WAIT_S);
+      const s = ctx.config.settings;
+      const { outcome, run } = await ctx.withStore(async (store) => {
+        const asked = await cancelRun(store, id, {
           by: whoAsks(),
           now: Date.now(),
           force: opts.force === true,
@@ -70,11 +83,19 @@ export function runsCommand() {
               killGraceMs: ctx.config.settings["jobsmanager.kill_grace"] * 1000,
             });
           },
-        })
-      );
+        });
+        if (!opts.wait || asked.outcome !== "requested" || asked.run.node_id === null) return asked;
+        const answered = await waitFor(store, id, {
+          reloadIntervalMs: s["jobsmanager.reload_interval"] * 1000,
+          heartbeatMs: s["jobsmanager.heartbeat_interval"] * 1000,
+        }, timeoutS);
+        return { outcome: asked.outcome, run: answered };
+      });
       ctx.print(
         () =>
-          outcome === "dropped"
+          FINAL_STATUSES.includes(run.status) && outcome === "requested"
+            ? `run ${id} of '${run.job_id}' ended ${run.status}${run.note ? `: ${run.note}` : ""}`
+            : outcome === "dropped"
             ? `cancelled run ${id} of '${run.job_id}': it was queued and will not run`
             : outcome === "ended"
             ? `ended run ${id} of '${run.job_id}': ${
@@ -84,7 +105,7 @@ export function runsCommand() {
             }`
             : run.node_id === null
             ? `asked the services to cancel retry run ${id} of '${run.job_id}' (queued, not started): the first to see it (the next to start, when none is live) records it cancelled; the attempts then end in failure, and the job's failure follow-ups start`
-            : `asked the service to end run ${id} of '${run.job_id}' (${run.status} on ${run.node_id}); it records the run cancelled when it has ended it`,
+            : `asked the service to end run ${id} of '${run.job_id}' (${run.status} on ${run.node_id}); it records the run cancelled when it has ended it, or, if it does not run it (a row restored from a backup or left by an earlier service), records it cancelled saying so (\`runs cancel --wait\` waits for that answer)`,
         { outcome, run },
       );
     },

@@ -8,7 +8,7 @@
  * end gives the next waiting fire its worker.
  */
 import type { Job } from "../domain/job.ts";
-import type { RunStatus, RunTrigger } from "../domain/run.ts";
+import type { NewRun, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
 import type { Aftermath } from "./aftermath.ts";
 import type { Clock, Deadline } from "./clock.ts";
 import { log } from "./log.ts";
@@ -72,7 +72,7 @@ export interface ActiveRunsOptions {
   outputCap: number;
   /** Strings never stored from a run's output (the database password). */
   secrets: readonly string[];
-  recorder: Pick<RunRecorder, "update">;
+  recorder: Pick<RunRecorder, "update" | "recordAnew">;
   notifier: Pick<Notifier, "runEnded">;
   observer?: {
     started(jobId: string, lagMs: number, trigger: RunTrigger): void;
@@ -100,8 +100,8 @@ export class ActiveRuns {
   /**
    * Runs whose id the database gave to a newer run: jm_runs was emptied
    * while they ran (TRUNCATE, or dropped and made again by `db migrate`),
-   * and its ids started over. They go on, unrecorded: their ends are
-   * logged, not written over the newer run's row, and free their slots.
+   * and its ids started over. They go on: their ends are written as new
+   * rows, not over the newer run's row, and free their slots.
    */
   private readonly rowless = new Set<Active>();
   /** Runs being ended because someone asked (`runs cancel`): the note each is recorded with. */
@@ -259,7 +259,7 @@ export class ActiveRuns {
     // A cancel asked of the old run is not the new one's.
     this.cancelling.delete(runId);
     schedulerLog.error(
-      "run {run} of job {was} still runs here, but the database gave its id to a new run of job {job}: jm_runs was emptied while runs were going (TRUNCATE, or dropped and made again by db migrate), and its ids started over; the older run goes on unrecorded (its end is logged here, not written), and the newer one is recorded as run {run}",
+      "run {run} of job {was} still runs here, but the database gave its id to a new run of job {job}: jm_runs was emptied while runs were going (TRUNCATE, or dropped and made again by db migrate), and its ids started over; the older run goes on, and its end is written as a new row, not over run {run}, which is the newer one's",
       { run: runId, was: before.job.id, job },
     );
   }
@@ -273,7 +273,9 @@ export class ActiveRuns {
     else run.run.escaped.then(unwatch, unwatch);
     run.slot.release();
     runnerLog.error(
-      "job {job}: its run that was run {run} before jm_runs was emptied ended {status} (exit {exit}); it has no row to record it in",
+      `job {job}: its run that was run {run} before jm_runs was emptied ended {status} (exit {exit})${
+        result === null ? "" : "; its end is written as a new row, its note saying so"
+      }`,
       {
         job: run.job.id,
         run: runId,
@@ -281,6 +283,10 @@ export class ActiveRuns {
         exit: result?.exitCode ?? result?.signal ?? null,
       },
     );
+    if (result !== null) {
+      const record = finishedRecord(result, run.note);
+      this.o.recorder.recordAnew(runId, this.wholeRow(run, record));
+    }
     this.o.startWaiting();
   }
 
@@ -323,7 +329,7 @@ export class ActiveRuns {
         ...record.status === "error" ? { note: record.note } : {},
       },
     );
-    const recorded = this.o.recorder.update(runId, record);
+    const recorded = this.o.recorder.update(runId, record, this.wholeRow(run, record));
     // Processes that had left the run's group are found a little after its end.
     this.o.track(
       run.run.escaped.then((escaped) =>
@@ -379,6 +385,11 @@ export class ActiveRuns {
     );
   }
 
+  /** Whether run `runId` holds a worker here (its id its row's). */
+  runsHere(runId: number): boolean {
+    return this.active.has(runId);
+  }
+
   /** End run `runId` if it runs here (`runs cancel`, for `note`): false when it does not. */
   cancelRunning(runId: number, note: string): boolean {
     const active = this.active.get(runId);
@@ -413,11 +424,29 @@ export class ActiveRuns {
       this.active.delete(runId);
       run.slot.release();
       this.o.observer?.ended(run.job.id, "interrupted");
-      this.o.track(this.o.recorder.update(runId, {
+      const record: RunUpdate = {
         status: "interrupted",
         finished_at: this.o.clock.now(),
         note: "killed: the service was shutting down; its output was not read to the end",
-      }));
+      };
+      this.o.track(this.o.recorder.update(runId, record, this.wholeRow(run, record)));
     }
+  }
+
+  /** `run`'s row as it stands with its end `record`: written anew if its own is gone (RunRecorder.update). */
+  private wholeRow(run: Active, record: RunUpdate): NewRun {
+    return {
+      job_id: run.job.id,
+      scheduled_at: run.scheduledAt,
+      trigger: run.trigger,
+      attempt: run.attempt,
+      first_run_id: run.firstRunId,
+      job_updated_at: run.job.updated_at,
+      node_id: this.o.nodeId(),
+      marker: run.marker,
+      pgid: run.pid,
+      ...record,
+      status: record.status ?? "interrupted",
+    };
   }
 }

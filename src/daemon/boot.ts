@@ -248,6 +248,7 @@ class BootedDaemon implements Daemon {
       maxBuffered: MAX_BUFFERED_RECORDS,
       ended: (jobId, status) => o.observer?.ended(jobId, status),
       node: () => this.cluster.nodeId,
+      idTaken: (runId, jobId) => this.service.idTaken(runId, jobId),
     });
     this.notifier = new Notifier({
       store,

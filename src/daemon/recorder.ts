@@ -26,7 +26,7 @@ import { LostClaims } from "./lost_claims.ts";
 /** What the recorder writes with. */
 export type RunWriter = Pick<
   RunStore,
-  "claimRuns" | "updateRun" | "updateRuns" | "runStatuses" | "missLostClaims"
+  "claimRuns" | "updateRuns" | "runStatuses" | "missLostClaims"
 >;
 
 export interface RecorderOptions {
@@ -46,6 +46,13 @@ export interface RecorderOptions {
    * restored under the services) is left as it is.
    */
   node?: () => string;
+  /**
+   * The database gave `runId` to a row the recorder wrote itself (a fire
+   * recorded during an outage, a claim that landed late, a run's end
+   * written again): a run here still holding that id lost its row
+   * (jm_runs emptied meanwhile; ActiveRuns.idTaken).
+   */
+  idTaken?: (runId: number, jobId: string) => void;
 }
 
 const storeLog = log("store");
@@ -111,6 +118,8 @@ type Reduced = 1 | 2;
 interface Waiting {
   id: number;
   update: RunUpdate;
+  /** The run's whole row as it stands with this update, written anew if its own is gone (see `update`). */
+  again?: NewRun;
   /** Set once the database refused its values: how far it was reduced, and what it was. */
   reduced?: Reduced;
   original?: RunUpdate;
@@ -159,6 +168,10 @@ export class RunRecorder {
   private updates: Waiting[] = [];
   /** Provisional ids whose rows were written since, and their real ids. */
   private readonly written = new Map<number, number | null>();
+  /** The same, by real id. */
+  private readonly provisionalOf = new Map<number, number>();
+  /** Runs whose row was gone at their end, and the rows their ends were written in (`rowsGone`). */
+  private readonly moved = new Map<number, number>();
   /**
    * Runs whose update `writeUpdates` is writing, or was refused by this
    * pass: a later update of theirs waits behind it, or would be undone by it.
@@ -174,6 +187,8 @@ export class RunRecorder {
   /** Claims of held fires that may have been written, their answers lost. */
   private readonly lost: LostClaims;
   private nextProvisional = -1;
+  /** Claims on their way, their answers not yet taken in (`claiming`). */
+  private claimsUnderWay = 0;
   private dropped = 0;
   private flushing: Promise<void> = Promise.resolve();
   /** The retries of records the database refused, while any wait. */
@@ -185,7 +200,7 @@ export class RunRecorder {
    * Updates gathered for the next batch, merged by run: what one turn of
    * the event loop records (a burst of starts and ends) is one commit.
    */
-  private batch = new Map<number, RunUpdate>();
+  private batch = new Map<number, { update: RunUpdate; again?: NewRun }>();
   private batchWritten: PromiseWithResolvers<void> | null = null;
   /** One batch at a time, in order: a run's later update never lands before its earlier one. */
   private batches: Promise<void> = Promise.resolve();
@@ -237,7 +252,14 @@ export class RunRecorder {
    * start by then (its grace); the claim waits for the database no longer
    * than leaves STARTING_MS to start it.
    */
-  async claim(
+  claim(
+    rows: NewRun[],
+    options: { instant?: boolean; startBy?: number } = {},
+  ): Promise<(number | null)[]> {
+    return this.underWay(this.claimRows(rows, options));
+  }
+
+  private async claimRows(
     rows: NewRun[],
     { instant = false, startBy = Infinity } = {},
   ): Promise<(number | null)[]> {
@@ -259,10 +281,10 @@ export class RunRecorder {
     if (outcome === null) {
       // The claim may still land: then its rows exist, under real ids.
       for (const id of provisional) if (id !== null) this.inFlight.add(id);
-      attempt.then(
+      this.underWay(attempt.then(
         (ids) => ids.forEach((id, i) => this.landed(provisional[i], id)),
         () => provisional.forEach((id) => id !== null && this.sentAndFailed(id)),
-      );
+      ));
     } else {
       for (const id of provisional) if (id !== null) this.sentBefore.add(id);
     }
@@ -276,7 +298,11 @@ export class RunRecorder {
    * one that failed on its way may have been written all the same: its
    * fires keep their markers (`lostMarker`) until they are decided again.
    */
-  async claimOrHold(rows: NewRun[]): Promise<(number | null)[] | null> {
+  claimOrHold(rows: NewRun[]): Promise<(number | null)[] | null> {
+    return this.underWay(this.claimOrHoldRows(rows));
+  }
+
+  private async claimOrHoldRows(rows: NewRun[]): Promise<(number | null)[] | null> {
     if (!this.health.online) return null;
     const again = this.lost.take(rows);
     const { attempt, outcome, error } = await this.attempt(rows);
@@ -293,7 +319,7 @@ export class RunRecorder {
     // stays as it says: its fires are decided again all the same (a claim
     // of the same instant then finds it there; a range of missed fires
     // decided again may overlap it: a fire told twice, none lost).
-    attempt.then((ids) => {
+    this.underWay(attempt.then((ids) => {
       ids.forEach((id, i) => {
         if (id === null || (rows[i].status !== "running" && rows[i].status !== "queued")) return;
         this.update(id, {
@@ -305,8 +331,31 @@ export class RunRecorder {
         });
         this.options.ended?.(rows[i].job_id, "missed");
       });
-    }, () => this.lost.keep(rows));
+    }, () => this.lost.keep(rows)));
     return null;
+  }
+
+  /**
+   * Whether a claim of this service is on its way, or its answer not yet
+   * taken in: a row it wrote may be in the database before the service
+   * knows its run (see `claimsUnderWay`).
+   */
+  get claiming(): boolean {
+    return this.claimsUnderWay > 0;
+  }
+
+  /** `work`, a claim, counted under way until it settles. */
+  private underWay<T>(work: Promise<T>): Promise<T> {
+    this.claimsUnderWay++;
+    return work.finally(() => this.claimsUnderWay--);
+  }
+
+  /**
+   * The provisional id run `id` started under while the database was
+   * away, by which the service knows it; undefined when none.
+   */
+  knownAs(id: number): number | undefined {
+    return this.provisionalOf.get(id);
   }
 
   /**
@@ -392,9 +441,14 @@ export class RunRecorder {
     return this.written.get(provisional);
   }
 
-  /** Record progress of a run; resolves when written or buffered, never rejects. */
-  update(id: number, update: RunUpdate): Promise<void> {
-    const real = id < 0 ? this.written.get(id) : id;
+  /**
+   * Record progress of a run; resolves when written or buffered, never
+   * rejects. `again`: the run's whole row as it stands with this update
+   * (an end): if its row is gone (jm_runs emptied, or restored from an
+   * older dump, while it ran), it is written as a new row rather than lost.
+   */
+  update(id: number, update: RunUpdate, again?: NewRun): Promise<void> {
+    const real = id < 0 ? this.written.get(id) : this.moved.get(id) ?? id;
     if (real === null) return Promise.resolve();
     if (real === undefined) {
       const row = this.buffered.get(id);
@@ -403,11 +457,14 @@ export class RunRecorder {
     }
     // Behind an earlier update of its run that waits, or it would be undone by it.
     if (!this.health.online || this.waits(real)) {
-      this.updates.push({ id: real, update: this.waiting(update) });
+      this.updates.push({ id: real, update: this.waiting(update), again });
       return Promise.resolve();
     }
     const earlier = this.batch.get(real);
-    this.batch.set(real, { ...earlier, ...definedOnly(update) });
+    this.batch.set(real, {
+      update: { ...earlier?.update, ...definedOnly(update) },
+      again: again ?? earlier?.again,
+    });
     if (this.batchWritten === null) {
       this.batchWritten = Promise.withResolvers();
       setTimeout(() => this.batches = this.batches.then(() => this.writeBatch()), 0);
@@ -428,16 +485,19 @@ export class RunRecorder {
   private async writeBatch(): Promise<void> {
     const written = this.batchWritten!;
     const updates: Waiting[] = [];
-    for (const [id, update] of this.batch) {
+    for (const [gathered, { update, again }] of this.batch) {
+      // Its row was written anew while this batch gathered (`rowsGone`).
+      const id = this.moved.get(gathered) ?? gathered;
       // An earlier batch with this run failed meanwhile: stay behind it.
-      if (this.waits(id)) this.updates.push({ id, update: this.waiting(update) });
-      else updates.push({ id, update });
+      if (this.waits(id)) this.updates.push({ id, update: this.waiting(update), again });
+      else updates.push({ id, update, again });
     }
     this.batch = new Map();
     this.batchWritten = null;
     try {
-      await this.store.updateRuns(updates, this.node());
+      const gone = await this.store.updateRuns(updates, this.node());
       this.health.wrote();
+      if (gone.length > 0) await this.rowsGone(updates.filter((u) => gone.includes(u.id)));
     } catch (error) {
       // Before what came meanwhile: a later update of one of these runs may wait there already.
       this.updates = [
@@ -463,6 +523,71 @@ export class RunRecorder {
       }
     }
     written.resolve();
+  }
+
+  /**
+   * Updates whose run's row was not there (or not this node's): jm_runs was
+   * emptied, or restored from an older dump, while the run went on. Said,
+   * never silent; an end given with its whole row (`again`) is written as
+   * a new row, its note saying so, so that the run is not lost; what comes
+   * of the run later goes to that row. Throws as a write does.
+   */
+  private async rowsGone(updates: Waiting[]): Promise<void> {
+    for (const { id, update, again } of updates) {
+      const facts = {
+        run: id,
+        job: again?.job_id ?? "(not known here)",
+        status: update.status ?? "(unchanged)",
+      };
+      if (again === undefined) {
+        storeLog.warn(
+          `run {run} of job {job}: its row in jm_runs is gone (jm_runs was emptied or restored from a backup while it ran), so this record of it (status {status}) was written nowhere${
+            update.status === "running" ? "; its end is written as a new row" : ""
+          }`,
+          facts,
+        );
+        continue;
+      }
+      const row = this.anew(id, again);
+      const [written] = await this.store.claimRuns([row]);
+      if (written === null) {
+        storeLog.warn(
+          "run {run} of job {job} ended {status}, but its row in jm_runs was gone (jm_runs emptied or restored from a backup while it ran), and its fire's row is there again, another's: its end is in this log only",
+          facts,
+        );
+        continue;
+      }
+      this.options.idTaken?.(written, row.job_id);
+      this.moved.set(id, written);
+      if (this.moved.size > MAX_REMEMBERED) this.moved.delete(this.moved.keys().next().value!);
+      storeLog.warn(
+        "run {run} of job {job} ended {status}, but its row in jm_runs was gone (jm_runs emptied or restored from a backup while it ran): its end is written as a new row, run {written}",
+        { ...facts, written },
+      );
+    }
+  }
+
+  /** `again`, the whole row of run `id` whose own row is gone, as written anew, its note saying so. */
+  private anew(id: number, again: NewRun): NewRun {
+    return {
+      ...again,
+      node_id: this.node() ?? again.node_id,
+      note: [
+        again.note,
+        `written again: its row, run ${id}, was gone when it ended (jm_runs emptied or restored from a backup while it ran)`,
+      ].filter((n) => n).join("; "),
+    };
+  }
+
+  /**
+   * Run `id` ended after the database gave its id to another run (jm_runs
+   * emptied while it ran; ActiveRuns `rowless`): its end (`again`, its whole
+   * row) is written as a new row, with the records waiting for the
+   * database. Never rejects.
+   */
+  recordAnew(id: number, again: NewRun): void {
+    this.buffer([this.anew(id, again)]);
+    if (this.health.online) this.writeLeftovers();
   }
 
   /**
@@ -548,8 +673,10 @@ export class RunRecorder {
     this.buffered.delete(provisional);
     this.remember(provisional, id);
     // What the run learned meanwhile (its end, its output) goes to the landed row.
-    if (id !== null) this.update(id, postClaimFields(row));
-    else claimedElsewhere(row);
+    if (id !== null) {
+      this.options.idTaken?.(id, row.job_id);
+      this.update(id, postClaimFields(row));
+    } else claimedElsewhere(row);
   }
 
   /** The database answers again: write what waited (throws, keeping the rest, if it fails). */
@@ -617,30 +744,39 @@ export class RunRecorder {
       if (pending.length === 0 && this.updates.length === 0) return;
       if (pending.length > 0) {
         let ids: (number | null)[];
+        // Till the ids are taken in (`remember`, below): see `claiming`.
+        this.claimsUnderWay++;
         try {
           ids = await this.store.claimRuns(pending.map(([, row]) => row));
         } catch (error) {
+          this.claimsUnderWay--;
           for (const [provisional] of pending) this.sentBefore.add(provisional);
           if (!isUnstorable(error) || stage === 2) throw error;
           stage++;
           this.reduceBuffered(pending.map(([id]) => id), originals, error, stage as Reduced);
           continue;
         }
-        pending.forEach(([provisional, sent], i) => {
-          const current = this.buffered.get(provisional);
-          const again = this.sentBefore.delete(provisional);
-          this.buffered.delete(provisional);
-          this.remember(provisional, ids[i]);
-          // A run that ended while its row was on its way merged its end into
-          // the buffered copy, not the one sent; a claim sent again after its
-          // answer was lost finds its row as the first attempt wrote it: send
-          // the buffered copy as an update.
-          const id = ids[i];
-          if (id === null) claimedElsewhere(current ?? sent);
-          else if (current && (current !== sent || again)) {
-            this.updates.push({ id, update: postClaimFields(current) });
-          }
-        });
+        try {
+          pending.forEach(([provisional, sent], i) => {
+            const current = this.buffered.get(provisional);
+            const again = this.sentBefore.delete(provisional);
+            this.buffered.delete(provisional);
+            this.remember(provisional, ids[i]);
+            // A run that ended while its row was on its way merged its end into
+            // the buffered copy, not the one sent; a claim sent again after its
+            // answer was lost finds its row as the first attempt wrote it: send
+            // the buffered copy as an update.
+            const id = ids[i];
+            if (id === null) return claimedElsewhere(current ?? sent);
+            // jm_runs emptied during the outage: a run still going here may hold the id.
+            this.options.idTaken?.(id, sent.job_id);
+            if (current && (current !== sent || again)) {
+              this.updates.push({ id, update: postClaimFields(current) });
+            }
+          });
+        } finally {
+          this.claimsUnderWay--;
+        }
       }
       await this.writeUpdates();
     }
@@ -658,14 +794,16 @@ export class RunRecorder {
     try {
       while (this.updates.length > 0) {
         const next = this.updates.shift()!;
+        next.id = this.moved.get(next.id) ?? next.id;
         if (held.has(next.id)) {
           kept.push(next);
           continue;
         }
         this.behind.add(next.id);
         try {
-          await this.store.updateRun(next.id, next.update, undefined, this.node());
+          const gone = await this.store.updateRuns([next], this.node());
           this.behind.delete(next.id);
+          if (gone.length > 0) await this.rowsGone([next]);
         } catch (error) {
           if (isUnreachable(error)) {
             this.updates = [...kept, next, ...this.updates];
@@ -750,8 +888,11 @@ export class RunRecorder {
    */
   private remember(provisional: number, id: number | null): void {
     this.written.set(provisional, id);
+    if (id !== null) this.provisionalOf.set(id, provisional);
     if (this.written.size > MAX_REMEMBERED) {
-      this.written.delete(this.written.keys().next().value!);
+      const [oldest, real] = this.written.entries().next().value!;
+      this.written.delete(oldest);
+      if (real !== null && this.provisionalOf.get(real) === oldest) this.provisionalOf.delete(real);
     }
   }
 

@@ -26,7 +26,7 @@ export interface RunRequestsOptions {
   clock: Clock;
   slots: SlotGate;
   defaults: JobDefaults;
-  recorder: Pick<RunRecorder, "update">;
+  recorder: Pick<RunRecorder, "update" | "knownAs" | "claiming">;
   aftermath: Aftermath;
   observer?: { ended(jobId: string, status: RunStatus): void };
   nodeId(): string;
@@ -41,6 +41,8 @@ export interface RunRequestsOptions {
   launch: ActiveRuns["launch"];
   /** End run `runId` running here, for `note`; false when it does not run here. */
   cancelRunning(runId: number, note: string): boolean;
+  /** Whether run `runId` runs here (being ended, it may be). */
+  runsHere(runId: number): boolean;
   /** The fire of run `runId` that waits here, never to start; undefined when none. */
   cancelWaiting(runId: number): Due | undefined;
   /** Wake the loop: a due instant was added. */
@@ -87,6 +89,7 @@ export class RunRequests {
    * End what `runs cancel` asked this service to end: a running run's group
    * gets SIGTERM, then SIGKILL after kill_grace; a fire still waiting for a
    * worker, or queued behind its job's earlier fire, never starts. Both are recorded `cancelled`, naming who asked.
+   * A run whose row says it is this service's, which it does not know, is answered (`notHere`).
    */
   async takeCancelRequests(): Promise<void> {
     for (const request of await this.o.store.cancelRequests(this.o.nodeId())) {
@@ -97,22 +100,64 @@ export class RunRequests {
         await this.cancelRetry(request, note);
         continue;
       }
-      if (this.o.cancelRunning(request.id, note)) continue;
-      const due = this.o.cancelWaiting(request.id);
-      if (due) {
-        schedulerLog.info("job {job} run {run}: {note} before it started", {
-          job: due.job.id,
-          run: request.id,
-          note,
-        });
-        this.o.track(this.o.recorder.update(request.id, {
-          status: "cancelled",
-          finished_at: this.o.clock.now(),
-          note,
-        }));
-        this.o.observer?.ended(due.job.id, "cancelled");
-      }
+      if (this.cancelHere(request.id, request.id, note)) continue;
+      // One that started while the database was away is known here by its provisional id.
+      const provisional = this.o.recorder.knownAs(request.id);
+      if (provisional !== undefined && this.cancelHere(provisional, request.id, note)) continue;
+      await this.notHere(request, note);
     }
+  }
+
+  /**
+   * End run `runId` (`id` in jm_runs) if it runs or waits here, for
+   * `note`; false when this service does not know it by that id.
+   */
+  private cancelHere(runId: number, id: number, note: string): boolean {
+    if (this.o.cancelRunning(runId, note) || this.o.runsHere(runId)) return true;
+    const due = this.o.cancelWaiting(runId);
+    if (!due) return false;
+    schedulerLog.info("job {job} run {run}: {note} before it started", {
+      job: due.job.id,
+      run: id,
+      note,
+    });
+    this.o.track(this.o.recorder.update(runId, {
+      status: "cancelled",
+      finished_at: this.o.clock.now(),
+      note,
+    }));
+    this.o.observer?.ended(due.job.id, "cancelled");
+    return true;
+  }
+
+  /**
+   * `runs cancel` of a run whose row says it runs (or waits) here, which
+   * this service does not know: a row restored from a backup or written by
+   * hand while the service ran, or left by an earlier service on this
+   * node. Nothing here runs it, so it is recorded `cancelled`, its note
+   * saying so, which is the answer `runs cancel` waits for. Not while a
+   * claim of this service is on its way: the row may be of a run about to
+   * start here, which the next poll knows.
+   */
+  private async notHere(request: Run, note: string): Promise<void> {
+    if (this.o.recorder.claiming) return;
+    const node = this.o.nodeId();
+    const ended = await this.o.store.updateRun(
+      request.id,
+      {
+        status: "cancelled",
+        finished_at: this.o.clock.now(),
+        note: `${note}; ${notHereNote(node, request.status)}`,
+      },
+      request.status,
+      node,
+    );
+    if (!ended) return;
+    this.o.observer?.ended(request.job_id, "cancelled");
+    schedulerLog.warn(
+      "job {job} run {run}: {note}, but this service does not run it: its row said {status} (restored from a backup or written by hand while the service ran, or left by an earlier service on this node); recorded cancelled, nothing was ended",
+      { job: request.job_id, run: request.id, note, status: request.status },
+    );
   }
 
   /**
@@ -343,6 +388,16 @@ export class RunRequests {
       this.takesInDoubt.delete(id);
     }
   }
+}
+
+/**
+ * Why a run cancelled on `node` in `status` ended without anything ended:
+ * what `runs cancel` prints, and the run's note keeps.
+ */
+function notHereNote(node: string, status: string): string {
+  return `it was not ${
+    status === "running" ? "running" : "waiting"
+  } in the service on ${node}, though its row said ${status}: the row was restored from a backup or written by hand while the service ran, or left by an earlier service on that node; nothing was ended`;
 }
 
 /**

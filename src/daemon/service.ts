@@ -263,6 +263,7 @@ export class Service {
       elsewhereNote: (jobId) => this.handover.elsewhereNote(jobId),
       launch: (...args) => this.runs.launch(...args),
       cancelRunning: (runId, note) => this.runs.cancelRunning(runId, note),
+      runsHere: (runId) => this.runs.runsHere(runId),
       cancelWaiting: (runId) => this.fires.cancelWaiting(runId),
       wake: () => this.wake.abort(),
       pollSoon: () => this.polls.soon(),
@@ -321,6 +322,11 @@ export class Service {
 
   private get nodeId(): string {
     return this.o.cluster.nodeId;
+  }
+
+  /** The database gave `runId` to a row of `jobId` the recorder wrote (ActiveRuns.idTaken). */
+  idTaken(runId: number, jobId: string): void {
+    this.runs.idTaken(runId, jobId);
   }
 
   /** What the heartbeat reports. */

@@ -1142,11 +1142,27 @@ export class SqlStore implements Store {
   async updateRuns(
     updates: readonly { id: number; update: RunUpdate }[],
     node?: string,
-  ): Promise<void> {
+  ): Promise<number[]> {
     const statements = updateRunsSql(updates, this.driver.profile.rowsPerUpdate, node);
-    if (statements.length === 0) return;
-    await this.driver.transaction(async (tx) => {
-      for (const statement of statements) await tx.run(...statement);
+    if (statements.length === 0) return [];
+    return await this.driver.transaction(async (tx) => {
+      const missing: number[] = [];
+      for (const { sql, params, ids } of statements) {
+        const { changes } = await tx.run(sql, params);
+        if (changes >= ids.length) continue;
+        // Fewer changed than sent: rows gone, or (MySQL counts changed rows,
+        // not matched ones) rows whose values were those already. Only then asked.
+        const found = new Set(
+          (await tx.all(
+            `SELECT id FROM jm_runs WHERE id IN (${ids.map(() => "?").join(", ")})${
+              node === undefined ? "" : " AND node_id = ?"
+            }`,
+            node === undefined ? ids : [...ids, node],
+          )).map((row) => Number(row.id)),
+        );
+        missing.push(...ids.filter((id) => !found.has(id)));
+      }
+      return missing;
     });
   }
 
@@ -1564,7 +1580,7 @@ function updateRunsSql(
   updates: readonly { id: number; update: RunUpdate }[],
   rowsPerUpdate: number,
   node?: string,
-): [string, Param[]][] {
+): { sql: string; params: Param[]; ids: number[] }[] {
   const merged = new Map<number, [string, Param][]>();
   for (const { id, update } of updates) {
     const entries = new Map(merged.get(id));
@@ -1582,11 +1598,12 @@ function updateRunsSql(
     group.push({ id, values: entries.map(([, value]) => value) });
     byColumns.set(columns, group);
   }
-  const statements: [string, Param[]][] = [];
+  const statements: { sql: string; params: Param[]; ids: number[] }[] = [];
   for (const [key, group] of byColumns) {
     const columns = key.split(",");
     for (const chunk of chunks(group, rowsPerUpdate, (row) => textOf(row.values))) {
-      statements.push(caseUpdateSql(columns, chunk, node));
+      const [sql, params] = caseUpdateSql(columns, chunk, node);
+      statements.push({ sql, params, ids: chunk.map((row) => row.id) });
     }
   }
   return statements;

@@ -286,9 +286,15 @@ export interface RunStore {
    * Change many runs' columns in one transaction, in the order given: all
    * or none. What the service writes of a burst of starts and ends goes in
    * one commit instead of one each. With `node`, only rows of that node
-   * (see `updateRun`).
+   * (see `updateRun`). Returns the ids whose row was not there (or, with
+   * `node`, not that node's): jm_runs emptied or restored under the
+   * service. Asked only of a statement that changed fewer rows than it was
+   * sent: the usual batch costs no read.
    */
-  updateRuns(updates: readonly { id: number; update: RunUpdate }[], node?: string): Promise<void>;
+  updateRuns(
+    updates: readonly { id: number; update: RunUpdate }[],
+    node?: string,
+  ): Promise<number[]>;
 
   getRun(id: number): Promise<Run | null>;
 
