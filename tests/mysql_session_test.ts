@@ -4,7 +4,7 @@
  * what is written is stored as written, nothing else is overwritten, and
  * every row is read. On a private server (the shared one must not change).
  */
-import { assertEquals } from "./assert.ts";
+import { assertEquals, assertMatch } from "./assert.ts";
 import { cli, serveUntilLoaded } from "./helpers.ts";
 import { describeTarget } from "../src/store/target.ts";
 import { privateMariadb, privateMariadbMissing } from "./private_mariadb.ts";
@@ -15,6 +15,31 @@ import { buildJob } from "../src/domain/job.ts";
 import { MysqlDriver } from "../src/store/mysql.ts";
 
 const ignore = privateMariadbMissing() !== null;
+
+Deno.test({
+  name:
+    "mysql session: with sql_quote_show_create off on the server, the original JobsManager's jm_jobs is still refused untouched",
+  ignore,
+  fn: async () => {
+    await using server = await privateMariadb();
+    await server.sql("SET GLOBAL sql_quote_show_create = 0");
+    await server.sql(
+      "CREATE TABLE jobs.jm_jobs (id VARCHAR(191) NOT NULL PRIMARY KEY, next_run_time DOUBLE, job_state BLOB NOT NULL)",
+    );
+    const listed = await cli(["--database", server.url, "job", "list"]);
+    assertEquals(listed.code, 1, listed.stdout);
+    assertMatch(
+      listed.stderr,
+      /is the original JobsManager's APScheduler job store .*changed nothing/,
+    );
+    assertEquals(
+      await server.sql(
+        "SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'jobs'",
+      ),
+      [{ n: 3 }],
+    );
+  },
+});
 
 /** The server's global defaults that broke it (helper-124's attack), all at once. */
 const ODD_DEFAULTS =

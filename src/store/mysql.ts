@@ -489,6 +489,10 @@ const PARSERS_KEPT = 256;
  * - `sql_safe_updates`: retention's deletes refused;
  * - a `wait_timeout` below the pool's own idle close (`closeIdle`): the
  *   server closed idle connections first, each an error and an outage;
+ * - `sql_quote_show_create` off: SHOW CREATE TABLE, which the schema
+ *   check reads columns from (driver.ts), quotes only the names that are
+ *   keywords, and the check saw none of the others (the original
+ *   JobsManager's table then read as none, and was migrated over);
  * - the isolation level: the claims and checks were written and tested
  *   under REPEATABLE READ, InnoDB's default (SERIALIZABLE makes every read
  *   a locking one, READ UNCOMMITTED reads what may be rolled back).
@@ -500,7 +504,7 @@ function sessionSql(charset: string): string[] {
   return [
     // Its own statement: the variable is tx_isolation on MariaDB before 11.1, transaction_isolation on MySQL 8.
     "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
-    `SET NAMES ${names}, time_zone = '+00:00', sql_mode = '${SESSION_SQL_MODE}', autocommit = 1, completion_type = 0, sql_select_limit = 18446744073709551615, sql_safe_updates = 0, wait_timeout = GREATEST(@@GLOBAL.wait_timeout, ${
+    `SET NAMES ${names}, time_zone = '+00:00', sql_mode = '${SESSION_SQL_MODE}', autocommit = 1, completion_type = 0, sql_select_limit = 18446744073709551615, sql_safe_updates = 0, sql_quote_show_create = 1, wait_timeout = GREATEST(@@GLOBAL.wait_timeout, ${
       IDLE_CLOSE_MS / 1000 * 2
     })`,
   ];
