@@ -21,6 +21,7 @@ import {
 } from "@stricli/core";
 import { exitCodeOf, UsageError, ValidationError } from "../errors.ts";
 import { VERSION } from "../version.ts";
+import { ignoreInspectorSignal } from "../daemon/inspector_signal.ts";
 import { writeErr, writeOut } from "./context.ts";
 import { type Failure, failureLine, failureOf, jsonGiven, usageFailure } from "./failure.ts";
 import { DASH_HINT, helpAsValue, meant, optionNames, withoutRepeats } from "./typed_options.ts";
@@ -297,6 +298,8 @@ function firstWord(args: string[]): string | undefined {
 
 /** Run the CLI with `args` (without the program name); resolves to the exit code. */
 export async function runCli(args: string[]): Promise<number> {
+  // `serve`, `logs --follow`, `job run --wait`: any command may live long, as root.
+  ignoreInspectorSignal();
   const json = jsonGiven(args);
   // Deno reads arguments as UTF-8, making each byte that is not U+FFFD: such
   // an argument would be stored as other text than was typed, without a

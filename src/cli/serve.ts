@@ -30,7 +30,6 @@ export function serveCommand() {
         { checkStopTimeout },
         { systemdNotifier },
         { hereSpace },
-        { ignoreInspectorSignal },
       ] = await Promise.all([
         import("../daemon/boot.ts"),
         import("../daemon/clock.ts"),
@@ -40,9 +39,7 @@ export function serveCommand() {
         import("../daemon/systemd_stop.ts"),
         import("../daemon/sd_notify.ts"),
         import("../daemon/presence.ts"),
-        import("../daemon/inspector_signal.ts"),
       ]);
-      ignoreInspectorSignal();
       const settings = ctx.config.settings;
       // The HTTP side (prom-client among it: megabytes held for good) only when it listens.
       const httpModules = settings["http.listen"] === "" ? null : await Promise.all([

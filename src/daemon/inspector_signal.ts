@@ -4,7 +4,7 @@
  * connect to, no token asked, and run code in as the service's user (root,
  * to run jobs as others). A stray `kill -USR1` (a logrotate `postrotate`
  * written for another daemon, a `pkill -USR1 -f job`) would hand the host
- * over. The service ignores SIGUSR1 instead: Deno installs its handler half
+ * over. Every command (the service, `logs --follow`, …) ignores SIGUSR1 instead: Deno installs its handler half
  * a second after the start, so the signal is set ignored once that handler
  * is seen (or after IGNORE_WAIT_MS, where none comes). Runs start with
  * every signal at its default all the same (native_spawn.ts,
