@@ -7,7 +7,7 @@
  */
 import { assertEquals, assertMatch } from "./assert.ts";
 import { DatabaseError } from "../src/errors.ts";
-import { BACKENDS, freshDatabase, rawQuery } from "./helpers.ts";
+import { BACKENDS, freshDatabase, rawQuery, serviceRow } from "./helpers.ts";
 import { DaemonHarness, NODE_ID, storeWith, T0 } from "./daemon_harness.ts";
 import {
   appendStdin,
@@ -484,5 +484,58 @@ for (const backend of BACKENDS) {
     } finally {
       for (const host of hosts) await host[Symbol.asyncDispose]();
     }
+  });
+
+  /*
+   * The runs a killed service left, marked lost at the restart, notify
+   * oldest end first, and before the runs whose end is learnt after them
+   * (a fire found missed), however slow their reading is.
+   */
+  Deno.test(`notify order[${backend}]: lost runs notify oldest end first, before a fire missed after them`, async () => {
+    await using dir = await tempDir();
+    const events = `${dir.path}/events`;
+    const db = await freshDatabase(backend);
+    const read = Promise.withResolvers<void>();
+    await using h = await DaemonHarness.create(db, {
+      settings: { "notify.min_interval": 0 },
+      store: storeWith(db, {
+        listRuns: (s) => async (filter) => {
+          if (filter.status === "lost") await read.promise;
+          return await s.listRuns(filter);
+        },
+      }),
+    });
+    await h.job("flaky", { schedule: AT("1"), on_failure: appendStdin(events) });
+    // The row a service killed with SIGKILL left: its last beat 30 s before the restart.
+    await h.store.saveNode({
+      ...serviceRow(NODE_ID),
+      heartbeat_at: T0 - 30_000,
+      db_heartbeat_at: (await h.store.databaseNow()) - 600_000,
+      heartbeat_ms: 5000,
+    });
+    // Ended (at their start, or at the last beat when later) 10, 30 and 20 s before it: ids
+    // ascending and descending are both out of that order.
+    const left = { job_id: "flaky", trigger: "schedule" as const, node_id: NODE_ID };
+    const ids = await h.store.claimRuns([-10_000, -60_000, -20_000].map((ago) => ({
+      ...left,
+      scheduled_at: T0 + ago,
+      started_at: T0 + ago,
+      status: "running" as const,
+    })));
+    await h.start();
+    // 4 s after its fire, beyond misfire_grace_time (1 s): missed while the lost runs are read.
+    await h.clock.set(T0 + 5000);
+    const missed = await h.run("flaky", T0 + 1000, "missed");
+    read.resolve();
+    const got = await hookedWithinAMinute(
+      h,
+      events,
+      4,
+      "the hooks of the lost runs and the missed fire",
+    );
+    assertEquals(
+      got.map((p) => [p.run_id, p.status]),
+      [[ids[1], "lost"], [ids[2], "lost"], [ids[0], "lost"], [missed.id, "missed"]],
+    );
   });
 }

@@ -134,6 +134,40 @@ Deno.test("log file: each line is written within the flush interval, the service
   }
 });
 
+Deno.test("log file: a warning or an error is written at once, with the lines before it; the rest wait", async () => {
+  // An hour: only the warning's write can put a line in the file while the test runs.
+  const { dir, path, sink } = await bareSink(3_600_000);
+  const at = (level: LogRecord["level"], message: string): LogRecord => ({
+    ...record(message),
+    level,
+  });
+  try {
+    sink(record("run 1 started"));
+    sink(at("warning", "run 1 lost"));
+    sink(record("run 2 started"));
+    await untilFileIs(path, "run 1 started\nrun 1 lost\nrun 2 started\n");
+    sink(record("run 3 started"));
+    sink(at("error", "cannot write a run record"));
+    await untilFileIs(
+      path,
+      "run 1 started\nrun 1 lost\nrun 2 started\nrun 3 started\ncannot write a run record\n",
+    );
+    sink(record("run 4 started"));
+    assertEquals(
+      await Deno.readTextFile(path),
+      "run 1 started\nrun 1 lost\nrun 2 started\nrun 3 started\ncannot write a run record\n",
+      "an info line was written before its flush interval",
+    );
+  } finally {
+    await sink[Symbol.asyncDispose]();
+  }
+  try {
+    assertMatch(await Deno.readTextFile(path), /cannot write a run record\nrun 4 started\n$/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("log file: lines logged during and after the close are written, in order, no timer left", async () => {
   const { dir, path, sink } = await bareSink(60_000);
   try {

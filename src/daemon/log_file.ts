@@ -5,7 +5,10 @@
  * lines hold commands, ids and errors. Lines wait in memory and are
  * written `flushMs` after the first of them (or once `BUFFER_BYTES` wait),
  * so a busy service never waits on the disk, `tail -f` keeps up, and an
- * idle one sets no timer. A file renamed away (logrotate) or removed, its
+ * idle one sets no timer. A warning or an error is written at once, with
+ * the lines before it (behind the write under way, in one write with those
+ * logged meanwhile): the lines before a crash (`kill -9`, the OOM killer)
+ * that say most are in the file. A file renamed away (logrotate) or removed, its
  * directory too, is made again at the next write.
  *
  * Two services on one host (no configuration needed, README) share the
@@ -18,7 +21,7 @@
  * `maxWaitingBytes` of lines: later ones are dropped and counted, as lines
  * of a failed write are, and a stop waits `disposeWaitMs` at most for it.
  */
-import type { LogRecord, Sink, TextFormatter } from "@logtape/logtape";
+import type { LogLevel, LogRecord, Sink, TextFormatter } from "@logtape/logtape";
 
 export interface LogFileOptions {
   formatter: TextFormatter;
@@ -36,6 +39,8 @@ export interface LogFileOptions {
 }
 
 const BUFFER_BYTES = 64 * 1024;
+/** The levels whose lines are written at once, not `flushMs` later. */
+const AT_ONCE: ReadonlySet<LogLevel> = new Set(["warning", "error", "fatal"]);
 const MAX_WAITING_BYTES = 4 << 20;
 const DISPOSE_WAIT_MS = 5000;
 const FILE_MODE = 0o600;
@@ -60,6 +65,8 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
   const maxWaiting = options.maxWaitingBytes ?? MAX_WAITING_BYTES;
   let writing: Promise<void> = Promise.resolve();
   let timer: ReturnType<typeof setTimeout> | undefined;
+  /** A flush is due once the write under way is done (a warning waits). */
+  let due = false;
   /** Closing: lines go straight behind what is being written, with no timer. */
   let closing = false;
   /** Closed: a line is appended at once, unless the disk did not take the last ones (`hung`). */
@@ -318,6 +325,15 @@ export function logFileSink(path: string, options: LogFileOptions): Sink & Async
     waiting += line.length;
     waitingLines++;
     if (closing || buffered >= BUFFER_BYTES) flush();
+    else if (AT_ONCE.has(record.level) && !due) {
+      due = true;
+      // Once the write under way is done: what is logged until then goes in one write with it.
+      const go = () => {
+        due = false;
+        flush();
+      };
+      writing.then(go, go);
+    }
   };
   /** The close: what waits is written, `disposeWaitMs` at most. */
   const dispose = async () => {

@@ -312,6 +312,8 @@ export class Notifier {
   private readonly lanes = new Set<string>();
   /** The last claim of each job being decided: the next waits for it, so they queue in order. */
   private readonly claimTails = new Map<string, Promise<void>>();
+  /** The claims of lost runs being decided (see lostRuns): every claim made meanwhile waits for them. */
+  private lostFirst: Promise<void> | null = null;
   /**
    * Jobs with a notification left pending in the database for want of a
    * turn: their later ones wait there too, behind it, and go in order at
@@ -379,25 +381,28 @@ export class Notifier {
       }
       return;
     }
-    this.claim(`job ${job.id} run ${run.id}`, job.id, async () => {
-      if (FAILURE_STATUSES.includes(run.status)) {
-        await this.notify(job, "failure", run.id, run.status, runPayload("failure", job, run));
-        return;
-      }
-      const s = this.o.settings;
-      const recovered = hasHooks("recovery", job, s) &&
-        await this.o.store.failingBefore(
-          job.id,
-          { id: run.id, finished_at: run.finished_at ?? this.o.clock.now() },
-          FAILURE_STATUSES,
-        );
-      if (hasHooks("success", job, s)) {
-        await this.notify(job, "success", run.id, run.status, runPayload("success", job, run));
-      }
-      if (recovered) {
-        await this.notify(job, "recovery", run.id, run.status, runPayload("recovery", job, run));
-      }
-    });
+    this.claim(`job ${job.id} run ${run.id}`, job.id, () => this.decide(job, run));
+  }
+
+  /** Decide and claim the notifications of a run that ended (see runEnded). */
+  private async decide(job: Job, run: EndedRun): Promise<void> {
+    if (FAILURE_STATUSES.includes(run.status)) {
+      await this.notify(job, "failure", run.id, run.status, runPayload("failure", job, run));
+      return;
+    }
+    const s = this.o.settings;
+    const recovered = hasHooks("recovery", job, s) &&
+      await this.o.store.failingBefore(
+        job.id,
+        { id: run.id, finished_at: run.finished_at ?? this.o.clock.now() },
+        FAILURE_STATUSES,
+      );
+    if (hasHooks("success", job, s)) {
+      await this.notify(job, "success", run.id, run.status, runPayload("success", job, run));
+    }
+    if (recovered) {
+      await this.notify(job, "recovery", run.id, run.status, runPayload("recovery", job, run));
+    }
   }
 
   /**
@@ -428,20 +433,46 @@ export class Notifier {
     }
   }
 
-  /** Node `nodeId` was declared dead at `at`: its runs `runIds`, marked lost then, notify. */
+  /**
+   * Node `nodeId` was declared dead at `at`: its runs `runIds`, marked lost
+   * then, notify, oldest end first. They ended before any run whose end is
+   * learnt from now on (a missed fire decided at the restart, a retry's
+   * recovery): every claim made after this waits for theirs (`lostFirst`),
+   * as theirs wait for the claims made before.
+   */
   lostRuns(nodeId: string, at: number, runIds: readonly number[]): void {
     if (this.closing.signal.aborted) return;
-    this.claim(`the runs of node ${nodeId}`, null, async () => {
+    const before = Promise.all([
+      this.firstLook.promise,
+      this.lostFirst,
+      ...this.claimTails.values(),
+    ]);
+    const claiming = this.claim(`the runs of node ${nodeId}`, null, async () => {
       const runs = await this.o.store.listRuns({
         node_id: nodeId,
         status: "lost",
         limit: LOST_RUNS,
       });
       const lost = new Set(runIds);
-      for (const run of runs.filter((r) => lost.has(r.id))) {
+      const ended = runs.filter((r) => lost.has(r.id))
+        .map((r) => ({ ...r, finished_at: r.finished_at ?? at }))
+        .sort((a, b) => a.finished_at - b.finished_at || a.id - b.id);
+      for (const run of ended) {
+        if (this.closing.signal.aborted) return;
         const job = await this.o.store.getJob(run.job_id);
-        if (job) this.runEnded(job, { ...run, finished_at: run.finished_at ?? at });
+        if (!job || !this.wanted(job, run.status)) continue;
+        await this.decide(job, run).catch((error) => {
+          notifyLog.warn("{what}: notification not sent: {error}", {
+            what: `job ${job.id} run ${run.id}`,
+            error: this.scrub(String(error)),
+          });
+        });
       }
+    }, before);
+    if (claiming === null) return;
+    this.lostFirst = claiming;
+    claiming.finally(() => {
+      if (this.lostFirst === claiming) this.lostFirst = null;
     });
   }
 
@@ -718,19 +749,30 @@ export class Notifier {
 
   /**
    * Decide and claim a notification now (`work`), beside the queue: it
-   * only waits for the database, and for the claim of `job` before it.
+   * only waits for the database, for the claim of `job` before it, and for
+   * those of lost runs learnt before it (see lostRuns); or for `before`,
+   * when given. Null when it was dropped, else settles once done (never
+   * rejects).
    */
-  private claim(what: string, job: string | null, work: () => Promise<void>): void {
+  private claim(
+    what: string,
+    job: string | null,
+    work: () => Promise<void>,
+    before?: Promise<unknown>,
+  ): Promise<void> | null {
     if (this.claiming.size >= MAX_QUEUED) {
       notifyLog.error(
         "{what}: notification dropped: {count} are already being claimed (is the database slow?)",
         { what, count: this.claiming.size },
       );
       this.o.observer?.notified("queue", false);
-      return;
+      return null;
     }
-    const before = (job === null ? undefined : this.claimTails.get(job)) ?? this.firstLook.promise;
-    const claiming: Promise<void> = before.then(work).catch((error) => {
+    const previous = (job === null ? undefined : this.claimTails.get(job)) ??
+      this.firstLook.promise;
+    const after = before ??
+      (this.lostFirst === null ? previous : Promise.all([previous, this.lostFirst]));
+    const claiming: Promise<void> = after.then(work).catch((error) => {
       notifyLog.warn("{what}: notification not sent: {error}", {
         what,
         error: this.scrub(String(error)),
@@ -741,6 +783,7 @@ export class Notifier {
     });
     this.claiming.add(claiming);
     if (job !== null) this.claimTails.set(job, claiming);
+    return claiming;
   }
 
   /**
