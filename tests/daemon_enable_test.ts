@@ -29,10 +29,11 @@ function fires(runs: Run[], from: number): string[] {
 
 for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: a service restarted after a job was disabled and enabled again decides none of the disabled stretch's fires; a fire since the enable runs late`, async () => {
-    const db = await freshDatabase(backend);
+    // The second life owns the database: it is dropped however the test ends.
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
     // The first life of the service: it fires the job at T0+10 s; the job is disabled at
     // T0+12 s and enabled again at T0+42 s; the service stops at T0+45 s.
-    const first = await DaemonHarness.create(db);
+    const first = await DaemonHarness.create(h.db);
     first.owner = false;
     try {
       first.runner.endAll();
@@ -55,7 +56,6 @@ for (const backend of BACKENDS) {
     }
     // The next life starts at T0+55 s: the fire at T0+50 s, due after the enable, runs late;
     // those of the disabled stretch (20, 30 and 40 s) are not owed.
-    await using h = await DaemonHarness.create(db);
     h.runner.endAll();
     await h.clock.set(T0 + 55_000);
     await h.start();
