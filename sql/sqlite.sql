@@ -1,4 +1,4 @@
--- jobsmanager schema for SQLite, version 17.
+-- jobsmanager schema for SQLite, version 18.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -230,3 +230,8 @@ INSERT INTO jm_schema_version (version, name, applied_at) VALUES (16, 'a job may
 -- migration 17: nodes say the schema version they understand
 ALTER TABLE jm_nodes ADD COLUMN schema_version INTEGER NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (17, 'nodes say the schema version they understand', 0);
+
+-- migration 18: jobs say when they were last enabled
+ALTER TABLE jm_jobs ADD COLUMN enabled_at BIGINT NULL;
+UPDATE jm_jobs SET enabled_at = updated_at WHERE enabled <> 0 AND enabled_at IS NULL;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (18, 'jobs say when they were last enabled', 0);

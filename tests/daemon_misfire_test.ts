@@ -7,6 +7,7 @@
 import { assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
 import { DaemonHarness, describeRun, NODE_ID, T0 } from "./daemon_harness.ts";
+import { buildJob, type JobOptions } from "../src/domain/job.ts";
 
 const iso = (t: number) => new Date(t).toISOString();
 
@@ -50,11 +51,13 @@ for (const backend of BACKENDS) {
     await using h = await DaemonHarness.create(await freshDatabase(backend), {
       settings: { "jobsmanager.misfire_grace_time": 1, "jobsmanager.coalesce": false },
     });
-    await h.job("strict", { schedule: { second: "*" } });
-    await h.job("merge", { schedule: { second: "*" }, coalesce: true, misfire_grace_time: "60" });
-    await h.job("new", { schedule: { second: "*" } });
-    // The previous life of the service last fired both at T0-10 s.
+    // The previous life of the service had two jobs, and last fired both at T0-10 s.
     const last = T0 - 10_000;
+    const before = (id: string, options: JobOptions) =>
+      h.store.changeJob(id, () => buildJob(id, { command: "true", ...options }, null, last - 1000));
+    await before("strict", { schedule: { second: "*" } });
+    await before("merge", { schedule: { second: "*" }, coalesce: true, misfire_grace_time: "60" });
+    await h.job("new", { schedule: { second: "*" } });
     await h.store.claimRuns(["strict", "merge"].map((job_id) => ({
       job_id,
       scheduled_at: last,

@@ -12,6 +12,11 @@ import type { Store } from "../src/store/store.ts";
 async function jobs(store: Store, ...ids: string[]): Promise<void> {
   for (const id of ids) await store.changeJob(id, () => job(id));
 }
+
+/** lastFires' `enabledAt` of jobs `ids` added by `jobs`: when they were added. */
+function addedEnabled(...ids: string[]): Map<string, number> {
+  return new Map(ids.map((id) => [id, job(id).updated_at]));
+}
 import { rawQuery } from "./helpers.ts";
 
 contract("getRun", "an unknown id is null", async ({ store }) => {
@@ -259,7 +264,11 @@ contract("latestRuns", "the newest run of each job, whatever its trigger", async
 });
 
 contract("lastFires", "empty when no job has fired", async ({ store }) => {
-  assertEquals(await store.lastFires(10_000), { fires: new Map(), ahead: [] });
+  assertEquals(await store.lastFires(10_000), {
+    fires: new Map(),
+    enabledAt: new Map(),
+    ahead: [],
+  });
 });
 
 contract(
@@ -275,6 +284,7 @@ contract(
     ]);
     assertEquals(await store.lastFires(10_000), {
       fires: new Map([["a", 3000], ["b", 500]]),
+      enabledAt: addedEnabled("a", "b"),
       ahead: [],
     });
   },
@@ -287,7 +297,11 @@ contract("lastFires", "manual runs are not fires of the schedule", async ({ stor
     { ...manualRequest("a", 9000), status: "success" },
     manualRequest("only-manual", 9000),
   ]);
-  assertEquals(await store.lastFires(10_000), { fires: new Map([["a", 1000]]), ahead: [] });
+  assertEquals(await store.lastFires(10_000), {
+    fires: new Map([["a", 1000]]),
+    enabledAt: addedEnabled("a", "only-manual"),
+    ahead: [],
+  });
 });
 
 contract(
@@ -307,6 +321,7 @@ contract(
     assertEquals(await store.lastFires(10_000), {
       // "b" fired only beyond: it has no last fire; a manual run is none ("c").
       fires: new Map([["a", 2000], ["d", 10_000]]),
+      enabledAt: addedEnabled("a", "b", "c", "d"),
       ahead: [
         { id: near!, job_id: "a", scheduled_at: 10_001 },
         { id: far!, job_id: "a", scheduled_at: year2099 },
@@ -420,8 +435,39 @@ contract(
 contract("lastFires", "the fires of a job no longer in jm_jobs are not read", async ({ store }) => {
   await jobs(store, "a");
   await store.claimRuns([fire("a", 1000), fire("gone", 2000)]);
-  assertEquals(await store.lastFires(10_000), { fires: new Map([["a", 1000]]), ahead: [] });
+  assertEquals(await store.lastFires(10_000), {
+    fires: new Map([["a", 1000]]),
+    enabledAt: addedEnabled("a"),
+    ahead: [],
+  });
 });
+
+contract(
+  "lastFires",
+  "when each job was last enabled: set by the write that adds it enabled or enables it, kept by any other",
+  async ({ store }) => {
+    const at = (t: number) => ({ updated_at: t });
+    await store.changeJob("a", () => job("a", at(1000)));
+    await store.changeJob("off", () => job("off", { ...at(1000), enabled: false }));
+    await store.changeJob("b", () => job("b", { ...at(1000), enabled: false }));
+    await store.changeJob("b", (b) => ({ ...b!, ...at(2000), enabled: true }));
+    await store.changeJob("b", (b) => ({ ...b!, ...at(3000), command: "echo changed" }));
+    await store.changeJob("a", (a) => ({ ...a!, ...at(4000), enabled: false }));
+    assertEquals((await store.lastFires(10_000)).enabledAt, new Map([["a", 1000], ["b", 2000]]));
+    // Through changeJobs (apply, import) alike.
+    await store.changeJobs((current) => ({
+      put: [
+        ...current.map((j) => ({ ...j, ...at(5000), enabled: j.id !== "b" })),
+        job("c", at(5000)),
+      ],
+      remove: [],
+    }));
+    assertEquals(
+      (await store.lastFires(10_000)).enabledAt,
+      new Map([["a", 5000], ["b", 2000], ["c", 5000], ["off", 5000]]),
+    );
+  },
+);
 
 contract(
   "runningRuns",

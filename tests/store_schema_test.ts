@@ -11,7 +11,14 @@ import {
   versionTable,
 } from "../src/store/migrations.ts";
 import { VERSION } from "../src/version.ts";
-import { freshDatabase, migrateFresh, rawQuery, schemaAt, type TestDatabase } from "./helpers.ts";
+import {
+  freshDatabase,
+  jm,
+  migrateFresh,
+  rawQuery,
+  schemaAt,
+  type TestDatabase,
+} from "./helpers.ts";
 import { migrationLock, MysqlDriver } from "../src/store/mysql.ts";
 import type { MysqlTarget } from "../src/store/target.ts";
 import { countRows, job, node, onEveryBackend } from "./store_contract.ts";
@@ -283,7 +290,7 @@ Deno.test("migrate[sqlite]: a jm_jobs with the defaults before version 4 and lat
       `table jm_jobs in ${db.url} has created_at and updated_at defaults from before schema version 4, and columns that migration 4's rebuild of it would not copy (${
         ["retries", "retry_delay", "retry_max_delay", "retry_on", "retry_overlap", "after_job"]
           .join(", ")
-      }, after_outcome, on_failure, on_failure_url, on_recovery, on_recovery_url, on_success, on_success_url, alert_after, user); jobsmanager changed nothing. Give those two columns the default (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) by hand (SQLite makes a copy of the table for that: https://www.sqlite.org/lang_altertable.html#otheralter), then run \`jobsmanager db migrate\``,
+      }, after_outcome, on_failure, on_failure_url, on_recovery, on_recovery_url, on_success, on_success_url, alert_after, user, enabled_at); jobsmanager changed nothing. Give those two columns the default (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) by hand (SQLite makes a copy of the table for that: https://www.sqlite.org/lang_altertable.html#otheralter), then run \`jobsmanager db migrate\``,
     );
     assertEquals(await shape(db, "jm_jobs"), before);
     assertEquals(await store.getJob("alpha"), kept);
@@ -665,7 +672,7 @@ onEveryBackend(
     await older("other", JSON.stringify({ job: "other", run: 8 }));
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [13, 14, 15, 16, 17]);
+      assertEquals((await store.migrate()).applied, [13, 14, 15, 16, 17, 18]);
       await older("after", JSON.stringify({ job: "backup", run: 7, pid: 1 }));
       const found = async (filter: { job_id?: string; run_id?: number }) =>
         (await store.listLogs({ ...filter, limit: 10 })).map((r) => r.message);
@@ -694,7 +701,7 @@ onEveryBackend(
     await older(1000);
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [14, 15, 16, 17]);
+      assertEquals((await store.migrate()).applied, [14, 15, 16, 17, 18]);
       await older(2000);
       const [ours] = await store.claimRuns([{
         job_id: "backup",
@@ -738,7 +745,7 @@ onEveryBackend(
     await beat(10);
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [15, 16, 17]);
+      assertEquals((await store.migrate()).applied, [15, 16, 17, 18]);
       await beat(11);
       const [row] = (await store.nodesAndNow()).nodes;
       assertEquals([row.pid, row.boot_id, row.pid_ns], [11, null, null]);
@@ -757,7 +764,7 @@ onEveryBackend(
     await rawQuery(db, "INSERT INTO jm_jobs (id, command) VALUES ('old', 'true')");
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [16, 17]);
+      assertEquals((await store.migrate()).applied, [16, 17, 18]);
       assertEquals((await store.getJob("old"))?.user, null);
       await store.changeJob("old", (job) => ({ ...job!, user: "nobody" }));
       assertEquals((await store.getJob("old"))?.user, "nobody");
@@ -782,7 +789,7 @@ onEveryBackend(
     await beat(10);
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [17]);
+      assertEquals((await store.migrate()).applied, [17, 18]);
       await beat(11);
       await store.saveNode(node("new", { schema_version: SCHEMA_VERSION }));
       const rows = (await store.nodesAndNow()).nodes.sort((a, b) => a.id < b.id ? 1 : -1);
@@ -790,6 +797,34 @@ onEveryBackend(
         ["old", 11, null],
         ["new", 10, SCHEMA_VERSION],
       ]);
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+onEveryBackend(
+  "migrate",
+  "migration 18: an enabled job from before was last enabled at its updated_at, a disabled one when the CLI enables it",
+  async (db) => {
+    await schemaAt(db, 17);
+    // As a release of schema 17 writes jobs.
+    await rawQuery(
+      db,
+      "INSERT INTO jm_jobs (id, command, enabled, created_at, updated_at) VALUES ('on', 'true', 1, 1000, 5000), ('off', 'true', 0, 1000, 6000)",
+    );
+    const store = db.open();
+    try {
+      assertEquals((await store.migrate()).applied, [18]);
+      assertEquals((await store.lastFires(0)).enabledAt, new Map([["on", 5000]]));
+      const enable = await jm(db, "job", "enable", "off");
+      assertEquals([enable.code, enable.stderr], [0, ""]);
+      const enabledAt = (await store.lastFires(0)).enabledAt;
+      assertEquals(
+        enabledAt,
+        new Map([["off", (await store.getJob("off"))!.updated_at], ["on", 5000]]),
+      );
+      assert(enabledAt.get("off")! > 6000, `enabled_at of off: ${enabledAt.get("off")}`);
     } finally {
       await store.close();
     }

@@ -130,9 +130,10 @@ export class Handover {
   /**
    * Jobs became this node's: decide their fires since the last one
    * recorded (the node that had them may have died before running them),
-   * or, for a job that never fired, since its last change (one added while
-   * its owner was dead, not yet declared so), late or missed by the usual
-   * grace and coalesce rules.
+   * but not before the job was last enabled (a disabled stretch owes no
+   * fire), or, for a job that never fired, since its last change (one
+   * added while its owner was dead, not yet declared so), late or missed
+   * by the usual grace and coalesce rules.
    */
   gain(gained: Gained): void {
     for (const [job, why] of gained) {
@@ -141,13 +142,15 @@ export class Handover {
       this.gaining.add(job);
     }
     // The fires held back meanwhile are decided again, from the last recorded one where known.
-    const decideAgain = (last: Map<string, number>) => {
+    const decideAgain = ({ fires, enabledAt }: Pick<LastFires, "fires" | "enabledAt">) => {
       for (const job of gained.keys()) {
         this.gaining.delete(job);
         const heldBack = this.heldBack.get(job);
         this.heldBack.delete(job);
         const never = this.o.timetable.job(job)?.updated_at ?? Infinity;
-        const from = Math.min(last.get(job) ?? never, (heldBack ?? Infinity) - 1);
+        const last = fires.get(job);
+        const resume = last === undefined ? never : Math.max(last, enabledAt.get(job) ?? last);
+        const from = Math.min(resume, (heldBack ?? Infinity) - 1);
         if (from !== Infinity) this.o.timetable.rewind(job, from);
       }
       this.o.wake();
@@ -158,9 +161,9 @@ export class Handover {
       this.holdRunsElsewhere(),
     ]).then(([last]) => {
       this.o.sayAhead(last.ahead, now);
-      decideAgain(last.fires);
+      decideAgain(last);
     }, (error) => {
-      decideAgain(new Map());
+      decideAgain({ fires: new Map(), enabledAt: new Map() });
       this.o.health.failed(error);
     });
   }

@@ -109,7 +109,7 @@ export class Reload {
   async load(now: number): Promise<{ jobs: Job[]; latest: number }> {
     const latest = await this.o.store.latestMarkerId();
     const jobs = await this.o.store.listJobs();
-    const { fires: lastFires, ahead } = await this.lastFires(now);
+    const { fires: lastFires, enabledAt, ahead } = await this.lastFires(now);
     this.sayAhead(ahead, now);
     this.readAt = now;
     const known = new Map<string, Job>();
@@ -121,9 +121,16 @@ export class Reload {
       // A job without a schedule runs only after another's runs.
       if (!hasSchedule(job)) continue;
       // Resume after the last recorded fire, so fires missed while the
-      // service was down are decided (run or recorded missed) right away;
-      // a job that never fired, as `resumeAfter` says.
-      this.o.timetable.set(job, lastFires.get(job.id) ?? this.resumeAfter(job, now));
+      // service was down are decided (run or recorded missed) right away,
+      // but not before the job was last enabled: the fires of its disabled
+      // stretch are not owed. A job that never fired, as `resumeAfter` says.
+      const last = lastFires.get(job.id);
+      this.o.timetable.set(
+        job,
+        last === undefined
+          ? this.resumeAfter(job, now)
+          : Math.max(last, enabledAt.get(job.id) ?? last),
+      );
     }
     this.o.know(known, idle);
     return { jobs, latest };

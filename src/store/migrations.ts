@@ -558,6 +558,21 @@ export const MIGRATIONS: Migration[] = [
     // user while such a node is live (app/older_nodes.ts).
     statements: both(() => "ALTER TABLE jm_nodes ADD COLUMN schema_version INTEGER NULL"),
   },
+  {
+    version: 18,
+    name: "jobs say when they were last enabled",
+    // A service resumes a job from its last fire, but not from before it was last enabled: the
+    // fires of a disabled stretch are not owed. Nullable: a job added disabled, or written by
+    // hand, names none (it resumes from its last fire, as before). An enabled job from before
+    // takes its updated_at, which its last enable moved, so an enable just before the upgrade
+    // does not owe the fires of the stretch it ended; a disabled one gets its value when enabled.
+    statements: merge(
+      both(() => "ALTER TABLE jm_jobs ADD COLUMN enabled_at BIGINT NULL"),
+      both(() =>
+        "UPDATE jm_jobs SET enabled_at = updated_at WHERE enabled <> 0 AND enabled_at IS NULL"
+      ),
+    ),
+  },
 ];
 
 /** A column a table made before jobsmanager may hold narrower than the schema declares. */

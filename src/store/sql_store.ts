@@ -442,7 +442,25 @@ export const FIRES_AHEAD_SQL =
 export function lastFiresSql(bounded: boolean): string {
   return `SELECT j.id AS job_id, (SELECT r.scheduled_at FROM jm_runs r WHERE r.job_id = j.id AND r.\`trigger\` = 'schedule'${
     bounded ? " AND r.scheduled_at <= ?" : ""
-  } ORDER BY r.scheduled_at DESC LIMIT 1) AS last FROM jm_jobs j`;
+  } ORDER BY r.scheduled_at DESC LIMIT 1) AS last, j.enabled_at FROM jm_jobs j`;
+}
+
+/**
+ * Record that jobs `ids`, just written, were enabled by that write: their
+ * `enabled_at` becomes the `updated_at` written (changeJob, changeJobs).
+ */
+async function markEnabled(executor: Executor, ids: string[], rowsPerUpdate: number) {
+  for (const chunk of chunks(ids, rowsPerUpdate)) {
+    await executor.run(
+      `UPDATE jm_jobs SET enabled_at = updated_at WHERE id IN (${chunk.map(() => "?").join(", ")})`,
+      chunk,
+    );
+  }
+}
+
+/** Whether writing `after` over `before` (null: none stored) enables the job. */
+function enables(before: Job | null, after: Job): boolean {
+  return after.enabled && !(before?.enabled ?? false);
 }
 
 export class SqlStore implements Store {
@@ -827,6 +845,9 @@ export class SqlStore implements Store {
           [...jobParams(after).slice(1), id],
         );
       }
+      if (after !== null && enables(before, after)) {
+        await markEnabled(tx, [id], this.driver.profile.rowsPerUpdate);
+      }
       const markerId = await this.insertMarkerWith(
         tx,
         before ? [before] : [],
@@ -875,6 +896,11 @@ export class SqlStore implements Store {
           await tx.run(insertSql("jm_jobs", JOB_FIELDS, chunk.length, tail), chunk.flat());
         }
       }
+      await markEnabled(
+        tx,
+        after.filter((job) => enables(stored.get(job.id) ?? null, job)).map((job) => job.id),
+        this.driver.profile.rowsPerUpdate,
+      );
       for (const chunk of chunks(removed, this.driver.profile.rowsPerUpdate)) {
         await tx.run(`DELETE FROM jm_jobs WHERE id IN (${chunk.map(() => "?").join(", ")})`, chunk);
       }
@@ -1365,6 +1391,11 @@ export class SqlStore implements Store {
     return {
       fires: new Map(
         rows.filter((r) => r.last !== null).map((r) => [String(r.job_id), Number(r.last)]),
+      ),
+      enabledAt: new Map(
+        rows.filter((r) => r.enabled_at !== null).map((
+          r,
+        ) => [String(r.job_id), Number(r.enabled_at)]),
       ),
       ahead,
     };

@@ -56,6 +56,11 @@ export interface PollState {
 export interface LastFires {
   /** Per job id, its latest scheduled fire at or before the instant asked. */
   fires: Map<string, number>;
+  /**
+   * Per job id, when it was last enabled (jm_jobs.enabled_at), where known:
+   * the fires before it fell while it was disabled, and are not owed.
+   */
+  enabledAt: Map<string, number>;
   /** Scheduled fires beyond that instant, by id. */
   ahead: FireAhead[];
 }
@@ -162,6 +167,8 @@ export interface JobStore {
    * marker is inserted. A job written over a stored one gets an
    * `updated_at` strictly after the stored one's (its own, else the stored
    * one + 1 ms), so that each stored version has its own (an If-Match).
+   * A write that enables the job (adds it enabled, or enables a disabled
+   * one) sets its `enabled_at` to that `updated_at`; any other keeps it.
    * Throws ConflictError, calling nothing, when there is no job `id` but
    * one the database's key takes for it (MySQL: `id` and trailing spaces,
    * written in SQL).
@@ -177,8 +184,8 @@ export interface JobStore {
    * when nothing changes, no marker is inserted. When `mutate` throws, or
    * any write fails, nothing is written; so when a job of `put` is one the
    * database's key takes for another stored (ConflictError, as changeJob).
-   * (`import --apply`, `apply`.) `updated_at` moves forward as with
-   * `changeJob`.
+   * (`import --apply`, `apply`.) `updated_at` moves forward, and
+   * `enabled_at` is set, as with `changeJob`.
    */
   changeJobs(mutate: (current: Job[]) => JobWrites): Promise<JobsChange>;
 }
@@ -375,7 +382,8 @@ export interface RunStore {
    * it (a fire of a job removed since is not read); and the
    * rows of scheduled fires beyond `notAfter` (the first LAST_FIRES_AHEAD
    * of them by fire), which it leaves out: one written by hand for 2099 made its job
-   * wait for 2099, firing nothing.
+   * wait for 2099, firing nothing. With them, when each job was last
+   * enabled, where jm_jobs knows.
    */
   lastFires(notAfter: number): Promise<LastFires>;
 
