@@ -409,7 +409,12 @@ const schemas: Record<string, Schema> = {
     still_runs: {
       type: "boolean",
       description:
-        "it is stale, but it runs in this server's boot and pid namespace and a process has its pid: not killed but hung, suspended, or held by a database that refuses writes; a restart loses the run records it holds",
+        "it is stale, but it runs in this server's boot and pid namespace and a process that started no later than it has its pid: not killed but hung, suspended, or held by a database that refuses writes; a restart loses the run records it holds",
+    },
+    still_runs_unconfirmed: {
+      type: "boolean",
+      description:
+        "still_runs is true only because a process has its pid: /proc does not let the server see when that process started (hidepid), so it may be one that took the pid after the service died",
     },
     note: {
       type: ["string", "null"],
