@@ -57,6 +57,8 @@ dashboardTest(
         ...serviceRow("hung"),
         host: Deno.hostname(),
         pid: child.pid,
+        // Written after its process started, as a service writes its row.
+        started_at: Date.now(),
         ...hereSpace(),
         db_heartbeat_at: await api.store.databaseNow() - 60_000,
         heartbeat_ms: 2000,

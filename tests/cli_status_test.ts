@@ -122,6 +122,8 @@ for (const backend of BACKENDS) {
           ...serviceRow("vm"),
           host: Deno.hostname(),
           pid: child.pid,
+          // Written after its process started, as a service writes its row.
+          started_at: Date.now(),
           ...hereSpace(),
           db_heartbeat_at: databaseNow - 4 * HEARTBEAT_MS,
           heartbeat_ms: HEARTBEAT_MS,

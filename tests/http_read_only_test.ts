@@ -168,6 +168,11 @@ for (const backend of BACKENDS) {
           new RegExp(`\\(run ${ended}: its job_id is "nightly"\\)`),
         ],
         [{ runs: "none" }, /^runs: "none" is not a list of this job's runs: runs is read-only/],
+        // GET never shows it: a write's answer does.
+        [
+          { warnings: "no" },
+          /^warnings: "no" is not a list of texts: warnings is read-only \(a write's answer holds it, a write does not set it\); it says what the write that answered with the job warned of; leave it out of a write$/,
+        ],
         [
           { last_run: { ...lastRun, exit_code: 2 } },
           new RegExp(

@@ -3,7 +3,8 @@
  * table shows it: browser_glance_test.ts), in `jobsmanager status`'s words (src/app/status.ts): whether its
  * process still runs on the server's host (not killed: hung, suspended, or
  * held by a database that refuses writes, and a restart loses the run
- * records it holds), or is not known to (see its log, restart it).
+ * records it holds), or is not known to (see its log, restart it), as of
+ * a process that took its pid after it died.
  */
 import { assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase, serviceRow } from "./helpers.ts";
@@ -13,13 +14,24 @@ import type { Store } from "../src/store/store.ts";
 
 const HEARTBEAT_MS = 2000;
 
-/** `id`'s row, its last heartbeat 4 intervals old by the database's clock; `pid` of this host. */
-async function staleNode(store: Store, id: string, pid: number, here: boolean): Promise<void> {
+/**
+ * `id`'s row, its last heartbeat 4 intervals old by the database's clock;
+ * `pid` of this host; started now (after `pid`'s process, as a service
+ * writes its row), or `startedAt`.
+ */
+async function staleNode(
+  store: Store,
+  id: string,
+  pid: number,
+  here: boolean,
+  startedAt = Date.now(),
+): Promise<void> {
   const databaseNow = await store.databaseNow();
   await store.saveNode({
     ...serviceRow(id),
     host: Deno.hostname(),
     pid,
+    started_at: startedAt,
     ...(here ? hereSpace() : {}),
     db_heartbeat_at: databaseNow - 4 * HEARTBEAT_MS,
     heartbeat_ms: HEARTBEAT_MS,
@@ -54,6 +66,8 @@ for (const backend of BACKENDS) {
     await staleNode(api.store, "hung", child.pid, true);
     // Of another pid namespace (or an older release's row), its pid says nothing here.
     await staleNode(api.store, "elsewhere", child.pid, false);
+    // Started an hour before the process with its pid: killed, and its pid taken since.
+    await staleNode(api.store, "reused", child.pid, true, Date.now() - 3_600_000);
     const status = await api.call("GET", "/api/v1/status");
     const services = (status.body as { services: Record<string, unknown>[] }).services;
     assertEquals(
@@ -61,6 +75,7 @@ for (const backend of BACKENDS) {
       [
         ["elsewhere", "stale", false, SILENT_NOTE],
         ["hung", "stale", true, stillRunsNote(child.pid)],
+        ["reused", "stale", false, SILENT_NOTE],
       ],
     );
   });

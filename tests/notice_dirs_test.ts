@@ -13,6 +13,7 @@ import { captureLogs } from "./helpers.ts";
 import { watchChangeNotices } from "../src/daemon/change_notices.ts";
 import { DirectoryWatch, IN } from "../src/daemon/directory_watch.ts";
 import { makeDirectory } from "../src/store/no_follow.ts";
+import { processStart } from "../src/daemon/processes.ts";
 import { noticeFolder } from "../src/store/change_notice.ts";
 import type { MysqlTarget } from "../src/store/target.ts";
 
@@ -210,4 +211,34 @@ Deno.test("notice dirs: a folder removed under its service (a /tmp cleaner) is m
   await until(() => heard.notices > 0, () => "no notice was heard in the folder made again");
   watch.stop();
   assertEquals([...Deno.readDirSync(base)].map((e) => e.name), [], "left in the notice directory");
+});
+
+Deno.test("notice dirs: markers killed services left are removed, a live service's kept: the last live service removes the folder", async () => {
+  await using dir = await tempDir();
+  const base = await noticeBase(dir);
+  const folder = `${base}/${await noticeFolder(TARGET)}`;
+  // A service killed (its pid now no process's), and one whose pid a later process took.
+  const ended = new Deno.Command("true").spawn();
+  await ended.status;
+  const thisStart = processStart(Deno.pid)!;
+  const orphans = [`.service-${ended.pid}-1-a`, `.service-${Deno.pid}-${thisStart + 1}-b`];
+  await Deno.mkdir(folder);
+  for (const name of orphans) Deno.writeTextFileSync(`${folder}/${name}`, "");
+  const { watch } = await watching(base);
+  watch.stop();
+  assertEquals([...Deno.readDirSync(base)].map((e) => e.name), [], "left in the notice directory");
+
+  // A service that runs (its pid and start): its marker stays, and so does the folder.
+  const live = new Deno.Command("sleep", { args: ["300"], stdout: "null", stderr: "null" }).spawn();
+  try {
+    const marker = `.service-${live.pid}-${processStart(live.pid)}-c`;
+    await Deno.mkdir(folder);
+    Deno.writeTextFileSync(`${folder}/${marker}`, "");
+    const second = await watching(base);
+    second.watch.stop();
+    assertEquals([...Deno.readDirSync(folder)].map((e) => e.name), [marker]);
+  } finally {
+    live.kill();
+    await live.status;
+  }
 });

@@ -4,6 +4,7 @@
  * runs themselves, as root, are in runner_test.ts.
  */
 import { assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import { waitFor } from "./helpers.ts";
 import {
   type Account,
   AccountLookups,
@@ -318,8 +319,7 @@ Deno.test("an account's answer is kept 30 s, none too; then looked up again", as
   assertEquals(KEEP_MS, 30_000);
 });
 
-Deno.test("a lookup under way for 30 s is given up, its getent killed, and the account asked anew", async () => {
-  let at = 0;
+Deno.test("a lookup under way for keepMs is given up, its getent killed, and the account asked anew", async () => {
   const asked: AbortSignal[] = [];
   const lookups = new AccountLookups(
     (_user, signal) => {
@@ -333,17 +333,55 @@ Deno.test("a lookup under way for 30 s is given up, its getent killed, and the a
       return Promise.resolve(BOB);
     },
     10,
-    KEEP_MS,
-    () => at,
+    200,
   );
   assertEquals(await lookups.find("bob"), "hung");
-  at = KEEP_MS - 1;
-  assertEquals(await lookups.find("bob"), "hung", "shared while younger than 30 s");
-  assertEquals(asked.length, 1);
-  at = KEEP_MS;
+  const shared = await lookups.find("bob");
+  assertEquals([shared, asked.length], ["hung", 1], "shared while under way");
+  await waitFor(() => asked[0].aborted, {
+    timeoutMs: 10_000,
+    what: "the hung lookup given up at keepMs",
+  });
   const [before, after] = [lookups.find("bob"), lookups.find("bob")];
-  assertEquals([await before, await after], [BOB, BOB], "asked anew once 30 s old");
+  assertEquals([await before, await after], [BOB, BOB], "asked anew once given up");
   assertEquals(asked.map((s) => s.aborted), [true, false], "the hung one given up, once");
+});
+
+Deno.test("hung lookups of users never asked again are given up at keepMs: their getent processes end", async () => {
+  // A name service that hangs: each getent a process that never ends (until killed).
+  const children: Deno.ChildProcess[] = [];
+  const hanging: Getent = async (_database, _key, signal) => {
+    const child = new Deno.Command("sleep", {
+      args: ["300"],
+      stdout: "null",
+      stderr: "null",
+      signal,
+    }).spawn();
+    children.push(child);
+    await child.status;
+    throw signal?.reason ?? new Error("getent ended");
+  };
+  const lookups = new AccountLookups(
+    (user, signal) => lookUpAccountAsync(user, hanging, SHADOW_WAIT_MS, signal),
+    10,
+    200,
+  );
+  const ended = new Set<number>();
+  try {
+    // One write each, as many users: each answered "hung", none asked again.
+    for (const user of ["ann", "bea", "cid"]) assertEquals(await lookups.find(user), "hung");
+    for (const child of children) child.status.then(() => ended.add(child.pid));
+    await waitFor(() => ended.size === 6, {
+      timeoutMs: 10_000,
+      what: "every getent (passwd and shadow of 3 users) killed",
+      detail: () => `still running: ${children.filter((c) => !ended.has(c.pid)).map((c) => c.pid)}`,
+    });
+  } finally {
+    for (const child of children.filter((c) => !ended.has(c.pid))) {
+      child.kill();
+      await child.status;
+    }
+  }
 });
 
 Deno.test("a lookup given up kills its getent", async () => {

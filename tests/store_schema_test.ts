@@ -538,8 +538,9 @@ onEveryBackend(
   },
 );
 
-Deno.test("migrate[sqlite]: the original's tables are found whatever their names' case, as views too", async () => {
+Deno.test("migrate[sqlite]: the original's tables are found whatever their names' case; a view is said to be one", async () => {
   const ORIGINAL = "is the original JobsManager's";
+  const VIEW = "is a view, where jobsmanager needs a table";
   const cases: [string[], string][] = [
     [
       ["CREATE TABLE JM_JOBS (id TEXT PRIMARY KEY, next_run_time REAL, job_state BLOB NOT NULL)"],
@@ -550,8 +551,9 @@ Deno.test("migrate[sqlite]: the original's tables are found whatever their names
         "CREATE TABLE ap (id TEXT PRIMARY KEY, next_run_time REAL, job_state BLOB NOT NULL)",
         "CREATE VIEW jm_jobs AS SELECT * FROM ap",
       ],
-      ORIGINAL,
+      VIEW,
     ],
+    [["CREATE VIEW JM_SYSLOG AS SELECT 1 AS id"], VIEW],
     [["CREATE TABLE Jm_Syslog (id INTEGER PRIMARY KEY, message TEXT)"], ORIGINAL],
     [
       [
@@ -573,6 +575,43 @@ Deno.test("migrate[sqlite]: the original's tables are found whatever their names
     }
   }
 });
+
+onEveryBackend(
+  "migrate",
+  "a view where a schema table goes is refused as a view, not as the original's table nor as one without transactions; dropping it fixes it",
+  async (db) => {
+    const store = db.open();
+    const refusal =
+      `jm_runs, jm_syslog in ${store.description} are views, where jobsmanager needs tables (it writes its rows there); jobsmanager changed nothing. Drop them (\`DROP VIEW jm_runs;\` \`DROP VIEW jm_syslog;\`; keep their definitions first if wanted), then run \`jobsmanager db migrate\`, which makes the tables`;
+    try {
+      await rawQuery(db, "CREATE VIEW jm_syslog AS SELECT 1 AS id");
+      await rawQuery(db, "CREATE VIEW jm_runs AS SELECT 1 AS id, 'x' AS context");
+      for (const call of [() => store.migrate(), () => store.hasSchema()]) {
+        const error = await assertRejects(call, RuntimeError);
+        assertEquals(error.message, refusal);
+      }
+      // information_schema.TABLES lists views too; sqlite_master's tables are tables.
+      assertEquals(
+        await tables(db),
+        db.backend === "mysql" ? ["jm_runs", "jm_syslog"] : [],
+        "tables made",
+      );
+      await rawQuery(db, "DROP VIEW jm_syslog");
+      await rawQuery(db, "DROP VIEW jm_runs");
+      assertEquals((await store.migrate()).to, SCHEMA_VERSION);
+      // One made over a table of a current schema.
+      await rawQuery(db, "DROP TABLE jm_runs");
+      await rawQuery(db, "CREATE VIEW jm_runs AS SELECT 1 AS id");
+      const error = await assertRejects(() => store.hasSchema(), RuntimeError);
+      assertEquals(
+        error.message,
+        `jm_runs in ${store.description} is a view, where jobsmanager needs a table (it writes its rows there); jobsmanager changed nothing. Drop it (\`DROP VIEW jm_runs;\`; keep its definition first if wanted), then run \`jobsmanager db migrate\`, which makes the table`,
+      );
+    } finally {
+      await store.close();
+    }
+  },
+);
 
 onEveryBackend(
   "migrate",
@@ -935,8 +974,8 @@ onEveryBackend(
           String(a.tbl).localeCompare(String(b.tbl))
         ),
         [
-          { tbl: "jm_runs", name: null, type: null, engine: "InnoDB" },
-          { tbl: "jm_update_info", name: null, type: null, engine: "InnoDB" },
+          { tbl: "jm_runs", name: null, type: null, engine: "InnoDB", is_view: 0 },
+          { tbl: "jm_update_info", name: null, type: null, engine: "InnoDB", is_view: 0 },
         ],
       );
       assert(rows.every((row) => row.name === null || row.tbl === "jm_update_info"));

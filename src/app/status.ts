@@ -24,13 +24,16 @@ const NEXT_FIRES = 5;
  * A service as `status` judges it. `gone`: its process is known not to run
  * (`presence.gone` said so): its state is `dead`. `still_runs`: it is
  * stale, but its process is known to run on this host still
- * (`presence.runs` said so). `note`: for a stale one, what that means and
- * what to do (`staleNotes`); null for the others.
+ * (`presence.runs` said so). `still_runs_unconfirmed`: that is known only
+ * of its pid, not of the process that has it (/proc hides it), which may
+ * have taken the pid after the service died. `note`: for a stale one, what
+ * that means and what to do (`staleNotes`); null for the others.
  */
 export type JudgedNode = Node & {
   state: NodeState;
   gone: boolean;
   still_runs: boolean;
+  still_runs_unconfirmed: boolean;
   note: string | null;
 };
 
@@ -42,8 +45,12 @@ export type JudgedNode = Node & {
 export interface Presence {
   /** No process has its pid. */
   gone: (node: Node) => boolean;
-  /** A process has its pid (asked only of a stale service, where the answer says more). */
-  runs?: (node: Node) => boolean;
+  /**
+   * A process has its pid that started no later than it did (`runs`), one
+   * whose start /proc does not tell (`unconfirmed`), or none (`no`); asked
+   * only of a stale service, where the answer says more.
+   */
+  runs?: (node: Node) => "runs" | "unconfirmed" | "no";
 }
 
 /** What to do with a service that stopped beating and whose process is not known to run. */
@@ -122,27 +129,31 @@ export function judged(
   const state = nodeState(node, now, heartbeatMs, databaseNow);
   const gone = state !== "stopped" && state !== "dead" && (presence?.gone(node) ?? false);
   const stale = state === "stale" && !gone;
+  const runs = stale ? presence?.runs?.(node) ?? "no" : "no";
   const judgedNode = {
     ...node,
     state: gone ? "dead" as const : state,
     gone,
-    still_runs: stale && (presence?.runs?.(node) ?? false),
+    still_runs: runs !== "no",
+    still_runs_unconfirmed: runs === "unconfirmed",
     note: null,
   };
   return stale ? { ...judgedNode, note: staleNotes([judgedNode])[0].note } : judgedNode;
 }
 
 /**
- * What stale services are, said after their names, in two groups: those
+ * What stale services are, said after their names, in up to three groups: those
  * whose process is not known to run (hung, suspended or killed: see the
- * log, restart), and those whose process still runs on this host, which
+ * log, restart), those whose process still runs on this host, which
  * is not "killed", and whose restart would lose the run records it holds
- * while the database refuses to take them. Empty groups are left out.
+ * while the database refuses to take them, and those whose pid a process
+ * has that /proc does not say is theirs. Empty groups are left out.
  */
 export function staleNotes(
   stale: readonly JudgedNode[],
 ): { nodes: JudgedNode[]; note: string }[] {
-  const running = stale.filter((n) => n.still_runs);
+  const running = stale.filter((n) => n.still_runs && !n.still_runs_unconfirmed);
+  const unconfirmed = stale.filter((n) => n.still_runs_unconfirmed);
   const silent = stale.filter((n) => !n.still_runs);
   const notes = [];
   if (silent.length > 0) {
@@ -158,6 +169,15 @@ export function staleNotes(
       note: `stopped sending heartbeats, but ${
         running.length === 1 ? "its process still runs" : "their processes still run"
       } on this host: its log says why (a database that refuses writes, such as a full disk, is said there and at /readyz; a suspended process says nothing: kill -CONT ${pids}); a restart loses the run records it holds unwritten: fix the cause, and it writes them and beats again by itself`,
+    });
+  }
+  if (unconfirmed.length > 0) {
+    const pids = unconfirmed.map((n) => n.pid).join(" ");
+    notes.push({
+      nodes: unconfirmed,
+      note: `stopped sending heartbeats; a process has ${
+        unconfirmed.length === 1 ? "its pid" : "their pids"
+      } on this host, but /proc does not let this user see when it started (hidepid), so it could not be confirmed to be the service rather than one that took the pid after it died: \`ps -o lstart= -p ${pids}\` as root tells; if it started after the service, ${RESTART}; if before, it still runs: see its log, as a restart loses the run records it holds unwritten`,
     });
   }
   return notes;

@@ -13,6 +13,8 @@ import { DirectoryWatch, IN } from "./directory_watch.ts";
 import { log } from "./log.ts";
 import { makeDirectory } from "../store/no_follow.ts";
 import { userName } from "../store/sqlite_owner.ts";
+import { presence } from "./presence.ts";
+import { processStart } from "./processes.ts";
 
 const serviceLog = log("service");
 
@@ -67,9 +69,13 @@ function prepare(dir: string, make: boolean): void {
 
 /**
  * What a service names the file it keeps in its folder while it watches
- * it, a random name after it: the folder is removed once none is left.
+ * it, its pid, its process's start (boot ticks) and a random name after
+ * it (`.service-PID-START-UUID`): the folder is removed once none is left.
+ * The pid and start name its owner, so a marker a killed service left
+ * (`kill -9` runs no `leave`) is known for one and removed.
  */
 const MARKER = ".service-";
+const OWNED_MARKER = /^\.service-(\d+)-(\d+)-/;
 /** Tries at making the folder and a marker in it: a service stopping may remove it between. */
 const ENTER_TRIES = 3;
 
@@ -79,9 +85,11 @@ const ENTER_TRIES = 3;
  * that stopped removed it between its making and the marker's.
  */
 function enter(dir: string): string {
+  const owner = `${Deno.pid}-${processStart(Deno.pid) ?? 0}`;
   for (let tries = 1;; tries++) {
     prepare(dir, true);
-    const marker = `${dir}/${MARKER}${crypto.randomUUID()}`;
+    removeOrphans(dir);
+    const marker = `${dir}/${MARKER}${owner}-${crypto.randomUUID()}`;
     try {
       Deno.openSync(marker, { createNew: true, write: true, mode: 0o600 }).close();
       return marker;
@@ -92,13 +100,41 @@ function enter(dir: string): string {
 }
 
 /**
+ * Remove the markers in `dir` whose service is gone: no process has its
+ * pid, or the one that has it started at another time (the pid was taken
+ * since). One whose start /proc hides (`hidepid`, another user's) is left,
+ * as are markers that name no owner (a release before they did).
+ */
+function removeOrphans(dir: string): void {
+  let names: string[];
+  try {
+    names = [...Deno.readDirSync(dir)].map((entry) => entry.name);
+  } catch {
+    return; // Removed under it (a cleaner): no marker is left in it.
+  }
+  for (const name of names) {
+    const owner = name.match(OWNED_MARKER);
+    if (owner === null) continue;
+    const pid = Number(owner[1]);
+    const start = processStart(pid);
+    if (start === null ? presence(pid) !== "gone" : start === Number(owner[2])) continue;
+    try {
+      Deno.removeSync(`${dir}/${name}`);
+    } catch {
+      // Removed by another service at once, or another user's in a sticky directory: left.
+    }
+  }
+}
+
+/**
  * Remove this service's `marker`, then `dir` unless something else is in
- * it: another service's marker (it watches the folder on), a notice being
- * made. The rmdir decides, atomically: the last service to leave removes it.
+ * it: another live service's marker (it watches the folder on), a notice
+ * being made. The rmdir decides, atomically: the last service to leave removes it.
  */
 function leave(dir: string, marker: string): void {
   try {
     Deno.removeSync(marker);
+    removeOrphans(dir);
     Deno.removeSync(dir);
   } catch {
     // Gone (moved, cleaned), or not empty: left to those still in it.

@@ -6,7 +6,7 @@
  * process may not see or signal (EPERM).
  */
 import { type Node, type ProcessSpace, sameProcessSpace } from "../domain/node.ts";
-import { bootId, pidNamespace } from "./processes.ts";
+import { bootId, bootTicks, pidNamespace, processStart } from "./processes.ts";
 
 const ESRCH = 3;
 const EPERM = 1;
@@ -58,17 +58,37 @@ export function serviceGone(
   return sameProcessSpace(node, here) && presence(node.pid) === "gone";
 }
 
+/** Slack for a process's start as /proc tells it against the wall clock (ticks, rounding). */
+const START_SLACK_MS = 2000;
+
+/**
+ * When process `pid` started, by the wall clock (ms); null when /proc
+ * cannot say (gone, or hidden from this user by `hidepid`).
+ */
+function startedAtMs(pid: number): number | null {
+  const start = processStart(pid);
+  if (start === null) return null;
+  return Date.now() - (bootTicks() - start) * 10;
+}
+
 /**
  * Whether the service a `jm_nodes` row names is known to run still: it
- * runs in `here`'s boot and pid namespace, and a process has its pid (this
- * user's or another's). Whether that process beats is its heartbeat's to
- * say; a pid another program took after the service died reads so too.
+ * runs in `here`'s boot and pid namespace (the row says so), and a process
+ * has its pid (this user's or another's) that started no later than the
+ * service did: a pid another program took after the service died belongs
+ * to a process started after it. `unconfirmed`: a process has its pid, but
+ * /proc does not say when it started (`hidepid` hides another user's), so
+ * whether it is the service is not known. Whether it beats is its
+ * heartbeat's to say.
  */
 export function serviceRuns(
-  node: Pick<Node, "pid" | "boot_id" | "pid_ns">,
+  node: Pick<Node, "pid" | "boot_id" | "pid_ns" | "started_at">,
   here: ProcessSpace = hereSpace(),
-): boolean {
-  if (!sameProcessSpace(node, here)) return false;
+): "runs" | "unconfirmed" | "no" {
+  if (!sameProcessSpace(node, here)) return "no";
   const found = presence(node.pid);
-  return found === "ours" || found === "other";
+  if (found !== "ours" && found !== "other") return "no";
+  const started = startedAtMs(node.pid);
+  if (started === null) return presence(node.pid) === "gone" ? "no" : "unconfirmed";
+  return started <= node.started_at + START_SLACK_MS ? "runs" : "no";
 }

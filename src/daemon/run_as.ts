@@ -232,13 +232,18 @@ export type AccountAnswer = AnswerOf<Account>;
  * would hold every run of it. Each waits `waitMs` at most; a name asked
  * again while its lookup is under way shares it, and an account found (or
  * found to be none) is the answer for `keepMs` after. A lookup under way
- * for `keepMs` (a getent that never ends) is given up (its signal aborts)
- * and asked anew: the name service may answer again.
+ * for `keepMs` (a getent that never ends) is given up by a timer of its own
+ * (its signal aborts, which kills its getent) and forgotten: the next ask
+ * asks anew, as the name service may answer again. Given up then, not when
+ * its last waiter gives up at `waitMs`: a name service slower than that
+ * still answers the next ask; and given up whether or not the name is
+ * asked again, or each write naming another user would leave its getent
+ * processes for good.
  */
 export class AccountLookups {
   private readonly asking = new Map<
     string,
-    { answer: Promise<Account | null>; since: number; stop: AbortController }
+    { answer: Promise<Account | null>; stop: AbortController }
   >();
   private readonly kept = new Map<string, { account: Account | null; until: number }>();
 
@@ -257,17 +262,23 @@ export class AccountLookups {
     const kept = this.kept.get(user);
     if (kept !== undefined && this.now() < kept.until) return Promise.resolve(kept.account);
     let asked = this.asking.get(user);
-    if (asked !== undefined && this.now() - asked.since >= this.keepMs) {
-      asked.stop.abort();
-      asked = undefined;
-    }
     if (asked === undefined) {
       const stop = new AbortController();
-      const made = { answer: this.lookUp(user, stop.signal), since: this.now(), stop };
+      const made = { answer: this.lookUp(user, stop.signal), stop };
+      const forget = () => {
+        if (this.asking.get(user) === made) this.asking.delete(user);
+      };
+      const giveUp = setTimeout(() => {
+        stop.abort();
+        forget();
+      }, this.keepMs);
+      // A service with nothing else to do need not wait on a lookup that hangs.
+      Deno.unrefTimer(giveUp);
       made.answer.then((account) => {
         this.kept.set(user, { account, until: this.now() + this.keepMs });
       }, () => {}).finally(() => {
-        if (this.asking.get(user) === made) this.asking.delete(user);
+        clearTimeout(giveUp);
+        forget();
       });
       this.asking.set(user, made);
       asked = made;

@@ -17,8 +17,14 @@ export interface Check {
   detail: string;
 }
 
+/**
+ * The database check; `writes_refused`: it answers, but refuses writes (a
+ * full disk): said apart, as it is not down.
+ */
+export type DatabaseCheck = Check & { writes_refused?: true };
+
 export interface Readiness {
-  database: Check;
+  database: DatabaseCheck;
   timetable: Check;
   run_guard: Check;
 }
@@ -38,7 +44,7 @@ const AWAY: Record<DatabaseAway, string> = {
 };
 
 /** The database check: away, refusing writes, or reachable. */
-function databaseCheck(v: DaemonVitals): Check {
+function databaseCheck(v: DaemonVitals): DatabaseCheck {
   if (!v.databaseOnline) {
     return {
       ok: false,
@@ -53,6 +59,7 @@ function databaseCheck(v: DaemonVitals): Check {
     // It answers, so the rest looks fine: only this says why nothing is recorded.
     return {
       ok: false,
+      writes_refused: true,
       detail:
         `the database refuses writes: ${v.databaseWritesRefused}; jobs keep firing, and ${v.runRecordsWaiting} run records wait in memory, written once it takes writes again (a restart meanwhile loses them)`,
     };

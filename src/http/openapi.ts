@@ -409,7 +409,12 @@ const schemas: Record<string, Schema> = {
     still_runs: {
       type: "boolean",
       description:
-        "it is stale, but it runs in this server's boot and pid namespace and a process has its pid: not killed but hung, suspended, or held by a database that refuses writes; a restart loses the run records it holds",
+        "it is stale, but it runs in this server's boot and pid namespace and a process that started no later than it has its pid: not killed but hung, suspended, or held by a database that refuses writes; a restart loses the run records it holds",
+    },
+    still_runs_unconfirmed: {
+      type: "boolean",
+      description:
+        "still_runs is true only because a process has its pid: /proc does not let the server see when that process started (hidepid), so it may be one that took the pid after the service died",
     },
     note: {
       type: ["string", "null"],
@@ -452,7 +457,14 @@ const schemas: Record<string, Schema> = {
       },
       next_retry: instantOrNull("when the first of those is tried again (null: none)"),
     }),
-    database: closed({ state: { enum: ["up", "down"] }, detail: str }),
+    database: closed({
+      state: {
+        enum: ["up", "down", "refuses writes"],
+        description:
+          "refuses writes: it answers (the rest was read now), but this server's service cannot write to it (a full disk): detail says why",
+      },
+      detail: str,
+    }),
     runs_per_minute: list(
       closed({ minute: instant("start of the minute"), counts: ref("StatusCounts") }),
     ),
@@ -487,7 +499,14 @@ const schemas: Record<string, Schema> = {
       type: ["integer", "null"],
       description: "reload markers not every live service has applied yet (null: never read)",
     },
-    database: closed({ state: { enum: ["up", "down"] }, detail: str }),
+    database: closed({
+      state: {
+        enum: ["up", "down", "refuses writes"],
+        description:
+          "refuses writes: it answers (the rest was read now), but this server's service cannot write to it (a full disk): detail says why",
+      },
+      detail: str,
+    }),
     read_at: instantOrNull(
       "when the rest was read from the database: earlier while it is down (null: never read)",
     ),
@@ -503,7 +522,14 @@ const schemas: Record<string, Schema> = {
   Check: closed({ ok: bool, detail: str }),
   Readiness: closed({
     status: { enum: ["ready", "degraded", "not ready"] },
-    database: ref("Check"),
+    database: closed({
+      ok: bool,
+      detail: str,
+      writes_refused: {
+        enum: [true],
+        description: "the database answers, but refuses writes (a full disk); absent otherwise",
+      },
+    }, ["writes_refused"]),
     timetable: ref("Check"),
     run_guard: ref("Check"),
   }),

@@ -123,7 +123,9 @@ export interface DialectProfile {
    * those of them in `detailed` at least: a row per column, `tbl`, `name`
    * and `type` (MySQL's data type, as information_schema's DATA_TYPE names
    * it; SQLite's declared type); MySQL also a row per table with its
-   * `engine` (null for a view), `name` null.
+   * `engine` (null for a view), `name` null. A view among `names` (which
+   * jobsmanager cannot write its rows into) has a row with `is_view` 1,
+   * `name` null; no other row has it.
    */
   tableColumns(on: Executor, names: string[], detailed: string[]): Promise<Row[]>;
   /**
@@ -220,7 +222,7 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
     tableColumns: async (on, names, detailed) => {
       // information_schema.TABLES builds a MEMORY table, not an Aria one (see `mysqlTable`).
       const rows = await on.all(
-        `SELECT TABLE_NAME AS tbl, NULL AS name, NULL AS type, ENGINE AS engine FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${
+        `SELECT TABLE_NAME AS tbl, NULL AS name, NULL AS type, ENGINE AS engine, TABLE_TYPE = 'VIEW' AS is_view FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${
           names.map(() => "?").join(", ")
         })`,
         names,
@@ -261,13 +263,14 @@ export const PROFILES: Record<Dialect, DialectProfile> = {
       ),
     indexesSql: "SELECT name FROM pragma_index_list(?)",
     // Each name looked up as pragma_table_info looks it up: in any case, a view too.
-    tableColumns: (on, names, _detailed) =>
-      on.all(
-        `SELECT t.column1 AS tbl, c.name AS name, c.type AS type FROM (VALUES ${
-          Array(names.length).fill("(?)").join(", ")
-        }) t, pragma_table_info(t.column1) c`,
-        names,
-      ),
+    tableColumns: (on, names, _detailed) => {
+      const asked = `(VALUES ${Array(names.length).fill("(?)").join(", ")}) t`;
+      return on.all(
+        `SELECT t.column1 AS tbl, c.name AS name, c.type AS type, NULL AS is_view FROM ${asked}, pragma_table_info(t.column1) c
+         UNION ALL SELECT t.column1, NULL, NULL, 1 FROM ${asked} JOIN sqlite_master m ON m.type = 'view' AND m.name = t.column1 COLLATE NOCASE`,
+        [...names, ...names],
+      );
+    },
     upsertTail: (key, columns, set = {}) =>
       ` ON CONFLICT (${key}) DO UPDATE SET ${
         columns.map((c) => `\`${c}\` = ${set[c] ?? `excluded.\`${c}\``}`).join(", ")

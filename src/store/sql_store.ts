@@ -123,6 +123,8 @@ type SchemaTables = Map<string, string[]> & {
   types: Map<string, string>;
   /** MySQL: each table's storage engine. */
   engines: Map<string, string>;
+  /** Names of the schema's tables that are views: not among the tables. */
+  views: string[];
 };
 
 /** Tables of the schema `tables` (from `schemaTables`) lacks. */
@@ -481,6 +483,7 @@ export class SqlStore implements Store {
   async migrate(options: MigrateOptions = {}): Promise<MigrationReport> {
     const upgrade = options.upgrade ?? true;
     let tables = await this.schemaTables(this.driver);
+    this.refuseViews(tables);
     this.refuseOriginalTables(tables);
     this.refuseWithoutTransactions(tables);
     let current = await this.schemaVersion(this.driver, tables);
@@ -610,6 +613,7 @@ export class SqlStore implements Store {
 
   async hasSchema(): Promise<boolean> {
     let tables = await this.schemaTables(this.driver);
+    this.refuseViews(tables);
     this.refuseOriginalTables(tables);
     this.refuseWithoutTransactions(tables);
     if (!tables.has("jm_schema_version")) return false;
@@ -650,9 +654,14 @@ export class SqlStore implements Store {
     const tables: SchemaTables = Object.assign(new Map<string, string[]>(), {
       types: new Map<string, string>(),
       engines: new Map<string, string>(),
+      views: [] as string[],
     });
     for (const row of rows) {
       const table = String(row.tbl);
+      if (Number(row.is_view) === 1) {
+        tables.views.push(table);
+        continue;
+      }
       if (row.name === null) {
         tables.engines.set(table, String(row.engine));
         if (!tables.has(table)) tables.set(table, []);
@@ -663,6 +672,7 @@ export class SqlStore implements Store {
       tables.set(table, columns);
       tables.types.set(`${table}.${row.name}`, String(row.type).toLowerCase());
     }
+    for (const view of tables.views) tables.delete(view);
     return tables;
   }
 
@@ -697,6 +707,32 @@ export class SqlStore implements Store {
     if (!tables.has("jm_schema_version")) return 0;
     const rows = await executor.all("SELECT MAX(version) AS v FROM jm_schema_version");
     return Number(rows[0]?.v ?? 0);
+  }
+
+  /**
+   * Views where the schema's tables go (made by hand, or by a tool that
+   * copied the schema): jobsmanager writes rows there, and CREATE TABLE IF
+   * NOT EXISTS would pass over them. Said as views before the checks of
+   * tables, which would take one for the original JobsManager's or for a
+   * table without transactions.
+   */
+  private refuseViews(tables: SchemaTables): void {
+    const views = tables.views.toSorted();
+    if (views.length === 0) return;
+    const one = views.length === 1;
+    throw new RuntimeError(
+      `${views.join(", ")} in ${this.description} ${
+        one ? "is a view" : "are views"
+      }, where jobsmanager needs ${
+        one ? "a table" : "tables"
+      } (it writes its rows there); jobsmanager changed nothing. Drop ${one ? "it" : "them"} (${
+        views.map((view) => `\`DROP VIEW ${view};\``).join(" ")
+      }; keep ${
+        one ? "its definition" : "their definitions"
+      } first if wanted), then run \`jobsmanager db migrate\`, which makes ${
+        one ? "the table" : "the tables"
+      }`,
+    );
   }
 
   /**

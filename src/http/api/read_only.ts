@@ -64,12 +64,19 @@ const FIRES =
 const RUNS =
   "POST /jobs/{id}/run starts a run and POST /runs/{id}/cancel ends one; leave it out of a write";
 
-function refused(field: string, sent: unknown, isNot: string, instead: string): ValidationError {
+/** `shownBy`: what answers with the field (GET, unless it is a write's answer alone). */
+function refused(
+  field: string,
+  sent: unknown,
+  isNot: string,
+  instead: string,
+  shownBy = "GET shows it",
+): ValidationError {
   return new ValidationError(
     field,
     `${field}: ${
       shortened(JSON.stringify(sent) ?? String(sent))
-    } is not ${isNot}: ${field} is read-only (GET shows it, a write does not set it); ${instead}`,
+    } is not ${isNot}: ${field} is read-only (${shownBy}, a write does not set it); ${instead}`,
   );
 }
 
@@ -273,6 +280,7 @@ export async function refuseReadOnlyChanges(
       warnings,
       "a list of texts",
       "it says what the write that answered with the job warned of; leave it out of a write",
+      "a write's answer holds it",
     );
   }
 

@@ -2,7 +2,8 @@
  * `/api/v1/status` (as `jobsmanager status`, plus the database as this
  * server sees it and runs per minute for the chart) and `/api/v1/reload`.
  * While the database is away `/status` still answers, with the database
- * down and the rest as last read (`read_at`), so a dashboard can say so.
+ * down and the rest as last read (`read_at`), so a dashboard can say so;
+ * while it refuses writes, it says that, the rest read now.
  * `database_now` is the database's clock at the answer (while it is away,
  * as this server's clock puts it), against which heartbeats are aged.
  * `/api/v1/clock` is that clock alone, cheap to ask on every page: the
@@ -25,6 +26,15 @@ const HOUR_MS = 3_600_000;
 /** What this server's host knows of each service's process: gone, or running while stale. */
 const PRESENCE = { gone: serviceGone, runs: serviceRuns };
 const MINUTE_MS = 60_000;
+
+/**
+ * The database's state as an answer read from it says it: it answered, so
+ * it is not down where it refuses writes alone (a full disk).
+ */
+function databaseState(ready: Readiness): { state: string; detail: string } {
+  const { ok, detail, writes_refused } = ready.database;
+  return { state: ok ? "up" : writes_refused ? "refuses writes" : "down", detail };
+}
 
 /** What `/status` knows, besides the database's state, before it was ever read (`read_at` null). */
 export const NEVER_READ: Readonly<Record<string, unknown>> = {
@@ -95,7 +105,7 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
     };
     return json(c, {
       ...lastHealth,
-      database: { state: ready.database.ok ? "up" : "down", detail: ready.database.detail },
+      database: databaseState(ready),
       database_now: databaseNow(),
     });
   });
@@ -162,7 +172,7 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
     };
     return json(c, {
       ...last,
-      database: { state: ready.database.ok ? "up" : "down", detail: ready.database.detail },
+      database: databaseState(ready),
       database_now: databaseNow(),
     });
   });
