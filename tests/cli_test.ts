@@ -310,6 +310,10 @@ for (const backend of BACKENDS) {
         retry_overlap: Number(row.retry_overlap),
         created_at: undefined,
         updated_at: undefined,
+        // Added enabled: owed its fires from that write on.
+        enabled_at: Number(row.enabled_at) === Number(row.updated_at)
+          ? "its updated_at"
+          : row.enabled_at,
       },
       {
         id: "berlin",
@@ -338,6 +342,7 @@ for (const backend of BACKENDS) {
         after_outcome: null,
         created_at: undefined,
         updated_at: undefined,
+        enabled_at: "its updated_at",
         on_failure: null,
         on_failure_url: null,
         on_recovery: null,
