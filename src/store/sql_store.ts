@@ -826,24 +826,24 @@ export class SqlStore implements Store {
   }
 
   async *jobsInChunks(size: number): AsyncIterable<Job[]> {
-    const after = (id: string | null) =>
-      this.driver.mapValues(
+    const after = (id: string | null) => {
+      const chunk = this.driver.mapValues(
         `${JOB_SELECT}${id === null ? "" : " WHERE id > ?"} ORDER BY id LIMIT ?`,
         id === null ? [size] : [id, size],
         valuesToJob,
       );
+      // Heard from the start: it may fail while the chunk before is used, or
+      // never be awaited (the reader left early); awaited, it still throws.
+      chunk.catch(() => undefined);
+      return chunk;
+    };
     let next = after(null);
-    try {
-      for (;;) {
-        const jobs = await next;
-        // Asked for now, so that it is read while this chunk is used.
-        if (jobs.length === size) next = after(jobs[size - 1].id);
-        if (jobs.length > 0) yield jobs;
-        if (jobs.length < size) return;
-      }
-    } finally {
-      // Left early: the chunk asked for ahead is not awaited, and must not fail unheard.
-      next.catch(() => undefined);
+    for (;;) {
+      const jobs = await next;
+      // Asked for now, so that it is read while this chunk is used.
+      if (jobs.length === size) next = after(jobs[size - 1].id);
+      if (jobs.length > 0) yield jobs;
+      if (jobs.length < size) return;
     }
   }
 
