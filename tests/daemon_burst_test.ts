@@ -149,7 +149,7 @@ for (const backend of BACKENDS) {
     h.runner.releaseStarts();
     await h.run("a", at(5), "missed");
     // The clock stands still: a stop that waited out shutdown_timeout would never end.
-    await h.until(() => Promise.resolve(h.ended || null), "the daemon to stop");
+    await h.stopped();
     await stopping;
   });
 

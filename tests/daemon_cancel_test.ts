@@ -156,11 +156,7 @@ for (const backend of BACKENDS) {
     assertEquals(run.spec.env.JM_RUN_ID, "", "a run without a row yet has no id");
     await h.until(() => h.line(/^the database is unreachable/), "the outage to be seen");
     link.down = false;
-    await h.until(async () => {
-      if (h.line(/^the database is back/)) return true;
-      await h.clock.advance(1000);
-      return false;
-    }, "the database to be back");
+    await h.databaseBack();
     const row = await h.run("long", at(1), "running");
     const asked = h.clock.now();
     await cancelRun(h.store, row.id, { by: ASKED, now: asked });

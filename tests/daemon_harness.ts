@@ -414,6 +414,20 @@ export class DaemonHarness implements AsyncDisposable {
     return this.stoppedAt;
   }
 
+  /** Until `run()` has resolved (a stop ended). */
+  async stopped(): Promise<void> {
+    await this.until(() => Promise.resolve(this.ended || null), "the daemon to stop");
+  }
+
+  /** The clock moved a second at a time until the service finds the database back after an outage. */
+  async databaseBack(): Promise<void> {
+    await this.until(async () => {
+      if (this.line(/^the database is back/)) return true;
+      await this.clock.advance(1000);
+      return false;
+    }, "the database to be back");
+  }
+
   /** True once `run()` has resolved; throws what it rejected with. */
   get ended(): boolean {
     if (this.outcome !== null && this.outcome !== "ok") throw this.outcome.error;

@@ -410,7 +410,7 @@ for (const backend of BACKENDS) {
     slow.finish({ stdout: "slow's output" });
     // A stop writes every record this node holds.
     await h.stop();
-    await h.until(() => Promise.resolve(h.ended || null), "the daemon to stop");
+    await h.stopped();
     const rows = await h.runs();
     assertEquals(rows[0] && describeRun(rows[0]), before, "the other node's row as it was claimed");
     // Its end is written as a new row, not lost.
@@ -471,7 +471,7 @@ for (const backend of BACKENDS) {
     );
     slow.finish({ stdout: "slow's output" });
     await h.stop();
-    await h.until(() => Promise.resolve(h.ended || null), "the daemon to stop");
+    await h.stopped();
     assertEquals(
       describeRun((await h.runs("dis"))[0]),
       describeRun(skipped),
@@ -498,11 +498,7 @@ for (const backend of BACKENDS) {
     await h.until(() => h.line(/^the database is unreachable/), "the outage to be seen");
     tick.finish({ stdout: "tick's output" });
     link.down = false;
-    await h.until(async () => {
-      if (h.line(/^the database is back/)) return true;
-      await h.clock.advance(1000);
-      return false;
-    }, "the database to be back");
+    await h.databaseBack();
     const written = await h.run("tick", at(6), "success");
     assertEquals(written.id, was.id, "the fire written late got slow's id");
     await h.until(
@@ -514,7 +510,7 @@ for (const backend of BACKENDS) {
     );
     slow.finish({ stdout: "slow's output" });
     await h.stop();
-    await h.until(() => Promise.resolve(h.ended || null), "the daemon to stop");
+    await h.stopped();
     assertEquals(describeRun(await h.run("tick", at(6), "success")), describeRun(written));
     const anew = await h.run("slow", at(5), "success");
     assertEquals(anew.stdout, "slow's output");
