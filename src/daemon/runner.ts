@@ -431,6 +431,16 @@ function shell(
   return [argv[0], argv.slice(1), cLocale ? { ...env, LC_ALL: "C" } : env, setsid === null];
 }
 
+/**
+ * Whether a run's shell `pid` has ended though its end is not heard yet:
+ * a zombie, or gone from a /proc that shows this process (`Deno.Command`
+ * reaps its children off this thread, before the status reaches it).
+ */
+function endedUnheard(pid: number): boolean {
+  const fields = statFields(pid);
+  return fields === null ? statFields(Deno.pid) !== null : fields[0] === "Z";
+}
+
 /** Process `pid` leads its process group (where there is no /proc, it is taken to). */
 function leadsItsGroup(pid: number): boolean {
   const fields = statFields(pid);
@@ -838,7 +848,7 @@ function watchRun(
     // ended as for any run, and the run keeps its own exit. (An interrupt
     // at shutdown just after it recorded it `interrupted`, and armed a
     // SIGKILL for a group that was gone.)
-    if (endedBy !== null || exited) return;
+    if (endedBy !== null || exited || endedUnheard(pgid)) return;
     endedBy = reason;
     // Just after the spawn, setsid may not have made the run's group yet:
     // the child, about to exec the shell, is then all there is of the run.
