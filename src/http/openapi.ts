@@ -192,6 +192,16 @@ const shown = (description: string): Schema => ({
   description: `read-only: ${description}, as GET showed it, or refused (400)`,
 });
 
+/** The database as `/status` and `/health` see it. */
+const DATABASE_STATE = closed({
+  state: {
+    enum: ["up", "down", "refuses writes"],
+    description:
+      "refuses writes: it answers (the rest was read now), but this server's service cannot write to it (a full disk): detail says why",
+  },
+  detail: str,
+});
+
 const schemas: Record<string, Schema> = {
   Error: closed({
     error: {
@@ -457,14 +467,7 @@ const schemas: Record<string, Schema> = {
       },
       next_retry: instantOrNull("when the first of those is tried again (null: none)"),
     }),
-    database: closed({
-      state: {
-        enum: ["up", "down", "refuses writes"],
-        description:
-          "refuses writes: it answers (the rest was read now), but this server's service cannot write to it (a full disk): detail says why",
-      },
-      detail: str,
-    }),
+    database: DATABASE_STATE,
     runs_per_minute: list(
       closed({ minute: instant("start of the minute"), counts: ref("StatusCounts") }),
     ),
@@ -499,14 +502,7 @@ const schemas: Record<string, Schema> = {
       type: ["integer", "null"],
       description: "reload markers not every live service has applied yet (null: never read)",
     },
-    database: closed({
-      state: {
-        enum: ["up", "down", "refuses writes"],
-        description:
-          "refuses writes: it answers (the rest was read now), but this server's service cannot write to it (a full disk): detail says why",
-      },
-      detail: str,
-    }),
+    database: DATABASE_STATE,
     read_at: instantOrNull(
       "when the rest was read from the database: earlier while it is down (null: never read)",
     ),
