@@ -100,13 +100,15 @@ for (const backend of BACKENDS) {
       }; it was not running in the service on ${NODE_ID}, though its row said running: the row was restored from a backup or written by hand while the service ran, or left by an earlier service on that node; nothing was ended`,
     );
     assertEquals(done.finished_at, at(2));
-    assert(
-      h.line(
-        new RegExp(
-          `^job long run ${id}: cancelled by ${ASKED} .*, but this service does not run it`,
+    // The WARN follows the row's write.
+    await h.until(
+      () =>
+        h.line(
+          new RegExp(
+            `^job long run ${id}: cancelled by ${ASKED} .*, but this service does not run it`,
+          ),
         ),
-      ),
-      h.lines.join("\n"),
+      "the WARN saying this service does not run it",
     );
   });
 
