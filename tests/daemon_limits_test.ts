@@ -377,13 +377,15 @@ for (const backend of BACKENDS) {
     );
     assert(anew.id !== was.id, describeRun(anew));
     assertEquals((await h.run("other", at(5), "success")).stdout, "other's output");
-    assert(
-      h.line(
-        new RegExp(
-          `^run ${was.id} of job slow ended failed, but its row in jm_runs was gone \\(jm_runs emptied or restored from a backup while it ran\\): its end is written as a new row, run ${anew.id}$`,
+    // The WARN follows the new row's insert.
+    await h.until(
+      () =>
+        h.line(
+          new RegExp(
+            `^run ${was.id} of job slow ended failed, but its row in jm_runs was gone \\(jm_runs emptied or restored from a backup while it ran\\): its end is written as a new row, run ${anew.id}$`,
+          ),
         ),
-      ),
-      h.lines.join("\n"),
+      "the WARN naming the new row",
     );
   });
 
