@@ -22,6 +22,7 @@ import {
   schemaVersionOf,
   serveUntilLoaded,
   type TestDatabase,
+  writeOlderNode,
 } from "./helpers.ts";
 
 /** The release before this one: its schema, one migration short. */
@@ -136,6 +137,43 @@ for (const backend of BACKENDS) {
     const list = await jm(db, "job", "list");
     assertEquals([list.code, list.stderr], [0, ""]);
     assertStringIncludes(list.stdout, "old");
+  });
+
+  Deno.test(`schema upgrade[${backend}]: db migrate names each live service of an older release, which will refuse the schema at its next start`, async () => {
+    await using db = await olderDatabase(backend);
+    // One of the release before (it names the schema it understands), one from before version 17,
+    // one of the older release that stopped: not live, not named.
+    await writeOlderNode(db, "n-old");
+    await writeOlderNode(db, "n-prev");
+    await rawQuery(db, `UPDATE jm_nodes SET schema_version = ${OLDER} WHERE id = 'n-prev'`);
+    await writeOlderNode(db, "n-gone", { stopped: true });
+    const r = await jm(db, "db", "migrate");
+    const left = (id: string, release: string) =>
+      `jobsmanager: warning: node ${id} (host web-1, pid 4242, last heartbeat N s ago) runs ${release}: it goes on running, but refuses schema version ${SCHEMA_VERSION} at its next start, and its jobs then fire on the other services or nowhere; upgrade it before it restarts`;
+    // How old a heartbeat is depends on how long the command took.
+    const stderr = r.stderr.replaceAll(/last heartbeat \d+ s ago/g, "last heartbeat N s ago");
+    assertEquals({ code: r.code, stdout: r.stdout, stderr }, {
+      code: 0,
+      stdout: `${
+        describeTarget(db.target)
+      }: schema migrated from version ${OLDER} to ${SCHEMA_VERSION} (applied ${SCHEMA_VERSION})\n`,
+      stderr: [
+        left(
+          "n-old",
+          "a release before schema version 17 (its row in jm_nodes names no schema_version)",
+        ),
+        left("n-prev", `a release that understands schema version ${OLDER} at most`),
+        "",
+      ].join("\n"),
+    });
+    // Run again, the schema up to date: the services left behind are named still.
+    const again = await jm(db, "--json", "db", "migrate");
+    assertEquals(again.code, 0, again.stderr);
+    assertEquals(JSON.parse(again.stdout).services_left_behind, [
+      { id: "n-old", host: "web-1", pid: 4242, schema_version: null },
+      { id: "n-prev", host: "web-1", pid: 4242, schema_version: OLDER },
+    ]);
+    assertStringIncludes(again.stderr, "node n-prev");
   });
 
   Deno.test(`schema upgrade[${backend}]: serve upgrades it at start, and says so at warning level`, async () => {

@@ -240,10 +240,7 @@ export class CommandContext {
 
   /** The services live on this database now, by the heartbeat interval configured here. */
   async liveServices(nodes: NodeStore): Promise<Node[]> {
-    return await liveServices(nodes, {
-      now: Date.now(),
-      heartbeatMs: this.config.settings["jobsmanager.heartbeat_interval"] * 1000,
-    });
+    return await liveServices(nodes, this.liveness());
   }
 
   /**
@@ -295,7 +292,8 @@ export class CommandContext {
     return usersGivenCheck(store, () => this.liveness(), undone);
   }
 
-  private liveness(): Liveness {
+  /** How this command judges a service live: now, by the heartbeat interval configured here. */
+  liveness(): Liveness {
     return {
       now: Date.now(),
       heartbeatMs: this.config.settings["jobsmanager.heartbeat_interval"] * 1000,

@@ -1,7 +1,8 @@
 /** `jobsmanager db migrate` and `jobsmanager reload`. */
 import { reload } from "../app/jobs.ts";
-import { migrateSchema } from "../app/schema.ts";
+import { type LeftBehind, migrateSchema, servicesLeftBehind } from "../app/schema.ts";
 import { command, group } from "./command.ts";
+import { writeErr } from "./context.ts";
 import { serviceLine } from "./output.ts";
 
 export function dbCommand() {
@@ -11,6 +12,7 @@ export function dbCommand() {
       // Not withStore: that refuses an older schema; this upgrades it and says from which version.
       const { store, migrated: report } = await ctx.openMigrated(migrateSchema);
       try {
+        const behind = await servicesLeftBehind(store, ctx.liveness(), report.to);
         const created = report.created.length === 0 ? [] : [
           `${report.database}: created the missing table${report.created.length === 1 ? "" : "s"} ${
             report.created.join(", ")
@@ -30,14 +32,35 @@ export function dbCommand() {
                   report.applied.join(", ")
                 })`,
             ].join("\n"),
-          report,
+          {
+            ...report,
+            services_left_behind: behind.map(({ node }) => ({
+              id: node.id,
+              host: node.host,
+              pid: node.pid,
+              schema_version: node.schema_version ?? null,
+            })),
+          },
         );
+        for (const one of behind) {
+          writeErr(`jobsmanager: warning: ${leftBehindLine(one, report.to)}`);
+        }
       } finally {
         await store.close();
       }
     },
   });
   return group("database maintenance", { migrate });
+}
+
+/** What a live service of an older release does once the schema is at `version`, and what to do. */
+function leftBehindLine({ node, heartbeatAgeMs }: LeftBehind, version: number): string {
+  const release = node.schema_version == null
+    ? "a release before schema version 17 (its row in jm_nodes names no schema_version)"
+    : `a release that understands schema version ${node.schema_version} at most`;
+  return `node ${node.id} (host ${node.host}, pid ${node.pid}, last heartbeat ${
+    Math.round(heartbeatAgeMs / 1000)
+  } s ago) runs ${release}: it goes on running, but refuses schema version ${version} at its next start, and its jobs then fire on the other services or nowhere; upgrade it before it restarts`;
 }
 
 export function reloadCommand() {
