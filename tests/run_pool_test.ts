@@ -250,6 +250,13 @@ Deno.test("pool: a worker thread that ends closes every descriptor it held, its 
   const script = `import { RunPool } from ${
     JSON.stringify(import.meta.resolve("../src/daemon/run_pool.ts"))
   };
+const links = () => Object.fromEntries([...Deno.readDirSync("/proc/self/fd")].map((e) => {
+  try {
+    return [e.name, Deno.readLinkSync("/proc/self/fd/" + e.name)];
+  } catch {
+    return [e.name, "gone"];
+  }
+}));
 const fds = () => [...Deno.readDirSync("/proc/self/fd")].length;
 const pool = new RunPool({ threads: 1, localRuns: 0 });
 const spec = { command: "echo out; echo err >&2", env: { PATH: "/usr/bin:/bin" }, timeoutMs: 10000, killGraceMs: 500, outputCap: 100 };
@@ -267,9 +274,12 @@ const cycle = async () => {
 for (let i = 0; i < 5; i++) await cycle();
 // Still open then: what the fifth thread had open as it ended, many more than one thread leaks.
 const before = fds();
+const openBefore = links();
 for (let i = 0; i < 20; i++) await cycle();
 while (fds() > before && Date.now() < until) await turn();
-console.log(JSON.stringify({ before, after: fds() }));`;
+const openAfter = links();
+const added = Object.entries(openAfter).filter(([fd, to]) => openBefore[fd] !== to);
+console.log(JSON.stringify({ before, after: fds(), added }));`;
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["eval", script],
     stdout: "piped",
@@ -277,10 +287,15 @@ console.log(JSON.stringify({ before, after: fds() }));`;
   }).output();
   const text = new TextDecoder().decode(out.stdout);
   assert(out.success, new TextDecoder().decode(out.stderr));
-  const { before, after } = JSON.parse(text);
+  const { before, after, added } = JSON.parse(text);
+  // A thread that leaks leaks with each of the twenty: its pipes and its shells'. On a busy
+  // machine the runtime may open one or two of its own for good meanwhile (CI at 7c6c06b: 20
+  // after five threads, 22 after twenty more), which is not a thread's leak.
   assert(
-    after <= before,
-    `descriptors open: ${before} after five threads, ${after} after twenty more`,
+    after <= before + 3,
+    `descriptors open: ${before} after five threads, ${after} after twenty more; new or changed: ${
+      JSON.stringify(added)
+    }`,
   );
 });
 
