@@ -58,9 +58,10 @@ function ended(pid: number): boolean {
 /**
  * Whether the service a `jm_nodes` row names is known not to run: it runs
  * in `here`'s boot and pid namespace (the row says so), and no process has
- * its pid, or the one that has it has ended (a zombie). Of another namespace (a container given the host's name),
- * another machine, or a row that does not say (an older release), it is
- * unknown: judged by its heartbeat.
+ * its pid, or the one that has it has ended (a zombie). Of another
+ * namespace (a container given the host's name), another machine, or a
+ * row that does not say (an older release), it is unknown: judged by its
+ * heartbeat.
  */
 export function serviceGone(
   node: Pick<Node, "pid" | "boot_id" | "pid_ns">,
@@ -89,10 +90,9 @@ function startedAtMs(pid: number): number | null {
  * has its pid (this user's or another's) that started no later than the
  * service did: a pid another program took after the service died belongs
  * to a process started after it. A zombie with its pid runs nothing: `no`.
- * `unconfirmed`: a process has its pid, but
- * /proc does not say when it started (`hidepid` hides another user's), so
- * whether it is the service is not known. Whether it beats is its
- * heartbeat's to say.
+ * `unconfirmed`: a process has its pid, but /proc does not say when it
+ * started (`hidepid` hides another user's), so whether it is the service
+ * is not known. Whether it beats is its heartbeat's to say.
  */
 export function serviceRuns(
   node: Pick<Node, "pid" | "boot_id" | "pid_ns" | "started_at">,
@@ -100,7 +100,7 @@ export function serviceRuns(
 ): "runs" | "unconfirmed" | "no" {
   if (!sameProcessSpace(node, here)) return "no";
   const found = presence(node.pid);
-  if (found !== "ours" && found !== "other" || ended(node.pid)) return "no";
+  if ((found !== "ours" && found !== "other") || ended(node.pid)) return "no";
   const started = startedAtMs(node.pid);
   if (started === null) return presence(node.pid) === "gone" ? "no" : "unconfirmed";
   return started <= node.started_at + START_SLACK_MS ? "runs" : "no";
