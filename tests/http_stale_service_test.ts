@@ -4,11 +4,13 @@
  * process still runs on the server's host (not killed: hung, suspended, or
  * held by a database that refuses writes, and a restart loses the run
  * records it holds), or is not known to (see its log, restart it), as of
- * a process that took its pid after it died.
+ * a process that took its pid after it died. One whose process was
+ * killed and not reaped yet (a zombie) runs nothing: it is dead.
  */
 import { assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase, serviceRow } from "./helpers.ts";
 import { startApi } from "./http_harness.ts";
+import { zombie } from "./zombie.ts";
 import { hereSpace } from "../src/daemon/presence.ts";
 import type { Store } from "../src/store/store.ts";
 
@@ -80,3 +82,17 @@ for (const backend of BACKENDS) {
     );
   });
 }
+
+Deno.test("api: a stale service whose process was killed and is not reaped yet (a zombie) is dead, its pid not running, as `status` says", async () => {
+  await using db = await freshDatabase("sqlite");
+  await using api = await startApi(db);
+  await using killed = await zombie();
+  // Its row written after its process started, as a service writes it.
+  await staleNode(api.store, "killed", killed.pid, true);
+  const status = await api.call("GET", "/api/v1/status");
+  const services = (status.body as { services: Record<string, unknown>[] }).services;
+  assertEquals(
+    services.map((n) => [n.id, n.state, n.gone, n.still_runs, n.still_runs_unconfirmed, n.note]),
+    [["killed", "dead", true, false, false, null]],
+  );
+});

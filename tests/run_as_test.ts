@@ -17,6 +17,7 @@ import {
   lookUpAccountAsync,
   lookupHungNote,
   lookupNote,
+  LOOKUPS_AT_ONCE,
   parsePasswd,
   passwordInactiveExpired,
   runAsPlan,
@@ -382,6 +383,102 @@ Deno.test("hung lookups of users never asked again are given up at keepMs: their
       await child.status;
     }
   }
+});
+
+Deno.test("many users asked at once while the name service hangs: 8 lookups run (16 getent), the others, not started within their wait, never start and answer 'hung'", async () => {
+  // A name service that hangs: each getent a process that never ends (until killed).
+  const children: Deno.ChildProcess[] = [];
+  const ended = new Set<number>();
+  let most = 0;
+  const hanging: Getent = async (_database, _key, signal) => {
+    const child = new Deno.Command("sleep", {
+      args: ["300"],
+      stdout: "null",
+      stderr: "null",
+      signal,
+    }).spawn();
+    children.push(child);
+    most = Math.max(most, children.filter((c) => !ended.has(c.pid)).length);
+    child.status.then(() => ended.add(child.pid));
+    await child.status;
+    throw signal?.reason ?? new Error("getent ended");
+  };
+  // Each waits 50 ms; the ones running are given up after 1 s, when the others' wait is long over.
+  const lookups = new AccountLookups(
+    (user, signal) => lookUpAccountAsync(user, hanging, SHADOW_WAIT_MS, signal),
+    50,
+    1000,
+  );
+  const users = Array.from({ length: 20 }, (_, i) => `user${i}`);
+  try {
+    // 20 jobs written at once, each naming another user.
+    const answers = await Promise.all(users.map((user) => lookups.find(user)));
+    assertEquals(answers, users.map(() => "hung"));
+    assertEquals(LOOKUPS_AT_ONCE, 8);
+    assertEquals(
+      [children.length, most],
+      [2 * LOOKUPS_AT_ONCE, 2 * LOOKUPS_AT_ONCE],
+      "getent processes started, and running at once: passwd and shadow of 8 users",
+    );
+    await waitFor(() => children.every((c) => ended.has(c.pid)), {
+      timeoutMs: 15_000,
+      what: "every getent killed at keepMs",
+      detail: () => `still running: ${children.filter((c) => !ended.has(c.pid)).map((c) => c.pid)}`,
+    });
+    assertEquals(
+      children.length,
+      2 * LOOKUPS_AT_ONCE,
+      "a lookup no one waited for any more started",
+    );
+  } finally {
+    for (const child of children.filter((c) => !ended.has(c.pid))) {
+      child.kill();
+      await child.status;
+    }
+  }
+});
+
+Deno.test("a lookup waiting its turn starts when one ends, if its wait has not passed; else it is dropped, and the next ask asks anew", async () => {
+  let at = 0;
+  const asked: string[] = [];
+  const answers = new Map<string, PromiseWithResolvers<Account | null>>();
+  const lookups = new AccountLookups(
+    (user) => {
+      asked.push(user);
+      const answer = Promise.withResolvers<Account | null>();
+      answers.set(user, answer);
+      return answer.promise;
+    },
+    20,
+    60_000,
+    () => at,
+    2,
+  );
+  const account = (name: string): Account => ({ ...BOB, name });
+  // The waits (20 ms) are long over by then: an answer is seen as kept.
+  const kept = (user: string) =>
+    waitFor(async () => {
+      const found = await lookups.find(user);
+      return found === "hung" ? null : { found };
+    }, { timeoutMs: 10_000, what: `${user}'s answer kept` });
+  const waits = ["ann", "bea", "cid"].map((user) => lookups.find(user));
+  at = 10;
+  waits.push(lookups.find("dan"));
+  assertEquals(asked, ["ann", "bea"], "two at once");
+  assertEquals(await Promise.all(waits), ["hung", "hung", "hung", "hung"]);
+  // Ann's lookup ends at 25: cid's wait (to 20) has passed, dan's (to 30) has not.
+  at = 25;
+  answers.get("ann")!.resolve(account("ann"));
+  assertEquals(await kept("ann"), { found: account("ann") });
+  assertEquals(asked, ["ann", "bea", "dan"], "dan's started in its turn, cid's dropped");
+  answers.get("dan")!.resolve(account("dan"));
+  assertEquals(await kept("dan"), { found: account("dan") });
+  const again = lookups.find("cid");
+  assertEquals(asked, ["ann", "bea", "dan", "cid"], "cid asked anew");
+  answers.get("cid")!.resolve(null);
+  answers.get("bea")!.resolve(account("bea"));
+  assertEquals(await again, null);
+  assertEquals(await kept("bea"), { found: account("bea") });
 });
 
 Deno.test("a lookup given up kills its getent", async () => {

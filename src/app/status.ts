@@ -43,11 +43,12 @@ export type JudgedNode = Node & {
  * both are false, and its heartbeat alone tells.
  */
 export interface Presence {
-  /** No process has its pid. */
+  /** No process has its pid, or the one that has it has ended (a zombie: killed, not reaped yet). */
   gone: (node: Node) => boolean;
   /**
    * A process has its pid that started no later than it did (`runs`), one
-   * whose start /proc does not tell (`unconfirmed`), or none (`no`); asked
+   * whose start /proc does not tell (`unconfirmed`), or none that runs
+   * (`no`: none, one started after it, or a zombie); asked
    * only of a stale service, where the answer says more.
    */
   runs?: (node: Node) => "runs" | "unconfirmed" | "no";

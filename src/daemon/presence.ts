@@ -6,7 +6,7 @@
  * process may not see or signal (EPERM).
  */
 import { type Node, type ProcessSpace, sameProcessSpace } from "../domain/node.ts";
-import { bootId, bootTicks, pidNamespace, processStart } from "./processes.ts";
+import { bootId, bootTicks, pidNamespace, processStart, statFields } from "./processes.ts";
 
 const ESRCH = 3;
 const EPERM = 1;
@@ -45,17 +45,30 @@ export function hereSpace(): ProcessSpace {
 }
 
 /**
+ * The process with `pid` has ended, though kill(2) still finds it: a
+ * zombie (`Z`: killed or exited, its parent has not reaped it yet) or one
+ * being reaped (`X`). It runs nothing. False where /proc does not show it
+ * (gone, or hidden by `hidepid`).
+ */
+function ended(pid: number): boolean {
+  const state = statFields(pid)?.[0];
+  return state === "Z" || state === "X";
+}
+
+/**
  * Whether the service a `jm_nodes` row names is known not to run: it runs
  * in `here`'s boot and pid namespace (the row says so), and no process has
- * its pid. Of another namespace (a container given the host's name),
- * another machine, or a row that does not say (an older release), it is
- * unknown: judged by its heartbeat.
+ * its pid, or the one that has it has ended (a zombie). Of another
+ * namespace (a container given the host's name), another machine, or a
+ * row that does not say (an older release), it is unknown: judged by its
+ * heartbeat.
  */
 export function serviceGone(
   node: Pick<Node, "pid" | "boot_id" | "pid_ns">,
   here: ProcessSpace = hereSpace(),
 ): boolean {
-  return sameProcessSpace(node, here) && presence(node.pid) === "gone";
+  if (!sameProcessSpace(node, here)) return false;
+  return presence(node.pid) === "gone" || ended(node.pid);
 }
 
 /** Slack for a process's start as /proc tells it against the wall clock (ticks, rounding). */
@@ -76,10 +89,10 @@ function startedAtMs(pid: number): number | null {
  * runs in `here`'s boot and pid namespace (the row says so), and a process
  * has its pid (this user's or another's) that started no later than the
  * service did: a pid another program took after the service died belongs
- * to a process started after it. `unconfirmed`: a process has its pid, but
- * /proc does not say when it started (`hidepid` hides another user's), so
- * whether it is the service is not known. Whether it beats is its
- * heartbeat's to say.
+ * to a process started after it. A zombie with its pid runs nothing: `no`.
+ * `unconfirmed`: a process has its pid, but /proc does not say when it
+ * started (`hidepid` hides another user's), so whether it is the service
+ * is not known. Whether it beats is its heartbeat's to say.
  */
 export function serviceRuns(
   node: Pick<Node, "pid" | "boot_id" | "pid_ns" | "started_at">,
@@ -87,7 +100,7 @@ export function serviceRuns(
 ): "runs" | "unconfirmed" | "no" {
   if (!sameProcessSpace(node, here)) return "no";
   const found = presence(node.pid);
-  if (found !== "ours" && found !== "other") return "no";
+  if ((found !== "ours" && found !== "other") || ended(node.pid)) return "no";
   const started = startedAtMs(node.pid);
   if (started === null) return presence(node.pid) === "gone" ? "no" : "unconfirmed";
   return started <= node.started_at + START_SLACK_MS ? "runs" : "no";

@@ -227,25 +227,48 @@ export const KEEP_MS = 30_000;
 export type AccountAnswer = AnswerOf<Account>;
 
 /**
+ * Lookups one `AccountLookups` runs at once, each up to two getent
+ * processes (passwd and shadow): a name service that hangs would
+ * otherwise hold as many as distinct users were asked for in `KEEP_MS`.
+ */
+export const LOOKUPS_AT_ONCE = 8;
+
+/** A lookup asked for, running or waiting its turn. */
+interface Lookup {
+  answer: Promise<Account | null>;
+  stop: AbortController;
+  /** When its last waiter stops waiting (`now()`): one that has not started by then never does. */
+  deadline: number;
+  /** Starts it. */
+  begin: () => void;
+  /** Gives it up before it started: its waiters are answered "hung". */
+  drop: () => void;
+}
+
+/**
  * The lookups of one thread's runs, made off it (a service's lanes): NSS
  * that waits for an LDAP server away, made on the thread that starts runs,
  * would hold every run of it. Each waits `waitMs` at most; a name asked
- * again while its lookup is under way shares it, and an account found (or
- * found to be none) is the answer for `keepMs` after. A lookup under way
- * for `keepMs` (a getent that never ends) is given up by a timer of its own
- * (its signal aborts, which kills its getent) and forgotten: the next ask
- * asks anew, as the name service may answer again. Given up then, not when
- * its last waiter gives up at `waitMs`: a name service slower than that
- * still answers the next ask; and given up whether or not the name is
- * asked again, or each write naming another user would leave its getent
- * processes for good.
+ * again while its lookup is under way (or waits its turn) shares it, and
+ * an account found (or found to be none) is the answer for `keepMs`
+ * after. At most `atOnce` run at once; the others wait their turn, in
+ * the order asked, and one whose waiters have all stopped waiting by its
+ * turn is dropped unstarted: they were answered "hung", as of a name
+ * service that does not answer, and the next ask asks anew. A lookup
+ * under way for `keepMs` (a getent that never ends) is given up by a
+ * timer of its own (its signal aborts, which kills its getent) and
+ * forgotten, its turn given to the next: the next ask asks anew, as the
+ * name service may answer again. Given up then, not when its last waiter
+ * gives up at `waitMs`: a name service slower than that still answers the
+ * next ask; and given up whether or not the name is asked again, or each
+ * write naming another user would leave its getent processes for good.
  */
 export class AccountLookups {
-  private readonly asking = new Map<
-    string,
-    { answer: Promise<Account | null>; stop: AbortController }
-  >();
+  private readonly asking = new Map<string, Lookup>();
   private readonly kept = new Map<string, { account: Account | null; until: number }>();
+  /** Lookups asked for while `atOnce` ran, oldest first. */
+  private readonly waiting: Lookup[] = [];
+  private running = 0;
 
   constructor(
     private readonly lookUp: (user: string, signal: AbortSignal) => Promise<Account | null> = (
@@ -255,33 +278,19 @@ export class AccountLookups {
     readonly waitMs = LOOKUP_WAIT_MS,
     private readonly keepMs = KEEP_MS,
     private readonly now: () => number = () => performance.now(),
+    private readonly atOnce = LOOKUPS_AT_ONCE,
   ) {}
 
   /** `user`'s account, waiting `waitMs` at most; never rejects (a failure is its answer). */
   find(user: string): Promise<AccountAnswer> {
     const kept = this.kept.get(user);
     if (kept !== undefined && this.now() < kept.until) return Promise.resolve(kept.account);
+    const deadline = this.now() + this.waitMs;
     let asked = this.asking.get(user);
     if (asked === undefined) {
-      const stop = new AbortController();
-      const made = { answer: this.lookUp(user, stop.signal), stop };
-      const forget = () => {
-        if (this.asking.get(user) === made) this.asking.delete(user);
-      };
-      const giveUp = setTimeout(() => {
-        stop.abort();
-        forget();
-      }, this.keepMs);
-      // A service with nothing else to do need not wait on a lookup that hangs.
-      Deno.unrefTimer(giveUp);
-      made.answer.then((account) => {
-        this.kept.set(user, { account, until: this.now() + this.keepMs });
-      }, () => {}).finally(() => {
-        clearTimeout(giveUp);
-        forget();
-      });
-      this.asking.set(user, made);
-      asked = made;
+      asked = this.ask(user, deadline);
+    } else {
+      asked.deadline = Math.max(asked.deadline, deadline);
     }
     const { answer, stop } = asked;
     return new Promise((resolve) => {
@@ -289,7 +298,7 @@ export class AccountLookups {
       answer.then(
         (account) => resolve(account),
         (error) =>
-          // Given up for one asked anew: it did not answer.
+          // Given up for one asked anew, or dropped before its turn: it did not answer.
           resolve(
             stop.signal.aborted ? "hung" : {
               failed: `could not look up the account of user '${user}': ${
@@ -299,6 +308,62 @@ export class AccountLookups {
           ),
       ).finally(() => clearTimeout(timer));
     });
+  }
+
+  /** A lookup of `user`, started now if fewer than `atOnce` run, else when its turn comes. */
+  private ask(user: string, deadline: number): Lookup {
+    const stop = new AbortController();
+    const answered = Promise.withResolvers<Account | null>();
+    const forget = () => {
+      if (this.asking.get(user) === made) this.asking.delete(user);
+    };
+    const made: Lookup = {
+      answer: answered.promise,
+      stop,
+      deadline,
+      begin: () => {
+        this.running++;
+        let done = false;
+        // Its turn is given back once, whichever comes first: its answer, or its giving up.
+        const over = () => {
+          if (done) return;
+          done = true;
+          this.running--;
+          this.next();
+        };
+        const giveUp = setTimeout(() => {
+          stop.abort();
+          forget();
+          over();
+        }, this.keepMs);
+        // A service with nothing else to do need not wait on a lookup that hangs.
+        Deno.unrefTimer(giveUp);
+        this.lookUp(user, stop.signal).then(answered.resolve, answered.reject).finally(() => {
+          clearTimeout(giveUp);
+          over();
+        });
+      },
+      drop: () => {
+        stop.abort();
+        answered.reject(stop.signal.reason);
+      },
+    };
+    answered.promise.then((account) => {
+      this.kept.set(user, { account, until: this.now() + this.keepMs });
+    }, () => {}).finally(forget);
+    this.asking.set(user, made);
+    if (this.running < this.atOnce) made.begin();
+    else this.waiting.push(made);
+    return made;
+  }
+
+  /** Start the lookups whose turn came; drop those no one waits for any more. */
+  private next(): void {
+    while (this.running < this.atOnce && this.waiting.length > 0) {
+      const lookup = this.waiting.shift()!;
+      if (this.now() < lookup.deadline) lookup.begin();
+      else lookup.drop();
+    }
   }
 }
 

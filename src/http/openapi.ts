@@ -195,9 +195,9 @@ const shown = (description: string): Schema => ({
 /** The database as `/status` and `/health` see it. */
 const DATABASE_STATE = closed({
   state: {
-    enum: ["up", "down", "refuses writes"],
+    enum: ["up", "down", "refuses writes", "recovering"],
     description:
-      "refuses writes: it answers (the rest was read now), but this server's service cannot write to it (a full disk): detail says why",
+      "down: this server could not read it (the rest is as last read, read_at); refuses writes: it answers (the rest was read now), but this server's service cannot write to it (a full disk): detail says why; recovering: it answers (the rest was read now), but this server's service has not seen it back yet after an outage: it does at its next try (within 30 s), once it has written what waited (run records, held in memory meanwhile), and detail says what it last found",
   },
   detail: str,
 });

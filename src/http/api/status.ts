@@ -3,7 +3,9 @@
  * server sees it and runs per minute for the chart) and `/api/v1/reload`.
  * While the database is away `/status` still answers, with the database
  * down and the rest as last read (`read_at`), so a dashboard can say so;
- * while it refuses writes, it says that, the rest read now.
+ * while it refuses writes, it says that, the rest read now; while it
+ * answers this server but the service has not seen it back yet, it says
+ * `recovering`, the rest read now.
  * `database_now` is the database's clock at the answer (while it is away,
  * as this server's clock puts it), against which heartbeats are aged.
  * `/api/v1/clock` is that clock alone, cheap to ask on every page: the
@@ -15,6 +17,7 @@
 import { Hono } from "hono";
 import { reload } from "../../app/jobs.ts";
 import { health, pendingJson, status } from "../../app/status.ts";
+import { MAX_RECONNECT_WAIT_MS } from "../../daemon/db_health.ts";
 import { serviceGone, serviceRuns } from "../../daemon/presence.ts";
 import { zoneOf } from "../../domain/job.ts";
 import { NODE_STATES, type NodeState } from "../../domain/node.ts";
@@ -29,11 +32,23 @@ const MINUTE_MS = 60_000;
 
 /**
  * The database's state as an answer read from it says it: it answered, so
- * it is not down where it refuses writes alone (a full disk).
+ * it is not down. Where it refuses writes alone (a full disk), that. Where
+ * the service counts it away still, `recovering`: the service sees it back
+ * at its next probe (they back off to `MAX_RECONNECT_WAIT_MS` apart), once
+ * it wrote what waited; meanwhile it holds its run records in memory, or,
+ * a cluster node, its fires.
  */
 function databaseState(ready: Readiness): { state: string; detail: string } {
   const { ok, detail, writes_refused } = ready.database;
-  return { state: ok ? "up" : writes_refused ? "refuses writes" : "down", detail };
+  if (ok) return { state: "up", detail };
+  if (writes_refused) return { state: "refuses writes", detail };
+  return {
+    state: "recovering",
+    detail:
+      `it answers this server's reads (what this answer says was read now), but the service has not seen it back yet: it counts it back at its next try (within ${
+        MAX_RECONNECT_WAIT_MS / 1000
+      } s), once it has written what waited; until then, as it says: ${detail}`,
+  };
 }
 
 /** What `/status` knows, besides the database's state, before it was ever read (`read_at` null). */

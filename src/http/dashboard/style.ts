@@ -47,7 +47,7 @@ pre { background: #0d1117; color: #e6edf3; padding: .75rem; border-radius: 6px; 
 .badge.success, .badge.live, .badge.up, .badge.ready { background: var(--ok); }
 .badge.failed, .badge.error, .badge.timeout, .badge.killed, .badge.lost, .badge.dead, .badge.down, .badge.fatal { background: var(--bad); }
 .badge.running, .badge.info { background: var(--accent); }
-.badge.skipped, .badge.missed, .badge.stale, .badge.warning, .badge.refuses { background: var(--warn); }
+.badge.skipped, .badge.missed, .badge.stale, .badge.warning, .badge.refuses, .badge.recovering { background: var(--warn); }
 .badge.interrupted, .badge.cancelled { background: var(--info); }
 .badge.debug, .badge.leaving, .badge.stopped, .badge.queued, .badge.disabled { background: #6e7781; }
 .badge.last-known { background: #d0d7de; color: #424a53; }
