@@ -6,7 +6,8 @@
  */
 import { NotFoundError, RuntimeError } from "../errors.ts";
 import { type Job, jobProblem } from "../domain/job.ts";
-import type { Run } from "../domain/run.ts";
+import { FINAL_STATUSES, type Run } from "../domain/run.ts";
+import { nodeState } from "../domain/node.ts";
 import { HERE_NOTE, hereHost, holderOf } from "../domain/here_run.ts";
 import type { JobStore, NodeStore, RunStore } from "../store/store.ts";
 import { jobNotFound } from "./jobs.ts";
@@ -124,6 +125,14 @@ export async function attemptsOf(jobs: JobStore, runs: Run[]): Promise<Map<strin
  */
 export type CancelOutcome = "dropped" | "requested" | "ended";
 
+/** Who cancels, when, and what of a run in a terminal (see `cancelRun`). */
+export interface CancelOptions {
+  by: string;
+  now: number;
+  endIfGone?: (run: Run) => Promise<true | string>;
+  force?: boolean;
+}
+
 /** A status write can lose a race with the service at most this often before giving up. */
 const CANCEL_ATTEMPTS = 3;
 
@@ -144,12 +153,7 @@ const CANCEL_ATTEMPTS = 3;
 export async function cancelRun(
   runs: RunStore,
   id: number,
-  options: {
-    by: string;
-    now: number;
-    endIfGone?: (run: Run) => Promise<true | string>;
-    force?: boolean;
-  },
+  options: CancelOptions,
 ): Promise<{ outcome: CancelOutcome; run: Run }> {
   const request = { cancel_requested_at: options.now, cancel_requested_by: options.by };
   for (let attempt = 0; attempt < CANCEL_ATTEMPTS; attempt++) {
@@ -199,4 +203,129 @@ export async function cancelRun(
     // A service took or ended the run meanwhile: look again.
   }
   throw new RuntimeError(`run ${id} kept changing while it was being cancelled; try again`);
+}
+
+/** How often a wait for a run's end reads it. */
+const WAIT_POLL_MS = 200;
+/** How often a wait for a run's end asks whether the service running it is still there. */
+const NODE_CHECK_MS = 5000;
+
+/**
+ * How a wait for a run's end came out: `ended` (the run is final);
+ * `timeout` (it was not, `run` as last read, null when none was read in
+ * time, a database that hangs included; or the wait was aborted);
+ * `stopped` or `dead`: it is recorded running on a service that has
+ * stopped or was declared dead without recording its end, which no wait
+ * will see (it is recorded interrupted or lost when that service starts
+ * again, lost when it was declared dead).
+ */
+export type Awaited =
+  | { outcome: "ended"; run: Run }
+  | { outcome: "timeout"; run: Run | null }
+  | { outcome: "stopped" | "dead"; run: Run };
+
+export interface AwaitOptions {
+  /** `jobsmanager.heartbeat_interval` in ms: when the service running it counts as gone. */
+  heartbeatMs: number;
+  /** Stop waiting after this long (null: never). */
+  timeoutMs: number | null;
+  /** Said once when the run is still queued `afterMs` after the wait began. */
+  stillQueued?: { afterMs: number; say: () => void };
+  /** The wait ends (as a timeout) when this is aborted: a server closing. */
+  signal?: AbortSignal;
+  /** Between two reads; WAIT_POLL_MS unless told. */
+  pollMs?: number;
+}
+
+/**
+ * Read run `id` until it ends, within `timeoutMs`; see `Awaited`. A run
+ * gone from jm_runs meanwhile is an error.
+ */
+export async function awaitEnd(
+  stores: RunStore & NodeStore,
+  id: number,
+  options: AwaitOptions,
+): Promise<Awaited> {
+  const started = Date.now();
+  const deadline = options.timeoutMs === null ? Infinity : started + options.timeoutMs;
+  const timeUp = new AbortController();
+  const timer = deadline === Infinity
+    ? undefined
+    : setTimeout(() => timeUp.abort(), Math.max(0, deadline - started));
+  const ended = options.signal === undefined
+    ? timeUp.signal
+    : AbortSignal.any([timeUp.signal, options.signal]);
+  const TIMED_OUT = Symbol("timed out");
+  // The timeout bounds the wait, a database that stopped answering included.
+  const inTime = async <T>(asked: Promise<T>): Promise<T | typeof TIMED_OUT> => {
+    if (ended.aborted) return TIMED_OUT;
+    const { promise, resolve } = Promise.withResolvers<typeof TIMED_OUT>();
+    const stop = () => resolve(TIMED_OUT);
+    ended.addEventListener("abort", stop, { once: true });
+    try {
+      return await Promise.race([asked, promise]);
+    } finally {
+      ended.removeEventListener("abort", stop);
+    }
+  };
+  let seen: Run | null = null;
+  let hinted = options.stillQueued === undefined;
+  let nodeCheckAt = started + NODE_CHECK_MS;
+  try {
+    for (;;) {
+      const run = await inTime(stores.getRun(id));
+      if (run === TIMED_OUT) return { outcome: "timeout", run: seen };
+      if (!run) throw new RuntimeError(`run ${id} disappeared while waiting for it`);
+      if (FINAL_STATUSES.includes(run.status)) return { outcome: "ended", run };
+      seen = run;
+      if (run.status === "running" && run.node_id !== null && Date.now() >= nodeCheckAt) {
+        nodeCheckAt = Date.now() + NODE_CHECK_MS;
+        const read = await inTime(stores.nodesAndNow());
+        if (read === TIMED_OUT) return { outcome: "timeout", run };
+        const node = read.nodes.find((n) => n.id === run.node_id);
+        const state = node && nodeState(node, Date.now(), options.heartbeatMs, read.databaseNow);
+        if (state === "stopped" || state === "dead") return { outcome: state, run };
+      }
+      if (ended.aborted) return { outcome: "timeout", run };
+      if (
+        !hinted && run.status === "queued" && Date.now() > started + options.stillQueued!.afterMs
+      ) {
+        hinted = true;
+        options.stillQueued!.say();
+      }
+      await new Promise<void>((resolve) => {
+        const next = () => {
+          clearTimeout(pause);
+          ended.removeEventListener("abort", next);
+          resolve();
+        };
+        const pause = setTimeout(next, options.pollMs ?? WAIT_POLL_MS);
+        ended.addEventListener("abort", next, { once: true });
+      });
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * `cancelRun`, then, for a run a service holds (`requested` of a run on a
+ * node), a wait for that service's answer (`awaitEnd`): it records the run
+ * cancelled once it has ended it, or, not running it, says so in the same
+ * way. `waited` is how the wait came out (its run null where none was read
+ * in time: `run` is then the run as cancelled); null when there was
+ * nothing to wait for (the run ended already here, or is a retry no
+ * service took).
+ */
+export async function cancelAndAwait(
+  stores: RunStore & NodeStore,
+  id: number,
+  options: CancelOptions & { wait: AwaitOptions },
+): Promise<{ outcome: CancelOutcome; run: Run; waited: Awaited | null }> {
+  const asked = await cancelRun(stores, id, options);
+  if (asked.outcome !== "requested" || asked.run.node_id === null) {
+    return { ...asked, waited: null };
+  }
+  const answer = await awaitEnd(stores, id, options.wait);
+  return { outcome: asked.outcome, run: answer.run ?? asked.run, waited: answer };
 }

@@ -10,10 +10,16 @@ import { secretsOf } from "../store/target.ts";
 import { inheritedEnv, secretValues } from "../config/config.ts";
 import { validateId } from "../domain/job.ts";
 import { FINAL_STATUSES, type Run } from "../domain/run.ts";
-import { hereNode, requestRun, startHereRun } from "../app/runs.ts";
+import {
+  type Awaited,
+  awaitEnd,
+  type AwaitOptions,
+  hereNode,
+  requestRun,
+  startHereRun,
+} from "../app/runs.ts";
 import { hereMarker } from "../domain/here_run.ts";
 import type { JobStore, NodeStore, RunStore } from "../store/store.ts";
-import { nodeState } from "../domain/node.ts";
 import { type CommandContext, writeErr } from "./context.ts";
 import { command, switched, valued } from "./command.ts";
 import { runDetails } from "./output.ts";
@@ -23,9 +29,6 @@ import { printable } from "../domain/printable.ts";
 import { parseCount } from "../domain/input.ts";
 import { CLI_NAMES } from "./input_names.ts";
 
-const WAIT_POLL_MS = 200;
-/** How often `--wait` asks whether the service running the run is still there. */
-const NODE_CHECK_MS = 5000;
 /** The longest `--wait --timeout`: a year, in seconds. */
 export const MAX_WAIT_S = 31_536_000;
 
@@ -194,11 +197,11 @@ async function runHere(
 }
 
 /**
- * Poll run `id` until it ends; after `timeoutS` seconds (null: never) give
- * up, leaving the run as it is. A run still recorded running on a service
- * that has stopped or was declared dead will not be ended by it: its end
- * was not recorded (the database refused it, or the service died), so
- * waiting ends there too.
+ * Poll run `id` until it ends (app/runs.ts `awaitEnd`); after `timeoutS`
+ * seconds (null: never) give up, leaving the run as it is. A run still
+ * recorded running on a service that has stopped or was declared dead will
+ * not be ended by it: its end was not recorded (the database refused it,
+ * or the service died), so waiting ends there too.
  */
 export async function waitFor(
   stores: RunStore & NodeStore,
@@ -206,61 +209,57 @@ export async function waitFor(
   { reloadIntervalMs, heartbeatMs }: { reloadIntervalMs: number; heartbeatMs: number },
   timeoutS: number | null,
 ): Promise<Run> {
-  // A lone service told of writes polls only every 5 s (or reload_interval, when longer) for one
-  // it was not told of (this CLI on another machine): no hint before two of its polls have passed.
-  const hintAt = Date.now() + 2 * Math.max(WATCHED_POLL_MS, reloadIntervalMs) + 1000;
-  const deadline = timeoutS === null ? Infinity : Date.now() + timeoutS * 1000;
-  let hinted = false;
-  let nodeCheckAt = Date.now() + NODE_CHECK_MS;
-  let status: string | null = null;
-  const notEnded = () =>
-    new RuntimeError(
+  const waited = await awaitEnd(
+    stores,
+    id,
+    waitOptions(id, { reloadIntervalMs, heartbeatMs }, timeoutS),
+  );
+  if (waited.outcome === "ended") return waited.run;
+  throw unanswered(id, waited, timeoutS);
+}
+
+/** How `--wait --timeout` waits for run `id`, as `awaitEnd` takes it. */
+export function waitOptions(
+  id: number,
+  { reloadIntervalMs, heartbeatMs }: { reloadIntervalMs: number; heartbeatMs: number },
+  timeoutS: number | null,
+): AwaitOptions {
+  return {
+    heartbeatMs,
+    timeoutMs: timeoutS === null ? null : timeoutS * 1000,
+    // A lone service told of writes polls only every 5 s (or reload_interval, when longer) for one
+    // it was not told of (this CLI on another machine): no hint before two of its polls have passed.
+    stillQueued: {
+      afterMs: 2 * Math.max(WATCHED_POLL_MS, reloadIntervalMs) + 1000,
+      say: () =>
+        writeErr(
+          `jobsmanager: run ${id} is still queued; is \`jobsmanager serve\` running on this database?`,
+        ),
+    },
+  };
+}
+
+/** The error a wait for run `id` that did not see it end ends with. */
+export function unanswered(
+  id: number,
+  waited: Exclude<Awaited, { outcome: "ended" }>,
+  timeoutS: number | null,
+): RuntimeError {
+  if (waited.outcome === "timeout") {
+    return new RuntimeError(
       `run ${id} did not end within ${timeoutS} s and is left ${
-        status ?? "as it was"
+        waited.run?.status ?? "as it was"
       }: see it with \`jobsmanager runs show ${id}\`, or cancel it with \`jobsmanager runs cancel ${id}\``,
     );
-  // The timeout bounds the wait, a database that stopped answering included.
-  const inTime = async <T>(asked: Promise<T>): Promise<T> => {
-    if (deadline === Infinity) return await asked;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(notEnded()), Math.max(0, deadline - Date.now()));
-    });
-    try {
-      return await Promise.race([asked, late]);
-    } finally {
-      clearTimeout(timer);
-    }
-  };
-  for (;;) {
-    const run = await inTime(stores.getRun(id));
-    if (!run) throw new RuntimeError(`run ${id} disappeared while waiting for it`);
-    if (FINAL_STATUSES.includes(run.status)) return run;
-    status = run.status;
-    if (run.status === "running" && run.node_id !== null && Date.now() >= nodeCheckAt) {
-      nodeCheckAt = Date.now() + NODE_CHECK_MS;
-      const { nodes, databaseNow } = await inTime(stores.nodesAndNow());
-      const node = nodes.find((n) => n.id === run.node_id);
-      const state = node && nodeState(node, Date.now(), heartbeatMs, databaseNow);
-      if (state === "stopped" || state === "dead") {
-        throw new RuntimeError(
-          `run ${id} is recorded running, but service ${run.node_id} that ran it has ${
-            state === "stopped" ? "stopped" : "been declared dead"
-          } without recording its end (see its log): the run is recorded ${
-            state === "stopped" ? "interrupted or lost when that service starts again" : "lost"
-          }; see it with \`jobsmanager runs show ${id}\``,
-        );
-      }
-    }
-    if (Date.now() >= deadline) throw notEnded();
-    if (!hinted && run.status === "queued" && Date.now() > hintAt) {
-      hinted = true;
-      writeErr(
-        `jobsmanager: run ${id} is still queued; is \`jobsmanager serve\` running on this database?`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, WAIT_POLL_MS));
   }
+  const { outcome: state, run } = waited;
+  return new RuntimeError(
+    `run ${id} is recorded running, but service ${run.node_id} that ran it has ${
+      state === "stopped" ? "stopped" : "been declared dead"
+    } without recording its end (see its log): the run is recorded ${
+      state === "stopped" ? "interrupted or lost when that service starts again" : "lost"
+    }; see it with \`jobsmanager runs show ${id}\``,
+  );
 }
 
 export function jobRunCommand() {

@@ -1,12 +1,12 @@
 /** `jobsmanager runs`, `runs show` and `runs cancel`: what happened to each fire, and stopping one. */
 import { validateId } from "../domain/job.ts";
 import { FINAL_STATUSES, RUN_STATUSES } from "../domain/run.ts";
-import { attemptsOf, cancelRun, showRun } from "../app/runs.ts";
+import { attemptsOf, cancelAndAwait, type CancelOptions, cancelRun, showRun } from "../app/runs.ts";
 import { outputWidth } from "./context.ts";
 import { command, group, switched, valued } from "./command.ts";
 import { runDetails, runsTable } from "./output.ts";
 import { parseCount, parseRunId, parseSince, parseStatus } from "../domain/input.ts";
-import { MAX_WAIT_S, waitFor } from "./job_run.ts";
+import { MAX_WAIT_S, unanswered, waitOptions } from "./job_run.ts";
 import { UsageError } from "../errors.ts";
 
 /** The most runs one `runs` lists. */
@@ -71,7 +71,7 @@ export function runsCommand() {
         : parseCount(opts.timeout, "--timeout", MAX_WAIT_S);
       const s = ctx.config.settings;
       const { outcome, run } = await ctx.withStore(async (store) => {
-        const asked = await cancelRun(store, id, {
+        const options: CancelOptions = {
           by: whoAsks(),
           now: Date.now(),
           force: opts.force === true,
@@ -83,13 +83,19 @@ export function runsCommand() {
               killGraceMs: ctx.config.settings["jobsmanager.kill_grace"] * 1000,
             });
           },
+        };
+        if (!opts.wait) return await cancelRun(store, id, options);
+        const answer = await cancelAndAwait(store, id, {
+          ...options,
+          wait: waitOptions(id, {
+            reloadIntervalMs: s["jobsmanager.reload_interval"] * 1000,
+            heartbeatMs: s["jobsmanager.heartbeat_interval"] * 1000,
+          }, timeoutS),
         });
-        if (!opts.wait || asked.outcome !== "requested" || asked.run.node_id === null) return asked;
-        const answered = await waitFor(store, id, {
-          reloadIntervalMs: s["jobsmanager.reload_interval"] * 1000,
-          heartbeatMs: s["jobsmanager.heartbeat_interval"] * 1000,
-        }, timeoutS);
-        return { outcome: asked.outcome, run: answered };
+        if (answer.waited !== null && answer.waited.outcome !== "ended") {
+          throw unanswered(id, answer.waited, timeoutS);
+        }
+        return { outcome: answer.outcome, run: answer.run };
       });
       ctx.print(
         () =>

@@ -38,6 +38,8 @@ interface Active {
   run: Launch;
   /** Its process group once started (null: it could not start). */
   pid: number | null;
+  /** When its process started (null: not yet, or never): a row written anew keeps it. */
+  startedAt: number | null;
   /** The JM_RUN_MARKER its processes carry, which the guard watches. */
   marker: string;
   slot: Slot;
@@ -103,7 +105,7 @@ export class ActiveRuns {
    * and its ids started over. They go on: their ends are written as new
    * rows, not over the newer run's row, and free their slots.
    */
-  private readonly rowless = new Set<Active>();
+  private readonly rowless = new Map<Active, number>();
   /** Runs being ended because someone asked (`runs cancel`): the note each is recorded with. */
   private readonly cancelling = new Map<number, string>();
   /** When each job's last run started: under overload, the longest waiting go first. */
@@ -159,11 +161,22 @@ export class ActiveRuns {
       startBy: startBy?.at ?? Infinity,
       armed,
     });
-    const active: Active = { job, run, pid: null, marker, slot, note, scheduledAt, ...from };
+    const active: Active = {
+      job,
+      run,
+      pid: null,
+      startedAt: null,
+      marker,
+      slot,
+      note,
+      scheduledAt,
+      ...from,
+    };
     const before = this.active.get(runId);
     if (before !== undefined) this.loseRow(runId, before, job.id);
     this.active.set(runId, active);
     run.started.then((started) => {
+      if (!("late" in started)) active.startedAt = started.startedAt;
       if (this.rowless.has(active)) {
         if ("late" in started) return this.endedRowless(runId, active, null);
         return void active.run.done.then((result) => this.finished(runId, result, active));
@@ -255,7 +268,7 @@ export class ActiveRuns {
    */
   private loseRow(runId: number, before: Active, job: string): void {
     this.active.delete(runId);
-    this.rowless.add(before);
+    this.rowless.set(before, runId);
     // A cancel asked of the old run is not the new one's.
     this.cancelling.delete(runId);
     schedulerLog.error(
@@ -413,12 +426,12 @@ export class ActiveRuns {
     // A run its thread gets to too late never ends: it leaves `active` instead.
     const all = () =>
       Promise.all(
-        [...this.active.values(), ...this.rowless].map((a) =>
+        [...this.active.values(), ...this.rowless.keys()].map((a) =>
           a.run.started.then((started) => "late" in started ? undefined : a.run.done)
         ),
       );
     await deadline.wait(all(), this.o.shutdownTimeoutMs);
-    for (const { run } of [...this.active.values(), ...this.rowless]) run.interrupt();
+    for (const { run } of [...this.active.values(), ...this.rowless.keys()]) run.interrupt();
     await deadline.wait(all(), this.o.killGraceMs + KILLED_OUTPUT_MS);
     for (const [runId, run] of this.active) {
       this.active.delete(runId);
@@ -430,6 +443,23 @@ export class ActiveRuns {
         note: "killed: the service was shutting down; its output was not read to the end",
       };
       this.o.track(this.o.recorder.update(runId, record, this.wholeRow(run, record)));
+    }
+    // A run whose id the database gave away ends as the others, in a new row (`endedRowless`
+    // ends those whose output did end): left out, it stayed in no row at all.
+    for (const [run, runId] of this.rowless) {
+      this.rowless.delete(run);
+      run.slot.release();
+      this.o.observer?.ended(run.job.id, "interrupted");
+      const record: RunUpdate = {
+        status: "interrupted",
+        finished_at: this.o.clock.now(),
+        note: "killed: the service was shutting down; its output was not read to the end",
+      };
+      runnerLog.error(
+        "job {job}: its run that was run {run} before jm_runs was emptied was still running at the stop; it is recorded interrupted in a new row, its note saying so",
+        { job: run.job.id, run: runId },
+      );
+      this.o.recorder.recordAnew(runId, this.wholeRow(run, record));
     }
   }
 
@@ -445,6 +475,7 @@ export class ActiveRuns {
       node_id: this.o.nodeId(),
       marker: run.marker,
       pgid: run.pid,
+      started_at: run.startedAt,
       ...record,
       status: record.status ?? "interrupted",
     };

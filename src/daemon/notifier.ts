@@ -100,7 +100,7 @@ export interface NotifierOptions {
       | "dropNotifications"
     >
     & Pick<JobStore, "getJob">
-    & Pick<RunStore, "listRuns">;
+    & Pick<RunStore, "listRuns" | "getRun">;
   clock: Clock;
   health: DbHealth;
   nodeId: () => string;
@@ -188,8 +188,12 @@ const PENDING_PAGE = 100;
 const DONE_MEMORY_MS = 60_000;
 /** Longest wait between two tries to write a delivery's outcome. */
 const DONE_RETRY_MAX_MS = 30_000;
-/** Lost runs one declared-dead node's notifications are sent for. */
-const LOST_RUNS = 1000;
+/**
+ * Lost runs read at a time to order a declared-dead node's notifications:
+ * a page of their ids and ends, none of their output, however many the
+ * node left (a crash loop's thousands all notify).
+ */
+const LOST_PAGE = 1000;
 
 const notifyLog = log("notify");
 
@@ -448,19 +452,14 @@ export class Notifier {
       ...this.claimTails.values(),
     ]);
     const claiming = this.claim(`the runs of node ${nodeId}`, null, async () => {
-      const runs = await this.o.store.listRuns({
-        node_id: nodeId,
-        status: "lost",
-        limit: LOST_RUNS,
-      });
-      const lost = new Set(runIds);
-      const ended = runs.filter((r) => lost.has(r.id))
-        .map((r) => ({ ...r, finished_at: r.finished_at ?? at }))
-        .sort((a, b) => a.finished_at - b.finished_at || a.id - b.id);
-      for (const run of ended) {
+      for (const end of await this.lostEnds(nodeId, at, runIds)) {
         if (this.closing.signal.aborted) return;
-        const job = await this.o.store.getJob(run.job_id);
-        if (!job || !this.wanted(job, run.status)) continue;
+        const job = await this.o.store.getJob(end.job_id);
+        if (!job || !this.wanted(job, "lost")) continue;
+        // Read whole (its output, if any) only now: the ends of thousands are all held at once.
+        const row = await this.o.store.getRun(end.id);
+        if (row === null || row.status !== "lost") continue;
+        const run = { ...row, finished_at: row.finished_at ?? at };
         await this.decide(job, run).catch((error) => {
           notifyLog.warn("{what}: notification not sent: {error}", {
             what: `job ${job.id} run ${run.id}`,
@@ -474,6 +473,39 @@ export class Notifier {
     claiming.finally(() => {
       if (this.lostFirst === claiming) this.lostFirst = null;
     });
+  }
+
+  /**
+   * Of `runIds`, the runs of node `nodeId` still `lost`, read a page at a
+   * time newest first back to the oldest of them, and returned oldest end
+   * first (ended at `at` when no end was written), without their output.
+   */
+  private async lostEnds(
+    nodeId: string,
+    at: number,
+    runIds: readonly number[],
+  ): Promise<{ id: number; job_id: string; finished_at: number }[]> {
+    const lost = new Set(runIds);
+    const oldest = runIds.reduce((min, id) => Math.min(min, id), Infinity);
+    const ends: { id: number; job_id: string; finished_at: number }[] = [];
+    let beforeId: number | undefined;
+    while (!this.closing.signal.aborted) {
+      const page = await this.o.store.listRuns({
+        node_id: nodeId,
+        status: "lost",
+        limit: LOST_PAGE,
+        beforeId,
+        output: false,
+      });
+      for (const run of page) {
+        if (lost.has(run.id)) {
+          ends.push({ id: run.id, job_id: run.job_id, finished_at: run.finished_at ?? at });
+        }
+      }
+      beforeId = page.at(-1)?.id;
+      if (page.length < LOST_PAGE || beforeId === undefined || beforeId <= oldest) break;
+    }
+    return ends.sort((a, b) => a.finished_at - b.finished_at || a.id - b.id);
   }
 
   /**

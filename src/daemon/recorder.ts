@@ -274,7 +274,10 @@ export class RunRecorder {
     const wait = Math.max(MIN_CLAIM_WAIT_MS, startBy - STARTING_MS - this.clock.now());
     const { attempt, outcome, error } = await this.attempt(rows, wait);
     if (outcome && "ids" in outcome) {
-      return await this.claimed(rows, outcome.ids, again, { instant, holding: false });
+      return this.given(
+        rows,
+        await this.claimed(rows, outcome.ids, again, { instant, holding: false }),
+      );
     }
     const provisional = this.buffer(rows);
     if (!isUnreachable(error)) this.retryRefused();
@@ -307,7 +310,10 @@ export class RunRecorder {
     const again = this.lost.take(rows);
     const { attempt, outcome, error } = await this.attempt(rows);
     if (outcome && "ids" in outcome) {
-      return await this.claimed(rows, outcome.ids, again, { instant: true, holding: true });
+      return this.given(
+        rows,
+        await this.claimed(rows, outcome.ids, again, { instant: true, holding: true }),
+      );
     }
     if (outcome !== null) {
       // Refused, it wrote nothing; the rows earlier claims lost may still be there.
@@ -348,6 +354,35 @@ export class RunRecorder {
   private underWay<T>(work: Promise<T>): Promise<T> {
     this.claimsUnderWay++;
     return work.finally(() => this.claimsUnderWay--);
+  }
+
+  /**
+   * The database gave `id` to a new row of `jobId` that the recorder wrote
+   * itself (a fire recorded during an outage, a claim that landed late, a
+   * run's end written again): a run here still holding that id lost its
+   * row (RecorderOptions `idTaken`), and so did one known by the
+   * provisional id whose row had it (see `given`).
+   */
+  private idGiven(id: number, jobId: string): void {
+    this.options.idTaken?.(id, jobId);
+    this.given([{ job_id: jobId }], [id]);
+  }
+
+  /**
+   * `ids`, just given to `rows`: a run here that started under a
+   * provisional id, and whose row, written since, had one of these ids,
+   * lost that row (jm_runs emptied since): the service knows it by its
+   * provisional id, which it is told of (RecorderOptions `idTaken`), and
+   * the id is no longer that run's (`knownAs`). Returns `ids`.
+   */
+  private given(rows: Pick<NewRun, "job_id">[], ids: (number | null)[]): (number | null)[] {
+    ids.forEach((id, i) => {
+      const provisional = id === null ? undefined : this.provisionalOf.get(id);
+      if (provisional === undefined) return;
+      this.provisionalOf.delete(id!);
+      this.options.idTaken?.(provisional, rows[i].job_id);
+    });
+    return ids;
   }
 
   /**
@@ -557,7 +592,7 @@ export class RunRecorder {
         );
         continue;
       }
-      this.options.idTaken?.(written, row.job_id);
+      this.idGiven(written, row.job_id);
       this.moved.set(id, written);
       if (this.moved.size > MAX_REMEMBERED) this.moved.delete(this.moved.keys().next().value!);
       storeLog.warn(
@@ -569,12 +604,14 @@ export class RunRecorder {
 
   /** `again`, the whole row of run `id` whose own row is gone, as written anew, its note saying so. */
   private anew(id: number, again: NewRun): NewRun {
+    // A run that started under a provisional id is named by the id its row had.
+    const was = id < 0 ? this.written.get(id) ?? id : id;
     return {
       ...again,
       node_id: this.node() ?? again.node_id,
       note: [
         again.note,
-        `written again: its row, run ${id}, was gone when it ended (jm_runs emptied or restored from a backup while it ran)`,
+        `written again: its row, run ${was}, was gone when it ended (jm_runs emptied or restored from a backup while it ran)`,
       ].filter((n) => n).join("; "),
     };
   }
@@ -671,10 +708,10 @@ export class RunRecorder {
     const row = this.buffered.get(provisional);
     if (!row) return;
     this.buffered.delete(provisional);
+    if (id !== null) this.idGiven(id, row.job_id);
     this.remember(provisional, id);
     // What the run learned meanwhile (its end, its output) goes to the landed row.
     if (id !== null) {
-      this.options.idTaken?.(id, row.job_id);
       this.update(id, postClaimFields(row));
     } else claimedElsewhere(row);
   }
@@ -761,6 +798,8 @@ export class RunRecorder {
             const current = this.buffered.get(provisional);
             const again = this.sentBefore.delete(provisional);
             this.buffered.delete(provisional);
+            // jm_runs emptied during the outage: a run still going here may hold the id.
+            if (ids[i] !== null) this.idGiven(ids[i]!, sent.job_id);
             this.remember(provisional, ids[i]);
             // A run that ended while its row was on its way merged its end into
             // the buffered copy, not the one sent; a claim sent again after its
@@ -768,8 +807,6 @@ export class RunRecorder {
             // the buffered copy as an update.
             const id = ids[i];
             if (id === null) return claimedElsewhere(current ?? sent);
-            // jm_runs emptied during the outage: a run still going here may hold the id.
-            this.options.idTaken?.(id, sent.job_id);
             if (current && (current !== sent || again)) {
               this.updates.push({ id, update: postClaimFields(current) });
             }

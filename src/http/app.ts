@@ -275,7 +275,12 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
     const door = new Door(deps.starts);
     app.use("*", async (c, next) => {
       const key = sharedReadKey(c);
-      if (key === null) return await door.through(next);
+      if (key === null) {
+        return await door.through((leave) => {
+          c.set("leaveDoor", leave);
+          return next();
+        });
+      }
       // Set, not returned: Hono keeps the handler's own response, whose body was read to share it.
       c.res = await door.share(key, async () => {
         await next();

@@ -350,7 +350,12 @@ const schemas: Record<string, Schema> = {
         "dropped: a queued request no service had taken is cancelled; requested: the service running it will end it (a retry no service took: the first service to see it cancels it, and the attempts end in failure); ended: a run in a terminal (job run --here) recorded interrupted with force, unchecked",
     },
     run: ref("Run"),
-  }),
+    waited: {
+      enum: ["ended", "timeout", "stopped", "dead", null],
+      description:
+        "with wait only: how the wait for the service's answer came out. ended: the run ended; timeout: it had not within wait seconds (or the server is stopping): the request stands, the service ends it still; stopped, dead: the service it is recorded running on has stopped, or was declared dead, without recording its end, so no answer will come (it is recorded interrupted or lost when that service starts again, lost when declared dead); null: nothing to wait for (the run ended here, or is a retry no service took)",
+    },
+  }, ["waited"]),
   LogRow: closed({
     id: int,
     created_at: instant("when it was logged"),
@@ -850,9 +855,21 @@ export const OPENAPI = {
             "a run in a terminal (job run --here): record it interrupted without checking that its CLI process is gone, ending nothing it left running (runs cancel --force)",
             { enum: ["true", "false"] },
           ),
+          query(
+            "wait",
+            "seconds, 0-300: for a run a service holds, wait this long at most for the service's answer, the run ended (runs cancel --wait --timeout): 200 once the run has ended, 202 with the run as it stands when it has not; the answer says how the wait came out (waited). Without it, 202 at once. A wait counts among the server's live streams (503 when they are at their most)",
+            int,
+          ),
         ],
         responses: {
-          "202": json(ref("Cancel"), "what was done"),
+          "200": json(
+            ref("Cancel"),
+            "with wait: the run has ended (cancelled, or ended otherwise meanwhile)",
+          ),
+          "202": json(
+            ref("Cancel"),
+            "what was done; with wait, the run has not ended (waited says why)",
+          ),
           ...WRITE,
           ...NOT_FOUND,
           "409": error("the run has already ended, or runs in a terminal"),

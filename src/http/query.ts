@@ -14,7 +14,7 @@ import { UsageError } from "../errors.ts";
 import { shortened } from "../domain/printable.ts";
 import { OPENAPI } from "./openapi.ts";
 
-const given = (raw: string | undefined): raw is string => raw !== undefined && raw !== "";
+export const given = (raw: string | undefined): raw is string => raw !== undefined && raw !== "";
 
 export function count(
   raw: string | undefined,

@@ -105,20 +105,30 @@ export class Door {
 
   constructor(private readonly starts: Starts, private readonly limit = MAX_HANDLED) {}
 
-  /** Handle a request with `handle` once admitted; the next one goes in when it ends. */
-  async through<T>(handle: () => Promise<T>): Promise<T> {
+  /**
+   * Handle a request with `handle` once admitted; the next one goes in when
+   * it ends, or once it calls `leave` (a request that goes on waiting for
+   * something else, minutes maybe, without holding a slot).
+   */
+  async through<T>(handle: (leave: () => void) => Promise<T>): Promise<T> {
     if (this.inside >= this.limit) {
       await new Promise<void>((resolve) => this.queue.push(resolve));
     } else {
       this.inside++;
     }
-    try {
-      await this.starts.quiet();
-      return await handle();
-    } finally {
+    let inside = true;
+    const leave = () => {
+      if (!inside) return;
+      inside = false;
       const next = this.queue.shift();
       if (next) next();
       else this.inside--;
+    };
+    try {
+      await this.starts.quiet();
+      return await handle(leave);
+    } finally {
+      leave();
     }
   }
 

@@ -16,6 +16,8 @@ export type Env = {
     role: Role;
     /** Each text of an answer as this caller may see it (http/app.ts `authenticate`). */
     shown: (text: string) => string;
+    /** Gives up the request's slot at the door (starts.ts `Door`), where there is one. */
+    leaveDoor?: () => void;
   };
 };
 

@@ -3,11 +3,12 @@
  * live stream of new and changed runs for the dashboard.
  */
 import { Hono } from "hono";
-import { cancelRun, showRun } from "../../app/runs.ts";
+import { cancelAndAwait, cancelRun, showRun } from "../../app/runs.ts";
 import type { Run } from "../../domain/run.ts";
 import { FINAL_STATUSES } from "../../domain/run.ts";
 import { parseRunId } from "../../domain/input.ts";
-import { count, flag, optionalJob, optionalSince, optionalStatus } from "../query.ts";
+import { count, flag, given, optionalJob, optionalSince, optionalStatus } from "../query.ts";
+import { HttpError } from "../errors.ts";
 import { remoteAddress } from "../remote.ts";
 import { pollStream, type SseEvent } from "../sse.ts";
 import { type ApiContext, type Env, json } from "./context.ts";
@@ -30,6 +31,14 @@ export const STREAM_CATCH_UP = 1000;
 /** Runs still open that the stream re-reads each second once they left the window. */
 const MAX_FOLLOWED = 100;
 const STREAM_POLL_MS = 1000;
+/**
+ * The longest `POST /runs/{id}/cancel?wait=`, in seconds: proxies between
+ * close a request quiet much longer. A client that waits longer asks again,
+ * or reads the run (GET /runs/{id}).
+ */
+export const MAX_CANCEL_WAIT_S = 300;
+/** How often a cancel's wait reads its run: one row, twice a second, a waiting client. */
+const CANCEL_POLL_MS = 500;
 
 /** More new runs than STREAM_CATCH_UP since `after`: the stream goes on after `newest`. */
 interface Skipped {
@@ -183,13 +192,52 @@ export function runRoutes(api: ApiContext): Hono<Env> {
   /**
    * As `runs cancel`: the run records who asked, here the token's role and
    * the client's address. A run in a terminal is ended only with `force`:
-   * this server cannot look at the processes of the host it runs on.
+   * this server cannot look at the processes of the host it runs on. With
+   * `wait` (seconds), as `runs cancel --wait --timeout`: 200 once the run
+   * has ended (the service's answer), 202 with the run as it stands when it
+   * has not (`waited` says why). A wait holds its request open as a live
+   * stream does, counted among them, and gives up its slot at the door.
    */
   routes.post("/runs/:id/cancel", async (c) => {
     const id = parseRunId(c.req.param("id"), "run id");
     const by = `${c.get("role")} token@${remoteAddress(c) ?? "unknown"}`;
     const force = flag(c.req.query("force"), "force");
-    return json(c, await cancelRun(store, id, { by, now: Date.now(), force }), 202);
+    const wait = c.req.query("wait");
+    if (!given(wait)) {
+      return json(c, await cancelRun(store, id, { by, now: Date.now(), force }), 202);
+    }
+    const waitS = count(wait, "wait", MAX_CANCEL_WAIT_S, 0);
+    if (api.streams.open >= api.streams.max) {
+      throw new HttpError(
+        503,
+        `${api.streams.open} live streams and waits are open, the most this server keeps; cancel without wait and read the run (GET /api/v1/runs/{id}), or try again later`,
+        5,
+      );
+    }
+    api.streams.open++;
+    try {
+      c.get("leaveDoor")?.();
+      const answer = await cancelAndAwait(store, id, {
+        by,
+        now: Date.now(),
+        force,
+        wait: {
+          heartbeatMs: api.heartbeatMs,
+          timeoutMs: waitS * 1000,
+          // The server stopping, or the client gone, ends the wait.
+          signal: AbortSignal.any([api.closing, c.req.raw.signal]),
+          pollMs: CANCEL_POLL_MS,
+        },
+      });
+      const { outcome, run, waited } = answer;
+      return json(
+        c,
+        { outcome, run, waited: waited?.outcome ?? null },
+        FINAL_STATUSES.includes(run.status) ? 200 : 202,
+      );
+    } finally {
+      api.streams.open--;
+    }
   });
 
   return routes;

@@ -1,0 +1,147 @@
+/**
+ * `POST /api/v1/runs/{id}/cancel?wait=S`, as `runs cancel --wait --timeout
+ * S`, on every backend: 200 once the service has answered (the run ended),
+ * 202 with the run as it stands when it has not. The test plays the
+ * service: it records a run cancelled once the request is there, as a
+ * service does once it has ended it.
+ */
+import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
+import { BACKENDS, freshDatabase, serviceRow, waitFor } from "./helpers.ts";
+import { type Answer, type Api, startApi } from "./http_harness.ts";
+import { Starts } from "../src/http/starts.ts";
+import type { Run } from "../src/domain/run.ts";
+import type { ServeDeps } from "../src/http/server.ts";
+
+interface Cancelled {
+  outcome: string;
+  run: Run;
+  waited?: string | null;
+}
+
+async function withApi(
+  backend: (typeof BACKENDS)[number],
+  extra: Partial<ServeDeps>,
+  fn: (api: Api) => Promise<void>,
+) {
+  await using db = await freshDatabase(backend);
+  await using api = await startApi(db, {}, undefined, undefined, extra);
+  const added = await api.call("POST", "/api/v1/jobs", {
+    body: { id: "slow", command: "sleep 100", cron: "@daily" },
+  });
+  assertEquals(added.status, 201, JSON.stringify(added.body));
+  await fn(api);
+}
+
+/** A run `running` on service `node` (live unless its row says otherwise). */
+async function runningOn(api: Api, node: string): Promise<number> {
+  const [id] = await api.store.claimRuns([{
+    job_id: "slow",
+    scheduled_at: Date.now() + Math.floor(Math.random() * 1_000_000),
+    started_at: Date.now(),
+    status: "running",
+    trigger: "schedule",
+    node_id: node,
+  }]);
+  return id!;
+}
+
+/** Once run `id`'s cancel is asked for, record it cancelled, as the service running it does. */
+async function answer(api: Api, id: number): Promise<void> {
+  const asked = await waitFor(async () => {
+    const run = await api.store.getRun(id);
+    return run?.cancel_requested_at !== null ? run : null;
+  }, { timeoutMs: 15_000, what: `run ${id}'s cancel to be asked for` });
+  assert(
+    await api.store.updateRun(id, {
+      status: "cancelled",
+      finished_at: Date.now(),
+      note: `cancelled by ${asked!.cancel_requested_by}`,
+    }, "running"),
+    `run ${id} was running`,
+  );
+}
+
+const body = (answer: Answer) => answer.body as Cancelled;
+
+for (const backend of BACKENDS) {
+  Deno.test(`api (${backend}): cancel with wait answers 200 once the service has ended the run, 202 with the run as it stands at the timeout`, () =>
+    withApi(backend, {}, async (api) => {
+      await api.store.saveNode(serviceRow("n1"));
+      const answered = await runningOn(api, "n1");
+      const waiting = api.call("POST", `/api/v1/runs/${answered}/cancel?wait=60`);
+      await answer(api, answered);
+      const done = await waiting;
+      assertEquals(
+        [done.status, body(done).outcome, body(done).waited, body(done).run.status],
+        [200, "requested", "ended", "cancelled"],
+        JSON.stringify(done.body),
+      );
+      assertEquals(body(done).run.note, "cancelled by admin token@127.0.0.1");
+
+      // No answer within the wait: the request stands, the run as it is.
+      const unanswered = await runningOn(api, "n1");
+      const late = await api.call("POST", `/api/v1/runs/${unanswered}/cancel?wait=1`);
+      assertEquals(
+        [late.status, body(late).outcome, body(late).waited, body(late).run.status],
+        [202, "requested", "timeout", "running"],
+        JSON.stringify(late.body),
+      );
+      assertEquals(body(late).run.cancel_requested_by, "admin token@127.0.0.1");
+
+      // Nothing to wait for: a request no service took is dropped, ended at once.
+      const queued = (await api.call("POST", "/api/v1/jobs/slow/run", { body: { queue: true } }))
+        .body as Run;
+      const dropped = await api.call("POST", `/api/v1/runs/${queued.id}/cancel?wait=60`);
+      assertEquals(
+        [dropped.status, body(dropped).outcome, body(dropped).waited, body(dropped).run.status],
+        [200, "dropped", null, "cancelled"],
+      );
+      // Without wait, as before: 202 at once, nothing said of a wait.
+      const asked = await api.call("POST", `/api/v1/runs/${unanswered}/cancel`);
+      assertEquals([asked.status, "waited" in body(asked)], [202, false]);
+      for (const wait of ["301", "-1", "soon"]) {
+        const refused = await api.call("POST", `/api/v1/runs/${unanswered}/cancel?wait=${wait}`);
+        assertEquals(refused.status, 400, JSON.stringify(refused.body));
+        assertStringIncludes((refused.body as { error: string }).error, "wait");
+      }
+    }));
+
+  Deno.test(`api (${backend}): cancel with wait of a run on a service that has stopped answers 202 saying so, not at the timeout`, () =>
+    withApi(backend, {}, async (api) => {
+      await api.store.saveNode({ ...serviceRow("gone"), stopped_at: Date.now() - 1000 });
+      const id = await runningOn(api, "gone");
+      const answered = await api.call("POST", `/api/v1/runs/${id}/cancel?wait=300`);
+      assertEquals(
+        [answered.status, body(answered).waited, body(answered).run.status],
+        [202, "stopped", "running"],
+        JSON.stringify(answered.body),
+      );
+    }));
+
+  Deno.test(`api (${backend}): cancels that wait leave the door to other requests, and count among the live streams`, () =>
+    withApi(backend, { starts: new Starts(), maxStreams: 5 }, async (api) => {
+      await api.store.saveNode(serviceRow("n1"));
+      // As many waits as the door lets in at once (starts.ts MAX_HANDLED), and one more.
+      const ids = await Promise.all([1, 2, 3, 4, 5].map(() => runningOn(api, "n1")));
+      const waits = ids.map((id) => api.call("POST", `/api/v1/runs/${id}/cancel?wait=120`));
+      await waitFor(async () => {
+        const runs = await Promise.all(ids.map((id) => api.store.getRun(id)));
+        return runs.every((r) => r?.cancel_requested_at !== null) || null;
+      }, { timeoutMs: 15_000, what: "every cancel to be asked for" });
+      // Answered while they wait, not after them.
+      const listed = await Promise.race([
+        api.call("GET", "/api/v1/runs?limit=10"),
+        new Promise<null>((resolve) => setTimeout(() => resolve(null), 20_000)),
+      ]);
+      assertEquals(listed?.status, 200, "a list answered while five cancels wait");
+      // The live streams are all taken: one more wait is refused before it asks anything.
+      const more = await runningOn(api, "n1");
+      const refused = await api.call("POST", `/api/v1/runs/${more}/cancel?wait=5`);
+      assertEquals(refused.status, 503, JSON.stringify(refused.body));
+      assertEquals((await api.store.getRun(more))?.cancel_requested_at, null);
+      for (const id of ids) await answer(api, id);
+      for (const done of await Promise.all(waits)) {
+        assertEquals([done.status, body(done).waited], [200, "ended"]);
+      }
+    }));
+}
