@@ -278,6 +278,7 @@ for (const backend of BACKENDS) {
       applied: [],
       created: [],
       version: SCHEMA_VERSION,
+      services_left_behind: [],
     });
     assertEquals(await markers(db), []);
     // A table dropped by hand is created again, and named.
