@@ -61,14 +61,31 @@ function firedAt(c: ClusterHarness, job: string, at: number): Promise<Run> {
   );
 }
 
-/** Nodes n1 and n2, n1's answers of activeRunsElsewhere (run ids) kept in `heldByN1`. */
-async function cluster(backend: Backend, heldByN1: Run["id"][][]): Promise<ClusterHarness> {
+interface Unanswered {
+  asked: boolean;
+  later: (() => void)[];
+}
+
+/**
+ * Nodes n1 and n2, n1's answers of activeRunsElsewhere (run ids) kept in
+ * `heldByN1`; while `unanswered.asked` is set, n1's questions about given
+ * runs get no answer (a database that does not answer them in time) till
+ * the test calls theirs in `unanswered.later`.
+ */
+async function cluster(
+  backend: Backend,
+  heldByN1: Run["id"][][],
+  unanswered: Unanswered = { asked: false, later: [] },
+): Promise<ClusterHarness> {
   const db = await freshDatabase(backend);
   return await ClusterHarness.create(db, ["n1", "n2"], (id) =>
     id === "n1"
       ? {
         store: storeWith(db, {
           activeRunsElsewhere: (store) => async (nodeId, among) => {
+            if (unanswered.asked && among !== undefined) {
+              await new Promise<void>((answer) => unanswered.later.push(answer));
+            }
             const active = await store.activeRunsElsewhere(nodeId, among);
             heldByN1.push(active.map((r) => r.id));
             return active;
@@ -118,6 +135,38 @@ for (const backend of BACKENDS) {
     );
     assertEquals(n1.runner.of(job), [], await c.describe());
     assertEquals(run.running, true);
+    await c.thaw("n2");
+  });
+
+  test("a database slow to tell whether the winner's run ended holds the loser's fire a quarter second at most", async () => {
+    const heldByN1: number[][] = [];
+    const unanswered: Unanswered = { asked: false, later: [] };
+    await using c = await cluster(backend, heldByN1, unanswered);
+    const { job, run, n1 } = await lostFirstClaim(c, heldByN1);
+    run.finish();
+    await c.until(
+      async () => (await c.runs(job)).find((r) => r.id === run.runId && r.status === "success"),
+      `n2's run ${run.runId} of ${job} recorded ended`,
+    );
+    unanswered.asked = true;
+    c.freeze("n2");
+    try {
+      await c.set(FIRST + 1000);
+      // The fire waits for the answer till then, and not past it.
+      await c.until(
+        () => n1.clock.wakeUps.includes(FIRST + 1250),
+        "n1 to wait for the rows of the runs on n2 till T0+2250",
+      );
+      await n1.clock.set(FIRST + 1250);
+      const next = await firedAt(c, job, FIRST + 1000);
+      // Without an answer, the run on n2 still counts, as the poll would have it.
+      assertEquals(next.status, "skipped", await c.describe());
+      assertMatch(next.note ?? "", /\(1 of them on node n2\)$/);
+    } finally {
+      // The answers come at last: a failed test's daemon gets to its stop.
+      unanswered.asked = false;
+      for (const answer of unanswered.later) answer();
+    }
     await c.thaw("n2");
   });
 }
