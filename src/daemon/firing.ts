@@ -84,6 +84,15 @@ export class Firing {
       plans.push(null);
     }
     const inTurn = this.o.runs.inTurn(decision.run);
+    // A fire about to be skipped for a run on another node whose row may say it ended since:
+    // that row is asked now, not at the next poll (a note naming a node whose run was over).
+    const heldElsewhere = new Set(
+      inTurn.filter((due) =>
+        this.o.slots.held(due.job.id) >= due.policy.maxInstances &&
+        this.o.handover.holdsFor(due.job.id)
+      ).map((due) => due.job.id),
+    );
+    if (heldElsewhere.size > 0) await this.o.handover.releaseEndedOf(heldElsewhere);
     // A job's fires decided together (a catch-up without coalesce): the one that took its last slot.
     const tookSlot = new Map<string, number>();
     // Those queued behind it, by their rows.

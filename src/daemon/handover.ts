@@ -7,11 +7,18 @@
  */
 import type { Run } from "../domain/run.ts";
 import type { FireAhead, LastFires, RunStore } from "../store/store.ts";
-import type { Clock } from "./clock.ts";
+import { type Clock, settlesWithin } from "./clock.ts";
 import type { Cluster, Gained } from "./cluster.ts";
 import type { DbHealth } from "./db_health.ts";
 import type { Slot, SlotGate } from "./slots.ts";
 import type { Timetable } from "./timetable.ts";
+
+/**
+ * How long a fire waits for the rows of the runs elsewhere it would be
+ * skipped for (see `releaseEndedOf`): an indexed read by id, answered in a
+ * millisecond or two by a database that answers at all.
+ */
+const ASK_BEFORE_SKIP_MS = 250;
 
 export interface HandoverOptions {
   store: Pick<RunStore, "activeRunsElsewhere">;
@@ -106,6 +113,32 @@ export class Handover {
     // Only those asked about: a hold taken meanwhile is not in the answer.
     const asked = [...this.elsewhere.keys()];
     this.releaseEnded(asked, await this.o.store.activeRunsElsewhere(this.o.nodeId(), asked));
+  }
+
+  /** Whether runs on other nodes hold slots of `jobId`. */
+  holdsFor(jobId: string): boolean {
+    return [...this.elsewhere.values()].some((r) => r.slot.jobId === jobId);
+  }
+
+  /**
+   * Let go of the slots runs on other nodes hold of `jobIds` where those
+   * runs ended, or their node is gone: one query, asked before a fire of
+   * theirs is skipped for them, waited for ASK_BEFORE_SKIP_MS at most (the
+   * instant's other fires wait with it; an answer that comes later still
+   * counts). The poll lets them go too, but it may come after the next
+   * fire: a lone node's comes every 5 s while it is watched, and where two
+   * nodes started together one may see itself alone for a heartbeat, fire
+   * the other's jobs, lose their claims and hold their runs.
+   */
+  async releaseEndedOf(jobIds: ReadonlySet<string>): Promise<void> {
+    // Only those asked about: a hold taken meanwhile is not in the answer.
+    const asked = [...this.elsewhere].filter(([, r]) => jobIds.has(r.slot.jobId)).map(([id]) => id);
+    if (asked.length === 0 || !this.o.health.online) return;
+    const answer = this.o.store.activeRunsElsewhere(this.o.nodeId(), asked).then(
+      (active) => this.releaseEnded(asked, active),
+      (error) => this.o.health.failed(error),
+    );
+    await settlesWithin(this.o.clock, answer, ASK_BEFORE_SKIP_MS);
   }
 
   /** Of the runs elsewhere `asked` about, let go of those not `active` any more. */
