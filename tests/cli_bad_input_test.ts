@@ -345,20 +345,22 @@ const CASES: BadCase[] = [
     name: "job next -n 0",
     args: ["job", "next", "seed", "-n", "0"],
     code: 2,
-    error: "--count: '0' is not valid (allowed: a whole number from 1 to 1000)",
+    error:
+      "--count: '0' is not valid (allowed: a whole number from 1 to 1000) (see `jobsmanager job next --help`)",
   },
   {
     name: "logs --job with a bad id",
     args: ["logs", "--job", "bad id"],
     code: 2,
-    error: `--job: "bad id" has characters outside A-Z a-z 0-9 . _ : - ${ID_RULE}`,
+    error:
+      `--job: "bad id" has characters outside A-Z a-z 0-9 . _ : - ${ID_RULE} (see \`jobsmanager logs --help\`)`,
   },
   {
     name: "job next --from garbage",
     args: ["job", "next", "seed", "--from", "garbage"],
     code: 2,
     error:
-      "--from: 'garbage' is not a date-time (expected e.g. 2026-03-29T01:30:00Z, 2026-03-29T02:30+02:00 or 2026-03-29 02:30 in the job's zone)",
+      "--from: 'garbage' is not a date-time (expected e.g. 2026-03-29T01:30:00Z, 2026-03-29T02:30+02:00 or 2026-03-29 02:30 in the job's zone) (see `jobsmanager job next --help`)",
   },
   {
     name: "unknown config key",

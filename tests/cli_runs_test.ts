@@ -79,7 +79,7 @@ for (const backend of BACKENDS) {
       const [args, error] of [
         [
           ["job", "run", "a", "--queue", "--timeout", "5"],
-          "--timeout: it limits --wait; give --wait too",
+          "--timeout: it limits --wait; give --wait too (see `jobsmanager job run --help`)",
         ],
         [
           ["job", "run", "a", "--queue", "--here"],
@@ -87,7 +87,7 @@ for (const backend of BACKENDS) {
         ],
         [
           ["job", "run", "a", "--queue", "--wait", "--timeout", "0"],
-          "--timeout: '0' is not valid (allowed: a whole number from 1 to 31536000)",
+          "--timeout: '0' is not valid (allowed: a whole number from 1 to 31536000) (see `jobsmanager job run --help`)",
         ],
       ] as const
     ) {
@@ -165,6 +165,33 @@ for (const backend of BACKENDS) {
       stderr:
         "jobsmanager: run id: '99999999999999999999999' is not a run number (too large to be one)\n",
     });
+  });
+
+  Deno.test(`cli[${backend}]: runs cancel without $USER or $LOGNAME names the account it runs as`, async () => {
+    await using db = await freshDatabase(backend);
+    assertEquals((await jm(db, ...ADD)).code, 0);
+    const queued = JSON.parse((await jm(db, "--json", "job", "run", "a", "--queue")).stdout);
+    // As cron, a systemd unit or `docker exec` run it: neither variable set.
+    const env = cliEnv();
+    delete env.USER;
+    delete env.LOGNAME;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", "--quiet", MAIN, "--database", db.url]
+        .concat(["runs", "cancel", String(queued.id)]),
+      cwd: db.dir,
+      env,
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    // The account's name as the system's user database gives it, not `uid N`.
+    const passwd = await new Deno.Command("getent", { args: ["passwd", String(Deno.uid())] })
+      .output();
+    const name = new TextDecoder().decode(passwd.stdout).split(":")[0];
+    assert(name !== "", `uid ${Deno.uid()} has a name here`);
+    const [row] = await runRows(db);
+    assertEquals(row.cancel_requested_by, `${name}@${Deno.hostname()}`);
   });
 
   Deno.test(`cli[${backend}]: runs cancel --wait prints the service's answer`, async () => {

@@ -383,7 +383,7 @@ for (const backend of BACKENDS) {
       }
       assertMatch(
         await cliError("runs", "--since", "36501d"),
-        /^--since: '36501d' is longer than 100 years \(36500d\), the longest taken; give a shorter duration$/,
+        /^--since: '36501d' is longer than 100 years \(36500d\), the longest taken; give a shorter duration \(see `jobsmanager runs --help`\)$/,
       );
       // Each names what was typed: the query parameter here, the flag in the CLI.
       for (
@@ -398,11 +398,15 @@ for (const backend of BACKENDS) {
         assertEquals(refused.status, 400, query);
         const error = (refused.body as { error: string }).error;
         assert(error.startsWith(`${name}: `), error);
-        assertEquals(await cliError("runs", ...flags), `--${error}`);
+        // The CLI's names its option's help too.
+        assertEquals(
+          await cliError("runs", ...flags),
+          `--${error} (see \`jobsmanager runs --help\`)`,
+        );
       }
       const level = await api.call("GET", "/api/v1/logs?level=loud");
       assertEquals(
-        `--${(level.body as { error: string }).error}`,
+        `--${(level.body as { error: string }).error} (see \`jobsmanager logs --help\`)`,
         await cliError("logs", "--level", "loud"),
       );
       const zone = await api.call("POST", "/api/v1/jobs", {

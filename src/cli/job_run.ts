@@ -276,7 +276,7 @@ export function jobRunCommand() {
     action: async (ctx, opts, id: string) => {
       validateId(id);
       if (opts.timeout !== undefined && !opts.wait) {
-        throw new UsageError("--timeout: it limits --wait; give --wait too");
+        throw new UsageError("--timeout: it limits --wait; give --wait too", "--timeout");
       }
       if (opts.queue && opts.here) {
         throw new UsageError(

@@ -64,7 +64,7 @@ export function runsCommand() {
     action: async (ctx, opts, raw: string) => {
       const id = parseRunId(raw, "run id");
       if (opts.timeout !== undefined && !opts.wait) {
-        throw new UsageError("--timeout: it limits --wait; give --wait too");
+        throw new UsageError("--timeout: it limits --wait; give --wait too", "--timeout");
       }
       const timeoutS = opts.timeout === undefined
         ? null
@@ -72,7 +72,7 @@ export function runsCommand() {
       const s = ctx.config.settings;
       const { outcome, run } = await ctx.withStore(async (store) => {
         const options: CancelOptions = {
-          by: whoAsks(),
+          by: await whoAsks(),
           now: Date.now(),
           force: opts.force === true,
           endIfGone: async (run) => {
@@ -123,8 +123,24 @@ export function runsCommand() {
   });
 }
 
-/** `user@host`, as a cancelled run records who asked. */
-function whoAsks(): string {
-  const user = Deno.env.get("USER") || Deno.env.get("LOGNAME") || `uid ${Deno.uid()}`;
+/**
+ * `user@host`, as a cancelled run records who asked: $USER or $LOGNAME,
+ * else the name of the account the process runs as (neither is set under
+ * cron, a systemd unit or `docker exec`), else `uid N` for an account
+ * without a name.
+ */
+async function whoAsks(): Promise<string> {
+  const user = Deno.env.get("USER") || Deno.env.get("LOGNAME") || await accountName();
   return `${user}@${Deno.hostname()}`;
+}
+
+async function accountName(): Promise<string> {
+  // Loaded here alone: the CLI starts without Node's modules (see command.ts).
+  const { userInfo } = await import("node:os");
+  try {
+    return userInfo().username;
+  } catch {
+    // No passwd entry for the uid (a container's arbitrary uid).
+    return `uid ${Deno.uid()}`;
+  }
 }
