@@ -228,6 +228,25 @@ const CASES: BadCase[] = [
     code: 2,
     error: 'env: "NOEQUALS" is not NAME=VALUE with NAME of A-Z a-z 0-9 _ not starting with a digit',
   },
+  // Which was meant cannot be told; the values (a secret, maybe) are not shown.
+  {
+    name: "--env given twice with different values",
+    args: ["job", "update", "seed", "--env", "A=1", "--env", "A=2"],
+    code: 2,
+    error: "env: A is given twice with different values (--env A=… twice); give it once",
+  },
+  {
+    name: "--env on a new job, given twice with different values",
+    args: [...ADD, "--minute", "5", "--env", "B=x", "--env", "A=1", "--env", "A="],
+    code: 2,
+    error: "env: A is given twice with different values (--env A=… twice); give it once",
+  },
+  {
+    name: "--unset-env and --env of one variable",
+    args: ["job", "update", "seed", "--unset-env", "A", "--env", "A=3"],
+    code: 2,
+    error: "env: A is both dropped and set (--unset-env A and --env A=…); give one of them",
+  },
   {
     name: "--env JM_JOB_ID=1 (reserved)",
     args: [...ADD, "--minute", "5", "--env", "JM_JOB_ID=1"],
