@@ -184,10 +184,13 @@ export async function readText(path: string): Promise<string> {
 }
 
 const APPLY = switched("write the plan (one transaction, one reload marker)");
-const IGNORE = repeated(
-  "a job listed as `cannot import` that you have seen to (an @reboot line started by a systemd unit): it no longer makes --apply exit 1 (repeatable)",
-  "id",
-);
+/** `--ignore`, `seen` saying what a job seen to is, in the words of the source. */
+function ignore(seen: string) {
+  return repeated(
+    `a job listed as \`cannot import\` that you have seen to (${seen}): it no longer makes --apply exit 1 (repeatable)`,
+    "id",
+  );
+}
 const UPDATE = switched(
   "also change the jobs already stored to what the source says (default: they are kept, and listed as `kept` where the source differs)",
 );
@@ -206,7 +209,9 @@ export function importCommand() {
       ),
       apply: APPLY,
       update: UPDATE,
-      ignore: IGNORE,
+      ignore: ignore(
+        "a row whose trigger has no cron schedule, added by hand with `jobsmanager job add`",
+      ),
     },
     action: async (ctx, opts) => {
       const target = opts.fromDatabase === undefined ? ctx.target : legacyTarget(opts.fromDatabase);
@@ -249,7 +254,7 @@ export function importCommand() {
       ),
       apply: APPLY,
       update: UPDATE,
-      ignore: IGNORE,
+      ignore: ignore("an @reboot line started by a systemd unit"),
     },
     action: async (ctx, opts, file: string) => {
       const text = await readText(file);
