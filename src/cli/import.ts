@@ -108,23 +108,37 @@ async function report(
   scope: Scope,
   ignored: readonly string[] = [],
 ): Promise<void> {
-  // Creates the schema even for a plan: moving in starts from a database without one.
-  const { outcome, live } = await ctx.withStore(async (store) => {
-    const live = await ctx.liveServices(store);
-    const candidates = await read(ctx.zoneAmong(live));
-    const check = ctx.planCheck(store, "a plan: nothing written, and --apply would be refused");
-    return { outcome: await importJobs(store, candidates, apply, scope, check), live };
-  }, { creates: true });
+  // A plan writes nothing, not even the tables of a new database: as `apply --dry-run`, it plans
+  // against no jobs and says the database is not there yet. --apply creates it.
+  const { outcome, live, missing } = apply
+    ? await ctx.withStore(async (store) => {
+      const live = await ctx.liveServices(store);
+      const candidates = await read(ctx.zoneAmong(live));
+      return { outcome: await importJobs(store, candidates, true, scope), live, missing: null };
+    }, { creates: true })
+    : await ctx.withDatabase(async (store, missing) => {
+      const live = store === null ? [] : await ctx.liveServices(store);
+      const candidates = await read(ctx.zoneAmong(live));
+      const check = store === null
+        ? undefined
+        : ctx.planCheck(store, "a plan: nothing written, and --apply would be refused");
+      return { outcome: await importJobs(store, candidates, false, scope, check), live, missing };
+    });
   // A user the host cannot run jobs as is imported all the same: the service may run elsewhere.
   await warnUsers(
     usersWritten(outcome.entries),
     apply ? "imported all the same" : "--apply would import them all the same",
   );
   const preview = apply ? null : `run again with --apply to write them`;
+  const plan = planText(outcome, what, preview) +
+    (missing === null ? "" : `\n${missing.what} yet: --apply creates ${missing.it}`);
   ctx.print(
-    () =>
-      withServiceLine(planText(outcome, what, preview), outcome.markerId, live, ctx.databaseName),
-    { ...planData(outcome, apply, what), live_services: live.map((n) => n.id) },
+    () => withServiceLine(plan, outcome.markerId, live, ctx.databaseName),
+    {
+      ...planData(outcome, apply, what),
+      database_exists: missing === null,
+      live_services: live.map((n) => n.id),
+    },
   );
   // A migration that left jobs behind must not pass for done in a script, but for those the
   // operator has seen to (--ignore): an @reboot line can never be imported.
