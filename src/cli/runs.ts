@@ -85,12 +85,17 @@ export function runsCommand() {
           },
         };
         if (!opts.wait) return await cancelRun(store, id, options);
+        // A service killed on this host is known gone at once, as `status` says it dead.
+        const { serviceGone } = await import("../daemon/presence.ts");
         const answer = await cancelAndAwait(store, id, {
           ...options,
-          wait: waitOptions(id, {
-            reloadIntervalMs: s["jobsmanager.reload_interval"] * 1000,
-            heartbeatMs: s["jobsmanager.heartbeat_interval"] * 1000,
-          }, timeoutS),
+          wait: {
+            ...waitOptions(id, {
+              reloadIntervalMs: s["jobsmanager.reload_interval"] * 1000,
+              heartbeatMs: s["jobsmanager.heartbeat_interval"] * 1000,
+            }, timeoutS),
+            gone: (node) => serviceGone(node),
+          },
         });
         if (answer.waited !== null && answer.waited.outcome !== "ended") {
           throw unanswered(id, answer.waited, timeoutS);
