@@ -41,10 +41,15 @@ import { serviceGone } from "./presence.ts";
  * Who this service is; `id` empty: pick one (see `Cluster.register`).
  * `boot_id` and `pid_ns`: where its pid means something (null where
  * /proc does not say); a row of the same tells whether its pid runs.
+ * `process_start`: its start since boot (presence.ts `hereService`),
+ * written in each of its rows, by which `status` tells its process from
+ * one that took its pid, whatever the wall clock did since it started;
+ * absent where /proc does not say.
  */
 export type NodeIdentity =
   & Pick<Node, "id" | "host" | "pid" | "version" | "started_at">
-  & ProcessSpace;
+  & ProcessSpace
+  & Pick<Node, "process_start">;
 
 /** The database's clock, read between two readings of this machine's (`wallClock`). */
 interface ClockReading {

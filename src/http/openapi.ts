@@ -411,6 +411,11 @@ const schemas: Record<string, Schema> = {
       description:
         "the schema version its release understands; null: a release before 17, which runs a job that has a user as its own user (no job is given a user while such a node is live)",
     },
+    process_start: {
+      type: ["integer", "null"],
+      description:
+        "when its process started, in 1/100 s since its boot (/proc/PID/stat starttime): whether the process with its pid is it, whatever step the wall clock took since; null without /proc, or from a release before schema 19 (judged by started_at against the wall clock)",
+    },
     state: {
       enum: [...NODE_STATES],
       description:
@@ -424,7 +429,7 @@ const schemas: Record<string, Schema> = {
     still_runs: {
       type: "boolean",
       description:
-        "it is stale, but it runs in this server's boot and pid namespace and a process that started no later than it has its pid: not killed but hung, suspended, or held by a database that refuses writes; a restart loses the run records it holds",
+        "it is stale, but it runs in this server's boot and pid namespace and its process still has its pid (the process started when process_start says; for a row without it, one that started no later than started_at): not killed but hung, suspended, or held by a database that refuses writes; a restart loses the run records it holds",
     },
     still_runs_unconfirmed: {
       type: "boolean",

@@ -573,6 +573,15 @@ export const MIGRATIONS: Migration[] = [
       ),
     ),
   },
+  {
+    version: 19,
+    name: "nodes say when their process started since boot",
+    // Whether a stale service's pid is still its process is told by the kernel's count since
+    // boot (/proc/PID/stat starttime), which no step of the wall clock moves. Nullable: a row
+    // of a release before it (an older service of the cluster still running) holds NULL, and is
+    // judged by its started_at against the wall clock, as before.
+    statements: both(() => "ALTER TABLE jm_nodes ADD COLUMN process_start BIGINT NULL"),
+  },
 ];
 
 /** A column a table made before jobsmanager may hold narrower than the schema declares. */
