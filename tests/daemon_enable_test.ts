@@ -176,11 +176,17 @@ for (const backend of BACKENDS) {
     await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
     for (const node of c.nodes) node.runner.endAll();
     await c.start();
-    await c.store.changeJob("bk", () => buildJob("bk", { command: "true", ...BK }, null, c.now()));
+    // Every minute on the minute: a minute between fires for the takeover to come.
+    const minutely: JobOptions = { schedule: { second: "0" }, misfire_grace_time: "3600" };
+    await c.store.changeJob(
+      "bk",
+      () => buildJob("bk", { command: "true", ...minutely }, null, c.now()),
+    );
     await c.load(1);
     const owner = assignJobs(["bk"], ["n1", "n2"]).get("bk")!;
     const [leaving, taking] = [c.node(owner), c.node(owner === "n1" ? "n2" : "n1")];
-    const from = Math.ceil((c.now() + 130_000) / 10_000) * 10_000;
+    const from = Math.ceil((c.now() + 130_000) / 60_000) * 60_000;
+    const next = from + 60_000;
     await c.set(from);
     await c.until(
       async () => (await c.runs("bk")).find((r) => r.scheduled_at === from && r.finished_at),
@@ -194,23 +200,32 @@ for (const backend of BACKENDS) {
     await c.load(1);
     await leaving.stop();
     await c.until(() => leaving.ended, `${leaving.nodeId} to end`);
-    // It takes the job over (as it sees the other stopped), then its next fire comes.
+    // The other takes it over as it sees the stop (the clock a second on at a time, before
+    // the next fire), and says so.
     const said = new RegExp(
       `^job bk: its schedule applies from ${
         new Date(enabledAt).toISOString().replaceAll(".", "\\.")
       } \\(when it was last enabled or its schedule changed\\), \\d+ s ahead of this service's clock`,
     );
-    await c.set(from + 35_000);
-    await c.until(() => taking.count(said) === 1, `${taking.nodeId} to say the job's time ahead`);
-    await c.set(from + 40_000);
+    let at = c.now();
+    let moved = Date.now();
+    await c.until(async () => {
+      if (taking.count(said) === 1) return true;
+      if (Date.now() - moved > 500 && at + 1000 < next) {
+        moved = Date.now();
+        await c.set(at += 1000);
+      }
+      return false;
+    }, `${taking.nodeId} to take the job over and say its time ahead before T0+${next - T0}`);
+    await c.set(next);
     await c.until(
       async () =>
         (await c.runs("bk")).find((r) =>
-          r.scheduled_at === from + 40_000 && r.node_id === taking.nodeId && r.finished_at
+          r.scheduled_at === next && r.node_id === taking.nodeId && r.finished_at
         ),
-      `${taking.nodeId} to run the fire at T0+${from + 40_000 - T0}`,
+      `${taking.nodeId} to run the fire at T0+${next - T0}`,
     );
-    assertEquals(fires(await c.runs("bk"), from), ["0 success", "40 success"]);
+    assertEquals(fires(await c.runs("bk"), from), ["0 success", "60 success"]);
     assertEquals(taking.count(said), 1, taking.lines.join("\n"));
   });
 }

@@ -277,7 +277,7 @@ export class Reload {
     if (appliesFrom - now > MAX_SKEW_MS && this.appliesFromSaid.get(id) !== appliesFrom) {
       this.appliesFromSaid.set(id, appliesFrom);
       schedulerLog.warn(
-        "job {job}: its schedule applies from {at} (when it was last enabled or its schedule changed), {ahead} s ahead of this service's clock: the clock of the host that wrote it was ahead. It goes on from now, not from then; fires due between that write and now while no service ran are not run or recorded. Fix that host's time sync (NTP)",
+        "job {job}: its schedule applies from {at} (when it was last enabled or its schedule changed), {ahead} s ahead of this service's clock: the clock of the host that wrote it was ahead. It goes on from now, not from then: its fires due between that write and now that no service ran (it was down, or its node was) are neither run nor recorded missed. Fix that host's time sync (NTP)",
         {
           job: id,
           at: new Date(appliesFrom).toISOString(),
