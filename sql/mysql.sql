@@ -200,7 +200,6 @@ INSERT INTO jm_schema_version (version, name, applied_at) VALUES (17, 'nodes say
 
 -- migration 18: jobs say when they were last enabled
 ALTER TABLE jm_jobs ADD COLUMN enabled_at BIGINT NULL;
-UPDATE jm_jobs SET enabled_at = updated_at WHERE enabled <> 0 AND enabled_at IS NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (18, 'jobs say when they were last enabled', 0);
 
 -- migration 19: nodes say when their process started since boot
