@@ -262,10 +262,10 @@ for (const backend of BACKENDS) {
       code: 0,
       stdout:
         `${description}: schema migrated from version 0 to ${SCHEMA_VERSION} (applied ${EVERY_VERSION})\n`,
-      // A new SQLite file is made, and named; a MySQL database never is.
+      // A new SQLite file is made, and named; in a MySQL database, made by hand, the tables.
       stderr: db.target.kind === "sqlite"
         ? `jobsmanager: created a new, empty database ${db.target.path}; if the service uses another, point this command at it with --database or --config\n`
-        : "",
+        : `jobsmanager: created jobsmanager's tables in the empty database ${description}; if the service uses another, point this command at it with --database or --config\n`,
     });
     assertEquals(
       await noWrite(db, ["db", "migrate"]),
@@ -872,7 +872,8 @@ mysqlTest(
         code: 0,
         stdout:
           `mysql://${user}:***@${at}: schema migrated from version 0 to ${SCHEMA_VERSION} (applied ${EVERY_VERSION})\n`,
-        stderr: PASSWORD_IN_ARGS,
+        stderr:
+          `${PASSWORD_IN_ARGS}jobsmanager: created jobsmanager's tables in the empty database mysql://${user}:***@${at}; if the service uses another, point this command at it with --database or --config\n`,
       });
       const json = await run([...viaUrl, "--json", "db", "migrate"]);
       assertEquals(JSON.parse(json.stdout).database, `mysql://${user}:***@${at}`);
@@ -973,7 +974,13 @@ mysqlTest(
       [...config, "job", "add", "hk", "--command", "echo hk", "--hour", "9"],
       { cwd: db.dir },
     );
-    assertEquals([add.code, add.stderr], [0, ""]);
+    // The empty MySQL database gets jobsmanager's tables, and the command says so.
+    assertEquals([add.code, add.stderr], [
+      0,
+      `jobsmanager: created jobsmanager's tables in the empty database ${
+        describeTarget(t)
+      }; if the service uses another, point this command at it with --database or --config\n`,
+    ]);
     assertEquals(add.stdout.split("\n")[0], "added job 'hk' (reload marker 1)");
     assertMatch(add.stdout.split("\n")[2], /09:00:00 \+08:00 {2}Asia\/Hong_Kong {3}/);
 

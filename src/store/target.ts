@@ -60,6 +60,30 @@ export function describeTarget(target: DatabaseTarget): string {
   return `mysql://${auth}@${target.host}:${target.port}/${target.database}${query}`;
 }
 
+/**
+ * A description (`describeTarget`'s, a store's) as a message that must lead
+ * back to the database from any directory names it: a SQLite path made
+ * absolute.
+ */
+export function absoluteDescription(description: string): string {
+  return description.startsWith("sqlite:")
+    ? `sqlite:${absolutePath(description.slice("sqlite:".length))}`
+    : description;
+}
+
+/**
+ * `path` from the root: the file's real path once it exists (links
+ * resolved), else joined to the working directory. (Not node:path: the CLI
+ * loads no Node module, whose first one costs ~15 ms at every start.)
+ */
+function absolutePath(path: string): string {
+  try {
+    return Deno.realPathSync(path);
+  } catch {
+    return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+  }
+}
+
 /** Where a MySQL target's server is, as messages name it: its socket, or host and port. */
 export function serverOf(target: MysqlTarget): string {
   return target.socket === undefined
