@@ -893,6 +893,23 @@ mysqlTest(
         JM_DB_PASSWORD: PASSWORD,
       });
       assertEquals([viaEnv.code, JSON.parse(viaEnv.stdout).length], [0, 1]);
+      // A password from JM_DB_PASSWORD is in no URL: the database is named as given, without `:***`.
+      const addViaEnv = await run(
+        [
+          "--database",
+          `mysql://${user}@${at}`,
+          "job",
+          "add",
+          "b",
+          "--command",
+          "true",
+          "--hour",
+          "1",
+        ],
+        { JM_DB_PASSWORD: PASSWORD },
+      );
+      assertEquals(addViaEnv.code, 0, addViaEnv.stderr);
+      assertStringIncludes(addViaEnv.stdout, `no live service uses mysql://${user}@${at}, so`);
       const show = await run([...viaUrl, "job", "show", "a"]);
       assertEquals(show.code, 0, show.stderr);
 
@@ -915,6 +932,39 @@ mysqlTest(
         stderr: PASSWORD_IN_ARGS +
           `jobsmanager: MySQL at ${t.host}:${t.port} rejected the login of user '${user}': the account is locked; unlock it with ALTER USER '${user}'@'<its host>' ACCOUNT UNLOCK\n`,
       });
+    } finally {
+      await rawQuery(db, `DROP USER '${user}'@'%'`);
+    }
+  },
+);
+
+mysqlTest(
+  "cli[mysql]: a user refused the CREATE that makes the schema is told the GRANT it needs",
+  async () => {
+    await using db = await freshDatabase("mysql");
+    const t = db.target;
+    assert(t.kind === "mysql");
+    const user = `jm_cli_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    await rawQuery(db, `CREATE USER '${user}'@'%' IDENTIFIED BY '${PASSWORD}'`);
+    try {
+      // Rows only, as a service may be given: the migrations need more.
+      await rawQuery(
+        db,
+        `GRANT SELECT, INSERT, UPDATE, DELETE ON \`${t.database}\`.* TO '${user}'@'%'`,
+      );
+      const at = `${t.host}:${t.port}/${t.database}`;
+      const r = await cli(["--database", `mysql://${user}@${at}`, "db", "migrate"], {
+        cwd: db.dir,
+        env: { JM_DB_PASSWORD: PASSWORD },
+      });
+      assertNoSecret(r, PASSWORD, "db migrate");
+      assertEquals([r.code, r.stdout], [1, ""]);
+      assertMatch(
+        r.stderr,
+        new RegExp(
+          `^jobsmanager: mysql://${user}@${at}: CREATE command denied to user '${user}'@'[^']+' for table \`${t.database}\`\\.\`jm_schema_version\`; user '${user}' needs SELECT, INSERT, UPDATE, DELETE on jobsmanager's database, and CREATE, ALTER, INDEX too to create or upgrade its tables \\(db migrate, serve, the commands that add jobs\\): GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON \`${t.database}\`\\.\\* TO '${user}'@'<its host>'\n$`,
+        ),
+      );
     } finally {
       await rawQuery(db, `DROP USER '${user}'@'%'`);
     }

@@ -20,9 +20,17 @@ onEveryBackend("description", "names the database, never the password", async (d
     return;
   }
   const { host, port, user, database } = db.target;
-  const store = openStore({ ...db.target, password: "s3cret/@pass" });
-  await store.close();
-  assertEquals(store.description, `mysql://${user}:***@${host}:${port}/${database}`);
+  // `***` where the URL held the password; one from JM_DB_PASSWORD or a file is not in the URL given.
+  const descriptions = [];
+  for (const passwordInUrl of [true, false]) {
+    const store = openStore({ ...db.target, password: "s3cret/@pass", passwordInUrl });
+    await store.close();
+    descriptions.push(store.description);
+  }
+  assertEquals(descriptions, [
+    `mysql://${user}:***@${host}:${port}/${database}`,
+    `mysql://${user}@${host}:${port}/${database}`,
+  ]);
 });
 
 onEveryBackend(

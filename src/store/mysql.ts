@@ -353,12 +353,24 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
     );
   }
   // The server answered: the statement itself was refused.
-  return new DatabaseError(`${describeTarget(target)}: ${e.message ?? String(error)}`, {
+  const advice = PRIVILEGE_DENIED.has(code) ? `; ${grantAdvice(target)}` : "";
+  return new DatabaseError(`${describeTarget(target)}: ${e.message ?? String(error)}${advice}`, {
     ...options,
     unreachable: false,
     unstorable: UNSTORABLE.has(code),
     writesRefused: WRITES_REFUSED.has(code),
   });
+}
+
+/** Refusals of a statement for a privilege the user lacks (`CREATE command denied to user …`). */
+const PRIVILEGE_DENIED = new Set<string | undefined>([
+  "ER_TABLEACCESS_DENIED_ERROR",
+  "ER_COLUMNACCESS_DENIED_ERROR",
+]);
+
+/** What the user needs, as the README's "The MySQL user" grants it. */
+function grantAdvice(target: MysqlTarget): string {
+  return `user '${target.user}' needs SELECT, INSERT, UPDATE, DELETE on jobsmanager's database, and CREATE, ALTER, INDEX too to create or upgrade its tables (db migrate, serve, the commands that add jobs): GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON \`${target.database}\`.* TO '${target.user}'@'<its host>'`;
 }
 
 /**
