@@ -284,6 +284,57 @@ Deno.test("tokens guard /metrics; a wrong one is refused without being echoed", 
     }
   }));
 
+Deno.test("a client refused for its token is told where the tokens come from: only those configured", () =>
+  withDeps(async (deps) => {
+    const dir = await Deno.makeTempDir();
+    const file = `${dir}/read.token`;
+    await Deno.writeTextFile(file, `${READER}\n`);
+    const cases: [Partial<Settings>, string, string][] = [
+      [{ "http.token": ADMIN }, "JM_HTTP_TOKEN", "the one from JM_HTTP_TOKEN"],
+      [
+        { "http.tokens": [{ token: READER, role: "read" }] },
+        "http.tokens",
+        "the one from http.tokens",
+      ],
+      [
+        { "http.tokens": [{ token_file: file, role: "read" }], "http.token": ADMIN },
+        "a token_file of http.tokens or JM_HTTP_TOKEN",
+        "one of the tokens from a token_file of http.tokens or JM_HTTP_TOKEN",
+      ],
+      [
+        {
+          "http.tokens": [{ token_file: file, role: "read" }, { token: ADMIN, role: "admin" }],
+          "http.token": `${ADMIN}-2`,
+        },
+        "http.tokens, a token_file of http.tokens or JM_HTTP_TOKEN",
+        "one of the tokens from http.tokens, a token_file of http.tokens or JM_HTTP_TOKEN",
+      ],
+    ];
+    try {
+      for (const [configured, from, whence] of cases) {
+        const server = await startHttpServer(settings(configured), deps);
+        try {
+          const errors = [];
+          for (const token of [undefined, "not-a-token-of-ours-at-all"]) {
+            const res = await fetch(`${server.url}/api/v1/jobs`, {
+              headers: token === undefined ? {} : { Authorization: `Bearer ${token}` },
+            });
+            assertEquals(res.status, 401);
+            errors.push((await res.json()).error);
+          }
+          assertEquals(errors, [
+            `no bearer token: send the header Authorization: Bearer TOKEN with a token from ${from}`,
+            `the bearer token is not ${whence} (it is not shown)`,
+          ], JSON.stringify(configured));
+        } finally {
+          await server.close();
+        }
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }));
+
 Deno.test("a port in use is refused with a message naming http.listen", () =>
   withDeps(async (deps) => {
     using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
