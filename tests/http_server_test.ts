@@ -487,3 +487,57 @@ Deno.test("close() ends with a client connected that never sent a whole request"
       partial.close();
     }
   }));
+
+/** Read `conn` till the server closes it, into `got`; settles then (or on a reset). */
+async function readTillClosed(conn: Deno.TcpConn, got: Uint8Array[]): Promise<void> {
+  const buffer = new Uint8Array(4096);
+  try {
+    for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+      got.push(buffer.slice(0, n));
+    }
+  } catch {
+    // A reset ends it as well as a close.
+  }
+}
+
+Deno.test("idle connections are closed: one that sends nothing is answered 408, a keep-alive one after its request", () =>
+  withDeps(async (deps) => {
+    const server = await startHttpServer(settings({}), deps);
+    const { hostname, port } = new URL(server.url);
+    const silent = await Deno.connect({ hostname, port: Number(port) });
+    const kept = await Deno.connect({ hostname, port: Number(port) });
+    const text = (got: Uint8Array[]) =>
+      new TextDecoder().decode(new Uint8Array(got.flatMap((c) => [...c])));
+    try {
+      const fromSilent: Uint8Array[] = [];
+      const fromKept: Uint8Array[] = [];
+      let silentClosed = false;
+      let keptClosed = false;
+      readTillClosed(silent, fromSilent).finally(() => silentClosed = true);
+      await kept.write(
+        new TextEncoder().encode("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+      );
+      readTillClosed(kept, fromKept).finally(() => keptClosed = true);
+      // node:http: 10 s for a request's headers, a keep-alive connection 5 s without one (checked every 2 s).
+      await waitFor(() => silentClosed && keptClosed, {
+        timeoutMs: 40_000,
+        what: "the server to close an idle connection and a keep-alive one after its answer",
+        detail: () => ({
+          silentClosed,
+          keptClosed,
+          silent: text(fromSilent),
+          kept: text(fromKept),
+        }),
+      });
+      assert(text(fromSilent).startsWith("HTTP/1.1 408"), text(fromSilent));
+      const answer = text(fromKept);
+      assert(answer.startsWith("HTTP/1.1 200"), answer);
+      assertStringIncludes(answer.toLowerCase(), "keep-alive");
+      // One answer only: the connection was closed by the server, not given a second.
+      assertEquals(answer.split("HTTP/1.1 ").length, 2, answer);
+    } finally {
+      silent.close();
+      kept.close();
+      await server.close();
+    }
+  }));
