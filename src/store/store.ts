@@ -717,8 +717,10 @@ export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogSt
   /** Where the store points, password redacted. */
   readonly description: string;
   /**
-   * Whether opening it made a new, empty database: a SQLite file that did
-   * not exist. Always false on MySQL, whose databases are made by hand.
+   * Whether it made a new, empty database: on SQLite, opening it made the
+   * file; on MySQL, whose databases are made by hand, `migrate` made
+   * jobsmanager's tables in one that held none (false till then, and for
+   * every other process migrating it at the same time).
    */
   readonly created: boolean;
 
