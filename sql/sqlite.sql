@@ -1,4 +1,4 @@
--- jobsmanager schema for SQLite, version 18.
+-- jobsmanager schema for SQLite, version 19.
 -- Generated from src/store/migrations.ts (deno task generate); jobsmanager
 -- applies the same statements itself on `serve` and `db migrate`.
 
@@ -233,5 +233,8 @@ INSERT INTO jm_schema_version (version, name, applied_at) VALUES (17, 'nodes say
 
 -- migration 18: jobs say when they were last enabled
 ALTER TABLE jm_jobs ADD COLUMN enabled_at BIGINT NULL;
-UPDATE jm_jobs SET enabled_at = updated_at WHERE enabled <> 0 AND enabled_at IS NULL;
 INSERT INTO jm_schema_version (version, name, applied_at) VALUES (18, 'jobs say when they were last enabled', 0);
+
+-- migration 19: nodes say when their process started since boot
+ALTER TABLE jm_nodes ADD COLUMN process_start BIGINT NULL;
+INSERT INTO jm_schema_version (version, name, applied_at) VALUES (19, 'nodes say when their process started since boot', 0);

@@ -37,7 +37,7 @@ Deno.test({
     await page.waitForSelector("#login input[name=token]");
     await page.type("#login input[name=token]", "wrong-token-0123456789abcdef");
     await page.click("#login button[type=submit]");
-    await waitForText(page, "#login .alert", "the bearer token is not one of http.tokens");
+    await waitForText(page, "#login .alert", "the bearer token is not the one from http.tokens");
     await screenshot(page, "login-refused");
     await fill(page, "#login input[name=token]", READER);
     await page.click("#login button[type=submit]");

@@ -10,7 +10,7 @@ import { assert, assertEquals } from "./assert.ts";
 import { cli, freshDatabase, MYSQL_URL, mysqlTest, type TestDatabase, waitFor } from "./helpers.ts";
 import { Serve, sql, writeConfig } from "./serve_helpers.ts";
 import { noticeFolder } from "../src/store/change_notice.ts";
-import type { MysqlTarget } from "../src/store/target.ts";
+import { describeTarget, type MysqlTarget } from "../src/store/target.ts";
 
 /** The CLI on `db` with `env`, required to exit 0. */
 async function jmWith(db: TestDatabase, env: Record<string, string>, ...args: string[]) {
@@ -132,7 +132,13 @@ Deno.test({
         "--hour",
         "3",
       );
-      assertEquals(added.stderr, "");
+      // Of the empty database's tables, not of the notice.
+      assertEquals(
+        added.stderr,
+        `jobsmanager: created jobsmanager's tables in the empty database ${
+          describeTarget(db.target)
+        }; if the service uses another, point this command at it with --database or --config\n`,
+      );
       await jmWith(db, env, "reload");
       const jobs = await sql(db, "SELECT id FROM jm_jobs");
       assertEquals(jobs.map((j) => j.id), ["quiet"]);

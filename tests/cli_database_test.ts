@@ -4,13 +4,15 @@
  * `reload` says whether a live service uses this database, by the
  * heartbeats in `jm_nodes`, and how to start one when none does.
  */
-import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
+import { assertEquals, assertStringIncludes } from "./assert.ts";
 import { describeTarget } from "../src/store/target.ts";
 import {
   BACKENDS,
   cli,
   CliProcess,
   freshDatabase,
+  jm,
+  mysqlTest,
   saveNodes,
   serviceRow,
   type TestDatabase,
@@ -37,9 +39,12 @@ Deno.test("cli: the command that creates the default database says so, naming it
   }
 });
 
-Deno.test("serve that creates its SQLite database says so; started on it again, not", async () => {
+Deno.test("serve that creates its SQLite database says so, naming its absolute path; started on it again, not", async () => {
   const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "jm-serve-created-" }));
-  const made = /"created a new, empty database/;
+  // The path given is relative: the warning names the file as a command run elsewhere finds it.
+  const database = JSON.stringify(`sqlite:${dir}/jobs.db`);
+  const made =
+    `created a new, empty database ${database}; add jobs with \`jobsmanager job add --database ${database} …\``;
   try {
     for (const first of [true, false]) {
       await using serve = new CliProcess(["--database", "sqlite:jobs.db", "serve"], { cwd: dir });
@@ -50,15 +55,37 @@ Deno.test("serve that creates its SQLite database says so; started on it again, 
       });
       serve.signal("SIGTERM");
       assertEquals((await serve.exit(30_000)).code, 0, serve.stderr);
-      assert(
-        made.test(serve.stderr) === first,
-        `${first ? "first" : "second"} start:\n${serve.stderr}`,
-      );
+      const said = serve.stderr.split("\n").filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l).message as string).filter((m) => m.startsWith("created "));
+      assertEquals(said, first ? [made] : [], `${first ? "first" : "second"} start`);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+mysqlTest(
+  "cli[mysql]: the commands that add jobs to an empty MySQL database say they created its tables, naming it",
+  async () => {
+    await using from = await freshDatabase("mysql");
+    await using to = await freshDatabase("mysql");
+    const made = (db: TestDatabase) =>
+      `jobsmanager: created jobsmanager's tables in the empty database ${
+        describeTarget(db.target)
+      }${POINT_ELSEWHERE}`;
+    const first = await jm(from, ...ADD);
+    assertEquals([first.code, first.stderr], [0, made(from)]);
+    const again = await jm(from, "job", "add", "b", "--command", "echo b", "--cron", "0 0 1 1 *");
+    assertEquals([again.code, again.stderr], [0, ""]);
+    const exported = await jm(from, "export");
+    assertEquals(exported.code, 0, exported.stderr);
+    const applied = await cli(["--database", to.url, "apply", "-"], {
+      cwd: to.dir,
+      input: exported.stdout,
+    });
+    assertEquals([applied.code, applied.stderr], [0, made(to)]);
+  },
+);
 
 Deno.test("cli: a relative --database path that creates a file is named absolute", async () => {
   const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "jm-cli-created-" }));

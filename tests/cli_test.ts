@@ -262,10 +262,10 @@ for (const backend of BACKENDS) {
       code: 0,
       stdout:
         `${description}: schema migrated from version 0 to ${SCHEMA_VERSION} (applied ${EVERY_VERSION})\n`,
-      // A new SQLite file is made, and named; a MySQL database never is.
+      // A new SQLite file is made, and named; in a MySQL database, made by hand, the tables.
       stderr: db.target.kind === "sqlite"
         ? `jobsmanager: created a new, empty database ${db.target.path}; if the service uses another, point this command at it with --database or --config\n`
-        : "",
+        : `jobsmanager: created jobsmanager's tables in the empty database ${description}; if the service uses another, point this command at it with --database or --config\n`,
     });
     assertEquals(
       await noWrite(db, ["db", "migrate"]),
@@ -872,7 +872,8 @@ mysqlTest(
         code: 0,
         stdout:
           `mysql://${user}:***@${at}: schema migrated from version 0 to ${SCHEMA_VERSION} (applied ${EVERY_VERSION})\n`,
-        stderr: PASSWORD_IN_ARGS,
+        stderr:
+          `${PASSWORD_IN_ARGS}jobsmanager: created jobsmanager's tables in the empty database mysql://${user}:***@${at}; if the service uses another, point this command at it with --database or --config\n`,
       });
       const json = await run([...viaUrl, "--json", "db", "migrate"]);
       assertEquals(JSON.parse(json.stdout).database, `mysql://${user}:***@${at}`);
@@ -892,6 +893,23 @@ mysqlTest(
         JM_DB_PASSWORD: PASSWORD,
       });
       assertEquals([viaEnv.code, JSON.parse(viaEnv.stdout).length], [0, 1]);
+      // A password from JM_DB_PASSWORD is in no URL: the database is named as given, without `:***`.
+      const addViaEnv = await run(
+        [
+          "--database",
+          `mysql://${user}@${at}`,
+          "job",
+          "add",
+          "b",
+          "--command",
+          "true",
+          "--hour",
+          "1",
+        ],
+        { JM_DB_PASSWORD: PASSWORD },
+      );
+      assertEquals(addViaEnv.code, 0, addViaEnv.stderr);
+      assertStringIncludes(addViaEnv.stdout, `no live service uses mysql://${user}@${at}, so`);
       const show = await run([...viaUrl, "job", "show", "a"]);
       assertEquals(show.code, 0, show.stderr);
 
@@ -914,6 +932,39 @@ mysqlTest(
         stderr: PASSWORD_IN_ARGS +
           `jobsmanager: MySQL at ${t.host}:${t.port} rejected the login of user '${user}': the account is locked; unlock it with ALTER USER '${user}'@'<its host>' ACCOUNT UNLOCK\n`,
       });
+    } finally {
+      await rawQuery(db, `DROP USER '${user}'@'%'`);
+    }
+  },
+);
+
+mysqlTest(
+  "cli[mysql]: a user refused the CREATE that makes the schema is told the GRANT it needs",
+  async () => {
+    await using db = await freshDatabase("mysql");
+    const t = db.target;
+    assert(t.kind === "mysql");
+    const user = `jm_cli_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    await rawQuery(db, `CREATE USER '${user}'@'%' IDENTIFIED BY '${PASSWORD}'`);
+    try {
+      // Rows only, as a service may be given: the migrations need more.
+      await rawQuery(
+        db,
+        `GRANT SELECT, INSERT, UPDATE, DELETE ON \`${t.database}\`.* TO '${user}'@'%'`,
+      );
+      const at = `${t.host}:${t.port}/${t.database}`;
+      const r = await cli(["--database", `mysql://${user}@${at}`, "db", "migrate"], {
+        cwd: db.dir,
+        env: { JM_DB_PASSWORD: PASSWORD },
+      });
+      assertNoSecret(r, PASSWORD, "db migrate");
+      assertEquals([r.code, r.stdout], [1, ""]);
+      assertMatch(
+        r.stderr,
+        new RegExp(
+          `^jobsmanager: mysql://${user}@${at}: CREATE command denied to user '${user}'@'[^']+' for table \`${t.database}\`\\.\`jm_schema_version\`; user '${user}' needs SELECT, INSERT, UPDATE, DELETE on jobsmanager's database, and CREATE, ALTER, INDEX too to create or upgrade its tables \\(db migrate, serve, the commands that add jobs\\): GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON \`${t.database}\`\\.\\* TO '${user}'@'<its host>'\n$`,
+        ),
+      );
     } finally {
       await rawQuery(db, `DROP USER '${user}'@'%'`);
     }
@@ -973,7 +1024,13 @@ mysqlTest(
       [...config, "job", "add", "hk", "--command", "echo hk", "--hour", "9"],
       { cwd: db.dir },
     );
-    assertEquals([add.code, add.stderr], [0, ""]);
+    // The empty MySQL database gets jobsmanager's tables, and the command says so.
+    assertEquals([add.code, add.stderr], [
+      0,
+      `jobsmanager: created jobsmanager's tables in the empty database ${
+        describeTarget(t)
+      }; if the service uses another, point this command at it with --database or --config\n`,
+    ]);
     assertEquals(add.stdout.split("\n")[0], "added job 'hk' (reload marker 1)");
     assertMatch(add.stdout.split("\n")[2], /09:00:00 \+08:00 {2}Asia\/Hong_Kong {3}/);
 

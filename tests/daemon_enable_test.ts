@@ -1,9 +1,12 @@
 /**
- * A job disabled and enabled again is owed its fires since the enable, not
- * those of the stretch it was disabled, on every backend: not by a service
- * that starts before its next fire (a restart), not by a node that takes it
- * over from one that stopped (a cluster's handover). A fire due after the
- * enable, during an outage, still runs late within its grace.
+ * A job is owed the fires of its current schedule from when that schedule
+ * applies (jm_jobs.enabled_at: its last enable, or its last change of fire
+ * times), on every backend: not those of a stretch it was disabled, nor
+ * those of a schedule it did not have yet, by a service that starts before
+ * its next fire (a restart) or by a node that takes it over from one that
+ * stopped (a cluster's handover). A fire due after it, during an outage,
+ * still runs late within its grace. One written by a clock ahead of the
+ * service's is taken as the service's now, and said.
  */
 import { assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
@@ -21,6 +24,36 @@ async function setEnabled(store: Store, id: string, enabled: boolean, now: numbe
   await store.changeJob(id, (job) => ({ ...buildJob(id, { enabled }, job, now), updated_at: now }));
 }
 
+/**
+ * The first life of the service on `h`'s database: it adds `id` (`options`),
+ * fires it at T0+`firstFire` s, lets `meanwhile` change it, and stops at
+ * T0+`stopAt` s.
+ */
+async function firstLife(
+  h: DaemonHarness,
+  id: string,
+  options: JobOptions,
+  firstFire: number,
+  stopAt: number,
+  meanwhile: (first: DaemonHarness) => Promise<void>,
+): Promise<void> {
+  const first = await DaemonHarness.create(h.db);
+  first.owner = false;
+  try {
+    first.runner.endAll();
+    await first.job(id, { command: "true", ...options });
+    await first.start();
+    await first.clock.set(T0 + firstFire * 1000);
+    await first.run(id, T0 + firstFire * 1000, "success");
+    await meanwhile(first);
+    await first.clock.set(T0 + stopAt * 1000);
+    await first.stop();
+    await first.until(() => first.ended, "the first life to end");
+  } finally {
+    await first[Symbol.asyncDispose]();
+  }
+}
+
 /** The scheduled fires in `runs` from `from` on, in seconds from it, and their statuses. */
 function fires(runs: Run[], from: number): string[] {
   return runs.filter((r) => r.trigger === "schedule" && r.scheduled_at >= from)
@@ -33,14 +66,7 @@ for (const backend of BACKENDS) {
     await using h = await DaemonHarness.create(await freshDatabase(backend));
     // The first life of the service: it fires the job at T0+10 s; the job is disabled at
     // T0+12 s and enabled again at T0+42 s; the service stops at T0+45 s.
-    const first = await DaemonHarness.create(h.db);
-    first.owner = false;
-    try {
-      first.runner.endAll();
-      await first.job("bk", { command: "true", ...BK });
-      await first.start();
-      await first.clock.set(T0 + 10_000);
-      await first.run("bk", T0 + 10_000, "success");
+    await firstLife(h, "bk", BK, 10, 45, async (first) => {
       await setEnabled(first.store, "bk", false, T0 + 12_000);
       await first.clock.set(T0 + 13_000);
       await first.until(() => first.daemon.state.jobsLoaded === 0, "the disable to be applied");
@@ -48,12 +74,7 @@ for (const backend of BACKENDS) {
       await setEnabled(first.store, "bk", true, T0 + 42_000);
       await first.clock.set(T0 + 43_000);
       await first.until(() => first.daemon.state.jobsLoaded === 1, "the enable to be applied");
-      await first.clock.set(T0 + 45_000);
-      await first.stop();
-      await first.until(() => first.ended, "the first life to end");
-    } finally {
-      await first[Symbol.asyncDispose]();
-    }
+    });
     // The next life starts at T0+55 s: the fire at T0+50 s, due after the enable, runs late;
     // those of the disabled stretch (20, 30 and 40 s) are not owed.
     h.runner.endAll();
@@ -64,6 +85,55 @@ for (const backend of BACKENDS) {
     await h.clock.set(T0 + 60_000);
     await h.run("bk", T0 + 60_000, "success");
     assertEquals(fires(await h.runs("bk"), T0), ["10 success", "50 success", "60 success"]);
+  });
+
+  Deno.test(`daemon[${backend}]: a service restarted after a job was enabled by a writer whose clock is an hour ahead fires it from its start, and says so`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    // Disabled at T0+12 s; enabled at T0+42 s by a CLI whose clock read T0+1 h 42 s.
+    await firstLife(h, "bk", BK, 10, 45, async (first) => {
+      await setEnabled(first.store, "bk", false, T0 + 12_000);
+      await first.clock.set(T0 + 13_000);
+      await first.until(() => first.daemon.state.jobsLoaded === 0, "the disable to be applied");
+      await setEnabled(first.store, "bk", true, T0 + 3_642_000);
+      await first.clock.set(T0 + 43_000);
+      await first.until(() => first.daemon.state.jobsLoaded === 1, "the enable to be applied");
+    });
+    // The next life starts at T0+55 s: it goes on from then, not from T0+1 h 42 s.
+    h.runner.endAll();
+    await h.clock.set(T0 + 55_000);
+    await h.start();
+    await h.clock.set(T0 + 60_000);
+    await h.run("bk", T0 + 60_000, "success");
+    assertEquals(fires(await h.runs("bk"), T0), ["10 success", "60 success"]);
+    const said =
+      /^job bk: its schedule applies from 2030-01-01T01:00:42\.000Z \(when it was last enabled or its schedule changed\), 3587 s ahead of this service's clock/;
+    assertEquals(h.count(said), 1, h.lines.join("\n"));
+  });
+
+  Deno.test(`daemon[${backend}]: a service restarted after a job's schedule changed runs none of the new schedule's fires before the change`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    // Every minute on the minute, an hour's grace, coalesce off: it fires at T0+60 s; at
+    // T0+75 s it is made to fire at seconds 3, 6, 9, 12 and 50; the service stops at T0+78 s.
+    const w: JobOptions = { schedule: { second: "0" }, misfire_grace_time: "3600" };
+    await firstLife(h, "w", w, 60, 78, async (first) => {
+      await first.clock.set(T0 + 75_000);
+      const change = await first.store.changeJob("w", (job) => ({
+        ...buildJob("w", { schedule: { second: "3,6,9,12,50" } }, job, T0 + 75_000),
+        updated_at: T0 + 75_000,
+      }));
+      await first.clock.set(T0 + 76_000);
+      await first.until(
+        () => first.daemon.state.appliedMarker >= change.markerId!,
+        "the change to be applied",
+      );
+    });
+    // The next life starts at T0+80 s: the fires at T0+63..72 s were never the job's.
+    h.runner.endAll();
+    await h.clock.set(T0 + 80_000);
+    await h.start();
+    await h.clock.set(T0 + 110_000);
+    await h.run("w", T0 + 110_000, "success");
+    assertEquals(fires(await h.runs("w"), T0), ["60 success", "110 success"]);
   });
 
   Deno.test(`daemon cluster[${backend}]: a node taking over a job disabled and enabled again runs none of the disabled stretch's fires`, async () => {
@@ -98,5 +168,64 @@ for (const backend of BACKENDS) {
       `${taking.nodeId} to run the fire at T0+${from + 40_000 - T0}`,
     );
     assertEquals(fires(await c.runs("bk"), from), ["0 success", "40 success"]);
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon cluster[${backend}]: a node taking over a job enabled by a writer whose clock is an hour ahead goes on from its own clock's now, and says so`, async () => {
+    await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
+    for (const node of c.nodes) node.runner.endAll();
+    await c.start();
+    // Every minute on the minute: a minute between fires for the takeover to come.
+    const minutely: JobOptions = { schedule: { second: "0" }, misfire_grace_time: "3600" };
+    await c.store.changeJob(
+      "bk",
+      () => buildJob("bk", { command: "true", ...minutely }, null, c.now()),
+    );
+    await c.load(1);
+    const owner = assignJobs(["bk"], ["n1", "n2"]).get("bk")!;
+    const [leaving, taking] = [c.node(owner), c.node(owner === "n1" ? "n2" : "n1")];
+    const from = Math.ceil((c.now() + 130_000) / 60_000) * 60_000;
+    const next = from + 60_000;
+    await c.set(from);
+    await c.until(
+      async () => (await c.runs("bk")).find((r) => r.scheduled_at === from && r.finished_at),
+      `the fire at T0+${from - T0} to run`,
+    );
+    await setEnabled(c.store, "bk", false, c.now());
+    await c.load(0);
+    // Enabled by a CLI whose clock is an hour ahead, then its owner stops.
+    const enabledAt = c.now() + 3_600_000;
+    await setEnabled(c.store, "bk", true, enabledAt);
+    await c.load(1);
+    await leaving.stop();
+    await c.until(() => leaving.ended, `${leaving.nodeId} to end`);
+    // The other takes it over as it sees the stop (the clock a second on at a time, before
+    // the next fire), and says so.
+    const said = new RegExp(
+      `^job bk: its schedule applies from ${
+        new Date(enabledAt).toISOString().replaceAll(".", "\\.")
+      } \\(when it was last enabled or its schedule changed\\), \\d+ s ahead of this service's clock`,
+    );
+    let at = c.now();
+    let moved = Date.now();
+    await c.until(async () => {
+      if (taking.count(said) === 1) return true;
+      if (Date.now() - moved > 500 && at + 1000 < next) {
+        moved = Date.now();
+        await c.set(at += 1000);
+      }
+      return false;
+    }, `${taking.nodeId} to take the job over and say its time ahead before T0+${next - T0}`);
+    await c.set(next);
+    await c.until(
+      async () =>
+        (await c.runs("bk")).find((r) =>
+          r.scheduled_at === next && r.node_id === taking.nodeId && r.finished_at
+        ),
+      `${taking.nodeId} to run the fire at T0+${next - T0}`,
+    );
+    assertEquals(fires(await c.runs("bk"), from), ["0 success", "60 success"]);
+    assertEquals(taking.count(said), 1, taking.lines.join("\n"));
   });
 }

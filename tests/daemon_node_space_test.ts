@@ -5,7 +5,7 @@
  * taken at a start while it beats, and `status` judges it by its
  * heartbeat; where the pid can be looked up, a gone one is dead at once.
  */
-import { assertEquals, assertMatch } from "./assert.ts";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { DaemonHarness, NODE_ID } from "./daemon_harness.ts";
 import { BACKENDS, freshDatabase, serviceRow } from "./helpers.ts";
 import { health } from "../src/app/status.ts";
@@ -73,7 +73,7 @@ for (const backend of BACKENDS) {
     assertMatch(
       error.message,
       new RegExp(
-        `^node id "${NODE_ID}" is in use by a live service \\(pid ${pid} on test, which this process cannot look up: it runs in another pid namespace \\(a container given this host's name\\); judged by its heartbeat, \\d+ s old, it is gone only once 180 s old\\); give each service on this database its own`,
+        `^node id "${NODE_ID}" is in use by a live service \\(pid ${pid} on test, last heartbeat \\d+ s ago; this process cannot look its pid up: it runs in another pid namespace \\(a container given this host's name\\); judged by its heartbeat, it is gone only once that is 180 s old\\); give each service on this database its own`,
       ),
     );
     const [row] = (await h.store.nodesAndNow()).nodes;
@@ -87,8 +87,25 @@ for (const backend of BACKENDS) {
     await h.start({ wait: false });
     assertMatch(
       (await refusal(h)).message,
-      /which this process cannot look up: its row does not say which boot and pid namespace it runs in \(an older release\); judged by its heartbeat/,
+      /this process cannot look its pid up: its row does not say which boot and pid namespace it runs in \(an older release\); judged by its heartbeat/,
     );
+  });
+
+  Deno.test(`daemon[${backend}]: a live service of this pid namespace keeps its node id, and the refusal says how old its heartbeat is`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    // This process's own pid: one that runs.
+    await beating(h.store, NODE_ID, Deno.pid, hereSpace(), { agoMs: 30_000 });
+    await h.start({ wait: false });
+    const { message } = await refusal(h);
+    const said = message.match(
+      new RegExp(
+        `^node id "${NODE_ID}" is in use by a live service \\(pid ${Deno.pid} on test, last heartbeat (\\d+) s ago\\); give each service on this database its own: set jobsmanager.node_id in the config or JM_NODE_ID, or leave both empty for an automatic one$`,
+      ),
+    );
+    assert(said !== null, message);
+    // Saved 30 s old by the database's clock, read a moment later (a busy machine: some seconds).
+    const age = Number(said[1]);
+    assert(age >= 30 && age < 90, `heartbeat said ${age} s old: ${message}`);
   });
 
   Deno.test(`daemon[${backend}]: a crashed service of this boot and pid namespace gives up its node id at once, its heartbeat fresh`, async () => {

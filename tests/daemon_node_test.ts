@@ -13,6 +13,7 @@ import { DaemonHarness, storeWith, T0 } from "./daemon_harness.ts";
 import { openStore } from "../src/store/open.ts";
 import { SCHEMA_VERSION } from "../src/store/migrations.ts";
 import { DatabaseError } from "../src/errors.ts";
+import { describeTarget } from "../src/store/target.ts";
 
 for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: the heartbeat reports the zone of jobs without one, and the schema version the service understands`, async () => {
@@ -227,27 +228,31 @@ for (const backend of BACKENDS) {
   });
 }
 
-Deno.test("daemon[sqlite]: a service that creates its database says so; one that opens it, not", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "jm-new-db-" });
-  const path = `${dir}/new.db`;
-  const created = /^created a new, empty database/;
-  try {
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: a service that creates its database says so; one that opens it, not`, async () => {
+    // The daemon's database, beside each harness's own: a new SQLite file, an empty MySQL database.
+    await using shared = await freshDatabase(backend);
+    const target = shared.target;
+    const created = /^created /;
+    const database = describeTarget(target);
     for (const expected of [true, false]) {
-      await using h = await DaemonHarness.create(await freshDatabase("sqlite"), {
-        store: () => openStore({ kind: "sqlite", path }),
+      await using h = await DaemonHarness.create(await freshDatabase(backend), {
+        store: () => openStore(target),
       });
       await h.start();
       assertEquals(
         h.line(created),
         expected
-          ? `created a new, empty database sqlite:${path}; add jobs with \`jobsmanager job add --database sqlite:${path} …\``
+          ? `${
+            backend === "sqlite"
+              ? "created a new, empty database"
+              : "created jobsmanager's tables in the empty database"
+          } ${database}; add jobs with \`jobsmanager job add --database ${database} …\``
           : undefined,
       );
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  });
+}
 
 for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: a reload is in jm_nodes at the next sweep, not at the next heartbeat`, async () => {

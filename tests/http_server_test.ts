@@ -284,6 +284,57 @@ Deno.test("tokens guard /metrics; a wrong one is refused without being echoed", 
     }
   }));
 
+Deno.test("a client refused for its token is told where the tokens come from: only those configured", () =>
+  withDeps(async (deps) => {
+    const dir = await Deno.makeTempDir();
+    const file = `${dir}/read.token`;
+    await Deno.writeTextFile(file, `${READER}\n`);
+    const cases: [Partial<Settings>, string, string][] = [
+      [{ "http.token": ADMIN }, "JM_HTTP_TOKEN", "the one from JM_HTTP_TOKEN"],
+      [
+        { "http.tokens": [{ token: READER, role: "read" }] },
+        "http.tokens",
+        "the one from http.tokens",
+      ],
+      [
+        { "http.tokens": [{ token_file: file, role: "read" }], "http.token": ADMIN },
+        "a token_file of http.tokens or JM_HTTP_TOKEN",
+        "one of the tokens from a token_file of http.tokens or JM_HTTP_TOKEN",
+      ],
+      [
+        {
+          "http.tokens": [{ token_file: file, role: "read" }, { token: ADMIN, role: "admin" }],
+          "http.token": `${ADMIN}-2`,
+        },
+        "http.tokens, a token_file of http.tokens or JM_HTTP_TOKEN",
+        "one of the tokens from http.tokens, a token_file of http.tokens or JM_HTTP_TOKEN",
+      ],
+    ];
+    try {
+      for (const [configured, from, whence] of cases) {
+        const server = await startHttpServer(settings(configured), deps);
+        try {
+          const errors = [];
+          for (const token of [undefined, "not-a-token-of-ours-at-all"]) {
+            const res = await fetch(`${server.url}/api/v1/jobs`, {
+              headers: token === undefined ? {} : { Authorization: `Bearer ${token}` },
+            });
+            assertEquals(res.status, 401);
+            errors.push((await res.json()).error);
+          }
+          assertEquals(errors, [
+            `no bearer token: send the header Authorization: Bearer TOKEN with a token from ${from}`,
+            `the bearer token is not ${whence} (it is not shown)`,
+          ], JSON.stringify(configured));
+        } finally {
+          await server.close();
+        }
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }));
+
 Deno.test("a port in use is refused with a message naming http.listen", () =>
   withDeps(async (deps) => {
     using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -434,5 +485,59 @@ Deno.test("close() ends with a client connected that never sent a whole request"
     } finally {
       silent.close();
       partial.close();
+    }
+  }));
+
+/** Read `conn` till the server closes it, into `got`; settles then (or on a reset). */
+async function readTillClosed(conn: Deno.TcpConn, got: Uint8Array[]): Promise<void> {
+  const buffer = new Uint8Array(4096);
+  try {
+    for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+      got.push(buffer.slice(0, n));
+    }
+  } catch {
+    // A reset ends it as well as a close.
+  }
+}
+
+Deno.test("idle connections are closed: one that sends nothing is answered 408, a keep-alive one after its request", () =>
+  withDeps(async (deps) => {
+    const server = await startHttpServer(settings({}), deps);
+    const { hostname, port } = new URL(server.url);
+    const silent = await Deno.connect({ hostname, port: Number(port) });
+    const kept = await Deno.connect({ hostname, port: Number(port) });
+    const text = (got: Uint8Array[]) =>
+      new TextDecoder().decode(new Uint8Array(got.flatMap((c) => [...c])));
+    try {
+      const fromSilent: Uint8Array[] = [];
+      const fromKept: Uint8Array[] = [];
+      let silentClosed = false;
+      let keptClosed = false;
+      readTillClosed(silent, fromSilent).finally(() => silentClosed = true);
+      await kept.write(
+        new TextEncoder().encode("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+      );
+      readTillClosed(kept, fromKept).finally(() => keptClosed = true);
+      // node:http: 10 s for a request's headers, a keep-alive connection 5 s without one (checked every 2 s).
+      await waitFor(() => silentClosed && keptClosed, {
+        timeoutMs: 40_000,
+        what: "the server to close an idle connection and a keep-alive one after its answer",
+        detail: () => ({
+          silentClosed,
+          keptClosed,
+          silent: text(fromSilent),
+          kept: text(fromKept),
+        }),
+      });
+      assert(text(fromSilent).startsWith("HTTP/1.1 408"), text(fromSilent));
+      const answer = text(fromKept);
+      assert(answer.startsWith("HTTP/1.1 200"), answer);
+      assertStringIncludes(answer.toLowerCase(), "keep-alive");
+      // One answer only: the connection was closed by the server, not given a second.
+      assertEquals(answer.split("HTTP/1.1 ").length, 2, answer);
+    } finally {
+      silent.close();
+      kept.close();
+      await server.close();
     }
   }));

@@ -12,6 +12,7 @@ import { BACKENDS, freshDatabase, serviceRow } from "./helpers.ts";
 import { startApi } from "./http_harness.ts";
 import { zombie } from "./zombie.ts";
 import { hereSpace } from "../src/daemon/presence.ts";
+import { processStart } from "../src/daemon/processes.ts";
 import type { Store } from "../src/store/store.ts";
 
 const HEARTBEAT_MS = 2000;
@@ -19,7 +20,8 @@ const HEARTBEAT_MS = 2000;
 /**
  * `id`'s row, its last heartbeat 4 intervals old by the database's clock;
  * `pid` of this host; started now (after `pid`'s process, as a service
- * writes its row), or `startedAt`.
+ * writes its row), or `startedAt`; its process's start since boot
+ * `processStart`, or none (a release before schema version 19).
  */
 async function staleNode(
   store: Store,
@@ -27,6 +29,7 @@ async function staleNode(
   pid: number,
   here: boolean,
   startedAt = Date.now(),
+  processStart: number | null = null,
 ): Promise<void> {
   const databaseNow = await store.databaseNow();
   await store.saveNode({
@@ -34,6 +37,7 @@ async function staleNode(
     host: Deno.hostname(),
     pid,
     started_at: startedAt,
+    process_start: processStart,
     ...(here ? hereSpace() : {}),
     db_heartbeat_at: databaseNow - 4 * HEARTBEAT_MS,
     heartbeat_ms: HEARTBEAT_MS,
@@ -70,6 +74,16 @@ for (const backend of BACKENDS) {
     await staleNode(api.store, "elsewhere", child.pid, false);
     // Started an hour before the process with its pid: killed, and its pid taken since.
     await staleNode(api.store, "reused", child.pid, true, Date.now() - 3_600_000);
+    // The same, but its row names the start since boot of the process with its pid: it is that
+    // process, whose wall clock was stepped forward an hour since it started.
+    await staleNode(
+      api.store,
+      "stepped",
+      child.pid,
+      true,
+      Date.now() - 3_600_000,
+      processStart(child.pid),
+    );
     const status = await api.call("GET", "/api/v1/status");
     const services = (status.body as { services: Record<string, unknown>[] }).services;
     assertEquals(
@@ -78,6 +92,7 @@ for (const backend of BACKENDS) {
         ["elsewhere", "stale", false, SILENT_NOTE],
         ["hung", "stale", true, stillRunsNote(child.pid)],
         ["reused", "stale", false, SILENT_NOTE],
+        ["stepped", "stale", true, stillRunsNote(child.pid)],
       ],
     );
   });

@@ -14,6 +14,7 @@ import { Metrics } from "../src/http/metrics.ts";
 import { startServeHttp } from "../src/http/serve_http.ts";
 import { MIGRATING } from "../src/http/health.ts";
 import { renderMessage } from "../src/daemon/log_sink.ts";
+import { describeTarget } from "../src/store/target.ts";
 
 for (const backend of BACKENDS) {
   Deno.test(`http while migrating (${backend}): the API says the service is starting, then answers`, async () => {
@@ -88,10 +89,19 @@ for (const backend of BACKENDS) {
       });
       assertEquals((await get("/healthz")).body, { status: "ok" });
       await h.until(() => h.line(/^loaded \d+ enabled jobs/), "the daemon to load its jobs");
-      // A client asking while the service starts is no fault: the start logs no warning of it.
+      // A client asking while the service starts is no fault: the start logs no warning of it
+      // (only, on MySQL, that it made the tables of the empty database: SQLite's file was there).
       const warned = h.logs.filter((r) => r.level === "warning" || r.level === "error")
         .map((r) => `${r.level}: ${renderMessage(r)}`);
-      assertEquals(warned, []);
+      const database = describeTarget(db.target);
+      assertEquals(
+        warned,
+        backend === "mysql"
+          ? [
+            `warning: created jobsmanager's tables in the empty database ${database}; add jobs with \`jobsmanager job add --database ${database} …\``,
+          ]
+          : [],
+      );
     } finally {
       await server.close();
     }

@@ -131,7 +131,7 @@ Deno.test("app: the probes answer during a burst of starts, the API once it is q
     const starts = new Starts(undefined, clock);
     const app = buildHttpApp({
       ...serverDeps(store),
-      tokens: new Tokens([{ token: ADMIN, role: "admin" }]),
+      tokens: new Tokens([{ token: ADMIN, role: "admin", from: "JM_HTTP_TOKEN" }]),
       closing: new AbortController().signal,
       changeSettlesMs: changeSettles(500),
       starts,
@@ -219,7 +219,10 @@ Deno.test("app: identical API reads during a burst cost one query; another token
     const starts = new Starts(undefined, clock);
     const app = buildHttpApp({
       ...serverDeps(store),
-      tokens: new Tokens([{ token: ADMIN, role: "admin" }, { token: READER, role: "read" }]),
+      tokens: new Tokens([
+        { token: ADMIN, role: "admin", from: "http.tokens" },
+        { token: READER, role: "read", from: "http.tokens" },
+      ]),
       closing: new AbortController().signal,
       changeSettlesMs: changeSettles(500),
       starts,

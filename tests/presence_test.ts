@@ -2,8 +2,10 @@
  * kill(2) with signal 0 (src/daemon/presence.ts): a process that is gone
  * is told from one this process may signal. (One it may not, another
  * user's, needs another user: `other` is not tested here.) A service's
- * pid is its own only if the process that has it started no later than
- * the service did: a pid taken after the service died is another's. A
+ * pid is its own only if the process that has it started at the tick
+ * since boot its row names (or, in a row without it, no later than the
+ * service did by the wall clock): a pid taken after the service died is
+ * another's, whatever step the wall clock took meanwhile. A
  * zombie (killed, not reaped yet) has its pid and runs nothing. Where /proc
  * hides another user's process (`hidepid`), that it is the service cannot
  * be confirmed.
@@ -11,6 +13,8 @@
 import { assertEquals } from "./assert.ts";
 import { serviceRow } from "./helpers.ts";
 import { hereSpace, presence, serviceGone, serviceRuns } from "../src/daemon/presence.ts";
+import { processStart } from "../src/daemon/processes.ts";
+import { judged } from "../src/app/status.ts";
 import { zombie } from "./zombie.ts";
 
 Deno.test("presence: this process is ours; an ended child's pid and an empty group are gone", async () => {
@@ -34,6 +38,40 @@ Deno.test("presence: a service runs only if the process with its pid started no 
       serviceRuns({ pid: child.pid, started_at: Date.now() - 3_600_000, ...here }),
       "no",
     );
+  } finally {
+    child.kill();
+    await child.status;
+  }
+});
+
+Deno.test("presence: a row that names its process's start since boot is judged by it, whatever step the wall clock took since its start", async () => {
+  const here = hereSpace();
+  const start = processStart(Deno.pid)!;
+  // The wall clock stepped forward an hour after the service started (NTP, a VM restored): by its
+  // started_at its own process started an hour after it, but the kernel's count says it is it.
+  const hung = {
+    ...serviceRow("hung", { agoMs: 60_000 }),
+    pid: Deno.pid,
+    started_at: Date.now() - 3_600_000,
+    process_start: start,
+    heartbeat_ms: 2000,
+    ...here,
+  };
+  assertEquals(serviceRuns(hung), "runs");
+  const seen = judged(hung, Date.now(), 2000, undefined, { gone: serviceGone, runs: serviceRuns });
+  assertEquals([seen.state, seen.still_runs, seen.still_runs_unconfirmed], ["stale", true, false]);
+  // Stepped back an hour instead, and the service killed: the process that took its pid started
+  // an hour before it by the wall clock, but at another tick than the one its row names.
+  const child = new Deno.Command("sleep", { args: ["300"], stdout: "null", stderr: "null" })
+    .spawn();
+  try {
+    const reused = {
+      pid: child.pid,
+      started_at: Date.now() + 3_600_000,
+      process_start: processStart(child.pid)! - 100,
+      ...here,
+    };
+    assertEquals(serviceRuns(reused), "no");
   } finally {
     child.kill();
     await child.status;

@@ -6,8 +6,17 @@
  * a real step. Without the library these tests are skipped, with one line.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { BACKENDS, freshDatabase, MYSQL_URL, waitFor } from "./helpers.ts";
-import { describeRuns, jm, runs, runsDetail, Serve, sql, writeConfig } from "./serve_helpers.ts";
+import { BACKENDS, cli, freshDatabase, MYSQL_URL, waitFor } from "./helpers.ts";
+import {
+  describeRuns,
+  jm,
+  ready,
+  runs,
+  runsDetail,
+  Serve,
+  sql,
+  writeConfig,
+} from "./serve_helpers.ts";
 
 const FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 const HAVE_FAKETIME = (() => {
@@ -129,3 +138,65 @@ Deno.test({
     }
   },
 });
+
+for (const backend of BACKENDS) {
+  Deno.test({
+    name:
+      `serve[${backend}]: a service hung after its clock was stepped forward still runs, as status --json says, not "restart it"`,
+    ignore: !HAVE_FAKETIME,
+    async fn() {
+      await using db = await freshDatabase(backend);
+      const offset = `${db.dir}/faketime`;
+      // An hour behind at its start: the row's started_at is an hour before its process's start.
+      await Deno.writeTextFile(offset, "-3600\n");
+      await jm(db, "job", "add", "daily", "--cron", "0 3 * * *", "--command", "true");
+      await using serve = new Serve(db, await writeConfig(db, { heartbeat_interval: 1 }), {
+        LD_PRELOAD: FAKETIME,
+        FAKETIME_TIMESTAMP_FILE: offset,
+        FAKETIME_NO_CACHE: "1",
+        FAKETIME_DONT_FAKE_MONOTONIC: "1",
+      });
+      const row = async () =>
+        (await sql(db, "SELECT started_at, heartbeat_at, process_start FROM jm_nodes"))[0];
+      await ready(db, serve, 20_000);
+      // NTP steps its clock forward to the right time; once it has beaten by it, it hangs.
+      const stepped = Date.now();
+      await Deno.writeTextFile(offset, "+0\n");
+      await waitFor(async () => Number((await row()).heartbeat_at) >= stepped, {
+        timeoutMs: 20_000,
+        what: "serve to beat by its stepped clock",
+        detail: async () => `${JSON.stringify(await row())}\n${serve.stderr.slice(-2000)}`,
+      });
+      serve.signal("SIGSTOP");
+      try {
+        const said = async () => {
+          const out = await cli(["--database", db.url, "status", "--json"], { cwd: db.dir });
+          return JSON.parse(out.stdout).services[0];
+        };
+        await waitFor(async () => (await said()).state === "stale", {
+          timeoutMs: 30_000,
+          what: "the hung service to go stale",
+          detail: async () => JSON.stringify(await said()),
+        });
+        const node = await said();
+        assert(
+          Date.parse(node.started_at) <= Date.now() - 3_000_000,
+          `its row's started_at is by the clock an hour behind: ${JSON.stringify(node)}`,
+        );
+        assertEquals(
+          [node.still_runs, node.still_runs_unconfirmed, node.note],
+          [
+            true,
+            false,
+            `stopped sending heartbeats, but its process still runs on this host: its log says why (a database that refuses writes, such as a full disk, is said there and at /readyz; a suspended process says nothing: kill -CONT ${serve.pid}); a restart loses the run records it holds unwritten: fix the cause, and it writes them and beats again by itself`,
+          ],
+          JSON.stringify(node),
+        );
+      } finally {
+        serve.signal("SIGCONT");
+      }
+      const { status } = await serve.terminate();
+      assert(status.success, serve.stderr);
+    },
+  });
+}

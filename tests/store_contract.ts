@@ -113,6 +113,7 @@ export function node(id: string, extra: Partial<Node> = {}): Node {
     boot_id: null,
     pid_ns: null,
     schema_version: null,
+    process_start: null,
     ...extra,
   };
 }

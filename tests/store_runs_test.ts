@@ -7,6 +7,7 @@ import { assertEquals } from "./assert.ts";
 import { FINAL_STATUSES, type RunStatus } from "../src/domain/run.ts";
 import { contract, fire, job, manualRequest, node } from "./store_contract.ts";
 import type { Store } from "../src/store/store.ts";
+import type { Job } from "../src/domain/job.ts";
 
 /** Jobs `ids` in jm_jobs: lastFires reads the fires of the jobs there. */
 async function jobs(store: Store, ...ids: string[]): Promise<void> {
@@ -444,7 +445,7 @@ contract("lastFires", "the fires of a job no longer in jm_jobs are not read", as
 
 contract(
   "lastFires",
-  "when each job was last enabled: set by the write that adds it enabled or enables it, kept by any other",
+  "when each job's schedule applies from: set by the write that adds it enabled or enables it, kept by one that disables it or changes its command",
   async ({ store }) => {
     const at = (t: number) => ({ updated_at: t });
     await store.changeJob("a", () => job("a", at(1000)));
@@ -466,6 +467,91 @@ contract(
       (await store.lastFires(10_000)).enabledAt,
       new Map([["a", 5000], ["b", 2000], ["c", 5000], ["off", 5000]]),
     );
+  },
+);
+
+contract(
+  "lastFires",
+  "when each job's schedule applies from: set by a write that gives an enabled job other fire times, kept by one that changes anything else or a disabled job's schedule",
+  async ({ store }) => {
+    const at = (t: number) => ({ updated_at: t });
+    const appliesFrom = async () => (await store.lastFires(0)).enabledAt;
+    await store.changeJob("w", () => job("w", at(1000)));
+    await store.changeJob("off", () => job("off", { ...at(1000), enabled: false }));
+    // What it runs, how, and what it says do not decide when it fires.
+    await store.changeJob("w", (w) => ({
+      ...w!,
+      ...at(2000),
+      command: "echo changed",
+      description: "changed",
+      timeout: 5,
+      misfire_grace_time: 60,
+      coalesce: true,
+      max_instances: 3,
+      env: { A: "1" },
+      retries: 2,
+    }));
+    assertEquals(await appliesFrom(), new Map([["w", 1000]]));
+    // Each field of its schedule does, and its zone.
+    const changes: Partial<Job>[] = [
+      { second: "30" },
+      { minute: "*/10" },
+      { hour: "1" },
+      { day: "2" },
+      { month: "3" },
+      { day_of_week: "1" },
+      { timezone: "Europe/Berlin" },
+      { timezone: null },
+    ];
+    for (const [i, change] of changes.entries()) {
+      const t = 3000 + i * 1000;
+      await store.changeJob("w", (w) => ({ ...w!, ...change, ...at(t) }));
+      assertEquals(await appliesFrom(), new Map([["w", t]]), JSON.stringify(change));
+    }
+    // A disabled job's schedule applies from when it is enabled.
+    await store.changeJob("off", (off) => ({ ...off!, minute: "1", ...at(20_000) }));
+    assertEquals(await appliesFrom(), new Map([["w", 10_000]]));
+    // Through changeJobs (apply, import) alike.
+    await store.changeJobs((current) => ({
+      put: current.map((j) =>
+        j.id === "w" ? { ...j, hour: "5", ...at(30_000) } : { ...j, hour: "6", ...at(30_000) }
+      ),
+      remove: [],
+    }));
+    assertEquals(await appliesFrom(), new Map([["w", 30_000]]));
+    await store.changeJobs((current) => ({
+      put: current.map((j) => ({ ...j, description: "again", ...at(40_000) })),
+      remove: [],
+    }));
+    assertEquals(await appliesFrom(), new Map([["w", 30_000]]));
+  },
+);
+
+contract(
+  "lastFires",
+  "a schedule applies from the time its writer gave, not from an updated_at a clock ahead left in the future",
+  async ({ store }) => {
+    const hour = 3_600_000;
+    const appliesFrom = async () => (await store.lastFires(0)).enabledAt;
+    // Added by a CLI whose clock was an hour ahead; every later write is by right clocks.
+    await store.changeJob("a", () => job("a", { updated_at: 10 * hour }));
+    await store.changeJob("b", () => job("b", { updated_at: 10 * hour }));
+    await store.changeJob("a", (a) => ({ ...a!, enabled: false, updated_at: 9 * hour + 60_000 }));
+    await store.changeJob("a", (a) => ({ ...a!, enabled: true, updated_at: 9 * hour + 120_000 }));
+    // Its updated_at stays after the stored one (an If-Match names each version)...
+    assertEquals((await store.getJob("a"))!.updated_at, 10 * hour + 2);
+    // ...but its schedule applies from the enable, not from an hour later.
+    assertEquals((await appliesFrom()).get("a"), 9 * hour + 120_000);
+    await store.changeJobs((current) => ({
+      put: current.filter((j) => j.id === "b").map((b) => ({
+        ...b,
+        minute: "7",
+        updated_at: 9 * hour + 180_000,
+      })),
+      remove: [],
+    }));
+    assertEquals((await store.getJob("b"))!.updated_at, 10 * hour + 1);
+    assertEquals((await appliesFrom()).get("b"), 9 * hour + 180_000);
   },
 );
 

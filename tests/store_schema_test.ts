@@ -711,7 +711,7 @@ onEveryBackend(
     await older("other", JSON.stringify({ job: "other", run: 8 }));
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [13, 14, 15, 16, 17, 18]);
+      assertEquals((await store.migrate()).applied, [13, 14, 15, 16, 17, 18, 19]);
       await older("after", JSON.stringify({ job: "backup", run: 7, pid: 1 }));
       const found = async (filter: { job_id?: string; run_id?: number }) =>
         (await store.listLogs({ ...filter, limit: 10 })).map((r) => r.message);
@@ -740,7 +740,7 @@ onEveryBackend(
     await older(1000);
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [14, 15, 16, 17, 18]);
+      assertEquals((await store.migrate()).applied, [14, 15, 16, 17, 18, 19]);
       await older(2000);
       const [ours] = await store.claimRuns([{
         job_id: "backup",
@@ -784,7 +784,7 @@ onEveryBackend(
     await beat(10);
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [15, 16, 17, 18]);
+      assertEquals((await store.migrate()).applied, [15, 16, 17, 18, 19]);
       await beat(11);
       const [row] = (await store.nodesAndNow()).nodes;
       assertEquals([row.pid, row.boot_id, row.pid_ns], [11, null, null]);
@@ -803,7 +803,7 @@ onEveryBackend(
     await rawQuery(db, "INSERT INTO jm_jobs (id, command) VALUES ('old', 'true')");
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [16, 17, 18]);
+      assertEquals((await store.migrate()).applied, [16, 17, 18, 19]);
       assertEquals((await store.getJob("old"))?.user, null);
       await store.changeJob("old", (job) => ({ ...job!, user: "nobody" }));
       assertEquals((await store.getJob("old"))?.user, "nobody");
@@ -828,7 +828,7 @@ onEveryBackend(
     await beat(10);
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [17, 18]);
+      assertEquals((await store.migrate()).applied, [17, 18, 19]);
       await beat(11);
       await store.saveNode(node("new", { schema_version: SCHEMA_VERSION }));
       const rows = (await store.nodesAndNow()).nodes.sort((a, b) => a.id < b.id ? 1 : -1);
@@ -844,26 +844,48 @@ onEveryBackend(
 
 onEveryBackend(
   "migrate",
-  "migration 18: an enabled job from before was last enabled at its updated_at, a disabled one when the CLI enables it",
+  "migration 18: no job from before has a time its schedule applies from (its updated_at is not its enable: it resumes from its last fire, as before); the CLI's enable gives one",
   async (db) => {
     await schemaAt(db, 17);
-    // As a release of schema 17 writes jobs.
+    // As a release of schema 17 writes jobs: 'on' was last changed (its description edited,
+    // say) at 5000, after its last enable.
     await rawQuery(
       db,
       "INSERT INTO jm_jobs (id, command, enabled, created_at, updated_at) VALUES ('on', 'true', 1, 1000, 5000), ('off', 'true', 0, 1000, 6000)",
     );
     const store = db.open();
     try {
-      assertEquals((await store.migrate()).applied, [18]);
-      assertEquals((await store.lastFires(0)).enabledAt, new Map([["on", 5000]]));
+      assertEquals((await store.migrate()).applied, [18, 19]);
+      assertEquals((await store.lastFires(0)).enabledAt, new Map());
       const enable = await jm(db, "job", "enable", "off");
       assertEquals([enable.code, enable.stderr], [0, ""]);
       const enabledAt = (await store.lastFires(0)).enabledAt;
-      assertEquals(
-        enabledAt,
-        new Map([["off", (await store.getJob("off"))!.updated_at], ["on", 5000]]),
-      );
+      assertEquals(enabledAt, new Map([["off", (await store.getJob("off"))!.updated_at]]));
       assert(enabledAt.get("off")! > 6000, `enabled_at of off: ${enabledAt.get("off")}`);
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+onEveryBackend(
+  "migrate",
+  "migration 19: a node's row written before it, and those older services write after it, name no process start; this release's do",
+  async (db) => {
+    await schemaAt(db, 18);
+    // As a release of schema 18 writes its heartbeat, before and after.
+    const beat = (pid: number) => olderHeartbeat(db, pid);
+    await beat(10);
+    const store = db.open();
+    try {
+      assertEquals((await store.migrate()).applied, [19]);
+      await beat(11);
+      await store.saveNode(node("new", { process_start: 123_456_789_012 }));
+      const rows = (await store.nodesAndNow()).nodes.sort((a, b) => a.id < b.id ? 1 : -1);
+      assertEquals(rows.map((n) => [n.id, n.pid, n.process_start]), [
+        ["old", 11, null],
+        ["new", 10, 123_456_789_012],
+      ]);
     } finally {
       await store.close();
     }

@@ -46,10 +46,11 @@ export interface Presence {
   /** No process has its pid, or the one that has it has ended (a zombie: killed, not reaped yet). */
   gone: (node: Node) => boolean;
   /**
-   * A process has its pid that started no later than it did (`runs`), one
-   * whose start /proc does not tell (`unconfirmed`), or none that runs
-   * (`no`: none, one started after it, or a zombie); asked
-   * only of a stale service, where the answer says more.
+   * The process that has its pid is its own (`runs`: started at the tick
+   * since boot its row names, or, in a row without it, no later than it
+   * did), one whose start /proc does not tell (`unconfirmed`), or none that
+   * runs (`no`: none, one started at another tick or after it, or a
+   * zombie); asked only of a stale service, where the answer says more.
    */
   runs?: (node: Node) => "runs" | "unconfirmed" | "no";
 }

@@ -9,7 +9,12 @@ import { loadConfig, type LoadedConfig } from "../config/config.ts";
 import { type OpenOptions, openStore } from "../store/open.ts";
 import type { NodeStore, Store } from "../store/store.ts";
 import { resolveTarget } from "../config/database.ts";
-import { type DatabaseTarget, describeTarget, secretsOf } from "../store/target.ts";
+import {
+  absoluteDescription,
+  type DatabaseTarget,
+  describeTarget,
+  secretsOf,
+} from "../store/target.ts";
 import { redactor } from "../domain/secrets.ts";
 import { removeIfNoTables } from "../store/sqlite.ts";
 import { systemTimezone, systemZone } from "../domain/time.ts";
@@ -166,10 +171,7 @@ export class CommandContext {
 
   /** The database as people should read it: a SQLite path made absolute. */
   get databaseName(): string {
-    const target = this.target;
-    return target.kind === "sqlite"
-      ? `sqlite:${absolutePath(target.path)}`
-      : describeTarget(target);
+    return absoluteDescription(describeTarget(this.target));
   }
 
   /** Whether the database exists: false only for a SQLite file not made yet. */
@@ -202,6 +204,12 @@ export class CommandContext {
    */
   noteCreated(store: Store): void {
     if (!store.created) return;
+    if (this.target.kind === "mysql") {
+      writeErr(
+        `jobsmanager: created jobsmanager's tables in the empty database ${this.databaseName}; if the service uses another, point this command at it with --database or --config`,
+      );
+      return;
+    }
     const byDefault = this.byDefault();
     const path = this.databaseName.slice("sqlite:".length);
     const owner = givenOwner(path);
@@ -357,19 +365,6 @@ export class CommandContext {
   /** Print `data` as JSON with --json (times in ISO 8601), else the human text. */
   print(human: () => string, data: unknown): void {
     writeOut(this.json ? toJson(data, 2) : human());
-  }
-}
-
-/**
- * `path` from the root: the file's real path once it exists (links
- * resolved), else joined to the working directory. (Not node:path: the CLI
- * loads no Node module, whose first one costs ~15 ms at every start.)
- */
-function absolutePath(path: string): string {
-  try {
-    return Deno.realPathSync(path);
-  } catch {
-    return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
   }
 }
 

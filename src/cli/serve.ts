@@ -29,7 +29,7 @@ export function serveCommand() {
         { watchChangeNotices },
         { checkStopTimeout },
         { systemdNotifier },
-        { hereSpace },
+        { hereService },
       ] = await Promise.all([
         import("../daemon/boot.ts"),
         import("../daemon/clock.ts"),
@@ -69,7 +69,8 @@ export function serveCommand() {
           started_at: Date.now(),
           // Where its pid means something: a service of another pid namespace with this host's
           // name (a container) is judged by its heartbeat, not by a pid this one cannot look up.
-          ...hereSpace(),
+          // And when its process started since boot, which tells it from one that took its pid.
+          ...hereService(),
         },
         env: inheritedEnv(),
         secrets,

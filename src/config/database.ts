@@ -269,6 +269,7 @@ function parseMysqlUrl(url: string, base: MysqlTarget, tls: TlsSettings): MysqlT
     port: parsed.port === "" ? 3306 : Number(parsed.port),
     user: parsed.username === "" ? base.user : decodeURIComponent(parsed.username),
     password: parsed.password === "" ? base.password : decodeURIComponent(parsed.password),
+    ...parsed.password === "" ? {} : { passwordInUrl: true },
     database,
     charset: charset ?? base.charset,
     ...socket === undefined ? {} : { socket },

@@ -9,6 +9,7 @@ import type { Settings } from "../config/config.ts";
 import { systemTimezone, systemZone } from "../domain/time.ts";
 import { BATCH_CONNECTIONS } from "../store/mysql.ts";
 import type { Store } from "../store/store.ts";
+import { absoluteDescription } from "../store/target.ts";
 import { VERSION } from "../version.ts";
 import { type Clock, Deadline, systemClock } from "./clock.ts";
 import { Cluster, type NodeIdentity } from "./cluster.ts";
@@ -541,10 +542,15 @@ class BootedDaemon implements Daemon {
       );
     }
     if (store.created || this.o.madeDatabase) {
-      // A mistyped path, or a service started in the wrong directory, reads no jobs: say so.
+      // A mistyped path, or a service started in the wrong directory, reads no jobs: say so, naming
+      // the database as a command run from any directory finds it.
       serviceLog.warn(
-        "created a new, empty database {database}; add jobs with `jobsmanager job add --database {database} …`",
-        { database: store.description },
+        `${
+          store.kind === "sqlite"
+            ? "created a new, empty database {database}"
+            : "created jobsmanager's tables in the empty database {database}"
+        }; add jobs with \`jobsmanager job add --database {database} …\``,
+        { database: absoluteDescription(store.description) },
       );
     }
     await this.service.start(before.find((n) => n.id === nodeId) ?? null);

@@ -41,10 +41,15 @@ import { serviceGone } from "./presence.ts";
  * Who this service is; `id` empty: pick one (see `Cluster.register`).
  * `boot_id` and `pid_ns`: where its pid means something (null where
  * /proc does not say); a row of the same tells whether its pid runs.
+ * `process_start`: its start since boot (presence.ts `hereService`),
+ * written in each of its rows, by which `status` tells its process from
+ * one that took its pid, whatever the wall clock did since it started;
+ * absent where /proc does not say.
  */
 export type NodeIdentity =
   & Pick<Node, "id" | "host" | "pid" | "version" | "started_at">
-  & ProcessSpace;
+  & ProcessSpace
+  & Pick<Node, "process_start">;
 
 /** The database's clock, read between two readings of this machine's (`wallClock`). */
 interface ClockReading {
@@ -296,7 +301,10 @@ export class Cluster {
         return id;
       }
       if (explicit) {
-        const where = `pid ${holder.pid} on ${holder.host}${this.unseen(holder, databaseNow)}`;
+        const { age } = heartbeatAge(holder, databaseNow, this.o.heartbeatMs, databaseNow);
+        const where = `pid ${holder.pid} on ${holder.host}, last heartbeat ${
+          Math.max(0, Math.round(age / 1000))
+        } s ago${this.unseen(holder, databaseNow)}`;
         throw new RuntimeError(
           holder.leaving_at != null
             ? `node id ${
@@ -321,7 +329,7 @@ export class Cluster {
   private unseen(holder: Node, databaseNow: number): string {
     const here = this.o.node;
     if (holder.host !== here.host || sameProcessSpace(holder, here)) return "";
-    const { age, interval } = heartbeatAge(holder, databaseNow, this.o.heartbeatMs, databaseNow);
+    const { interval } = heartbeatAge(holder, databaseNow, this.o.heartbeatMs, databaseNow);
     const where = here.boot_id === null || here.pid_ns === null
       ? "this machine has no /proc to tell"
       : holder.boot_id == null || holder.pid_ns == null
@@ -329,9 +337,9 @@ export class Cluster {
       : holder.boot_id !== here.boot_id
       ? "it runs on another machine of this name (another boot id)"
       : "it runs in another pid namespace (a container given this host's name)";
-    return `, which this process cannot look up: ${where}; judged by its heartbeat, ${
-      Math.round(age / 1000)
-    } s old, it is gone only once ${STALE_AFTER_BEATS * interval / 1000} s old`;
+    return `; this process cannot look its pid up: ${where}; judged by its heartbeat, it is gone only once that is ${
+      STALE_AFTER_BEATS * interval / 1000
+    } s old`;
   }
 
   /**

@@ -32,6 +32,11 @@ export interface HandoverOptions {
   scheduled(jobId: string): boolean;
   /** The last fire recorded of each job, as of `now`. */
   lastFires(now: number): Promise<LastFires>;
+  /**
+   * Where a job that last fired at `last` resumes at `now`: not before its
+   * current schedule applies from (`appliesFrom`), nor after `now`.
+   */
+  resumeAfterFire(id: string, last: number, appliesFrom: number | undefined, now: number): number;
   /** Tell of recorded fires too far ahead to resume from. */
   sayAhead(ahead: FireAhead[], now: number): void;
   /** Wake the loop: fires were put back in the timetable. */
@@ -163,10 +168,10 @@ export class Handover {
   /**
    * Jobs became this node's: decide their fires since the last one
    * recorded (the node that had them may have died before running them),
-   * but not before the job was last enabled (a disabled stretch owes no
-   * fire), or, for a job that never fired, since its last change (one
-   * added while its owner was dead, not yet declared so), late or missed
-   * by the usual grace and coalesce rules.
+   * but not before its current schedule applies from (a disabled stretch,
+   * or a schedule it did not have, owes no fire), or, for a job that never
+   * fired, since its last change (one added while its owner was dead, not
+   * yet declared so), late or missed by the usual grace and coalesce rules.
    */
   gain(gained: Gained): void {
     for (const [job, why] of gained) {
@@ -174,21 +179,24 @@ export class Handover {
       // Not fired before the runs elsewhere hold their slots: the rewind decides those fires.
       this.gaining.add(job);
     }
+    const now = this.o.clock.now();
     // The fires held back meanwhile are decided again, from the last recorded one where known.
     const decideAgain = ({ fires, enabledAt }: Pick<LastFires, "fires" | "enabledAt">) => {
       for (const job of gained.keys()) {
         this.gaining.delete(job);
         const heldBack = this.heldBack.get(job);
         this.heldBack.delete(job);
-        const never = this.o.timetable.job(job)?.updated_at ?? Infinity;
+        // Not in the timetable (disabled, no schedule): nothing to decide.
+        const scheduled = this.o.timetable.job(job);
+        if (scheduled === undefined) continue;
         const last = fires.get(job);
-        const resume = last === undefined ? never : Math.max(last, enabledAt.get(job) ?? last);
-        const from = Math.min(resume, (heldBack ?? Infinity) - 1);
-        if (from !== Infinity) this.o.timetable.rewind(job, from);
+        const resume = last === undefined
+          ? scheduled.updated_at
+          : this.o.resumeAfterFire(job, last, enabledAt.get(job), now);
+        this.o.timetable.rewind(job, Math.min(resume, (heldBack ?? Infinity) - 1));
       }
       this.o.wake();
     };
-    const now = this.o.clock.now();
     Promise.all([
       this.o.lastFires(now),
       this.holdRunsElsewhere(),

@@ -6,7 +6,9 @@
  * written for another daemon, a `pkill -USR1 -f job`) would hand the host
  * over. Every command (the service, `logs --follow`, …) ignores SIGUSR1 instead: Deno installs its handler half
  * a second after the start, so the signal is set ignored once that handler
- * is seen (or after IGNORE_WAIT_MS, where none comes). Runs start with
+ * is seen (or after IGNORE_WAIT_MS, where none comes). Between Deno's
+ * handler and the next look the signal would open the inspector, so looks
+ * are CLOSE_LOOK_MS apart around the time it comes. Runs start with
  * every signal at its default all the same (native_spawn.ts,
  * inheritance.ts `signalReset`).
  */
@@ -17,10 +19,21 @@ const SYMBOLS = {
 
 const SIGUSR1 = 10;
 const SIG_IGN = 1n;
-/** How often to look whether Deno's handler is in place yet. */
+/** How often to look whether Deno's handler is in place yet, far from when it comes. */
 const LOOK_MS = 100;
+/** How often while it may come: the longest it is in place unseen, the event loop free. */
+const CLOSE_LOOK_MS = 2;
+/** When Deno's may come, ms after the runtime's start: at 500 ms, later in a busy start. */
+const CLOSE_FROM_MS = 400;
+const CLOSE_UNTIL_MS = 1_500;
 /** Deno's comes at 500 ms; a build without it leaves the signal ignored from the first look. */
 const IGNORE_WAIT_MS = 10_000;
+
+/** The wait before the next look, `ageMs` after the runtime's start. */
+export function nextLookIn(ageMs: number): number {
+  if (ageMs < CLOSE_FROM_MS) return Math.min(LOOK_MS, CLOSE_FROM_MS - ageMs);
+  return ageMs < CLOSE_UNTIL_MS ? CLOSE_LOOK_MS : LOOK_MS;
+}
 
 /**
  * Ignore SIGUSR1 for good, over Deno's inspector handler once it is
@@ -43,7 +56,8 @@ export function ignoreInspectorSignal(): void {
       libc.close();
       return;
     }
-    Deno.unrefTimer(setTimeout(look, LOOK_MS));
+    // performance.now() counts from the runtime's start, as Deno's delay does.
+    Deno.unrefTimer(setTimeout(look, nextLookIn(performance.now())));
   };
   look();
 }

@@ -45,6 +45,15 @@ export function hereSpace(): ProcessSpace {
 }
 
 /**
+ * This process as its node's row names it: its boot, pid namespace and
+ * start since boot (`Node.process_start`), by which `serviceRuns` tells
+ * it from a process that took its pid after it.
+ */
+export function hereService(): ProcessSpace & Pick<Node, "process_start"> {
+  return { ...hereSpace(), process_start: processStart(Deno.pid) };
+}
+
+/**
  * The process with `pid` has ended, though kill(2) still finds it: a
  * zombie (`Z`: killed or exited, its parent has not reaped it yet) or one
  * being reaped (`X`). It runs nothing. False where /proc does not show it
@@ -75,33 +84,32 @@ export function serviceGone(
 const START_SLACK_MS = 2000;
 
 /**
- * When process `pid` started, by the wall clock (ms); null when /proc
- * cannot say (gone, or hidden from this user by `hidepid`).
- */
-function startedAtMs(pid: number): number | null {
-  const start = processStart(pid);
-  if (start === null) return null;
-  return Date.now() - (bootTicks() - start) * 10;
-}
-
-/**
  * Whether the service a `jm_nodes` row names is known to run still: it
- * runs in `here`'s boot and pid namespace (the row says so), and a process
- * has its pid (this user's or another's) that started no later than the
- * service did: a pid another program took after the service died belongs
- * to a process started after it. A zombie with its pid runs nothing: `no`.
- * `unconfirmed`: a process has its pid, but /proc does not say when it
- * started (`hidepid` hides another user's), so whether it is the service
- * is not known. Whether it beats is its heartbeat's to say.
+ * runs in `here`'s boot and pid namespace (the row says so), and the
+ * process that has its pid (this user's or another's) is the service's: it
+ * started at the tick since boot the row names (`process_start`); a pid
+ * another program took after the service died belongs to a process started
+ * at another. The row's boot id is this boot's, so the two ticks count from
+ * the same instant, and no step of the wall clock moves either. A row
+ * without it (a release before schema version 19) is judged by the wall
+ * clock: the process started no later than the service's `started_at`,
+ * which a step since its start makes wrong (forward: its own process looks
+ * started after it; back: a process that took its pid looks started
+ * before it). A zombie with its pid runs nothing: `no`. `unconfirmed`: a
+ * process has its pid, but /proc does not say when it started (`hidepid`
+ * hides another user's), so whether it is the service is not known.
+ * Whether it beats is its heartbeat's to say.
  */
 export function serviceRuns(
-  node: Pick<Node, "pid" | "boot_id" | "pid_ns" | "started_at">,
+  node: Pick<Node, "pid" | "boot_id" | "pid_ns" | "started_at" | "process_start">,
   here: ProcessSpace = hereSpace(),
 ): "runs" | "unconfirmed" | "no" {
   if (!sameProcessSpace(node, here)) return "no";
   const found = presence(node.pid);
   if ((found !== "ours" && found !== "other") || ended(node.pid)) return "no";
-  const started = startedAtMs(node.pid);
-  if (started === null) return presence(node.pid) === "gone" ? "no" : "unconfirmed";
-  return started <= node.started_at + START_SLACK_MS ? "runs" : "no";
+  const start = processStart(node.pid);
+  if (start === null) return presence(node.pid) === "gone" ? "no" : "unconfirmed";
+  if (node.process_start != null) return start === node.process_start ? "runs" : "no";
+  const startedAtMs = Date.now() - (bootTicks() - start) * 10;
+  return startedAtMs <= node.started_at + START_SLACK_MS ? "runs" : "no";
 }

@@ -83,6 +83,8 @@ export class Reload {
   private readonly appliedHere = new Set<number>();
   /** The runs `sayAhead` told of already. */
   private readonly aheadSaid = new Set<number>();
+  /** The `enabled_at` ahead of this clock told of, by job (`resumeAfterFire`). */
+  private readonly appliesFromSaid = new Map<string, number>();
 
   constructor(private readonly o: ReloadOptions) {}
 
@@ -122,14 +124,13 @@ export class Reload {
       if (!hasSchedule(job)) continue;
       // Resume after the last recorded fire, so fires missed while the
       // service was down are decided (run or recorded missed) right away,
-      // but not before the job was last enabled: the fires of its disabled
-      // stretch are not owed. A job that never fired, as `resumeAfter` says.
+      // as `resumeAfterFire` says. A job that never fired, as `resumeAfter` says.
       const last = lastFires.get(job.id);
       this.o.timetable.set(
         job,
         last === undefined
           ? this.resumeAfter(job, now)
-          : Math.max(last, enabledAt.get(job.id) ?? last),
+          : this.resumeAfterFire(job.id, last, enabledAt.get(job.id), now),
       );
     }
     this.o.know(known, idle);
@@ -259,6 +260,32 @@ export class Reload {
         },
       );
     }
+  }
+
+  /**
+   * Where a job that last fired at `last` resumes at `now` (the start, a
+   * node taking it over): after that fire, but not before its current
+   * schedule applies from (`appliesFrom`: jm_jobs.enabled_at, when it was
+   * last enabled or given other fire times; unknown for a job from before
+   * schema 18, or enabled in SQL), so that neither the fires of a stretch it
+   * was disabled nor those of a schedule it did not have yet are owed. That
+   * time is the writer's clock: one ahead of this one is taken as `now`, and
+   * said once (waiting for it, the job fired nothing, recorded nothing).
+   */
+  resumeAfterFire(id: string, last: number, appliesFrom: number | undefined, now: number): number {
+    if (appliesFrom === undefined) return last;
+    if (appliesFrom - now > MAX_SKEW_MS && this.appliesFromSaid.get(id) !== appliesFrom) {
+      this.appliesFromSaid.set(id, appliesFrom);
+      schedulerLog.warn(
+        "job {job}: its schedule applies from {at} (when it was last enabled or its schedule changed), {ahead} s ahead of this service's clock: the clock of the host that wrote it was ahead. It goes on from now, not from then: its fires due between that write and now that no service ran (it was down, or its node was) are neither run nor recorded missed. Fix that host's time sync (NTP)",
+        {
+          job: id,
+          at: new Date(appliesFrom).toISOString(),
+          ahead: Math.round((appliesFrom - now) / 1000),
+        },
+      );
+    }
+    return Math.max(last, Math.min(appliesFrom, now));
   }
 
   /**

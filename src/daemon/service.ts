@@ -278,6 +278,8 @@ export class Service {
       nodeId: () => this.nodeId,
       scheduled: this.scheduled,
       lastFires: (now) => this.reloads.lastFires(now),
+      resumeAfterFire: (id, last, appliesFrom, now) =>
+        this.reloads.resumeAfterFire(id, last, appliesFrom, now),
       sayAhead: (ahead, now) => this.reloads.sayAhead(ahead, now),
       wake: () => this.wake.abort(),
     });

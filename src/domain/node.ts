@@ -59,6 +59,14 @@ export interface Node {
   boot_id?: string | null;
   pid_ns?: number | null;
   /**
+   * When its process started, in 1/100 s since its boot (its
+   * /proc/self/stat starttime): with `boot_id`, whether the process that
+   * has its pid is it, whatever step the wall clock took since (NTP, a VM
+   * restored), which moves `started_at` against /proc. Null where it has
+   * no /proc, and in rows of releases before schema version 19.
+   */
+  process_start?: number | null;
+  /**
    * The schema version its release understands (store/migrations.ts
    * SCHEMA_VERSION). Null in rows of releases before version 17: such a
    * service ignores what came after, a job's `user` among it.

@@ -98,13 +98,13 @@ function authenticate(tokens: Tokens, redact: (text: string) => string): Middlew
       c.header("WWW-Authenticate", 'Bearer realm="jobsmanager"');
       throw new HttpError(
         401,
-        "no bearer token: send the header Authorization: Bearer TOKEN with a token from http.tokens",
+        `no bearer token: send the header Authorization: Bearer TOKEN with a token from ${tokens.sources}`,
       );
     }
     const role = tokens.roleOf(token);
     if (role === null) {
       c.header("WWW-Authenticate", 'Bearer realm="jobsmanager", error="invalid_token"');
-      throw new HttpError(401, "the bearer token is not one of http.tokens (it is not shown)");
+      throw new HttpError(401, `the bearer token is not ${tokens.whence} (it is not shown)`);
     }
     c.set("role", role);
     await next();

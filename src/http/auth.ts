@@ -10,15 +10,45 @@ import { ValidationError } from "../errors.ts";
 
 export type Role = TokenRole;
 
+/** Where a token was configured, as a client refused is told where to take one from. */
+const TOKEN_SOURCES = ["http.tokens", "a token_file of http.tokens", "JM_HTTP_TOKEN"] as const;
+export type TokenSource = typeof TOKEN_SOURCES[number];
+
+/** A token of the settings, its role, and where it was given. */
+export interface LoadedToken {
+  token: string;
+  role: Role;
+  from: TokenSource;
+}
+
 /** Who may do what; built once at startup. */
 export class Tokens {
   readonly #roles = new Map<string, Role>();
+  readonly #sources: TokenSource[];
 
-  constructor(tokens: { token: string; role: Role }[]) {
+  constructor(tokens: LoadedToken[]) {
     for (const { token, role } of tokens) {
       // A token listed twice keeps its higher role.
       if (this.#roles.get(digest(token)) !== "admin") this.#roles.set(digest(token), role);
     }
+    this.#sources = TOKEN_SOURCES.filter((from) => tokens.some((t) => t.from === from));
+  }
+
+  /** Where to take a token from, as "a token from …" ends: "JM_HTTP_TOKEN", "http.tokens or JM_HTTP_TOKEN". */
+  get sources(): string {
+    const all = this.#sources;
+    return all.length < 2 ? all.join("") : `${all.slice(0, -1).join(", ")} or ${all.at(-1)}`;
+  }
+
+  /**
+   * What a wrong token is not, as "the bearer token is not …" ends: "the
+   * one from JM_HTTP_TOKEN", "one of the tokens from http.tokens or
+   * JM_HTTP_TOKEN". Settings only, never a file's path: anyone may be told.
+   */
+  get whence(): string {
+    return this.#roles.size === 1
+      ? `the one from ${this.sources}`
+      : `one of the tokens from ${this.sources}`;
   }
 
   /** Any token configured at all: without one, the server is open on loopback. */
@@ -38,11 +68,11 @@ function digest(token: string): string {
 }
 
 /** Every token of the settings, files read now; the values, for redaction and lookup. */
-export async function loadTokens(settings: Settings): Promise<{ token: string; role: Role }[]> {
-  const out: { token: string; role: Role }[] = [];
+export async function loadTokens(settings: Settings): Promise<LoadedToken[]> {
+  const out: LoadedToken[] = [];
   for (const [i, spec] of settings["http.tokens"].entries()) {
     if (spec.token !== undefined) {
-      out.push({ token: spec.token, role: spec.role });
+      out.push({ token: spec.token, role: spec.role, from: "http.tokens" });
       continue;
     }
     const where = `http.tokens[${i}].token_file`;
@@ -59,9 +89,13 @@ export async function loadTokens(settings: Settings): Promise<{ token: string; r
     out.push({
       token: checkToken(token, `${where} (${spec.token_file})`, "http.tokens"),
       role: spec.role,
+      from: "a token_file of http.tokens",
     });
   }
-  if (settings["http.token"] !== "") out.push({ token: settings["http.token"], role: "admin" });
+  // http.token in a config file too, but its variable is how people give it (README).
+  if (settings["http.token"] !== "") {
+    out.push({ token: settings["http.token"], role: "admin", from: "JM_HTTP_TOKEN" });
+  }
   return out;
 }
 

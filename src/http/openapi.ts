@@ -411,6 +411,11 @@ const schemas: Record<string, Schema> = {
       description:
         "the schema version its release understands; null: a release before 17, which runs a job that has a user as its own user (no job is given a user while such a node is live)",
     },
+    process_start: {
+      type: ["integer", "null"],
+      description:
+        "when its process started, in 1/100 s since its boot (/proc/PID/stat starttime): whether the process with its pid is it, whatever step the wall clock took since; null without /proc, or from a release before schema 19 (judged by started_at against the wall clock)",
+    },
     state: {
       enum: [...NODE_STATES],
       description:
@@ -424,7 +429,7 @@ const schemas: Record<string, Schema> = {
     still_runs: {
       type: "boolean",
       description:
-        "it is stale, but it runs in this server's boot and pid namespace and a process that started no later than it has its pid: not killed but hung, suspended, or held by a database that refuses writes; a restart loses the run records it holds",
+        "it is stale, but it runs in this server's boot and pid namespace and its process still has its pid (the process started when process_start says; for a row without it, one that started no later than started_at): not killed but hung, suspended, or held by a database that refuses writes; a restart loses the run records it holds",
     },
     still_runs_unconfirmed: {
       type: "boolean",
@@ -548,7 +553,9 @@ const COMMON = {
   "400": error(
     "a query parameter the route does not take, one given twice, or a body where it reads none",
   ),
-  "401": error("no token, or not one of http.tokens"),
+  "401": error(
+    "no token, or not one of the service's (http.tokens, a token_file of it, or JM_HTTP_TOKEN)",
+  ),
   "503": error(
     "the database is unreachable, or the service is starting: it is connecting to the database and migrating its schema (Retry-After)",
   ),
@@ -654,7 +661,7 @@ export const OPENAPI = {
     title: "jobsmanager",
     version: VERSION,
     description:
-      "The HTTP API of `jobsmanager serve`: the same use cases, validation and messages as the CLI. Authenticate with `Authorization: Bearer TOKEN` (a token of http.tokens); read tokens may GET, admin tokens may also change. Writes answer with the stored job and its reload marker in the Reload-Marker header; what the CLI warns of on stderr for a job's add or change comes in the answer's `warnings` (\"this host\" in them is this server's, named), and in a Warning header each (`299 - \"…\"`, its text UTF-8). Answers over 1 KiB (JSON, the dashboard's files) are gzipped for a client that sends Accept-Encoding: gzip, but for GET /jobs/{id}, whose strong ETag is the job's version for If-Match; live streams never are.",
+      "The HTTP API of `jobsmanager serve`: the same use cases, validation and messages as the CLI. Authenticate with `Authorization: Bearer TOKEN` (a token of http.tokens, a token_file of it, or JM_HTTP_TOKEN); read tokens may GET, admin tokens may also change. Writes answer with the stored job and its reload marker in the Reload-Marker header; what the CLI warns of on stderr for a job's add or change comes in the answer's `warnings` (\"this host\" in them is this server's, named), and in a Warning header each (`299 - \"…\"`, its text UTF-8). Answers over 1 KiB (JSON, the dashboard's files) are gzipped for a client that sends Accept-Encoding: gzip, but for GET /jobs/{id}, whose strong ETag is the job's version for If-Match; live streams never are.",
   },
   servers: [{ url: "/api/v1" }],
   security: [{ bearer: [] }],

@@ -69,7 +69,7 @@ export interface Driver extends Executor {
   readonly profile: DialectProfile;
   /** Where it points, password redacted. */
   readonly description: string;
-  /** Whether opening it created the database (see `Store.created`). */
+  /** Whether it created the database: opening it, or a migration under its lock (see `Store.created`). */
   readonly created: boolean;
   /** Connections it opens at most: MySQL's pool and its batches'; SQLite's one. */
   readonly connections: number;

@@ -561,17 +561,23 @@ export const MIGRATIONS: Migration[] = [
   {
     version: 18,
     name: "jobs say when they were last enabled",
-    // A service resumes a job from its last fire, but not from before it was last enabled: the
-    // fires of a disabled stretch are not owed. Nullable: a job added disabled, or written by
-    // hand, names none (it resumes from its last fire, as before). An enabled job from before
-    // takes its updated_at, which its last enable moved, so an enable just before the upgrade
-    // does not owe the fires of the stretch it ended; a disabled one gets its value when enabled.
-    statements: merge(
-      both(() => "ALTER TABLE jm_jobs ADD COLUMN enabled_at BIGINT NULL"),
-      both(() =>
-        "UPDATE jm_jobs SET enabled_at = updated_at WHERE enabled <> 0 AND enabled_at IS NULL"
-      ),
-    ),
+    // When a job's current schedule applies from: the write that last enabled it, or gave it,
+    // enabled, other fire times. A service resumes a job from its last fire, but not from
+    // before then: the fires of a disabled stretch, or of a schedule it did not have, are not
+    // owed. Nullable, and left NULL for the jobs from before: when they were enabled is not
+    // known (their updated_at moves with any change, a description's too, so taking it dropped
+    // the fires owed across the upgrade's downtime of a job edited meanwhile); they resume from
+    // their last fire, as before, until a write enables them or changes their schedule.
+    statements: both(() => "ALTER TABLE jm_jobs ADD COLUMN enabled_at BIGINT NULL"),
+  },
+  {
+    version: 19,
+    name: "nodes say when their process started since boot",
+    // Whether a stale service's pid is still its process is told by the kernel's count since
+    // boot (/proc/PID/stat starttime), which no step of the wall clock moves. Nullable: a row
+    // of a release before it (an older service of the cluster still running) holds NULL, and is
+    // judged by its started_at against the wall clock, as before.
+    statements: both(() => "ALTER TABLE jm_nodes ADD COLUMN process_start BIGINT NULL"),
   },
 ];
 

@@ -353,12 +353,24 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
     );
   }
   // The server answered: the statement itself was refused.
-  return new DatabaseError(`${describeTarget(target)}: ${e.message ?? String(error)}`, {
+  const advice = PRIVILEGE_DENIED.has(code) ? `; ${grantAdvice(target)}` : "";
+  return new DatabaseError(`${describeTarget(target)}: ${e.message ?? String(error)}${advice}`, {
     ...options,
     unreachable: false,
     unstorable: UNSTORABLE.has(code),
     writesRefused: WRITES_REFUSED.has(code),
   });
+}
+
+/** Refusals of a statement for a privilege the user lacks (`CREATE command denied to user …`). */
+const PRIVILEGE_DENIED = new Set<string | undefined>([
+  "ER_TABLEACCESS_DENIED_ERROR",
+  "ER_COLUMNACCESS_DENIED_ERROR",
+]);
+
+/** What the user needs, as the README's "The MySQL user" grants it. */
+function grantAdvice(target: MysqlTarget): string {
+  return `user '${target.user}' needs SELECT, INSERT, UPDATE, DELETE on jobsmanager's database, and CREATE, ALTER, INDEX too to create or upgrade its tables (db migrate, serve, the commands that add jobs): GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON \`${target.database}\`.* TO '${target.user}'@'<its host>'`;
 }
 
 /**
@@ -531,8 +543,9 @@ interface PoolInternals {
 export class MysqlDriver implements Driver {
   readonly profile = PROFILES.mysql;
   readonly description: string;
-  readonly created = false;
   readonly connections: number;
+  /** Set once a migration under `withMigrationLock` made jobsmanager's schema (see `created`). */
+  #created = false;
   /** Made on first use: loading mysql2 is most of a short command's start on SQLite. */
   #pool: Promise<mysql.Pool> | null = null;
   /**
@@ -584,6 +597,16 @@ export class MysqlDriver implements Driver {
   ) {
     this.description = describeTarget(target);
     this.connections = connectionsOf(target);
+  }
+
+  /**
+   * Whether this driver made jobsmanager's schema in a database that held
+   * none of it (see `Store.created`): its `withMigrationLock` found no
+   * jm_schema_version, and the migration under it succeeded. The database
+   * itself is made by hand, before.
+   */
+  get created(): boolean {
+    return this.#created;
   }
 
   private get pool(): Promise<mysql.Pool> {
@@ -950,9 +973,17 @@ export class MysqlDriver implements Driver {
         );
       }
       try {
+        // Read under the lock: of two processes migrating a new database at once, the first makes it.
+        const found = await this.query(
+          conn,
+          "SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'jm_schema_version'",
+          [],
+        ) as Row[];
         // DDL commits implicitly in MySQL, so the advisory lock, not a
         // transaction, is what keeps two migrators apart.
-        return await fn(this.executor(conn));
+        const result = await fn(this.executor(conn));
+        if (Number(found[0]?.n) === 0) this.#created = true;
+        return result;
       } finally {
         await settled((done) => conn.query("SELECT RELEASE_LOCK(?)", [lock], done))
           .catch(() => undefined);

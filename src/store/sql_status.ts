@@ -40,6 +40,7 @@ const NODE_COLUMNS = [
   "boot_id",
   "pid_ns",
   "schema_version",
+  "process_start",
 ] as const;
 
 const num = (v: unknown) => v === null || v === undefined ? null : Number(v);
@@ -229,6 +230,7 @@ function rowToNode(r: Row): Node {
     boot_id: r.boot_id == null ? null : String(r.boot_id),
     pid_ns: num(r.pid_ns),
     schema_version: num(r.schema_version),
+    process_start: num(r.process_start),
   };
 }
 

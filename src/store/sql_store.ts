@@ -3,7 +3,7 @@
  * what differs lives in the driver's DialectProfile.
  */
 import { ConflictError, DatabaseError, RuntimeError } from "../errors.ts";
-import { type Job, JOB_FIELDS, sameDefinition } from "../domain/job.ts";
+import { type Job, JOB_FIELDS, sameDefinition, scheduleText } from "../domain/job.ts";
 import { VERSION } from "../version.ts";
 import {
   type Driver,
@@ -448,21 +448,40 @@ export function lastFiresSql(bounded: boolean): string {
 }
 
 /**
- * Record that jobs `ids`, just written, were enabled by that write: their
- * `enabled_at` becomes the `updated_at` written (changeJob, changeJobs).
+ * Record when the current schedule of jobs just written applies from
+ * (`enabled_at`; changeJob, changeJobs): the time of the write, `at`, for
+ * each that it enabled or, enabled, gave another schedule (`schedulesAnew`).
+ * `at` is the `updated_at` the writer gave (its clock), not the one stored:
+ * a writer whose clock was once ahead left an `updated_at` in the future,
+ * which every write since stores plus 1 ms (`laterThan`), so a schedule
+ * would apply from that future time however right the clocks are now.
  */
-async function markEnabled(executor: Executor, ids: string[], rowsPerUpdate: number) {
-  for (const chunk of chunks(ids, rowsPerUpdate)) {
-    await executor.run(
-      `UPDATE jm_jobs SET enabled_at = updated_at WHERE id IN (${chunk.map(() => "?").join(", ")})`,
-      chunk,
-    );
+async function markScheduleFrom(
+  executor: Executor,
+  writes: { id: string; at: number }[],
+  rowsPerUpdate: number,
+) {
+  const byTime = Map.groupBy(writes, (write) => write.at);
+  for (const [at, same] of byTime) {
+    for (const chunk of chunks(same.map((write) => write.id), rowsPerUpdate)) {
+      await executor.run(
+        `UPDATE jm_jobs SET enabled_at = ? WHERE id IN (${chunk.map(() => "?").join(", ")})`,
+        [at, ...chunk],
+      );
+    }
   }
 }
 
-/** Whether writing `after` over `before` (null: none stored) enables the job. */
-function enables(before: Job | null, after: Job): boolean {
-  return after.enabled && !(before?.enabled ?? false);
+/**
+ * Whether writing `after` over `before` (null: none stored) starts the
+ * schedule `after` fires by: it adds or enables the job, or gives the
+ * enabled job other fire times (its six fields, its zone). Its command,
+ * description, timeout... do not: the fires owed across a restart stay owed.
+ */
+function schedulesAnew(before: Job | null, after: Job): boolean {
+  if (!after.enabled) return false;
+  if (before === null || !before.enabled) return true;
+  return scheduleText(before) !== scheduleText(after) || before.timezone !== after.timezone;
 }
 
 export class SqlStore implements Store {
@@ -881,8 +900,12 @@ export class SqlStore implements Store {
           [...jobParams(after).slice(1), id],
         );
       }
-      if (after !== null && enables(before, after)) {
-        await markEnabled(tx, [id], this.driver.profile.rowsPerUpdate);
+      if (mutated !== null && schedulesAnew(before, mutated)) {
+        await markScheduleFrom(
+          tx,
+          [{ id, at: mutated.updated_at }],
+          this.driver.profile.rowsPerUpdate,
+        );
       }
       const markerId = await this.insertMarkerWith(
         tx,
@@ -932,9 +955,11 @@ export class SqlStore implements Store {
           await tx.run(insertSql("jm_jobs", JOB_FIELDS, chunk.length, tail), chunk.flat());
         }
       }
-      await markEnabled(
+      await markScheduleFrom(
         tx,
-        after.filter((job) => enables(stored.get(job.id) ?? null, job)).map((job) => job.id),
+        // A job these start anew differs from the stored one: it is among those written.
+        writes.put.filter((job) => schedulesAnew(stored.get(job.id) ?? null, job))
+          .map((job) => ({ id: job.id, at: job.updated_at })),
         this.driver.profile.rowsPerUpdate,
       );
       for (const chunk of chunks(removed, this.driver.profile.rowsPerUpdate)) {

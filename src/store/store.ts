@@ -57,8 +57,10 @@ export interface LastFires {
   /** Per job id, its latest scheduled fire at or before the instant asked. */
   fires: Map<string, number>;
   /**
-   * Per job id, when it was last enabled (jm_jobs.enabled_at), where known:
-   * the fires before it fell while it was disabled, and are not owed.
+   * Per job id, when its current schedule applies from (jm_jobs.enabled_at:
+   * its last enable, or change of fire times while enabled), where known:
+   * the fires before it fell while it was disabled, or are of a schedule it
+   * did not have, and are not owed. The writer's clock: it may be ahead.
    */
   enabledAt: Map<string, number>;
   /** Scheduled fires beyond that instant, by id. */
@@ -167,8 +169,10 @@ export interface JobStore {
    * marker is inserted. A job written over a stored one gets an
    * `updated_at` strictly after the stored one's (its own, else the stored
    * one + 1 ms), so that each stored version has its own (an If-Match).
-   * A write that enables the job (adds it enabled, or enables a disabled
-   * one) sets its `enabled_at` to that `updated_at`; any other keeps it.
+   * A write that starts the schedule the job fires by (adds it enabled,
+   * enables it, or gives it enabled other fire times: a field of its
+   * schedule, its zone) sets its `enabled_at` to the `updated_at` `mutate`
+   * gave (the writer's clock, not the stored one + 1 ms); any other keeps it.
    * Throws ConflictError, calling nothing, when there is no job `id` but
    * one the database's key takes for it (MySQL: `id` and trailing spaces,
    * written in SQL).
@@ -382,8 +386,8 @@ export interface RunStore {
    * it (a fire of a job removed since is not read); and the
    * rows of scheduled fires beyond `notAfter` (the first LAST_FIRES_AHEAD
    * of them by fire), which it leaves out: one written by hand for 2099 made its job
-   * wait for 2099, firing nothing. With them, when each job was last
-   * enabled, where jm_jobs knows.
+   * wait for 2099, firing nothing. With them, when each job's current
+   * schedule applies from, where jm_jobs knows.
    */
   lastFires(notAfter: number): Promise<LastFires>;
 
@@ -713,8 +717,10 @@ export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogSt
   /** Where the store points, password redacted. */
   readonly description: string;
   /**
-   * Whether opening it made a new, empty database: a SQLite file that did
-   * not exist. Always false on MySQL, whose databases are made by hand.
+   * Whether it made a new, empty database: on SQLite, opening it made the
+   * file; on MySQL, whose databases are made by hand, `migrate` made
+   * jobsmanager's tables in one that held none (false till then, and for
+   * every other process migrating it at the same time).
    */
   readonly created: boolean;
 

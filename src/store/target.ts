@@ -15,6 +15,12 @@ export interface MysqlTarget {
   port: number;
   user: string;
   password: string;
+  /**
+   * Whether the password was written in the URL (`db.url`, --database), which
+   * `describeTarget` then shows as `:***`; absent: it came from elsewhere
+   * (JM_DB_PASSWORD, db.password, db.password_file) or there is none.
+   */
+  passwordInUrl?: boolean;
   database: string;
   charset: string;
   poolSize: number;
@@ -48,16 +54,47 @@ export function redactUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*:).*@/i, "$1***@");
 }
 
-/** A target as people see it: `mysql://root:***@127.0.0.1:3306/test`, `sqlite:jobs.db`. */
+/**
+ * A target as people see it: `mysql://root:***@127.0.0.1:3306/test`,
+ * `sqlite:jobs.db`. The URL as it was given, its password `***`: a
+ * password from JM_DB_PASSWORD or a password file is not shown as one in
+ * the URL, which then reads as the one to give again with that password.
+ */
 export function describeTarget(target: DatabaseTarget): string {
   if (target.kind === "sqlite") return `sqlite:${target.path}`;
-  const auth = target.password === "" ? target.user : `${target.user}:***`;
+  const auth = target.passwordInUrl === true && target.password !== ""
+    ? `${target.user}:***`
+    : target.user;
   const params = [
     ...target.socket === undefined ? [] : [`socket=${target.socket}`],
     ...target.tls === undefined ? [] : [`ssl-mode=${target.tls.mode}`],
   ];
   const query = params.length === 0 ? "" : `?${params.join("&")}`;
   return `mysql://${auth}@${target.host}:${target.port}/${target.database}${query}`;
+}
+
+/**
+ * A description (`describeTarget`'s, a store's) as a message that must lead
+ * back to the database from any directory names it: a SQLite path made
+ * absolute.
+ */
+export function absoluteDescription(description: string): string {
+  return description.startsWith("sqlite:")
+    ? `sqlite:${absolutePath(description.slice("sqlite:".length))}`
+    : description;
+}
+
+/**
+ * `path` from the root: the file's real path once it exists (links
+ * resolved), else joined to the working directory. (Not node:path: the CLI
+ * loads no Node module, whose first one costs ~15 ms at every start.)
+ */
+function absolutePath(path: string): string {
+  try {
+    return Deno.realPathSync(path);
+  } catch {
+    return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+  }
 }
 
 /** Where a MySQL target's server is, as messages name it: its socket, or host and port. */

@@ -493,7 +493,7 @@ function showLogin(message) {
   const form = h("form", { class: "card login", id: "login" },
     h("h1", {}, "Sign in"),
     h("p", { class: "muted" },
-      "Paste a token from http.tokens (role read to look, admin to change)."),
+      "Paste a token from http.tokens, a token_file of it, or JM_HTTP_TOKEN (role read to look, admin to change)."),
     message && session.token ? h("div", { class: "alert", role: "alert" }, message) : null,
     input,
     h("button", { class: "primary", type: "submit" }, "Sign in"));
