@@ -7,10 +7,24 @@
 /** Bad input: a flag, a job field, a config key. Exit code 2. */
 export class UsageError extends Error {
   readonly exitCode = 2;
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** The option whose value is refused, as typed (`--count`), where the message is about one. */
+    readonly option?: string,
+  ) {
     super(message);
     this.name = "UsageError";
   }
+}
+
+/**
+ * A value refused, `name` being what the person typed it as: an option
+ * (`--count`), which the error then carries, or a query parameter or an
+ * argument (`limit`, `run id`), which it does not: the parsers of
+ * src/domain/input.ts serve the CLI and the API alike.
+ */
+export function valueRefused(name: string, message: string): UsageError {
+  return new UsageError(message, name.startsWith("-") ? name : undefined);
 }
 
 /** A job field or config key failed validation. Exit code 2. */

@@ -228,6 +228,25 @@ const CASES: BadCase[] = [
     code: 2,
     error: 'env: "NOEQUALS" is not NAME=VALUE with NAME of A-Z a-z 0-9 _ not starting with a digit',
   },
+  // Which was meant cannot be told; the values (a secret, maybe) are not shown.
+  {
+    name: "--env given twice with different values",
+    args: ["job", "update", "seed", "--env", "A=1", "--env", "A=2"],
+    code: 2,
+    error: "env: A is given twice with different values (--env A=… twice); give it once",
+  },
+  {
+    name: "--env on a new job, given twice with different values",
+    args: [...ADD, "--minute", "5", "--env", "B=x", "--env", "A=1", "--env", "A="],
+    code: 2,
+    error: "env: A is given twice with different values (--env A=… twice); give it once",
+  },
+  {
+    name: "--unset-env and --env of one variable",
+    args: ["job", "update", "seed", "--unset-env", "A", "--env", "A=3"],
+    code: 2,
+    error: "env: A is both dropped and set (--unset-env A and --env A=…); give one of them",
+  },
   {
     name: "--env JM_JOB_ID=1 (reserved)",
     args: [...ADD, "--minute", "5", "--env", "JM_JOB_ID=1"],
@@ -345,20 +364,22 @@ const CASES: BadCase[] = [
     name: "job next -n 0",
     args: ["job", "next", "seed", "-n", "0"],
     code: 2,
-    error: "--count: '0' is not valid (allowed: a whole number from 1 to 1000)",
+    error:
+      "--count: '0' is not valid (allowed: a whole number from 1 to 1000) (see `jobsmanager job next --help`)",
   },
   {
     name: "logs --job with a bad id",
     args: ["logs", "--job", "bad id"],
     code: 2,
-    error: `--job: "bad id" has characters outside A-Z a-z 0-9 . _ : - ${ID_RULE}`,
+    error:
+      `--job: "bad id" has characters outside A-Z a-z 0-9 . _ : - ${ID_RULE} (see \`jobsmanager logs --help\`)`,
   },
   {
     name: "job next --from garbage",
     args: ["job", "next", "seed", "--from", "garbage"],
     code: 2,
     error:
-      "--from: 'garbage' is not a date-time (expected e.g. 2026-03-29T01:30:00Z, 2026-03-29T02:30+02:00 or 2026-03-29 02:30 in the job's zone)",
+      "--from: 'garbage' is not a date-time (expected e.g. 2026-03-29T01:30:00Z, 2026-03-29T02:30+02:00 or 2026-03-29 02:30 in the job's zone) (see `jobsmanager job next --help`)",
   },
   {
     name: "unknown config key",

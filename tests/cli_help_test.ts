@@ -76,6 +76,28 @@ Deno.test("cli: every command has one or two examples that use it, and no exampl
   }
 });
 
+Deno.test("cli: no example writes to /tmp, which the unit's PrivateTmp hides; job add's tick is the README's", async () => {
+  for (const [path, examples] of Object.entries(EXAMPLES)) {
+    for (const example of examples) assert(!example.includes("/tmp/"), `${path}: ${example}`);
+  }
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const tick = EXAMPLES["job add"].find((e) => e.includes(" tick "));
+  assert(tick !== undefined, "job add has the tick example");
+  assertStringIncludes(readme, tick.replace(/^jobsmanager /, "jm "));
+});
+
+Deno.test("cli: each import's --ignore speaks of what that source cannot import", async () => {
+  const help = async (source: string) => {
+    const r = await cli(["import", source, "--help"]);
+    assertEquals(r.code, 0, r.stderr);
+    return r.stdout.split("\n").filter((line) => line.includes("--ignore")).join("\n");
+  };
+  const apscheduler = await help("apscheduler");
+  assertStringIncludes(apscheduler, "trigger has no cron schedule");
+  assert(!/@reboot|crontab|systemd/.test(apscheduler), apscheduler);
+  assertStringIncludes(await help("crontab"), "an @reboot line started by a systemd unit");
+});
+
 /** What bash completes for `words` (the last one being typed), with the script sourced. */
 async function complete(dir: string, ...words: string[]): Promise<string> {
   const out = await new Deno.Command("bash", {

@@ -89,6 +89,62 @@ const CASES: KindCase[] = [
     code: 2,
     expected: { kind: "usage", option: "--database" },
   },
+  // A value the command's own parser refuses names its option, as stricli's refusals do.
+  {
+    name: "a count that is no number",
+    args: ["--json", "job", "show", "taken", "--count", "abc"],
+    code: 2,
+    expected: { kind: "usage", option: "--count" },
+    message:
+      "--count: 'abc' is not valid (allowed: a whole number from 1 to 1000) (see `jobsmanager job show --help`)",
+  },
+  {
+    name: "a count given by its alias",
+    args: ["--json", "job", "next", "taken", "-n", "0"],
+    code: 2,
+    expected: { kind: "usage", option: "--count" },
+  },
+  {
+    name: "a limit out of range",
+    args: ["--json", "runs", "list", "--limit", "0"],
+    code: 2,
+    expected: { kind: "usage", option: "--limit" },
+    message:
+      "--limit: '0' is not valid (allowed: a whole number from 1 to 100000) (see `jobsmanager runs list --help`)",
+  },
+  {
+    name: "a since that is no duration",
+    args: ["--json", "logs", "--since", "soon"],
+    code: 2,
+    expected: { kind: "usage", option: "--since" },
+    message:
+      "--since: 'soon' is not a duration (expected a number and a unit: 90s, 15m, 2h, 7d, 1w) (see `jobsmanager logs --help`)",
+  },
+  {
+    name: "a status that is none",
+    args: ["--json", "runs", "list", "--status", "nope"],
+    code: 2,
+    expected: { kind: "usage", option: "--status" },
+  },
+  {
+    name: "a timeout without --wait",
+    args: ["--json", "runs", "cancel", "1", "--timeout", "5"],
+    code: 2,
+    expected: { kind: "usage", option: "--timeout" },
+  },
+  {
+    name: "a job id of a filter: an option, not a job's field",
+    args: ["--json", "runs", "list", "--job", "bad id"],
+    code: 2,
+    expected: { kind: "invalid", option: "--job" },
+  },
+  {
+    name: "a run id, an argument: no option",
+    args: ["--json", "runs", "show", "abc"],
+    code: 2,
+    expected: { kind: "usage" },
+    message: "run id: 'abc' is not a run number",
+  },
   {
     name: "a schedule field out of range",
     args: ["--json", "job", "add", "x", "--command", "true", "--minute", "61"],

@@ -17,12 +17,20 @@ import {
   MAIN,
   mysqlTest,
   rawQuery,
+  saveNodes,
+  serviceRow,
   type TestDatabase,
   waitFor,
 } from "./helpers.ts";
 import { proxyFor } from "./tcp_proxy.ts";
+import { hereSpace } from "../src/daemon/presence.ts";
 
 const ADD = ["job", "add", "a", "--command", "echo a", "--cron", "0 0 1 1 *"];
+
+/** A service's row that stays live for 30 minutes of a test, however busy the machine. */
+function liveFor30Minutes(id: string) {
+  return { ...serviceRow(id), db_heartbeat_at: Date.now(), heartbeat_ms: 600_000 };
+}
 
 function jm(db: TestDatabase, ...args: string[]): Promise<CliResult> {
   return cli(["--database", db.url, ...args], { cwd: db.dir, env: { USER: "tester" } });
@@ -79,7 +87,7 @@ for (const backend of BACKENDS) {
       const [args, error] of [
         [
           ["job", "run", "a", "--queue", "--timeout", "5"],
-          "--timeout: it limits --wait; give --wait too",
+          "--timeout: it limits --wait; give --wait too (see `jobsmanager job run --help`)",
         ],
         [
           ["job", "run", "a", "--queue", "--here"],
@@ -87,7 +95,7 @@ for (const backend of BACKENDS) {
         ],
         [
           ["job", "run", "a", "--queue", "--wait", "--timeout", "0"],
-          "--timeout: '0' is not valid (allowed: a whole number from 1 to 31536000)",
+          "--timeout: '0' is not valid (allowed: a whole number from 1 to 31536000) (see `jobsmanager job run --help`)",
         ],
       ] as const
     ) {
@@ -167,9 +175,37 @@ for (const backend of BACKENDS) {
     });
   });
 
+  Deno.test(`cli[${backend}]: runs cancel without $USER or $LOGNAME names the account it runs as`, async () => {
+    await using db = await freshDatabase(backend);
+    assertEquals((await jm(db, ...ADD)).code, 0);
+    const queued = JSON.parse((await jm(db, "--json", "job", "run", "a", "--queue")).stdout);
+    // As cron, a systemd unit or `docker exec` run it: neither variable set.
+    const env = cliEnv();
+    delete env.USER;
+    delete env.LOGNAME;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", "--quiet", MAIN, "--database", db.url]
+        .concat(["runs", "cancel", String(queued.id)]),
+      cwd: db.dir,
+      env,
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    // The account's name as the system's user database gives it, not `uid N`.
+    const passwd = await new Deno.Command("getent", { args: ["passwd", String(Deno.uid())] })
+      .output();
+    const name = new TextDecoder().decode(passwd.stdout).split(":")[0];
+    assert(name !== "", `uid ${Deno.uid()} has a name here`);
+    const [row] = await runRows(db);
+    assertEquals(row.cancel_requested_by, `${name}@${Deno.hostname()}`);
+  });
+
   Deno.test(`cli[${backend}]: runs cancel --wait prints the service's answer`, async () => {
     await using db = await freshDatabase(backend);
     assertEquals((await jm(db, ...ADD)).code, 0);
+    await saveNodes(db, liveFor30Minutes("svc-1"));
     await rawQuery(
       db,
       "INSERT INTO jm_runs (job_id, scheduled_at, status, `trigger`, node_id, started_at) VALUES ('a', 1000, 'running', 'schedule', 'svc-1', 1000)",
@@ -194,6 +230,43 @@ for (const backend of BACKENDS) {
       stderr: "",
     });
     assertEquals((await jm(db, "runs", "cancel", "--timeout", "5", "1")).code, 2);
+  });
+
+  Deno.test(`cli[${backend}]: runs cancel --wait of a run whose service is not live answers at once, the request recorded`, async () => {
+    await using db = await freshDatabase(backend);
+    assertEquals((await jm(db, ...ADD)).code, 0);
+    // A lone service killed with SIGKILL: no other node declares it dead; its heartbeat stops.
+    // On this host, its pid tells at once, before the heartbeat goes stale.
+    const ended = new Deno.Command("true").spawn();
+    await ended.status;
+    await saveNodes(db, serviceRow("killed", { agoMs: 3_600_000 }), {
+      ...liveFor30Minutes("killed-here"),
+      pid: ended.pid,
+      ...hereSpace(),
+    });
+    const cases = [
+      ["killed", "its heartbeat has stopped: see `jobsmanager status`"],
+      ["killed-here", "its process is gone: see `jobsmanager status`"],
+      ["unknown", "it has no row in jm_nodes"],
+    ];
+    for (const [i, [node, why]] of cases.entries()) {
+      await rawQuery(
+        db,
+        "INSERT INTO jm_runs (job_id, scheduled_at, status, `trigger`, node_id, started_at) VALUES ('a', ?, 'running', 'schedule', ?, 1000)",
+        [1000 * (i + 1), node],
+      );
+      const id = (await runRows(db)).at(-1)!.id;
+      // Without the check, this waited out its timeout (without --timeout, for ever).
+      const r = await jm(db, "runs", "cancel", String(id), "--wait", "--timeout", "60");
+      assertEquals(r, {
+        code: 1,
+        stdout: "",
+        stderr:
+          `jobsmanager: service ${node}, which holds run ${id} (running), is not live (${why}), so nothing would end the run now: the cancel request is recorded, and that service answers it when it starts again on its node; see the run with \`jobsmanager runs show ${id}\`\n`,
+      });
+      const row = (await runRows(db)).at(-1)!;
+      assertEquals([row.status, row.cancel_requested_by], ["running", `tester@${Deno.hostname()}`]);
+    }
   });
 
   Deno.test(`cli[${backend}]: job run --here shows the output as it comes, and records it`, async () => {

@@ -383,7 +383,7 @@ for (const backend of BACKENDS) {
       }
       assertMatch(
         await cliError("runs", "--since", "36501d"),
-        /^--since: '36501d' is longer than 100 years \(36500d\), the longest taken; give a shorter duration$/,
+        /^--since: '36501d' is longer than 100 years \(36500d\), the longest taken; give a shorter duration \(see `jobsmanager runs --help`\)$/,
       );
       // Each names what was typed: the query parameter here, the flag in the CLI.
       for (
@@ -398,11 +398,15 @@ for (const backend of BACKENDS) {
         assertEquals(refused.status, 400, query);
         const error = (refused.body as { error: string }).error;
         assert(error.startsWith(`${name}: `), error);
-        assertEquals(await cliError("runs", ...flags), `--${error}`);
+        // The CLI's names its option's help too.
+        assertEquals(
+          await cliError("runs", ...flags),
+          `--${error} (see \`jobsmanager runs --help\`)`,
+        );
       }
       const level = await api.call("GET", "/api/v1/logs?level=loud");
       assertEquals(
-        `--${(level.body as { error: string }).error}`,
+        `--${(level.body as { error: string }).error} (see \`jobsmanager logs --help\`)`,
         await cliError("logs", "--level", "loud"),
       );
       const zone = await api.call("POST", "/api/v1/jobs", {
@@ -415,6 +419,30 @@ for (const backend of BACKENDS) {
       });
       assertEquals([envName.status, (envName.body as { field: string }).field], [400, "env"]);
       assertEquals((await api.call("GET", "/api/v1/jobs/envname")).status, 404);
+      // A variable twice in a list, differently, or dropped and set at once: which was meant
+      // cannot be told. Alike, it counts once.
+      const twice = await api.call("POST", "/api/v1/jobs", {
+        body: { ...JOB, id: "envtwice", env: ["A=1", "A=2"] },
+      });
+      assertEquals([twice.status, twice.body], [400, {
+        error: 'env: A is given twice with different values ("env": "A=…" twice); give it once',
+        field: "env",
+      }]);
+      assertEquals((await api.call("GET", "/api/v1/jobs/envtwice")).status, 404);
+      const alike = await api.call("POST", "/api/v1/jobs", {
+        body: { ...JOB, id: "envtwice", env: ["A=1", "A=1"] },
+      });
+      assertEquals(alike.status, 201, JSON.stringify(alike.body));
+      assertEquals((alike.body as { env: unknown }).env, { A: "1" });
+      const both = await api.call("PATCH", "/api/v1/jobs/envtwice", {
+        body: { unset_env: ["A"], env: ["A=3"] },
+      });
+      assertEquals([both.status, both.body], [400, {
+        error:
+          'env: A is both dropped and set ("unset_env": "A" and "env": "A=…"); give one of them',
+        field: "env",
+      }]);
+      await api.call("DELETE", "/api/v1/jobs/envtwice");
 
       await api.call("POST", "/api/v1/jobs", { body: JOB });
       await cli([

@@ -63,10 +63,15 @@ async function answer(api: Api, id: number): Promise<void> {
 
 const body = (answer: Answer) => answer.body as Cancelled;
 
+/** A service's row that stays live for 30 minutes of a test, however busy the machine. */
+function liveFor30Minutes(id: string) {
+  return { ...serviceRow(id), db_heartbeat_at: Date.now(), heartbeat_ms: 600_000 };
+}
+
 for (const backend of BACKENDS) {
   Deno.test(`api (${backend}): cancel with wait answers 200 once the service has ended the run, 202 with the run as it stands at the timeout`, () =>
     withApi(backend, {}, async (api) => {
-      await api.store.saveNode(serviceRow("n1"));
+      await api.store.saveNode(liveFor30Minutes("n1"));
       const answered = await runningOn(api, "n1");
       const waiting = api.call("POST", `/api/v1/runs/${answered}/cancel?wait=60`);
       await answer(api, answered);
@@ -118,9 +123,36 @@ for (const backend of BACKENDS) {
       );
     }));
 
+  Deno.test(`api (${backend}): cancel with wait of a run whose service is not live answers 202 at once, the request recorded`, () =>
+    withApi(backend, {}, async (api) => {
+      // A lone service killed with SIGKILL (no other node declares it dead), and a node with no row.
+      await api.store.saveNode(serviceRow("killed", { agoMs: 3_600_000 }));
+      for (const node of ["killed", "unknown"]) {
+        const id = await runningOn(api, node);
+        // Without the check, this waited out its 300 s.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const answered = await Promise.race([
+          api.call("POST", `/api/v1/runs/${id}/cancel?wait=300`),
+          new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), 60_000)),
+        ]).finally(() => clearTimeout(timer));
+        assert(answered !== null, `${node}: no answer within 60 s of a 300 s wait`);
+        assertEquals(
+          [
+            answered.status,
+            body(answered).outcome,
+            body(answered).waited,
+            body(answered).run.status,
+          ],
+          [202, "requested", "not_live", "running"],
+          JSON.stringify(answered.body),
+        );
+        assertEquals((await api.store.getRun(id))?.cancel_requested_by, "admin token@127.0.0.1");
+      }
+    }));
+
   Deno.test(`api (${backend}): cancels that wait leave the door to other requests, and count among the live streams`, () =>
     withApi(backend, { starts: new Starts(), maxStreams: 5 }, async (api) => {
-      await api.store.saveNode(serviceRow("n1"));
+      await api.store.saveNode(liveFor30Minutes("n1"));
       // As many waits as the door lets in at once (starts.ts MAX_HANDLED), and one more.
       const ids = await Promise.all([1, 2, 3, 4, 5].map(() => runningOn(api, "n1")));
       const waits = ids.map((id) => api.call("POST", `/api/v1/runs/${id}/cancel?wait=120`));

@@ -16,8 +16,28 @@ import {
   withExpiredAccount,
 } from "./helpers.ts";
 import { insertLegacyRow, loadSeed, SEED_IDS } from "./fixtures/seed.ts";
+import { describeTarget } from "../src/store/target.ts";
 
 const CRONTABS = new URL("./fixtures/crontab/", import.meta.url).pathname;
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+async function hasSchema(db: TestDatabase): Promise<boolean> {
+  const store = db.open();
+  try {
+    return await store.hasSchema();
+  } finally {
+    await store.close();
+  }
+}
 
 async function counts(db: TestDatabase): Promise<{ jobs: number; markers: number }> {
   const [j] = await rawQuery(db, "SELECT COUNT(*) AS n FROM jm_jobs");
@@ -94,19 +114,25 @@ for (const backend of BACKENDS) {
         plan.stdout,
         "cannot import  hostile  (row 'hostile')\n    its job_state cannot be decoded: byte 14: names os.system, which is not part of an APScheduler 3 job state; refused without running anything\n",
       );
-      assertMatch(
+      // As `apply --dry-run`: planned against no jobs, saying so, and not even the tables made.
+      assertStringIncludes(
         plan.stdout,
-        /\n8 new, 0 same, 0 differ, 1 cannot be imported; nothing written: run again with --apply to write them\n$/,
+        `\n8 new, 0 same, 0 differ, 1 cannot be imported; nothing written: run again with --apply to write them\n${
+          describeTarget(db.target)
+        } holds no jobsmanager tables yet: --apply creates them\n`,
       );
-      assertEquals(await counts(db), { jobs: 0, markers: 0 });
+      assertEquals(await hasSchema(db), false, "a plan makes no table");
     });
 
     await t.step("--apply writes every job with one marker; again, nothing", async () => {
       const applied = await jm("import", "apscheduler", "--apply", "--json");
       // Written, but a job was left behind: a script must not take it for done.
       assertEquals(applied.code, 1, applied.stderr);
-      // Under --json, as one JSON line: the plan is on stdout all the same.
-      const { error } = JSON.parse(applied.stderr);
+      // Under --json, as one JSON line: the plan is on stdout all the same. The first write makes
+      // jobsmanager's tables (the plan did not), which a note before that line may say.
+      const lines = applied.stderr.trimEnd().split("\n");
+      assert(lines.slice(0, -1).every((l) => l.includes("created")), applied.stderr);
+      const { error } = JSON.parse(lines.at(-1)!);
       assertEquals([error.kind, error.exit_code], ["refused", 1]);
       assertMatch(
         error.message,
@@ -364,6 +390,38 @@ for (const backend of BACKENDS) {
 }
 
 for (const backend of BACKENDS) {
+  Deno.test(`import cli[${backend}]: a plan on a database not made yet makes none; --apply does`, async () => {
+    await using db = await freshDatabase(backend);
+    await Deno.writeTextFile(`${db.dir}/nightly`, "30 2 * * * backup.sh\n");
+    // A SQLite path with no file yet; on MySQL, a database without jobsmanager's tables.
+    const url = backend === "sqlite" ? `sqlite:${db.dir}/new.db` : db.url;
+    const jm = (...args: string[]) => cli(["--database", url, ...args], { cwd: db.dir });
+    const missing = backend === "sqlite"
+      ? `no database at ${db.dir}/new.db yet: --apply creates it`
+      : `${describeTarget(db.target)} holds no jobsmanager tables yet: --apply creates them`;
+    const plan = await jm("import", "crontab", "nightly");
+    assertEquals([plan.code, plan.stderr], [0, ""]);
+    assertStringIncludes(
+      plan.stdout,
+      `\n1 new, 0 same, 0 differ; nothing written: run again with --apply to write them\n${missing}\n`,
+    );
+    const json = JSON.parse((await jm("--json", "import", "crontab", "nightly")).stdout);
+    assertEquals([json.applied, json.counts.new, json.database_exists], [false, 1, false]);
+    if (backend === "sqlite") assertEquals(await exists(`${db.dir}/new.db`), false);
+    else assertEquals(await hasSchema(db), false);
+
+    const applied = await jm("--json", "import", "crontab", "nightly", "--apply");
+    assertEquals(applied.code, 0, applied.stderr);
+    if (backend === "sqlite") {
+      assertMatch(applied.stderr, /^jobsmanager: created a new, empty database /);
+    } else assertEquals(await hasSchema(db), true);
+    assertEquals(JSON.parse(applied.stdout).database_exists, true);
+    const again = await jm("import", "crontab", "nightly");
+    assertEquals([again.code, again.stderr], [0, ""]);
+    assertMatch(again.stdout, /0 new, 1 same, 0 differ; nothing to write\n/);
+    assert(!again.stdout.includes("yet:"), again.stdout);
+  });
+
   Deno.test(`import cli[${backend}]: importing the original's table again keeps what the operator changed since`, async () => {
     await using db = await freshDatabase(backend);
     await using old = await freshDatabase(backend);

@@ -7,7 +7,7 @@
 import { NotFoundError, RuntimeError } from "../errors.ts";
 import { type Job, jobProblem } from "../domain/job.ts";
 import { FINAL_STATUSES, type Run } from "../domain/run.ts";
-import { nodeState } from "../domain/node.ts";
+import { type Node, nodeState } from "../domain/node.ts";
 import { HERE_NOTE, hereHost, holderOf } from "../domain/here_run.ts";
 import type { JobStore, NodeStore, RunStore } from "../store/store.ts";
 import { jobNotFound } from "./jobs.ts";
@@ -217,12 +217,17 @@ const NODE_CHECK_MS = 5000;
  * `stopped` or `dead`: it is recorded running on a service that has
  * stopped or was declared dead without recording its end, which no wait
  * will see (it is recorded interrupted or lost when that service starts
- * again, lost when it was declared dead).
+ * again, lost when it was declared dead); `not_live` (with `holderLive`
+ * only): the service holding it (running or queued) is not live
+ * otherwise: stale by its heartbeat, its process known to be `gone`, or
+ * without a row in jm_nodes (`node` null); it answers nothing until it
+ * starts again on its node.
  */
 export type Awaited =
   | { outcome: "ended"; run: Run }
   | { outcome: "timeout"; run: Run | null }
-  | { outcome: "stopped" | "dead"; run: Run };
+  | { outcome: "stopped" | "dead"; run: Run }
+  | { outcome: "not_live"; run: Run; node: Node | null; gone: boolean };
 
 export interface AwaitOptions {
   /** `jobsmanager.heartbeat_interval` in ms: when the service running it counts as gone. */
@@ -235,6 +240,20 @@ export interface AwaitOptions {
   signal?: AbortSignal;
   /** Between two reads; WAIT_POLL_MS unless told. */
   pollMs?: number;
+  /**
+   * Wait only while the service holding the run (its `node_id`) is live:
+   * asked at once, then as often as `stopped` and `dead` are, whether the
+   * run is running or queued there; else `not_live`. A service killed
+   * alone is never declared dead (there is no other node to do it): only
+   * its heartbeat tells, and nothing answers until it starts again.
+   */
+  holderLive?: boolean;
+  /**
+   * Whether a live node's process is known to be gone, where this process
+   * can tell (`status` says such a node dead at once): with `holderLive`,
+   * its heartbeat need not go stale first.
+   */
+  gone?: (node: Node) => boolean;
 }
 
 /**
@@ -270,7 +289,8 @@ export async function awaitEnd(
   };
   let seen: Run | null = null;
   let hinted = options.stillQueued === undefined;
-  let nodeCheckAt = started + NODE_CHECK_MS;
+  const holderLive = options.holderLive === true;
+  let nodeCheckAt = holderLive ? started : started + NODE_CHECK_MS;
   try {
     for (;;) {
       const run = await inTime(stores.getRun(id));
@@ -278,13 +298,21 @@ export async function awaitEnd(
       if (!run) throw new RuntimeError(`run ${id} disappeared while waiting for it`);
       if (FINAL_STATUSES.includes(run.status)) return { outcome: "ended", run };
       seen = run;
-      if (run.status === "running" && run.node_id !== null && Date.now() >= nodeCheckAt) {
+      const held = run.node_id !== null && (run.status === "running" || holderLive);
+      if (held && Date.now() >= nodeCheckAt) {
         nodeCheckAt = Date.now() + NODE_CHECK_MS;
         const read = await inTime(stores.nodesAndNow());
         if (read === TIMED_OUT) return { outcome: "timeout", run };
-        const node = read.nodes.find((n) => n.id === run.node_id);
+        const node = read.nodes.find((n) => n.id === run.node_id) ?? null;
         const state = node && nodeState(node, Date.now(), options.heartbeatMs, read.databaseNow);
-        if (state === "stopped" || state === "dead") return { outcome: state, run };
+        if (run.status === "running" && (state === "stopped" || state === "dead")) {
+          return { outcome: state, run };
+        }
+        if (holderLive) {
+          const away = state !== "live" && state !== "leaving";
+          const gone = !away && options.gone?.(node!) === true;
+          if (away || gone) return { outcome: "not_live", run, node, gone };
+        }
       }
       if (ended.aborted) return { outcome: "timeout", run };
       if (
@@ -312,7 +340,9 @@ export async function awaitEnd(
  * `cancelRun`, then, for a run a service holds (`requested` of a run on a
  * node), a wait for that service's answer (`awaitEnd`): it records the run
  * cancelled once it has ended it, or, not running it, says so in the same
- * way. `waited` is how the wait came out (its run null where none was read
+ * way. While that service is not live, nothing answers: the wait ends at
+ * once (`not_live`), the request recorded for it to answer when it starts
+ * again. `waited` is how the wait came out (its run null where none was read
  * in time: `run` is then the run as cancelled); null when there was
  * nothing to wait for (the run ended already here, or is a retry no
  * service took).
@@ -326,6 +356,7 @@ export async function cancelAndAwait(
   if (asked.outcome !== "requested" || asked.run.node_id === null) {
     return { ...asked, waited: null };
   }
-  const answer = await awaitEnd(stores, id, options.wait);
+  // Only while the service holding the run is live: else it answers when it starts again.
+  const answer = await awaitEnd(stores, id, { ...options.wait, holderLive: true });
   return { outcome: asked.outcome, run: answer.run ?? asked.run, waited: answer };
 }

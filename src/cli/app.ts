@@ -173,7 +173,7 @@ function parseFailure(error: ArgumentScannerError, options: () => string[], help
 
 /** Error messages of the program's style, naming the help of the command typed. */
 function textFor(path: () => string, options: () => string[], json: boolean): ApplicationText {
-  const failed = (error: unknown) => failureLine(failureOf(error), json);
+  const failed = (error: unknown) => failureLine(failureOf(error, path()), json);
   return {
     ...text_en,
     exceptionWhileParsingArguments: (error) =>

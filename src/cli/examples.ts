@@ -14,11 +14,11 @@ export const EXAMPLES: Record<string, string[]> = {
   ],
   "job": [
     "jobsmanager job list",
-    "jobsmanager job add tick --command 'date >> /tmp/tick' --second '*/10'",
+    "jobsmanager job add tick --command 'date >> /var/lib/jobsmanager/tick' --second '*/10'",
   ],
   "job add": [
     "jobsmanager job add backup --command /usr/local/bin/backup.sh --cron '30 2 * * mon-fri' --timezone Europe/Berlin",
-    "jobsmanager job add tick --command 'date >> /tmp/tick' --second '*/10'",
+    "jobsmanager job add tick --command 'date >> /var/lib/jobsmanager/tick' --second '*/10'",
   ],
   "job update": [
     "jobsmanager job update backup --timeout 600 --env TARGET=/mnt/backup",

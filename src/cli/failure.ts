@@ -6,7 +6,14 @@
  * (src/errors.ts), with the job field or config key (`field`) or the
  * option (`option`) at fault where one is known.
  */
-import { type ErrorKind, errorMessage, exitCodeOf, kindOf, ValidationError } from "../errors.ts";
+import {
+  type ErrorKind,
+  errorMessage,
+  exitCodeOf,
+  kindOf,
+  UsageError,
+  ValidationError,
+} from "../errors.ts";
 import { toJson } from "../domain/json.ts";
 import { jobFieldOf } from "../domain/option_names.ts";
 import { redact } from "./context.ts";
@@ -22,13 +29,28 @@ export interface Failure {
   option?: string;
 }
 
-/** What a thrown error says, for `failureLine`. */
-export function failureOf(error: unknown): Failure {
+/**
+ * What a thrown error says, for `failureLine`. A value refused for an
+ * option names the option and, as a mistake in the words typed does, the
+ * help of the command (`help`: `jobsmanager job show`).
+ */
+export function failureOf(error: unknown, help?: string): Failure {
+  // A value checked as a job's field but named as typed (`validateId(raw, "--job")`) is an option's.
+  const named = error instanceof ValidationError && error.field.startsWith("-")
+    ? error.field
+    : undefined;
+  const option = error instanceof UsageError ? error.option ?? named : undefined;
+  const message = errorMessage(error);
   return {
     kind: kindOf(error),
-    message: errorMessage(error),
+    message: option === undefined || help === undefined
+      ? message
+      : `${message} (see \`${help} --help\`)`,
     exitCode: exitCodeOf(error),
-    ...(error instanceof ValidationError ? { field: jobFieldOf(error.field) } : {}),
+    ...(error instanceof ValidationError && named === undefined
+      ? { field: jobFieldOf(error.field) }
+      : {}),
+    ...(option === undefined ? {} : { option }),
   };
 }
 

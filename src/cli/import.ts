@@ -108,23 +108,37 @@ async function report(
   scope: Scope,
   ignored: readonly string[] = [],
 ): Promise<void> {
-  // Creates the schema even for a plan: moving in starts from a database without one.
-  const { outcome, live } = await ctx.withStore(async (store) => {
-    const live = await ctx.liveServices(store);
-    const candidates = await read(ctx.zoneAmong(live));
-    const check = ctx.planCheck(store, "a plan: nothing written, and --apply would be refused");
-    return { outcome: await importJobs(store, candidates, apply, scope, check), live };
-  }, { creates: true });
+  // A plan writes nothing, not even the tables of a new database: as `apply --dry-run`, it plans
+  // against no jobs and says the database is not there yet. --apply creates it.
+  const { outcome, live, missing } = apply
+    ? await ctx.withStore(async (store) => {
+      const live = await ctx.liveServices(store);
+      const candidates = await read(ctx.zoneAmong(live));
+      return { outcome: await importJobs(store, candidates, true, scope), live, missing: null };
+    }, { creates: true })
+    : await ctx.withDatabase(async (store, missing) => {
+      const live = store === null ? [] : await ctx.liveServices(store);
+      const candidates = await read(ctx.zoneAmong(live));
+      const check = store === null
+        ? undefined
+        : ctx.planCheck(store, "a plan: nothing written, and --apply would be refused");
+      return { outcome: await importJobs(store, candidates, false, scope, check), live, missing };
+    });
   // A user the host cannot run jobs as is imported all the same: the service may run elsewhere.
   await warnUsers(
     usersWritten(outcome.entries),
     apply ? "imported all the same" : "--apply would import them all the same",
   );
   const preview = apply ? null : `run again with --apply to write them`;
+  const plan = planText(outcome, what, preview) +
+    (missing === null ? "" : `\n${missing.what} yet: --apply creates ${missing.it}`);
   ctx.print(
-    () =>
-      withServiceLine(planText(outcome, what, preview), outcome.markerId, live, ctx.databaseName),
-    { ...planData(outcome, apply, what), live_services: live.map((n) => n.id) },
+    () => withServiceLine(plan, outcome.markerId, live, ctx.databaseName),
+    {
+      ...planData(outcome, apply, what),
+      database_exists: missing === null,
+      live_services: live.map((n) => n.id),
+    },
   );
   // A migration that left jobs behind must not pass for done in a script, but for those the
   // operator has seen to (--ignore): an @reboot line can never be imported.
@@ -184,10 +198,13 @@ export async function readText(path: string): Promise<string> {
 }
 
 const APPLY = switched("write the plan (one transaction, one reload marker)");
-const IGNORE = repeated(
-  "a job listed as `cannot import` that you have seen to (an @reboot line started by a systemd unit): it no longer makes --apply exit 1 (repeatable)",
-  "id",
-);
+/** `--ignore`, `seen` saying what a job seen to is, in the words of the source. */
+function ignore(seen: string) {
+  return repeated(
+    `a job listed as \`cannot import\` that you have seen to (${seen}): it no longer makes --apply exit 1 (repeatable)`,
+    "id",
+  );
+}
 const UPDATE = switched(
   "also change the jobs already stored to what the source says (default: they are kept, and listed as `kept` where the source differs)",
 );
@@ -206,7 +223,9 @@ export function importCommand() {
       ),
       apply: APPLY,
       update: UPDATE,
-      ignore: IGNORE,
+      ignore: ignore(
+        "a row whose trigger has no cron schedule, added by hand with `jobsmanager job add`",
+      ),
     },
     action: async (ctx, opts) => {
       const target = opts.fromDatabase === undefined ? ctx.target : legacyTarget(opts.fromDatabase);
@@ -249,7 +268,7 @@ export function importCommand() {
       ),
       apply: APPLY,
       update: UPDATE,
-      ignore: IGNORE,
+      ignore: ignore("an @reboot line started by a systemd unit"),
     },
     action: async (ctx, opts, file: string) => {
       const text = await readText(file);

@@ -252,6 +252,17 @@ export function unanswered(
       }: see it with \`jobsmanager runs show ${id}\`, or cancel it with \`jobsmanager runs cancel ${id}\``,
     );
   }
+  if (waited.outcome === "not_live") {
+    // As `job run` refuses a request no live service would take.
+    const { run, node, gone } = waited;
+    return new RuntimeError(
+      `service ${run.node_id}, which holds run ${id} (${run.status}), is not live (${
+        node === null
+          ? "it has no row in jm_nodes"
+          : `its ${gone ? "process is gone" : "heartbeat has stopped"}: see \`jobsmanager status\``
+      }), so nothing would end the run now: the cancel request is recorded, and that service answers it when it starts again on its node; see the run with \`jobsmanager runs show ${id}\``,
+    );
+  }
   const { outcome: state, run } = waited;
   return new RuntimeError(
     `run ${id} is recorded running, but service ${run.node_id} that ran it has ${
@@ -276,7 +287,7 @@ export function jobRunCommand() {
     action: async (ctx, opts, id: string) => {
       validateId(id);
       if (opts.timeout !== undefined && !opts.wait) {
-        throw new UsageError("--timeout: it limits --wait; give --wait too");
+        throw new UsageError("--timeout: it limits --wait; give --wait too", "--timeout");
       }
       if (opts.queue && opts.here) {
         throw new UsageError(

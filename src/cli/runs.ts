@@ -64,7 +64,7 @@ export function runsCommand() {
     action: async (ctx, opts, raw: string) => {
       const id = parseRunId(raw, "run id");
       if (opts.timeout !== undefined && !opts.wait) {
-        throw new UsageError("--timeout: it limits --wait; give --wait too");
+        throw new UsageError("--timeout: it limits --wait; give --wait too", "--timeout");
       }
       const timeoutS = opts.timeout === undefined
         ? null
@@ -72,7 +72,7 @@ export function runsCommand() {
       const s = ctx.config.settings;
       const { outcome, run } = await ctx.withStore(async (store) => {
         const options: CancelOptions = {
-          by: whoAsks(),
+          by: await whoAsks(),
           now: Date.now(),
           force: opts.force === true,
           endIfGone: async (run) => {
@@ -85,12 +85,17 @@ export function runsCommand() {
           },
         };
         if (!opts.wait) return await cancelRun(store, id, options);
+        // A service killed on this host is known gone at once, as `status` says it dead.
+        const { serviceGone } = await import("../daemon/presence.ts");
         const answer = await cancelAndAwait(store, id, {
           ...options,
-          wait: waitOptions(id, {
-            reloadIntervalMs: s["jobsmanager.reload_interval"] * 1000,
-            heartbeatMs: s["jobsmanager.heartbeat_interval"] * 1000,
-          }, timeoutS),
+          wait: {
+            ...waitOptions(id, {
+              reloadIntervalMs: s["jobsmanager.reload_interval"] * 1000,
+              heartbeatMs: s["jobsmanager.heartbeat_interval"] * 1000,
+            }, timeoutS),
+            gone: (node) => serviceGone(node),
+          },
         });
         if (answer.waited !== null && answer.waited.outcome !== "ended") {
           throw unanswered(id, answer.waited, timeoutS);
@@ -123,8 +128,24 @@ export function runsCommand() {
   });
 }
 
-/** `user@host`, as a cancelled run records who asked. */
-function whoAsks(): string {
-  const user = Deno.env.get("USER") || Deno.env.get("LOGNAME") || `uid ${Deno.uid()}`;
+/**
+ * `user@host`, as a cancelled run records who asked: $USER or $LOGNAME,
+ * else the name of the account the process runs as (neither is set under
+ * cron, a systemd unit or `docker exec`), else `uid N` for an account
+ * without a name.
+ */
+async function whoAsks(): Promise<string> {
+  const user = Deno.env.get("USER") || Deno.env.get("LOGNAME") || await accountName();
   return `${user}@${Deno.hostname()}`;
+}
+
+async function accountName(): Promise<string> {
+  // Loaded here alone: the CLI starts without Node's modules (see command.ts).
+  const { userInfo } = await import("node:os");
+  try {
+    return userInfo().username;
+  } catch {
+    // No passwd entry for the uid (a container's arbitrary uid).
+    return `uid ${Deno.uid()}`;
+  }
 }

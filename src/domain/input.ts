@@ -2,9 +2,10 @@
  * Parsers of the values a person types as options: CLI flags and the API's
  * query parameters, so both say the same thing about the same value. Each
  * throws a UsageError (exit 2, HTTP 400) naming the option, the value and
- * what is allowed. Job fields are parsed by `buildJob`, config keys by config.
+ * what is allowed, and carrying the option when it is one (`--count`).
+ * Job fields are parsed by `buildJob`, config keys by config.
  */
-import { UsageError } from "../errors.ts";
+import { valueRefused } from "../errors.ts";
 import { LOG_LEVELS, type LogLevel, parseLogLevel } from "./log_row.ts";
 import { wholeNumber, wholeNumberRule } from "./number.ts";
 import { RUN_STATUSES, type RunStatus } from "./run.ts";
@@ -14,7 +15,10 @@ import { parseDuration } from "./time.ts";
 export function parseCount(raw: string, name: string, max: number): number {
   const value = wholeNumber(raw, 1, max);
   if (value === null) {
-    throw new UsageError(`${name}: '${raw}' is not valid (allowed: ${wholeNumberRule(1, max)})`);
+    throw valueRefused(
+      name,
+      `${name}: '${raw}' is not valid (allowed: ${wholeNumberRule(1, max)})`,
+    );
   }
   return value;
 }
@@ -22,18 +26,19 @@ export function parseCount(raw: string, name: string, max: number): number {
 /** A run id (`runs show`, `logs --run`). */
 /** `what`: what the number counts, for the message (a run's, a log line's id). */
 export function parseRunId(raw: string, name: string, what = "run number"): number {
-  if (!/^\d+$/.test(raw)) throw new UsageError(`${name}: '${raw}' is not a ${what}`);
+  if (!/^\d+$/.test(raw)) throw valueRefused(name, `${name}: '${raw}' is not a ${what}`);
   const id = Number(raw);
   // Beyond 2^53 a number is rounded: run 99999999999999999999999 became "run 1e+23".
   if (!Number.isSafeInteger(id)) {
-    throw new UsageError(`${name}: '${raw}' is not a ${what} (too large to be one)`);
+    throw valueRefused(name, `${name}: '${raw}' is not a ${what} (too large to be one)`);
   }
   return id;
 }
 
 export function parseStatus(raw: string, name: string): RunStatus {
   if (!(RUN_STATUSES as readonly string[]).includes(raw)) {
-    throw new UsageError(
+    throw valueRefused(
+      name,
       `${name}: '${raw}' is not a run status (one of ${RUN_STATUSES.join(", ")})`,
     );
   }
@@ -43,7 +48,10 @@ export function parseStatus(raw: string, name: string): RunStatus {
 export function parseLevel(raw: string, name: string): LogLevel {
   const level = parseLogLevel(raw);
   if (level === null) {
-    throw new UsageError(`${name}: '${raw}' is not a log level (one of ${LOG_LEVELS.join(", ")})`);
+    throw valueRefused(
+      name,
+      `${name}: '${raw}' is not a log level (one of ${LOG_LEVELS.join(", ")})`,
+    );
   }
   return level;
 }

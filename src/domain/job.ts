@@ -151,6 +151,41 @@ function numberOption(field: string, raw: string, min: number, max: number): num
   return value;
 }
 
+/**
+ * A variable given twice with different values (`--env A=1 --env A=2`),
+ * or both dropped and set (`--unset-env A --env A=3`): which was meant
+ * cannot be told, as of an option given twice differently. Given twice
+ * alike, it is given once. The values are not shown: one may be a secret.
+ */
+function refuseEnvRepeats(
+  pairs: readonly string[],
+  unset: readonly string[],
+  names: OptionNames,
+): void {
+  const values = new Map<string, string>();
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    const name = pair.slice(0, eq);
+    const value = pair.slice(eq + 1);
+    const given = names.option("env", `${name}=…`);
+    if (values.has(name) && values.get(name) !== value) {
+      throw new ValidationError(
+        "env",
+        `env: ${name} is given twice with different values (${given} twice); give it once`,
+      );
+    }
+    if (unset.includes(name)) {
+      throw new ValidationError(
+        "env",
+        `env: ${name} is both dropped and set (${
+          names.option("unset_env", name)
+        } and ${given}); give one of them`,
+      );
+    }
+    values.set(name, value);
+  }
+}
+
 function parseEnv(pairs: string[], into: Record<string, string>): Record<string, string> {
   const env = { ...into };
   for (const pair of pairs) {
@@ -353,6 +388,7 @@ export function buildJob(
   }
   for (const name of options.unset_env ?? []) delete job.env[name];
   if (options.env !== undefined) job.env = parseEnv(options.env, job.env);
+  refuseEnvRepeats(options.env ?? [], options.unset_env ?? [], names);
   if (options.cwd !== undefined) job.cwd = options.cwd === "" ? null : options.cwd;
   if (options.description !== undefined) {
     job.description = options.description === "" ? null : options.description;

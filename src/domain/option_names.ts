@@ -17,7 +17,9 @@ export type OptionName =
   | "no_schedule"
   | "retries"
   | "retry_on"
-  | "retry_max_delay";
+  | "retry_max_delay"
+  | "env"
+  | "unset_env";
 
 export interface OptionNames {
   /**

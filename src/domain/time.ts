@@ -1,7 +1,7 @@
 /**
  * Instants as people read and type them, in a named time zone.
  */
-import { UsageError } from "../errors.ts";
+import { valueRefused } from "../errors.ts";
 import { offsetMs, zoneOffset } from "../cron/local_time.ts";
 import { shortened } from "./printable.ts";
 
@@ -106,7 +106,8 @@ const ISO_LOCAL =
 export function parseInstant(text: string, timeZone: string, option: string): Date {
   const m = ISO_LOCAL.exec(text.trim());
   if (!m) {
-    throw new UsageError(
+    throw valueRefused(
+      option,
       `${option}: '${text}' is not a date-time (expected e.g. 2026-03-29T01:30:00Z, 2026-03-29T02:30+02:00 or 2026-03-29 02:30 in the job's zone)`,
     );
   }
@@ -116,7 +117,7 @@ export function parseInstant(text: string, timeZone: string, option: string): Da
   if (
     check.getUTCMonth() !== +mo - 1 || check.getUTCDate() !== +d || +h > 23 || +mi > 59 || +s > 59
   ) {
-    throw new UsageError(`${option}: '${text}' is not a valid date-time`);
+    throw valueRefused(option, `${option}: '${text}' is not a valid date-time`);
   }
   if (zone !== undefined) {
     if (zone === "Z") return new Date(wall);
@@ -151,13 +152,15 @@ const MAX_DURATION_MS = 100 * 365 * 86_400_000;
 export function parseDuration(text: string, option: string, checked = false): number {
   const m = /^(\d+)([smhdw])$/.exec(text.trim());
   if (!m) {
-    throw new UsageError(
+    throw valueRefused(
+      option,
       `${option}: '${text}' is not a duration (expected a number and a unit: 90s, 15m, 2h, 7d, 1w)`,
     );
   }
   const ms = Number(m[1]) * DURATION_UNITS[m[2]];
   if (!checked && ms > MAX_DURATION_MS) {
-    throw new UsageError(
+    throw valueRefused(
+      option,
       `${option}: '${
         shortened(text)
       }' is longer than 100 years (36500d), the longest taken; give a shorter duration`,

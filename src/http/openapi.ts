@@ -351,9 +351,9 @@ const schemas: Record<string, Schema> = {
     },
     run: ref("Run"),
     waited: {
-      enum: ["ended", "timeout", "stopped", "dead", null],
+      enum: ["ended", "timeout", "stopped", "dead", "not_live", null],
       description:
-        "with wait only: how the wait for the service's answer came out. ended: the run ended; timeout: it had not within wait seconds (or the server is stopping): the request stands, the service ends it still; stopped, dead: the service it is recorded running on has stopped, or was declared dead, without recording its end, so no answer will come (it is recorded interrupted or lost when that service starts again, lost when declared dead); null: nothing to wait for (the run ended here, or is a retry no service took)",
+        "with wait only: how the wait for the service's answer came out. ended: the run ended; timeout: it had not within wait seconds (or the server is stopping): the request stands, the service ends it still; stopped, dead: the service it is recorded running on has stopped, or was declared dead, without recording its end, so no answer will come (it is recorded interrupted or lost when that service starts again, lost when declared dead); not_live: the service holding it is not live otherwise (stale by its heartbeat, a lone service killed, or no row in jm_nodes), answered at once: the request stands, and that service answers it when it starts again on its node; null: nothing to wait for (the run ended here, or is a retry no service took)",
     },
   }, ["waited"]),
   LogRow: closed({

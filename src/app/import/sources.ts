@@ -53,16 +53,22 @@ export async function apschedulerCandidates(
   return rows.map((row) => candidateFromRow(row, defaults, now));
 }
 
+/** A database not made yet, to a plan: no job at all (a plan reads nothing else). */
+const NO_JOBS = { listJobs: () => Promise.resolve([]) } as Pick<JobStore, "listJobs">;
+
 /**
  * Preview (`apply` false; refused where `check` refuses it) or write the
- * candidates; removes only what `scope` prunes.
+ * candidates; removes only what `scope` prunes. A preview on a database
+ * not made yet (`store` null) plans against no jobs, and makes nothing.
  */
 export function importJobs(
-  store: JobStore,
+  store: JobStore | null,
   candidates: Candidate[],
   apply: boolean,
   scope: Scope = NAMED_ONLY,
   check?: PlanCheck,
 ): Promise<Outcome> {
-  return apply ? applyPlan(store, candidates, scope) : previewPlan(store, candidates, scope, check);
+  if (!apply) return previewPlan((store ?? NO_JOBS) as JobStore, candidates, scope, check);
+  if (store === null) throw new Error("importJobs: only a preview is given no store");
+  return applyPlan(store, candidates, scope);
 }
