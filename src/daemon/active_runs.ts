@@ -435,32 +435,31 @@ export class ActiveRuns {
     await deadline.wait(all(), this.o.killGraceMs + KILLED_OUTPUT_MS);
     for (const [runId, run] of this.active) {
       this.active.delete(runId);
-      run.slot.release();
-      this.o.observer?.ended(run.job.id, "interrupted");
-      const record: RunUpdate = {
-        status: "interrupted",
-        finished_at: this.o.clock.now(),
-        note: "killed: the service was shutting down; its output was not read to the end",
-      };
+      const record = this.killedAtStop(run);
       this.o.track(this.o.recorder.update(runId, record, this.wholeRow(run, record)));
     }
     // A run whose id the database gave away ends as the others, in a new row (`endedRowless`
     // ends those whose output did end): left out, it stayed in no row at all.
     for (const [run, runId] of this.rowless) {
       this.rowless.delete(run);
-      run.slot.release();
-      this.o.observer?.ended(run.job.id, "interrupted");
-      const record: RunUpdate = {
-        status: "interrupted",
-        finished_at: this.o.clock.now(),
-        note: "killed: the service was shutting down; its output was not read to the end",
-      };
+      const record = this.killedAtStop(run);
       runnerLog.error(
         "job {job}: its run that was run {run} before jm_runs was emptied was still running at the stop; it is recorded interrupted in a new row, its note saying so",
         { job: run.job.id, run: runId },
       );
       this.o.recorder.recordAnew(runId, this.wholeRow(run, record));
     }
+  }
+
+  /** `run`, still going when the stop's kill grace ended, let go of: its end, to be written. */
+  private killedAtStop(run: Active): RunUpdate {
+    run.slot.release();
+    this.o.observer?.ended(run.job.id, "interrupted");
+    return {
+      status: "interrupted",
+      finished_at: this.o.clock.now(),
+      note: "killed: the service was shutting down; its output was not read to the end",
+    };
   }
 
   /** `run`'s row as it stands with its end `record`: written anew if its own is gone (RunRecorder.update). */
