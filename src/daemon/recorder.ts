@@ -179,6 +179,8 @@ export class RunRecorder {
   private readonly behind = new Set<number>();
   /** Provisional ids whose first claim timed out but may still land: not flushed meanwhile. */
   private readonly inFlight = new Set<number>();
+  /** The runs whose updates the batch being written holds (`recording`). */
+  private readonly writing = new Set<number>();
   /**
    * Provisional ids whose claim was sent and failed: it may have been
    * written all the same (its answer lost), as the row was then.
@@ -507,6 +509,17 @@ export class RunRecorder {
     return this.batchWritten.promise;
   }
 
+  /**
+   * Whether an update of run `id` is still to be written: gathered for the
+   * next batch, in the batch being written, or waiting for the database.
+   * Till then its row says what it said before (running, for a run that
+   * has ended here).
+   */
+  recording(id: number): boolean {
+    const real = this.moved.get(id) ?? id;
+    return this.batch.has(real) || this.writing.has(real) || this.waits(real);
+  }
+
   /** Whether an earlier update of run `id` is still to be written. */
   private waits(id: number): boolean {
     return this.behind.has(id) || this.updates.some((waiting) => waiting.id === id);
@@ -529,6 +542,7 @@ export class RunRecorder {
     }
     this.batch = new Map();
     this.batchWritten = null;
+    for (const { id } of updates) this.writing.add(id);
     try {
       const gone = await this.store.updateRuns(updates, this.node());
       this.health.wrote();
@@ -556,6 +570,8 @@ export class RunRecorder {
         );
         this.retryRefused();
       }
+    } finally {
+      for (const { id } of updates) this.writing.delete(id);
     }
     written.resolve();
   }

@@ -26,7 +26,7 @@ export interface RunRequestsOptions {
   clock: Clock;
   slots: SlotGate;
   defaults: JobDefaults;
-  recorder: Pick<RunRecorder, "update" | "knownAs" | "claiming">;
+  recorder: Pick<RunRecorder, "update" | "knownAs" | "claiming" | "recording">;
   aftermath: Aftermath;
   observer?: { ended(jobId: string, status: RunStatus): void };
   nodeId(): string;
@@ -137,10 +137,11 @@ export class RunRequests {
    * node. Nothing here runs it, so it is recorded `cancelled`, its note
    * saying so, which is the answer `runs cancel` waits for. Not while a
    * claim of this service is on its way: the row may be of a run about to
-   * start here, which the next poll knows.
+   * start here, which the next poll knows. Nor while an update of it is
+   * still to be written here: a run that just ended, its row not saying so yet.
    */
   private async notHere(request: Run, note: string): Promise<void> {
-    if (this.o.recorder.claiming) return;
+    if (this.o.recorder.claiming || this.o.recorder.recording(request.id)) return;
     const node = this.o.nodeId();
     const ended = await this.o.store.updateRun(
       request.id,
