@@ -194,6 +194,25 @@ for (const backend of BACKENDS) {
     }
   });
 
+  test("cancelRun asked twice alike at once (same asker, same instant) answers requested both times", async (store) => {
+    const [id] = await store.claimRuns([
+      { job_id: "a", scheduled_at: T0, status: "running", trigger: "schedule", node_id: "svc" },
+    ]);
+    // MySQL counts a row written with the values it had as unchanged: the second found
+    // nothing to change, and took the run for one that kept changing.
+    const answers = [];
+    for (let i = 0; i < 2; i++) {
+      answers.push(await cancelRun(store, id!, { by: BY, now: T0 + 2000 }));
+    }
+    assertEquals(
+      answers.map((a) => [a.outcome, a.run.cancel_requested_at, a.run.cancel_requested_by]),
+      [
+        ["requested", T0 + 2000, BY],
+        ["requested", T0 + 2000, BY],
+      ],
+    );
+  });
+
   test("cancelRun of a run in a terminal (job run --here) says to end it there, changing nothing", async (store) => {
     const [id] = await store.claimRuns([
       {

@@ -195,6 +195,13 @@ export async function cancelRun(
       if (await runs.updateRun(id, request, run.status)) {
         return { outcome: "requested", run: await showRun(runs, id) };
       }
+      // MySQL counts a row written with the values it had as unchanged: the same request,
+      // asked at the same instant by the same asker (a client's concurrent waits), is there.
+      const now = await showRun(runs, id);
+      if (
+        now.status === run.status && now.cancel_requested_at === options.now &&
+        now.cancel_requested_by === options.by
+      ) return { outcome: "requested", run: now };
     } else {
       throw new RuntimeError(
         `run ${id} has already ended (${run.status}); there is nothing to cancel`,
