@@ -864,7 +864,7 @@ export const OPENAPI = {
           ),
           query(
             "wait",
-            "seconds, 0-300: for a run a service holds, wait this long at most for the service's answer, the run ended (runs cancel --wait --timeout): 200 once the run has ended, 202 with the run as it stands when it has not; the answer says how the wait came out (waited). Without it, 202 at once. A wait counts among the server's live streams (503 when they are at their most)",
+            "seconds, 1-300: for a run a service holds, wait this long at most for the service's answer, the run ended (runs cancel --wait --timeout): 200 once the run has ended, 202 with the run as it stands when it has not; the answer says how the wait came out (waited). Without it, 202 at once. A wait counts among the server's live streams (503 when they are at their most)",
             int,
           ),
         ],
