@@ -9,6 +9,7 @@
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { DatabaseSync } from "node:sqlite";
 import { describeTarget } from "../src/store/target.ts";
+import { hereSpace } from "../src/daemon/presence.ts";
 import { SCHEMA_VERSION } from "../src/store/migrations.ts";
 import { VERSION } from "../src/version.ts";
 import {
@@ -147,6 +148,15 @@ for (const backend of BACKENDS) {
     await writeOlderNode(db, "n-prev");
     await rawQuery(db, `UPDATE jm_nodes SET schema_version = ${OLDER} WHERE id = 'n-prev'`);
     await writeOlderNode(db, "n-gone", { stopped: true });
+    // Killed on this host, its heartbeat fresh still: `status` says dead, and so it is not named.
+    await writeOlderNode(db, "n-killed");
+    const { boot_id, pid_ns } = hereSpace();
+    const noPid = Number(Deno.readTextFileSync("/proc/sys/kernel/pid_max").trim()) + 1;
+    await rawQuery(
+      db,
+      `UPDATE jm_nodes SET schema_version = ${OLDER}, boot_id = ?, pid_ns = ?, pid = ? WHERE id = 'n-killed'`,
+      [boot_id, pid_ns, noPid],
+    );
     const r = await jm(db, "db", "migrate");
     const left = (id: string, release: string) =>
       `jobsmanager: warning: node ${id} (host web-1, pid 4242, last heartbeat N s ago) runs ${release}: it goes on running, but refuses schema version ${SCHEMA_VERSION} at its next start, and its jobs then fire on the other services or nowhere; upgrade it before it restarts`;

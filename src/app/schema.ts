@@ -31,14 +31,18 @@ export interface LeftBehind {
  * (a row naming no `schema_version` is of a release before 17): once the
  * schema is migrated to `version`, each goes on running, but refuses it at
  * its next start, and its jobs fire elsewhere or nowhere till it is upgraded.
+ * Not one whose process the caller sees gone (`gone`), its heartbeat fresh
+ * still: it runs nothing, as `status` says.
  */
 export async function servicesLeftBehind(
   nodes: NodeStore,
   liveness: Liveness,
   version: number,
+  gone: (node: Node) => boolean = () => false,
 ): Promise<LeftBehind[]> {
   const { live, databaseNow } = await liveServicesAndNow(nodes, liveness);
-  return live.filter((node) => (node.schema_version ?? 0) < version).map((node) => ({
+  const behind = live.filter((node) => (node.schema_version ?? 0) < version && !gone(node));
+  return behind.map((node) => ({
     node,
     heartbeatAgeMs: heartbeatAge(node, liveness.now, liveness.heartbeatMs, databaseNow).age,
   }));

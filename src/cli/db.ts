@@ -1,6 +1,7 @@
 /** `jobsmanager db migrate` and `jobsmanager reload`. */
 import { reload } from "../app/jobs.ts";
 import { type LeftBehind, migrateSchema, servicesLeftBehind } from "../app/schema.ts";
+import { serviceGone } from "../daemon/presence.ts";
 import { command, group } from "./command.ts";
 import { writeErr } from "./context.ts";
 import { serviceLine } from "./output.ts";
@@ -12,7 +13,7 @@ export function dbCommand() {
       // Not withStore: that refuses an older schema; this upgrades it and says from which version.
       const { store, migrated: report } = await ctx.openMigrated(migrateSchema);
       try {
-        const behind = await servicesLeftBehind(store, ctx.liveness(), report.to);
+        const behind = await servicesLeftBehind(store, ctx.liveness(), report.to, serviceGone);
         const created = report.created.length === 0 ? [] : [
           `${report.database}: created the missing table${report.created.length === 1 ? "" : "s"} ${
             report.created.join(", ")
