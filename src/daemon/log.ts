@@ -100,11 +100,17 @@ export function batchedSink(
       return;
     }
     if (dropped > 0) {
+      // A burst outruns a file as a stuck reader does: neither is named as the cause.
+      const said = `${dropped} log lines were not written to stderr: more than ${
+        bounds.maxWaitingBytes >= 1 << 20
+          ? `${bounds.maxWaitingBytes / (1 << 20)} MiB`
+          : `${bounds.maxWaitingBytes} bytes`
+      } of lines waited for it (a reader that does not keep up, or a burst of lines); jm_syslog, and the log file where one is set, have them`;
       text = formatter({
         category: ["jobsmanager", "service"],
         level: "warning",
-        message: [`${dropped} log lines were not written to stderr: it was not being read`],
-        rawMessage: `${dropped} log lines were not written to stderr: it was not being read`,
+        message: [said],
+        rawMessage: said,
         properties: { dropped },
         timestamp: Date.now(),
       }) + text;
