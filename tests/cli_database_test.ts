@@ -198,7 +198,7 @@ for (const backend of BACKENDS) {
     assertEquals(add.code, 0, add.stderr);
     assertEquals(
       add.stdout.trimEnd().split("\n").at(-1),
-      "the live service on this database (alpha) applies it at once if told of it (a write on its machine), else within 5 s, or its reload_interval if longer",
+      "the live service on this database (alpha) applies it within half a second if told of it (a write on its machine), else within 5 s, or its reload_interval if longer",
     );
     // Heartbeats written anew before each command: on a busy machine a command takes seconds.
     const beating = () =>
@@ -212,7 +212,7 @@ for (const backend of BACKENDS) {
     const reload = await run(db, ["reload"]);
     assertEquals(
       reload.stdout,
-      "reload requested (marker 2)\nthe 2 live services on this database (alpha, beta) apply it at once if told of it (a write on their machine), else within their reload_interval\n",
+      "reload requested (marker 2)\nthe 2 live services on this database (alpha, beta) apply it within half a second if told of it (a write on their machine), else within their reload_interval\n",
     );
     await beating();
     const json = JSON.parse((await run(db, ["--json", "job", "disable", "a"])).stdout);

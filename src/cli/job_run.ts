@@ -278,7 +278,9 @@ export function jobRunCommand() {
     brief: "run a job now, through the running service",
     args: [{ name: "id", brief: "the job" }],
     options: {
-      wait: switched("wait for the run to end and print its outcome and output"),
+      wait: switched(
+        "wait for the run to end and print its outcome and output; exit code: the job's own, 124 for a timeout, 1 for any other end that is not success",
+      ),
       timeout: valued("with --wait: stop waiting after this long (the run goes on)", "seconds"),
       force: switched("run even if max_instances runs are running"),
       queue: switched("queue it even with no live service on this database (for the next one)"),

@@ -201,10 +201,10 @@ export function serviceLine(live: Node[], database: string): string {
   }
   const names = live.map((n) => n.id).join(", ");
   return live.length === 1
-    ? `the live service on this database (${names}) applies it at once if told of it (a write on its machine), else within ${
+    ? `the live service on this database (${names}) applies it within half a second if told of it (a write on its machine), else within ${
       WATCHED_POLL_MS / 1000
     } s, or its reload_interval if longer`
-    : `the ${live.length} live services on this database (${names}) apply it at once if told of it (a write on their machine), else within their reload_interval`;
+    : `the ${live.length} live services on this database (${names}) apply it within half a second if told of it (a write on their machine), else within their reload_interval`;
 }
 
 /** `text` about a write, then, when it wrote a marker, who applies it. */
