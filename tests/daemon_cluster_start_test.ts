@@ -112,9 +112,10 @@ for (const backend of BACKENDS) {
     c.freeze("n2");
     await c.set(FIRST + 1000);
     const next = await firedAt(c, job, FIRST + 1000);
+    // It ran: n1's fake runs end at once, so its row may say it ended already (CI at 03e4093).
     assertEquals(
-      { status: next.status, note: next.note },
-      { status: "running", note: null },
+      { ran: ["running", "success"].includes(next.status), note: next.note },
+      { ran: true, note: null },
       `${describeRun(next)}\n${await c.describe()}`,
     );
     await n1.started(job, FIRST + 1000);
