@@ -450,8 +450,15 @@ dashboardTest(
     );
     await screenshot(page, "job-saved-with-warning");
     assertEquals((await stored(api, "elsewhere")).user, "jm-no-such-user");
-    // Said once, for that save: the page drawn again says nothing of it.
+    // Said once, for that save: the page drawn again says nothing of it. The list drawn first,
+    // or the job's page still shown is read (CI at d4dbc9f).
     await page.goto(`${api.url}/#/jobs`);
+    await waitUntil(
+      page,
+      `location.hash === "#/jobs" && document.querySelector("#job-fields") === null`,
+      "the jobs list drawn in place of the job's page",
+      "location.hash",
+    );
     await page.goto(`${api.url}/#/jobs/elsewhere`);
     await waitForText(page, "#job-fields", "jm-no-such-user");
     assertEquals(
