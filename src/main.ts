@@ -1,6 +1,7 @@
 /** jobsmanager: a database-driven cron job scheduler. */
 import { runCli } from "./cli/app.ts";
+import { programArgs } from "./cli/argv.ts";
 
 if (import.meta.main) {
-  Deno.exit(await runCli(Deno.args));
+  Deno.exit(await runCli(programArgs()));
 }
