@@ -3,5 +3,6 @@ import { runCli } from "./cli/app.ts";
 import { programArgs } from "./cli/argv.ts";
 
 if (import.meta.main) {
-  Deno.exit(await runCli(programArgs()));
+  const { args, utf8 } = programArgs();
+  Deno.exit(await runCli(args, utf8));
 }

@@ -152,14 +152,6 @@ const CASES: BadCase[] = [
     error: `id: "${"x".repeat(60)}…" is 192 characters long ${ID_RULE}`,
   },
   {
-    // As Deno reads bytes that are not UTF-8 (printf '\377' in a shell): each is U+FFFD.
-    name: "a command of bytes that are not UTF-8",
-    args: ["job", "add", "bytes", "--command", "echo \uFFFD", "--minute", "5"],
-    code: 2,
-    error:
-      "the value of --command holds U+FFFD (\uFFFD), which is what bytes that are not UTF-8 become as they are read: jobsmanager cannot tell what was typed; give it in UTF-8 (a command can make such bytes itself, e.g. printf '\\377')",
-  },
-  {
     name: "id of dots only",
     args: ["job", "add", "..", "--command", "true", "--minute", "5"],
     code: 2,

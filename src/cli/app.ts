@@ -22,6 +22,7 @@ import {
 import { exitCodeOf, UsageError, ValidationError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { ignoreInspectorSignal } from "../daemon/inspector_signal.ts";
+import { lossy } from "./argv.ts";
 import { writeErr, writeOut } from "./context.ts";
 import { type Failure, failureLine, failureOf, jsonGiven, usageFailure } from "./failure.ts";
 import { DASH_HINT, helpAsValue, meant, optionNames, withoutRepeats } from "./typed_options.ts";
@@ -296,15 +297,18 @@ function firstWord(args: string[]): string | undefined {
   return undefined;
 }
 
-/** Run the CLI with `args` (without the program name); resolves to the exit code. */
-export async function runCli(args: string[]): Promise<number> {
+/**
+ * Run the CLI with `args` (without the program name; `utf8`: whether each
+ * was typed in UTF-8, see argv.ts); resolves to the exit code.
+ */
+export async function runCli(args: string[], utf8 = lossy(args).utf8): Promise<number> {
   // `serve`, `logs --follow`, `job run --wait`: any command may live long, as root.
   ignoreInspectorSignal();
   const json = jsonGiven(args);
   // Deno reads arguments as UTF-8, making each byte that is not U+FFFD: such
   // an argument would be stored as other text than was typed, without a
   // word. Named, not shown: it may be a password.
-  const at = args.findIndex((arg) => arg.includes("\uFFFD"));
+  const at = utf8.indexOf(false);
   if (at >= 0) {
     const option = /^(--?[\w-]+)=/.exec(args[at])?.[1] ??
       (at > 0 && args[at - 1].startsWith("-") ? args[at - 1] : null);
