@@ -11,8 +11,14 @@ import { log } from "../daemon/log.ts";
 import { HttpError } from "./errors.ts";
 import { remoteAddress } from "./remote.ts";
 
-/** The largest body taken. */
-export const MAX_BODY_BYTES = 1 << 20;
+/**
+ * The largest body taken: room for the largest job the store takes, whose
+ * JSON (a job read and sent back whole) writes each control character of
+ * its long texts (65,535 bytes each) in six bytes: under 3 MB. Only a
+ * caller whose token may write is read this far (body.ts runs after the
+ * token's check).
+ */
+export const MAX_BODY_BYTES = 4 << 20;
 /** How long a body may take to arrive. */
 export const BODY_WAIT_MS = 10_000;
 
@@ -52,7 +58,7 @@ export function bodyFirst(waitMs = BODY_WAIT_MS): MiddlewareHandler {
     const tooLarge = (bytes: string) =>
       new HttpError(
         413,
-        `the body is ${bytes} bytes; at most ${MAX_BODY_BYTES} are taken (a job's JSON is far smaller)`,
+        `the body is ${bytes} bytes; at most ${MAX_BODY_BYTES} are taken (the largest job's JSON is under 3 MB)`,
       );
     // Before the body is touched: left alone, the server discards it after the answer.
     const declared = Number(c.req.header("content-length"));

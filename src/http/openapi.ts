@@ -566,7 +566,7 @@ const WRITE = {
   "400": error("invalid input (the CLI's message, with the field)"),
   "403": error("a read token on a write"),
   "408": error("the body did not arrive within 10 s"),
-  "413": error("the body is larger than 1 MiB"),
+  "413": error("the body is larger than 4 MiB"),
 };
 const NOT_FOUND = { "404": error("no such job or run") };
 
