@@ -5,6 +5,7 @@
  * heartbeats in `jm_nodes`, and how to start one when none does.
  */
 import { assertEquals, assertStringIncludes } from "./assert.ts";
+import { DatabaseSync } from "node:sqlite";
 import { describeTarget } from "../src/store/target.ts";
 import {
   BACKENDS,
@@ -34,6 +35,34 @@ Deno.test("cli: the command that creates the default database says so, naming it
     ]);
     const again = await cli(["job", "list"], { cwd: dir });
     assertEquals([again.code, again.stderr], [0, ""]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: a SQLite file holding only the original's jm_jobs_apscheduler is said to get jobsmanager's tables, once", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "jm-cli-created-" }));
+  try {
+    // The original JobsManager's database, its job store moved aside as jobsmanager asks.
+    const original = new DatabaseSync(`${dir}/jobs.db`);
+    original.exec(
+      "CREATE TABLE jm_jobs_apscheduler (id VARCHAR(191) PRIMARY KEY, next_run_time FLOAT, job_state BLOB NOT NULL)",
+    );
+    original.close();
+    // Without the note, the tables were made silently, as in a database jobsmanager had made.
+    for (const command of [ADD, ["db", "migrate"]]) {
+      const r = await cli(["--database", "sqlite:jobs.db", ...command], { cwd: dir });
+      assertEquals(
+        [r.code, r.stderr],
+        [
+          0,
+          command === ADD
+            ? `jobsmanager: created jobsmanager's tables in the database ${dir}/jobs.db, which held none${POINT_ELSEWHERE}`
+            : "",
+        ],
+        command.join(" "),
+      );
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -23,6 +23,7 @@ import {
   waitFor,
 } from "./helpers.ts";
 import { proxyFor } from "./tcp_proxy.ts";
+import { DatabaseSync } from "node:sqlite";
 import { hereSpace } from "../src/daemon/presence.ts";
 
 const ADD = ["job", "add", "a", "--command", "echo a", "--cron", "0 0 1 1 *"];
@@ -230,6 +231,47 @@ for (const backend of BACKENDS) {
       stderr: "",
     });
     assertEquals((await jm(db, "runs", "cancel", "--timeout", "5", "1")).code, 2);
+  });
+
+  Deno.test(`cli[${backend}]: runs cancel --wait --timeout on a database that hangs gives up at the timeout and its margin, the cancel not confirmed written`, async () => {
+    await using db = await freshDatabase(backend);
+    assertEquals((await jm(db, ...ADD)).code, 0);
+    await saveNodes(db, liveFor30Minutes("svc-1"));
+    await rawQuery(
+      db,
+      "INSERT INTO jm_runs (job_id, scheduled_at, status, `trigger`, node_id, started_at) VALUES ('a', 1000, 'running', 'schedule', 'svc-1', 1000)",
+    );
+    const [run] = await runRows(db);
+    // SQLite: another connection holds the write lock; MariaDB: no byte moves to or from it.
+    const holder = db.target.kind === "sqlite" ? new DatabaseSync(db.target.path) : null;
+    await using proxy = db.target.kind === "mysql" ? proxyFor(db) : null;
+    let url = db.url;
+    if (proxy !== null) {
+      const proxied = new URL(db.url);
+      proxied.port = String(proxy.port);
+      url = proxied.toString();
+      proxy.blackhole();
+    }
+    try {
+      holder?.exec("BEGIN IMMEDIATE");
+      // Without the bound, it ended at the driver's timeout (10 s), with its error.
+      const r = await cli(
+        ["--database", url, "--json", "runs", "cancel", String(run.id), "--wait", "--timeout", "1"],
+        { cwd: db.dir, env: { USER: "tester" } },
+      );
+      assertEquals([r.code, r.stdout, JSON.parse(r.stderr)], [1, "", {
+        error: {
+          kind: "unavailable",
+          message:
+            `the database did not answer within 3 s (the wait and 2 s to write the request), so the cancel of run ${run.id} is not confirmed written: it may still be once the database answers; see the run with \`jobsmanager runs show ${run.id}\`, and cancel it again if it has no cancel request`,
+          exit_code: 1,
+        },
+      }]);
+    } finally {
+      if (holder?.isTransaction) holder.exec("ROLLBACK");
+      holder?.close();
+      proxy?.restore();
+    }
   });
 
   Deno.test(`cli[${backend}]: runs cancel --wait of a run whose service is not live answers at once, the request recorded`, async () => {

@@ -6,7 +6,11 @@
  * service does once it has ended it.
  */
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
-import { BACKENDS, freshDatabase, serviceRow, waitFor } from "./helpers.ts";
+import { DatabaseSync } from "node:sqlite";
+import { BACKENDS, freshDatabase, serviceRow, type TestDatabase, waitFor } from "./helpers.ts";
+import { proxyFor } from "./tcp_proxy.ts";
+import { throughProxy } from "./daemon_harness.ts";
+import type { Store } from "../src/store/store.ts";
 import { type Answer, type Api, startApi } from "./http_harness.ts";
 import { Starts } from "../src/http/starts.ts";
 import type { Run } from "../src/domain/run.ts";
@@ -176,4 +180,67 @@ for (const backend of BACKENDS) {
         assertEquals([done.status, body(done).waited], [200, "ended"]);
       }
     }));
+}
+
+/**
+ * A database that hangs for the server's store while the test's own
+ * connection still answers: SQLite with its write lock held by another
+ * connection; MariaDB with the server's store behind a proxy that holds
+ * every byte (`blackhole`).
+ */
+function hangable(db: TestDatabase) {
+  if (db.target.kind === "sqlite") {
+    const holder = new DatabaseSync(db.target.path);
+    return {
+      served: (store: Store) => store,
+      hang: () => holder.exec("BEGIN IMMEDIATE"),
+      release: () => {
+        if (holder.isTransaction) holder.exec("ROLLBACK");
+      },
+      // deno-lint-ignore require-await
+      async [Symbol.asyncDispose]() {
+        if (holder.isTransaction) holder.exec("ROLLBACK");
+        holder.close();
+      },
+    };
+  }
+  const proxy = proxyFor(db);
+  const proxied = throughProxy(db, proxy)();
+  return {
+    served: () => proxied,
+    hang: () => proxy.blackhole(),
+    release: () => proxy.restore(),
+    async [Symbol.asyncDispose]() {
+      proxy.restore();
+      await proxied.close();
+      await proxy[Symbol.asyncDispose]();
+    },
+  };
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`api (${backend}): cancel with wait on a database that hangs answers 503 at the wait and its margin, the cancel not confirmed written`, async () => {
+    await using db = await freshDatabase(backend);
+    await using hung = hangable(db);
+    await using api = await startApi(db, {}, hung.served);
+    const added = await api.call("POST", "/api/v1/jobs", {
+      body: { id: "slow", command: "sleep 100", cron: "@daily" },
+    });
+    assertEquals(added.status, 201, JSON.stringify(added.body));
+    await api.store.saveNode(liveFor30Minutes("n1"));
+    const id = await runningOn(api, "n1");
+    hung.hang();
+    // Without the bound, the answer came at the driver's timeout (10 s), with its error.
+    const answered = await api.call("POST", `/api/v1/runs/${id}/cancel?wait=1`);
+    assertEquals([answered.status, answered.body], [503, {
+      error:
+        `the database did not answer within 3 s (the wait and 2 s to write the request), so the cancel of run ${id} is not confirmed written: it may still be once the database answers; see the run with \`jobsmanager runs show ${id}\`, and cancel it again if it has no cancel request`,
+    }]);
+    // The write given up goes on: it lands once the database answers.
+    hung.release();
+    await waitFor(async () => (await api.store.getRun(id))?.cancel_requested_at !== null || null, {
+      timeoutMs: 30_000,
+      what: `run ${id}'s cancel request to land`,
+    });
+  });
 }

@@ -88,6 +88,33 @@ async function versions(db: TestDatabase): Promise<[number, string][]> {
 
 onEveryBackend(
   "migrate",
+  "madeSchema: the store that made jobsmanager's tables beside the original's moved aside, and no other",
+  async (db) => {
+    await rawQuery(
+      db,
+      "CREATE TABLE jm_jobs_apscheduler (id VARCHAR(191) PRIMARY KEY, next_run_time FLOAT, job_state BLOB NOT NULL)",
+    );
+    const first = db.open();
+    try {
+      assertEquals(first.madeSchema, false, "before migrate");
+      await first.migrate();
+      await first.migrate();
+      assertEquals(first.madeSchema, true, "made by this store, migrated again");
+    } finally {
+      await first.close();
+    }
+    const second = db.open();
+    try {
+      await second.migrate();
+      assertEquals(second.madeSchema, false, "another store, on the schema made");
+    } finally {
+      await second.close();
+    }
+  },
+);
+
+onEveryBackend(
+  "migrate",
   "a fresh database gets every table and a row per migration",
   async (db) => {
     const store = db.open();

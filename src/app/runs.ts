@@ -4,7 +4,7 @@
  * service takes on its next poll; a run in the asking process (`--here`)
  * is recorded `running` at once.
  */
-import { NotFoundError, RuntimeError } from "../errors.ts";
+import { DatabaseError, NotFoundError, RuntimeError } from "../errors.ts";
 import { type Job, jobProblem } from "../domain/job.ts";
 import { FINAL_STATUSES, type Run } from "../domain/run.ts";
 import { type Node, nodeState } from "../domain/node.ts";
@@ -344,6 +344,31 @@ export async function awaitEnd(
 }
 
 /**
+ * How long past its wait a cancel with a wait may take to write its
+ * request: a wait of 0 s still gets its write, and a database a little slow
+ * to answer is not taken for one that hangs.
+ */
+export const CANCEL_WRITE_MARGIN_MS = 2000;
+
+/**
+ * What a cancel with a wait of `waitMs` answers when its request was not
+ * written within the wait and its margin (`CANCEL_WRITE_MARGIN_MS`): the
+ * database hangs (a lock, the network). The write may still land once it
+ * answers; a database that did not answer is `unavailable`, as the driver's
+ * own timeout would say, only sooner.
+ */
+export function cancelUnconfirmed(id: number, waitMs: number): DatabaseError {
+  return new DatabaseError(
+    `the database did not answer within ${
+      (waitMs + CANCEL_WRITE_MARGIN_MS) / 1000
+    } s (the wait and ${
+      CANCEL_WRITE_MARGIN_MS / 1000
+    } s to write the request), so the cancel of run ${id} is not confirmed written: it may still be once the database answers; see the run with \`jobsmanager runs show ${id}\`, and cancel it again if it has no cancel request`,
+    { unanswered: true },
+  );
+}
+
+/**
  * `cancelRun`, then, for a run a service holds (`requested` of a run on a
  * node), a wait for that service's answer (`awaitEnd`): it records the run
  * cancelled once it has ended it, or, not running it, says so in the same
@@ -353,17 +378,55 @@ export async function awaitEnd(
  * in time: `run` is then the run as cancelled); null when there was
  * nothing to wait for (the run ended already here, or is a retry no
  * service took).
+ *
+ * With a timeout, the whole cancel, counted from `startedAt` (the request's
+ * start; now unless told), is bounded by it: the wait ends at `startedAt` +
+ * the timeout, and a request not written by then and its margin
+ * (`CANCEL_WRITE_MARGIN_MS`: a database that hangs) is given up,
+ * `cancelUnconfirmed`, rather than held to the driver's own timeout.
  */
 export async function cancelAndAwait(
   stores: RunStore & NodeStore,
   id: number,
-  options: CancelOptions & { wait: AwaitOptions },
+  options: CancelOptions & { wait: AwaitOptions; startedAt?: number },
 ): Promise<{ outcome: CancelOutcome; run: Run; waited: Awaited | null }> {
-  const asked = await cancelRun(stores, id, options);
+  const startedAt = options.startedAt ?? Date.now();
+  const { timeoutMs } = options.wait;
+  const asking = cancelRun(stores, id, options);
+  const asked = timeoutMs === null ? await asking : await byDeadline(
+    asking,
+    startedAt + timeoutMs + CANCEL_WRITE_MARGIN_MS,
+    () => cancelUnconfirmed(id, timeoutMs),
+  );
   if (asked.outcome !== "requested" || asked.run.node_id === null) {
     return { ...asked, waited: null };
   }
   // Only while the service holding the run is live: else it answers when it starts again.
-  const answer = await awaitEnd(stores, id, { ...options.wait, holderLive: true });
+  const answer = await awaitEnd(stores, id, {
+    ...options.wait,
+    timeoutMs: timeoutMs === null ? null : Math.max(0, startedAt + timeoutMs - Date.now()),
+    holderLive: true,
+  });
   return { outcome: asked.outcome, run: answer.run ?? asked.run, waited: answer };
+}
+
+/**
+ * `work`, or, when it has not settled by `deadline` (ms since the epoch),
+ * the error `late` makes; `work` goes on unheard (its failure included).
+ */
+export async function byDeadline<T>(
+  work: Promise<T>,
+  deadline: number,
+  late: () => Error,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(late()), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+    work.catch(() => undefined);
+  }
 }

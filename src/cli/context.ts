@@ -198,12 +198,13 @@ export class CommandContext {
   }
 
   /**
-   * Say so when opening `store` made a new database: run from the wrong
+   * Say so when opening `store` made a new database, or its migration made
+   * jobsmanager's tables in one that held none: run from the wrong
    * directory, or with a mistyped path, a command would otherwise write
    * jobs no service ever reads.
    */
   noteCreated(store: Store): void {
-    if (!store.created) return;
+    if (!store.created && !store.madeSchema) return;
     if (this.target.kind === "mysql") {
       writeErr(
         `jobsmanager: created jobsmanager's tables in the empty database ${this.databaseName}; if the service uses another, point this command at it with --database or --config`,
@@ -212,6 +213,13 @@ export class CommandContext {
     }
     const byDefault = this.byDefault();
     const path = this.databaseName.slice("sqlite:".length);
+    if (!store.created) {
+      // A file that was there, holding none of jobsmanager's tables (the original's, moved aside).
+      writeErr(
+        `jobsmanager: created jobsmanager's tables in the database ${path}${byDefault}, which held none; if the service uses another, point this command at it with --database or --config`,
+      );
+      return;
+    }
     const owner = givenOwner(path);
     writeErr(
       `jobsmanager: created a new, empty database ${path}${byDefault}${

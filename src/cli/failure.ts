@@ -41,15 +41,15 @@ export function failureOf(error: unknown, help?: string): Failure {
     : undefined;
   const option = error instanceof UsageError ? error.option ?? named : undefined;
   const message = errorMessage(error);
+  // A job field's error says what the field allows: the help would add nothing.
+  const field = error instanceof ValidationError && named === undefined;
   return {
     kind: kindOf(error),
-    message: option === undefined || help === undefined
+    message: option === undefined || help === undefined || field
       ? message
       : `${message} (see \`${help} --help\`)`,
     exitCode: exitCodeOf(error),
-    ...(error instanceof ValidationError && named === undefined
-      ? { field: jobFieldOf(error.field) }
-      : {}),
+    ...(field ? { field: jobFieldOf((error as ValidationError).field) } : {}),
     ...(option === undefined ? {} : { option }),
   };
 }

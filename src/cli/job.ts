@@ -2,7 +2,7 @@
  * `jobsmanager job …`: define, inspect and change jobs. The flags become
  * the input of a use case in `app/jobs.ts`; its result becomes text or JSON.
  */
-import { UsageError } from "../errors.ts";
+import { UsageError, ValidationError } from "../errors.ts";
 import {
   buildJob,
   checkUpdate,
@@ -210,6 +210,37 @@ function toJobOptions(opts: Options): JobOptions {
   };
 }
 
+/** A job field's error, carrying the option it was given by as typed (`--max-instances`). */
+class OptionValidationError extends ValidationError {
+  override readonly option: string;
+
+  constructor(error: ValidationError, option: string) {
+    super(error.field, error.message);
+    this.option = option;
+    this.stack = error.stack;
+  }
+}
+
+/**
+ * Run `fn`, a job's options checked or written; a job field's error of
+ * one given as an option (`timeout` of `--timeout abc`) carries that
+ * option, as typed, as an option's own value errors do: a script reads
+ * `option` and `field` alike. A field not given as an option (a row
+ * broken by hand that `job update` read, a schedule missing) has none.
+ */
+async function optionsOfFields<T>(opts: Options, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (!(error instanceof ValidationError) || error.option !== undefined) throw error;
+    const key = error.field.replace(/_(\w)/g, (_, c: string) => c.toUpperCase());
+    const given = opts[key];
+    if (!Object.hasOwn(opts, key) || given === undefined || given === false) throw error;
+    if (Array.isArray(given) && given.length === 0) throw error;
+    throw new OptionValidationError(error, `--${error.field.replaceAll("_", "-")}`);
+  }
+}
+
 /** A job write and the services live after it, which apply it. */
 interface Written<C extends JobChange = JobChange> {
   change: C;
@@ -300,57 +331,59 @@ export function jobCommand() {
     brief: "add a job",
     args: [ID],
     options: { ...jobOptions(false), replace: switched("replace the job if the id exists") },
-    action: async (ctx, opts, id: string) => {
-      // Built, and so validated, before the database is touched.
-      const built = buildJob(id, toJobOptions(opts), null, Date.now(), CLI_NAMES);
-      let zone: DefaultZone | undefined;
-      const written = await writeJob(ctx, async (store, live) => {
-        zone = ctx.zoneAmong(live);
-        return await addJob(store, built, { replace: opts.replace === true, names: CLI_NAMES });
-      }, { creates: true });
-      const { change } = written;
-      const after = change.after!;
-      warnRetryOnAlone(opts.retryOn, after);
-      await warnUserGiven(change);
-      const next = nextFires(after, zone!.name, new Date(), 1);
-      printWrite(
-        ctx,
-        written,
-        `${change.before ? "replaced" : "added"} job '${id}' (reload marker ${
-          change.markerId ?? "-"
-        })\n` +
-          `next fire${zoneNote(after, zone!)}${after.enabled ? "" : " (once enabled)"}:\n${
-            hasSchedule(after)
-              ? fireLines(next, zoneOf(after, zone!.name))
-              : `  ${printable(followsText(after))}`
-          }`,
-        { next: next.map((d) => d.toISOString()) },
-      );
-    },
+    action: (ctx, opts, id: string) =>
+      optionsOfFields(opts, async () => {
+        // Built, and so validated, before the database is touched.
+        const built = buildJob(id, toJobOptions(opts), null, Date.now(), CLI_NAMES);
+        let zone: DefaultZone | undefined;
+        const written = await writeJob(ctx, async (store, live) => {
+          zone = ctx.zoneAmong(live);
+          return await addJob(store, built, { replace: opts.replace === true, names: CLI_NAMES });
+        }, { creates: true });
+        const { change } = written;
+        const after = change.after!;
+        warnRetryOnAlone(opts.retryOn, after);
+        await warnUserGiven(change);
+        const next = nextFires(after, zone!.name, new Date(), 1);
+        printWrite(
+          ctx,
+          written,
+          `${change.before ? "replaced" : "added"} job '${id}' (reload marker ${
+            change.markerId ?? "-"
+          })\n` +
+            `next fire${zoneNote(after, zone!)}${after.enabled ? "" : " (once enabled)"}:\n${
+              hasSchedule(after)
+                ? fireLines(next, zoneOf(after, zone!.name))
+                : `  ${printable(followsText(after))}`
+            }`,
+          { next: next.map((d) => d.toISOString()) },
+        );
+      }),
   });
 
   const update = command({
     brief: "change the given options of a job",
     args: [ID],
     options: jobOptions(true),
-    action: async (ctx, opts, id: string) => {
-      const options = toJobOptions(opts);
-      // Checked, as `job add` builds its job, before the database is touched.
-      checkUpdate(id, options, Date.now(), CLI_NAMES);
-      const written = await writeJob(
-        ctx,
-        (store) => updateJob(store, id, options, Date.now(), CLI_NAMES),
-      );
-      warnRetryOnAlone(opts.retryOn, written.change.after);
-      await warnUserGiven(written.change);
-      printWrite(
-        ctx,
-        written,
-        written.change.markerId === null
-          ? `job '${id}' unchanged (the options given match it)`
-          : `updated job '${id}' (reload marker ${written.change.markerId})`,
-      );
-    },
+    action: (ctx, opts, id: string) =>
+      optionsOfFields(opts, async () => {
+        const options = toJobOptions(opts);
+        // Checked, as `job add` builds its job, before the database is touched.
+        checkUpdate(id, options, Date.now(), CLI_NAMES);
+        const written = await writeJob(
+          ctx,
+          (store) => updateJob(store, id, options, Date.now(), CLI_NAMES),
+        );
+        warnRetryOnAlone(opts.retryOn, written.change.after);
+        await warnUserGiven(written.change);
+        printWrite(
+          ctx,
+          written,
+          written.change.markerId === null
+            ? `job '${id}' unchanged (the options given match it)`
+            : `updated job '${id}' (reload marker ${written.change.markerId})`,
+        );
+      }),
   });
 
   const remove = command({

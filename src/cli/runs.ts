@@ -1,7 +1,16 @@
 /** `jobsmanager runs`, `runs show` and `runs cancel`: what happened to each fire, and stopping one. */
 import { validateId } from "../domain/job.ts";
 import { FINAL_STATUSES, RUN_STATUSES } from "../domain/run.ts";
-import { attemptsOf, cancelAndAwait, type CancelOptions, cancelRun, showRun } from "../app/runs.ts";
+import {
+  attemptsOf,
+  byDeadline,
+  CANCEL_WRITE_MARGIN_MS,
+  cancelAndAwait,
+  type CancelOptions,
+  cancelRun,
+  cancelUnconfirmed,
+  showRun,
+} from "../app/runs.ts";
 import { outputWidth } from "./context.ts";
 import { command, group, switched, valued } from "./command.ts";
 import { runDetails, runsTable } from "./output.ts";
@@ -70,7 +79,8 @@ export function runsCommand() {
         ? null
         : parseCount(opts.timeout, "--timeout", MAX_WAIT_S);
       const s = ctx.config.settings;
-      const { outcome, run } = await ctx.withStore(async (store) => {
+      const startedAt = Date.now();
+      const cancelling = ctx.withStore(async (store) => {
         const options: CancelOptions = {
           by: await whoAsks(),
           now: Date.now(),
@@ -89,6 +99,7 @@ export function runsCommand() {
         const { serviceGone } = await import("../daemon/presence.ts");
         const answer = await cancelAndAwait(store, id, {
           ...options,
+          startedAt,
           wait: {
             ...waitOptions(id, {
               reloadIntervalMs: s["jobsmanager.reload_interval"] * 1000,
@@ -102,6 +113,15 @@ export function runsCommand() {
         }
         return { outcome: answer.outcome, run: answer.run };
       });
+      // The wait bounds the whole command, the database's opening included: one that hangs is
+      // given up at the wait and its margin, not at the driver's timeouts.
+      const { outcome, run } = !opts.wait || timeoutS === null
+        ? await cancelling
+        : await byDeadline(
+          cancelling,
+          startedAt + timeoutS * 1000 + CANCEL_WRITE_MARGIN_MS,
+          () => cancelUnconfirmed(id, timeoutS * 1000),
+        );
       ctx.print(
         () =>
           FINAL_STATUSES.includes(run.status) && outcome === "requested"

@@ -499,7 +499,21 @@ export class SqlStore implements Store {
     return this.driver.created;
   }
 
+  /** Set once `migrate` made jobsmanager's schema where there was none (see `Store.madeSchema`). */
+  #madeSchema = false;
+
+  get madeSchema(): boolean {
+    return this.#madeSchema;
+  }
+
   async migrate(options: MigrateOptions = {}): Promise<MigrationReport> {
+    const report = await this.migrateSchema(options);
+    // Version 0 under the lock: no jobsmanager schema was there, whatever else the database held.
+    if (report.from === 0 && report.applied.length > 0) this.#madeSchema = true;
+    return report;
+  }
+
+  private async migrateSchema(options: MigrateOptions): Promise<MigrationReport> {
     const upgrade = options.upgrade ?? true;
     let tables = await this.schemaTables(this.driver);
     this.refuseViews(tables);

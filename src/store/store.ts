@@ -723,6 +723,14 @@ export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogSt
    * every other process migrating it at the same time).
    */
   readonly created: boolean;
+  /**
+   * Whether this store's `migrate` made jobsmanager's tables in a database
+   * that held none of them (false till then, and for every other process
+   * migrating it at the same time): a new one (`created`), or, on SQLite,
+   * a file that existed (one that holds only the original JobsManager's
+   * table, moved aside as `jm_jobs_apscheduler`).
+   */
+  readonly madeSchema: boolean;
 
   /**
    * Bring the schema to the version this build knows, idempotently and
