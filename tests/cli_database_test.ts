@@ -93,6 +93,33 @@ Deno.test("serve that creates its SQLite database says so, naming its absolute p
   }
 });
 
+Deno.test("serve on a SQLite file holding only the original's jm_jobs_apscheduler says it made jobsmanager's tables there", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "jm-serve-created-" }));
+  const database = JSON.stringify(`sqlite:${dir}/jobs.db`);
+  try {
+    const original = new DatabaseSync(`${dir}/jobs.db`);
+    original.exec(
+      "CREATE TABLE jm_jobs_apscheduler (id VARCHAR(191) PRIMARY KEY, next_run_time FLOAT, job_state BLOB NOT NULL)",
+    );
+    original.close();
+    await using serve = new CliProcess(["--database", "sqlite:jobs.db", "serve"], { cwd: dir });
+    await waitFor(() => serve.stderr.includes('"loaded '), {
+      timeoutMs: 30_000,
+      what: "serve to load its jobs",
+      detail: () => serve.stderr,
+    });
+    serve.signal("SIGTERM");
+    assertEquals((await serve.exit(30_000)).code, 0, serve.stderr);
+    const said = serve.stderr.split("\n").filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l).message as string).filter((m) => m.startsWith("created "));
+    assertEquals(said, [
+      `created jobsmanager's tables in the database ${database}, which held none; add jobs with \`jobsmanager job add --database ${database} …\``,
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 mysqlTest(
   "cli[mysql]: the commands that add jobs to an empty MySQL database say they created its tables, naming it",
   async () => {

@@ -541,17 +541,18 @@ class BootedDaemon implements Daemon {
         { why: missing.why },
       );
     }
-    if (store.created || this.o.madeDatabase) {
+    if (store.created || this.o.madeDatabase || store.madeSchema) {
       // A mistyped path, or a service started in the wrong directory, reads no jobs: say so, naming
       // the database as a command run from any directory finds it.
-      serviceLog.warn(
-        `${
-          store.kind === "sqlite"
-            ? "created a new, empty database {database}"
-            : "created jobsmanager's tables in the empty database {database}"
-        }; add jobs with \`jobsmanager job add --database {database} …\``,
-        { database: absoluteDescription(store.description) },
-      );
+      const made = store.kind === "mysql"
+        ? "created jobsmanager's tables in the empty database {database}"
+        : store.created || this.o.madeDatabase
+        ? "created a new, empty database {database}"
+        // A file that was there, holding none of jobsmanager's tables (the original's, moved aside).
+        : "created jobsmanager's tables in the database {database}, which held none";
+      serviceLog.warn(`${made}; add jobs with \`jobsmanager job add --database {database} …\``, {
+        database: absoluteDescription(store.description),
+      });
     }
     await this.service.start(before.find((n) => n.id === nodeId) ?? null);
     if (this.abandoned) return;
