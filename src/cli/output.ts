@@ -190,7 +190,8 @@ function scheduleCells(): (job: Job) => string {
  * What a write or a reload means for the services on `database`: which
  * live ones apply it, and by when, or, with none, that nothing does until
  * one runs. A service told of the write (its machine's: SQLite's file, a
- * MySQL change notice) applies it at once; else its timed poll does,
+ * MySQL change notice) applies it within half a second, and before its
+ * next fire; else its timed poll does,
  * which a lone service that is told of writes makes only every 5 s, or
  * reload_interval when longer (poll_timing.ts), and one beside others
  * every reload_interval.

@@ -3,8 +3,9 @@
  * cancels): every reload_interval, or, while something reports every
  * write (`watched`), WATCHED_POLL_MS as a safety net and soon after each
  * write another connection made; more often while run ends wait for
- * their records; at once when the database comes back. The poll itself is
- * the service's.
+ * their records; at once when the database comes back. Before an
+ * instant's fires, whether a reported write may wait that no poll has
+ * applied yet (`changesWaiting`). The poll itself is the service's.
  */
 import type { MarkerStore } from "../store/store.ts";
 import type { Clock } from "./clock.ts";
@@ -55,6 +56,14 @@ export class PollTiming {
   private lookAgain = false;
   /** Aborts the wait for the second look at a write (LATE_COMMIT_MS) when another is reported. */
   private lateLook: AbortController | null = null;
+  /** When the last write was reported (`changed`). */
+  private reportedAt = -Infinity;
+  /** When the last poll began that applied every marker it read (`applied`). */
+  private appliedFrom = -Infinity;
+  /** When the last look began that found no other connection's commit since the one before. */
+  private lookedClean = -Infinity;
+  /** When the last look that found another connection's commit had its answer. */
+  private foundAt = -Infinity;
 
   constructor(private readonly o: PollTimingOptions) {}
 
@@ -120,6 +129,7 @@ export class PollTiming {
    * LATE_COMMIT_MS later.
    */
   changed(): void {
+    this.reportedAt = this.o.clock.now();
     if (!this.lookingForWrites) return void this.lookForWrites();
     this.lookAgain = true;
     this.lateLook?.abort();
@@ -141,8 +151,7 @@ export class PollTiming {
           }
         } else await this.o.clock.sleep(WRITE_SETTLE_MS);
         if (this.o.stopping()) return;
-        // Unanswered, it may have been: the poll finds out, and tells the health check.
-        const elsewhere = await this.o.store.writtenElsewhere().catch(() => true);
+        const elsewhere = await this.look();
         if (elsewhere) this.soon();
         if (this.lookAgain) late = false;
         else if (elsewhere || late) return;
@@ -151,6 +160,58 @@ export class PollTiming {
     } finally {
       this.lookingForWrites = false;
     }
+  }
+
+  /**
+   * Whether another connection committed since the last look (SQLite's
+   * data version; MySQL cannot tell, and says yes without a query).
+   * Unanswered, it may have: the poll finds out, and tells the health check.
+   */
+  private async look(): Promise<boolean> {
+    const begun = this.o.clock.now();
+    const elsewhere = await this.o.store.writtenElsewhere().catch(() => true);
+    if (elsewhere) this.foundAt = Math.max(this.foundAt, this.o.clock.now());
+    else this.lookedClean = Math.max(this.lookedClean, begun);
+    return elsewhere;
+  }
+
+  /**
+   * A poll (or an apply of changes before a fire) that began at `begunAt`
+   * applied every marker it read: the writes reported WRITE_SETTLE_MS
+   * before it, and those a look found before it, are in.
+   */
+  applied(begunAt: number): void {
+    this.appliedFrom = Math.max(this.appliedFrom, begunAt);
+  }
+
+  /**
+   * Whether a write was reported, or found, that no poll or look answers
+   * for yet (see `changesWaiting`, which this tells at no cost whether to ask).
+   */
+  get reportedSince(): boolean {
+    if (this.foundAt > this.appliedFrom) return true;
+    return this.reportedAt > Math.max(this.appliedFrom, this.lookedClean) - WRITE_SETTLE_MS;
+  }
+
+  /**
+   * Before an instant's fires: whether a write reported before now may
+   * wait that no poll has applied (polls for writes stay WRITE_POLL_GAP_MS
+   * apart, so a `job disable` that returned just after one is polled for
+   * only after the instant). Yes when a look found another connection's
+   * commit that no poll begun since applied; when a write was reported
+   * that neither a poll begun WRITE_SETTLE_MS after it nor such a look
+   * answers for (reported within WRITE_SETTLE_MS, or since), it looks now
+   * (no query on MySQL, one read of the data version on SQLite, where the
+   * service's own writes are reported too), and polls soon when it finds
+   * one. No report since: no query. A commit made visible only after now
+   * was not made before the instant (its writer had not returned).
+   */
+  async changesWaiting(): Promise<boolean> {
+    if (!this.reportedSince) return false;
+    if (this.foundAt > this.appliedFrom) return true;
+    const elsewhere = await this.look();
+    if (elsewhere) this.soon();
+    return elsewhere;
   }
 
   /** Poll now, or, when a poll has just begun, 0.5 s (or reload_interval) after it. */

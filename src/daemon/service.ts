@@ -108,6 +108,16 @@ const CLOCK_BACK_MS = 1000;
  */
 const LATE_WAKE_MS = 1000;
 const CHANGES_WAIT_MS = 500;
+/**
+ * How long an instant's fires wait for a change reported before them and
+ * not polled for yet (poll_timing.ts `changesWaiting`): a database that
+ * answers applies one in a few ms (one indexed query, and a reload of the
+ * changed jobs). One that does not answer holds the fires no longer than
+ * this, and they run as the jobs were: its claim then still waits for the
+ * database at least 100 ms (recorder.ts MIN_CLAIM_WAIT_MS), so that a fire
+ * of the smallest grace (0.25 s) still starts within it.
+ */
+const CHANGES_BEFORE_FIRE_MS = 100;
 /** Descriptors a run holds: its output's two pipes and its process (its stdin is closed). */
 const FILES_PER_RUN = 3;
 /** While holding through an outage, how often to look whether the database is back. */
@@ -166,6 +176,8 @@ export class Service {
   private dispatching: Promise<void> | undefined;
   /** Resolved once `start` has loaded the jobs: runs lost before then wait for it. */
   private readonly loaded = Promise.withResolvers<void>();
+  /** The apply of reported changes before a fire under way (`applyReported`), if any. */
+  private applyingReported: Promise<void> | null = null;
 
   constructor(private readonly o: ServiceOptions) {
     this.timetable = new Timetable(o.defaults);
@@ -398,6 +410,17 @@ export class Service {
       if (late || this.polls.backOnline) {
         await settlesWithin(this.o.clock, this.reloads.applyChanges(), CHANGES_WAIT_MS);
         if (this.stopping) break;
+      } else if (
+        this.polls.reportedSince && !this.applyingReported &&
+        (this.timetable.nextDue() ?? Infinity) <= read
+      ) {
+        // A write reported before this instant that no poll has applied yet (a `job disable`
+        // that returned a moment ago) applies to its fires too. One the database has not
+        // answered by then (it hung) does not hold the next instants' fires.
+        const applying = this.applyReported();
+        this.applyingReported = applying.finally(() => this.applyingReported = null);
+        await settlesWithin(this.o.clock, applying, CHANGES_BEFORE_FIRE_MS);
+        if (this.stopping) break;
       }
       const now = this.o.clock.now();
       this.fires.missLateWaiting(now);
@@ -441,6 +464,24 @@ export class Service {
       }
     }
     await this.shutdown(this.deadline!);
+  }
+
+  /**
+   * Apply the changes reported and not polled for yet (poll_timing.ts
+   * `changesWaiting`), as a poll does, and nothing else a poll does (see
+   * reload.ts `applyChanges`). Never rejects.
+   */
+  private async applyReported(): Promise<void> {
+    try {
+      if (this.stopping || !this.o.health.online || !await this.polls.changesWaiting()) return;
+      const begun = this.o.clock.now();
+      const asked = this.reloads.appliedMarker;
+      const state = await this.o.store.pollState(this.nodeId, asked);
+      await this.reloads.reloadIfMarked(state, asked);
+      if (this.reloads.appliedMarker >= state.latestMarker) this.polls.applied(begun);
+    } catch (error) {
+      this.o.health.failed(error);
+    }
   }
 
   /**
@@ -513,9 +554,12 @@ export class Service {
         // Before the state is read: a run put back in the queue is taken in this poll.
         if (this.requests.inDoubt) await this.requests.settleTakesInDoubt();
         // One indexed query: a poll finding nothing to do, the usual case, costs no more.
+        const begun = this.o.clock.now();
         const asked = this.reloads.appliedMarker;
         const state = await this.o.store.pollState(this.nodeId, asked);
         await this.reloads.reloadIfMarked(state, asked);
+        // A failed reload leaves its markers: the fires before the next poll ask again.
+        if (this.reloads.appliedMarker >= state.latestMarker) this.polls.applied(begun);
         // A marker every live node applied may still wait on a node that
         // died or stopped since: asked only while one is pending, not on
         // every poll of an idle service.
