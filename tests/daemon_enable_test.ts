@@ -243,14 +243,15 @@ for (const backend of BACKENDS) {
     await setEnabled(h.store, "bk", true, T0 + 3_601_000);
     await h.clock.set(T0 + 2000);
     await h.until(() => h.daemon.state.jobsLoaded === 1, "the enable to be applied");
-    const said = (at: string, ahead: number) =>
+    // How far ahead depends on the clock of the reload, which a write may set off at once.
+    const said = (at: string) =>
       new RegExp(
         `^job bk: its schedule applies from ${
           at.replaceAll(".", "\\.")
-        } \\(when it was last written: its updated_at\\), ${ahead} s ahead of this service's clock: the clock of the host that wrote it was ahead\\. It goes on from now`,
+        } \\(when it was last written: its updated_at\\), \\d+ s ahead of this service's clock: the clock of the host that wrote it was ahead\\. It goes on from now`,
       );
     const anySaid = /^job bk: its schedule applies from .* ahead of this service's clock/;
-    assertEquals(h.count(said("2030-01-01T01:00:01.000Z", 3599)), 1, h.lines.join("\n"));
+    assertEquals(h.count(said("2030-01-01T01:00:01.000Z")), 1, h.lines.join("\n"));
     // Another write's reload does not say it again; the job fires from the enable's reload.
     const marker = await h.job("other", BK);
     await h.clock.set(T0 + 3000);
@@ -266,7 +267,7 @@ for (const backend of BACKENDS) {
     await setEnabled(h.store, "bk", true, T0 + 12_000);
     await h.clock.set(T0 + 13_000);
     await h.until(() => h.daemon.state.jobsLoaded === 2, "the second enable to be applied");
-    assertEquals(h.count(said("2030-01-01T01:00:01.002Z", 3588)), 1, h.lines.join("\n"));
+    assertEquals(h.count(said("2030-01-01T01:00:01.002Z")), 1, h.lines.join("\n"));
     assertEquals(h.count(anySaid), 2, h.lines.join("\n"));
   });
 }
