@@ -172,7 +172,7 @@ for (const backend of BACKENDS) {
 }
 
 for (const backend of BACKENDS) {
-  Deno.test(`daemon cluster[${backend}]: a node taking over a job enabled by a writer whose clock is an hour ahead goes on from its own clock's now, and says so`, async () => {
+  Deno.test(`daemon cluster[${backend}]: a node taking over a job enabled by a writer whose clock is an hour ahead goes on from its own clock's now, and says so once`, async () => {
     await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
     for (const node of c.nodes) node.runner.endAll();
     await c.start();
@@ -201,22 +201,25 @@ for (const backend of BACKENDS) {
     await leaving.stop();
     await c.until(() => leaving.ended, `${leaving.nodeId} to end`);
     // The other takes it over as it sees the stop (the clock a second on at a time, before
-    // the next fire), and says so.
+    // the next fire). It said the time ahead as it applied the enable (every node does), and
+    // the takeover, which meets the same write, says nothing more.
     const said = new RegExp(
       `^job bk: its schedule applies from ${
         new Date(enabledAt).toISOString().replaceAll(".", "\\.")
-      } \\(when it was last enabled or its schedule changed\\), \\d+ s ahead of this service's clock`,
+      } \\((when it was last written: its updated_at|when it was last enabled or its schedule changed)\\), \\d+ s ahead of this service's clock`,
     );
+    assertEquals(taking.count(said), 1, taking.lines.join("\n"));
+    const alone = new RegExp(`^1 live nodes: ${taking.nodeId}$`);
     let at = c.now();
     let moved = Date.now();
     await c.until(async () => {
-      if (taking.count(said) === 1) return true;
+      if (taking.line(alone)) return true;
       if (Date.now() - moved > 500 && at + 1000 < next) {
         moved = Date.now();
         await c.set(at += 1000);
       }
       return false;
-    }, `${taking.nodeId} to take the job over and say its time ahead before T0+${next - T0}`);
+    }, `${taking.nodeId} to take the job over before T0+${next - T0}`);
     await c.set(next);
     await c.until(
       async () =>
@@ -227,5 +230,44 @@ for (const backend of BACKENDS) {
     );
     assertEquals(fires(await c.runs("bk"), from), ["0 success", "60 success"]);
     assertEquals(taking.count(said), 1, taking.lines.join("\n"));
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`daemon[${backend}]: a job enabled while the service runs by a writer whose clock is an hour ahead fires from the reload that applies it, said once per write`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    h.runner.endAll();
+    await h.job("bk", { ...BK, enabled: false });
+    await h.start();
+    // Enabled at T0+1 s by a CLI whose clock read T0+1 h 1 s.
+    await setEnabled(h.store, "bk", true, T0 + 3_601_000);
+    await h.clock.set(T0 + 2000);
+    await h.until(() => h.daemon.state.jobsLoaded === 1, "the enable to be applied");
+    // How far ahead depends on the clock of the reload, which a write may set off at once.
+    const said = (at: string) =>
+      new RegExp(
+        `^job bk: its schedule applies from ${
+          at.replaceAll(".", "\\.")
+        } \\(when it was last written: its updated_at\\), \\d+ s ahead of this service's clock: the clock of the host that wrote it was ahead\\. It goes on from now`,
+      );
+    const anySaid = /^job bk: its schedule applies from .* ahead of this service's clock/;
+    assertEquals(h.count(said("2030-01-01T01:00:01.000Z")), 1, h.lines.join("\n"));
+    // Another write's reload does not say it again; the job fires from the enable's reload.
+    const marker = await h.job("other", BK);
+    await h.clock.set(T0 + 3000);
+    await h.until(() => h.daemon.state.appliedMarker >= marker, "the other job to be added");
+    await h.clock.set(T0 + 10_000);
+    await h.run("bk", T0 + 10_000, "success");
+    assertEquals(h.count(anySaid), 1, h.lines.join("\n"));
+    // Disabled and enabled again by right clocks: each write's updated_at stays after the
+    // stored one (T0+1 h 1 s), so the enable is ahead again, and said again.
+    await setEnabled(h.store, "bk", false, T0 + 11_000);
+    await h.clock.set(T0 + 11_000);
+    await h.until(() => h.daemon.state.jobsLoaded === 1, "the disable to be applied");
+    await setEnabled(h.store, "bk", true, T0 + 12_000);
+    await h.clock.set(T0 + 13_000);
+    await h.until(() => h.daemon.state.jobsLoaded === 2, "the second enable to be applied");
+    assertEquals(h.count(said("2030-01-01T01:00:01.002Z")), 1, h.lines.join("\n"));
+    assertEquals(h.count(anySaid), 2, h.lines.join("\n"));
   });
 }

@@ -62,10 +62,13 @@ for (const backend of BACKENDS) {
     await backAgain(h, 2);
     const written = await h.run("tick", at(30), "success");
     assertEquals(written.id, was.id, "the fire written late got slow's id");
+    // Named by the id its row had, not by the provisional one it started under.
     await h.until(
       () =>
         h.line(
-          /^run -\d+ of job slow still runs here, but the database gave its id to a new run of job tick/,
+          new RegExp(
+            `^run ${was.id} of job slow still runs here, but the database gave its id to a new run of job tick`,
+          ),
         ),
       "the service to see slow's id taken",
     );

@@ -2,10 +2,13 @@
 import { assertEquals } from "./assert.ts";
 import {
   bootTicks,
+  endedState,
   endRun,
   MARKER_VARIABLE,
+  parseStat,
   processStart,
   ProcessTable,
+  startIn,
 } from "../src/daemon/processes.ts";
 import { waitFor } from "./helpers.ts";
 
@@ -74,4 +77,21 @@ Deno.test("a group that was a run's is not signalled once none of the run's proc
     if (processStart(unrelated.pid) !== null) unrelated.kill("SIGKILL");
     await unrelated.status;
   }
+});
+
+Deno.test("a process dead (X) or a zombie (Z) has no start, as presence judges it ended; a sleeping one has", () => {
+  // A /proc/PID/stat line whose name holds a space and parentheses; start (field 22) 4242.
+  const stat = (state: string) =>
+    `123 (a (b) c) ${state} 1 123 123 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 4242 1 2 3`;
+  const starts = ["S", "R", "D", "Z", "X"].map((state) => {
+    const fields = parseStat(stat(state));
+    return [state, startIn(fields), endedState(fields[0])];
+  });
+  assertEquals(starts, [
+    ["S", 4242, false],
+    ["R", 4242, false],
+    ["D", 4242, false],
+    ["Z", null, true],
+    ["X", null, true],
+  ]);
 });

@@ -74,7 +74,7 @@ export interface ActiveRunsOptions {
   outputCap: number;
   /** Strings never stored from a run's output (the database password). */
   secrets: readonly string[];
-  recorder: Pick<RunRecorder, "update" | "recordAnew">;
+  recorder: Pick<RunRecorder, "update" | "recordAnew" | "runWords" | "realId">;
   notifier: Pick<Notifier, "runEnded">;
   observer?: {
     started(jobId: string, lagMs: number, trigger: RunTrigger): void;
@@ -202,9 +202,10 @@ export class ActiveRuns {
       // Its worker is free for the fires waiting for one.
       this.o.startWaiting();
     }).catch((error) => {
-      runnerLog.error("job {job} run {run}: could not record its start: {error}", {
+      const { words, values } = this.o.recorder.runWords(runId, job.id, scheduledAt);
+      runnerLog.error(`job {job} ${words}: could not record its start: {error}`, {
         job: job.id,
-        run: runId,
+        ...values,
         error: String(error),
       });
     });
@@ -248,15 +249,17 @@ export class ActiveRuns {
       ...(started.pid === null ? {} : { pgid: started.pid, marker: started.marker }),
     }));
     this.o.observer?.started(job.id, started.startedAt - scheduledAt, active.trigger);
-    runnerLog.info("job {job} run {run} started, {lag} ms after its fire time", {
+    const { words, values } = this.o.recorder.runWords(runId, job.id, scheduledAt);
+    runnerLog.info(`job {job} ${words} started, {lag} ms after its fire time`, {
       job: job.id,
-      run: runId,
+      ...values,
       lag: started.startedAt - scheduledAt,
     });
     active.run.done.then((result) => this.finished(runId, result, active)).catch((error) => {
-      runnerLog.error("job {job} run {run}: could not finish its record: {error}", {
+      const { words, values } = this.o.recorder.runWords(runId, job.id, scheduledAt);
+      runnerLog.error(`job {job} ${words}: could not finish its record: {error}`, {
         job: job.id,
-        run: runId,
+        ...values,
         error: String(error),
       });
     });
@@ -273,7 +276,7 @@ export class ActiveRuns {
     this.cancelling.delete(runId);
     schedulerLog.error(
       "run {run} of job {was} still runs here, but the database gave its id to a new run of job {job}: jm_runs was emptied while runs were going (TRUNCATE, or dropped and made again by db migrate), and its ids started over; the older run goes on, and its end is written as a new row, not over run {run}, which is the newer one's",
-      { run: runId, was: before.job.id, job },
+      { run: this.rowId(runId), was: before.job.id, job },
     );
   }
 
@@ -291,7 +294,7 @@ export class ActiveRuns {
       }`,
       {
         job: run.job.id,
-        run: runId,
+        run: this.rowId(runId),
         status: result?.status ?? "without starting",
         exit: result?.exitCode ?? result?.signal ?? null,
       },
@@ -328,13 +331,14 @@ export class ActiveRuns {
     // Logged as recorded; a cancel someone asked for is no trouble.
     const level = record.status === "success" || record.status === "cancelled" ? "info" : "warn";
     // An error's why, from its note: during an outage the log is all there is of it.
+    const { words, values } = this.o.recorder.runWords(runId, run.job.id, run.scheduledAt);
     runnerLog[level](
-      `job {job} run {run} ended {status} (exit {exit}) after {ms} ms, {bytes} bytes of output${
+      `job {job} ${words} ended {status} (exit {exit}) after {ms} ms, {bytes} bytes of output${
         record.status === "error" ? ": {note}" : ""
       }`,
       {
         job: run.job.id,
-        run: runId,
+        ...values,
         status: record.status,
         exit: result.exitCode ?? result.signal,
         ms: result.finishedAt - result.startedAt,
@@ -408,9 +412,10 @@ export class ActiveRuns {
     const active = this.active.get(runId);
     if (!active || this.cancelling.has(runId)) return false;
     this.cancelling.set(runId, note);
-    runnerLog.info("job {job} run {run}: {note}; ending it", {
+    const { words, values } = this.o.recorder.runWords(runId, active.job.id, active.scheduledAt);
+    runnerLog.info(`job {job} ${words}: {note}; ending it`, {
       job: active.job.id,
-      run: runId,
+      ...values,
       note,
     });
     active.run.interrupt();
@@ -445,10 +450,18 @@ export class ActiveRuns {
       const record = this.killedAtStop(run);
       runnerLog.error(
         "job {job}: its run that was run {run} before jm_runs was emptied was still running at the stop; it is recorded interrupted in a new row, its note saying so",
-        { job: run.job.id, run: runId },
+        { job: run.job.id, run: this.rowId(runId) },
       );
       this.o.recorder.recordAnew(runId, this.wholeRow(run, record));
     }
+  }
+
+  /**
+   * The id of the row run `runId` had (one started under a provisional id
+   * is known here by it): a run whose row jm_runs gave to another had one.
+   */
+  private rowId(runId: number): number {
+    return runId < 0 ? this.o.recorder.realId(runId) ?? runId : runId;
   }
 
   /** `run`, still going when the stop's kill grace ended, let go of: its end, to be written. */

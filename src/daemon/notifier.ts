@@ -337,6 +337,14 @@ export class Notifier {
   private readonly hooks = new Set<RunHandle>();
   /** When each job's full backlog was last said (see MAX_PENDING_PER_JOB_EVENT). */
   private readonly backlogSaid = new Map<string, number>();
+  /**
+   * Each job's hold (notify.min_interval) under way, known by when it is
+   * due: its first held-back notification is logged, the rest counted by
+   * event and said in one line as the hold ends (`holdEnded`). A crash
+   * that left thousands of lost runs logged a line for each. Their claims
+   * in jm_notifications are kept all the same.
+   */
+  private readonly holds = new Map<string, { dueAt: number; more: Map<NotifyEvent, number> }>();
   /** Jobs this node claimed or took notifications of: those removed since have theirs dropped. */
   private readonly jobsNotified = new Set<string>();
   private readonly closing = new AbortController();
@@ -425,6 +433,8 @@ export class Notifier {
     for (const id of gone) {
       this.jobsNotified.delete(id);
       this.backlogSaid.delete(id);
+      // Its held notifications are dropped, and said so, below.
+      this.holds.delete(id);
       this.deferred.delete(id);
       this.claim(`job ${id} removed`, id, async () => {
         const count = await this.o.store.dropNotifications(id);
@@ -598,6 +608,7 @@ export class Notifier {
       // Behind one of its job left for want of a turn: the next look sends both, in order.
       if (this.deferred.has(held.job_id)) continue;
       if (!await this.sendTaken(held, "held back, due now", jobs)) this.leftBehind(held.job_id);
+      else this.holdEnded(held.job_id, "the one going out now summarises them");
     }
   }
 
@@ -755,6 +766,9 @@ export class Notifier {
    */
   async close(timeoutMs: number): Promise<void> {
     this.closing.abort();
+    for (const job of [...this.holds.keys()]) {
+      this.holdEnded(job, "they stay held in the database, and go out summarised once due");
+    }
     // Claims waiting for a first look still reading (a hung database) are written, not sent.
     this.firstLook.resolve();
     if (this.queue.length > 0) {
@@ -903,6 +917,8 @@ export class Notifier {
     this.sending.add(key);
     this.jobsNotified.add(job.id);
     const claimedAt = this.o.clock.now();
+    // on_success is a hook of every run, not an alert: never held back.
+    const throttled = event !== "success";
     let outcome;
     try {
       outcome = await this.o.store.claimNotification({
@@ -912,8 +928,7 @@ export class Notifier {
         status,
         at: claimedAt,
         node_id: this.o.nodeId(),
-        // on_success is a hook of every run, not an alert: never held back.
-        minIntervalMs: event === "success" ? null : this.o.settings.minIntervalMs,
+        minIntervalMs: throttled ? this.o.settings.minIntervalMs : null,
         payload: JSON.stringify(payload),
         maxPending: MAX_PENDING_PER_JOB_EVENT,
       });
@@ -932,14 +947,12 @@ export class Notifier {
           { job: job.id, event, run: payload.run_id, max: MAX_PENDING_PER_JOB_EVENT },
         );
       } else if (!outcome.backlog) {
-        notifyLog.info("job {job}: {event} notification held back (notify.min_interval)", {
-          job: job.id,
-          event,
-          run: payload.run_id,
-        });
+        this.heldBack(job.id, event, outcome.dueAt, payload.run_id);
       }
       return;
     }
+    // Through min_interval: the job's hold, if any, ended, its summary going with this one.
+    if (throttled) this.holdEnded(job.id, "the one going out now summarises them");
     // A stop under way: it stays pending, for the next service.
     if (this.closing.signal.aborted) return;
     if (this.unread || this.deferred.has(job.id)) {
@@ -965,6 +978,47 @@ export class Notifier {
       job,
       { ...payload, held_back: outcome.heldBack && heldBackOf(outcome.heldBack) },
       { event, ref, created_at: claimedAt, tries: 0, channels: null },
+    );
+  }
+
+  /**
+   * A notification of `jobId` was held back (notify.min_interval) until
+   * `dueAt`: the first of a hold is logged, the rest of it counted (see
+   * `holds`). A hold of another due time means the last one ended
+   * without this node sending what it held (another node did): said first.
+   */
+  private heldBack(jobId: string, event: NotifyEvent, dueAt: number, run: unknown): void {
+    const hold = this.holds.get(jobId);
+    if (hold?.dueAt === dueAt) {
+      hold.more.set(event, (hold.more.get(event) ?? 0) + 1);
+      return;
+    }
+    if (hold !== undefined) this.holdEnded(jobId, "the hold has ended");
+    this.holds.set(jobId, { dueAt, more: new Map() });
+    notifyLog.info("job {job}: {event} notification held back (notify.min_interval)", {
+      job: jobId,
+      event,
+      run,
+    });
+  }
+
+  /**
+   * The hold of `jobId` ended (`what` follows), or is left so (a stop):
+   * the notifications it held beyond the one logged are said in one line.
+   */
+  private holdEnded(jobId: string, what: string): void {
+    const hold = this.holds.get(jobId);
+    if (hold === undefined) return;
+    this.holds.delete(jobId);
+    if (hold.more.size === 0) return;
+    const count = [...hold.more.values()].reduce((a, b) => a + b, 0);
+    notifyLog.info(
+      `job {job}: {count} more notifications were held back (notify.min_interval) after the one logged ({held}), counted rather than logged each; ${what}`,
+      {
+        job: jobId,
+        held: [...hold.more].map(([event, n]) => `${n} ${event}`).join(", "),
+        count,
+      },
     );
   }
 

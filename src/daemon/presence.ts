@@ -6,7 +6,14 @@
  * process may not see or signal (EPERM).
  */
 import { type Node, type ProcessSpace, sameProcessSpace } from "../domain/node.ts";
-import { bootId, bootTicks, pidNamespace, processStart, statFields } from "./processes.ts";
+import {
+  bootId,
+  bootTicks,
+  endedState,
+  pidNamespace,
+  processStart,
+  statFields,
+} from "./processes.ts";
 
 const ESRCH = 3;
 const EPERM = 1;
@@ -54,14 +61,12 @@ export function hereService(): ProcessSpace & Pick<Node, "process_start"> {
 }
 
 /**
- * The process with `pid` has ended, though kill(2) still finds it: a
- * zombie (`Z`: killed or exited, its parent has not reaped it yet) or one
- * being reaped (`X`). It runs nothing. False where /proc does not show it
- * (gone, or hidden by `hidepid`).
+ * The process with `pid` has ended, though kill(2) still finds it
+ * (`endedState`: a zombie, or one being reaped). False where /proc does
+ * not show it (gone, or hidden by `hidepid`).
  */
 function ended(pid: number): boolean {
-  const state = statFields(pid)?.[0];
-  return state === "Z" || state === "X";
+  return endedState(statFields(pid)?.[0]);
 }
 
 /**

@@ -173,22 +173,43 @@ const utf8 = new TextDecoder();
  */
 export function statFields(pid: number): string[] | null {
   try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // The name, in parentheses, may hold spaces and parentheses itself.
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return parseStat(Deno.readTextFileSync(`/proc/${pid}/stat`));
   } catch {
     return null;
   }
 }
 
+/** The fields of a /proc/PID/stat line after the command's name (`statFields`). */
+export function parseStat(stat: string): string[] {
+  // The name, in parentheses, may hold spaces and parentheses itself.
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/**
+ * A process in /proc state `state` has ended, though its pid is still
+ * taken: a zombie (`Z`: killed or exited, its parent has not reaped it
+ * yet) or one being reaped (`X`, dead). It runs nothing.
+ */
+export function endedState(state: string | undefined): boolean {
+  return state === "Z" || state === "X";
+}
+
+/**
+ * The start (1/100 s since boot) in a process's `statFields`; null when
+ * there are none (gone, or no /proc) or the process has ended (`endedState`).
+ */
+export function startIn(fields: string[] | null): number | null {
+  if (fields === null || endedState(fields[0])) return null;
+  return Number(fields[19]);
+}
+
 /**
  * When process `pid` started: 1/100 s since boot (/proc/PID/stat); null
- * when it is gone, a zombie (killed, not reaped yet), or there is no /proc.
+ * when it is gone, has ended (a zombie, killed and not reaped yet, or one
+ * being reaped), or there is no /proc.
  */
 export function processStart(pid: number): number | null {
-  const fields = statFields(pid);
-  if (fields === null || fields[0] === "Z") return null;
-  return Number(fields[19]);
+  return startIn(statFields(pid));
 }
 
 /** This boot's id (/proc/sys/kernel/random/boot_id); null where there is none. */
@@ -226,7 +247,7 @@ export function bootTicks(): number {
 
 /**
  * The process group, start (boot ticks) and run marker of a live process;
- * null when gone, a zombie or not ours. The marker of one started before
+ * null when gone, ended (`endedState`) or not ours. The marker of one started before
  * `since` (boot ticks) is not read: null.
  */
 function inspect(
@@ -236,9 +257,9 @@ function inspect(
   try {
     const fields = statFields(pid);
     if (fields === null) return null;
-    const [state, , pgrp] = fields;
-    if (state === "Z") return null;
-    const start = Number(fields[19]);
+    const start = startIn(fields);
+    if (start === null) return null;
+    const pgrp = fields[2];
     if (start < since) return { pgid: Number(pgrp), start, marker: null };
     const environ = `\0${utf8.decode(Deno.readFileSync(`/proc/${pid}/environ`))}`;
     const key = `\0${MARKER_VARIABLE}=`;

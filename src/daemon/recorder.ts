@@ -170,6 +170,11 @@ export class RunRecorder {
   private readonly written = new Map<number, number | null>();
   /** The same, by real id. */
   private readonly provisionalOf = new Map<number, number>();
+  /**
+   * Runs a log line named before their rows were written (`runWords`), by
+   * provisional id: the line that writes a row says which id it got.
+   */
+  private readonly namedRowless = new Map<number, { job: string; fired: string }>();
   /** Runs whose row was gone at their end, and the rows their ends were written in (`rowsGone`). */
   private readonly moved = new Map<number, number>();
   /**
@@ -476,6 +481,33 @@ export class RunRecorder {
   /** The real id of a provisional one, once its row is written. */
   realId(provisional: number): number | null | undefined {
     return this.written.get(provisional);
+  }
+
+  /**
+   * How a log line names run `id` (of job `jobId`, fired at
+   * `scheduledAt`): the words to put in its message where `run {run}`
+   * would go, and their values. A run with a row is `run {run}`, its id
+   * (one that started under a provisional id, by the id its row got). One
+   * that started while the database was away and has no row yet is `run
+   * fired at {fired} (no row yet)`, which an operator can search for; the
+   * line that writes its row later says which id it got. `run` keeps the
+   * provisional id all the same: the database's copy of the line, written
+   * after the row, gets the real one there (boot.ts).
+   */
+  runWords(
+    id: number,
+    jobId: string,
+    scheduledAt: number,
+  ): { words: string; values: { run: number; fired?: string } } {
+    const real = id < 0 ? this.written.get(id) : id;
+    if (typeof real === "number") return { words: "run {run}", values: { run: real } };
+    const fired = new Date(scheduledAt).toISOString();
+    if (real === undefined) {
+      this.namedRowless.set(id, { job: jobId, fired });
+      return { words: "run fired at {fired} (no row yet)", values: { run: id, fired } };
+    }
+    // Its fire's row is another service's (claimedElsewhere), or its record was dropped.
+    return { words: "run fired at {fired} (no row of its own)", values: { run: id, fired } };
   }
 
   /**
@@ -940,6 +972,17 @@ export class RunRecorder {
    * log lines. Bounded: runs that old have long ended.
    */
   private remember(provisional: number, id: number | null): void {
+    const named = this.namedRowless.get(provisional);
+    if (named !== undefined) {
+      this.namedRowless.delete(provisional);
+      // Not written (another service's row, or dropped): said where that is found.
+      if (id !== null) {
+        storeLog.info(
+          "job {job}: its run fired at {fired} (no row yet) is run {run}: its row is written",
+          { job: named.job, fired: named.fired, run: id },
+        );
+      }
+    }
     this.written.set(provisional, id);
     if (id !== null) this.provisionalOf.set(id, provisional);
     if (this.written.size > MAX_REMEMBERED) {

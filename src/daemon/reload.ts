@@ -83,7 +83,7 @@ export class Reload {
   private readonly appliedHere = new Set<number>();
   /** The runs `sayAhead` told of already. */
   private readonly aheadSaid = new Set<number>();
-  /** The `enabled_at` ahead of this clock told of, by job (`resumeAfterFire`). */
+  /** The time a schedule applies from ahead of this clock told of, by job (`sayWriterAhead`). */
   private readonly appliesFromSaid = new Map<string, number>();
 
   constructor(private readonly o: ReloadOptions) {}
@@ -270,21 +270,11 @@ export class Reload {
    * schema 18, or enabled in SQL), so that neither the fires of a stretch it
    * was disabled nor those of a schedule it did not have yet are owed. That
    * time is the writer's clock: one ahead of this one is taken as `now`, and
-   * said once (waiting for it, the job fired nothing, recorded nothing).
+   * said (`sayWriterAhead`).
    */
   resumeAfterFire(id: string, last: number, appliesFrom: number | undefined, now: number): number {
     if (appliesFrom === undefined) return last;
-    if (appliesFrom - now > MAX_SKEW_MS && this.appliesFromSaid.get(id) !== appliesFrom) {
-      this.appliesFromSaid.set(id, appliesFrom);
-      schedulerLog.warn(
-        "job {job}: its schedule applies from {at} (when it was last enabled or its schedule changed), {ahead} s ahead of this service's clock: the clock of the host that wrote it was ahead. It goes on from now, not from then: its fires due between that write and now that no service ran (it was down, or its node was) are neither run nor recorded missed. Fix that host's time sync (NTP)",
-        {
-          job: id,
-          at: new Date(appliesFrom).toISOString(),
-          ahead: Math.round((appliesFrom - now) / 1000),
-        },
-      );
-    }
+    this.sayWriterAhead(id, appliesFrom, "when it was last enabled or its schedule changed", now);
     return Math.max(last, Math.min(appliesFrom, now));
   }
 
@@ -299,13 +289,33 @@ export class Reload {
    * vanish. (A change by hand that left `updated_at` as it was is not known
    * to be that recent: the grace bounds it, as at the start.) In whole
    * seconds, when no fire falls between: jobs changed in the same second
-   * ask their schedule the same question, answered once (croner.ts).
+   * ask their schedule the same question, answered once (croner.ts). A
+   * change the writer's clock put ahead of this one is taken as `now`, and
+   * said (`sayWriterAhead`).
    */
   private resumeAfter(job: Job, now: number, seenAt = Infinity): number {
+    this.sayWriterAhead(job.id, job.updated_at, "when it was last written: its updated_at", now);
     const from = job.updated_at > seenAt
       ? job.updated_at
       : Math.max(job.updated_at, now - policyOf(job, this.o.defaults).graceMs);
     return from >= now ? now : Math.floor(from / 1000) * 1000;
+  }
+
+  /**
+   * Tell that job `id`'s schedule applies from `at` (`what` set it), more
+   * than MAX_SKEW_MS ahead of `now`: the writer's clock was ahead, and the
+   * job goes on from now (waiting for `at`, it would fire nothing and
+   * record nothing), so the fires between the write and now that no
+   * service ran are not owed. Once per job and write: a reload, a takeover
+   * or a start that meets the same time again says nothing more.
+   */
+  private sayWriterAhead(id: string, at: number, what: string, now: number): void {
+    if (at - now <= MAX_SKEW_MS || this.appliesFromSaid.get(id) === at) return;
+    this.appliesFromSaid.set(id, at);
+    schedulerLog.warn(
+      `job {job}: its schedule applies from {at} (${what}), {ahead} s ahead of this service's clock: the clock of the host that wrote it was ahead. It goes on from now, not from then: its fires due between that write and now that no service ran (it was down, or its node was, or the write was not applied yet) are neither run nor recorded missed. Fix that host's time sync (NTP)`,
+      { job: id, at: new Date(at).toISOString(), ahead: Math.round((at - now) / 1000) },
+    );
   }
 
   private valid(job: Job): boolean {
