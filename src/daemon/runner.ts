@@ -44,6 +44,7 @@ import {
 import {
   bootTicks,
   type Ended,
+  endedState,
   endEscapedLater,
   endRun,
   MARKER_VARIABLE,
@@ -433,12 +434,12 @@ function shell(
 
 /**
  * Whether a run's shell `pid` has ended though its end is not heard yet:
- * a zombie, or gone from a /proc that shows this process (`Deno.Command`
+ * a zombie or dead (`endedState`), or gone from a /proc that shows this process (`Deno.Command`
  * reaps its children off this thread, before the status reaches it).
  */
 function endedUnheard(pid: number): boolean {
   const fields = statFields(pid);
-  return fields === null ? statFields(Deno.pid) !== null : fields[0] === "Z";
+  return fields === null ? statFields(Deno.pid) !== null : endedState(fields[0]);
 }
 
 /** Process `pid` leads its process group (where there is no /proc, it is taken to). */
