@@ -279,7 +279,7 @@ export function jobRunCommand() {
     args: [{ name: "id", brief: "the job" }],
     options: {
       wait: switched(
-        "wait for the run to end and print its outcome and output; exit code: the job's own, 124 for a timeout, 1 for any other end that is not success",
+        "wait for the run to end and print its outcome and output; exit code: the job's own, 124 for a timeout, 1 for any other end that is not success (a retry that follows is a run of its own, not waited for)",
       ),
       timeout: valued("with --wait: stop waiting after this long (the run goes on)", "seconds"),
       force: switched("run even if max_instances runs are running"),
