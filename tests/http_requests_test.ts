@@ -56,6 +56,46 @@ for (const backend of BACKENDS) {
 }
 
 for (const backend of BACKENDS) {
+  Deno.test(`api (${backend}): a key given twice in the body is refused at any depth, naming it, nothing stored`, () =>
+    withApi(backend, async (api) => {
+      const send = (method: string, path: string, text: string) =>
+        sendBytes(api, method, path, new TextEncoder().encode(text));
+      const job = '"id":"twice","command":"true","cron":"0 0 1 1 *"';
+      // JSON.parse kept the last one silently; the list form of env, a jobs file, the CLI refuse it.
+      assertEquals(await send("POST", "/api/v1/jobs", `{${job},"timeout":5,"timeout":600}`), {
+        status: 400,
+        body: {
+          error: "timeout: key 'timeout' is given twice in one object; keep one",
+          field: "timeout",
+        },
+      });
+      assertEquals(
+        await send("POST", "/api/v1/jobs", `{${job},"env":{"A":"s3cr3t","B":"x","A":"1"}}`),
+        {
+          status: 400,
+          body: { error: "env: key 'A' is given twice in one object; keep one", field: "env" },
+        },
+      );
+      assertEquals(await api.store.getJob("twice"), null);
+      assertEquals((await send("POST", "/api/v1/jobs", `{${job},"env":{"A":"1"}}`)).status, 201);
+      assertEquals(await send("PATCH", "/api/v1/jobs/twice", '{"env":{"A":"2","A":"2"}}'), {
+        status: 400,
+        body: { error: "env: key 'A' is given twice in one object; keep one", field: "env" },
+      });
+      assertEquals((await api.store.getJob("twice"))?.env, { A: "1" });
+      // The same key in two objects is no repeat.
+      const other = await send("PATCH", "/api/v1/jobs/twice", '{"env":{"env":"2"}}');
+      assertEquals(other.status, 200, JSON.stringify(other.body));
+      // Too deep for the parser that finds repeats: refused, not a 500.
+      const deep = `{"env":${"[".repeat(100_000)}${"]".repeat(100_000)}}`;
+      assertEquals(await send("PATCH", "/api/v1/jobs/twice", deep), {
+        status: 400,
+        body: { error: "the body nests arrays or objects too deeply to be read" },
+      });
+    }));
+}
+
+for (const backend of BACKENDS) {
   Deno.test(`api (${backend}): If-Match is kept by every write of a job, not only PATCH`, () =>
     withApi(backend, async (api) => {
       const JOB = { id: "kept", command: "true", cron: "0 0 1 1 *" };
