@@ -394,7 +394,8 @@ function afterOf(job: string | undefined, outcome: string | undefined): string |
 
 /**
  * Every entry of a jobs file as a job. All entries are checked; when any
- * is wrong, UsageError lists each as `FILE:LINE: job 'ID': field: why`.
+ * is wrong, a ValidationError lists each as `FILE:LINE: job 'ID': field: why`,
+ * its field the first one's (as `job add` names the field it refuses).
  */
 export function candidatesFromFile(
   path: string,
@@ -415,6 +416,8 @@ export function candidatesFromFile(
     );
   }
   const errors: string[] = [];
+  /** The field of each error, where it is about one. */
+  const fields: string[] = [];
   const candidates: Candidate[] = [];
   const seen = new Map<string, number>();
   (top.jobs as unknown[]).forEach((entry, index) => {
@@ -426,6 +429,7 @@ export function candidatesFromFile(
       return;
     }
     if (typeof id !== "string") {
+      fields.push("id");
       errors.push(
         `${where(at.entryLine(index))}: id: ${
           id === undefined
@@ -437,6 +441,7 @@ export function candidatesFromFile(
     }
     const line = at.entryLine(index);
     if (seen.has(id)) {
+      fields.push("id");
       errors.push(
         `${where(line)}: id: '${id}' is already the id of the job on line ${seen.get(id)}`,
       );
@@ -456,15 +461,16 @@ export function candidatesFromFile(
       });
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
+      fields.push(jobFieldOf(error.field));
       errors.push(`${where(at.fieldLine(index, jobFieldOf(error.field)))}: ${error.message}`);
     }
   });
   if (errors.length > 0) {
-    throw new UsageError(
-      `${path} has ${errors.length} invalid job${
-        errors.length === 1 ? "" : "s"
-      }; nothing written:\n${errors.join("\n")}`,
-    );
+    const message = `${path} has ${errors.length} invalid job${
+      errors.length === 1 ? "" : "s"
+    }; nothing written:\n${errors.join("\n")}`;
+    // An entry that is no object is about no field.
+    throw fields.length > 0 ? new ValidationError(fields[0], message) : new UsageError(message);
   }
   return candidates;
 }

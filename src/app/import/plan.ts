@@ -12,7 +12,8 @@ import { sameFieldValues, scheduleFromFields } from "../../cron/fields.ts";
 import { FIELD_NAMES } from "../../cron/grammar.ts";
 import type { JobStore } from "../../store/store.ts";
 import { checkFollowUps } from "../jobs.ts";
-import { UsageError, ValidationError } from "../../errors.ts";
+import { ValidationError } from "../../errors.ts";
+import { jobFieldOf } from "../../domain/option_names.ts";
 
 /** One job a source describes, or why it could not describe one. */
 export interface Candidate {
@@ -260,6 +261,8 @@ function checkLinks(entries: PlanEntry[], current: Job[]): void {
   }
   const removed = new Set(entries.filter((e) => e.status === "remove").map((e) => e.id));
   const problems: string[] = [];
+  /** The field of the first problem: a link (`after_job`), or a field a link's check names. */
+  let field = "after_job";
   const followsRemoved = (at: string, job: Job) =>
     `${at}: job '${job.id}': after: job '${job.after_job}' is removed by this change (the source no longer names it), so '${job.id}' could never follow it: keep it, or drop the link`;
   // A stored job the source does not name follows a removed one as surely as one it names.
@@ -282,11 +285,13 @@ function checkLinks(entries: PlanEntry[], current: Job[]): void {
       checkFollowUps(after, [e.job]);
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
+      if (problems.length === 0) field = jobFieldOf(error.field);
       problems.push(`${e.at ?? e.source}: job '${e.id}': ${error.message}`);
     }
   }
   if (problems.length > 0) {
-    throw new UsageError(
+    throw new ValidationError(
+      field,
       `${problems.length} job${
         problems.length === 1 ? "" : "s"
       } would follow a job that is not there, or in a cycle; nothing written:\n${
