@@ -397,6 +397,11 @@ for (const backend of BACKENDS) {
       updated_at: w.after!.updated_at,
     });
     assert(w.after!.updated_at >= w.before!.updated_at);
+    // The same again writes nothing, and says so as `job update` does.
+    const same = await noWrite(db, [...ADD_TICK_ENABLED, "--replace"]);
+    assertEquals(same.split("\n")[0], "job 'tick' unchanged (the options given match it)");
+    const json = JSON.parse(await noWrite(db, ["--json", ...ADD_TICK_ENABLED, "--replace"]));
+    assertEquals([json.marker_id, json.job.command], [null, "date -u"]);
   });
 
   Deno.test(`cli[${backend}]: job list: a table with the ids; --json has every field`, async () => {
