@@ -15,7 +15,6 @@ import { Document, isMap, isSeq, LineCounter, parse, parseDocument, visit } from
 import { CONTROL } from "../domain/printable.ts";
 import { RuntimeError, UsageError, ValidationError } from "../errors.ts";
 import {
-  AFTER_OUTCOMES,
   buildJob,
   DEFAULT_RETRY_DELAY,
   DEFAULT_RETRY_MAX_DELAY,
@@ -27,13 +26,13 @@ import {
   type Job,
   JOB_FIELDS,
   type JobOptions,
-  validateId,
   validateJob,
 } from "../domain/job.ts";
-import { HOOK_COMMANDS, HOOK_URLS, NOTIFY_FIELDS } from "../domain/notify.ts";
+import { NOTIFY_FIELDS } from "../domain/notify.ts";
+import { fieldOptions } from "./job_fields.ts";
 import { jobFieldOf } from "../domain/option_names.ts";
 import { idWord } from "../domain/shell.ts";
-import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
+import { FIELD_NAMES } from "../cron/grammar.ts";
 import type { JobStore } from "../store/store.ts";
 import {
   applyPlan,
@@ -308,7 +307,7 @@ function parseJson5File(path: string, text: string): { data: unknown; at: Locato
   };
 }
 
-/** A file entry as `job add` options; ValidationError names the key at fault. */
+/** A file entry as `job add` options, its fields read as an API body's; ValidationError names the key at fault. */
 function optionsOf(entry: Record<string, unknown>): JobOptions {
   const unknown = Object.keys(entry).find((k) => !ENTRY_KEYS.includes(k));
   if (unknown !== undefined) {
@@ -317,79 +316,15 @@ function optionsOf(entry: Record<string, unknown>): JobOptions {
       `${unknown}: not a job field (allowed: ${ENTRY_KEYS.join(", ")})`,
     );
   }
-  const text = (k: string, nullable = false): string | undefined => {
-    const v = entry[k];
-    if (v === undefined) return undefined;
-    // "" is how job options say "back to the default" (null).
-    if (v === null && nullable) return "";
-    if (typeof v === "string") return v;
-    if (typeof v === "number" && FIELD_NAMES.includes(k as FieldName)) return String(v);
-    throw new ValidationError(k, `${k}: ${JSON.stringify(v)} is not a string`);
-  };
-  const number = (k: string): string | undefined => {
-    const v = entry[k];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v === "number" || typeof v === "string") return String(v);
-    throw new ValidationError(k, `${k}: ${JSON.stringify(v)} is not a number`);
-  };
-  const flag = (k: string): boolean | undefined => {
-    const v = entry[k];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v === "boolean") return v;
-    throw new ValidationError(k, `${k}: ${JSON.stringify(v)} is not true or false`);
-  };
   const env = entry.env;
   const envFault = env === undefined ? null : envProblem(env);
   if (envFault !== null) throw new ValidationError("env", envFault);
-  const schedule = Object.fromEntries(
-    FIELD_NAMES.flatMap((f) => entry[f] === undefined ? [] : [[f, text(f)]]),
-  );
   return {
-    command: text("command"),
-    cron: text("cron"),
-    schedule,
-    timezone: text("timezone", true),
-    timeout: number("timeout"),
-    enabled: flag("enabled"),
-    max_instances: number("max_instances"),
-    coalesce: flag("coalesce"),
-    misfire_grace_time: number("misfire_grace_time"),
+    ...fieldOptions(entry),
     env: env === undefined
       ? undefined
       : Object.entries(env as Record<string, string>).map(([k, v]) => `${k}=${v}`),
-    cwd: text("cwd", true),
-    description: text("description", true),
-    retries: number("retries"),
-    retry_delay: number("retry_delay"),
-    retry_max_delay: number("retry_max_delay"),
-    retry_on: text("retry_on"),
-    retry_overlap: flag("retry_overlap"),
-    after: afterOf(text("after_job", true), text("after_outcome")),
-    // Notifications (issue 13).
-    ...Object.fromEntries([...HOOK_COMMANDS, ...HOOK_URLS].map((f) => [f, text(f, true)])),
-    alert_after: entry.alert_after === null ? "" : number("alert_after"),
-    // A uid may be written as a number (user: 33), as in a passwd line.
-    user: typeof entry.user === "number" ? String(entry.user) : text("user", true),
   };
-}
-
-/** `after_job` and `after_outcome` as `--after JOB[:outcome]`. */
-function afterOf(job: string | undefined, outcome: string | undefined): string | undefined {
-  if (outcome !== undefined && !job) {
-    throw new ValidationError("after_outcome", "after_outcome: give after_job with it");
-  }
-  if (job === undefined || job === "") return job;
-  // Checked as typed: `--after`'s form would show it with an outcome no one wrote.
-  validateId(job, "after_job");
-  // Outcome always given: a job id ending in ":always" is an id, not an outcome.
-  if (outcome === undefined) return `${job}:success`;
-  if (!(AFTER_OUTCOMES as readonly string[]).includes(outcome)) {
-    throw new ValidationError(
-      "after_outcome",
-      `after_outcome: ${JSON.stringify(outcome)} is not one of ${AFTER_OUTCOMES.join(", ")}`,
-    );
-  }
-  return `${job}:${outcome}`;
 }
 
 /**
