@@ -30,7 +30,8 @@ import {
 } from "../domain/job.ts";
 import { NOTIFY_FIELDS } from "../domain/notify.ts";
 import { fieldOptions } from "./job_fields.ts";
-import { jobFieldOf } from "../domain/option_names.ts";
+import { AS_FIELDS, jobFieldOf } from "../domain/option_names.ts";
+import { retryOnUnused } from "./jobs.ts";
 import { idWord } from "../domain/shell.ts";
 import { FIELD_NAMES } from "../cron/grammar.ts";
 import type { JobStore } from "../store/store.ts";
@@ -39,6 +40,7 @@ import {
   type Candidate,
   type Outcome,
   type PlanCheck,
+  type PlanEntry,
   previewPlan,
   wholeDatabase,
 } from "./import/plan.ts";
@@ -393,6 +395,9 @@ export function candidatesFromFile(
         job,
         notes: [],
         problem: null,
+        warnings: [
+          retryOnUnused("retry_on" in (entry as object), job, AS_FIELDS),
+        ].filter((w) => w !== null),
       });
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
@@ -408,6 +413,18 @@ export function candidatesFromFile(
     throw fields.length > 0 ? new ValidationError(fields[0], message) : new UsageError(message);
   }
   return candidates;
+}
+
+/**
+ * What to tell of the jobs a plan's write stores (the new and the
+ * differing ones), as `job add` tells of the job it stores; none of a job
+ * left as stored, which was told of when it was written.
+ */
+export function writtenWarnings(candidates: Candidate[], entries: PlanEntry[]): string[] {
+  const written = new Set(
+    entries.filter((e) => e.status === "new" || e.status === "differs").map((e) => e.id),
+  );
+  return candidates.filter((c) => written.has(c.id)).flatMap((c) => c.warnings ?? []);
 }
 
 /** A database not made yet, to a plan: no job at all (a plan reads nothing else). */

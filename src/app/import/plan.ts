@@ -29,6 +29,11 @@ export interface Candidate {
   /** Why it cannot be imported (set exactly when `job` is null). */
   problem: string | null;
   /**
+   * What to tell whoever gave it of the job it stores, when the plan writes
+   * it (as `job add` warns of a job it stores): `retry_on` with retries 0.
+   */
+  warnings?: string[];
+  /**
    * Fields the source has no word for (a crontab has no timeout and no
    * retries): a stored job keeps its own, so importing again does not
    * undo what was set since. Absent: the source says every field (a jobs
@@ -190,13 +195,45 @@ function show(value: unknown): string {
   return value === null ? "(default)" : JSON.stringify(value);
 }
 
-/** `field: old → new` for every definition field that differs (env in any order). */
+/**
+ * `field: old → new` for every definition field that differs; env in any
+ * order, as the names of the variables added, removed and changed, never
+ * their values: a plan is printed, by `apply --dry-run` into a CI log too.
+ */
 function fieldChanges(before: Job, after: Job): string[] {
   const text = (job: Job, f: typeof JOB_FIELDS[number]) =>
     JSON.stringify(f === "env" ? Object.entries(job.env ?? {}).sort() : job[f]);
   return JOB_FIELDS.filter((f) => f !== "created_at" && f !== "updated_at")
     .filter((f) => text(before, f) !== text(after, f))
-    .map((f) => `${f}: ${show(before[f])} → ${show(after[f])}`);
+    .map((f) =>
+      f === "env"
+        ? `env: ${envChanges(before.env, after.env)}`
+        : `${f}: ${show(before[f])} → ${show(after[f])}`
+    );
+}
+
+/** `A added, B removed, C changed`, by name; an env broken by hand in SQL (no object) has no names. */
+function envChanges(before: unknown, after: unknown): string {
+  const variables = (env: unknown) =>
+    new Map(
+      typeof env === "object" && env !== null && !Array.isArray(env)
+        ? Object.entries(env).map(([k, v]) => [k, JSON.stringify(v)])
+        : [],
+    );
+  const old = variables(before);
+  const now = variables(after);
+  const names = [...new Set([...old.keys(), ...now.keys()])].sort();
+  const changes = names.flatMap((name) =>
+    !old.has(name)
+      ? [`${name} added`]
+      : !now.has(name)
+      ? [`${name} removed`]
+      : old.get(name) !== now.get(name)
+      ? [`${name} changed`]
+      : []
+  );
+  // What differs then is the column's own text (a row broken by hand), never shown.
+  return changes.length > 0 ? changes.join(", ") : "changed (as stored, not an object of values)";
 }
 
 /** How many entries have each status. */
