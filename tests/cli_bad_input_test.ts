@@ -220,6 +220,20 @@ const CASES: BadCase[] = [
     code: 2,
     error: 'env: "NOEQUALS" is not NAME=VALUE with NAME of A-Z a-z 0-9 _ not starting with a digit',
   },
+  // An --env value is not shown, wherever it is refused: it may be a secret.
+  {
+    name: "--env with a name not allowed",
+    args: [...ADD, "--minute", "5", "--env", "MY-TOKEN=s3cr3t"],
+    code: 2,
+    error:
+      'env: "MY-TOKEN=…" is not NAME=VALUE with NAME of A-Z a-z 0-9 _ not starting with a digit',
+  },
+  {
+    name: "a second NAME=VALUE after one --env",
+    args: ["job", "update", "seed", "--env", "A=1", "TOKEN=s3cr3t"],
+    code: 2,
+    error: "too many arguments: 'TOKEN=…' (it takes 1) (see `jobsmanager job update --help`)",
+  },
   // Which was meant cannot be told; the values (a secret, maybe) are not shown.
   {
     name: "--env given twice with different values",

@@ -250,6 +250,44 @@ for (const backend of BACKENDS) {
         "jobsmanager: warning: job 'taken' has retries 0, so --retry-on does nothing until --retries is above 0\n",
       );
     });
+    await t.step(
+      "apply: a field of an entry, a link to no job: invalid, naming the field, as job add",
+      async () => {
+        const file = (name: string, entries: string) =>
+          Deno.writeTextFile(`${db.dir}/${name}`, `{ jobs: [\n${entries}\n] }\n`);
+        await file("timeout.json5", "{ id: 'a', command: 'true', cron: '@daily', timeout: -1 }");
+        await file("after.json5", "{ id: 'b', command: 'true', after_job: 'nope' }");
+        const timeout = on(db, [
+          "--json",
+          "job",
+          "add",
+          "a",
+          "--command=true",
+          "--cron=@daily",
+          "--timeout=-1",
+        ]);
+        assertEquals(
+          (({ kind, field }) => ({ kind, field }))(failureOf(await timeout, "job add")),
+          { kind: "invalid", field: "timeout" },
+        );
+        for (const dry of [["--dry-run"], []]) {
+          const bad = failureOf(
+            await on(db, ["--json", "apply", "timeout.json5", ...dry]),
+            "apply",
+          );
+          assertEquals(bad, {
+            kind: "invalid",
+            message:
+              "timeout.json5 has 1 invalid job; nothing written:\ntimeout.json5:2: job 'a': timeout: \"-1\" is not valid (allowed: a whole number from 0 to 31536000)",
+            exit_code: 2,
+            field: "timeout",
+          });
+          const link = failureOf(await on(db, ["--json", "apply", "after.json5", ...dry]), "apply");
+          assertEquals([link.kind, link.field, link.exit_code], ["invalid", "after_job", 2]);
+          assert(link.message.includes("after.json5:2: job 'b': after: "), link.message);
+        }
+      },
+    );
     await t.step("an import that leaves jobs behind: the plan on stdout, refused", async () => {
       await Deno.writeTextFile(`${db.dir}/crontab`, "@reboot echo hi\n*/5 * * * * echo ok\n");
       const r = await on(db, ["--json", "import", "crontab", "crontab", "--apply"]);

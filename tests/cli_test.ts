@@ -397,6 +397,11 @@ for (const backend of BACKENDS) {
       updated_at: w.after!.updated_at,
     });
     assert(w.after!.updated_at >= w.before!.updated_at);
+    // The same again writes nothing, and says so as `job update` does.
+    const same = await noWrite(db, [...ADD_TICK_ENABLED, "--replace"]);
+    assertEquals(same.split("\n")[0], "job 'tick' unchanged (the options given match it)");
+    const json = JSON.parse(await noWrite(db, ["--json", ...ADD_TICK_ENABLED, "--replace"]));
+    assertEquals([json.marker_id, json.job.command], [null, "date -u"]);
   });
 
   Deno.test(`cli[${backend}]: job list: a table with the ids; --json has every field`, async () => {
@@ -716,6 +721,39 @@ Deno.test("cli[sqlite]: global options anywhere before the arguments; `--` ends 
       "jobsmanager: 'frob' is not a command; did you mean `show`? (see `jobsmanager job --help`)\n",
   });
 });
+
+for (const backend of BACKENDS) {
+  Deno.test(`cli[${backend}]: --name=VALUE takes a value holding a line break, as --name VALUE does`, async () => {
+    await using db = await freshDatabase(backend);
+    const at = { cwd: db.dir };
+    const jm = (...args: string[]) => cli(["-d", db.url, "--json", "job", ...args], at);
+    const add = await jm("add", "a", "--command=true", "--cron=@daily", "--description=a\nb");
+    assertEquals(add.code, 0, add.stderr);
+    // Each break stricli's `=` pattern stops at; a value that begins with '-' keeps its '='.
+    const values = ["s3cr3t\nX", "s3cr3t\rX", "s3cr3t\u2028X", "s3cr3t\u2029X", "-x\n"];
+    for (const [i, value] of values.entries()) {
+      const update = await jm("update", "a", `--env=TOKEN${i}=${value}`, `--description=${value}`);
+      assertEquals(update.code, 0, update.stderr);
+    }
+    const dash = await jm("update", "a", "--description=-x");
+    assertEquals(dash.code, 0, dash.stderr);
+    const [row] = await rawQuery(db, "SELECT env, description FROM jm_jobs WHERE id = 'a'");
+    const env = typeof row.env === "string" ? JSON.parse(row.env) : row.env;
+    assertEquals(
+      [env, row.description],
+      [Object.fromEntries(values.map((v, i) => [`TOKEN${i}`, v])), "-x"],
+    );
+    // Refused after '=', the value is not shown, nor under --json.
+    const refused = await jm("update", "a", "--env=MY-TOKEN=s3cr3t\nX");
+    assertEquals(JSON.parse(refused.stderr).error, {
+      kind: "invalid",
+      message:
+        'env: "MY-TOKEN=…" is not NAME=VALUE with NAME of A-Z a-z 0-9 _ not starting with a digit',
+      exit_code: 2,
+      field: "env",
+    });
+  });
+}
 
 for (const backend of BACKENDS) {
   Deno.test(`cli[${backend}]: an option given twice alike is given once (alias jm='jobsmanager --json')`, async () => {

@@ -5,6 +5,7 @@
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
 import { ADMIN, type Api, READER, startApi } from "./http_harness.ts";
+import { candidatesFromFile } from "../src/app/jobs_file.ts";
 
 async function withApi(backend: (typeof BACKENDS)[number], fn: (api: Api) => Promise<void>) {
   await using db = await freshDatabase(backend);
@@ -52,6 +53,99 @@ for (const backend of BACKENDS) {
         body: { error: NOT_UTF8 },
       });
       assertEquals((await api.store.getJob("latin"))?.command, "echo café");
+    }));
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`api (${backend}): a key given twice in the body is refused at any depth, naming it, nothing stored`, () =>
+    withApi(backend, async (api) => {
+      const send = (method: string, path: string, text: string) =>
+        sendBytes(api, method, path, new TextEncoder().encode(text));
+      const job = '"id":"twice","command":"true","cron":"0 0 1 1 *"';
+      // JSON.parse kept the last one silently; the list form of env, a jobs file, the CLI refuse it.
+      assertEquals(await send("POST", "/api/v1/jobs", `{${job},"timeout":5,"timeout":600}`), {
+        status: 400,
+        body: {
+          error: "timeout: key 'timeout' is given twice in one object; keep one",
+          field: "timeout",
+        },
+      });
+      assertEquals(
+        await send("POST", "/api/v1/jobs", `{${job},"env":{"A":"s3cr3t","B":"x","A":"1"}}`),
+        {
+          status: 400,
+          body: { error: "env: key 'A' is given twice in one object; keep one", field: "env" },
+        },
+      );
+      assertEquals(await api.store.getJob("twice"), null);
+      assertEquals((await send("POST", "/api/v1/jobs", `{${job},"env":{"A":"1"}}`)).status, 201);
+      assertEquals(await send("PATCH", "/api/v1/jobs/twice", '{"env":{"A":"2","A":"2"}}'), {
+        status: 400,
+        body: { error: "env: key 'A' is given twice in one object; keep one", field: "env" },
+      });
+      assertEquals((await api.store.getJob("twice"))?.env, { A: "1" });
+      // The same key in two objects is no repeat.
+      const other = await send("PATCH", "/api/v1/jobs/twice", '{"env":{"env":"2"}}');
+      assertEquals(other.status, 200, JSON.stringify(other.body));
+      // Too deep for the parser that finds repeats: refused, not a 500.
+      const deep = `{"env":${"[".repeat(100_000)}${"]".repeat(100_000)}}`;
+      assertEquals(await send("PATCH", "/api/v1/jobs/twice", deep), {
+        status: 400,
+        body: { error: "the body nests arrays or objects too deeply to be read" },
+      });
+    }));
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`api (${backend}): null is a field's default and a uid may be a number, as in a jobs file; PATCH sets it back`, () =>
+    withApi(backend, async (api) => {
+      const nulls = { retries: null, retry_delay: null, enabled: null, retry_overlap: null };
+      const JOB = { id: "nulls", command: "true", cron: "0 0 1 1 *" };
+      const added = await api.call("POST", "/api/v1/jobs", {
+        body: { ...JOB, ...nulls, user: 33 },
+      });
+      assertEquals(added.status, 201, JSON.stringify(added.body));
+      const job = await api.store.getJob("nulls");
+      // The job a jobs file with the same entry stores.
+      const [fromFile] = candidatesFromFile(
+        "jobs.json5",
+        `{ jobs: [${JSON.stringify({ ...JOB, ...nulls, user: 33 })}] }`,
+        job!.created_at,
+      );
+      assertEquals({ ...job, updated_at: 0 }, { ...fromFile.job, updated_at: 0 });
+      assertEquals(
+        [job!.retries, job!.retry_delay, job!.enabled, job!.retry_overlap, job!.user],
+        [0, 10, true, false, "33"],
+      );
+      const set = { retries: 3, retry_delay: 30, enabled: false, retry_overlap: true };
+      assertEquals((await api.call("PATCH", "/api/v1/jobs/nulls", { body: set })).status, 200);
+      const reset = await api.call("PATCH", "/api/v1/jobs/nulls", { body: nulls });
+      assertEquals(reset.status, 200, JSON.stringify(reset.body));
+      const back = await api.store.getJob("nulls");
+      assertEquals(
+        [back!.retries, back!.retry_delay, back!.enabled, back!.retry_overlap],
+        [0, 10, true, false],
+      );
+      // What neither takes, both refuse alike.
+      const refused = await api.call("PATCH", "/api/v1/jobs/nulls", { body: { retries: true } });
+      assertEquals(refused.body, {
+        error: "retries: true is not valid (expected a whole number or null)",
+        field: "retries",
+      });
+      assertEquals(
+        (() => {
+          try {
+            candidatesFromFile(
+              "j.json5",
+              `{ jobs: [{ id: 'a', cron: '@daily', retries: true }] }`,
+              0,
+            );
+          } catch (error) {
+            return (error as Error).message;
+          }
+        })(),
+        "j.json5 has 1 invalid job; nothing written:\nj.json5:1: job 'a': retries: true is not valid (expected a whole number or null)",
+      );
     }));
 }
 

@@ -3,7 +3,7 @@
  * updates, --prune, --dry-run, and validation errors that name the file,
  * the line and the field. On every backend; the CLI as a subprocess.
  */
-import { assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { buildJob, type Job } from "../src/domain/job.ts";
 import { candidatesFromFile, exportJobs } from "../src/app/jobs_file.ts";
 import { CONTROL } from "../src/domain/printable.ts";
@@ -860,5 +860,48 @@ for (const backend of BACKENDS) {
         assertEquals(rows.map((r) => r.user), [name]);
       });
     },
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`jobs file cli[${backend}]: retry_on with retries 0 is applied with job add's warning; an env change names its variables, never their values`, async () => {
+    await using db = await freshDatabase(backend);
+    const jm = (...args: string[]) => cli(["--database", db.url, ...args], { cwd: db.dir });
+    const file = `${db.dir}/jobs.json5`;
+    const write = (fields: string) =>
+      Deno.writeTextFile(
+        file,
+        `{ jobs: [{ id: 'a', command: 'true', cron: '@daily', ${fields} }] }\n`,
+      );
+    const warning =
+      `jobsmanager: warning: job 'a' has retries 0, so "retry_on" does nothing until "retries" is above 0`;
+    await write("retry_on: 'failed', env: { KEEP: 'same', TOKEN: 's3cr3t-old', GONE: 'x' }");
+    for (const dry of [["--dry-run"], []]) {
+      const applied = await jm("apply", file, ...dry);
+      assertEquals([applied.code, warningsIn(applied.stderr)], [0, [warning]], applied.stdout);
+    }
+    // Stored as it was, nothing is written, nor warned of again.
+    const again = await jm("apply", file);
+    assertEquals([again.code, warningsIn(again.stderr)], [0, []], again.stdout);
+    await write(
+      "retry_on: 'failed', retries: 1, env: { KEEP: 'same', TOKEN: 's3cr3t-new', NEW: 'y' }",
+    );
+    for (const dry of [["--dry-run"], []]) {
+      const changed = await jm("apply", file, ...dry);
+      assertEquals([changed.code, warningsIn(changed.stderr)], [0, []], changed.stderr);
+      assertStringIncludes(
+        changed.stdout,
+        "differs        a  (line 1)\n    env: GONE removed, NEW added, TOKEN changed\n    retries: 0 → 1\n",
+      );
+      assert(!/s3cr3t|"y"|"x"/.test(changed.stdout), changed.stdout);
+      const json = JSON.parse((await jm("apply", file, ...dry, "--json")).stdout);
+      // Applied already: the --json run of the write finds it the same.
+      if (dry.length > 0) {
+        assertEquals(json.entries[0].changes, [
+          "env: GONE removed, NEW added, TOKEN changed",
+          "retries: 0 → 1",
+        ]);
+      }
+    }
   });
 }

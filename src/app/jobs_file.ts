@@ -15,7 +15,6 @@ import { Document, isMap, isSeq, LineCounter, parse, parseDocument, visit } from
 import { CONTROL } from "../domain/printable.ts";
 import { RuntimeError, UsageError, ValidationError } from "../errors.ts";
 import {
-  AFTER_OUTCOMES,
   buildJob,
   DEFAULT_RETRY_DELAY,
   DEFAULT_RETRY_MAX_DELAY,
@@ -27,19 +26,21 @@ import {
   type Job,
   JOB_FIELDS,
   type JobOptions,
-  validateId,
   validateJob,
 } from "../domain/job.ts";
-import { HOOK_COMMANDS, HOOK_URLS, NOTIFY_FIELDS } from "../domain/notify.ts";
-import { jobFieldOf } from "../domain/option_names.ts";
+import { NOTIFY_FIELDS } from "../domain/notify.ts";
+import { fieldOptions } from "./job_fields.ts";
+import { AS_FIELDS, jobFieldOf } from "../domain/option_names.ts";
+import { retryOnUnused } from "./jobs.ts";
 import { idWord } from "../domain/shell.ts";
-import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
+import { FIELD_NAMES } from "../cron/grammar.ts";
 import type { JobStore } from "../store/store.ts";
 import {
   applyPlan,
   type Candidate,
   type Outcome,
   type PlanCheck,
+  type PlanEntry,
   previewPlan,
   wholeDatabase,
 } from "./import/plan.ts";
@@ -308,7 +309,7 @@ function parseJson5File(path: string, text: string): { data: unknown; at: Locato
   };
 }
 
-/** A file entry as `job add` options; ValidationError names the key at fault. */
+/** A file entry as `job add` options, its fields read as an API body's; ValidationError names the key at fault. */
 function optionsOf(entry: Record<string, unknown>): JobOptions {
   const unknown = Object.keys(entry).find((k) => !ENTRY_KEYS.includes(k));
   if (unknown !== undefined) {
@@ -317,84 +318,21 @@ function optionsOf(entry: Record<string, unknown>): JobOptions {
       `${unknown}: not a job field (allowed: ${ENTRY_KEYS.join(", ")})`,
     );
   }
-  const text = (k: string, nullable = false): string | undefined => {
-    const v = entry[k];
-    if (v === undefined) return undefined;
-    // "" is how job options say "back to the default" (null).
-    if (v === null && nullable) return "";
-    if (typeof v === "string") return v;
-    if (typeof v === "number" && FIELD_NAMES.includes(k as FieldName)) return String(v);
-    throw new ValidationError(k, `${k}: ${JSON.stringify(v)} is not a string`);
-  };
-  const number = (k: string): string | undefined => {
-    const v = entry[k];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v === "number" || typeof v === "string") return String(v);
-    throw new ValidationError(k, `${k}: ${JSON.stringify(v)} is not a number`);
-  };
-  const flag = (k: string): boolean | undefined => {
-    const v = entry[k];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v === "boolean") return v;
-    throw new ValidationError(k, `${k}: ${JSON.stringify(v)} is not true or false`);
-  };
   const env = entry.env;
   const envFault = env === undefined ? null : envProblem(env);
   if (envFault !== null) throw new ValidationError("env", envFault);
-  const schedule = Object.fromEntries(
-    FIELD_NAMES.flatMap((f) => entry[f] === undefined ? [] : [[f, text(f)]]),
-  );
   return {
-    command: text("command"),
-    cron: text("cron"),
-    schedule,
-    timezone: text("timezone", true),
-    timeout: number("timeout"),
-    enabled: flag("enabled"),
-    max_instances: number("max_instances"),
-    coalesce: flag("coalesce"),
-    misfire_grace_time: number("misfire_grace_time"),
+    ...fieldOptions(entry),
     env: env === undefined
       ? undefined
       : Object.entries(env as Record<string, string>).map(([k, v]) => `${k}=${v}`),
-    cwd: text("cwd", true),
-    description: text("description", true),
-    retries: number("retries"),
-    retry_delay: number("retry_delay"),
-    retry_max_delay: number("retry_max_delay"),
-    retry_on: text("retry_on"),
-    retry_overlap: flag("retry_overlap"),
-    after: afterOf(text("after_job", true), text("after_outcome")),
-    // Notifications (issue 13).
-    ...Object.fromEntries([...HOOK_COMMANDS, ...HOOK_URLS].map((f) => [f, text(f, true)])),
-    alert_after: entry.alert_after === null ? "" : number("alert_after"),
-    // A uid may be written as a number (user: 33), as in a passwd line.
-    user: typeof entry.user === "number" ? String(entry.user) : text("user", true),
   };
-}
-
-/** `after_job` and `after_outcome` as `--after JOB[:outcome]`. */
-function afterOf(job: string | undefined, outcome: string | undefined): string | undefined {
-  if (outcome !== undefined && !job) {
-    throw new ValidationError("after_outcome", "after_outcome: give after_job with it");
-  }
-  if (job === undefined || job === "") return job;
-  // Checked as typed: `--after`'s form would show it with an outcome no one wrote.
-  validateId(job, "after_job");
-  // Outcome always given: a job id ending in ":always" is an id, not an outcome.
-  if (outcome === undefined) return `${job}:success`;
-  if (!(AFTER_OUTCOMES as readonly string[]).includes(outcome)) {
-    throw new ValidationError(
-      "after_outcome",
-      `after_outcome: ${JSON.stringify(outcome)} is not one of ${AFTER_OUTCOMES.join(", ")}`,
-    );
-  }
-  return `${job}:${outcome}`;
 }
 
 /**
  * Every entry of a jobs file as a job. All entries are checked; when any
- * is wrong, UsageError lists each as `FILE:LINE: job 'ID': field: why`.
+ * is wrong, a ValidationError lists each as `FILE:LINE: job 'ID': field: why`,
+ * its field the first one's (as `job add` names the field it refuses).
  */
 export function candidatesFromFile(
   path: string,
@@ -415,6 +353,8 @@ export function candidatesFromFile(
     );
   }
   const errors: string[] = [];
+  /** The field of each error, where it is about one. */
+  const fields: string[] = [];
   const candidates: Candidate[] = [];
   const seen = new Map<string, number>();
   (top.jobs as unknown[]).forEach((entry, index) => {
@@ -426,6 +366,7 @@ export function candidatesFromFile(
       return;
     }
     if (typeof id !== "string") {
+      fields.push("id");
       errors.push(
         `${where(at.entryLine(index))}: id: ${
           id === undefined
@@ -437,6 +378,7 @@ export function candidatesFromFile(
     }
     const line = at.entryLine(index);
     if (seen.has(id)) {
+      fields.push("id");
       errors.push(
         `${where(line)}: id: '${id}' is already the id of the job on line ${seen.get(id)}`,
       );
@@ -453,20 +395,36 @@ export function candidatesFromFile(
         job,
         notes: [],
         problem: null,
+        warnings: [
+          retryOnUnused("retry_on" in (entry as object), job, AS_FIELDS),
+        ].filter((w) => w !== null),
       });
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
+      fields.push(jobFieldOf(error.field));
       errors.push(`${where(at.fieldLine(index, jobFieldOf(error.field)))}: ${error.message}`);
     }
   });
   if (errors.length > 0) {
-    throw new UsageError(
-      `${path} has ${errors.length} invalid job${
-        errors.length === 1 ? "" : "s"
-      }; nothing written:\n${errors.join("\n")}`,
-    );
+    const message = `${path} has ${errors.length} invalid job${
+      errors.length === 1 ? "" : "s"
+    }; nothing written:\n${errors.join("\n")}`;
+    // An entry that is no object is about no field.
+    throw fields.length > 0 ? new ValidationError(fields[0], message) : new UsageError(message);
   }
   return candidates;
+}
+
+/**
+ * What to tell of the jobs a plan's write stores (the new and the
+ * differing ones), as `job add` tells of the job it stores; none of a job
+ * left as stored, which was told of when it was written.
+ */
+export function writtenWarnings(candidates: Candidate[], entries: PlanEntry[]): string[] {
+  const written = new Set(
+    entries.filter((e) => e.status === "new" || e.status === "differs").map((e) => e.id),
+  );
+  return candidates.filter((c) => written.has(c.id)).flatMap((c) => c.warnings ?? []);
 }
 
 /** A database not made yet, to a plan: no job at all (a plan reads nothing else). */

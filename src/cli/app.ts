@@ -123,8 +123,11 @@ function usageMessage(error: ArgumentScannerError, options: () => string[]): str
     UnsatisfiedFlagError: (e) =>
       `option '--${e.externalFlagName}' needs a value${e.nextFlagName ? DASH_HINT : ""}`,
     UnsatisfiedPositionalError: (e) => `missing required argument '${e.placeholder}'`,
+    // `--env A=1 B=2`: B's value, which may be a secret, is not shown.
     UnexpectedPositionalError: (e) =>
-      `too many arguments: '${e.input}' (it takes ${e.expectedCount})`,
+      `too many arguments: '${
+        e.input.replace(/^([A-Za-z_]\w*=)[^]+$/, "$1…")
+      }' (it takes ${e.expectedCount})`,
     // Given again alike, an option is left out before this (see `withoutRepeats`). The values
     // are not shown: one may be a URL with a password.
     UnexpectedFlagError: (e) =>
@@ -237,12 +240,22 @@ function globalOption(option: string): { takesValue: boolean } | undefined {
 }
 
 /**
- * `--name=` as `--name ""`: stricli reads an empty value after '=' as an
- * argument, and `--description="$TEXT"` must work when TEXT is empty.
+ * `--name=VALUE` as `--name VALUE` where stricli cannot read the `=` form:
+ * it reads an empty value after '=' as an argument (`--description="$TEXT"`
+ * must work when TEXT is empty), and a value holding a line break (\n, \r,
+ * U+2028, U+2029: its pattern's `.`) as an argument too, echoed whole in
+ * the error: an `--env` secret with it. Apart, such a value is never read
+ * as an option. Any other value stays after '=': one that begins with '-'
+ * would read as an option apart (DASH_HINT), and a switch takes no value.
  */
-function emptyValues(args: string[]): string[] {
+function separateValues(args: string[]): string[] {
   const end = args.includes("--") ? args.indexOf("--") : args.length;
-  return args.flatMap((a, i) => i < end && /^--[^=]+=$/.test(a) ? [a.slice(0, -1), ""] : [a]);
+  return args.flatMap((a, i) => {
+    const [, name, value] = /^(--[a-z][\w.-]*)=([^]*)$/i.exec(a) ?? [];
+    return i < end && name !== undefined && (value === "" || /[\n\r\u2028\u2029]/.test(value))
+      ? [name, value]
+      : [a];
+  });
 }
 
 interface Ordered {
@@ -323,7 +336,7 @@ export async function runCli(args: string[], utf8 = lossy(args).utf8): Promise<n
     ));
     return 2;
   }
-  const given = emptyValues(args);
+  const given = separateValues(args);
   const root = await buildTree(firstWord(given));
   const { words, globals, others, target, unsatisfied } = commandFirst(root, given);
   let path = ["jobsmanager", ...words].join(" ");

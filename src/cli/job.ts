@@ -348,9 +348,12 @@ export function jobCommand() {
         printWrite(
           ctx,
           written,
-          `${change.before ? "replaced" : "added"} job '${id}' (reload marker ${
-            change.markerId ?? "-"
-          })\n` +
+          // --replace of the same job writes nothing, as `job update` of it.
+          (change.markerId === null
+            ? `job '${id}' unchanged (the options given match it)\n`
+            : `${
+              change.before ? "replaced" : "added"
+            } job '${id}' (reload marker ${change.markerId})\n`) +
             `next fire${zoneNote(after, zone!)}${after.enabled ? "" : " (once enabled)"}:\n${
               hasSchedule(after)
                 ? fireLines(next, zoneOf(after, zone!.name))

@@ -45,7 +45,7 @@ export function applyCommand() {
     },
     action: async (ctx, opts, file: string) => {
       const text = await readText(file);
-      const { applyJobsFile, candidatesFromFile } = await jobsFile();
+      const { applyJobsFile, candidatesFromFile, writtenWarnings } = await jobsFile();
       const format = opts.format === "auto" ? undefined : opts.format as FileFormat;
       const candidates = candidatesFromFile(file, text, Date.now(), format);
       const options = { prune: opts.prune === true, dryRun: opts.dryRun === true };
@@ -68,6 +68,9 @@ export function applyCommand() {
           live: await ctx.liveServices(store),
           missing: null,
         }), { creates: true });
+      for (const warning of writtenWarnings(candidates, outcome.entries)) {
+        writeErr(`jobsmanager: warning: ${warning}`);
+      }
       await warnUsers(
         usersWritten(outcome.entries),
         options.dryRun

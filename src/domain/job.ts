@@ -194,8 +194,9 @@ function parseEnv(pairs: string[], into: Record<string, string>): Record<string,
     if (eq < 0 || !ENV_NAME.test(name)) {
       throw new ValidationError(
         "env",
+        // The value is not shown: it may be a secret.
         `env: ${
-          JSON.stringify(pair)
+          JSON.stringify(eq < 0 ? pair : `${name}=…`)
         } is not NAME=VALUE with NAME of A-Z a-z 0-9 _ not starting with a digit`,
       );
     }

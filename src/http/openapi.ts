@@ -223,7 +223,7 @@ const schemas: Record<string, Schema> = {
   JobInput: {
     type: "object",
     description:
-      "A job in the field names of jm_jobs. Numbers may be given as digit strings; env as an object or a list of NAME=value; cron (a crontab line) instead of the six fields. To add: id, command and a schedule are required. To update: only the fields given change; unset_env drops variables.",
+      "A job in the field names of jm_jobs, read as an entry of a jobs file is. Numbers may be given as digit strings; null is a field's default (to update: sets it back); env as an object or a list of NAME=value; cron (a crontab line) instead of the six fields. To add: id, command and a schedule are required. To update: only the fields given change; unset_env drops variables.",
     properties: {
       id: str,
       command: str,
@@ -231,7 +231,7 @@ const schemas: Record<string, Schema> = {
       ...scheduleFields,
       timezone: nullable("string"),
       timeout: { type: ["integer", "string", "null"], description: "null = the default, 60" },
-      enabled: bool,
+      enabled: { type: ["boolean", "null"], description: "null = the default, true" },
       max_instances: { type: ["integer", "string", "null"], description: "null = the service's" },
       coalesce: { type: ["boolean", "null"], description: "null = the service's" },
       misfire_grace_time: {
@@ -243,15 +243,18 @@ const schemas: Record<string, Schema> = {
       cwd: nullable("string"),
       description: nullable("string"),
       user: {
-        type: ["string", "null"],
+        type: ["string", "integer", "null"],
         description:
           "user name or uid to run as (needs a service run as root); null = the service's own",
       },
-      retries: { type: ["integer", "string"] },
-      retry_delay: { type: ["integer", "string"] },
-      retry_max_delay: { type: ["integer", "string"] },
+      retries: { type: ["integer", "string", "null"], description: "null = the default, 0" },
+      retry_delay: { type: ["integer", "string", "null"], description: "null = the default, 10" },
+      retry_max_delay: {
+        type: ["integer", "string", "null"],
+        description: "null = the default, 3600",
+      },
       retry_on: str,
-      retry_overlap: bool,
+      retry_overlap: { type: ["boolean", "null"], description: "null = the default, false" },
       after_job: {
         type: ["string", "null"],
         description: "null drops the link; with all six schedule fields empty, its only trigger",

@@ -12,7 +12,8 @@ import { sameFieldValues, scheduleFromFields } from "../../cron/fields.ts";
 import { FIELD_NAMES } from "../../cron/grammar.ts";
 import type { JobStore } from "../../store/store.ts";
 import { checkFollowUps } from "../jobs.ts";
-import { UsageError, ValidationError } from "../../errors.ts";
+import { ValidationError } from "../../errors.ts";
+import { jobFieldOf } from "../../domain/option_names.ts";
 
 /** One job a source describes, or why it could not describe one. */
 export interface Candidate {
@@ -27,6 +28,11 @@ export interface Candidate {
   notes: string[];
   /** Why it cannot be imported (set exactly when `job` is null). */
   problem: string | null;
+  /**
+   * What to tell whoever gave it of the job it stores, when the plan writes
+   * it (as `job add` warns of a job it stores): `retry_on` with retries 0.
+   */
+  warnings?: string[];
   /**
    * Fields the source has no word for (a crontab has no timeout and no
    * retries): a stored job keeps its own, so importing again does not
@@ -189,13 +195,45 @@ function show(value: unknown): string {
   return value === null ? "(default)" : JSON.stringify(value);
 }
 
-/** `field: old → new` for every definition field that differs (env in any order). */
+/**
+ * `field: old → new` for every definition field that differs; env in any
+ * order, as the names of the variables added, removed and changed, never
+ * their values: a plan is printed, by `apply --dry-run` into a CI log too.
+ */
 function fieldChanges(before: Job, after: Job): string[] {
   const text = (job: Job, f: typeof JOB_FIELDS[number]) =>
     JSON.stringify(f === "env" ? Object.entries(job.env ?? {}).sort() : job[f]);
   return JOB_FIELDS.filter((f) => f !== "created_at" && f !== "updated_at")
     .filter((f) => text(before, f) !== text(after, f))
-    .map((f) => `${f}: ${show(before[f])} → ${show(after[f])}`);
+    .map((f) =>
+      f === "env"
+        ? `env: ${envChanges(before.env, after.env)}`
+        : `${f}: ${show(before[f])} → ${show(after[f])}`
+    );
+}
+
+/** `A added, B removed, C changed`, by name; an env broken by hand in SQL (no object) has no names. */
+function envChanges(before: unknown, after: unknown): string {
+  const variables = (env: unknown) =>
+    new Map(
+      typeof env === "object" && env !== null && !Array.isArray(env)
+        ? Object.entries(env).map(([k, v]) => [k, JSON.stringify(v)])
+        : [],
+    );
+  const old = variables(before);
+  const now = variables(after);
+  const names = [...new Set([...old.keys(), ...now.keys()])].sort();
+  const changes = names.flatMap((name) =>
+    !old.has(name)
+      ? [`${name} added`]
+      : !now.has(name)
+      ? [`${name} removed`]
+      : old.get(name) !== now.get(name)
+      ? [`${name} changed`]
+      : []
+  );
+  // What differs then is the column's own text (a row broken by hand), never shown.
+  return changes.length > 0 ? changes.join(", ") : "changed (as stored, not an object of values)";
 }
 
 /** How many entries have each status. */
@@ -260,6 +298,8 @@ function checkLinks(entries: PlanEntry[], current: Job[]): void {
   }
   const removed = new Set(entries.filter((e) => e.status === "remove").map((e) => e.id));
   const problems: string[] = [];
+  /** The field of the first problem: a link (`after_job`), or a field a link's check names. */
+  let field = "after_job";
   const followsRemoved = (at: string, job: Job) =>
     `${at}: job '${job.id}': after: job '${job.after_job}' is removed by this change (the source no longer names it), so '${job.id}' could never follow it: keep it, or drop the link`;
   // A stored job the source does not name follows a removed one as surely as one it names.
@@ -282,11 +322,13 @@ function checkLinks(entries: PlanEntry[], current: Job[]): void {
       checkFollowUps(after, [e.job]);
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
+      if (problems.length === 0) field = jobFieldOf(error.field);
       problems.push(`${e.at ?? e.source}: job '${e.id}': ${error.message}`);
     }
   }
   if (problems.length > 0) {
-    throw new UsageError(
+    throw new ValidationError(
+      field,
       `${problems.length} job${
         problems.length === 1 ? "" : "s"
       } would follow a job that is not there, or in a cycle; nothing written:\n${

@@ -1,5 +1,6 @@
 /** What every API route needs: the store, the service defaults, and how to read a body. */
 import type { Context } from "hono";
+import { parse as parseTree, type ValueNode } from "@humanwhocodes/momoa";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { toJson } from "../../domain/json.ts";
 import { shortened } from "../../domain/printable.ts";
@@ -7,6 +8,7 @@ import type { Store } from "../../store/store.ts";
 import type { AccountFinder } from "../../app/user_warnings.ts";
 import type { Account } from "../../daemon/run_as.ts";
 import type { Role } from "../auth.ts";
+import { ValidationError } from "../../errors.ts";
 import { HttpError } from "../errors.ts";
 import type { StreamCount } from "../sse.ts";
 
@@ -92,5 +94,41 @@ export async function readObject(
       }`,
     );
   }
+  try {
+    refuseRepeatedKeys(parseTree(text, { mode: "json", tokens: false, ranges: false }).body);
+  } catch (error) {
+    // Arrays in arrays 100,000 deep, which JSON.parse reads and momoa cannot.
+    if (!(error instanceof RangeError)) throw error;
+    throw new HttpError(400, "the body nests arrays or objects too deeply to be read");
+  }
   return body as Record<string, unknown>;
+}
+
+/**
+ * A key given twice in one object, at any depth (`env` too), refused naming
+ * it and the field it is under: JSON.parse keeps the last one silently,
+ * where every other door refuses it (an option given twice differently,
+ * `env` as a list, a key of a jobs file).
+ */
+function refuseRepeatedKeys(node: ValueNode, field?: string): void {
+  if (node.type === "Array") {
+    for (const element of node.elements) refuseRepeatedKeys(element.value, field);
+    return;
+  }
+  if (node.type !== "Object") return;
+  const keys = new Set<string>();
+  for (const member of node.members) {
+    // In JSON (not JSON5) every key is a string.
+    const key = member.name.type === "String" ? member.name.value : member.name.name;
+    if (keys.has(key)) {
+      throw new ValidationError(
+        field ?? key,
+        `${shortened(field ?? key)}: key '${
+          shortened(key)
+        }' is given twice in one object; keep one`,
+      );
+    }
+    keys.add(key);
+    refuseRepeatedKeys(member.value, field ?? key);
+  }
 }
