@@ -804,3 +804,31 @@ Deno.test("recorder: a holding node that cannot read a lost claim's row again do
   ]);
   await recorder.close(1000);
 });
+
+Deno.test("recorder: a record still on its way to the database when the stop's time is up is counted as not written, naming its run", async () => {
+  await using log = await captureLogs("error");
+  const { store, clock, recorder } = setup();
+  assertEquals(await recorder.claim([fire("a", 1000)]), [1]);
+  store.mode = "refuse";
+  await recorder.update(1, finished(1100));
+  assertEquals(recorder.backlog, 1);
+  // The stop's last try sends it; the database takes it in but does not answer in time.
+  store.mode = "up";
+  const never = Promise.withResolvers<void>();
+  store.updatesHeld = never.promise;
+  const closed = recorder.close(5000);
+  await settle();
+  assertEquals(store.calls.updateRuns, 2, "the stop's try is on its way");
+  await clock.advance(5000);
+  await closed;
+  assertEquals(
+    log.messages().filter((m) => /could not be written before exit/.test(m)).map((m) =>
+      m.slice(0, 60)
+    ),
+    [
+      "1 run records could not be written before exit (0 more were ",
+    ],
+  );
+  assertMatch(log.messages().join("\n"), /before exit .*: run 1; /);
+  never.resolve();
+});

@@ -166,6 +166,13 @@ export class RunRecorder {
   private readonly buffered = new Map<number, NewRun>();
   /** Updates of rows that exist in the database, in order. */
   private updates: Waiting[] = [];
+  /**
+   * Updates `writeUpdates` took from `updates` and has not written yet: the
+   * one on its way, and those refused in this pass (back in `updates` at
+   * its end). Counted in the backlog: a stop whose time is up while one is
+   * on its way says it was not written.
+   */
+  private unsent: Waiting[] = [];
   /** Provisional ids whose rows were written since, and their real ids. */
   private readonly written = new Map<number, number | null>();
   /** The same, by real id. */
@@ -236,7 +243,7 @@ export class RunRecorder {
 
   /** Records waiting for the database. */
   get backlog(): number {
-    return this.buffered.size + this.updates.length;
+    return this.buffered.size + this.updates.length + this.unsent.length;
   }
 
   /** Records dropped in the outage under way, more than `maxBuffered` waited. */
@@ -727,7 +734,10 @@ export class RunRecorder {
   }
 
   private trim(): void {
-    while (this.backlog > this.options.maxBuffered) {
+    // What `writeUpdates` has on its way is not dropped: it may be written yet.
+    while (
+      this.backlog > this.options.maxBuffered && this.buffered.size + this.updates.length > 0
+    ) {
       const oldest = this.buffered.keys().next();
       if (!oldest.done) {
         this.buffered.delete(oldest.value);
@@ -873,45 +883,40 @@ export class RunRecorder {
    * by it); the others go on. Throws the first refusal at the end.
    */
   private async writeUpdates(): Promise<void> {
-    const kept: Waiting[] = [];
     const held = new Set<number>();
+    const sent = (update: Waiting) => this.unsent.splice(this.unsent.indexOf(update), 1);
     let refusal: unknown = null;
     try {
       while (this.updates.length > 0) {
         const next = this.updates.shift()!;
         next.id = this.moved.get(next.id) ?? next.id;
-        if (held.has(next.id)) {
-          kept.push(next);
-          continue;
-        }
+        this.unsent.push(next);
+        if (held.has(next.id)) continue;
         this.behind.add(next.id);
         try {
           const gone = await this.store.updateRuns([next], this.node());
           this.behind.delete(next.id);
+          sent(next);
           if (gone.length > 0) await this.rowsGone([next]);
         } catch (error) {
-          if (isUnreachable(error)) {
-            this.updates = [...kept, next, ...this.updates];
-            throw error;
-          }
+          if (isUnreachable(error)) throw error;
           const smaller = isUnstorable(error) ? this.reduce(next, error) : null;
           if (smaller !== null) {
+            sent(next);
             this.updates.unshift(smaller);
             continue;
           }
-          kept.push(next);
           held.add(next.id);
           refusal ??= error;
         }
       }
     } finally {
-      // What was not written is back in the queue, where later updates look.
+      // What was not written is back at the front of the queue, where later updates look.
       this.behind.clear();
+      this.updates = [...this.unsent, ...this.updates];
+      this.unsent = [];
     }
-    if (refusal !== null) {
-      this.updates = kept;
-      throw refusal;
-    }
+    if (refusal !== null) throw refusal;
   }
 
   /**
@@ -1007,6 +1012,8 @@ export class RunRecorder {
     const deadline = Deadline.in(this.clock, timeoutMs);
     // Fires held after lost claims will not be decided here again.
     await deadline.wait(this.lost.end());
+    // A batch on its way is written, or waits with the backlog.
+    await deadline.wait(this.batches);
     // A database away at exit may be back within the stop's time: tried again each second till
     // then. Unwritten, a run that ended here is marked lost at this node's next start, or once
     // another declares it dead (interrupted at the next start, if this stop itself is recorded).
@@ -1015,11 +1022,13 @@ export class RunRecorder {
       if (this.backlog === 0 || deadline.left === 0) break;
       await this.clock.sleep(Math.min(CLOSE_RETRY_MS, deadline.left));
     }
-    if (this.backlog > 0 || this.dropped > 0) {
+    // A batch still on its way when the time is up is not known written.
+    const left = this.backlog + this.writing.size;
+    if (left > 0 || this.dropped > 0) {
       storeLog.error(
         "{count} run records could not be written before exit ({dropped} more were dropped earlier: more than {max} waited): {runs}; its runs still recorded running are marked lost (and retried where their jobs say so) when a service starts again under this node id or another node declares this one dead, or interrupted at that start if this stop was recorded",
         {
-          count: this.backlog,
+          count: left,
           dropped: this.dropped,
           max: this.options.maxBuffered,
           runs: this.unwritten(),
@@ -1034,7 +1043,9 @@ export class RunRecorder {
       ...[...this.buffered.values()].map((row) =>
         `${row.job_id} @ ${new Date(row.scheduled_at).toISOString()}`
       ),
-      ...[...new Set(this.updates.map((u) => u.id))].map((id) => `run ${id}`),
+      ...[...new Set([...this.unsent, ...this.updates].map((u) => u.id)), ...this.writing].map(
+        (id) => `run ${id}`,
+      ),
     ];
     const shown = named.slice(0, UNWRITTEN_NAMED).join(", ");
     return named.length > UNWRITTEN_NAMED
