@@ -102,3 +102,44 @@ for (const backend of BACKENDS) {
     assertMatch(h.line(/notification claimed at try/) ?? "", /^job fl run \d+: /);
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`notify claim[${backend}]: a claim still not taken when the service stops is counted and named`, async () => {
+    await using dir = await tempDir();
+    const db = await freshDatabase(backend);
+    await using h = await DaemonHarness.create(db, { store: storeOf(db) });
+    await h.job("fl", {
+      schedule: { second: "1", minute: "0", hour: "0" },
+      on_failure: appendStdin(`${dir.path}/events`),
+    });
+    await rawQuery(db, "INSERT INTO jm_notify_state (job_id) VALUES ('fl')");
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    const run = await h.started("fl", T0 + 1000);
+    const lock = await lockNotifyState(db, "fl");
+    try {
+      run.finish({ status: "failed", exitCode: 1 });
+      await h.until(
+        () => h.line(/^job fl run \d+: notification not claimed yet/),
+        "the claim to fail on the lock",
+        60_000,
+      );
+      await h.stop();
+      await h.until(
+        async () => {
+          if (!h.ended) await h.clock.advance(1000);
+          return h.ended;
+        },
+        "the service to stop",
+        60_000,
+      );
+    } finally {
+      await lock.release();
+    }
+    assertMatch(
+      h.line(/could not be claimed before exit/) ?? "(no such line)",
+      /^1 notifications could not be claimed before exit \(the database did not take their claims in jm_notifications\): job fl run \d+; they are not sent$/,
+    );
+    assertEquals(Object.keys(await outcomes(h)).length, 0);
+  });
+}
