@@ -783,7 +783,9 @@ export class Notifier {
    * `timeoutMs`, then end their hook commands (SIGTERM, SIGKILL after
    * kill_grace) and wait for them the other half. Never longer than
    * `timeoutMs` in all. What was claimed and did not go out stays pending
-   * in the database, for the next service to send.
+   * in the database, for the next service to send; claims the database
+   * did not take are tried each second for the first half, and those
+   * still not written then are said in one line (see sayUnclaimed).
    */
   async close(timeoutMs: number): Promise<void> {
     this.claimsUntil = this.o.clock.now() + timeoutMs / 2;

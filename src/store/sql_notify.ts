@@ -58,6 +58,9 @@ export async function claimNotification(
     );
     if (inserted.changes !== 1) return null;
     if (claim.minIntervalMs === null) return { send: true, heldBack: null };
+    // The job's row is locked from here (the upsert), waiting as any statement does (mysql.ts,
+    // 30 s): bounded shorter, a claim behind a frozen holder would only fail sooner and be tried
+    // again (notifier.ts untilWritten), getting the row later than a wait granted at its release.
     await tx.run(
       insertSql("jm_notify_state", ["job_id"], 1, driver.profile.upsertTail("job_id", ["job_id"])),
       [claim.job_id],
