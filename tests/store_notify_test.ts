@@ -65,6 +65,39 @@ contract(
   },
 );
 
+contract(
+  "claimNotification",
+  "claims committed out of the order of their `at` are held only within min_interval of each other",
+  async ({ db, store }) => {
+    // Another node's clock, read before its transaction, is ahead: its claim of a later `at` commits first.
+    assertEquals(await store.claimNotification(claim(2, 5000, { minIntervalMs: 0 })), {
+      send: true,
+      heldBack: null,
+    });
+    // With notify.min_interval 0 nothing is held, whatever the order.
+    assertEquals(await store.claimNotification(claim(1, 4000, { minIntervalMs: 0 })), {
+      send: true,
+      heldBack: null,
+    });
+    assertEquals(await countRows(db, "jm_notifications", "outcome = 'held'"), 0);
+    // The later one stays the last sent: the hold after it is not shortened.
+    const [state] = await rawQuery(
+      db,
+      "SELECT last_sent_at FROM jm_notify_state WHERE job_id = 'a'",
+    );
+    assertEquals(Number(state.last_sent_at), 5000);
+    // With an interval, one earlier by less than it is held, one earlier by more is not.
+    assertEquals(await store.claimNotification(claim(3, 5000 - MINUTE + 1)), {
+      send: false,
+      dueAt: 5000 + MINUTE,
+    });
+    assertEquals(await store.claimNotification(claim(4, 5000 - MINUTE)), {
+      send: true,
+      heldBack: { count: 1, since: 5000 - MINUTE + 1, statuses: { failed: 1 } },
+    });
+  },
+);
+
 /** The pending notifications `mine` may send: its own, and others' claimed at `orphanBefore` or before. */
 function pending(
   store: Store,

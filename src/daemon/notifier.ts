@@ -34,6 +34,7 @@ import type {
   RunStore,
 } from "../store/store.ts";
 import { redactSecrets } from "../domain/secrets.ts";
+import { DatabaseError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { type Clock, Deadline } from "./clock.ts";
 import type { DbHealth } from "./db_health.ts";
@@ -189,6 +190,15 @@ const DONE_MEMORY_MS = 60_000;
 /** Longest wait between two tries to write a delivery's outcome. */
 const DONE_RETRY_MAX_MS = 30_000;
 /**
+ * Longest wait between two tries of a claim the database did not take:
+ * the job's later notifications wait behind it, so it is tried often.
+ */
+const CLAIM_RETRY_MAX_MS = 10_000;
+/** At a stop, a claim the database did not take is tried again this often, until half the stop's time. */
+const CLOSE_RETRY_MS = 1000;
+/** Claims named in the stop's line of those not written; the rest counted. */
+const UNCLAIMED_NAMED = 10;
+/**
  * Lost runs read at a time to order a declared-dead node's notifications:
  * a page of their ids and ends, none of their output, however many the
  * node left (a crash loop's thousands all notify).
@@ -298,8 +308,12 @@ function claimKey(jobId: string, event: NotifyEvent, ref: number): string {
 export class Notifier {
   private readonly queue: Task[] = [];
   private readonly busy = new Set<Promise<void>>();
-  /** Notifications being decided and claimed (runEnded, silence): beside the queue, at once. */
-  private readonly claiming = new Set<Promise<void>>();
+  /** Notifications being decided and claimed (runEnded, silence): beside the queue, at once; what each is of. */
+  private readonly claiming = new Map<Promise<void>, string>();
+  /** At a stop: the claims the database had not taken by half the stop's time (see `untilWritten`). */
+  private readonly unclaimed: string[] = [];
+  /** When a stop gives up the claims the database does not take (see `close`). */
+  private claimsUntil = Infinity;
   /** Deliveries under way or queued, each until its outcome is written. */
   private readonly delivering = new Set<Promise<void>>();
   /** Notifications this node finished lately, by claimKey: when (see DONE_MEMORY_MS). */
@@ -462,17 +476,24 @@ export class Notifier {
       ...this.claimTails.values(),
     ]);
     const claiming = this.claim(`the runs of node ${nodeId}`, null, async () => {
-      for (const end of await this.lostEnds(nodeId, at, runIds)) {
-        if (this.closing.signal.aborted) return;
-        const job = await this.o.store.getJob(end.job_id);
-        if (!job || !this.wanted(job, "lost")) continue;
-        // Read whole (its output, if any) only now: the ends of thousands are all held at once.
-        const row = await this.o.store.getRun(end.id);
-        if (row === null || row.status !== "lost") continue;
-        const run = { ...row, finished_at: row.finished_at ?? at };
-        await this.decide(job, run).catch((error) => {
+      const ends = await this.lostEnds(nodeId, at, runIds);
+      for (const [i, end] of ends.entries()) {
+        if (this.closing.signal.aborted && this.o.clock.now() >= this.claimsUntil) {
+          // Said with the claims the stop leaves unwritten (see sayUnclaimed).
+          this.unclaimed.push(`${ends.length - i} more lost runs of node ${nodeId}`);
+          return;
+        }
+        const what = `job ${end.job_id} run ${end.id}`;
+        await this.untilWritten(what, async () => {
+          const job = await this.o.store.getJob(end.job_id);
+          if (!job || !this.wanted(job, "lost")) return;
+          // Read whole (its output, if any) only now: the ends of thousands are all held at once.
+          const row = await this.o.store.getRun(end.id);
+          if (row === null || row.status !== "lost") return;
+          await this.decide(job, { ...row, finished_at: row.finished_at ?? at });
+        }).catch((error) => {
           notifyLog.warn("{what}: notification not sent: {error}", {
-            what: `job ${job.id} run ${run.id}`,
+            what,
             error: this.scrub(String(error)),
           });
         });
@@ -762,9 +783,12 @@ export class Notifier {
    * `timeoutMs`, then end their hook commands (SIGTERM, SIGKILL after
    * kill_grace) and wait for them the other half. Never longer than
    * `timeoutMs` in all. What was claimed and did not go out stays pending
-   * in the database, for the next service to send.
+   * in the database, for the next service to send; claims the database
+   * did not take are tried each second for the first half, and those
+   * still not written then are said in one line (see sayUnclaimed).
    */
   async close(timeoutMs: number): Promise<void> {
+    this.claimsUntil = this.o.clock.now() + timeoutMs / 2;
     this.closing.abort();
     for (const job of [...this.holds.keys()]) {
       this.holdEnded(job, "they stay held in the database, and go out summarised once due");
@@ -787,10 +811,81 @@ export class Notifier {
     }
     const deadline = Deadline.in(this.o.clock, timeoutMs);
     // No delivery starts from here on (see `send`): claims settling now leave theirs pending.
-    const all = () => Promise.all([this.loop, ...this.claiming, ...this.busy, ...this.delivering]);
-    if (await deadline.wait(all(), timeoutMs / 2)) return;
-    for (const hook of this.hooks) hook.interrupt();
-    await deadline.wait(all());
+    const all = () =>
+      Promise.all([this.loop, ...this.claiming.keys(), ...this.busy, ...this.delivering]);
+    if (!await deadline.wait(all(), timeoutMs / 2)) {
+      for (const hook of this.hooks) hook.interrupt();
+      await deadline.wait(all());
+    }
+    this.sayUnclaimed();
+  }
+
+  /**
+   * At a stop: the notifications whose claims the database did not take
+   * (given up, or still waiting for it or for an earlier claim of their
+   * job), as the recorder says the run records it could not write: their
+   * runs have rows, but nothing in jm_notifications, so no service sends them.
+   */
+  private sayUnclaimed(): void {
+    const named = [...this.unclaimed, ...this.claiming.values()];
+    if (named.length === 0) return;
+    const shown = named.slice(0, UNCLAIMED_NAMED).join(", ");
+    notifyLog.error(
+      "{count} notifications could not be claimed before exit (the database did not take their claims in jm_notifications): {what}; they are not sent",
+      {
+        count: named.length,
+        what: named.length > UNCLAIMED_NAMED
+          ? `${shown} and ${named.length - UNCLAIMED_NAMED} more`
+          : shown,
+      },
+    );
+    for (const _ of named) this.o.observer?.notified("queue", false);
+  }
+
+  /**
+   * Run `work` (a claim), again while it fails for the database (away, no
+   * answer in time, a lock wait, a deadlock, a write refused), waits
+   * doubling up to CLAIM_RETRY_MAX_MS, until written: the run's row exists,
+   * and nothing else would claim its notification. At a stop, tried each
+   * second until half the stop's time, then left to the stop's line (see
+   * `sayUnclaimed`). Other failures (the values refused, a fault) are the
+   * caller's, as is the first error once the service stops.
+   */
+  private async untilWritten(what: string, work: () => Promise<void>): Promise<void> {
+    for (let tries = 1, wait = FIRST_RETRY_MS;; tries++) {
+      try {
+        await work();
+        if (tries > 1) {
+          notifyLog.info("{what}: notification claimed at try {tries}", { what, tries });
+        }
+        return;
+      } catch (error) {
+        if (!(error instanceof DatabaseError) || error.unstorable) throw error;
+        const now = this.o.clock.now();
+        if (now >= this.claimsUntil) {
+          this.unclaimed.push(what);
+          return;
+        }
+        if (tries === 1) {
+          notifyLog.warn(
+            "{what}: notification not claimed yet: {error}; tried again until the database takes it, and the job's later notifications wait behind it",
+            { what, error: this.scrub(String(error)) },
+          );
+        } else {
+          notifyLog.debug("{what}: notification not claimed at try {tries}: {error}", {
+            what,
+            tries,
+            error: this.scrub(String(error)),
+          });
+        }
+        const stopping = this.closing.signal.aborted;
+        await this.o.clock.sleep(
+          stopping ? Math.min(CLOSE_RETRY_MS, this.claimsUntil - now) : wait,
+          stopping ? undefined : this.closing.signal,
+        );
+        wait = Math.min(2 * wait, CLAIM_RETRY_MAX_MS);
+      }
+    }
   }
 
   /**
@@ -818,16 +913,18 @@ export class Notifier {
       this.firstLook.promise;
     const after = before ??
       (this.lostFirst === null ? previous : Promise.all([previous, this.lostFirst]));
-    const claiming: Promise<void> = after.then(work).catch((error) => {
-      notifyLog.warn("{what}: notification not sent: {error}", {
-        what,
-        error: this.scrub(String(error)),
-      });
-    }).finally(() => {
+    const claiming: Promise<void> = after.then(() => this.untilWritten(what, work)).catch(
+      (error) => {
+        notifyLog.warn("{what}: notification not sent: {error}", {
+          what,
+          error: this.scrub(String(error)),
+        });
+      },
+    ).finally(() => {
       this.claiming.delete(claiming);
       if (job !== null && this.claimTails.get(job) === claiming) this.claimTails.delete(job);
     });
-    this.claiming.add(claiming);
+    this.claiming.set(claiming, what);
     if (job !== null) this.claimTails.set(job, claiming);
     return claiming;
   }

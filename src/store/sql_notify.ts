@@ -58,6 +58,9 @@ export async function claimNotification(
     );
     if (inserted.changes !== 1) return null;
     if (claim.minIntervalMs === null) return { send: true, heldBack: null };
+    // The job's row is locked from here (the upsert), waiting as any statement does (mysql.ts,
+    // 30 s): bounded shorter, a claim behind a frozen holder would only fail sooner and be tried
+    // again (notifier.ts untilWritten), getting the row later than a wait granted at its release.
     await tx.run(
       insertSql("jm_notify_state", ["job_id"], 1, driver.profile.upsertTail("job_id", ["job_id"])),
       [claim.job_id],
@@ -72,7 +75,11 @@ export async function claimNotification(
     const lastSent = state.last_sent_at === null ? null : Number(state.last_sent_at);
     const crowded = claim.maxPending !== undefined &&
       await pendingOf(tx, claim.job_id, claim.event, inserted.lastId) >= claim.maxPending;
-    if ((lastSent !== null && lastSent > claim.at - claim.minIntervalMs) || crowded) {
+    // Within min_interval of the last one sent, on either side: each node reads its own clock
+    // for `at` before its transaction, so a claim may commit after one of a later `at`. Such a
+    // one is held only as near to it as the interval says (with 0, never).
+    const near = lastSent !== null && Math.abs(claim.at - lastSent) < claim.minIntervalMs;
+    if (near || crowded) {
       statuses[claim.status] = (statuses[claim.status] ?? 0) + 1;
       await tx.run(
         "UPDATE jm_notify_state SET held_count = ?, held_since = ?, held_statuses = ?, held_payload = ?, held_id = ? WHERE job_id = ?",
@@ -94,7 +101,8 @@ export async function claimNotification(
     }
     await tx.run(
       "UPDATE jm_notify_state SET last_sent_at = ?, held_count = 0, held_since = NULL, held_statuses = NULL, held_payload = NULL, held_id = NULL WHERE job_id = ?",
-      [claim.at, claim.job_id],
+      // Never back: one that came out of order does not shorten the hold after the later one.
+      [Math.max(claim.at, lastSent ?? claim.at), claim.job_id],
     );
     if (held === 0) return { send: true, heldBack: null };
     const heldBack: HeldBack = { count: held, since: Number(state.held_since), statuses };

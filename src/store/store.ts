@@ -600,7 +600,8 @@ export interface NotifyStore {
    * event, ref) unless it exists (then return null: another service, or an
    * earlier attempt, has it); with `minIntervalMs`, lock the job's
    * `jm_notify_state` row and either hold the notification (the job was
-   * notified less than that long ago: counted, its payload kept) or mark
+   * notified within that long of its time, on either side: counted, its
+   * payload kept) or mark
    * the job notified now and hand over what was held back before. A
    * notification to send is kept `pending`, with its payload and what was
    * held back, until `notificationDone`: a service that stops or dies
