@@ -34,27 +34,41 @@ async function stdout(db: TestDatabase, args: string[], env?: Record<string, str
 }
 
 /** A database holding job `long`, a live service, a run and a log line. */
+/** A live service's row, as of `now`. */
+function liveNode(now: number): Node {
+  return {
+    id: "svc",
+    host: "svc",
+    pid: 1,
+    version: "0.1.0",
+    started_at: now - 60_000,
+    heartbeat_at: now,
+    applied_marker: null,
+    jobs_loaded: 1,
+    last_reload_at: now - 30_000,
+    last_reload_ms: 12,
+    stopped_at: null,
+    timezone: "UTC",
+  };
+}
+
+/** The service beats now: on a busy machine the commands before may outlast its last beat. */
+async function beat(db: TestDatabase): Promise<void> {
+  const store = db.open();
+  try {
+    await store.saveNode(liveNode(Date.now()));
+  } finally {
+    await store.close();
+  }
+}
+
 async function seeded(backend: (typeof BACKENDS)[number]): Promise<TestDatabase> {
   const db = await freshDatabase(backend);
   const store = db.open();
   try {
     await migrateFresh(db, store);
     const now = Date.now();
-    const node: Node = {
-      id: "svc",
-      host: "svc",
-      pid: 1,
-      version: "0.1.0",
-      started_at: now - 60_000,
-      heartbeat_at: now,
-      applied_marker: null,
-      jobs_loaded: 1,
-      last_reload_at: now - 30_000,
-      last_reload_ms: 12,
-      stopped_at: null,
-      timezone: "UTC",
-    };
-    await store.saveNode(node);
+    await store.saveNode(liveNode(now));
     await store.insertLogs([{
       created_at: now,
       level: "info",
@@ -66,6 +80,7 @@ async function seeded(backend: (typeof BACKENDS)[number]): Promise<TestDatabase>
     await store.close();
   }
   await stdout(db, ["job", "add", "long", "--command", LONG, "--cron", "30 2 * * *"]);
+  await beat(db);
   await stdout(db, ["job", "run", "long"]);
   return db;
 }
@@ -118,6 +133,7 @@ for (const backend of BACKENDS) {
         ["reload"],
       ]
     ) {
+      if (args[1] === "run") await beat(db);
       documents[args.join(" ")] = JSON.parse(await stdout(db, ["--json", ...args]));
     }
     const logs = await stdout(db, ["--json", "logs"]);
