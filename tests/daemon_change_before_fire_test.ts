@@ -139,6 +139,26 @@ for (const backend of BACKENDS) {
     });
   }
 
+  for (const ms of ahead) {
+    Deno.test(`daemon[${backend}]: a job's schedule changed, reported ${ms} ms before a fire both schedules have, fires there`, async () => {
+      const { h: watched, daemon, store } = await polledJustBefore(backend, at(2) - ms);
+      await using h = watched;
+      await changedBeforeFire(
+        h,
+        daemon,
+        store,
+        at(2) - ms,
+        () => h.job("tick", { schedule: { second: "2,30" } }),
+      );
+      // The change is applied before the instant's fires are taken: the due fire stays due.
+      (await h.started("tick", at(2))).finish();
+      await h.run("tick", at(2), "success");
+      // And the new schedule goes on.
+      await h.clock.set(at(30));
+      await h.started("tick", at(30));
+    });
+  }
+
   Deno.test(`daemon[${backend}]: a job removed, reported 200 ms before its fire and after a poll, does not fire`, async () => {
     const { h: watched, daemon, store } = await polledJustBefore(backend, at(2) - 200);
     await using h = watched;

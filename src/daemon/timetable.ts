@@ -175,9 +175,10 @@ export class Timetable {
   }
 
   /**
-   * Schedule `job`, its first fire strictly after `after` (ms). A job
-   * already here whose schedule and zone did not change keeps its next
-   * fire, so changing a command never skips or repeats a fire.
+   * Schedule `job`, its first fire strictly after `after` (ms), or after
+   * its old schedule's fire that is due and not taken yet. A job already
+   * here whose schedule and zone did not change keeps its next fire, so
+   * changing a command never skips or repeats a fire.
    */
   set(job: Job, after: number): void {
     this.advance();
@@ -193,6 +194,9 @@ export class Timetable {
       return;
     }
     if (old) this.forget(old);
+    // A fire of the old schedule due and not taken yet (a change applied just before an
+    // instant's fires are taken) is decided by the new one: a reload at the instant would skip it.
+    if (old?.next != null && old.next <= after) after = old.next - 1;
     // Thousands of new schedules are ordered by their outlines, and each
     // compiled when it is about to fire, not all at once in a reload.
     let { schedule, exact } = scheduleOrOutline(job, policy.zone);
