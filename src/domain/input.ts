@@ -10,6 +10,7 @@ import { LOG_LEVELS, type LogLevel, parseLogLevel } from "./log_row.ts";
 import { wholeNumber, wholeNumberRule } from "./number.ts";
 import { RUN_STATUSES, type RunStatus } from "./run.ts";
 import { parseDuration } from "./time.ts";
+import { shortened } from "./printable.ts";
 
 /** `-n`, `--limit`: how many, from 1 to `max`. */
 export function parseCount(raw: string, name: string, max: number): number {
@@ -17,7 +18,7 @@ export function parseCount(raw: string, name: string, max: number): number {
   if (value === null) {
     throw valueRefused(
       name,
-      `${name}: '${raw}' is not valid (allowed: ${wholeNumberRule(1, max)})`,
+      `${name}: '${shortened(raw)}' is not valid (allowed: ${wholeNumberRule(1, max)})`,
     );
   }
   return value;

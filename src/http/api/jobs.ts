@@ -336,7 +336,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
   });
 
   routes.post("/schedule/preview", async (c) => {
-    const body = await readObject(c);
+    const body = await readObject(c, undefined, false);
     // Only a schedule: a job's other fields would be taken and ignored.
     const stray = Object.keys(body).find((key) => !PREVIEW_FIELDS.includes(key));
     if (stray !== undefined) {
