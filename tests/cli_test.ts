@@ -751,6 +751,7 @@ for (const backend of BACKENDS) {
         'env: "MY-TOKEN=…" is not NAME=VALUE with NAME of A-Z a-z 0-9 _ not starting with a digit',
       exit_code: 2,
       field: "env",
+      option: "--env",
     });
   });
 }
