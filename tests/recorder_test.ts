@@ -832,3 +832,28 @@ Deno.test("recorder: a record still on its way to the database when the stop's t
   assertMatch(log.messages().join("\n"), /before exit .*: run 1; /);
   never.resolve();
 });
+
+Deno.test("recorder: a run's end whose row was gone, its new row failing to be written, waits and is written later", async () => {
+  const { store, clock, recorder } = setup();
+  assertEquals(await recorder.claim([fire("a", 1000)]), [1]);
+  store.mode = "refuse";
+  await recorder.update(1, finished(1100), { ...fire("a", 1000), ...finished(1100) });
+  assertEquals(recorder.backlog, 1);
+  // jm_runs emptied meanwhile; the retry finds the row gone, and the database fails as the
+  // run's end is written in a new row.
+  store.rows.delete(1);
+  store.mode = "up";
+  const updateRuns = store.updateRuns.bind(store);
+  store.updateRuns = async (updates) => {
+    const gone = await updateRuns(updates);
+    if (gone.length > 0) store.mode = "down";
+    return gone;
+  };
+  await clock.advance(1000);
+  assertEquals(recorder.backlog, 1, "the end waits");
+  store.updateRuns = updateRuns;
+  store.mode = "up";
+  await clock.advance(30_000);
+  assertEquals(store.summary(), [["a", 1000, "success"]]);
+  await recorder.close(1000);
+});

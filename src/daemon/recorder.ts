@@ -884,7 +884,10 @@ export class RunRecorder {
    */
   private async writeUpdates(): Promise<void> {
     const held = new Set<number>();
-    const sent = (update: Waiting) => this.unsent.splice(this.unsent.indexOf(update), 1);
+    const sent = (update: Waiting) => {
+      const at = this.unsent.indexOf(update);
+      if (at >= 0) this.unsent.splice(at, 1);
+    };
     let refusal: unknown = null;
     try {
       while (this.updates.length > 0) {
@@ -896,8 +899,9 @@ export class RunRecorder {
         try {
           const gone = await this.store.updateRuns([next], this.node());
           this.behind.delete(next.id);
-          sent(next);
+          // A row gone is written anew: till then (it may fail too) the update is not sent.
           if (gone.length > 0) await this.rowsGone([next]);
+          sent(next);
         } catch (error) {
           if (isUnreachable(error)) throw error;
           const smaller = isUnstorable(error) ? this.reduce(next, error) : null;
