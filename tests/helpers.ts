@@ -530,8 +530,25 @@ export async function withTestAccount(use: (name: string) => Promise<void>): Pro
   try {
     await use(name);
   } finally {
-    await run("userdel", name);
+    await removeAccount(name, run);
   }
+}
+
+/** `userdel` of `name`: a shell of it the test ended (a disarmed run) may take a moment to exit. */
+async function removeAccount(
+  name: string,
+  run: (...argv: string[]) => Promise<void>,
+): Promise<void> {
+  let refusal: unknown = null;
+  await waitFor(async () => {
+    refusal = await run("userdel", name).then(() => null, (error) => error);
+    return refusal === null || !/currently used by process/.test(String(refusal));
+  }, {
+    timeoutMs: 10_000,
+    what: `the processes of ${name} to end, so it can be removed`,
+    detail: () => String(refusal),
+  });
+  if (refusal !== null) throw refusal;
 }
 
 /**
