@@ -68,6 +68,20 @@ Deno.test("cli: a SQLite file holding only the original's jm_jobs_apscheduler is
   }
 });
 
+/** The "created …" lines of `serve` started on sqlite:jobs.db in `dir` until it has loaded its jobs. */
+async function createdSaidByServe(dir: string): Promise<string[]> {
+  await using serve = new CliProcess(["--database", "sqlite:jobs.db", "serve"], { cwd: dir });
+  await waitFor(() => serve.stderr.includes('"loaded '), {
+    timeoutMs: 30_000,
+    what: "serve to load its jobs",
+    detail: () => serve.stderr,
+  });
+  serve.signal("SIGTERM");
+  assertEquals((await serve.exit(30_000)).code, 0, serve.stderr);
+  return serve.stderr.split("\n").filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l).message as string).filter((m) => m.startsWith("created "));
+}
+
 Deno.test("serve that creates its SQLite database says so, naming its absolute path; started on it again, not", async () => {
   const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "jm-serve-created-" }));
   // The path given is relative: the warning names the file as a command run elsewhere finds it.
@@ -76,17 +90,11 @@ Deno.test("serve that creates its SQLite database says so, naming its absolute p
     `created a new, empty database ${database}; add jobs with \`jobsmanager job add --database ${database} …\``;
   try {
     for (const first of [true, false]) {
-      await using serve = new CliProcess(["--database", "sqlite:jobs.db", "serve"], { cwd: dir });
-      await waitFor(() => serve.stderr.includes('"loaded '), {
-        timeoutMs: 30_000,
-        what: "serve to load its jobs",
-        detail: () => serve.stderr,
-      });
-      serve.signal("SIGTERM");
-      assertEquals((await serve.exit(30_000)).code, 0, serve.stderr);
-      const said = serve.stderr.split("\n").filter((l) => l.startsWith("{"))
-        .map((l) => JSON.parse(l).message as string).filter((m) => m.startsWith("created "));
-      assertEquals(said, first ? [made] : [], `${first ? "first" : "second"} start`);
+      assertEquals(
+        await createdSaidByServe(dir),
+        first ? [made] : [],
+        `${first ? "first" : "second"} start`,
+      );
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -102,17 +110,7 @@ Deno.test("serve on a SQLite file holding only the original's jm_jobs_apschedule
       "CREATE TABLE jm_jobs_apscheduler (id VARCHAR(191) PRIMARY KEY, next_run_time FLOAT, job_state BLOB NOT NULL)",
     );
     original.close();
-    await using serve = new CliProcess(["--database", "sqlite:jobs.db", "serve"], { cwd: dir });
-    await waitFor(() => serve.stderr.includes('"loaded '), {
-      timeoutMs: 30_000,
-      what: "serve to load its jobs",
-      detail: () => serve.stderr,
-    });
-    serve.signal("SIGTERM");
-    assertEquals((await serve.exit(30_000)).code, 0, serve.stderr);
-    const said = serve.stderr.split("\n").filter((l) => l.startsWith("{"))
-      .map((l) => JSON.parse(l).message as string).filter((m) => m.startsWith("created "));
-    assertEquals(said, [
+    assertEquals(await createdSaidByServe(dir), [
       `created jobsmanager's tables in the database ${database}, which held none; add jobs with \`jobsmanager job add --database ${database} …\``,
     ]);
   } finally {
