@@ -506,10 +506,16 @@ export class SqlStore implements Store {
     return this.#madeSchema;
   }
 
+  /** Whether the database held tables of another's when this store's migration found none of ours. */
+  #heldOthers = false;
+
   async migrate(options: MigrateOptions = {}): Promise<MigrationReport> {
     const report = await this.migrateSchema(options);
-    // Version 0 under the lock: no jobsmanager schema was there, whatever else the database held.
-    if (report.from === 0 && report.applied.length > 0) this.#madeSchema = true;
+    // Version 0 under the lock: no jobsmanager schema was there. An empty SQLite file another
+    // command made a moment ago (commands started at once) is that command's to tell of.
+    if (report.from === 0 && report.applied.length > 0 && this.#heldOthers) {
+      this.#madeSchema = true;
+    }
     return report;
   }
 
@@ -539,6 +545,7 @@ export class SqlStore implements Store {
       // Another process may have migrated while this one waited for the lock.
       const locked = await this.schemaTables(tx);
       const from = await this.schemaVersion(tx, locked);
+      if (from === 0) this.#heldOthers = await this.holdsOtherTables(tx);
       this.refuseNewer(from);
       // An older service may have made the schema since the check above.
       if (!upgrade) this.refuseOlder(from);
@@ -677,6 +684,16 @@ export class SqlStore implements Store {
    * command: one query on SQLite; on MySQL one, then one a table read
    * whole (see `DialectProfile.tableColumns`).
    */
+  /** Whether the database holds a table that is not jobsmanager's version table. */
+  private async holdsOtherTables(executor: Executor): Promise<boolean> {
+    const [row] = await executor.all(
+      this.kind === "sqlite"
+        ? "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name <> 'jm_schema_version' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+        : "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name <> 'jm_schema_version'",
+    );
+    return Number(row.n) > 0;
+  }
+
   private async schemaTables(executor: Executor): Promise<SchemaTables> {
     const names = [...SCHEMA_TABLES, "jm_schema_version"];
     const rows = await this.driver.profile.tableColumns(executor, names, [

@@ -726,10 +726,10 @@ export interface Store extends JobStore, MarkerStore, RunStore, NodeStore, LogSt
   readonly created: boolean;
   /**
    * Whether this store's `migrate` made jobsmanager's tables in a database
-   * that held none of them (false till then, and for every other process
-   * migrating it at the same time): a new one (`created`), or, on SQLite,
-   * a file that existed (one that holds only the original JobsManager's
-   * table, moved aside as `jm_jobs_apscheduler`).
+   * that held none of them but held other tables (false till then, and for
+   * every other process migrating it at the same time): on SQLite, a file
+   * that holds only the original JobsManager's table, moved aside as
+   * `jm_jobs_apscheduler`. A new or empty database is `created`'s.
    */
   readonly madeSchema: boolean;
 
