@@ -50,6 +50,18 @@ async function runRows(db: TestDatabase): Promise<Record<string, unknown>[]> {
   }));
 }
 
+/** Job `a`, a live service svc-1, and a row saying svc-1 runs a run of `a`: that run. */
+async function runningOnLiveNode(db: TestDatabase) {
+  assertEquals((await jm(db, ...ADD)).code, 0);
+  await saveNodes(db, liveFor30Minutes("svc-1"));
+  await rawQuery(
+    db,
+    "INSERT INTO jm_runs (job_id, scheduled_at, status, `trigger`, node_id, started_at) VALUES ('a', 1000, 'running', 'schedule', 'svc-1', 1000)",
+  );
+  const [run] = await runRows(db);
+  return run;
+}
+
 for (const backend of BACKENDS) {
   Deno.test(`cli[${backend}]: job run with no live service refuses, unless --queue; --wait --timeout gives up`, async () => {
     await using db = await freshDatabase(backend);
@@ -205,13 +217,7 @@ for (const backend of BACKENDS) {
 
   Deno.test(`cli[${backend}]: runs cancel --wait prints the service's answer`, async () => {
     await using db = await freshDatabase(backend);
-    assertEquals((await jm(db, ...ADD)).code, 0);
-    await saveNodes(db, liveFor30Minutes("svc-1"));
-    await rawQuery(
-      db,
-      "INSERT INTO jm_runs (job_id, scheduled_at, status, `trigger`, node_id, started_at) VALUES ('a', 1000, 'running', 'schedule', 'svc-1', 1000)",
-    );
-    const [restored] = await runRows(db);
+    const restored = await runningOnLiveNode(db);
     const waiting = jm(db, "runs", "cancel", "--wait", "--timeout", "60", String(restored.id));
     // The service's answer, once the request is there: it did not know the run.
     await waitFor(async () => (await runRows(db))[0].cancel_requested_at !== null || null, {
@@ -235,13 +241,7 @@ for (const backend of BACKENDS) {
 
   Deno.test(`cli[${backend}]: runs cancel --wait --timeout on a database that hangs gives up at the timeout and its margin, the cancel not confirmed written`, async () => {
     await using db = await freshDatabase(backend);
-    assertEquals((await jm(db, ...ADD)).code, 0);
-    await saveNodes(db, liveFor30Minutes("svc-1"));
-    await rawQuery(
-      db,
-      "INSERT INTO jm_runs (job_id, scheduled_at, status, `trigger`, node_id, started_at) VALUES ('a', 1000, 'running', 'schedule', 'svc-1', 1000)",
-    );
-    const [run] = await runRows(db);
+    const run = await runningOnLiveNode(db);
     // SQLite: another connection holds the write lock; MariaDB: no byte moves to or from it.
     const holder = db.target.kind === "sqlite" ? new DatabaseSync(db.target.path) : null;
     await using proxy = db.target.kind === "mysql" ? proxyFor(db) : null;
