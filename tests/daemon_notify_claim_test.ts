@@ -65,21 +65,29 @@ async function lockNotifyState(
   };
 }
 
+/**
+ * Job `fl`, its failures notified to a hook appending to `events`, its
+ * notify state's row there (as after its first notification: a lock is on
+ * it), the service started: its first fire, running.
+ */
+async function firstFire(h: DaemonHarness, db: TestDatabase, events: string) {
+  await h.job("fl", {
+    schedule: { second: "1", minute: "0", hour: "0" },
+    on_failure: appendStdin(events),
+  });
+  await rawQuery(db, "INSERT INTO jm_notify_state (job_id) VALUES ('fl')");
+  await h.start();
+  await h.clock.set(T0 + 1000);
+  return await h.started("fl", T0 + 1000);
+}
+
 for (const backend of BACKENDS) {
   Deno.test(`notify claim[${backend}]: a failure whose claim hits a lock held by another connection is sent once it is released`, async () => {
     await using dir = await tempDir();
     const events = `${dir.path}/events`;
     const db = await freshDatabase(backend);
     await using h = await DaemonHarness.create(db, { store: storeOf(db) });
-    await h.job("fl", {
-      schedule: { second: "1", minute: "0", hour: "0" },
-      on_failure: appendStdin(events),
-    });
-    // The job's row exists, as after its first notification: the lock is on it.
-    await rawQuery(db, "INSERT INTO jm_notify_state (job_id) VALUES ('fl')");
-    await h.start();
-    await h.clock.set(T0 + 1000);
-    const run = await h.started("fl", T0 + 1000);
+    const run = await firstFire(h, db, events);
     const lock = await lockNotifyState(db, "fl");
     try {
       run.finish({ status: "failed", exitCode: 1 });
@@ -108,14 +116,7 @@ for (const backend of BACKENDS) {
     await using dir = await tempDir();
     const db = await freshDatabase(backend);
     await using h = await DaemonHarness.create(db, { store: storeOf(db) });
-    await h.job("fl", {
-      schedule: { second: "1", minute: "0", hour: "0" },
-      on_failure: appendStdin(`${dir.path}/events`),
-    });
-    await rawQuery(db, "INSERT INTO jm_notify_state (job_id) VALUES ('fl')");
-    await h.start();
-    await h.clock.set(T0 + 1000);
-    const run = await h.started("fl", T0 + 1000);
+    const run = await firstFire(h, db, `${dir.path}/events`);
     const lock = await lockNotifyState(db, "fl");
     try {
       run.finish({ status: "failed", exitCode: 1 });
