@@ -11,6 +11,9 @@ import { type Backend, BACKENDS, freshDatabase, type TestDatabase } from "./help
 import { DaemonHarness, describeRun, T0, uncounted, until } from "./daemon_harness.ts";
 import { Metrics } from "../src/http/metrics.ts";
 import type { Store } from "../src/store/store.ts";
+import type { JobOptions } from "../src/domain/job.ts";
+import type { Settings } from "../src/config/config.ts";
+import { appendStdin, jsonLines, tempDir } from "./notify_fixtures.ts";
 
 const at = (s: number) => T0 + s * 1000;
 const HELD = /^the database did not answer; holding 1 fires/;
@@ -140,11 +143,16 @@ for (const backend of BACKENDS) {
 }
 
 /**
- * A harness holding through outages, its job `tick` due every second;
+ * A harness holding through outages, its job `tick` due every second
+ * (or as `more.job` says, with `more.settings`);
  * `gate.claims` set: the next claim waits for it (a database that stalls),
  * or with `gate.refuse`, fails unwritten (a connection cut on the way).
  */
-async function gated(backend: Backend, metrics?: Metrics): Promise<{
+async function gated(
+  backend: Backend,
+  metrics?: Metrics,
+  more: { job?: Partial<JobOptions>; settings?: Partial<Settings> } = {},
+): Promise<{
   h: DaemonHarness;
   gate: { claims: PromiseWithResolvers<void> | null; refuse: boolean } & Claims;
 }> {
@@ -156,7 +164,7 @@ async function gated(backend: Backend, metrics?: Metrics): Promise<{
     answered: 0,
   };
   const h = await DaemonHarness.create(db, {
-    settings: { "cluster.on_database_outage": "hold" },
+    settings: { "cluster.on_database_outage": "hold", ...more.settings },
     observer: metrics,
     store: () => {
       const store = db.open();
@@ -178,7 +186,7 @@ async function gated(backend: Backend, metrics?: Metrics): Promise<{
       return store;
     },
   });
-  await h.job("tick", { schedule: { second: "*" } });
+  await h.job("tick", { schedule: { second: "*" }, ...more.job });
   h.runner.endAll();
   await h.start();
   return { h, gate };
@@ -211,6 +219,41 @@ for (const backend of BACKENDS) {
     );
     assertEquals(h.runner.of("tick").filter((r) => r.scheduledAt === at(1)).map(String), []);
     await everyRowCounted(h, metrics);
+  });
+
+  // Seen in CI as an on_failure that never came: a missed fire of a daily job decided again at the
+  // same instant found the row its late claim wrote, and took it for another node's.
+  Deno.test(`daemon hold[${backend}]: held, rows whose claim lands after all are told on_failure once each: a missed fire and a run that did not start`, async () => {
+    await using dir = await tempDir();
+    const file = `${dir.path}/failure.jsonl`;
+    const metrics = new Metrics();
+    const { h: harness, gate } = await gated(backend, metrics, {
+      job: { schedule: { second: "1,3" }, on_failure: appendStdin(file) },
+      settings: { "notify.min_interval": 0 },
+    });
+    await using h = harness;
+    gate.claims = Promise.withResolvers();
+    // At 3 s: the fire at 1 s is past its grace (a missed row), the one at 3 s due: one claim.
+    await h.clock.set(at(3));
+    await h.clock.set(at(3) + 1000);
+    await h.until(() => h.line(/^the database did not answer; holding 2 fires/), "the held fires");
+    gate.claims.resolve();
+    await backAt(h, at(5), gate);
+    const rows = await h.until(async () => {
+      const rows = await h.runs("tick");
+      return rows.length === 2 && rows.every((r) => r.status === "missed") ? rows : null;
+    }, "both fires' rows to end missed");
+    const told = await h.until(async () => {
+      const lines = await jsonLines(file);
+      return lines.length >= 2 ? lines : null;
+    }, "on_failure of both rows");
+    assertEquals(
+      told.map((p) => [p.run_id, p.status]).sort(),
+      rows.map((r) => [r.id, "missed"]).sort(),
+      rows.map(describeRun).join("\n"),
+    );
+    await everyRowCounted(h, metrics);
+    assertEquals((await jsonLines(file)).length, 2, "a row told twice");
   });
 
   Deno.test(`daemon hold[${backend}]: held, the missed fires of a range are all decided again, from the first`, async () => {

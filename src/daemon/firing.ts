@@ -155,7 +155,20 @@ export class Firing {
     for (const fire of armed.values()) fire.shell.disarm();
     for (const row of rows) this.o.handover.decided(row.job_id);
     const ids = this.o.cluster.holds
-      ? await this.o.recorder.claimOrHold(rows)
+      ? await this.o.recorder.claimOrHold(rows, (landed) => {
+        // Decided again once the database is back, a fire of the same instant finds these rows
+        // and takes them for another node's: they are told here.
+        for (const { index, id, row } of landed) {
+          if (index < decision.missed.length || row.status !== "missed") {
+            this.tell(decision, rows, index, id, now);
+          } else {
+            this.o.notifier.runEnded(
+              inTurn[index - decision.missed.length].job,
+              missedRun(id, row, now),
+            );
+          }
+        }
+      })
       : await this.o.recorder.claim(rows, {
         instant: true,
         startBy: plans.reduce(
@@ -172,18 +185,7 @@ export class Firing {
       ]);
     }
     // Told and counted only where this node's row stands: another may have claimed the fire.
-    decision.missed.forEach((m, i) => {
-      const id = ids[i];
-      if (id === null) return;
-      this.o.notifier.runEnded(m.job, missedRun(id, rows[i], now));
-      this.o.observer?.ended(m.job.id, "missed", m.count);
-      schedulerLog.warn("job {job}: {count} fires missed", { job: m.job.id, count: m.count });
-    });
-    rows.forEach((row, i) => {
-      if (row.status !== "skipped" || ids[i] === null) return;
-      this.o.observer?.ended(row.job_id, "skipped");
-      schedulerLog.info("job {job}: fire skipped, max_instances reached", { job: row.job_id });
-    });
+    ids.forEach((id, i) => id !== null && this.tell(decision, rows, i, id, now));
     // An id a run here still holds: jm_runs was emptied meanwhile (active_runs.ts `rowless`).
     rows.forEach((row, i) => {
       if (ids[i] !== null) this.o.runs.idTaken(ids[i]!, row.job_id);
@@ -234,6 +236,21 @@ export class Firing {
     // here before the next fire is decided.
     if (lost) {
       await this.o.handover.holdRunsElsewhere().catch((error) => this.o.health.failed(error));
+    }
+  }
+
+  /** Row `index` of an instant's claim stands as `id`: a missed or skipped one is told and counted. */
+  private tell(decision: Decision, rows: NewRun[], index: number, id: number, now: number): void {
+    const m = decision.missed[index];
+    if (m !== undefined) {
+      this.o.notifier.runEnded(m.job, missedRun(id, rows[index], now));
+      this.o.observer?.ended(m.job.id, "missed", m.count);
+      schedulerLog.warn("job {job}: {count} fires missed", { job: m.job.id, count: m.count });
+    } else if (rows[index].status === "skipped") {
+      this.o.observer?.ended(rows[index].job_id, "skipped");
+      schedulerLog.info("job {job}: fire skipped, max_instances reached", {
+        job: rows[index].job_id,
+      });
     }
   }
 

@@ -126,6 +126,17 @@ interface Waiting {
 }
 
 /**
+ * A row of a held claim that reached the database after the node gave up
+ * on it (`claimOrHold`): its index in the claim, its id, and the row as it
+ * ends (a run that could not start ends `missed`).
+ */
+export interface Landed {
+  index: number;
+  id: number;
+  row: NewRun;
+}
+
+/**
  * `update` made smaller after the database refused its values (`why`): at `stage` 1 its output keeps its head and tail and its note
  * its start; at 2 they are replaced by a line saying what was not stored.
  * Its status, times and exit code stay: the run ends as it ended. Null
@@ -315,11 +326,17 @@ export class RunRecorder {
    * one that failed on its way may have been written all the same: its
    * fires keep their markers (`lostMarker`) until they are decided again.
    */
-  claimOrHold(rows: NewRun[]): Promise<(number | null)[] | null> {
-    return this.underWay(this.claimOrHoldRows(rows));
+  claimOrHold(
+    rows: NewRun[],
+    landed?: (rows: Landed[]) => void,
+  ): Promise<(number | null)[] | null> {
+    return this.underWay(this.claimOrHoldRows(rows, landed));
   }
 
-  private async claimOrHoldRows(rows: NewRun[]): Promise<(number | null)[] | null> {
+  private async claimOrHoldRows(
+    rows: NewRun[],
+    landed: (rows: Landed[]) => void = () => {},
+  ): Promise<(number | null)[] | null> {
     if (!this.health.online) return null;
     const again = this.lost.take(rows);
     const { attempt, outcome, error } = await this.attempt(rows);
@@ -337,20 +354,29 @@ export class RunRecorder {
     // Its markers are not used again: a run it wrote, if it lands, is ended
     // here, as never started. A row that was final already (missed, skipped)
     // stays as it says: its fires are decided again all the same (a claim
-    // of the same instant then finds it there; a range of missed fires
-    // decided again may overlap it: a fire told twice, none lost).
+    // of the same instant then finds it there, and takes it for another
+    // node's; a range of missed fires decided again may overlap it: a fire
+    // told twice, none lost). The rows that landed are told to `landed`.
     this.underWay(attempt.then((ids) => {
+      const written: Landed[] = [];
       ids.forEach((id, i) => {
-        if (id === null || (rows[i].status !== "running" && rows[i].status !== "queued")) return;
-        this.update(id, {
+        if (id === null) return;
+        if (rows[i].status !== "running" && rows[i].status !== "queued") {
+          written.push({ index: i, id, row: rows[i] });
+          return;
+        }
+        const ended = {
           status: "missed",
           started_at: null,
           finished_at: this.clock.now(),
           note:
             "held: its claim reached the database too late to start it (cluster.on_database_outage)",
-        });
+        } as const;
+        this.update(id, ended);
         this.options.ended?.(rows[i].job_id, "missed");
+        written.push({ index: i, id, row: { ...rows[i], ...ended } });
       });
+      landed(written);
     }, () => this.lost.keep(rows)));
     return null;
   }
