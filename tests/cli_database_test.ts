@@ -14,6 +14,7 @@ import {
   freshDatabase,
   jm,
   mysqlTest,
+  rawQuery,
   saveNodes,
   serviceRow,
   type TestDatabase,
@@ -138,6 +139,44 @@ mysqlTest(
       input: exported.stdout,
     });
     assertEquals([applied.code, applied.stderr], [0, made(to)]);
+  },
+);
+
+mysqlTest(
+  "cli[mysql], serve[mysql]: a MySQL database holding only the original's jm_jobs_apscheduler is said to get jobsmanager's tables, not to be empty",
+  async () => {
+    const original =
+      "CREATE TABLE jm_jobs_apscheduler (id VARCHAR(191) PRIMARY KEY, next_run_time DOUBLE, job_state BLOB NOT NULL)";
+    await using db = await freshDatabase("mysql");
+    await rawQuery(db, original);
+    const added = await jm(db, ...ADD);
+    assertEquals([added.code, added.stderr], [
+      0,
+      `jobsmanager: created jobsmanager's tables in the database ${
+        describeTarget(db.target)
+      }, which held none${POINT_ELSEWHERE}`,
+    ]);
+    await using served = await freshDatabase("mysql");
+    await rawQuery(served, original);
+    await using serve = new CliProcess(["serve"], {
+      cwd: served.dir,
+      env: { JM_DATABASE_URL: served.url },
+    });
+    const line = await waitFor(
+      () =>
+        serve.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) =>
+          JSON.parse(l).message as string
+        )
+          .find((m) => m.startsWith("created ")),
+      { timeoutMs: 30_000, what: "serve to say it made the tables", detail: () => serve.stderr },
+    );
+    const database = JSON.stringify(describeTarget(served.target));
+    assertEquals(
+      line,
+      `created jobsmanager's tables in the database ${database}, which held none; add jobs with \`jobsmanager job add --database ${database} …\``,
+    );
+    serve.signal("SIGTERM");
+    assertEquals((await serve.exit(30_000)).code, 0, serve.stderr);
   },
 );
 

@@ -205,18 +205,19 @@ export class CommandContext {
    */
   noteCreated(store: Store): void {
     if (!store.created && !store.madeSchema) return;
-    if (this.target.kind === "mysql") {
+    const mysql = this.target.kind === "mysql";
+    const byDefault = mysql ? "" : this.byDefault();
+    const path = mysql ? this.databaseName : this.databaseName.slice("sqlite:".length);
+    if (store.madeSchema) {
+      // A database that held other tables (the original's, moved aside), none of jobsmanager's.
       writeErr(
-        `jobsmanager: created jobsmanager's tables in the empty database ${this.databaseName}; if the service uses another, point this command at it with --database or --config`,
+        `jobsmanager: created jobsmanager's tables in the database ${path}${byDefault}, which held none; if the service uses another, point this command at it with --database or --config`,
       );
       return;
     }
-    const byDefault = this.byDefault();
-    const path = this.databaseName.slice("sqlite:".length);
-    if (!store.created) {
-      // A file that was there, holding none of jobsmanager's tables (the original's, moved aside).
+    if (mysql) {
       writeErr(
-        `jobsmanager: created jobsmanager's tables in the database ${path}${byDefault}, which held none; if the service uses another, point this command at it with --database or --config`,
+        `jobsmanager: created jobsmanager's tables in the empty database ${path}; if the service uses another, point this command at it with --database or --config`,
       );
       return;
     }

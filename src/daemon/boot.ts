@@ -544,12 +544,12 @@ class BootedDaemon implements Daemon {
     if (store.created || this.o.madeDatabase || store.madeSchema) {
       // A mistyped path, or a service started in the wrong directory, reads no jobs: say so, naming
       // the database as a command run from any directory finds it.
-      const made = store.kind === "mysql"
+      // A database that held other tables (the original's, moved aside) held none of jobsmanager's.
+      const made = store.madeSchema
+        ? "created jobsmanager's tables in the database {database}, which held none"
+        : store.kind === "mysql"
         ? "created jobsmanager's tables in the empty database {database}"
-        : store.created || this.o.madeDatabase
-        ? "created a new, empty database {database}"
-        // A file that was there, holding none of jobsmanager's tables (the original's, moved aside).
-        : "created jobsmanager's tables in the database {database}, which held none";
+        : "created a new, empty database {database}";
       serviceLog.warn(`${made}; add jobs with \`jobsmanager job add --database {database} …\``, {
         database: absoluteDescription(store.description),
       });
