@@ -243,26 +243,33 @@ contract("latestRuns", "empty when nothing ran", async ({ store }) => {
   assertEquals(await store.latestRuns(), new Map());
 });
 
-contract("latestRuns", "the newest run of each job, whatever its trigger", async ({ store }) => {
-  const [, , b1, a3] = await store.claimRuns([
-    fire("a", 1000),
-    fire("a", 2000),
-    fire("b", 500),
-    manualRequest("a", 1500),
-  ]);
-  const latest = await store.latestRuns();
-  assertEquals([...latest.entries()].map(([job, run]) => [job, run.id]).sort(), [
-    ["a", a3],
-    ["b", b1],
-  ]);
-  await store.updateRun(a3!, { stdout: "out", stderr: "err" });
-  // Without its output: a list of every job's last run must not read megabytes of it.
-  assertEquals((await store.latestRuns()).get("a"), {
-    ...(await store.getRun(a3!))!,
-    stdout: null,
-    stderr: null,
-  });
-});
+contract(
+  "latestRuns",
+  "the newest run of each job in jm_jobs, whatever its trigger",
+  async ({ store }) => {
+    await jobs(store, "a", "b");
+    const [, , b1, a3] = await store.claimRuns([
+      fire("a", 1000),
+      fire("a", 2000),
+      fire("b", 500),
+      manualRequest("a", 1500),
+      // A job removed since: no job of the list is its.
+      fire("gone", 3000),
+    ]);
+    const latest = await store.latestRuns();
+    assertEquals([...latest.entries()].map(([job, run]) => [job, run.id]).sort(), [
+      ["a", a3],
+      ["b", b1],
+    ]);
+    await store.updateRun(a3!, { stdout: "out", stderr: "err" });
+    // Without its output: a list of every job's last run must not read megabytes of it.
+    assertEquals((await store.latestRuns()).get("a"), {
+      ...(await store.getRun(a3!))!,
+      stdout: null,
+      stderr: null,
+    });
+  },
+);
 
 contract("lastFires", "empty when no job has fired", async ({ store }) => {
   assertEquals(await store.lastFires(10_000), {

@@ -241,7 +241,9 @@ export async function failingBefore(
   if (silent === undefined) return false;
   // Alerted for silence: failing still, unless a success ended since.
   const [success] = await driver.all(
-    `SELECT 1 AS found FROM jm_runs WHERE job_id = ? AND id <> ? AND ${
+    `SELECT 1 AS found FROM jm_runs${
+      driver.profile.forceIndex("jm_runs_job")
+    } WHERE job_id = ? AND id <> ? AND ${
       driver.profile.noIndex("status")
     } = 'success' AND finished_at >= ? AND finished_at <= ? ORDER BY id DESC LIMIT 1`,
     [jobId, run.id, Number(silent.created_at), run.finished_at],
@@ -264,7 +266,9 @@ const lastAlert = (column: string) =>
  * end is then earlier than the latest, by less than the overlap.
  */
 export function silenceCandidatesSql(profile: DialectProfile): string {
-  return `SELECT j.id, j.alert_after, j.created_at, j.updated_at, (SELECT r.finished_at FROM jm_runs r WHERE r.job_id = j.id AND ${
+  return `SELECT j.id, j.alert_after, j.created_at, j.updated_at, (SELECT r.finished_at FROM jm_runs r${
+    profile.forceIndex("jm_runs_job")
+  } WHERE r.job_id = j.id AND ${
     profile.noIndex("r.status")
   } = 'success' ORDER BY r.id DESC LIMIT 1) AS last_success, ${lastAlert("ref")} AS alert_since, ${
     lastAlert("created_at")

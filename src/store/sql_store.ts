@@ -6,6 +6,7 @@ import { ConflictError, DatabaseError, RuntimeError } from "../errors.ts";
 import { type Job, JOB_FIELDS, sameDefinition, scheduleText } from "../domain/job.ts";
 import { VERSION } from "../version.ts";
 import {
+  type DialectProfile,
   type Driver,
   eachStatement,
   type Executor,
@@ -315,6 +316,18 @@ const RUN_SELECT = `SELECT ${RUN_COLUMNS.map((c) => `\`${c}\``).join(", ")} FROM
 const RUN_SELECT_NO_OUTPUT = `SELECT ${
   RUN_COLUMNS.map((c) => c === "stdout" || c === "stderr" ? `NULL AS ${c}` : `\`${c}\``).join(", ")
 } FROM jm_runs`;
+
+/**
+ * The newest run of each job in jm_jobs, by one look into jm_runs_job a
+ * job: `GROUP BY job_id` over jm_runs read every run's index entry (SQLite:
+ * 0.11 s at 1 M runs, on the service's thread, for each dashboard poll),
+ * and MariaDB reads each job's every entry for a `MAX(id)` of them.
+ */
+export const latestRunsSql = (profile: DialectProfile) =>
+  `${RUN_SELECT_NO_OUTPUT} JOIN (SELECT (SELECT r.id FROM jm_runs r${
+    profile.forceIndex("jm_runs_job")
+  } WHERE r.job_id = j.id ORDER BY r.id DESC LIMIT 1) AS latest FROM jm_jobs j) l ON jm_runs.id = l.latest`;
+
 /**
  * The runs now running, oldest first: on jm_runs_status (which holds the id
  * too, so no sort), a few rows however many runs have ended.
@@ -1455,9 +1468,7 @@ export class SqlStore implements Store {
   }
 
   async latestRuns(): Promise<Map<string, Run>> {
-    const rows = await this.driver.all(
-      `${RUN_SELECT_NO_OUTPUT} WHERE id IN (SELECT MAX(id) FROM jm_runs GROUP BY job_id)`,
-    );
+    const rows = await this.driver.all(latestRunsSql(this.driver.profile));
     return new Map(rows.map((row) => {
       const run = rowToRun(row);
       return [run.job_id, run];

@@ -392,8 +392,8 @@ export interface RunStore {
   lastFires(notAfter: number): Promise<LastFires>;
 
   /**
-   * The newest run (highest id, any trigger) of every job that has one, in
-   * one query; without its output (stdout and stderr null).
+   * The newest run (highest id, any trigger) of every job in jm_jobs that
+   * has one, in one query; without its output (stdout and stderr null).
    */
   latestRuns(): Promise<Map<string, Run>>;
 
