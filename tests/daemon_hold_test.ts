@@ -67,8 +67,9 @@ function everyRowCounted(h: DaemonHarness, metrics: Metrics): Promise<true> {
   return until(async () => await wrong() === "" || null, "every final row counted", wrong);
 }
 
-/** Claims a `gated` harness's store has on their way, and has answered. */
+/** Claims a `gated` harness's store was asked for, has on their way, and has answered. */
 interface Claims {
+  asked: number;
   inFlight: number;
   answered: number;
 }
@@ -143,6 +144,17 @@ for (const backend of BACKENDS) {
 }
 
 /**
+ * Move the clock to `at` and wait for the claim of its fires to be asked:
+ * its time limit runs from the clock as it was then (a clock moved on
+ * before, as a busy machine let it, gave the claim a second from there).
+ */
+async function claimAsked(h: DaemonHarness, gate: Claims, at: number): Promise<void> {
+  const before = gate.asked;
+  await h.clock.set(at);
+  await h.until(() => gate.asked > before, `the claim of the fires at T0+${at - T0}`);
+}
+
+/**
  * A harness holding through outages, its job `tick` due every second
  * (or as `more.job` says, with `more.settings`);
  * `gate.claims` set: the next claim waits for it (a database that stalls),
@@ -160,6 +172,7 @@ async function gated(
   const gate = {
     claims: null as PromiseWithResolvers<void> | null,
     refuse: false,
+    asked: 0,
     inFlight: 0,
     answered: 0,
   };
@@ -170,6 +183,7 @@ async function gated(
       const store = db.open();
       const claimRuns = store.claimRuns.bind(store);
       store.claimRuns = async (runs) => {
+        gate.asked++;
         if (gate.refuse) {
           gate.refuse = false;
           throw new Error("write EPIPE: the connection was cut");
@@ -198,7 +212,7 @@ for (const backend of BACKENDS) {
     const { h: harness, gate } = await gated(backend, metrics);
     await using h = harness;
     gate.claims = Promise.withResolvers();
-    await h.clock.set(at(1));
+    await claimAsked(h, gate, at(1));
     // The claim gives up after a second (claimTimeoutMs), and the node holds.
     await h.clock.set(at(1) + 1000);
     await h.until(() => h.line(HELD), "the fire at 1 s to be held");
@@ -234,7 +248,7 @@ for (const backend of BACKENDS) {
     await using h = harness;
     gate.claims = Promise.withResolvers();
     // At 3 s: the fire at 1 s is past its grace (a missed row), the one at 3 s due: one claim.
-    await h.clock.set(at(3));
+    await claimAsked(h, gate, at(3));
     await h.clock.set(at(3) + 1000);
     await h.until(() => h.line(/^the database did not answer; holding 2 fires/), "the held fires");
     gate.claims.resolve();
