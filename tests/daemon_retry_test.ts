@@ -7,7 +7,8 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { BACKENDS, freshDatabase, rawQuery } from "./helpers.ts";
-import { DaemonHarness, NODE_ID, T0, until } from "./daemon_harness.ts";
+import { DaemonHarness, NODE_ID, storeWith, T0, until } from "./daemon_harness.ts";
+import { settle } from "./fake_clock.ts";
 import { node } from "./store_contract.ts";
 import { retryDelayMs } from "../src/domain/job.ts";
 import { cancelRun } from "../src/app/runs.ts";
@@ -138,6 +139,50 @@ for (const backend of BACKENDS) {
         ],
       );
       assertEquals(h.runner.of("flaky").length, 3);
+    },
+  );
+
+  // Seen in CI on a busy machine: the fire's own look for retries to drop came after its run had
+  // failed and queued its retry, and dropped it as if a later fire had come.
+  Deno.test(
+    `daemon[${backend}]: a run that fails before its fire's look for pending retries keeps its retry`,
+    async () => {
+      const look = { asked: false, answered: false, go: Promise.withResolvers<void>() };
+      const skipping: number[] = [];
+      const db = await freshDatabase(backend);
+      await using h = await DaemonHarness.create(db, {
+        store: storeWith(db, {
+          listRuns: (store) => async (filter) => {
+            if (filter.status !== "queued") return await store.listRuns(filter);
+            look.asked = true;
+            await look.go.promise;
+            const runs = await store.listRuns(filter);
+            look.answered = true;
+            return runs;
+          },
+          updateRun: (store) => (id, update, ...rest) => {
+            if (update.status === "skipped") skipping.push(id);
+            return store.updateRun(id, update, ...rest);
+          },
+        }),
+      });
+      await h.job("flaky", { schedule: { second: "5", minute: "0" }, retries: "1" });
+      await h.start();
+      await h.clock.set(T0 + 5000);
+      (await h.started("flaky", T0 + 5000)).finish(FAILED);
+      await h.until(() => look.asked, "the fire's look for pending retries");
+      const retry = await queued(h, "flaky");
+      look.go.resolve();
+      await h.until(() => look.answered, "the look's answer");
+      // What it does with the answer it does at once: a drop is under way by then.
+      await settle();
+      assertEquals(skipping, [], `run ${retry.id}, the retry of the fire that looked, dropped`);
+      await h.clock.set(retry.scheduled_at);
+      (await h.until(
+        () => h.runner.of("flaky").find((r) => r.runId === retry.id),
+        "the runner to start the retry",
+      )).finish();
+      await ended(h, retry.id, "success");
     },
   );
 

@@ -259,16 +259,19 @@ export class Aftermath {
   }
 
   /**
-   * A scheduled fire of `job` was claimed: retries of it still pending are
-   * dropped (`skipped`, saying why), unless the job keeps them
-   * (`--retry-overlap`).
+   * A scheduled fire of `job` was claimed: retries of earlier runs still
+   * pending are dropped (`skipped`, saying why), unless the job keeps them
+   * (`--retry-overlap`). Not the fire's own: a run that failed at once may
+   * have queued its retry before this look was answered.
    */
   private async dropRetries(job: Job, fireId: number, scheduledAt: number): Promise<void> {
     const pending = (await this.o.store.listRuns({
       job_id: job.id,
       status: "queued",
       limit: PENDING_RETRIES,
-    })).filter((r) => r.trigger === "retry" && r.node_id === null && r.id !== fireId);
+    })).filter((r) =>
+      r.trigger === "retry" && r.node_id === null && r.id !== fireId && r.first_run_id !== fireId
+    );
     for (const retry of pending) {
       const dropped = await this.o.store.updateRun(retry.id, {
         status: "skipped",
