@@ -640,6 +640,54 @@ Deno.test("recorder: a recovery's claim whose answer was lost is sent again, and
   await recorder.close(1000);
 });
 
+// atk209: a retry written from the backlog, its answer lost, was dropped by the next fire meanwhile
+// (skipped); the claim sent again put it back to queued, where no service took it.
+Deno.test("recorder: a queued row whose claim's answer was lost is not put back to queued when sent again", async () => {
+  const { store, clock, health, recorder } = setup();
+  store.mode = "down";
+  await recorder.claim([{
+    job_id: "r",
+    scheduled_at: 5000,
+    status: "queued",
+    trigger: "retry",
+    marker: "m-r",
+  }]);
+  store.mode = "hang";
+  await clock.advance(1000);
+  assertEquals(store.summary(), [["r", 5000, "queued"]]);
+  // Dropped by the next fire, or taken by a service, before the answer was lost.
+  const [row] = store.rows.values();
+  store.rows.set(row.id, { ...row, status: "skipped", node_id: "n2" });
+  store.mode = "up";
+  await store.release(true);
+  for (let s = 0; s < 30 && recorder.backlog > 0; s++) await clock.advance(1000);
+  assertEquals(recorder.backlog, 0, JSON.stringify(store.summary()));
+  assert(health.online);
+  assertEquals(store.summary(), [["r", 5000, "skipped"]]);
+  await recorder.close(1000);
+});
+
+Deno.test("recorder: a queued row whose claim landed after its timeout is not put back to queued", async () => {
+  const { store, clock, recorder } = setup();
+  store.mode = "hang";
+  const claimed = recorder.claim([{
+    job_id: "r",
+    scheduled_at: 5000,
+    status: "queued",
+    trigger: "retry",
+    marker: "m-r",
+  }]);
+  await clock.advance(CLAIM_TIMEOUT_MS);
+  await claimed;
+  const [row] = store.rows.values();
+  store.rows.set(row.id, { ...row, status: "running", node_id: "n2" });
+  store.mode = "up";
+  await store.release();
+  for (let s = 0; s < 30 && recorder.backlog > 0; s++) await clock.advance(1000);
+  assertEquals(store.summary(), [["r", 5000, "running"]]);
+  await recorder.close(1000);
+});
+
 Deno.test("recorder: a run written after the outage whose fire another service claimed meanwhile is said to have run twice", async () => {
   await using log = await captureLogs("warning");
   const { store, clock, recorder } = setup();

@@ -16,7 +16,13 @@
  */
 import { DatabaseError, errorMessage, isUnreachable, isUnstorable } from "../errors.ts";
 import { log } from "./log.ts";
-import { type NewRun, type RunStatus, type RunUpdate, shortenedNote } from "../domain/run.ts";
+import {
+  type NewRun,
+  type RowKey,
+  type RunStatus,
+  type RunUpdate,
+  shortenedNote,
+} from "../domain/run.ts";
 import { cutAgain } from "../domain/output_cut.ts";
 import type { RunStore } from "../store/store.ts";
 import { type Clock, Deadline } from "./clock.ts";
@@ -52,7 +58,7 @@ export interface RecorderOptions {
    * written again): a run here still holding that id lost its row
    * (jm_runs emptied meanwhile; ActiveRuns.idTaken).
    */
-  idTaken?: (runId: number, jobId: string) => void;
+  idTaken?: (runId: number, jobId: string, row?: RowKey) => void;
 }
 
 const storeLog = log("store");
@@ -403,9 +409,9 @@ export class RunRecorder {
    * row (RecorderOptions `idTaken`), and so did one known by the
    * provisional id whose row had it (see `given`).
    */
-  private idGiven(id: number, jobId: string): void {
-    this.options.idTaken?.(id, jobId);
-    this.given([{ job_id: jobId }], [id]);
+  private idGiven(id: number, row: Pick<NewRun, "job_id"> & RowKey): void {
+    this.options.idTaken?.(id, row.job_id, row);
+    this.given([row], [id]);
   }
 
   /**
@@ -673,7 +679,7 @@ export class RunRecorder {
         );
         continue;
       }
-      this.idGiven(written, row.job_id);
+      this.idGiven(written, row);
       this.moved.set(id, written);
       if (this.moved.size > MAX_REMEMBERED) this.moved.delete(this.moved.keys().next().value!);
       storeLog.warn(
@@ -792,12 +798,11 @@ export class RunRecorder {
     const row = this.buffered.get(provisional);
     if (!row) return;
     this.buffered.delete(provisional);
-    if (id !== null) this.idGiven(id, row.job_id);
+    if (id !== null) this.idGiven(id, row);
     this.remember(provisional, id);
     // What the run learned meanwhile (its end, its output) goes to the landed row.
-    if (id !== null) {
-      this.update(id, postClaimFields(row));
-    } else claimedElsewhere(row);
+    if (id === null) claimedElsewhere(row);
+    else if (learned(row)) this.update(id, postClaimFields(row));
   }
 
   /** The database answers again: write what waited (throws, keeping the rest, if it fails). */
@@ -883,7 +888,7 @@ export class RunRecorder {
             const again = this.sentBefore.delete(provisional);
             this.buffered.delete(provisional);
             // jm_runs emptied during the outage: a run still going here may hold the id.
-            if (ids[i] !== null) this.idGiven(ids[i]!, sent.job_id);
+            if (ids[i] !== null) this.idGiven(ids[i]!, sent);
             this.remember(provisional, ids[i]);
             // A run that ended while its row was on its way merged its end into
             // the buffered copy, not the one sent; a claim sent again after its
@@ -891,7 +896,7 @@ export class RunRecorder {
             // the buffered copy as an update.
             const id = ids[i];
             if (id === null) return claimedElsewhere(current ?? sent);
-            if (current && (current !== sent || again)) {
+            if (current && (current !== sent || again) && learned(current)) {
               this.updates.push({ id, update: postClaimFields(current) });
             }
           });
@@ -1086,6 +1091,16 @@ export class RunRecorder {
 
 function definedOnly(update: RunUpdate): RunUpdate {
   return Object.fromEntries(Object.entries(update).filter(([, v]) => v !== undefined));
+}
+
+/**
+ * Whether a buffered row may have learned something after its claim: a
+ * row still `queued` has not, and is any service's to take, or drop (a
+ * retry the next fire came before), once written: an update after its
+ * claim's answer would put it back to queued where none takes it.
+ */
+function learned(row: NewRun): boolean {
+  return row.status !== "queued";
 }
 
 /** What a buffered row learned after its claim, as an update of the landed row. */
