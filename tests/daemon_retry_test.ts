@@ -490,6 +490,47 @@ for (const backend of BACKENDS) {
     },
   );
 
+  // atk209: a follow-up's row, taken by a poll and started before the answer to its insert came
+  // back, was taken for a run whose row jm_runs had lost: its end was never written.
+  Deno.test(
+    `daemon[${backend}]: a follow-up started before the answer to its insert came back keeps its row`,
+    async () => {
+      const answer = Promise.withResolvers<void>();
+      let held = false;
+      const db = await freshDatabase(backend);
+      await using h = await DaemonHarness.create(db, {
+        store: storeWith(db, {
+          claimRuns: (store) => async (rows) => {
+            const ids = await store.claimRuns(rows);
+            if (rows.some((r) => r.trigger === "after")) {
+              held = true;
+              await answer.promise;
+            }
+            return ids;
+          },
+        }),
+      });
+      await h.job("a", { schedule: { second: "*/10" } });
+      await h.job("b", { after: "a" });
+      await h.start();
+      await h.clock.set(T0 + 10_000);
+      (await h.started("a", T0 + 10_000)).finish();
+      await h.until(() => held, "b's row to be written, its answer held");
+      // A poll finds the row due and starts it: the timed poll, if none comes sooner.
+      const b = await h.until(async () => {
+        const started = h.runner.of("b")[0];
+        if (!started) await h.clock.advance(500);
+        return started;
+      }, "the runner to start b before the answer came");
+      answer.resolve();
+      await h.until(() => h.line(/^job a run \d+ ended success: follow-up job b/), "b's queueing");
+      b.finish();
+      const ran = await ended(h, b.runId!, "success");
+      assertEquals(ran.trigger, "after");
+      assertEquals(h.line(/gave its id to a new run/), undefined);
+    },
+  );
+
   Deno.test(
     `daemon[${backend}]: A → B on success and A → C on failure, once per run of A`,
     async () => {

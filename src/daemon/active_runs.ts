@@ -8,7 +8,7 @@
  * end gives the next waiting fire its worker.
  */
 import type { Job } from "../domain/job.ts";
-import type { NewRun, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
+import type { NewRun, RowKey, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
 import type { Aftermath } from "./aftermath.ts";
 import type { Clock, Deadline } from "./clock.ts";
 import { log } from "./log.ts";
@@ -124,12 +124,17 @@ export class ActiveRuns {
   }
 
   /**
-   * The database gave `runId` to a new run of `jobId`: a run here that
-   * still holds that id lost its row (see `rowless`).
+   * The database gave `runId` to a new row of `jobId`: a run here that
+   * still holds that id lost its row (see `rowless`), unless it is that
+   * row's own run (`row`: a queued row a poll took and started before the
+   * answer to its insert came back).
    */
-  idTaken(runId: number, jobId: string): void {
+  idTaken(runId: number, jobId: string, row?: RowKey): void {
     const before = this.active.get(runId);
-    if (before !== undefined) this.loseRow(runId, before, jobId);
+    if (before === undefined) return;
+    const own = row !== undefined && before.job.id === jobId &&
+      before.scheduledAt === row.scheduled_at && before.trigger === row.trigger;
+    if (!own) this.loseRow(runId, before, jobId);
   }
 
   /**

@@ -7,7 +7,7 @@
  * dropped, unless the job keeps it (`--retry-overlap`).
  */
 import { afterMatches, followCycle, type Job, retryDelayMs, retryOn } from "../domain/job.ts";
-import type { NewRun, Run, RunStatus } from "../domain/run.ts";
+import type { NewRun, RowKey, Run, RunStatus } from "../domain/run.ts";
 import type { RunStore } from "../store/store.ts";
 import { idWord } from "../domain/shell.ts";
 import type { Clock } from "./clock.ts";
@@ -44,7 +44,7 @@ export interface AftermathOptions {
    * The database gave `runId` to a retry or follow-up row of `jobId`: a
    * run here still holding that id lost its row (jm_runs emptied).
    */
-  idTaken(runId: number, jobId: string): void;
+  idTaken(runId: number, jobId: string, row?: RowKey): void;
   /** A run ended before its record was written: look for it soon (see `awaitingRecords`). */
   recordAwaited(): void;
 }
@@ -232,9 +232,10 @@ export class Aftermath {
    */
   private async queue(row: NewRun): Promise<number | null> {
     for (let i = 0; i < QUEUE_TRIES; i++) {
-      const [id] = await this.o.recorder.claim([{ ...row, scheduled_at: row.scheduled_at + i }]);
+      const queued = { ...row, scheduled_at: row.scheduled_at + i };
+      const [id] = await this.o.recorder.claim([queued]);
       if (id !== null) {
-        this.o.idTaken(id, row.job_id);
+        this.o.idTaken(id, row.job_id, queued);
         this.o.dueAt(row.scheduled_at + i);
         return id;
       }

@@ -249,7 +249,7 @@ class BootedDaemon implements Daemon {
       maxBuffered: MAX_BUFFERED_RECORDS,
       ended: (jobId, status) => o.observer?.ended(jobId, status),
       node: () => this.cluster.nodeId,
-      idTaken: (runId, jobId) => this.service.idTaken(runId, jobId),
+      idTaken: (runId, jobId, row) => this.service.idTaken(runId, jobId, row),
     });
     this.notifier = new Notifier({
       store,

@@ -11,7 +11,7 @@
  */
 import type { Job } from "../domain/job.ts";
 import { log } from "./log.ts";
-import type { RunStatus, RunTrigger } from "../domain/run.ts";
+import type { RowKey, RunStatus, RunTrigger } from "../domain/run.ts";
 import type { Node } from "../domain/node.ts";
 import type { JobStore, MarkerStore, RunStore } from "../store/store.ts";
 import { type Clock, type Deadline, PRECISE_TAIL_MS, settlesWithin } from "./clock.ts";
@@ -200,7 +200,7 @@ export class Service {
       nodeId: () => this.nodeId,
       observer: o.observer,
       dueAt: (instant) => this.requests.dueAt(instant),
-      idTaken: (runId, jobId) => this.runs.idTaken(runId, jobId),
+      idTaken: (runId, jobId, row) => this.runs.idTaken(runId, jobId, row),
       recordAwaited: () => this.polls.recordAwaited(),
     });
     this.runs = new ActiveRuns({
@@ -339,8 +339,8 @@ export class Service {
   }
 
   /** The database gave `runId` to a row of `jobId` the recorder wrote (ActiveRuns.idTaken). */
-  idTaken(runId: number, jobId: string): void {
-    this.runs.idTaken(runId, jobId);
+  idTaken(runId: number, jobId: string, row?: RowKey): void {
+    this.runs.idTaken(runId, jobId, row);
   }
 
   /** What the heartbeat reports. */

@@ -134,6 +134,9 @@ export interface Run {
 /** What a new row starts with; the rest is filled in as the run proceeds. */
 export type NewRun = Pick<Run, "job_id" | "scheduled_at" | "status" | "trigger"> & Partial<Run>;
 
+/** Which row of a job a new id went to: its instant and trigger (with the job, the unique key). */
+export type RowKey = Pick<NewRun, "scheduled_at" | "trigger">;
+
 /** The columns a run's progress may change. */
 export type RunUpdate = Partial<
   Pick<
