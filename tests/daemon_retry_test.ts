@@ -186,6 +186,68 @@ for (const backend of BACKENDS) {
     },
   );
 
+  // atk211: the same, for a fire whose claim answered after its grace began, so that its run
+  // started under a provisional id, which the retry's first_run_id (the real one) never matched.
+  Deno.test(
+    `daemon[${backend}]: a run started before its row had an id, failing before its fire's look for pending retries, keeps its retry`,
+    async () => {
+      const look = { asked: false, answered: false, go: Promise.withResolvers<void>() };
+      const claim = { asked: false, landed: false, go: Promise.withResolvers<void>() };
+      const skipping: number[] = [];
+      const db = await freshDatabase(backend);
+      let first = true;
+      await using h = await DaemonHarness.create(db, {
+        store: storeWith(db, {
+          claimRuns: (store) => async (rows) => {
+            if (!first) return await store.claimRuns(rows);
+            first = false;
+            claim.asked = true;
+            await claim.go.promise;
+            const ids = await store.claimRuns(rows);
+            claim.landed = true;
+            return ids;
+          },
+          listRuns: (store) => async (filter) => {
+            if (filter.status !== "queued") return await store.listRuns(filter);
+            look.asked = true;
+            await look.go.promise;
+            const runs = await store.listRuns(filter);
+            look.answered = true;
+            return runs;
+          },
+          updateRun: (store) => (id, update, ...rest) => {
+            if (update.status === "skipped") skipping.push(id);
+            return store.updateRun(id, update, ...rest);
+          },
+        }),
+      });
+      await h.job("flaky", {
+        schedule: { second: "5", minute: "0" },
+        retries: "1",
+        misfire_grace_time: "30",
+      });
+      await h.start();
+      await h.clock.set(T0 + 5000);
+      await h.until(() => claim.asked, "the fire's claim");
+      // Unanswered past the claim's time: the run starts under a provisional id.
+      await h.clock.set(T0 + 6500);
+      const run = await h.started("flaky", T0 + 5000);
+      await h.until(() => look.asked, "the fire's look for pending retries");
+      claim.go.resolve();
+      await h.until(() => claim.landed, "the fire's claim to land");
+      run.finish(FAILED);
+      const retry = await h.until(async () => {
+        const retry = (await h.runs("flaky")).find((r) => r.trigger === "retry");
+        if (!retry) await h.clock.advance(500);
+        return retry;
+      }, "the retry to be queued");
+      look.go.resolve();
+      await h.until(() => look.answered, "the look's answer");
+      await settle();
+      assertEquals(skipping, [], `run ${retry.id}, the retry of the fire that looked, dropped`);
+    },
+  );
+
   Deno.test(
     `daemon[${backend}]: each run names the version of its job it ran; a retry started after a change, the new one`,
     async () => {

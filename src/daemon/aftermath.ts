@@ -266,12 +266,15 @@ export class Aftermath {
    * have queued its retry before this look was answered.
    */
   private async dropRetries(job: Job, fireId: number, scheduledAt: number): Promise<void> {
-    const pending = (await this.o.store.listRuns({
+    const queued = await this.o.store.listRuns({
       job_id: job.id,
       status: "queued",
       limit: PENDING_RETRIES,
-    })).filter((r) =>
-      r.trigger === "retry" && r.node_id === null && r.id !== fireId && r.first_run_id !== fireId
+    });
+    // A fire started under a provisional id: its retries name the id its row got.
+    const own = fireId < 0 ? this.o.recorder.realId(fireId) : fireId;
+    const pending = queued.filter((r) =>
+      r.trigger === "retry" && r.node_id === null && r.id !== own && r.first_run_id !== own
     );
     for (const retry of pending) {
       const dropped = await this.o.store.updateRun(retry.id, {

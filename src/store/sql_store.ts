@@ -318,15 +318,17 @@ const RUN_SELECT_NO_OUTPUT = `SELECT ${
 } FROM jm_runs`;
 
 /**
- * The newest run of each job in jm_jobs, by one look into jm_runs_job a
- * job: `GROUP BY job_id` over jm_runs read every run's index entry (SQLite:
- * 0.11 s at 1 M runs, on the service's thread, for each dashboard poll),
- * and MariaDB reads each job's every entry for a `MAX(id)` of them.
+ * The newest run of each job in jm_jobs. MySQL finds each job's largest id
+ * in jm_runs_job by a loose index scan (two entries a job); SQLite, which
+ * has none, read an entry of every run for `GROUP BY job_id` (0.11 s at
+ * 1 M runs, on the service's thread, for each dashboard poll): it looks
+ * into each job's own runs instead (11-14 ms for 2,000 jobs of 250 runs,
+ * against 65-68 ms).
  */
 export const latestRunsSql = (profile: DialectProfile) =>
-  `${RUN_SELECT_NO_OUTPUT} JOIN (SELECT (SELECT r.id FROM jm_runs r${
-    profile.forceIndex("jm_runs_job")
-  } WHERE r.job_id = j.id ORDER BY r.id DESC LIMIT 1) AS latest FROM jm_jobs j) l ON jm_runs.id = l.latest`;
+  profile.dialect === "mysql"
+    ? `${RUN_SELECT_NO_OUTPUT} WHERE id IN (SELECT MAX(id) FROM jm_runs GROUP BY job_id) AND EXISTS (SELECT 1 FROM jm_jobs j WHERE j.id = jm_runs.job_id)`
+    : `${RUN_SELECT_NO_OUTPUT} JOIN (SELECT (SELECT r.id FROM jm_runs r WHERE r.job_id = j.id ORDER BY r.id DESC LIMIT 1) AS latest FROM jm_jobs j) l ON jm_runs.id = l.latest`;
 
 /**
  * The runs now running, oldest first: on jm_runs_status (which holds the id
