@@ -248,6 +248,41 @@ for (const backend of BACKENDS) {
     },
   );
 
+  // atk209: while the database refused connections, each fire of a job with retries logged an
+  // ERROR "could not write a run record" (its look for retries to drop), and dropped none.
+  Deno.test(
+    `daemon[${backend}]: a fire whose look for pending retries finds the database away drops them once it answers, without an error line`,
+    async () => {
+      const away = { next: false };
+      const db = await freshDatabase(backend);
+      await using h = await DaemonHarness.create(db, {
+        store: storeWith(db, {
+          listRuns: (store) => (filter) => {
+            if (filter.status !== "queued" || !away.next) return store.listRuns(filter);
+            away.next = false;
+            return Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:3306"));
+          },
+        }),
+      });
+      await h.job("flaky", { schedule: { second: "*/10" }, retries: "1", retry_delay: "30" });
+      await h.start();
+      await h.clock.set(T0 + 10_000);
+      (await h.started("flaky", T0 + 10_000)).finish(FAILED);
+      const retry = await queued(h, "flaky");
+      away.next = true;
+      await h.clock.set(T0 + 20_000);
+      await h.started("flaky", T0 + 20_000);
+      const dropped = await h.until(async () => {
+        const row = await h.store.getRun(retry.id);
+        if (row?.status === "queued" && h.clock.now() < T0 + 29_000) await h.clock.advance(500);
+        return row?.status === "queued" ? null : row;
+      }, `retry run ${retry.id} to be dropped by the fire at 20 s`);
+      assertEquals(dropped.status, "skipped", dropped.note ?? "");
+      assertStringIncludes(dropped.note ?? "", "retry dropped: the next scheduled fire");
+      assertEquals(h.line(/could not write a run record/), undefined);
+    },
+  );
+
   Deno.test(
     `daemon[${backend}]: each run names the version of its job it ran; a retry started after a change, the new one`,
     async () => {

@@ -10,6 +10,7 @@ import { afterMatches, followCycle, type Job, retryDelayMs, retryOn } from "../d
 import type { NewRun, RowKey, Run, RunStatus } from "../domain/run.ts";
 import type { RunStore } from "../store/store.ts";
 import { idWord } from "../domain/shell.ts";
+import { isUnreachable } from "../errors.ts";
 import type { Clock } from "./clock.ts";
 import { log } from "./log.ts";
 import type { RunRecorder } from "./recorder.ts";
@@ -68,6 +69,8 @@ export class Aftermath {
    * (the fire was queued behind it) has its retry dropped at once.
    */
   private readonly nextFireOf = new Map<string, { at: number; id: number; scheduledAt: number }>();
+  /** Fires whose drop of their job's pending retries met the database away, by job. */
+  private readonly dropsOwed = new Map<string, { job: Job; id: number; scheduledAt: number }>();
 
   constructor(private readonly o: AftermathOptions) {}
 
@@ -90,6 +93,7 @@ export class Aftermath {
       ]);
     }
     for (const id of this.nextFireOf.keys()) if (!known.has(id)) this.nextFireOf.delete(id);
+    for (const id of this.dropsOwed.keys()) if (!known.has(id)) this.dropsOwed.delete(id);
     for (const job of known.values()) {
       if (job.after_job === null) continue;
       // Writes refuse cycles; one written by hand in SQL would run for ever.
@@ -252,11 +256,33 @@ export class Aftermath {
     return null;
   }
 
-  /** A scheduled fire of `job` was claimed as run `id`: its pending retries are dropped. */
+  /**
+   * A scheduled fire of `job` was claimed as run `id`: its pending retries
+   * are dropped; with the database away (its outage said once, by the
+   * health check), at the first poll once it answers (`settleDrops`).
+   */
   async fired(job: Job, id: number, scheduledAt: number): Promise<void> {
     if (job.retries === 0 || job.retry_overlap) return;
     this.nextFireOf.set(job.id, { at: this.o.clock.now(), id, scheduledAt });
-    await this.dropRetries(job, id, scheduledAt);
+    try {
+      await this.dropRetries(job, id, scheduledAt);
+    } catch (error) {
+      if (!isUnreachable(error)) throw error;
+      this.dropsOwed.set(job.id, { job, id, scheduledAt });
+    }
+  }
+
+  /** Whether fires' drops of pending retries wait for the database (see `fired`). */
+  get owesDrops(): boolean {
+    return this.dropsOwed.size > 0;
+  }
+
+  /** Make the drops of pending retries that waited for the database; throws, keeping the rest. */
+  async settleDrops(): Promise<void> {
+    for (const [jobId, { job, id, scheduledAt }] of this.dropsOwed) {
+      await this.dropRetries(job, id, scheduledAt);
+      this.dropsOwed.delete(jobId);
+    }
   }
 
   /**

@@ -579,6 +579,7 @@ export class Service {
         }
         if (state.cancelRequests) await this.requests.takeCancelRequests();
         if (this.aftermath.awaitingRecords) await this.aftermath.followRecordedEnds();
+        if (this.aftermath.owesDrops) await this.aftermath.settleDrops();
       } while (this.pollAgain && !this.stopping);
     })().catch((error) => this.o.health.failed(error)).finally(() => this.polling = false);
   }
