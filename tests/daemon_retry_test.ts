@@ -83,6 +83,30 @@ function ended(h: DaemonHarness, id: number, ...statuses: Run["status"][]): Prom
   );
 }
 
+/**
+ * Store overrides under which a fire's look for its job's pending retries
+ * (queued runs) waits for `look.go`, and the runs set skipped are noted.
+ */
+function heldRetryLook() {
+  const look = { asked: false, answered: false, go: Promise.withResolvers<void>() };
+  const skipping: number[] = [];
+  const overrides: Parameters<typeof storeWith>[1] = {
+    listRuns: (store) => async (filter) => {
+      if (filter.status !== "queued") return await store.listRuns(filter);
+      look.asked = true;
+      await look.go.promise;
+      const runs = await store.listRuns(filter);
+      look.answered = true;
+      return runs;
+    },
+    updateRun: (store) => (id, update, ...rest) => {
+      if (update.status === "skipped") skipping.push(id);
+      return store.updateRun(id, update, ...rest);
+    },
+  };
+  return { look, skipping, overrides };
+}
+
 for (const backend of BACKENDS) {
   Deno.test(
     `daemon[${backend}]: a failing job is retried after doubling delays, capped, each attempt a row`,
@@ -147,25 +171,9 @@ for (const backend of BACKENDS) {
   Deno.test(
     `daemon[${backend}]: a run that fails before its fire's look for pending retries keeps its retry`,
     async () => {
-      const look = { asked: false, answered: false, go: Promise.withResolvers<void>() };
-      const skipping: number[] = [];
+      const { look, skipping, overrides } = heldRetryLook();
       const db = await freshDatabase(backend);
-      await using h = await DaemonHarness.create(db, {
-        store: storeWith(db, {
-          listRuns: (store) => async (filter) => {
-            if (filter.status !== "queued") return await store.listRuns(filter);
-            look.asked = true;
-            await look.go.promise;
-            const runs = await store.listRuns(filter);
-            look.answered = true;
-            return runs;
-          },
-          updateRun: (store) => (id, update, ...rest) => {
-            if (update.status === "skipped") skipping.push(id);
-            return store.updateRun(id, update, ...rest);
-          },
-        }),
-      });
+      await using h = await DaemonHarness.create(db, { store: storeWith(db, overrides) });
       await h.job("flaky", { schedule: { second: "5", minute: "0" }, retries: "1" });
       await h.start();
       await h.clock.set(T0 + 5000);
@@ -191,13 +199,13 @@ for (const backend of BACKENDS) {
   Deno.test(
     `daemon[${backend}]: a run started before its row had an id, failing before its fire's look for pending retries, keeps its retry`,
     async () => {
-      const look = { asked: false, answered: false, go: Promise.withResolvers<void>() };
+      const { look, skipping, overrides } = heldRetryLook();
       const claim = { asked: false, landed: false, go: Promise.withResolvers<void>() };
-      const skipping: number[] = [];
       const db = await freshDatabase(backend);
       let first = true;
       await using h = await DaemonHarness.create(db, {
         store: storeWith(db, {
+          ...overrides,
           claimRuns: (store) => async (rows) => {
             if (!first) return await store.claimRuns(rows);
             first = false;
@@ -206,18 +214,6 @@ for (const backend of BACKENDS) {
             const ids = await store.claimRuns(rows);
             claim.landed = true;
             return ids;
-          },
-          listRuns: (store) => async (filter) => {
-            if (filter.status !== "queued") return await store.listRuns(filter);
-            look.asked = true;
-            await look.go.promise;
-            const runs = await store.listRuns(filter);
-            look.answered = true;
-            return runs;
-          },
-          updateRun: (store) => (id, update, ...rest) => {
-            if (update.status === "skipped") skipping.push(id);
-            return store.updateRun(id, update, ...rest);
           },
         }),
       });

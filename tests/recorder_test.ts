@@ -640,18 +640,21 @@ Deno.test("recorder: a recovery's claim whose answer was lost is sent again, and
   await recorder.close(1000);
 });
 
+/** A retry queued for any service to take, as aftermath.ts writes one. */
+const QUEUED_RETRY: NewRun = {
+  job_id: "r",
+  scheduled_at: 5000,
+  status: "queued",
+  trigger: "retry",
+  marker: "m-r",
+};
+
 // atk209: a retry written from the backlog, its answer lost, was dropped by the next fire meanwhile
 // (skipped); the claim sent again put it back to queued, where no service took it.
 Deno.test("recorder: a queued row whose claim's answer was lost is not put back to queued when sent again", async () => {
   const { store, clock, health, recorder } = setup();
   store.mode = "down";
-  await recorder.claim([{
-    job_id: "r",
-    scheduled_at: 5000,
-    status: "queued",
-    trigger: "retry",
-    marker: "m-r",
-  }]);
+  await recorder.claim([QUEUED_RETRY]);
   store.mode = "hang";
   await clock.advance(1000);
   assertEquals(store.summary(), [["r", 5000, "queued"]]);
@@ -670,13 +673,7 @@ Deno.test("recorder: a queued row whose claim's answer was lost is not put back 
 Deno.test("recorder: a queued row whose claim landed after its timeout is not put back to queued", async () => {
   const { store, clock, recorder } = setup();
   store.mode = "hang";
-  const claimed = recorder.claim([{
-    job_id: "r",
-    scheduled_at: 5000,
-    status: "queued",
-    trigger: "retry",
-    marker: "m-r",
-  }]);
+  const claimed = recorder.claim([QUEUED_RETRY]);
   await clock.advance(CLAIM_TIMEOUT_MS);
   await claimed;
   const [row] = store.rows.values();
