@@ -5,7 +5,8 @@
  * dropped (or kept, with --retry-overlap); a job following another runs
  * once per matching end of its runs, recording the parent run.
  */
-import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
+import { DatabaseError } from "../src/errors.ts";
 import { BACKENDS, freshDatabase, rawQuery } from "./helpers.ts";
 import { DaemonHarness, NODE_ID, storeWith, T0, until } from "./daemon_harness.ts";
 import { settle } from "./fake_clock.ts";
@@ -276,6 +277,95 @@ for (const backend of BACKENDS) {
       assertEquals(dropped.status, "skipped", dropped.note ?? "");
       assertStringIncludes(dropped.note ?? "", "retry dropped: the next scheduled fire");
       assertEquals(h.line(/could not write a run record/), undefined);
+    },
+  );
+
+  // atk212: the drop a fire owed while the database was away was made at the next poll although
+  // a later fire had come and dropped what it had to: it dropped that later fire's run's retry.
+  Deno.test(
+    `daemon[${backend}]: a drop owed from the database's absence is not made once a later fire came: that fire's retry stays`,
+    async () => {
+      const away = { next: false };
+      let polls = 0;
+      const db = await freshDatabase(backend);
+      await using h = await DaemonHarness.create(db, {
+        settings: { "jobsmanager.reload_interval": 10 },
+        store: storeWith(db, {
+          listRuns: (store) => (filter) => {
+            if (filter.status !== "queued" || !away.next) return store.listRuns(filter);
+            away.next = false;
+            return Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:3306"));
+          },
+          pollState: (store) => (...args) => {
+            polls++;
+            return store.pollState(...args);
+          },
+        }),
+      });
+      await h.job("flaky", { schedule: { second: "12,14,16" }, retries: "1", retry_delay: "30" });
+      await h.start();
+      await h.clock.set(T0 + 12_000);
+      (await h.started("flaky", T0 + 12_000)).finish(FAILED);
+      const first = await queued(h, "flaky");
+      // The fire at 14 s finds the database away: its drop waits; at 16 s the next one's does not.
+      away.next = true;
+      await h.clock.set(T0 + 14_000);
+      (await h.started("flaky", T0 + 14_000)).finish();
+      await h.until(() => !away.next, "the look of the fire at 14 s to fail");
+      await h.clock.set(T0 + 16_000);
+      (await h.started("flaky", T0 + 16_000)).finish(FAILED);
+      await ended(h, first.id, "skipped");
+      const last = await queued(h, "flaky", first.id);
+      // Two polls on: the first of them made every drop that waited.
+      const before = polls;
+      await h.until(async () => {
+        if (polls < before + 2) await h.clock.advance(500);
+        return polls >= before + 2;
+      }, "two polls");
+      const row = await h.store.getRun(last.id);
+      assertEquals([row?.status, row?.note], ["queued", `retry: run ${last.id - 1} ended failed`]);
+    },
+  );
+
+  // atk212: a drop that failed again at every poll made each poll an outage of the database.
+  Deno.test(
+    `daemon[${backend}]: a drop owed that keeps failing is said once, and does not make each poll an outage`,
+    async () => {
+      let polls = 0;
+      const db = await freshDatabase(backend);
+      await using h = await DaemonHarness.create(db, {
+        store: storeWith(db, {
+          listRuns: (store) => (filter) => {
+            if (filter.status !== "queued" || filter.job_id !== "flaky") {
+              return store.listRuns(filter);
+            }
+            return Promise.reject(
+              new DatabaseError("no answer within 10 s", { unreachable: true, unanswered: true }),
+            );
+          },
+          pollState: (store) => (...args) => {
+            polls++;
+            return store.pollState(...args);
+          },
+        }),
+      });
+      await h.job("flaky", { schedule: { second: "*/10" }, retries: "1", retry_delay: "30" });
+      await h.start();
+      await h.clock.set(T0 + 10_000);
+      await h.started("flaky", T0 + 10_000);
+      // Ten polls on (every reload_interval, 2 s).
+      const before = polls;
+      await h.until(async () => {
+        if (polls < before + 10) await h.clock.advance(500);
+        return polls >= before + 10;
+      }, "ten polls");
+      const said = h.lines.filter((l) => /could not be read/.test(l));
+      assertEquals(said.length, 1, h.lines.join("\n"));
+      assertMatch(
+        said[0],
+        /^scheduler: job flaky: its pending retries, which the fire at \S+ drops, could not be read: DatabaseError: no answer within 10 s; tried again at each poll$/,
+      );
+      assertEquals(h.lines.filter((l) => /did not answer|is back/.test(l)), []);
     },
   );
 

@@ -70,7 +70,10 @@ export class Aftermath {
    */
   private readonly nextFireOf = new Map<string, { at: number; id: number; scheduledAt: number }>();
   /** Fires whose drop of their job's pending retries met the database away, by job. */
-  private readonly dropsOwed = new Map<string, { job: Job; id: number; scheduledAt: number }>();
+  private readonly dropsOwed = new Map<
+    string,
+    { job: Job; id: number; scheduledAt: number; warned: boolean }
+  >();
 
   constructor(private readonly o: AftermathOptions) {}
 
@@ -265,10 +268,12 @@ export class Aftermath {
     if (job.retries === 0 || job.retry_overlap) return;
     this.nextFireOf.set(job.id, { at: this.o.clock.now(), id, scheduledAt });
     try {
-      await this.dropRetries(job, id, scheduledAt);
+      await this.dropRetries(job, id, scheduledAt, true);
+      // An earlier fire's drop that waited is this one's too.
+      this.dropsOwed.delete(job.id);
     } catch (error) {
       if (!isUnreachable(error)) throw error;
-      this.dropsOwed.set(job.id, { job, id, scheduledAt });
+      this.dropsOwed.set(job.id, { job, id, scheduledAt, warned: false });
     }
   }
 
@@ -277,11 +282,29 @@ export class Aftermath {
     return this.dropsOwed.size > 0;
   }
 
-  /** Make the drops of pending retries that waited for the database; throws, keeping the rest. */
+  /**
+   * Make the drops of pending retries that waited for the database. One
+   * that fails again waits for the next poll, said once: the poll goes on
+   * (a database truly away fails its own reads).
+   */
   async settleDrops(): Promise<void> {
-    for (const [jobId, { job, id, scheduledAt }] of this.dropsOwed) {
-      await this.dropRetries(job, id, scheduledAt);
-      this.dropsOwed.delete(jobId);
+    for (const [jobId, owed] of this.dropsOwed) {
+      // A later fire came since: its drop is made, or waits in this one's place.
+      if (this.nextFireOf.get(jobId)?.id !== owed.id) {
+        this.dropsOwed.delete(jobId);
+        continue;
+      }
+      try {
+        await this.dropRetries(owed.job, owed.id, owed.scheduledAt, true);
+        this.dropsOwed.delete(jobId);
+      } catch (error) {
+        if (owed.warned) continue;
+        owed.warned = true;
+        schedulerLog.warn(
+          "job {job}: its pending retries, which the fire at {at} drops, could not be read: {error}; tried again at each poll",
+          { job: jobId, at: new Date(owed.scheduledAt).toISOString(), error: String(error) },
+        );
+      }
     }
   }
 
@@ -289,9 +312,16 @@ export class Aftermath {
    * A scheduled fire of `job` was claimed: retries of earlier runs still
    * pending are dropped (`skipped`, saying why), unless the job keeps them
    * (`--retry-overlap`). Not the fire's own: a run that failed at once may
-   * have queued its retry before this look was answered.
+   * have queued its retry before this look was answered. `queuedBefore`:
+   * only retries queued before the fire was claimed (a look made as it
+   * fired, or later for it); those of runs that end later are `ended`'s.
    */
-  private async dropRetries(job: Job, fireId: number, scheduledAt: number): Promise<void> {
+  private async dropRetries(
+    job: Job,
+    fireId: number,
+    scheduledAt: number,
+    queuedBefore = false,
+  ): Promise<void> {
     const queued = await this.o.store.listRuns({
       job_id: job.id,
       status: "queued",
@@ -300,7 +330,8 @@ export class Aftermath {
     // A fire started under a provisional id: its retries name the id its row got.
     const own = fireId < 0 ? this.o.recorder.realId(fireId) : fireId;
     const pending = queued.filter((r) =>
-      r.trigger === "retry" && r.node_id === null && r.id !== own && r.first_run_id !== own
+      r.trigger === "retry" && r.node_id === null && r.id !== own && r.first_run_id !== own &&
+      !(queuedBefore && typeof own === "number" && r.id > own)
     );
     for (const retry of pending) {
       const dropped = await this.o.store.updateRun(retry.id, {
