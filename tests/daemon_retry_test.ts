@@ -7,7 +7,8 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { DatabaseError } from "../src/errors.ts";
-import { BACKENDS, freshDatabase, rawQuery } from "./helpers.ts";
+import { type Backend, BACKENDS, freshDatabase, rawQuery } from "./helpers.ts";
+import type { Settings } from "../src/config/config.ts";
 import { DaemonHarness, NODE_ID, storeWith, T0, until } from "./daemon_harness.ts";
 import { settle } from "./fake_clock.ts";
 import { node } from "./store_contract.ts";
@@ -106,6 +107,48 @@ function heldRetryLook() {
     },
   };
   return { look, skipping, overrides };
+}
+
+/**
+ * A harness whose look for job `flaky`'s queued runs (its fires' look for
+ * retries to drop) fails with what `refusal` gives (null: it is answered);
+ * `pollsOn(n)` moves its clock on until n more polls have begun.
+ */
+async function flakyLooks(
+  backend: Backend,
+  refusal: () => Error | null,
+  settings: Partial<Settings> = {},
+) {
+  let polls = 0;
+  const db = await freshDatabase(backend);
+  const h = await DaemonHarness.create(db, {
+    settings,
+    store: storeWith(db, {
+      listRuns: (store) => (filter) => {
+        const refused = filter.status === "queued" && filter.job_id === "flaky" ? refusal() : null;
+        return refused === null ? store.listRuns(filter) : Promise.reject(refused);
+      },
+      pollState: (store) => (...args) => {
+        polls++;
+        return store.pollState(...args);
+      },
+    }),
+  });
+  const pollsOn = async (n: number) => {
+    const before = polls;
+    await h.until(async () => {
+      if (polls < before + n) await h.clock.advance(500);
+      return polls >= before + n;
+    }, `${n} polls`);
+  };
+  return { h, pollsOn };
+}
+
+/** A connection refused when `away.next` is set, once. */
+function refusedOnce(away: { next: boolean }): Error | null {
+  if (!away.next) return null;
+  away.next = false;
+  return new Error("connect ECONNREFUSED 127.0.0.1:3306");
 }
 
 for (const backend of BACKENDS) {
@@ -251,16 +294,8 @@ for (const backend of BACKENDS) {
     `daemon[${backend}]: a fire whose look for pending retries finds the database away drops them once it answers, without an error line`,
     async () => {
       const away = { next: false };
-      const db = await freshDatabase(backend);
-      await using h = await DaemonHarness.create(db, {
-        store: storeWith(db, {
-          listRuns: (store) => (filter) => {
-            if (filter.status !== "queued" || !away.next) return store.listRuns(filter);
-            away.next = false;
-            return Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:3306"));
-          },
-        }),
-      });
+      const { h: harness } = await flakyLooks(backend, () => refusedOnce(away));
+      await using h = harness;
       await h.job("flaky", { schedule: { second: "*/10" }, retries: "1", retry_delay: "30" });
       await h.start();
       await h.clock.set(T0 + 10_000);
@@ -286,22 +321,10 @@ for (const backend of BACKENDS) {
     `daemon[${backend}]: a drop owed from the database's absence is not made once a later fire came: that fire's retry stays`,
     async () => {
       const away = { next: false };
-      let polls = 0;
-      const db = await freshDatabase(backend);
-      await using h = await DaemonHarness.create(db, {
-        settings: { "jobsmanager.reload_interval": 10 },
-        store: storeWith(db, {
-          listRuns: (store) => (filter) => {
-            if (filter.status !== "queued" || !away.next) return store.listRuns(filter);
-            away.next = false;
-            return Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:3306"));
-          },
-          pollState: (store) => (...args) => {
-            polls++;
-            return store.pollState(...args);
-          },
-        }),
+      const { h: harness, pollsOn } = await flakyLooks(backend, () => refusedOnce(away), {
+        "jobsmanager.reload_interval": 10,
       });
+      await using h = harness;
       await h.job("flaky", { schedule: { second: "12,14,16" }, retries: "1", retry_delay: "30" });
       await h.start();
       await h.clock.set(T0 + 12_000);
@@ -317,11 +340,7 @@ for (const backend of BACKENDS) {
       await ended(h, first.id, "skipped");
       const last = await queued(h, "flaky", first.id);
       // Two polls on: the first of them made every drop that waited.
-      const before = polls;
-      await h.until(async () => {
-        if (polls < before + 2) await h.clock.advance(500);
-        return polls >= before + 2;
-      }, "two polls");
+      await pollsOn(2);
       const row = await h.store.getRun(last.id);
       assertEquals([row?.status, row?.note], ["queued", `retry: run ${last.id - 1} ended failed`]);
     },
@@ -331,34 +350,17 @@ for (const backend of BACKENDS) {
   Deno.test(
     `daemon[${backend}]: a drop owed that keeps failing is said once, and does not make each poll an outage`,
     async () => {
-      let polls = 0;
-      const db = await freshDatabase(backend);
-      await using h = await DaemonHarness.create(db, {
-        store: storeWith(db, {
-          listRuns: (store) => (filter) => {
-            if (filter.status !== "queued" || filter.job_id !== "flaky") {
-              return store.listRuns(filter);
-            }
-            return Promise.reject(
-              new DatabaseError("no answer within 10 s", { unreachable: true, unanswered: true }),
-            );
-          },
-          pollState: (store) => (...args) => {
-            polls++;
-            return store.pollState(...args);
-          },
-        }),
-      });
+      const { h: harness, pollsOn } = await flakyLooks(
+        backend,
+        () => new DatabaseError("no answer within 10 s", { unreachable: true, unanswered: true }),
+      );
+      await using h = harness;
       await h.job("flaky", { schedule: { second: "*/10" }, retries: "1", retry_delay: "30" });
       await h.start();
       await h.clock.set(T0 + 10_000);
       await h.started("flaky", T0 + 10_000);
       // Ten polls on (every reload_interval, 2 s).
-      const before = polls;
-      await h.until(async () => {
-        if (polls < before + 10) await h.clock.advance(500);
-        return polls >= before + 10;
-      }, "ten polls");
+      await pollsOn(10);
       const said = h.lines.filter((l) => /could not be read/.test(l));
       assertEquals(said.length, 1, h.lines.join("\n"));
       assertMatch(
