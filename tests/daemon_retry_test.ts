@@ -684,6 +684,8 @@ for (const backend of BACKENDS) {
       let held = false;
       const db = await freshDatabase(backend);
       await using h = await DaemonHarness.create(db, {
+        // The clock moves on while the answer is held: not an outage.
+        claimTimeoutMs: 600_000,
         store: storeWith(db, {
           claimRuns: (store) => async (rows) => {
             const ids = await store.claimRuns(rows);
