@@ -94,20 +94,36 @@ async function changedBeforeFire(
   return marker;
 }
 
+/**
+ * A harness polled just before `reportAt` (`polledJustBefore`), where
+ * `change` is written and reported at `reportAt` (`changedBeforeFire`);
+ * its marker.
+ */
+async function changedJustBefore(
+  backend: Backend,
+  reportAt: number,
+  change: (h: DaemonHarness) => Promise<number>,
+): Promise<{ h: DaemonHarness; marker: number }> {
+  const { h, daemon, store } = await polledJustBefore(backend, reportAt);
+  try {
+    return { h, marker: await changedBeforeFire(h, daemon, store, reportAt, () => change(h)) };
+  } catch (error) {
+    await h[Symbol.asyncDispose]();
+    throw error;
+  }
+}
+
 const ahead = [100, 250, 400];
 
 for (const backend of BACKENDS) {
   for (const ms of ahead) {
     Deno.test(`daemon[${backend}]: a job disabled, reported ${ms} ms before its fire and after a poll, does not fire`, async () => {
-      const { h: watched, daemon, store } = await polledJustBefore(backend, at(2) - ms);
-      await using h = watched;
-      const marker = await changedBeforeFire(
-        h,
-        daemon,
-        store,
+      const { h: watched, marker } = await changedJustBefore(
+        backend,
         at(2) - ms,
-        () => h.job("tick", { enabled: false }),
+        (h) => h.job("tick", { enabled: false }),
       );
+      await using h = watched;
       // steady fires at 2 s in the same dispatch as tick would have.
       await h.started("steady", at(2));
       await h.run("steady", at(2), "running");
@@ -121,15 +137,12 @@ for (const backend of BACKENDS) {
     });
 
     Deno.test(`daemon[${backend}]: a job's command changed, reported ${ms} ms before its fire and after a poll, fires the new command`, async () => {
-      const { h: watched, daemon, store } = await polledJustBefore(backend, at(2) - ms);
-      await using h = watched;
-      await changedBeforeFire(
-        h,
-        daemon,
-        store,
+      const { h: watched } = await changedJustBefore(
+        backend,
         at(2) - ms,
-        () => h.job("tick", { command: "echo v2" }),
+        (h) => h.job("tick", { command: "echo v2" }),
       );
+      await using h = watched;
       const run = await h.started("tick", at(2));
       assertEquals(
         run.spec.command,
@@ -141,15 +154,12 @@ for (const backend of BACKENDS) {
 
   for (const ms of ahead) {
     Deno.test(`daemon[${backend}]: a job's schedule changed, reported ${ms} ms before a fire both schedules have, fires there`, async () => {
-      const { h: watched, daemon, store } = await polledJustBefore(backend, at(2) - ms);
-      await using h = watched;
-      await changedBeforeFire(
-        h,
-        daemon,
-        store,
+      const { h: watched } = await changedJustBefore(
+        backend,
         at(2) - ms,
-        () => h.job("tick", { schedule: { second: "2,30" } }),
+        (h) => h.job("tick", { schedule: { second: "2,30" } }),
       );
+      await using h = watched;
       // The change is applied before the instant's fires are taken: the due fire stays due.
       (await h.started("tick", at(2))).finish();
       await h.run("tick", at(2), "success");
@@ -160,9 +170,12 @@ for (const backend of BACKENDS) {
   }
 
   Deno.test(`daemon[${backend}]: a job removed, reported 200 ms before its fire and after a poll, does not fire`, async () => {
-    const { h: watched, daemon, store } = await polledJustBefore(backend, at(2) - 200);
+    const { h: watched } = await changedJustBefore(
+      backend,
+      at(2) - 200,
+      (h) => h.removeJob("tick"),
+    );
     await using h = watched;
-    await changedBeforeFire(h, daemon, store, at(2) - 200, () => h.removeJob("tick"));
     await h.run("steady", at(2), "running");
     assertEquals(h.runner.of("tick").map((r) => r.scheduledAt), [], await h.describe());
   });
