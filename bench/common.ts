@@ -26,6 +26,17 @@ if (V8_FLAGS === undefined) throw new Error("deno.json's build task sets no --v8
 export const runAsShipped = (
   script: string,
 ): string[] => ["run", "-A", "--quiet", "--cached-only", V8_FLAGS, script];
+/** The V8 flags the program ships with, one by one. */
+export const SHIPPED_V8_FLAGS: readonly string[] = V8_FLAGS.slice("--v8-flags=".length).split(",");
+/** `deno` arguments that run the program with these V8 flags instead of its own. */
+export const runMainWith = (flags: readonly string[]): string[] => [
+  "run",
+  "-A",
+  "--quiet",
+  "--cached-only",
+  `--v8-flags=${flags.join(",")}`,
+  MAIN,
+];
 
 /** Fetch what `scripts` import, for runAsShipped. */
 export async function cached(...scripts: string[]): Promise<void> {
@@ -226,9 +237,10 @@ export function serveCommand(
   cwd: string,
   stderr: "null" | "piped",
   env: Record<string, string> = {},
+  run: readonly string[] = RUN_MAIN,
 ): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: [...RUN_MAIN, "--database", url, "--config", configPath, "serve"],
+    args: [...run, "--database", url, "--config", configPath, "serve"],
     cwd,
     env,
     stdin: "null",
@@ -242,6 +254,8 @@ export async function serve(
   db: Db,
   config: Record<string, unknown>,
   sections: Record<string, unknown> = {},
+  /** `deno` arguments that run the program (`runMainWith`); as it ships by default. */
+  run: readonly string[] = RUN_MAIN,
 ): Promise<Serve> {
   const logFile = `${db.dir}/log/jobsmanager.log`;
   await Deno.writeTextFile(
@@ -252,7 +266,7 @@ export async function serve(
       ...sections,
     }),
   );
-  const child = serveCommand(db.url, `${db.dir}/bench.json`, db.dir, "null").spawn();
+  const child = serveCommand(db.url, `${db.dir}/bench.json`, db.dir, "null", {}, run).spawn();
   try {
     await until(
       async () => (await readLog(logFile)).some((l) => String(l.message).startsWith("loaded ")),

@@ -2,8 +2,8 @@
  * Benchmarks (not tests): `deno task bench [SECTION…] [--backend sqlite|mysql] [--seconds N]`
  * (`--rounds N`: pairs of runs without and with load in `api`, default 3; `--original DIR`: a
  * checkout of the original program, measured beside the service in `cost`, see bench/original.ts).
- * Sections: catalogue, firing, burst, cost, latency, reload, idle, throughput, runner, sink, flood,
- * logs, api, notify (default: all); `cluster` (the chaos run of bench/cluster.ts, default 300 s;
+ * Sections: catalogue, firing, burst, cost, v8flags, latency, reload, idle, throughput, runner,
+ * sink, flood, logs, api, notify (default: all); `cluster` (the chaos run of bench/cluster.ts, default 300 s;
  * `--nodes 3|2` for one of its two setups) only when named.
  * MySQL runs when JM_BENCH_DATABASE_URL (or JM_TEST_DATABASE_URL) names a server;
  * each section uses a fresh database. Prints one markdown table per section.
@@ -24,9 +24,11 @@ import {
   quantile,
   query,
   readLog,
+  runMainWith,
   seed,
   serve,
   SERVER,
+  SHIPPED_V8_FLAGS,
   until,
 } from "./common.ts";
 import { chaos } from "./cluster.ts";
@@ -57,6 +59,7 @@ const sections = args.length > 0 ? args : [
   "firing",
   "burst",
   "cost",
+  "v8flags",
   "latency",
   "reload",
   "idle",
@@ -636,6 +639,55 @@ async function costOver(pid: number, rate: number): Promise<Cost> {
   };
 }
 
+/**
+ * What the shipped `--optimize-for-size` trades: the service with its V8
+ * flags and with that one left out, at 100 fires/s (CPU per fire and peak
+ * RSS, the cost target's measures) and at 1,000 (the share of fires that
+ * ran, the sustained target's).
+ */
+async function v8flags(backend: Backend): Promise<(string | number)[][]> {
+  const rows: (string | number)[][] = [];
+  const variants: [string, readonly string[]][] = [
+    ["as shipped", SHIPPED_V8_FLAGS],
+    ["without --optimize-for-size", SHIPPED_V8_FLAGS.filter((f) => f !== "--optimize-for-size")],
+  ];
+  for (const [name, flags] of variants) {
+    const row: (string | number)[] = [backend, `${name} (${flags.join(",")})`];
+    for (const rate of [100, 1000]) {
+      const db = await freshDb(backend);
+      try {
+        await seed(db, makeJobs(rate, EVERY_SECOND));
+        const s = await serve(db, {}, {}, runMainWith(flags));
+        let measured: Cost;
+        let from: number;
+        let to: number;
+        try {
+          await new Promise((r) => setTimeout(r, 5000));
+          from = Math.ceil(Date.now() / 1000) * 1000;
+          await new Promise((r) => setTimeout(r, from - Date.now()));
+          measured = await costOver(s.child.pid, rate);
+          to = Math.floor(Date.now() / 1000) * 1000;
+          // The last second's runs end and are recorded.
+          await new Promise((r) => setTimeout(r, 2000));
+        } finally {
+          await s.stop();
+        }
+        const [{ success }] = await query(
+          db,
+          `SELECT COUNT(*) AS success FROM jm_runs WHERE status = 'success' AND scheduled_at >= ${from} AND scheduled_at < ${to}`,
+        );
+        const share = `${(100 * Number(success) / (rate * (to - from) / 1000)).toFixed(1)} %`;
+        row.push(...(rate === 100 ? [measured.perFire, measured.rss] : [share, measured.cpu]));
+        if (rate === 1000) row.push(measured.rss);
+      } finally {
+        await db.drop();
+      }
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
 /** The original program's cost at `rate`, measured once a run (it keeps its jobs in MySQL only). */
 const originalCosts = new Map<number, Cost>();
 async function originalCost(rate: number): Promise<Cost> {
@@ -901,6 +953,21 @@ const SECTIONS: Record<
       "original program (this run with --original DIR; else issue 11's figures)",
     ],
     cost,
+  ],
+  v8flags: [
+    `The shipped V8 flags against the same without --optimize-for-size: N jobs firing \`true\` every second, measured over ${
+      Math.min(SECONDS, 30)
+    } s (CPU of one core; peak RSS)`,
+    [
+      "backend",
+      "V8 flags",
+      "100/s: CPU per fire",
+      "100/s: RSS",
+      "1,000/s: success",
+      "1,000/s: CPU",
+      "1,000/s: RSS",
+    ],
+    v8flags,
   ],
   throughput: [
     "1,000 jobs firing `true` at the same second vs a plain loop spawning /bin/sh -c true (300 at once)",
