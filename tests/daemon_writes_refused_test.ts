@@ -9,13 +9,21 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { BACKENDS, freshDatabase, mysqlConnection, type TestDatabase } from "./helpers.ts";
+import {
+  BACKENDS,
+  freshDatabase,
+  mysqlConnection,
+  mysqlTest,
+  type TestDatabase,
+} from "./helpers.ts";
 import { DaemonHarness, storeWith, T0 } from "./daemon_harness.ts";
 import { readinessOf, readyState } from "../src/http/health.ts";
 import { Metrics } from "../src/http/metrics.ts";
 import { explainSqliteError } from "../src/store/sqlite_errors.ts";
 import { explainMysqlError } from "../src/store/mysql.ts";
 import type { Store } from "../src/store/store.ts";
+import type { MysqlTarget } from "../src/store/target.ts";
+import mysql from "mysql2/promise";
 
 const at = (s: number) => T0 + s * 1000;
 const WRITTEN = /^wrote \d+ run records the database had refused$/;
@@ -50,6 +58,36 @@ async function mysqlTableFull(db: TestDatabase): Promise<unknown> {
     await conn.end();
   }
   throw new Error("a MEMORY table of 16 KiB took 10,000 rows of 255 characters");
+}
+
+/** What MariaDB says to a user that may read jobsmanager's tables but lacks INSERT (a GRANT left out, or revoked). */
+async function mysqlDenied(db: TestDatabase): Promise<unknown> {
+  if (db.target.kind !== "mysql") throw new Error(`${db.backend} is not a MySQL test database`);
+  const t = db.target;
+  const user = `jmt_${crypto.randomUUID().slice(0, 8)}`;
+  const admin = await mysqlConnection(db);
+  try {
+    await admin.query(`CREATE USER '${user}'@'%' IDENTIFIED BY 'pw-${user}'`);
+    await admin.query(`GRANT SELECT ON \`${t.database}\`.* TO '${user}'@'%'`);
+    const conn = await mysql.createConnection({
+      host: t.host,
+      port: t.port,
+      user,
+      password: `pw-${user}`,
+      database: t.database,
+    });
+    try {
+      await conn.query("INSERT INTO jm_nodes (id) VALUES ('n')");
+    } catch (error) {
+      return error;
+    } finally {
+      await conn.end();
+    }
+  } finally {
+    await admin.query(`DROP USER '${user}'@'%'`);
+    await admin.end();
+  }
+  throw new Error(`${user}, granted SELECT only, inserted into jm_nodes`);
 }
 
 /** The error the daemon's store gives for a refused write, as its driver explains it. */
@@ -183,6 +221,37 @@ for (const backend of BACKENDS) {
     assertEquals(readinessOf(daemon.vitals).database, { ok: true, detail: "reachable" });
   });
 }
+
+mysqlTest(
+  "daemon[mysql]: a user that lacks a privilege on the tables is said to refuse writes, naming the GRANT; a heartbeat written clears it",
+  async () => {
+    const db = await freshDatabase("mysql");
+    const error = explainMysqlError(await mysqlDenied(db), db.target as MysqlTarget);
+    const gate = { refusing: false };
+    await using h = await DaemonHarness.create(db, { store: refusingWrites(db, gate, error) });
+    const daemon = await h.start();
+    gate.refusing = true;
+    const readiness = await h.until(
+      async () => {
+        const r = readinessOf(daemon.vitals);
+        if (r.database.ok) await h.clock.advance(1000);
+        return r.database.ok ? undefined : r;
+      },
+      `the refused heartbeat to be said (readiness: ${JSON.stringify(readinessOf(daemon.vitals))})`,
+    );
+    assertEquals(readyState(readiness), "degraded");
+    assertMatch(
+      readiness.database.detail,
+      /^the database refuses writes: .*INSERT command denied to user .*; user '[^']+' needs SELECT, INSERT, UPDATE, DELETE on jobsmanager's database.*GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON /,
+    );
+    assert(daemon.vitals.databaseOnline, "a refusal is no outage");
+    gate.refusing = false;
+    await h.until(async () => {
+      if (daemon.vitals.databaseWritesRefused !== null) await h.clock.advance(1000);
+      return daemon.vitals.databaseWritesRefused === null;
+    }, `a heartbeat to be written (still: ${daemon.vitals.databaseWritesRefused})`);
+  },
+);
 
 /**
  * New runs (INSERTs into jm_runs) refuse with `error` while `gate.refusing`:

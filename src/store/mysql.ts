@@ -387,12 +387,15 @@ const UNSTORABLE = new Set<string | undefined>([
 
 /**
  * Refusals of every write until someone acts on the server: a table or
- * its tablespace full, the disk full, the server read-only.
+ * its tablespace full, the disk full, the server read-only, a privilege
+ * the user lacks (revoked, or a GRANT left out: nothing is recorded until
+ * it is granted, though the server answers).
  */
 const WRITES_REFUSED = new Set<string | undefined>([
   "ER_RECORD_FILE_FULL",
   "ER_DISK_FULL",
   "ER_OPTION_PREVENTS_STATEMENT",
+  ...PRIVILEGE_DENIED,
 ]);
 
 /** mysql2's code for the error under `error` (as explainMysqlError wraps it). */
