@@ -203,6 +203,13 @@ Deno.test("tcp proxy: forwards, holds bytes while blackholed, refuses while cut"
 
   const port = proxy.port;
   proxy.restore();
+  // Until it listens again, the listener cut() closed may still hold the port, and a connection
+  // the kernel queues for it is reset once it lets go (CI, on a busy machine).
+  await waitFor(() => proxy.listening, {
+    timeoutMs: 10_000,
+    what: "the proxy to listen again",
+    detail: () => `listening: ${proxy.listening}`,
+  });
   assertEquals(proxy.port, port);
   const again = await Deno.connect({ hostname: "127.0.0.1", port: proxy.port });
   assertEquals(await roundTrip(again, "again"), "again");
