@@ -89,10 +89,41 @@ for (const backend of BACKENDS) {
       assertEquals(other.status, 200, JSON.stringify(other.body));
       // Too deep for the parser that finds repeats: refused, not a 500.
       const deep = `{"env":${"[".repeat(100_000)}${"]".repeat(100_000)}}`;
-      assertEquals(await send("PATCH", "/api/v1/jobs/twice", deep), {
+      const tooDeep = {
         status: 400,
-        body: { error: "the body nests arrays or objects too deeply to be read" },
-      });
+        body: {
+          error: "the body nests arrays or objects too deeply to be read (more than 64 levels)",
+        },
+      };
+      assertEquals(await send("PATCH", "/api/v1/jobs/twice", deep), tooDeep);
+      // A body only read (a read token may send it) is refused before it is parsed, as one stored.
+      const preview = `{"cron":${"[".repeat(100_000)}${"]".repeat(100_000)}}`;
+      assertEquals(await send("POST", "/api/v1/schedule/preview", preview), tooDeep);
+      // Brackets in a string are text, not nesting.
+      const quoted = await send(
+        "PATCH",
+        "/api/v1/jobs/twice",
+        `{"env":{"A":"${"[{".repeat(100)}\\\"${"[".repeat(100)}"}}`,
+      );
+      assertEquals(quoted.status, 200, JSON.stringify(quoted.body));
+      assertEquals(
+        (await api.store.getJob("twice"))?.env.A,
+        `${"[{".repeat(100)}"${"[".repeat(100)}`,
+      );
+    }));
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`api (${backend}): a key that is not a job field is named in the error's field, whatever its name`, () =>
+    withApi(backend, async (api) => {
+      const job = { id: "named", command: "true", cron: "0 0 1 1 *" };
+      for (const key of ["bogus", "toString", "constructor", "hasOwnProperty", "valueOf"]) {
+        const answer = await api.call("POST", "/api/v1/jobs", { body: { ...job, [key]: 1 } });
+        const body = answer.body as { error: string; field?: string };
+        assertEquals([answer.status, body.field], [400, key], JSON.stringify(body));
+        assert(body.error.startsWith(`${key}: not a job field (known: `), body.error);
+      }
+      assertEquals(await api.store.getJob("named"), null);
     }));
 }
 

@@ -61,8 +61,42 @@ const NULLABLE: readonly string[] = [
 export function badValue(field: string, value: unknown, expected: string): ValidationError {
   return new ValidationError(
     field,
-    `${field}: ${shortened(JSON.stringify(value))} is not valid (expected ${expected})`,
+    `${field}: ${shortened(jsonHead(value, 100))} is not valid (expected ${expected})`,
   );
+}
+
+/**
+ * The start of `value`'s JSON, at least `max` characters of it where it
+ * has that many (more than `shortened` keeps): a value megabytes large or
+ * deep is not written whole to show its start.
+ */
+function jsonHead(value: unknown, max: number): string {
+  let out = "";
+  const put = (text: string) => (out += text).length < max;
+  const walk = (v: unknown): boolean => {
+    if (Array.isArray(v)) {
+      if (!put("[")) return false;
+      for (let i = 0; i < v.length; i++) {
+        if ((i > 0 && !put(",")) || !walk(v[i])) return false;
+      }
+      return put("]");
+    }
+    if (typeof v === "object" && v !== null) {
+      if (!put("{")) return false;
+      let first = true;
+      for (const [key, member] of Object.entries(v)) {
+        if (member === undefined || typeof member === "function") continue;
+        if ((!first && !put(",")) || !put(`${JSON.stringify(key)}:`) || !walk(member)) {
+          return false;
+        }
+        first = false;
+      }
+      return put("}");
+    }
+    return put(JSON.stringify(v) ?? "null");
+  };
+  walk(value);
+  return out;
 }
 
 /** `after_job` and `after_outcome` as the `--after JOB[:outcome]` option; null or "" drops the link. */

@@ -29,8 +29,14 @@ export interface OptionNames {
   option(name: OptionName, example?: string | null): string;
 }
 
-/** The job's field that gives `after` (its outcome has a field of its own). */
-const FIELD_OF: Partial<Record<OptionName, string>> = { after: "after_job" };
+/**
+ * The job's field that gives `after` (its outcome has a field of its own).
+ * No prototype: a key sent as `toString` or `constructor` is a name, not
+ * Object's method.
+ */
+const FIELD_OF: Partial<Record<OptionName, string>> = Object.assign(Object.create(null), {
+  after: "after_job",
+});
 
 /**
  * The job's field a ValidationError's `field` names: `after` (the link as
