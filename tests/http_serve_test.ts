@@ -280,6 +280,11 @@ Deno.test("serve: a client that never finishes its request's headers is answered
     });
     const answer = new TextDecoder().decode(new Uint8Array(got.flatMap((c) => [...c])));
     assertStringIncludes(answer, "HTTP/1.1 408");
+    // Said as the API says what was wrong.
+    assertEquals(JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4)), {
+      error:
+        "the request did not arrive in time: its headers must come within 10 s, and the whole request within 60 s; send it at once",
+    });
   } finally {
     conn.close();
   }

@@ -201,6 +201,46 @@ Deno.test("a server without tokens is open on loopback; /healthz and /metrics an
     }
   }));
 
+Deno.test("a request the server cannot read is answered 400 with what was wrong", () =>
+  withDeps(async (deps) => {
+    const server = await startHttpServer(settings({}), deps);
+    try {
+      const { hostname, port } = new URL(server.url);
+      for (
+        const raw of [
+          "FOO /api/v1/jobs HTTP/1.1\r\nHost: x\r\n\r\n",
+          "GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n",
+        ]
+      ) {
+        const conn = await Deno.connect({ hostname, port: Number(port) });
+        try {
+          await conn.write(new TextEncoder().encode(raw));
+          const got: number[] = [];
+          const buffer = new Uint8Array(4096);
+          for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+            got.push(...buffer.subarray(0, n));
+          }
+          const answer = new TextDecoder().decode(new Uint8Array(got));
+          const [head, body] = answer.split("\r\n\r\n");
+          assert(head.startsWith("HTTP/1.1 400 "), `${JSON.stringify(raw)}: ${answer}`);
+          assertStringIncludes(head.toLowerCase(), "content-type: application/json");
+          assertEquals(JSON.parse(body), {
+            error:
+              'the request is not HTTP/1.1 this server can read: send a method the API takes (GET, HEAD, POST, PATCH, DELETE), a path, and headers one "Name: value" a line',
+          }, JSON.stringify(raw));
+        } finally {
+          conn.close();
+        }
+      }
+      // The server goes on answering.
+      const health = await fetch(`${server.url}/healthz`);
+      assertEquals(health.status, 200);
+      await health.body?.cancel();
+    } finally {
+      await server.close();
+    }
+  }));
+
 /** Until the server closed conn (it reads the end, or a reset). */
 async function closedByServer(conn: Deno.TcpConn): Promise<void> {
   const buffer = new Uint8Array(64);

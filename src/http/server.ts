@@ -117,6 +117,48 @@ function guard(server: NodeServer, maxConnections: number, door: Door): () => vo
 }
 
 /**
+ * Answer what node:http cannot read as a request (a method it does not
+ * know, a header line without a colon, headers that never end) as the API
+ * answers, `{"error": …}` saying what was wrong: node:http's own answer
+ * is a status line and nothing else.
+ */
+function answerUnreadable(server: NodeServer): void {
+  server.on("clientError", (error: Error & { code?: string }, socket: Socket) => {
+    // A TLS handshake that failed or never came (no HTTP to answer in), a reset: closed.
+    const http = error.code?.startsWith("HPE_") || error.code === "ERR_HTTP_REQUEST_TIMEOUT";
+    if (!http || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const [status, reason, said] = error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? [
+        408,
+        "Request Timeout",
+        `the request did not arrive in time: its headers must come within ${
+          HEADERS_MS / 1000
+        } s, and the whole request within ${REQUEST_MS / 1000} s; send it at once`,
+      ]
+      : error.code === "HPE_HEADER_OVERFLOW"
+      ? [
+        431,
+        "Request Header Fields Too Large",
+        "the request's headers are too large; send fewer or shorter ones",
+      ]
+      : [
+        400,
+        "Bad Request",
+        'the request is not HTTP/1.1 this server can read: send a method the API takes (GET, HEAD, POST, PATCH, DELETE), a path, and headers one "Name: value" a line',
+      ];
+    const body = JSON.stringify({ error: said });
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${
+        new TextEncoder().encode(body).length
+      }\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
+}
+
+/**
  * Connect to the server every WATCH_MS, and call `deaf` if it does not
  * take the connection within ACCEPT_WAIT_MS (refused over the cap counts
  * as taken). A check that cannot connect (no descriptor here either)
@@ -257,6 +299,7 @@ export async function startHttpServer(
     : createHttpServer(options, handle);
   const door = new Door();
   const stopSaying = guard(server, settings["http.max_connections"], door);
+  answerUnreadable(server);
   let addr: AddressInfo;
   try {
     addr = await new Promise<AddressInfo>((resolve, reject) => {
