@@ -459,6 +459,29 @@ Deno.test("without CRON_TZ the job keeps the zone cron read it in, where the ser
   );
 });
 
+Deno.test("an empty CRON_TZ= is no CRON_TZ: the lines below it are read in this machine's zone", () => {
+  const text =
+    'CRON_TZ=America/New_York\n0 1 * * * echo ny\nCRON_TZ=""\n0 2 * * * back\nCRON_TZ=\n0 3 * * * bare\n';
+  const zones = { system: "UTC", service: { name: "Asia/Tokyo", source: "configured" as const } };
+  const [ny, back, bare] = candidatesFromCrontab(
+    { text, name: "tz", system: false, owner: null },
+    zones,
+    0,
+  );
+  assertEquals(
+    [ny.job!.timezone, back.job!.timezone, bare.job!.timezone],
+    ["America/New_York", "UTC", "UTC"],
+  );
+  for (const c of [back, bare]) {
+    assert(
+      c.notes.includes(
+        "cron read its schedule in this machine's zone, UTC; the job keeps it, where a job that names no zone fires in Asia/Tokyo (jobsmanager.timezone)",
+      ),
+      c.notes.join("\n"),
+    );
+  }
+});
+
 Deno.test("the field diagram above Debian's /etc/crontab jobs describes none of them", () => {
   const text = [
     "# Example of job definition:",

@@ -218,7 +218,8 @@ function unquote(value: string): string {
 }
 
 function setVariable(env: Environment, name: string, value: string): void {
-  if (name === "CRON_TZ") env.zone = value;
+  // An empty CRON_TZ unsets it: cron reads the lines below in the system zone again.
+  if (name === "CRON_TZ") env.zone = value === "" ? null : value;
   else if (name === "MAILTO") env.mailto = value;
   else if (name === "SHELL") env.shell = value;
   else env.vars.set(name, value);
