@@ -164,3 +164,26 @@ Deno.test("unpickle builds plain data: dicts as Maps, zones and datetimes as tag
   const dict = unpickle(pickle(0x7d, "__proto__", 0x4b, 7, 0x73, 0x2e)) as Map<unknown, unknown>;
   assertEquals(dict.get("__proto__"), 7);
 });
+
+Deno.test("a long integer decodes in time linear in its length, and a message gives its size, not its digits", () => {
+  const long1 = (...bytes: number[]) => unpickle(pickle(0x8a, bytes.length, ...bytes, 0x2e));
+  assertEquals(
+    [long1(), long1(0xff), long1(0x00, 0x80), long1(0x34, 0x12)],
+    [0, -1, -32768, 0x1234],
+  );
+  assertEquals(long1(1, 0, 0, 0, 0, 0, 0, 0, 0x80), -(1n << 71n) + 1n);
+  assertEquals(long1(0, 0, 0, 0, 0, 0, 0, 0, 1), 1n << 64n);
+  // A hostile state's version: 256 KiB of digits took about a minute, shifted in byte by byte.
+  const size = 256 * 1024;
+  const head = [0x80, 5, 0x7d, 0x8c, 7, ...new TextEncoder().encode("version"), 0x8b, 0, 0, 0, 0];
+  const blob = new Uint8Array(head.length + size + 2);
+  blob.set(head);
+  new DataView(blob.buffer).setUint32(head.length - 4, size, true);
+  blob.fill(0x11, head.length, head.length + size - 1);
+  blob.set([0x01, 0x73, 0x2e], head.length + size - 1);
+  const started = performance.now();
+  const problem = refusal(blob);
+  const elapsed = performance.now() - started;
+  assertEquals(problem, `job_state version is an integer of ${size * 8 - 7} bits, not 1`);
+  assert(elapsed < 10_000, `decoding ${size} bytes took ${Math.round(elapsed)} ms`);
+});
