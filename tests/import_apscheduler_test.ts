@@ -130,6 +130,12 @@ Deno.test("a ZoneInfo pickled by Python 3.9+ or by backports.zoneinfo (3.8 and o
     );
     assertEquals(unpickle(blob), { kind: "zone", name: "Europe/Berlin" }, module);
   }
+  // Protocol 2 names getattr __builtin__.getattr: `pickle.dumps(ZoneInfo("Europe/Berlin"), 2)`.
+  const protocol2 = Uint8Array.from(
+    "\x80\x02c__builtin__\ngetattr\nq\x00czoneinfo\nZoneInfo\nq\x01X\t\x00\x00\x00_unpickleq\x02\x86q\x03Rq\x04X\r\x00\x00\x00Europe/Berlinq\x05K\x01\x86q\x06Rq\x07.",
+    (c) => c.charCodeAt(0),
+  );
+  assertEquals(unpickle(protocol2), { kind: "zone", name: "Europe/Berlin" });
 });
 
 Deno.test("opcodes that load code or objects by other means are refused by name", () => {

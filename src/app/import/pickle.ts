@@ -536,7 +536,8 @@ class Reader {
           break;
         }
         case 0x63: { // GLOBAL
-          const module = this.line();
+          // Protocol 2 names Python 3's builtins by their Python 2 module, as Python's reader maps back.
+          const module = this.line().replace(/^__builtin__$/, "builtins");
           this.push(this.global(at, `${module}.${this.line()}`));
           break;
         }
