@@ -210,6 +210,11 @@ async function sh(command: string): Promise<string> {
 Deno.test("% becomes standard input exactly as cron sends it", async () => {
   assertEquals(splitPercent("date +\\%s"), { command: "date +%s", input: null });
   assertEquals(splitPercent("cat%a\\%b%c\\d%"), { command: "cat", input: "a%b\nc\\d\n" });
+  // In the command a backslash escapes the next character, a backslash too: `\\%` splits there.
+  assertEquals(splitPercent("echo a\\\\%b%c"), { command: "echo a\\\\", input: "b\nc" });
+  assertEquals(splitPercent("echo \\\\\\%x"), { command: "echo \\\\%x", input: null });
+  // In the input every backslash stays but the one right before a `%`.
+  assertEquals(splitPercent("cat%\\\\%\\\\"), { command: "cat", input: "\\%\\\\" });
   const [job] = candidatesFromCrontab(
     { text: "* * * * * tr a-z A-Z # shout%it's%here\n", name: "x", system: false, owner: null },
     UTC,

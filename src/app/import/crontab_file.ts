@@ -248,25 +248,26 @@ function splitLine(
 /**
  * Cron's `%`: the command ends at the first unescaped `%`; the rest, with
  * each unescaped `%` as a newline, is its standard input. `\%` is a `%`.
+ * As cron's do_command reads them: in the command a backslash escapes the
+ * one character after it, so `\\%` is a backslash pair and then the split
+ * (the pair stays, as cron hands it to the shell); in the input every
+ * backslash is kept but one right before a `%`.
  */
 export function splitPercent(text: string): { command: string; input: string | null } {
   let command = "";
   let input: string | null = null;
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
-    let out = c;
-    if (c === "\\" && text[i + 1] === "%") {
-      out = "%";
+    if (input === null) {
+      if (c === "\\" && i + 1 < text.length) {
+        const next = text[++i];
+        command += next === "%" ? "%" : c + next;
+      } else if (c === "%") input = "";
+      else command += c;
+    } else if (c === "\\" && text[i + 1] === "%") {
+      input += "%";
       i++;
-    } else if (c === "%") {
-      if (input === null) {
-        input = "";
-        continue;
-      }
-      out = "\n";
-    }
-    if (input === null) command += out;
-    else input += out;
+    } else input += c === "%" ? "\n" : c;
   }
   return { command, input };
 }
