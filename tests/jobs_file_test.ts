@@ -295,6 +295,33 @@ Deno.test("an unquoted cron line or command YAML reads as syntax is said to need
   );
 });
 
+Deno.test("a YAML tag the reader does not know (Ansible's !vault) is refused, naming its line", () => {
+  const vault = [
+    "jobs:",
+    "  - id: a",
+    "    command: x",
+    "    cron: '@daily'",
+    "    env:",
+    "      TOKEN: !vault |",
+    "        $ANSIBLE_VAULT;1.1;AES256",
+    "        6162636465",
+  ].join("\n");
+  const why =
+    "is not one a jobs file knows (only YAML's own, such as !!str): the value under it would be taken as written; give the value itself (an Ansible !vault decrypted, e.g. by a template)";
+  assertEquals(invalid("jobs.yaml", vault), `jobs.yaml:6: the tag !vault ${why}`);
+  assertEquals(
+    invalid("jobs.yaml", "jobs:\n  - id: a\n    command: !custom y\n"),
+    `jobs.yaml:3: the tag !custom ${why}`,
+  );
+  // YAML's own tags are read as YAML reads them.
+  const [own] = candidatesFromFile(
+    "jobs.yaml",
+    "jobs:\n  - id: a\n    command: !!str 5\n    cron: '@daily'\n",
+    NOW,
+  );
+  assertEquals(own.job!.command, "5");
+});
+
 Deno.test("YAML aliases that would expand beyond reason are refused, naming the file", () => {
   const levels = ["a: &a [x, x, x, x, x, x, x, x, x]"];
   for (const name of "bcdef") {

@@ -12,7 +12,7 @@ import JSON5 from "json5";
 import type { ValueNode } from "@humanwhocodes/momoa";
 import { type Json5Document, Json5Error, keyOf, parseJson5 } from "../config/json5.ts";
 import { Document, isMap, isSeq, LineCounter, parse, parseDocument, visit } from "yaml";
-import { CONTROL } from "../domain/printable.ts";
+import { CONTROL, printable, shortened } from "../domain/printable.ts";
 import { RuntimeError, UsageError, ValidationError } from "../errors.ts";
 import {
   buildJob,
@@ -237,6 +237,17 @@ function parseYaml(path: string, text: string): { data: unknown; at: Locator } {
       : error.message.split("\n")[0].replace(/:$/, "") +
         (UNQUOTED.test(error.message) ? `; ${QUOTE_HINT}` : "");
     throw new UsageError(`${path}:${at}: ${message}`);
+  }
+  // yaml reads a value under a tag it does not know (Ansible's !vault) as if it had none, and
+  // only warns: the job would get the ciphertext as its value.
+  const tag = doc.warnings.find((w) => w.code === "TAG_RESOLVE_FAILED");
+  if (tag !== undefined) {
+    const name = /Unresolved tag: (\S+)/.exec(tag.message)?.[1] ?? "?";
+    throw new UsageError(
+      `${path}:${tag.linePos?.[0].line ?? 1}: the tag ${
+        shortened(printable(name))
+      } is not one a jobs file knows (only YAML's own, such as !!str): the value under it would be taken as written; give the value itself (an Ansible !vault decrypted, e.g. by a template)`,
+    );
   }
   const line = (offset: number | undefined) =>
     offset === undefined ? 1 : lines.linePos(offset).line;
