@@ -193,3 +193,30 @@ Deno.test("a long integer decodes in time linear in its length, and a message gi
   assertEquals(problem, `job_state version is an integer of ${size * 8 - 7} bits, not 1`);
   assert(elapsed < 10_000, `decoding ${size} bytes took ${Math.round(elapsed)} ms`);
 });
+
+Deno.test("a name longer than a description holds is cut, with a note, not the job refused", () => {
+  // The tick job's name, a memo of its command, replaced by a name of 1204 characters.
+  const name = `${"nightly report for every team ".repeat(40)}end😀`;
+  assertEquals([...name].length, 1204);
+  const text = String.fromCharCode(...seedBlob("tick"));
+  const bytes = new TextEncoder().encode(name);
+  const length = String.fromCharCode(...new Uint8Array(Uint32Array.of(bytes.length).buffer));
+  const renamed = text.replace(
+    /(kwargs\x94}\x94h')h./,
+    `$1X${length}${String.fromCharCode(...bytes)}`,
+  );
+  assert(renamed !== text);
+  const c = candidateFromRow(
+    { id: "tick", next_run_time: 1, job_state: Uint8Array.from(renamed, (ch) => ch.charCodeAt(0)) },
+    HONG_KONG,
+    NOW,
+  );
+  assertEquals(c.problem, null);
+  assertEquals(c.job!.description, `${[...name].slice(0, 999).join("")}…`);
+  assert(
+    c.notes.includes(
+      "its name is 1204 characters long: the description keeps the first 999 and an ellipsis (1000 is the most a description holds)",
+    ),
+    c.notes.join("\n"),
+  );
+});

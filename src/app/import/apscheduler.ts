@@ -11,7 +11,7 @@ import { ValidationError } from "../../errors.ts";
 import { buildJob, type JobOptions, RUN_POLICY_FIELDS } from "../../domain/job.ts";
 import { FIELD_NAMES, type FieldName, MONTH_NAMES, WEEKDAY_NAMES } from "../../cron/grammar.ts";
 import { describe, PickleError, type PyDict, type PyValue, unpickle } from "./pickle.ts";
-import type { Candidate, JobField } from "./plan.ts";
+import { type Candidate, descriptionOf, type JobField, MAX_DESCRIPTION } from "./plan.ts";
 import type { LegacyRow } from "../../store/legacy.ts";
 import { type DefaultZone, zoneInWords } from "../zone.ts";
 
@@ -246,9 +246,18 @@ function optionsOf(
     notes.push(`jitter of ${jitter} s dropped: jobsmanager fires on the scheduled instant`);
   }
   const name = state.get("name");
-  const description = typeof name === "string" && name !== command && name !== row.id
-    ? name
-    : undefined;
+  let description: string | undefined;
+  if (typeof name === "string" && name !== command && name !== row.id) {
+    const { description: text, cut } = descriptionOf(name);
+    description = text;
+    if (cut !== null) {
+      notes.push(
+        `its name is ${cut} characters long: the description keeps the first ${
+          MAX_DESCRIPTION - 1
+        } and an ellipsis (${MAX_DESCRIPTION} is the most a description holds)`,
+      );
+    }
+  }
   return {
     options: {
       command,

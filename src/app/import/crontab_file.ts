@@ -19,7 +19,7 @@ import { parseTerm, runList, splitList, SYNTAX, termValues } from "../../cron/gr
 import { scheduleFromCrontab } from "../../cron/crontab.ts";
 import { everFires } from "../../cron/croner.ts";
 import type { ScheduleFields } from "../../cron/fields.ts";
-import { type Candidate, type JobField, type Scope } from "./plan.ts";
+import { type Candidate, descriptionOf, type JobField, type Scope } from "./plan.ts";
 import { shellQuote } from "../../domain/shell.ts";
 import { type DefaultZone, zoneInWords } from "../zone.ts";
 
@@ -114,7 +114,6 @@ interface Line {
 const ENV_LINE = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/;
 /** Any case, any id: one that is not valid is refused with why, not taken for a comment. */
 const ID_COMMENT = /^jobsmanager:\s*id=(.*?)\s*$/i;
-const MAX_DESCRIPTION = 1000;
 /** The legend of the crontab template Debian's `crontab -e` starts with: no job's description. */
 const FIELD_LEGEND = /^m\s+h\s+dom\s+mon\s+dow\s+(user\s+)?command$/;
 /** The legend or diagram of a crontab whose lines have a user column (/etc/crontab's template). */
@@ -440,12 +439,7 @@ function candidate(
       `MAILTO=${env.mailto} not imported per job: set notify.mailto in the config to mail failures, silence alerts and recoveries of every job; the output is in \`jobsmanager runs show\``,
     );
   }
-  let description = line.comments.join(" ");
-  // Counted and cut in code points, as descriptions are checked: never inside a surrogate pair.
-  const points = [...description];
-  if (points.length > MAX_DESCRIPTION) {
-    description = `${points.slice(0, MAX_DESCRIPTION - 1).join("")}…`;
-  }
+  const { description } = descriptionOf(line.comments.join(" "));
   const options: JobOptions = {
     command,
     schedule,

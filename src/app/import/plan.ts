@@ -44,6 +44,24 @@ export interface Candidate {
 
 export type JobField = typeof JOB_FIELDS[number];
 
+/** The most characters a job's description holds (`job add` refuses more). */
+export const MAX_DESCRIPTION = 1000;
+
+/**
+ * A source's text as a description: cut to MAX_DESCRIPTION with `…` where
+ * longer (an import keeps the job rather than refusing it for its
+ * comment). Counted and cut in code points, as descriptions are checked:
+ * never inside a surrogate pair.
+ */
+export function descriptionOf(text: string): { description: string; cut: number | null } {
+  const points = [...text];
+  if (points.length <= MAX_DESCRIPTION) return { description: text, cut: null };
+  return {
+    description: `${points.slice(0, MAX_DESCRIPTION - 1).join("")}…`,
+    cut: points.length,
+  };
+}
+
 /** A source's candidate job, with the fields it has no word for as `stored` has them. */
 function keeping(candidate: Job, stored: Job, keeps: readonly JobField[] | undefined): Job {
   if (keeps === undefined) return candidate;
