@@ -220,3 +220,28 @@ Deno.test("a name longer than a description holds is cut, with a note, not the j
     c.notes.join("\n"),
   );
 });
+
+Deno.test("a fixed offset of minutes is refused with the zones that keep it all year", () => {
+  // `datetime.timezone(timedelta(hours=5, minutes=30))` as Python 3 pickles it with protocol 2.
+  const offset = Uint8Array.from(
+    "\x80\x02cdatetime\ntimezone\nq\x00cdatetime\ntimedelta\nq\x01K\x00MXMK\x00\x87q\x02Rq\x03\x85q\x04Rq\x05.",
+    (c) => c.charCodeAt(0),
+  );
+  assertEquals(unpickle(offset), { kind: "zone", name: "UTC+05:30" });
+  // The tick job's zone, a ZoneInfo's key, made that offset.
+  const text = String.fromCharCode(...seedBlob("tick"));
+  const fixed = text.replace("\x8c\x0eAsia/Hong_Kong", "\x8c\x09UTC+05:30");
+  assert(fixed !== text);
+  const problem = refusal(Uint8Array.from(fixed, (c) => c.charCodeAt(0)));
+  assertMatch(
+    problem,
+    /^its trigger's zone is the fixed offset UTC\+05:30 \(a datetime\.timezone\), and a job names an IANA zone, none of which is an offset of minutes; add it by hand with `jobsmanager job add` and --timezone a zone that keeps UTC\+05:30 all year: .*Asia\/(Kolkata|Calcutta)/,
+  );
+  // The list is ICU's on this machine (Asia/Calcutta or Asia/Kolkata), so it is pinned loosely.
+  assert(!problem.includes("Europe/"), problem);
+  const odd = text.replace("\x8c\x0eAsia/Hong_Kong", "\x8c\x09UTC-00:17");
+  assertEquals(
+    refusal(Uint8Array.from(odd, (c) => c.charCodeAt(0))),
+    "its trigger's zone is the fixed offset UTC-00:17 (a datetime.timezone), and a job names an IANA zone, none of which is an offset of minutes; add it by hand with `jobsmanager job add` and --timezone the zone whose clock UTC-00:17 followed (mind its daylight saving time: the offset had none)",
+  );
+});

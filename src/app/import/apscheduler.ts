@@ -165,11 +165,34 @@ function cronTrigger(
   return { schedule, zone, jitter: trigger.get("jitter") ?? null };
 }
 
+/**
+ * Why a trigger in a fixed offset of no whole hours (`UTC+05:30`, from a
+ * `datetime.timezone`) is not imported: a job names an IANA zone, and none
+ * is an offset of minutes (Etc/GMT-5 is whole hours). The fix names the
+ * zones that keep that offset all of `now`'s year, which fire as it did.
+ */
+function fixedOffset(zone: string, now: number): string {
+  const offset = `GMT${zone.slice(3)}`;
+  const year = new Date(now).getUTCFullYear();
+  const dates = [Date.UTC(year, 0, 1), Date.UTC(year, 6, 1)];
+  const keep = Intl.supportedValuesOf("timeZone").filter((name) => {
+    const format = new Intl.DateTimeFormat("en-US", { timeZone: name, timeZoneName: "longOffset" });
+    return dates.every((date) =>
+      format.formatToParts(date).find((p) => p.type === "timeZoneName")?.value === offset
+    );
+  });
+  const which = keep.length > 0
+    ? `a zone that keeps ${zone} all year: ${keep.join(", ")}`
+    : `the zone whose clock ${zone} followed (mind its daylight saving time: the offset had none)`;
+  return `its trigger's zone is the fixed offset ${zone} (a datetime.timezone), and a job names an IANA zone, none of which is an offset of minutes; add it by hand with \`jobsmanager job add\` and --timezone ${which}`;
+}
+
 /** The original's job state as `job add` options, with the notes the plan shows. */
 function optionsOf(
   row: LegacyRow,
   state: PyDict,
   defaults: ServiceDefaults,
+  now: number,
 ): { options: JobOptions; notes: string[] } {
   const version = field(state, "version", "job_state");
   if (version !== 1) throw new ShapeError(`job_state version is ${describe(version)}, not 1`);
@@ -190,6 +213,7 @@ function optionsOf(
   if (typeof command !== "string") throw new ShapeError("its command is not a string");
   const notes: string[] = [];
   const { schedule, zone, jitter } = cronTrigger(field(state, "trigger", "job_state"));
+  if (/^UTC[+-]\d\d:\d\d$/.test(zone)) throw new ShapeError(fixedOffset(zone, now));
 
   if (zone !== defaults.zone.name) {
     notes.push(
@@ -304,7 +328,7 @@ export function candidateFromRow(
     return refused(`its job_state cannot be decoded: ${error.message}`);
   }
   try {
-    const { options, notes } = optionsOf(row, dictOf(state, "job_state"), defaults);
+    const { options, notes } = optionsOf(row, dictOf(state, "job_state"), defaults, now);
     return {
       source,
       id: row.id,
