@@ -10,6 +10,7 @@
 import { UsageError, ValidationError } from "../../errors.ts";
 import {
   buildJob,
+  type Job,
   type JobOptions,
   RUN_POLICY_FIELDS,
   validateId,
@@ -425,11 +426,11 @@ function candidate(
   const home = env.vars.get("HOME");
   const cwd = home?.startsWith("/") ? home : undefined;
   // A job with a user runs in that user's home when it names no cwd, as cron ran it.
-  if (cwd === undefined && line.user === null) {
+  const homeless = cwd === undefined && line.user === null;
+  const ranInHome = "cron ran it in the crontab owner's home directory; jobsmanager runs it in";
+  if (homeless) {
     notes.push(
-      `cron ran it in ${
-        line.user ?? "the crontab owner"
-      }'s home directory; jobsmanager runs it in the service's working directory (\`job update --cwd DIR\` sets another)`,
+      `${ranInHome} the service's working directory (\`job update --cwd DIR\` sets another)`,
     );
   }
   // An empty MAILTO is cron sending no mail: nothing is lost. Mail is one address for every job
@@ -460,8 +461,23 @@ function candidate(
     ...(cwd === undefined && line.user === null ? ["cwd" as const] : []),
     ...(line.user === null ? ["user" as const] : []),
   ];
+  // A stored job's working directory, where the crontab gives none: the one an earlier import
+  // made of a HOME= line (the job's HOME too), since removed, goes with it; one set since stays,
+  // and the note says where the job runs then.
+  const against = homeless
+    ? (stored: Job) => {
+      if (stored.cwd === null) return { keeps, notes };
+      if (stored.cwd === stored.env?.HOME) {
+        return { keeps: keeps.filter((f) => f !== "cwd"), notes };
+      }
+      const kept =
+        `${ranInHome} ${stored.cwd}, the working directory stored (\`job update --cwd ''\` runs it in the service's)`;
+      return { keeps, notes: notes.map((n) => n.startsWith(ranInHome) ? kept : n) };
+    }
+    : undefined;
   try {
-    return { source, id, job: buildJob(id, options, null, now), notes, problem: null, keeps };
+    const job = buildJob(id, options, null, now);
+    return { source, id, job, notes, problem: null, keeps, against };
   } catch (error) {
     if (error instanceof ValidationError) return refused(source, id, error.message);
     throw error;

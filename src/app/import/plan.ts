@@ -40,6 +40,13 @@ export interface Candidate {
    * file).
    */
   keeps?: readonly JobField[];
+  /**
+   * Where what the source leaves to a stored job depends on that job: the
+   * fields kept of `stored` and the notes that then hold, in place of
+   * `keeps` and `notes` (a crontab's working directory, which came from a
+   * HOME= line since removed, or was set since).
+   */
+  against?: (stored: Job) => { keeps: readonly JobField[]; notes: string[] };
 }
 
 export type JobField = typeof JOB_FIELDS[number];
@@ -150,24 +157,27 @@ export function plan(
     };
     const stored = byId.get(c.id);
     const current = stored === undefined ? null : spelledAs(stored, c.job);
+    const { keeps, notes } = current !== null && c.job !== null && c.against
+      ? c.against(current)
+      : c;
     const base = {
       id: c.id,
       source: c.source,
       at: c.at,
       current,
-      notes: c.notes,
+      notes,
       problem: c.problem,
     };
     if (c.job === null) return { ...base, status: "cannot import", job: null, changes: [] };
     if (current === null) return { ...base, status: "new", job: c.job, changes: [] };
-    const wanted = keeping(c.job, current, c.keeps);
+    const wanted = keeping(c.job, current, keeps);
     if (sameDefinition(current, wanted)) {
       return { ...base, current: stored!, status: "same", job: stored!, changes: [] };
     }
     const job = { ...wanted, created_at: current.created_at };
     const changes = fieldChanges(current, job);
     if (!scope.update) {
-      return { ...base, notes: [KEPT_NOTE, ...c.notes], status: "kept", job: stored!, changes };
+      return { ...base, notes: [KEPT_NOTE, ...notes], status: "kept", job: stored!, changes };
     }
     return { ...base, status: "differs", job, changes };
   });
