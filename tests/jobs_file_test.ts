@@ -782,6 +782,44 @@ Deno.test("a YAML export quotes the strings a YAML 1.1 reader (PyYAML, Ansible) 
   assertEquals(candidatesFromFile("jobs.yaml", file, NOW).map((c) => c.job), jobs);
 });
 
+Deno.test("a YAML export is read by PyYAML as written: <<, a tab, U+2028 and U+2029", async () => {
+  const jobs = [
+    buildJob(
+      "merge",
+      {
+        command: "printf 'a\tb\\n'\necho 'two\tlines'",
+        cron: "@daily",
+        cwd: "/tmp/\ttab",
+        description: "para\u2028line\u2029end",
+        env: ["X=<<", "T=a\tb", "L=a\u2028b", "P=\u2029"],
+      },
+      null,
+      NOW,
+    ),
+  ];
+  const file = exportJobs(jobs, "yaml");
+  assertEquals(file.match(/[\u2028\u2029]/g), null, file);
+  const python = new Deno.Command("python3", {
+    args: ["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = python.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(file));
+  await writer.close();
+  const { code, stdout, stderr } = await python.output();
+  const decoder = new TextDecoder();
+  assertEquals(code, 0, `PyYAML refused the export:\n${decoder.decode(stderr)}\n${file}`);
+  const [entry] = JSON.parse(decoder.decode(stdout)).jobs;
+  const [job] = jobs;
+  assertEquals(
+    [entry.command, entry.cwd, entry.description, entry.env],
+    [job.command, job.cwd, job.description, job.env],
+  );
+  assertEquals(candidatesFromFile("jobs.yaml", file, NOW).map((c) => c.job), jobs);
+});
+
 for (const backend of BACKENDS) {
   Deno.test(`jobs file cli[${backend}]: users this host has no account of are applied, each warned once, as import says it`, async () => {
     await using db = await freshDatabase(backend);

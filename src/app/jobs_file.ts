@@ -177,13 +177,29 @@ export function exportJobs(jobs: Job[], format: FileFormat): string {
     Scalar(_, node) {
       if (typeof node.value !== "string") return;
       // Only a double-quoted YAML string reads escapes.
-      if (CONTROL.test(node.value) || readOtherwiseByYaml11(node.value)) {
+      if (
+        CONTROL.test(node.value) || YAML_11_BREAKS.test(node.value) ||
+        readOtherwiseByYaml11(node.value)
+      ) {
         node.type = "QUOTE_DOUBLE";
       }
     },
   });
-  return `# ${HEADER}\n${escapeControls(doc.toString({ lineWidth: 0 }))}`;
+  return `# ${HEADER}\n${
+    escapeControls(doc.toString({ lineWidth: 0 })).replace(
+      /[\u2028\u2029]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16)}`,
+    )
+  }`;
 }
+
+/**
+ * What PyYAML (YAML 1.1) reads otherwise than YAML 1.2 in any unquoted
+ * value, so the export quotes it: a tab (a plain value with one is a
+ * ScannerError) and U+2028/U+2029, line breaks to YAML 1.1 that a block
+ * value would fold or keep as newlines (escaped then, in quotes only).
+ */
+const YAML_11_BREAKS = /[\t\u2028\u2029]/;
 
 /**
  * Whether a YAML 1.1 reader (PyYAML, so Ansible; Go's yaml.v2) takes plain
@@ -194,8 +210,9 @@ export function exportJobs(jobs: Job[], format: FileFormat): string {
  * that could be one (parsing is dear on 10,000 jobs).
  */
 function readOtherwiseByYaml11(text: string): boolean {
-  // `=` alone is YAML 1.1's value key, which PyYAML refuses to read at all.
-  if (text === "=") return true;
+  // `=` alone is YAML 1.1's value key, which PyYAML refuses to read at all; `<<` its merge key,
+  // which it refuses as a value.
+  if (text === "=" || text === "<<") return true;
   if (!/^([-+.]?[0-9]|[yYnNoO][a-zA-Z]{0,2}$)/.test(text)) return false;
   try {
     return typeof parse(text, { version: "1.1" }) !== "string";
