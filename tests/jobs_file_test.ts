@@ -408,6 +408,32 @@ for (const backend of BACKENDS) {
       },
     );
 
+    await t.step(
+      "a zone in other case and an empty description written in SQL: export then apply writes nothing",
+      async () => {
+        const sql = "UPDATE jm_jobs SET timezone = ?, description = ? WHERE id = 'backup'";
+        await rawQuery(db, sql, ["europe/berlin", ""]);
+        for (const format of ["json5", "yaml"]) {
+          const exported = await jm("export", "--format", format);
+          assertEquals(exported.code, 0, exported.stderr);
+          await Deno.writeTextFile(file(`spelled.${format}`), exported.stdout);
+          const applied = await jm("apply", file(`spelled.${format}`));
+          assertEquals(
+            applied.stdout,
+            `file ${file(`spelled.${format}`)}:\n0 new, 3 same, 0 differ; nothing to write\n`,
+          );
+        }
+        assertEquals(await counts(db), { jobs: 3, markers: 1 });
+        // A file that says another zone or a description is a change, as ever.
+        const other = JSON5_EXPORT.replace("timezone: 'Europe/Berlin'", "timezone: 'Europe/Paris'");
+        await Deno.writeTextFile(file("other.json5"), other);
+        const dry = await jm("apply", file("other.json5"), "--dry-run");
+        assertStringIncludes(dry.stdout, 'timezone: "europe/berlin" → "Europe/Paris"');
+        assertStringIncludes(dry.stdout, 'description: "" → "nightly: the wiki"');
+        await rawQuery(db, sql, ["Europe/Berlin", "nightly: the wiki"]);
+      },
+    );
+
     await t.step("an edited file updates what changed and keeps the rest", async () => {
       await jm("job", "add", "extra", "--command", "true", "--cron", "@daily");
       const [before] = await rawQuery(db, "SELECT created_at FROM jm_jobs WHERE id = 'backup'");

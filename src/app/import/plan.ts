@@ -10,6 +10,7 @@
 import { hasSchedule, type Job, JOB_FIELDS, sameDefinition } from "../../domain/job.ts";
 import { sameFieldValues, scheduleFromFields } from "../../cron/fields.ts";
 import { FIELD_NAMES } from "../../cron/grammar.ts";
+import { zoneSpelling } from "../../cron/croner.ts";
 import type { JobStore } from "../../store/store.ts";
 import { checkFollowUps } from "../jobs.ts";
 import { ValidationError } from "../../errors.ts";
@@ -201,22 +202,40 @@ export function plan(
  * A stored job with its schedule spelled as `job add` stores it, and each
  * field that stands for the same values as the source's spelled as the
  * source spells it: a row written in SQL or by hand (`0-4` for `mon-fri`,
- * `JAN`, `0-59/15` for `*\/15`) is not changed by a source that says the
- * same in other words. A schedule that does not parse stays.
+ * `JAN`, `0-59/15` for `*\/15`, `europe/berlin`, '' for no description)
+ * is not changed by a source that says the same in other words, so an
+ * export applied again writes nothing. A schedule that does not parse stays.
  */
 function spelledAs(job: Job, source: Job | null): Job {
-  if (!hasSchedule(job)) return job;
-  let spelled: Job;
+  const spelled = source === null ? job : { ...job, ...sameWords(job, source) };
+  if (!hasSchedule(spelled)) return spelled;
+  let scheduled: Job;
   try {
-    spelled = { ...job, ...scheduleFromFields(job) };
+    scheduled = { ...spelled, ...scheduleFromFields(spelled) };
   } catch {
-    return job;
+    return spelled;
   }
-  if (source === null || !hasSchedule(source)) return spelled;
+  if (source === null || !hasSchedule(source)) return scheduled;
   for (const field of FIELD_NAMES) {
-    if (sameFieldValues(field, spelled[field], source[field])) spelled[field] = source[field];
+    if (sameFieldValues(field, scheduled[field], source[field])) scheduled[field] = source[field];
   }
-  return spelled;
+  return scheduled;
+}
+
+/** The text fields whose '' `job add` stores as null: the default, as a row in SQL may have it. */
+const EMPTY_IS_DEFAULT = ["timezone", "cwd", "description", "user"] as const;
+
+/** The stored values the source gives in other words (a zone's case, '' for null), as it gives them. */
+function sameWords(job: Job, source: Job): Partial<Job> {
+  const same: Partial<Record<typeof EMPTY_IS_DEFAULT[number], string | null>> = {};
+  for (const field of EMPTY_IS_DEFAULT) {
+    if (job[field] === "" && source[field] === null) same[field] = null;
+  }
+  const zone = job.timezone;
+  if (zone && source.timezone !== null && zone !== source.timezone) {
+    if (zoneSpelling(zone) === source.timezone) same.timezone = source.timezone;
+  }
+  return same;
 }
 
 function show(value: unknown): string {
