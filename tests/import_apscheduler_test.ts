@@ -245,3 +245,14 @@ Deno.test("a fixed offset of minutes is refused with the zones that keep it all 
     "its trigger's zone is the fixed offset UTC-00:17 (a datetime.timezone), and a job names an IANA zone, none of which is an offset of minutes; add it by hand with `jobsmanager job add` and --timezone the zone whose clock UTC-00:17 followed (mind its daylight saving time: the offset had none)",
   );
 });
+
+Deno.test("a timeout that is a number out of range says so, not that it is no number", () => {
+  // The tick job's timeout, 60, made 10**20 (LONG1, as Python writes an int past 64 bits).
+  const text = String.fromCharCode(...seedBlob("tick"));
+  const huge = text.replace("tick\x94K<", "tick\x94\x8a\x09\x00\x00\x10\x63\x2d\x5e\xc7\x6b\x05");
+  assert(huge !== text);
+  assertEquals(
+    refusal(Uint8Array.from(huge, (c) => c.charCodeAt(0))),
+    "its timeout is 100000000000000000000, out of range: jobsmanager allows a whole number of seconds from 0 to 31536000",
+  );
+});

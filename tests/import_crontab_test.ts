@@ -399,7 +399,8 @@ Deno.test("an id comment that names no valid id is refused with why, in any case
     UTC,
     0,
   );
-  assertEquals([bad.id, bad.job], ["bad id!", null]);
+  // Said at the comment's line, where it is put right, not at the job's.
+  assertEquals([bad.id, bad.job, bad.source], ["bad id!", null, "line 1"]);
   assertMatch(bad.problem!, /^id: "bad id!" has characters outside A-Z a-z 0-9 \. _ : -/);
   assertEquals([upper.id, upper.job!.description], ["Upper", null]);
 });

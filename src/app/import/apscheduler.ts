@@ -23,8 +23,10 @@ export interface ServiceDefaults {
   coalesce: boolean;
 }
 
-/** Seconds jobsmanager allows at most for a grace time: APScheduler's None (no limit). */
-const UNLIMITED_GRACE = 31_536_000;
+/** Seconds jobsmanager allows at most for a timeout or a grace time: one year. */
+const MAX_SECONDS = 31_536_000;
+/** A grace time for APScheduler's None (no limit): the most allowed. */
+const UNLIMITED_GRACE = MAX_SECONDS;
 
 /** A job state that does not have the shape the original wrote; the message says where. */
 class ShapeError extends Error {}
@@ -261,6 +263,13 @@ function optionsOf(
   } else if (typeof timeout === "number" && timeout >= 0) {
     seconds = Math.ceil(timeout);
     if (seconds !== timeout) notes.push(`timeout: ${timeout} s rounded up to ${seconds} s`);
+  } else if (typeof timeout === "bigint" || typeof timeout === "number") {
+    // A number all the same, past what a double holds exactly or below 0.
+    throw new ShapeError(
+      `its timeout is ${
+        describe(timeout)
+      }, out of range: jobsmanager allows a whole number of seconds from 0 to ${MAX_SECONDS}`,
+    );
   } else {
     throw new ShapeError(`its timeout is ${describe(timeout)}, not a number of seconds`);
   }

@@ -110,6 +110,8 @@ interface Line {
   command: string;
   comments: string[];
   id: string | null;
+  /** The line of the comment that set `id`. */
+  idLine: number | null;
 }
 
 const ENV_LINE = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/;
@@ -143,6 +145,7 @@ export function candidatesFromCrontab(
   const ids = new Ids(source.name);
   let comments: string[] = [];
   let id: string | null = null;
+  let idLine: number | null = null;
   // Debian's template says whether the lines below it have a user column.
   let legendUser = false;
   source.text.split(/\r?\n/).forEach((raw, index) => {
@@ -150,13 +153,13 @@ export function candidatesFromCrontab(
     const text = raw.trim();
     if (text === "") {
       comments = [];
-      id = null;
+      [id, idLine] = [null, null];
       return;
     }
     if (text.startsWith("#")) {
       const comment = text.replace(/^#+\s?/, "").trimEnd();
       const override = ID_COMMENT.exec(comment);
-      if (override) id = override[1];
+      if (override) [id, idLine] = [override[1], number];
       // An empty comment line ends a paragraph: the one right above the job describes it.
       else if (comment === "" || FIELD_DIAGRAM.test(comment)) comments = [];
       else if (!FIELD_LEGEND.test(comment)) comments.push(comment);
@@ -180,11 +183,17 @@ export function candidatesFromCrontab(
     } else {
       const user = line.user ?? source.owner;
       candidates.push(
-        ...lineCandidates({ ...line, user, number, comments, id }, snapshot(env), zones, ids, now),
+        ...lineCandidates(
+          { ...line, user, number, comments, id, idLine },
+          snapshot(env),
+          zones,
+          ids,
+          now,
+        ),
       );
     }
     comments = [];
-    id = null;
+    [id, idLine] = [null, null];
   });
   if (legendUser && !source.system) {
     for (const c of candidates) {
@@ -233,7 +242,7 @@ function snapshot(env: Environment): Environment {
 function splitLine(
   text: string,
   system: boolean,
-): Omit<Line, "number" | "comments" | "id"> | string {
+): Omit<Line, "number" | "comments" | "id" | "idLine"> | string {
   const userPart = system ? "(\\S+)\\s+" : "()";
   const nickname = new RegExp(`^(@\\S+)\\s+${userPart}(.*)$`).exec(text);
   const fields = new RegExp(`^((?:\\S+\\s+){4}\\S+)\\s+${userPart}(.*)$`).exec(text);
@@ -311,6 +320,14 @@ function lineCandidates(
   const [, , dom = "*", , dow = "*"] = line.when.split(" ");
   try {
     if (line.id !== null) validateId(line.id);
+  } catch (error) {
+    // Said at the comment that gives the id, where it is put right.
+    if (error instanceof ValidationError) {
+      return [refused(`line ${line.idLine}`, id, error.message)];
+    }
+    throw error;
+  }
+  try {
     // Vixie cron ORs the two day fields unless one of them starts with `*`.
     const read = { ...line, zone: zoneOf(env, zones) };
     if (!dom.startsWith("*") && !dow.startsWith("*")) return splitDays(read, env, id, ids, now);

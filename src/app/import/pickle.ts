@@ -206,7 +206,7 @@ export function describe(value: PyValue | undefined): string {
 function integer(value: bigint): string {
   const text = value.toString(16);
   const digits = text.replace("-", "");
-  if (digits.length <= 16) return String(value);
+  if (digits.length <= 32) return String(value);
   const bits = (digits.length - 1) * 4 + parseInt(digits[0], 16).toString(2).length;
   return `${value < 0n ? "a negative" : "an"} integer of ${bits} bits`;
 }
