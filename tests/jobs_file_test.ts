@@ -322,6 +322,21 @@ Deno.test("a YAML tag the reader does not know (Ansible's !vault) is refused, na
   assertEquals(own.job!.command, "5");
 });
 
+Deno.test("YAML's .inf and .nan are refused as such, not shown as null", () => {
+  assertEquals(
+    invalid("jobs.yaml", "jobs:\n  - id: a\n    cron: '@daily'\n    command: .inf\n"),
+    "jobs.yaml:4: .inf is Infinity to YAML, which no job field takes; quote it if it is text",
+  );
+  assertEquals(
+    invalid("jobs.yaml", "jobs:\n  - id: a\n    command: x\n    timeout: -.INF\n"),
+    "jobs.yaml:4: -.INF is -Infinity to YAML, which no job field takes; quote it if it is text",
+  );
+  assertEquals(
+    invalid("jobs.yaml", "jobs:\n  - id: a\n    command: x\n    retries: .NaN\n"),
+    "jobs.yaml:4: .NaN is NaN to YAML, which no job field takes; quote it if it is text",
+  );
+});
+
 Deno.test("YAML aliases that would expand beyond reason are refused, naming the file", () => {
   const levels = ["a: &a [x, x, x, x, x, x, x, x, x]"];
   for (const name of "bcdef") {

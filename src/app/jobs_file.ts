@@ -268,6 +268,18 @@ function parseYaml(path: string, text: string): { data: unknown; at: Locator } {
   }
   const line = (offset: number | undefined) =>
     offset === undefined ? 1 : lines.linePos(offset).line;
+  // `.inf` and `.nan` are numbers to YAML, and would reach a field as null (JSON has neither).
+  visit(doc, {
+    Scalar(_, node) {
+      if (typeof node.value !== "number" || Number.isFinite(node.value)) return;
+      const written = node.range ? text.slice(node.range[0], node.range[1]) : String(node.value);
+      throw new UsageError(
+        `${path}:${line(node.range?.[0])}: ${
+          shortened(printable(written))
+        } is ${node.value} to YAML, which no job field takes; quote it if it is text`,
+      );
+    },
+  });
   const item = (index: number) => {
     const seq = doc.get("jobs", true);
     return isSeq(seq) ? seq.items[index] : undefined;
