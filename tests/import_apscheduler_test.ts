@@ -130,6 +130,12 @@ Deno.test("a ZoneInfo pickled by Python 3.9+ or by backports.zoneinfo (3.8 and o
     );
     assertEquals(unpickle(blob), { kind: "zone", name: "Europe/Berlin" }, module);
   }
+  // Protocol 2 names getattr __builtin__.getattr: `pickle.dumps(ZoneInfo("Europe/Berlin"), 2)`.
+  const protocol2 = Uint8Array.from(
+    "\x80\x02c__builtin__\ngetattr\nq\x00czoneinfo\nZoneInfo\nq\x01X\t\x00\x00\x00_unpickleq\x02\x86q\x03Rq\x04X\r\x00\x00\x00Europe/Berlinq\x05K\x01\x86q\x06Rq\x07.",
+    (c) => c.charCodeAt(0),
+  );
+  assertEquals(unpickle(protocol2), { kind: "zone", name: "Europe/Berlin" });
 });
 
 Deno.test("opcodes that load code or objects by other means are refused by name", () => {
@@ -163,4 +169,90 @@ Deno.test("unpickle builds plain data: dicts as Maps, zones and datetimes as tag
   // A key named __proto__ is data, not a prototype.
   const dict = unpickle(pickle(0x7d, "__proto__", 0x4b, 7, 0x73, 0x2e)) as Map<unknown, unknown>;
   assertEquals(dict.get("__proto__"), 7);
+});
+
+Deno.test("a long integer decodes in time linear in its length, and a message gives its size, not its digits", () => {
+  const long1 = (...bytes: number[]) => unpickle(pickle(0x8a, bytes.length, ...bytes, 0x2e));
+  assertEquals(
+    [long1(), long1(0xff), long1(0x00, 0x80), long1(0x34, 0x12)],
+    [0, -1, -32768, 0x1234],
+  );
+  assertEquals(long1(1, 0, 0, 0, 0, 0, 0, 0, 0x80), -(1n << 71n) + 1n);
+  assertEquals(long1(0, 0, 0, 0, 0, 0, 0, 0, 1), 1n << 64n);
+  // A hostile state's version: 256 KiB of digits took about a minute, shifted in byte by byte.
+  const size = 256 * 1024;
+  const head = [0x80, 5, 0x7d, 0x8c, 7, ...new TextEncoder().encode("version"), 0x8b, 0, 0, 0, 0];
+  const blob = new Uint8Array(head.length + size + 2);
+  blob.set(head);
+  new DataView(blob.buffer).setUint32(head.length - 4, size, true);
+  blob.fill(0x11, head.length, head.length + size - 1);
+  blob.set([0x01, 0x73, 0x2e], head.length + size - 1);
+  const started = performance.now();
+  const problem = refusal(blob);
+  const elapsed = performance.now() - started;
+  assertEquals(problem, `job_state version is an integer of ${size * 8 - 7} bits, not 1`);
+  assert(elapsed < 10_000, `decoding ${size} bytes took ${Math.round(elapsed)} ms`);
+});
+
+Deno.test("a name longer than a description holds is cut, with a note, not the job refused", () => {
+  // The tick job's name, a memo of its command, replaced by a name of 1204 characters.
+  const name = `${"nightly report for every team ".repeat(40)}end😀`;
+  assertEquals([...name].length, 1204);
+  const text = String.fromCharCode(...seedBlob("tick"));
+  const bytes = new TextEncoder().encode(name);
+  const length = String.fromCharCode(...new Uint8Array(Uint32Array.of(bytes.length).buffer));
+  const renamed = text.replace(
+    /(kwargs\x94}\x94h')h./,
+    `$1X${length}${String.fromCharCode(...bytes)}`,
+  );
+  assert(renamed !== text);
+  const c = candidateFromRow(
+    { id: "tick", next_run_time: 1, job_state: Uint8Array.from(renamed, (ch) => ch.charCodeAt(0)) },
+    HONG_KONG,
+    NOW,
+  );
+  assertEquals(c.problem, null);
+  assertEquals(c.job!.description, `${[...name].slice(0, 999).join("")}…`);
+  assert(
+    c.notes.includes(
+      "its name is 1204 characters long: the description keeps the first 999 and an ellipsis (1000 is the most a description holds)",
+    ),
+    c.notes.join("\n"),
+  );
+});
+
+Deno.test("a fixed offset of minutes is refused with the zones that keep it all year", () => {
+  // `datetime.timezone(timedelta(hours=5, minutes=30))` as Python 3 pickles it with protocol 2.
+  const offset = Uint8Array.from(
+    "\x80\x02cdatetime\ntimezone\nq\x00cdatetime\ntimedelta\nq\x01K\x00MXMK\x00\x87q\x02Rq\x03\x85q\x04Rq\x05.",
+    (c) => c.charCodeAt(0),
+  );
+  assertEquals(unpickle(offset), { kind: "zone", name: "UTC+05:30" });
+  // The tick job's zone, a ZoneInfo's key, made that offset.
+  const text = String.fromCharCode(...seedBlob("tick"));
+  const fixed = text.replace("\x8c\x0eAsia/Hong_Kong", "\x8c\x09UTC+05:30");
+  assert(fixed !== text);
+  const problem = refusal(Uint8Array.from(fixed, (c) => c.charCodeAt(0)));
+  assertMatch(
+    problem,
+    /^its trigger's zone is the fixed offset UTC\+05:30 \(a datetime\.timezone\), and a job names an IANA zone, none of which is an offset of minutes; add it by hand with `jobsmanager job add` and --timezone a zone that keeps UTC\+05:30 all year: .*Asia\/(Kolkata|Calcutta)/,
+  );
+  // The list is ICU's on this machine (Asia/Calcutta or Asia/Kolkata), so it is pinned loosely.
+  assert(!problem.includes("Europe/"), problem);
+  const odd = text.replace("\x8c\x0eAsia/Hong_Kong", "\x8c\x09UTC-00:17");
+  assertEquals(
+    refusal(Uint8Array.from(odd, (c) => c.charCodeAt(0))),
+    "its trigger's zone is the fixed offset UTC-00:17 (a datetime.timezone), and a job names an IANA zone, none of which is an offset of minutes; add it by hand with `jobsmanager job add` and --timezone the zone whose clock UTC-00:17 followed (mind its daylight saving time: the offset had none)",
+  );
+});
+
+Deno.test("a timeout that is a number out of range says so, not that it is no number", () => {
+  // The tick job's timeout, 60, made 10**20 (LONG1, as Python writes an int past 64 bits).
+  const text = String.fromCharCode(...seedBlob("tick"));
+  const huge = text.replace("tick\x94K<", "tick\x94\x8a\x09\x00\x00\x10\x63\x2d\x5e\xc7\x6b\x05");
+  assert(huge !== text);
+  assertEquals(
+    refusal(Uint8Array.from(huge, (c) => c.charCodeAt(0))),
+    "its timeout is 100000000000000000000, out of range: jobsmanager allows a whole number of seconds from 0 to 31536000",
+  );
 });

@@ -210,6 +210,11 @@ async function sh(command: string): Promise<string> {
 Deno.test("% becomes standard input exactly as cron sends it", async () => {
   assertEquals(splitPercent("date +\\%s"), { command: "date +%s", input: null });
   assertEquals(splitPercent("cat%a\\%b%c\\d%"), { command: "cat", input: "a%b\nc\\d\n" });
+  // In the command a backslash escapes the next character, a backslash too: `\\%` splits there.
+  assertEquals(splitPercent("echo a\\\\%b%c"), { command: "echo a\\\\", input: "b\nc" });
+  assertEquals(splitPercent("echo \\\\\\%x"), { command: "echo \\\\%x", input: null });
+  // In the input every backslash stays but the one right before a `%`.
+  assertEquals(splitPercent("cat%\\\\%\\\\"), { command: "cat", input: "\\%\\\\" });
   const [job] = candidatesFromCrontab(
     { text: "* * * * * tr a-z A-Z # shout%it's%here\n", name: "x", system: false, owner: null },
     UTC,
@@ -394,7 +399,8 @@ Deno.test("an id comment that names no valid id is refused with why, in any case
     UTC,
     0,
   );
-  assertEquals([bad.id, bad.job], ["bad id!", null]);
+  // Said at the comment's line, where it is put right, not at the job's.
+  assertEquals([bad.id, bad.job, bad.source], ["bad id!", null, "line 1"]);
   assertMatch(bad.problem!, /^id: "bad id!" has characters outside A-Z a-z 0-9 \. _ : -/);
   assertEquals([upper.id, upper.job!.description], ["Upper", null]);
 });
@@ -457,6 +463,29 @@ Deno.test("without CRON_TZ the job keeps the zone cron read it in, where the ser
     assumed.notes[0],
     "cron read its schedule in this machine's zone, UTC; the job names none, so it fires in the service's default zone, taken to be UTC (this machine's: no jobsmanager.timezone is configured here and no service is live to report its own): a service in another zone fires it there (`job update ID --timezone UTC` pins it)",
   );
+});
+
+Deno.test("an empty CRON_TZ= is no CRON_TZ: the lines below it are read in this machine's zone", () => {
+  const text =
+    'CRON_TZ=America/New_York\n0 1 * * * echo ny\nCRON_TZ=""\n0 2 * * * back\nCRON_TZ=\n0 3 * * * bare\n';
+  const zones = { system: "UTC", service: { name: "Asia/Tokyo", source: "configured" as const } };
+  const [ny, back, bare] = candidatesFromCrontab(
+    { text, name: "tz", system: false, owner: null },
+    zones,
+    0,
+  );
+  assertEquals(
+    [ny.job!.timezone, back.job!.timezone, bare.job!.timezone],
+    ["America/New_York", "UTC", "UTC"],
+  );
+  for (const c of [back, bare]) {
+    assert(
+      c.notes.includes(
+        "cron read its schedule in this machine's zone, UTC; the job keeps it, where a job that names no zone fires in Asia/Tokyo (jobsmanager.timezone)",
+      ),
+      c.notes.join("\n"),
+    );
+  }
 });
 
 Deno.test("the field diagram above Debian's /etc/crontab jobs describes none of them", () => {

@@ -11,6 +11,7 @@ import type { Store } from "../src/store/store.ts";
 import type { ServiceDefaults } from "../src/app/import/apscheduler.ts";
 import { apschedulerCandidates, importJobs } from "../src/app/import/sources.ts";
 import { countStatuses, NAMED_ONLY, namedOnly } from "../src/app/import/plan.ts";
+import { candidatesFromCrontab, crontabScope } from "../src/app/import/crontab_file.ts";
 import { BACKENDS, freshDatabase, markerRows, rawQuery, type TestDatabase } from "./helpers.ts";
 import {
   insertLegacyRow,
@@ -317,6 +318,48 @@ for (const backend of BACKENDS) {
         assertEquals((await importJobs(store, candidates, true)).markerId, null);
         assertEquals(await counts(db), before);
       });
+
+      await t.step(
+        "a HOME= line removed: the cwd it made goes with --update, one set since stays, and the plan says which",
+        async () => {
+          const UTC = { system: "UTC", service: { name: "UTC", source: "configured" as const } };
+          const crontab = (text: string) => {
+            const source = { text, name: "home", system: false, owner: null };
+            return candidatesFromCrontab(source, UTC, 7_000);
+          };
+          const update = crontabScope(
+            { text: "", name: "home", system: false, owner: null },
+            false,
+            true,
+          );
+          const ids = ["home.run-sh", "home.other-sh"];
+          await importJobs(
+            store,
+            crontab("HOME=/srv/app\n0 1 * * * ./run.sh\n0 2 * * * ./other.sh\n"),
+            true,
+            update,
+          );
+          await store.changeJob(ids[1], (j) => ({ ...j!, cwd: "/opt/other", updated_at: 7_500 }));
+          const removed = crontab("0 1 * * * ./run.sh\n0 2 * * * ./other.sh\n");
+          const applied = await importJobs(store, removed, true, update);
+          const [run, other] = ids.map((id) => applied.entries.find((e) => e.id === id)!);
+          assertEquals([run.status, run.changes], [
+            "differs",
+            ["env: HOME removed", 'cwd: "/srv/app" → (default)'],
+          ]);
+          assertEquals([other.status, other.changes], ["differs", ["env: HOME removed"]]);
+          const cwds = await Promise.all(ids.map(async (id) => (await store.getJob(id))!.cwd));
+          assertEquals(cwds, [null, "/opt/other"]);
+          const ranIn = (notes: string[]) => notes.filter((n) => n.startsWith("cron ran it in"));
+          assertEquals(ranIn(run.notes), [
+            "cron ran it in the crontab owner's home directory; jobsmanager runs it in the service's working directory (`job update --cwd DIR` sets another)",
+          ]);
+          assertEquals(ranIn(other.notes), [
+            "cron ran it in the crontab owner's home directory; jobsmanager runs it in /opt/other, the working directory stored (`job update --cwd ''` runs it in the service's)",
+          ]);
+          await store.changeJobs(() => ({ put: [], remove: ids }));
+        },
+      );
     } finally {
       await store.close();
     }

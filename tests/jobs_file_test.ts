@@ -295,6 +295,48 @@ Deno.test("an unquoted cron line or command YAML reads as syntax is said to need
   );
 });
 
+Deno.test("a YAML tag the reader does not know (Ansible's !vault) is refused, naming its line", () => {
+  const vault = [
+    "jobs:",
+    "  - id: a",
+    "    command: x",
+    "    cron: '@daily'",
+    "    env:",
+    "      TOKEN: !vault |",
+    "        $ANSIBLE_VAULT;1.1;AES256",
+    "        6162636465",
+  ].join("\n");
+  const why =
+    "is not one a jobs file knows (only YAML's own, such as !!str): the value under it would be taken as written; give the value itself (an Ansible !vault decrypted, e.g. by a template)";
+  assertEquals(invalid("jobs.yaml", vault), `jobs.yaml:6: the tag !vault ${why}`);
+  assertEquals(
+    invalid("jobs.yaml", "jobs:\n  - id: a\n    command: !custom y\n"),
+    `jobs.yaml:3: the tag !custom ${why}`,
+  );
+  // YAML's own tags are read as YAML reads them.
+  const [own] = candidatesFromFile(
+    "jobs.yaml",
+    "jobs:\n  - id: a\n    command: !!str 5\n    cron: '@daily'\n",
+    NOW,
+  );
+  assertEquals(own.job!.command, "5");
+});
+
+Deno.test("YAML's .inf and .nan are refused as such, not shown as null", () => {
+  assertEquals(
+    invalid("jobs.yaml", "jobs:\n  - id: a\n    cron: '@daily'\n    command: .inf\n"),
+    "jobs.yaml:4: .inf is Infinity to YAML, which no job field takes; quote it if it is text",
+  );
+  assertEquals(
+    invalid("jobs.yaml", "jobs:\n  - id: a\n    command: x\n    timeout: -.INF\n"),
+    "jobs.yaml:4: -.INF is -Infinity to YAML, which no job field takes; quote it if it is text",
+  );
+  assertEquals(
+    invalid("jobs.yaml", "jobs:\n  - id: a\n    command: x\n    retries: .NaN\n"),
+    "jobs.yaml:4: .NaN is NaN to YAML, which no job field takes; quote it if it is text",
+  );
+});
+
 Deno.test("YAML aliases that would expand beyond reason are refused, naming the file", () => {
   const levels = ["a: &a [x, x, x, x, x, x, x, x, x]"];
   for (const name of "bcdef") {
@@ -378,6 +420,32 @@ for (const backend of BACKENDS) {
         assertEquals(applied.stdout, "file -:\n0 new, 3 same, 0 differ; nothing to write\n");
         assertEquals(await counts(db), { jobs: 3, markers: 1 });
         await rawQuery(db, spelled, ["0", "30", "mon-fri"]);
+      },
+    );
+
+    await t.step(
+      "a zone in other case and an empty description written in SQL: export then apply writes nothing",
+      async () => {
+        const sql = "UPDATE jm_jobs SET timezone = ?, description = ? WHERE id = 'backup'";
+        await rawQuery(db, sql, ["europe/berlin", ""]);
+        for (const format of ["json5", "yaml"]) {
+          const exported = await jm("export", "--format", format);
+          assertEquals(exported.code, 0, exported.stderr);
+          await Deno.writeTextFile(file(`spelled.${format}`), exported.stdout);
+          const applied = await jm("apply", file(`spelled.${format}`));
+          assertEquals(
+            applied.stdout,
+            `file ${file(`spelled.${format}`)}:\n0 new, 3 same, 0 differ; nothing to write\n`,
+          );
+        }
+        assertEquals(await counts(db), { jobs: 3, markers: 1 });
+        // A file that says another zone or a description is a change, as ever.
+        const other = JSON5_EXPORT.replace("timezone: 'Europe/Berlin'", "timezone: 'Europe/Paris'");
+        await Deno.writeTextFile(file("other.json5"), other);
+        const dry = await jm("apply", file("other.json5"), "--dry-run");
+        assertStringIncludes(dry.stdout, 'timezone: "europe/berlin" → "Europe/Paris"');
+        assertStringIncludes(dry.stdout, 'description: "" → "nightly: the wiki"');
+        await rawQuery(db, sql, ["Europe/Berlin", "nightly: the wiki"]);
       },
     );
 
@@ -752,6 +820,44 @@ Deno.test("a YAML export quotes the strings a YAML 1.1 reader (PyYAML, Ansible) 
   // PyYAML reads a plain `=` as YAML 1.1's value key, and refuses the whole file.
   assertStringIncludes(file, '\n      V9: "="\n');
   assertStringIncludes(file, "\n    timezone: UTC\n");
+  assertEquals(candidatesFromFile("jobs.yaml", file, NOW).map((c) => c.job), jobs);
+});
+
+Deno.test("a YAML export is read by PyYAML as written: <<, a tab, U+2028 and U+2029", async () => {
+  const jobs = [
+    buildJob(
+      "merge",
+      {
+        command: "printf 'a\tb\\n'\necho 'two\tlines'",
+        cron: "@daily",
+        cwd: "/tmp/\ttab",
+        description: "para\u2028line\u2029end",
+        env: ["X=<<", "T=a\tb", "L=a\u2028b", "P=\u2029"],
+      },
+      null,
+      NOW,
+    ),
+  ];
+  const file = exportJobs(jobs, "yaml");
+  assertEquals(file.match(/[\u2028\u2029]/g), null, file);
+  const python = new Deno.Command("python3", {
+    args: ["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = python.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(file));
+  await writer.close();
+  const { code, stdout, stderr } = await python.output();
+  const decoder = new TextDecoder();
+  assertEquals(code, 0, `PyYAML refused the export:\n${decoder.decode(stderr)}\n${file}`);
+  const [entry] = JSON.parse(decoder.decode(stdout)).jobs;
+  const [job] = jobs;
+  assertEquals(
+    [entry.command, entry.cwd, entry.description, entry.env],
+    [job.command, job.cwd, job.description, job.env],
+  );
   assertEquals(candidatesFromFile("jobs.yaml", file, NOW).map((c) => c.job), jobs);
 });
 

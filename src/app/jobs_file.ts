@@ -12,7 +12,7 @@ import JSON5 from "json5";
 import type { ValueNode } from "@humanwhocodes/momoa";
 import { type Json5Document, Json5Error, keyOf, parseJson5 } from "../config/json5.ts";
 import { Document, isMap, isSeq, LineCounter, parse, parseDocument, visit } from "yaml";
-import { CONTROL } from "../domain/printable.ts";
+import { CONTROL, printable, shortened } from "../domain/printable.ts";
 import { RuntimeError, UsageError, ValidationError } from "../errors.ts";
 import {
   buildJob,
@@ -177,13 +177,29 @@ export function exportJobs(jobs: Job[], format: FileFormat): string {
     Scalar(_, node) {
       if (typeof node.value !== "string") return;
       // Only a double-quoted YAML string reads escapes.
-      if (CONTROL.test(node.value) || readOtherwiseByYaml11(node.value)) {
+      if (
+        CONTROL.test(node.value) || YAML_11_BREAKS.test(node.value) ||
+        readOtherwiseByYaml11(node.value)
+      ) {
         node.type = "QUOTE_DOUBLE";
       }
     },
   });
-  return `# ${HEADER}\n${escapeControls(doc.toString({ lineWidth: 0 }))}`;
+  return `# ${HEADER}\n${
+    escapeControls(doc.toString({ lineWidth: 0 })).replace(
+      /[\u2028\u2029]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16)}`,
+    )
+  }`;
 }
+
+/**
+ * What PyYAML (YAML 1.1) reads otherwise than YAML 1.2 in any unquoted
+ * value, so the export quotes it: a tab (a plain value with one is a
+ * ScannerError) and U+2028/U+2029, line breaks to YAML 1.1 that a block
+ * value would fold or keep as newlines (escaped then, in quotes only).
+ */
+const YAML_11_BREAKS = /[\t\u2028\u2029]/;
 
 /**
  * Whether a YAML 1.1 reader (PyYAML, so Ansible; Go's yaml.v2) takes plain
@@ -194,8 +210,9 @@ export function exportJobs(jobs: Job[], format: FileFormat): string {
  * that could be one (parsing is dear on 10,000 jobs).
  */
 function readOtherwiseByYaml11(text: string): boolean {
-  // `=` alone is YAML 1.1's value key, which PyYAML refuses to read at all.
-  if (text === "=") return true;
+  // `=` alone is YAML 1.1's value key, which PyYAML refuses to read at all; `<<` its merge key,
+  // which it refuses as a value.
+  if (text === "=" || text === "<<") return true;
   if (!/^([-+.]?[0-9]|[yYnNoO][a-zA-Z]{0,2}$)/.test(text)) return false;
   try {
     return typeof parse(text, { version: "1.1" }) !== "string";
@@ -238,8 +255,31 @@ function parseYaml(path: string, text: string): { data: unknown; at: Locator } {
         (UNQUOTED.test(error.message) ? `; ${QUOTE_HINT}` : "");
     throw new UsageError(`${path}:${at}: ${message}`);
   }
+  // yaml reads a value under a tag it does not know (Ansible's !vault) as if it had none, and
+  // only warns: the job would get the ciphertext as its value.
+  const tag = doc.warnings.find((w) => w.code === "TAG_RESOLVE_FAILED");
+  if (tag !== undefined) {
+    const name = /Unresolved tag: (\S+)/.exec(tag.message)?.[1] ?? "?";
+    throw new UsageError(
+      `${path}:${tag.linePos?.[0].line ?? 1}: the tag ${
+        shortened(printable(name))
+      } is not one a jobs file knows (only YAML's own, such as !!str): the value under it would be taken as written; give the value itself (an Ansible !vault decrypted, e.g. by a template)`,
+    );
+  }
   const line = (offset: number | undefined) =>
     offset === undefined ? 1 : lines.linePos(offset).line;
+  // `.inf` and `.nan` are numbers to YAML, and would reach a field as null (JSON has neither).
+  visit(doc, {
+    Scalar(_, node) {
+      if (typeof node.value !== "number" || Number.isFinite(node.value)) return;
+      const written = node.range ? text.slice(node.range[0], node.range[1]) : String(node.value);
+      throw new UsageError(
+        `${path}:${line(node.range?.[0])}: ${
+          shortened(printable(written))
+        } is ${node.value} to YAML, which no job field takes; quote it if it is text`,
+      );
+    },
+  });
   const item = (index: number) => {
     const seq = doc.get("jobs", true);
     return isSeq(seq) ? seq.items[index] : undefined;

@@ -11,7 +11,7 @@ import { ValidationError } from "../../errors.ts";
 import { buildJob, type JobOptions, RUN_POLICY_FIELDS } from "../../domain/job.ts";
 import { FIELD_NAMES, type FieldName, MONTH_NAMES, WEEKDAY_NAMES } from "../../cron/grammar.ts";
 import { describe, PickleError, type PyDict, type PyValue, unpickle } from "./pickle.ts";
-import type { Candidate, JobField } from "./plan.ts";
+import { type Candidate, descriptionOf, type JobField, MAX_DESCRIPTION } from "./plan.ts";
 import type { LegacyRow } from "../../store/legacy.ts";
 import { type DefaultZone, zoneInWords } from "../zone.ts";
 
@@ -23,8 +23,10 @@ export interface ServiceDefaults {
   coalesce: boolean;
 }
 
-/** Seconds jobsmanager allows at most for a grace time: APScheduler's None (no limit). */
-const UNLIMITED_GRACE = 31_536_000;
+/** Seconds jobsmanager allows at most for a timeout or a grace time: one year. */
+const MAX_SECONDS = 31_536_000;
+/** A grace time for APScheduler's None (no limit): the most allowed. */
+const UNLIMITED_GRACE = MAX_SECONDS;
 
 /** A job state that does not have the shape the original wrote; the message says where. */
 class ShapeError extends Error {}
@@ -165,11 +167,34 @@ function cronTrigger(
   return { schedule, zone, jitter: trigger.get("jitter") ?? null };
 }
 
+/**
+ * Why a trigger in a fixed offset of no whole hours (`UTC+05:30`, from a
+ * `datetime.timezone`) is not imported: a job names an IANA zone, and none
+ * is an offset of minutes (Etc/GMT-5 is whole hours). The fix names the
+ * zones that keep that offset all of `now`'s year, which fire as it did.
+ */
+function fixedOffset(zone: string, now: number): string {
+  const offset = `GMT${zone.slice(3)}`;
+  const year = new Date(now).getUTCFullYear();
+  const dates = [Date.UTC(year, 0, 1), Date.UTC(year, 6, 1)];
+  const keep = Intl.supportedValuesOf("timeZone").filter((name) => {
+    const format = new Intl.DateTimeFormat("en-US", { timeZone: name, timeZoneName: "longOffset" });
+    return dates.every((date) =>
+      format.formatToParts(date).find((p) => p.type === "timeZoneName")?.value === offset
+    );
+  });
+  const which = keep.length > 0
+    ? `a zone that keeps ${zone} all year: ${keep.join(", ")}`
+    : `the zone whose clock ${zone} followed (mind its daylight saving time: the offset had none)`;
+  return `its trigger's zone is the fixed offset ${zone} (a datetime.timezone), and a job names an IANA zone, none of which is an offset of minutes; add it by hand with \`jobsmanager job add\` and --timezone ${which}`;
+}
+
 /** The original's job state as `job add` options, with the notes the plan shows. */
 function optionsOf(
   row: LegacyRow,
   state: PyDict,
   defaults: ServiceDefaults,
+  now: number,
 ): { options: JobOptions; notes: string[] } {
   const version = field(state, "version", "job_state");
   if (version !== 1) throw new ShapeError(`job_state version is ${describe(version)}, not 1`);
@@ -190,6 +215,7 @@ function optionsOf(
   if (typeof command !== "string") throw new ShapeError("its command is not a string");
   const notes: string[] = [];
   const { schedule, zone, jitter } = cronTrigger(field(state, "trigger", "job_state"));
+  if (/^UTC[+-]\d\d:\d\d$/.test(zone)) throw new ShapeError(fixedOffset(zone, now));
 
   if (zone !== defaults.zone.name) {
     notes.push(
@@ -237,6 +263,13 @@ function optionsOf(
   } else if (typeof timeout === "number" && timeout >= 0) {
     seconds = Math.ceil(timeout);
     if (seconds !== timeout) notes.push(`timeout: ${timeout} s rounded up to ${seconds} s`);
+  } else if (typeof timeout === "bigint" || typeof timeout === "number") {
+    // A number all the same, past what a double holds exactly or below 0.
+    throw new ShapeError(
+      `its timeout is ${
+        describe(timeout)
+      }, out of range: jobsmanager allows a whole number of seconds from 0 to ${MAX_SECONDS}`,
+    );
   } else {
     throw new ShapeError(`its timeout is ${describe(timeout)}, not a number of seconds`);
   }
@@ -246,9 +279,18 @@ function optionsOf(
     notes.push(`jitter of ${jitter} s dropped: jobsmanager fires on the scheduled instant`);
   }
   const name = state.get("name");
-  const description = typeof name === "string" && name !== command && name !== row.id
-    ? name
-    : undefined;
+  let description: string | undefined;
+  if (typeof name === "string" && name !== command && name !== row.id) {
+    const { description: text, cut } = descriptionOf(name);
+    description = text;
+    if (cut !== null) {
+      notes.push(
+        `its name is ${cut} characters long: the description keeps the first ${
+          MAX_DESCRIPTION - 1
+        } and an ellipsis (${MAX_DESCRIPTION} is the most a description holds)`,
+      );
+    }
+  }
   return {
     options: {
       command,
@@ -295,7 +337,7 @@ export function candidateFromRow(
     return refused(`its job_state cannot be decoded: ${error.message}`);
   }
   try {
-    const { options, notes } = optionsOf(row, dictOf(state, "job_state"), defaults);
+    const { options, notes } = optionsOf(row, dictOf(state, "job_state"), defaults, now);
     return {
       source,
       id: row.id,

@@ -10,6 +10,7 @@
 import { UsageError, ValidationError } from "../../errors.ts";
 import {
   buildJob,
+  type Job,
   type JobOptions,
   RUN_POLICY_FIELDS,
   validateId,
@@ -19,7 +20,7 @@ import { parseTerm, runList, splitList, SYNTAX, termValues } from "../../cron/gr
 import { scheduleFromCrontab } from "../../cron/crontab.ts";
 import { everFires } from "../../cron/croner.ts";
 import type { ScheduleFields } from "../../cron/fields.ts";
-import { type Candidate, type JobField, type Scope } from "./plan.ts";
+import { type Candidate, descriptionOf, type JobField, type Scope } from "./plan.ts";
 import { shellQuote } from "../../domain/shell.ts";
 import { type DefaultZone, zoneInWords } from "../zone.ts";
 
@@ -109,12 +110,13 @@ interface Line {
   command: string;
   comments: string[];
   id: string | null;
+  /** The line of the comment that set `id`. */
+  idLine: number | null;
 }
 
 const ENV_LINE = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/;
 /** Any case, any id: one that is not valid is refused with why, not taken for a comment. */
 const ID_COMMENT = /^jobsmanager:\s*id=(.*?)\s*$/i;
-const MAX_DESCRIPTION = 1000;
 /** The legend of the crontab template Debian's `crontab -e` starts with: no job's description. */
 const FIELD_LEGEND = /^m\s+h\s+dom\s+mon\s+dow\s+(user\s+)?command$/;
 /** The legend or diagram of a crontab whose lines have a user column (/etc/crontab's template). */
@@ -143,6 +145,7 @@ export function candidatesFromCrontab(
   const ids = new Ids(source.name);
   let comments: string[] = [];
   let id: string | null = null;
+  let idLine: number | null = null;
   // Debian's template says whether the lines below it have a user column.
   let legendUser = false;
   source.text.split(/\r?\n/).forEach((raw, index) => {
@@ -150,13 +153,13 @@ export function candidatesFromCrontab(
     const text = raw.trim();
     if (text === "") {
       comments = [];
-      id = null;
+      [id, idLine] = [null, null];
       return;
     }
     if (text.startsWith("#")) {
       const comment = text.replace(/^#+\s?/, "").trimEnd();
       const override = ID_COMMENT.exec(comment);
-      if (override) id = override[1];
+      if (override) [id, idLine] = [override[1], number];
       // An empty comment line ends a paragraph: the one right above the job describes it.
       else if (comment === "" || FIELD_DIAGRAM.test(comment)) comments = [];
       else if (!FIELD_LEGEND.test(comment)) comments.push(comment);
@@ -180,11 +183,17 @@ export function candidatesFromCrontab(
     } else {
       const user = line.user ?? source.owner;
       candidates.push(
-        ...lineCandidates({ ...line, user, number, comments, id }, snapshot(env), zones, ids, now),
+        ...lineCandidates(
+          { ...line, user, number, comments, id, idLine },
+          snapshot(env),
+          zones,
+          ids,
+          now,
+        ),
       );
     }
     comments = [];
-    id = null;
+    [id, idLine] = [null, null];
   });
   if (legendUser && !source.system) {
     for (const c of candidates) {
@@ -218,7 +227,8 @@ function unquote(value: string): string {
 }
 
 function setVariable(env: Environment, name: string, value: string): void {
-  if (name === "CRON_TZ") env.zone = value;
+  // An empty CRON_TZ unsets it: cron reads the lines below in the system zone again.
+  if (name === "CRON_TZ") env.zone = value === "" ? null : value;
   else if (name === "MAILTO") env.mailto = value;
   else if (name === "SHELL") env.shell = value;
   else env.vars.set(name, value);
@@ -232,7 +242,7 @@ function snapshot(env: Environment): Environment {
 function splitLine(
   text: string,
   system: boolean,
-): Omit<Line, "number" | "comments" | "id"> | string {
+): Omit<Line, "number" | "comments" | "id" | "idLine"> | string {
   const userPart = system ? "(\\S+)\\s+" : "()";
   const nickname = new RegExp(`^(@\\S+)\\s+${userPart}(.*)$`).exec(text);
   const fields = new RegExp(`^((?:\\S+\\s+){4}\\S+)\\s+${userPart}(.*)$`).exec(text);
@@ -247,25 +257,26 @@ function splitLine(
 /**
  * Cron's `%`: the command ends at the first unescaped `%`; the rest, with
  * each unescaped `%` as a newline, is its standard input. `\%` is a `%`.
+ * As cron's do_command reads them: in the command a backslash escapes the
+ * one character after it, so `\\%` is a backslash pair and then the split
+ * (the pair stays, as cron hands it to the shell); in the input every
+ * backslash is kept but one right before a `%`.
  */
 export function splitPercent(text: string): { command: string; input: string | null } {
   let command = "";
   let input: string | null = null;
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
-    let out = c;
-    if (c === "\\" && text[i + 1] === "%") {
-      out = "%";
+    if (input === null) {
+      if (c === "\\" && i + 1 < text.length) {
+        const next = text[++i];
+        command += next === "%" ? "%" : c + next;
+      } else if (c === "%") input = "";
+      else command += c;
+    } else if (c === "\\" && text[i + 1] === "%") {
+      input += "%";
       i++;
-    } else if (c === "%") {
-      if (input === null) {
-        input = "";
-        continue;
-      }
-      out = "\n";
-    }
-    if (input === null) command += out;
-    else input += out;
+    } else input += c === "%" ? "\n" : c;
   }
   return { command, input };
 }
@@ -309,6 +320,14 @@ function lineCandidates(
   const [, , dom = "*", , dow = "*"] = line.when.split(" ");
   try {
     if (line.id !== null) validateId(line.id);
+  } catch (error) {
+    // Said at the comment that gives the id, where it is put right.
+    if (error instanceof ValidationError) {
+      return [refused(`line ${line.idLine}`, id, error.message)];
+    }
+    throw error;
+  }
+  try {
     // Vixie cron ORs the two day fields unless one of them starts with `*`.
     const read = { ...line, zone: zoneOf(env, zones) };
     if (!dom.startsWith("*") && !dow.startsWith("*")) return splitDays(read, env, id, ids, now);
@@ -424,11 +443,11 @@ function candidate(
   const home = env.vars.get("HOME");
   const cwd = home?.startsWith("/") ? home : undefined;
   // A job with a user runs in that user's home when it names no cwd, as cron ran it.
-  if (cwd === undefined && line.user === null) {
+  const homeless = cwd === undefined && line.user === null;
+  const ranInHome = "cron ran it in the crontab owner's home directory; jobsmanager runs it in";
+  if (homeless) {
     notes.push(
-      `cron ran it in ${
-        line.user ?? "the crontab owner"
-      }'s home directory; jobsmanager runs it in the service's working directory (\`job update --cwd DIR\` sets another)`,
+      `${ranInHome} the service's working directory (\`job update --cwd DIR\` sets another)`,
     );
   }
   // An empty MAILTO is cron sending no mail: nothing is lost. Mail is one address for every job
@@ -438,12 +457,7 @@ function candidate(
       `MAILTO=${env.mailto} not imported per job: set notify.mailto in the config to mail failures, silence alerts and recoveries of every job; the output is in \`jobsmanager runs show\``,
     );
   }
-  let description = line.comments.join(" ");
-  // Counted and cut in code points, as descriptions are checked: never inside a surrogate pair.
-  const points = [...description];
-  if (points.length > MAX_DESCRIPTION) {
-    description = `${points.slice(0, MAX_DESCRIPTION - 1).join("")}…`;
-  }
+  const { description } = descriptionOf(line.comments.join(" "));
   const options: JobOptions = {
     command,
     schedule,
@@ -464,8 +478,23 @@ function candidate(
     ...(cwd === undefined && line.user === null ? ["cwd" as const] : []),
     ...(line.user === null ? ["user" as const] : []),
   ];
+  // A stored job's working directory, where the crontab gives none: the one an earlier import
+  // made of a HOME= line (the job's HOME too), since removed, goes with it; one set since stays,
+  // and the note says where the job runs then.
+  const against = homeless
+    ? (stored: Job) => {
+      if (stored.cwd === null) return { keeps, notes };
+      if (stored.cwd === stored.env?.HOME) {
+        return { keeps: keeps.filter((f) => f !== "cwd"), notes };
+      }
+      const kept =
+        `${ranInHome} ${stored.cwd}, the working directory stored (\`job update --cwd ''\` runs it in the service's)`;
+      return { keeps, notes: notes.map((n) => n.startsWith(ranInHome) ? kept : n) };
+    }
+    : undefined;
   try {
-    return { source, id, job: buildJob(id, options, null, now), notes, problem: null, keeps };
+    const job = buildJob(id, options, null, now);
+    return { source, id, job, notes, problem: null, keeps, against };
   } catch (error) {
     if (error instanceof ValidationError) return refused(source, id, error.message);
     throw error;

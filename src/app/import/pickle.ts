@@ -192,6 +192,7 @@ export function describe(value: PyValue | undefined): string {
   if (typeof value === "string") {
     return JSON.stringify(value.length > 40 ? value.slice(0, 40) + "…" : value);
   }
+  if (typeof value === "bigint") return integer(value);
   if (typeof value !== "object") return String(value);
   if (value instanceof Uint8Array) return `${value.length} bytes`;
   if (Array.isArray(value)) return `a sequence of ${value.length}`;
@@ -199,6 +200,15 @@ export function describe(value: PyValue | undefined): string {
   if (isKind(value, "object")) return `a ${value.class}`;
   if (isKind(value, "global")) return value.name;
   return `a ${(value as { kind: string }).kind}`;
+}
+
+/** An integer as its digits, or its size where they would flood a message (a hostile blob's). */
+function integer(value: bigint): string {
+  const text = value.toString(16);
+  const digits = text.replace("-", "");
+  if (digits.length <= 32) return String(value);
+  const bits = (digits.length - 1) * 4 + parseInt(digits[0], 16).toString(2).length;
+  return `${value < 0n ? "a negative" : "an"} integer of ${bits} bits`;
 }
 
 /** Opcode names, for messages about the ones refused. */
@@ -526,7 +536,8 @@ class Reader {
           break;
         }
         case 0x63: { // GLOBAL
-          const module = this.line();
+          // Protocol 2 names Python 3's builtins by their Python 2 module, as Python's reader maps back.
+          const module = this.line().replace(/^__builtin__$/, "builtins");
           this.push(this.global(at, `${module}.${this.line()}`));
           break;
         }
@@ -577,12 +588,18 @@ class Reader {
   /** A little-endian two's-complement integer of `n` bytes. */
   private long(n: number): number | bigint {
     const bytes = this.bytes(n);
-    let value = 0n;
-    for (let i = bytes.length - 1; i >= 0; i--) value = (value << 8n) | BigInt(bytes[i]);
-    if (n > 0 && bytes[n - 1] & 0x80) value -= 1n << BigInt(8 * n);
+    if (n === 0) return 0;
+    // Through one hex text: shifting in a byte at a time copies the number each time, quadratic
+    // in its length (a hostile megabyte took a quarter of an hour).
+    const hex = new Array<string>(n);
+    for (let i = 0; i < n; i++) hex[n - 1 - i] = HEX[bytes[i]];
+    let value = BigInt(`0x${hex.join("")}`);
+    if (bytes[n - 1] & 0x80) value -= 1n << BigInt(8 * n);
     return Number.isSafeInteger(Number(value)) ? Number(value) : value;
   }
 }
+
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
 
 /** A name read from a damaged blob, its control and non-ASCII bytes escaped: nothing raw reaches a terminal. */
 function printable(name: string): string {

@@ -10,6 +10,7 @@
 import { hasSchedule, type Job, JOB_FIELDS, sameDefinition } from "../../domain/job.ts";
 import { sameFieldValues, scheduleFromFields } from "../../cron/fields.ts";
 import { FIELD_NAMES } from "../../cron/grammar.ts";
+import { zoneSpelling } from "../../cron/croner.ts";
 import type { JobStore } from "../../store/store.ts";
 import { checkFollowUps } from "../jobs.ts";
 import { ValidationError } from "../../errors.ts";
@@ -40,9 +41,34 @@ export interface Candidate {
    * file).
    */
   keeps?: readonly JobField[];
+  /**
+   * Where what the source leaves to a stored job depends on that job: the
+   * fields kept of `stored` and the notes that then hold, in place of
+   * `keeps` and `notes` (a crontab's working directory, which came from a
+   * HOME= line since removed, or was set since).
+   */
+  against?: (stored: Job) => { keeps: readonly JobField[]; notes: string[] };
 }
 
 export type JobField = typeof JOB_FIELDS[number];
+
+/** The most characters a job's description holds (`job add` refuses more). */
+export const MAX_DESCRIPTION = 1000;
+
+/**
+ * A source's text as a description: cut to MAX_DESCRIPTION with `…` where
+ * longer (an import keeps the job rather than refusing it for its
+ * comment). Counted and cut in code points, as descriptions are checked:
+ * never inside a surrogate pair.
+ */
+export function descriptionOf(text: string): { description: string; cut: number | null } {
+  const points = [...text];
+  if (points.length <= MAX_DESCRIPTION) return { description: text, cut: null };
+  return {
+    description: `${points.slice(0, MAX_DESCRIPTION - 1).join("")}…`,
+    cut: points.length,
+  };
+}
 
 /** A source's candidate job, with the fields it has no word for as `stored` has them. */
 function keeping(candidate: Job, stored: Job, keeps: readonly JobField[] | undefined): Job {
@@ -132,24 +158,27 @@ export function plan(
     };
     const stored = byId.get(c.id);
     const current = stored === undefined ? null : spelledAs(stored, c.job);
+    const { keeps, notes } = current !== null && c.job !== null && c.against
+      ? c.against(current)
+      : c;
     const base = {
       id: c.id,
       source: c.source,
       at: c.at,
       current,
-      notes: c.notes,
+      notes,
       problem: c.problem,
     };
     if (c.job === null) return { ...base, status: "cannot import", job: null, changes: [] };
     if (current === null) return { ...base, status: "new", job: c.job, changes: [] };
-    const wanted = keeping(c.job, current, c.keeps);
+    const wanted = keeping(c.job, current, keeps);
     if (sameDefinition(current, wanted)) {
       return { ...base, current: stored!, status: "same", job: stored!, changes: [] };
     }
     const job = { ...wanted, created_at: current.created_at };
     const changes = fieldChanges(current, job);
     if (!scope.update) {
-      return { ...base, notes: [KEPT_NOTE, ...c.notes], status: "kept", job: stored!, changes };
+      return { ...base, notes: [KEPT_NOTE, ...notes], status: "kept", job: stored!, changes };
     }
     return { ...base, status: "differs", job, changes };
   });
@@ -173,22 +202,40 @@ export function plan(
  * A stored job with its schedule spelled as `job add` stores it, and each
  * field that stands for the same values as the source's spelled as the
  * source spells it: a row written in SQL or by hand (`0-4` for `mon-fri`,
- * `JAN`, `0-59/15` for `*\/15`) is not changed by a source that says the
- * same in other words. A schedule that does not parse stays.
+ * `JAN`, `0-59/15` for `*\/15`, `europe/berlin`, '' for no description)
+ * is not changed by a source that says the same in other words, so an
+ * export applied again writes nothing. A schedule that does not parse stays.
  */
 function spelledAs(job: Job, source: Job | null): Job {
-  if (!hasSchedule(job)) return job;
-  let spelled: Job;
+  const spelled = source === null ? job : { ...job, ...sameWords(job, source) };
+  if (!hasSchedule(spelled)) return spelled;
+  let scheduled: Job;
   try {
-    spelled = { ...job, ...scheduleFromFields(job) };
+    scheduled = { ...spelled, ...scheduleFromFields(spelled) };
   } catch {
-    return job;
+    return spelled;
   }
-  if (source === null || !hasSchedule(source)) return spelled;
+  if (source === null || !hasSchedule(source)) return scheduled;
   for (const field of FIELD_NAMES) {
-    if (sameFieldValues(field, spelled[field], source[field])) spelled[field] = source[field];
+    if (sameFieldValues(field, scheduled[field], source[field])) scheduled[field] = source[field];
   }
-  return spelled;
+  return scheduled;
+}
+
+/** The text fields whose '' `job add` stores as null: the default, as a row in SQL may have it. */
+const EMPTY_IS_DEFAULT = ["timezone", "cwd", "description", "user"] as const;
+
+/** The stored values the source gives in other words (a zone's case, '' for null), as it gives them. */
+function sameWords(job: Job, source: Job): Partial<Job> {
+  const same: Partial<Record<typeof EMPTY_IS_DEFAULT[number], string | null>> = {};
+  for (const field of EMPTY_IS_DEFAULT) {
+    if (job[field] === "" && source[field] === null) same[field] = null;
+  }
+  const zone = job.timezone;
+  if (zone && source.timezone !== null && zone !== source.timezone) {
+    if (zoneSpelling(zone) === source.timezone) same.timezone = source.timezone;
+  }
+  return same;
 }
 
 function show(value: unknown): string {
