@@ -62,6 +62,17 @@ for (const backend of BACKENDS) {
     assertMatch(line("beta")!, /^beta +live +.* 2 +2 +-0\.3 s /);
     assertMatch(line("gamma")!, /^gamma +stale +.* - +2 +\+0\.1 s /);
     assertMatch(line("delta")!, /^delta +dead \(by alpha\) /);
+    // The share of a node not live is no one's: shown as none, in JSON too (the API's status).
+    const json = await cli(["--database", db.url, "status", "--json"], { cwd: db.dir });
+    const shares = Object.fromEntries(
+      (JSON.parse(json.stdout).services as { id: string; jobs_owned: number | null }[])
+        .map((n) => [n.id, n.jobs_owned]),
+    );
+    assertEquals(
+      [shares.alpha, shares.beta, shares.gamma, shares.delta, shares.omega],
+      [3, 2, null, null, null],
+      json.stdout,
+    );
     assertMatch(line("omega")!, /^omega +stopped /);
     // Ages on the database's clock, not the node's 2 min ahead: seconds, as long as the CLI took to start.
     assertMatch(line("ahead")!, /^ahead +live +\d+ +\S+ +(9m 5\ds|10m \ds) +\d s ago /);

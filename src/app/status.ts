@@ -134,6 +134,8 @@ export function judged(
   const runs = stale ? presence?.runs?.(node) ?? "no" : "no";
   const judgedNode = {
     ...node,
+    // The share a node that is not live last wrote is no one's now: its jobs went to the others.
+    jobs_owned: state === "live" && !gone ? node.jobs_owned : null,
     state: gone ? "dead" as const : state,
     gone,
     still_runs: runs !== "no",
