@@ -428,11 +428,11 @@ export class ActiveRuns {
   }
 
   /**
-   * At a stop: the runs get shutdown_timeout to end, then are interrupted
-   * (SIGTERM, SIGKILL after kill_grace); those whose output still did not
-   * end are recorded `interrupted` here. All by `deadline`.
+   * At a stop: the runs get `waitMs` (shutdown_timeout) to end, then are
+   * interrupted (SIGTERM, SIGKILL after kill_grace); those whose output
+   * still did not end are recorded `interrupted` here. All by `deadline`.
    */
-  async stop(deadline: Deadline): Promise<void> {
+  async stop(deadline: Deadline, waitMs: number): Promise<void> {
     // A run its thread gets to too late never ends: it leaves `active` instead.
     const all = () =>
       Promise.all(
@@ -440,7 +440,7 @@ export class ActiveRuns {
           a.run.started.then((started) => "late" in started ? undefined : a.run.done)
         ),
       );
-    await deadline.wait(all(), this.o.shutdownTimeoutMs);
+    await deadline.wait(all(), waitMs);
     for (const { run } of [...this.active.values(), ...this.rowless.keys()]) run.interrupt();
     await deadline.wait(all(), this.o.killGraceMs + KILLED_OUTPUT_MS);
     for (const [runId, run] of this.active) {

@@ -7,6 +7,8 @@
 import { getLogger, type Sink } from "@logtape/logtape";
 import type { Settings } from "../config/config.ts";
 import { systemTimezone, systemZone } from "../domain/time.ts";
+import type { Node } from "../domain/node.ts";
+import { RuntimeError } from "../errors.ts";
 import { BATCH_CONNECTIONS } from "../store/mysql.ts";
 import type { Store } from "../store/store.ts";
 import { absoluteDescription } from "../store/target.ts";
@@ -236,6 +238,8 @@ class BootedDaemon implements Daemon {
   private abandoned = false;
   /** Set by `watchedLocally`. */
   private locallyWatched = false;
+  /** Set by `displaced`: why the service stopped, which `run()` throws once it has. */
+  private displacement: string | null = null;
   /** Set by `databaseLost`: why nothing more reaches the database. */
   private lost: string | null = null;
 
@@ -301,6 +305,7 @@ class BootedDaemon implements Daemon {
       outagePolicy: s["cluster.on_database_outage"],
       state: () => this.service.state,
       declaredDead: (nodeId, at, runIds) => this.notifier.lostRuns(nodeId, at, runIds),
+      displaced: (holder) => this.displaced(holder),
       // Another node's writes (a run's end, a retry) leave no notice here: polls find them.
       writersChanged: (writers) => {
         if (this.locallyWatched) this.service.watched(writers.length <= 1);
@@ -443,6 +448,32 @@ class BootedDaemon implements Daemon {
     this.stop();
   }
 
+  /**
+   * Another service took this node's id while this one sent no heartbeat
+   * (paused, or cut off from the database): it fires this node's share
+   * now, and this one's runs were marked lost (and retried) when it was
+   * declared dead. Both on, one job would run twice at once: this one
+   * stops at once, interrupting its runs (recorded so), and writes its
+   * node's row no more.
+   */
+  private displaced(holder: Node): void {
+    const why = `node id ${
+      JSON.stringify(holder.id)
+    } was taken by another service (pid ${holder.pid} on ${holder.host}, started ${
+      new Date(holder.started_at).toISOString()
+    }) while this one sent no heartbeat (paused, or cut off from the database)`;
+    serviceLog.fatal(
+      "{why}: that service fires this node's jobs now, and this one's runs were marked lost when it was declared dead; this one stops at once, interrupting its runs, so that no job runs twice",
+      { why },
+    );
+    this.displacement = why;
+    if (this.deadline) return;
+    this.deadline = Deadline.in(this.o.clock, stopBudgetMs(this.o.settings) - EXIT_RESERVE_MS);
+    // Not `stop()`: leaving would write this node's row, the other service's now.
+    this.service.stop(this.deadline, true);
+    this.stopped.resolve(this.deadline);
+  }
+
   reload(): void {
     if (this.started) this.service.requestReload(true);
   }
@@ -468,6 +499,11 @@ class BootedDaemon implements Daemon {
       throw error;
     } finally {
       await this.close();
+    }
+    if (this.displacement !== null) {
+      throw new RuntimeError(
+        `${this.displacement}; this one stopped: start it again only once that one has stopped, or give each service its own id (jobsmanager.node_id or JM_NODE_ID)`,
+      );
     }
   }
 

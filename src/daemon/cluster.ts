@@ -111,6 +111,12 @@ export interface ClusterOptions {
   /** Told when this node declared node `nodeId` dead at `at`, and the runs it marked lost then. */
   declaredDead?: (nodeId: string, at: number, runIds: readonly number[]) => void;
   /**
+   * Told when another service holds this node's id (`holder`, its row):
+   * it registered while this one sent no heartbeat. This node writes its
+   * row no more from then on.
+   */
+  displaced?: (holder: Node) => void;
+  /**
    * Told the ids of the nodes that write to the database (live and
    * leaving ones, this one included) when a sweep finds them changed.
    */
@@ -215,6 +221,8 @@ export class Cluster {
   private readonly graces = new Map<string, { beat: number; until: number; told: boolean }>();
   /** Set when the database counts as back after an outage; the next sweep sets `backAt`. */
   private returned = false;
+  /** The service that took this node's id, once one did (see `takenBy`): this one writes no more. */
+  private displacedBy: Node | null = null;
   /** The declaration of this node's death last reported (see `seeOwnRow`). */
   private declaredDeadSeen: number | null | undefined = undefined;
   private readonly stopping = new AbortController();
@@ -515,8 +523,9 @@ export class Cluster {
   /** Stop the loop and record the node as stopped, waiting at most `timeoutMs` on the database. */
   async stop(timeoutMs: number): Promise<void> {
     this.stopping.abort();
+    // A row another service took is its own: this one's stop is not written over it.
     const last = (this.loop ?? Promise.resolve()).then(() =>
-      this.o.health.online ? this.beat(this.o.clock.now()) : undefined
+      this.o.health.online && this.displacedBy === null ? this.beat(this.o.clock.now()) : undefined
     );
     await settlesWithin(this.o.clock, last, timeoutMs);
   }
@@ -541,6 +550,12 @@ export class Cluster {
           }
           const seen = this.look();
           const reading = await seen.catch(() => undefined);
+          const holder = reading === undefined ? null : this.takenBy(reading.nodes);
+          if (holder !== null) {
+            this.displacedBy = holder;
+            this.o.displaced?.(holder);
+            return;
+          }
           // Each look measures this node's clock: one found off (or back) is said at once, in a
           // heartbeat out of turn, not up to a heartbeat later.
           const stepped = reading !== undefined && this.measure(reading);
@@ -978,6 +993,20 @@ export class Cluster {
       );
     }
     for (const id of this.apart.keys()) if (!judged.has(id)) this.apart.delete(id);
+  }
+
+  /**
+   * The row of another service under this node's id, if one holds it: a
+   * service that registered the id while this one sent no heartbeat (it
+   * was paused, or cut off from the database, long enough to be declared
+   * dead, or not live). Looked at before each heartbeat, which would
+   * write this one's over it, and two services would fire one share.
+   */
+  private takenBy(nodes: readonly Node[]): Node | null {
+    const { host, pid, started_at } = this.o.node;
+    const row = nodes.find((n) => n.id === this.id);
+    if (row === undefined) return null;
+    return row.host !== host || row.pid !== pid || row.started_at !== started_at ? row : null;
   }
 
   /**

@@ -158,6 +158,8 @@ export class Service {
   private readonly writes = new Set<Promise<unknown>>();
   private stopping = false;
   private deadline: Deadline | null = null;
+  /** Set by `stop`: the runs are interrupted at once, not given shutdown_timeout. */
+  private interruptNow = false;
   private wake = new AbortController();
   private polling = false;
   private pollAgain = false;
@@ -519,12 +521,14 @@ export class Service {
   }
 
   /**
-   * Begin a graceful stop: no new fires; running jobs get shutdown_timeout,
-   * and the whole shutdown ends by `deadline`. Later calls change nothing.
+   * Begin a graceful stop: no new fires; running jobs get shutdown_timeout
+   * (none with `interruptNow`), and the whole shutdown ends by `deadline`.
+   * Later calls change nothing.
    */
-  stop(deadline: Deadline): void {
+  stop(deadline: Deadline, interruptNow = false): void {
     if (this.stopping) return;
     this.deadline = deadline;
+    this.interruptNow = interruptNow;
     this.stopping = true;
     this.wake.abort();
   }
@@ -654,7 +658,7 @@ export class Service {
     const now = this.o.clock.now();
     this.shells.disarm();
     this.fires.interruptAll(now);
-    await this.runs.stop(deadline);
+    await this.runs.stop(deadline, this.interruptNow ? 0 : this.o.shutdownTimeoutMs);
     // Run records go through the recorder, which buffers what the database
     // refuses; only a database that does not answer at all holds these up.
     await deadline.wait(Promise.all([this.reloads.underWay, ...this.writes]));
