@@ -449,12 +449,12 @@ class BootedDaemon implements Daemon {
   }
 
   /**
-   * Another service took this node's id while this one sent no heartbeat
-   * (paused, or cut off from the database): it fires this node's share
-   * now, and this one's runs were marked lost (and retried) when it was
-   * declared dead. Both on, one job would run twice at once: this one
-   * stops at once, interrupting its runs (recorded so), and writes its
-   * node's row no more.
+   * Another service, started since, took this node's id while this one
+   * sent no heartbeat (paused, or cut off from the database): it fires
+   * this node's share, or will once it starts again. Both on, one job
+   * would run twice at once: this one stops at once, interrupting its
+   * runs (recorded so, unless the other already ended them), and writes
+   * its node's row no more.
    */
   private displaced(holder: Node): void {
     const why = `node id ${
@@ -463,7 +463,7 @@ class BootedDaemon implements Daemon {
       new Date(holder.started_at).toISOString()
     }) while this one sent no heartbeat (paused, or cut off from the database)`;
     serviceLog.fatal(
-      "{why}: that service fires this node's jobs now, and this one's runs were marked lost when it was declared dead; this one stops at once, interrupting its runs, so that no job runs twice",
+      "{why}: this one stops at once, interrupting its runs, so that no job runs twice under one node id",
       { why },
     );
     this.displacement = why;

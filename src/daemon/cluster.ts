@@ -996,17 +996,21 @@ export class Cluster {
   }
 
   /**
-   * The row of another service under this node's id, if one holds it: a
-   * service that registered the id while this one sent no heartbeat (it
-   * was paused, or cut off from the database, long enough to be declared
-   * dead, or not live). Looked at before each heartbeat, which would
-   * write this one's over it, and two services would fire one share.
+   * The row of another service under this node's id, if one that started
+   * after this one holds it: it registered the id while this one sent no
+   * heartbeat (it was paused, or cut off from the database, long enough
+   * to count as not live). Looked at before each heartbeat, which would
+   * write this one's over it, and two services would fire one share. A
+   * row of a service that started before this one is the one this one
+   * took the id from, which wrote its heartbeat over this one's (its look
+   * failed, or came just before this one registered): this one's next
+   * heartbeat writes it back, and that one stops at its next look.
    */
   private takenBy(nodes: readonly Node[]): Node | null {
-    const { host, pid, started_at } = this.o.node;
     const row = nodes.find((n) => n.id === this.id);
-    if (row === undefined) return null;
-    return row.host !== host || row.pid !== pid || row.started_at !== started_at ? row : null;
+    // This one's own start never changes: a later one is another process's (a pid, a host name
+    // may be the same: containers).
+    return row !== undefined && row.started_at > this.o.node.started_at ? row : null;
   }
 
   /**

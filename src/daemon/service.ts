@@ -651,10 +651,16 @@ export class Service {
   }
 
   private async shutdown(deadline: Deadline): Promise<void> {
-    schedulerLog.info("stopping: {running} runs running, waiting up to {seconds} s for them", {
-      running: this.runs.size,
-      seconds: this.o.shutdownTimeoutMs / 1000,
-    });
+    if (this.interruptNow) {
+      schedulerLog.info("stopping: {running} runs running, interrupted now", {
+        running: this.runs.size,
+      });
+    } else {
+      schedulerLog.info("stopping: {running} runs running, waiting up to {seconds} s for them", {
+        running: this.runs.size,
+        seconds: this.o.shutdownTimeoutMs / 1000,
+      });
+    }
     const now = this.o.clock.now();
     this.shells.disarm();
     this.fires.interruptAll(now);
