@@ -132,3 +132,27 @@ Deno.test("mysql errors: a login or connection the server refuses for now is an 
     false,
   );
 });
+
+Deno.test("mysql errors: a write privilege the user lacks refuses writes; a read denied does not", () => {
+  const refuses = (code: string, message: string) =>
+    (explainMysqlError(Object.assign(new Error(message), { code }), TARGET) as DatabaseError)
+      .writesRefused;
+  const denied = (command: string, what: string) =>
+    `${command} command denied to user 'jm'@'10.0.0.2' for ${what}`;
+  assertEquals(
+    [
+      refuses("ER_TABLEACCESS_DENIED_ERROR", denied("INSERT", "table `jobs`.`jm_runs`")),
+      refuses("ER_TABLEACCESS_DENIED_ERROR", denied("INSERT, UPDATE", "table `jobs`.`jm_nodes`")),
+      refuses(
+        "ER_COLUMNACCESS_DENIED_ERROR",
+        denied("UPDATE", "column 'status' in table 'jm_runs'"),
+      ),
+      refuses("ER_TABLEACCESS_DENIED_ERROR", denied("SELECT", "table `jobs`.`jm_update_info`")),
+      refuses(
+        "ER_COLUMNACCESS_DENIED_ERROR",
+        denied("SELECT", "column 'host' in table 'jm_nodes'"),
+      ),
+    ],
+    [true, true, true, false, false],
+  );
+});

@@ -358,7 +358,8 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
     ...options,
     unreachable: false,
     unstorable: UNSTORABLE.has(code),
-    writesRefused: WRITES_REFUSED.has(code),
+    writesRefused: WRITES_REFUSED.has(code) ||
+      (PRIVILEGE_DENIED.has(code) && !/^SELECT command denied/.test(e.message ?? "")),
   });
 }
 
@@ -387,15 +388,16 @@ const UNSTORABLE = new Set<string | undefined>([
 
 /**
  * Refusals of every write until someone acts on the server: a table or
- * its tablespace full, the disk full, the server read-only, a privilege
- * the user lacks (revoked, or a GRANT left out: nothing is recorded until
- * it is granted, though the server answers).
+ * its tablespace full, the disk full, the server read-only; and a write
+ * privilege the user lacks (revoked, or a GRANT left out: nothing is
+ * recorded until it is granted, though the server answers). A read
+ * refused is not one: the next heartbeat written would say writes are
+ * taken again, and a read denied is no write refused.
  */
 const WRITES_REFUSED = new Set<string | undefined>([
   "ER_RECORD_FILE_FULL",
   "ER_DISK_FULL",
   "ER_OPTION_PREVENTS_STATEMENT",
-  ...PRIVILEGE_DENIED,
 ]);
 
 /** mysql2's code for the error under `error` (as explainMysqlError wraps it). */
