@@ -232,6 +232,27 @@ Deno.test("a request the server cannot read is answered 400 with what was wrong"
           conn.close();
         }
       }
+      // On a connection that had an answer already (a stream may be under way), none is written
+      // into it: it is closed.
+      const conn = await Deno.connect({ hostname, port: Number(port) });
+      try {
+        await conn.write(new TextEncoder().encode("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+        const got: number[] = [];
+        const buffer = new Uint8Array(4096);
+        const text = () => new TextDecoder().decode(new Uint8Array(got));
+        while (!/\r\n\r\n[^]*"ok"/.test(text())) {
+          const n = await conn.read(buffer);
+          if (n === null) throw new Error(`closed before the answer: ${text()}`);
+          got.push(...buffer.subarray(0, n));
+        }
+        await conn.write(new TextEncoder().encode("BREW / HTTP/1.1\r\n\r\n"));
+        for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+          got.push(...buffer.subarray(0, n));
+        }
+        assertEquals(text().match(/HTTP\/1\.1 /g)?.length, 1, text());
+      } finally {
+        conn.close();
+      }
       // The server goes on answering.
       const health = await fetch(`${server.url}/healthz`);
       assertEquals(health.status, 200);

@@ -124,9 +124,10 @@ function guard(server: NodeServer, maxConnections: number, door: Door): () => vo
  */
 function answerUnreadable(server: NodeServer): void {
   server.on("clientError", (error: Error & { code?: string }, socket: Socket) => {
-    // A TLS handshake that failed or never came (no HTTP to answer in), a reset: closed.
+    // A TLS handshake that failed or never came (no HTTP to answer in), a reset, or a connection
+    // that had an answer already (a stream under way: an answer would land inside it): closed.
     const http = error.code?.startsWith("HPE_") || error.code === "ERR_HTTP_REQUEST_TIMEOUT";
-    if (!http || !socket.writable) {
+    if (!http || !socket.writable || socket.bytesWritten > 0) {
       socket.destroy();
       return;
     }
