@@ -26,6 +26,8 @@ Deno.test("job fields: a refused value is named by the start of its JSON, howeve
     "y".repeat(200),
     Array.from({ length: 100 }, (_, i) => i),
     { k: { j: { i: [[[[["deep"]]]]] } } },
+    new Date(Date.UTC(2020, 0, 1)),
+    { at: new Date(0) },
   ];
   for (const value of values) {
     assertEquals(

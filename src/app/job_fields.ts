@@ -73,7 +73,11 @@ export function badValue(field: string, value: unknown, expected: string): Valid
 function jsonHead(value: unknown, max: number): string {
   let out = "";
   const put = (text: string) => (out += text).length < max;
-  const walk = (v: unknown): boolean => {
+  const walk = (given: unknown): boolean => {
+    // As JSON.stringify does: a date (YAML's 2020-01-01) is its ISO text.
+    const v = typeof (given as { toJSON?: unknown })?.toJSON === "function"
+      ? (given as { toJSON(key: string): unknown }).toJSON("")
+      : given;
     if (Array.isArray(v)) {
       if (!put("[")) return false;
       for (let i = 0; i < v.length; i++) {
