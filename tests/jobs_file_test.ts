@@ -367,6 +367,19 @@ for (const backend of BACKENDS) {
     await using db = await freshDatabase(backend);
     const jm = (...args: string[]) => cli(["--database", db.url, ...args]);
     const file = (name: string) => `${db.dir}/${name}`;
+    /** `export` in each format, then `apply` of it: nothing to write. */
+    const roundTrip = async (name: string) => {
+      for (const format of ["json5", "yaml"]) {
+        const exported = await jm("export", "--format", format);
+        assertEquals(exported.code, 0, exported.stderr);
+        await Deno.writeTextFile(file(`${name}.${format}`), exported.stdout);
+        const applied = await jm("apply", file(`${name}.${format}`));
+        assertEquals(
+          applied.stdout,
+          `file ${file(`${name}.${format}`)}:\n0 new, 3 same, 0 differ; nothing to write\n`,
+        );
+      }
+    };
 
     await t.step("apply adds every job of a file with one marker", async () => {
       await Deno.writeTextFile(file("jobs.json5"), JSON5_EXPORT);
@@ -392,16 +405,7 @@ for (const backend of BACKENDS) {
     });
 
     await t.step("export then apply, in either format, writes nothing", async () => {
-      for (const format of ["json5", "yaml"]) {
-        const exported = await jm("export", "--format", format);
-        assertEquals(exported.code, 0, exported.stderr);
-        await Deno.writeTextFile(file(`again.${format}`), exported.stdout);
-        const applied = await jm("apply", file(`again.${format}`));
-        assertEquals(
-          applied.stdout,
-          `file ${file(`again.${format}`)}:\n0 new, 3 same, 0 differ; nothing to write\n`,
-        );
-      }
+      await roundTrip("again");
       assertEquals((await jm("export")).stdout, JSON5_EXPORT);
       assertEquals(await counts(db), { jobs: 3, markers: 1 });
     });
@@ -428,16 +432,7 @@ for (const backend of BACKENDS) {
       async () => {
         const sql = "UPDATE jm_jobs SET timezone = ?, description = ? WHERE id = 'backup'";
         await rawQuery(db, sql, ["europe/berlin", ""]);
-        for (const format of ["json5", "yaml"]) {
-          const exported = await jm("export", "--format", format);
-          assertEquals(exported.code, 0, exported.stderr);
-          await Deno.writeTextFile(file(`spelled.${format}`), exported.stdout);
-          const applied = await jm("apply", file(`spelled.${format}`));
-          assertEquals(
-            applied.stdout,
-            `file ${file(`spelled.${format}`)}:\n0 new, 3 same, 0 differ; nothing to write\n`,
-          );
-        }
+        await roundTrip("spelled");
         assertEquals(await counts(db), { jobs: 3, markers: 1 });
         // A file that says another zone or a description is a change, as ever.
         const other = JSON5_EXPORT.replace("timezone: 'Europe/Berlin'", "timezone: 'Europe/Paris'");
