@@ -1031,7 +1031,17 @@ mysqlTest(
     await c.load(1);
     const from = c.now() + SETTLED_MS;
     await step(c, from, 1);
-    const running = (await c.runs("slow")).find((r) => r.status === "running")!;
+    // The run its owner started: a row claimed running may yet be recorded missed at its start
+    // (later than its grace on a busy machine: CI), and a later fire's be the one that runs.
+    const owner = assignJobs(["slow"], ["n1", "n2"]).get("slow")!;
+    const started = await c.until(
+      () => c.node(owner).runner.of("slow").find((r) => r.running),
+      `the owner ${owner} to run slow`,
+    );
+    const running = await c.until(
+      async () => (await c.runs("slow")).find((r) => r.id === started.runId),
+      `the row of run ${started.runId}`,
+    );
     const [late, early] = running.node_id === "n1" ? ["n1", "n2"] : ["n2", "n1"];
 
     proxies.n1.cut();
