@@ -457,16 +457,22 @@ class BootedDaemon implements Daemon {
    * its node's row no more.
    */
   private displaced(holder: Node): void {
-    const why = `node id ${
-      JSON.stringify(holder.id)
-    } was taken by another service (pid ${holder.pid} on ${holder.host}, started ${
-      new Date(holder.started_at).toISOString()
-    }) while this one sent no heartbeat (paused, or cut off from the database)`;
+    const taken =
+      "was taken by another service (pid {pid} on {host}, started {started}) while this one sent no heartbeat (paused, or cut off from the database)";
+    const values = {
+      node: holder.id,
+      pid: holder.pid,
+      host: holder.host,
+      started: new Date(holder.started_at).toISOString(),
+    };
     serviceLog.fatal(
-      "{why}: this one stops at once, interrupting its runs, so that no job runs twice under one node id",
-      { why },
+      `node id {node} ${taken}: this one stops at once, interrupting its runs, so that no job runs twice under one node id`,
+      values,
     );
-    this.displacement = why;
+    // The same words in the error `run()` throws, the values in them.
+    this.displacement = `node id ${JSON.stringify(values.node)} ${
+      taken.replace(/\{(\w+)\}/g, (_, key: keyof typeof values) => String(values[key]))
+    }`;
     if (this.deadline) return;
     this.deadline = Deadline.in(this.o.clock, stopBudgetMs(this.o.settings) - EXIT_RESERVE_MS);
     // Not `stop()`: leaving would write this node's row, the other service's now.
