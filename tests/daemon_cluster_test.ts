@@ -39,6 +39,24 @@ async function addJobs(c: ClusterHarness, ids: string[], options: JobOptions): P
   return change.markerId!;
 }
 
+/**
+ * The run of `job` its owner (of n1 and n2) started, and its row: a row
+ * claimed running may yet be recorded missed at its start (later than its
+ * grace on a busy machine: CI), and a later fire's be the one that runs.
+ */
+async function ownersRun(c: ClusterHarness, job: string): Promise<{ owner: string; run: Run }> {
+  const owner = assignJobs([job], ["n1", "n2"]).get(job)!;
+  const started = await c.until(
+    () => c.node(owner).runner.of(job).find((r) => r.running),
+    `the owner ${owner} to run ${job}`,
+  );
+  const run = await c.until(
+    async () => (await c.runs(job)).find((r) => r.id === started.runId),
+    `the row of run ${started.runId}`,
+  );
+  return { owner, run };
+}
+
 const everySecond = (n: number, prefix = "j") =>
   Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(2, "0")}`);
 
@@ -466,17 +484,7 @@ for (const backend of BACKENDS) {
     await c.load(1);
     const from = c.now() + SETTLED_MS;
     await step(c, from, 1);
-    // The run its owner started: a row claimed running may yet be recorded missed at its start
-    // (later than its grace on a busy machine), and a later fire's be the one that runs.
-    const victim = assignJobs(["slow"], ["n1", "n2"]).get("slow")!;
-    const started = await c.until(
-      () => c.node(victim).runner.of("slow").find((r) => r.running),
-      `the owner ${victim} to run slow`,
-    );
-    const run = await c.until(
-      async () => (await c.runs("slow")).find((r) => r.id === started.runId),
-      `the row of run ${started.runId}`,
-    );
+    const { owner: victim, run } = await ownersRun(c, "slow");
     const beatOf = async () =>
       (await c.store.nodesAndNow()).nodes.find((n) => n.id === victim)!.heartbeat_at;
     // A heartbeat (every 60 s here) while the run runs: the one this step brings, not one from
@@ -1031,17 +1039,7 @@ mysqlTest(
     await c.load(1);
     const from = c.now() + SETTLED_MS;
     await step(c, from, 1);
-    // The run its owner started: a row claimed running may yet be recorded missed at its start
-    // (later than its grace on a busy machine: CI), and a later fire's be the one that runs.
-    const owner = assignJobs(["slow"], ["n1", "n2"]).get("slow")!;
-    const started = await c.until(
-      () => c.node(owner).runner.of("slow").find((r) => r.running),
-      `the owner ${owner} to run slow`,
-    );
-    const running = await c.until(
-      async () => (await c.runs("slow")).find((r) => r.id === started.runId),
-      `the row of run ${started.runId}`,
-    );
+    const { run: running } = await ownersRun(c, "slow");
     const [late, early] = running.node_id === "n1" ? ["n1", "n2"] : ["n2", "n1"];
 
     proxies.n1.cut();
