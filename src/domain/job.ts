@@ -629,6 +629,9 @@ export function jobProblem(job: Job, names: OptionNames = AS_FIELDS): string | n
   }
 }
 
+/** The most characters (code points) a job's description holds: jm_jobs.description's VARCHAR(1000). */
+export const MAX_DESCRIPTION = 1000;
+
 /**
  * Check every field of a job, whatever wrote it (CLI or hand-written SQL).
  * Throws ValidationError naming the first field at fault, and what to give
@@ -693,10 +696,10 @@ export function validateJob(job: Job, names: OptionNames = AS_FIELDS): Job {
   }
   // Characters as the database counts them (VARCHAR(1000), utf8mb4): code points, not UTF-16 units.
   const descriptionChars = job.description === null ? 0 : [...job.description].length;
-  if (descriptionChars > 1000) {
+  if (descriptionChars > MAX_DESCRIPTION) {
     throw new ValidationError(
       "description",
-      `description: is ${descriptionChars} characters long (allowed: up to 1000)`,
+      `description: is ${descriptionChars} characters long (allowed: up to ${MAX_DESCRIPTION})`,
     );
   }
   validateUser(job.user, job.id);

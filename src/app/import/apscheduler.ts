@@ -11,7 +11,8 @@ import { ValidationError } from "../../errors.ts";
 import { buildJob, type JobOptions, RUN_POLICY_FIELDS } from "../../domain/job.ts";
 import { FIELD_NAMES, type FieldName, MONTH_NAMES, WEEKDAY_NAMES } from "../../cron/grammar.ts";
 import { describe, PickleError, type PyDict, type PyValue, unpickle } from "./pickle.ts";
-import { type Candidate, descriptionOf, type JobField, MAX_DESCRIPTION } from "./plan.ts";
+import { type Candidate, descriptionOf, type JobField } from "./plan.ts";
+import { MAX_DESCRIPTION } from "../../domain/job.ts";
 import type { LegacyRow } from "../../store/legacy.ts";
 import { type DefaultZone, zoneInWords } from "../zone.ts";
 

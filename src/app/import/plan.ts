@@ -7,7 +7,13 @@
  * same function computes the plan that is printed and, inside the write
  * transaction, the plan that is applied.
  */
-import { hasSchedule, type Job, JOB_FIELDS, sameDefinition } from "../../domain/job.ts";
+import {
+  hasSchedule,
+  type Job,
+  JOB_FIELDS,
+  MAX_DESCRIPTION,
+  sameDefinition,
+} from "../../domain/job.ts";
 import { sameFieldValues, scheduleFromFields } from "../../cron/fields.ts";
 import { FIELD_NAMES } from "../../cron/grammar.ts";
 import { zoneSpelling } from "../../cron/croner.ts";
@@ -51,9 +57,6 @@ export interface Candidate {
 }
 
 export type JobField = typeof JOB_FIELDS[number];
-
-/** The most characters a job's description holds (`job add` refuses more). */
-export const MAX_DESCRIPTION = 1000;
 
 /**
  * A source's text as a description: cut to MAX_DESCRIPTION with `…` where
