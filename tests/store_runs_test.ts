@@ -142,6 +142,32 @@ contract(
   },
 );
 
+contract(
+  "cancelRequests",
+  "with lostAmong, also those of these runs marked lost on this node whose cancel was asked; no other lost row",
+  async ({ store }) => {
+    const asked = { cancel_requested_at: 5000, cancel_requested_by: "ops@host" };
+    const lost = (jobId: string, nodeId: string, more = {}) =>
+      fire(jobId, 1000, { status: "lost", node_id: nodeId, started_at: 1000, ...more });
+    const [held, , notAmong, elsewhere, running] = await store.claimRuns([
+      lost("a", "me", asked),
+      lost("b", "me"), // held, nobody asked
+      lost("c", "me", asked), // an earlier death's, not held
+      lost("d", "other", asked), // another node's, its id given by mistake
+      fire("e", 1000, { status: "running", node_id: "me", started_at: 1000, ...asked }),
+    ]);
+    const among = [held!, held! + 1, elsewhere!];
+    assertEquals((await store.cancelRequests("me", among)).map((r) => r.id), [held, running]);
+    assertEquals((await store.cancelRequests("me")).map((r) => r.id), [running]);
+    // More ids than one statement takes.
+    const many = [...Array.from({ length: 1200 }, (_, i) => 1_000_000 + i), notAmong!];
+    assertEquals((await store.cancelRequests("me", many)).map((r) => r.id), [
+      notAmong,
+      running,
+    ]);
+  },
+);
+
 contract("cancelRequests", "nothing when nobody asked", async ({ store }) => {
   await store.claimRuns([fire("a", 1000, { status: "running", node_id: "me", started_at: 1 })]);
   assertEquals(await store.cancelRequests("me"), []);

@@ -407,6 +407,20 @@ export class ActiveRuns {
     );
   }
 
+  /**
+   * The ids of the rows of the runs holding a worker here (one started
+   * under a provisional id, by the id its row got; one with no row yet
+   * left out).
+   */
+  get rowIds(): number[] {
+    const ids: number[] = [];
+    for (const runId of this.active.keys()) {
+      const id = runId < 0 ? this.o.recorder.realId(runId) : runId;
+      if (typeof id === "number") ids.push(id);
+    }
+    return ids;
+  }
+
   /** Whether run `runId` holds a worker here (its id its row's). */
   runsHere(runId: number): boolean {
     return this.active.has(runId);

@@ -237,6 +237,7 @@ export class Cluster {
   private loop: Promise<void> | null = null;
   private onGain: (gained: Gained) => void = () => {};
   private onLost: (runIds: number[]) => void = () => {};
+  private onDeclaredDead: () => void = () => {};
 
   constructor(private readonly o: ClusterOptions) {
     o.health.onBack(() => {
@@ -265,6 +266,14 @@ export class Cluster {
   /** Call `fn` with the runs this node marked `lost` when it declared their node dead. */
   whenLost(fn: (runIds: number[]) => void): void {
     this.onLost = fn;
+  }
+
+  /**
+   * Call `fn` when this node finds that another declared it dead while it
+   * ran on: the runs it holds were marked `lost` then.
+   */
+  whenDeclaredDead(fn: () => void): void {
+    this.onDeclaredDead = fn;
   }
 
   /**
@@ -1030,6 +1039,7 @@ export class Cluster {
       "this node was declared dead by node {by} at {at}: it sent no heartbeat for 3 of its intervals (the process was paused or suspended, or could not reach the database); its runs then were marked lost (and retried where their jobs say so) though they may still run here, and its jobs moved to the other nodes; it is live again from this heartbeat on",
       { by: row.declared_dead_by, at: new Date(at).toISOString() },
     );
+    this.onDeclaredDead();
   }
 
   /** Share the jobs over the live nodes; `left`: nodes gone since the last time, with why. */

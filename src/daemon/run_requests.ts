@@ -64,6 +64,12 @@ export class RunRequests {
   private readonly dueRuns: number[] = [];
   /** Whether queued runs wait in the database for a worker (`waitForWorker`). */
   private queuedWaitForWorker = false;
+  /**
+   * Runs running here when this service found that another node declared
+   * it dead, which marked their rows `lost`: the next cancel look asks
+   * whether a cancel of them was asked (see `declaredDead`).
+   */
+  private lostHeld: number[] = [];
 
   constructor(private readonly o: RunRequestsOptions) {}
 
@@ -75,6 +81,24 @@ export class RunRequests {
   /** The instants at which retries and follow-up runs are due. */
   get dueInstants(): readonly number[] {
     return this.dueRuns;
+  }
+
+  /**
+   * Another node declared this service dead while it ran on (paused, then
+   * resumed): the rows of the runs it holds (`rowIds`) were marked `lost`,
+   * and a cancel asked of one before that is found by no look at `running`
+   * rows. The next poll asks of these (`takeCancelRequests`), once: `runs
+   * cancel` refuses a row once it is `lost`, so none is asked later.
+   */
+  declaredDead(rowIds: readonly number[]): void {
+    if (rowIds.length === 0) return;
+    this.lostHeld.push(...rowIds);
+    this.o.pollSoon();
+  }
+
+  /** Whether the next poll is to look for cancels of runs marked lost here (`declaredDead`). */
+  get asksLost(): boolean {
+    return this.lostHeld.length > 0;
   }
 
   /** A worker may be free: queued runs left for lack of one are polled for. */
@@ -90,9 +114,14 @@ export class RunRequests {
    * gets SIGTERM, then SIGKILL after kill_grace; a fire still waiting for a
    * worker, or queued behind its job's earlier fire, never starts. Both are recorded `cancelled`, naming who asked.
    * A run whose row says it is this service's, which it does not know, is answered (`notHere`).
+   * So are the runs this service holds whose rows another node marked `lost` (`declaredDead`).
    */
   async takeCancelRequests(): Promise<void> {
-    for (const request of await this.o.store.cancelRequests(this.o.nodeId())) {
+    const lostHeld = [...this.lostHeld];
+    const requests = await this.o.store.cancelRequests(this.o.nodeId(), lostHeld);
+    // Asked (a failed look leaves them to the next poll); those added meanwhile are not.
+    this.lostHeld = this.lostHeld.slice(lostHeld.length);
+    for (const request of requests) {
       const note = `cancelled by ${request.cancel_requested_by} at ${
         new Date(request.cancel_requested_at!).toISOString()
       }`;
@@ -104,6 +133,8 @@ export class RunRequests {
       // One that started while the database was away is known here by its provisional id.
       const provisional = this.o.recorder.knownAs(request.id);
       if (provisional !== undefined && this.cancelHere(provisional, request.id, note)) continue;
+      // Lost, and no longer here: it ended since it was asked of, recorded as it ended.
+      if (request.status === "lost") continue;
       await this.notHere(request, note);
     }
   }

@@ -331,6 +331,7 @@ export class Service {
     });
     o.cluster.whenGaining((gained) => this.handover.gain(gained));
     o.cluster.whenLost((ids) => this.track(this.lost(ids)));
+    o.cluster.whenDeclaredDead(() => this.requests.declaredDead(this.runs.rowIds));
     // Writes made while the database was away were polled for by no one
     // (a watched service's next timed poll is 5 s off): poll once it is back.
     o.health.onBack(() => this.polls.recovered());
@@ -581,7 +582,9 @@ export class Service {
             if (await this.requests.takeDueRuns()) this.pollAgain = true;
           } else this.requests.dueAt(state.nextDueRun);
         }
-        if (state.cancelRequests) await this.requests.takeCancelRequests();
+        if (state.cancelRequests || this.requests.asksLost) {
+          await this.requests.takeCancelRequests();
+        }
         if (this.aftermath.awaitingRecords) await this.aftermath.followRecordedEnds();
         if (this.aftermath.owesDrops) await this.aftermath.settleDrops();
       } while (this.pollAgain && !this.stopping);

@@ -1411,12 +1411,23 @@ export class SqlStore implements Store {
     return rows.map(rowToRun);
   }
 
-  async cancelRequests(nodeId: string): Promise<Run[]> {
+  async cancelRequests(nodeId: string, lostAmong: readonly number[] = []): Promise<Run[]> {
     const rows = await this.driver.all(
       `${RUN_SELECT} WHERE ${CANCELS} ORDER BY id`,
       [nodeId],
     );
-    return rows.map(rowToRun);
+    // By id, on the primary key: a node's lost rows of earlier deaths stay out.
+    for (const chunk of chunks(lostAmong, CLAIM_CHUNK)) {
+      rows.push(
+        ...await this.driver.all(
+          `${RUN_SELECT} WHERE cancel_requested_at IS NOT NULL AND status = 'lost' AND node_id = ? AND id IN (${
+            chunk.map(() => "?").join(", ")
+          })`,
+          [nodeId, ...chunk],
+        ),
+      );
+    }
+    return rows.map(rowToRun).sort((a, b) => a.id - b.id);
   }
 
   async missLostClaims(

@@ -351,8 +351,12 @@ export interface RunStore {
    * `nodeId` still running or waiting for a worker there, which that
    * service must end, and retries no service took yet (`queued`, no node),
    * which any service records cancelled by a write conditional on `queued`.
+   * With `lostAmong`, also those of these runs that another node marked
+   * `lost` on `nodeId` when it declared it dead: runs that node still holds
+   * (it was paused, and resumed), whose cancel was asked before they were
+   * marked. Only these: every other node's lost rows would match for good.
    */
-  cancelRequests(nodeId: string): Promise<Run[]>;
+  cancelRequests(nodeId: string, lostAmong?: readonly number[]): Promise<Run[]>;
 
   /**
    * End as `missed`, with `note`, the rows that claims whose answer was
