@@ -81,6 +81,13 @@ export class DatabaseError extends RuntimeError {
        * filesystem): what is to be written waits for that, and reads go on.
        */
       writesRefused?: boolean;
+      /**
+       * The database answered and refuses reads (the user lacks SELECT):
+       * nothing jobsmanager reads, job changes and requests included, is
+       * seen until someone grants it. No write refused: a write that reads
+       * nothing may still go through.
+       */
+      readsRefused?: boolean;
     },
   ) {
     super(message, options);
@@ -90,6 +97,7 @@ export class DatabaseError extends RuntimeError {
     this.turnedAway = options?.turnedAway ?? false;
     this.unanswered = options?.unanswered ?? false;
     this.writesRefused = !this.unreachable && (options?.writesRefused ?? false);
+    this.readsRefused = !this.unreachable && (options?.readsRefused ?? false);
   }
 
   readonly unreachable: boolean;
@@ -97,11 +105,17 @@ export class DatabaseError extends RuntimeError {
   readonly turnedAway: boolean;
   readonly unanswered: boolean;
   readonly writesRefused: boolean;
+  readonly readsRefused: boolean;
 }
 
 /** True when the database refuses every write until someone acts (see DatabaseError). */
 export function refusesWrites(error: unknown): boolean {
   return error instanceof DatabaseError && error.writesRefused;
+}
+
+/** True when the database refuses reads until someone acts (see DatabaseError). */
+export function refusesReads(error: unknown): boolean {
+  return error instanceof DatabaseError && error.readsRefused;
 }
 
 /** True when the database refused a statement for the values it carries (see DatabaseError). */

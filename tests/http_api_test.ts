@@ -1613,6 +1613,7 @@ const HEALTHY = {
   databaseOnline: true,
   databaseAway: null,
   databaseWritesRefused: null,
+  databaseReadsRefused: null,
   runRecordsWaiting: 0,
   holdingReason: null,
   outageMs: 0,

@@ -27,6 +27,7 @@ for (const backend of BACKENDS) {
       databaseOnline: true,
       databaseAway: null,
       databaseWritesRefused: REFUSED,
+      databaseReadsRefused: null,
       runRecordsWaiting: 2,
       holdingReason: null,
       outageMs: 0,

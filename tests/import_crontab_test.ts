@@ -423,13 +423,41 @@ Deno.test("a day-field half that never comes is dropped with a note, not refused
   assertMatch(days.notes[0], /every mon falls on day 1-29, so it ran on those days only$/);
 });
 
-Deno.test("a long comment becomes a description cut between characters, never in a pair", () => {
+Deno.test("a long comment becomes a description cut between characters, never in a pair, with a note", () => {
   const text = `# ${"a".repeat(998)}${"😀".repeat(5)}\n0 1 * * * echo x\n`;
   const [job] = candidatesFromCrontab({ text, name: "x", system: false, owner: null }, UTC, 0);
   const description = job.job!.description!;
   assert(description.isWellFormed());
   assertEquals([...description].length, 1000);
   assert(description.endsWith("a😀…"), description.slice(-5));
+  // As the APScheduler import says of a long name.
+  assert(
+    job.notes.includes(
+      "its comment is 1003 characters long: the description keeps the first 999 and an ellipsis (1000 is the most a description holds)",
+    ),
+    job.notes.join("\n"),
+  );
+  // Lines of a paragraph are joined with a space: that is what is counted.
+  const paragraph = `# ${"b".repeat(600)}\n# ${"c".repeat(600)}\n0 2 * * * echo y\n`;
+  const [joined] = candidatesFromCrontab(
+    { text: paragraph, name: "y", system: false, owner: null },
+    UTC,
+    0,
+  );
+  assert(
+    joined.notes.includes(
+      "its comment's 2 lines, joined, are 1201 characters long: the description keeps the first 999 and an ellipsis (1000 is the most a description holds)",
+    ),
+    joined.notes.join("\n"),
+  );
+  // A comment that fits is kept whole, without a note.
+  const [short] = candidatesFromCrontab(
+    { text: `# ${"d".repeat(1000)}\n0 3 * * * echo z\n`, name: "z", system: false, owner: null },
+    UTC,
+    0,
+  );
+  assertEquals(short.job!.description, "d".repeat(1000));
+  assertEquals(short.notes.filter((n) => n.includes("description")), []);
 });
 
 Deno.test("without CRON_TZ the job keeps the zone cron read it in, where the service's default differs", () => {

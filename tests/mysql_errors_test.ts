@@ -133,10 +133,12 @@ Deno.test("mysql errors: a login or connection the server refuses for now is an 
   );
 });
 
-Deno.test("mysql errors: a write privilege the user lacks refuses writes; a read denied does not", () => {
-  const refuses = (code: string, message: string) =>
-    (explainMysqlError(Object.assign(new Error(message), { code }), TARGET) as DatabaseError)
-      .writesRefused;
+Deno.test("mysql errors: a write privilege the user lacks refuses writes; a read denied refuses reads, not writes", () => {
+  const refuses = (code: string, message: string) => {
+    const error = explainMysqlError(Object.assign(new Error(message), { code }), TARGET);
+    const { writesRefused, readsRefused } = error as DatabaseError;
+    return writesRefused ? "writes" : readsRefused ? "reads" : "neither";
+  };
   const denied = (command: string, what: string) =>
     `${command} command denied to user 'jm'@'10.0.0.2' for ${what}`;
   assertEquals(
@@ -152,7 +154,8 @@ Deno.test("mysql errors: a write privilege the user lacks refuses writes; a read
         "ER_COLUMNACCESS_DENIED_ERROR",
         denied("SELECT", "column 'host' in table 'jm_nodes'"),
       ),
+      refuses("ER_TABLE_EXISTS_ERROR", "Table 'jm_runs' already exists"),
     ],
-    [true, true, true, false, false],
+    ["writes", "writes", "writes", "reads", "reads", "neither"],
   );
 });

@@ -91,6 +91,11 @@ export interface DaemonVitals extends ServiceState {
    * read-only file), what it said, naming the cause and the fix; else null.
    */
   databaseWritesRefused: string | null;
+  /**
+   * While the database answers but refuses reads (the user lacks SELECT),
+   * what it said, naming the GRANT the user needs; else null.
+   */
+  databaseReadsRefused: string | null;
   /** Run records waiting in memory for the database to take them. */
   runRecordsWaiting: number;
   /** Why this node holds its fires while the database is away; null when it fires them anyway. */
@@ -403,6 +408,7 @@ class BootedDaemon implements Daemon {
       databaseOnline: this.health.online,
       databaseAway: this.health.away,
       databaseWritesRefused: this.health.writesRefused,
+      databaseReadsRefused: this.health.readsRefused,
       runRecordsWaiting: this.recorder.backlog,
       holdingReason: this.cluster.holdingReason,
       outageMs: this.health.outageMs,

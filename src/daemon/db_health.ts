@@ -6,7 +6,13 @@
  * (`ping`, backing off from 1 s to 30 s) brings it back online, which is
  * logged once too.
  */
-import { DatabaseError, errorMessage, isUnreachable, refusesWrites } from "../errors.ts";
+import {
+  DatabaseError,
+  errorMessage,
+  isUnreachable,
+  refusesReads,
+  refusesWrites,
+} from "../errors.ts";
 import type { Store } from "../store/store.ts";
 import type { Clock } from "./clock.ts";
 import { log } from "./log.ts";
@@ -53,6 +59,8 @@ export class DbHealth {
   private awayAs: DatabaseAway | null = null;
   /** What the database said when it last refused a write (see `writesRefused`). */
   private refusingWrites: string | null = null;
+  /** What the database said when it last refused a read (see `readsRefused`). */
+  private refusingReads: string | null = null;
   /**
    * Whether a heartbeat has been written since the last refusal. A refusal
    * does not say which write it was: run records, a heartbeat, both (a full
@@ -89,6 +97,22 @@ export class DbHealth {
    */
   get writesRefused(): string | null {
     return this.refusingWrites;
+  }
+
+  /**
+   * While the database refuses reads (the user lacks SELECT on jobsmanager's
+   * tables: see DatabaseError.readsRefused), what it said, naming the GRANT
+   * the user needs; null before any was refused, and again once a poll has
+   * read (`readsTaken`). The service cannot see job changes, cancels or
+   * `job run` requests meanwhile, and fires from the timetable in memory.
+   */
+  get readsRefused(): string | null {
+    return this.refusingReads;
+  }
+
+  /** The poll read what it reads: reads are taken again. */
+  readsTaken(): void {
+    this.refusingReads = null;
   }
 
   /** How long the database has been away since this object was made, the current outage included. */
@@ -224,8 +248,9 @@ export class DbHealth {
     this.waiting = count;
   }
 
-  /** Note a refusal of `error`'s kind (see `writesRefused`); others change nothing. */
+  /** Note a refusal of `error`'s kind (see `writesRefused`, `readsRefused`); others change nothing. */
   refused(error: unknown): void {
+    if (refusesReads(error)) this.refusingReads = errorMessage(error);
     if (!refusesWrites(error)) return;
     this.refusingWrites = errorMessage(error);
     this.heartbeatSinceRefusal = false;

@@ -562,6 +562,7 @@ export class Service {
         const begun = this.o.clock.now();
         const asked = this.reloads.appliedMarker;
         const state = await this.o.store.pollState(this.nodeId, asked);
+        this.o.health.readsTaken();
         await this.reloads.reloadIfMarked(state, asked);
         // A failed reload leaves its markers: the fires before the next poll ask again.
         if (this.reloads.appliedMarker >= state.latestMarker) this.polls.applied(begun);

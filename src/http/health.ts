@@ -1,6 +1,6 @@
 /**
  * `/healthz`: the process answers (a liveness probe). `/readyz`: the node
- * can do its work: timetable loaded, database reachable and taking writes,
+ * can do its work: timetable loaded, database reachable, taking writes and reads,
  * and the run guard running (a readiness probe). With the database away but the timetable loaded, the node is
  * `degraded`: it keeps firing from memory (or, a cluster node, holds its
  * fires), but the API cannot answer, so it says 503 and a load balancer
@@ -19,9 +19,10 @@ export interface Check {
 
 /**
  * The database check; `writes_refused`: it answers, but refuses writes (a
- * full disk): said apart, as it is not down.
+ * full disk); `reads_refused`: it answers, but refuses reads (the user
+ * lacks SELECT): each said apart, as it is not down.
  */
-export type DatabaseCheck = Check & { writes_refused?: true };
+export type DatabaseCheck = Check & { writes_refused?: true; reads_refused?: true };
 
 export interface Readiness {
   database: DatabaseCheck;
@@ -43,7 +44,7 @@ const AWAY: Record<DatabaseAway, string> = {
   answers: "the database answers, but a claim got no answer in time (a lock wait, or overload)",
 };
 
-/** The database check: away, refusing writes, or reachable. */
+/** The database check: away, refusing writes or reads, or reachable. */
 function databaseCheck(v: DaemonVitals): DatabaseCheck {
   if (!v.databaseOnline) {
     return {
@@ -64,10 +65,19 @@ function databaseCheck(v: DaemonVitals): DatabaseCheck {
         `the database refuses writes: ${v.databaseWritesRefused}; jobs keep firing, and ${v.runRecordsWaiting} run records wait in memory, written once it takes writes again (a restart meanwhile loses them)`,
     };
   }
+  if (v.databaseReadsRefused !== null) {
+    // Its timetable is as last read: no job changed, no cancel, no `job run` reaches it.
+    return {
+      ok: false,
+      reads_refused: true,
+      detail:
+        `the database refuses reads: ${v.databaseReadsRefused}; until it may read again, this service sees no job changes, cancels or \`job run\` requests`,
+    };
+  }
   return { ok: true, detail: "reachable" };
 }
 
-/** Ready: the timetable is loaded and firing, and the database answers and takes writes. */
+/** Ready: the timetable is loaded and firing, and the database answers, takes writes and reads. */
 export function readinessOf(v: DaemonVitals): Readiness {
   return {
     database: databaseCheck(v),

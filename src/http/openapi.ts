@@ -195,9 +195,9 @@ const shown = (description: string): Schema => ({
 /** The database as `/status` and `/health` see it. */
 const DATABASE_STATE = closed({
   state: {
-    enum: ["up", "down", "refuses writes", "recovering"],
+    enum: ["up", "down", "refuses writes", "refuses reads", "recovering"],
     description:
-      "down: this server could not read it (the rest is as last read, read_at); refuses writes: it answers (the rest was read now), but this server's service cannot write to it (a full disk): detail says why; recovering: it answers (the rest was read now), but this server's service has not seen it back yet after an outage: it does at its next try (within 30 s), once it has written what waited (run records, held in memory meanwhile), and detail says what it last found",
+      "down: this server could not read it (the rest is as last read, read_at); refuses writes: it answers (the rest was read now), but this server's service cannot write to it (a full disk): detail says why; refuses reads: it answers, but refuses the user's reads (it lacks SELECT: the rest is as last read, read_at), or this server's service's: detail names the GRANT it needs; recovering: it answers (the rest was read now), but this server's service has not seen it back yet after an outage: it does at its next try (within 30 s), once it has written what waited (run records, held in memory meanwhile), and detail says what it last found",
   },
   detail: str,
 });
@@ -538,7 +538,12 @@ const schemas: Record<string, Schema> = {
         enum: [true],
         description: "the database answers, but refuses writes (a full disk); absent otherwise",
       },
-    }, ["writes_refused"]),
+      reads_refused: {
+        enum: [true],
+        description:
+          "the database answers, but refuses reads (the user lacks SELECT); absent otherwise",
+      },
+    }, ["writes_refused", "reads_refused"]),
     timetable: ref("Check"),
     run_guard: ref("Check"),
   }),

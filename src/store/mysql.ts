@@ -353,13 +353,16 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
     );
   }
   // The server answered: the statement itself was refused.
-  const advice = PRIVILEGE_DENIED.has(code) ? `; ${grantAdvice(target)}` : "";
+  const denied = PRIVILEGE_DENIED.has(code);
+  const advice = denied ? `; ${grantAdvice(target)}` : "";
+  // A SELECT denied is a read refused (an UPDATE's WHERE reads too), not a write.
+  const readDenied = denied && /^SELECT command denied/.test(e.message ?? "");
   return new DatabaseError(`${describeTarget(target)}: ${e.message ?? String(error)}${advice}`, {
     ...options,
     unreachable: false,
     unstorable: UNSTORABLE.has(code),
-    writesRefused: WRITES_REFUSED.has(code) ||
-      (PRIVILEGE_DENIED.has(code) && !/^SELECT command denied/.test(e.message ?? "")),
+    writesRefused: WRITES_REFUSED.has(code) || (denied && !readDenied),
+    readsRefused: readDenied,
   });
 }
 

@@ -12,6 +12,7 @@ import {
   buildJob,
   type Job,
   type JobOptions,
+  MAX_DESCRIPTION,
   RUN_POLICY_FIELDS,
   validateId,
   validateUserName,
@@ -457,7 +458,18 @@ function candidate(
       `MAILTO=${env.mailto} not imported per job: set notify.mailto in the config to mail failures, silence alerts and recoveries of every job; the output is in \`jobsmanager runs show\``,
     );
   }
-  const { description } = descriptionOf(line.comments.join(" "));
+  const { description, cut } = descriptionOf(line.comments.join(" "));
+  if (cut !== null) {
+    // As the APScheduler import says of a long name: the job is kept, its description cut.
+    const comment = line.comments.length === 1
+      ? "its comment is"
+      : `its comment's ${line.comments.length} lines, joined, are`;
+    notes.push(
+      `${comment} ${cut} characters long: the description keeps the first ${
+        MAX_DESCRIPTION - 1
+      } and an ellipsis (${MAX_DESCRIPTION} is the most a description holds)`,
+    );
+  }
   const options: JobOptions = {
     command,
     schedule,

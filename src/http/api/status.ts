@@ -5,7 +5,9 @@
  * down and the rest as last read (`read_at`), so a dashboard can say so;
  * while it refuses writes, it says that, the rest read now; while it
  * answers this server but the service has not seen it back yet, it says
- * `recovering`, the rest read now.
+ * `recovering`, the rest read now; while it refuses this server's reads
+ * (the user lacks SELECT), it says that and names the GRANT, the rest as
+ * last read.
  * `database_now` is the database's clock at the answer (while it is away,
  * as this server's clock puts it), against which heartbeats are aged.
  * `/api/v1/clock` is that clock alone, cheap to ask on every page: the
@@ -39,9 +41,10 @@ const MINUTE_MS = 60_000;
  * a cluster node, its fires.
  */
 function databaseState(ready: Readiness): { state: string; detail: string } {
-  const { ok, detail, writes_refused } = ready.database;
+  const { ok, detail, writes_refused, reads_refused } = ready.database;
   if (ok) return { state: "up", detail };
   if (writes_refused) return { state: "refuses writes", detail };
+  if (reads_refused) return { state: "refuses reads", detail };
   return {
     state: "recovering",
     detail:
@@ -49,6 +52,19 @@ function databaseState(ready: Readiness): { state: string; detail: string } {
         MAX_RECONNECT_WAIT_MS / 1000
       } s), once it has written what waited; until then, as it says: ${detail}`,
   };
+}
+
+/**
+ * The database's state where this server's read failed: `down` where it
+ * could not reach it, `refuses reads` where it answered and refused (the
+ * user lacks SELECT: the detail names the GRANT); null for any other
+ * failure, which is the server's own.
+ */
+function unread(error: unknown, redact: (text: string) => string) {
+  if (!(error instanceof DatabaseError)) return null;
+  if (error.unreachable) return { state: "down", detail: redact(error.message) };
+  if (error.readsRefused) return { state: "refuses reads", detail: redact(error.message) };
+  return null;
 }
 
 /** What `/status` knows, besides the database's state, before it was ever read (`read_at` null). */
@@ -89,12 +105,13 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
     try {
       h = await health(store, { now, heartbeatMs: api.heartbeatMs, presence: PRESENCE });
     } catch (error) {
-      if (!(error instanceof DatabaseError) || !error.unreachable) throw error;
+      const database = unread(error, api.redact);
+      if (database === null) throw error;
       await readyNow;
       return json(c, {
         ...(lastHealth ??
           { services: null, last_reload: null, pending_markers: null, read_at: null }),
-        database: { state: "down", detail: api.redact(error.message) },
+        database,
         database_now: databaseNow(),
       });
     }
@@ -144,12 +161,13 @@ export function statusRoutes(api: ApiContext, readiness: () => Promise<Readiness
         store.runningRuns(),
       ]);
     } catch (error) {
-      if (!(error instanceof DatabaseError) || !error.unreachable) throw error;
-      // A 503 here would hide the one thing known for sure: the database is down.
+      const database = unread(error, api.redact);
+      if (database === null) throw error;
+      // A 503 here would hide the one thing known for sure: the database is down, or refuses.
       await readyNow;
       return json(c, {
         ...last,
-        database: { state: "down", detail: api.redact(error.message) },
+        database,
         database_now: databaseNow(),
       });
     }

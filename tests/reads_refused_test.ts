@@ -1,0 +1,165 @@
+/**
+ * A database user that lacks SELECT on jobsmanager's tables (`REVOKE
+ * SELECT`): the service cannot see job changes, cancels or `job run`
+ * requests, so /readyz says `degraded` and names the GRANT the user
+ * needs; `/api/v1/health` and `/api/v1/status` answer (not a 500), saying
+ * the database refuses reads, with the rest as last read. Once SELECT is
+ * granted again, all is as before. A read refused is no write refused.
+ *
+ * MariaDB only: SQLite has no users and no grants, so no read is refused
+ * there. In-process daemon on the fake clock, a real user granted and
+ * revoked SELECT by the server (jmt_*, dropped at the end).
+ */
+import mysql from "mysql2/promise";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { freshDatabase, mysqlConnection, mysqlTest, type TestDatabase } from "./helpers.ts";
+import { DaemonHarness } from "./daemon_harness.ts";
+import { startApi } from "./http_harness.ts";
+import { readinessOf, readyState } from "../src/http/health.ts";
+import { defaultSettings } from "../src/config/config.ts";
+import { resolveTarget } from "../src/config/database.ts";
+import { openStore } from "../src/store/open.ts";
+import type { Store } from "../src/store/store.ts";
+
+/**
+ * A user of its own on `db` (made by `create`, once its tables are),
+ * granted SELECT, INSERT, UPDATE, DELETE table by table, with `revoke` and
+ * `grant` of SELECT and `open` of a store as it; dropped when disposed.
+ * Table by table: the server checks a table's privileges at every
+ * statement, a database's only when a connection chooses it, so a pool's
+ * open connections would keep a `db.*` SELECT revoked.
+ */
+function limitedUser(db: TestDatabase) {
+  const t = db.target;
+  if (t.kind !== "mysql") throw new Error(`${db.backend} is not a MySQL test database`);
+  const database = t.database;
+  const name = `jmt_${crypto.randomUUID().slice(0, 8)}`;
+  let tables: string[] = [];
+  const onEach = async (sql: (table: string) => string) => {
+    const admin = await mysqlConnection(db);
+    try {
+      for (const table of tables) await admin.query(sql(`\`${database}\`.\`${table}\``));
+    } finally {
+      await admin.end();
+    }
+  };
+  const url = new URL(db.url);
+  url.username = name;
+  url.password = `pw-${name}`;
+  return {
+    name,
+    async create() {
+      const admin = await mysqlConnection(db);
+      try {
+        const [rows] = await admin.query("SHOW TABLES");
+        tables = (rows as Record<string, string>[]).map((row) => Object.values(row)[0]);
+        await admin.query(`CREATE USER '${name}'@'%' IDENTIFIED BY 'pw-${name}'`);
+      } finally {
+        await admin.end();
+      }
+      await onEach((t) => `GRANT SELECT, INSERT, UPDATE, DELETE ON ${t} TO '${name}'@'%'`);
+    },
+    revoke: () => onEach((t) => `REVOKE SELECT ON ${t} FROM '${name}'@'%'`),
+    grant: () => onEach((t) => `GRANT SELECT ON ${t} TO '${name}'@'%'`),
+    open: (): Store => openStore(resolveTarget({ ...defaultSettings(), "db.url": url.toString() })),
+    database,
+    async [Symbol.asyncDispose]() {
+      // The test database is dropped by now: connected to none.
+      const admin = await mysql.createConnection({
+        host: t.host,
+        port: t.port,
+        user: t.user,
+        password: t.password,
+      });
+      try {
+        await admin.query(`DROP USER IF EXISTS '${name}'@'%'`);
+      } finally {
+        await admin.end();
+      }
+    },
+  };
+}
+
+type DatabaseState = { state: string; detail: string };
+
+mysqlTest(
+  "daemon and api[mysql]: while the user lacks SELECT, /readyz is degraded and /health and /status say the database refuses reads, naming the GRANT; granted, ready again",
+  async () => {
+    const db = await freshDatabase("mysql");
+    // Dropped last, once the daemon has stopped (and with it the database).
+    await using user = limitedUser(db);
+    await using h = await DaemonHarness.create(db, { store: () => user.open() });
+    await user.create();
+    const daemon = await h.start();
+    // The daemon's store and the API's are the user's.
+    const served = user.open();
+    try {
+      await using api = await startApi(db, {}, () => served, Deno.uid(), {
+        readiness: () => Promise.resolve(readinessOf(daemon.vitals)),
+      });
+      const answers = async () => {
+        const health = await api.call("GET", "/api/v1/health");
+        const status = await api.call("GET", "/api/v1/status");
+        return { health, status };
+      };
+      // Read once while granted: what is known later "as last read".
+      const before = await answers();
+      assertEquals(before.health.status, 200);
+      assertEquals((before.status.body as { database: DatabaseState }).database.state, "up");
+
+      await user.revoke();
+      const readiness = await h.until(
+        async () => {
+          const r = readinessOf(daemon.vitals);
+          if (r.database.ok) await h.clock.advance(1000);
+          return r.database.ok ? undefined : r;
+        },
+        `the refused reads to be said (readiness: ${JSON.stringify(readinessOf(daemon.vitals))})`,
+      );
+      assertEquals(readyState(readiness), "degraded");
+      assertEquals(readiness.database.reads_refused, true);
+      assertEquals(readiness.database.writes_refused, undefined, "a read refused is no write");
+      const grant = new RegExp(
+        `; user '${user.name}' needs SELECT, INSERT, UPDATE, DELETE on jobsmanager's database, .*: GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON \`${user.database}\`\\.\\* TO '${user.name}'@'<its host>'`,
+      );
+      assertMatch(
+        readiness.database.detail,
+        /^the database refuses reads: .*SELECT command denied to user .*; until it may read again, this service sees no job changes, cancels or `job run` requests$/,
+      );
+      assertMatch(readiness.database.detail, grant);
+      assert(daemon.vitals.databaseOnline, "a refusal is no outage");
+      const readyz = await api.call("GET", "/readyz");
+      assertEquals(readyz.status, 503);
+      assertEquals((readyz.body as { status: string }).status, "degraded");
+
+      const refused = await answers();
+      for (const [what, answer] of Object.entries(refused)) {
+        assertEquals(answer.status, 200, `${what}: ${JSON.stringify(answer.body)}`);
+        const body = answer.body as { database: DatabaseState; read_at: string | null };
+        assertEquals(body.database.state, "refuses reads", `${what}: ${JSON.stringify(body)}`);
+        assertMatch(body.database.detail, /SELECT command denied to user/);
+        assertMatch(body.database.detail, grant);
+        // As last read, not now.
+        assertEquals(
+          body.read_at,
+          (before[what as keyof typeof before].body as { read_at: string }).read_at,
+          what,
+        );
+      }
+
+      await user.grant();
+      await h.until(async () => {
+        if (!readinessOf(daemon.vitals).database.ok) await h.clock.advance(1000);
+        return readinessOf(daemon.vitals).database.ok;
+      }, `reads to be taken again (still: ${JSON.stringify(readinessOf(daemon.vitals))})`);
+      assertEquals(readinessOf(daemon.vitals).database, { ok: true, detail: "reachable" });
+      const after = await answers();
+      for (const [what, answer] of Object.entries(after)) {
+        assertEquals((answer.body as { database: DatabaseState }).database.state, "up", what);
+      }
+      assertEquals((await api.call("GET", "/readyz")).status, 200);
+    } finally {
+      await served.close();
+    }
+  },
+);
