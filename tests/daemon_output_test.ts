@@ -68,7 +68,12 @@ for (const backend of BACKENDS) {
     });
     await h.start();
     await h.clock.set(T0 + 1000);
-    const run = await h.run("escapes", T0 + 1000, "success");
+    // 16 MiB in one statement: a few seconds alone, beyond the usual wait on a loaded machine (CI).
+    const run = await h.until(
+      async () => (await h.runs("escapes")).find((r) => r.status === "success"),
+      "the run of escapes recorded success",
+      90_000,
+    );
     for (
       const [name, text, char] of [["stdout", run.stdout!, "\\"], ["stderr", run.stderr!, "\n"]]
     ) {
