@@ -2,9 +2,13 @@
  * A database user that lacks SELECT on jobsmanager's tables (`REVOKE
  * SELECT`): the service cannot see job changes, cancels or `job run`
  * requests, so /readyz says `degraded` and names the GRANT the user
- * needs; `/api/v1/health` and `/api/v1/status` answer (not a 500), saying
- * the database refuses reads, with the rest as last read. Once SELECT is
- * granted again, all is as before. A read refused is no write refused.
+ * needs, and /metrics says it (`jobsmanager_database_reads_refused` 1,
+ * `jobsmanager_database_up` 0); `/api/v1/health` and `/api/v1/status`
+ * answer (not a 500), saying the database refuses reads, with the rest as
+ * last read; the other routes answer 503 saying so. Once SELECT is granted
+ * again, all is as before. A read refused is no write refused. The CLI's
+ * `status`, as such a user, says the database refuses its reads and the
+ * GRANT, and exits 1.
  *
  * MariaDB only: SQLite has no users and no grants, so no read is refused
  * there. In-process daemon on the fake clock, a real user granted and
@@ -12,10 +16,11 @@
  */
 import mysql from "mysql2/promise";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { freshDatabase, mysqlConnection, mysqlTest, type TestDatabase } from "./helpers.ts";
+import { cli, freshDatabase, mysqlConnection, mysqlTest, type TestDatabase } from "./helpers.ts";
 import { DaemonHarness } from "./daemon_harness.ts";
 import { startApi } from "./http_harness.ts";
 import { readinessOf, readyState } from "../src/http/health.ts";
+import { Metrics } from "../src/http/metrics.ts";
 import { defaultSettings } from "../src/config/config.ts";
 import { resolveTarget } from "../src/config/database.ts";
 import { openStore } from "../src/store/open.ts";
@@ -62,6 +67,8 @@ function limitedUser(db: TestDatabase) {
     revoke: () => onEach((t) => `REVOKE SELECT ON ${t} FROM '${name}'@'%'`),
     grant: () => onEach((t) => `GRANT SELECT ON ${t} TO '${name}'@'%'`),
     open: (): Store => openStore(resolveTarget({ ...defaultSettings(), "db.url": url.toString() })),
+    /** `--database` as the user, for the CLI. */
+    url: url.toString(),
     database,
     async [Symbol.asyncDispose]() {
       // The test database is dropped by now: connected to none.
@@ -91,6 +98,13 @@ mysqlTest(
     await using h = await DaemonHarness.create(db, { store: () => user.open() });
     await user.create();
     const daemon = await h.start();
+    const metrics = new Metrics();
+    metrics.watch(() => daemon.vitals);
+    const gauges = async () => {
+      const text = await metrics.text();
+      const value = (name: string) => text.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1];
+      return [value("jobsmanager_database_up"), value("jobsmanager_database_reads_refused")];
+    };
     // The daemon's store and the API's are the user's.
     const served = user.open();
     try {
@@ -106,6 +120,7 @@ mysqlTest(
       const before = await answers();
       assertEquals(before.health.status, 200);
       assertEquals((before.status.body as { database: DatabaseState }).database.state, "up");
+      assertEquals(await gauges(), ["1", "0"], "up and reads taken");
 
       await user.revoke();
       const readiness = await h.until(
@@ -128,6 +143,7 @@ mysqlTest(
       );
       assertMatch(readiness.database.detail, grant);
       assert(daemon.vitals.databaseOnline, "a refusal is no outage");
+      assertEquals(await gauges(), ["0", "1"], "reads refused: not up");
       const readyz = await api.call("GET", "/readyz");
       assertEquals(readyz.status, 503);
       assertEquals((readyz.body as { status: string }).status, "degraded");
@@ -158,8 +174,97 @@ mysqlTest(
         assertEquals((answer.body as { database: DatabaseState }).database.state, "up", what);
       }
       assertEquals((await api.call("GET", "/readyz")).status, 200);
+      assertEquals(await gauges(), ["1", "0"], "reads taken again");
     } finally {
       await served.close();
     }
+  },
+);
+
+/** A store migrated by the test's own (root) user, for `user` to be granted its tables. */
+async function migrated(db: TestDatabase): Promise<void> {
+  const admin = db.open();
+  try {
+    await admin.migrate();
+  } finally {
+    await admin.close();
+  }
+}
+
+mysqlTest(
+  "api[mysql]: while the user lacks SELECT, the other routes answer 503 saying the database refuses reads and the GRANT, not a 500",
+  async () => {
+    await using db = await freshDatabase("mysql");
+    await using user = limitedUser(db);
+    await migrated(db);
+    await user.create();
+    const served = user.open();
+    try {
+      await using api = await startApi(db, {}, () => served);
+      const paths = [
+        "/api/v1/jobs",
+        "/api/v1/jobs/nightly",
+        "/api/v1/jobs/nightly/next",
+        "/api/v1/runs",
+        "/api/v1/runs/1",
+        "/api/v1/logs",
+      ];
+      for (const path of paths) {
+        const answer = await api.call("GET", path);
+        assert(answer.status !== 503, `${path} before: ${JSON.stringify(answer.body)}`);
+      }
+      await user.revoke();
+      for (const path of paths) {
+        const answer = await api.call("GET", path);
+        assertEquals(answer.status, 503, `${path}: ${JSON.stringify(answer.body)}`);
+        const { error } = answer.body as { error: string };
+        assertMatch(
+          error,
+          new RegExp(
+            `^the database refuses reads: .*SELECT command denied to user '${user.name}'.*: GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON \`${user.database}\`\\.\\* TO '${user.name}'@'<its host>'$`,
+          ),
+          path,
+        );
+      }
+      await user.grant();
+      assertEquals((await api.call("GET", "/api/v1/jobs")).status, 200, "granted again");
+    } finally {
+      await served.close();
+    }
+  },
+);
+
+mysqlTest(
+  "cli[mysql]: status as a user that lacks SELECT says the database refuses its reads and the GRANT, exits 1",
+  async () => {
+    await using db = await freshDatabase("mysql");
+    await using user = limitedUser(db);
+    await migrated(db);
+    await user.create();
+    await user.revoke();
+    const grant =
+      `: GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON \`${user.database}\`.* TO '${user.name}'@'<its host>'`;
+    const text = await cli(["--database", user.url, "status"], { cwd: db.dir });
+    assertEquals(text.code, 1, text.stderr);
+    assertEquals(text.stdout, "");
+    // The last line; before it, the warning that the password is given in --database.
+    const line = text.stderr.trimEnd().split("\n").at(-1)!;
+    assertMatch(
+      line,
+      new RegExp(
+        `^jobsmanager: the database refuses this user's reads \\(it lacks SELECT on jobsmanager's tables\\): .*SELECT command denied to user '${user.name}'`,
+      ),
+    );
+    assert(line.endsWith(grant), line);
+    assert(!text.stderr.includes("    at "), `a stack trace: ${text.stderr}`);
+
+    const json = await cli(["--json", "--database", user.url, "status"], { cwd: db.dir });
+    assertEquals(json.code, 1, json.stderr);
+    assertEquals(json.stdout, "");
+    const failure = JSON.parse(json.stderr.trimEnd().split("\n").at(-1)!) as {
+      error: { kind: string; message: string; exit_code: number };
+    };
+    assertEquals([failure.error.kind, failure.error.exit_code], ["refused", 1]);
+    assertEquals(failure.error.message, line.replace(/^jobsmanager: /, ""));
   },
 );

@@ -10,7 +10,7 @@ import { etag } from "hono/etag";
 import { PatternRouter } from "hono/router/pattern-router";
 import { matchedRoutes } from "hono/route";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { ContentionError, errorMessage } from "../errors.ts";
+import { ContentionError, refusesReads } from "../errors.ts";
 import { log } from "../daemon/log.ts";
 import type { Store } from "../store/store.ts";
 import type { Env } from "./api/context.ts";
@@ -26,7 +26,7 @@ import { bodyFirst } from "./body.ts";
 import { StreamCount } from "./sse.ts";
 import { UnavailableLog } from "./unavailable.ts";
 import { dashboardRoutes } from "./dashboard/routes.ts";
-import { errorBody, HttpError, statusOf } from "./errors.ts";
+import { errorBody, HttpError, httpErrorMessage, statusOf } from "./errors.ts";
 import { healthRoutes, MIGRATING, type Readiness } from "./health.ts";
 import { isLoopback } from "./listen.ts";
 import { OPENAPI } from "./openapi.ts";
@@ -206,10 +206,16 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
     const said = {
       method: c.req.method,
       path: c.req.path,
-      error: deps.redact(errorMessage(error)),
+      error: deps.redact(httpErrorMessage(error)),
     };
     if (status === 503) {
-      unavailable.refused(error instanceof Error ? error.name : "other", said);
+      // Reads refused are their own kind: an outage's 503s do not silence them, nor they an outage's.
+      const kind = refusesReads(error)
+        ? "reads refused"
+        : error instanceof Error
+        ? error.name
+        : "other";
+      unavailable.refused(kind, said);
     } else if (status >= 500) {
       httpLog.error("{method} {path} failed: {error}", said);
     }

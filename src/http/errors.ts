@@ -4,7 +4,14 @@
  * status that matches the typed error (src/errors.ts), and the field at
  * fault for validation errors so a form can show it beside the field.
  */
-import { DatabaseError, type ErrorKind, errorMessage, kindOf, ValidationError } from "../errors.ts";
+import {
+  DatabaseError,
+  type ErrorKind,
+  errorMessage,
+  kindOf,
+  refusesReads,
+  ValidationError,
+} from "../errors.ts";
 import { jobFieldOf } from "../domain/option_names.ts";
 import { StaleCopyError } from "../app/jobs.ts";
 
@@ -46,13 +53,25 @@ export function statusOf(error: unknown): number {
   if (error instanceof StaleCopyError) return 412;
   const kind = kindOf(error);
   // A statement the database refused is a fault of the server's, not a state the client can change;
-  // a login it refused leaves the service unable to serve until someone fixes it.
-  if (kind === "refused" && error instanceof DatabaseError) return error.unreachable ? 503 : 500;
+  // a login it refused, or a read (the user lacks SELECT), leaves the service unable to serve
+  // until someone fixes it.
+  if (kind === "refused" && error instanceof DatabaseError) {
+    return error.unreachable || error.readsRefused ? 503 : 500;
+  }
   return STATUS_OF[kind];
 }
 
+/**
+ * What an error says, as a line: a read the database refused says so
+ * first (its message names the GRANT the user needs), as `/readyz` does.
+ */
+export function httpErrorMessage(error: unknown): string {
+  const message = errorMessage(error);
+  return refusesReads(error) ? `the database refuses reads: ${message}` : message;
+}
+
 export function errorBody(error: unknown, redact: (text: string) => string): ErrorBody {
-  const message = redact(errorMessage(error));
+  const message = redact(httpErrorMessage(error));
   return error instanceof ValidationError
     ? { error: message, field: jobFieldOf(error.field) }
     : { error: message };

@@ -162,13 +162,21 @@ export class Metrics implements RunObserver {
     );
     gauge(
       "jobsmanager_database_up",
-      "1 while the database answers and takes writes; 0 during an outage, and while it refuses writes (see jobsmanager_database_writes_refused)",
-      (v) => v.databaseOnline && v.databaseWritesRefused === null ? 1 : 0,
+      "1 while the database answers, takes writes and reads; 0 during an outage, and while it refuses writes or reads (see jobsmanager_database_writes_refused, jobsmanager_database_reads_refused)",
+      (v) =>
+        v.databaseOnline && v.databaseWritesRefused === null && v.databaseReadsRefused === null
+          ? 1
+          : 0,
     );
     gauge(
       "jobsmanager_database_writes_refused",
       "1 while the database answers but refuses every write (a full disk or table, a read-only file or server: /readyz and the log say which); run records wait in memory meanwhile",
       (v) => v.databaseOnline && v.databaseWritesRefused !== null ? 1 : 0,
+    );
+    gauge(
+      "jobsmanager_database_reads_refused",
+      "1 while the database answers but refuses this node's reads (the MySQL user lacks SELECT: /readyz names the GRANT); the service sees no job changes, cancels or job run requests meanwhile",
+      (v) => v.databaseOnline && v.databaseReadsRefused !== null ? 1 : 0,
     );
     gauge(
       "jobsmanager_run_records_waiting",

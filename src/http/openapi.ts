@@ -565,7 +565,7 @@ const COMMON = {
     "no token, or not one of the service's (http.tokens, a token_file of it, or JM_HTTP_TOKEN)",
   ),
   "503": error(
-    "the database is unreachable, or the service is starting: it is connecting to the database and migrating its schema (Retry-After)",
+    'the database is unreachable, or refuses this server\'s reads ("the database refuses reads: …": the user lacks SELECT, the GRANT it needs named), or the service is starting: it is connecting to the database and migrating its schema (Retry-After)',
   ),
 };
 const READ = { ...COMMON };
