@@ -396,7 +396,7 @@ dashboardTest(
 );
 
 dashboardTest(
-  "dashboard: with the database down, the status page gives each service's state as last known, not live",
+  "dashboard: with the database down, or refusing reads, the status page gives each service's state as last known, not live",
   async (api, db) => {
     await saveNodes(db, serviceRow("node-a"));
     const read = (await api.call("GET", "/api/v1/status")).body as Record<string, unknown>;
@@ -405,17 +405,41 @@ dashboardTest(
     const net = await intercept(page);
     await signIn(page, api.url, "#/status");
     await waitForText(page, `#services tr[data-node="node-a"]`, "live");
-    net.answer = (path) =>
-      path === "/api/v1/status"
-        ? {
-          status: 200,
-          body: JSON.stringify({
-            ...read,
-            database: { state: "down", detail: "unreachable (test)" },
-          }),
-        }
-        : null;
-    await waitForText(page, `#services tr[data-node="node-a"]`, "last known: live");
+    const row = `document.querySelector('#services tr[data-node="node-a"]').textContent`;
+    for (
+      const database of [
+        { state: "down", detail: "unreachable (test)", alert: "#database-down" },
+        {
+          state: "refuses reads",
+          detail:
+            "SELECT command denied to user 'jm'@'10.0.0.2' for table `jobs`.`jm_nodes`; GRANT SELECT (test)",
+          alert: "#database-refuses-reads",
+        },
+      ]
+    ) {
+      net.answer = (path) =>
+        path === "/api/v1/status"
+          ? {
+            status: 200,
+            body: JSON.stringify({
+              ...read,
+              database: { state: database.state, detail: database.detail },
+            }),
+          }
+          : null;
+      await waitForText(page, `#services tr[data-node="node-a"]`, "last known: live");
+      // The detail is shown: a person reads the GRANT to run there.
+      await waitForText(page, ".tile", database.detail);
+      await waitForText(page, database.alert, "what follows was read at");
+      // Then read now again: live, no longer as last known.
+      net.answer = () => null;
+      await waitUntil(
+        page,
+        `!${row}.includes("last known")`,
+        `the services read now again after "${database.state}"`,
+        row,
+      );
+    }
   },
 );
 

@@ -125,6 +125,15 @@ function stopHealth() {
   strip.replaceChildren();
 }
 
+/**
+ * The database's states in which /status and /health give the rest as last read
+ * (read_at), not now: why, for a title.
+ */
+const LAST_KNOWN = {
+  down: "the database is down",
+  "refuses reads": "the database refuses this server's reads",
+};
+
 /** What the strip shows of a GET /health answer: the services' states that have any, then the rest. */
 function healthParts(x) {
   const s = x.services;
@@ -144,7 +153,7 @@ function healthParts(x) {
         reload.ms === null ? "" : " (" + reload.ms + " ms)"),
     x.pending_markers > 0 ? h("span", { class: "badge stale", "data-health": "pending" },
       x.pending_markers + " pending reload" + (x.pending_markers === 1 ? "" : "s")) : null,
-    x.database.state === "down" && x.read_at !== null
+    LAST_KNOWN[x.database.state] && x.read_at !== null
       ? h("span", { class: "muted small" }, "as read " + ago(x.read_at)) : null,
   ].flat().filter((part) => part !== null);
 }
@@ -672,12 +681,16 @@ page(/^\/status$/, (_, __, signal) => poll(signal, 5000, readStatus, (s) => {
   const known = s.read_at === null ? null : "what follows was read at " + fmt(s.read_at);
   // Never read (the database was down since this service started): the counts are not zeros.
   const unread = s.read_at === null;
+  const lastKnown = LAST_KNOWN[s.database.state];
   const count = (value) => unread ? "?" : value;
   const none = (text, columns) => h("td", { colspan: columns, class: "muted" }, unread ? "not known until the database answers" : text);
   return [
     h("h1", {}, "Status"),
     s.database.state === "down" ? h("div", { class: "alert", id: "database-down" }, "The database is down: " +
       (known || "services, runs and fires are not known until it answers") + ".") : null,
+    s.database.state === "refuses reads" ? h("div", { class: "alert", id: "database-refuses-reads" },
+      "The database refuses this server's reads: " + (known || "services, runs and fires are not known until it lets it read") + ".",
+      h("div", { class: "small" }, s.database.detail)) : null,
     h("div", { class: "tiles" },
       tile("live services", count(live), s.services.length > live ? h("div", { class: "small muted" }, notLive(s.services)) : null),
       tile("database", badge(s.database.state), h("div", { class: "small muted" }, s.database.detail)),
@@ -693,8 +706,8 @@ page(/^\/status$/, (_, __, signal) => poll(signal, 5000, readStatus, (s) => {
     table(["Node", "State", { text: "PID", class: "hide-narrow" }, { text: "Version", class: "hide-narrow" }, "Last heartbeat", "Jobs", "Share", { text: "Marker", class: "hide-narrow" }, { text: "Skew", class: "hide-narrow" }, { text: "Last reload", class: "hide-narrow" }],
       s.services.length ? s.services.map((n) => h("tr", { "data-node": n.id },
         h("td", {}, n.id, h("div", { class: "muted small" }, n.host)),
-        // The database down: each state is as last read, and may no longer be true.
-        h("td", {}, s.database.state === "down" ? h("span", { class: "badge last-known", title: "as read at " + fmt(s.read_at) + "; the database is down" }, "last known: " + n.state)
+        // The database down, or refusing reads: each state is as last read, and may no longer be true.
+        h("td", {}, lastKnown ? h("span", { class: "badge last-known", title: "as read at " + fmt(s.read_at) + "; " + lastKnown }, "last known: " + n.state)
           : badge(n.state), n.state === "dead" ? h("div", { class: "muted small" }, n.gone ? "pid " + n.pid + " is not running" : "by " + n.declared_dead_by + ", " + ago(n.declared_dead_at)) : null,
           // A stale one: whether its process still runs on this server's host, and what to do.
           n.note ? h("div", { class: "small", "data-note": n.id }, n.note) : null),
