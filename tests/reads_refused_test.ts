@@ -66,6 +66,7 @@ function limitedUser(db: TestDatabase) {
     },
     revoke: () => onEach((t) => `REVOKE SELECT ON ${t} FROM '${name}'@'%'`),
     grant: () => onEach((t) => `GRANT SELECT ON ${t} TO '${name}'@'%'`),
+    revokeWrites: () => onEach((t) => `REVOKE INSERT, UPDATE, DELETE ON ${t} FROM '${name}'@'%'`),
     open: (): Store => openStore(resolveTarget({ ...defaultSettings(), "db.url": url.toString() })),
     /** `--database` as the user, for the CLI. */
     url: url.toString(),
@@ -228,6 +229,42 @@ mysqlTest(
       }
       await user.grant();
       assertEquals((await api.call("GET", "/api/v1/jobs")).status, 200, "granted again");
+    } finally {
+      await served.close();
+    }
+  },
+);
+
+mysqlTest(
+  "api[mysql]: while the user lacks INSERT, UPDATE and DELETE, a write answers 503 saying the database refuses writes and the GRANT, not a 500",
+  async () => {
+    await using db = await freshDatabase("mysql");
+    await using user = limitedUser(db);
+    await migrated(db);
+    await user.create();
+    const served = user.open();
+    try {
+      await using api = await startApi(db, {}, () => served);
+      const add = (id: string) =>
+        api.call("POST", "/api/v1/jobs", { body: { id, command: "true", second: "*/30" } });
+      const first = await add("before");
+      assertEquals(first.status, 201, JSON.stringify(first.body));
+      await user.revokeWrites();
+      const writes = [
+        ["POST /api/v1/jobs", await add("after")],
+        ["DELETE /api/v1/jobs/before", await api.call("DELETE", "/api/v1/jobs/before")],
+      ] as const;
+      for (const [what, answer] of writes) {
+        assertEquals(answer.status, 503, `${what}: ${JSON.stringify(answer.body)}`);
+        assertMatch(
+          (answer.body as { error: string }).error,
+          new RegExp(
+            `^the database refuses writes: .*command denied to user '${user.name}'.*: GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON \`${user.database}\`\\.\\* TO '${user.name}'@'<its host>'$`,
+          ),
+          what,
+        );
+      }
+      assertEquals((await api.call("GET", "/api/v1/jobs")).status, 200, "reads go on");
     } finally {
       await served.close();
     }

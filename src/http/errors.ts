@@ -10,6 +10,7 @@ import {
   errorMessage,
   kindOf,
   refusesReads,
+  refusesWrites,
   ValidationError,
 } from "../errors.ts";
 import { jobFieldOf } from "../domain/option_names.ts";
@@ -53,21 +54,24 @@ export function statusOf(error: unknown): number {
   if (error instanceof StaleCopyError) return 412;
   const kind = kindOf(error);
   // A statement the database refused is a fault of the server's, not a state the client can change;
-  // a login it refused, or a read (the user lacks SELECT), leaves the service unable to serve
-  // until someone fixes it.
+  // a login it refused, a read (the user lacks SELECT) or a write (it lacks INSERT, UPDATE or
+  // DELETE; a full disk or table; a read-only database) leaves the service unable to serve until
+  // someone fixes it.
   if (kind === "refused" && error instanceof DatabaseError) {
-    return error.unreachable || error.readsRefused ? 503 : 500;
+    return error.unreachable || error.readsRefused || error.writesRefused ? 503 : 500;
   }
   return STATUS_OF[kind];
 }
 
 /**
- * What an error says, as a line: a read the database refused says so
- * first (its message names the GRANT the user needs), as `/readyz` does.
+ * What an error says, as a line: a read or a write the database refused
+ * says so first (its message names the GRANT the user needs, or the full
+ * disk), as `/readyz` does.
  */
 export function httpErrorMessage(error: unknown): string {
   const message = errorMessage(error);
-  return refusesReads(error) ? `the database refuses reads: ${message}` : message;
+  if (refusesReads(error)) return `the database refuses reads: ${message}`;
+  return refusesWrites(error) ? `the database refuses writes: ${message}` : message;
 }
 
 export function errorBody(error: unknown, redact: (text: string) => string): ErrorBody {
