@@ -401,7 +401,7 @@ const CASES: BadCase[] = [
     config: true,
     code: 2,
     error:
-      "config unknown-section.json: unknown key 'frobnicate' (known here: db, log, runs, lib, jobsmanager, cluster, notify, http)",
+      "config unknown-section.json: unknown key 'frobnicate' (known here: db, log, runs, changes, lib, jobsmanager, cluster, notify, http)",
   },
   {
     name: "config value of the wrong type",

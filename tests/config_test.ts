@@ -110,6 +110,11 @@ const BAD_CONFIGS: [name: string, text: string, message: string][] = [
     'db.port: "mysql" is not valid (expected a whole number from 1 to 65535)',
   ],
   [
+    "negative days of reload markers kept",
+    `{ changes: { keep_days: -1 } }`,
+    "changes.keep_days: -1 is not valid (expected a whole number from 0 to 36500)",
+  ],
+  [
     "negative reload interval",
     `{ jobsmanager: { reload_interval: -1 } }`,
     "jobsmanager.reload_interval: -1 is not valid (expected a number of seconds from 0.1 to 3600)",

@@ -292,11 +292,22 @@ for (const backend of BACKENDS) {
     assertMatch(stoppedNode.stopped_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   });
 
-  Deno.test(`observe[${backend}]: retention prunes old log rows and ended runs, in batches`, async () => {
+  Deno.test(`observe[${backend}]: retention prunes old log rows, ended runs and applied reload markers, in batches`, async () => {
     await using db = await freshDatabase(backend);
     await jm(db, "job", "add", "yearly", "--cron", "0 0 1 1 *", "--command", "true");
     const now = Date.now();
     const old = now - 40 * DAY_MS;
+    // Reload markers, applied, from 100 days ago (as jm_update_info holds its times: UTC).
+    const oldMarker = new Date(now - 100 * DAY_MS).toISOString().slice(0, 23).replace("T", " ");
+    await sql(db, "UPDATE jm_update_info SET updated = 1, insert_time = ?", [oldMarker]);
+    for (let i = 0; i < 2; i++) {
+      await sql(
+        db,
+        "INSERT INTO jm_update_info (updated, insert_time, jobs_before_update, jobs_after_update) VALUES (1, ?, '[]', '[]')",
+        [oldMarker],
+      );
+    }
+    const newest = Math.max(...(await markers(db)).map((m) => m.id));
     // More old log rows than one pruning batch (1000) takes.
     const OLD_LOGS = 2500;
     for (let i = 0; i < OLD_LOGS; i += 500) {
@@ -331,24 +342,30 @@ for (const backend of BACKENDS) {
         r,
       ) => r.message),
       runs: (await runs(db, "gone")).map((r) => r.status),
+      markers: (await markers(db)).map((m) => m.id),
     });
     // The first pruning runs 5 s after start.
     await waitFor(async () => {
       const now = await left();
-      return now.logs.length === 1 && now.runs.length === 2;
+      return now.logs.length === 1 && now.runs.length === 2 && now.markers.length === 1;
     }, {
       timeoutMs: 20_000,
       what: "old rows to be pruned",
       detail: async () => JSON.stringify(await left()),
     });
-    assertEquals(await left(), { logs: ["yesterday"], runs: ["running", "success"] });
+    // The newest marker stays (changes.keep_days, 90 by default): the ids go on from it.
+    assertEquals(await left(), {
+      logs: ["yesterday"],
+      runs: ["running", "success"],
+      markers: [newest],
+    });
     const pruned = await waitFor(async () => {
       const lines = (await syslog(db)).filter((r) => r.logger_name === "jobsmanager.housekeeping");
-      return lines.length === 2 ? lines : undefined;
+      return lines.length === 3 ? lines : undefined;
     }, { timeoutMs: 30_000, what: "the pruning lines in jm_syslog" });
     assertEquals(
       pruned.map((r) => [r.context.table, r.context.count]),
-      [["jm_syslog", OLD_LOGS], ["jm_runs", 3]],
+      [["jm_syslog", OLD_LOGS], ["jm_runs", 3], ["jm_update_info", 2]],
     );
     assertEquals((await serve.terminate()).status.code, 0, serve.stderr);
   });

@@ -1,7 +1,7 @@
 /**
  * The store contract of MarkerStore (store.ts): insertMarker, latestMarkerId,
  * oldestPendingMarkerId, listMarkers, markApplied, pendingMarkers,
- * recordApplied, settleMarkers; and writtenElsewhere.
+ * recordApplied, settleMarkers, pruneMarkers; and writtenElsewhere.
  */
 import { assert, assertEquals } from "./assert.ts";
 import {
@@ -433,5 +433,85 @@ contract(
     await store.updateRun(id!, { status: "success", finished_at: 2000 });
     assertEquals((await store.pollState("me")).hereRuns, false);
     assertEquals(await store.activeRunsElsewhere("me", [id!]), []);
+  },
+);
+
+/** A marker time long past retention, as jm_update_info holds it (UTC). */
+const LONG_AGO = "2020-01-01 00:00:00.000";
+/** After LONG_AGO, before any marker inserted now. */
+const CUTOFF = Date.UTC(2021, 0, 1);
+
+/** Make markers `ids` inserted LONG_AGO. */
+async function insertedLongAgo(db: Case["db"], ids: number[]): Promise<void> {
+  await rawQuery(db, `UPDATE jm_update_info SET insert_time = ? WHERE id IN (${ids.join(", ")})`, [
+    LONG_AGO,
+  ]);
+}
+
+contract(
+  "pruneMarkers",
+  "applied markers inserted before the instant go, oldest first, at most limit, with who applied them; pending ones, recent ones and the newest stay; ids rise on",
+  async ({ db, store }) => {
+    const ids: number[] = [];
+    for (let i = 0; i < 6; i++) ids.push(await store.insertMarker([], [job(`j${i}`)]));
+    const [m1, m2, m3, pending, recent, newest] = ids;
+    await store.markApplied([m1, m2, m3, recent, newest]);
+    await insertedLongAgo(db, [m1, m2, m3, pending, newest]);
+    // A node that applied them and stopped before they settled.
+    await store.recordApplied("gone", [m2, pending]);
+    assertEquals(await store.pruneMarkers(CUTOFF, 2), 2);
+    assertEquals((await store.listMarkers(0, 100)).map((m) => m.id), [
+      m3,
+      pending,
+      recent,
+      newest,
+    ]);
+    assertEquals(await store.pruneMarkers(CUTOFF, 100), 1, "m3 goes; the newest stays");
+    assertEquals(await store.pruneMarkers(CUTOFF, 100), 0);
+    assertEquals(await updated(store), { [pending]: false, [recent]: true, [newest]: true });
+    assertEquals(
+      (await rawQuery(db, "SELECT marker_id FROM jm_marker_nodes")).map((r) => Number(r.marker_id)),
+      [pending],
+    );
+    // The newest stays, so no id comes again (MySQL's AUTO_INCREMENT restarts from the
+    // highest id there when the server restarts): the next change's marker is past them all.
+    assertEquals(await store.latestMarkerId(), newest);
+    const { markerId } = await store.changeJob("after", () => job("after"));
+    assert(markerId! > Math.max(...ids), `the next marker's id ${markerId} passes ${ids}`);
+  },
+);
+
+contract(
+  "pruneMarkers",
+  "the marker a running service last applied stays (its poll asks when it was inserted); a stopped one's does not",
+  async ({ db, store }) => {
+    const ids: number[] = [];
+    for (let i = 0; i < 4; i++) ids.push(await store.insertMarker([], []));
+    const [behind, stoppedAt, , newest] = ids;
+    await store.markApplied(ids);
+    await insertedLongAgo(db, ids);
+    const running = await liveNode(store, "running");
+    await store.saveNode({ ...running, applied_marker: behind });
+    const stopped = await liveNode(store, "stopped");
+    await store.saveNode({ ...stopped, applied_marker: stoppedAt, stopped_at: Date.now() });
+    assertEquals(await store.pruneMarkers(CUTOFF, 100), 2);
+    assertEquals((await store.listMarkers(0, 100)).map((m) => m.id), [behind, newest]);
+    assert(
+      (await store.pollState("running", behind)).markerInserted !== null,
+      "the running service's last marker is there",
+    );
+  },
+);
+
+contract(
+  "pruneMarkers",
+  "applied markers inserted since the instant stay",
+  async ({ db, store }) => {
+    const ids = [await store.insertMarker([], []), await store.insertMarker([], [])];
+    await store.markApplied(ids);
+    assertEquals(await store.pruneMarkers(CUTOFF, 100), 0);
+    await insertedLongAgo(db, [ids[0]]);
+    assertEquals(await store.pruneMarkers(CUTOFF, 100), 1);
+    assertEquals((await store.listMarkers(0, 100)).map((m) => m.id), [ids[1]]);
   },
 );

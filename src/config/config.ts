@@ -333,6 +333,12 @@ export const CONFIG_KEYS = {
     default: 90,
     parse: integer(0, 36_500),
   },
+  "changes.keep_days": {
+    doc:
+      "Days of jm_update_info rows (reload markers, with their before/after snapshots of the jobs changed) kept; older ones every service has applied are deleted by the service, the newest never; 0 = keep all",
+    default: 90,
+    parse: integer(0, 36_500),
+  },
   "lib.path": {
     doc: "Ignored; kept so the original global.json loads",
     default: "lib",

@@ -355,6 +355,7 @@ class BootedDaemon implements Daemon {
       health: this.health,
       keepLogDays: s["log.keep_days"],
       keepRunDays: s["runs.keep_days"],
+      keepChangeDays: s["changes.keep_days"],
       endGoneHereRuns: async () =>
         (await endGoneHereRuns(store, {
           host: o.node.host,

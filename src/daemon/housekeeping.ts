@@ -1,23 +1,26 @@
 /**
  * The service's chores on a timer of their own: retention of `jm_syslog`,
- * `jm_runs` and `jm_notifications` in small batches, and the end of the
+ * `jm_runs`, `jm_notifications` and `jm_update_info` (the reload markers
+ * every service applied) in small batches, and the end of the
  * `job run --here` runs of this host whose CLI process is gone; each
  * skips its turn while the database is away rather than pile up attempts.
  * (The heartbeat is the cluster's.)
  */
 import { log } from "./log.ts";
 import type { RunStatus } from "../domain/run.ts";
-import type { LogStore } from "../store/store.ts";
+import type { LogStore, MarkerStore } from "../store/store.ts";
 import { type Clock, settlesWithin } from "./clock.ts";
 import type { DbHealth } from "./db_health.ts";
 
 export interface HousekeepingOptions {
-  store: Pick<LogStore, "pruneOlderThan">;
+  store: Pick<LogStore, "pruneOlderThan"> & Pick<MarkerStore, "pruneMarkers">;
   clock: Clock;
   health: DbHealth;
   /** Days kept; 0 = keep everything. */
   keepLogDays: number;
   keepRunDays: number;
+  /** Of `jm_update_info`: the markers every service applied (`MarkerStore.pruneMarkers`). */
+  keepChangeDays: number;
   /**
    * End the `job run --here` runs of this host whose CLI process is gone
    * (here_runs.ts); the jobs of those it ended (`interrupted`), one a run.
@@ -37,6 +40,13 @@ const RETENTION_FIRST_MS = 5_000;
  */
 const HERE_RUNS_EVERY_MS = 60_000;
 const PRUNE_BATCH = 1000;
+/**
+ * Reload markers a batch: one holds up to 2 MiB of snapshots (a big
+ * `apply`), a run 128 KiB of output; so a batch deletes at most about what
+ * one of runs does (SQLite reads every page it frees, holding the write
+ * lock; MySQL's binary log copies every row), not 2 GB.
+ */
+const MARKER_PRUNE_BATCH = 100;
 /** Pause between batches so other writers get the tables. */
 const PRUNE_PAUSE_MS = 50;
 
@@ -94,20 +104,34 @@ export class Housekeeping {
   private async prune(): Promise<void> {
     // Notification claims go with the runs they were for (a silence alert's
     // claim too: a job silent for longer alerts again once it is gone).
-    for (
-      const [table, days] of [
-        ["jm_syslog", this.o.keepLogDays],
-        ["jm_runs", this.o.keepRunDays],
-        ["jm_notifications", this.o.keepRunDays],
-      ] as const
-    ) {
+    const { store, keepLogDays, keepRunDays, keepChangeDays } = this.o;
+    const olderThan =
+      (table: "jm_syslog" | "jm_runs" | "jm_notifications") => (before: number, limit: number) =>
+        store.pruneOlderThan(table, before, limit);
+    const tables = [
+      { table: "jm_syslog", days: keepLogDays, batch: PRUNE_BATCH, prune: olderThan("jm_syslog") },
+      { table: "jm_runs", days: keepRunDays, batch: PRUNE_BATCH, prune: olderThan("jm_runs") },
+      {
+        table: "jm_notifications",
+        days: keepRunDays,
+        batch: PRUNE_BATCH,
+        prune: olderThan("jm_notifications"),
+      },
+      {
+        table: "jm_update_info",
+        days: keepChangeDays,
+        batch: MARKER_PRUNE_BATCH,
+        prune: (before: number, limit: number) => store.pruneMarkers(before, limit),
+      },
+    ];
+    for (const { table, days, batch, prune } of tables) {
       if (days === 0) continue;
       const before = this.o.clock.now() - days * DAY_MS;
       let total = 0;
       for (;;) {
-        const deleted = await this.o.store.pruneOlderThan(table, before, PRUNE_BATCH);
+        const deleted = await prune(before, batch);
         total += deleted;
-        if (deleted < PRUNE_BATCH || this.stopping.signal.aborted) break;
+        if (deleted < batch || this.stopping.signal.aborted) break;
         await this.o.clock.sleep(PRUNE_PAUSE_MS, this.stopping.signal);
       }
       if (total > 0) {

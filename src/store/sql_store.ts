@@ -77,6 +77,17 @@ const JOB_WRITE_CHUNK = 100;
  */
 const MARKER_SNAPSHOTS_MAX = 1024 * 1024;
 
+/** The markers a running service names as the last it applied (see `pruneMarkers`). */
+const MARKERS_IN_USE =
+  "SELECT applied_marker FROM jm_nodes WHERE stopped_at IS NULL AND applied_marker IS NOT NULL";
+
+/**
+ * The oldest markers retention may delete (limit): applied, not the newest,
+ * none a running service last applied; read from the (updated, id) index.
+ */
+export const MARKERS_TO_PRUNE =
+  `SELECT id FROM jm_update_info WHERE updated = 1 AND id < (SELECT MAX(id) FROM jm_update_info) AND id NOT IN (${MARKERS_IN_USE}) ORDER BY id LIMIT ?`;
+
 /** Another process claimed one of a batch of fires meanwhile. */
 class ClaimRace extends Error {}
 
@@ -1562,6 +1573,27 @@ export class SqlStore implements Store {
 
   settleMarkers(): Promise<number> {
     return status.settleMarkers(this.driver);
+  }
+
+  async pruneMarkers(before: number, limit: number): Promise<number> {
+    // As insert_time holds it (UTC, both dialects): '2026-12-07 02:00:43.123'.
+    const cutoff = new Date(before).toISOString().slice(0, 23).replace("T", " ");
+    return await this.driver.transaction(async (tx) => {
+      const ids = (await tx.all(MARKERS_TO_PRUNE, [limit])).map((r) => Number(r.id));
+      if (ids.length === 0) return 0;
+      const range = [ids[0], ids[ids.length - 1]];
+      // The range's rows checked again (a marker pending when read may have settled since, a
+      // service may name another as its last applied), the newest being past it.
+      const deleted = await tx.run(
+        `DELETE FROM jm_update_info WHERE updated = 1 AND id BETWEEN ? AND ? AND insert_time < ? AND id NOT IN (${MARKERS_IN_USE})`,
+        [...range, cutoff],
+      );
+      await tx.run(
+        "DELETE FROM jm_marker_nodes WHERE marker_id BETWEEN ? AND ? AND NOT EXISTS (SELECT 1 FROM jm_update_info u WHERE u.id = jm_marker_nodes.marker_id)",
+        range,
+      );
+      return deleted.changes;
+    });
   }
 
   insertLogs(rows: LogRow[]): Promise<void> {

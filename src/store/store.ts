@@ -254,6 +254,22 @@ export interface MarkerStore {
    * holds. Returns how many markers it settled.
    */
   settleMarkers(): Promise<number>;
+
+  /**
+   * Retention: of the `limit` oldest markers (by id) that no service can
+   * still need, delete those inserted before `before` (ms; `insert_time`,
+   * UTC), with who applied them (`jm_marker_nodes`), in one transaction.
+   * A marker is needed while it is pending (`updated = 0`), while it is the
+   * newest (the ids go on from it: MySQL's AUTO_INCREMENT may restart from
+   * MAX(id) + 1 when the server restarts; a service up to date asks for it
+   * in `pollState`), and while a running service's row in `jm_nodes`
+   * (`stopped_at` null) names it as the last it applied (its poll asks
+   * for its `insert_time`, and one gone reads as jm_update_info emptied:
+   * every job read again). Looking at `limit` of them, one call reads no
+   * more rows than that however many are kept: ids rise with insert_time.
+   * Returns how many were deleted.
+   */
+  pruneMarkers(before: number, limit: number): Promise<number>;
 }
 
 /** A scheduled fire a claim sent under `marker`, its answer lost: its row may or may not exist. */
