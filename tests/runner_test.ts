@@ -146,51 +146,6 @@ Deno.test("a run's shell leads a session and a process group of its own", async 
   assertEquals([pid, pgrp, session].map(Number), [handle.pid, handle.pid, handle.pid]);
 });
 
-Deno.test("a plain command is exec'd by its shell, started or armed: the run's process is the program's; a compound one is forked", async () => {
-  // "Name" and "PPid" of the process that read its own status, and the run's pid.
-  const reader = async (command: string, armed: boolean) => {
-    const handle = armed ? armRun(spec(command))!.release(spec(command)) : startRun(spec(command));
-    const { stdout, stderr } = await handle.done;
-    const field = (name: string) => new RegExp(`^${name}:\\s+(\\S+)`, "m").exec(stdout)?.[1];
-    return [
-      field("Name"),
-      Number(field("PPid")) === Deno.pid,
-      Number(field("Pid")) === handle.pid,
-      stderr,
-    ];
-  };
-  for (const armed of [false, true]) {
-    for (const command of ["cat /proc/self/status", "  cat\t/proc/self/status 2>&1 < /dev/null "]) {
-      assertEquals(
-        await reader(command, armed),
-        ["cat", true, true, ""],
-        `${command}, armed ${armed}`,
-      );
-    }
-    // Its shell forks it: the program is the shell's child.
-    for (
-      const command of [
-        "cat /proc/self/status; true",
-        "cat /proc/self/status | cat",
-        "cat '/proc/self/status'",
-      ]
-    ) {
-      assertEquals(
-        await reader(command, armed),
-        ["cat", false, false, ""],
-        `${command}, armed ${armed}`,
-      );
-    }
-  }
-  // A name the shell runs itself stays the shell's: `exec type` would find no such program.
-  const typed = await startRun(spec("type cat")).done;
-  assertEquals([typed.exitCode, typed.stdout.trim().endsWith("/cat")], [0, true], typed.stderr);
-  // What the shell cannot run, it still says, with exec's name before it.
-  const missing = await startRun(spec("jobsmanager-test-no-such-program --flag")).done;
-  assertEquals(missing.exitCode, 127);
-  assertMatch(missing.stderr, /jobsmanager-test-no-such-program: (command )?not found/);
-});
-
 /** /bin/sh is dash: only then do util-linux's tools start in the C locale (runner.ts `shell`). */
 const SH_IS_DASH = Deno.realPathSync("/bin/sh").endsWith("/dash");
 
@@ -309,27 +264,6 @@ Deno.test("a run ended by a signal it was not sent by jobsmanager is killed, wit
   const result = await startRun(spec("kill -USR1 $$")).done;
   assertEquals([result.status, result.signal, result.exitCode], ["killed", "SIGUSR1", null]);
   assertEquals(result.note, "ended by SIGUSR1, not sent by jobsmanager");
-});
-
-Deno.test("a plain command's program ended by a signal is failed, 128 + its number, as its shell would have said", async () => {
-  for (const armed of [false, true]) {
-    const command = "sleep 30";
-    const handle = armed ? armRun(spec(command))!.release(spec(command)) : startRun(spec(command));
-    // The run's process is the program (exec'd); a crash of it, not a signal of jobsmanager's.
-    const comm = () => Deno.readTextFileSync(`/proc/${handle.pid}/comm`).trim();
-    await waitFor(() => comm() === "sleep" || null, {
-      timeoutMs: 15_000,
-      what: "the run's process to be sleep",
-      detail: comm,
-    });
-    Deno.kill(handle.pid!, "SIGSEGV");
-    const result = await handle.done;
-    assertEquals(
-      [result.status, result.exitCode, result.note],
-      ["failed", 139, "ended by SIGSEGV, not sent by jobsmanager"],
-      `armed ${armed}: ${result.stderr}`,
-    );
-  }
 });
 
 Deno.test("stdout and stderr far beyond a pipe's capacity at once: every byte is counted, head and tail kept", async () => {

@@ -23,7 +23,6 @@
  * unseen.
  */
 import type { RunUpdate } from "../domain/run.ts";
-import { execForm } from "../domain/shell.ts";
 import { HeadTailCapture, MarkedCapture } from "./capture.ts";
 import { type NativeChild, nativeSpawner, withProcessLimitHint } from "./native_spawn.ts";
 import { closeInheritedOnExec, signalReset } from "./inheritance.ts";
@@ -665,7 +664,7 @@ export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle
   const marker = spec.marker ?? crypto.randomUUID();
   const spawned = spawnShell(
     spec,
-    execForm(spec.command),
+    spec.command,
     marker,
     spec.stdin === undefined ? "null" : "text",
     now(),
@@ -731,9 +730,7 @@ export function armRun(spec: RunSpec, directory: string | null = null): ArmedShe
   // plain shell's, and a syntax error on that line ends the shell at once,
   // so that the release starts the run anew, which reports it as ever.
   const script =
-    `IFS= read -r JM_RUN_ID || exit ${DISARMED_EXIT}; exec </dev/null; export JM_RUN_ID; ${
-      execForm(spec.command)
-    }`;
+    `IFS= read -r JM_RUN_ID || exit ${DISARMED_EXIT}; exec </dev/null; export JM_RUN_ID; ${spec.command}`;
   const spawned = spawnShell(spec, script, marker, "line", Date.now());
   if ("error" in spawned) return null;
   const { child, account } = spawned;
@@ -878,7 +875,6 @@ function watchRun(
     : undefined;
 
   const notes = (...parts: (string | null)[]) => parts.filter((n) => n !== null).join("; ") || null;
-  const execd = execForm(spec.command) !== spec.command;
   const result = (status: Deno.CommandStatus, escaped: string | null, unread: string | null) => {
     const base = {
       exitCode: status.signal === null ? status.code : null,
@@ -901,16 +897,6 @@ function watchRun(
         ...base,
         status: "interrupted" as const,
         note: notes(`killed: ${interruptedWhy}`, escaped, unread),
-      };
-    }
-    if (status.signal !== null && execd) {
-      // The program its shell became (execForm) is recorded as the shell, waiting for it, recorded
-      // it: failed, with 128 + the signal's number; the note says what the shell printed.
-      return {
-        ...base,
-        exitCode: status.code,
-        status: "failed" as const,
-        note: notes(`ended by ${status.signal}, not sent by jobsmanager`, escaped, unread),
       };
     }
     if (status.signal !== null) {
