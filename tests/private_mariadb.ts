@@ -41,6 +41,9 @@ export async function privateMariadb(
     args: [
       "--no-defaults",
       `--datadir=${dir}/data`,
+      // Its temporary tables in its own directory: in the shared /tmp one went missing under it
+      // while other tests and services ran ("Could not remove temporary table … error: 2").
+      `--tmpdir=${dir}`,
       "--auth-root-authentication-method=normal",
       "--skip-test-db",
     ],
@@ -56,6 +59,7 @@ export async function privateMariadb(
       "--no-defaults",
       "--user=root",
       `--datadir=${dir}/data`,
+      `--tmpdir=${dir}`,
       `--socket=${dir}/mysqld.sock`,
       `--pid-file=${dir}/mysqld.pid`,
       `--port=${port}`,
