@@ -4,7 +4,10 @@
  * finds it was declared dead, it ends the run it still holds, recorded
  * `cancelled`, as any cancel (atk: the run went on to its end, `success`
  * over `lost`, and `runs cancel --wait` got no answer). A `lost` row of
- * this node it does not hold, with a cancel asked, is left as it is.
+ * this node it does not hold, with a cancel asked, is left as it is. So a
+ * fire waiting here for a worker, its `queued` row marked lost as well, is
+ * recorded `cancelled` and never starts (atk: it started when the worker
+ * freed, and only the next ordinary cancel look ended it).
  * In-process, fake clock, both backends.
  */
 import { assert, assertEquals } from "./assert.ts";
@@ -88,5 +91,77 @@ for (const backend of BACKENDS) {
     // The row it does not hold stays as it was: no answer written over it.
     const left = (await h.store.getRun(old!))!;
     assertEquals([left.status, left.note], ["lost", "lost long ago"], describeRun(left));
+  });
+
+  Deno.test(`daemon[${backend}]: a fire waiting for a worker, cancelled, then marked lost by a node that declared this one dead, never starts`, async () => {
+    const db = await freshDatabase(backend);
+    let paused: PromiseWithResolvers<void> | null = null;
+    const startsWritten = new Set<number>();
+    await using h = await DaemonHarness.create(db, {
+      settings: { "jobsmanager.max_workers": 1, "jobsmanager.misfire_grace_time": 60 },
+      store: storeWith(db, {
+        updateRuns: (target) => async (updates, node) => {
+          const missing = await target.updateRuns(updates, node);
+          for (const { id, update } of updates) {
+            if (update.status === "running") startsWritten.add(id);
+          }
+          return missing;
+        },
+        pollState: (target) => async (...args) => {
+          for (;;) {
+            const before = paused;
+            await before?.promise;
+            const state = await target.pollState(...args);
+            if (paused === before) return state;
+          }
+        },
+      }),
+    });
+    await h.job("a", { schedule: { second: "1" } });
+    await h.job("b", { schedule: { second: "1" } });
+    await h.start();
+    await h.clock.set(at(1));
+    // One fire holds the only worker, the other waits for it (its row `queued`).
+    const queued = await h.until(
+      async () =>
+        h.runner.runs.length === 1
+          ? (await h.runs()).find((r) => r.status === "queued")
+          : undefined,
+      "one fire to hold the worker and the other to wait for it",
+    );
+    const first = h.runner.runs[0];
+    const running = await h.run(first.jobId, at(1), "running");
+    await h.until(() => startsWritten.has(running.id), "the running fire's start to be written");
+    paused = Promise.withResolvers();
+    const asked = await cancelRun(h.store, queued.id, { by: ASKED, now: at(1) + 500 });
+    assertEquals(asked.outcome, "requested");
+    const [beat] = await rawQuery(db, "SELECT db_heartbeat_at FROM jm_nodes WHERE id = ?", [
+      h.nodeId,
+    ]);
+    const declared = await h.store.declareDead(h.nodeId, Number(beat.db_heartbeat_at), "other");
+    assertEquals(
+      [...declared!.runIds].sort((x, y) => x - y),
+      [running.id, queued.id].sort((x, y) => x - y),
+    );
+    assertEquals((await h.store.getRun(queued.id))?.status, "lost");
+    paused.resolve();
+    // Its next look finds it was declared dead, and the poll after it ends the waiting fire.
+    await h.until(
+      async () => {
+        const row = await h.store.getRun(queued.id);
+        if (row?.status === "cancelled") return true;
+        if (h.clock.now() < at(30)) await h.clock.advance(1000);
+        return false;
+      },
+      "the waiting fire marked lost, whose cancel was asked, to be cancelled within 30 s of the fake clock",
+    );
+    const cancelled = (await h.store.getRun(queued.id))!;
+    assertEquals(cancelled.started_at, null, describeRun(cancelled));
+    assertEquals(cancelled.note, `cancelled by ${ASKED} at ${new Date(at(1) + 500).toISOString()}`);
+    // The worker freed, the cancelled fire does not start.
+    first.finish();
+    await h.run(first.jobId, at(1), "success");
+    assertEquals(h.runner.runs.length, 1, "the cancelled fire started after all");
+    assertEquals((await h.store.getRun(queued.id))?.status, "cancelled", await h.describe());
   });
 }

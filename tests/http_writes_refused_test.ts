@@ -2,7 +2,8 @@
  * While the database refuses writes (a full disk) it still answers reads:
  * `/api/v1/status` and `/api/v1/health` say it refuses writes, with the
  * rest read now, not that it is down (which made the dashboard mark every
- * service "last known").
+ * service "last known"). What /readyz says while it refuses reads, run
+ * records waiting in memory, is pinned here too.
  */
 import { assert, assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase, serviceRow } from "./helpers.ts";
@@ -52,3 +53,43 @@ for (const backend of BACKENDS) {
     assertEquals((status.services as { id: string }[]).map((n) => n.id), ["alpha"]);
   });
 }
+
+Deno.test("readyz: while the database refuses reads, its detail says how many run records wait in memory, as when it refuses writes", () => {
+  const denied = "cannot read the database: SELECT command denied to user 'jm'@'localhost'";
+  const vitals = (runRecordsWaiting: number): DaemonVitals => ({
+    jobsLoaded: 1,
+    running: 0,
+    queued: 0,
+    appliedMarker: 0,
+    lastReload: null,
+    polling: false,
+    firing: true,
+    databaseOnline: true,
+    databaseAway: null,
+    databaseWritesRefused: null,
+    databaseReadsRefused: denied,
+    runRecordsWaiting,
+    holdingReason: null,
+    outageMs: 0,
+    currentOutageMs: 0,
+    logRecordsDropped: 0,
+    takesShare: true,
+    silentJobs: 0,
+    runGuardRunning: true,
+  });
+  const said =
+    `the database refuses reads: ${denied}; until it may read again, this service sees no job changes, cancels or \`job run\` requests`;
+  // On MySQL an UPDATE with a WHERE needs SELECT: the run records wait as they do for a full disk.
+  assertEquals(readinessOf(vitals(3)).database, {
+    ok: false,
+    reads_refused: true,
+    detail:
+      `${said}; 3 run records wait in memory, written once it may read again (a restart meanwhile loses them)`,
+  });
+  assertEquals(
+    readinessOf(vitals(1)).database.detail,
+    `${said}; 1 run record waits in memory, written once it may read again (a restart meanwhile loses them)`,
+  );
+  // None waiting: nothing said of them.
+  assertEquals(readinessOf(vitals(0)).database.detail, said);
+});

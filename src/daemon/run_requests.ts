@@ -65,9 +65,9 @@ export class RunRequests {
   /** Whether queued runs wait in the database for a worker (`waitForWorker`). */
   private queuedWaitForWorker = false;
   /**
-   * Runs running here when this service found that another node declared
-   * it dead, which marked their rows `lost`: the next cancel look asks
-   * whether a cancel of them was asked (see `declaredDead`).
+   * Runs running or waiting here when this service found that another
+   * node declared it dead, which marked their rows `lost`: the next cancel
+   * look asks whether a cancel of them was asked (see `declaredDead`).
    */
   private lostHeld: number[] = [];
 
@@ -85,10 +85,12 @@ export class RunRequests {
 
   /**
    * Another node declared this service dead while it ran on (paused, then
-   * resumed): the rows of the runs it holds (`rowIds`) were marked `lost`,
-   * and a cancel asked of one before that is found by no look at `running`
-   * rows. The next poll asks of these (`takeCancelRequests`), once: `runs
-   * cancel` refuses a row once it is `lost`, so none is asked later.
+   * resumed): the rows of the runs it holds and of the fires waiting here
+   * for a worker or behind their job's earlier fire (`rowIds`) were marked
+   * `lost`, and a cancel asked of one before that is found by no look at
+   * `running` or `queued` rows; a waiting one cancelled never starts. The
+   * next poll asks of these (`takeCancelRequests`), once: `runs cancel`
+   * refuses a row once it is `lost`, so none is asked later.
    */
   declaredDead(rowIds: readonly number[]): void {
     if (rowIds.length === 0) return;

@@ -331,7 +331,10 @@ export class Service {
     });
     o.cluster.whenGaining((gained) => this.handover.gain(gained));
     o.cluster.whenLost((ids) => this.track(this.lost(ids)));
-    o.cluster.whenDeclaredDead(() => this.requests.declaredDead(this.runs.rowIds));
+    // The fires still waiting here were `queued` rows, marked lost as well.
+    o.cluster.whenDeclaredDead(() =>
+      this.requests.declaredDead([...this.runs.rowIds, ...this.fires.rowIds])
+    );
     // Writes made while the database was away were polled for by no one
     // (a watched service's next timed poll is 5 s off): poll once it is back.
     o.health.onBack(() => this.polls.recovered());

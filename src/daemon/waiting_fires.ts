@@ -63,7 +63,7 @@ export interface WaitingFiresOptions {
   slots: SlotGate;
   timetable: Timetable;
   maxWorkers: number;
-  recorder: Pick<RunRecorder, "update">;
+  recorder: Pick<RunRecorder, "update" | "realId">;
   notifier: Pick<Notifier, "runEnded">;
   observer?: { ended(jobId: string, status: RunStatus): void };
   aftermath: Aftermath;
@@ -98,6 +98,20 @@ export class WaitingFires {
   /** Fires waiting for a worker: an armed shell is released before them. */
   get waitingForWorker(): number {
     return this.waiting.length;
+  }
+
+  /**
+   * The ids of the rows of the fires waiting for a worker or behind their
+   * job's earlier fire (one claimed under a provisional id, by the id its
+   * row got; one with no row yet left out), as `ActiveRuns.rowIds`.
+   */
+  get rowIds(): number[] {
+    const ids: number[] = [];
+    for (const { runId } of [...this.waiting, ...[...this.behind.values()].flat()]) {
+      const id = runId < 0 ? this.o.recorder.realId(runId) : runId;
+      if (typeof id === "number") ids.push(id);
+    }
+    return ids;
   }
 
   /** A claimed fire waits for a worker. */

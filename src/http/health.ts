@@ -66,12 +66,18 @@ function databaseCheck(v: DaemonVitals): DatabaseCheck {
     };
   }
   if (v.databaseReadsRefused !== null) {
-    // Its timetable is as last read: no job changed, no cancel, no `job run` reaches it.
+    // Its timetable is as last read: no job changed, no cancel, no `job run` reaches it. On
+    // MySQL an UPDATE with a WHERE needs SELECT: run records wait in memory, as writes refused.
+    const waiting = v.runRecordsWaiting === 0
+      ? ""
+      : `; ${
+        v.runRecordsWaiting === 1 ? "1 run record waits" : `${v.runRecordsWaiting} run records wait`
+      } in memory, written once it may read again (a restart meanwhile loses them)`;
     return {
       ok: false,
       reads_refused: true,
       detail:
-        `the database refuses reads: ${v.databaseReadsRefused}; until it may read again, this service sees no job changes, cancels or \`job run\` requests`,
+        `the database refuses reads: ${v.databaseReadsRefused}; until it may read again, this service sees no job changes, cancels or \`job run\` requests${waiting}`,
     };
   }
   return { ok: true, detail: "reachable" };
