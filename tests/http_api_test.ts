@@ -26,6 +26,7 @@ import {
   ADMIN,
   type Api,
   covered,
+  HEALTHY_VITALS,
   NOBODY,
   READER,
   readSse,
@@ -1602,27 +1603,7 @@ Deno.test("api: the 503s not said yet are said once the cause ends, at the first
 });
 
 /** What a healthy node's heartbeat reports to the readiness checks; each test changes a part. */
-const HEALTHY = {
-  jobsLoaded: 3,
-  running: 0,
-  queued: 0,
-  appliedMarker: 1,
-  lastReload: null,
-  polling: false,
-  firing: true,
-  databaseOnline: true,
-  databaseAway: null,
-  databaseWritesRefused: null,
-  databaseReadsRefused: null,
-  runRecordsWaiting: 0,
-  holdingReason: null,
-  outageMs: 0,
-  currentOutageMs: 0,
-  logRecordsDropped: 0,
-  takesShare: true,
-  silentJobs: 0,
-  runGuardRunning: true,
-};
+const HEALTHY = HEALTHY_VITALS;
 /** The same node with the database away for 2 s. */
 const AWAY = { ...HEALTHY, databaseOnline: false, outageMs: 2000, currentOutageMs: 2000 };
 

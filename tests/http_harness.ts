@@ -13,6 +13,7 @@ import { Metrics } from "../src/http/metrics.ts";
 import { OPENAPI } from "../src/http/openapi.ts";
 import { type HttpServer, type ServeDeps, startHttpServer } from "../src/http/server.ts";
 import type { Store } from "../src/store/store.ts";
+import type { DaemonVitals } from "../src/daemon/boot.ts";
 
 export const ADMIN = "admin-token-0123456789abcdef";
 export const READER = "read-token-0123456789abcdef";
@@ -324,3 +325,26 @@ function listeningUrl(stderr: string): string | null {
   }
   return null;
 }
+
+/** A service's vitals with all well: its timetable loaded and firing, the database online and taking all. */
+export const HEALTHY_VITALS: DaemonVitals = {
+  jobsLoaded: 3,
+  running: 0,
+  queued: 0,
+  appliedMarker: 1,
+  lastReload: null,
+  polling: false,
+  firing: true,
+  databaseOnline: true,
+  databaseAway: null,
+  databaseWritesRefused: null,
+  databaseReadsRefused: null,
+  runRecordsWaiting: 0,
+  holdingReason: null,
+  outageMs: 0,
+  currentOutageMs: 0,
+  logRecordsDropped: 0,
+  takesShare: true,
+  silentJobs: 0,
+  runGuardRunning: true,
+};

@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { BACKENDS, freshDatabase, serviceRow } from "./helpers.ts";
-import { startApi } from "./http_harness.ts";
+import { HEALTHY_VITALS, startApi } from "./http_harness.ts";
 import { readinessOf } from "../src/http/health.ts";
 import type { DaemonVitals } from "../src/daemon/boot.ts";
 
@@ -18,25 +18,11 @@ for (const backend of BACKENDS) {
     await using db = await freshDatabase(backend);
     // As a service's vitals say it: online, its writes refused.
     const vitals: DaemonVitals = {
+      ...HEALTHY_VITALS,
       jobsLoaded: 0,
-      running: 0,
-      queued: 0,
       appliedMarker: 0,
-      lastReload: null,
-      polling: false,
-      firing: true,
-      databaseOnline: true,
-      databaseAway: null,
       databaseWritesRefused: REFUSED,
-      databaseReadsRefused: null,
       runRecordsWaiting: 2,
-      holdingReason: null,
-      outageMs: 0,
-      currentOutageMs: 0,
-      logRecordsDropped: 0,
-      takesShare: true,
-      silentJobs: 0,
-      runGuardRunning: true,
     };
     await using api = await startApi(db, {}, undefined, Deno.uid(), {
       readiness: () => Promise.resolve(readinessOf(vitals)),
@@ -57,25 +43,9 @@ for (const backend of BACKENDS) {
 Deno.test("readyz: while the database refuses reads, its detail says how many run records wait in memory, as when it refuses writes", () => {
   const denied = "cannot read the database: SELECT command denied to user 'jm'@'localhost'";
   const vitals = (runRecordsWaiting: number): DaemonVitals => ({
-    jobsLoaded: 1,
-    running: 0,
-    queued: 0,
-    appliedMarker: 0,
-    lastReload: null,
-    polling: false,
-    firing: true,
-    databaseOnline: true,
-    databaseAway: null,
-    databaseWritesRefused: null,
+    ...HEALTHY_VITALS,
     databaseReadsRefused: denied,
     runRecordsWaiting,
-    holdingReason: null,
-    outageMs: 0,
-    currentOutageMs: 0,
-    logRecordsDropped: 0,
-    takesShare: true,
-    silentJobs: 0,
-    runGuardRunning: true,
   });
   const said =
     `the database refuses reads: ${denied}; until it may read again, this service sees no job changes, cancels or \`job run\` requests`;

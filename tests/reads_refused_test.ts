@@ -18,7 +18,7 @@ import mysql from "mysql2/promise";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { cli, freshDatabase, mysqlConnection, mysqlTest, type TestDatabase } from "./helpers.ts";
 import { DaemonHarness } from "./daemon_harness.ts";
-import { startApi } from "./http_harness.ts";
+import { type Api, startApi } from "./http_harness.ts";
 import { readinessOf, readyState } from "../src/http/health.ts";
 import { Metrics } from "../src/http/metrics.ts";
 import { defaultSettings } from "../src/config/config.ts";
@@ -192,16 +192,34 @@ async function migrated(db: TestDatabase): Promise<void> {
   }
 }
 
+/** The API served by a store of a limited user of its own (`limitedUser`), granted all it needs. */
+async function withLimitedApi(
+  fn: (api: Api, user: ReturnType<typeof limitedUser>) => Promise<void>,
+): Promise<void> {
+  await using db = await freshDatabase("mysql");
+  await using user = limitedUser(db);
+  await migrated(db);
+  await user.create();
+  const served = user.open();
+  try {
+    await using api = await startApi(db, {}, () => served);
+    await fn(api, user);
+  } finally {
+    await served.close();
+  }
+}
+
+/** An API error saying the database refuses `what`, for `denied` to `user`, ending with the GRANT. */
+function refusal(user: ReturnType<typeof limitedUser>, what: string, denied: string): RegExp {
+  return new RegExp(
+    `^the database refuses ${what}: .*${denied} command denied to user '${user.name}'.*: GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON \`${user.database}\`\\.\\* TO '${user.name}'@'<its host>'$`,
+  );
+}
+
 mysqlTest(
   "api[mysql]: while the user lacks SELECT, the other routes answer 503 saying the database refuses reads and the GRANT, not a 500",
-  async () => {
-    await using db = await freshDatabase("mysql");
-    await using user = limitedUser(db);
-    await migrated(db);
-    await user.create();
-    const served = user.open();
-    try {
-      await using api = await startApi(db, {}, () => served);
+  () =>
+    withLimitedApi(async (api, user) => {
       const paths = [
         "/api/v1/jobs",
         "/api/v1/jobs/nightly",
@@ -218,57 +236,40 @@ mysqlTest(
       for (const path of paths) {
         const answer = await api.call("GET", path);
         assertEquals(answer.status, 503, `${path}: ${JSON.stringify(answer.body)}`);
-        const { error } = answer.body as { error: string };
         assertMatch(
-          error,
-          new RegExp(
-            `^the database refuses reads: .*SELECT command denied to user '${user.name}'.*: GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON \`${user.database}\`\\.\\* TO '${user.name}'@'<its host>'$`,
-          ),
+          (answer.body as { error: string }).error,
+          refusal(user, "reads", "SELECT"),
           path,
         );
       }
       await user.grant();
       assertEquals((await api.call("GET", "/api/v1/jobs")).status, 200, "granted again");
-    } finally {
-      await served.close();
-    }
-  },
+    }),
 );
 
 mysqlTest(
   "api[mysql]: while the user lacks INSERT, UPDATE and DELETE, a write answers 503 saying the database refuses writes and the GRANT, not a 500",
-  async () => {
-    await using db = await freshDatabase("mysql");
-    await using user = limitedUser(db);
-    await migrated(db);
-    await user.create();
-    const served = user.open();
-    try {
-      await using api = await startApi(db, {}, () => served);
+  () =>
+    withLimitedApi(async (api, user) => {
       const add = (id: string) =>
         api.call("POST", "/api/v1/jobs", { body: { id, command: "true", second: "*/30" } });
       const first = await add("before");
       assertEquals(first.status, 201, JSON.stringify(first.body));
       await user.revokeWrites();
       const writes = [
-        ["POST /api/v1/jobs", await add("after")],
-        ["DELETE /api/v1/jobs/before", await api.call("DELETE", "/api/v1/jobs/before")],
+        ["POST /api/v1/jobs", await add("after"), "INSERT"],
+        ["DELETE /api/v1/jobs/before", await api.call("DELETE", "/api/v1/jobs/before"), "DELETE"],
       ] as const;
-      for (const [what, answer] of writes) {
+      for (const [what, answer, denied] of writes) {
         assertEquals(answer.status, 503, `${what}: ${JSON.stringify(answer.body)}`);
         assertMatch(
           (answer.body as { error: string }).error,
-          new RegExp(
-            `^the database refuses writes: .*command denied to user '${user.name}'.*: GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON \`${user.database}\`\\.\\* TO '${user.name}'@'<its host>'$`,
-          ),
+          refusal(user, "writes", denied),
           what,
         );
       }
       assertEquals((await api.call("GET", "/api/v1/jobs")).status, 200, "reads go on");
-    } finally {
-      await served.close();
-    }
-  },
+    }),
 );
 
 mysqlTest(
