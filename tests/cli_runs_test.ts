@@ -5,7 +5,7 @@
  * as it is and names it; a queued run is dropped with who asked, a running
  * one gets the request recorded for its service, an ended one is refused.
  */
-import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import {
   BACKENDS,
   cli,
@@ -547,6 +547,34 @@ for (const backend of BACKENDS) {
     const bothRun = await jm(db, "job", "run", "both", "--here");
     assertEquals(bothRun.stderr, "err\n");
     assertMatch(bothRun.stdout, /^nonl\nrun +\d+\n/);
+  });
+
+  Deno.test(`cli[${backend}]: job run --here of a command ended by a real-time signal records it killed, named, and exits as for any killed run`, async () => {
+    await using db = await freshDatabase(backend);
+    await jm(
+      db,
+      "job",
+      "add",
+      "rt",
+      "--command",
+      "echo before; kill -34 $$",
+      "--cron",
+      "0 0 1 1 *",
+    );
+    const run = await jm(db, "job", "run", "rt", "--here");
+    assertEquals([run.code, run.stderr], [1, ""], run.stdout);
+    assertMatch(run.stdout, /^before\nrun +\d+\njob +rt\nstatus +killed\n/);
+    assertStringIncludes(run.stdout, "\nsignal       SIGRTMIN\n");
+    const rows = await rawQuery(db, "SELECT status, exit_code, `signal`, note FROM jm_runs");
+    assertEquals(
+      rows.map((r) => [r.status, r.exit_code, r.signal, r.note]),
+      [[
+        "killed",
+        null,
+        "SIGRTMIN",
+        "run in the CLI with --here; ended by SIGRTMIN, not sent by jobsmanager",
+      ]],
+    );
   });
 }
 

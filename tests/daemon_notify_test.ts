@@ -472,6 +472,22 @@ for (const backend of BACKENDS) {
     );
   });
 
+  Deno.test(`notify[${backend}]: a hook ended by a real-time signal is logged as a hook killed by it`, async () => {
+    await using h = await DaemonHarness.create(await freshDatabase(backend));
+    await h.job("rt", {
+      schedule: { second: "1", minute: "0", hour: "0" },
+      on_failure: "cat > /dev/null; kill -34 $$",
+    });
+    await h.start();
+    await h.clock.set(T0 + 1000);
+    (await h.started("rt", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+    const line = await h.until(
+      () => h.line(/^job rt: failure hook command /) ?? h.line(/notification not sent/),
+      "the failed hook logged",
+    );
+    assertEquals(line, "job rt: failure hook command was killed by SIGRTMIN: (no output)");
+  });
+
   Deno.test(`notify[${backend}]: a hook that fails is logged with its exit code and output, and counted`, async () => {
     const metrics = new Metrics();
     await using h = await DaemonHarness.create(await freshDatabase(backend), {

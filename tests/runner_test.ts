@@ -9,7 +9,7 @@ import { HeadTailCapture, MarkedCapture } from "../src/daemon/capture.ts";
 import { cutLine } from "../src/domain/output_cut.ts";
 import { existsSync } from "node:fs";
 import { armRun, type RunSpec, spawnCost, startRun } from "../src/daemon/runner.ts";
-import { nativeSpawner } from "../src/daemon/native_spawn.ts";
+import { nativeSpawner, signalName } from "../src/daemon/native_spawn.ts";
 import { alive, livePidsMatching, waitFor, withTestAccount } from "./helpers.ts";
 
 const encode = (s: string) => new TextEncoder().encode(s);
@@ -264,6 +264,36 @@ Deno.test("a run ended by a signal it was not sent by jobsmanager is killed, wit
   const result = await startRun(spec("kill -USR1 $$")).done;
   assertEquals([result.status, result.signal, result.exitCode], ["killed", "SIGUSR1", null]);
   assertEquals(result.note, "ended by SIGUSR1, not sent by jobsmanager");
+});
+
+Deno.test("a run ended by a real-time signal, which Deno cannot name, is killed, the signal named as `kill -l` names it", async () => {
+  for (const [number, name] of [[34, "SIGRTMIN"], [50, "SIGRTMAX-14"], [64, "SIGRTMAX"]] as const) {
+    const result = await startRun(spec(`echo before; kill -${number} $$`)).done;
+    assertEquals(
+      [result.status, result.signal, result.exitCode, result.stdout],
+      ["killed", name, null, "before\n"],
+      `signal ${number}`,
+    );
+    assertEquals(result.note, `ended by ${name}, not sent by jobsmanager`);
+  }
+});
+
+Deno.test("signal numbers are named as Linux's `kill -l` names them", () => {
+  assertEquals(
+    [9, 31, 32, 34, 35, 49, 50, 63, 64, 65].map(signalName),
+    [
+      "SIGKILL",
+      "SIGSYS",
+      "SIG32",
+      "SIGRTMIN",
+      "SIGRTMIN+1",
+      "SIGRTMIN+15",
+      "SIGRTMAX-14",
+      "SIGRTMAX-1",
+      "SIGRTMAX",
+      "SIG65",
+    ],
+  );
 });
 
 Deno.test("stdout and stderr far beyond a pipe's capacity at once: every byte is counted, head and tail kept", async () => {

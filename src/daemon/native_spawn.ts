@@ -89,7 +89,7 @@ const EVENTS_PER_WAIT = 256;
 const READS_PER_EVENT = 4;
 const READ_BUFFER = 65_536;
 
-/** Linux's signal numbers, for a child's end. */
+/** Linux's signal numbers, for a child's end (the real-time ones: `signalName`). */
 const SIGNALS: readonly (Deno.Signal | undefined)[] = [
   undefined,
   "SIGHUP",
@@ -125,6 +125,38 @@ const SIGNALS: readonly (Deno.Signal | undefined)[] = [
   "SIGSYS",
 ];
 
+/** Linux's real-time signals: glibc keeps 32 and 33 for itself, so SIGRTMIN is 34. */
+const SIGRTMIN = 34;
+const SIGRTMAX = 64;
+
+/**
+ * The name of signal `n`, as Linux's `kill -l` gives it (SIGTERM,
+ * SIGRTMIN, SIGRTMIN+1 … SIGRTMIN+15, SIGRTMAX-14 … SIGRTMAX), which Deno
+ * cannot name past 31; "SIG32" for one `kill -l` has no name for.
+ */
+export function signalName(n: number): string {
+  const named = SIGNALS[n];
+  if (named !== undefined) return named;
+  if (n < SIGRTMIN || n > SIGRTMAX) return `SIG${n}`;
+  if (n === SIGRTMIN) return "SIGRTMIN";
+  if (n === SIGRTMAX) return "SIGRTMAX";
+  // Named from the nearer end, as `kill -l` does: 49 is SIGRTMIN+15, 50 SIGRTMAX-14.
+  return n - SIGRTMIN <= (SIGRTMAX - SIGRTMIN) / 2
+    ? `SIGRTMIN+${n - SIGRTMIN}`
+    : `SIGRTMAX-${SIGRTMAX - n}`;
+}
+
+/**
+ * How a child ended, as `Deno.CommandStatus` says it, but with any
+ * signal named (`signalName`): Deno's names stop at 31.
+ */
+export interface ChildStatus {
+  success: boolean;
+  /** Its exit code; 128 + the signal's number when a signal ended it. */
+  code: number;
+  signal: string | null;
+}
+
 /** What a run's child is started with. */
 export interface SpawnOptions {
   program: string;
@@ -138,7 +170,7 @@ export interface SpawnOptions {
 /** A child started by `NativeSpawner.spawn`, leading a session and process group of its own. */
 export interface NativeChild {
   readonly pid: number;
-  readonly status: Promise<Deno.CommandStatus>;
+  readonly status: Promise<ChildStatus>;
   /**
    * Read stdout and stderr into `stdout` and `stderr` until both close
    * or `stop` aborts (then they are closed unread). Once only.
@@ -493,7 +525,7 @@ export class Spawner implements NativeSpawner {
 }
 
 class Child implements NativeChild {
-  readonly status: Promise<Deno.CommandStatus>;
+  readonly status: Promise<ChildStatus>;
   private reading = false;
   /** Set while its output is read: stops reading it. */
   private stopReading: (() => void) | null = null;
@@ -509,7 +541,7 @@ class Child implements NativeChild {
     private stdout: number,
     private stderr: number,
   ) {
-    const ended = Promise.withResolvers<Deno.CommandStatus>();
+    const ended = Promise.withResolvers<ChildStatus>();
     this.status = ended.promise;
     const reap = () => {
       const status = new Int32Array(1);
@@ -625,7 +657,7 @@ class Child implements NativeChild {
   }
 }
 
-function decode(status: number | null): Deno.CommandStatus {
+function decode(status: number | null): ChildStatus {
   // Reaped elsewhere: how it ended is not known.
   if (status === null) return { success: false, code: 255, signal: null };
   const signal = status & 0x7f;
@@ -633,7 +665,7 @@ function decode(status: number | null): Deno.CommandStatus {
     const code = (status >> 8) & 0xff;
     return { success: code === 0, code, signal: null };
   }
-  return { success: false, code: 128 + signal, signal: SIGNALS[signal] ?? null };
+  return { success: false, code: 128 + signal, signal: signalName(signal) };
 }
 
 /**

@@ -24,7 +24,13 @@
  */
 import type { RunUpdate } from "../domain/run.ts";
 import { HeadTailCapture, MarkedCapture } from "./capture.ts";
-import { type NativeChild, nativeSpawner, withProcessLimitHint } from "./native_spawn.ts";
+import {
+  type ChildStatus,
+  type NativeChild,
+  nativeSpawner,
+  signalName,
+  withProcessLimitHint,
+} from "./native_spawn.ts";
 import { closeInheritedOnExec, signalReset } from "./inheritance.ts";
 import {
   type Account,
@@ -489,12 +495,26 @@ async function drain(
 /** A run's child process, started natively (native_spawn.ts) or with `Deno.Command`. */
 type RunChild = NativeChild;
 
+/**
+ * `child.status`, a signal Deno cannot name (a real-time one) named as any
+ * other: Deno rejects it with "Invalid signal: 34" once the child is reaped,
+ * the number kept in the message alone.
+ */
+function commandStatus(child: Deno.ChildProcess): Promise<ChildStatus> {
+  return child.status.catch((error: unknown) => {
+    const number = /^Invalid signal: (\d+)$/.exec((error as Error | null)?.message ?? "")?.[1];
+    if (number === undefined) throw error;
+    const signal = Number(number);
+    return { success: false, code: 128 + signal, signal: signalName(signal) };
+  });
+}
+
 /** A `Deno.Command` child as a RunChild. */
 function commandChild(child: Deno.ChildProcess, stdin: boolean): RunChild {
   let reading = false;
   return {
     pid: child.pid,
-    status: child.status,
+    status: commandStatus(child),
     readOutput: (stdout, stderr, stop, onOutput) => {
       reading = true;
       return Promise.all([
@@ -780,7 +800,7 @@ export function armRun(spec: RunSpec, directory: string | null = null): ArmedShe
  */
 function refusedCwd(
   spec: RunSpec,
-  status: Deno.CommandStatus,
+  status: ChildStatus,
   stderr: HeadTailCapture,
 ): string | null {
   if (
@@ -875,7 +895,7 @@ function watchRun(
     : undefined;
 
   const notes = (...parts: (string | null)[]) => parts.filter((n) => n !== null).join("; ") || null;
-  const result = (status: Deno.CommandStatus, escaped: string | null, unread: string | null) => {
+  const result = (status: ChildStatus, escaped: string | null, unread: string | null) => {
     const base = {
       exitCode: status.signal === null ? status.code : null,
       signal: status.signal,
