@@ -11,41 +11,59 @@
  * In-process, fake clock, both backends.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { BACKENDS, freshDatabase, rawQuery } from "./helpers.ts";
+import { BACKENDS, freshDatabase, rawQuery, type TestDatabase } from "./helpers.ts";
 import { DaemonHarness, describeRun, storeWith, T0 } from "./daemon_harness.ts";
 import { cancelRun } from "../src/app/runs.ts";
 
 const at = (s: number) => T0 + s * 1000;
 const ASKED = "ops@box";
 
+/**
+ * A node that may be paused (SIGSTOP): while `paused`, its polls wait till
+ * it resumes; `startsWritten`: the runs whose start (`running`, its start
+ * time) it has written.
+ */
+function pausable(db: TestDatabase) {
+  const node = {
+    paused: null as PromiseWithResolvers<void> | null,
+    startsWritten: new Set<number>(),
+    store: storeWith(db, {
+      updateRuns: (target) => async (updates, nodeId) => {
+        const missing = await target.updateRuns(updates, nodeId);
+        for (const { id, update } of updates) {
+          if (update.status === "running") node.startsWritten.add(id);
+        }
+        return missing;
+      },
+      pollState: (target) => async (...args) => {
+        for (;;) {
+          const before = node.paused;
+          await before?.promise;
+          const state = await target.pollState(...args);
+          // Read as the pause began (a poll a write of this test woke), it may have seen
+          // what the pause hides: read again once resumed.
+          if (node.paused === before) return state;
+        }
+      },
+    }),
+  };
+  return node;
+}
+
+/** Another node declares `h`'s dead, as its look does: the runs it ran or queued are marked lost. */
+async function declaredDeadByOther(h: DaemonHarness, db: TestDatabase): Promise<number[]> {
+  const [beat] = await rawQuery(db, "SELECT db_heartbeat_at FROM jm_nodes WHERE id = ?", [
+    h.nodeId,
+  ]);
+  const declared = await h.store.declareDead(h.nodeId, Number(beat.db_heartbeat_at), "other");
+  return [...declared!.runIds].sort((x, y) => x - y);
+}
+
 for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: a run cancelled, then marked lost by a node that declared this one dead, is ended once this node finds it was`, async () => {
     const db = await freshDatabase(backend);
-    // Paused (SIGSTOP), the node reads nothing: its polls wait till it resumes.
-    let paused: PromiseWithResolvers<void> | null = null;
-    // The runs whose start (`running`, its start time) the node has written.
-    const startsWritten = new Set<number>();
-    await using h = await DaemonHarness.create(db, {
-      store: storeWith(db, {
-        updateRuns: (target) => async (updates, node) => {
-          const missing = await target.updateRuns(updates, node);
-          for (const { id, update } of updates) {
-            if (update.status === "running") startsWritten.add(id);
-          }
-          return missing;
-        },
-        pollState: (target) => async (...args) => {
-          for (;;) {
-            const before = paused;
-            await before?.promise;
-            const state = await target.pollState(...args);
-            // Read as the pause began (a poll a write of this test woke), it may have seen
-            // what the pause hides: read again once resumed.
-            if (paused === before) return state;
-          }
-        },
-      }),
-    });
+    const node = pausable(db);
+    await using h = await DaemonHarness.create(db, { store: node.store });
     // Once a minute: no other fire comes while the node looks.
     await h.job("long", { schedule: { second: "1" } });
     await h.start();
@@ -53,7 +71,7 @@ for (const backend of BACKENDS) {
     const run = await h.started("long", at(1));
     const row = await h.run("long", at(1), "running");
     // Written after the declaration, the start would make the row `running` again.
-    await h.until(() => startsWritten.has(row.id), "the run's start to be written");
+    await h.until(() => node.startsWritten.has(row.id), "the run's start to be written");
     // A lost row of this node's earlier death, its cancel asked, that nothing here holds.
     const [old] = await h.store.claimRuns([{
       job_id: "gone",
@@ -69,16 +87,12 @@ for (const backend of BACKENDS) {
     );
     // Asked while the node is paused, and then declared dead by another node, as its look
     // does: its running runs are marked lost.
-    paused = Promise.withResolvers();
+    node.paused = Promise.withResolvers();
     const asked = await cancelRun(h.store, row.id, { by: ASKED, now: at(1) + 500 });
     assertEquals(asked.outcome, "requested");
-    const [beat] = await rawQuery(db, "SELECT db_heartbeat_at FROM jm_nodes WHERE id = ?", [
-      h.nodeId,
-    ]);
-    const declared = await h.store.declareDead(h.nodeId, Number(beat.db_heartbeat_at), "other");
-    assertEquals(declared?.runIds, [row.id]);
+    assertEquals(await declaredDeadByOther(h, db), [row.id]);
     assertEquals((await h.store.getRun(row.id))?.status, "lost");
-    paused.resolve();
+    node.paused.resolve();
     // It runs on: at its next look (a heartbeat, 5 s, alone) it finds it was declared dead, and
     // its next poll ends the run.
     await h.until(async () => {
@@ -95,27 +109,10 @@ for (const backend of BACKENDS) {
 
   Deno.test(`daemon[${backend}]: a fire waiting for a worker, cancelled, then marked lost by a node that declared this one dead, never starts`, async () => {
     const db = await freshDatabase(backend);
-    let paused: PromiseWithResolvers<void> | null = null;
-    const startsWritten = new Set<number>();
+    const node = pausable(db);
     await using h = await DaemonHarness.create(db, {
       settings: { "jobsmanager.max_workers": 1, "jobsmanager.misfire_grace_time": 60 },
-      store: storeWith(db, {
-        updateRuns: (target) => async (updates, node) => {
-          const missing = await target.updateRuns(updates, node);
-          for (const { id, update } of updates) {
-            if (update.status === "running") startsWritten.add(id);
-          }
-          return missing;
-        },
-        pollState: (target) => async (...args) => {
-          for (;;) {
-            const before = paused;
-            await before?.promise;
-            const state = await target.pollState(...args);
-            if (paused === before) return state;
-          }
-        },
-      }),
+      store: node.store,
     });
     await h.job("a", { schedule: { second: "1" } });
     await h.job("b", { schedule: { second: "1" } });
@@ -131,20 +128,19 @@ for (const backend of BACKENDS) {
     );
     const first = h.runner.runs[0];
     const running = await h.run(first.jobId, at(1), "running");
-    await h.until(() => startsWritten.has(running.id), "the running fire's start to be written");
-    paused = Promise.withResolvers();
+    await h.until(
+      () => node.startsWritten.has(running.id),
+      "the running fire's start to be written",
+    );
+    node.paused = Promise.withResolvers();
     const asked = await cancelRun(h.store, queued.id, { by: ASKED, now: at(1) + 500 });
     assertEquals(asked.outcome, "requested");
-    const [beat] = await rawQuery(db, "SELECT db_heartbeat_at FROM jm_nodes WHERE id = ?", [
-      h.nodeId,
-    ]);
-    const declared = await h.store.declareDead(h.nodeId, Number(beat.db_heartbeat_at), "other");
     assertEquals(
-      [...declared!.runIds].sort((x, y) => x - y),
+      await declaredDeadByOther(h, db),
       [running.id, queued.id].sort((x, y) => x - y),
     );
     assertEquals((await h.store.getRun(queued.id))?.status, "lost");
-    paused.resolve();
+    node.paused.resolve();
     // Its next look finds it was declared dead, and the poll after it ends the waiting fire.
     await h.until(
       async () => {
