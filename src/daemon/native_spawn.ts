@@ -147,6 +147,20 @@ export function signalName(n: number): string {
 }
 
 /**
+ * `child.status`, a signal Deno cannot name (a real-time one) named as any
+ * other: Deno rejects it with "Invalid signal: 34" once the child is reaped,
+ * the number kept in the message alone.
+ */
+export function commandStatus(child: Deno.ChildProcess): Promise<ChildStatus> {
+  return child.status.catch((error: unknown) => {
+    const number = /^Invalid signal: (\d+)$/.exec((error as Error | null)?.message ?? "")?.[1];
+    if (number === undefined) throw error;
+    const signal = Number(number);
+    return { success: false, code: 128 + signal, signal: signalName(signal) };
+  });
+}
+
+/**
  * How a child ended, as `Deno.CommandStatus` says it, but with any
  * signal named (`signalName`): Deno's names stop at 31.
  */

@@ -15,6 +15,7 @@
  * start finds by marker what escaped the guard (killed too, or too late).
  */
 
+import { commandStatus } from "./native_spawn.ts";
 import { MARKER_VARIABLE } from "./processes.ts";
 import { log } from "./log.ts";
 
@@ -126,7 +127,8 @@ export class RunGuard {
     this.lines = [...this.groups].map((pgid) => `+ ${pgid}\n`).join("") +
       [...this.markers].map((marker) => `m ${marker}\n`).join("");
     this.flush();
-    child.status.then((status) => {
+    // A real-time signal's end too (Deno.Command's own status rejects it): unheard, it ended the service.
+    commandStatus(child).then((status) => {
       if (this.closing) return;
       this.child = null;
       this.writer = null;
@@ -211,6 +213,6 @@ export class RunGuard {
     if (writer === null || child === null) return;
     await this.flush();
     await writer.close().catch(() => {});
-    await child.status;
+    await commandStatus(child);
   }
 }

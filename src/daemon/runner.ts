@@ -26,9 +26,9 @@ import type { RunUpdate } from "../domain/run.ts";
 import { HeadTailCapture, MarkedCapture } from "./capture.ts";
 import {
   type ChildStatus,
+  commandStatus,
   type NativeChild,
   nativeSpawner,
-  signalName,
   withProcessLimitHint,
 } from "./native_spawn.ts";
 import { closeInheritedOnExec, signalReset } from "./inheritance.ts";
@@ -494,20 +494,6 @@ async function drain(
 
 /** A run's child process, started natively (native_spawn.ts) or with `Deno.Command`. */
 type RunChild = NativeChild;
-
-/**
- * `child.status`, a signal Deno cannot name (a real-time one) named as any
- * other: Deno rejects it with "Invalid signal: 34" once the child is reaped,
- * the number kept in the message alone.
- */
-function commandStatus(child: Deno.ChildProcess): Promise<ChildStatus> {
-  return child.status.catch((error: unknown) => {
-    const number = /^Invalid signal: (\d+)$/.exec((error as Error | null)?.message ?? "")?.[1];
-    if (number === undefined) throw error;
-    const signal = Number(number);
-    return { success: false, code: 128 + signal, signal: signalName(signal) };
-  });
-}
 
 /** A `Deno.Command` child as a RunChild. */
 function commandChild(child: Deno.ChildProcess, stdin: boolean): RunChild {
