@@ -515,3 +515,18 @@ contract(
     assertEquals((await store.listMarkers(0, 100)).map((m) => m.id), [ids[1]]);
   },
 );
+
+contract(
+  "pruneMarkers",
+  "recent markers at the lowest ids (a clock ahead, a time written by hand) hold back none of the old ones after them",
+  async ({ db, store }) => {
+    const ids: number[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await store.insertMarker([], []));
+    const [recent1, recent2, old1, old2, newest] = ids;
+    await store.markApplied(ids);
+    await insertedLongAgo(db, [old1, old2, newest]);
+    // A batch of 2: the two recent ones fill it, if it is read without their time.
+    assertEquals(await store.pruneMarkers(CUTOFF, 2), 2);
+    assertEquals((await store.listMarkers(0, 100)).map((m) => m.id), [recent1, recent2, newest]);
+  },
+);

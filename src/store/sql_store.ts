@@ -82,11 +82,15 @@ const MARKERS_IN_USE =
   "SELECT applied_marker FROM jm_nodes WHERE stopped_at IS NULL AND applied_marker IS NOT NULL";
 
 /**
- * The oldest markers retention may delete (limit): applied, not the newest,
- * none a running service last applied; read from the (updated, id) index.
+ * The oldest markers retention may delete (inserted before the cutoff,
+ * limit): applied, not the newest, none a running service last applied;
+ * read in the (updated, id) index's order. Recent ones at the lowest ids
+ * (a database clock that ran ahead, a time written by hand) are passed
+ * over, not taken into a batch the delete would leave, which ended the
+ * pruning there.
  */
 export const MARKERS_TO_PRUNE =
-  `SELECT id FROM jm_update_info WHERE updated = 1 AND id < (SELECT MAX(id) FROM jm_update_info) AND id NOT IN (${MARKERS_IN_USE}) ORDER BY id LIMIT ?`;
+  `SELECT id FROM jm_update_info WHERE updated = 1 AND insert_time < ? AND id < (SELECT MAX(id) FROM jm_update_info) AND id NOT IN (${MARKERS_IN_USE}) ORDER BY id LIMIT ?`;
 
 /** Another process claimed one of a batch of fires meanwhile. */
 class ClaimRace extends Error {}
@@ -1579,7 +1583,7 @@ export class SqlStore implements Store {
     // As insert_time holds it (UTC, both dialects): '2026-12-07 02:00:43.123'.
     const cutoff = new Date(before).toISOString().slice(0, 23).replace("T", " ");
     return await this.driver.transaction(async (tx) => {
-      const ids = (await tx.all(MARKERS_TO_PRUNE, [limit])).map((r) => Number(r.id));
+      const ids = (await tx.all(MARKERS_TO_PRUNE, [cutoff, limit])).map((r) => Number(r.id));
       if (ids.length === 0) return 0;
       const range = [ids[0], ids[ids.length - 1]];
       // The range's rows checked again (a marker pending when read may have settled since, a
