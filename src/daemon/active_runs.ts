@@ -74,7 +74,7 @@ export interface ActiveRunsOptions {
   outputCap: number;
   /** Strings never stored from a run's output (the database password). */
   secrets: readonly string[];
-  recorder: Pick<RunRecorder, "update" | "recordAnew" | "runWords" | "realId">;
+  recorder: Pick<RunRecorder, "update" | "recordAnew" | "runWords" | "realId" | "rowIds">;
   notifier: Pick<Notifier, "runEnded">;
   observer?: {
     started(jobId: string, lagMs: number, trigger: RunTrigger): void;
@@ -413,12 +413,7 @@ export class ActiveRuns {
    * left out).
    */
   get rowIds(): number[] {
-    const ids: number[] = [];
-    for (const runId of this.active.keys()) {
-      const id = runId < 0 ? this.o.recorder.realId(runId) : runId;
-      if (typeof id === "number") ids.push(id);
-    }
-    return ids;
+    return this.o.recorder.rowIds(this.active.keys());
   }
 
   /** Whether run `runId` holds a worker here (its id its row's). */

@@ -523,6 +523,19 @@ export class RunRecorder {
   }
 
   /**
+   * The ids of the rows of runs `runIds`: a provisional one by the id its
+   * row got, one with no row yet left out.
+   */
+  rowIds(runIds: Iterable<number>): number[] {
+    const ids: number[] = [];
+    for (const runId of runIds) {
+      const id = runId < 0 ? this.realId(runId) : runId;
+      if (typeof id === "number") ids.push(id);
+    }
+    return ids;
+  }
+
+  /**
    * How a log line names run `id` (of job `jobId`, fired at
    * `scheduledAt`): the words to put in its message where `run {run}`
    * would go, and their values. A run with a row is `run {run}`, its id

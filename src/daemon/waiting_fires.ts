@@ -63,7 +63,7 @@ export interface WaitingFiresOptions {
   slots: SlotGate;
   timetable: Timetable;
   maxWorkers: number;
-  recorder: Pick<RunRecorder, "update" | "realId">;
+  recorder: Pick<RunRecorder, "update" | "rowIds">;
   notifier: Pick<Notifier, "runEnded">;
   observer?: { ended(jobId: string, status: RunStatus): void };
   aftermath: Aftermath;
@@ -106,12 +106,8 @@ export class WaitingFires {
    * row got; one with no row yet left out), as `ActiveRuns.rowIds`.
    */
   get rowIds(): number[] {
-    const ids: number[] = [];
-    for (const { runId } of [...this.waiting, ...[...this.behind.values()].flat()]) {
-      const id = runId < 0 ? this.o.recorder.realId(runId) : runId;
-      if (typeof id === "number") ids.push(id);
-    }
-    return ids;
+    const fires = [...this.waiting, ...[...this.behind.values()].flat()];
+    return this.o.recorder.rowIds(fires.map((fire) => fire.runId));
   }
 
   /** A claimed fire waits for a worker. */
