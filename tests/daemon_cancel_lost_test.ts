@@ -118,15 +118,7 @@ for (const backend of BACKENDS) {
     await h.job("b", { schedule: { second: "1" } });
     await h.start();
     await h.clock.set(at(1));
-    // One fire holds the only worker, the other waits for it (its row `queued`).
-    const queued = await h.until(
-      async () =>
-        h.runner.runs.length === 1
-          ? (await h.runs()).find((r) => r.status === "queued")
-          : undefined,
-      "one fire to hold the worker and the other to wait for it",
-    );
-    const first = h.runner.runs[0];
+    const { first, queued } = await h.oneWaiting();
     const running = await h.run(first.jobId, at(1), "running");
     await h.until(
       () => node.startsWritten.has(running.id),

@@ -49,15 +49,7 @@ for (const backend of BACKENDS) {
     await h.job("b", { schedule: { second: "1" } });
     await h.start();
     await h.clock.set(at(1));
-    // The waiting fire's record can land before the other reaches the runner.
-    const queued = await h.until(
-      async () =>
-        h.runner.runs.length === 1
-          ? (await h.runs()).find((r) => r.status === "queued")
-          : undefined,
-      "one fire to hold the worker and the other to wait for it",
-    );
-    const first = h.runner.runs[0];
+    const { first, queued } = await h.oneWaiting();
     await cancelRun(h.store, queued.id, { by: ASKED, now: at(1) + 100 });
     await h.clock.set(at(2));
     const cancelled = await h.run(queued.job_id, at(1), "cancelled");

@@ -492,6 +492,22 @@ export class DaemonHarness implements AsyncDisposable {
     );
   }
 
+  /**
+   * Wait until one fire holds the only worker (the run the fake runner
+   * started) and another waits for it (its row `queued`).
+   */
+  async oneWaiting(): Promise<{ first: FakeRun; queued: Run }> {
+    // The waiting fire's record can land before the other reaches the runner.
+    const queued = await this.until(
+      async () =>
+        this.runner.runs.length === 1
+          ? (await this.runs()).find((r) => r.status === "queued")
+          : undefined,
+      "one fire to hold the worker and the other to wait for it",
+    );
+    return { first: this.runner.runs[0], queued };
+  }
+
   /** Wait for the fake runner to have started the run of `jobId` fired at `at`. */
   started(jobId: string, at: number): Promise<FakeRun> {
     return this.until(

@@ -17,6 +17,7 @@ import {
   type TestDatabase,
 } from "./helpers.ts";
 import { DaemonHarness, storeWith, T0 } from "./daemon_harness.ts";
+import { gaugeValues } from "./http_harness.ts";
 import { readinessOf, readyState } from "../src/http/health.ts";
 import { Metrics } from "../src/http/metrics.ts";
 import { explainSqliteError } from "../src/store/sqlite_errors.ts";
@@ -136,15 +137,13 @@ for (const backend of BACKENDS) {
     const daemon = await h.start();
     const metrics = new Metrics();
     metrics.watch(() => daemon.vitals);
-    const gauges = async () => {
-      const text = await metrics.text();
-      const value = (name: string) => text.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1];
-      return [
-        value("jobsmanager_database_up"),
-        value("jobsmanager_database_writes_refused"),
-        value("jobsmanager_run_records_waiting"),
-      ];
-    };
+    const gauges = () =>
+      gaugeValues(
+        metrics,
+        "jobsmanager_database_up",
+        "jobsmanager_database_writes_refused",
+        "jobsmanager_run_records_waiting",
+      );
     await h.clock.set(at(1));
     (await h.started("tick", at(1))).finish();
     await h.run("tick", at(1), "success");

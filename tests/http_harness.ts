@@ -348,3 +348,12 @@ export const HEALTHY_VITALS: DaemonVitals = {
   silentJobs: 0,
   runGuardRunning: true,
 };
+
+/** The values of gauges `names` in `metrics`' text, as written (undefined for one not there). */
+export async function gaugeValues(
+  metrics: Metrics,
+  ...names: string[]
+): Promise<(string | undefined)[]> {
+  const text = await metrics.text();
+  return names.map((name) => text.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1]);
+}

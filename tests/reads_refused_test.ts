@@ -18,7 +18,7 @@ import mysql from "mysql2/promise";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { cli, freshDatabase, mysqlConnection, mysqlTest, type TestDatabase } from "./helpers.ts";
 import { DaemonHarness } from "./daemon_harness.ts";
-import { type Api, startApi } from "./http_harness.ts";
+import { type Api, gaugeValues, startApi } from "./http_harness.ts";
 import { readinessOf, readyState } from "../src/http/health.ts";
 import { Metrics } from "../src/http/metrics.ts";
 import { defaultSettings } from "../src/config/config.ts";
@@ -101,11 +101,8 @@ mysqlTest(
     const daemon = await h.start();
     const metrics = new Metrics();
     metrics.watch(() => daemon.vitals);
-    const gauges = async () => {
-      const text = await metrics.text();
-      const value = (name: string) => text.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1];
-      return [value("jobsmanager_database_up"), value("jobsmanager_database_reads_refused")];
-    };
+    const gauges = () =>
+      gaugeValues(metrics, "jobsmanager_database_up", "jobsmanager_database_reads_refused");
     // The daemon's store and the API's are the user's.
     const served = user.open();
     try {
