@@ -25,6 +25,7 @@ import { buildJob, type JobOptions } from "../src/domain/job.ts";
 import type { ProcessSpace } from "../src/domain/node.ts";
 import { FINAL_STATUSES, type Run } from "../src/domain/run.ts";
 import type { Metrics } from "../src/http/metrics.ts";
+import { type Readiness, readinessOf } from "../src/http/health.ts";
 import { hereSpace } from "../src/daemon/presence.ts";
 import type { Store } from "../src/store/store.ts";
 import { VERSION } from "../src/version.ts";
@@ -489,6 +490,21 @@ export class DaemonHarness implements AsyncDisposable {
           r.scheduled_at === at && r.trigger === "schedule" && statuses.includes(r.status)
         ),
       `a run of ${jobId} fired at T0+${at - T0} that is ${statuses.join(" or ")}`,
+    );
+  }
+
+  /**
+   * Wait, a second of the fake clock at a time, until the daemon's
+   * readiness says its database is not ok (`what`: why it should be so).
+   */
+  async databaseNotOk(what: string): Promise<Readiness> {
+    return await this.until(
+      async () => {
+        const r = readinessOf(this.daemon.vitals);
+        if (r.database.ok) await this.clock.advance(1000);
+        return r.database.ok ? undefined : r;
+      },
+      `${what} (readiness: ${JSON.stringify(readinessOf(this.daemon.vitals))})`,
     );
   }
 

@@ -230,14 +230,7 @@ mysqlTest(
     await using h = await DaemonHarness.create(db, { store: refusingWrites(db, gate, error) });
     const daemon = await h.start();
     gate.refusing = true;
-    const readiness = await h.until(
-      async () => {
-        const r = readinessOf(daemon.vitals);
-        if (r.database.ok) await h.clock.advance(1000);
-        return r.database.ok ? undefined : r;
-      },
-      `the refused heartbeat to be said (readiness: ${JSON.stringify(readinessOf(daemon.vitals))})`,
-    );
+    const readiness = await h.databaseNotOk("the refused heartbeat to be said");
     assertEquals(readyState(readiness), "degraded");
     assertMatch(
       readiness.database.detail,

@@ -60,7 +60,8 @@ function mysqlTarget(url: string): MysqlTarget {
   return target;
 }
 
-async function admin<T>(fn: (conn: mysql.Connection) => Promise<T>): Promise<T> {
+/** `fn` on a root connection to the test server, chosen no database (one may be dropped by then). */
+export async function admin<T>(fn: (conn: mysql.Connection) => Promise<T>): Promise<T> {
   const t = mysqlTarget(MYSQL_URL);
   const conn = await mysql.createConnection({
     host: t.host,

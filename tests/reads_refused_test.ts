@@ -14,9 +14,15 @@
  * there. In-process daemon on the fake clock, a real user granted and
  * revoked SELECT by the server (jmt_*, dropped at the end).
  */
-import mysql from "mysql2/promise";
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { cli, freshDatabase, mysqlConnection, mysqlTest, type TestDatabase } from "./helpers.ts";
+import {
+  admin,
+  cli,
+  freshDatabase,
+  mysqlConnection,
+  mysqlTest,
+  type TestDatabase,
+} from "./helpers.ts";
 import { DaemonHarness } from "./daemon_harness.ts";
 import { type Api, gaugeValues, startApi } from "./http_harness.ts";
 import { readinessOf, readyState } from "../src/http/health.ts";
@@ -73,17 +79,7 @@ function limitedUser(db: TestDatabase) {
     database,
     async [Symbol.asyncDispose]() {
       // The test database is dropped by now: connected to none.
-      const admin = await mysql.createConnection({
-        host: t.host,
-        port: t.port,
-        user: t.user,
-        password: t.password,
-      });
-      try {
-        await admin.query(`DROP USER IF EXISTS '${name}'@'%'`);
-      } finally {
-        await admin.end();
-      }
+      await admin((c) => c.query(`DROP USER IF EXISTS '${name}'@'%'`));
     },
   };
 }
@@ -121,14 +117,7 @@ mysqlTest(
       assertEquals(await gauges(), ["1", "0"], "up and reads taken");
 
       await user.revoke();
-      const readiness = await h.until(
-        async () => {
-          const r = readinessOf(daemon.vitals);
-          if (r.database.ok) await h.clock.advance(1000);
-          return r.database.ok ? undefined : r;
-        },
-        `the refused reads to be said (readiness: ${JSON.stringify(readinessOf(daemon.vitals))})`,
-      );
+      const readiness = await h.databaseNotOk("the refused reads to be said");
       assertEquals(readyState(readiness), "degraded");
       assertEquals(readiness.database.reads_refused, true);
       assertEquals(readiness.database.writes_refused, undefined, "a read refused is no write");
