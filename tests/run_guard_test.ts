@@ -5,7 +5,7 @@
  */
 import { assertEquals, assertMatch, assertStringIncludes } from "./assert.ts";
 import { RunGuard } from "../src/daemon/run_guard.ts";
-import { MARKER_VARIABLE } from "../src/daemon/processes.ts";
+import { MARKER_VARIABLE, newMarker } from "../src/daemon/processes.ts";
 import { captureLogs, detachedSleep as sleeper, waitFor } from "./helpers.ts";
 
 /** Group ids past the largest pid Linux allows (2^22): killing them can reach no process. */
@@ -30,6 +30,15 @@ async function guardPid(guard: RunGuard): Promise<number> {
       return null;
     }
   }, { timeoutMs: 10_000, what: `the guard (pid ${guard.pid}) to run awk` });
+}
+
+/** Whether `pid` ended: gone, or a zombie its new parent has not reaped. */
+function ended(pid: number): boolean {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]?.[0] === "Z";
+  } catch {
+    return true;
+  }
 }
 
 async function end(child: Deno.ChildProcess): Promise<void> {
@@ -208,5 +217,74 @@ Deno.test("run guard: one that cannot start says why, is started again until it 
   } finally {
     for (const child of [listed, marked]) await end(child);
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("run guard: when its service dies, whatever carries one of its markers is killed, told of or not; another's is not", async () => {
+  // The runner's thread may start a run before the service's busy thread tells the guard of
+  // it: a kill -9 in between left the run going (CI at 1a9e38a).
+  const service = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      "--quiet",
+      new URL("./fixtures/guarded_service.ts", import.meta.url).href,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = service.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let said = "";
+  let pids: { guard: number; untold: number; stranger: number } | null = null;
+  try {
+    while (!said.includes("\n")) {
+      const read = await output.read();
+      if (read.done) throw new Error(`the service ended before it said its pids: ${said}`);
+      said += read.value;
+    }
+    pids = JSON.parse(said);
+    const { guard, untold, stranger } = pids!;
+    await waitFor(() => Deno.readTextFileSync(`/proc/${guard}/comm`).trim() === "awk", {
+      timeoutMs: 10_000,
+      what: `the guard (pid ${guard}) to run awk`,
+    });
+    service.kill("SIGKILL");
+    await service.status;
+    // Its grep over /proc is slow on a machine busy with many processes.
+    await waitFor(() => ended(untold) && ended(guard), {
+      timeoutMs: 30_000,
+      what: "the process carrying the dead service's marker, and then its guard, to end",
+      detail: () =>
+        `untold ${untold} ended: ${ended(untold)}; guard ${guard} ended: ${ended(guard)}`,
+    });
+    assertEquals(ended(stranger), false, "another service's run");
+  } finally {
+    await output.cancel().catch(() => {});
+    await service.stderr.cancel().catch(() => {});
+    try {
+      service.kill("SIGKILL");
+    } catch {
+      // Already killed.
+    }
+    await service.status;
+    for (const pid of pids === null ? [] : [pids.untold, pids.stranger]) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch {
+        // Already ended.
+      }
+    }
+  }
+});
+
+Deno.test("run guard: at its service's stop it leaves what carries a marker of that service it was not told of", async () => {
+  // Not the service's runs: another daemon of the same process (a test's) may have started it.
+  const guard = RunGuard.start();
+  const untold = sleeper({ [MARKER_VARIABLE]: newMarker() });
+  try {
+    await guard.close();
+    assertEquals(ended(untold.pid), false, "the process it was not told of, once the guard ended");
+  } finally {
+    await end(untold);
   }
 });

@@ -21,6 +21,7 @@ import type { ShellArming } from "./shell_arming.ts";
 import type { Slot, SlotGate } from "./slots.ts";
 import type { Decision, Due, Timetable } from "./timetable.ts";
 import { coalescedNote, missedRun, type WaitingFires } from "./waiting_fires.ts";
+import { newMarker } from "./processes.ts";
 
 export interface FiringOptions {
   recorder: Pick<RunRecorder, "claim" | "claimOrHold" | "lostMarker">;
@@ -109,7 +110,7 @@ export class Firing {
       const took = tookSlot.get(due.job.id);
       if (!slot && took !== undefined) {
         // Its turn comes when a run of the catch-up ends.
-        const marker = crypto.randomUUID();
+        const marker = newMarker();
         rows.push({
           ...base,
           status: "queued",
@@ -141,7 +142,7 @@ export class Firing {
       // with its marker: the row that claim may have written is its own.
       const lost = this.o.recorder.lostMarker(due.job.id, due.scheduledAt);
       const fire = lost === undefined ? this.o.shells.armedFor(armed, due) : null;
-      const marker = lost ?? fire?.marker ?? crypto.randomUUID();
+      const marker = lost ?? fire?.marker ?? newMarker();
       rows.push({
         ...base,
         status: slot.working ? "running" : "queued",

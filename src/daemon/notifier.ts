@@ -56,6 +56,7 @@ import {
   urlSecrets,
   withGivenUp,
 } from "./notify_message.ts";
+import { newMarker } from "./processes.ts";
 
 /** The settings the notifier reads (`notify.*` of config.ts). */
 export interface NotifySettings {
@@ -1297,7 +1298,7 @@ export class Notifier {
     user?: RunSpec["user"],
   ): Promise<RunResult> {
     const guard = this.o.guard;
-    const marker = crypto.randomUUID();
+    const marker = newMarker();
     guard?.watch(marker);
     const handle = this.o.startRun({
       command,

@@ -48,6 +48,21 @@ export interface RunQuery {
 }
 
 export const MARKER_VARIABLE = "JM_RUN_MARKER";
+
+/**
+ * The first 48 bits of every marker this process makes (`xxxxxxxx-xxxx`):
+ * when the service dies, its run guard ends whatever carries one, told of
+ * a run or not yet (run_guard.ts).
+ */
+export const MARKER_PREFIX = crypto.randomUUID().slice(0, 13);
+
+/**
+ * A new run's marker: this process's prefix and 74 random bits, a UUID's
+ * shape and length (jm_runs.marker holds 36 characters).
+ */
+export function newMarker(): string {
+  return MARKER_PREFIX + crypto.randomUUID().slice(13);
+}
 /** A command line as a note or a log line shows it: its first characters. */
 const COMMAND_CHARS = 80;
 /** A command line as read: enough that a secret in what is shown is whole when it is masked. */

@@ -10,13 +10,14 @@
  * It is also told each run's marker as the run is handed to the runner,
  * and ends whatever carries one still listed: a service killed between a
  * start and telling it the group, and processes that left their group
- * (setsid). In a burst, a run handed to the runner thread with the turn's
- * first 16 may start a moment before the guard reads its marker; the next
- * start finds by marker what escaped the guard (killed too, or too late).
+ * (setsid). A service that dies (no `q` line told it of a stop) has every
+ * process carrying one of its markers ended, whatever the guard was told:
+ * the runner's thread may start a run before the lines that tell of it
+ * leave the service's own busy thread.
  */
 
 import { commandStatus } from "./native_spawn.ts";
-import { MARKER_VARIABLE } from "./processes.ts";
+import { MARKER_PREFIX, MARKER_VARIABLE } from "./processes.ts";
 import { log } from "./log.ts";
 
 const runnerLog = log("runner");
@@ -25,12 +26,14 @@ const runnerLog = log("runner");
  * `+ PGID` adds a group, `- PGID` removes it; `m MARKER` adds a marker,
  * `u MARKER` removes it: awk's arrays, a line at a constant cost. (The
  * shell lists it replaced rebuilt a list for each removal: at 1,000 runs a
- * second the guard took half a core and fell behind.) At end of input,
- * SIGKILL to each group left (a `kill` per thousand: one argument of a
- * shell's command line holds at most 128 KiB) and to each process whose
- * environment holds `JM_RUN_MARKER=` a marker left (one grep over /proc,
- * the markers on its stdin). Only well-formed words are taken: they reach
- * a shell; no group 0 or 1. The service's own signals (a terminal's
+ * second the guard took half a core and fell behind.) `q`: the service
+ * stops. At end of input, SIGKILL to each group left (a `kill` per
+ * thousand: one argument of a shell's command line holds at most 128 KiB)
+ * and to each process whose environment holds `JM_RUN_MARKER=` a marker
+ * left (one grep over /proc, the markers on its stdin); without a `q`, to
+ * each that holds one of this service's markers (their prefix: one grep,
+ * which finds the listed ones too). Only well-formed words are taken: they
+ * reach a shell; no group 0 or 1. The service's own signals (a terminal's
  * Ctrl-C, SIGTERM to its group) must not end it before the service has
  * ended the runs: ignored, through the exec.
  */
@@ -39,6 +42,7 @@ $1 == "+" && $2 ~ /^[1-9][0-9]*$/ && length($2) <= 10 && $2 + 0 > 1 { groups[$2]
 $1 == "-" { delete groups[$2] }
 $1 == "m" && $2 ~ /^[0-9a-zA-Z-]+$/ { markers[$2] = 1 }
 $1 == "u" { delete markers[$2] }
+$1 == "q" { stopped = 1 }
 END {
   kill = ""
   for (pgid in groups) {
@@ -46,9 +50,14 @@ END {
     if (++n % 1000 == 0) { system("kill -KILL" kill " 2>/dev/null"); kill = "" }
   }
   if (kill != "") system("kill -KILL" kill " 2>/dev/null")
-  find = "grep -lzxF -f - /proc/[0-9]*/environ 2>/dev/null | while read -r file; do " \\
+  each = " /proc/[0-9]*/environ 2>/dev/null | while read -r file; do " \\
     "pid=\${file#/proc/}; kill -KILL \${pid%/environ} 2>/dev/null; done"
-  for (marker in markers) print "${MARKER_VARIABLE}=" marker | find
+  own = "${MARKER_VARIABLE}=${MARKER_PREFIX}-"
+  if (!stopped) system("grep -lz ^" own each)
+  find = "grep -lzxF -f -" each
+  for (marker in markers) {
+    if (stopped || index("${MARKER_VARIABLE}=" marker, own) != 1) print "${MARKER_VARIABLE}=" marker | find
+  }
   close(find)
 }`;
 const SCRIPT = `trap '' INT TERM HUP
@@ -211,6 +220,7 @@ export class RunGuard {
     if (this.retry !== null) clearTimeout(this.retry);
     const [writer, child] = [this.writer, this.child];
     if (writer === null || child === null) return;
+    this.send("q\n");
     await this.flush();
     await writer.close().catch(() => {});
     await commandStatus(child);

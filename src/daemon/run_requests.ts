@@ -16,6 +16,7 @@ import { log } from "./log.ts";
 import type { RunRecorder } from "./recorder.ts";
 import type { SlotGate } from "./slots.ts";
 import type { Due, JobDefaults } from "./timetable.ts";
+import { newMarker } from "./processes.ts";
 
 const MANUAL_RUNS_PER_POLL = 100;
 /** Retries and follow-up runs taken per poll. */
@@ -369,7 +370,7 @@ export class RunRequests {
       return this.waitForWorker();
     }
     // Recorded with the claim, before the process exists (see firing.ts).
-    const marker = crypto.randomUUID();
+    const marker = newMarker();
     let claimed = false;
     try {
       claimed = await claim({ status: "running", started_at: now, marker });

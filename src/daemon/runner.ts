@@ -55,6 +55,7 @@ import {
   endRun,
   MARKER_VARIABLE,
   named,
+  newMarker,
   type RunProcess,
   signalGroup,
   signalRun,
@@ -667,7 +668,7 @@ function notStarted(note: string, now: () => number): RunHandle {
 
 /** Start a run. Never throws: a command that cannot start resolves as `error`. */
 export function startRun(spec: RunSpec, now: () => number = Date.now): RunHandle {
-  const marker = spec.marker ?? crypto.randomUUID();
+  const marker = spec.marker ?? newMarker();
   const spawned = spawnShell(
     spec,
     spec.command,
@@ -731,7 +732,7 @@ const DISARMED_EXIT = 125;
  * symbolic link meanwhile is seen at the release, which then starts anew.
  */
 export function armRun(spec: RunSpec, directory: string | null = null): ArmedShell | null {
-  const marker = spec.marker ?? crypto.randomUUID();
+  const marker = spec.marker ?? newMarker();
   // On the command's first line: its line numbers (errors, $LINENO) are a
   // plain shell's, and a syntax error on that line ends the shell at once,
   // so that the release starts the run anew, which reports it as ever.

@@ -10,6 +10,7 @@ import type { Clock } from "./clock.ts";
 import type { Armed, ArmRun, LaunchSpec } from "./runner.ts";
 import type { SlotGate } from "./slots.ts";
 import type { Due, Policy, Timetable } from "./timetable.ts";
+import { newMarker } from "./processes.ts";
 
 /**
  * How long before a fire the shells of its runs are armed: ARM_MS, or
@@ -172,7 +173,7 @@ export class ShellArming {
     if (!this.o.mayFire(job.id) || this.o.slots.held(job.id) >= policy.maxInstances) {
       return false;
     }
-    const marker = crypto.randomUUID();
+    const marker = newMarker();
     const shell = this.o.armRun!(this.o.runSpec(job, 0, at, marker));
     this.armed.fires.set(job.id, { job, marker, shell });
     return true;
