@@ -34,7 +34,9 @@ Deno.test("cli: job add on a database file it may not write says which file and 
     assertMatch(
       stderr,
       new RegExp(
-        `^jobsmanager: cannot write the SQLite database ${escape(path)}: ${escape(path)} `,
+        `^jobsmanager: the database refuses writes: cannot write the SQLite database ${
+          escape(path)
+        }: ${escape(path)} `,
       ),
     );
     assertMatch(stderr, readOnly.said);
@@ -64,7 +66,7 @@ Deno.test({
     assertMatch(
       stderr,
       new RegExp(
-        `^jobsmanager: cannot write the SQLite database ${
+        `^jobsmanager: the database refuses writes: cannot write the SQLite database ${
           escape(fs.dir)
         }/jobs\\.db: the filesystem holding ${
           escape(fs.dir)
@@ -93,7 +95,7 @@ Deno.test({
         [
           1,
           "",
-          `jobsmanager: cannot write the SQLite database ${fs.dir}/jobs.db: the filesystem holding ${fs.dir} is mounted read-only (SQLite: "unable to open database file"); remount it read-write (mount -o remount,rw), ${WHERE_ELSE}\n`,
+          `jobsmanager: the database refuses writes: cannot write the SQLite database ${fs.dir}/jobs.db: the filesystem holding ${fs.dir} is mounted read-only (SQLite: "unable to open database file"); remount it read-write (mount -o remount,rw), ${WHERE_ELSE}\n`,
         ],
         args.join(" "),
       );
@@ -137,7 +139,9 @@ Deno.test({
     await using fs = await fullWithFoundFile();
     const full = (path: string) =>
       new RegExp(
-        `^jobsmanager: cannot write the SQLite database ${escape(path)}: the filesystem holding ${
+        `^jobsmanager: the database refuses writes: cannot write the SQLite database ${
+          escape(path)
+        }: the filesystem holding ${
           escape(fs.dir)
         } is full \\(SQLite: "(database or disk is full|disk I/O error)"\\); free space on it, ${
           escape(WHERE_ELSE)
@@ -183,7 +187,7 @@ Deno.test({
         assertMatch(
           serve.stderr,
           new RegExp(
-            `\njobsmanager: cannot write the SQLite database ${
+            `\njobsmanager: the database refuses writes: cannot write the SQLite database ${
               escape(path)
             }: the filesystem holding ${escape(fs.dir)} is full `,
           ),

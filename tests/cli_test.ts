@@ -1001,7 +1001,7 @@ mysqlTest(
       assertMatch(
         r.stderr,
         new RegExp(
-          `^jobsmanager: mysql://${user}@${at}: CREATE command denied to user '${user}'@'[^']+' for table \`${t.database}\`\\.\`jm_schema_version\`; user '${user}' needs SELECT, INSERT, UPDATE, DELETE on jobsmanager's database, and CREATE, ALTER, INDEX too to create or upgrade its tables \\(db migrate, serve, the commands that add jobs\\): GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON \`${t.database}\`\\.\\* TO '${user}'@'<its host>'\n$`,
+          `^jobsmanager: the database refuses writes: mysql://${user}@${at}: CREATE command denied to user '${user}'@'[^']+' for table \`${t.database}\`\\.\`jm_schema_version\`; user '${user}' needs SELECT, INSERT, UPDATE, DELETE on jobsmanager's database, and CREATE, ALTER, INDEX too to create or upgrade its tables \\(db migrate, serve, the commands that add jobs\\): GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON \`${t.database}\`\\.\\* TO '${user}'@'<its host>'\n$`,
         ),
       );
     } finally {

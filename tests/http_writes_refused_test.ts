@@ -63,3 +63,15 @@ Deno.test("readyz: while the database refuses reads, its detail says how many ru
   // None waiting: nothing said of them.
   assertEquals(readinessOf(vitals(0)).database.detail, said);
 });
+
+Deno.test("readyz: while the database refuses writes, its detail says 1 run record waits, not 1 run records wait", () => {
+  const full = "cannot write the SQLite database /var/lib/jobsmanager/jobs.db: the disk is full";
+  const detail = (runRecordsWaiting: number) =>
+    readinessOf({ ...HEALTHY_VITALS, databaseWritesRefused: full, runRecordsWaiting })
+      .database.detail;
+  const said = (records: string) =>
+    `the database refuses writes: ${full}; jobs keep firing, and ${records} in memory, written once it takes writes again (a restart meanwhile loses them)`;
+  assertEquals(detail(1), said("1 run record waits"));
+  assertEquals(detail(2), said("2 run records wait"));
+  assertEquals(detail(0), said("0 run records wait"));
+});

@@ -6,9 +6,11 @@
  * `jobsmanager_database_up` 0); `/api/v1/health` and `/api/v1/status`
  * answer (not a 500), saying the database refuses reads, with the rest as
  * last read; the other routes answer 503 saying so. Once SELECT is granted
- * again, all is as before. A read refused is no write refused. The CLI's
- * `status`, as such a user, says the database refuses its reads and the
- * GRANT, and exits 1.
+ * again, all is as before. A read refused is no write refused. Every CLI
+ * command that reads (`status`, `job list`, `logs --follow` …), as such a
+ * user, says the database refuses its reads and the GRANT, and exits 1; a
+ * job write as a user that lacks INSERT, UPDATE and DELETE says the
+ * database refuses writes and the GRANT.
  *
  * MariaDB only: SQLite has no users and no grants, so no read is refused
  * there. In-process daemon on the fake clock, a real user granted and
@@ -18,10 +20,13 @@ import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
   admin,
   cli,
+  CliProcess,
   freshDatabase,
+  jm,
   mysqlConnection,
   mysqlTest,
   type TestDatabase,
+  waitFor,
 } from "./helpers.ts";
 import { DaemonHarness } from "./daemon_harness.ts";
 import { type Api, gaugeValues, startApi } from "./http_harness.ts";
@@ -290,5 +295,128 @@ mysqlTest(
     };
     assertEquals([failure.error.kind, failure.error.exit_code], ["refused", 1]);
     assertEquals(failure.error.message, line.replace(/^jobsmanager: /, ""));
+  },
+);
+
+/**
+ * The last line a CLI command run as `user` ends with, after exit 1 and
+ * nothing on stdout; the lines before it are the warning that the password
+ * is given in --database.
+ */
+async function failedAs(user: ReturnType<typeof limitedUser>, args: string[], cwd: string) {
+  const text = await cli(["--database", user.url, ...args], { cwd });
+  const what = args.join(" ");
+  assertEquals([text.code, text.stdout], [1, ""], `${what}: ${text.stderr}`);
+  assert(!text.stderr.includes("    at "), `${what}: a stack trace: ${text.stderr}`);
+  return text.stderr.trimEnd().split("\n").at(-1)!;
+}
+
+/** The GRANT `user` is told to be given, as a line ends with it. */
+function grantOf(user: ReturnType<typeof limitedUser>): string {
+  return `: GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON \`${user.database}\`.* TO '${user.name}'@'<its host>'`;
+}
+
+mysqlTest(
+  "cli[mysql]: every command that reads, as a user that lacks SELECT, says once that the database refuses its reads, and the GRANT; exits 1",
+  async () => {
+    await using db = await freshDatabase("mysql");
+    await using user = limitedUser(db);
+    await migrated(db);
+    const added = await jm(db, "job", "add", "nightly", "--command", "true", "--cron", "0 3 * * *");
+    assertEquals(added.code, 0, added.stderr);
+    await user.create();
+    await user.revoke();
+    const refused = new RegExp(
+      `^jobsmanager: the database refuses this user's reads \\(it lacks SELECT on jobsmanager's tables\\): mysql://\\S+: SELECT command denied to user '${user.name}'`,
+    );
+    const commands = [
+      ["job", "list"],
+      ["job", "show", "nightly"],
+      ["job", "next", "nightly"],
+      ["runs", "list"],
+      ["logs"],
+      ["job", "add", "other", "--command", "true", "--cron", "* * * * *"],
+      ["job", "disable", "nightly"],
+    ];
+    for (const args of commands) {
+      const line = await failedAs(user, args, db.dir);
+      assertMatch(line, refused, `${args.join(" ")}: ${line}`);
+      assert(line.endsWith(grantOf(user)), `${args.join(" ")}: ${line}`);
+      assertEquals(line.split("refuses").length, 2, `said once: ${line}`);
+    }
+    const json = await failedAs(user, ["--json", "job", "list"], db.dir);
+    const failure = JSON.parse(json) as {
+      error: { kind: string; message: string; exit_code: number };
+    };
+    assertEquals([failure.error.kind, failure.error.exit_code], ["refused", 1]);
+    assertMatch(`jobsmanager: ${failure.error.message}`, refused);
+  },
+);
+
+mysqlTest(
+  "cli[mysql]: a job write, as a user that lacks INSERT, UPDATE and DELETE, says the database refuses writes, and the GRANT; exits 1; reads go on",
+  async () => {
+    await using db = await freshDatabase("mysql");
+    await using user = limitedUser(db);
+    await migrated(db);
+    const added = await jm(db, "job", "add", "nightly", "--command", "true", "--cron", "0 3 * * *");
+    assertEquals(added.code, 0, added.stderr);
+    await user.create();
+    await user.revokeWrites();
+    const commands = [
+      [["job", "add", "other", "--command", "true", "--cron", "* * * * *"], "INSERT"],
+      [["job", "disable", "nightly"], "(INSERT|UPDATE)"],
+      [["job", "rm", "nightly"], "(INSERT|DELETE)"],
+    ] as const;
+    for (const [args, denied] of commands) {
+      const line = await failedAs(user, [...args], db.dir);
+      assertMatch(
+        line,
+        new RegExp(
+          `^jobsmanager: the database refuses writes: mysql://\\S+: ${denied} command denied to user '${user.name}'`,
+        ),
+        `${args.join(" ")}: ${line}`,
+      );
+      assert(line.endsWith(grantOf(user)), `${args.join(" ")}: ${line}`);
+    }
+    const json = await failedAs(user, ["--json", "job", "rm", "nightly"], db.dir);
+    const failure = JSON.parse(json) as { error: { kind: string; exit_code: number } };
+    assertEquals([failure.error.kind, failure.error.exit_code], ["refused", 1]);
+    const list = await cli(["--database", user.url, "job", "list"], { cwd: db.dir });
+    assertEquals(list.code, 0, list.stderr);
+    assertMatch(list.stdout, /nightly/);
+  },
+);
+
+mysqlTest(
+  "cli[mysql]: logs --follow, its user's SELECT revoked, says the database refuses its reads, and the GRANT; follows on once granted",
+  async () => {
+    await using db = await freshDatabase("mysql");
+    await using user = limitedUser(db);
+    await migrated(db);
+    await user.create();
+    await using f = new CliProcess(["--database", user.url, "logs", "--follow"], {
+      cwd: db.dir,
+    });
+    const said = (text: string, what: string) =>
+      waitFor(() => f.stderr.includes(text), {
+        timeoutMs: 20_000,
+        what,
+        detail: () => `running: ${f.running}\nstderr:\n${f.stderr}`,
+      });
+    await said("no log lines", "logs to say it has none to show, and follow");
+    await user.revoke();
+    await said("still following", "follow to say it cannot read the log");
+    const line = f.stderr.split("\n").find((l) => l.includes("still following"))!;
+    assertMatch(
+      line,
+      new RegExp(
+        `^jobsmanager: cannot read the log: the database refuses this user's reads \\(it lacks SELECT on jobsmanager's tables\\): mysql://\\S+: SELECT command denied to user '${user.name}'.*; still following, trying again until Ctrl-C$`,
+      ),
+    );
+    assert(line.includes(grantOf(user)), line);
+    await user.grant();
+    await said("the database answers again", "follow to read again once granted");
+    assertEquals((await f.stop("SIGINT", 10_000)).status.code, 0, f.stderr);
   },
 );

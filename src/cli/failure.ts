@@ -11,6 +11,8 @@ import {
   errorMessage,
   exitCodeOf,
   kindOf,
+  refusesReads,
+  refusesWrites,
   UsageError,
   ValidationError,
 } from "../errors.ts";
@@ -40,7 +42,7 @@ export function failureOf(error: unknown, help?: string): Failure {
     ? error.field
     : undefined;
   const option = error instanceof UsageError ? error.option ?? named : undefined;
-  const message = errorMessage(error);
+  const message = databaseSaid(error);
   // A job field's error says what the field allows: the help would add nothing.
   const field = error instanceof ValidationError && named === undefined;
   return {
@@ -52,6 +54,21 @@ export function failureOf(error: unknown, help?: string): Failure {
     ...(field ? { field: jobFieldOf((error as ValidationError).field) } : {}),
     ...(option === undefined ? {} : { option }),
   };
+}
+
+/**
+ * What an error says, as a line: a read or a write the database refused
+ * says so first, in plain words, as the HTTP API does (its message names
+ * the GRANT the user needs, or the full disk or read-only file and the
+ * fix). Every command's failure is said through this, once, and what
+ * `logs --follow` could not read.
+ */
+export function databaseSaid(error: unknown): string {
+  const message = errorMessage(error);
+  if (refusesReads(error)) {
+    return `the database refuses this user's reads (it lacks SELECT on jobsmanager's tables): ${message}`;
+  }
+  return refusesWrites(error) ? `the database refuses writes: ${message}` : message;
 }
 
 /** A mistake in the words typed (exit 2), found before any command ran. */

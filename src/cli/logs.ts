@@ -7,6 +7,7 @@ import type { LogStore } from "../store/store.ts";
 import { writeErr, writeOut } from "./context.ts";
 import { command, switched, valued } from "./command.ts";
 import { logLine } from "./output.ts";
+import { databaseSaid } from "./failure.ts";
 import { printableLine } from "../domain/printable.ts";
 import { parseCount, parseLevel, parseRunId, parseSince } from "../domain/input.ts";
 
@@ -100,7 +101,7 @@ async function follow(
         more = found.more;
       } catch (error) {
         reading = false;
-        const why = (error as Error).message ?? String(error);
+        const why = databaseSaid(error);
         if (away === null) {
           writeErr(
             `jobsmanager: cannot read the log: ${

@@ -3,7 +3,7 @@
  * hour's runs and the next fires. Exits 1 when no live service is found,
  * so it can serve as a health check.
  */
-import { DatabaseError, errorMessage, refusesReads, RuntimeError } from "../errors.ts";
+import { RuntimeError } from "../errors.ts";
 import { printableLine } from "../domain/printable.ts";
 import { zoneOf } from "../domain/job.ts";
 import { MAX_SKEW_MS, ofOlderSchema, sharers, STALE_AFTER_BEATS } from "../domain/node.ts";
@@ -165,21 +165,6 @@ function statusText(
   ].join("\n");
 }
 
-/**
- * A read the database refused (the user this command connects as lacks
- * SELECT), said as that first: its message names the GRANT to run. Other
- * errors as they are.
- */
-function readsRefusedSaid(error: unknown): unknown {
-  if (!refusesReads(error)) return error;
-  return new DatabaseError(
-    `the database refuses this user's reads (it lacks SELECT on jobsmanager's tables): ${
-      errorMessage(error)
-    }`,
-    { cause: error, unreachable: false, readsRefused: true },
-  );
-}
-
 export function statusCommand() {
   return command({
     brief: "show running services, pending reloads, recent runs, next fires",
@@ -197,8 +182,6 @@ export function statusCommand() {
             presence: { gone: serviceGone, runs: serviceRuns },
           }),
         };
-      }).catch((error) => {
-        throw readsRefusedSaid(error);
       });
       ctx.print(
         () => statusText(report, now, heartbeatMs, defaultZone),

@@ -44,6 +44,11 @@ const AWAY: Record<DatabaseAway, string> = {
   answers: "the database answers, but a claim got no answer in time (a lock wait, or overload)",
 };
 
+/** How many run records wait, as a clause: "1 run record waits", "2 run records wait". */
+function recordsWait(count: number): string {
+  return count === 1 ? "1 run record waits" : `${count} run records wait`;
+}
+
 /** The database check: away, refusing writes or reads, or reachable. */
 function databaseCheck(v: DaemonVitals): DatabaseCheck {
   if (!v.databaseOnline) {
@@ -61,8 +66,9 @@ function databaseCheck(v: DaemonVitals): DatabaseCheck {
     return {
       ok: false,
       writes_refused: true,
-      detail:
-        `the database refuses writes: ${v.databaseWritesRefused}; jobs keep firing, and ${v.runRecordsWaiting} run records wait in memory, written once it takes writes again (a restart meanwhile loses them)`,
+      detail: `the database refuses writes: ${v.databaseWritesRefused}; jobs keep firing, and ${
+        recordsWait(v.runRecordsWaiting)
+      } in memory, written once it takes writes again (a restart meanwhile loses them)`,
     };
   }
   if (v.databaseReadsRefused !== null) {
@@ -71,7 +77,7 @@ function databaseCheck(v: DaemonVitals): DatabaseCheck {
     const waiting = v.runRecordsWaiting === 0
       ? ""
       : `; ${
-        v.runRecordsWaiting === 1 ? "1 run record waits" : `${v.runRecordsWaiting} run records wait`
+        recordsWait(v.runRecordsWaiting)
       } in memory, written once it may read again (a restart meanwhile loses them)`;
     return {
       ok: false,
