@@ -10,17 +10,11 @@ import {
   ProcessTable,
   startIn,
 } from "../src/daemon/processes.ts";
-import { waitFor } from "./helpers.ts";
+import { detachedSleep, waitFor } from "./helpers.ts";
 
 /** A long sleep in a group of its own, carrying run marker `marker`. */
 function markedSleep(marker: string): Deno.ChildProcess {
-  return new Deno.Command("sleep", {
-    args: [`300.${Math.floor(Math.random() * 100_000)}`],
-    env: { [MARKER_VARIABLE]: marker },
-    detached: true,
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  return detachedSleep({ [MARKER_VARIABLE]: marker });
 }
 
 Deno.test("one pass answers queries that share a group id, each by its own marker", async () => {
