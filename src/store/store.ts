@@ -258,7 +258,8 @@ export interface MarkerStore {
   /**
    * Retention: of the `limit` oldest markers (by id) that no service can
    * still need, delete those inserted before `before` (ms; `insert_time`,
-   * UTC), with who applied them (`jm_marker_nodes`), in one transaction.
+   * UTC; where that is NULL, `update_time`; with neither, any), with who
+   * applied them (`jm_marker_nodes`), in one transaction.
    * A marker is needed while it is pending (`updated = 0`), while it is the
    * newest (the ids go on from it: MySQL's AUTO_INCREMENT may restart from
    * MAX(id) + 1 when the server restarts; a service up to date asks for it
