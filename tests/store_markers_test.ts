@@ -212,6 +212,20 @@ contract("pollState", "markers: the newest, and the oldest pending", async ({ st
 
 contract(
   "pollState",
+  "a marker with no insert_time is there: its time reads as listMarkers gives it, not as a marker gone",
+  async ({ db, store }) => {
+    await markerTimesNullable(db);
+    const id = await store.insertMarker([], []);
+    await rawQuery(db, "UPDATE jm_update_info SET insert_time = NULL");
+    const [listed] = await store.listMarkers(0, 10);
+    assertEquals(listed.insert_time, "");
+    assertEquals((await store.pollState("me", id)).markerInserted, "");
+    assertEquals((await store.pollState("me", id + 1)).markerInserted, null);
+  },
+);
+
+contract(
+  "pollState",
   "runs: a request no service took; a cancel asked of this node's running or queued run",
   async ({ store }) => {
     const asked = { cancel_requested_at: 5000, cancel_requested_by: "ops@host" };

@@ -429,7 +429,7 @@ function rowToMarker(row: Row): Marker {
   return {
     id: Number(row.id),
     updated: Number(row.updated) !== 0,
-    insert_time: String(row.insert_time),
+    insert_time: row.insert_time === null ? "" : String(row.insert_time),
     update_time: row.update_time === null ? null : String(row.update_time),
   };
 }
@@ -1077,21 +1077,26 @@ export class SqlStore implements Store {
     const [row] = await this.driver.all(
       `SELECT (SELECT MAX(id) FROM jm_update_info) AS latest,
         (SELECT insert_time FROM jm_update_info WHERE id = ?) AS marker_at,
+        (SELECT insert_time IS NULL FROM jm_update_info WHERE id = ?) AS marker_untimed,
         (SELECT MIN(id) FROM jm_update_info WHERE updated = 0) AS pending,
         EXISTS (SELECT 1 FROM jm_runs WHERE status = 'queued' AND \`trigger\` = 'manual' AND node_id IS NULL) AS manual,
         (SELECT MIN(scheduled_at) FROM jm_runs WHERE status = 'queued' AND \`trigger\` IN ('retry', 'after') AND node_id IS NULL) AS due,
         EXISTS (SELECT 1 FROM jm_runs WHERE ${CANCELS}) AS cancels,
         EXISTS (SELECT 1 FROM jm_runs WHERE status = 'running' AND node_id LIKE ?) AS here`,
-      [markerId, nodeId, HERE_NODES],
+      [markerId, markerId, nodeId, HERE_NODES],
     );
     return {
       latestMarker: Number(row.latest ?? 0),
       oldestPendingMarker: row.pending === null || row.pending === undefined
         ? null
         : Number(row.pending),
-      markerInserted: row.marker_at === null || row.marker_at === undefined
-        ? null
-        : String(row.marker_at),
+      // A marker there with no insert_time (the original JobsManager's table allows it) is not
+      // one gone: every poll read every job again.
+      markerInserted: row.marker_at !== null && row.marker_at !== undefined
+        ? String(row.marker_at)
+        : Number(row.marker_untimed) === 1
+        ? ""
+        : null,
       manualRuns: Number(row.manual) !== 0,
       cancelRequests: Number(row.cancels) !== 0,
       hereRuns: Number(row.here) !== 0,

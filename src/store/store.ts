@@ -20,6 +20,7 @@ export interface Marker {
   id: number;
   /** false while no service has applied it (`updated = 0`). */
   updated: boolean;
+  /** "" when NULL, which the original JobsManager's table allows. */
   insert_time: string;
   update_time: string | null;
 }
@@ -31,9 +32,10 @@ export interface PollState {
   /** As `oldestPendingMarkerId`. */
   oldestPendingMarker: number | null;
   /**
-   * When the marker asked about was inserted (`insert_time`); null when
-   * there is none of that id: a marker applied before, gone or inserted
-   * again since, tells that jm_update_info was emptied.
+   * When the marker asked about was inserted (`insert_time`; "" when
+   * NULL, as `listMarkers` gives it); null when there is none of that id:
+   * a marker applied before, gone or inserted again since, tells that
+   * jm_update_info was emptied.
    */
   markerInserted: string | null;
   /** Whether `queuedManualRuns` would return any. */
