@@ -6,8 +6,8 @@
  * notification then says.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
-import { BACKENDS, freshDatabase } from "./helpers.ts";
-import { DaemonHarness, T0 } from "./daemon_harness.ts";
+import { type Backend, BACKENDS, freshDatabase } from "./helpers.ts";
+import { DaemonHarness, storeWith, T0 } from "./daemon_harness.ts";
 import { outcomes } from "./notify_fixtures.ts";
 import type { NotifyPayload } from "../src/daemon/notify_message.ts";
 import { fetchFailure } from "../src/daemon/notify_message.ts";
@@ -25,6 +25,40 @@ function receiver(down: { now: boolean }) {
     },
   );
   return { server, got, url: `http://127.0.0.1:${server.addr.port}/hook` };
+}
+
+const WAITS = /waits in the database for its webhook receiver/;
+
+/**
+ * A daemon whose job `sync` fails at T0 + 1 s, its failure posted to `url`
+ * (no webhook retries), the database refusing the notification's retry
+ * (as with it away) while `refused.now`; `refused.calls` counts refusals.
+ */
+async function retryRefused(
+  backend: Backend,
+  url: string,
+  refused: { now: boolean; calls: number },
+) {
+  const db = await freshDatabase(backend);
+  const h = await DaemonHarness.create(db, {
+    settings: { "notify.webhook_retries": 0, "notify.give_up_after": 3600 },
+    store: storeWith(db, {
+      retryNotification: (target) => (...args) => {
+        if (!refused.now) return target.retryNotification(...args);
+        refused.calls++;
+        return Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:3306"));
+      },
+    }),
+  });
+  await h.job("sync", { schedule: { second: "1", minute: "0", hour: "0" }, on_failure_url: url });
+  await h.start();
+  await h.clock.set(T0 + 1000);
+  (await h.started("sync", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
+  await h.until(async () => {
+    if (refused.calls < 2) await h.clock.advance(500);
+    return refused.calls >= 2;
+  }, "the notification's retry refused twice");
+  return h;
 }
 
 for (const backend of BACKENDS) {
@@ -47,11 +81,9 @@ for (const backend of BACKENDS) {
       return h.line(/waits in the database for its webhook receiver/);
     }, "the notification left waiting for the receiver");
     assertEquals(Object.values(await outcomes(h)), ["pending"]);
-    // Said as its retry is written: the count follows the line (CI, under load: [1, 0] read between).
-    const waiting = await h.until(async () => {
-      const pending = await h.store.notificationsPending();
-      return pending.retrying > 0 ? pending : null;
-    }, "the notification counted as waiting for a retry");
+    // Said once its retry is written: the count follows the line (CI, under load, read [1, 0]
+    // when it was said before).
+    const waiting = await h.store.notificationsPending();
     assertEquals([waiting.count, waiting.retrying], [1, 1]);
     assert(
       waiting.nextRetry !== null && waiting.nextRetry > h.clock.now(),
@@ -206,3 +238,37 @@ Deno.test("notify retry: a webhook's network error says its cause", async () => 
   });
   assertMatch(fetchFailure(dns, 10_000), /^DNS lookup failed \(dns error: /);
 });
+
+for (const backend of BACKENDS) {
+  Deno.test(`notify retry[${backend}]: the wait for the receiver is said once the database has it, not while it refuses it`, async () => {
+    const r = receiver({ now: true });
+    await using _server = r.server;
+    const refused = { now: true, calls: 0 };
+    await using h = await retryRefused(backend, r.url, refused);
+    assert(!h.line(WAITS), h.lines.join("\n"));
+    assertEquals((await h.store.notificationsPending()).retrying, 0);
+    refused.now = false;
+    await h.until(async () => {
+      if (!h.line(WAITS)) await h.clock.advance(1000);
+      return h.line(WAITS);
+    }, "the wait said once written");
+    // Said once written: the count follows at once.
+    const pending = await h.store.notificationsPending();
+    assertEquals([pending.count, pending.retrying], [1, 1]);
+  });
+
+  Deno.test(`notify retry[${backend}]: a stop while the database refuses the wait for the receiver says the notification stays pending as it was`, async () => {
+    const r = receiver({ now: true });
+    await using _server = r.server;
+    const refused = { now: true, calls: 0 };
+    await using h = await retryRefused(backend, r.url, refused);
+    await h.stop();
+    await h.stopped();
+    assertEquals(
+      h.line(/^job sync: failure notification found its webhook receiver unreachable/),
+      "job sync: failure notification found its webhook receiver unreachable, and the service stopped before the database took its next try: it stays pending as it was, for the next service to send again",
+    );
+    assert(!h.line(WAITS), h.lines.join("\n"));
+    assertEquals(Object.values(await outcomes(h)), ["pending"]);
+  });
+}

@@ -8,7 +8,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { DatabaseError } from "../src/errors.ts";
-import { BACKENDS, freshDatabase } from "./helpers.ts";
+import { BACKENDS, freshDatabase, markerTimesNullable } from "./helpers.ts";
 import {
   type DaemonHarness,
   DaemonHarness as Harness,
@@ -212,6 +212,28 @@ for (const backend of BACKENDS) {
     // it is owed the fires of its grace before the poll (1 s): the one at 2 s.
     const run = await h.started("hand", at(2));
     assertEquals(run.spec.command, "echo hand");
+  });
+
+  Deno.test(`daemon[${backend}]: a marker written by hand with no insert_time is applied, and the next poll does not take the table for emptied`, async () => {
+    await using h = await Harness.create(await freshDatabase(backend));
+    // The original JobsManager's table, which lets insert_time be NULL.
+    await markerTimesNullable(h.db);
+    await h.job("idle", { cron: "0 12 15 6 *" });
+    await h.start();
+    await h.sql(
+      "INSERT INTO jm_update_info (insert_time, jobs_before_update, jobs_after_update) VALUES (NULL, '[]', '[]')",
+    );
+    await h.clock.set(at(2));
+    await h.until(async () => (await h.markers()).every((m) => m.updated), "every marker applied");
+    // The poll that finds the next change asks after the marker with no time.
+    await h.job("next", { schedule: { second: "*" } });
+    await h.clock.set(at(4));
+    await h.until(() => h.runner.of("next")[0], "a run of next");
+    assertEquals(
+      h.count(/^reload marker \d+, the last one applied here, is gone/),
+      0,
+      h.lines.join("\n"),
+    );
   });
 
   Deno.test(`daemon[${backend}]: jm_update_info emptied by hand: markers apply from the first again, and a change whose marker went with it applies`, async () => {

@@ -113,6 +113,28 @@ export async function markerRows(db: TestDatabase): Promise<MarkerRow[]> {
   }));
 }
 
+/**
+ * Give a migrated `db`'s jm_update_info the nullable insert_time of the
+ * original JobsManager's table (kept as it was by migrate). Before any
+ * marker is written: SQLite's table is made again, empty.
+ */
+export async function markerTimesNullable(db: TestDatabase): Promise<void> {
+  if (db.target.kind === "mysql") {
+    await rawQuery(
+      db,
+      "ALTER TABLE jm_update_info MODIFY insert_time DATETIME(3) NULL DEFAULT CURRENT_TIMESTAMP(3)",
+    );
+    return;
+  }
+  // SQLite changes no column's constraints: the table is made again.
+  await rawQuery(db, "DROP TABLE jm_update_info");
+  await rawQuery(
+    db,
+    "CREATE TABLE jm_update_info (id INTEGER PRIMARY KEY AUTOINCREMENT, updated INTEGER NOT NULL DEFAULT 0, insert_time TEXT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')), update_time TEXT NULL, jobs_before_update TEXT NULL, jobs_after_update TEXT NULL)",
+  );
+  await rawQuery(db, "CREATE INDEX jm_update_info_updated ON jm_update_info (updated, id)");
+}
+
 /** Run raw SQL on a test database (for checks and for simulating hand edits). */
 export async function rawQuery(
   db: TestDatabase,

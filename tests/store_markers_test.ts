@@ -15,7 +15,7 @@ import {
   node,
 } from "./store_contract.ts";
 import type { Store } from "../src/store/store.ts";
-import { markerRows, rawQuery } from "./helpers.ts";
+import { markerRows, markerTimesNullable, rawQuery } from "./helpers.ts";
 
 contract(
   "insertMarker",
@@ -209,6 +209,20 @@ contract("pollState", "markers: the newest, and the oldest pending", async ({ st
   assertEquals((await store.pollState("me", first)).markerInserted, listed.insert_time);
   assertEquals((await store.pollState("me", second + 1)).markerInserted, null);
 });
+
+contract(
+  "pollState",
+  "a marker with no insert_time is there: its time reads as listMarkers gives it, not as a marker gone",
+  async ({ db, store }) => {
+    await markerTimesNullable(db);
+    const id = await store.insertMarker([], []);
+    await rawQuery(db, "UPDATE jm_update_info SET insert_time = NULL");
+    const [listed] = await store.listMarkers(0, 10);
+    assertEquals(listed.insert_time, "");
+    assertEquals((await store.pollState("me", id)).markerInserted, "");
+    assertEquals((await store.pollState("me", id + 1)).markerInserted, null);
+  },
+);
 
 contract(
   "pollState",
@@ -528,5 +542,33 @@ contract(
     // A batch of 2: the two recent ones fill it, if it is read without their time.
     assertEquals(await store.pruneMarkers(CUTOFF, 2), 2);
     assertEquals((await store.listMarkers(0, 100)).map((m) => m.id), [recent1, recent2, newest]);
+  },
+);
+
+contract(
+  "pruneMarkers",
+  "a marker with no insert_time (the original JobsManager's table allows it) goes by its update_time, or with neither time, as any other",
+  async ({ db, store }) => {
+    await markerTimesNullable(db);
+    const ids: number[] = [];
+    for (let i = 0; i < 6; i++) ids.push(await store.insertMarker([], []));
+    const [noTime, appliedRecently, appliedLongAgo, pending, inUse, newest] = ids;
+    await store.markApplied([noTime, appliedRecently, appliedLongAgo, inUse, newest]);
+    await rawQuery(db, "UPDATE jm_update_info SET insert_time = NULL");
+    await rawQuery(db, `UPDATE jm_update_info SET update_time = NULL WHERE id = ${noTime}`);
+    await rawQuery(db, `UPDATE jm_update_info SET update_time = ? WHERE id = ${appliedLongAgo}`, [
+      LONG_AGO,
+    ]);
+    const running = await liveNode(store, "running");
+    await store.saveNode({ ...running, applied_marker: inUse });
+    // The batch spans the recent one, which the delete passes over.
+    assertEquals(await store.pruneMarkers(CUTOFF, 2), 2);
+    assertEquals((await store.listMarkers(0, 100)).map((m) => m.id), [
+      appliedRecently,
+      pending,
+      inUse,
+      newest,
+    ]);
+    assertEquals(await store.pruneMarkers(CUTOFF, 100), 0);
   },
 );

@@ -1,7 +1,22 @@
 /** `serve` under systemd warns when the unit's TimeoutStopSec is shorter than its stop budget. */
 import { assertEquals } from "./assert.ts";
-import { parseTimespan, stopTimeoutWarning, unitOf } from "../src/daemon/systemd_stop.ts";
+import {
+  parseTimespan,
+  stopTimeoutWarning,
+  unitOf,
+  unitStopTimeout,
+} from "../src/daemon/systemd_stop.ts";
 import { defaultSettings } from "../src/config/config.ts";
+import { tempDir } from "./notify_fixtures.ts";
+
+/** What `unitStopTimeout` makes of a systemctl that is the shell script `body`. */
+async function askedOf(body: string): Promise<{ ms: number } | { failed: string }> {
+  await using dir = await tempDir();
+  const systemctl = `${dir.path}/systemctl`;
+  await Deno.writeTextFile(systemctl, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+  const asked = await unitStopTimeout("jobsmanager.service", systemctl);
+  return "failed" in asked ? { failed: asked.failed.replace(systemctl, "systemctl") } : asked;
+}
 
 Deno.test("systemd stop: the unit is read from /proc/self/cgroup", () => {
   assertEquals(unitOf("0::/system.slice/jobsmanager.service\n"), "jobsmanager.service");
@@ -33,4 +48,20 @@ Deno.test("systemd stop: a TimeoutStopSec below shutdown_timeout + kill_grace + 
     ),
     "jobsmanager.service has TimeoutStopSec=40 s, less than this service may take to stop (jobsmanager.shutdown_timeout 120 s + kill_grace 5 s + 5 s = 130 s): systemd would kill it before it records its runs interrupted; raise TimeoutStopSec to at least 135 s (systemctl edit jobsmanager.service), or lower those settings",
   );
+});
+
+Deno.test("systemd stop: the unit's TimeoutStopSec is asked of systemctl, or why not is said", async () => {
+  assertEquals(
+    await askedOf(
+      '[ "$*" = "show --property=TimeoutStopUSec --value jobsmanager.service" ] && echo 1min 30s',
+    ),
+    {
+      ms: 90_000,
+    },
+  );
+  assertEquals(await askedOf("echo soon"), { failed: 'systemctl printed "soon", not a time span' });
+  assertEquals(await askedOf("exit 1"), { failed: "systemctl exited with 1" });
+  assertEquals(await askedOf("kill -KILL $$"), { failed: "systemctl was killed by SIGKILL" });
+  // A real-time signal: Deno's output() rejected it ("Invalid signal: 40").
+  assertEquals(await askedOf("kill -40 $$"), { failed: "systemctl was killed by SIGRTMIN+6" });
 });

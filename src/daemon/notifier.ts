@@ -1220,10 +1220,6 @@ export class Notifier {
     }
     const wait = Math.min(NEXT_TRY_FIRST_MS * 2 ** claimed.tries, NEXT_TRY_MAX_MS);
     const at = Math.min(now + wait, giveUpAt);
-    notifyLog.warn(
-      "job {job}: {event} notification waits in the database for its webhook receiver: tried again at {at}, given up at {giveUp} (notify.give_up_after)",
-      { ...what, at: formatUtc(new Date(at)), giveUp: formatUtc(new Date(giveUpAt)) },
-    );
     for (let wait = FIRST_RETRY_MS;; wait = Math.min(2 * wait, DONE_RETRY_MAX_MS)) {
       try {
         await this.o.store.retryNotification(
@@ -1233,13 +1229,24 @@ export class Notifier {
           at,
           hooked ? "webhook" : "webhook:failed",
         );
+        // Said once written: the database away, it was not (yet) so.
+        notifyLog.warn(
+          "job {job}: {event} notification waits in the database for its webhook receiver: tried again at {at}, given up at {giveUp} (notify.give_up_after)",
+          { ...what, at: formatUtc(new Date(at)), giveUp: formatUtc(new Date(giveUpAt)) },
+        );
         // The job's later ones wait behind it (each look finds it waiting, and says so again).
         this.leftBehind(jobId);
         // A look that read it before is refused by its attempt; no need to remember it.
         return;
       } catch (error) {
         this.o.health.failed(error);
-        if (this.closing.signal.aborted) return;
+        if (this.closing.signal.aborted) {
+          notifyLog.warn(
+            "job {job}: {event} notification found its webhook receiver unreachable, and the service stopped before the database took its next try: it stays pending as it was, for the next service to send again",
+            what,
+          );
+          return;
+        }
         await this.o.clock.sleep(wait, this.closing.signal);
       }
     }

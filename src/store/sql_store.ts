@@ -82,15 +82,25 @@ const MARKERS_IN_USE =
   "SELECT applied_marker FROM jm_nodes WHERE stopped_at IS NULL AND applied_marker IS NOT NULL";
 
 /**
+ * A marker inserted before the cutoff (given twice). The original
+ * JobsManager's table lets insert_time be NULL (a row written by it or by
+ * hand), which no cutoff is after: such a marker stayed for ever. Its
+ * update_time, when it was applied, is no earlier than its insertion and
+ * stands in for it; with neither, nothing says it is recent.
+ */
+const INSERTED_BEFORE =
+  "(insert_time < ? OR insert_time IS NULL AND (update_time IS NULL OR update_time < ?))";
+
+/**
  * The oldest markers retention may delete (inserted before the cutoff,
- * limit): applied, not the newest, none a running service last applied;
- * read in the (updated, id) index's order. Recent ones at the lowest ids
- * (a database clock that ran ahead, a time written by hand) are passed
- * over, not taken into a batch the delete would leave, which ended the
- * pruning there.
+ * given twice; limit): applied, not the newest, none a running service
+ * last applied; read in the (updated, id) index's order. Recent ones at
+ * the lowest ids (a database clock that ran ahead, a time written by hand)
+ * are passed over, not taken into a batch the delete would leave, which
+ * ended the pruning there.
  */
 export const MARKERS_TO_PRUNE =
-  `SELECT id FROM jm_update_info WHERE updated = 1 AND insert_time < ? AND id < (SELECT MAX(id) FROM jm_update_info) AND id NOT IN (${MARKERS_IN_USE}) ORDER BY id LIMIT ?`;
+  `SELECT id FROM jm_update_info WHERE updated = 1 AND ${INSERTED_BEFORE} AND id < (SELECT MAX(id) FROM jm_update_info) AND id NOT IN (${MARKERS_IN_USE}) ORDER BY id LIMIT ?`;
 
 /** Another process claimed one of a batch of fires meanwhile. */
 class ClaimRace extends Error {}
@@ -419,7 +429,7 @@ function rowToMarker(row: Row): Marker {
   return {
     id: Number(row.id),
     updated: Number(row.updated) !== 0,
-    insert_time: String(row.insert_time),
+    insert_time: row.insert_time === null ? "" : String(row.insert_time),
     update_time: row.update_time === null ? null : String(row.update_time),
   };
 }
@@ -1067,21 +1077,26 @@ export class SqlStore implements Store {
     const [row] = await this.driver.all(
       `SELECT (SELECT MAX(id) FROM jm_update_info) AS latest,
         (SELECT insert_time FROM jm_update_info WHERE id = ?) AS marker_at,
+        (SELECT insert_time IS NULL FROM jm_update_info WHERE id = ?) AS marker_untimed,
         (SELECT MIN(id) FROM jm_update_info WHERE updated = 0) AS pending,
         EXISTS (SELECT 1 FROM jm_runs WHERE status = 'queued' AND \`trigger\` = 'manual' AND node_id IS NULL) AS manual,
         (SELECT MIN(scheduled_at) FROM jm_runs WHERE status = 'queued' AND \`trigger\` IN ('retry', 'after') AND node_id IS NULL) AS due,
         EXISTS (SELECT 1 FROM jm_runs WHERE ${CANCELS}) AS cancels,
         EXISTS (SELECT 1 FROM jm_runs WHERE status = 'running' AND node_id LIKE ?) AS here`,
-      [markerId, nodeId, HERE_NODES],
+      [markerId, markerId, nodeId, HERE_NODES],
     );
     return {
       latestMarker: Number(row.latest ?? 0),
       oldestPendingMarker: row.pending === null || row.pending === undefined
         ? null
         : Number(row.pending),
-      markerInserted: row.marker_at === null || row.marker_at === undefined
-        ? null
-        : String(row.marker_at),
+      // A marker there with no insert_time (the original JobsManager's table allows it) is not
+      // one gone: every poll read every job again.
+      markerInserted: row.marker_at !== null && row.marker_at !== undefined
+        ? String(row.marker_at)
+        : Number(row.marker_untimed) === 1
+        ? ""
+        : null,
       manualRuns: Number(row.manual) !== 0,
       cancelRequests: Number(row.cancels) !== 0,
       hereRuns: Number(row.here) !== 0,
@@ -1583,14 +1598,15 @@ export class SqlStore implements Store {
     // As insert_time holds it (UTC, both dialects): '2026-12-07 02:00:43.123'.
     const cutoff = new Date(before).toISOString().slice(0, 23).replace("T", " ");
     return await this.driver.transaction(async (tx) => {
-      const ids = (await tx.all(MARKERS_TO_PRUNE, [cutoff, limit])).map((r) => Number(r.id));
+      const ids = (await tx.all(MARKERS_TO_PRUNE, [cutoff, cutoff, limit]))
+        .map((r) => Number(r.id));
       if (ids.length === 0) return 0;
       const range = [ids[0], ids[ids.length - 1]];
       // The range's rows checked again (a marker pending when read may have settled since, a
       // service may name another as its last applied), the newest being past it.
       const deleted = await tx.run(
-        `DELETE FROM jm_update_info WHERE updated = 1 AND id BETWEEN ? AND ? AND insert_time < ? AND id NOT IN (${MARKERS_IN_USE})`,
-        [...range, cutoff],
+        `DELETE FROM jm_update_info WHERE updated = 1 AND id BETWEEN ? AND ? AND ${INSERTED_BEFORE} AND id NOT IN (${MARKERS_IN_USE})`,
+        [...range, cutoff, cutoff],
       );
       await tx.run(
         "DELETE FROM jm_marker_nodes WHERE marker_id BETWEEN ? AND ? AND NOT EXISTS (SELECT 1 FROM jm_update_info u WHERE u.id = jm_marker_nodes.marker_id)",

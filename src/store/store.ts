@@ -20,6 +20,7 @@ export interface Marker {
   id: number;
   /** false while no service has applied it (`updated = 0`). */
   updated: boolean;
+  /** "" when NULL, which the original JobsManager's table allows. */
   insert_time: string;
   update_time: string | null;
 }
@@ -31,9 +32,10 @@ export interface PollState {
   /** As `oldestPendingMarkerId`. */
   oldestPendingMarker: number | null;
   /**
-   * When the marker asked about was inserted (`insert_time`); null when
-   * there is none of that id: a marker applied before, gone or inserted
-   * again since, tells that jm_update_info was emptied.
+   * When the marker asked about was inserted (`insert_time`; "" when
+   * NULL, as `listMarkers` gives it); null when there is none of that id:
+   * a marker applied before, gone or inserted again since, tells that
+   * jm_update_info was emptied.
    */
   markerInserted: string | null;
   /** Whether `queuedManualRuns` would return any. */
@@ -258,7 +260,8 @@ export interface MarkerStore {
   /**
    * Retention: of the `limit` oldest markers (by id) that no service can
    * still need, delete those inserted before `before` (ms; `insert_time`,
-   * UTC), with who applied them (`jm_marker_nodes`), in one transaction.
+   * UTC; where that is NULL, `update_time`; with neither, any), with who
+   * applied them (`jm_marker_nodes`), in one transaction.
    * A marker is needed while it is pending (`updated = 0`), while it is the
    * newest (the ids go on from it: MySQL's AUTO_INCREMENT may restart from
    * MAX(id) + 1 when the server restarts; a service up to date asks for it
