@@ -886,6 +886,37 @@ for (const backend of BACKENDS) {
   );
 
   Deno.test(
+    `daemon[${backend}]: a lost run whose cancel was asked before its node was declared dead is not retried, and nothing follows it`,
+    async () => {
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", { schedule: { second: "5", minute: "0" }, retries: "1" });
+      await h.job("cleanup", { after: "flaky:failure" });
+      await h.store.saveNode(node("ghost", { db_heartbeat_at: 1000, heartbeat_ms: 1000 }));
+      const [lostId] = await h.store.claimRuns([
+        { job_id: "flaky", scheduled_at: T0 - 60_000, status: "running", trigger: "schedule" },
+      ]);
+      await h.store.updateRun(lostId!, { node_id: "ghost" });
+      const asked = await cancelRun(h.store, lostId!, { by: "ops@box", now: T0 - 30_000 });
+      assertEquals(asked.outcome, "requested");
+      await h.start();
+      await ended(h, lostId!, "lost");
+      // Decided either way: heeded, or retried (as before the fix).
+      await h.until(
+        () =>
+          h.line(/^job flaky run \d+: lost with its node, which had been asked to cancel it/) ??
+            h.line(/^job flaky run \d+ ended lost: attempt 2\/2/),
+        "the lost run's end to be acted on",
+      );
+      assertEquals(
+        (await h.runs("flaky")).map((r) => [r.id, r.status]),
+        [[lostId, "lost"]],
+        "no retry",
+      );
+      assertEquals(await h.runs("cleanup"), [], "no follow-up");
+    },
+  );
+
+  Deno.test(
     `daemon[${backend}]: a run a killed service left behind is lost at its restart: retried, notified, followed`,
     async () => {
       await using h = await DaemonHarness.create(await freshDatabase(backend));

@@ -631,6 +631,21 @@ export class Service {
       if (run) this.o.observer?.ended(run.job_id, run.status);
       const job = run && this.known.get(run.job_id);
       if (!run || !job) continue;
+      // Its cancel was asked before it was lost: it was to end, and leads to nothing (no retry,
+      // no follow-up), as a cancelled run. A node declared dead that runs again records it
+      // `cancelled` (a retry's, with the follow-ups of the attempt before it).
+      if (run.cancel_requested_at !== null) {
+        schedulerLog.info(
+          "job {job} run {run}: lost with its node, which had been asked to cancel it ({by} at {at}): not retried, nothing follows it",
+          {
+            job: job.id,
+            run: id,
+            by: run.cancel_requested_by,
+            at: new Date(run.cancel_requested_at).toISOString(),
+          },
+        );
+        continue;
+      }
       await this.aftermath.ended(job, {
         id,
         status: run.status,
