@@ -220,9 +220,12 @@ Deno.test("run guard: one that cannot start says why, is started again until it 
   }
 });
 
-Deno.test("run guard: when its service dies, whatever carries one of its markers is killed, told of or not; another's is not", async () => {
+Deno.test("run guard: when its service dies, whatever carries one of its markers is killed, told of or not, with the group it leads; another's is not", async () => {
   // The runner's thread may start a run before the service's busy thread tells the guard of
-  // it: a kill -9 in between left the run going (CI at 1a9e38a).
+  // it: a kill -9 in between left the run going (CI at 1a9e38a). A member of a group that left
+  // the run's (setsid) and dropped the marker ended with its leader only at the next start
+  // (atk219).
+  const outer = crypto.randomUUID();
   const service = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -230,12 +233,14 @@ Deno.test("run guard: when its service dies, whatever carries one of its markers
       "--quiet",
       new URL("./fixtures/guarded_service.ts", import.meta.url).href,
     ],
+    // Started by a job of another service (atk219: that one's death killed this guard).
+    env: { [MARKER_VARIABLE]: outer },
     stdout: "piped",
     stderr: "piped",
   }).spawn();
   const output = service.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let said = "";
-  let pids: { guard: number; untold: number; stranger: number } | null = null;
+  let pids: Record<"guard" | "untold" | "stranger" | "leader" | "member", number> | null = null;
   try {
     while (!said.includes("\n")) {
       const read = await output.read();
@@ -243,19 +248,30 @@ Deno.test("run guard: when its service dies, whatever carries one of its markers
       said += read.value;
     }
     pids = JSON.parse(said);
-    const { guard, untold, stranger } = pids!;
+    const { guard, untold, stranger, leader, member } = pids!;
     await waitFor(() => Deno.readTextFileSync(`/proc/${guard}/comm`).trim() === "awk", {
       timeoutMs: 10_000,
       what: `the guard (pid ${guard}) to run awk`,
     });
+    assertEquals(
+      Deno.readTextFileSync(`/proc/${guard}/environ`).split("\0").filter((v) =>
+        v.startsWith(`${MARKER_VARIABLE}=`)
+      ),
+      [],
+      "the guard's environment: the marker of the run that started its service",
+    );
     service.kill("SIGKILL");
     await service.status;
     // Its grep over /proc is slow on a machine busy with many processes.
-    await waitFor(() => ended(untold) && ended(guard), {
+    const state = () =>
+      `untold ${ended(untold)}, leader ${ended(leader)}, member ${ended(member)}, guard ${
+        ended(guard)
+      } (ended?)`;
+    await waitFor(() => ended(untold) && ended(leader) && ended(member) && ended(guard), {
       timeoutMs: 30_000,
-      what: "the process carrying the dead service's marker, and then its guard, to end",
-      detail: () =>
-        `untold ${untold} ended: ${ended(untold)}; guard ${guard} ended: ${ended(guard)}`,
+      what:
+        "what carries the dead service's markers, the group one leads, and then its guard to end",
+      detail: state,
     });
     assertEquals(ended(stranger), false, "another service's run");
   } finally {
@@ -267,7 +283,7 @@ Deno.test("run guard: when its service dies, whatever carries one of its markers
       // Already killed.
     }
     await service.status;
-    for (const pid of pids === null ? [] : [pids.untold, pids.stranger]) {
+    for (const pid of pids === null ? [] : [pids.untold, pids.stranger, pids.leader, pids.member]) {
       try {
         Deno.kill(pid, "SIGKILL");
       } catch {

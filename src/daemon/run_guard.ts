@@ -31,8 +31,12 @@ const runnerLog = log("runner");
  * thousand: one argument of a shell's command line holds at most 128 KiB)
  * and to each process whose environment holds `JM_RUN_MARKER=` a marker
  * left (one grep over /proc, the markers on its stdin); without a `q`, to
- * each that holds one of this service's markers (their prefix: one grep,
- * which finds the listed ones too). Only well-formed words are taken: they
+ * each that holds one of this service's markers (their prefix, which finds
+ * the listed ones too: a grep again until one finds none, five at most, as
+ * a process may fork while one reads /proc). Each such process's group
+ * too, if it leads one (setsid): its members that dropped the marker
+ * (`env -u`) end with it; a live process's pid is no other group's id.
+ * Only well-formed words are taken: they
  * reach a shell; no group 0 or 1. The service's own signals (a terminal's
  * Ctrl-C, SIGTERM to its group) must not end it before the service has
  * ended the runs: ignored, through the exec.
@@ -50,11 +54,13 @@ END {
     if (++n % 1000 == 0) { system("kill -KILL" kill " 2>/dev/null"); kill = "" }
   }
   if (kill != "") system("kill -KILL" kill " 2>/dev/null")
-  each = " /proc/[0-9]*/environ 2>/dev/null | while read -r file; do " \\
-    "pid=\${file#/proc/}; kill -KILL \${pid%/environ} 2>/dev/null; done"
+  ends = "pid=\${file#/proc/}; pid=\${pid%/environ}; kill -KILL -$pid $pid 2>/dev/null"
   own = "${MARKER_VARIABLE}=${MARKER_PREFIX}-"
-  if (!stopped) system("grep -lz ^" own each)
-  find = "grep -lzxF -f -" each
+  if (!stopped) {
+    system("n=0; while files=; [ $n -lt 5 ] && files=$(grep -lz ^" own " /proc/[0-9]*/environ 2>/dev/null); " \\
+      "[ \${#files} -gt 0 ]; do for file in $files; do " ends "; done; n=$((n + 1)); done")
+  }
+  find = "grep -lzxF -f - /proc/[0-9]*/environ 2>/dev/null | while read -r file; do " ends "; done"
   for (marker in markers) {
     if (stopped || index("${MARKER_VARIABLE}=" marker, own) != 1) print "${MARKER_VARIABLE}=" marker | find
   }
@@ -62,6 +68,13 @@ END {
 }`;
 const SCRIPT = `trap '' INT TERM HUP
 exec awk '${PROGRAM}'`;
+
+/** This process's environment, but a run marker it was started with. */
+function withoutMarker(): Record<string, string> {
+  const env = Deno.env.toObject();
+  delete env[MARKER_VARIABLE];
+  return env;
+}
 
 /** The longest wait between two starts of a guard that could not start, or exited. */
 const MAX_RETRY_MS = 60_000;
@@ -118,6 +131,10 @@ export class RunGuard {
         stderr: "null",
         // Its own session: a signal to the service's group does not reach it.
         detached: true,
+        // Not a marker of the service's own service (one a job started): that one's guard,
+        // killed with the runs carrying it, would leave this service's runs going.
+        clearEnv: true,
+        env: withoutMarker(),
       }).spawn();
     } catch (error) {
       this.failed(`could not start ${this.shell}: ${(error as Error).message}`);
