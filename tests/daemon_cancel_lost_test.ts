@@ -152,4 +152,42 @@ for (const backend of BACKENDS) {
     assertEquals(h.runner.runs.length, 1, "the cancelled fire started after all");
     assertEquals((await h.store.getRun(queued.id))?.status, "cancelled", await h.describe());
   });
+
+  Deno.test(`daemon[${backend}]: a retry cancelled, then marked lost by a node that declared this one dead, is recorded cancelled; the follow-ups are that node's to start`, async () => {
+    // That node starts them as it marks the retry lost (service.ts `lost`): started here as
+    // well, they would run twice (atk221).
+    const db = await freshDatabase(backend);
+    const node = pausable(db);
+    await using h = await DaemonHarness.create(db, { store: node.store });
+    await h.job("flaky", { cron: "0 12 15 6 *", retries: "1" });
+    await h.job("cleanup", { after: "flaky:failure" });
+    const [first, retry] = await h.store.claimRuns([
+      { job_id: "flaky", scheduled_at: T0 - 120_000, status: "running", trigger: "schedule" },
+      { job_id: "flaky", scheduled_at: T0, status: "queued", trigger: "retry", attempt: 2 },
+    ]);
+    await h.store.updateRun(first!, { status: "failed", finished_at: T0 - 90_000 });
+    await h.sql("UPDATE jm_runs SET first_run_id = ? WHERE id = ?", [first, retry]);
+    await h.start();
+    const run = await h.until(
+      () => h.runner.of("flaky").find((r) => r.runId === retry),
+      "the retry to start here",
+    );
+    await h.until(() => node.startsWritten.has(retry!), "the retry's start to be written");
+    node.paused = Promise.withResolvers();
+    const asked = await cancelRun(h.store, retry!, { by: ASKED, now: T0 + 500 });
+    assertEquals(asked.outcome, "requested");
+    assertEquals(await declaredDeadByOther(h, db), [retry]);
+    node.paused.resolve();
+    await h.until(async () => {
+      if (!run.interrupted && h.clock.now() < at(30)) await h.clock.advance(1000);
+      return run.interrupted;
+    }, "the retry marked lost, whose cancel was asked, to be ended within 30 s of the fake clock");
+    await h.until(
+      async () => (await h.store.getRun(retry!))?.status === "cancelled",
+      "the retry to be recorded cancelled",
+    );
+    // The stop waits for what the record leads to.
+    await h.stop();
+    assertEquals(await h.runs("cleanup"), [], "follow-ups started here too");
+  });
 }

@@ -903,7 +903,9 @@ for (const backend of BACKENDS) {
       // Decided either way: heeded, or retried (as before the fix).
       await h.until(
         () =>
-          h.line(/^job flaky run \d+: lost with its node, which had been asked to cancel it/) ??
+          h.line(
+            /^job flaky run \d+: lost, after ops@box asked at \S+ to cancel it: not retried, nothing follows it$/,
+          ) ??
             h.line(/^job flaky run \d+ ended lost: attempt 2\/2/),
         "the lost run's end to be acted on",
       );
@@ -913,6 +915,54 @@ for (const backend of BACKENDS) {
         "no retry",
       );
       assertEquals(await h.runs("cleanup"), [], "no follow-up");
+    },
+  );
+
+  Deno.test(
+    `daemon[${backend}]: a lost retry whose cancel was asked before its node was declared dead ends the attempts: not retried, the follow-ups of the attempt before it start`,
+    async () => {
+      // atk221: the follow-ups never started, where a cancelled retry's do (README, Retries).
+      await using h = await DaemonHarness.create(await freshDatabase(backend));
+      await h.job("flaky", { schedule: { second: "5", minute: "0" }, retries: "2" });
+      await h.job("cleanup", { after: "flaky:failure" });
+      await h.store.saveNode(node("ghost", { db_heartbeat_at: 1000, heartbeat_ms: 1000 }));
+      const [first, retry] = await h.store.claimRuns([
+        { job_id: "flaky", scheduled_at: T0 - 120_000, status: "running", trigger: "schedule" },
+        {
+          job_id: "flaky",
+          scheduled_at: T0 - 60_000,
+          status: "running",
+          trigger: "retry",
+          attempt: 2,
+          first_run_id: null,
+        },
+      ]);
+      await h.store.updateRun(first!, { status: "failed", finished_at: T0 - 90_000 });
+      await h.sql("UPDATE jm_runs SET node_id = 'ghost', first_run_id = ? WHERE id = ?", [
+        first,
+        retry,
+      ]);
+      const asked = await cancelRun(h.store, retry!, { by: "ops@box", now: T0 - 30_000 });
+      assertEquals(asked.outcome, "requested");
+      await h.start();
+      await ended(h, retry!, "lost");
+      const cleanup = await h.until(
+        async () => (await h.runs("cleanup"))[0],
+        "cleanup to follow the attempt before the lost retry",
+      );
+      assertEquals([cleanup.trigger, cleanup.parent_run_id], ["after", first]);
+      assert(
+        h.line(
+          /^job flaky run \d+: lost, after ops@box asked at \S+ to cancel it: not retried; the follow-ups of the attempt before it start$/,
+        ),
+        await h.describe(),
+      );
+      assertEquals(
+        (await h.runs("flaky")).map((r) => [r.id, r.status]),
+        [[first, "failed"], [retry, "lost"]],
+        "no third attempt",
+      );
+      assertEquals((await h.runs("cleanup")).length, 1);
     },
   );
 

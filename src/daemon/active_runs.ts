@@ -106,8 +106,12 @@ export class ActiveRuns {
    * rows, not over the newer run's row, and free their slots.
    */
   private readonly rowless = new Map<Active, number>();
-  /** Runs being ended because someone asked (`runs cancel`): the note each is recorded with. */
-  private readonly cancelling = new Map<number, string>();
+  /**
+   * Runs being ended because someone asked (`runs cancel`): the note each
+   * is recorded with, and whether what its end leads to was started
+   * elsewhere (its row marked lost by a node that declared this one dead).
+   */
+  private readonly cancelling = new Map<number, { note: string; followed: boolean }>();
   /** When each job's last run started: under overload, the longest waiting go first. */
   private readonly lastStarted = new Map<string, number>();
 
@@ -332,7 +336,7 @@ export class ActiveRuns {
     this.cancelling.delete(runId);
     const record = cancelled === undefined
       ? finishedRecord(result, run.note)
-      : { ...finishedRecord(result, run.note), status: "cancelled" as const, note: cancelled };
+      : { ...finishedRecord(result, run.note), status: "cancelled" as const, note: cancelled.note };
     // Logged as recorded; a cancel someone asked for is no trouble.
     const level = record.status === "success" || record.status === "cancelled" ? "info" : "warn";
     // An error's why, from its note: during an outage the log is all there is of it.
@@ -395,8 +399,9 @@ export class ActiveRuns {
             scheduledAt: run.scheduledAt,
           })
         )
-        // A retry cancelled: the attempts end in failure with the one before it.
-        : run.trigger === "retry"
+        // A retry cancelled: the attempts end in failure with the one before it (unless the
+        // node that marked it lost started that already).
+        : run.trigger === "retry" && !cancelled.followed
         ? recorded.then(() =>
           this.o.aftermath.followAttemptBefore(job, {
             attempt: run.attempt,
@@ -421,11 +426,14 @@ export class ActiveRuns {
     return this.active.has(runId);
   }
 
-  /** End run `runId` if it runs here (`runs cancel`, for `note`): false when it does not. */
-  cancelRunning(runId: number, note: string): boolean {
+  /**
+   * End run `runId` if it runs here (`runs cancel`, for `note`): false when
+   * it does not. `followed`: what its end leads to was started elsewhere.
+   */
+  cancelRunning(runId: number, note: string, followed = false): boolean {
     const active = this.active.get(runId);
     if (!active || this.cancelling.has(runId)) return false;
-    this.cancelling.set(runId, note);
+    this.cancelling.set(runId, { note, followed });
     const { words, values } = this.o.recorder.runWords(runId, active.job.id, active.scheduledAt);
     runnerLog.info(`job {job} ${words}: {note}; ending it`, {
       job: active.job.id,

@@ -41,7 +41,7 @@ export interface RunRequestsOptions {
   /** Start run `runId` of `job`, claimed, holding `slot` (see ActiveRuns.launch). */
   launch: ActiveRuns["launch"];
   /** End run `runId` running here, for `note`; false when it does not run here. */
-  cancelRunning(runId: number, note: string): boolean;
+  cancelRunning(runId: number, note: string, followed: boolean): boolean;
   /** Whether run `runId` runs here (being ended, it may be). */
   runsHere(runId: number): boolean;
   /** The fire of run `runId` that waits here, never to start; undefined when none. */
@@ -132,10 +132,14 @@ export class RunRequests {
         await this.cancelRetry(request, note);
         continue;
       }
-      if (this.cancelHere(request.id, request.id, note)) continue;
+      // Marked lost: the node that did so started what its end leads to (service.ts `lost`).
+      const lost = request.status === "lost";
+      if (this.cancelHere(request.id, request.id, note, lost)) continue;
       // One that started while the database was away is known here by its provisional id.
       const provisional = this.o.recorder.knownAs(request.id);
-      if (provisional !== undefined && this.cancelHere(provisional, request.id, note)) continue;
+      if (provisional !== undefined && this.cancelHere(provisional, request.id, note, lost)) {
+        continue;
+      }
       // Lost, and no longer here: it ended since it was asked of, recorded as it ended.
       if (request.status === "lost") continue;
       await this.notHere(request, note);
@@ -145,9 +149,10 @@ export class RunRequests {
   /**
    * End run `runId` (`id` in jm_runs) if it runs or waits here, for
    * `note`; false when this service does not know it by that id.
+   * `followed`: what its end leads to was started elsewhere.
    */
-  private cancelHere(runId: number, id: number, note: string): boolean {
-    if (this.o.cancelRunning(runId, note) || this.o.runsHere(runId)) return true;
+  private cancelHere(runId: number, id: number, note: string, followed: boolean): boolean {
+    if (this.o.cancelRunning(runId, note, followed) || this.o.runsHere(runId)) return true;
     const due = this.o.cancelWaiting(runId);
     if (!due) return false;
     schedulerLog.info("job {job} run {run}: {note} before it started", {

@@ -276,7 +276,7 @@ export class Service {
       track: (write) => this.track(write),
       elsewhereNote: (jobId) => this.handover.elsewhereNote(jobId),
       launch: (...args) => this.runs.launch(...args),
-      cancelRunning: (runId, note) => this.runs.cancelRunning(runId, note),
+      cancelRunning: (runId, note, followed) => this.runs.cancelRunning(runId, note, followed),
       runsHere: (runId) => this.runs.runsHere(runId),
       cancelWaiting: (runId) => this.fires.cancelWaiting(runId),
       wake: () => this.wake.abort(),
@@ -631,12 +631,16 @@ export class Service {
       if (run) this.o.observer?.ended(run.job_id, run.status);
       const job = run && this.known.get(run.job_id);
       if (!run || !job) continue;
-      // Its cancel was asked before it was lost: it was to end, and leads to nothing (no retry,
-      // no follow-up), as a cancelled run. A node declared dead that runs again records it
-      // `cancelled` (a retry's, with the follow-ups of the attempt before it).
+      // Its cancel was asked before it was lost: it was to end, as a cancelled run. It is not
+      // retried, and nothing follows it; a retry's attempts end in failure with the one before it,
+      // whose follow-ups start here (a node declared dead that runs again, and records the run
+      // `cancelled`, leaves them to this one).
       if (run.cancel_requested_at !== null) {
+        const retry = run.trigger === "retry";
         schedulerLog.info(
-          "job {job} run {run}: lost with its node, which had been asked to cancel it ({by} at {at}): not retried, nothing follows it",
+          `job {job} run {run}: lost, after {by} asked at {at} to cancel it: not retried${
+            retry ? "; the follow-ups of the attempt before it start" : ", nothing follows it"
+          }`,
           {
             job: job.id,
             run: id,
@@ -644,6 +648,7 @@ export class Service {
             at: new Date(run.cancel_requested_at).toISOString(),
           },
         );
+        if (retry) await this.aftermath.followAttemptBefore(job, run);
         continue;
       }
       await this.aftermath.ended(job, {
