@@ -88,6 +88,12 @@ export class DatabaseError extends RuntimeError {
        * nothing may still go through.
        */
       readsRefused?: boolean;
+      /**
+       * Said of a database that is not jobsmanager's, only read from (the
+       * original's, `import apscheduler --from-database`): what it
+       * refuses is said as the source's.
+       */
+      ofSource?: boolean;
     },
   ) {
     super(message, options);
@@ -98,6 +104,7 @@ export class DatabaseError extends RuntimeError {
     this.unanswered = options?.unanswered ?? false;
     this.writesRefused = !this.unreachable && (options?.writesRefused ?? false);
     this.readsRefused = !this.unreachable && (options?.readsRefused ?? false);
+    this.ofSource = options?.ofSource ?? false;
   }
 
   readonly unreachable: boolean;
@@ -106,6 +113,7 @@ export class DatabaseError extends RuntimeError {
   readonly unanswered: boolean;
   readonly writesRefused: boolean;
   readonly readsRefused: boolean;
+  readonly ofSource: boolean;
 }
 
 /** True when the database refuses every write until someone acts (see DatabaseError). */
@@ -116,6 +124,11 @@ export function refusesWrites(error: unknown): boolean {
 /** True when the database refuses reads until someone acts (see DatabaseError). */
 export function refusesReads(error: unknown): boolean {
   return error instanceof DatabaseError && error.readsRefused;
+}
+
+/** True when the error is a source database's, not jobsmanager's (see DatabaseError). */
+export function ofSource(error: unknown): boolean {
+  return error instanceof DatabaseError && error.ofSource;
 }
 
 /** True when the database refused a statement for the values it carries (see DatabaseError). */

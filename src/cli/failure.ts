@@ -11,6 +11,7 @@ import {
   errorMessage,
   exitCodeOf,
   kindOf,
+  ofSource,
   refusesReads,
   refusesWrites,
   UsageError,
@@ -60,13 +61,17 @@ export function failureOf(error: unknown, help?: string): Failure {
  * What an error says, as a line: a read or a write the database refused
  * says so first, in plain words, as the HTTP API does (its message names
  * the GRANT the user needs, or the full disk or read-only file and the
- * fix). Every command's failure is said through this, once, and what
- * `logs --follow` could not read.
+ * fix); one an import's source database refused, as the source's (its
+ * message names the GRANT of SELECT on the table read). Every command's
+ * failure is said through this, once, and what `logs --follow` could not
+ * read.
  */
 export function databaseSaid(error: unknown): string {
   const message = errorMessage(error);
   if (refusesReads(error)) {
-    return `the database refuses this user's reads (it lacks SELECT on jobsmanager's tables): ${message}`;
+    return ofSource(error)
+      ? `the source database refuses this user's reads: ${message}`
+      : `the database refuses this user's reads (it lacks SELECT on jobsmanager's tables): ${message}`;
   }
   return refusesWrites(error) ? `the database refuses writes: ${message}` : message;
 }

@@ -228,10 +228,12 @@ export function importCommand() {
       ),
     },
     action: async (ctx, opts) => {
-      const target = opts.fromDatabase === undefined ? ctx.target : legacyTarget(opts.fromDatabase);
-      secretsOf(target).forEach(addSecret);
       const table = opts.table ??
         (opts.fromDatabase === undefined ? RENAMED_TABLE : ORIGINAL_TABLE);
+      const target = opts.fromDatabase === undefined
+        ? ctx.target
+        : legacyTarget(opts.fromDatabase, table);
+      secretsOf(target).forEach(addSecret);
       await report(
         ctx,
         (zone) =>

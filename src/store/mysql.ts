@@ -189,8 +189,9 @@ function tlsAdvice(message: string, target: MysqlTarget): string {
 export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
   if (error instanceof DatabaseError) return error;
   const e = error as DriverError;
-  const where = serverOf(target);
-  const options = { cause: error };
+  const source = target.source !== undefined;
+  const where = source ? `${serverOf(target)} (the source database)` : serverOf(target);
+  const options = { cause: error, ofSource: source };
   const turnedAway = { ...options, turnedAway: true };
   // MariaDB's number for a locked account (4151) is another error's in MySQL, whose name mysql2 gives it.
   const code = e.errno === 4151 && /locked/i.test(e.message ?? "")
@@ -200,7 +201,9 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
     case "ECONNREFUSED":
       return new DatabaseError(
         `cannot connect to ${where}: connection refused; is the server running, and ${
-          target.socket === undefined
+          source
+            ? `is ${FROM_DATABASE} right?`
+            : target.socket === undefined
             ? "are db.host/db.port (or --database) right?"
             : "is db.socket (or the URL's socket) right?"
         }`,
@@ -208,7 +211,9 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
       );
     case "ENOENT":
       return new DatabaseError(
-        `cannot connect to ${where}: no such socket; is the server running on this machine, and is db.socket (or the URL's socket) its socket (SELECT @@socket tells)?`,
+        `cannot connect to ${where}: no such socket; is the server running on this machine, and is ${
+          source ? `the socket in ${FROM_DATABASE}` : "db.socket (or the URL's socket)"
+        } its socket (SELECT @@socket tells)?`,
         options,
       );
     case "EACCES":
@@ -219,7 +224,9 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
     case "ENOTFOUND":
     case "EAI_AGAIN":
       return new DatabaseError(
-        `cannot connect to ${where}: host '${target.host}' not found; check db.host`,
+        `cannot connect to ${where}: host '${target.host}' not found; check ${
+          source ? FROM_DATABASE : "db.host"
+        }`,
         options,
       );
     case "ETIMEDOUT":
@@ -229,14 +236,30 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
         } s; check the address and any firewall`,
         options,
       );
+    case "ER_DBACCESS_DENIED_ERROR":
+      // The password was right: the user may do nothing in that database. A source is only read.
+      if (source) {
+        return new DatabaseError(
+          `${where} refused user '${target.user}' database '${target.database}' (access denied: it has no privilege there); ${
+            grantAdvice(target)
+          }`,
+          { ...options, unreachable: false, readsRefused: true },
+        );
+      }
+    // falls through: jobsmanager's own database says it as any login refused.
     case "ER_ACCESS_DENIED_ERROR":
     // MariaDB's, for a user without a password or unknown (1698).
     case "ER_ACCESS_DENIED_NO_PASSWORD_ERROR":
-    case "ER_DBACCESS_DENIED_ERROR":
       return new DatabaseError(
-        `${where} rejected the login of user '${target.user}' to database '${target.database}' (access denied); check db.username and the password (JM_DB_PASSWORD, db.password_file or the URL)${
+        `${where} rejected the login of user '${target.user}' to database '${target.database}' (access denied); check ${
+          source
+            ? `the user and password in ${FROM_DATABASE}`
+            : "db.username and the password (JM_DB_PASSWORD, db.password_file or the URL)"
+        }${
           target.tls === undefined
-            ? " (a server or user that requires TLS refuses a plain login so too: see db.ssl_mode)"
+            ? ` (a server or user that requires TLS refuses a plain login so too: see ${
+              source ? `ssl-mode in ${FROM_DATABASE}` : "db.ssl_mode"
+            })`
             : target.tls.cert === null
             ? "; a user created REQUIRE X509 (or SUBJECT, ISSUER) is refused so too without a client certificate: then set db.ssl_cert and db.ssl_key (?ssl-cert=, ?ssl-key=)"
             : ""
@@ -355,8 +378,9 @@ export function explainMysqlError(error: unknown, target: MysqlTarget): Error {
   // The server answered: the statement itself was refused.
   const denied = PRIVILEGE_DENIED.has(code);
   const advice = denied ? `; ${grantAdvice(target)}` : "";
-  // A SELECT denied is a read refused (an UPDATE's WHERE reads too), not a write.
-  const readDenied = denied && /^SELECT command denied/.test(e.message ?? "");
+  // A SELECT denied is a read refused (an UPDATE's WHERE reads too), not a write; and whatever a
+  // source denies (SHOW CREATE TABLE too): it is only read.
+  const readDenied = denied && (source || /^SELECT command denied/.test(e.message ?? ""));
   return new DatabaseError(`${describeTarget(target)}: ${e.message ?? String(error)}${advice}`, {
     ...options,
     unreachable: false,
@@ -372,8 +396,17 @@ const PRIVILEGE_DENIED = new Set<string | undefined>([
   "ER_COLUMNACCESS_DENIED_ERROR",
 ]);
 
-/** What the user needs, as the README's "The MySQL user" grants it. */
+/** Where an import source's address was given, as its errors' advice names it. */
+const FROM_DATABASE = "the URL given to --from-database";
+
+/**
+ * What the user needs, as the README's "The MySQL user" grants it; of a
+ * source, SELECT on the one table read.
+ */
 function grantAdvice(target: MysqlTarget): string {
+  if (target.source !== undefined) {
+    return `user '${target.user}' needs SELECT on the table read (and nothing more: the import only reads it): GRANT SELECT ON \`${target.database}\`.\`${target.source.table}\` TO '${target.user}'@'<its host>'`;
+  }
   return `user '${target.user}' needs SELECT, INSERT, UPDATE, DELETE on jobsmanager's database, and CREATE, ALTER, INDEX too to create or upgrade its tables (db migrate, serve, the commands that add jobs): GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON \`${target.database}\`.* TO '${target.user}'@'<its host>'`;
 }
 

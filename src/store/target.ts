@@ -29,6 +29,13 @@ export interface MysqlTarget {
   tls?: MysqlTls;
   /** The server's Unix socket, reached instead of host and port; absent: TCP. */
   socket?: string;
+  /**
+   * Set for a database that is not jobsmanager's, only read from (the
+   * original's, named by `--from-database`): its errors name it the source
+   * database and that option, and the GRANT they advise is SELECT on
+   * `table` alone. Absent: jobsmanager's own.
+   */
+  source?: { table: string };
 }
 
 /** How far a TLS connection checks the server, as the mysql client's --ssl-mode. */

@@ -33,9 +33,13 @@ export function serviceDefaults(settings: Settings, zone: DefaultZone): ServiceD
   return { zone, coalesce: settings["jobsmanager.coalesce"] };
 }
 
-/** The database `--from-database URL` names (no other setting applies to it). */
-export function legacyTarget(url: string): DatabaseTarget {
-  return resolveTarget({ ...defaultSettings(), "db.url": url });
+/**
+ * The database `--from-database URL` names (no other setting applies to
+ * it), whose `table` is read: a source, whose errors say so.
+ */
+export function legacyTarget(url: string, table: string): DatabaseTarget {
+  const target = resolveTarget({ ...defaultSettings(), "db.url": url });
+  return target.kind === "mysql" ? { ...target, source: { table } } : target;
 }
 
 export interface ApschedulerSource {
