@@ -886,6 +886,48 @@ for (const backend of BACKENDS) {
   );
 
   Deno.test(
+    `daemon[${backend}]: a lost run whose node, back, wrote its end before the declaring node read it is not retried or followed there`,
+    async () => {
+      // atk222: the declaring node followed the end the other had written (and followed) itself.
+      const db = await freshDatabase(backend);
+      const ended = { id: 0 };
+      await using h = await DaemonHarness.create(db, {
+        store: storeWith(db, {
+          getRun: (target) => async (id) => {
+            if (id === ended.id) {
+              ended.id = 0;
+              await target.updateRun(id, {
+                status: "failed",
+                exit_code: 1,
+                finished_at: T0 - 1000,
+              });
+            }
+            return await target.getRun(id);
+          },
+        }),
+      });
+      await h.job("flaky", { schedule: { second: "5", minute: "0" }, retries: "1" });
+      await h.job("cleanup", { after: "flaky:failure" });
+      await h.store.saveNode(node("ghost", { db_heartbeat_at: 1000, heartbeat_ms: 1000 }));
+      const [lostId] = await h.store.claimRuns([
+        { job_id: "flaky", scheduled_at: T0 - 60_000, status: "running", trigger: "schedule" },
+      ]);
+      await h.store.updateRun(lostId!, { node_id: "ghost" });
+      ended.id = lostId!;
+      await h.start();
+      await h.until(() => ended.id === 0 || null, "the declaring node to read the lost run");
+      // What it would queue is queued by the stop.
+      await h.stop();
+      assertEquals(
+        (await h.runs("flaky")).map((r) => [r.id, r.status]),
+        [[lostId, "failed"]],
+        "a retry of the end the other node wrote",
+      );
+      assertEquals(await h.runs("cleanup"), [], "a follow-up of the end the other node wrote");
+    },
+  );
+
+  Deno.test(
     `daemon[${backend}]: a lost run whose cancel was asked before its node was declared dead is not retried, and nothing follows it`,
     async () => {
       await using h = await DaemonHarness.create(await freshDatabase(backend));

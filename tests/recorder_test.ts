@@ -248,6 +248,27 @@ Deno.test("recorder: a batch that fails after a later update of its run was queu
   await recorder.close(1000);
 });
 
+Deno.test("recorder: a run that ends once the database is found away, its start gathered and not sent yet, is recorded ended, not running", async () => {
+  // atk222: the end waited in the backlog, the start's batch went after it and stayed behind it
+  // there, and the row said `running` again once the database was back (its follow-up queued).
+  const { store, clock, health, recorder } = setup();
+  assertEquals(await recorder.claim([fire("a", 1000)]), [1]);
+  const started = recorder.update(1, { status: "running", started_at: 1001 });
+  health.failed(new DatabaseError("no answer to a claim within 1000 ms", { unanswered: true }));
+  const ended = recorder.update(1, finished(1100));
+  await settle();
+  await clock.advance(1000);
+  await settle();
+  await started;
+  await ended;
+  await clock.advance(2000);
+  await settle();
+  assertEquals(recorder.backlog, 0);
+  assertEquals(store.summary(), [["a", 1000, "success"]]);
+  assertEquals(store.rows.get(1)!.started_at, 1001);
+  await recorder.close(1000);
+});
+
 Deno.test("recorder: while the database is down, runs get provisional ids and are written with their final status after", async () => {
   const { store, clock, health, recorder } = setup();
   assertEquals(await recorder.claim([fire("a", 1000)]), [1]);

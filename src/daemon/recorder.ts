@@ -576,8 +576,11 @@ export class RunRecorder {
       if (row) this.buffered.set(id, { ...row, ...definedOnly(this.waiting(update)) });
       return Promise.resolve();
     }
-    // Behind an earlier update of its run that waits, or it would be undone by it.
-    if (!this.health.online || this.waits(real)) {
+    // Behind an earlier update of its run that waits, or it would be undone by it. One gathered
+    // for the next batch takes it in, the database away or not: that batch, should it fail,
+    // waits ahead of the backlog, where this update alone would come first and be undone by it
+    // (a run's end under its start: the row said `running` again, atk222).
+    if ((!this.health.online && !this.batch.has(real)) || this.waits(real)) {
       this.updates.push({ id: real, update: this.waiting(update), again });
       return Promise.resolve();
     }
