@@ -676,6 +676,66 @@ for (const backend of BACKENDS) {
     await c.until(() => c.node("n1").line(/^2 live nodes: n1, n2$/), "n1 to see n2 live again");
   });
 
+  test("a node declared dead while it was paused, once it finds out, starts no run beside the run of its job on the node that took it (max_instances)", async () => {
+    // No poll while the paused node resumes: one would hold the other node's runs (within a
+    // poll's time is all the README promises of a run started elsewhere).
+    await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"], {
+      settings: { "jobsmanager.reload_interval": 3600 },
+    });
+    await c.start();
+    // Fires late by more than a quarter second are missed: those the paused node decides as it
+    // resumes, before its look, hold no slot (a run that lost its claim holds the other's).
+    const marker = await addJobs(c, ["slow"], {
+      schedule: { second: "*" },
+      max_instances: "1",
+      misfire_grace_time: "0",
+    });
+    await c.load(1);
+    const owner = assignJobs(["slow"], ["n1", "n2"]).get("slow")!;
+    const [paused, taking] = [c.node(owner), c.node(owner === "n1" ? "n2" : "n1")];
+    // The heartbeat its reload asked for, written after `age`, would make it live again.
+    await c.until(
+      async () =>
+        (await c.store.nodesAndNow()).nodes.find((n) => n.id === owner)?.applied_marker === marker,
+      `${owner} to report marker ${marker}`,
+    );
+    // The paused node's runs end at once: its own slot is free when it resumes.
+    paused.runner.endAll();
+    c.freeze(owner);
+    await c.age(owner);
+    let at = c.now();
+    const going = await c.until(async () => {
+      const run = taking.runner.of("slow").find((r) => r.running);
+      if (!run) await c.set(at += 1000);
+      return run;
+    }, `${taking.nodeId} to declare ${owner} dead and run slow`);
+    // It resumes between two fires: the ones it missed are recorded missed, or lose their claims.
+    await c.set(at + 500);
+    await c.thaw(owner);
+    await c.until(
+      () => paused.line(/^this node was declared dead/),
+      `${owner} to find it was declared dead`,
+    );
+    // Its next fire comes before the other node's clock reaches it: the claim is its own.
+    const next = at + 1000;
+    await paused.clock.set(next);
+    const decided = await c.until(
+      async () =>
+        (await c.runs("slow")).find((r) => r.scheduled_at === next && r.status !== "queued"),
+      `${owner} to decide its fire at T0+${next - T0}`,
+    );
+    assertEquals([decided.node_id, decided.status], [owner, "skipped"], describeRun(decided));
+    // Its run, and a fire that waits behind it where the other node queued one (coalesce is off).
+    assertMatch(
+      decided.note!,
+      new RegExp(
+        `^max_instances \\(1\\) runs were still running \\([12] of them on node ${taking.nodeId}\\)$`,
+      ),
+    );
+    assertEquals(paused.runner.running.length, 0, "runs started beside the other node's");
+    assert(going.running, "the other node's run still runs");
+  });
+
   test("a node stopping hands its jobs over at once; the run it is ending holds their max_instances", async () => {
     await using c = await ClusterHarness.create(await freshDatabase(backend), ["n1", "n2"]);
     const { leaving, taking, long, from } = await stopWhileSlowRuns(c);

@@ -466,6 +466,11 @@ export class Cluster {
     // Leaving: the live nodes fire its jobs. Its clock off (see `sweep`): at once, not after
     // the transition: the others catch up the fires since the last recorded one.
     if (this.leavingAt !== null || !this.takesShare) return false;
+    return this.assigned(jobId);
+  }
+
+  /** Whether `jobId` is this node's by the assignment, or by the one before within the transition. */
+  private assigned(jobId: string): boolean {
     if (this.owners.get(jobId) === this.id) return true;
     // A clock stepped back since the change (a negative time since it) ends the transition:
     // it would otherwise last as long as the step, this node firing jobs another now owns.
@@ -1026,7 +1031,10 @@ export class Cluster {
    * Another node declared this one dead (its heartbeats stopped for three
    * intervals: the process was paused or suspended, or the database out of
    * its reach) and this one runs on: say so, once, with what it means. Its
-   * next heartbeat makes it live again.
+   * next heartbeat makes it live again. Its jobs moved to the others
+   * meanwhile, which may still run them: it takes them back as a node
+   * gaining jobs does (`whenGaining`), their fires waiting until those
+   * runs hold their slots here, then decided from the last recorded fire.
    */
   private seeOwnRow(row: Node): void {
     const at = row.declared_dead_at ?? null;
@@ -1040,6 +1048,9 @@ export class Cluster {
       { by: row.declared_dead_by, at: new Date(at).toISOString() },
     );
     this.onDeclaredDead();
+    const own: Gained = new Map();
+    for (const job of this.jobs) if (this.assigned(job)) own.set(job, null);
+    if (own.size > 0) this.onGain(own);
   }
 
   /** Share the jobs over the live nodes; `left`: nodes gone since the last time, with why. */
