@@ -491,9 +491,10 @@ export class DaemonHarness implements AsyncDisposable {
    * writes) given the real time it takes. The clock moves only when
    * `ready` (by default `quiet`) holds at two polls in a row: moved at a
    * fixed real-time rhythm, it reached `to` on a loaded machine before the
-   * work the next look needed was done, and that look never came.
+   * work the next look needed was done, and that look never came. Fails
+   * when neither the probe nor a step comes within `timeoutMs`.
    */
-  stepUntil<T>(
+  async stepUntil<T>(
     probe: () => T | Promise<T>,
     what: string,
     o: {
@@ -504,21 +505,23 @@ export class DaemonHarness implements AsyncDisposable {
     },
   ): Promise<NonNullable<T>> {
     const ready = o.ready ?? (() => this.quiet());
-    let readyPolls = 0;
-    return this.until(
-      async () => {
-        const got = await probe();
-        if (got || this.clock.now() >= o.to) return got;
-        readyPolls = await ready() ? readyPolls + 1 : 0;
-        if (readyPolls >= 2) {
-          readyPolls = 0;
+    for (;;) {
+      let readyPolls = 0;
+      const next = await this.until(
+        async () => {
+          const got = await probe();
+          if (got) return { got };
+          if (this.clock.now() >= o.to) return null;
+          readyPolls = await ready() ? readyPolls + 1 : 0;
+          if (readyPolls < 2) return null;
           await this.clock.advance(o.step ?? 1000);
-        }
-        return got;
-      },
-      `${what}, by T0+${o.to - T0} ms of the fake clock`,
-      o.timeoutMs,
-    );
+          return { stepped: true };
+        },
+        `${what}, by T0+${o.to - T0} ms of the fake clock`,
+        o.timeoutMs,
+      );
+      if ("got" in next) return next.got as NonNullable<T>;
+    }
   }
 
   /**
