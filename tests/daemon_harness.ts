@@ -30,7 +30,7 @@ import { hereSpace } from "../src/daemon/presence.ts";
 import type { Store } from "../src/store/store.ts";
 import { VERSION } from "../src/version.ts";
 import { FakeClock } from "./fake_clock.ts";
-import { migrateFresh, rawQuery, type TestDatabase, waitFor } from "./helpers.ts";
+import { migrateFresh, rawQuery, readIfThere, type TestDatabase, waitFor } from "./helpers.ts";
 import { resolveTarget } from "../src/config/database.ts";
 import { openStore } from "../src/store/open.ts";
 import { TcpProxy } from "./tcp_proxy.ts";
@@ -296,6 +296,8 @@ export class DaemonHarness implements AsyncDisposable {
   private running: Promise<void> | null = null;
   private outcome: { error: unknown } | "ok" | null = null;
   private stoppedAt: number | null = null;
+  /** Calls of the daemon's store under way (see `quiet`). */
+  private storeCalls = 0;
   /** The daemons logging in this process: itself, or every node of a ClusterHarness. */
   peers: DaemonHarness[] = [this];
   /** Whether disposing it ends the logging and drops the database (not a cluster's node). */
@@ -359,7 +361,7 @@ export class DaemonHarness implements AsyncDisposable {
     const fileRoom = this.options.fileRoom;
     const daemon = boot({
       settings: this.settings,
-      store: this.options.store?.() ?? this.db.open(),
+      store: this.counted(this.options.store?.() ?? this.db.open()),
       clock: this.clock,
       wallClock: this.options.wallClock,
       monotonic: this.options.monotonic,
@@ -482,6 +484,78 @@ export class DaemonHarness implements AsyncDisposable {
     return until(probe, what, () => this.describe(), timeoutMs);
   }
 
+  /**
+   * Wait (real time) until `probe` returns something truthy, moving the
+   * fake clock on `step` ms at a time while it is before `to`: what the
+   * daemon does within that much fake time, its real work (hooks, posts,
+   * writes) given the real time it takes. The clock moves only when
+   * `ready` (by default `quiet`) holds at two polls in a row: moved at a
+   * fixed real-time rhythm, it reached `to` on a loaded machine before the
+   * work the next look needed was done, and that look never came. Fails
+   * when neither the probe nor a step comes within `timeoutMs`.
+   */
+  async stepUntil<T>(
+    probe: () => T | Promise<T>,
+    what: string,
+    o: {
+      to: number;
+      step?: number;
+      ready?: () => boolean | Promise<boolean>;
+      timeoutMs?: number;
+    },
+  ): Promise<NonNullable<T>> {
+    const ready = o.ready ?? (() => this.quiet());
+    for (;;) {
+      let readyPolls = 0;
+      const next = await this.until(
+        async () => {
+          const got = await probe();
+          if (got) return { got };
+          if (this.clock.now() >= o.to) return null;
+          readyPolls = await ready() ? readyPolls + 1 : 0;
+          if (readyPolls < 2) return null;
+          await this.clock.advance(o.step ?? 1000);
+          return { stepped: true };
+        },
+        `${what}, by T0+${o.to - T0} ms of the fake clock`,
+        o.timeoutMs,
+      );
+      if ("got" in next) return next.got as NonNullable<T>;
+    }
+  }
+
+  /**
+   * Whether the daemon has no real work under way that a look may need
+   * done: no call of its store unanswered (`storeIdle`), no process of its
+   * own (a hook's) running.
+   */
+  async quiet(): Promise<boolean> {
+    return this.storeIdle && (await childProcesses()).length === 0;
+  }
+
+  /** Whether no call of the daemon's store is unanswered (while a hook holds on purpose, say). */
+  get storeIdle(): boolean {
+    return this.storeCalls === 0;
+  }
+
+  /** `store`, counting its calls under way in `storeCalls`. */
+  private counted(store: Store): Store {
+    return new Proxy(store, {
+      get: (target, key) => {
+        const value = Reflect.get(target, key, target);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          const result = value.apply(target, args);
+          if (!(result instanceof Promise)) return result;
+          this.storeCalls++;
+          const done = () => void this.storeCalls--;
+          result.then(done, done);
+          return result;
+        };
+      },
+    });
+  }
+
   /** Wait for the run of `jobId` fired at `at` to reach one of `statuses`. */
   run(jobId: string, at: number, ...statuses: Run["status"][]): Promise<Run> {
     return this.until(
@@ -547,7 +621,11 @@ export class DaemonHarness implements AsyncDisposable {
       `clock: T0+${this.clock.now() - T0} ms; sleepers wake at ${
         this.clock.wakeUps.map((t) => `T0+${t - T0}`).join(", ")
       }`,
-      `daemon: ${this.outcome === null ? "running" : JSON.stringify(this.outcome)}`,
+      `daemon: ${
+        this.outcome === null ? "running" : JSON.stringify(this.outcome)
+      }; store calls under way: ${this.storeCalls}; child processes: ${
+        (await childProcesses()).join(", ") || "none"
+      }`,
       `fake runs: ${this.runner.runs.join("; ")}`,
       `markers: ${markers}`,
       `jm_runs:\n${runs}`,
@@ -857,6 +935,22 @@ export function cuttable(db: TestDatabase, link: { down: boolean }): () => Store
       },
     });
   };
+}
+
+/**
+ * The pids of this process's children (every thread's, as Linux lists
+ * them) but the run guards' awk (run_guard.ts), which lives as long as its
+ * daemon: the hooks and runs under way.
+ */
+async function childProcesses(): Promise<string[]> {
+  const pids: string[] = [];
+  for await (const task of Deno.readDir("/proc/self/task")) {
+    const children = await readIfThere(`/proc/self/task/${task.name}/children`);
+    for (const pid of children?.split(" ") ?? []) {
+      if (pid !== "" && (await readIfThere(`/proc/${pid}/comm`))?.trim() !== "awk") pids.push(pid);
+    }
+  }
+  return pids;
 }
 
 /** True when `work` settles within `ms` of real time. */

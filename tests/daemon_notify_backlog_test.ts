@@ -109,11 +109,14 @@ for (const backend of BACKENDS) {
       /^job noisy: failure notification held back: 10 of the job's wait to be sent already/,
     );
     await Deno.writeTextFile(`${d}/go`, "");
-    const got = await h.until(async () => {
-      const lines = await jsonLines(file);
-      if (lines.length < 11 && h.clock.now() < T0 + 300_000) await h.clock.advance(1000);
-      return lines.length >= 11 ? lines : null;
-    }, "the 10 waiting, then the last held back with the count of the others");
+    const got = await h.stepUntil(
+      async () => {
+        const lines = await jsonLines(file);
+        return lines.length >= 11 ? lines : null;
+      },
+      "the 10 waiting, then the last held back with the count of the others",
+      { to: T0 + 300_000 },
+    );
     assertEquals(got.slice(0, 10).map((p) => p.run_id), ids.slice(0, 10));
     assertEquals([got[10].run_id, got[10].held_back?.count], [ids[14], 4]);
     // Sent, then recorded sent.

@@ -404,23 +404,35 @@ for (const backend of BACKENDS) {
       "flaky's recovery held back",
     );
     // Due 30 s after the failure's claim: a look takes it while the failure still waits.
-    await h.until(async () => {
+    await h.stepUntil(
+      async () => {
+        const [row] = await rawQuery(
+          h.db,
+          "SELECT outcome FROM jm_notifications WHERE job_id = 'flaky' AND event = 'recovery'",
+        );
+        return row?.outcome === "pending";
+      },
+      "a look to take flaky's held-back recovery",
+      { to: T0 + 40_000 },
+    );
+    hung.release();
+    // Once a post is answered (in real time: the clock waits for it), the host's queue has room,
+    // and flaky's turn comes at a look (every 5 s), before busy fires at 59 s.
+    const room = async () => {
       const [row] = await rawQuery(
         h.db,
-        "SELECT outcome FROM jm_notifications WHERE job_id = 'flaky' AND event = 'recovery'",
+        "SELECT COUNT(*) AS n FROM jm_notifications WHERE job_id = 'busy' AND outcome = 'pending'",
       );
-      if (row?.outcome === "pending") return true;
-      if (h.clock.now() < T0 + 40_000) await h.clock.advance(1000);
-      return false;
-    }, "a look to take flaky's held-back recovery");
-    hung.release();
-    // The host's queue drains, then flaky's turn comes at a look (every 5 s), before busy fires at 59 s.
-    const got = await h.until(async () => {
-      const got = await jsonLines(events);
-      if (got.length >= 2) return got;
-      if (h.clock.now() < T0 + 58_000) await h.clock.advance(1000);
-      return null;
-    }, "both notifications of flaky");
+      return Number(row.n) <= 100 && await h.quiet();
+    };
+    const got = await h.stepUntil(
+      async () => {
+        const got = await jsonLines(events);
+        return got.length >= 2 ? got : null;
+      },
+      "both notifications of flaky",
+      { to: T0 + 58_000, ready: room },
+    );
     assertEquals(got.map((p) => p.event), ["failure", "recovery"]);
   });
 }

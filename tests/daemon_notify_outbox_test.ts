@@ -89,11 +89,13 @@ async function restartRace(backend: Backend, claimedAgoMs: number): Promise<void
       return await touched(`${d}/started`) === 1;
     }, "n2 to send its pending notification");
     // 15 s of n1's looks (every 5 s); its next look at the nodes is a heartbeat (60 s) after the last.
+    // n2's hook holds till the end: each step waits for n1's reads only.
     const from = n1.clock.now();
-    await n1.until(async () => {
-      if (n1.clock.now() < from + 15_000) await n1.clock.advance(1000);
-      return n1.clock.now() >= from + 15_000;
-    }, "15 s of n1");
+    await n1.stepUntil(
+      () => n1.clock.now() >= from + 15_000,
+      "15 s of n1",
+      { to: from + 15_000, ready: () => n1.storeIdle },
+    );
     await n1.until(
       async () =>
         n1.count(/claimed by node n2, which stopped before it went out/) === 0 ||
@@ -440,10 +442,11 @@ for (const backend of BACKENDS) {
     (await h.started("a", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
     await h.until(async () => (await jsonLines(file)).length === 1, "the hook");
     await h.until(() => h.line(/refused a statement/), "the failed write");
-    await h.until(async () => {
-      if (h.clock.now() < T0 + 30_000) await h.clock.advance(1000);
-      return h.clock.now() >= T0 + 30_000;
-    }, "30 s of looks");
+    await h.stepUntil(
+      () => h.clock.now() >= T0 + 30_000,
+      "30 s of looks",
+      { to: T0 + 30_000 },
+    );
     await h.until(
       async () =>
         h.count(/claimed before and not sent yet/) === 0 || (await jsonLines(file)).length === 2,
@@ -703,10 +706,11 @@ for (const backend of BACKENDS) {
       await waitFor(() => reads >= pages, { what: "the first look", timeoutMs: 120_000 });
       const before = { getJobs, reads };
       // Looks for 15 s of the fake clock: nothing can be queued for that host meanwhile.
-      await waitFor(async () => {
-        if (h.clock.now() < T0 + 15_000) await h.clock.advance(1000);
-        return h.clock.now() >= T0 + 15_000 && (reads - before.reads) % pages === 0;
-      }, { what: "15 s of looks", timeoutMs: 120_000 });
+      await h.stepUntil(
+        () => h.clock.now() >= T0 + 15_000 && (reads - before.reads) % pages === 0,
+        "15 s of looks",
+        { to: T0 + 15_000, timeoutMs: 120_000 },
+      );
       const looks = (reads - before.reads) / pages;
       const perLook = (getJobs - before.getJobs) / looks;
       assert(perLook < 100, `${perLook} getJob queries per look (every 5 s)`);
@@ -751,10 +755,11 @@ for (const backend of BACKENDS) {
       payload: JSON.stringify(failurePayload("a", 2, NODE_ID)),
     });
     await h.start();
-    await h.until(async () => {
-      if (h.clock.now() < T0 + 600_000) await h.clock.advance(5000);
-      return h.clock.now() >= T0 + 600_000 || (await outcomes(h))[2] === "sent";
-    }, "10 minutes of looks, or the held one sent");
+    await h.stepUntil(
+      async () => h.clock.now() >= T0 + 600_000 || (await outcomes(h))[2] === "sent",
+      "10 minutes of looks, or the held one sent",
+      { to: T0 + 600_000, step: 5000 },
+    );
     assertEquals({ sent: (await jsonLines(file)).length, outcomes: await outcomes(h) }, {
       sent: 1,
       outcomes: { 1: "sent", 2: "sent" },

@@ -60,10 +60,11 @@ async function lastSent(h: DaemonHarness, jobId: string): Promise<number> {
 
 /** Move the fake clock a second at a time until the notifier has looked for held-back ones `n` times. */
 async function looked(h: DaemonHarness, looks: number[], n: number): Promise<void> {
-  await h.until(async () => {
-    if (looks.length < n && h.clock.now() < T0 + 300_000) await h.clock.advance(1000);
-    return looks.length >= n;
-  }, `look ${n} for held-back notifications`);
+  await h.stepUntil(
+    () => looks.length >= n,
+    `look ${n} for held-back notifications`,
+    { to: T0 + 300_000 },
+  );
 }
 
 /** Fail the runs of job `flapping` at T0 + each of `seconds`, each claimed before the next. */
@@ -369,10 +370,11 @@ for (const backend of BACKENDS) {
     await using h = await syncFailed(backend, server.addr.port, metrics);
     await h.until(() => received.length === 1, "the first POST");
     // The retry waits on the service's clock: move it until the second POST comes.
-    await h.until(async () => {
-      if (received.length < 2 && h.clock.now() < T0 + 30_000) await h.clock.advance(250);
-      return received.length === 2;
-    }, "the POST tried again");
+    await h.stepUntil(
+      () => received.length === 2,
+      "the POST tried again",
+      { to: T0 + 30_000, step: 250 },
+    );
     await h.until(() => h.line(/^job sync: failure webhook .* answered 200/), "the POST logged");
     assertEquals(received, [503, 200]);
     const text = await metrics.text();
@@ -634,11 +636,14 @@ for (const backend of BACKENDS) {
     // 4 s after its fire, beyond misfire_grace_time (1 s): missed.
     await h.clock.set(T0 + 5000);
     const missed = await h.run("late", T0 + 1000, "missed");
-    const got = await h.until(async () => {
-      const lines = await jsonLines(file);
-      if (lines.length < 2 && h.clock.now() < T0 + 30_000) await h.clock.advance(500);
-      return lines.length === 2 ? lines : null;
-    }, "on_failure of the missed fire and of the lost run");
+    const got = await h.stepUntil(
+      async () => {
+        const lines = await jsonLines(file);
+        return lines.length === 2 ? lines : null;
+      },
+      "on_failure of the missed fire and of the lost run",
+      { to: T0 + 30_000, step: 500 },
+    );
     assertEquals(
       got.map((p) => [p.job_id, p.status, p.run_id]).sort(),
       [["elsewhere", "lost", lostId], ["late", "missed", missed.id]],
@@ -707,11 +712,14 @@ for (const backend of BACKENDS) {
         .silentJobs.map((j) => [j.job_id, j.since - T0]);
     assertEquals(await silent(), []);
     // The silence is looked for every few seconds: move on until it is found.
-    const first = await h.until(async () => {
-      const lines = await jsonLines(file);
-      if (lines.length === 0 && h.clock.now() < T0 + 25_000) await h.clock.advance(1000);
-      return lines[0];
-    }, "the silence alert");
+    const first = await h.stepUntil(
+      async () => {
+        const lines = await jsonLines(file);
+        return lines[0];
+      },
+      "the silence alert",
+      { to: T0 + 25_000 },
+    );
     assertEquals([first.event, first.job_id, first.status, first.run_id], [
       "silent",
       "heartbeat",
@@ -723,11 +731,14 @@ for (const backend of BACKENDS) {
     (await h.started("heartbeat", T0 + 30_000)).finish();
     await h.run("heartbeat", T0 + 30_000, "success");
     assertEquals(await silent(), []);
-    const second = await h.until(async () => {
-      const lines = await jsonLines(file);
-      if (lines.length < 2 && h.clock.now() < T0 + 55_000) await h.clock.advance(1000);
-      return lines[1];
-    }, "the second silence alert, after the success");
+    const second = await h.stepUntil(
+      async () => {
+        const lines = await jsonLines(file);
+        return lines[1];
+      },
+      "the second silence alert, after the success",
+      { to: T0 + 55_000 },
+    );
     assertEquals([second.job_id, second.status], ["heartbeat", "silent"]);
     assertEquals(await claims(h, "silent"), [T0, T0 + 30_000]);
     assertEquals((await jsonLines(file)).length, 2);
@@ -743,11 +754,14 @@ for (const backend of BACKENDS) {
     await h.job("nightly", { schedule: { second: "30", minute: "0", hour: "0" } });
     await h.job("report", { after: "nightly", alert_after: "3s", on_failure: appendStdin(file) });
     await h.start();
-    const alert = await h.until(async () => {
-      const lines = await jsonLines(file);
-      if (lines.length === 0 && h.clock.now() < T0 + 25_000) await h.clock.advance(1000);
-      return lines[0];
-    }, "the follower's silence alert");
+    const alert = await h.stepUntil(
+      async () => {
+        const lines = await jsonLines(file);
+        return lines[0];
+      },
+      "the follower's silence alert",
+      { to: T0 + 25_000 },
+    );
     assertEquals([alert.event, alert.job_id], ["silent", "report"]);
   });
 
@@ -763,19 +777,23 @@ for (const backend of BACKENDS) {
       on_failure: appendStdin(file),
     });
     await h.start();
-    await h.until(async () => {
-      const lines = await jsonLines(file);
-      if (lines.length === 0 && h.clock.now() < T0 + 25_000) await h.clock.advance(1000);
-      return lines[0];
-    }, "the silence alert");
+    await h.stepUntil(
+      async () => {
+        const lines = await jsonLines(file);
+        return lines[0];
+      },
+      "the silence alert",
+      { to: T0 + 25_000 },
+    );
     const alertedAt = h.clock.now();
     // As `job update --description` does: the job's updated_at moves on.
     await updateJob(h.store, "heartbeat", { description: "edited" }, h.clock.now(), AS_FIELDS);
     // Past alert_after from the edit, and a few looks more.
-    await h.until(async () => {
-      if (h.clock.now() < alertedAt + 15_000) await h.clock.advance(1000);
-      return h.clock.now() >= alertedAt + 15_000;
-    }, "15 s after the edit");
+    await h.stepUntil(
+      () => h.clock.now() >= alertedAt + 15_000,
+      "15 s after the edit",
+      { to: alertedAt + 15_000 },
+    );
     const silent =
       (await status(h.store, { now: h.clock.now(), heartbeatMs: 5000, defaultZone: "UTC" }))
         .silentJobs.map((j) => [j.job_id, j.since - T0]);
@@ -809,11 +827,14 @@ for (const backend of BACKENDS) {
       "three failures held back",
     );
     assertEquals((await jsonLines(file)).length, 1);
-    const next = await h.until(async () => {
-      const lines = await jsonLines(file);
-      if (lines.length < 2 && h.clock.now() < T0 + 90_000) await h.clock.advance(1000);
-      return lines[1];
-    }, "the held-back notification once min_interval has passed");
+    const next = await h.stepUntil(
+      async () => {
+        const lines = await jsonLines(file);
+        return lines[1];
+      },
+      "the held-back notification once min_interval has passed",
+      { to: T0 + 90_000 },
+    );
     assertEquals([next.run_id, next.exit_code], [ids[3], 14]);
     assertEquals(next.held_back, {
       count: 2,
@@ -856,11 +877,14 @@ for (const backend of BACKENDS) {
     // The second failure is held (due at T0+41 s) while the first look, which found none, waits.
     await h.until(() => h.line(/notification held back/), "the second failure held back");
     gate.resolve();
-    await h.until(async () => {
-      const sent = (await jsonLines(file)).length;
-      if (sent < 2 && h.clock.now() < T0 + 90_000) await h.clock.advance(1000);
-      return sent >= 2;
-    }, "the held-back notification");
+    await h.stepUntil(
+      async () => {
+        const sent = (await jsonLines(file)).length;
+        return sent >= 2;
+      },
+      "the held-back notification",
+      { to: T0 + 90_000 },
+    );
     const takenAt = await lastSent(h, "flapping") - T0;
     assert(
       takenAt >= 41_000 && takenAt <= 56_000,
@@ -927,11 +951,14 @@ for (const backend of BACKENDS) {
       });
     }
     await h.store.notificationDone("elsewhere", "failure", 1, "sent");
-    const sent = await h.until(async () => {
-      const lines = await jsonLines(file);
-      if (lines.length === 0 && h.clock.now() < heldAt + 180_000) await h.clock.advance(1000);
-      return lines[0];
-    }, "the notification the other service held back");
+    const sent = await h.stepUntil(
+      async () => {
+        const lines = await jsonLines(file);
+        return lines[0];
+      },
+      "the notification the other service held back",
+      { to: heldAt + 180_000 },
+    );
     assertEquals([sent.run_id, sent.held_back], [2, null]);
     // The look after it was held found it not due yet, and when it would be.
     const late = await lastSent(h, "elsewhere") - (heldAt + 90_000);
@@ -981,11 +1008,14 @@ for (const backend of BACKENDS) {
     await Deno.writeTextFile(`${d}/go`, "");
     await using second = await DaemonHarness.create(db, { settings });
     await second.start();
-    const sent = await second.until(async () => {
-      const got = await jsonLines(`${d}/failure`);
-      if (got.length < 2 && second.clock.now() < T0 + 120_000) await second.clock.advance(1000);
-      return got.length === 2 ? got : null;
-    }, "both notifications sent by the next service");
+    const sent = await second.stepUntil(
+      async () => {
+        const got = await jsonLines(`${d}/failure`);
+        return got.length === 2 ? got : null;
+      },
+      "both notifications sent by the next service",
+      { to: T0 + 120_000 },
+    );
     assertEquals(sent.map((p) => p.exit_code).sort(), [1, 2]);
     await second.until(
       async () => Object.values(await outcomes(second)).every((o) => o === "sent"),
@@ -1011,12 +1041,11 @@ for (const backend of BACKENDS) {
     });
     await first.start();
     const [, , last] = await failures(first, [11, 12, 13]);
-    await first.until(async () => {
-      if (await touched(`${d}/started`) === 0 && first.clock.now() < T0 + 90_000) {
-        await first.clock.advance(1000);
-      }
-      return await touched(`${d}/started`) === 1;
-    }, "the held-back notification taken when due, its hook running");
+    await first.stepUntil(
+      async () => await touched(`${d}/started`) === 1,
+      "the held-back notification taken when due, its hook running",
+      { to: T0 + 90_000 },
+    );
     await first.stop();
     await first.until(async () => {
       if (!first.ended) await first.clock.advance(1000);
@@ -1028,11 +1057,14 @@ for (const backend of BACKENDS) {
     await Deno.writeTextFile(`${d}/go`, "");
     await using second = await DaemonHarness.create(db, { settings });
     await second.start();
-    const sent = await second.until(async () => {
-      const got = await jsonLines(file);
-      if (got.length < 2 && second.clock.now() < T0 + 120_000) await second.clock.advance(1000);
-      return got.length === 2 ? got[1] : null;
-    }, "the held-back notification sent by the next service");
+    const sent = await second.stepUntil(
+      async () => {
+        const got = await jsonLines(file);
+        return got.length === 2 ? got[1] : null;
+      },
+      "the held-back notification sent by the next service",
+      { to: T0 + 120_000 },
+    );
     assertEquals([sent.run_id, sent.held_back?.count], [last, 1]);
     await second.until(async () => (await outcomes(second))[last] === "sent", "marked sent");
   });
@@ -1051,11 +1083,14 @@ for (const backend of BACKENDS) {
     // What a node that claimed a notification, then died, left.
     const claimedAt = h.clock.now();
     await leftPending(h.store, { job: "elsewhere", ref: 7, at: claimedAt, node: "gone" });
-    const [sent] = await h.until(async () => {
-      const got = await jsonLines(file);
-      if (got.length === 0 && h.clock.now() < claimedAt + 120_000) await h.clock.advance(1000);
-      return got.length > 0 ? got : null;
-    }, "the notification the dead node claimed");
+    const [sent] = await h.stepUntil(
+      async () => {
+        const got = await jsonLines(file);
+        return got.length > 0 ? got : null;
+      },
+      "the notification the dead node claimed",
+      { to: claimedAt + 120_000 },
+    );
     assertEquals([sent.run_id, sent.node_id], [7, "gone"]);
     assert(h.clock.now() - claimedAt >= 30_000, `taken over ${h.clock.now() - claimedAt} ms after`);
     await h.until(async () => (await outcomes(h))[7] === "sent", "marked sent");
@@ -1128,12 +1163,15 @@ mysqlTest(
     run.finish({ status: "failed", exitCode: 5 });
     proxy.restore();
     // The database's health probe finds it back, the record is written, the notifier looks.
-    const [payload] = await h.until(async () => {
-      const got = await jsonLines(file);
+    const [payload] = await h.stepUntil(
+      async () => {
+        const got = await jsonLines(file);
+        return got.length > 0 ? got : null;
+      },
+      "the notification of the run that failed during the outage",
       // Ten minutes of fake time: the probe's backoff, not the real time a reconnect takes, counts.
-      if (got.length === 0 && h.clock.now() < T0 + 600_000) await h.clock.advance(500);
-      return got.length > 0 ? got : null;
-    }, "the notification of the run that failed during the outage");
+      { to: T0 + 600_000, step: 500 },
+    );
     const row = await h.run("tick", T0 + 2000, "failed");
     assertEquals([payload.status, payload.exit_code, payload.run_id], ["failed", 5, row.id]);
   },

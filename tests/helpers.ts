@@ -135,6 +135,16 @@ export async function markerTimesNullable(db: TestDatabase): Promise<void> {
   await rawQuery(db, "CREATE INDEX jm_update_info_updated ON jm_update_info (updated, id)");
 }
 
+/** The text of file `file`, or null where there is none (a thread or process of `/proc` that ended). */
+export async function readIfThere(file: string): Promise<string | null> {
+  try {
+    return await Deno.readTextFile(file);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
 /** Run raw SQL on a test database (for checks and for simulating hand edits). */
 export async function rawQuery(
   db: TestDatabase,

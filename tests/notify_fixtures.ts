@@ -3,6 +3,7 @@
  * in files, and readers of those files and of `jm_notifications`.
  */
 import { rawQuery, type TestDatabase } from "./helpers.ts";
+export { readIfThere } from "./helpers.ts";
 import { type DaemonHarness, NODE_ID, T0 } from "./daemon_harness.ts";
 import type { NotifyPayload } from "../src/daemon/notify_message.ts";
 import type { Store } from "../src/store/store.ts";
@@ -24,9 +25,9 @@ export function appendStdin(file: string): string {
 
 /**
  * The entries hooks kept in `file` once there are `count`, `h`'s fake
- * clock moved a second at each look, up to T0 + 60 s: what is sent within
- * a minute of fake time, its hooks (real processes) given the real time
- * they take.
+ * clock moved a second at a time up to T0 + 60 s (`stepUntil`): what is
+ * sent within a minute of fake time, its hooks (real processes) given the
+ * real time they take.
  */
 export async function hookedWithinAMinute(
   h: DaemonHarness,
@@ -34,12 +35,14 @@ export async function hookedWithinAMinute(
   count: number,
   what: string,
 ): Promise<NotifyPayload[]> {
-  return await h.until(async () => {
-    const got = await jsonLines(file);
-    if (got.length >= count) return got;
-    if (h.clock.now() < T0 + 60_000) await h.clock.advance(1000);
-    return null;
-  }, `${what}, within a minute of the fake clock`);
+  return await h.stepUntil(
+    async () => {
+      const got = await jsonLines(file);
+      return got.length >= count ? got : null;
+    },
+    what,
+    { to: T0 + 60_000 },
+  );
 }
 
 /** The entries hooks kept in `file`, oldest first. */
@@ -56,15 +59,6 @@ export async function jsonLines(file: string): Promise<NotifyPayload[]> {
   return await Promise.all(
     names.map(async (name) => JSON.parse(await Deno.readTextFile(`${dir}/${name}`))),
   );
-}
-
-export async function readIfThere(file: string): Promise<string | null> {
-  try {
-    return await Deno.readTextFile(file);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
-  }
 }
 
 /** The failure notification of run `ref` of `jobId`, as node `nodeId` claims it. */
