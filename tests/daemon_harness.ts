@@ -30,6 +30,7 @@ import { hereSpace } from "../src/daemon/presence.ts";
 import type { Store } from "../src/store/store.ts";
 import { VERSION } from "../src/version.ts";
 import { FakeClock } from "./fake_clock.ts";
+import { MARKER_PREFIX, MARKER_VARIABLE } from "../src/daemon/processes.ts";
 import { migrateFresh, rawQuery, readIfThere, type TestDatabase, waitFor } from "./helpers.ts";
 import { resolveTarget } from "../src/config/database.ts";
 import { openStore } from "../src/store/open.ts";
@@ -939,15 +940,24 @@ export function cuttable(db: TestDatabase, link: { down: boolean }): () => Store
 
 /**
  * The pids of this process's children (every thread's, as Linux lists
- * them) but the run guards' awk (run_guard.ts), which lives as long as its
- * daemon: the hooks and runs under way.
+ * them) that carry a run marker of this module's (`MARKER_PREFIX`, one per
+ * isolate): the hooks and runs under way of its daemons. Not the other
+ * test modules' (`deno test --parallel` runs them in this process, their
+ * `serve` and CLI children with them), nor a run guard's awk.
  */
 async function childProcesses(): Promise<string[]> {
+  const ours = `${MARKER_VARIABLE}=${MARKER_PREFIX}-`;
   const pids: string[] = [];
   for await (const task of Deno.readDir("/proc/self/task")) {
     const children = await readIfThere(`/proc/self/task/${task.name}/children`);
     for (const pid of children?.split(" ") ?? []) {
-      if (pid !== "" && (await readIfThere(`/proc/${pid}/comm`))?.trim() !== "awk") pids.push(pid);
+      if (pid === "") continue;
+      try {
+        const environ = `\0${await Deno.readTextFile(`/proc/${pid}/environ`)}`;
+        if (environ.includes(`\0${ours}`)) pids.push(pid);
+      } catch {
+        // It ended while we looked.
+      }
     }
   }
   return pids;
