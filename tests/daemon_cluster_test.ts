@@ -1211,6 +1211,14 @@ mysqlTest(
     await c.set(from + 1000);
     await c.until(() => c.node("n1").line(/^1 live nodes: n1$/), "n1 to see itself alone");
     await step(c, from + 2000, jobs.length);
+    // Their ends written: a row of n1's still `running` holds its job's slot on n2 once n2 finds
+    // it was declared dead (as a node gaining jobs), and n2 would skip those fires.
+    await c.until(
+      async () =>
+        (await c.runs()).filter((r) => r.scheduled_at === from + 2000)
+          .every((r) => r.status === "success"),
+      "n1's runs of its fires alone to be recorded ended",
+    );
 
     // The database goes away from n1; n2 comes back meanwhile and decides the fires since it died.
     proxy.cut();
