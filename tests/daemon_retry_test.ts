@@ -74,6 +74,22 @@ async function followed(h: DaemonHarness, failed: Run, why: string): Promise<voi
   assertEquals(cleanup.parent_run_id, failed.id);
 }
 
+/**
+ * Jobs flaky (retried once) and cleanup (after flaky:failure), and a run
+ * of flaky left running by node ghost, silent long enough that the
+ * daemon, started, declares it dead: the run's id.
+ */
+async function runOnGhost(h: DaemonHarness): Promise<number> {
+  await h.job("flaky", { schedule: { second: "5", minute: "0" }, retries: "1" });
+  await h.job("cleanup", { after: "flaky:failure" });
+  await h.store.saveNode(node("ghost", { db_heartbeat_at: 1000, heartbeat_ms: 1000 }));
+  const [id] = await h.store.claimRuns([
+    { job_id: "flaky", scheduled_at: T0 - 60_000, status: "running", trigger: "schedule" },
+  ]);
+  await h.store.updateRun(id!, { node_id: "ghost" });
+  return id!;
+}
+
 /** Wait for run `id` to reach one of `statuses`. */
 function ended(h: DaemonHarness, id: number, ...statuses: Run["status"][]): Promise<Run> {
   return h.until(
@@ -846,15 +862,9 @@ for (const backend of BACKENDS) {
     `daemon[${backend}]: the node that declares another dead retries its lost runs`,
     async () => {
       await using h = await DaemonHarness.create(await freshDatabase(backend));
-      await h.job("flaky", { schedule: { second: "5", minute: "0" }, retries: "1" });
-      await h.job("cleanup", { after: "flaky:failure" });
-      await h.store.saveNode(node("ghost", { db_heartbeat_at: 1000, heartbeat_ms: 1000 }));
-      const [lostId] = await h.store.claimRuns([
-        { job_id: "flaky", scheduled_at: T0 - 60_000, status: "running", trigger: "schedule" },
-      ]);
-      await h.store.updateRun(lostId!, { node_id: "ghost" });
+      const lostId = await runOnGhost(h);
       await h.start();
-      const lost = await ended(h, lostId!, "lost");
+      const lost = await ended(h, lostId, "lost");
       const retry = await h.until(
         async () => (await h.runs("flaky")).find((r) => r.trigger === "retry"),
         "a retry of the lost run",
@@ -865,7 +875,7 @@ for (const backend of BACKENDS) {
         lost.finished_at! + retryDelayMs(
           (await h.store.getJob("flaky"))!,
           1,
-          lostId!,
+          lostId,
         ),
       );
       // It ended when it was last known to run, at its fire a minute ago (the ghost's last beat
@@ -906,14 +916,8 @@ for (const backend of BACKENDS) {
           },
         }),
       });
-      await h.job("flaky", { schedule: { second: "5", minute: "0" }, retries: "1" });
-      await h.job("cleanup", { after: "flaky:failure" });
-      await h.store.saveNode(node("ghost", { db_heartbeat_at: 1000, heartbeat_ms: 1000 }));
-      const [lostId] = await h.store.claimRuns([
-        { job_id: "flaky", scheduled_at: T0 - 60_000, status: "running", trigger: "schedule" },
-      ]);
-      await h.store.updateRun(lostId!, { node_id: "ghost" });
-      ended.id = lostId!;
+      const lostId = await runOnGhost(h);
+      ended.id = lostId;
       await h.start();
       await h.until(() => ended.id === 0 || null, "the declaring node to read the lost run");
       // What it would queue is queued by the stop.
@@ -931,17 +935,11 @@ for (const backend of BACKENDS) {
     `daemon[${backend}]: a lost run whose cancel was asked before its node was declared dead is not retried, and nothing follows it`,
     async () => {
       await using h = await DaemonHarness.create(await freshDatabase(backend));
-      await h.job("flaky", { schedule: { second: "5", minute: "0" }, retries: "1" });
-      await h.job("cleanup", { after: "flaky:failure" });
-      await h.store.saveNode(node("ghost", { db_heartbeat_at: 1000, heartbeat_ms: 1000 }));
-      const [lostId] = await h.store.claimRuns([
-        { job_id: "flaky", scheduled_at: T0 - 60_000, status: "running", trigger: "schedule" },
-      ]);
-      await h.store.updateRun(lostId!, { node_id: "ghost" });
-      const asked = await cancelRun(h.store, lostId!, { by: "ops@box", now: T0 - 30_000 });
+      const lostId = await runOnGhost(h);
+      const asked = await cancelRun(h.store, lostId, { by: "ops@box", now: T0 - 30_000 });
       assertEquals(asked.outcome, "requested");
       await h.start();
-      await ended(h, lostId!, "lost");
+      await ended(h, lostId, "lost");
       // Decided either way: heeded, or retried (as before the fix).
       await h.until(
         () =>
