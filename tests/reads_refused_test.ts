@@ -311,6 +311,14 @@ async function failedAs(user: ReturnType<typeof limitedUser>, args: string[], cw
   return text.stderr.trimEnd().split("\n").at(-1)!;
 }
 
+/** `db` made, holding job nightly, and `user` created there (its privileges all granted). */
+async function withNightly(db: TestDatabase, user: ReturnType<typeof limitedUser>): Promise<void> {
+  await migrated(db);
+  const added = await jm(db, "job", "add", "nightly", "--command", "true", "--cron", "0 3 * * *");
+  assertEquals(added.code, 0, added.stderr);
+  await user.create();
+}
+
 /** The GRANT `user` is told to be given, as a line ends with it. */
 function grantOf(user: ReturnType<typeof limitedUser>): string {
   return `: GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON \`${user.database}\`.* TO '${user.name}'@'<its host>'`;
@@ -321,10 +329,7 @@ mysqlTest(
   async () => {
     await using db = await freshDatabase("mysql");
     await using user = limitedUser(db);
-    await migrated(db);
-    const added = await jm(db, "job", "add", "nightly", "--command", "true", "--cron", "0 3 * * *");
-    assertEquals(added.code, 0, added.stderr);
-    await user.create();
+    await withNightly(db, user);
     await user.revoke();
     const refused = new RegExp(
       `^jobsmanager: the database refuses this user's reads \\(it lacks SELECT on jobsmanager's tables\\): mysql://\\S+: SELECT command denied to user '${user.name}'`,
@@ -358,10 +363,7 @@ mysqlTest(
   async () => {
     await using db = await freshDatabase("mysql");
     await using user = limitedUser(db);
-    await migrated(db);
-    const added = await jm(db, "job", "add", "nightly", "--command", "true", "--cron", "0 3 * * *");
-    assertEquals(added.code, 0, added.stderr);
-    await user.create();
+    await withNightly(db, user);
     await user.revokeWrites();
     const commands = [
       [["job", "add", "other", "--command", "true", "--cron", "* * * * *"], "INSERT"],
