@@ -36,10 +36,10 @@ const runnerLog = log("runner");
  * a process may fork while one reads /proc). Each such process's group
  * too, if it leads one (setsid): its members that dropped the marker
  * (`env -u`) end with it; a live process's pid is no other group's id.
- * Only well-formed words are taken: they
- * reach a shell; no group 0 or 1. The service's own signals (a terminal's
- * Ctrl-C, SIGTERM to its group) must not end it before the service has
- * ended the runs: ignored, through the exec.
+ * Only well-formed words are taken: they reach a shell; no group 0 or 1.
+ * The service's own signals (a terminal's Ctrl-C, SIGTERM to its group)
+ * must not end it before the service has ended the runs: ignored, through
+ * the exec.
  */
 const PROGRAM = `
 $1 == "+" && $2 ~ /^[1-9][0-9]*$/ && length($2) <= 10 && $2 + 0 > 1 { groups[$2] = 1 }
@@ -131,8 +131,8 @@ export class RunGuard {
         stderr: "null",
         // Its own session: a signal to the service's group does not reach it.
         detached: true,
-        // Not a marker of the service's own service (one a job started): that one's guard,
-        // killed with the runs carrying it, would leave this service's runs going.
+        // Not the marker of the run that started this service (a job of another service):
+        // that one's death would kill this guard with its runs, leaving this one's going.
         clearEnv: true,
         env: withoutMarker(),
       }).spawn();

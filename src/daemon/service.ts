@@ -627,12 +627,13 @@ export class Service {
     await this.loaded.promise;
     for (const id of ids) {
       const run = await this.o.store.getRun(id);
+      // Its node, back, wrote its end over `lost` meanwhile, and counted and followed it
+      // (atk222: a second follow-up, a second retry).
+      if (!run || run.status !== "lost") continue;
       // Counted by the node that wrote them lost, as every node counts the rows it ends.
-      if (run) this.o.observer?.ended(run.job_id, run.status);
-      const job = run && this.known.get(run.job_id);
-      // Its node, back, wrote its end over `lost` meanwhile, and followed it (atk222: a second
-      // follow-up, a second retry).
-      if (!run || !job || run.status !== "lost") continue;
+      this.o.observer?.ended(run.job_id, run.status);
+      const job = this.known.get(run.job_id);
+      if (!job) continue;
       // Its cancel was asked before it was lost: it was to end, as a cancelled run. It is not
       // retried, and nothing follows it; a retry's attempts end in failure with the one before it,
       // whose follow-ups start here (a node declared dead that runs again, and records the run
