@@ -190,4 +190,67 @@ for (const backend of BACKENDS) {
     await h.stop();
     assertEquals(await h.runs("cleanup"), [], "follow-ups started here too");
   });
+
+  Deno.test(`daemon[${backend}]: a run marked lost by a node that declared this one dead, no cancel asked, is recorded as it ends here, and nothing follows it here`, async () => {
+    // That node retried and followed it; this one, back, did so again (atk223).
+    const db = await freshDatabase(backend);
+    const node = pausable(db);
+    await using h = await DaemonHarness.create(db, { store: node.store });
+    await h.job("long", { schedule: { second: "1" }, retries: "1" });
+    await h.job("cleanup", { after: "long:always" });
+    await h.start();
+    await h.clock.set(at(1));
+    const run = await h.started("long", at(1));
+    const row = await h.run("long", at(1), "running");
+    await h.until(() => node.startsWritten.has(row.id), "the run's start to be written");
+    node.paused = Promise.withResolvers();
+    assertEquals(await declaredDeadByOther(h, db), [row.id]);
+    node.paused.resolve();
+    await h.until(async () => {
+      const line = h.line(/^job long run \d+: marked lost by the node that declared this one dead/);
+      if (!line && h.clock.now() < at(30)) await h.clock.advance(1000);
+      return line;
+    }, "the node to find its run marked lost, within 30 s of the fake clock");
+    run.finish({ status: "failed", exitCode: 1 });
+    await h.run("long", at(1), "failed");
+    // The stop waits for what the record leads to.
+    await h.stop();
+    assertEquals((await h.runs("long")).map((r) => r.id), [row.id], "a retry queued here");
+    assertEquals(await h.runs("cleanup"), [], "a follow-up queued here");
+  });
+
+  Deno.test(`daemon[${backend}]: a fire waiting for a worker, marked lost by a node that declared this one dead, no cancel asked, never starts here`, async () => {
+    // That node retried it; this one, back, started it when the worker freed (atk223).
+    const db = await freshDatabase(backend);
+    const node = pausable(db);
+    await using h = await DaemonHarness.create(db, {
+      settings: { "jobsmanager.max_workers": 1, "jobsmanager.misfire_grace_time": 60 },
+      store: node.store,
+    });
+    await h.job("a", { schedule: { second: "1" } });
+    await h.job("b", { schedule: { second: "1" } });
+    await h.start();
+    await h.clock.set(at(1));
+    const { first, queued } = await h.oneWaiting();
+    const running = await h.run(first.jobId, at(1), "running");
+    await h.until(
+      () => node.startsWritten.has(running.id),
+      "the running fire's start to be written",
+    );
+    node.paused = Promise.withResolvers();
+    assertEquals(
+      await declaredDeadByOther(h, db),
+      [running.id, queued.id].sort((x, y) => x - y),
+    );
+    node.paused.resolve();
+    await h.until(async () => {
+      const line = h.line(/: it waited here for a worker, and was marked lost by the node that/);
+      if (!line && h.clock.now() < at(30)) await h.clock.advance(1000);
+      return line;
+    }, "the waiting fire marked lost to be dropped here, within 30 s of the fake clock");
+    first.finish();
+    await h.run(first.jobId, at(1), "success");
+    assertEquals(h.runner.runs.length, 1, "the fire marked lost started after all");
+    assertEquals((await h.store.getRun(queued.id))?.status, "lost", await h.describe());
+  });
 }

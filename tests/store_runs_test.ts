@@ -168,6 +168,28 @@ contract(
   },
 );
 
+contract(
+  "lostOf",
+  "those of the given runs marked lost on this node, cancel asked or not; no other row",
+  async ({ store }) => {
+    const lost = (jobId: string, nodeId: string, more = {}) =>
+      fire(jobId, 1000, { status: "lost", node_id: nodeId, started_at: 1000, ...more });
+    const [asked, plain, notAmong, elsewhere, running] = await store.claimRuns([
+      lost("a", "me", { cancel_requested_at: 5000, cancel_requested_by: "ops@host" }),
+      lost("b", "me"),
+      lost("c", "me"), // an earlier death's, not held
+      lost("d", "other"), // another node's, its id given by mistake
+      fire("e", 1000, { status: "running", node_id: "me", started_at: 1000 }),
+    ]);
+    const among = [asked!, plain!, elsewhere!, running!];
+    assertEquals((await store.lostOf("me", among)).map((r) => r.id), [asked, plain]);
+    // More ids than one statement takes.
+    const many = [...Array.from({ length: 1200 }, (_, i) => 1_000_000 + i), notAmong!];
+    assertEquals((await store.lostOf("me", many)).map((r) => r.id), [notAmong]);
+    assertEquals(await store.lostOf("me", []), []);
+  },
+);
+
 contract("cancelRequests", "nothing when nobody asked", async ({ store }) => {
   await store.claimRuns([fire("a", 1000, { status: "running", node_id: "me", started_at: 1 })]);
   assertEquals(await store.cancelRequests("me"), []);

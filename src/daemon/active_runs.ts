@@ -112,6 +112,12 @@ export class ActiveRuns {
    * elsewhere (its row marked lost by a node that declared this one dead).
    */
   private readonly cancelling = new Map<number, { note: string; followed: boolean }>();
+  /**
+   * Runs whose rows the node that declared this one dead marked `lost`, and
+   * followed there (retried, follow-ups queued): their ends are recorded
+   * here, and nothing follows them here (`lostElsewhere`).
+   */
+  private readonly followedElsewhere = new Set<number>();
   /** When each job's last run started: under overload, the longest waiting go first. */
   private readonly lastStarted = new Map<string, number>();
 
@@ -386,9 +392,12 @@ export class ActiveRuns {
     }
     this.o.observer?.ended(run.job.id, cancelled === undefined ? result.status : "cancelled");
     this.o.startWaiting();
+    const followed = this.followedElsewhere.delete(runId) || cancelled?.followed === true;
     // After its record (the update never rejects): a retry or follow-up never precedes its cause.
     this.o.track(
-      cancelled === undefined
+      followed
+        ? recorded
+        : cancelled === undefined
         ? recorded.then(() =>
           this.o.aftermath.ended(job, {
             id: runId,
@@ -399,9 +408,8 @@ export class ActiveRuns {
             scheduledAt: run.scheduledAt,
           })
         )
-        // A retry cancelled: the attempts end in failure with the one before it (unless the
-        // node that marked it lost started that already).
-        : run.trigger === "retry" && !cancelled.followed
+        // A retry cancelled: the attempts end in failure with the one before it.
+        : run.trigger === "retry"
         ? recorded.then(() =>
           this.o.aftermath.followAttemptBefore(job, {
             attempt: run.attempt,
@@ -419,6 +427,23 @@ export class ActiveRuns {
    */
   get rowIds(): number[] {
     return this.o.recorder.rowIds(this.active.keys());
+  }
+
+  /**
+   * Run `runId`, running here, had its row marked `lost` by the node that
+   * declared this one dead, which followed it: it goes on, its end is
+   * recorded as it ends, and nothing follows it here (atk223: a second
+   * retry, a second follow-up). False when it does not run here.
+   */
+  lostElsewhere(runId: number, id: number): boolean {
+    const active = this.active.get(runId);
+    if (!active) return false;
+    this.followedElsewhere.add(runId);
+    runnerLog.info(
+      "job {job} run {run}: marked lost by the node that declared this one dead, which retried and followed it where its job says so; it goes on here, its end recorded as it ends, and nothing follows it here",
+      { job: active.job.id, run: id },
+    );
+    return true;
   }
 
   /** Whether run `runId` holds a worker here (its id its row's). */

@@ -332,9 +332,11 @@ export class Service {
     o.cluster.whenGaining((gained) => this.handover.gain(gained));
     o.cluster.whenLost((ids) => this.track(this.lost(ids)));
     // The fires still waiting here were `queued` rows, marked lost as well.
-    o.cluster.whenDeclaredDead(() =>
-      this.requests.declaredDead([...this.runs.rowIds, ...this.fires.rowIds])
-    );
+    o.cluster.whenDeclaredDead(() => {
+      const held = [...this.runs.rowIds, ...this.fires.rowIds];
+      this.requests.declaredDead(held);
+      this.track(this.lostElsewhere(held));
+    });
     // Writes made while the database was away were polled for by no one
     // (a watched service's next timed poll is 5 s off): poll once it is back.
     o.health.onBack(() => this.polls.recovered());
@@ -662,6 +664,28 @@ export class Service {
         firstRunId: run.first_run_id,
         scheduledAt: run.scheduled_at,
       });
+    }
+  }
+
+  /**
+   * The runs and waiting fires held here whose rows the node that declared
+   * this one dead marked `lost`, and followed there (retried, follow-ups
+   * queued): a run goes on, nothing following its end here; a fire waiting
+   * for a worker never starts (atk223: it ran beside its retry). A waiting
+   * fire whose cancel was asked is left to the cancel look, which records
+   * it `cancelled`.
+   */
+  private async lostElsewhere(held: number[]): Promise<void> {
+    for (const run of await this.o.store.lostOf(this.nodeId, held)) {
+      const here = [run.id, this.recorder.knownAs(run.id)].filter((id) => id !== undefined);
+      if (here.some((id) => this.runs.lostElsewhere(id, run.id))) continue;
+      if (run.cancel_requested_at !== null) continue;
+      const due = here.map((id) => this.fires.cancelWaiting(id)).find((d) => d !== undefined);
+      if (due === undefined) continue;
+      schedulerLog.info(
+        "job {job} run {run}: it waited here for a worker, and was marked lost by the node that declared this one dead, which retried it where its job says so; it does not start here",
+        { job: due.job.id, run: run.id },
+      );
     }
   }
 

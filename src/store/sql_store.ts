@@ -1460,6 +1460,22 @@ export class SqlStore implements Store {
     return rows.map(rowToRun).sort((a, b) => a.id - b.id);
   }
 
+  async lostOf(nodeId: string, ids: readonly number[]): Promise<Run[]> {
+    const rows: Row[] = [];
+    // By id, on the primary key: a node's lost rows of earlier deaths stay out.
+    for (const chunk of chunks(ids, CLAIM_CHUNK)) {
+      rows.push(
+        ...await this.driver.all(
+          `${RUN_SELECT} WHERE status = 'lost' AND node_id = ? AND id IN (${
+            chunk.map(() => "?").join(", ")
+          })`,
+          [nodeId, ...chunk],
+        ),
+      );
+    }
+    return rows.map(rowToRun).sort((a, b) => a.id - b.id);
+  }
+
   async missLostClaims(
     claims: readonly LostClaim[],
     now: number,

@@ -378,6 +378,13 @@ export interface RunStore {
   cancelRequests(nodeId: string, lostAmong?: readonly number[]): Promise<Run[]>;
 
   /**
+   * Those of runs `ids` whose rows are `lost` on node `nodeId`: marked so
+   * by a node that declared it dead, and followed there (retried, their
+   * follow-ups queued), while that node, paused, still held them.
+   */
+  lostOf(nodeId: string, ids: readonly number[]): Promise<Run[]>;
+
+  /**
    * End as `missed`, with `note`, the rows that claims whose answer was
    * lost wrote for these scheduled fires: only a row with the fire's
    * marker that is still `queued` or `running` (a claim that never landed
