@@ -18,6 +18,11 @@ import {
 dashboardTest(
   "dashboard: the strip under the header says how many services are live, stale and dead, the database and the last reload",
   async (api, db) => {
+    await using chromium = await openBrowser();
+    const page = await chromium.page();
+    await signIn(page, api.url, "#/jobs");
+    // Written once the page shows, read at its next look (every 5 s): written before, node-a
+    // was stale by then on a loaded machine (CI at d44f7c6), 15 s of heartbeats on.
     const now = Date.now();
     await saveNodes(
       db,
@@ -29,9 +34,6 @@ dashboardTest(
         declared_dead_by: "node-a",
       },
     );
-    await using chromium = await openBrowser();
-    const page = await chromium.page();
-    await signIn(page, api.url, "#/jobs");
     await waitForText(page, "#health", "1 live");
     const strip = await page.evaluate<string>(`document.querySelector("#health").textContent`);
     for (
