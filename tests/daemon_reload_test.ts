@@ -216,7 +216,7 @@ for (const backend of BACKENDS) {
 
   Deno.test(`daemon[${backend}]: a marker written by hand with no insert_time is applied, and the next poll does not take the table for emptied`, async () => {
     await using h = await Harness.create(await freshDatabase(backend));
-    // The original JobsManager's table, which lets insert_time be NULL.
+    // A table made by hand, which lets insert_time be NULL.
     await markerTimesNullable(h.db);
     await h.job("idle", { cron: "0 12 15 6 *" });
     await h.start();

@@ -114,8 +114,8 @@ export async function markerRows(db: TestDatabase): Promise<MarkerRow[]> {
 }
 
 /**
- * Give a migrated `db`'s jm_update_info the nullable insert_time of the
- * original JobsManager's table (kept as it was by migrate). Before any
+ * Give a migrated `db`'s jm_update_info a nullable insert_time, as a table
+ * made by hand may have (kept as it was by migrate). Before any
  * marker is written: SQLite's table is made again, empty.
  */
 export async function markerTimesNullable(db: TestDatabase): Promise<void> {

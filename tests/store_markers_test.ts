@@ -547,7 +547,7 @@ contract(
 
 contract(
   "pruneMarkers",
-  "a marker with no insert_time (the original JobsManager's table allows it) goes by its update_time, or with neither time, as any other",
+  "a marker with no insert_time (a table made by hand may allow it) goes by its update_time, or with neither time, as any other",
   async ({ db, store }) => {
     await markerTimesNullable(db);
     const ids: number[] = [];

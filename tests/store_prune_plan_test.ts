@@ -48,7 +48,7 @@ for (const backend of BACKENDS) {
   });
 }
 
-// Also where insert_time may be NULL (the original JobsManager's table), which the
+// Also where insert_time may be NULL (a table made by hand), which the
 // statement then looks for: a planner may drop that test where the column cannot be.
 for (const backend of BACKENDS) {
   for (const nullable of [false, true]) {

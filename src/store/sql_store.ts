@@ -82,9 +82,10 @@ const MARKERS_IN_USE =
   "SELECT applied_marker FROM jm_nodes WHERE stopped_at IS NULL AND applied_marker IS NOT NULL";
 
 /**
- * A marker inserted before the cutoff (given twice). The original
- * JobsManager's table lets insert_time be NULL (a row written by it or by
- * hand), which no cutoff is after: such a marker stayed for ever. Its
+ * A marker inserted before the cutoff (given twice). A jm_update_info
+ * made by hand, which migrate keeps as it finds it, may let insert_time be
+ * NULL (the original JobsManager's DDL does not), which no cutoff is
+ * after: such a marker stayed for ever. Its
  * update_time, when it was applied, is no earlier than its insertion and
  * stands in for it; with neither, nothing says it is recent.
  */
@@ -1090,7 +1091,7 @@ export class SqlStore implements Store {
       oldestPendingMarker: row.pending === null || row.pending === undefined
         ? null
         : Number(row.pending),
-      // A marker there with no insert_time (the original JobsManager's table allows it) is not
+      // A marker there with no insert_time (a table made by hand may allow it) is not
       // one gone: every poll read every job again.
       markerInserted: row.marker_at !== null && row.marker_at !== undefined
         ? String(row.marker_at)

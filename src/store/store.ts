@@ -20,7 +20,7 @@ export interface Marker {
   id: number;
   /** false while no service has applied it (`updated = 0`). */
   updated: boolean;
-  /** "" when NULL, which the original JobsManager's table allows. */
+  /** "" when NULL, which a table made by hand may allow. */
   insert_time: string;
   update_time: string | null;
 }
