@@ -59,6 +59,34 @@ async function declaredDeadByOther(h: DaemonHarness, db: TestDatabase): Promise<
   return [...declared!.runIds].sort((x, y) => x - y);
 }
 
+/**
+ * A pausable node with one worker: a fire holding it, its start written,
+ * and another waiting for it (`DaemonHarness.oneWaiting`), at `at(1)`.
+ */
+async function oneWaiting(db: TestDatabase) {
+  const node = pausable(db);
+  const h = await DaemonHarness.create(db, {
+    settings: { "jobsmanager.max_workers": 1, "jobsmanager.misfire_grace_time": 60 },
+    store: node.store,
+  });
+  try {
+    await h.job("a", { schedule: { second: "1" } });
+    await h.job("b", { schedule: { second: "1" } });
+    await h.start();
+    await h.clock.set(at(1));
+    const { first, queued } = await h.oneWaiting();
+    const running = await h.run(first.jobId, at(1), "running");
+    await h.until(
+      () => node.startsWritten.has(running.id),
+      "the running fire's start to be written",
+    );
+    return { h, node, first, queued, running };
+  } catch (error) {
+    await h[Symbol.asyncDispose]();
+    throw error;
+  }
+}
+
 for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: a run cancelled, then marked lost by a node that declared this one dead, is ended once this node finds it was`, async () => {
     const db = await freshDatabase(backend);
@@ -109,21 +137,9 @@ for (const backend of BACKENDS) {
 
   Deno.test(`daemon[${backend}]: a fire waiting for a worker, cancelled, then marked lost by a node that declared this one dead, never starts`, async () => {
     const db = await freshDatabase(backend);
-    const node = pausable(db);
-    await using h = await DaemonHarness.create(db, {
-      settings: { "jobsmanager.max_workers": 1, "jobsmanager.misfire_grace_time": 60 },
-      store: node.store,
-    });
-    await h.job("a", { schedule: { second: "1" } });
-    await h.job("b", { schedule: { second: "1" } });
-    await h.start();
-    await h.clock.set(at(1));
-    const { first, queued } = await h.oneWaiting();
-    const running = await h.run(first.jobId, at(1), "running");
-    await h.until(
-      () => node.startsWritten.has(running.id),
-      "the running fire's start to be written",
-    );
+    const waits = await oneWaiting(db);
+    await using h = waits.h;
+    const { node, first, queued, running } = waits;
     node.paused = Promise.withResolvers();
     const asked = await cancelRun(h.store, queued.id, { by: ASKED, now: at(1) + 500 });
     assertEquals(asked.outcome, "requested");
@@ -222,21 +238,9 @@ for (const backend of BACKENDS) {
   Deno.test(`daemon[${backend}]: a fire waiting for a worker, marked lost by a node that declared this one dead, no cancel asked, never starts here`, async () => {
     // That node retried it; this one, back, started it when the worker freed (atk223).
     const db = await freshDatabase(backend);
-    const node = pausable(db);
-    await using h = await DaemonHarness.create(db, {
-      settings: { "jobsmanager.max_workers": 1, "jobsmanager.misfire_grace_time": 60 },
-      store: node.store,
-    });
-    await h.job("a", { schedule: { second: "1" } });
-    await h.job("b", { schedule: { second: "1" } });
-    await h.start();
-    await h.clock.set(at(1));
-    const { first, queued } = await h.oneWaiting();
-    const running = await h.run(first.jobId, at(1), "running");
-    await h.until(
-      () => node.startsWritten.has(running.id),
-      "the running fire's start to be written",
-    );
+    const waits = await oneWaiting(db);
+    await using h = waits.h;
+    const { node, first, queued, running } = waits;
     node.paused = Promise.withResolvers();
     assertEquals(
       await declaredDeadByOther(h, db),
