@@ -122,3 +122,15 @@ contract(
     assertEquals([run.status, run.started_at], ["success", null]);
   },
 );
+
+contract(
+  "declareDead",
+  "sent again after its answer was lost, it still names a run its node ended over lost since",
+  async ({ store, db }) => {
+    const ids = await declared({ store, db }, 2, 2);
+    assertEquals(await written(store, [{ id: ids[0], update: END }]), { gone: [], lost: [ids[0]] });
+    const [beat] = await rawQuery(db, "SELECT db_heartbeat_at FROM jm_nodes WHERE id = 'n1'");
+    const again = await store.declareDead("n1", Number(beat.db_heartbeat_at), "n2");
+    assertEquals(again?.runIds.sort((a, b) => a - b), ids);
+  },
+);
