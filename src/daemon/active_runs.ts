@@ -74,7 +74,10 @@ export interface ActiveRunsOptions {
   outputCap: number;
   /** Strings never stored from a run's output (the database password). */
   secrets: readonly string[];
-  recorder: Pick<RunRecorder, "update" | "recordAnew" | "runWords" | "realId" | "rowIds">;
+  recorder: Pick<
+    RunRecorder,
+    "update" | "recordAnew" | "runWords" | "realId" | "rowIds" | "judged" | "stopJudging"
+  >;
   notifier: Pick<Notifier, "runEnded">;
   observer?: {
     started(jobId: string, lagMs: number, trigger: RunTrigger): void;
@@ -393,30 +396,40 @@ export class ActiveRuns {
     this.o.observer?.ended(run.job.id, cancelled === undefined ? result.status : "cancelled");
     this.o.startWaiting();
     const followed = this.followedElsewhere.delete(runId) || cancelled?.followed === true;
+    const follow = followed ? null : cancelled === undefined
+      ? () =>
+        this.o.aftermath.ended(job, {
+          id: runId,
+          status: result.status,
+          finishedAt: result.finishedAt,
+          attempt: run.attempt,
+          firstRunId: run.firstRunId,
+          scheduledAt: run.scheduledAt,
+        })
+      // A retry cancelled: the attempts end in failure with the one before it.
+      : run.trigger === "retry"
+      ? () =>
+        this.o.aftermath.followAttemptBefore(job, {
+          attempt: run.attempt,
+          first_run_id: run.firstRunId,
+        })
+      : null;
     // After its record (the update never rejects): a retry or follow-up never precedes its cause.
+    // None where the record found the row marked lost by the node that declared this one dead,
+    // which retried and followed it: a run that ended during this node's pause, its end seen
+    // before the look that finds it was declared dead (`followedElsewhere`), was followed twice
+    // (two attempts 2, two follow-ups). An end waiting for the database is judged once written.
     this.o.track(
-      followed
-        ? recorded
-        : cancelled === undefined
-        ? recorded.then(() =>
-          this.o.aftermath.ended(job, {
-            id: runId,
-            status: result.status,
-            finishedAt: result.finishedAt,
-            attempt: run.attempt,
-            firstRunId: run.firstRunId,
-            scheduledAt: run.scheduledAt,
-          })
-        )
-        // A retry cancelled: the attempts end in failure with the one before it.
-        : run.trigger === "retry"
-        ? recorded.then(() =>
-          this.o.aftermath.followAttemptBefore(job, {
-            attempt: run.attempt,
-            first_run_id: run.firstRunId,
-          })
-        )
-        : recorded,
+      follow === null ? recorded : recorded.then(() => this.o.recorder.judged(runId)).then(
+        (lost) => {
+          if (!lost) return follow();
+          const { words, values } = this.o.recorder.runWords(runId, run.job.id, run.scheduledAt);
+          runnerLog.info(
+            `job {job} ${words}: its row was marked lost by the node that declared this one dead, which retried and followed it where its job says so; its end is recorded, and nothing follows it here`,
+            { job: run.job.id, ...values },
+          );
+        },
+      ),
     );
   }
 
@@ -475,6 +488,8 @@ export class ActiveRuns {
    * still did not end are recorded `interrupted` here. All by `deadline`.
    */
   async stop(deadline: Deadline, waitMs: number): Promise<void> {
+    // An end that waits for the database is followed as it ended, not held till the stop's end.
+    this.o.recorder.stopJudging();
     // A run its thread gets to too late never ends: it leaves `active` instead.
     const all = () =>
       Promise.all(

@@ -235,6 +235,15 @@ export class RunRecorder {
   private batchWritten: PromiseWithResolvers<void> | null = null;
   /** One batch at a time, in order: a run's later update never lands before its earlier one. */
   private batches: Promise<void> = Promise.resolve();
+  /**
+   * Rows a write of this node found marked `lost` by a node that declared
+   * it dead, which retried and followed their runs (RunStore.updateRuns).
+   */
+  private readonly foundLost = new Set<number>();
+  /** Who waits to know whether a run's row was found so, by the id it was asked by (`judged`). */
+  private readonly judging = new Map<number, PromiseWithResolvers<boolean>>();
+  /** Set at a stop: an end waiting for the database away is not waited for (`stopJudging`). */
+  private judgingStopped = false;
 
   constructor(
     private readonly store: RunWriter,
@@ -631,7 +640,7 @@ export class RunRecorder {
     this.batchWritten = null;
     for (const { id } of updates) this.writing.add(id);
     try {
-      const gone = await this.store.updateRuns(updates, this.node());
+      const gone = await this.store.updateRuns(updates, this.node(), this.sawLost);
       this.health.wrote();
       if (gone.length > 0) await this.rowsGone(updates.filter((u) => gone.includes(u.id)));
     } catch (error) {
@@ -659,8 +668,70 @@ export class RunRecorder {
       }
     } finally {
       for (const { id } of updates) this.writing.delete(id);
+      this.settleJudged();
     }
     written.resolve();
+  }
+
+  /** Rows a write found marked `lost` (RunStore.updateRuns `foundLost`). */
+  private readonly sawLost = (ids: number[]): void => {
+    for (const id of ids) {
+      this.foundLost.delete(id);
+      this.foundLost.add(id);
+    }
+    while (this.foundLost.size > MAX_REMEMBERED) {
+      this.foundLost.delete(this.foundLost.values().next().value!);
+    }
+  };
+
+  /**
+   * Resolves once the updates of run `id` given so far are written: true
+   * when one found its row marked `lost` by a node that declared this one
+   * dead (which retried the run and started its follow-ups), so that its
+   * end leads to nothing here. An end written later from the backlog is
+   * judged when written. False where nothing was found so: a run with no
+   * row yet (or whose fire another service had claimed), an update dropped
+   * (more waited than `maxBuffered`), or one still waiting for the database
+   * at a stop (`stopJudging`). Never rejects.
+   */
+  judged(id: number): Promise<boolean> {
+    const waiting = this.judging.get(id) ?? Promise.withResolvers<boolean>();
+    this.judging.set(id, waiting);
+    this.settleJudged();
+    return waiting.promise;
+  }
+
+  /**
+   * The service stops: an end still waiting for the database that is away
+   * is not waited for (the stop would wait for it to its end, leaving the
+   * recorder's close no time to write the backlog): `judged` says false.
+   */
+  stopJudging(): void {
+    this.judgingStopped = true;
+    this.settleJudged();
+  }
+
+  /** Resolve the `judged` waits whose runs' updates are written (or no longer waited for). */
+  private settleJudged(): void {
+    for (const [id, waiting] of this.judging) {
+      const lost = this.judgedNow(id);
+      if (lost === undefined) continue;
+      this.judging.delete(id);
+      waiting.resolve(lost);
+    }
+  }
+
+  /** Whether run `id`'s row was found marked lost, once its updates are written; undefined till then. */
+  private judgedNow(id: number): boolean | undefined {
+    const written = id < 0 ? this.written.get(id) : id;
+    // Another service's row, or dropped with its updates; or no row yet (it started while the
+    // database was away): the row written for it later is new, no other node's to mark lost, and
+    // what follows it is queued once it is written (Aftermath `endsToFollow`).
+    if (written === null || written === undefined) return false;
+    const real = this.moved.get(written) ?? written;
+    if (this.batch.has(real) || this.writing.has(real)) return undefined;
+    if (this.waits(real)) return this.judgingStopped ? false : undefined;
+    return this.foundLost.has(real);
   }
 
   /**
@@ -796,6 +867,7 @@ export class RunRecorder {
       }
       this.dropped++;
     }
+    if (this.judging.size > 0) this.settleJudged();
   }
 
   /** A claim that timed out failed after all: its rows may have been written all the same. */
@@ -944,7 +1016,7 @@ export class RunRecorder {
         if (held.has(next.id)) continue;
         this.behind.add(next.id);
         try {
-          const gone = await this.store.updateRuns([next], this.node());
+          const gone = await this.store.updateRuns([next], this.node(), this.sawLost);
           this.behind.delete(next.id);
           // A row gone is written anew: till then (it may fail too) the update is not sent.
           if (gone.length > 0) await this.rowsGone([next]);
@@ -966,6 +1038,7 @@ export class RunRecorder {
       this.behind.clear();
       this.updates = [...this.unsent, ...this.updates];
       this.unsent = [];
+      this.settleJudged();
     }
     if (refusal !== null) throw refusal;
   }
@@ -1059,6 +1132,7 @@ export class RunRecorder {
   /** At shutdown: try each second, for at most `timeoutMs`, to write the backlog. */
   async close(timeoutMs: number): Promise<void> {
     this.closing.abort();
+    this.stopJudging();
     if (this.abandoned) return;
     const deadline = Deadline.in(this.clock, timeoutMs);
     // Fires held after lost claims will not be decided here again.

@@ -14,6 +14,7 @@ import { log } from "./log.ts";
 import type { RowKey, RunStatus, RunTrigger } from "../domain/run.ts";
 import type { Node } from "../domain/node.ts";
 import type { JobStore, MarkerStore, RunStore } from "../store/store.ts";
+import { markedLost } from "../store/lost_ends.ts";
 import { type Clock, type Deadline, PRECISE_TAIL_MS, settlesWithin } from "./clock.ts";
 import type { Cluster } from "./cluster.ts";
 import type { DbHealth } from "./db_health.ts";
@@ -629,11 +630,14 @@ export class Service {
     await this.loaded.promise;
     for (const id of ids) {
       const run = await this.o.store.getRun(id);
-      // Its node, back, wrote its end over `lost` meanwhile, and counted and followed it
-      // (atk222: a second follow-up, a second retry).
-      if (!run || run.status !== "lost") continue;
-      // Counted by the node that wrote them lost, as every node counts the rows it ends.
-      this.o.observer?.ended(run.job_id, run.status);
+      // Its node, back, wrote its end over `lost` meanwhile. One whose note does not start with
+      // the lost note was written as by an earlier version, which followed it (atk222: a second
+      // follow-up, a second retry): left to it. One that does was written by a node that follows
+      // nothing it finds marked lost (lost_ends.ts): followed here, or by no one.
+      if (!run || !markedLost(run)) continue;
+      // Counted by the node that wrote them lost, as every node counts the rows it ends: one
+      // its node ended is counted there.
+      if (run.status === "lost") this.o.observer?.ended(run.job_id, run.status);
       const job = this.known.get(run.job_id);
       if (!job) continue;
       // Its cancel was asked before it was lost: it was to end, as a cancelled run. It is not
@@ -658,7 +662,8 @@ export class Service {
       }
       await this.aftermath.ended(job, {
         id,
-        status: run.status,
+        // As marked: how its node ended it since is not what was decided here.
+        status: "lost",
         finishedAt: run.finished_at ?? this.o.clock.now(),
         attempt: run.attempt,
         firstRunId: run.first_run_id,

@@ -6,6 +6,7 @@
 import { levelsFrom, type LogFilter, type LogRow } from "../domain/log_row.ts";
 import { type Node, STALE_AFTER_BEATS } from "../domain/node.ts";
 import { FINAL_STATUSES, lostNote, type RunStatus } from "../domain/run.ts";
+import { overLostNote } from "./lost_ends.ts";
 import {
   type DialectProfile,
   type Driver,
@@ -128,6 +129,11 @@ export async function claimNode(
 export const ENDED_AT_OR_AFTER_START =
   "CASE WHEN COALESCE(started_at, scheduled_at) > ? THEN COALESCE(started_at, scheduled_at) ELSE ? END";
 
+/** `text` for a LIKE pattern with `ESCAPE '!'`: its `%`, `_` and `!` match themselves. */
+function likeEscaped(text: string): string {
+  return text.replace(/[!%_]/g, (c) => `!${c}`);
+}
+
 export async function declareDead(
   driver: Driver,
   id: string,
@@ -148,9 +154,11 @@ export async function declareDead(
       );
       if (row === undefined) return null;
       const earlier = Number(row.declared_dead_at);
+      const note = lostNote(id, lastBeat, earlier, by);
+      // Or ended over `lost` by that node since, back, which left what follows them to `by`.
       const lostThen = await tx.all(
-        "SELECT id FROM jm_runs WHERE node_id = ? AND status = 'lost' AND note = ?",
-        [id, lostNote(id, lastBeat, earlier, by)],
+        "SELECT id FROM jm_runs WHERE node_id = ? AND ((status = 'lost' AND note = ?) OR note LIKE ? ESCAPE '!')",
+        [id, note, `${likeEscaped(overLostNote(note, null))}%`],
       );
       return { at: earlier, lost: lostThen.length, runIds: lostThen.map((r) => Number(r.id)) };
     }

@@ -52,6 +52,7 @@ import type {
   TakenHeld,
 } from "./store.ts";
 import { fitNote } from "../domain/run.ts";
+import { markedLost, OVER_LOST, overLostNote } from "./lost_ends.ts";
 import { hereNode } from "../domain/here_run.ts";
 import type { NewRun, Run, RunFilter, RunStatus, RunTrigger, RunUpdate } from "../domain/run.ts";
 import type { LogFilter, LogRow } from "../domain/log_row.ts";
@@ -1306,28 +1307,45 @@ export class SqlStore implements Store {
   async updateRuns(
     updates: readonly { id: number; update: RunUpdate }[],
     node?: string,
+    foundLost?: (ids: number[]) => void,
   ): Promise<number[]> {
     const statements = updateRunsSql(updates, this.driver.profile.rowsPerUpdate, node);
     if (statements.length === 0) return [];
-    return await this.driver.transaction(async (tx) => {
+    const lost: number[] = [];
+    const missing = await this.driver.transaction(async (tx) => {
       const missing: number[] = [];
-      for (const { sql, params, ids } of statements) {
+      lost.length = 0;
+      for (const { sql, params, ids, columns, rows, start } of statements) {
         const { changes } = await tx.run(sql, params);
         if (changes >= ids.length) continue;
-        // Fewer changed than sent: rows gone, or (MySQL counts changed rows,
-        // not matched ones) rows whose values were those already. Only then asked.
-        const found = new Set(
+        // Fewer changed than sent: rows gone, rows marked lost (or ended over `lost`), a start
+        // of a row ended, or (MySQL counts changed rows, not matched ones) rows whose values
+        // were those already. Only then asked.
+        const found = new Map(
           (await tx.all(
-            `SELECT id FROM jm_runs WHERE id IN (${ids.map(() => "?").join(", ")})${
+            `SELECT id, status, note FROM jm_runs WHERE id IN (${ids.map(() => "?").join(", ")})${
               node === undefined ? "" : " AND node_id = ?"
             }`,
             node === undefined ? ids : [...ids, node],
-          )).map((row) => Number(row.id)),
+          )).map((row) => [Number(row.id), row]),
         );
         missing.push(...ids.filter((id) => !found.has(id)));
+        for (const row of rows) {
+          const now = found.get(row.id);
+          const current = now && {
+            status: String(now.status) as RunStatus,
+            note: now.note === null ? null : String(now.note),
+          };
+          if (!current || !markedLost(current)) continue;
+          lost.push(row.id);
+          const over = overLostSql(columns, row, current, start, node);
+          if (over !== null) await tx.run(...over);
+        }
       }
       return missing;
     });
+    if (lost.length > 0) foundLost?.(lost);
+    return missing;
   }
 
   async getRun(id: number): Promise<Run | null> {
@@ -1796,7 +1814,7 @@ function updateRunsSql(
   updates: readonly { id: number; update: RunUpdate }[],
   rowsPerUpdate: number,
   node?: string,
-): { sql: string; params: Param[]; ids: number[] }[] {
+): UpdateStatement[] {
   const merged = new Map<number, [string, Param][]>();
   for (const { id, update } of updates) {
     const entries = new Map(merged.get(id));
@@ -1809,32 +1827,108 @@ function updateRunsSql(
   for (const [id, entries] of merged) {
     if (entries.length === 0) continue;
     entries.sort(([a], [b]) => a < b ? -1 : 1);
-    const columns = entries.map(([column]) => column).join(",");
-    const group = byColumns.get(columns) ?? [];
+    // Starts apart: their statements are conditional on the row not having ended.
+    const start = entries.some(([column, value]) => column === "status" && value === "running");
+    const key = `${start ? "start:" : ""}${entries.map(([column]) => column).join(",")}`;
+    const group = byColumns.get(key) ?? [];
     group.push({ id, values: entries.map(([, value]) => value) });
-    byColumns.set(columns, group);
+    byColumns.set(key, group);
   }
-  const statements: { sql: string; params: Param[]; ids: number[] }[] = [];
+  const statements: UpdateStatement[] = [];
   for (const [key, group] of byColumns) {
-    const columns = key.split(",");
+    const start = key.startsWith("start:");
+    const columns = key.replace(/^start:/, "").split(",");
     for (const chunk of chunks(group, rowsPerUpdate, (row) => textOf(row.values))) {
-      const [sql, params] = caseUpdateSql(columns, chunk, node);
-      statements.push({ sql, params, ids: chunk.map((row) => row.id) });
+      const [sql, params] = caseUpdateSql(columns, chunk, node, start ? START_GUARD : END_GUARD);
+      statements.push({
+        sql,
+        params,
+        ids: chunk.map((row) => row.id),
+        columns,
+        rows: chunk,
+        start,
+      });
     }
   }
   return statements;
+}
+
+/** One statement of `updateRunsSql`: the rows it writes, their columns, whether they are starts. */
+interface UpdateStatement {
+  sql: string;
+  params: Param[];
+  ids: number[];
+  columns: string[];
+  rows: { id: number; values: Param[] }[];
+  start: boolean;
+}
+
+/**
+ * A run's start is written only over a row still `running` or `queued`:
+ * never over one ended (its end written first, or marked lost meanwhile).
+ */
+const START_GUARD: [string, Param[]] = [" AND status IN ('running', 'queued')", []];
+/**
+ * Any other write of a run is not written over a row marked `lost`, or
+ * ended over `lost` since (lost_ends.ts): `updateRuns` writes that one
+ * apart (`overLostSql`), and tells which.
+ */
+const END_GUARD: [string, Param[]] = [
+  " AND status <> 'lost' AND (note IS NULL OR note NOT LIKE ?)",
+  [`${OVER_LOST}%`],
+];
+
+/**
+ * The write of `row` (its `columns`) over a row marked lost (`current`,
+ * lost_ends.ts), null when none: a start is not written (the row says the
+ * run ended); on a row still `lost`, only an end: its status, exit code,
+ * output and end time as it ended, its note the lost note then its own
+ * (a cancel's record keeps its own note: the run was to end, and the node
+ * that marked it lost, which reads its cancel, retried nothing); on a row
+ * ended over `lost` already, any write, its note still starting with the
+ * lost note.
+ */
+function overLostSql(
+  columns: string[],
+  row: { id: number; values: Param[] },
+  current: { status: RunStatus; note: string | null },
+  start: boolean,
+  node?: string,
+): [string, Param[]] | null {
+  if (start) return null;
+  const values = new Map(columns.map((column, i) => [column, row.values[i]]));
+  const status = values.get("status");
+  if (current.status === "lost" && (typeof status !== "string" || status === "lost")) return null;
+  if (status !== "cancelled" && (values.has("status") || values.has("note"))) {
+    const note = values.get("note");
+    values.set(
+      "note",
+      runValue("note", overLostNote(current.note, typeof note === "string" ? note : null)),
+    );
+  }
+  const [sql, params] = caseUpdateSql(
+    [...values.keys()],
+    [{ id: row.id, values: [...values.values()] }],
+    node,
+    [
+      " AND (status = 'lost' OR note LIKE ?)",
+      [`${OVER_LOST}%`],
+    ],
+  );
+  return [sql, params];
 }
 
 /**
  * The UPDATE of `rows`, each setting `columns`: one `CASE id WHEN …` for
  * each column; for a single row a plain UPDATE, whose text is the same for
  * every run setting those columns (SQLite prepares it once). With `node`,
- * only rows of that node.
+ * only rows of that node; `guard`, a further condition and its parameters.
  */
 function caseUpdateSql(
   columns: string[],
   rows: { id: number; values: Param[] }[],
-  node?: string,
+  node: string | undefined,
+  [guard, guardParams]: [string, Param[]],
 ): [string, Param[]] {
   const ofNode = node === undefined ? "" : " AND node_id = ?";
   const nodeParam = node === undefined ? [] : [node];
@@ -1842,8 +1936,8 @@ function caseUpdateSql(
     return [
       `UPDATE jm_runs SET ${
         columns.map((column) => `\`${column}\` = ?`).join(", ")
-      } WHERE id = ?${ofNode}`,
-      [...rows[0].values, rows[0].id, ...nodeParam],
+      } WHERE id = ?${ofNode}${guard}`,
+      [...rows[0].values, rows[0].id, ...nodeParam, ...guardParams],
     ];
   }
   const params: Param[] = [];
@@ -1851,11 +1945,11 @@ function caseUpdateSql(
     for (const row of rows) params.push(row.id, row.values[i]);
     return `\`${column}\` = CASE id ${"WHEN ? THEN ? ".repeat(rows.length)}END`;
   });
-  params.push(...rows.map((row) => row.id), ...nodeParam);
+  params.push(...rows.map((row) => row.id), ...nodeParam, ...guardParams);
   return [
     `UPDATE jm_runs SET ${sets.join(", ")} WHERE id IN (${
       rows.map(() => "?").join(", ")
-    })${ofNode}`,
+    })${ofNode}${guard}`,
     params,
   ];
 }

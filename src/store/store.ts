@@ -320,10 +320,20 @@ export interface RunStore {
    * `node`, not that node's): jm_runs emptied or restored under the
    * service. Asked only of a statement that changed fewer rows than it was
    * sent: the usual batch costs no read.
+   *
+   * A start (status `running`) is written only over a row still `running`
+   * or `queued`. A row marked `lost` (by a node that declared `node` dead,
+   * which retried and followed the run) gets only an end: status, exit
+   * code, output and times as the run ended, its note the lost note then
+   * its own (lost_ends.ts; a `cancelled` end keeps its own note); a row
+   * ended so gets any later write, its note still starting with the lost
+   * note. Either way `foundLost`, after the commit, is told their ids: its
+   * node is not to follow that end (retry it, start its follow-ups) again.
    */
   updateRuns(
     updates: readonly { id: number; update: RunUpdate }[],
     node?: string,
+    foundLost?: (ids: number[]) => void,
   ): Promise<number[]>;
 
   getRun(id: number): Promise<Run | null>;
