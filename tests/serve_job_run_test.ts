@@ -146,3 +146,69 @@ for (const backend of BACKENDS) {
     assertStringIncludes(waited.stderr, "has stopped without recording its end");
   });
 }
+
+for (const backend of BACKENDS) {
+  Deno.test(`serve[${backend}]: job run --wait ends when the lone service running the run is killed`, async () => {
+    await using db = await freshDatabase(backend);
+    const secs = uniqueSeconds(120);
+    const pattern = `^sleep ${secs.replaceAll(".", "\\.")}$`;
+    await jm(db, "job", "add", "longone", "--cron", YEARLY, "--command", `sleep ${secs}`);
+    try {
+      await using serve = await startServe(db);
+      await ready(db, serve);
+      // Longer than any wait below: a wait that does not see the service gone ends as a timeout.
+      const waiting = cli(
+        ["--database", db.url, "job", "run", "longone", "--wait", "--timeout", "90"],
+        { cwd: db.dir },
+      );
+      const run = await waitFor(
+        async () => (await runs(db, "longone")).find((r) => r.status === "running"),
+        { timeoutMs: 15_000, what: "the run to start", detail: runsDetail(db) },
+      );
+      await serve.stop("SIGKILL", 10_000);
+      const waited = await waiting;
+      assertEquals(waited.code, 1, waited.stderr);
+      assertStringIncludes(
+        waited.stderr,
+        `run ${run.id} is recorded running, but service ${run.node_id} that ran it is gone (its process`,
+      );
+      assertStringIncludes(waited.stderr, "it is recorded lost when `jobsmanager serve` starts");
+    } finally {
+      await killLeftovers(pattern);
+    }
+  });
+}
+
+for (const backend of BACKENDS) {
+  Deno.test(`serve[${backend}]: job run --wait says once that the service running the run went silent, and waits on`, async () => {
+    await using db = await freshDatabase(backend);
+    const secs = uniqueSeconds(120);
+    const pattern = `^sleep ${secs.replaceAll(".", "\\.")}$`;
+    await jm(db, "job", "add", "longone", "--cron", YEARLY, "--command", `sleep ${secs}`);
+    await using serve = await startServe(db, { heartbeat_interval: 1 });
+    try {
+      await ready(db, serve);
+      const waiting = cli(
+        ["--database", db.url, "job", "run", "longone", "--wait", "--timeout", "20"],
+        { cwd: db.dir },
+      );
+      await waitFor(
+        async () => (await runs(db, "longone")).find((r) => r.status === "running"),
+        { timeoutMs: 15_000, what: "the run to start", detail: runsDetail(db) },
+      );
+      // Paused: its heartbeat stops, its process is still there.
+      serve.signal("SIGSTOP");
+      const waited = await waiting;
+      serve.signal("SIGCONT");
+      assertEquals(waited.code, 1, waited.stderr);
+      const said = waited.stderr.split("\n").filter((line) => /sent no heartbeat/.test(line));
+      assertEquals(said.length, 1, waited.stderr);
+      assertStringIncludes(said[0], "still waiting, as it may be paused or cut from the database");
+      assertStringIncludes(waited.stderr, "did not end within 20 s and is left running");
+      assertEquals((await serve.terminate(30_000)).status.code, 0, serve.stderr);
+    } finally {
+      serve.signal("SIGCONT");
+      await killLeftovers(pattern);
+    }
+  });
+}

@@ -224,7 +224,11 @@ const NODE_CHECK_MS = 5000;
  * `stopped` or `dead`: it is recorded running on a service that has
  * stopped or was declared dead without recording its end, which no wait
  * will see (it is recorded interrupted or lost when that service starts
- * again, lost when it was declared dead); `not_live` (with `holderLive`
+ * again, lost when it was declared dead); `gone` (without `holderLive`):
+ * it is recorded running on a service whose process is known gone
+ * (`AwaitOptions.gone`), which no wait will see end either (it is recorded
+ * lost when a service starts again on that node, or another declares it
+ * dead); `not_live` (with `holderLive`
  * only): the service holding it (running or queued) is not live
  * otherwise: stale by its heartbeat, its process known to be `gone`, or
  * without a row in jm_nodes (`node` null); it answers nothing until it
@@ -234,6 +238,7 @@ export type Awaited =
   | { outcome: "ended"; run: Run }
   | { outcome: "timeout"; run: Run | null }
   | { outcome: "stopped" | "dead"; run: Run }
+  | { outcome: "gone"; run: Run; node: Node }
   | { outcome: "not_live"; run: Run; node: Node | null; gone: boolean };
 
 export interface AwaitOptions {
@@ -256,11 +261,19 @@ export interface AwaitOptions {
    */
   holderLive?: boolean;
   /**
-   * Whether a live node's process is known to be gone, where this process
-   * can tell (`status` says such a node dead at once): with `holderLive`,
-   * its heartbeat need not go stale first.
+   * Whether a node's process is known to be gone, where this process can
+   * tell (`status` says such a node dead at once): with `holderLive`, its
+   * heartbeat need not go stale first; without, a run recorded running
+   * there ends the wait (`gone`): a service killed alone is never declared
+   * dead, and nothing else would end it.
    */
   gone?: (node: Node) => boolean;
+  /**
+   * Said once when the service running the run has sent no heartbeat for
+   * three of its intervals and is not known gone (another machine's, or
+   * paused): the wait goes on, as that service may come back.
+   */
+  holderStale?: (node: Node) => void;
 }
 
 /**
@@ -298,6 +311,7 @@ export async function awaitEnd(
   let hinted = options.stillQueued === undefined;
   const holderLive = options.holderLive === true;
   let nodeCheckAt = holderLive ? started : started + NODE_CHECK_MS;
+  let staleSaid = false;
   try {
     for (;;) {
       const run = await inTime(stores.getRun(id));
@@ -319,6 +333,12 @@ export async function awaitEnd(
           const away = state !== "live" && state !== "leaving";
           const gone = !away && options.gone?.(node!) === true;
           if (away || gone) return { outcome: "not_live", run, node, gone };
+        } else if (node !== null && run.status === "running") {
+          if (options.gone?.(node) === true) return { outcome: "gone", run, node };
+          if (state === "stale" && !staleSaid) {
+            staleSaid = true;
+            options.holderStale?.(node);
+          }
         }
       }
       if (ended.aborted) return { outcome: "timeout", run };

@@ -209,11 +209,12 @@ export async function waitFor(
   { reloadIntervalMs, heartbeatMs }: { reloadIntervalMs: number; heartbeatMs: number },
   timeoutS: number | null,
 ): Promise<Run> {
-  const waited = await awaitEnd(
-    stores,
-    id,
-    waitOptions(id, { reloadIntervalMs, heartbeatMs }, timeoutS),
-  );
+  // A service killed on this host is known gone at once, as `status` says it dead.
+  const { serviceGone } = await import("../daemon/presence.ts");
+  const waited = await awaitEnd(stores, id, {
+    ...waitOptions(id, { reloadIntervalMs, heartbeatMs }, timeoutS),
+    gone: (node) => serviceGone(node),
+  });
   if (waited.outcome === "ended") return waited.run;
   throw unanswered(id, waited, timeoutS);
 }
@@ -236,6 +237,10 @@ export function waitOptions(
           `jobsmanager: run ${id} is still queued; is \`jobsmanager serve\` running on this database?`,
         ),
     },
+    holderStale: (node) =>
+      writeErr(
+        `jobsmanager: service ${node.id}, which runs run ${id}, has sent no heartbeat for three of its intervals (host ${node.host}, pid ${node.pid}): still waiting, as it may be paused or cut from the database; see \`jobsmanager status\``,
+      ),
   };
 }
 
@@ -261,6 +266,12 @@ export function unanswered(
           ? "it has no row in jm_nodes"
           : `its ${gone ? "process is gone" : "heartbeat has stopped"}: see \`jobsmanager status\``
       }), so nothing would end the run now: the cancel request is recorded, and that service answers it when it starts again on its node; see the run with \`jobsmanager runs show ${id}\``,
+    );
+  }
+  if (waited.outcome === "gone") {
+    const { run, node } = waited;
+    return new RuntimeError(
+      `run ${id} is recorded running, but service ${run.node_id} that ran it is gone (its process ${node.pid} on this host is not running) without recording its end: nothing will end the run now; it is recorded lost when \`jobsmanager serve\` starts again on this database (or another service declares that one dead); see it with \`jobsmanager runs show ${id}\``,
     );
   }
   const { outcome: state, run } = waited;
