@@ -90,18 +90,30 @@ contract("nodesAndNow", "every node, most recent heartbeat first", async ({ stor
 
 contract(
   "saveNode",
-  "a heartbeat read before its node was declared dead leaves the declaration; a later one clears it",
+  "a node's heartbeat leaves a declaration of its death the node has not read, and clears the one it read",
   async ({ store }) => {
-    await store.saveNode(node("slow", { db_heartbeat_at: 5000 }));
+    const declaration = async () => {
+      const [row] = (await store.nodesAndNow()).nodes;
+      return [row.db_heartbeat_at, row.declared_dead_at, row.declared_dead_by];
+    };
+    await store.saveNode(node("slow", { db_heartbeat_at: 5000 }), null);
     const declared = await store.declareDead("slow", 5000, "live");
-    // Its heartbeat, with the clock read at 6000, lands after the declaration: a stalled connection.
-    await store.saveNode(node("slow", { db_heartbeat_at: 6000 }));
-    const dead = (await store.nodesAndNow()).nodes[0];
-    assertEquals([dead.declared_dead_at, dead.declared_dead_by], [declared!.at, "live"]);
-    // Read after the declaration, the node knew of it: it takes its row back.
-    await store.saveNode(node("slow", { db_heartbeat_at: declared!.at + 1 }));
-    const back = (await store.nodesAndNow()).nodes[0];
-    assertEquals([back.declared_dead_at, back.declared_dead_by], [null, null]);
+    const at = declared!.at;
+    // Its look failed (or came before the declaration): it read none, whatever its clock says.
+    await store.saveNode(node("slow", { db_heartbeat_at: at + 1 }), null);
+    assertEquals(await declaration(), [at + 1, at, "live"], "a heartbeat whose look found none");
+    await store.saveNode(node("slow", { db_heartbeat_at: at + 2 }), at - 1);
+    assertEquals(await declaration(), [at + 2, at, "live"], "one whose look found an older one");
+    // Its look found this one: it takes its row back.
+    await store.saveNode(node("slow", { db_heartbeat_at: at + 3 }), at);
+    assertEquals(await declaration(), [at + 3, null, null], "one whose look found it");
+    await store.saveNode(node("slow", { db_heartbeat_at: at + 4 }), at);
+    assertEquals(await declaration(), [at + 4, null, null], "a row declared no more stays clean");
+    // Not a heartbeat (a row written by hand, a test's): every column as given.
+    await store.saveNode(node("slow", { declared_dead_at: 7, declared_dead_by: "x" }));
+    assertEquals((await declaration()).slice(1), [7, "x"]);
+    await store.saveNode(node("slow"));
+    assertEquals((await declaration()).slice(1), [null, null]);
   },
 );
 

@@ -223,7 +223,11 @@ export class Cluster {
   private returned = false;
   /** The service that took this node's id, once one did (see `takenBy`): this one writes no more. */
   private displacedBy: Node | null = null;
-  /** The declaration of this node's death last reported (see `seeOwnRow`). */
+  /**
+   * The declaration of this node's death (declared_dead_at) its last look
+   * found in its row, null for none, undefined before the first (see
+   * `seeOwnRow`): its heartbeat clears that one only (see `beat`).
+   */
   private declaredDeadSeen: number | null | undefined = undefined;
   private readonly stopping = new AbortController();
   /** Set by {@link reportSoon}. */
@@ -314,7 +318,9 @@ export class Cluster {
         this.live = [id];
         this.sharing = [id];
         // Know the others before the first fire: it then goes to its owner only.
-        await this.sweep(await this.look());
+        const reading = await this.look();
+        this.seeOwnRow(reading.nodes);
+        await this.sweep(reading);
         return id;
       }
       if (explicit) {
@@ -573,7 +579,10 @@ export class Cluster {
           // Each look measures this node's clock: one found off (or back) is said at once, in a
           // heartbeat out of turn, not up to a heartbeat later.
           const stepped = reading !== undefined && this.measure(reading);
-          const beatDue = due || stepped;
+          // Read before the heartbeat, which clears only a declaration this node has read (see
+          // `beat`), and then at once: the others count it dead till then.
+          const declared = reading !== undefined && this.seeOwnRow(reading.nodes);
+          const beatDue = due || stepped || declared;
           // Written before the sweep acts on what the look saw (declaring a node dead may
           // wait on its locks), with the clock the look read, or one read now if it failed.
           if (beatDue) await this.beat(null, reading);
@@ -637,7 +646,11 @@ export class Cluster {
    * Write the heartbeat, with the database's clock and how far this
    * machine's is from it: as `reading` found them (the look at the nodes
    * just before, whose query reads the database's clock too), else as
-   * read now.
+   * read now. It leaves a declaration of this node's death that this node
+   * has not read (written since its last look, or while that look failed):
+   * erased, the next look would find a clean row, and the node would never
+   * learn that its runs were marked lost and its jobs moved. Its row says
+   * `dead` meanwhile, as it is to the others, until a look reads it.
    */
   private async beat(stoppedAt: number | null, reading?: ClockReading): Promise<void> {
     const found = reading ?? await this.readClock(
@@ -646,6 +659,7 @@ export class Cluster {
     this.measure(found);
     await this.o.store.saveNode(
       this.row(this.id, this.o.clock.now(), found.databaseNow, stoppedAt),
+      this.declaredDeadSeen ?? null,
     );
     // The database takes writes again (a disk freed): said at once, even with no run to record.
     this.o.health.writesTaken();
@@ -852,7 +866,6 @@ export class Cluster {
     this.returned = false;
     this.lastSweepAt = databaseNow;
     for (const node of nodes) {
-      if (node.id === this.id) this.seeOwnRow(node);
       const since = this.unchangedSince(node, databaseNow);
       const state = node.id === this.id
         ? "live"
@@ -1035,14 +1048,18 @@ export class Cluster {
    * meanwhile, which may still run them: it takes them back as a node
    * gaining jobs does (`whenGaining`), their fires waiting until those
    * runs hold their slots here, then decided from the last recorded fire.
+   * True while the row says this node is dead (news or not: a heartbeat
+   * that would clear it may have failed): the next heartbeat clears it.
    */
-  private seeOwnRow(row: Node): void {
+  private seeOwnRow(nodes: readonly Node[]): boolean {
+    const row = nodes.find((n) => n.id === this.id);
+    if (row === undefined) return false;
     const at = row.declared_dead_at ?? null;
     // The row's first look is its previous life's (a restart): that death is no news.
     const news = this.declaredDeadSeen !== undefined && at !== null &&
       at !== this.declaredDeadSeen;
     this.declaredDeadSeen = at;
-    if (!news) return;
+    if (!news) return at !== null;
     clusterLog.error(
       "this node was declared dead by node {by} at {at}: it sent no heartbeat for 3 of its intervals (the process was paused or suspended, or could not reach the database); its runs then were marked lost (and retried where their jobs say so) though they may still run here, and its jobs moved to the other nodes; it is live again from this heartbeat on",
       { by: row.declared_dead_by, at: new Date(at).toISOString() },
@@ -1051,6 +1068,7 @@ export class Cluster {
     const own: Gained = new Map();
     for (const job of this.jobs) if (this.assigned(job)) own.set(job, null);
     if (own.size > 0) this.onGain(own);
+    return true;
   }
 
   /** Share the jobs over the live nodes; `left`: nodes gone since the last time, with why. */

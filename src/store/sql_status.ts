@@ -46,33 +46,58 @@ const NODE_COLUMNS = [
 
 const num = (v: unknown) => v === null || v === undefined ? null : Number(v);
 
-export async function saveNode(driver: Driver, node: Node): Promise<void> {
-  await writeNode(driver, driver, node);
+export async function saveNode(
+  driver: Driver,
+  node: Node,
+  declarationSeen?: number | null,
+): Promise<void> {
+  await writeNode(driver, driver, node, declarationSeen);
 }
 
 /**
- * Insert or update a node's row. A heartbeat that was on its way while
- * another node declared this one dead (a stalled connection) leaves the
- * declaration: the database's clock it carries was read before it, and the
- * node is to learn of it at its next look, not have it erased.
+ * Insert or update a node's row. With `declarationSeen` (its own
+ * heartbeat: the declared_dead_at its last look at its row found, null for
+ * none), a declaration of its death other than that one stays: a heartbeat
+ * whose look failed, or came before the declaration (a stalled
+ * connection), is no sign the node knows, and erased, the declaration
+ * would never reach it (see store.ts `saveNode`).
  */
-async function writeNode(executor: Executor, driver: Driver, node: Node): Promise<void> {
+async function writeNode(
+  executor: Executor,
+  driver: Driver,
+  node: Node,
+  declarationSeen?: number | null,
+): Promise<void> {
   const p = driver.profile;
   const keep = (column: string) =>
-    `CASE WHEN declared_dead_at > ${p.inserted("db_heartbeat_at")} THEN ${column} ELSE ${
+    `CASE WHEN declared_dead_at IS NULL OR declared_dead_at = ? THEN ${
       p.inserted(column)
-    } END`;
+    } ELSE ${column} END`;
+  const guarded = declarationSeen !== undefined;
+  // declared_dead_by first: MySQL's update sees the columns set before in the same statement,
+  // and its CASE is to read the declaration the row had.
+  const columns: string[] = NODE_COLUMNS.filter((c) => c !== "id" && c !== "declared_dead_by");
+  columns.splice(columns.indexOf("declared_dead_at"), 0, "declared_dead_by");
   await executor.run(
     insertSql(
       "jm_nodes",
       NODE_COLUMNS,
       1,
-      p.upsertTail("id", NODE_COLUMNS.filter((c) => c !== "id"), {
-        declared_dead_by: keep("declared_dead_by"),
-        declared_dead_at: keep("declared_dead_at"),
-      }),
+      p.upsertTail(
+        "id",
+        columns,
+        guarded
+          ? {
+            declared_dead_by: keep("declared_dead_by"),
+            declared_dead_at: keep("declared_dead_at"),
+          }
+          : {},
+      ),
     ),
-    NODE_COLUMNS.map((c) => node[c] ?? null),
+    [
+      ...NODE_COLUMNS.map((c) => node[c] ?? null),
+      ...guarded ? [declarationSeen, declarationSeen] : [],
+    ],
   );
 }
 

@@ -1594,8 +1594,8 @@ export class SqlStore implements Store {
     return status.countRunsByMinute(this.driver, since);
   }
 
-  saveNode(node: Node): Promise<void> {
-    return status.saveNode(this.driver, node);
+  saveNode(node: Node, declarationSeen?: number | null): Promise<void> {
+    return status.saveNode(this.driver, node, declarationSeen);
   }
 
   databaseNow(): Promise<number> {

@@ -456,8 +456,17 @@ export interface RunStore {
 
 /** Services (`jm_nodes`) and their heartbeats. */
 export interface NodeStore {
-  /** Insert or replace the row of a service node. */
-  saveNode(node: Node): Promise<void>;
+  /**
+   * Insert or replace the row of a service node. `declarationSeen`, given
+   * by the node's own heartbeat: the declared_dead_at its last look at its
+   * row found (null for none). The row's declaration of its death
+   * (declared_dead_at, declared_dead_by) then stays unless it is that one:
+   * a heartbeat clears only a declaration its node has read, else one
+   * written after its last look (which failed, or came before it) would be
+   * erased unread, and the node never learn it was declared dead. Without
+   * it, every column is written as `node` has it.
+   */
+  saveNode(node: Node, declarationSeen?: number | null): Promise<void>;
 
   /** The database's clock, in ms since the epoch: the one clock every node agrees on. */
   databaseNow(): Promise<number>;
