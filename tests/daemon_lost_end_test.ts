@@ -22,12 +22,16 @@ const at = (s: number) => T0 + s * 1000;
  * A node that may be paused (SIGSTOP): while `paused`, its polls and its
  * looks at jm_nodes wait till it resumes (the first look after it finds it
  * was declared dead); while `away`, its next write of runs fails as with
- * the database gone. `startsWritten`: the runs whose start it has written.
+ * the database gone; while `down`, every call but the reading of jobs does
+ * (`failedWrites` counts its writes of runs that failed so). `startsWritten`:
+ * the runs whose start it has written.
  */
 function pausable(db: TestDatabase) {
   const state = {
     paused: null as PromiseWithResolvers<void> | null,
     away: false,
+    down: false,
+    failedWrites: 0,
     startsWritten: new Set<number>(),
   };
   const held = <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
@@ -42,23 +46,36 @@ function pausable(db: TestDatabase) {
       if (state.paused === before) return answer;
     }
   };
+  const open = storeWith(db, {
+    updateRuns: (target) => async (updates, nodeId, foundLost) => {
+      if (state.away) {
+        state.away = false;
+        throw new Error("connect ECONNREFUSED 127.0.0.1:3306");
+      }
+      const missing = await target.updateRuns(updates, nodeId, foundLost);
+      for (const { id, update } of updates) {
+        if (update.status === "running") state.startsWritten.add(id);
+      }
+      return missing;
+    },
+    pollState: (target) => held((...args) => target.pollState(...args)),
+    nodesAndNow: (target) => held(() => target.nodesAndNow()),
+  });
   return {
     state,
-    store: storeWith(db, {
-      updateRuns: (target) => async (updates, nodeId, foundLost) => {
-        if (state.away) {
-          state.away = false;
-          throw new Error("connect ECONNREFUSED 127.0.0.1:3306");
-        }
-        const missing = await target.updateRuns(updates, nodeId, foundLost);
-        for (const { id, update } of updates) {
-          if (update.status === "running") state.startsWritten.add(id);
-        }
-        return missing;
-      },
-      pollState: (target) => held((...args) => target.pollState(...args)),
-      nodesAndNow: (target) => held(() => target.nodesAndNow()),
-    }),
+    store: () =>
+      new Proxy(open(), {
+        get(target, key) {
+          const value = Reflect.get(target, key, target);
+          if (typeof value !== "function") return value;
+          if (key === "close" || key === "jobsInChunks") return value.bind(target);
+          return (...args: unknown[]) => {
+            if (!state.down) return value.apply(target, args);
+            if (key === "updateRuns") state.failedWrites++;
+            return Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:3306"));
+          };
+        },
+      }),
   };
 }
 
@@ -154,6 +171,54 @@ for (const backend of BACKENDS) {
     await endedOverLost(h, row.id);
     await resumed(h, node);
     await followedNothing(h, row.id);
+  });
+
+  Deno.test(`daemon[${backend}]: a run marked lost that ended while the database was away, its node stopped before the database came back, is followed there no more`, async () => {
+    // At the stop, an end still waiting for the database was followed as not lost: its retry and
+    // follow-up, written with the backlog, a second chain beside the declaring node's (atk226).
+    const db = await freshDatabase(backend);
+    const paused = await lostWhilePaused(db);
+    await using h = paused.h;
+    const { node, run, row } = paused;
+    // Resumed with the database away: its look fails, and never finds it was declared dead.
+    node.state.down = true;
+    node.state.paused!.resolve();
+    run.finish({ status: "failed", exitCode: 1 });
+    await h.until(() => node.state.failedWrites > 0, "the end's write to fail");
+    const stoppedAt = await h.stop();
+    // Back within the stop's time: the close writes the backlog.
+    node.state.down = false;
+    await h.stepUntil(() => h.ended, "the daemon to stop", { to: stoppedAt + 60_000 });
+    await endedOverLost(h, row.id);
+    assertEquals((await h.runs("p")).map((r) => r.id), [row.id], "a retry queued here");
+    assertEquals(await h.runs("fp"), [], "a follow-up queued here");
+    assert(h.line(/its row was marked lost by the node that declared this one dead/), "said");
+  });
+
+  Deno.test(`daemon[${backend}]: a run that ended while the database was away, its node stopped before the database came back, is retried once its end is written`, async () => {
+    // The control: an end not marked lost, parked at the stop, is followed by the close.
+    const db = await freshDatabase(backend);
+    const node = pausable(db);
+    await using h = await DaemonHarness.create(db, { store: node.store });
+    await h.job("p", { schedule: { second: "1", minute: "0" }, retries: "1" });
+    await h.job("fp", { after: "p:always" });
+    await h.start();
+    await h.clock.set(at(1));
+    const run = await h.started("p", at(1));
+    const row = await h.run("p", at(1), "running");
+    await h.until(() => node.state.startsWritten.has(row.id), "the run's start to be written");
+    node.state.down = true;
+    run.finish({ status: "failed", exitCode: 1 });
+    await h.until(() => node.state.failedWrites > 0, "the end's write to fail");
+    const stoppedAt = await h.stop();
+    node.state.down = false;
+    await h.stepUntil(() => h.ended, "the daemon to stop", { to: stoppedAt + 60_000 });
+    const runs = await h.runs("p");
+    assertEquals(runs.map((r) => [r.status, r.trigger, r.attempt]), [
+      ["failed", "schedule", 1],
+      ["queued", "retry", 2],
+    ], runs.map(describeRun).join("\n"));
+    assertEquals(runs[1].first_run_id, row.id);
   });
 
   Deno.test(`daemon[${backend}]: the node that declares another dead retries and follows a lost run whose end that node wrote over lost before it read it`, async () => {
