@@ -261,4 +261,49 @@ for (const backend of BACKENDS) {
     await h.stopped();
     assertEquals((await h.runs("p")).filter((r) => r.trigger === "retry").length, 1);
   });
+
+  Deno.test(`daemon[${backend}]: the node that declares another dead follows a lost run of a job disabled while it ran, as that job's ends are followed`, async () => {
+    // Only enabled jobs are loaded: the run was passed by, and its node, back, follows nothing it
+    // finds marked lost: none followed it (atk226).
+    const db = await freshDatabase(backend);
+    await using h = await DaemonHarness.create(db);
+    await h.job("p", { schedule: { second: "5", minute: "0" }, retries: "1", enabled: false });
+    await h.job("fp", { after: "p:always" });
+    await h.store.saveNode(nodeRow("ghost", { db_heartbeat_at: 1000, heartbeat_ms: 1000 }));
+    const [lostId] = await h.store.claimRuns([
+      { job_id: "p", scheduled_at: T0 - 60_000, status: "running", trigger: "schedule" },
+    ]);
+    await h.store.updateRun(lostId!, { node_id: "ghost" });
+    await h.start();
+    // Its retry queued, skipped when due (the job is disabled); then its follow-up.
+    const follow = await h.stepUntil(
+      async () => (await h.runs("fp"))[0],
+      "a follow-up of the lost run",
+      { to: T0 + 600_000 },
+    );
+    assertEquals((await h.store.getRun(lostId!))?.status, "lost");
+    const retry = (await h.runs("p")).find((r) => r.trigger === "retry");
+    assertEquals(
+      [retry?.status, retry?.first_run_id, retry?.note],
+      ["skipped", lostId, "the job was disabled before its retry run started"],
+    );
+    assertEquals([follow.trigger, follow.parent_run_id], ["after", lostId], describeRun(follow));
+  });
+
+  Deno.test(`daemon[${backend}]: the node that declares another dead says a lost run of a job removed while it ran is not followed`, async () => {
+    const db = await freshDatabase(backend);
+    await using h = await DaemonHarness.create(db);
+    await h.job("p", { schedule: { second: "5", minute: "0" } });
+    await h.store.saveNode(nodeRow("ghost", { db_heartbeat_at: 1000, heartbeat_ms: 1000 }));
+    const [lostId] = await h.store.claimRuns([
+      { job_id: "p", scheduled_at: T0 - 60_000, status: "running", trigger: "schedule" },
+    ]);
+    await h.store.updateRun(lostId!, { node_id: "ghost" });
+    await h.removeJob("p");
+    await h.start();
+    await h.until(
+      () => h.line(/^job p run \d+: lost, and its job was removed since: not retried/),
+      "the node to say so",
+    );
+  });
 }

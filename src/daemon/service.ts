@@ -638,8 +638,17 @@ export class Service {
       // Counted by the node that wrote them lost, as every node counts the rows it ends: one
       // its node ended is counted there.
       if (run.status === "lost") this.o.observer?.ended(run.job_id, run.status);
-      const job = this.known.get(run.job_id);
-      if (!job) continue;
+      // Disabled since it started, it is followed as its node follows an end of such a job (its
+      // retry queued, and skipped when due, saying why; its follow-ups start): only enabled jobs
+      // are loaded, and its node follows nothing it finds marked lost (atk226: none followed it).
+      const job = this.known.get(run.job_id) ?? await this.o.store.getJob(run.job_id);
+      if (!job) {
+        schedulerLog.warn(
+          "job {job} run {run}: lost, and its job was removed since: not retried, nothing follows it",
+          { job: run.job_id, run: id },
+        );
+        continue;
+      }
       // Its cancel was asked before it was lost: it was to end, as a cancelled run. It is not
       // retried, and nothing follows it; a retry's attempts end in failure with the one before it,
       // whose follow-ups start here (a node declared dead that runs again, and records the run
