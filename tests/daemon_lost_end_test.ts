@@ -306,4 +306,56 @@ for (const backend of BACKENDS) {
       "the node to say so",
     );
   });
+
+  Deno.test(`daemon[${backend}]: the node that declares another dead follows the attempt before a lost retry whose cancel that node wrote over lost before it read it`, async () => {
+    // A cancelled end over lost keeps its own note; its node follows nothing it finds marked lost.
+    const db = await freshDatabase(backend);
+    const ghost = { run: 0 };
+    await using h = await DaemonHarness.create(db, {
+      store: storeWith(db, {
+        getRun: (target) => async (id) => {
+          if (id === ghost.run) {
+            ghost.run = 0;
+            await target.updateRuns([{
+              id,
+              update: { status: "cancelled", finished_at: T0 - 1000, note: "cancelled by ops" },
+            }], "ghost");
+          }
+          return await target.getRun(id);
+        },
+      }),
+    });
+    await h.job("p", { schedule: { second: "5", minute: "0" }, retries: "1" });
+    await h.job("fp", { after: "p:always" });
+    await h.store.saveNode(nodeRow("ghost", { db_heartbeat_at: 1000, heartbeat_ms: 1000 }));
+    const [first] = await h.store.claimRuns([
+      { job_id: "p", scheduled_at: T0 - 120_000, status: "running", trigger: "schedule" },
+    ]);
+    await h.store.updateRun(first!, {
+      status: "failed",
+      exit_code: 1,
+      finished_at: T0 - 100_000,
+      node_id: "ghost",
+    });
+    const [retry] = await h.store.claimRuns([{
+      job_id: "p",
+      scheduled_at: T0 - 60_000,
+      status: "running",
+      trigger: "retry",
+      attempt: 2,
+      first_run_id: first,
+    }]);
+    await h.store.updateRun(retry!, {
+      node_id: "ghost",
+      cancel_requested_at: T0 - 2000,
+      cancel_requested_by: "ops",
+    });
+    ghost.run = retry!;
+    await h.start();
+    const follow = await h.until(async () => (await h.runs("fp"))[0], "a follow-up of attempt 1");
+    assertEquals(ghost.run, 0, "the declaring node read the retry after its cancel was written");
+    assertEquals([follow.trigger, follow.parent_run_id], ["after", first], describeRun(follow));
+    const cancelled = await h.store.getRun(retry!);
+    assertEquals([cancelled?.status, cancelled?.note], ["cancelled", "cancelled by ops"]);
+  });
 }

@@ -634,7 +634,11 @@ export class Service {
       // the lost note was written as by an earlier version, which followed it (atk222: a second
       // follow-up, a second retry): left to it. One that does was written by a node that follows
       // nothing it finds marked lost (lost_ends.ts): followed here, or by no one.
-      if (!run || !markedLost(run)) continue;
+      // A cancel its node wrote over `lost` keeps its own note: a row this node marked lost reads
+      // `cancelled` only so (no other write lands on a row marked lost), and its node followed
+      // nothing (the attempt before a cancelled retry: atk226's risk).
+      const cancelledOver = run?.status === "cancelled" && run.cancel_requested_at !== null;
+      if (!run || !(markedLost(run) || cancelledOver)) continue;
       // Counted by the node that wrote them lost, as every node counts the rows it ends: one
       // its node ended is counted there.
       if (run.status === "lost") this.o.observer?.ended(run.job_id, run.status);
