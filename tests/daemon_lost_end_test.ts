@@ -22,12 +22,16 @@ const at = (s: number) => T0 + s * 1000;
  * A node that may be paused (SIGSTOP): while `paused`, its polls and its
  * looks at jm_nodes wait till it resumes (the first look after it finds it
  * was declared dead); while `away`, its next write of runs fails as with
- * the database gone. `startsWritten`: the runs whose start it has written.
+ * the database gone; while `down`, every call but the reading of jobs does
+ * (`failedWrites` counts its writes of runs that failed so). `startsWritten`:
+ * the runs whose start it has written.
  */
 function pausable(db: TestDatabase) {
   const state = {
     paused: null as PromiseWithResolvers<void> | null,
     away: false,
+    down: false,
+    failedWrites: 0,
     startsWritten: new Set<number>(),
   };
   const held = <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
@@ -42,23 +46,36 @@ function pausable(db: TestDatabase) {
       if (state.paused === before) return answer;
     }
   };
+  const open = storeWith(db, {
+    updateRuns: (target) => async (updates, nodeId, foundLost) => {
+      if (state.away) {
+        state.away = false;
+        throw new Error("connect ECONNREFUSED 127.0.0.1:3306");
+      }
+      const missing = await target.updateRuns(updates, nodeId, foundLost);
+      for (const { id, update } of updates) {
+        if (update.status === "running") state.startsWritten.add(id);
+      }
+      return missing;
+    },
+    pollState: (target) => held((...args) => target.pollState(...args)),
+    nodesAndNow: (target) => held(() => target.nodesAndNow()),
+  });
   return {
     state,
-    store: storeWith(db, {
-      updateRuns: (target) => async (updates, nodeId, foundLost) => {
-        if (state.away) {
-          state.away = false;
-          throw new Error("connect ECONNREFUSED 127.0.0.1:3306");
-        }
-        const missing = await target.updateRuns(updates, nodeId, foundLost);
-        for (const { id, update } of updates) {
-          if (update.status === "running") state.startsWritten.add(id);
-        }
-        return missing;
-      },
-      pollState: (target) => held((...args) => target.pollState(...args)),
-      nodesAndNow: (target) => held(() => target.nodesAndNow()),
-    }),
+    store: () =>
+      new Proxy(open(), {
+        get(target, key) {
+          const value = Reflect.get(target, key, target);
+          if (typeof value !== "function") return value;
+          if (key === "close" || key === "jobsInChunks") return value.bind(target);
+          return (...args: unknown[]) => {
+            if (!state.down) return value.apply(target, args);
+            if (key === "updateRuns") state.failedWrites++;
+            return Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:3306"));
+          };
+        },
+      }),
   };
 }
 
@@ -156,6 +173,54 @@ for (const backend of BACKENDS) {
     await followedNothing(h, row.id);
   });
 
+  Deno.test(`daemon[${backend}]: a run marked lost that ended while the database was away, its node stopped before the database came back, is followed there no more`, async () => {
+    // At the stop, an end still waiting for the database was followed as not lost: its retry and
+    // follow-up, written with the backlog, a second chain beside the declaring node's (atk226).
+    const db = await freshDatabase(backend);
+    const paused = await lostWhilePaused(db);
+    await using h = paused.h;
+    const { node, run, row } = paused;
+    // Resumed with the database away: its look fails, and never finds it was declared dead.
+    node.state.down = true;
+    node.state.paused!.resolve();
+    run.finish({ status: "failed", exitCode: 1 });
+    await h.until(() => node.state.failedWrites > 0, "the end's write to fail");
+    const stoppedAt = await h.stop();
+    // Back within the stop's time: the close writes the backlog.
+    node.state.down = false;
+    await h.stepUntil(() => h.ended, "the daemon to stop", { to: stoppedAt + 60_000 });
+    await endedOverLost(h, row.id);
+    assertEquals((await h.runs("p")).map((r) => r.id), [row.id], "a retry queued here");
+    assertEquals(await h.runs("fp"), [], "a follow-up queued here");
+    assert(h.line(/its row was marked lost by the node that declared this one dead/), "said");
+  });
+
+  Deno.test(`daemon[${backend}]: a run that ended while the database was away, its node stopped before the database came back, is retried once its end is written`, async () => {
+    // The control: an end not marked lost, parked at the stop, is followed by the close.
+    const db = await freshDatabase(backend);
+    const node = pausable(db);
+    await using h = await DaemonHarness.create(db, { store: node.store });
+    await h.job("p", { schedule: { second: "1", minute: "0" }, retries: "1" });
+    await h.job("fp", { after: "p:always" });
+    await h.start();
+    await h.clock.set(at(1));
+    const run = await h.started("p", at(1));
+    const row = await h.run("p", at(1), "running");
+    await h.until(() => node.state.startsWritten.has(row.id), "the run's start to be written");
+    node.state.down = true;
+    run.finish({ status: "failed", exitCode: 1 });
+    await h.until(() => node.state.failedWrites > 0, "the end's write to fail");
+    const stoppedAt = await h.stop();
+    node.state.down = false;
+    await h.stepUntil(() => h.ended, "the daemon to stop", { to: stoppedAt + 60_000 });
+    const runs = await h.runs("p");
+    assertEquals(runs.map((r) => [r.status, r.trigger, r.attempt]), [
+      ["failed", "schedule", 1],
+      ["queued", "retry", 2],
+    ], runs.map(describeRun).join("\n"));
+    assertEquals(runs[1].first_run_id, row.id);
+  });
+
   Deno.test(`daemon[${backend}]: the node that declares another dead retries and follows a lost run whose end that node wrote over lost before it read it`, async () => {
     // That node, back, follows nothing it finds marked lost: left to neither, none followed it.
     const db = await freshDatabase(backend);
@@ -195,5 +260,102 @@ for (const backend of BACKENDS) {
     await h.stop();
     await h.stopped();
     assertEquals((await h.runs("p")).filter((r) => r.trigger === "retry").length, 1);
+  });
+
+  Deno.test(`daemon[${backend}]: the node that declares another dead follows a lost run of a job disabled while it ran, as that job's ends are followed`, async () => {
+    // Only enabled jobs are loaded: the run was passed by, and its node, back, follows nothing it
+    // finds marked lost: none followed it (atk226).
+    const db = await freshDatabase(backend);
+    await using h = await DaemonHarness.create(db);
+    await h.job("p", { schedule: { second: "5", minute: "0" }, retries: "1", enabled: false });
+    await h.job("fp", { after: "p:always" });
+    await h.store.saveNode(nodeRow("ghost", { db_heartbeat_at: 1000, heartbeat_ms: 1000 }));
+    const [lostId] = await h.store.claimRuns([
+      { job_id: "p", scheduled_at: T0 - 60_000, status: "running", trigger: "schedule" },
+    ]);
+    await h.store.updateRun(lostId!, { node_id: "ghost" });
+    await h.start();
+    // Its retry queued, skipped when due (the job is disabled); then its follow-up.
+    const follow = await h.stepUntil(
+      async () => (await h.runs("fp"))[0],
+      "a follow-up of the lost run",
+      { to: T0 + 600_000 },
+    );
+    assertEquals((await h.store.getRun(lostId!))?.status, "lost");
+    const retry = (await h.runs("p")).find((r) => r.trigger === "retry");
+    assertEquals(
+      [retry?.status, retry?.first_run_id, retry?.note],
+      ["skipped", lostId, "the job was disabled before its retry run started"],
+    );
+    assertEquals([follow.trigger, follow.parent_run_id], ["after", lostId], describeRun(follow));
+  });
+
+  Deno.test(`daemon[${backend}]: the node that declares another dead says a lost run of a job removed while it ran is not followed`, async () => {
+    const db = await freshDatabase(backend);
+    await using h = await DaemonHarness.create(db);
+    await h.job("p", { schedule: { second: "5", minute: "0" } });
+    await h.store.saveNode(nodeRow("ghost", { db_heartbeat_at: 1000, heartbeat_ms: 1000 }));
+    const [lostId] = await h.store.claimRuns([
+      { job_id: "p", scheduled_at: T0 - 60_000, status: "running", trigger: "schedule" },
+    ]);
+    await h.store.updateRun(lostId!, { node_id: "ghost" });
+    await h.removeJob("p");
+    await h.start();
+    await h.until(
+      () => h.line(/^job p run \d+: lost, and its job was removed since: not retried/),
+      "the node to say so",
+    );
+  });
+
+  Deno.test(`daemon[${backend}]: the node that declares another dead follows the attempt before a lost retry whose cancel that node wrote over lost before it read it`, async () => {
+    // A cancelled end over lost keeps its own note; its node follows nothing it finds marked lost.
+    const db = await freshDatabase(backend);
+    const ghost = { run: 0 };
+    await using h = await DaemonHarness.create(db, {
+      store: storeWith(db, {
+        getRun: (target) => async (id) => {
+          if (id === ghost.run) {
+            ghost.run = 0;
+            await target.updateRuns([{
+              id,
+              update: { status: "cancelled", finished_at: T0 - 1000, note: "cancelled by ops" },
+            }], "ghost");
+          }
+          return await target.getRun(id);
+        },
+      }),
+    });
+    await h.job("p", { schedule: { second: "5", minute: "0" }, retries: "1" });
+    await h.job("fp", { after: "p:always" });
+    await h.store.saveNode(nodeRow("ghost", { db_heartbeat_at: 1000, heartbeat_ms: 1000 }));
+    const [first] = await h.store.claimRuns([
+      { job_id: "p", scheduled_at: T0 - 120_000, status: "running", trigger: "schedule" },
+    ]);
+    await h.store.updateRun(first!, {
+      status: "failed",
+      exit_code: 1,
+      finished_at: T0 - 100_000,
+      node_id: "ghost",
+    });
+    const [retry] = await h.store.claimRuns([{
+      job_id: "p",
+      scheduled_at: T0 - 60_000,
+      status: "running",
+      trigger: "retry",
+      attempt: 2,
+      first_run_id: first,
+    }]);
+    await h.store.updateRun(retry!, {
+      node_id: "ghost",
+      cancel_requested_at: T0 - 2000,
+      cancel_requested_by: "ops",
+    });
+    ghost.run = retry!;
+    await h.start();
+    const follow = await h.until(async () => (await h.runs("fp"))[0], "a follow-up of attempt 1");
+    assertEquals(ghost.run, 0, "the declaring node read the retry after its cancel was written");
+    assertEquals([follow.trigger, follow.parent_run_id], ["after", first], describeRun(follow));
+    const cancelled = await h.store.getRun(retry!);
+    assertEquals([cancelled?.status, cancelled?.note], ["cancelled", "cancelled by ops"]);
   });
 }

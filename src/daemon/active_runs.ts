@@ -76,7 +76,7 @@ export interface ActiveRunsOptions {
   secrets: readonly string[];
   recorder: Pick<
     RunRecorder,
-    "update" | "recordAnew" | "runWords" | "realId" | "rowIds" | "judged" | "stopJudging"
+    "update" | "recordAnew" | "runWords" | "realId" | "rowIds" | "afterJudged" | "stopJudging"
   >;
   notifier: Pick<Notifier, "runEnded">;
   observer?: {
@@ -418,18 +418,21 @@ export class ActiveRuns {
     // None where the record found the row marked lost by the node that declared this one dead,
     // which retried and followed it: a run that ended during this node's pause, its end seen
     // before the look that finds it was declared dead (`followedElsewhere`), was followed twice
-    // (two attempts 2, two follow-ups). An end waiting for the database is judged once written.
+    // (two attempts 2, two follow-ups). An end waiting for the database is judged once written;
+    // at a stop, by the recorder's close, which writes what follows it before exit.
     this.o.track(
-      follow === null ? recorded : recorded.then(() => this.o.recorder.judged(runId)).then(
-        (lost) => {
-          if (!lost) return follow();
-          const { words, values } = this.o.recorder.runWords(runId, run.job.id, run.scheduledAt);
-          runnerLog.info(
-            `job {job} ${words}: its row was marked lost by the node that declared this one dead, which retried and followed it where its job says so; its end is recorded, and nothing follows it here`,
-            { job: run.job.id, ...values },
-          );
-        },
-      ),
+      follow === null
+        ? recorded
+        : recorded.then(() =>
+          this.o.recorder.afterJudged(runId, (lost) => {
+            if (!lost) return follow();
+            const { words, values } = this.o.recorder.runWords(runId, run.job.id, run.scheduledAt);
+            runnerLog.info(
+              `job {job} ${words}: its row was marked lost by the node that declared this one dead, which retried and followed it where its job says so; its end is recorded, and nothing follows it here`,
+              { job: run.job.id, ...values },
+            );
+          })
+        ),
     );
   }
 
@@ -488,7 +491,9 @@ export class ActiveRuns {
    * still did not end are recorded `interrupted` here. All by `deadline`.
    */
   async stop(deadline: Deadline, waitMs: number): Promise<void> {
-    // An end that waits for the database is followed as it ended, not held till the stop's end.
+    // An end that waits for the database is not waited for here: the recorder's close judges it
+    // once written, and writes what follows it (followed now as not lost, it was followed twice
+    // where the backlog then wrote it over `lost`: atk226).
     this.o.recorder.stopJudging();
     // A run its thread gets to too late never ends: it leaves `active` instead.
     const all = () =>

@@ -240,10 +240,19 @@ export class RunRecorder {
    * it dead, which retried and followed their runs (RunStore.updateRuns).
    */
   private readonly foundLost = new Set<number>();
-  /** Who waits to know whether a run's row was found so, by the id it was asked by (`judged`). */
-  private readonly judging = new Map<number, PromiseWithResolvers<boolean>>();
-  /** Set at a stop: an end waiting for the database away is not waited for (`stopJudging`). */
+  /**
+   * What waits for a run's end to be judged, by the id it was asked by
+   * (`afterJudged`): what to do then, and its caller's wait, resolved at
+   * once where the end is parked for the close (`parked`).
+   */
+  private readonly judging = new Map<
+    number,
+    { then: (lost: boolean) => unknown; done: PromiseWithResolvers<void>; parked: boolean }
+  >();
+  /** Set at a stop: an end waiting for the database is parked, judged by `close` (`stopJudging`). */
   private judgingStopped = false;
+  /** What follows ends that were parked at the stop, judged since: `close` waits for it. */
+  private readonly judgedAtClose = new Set<Promise<void>>();
 
   constructor(
     private readonly store: RunWriter,
@@ -685,39 +694,64 @@ export class RunRecorder {
   };
 
   /**
-   * Resolves once the updates of run `id` given so far are written: true
-   * when one found its row marked `lost` by a node that declared this one
-   * dead (which retried the run and started its follow-ups), so that its
-   * end leads to nothing here. An end written later from the backlog is
-   * judged when written. False where nothing was found so: a run with no
-   * row yet (or whose fire another service had claimed), an update dropped
-   * (more waited than `maxBuffered`), or one still waiting for the database
-   * at a stop (`stopJudging`). Never rejects.
+   * Once the updates of run `id` given so far are written, `then(lost)`:
+   * lost true when one found its row marked `lost` by a node that
+   * declared this one dead (which retried the run and started its
+   * follow-ups), so that its end leads to nothing here. False where
+   * nothing was found so: a run with no row yet (or whose fire another
+   * service had claimed), or an update dropped (more waited than
+   * `maxBuffered`). Resolves once `then` has settled (rejecting as it
+   * does). At a stop (`stopJudging`), an end still to be written is
+   * parked: this resolves at once, and `close` runs `then` once it has
+   * written the end, and writes what `then` claimed (a retry, follow-ups)
+   * before it ends; an end it could not write before exit is followed by
+   * no one here (its row, still `running`, is marked lost and followed at
+   * this node's next start, or by a node that declares this one dead).
+   * Followed at the stop as not lost, an end the backlog then wrote over
+   * `lost` had a second retry chain and second follow-ups (atk226).
    */
-  judged(id: number): Promise<boolean> {
-    const waiting = this.judging.get(id) ?? Promise.withResolvers<boolean>();
-    this.judging.set(id, waiting);
+  afterJudged(id: number, then: (lost: boolean) => unknown): Promise<void> {
+    const done = Promise.withResolvers<void>();
+    this.judging.set(id, { then, done, parked: false });
     this.settleJudged();
-    return waiting.promise;
+    return done.promise;
   }
 
   /**
-   * The service stops: an end still waiting for the database that is away
-   * is not waited for (the stop would wait for it to its end, leaving the
-   * recorder's close no time to write the backlog): `judged` says false.
+   * The service stops: an end still waiting for the database is not
+   * waited for (the stop would wait for it to its end, leaving the
+   * recorder's close no time to write the backlog): it is parked, and
+   * judged by `close` once written (`afterJudged`).
    */
   stopJudging(): void {
     this.judgingStopped = true;
     this.settleJudged();
   }
 
-  /** Resolve the `judged` waits whose runs' updates are written (or no longer waited for). */
+  /** Resolve the `afterJudged` waits whose runs' updates are written; park the rest at a stop. */
   private settleJudged(): void {
     for (const [id, waiting] of this.judging) {
       const lost = this.judgedNow(id);
-      if (lost === undefined) continue;
+      if (lost === undefined) {
+        if (this.judgingStopped && !waiting.parked) {
+          waiting.parked = true;
+          waiting.done.resolve();
+        }
+        continue;
+      }
       this.judging.delete(id);
-      waiting.resolve(lost);
+      const work = Promise.resolve().then(() => waiting.then(lost)).then(() => {});
+      if (!waiting.parked) {
+        work.then(waiting.done.resolve, waiting.done.reject);
+        continue;
+      }
+      const logged = work.catch((error) => {
+        storeLog.error("could not queue what follows run {run}'s end: {error}", {
+          run: id,
+          error: String(error),
+        });
+      }).finally(() => this.judgedAtClose.delete(logged));
+      this.judgedAtClose.add(logged);
     }
   }
 
@@ -730,7 +764,7 @@ export class RunRecorder {
     if (written === null || written === undefined) return false;
     const real = this.moved.get(written) ?? written;
     if (this.batch.has(real) || this.writing.has(real)) return undefined;
-    if (this.waits(real)) return this.judgingStopped ? false : undefined;
+    if (this.waits(real)) return undefined;
     return this.foundLost.has(real);
   }
 
@@ -1142,10 +1176,16 @@ export class RunRecorder {
     // A database away at exit may be back within the stop's time: tried again each second till
     // then. Unwritten, a run that ended here is marked lost at this node's next start, or once
     // another declares it dead (interrupted at the next start, if this stop itself is recorded).
-    while (this.backlog > 0 && deadline.left > 0) {
-      await deadline.wait(this.flush().catch(() => undefined));
-      if (this.backlog === 0 || deadline.left === 0) break;
-      await this.clock.sleep(Math.min(CLOSE_RETRY_MS, deadline.left));
+    while (deadline.left > 0) {
+      while (this.backlog > 0 && deadline.left > 0) {
+        await deadline.wait(this.flush().catch(() => undefined));
+        if (this.backlog === 0 || deadline.left === 0) break;
+        await this.clock.sleep(Math.min(CLOSE_RETRY_MS, deadline.left));
+      }
+      // Ends parked at the stop, written and judged since: what follows them is claimed now
+      // (written at once, or buffered and written in the next round), after its cause.
+      if (this.judgedAtClose.size === 0) break;
+      await deadline.wait(Promise.all(this.judgedAtClose));
     }
     // A batch still on its way when the time is up is not known written.
     const left = this.backlog + this.writing.size;

@@ -634,12 +634,25 @@ export class Service {
       // the lost note was written as by an earlier version, which followed it (atk222: a second
       // follow-up, a second retry): left to it. One that does was written by a node that follows
       // nothing it finds marked lost (lost_ends.ts): followed here, or by no one.
-      if (!run || !markedLost(run)) continue;
+      // A cancel its node wrote over `lost` keeps its own note: a row this node marked lost reads
+      // `cancelled` only so (no other write lands on a row marked lost), and its node followed
+      // nothing (the attempt before a cancelled retry: atk226's risk).
+      const cancelledOver = run?.status === "cancelled" && run.cancel_requested_at !== null;
+      if (!run || !(markedLost(run) || cancelledOver)) continue;
       // Counted by the node that wrote them lost, as every node counts the rows it ends: one
       // its node ended is counted there.
       if (run.status === "lost") this.o.observer?.ended(run.job_id, run.status);
-      const job = this.known.get(run.job_id);
-      if (!job) continue;
+      // Disabled since it started, it is followed as its node follows an end of such a job (its
+      // retry queued, and skipped when due, saying why; its follow-ups start): only enabled jobs
+      // are loaded, and its node follows nothing it finds marked lost (atk226: none followed it).
+      const job = this.known.get(run.job_id) ?? await this.o.store.getJob(run.job_id);
+      if (!job) {
+        schedulerLog.warn(
+          "job {job} run {run}: lost, and its job was removed since: not retried, nothing follows it",
+          { job: run.job_id, run: id },
+        );
+        continue;
+      }
       // Its cancel was asked before it was lost: it was to end, as a cancelled run. It is not
       // retried, and nothing follows it; a retry's attempts end in failure with the one before it,
       // whose follow-ups start here (a node declared dead that runs again, and records the run
