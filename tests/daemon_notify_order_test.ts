@@ -468,7 +468,12 @@ for (const backend of BACKENDS) {
       // Decided once the first look has ended: new notifications wait for it.
       await h.clock.set(T0 + 1000);
       (await h.started("probe", T0 + 1000)).finish({ status: "failed", exitCode: 1 });
-      await h.until(() => h.line(/job probe: failure notification waits/), "the first look to end");
+      // It reads 1,201 rows first: a loaded CI took more than the default 15 s on MySQL.
+      await h.until(
+        () => h.line(/job probe: failure notification waits/),
+        "the first look to end",
+        60_000,
+      );
       assertEquals(h.line(/\(of 100000\)/), undefined, "x's pending one was read");
       for (const host of hosts) host.release();
       // Every one the look queued was sent (those it had no room for wait for the next look).
