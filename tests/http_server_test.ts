@@ -277,14 +277,34 @@ async function closedByServer(conn: Deno.TcpConn): Promise<void> {
 Deno.test("connections refused over http.max_connections since the last line are said as the server stops", async () => {
   await using log = await captureLogs("warning");
   await withDeps(async (deps) => {
-    const server = await startHttpServer(settings({ "http.max_connections": 1 }), deps);
+    // The one slot, held by a request in: a readiness the test holds (an idle client would be
+    // closed for a newcomer).
+    const held = Promise.withResolvers<void>();
+    let asked = 0;
+    const readiness = async () => {
+      asked++;
+      await held.promise;
+      return await deps.readiness();
+    };
+    const server = await startHttpServer(settings({ "http.max_connections": 1 }), {
+      ...deps,
+      readiness,
+    });
     const { hostname, port } = new URL(server.url);
     const connect = () => Deno.connect({ hostname, port: Number(port) });
     const refused = () => log.messages().filter((m) => m.startsWith("refused "));
     const open: Deno.TcpConn[] = [];
     try {
-      // The one slot, held by a client that sends nothing.
-      open.push(await connect());
+      const asking = await connect();
+      open.push(asking);
+      await asking.write(
+        new TextEncoder().encode("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+      );
+      await waitFor(() => asked === 1, {
+        timeoutMs: 10_000,
+        what: "the held /readyz to be asked",
+        detail: () => `asked: ${asked}`,
+      });
       // The first refusal is said at once; the next two wait for a minute to pass.
       for (let i = 0; i < 3; i++) {
         const conn = await connect();
@@ -294,6 +314,7 @@ Deno.test("connections refused over http.max_connections since the last line are
       assertEquals(refused().length, 1, refused().join("\n"));
       assertStringIncludes(refused()[0], "refused 1 HTTP connections (the last from 127.0.0.1)");
     } finally {
+      held.resolve();
       for (const conn of open) conn.close();
       await server.close();
     }

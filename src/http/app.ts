@@ -31,7 +31,7 @@ import { healthRoutes, MIGRATING, type Readiness } from "./health.ts";
 import { isLoopback } from "./listen.ts";
 import { OPENAPI } from "./openapi.ts";
 import { asDocumented } from "./query.ts";
-import { Door, type Starts } from "./starts.ts";
+import { Door, MAX_HANDLED, type Starts } from "./starts.ts";
 
 /** What `/metrics` answers with: this process's registry, or the main thread's from a worker. */
 export interface MetricsText {
@@ -59,6 +59,8 @@ export interface HttpDeps {
   closing: AbortSignal;
   /** The scheduler's starts, which requests make way for (starts.ts); none in tests of the app alone. */
   starts?: Starts;
+  /** How long a request waits at a door that does not turn before its 503 (starts.ts STUCK_MS); tests shorten it. */
+  doorStuckMs?: number;
   /** How long a request's body may take to arrive (body.ts); tests shorten it. */
   bodyWaitMs?: number;
   /** Live streams open at once, at most (sse.ts); tests lower it. */
@@ -276,10 +278,22 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
       await next();
     },
   );
+  const dashboard = dashboardRoutes();
   // Probes answer at once; everything else makes way for runs starting.
   if (deps.starts) {
-    const door = new Door(deps.starts);
+    // What reads no table has a door of its own: it never waits behind requests held by a
+    // database that does not answer. (/metrics reads jm_nodes, for a second at most.)
+    const tableless = new Set([
+      ...dashboard.routes.map((route) => route.path),
+      "/metrics",
+      ...TABLELESS,
+    ]);
+    const doors = {
+      tables: new Door(deps.starts, MAX_HANDLED, deps.doorStuckMs),
+      none: new Door(deps.starts, MAX_HANDLED, deps.doorStuckMs),
+    };
     app.use("*", async (c, next) => {
+      const door = tableless.has(c.req.path) ? doors.none : doors.tables;
       const key = sharedReadKey(c);
       if (key === null) {
         return await door.through((leave) => {
@@ -294,7 +308,7 @@ export function buildHttpApp(deps: HttpDeps): Hono<Env> {
       });
     });
   }
-  app.route("/", dashboardRoutes());
+  app.route("/", dashboard);
   // The lists a dashboard polls: an ETag of the body, and 304 without it when the caller has it.
   // Weak: the same list gzipped or not, and a 304 (never compressed) names it as the 200 did.
   for (const path of POLLED_LISTS) app.use(path, etag({ weak: true }));

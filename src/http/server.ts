@@ -6,7 +6,7 @@
  * finished, a keep-alive connection never used again), and has no cap on
  * how many, so one client could hold every descriptor the service may
  * open, and its runs would fail to start ("Too many open files").
- * node:http closes such connections, and refuses those over a cap.
+ * node:http closes such connections, and keeps to a cap (`guard`).
  */
 import { createServer as createHttpsServer } from "node:https";
 import {
@@ -49,6 +49,22 @@ const HEADERS_MS = 10_000;
 const REQUEST_MS = 60_000;
 /** A keep-alive connection is closed after this without a request. */
 const IDLE_MS = 5_000;
+/**
+ * Connections closed for newcomers and not gone yet, at most; beyond it
+ * newcomers are refused, at once. A closed connection holds its descriptor
+ * till its close completes, and in a burst the listener has accepted many
+ * more ahead (under a low open-file limit node:http stops for good once an
+ * accept finds no descriptor).
+ */
+const CLOSING_MAX = 4;
+/**
+ * A connection is closed for a newcomer once it has gone this long without
+ * a whole request in (since it came, or since its last answer): a client
+ * sends its request as it connects, so one that has not for a second is
+ * slow or idle; and a burst of newcomers does not close those of a moment
+ * ago, each in turn, but is refused as it comes.
+ */
+const IDLE_BEFORE_CLOSE_MS = 1_000;
 /** How often connections are checked against those limits. */
 const CHECK_MS = 2_000;
 /** Refused connections are said at most once a minute (the first at once). */
@@ -66,53 +82,128 @@ class Door {
   onAccept: (() => void) | null = null;
 }
 
+/** An open connection: since when it waits for a request, and the one it sent, if any. */
+interface Connection {
+  socket: Socket;
+  since: number;
+  request: IncomingMessage | null;
+}
+
+/** Who sent it: one open connection's address and port (a TLS request's socket is another object). */
+function peerOf(socket: Socket): string | null {
+  const { remoteAddress, remotePort } = socket;
+  return remoteAddress === undefined || remotePort === undefined
+    ? null
+    : `${remoteAddress} ${remotePort}`;
+}
+
 /**
- * Close connections that send nothing, and refuse those over
- * `maxConnections` (closed as they come; node:http's own cap does it
- * without a word), saying so in the log at most once a minute, with how
- * many came meanwhile. The function it returns is for the server's stop:
- * the refusals not said yet are said then, as no next line would say them.
+ * Close connections that send nothing, and keep to `maxConnections`: a
+ * newcomer over it takes the place of the oldest connection that has had
+ * no whole request in for IDLE_BEFORE_CLOSE_MS (one that sent nothing or
+ * part of its headers, a keep-alive one between requests, a body still
+ * coming), which is closed; when there is none the newcomer is refused
+ * (closed as it comes; node:http's own cap does it without a word).
+ * Clients that connect and send nothing so hold no slot a probe needs.
+ * Both are said in the log at most once a minute, with how many came
+ * meanwhile. The function it returns is for the server's stop: what was
+ * not said yet is said then, as no next line would say it.
  */
 function guard(server: NodeServer, maxConnections: number, door: Door): () => void {
   server.headersTimeout = HEADERS_MS;
   server.requestTimeout = REQUEST_MS;
   server.keepAliveTimeout = IDLE_MS;
-  let open = 0;
+  const open = new Map<string, Connection>();
   let refused = 0;
   let from = "";
+  let closed = 0;
+  let closedFrom = "";
+  /** Closed for a newcomer, not gone yet. */
+  let closing = 0;
   let saidAt = -Infinity;
   let later: ReturnType<typeof setTimeout> | undefined;
   const say = (stopping = "") => {
     later = undefined;
     saidAt = performance.now();
+    const what = closed === 0
+      ? "refused {refused} HTTP connections (the last from {from})"
+      : refused === 0
+      ? "closed {closed} HTTP connections that had sent no whole request (the last from {closedFrom}), the oldest first, to take new ones"
+      : "refused {refused} HTTP connections (the last from {from}), and closed {closed} that had sent no whole request (the last from {closedFrom}), the oldest first, to take new ones";
     httpLog.warn(
-      "refused {refused} HTTP connections (the last from {from}): {max} were open (http.max_connections); raise it if these clients are yours" +
+      what + ": {max} were open (http.max_connections); raise it if these clients are yours" +
         stopping,
-      { refused, from, max: maxConnections },
+      { refused, from, closed, closedFrom, max: maxConnections },
     );
     refused = 0;
+    closed = 0;
   };
-  server.on("connection", (socket: Socket) => {
-    door.accepted++;
-    door.onAccept?.();
-    if (open < maxConnections) {
-      open++;
-      socket.once("close", () => open--);
-      return;
-    }
-    const { remoteAddress, remotePort } = socket;
-    socket.destroy();
-    if (remotePort !== undefined && door.checks.has(remotePort)) return;
-    refused++;
-    from = remoteAddress ?? "unknown";
+  const sayLater = () => {
     if (later !== undefined) return;
     const wait = saidAt + REFUSED_LOG_MS - performance.now();
     if (wait <= 0) say();
     else later = setTimeout(say, wait);
+  };
+  /** The connection that has waited longest without a whole request in, if IDLE_BEFORE_CLOSE_MS or more. */
+  const idlest = (): [string, Connection] | null => {
+    let found: [string, Connection] | null = null;
+    for (const entry of open) {
+      const { request, since } = entry[1];
+      if (request !== null && request.complete) continue;
+      if (found === null || since < found[1].since) found = entry;
+    }
+    return found !== null && performance.now() - found[1].since >= IDLE_BEFORE_CLOSE_MS
+      ? found
+      : null;
+  };
+  server.on("connection", (socket: Socket) => {
+    door.accepted++;
+    door.onAccept?.();
+    const peer = peerOf(socket);
+    // Gone already (no address to it): nothing to take or refuse.
+    if (peer === null) return void socket.destroy();
+    const check = socket.remotePort !== undefined && door.checks.has(socket.remotePort);
+    if (open.size >= maxConnections && !check && closing < CLOSING_MAX) {
+      const oldest = idlest();
+      if (oldest !== null) {
+        open.delete(oldest[0]);
+        const { socket: old } = oldest[1];
+        closedFrom = old.remoteAddress ?? "unknown";
+        closing++;
+        old.once("close", () => closing--);
+        old.destroy();
+        closed++;
+        sayLater();
+      }
+    }
+    if (open.size < maxConnections) {
+      const connection: Connection = { socket, since: performance.now(), request: null };
+      open.set(peer, connection);
+      socket.once("close", () => {
+        if (open.get(peer) === connection) open.delete(peer);
+      });
+      return;
+    }
+    socket.destroy();
+    if (check) return;
+    refused++;
+    from = socket.remoteAddress ?? "unknown";
+    sayLater();
+  });
+  server.on("request", (request: IncomingMessage, response: ServerResponse) => {
+    const peer = peerOf(request.socket);
+    const connection = peer === null ? undefined : open.get(peer);
+    if (connection === undefined) return;
+    connection.request = request;
+    response.once("close", () => {
+      if (connection.request !== request) return;
+      connection.request = null;
+      connection.since = performance.now();
+    });
   });
   return () => {
     clearTimeout(later);
-    if (refused > 0) say("; the HTTP server stops");
+    if (refused > 0 || closed > 0) say("; the HTTP server stops");
   };
 }
 

@@ -16,6 +16,8 @@
  * written, and their clients have asked again, before the starts, not
  * during them.
  */
+import { type Clock, systemClock as daemonClock } from "../daemon/clock.ts";
+import { HttpError } from "./errors.ts";
 
 /** After a start, this long without another one ends the burst. */
 export const QUIET_MS = 50;
@@ -29,6 +31,14 @@ export const MAX_WAIT_MS = 1000;
  * a burst begins with little API work ahead of it.
  */
 export const MAX_HANDLED = 4;
+/**
+ * A request that has waited at the door this long, while none of those
+ * inside ended, is answered 503: they all wait on something that does not
+ * answer (the database, most likely), and would hold it until their query
+ * times out (30 s), or for good. Under mere load requests leave all the
+ * time, and a request waits on: only a door that stopped turning refuses.
+ */
+export const STUCK_MS = 5_000;
 
 export interface StartsClock {
   now(): number;
@@ -96,23 +106,33 @@ interface SharedAnswer {
 /**
  * Who may go in: at most MAX_HANDLED requests at once, each once the starts
  * are quiet. Identical reads waiting together are answered once (`share`).
+ * A request refused after STUCK_MS without a departure is told why (503).
  */
 export class Door {
   private inside = 0;
   private readonly queue: (() => void)[] = [];
   /** Reads waiting at the door, by key, with the answer they will share. */
   private readonly reads = new Map<string, Promise<SharedAnswer>>();
+  /** When a request last left (clock ms): the door turns while this moves. */
+  private leftAt = -Infinity;
 
-  constructor(private readonly starts: Starts, private readonly limit = MAX_HANDLED) {}
+  constructor(
+    private readonly starts: Starts,
+    private readonly limit = MAX_HANDLED,
+    private readonly stuckMs = STUCK_MS,
+    private readonly clock: Clock = daemonClock,
+  ) {}
 
   /**
    * Handle a request with `handle` once admitted; the next one goes in when
    * it ends, or once it calls `leave` (a request that goes on waiting for
-   * something else, minutes maybe, without holding a slot).
+   * something else, minutes maybe, without holding a slot). Throws a 503
+   * HttpError, `handle` not called, once it has waited `stuckMs` while no
+   * request left.
    */
   async through<T>(handle: (leave: () => void) => Promise<T>): Promise<T> {
     if (this.inside >= this.limit) {
-      await new Promise<void>((resolve) => this.queue.push(resolve));
+      await this.wait();
     } else {
       this.inside++;
     }
@@ -120,6 +140,7 @@ export class Door {
     const leave = () => {
       if (!inside) return;
       inside = false;
+      this.leftAt = this.clock.now();
       const next = this.queue.shift();
       if (next) next();
       else this.inside--;
@@ -130,6 +151,34 @@ export class Door {
     } finally {
       leave();
     }
+  }
+
+  /** Until a slot is handed over; a 503 once the door has not turned for `stuckMs`. */
+  private async wait(): Promise<void> {
+    const since = this.clock.now();
+    let admitted = false;
+    const admit = Promise.withResolvers<void>();
+    const enter = () => {
+      admitted = true;
+      admit.resolve();
+    };
+    this.queue.push(enter);
+    for (;;) {
+      const left = Math.max(since, this.leftAt) + this.stuckMs - this.clock.now();
+      if (left <= 0) break;
+      const woken = new AbortController();
+      await Promise.race([admit.promise, this.clock.sleep(left, woken.signal)]);
+      woken.abort();
+      if (admitted) return;
+    }
+    this.queue.splice(this.queue.indexOf(enter), 1);
+    throw new HttpError(
+      503,
+      `the API is not answering: none of the ${this.limit} requests it handles at once has ended for ${
+        this.stuckMs / 1000
+      } s, so this one was not taken; they most likely wait on the database, which does not answer (GET /readyz and the service's log say more); try again in a little while`,
+      Math.ceil(this.stuckMs / 1000),
+    );
   }
 
   /**
