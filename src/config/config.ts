@@ -546,7 +546,7 @@ export const CONFIG_KEYS = {
   "http.key": { doc: "PEM private key file of http.cert", default: "", parse: text },
   "http.max_connections": {
     doc:
-      "HTTP connections open at once; more are refused, so that clients cannot take the descriptors runs need",
+      "HTTP connections open at once, so that clients cannot take the descriptors runs need: at the cap a newcomer takes the place of one idle a second without a whole request in, else it is refused",
     default: 256,
     parse: integer(1, 10_000),
   },
