@@ -389,6 +389,19 @@ export function cancelUnconfirmed(id: number, waitMs: number): DatabaseError {
 }
 
 /**
+ * A wait for a service's answer to a cancel cut short by the database: a
+ * read of the run or of the services failed (a lost connection, a read
+ * refused) after the request was written. The request stands; the service
+ * answers it once it reads it (it may have already), which no one here
+ * could see. `error` is the database's.
+ */
+export interface WaitCutShort {
+  outcome: "database_lost";
+  run: null;
+  error: DatabaseError;
+}
+
+/**
  * `cancelRun`, then, for a run a service holds (`requested` of a run on a
  * node), a wait for that service's answer (`awaitEnd`): it records the run
  * cancelled once it has ended it, or, not running it, says so in the same
@@ -397,7 +410,9 @@ export function cancelUnconfirmed(id: number, waitMs: number): DatabaseError {
  * again. `waited` is how the wait came out (its run null where none was read
  * in time: `run` is then the run as cancelled); null when there was
  * nothing to wait for (the run ended already here, or is a retry no
- * service took).
+ * service took). A database that fails during the wait, the request
+ * written, cuts the wait short (`WaitCutShort`), not the cancel: the
+ * request is not a failure for want of its answer.
  *
  * With a timeout, the whole cancel, counted from `startedAt` (the request's
  * start; now unless told), is bounded by it: the wait ends at `startedAt` +
@@ -409,7 +424,7 @@ export async function cancelAndAwait(
   stores: RunStore & NodeStore,
   id: number,
   options: CancelOptions & { wait: AwaitOptions; startedAt?: number },
-): Promise<{ outcome: CancelOutcome; run: Run; waited: Awaited | null }> {
+): Promise<{ outcome: CancelOutcome; run: Run; waited: Awaited | WaitCutShort | null }> {
   const startedAt = options.startedAt ?? Date.now();
   const { timeoutMs } = options.wait;
   const asking = cancelRun(stores, id, options);
@@ -421,12 +436,18 @@ export async function cancelAndAwait(
   if (asked.outcome !== "requested" || asked.run.node_id === null) {
     return { ...asked, waited: null };
   }
-  // Only while the service holding the run is live: else it answers when it starts again.
-  const answer = await awaitEnd(stores, id, {
-    ...options.wait,
-    timeoutMs: timeoutMs === null ? null : Math.max(0, startedAt + timeoutMs - Date.now()),
-    holderLive: true,
-  });
+  let answer: Awaited | WaitCutShort;
+  try {
+    // Only while the service holding the run is live: else it answers when it starts again.
+    answer = await awaitEnd(stores, id, {
+      ...options.wait,
+      timeoutMs: timeoutMs === null ? null : Math.max(0, startedAt + timeoutMs - Date.now()),
+      holderLive: true,
+    });
+  } catch (error) {
+    if (!(error instanceof DatabaseError)) throw error;
+    answer = { outcome: "database_lost", run: null, error };
+  }
   return { outcome: asked.outcome, run: answer.run ?? asked.run, waited: answer };
 }
 

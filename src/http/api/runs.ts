@@ -8,7 +8,7 @@ import type { Run } from "../../domain/run.ts";
 import { FINAL_STATUSES } from "../../domain/run.ts";
 import { parseRunId } from "../../domain/input.ts";
 import { count, flag, given, optionalJob, optionalSince, optionalStatus } from "../query.ts";
-import { HttpError } from "../errors.ts";
+import { HttpError, httpErrorMessage } from "../errors.ts";
 import { remoteAddress } from "../remote.ts";
 import { pollStream, type SseEvent } from "../sse.ts";
 import { type ApiContext, type Env, json } from "./context.ts";
@@ -195,7 +195,9 @@ export function runRoutes(api: ApiContext): Hono<Env> {
    * this server cannot look at the processes of the host it runs on. With
    * `wait` (seconds), as `runs cancel --wait --timeout`: 200 once the run
    * has ended (the service's answer), 202 with the run as it stands when it
-   * has not (`waited` says why). A wait holds its request open as a live
+   * has not (`waited` says why: `database_lost`, with the database's
+   * `detail`, when the database failed during the wait, the request
+   * written). A wait holds its request open as a live
    * stream does, counted among them, and gives up its slot at the door.
    */
   routes.post("/runs/:id/cancel", async (c) => {
@@ -230,9 +232,13 @@ export function runRoutes(api: ApiContext): Hono<Env> {
         },
       });
       const { outcome, run, waited } = answer;
+      // The request is written: a database lost during the wait is said beside it, not as a 503.
+      const detail = waited?.outcome === "database_lost"
+        ? { detail: api.redact(httpErrorMessage(waited.error)) }
+        : {};
       return json(
         c,
-        { outcome, run, waited: waited?.outcome ?? null },
+        { outcome, run, waited: waited?.outcome ?? null, ...detail },
         FINAL_STATUSES.includes(run.status) ? 200 : 202,
       );
     } finally {
