@@ -196,12 +196,22 @@ export async function updateJob(
 }
 
 /**
- * What to tell whoever gave `retry_on` (`given`) to a job left with
+ * What to tell whoever gave `retry_on` (`given`) to `job`, left with
  * retries 0: it is stored all the same and applies once the job is given
- * retries, so it is said, not refused. Null when there is nothing to say.
+ * retries, so it is said, not refused. Said only where the write makes it
+ * so: not where `before`, the job as it was (null: a new job), had retries
+ * 0 and that retry_on already (a job sent back whole, as the API's GET then
+ * PATCH do, or the same --retry-on given again to `job update`): that was
+ * said when it was set, as a user is. Null when there is nothing to say.
  */
-export function retryOnUnused(given: boolean, job: Job | null, names: OptionNames): string | null {
+export function retryOnUnused(
+  given: boolean,
+  job: Job | null,
+  names: OptionNames,
+  before: Job | null = null,
+): string | null {
   if (!given || job?.retries !== 0) return null;
+  if (before?.retries === 0 && before.retry_on === job.retry_on) return null;
   return `job '${job.id}' has retries 0, so ${names.option("retry_on")} does nothing until ${
     names.option("retries")
   } is above 0`;

@@ -205,7 +205,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
     });
     c.header("Location", `/api/v1/jobs/${encodeURIComponent(id)}`);
     return writtenJob(c, change, [
-      retryOnUnused(body.retry_on !== undefined, change.after, API_NAMES),
+      retryOnUnused(body.retry_on !== undefined, change.after, API_NAMES, change.before),
       ...await userGivenWarnings(change, lookups, accountExpired),
     ], change.before ? 200 : 201);
   });
@@ -258,7 +258,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       copy,
     );
     return writtenJob(c, change, [
-      retryOnUnused(body.retry_on !== undefined, change.after, API_NAMES),
+      retryOnUnused(body.retry_on !== undefined, change.after, API_NAMES, change.before),
       ...await userGivenWarnings(change, lookups, accountExpired),
     ]);
   });
