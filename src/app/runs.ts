@@ -14,6 +14,7 @@ import { jobNotFound } from "./jobs.ts";
 import { liveServices } from "./status.ts";
 import { guardRunAsUser } from "./older_nodes.ts";
 import type { InputNames } from "./input_names.ts";
+import { listedBy, type OptionNames } from "../domain/option_names.ts";
 
 /** What `runs show` says of a forced run; the service reads `forced`, not this. */
 const FORCED_NOTE = "forced: max_instances not checked";
@@ -39,7 +40,7 @@ export async function requestRun(
   },
 ): Promise<Run> {
   const job = await stores.getJob(id);
-  if (!job) throw jobNotFound(id);
+  if (!job) throw jobNotFound(id, options.names);
   // As `job list` says it, and as the service would refuse to run it.
   const problem = jobProblem(job, options.names);
   if (problem !== null) {
@@ -101,9 +102,13 @@ export async function startHereRun(
   return { job, run: (await stores.getRun(runId))! };
 }
 
-export async function showRun(runs: RunStore, id: number): Promise<Run> {
+/** Run `id`; one that does not exist is an error pointing to where `names` list the runs. */
+export async function showRun(runs: RunStore, id: number, names?: OptionNames): Promise<Run> {
   const run = await runs.getRun(id);
-  if (!run) throw new NotFoundError(`run ${id} does not exist (see \`jobsmanager runs\`)`);
+  const see = listedBy(names, "runs");
+  if (!run) {
+    throw new NotFoundError(`run ${id} does not exist${see === null ? "" : ` (see ${see})`}`);
+  }
   return run;
 }
 
@@ -131,6 +136,8 @@ export interface CancelOptions {
   now: number;
   endIfGone?: (run: Run) => Promise<true | string>;
   force?: boolean;
+  /** Where a run that does not exist is said to be listed (the CLI's `runs` unless given). */
+  names?: OptionNames;
 }
 
 /** A status write can lose a race with the service at most this often before giving up. */
@@ -157,7 +164,7 @@ export async function cancelRun(
 ): Promise<{ outcome: CancelOutcome; run: Run }> {
   const request = { cancel_requested_at: options.now, cancel_requested_by: options.by };
   for (let attempt = 0; attempt < CANCEL_ATTEMPTS; attempt++) {
-    const run = await showRun(runs, id);
+    const run = await showRun(runs, id, options.names);
     // A retry waits for a service to cancel it: the attempts end there, and its failure follow-ups start.
     if (run.status === "queued" && run.node_id === null && run.trigger !== "retry") {
       const dropped = await runs.updateRun(id, {
@@ -166,7 +173,7 @@ export async function cancelRun(
         finished_at: options.now,
         note: `cancelled by ${options.by} at ${new Date(options.now).toISOString()}`,
       }, "queued");
-      if (dropped) return { outcome: "dropped", run: await showRun(runs, id) };
+      if (dropped) return { outcome: "dropped", run: await showRun(runs, id, options.names) };
     } else if (run.status === "running" && hereHost(run.node_id) !== null) {
       const host = hereHost(run.node_id);
       const pid = holderOf(run.marker)?.pid;
@@ -181,23 +188,23 @@ export async function cancelRun(
             new Date(options.now).toISOString()
           } with runs cancel --force: the CLI process that ran it (${where}) was not checked, and nothing it left running was ended`,
         }, "running");
-        if (forced) return { outcome: "ended", run: await showRun(runs, id) };
+        if (forced) return { outcome: "ended", run: await showRun(runs, id, options.names) };
         continue;
       }
       const why = await options.endIfGone?.(run) ??
         `end it there with Ctrl-C; once that process is gone (killed, or ${host} restarted), \`jobsmanager runs cancel ${id}\` on ${host}, or a service there, records the run interrupted`;
-      if (why === true) return { outcome: "ended", run: await showRun(runs, id) };
-      if ((await showRun(runs, id)).status !== "running") continue;
+      if (why === true) return { outcome: "ended", run: await showRun(runs, id, options.names) };
+      if ((await showRun(runs, id, options.names)).status !== "running") continue;
       throw new RuntimeError(
         `run ${id} runs in a terminal (${where}), not in a service, and was not ended: ${why}`,
       );
     } else if (run.status === "queued" || run.status === "running") {
       if (await runs.updateRun(id, request, run.status)) {
-        return { outcome: "requested", run: await showRun(runs, id) };
+        return { outcome: "requested", run: await showRun(runs, id, options.names) };
       }
       // MySQL counts a row written with the values it had as unchanged: the same request,
       // asked at the same instant by the same asker (a client's concurrent waits), is there.
-      const now = await showRun(runs, id);
+      const now = await showRun(runs, id, options.names);
       if (
         now.status === run.status && now.cancel_requested_at === options.now &&
         now.cancel_requested_by === options.by

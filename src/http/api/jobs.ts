@@ -265,7 +265,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
 
   routes.delete("/jobs/:id", async (c) => {
     const id = await storedJobId(store, c.req.param("id"));
-    const change = await removeJob(store, id, readAt(c.req.header("If-Match")));
+    const change = await removeJob(store, id, readAt(c.req.header("If-Match")), API_NAMES);
     // As `job remove` warns: the jobs that followed it now wait for a job that never ends.
     return written(c, change, { ...change.before!, followers: change.followers });
   });
@@ -279,6 +279,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
         enabled,
         Date.now(),
         readAt(c.req.header("If-Match")),
+        API_NAMES,
       );
       return written(c, change, change.after!);
     });

@@ -13,6 +13,7 @@ import { remoteAddress } from "../remote.ts";
 import { pollStream, type SseEvent } from "../sse.ts";
 import { type ApiContext, type Env, json } from "./context.ts";
 import { EnvMasks } from "./env_masks.ts";
+import { API_NAMES } from "../input_names.ts";
 
 /** The most runs one answer lists, as `runs --limit`. */
 const MAX_RUNS = 100_000;
@@ -182,7 +183,7 @@ export function runRoutes(api: ApiContext): Hono<Env> {
   });
 
   routes.get("/runs/:id", async (c) => {
-    const run = await showRun(store, parseRunId(c.req.param("id"), "run id"));
+    const run = await showRun(store, parseRunId(c.req.param("id"), "run id"), API_NAMES);
     return json(
       c,
       (await EnvMasks.of(store, c.get("role"), [run.job_id], api.changeSettlesMs)).run(run),
@@ -206,7 +207,11 @@ export function runRoutes(api: ApiContext): Hono<Env> {
     const force = flag(c.req.query("force"), "force");
     const wait = c.req.query("wait");
     if (!given(wait)) {
-      return json(c, await cancelRun(store, id, { by, now: Date.now(), force }), 202);
+      return json(
+        c,
+        await cancelRun(store, id, { by, now: Date.now(), force, names: API_NAMES }),
+        202,
+      );
     }
     const waitS = count(wait, "wait", MAX_CANCEL_WAIT_S, 0);
     if (api.streams.open >= api.streams.max) {
@@ -223,6 +228,7 @@ export function runRoutes(api: ApiContext): Hono<Env> {
         by,
         now: Date.now(),
         force,
+        names: API_NAMES,
         wait: {
           heartbeatMs: api.heartbeatMs,
           timeoutMs: waitS * 1000,
