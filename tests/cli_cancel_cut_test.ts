@@ -52,6 +52,14 @@ mysqlTest(
       what: "the cancel request to be written",
       detail: () => wait.stderr,
     });
+    // Its next statements, sent once it has the answer to its write (a cut before is a write
+    // unconfirmed): the read back and the wait's.
+    const sent = proxy.chunksFromClients;
+    await waitFor(() => proxy.chunksFromClients >= sent + 3 || null, {
+      timeoutMs: 20_000,
+      what: "the wait to read the run",
+      detail: () => `${proxy.chunksFromClients - sent} chunks sent; stderr: ${wait.stderr}`,
+    });
     proxy.cut();
     // Without the fix: exit 1 with the driver's error alone, as if the cancel had failed.
     const status = await wait.exit(30_000, "the wait to end once the database is gone");

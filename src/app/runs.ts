@@ -163,17 +163,29 @@ export async function cancelRun(
   options: CancelOptions,
 ): Promise<{ outcome: CancelOutcome; run: Run }> {
   const request = { cancel_requested_at: options.now, cancel_requested_by: options.by };
+  // The run read again once `written` went through it; as written over `run` when that read
+  // fails (the database lost just then): what was written is not undone by the read's failure.
+  const reread = async (run: Run, written: Partial<Run>): Promise<Run> => {
+    try {
+      return await showRun(runs, id, options.names);
+    } catch (error) {
+      if (!(error instanceof DatabaseError)) throw error;
+      return { ...run, ...written };
+    }
+  };
   for (let attempt = 0; attempt < CANCEL_ATTEMPTS; attempt++) {
     const run = await showRun(runs, id, options.names);
     // A retry waits for a service to cancel it: the attempts end there, and its failure follow-ups start.
     if (run.status === "queued" && run.node_id === null && run.trigger !== "retry") {
-      const dropped = await runs.updateRun(id, {
+      const cancelled = {
         ...request,
-        status: "cancelled",
+        status: "cancelled" as const,
         finished_at: options.now,
         note: `cancelled by ${options.by} at ${new Date(options.now).toISOString()}`,
-      }, "queued");
-      if (dropped) return { outcome: "dropped", run: await showRun(runs, id, options.names) };
+      };
+      if (await runs.updateRun(id, cancelled, "queued")) {
+        return { outcome: "dropped", run: await reread(run, cancelled) };
+      }
     } else if (run.status === "running" && hereHost(run.node_id) !== null) {
       const host = hereHost(run.node_id);
       const pid = holderOf(run.marker)?.pid;
@@ -181,14 +193,16 @@ export async function cancelRun(
         pid === undefined ? "" : `, pid ${pid}`
       } on ${host}`;
       if (options.force) {
-        const forced = await runs.updateRun(id, {
-          status: "interrupted",
+        const interrupted = {
+          status: "interrupted" as const,
           finished_at: options.now,
           note: `recorded interrupted by ${options.by} at ${
             new Date(options.now).toISOString()
           } with runs cancel --force: the CLI process that ran it (${where}) was not checked, and nothing it left running was ended`,
-        }, "running");
-        if (forced) return { outcome: "ended", run: await showRun(runs, id, options.names) };
+        };
+        if (await runs.updateRun(id, interrupted, "running")) {
+          return { outcome: "ended", run: await reread(run, interrupted) };
+        }
         continue;
       }
       const why = await options.endIfGone?.(run) ??
@@ -200,7 +214,7 @@ export async function cancelRun(
       );
     } else if (run.status === "queued" || run.status === "running") {
       if (await runs.updateRun(id, request, run.status)) {
-        return { outcome: "requested", run: await showRun(runs, id, options.names) };
+        return { outcome: "requested", run: await reread(run, request) };
       }
       // MySQL counts a row written with the values it had as unchanged: the same request,
       // asked at the same instant by the same asker (a client's concurrent waits), is there.
