@@ -269,7 +269,7 @@ for (const backend of BACKENDS) {
       });
       assertEquals([cycle.status, cycle.body], [400, {
         error:
-          "after: 'nightly' following 'report' would close a cycle: nightly → report → nightly (a job's end would start itself again); drop one link with \"after_job\": null",
+          "after_job: 'nightly' following 'report' would close a cycle: nightly → report → nightly (a job's end would start itself again); drop one link with \"after_job\": null",
         // The job's field, beside which a form shows it.
         field: "after_job",
       }]);
@@ -476,8 +476,10 @@ for (const backend of BACKENDS) {
       ]);
 
       const missing = await api.call("PATCH", "/api/v1/jobs/ghost", { body: { minute: "1" } });
+      // As the CLI says it, without the CLI's command to list the jobs.
       assertEquals([missing.status, missing.body], [404, {
-        error: await cliError("job", "update", "ghost", "--minute", "1"),
+        error: (await cliError("job", "update", "ghost", "--minute", "1"))
+          .replace(" (see `jobsmanager job list`)", ""),
       }]);
       // Bad input is said first, as the CLI says it: 400, not 404.
       const badMissing = await api.call("PATCH", "/api/v1/jobs/ghost", { body: { timeout: -5 } });

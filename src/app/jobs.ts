@@ -22,7 +22,7 @@ import {
   zoneOf,
 } from "../domain/job.ts";
 import { parseInstant } from "../domain/time.ts";
-import { AS_FIELDS, type OptionNames } from "../domain/option_names.ts";
+import { AS_FIELDS, labelOf, listedBy, type OptionNames } from "../domain/option_names.ts";
 import type { InputNames } from "./input_names.ts";
 import { firstFireAfter } from "../cron/croner.ts";
 import type { Run } from "../domain/run.ts";
@@ -50,8 +50,10 @@ export class StaleCopyError extends ConflictError {
  */
 export type ReadAt = number | "*";
 
-export function jobNotFound(id: string): NotFoundError {
-  return new NotFoundError(`job '${id}' does not exist (see \`jobsmanager job list\`)`);
+/** Job `id` does not exist, pointing to where `names` list the jobs (the CLI's unless given). */
+export function jobNotFound(id: string, names?: OptionNames): NotFoundError {
+  const see = listedBy(names, "jobs");
+  return new NotFoundError(`job '${id}' does not exist${see === null ? "" : ` (see ${see})`}`);
 }
 
 /**
@@ -92,19 +94,23 @@ export function checkFollowUps(
   changed: Job[],
   names: OptionNames = AS_FIELDS,
 ): void {
+  const after = labelOf(names, "after");
+  const see = listedBy(names, "jobs");
   for (const job of changed) {
     if (job.after_job === null) continue;
     if (!all.has(job.after_job)) {
       throw new ValidationError(
         "after",
-        `after: job '${job.after_job}' does not exist, so '${job.id}' could never follow it (add it first, or see \`jobsmanager job list\`)`,
+        `${after}: job '${job.after_job}' does not exist, so '${job.id}' could never follow it (add it first${
+          see === null ? "" : `, or see ${see}`
+        })`,
       );
     }
     const cycle = followCycle(all, job);
     if (cycle !== null) {
       throw new ValidationError(
         "after",
-        `after: '${job.id}' following '${job.after_job}' would close a cycle: ${
+        `${after}: '${job.id}' following '${job.after_job}' would close a cycle: ${
           cycle.join(" → ")
         } (a job's end would start itself again); drop one link with ${
           names.option("after", null)
@@ -186,7 +192,7 @@ export async function updateJob(
   const mutate = (current: Job | null) => {
     // A copy read before a removal is stale (412), not a typo of an id (404).
     if (readAt !== undefined) refuseStale(id, current, readAt);
-    if (!current) throw jobNotFound(id);
+    if (!current) throw jobNotFound(id, names);
     return { ...buildJob(id, options, current, now, names), updated_at: now };
   };
   // Only a new link can close a cycle.
@@ -196,12 +202,22 @@ export async function updateJob(
 }
 
 /**
- * What to tell whoever gave `retry_on` (`given`) to a job left with
+ * What to tell whoever gave `retry_on` (`given`) to `job`, left with
  * retries 0: it is stored all the same and applies once the job is given
- * retries, so it is said, not refused. Null when there is nothing to say.
+ * retries, so it is said, not refused. Said only where the write makes it
+ * so: not where `before`, the job as it was (null: a new job), had retries
+ * 0 and that retry_on already (a job sent back whole, as the API's GET then
+ * PATCH do, or the same --retry-on given again to `job update`): that was
+ * said when it was set, as a user is. Null when there is nothing to say.
  */
-export function retryOnUnused(given: boolean, job: Job | null, names: OptionNames): string | null {
+export function retryOnUnused(
+  given: boolean,
+  job: Job | null,
+  names: OptionNames,
+  before: Job | null = null,
+): string | null {
   if (!given || job?.retries !== 0) return null;
+  if (before?.retries === 0 && before.retry_on === job.retry_on) return null;
   return `job '${job.id}' has retries 0, so ${names.option("retry_on")} does nothing until ${
     names.option("retries")
   } is above 0`;
@@ -213,12 +229,20 @@ export interface Removal extends JobChange {
   followers: string[];
 }
 
-/** Remove job `id`; with `readAt` (as for `updateJob`), only the copy read then. */
-export async function removeJob(jobs: JobStore, id: string, readAt?: ReadAt): Promise<Removal> {
+/**
+ * Remove job `id`; with `readAt` (as for `updateJob`), only the copy read
+ * then. A missing job's message points to where `names` list the jobs.
+ */
+export async function removeJob(
+  jobs: JobStore,
+  id: string,
+  readAt?: ReadAt,
+  names?: OptionNames,
+): Promise<Removal> {
   const change = await jobs.changeJob(id, (current) => {
     // A copy read before a removal is stale (412), not a typo of an id (404).
     if (readAt !== undefined) refuseStale(id, current, readAt);
-    if (!current) throw jobNotFound(id);
+    if (!current) throw jobNotFound(id, names);
     return null;
   });
   const followers = (await jobs.listJobs()).filter((j) => j.after_job === id).map((j) => j.id);
@@ -244,14 +268,15 @@ export function linkProblem(
   }
   const cycle = followCycle(all, job);
   if (cycle === null) return null;
-  return `after: its follow-up link closes a cycle, ${
+  return `${labelOf(names, "after")}: its follow-up link closes a cycle, ${
     cycle.join(" → ")
   }, and the service ignores it; drop one link with ${names.option("after", null)}`;
 }
 
 /**
  * Enable or disable a job; one already so is left as it is (no marker).
- * With `readAt` (as for `updateJob`), only the copy read then.
+ * With `readAt` (as for `updateJob`), only the copy read then. A missing
+ * job's message points to where `names` list the jobs.
  */
 export async function setEnabled(
   jobs: JobStore,
@@ -259,11 +284,12 @@ export async function setEnabled(
   enabled: boolean,
   now: number,
   readAt?: ReadAt,
+  names?: OptionNames,
 ): Promise<JobChange> {
   return await jobs.changeJob(id, (current) => {
     // A copy read before a removal is stale (412), not a typo of an id (404).
     if (readAt !== undefined) refuseStale(id, current, readAt);
-    if (!current) throw jobNotFound(id);
+    if (!current) throw jobNotFound(id, names);
     return current.enabled === enabled ? current : { ...current, enabled, updated_at: now };
   });
 }
@@ -363,7 +389,7 @@ export async function showJob(
     stores.listRuns({ job_id: id, limit: LAST_RUNS }),
     stores.runningRuns(),
   ]);
-  if (!job) throw jobNotFound(id);
+  if (!job) throw jobNotFound(id, options.names);
   const running = allRunning.filter((r) => r.job_id === id);
   const zone = zoneOf(job, options.defaultZone);
   const invalid = jobProblem(job, options.names);
@@ -409,7 +435,7 @@ export async function upcomingFires(
   query: FiresQuery,
 ): Promise<UpcomingFires> {
   const job = await jobs.getJob(id);
-  if (!job) throw jobNotFound(id);
+  if (!job) throw jobNotFound(id, query.names);
   return firesOf(job, query);
 }
 

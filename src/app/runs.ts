@@ -14,6 +14,7 @@ import { jobNotFound } from "./jobs.ts";
 import { liveServices } from "./status.ts";
 import { guardRunAsUser } from "./older_nodes.ts";
 import type { InputNames } from "./input_names.ts";
+import { listedBy, type OptionNames } from "../domain/option_names.ts";
 
 /** What `runs show` says of a forced run; the service reads `forced`, not this. */
 const FORCED_NOTE = "forced: max_instances not checked";
@@ -39,7 +40,7 @@ export async function requestRun(
   },
 ): Promise<Run> {
   const job = await stores.getJob(id);
-  if (!job) throw jobNotFound(id);
+  if (!job) throw jobNotFound(id, options.names);
   // As `job list` says it, and as the service would refuse to run it.
   const problem = jobProblem(job, options.names);
   if (problem !== null) {
@@ -101,9 +102,13 @@ export async function startHereRun(
   return { job, run: (await stores.getRun(runId))! };
 }
 
-export async function showRun(runs: RunStore, id: number): Promise<Run> {
+/** Run `id`; one that does not exist is an error pointing to where `names` list the runs. */
+export async function showRun(runs: RunStore, id: number, names?: OptionNames): Promise<Run> {
   const run = await runs.getRun(id);
-  if (!run) throw new NotFoundError(`run ${id} does not exist (see \`jobsmanager runs\`)`);
+  const see = listedBy(names, "runs");
+  if (!run) {
+    throw new NotFoundError(`run ${id} does not exist${see === null ? "" : ` (see ${see})`}`);
+  }
   return run;
 }
 
@@ -131,6 +136,8 @@ export interface CancelOptions {
   now: number;
   endIfGone?: (run: Run) => Promise<true | string>;
   force?: boolean;
+  /** Where a run that does not exist is said to be listed (the CLI's `runs` unless given). */
+  names?: OptionNames;
 }
 
 /** A status write can lose a race with the service at most this often before giving up. */
@@ -156,17 +163,29 @@ export async function cancelRun(
   options: CancelOptions,
 ): Promise<{ outcome: CancelOutcome; run: Run }> {
   const request = { cancel_requested_at: options.now, cancel_requested_by: options.by };
+  // The run read again once `written` went through it; as written over `run` when that read
+  // fails (the database lost just then): what was written is not undone by the read's failure.
+  const reread = async (run: Run, written: Partial<Run>): Promise<Run> => {
+    try {
+      return await showRun(runs, id, options.names);
+    } catch (error) {
+      if (!(error instanceof DatabaseError)) throw error;
+      return { ...run, ...written };
+    }
+  };
   for (let attempt = 0; attempt < CANCEL_ATTEMPTS; attempt++) {
-    const run = await showRun(runs, id);
+    const run = await showRun(runs, id, options.names);
     // A retry waits for a service to cancel it: the attempts end there, and its failure follow-ups start.
     if (run.status === "queued" && run.node_id === null && run.trigger !== "retry") {
-      const dropped = await runs.updateRun(id, {
+      const cancelled = {
         ...request,
-        status: "cancelled",
+        status: "cancelled" as const,
         finished_at: options.now,
         note: `cancelled by ${options.by} at ${new Date(options.now).toISOString()}`,
-      }, "queued");
-      if (dropped) return { outcome: "dropped", run: await showRun(runs, id) };
+      };
+      if (await runs.updateRun(id, cancelled, "queued")) {
+        return { outcome: "dropped", run: await reread(run, cancelled) };
+      }
     } else if (run.status === "running" && hereHost(run.node_id) !== null) {
       const host = hereHost(run.node_id);
       const pid = holderOf(run.marker)?.pid;
@@ -174,30 +193,32 @@ export async function cancelRun(
         pid === undefined ? "" : `, pid ${pid}`
       } on ${host}`;
       if (options.force) {
-        const forced = await runs.updateRun(id, {
-          status: "interrupted",
+        const interrupted = {
+          status: "interrupted" as const,
           finished_at: options.now,
           note: `recorded interrupted by ${options.by} at ${
             new Date(options.now).toISOString()
           } with runs cancel --force: the CLI process that ran it (${where}) was not checked, and nothing it left running was ended`,
-        }, "running");
-        if (forced) return { outcome: "ended", run: await showRun(runs, id) };
+        };
+        if (await runs.updateRun(id, interrupted, "running")) {
+          return { outcome: "ended", run: await reread(run, interrupted) };
+        }
         continue;
       }
       const why = await options.endIfGone?.(run) ??
         `end it there with Ctrl-C; once that process is gone (killed, or ${host} restarted), \`jobsmanager runs cancel ${id}\` on ${host}, or a service there, records the run interrupted`;
-      if (why === true) return { outcome: "ended", run: await showRun(runs, id) };
-      if ((await showRun(runs, id)).status !== "running") continue;
+      if (why === true) return { outcome: "ended", run: await showRun(runs, id, options.names) };
+      if ((await showRun(runs, id, options.names)).status !== "running") continue;
       throw new RuntimeError(
         `run ${id} runs in a terminal (${where}), not in a service, and was not ended: ${why}`,
       );
     } else if (run.status === "queued" || run.status === "running") {
       if (await runs.updateRun(id, request, run.status)) {
-        return { outcome: "requested", run: await showRun(runs, id) };
+        return { outcome: "requested", run: await reread(run, request) };
       }
       // MySQL counts a row written with the values it had as unchanged: the same request,
       // asked at the same instant by the same asker (a client's concurrent waits), is there.
-      const now = await showRun(runs, id);
+      const now = await showRun(runs, id, options.names);
       if (
         now.status === run.status && now.cancel_requested_at === options.now &&
         now.cancel_requested_by === options.by
@@ -389,6 +410,19 @@ export function cancelUnconfirmed(id: number, waitMs: number): DatabaseError {
 }
 
 /**
+ * A wait for a service's answer to a cancel cut short by the database: a
+ * read of the run or of the services failed (a lost connection, a read
+ * refused) after the request was written. The request stands; the service
+ * answers it once it reads it (it may have already), which no one here
+ * could see. `error` is the database's.
+ */
+export interface WaitCutShort {
+  outcome: "database_lost";
+  run: null;
+  error: DatabaseError;
+}
+
+/**
  * `cancelRun`, then, for a run a service holds (`requested` of a run on a
  * node), a wait for that service's answer (`awaitEnd`): it records the run
  * cancelled once it has ended it, or, not running it, says so in the same
@@ -397,7 +431,9 @@ export function cancelUnconfirmed(id: number, waitMs: number): DatabaseError {
  * again. `waited` is how the wait came out (its run null where none was read
  * in time: `run` is then the run as cancelled); null when there was
  * nothing to wait for (the run ended already here, or is a retry no
- * service took).
+ * service took). A database that fails during the wait, the request
+ * written, cuts the wait short (`WaitCutShort`), not the cancel: the
+ * request is not a failure for want of its answer.
  *
  * With a timeout, the whole cancel, counted from `startedAt` (the request's
  * start; now unless told), is bounded by it: the wait ends at `startedAt` +
@@ -409,7 +445,7 @@ export async function cancelAndAwait(
   stores: RunStore & NodeStore,
   id: number,
   options: CancelOptions & { wait: AwaitOptions; startedAt?: number },
-): Promise<{ outcome: CancelOutcome; run: Run; waited: Awaited | null }> {
+): Promise<{ outcome: CancelOutcome; run: Run; waited: Awaited | WaitCutShort | null }> {
   const startedAt = options.startedAt ?? Date.now();
   const { timeoutMs } = options.wait;
   const asking = cancelRun(stores, id, options);
@@ -421,12 +457,18 @@ export async function cancelAndAwait(
   if (asked.outcome !== "requested" || asked.run.node_id === null) {
     return { ...asked, waited: null };
   }
-  // Only while the service holding the run is live: else it answers when it starts again.
-  const answer = await awaitEnd(stores, id, {
-    ...options.wait,
-    timeoutMs: timeoutMs === null ? null : Math.max(0, startedAt + timeoutMs - Date.now()),
-    holderLive: true,
-  });
+  let answer: Awaited | WaitCutShort;
+  try {
+    // Only while the service holding the run is live: else it answers when it starts again.
+    answer = await awaitEnd(stores, id, {
+      ...options.wait,
+      timeoutMs: timeoutMs === null ? null : Math.max(0, startedAt + timeoutMs - Date.now()),
+      holderLive: true,
+    });
+  } catch (error) {
+    if (!(error instanceof DatabaseError)) throw error;
+    answer = { outcome: "database_lost", run: null, error };
+  }
   return { outcome: asked.outcome, run: answer.run ?? asked.run, waited: answer };
 }
 

@@ -7,7 +7,6 @@ import {
   buildJob,
   checkUpdate,
   hasSchedule,
-  type Job,
   type JobOptions,
   nextFires,
   validateId,
@@ -321,8 +320,8 @@ function enableCommand(name: "enable" | "disable", enabled: boolean) {
   });
 }
 
-function warnRetryOnAlone(retryOn: unknown, job: Job | null): void {
-  const warning = retryOnUnused(retryOn !== undefined, job, CLI_NAMES);
+function warnRetryOnAlone(retryOn: unknown, change: JobChange): void {
+  const warning = retryOnUnused(retryOn !== undefined, change.after, CLI_NAMES, change.before);
   if (warning !== null) writeErr(`jobsmanager: warning: ${warning}`);
 }
 
@@ -342,7 +341,7 @@ export function jobCommand() {
         }, { creates: true });
         const { change } = written;
         const after = change.after!;
-        warnRetryOnAlone(opts.retryOn, after);
+        warnRetryOnAlone(opts.retryOn, change);
         await warnUserGiven(change);
         const next = nextFires(after, zone!.name, new Date(), 1);
         printWrite(
@@ -377,7 +376,7 @@ export function jobCommand() {
           ctx,
           (store) => updateJob(store, id, options, Date.now(), CLI_NAMES),
         );
-        warnRetryOnAlone(opts.retryOn, written.change.after);
+        warnRetryOnAlone(opts.retryOn, written.change);
         await warnUserGiven(written.change);
         printWrite(
           ctx,

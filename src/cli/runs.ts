@@ -16,7 +16,9 @@ import { command, group, switched, valued } from "./command.ts";
 import { runDetails, runsTable } from "./output.ts";
 import { parseCount, parseRunId, parseSince, parseStatus } from "../domain/input.ts";
 import { MAX_WAIT_S, unanswered, waitOptions } from "./job_run.ts";
-import { UsageError } from "../errors.ts";
+import { RuntimeError, UsageError } from "../errors.ts";
+import type { Run } from "../domain/run.ts";
+import { databaseSaid } from "./failure.ts";
 
 /** The most runs one `runs` lists. */
 const MAX_RUNS = 100_000;
@@ -108,6 +110,9 @@ export function runsCommand() {
             gone: (node) => serviceGone(node),
           },
         });
+        if (answer.waited?.outcome === "database_lost") {
+          throw waitCutShort(id, answer.run, answer.waited.error);
+        }
         if (answer.waited !== null && answer.waited.outcome !== "ended") {
           throw unanswered(id, answer.waited, timeoutS);
         }
@@ -146,6 +151,21 @@ export function runsCommand() {
     description:
       "list runs, or show or cancel one\n\n`jobsmanager runs` alone is `jobsmanager runs list`: see `jobsmanager runs list --help` for its options",
   });
+}
+
+/**
+ * The error of `runs cancel --wait` whose wait the database cut short
+ * (`error`) once the request for `run` was written: it says first that the
+ * request is recorded, the answer that did not come, and where to look
+ * once the database is back. Exit 1, as a wait that timed out: no answer.
+ */
+function waitCutShort(id: number, run: Run, error: Error): RuntimeError {
+  return new RuntimeError(
+    `asked the service to end run ${id} of '${run.job_id}' (${run.status} on ${run.node_id}): the request is recorded, but the wait for its answer was cut short by the database (${
+      databaseSaid(error)
+    }); the service ends the run once it reads the request (it may have already): see the run with \`jobsmanager runs show ${id}\` once the database answers`,
+    { cause: error },
+  );
 }
 
 /**

@@ -8,7 +8,7 @@ import { wholeNumber, wholeNumberRule } from "./number.ts";
 import { FIELD_NAMES, type FieldName } from "../cron/grammar.ts";
 import { type ScheduleFields, scheduleFromFields } from "../cron/fields.ts";
 import { scheduleFromCrontab } from "../cron/crontab.ts";
-import { AS_FIELDS, type OptionNames } from "./option_names.ts";
+import { AS_FIELDS, labelOf, type OptionNames } from "./option_names.ts";
 import {
   checkEverFires,
   compileSchedule,
@@ -594,10 +594,11 @@ function validateRetries(job: Job, names: OptionNames): void {
       `retry_overlap: ${JSON.stringify(job.retry_overlap)} is not true or false`,
     );
   }
+  const after = labelOf(names, "after");
   if ((job.after_job === null) !== (job.after_outcome === null)) {
     throw new ValidationError(
       "after",
-      `after: after_job and after_outcome must both be set or both NULL (fix the row, e.g. UPDATE jm_jobs SET after_outcome = 'success' WHERE id = '${job.id}')`,
+      `${after}: after_job and after_outcome must both be set or both NULL (fix the row, e.g. UPDATE jm_jobs SET after_outcome = 'success' WHERE id = '${job.id}')`,
     );
   }
   if (job.after_job !== null) {
@@ -605,7 +606,7 @@ function validateRetries(job: Job, names: OptionNames): void {
     if (!(AFTER_OUTCOMES as readonly string[]).includes(job.after_outcome!)) {
       throw new ValidationError(
         "after",
-        `after: outcome ${JSON.stringify(job.after_outcome)} is not one of ${
+        `${after}: outcome ${JSON.stringify(job.after_outcome)} is not one of ${
           AFTER_OUTCOMES.join(", ")
         }`,
       );
@@ -613,7 +614,7 @@ function validateRetries(job: Job, names: OptionNames): void {
     if (job.after_job === job.id) {
       throw new ValidationError(
         "after",
-        `after: job '${job.id}' cannot follow itself (${job.id} → ${job.id})`,
+        `${after}: job '${job.id}' cannot follow itself (${job.id} → ${job.id})`,
       );
     }
   }

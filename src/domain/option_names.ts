@@ -27,6 +27,33 @@ export interface OptionNames {
    * shown; an `example` of null is the value that clears the option.
    */
   option(name: OptionName, example?: string | null): string;
+  /**
+   * The name a message about option `name` begins with (`after: …`): the
+   * option's own unless told (the API's is the field that gives it,
+   * `after_job`).
+   */
+  readonly label?: (name: OptionName) => string;
+  /**
+   * What a message about a job or a run that does not exist points to, to
+   * list them: the CLI's commands unless told; null: nothing (the API's
+   * client lists them with the GET it knows, and the dashboard shows them).
+   */
+  readonly lists?: { readonly jobs: string; readonly runs: string } | null;
+}
+
+/** The name a message about option `name` begins with, as `names` call it. */
+export function labelOf(names: OptionNames, name: OptionName): string {
+  return names.label?.(name) ?? name;
+}
+
+/**
+ * Where a message about a job or a run that does not exist points to, as
+ * `names` say it; null where they point nowhere.
+ */
+export function listedBy(names: OptionNames | undefined, what: "jobs" | "runs"): string | null {
+  if (names?.lists === null) return null;
+  return names?.lists?.[what] ??
+    (what === "jobs" ? "`jobsmanager job list`" : "`jobsmanager runs`");
 }
 
 /**

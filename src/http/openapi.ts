@@ -354,11 +354,16 @@ const schemas: Record<string, Schema> = {
     },
     run: ref("Run"),
     waited: {
-      enum: ["ended", "timeout", "stopped", "dead", "not_live", null],
+      enum: ["ended", "timeout", "stopped", "dead", "not_live", "database_lost", null],
       description:
-        "with wait only: how the wait for the service's answer came out. ended: the run ended; timeout: it had not within wait seconds (or the server is stopping): the request stands, the service ends it still; stopped, dead: the service it is recorded running on has stopped, or was declared dead, without recording its end, so no answer will come (it is recorded interrupted or lost when that service starts again, lost when declared dead); not_live: the service holding it is not live otherwise (stale by its heartbeat, a lone service killed, or no row in jm_nodes), answered at once: the request stands, and that service answers it when it starts again on its node; null: nothing to wait for (the run ended here, or is a retry no service took)",
+        "with wait only: how the wait for the service's answer came out. ended: the run ended; timeout: it had not within wait seconds (or the server is stopping): the request stands, the service ends it still; stopped, dead: the service it is recorded running on has stopped, or was declared dead, without recording its end, so no answer will come (it is recorded interrupted or lost when that service starts again, lost when declared dead); not_live: the service holding it is not live otherwise (stale by its heartbeat, a lone service killed, or no row in jm_nodes), answered at once: the request stands, and that service answers it when it starts again on its node; database_lost: the request was written, then the database failed while the wait read the run (a lost connection, a read refused: detail says what it said), so the wait was cut short: the request stands, the service ends the run once it reads it (it may have already), and the run read again once the database answers tells; null: nothing to wait for (the run ended here, or is a retry no service took)",
     },
-  }, ["waited"]),
+    detail: {
+      type: "string",
+      description:
+        "with waited database_lost only: what the database said when the wait's read failed",
+    },
+  }, ["waited", "detail"]),
   LogRow: closed({
     id: int,
     created_at: instant("when it was logged"),

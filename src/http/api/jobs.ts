@@ -205,7 +205,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
     });
     c.header("Location", `/api/v1/jobs/${encodeURIComponent(id)}`);
     return writtenJob(c, change, [
-      retryOnUnused(body.retry_on !== undefined, change.after, API_NAMES),
+      retryOnUnused(body.retry_on !== undefined, change.after, API_NAMES, change.before),
       ...await userGivenWarnings(change, lookups, accountExpired),
     ], change.before ? 200 : 201);
   });
@@ -258,14 +258,14 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
       copy,
     );
     return writtenJob(c, change, [
-      retryOnUnused(body.retry_on !== undefined, change.after, API_NAMES),
+      retryOnUnused(body.retry_on !== undefined, change.after, API_NAMES, change.before),
       ...await userGivenWarnings(change, lookups, accountExpired),
     ]);
   });
 
   routes.delete("/jobs/:id", async (c) => {
     const id = await storedJobId(store, c.req.param("id"));
-    const change = await removeJob(store, id, readAt(c.req.header("If-Match")));
+    const change = await removeJob(store, id, readAt(c.req.header("If-Match")), API_NAMES);
     // As `job remove` warns: the jobs that followed it now wait for a job that never ends.
     return written(c, change, { ...change.before!, followers: change.followers });
   });
@@ -279,6 +279,7 @@ export function jobRoutes(api: ApiContext): Hono<Env> {
         enabled,
         Date.now(),
         readAt(c.req.header("If-Match")),
+        API_NAMES,
       );
       return written(c, change, change.after!);
     });

@@ -8,11 +8,12 @@ import type { Run } from "../../domain/run.ts";
 import { FINAL_STATUSES } from "../../domain/run.ts";
 import { parseRunId } from "../../domain/input.ts";
 import { count, flag, given, optionalJob, optionalSince, optionalStatus } from "../query.ts";
-import { HttpError } from "../errors.ts";
+import { HttpError, httpErrorMessage } from "../errors.ts";
 import { remoteAddress } from "../remote.ts";
 import { pollStream, type SseEvent } from "../sse.ts";
 import { type ApiContext, type Env, json } from "./context.ts";
 import { EnvMasks } from "./env_masks.ts";
+import { API_NAMES } from "../input_names.ts";
 
 /** The most runs one answer lists, as `runs --limit`. */
 const MAX_RUNS = 100_000;
@@ -182,7 +183,7 @@ export function runRoutes(api: ApiContext): Hono<Env> {
   });
 
   routes.get("/runs/:id", async (c) => {
-    const run = await showRun(store, parseRunId(c.req.param("id"), "run id"));
+    const run = await showRun(store, parseRunId(c.req.param("id"), "run id"), API_NAMES);
     return json(
       c,
       (await EnvMasks.of(store, c.get("role"), [run.job_id], api.changeSettlesMs)).run(run),
@@ -195,7 +196,9 @@ export function runRoutes(api: ApiContext): Hono<Env> {
    * this server cannot look at the processes of the host it runs on. With
    * `wait` (seconds), as `runs cancel --wait --timeout`: 200 once the run
    * has ended (the service's answer), 202 with the run as it stands when it
-   * has not (`waited` says why). A wait holds its request open as a live
+   * has not (`waited` says why: `database_lost`, with the database's
+   * `detail`, when the database failed during the wait, the request
+   * written). A wait holds its request open as a live
    * stream does, counted among them, and gives up its slot at the door.
    */
   routes.post("/runs/:id/cancel", async (c) => {
@@ -204,7 +207,11 @@ export function runRoutes(api: ApiContext): Hono<Env> {
     const force = flag(c.req.query("force"), "force");
     const wait = c.req.query("wait");
     if (!given(wait)) {
-      return json(c, await cancelRun(store, id, { by, now: Date.now(), force }), 202);
+      return json(
+        c,
+        await cancelRun(store, id, { by, now: Date.now(), force, names: API_NAMES }),
+        202,
+      );
     }
     const waitS = count(wait, "wait", MAX_CANCEL_WAIT_S, 0);
     if (api.streams.open >= api.streams.max) {
@@ -221,6 +228,7 @@ export function runRoutes(api: ApiContext): Hono<Env> {
         by,
         now: Date.now(),
         force,
+        names: API_NAMES,
         wait: {
           heartbeatMs: api.heartbeatMs,
           timeoutMs: waitS * 1000,
@@ -230,9 +238,13 @@ export function runRoutes(api: ApiContext): Hono<Env> {
         },
       });
       const { outcome, run, waited } = answer;
+      // The request is written: a database lost during the wait is said beside it, not as a 503.
+      const detail = waited?.outcome === "database_lost"
+        ? { detail: api.redact(httpErrorMessage(waited.error)) }
+        : {};
       return json(
         c,
-        { outcome, run, waited: waited?.outcome ?? null },
+        { outcome, run, waited: waited?.outcome ?? null, ...detail },
         FINAL_STATUSES.includes(run.status) ? 200 : 202,
       );
     } finally {
