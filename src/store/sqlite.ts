@@ -15,7 +15,8 @@ import type { Driver, ExecResult, Executor, Param, Row, SqlStatement } from "./d
 import { eachStatement, PROFILES } from "./driver.ts";
 import { explainSqliteError } from "./sqlite_errors.ts";
 import { createDatabaseFile } from "./sqlite_owner.ts";
-import { databaseFile, openDatabase } from "./sqlite_path.ts";
+import { databaseFile, openDatabase, openDatabaseReadOnly } from "./sqlite_path.ts";
+import { accessFailure } from "./access.ts";
 import { type Identity, identityOf } from "./no_follow.ts";
 import { heldUnder, type LiveService, liveService, shmLost } from "./sqlite_sidecars.ts";
 
@@ -154,7 +155,7 @@ export class SqliteDriver implements Driver {
   readonly profile = PROFILES.sqlite;
   readonly description: string;
   readonly connections = 1;
-  private readonly executor: SqliteExecutor;
+  private executor: SqliteExecutor;
   /** The tail of the queue of work on this connection. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -162,7 +163,7 @@ export class SqliteDriver implements Driver {
   private gone: DatabaseError | null = null;
 
   private constructor(
-    private readonly db: DatabaseSync,
+    private db: DatabaseSync,
     private readonly path: string,
     readonly created: boolean,
     /** The file's path, links resolved, as SQLite names its `-wal` and `-shm` after it. */
@@ -176,11 +177,12 @@ export class SqliteDriver implements Driver {
   static open(path: string): SqliteDriver {
     let db: DatabaseSync;
     let created = false;
+    let file = path;
     try {
       // Readable by its owner only: it holds commands, environments and job
       // output (SQLite gives its -wal and -shm files its mode). No link
       // followed but a trusted one (sqlite_path.ts).
-      const file = databaseFile(path);
+      file = databaseFile(path);
       const made = createDatabaseFile(file);
       created = "identity" in made;
       db = openDatabase(file, "identity" in made ? made.identity : null, path);
@@ -205,6 +207,7 @@ export class SqliteDriver implements Driver {
     // for a moment, so this is retried like any statement.
     driver.ready = driver.whenUnlocked(() => {
       db.exec("PRAGMA busy_timeout = 0");
+      // Before anything written: a read-only filesystem fails on it (see `readOnlyFallback`).
       db.exec("PRAGMA journal_mode = WAL");
       // In WAL mode NORMAL is still safe from corruption; it skips an fsync
       // per commit, which would cap the service at a few hundred writes/s.
@@ -215,6 +218,9 @@ export class SqliteDriver implements Driver {
       db.exec("PRAGMA foreign_keys = ON");
       return Promise.resolve();
     }).catch((error) => {
+      const readOnly = driver.readOnlyFallback(error, file, created);
+      if (readOnly === true) return;
+      if (readOnly instanceof DatabaseError) throw readOnly;
       throw explainSqliteError(
         error,
         path,
@@ -223,6 +229,46 @@ export class SqliteDriver implements Driver {
     });
     driver.ready.catch(() => undefined);
     return driver;
+  }
+
+  /**
+   * On a read-only filesystem SQLite cannot set a database up as `open`
+   * does (WAL mode makes a `-wal` and `-shm` beside it, and a read-only
+   * mount refuses them): `job list` on a backup mounted read-only failed,
+   * "the database refuses writes", though it writes nothing. Such a file
+   * is read read-only instead, a write then refused by SQLite, and said to
+   * be so by `explainSqliteError` with the fix. With no `-wal` beside it
+   * (a clean stop removes it), read as immutable: SQLite needs no `-shm`
+   * then, and nothing on that mount can change the file. Whether it did;
+   * why not, when that is a `-wal` SQLite cannot read without a `-shm`.
+   */
+  private readOnlyFallback(
+    error: unknown,
+    file: string,
+    created: boolean,
+  ): boolean | DatabaseError {
+    if (created || (error as { code?: string })?.code !== "ERR_SQLITE_ERROR") return false;
+    if (accessFailure(file) !== "EROFS") return false;
+    let db: DatabaseSync | null = null;
+    try {
+      db = openDatabaseReadOnly(file, this.path);
+      db.exec("PRAGMA foreign_keys = ON");
+      db.prepare("SELECT count(*) FROM sqlite_master").get();
+    } catch {
+      db?.close();
+      const there = (suffix: string) => identityOrNull(`${file}${suffix}`) !== null;
+      // Not readable either: the first error says more, but for this.
+      if (!there("-wal") || there("-shm")) return false;
+      const dir = file.slice(0, file.lastIndexOf("/")) || "/";
+      return new DatabaseError(
+        `cannot read the SQLite database ${file} on the read-only filesystem holding ${dir}: its -wal file holds writes not yet checkpointed into it (a service that did not stop cleanly leaves them), and SQLite reads them only through a -shm file, which it cannot make there; remount it read-write (mount -o remount,rw), or copy the database with its -wal file to a writable place and point db.url (--database) at the copy`,
+        { cause: error, unreachable: false },
+      );
+    }
+    if (this.db.isOpen) this.db.close();
+    this.db = db;
+    this.executor = new SqliteExecutor(db);
+    return true;
   }
 
   /** The connection's setup; every statement waits for it and fails with it. */
