@@ -89,7 +89,7 @@ export class SqliteFileLock {
       identityOf(await file.stat()),
       "identity" in made,
       "identity" in made ? made.givenTo : null,
-      new SideFiles(Deno.realPathSync(linked)),
+      new SideFiles(realPathOr(linked)),
     );
   }
 
@@ -178,6 +178,15 @@ export class DatabaseWatch {
   /** Stop reporting; `ended` then resolves null. */
   close(): void {
     this.watch.close();
+  }
+}
+
+/** `path` with its links resolved; itself when it cannot be (deleted as it was opened). */
+function realPathOr(path: string): string {
+  try {
+    return Deno.realPathSync(path);
+  } catch {
+    return path;
   }
 }
 
