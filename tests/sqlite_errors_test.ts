@@ -121,10 +121,11 @@ Deno.test({
     const path = `${fs.dir}/jobs.db`;
     await withTable(path);
     await fs.readOnly();
-    const error = await failureOn(path, (driver) => driver.all("SELECT * FROM t"));
+    // A read goes on, read-only (sqlite_read_only_mount_test.ts): a write is refused.
+    const error = await failureOn(path, insert);
     assertEquals(
       error.message,
-      `cannot write the SQLite database ${path}: the filesystem holding ${fs.dir} is mounted read-only (SQLite: "unable to open database file"); remount it read-write (mount -o remount,rw), ${WHERE_ELSE}`,
+      `cannot write the SQLite database ${path}: the filesystem holding ${fs.dir} is mounted read-only (SQLite: "attempt to write a readonly database"); remount it read-write (mount -o remount,rw), ${WHERE_ELSE}`,
     );
     assertEquals(error.unreachable, false);
   },

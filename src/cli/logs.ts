@@ -3,7 +3,8 @@ import { validateId } from "../domain/job.ts";
 import { LOG_LEVELS } from "../domain/log_row.ts";
 import { LogFollower, type LogQuery, recentLogs } from "../app/logs.ts";
 import type { LogRow } from "../domain/log_row.ts";
-import type { LogStore } from "../store/store.ts";
+import type { Store } from "../store/store.ts";
+import { type Identity, identityOf } from "../store/no_follow.ts";
 import { writeErr, writeOut } from "./context.ts";
 import { command, switched, valued } from "./command.ts";
 import { logLine } from "./output.ts";
@@ -42,16 +43,37 @@ export function logsCommand() {
         since: opts.since === undefined ? undefined : parseSince(opts.since, Date.now(), "--since"),
       };
       const limit = parseCount(opts.limit, "--limit", MAX_LINES);
+      const target = ctx.target;
       await ctx.withStore(async (store) => {
+        // What the path names as the store has it open: the file followed.
+        const file = target.kind === "sqlite"
+          ? { path: target.path, identity: identityNamed(target.path), open: () => ctx.openStore() }
+          : null;
         const rows = await recentLogs(store, query, limit);
         const read = rows.every((row) => writeOut(logLine(row, ctx.json)));
         // Said on stderr, so stdout stays log lines (JSON lines with --json).
         if (rows.length === 0) writeErr(`jobsmanager: ${nothingToShow(opts)}`);
         if (!opts.follow || !read) return;
-        await follow(store, query, { shown: rows, limit }, ctx.json);
+        await follow(store, query, { shown: rows, limit, file }, ctx.json);
       });
     },
   });
+}
+
+/** A SQLite database file followed: its path, what the path named, and how to open what it names. */
+interface FollowedFile {
+  path: string;
+  identity: Identity | null;
+  open(): Store;
+}
+
+/** The file `path` names now (through links, as SQLite opens it); null when none. */
+function identityNamed(path: string): Identity | null {
+  try {
+    return identityOf(Deno.statSync(path));
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -59,12 +81,15 @@ export function logsCommand() {
  * seen as the next line is written), exit 0: through a database
  * outage (a line on stderr when it goes and when it is back) and a
  * `jm_syslog` emptied meanwhile (said, then its newest `limit` lines shown,
- * as at the start).
+ * as at the start). A SQLite `file` deleted meanwhile is said, and once
+ * the path names a file again (another moved over it, or a service made a
+ * new one), that one is followed, said too, its newest `limit` lines
+ * shown first: the file open was no longer the service's.
  */
 async function follow(
-  store: LogStore,
+  first: Store,
   query: LogQuery,
-  { shown, limit }: { shown: LogRow[]; limit: number },
+  { shown, limit, file }: { shown: LogRow[]; limit: number; file: FollowedFile | null },
   json: boolean,
 ) {
   const stop = new AbortController();
@@ -76,14 +101,61 @@ async function follow(
     if (reading) Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", onInterrupt);
+  /** The store on the file followed; null while the path names none. */
+  let store: Store | null = first;
+  /** A store opened here on the file the path names now (the first is the caller's to close). */
+  let reopened: Store | null = null;
   try {
     let follower: LogFollower | null = null;
     let away: string | null = null;
     let wait = FOLLOW_POLL_MS;
+    /** Show the newest `limit` lines of the file before following it (one newly followed). */
+    let fresh = false;
     while (!stop.signal.aborted) {
       let more = false;
+      const now = file === null ? null : identityNamed(file.path);
+      if (file !== null && now !== file.identity) {
+        // Let go of the old file at once: its space, when deleted, is freed only then, and a lock
+        // held on its -shm would have the next file at the path take that index for its own.
+        // The first store is closed again by the caller: a second close does nothing.
+        await store?.close();
+        store = reopened = null;
+        follower = null;
+        const was = file.identity;
+        file.identity = now;
+        if (now === null) {
+          writeErr(
+            `jobsmanager: sqlite:${file.path} was deleted; following on once the path names a database file again (a service started again makes one)`,
+          );
+        } else {
+          writeErr(
+            `jobsmanager: sqlite:${file.path} ${
+              was === null
+                ? "names a database file again"
+                : "now names another file (one moved over it)"
+            }; following that one, from its newest lines (--limit)`,
+          );
+          try {
+            store = reopened = file.open();
+            fresh = true;
+          } catch (error) {
+            // Tried again when the path names yet another file.
+            writeErr(`jobsmanager: cannot read the log: ${printableLine(databaseSaid(error))}`);
+          }
+        }
+      }
+      if (store === null) {
+        await sleep(FOLLOW_POLL_MS, stop.signal);
+        continue;
+      }
       reading = true;
       try {
+        if (fresh) {
+          const recent = await recentLogs(store, query, limit);
+          fresh = false;
+          shown = recent;
+          if (!recent.every((row) => writeOut(logLine(row, json)))) return;
+        }
         follower ??= await LogFollower.after(store, query, limit, shown);
         const found = await follower.poll();
         reading = false;
@@ -116,6 +188,7 @@ async function follow(
     }
   } finally {
     Deno.removeSignalListener("SIGINT", onInterrupt);
+    await reopened?.close();
   }
 }
 

@@ -10,7 +10,9 @@
  *
  * The lock also keeps the file's identity (device and inode): when the
  * path is deleted or made to name another file, the service would go on
- * writing to a file no one can open again; `moved()` says so.
+ * writing to a file no one can open again; `moved()` says so. And when
+ * the `-wal` or `-shm` beside it is, the service would go on with files
+ * no other process shares (store/sqlite_sidecars.ts): `sideFilesChanged()`.
  *
  * And `serve` watches the database's directory for writes (inotify), so
  * that a `job add` reaches an idle service at once without polling.
@@ -23,6 +25,7 @@ import { DirectoryWatch, IN } from "./directory_watch.ts";
 import { createDatabaseFile, notOurs } from "../store/sqlite_owner.ts";
 import { databaseFile, stillNamed } from "../store/sqlite_path.ts";
 import { identityOf } from "../store/no_follow.ts";
+import { SideFiles } from "../store/sqlite_sidecars.ts";
 
 const serviceLog = log("service");
 
@@ -35,6 +38,8 @@ export class SqliteFileLock {
     readonly created: boolean,
     /** Made by root in a directory of this user's, and given to it (see sqlite_owner.ts). */
     readonly givenTo: string | null,
+    /** Its `-wal` and `-shm`, named after the file itself (links resolved), as SQLite names them. */
+    private readonly sideFiles: SideFiles,
   ) {}
 
   /** Lock the database file at `path` (created 0600 when missing); throws when another service holds it. */
@@ -84,6 +89,7 @@ export class SqliteFileLock {
       identityOf(await file.stat()),
       "identity" in made,
       "identity" in made ? made.givenTo : null,
+      new SideFiles(realPathOr(linked)),
     );
   }
 
@@ -101,6 +107,15 @@ export class SqliteFileLock {
       if (!(error instanceof Deno.errors.NotFound)) return null;
       return `sqlite:${this.path} no longer exists: the file this service has open was deleted`;
     }
+  }
+
+  /**
+   * Null while the `-wal` and `-shm` this process has open beside the file
+   * (none before the store first reads it) are what their names name;
+   * otherwise which was deleted or replaced, for an error line.
+   */
+  sideFilesChanged(): string | null {
+    return this.sideFiles.changed();
   }
 
   /** Release the lock; only once the store's connection is closed (see above). */
@@ -166,6 +181,15 @@ export class DatabaseWatch {
   }
 }
 
+/** `path` with its links resolved; itself when it cannot be (deleted as it was opened). */
+function realPathOr(path: string): string {
+  try {
+    return Deno.realPathSync(path);
+  } catch {
+    return path;
+  }
+}
+
 function basename(path: string): string {
   return path.slice(path.lastIndexOf("/") + 1);
 }
@@ -180,24 +204,33 @@ function basename(path: string): string {
  * stop, the store lets go of the old file (`abandon`): nothing more is
  * written through it, and its `-wal` and `-shm` are not left beside the
  * file the path names now, which SQLite would take for that file's.
+ * It stops too when the file's `-wal` or `-shm` is deleted or replaced:
+ * no other process would share them, the CLI's writes were lost or
+ * failed. The store then checkpoints what its WAL holds into the file,
+ * through the WAL it has open, and leaves the files beside it to SQLite.
  */
 export function watchDatabaseFile(
   lock: SqliteFileLock,
   daemon: Pick<Daemon, "changed" | "watched" | "databaseLost">,
-  store: { abandon(why: string): Promise<string[]> },
+  store: { abandon(why: string, sideFiles: "remove" | "keep"): Promise<string[]> },
   reloadIntervalMs: number,
 ): { readonly lost: string | null; stop(): void } {
   let lost: string | null = null;
   const check = () => {
     if (lost !== null) return;
-    lost = lock.moved();
+    const moved = lock.moved();
+    lost = moved ?? lock.sideFilesChanged();
     if (lost === null) return;
     serviceLog.error(
-      "{problem}; the service stops rather than write where no one reads: start it again to use the file the path names now",
+      moved !== null
+        ? "{problem}; the service stops rather than write where no one reads: start it again to use the file the path names now"
+        : "{problem}; the service stops, first writing what its WAL holds into the database: start it again, and never delete or replace the -wal or -shm file of a database in use",
       { problem: lost },
     );
-    const why = `${lost}: nothing more is written to it`;
-    store.abandon(why).then((problems) => {
+    const why = `${lost}: ${
+      moved !== null ? "nothing more is written to it" : "the service writes nothing more"
+    }`;
+    store.abandon(why, moved !== null ? "remove" : "keep").then((problems) => {
       for (const problem of problems) {
         serviceLog.error("letting go of the file it had open: {problem}", { problem });
       }

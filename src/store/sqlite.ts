@@ -15,11 +15,15 @@ import type { Driver, ExecResult, Executor, Param, Row, SqlStatement } from "./d
 import { eachStatement, PROFILES } from "./driver.ts";
 import { explainSqliteError } from "./sqlite_errors.ts";
 import { createDatabaseFile } from "./sqlite_owner.ts";
-import { databaseFile, openDatabase } from "./sqlite_path.ts";
+import { databaseFile, openDatabase, openDatabaseReadOnly } from "./sqlite_path.ts";
+import { accessFailure } from "./access.ts";
 import { type Identity, identityOf } from "./no_follow.ts";
+import { heldUnder, type LiveService, liveService, shmLost } from "./sqlite_sidecars.ts";
 
 const BUSY_TIMEOUT_MS = 10_000;
 const BUSY_RETRY_MS = [1, 2, 5, 10, 20, 50];
+/** How long a `-shm` missing beside a live service's file is given to appear (see `sharedWithService`). */
+const SHM_RECHECK_MS = 200;
 
 function isBusy(error: unknown): boolean {
   // node:sqlite reports SQLITE_BUSY as a generic ERR_SQLITE_ERROR; its text
@@ -151,7 +155,7 @@ export class SqliteDriver implements Driver {
   readonly profile = PROFILES.sqlite;
   readonly description: string;
   readonly connections = 1;
-  private readonly executor: SqliteExecutor;
+  private executor: SqliteExecutor;
   /** The tail of the queue of work on this connection. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -159,7 +163,7 @@ export class SqliteDriver implements Driver {
   private gone: DatabaseError | null = null;
 
   private constructor(
-    private readonly db: DatabaseSync,
+    private db: DatabaseSync,
     private readonly path: string,
     readonly created: boolean,
     /** The file's path, links resolved, as SQLite names its `-wal` and `-shm` after it. */
@@ -173,11 +177,12 @@ export class SqliteDriver implements Driver {
   static open(path: string): SqliteDriver {
     let db: DatabaseSync;
     let created = false;
+    let file = path;
     try {
       // Readable by its owner only: it holds commands, environments and job
       // output (SQLite gives its -wal and -shm files its mode). No link
       // followed but a trusted one (sqlite_path.ts).
-      const file = databaseFile(path);
+      file = databaseFile(path);
       const made = createDatabaseFile(file);
       created = "identity" in made;
       db = openDatabase(file, "identity" in made ? made.identity : null, path);
@@ -202,6 +207,7 @@ export class SqliteDriver implements Driver {
     // for a moment, so this is retried like any statement.
     driver.ready = driver.whenUnlocked(() => {
       db.exec("PRAGMA busy_timeout = 0");
+      // Before anything written: a read-only filesystem fails on it (see `readOnlyFallback`).
       db.exec("PRAGMA journal_mode = WAL");
       // In WAL mode NORMAL is still safe from corruption; it skips an fsync
       // per commit, which would cap the service at a few hundred writes/s.
@@ -212,6 +218,9 @@ export class SqliteDriver implements Driver {
       db.exec("PRAGMA foreign_keys = ON");
       return Promise.resolve();
     }).catch((error) => {
+      const readOnly = driver.readOnlyFallback(error, file, created);
+      if (readOnly === true) return;
+      if (readOnly instanceof DatabaseError) throw readOnly;
       throw explainSqliteError(
         error,
         path,
@@ -220,6 +229,46 @@ export class SqliteDriver implements Driver {
     });
     driver.ready.catch(() => undefined);
     return driver;
+  }
+
+  /**
+   * On a read-only filesystem SQLite cannot set a database up as `open`
+   * does (WAL mode makes a `-wal` and `-shm` beside it, and a read-only
+   * mount refuses them): `job list` on a backup mounted read-only failed,
+   * "the database refuses writes", though it writes nothing. Such a file
+   * is read read-only instead, a write then refused by SQLite, and said to
+   * be so by `explainSqliteError` with the fix. With no `-wal` beside it
+   * (a clean stop removes it), read as immutable: SQLite needs no `-shm`
+   * then, and nothing on that mount can change the file. Whether it did;
+   * why not, when that is a `-wal` SQLite cannot read without a `-shm`.
+   */
+  private readOnlyFallback(
+    error: unknown,
+    file: string,
+    created: boolean,
+  ): boolean | DatabaseError {
+    if (created || (error as { code?: string })?.code !== "ERR_SQLITE_ERROR") return false;
+    if (accessFailure(file) !== "EROFS") return false;
+    let db: DatabaseSync | null = null;
+    try {
+      db = openDatabaseReadOnly(file, this.path);
+      db.exec("PRAGMA foreign_keys = ON");
+      db.prepare("SELECT count(*) FROM sqlite_master").get();
+    } catch {
+      db?.close();
+      const there = (suffix: string) => identityOrNull(`${file}${suffix}`) !== null;
+      // Not readable either: the first error says more, but for this.
+      if (!there("-wal") || there("-shm")) return false;
+      const dir = file.slice(0, file.lastIndexOf("/")) || "/";
+      return new DatabaseError(
+        `cannot read the SQLite database ${file} on the read-only filesystem holding ${dir}: its -wal file holds writes not yet checkpointed into it (a service that did not stop cleanly leaves them), and SQLite reads them only through a -shm file, which it cannot make there; remount it read-write (mount -o remount,rw), or copy the database with its -wal file to a writable place and point db.url (--database) at the copy`,
+        { cause: error, unreachable: false },
+      );
+    }
+    if (this.db.isOpen) this.db.close();
+    this.db = db;
+    this.executor = new SqliteExecutor(db);
+    return true;
   }
 
   /** The connection's setup; every statement waits for it and fails with it. */
@@ -271,12 +320,15 @@ export class SqliteDriver implements Driver {
   }
 
   run(sql: string, params?: Param[]): Promise<ExecResult> {
-    return this.enqueue(() => this.whenUnlocked(() => this.executor.run(sql, params)))
-      .catch((error) => this.rethrowExplained(error));
+    return this.enqueue(async () => {
+      await this.sharedWithService();
+      return this.whenUnlocked(() => this.executor.run(sql, params));
+    }).catch((error) => this.rethrowExplained(error));
   }
 
   transaction<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
     return this.enqueue(async () => {
+      await this.sharedWithService();
       // IMMEDIATE takes the write lock now, so two writers never both read
       // a row and then both try to upgrade (which SQLite would fail).
       await this.whenUnlocked(() => Promise.resolve(this.db.exec("BEGIN IMMEDIATE")));
@@ -295,6 +347,50 @@ export class SqliteDriver implements Driver {
 
   batch(statements: readonly SqlStatement[]): Promise<Row[][]> {
     return this.transaction((tx) => eachStatement(tx, statements));
+  }
+
+  /** Set once this process is found to be the service holding the file's lock: nothing to check then. */
+  private served = false;
+  /**
+   * The `-shm` the name gave at the last look that found nothing wrong:
+   * while it names that file still, there is nothing to look at again
+   * (/proc/locks takes most of a millisecond to read).
+   */
+  private shmSeen: Identity | null = null;
+
+  /**
+   * Throws, before a write, when a live service of another process holds
+   * the file's lock but no longer maps the `-shm` its name gives (deleted
+   * or replaced under it: see sqlite_sidecars.ts): this process's writes
+   * and the service's would overwrite each other in the WAL, and the
+   * command would say it was done. Looked at again after a moment before
+   * refusing: a service starting takes its lock on the file just before
+   * SQLite maps the `-shm`.
+   */
+  private async sharedWithService(): Promise<void> {
+    if (this.served || this.realPath === null) return;
+    const shm = identityOrNull(`${this.realPath}-shm`);
+    if (shm !== null && shm === this.shmSeen) return;
+    const found = liveService(this.realPath);
+    if (found === "self") {
+      this.served = true;
+      return;
+    }
+    let lost = unshared(found);
+    if (lost !== null) {
+      await new Promise((resolve) => setTimeout(resolve, SHM_RECHECK_MS));
+      lost = unshared(liveService(this.realPath));
+    }
+    if (lost === null) {
+      this.shmSeen = shm;
+      return;
+    }
+    throw new DatabaseError(
+      `refusing to write to ${this.description}: ${
+        shmLost(this.realPath, lost)
+      }; that file indexes the WAL, which every process writing the database must share, so what this command wrote would be overwritten by the service's writes and lost. Restart the service (systemctl restart jobsmanager; a service of this version stops by itself once it notices), then run this again; never delete the -wal or -shm file of a database in use`,
+      { unreachable: false, writesRefused: true },
+    );
   }
 
   private rethrowExplained(error: unknown): never {
@@ -317,9 +413,12 @@ export class SqliteDriver implements Driver {
    * pages into it: a malformed database, or a restored copy silently
    * given the later writes. Only the files this process has open under
    * those names are removed: a `-wal` that came with the new file stays.
-   * Resolves with what could not be done, for the log.
+   * With `sideFiles` "keep" (the path still names the file, but its `-wal`
+   * or `-shm` was deleted or replaced under it), none is: SQLite removes
+   * them as it closes when no other process uses the file, and they are
+   * the file's own. Resolves with what could not be done, for the log.
    */
-  abandon(why: string): Promise<string[]> {
+  abandon(why: string, sideFiles: "remove" | "keep" = "remove"): Promise<string[]> {
     this.gone ??= new DatabaseError(why, { unreachable: false });
     const done = this.queue.then(() => {
       if (!this.db.isOpen) return [];
@@ -335,6 +434,7 @@ export class SqliteDriver implements Driver {
         problems.push(`its WAL could not be checkpointed: ${(error as Error).message}`);
       }
       this.db.close();
+      if (sideFiles === "keep") return problems;
       if (held === null) {
         problems.push(
           `/proc/self/fd cannot be read, so ${names.join(" and ")} were left, which may be its own`,
@@ -366,28 +466,18 @@ export class SqliteDriver implements Driver {
   }
 }
 
-/**
- * The files this process has open by each of `names` (as /proc/self/fd
- * names them: a file removed or replaced since is not under its name);
- * null where that cannot be read.
- */
-function heldUnder(names: string[]): Map<string, Set<Identity>> | null {
-  const held = new Map<string, Set<Identity>>();
+/** The live service `found`, when it does not map the `-shm` beside its file; else null. */
+function unshared(found: LiveService | "self" | null): LiveService | null {
+  return found !== null && found !== "self" && found.shm !== "shared" ? found : null;
+}
+
+/** The identity of the file at `path`; null when there is none, or it cannot be looked at. */
+function identityOrNull(path: string): Identity | null {
   try {
-    for (const { name: fd } of Deno.readDirSync("/proc/self/fd")) {
-      try {
-        const name = Deno.readLinkSync(`/proc/self/fd/${fd}`);
-        if (!names.includes(name)) continue;
-        const identity = identityOf(Deno.statSync(`/proc/self/fd/${fd}`));
-        held.set(name, (held.get(name) ?? new Set()).add(identity));
-      } catch {
-        // Closed meanwhile (the listing's own descriptor, another thread's).
-      }
-    }
+    return identityOf(Deno.statSync(path));
   } catch {
     return null;
   }
-  return held;
 }
 
 /**

@@ -10,6 +10,7 @@
 import { DatabaseError } from "../errors.ts";
 import { accessFailure } from "./access.ts";
 import { notOurs, userName } from "./sqlite_owner.ts";
+import { liveService, shmLost, walEmpty } from "./sqlite_sidecars.ts";
 
 const READ_ONLY = /attempt to write a readonly database/;
 const CANNOT_OPEN = /unable to open database file/;
@@ -51,6 +52,9 @@ export function explainSqliteError(
   if (NOT_A_DATABASE.test(said)) {
     return new DatabaseError(notADatabase(file, said), { cause: error, unreachable: false });
   }
+  const lost = IO_ERROR.test(said) ? sideFileLost(file, said) : null;
+  // No use trying again: the service must let go of the files first.
+  if (lost !== null) return new DatabaseError(lost, { cause: error, unreachable: false });
   const trouble = diagnose(said, file);
   if (trouble !== null) {
     return new DatabaseError(trouble, { cause: error, unreachable: false, writesRefused: true });
@@ -60,6 +64,30 @@ export function explainSqliteError(
     unreachable: IO_ERROR.test(said) || CANNOT_OPEN.test(said),
     unstorable: TOO_BIG.test(said),
   });
+}
+
+/**
+ * Why a disk I/O error came, when it came of the `-wal` or `-shm` of the
+ * database at `file` being deleted or replaced under its live service
+ * (sqlite_sidecars.ts): that process goes on with the ones it has open,
+ * which no other can read; null when no such service is seen.
+ */
+function sideFileLost(file: string, said: string): string | null {
+  let real: string;
+  try {
+    real = Deno.realPathSync(file);
+  } catch {
+    return null;
+  }
+  const service = liveService(real);
+  if (service === null || service === "self") return null;
+  const cannot = `cannot use the SQLite database ${file} (SQLite: "${said}"):`;
+  const under = `under the live service on it (pid ${service.pid})`;
+  const fix =
+    "restart the service (systemctl restart jobsmanager; a service of this version stops by itself once it notices, writing what its WAL holds into the database), then run this again; never delete the -wal or -shm file of a database in use";
+  if (service.shm !== "shared") return `${cannot} ${shmLost(real, service)}; ${fix}`;
+  if (!walEmpty(real)) return null;
+  return `${cannot} its -wal file ${real}-wal was deleted or emptied ${under}, which goes on with the one it has open, holding the writes not yet checkpointed into the database, where no other process can read them; ${fix}`;
 }
 
 /**

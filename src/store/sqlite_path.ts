@@ -142,10 +142,39 @@ export function stillNamed(file: string, expected: Identity | null, path: string
  * (`mode=rw`): the file was created, if at all, by `createDatabaseFile`.
  */
 function readWriteUri(file: string): string {
+  return `${uriOf(file)}?mode=rw`;
+}
+
+/** `file` as a SQLite URI, without parameters. */
+function uriOf(file: string): string {
   // %, ? and # mean something in a URI; a leading // would be read as a host.
   const escaped = file.replace(/%/g, "%25").replace(/\?/g, "%3f").replace(/#/g, "%23")
     .replace(/^\/+/, "/");
-  return `file:${escaped}?mode=rw`;
+  return `file:${escaped}`;
+}
+
+/**
+ * Open the database file `file` (which `path` named) read-only, as a file
+ * on a read-only filesystem: `mode=ro`, and `immutable=1` when no `-wal`
+ * lies beside it (SQLite then needs no `-shm`, which it could not make).
+ * No link swapped in makes it open another file for writing: it writes none.
+ */
+export function openDatabaseReadOnly(file: string, path: string): DatabaseSync {
+  stillNamed(file, null, path);
+  let walled = true;
+  try {
+    Deno.lstatSync(`${file}-wal`);
+  } catch (error) {
+    walled = !(error instanceof Deno.errors.NotFound);
+  }
+  const uri = `${uriOf(file)}?mode=ro${walled ? "" : "&immutable=1"}`;
+  try {
+    return new DatabaseSync(uri);
+  } catch (error) {
+    const e = error as { message?: string };
+    if (typeof e?.message === "string") e.message = e.message.replaceAll(uri, file);
+    throw error;
+  }
 }
 
 /**
