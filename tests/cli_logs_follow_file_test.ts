@@ -7,7 +7,8 @@
  */
 import { assertEquals, assertStringIncludes } from "./assert.ts";
 import { openStore } from "../src/store/open.ts";
-import { CliProcess, freshDatabase, rawQuery, type TestDatabase, waitFor } from "./helpers.ts";
+import { freshDatabase, type TestDatabase, waitFor } from "./helpers.ts";
+import { follow, logRow, printed, printedAll } from "./logs_follow.ts";
 
 /** The same test database, named by another path. */
 function through(db: TestDatabase, path: string): TestDatabase {
@@ -20,27 +21,6 @@ async function migrated(db: TestDatabase): Promise<void> {
   await store.migrate().finally(() => store.close());
 }
 
-async function logRow(db: TestDatabase, id: number, message: string): Promise<void> {
-  await rawQuery(
-    db,
-    "INSERT INTO jm_syslog (id, created_at, level, logger_name, message, context) VALUES (?, 1, 'info', 'jobsmanager.test', ?, '{}')",
-    [id, message],
-  );
-}
-
-/** The messages `logs` printed so far, in order. */
-function printed(f: CliProcess): string[] {
-  return f.stdout.split("\n").filter((l) => l !== "").map((l) => l.split("jobsmanager.test  ")[1]);
-}
-
-async function printedAll(f: CliProcess, messages: string[], what: string): Promise<void> {
-  await waitFor(() => messages.every((m) => printed(f).includes(m)), {
-    timeoutMs: 30_000,
-    what,
-    detail: () => `stdout:\n${f.stdout}\nstderr:\n${f.stderr}`,
-  });
-}
-
 Deno.test("cli[sqlite]: logs --follow follows the file moved over the one it had open, and says so", async () => {
   await using db = await freshDatabase("sqlite");
   await migrated(db);
@@ -49,7 +29,7 @@ Deno.test("cli[sqlite]: logs --follow follows the file moved over the one it had
   await migrated(other);
   await logRow(other, 1, "restored one");
   await logRow(other, 2, "restored two");
-  await using f = new CliProcess(["--database", db.url, "logs", "--follow"], { cwd: db.dir });
+  await using f = follow(db);
   await printedAll(f, ["old one"], "the line already there");
   await Deno.rename(`${db.dir}/other.db`, `${db.dir}/jobs.db`);
   await printedAll(f, ["restored one", "restored two"], "the lines of the file moved over it");
@@ -66,7 +46,7 @@ Deno.test("cli[sqlite]: logs --follow says its file was deleted, and follows the
   await using db = await freshDatabase("sqlite");
   await migrated(db);
   await logRow(db, 1, "old one");
-  await using f = new CliProcess(["--database", db.url, "logs", "--follow"], { cwd: db.dir });
+  await using f = follow(db);
   await printedAll(f, ["old one"], "the line already there");
   for (const suffix of ["", "-wal", "-shm"]) {
     await Deno.remove(`${db.dir}/jobs.db${suffix}`).catch(() => {});

@@ -5,41 +5,9 @@
  * followed through, said on stderr when it goes and when it is back.
  */
 import { assert, assertEquals } from "./assert.ts";
-import {
-  BACKENDS,
-  CliProcess,
-  freshDatabase,
-  mysqlTest,
-  rawQuery,
-  type TestDatabase,
-  waitFor,
-} from "./helpers.ts";
+import { BACKENDS, freshDatabase, mysqlTest, rawQuery, waitFor } from "./helpers.ts";
 import { proxyFor } from "./tcp_proxy.ts";
-
-async function logRow(db: TestDatabase, id: number, message: string): Promise<void> {
-  await rawQuery(
-    db,
-    "INSERT INTO jm_syslog (id, created_at, level, logger_name, message, context) VALUES (?, 1, 'info', 'jobsmanager.test', ?, '{}')",
-    [id, message],
-  );
-}
-
-function follow(db: TestDatabase, url = db.url): CliProcess {
-  return new CliProcess(["--database", url, "logs", "--follow"], { cwd: db.dir });
-}
-
-/** The messages `logs` printed so far, in order. */
-function printed(f: CliProcess): string[] {
-  return f.stdout.split("\n").filter((l) => l !== "").map((l) => l.split("jobsmanager.test  ")[1]);
-}
-
-async function printedAll(f: CliProcess, messages: string[], what: string): Promise<void> {
-  await waitFor(() => messages.every((m) => printed(f).includes(m)), {
-    timeoutMs: 30_000,
-    what,
-    detail: () => `stdout:\n${f.stdout}\nstderr:\n${f.stderr}`,
-  });
-}
+import { follow, logRow, printed, printedAll } from "./logs_follow.ts";
 
 for (const backend of BACKENDS) {
   Deno.test(`cli[${backend}]: logs --follow prints a line committed below the last id, and says when jm_syslog restarts`, async () => {

@@ -76,3 +76,11 @@ export class FakeClock implements Clock {
     return this.set(this.time + ms);
   }
 }
+
+/** A promise's state, without waiting for it. */
+export async function settled(promise: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  promise.then(() => done = true, () => done = true);
+  await settle();
+  return done;
+}

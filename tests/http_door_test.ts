@@ -7,7 +7,7 @@
  * calls wait for the test, on either backend.
  */
 import { assertEquals, assertStringIncludes } from "./assert.ts";
-import { FakeClock, settle } from "./fake_clock.ts";
+import { FakeClock, settled } from "./fake_clock.ts";
 import { BACKENDS, freshDatabase, type TestDatabase, waitFor } from "./helpers.ts";
 import { type Answer, type Api, startApi } from "./http_harness.ts";
 import { Metrics, nodeMetrics } from "../src/http/metrics.ts";
@@ -16,14 +16,6 @@ import { HttpError } from "../src/http/errors.ts";
 import type { Store } from "../src/store/store.ts";
 
 const T0 = 1_700_000_000_000;
-
-/** A promise's state, without waiting for it. */
-async function settled(promise: Promise<unknown>): Promise<boolean> {
-  let done = false;
-  promise.then(() => done = true, () => done = true);
-  await settle();
-  return done;
-}
 
 Deno.test("door: a request refused once none inside has ended for the bound, told why", async () => {
   const clock = new FakeClock(T0);

@@ -5,7 +5,7 @@
  * The clock is a fake one: the test moves it and looks at what waits.
  */
 import { assertEquals } from "./assert.ts";
-import { FakeClock, settle } from "./fake_clock.ts";
+import { FakeClock, settle, settled } from "./fake_clock.ts";
 import { BACKENDS, freshDatabase } from "./helpers.ts";
 import { DaemonHarness, T0 as HARNESS_T0 } from "./daemon_harness.ts";
 import { ADMIN, READER, serverDeps } from "./http_harness.ts";
@@ -16,14 +16,6 @@ import { Metrics } from "../src/http/metrics.ts";
 import { Door, LEAD_MS, MAX_WAIT_MS, QUIET_MS, Starts } from "../src/http/starts.ts";
 
 const T0 = 1_700_000_000_000;
-
-/** A promise's state, without waiting for it. */
-async function settled(promise: Promise<unknown>): Promise<boolean> {
-  let done = false;
-  promise.then(() => done = true, () => done = true);
-  await settle();
-  return done;
-}
 
 Deno.test("starts: a request goes ahead at once when no run started lately", async () => {
   const clock = new FakeClock(T0);
